@@ -1,0 +1,50 @@
+# snap — build, test, demo and benchmarks. See README.md.
+GO      ?= go
+BIN     := bin/snap
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+DEMO    ?= $(CURDIR)/demo
+
+.PHONY: build test vet fmt-check demo bench fuzz test-minio clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/snap
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# All tests. Server tests use SNAP_TEST_POSTGRES / SNAP_TEST_MYSQL when set
+# (.ci/run sets them) and fail when those servers are unreachable.
+test: build fmt-check vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Back up a sample directory into a local repository, list it, restore it,
+# and compare.
+demo: build
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)/data/docs $(DEMO)/data/bin
+	@echo "hello from snap" > $(DEMO)/data/docs/hello.txt
+	@head -c 3000000 /dev/urandom > $(DEMO)/data/bin/random.bin
+	@ln -s docs/hello.txt $(DEMO)/data/link
+	@printf 'secret-demo-password\n' > $(DEMO)/password
+	SNAP_PASSWORD_FILE=$(DEMO)/password SNAP_CACHE_DIR=$(DEMO)/cache $(BIN) init -r $(DEMO)/repo
+	SNAP_PASSWORD_FILE=$(DEMO)/password SNAP_CACHE_DIR=$(DEMO)/cache $(BIN) create -r $(DEMO)/repo --tag demo $(DEMO)/data
+	SNAP_PASSWORD_FILE=$(DEMO)/password SNAP_CACHE_DIR=$(DEMO)/cache $(BIN) create -r $(DEMO)/repo --tag demo $(DEMO)/data
+	SNAP_PASSWORD_FILE=$(DEMO)/password SNAP_CACHE_DIR=$(DEMO)/cache $(BIN) list -r $(DEMO)/repo
+	SNAP_PASSWORD_FILE=$(DEMO)/password SNAP_CACHE_DIR=$(DEMO)/cache $(BIN) restore -r $(DEMO)/repo latest --target $(DEMO)/restored
+	diff -r $(DEMO)/data $(DEMO)/restored$(DEMO)/data && echo "demo: restored tree is identical to the original"
+
+# Short fuzzing runs of every decoder of repository bytes.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./repo -run '^$$' -fuzz '^FuzzTrailer$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./repo -run '^$$' -fuzz '^FuzzKeyFile$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./index -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzTree$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzSnapshot$$' -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin $(DEMO)

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// reorderArgs lets flags follow positional arguments ("snap restore latest
+// --target /x"), which urfave/cli v2 does not parse on its own. For the
+// command named on the line it moves every recognised flag (and its value)
+// in front of the positional arguments, and puts "--" before those so that
+// one that starts with '-' stays an argument. Anything after a "--" the user
+// wrote is kept, after a "--" of its own, as the command's trailing
+// arguments.
+func reorderArgs(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	rest := args[1:]
+	// Global flags before the command name.
+	flags := app.Flags
+	for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "--" {
+		n := flagArity(flags, rest[0])
+		n = min(n, len(rest)-1)
+		out = append(out, rest[:1+n]...)
+		rest = rest[1+n:]
+	}
+	if len(rest) == 0 {
+		return out
+	}
+	cmds := app.Commands
+	var cmd *cli.Command
+	for len(rest) > 0 {
+		c := findCommand(cmds, rest[0])
+		if c == nil {
+			break
+		}
+		cmd = c
+		out = append(out, rest[0])
+		rest = rest[1:]
+		cmds = c.Subcommands
+		if len(cmds) == 0 {
+			break
+		}
+		// Flags of a parent command may sit between it and a subcommand.
+		for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "--" && findCommand(cmds, rest[0]) == nil {
+			n := min(flagArity(c.Flags, rest[0]), len(rest)-1)
+			out = append(out, rest[:1+n]...)
+			rest = rest[1+n:]
+		}
+	}
+	if cmd == nil {
+		return append(out, rest...)
+	}
+	var fl, pos, trailing []string
+	dashdash := false
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			dashdash = true
+			trailing = rest[i+1:]
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" && isKnownFlag(cmd.Flags, a) {
+			n := min(flagArity(cmd.Flags, a), len(rest)-1-i)
+			fl = append(fl, rest[i:i+1+n]...)
+			i += n
+			continue
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			fl = append(fl, a) // unknown: let the parser report it
+			continue
+		}
+		pos = append(pos, a)
+	}
+	out = append(out, fl...)
+	if len(pos) > 0 || dashdash {
+		out = append(out, "--")
+		out = append(out, pos...)
+	}
+	if dashdash {
+		out = append(out, "--")
+		out = append(out, trailing...)
+	}
+	return out
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+func flagName(arg string) (name string, hasValue bool) {
+	name = strings.TrimLeft(arg, "-")
+	if i := strings.IndexByte(name, '='); i >= 0 {
+		return name[:i], true
+	}
+	return name, false
+}
+
+func lookupFlag(flags []cli.Flag, arg string) cli.Flag {
+	name, _ := flagName(arg)
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+func isKnownFlag(flags []cli.Flag, arg string) bool { return lookupFlag(flags, arg) != nil }
+
+// flagArity is how many following arguments a flag consumes: 0 for booleans
+// and for "--flag=value", 1 otherwise.
+func flagArity(flags []cli.Flag, arg string) int {
+	if _, hasValue := flagName(arg); hasValue {
+		return 0
+	}
+	f := lookupFlag(flags, arg)
+	if f == nil {
+		return 0
+	}
+	if _, ok := f.(*cli.BoolFlag); ok {
+		return 0
+	}
+	return 1
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/repo"
+)
+
+func initCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "init",
+		Usage:     "create a new repository",
+		ArgsUsage: " ",
+		Description: "Creates an encrypted repository at --repo (a new or empty directory). The password protects\n" +
+			"the master key; keep it safe: without it the backups cannot be read.",
+		Flags: []cli.Flag{
+			&cli.UintFlag{Name: "kdf-time", Value: uint(repo.DefaultKDF.Time), Usage: "argon2id passes"},
+			&cli.UintFlag{Name: "kdf-memory", Value: uint(repo.DefaultKDF.MemoryKiB >> 10), Usage: "argon2id memory in MiB"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("init takes no arguments; give the location with --repo")
+			}
+			kdf := repo.KDFParams{Time: uint32(c.Uint("kdf-time")), MemoryKiB: uint32(c.Uint("kdf-memory")) << 10, Threads: repo.DefaultKDF.Threads}
+			return runInit(c, e, gstring(c, "repo"), kdf)
+		},
+	}
+}
+
+func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error {
+	u := newUI(c, e)
+	if location == "" {
+		return usagef("no repository given: use --repo or set SNAP_REPOSITORY")
+	}
+	pw, err := readPassword(c, e, true)
+	if err != nil {
+		return err
+	}
+	be, err := openBackend(location, true)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	params, err := chunk.NewParams()
+	if err != nil {
+		return err
+	}
+	r, err := repo.Init(c.Context, be, pw, kdf, repo.ChunkerParams{Polynomial: params.Polynomial, MinSize: params.MinSize, MaxSize: params.MaxSize, AverageBits: params.AverageBits}, repo.Options{Now: e.now})
+	if err != nil {
+		return err
+	}
+	if u.json {
+		return u.jsonDoc(map[string]any{"id": r.Config().ID, "location": be.Location()})
+	}
+	u.printf("created repository %s at %s", r.Config().ID[:8], be.Location())
+	u.printf("keep the password safe: without it nothing in the repository can be read")
+	return nil
+}

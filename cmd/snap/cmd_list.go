@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+)
+
+func listCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "list",
+		Aliases:   []string{"snapshots"},
+		Usage:     "list snapshots",
+		ArgsUsage: "[PERIOD]",
+		Description: "Lists snapshots, oldest first, with their size and what each added. PERIOD (2026, 2026-11 or\n" +
+			"2026-11-20, local time) keeps those taken in it.",
+		Flags: filterFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usagef("list takes at most one PERIOD argument")
+			}
+			f := filterFrom(c)
+			if c.NArg() == 1 {
+				from, to, err := snapshot.ParsePeriod(c.Args().First(), time.Local)
+				if err != nil {
+					return usagef("%v", err)
+				}
+				f.From, f.To = from, to
+			}
+			return runList(c, e, f)
+		},
+	}
+}
+
+// snapshotJSON is the documented JSON form of a snapshot (docs/usage.md).
+type snapshotJSON struct {
+	ID       string            `json:"id"`
+	ShortID  string            `json:"short_id"`
+	Time     time.Time         `json:"time"`
+	Host     string            `json:"host"`
+	Username string            `json:"username,omitempty"`
+	Tags     []string          `json:"tags"`
+	Paths    []string          `json:"paths"`
+	Tree     repo.ID           `json:"tree"`
+	Parent   *repo.ID          `json:"parent"`
+	Summary  snapshot.Summary  `json:"summary"`
+	Sources  []snapshot.Source `json:"sources,omitempty"`
+}
+
+func toJSON(sn *snapshot.Snapshot) snapshotJSON {
+	return snapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Username: sn.Username, Tags: sn.Tags,
+		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sn.Sources}
+}
+
+func runList(c *cli.Context, e *env, f snapshot.Filter) error {
+	s, err := openSession(c, e, noLock)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	sns, err := s.snapshots(c.Context)
+	if err != nil {
+		return err
+	}
+	sns = f.Apply(sns)
+	if s.ui.json {
+		out := make([]snapshotJSON, 0, len(sns))
+		for _, sn := range sns {
+			out = append(out, toJSON(sn))
+		}
+		return s.ui.jsonDoc(out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSize\tAdded\tPaths")
+	for _, sn := range sns {
+		paths := append([]string(nil), sn.Paths...)
+		for _, src := range sn.Sources {
+			paths = append(paths, src.Path)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), sn.Host, strings.Join(sn.Tags, ","),
+			humanBytes(sn.Summary.Bytes), humanBytes(sn.Summary.AddedBytes), strings.Join(paths, " "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !s.ui.quiet {
+		fmt.Fprintf(e.stdout, "%d snapshots\n", len(sns))
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"path"
+	"time"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+func lsCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:        "ls",
+		Usage:       "list the files in a snapshot",
+		ArgsUsage:   "SNAPSHOT [PATH]",
+		Description: "Lists everything below PATH (default /) in the snapshot, recursively. SNAPSHOT is an ID, a unique\nID prefix, or 'latest' (narrowed by --host, --tag and --path).",
+		Flags: append(filterFlags(),
+			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, owner, size and time"},
+			&cli.BoolFlag{Name: "no-recursive", Usage: "list only the entries directly below PATH"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 || c.NArg() > 2 {
+				return usagef("usage: snap ls SNAPSHOT [PATH]")
+			}
+			p := "/"
+			if c.NArg() == 2 {
+				p = c.Args().Get(1)
+			}
+			return runLs(c, e, c.Args().First(), p)
+		},
+	}
+}
+
+// nodeJSON is the documented JSON form of a tree entry.
+type nodeJSON struct {
+	Path       string    `json:"path"`
+	PathBase64 string    `json:"path_base64,omitempty"` // set when the path is not valid UTF-8
+	Name       string    `json:"name"`
+	Type       string    `json:"type"`
+	Mode       string    `json:"mode"`
+	UID        uint32    `json:"uid"`
+	GID        uint32    `json:"gid"`
+	User       string    `json:"user,omitempty"`
+	Group      string    `json:"group,omitempty"`
+	Size       uint64    `json:"size"`
+	MTime      time.Time `json:"mtime"`
+	LinkTarget string    `json:"link_target,omitempty"`
+}
+
+func fileMode(m sources.Meta) fs.FileMode {
+	mode := fs.FileMode(m.Mode & 0o777)
+	if m.Mode&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m.Mode&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m.Mode&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	switch m.Type {
+	case sources.TypeDir:
+		mode |= fs.ModeDir
+	case sources.TypeSymlink:
+		mode |= fs.ModeSymlink
+	case sources.TypeDev:
+		mode |= fs.ModeDevice
+	case sources.TypeCharDev:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case sources.TypeFIFO:
+		mode |= fs.ModeNamedPipe
+	case sources.TypeSocket:
+		mode |= fs.ModeSocket
+	}
+	return mode
+}
+
+func runLs(c *cli.Context, e *env, ref, p string) error {
+	s, err := openSession(c, e, noLock)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	sn, err := s.findSnapshot(c, ref)
+	if err != nil {
+		return err
+	}
+	p = path.Clean("/" + p)
+	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, p)
+	if err != nil {
+		return err
+	}
+	long, flat := c.Bool("long"), c.Bool("no-recursive")
+	var nodes []nodeJSON
+	err = snapshot.Walk(c.Context, s.ix, p, node, func(np string, n *snapshot.Node) error {
+		if np == p && n.Type == sources.TypeDir {
+			return nil // the starting directory itself
+		}
+		if s.ui.json {
+			j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: fileMode(n.Meta).String(), UID: n.UID, GID: n.GID,
+				User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
+			if !utf8.ValidString(np) {
+				j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(np))
+			}
+			nodes = append(nodes, j)
+		} else if long {
+			owner := n.User
+			if owner == "" {
+				owner = fmt.Sprint(n.UID)
+			}
+			group := n.Group
+			if group == "" {
+				group = fmt.Sprint(n.GID)
+			}
+			line := fmt.Sprintf("%s %8s %8s %12d %s %s", fileMode(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), np)
+			if n.Type == sources.TypeSymlink {
+				line += " -> " + n.LinkTarget
+			}
+			fmt.Fprintln(e.stdout, line)
+		} else {
+			fmt.Fprintln(e.stdout, np)
+		}
+		if flat && np != p && n.Type == sources.TypeDir {
+			return snapshot.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if s.ui.json {
+		if nodes == nil {
+			nodes = []nodeJSON{}
+		}
+		return s.ui.jsonDoc(map[string]any{"snapshot": toJSON(sn), "path": p, "nodes": nodes})
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+)
+
+func repairCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "repair",
+		Usage: "repair the repository or the local cache",
+		Subcommands: []*cli.Command{{
+			Name:  "index",
+			Usage: "rebuild the local index from the index segments, or the index itself from the packs",
+			Description: "Without flags, empties the local index cache and reads every index segment again.\n" +
+				"With --from-packs, reads the trailer of every pack, writes new index segments that replace all\n" +
+				"existing ones, and rebuilds the cache from them (needs the exclusive lock).",
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "from-packs", Usage: "rebuild the repository's index from the pack trailers"}},
+			Action: func(c *cli.Context) error {
+				return runRepairIndex(c, e, c.Bool("from-packs"))
+			},
+		}},
+	}
+}
+
+func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
+	mode := sharedLock
+	if fromPacks {
+		mode = exclusiveLock
+	}
+	s, err := openSession(c, e, mode)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	log := func(m string) { s.ui.warnf("%s", m) }
+	if !fromPacks {
+		if err := s.ix.Reset(); err != nil {
+			return err
+		}
+		st, err := s.ix.Sync(c.Context, log)
+		if err != nil {
+			return err
+		}
+		s.ui.printf("rebuilt the local index from %d index segments", st.Added)
+		return nil
+	}
+	st, err := s.ix.RebuildFromPacks(c.Context, log)
+	if err != nil {
+		return err
+	}
+	for _, u := range st.Unreadable {
+		s.ui.errorf("%s (its blobs are not indexed; 'snap check' lists the snapshots affected)", u)
+	}
+	s.ui.printf("indexed %d blobs in %d packs; wrote %d index segments", st.Blobs, st.Packs, st.Segments)
+	return nil
+}

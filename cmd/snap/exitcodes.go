@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// Exit codes, documented in docs/usage.md. Scripts rely on them: never
+// renumber.
+const (
+	exitOK          = 0
+	exitFatal       = 1
+	exitUsage       = 2 // wrong flags or arguments
+	exitPartial     = 3 // snapshot saved, but some files could not be read
+	exitNoRepo      = 10
+	exitLocked      = 11
+	exitWrongPass   = 12
+	exitInterrupted = 130
+)
+
+// partialError means the command did its job but skipped some inputs.
+type partialError struct{ msg string }
+
+func (e *partialError) Error() string { return e.msg }
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{msg: sprintf(format, args...)} }
+
+// exitCode maps an error to the documented exit code.
+func exitCode(err error) int {
+	var pe *partialError
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &pe):
+		return exitPartial
+	case errors.Is(err, context.Canceled) || errors.Is(err, errInterrupted):
+		return exitInterrupted
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepo
+	case errors.Is(err, repo.ErrLocked):
+		return exitLocked
+	case errors.Is(err, repo.ErrWrongPassword):
+		return exitWrongPass
+	case errors.As(err, &ue):
+		return exitUsage
+	}
+	return exitFatal
+}
+
+var errInterrupted = errors.New("interrupted")

@@ -1,0 +1,11 @@
+// Command snap is a content-addressed, deduplicating backup tool for
+// directories and database dumps. See docs/usage.md.
+package main
+
+import (
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args, newEnv()))
+}

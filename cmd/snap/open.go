@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+)
+
+// session is an open repository with its index and local cache, and the
+// lock the command holds.
+type session struct {
+	r      *repo.Repository
+	ix     *index.Index
+	loader *snapshot.Loader
+	lock   *repo.Lock
+	cache  string
+	ui     *ui
+}
+
+// lockMode says which lock a command takes.
+type lockMode int
+
+const (
+	noLock lockMode = iota
+	sharedLock
+	exclusiveLock
+)
+
+// openSession opens the repository named by the flags, takes the lock and
+// opens the index (synced with the repository).
+func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
+	u := newUI(c, e)
+	ctx := c.Context
+	r, err := openRepository(c, e, gstring(c, "repo"))
+	if err != nil {
+		return nil, err
+	}
+	s := &session{r: r, ui: u}
+	s.cache = repoCacheDir(c, e, r)
+	if mode != noLock {
+		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: c.Command.FullName(),
+			OnStale: func(l repo.LockEntry) {
+				u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
+			}})
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.loader = snapshot.NewLoader(r, filepath.Join(s.cache, "snapshots"))
+	return s, nil
+}
+
+func openRepository(c *cli.Context, e *env, location string) (*repo.Repository, error) {
+	be, err := openBackend(location, false)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := readPassword(c, e, false)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	r, err := repo.Open(c.Context, be, pw, repo.Options{Now: e.now})
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *session) close() {
+	if s.ix != nil {
+		s.ix.Close()
+	}
+	if s.lock != nil {
+		if err := s.lock.Unlock(); err != nil {
+			s.ui.warnf("release lock: %v", err)
+		}
+	}
+	s.r.Close()
+}
+
+// repoCacheDir is --cache-dir, else $XDG_CACHE_HOME/snap, else
+// ~/.cache/snap, followed by the repository ID.
+func repoCacheDir(c *cli.Context, e *env, r *repo.Repository) string {
+	return filepath.Join(cacheBase(c, e), r.Config().ID)
+}
+
+func cacheBase(c *cli.Context, e *env) string {
+	if d := gstring(c, "cache-dir"); d != "" {
+		return d
+	}
+	if d := e.getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "snap")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".cache", "snap")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("snap-cache-%d", os.Getuid()))
+}
+
+// snapshots lists every snapshot, warning about unreadable ones.
+func (s *session) snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
+	sns, errs, err := s.loader.List(ctx)
+	for _, e := range errs {
+		s.ui.warnf("%v", e)
+	}
+	return sns, err
+}

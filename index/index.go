@@ -1,0 +1,336 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/repo"
+)
+
+// Cache layout (bbolt buckets; integers big endian so keys sort):
+//
+//	meta        "version" → cacheVersion, "nextseq" → uint32
+//	segments    segment ID → concatenated IDs of the packs it lists
+//	superseded  segment ID → empty: segments replaced by a newer one
+//	packs       pack ID → uint32 seq ‖ uint64 size ‖ uint8 status ‖
+//	            int64 marked-at ‖ [32]byte owning segment
+//	seqs        uint32 seq → pack ID
+//	blobs       blob ID ‖ uint8 type ‖ uint32 seq → uint8 compressed ‖
+//	            uint32 offset ‖ uint32 length ‖ uint32 raw length
+//
+// Pack IDs are replaced by small sequence numbers in the blobs bucket to
+// keep the file small: 41-byte keys and 13-byte values per blob.
+var (
+	bMeta       = []byte("meta")
+	bSegments   = []byte("segments")
+	bSuperseded = []byte("superseded")
+	bPacks      = []byte("packs")
+	bSeqs       = []byte("seqs")
+	bBlobs      = []byte("blobs")
+	allBuckets  = [][]byte{bMeta, bSegments, bSuperseded, bPacks, bSeqs, bBlobs}
+)
+
+const cacheVersion = "1"
+
+// Location is where one blob is stored.
+type Location struct {
+	Pack   repo.ID
+	Status PackStatus
+	Entry  repo.BlobEntry
+}
+
+// Index is the local blob index of one repository, backed by a bbolt file.
+// It is safe for concurrent use.
+type Index struct {
+	r       *repo.Repository
+	db      *bolt.DB
+	path    string
+	tempDir string // set when the cache is a private temporary copy
+
+	hashers sync.Pool
+}
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout is how long to wait for another process that has the
+	// cache file open. After it, Open builds a private temporary cache.
+	LockTimeout time.Duration
+	// Log receives notices (a temporary cache, a vanished segment).
+	Log func(msg string)
+}
+
+// Open opens (or creates) the cache in dir and syncs it with the
+// repository's segments. dir is typically $XDG_CACHE_HOME/snap/<repo-id>.
+func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Index, error) {
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 3 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = func(string) {}
+	}
+	ix := &Index{r: r}
+	key := r.IDKey()
+	ix.hashers.New = func() any { return chunk.NewHasher(key) }
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
+	}
+	path := filepath.Join(dir, "index.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		tmp, terr := os.MkdirTemp(dir, "tmp-index-")
+		if terr != nil {
+			return nil, terr
+		}
+		o.Log(fmt.Sprintf("index cache %s is in use by another snap process; using a private copy", path))
+		ix.tempDir = tmp
+		path = filepath.Join(tmp, "index.db")
+		db, err = bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
+	} else if err != nil {
+		// An unreadable cache is rebuilt: it is never the only copy.
+		o.Log(fmt.Sprintf("index cache %s is unreadable (%v); rebuilding it", path, err))
+		_ = os.Remove(path)
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open index cache %s: %w", path, err)
+	}
+	ix.db, ix.path = db, path
+	if err := ix.init(); err != nil {
+		ix.Close()
+		return nil, err
+	}
+	if _, err := ix.Sync(ctx, o.Log); err != nil {
+		ix.Close()
+		return nil, err
+	}
+	return ix, nil
+}
+
+// init creates the buckets, or empties them if the cache has another
+// version.
+func (ix *Index) init() error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bMeta); m != nil && string(m.Get([]byte("version"))) != cacheVersion {
+			for _, b := range allBuckets {
+				if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+					return err
+				}
+			}
+		}
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bMeta).Put([]byte("version"), []byte(cacheVersion))
+	})
+}
+
+// Close closes the cache file (and removes a private temporary copy).
+func (ix *Index) Close() error {
+	err := ix.db.Close()
+	if ix.tempDir != "" {
+		_ = os.RemoveAll(ix.tempDir)
+	}
+	return err
+}
+
+// Repository returns the repository this index belongs to.
+func (ix *Index) Repository() *repo.Repository { return ix.r }
+
+func blobKey(id repo.ID, t repo.BlobType, seq uint32) []byte {
+	k := make([]byte, 0, 37)
+	k = append(k, id[:]...)
+	k = append(k, byte(t))
+	return binary.BigEndian.AppendUint32(k, seq)
+}
+
+type packRec struct {
+	seq      uint32
+	size     int64
+	status   PackStatus
+	markedAt int64
+	owner    repo.ID
+}
+
+func (p packRec) encode() []byte {
+	b := make([]byte, 0, 4+8+1+8+32)
+	b = binary.BigEndian.AppendUint32(b, p.seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.size))
+	b = append(b, byte(p.status))
+	b = binary.BigEndian.AppendUint64(b, uint64(p.markedAt))
+	return append(b, p.owner[:]...)
+}
+
+func decodePackRec(b []byte) (packRec, bool) {
+	if len(b) != 4+8+1+8+32 {
+		return packRec{}, false
+	}
+	p := packRec{seq: binary.BigEndian.Uint32(b), size: int64(binary.BigEndian.Uint64(b[4:])), status: PackStatus(b[12]), markedAt: int64(binary.BigEndian.Uint64(b[13:]))}
+	copy(p.owner[:], b[21:])
+	return p, true
+}
+
+func encodeBlobVal(e repo.BlobEntry) []byte {
+	b := make([]byte, 13)
+	if e.Compressed {
+		b[0] = 1
+	}
+	binary.BigEndian.PutUint32(b[1:], e.Offset)
+	binary.BigEndian.PutUint32(b[5:], e.Length)
+	binary.BigEndian.PutUint32(b[9:], e.RawLength)
+	return b
+}
+
+func decodeBlobVal(id repo.ID, t repo.BlobType, v []byte) (repo.BlobEntry, bool) {
+	if len(v) != 13 {
+		return repo.BlobEntry{}, false
+	}
+	return repo.BlobEntry{Type: t, ID: id, Compressed: v[0] == 1, Offset: binary.BigEndian.Uint32(v[1:]),
+		Length: binary.BigEndian.Uint32(v[5:]), RawLength: binary.BigEndian.Uint32(v[9:])}, true
+}
+
+// Lookup returns where the blob is stored, preferring a live pack when it
+// is stored more than once. ok is false when the blob is not indexed.
+func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		loc, ok = lookup(tx, t, id)
+		return nil
+	})
+	return loc, ok
+}
+
+func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool) {
+	prefix := blobKey(id, t, 0)[:33]
+	c := tx.Bucket(bBlobs).Cursor()
+	packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		e, ok := decodeBlobVal(id, t, v)
+		if !ok || len(k) != 37 {
+			continue
+		}
+		pid := seqs.Get(k[33:])
+		if pid == nil {
+			continue
+		}
+		rec, ok := decodePackRec(packs.Get(pid))
+		if !ok {
+			continue
+		}
+		loc := Location{Status: rec.status, Entry: e}
+		copy(loc.Pack[:], pid)
+		if !found || (best.Status != PackLive && loc.Status == PackLive) {
+			best, found = loc, true
+		}
+		if best.Status == PackLive {
+			break
+		}
+	}
+	return best, found
+}
+
+// Has reports whether the blob is stored in a live pack.
+func (ix *Index) Has(t repo.BlobType, id repo.ID) bool {
+	loc, ok := ix.Lookup(t, id)
+	return ok && loc.Status == PackLive
+}
+
+// ErrBlobNotIndexed is returned for a blob no index entry names.
+var ErrBlobNotIndexed = errors.New("blob is not in the index")
+
+// LoadBlob reads a blob, verifies that its plaintext hashes to its ID and
+// appends the plaintext to dst.
+func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error) {
+	loc, ok := ix.Lookup(t, id)
+	if !ok {
+		return nil, fmt.Errorf("%s blob %s: %w (run 'snap repair index', or 'snap check' to see what is affected)", t, id, ErrBlobNotIndexed)
+	}
+	return ix.LoadBlobAt(ctx, loc, dst)
+}
+
+// LoadBlobAt reads the blob at a known location and verifies it.
+func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	out, err := ix.r.LoadBlob(ctx, loc.Pack, loc.Entry, dst)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.VerifyBlob(loc.Pack, loc.Entry, out[len(dst):]); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// VerifyBlob checks that plain hashes to the entry's ID.
+func (ix *Index) VerifyBlob(pack repo.ID, e repo.BlobEntry, plain []byte) error {
+	h := ix.hashers.Get().(*chunk.Hasher)
+	sum := h.Sum(plain)
+	ix.hashers.Put(h)
+	if repo.ID(sum) != e.ID {
+		return &repo.CorruptError{Object: fmt.Sprintf("%s blob %s in pack %s", e.Type, e.ID, pack), Reason: "content does not match its ID"}
+	}
+	return nil
+}
+
+// Hasher returns a hasher for blob IDs; give it back with PutHasher.
+func (ix *Index) Hasher() *chunk.Hasher { return ix.hashers.Get().(*chunk.Hasher) }
+
+// PutHasher returns a hasher obtained from Hasher.
+func (ix *Index) PutHasher(h *chunk.Hasher) { ix.hashers.Put(h) }
+
+// PackInfo describes a pack known to the cache.
+type PackInfo struct {
+	ID       repo.ID
+	Size     int64
+	Status   PackStatus
+	MarkedAt int64
+	Segment  repo.ID
+}
+
+// Packs calls fn for every pack in the cache.
+func (ix *Index) Packs(fn func(PackInfo) error) error {
+	return ix.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bPacks).ForEach(func(k, v []byte) error {
+			rec, ok := decodePackRec(v)
+			if !ok || len(k) != 32 {
+				return nil
+			}
+			pi := PackInfo{Size: rec.size, Status: rec.status, MarkedAt: rec.markedAt, Segment: rec.owner}
+			copy(pi.ID[:], k)
+			return fn(pi)
+		})
+	})
+}
+
+// Blobs calls fn for every indexed blob (a blob stored twice is reported
+// twice).
+func (ix *Index) Blobs(fn func(Location) error) error {
+	return ix.db.View(func(tx *bolt.Tx) error {
+		packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
+		return tx.Bucket(bBlobs).ForEach(func(k, v []byte) error {
+			if len(k) != 37 {
+				return nil
+			}
+			var id repo.ID
+			copy(id[:], k)
+			e, ok := decodeBlobVal(id, repo.BlobType(k[32]), v)
+			pid := seqs.Get(k[33:])
+			if !ok || pid == nil {
+				return nil
+			}
+			rec, _ := decodePackRec(packs.Get(pid))
+			loc := Location{Status: rec.status, Entry: e}
+			copy(loc.Pack[:], pid)
+			return fn(loc)
+		})
+	})
+}

@@ -1,0 +1,127 @@
+package index
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// Reset empties the cache; the next Sync reads every segment again.
+func (ix *Index) Reset() error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bMeta).Put([]byte("version"), []byte(cacheVersion))
+	})
+}
+
+// compactIfNeeded rebuilds the cache when dropped packs have left more dead
+// blob entries behind than there are live packs.
+func (ix *Index) compactIfNeeded(ctx context.Context, log func(string)) error {
+	var dead, live uint64
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get([]byte("deadpacks")); len(v) == 8 {
+			dead = binary.BigEndian.Uint64(v)
+		}
+		live = uint64(tx.Bucket(bPacks).Stats().KeyN)
+		return nil
+	})
+	if dead < 1000 || dead < live {
+		return nil
+	}
+	if err := ix.Reset(); err != nil {
+		return err
+	}
+	_, err := ix.Sync(ctx, log)
+	return err
+}
+
+// RepairStats says what RebuildFromPacks found.
+type RepairStats struct {
+	Packs      int
+	Blobs      int
+	Unreadable []string // packs whose trailer could not be read, with the reason
+	Segments   int      // segments written
+}
+
+// segmentTarget is the number of blobs per segment that repair writes.
+const segmentTarget = 65536
+
+// RebuildFromPacks recreates the repository's index from the pack trailers:
+// it writes new segments listing every readable pack, the last of which
+// supersedes every segment that existed when it started, and then rebuilds
+// the cache. The caller must hold the exclusive lock.
+func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (RepairStats, error) {
+	var st RepairStats
+	old, err := ix.r.ListIDs(ctx, repo.IndexFile)
+	if err != nil {
+		return st, err
+	}
+	type packFile struct {
+		id   repo.ID
+		size int64
+	}
+	var packs []packFile
+	err = ix.r.Backend().List(ctx, repo.PackFile, func(name string, size int64) error {
+		if id, err := repo.ParseID(name); err == nil {
+			packs = append(packs, packFile{id, size})
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	var seg Segment
+	blobs := 0
+	flush := func(final bool) error {
+		if final {
+			seg.Supersedes = old
+		}
+		if len(seg.Packs) == 0 && !final {
+			return nil
+		}
+		if _, err := ix.r.SaveObject(ctx, repo.IndexFile, seg.Encode()); err != nil {
+			return err
+		}
+		st.Segments++
+		seg, blobs = Segment{}, 0
+		return nil
+	}
+	for _, p := range packs {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		ents, err := ix.r.LoadTrailer(ctx, p.id, p.size)
+		if err != nil {
+			st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v", p.id, err))
+			continue
+		}
+		seg.Packs = append(seg.Packs, Pack{ID: p.id, Size: p.size, Status: PackLive, Blobs: ents})
+		st.Packs++
+		st.Blobs += len(ents)
+		blobs += len(ents)
+		if blobs >= segmentTarget {
+			if err := flush(false); err != nil {
+				return st, err
+			}
+		}
+	}
+	if err := flush(true); err != nil {
+		return st, err
+	}
+	if err := ix.Reset(); err != nil {
+		return st, err
+	}
+	_, err = ix.Sync(ctx, log)
+	return st, err
+}

@@ -1,0 +1,205 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// SyncStats says what Sync did.
+type SyncStats struct {
+	Added   int // segments read and added
+	Removed int // segments dropped (superseded or gone)
+}
+
+// Sync brings the cache up to date with the repository's index/ directory:
+// new segments are read and added, superseded ones and ones that vanished
+// are dropped. The result does not depend on the order segments are read
+// in: a superseded segment is recorded as such, whenever it is seen.
+func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) {
+	var st SyncStats
+	if log == nil {
+		log = func(string) {}
+	}
+	remote, err := ix.r.ListIDs(ctx, repo.IndexFile)
+	if err != nil {
+		return st, fmt.Errorf("list index: %w", err)
+	}
+	inRepo := make(map[repo.ID]bool, len(remote))
+	for _, id := range remote {
+		inRepo[id] = true
+	}
+	known, superseded, err := ix.segmentSets()
+	if err != nil {
+		return st, err
+	}
+	for _, id := range remote {
+		if known[id] || superseded[id] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		plain, err := ix.r.LoadObject(ctx, repo.IndexFile, id)
+		if errors.Is(err, repo.ErrNotFound) {
+			continue // removed by a concurrent prune after being superseded
+		}
+		if err != nil {
+			return st, fmt.Errorf("read index segment %s: %w (run 'snap repair index --from-packs' if it stays)", id, err)
+		}
+		seg, err := DecodeSegment(plain)
+		if err != nil {
+			return st, &repo.CorruptError{Object: "index/" + id.String(), Reason: err.Error()}
+		}
+		if err := ix.AddSegment(id, seg); err != nil {
+			return st, err
+		}
+		st.Added++
+	}
+	// Segments the cache has but the repository lost without a successor.
+	for id := range known {
+		if inRepo[id] {
+			continue
+		}
+		isSup := false
+		_ = ix.db.View(func(tx *bolt.Tx) error {
+			isSup = tx.Bucket(bSuperseded).Get(id[:]) != nil
+			return nil
+		})
+		if !isSup {
+			log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; its packs are no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id))
+		}
+		if err := ix.db.Update(func(tx *bolt.Tx) error { return dropSegment(tx, id, false) }); err != nil {
+			return st, err
+		}
+		st.Removed++
+	}
+	return st, ix.compactIfNeeded(ctx, log)
+}
+
+func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {
+	known, superseded = map[repo.ID]bool{}, map[repo.ID]bool{}
+	err = ix.db.View(func(tx *bolt.Tx) error {
+		for _, x := range []struct {
+			b []byte
+			m map[repo.ID]bool
+		}{{bSegments, known}, {bSuperseded, superseded}} {
+			if err := tx.Bucket(x.b).ForEach(func(k, v []byte) error {
+				if len(k) == 32 {
+					x.m[repo.ID(k)] = true
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return known, superseded, err
+}
+
+// KnowsSegment reports whether the cache has read the segment.
+func (ix *Index) KnowsSegment(id repo.ID) bool {
+	var ok bool
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bSegments).Get(id[:]) != nil || tx.Bucket(bSuperseded).Get(id[:]) != nil
+		return nil
+	})
+	return ok
+}
+
+// AddSegment records a segment that is durable in the repository: first
+// the segments it supersedes are dropped, then its packs and blobs are
+// added. A pack listed again takes the new segment's status.
+func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bSuperseded).Get(id[:]) != nil {
+			return nil
+		}
+		for _, old := range seg.Supersedes {
+			if err := dropSegment(tx, old, true); err != nil {
+				return err
+			}
+		}
+		packs, seqs, blobs, meta := tx.Bucket(bPacks), tx.Bucket(bSeqs), tx.Bucket(bBlobs), tx.Bucket(bMeta)
+		nextSeq := uint32(1)
+		if v := meta.Get([]byte("nextseq")); len(v) == 4 {
+			nextSeq = binary.BigEndian.Uint32(v)
+		}
+		list := make([]byte, 0, 32*len(seg.Packs))
+		for _, p := range seg.Packs {
+			list = append(list, p.ID[:]...)
+			rec, exists := decodePackRec(packs.Get(p.ID[:]))
+			if !exists {
+				rec.seq = nextSeq
+				nextSeq++
+				if err := seqs.Put(binary.BigEndian.AppendUint32(nil, rec.seq), p.ID[:]); err != nil {
+					return err
+				}
+			}
+			rec.size, rec.status, rec.markedAt, rec.owner = p.Size, p.Status, p.MarkedAt, id
+			if err := packs.Put(p.ID[:], rec.encode()); err != nil {
+				return err
+			}
+			ents := slices.Clone(p.Blobs)
+			slices.SortFunc(ents, func(a, b repo.BlobEntry) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+			for _, e := range ents {
+				if err := blobs.Put(blobKey(e.ID, e.Type, rec.seq), encodeBlobVal(e)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := meta.Put([]byte("nextseq"), binary.BigEndian.AppendUint32(nil, nextSeq)); err != nil {
+			return err
+		}
+		return tx.Bucket(bSegments).Put(id[:], list)
+	})
+}
+
+// dropSegment removes a segment's contribution: the packs it owns (those
+// no later segment listed again). Their blob entries stay behind, dead:
+// lookups ignore entries whose pack sequence number no longer resolves, and
+// sequence numbers are never reused. With markSuperseded the segment is
+// remembered so that it is never added again.
+func dropSegment(tx *bolt.Tx, id repo.ID, markSuperseded bool) error {
+	segs, packs, seqs, meta := tx.Bucket(bSegments), tx.Bucket(bPacks), tx.Bucket(bSeqs), tx.Bucket(bMeta)
+	if markSuperseded {
+		if err := tx.Bucket(bSuperseded).Put(id[:], nil); err != nil {
+			return err
+		}
+	}
+	list := segs.Get(id[:])
+	if list == nil {
+		return nil
+	}
+	list = bytes.Clone(list)
+	dead := uint64(0)
+	if v := meta.Get([]byte("deadpacks")); len(v) == 8 {
+		dead = binary.BigEndian.Uint64(v)
+	}
+	for i := 0; i+32 <= len(list); i += 32 {
+		pid := list[i : i+32]
+		rec, ok := decodePackRec(packs.Get(pid))
+		if !ok || rec.owner != id {
+			continue
+		}
+		if err := packs.Delete(pid); err != nil {
+			return err
+		}
+		if err := seqs.Delete(binary.BigEndian.AppendUint32(nil, rec.seq)); err != nil {
+			return err
+		}
+		dead++
+	}
+	if err := meta.Put([]byte("deadpacks"), binary.BigEndian.AppendUint64(nil, dead)); err != nil {
+		return err
+	}
+	return segs.Delete(id[:])
+}

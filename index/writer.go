@@ -1,0 +1,246 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// segmentPacks is how many durable packs a Writer collects before it writes
+// an index segment for them. Smaller means a crashed run leaves fewer
+// unindexed packs for the next run to upload again; larger means fewer,
+// bigger segments.
+const segmentPacks = 64
+
+// WriterOptions tune a Writer.
+type WriterOptions struct {
+	Compression repo.Compression
+	// Connections bounds the packs being uploaded at once.
+	Connections int
+}
+
+// WriterStats counts what a Writer added to the repository.
+type WriterStats struct {
+	Blobs       int64 // new blobs
+	RawBytes    int64 // their plaintext size
+	StoredBytes int64 // their size in packs, after compression and encryption
+	Packs       int64
+}
+
+type blobKeyT struct {
+	t  repo.BlobType
+	id repo.ID
+}
+
+// Writer adds blobs to the repository. Its write order is the repository's
+// consistency guarantee: a pack is uploaded and durable before the index
+// segment naming it is written, and the segment is durable before its blobs
+// enter the local cache. Only then can a snapshot refer to them. Save may be
+// called from many goroutines.
+type Writer struct {
+	ix   *Index
+	r    *repo.Repository
+	opts WriterOptions
+
+	mu      sync.Mutex
+	inRun   map[blobKeyT]struct{}             // blobs saved by this writer and not yet in the cache
+	packers map[repo.BlobType]*repo.PackBuilder // open packs, one per blob type
+	pending []Pack                            // durable packs not yet in a segment
+	reused  map[repo.ID]struct{}              // packs of already-stored blobs this run relies on
+	err     error                             // first upload or segment error; sticky
+
+	uploads sync.WaitGroup
+	sem     chan struct{}
+
+	blobs, raw, stored, packs atomic.Int64
+}
+
+// NewWriter returns a writer adding to ix's repository.
+func NewWriter(ix *Index, o WriterOptions) *Writer {
+	if o.Connections < 1 {
+		o.Connections = 2
+	}
+	return &Writer{ix: ix, r: ix.r, opts: o, inRun: map[blobKeyT]struct{}{}, packers: map[repo.BlobType]*repo.PackBuilder{},
+		reused: map[repo.ID]struct{}{}, sem: make(chan struct{}, o.Connections)}
+}
+
+// Known reports whether the blob is already stored in a live pack or was
+// saved by this writer, and records the pack it relies on.
+func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
+	w.mu.Lock()
+	_, ok := w.inRun[blobKeyT{t, id}]
+	w.mu.Unlock()
+	if ok {
+		return true
+	}
+	loc, ok := w.ix.Lookup(t, id)
+	if !ok || loc.Status != PackLive {
+		return false
+	}
+	w.mu.Lock()
+	w.reused[loc.Pack] = struct{}{}
+	w.mu.Unlock()
+	return true
+}
+
+// Save stores the blob unless it is already known. It returns whether the
+// blob was new. Compression and encryption run in the calling goroutine, so
+// callers get parallelism by calling Save from several goroutines. The blob
+// is durable only after Flush.
+func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
+	if w.Known(t, id) {
+		return false, nil
+	}
+	k := blobKeyT{t, id}
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		return false, w.err
+	}
+	if _, ok := w.inRun[k]; ok {
+		w.mu.Unlock()
+		return false, nil
+	}
+	w.inRun[k] = struct{}{}
+	w.mu.Unlock()
+
+	sealed, _ := w.r.SealBlob(plain, w.opts.Compression, nil)
+	w.blobs.Add(1)
+	w.raw.Add(int64(len(plain)))
+	w.stored.Add(int64(len(sealed.Data)))
+
+	w.mu.Lock()
+	p := w.packers[t]
+	if p == nil {
+		p = &repo.PackBuilder{}
+		w.packers[t] = p
+	}
+	p.Add(t, id, sealed)
+	var full *repo.PackBuilder
+	if p.Size() >= w.r.Config().PackSize {
+		full = p
+		delete(w.packers, t)
+	}
+	w.mu.Unlock()
+	if full != nil {
+		return true, w.upload(ctx, full)
+	}
+	return true, nil
+}
+
+// upload finishes a pack and stores it in the background, waiting while
+// Connections uploads are already running.
+func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
+	select {
+	case w.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.uploads.Add(1)
+	go func() {
+		defer w.uploads.Done()
+		defer func() { <-w.sem }()
+		id, data, ents := w.r.FinishPack(p)
+		err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()}, data)
+		w.mu.Lock()
+		if err != nil {
+			if w.err == nil {
+				w.err = fmt.Errorf("upload pack %s: %w", id.Short(), err)
+			}
+			w.mu.Unlock()
+			return
+		}
+		w.packs.Add(1)
+		w.pending = append(w.pending, Pack{ID: id, Size: int64(len(data)), Status: PackLive, Blobs: ents})
+		var batch []Pack
+		if len(w.pending) >= segmentPacks {
+			batch, w.pending = w.pending, nil
+		}
+		w.mu.Unlock()
+		if batch != nil {
+			w.writeSegment(ctx, batch)
+		}
+	}()
+	return nil
+}
+
+// writeSegment writes the index segment for durable packs, then adds them
+// to the cache and forgets them from inRun (the cache answers for them now).
+func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
+	seg := &Segment{Packs: packs}
+	id, err := w.r.SaveObject(ctx, repo.IndexFile, seg.Encode())
+	if err == nil {
+		err = w.ix.AddSegment(id, seg)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		if w.err == nil {
+			w.err = fmt.Errorf("write index segment: %w", err)
+		}
+		// Keep the packs pending: a later Flush retries their segment.
+		w.pending = append(w.pending, packs...)
+		return
+	}
+	for _, p := range packs {
+		for _, e := range p.Blobs {
+			delete(w.inRun, blobKeyT{e.Type, e.ID})
+		}
+	}
+}
+
+// Flush closes the open packs, waits for every upload and writes the index
+// segment for what is pending. When it returns nil, every blob saved so far
+// is durable and indexed. The writer stays usable.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	var open []*repo.PackBuilder
+	for t, p := range w.packers {
+		if p.Len() > 0 {
+			open = append(open, p)
+		}
+		delete(w.packers, t)
+	}
+	w.mu.Unlock()
+	for _, p := range open {
+		if err := w.upload(ctx, p); err != nil {
+			return err
+		}
+	}
+	w.uploads.Wait()
+	w.mu.Lock()
+	batch := w.pending
+	w.pending = nil
+	err := w.err
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		w.writeSegment(ctx, batch)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// ReusedPacks returns the packs holding blobs this run relied on without
+// writing them. Before committing a snapshot, its creator syncs the index
+// and checks that none of them has been marked for deletion since.
+func (w *Writer) ReusedPacks() []repo.ID {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]repo.ID, 0, len(w.reused))
+	for id := range w.reused {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Stats returns what the writer has added so far.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{Blobs: w.blobs.Load(), RawBytes: w.raw.Load(), StoredBytes: w.stored.Load(), Packs: w.packs.Load()}
+}

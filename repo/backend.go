@@ -1,0 +1,67 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+)
+
+// FileType is a directory of the repository layout.
+type FileType string
+
+// The repository's file types, named after their directories.
+const (
+	ConfigFile   FileType = "config"
+	KeyFile      FileType = "keys"
+	PackFile     FileType = "data"
+	IndexFile    FileType = "index"
+	SnapshotFile FileType = "snapshots"
+	LockFile     FileType = "locks"
+)
+
+// FileTypes lists every type, in the order a full copy would write them.
+var FileTypes = []FileType{ConfigFile, KeyFile, PackFile, IndexFile, SnapshotFile, LockFile}
+
+// Handle names one file in a backend. The config file has an empty Name.
+type Handle struct {
+	Type FileType
+	Name string
+}
+
+func (h Handle) String() string {
+	switch {
+	case h.Type == ConfigFile:
+		return "config"
+	case h.Type == PackFile && len(h.Name) > 2:
+		return fmt.Sprintf("data/%s/%s", h.Name[:2], h.Name)
+	default:
+		return fmt.Sprintf("%s/%s", h.Type, h.Name)
+	}
+}
+
+// Backend stores the repository's files. Every implementation guarantees:
+//   - Save is atomic: a reader sees no file or the whole file, never part of
+//     one, and Save returns only once the file is durable.
+//   - Files are immutable: Save of a handle that exists leaves the existing
+//     file alone and returns nil (names are content hashes, so the bytes are
+//     the same; the config and lock files use unique names too).
+//   - Load, Stat and Remove of a missing file return an error wrapping
+//     ErrNotFound.
+//   - All methods are safe for concurrent use.
+type Backend interface {
+	// Location names the backend for messages, without credentials.
+	Location() string
+	// Save stores data under h, durably and atomically.
+	Save(ctx context.Context, h Handle, data []byte) error
+	// Load returns length bytes from offset; length 0 means to the end.
+	// A file shorter than offset+length gives an error, not short data.
+	Load(ctx context.Context, h Handle, offset, length int64) ([]byte, error)
+	// Stat returns the size of the file.
+	Stat(ctx context.Context, h Handle) (int64, error)
+	// List calls fn once for each file of type t, in no particular order,
+	// and stops at the first error fn returns. Partial uploads never appear.
+	List(ctx context.Context, t FileType, fn func(name string, size int64) error) error
+	// Remove deletes the file. Only prune and unlock call it.
+	Remove(ctx context.Context, h Handle) error
+	// Close releases the backend's resources.
+	Close() error
+}

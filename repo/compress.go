@@ -1,0 +1,102 @@
+package repo
+
+import (
+	"fmt"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression is the zstd level used for new blobs.
+type Compression int
+
+// Compression levels, as named by --compression.
+const (
+	CompressionOff Compression = iota
+	CompressionFastest
+	CompressionDefault
+	CompressionBetter
+)
+
+// ParseCompression maps a --compression value to a level.
+func ParseCompression(s string) (Compression, error) {
+	switch s {
+	case "off":
+		return CompressionOff, nil
+	case "fastest", "":
+		return CompressionFastest, nil
+	case "default":
+		return CompressionDefault, nil
+	case "better":
+		return CompressionBetter, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q: use off, fastest, default or better", s)
+}
+
+func (c Compression) String() string {
+	return [...]string{"off", "fastest", "default", "better"}[c]
+}
+
+// compressor holds one zstd encoder per level and one decoder. EncodeAll
+// and DecodeAll are safe for concurrent use.
+type compressor struct {
+	enc [4]*zstd.Encoder
+	dec *zstd.Decoder
+}
+
+func newCompressor() (*compressor, error) {
+	c := &compressor{}
+	levels := map[Compression]zstd.EncoderLevel{
+		CompressionFastest: zstd.SpeedFastest,
+		CompressionDefault: zstd.SpeedDefault,
+		CompressionBetter:  zstd.SpeedBetterCompression,
+	}
+	for l, zl := range levels {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(1),
+			zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
+		if err != nil {
+			return nil, err
+		}
+		c.enc[l] = enc
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxBlobSize),
+		zstd.WithDecoderMaxWindow(MaxBlobSize))
+	if err != nil {
+		return nil, err
+	}
+	c.dec = dec
+	return c, nil
+}
+
+// compress appends the compressed form of src to dst, or returns ok=false
+// when compression is off or does not make src smaller.
+func (c *compressor) compress(dst, src []byte, level Compression) ([]byte, bool) {
+	if level == CompressionOff || len(src) < 64 {
+		return dst, false
+	}
+	out := c.enc[level].EncodeAll(src, dst)
+	if len(out)-len(dst) >= len(src) {
+		return dst, false
+	}
+	return out, true
+}
+
+// decompress appends the decompression of src to dst and checks that it is
+// exactly rawLen bytes.
+func (c *compressor) decompress(dst, src []byte, rawLen int) ([]byte, error) {
+	if rawLen > MaxBlobSize {
+		return nil, fmt.Errorf("raw length %d exceeds %d", rawLen, MaxBlobSize)
+	}
+	if cap(dst)-len(dst) < rawLen {
+		nd := make([]byte, len(dst), len(dst)+rawLen)
+		copy(nd, dst)
+		dst = nd
+	}
+	out, err := c.dec.DecodeAll(src, dst)
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	if len(out)-len(dst) != rawLen {
+		return nil, fmt.Errorf("decompressed to %d bytes, want %d", len(out)-len(dst), rawLen)
+	}
+	return out, nil
+}

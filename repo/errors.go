@@ -1,0 +1,64 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Callers test them with errors.Is; the command line maps
+// them to exit codes.
+var (
+	// ErrNotFound: the backend has no file with that handle.
+	ErrNotFound = errors.New("not found")
+	// ErrNoRepository: there is no repository at the location.
+	ErrNoRepository = errors.New("no repository")
+	// ErrWrongPassword: no key file opens with the password.
+	ErrWrongPassword = errors.New("wrong password")
+	// ErrCorrupt: repository bytes failed a check (hash, AEAD tag, format).
+	ErrCorrupt = errors.New("corrupt")
+	// ErrLocked: another process holds a conflicting lock.
+	ErrLocked = errors.New("repository is locked")
+	// ErrExists: init found something at the location.
+	ErrExists = errors.New("location is not empty")
+)
+
+// CorruptError says which object failed which check.
+type CorruptError struct {
+	Object string // e.g. "data/3f/3f2a…" or "blob 3f2a… in pack 99ab…"
+	Reason string
+}
+
+func (e *CorruptError) Error() string { return fmt.Sprintf("%s is corrupt: %s", e.Object, e.Reason) }
+
+// Unwrap makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+func corrupt(object, format string, args ...any) error {
+	return &CorruptError{Object: object, Reason: fmt.Sprintf(format, args...)}
+}
+
+// LockedError names the holder of the lock that blocked us.
+type LockedError struct {
+	Holder LockInfo
+	Name   string
+}
+
+func (e *LockedError) Error() string {
+	kind := "a shared"
+	if e.Holder.Exclusive {
+		kind = "an exclusive"
+	}
+	return fmt.Sprintf("repository is locked: %s lock held by pid %d on host %s since %s (lock %s); wait for it to finish, or run 'snap unlock' if that process is gone",
+		kind, e.Holder.PID, e.Holder.Host, e.Holder.Time.Local().Format(time.DateTime), shortName(e.Name))
+}
+
+// Unwrap makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+func shortName(name string) string {
+	if len(name) > 8 {
+		return name[:8]
+	}
+	return name
+}

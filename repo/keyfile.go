@@ -1,0 +1,180 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// KDFParams are the argon2id parameters of one key file.
+type KDFParams struct {
+	Time      uint32 `json:"time"`
+	MemoryKiB uint32 `json:"memory_kib"`
+	Threads   uint8  `json:"threads"`
+}
+
+// DefaultKDF follows RFC 9106's second recommendation (64 MiB, 3 passes).
+var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
+
+// Bounds on KDF parameters read from a key file: a hostile repository must
+// not make us allocate without limit or spin forever.
+const (
+	maxKDFMemoryKiB = 4 << 20 // 4 GiB
+	maxKDFTime      = 64
+	maxKeyFileSize  = 64 << 10
+)
+
+func (p KDFParams) validate() error {
+	switch {
+	case p.Time < 1 || p.Time > maxKDFTime:
+		return fmt.Errorf("argon2 time %d out of range 1..%d", p.Time, maxKDFTime)
+	case p.MemoryKiB < 8*uint32(max(p.Threads, 1)) || p.MemoryKiB > maxKDFMemoryKiB:
+		return fmt.Errorf("argon2 memory %d KiB out of range", p.MemoryKiB)
+	case p.Threads < 1:
+		return errors.New("argon2 threads must be at least 1")
+	}
+	return nil
+}
+
+// keyFile is the JSON document in keys/<id>: the master key encrypted with a
+// key derived from a password.
+type keyFile struct {
+	Version  int       `json:"version"`
+	Created  time.Time `json:"created"`
+	Host     string    `json:"host,omitempty"`
+	Username string    `json:"username,omitempty"`
+	KDF      string    `json:"kdf"`
+	Params   KDFParams `json:"argon2id"`
+	Salt     []byte    `json:"salt"`
+	Data     []byte    `json:"data"` // seal(json(MasterKey)) under the derived key
+}
+
+const kdfArgon2id = "argon2id"
+
+// newKeyFile wraps mk with password.
+func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, now time.Time) ([]byte, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	kf := keyFile{Version: 1, Created: now.UTC(), Host: host, Username: user, KDF: kdfArgon2id, Params: p, Salt: make([]byte, 32)}
+	if _, err := rand.Read(kf.Salt); err != nil {
+		return nil, err
+	}
+	s, err := newSealer(deriveKey(password, kf.Salt, p))
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(mk)
+	if err != nil {
+		return nil, err
+	}
+	kf.Data = s.seal(nil, plain)
+	return json.Marshal(kf)
+}
+
+func deriveKey(password string, salt []byte, p KDFParams) [32]byte {
+	var k [32]byte
+	copy(k[:], argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, 32))
+	return k
+}
+
+// parseKeyFile decodes and validates a key file without deriving anything.
+func parseKeyFile(data []byte) (*keyFile, error) {
+	if len(data) > maxKeyFileSize {
+		return nil, fmt.Errorf("key file of %d bytes exceeds %d", len(data), maxKeyFileSize)
+	}
+	var kf keyFile
+	if err := json.Unmarshal(data, &kf); err != nil {
+		return nil, fmt.Errorf("decode key file: %w", err)
+	}
+	if kf.Version != 1 || kf.KDF != kdfArgon2id {
+		return nil, fmt.Errorf("unsupported key file version %d / kdf %q", kf.Version, kf.KDF)
+	}
+	if err := kf.Params.validate(); err != nil {
+		return nil, err
+	}
+	if len(kf.Salt) < 16 || len(kf.Salt) > 64 {
+		return nil, fmt.Errorf("salt of %d bytes out of range 16..64", len(kf.Salt))
+	}
+	if len(kf.Data) < Overhead {
+		return nil, errors.New("key data too short")
+	}
+	return &kf, nil
+}
+
+// unwrap derives the password key and decrypts the master key. A failed
+// authentication means a wrong password (or a modified key file).
+func (kf *keyFile) unwrap(password string) (*MasterKey, error) {
+	s, err := newSealer(deriveKey(password, kf.Salt, kf.Params))
+	if err != nil {
+		return nil, err
+	}
+	plain, err := s.open(nil, kf.Data)
+	if err != nil {
+		return nil, ErrWrongPassword
+	}
+	var mk MasterKey
+	if err := json.Unmarshal(plain, &mk); err != nil {
+		return nil, fmt.Errorf("decode master key: %w", err)
+	}
+	return &mk, nil
+}
+
+// findKey tries every key file with the password, returning the master key
+// and the key file's name.
+func findKey(ctx context.Context, be Backend, password string) (*MasterKey, string, error) {
+	var names []string
+	err := be.List(ctx, KeyFile, func(name string, size int64) error {
+		names = append(names, name)
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(names) == 0 {
+		return nil, "", fmt.Errorf("%s: no key files in keys/: %w", be.Location(), ErrNoRepository)
+	}
+	var firstErr error
+	for _, name := range names {
+		h := Handle{Type: KeyFile, Name: name}
+		data, err := be.Load(ctx, h, 0, 0)
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+			continue
+		}
+		if Hash(data).String() != name {
+			firstErr = cmpErr(firstErr, corrupt(h.String(), "content does not match its name"))
+			continue
+		}
+		kf, err := parseKeyFile(data)
+		if err != nil {
+			firstErr = cmpErr(firstErr, corrupt(h.String(), "%v", err))
+			continue
+		}
+		mk, err := kf.unwrap(password)
+		if errors.Is(err, ErrWrongPassword) {
+			continue
+		}
+		if err != nil {
+			firstErr = cmpErr(firstErr, corrupt(h.String(), "%v", err))
+			continue
+		}
+		return mk, name, nil
+	}
+	if firstErr != nil {
+		return nil, "", fmt.Errorf("%w (and: %v)", ErrWrongPassword, firstErr)
+	}
+	return nil, "", fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}

@@ -1,0 +1,290 @@
+// Package local stores a repository in a directory of the local file system.
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// tempPrefix marks files being written; List skips them and prune may remove
+// old ones.
+const tempPrefix = ".tmp-"
+
+// Backend is a repository in a local directory.
+type Backend struct {
+	dir string
+}
+
+var _ repo.Backend = (*Backend)(nil)
+
+// Open returns the backend for an existing repository directory. It returns
+// an error wrapping repo.ErrNoRepository when dir holds no repository.
+func Open(dir string) (*Backend, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(abs, "config")); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w (run 'snap init' to create one)", abs, repo.ErrNoRepository)
+		}
+		return nil, fmt.Errorf("open repository %s: %w", abs, err)
+	}
+	return &Backend{dir: abs}, nil
+}
+
+// Create makes the repository layout in dir, which must not exist or be an
+// empty directory. It returns an error wrapping repo.ErrExists otherwise.
+func Create(dir string) (*Backend, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(abs)
+	switch {
+	case err == nil && len(entries) > 0:
+		return nil, fmt.Errorf("%s: %w; choose an empty or new directory", abs, repo.ErrExists)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+	}
+	dirs := []string{abs}
+	for _, t := range repo.FileTypes {
+		if t != repo.ConfigFile {
+			dirs = append(dirs, filepath.Join(abs, string(t)))
+		}
+	}
+	for i := 0; i < 256; i++ {
+		dirs = append(dirs, filepath.Join(abs, string(repo.PackFile), fmt.Sprintf("%02x", i)))
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		}
+	}
+	if err := syncDir(filepath.Dir(abs)); err != nil {
+		return nil, err
+	}
+	return &Backend{dir: abs}, nil
+}
+
+// Location returns the directory.
+func (b *Backend) Location() string { return b.dir }
+
+func (b *Backend) path(h repo.Handle) (string, error) {
+	if h.Type == repo.ConfigFile {
+		return filepath.Join(b.dir, "config"), nil
+	}
+	if !validName(h.Name) {
+		return "", fmt.Errorf("invalid file name %q", h.Name)
+	}
+	if h.Type == repo.PackFile {
+		return filepath.Join(b.dir, string(h.Type), h.Name[:2], h.Name), nil
+	}
+	return filepath.Join(b.dir, string(h.Type), h.Name), nil
+}
+
+// validName accepts the names snap writes: lower-case hex of at least two
+// digits. Anything else could escape the directory.
+func validName(name string) bool {
+	if len(name) < 2 || len(name) > 128 {
+		return false
+	}
+	for _, c := range name {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Save writes data to a temporary file in the target directory, fsyncs it,
+// renames it into place and fsyncs the directory: the file appears whole and
+// durable or not at all. The temporary file is removed on any error.
+func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.path(h)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return nil // immutable and content-named: already there
+	}
+	dir := filepath.Dir(p)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+			err = fmt.Errorf("save %s: %w", h, err)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, p); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// Load reads a range of the file.
+func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := b.path(h)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, wrapNotFound(h, err)
+	}
+	defer f.Close()
+	if length == 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", h, err)
+		}
+		length = fi.Size() - offset
+		if length < 0 {
+			return nil, fmt.Errorf("load %s: offset %d beyond end %d: %w", h, offset, fi.Size(), io.ErrUnexpectedEOF)
+		}
+	}
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("load %s: invalid range %d+%d", h, offset, length)
+	}
+	buf := make([]byte, length)
+	n, err := f.ReadAt(buf, offset)
+	if n == len(buf) {
+		return buf, nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, fmt.Errorf("load %s at %d+%d: %w", h, offset, length, err)
+}
+
+// Stat returns the file's size.
+func (b *Backend) Stat(ctx context.Context, h repo.Handle) (int64, error) {
+	p, err := b.path(h)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, wrapNotFound(h, err)
+	}
+	return fi.Size(), nil
+}
+
+// List walks the type's directory (and the 256 subdirectories of data/).
+func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string, size int64) error) error {
+	if t == repo.ConfigFile {
+		size, err := b.Stat(ctx, repo.Handle{Type: t})
+		if errors.Is(err, repo.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn("", size)
+	}
+	dirs := []string{filepath.Join(b.dir, string(t))}
+	if t == repo.PackFile {
+		subs, err := os.ReadDir(dirs[0])
+		if err != nil {
+			return fmt.Errorf("list %s: %w", t, err)
+		}
+		dirs = dirs[:0]
+		for _, s := range subs {
+			if s.IsDir() && len(s.Name()) == 2 {
+				dirs = append(dirs, filepath.Join(b.dir, string(t), s.Name()))
+			}
+		}
+	}
+	for _, d := range dirs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", t, err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if strings.HasPrefix(name, tempPrefix) || !e.Type().IsRegular() || !validName(name) {
+				continue
+			}
+			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed while listing
+			}
+			if err != nil {
+				return fmt.Errorf("list %s: %w", t, err)
+			}
+			if err := fn(name, fi.Size()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Remove deletes the file and fsyncs its directory.
+func (b *Backend) Remove(ctx context.Context, h repo.Handle) error {
+	p, err := b.path(h)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		return wrapNotFound(h, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// Close does nothing; a directory holds no resources.
+func (b *Backend) Close() error { return nil }
+
+func wrapNotFound(h repo.Handle, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", h, repo.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", h, err)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"time"
+)
+
+// Repository is an open repository: a backend plus the master key and the
+// config. It is safe for concurrent use.
+type Repository struct {
+	be      Backend
+	key     *MasterKey
+	sealer  *sealer
+	comp    *compressor
+	cfg     Config
+	keyName string
+	opts    Options
+}
+
+// Options are what the environment supplies: identity and time.
+type Options struct {
+	Host string
+	// Now returns the current time; tests pass a fake clock.
+	Now func() time.Time
+}
+
+func (o *Options) fill() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+}
+
+func username() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
+// Init creates a repository on an empty backend: a fresh master key wrapped
+// by password, then the config. The config is written last, so a backend
+// with a config always has a key that opens it.
+func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch ChunkerParams, opts Options) (*Repository, error) {
+	opts.fill()
+	if _, err := be.Stat(ctx, Handle{Type: ConfigFile}); err == nil {
+		return nil, fmt.Errorf("%s: %w: a repository exists there", be.Location(), ErrExists)
+	}
+	mk, err := NewMasterKey()
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRepository(be, mk, opts)
+	if err != nil {
+		return nil, err
+	}
+	kf, err := newKeyFile(mk, password, kdf, opts.Host, username(), opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	r.keyName = Hash(kf).String()
+	if err := be.Save(ctx, Handle{Type: KeyFile, Name: r.keyName}, kf); err != nil {
+		return nil, err
+	}
+	if r.cfg, err = newConfig(ch, opts.Now()); err != nil {
+		return nil, err
+	}
+	if err := r.saveConfig(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Open finds the key that password opens and reads the config.
+func Open(ctx context.Context, be Backend, password string, opts Options) (*Repository, error) {
+	opts.fill()
+	mk, keyName, err := findKey(ctx, be, password)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRepository(be, mk, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.keyName = keyName
+	h := Handle{Type: ConfigFile}
+	sealed, err := be.Load(ctx, h, 0, 0)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("%s: %w (config missing)", be.Location(), ErrNoRepository)
+		}
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	plain, err := r.openObject(h, sealed)
+	if err != nil {
+		return nil, err
+	}
+	if r.cfg, err = parseConfig(plain); err != nil {
+		return nil, corrupt("config", "%v", err)
+	}
+	return r, nil
+}
+
+func newRepository(be Backend, mk *MasterKey, opts Options) (*Repository, error) {
+	s, err := newSealer(mk.EncKey)
+	if err != nil {
+		return nil, err
+	}
+	comp, err := newCompressor()
+	if err != nil {
+		return nil, err
+	}
+	return &Repository{be: be, key: mk, sealer: s, comp: comp, opts: opts}, nil
+}
+
+func (r *Repository) saveConfig(ctx context.Context) error {
+	plain, err := json.Marshal(r.cfg)
+	if err != nil {
+		return err
+	}
+	return r.be.Save(ctx, Handle{Type: ConfigFile}, r.sealObject(plain))
+}
+
+// AddKey wraps the master key with another password and returns the new key
+// file's name.
+func (r *Repository) AddKey(ctx context.Context, password string, kdf KDFParams) (string, error) {
+	kf, err := newKeyFile(r.key, password, kdf, r.opts.Host, username(), r.opts.Now())
+	if err != nil {
+		return "", err
+	}
+	name := Hash(kf).String()
+	return name, r.be.Save(ctx, Handle{Type: KeyFile, Name: name}, kf)
+}
+
+// Backend returns the storage backend.
+func (r *Repository) Backend() Backend { return r.be }
+
+// Config returns the repository config.
+func (r *Repository) Config() Config { return r.cfg }
+
+// IDKey returns the key of blob IDs.
+func (r *Repository) IDKey() [32]byte { return r.key.IDKey }
+
+// KeyName returns the name of the key file that opened the repository.
+func (r *Repository) KeyName() string { return r.keyName }
+
+// Now returns the repository's notion of the current time.
+func (r *Repository) Now() time.Time { return r.opts.Now() }
+
+// Host returns the host name locks and snapshots record.
+func (r *Repository) Host() string { return r.opts.Host }
+
+// Close closes the backend.
+func (r *Repository) Close() error { return r.be.Close() }
+
+// Unpacked objects (config, snapshots, index segments, locks) are stored as
+// seal(format byte ‖ payload), format 0 meaning the payload is the object
+// and 1 that it is zstd-compressed. Their name is the hash of the stored
+// bytes.
+const (
+	objectRaw  = 0
+	objectZstd = 1
+	// MaxObjectSize bounds an unpacked object (an index segment of a few
+	// million blobs is the largest).
+	MaxObjectSize = 1 << 30
+)
+
+func (r *Repository) sealObject(plain []byte) []byte {
+	payload := make([]byte, 0, len(plain)/2+1)
+	payload = append(payload, objectZstd)
+	if comp, ok := r.comp.compress(payload, plain, CompressionDefault); ok {
+		payload = comp
+	} else {
+		payload = append(append(payload[:0], objectRaw), plain...)
+	}
+	return r.sealer.seal(nil, payload)
+}
+
+func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
+	payload, err := r.sealer.open(nil, sealed)
+	if err != nil {
+		return nil, corrupt(h.String(), "%v", err)
+	}
+	if len(payload) == 0 {
+		return nil, corrupt(h.String(), "empty payload")
+	}
+	switch payload[0] {
+	case objectRaw:
+		return payload[1:], nil
+	case objectZstd:
+		out, err := r.comp.dec.DecodeAll(payload[1:], nil)
+		if err != nil {
+			return nil, corrupt(h.String(), "zstd: %v", err)
+		}
+		return out, nil
+	}
+	return nil, corrupt(h.String(), "unknown object format %d", payload[0])
+}
+
+// SaveObject encrypts plain and stores it as an object of type t, returning
+// its ID. The object is durable when SaveObject returns.
+func (r *Repository) SaveObject(ctx context.Context, t FileType, plain []byte) (ID, error) {
+	sealed := r.sealObject(plain)
+	id := Hash(sealed)
+	if err := r.be.Save(ctx, Handle{Type: t, Name: id.String()}, sealed); err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// LoadObject reads, verifies and decrypts an object.
+func (r *Repository) LoadObject(ctx context.Context, t FileType, id ID) ([]byte, error) {
+	h := Handle{Type: t, Name: id.String()}
+	sealed, err := r.be.Load(ctx, h, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	return r.OpenObject(h, sealed)
+}
+
+// OpenObject verifies and decrypts an object's stored bytes, which may come
+// from the backend or from a local cache.
+func (r *Repository) OpenObject(h Handle, sealed []byte) ([]byte, error) {
+	if len(sealed) > MaxObjectSize {
+		return nil, corrupt(h.String(), "%d bytes exceed the object size limit", len(sealed))
+	}
+	if Hash(sealed).String() != h.Name {
+		return nil, corrupt(h.String(), "content does not match its name")
+	}
+	return r.openObject(h, sealed)
+}
+
+// ListIDs returns the IDs of all files of type t with valid names.
+func (r *Repository) ListIDs(ctx context.Context, t FileType) ([]ID, error) {
+	var ids []ID
+	err := r.be.List(ctx, t, func(name string, size int64) error {
+		if id, err := ParseID(name); err == nil {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	return ids, err
+}

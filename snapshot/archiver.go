@@ -1,0 +1,744 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
+)
+
+// EventKind classifies archiver events.
+type EventKind int
+
+// Archiver events.
+const (
+	EventFile    EventKind = iota // a file was saved (Bytes: its size)
+	EventRead                     // bytes were read (Bytes: how many)
+	EventError                    // a path could not be read and was skipped
+	EventWarning                  // something worth telling that did not cost data
+)
+
+// Event is reported to ArchiveOptions.Report, possibly from several
+// goroutines at once.
+type Event struct {
+	Kind  EventKind
+	Path  string
+	Bytes int64
+	Err   error
+}
+
+// Stream is a non-file source: its bytes are stored as the regular file
+// Path (absolute, in the snapshot tree). Open starts it; the returned
+// reader's Close reports whether the producer succeeded (a dump tool's exit
+// status), and a failure there aborts the snapshot.
+type Stream struct {
+	Path   string
+	Open   func(ctx context.Context) (io.ReadCloser, error)
+	Mode   uint32 // permission bits of the stored file, 0600 when zero
+	Source Source
+}
+
+// ArchiveOptions tune the archiver.
+type ArchiveOptions struct {
+	Excludes      []sources.Pattern
+	OneFileSystem bool
+	// FileWorkers files are read at once; SaveWorkers blobs are
+	// compressed and encrypted at once.
+	FileWorkers int
+	SaveWorkers int
+	Report      func(Event)
+	Now         func() time.Time
+}
+
+// archiver builds one snapshot's trees. Files are read by a pool of file
+// workers (chunking and hashing), new chunks go through a bounded queue to
+// a pool of save workers (compression, encryption, packing), and a fixed set
+// of chunk buffers bounds the memory in flight.
+type archiver struct {
+	ix      *index.Index
+	w       *index.Writer
+	meta    *sources.Reader
+	opts    ArchiveOptions
+	files   chunk.Params
+	streams chunk.Params
+
+	bufs     chan []byte
+	fileQ    chan fileJob
+	saveQ    chan saveJob
+	chunkers sync.Pool
+
+	hlMu      sync.Mutex
+	hardlinks map[[2]uint64][]repo.ID
+
+	nFiles, nDirs, nBytes, nRead, nErrors atomic.Int64
+}
+
+type fileResult struct {
+	node  Node
+	err   error // the file was skipped (reported) when err is a *sources.PathError; fatal otherwise
+	fatal bool
+}
+
+type fileJob struct {
+	path   string
+	meta   sources.Meta
+	result chan fileResult
+}
+
+type saveJob struct {
+	id   repo.ID
+	data []byte
+	buf  []byte
+	done func(error)
+}
+
+func chunkParams(p repo.ChunkerParams) chunk.Params {
+	return chunk.Params{Polynomial: p.Polynomial, MinSize: p.MinSize, MaxSize: p.MaxSize, AverageBits: p.AverageBits}
+}
+
+func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver, error) {
+	cfg := ix.Repository().Config()
+	a := &archiver{ix: ix, w: w, meta: sources.NewReader(), opts: o, files: chunkParams(cfg.Chunker), hardlinks: map[[2]uint64][]repo.ID{}}
+	a.streams = a.files
+	if cfg.StreamChunker != nil {
+		a.streams = chunkParams(*cfg.StreamChunker)
+	}
+	for _, p := range []chunk.Params{a.files, a.streams} {
+		if err := p.Validate(); err != nil {
+			return nil, &repo.CorruptError{Object: "config", Reason: err.Error()}
+		}
+	}
+	if a.opts.FileWorkers < 1 {
+		a.opts.FileWorkers = 2 * runtime.NumCPU()
+	}
+	if a.opts.SaveWorkers < 1 {
+		a.opts.SaveWorkers = runtime.NumCPU()
+	}
+	if a.opts.Report == nil {
+		a.opts.Report = func(Event) {}
+	}
+	if a.opts.Now == nil {
+		a.opts.Now = time.Now
+	}
+	nbuf := a.opts.FileWorkers + 2*a.opts.SaveWorkers + 2
+	a.bufs = make(chan []byte, nbuf)
+	for range nbuf {
+		a.bufs <- nil // allocated on first use, so small runs stay small
+	}
+	a.fileQ = make(chan fileJob, a.opts.FileWorkers)
+	a.saveQ = make(chan saveJob, a.opts.SaveWorkers)
+	return a, nil
+}
+
+func (a *archiver) getBuf(ctx context.Context, size uint) ([]byte, error) {
+	select {
+	case b := <-a.bufs:
+		if uint(cap(b)) < size {
+			b = make([]byte, 0, size)
+		}
+		return b[:0], nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// start launches the worker pools; stop ends them.
+func (a *archiver) start(ctx context.Context) (stop func()) {
+	var wg sync.WaitGroup
+	for range a.opts.FileWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range a.fileQ {
+				j.result <- a.saveFile(ctx, j.path, j.meta)
+			}
+		}()
+	}
+	var swg sync.WaitGroup
+	for range a.opts.SaveWorkers {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			for j := range a.saveQ {
+				_, err := a.w.Save(ctx, repo.DataBlob, j.id, j.data)
+				a.bufs <- j.buf
+				j.done(err)
+			}
+		}()
+	}
+	return func() {
+		close(a.fileQ)
+		wg.Wait()
+		close(a.saveQ)
+		swg.Wait()
+	}
+}
+
+// streamError marks a failure of the source being read (as opposed to the
+// repository), so that file reads can be skipped and reported.
+type streamError struct{ err error }
+
+func (e *streamError) Error() string { return e.err.Error() }
+func (e *streamError) Unwrap() error { return e.err }
+
+// saveContent chunks rd, saves new chunks through the save workers and
+// returns the chunk IDs and the byte count.
+func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string) ([]repo.ID, int64, error) {
+	var ch *chunk.Chunker
+	if v := a.chunkers.Get(); v != nil && p == a.files {
+		ch = v.(*chunk.Chunker)
+		ch.Reset(rd)
+	} else {
+		ch = chunk.New(rd, p)
+	}
+	defer func() {
+		if p == a.files {
+			a.chunkers.Put(ch)
+		}
+	}()
+	h := a.ix.Hasher()
+	defer a.ix.PutHasher(h)
+
+	var (
+		ids     []repo.ID
+		total   int64
+		pending sync.WaitGroup
+		errMu   sync.Mutex
+		saveErr error
+	)
+	done := func(err error) {
+		if err != nil {
+			errMu.Lock()
+			if saveErr == nil {
+				saveErr = err
+			}
+			errMu.Unlock()
+		}
+		pending.Done()
+	}
+	finish := func(err error) ([]repo.ID, int64, error) {
+		pending.Wait()
+		if err == nil {
+			err = saveErr
+		}
+		return ids, total, err
+	}
+	for {
+		buf, err := a.getBuf(ctx, p.MaxSize)
+		if err != nil {
+			return finish(err)
+		}
+		data, err := ch.Next(buf)
+		if err == io.EOF {
+			a.bufs <- buf
+			return finish(nil)
+		}
+		if err != nil {
+			a.bufs <- buf
+			return finish(&streamError{fmt.Errorf("read %s: %w", name, err)})
+		}
+		id := repo.ID(h.Sum(data))
+		ids = append(ids, id)
+		total += int64(len(data))
+		a.nRead.Add(int64(len(data)))
+		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
+		if a.w.Known(repo.DataBlob, id) {
+			a.bufs <- buf
+			continue
+		}
+		pending.Add(1)
+		select {
+		case a.saveQ <- saveJob{id: id, data: data, buf: buf, done: done}:
+		case <-ctx.Done():
+			a.bufs <- buf
+			pending.Done()
+			return finish(ctx.Err())
+		}
+	}
+}
+
+// saveFile reads one regular file. It is called by the file workers.
+func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileResult {
+	f, err := sources.OpenFile(p)
+	if err != nil {
+		return fileResult{err: err}
+	}
+	defer f.Close()
+	st, err := sources.Fstat(f)
+	if err != nil {
+		return fileResult{err: &sources.PathError{Op: "stat", Path: p, Err: err}}
+	}
+	// Use what the open file says: it may have changed since it was listed.
+	fresh := sources.FromStat(m.Name, &st)
+	if fresh.Type != sources.TypeFile {
+		return fileResult{err: &sources.PathError{Op: "open", Path: p, Err: errors.New("no longer a regular file")}}
+	}
+	m.Size, m.MTime, m.CTime, m.Inode, m.Device, m.Links, m.Mode = fresh.Size, fresh.MTime, fresh.CTime, fresh.Inode, fresh.Device, fresh.Links, fresh.Mode
+	ids, n, err := a.saveContent(ctx, f, a.files, p)
+	if err != nil {
+		var se *streamError
+		if errors.As(err, &se) {
+			return fileResult{err: &sources.PathError{Op: "read", Path: p, Err: se.err}}
+		}
+		return fileResult{err: err, fatal: true}
+	}
+	if uint64(n) != m.Size {
+		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: fmt.Errorf("file changed while it was read (%d bytes read, %d expected); saved what was read", n, m.Size)})
+		m.Size = uint64(n)
+	}
+	return fileResult{node: Node{Meta: m, Content: ids}}
+}
+
+// run walks the inputs and returns the root tree's ID.
+func (a *archiver) run(ctx context.Context, root *vdir, parent *Tree) (repo.ID, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := a.start(ctx)
+	streams := a.startStreams(ctx, root)
+	n, err := a.saveVDir(ctx, "/", root, parent, streams)
+	if err != nil {
+		cancel()
+	}
+	stop()
+	// Streams that were never reached (an earlier error) must still end.
+	for _, f := range streams {
+		<-f
+	}
+	return n, err
+}
+
+// vdir is a directory of the snapshot's top levels: the directories leading
+// to the backed-up paths, which are not themselves backed up whole.
+type vdir struct {
+	metaPath string // local directory to take metadata from ("" for synthetic ones such as /db)
+	children map[string]*ventry
+}
+
+type ventry struct {
+	dir    *vdir
+	fsPath string  // a backed-up path
+	stream *Stream // a stream source
+}
+
+// buildVTree arranges the inputs under one root. Paths must be absolute and
+// clean; a path inside another is dropped (the outer one covers it).
+func buildVTree(paths []string, streams []Stream) (*vdir, error) {
+	root := &vdir{metaPath: "/", children: map[string]*ventry{}}
+	sorted := append([]string(nil), paths...)
+	sort.Strings(sorted)
+	var kept []string
+	for _, p := range sorted {
+		covered := false
+		for _, k := range kept {
+			if k == "/" || p == k || strings.HasPrefix(p, k+"/") {
+				covered = true
+			}
+		}
+		if !covered {
+			kept = append(kept, p)
+		}
+	}
+	place := func(p string, e *ventry) error {
+		if p == "/" {
+			return fmt.Errorf("cannot place %s at the root", p)
+		}
+		comps := strings.Split(strings.TrimPrefix(p, "/"), "/")
+		d := root
+		for i, c := range comps[:len(comps)-1] {
+			child, ok := d.children[c]
+			if !ok {
+				mp := ""
+				if d.metaPath != "" {
+					mp = path.Join(d.metaPath, c)
+				}
+				if e.stream != nil {
+					mp = "" // directories invented for streams (e.g. /db) are synthetic
+				}
+				child = &ventry{dir: &vdir{metaPath: mp, children: map[string]*ventry{}}}
+				d.children[c] = child
+			}
+			if child.dir == nil {
+				return fmt.Errorf("%s collides with %s, which is also saved", p, "/"+strings.Join(comps[:i+1], "/"))
+			}
+			d = child.dir
+		}
+		last := comps[len(comps)-1]
+		if _, ok := d.children[last]; ok {
+			return fmt.Errorf("%s is given twice or collides with another source", p)
+		}
+		d.children[last] = e
+		return nil
+	}
+	if len(kept) == 1 && kept[0] == "/" {
+		// Backing up "/" itself: its entries are the root's children.
+		root.children = nil
+		return &vdir{metaPath: "/", children: map[string]*ventry{"": {fsPath: "/"}}}, placeStreams(root, streams, place)
+	}
+	for _, p := range kept {
+		if err := place(p, &ventry{fsPath: p}); err != nil {
+			return nil, err
+		}
+	}
+	if err := placeStreams(root, streams, place); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+func placeStreams(root *vdir, streams []Stream, place func(string, *ventry) error) error {
+	for i := range streams {
+		s := &streams[i]
+		if !path.IsAbs(s.Path) || path.Clean(s.Path) != s.Path {
+			return fmt.Errorf("stream path %q must be absolute and clean", s.Path)
+		}
+		if err := place(s.Path, &ventry{stream: s}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startStreams starts every stream source at once, so dumps run in
+// parallel with each other and with file reads.
+func (a *archiver) startStreams(ctx context.Context, root *vdir) map[*Stream]chan fileResult {
+	out := map[*Stream]chan fileResult{}
+	var visit func(d *vdir)
+	visit = func(d *vdir) {
+		for _, e := range d.children {
+			switch {
+			case e.dir != nil:
+				visit(e.dir)
+			case e.stream != nil:
+				ch := make(chan fileResult, 1)
+				out[e.stream] = ch
+				go func(s *Stream) { ch <- a.saveStream(ctx, s) }(e.stream)
+			}
+		}
+	}
+	visit(root)
+	return out
+}
+
+func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
+	rc, err := s.Open(ctx)
+	if err != nil {
+		return fileResult{err: fmt.Errorf("%s: %w", s.Path, err), fatal: true}
+	}
+	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path)
+	cerr := rc.Close()
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fileResult{err: fmt.Errorf("%s: %w", s.Path, err), fatal: true}
+	}
+	now := a.opts.Now().UnixNano()
+	mode := s.Mode
+	if mode == 0 {
+		mode = 0o600
+	}
+	s.Source.Size = n
+	m := sources.Meta{Name: path.Base(s.Path), Type: sources.TypeFile, Mode: mode, Size: uint64(n), MTime: now, ATime: now, CTime: now,
+		UID: uint32(getuid()), GID: uint32(getgid())}
+	a.nFiles.Add(1)
+	a.nBytes.Add(n)
+	a.opts.Report(Event{Kind: EventFile, Path: s.Path, Bytes: n})
+	return fileResult{node: Node{Meta: m, Content: ids}}
+}
+
+// saveVDir saves a synthetic directory level.
+func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree, streams map[*Stream]chan fileResult) (repo.ID, error) {
+	if e, ok := d.children[""]; ok { // backing up "/"
+		m, err := a.meta.Lstat(e.fsPath, "/")
+		if err != nil {
+			return repo.ID{}, err
+		}
+		n, _, err := a.saveDir(ctx, "/", m, parent)
+		return n.Subtree, err
+	}
+	names := make([]string, 0, len(d.children))
+	for name := range d.children {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	tree := &Tree{}
+	for _, name := range names {
+		e := d.children[name]
+		cp := path.Join(p, name)
+		var pnode *Node
+		if parent != nil {
+			pnode, _ = parent.Find(name)
+		}
+		switch {
+		case e.dir != nil:
+			m := a.syntheticDirMeta(name, e.dir.metaPath)
+			sub, err := a.parentSubtree(ctx, pnode)
+			if err != nil {
+				return repo.ID{}, err
+			}
+			id, err := a.saveVDir(ctx, cp, e.dir, sub, streams)
+			if err != nil {
+				return repo.ID{}, err
+			}
+			a.nDirs.Add(1)
+			tree.Nodes = append(tree.Nodes, Node{Meta: m, Subtree: id})
+		case e.stream != nil:
+			r := <-streams[e.stream]
+			streams[e.stream] <- r // leave it for run's final drain
+			if r.err != nil {
+				return repo.ID{}, r.err
+			}
+			tree.Nodes = append(tree.Nodes, r.node)
+		default:
+			m, err := a.meta.Lstat(e.fsPath, name)
+			if err != nil {
+				a.report(err)
+				continue
+			}
+			n, ok, err := a.saveEntry(ctx, e.fsPath, m, pnode)
+			if err != nil {
+				return repo.ID{}, err
+			}
+			if ok {
+				tree.Nodes = append(tree.Nodes, n)
+			}
+		}
+	}
+	return a.saveTree(ctx, tree)
+}
+
+func (a *archiver) syntheticDirMeta(name, metaPath string) sources.Meta {
+	if metaPath != "" {
+		if m, err := a.meta.Lstat(metaPath, name); err == nil && m.Type == sources.TypeDir {
+			m.Xattrs = nil
+			return m
+		}
+	}
+	now := a.opts.Now().UnixNano()
+	return sources.Meta{Name: name, Type: sources.TypeDir, Mode: 0o755, MTime: now, ATime: now, CTime: now}
+}
+
+func (a *archiver) parentSubtree(ctx context.Context, pnode *Node) (*Tree, error) {
+	if pnode == nil || pnode.Type != sources.TypeDir {
+		return nil, nil
+	}
+	t, err := LoadTree(ctx, a.ix, pnode.Subtree)
+	if err != nil {
+		// A damaged parent only costs speed: read everything again.
+		a.opts.Report(Event{Kind: EventWarning, Path: pnode.Name, Err: fmt.Errorf("parent snapshot unreadable here, reading all files: %w", err)})
+		return nil, nil
+	}
+	return t, nil
+}
+
+func (a *archiver) report(err error) {
+	a.nErrors.Add(1)
+	var pe *sources.PathError
+	p := ""
+	if errors.As(err, &pe) {
+		p = pe.Path
+	}
+	a.opts.Report(Event{Kind: EventError, Path: p, Err: err})
+}
+
+// saveEntry saves one backed-up path of any type. ok is false when the
+// entry was skipped (and reported).
+func (a *archiver) saveEntry(ctx context.Context, p string, m sources.Meta, pnode *Node) (Node, bool, error) {
+	switch m.Type {
+	case sources.TypeDir:
+		parent, err := a.parentSubtree(ctx, pnode)
+		if err != nil {
+			return Node{}, false, err
+		}
+		return a.saveDir(ctx, p, m, parent)
+	case sources.TypeFile:
+		res := <-a.submitFile(ctx, p, m, pnode)
+		return a.fileOutcome(res)
+	default:
+		return Node{Meta: m}, true, nil
+	}
+}
+
+func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
+	if res.err != nil {
+		if res.fatal {
+			return Node{}, false, res.err
+		}
+		a.report(res.err)
+		return Node{}, false, nil
+	}
+	return res.node, true, nil
+}
+
+// submitFile returns a channel with the file's node: at once when the
+// parent snapshot's node proves it unchanged (size, mtime, ctime, inode, and
+// every blob still indexed) or a hard link to a file already read, else
+// after a file worker has read it.
+func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pnode *Node) chan fileResult {
+	ch := make(chan fileResult, 1)
+	if pnode != nil && pnode.Type == sources.TypeFile && pnode.Size == m.Size && pnode.MTime == m.MTime &&
+		pnode.CTime == m.CTime && pnode.Inode == m.Inode && a.allKnown(pnode.Content) {
+		a.fileDone(m.Size, p)
+		ch <- fileResult{node: Node{Meta: m, Content: pnode.Content}}
+		return ch
+	}
+	key := [2]uint64{m.Device, m.Inode}
+	if m.Links > 1 {
+		a.hlMu.Lock()
+		ids, ok := a.hardlinks[key]
+		a.hlMu.Unlock()
+		if ok {
+			a.fileDone(m.Size, p)
+			ch <- fileResult{node: Node{Meta: m, Content: ids}}
+			return ch
+		}
+	}
+	inner := make(chan fileResult, 1)
+	select {
+	case a.fileQ <- fileJob{path: p, meta: m, result: inner}:
+	case <-ctx.Done():
+		ch <- fileResult{err: ctx.Err(), fatal: true}
+		return ch
+	}
+	go func() {
+		r := <-inner
+		if r.err == nil {
+			if m.Links > 1 {
+				a.hlMu.Lock()
+				a.hardlinks[key] = r.node.Content
+				a.hlMu.Unlock()
+			}
+			a.fileDone(r.node.Size, p)
+		}
+		ch <- r
+	}()
+	return ch
+}
+
+func (a *archiver) fileDone(size uint64, p string) {
+	a.nFiles.Add(1)
+	a.nBytes.Add(int64(size))
+	a.opts.Report(Event{Kind: EventFile, Path: p, Bytes: int64(size)})
+}
+
+func (a *archiver) allKnown(ids []repo.ID) bool {
+	for _, id := range ids {
+		if !a.w.Known(repo.DataBlob, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// saveDir saves a directory of the file system: entries are listed and
+// stat'ed here, files go to the file workers (so many are read at once),
+// subdirectories are walked depth first, and the tree is saved once every
+// entry has its node.
+func (a *archiver) saveDir(ctx context.Context, p string, m sources.Meta, parent *Tree) (Node, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Node{}, false, err
+	}
+	names, err := sources.ReadDirNames(p)
+	if err != nil {
+		a.report(err)
+		return Node{}, false, nil
+	}
+	type pendingEntry struct {
+		node   Node
+		result chan fileResult
+	}
+	entries := make([]pendingEntry, 0, len(names))
+	for _, name := range names {
+		cp := filepath.Join(p, name)
+		if sources.MatchAny(a.opts.Excludes, cp) {
+			continue
+		}
+		cm, err := a.meta.Lstat(cp, name)
+		if err != nil {
+			if !sources.IsNotExist(err) {
+				a.report(err)
+			}
+			continue
+		}
+		var pn *Node
+		if parent != nil {
+			pn, _ = parent.Find(name)
+		}
+		switch cm.Type {
+		case sources.TypeFile:
+			entries = append(entries, pendingEntry{result: a.submitFile(ctx, cp, cm, pn)})
+		case sources.TypeDir:
+			if a.opts.OneFileSystem && cm.Device != m.Device {
+				// A mount point: keep the empty directory, not what is mounted.
+				id, err := a.saveTree(ctx, &Tree{})
+				if err != nil {
+					return Node{}, false, err
+				}
+				a.nDirs.Add(1)
+				entries = append(entries, pendingEntry{node: Node{Meta: cm, Subtree: id}})
+				continue
+			}
+			sub, err := a.parentSubtree(ctx, pn)
+			if err != nil {
+				return Node{}, false, err
+			}
+			n, ok, err := a.saveDir(ctx, cp, cm, sub)
+			if err != nil {
+				return Node{}, false, err
+			}
+			if ok {
+				entries = append(entries, pendingEntry{node: n})
+			}
+		default:
+			entries = append(entries, pendingEntry{node: Node{Meta: cm}})
+		}
+	}
+	tree := &Tree{Nodes: make([]Node, 0, len(entries))}
+	var fatal error
+	for _, e := range entries {
+		if e.result == nil {
+			tree.Nodes = append(tree.Nodes, e.node)
+			continue
+		}
+		n, ok, err := a.fileOutcome(<-e.result)
+		if err != nil && fatal == nil {
+			fatal = err
+		}
+		if ok {
+			tree.Nodes = append(tree.Nodes, n)
+		}
+	}
+	if fatal != nil {
+		return Node{}, false, fatal
+	}
+	id, err := a.saveTree(ctx, tree)
+	if err != nil {
+		return Node{}, false, err
+	}
+	a.nDirs.Add(1)
+	return Node{Meta: m, Subtree: id}, true, nil
+}
+
+func (a *archiver) saveTree(ctx context.Context, t *Tree) (repo.ID, error) {
+	plain := t.Encode()
+	h := a.ix.Hasher()
+	id := repo.ID(h.Sum(plain))
+	a.ix.PutHasher(h)
+	if _, err := a.w.Save(ctx, repo.TreeBlob, id, plain); err != nil {
+		return id, err
+	}
+	return id, nil
+}

@@ -1,0 +1,178 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+)
+
+// CreateOptions describe one create run.
+type CreateOptions struct {
+	Paths   []string // local paths; made absolute and clean
+	Streams []Stream
+	Tags    []string
+	Host    string
+	Time    time.Time // the snapshot's time; zero means now
+	// Parent overrides the automatic parent (newest snapshot of the same
+	// host and paths). NoParent reads every file.
+	Parent   *Snapshot
+	NoParent bool
+	Archive  ArchiveOptions
+	Writer   index.WriterOptions
+	Program  string
+}
+
+// Create makes a snapshot: it archives the inputs, flushes every pack and
+// index segment, checks that no pack it relied on has been marked for
+// deletion meanwhile, and only then saves the snapshot document (data →
+// index → snapshot). The caller holds a shared lock.
+func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOptions) (*Snapshot, error) {
+	r := ix.Repository()
+	start := time.Now()
+	paths := make([]string, 0, len(o.Paths))
+	for _, p := range o.Paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, filepath.Clean(abs))
+	}
+	slices.Sort(paths)
+	paths = slices.Compact(paths)
+	if len(paths) == 0 && len(o.Streams) == 0 {
+		return nil, fmt.Errorf("nothing to back up: give paths or stream sources")
+	}
+	root, err := buildVTree(paths, o.Streams)
+	if err != nil {
+		return nil, err
+	}
+
+	parent := o.Parent
+	if parent == nil && !o.NoParent && len(paths) > 0 {
+		sns, _, err := loader.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		parent = FindParent(sns, o.Host, paths)
+	}
+	var parentTree *Tree
+	if parent != nil {
+		if parentTree, err = LoadTree(ctx, ix, parent.Tree); err != nil {
+			o.Archive.Report(Event{Kind: EventWarning, Err: fmt.Errorf("parent snapshot %s unreadable, reading all files: %w", parent.ID.Short(), err)})
+			parent, parentTree = nil, nil
+		}
+	}
+
+	w := index.NewWriter(ix, o.Writer)
+	a, err := newArchiver(ix, w, o.Archive)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := a.run(ctx, root, parentTree)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Flush(ctx); err != nil {
+		return nil, err
+	}
+	if err := confirmReused(ctx, ix, w); err != nil {
+		return nil, err
+	}
+
+	now := time.Now()
+	sn := &Snapshot{Time: o.Time, Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program}
+	if sn.Time.IsZero() {
+		sn.Time = now
+	}
+	if sn.Tags == nil {
+		sn.Tags = []string{}
+	}
+	if u, err := user.Current(); err == nil {
+		sn.Username = u.Username
+	}
+	if parent != nil {
+		pid := parent.ID
+		sn.Parent = &pid
+	}
+	for i := range o.Streams {
+		s := o.Streams[i].Source
+		s.Path = o.Streams[i].Path
+		sn.Sources = append(sn.Sources, s)
+	}
+	ws := w.Stats()
+	sn.Summary = Summary{Files: a.nFiles.Load(), Dirs: a.nDirs.Load(), Bytes: a.nBytes.Load(), ReadBytes: a.nRead.Load(),
+		AddedBytes: ws.StoredBytes, AddedRaw: ws.RawBytes, AddedBlobs: ws.Blobs, Errors: a.nErrors.Load(), Start: start, End: now}
+	if err := Save(ctx, r, sn); err != nil {
+		return nil, err
+	}
+	return sn, nil
+}
+
+// confirmReused syncs the index and makes sure that every pack holding a
+// blob this run reused without writing it is still live: a prune that ran
+// meanwhile may have marked it for deletion (invariant 9).
+func confirmReused(ctx context.Context, ix *index.Index, w *index.Writer) error {
+	reused := w.ReusedPacks()
+	if len(reused) == 0 {
+		return nil
+	}
+	if _, err := ix.Sync(ctx, nil); err != nil {
+		return err
+	}
+	status := map[repo.ID]index.PackStatus{}
+	if err := ix.Packs(func(p index.PackInfo) error {
+		status[p.ID] = p.Status
+		return nil
+	}); err != nil {
+		return err
+	}
+	var gone []repo.ID
+	for _, id := range reused {
+		if st, ok := status[id]; !ok || st != index.PackLive {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return rescue(ctx, ix, w, gone)
+}
+
+// rescue copies the blobs of packs that were marked for deletion while this
+// run relied on them into new packs, so the snapshot never refers to data
+// that prune may delete. Marked packs still exist (prune deletes them only
+// in a later run), so their blobs can still be read.
+func rescue(ctx context.Context, ix *index.Index, w *index.Writer, packs []repo.ID) error {
+	want := map[repo.ID]bool{}
+	for _, p := range packs {
+		want[p] = true
+	}
+	var locs []index.Location
+	if err := ix.Blobs(func(l index.Location) error {
+		if want[l.Pack] {
+			locs = append(locs, l)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, l := range locs {
+		if ix.Has(l.Entry.Type, l.Entry.ID) {
+			continue // also stored in a live pack
+		}
+		plain, err := ix.LoadBlobAt(ctx, l, nil)
+		if err != nil {
+			return fmt.Errorf("rescue blob from pack %s marked for deletion: %w", l.Pack.Short(), err)
+		}
+		if _, err := w.Save(ctx, l.Entry.Type, l.Entry.ID, plain); err != nil {
+			return err
+		}
+	}
+	return w.Flush(ctx)
+}

@@ -1,0 +1,88 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
+)
+
+// LoadTree reads, verifies and decodes a tree blob.
+func LoadTree(ctx context.Context, ix *index.Index, id repo.ID) (*Tree, error) {
+	plain, err := ix.LoadBlob(ctx, repo.TreeBlob, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	t, err := DecodeTree(plain)
+	if err != nil {
+		return nil, &repo.CorruptError{Object: "tree blob " + id.String(), Reason: err.Error()}
+	}
+	return t, nil
+}
+
+// rootNode is the synthetic node of a snapshot's root directory.
+func rootNode(tree repo.ID) Node {
+	return Node{Meta: sources.Meta{Name: "/", Type: sources.TypeDir, Mode: 0o755}, Subtree: tree}
+}
+
+// FindNode follows an absolute slash-separated path from a root tree and
+// returns the node there ("/" gives a synthetic root directory node).
+func FindNode(ctx context.Context, ix *index.Index, root repo.ID, p string) (Node, error) {
+	node := rootNode(root)
+	for _, name := range strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/") {
+		if name == "" {
+			continue
+		}
+		if node.Type != sources.TypeDir {
+			return Node{}, fmt.Errorf("path %s: %q is not a directory in the snapshot", p, node.Name)
+		}
+		t, err := LoadTree(ctx, ix, node.Subtree)
+		if err != nil {
+			return Node{}, err
+		}
+		n, ok := t.Find(name)
+		if !ok {
+			return Node{}, fmt.Errorf("path %s does not exist in the snapshot; see 'snap ls'", p)
+		}
+		node = *n
+	}
+	return node, nil
+}
+
+// WalkFunc is called for each node with its absolute path in the snapshot.
+// Returning SkipDir from a directory's call skips its contents.
+type WalkFunc func(p string, n *Node) error
+
+// SkipDir tells Walk not to descend.
+var SkipDir = fmt.Errorf("skip this directory")
+
+// Walk visits the node at p and everything below it, depth first in name
+// order.
+func Walk(ctx context.Context, ix *index.Index, p string, n Node, fn WalkFunc) error {
+	if err := fn(p, &n); err != nil {
+		if err == SkipDir {
+			return nil
+		}
+		return err
+	}
+	if n.Type != sources.TypeDir {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t, err := LoadTree(ctx, ix, n.Subtree)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	for i := range t.Nodes {
+		if err := Walk(ctx, ix, path.Join(p, t.Nodes[i].Name), t.Nodes[i], fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,330 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// Snapshot is the document stored in snapshots/<id>.
+type Snapshot struct {
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	Username string    `json:"username,omitempty"`
+	Tags     []string  `json:"tags"`
+	Paths    []string  `json:"paths"`
+	Tree     repo.ID   `json:"tree"`
+	Parent   *repo.ID  `json:"parent,omitempty"`
+	Summary  Summary   `json:"summary"`
+	Sources  []Source  `json:"sources,omitempty"`
+	Program  string    `json:"program,omitempty"`
+	// Original is the ID of the snapshot this one was copied from.
+	Original *repo.ID `json:"original,omitempty"`
+	ID       repo.ID  `json:"-"` // set when loaded or saved
+}
+
+// Source describes a stream source recorded in the snapshot: a dump or a
+// command's output, stored as the file Path.
+type Source struct {
+	Path    string `json:"path"`
+	Kind    string `json:"kind"`              // "stdin", "command", "postgres", "mysql", "sqlite", "mongodb"
+	URL     string `json:"url,omitempty"`     // without secrets
+	Tool    string `json:"tool,omitempty"`    // e.g. "pg_dump"
+	Version string `json:"version,omitempty"` // the tool's version line
+	Size    int64  `json:"size"`
+}
+
+// Summary counts what a create saw and added.
+type Summary struct {
+	Files      int64     `json:"files"`
+	Dirs       int64     `json:"dirs"`
+	Bytes      int64     `json:"bytes"`       // total size of the files in the snapshot
+	ReadBytes  int64     `json:"read_bytes"`  // bytes actually read (unchanged files are not)
+	AddedBytes int64     `json:"added_bytes"` // bytes added to the repository, after compression
+	AddedRaw   int64     `json:"added_raw_bytes"`
+	AddedBlobs int64     `json:"added_blobs"`
+	Errors     int64     `json:"errors"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+}
+
+// Save stores the snapshot document and sets sn.ID. Call it only after
+// every blob the snapshot refers to is durable and indexed.
+func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
+	data, err := json.Marshal(sn)
+	if err != nil {
+		return err
+	}
+	id, err := r.SaveObject(ctx, repo.SnapshotFile, data)
+	if err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	sn.ID = id
+	return nil
+}
+
+// maxSnapshotSize bounds a snapshot document.
+const maxSnapshotSize = 16 << 20
+
+// decode parses a snapshot document.
+func decode(id repo.ID, plain []byte) (*Snapshot, error) {
+	if len(plain) > maxSnapshotSize {
+		return nil, fmt.Errorf("snapshot document of %d bytes exceeds %d", len(plain), maxSnapshotSize)
+	}
+	var sn Snapshot
+	if err := json.Unmarshal(plain, &sn); err != nil {
+		return nil, fmt.Errorf("decode snapshot: %w", err)
+	}
+	if sn.Tree.IsZero() {
+		return nil, errors.New("snapshot has no tree")
+	}
+	sn.ID = id
+	return &sn, nil
+}
+
+// Decode parses a snapshot document's plaintext (exported for fuzzing).
+func Decode(plain []byte) (*Snapshot, error) { return decode(repo.ID{}, plain) }
+
+// Loader reads snapshot documents, keeping their stored bytes in a local
+// cache directory (they are immutable, so a cached copy never goes stale).
+type Loader struct {
+	r        *repo.Repository
+	cacheDir string // "" disables the cache
+}
+
+// NewLoader returns a loader caching in dir (may be "").
+func NewLoader(r *repo.Repository, dir string) *Loader { return &Loader{r: r, cacheDir: dir} }
+
+// Load reads one snapshot.
+func (l *Loader) Load(ctx context.Context, id repo.ID) (*Snapshot, error) {
+	h := repo.Handle{Type: repo.SnapshotFile, Name: id.String()}
+	var sealed []byte
+	cached := ""
+	if l.cacheDir != "" {
+		cached = filepath.Join(l.cacheDir, id.String())
+		if b, err := os.ReadFile(cached); err == nil {
+			sealed = b
+		}
+	}
+	var plain []byte
+	var err error
+	if sealed != nil {
+		plain, err = l.r.OpenObject(h, sealed)
+	}
+	if sealed == nil || err != nil {
+		sealed, err = l.r.Backend().Load(ctx, h, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("load snapshot %s: %w", id.Short(), err)
+		}
+		if plain, err = l.r.OpenObject(h, sealed); err != nil {
+			return nil, err
+		}
+		if cached != "" && os.MkdirAll(l.cacheDir, 0o700) == nil {
+			tmp := cached + ".tmp"
+			if os.WriteFile(tmp, sealed, 0o600) == nil {
+				_ = os.Rename(tmp, cached)
+			}
+		}
+	}
+	sn, err := decode(id, plain)
+	if err != nil {
+		return nil, &repo.CorruptError{Object: h.String(), Reason: err.Error()}
+	}
+	return sn, nil
+}
+
+// List loads every snapshot, sorted by time (oldest first). Unreadable
+// snapshots are returned as errors in errs, not fatal.
+func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err error) {
+	ids, err := l.r.ListIDs(ctx, repo.SnapshotFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	present := map[string]bool{}
+	for _, id := range ids {
+		present[id.String()] = true
+		sn, err := l.Load(ctx, id)
+		if errors.Is(err, repo.ErrNotFound) {
+			continue // forgotten meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sns = append(sns, sn)
+	}
+	l.pruneCache(present)
+	SortByTime(sns)
+	return sns, errs, nil
+}
+
+// pruneCache drops cached documents of forgotten snapshots.
+func (l *Loader) pruneCache(present map[string]bool) {
+	if l.cacheDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(l.cacheDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if len(e.Name()) == 64 && !present[e.Name()] {
+			_ = os.Remove(filepath.Join(l.cacheDir, e.Name()))
+		}
+	}
+}
+
+// SortByTime orders snapshots oldest first, by ID when times are equal.
+func SortByTime(sns []*Snapshot) {
+	sort.SliceStable(sns, func(i, j int) bool {
+		if !sns[i].Time.Equal(sns[j].Time) {
+			return sns[i].Time.Before(sns[j].Time)
+		}
+		return sns[i].ID.String() < sns[j].ID.String()
+	})
+}
+
+// Filter selects snapshots by host, tag, path and period.
+type Filter struct {
+	Hosts []string
+	Tags  []string // a snapshot matches when it has every tag of any one entry; "a,b" means a and b
+	Paths []string // a snapshot matches when it has every one of these paths
+	// From and To bound the time (From inclusive, To exclusive) when set.
+	From, To time.Time
+}
+
+// Match reports whether sn passes the filter.
+func (f Filter) Match(sn *Snapshot) bool {
+	if len(f.Hosts) > 0 && !slices.Contains(f.Hosts, sn.Host) {
+		return false
+	}
+	if len(f.Tags) > 0 {
+		ok := false
+		for _, group := range f.Tags {
+			all := true
+			for _, t := range strings.Split(group, ",") {
+				if t != "" && !slices.Contains(sn.Tags, t) {
+					all = false
+				}
+			}
+			if all {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, p := range f.Paths {
+		if !slices.Contains(sn.Paths, filepath.Clean(p)) {
+			return false
+		}
+	}
+	if !f.From.IsZero() && sn.Time.Before(f.From) {
+		return false
+	}
+	if !f.To.IsZero() && !sn.Time.Before(f.To) {
+		return false
+	}
+	return true
+}
+
+// Apply returns the snapshots that pass the filter, in order.
+func (f Filter) Apply(sns []*Snapshot) []*Snapshot {
+	var out []*Snapshot
+	for _, sn := range sns {
+		if f.Match(sn) {
+			out = append(out, sn)
+		}
+	}
+	return out
+}
+
+// ParsePeriod turns "2026", "2026-11" or "2026-11-20" into a [from, to)
+// range in loc.
+func ParsePeriod(s string, loc *time.Location) (from, to time.Time, err error) {
+	for _, f := range []struct {
+		layout string
+		next   func(time.Time) time.Time
+	}{
+		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
+		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
+		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+	} {
+		if len(s) != len(f.layout) {
+			continue
+		}
+		t, err := time.ParseInLocation(f.layout, s, loc)
+		if err == nil {
+			return t, f.next(t), nil
+		}
+	}
+	return from, to, fmt.Errorf("period %q: use YYYY, YYYY-MM or YYYY-MM-DD", s)
+}
+
+// ErrNoSnapshot means no snapshot matched.
+var ErrNoSnapshot = errors.New("no matching snapshot")
+
+// Find resolves a snapshot reference among sns (sorted oldest first): an
+// ID, a unique ID prefix, or "latest" (the newest that passes the filter).
+func Find(sns []*Snapshot, ref string, f Filter) (*Snapshot, error) {
+	if ref == "latest" {
+		matched := f.Apply(sns)
+		if len(matched) == 0 {
+			return nil, fmt.Errorf("%w: no snapshot for 'latest' with these filters; see 'snap list'", ErrNoSnapshot)
+		}
+		return matched[len(matched)-1], nil
+	}
+	ref = strings.ToLower(ref)
+	if ref == "" || strings.Trim(ref, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("snapshot %q: expected an ID, an ID prefix or 'latest'", ref)
+	}
+	var found *Snapshot
+	for _, sn := range sns {
+		if strings.HasPrefix(sn.ID.String(), ref) {
+			if found != nil {
+				return nil, fmt.Errorf("snapshot prefix %q is ambiguous: give more digits", ref)
+			}
+			found = sn
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: no snapshot with ID %s; see 'snap list'", ErrNoSnapshot, ref)
+	}
+	return found, nil
+}
+
+// FindAt returns the newest snapshot passing the filter taken at or before t.
+func FindAt(sns []*Snapshot, t time.Time, f Filter) (*Snapshot, error) {
+	var found *Snapshot
+	for _, sn := range f.Apply(sns) {
+		if !sn.Time.After(t) {
+			found = sn
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: no snapshot taken at or before %s with these filters", ErrNoSnapshot, t.Format(time.RFC3339))
+	}
+	return found, nil
+}
+
+// FindParent returns the newest snapshot of the same host and paths, or nil.
+func FindParent(sns []*Snapshot, host string, paths []string) *Snapshot {
+	var found *Snapshot
+	for _, sn := range sns {
+		if sn.Host == host && slices.Equal(sn.Paths, paths) {
+			found = sn
+		}
+	}
+	return found
+}

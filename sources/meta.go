@@ -1,0 +1,242 @@
+package sources
+
+import (
+	"errors"
+	"fmt"
+	"os/user"
+	"sort"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// FileType is the kind of a directory entry.
+type FileType uint8
+
+// File types, as stored in trees.
+const (
+	TypeFile    FileType = 1
+	TypeDir     FileType = 2
+	TypeSymlink FileType = 3
+	TypeDev     FileType = 4 // block device
+	TypeCharDev FileType = 5
+	TypeFIFO    FileType = 6
+	TypeSocket  FileType = 7
+)
+
+func (t FileType) String() string {
+	switch t {
+	case TypeFile:
+		return "file"
+	case TypeDir:
+		return "dir"
+	case TypeSymlink:
+		return "symlink"
+	case TypeDev:
+		return "dev"
+	case TypeCharDev:
+		return "chardev"
+	case TypeFIFO:
+		return "fifo"
+	case TypeSocket:
+		return "socket"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Xattr is one extended attribute.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// Meta is everything snap records about a directory entry except its
+// content. Name is a single path component and may be any byte string
+// without '/' or NUL (not necessarily UTF-8).
+type Meta struct {
+	Name       string
+	Type       FileType
+	Mode       uint32 // permission bits with setuid, setgid and sticky (07777)
+	UID, GID   uint32
+	User       string
+	Group      string
+	Size       uint64
+	MTime      int64 // Unix nanoseconds
+	ATime      int64
+	CTime      int64
+	Inode      uint64
+	Device     uint64 // device of the file system holding the entry
+	Links      uint64
+	Rdev       uint64 // device number of a device node
+	LinkTarget string
+	Xattrs     []Xattr
+}
+
+// Reader reads metadata from the local file system. It caches user and
+// group names; one Reader serves one run.
+type Reader struct {
+	mu     sync.Mutex
+	users  map[uint32]string
+	groups map[uint32]string
+	// NoXattrs skips extended attributes.
+	NoXattrs bool
+}
+
+// NewReader returns a metadata reader.
+func NewReader() *Reader {
+	return &Reader{users: map[uint32]string{}, groups: map[uint32]string{}}
+}
+
+// Lstat returns the metadata of path without following a final symlink.
+// name is recorded as Meta.Name.
+func (r *Reader) Lstat(path, name string) (Meta, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return Meta{}, &PathError{Op: "lstat", Path: path, Err: err}
+	}
+	m := FromStat(name, &st)
+	m.User, m.Group = r.userName(m.UID), r.groupName(m.GID)
+	if m.Type == TypeSymlink {
+		target, err := readlink(path)
+		if err != nil {
+			return Meta{}, &PathError{Op: "readlink", Path: path, Err: err}
+		}
+		m.LinkTarget = target
+	}
+	if !r.NoXattrs && (m.Type == TypeFile || m.Type == TypeDir) {
+		m.Xattrs = readXattrs(path)
+	}
+	return m, nil
+}
+
+// FromStat converts a stat result.
+func FromStat(name string, st *unix.Stat_t) Meta {
+	m := Meta{
+		Name:  name,
+		Mode:  st.Mode & 0o7777,
+		UID:   st.Uid,
+		GID:   st.Gid,
+		MTime: st.Mtim.Nano(),
+		ATime: st.Atim.Nano(),
+		CTime: st.Ctim.Nano(),
+		Inode: st.Ino,
+		// Device numbers are compared, never interpreted.
+		Device: uint64(st.Dev),
+		Links:  uint64(st.Nlink),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		m.Type, m.Size = TypeFile, uint64(st.Size)
+	case unix.S_IFDIR:
+		m.Type = TypeDir
+	case unix.S_IFLNK:
+		m.Type, m.Size = TypeSymlink, uint64(st.Size)
+	case unix.S_IFBLK:
+		m.Type, m.Rdev = TypeDev, uint64(st.Rdev)
+	case unix.S_IFCHR:
+		m.Type, m.Rdev = TypeCharDev, uint64(st.Rdev)
+	case unix.S_IFIFO:
+		m.Type = TypeFIFO
+	case unix.S_IFSOCK:
+		m.Type = TypeSocket
+	}
+	return m
+}
+
+func readlink(path string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlink(path, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+func readXattrs(path string) []Xattr {
+	size, err := unix.Llistxattr(path, nil)
+	if err != nil || size == 0 {
+		return nil
+	}
+	buf := make([]byte, size)
+	size, err = unix.Llistxattr(path, buf)
+	if err != nil {
+		return nil
+	}
+	var out []Xattr
+	for _, name := range splitNul(buf[:size]) {
+		n, err := unix.Lgetxattr(path, name, nil)
+		if err != nil {
+			continue
+		}
+		val := make([]byte, n)
+		n, err = unix.Lgetxattr(path, name, val)
+		if err != nil {
+			continue
+		}
+		out = append(out, Xattr{Name: name, Value: val[:n]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func splitNul(b []byte) []string {
+	var out []string
+	start := 0
+	for i, c := range b {
+		if c == 0 {
+			if i > start {
+				out = append(out, string(b[start:i]))
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+func (r *Reader) userName(uid uint32) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.users[uid]; ok {
+		return n
+	}
+	n := ""
+	if u, err := user.LookupId(strconv.Itoa(int(uid))); err == nil {
+		n = u.Username
+	}
+	r.users[uid] = n
+	return n
+}
+
+func (r *Reader) groupName(gid uint32) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.groups[gid]; ok {
+		return n
+	}
+	n := ""
+	if g, err := user.LookupGroupId(strconv.Itoa(int(gid))); err == nil {
+		n = g.Name
+	}
+	r.groups[gid] = n
+	return n
+}
+
+// PathError is a failed operation on a local path.
+type PathError struct {
+	Op   string
+	Path string
+	Err  error
+}
+
+func (e *PathError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err) }
+
+// Unwrap returns the system error.
+func (e *PathError) Unwrap() error { return e.Err }
+
+// IsNotExist reports whether err means the path does not exist.
+func IsNotExist(err error) bool { return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) }
