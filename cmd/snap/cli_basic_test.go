@@ -1,0 +1,54 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCreateListRestore(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a.txt"), []byte("hello"))
+	writeFile(t, filepath.Join(src, "sub", "b.txt"), []byte("world"))
+
+	res := tr.mustRun("create", "--tag", "t1", src)
+	if !strings.Contains(res.stdout, "snapshot ") {
+		t.Fatalf("create printed no snapshot ID: %s", res.stdout)
+	}
+	res = tr.mustRun("list", "--json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, res.stdout)
+	}
+	if len(list) != 1 {
+		t.Fatalf("want 1 snapshot, got %d", len(list))
+	}
+	for _, k := range []string{"id", "time", "host", "tags", "paths", "tree", "parent", "summary"} {
+		if _, ok := list[0][k]; !ok {
+			t.Errorf("list --json lacks %q", k)
+		}
+	}
+	target := filepath.Join(tr.dir, "out")
+	// Flags after the positional argument, global flag after the command.
+	tr.mustRun("restore", "latest", "--target", target, "--repo", tr.repo)
+	got, err := os.ReadFile(filepath.Join(target, src, "sub", "b.txt"))
+	if err != nil || string(got) != "world" {
+		t.Fatalf("restored b.txt = %q, %v", got, err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tr := newTestRepo(t)
+	if res := tr.runEnv([]string{"SNAP_REPOSITORY=" + filepath.Join(tr.dir, "nothing")}, nil, "list"); res.code != exitNoRepo {
+		t.Errorf("missing repository: exit %d, want %d (%s)", res.code, exitNoRepo, res.stderr)
+	}
+	if res := tr.runEnv([]string{"SNAP_PASSWORD=wrong"}, nil, "list"); res.code != exitWrongPass {
+		t.Errorf("wrong password: exit %d, want %d (%s)", res.code, exitWrongPass, res.stderr)
+	}
+	if res := tr.run("restore", "latest"); res.code != exitUsage {
+		t.Errorf("restore without target: exit %d, want %d (%s)", res.code, exitUsage, res.stderr)
+	}
+}
