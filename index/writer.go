@@ -46,11 +46,11 @@ type Writer struct {
 	opts WriterOptions
 
 	mu      sync.Mutex
-	inRun   map[blobKeyT]struct{}             // blobs saved by this writer and not yet in the cache
+	inRun   map[blobKeyT]struct{}               // blobs saved by this writer and not yet in the cache
 	packers map[repo.BlobType]*repo.PackBuilder // open packs, one per blob type
-	pending []Pack                            // durable packs not yet in a segment
-	reused  map[repo.ID]struct{}              // packs of already-stored blobs this run relies on
-	err     error                             // first upload or segment error; sticky
+	pending []Pack                              // durable packs not yet in a segment
+	reused  map[repo.ID]struct{}                // packs of already-stored blobs this run relies on
+	err     error                               // first upload or segment error; sticky
 
 	uploads sync.WaitGroup
 	sem     chan struct{}
