@@ -1,0 +1,104 @@
+package chunk
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"testing"
+)
+
+// Stage benchmarks: the per-core speed of chunking and hashing, which
+// `make bench` (cmd/snap-bench) reports next to the end-to-end figures.
+// They run on the file named by SNAP_BENCH_DATA when set (the benchmark
+// harness passes a sample of its large-file dataset), else on generated
+// data that is half random, half text.
+
+const benchDataSize = 64 << 20
+
+func benchData(b *testing.B) []byte {
+	b.Helper()
+	if p := os.Getenv("SNAP_BENCH_DATA"); p != "" {
+		f, err := os.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, benchDataSize))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return data
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf bytes.Buffer
+	words := []string{"backup", "snapshot", "chunk", "index", "pack", "tree", "blob", "restore", "the", "of", "and"}
+	for buf.Len() < benchDataSize {
+		if rng.IntN(2) == 0 {
+			block := make([]byte, 1<<20)
+			for i := range block {
+				block[i] = byte(rng.Uint32())
+			}
+			buf.Write(block)
+			continue
+		}
+		for n := 0; n < 1<<20; {
+			w := words[rng.IntN(len(words))]
+			k, _ := buf.WriteString(w)
+			n += k
+			if rng.IntN(8) == 0 {
+				buf.WriteByte('\n')
+			} else {
+				buf.WriteByte(' ')
+			}
+			n++
+		}
+	}
+	return buf.Bytes()[:benchDataSize]
+}
+
+func benchParams(b *testing.B) Params {
+	b.Helper()
+	p, err := NewParams()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// BenchmarkChunker measures content-defined chunking with the default file
+// bounds (512 KiB min, 1 MiB average, 8 MiB max).
+func BenchmarkChunker(b *testing.B) {
+	data := benchData(b)
+	p := benchParams(b)
+	buf := make([]byte, 0, p.MaxSize)
+	c := New(bytes.NewReader(data), p)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		c.Reset(bytes.NewReader(data))
+		for {
+			_, err := c.Next(buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkBLAKE3 measures keyed BLAKE3-256 over 1 MiB chunks.
+func BenchmarkBLAKE3(b *testing.B) {
+	data := benchData(b)
+	h := NewHasher([KeySize]byte{1, 2, 3})
+	const chunkSize = 1 << 20
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		for off := 0; off < len(data); off += chunkSize {
+			h.Sum(data[off:min(off+chunkSize, len(data))])
+		}
+	}
+}
