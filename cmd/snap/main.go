@@ -7,5 +7,8 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args, newEnv()))
+	stopProfiles := startProfiles(os.Getenv)
+	code := run(os.Args, newEnv())
+	stopProfiles()
+	os.Exit(code)
 }
