@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DEMO    ?= $(CURDIR)/demo
 
-.PHONY: build test vet fmt-check demo bench fuzz test-minio clean
+.PHONY: build test vet fmt-check demo bench bench-quick bench-deps fuzz test-minio clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/snap
@@ -36,6 +36,34 @@ demo: build
 	SNAP_PASSWORD_FILE=$(DEMO)/password SNAP_CACHE_DIR=$(DEMO)/cache $(BIN) list -r $(DEMO)/repo
 	SNAP_PASSWORD_FILE=$(DEMO)/password SNAP_CACHE_DIR=$(DEMO)/cache $(BIN) restore -r $(DEMO)/repo latest --target $(DEMO)/restored
 	diff -r $(DEMO)/data $(DEMO)/restored$(DEMO)/data && echo "demo: restored tree is identical to the original"
+
+# Benchmarks against restic and borg on the same data, in the same run
+# (cmd/snap-bench; about 20 minutes). Writes docs/benchmarks.md. bench-quick
+# runs small datasets for iteration and writes $(BENCH_WORK)-quick/benchmarks-quick.md.
+BENCH_WORK  ?= $(or $(TMPDIR),/tmp)/snap-bench
+BENCH_FLAGS ?=
+bench: build bench-deps
+	$(GO) run ./cmd/snap-bench -snap $(BIN) -work $(BENCH_WORK) $(BENCH_FLAGS)
+
+bench-quick: build bench-deps
+	$(GO) run ./cmd/snap-bench -quick -snap $(BIN) -work $(BENCH_WORK)-quick $(BENCH_FLAGS)
+
+# restic, borg and PostgreSQL's pgbench, installed when missing; the
+# PostgreSQL server started when it is down.
+bench-deps:
+	@missing=""; \
+	command -v restic >/dev/null 2>&1 || missing="$$missing restic"; \
+	command -v borg >/dev/null 2>&1 || missing="$$missing borgbackup"; \
+	pgbench --version >/dev/null 2>&1 || missing="$$missing postgresql postgresql-contrib"; \
+	command -v pg_dump >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi; \
+	if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then \
+	  pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql | head -1)" main start || true; \
+	  for i in $$(seq 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; \
+	fi
 
 # Short fuzzing runs of every decoder of repository bytes.
 FUZZTIME ?= 20s

@@ -1,0 +1,395 @@
+// Command snap-bench runs snap, restic and borg side by side on the same
+// deterministic datasets, in the same run, and writes the results with the
+// per-core stage limits to docs/benchmarks.md. `make bench` runs it;
+// `make bench-quick` runs it on small datasets for iteration. The method is
+// described in docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+type config struct {
+	quick      bool
+	work       string
+	out        string
+	snapBin    string
+	tools      []string
+	datasets   []string
+	indexBlobs int
+	repeat     int
+	bigMiB     int64
+	filesLimit int
+	pg         pgConfig
+	profile    bool
+	benchtime  string
+	moduleDir  string
+	cmdline    string
+}
+
+const password = "snap-bench-password"
+
+func main() {
+	if err := mainErr(); err != nil {
+		fmt.Fprintf(os.Stderr, "snap-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func mainErr() error {
+	var cfg config
+	var tools, datasets, pgURL string
+	flag.BoolVar(&cfg.quick, "quick", false, "small datasets, for iteration (results are indicative only)")
+	flag.StringVar(&cfg.work, "work", filepath.Join(os.TempDir(), "snap-bench"), "work directory for datasets, repositories and logs")
+	flag.StringVar(&cfg.out, "out", "", "report file (default docs/benchmarks.md; with -quick WORK/benchmarks-quick.md)")
+	flag.StringVar(&cfg.snapBin, "snap", "bin/snap", "snap binary")
+	flag.StringVar(&tools, "tools", "snap,restic,borg", "tools to compare")
+	flag.StringVar(&datasets, "datasets", "1,2,3", "datasets to run")
+	flag.IntVar(&cfg.indexBlobs, "index-blobs", 1_000_000, "blobs in the synthetic index of the memory test (0 skips it)")
+	flag.IntVar(&cfg.repeat, "repeat", 3, "runs of each repeatable dataset 1 operation (the median is reported)")
+	flag.Int64Var(&cfg.bigMiB, "bigfile-mib", 2048, "size of dataset 2 in MiB")
+	flag.IntVar(&cfg.filesLimit, "files", 0, "copy only this many files into dataset 1 (0: all)")
+	flag.StringVar(&pgURL, "pg", "postgres://postgres@127.0.0.1:5432", "PostgreSQL server for dataset 3")
+	flag.StringVar(&cfg.pg.db, "pg-db", "snapbench", "database created (and dropped) for dataset 3")
+	flag.IntVar(&cfg.pg.scale, "pg-scale", 20, "pgbench -i scale of dataset 3")
+	flag.IntVar(&cfg.pg.tx, "pg-tx", 2000, "pgbench transactions between the two dumps")
+	flag.BoolVar(&cfg.profile, "profile", true, "write a CPU profile of every snap run (SNAP_CPUPROFILE)")
+	flag.StringVar(&cfg.benchtime, "benchtime", "1s", "go test -benchtime of the stage benchmarks")
+	flag.Parse()
+	cfg.cmdline = strings.Join(os.Args, " ")
+	if cfg.quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		defaults := map[string]func(){
+			"bigfile-mib": func() { cfg.bigMiB = 256 },
+			"files":       func() { cfg.filesLimit = 2500 },
+			"pg-scale":    func() { cfg.pg.scale = 2 },
+			"pg-tx":       func() { cfg.pg.tx = 200 },
+			"index-blobs": func() { cfg.indexBlobs = 100_000 },
+			"benchtime":   func() { cfg.benchtime = "300ms" },
+		}
+		for name, f := range defaults {
+			if !set[name] {
+				f()
+			}
+		}
+	}
+	cfg.tools = strings.Split(tools, ",")
+	cfg.datasets = strings.Split(datasets, ",")
+	mod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(mod)) == "" || strings.TrimSpace(string(mod)) == os.DevNull {
+		return fmt.Errorf("run snap-bench from the snap source tree (go env GOMOD: %v)", err)
+	}
+	cfg.moduleDir = filepath.Dir(strings.TrimSpace(string(mod)))
+	if cfg.out == "" {
+		cfg.out = filepath.Join(cfg.moduleDir, "docs", "benchmarks.md")
+		if cfg.quick {
+			cfg.out = filepath.Join(cfg.work, "benchmarks-quick.md")
+		}
+	}
+	if cfg.snapBin, err = filepath.Abs(cfg.snapBin); err != nil {
+		return err
+	}
+	if cfg.work, err = filepath.Abs(cfg.work); err != nil {
+		return err
+	}
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return fmt.Errorf("-pg %q: %w", pgURL, err)
+	}
+	cfg.pg.env = []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGDATABASE="}
+	for _, t := range cfg.tools {
+		name := map[string]string{"snap": cfg.snapBin, "restic": "restic", "borg": "borg"}[t]
+		if name == "" {
+			return fmt.Errorf("-tools: unknown tool %q (snap, restic, borg)", t)
+		}
+		if _, err := exec.LookPath(name); err != nil {
+			return fmt.Errorf("%s is not installed (make bench installs restic and borgbackup; make build builds snap): %w", t, err)
+		}
+	}
+	return runBench(context.Background(), &cfg)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func runBench(ctx context.Context, cfg *config) error {
+	rep := &report{cfg: cfg, start: time.Now(), machine: machineInfo(), loadStart: loadAvg()}
+	rep.versions = toolVersions(cfg)
+	if err := os.MkdirAll(cfg.work, 0o755); err != nil {
+		return err
+	}
+
+	var sets []*dataset
+	want := func(k string) bool { return slices.Contains(cfg.datasets, k) }
+	var ds1 *dataset
+	if want("1") || cfg.indexBlobs > 0 {
+		logf("dataset 1: copying the Go source tree")
+		ds, err := makeSourceTree(filepath.Join(cfg.work, "data", "ds1"), cfg.filesLimit)
+		if err != nil {
+			return err
+		}
+		ds1 = ds
+		if want("1") {
+			sets = append(sets, ds)
+		}
+	}
+	sample := ""
+	if want("2") {
+		logf("dataset 2: writing %d MiB", cfg.bigMiB)
+		ds, err := makeBigFile(filepath.Join(cfg.work, "data", "ds2"), cfg.bigMiB<<20)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, ds)
+		sample = filepath.Join(ds.root, "big.bin")
+	}
+	if want("3") {
+		logf("dataset 3: pgbench -i -s %d, pg_dump, pgbench -t %d, pg_dump", cfg.pg.scale, cfg.pg.tx)
+		ds, err := makeDumps(filepath.Join(cfg.work, "data", "ds3"), cfg.pg)
+		if err != nil {
+			return fmt.Errorf("dataset 3 needs PostgreSQL with pgbench (make bench installs it): %w", err)
+		}
+		sets = append(sets, ds)
+	}
+
+	logf("stage benchmarks (go test -bench, one core)")
+	st, cmd, err := runStages(cfg.moduleDir, sample, cfg.benchtime)
+	if err != nil {
+		return err
+	}
+	disk, err := diskWriteRate(filepath.Join(cfg.work, "disktest"))
+	if err != nil {
+		return err
+	}
+	rep.stages, rep.stageCmd, rep.limits = st, cmd, computeLimits(st, disk)
+	rep.stageSample = sample
+
+	for _, ds := range sets {
+		res, err := benchDataset(cfg, ds)
+		if err != nil {
+			return err
+		}
+		rep.results = append(rep.results, res)
+		if ds.key == "3" {
+			logf("dataset 3: chunker parameter sweep")
+			rows := sweepSets()
+			if sp := streamParams(ctx, res); sp != nil {
+				rows = append([]sweepRow{*sp}, rows...)
+			}
+			rep.sweep, err = chunkSweep(filepath.Join(cfg.work, "data", "ds3", "dump1.sql"), filepath.Join(cfg.work, "data", "ds3", "dump2.sql"), rows)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.indexBlobs > 0 && slices.Contains(cfg.tools, "snap") {
+		logf("memory test: create with %d blobs indexed", cfg.indexBlobs)
+		rep.mem, err = memoryTest(ctx, cfg, ds1)
+		if err != nil {
+			return err
+		}
+	}
+	rep.loadEnd = loadAvg()
+	rep.end = time.Now()
+	if err := rep.write(); err != nil {
+		return err
+	}
+	logf("report written to %s", cfg.out)
+	return nil
+}
+
+// opResult is one operation of one tool: the median of its runs.
+type opResult struct {
+	M       measurement
+	Runs    int
+	Err     error
+	Profile string // snap: CPU profile of the median run
+}
+
+type toolResult struct {
+	Tool                                  string
+	Initial, NoChange, Changed, Restore   opResult
+	SizeInitial, SizeNoChange, SizeChange int64
+	Verify                                error
+	failed                                error
+}
+
+type datasetResult struct {
+	ds                    *dataset
+	bytesInitial          int64
+	bytesChanged          int64
+	change                string
+	tools                 []*toolResult
+	loadBefore, loadAfter string
+	snapDir               string
+	snapStdin             bool
+}
+
+func (r *datasetResult) tool(name string) *toolResult {
+	for _, t := range r.tools {
+		if t.Tool == name {
+			return t
+		}
+	}
+	return nil
+}
+
+func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
+	res := &datasetResult{ds: ds, bytesInitial: ds.bytes, loadBefore: loadAvg()}
+	reps := 1
+	if ds.key == "1" {
+		reps = max(cfg.repeat, 1)
+	}
+	var tools []backupTool
+	for _, name := range cfg.tools {
+		dir := filepath.Join(cfg.work, "repos", "ds"+ds.key, name)
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		var t backupTool
+		switch name {
+		case "snap":
+			s, err := newSnap(cfg.snapBin, dir, password, cfg.profile)
+			if err != nil {
+				return nil, err
+			}
+			res.snapDir, res.snapStdin = dir, s.hasStdin
+			t = s
+		case "restic":
+			t = newRestic(dir, password)
+		case "borg":
+			t = newBorg(dir, password)
+		}
+		tools = append(tools, t)
+		res.tools = append(res.tools, &toolResult{Tool: name})
+	}
+	// phase runs op for every tool still working, rep times, and keeps the
+	// median.
+	phase := func(name string, reps int, op func(t backupTool, rep int) (measurement, string, error), store func(*toolResult) *opResult) {
+		runs := make([][]measurement, len(tools))
+		profs := make([][]string, len(tools))
+		for rep := range reps {
+			for i, t := range tools {
+				tr := res.tools[i]
+				if tr.failed != nil {
+					continue
+				}
+				logf("dataset %s: %s: %s (run %d/%d)", ds.key, t.Name(), name, rep+1, reps)
+				m, prof, err := op(t, rep)
+				if err != nil {
+					tr.failed = fmt.Errorf("%s: %w", name, err)
+					store(tr).Err = err
+					logf("  failed: %v", err)
+					continue
+				}
+				runs[i] = append(runs[i], m)
+				profs[i] = append(profs[i], prof)
+			}
+		}
+		for i := range tools {
+			if len(runs[i]) == 0 {
+				continue
+			}
+			o := store(res.tools[i])
+			o.M, o.Runs = median(runs[i]), len(runs[i])
+			for j, m := range runs[i] {
+				if m.Wall == o.M.Wall {
+					o.Profile = profs[i][j]
+				}
+			}
+		}
+	}
+	prof := func(t backupTool, op string) string {
+		if s, ok := t.(*snapTool); ok {
+			return s.profile(op)
+		}
+		return ""
+	}
+	for i, t := range tools {
+		if err := t.Init(); err != nil {
+			res.tools[i].failed = fmt.Errorf("init: %w", err)
+			logf("dataset %s: %s: init failed: %v", ds.key, t.Name(), err)
+		}
+	}
+	phase("initial create", reps, func(t backupTool, rep int) (measurement, string, error) {
+		if rep > 0 {
+			if err := t.Init(); err != nil {
+				return measurement{}, "", err
+			}
+		}
+		op := fmt.Sprintf("ds%s-initial-%d", ds.key, rep)
+		m, err := t.Create(ds, op)
+		return m, prof(t, op), err
+	}, func(r *toolResult) *opResult { return &r.Initial })
+	for i, t := range tools {
+		res.tools[i].SizeInitial = t.RepoSize()
+	}
+	phase("no-change create", reps, func(t backupTool, rep int) (measurement, string, error) {
+		op := fmt.Sprintf("ds%s-nochange-%d", ds.key, rep)
+		m, err := t.Create(ds, op)
+		return m, prof(t, op), err
+	}, func(r *toolResult) *opResult { return &r.NoChange })
+	for i, t := range tools {
+		res.tools[i].SizeNoChange = t.RepoSize()
+	}
+	change, err := ds.mutate()
+	if err != nil {
+		return nil, fmt.Errorf("dataset %s: change: %w", ds.key, err)
+	}
+	res.change, res.bytesChanged = change, ds.bytes
+	phase("create after change", 1, func(t backupTool, rep int) (measurement, string, error) {
+		op := fmt.Sprintf("ds%s-changed", ds.key)
+		m, err := t.Create(ds, op)
+		return m, prof(t, op), err
+	}, func(r *toolResult) *opResult { return &r.Changed })
+	for i, t := range tools {
+		res.tools[i].SizeChange = t.RepoSize()
+	}
+	phase("restore", reps, func(t backupTool, rep int) (measurement, string, error) {
+		target := filepath.Join(cfg.work, "restore", fmt.Sprintf("ds%s-%s-%d", ds.key, t.Name(), rep))
+		_ = os.RemoveAll(target)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return measurement{}, "", err
+		}
+		defer os.RemoveAll(target)
+		op := fmt.Sprintf("ds%s-restore-%d", ds.key, rep)
+		m, got, err := t.Restore(ds, target, op)
+		if err != nil {
+			return m, "", err
+		}
+		if rep == 0 {
+			want := ds.root
+			if want == "" {
+				want = ds.stream
+				err = sameFile(want, got)
+			} else {
+				err = verifyTree(want, got)
+			}
+			for _, tr := range res.tools {
+				if tr.Tool == t.Name() {
+					tr.Verify = err
+				}
+			}
+			if err != nil {
+				logf("  restore differs from the source: %v", err)
+			}
+		}
+		return m, prof(t, op), nil
+	}, func(r *toolResult) *opResult { return &r.Restore })
+	res.loadAfter = loadAvg()
+	return res, nil
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+)
+
+// measurement is what one run of a tool cost: wall time, CPU time and
+// peak resident set size, the latter two from the wait4 rusage of the child.
+type measurement struct {
+	Wall   time.Duration
+	User   time.Duration
+	Sys    time.Duration
+	MaxRSS int64 // bytes
+}
+
+func (m measurement) cpu() time.Duration { return m.User + m.Sys }
+
+// cmdSpec is one command to run and measure.
+type cmdSpec struct {
+	name  string
+	args  []string
+	env   []string // added to the environment
+	dir   string
+	stdin string // file fed on standard input, if any
+	log   string // file receiving stdout and stderr
+}
+
+// run executes the command and measures it. A non-zero exit is an error
+// that quotes the end of the log.
+func run(c cmdSpec) (measurement, error) {
+	cmd := exec.Command(c.name, c.args...)
+	cmd.Env = append(os.Environ(), c.env...)
+	cmd.Dir = c.dir
+	if c.stdin != "" {
+		f, err := os.Open(c.stdin)
+		if err != nil {
+			return measurement{}, err
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
+	var out io.Writer = io.Discard
+	if c.log != "" {
+		if err := os.MkdirAll(filepath.Dir(c.log), 0o755); err != nil {
+			return measurement{}, err
+		}
+		f, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return measurement{}, err
+		}
+		defer f.Close()
+		fmt.Fprintf(f, "$ %s %q\n", c.name, c.args)
+		out = f
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err := cmd.Run()
+	m := measurement{Wall: time.Since(start)}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			m.User = time.Duration(ru.Utime.Nano())
+			m.Sys = time.Duration(ru.Stime.Nano())
+			m.MaxRSS = ru.Maxrss << 10 // kilobytes on Linux
+		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("%s %v: %w%s", filepath.Base(c.name), c.args, err, logTail(c.log))
+	}
+	return m, nil
+}
+
+func logTail(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 600 {
+		b = b[len(b)-600:]
+	}
+	return "; log " + path + " ends with: " + string(b)
+}
+
+// median returns the run with the median wall time (the lower middle one
+// for an even count). The peak RSS reported is the largest of all runs.
+func median(ms []measurement) measurement {
+	if len(ms) == 0 {
+		return measurement{}
+	}
+	s := append([]measurement(nil), ms...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Wall < s[j].Wall })
+	m := s[(len(s)-1)/2]
+	for _, x := range ms {
+		m.MaxRSS = max(m.MaxRSS, x.MaxRSS)
+	}
+	return m
+}
+
+// dirSize is the total size of the regular files below dir.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
