@@ -55,18 +55,28 @@ type Stream struct {
 type ArchiveOptions struct {
 	Excludes      []sources.Pattern
 	OneFileSystem bool
-	// FileWorkers files are read at once; SaveWorkers blobs are
-	// compressed and encrypted at once.
+	// Walkers directories are listed at once; FileWorkers files are read
+	// at once; SaveWorkers blobs are compressed and encrypted at once.
+	Walkers     int
 	FileWorkers int
 	SaveWorkers int
 	Report      func(Event)
 	Now         func() time.Time
 }
 
-// archiver builds one snapshot's trees. Files are read by a pool of file
-// workers (chunking and hashing), new chunks go through a bounded queue to
-// a pool of save workers (compression, encryption, packing), and a fixed set
-// of chunk buffers bounds the memory in flight.
+// archiver builds one snapshot's trees. It is one pipeline of bounded
+// stages:
+//
+//	walkers (list directories, lstat entries; Walkers at once)
+//	  → fileQ → file workers (read, chunk, hash, skip known chunks)
+//	  → saveQ → save workers (compress, encrypt, add to a pack)
+//	  → index.Writer (upload full packs, write index segments)
+//
+// A directory's tree is saved once all its entries are, by a goroutine that
+// waits for them, so the walk never waits for file contents and several
+// directories are read at once. A fixed set of chunk buffers bounds the
+// memory in flight; a full saveQ or an empty buffer set holds the file
+// workers back, and a full fileQ holds the walkers back.
 type archiver struct {
 	ix      *index.Index
 	w       *index.Writer
@@ -76,9 +86,15 @@ type archiver struct {
 	streams chunk.Params
 
 	bufs     chan []byte
+	walkers  chan struct{}
 	fileQ    chan fileJob
 	saveQ    chan saveJob
 	chunkers sync.Pool
+
+	// saveErr is the first error of a save worker; it cancels the run.
+	errMu   sync.Mutex
+	saveErr error
+	cancel  context.CancelFunc
 
 	hlMu      sync.Mutex
 	hardlinks map[[2]uint64][]repo.ID
@@ -102,7 +118,6 @@ type saveJob struct {
 	id   repo.ID
 	data []byte
 	buf  []byte
-	done func(error)
 }
 
 func chunkParams(p repo.ChunkerParams) chunk.Params {
@@ -121,6 +136,9 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 			return nil, &repo.CorruptError{Object: "config", Reason: err.Error()}
 		}
 	}
+	if a.opts.Walkers < 1 {
+		a.opts.Walkers = 2 * runtime.NumCPU()
+	}
 	if a.opts.FileWorkers < 1 {
 		a.opts.FileWorkers = 2 * runtime.NumCPU()
 	}
@@ -133,16 +151,21 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 	if a.opts.Now == nil {
 		a.opts.Now = time.Now
 	}
-	nbuf := a.opts.FileWorkers + 2*a.opts.SaveWorkers + 2
+	// One buffer for each file worker, each slot of the save queue and
+	// each save worker, and one to spare.
+	nbuf := a.opts.FileWorkers + 2*a.opts.SaveWorkers + 1
 	a.bufs = make(chan []byte, nbuf)
 	for range nbuf {
-		a.bufs <- nil // allocated on first use, so small runs stay small
+		a.bufs <- nil // allocated on first use, as large as needed, so small runs stay small
 	}
+	a.walkers = make(chan struct{}, a.opts.Walkers)
 	a.fileQ = make(chan fileJob, a.opts.FileWorkers)
 	a.saveQ = make(chan saveJob, a.opts.SaveWorkers)
 	return a, nil
 }
 
+// getBuf returns a chunk buffer with room for size bytes, waiting while
+// all are in use.
 func (a *archiver) getBuf(ctx context.Context, size uint) ([]byte, error) {
 	select {
 	case b := <-a.bufs:
@@ -153,6 +176,22 @@ func (a *archiver) getBuf(ctx context.Context, size uint) ([]byte, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// failSave records the first error of a save worker and stops the run.
+func (a *archiver) failSave(err error) {
+	a.errMu.Lock()
+	if a.saveErr == nil {
+		a.saveErr = err
+	}
+	a.errMu.Unlock()
+	a.cancel()
+}
+
+func (a *archiver) saveError() error {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	return a.saveErr
 }
 
 // start launches the worker pools; stop ends them.
@@ -175,7 +214,9 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 			for j := range a.saveQ {
 				_, err := a.w.Save(ctx, repo.DataBlob, j.id, j.data)
 				a.bufs <- j.buf
-				j.done(err)
+				if err != nil {
+					a.failSave(err)
+				}
 			}
 		}()
 	}
@@ -194,9 +235,11 @@ type streamError struct{ err error }
 func (e *streamError) Error() string { return e.err.Error() }
 func (e *streamError) Unwrap() error { return e.err }
 
-// saveContent chunks rd, saves new chunks through the save workers and
-// returns the chunk IDs and the byte count.
-func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string) ([]repo.ID, int64, error) {
+// saveContent chunks rd, hands new chunks to the save workers and returns
+// the chunk IDs and the byte count. It does not wait for the chunks to be
+// saved: a save error stops the whole run (see failSave), and the snapshot
+// is written only after the writer's Flush.
+func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64) ([]repo.ID, int64, error) {
 	var ch *chunk.Chunker
 	if v := a.chunkers.Get(); v != nil && p == a.files {
 		ch = v.(*chunk.Chunker)
@@ -213,42 +256,31 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 	defer a.ix.PutHasher(h)
 
 	var (
-		ids     []repo.ID
-		total   int64
-		pending sync.WaitGroup
-		errMu   sync.Mutex
-		saveErr error
+		ids   []repo.ID
+		total int64
 	)
-	done := func(err error) {
-		if err != nil {
-			errMu.Lock()
-			if saveErr == nil {
-				saveErr = err
-			}
-			errMu.Unlock()
-		}
-		pending.Done()
-	}
-	finish := func(err error) ([]repo.ID, int64, error) {
-		pending.Wait()
-		if err == nil {
-			err = saveErr
-		}
-		return ids, total, err
+	if size >= 0 {
+		ids = make([]repo.ID, 0, size/int64(p.MinSize)/2+1)
 	}
 	for {
-		buf, err := a.getBuf(ctx, p.MaxSize)
+		// A file needs no more room than what is left of it (plus a byte
+		// to see the end); a stream of unknown size may need MaxSize.
+		need := p.MaxSize
+		if size >= 0 {
+			need = uint(min(int64(p.MaxSize), size-total+1))
+		}
+		buf, err := a.getBuf(ctx, need)
 		if err != nil {
-			return finish(err)
+			return ids, total, err
 		}
 		data, err := ch.Next(buf)
 		if err == io.EOF {
 			a.bufs <- buf
-			return finish(nil)
+			return ids, total, nil
 		}
 		if err != nil {
 			a.bufs <- buf
-			return finish(&streamError{fmt.Errorf("read %s: %w", name, err)})
+			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
 		}
 		id := repo.ID(h.Sum(data))
 		ids = append(ids, id)
@@ -259,13 +291,11 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			a.bufs <- buf
 			continue
 		}
-		pending.Add(1)
 		select {
-		case a.saveQ <- saveJob{id: id, data: data, buf: buf, done: done}:
+		case a.saveQ <- saveJob{id: id, data: data, buf: data[:0]}:
 		case <-ctx.Done():
 			a.bufs <- buf
-			pending.Done()
-			return finish(ctx.Err())
+			return ids, total, ctx.Err()
 		}
 	}
 }
@@ -287,7 +317,7 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileR
 		return fileResult{err: &sources.PathError{Op: "open", Path: p, Err: errors.New("no longer a regular file")}}
 	}
 	m.Size, m.MTime, m.CTime, m.Inode, m.Device, m.Links, m.Mode = fresh.Size, fresh.MTime, fresh.CTime, fresh.Inode, fresh.Device, fresh.Links, fresh.Mode
-	ids, n, err := a.saveContent(ctx, f, a.files, p)
+	ids, n, err := a.saveContent(ctx, f, a.files, p, int64(m.Size))
 	if err != nil {
 		var se *streamError
 		if errors.As(err, &se) {
@@ -306,16 +336,27 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileR
 func (a *archiver) run(ctx context.Context, root *vdir, parent *Tree) (repo.ID, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	a.cancel = cancel
 	stop := a.start(ctx)
 	streams := a.startStreams(ctx, root)
-	n, err := a.saveVDir(ctx, "/", root, parent, streams)
+	paths := map[*ventry]chan fileResult{}
+	a.startPaths(ctx, root, parent, paths)
+	n, err := a.saveVDir(ctx, "/", root, parent, streams, paths)
 	if err != nil {
 		cancel()
 	}
-	stop()
-	// Streams that were never reached (an earlier error) must still end.
+	// Paths and streams that were never reached (an earlier error) must
+	// still end before the workers stop.
+	for _, f := range paths {
+		<-f
+	}
 	for _, f := range streams {
 		<-f
+	}
+	stop()
+	if serr := a.saveError(); serr != nil {
+		// The save error caused the cancellation that err may report.
+		err = serr
 	}
 	return n, err
 }
@@ -413,8 +454,8 @@ func placeStreams(root *vdir, streams []Stream, place func(string, *ventry) erro
 
 // startStreams starts every stream source at once, so dumps run in
 // parallel with each other and with file reads.
-func (a *archiver) startStreams(ctx context.Context, root *vdir) map[*Stream]chan fileResult {
-	out := map[*Stream]chan fileResult{}
+func (a *archiver) startStreams(ctx context.Context, root *vdir) map[*ventry]chan fileResult {
+	out := map[*ventry]chan fileResult{}
 	var visit func(d *vdir)
 	visit = func(d *vdir) {
 		for _, e := range d.children {
@@ -423,7 +464,7 @@ func (a *archiver) startStreams(ctx context.Context, root *vdir) map[*Stream]cha
 				visit(e.dir)
 			case e.stream != nil:
 				ch := make(chan fileResult, 1)
-				out[e.stream] = ch
+				out[e] = ch
 				go func(s *Stream) { ch <- a.saveStream(ctx, s) }(e.stream)
 			}
 		}
@@ -437,7 +478,7 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	if err != nil {
 		return fileResult{err: fmt.Errorf("%s: %w", s.Path, err), fatal: true}
 	}
-	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path)
+	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1)
 	cerr := rc.Close()
 	if err == nil {
 		err = cerr
@@ -459,14 +500,54 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	return fileResult{node: Node{Meta: m, Content: ids}}
 }
 
-// saveVDir saves a synthetic directory level.
-func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree, streams map[*Stream]chan fileResult) (repo.ID, error) {
-	if e, ok := d.children[""]; ok { // backing up "/"
-		m, err := a.meta.Lstat(e.fsPath, "/")
-		if err != nil {
-			return repo.ID{}, err
+// startPaths starts saving every backed-up path at once: directories are
+// listed by the walkers, files read by the file workers. saveVDir collects
+// the results.
+func (a *archiver) startPaths(ctx context.Context, d *vdir, parent *Tree, out map[*ventry]chan fileResult) {
+	for name, e := range d.children {
+		var pnode *Node
+		if parent != nil && name != "" {
+			pnode, _ = parent.Find(name)
 		}
-		n, _, err := a.saveDir(ctx, "/", m, parent)
+		switch {
+		case e.dir != nil:
+			sub, _ := a.parentSubtree(ctx, pnode)
+			a.startPaths(ctx, e.dir, sub, out)
+		case e.fsPath != "" && name == "": // backing up "/"
+			m, err := a.meta.Lstat(e.fsPath, "/")
+			if err != nil {
+				out[e] = done(fileResult{err: err, fatal: true})
+				continue
+			}
+			out[e] = a.walkDir(ctx, "/", m, parent)
+		case e.fsPath != "":
+			m, err := a.meta.Lstat(e.fsPath, name)
+			if err != nil {
+				out[e] = done(fileResult{err: err})
+				continue
+			}
+			out[e] = a.saveEntry(ctx, e.fsPath, m, pnode)
+		}
+	}
+}
+
+// done returns a channel that holds r.
+func done(r fileResult) chan fileResult {
+	ch := make(chan fileResult, 1)
+	ch <- r
+	return ch
+}
+
+// saveVDir saves a synthetic directory level, once the paths and streams
+// in it are saved.
+func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree, streams, paths map[*ventry]chan fileResult) (repo.ID, error) {
+	if e, ok := d.children[""]; ok { // backing up "/"
+		r := <-paths[e]
+		paths[e] <- r // leave it for run's final drain
+		n, ok, err := a.fileOutcome(r)
+		if err == nil && !ok {
+			err = errors.New("/ could not be read")
+		}
 		return n.Subtree, err
 	}
 	names := make([]string, 0, len(d.children))
@@ -489,26 +570,23 @@ func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree
 			if err != nil {
 				return repo.ID{}, err
 			}
-			id, err := a.saveVDir(ctx, cp, e.dir, sub, streams)
+			id, err := a.saveVDir(ctx, cp, e.dir, sub, streams, paths)
 			if err != nil {
 				return repo.ID{}, err
 			}
 			a.nDirs.Add(1)
 			tree.Nodes = append(tree.Nodes, Node{Meta: m, Subtree: id})
 		case e.stream != nil:
-			r := <-streams[e.stream]
-			streams[e.stream] <- r // leave it for run's final drain
+			r := <-streams[e]
+			streams[e] <- r // leave it for run's final drain
 			if r.err != nil {
 				return repo.ID{}, r.err
 			}
 			tree.Nodes = append(tree.Nodes, r.node)
 		default:
-			m, err := a.meta.Lstat(e.fsPath, name)
-			if err != nil {
-				a.report(err)
-				continue
-			}
-			n, ok, err := a.saveEntry(ctx, e.fsPath, m, pnode)
+			r := <-paths[e]
+			paths[e] <- r // leave it for run's final drain
+			n, ok, err := a.fileOutcome(r)
 			if err != nil {
 				return repo.ID{}, err
 			}
@@ -554,21 +632,17 @@ func (a *archiver) report(err error) {
 	a.opts.Report(Event{Kind: EventError, Path: p, Err: err})
 }
 
-// saveEntry saves one backed-up path of any type. ok is false when the
-// entry was skipped (and reported).
-func (a *archiver) saveEntry(ctx context.Context, p string, m sources.Meta, pnode *Node) (Node, bool, error) {
+// saveEntry starts saving one path of any type; the channel delivers its
+// node (or the error that made it skipped).
+func (a *archiver) saveEntry(ctx context.Context, p string, m sources.Meta, pnode *Node) chan fileResult {
 	switch m.Type {
 	case sources.TypeDir:
-		parent, err := a.parentSubtree(ctx, pnode)
-		if err != nil {
-			return Node{}, false, err
-		}
-		return a.saveDir(ctx, p, m, parent)
+		parent, _ := a.parentSubtree(ctx, pnode)
+		return a.walkDir(ctx, p, m, parent)
 	case sources.TypeFile:
-		res := <-a.submitFile(ctx, p, m, pnode)
-		return a.fileOutcome(res)
+		return a.submitFile(ctx, p, m, pnode)
 	default:
-		return Node{Meta: m}, true, nil
+		return done(fileResult{node: Node{Meta: m}})
 	}
 }
 
@@ -643,24 +717,38 @@ func (a *archiver) allKnown(ids []repo.ID) bool {
 	return true
 }
 
-// saveDir saves a directory of the file system: entries are listed and
-// stat'ed here, files go to the file workers (so many are read at once),
-// subdirectories are walked depth first, and the tree is saved once every
-// entry has its node.
-func (a *archiver) saveDir(ctx context.Context, p string, m sources.Meta, parent *Tree) (Node, bool, error) {
+// walkDir saves directory p. A free walker lists it, or this goroutine
+// when all are busy (so the walk never waits for a walker); the channel
+// delivers the directory's node once every entry in it is saved.
+func (a *archiver) walkDir(ctx context.Context, p string, m sources.Meta, parent *Tree) chan fileResult {
+	out := make(chan fileResult, 1)
+	select {
+	case a.walkers <- struct{}{}:
+		go func() {
+			a.listDir(ctx, p, m, parent, out)
+			<-a.walkers
+		}()
+	default:
+		a.listDir(ctx, p, m, parent, out)
+	}
+	return out
+}
+
+// listDir lists and stats the entries of directory p and starts saving
+// each (files go to the file workers, subdirectories to walkDir). A
+// goroutine then waits for them, saves the tree and sends the directory's
+// node to out.
+func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent *Tree, out chan<- fileResult) {
 	if err := ctx.Err(); err != nil {
-		return Node{}, false, err
+		out <- fileResult{err: err, fatal: true}
+		return
 	}
 	names, err := sources.ReadDirNames(p)
 	if err != nil {
-		a.report(err)
-		return Node{}, false, nil
+		out <- fileResult{err: err} // reported and skipped by the receiver
+		return
 	}
-	type pendingEntry struct {
-		node   Node
-		result chan fileResult
-	}
-	entries := make([]pendingEntry, 0, len(names))
+	entries := make([]chan fileResult, 0, len(names))
 	for _, name := range names {
 		cp := filepath.Join(p, name)
 		if sources.MatchAny(a.opts.Excludes, cp) {
@@ -677,43 +765,22 @@ func (a *archiver) saveDir(ctx context.Context, p string, m sources.Meta, parent
 		if parent != nil {
 			pn, _ = parent.Find(name)
 		}
-		switch cm.Type {
-		case sources.TypeFile:
-			entries = append(entries, pendingEntry{result: a.submitFile(ctx, cp, cm, pn)})
-		case sources.TypeDir:
-			if a.opts.OneFileSystem && cm.Device != m.Device {
-				// A mount point: keep the empty directory, not what is mounted.
-				id, err := a.saveTree(ctx, &Tree{})
-				if err != nil {
-					return Node{}, false, err
-				}
-				a.nDirs.Add(1)
-				entries = append(entries, pendingEntry{node: Node{Meta: cm, Subtree: id}})
-				continue
-			}
-			sub, err := a.parentSubtree(ctx, pn)
-			if err != nil {
-				return Node{}, false, err
-			}
-			n, ok, err := a.saveDir(ctx, cp, cm, sub)
-			if err != nil {
-				return Node{}, false, err
-			}
-			if ok {
-				entries = append(entries, pendingEntry{node: n})
-			}
-		default:
-			entries = append(entries, pendingEntry{node: Node{Meta: cm}})
+		if cm.Type == sources.TypeDir && a.opts.OneFileSystem && cm.Device != m.Device {
+			// A mount point: keep the empty directory, not what is mounted.
+			entries = append(entries, done(a.saveEmptyDir(ctx, cm)))
+			continue
 		}
+		entries = append(entries, a.saveEntry(ctx, cp, cm, pn))
 	}
+	go func() { out <- a.finishDir(ctx, m, entries) }()
+}
+
+// finishDir waits for a directory's entries, in order, and saves its tree.
+func (a *archiver) finishDir(ctx context.Context, m sources.Meta, entries []chan fileResult) fileResult {
 	tree := &Tree{Nodes: make([]Node, 0, len(entries))}
 	var fatal error
 	for _, e := range entries {
-		if e.result == nil {
-			tree.Nodes = append(tree.Nodes, e.node)
-			continue
-		}
-		n, ok, err := a.fileOutcome(<-e.result)
+		n, ok, err := a.fileOutcome(<-e)
 		if err != nil && fatal == nil {
 			fatal = err
 		}
@@ -722,14 +789,23 @@ func (a *archiver) saveDir(ctx context.Context, p string, m sources.Meta, parent
 		}
 	}
 	if fatal != nil {
-		return Node{}, false, fatal
+		return fileResult{err: fatal, fatal: true}
 	}
 	id, err := a.saveTree(ctx, tree)
 	if err != nil {
-		return Node{}, false, err
+		return fileResult{err: err, fatal: true}
 	}
 	a.nDirs.Add(1)
-	return Node{Meta: m, Subtree: id}, true, nil
+	return fileResult{node: Node{Meta: m, Subtree: id}}
+}
+
+func (a *archiver) saveEmptyDir(ctx context.Context, m sources.Meta) fileResult {
+	id, err := a.saveTree(ctx, &Tree{})
+	if err != nil {
+		return fileResult{err: err, fatal: true}
+	}
+	a.nDirs.Add(1)
+	return fileResult{node: Node{Meta: m, Subtree: id}}
 }
 
 func (a *archiver) saveTree(ctx context.Context, t *Tree) (repo.ID, error) {
