@@ -1,13 +1,12 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -33,8 +32,16 @@ type RestoreStats struct {
 }
 
 // Restorer writes snapshot trees into a target directory. Every blob is
-// verified against its ID as it is read, and every write goes through the
-// target's confined root, so a hostile repository cannot write outside it.
+// verified against its ID as it is read, and every entry is created by name
+// inside an open directory of the target (sources.Dir), so a hostile
+// repository cannot write outside it.
+//
+// Walkers read the trees (several directories at once): they create
+// directories, symlinks and special files, and queue file contents for the
+// workers, which write them in parallel. A large file is cut into parts of a few chunks that
+// workers write at their offsets at the same time, so that one big file
+// uses every core too. A directory stays open while anything in it is
+// pending and gets its metadata when the last of that is done.
 type Restorer struct {
 	ix     *index.Index
 	target *sources.Target
@@ -42,26 +49,59 @@ type Restorer struct {
 
 	jobs    chan restoreJob
 	wg      sync.WaitGroup
-	mu      sync.Mutex
+	walkers chan struct{}
+	walking sync.WaitGroup
+	cancel  context.CancelFunc
+	linksMu sync.Mutex
 	links   map[[2]uint64]string // (device, inode) → first restored path
-	dirs    []dirMeta            // directories whose metadata is applied last
-	made    map[string]bool      // directories created so far
+	mu      sync.Mutex
 	fatal   error
-	stats   RestoreStats
 	nFiles  atomic.Int64
+	nDirs   atomic.Int64
 	nBytes  atomic.Int64
 	nErrors atomic.Int64
 }
 
-type restoreJob struct {
-	rel  string
-	node Node
-	f    *os.File
+// partChunks is how many chunks of a file one job writes. Files of more
+// chunks are written by several workers at once.
+const partChunks = 4
+
+// dirHandle is a directory of the target while it is being restored. refs
+// counts the walk of the directory itself, its pending files and its
+// subdirectories; when the last is done, the directory gets its metadata
+// (when it was selected), is closed, and releases its parent.
+type dirHandle struct {
+	parent *dirHandle
+	name   string
+	rel    string
+	mu     sync.Mutex   // guards dir and failed
+	dir    *sources.Dir // opened by a walker when first needed
+	failed bool         // creating it failed (reported); its entries are skipped
+	meta   sources.Meta
+	apply  bool // restore the directory's own metadata
+	refs   atomic.Int32
 }
 
-type dirMeta struct {
-	rel  string
-	meta sources.Meta
+// fileHandle is a file whose parts are being written.
+type fileHandle struct {
+	dir   *dirHandle
+	rel   string
+	node  Node
+	f     *sources.File
+	parts atomic.Int32
+	end   atomic.Int64 // where the last chunk written so far ends
+	mu    sync.Mutex
+	err   error // the first error of any part
+}
+
+// restoreJob writes chunks [first, first+len(locs)) of a file, the first at
+// offset off. locs is nil for a file of one part, whose blobs the worker
+// looks up itself.
+type restoreJob struct {
+	file  *fileHandle
+	first int
+	off   int64
+	locs  []index.Location
 }
 
 // NewRestorer prepares a restore into target.
@@ -72,7 +112,7 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	if o.Report == nil {
 		o.Report = func(Event) {}
 	}
-	return &Restorer{ix: ix, target: target, opts: o, links: map[[2]uint64]string{}, made: map[string]bool{".": true}}
+	return &Restorer{ix: ix, target: target, opts: o, links: map[[2]uint64]string{}}
 }
 
 // Restore writes node (found at snapPath in the snapshot) into the target.
@@ -81,26 +121,33 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (RestoreStats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	r.cancel = cancel
+	r.walkers = make(chan struct{}, r.opts.Workers)
+	rootDir, err := r.target.RootDir()
+	if err != nil {
+		return RestoreStats{}, fmt.Errorf("restore target %s: %w", r.target.Dir(), err)
+	}
+	root := &dirHandle{rel: ".", dir: rootDir}
+	root.refs.Store(1)
 	r.jobs = make(chan restoreJob, r.opts.Workers)
 	for range r.opts.Workers {
 		r.wg.Add(1)
 		go r.worker(ctx)
 	}
-	var err error
 	if node.Type == sources.TypeDir {
-		err = r.restoreDir(ctx, snapPath, ".", node.Subtree, r.selectedAll())
+		root.refs.Add(1)
+		r.walkDir(ctx, snapPath, root, node.Subtree, r.selectedAll())
 	} else {
-		err = r.restoreEntry(ctx, snapPath, node.Name, node, r.selectedAll())
+		err = r.restoreEntry(ctx, snapPath, root, node, r.selectedAll())
 	}
+	r.walking.Wait()
+	r.release(root)
 	close(r.jobs)
 	r.wg.Wait()
 	if err == nil {
-		err = r.fatal
+		err = r.fatalErr()
 	}
-	if err == nil {
-		err = r.applyDirMeta()
-	}
-	st := RestoreStats{Files: r.nFiles.Load(), Dirs: int64(len(r.dirs)), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load()}
+	st := RestoreStats{Files: r.nFiles.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load()}
 	return st, err
 }
 
@@ -111,33 +158,95 @@ func (r *Restorer) fail(rel string, err error) {
 	r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: err})
 }
 
-// ensureDir creates the directories leading to rel that do not exist yet
-// (used when includes select something deep inside).
-func (r *Restorer) ensureDir(rel string) error {
-	if rel == "." || rel == "" {
-		return nil
-	}
+func (r *Restorer) fatalErr() error {
 	r.mu.Lock()
-	done := r.made[rel]
-	r.mu.Unlock()
-	if done {
-		return nil
-	}
-	if err := r.ensureDir(path.Dir(rel)); err != nil {
-		return err
-	}
-	if err := r.target.Mkdir(rel); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.made[rel] = true
-	r.mu.Unlock()
-	return nil
+	defer r.mu.Unlock()
+	return r.fatal
 }
 
-// restoreDir restores the contents of tree id into rel. selected says the
+// open returns the directory, creating it (and the unselected directories
+// leading to it) on first use. Only walkers call it.
+func (r *Restorer) open(d *dirHandle) *sources.Dir {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dir != nil || d.failed {
+		return d.dir
+	}
+	parent := r.open(d.parent)
+	if parent == nil {
+		d.failed = true
+		return nil
+	}
+	dir, err := parent.Mkdir(d.name)
+	if err != nil {
+		d.failed = true
+		r.fail(d.rel, err)
+		return nil
+	}
+	d.dir = dir
+	return dir
+}
+
+// release drops one reference to d; the last one finishes the directory.
+func (r *Restorer) release(d *dirHandle) {
+	if d.refs.Add(-1) > 0 {
+		return
+	}
+	if d.dir != nil {
+		if d.apply {
+			if err := d.dir.SetOwnMeta(d.meta); err != nil {
+				r.fail(d.rel, err)
+			}
+		}
+		if err := d.dir.Close(); err != nil {
+			r.fail(d.rel, err)
+		}
+	}
+	if d.parent != nil {
+		r.release(d.parent)
+	}
+}
+
+// child returns a handle for subdirectory n of d, holding a reference to d.
+// The directory is created when something in it is restored.
+func (r *Restorer) child(d *dirHandle, n Node, selected bool) *dirHandle {
+	c := &dirHandle{parent: d, name: n.Name, rel: path.Join(d.rel, n.Name), meta: n.Meta, apply: selected}
+	c.refs.Store(1)
+	d.refs.Add(1)
+	return c
+}
+
+// walkDir restores the contents of tree id into d, on a free walker or
+// here when all are busy, and then releases d. A repository error stops
+// the restore.
+func (r *Restorer) walkDir(ctx context.Context, snapPath string, d *dirHandle, id repo.ID, selected bool) {
+	walk := func() {
+		if err := r.restoreDir(ctx, snapPath, d, id, selected); err != nil {
+			r.mu.Lock()
+			if r.fatal == nil {
+				r.fatal = err
+			}
+			r.mu.Unlock()
+			r.cancel()
+		}
+		r.release(d)
+	}
+	select {
+	case r.walkers <- struct{}{}:
+		r.walking.Add(1)
+		go func() {
+			defer r.walking.Done()
+			walk()
+			<-r.walkers
+		}()
+	default:
+		walk()
+	}
+}
+
+// restoreDir restores the contents of tree id into d. selected says the
 // directory itself was selected, so everything below is too.
-func (r *Restorer) restoreDir(ctx context.Context, snapPath, rel string, id repo.ID, selected bool) error {
+func (r *Restorer) restoreDir(ctx context.Context, snapPath string, d *dirHandle, id repo.ID, selected bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -149,14 +258,14 @@ func (r *Restorer) restoreDir(ctx context.Context, snapPath, rel string, id repo
 		if !sources.ValidName(n.Name) { // DecodeTree rejects these already; stay safe anyway
 			return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("invalid name %q", n.Name)}
 		}
-		if err := r.restoreEntry(ctx, path.Join(snapPath, n.Name), path.Join(rel, n.Name), n, selected); err != nil {
+		if err := r.restoreEntry(ctx, path.Join(snapPath, n.Name), d, n, selected); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, n Node, selected bool) error {
+func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHandle, n Node, selected bool) error {
 	if sources.MatchAny(r.opts.Excludes, snapPath) {
 		return nil
 	}
@@ -165,38 +274,38 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, n Nod
 	}
 	if !selected {
 		if n.Type == sources.TypeDir && r.mayContainIncluded(snapPath) {
-			return r.restoreDir(ctx, snapPath, rel, n.Subtree, false)
+			r.walkDir(ctx, snapPath, r.child(d, n, false), n.Subtree, false)
 		}
 		return nil
 	}
-	if err := r.ensureDir(path.Dir(rel)); err != nil {
-		r.fail(rel, err)
+	rel := path.Join(d.rel, n.Name)
+	if n.Type == sources.TypeDir {
+		c := r.child(d, n, true)
+		if r.open(c) == nil {
+			r.release(c)
+			return nil // reported
+		}
+		r.nDirs.Add(1)
+		r.walkDir(ctx, snapPath, c, n.Subtree, true)
 		return nil
 	}
+	dir := r.open(d)
+	if dir == nil {
+		return nil // reported
+	}
+	var err error
 	switch n.Type {
-	case sources.TypeDir:
-		if err := r.ensureDir(rel); err != nil {
-			r.fail(rel, err)
-			return nil
-		}
-		r.mu.Lock()
-		r.dirs = append(r.dirs, dirMeta{rel: rel, meta: n.Meta})
-		r.mu.Unlock()
-		return r.restoreDir(ctx, snapPath, rel, n.Subtree, true)
 	case sources.TypeFile:
-		return r.restoreFile(ctx, rel, n)
+		return r.restoreFile(ctx, d, rel, n)
 	case sources.TypeSymlink:
-		if err := r.target.Symlink(n.LinkTarget, rel); err != nil {
-			r.fail(rel, err)
-			return nil
-		}
+		err = dir.Symlink(n.LinkTarget, n.Name)
 	default:
-		if err := r.target.Mknod(rel, n.Meta); err != nil {
-			r.fail(rel, err)
-			return nil
-		}
+		err = dir.Mknod(n.Name, n.Meta)
 	}
-	if err := r.target.SetMeta(rel, n.Meta); err != nil {
+	if err == nil {
+		err = dir.SetMeta(n.Name, n.Meta)
+	}
+	if err != nil {
 		r.fail(rel, err)
 	}
 	return nil
@@ -211,37 +320,90 @@ func (r *Restorer) mayContainIncluded(snapPath string) bool {
 	return false
 }
 
-// restoreFile creates the file (or a hard link to an earlier copy of it)
-// here, in walk order, and leaves its content to a worker.
-func (r *Restorer) restoreFile(ctx context.Context, rel string, n Node) error {
+// restoreFile queues a file's contents for the workers, or makes it a hard
+// link to an earlier copy of it.
+func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n Node) error {
+	fh := &fileHandle{dir: d, rel: rel, node: n}
+	if n.Links > 1 || len(n.Content) > partChunks {
+		// Create it now: so that later links to it find it, and before
+		// several workers write its parts.
+		f, linked, err := r.createFirst(d, rel, n)
+		if err != nil {
+			r.fail(rel, err)
+			return nil
+		}
+		if linked {
+			r.nFiles.Add(1)
+			return nil
+		}
+		fh.f = f
+	}
+	jobs := []restoreJob{{file: fh}}
+	if len(n.Content) > partChunks {
+		// Several parts: their offsets come from the blobs' sizes.
+		jobs = jobs[:0]
+		var off int64
+		locs := make([]index.Location, len(n.Content))
+		for i, id := range n.Content {
+			loc, ok := r.ix.Lookup(repo.DataBlob, id)
+			if !ok {
+				return r.fileFailed(fh, fmt.Errorf("%s blob %s: %w (run 'snap repair index', or 'snap check' to see what is affected)", repo.DataBlob, id, index.ErrBlobNotIndexed))
+			}
+			locs[i] = loc
+			if i%partChunks == 0 {
+				jobs = append(jobs, restoreJob{file: fh, first: i, off: off, locs: locs[i:min(i+partChunks, len(locs))]})
+			}
+			off += int64(loc.Entry.RawLength)
+		}
+		if uint64(off) != n.Size {
+			return r.fileFailed(fh, &repo.CorruptError{Object: "file " + rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, n.Size)})
+		}
+	}
+	fh.parts.Store(int32(len(jobs)))
+	d.refs.Add(1)
+	for i, j := range jobs {
+		select {
+		case r.jobs <- j:
+		case <-ctx.Done():
+			// The parts not queued are finished here, as failed.
+			for range jobs[i:] {
+				r.partDone(fh, ctx.Err())
+			}
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// createFirst creates a file that is written in parts or that has hard
+// links, unless it is a hard link to a file already restored, which it then
+// links to. Walkers run in parallel, so the first copy of a hard-linked
+// file is created under linksMu: a later link never finds it missing.
+func (r *Restorer) createFirst(d *dirHandle, rel string, n Node) (f *sources.File, linked bool, err error) {
 	if n.Links > 1 {
 		key := [2]uint64{n.Device, n.Inode}
-		r.mu.Lock()
-		first, ok := r.links[key]
-		if !ok {
-			r.links[key] = rel
-		}
-		r.mu.Unlock()
-		if ok {
+		r.linksMu.Lock()
+		defer r.linksMu.Unlock()
+		if first, ok := r.links[key]; ok {
 			if err := r.target.Link(first, rel); err == nil {
-				r.nFiles.Add(1)
-				return nil
+				return nil, true, nil
 			}
 			// Linking failed (the first copy was excluded or failed): write a copy.
+		} else {
+			r.links[key] = rel
 		}
 	}
-	f, err := r.target.CreateFile(rel)
-	if err != nil {
-		r.fail(rel, err)
-		return nil
+	f, err = d.dir.CreateFile(n.Name)
+	return f, false, err
+}
+
+// fileFailed handles a file that cannot be queued at all.
+func (r *Restorer) fileFailed(fh *fileHandle, err error) error {
+	if fh.f != nil {
+		fh.f.Close()
 	}
-	select {
-	case r.jobs <- restoreJob{rel: rel, node: n, f: f}:
-		return nil
-	case <-ctx.Done():
-		f.Close()
-		return ctx.Err()
-	}
+	r.setFatal(fh.rel, err)
+	return nil
 }
 
 func (r *Restorer) worker(ctx context.Context) {
@@ -249,72 +411,119 @@ func (r *Restorer) worker(ctx context.Context) {
 	var buf []byte
 	for j := range r.jobs {
 		var err error
-		buf, err = r.writeContent(ctx, j, buf)
-		if err == nil {
-			err = sources.SetFileMeta(j.f, j.node.Meta)
-		}
-		if cerr := j.f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			r.nFiles.Add(1)
-			r.opts.Report(Event{Kind: EventFile, Path: j.rel, Bytes: int64(j.node.Size)})
-			continue
-		}
-		if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, context.Canceled) {
-			r.mu.Lock()
-			if r.fatal == nil {
-				r.fatal = fmt.Errorf("restore %s: %w", j.rel, err)
-			}
-			r.mu.Unlock()
-			continue
-		}
-		r.fail(j.rel, err)
+		buf, err = r.writePart(ctx, j, buf)
+		r.partDone(j.file, err)
 	}
 }
 
-// writeContent writes a file's chunks in order. Chunks that are all zero
-// are skipped, leaving holes, and the file is cut to its size at the end:
-// sparse files stay sparse.
-func (r *Restorer) writeContent(ctx context.Context, j restoreJob, buf []byte) ([]byte, error) {
-	var off int64
-	for _, id := range j.node.Content {
+// writePart writes one part of a file. Chunks that are all zero are
+// skipped, leaving holes (the file is cut to its size at the end): sparse
+// files stay sparse.
+func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]byte, error) {
+	fh := j.file
+	if j.locs == nil && fh.f == nil {
+		// A file of one part: created by the worker that writes it.
+		f, err := fh.dir.dir.CreateFile(fh.node.Name)
+		if err != nil {
+			return buf, err
+		}
+		fh.f = f
+	}
+	off := j.off
+	n := len(j.locs)
+	if j.locs == nil {
+		n = len(fh.node.Content)
+	}
+	for i := range n {
 		var err error
-		buf, err = r.ix.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
+		if j.locs == nil {
+			buf, err = r.ix.LoadBlob(ctx, repo.DataBlob, fh.node.Content[i], buf[:0])
+		} else {
+			buf, err = r.ix.LoadBlobAt(ctx, j.locs[i], buf[:0])
+		}
 		if err != nil {
 			return buf, err
 		}
 		if !isZero(buf) {
-			if _, err := j.f.WriteAt(buf, off); err != nil {
+			if err := fh.f.WriteAt(buf, off); err != nil {
 				return buf, err
+			}
+			for end := fh.end.Load(); end < off+int64(len(buf)) && !fh.end.CompareAndSwap(end, off+int64(len(buf))); end = fh.end.Load() {
 			}
 		}
 		off += int64(len(buf))
 		r.nBytes.Add(int64(len(buf)))
 	}
-	if uint64(off) != j.node.Size {
-		return buf, &repo.CorruptError{Object: "file " + j.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, j.node.Size)}
+	if j.locs == nil && uint64(off) != fh.node.Size {
+		return buf, &repo.CorruptError{Object: "file " + fh.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, fh.node.Size)}
 	}
-	return buf, j.f.Truncate(off)
+	return buf, nil
 }
+
+// partDone records a finished part; the last one cuts the file to its size,
+// sets its metadata and closes it.
+func (r *Restorer) partDone(fh *fileHandle, err error) {
+	if err != nil {
+		fh.mu.Lock()
+		if fh.err == nil {
+			fh.err = err
+		}
+		fh.mu.Unlock()
+	}
+	if fh.parts.Add(-1) > 0 {
+		return
+	}
+	defer r.release(fh.dir)
+	err = fh.err
+	if fh.f != nil {
+		if err == nil && fh.end.Load() != int64(fh.node.Size) {
+			// Holes at the end (or an empty file replacing a longer one).
+			err = fh.f.Truncate(int64(fh.node.Size))
+		}
+		if err == nil {
+			err = fh.f.SetMeta(fh.node.Meta)
+		}
+		if cerr := fh.f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		r.nFiles.Add(1)
+		r.opts.Report(Event{Kind: EventFile, Path: fh.rel, Bytes: int64(fh.node.Size)})
+		return
+	}
+	r.setFatal(fh.rel, err)
+}
+
+// setFatal reports a failed file: damage in the repository (or an
+// interruption) makes the restore fail, naming every damaged file; a local
+// write error is reported and the restore goes on.
+func (r *Restorer) setFatal(rel string, err error) {
+	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, context.Canceled) {
+		r.mu.Lock()
+		first := r.fatal == nil
+		if first {
+			r.fatal = fmt.Errorf("restore %s: %w", rel, err)
+		}
+		r.mu.Unlock()
+		if first {
+			return
+		}
+		// Every damaged file is named, not only the first: each one is
+		// left incomplete in the target.
+	}
+	r.fail(rel, err)
+}
+
+var zeros [64 << 10]byte
 
 func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
 			return false
 		}
+		b = b[n:]
 	}
 	return true
-}
-
-// applyDirMeta sets directory metadata deepest first, after their contents
-// are written (writing into a directory changes its mtime).
-func (r *Restorer) applyDirMeta() error {
-	sort.SliceStable(r.dirs, func(i, j int) bool { return len(r.dirs[i].rel) > len(r.dirs[j].rel) })
-	for _, d := range r.dirs {
-		if err := r.target.SetMeta(d.rel, d.meta); err != nil {
-			r.fail(d.rel, err)
-		}
-	}
-	return nil
 }

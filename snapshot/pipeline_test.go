@@ -1,0 +1,309 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+	"github.com/snap-backup/snap/sources"
+)
+
+// Tests of the concurrent pipeline: the parallel walk with asynchronous
+// directory completion, and the restorer's directory handles and file parts.
+
+type pipelineRepo struct {
+	t   *testing.T
+	dir string
+	ix  *index.Index
+}
+
+// newPipelineRepo makes a repository with small chunks (64 KiB minimum,
+// 256 KiB maximum), so that a few MiB make files of many chunks.
+func newPipelineRepo(t *testing.T) *pipelineRepo {
+	t.Helper()
+	dir := t.TempDir()
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := chunk.NewParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := repo.Init(ctx, be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
+		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: 64 << 10, MaxSize: 256 << 10, AverageBits: 16}, repo.Options{Host: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := index.Open(ctx, r, filepath.Join(dir, "cache"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	return &pipelineRepo{t: t, dir: dir, ix: ix}
+}
+
+func (p *pipelineRepo) create(paths []string, o ArchiveOptions) *Snapshot {
+	p.t.Helper()
+	sn, err := Create(context.Background(), p.ix, NewLoader(p.ix.Repository(), ""), CreateOptions{Paths: paths, Host: "test", Archive: o})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return sn
+}
+
+func (p *pipelineRepo) restore(sn *Snapshot, sub, target string, o RestoreOptions) (RestoreStats, []error) {
+	p.t.Helper()
+	ctx := context.Background()
+	node, err := FindNode(ctx, p.ix, sn.Tree, sub)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	tg, err := sources.OpenTarget(target)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer tg.Close()
+	var reported []error
+	o.Report = func(ev Event) {
+		if ev.Kind == EventError {
+			reported = append(reported, ev.Err)
+		}
+	}
+	st, err := NewRestorer(p.ix, tg, o).Restore(ctx, sub, node)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return st, reported
+}
+
+// makeTree writes nested directories of small files, a large file with
+// holes and runs of zeros, hard links and symlinks below dir.
+func makeTree(t *testing.T, dir string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 40 {
+		d := filepath.Join(dir, fmt.Sprintf("d%02d", i%8), fmt.Sprintf("e%02d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 12 {
+			data := make([]byte, rng.IntN(3000))
+			for k := range data {
+				data[k] = byte('a' + rng.IntN(26))
+			}
+			writeFile(t, filepath.Join(d, fmt.Sprintf("f%02d.txt", j)), data, 0o640)
+		}
+		if err := os.Chmod(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 6 MiB: random data, a run of zeros and a hole, then more data.
+	big := make([]byte, 6<<20)
+	for i := range big[:2<<20] {
+		big[i] = byte(rng.Uint32())
+	}
+	for i := 4 << 20; i < len(big); i++ {
+		big[i] = byte(rng.Uint32())
+	}
+	writeFile(t, filepath.Join(dir, "big.bin"), big, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, "sparse.bin"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(big[:1<<20], 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(8 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Link(filepath.Join(dir, "big.bin"), filepath.Join(dir, "d01", "big-link.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../big.bin", filepath.Join(dir, "d02", "to-big")); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSymlink == 0 && !d.IsDir() {
+			_ = os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	for _, d := range []string{"d00", "d03/e03"} {
+		if err := os.Chtimes(filepath.Join(dir, d), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func writeFile(t *testing.T, p string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sameTrees compares contents, modes and mtimes of files and directories,
+// symlink targets and hard links below want and got.
+func sameTrees(t *testing.T, want, got string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		q := filepath.Join(got, rel)
+		wi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		gi, err := os.Lstat(q)
+		if err != nil {
+			return fmt.Errorf("%s missing: %w", rel, err)
+		}
+		if wi.Mode() != gi.Mode() {
+			return fmt.Errorf("%s: mode %v, want %v", rel, gi.Mode(), wi.Mode())
+		}
+		if wi.Mode()&fs.ModeSymlink == 0 && !wi.ModTime().Equal(gi.ModTime()) {
+			return fmt.Errorf("%s: mtime %v, want %v", rel, gi.ModTime(), wi.ModTime())
+		}
+		switch {
+		case wi.Mode().IsRegular():
+			n++
+			a, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(q)
+			if !bytes.Equal(a, b) {
+				return fmt.Errorf("%s: content differs", rel)
+			}
+		case wi.Mode()&fs.ModeSymlink != 0:
+			a, _ := os.Readlink(p)
+			b, _ := os.Readlink(q)
+			if a != b {
+				return fmt.Errorf("%s: link target %q, want %q", rel, b, a)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no files compared")
+	}
+}
+
+func TestPipelineRoundTrip(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	makeTree(t, src)
+	// One walker: most directories are listed inline, some by the walker.
+	sn := p.create([]string{src}, ArchiveOptions{Walkers: 1, FileWorkers: 3, SaveWorkers: 2})
+	if sn.Summary.Files != 40*12+3 {
+		t.Fatalf("saved %d files, want %d", sn.Summary.Files, 40*12+3)
+	}
+	target := t.TempDir()
+	st, errs := p.restore(sn, "/", target, RestoreOptions{Workers: 3})
+	if len(errs) > 0 {
+		t.Fatalf("restore reported %v", errs)
+	}
+	if st.Files != 40*12+3 {
+		t.Fatalf("restored %d files", st.Files)
+	}
+	got := filepath.Join(target, src)
+	sameTrees(t, src, got)
+	a, _ := os.Stat(filepath.Join(got, "big.bin"))
+	b, _ := os.Stat(filepath.Join(got, "d01", "big-link.bin"))
+	if !os.SameFile(a, b) {
+		t.Error("hard link restored as a copy")
+	}
+	// Sparse: the 4 MiB of zeros and holes take no blocks.
+	var st2 syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(got, "sparse.bin"), &st2); err != nil || st2.Blocks*512 > 3<<20 {
+		t.Errorf("sparse.bin restored with %d bytes allocated (%v)", st2.Blocks*512, err)
+	}
+
+	// Nothing changed: nothing is read again, and the same tree comes out.
+	sn2 := p.create([]string{src}, ArchiveOptions{})
+	if sn2.Summary.ReadBytes != 0 {
+		t.Errorf("no-change create read %d bytes", sn2.Summary.ReadBytes)
+	}
+}
+
+func TestRestoreReplacesWhatIsInTheWay(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.MkdirAll(filepath.Join(src, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "dir", "file"), []byte("restored"), 0o644)
+	writeFile(t, filepath.Join(src, "file2"), []byte("restored too"), 0o644)
+	sn := p.create([]string{src}, ArchiveOptions{})
+
+	// The target already has symlinks, pointing outside, where the
+	// snapshot has a directory and a file.
+	outside := t.TempDir()
+	target := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(target, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "victim"), filepath.Join(target, "file2")); err != nil {
+		t.Fatal(err)
+	}
+	_, errs := p.restore(sn, src, target, RestoreOptions{})
+	if len(errs) > 0 {
+		t.Fatalf("restore reported %v", errs)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("restore wrote outside the target: %v", entries)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "dir", "file")); err != nil || string(b) != "restored" {
+		t.Fatalf("dir/file: %q %v", b, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(target, "file2")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("file2 is not a regular file: %v %v", fi, err)
+	}
+}
+
+func TestRestoreIncludes(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	makeTree(t, src)
+	sn := p.create([]string{src}, ArchiveOptions{})
+	inc, err := sources.ParsePatterns([]string{src + "/d03/e11/f05.txt", src + "/d05"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	st, errs := p.restore(sn, "/", target, RestoreOptions{Includes: inc})
+	if len(errs) > 0 {
+		t.Fatalf("restore reported %v", errs)
+	}
+	var files []string
+	_ = filepath.WalkDir(target, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, strings.TrimPrefix(q, filepath.Join(target, src)+"/"))
+		}
+		return nil
+	})
+	// d05 holds e05, e13, e21, e29, e37 with 12 files each.
+	if len(files) != 1+5*12 || int(st.Files) != len(files) {
+		t.Fatalf("restored %d files (stats %d): %v", len(files), st.Files, files)
+	}
+	sameTrees(t, filepath.Join(src, "d05"), filepath.Join(target, src, "d05"))
+}

@@ -1,0 +1,271 @@
+package sources
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is an open directory inside a restore target. Its methods create and
+// change entries by name relative to the open descriptor, so that restoring
+// a file costs no path lookup. That is as safe as going through the
+// target's os.Root: a name is checked to be a single path component,
+// directories are opened with O_NOFOLLOW|O_DIRECTORY, and files are created
+// with O_EXCL|O_NOFOLLOW, so no symlink (planted by a hostile tree, or there
+// before) is ever followed. A Dir may be used from several goroutines; the
+// caller closes it once nothing uses it any more.
+//
+// Dir and File hold raw descriptors rather than os.Files: an os.File
+// registers its descriptor with the runtime's poller, which costs system
+// calls per file and buys nothing for regular files and directories.
+type Dir struct {
+	fd  int
+	rel string // relative to the target, for messages
+	t   *Target
+}
+
+// RootDir opens the target directory itself.
+func (t *Target) RootDir() (*Dir, error) {
+	f, err := t.root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, &PathError{Op: "open", Path: t.dir, Err: err}
+	}
+	unix.CloseOnExec(fd)
+	return &Dir{fd: fd, rel: ".", t: t}, nil
+}
+
+// Rel returns the directory's path relative to the target.
+func (d *Dir) Rel() string { return d.rel }
+
+// Close closes the directory.
+func (d *Dir) Close() error { return closeFd(d.fd, d.path("")) }
+
+func closeFd(fd int, name string) error {
+	if err := unix.Close(fd); err != nil {
+		return &PathError{Op: "close", Path: name, Err: err}
+	}
+	return nil
+}
+
+func (d *Dir) path(name string) string { return path.Join(d.t.dir, d.rel, name) }
+
+func (d *Dir) check(name string) error {
+	if !ValidName(name) {
+		return fmt.Errorf("%s: invalid name %q", d.path(""), name)
+	}
+	return nil
+}
+
+// clear removes whatever non-directory is at name, so that a file or
+// symlink that was there before is replaced rather than written through.
+func (d *Dir) clear(name string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return &PathError{Op: "lstat", Path: d.path(name), Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return fmt.Errorf("%s: a directory is in the way", d.path(name))
+	}
+	if err := unix.Unlinkat(d.fd, name, 0); err != nil {
+		return &PathError{Op: "remove", Path: d.path(name), Err: err}
+	}
+	return nil
+}
+
+// retry runs op, and once more after clearing name when op found
+// something there.
+func (d *Dir) retry(name string, op func() error) error {
+	err := op()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if err := d.clear(name); err != nil {
+		return err
+	}
+	return op()
+}
+
+// Mkdir creates (or accepts an existing) directory name, mode 0700 until its
+// metadata is set, and opens it.
+func (d *Dir) Mkdir(name string) (*Dir, error) {
+	if err := d.check(name); err != nil {
+		return nil, err
+	}
+	err := unix.Mkdirat(d.fd, name, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		var st unix.Stat_t
+		if serr := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = nil
+		} else if err = d.clear(name); err == nil {
+			err = unix.Mkdirat(d.fd, name, 0o700)
+		}
+	}
+	if err != nil {
+		return nil, &PathError{Op: "mkdir", Path: d.path(name), Err: err}
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &PathError{Op: "open", Path: d.path(name), Err: err}
+	}
+	return &Dir{fd: fd, rel: path.Join(d.rel, name), t: d.t}, nil
+}
+
+// File is a regular file being restored.
+type File struct {
+	fd     int
+	name   string
+	asRoot bool
+}
+
+// CreateFile creates (or replaces) the regular file name for writing.
+func (d *Dir) CreateFile(name string) (*File, error) {
+	if err := d.check(name); err != nil {
+		return nil, err
+	}
+	var fd int
+	err := d.retry(name, func() error {
+		var err error
+		fd, err = unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		return err
+	})
+	if err != nil {
+		return nil, &PathError{Op: "create", Path: d.path(name), Err: unwrapPathErr(err)}
+	}
+	return &File{fd: fd, name: d.path(name), asRoot: d.t.asRoot}, nil
+}
+
+// WriteAt writes all of b at offset off.
+func (f *File) WriteAt(b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(f.fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &PathError{Op: "write", Path: f.name, Err: err}
+		}
+		if n == 0 {
+			return &PathError{Op: "write", Path: f.name, Err: io.ErrShortWrite}
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// Truncate sets the file's size.
+func (f *File) Truncate(size int64) error {
+	if err := unix.Ftruncate(f.fd, size); err != nil {
+		return &PathError{Op: "truncate", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+// SetMeta applies ownership (as root), extended attributes, mode and
+// times.
+func (f *File) SetMeta(m Meta) error { return setFdMeta(f.fd, f.name, f.asRoot, m) }
+
+// Close closes the file.
+func (f *File) Close() error { return closeFd(f.fd, f.name) }
+
+// Symlink creates name as a symlink with the given target text. The text
+// is stored as is; nothing in a restore follows it.
+func (d *Dir) Symlink(target, name string) error {
+	if err := d.check(name); err != nil {
+		return err
+	}
+	err := d.retry(name, func() error { return unix.Symlinkat(target, d.fd, name) })
+	if err != nil {
+		return &PathError{Op: "symlink", Path: d.path(name), Err: unwrapPathErr(err)}
+	}
+	return nil
+}
+
+// Mknod creates a device node, FIFO or socket placeholder.
+func (d *Dir) Mknod(name string, m Meta) error {
+	if err := d.check(name); err != nil {
+		return err
+	}
+	mode, err := nodeMode(m)
+	if err != nil {
+		return fmt.Errorf("mknod %s: %w", d.path(name), err)
+	}
+	err = d.retry(name, func() error { return unix.Mknodat(d.fd, name, mode, int(m.Rdev)) })
+	if err != nil {
+		return &PathError{Op: "mknod", Path: d.path(name), Err: unwrapPathErr(err)}
+	}
+	return nil
+}
+
+func nodeMode(m Meta) (uint32, error) {
+	mode := m.Mode & 0o7777
+	switch m.Type {
+	case TypeDev:
+		return mode | unix.S_IFBLK, nil
+	case TypeCharDev:
+		return mode | unix.S_IFCHR, nil
+	case TypeFIFO:
+		return mode | unix.S_IFIFO, nil
+	case TypeSocket:
+		return mode | unix.S_IFSOCK, nil
+	}
+	return 0, errors.New("not a special file")
+}
+
+// SetMeta applies ownership (as root), mode and times to the symlink or
+// special file name, without following it. Regular files and directories
+// get theirs through their descriptors (SetFileMeta, SetOwnMeta).
+func (d *Dir) SetMeta(name string, m Meta) error {
+	if err := d.check(name); err != nil {
+		return err
+	}
+	var errs []error
+	if d.t.asRoot {
+		errs = append(errs, unix.Fchownat(d.fd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW))
+	}
+	if m.Type != TypeSymlink {
+		errs = append(errs, unix.Fchmodat(d.fd, name, m.Mode&0o7777, 0))
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(m.ATime), unix.NsecToTimespec(m.MTime)}
+	errs = append(errs, unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("set metadata of %s: %w", d.path(name), err)
+	}
+	return nil
+}
+
+// SetOwnMeta applies the directory's own metadata (after its contents are
+// written: writing into a directory changes its mtime).
+func (d *Dir) SetOwnMeta(m Meta) error { return setFdMeta(d.fd, d.path(""), d.t.asRoot, m) }
+
+// setFdMeta applies ownership (as root), extended attributes, mode and
+// times through a descriptor. Ownership comes before mode, because chown
+// clears setuid and setgid bits.
+func setFdMeta(fd int, name string, asRoot bool, m Meta) error {
+	var errs []error
+	if asRoot {
+		errs = append(errs, unix.Fchown(fd, int(m.UID), int(m.GID)))
+	}
+	for _, x := range m.Xattrs {
+		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
+			errs = append(errs, fmt.Errorf("xattr %s: %w", x.Name, err))
+		}
+	}
+	errs = append(errs, unix.Fchmod(fd, m.Mode&0o7777))
+	errs = append(errs, futimens(fd, m.ATime, m.MTime))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("set metadata of %s: %w", name, err)
+	}
+	return nil
+}
