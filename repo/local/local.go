@@ -22,7 +22,8 @@ const tempPrefix = ".tmp-"
 
 // Backend is a repository in a local directory.
 type Backend struct {
-	dir string
+	dir   string
+	packs *openFiles
 }
 
 var _ repo.Backend = (*Backend)(nil)
@@ -40,8 +41,11 @@ func Open(dir string) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("open repository %s: %w", abs, err)
 	}
-	return &Backend{dir: abs}, nil
+	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen)}, nil
 }
+
+// packFilesOpen is how many pack files Load keeps open.
+const packFilesOpen = 32
 
 // Create makes the repository layout in dir, which must not exist or be an
 // empty directory. It returns an error wrapping repo.ErrExists otherwise.
@@ -74,7 +78,7 @@ func Create(dir string) (*Backend, error) {
 	if err := syncDir(filepath.Dir(abs)); err != nil {
 		return nil, err
 	}
-	return &Backend{dir: abs}, nil
+	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen)}, nil
 }
 
 // Location returns the directory.
@@ -160,11 +164,21 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, wrapNotFound(h, err)
+	var f *os.File
+	if h.Type == repo.PackFile && length > 0 {
+		of, err := b.packs.get(p)
+		if err != nil {
+			return nil, wrapNotFound(h, err)
+		}
+		defer b.packs.put(of)
+		f = of.f
+	} else {
+		f, err = os.Open(p)
+		if err != nil {
+			return nil, wrapNotFound(h, err)
+		}
+		defer f.Close()
 	}
-	defer f.Close()
 	if length == 0 {
 		fi, err := f.Stat()
 		if err != nil {
@@ -267,8 +281,11 @@ func (b *Backend) Remove(ctx context.Context, h repo.Handle) error {
 	return syncDir(filepath.Dir(p))
 }
 
-// Close does nothing; a directory holds no resources.
-func (b *Backend) Close() error { return nil }
+// Close closes the pack files Load keeps open.
+func (b *Backend) Close() error {
+	b.packs.closeAll()
+	return nil
+}
 
 func wrapNotFound(h repo.Handle, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
