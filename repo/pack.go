@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 )
@@ -215,6 +216,9 @@ func (r *Repository) OpenBlob(packID ID, e BlobEntry, sealed []byte, dst []byte)
 func (r *Repository) LoadBlob(ctx context.Context, packID ID, e BlobEntry, dst []byte) ([]byte, error) {
 	h := Handle{Type: PackFile, Name: packID.String()}
 	sealed, err := r.be.Load(ctx, h, int64(e.Offset), int64(e.Length))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, corrupt(fmt.Sprintf("%s blob %s in pack %s", e.Type, e.ID, packID), "the pack ends before the blob (truncated?)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s blob %s: %w", e.Type, e.ID, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -50,7 +51,13 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, error) {
 			return o, fmt.Errorf("path %s: %w; check the path or remove it from the command", p, unwrapOS(err))
 		}
 	}
-	o.Tags = c.StringSlice("tag")
+	for _, t := range c.StringSlice("tag") {
+		for _, tag := range strings.Split(t, ",") {
+			if tag != "" {
+				o.Tags = append(o.Tags, tag)
+			}
+		}
+	}
 	o.Host = c.String("host")
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
