@@ -19,7 +19,7 @@ import (
 // new create succeeds.
 func TestCrashConsistency(t *testing.T) {
 	t.Parallel()
-	const runs = 24
+	const runs = 28
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
 	// A stable part (several files, a few MB) and a part that changes
@@ -35,8 +35,10 @@ func TestCrashConsistency(t *testing.T) {
 	}
 	changeVolatile(0)
 
-	// completed maps a snapshot ID to the tree it saw.
+	// completed maps a snapshot ID to the tree it saw; states holds what
+	// each run saw, found by the byte in src/run.
 	completed := map[string]map[string]entry{}
+	states := map[byte]map[string]entry{}
 	first := tr.create(src)
 	completed[first.SnapshotID] = describe(t, src)
 	firstTarget := filepath.Join(tr.dir, "first")
@@ -54,12 +56,13 @@ func TestCrashConsistency(t *testing.T) {
 	for run := 2; run < runs+2; run++ {
 		changeVolatile(run)
 		state := describe(t, src)
+		states[byte(run)] = state
 		cmd := exec.Command(snapBin, "create", "--json", src)
 		cmd.Env = append(baseEnv(), tr.env...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		must(t, cmd.Start())
-		delay := time.Duration(rng.Int64N(int64(window) * 5 / 4))
+		delay := time.Duration(rng.Int64N(int64(window)))
 		time.Sleep(delay)
 		_ = cmd.Process.Kill()
 		err := cmd.Wait()
@@ -67,6 +70,7 @@ func TestCrashConsistency(t *testing.T) {
 		switch {
 		case err == nil:
 			finished++
+			window = window * 3 / 4 // the machine got faster: aim earlier
 			completed[parseSummary(t, stdout.String()).SnapshotID] = state
 		case errors.As(err, &ee) && ee.ExitCode() == -1:
 			killed++
@@ -88,7 +92,7 @@ func TestCrashConsistency(t *testing.T) {
 		}
 	}
 	t.Logf("%d runs killed, %d finished before the kill", killed, finished)
-	if killed < runs/2 {
+	if killed < 20 {
 		t.Errorf("only %d of %d runs were killed", killed, runs)
 	}
 
@@ -97,20 +101,26 @@ func TestCrashConsistency(t *testing.T) {
 	last := tr.create(src)
 	completed[last.SnapshotID] = describe(t, src)
 
-	// Every completed snapshot restores exactly what it saw, and no other
-	// snapshot exists.
+	// Every completed snapshot restores exactly what it saw. A run killed
+	// after saving its snapshot but before reporting it leaves a complete
+	// snapshot too: it must restore what that run saw.
 	listed := tr.listJSON()
-	if len(listed) != len(completed) {
+	if len(listed) < len(completed) {
 		t.Errorf("%d snapshots listed, %d completed", len(listed), len(completed))
 	}
 	for i, sn := range listed {
-		want, ok := completed[sn.ID]
-		if !ok {
-			t.Errorf("snapshot %s was not completed by any run", sn.ID)
-			continue
-		}
 		target := filepath.Join(tr.dir, "check", sn.ID[:8])
 		tr.mustRun("restore", sn.ID, "--target", target)
+		want, ok := completed[sn.ID]
+		if !ok {
+			runByte, err := os.ReadFile(filepath.Join(target, src, "run"))
+			if err != nil || len(runByte) != 1 || states[runByte[0]] == nil {
+				t.Errorf("snapshot %s belongs to no run (%v)", sn.ID, err)
+				continue
+			}
+			t.Logf("snapshot %s was saved by run %d just before the kill", sn.ID[:8], runByte[0])
+			want = states[runByte[0]]
+		}
 		compareTrees(t, "snapshot "+sn.ID[:8], want, describe(t, filepath.Join(target, src)))
 		if i%4 == 3 {
 			must(t, os.RemoveAll(filepath.Join(tr.dir, "check")))
