@@ -152,7 +152,8 @@ func FuzzTrailer(f *testing.F) {
 			}
 			var end int64
 			for _, e := range ents {
-				if int64(e.Offset) < end || int64(e.Offset)+int64(e.Length) > blobsEnd || e.Length < Overhead || e.RawLength > MaxBlobSize {
+				if int64(e.Offset) < end || int64(e.Offset)+int64(e.Length) > blobsEnd || e.Length < Overhead || e.RawLength > MaxBlobSize ||
+					int64(e.Length) > int64(e.RawLength)+Overhead {
 					t.Fatalf("accepted an invalid entry %+v (end %d, blobsEnd %d)", e, end, blobsEnd)
 				}
 				end = int64(e.Offset) + int64(e.Length)
@@ -317,4 +318,30 @@ func FuzzObject(f *testing.F) {
 			t.Fatal("object accepted under another name")
 		}
 	})
+}
+
+// TestEntryAndTrailerBounds: lengths from repository bytes cannot make a
+// reader allocate more than a real blob or trailer needs.
+func TestEntryAndTrailerBounds(t *testing.T) {
+	for name, e := range map[string]BlobEntry{
+		"compressed longer than raw": {Type: DataBlob, Compressed: true, Length: 1 << 31, RawLength: 100},
+		"raw too long":               {Type: DataBlob, Length: MaxBlobSize + Overhead + 1, RawLength: MaxBlobSize + 1},
+		"shorter than overhead":      {Type: DataBlob, Length: 10},
+		"raw mismatch":               {Type: TreeBlob, Length: 100, RawLength: 100},
+		"unknown type":               {Type: 9, Length: 100, RawLength: 72},
+	} {
+		if _, err := DecodeBlobEntry(e.AppendBinary(nil)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := DecodeBlobEntry((BlobEntry{Type: DataBlob, Compressed: true, Length: 128, RawLength: 100}).AppendBinary(nil)); err != nil {
+		t.Errorf("a real compressed entry: %v", err)
+	}
+	// A pack whose last 4 bytes claim a 4 GiB trailer.
+	pack := append(make([]byte, 1000), 0xff, 0xff, 0xff, 0xf0)
+	be := &memBackend{data: pack}
+	r := testRepository(t, be)
+	if _, err := r.LoadTrailer(context.Background(), ID{}, int64(len(pack))); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("huge trailer length: %v", err)
+	}
 }

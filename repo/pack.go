@@ -120,6 +120,12 @@ func DecodeBlobEntry(b []byte) (BlobEntry, error) {
 	if !e.Compressed && e.RawLength != e.Length-Overhead {
 		return e, fmt.Errorf("blob %s: raw length %d does not match stored length %d", e.ID.Short(), e.RawLength, e.Length)
 	}
+	// A blob is stored compressed only when that makes it smaller, so no
+	// stored blob is longer than its plaintext plus the overhead; this also
+	// bounds what a reader allocates for it.
+	if e.Compressed && int64(e.Length) > int64(e.RawLength)+Overhead {
+		return e, fmt.Errorf("blob %s: stored length %d exceeds raw length %d plus overhead", e.ID.Short(), e.Length, e.RawLength)
+	}
 	return e, nil
 }
 
@@ -241,7 +247,7 @@ func (r *Repository) LoadTrailer(ctx context.Context, packID ID, size int64) ([]
 		return nil, fmt.Errorf("load trailer: %w", err)
 	}
 	tlen := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
-	if tlen < Overhead+packHeaderSize || tlen > size-4 {
+	if tlen < Overhead+packHeaderSize || tlen > size-4 || tlen > Overhead+packHeaderSize+maxTrailerBlobs*BlobEntrySize {
 		return nil, corrupt(h.String(), "trailer length %d does not fit a pack of %d bytes", tlen, size)
 	}
 	var sealed []byte

@@ -276,3 +276,27 @@ func TestSaveConcurrentSameName(t *testing.T) {
 		t.Fatalf("content differs: %v", err)
 	}
 }
+
+// TestOpenSkipsHugeKeyFile: a key file larger than any real one is not
+// read into memory; the repository still opens with a good key.
+func TestOpenSkipsHugeKeyFile(t *testing.T) {
+	be, dir := newBackend(t)
+	ctx := context.Background()
+	kdf := repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+	ch := repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}
+	if _, err := repo.Init(ctx, be, "pw", kdf, ch, repo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	huge := bytes.Repeat([]byte("{"), 8<<20)
+	if err := be.Save(ctx, repo.Handle{Type: repo.KeyFile, Name: repo.Hash(huge).String()}, huge); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Open(ctx, be, "pw", repo.Options{}); err != nil {
+		t.Fatalf("open with a huge junk key file beside the real one: %v", err)
+	}
+	_, err := repo.Open(ctx, be, "wrong", repo.Options{})
+	if !errors.Is(err, repo.ErrWrongPassword) || !strings.Contains(err.Error(), "size limit") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	_ = dir
+}
