@@ -3,8 +3,11 @@ package index
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/snap-backup/snap/chunk"
@@ -78,4 +81,69 @@ func TestWriterUploadOutlivesSaveContext(t *testing.T) {
 		}
 	}
 	_ = r
+}
+
+// TestSyncDamagedSegment: a damaged segment stops Sync with an error naming
+// it, unless another segment supersedes it, in whatever order they are
+// listed (repair --from-packs leaves the damaged one in place).
+func TestSyncDamagedSegment(t *testing.T) {
+	ix, r, dir := newTestIndex(t)
+	ctx := context.Background()
+	w := NewWriter(ix, WriterOptions{})
+	plain := []byte("some data")
+	id := blobID(ix, plain)
+	if _, err := w.Save(ctx, repo.DataBlob, id, plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := r.ListIDs(ctx, repo.IndexFile)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments: %v %v", segs, err)
+	}
+	damaged := segs[0]
+	seg, err := DecodeSegment(mustLoad(t, r, damaged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "repo", "index", damaged.String())
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh := func() (*Index, error) {
+		return Open(ctx, r, t.TempDir(), Options{})
+	}
+	if _, err := fresh(); err == nil || !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), damaged.String()) {
+		t.Fatalf("sync with a damaged segment: %v", err)
+	}
+	// A segment superseding it, as repair writes.
+	if _, err := r.SaveObject(ctx, repo.IndexFile, (&Segment{Supersedes: []repo.ID{damaged}, Packs: seg.Packs}).Encode()); err != nil {
+		t.Fatal(err)
+	}
+	// The listing order follows the (random) IDs, so runs of this test
+	// see the superseding segment before or after the damaged one.
+	ix2, err := fresh()
+	if err != nil {
+		t.Fatalf("sync with a superseded damaged segment: %v", err)
+	}
+	got, err := ix2.LoadBlob(ctx, repo.DataBlob, id, nil)
+	ix2.Close()
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("blob after repair: %v", err)
+	}
+}
+
+func mustLoad(t *testing.T, r *repo.Repository, id repo.ID) []byte {
+	t.Helper()
+	b, err := r.LoadObject(context.Background(), repo.IndexFile, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
