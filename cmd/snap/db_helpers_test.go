@@ -57,8 +57,10 @@ func serverFromEnv(t *testing.T, variable, kind string) *testServer {
 	return s
 }
 
-func testPostgres(t *testing.T) *testServer { return serverFromEnv(t, "SNAP_TEST_POSTGRES", "postgres") }
-func testMySQL(t *testing.T) *testServer    { return serverFromEnv(t, "SNAP_TEST_MYSQL", "mysql") }
+func testPostgres(t *testing.T) *testServer {
+	return serverFromEnv(t, "SNAP_TEST_POSTGRES", "postgres")
+}
+func testMySQL(t *testing.T) *testServer { return serverFromEnv(t, "SNAP_TEST_MYSQL", "mysql") }
 
 // url returns the server's URL for database db.
 func (s *testServer) url(db string) string {
