@@ -17,7 +17,7 @@ const (
 )
 
 // Default size bounds for streams (database dumps, command output): chunks
-// of 16 KiB to 512 KiB, about 80 KiB on average (the minimum plus 2^16).
+// of 16 KiB to 256 KiB, about 48 KiB on average (the minimum plus 2^15).
 // A dump changes at a few scattered places (the end of each table that
 // grew, a sequence value, a header line), and each place costs about one
 // chunk: with file-sized chunks that is several MiB per dump, with these it
@@ -25,8 +25,8 @@ const (
 // docs/design.md for the measurements).
 const (
 	DefaultStreamMinSize     = 16 << 10
-	DefaultStreamMaxSize     = 512 << 10
-	DefaultStreamAverageBits = 16
+	DefaultStreamMaxSize     = 256 << 10
+	DefaultStreamAverageBits = 15
 )
 
 // StreamParams returns p's polynomial with the default stream bounds.
