@@ -302,10 +302,11 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileR
 	return fileResult{node: Node{Meta: m, Content: ids}}
 }
 
-// run walks the inputs and returns the root tree's ID.
-func (a *archiver) run(ctx context.Context, root *vdir, parent *Tree) (repo.ID, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// run walks the inputs and returns the root tree's ID. cancel cancels ctx;
+// run calls it when the run fails. The caller cancels ctx only after the
+// index writer is flushed: pack uploads started here go on in the
+// background with ctx.
+func (a *archiver) run(ctx context.Context, cancel context.CancelFunc, root *vdir, parent *Tree) (repo.ID, error) {
 	stop := a.start(ctx)
 	streams := a.startStreams(ctx, cancel, root)
 	n, err := a.saveVDir(ctx, "/", root, parent, streams)
