@@ -33,12 +33,12 @@ func createCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "do not cross file system boundaries"},
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
-			multiFlag("db", "dump this database into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
+			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
 			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`"},
 			&cli.StringFlag{Name: "command", Usage: "store the standard output of the command given after -- as the file `NAME`"},
-			multiFlag("pre", "run this shell command before reading anything; if it fails, nothing is saved (repeatable)"),
-			multiFlag("post", "run this shell command at the end, whatever happened (repeatable)"),
-			&cli.StringFlag{Name: "min-free", Usage: "refuse to start when the repository's device has less free space than this (e.g. 10GiB)"},
+			multiFlag("pre", "run the shell command `CMD` before reading anything; if it fails, nothing is saved (repeatable)"),
+			multiFlag("post", "run the shell command `CMD` at the end, whatever happened (repeatable)"),
+			&cli.StringFlag{Name: "min-free", Usage: "refuse to start when the repository's device has less than `SIZE` free (e.g. 10GiB)"},
 		},
 		Action: func(c *cli.Context) error {
 			o, plan, err := createOptionsFrom(c, e)

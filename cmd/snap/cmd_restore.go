@@ -27,7 +27,7 @@ func restoreCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "at", Usage: "restore the state at this time: RFC 3339, \"2026-11-17 03:00\", a date, or a duration ago"},
 			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "restore only paths matching this glob (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "do not restore paths matching this glob (repeatable)"},
-			multiFlag("db", "restore this dump (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
+			multiFlag("db", "restore the dump `NAME` (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
 			&cli.StringFlag{Name: "to", Usage: "restore the --db dump into this database instead (`URL`; created if it does not exist)"},
 			&cli.BoolFlag{Name: "replace", Usage: "with --db: replace a database that exists and holds data"},
 		),

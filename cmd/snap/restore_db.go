@@ -105,7 +105,7 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 	if err != nil {
 		return err
 	}
-	u.infof("restoring %s (%s) from snapshot %s into %s", src.Path, humanBytes(int64(node.Size)), sn.ID.Short(), into)
+	u.printf("restoring %s (%s) from snapshot %s into %s", src.Path, humanBytes(int64(node.Size)), sn.ID.Short(), into)
 	pr, pw := io.Pipe()
 	var written atomic.Int64
 	done := make(chan struct{})
