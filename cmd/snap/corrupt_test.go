@@ -196,7 +196,7 @@ func TestCorruption(t *testing.T) {
 				t.Logf("repair: %s%s", res.stdout, res.stderr)
 				must(t, os.RemoveAll(target))
 				tr.mustRun("restore", sn, "--target", target)
-				compareTrees(t, "restore after repair", want, describe(t, filepath.Join(target, src)))
+				compareEntries(t, "restore after repair", want, describe(t, filepath.Join(target, src)))
 			}
 		})
 	}

@@ -86,7 +86,7 @@ func TestCrashConsistency(t *testing.T) {
 		}
 		must(t, os.RemoveAll(firstTarget))
 		tr.mustRun("restore", first.SnapshotID, "--target", firstTarget)
-		compareTrees(t, "first snapshot after a kill", completed[first.SnapshotID], describe(t, filepath.Join(firstTarget, src)))
+		compareEntries(t, "first snapshot after a kill", completed[first.SnapshotID], describe(t, filepath.Join(firstTarget, src)))
 		if t.Failed() {
 			t.Fatalf("run %d: killed after %v", run, delay)
 		}
@@ -121,7 +121,7 @@ func TestCrashConsistency(t *testing.T) {
 			t.Logf("snapshot %s was saved by run %d just before the kill", sn.ID[:8], runByte[0])
 			want = states[runByte[0]]
 		}
-		compareTrees(t, "snapshot "+sn.ID[:8], want, describe(t, filepath.Join(target, src)))
+		compareEntries(t, "snapshot "+sn.ID[:8], want, describe(t, filepath.Join(target, src)))
 		if i%4 == 3 {
 			must(t, os.RemoveAll(filepath.Join(tr.dir, "check")))
 		}
@@ -139,5 +139,5 @@ func TestCrashConsistency(t *testing.T) {
 	target := filepath.Join(tr.dir, "fresh")
 	tr.mustRun("restore", last.SnapshotID, "--target", target)
 	tr.env = old
-	compareTrees(t, "restore with a fresh cache", completed[last.SnapshotID], describe(t, filepath.Join(target, src)))
+	compareEntries(t, "restore with a fresh cache", completed[last.SnapshotID], describe(t, filepath.Join(target, src)))
 }

@@ -35,13 +35,13 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("summary: %d files, %d errors; want %d files, 0 errors", sum.Files, sum.Errors, files)
 	}
 	// Backing up changed nothing in the source.
-	compareTrees(t, "source after create", want, describe(t, src))
+	compareEntries(t, "source after create", want, describe(t, src))
 
 	t.Run("full", func(t *testing.T) {
 		target := filepath.Join(tr.dir, "full")
 		tr.mustRun("restore", "latest", "--target", target)
 		got := describe(t, filepath.Join(target, src))
-		compareTrees(t, "restore", want, got)
+		compareEntries(t, "restore", want, got)
 		// Sparse stays sparse: 32 MiB with 12 KiB of data may take at most
 		// three chunks' worth of blocks, not 32 MiB.
 		if b := entryBlocks(t, filepath.Join(target, src, "sparse")) * 512; b > 3*chunkMin+64<<10 {
@@ -49,7 +49,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		// Restoring again over the restored tree gives the same result.
 		tr.mustRun("restore", "latest", "--target", target)
-		compareTrees(t, "second restore into the same target", want, describe(t, filepath.Join(target, src)))
+		compareEntries(t, "second restore into the same target", want, describe(t, filepath.Join(target, src)))
 	})
 
 	t.Run("subpath", func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestRoundTrip(t *testing.T) {
 			w, g := describe(t, filepath.Join(src, sub)), describe(t, target)
 			delete(w, ".") // the target directory keeps its own metadata
 			delete(g, ".")
-			compareTrees(t, "restore of "+sub, w, g)
+			compareEntries(t, "restore of "+sub, w, g)
 		}
 		// A single file lands under its own name.
 		target := filepath.Join(tr.dir, "single")
@@ -101,7 +101,7 @@ func TestRoundTrip(t *testing.T) {
 				w[p] = e
 			}
 		}
-		compareTrees(t, "restore with excludes", w, describe(t, filepath.Join(target, src)))
+		compareEntries(t, "restore with excludes", w, describe(t, filepath.Join(target, src)))
 	})
 
 	t.Run("ls", func(t *testing.T) {

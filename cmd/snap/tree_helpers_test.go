@@ -254,7 +254,7 @@ func userXattrs(path string) string {
 // compareTrees fails the test for every difference between two
 // descriptions, including hard link groups (paths sharing an inode in want
 // must share one in got, and only those).
-func compareTrees(t *testing.T, what string, want, got map[string]entry) {
+func compareEntries(t *testing.T, what string, want, got map[string]entry) {
 	t.Helper()
 	for p, w := range want {
 		g, ok := got[p]
