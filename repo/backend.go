@@ -53,7 +53,8 @@ type Backend interface {
 	// Save stores data under h, durably and atomically.
 	Save(ctx context.Context, h Handle, data []byte) error
 	// Load returns length bytes from offset; length 0 means to the end.
-	// A file shorter than offset+length gives an error, not short data.
+	// A file shorter than offset+length gives an error wrapping
+	// io.ErrUnexpectedEOF (a truncated file), not short data.
 	Load(ctx context.Context, h Handle, offset, length int64) ([]byte, error)
 	// Stat returns the size of the file.
 	Stat(ctx context.Context, h Handle) (int64, error)
@@ -64,4 +65,15 @@ type Backend interface {
 	Remove(ctx context.Context, h Handle) error
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// Preflighter is implemented by backends that can check, before a backup
+// reads anything, that they will accept it (a local directory: permissions,
+// a read-only mount, free space). Other backends find out on the first
+// write.
+type Preflighter interface {
+	// Preflight makes sure that files can be created where packs, index
+	// segments and snapshots go, and returns the bytes available to this
+	// user on that storage.
+	Preflight(ctx context.Context) (free uint64, err error)
 }

@@ -22,6 +22,8 @@ type session struct {
 	lock   *repo.Lock
 	cache  string
 	ui     *ui
+	// unreadable are the snapshots the last listing could not read.
+	unreadable []error
 }
 
 // lockMode says which lock a command takes.
@@ -36,6 +38,12 @@ const (
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
+	return openSessionIndex(c, e, mode, index.Options{})
+}
+
+// openSessionIndex is openSession with index options (repair opens the
+// index without syncing it).
+func openSessionIndex(c *cli.Context, e *env, mode lockMode, io index.Options) (*session, error) {
 	u := newUI(c, e)
 	ctx := c.Context
 	r, err := openRepository(c, e, gstring(c, "repo"))
@@ -54,7 +62,8 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 			return nil, err
 		}
 	}
-	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
+	io.Log = func(m string) { u.warnf("%s", m) }
+	s.ix, err = index.Open(ctx, r, s.cache, io)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -115,6 +124,7 @@ func cacheBase(c *cli.Context, e *env) string {
 // snapshots lists every snapshot, warning about unreadable ones.
 func (s *session) snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
 	sns, errs, err := s.loader.List(ctx)
+	s.unreadable = errs
 	for _, e := range errs {
 		s.ui.warnf("%v", e)
 	}
