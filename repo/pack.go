@@ -129,29 +129,32 @@ func DecodeBlobEntry(b []byte) (BlobEntry, error) {
 	return e, nil
 }
 
-// PackBuilder collects sealed blobs for one pack. It is not safe for
-// concurrent use; the caller serialises Add and Finish.
+// PackBuilder collects sealed blobs for one pack, one after the other in
+// one buffer. It is not safe for concurrent use; the caller serialises Add,
+// Repository.AddBlob and Repository.FinishPack.
 type PackBuilder struct {
-	blobs [][]byte
-	ents  []BlobEntry
-	size  int
+	buf  []byte      // the sealed blobs, in the order they were added
+	ents []BlobEntry // Offset is into buf until FinishPack lays the pack out
 }
 
-// Add appends one sealed blob (from Repository.SealBlob).
+// Add appends one sealed blob (from Repository.SealBlob, or copied from
+// another pack).
 func (p *PackBuilder) Add(t BlobType, id ID, sealed SealedBlob) {
-	p.blobs = append(p.blobs, sealed.Data)
-	p.ents = append(p.ents, BlobEntry{Type: t, Compressed: sealed.Compressed, ID: id, Length: uint32(len(sealed.Data)), RawLength: uint32(sealed.RawLength)})
-	p.size += len(sealed.Data)
+	p.ents = append(p.ents, BlobEntry{Type: t, Compressed: sealed.Compressed, ID: id, Offset: uint32(len(p.buf)),
+		Length: uint32(len(sealed.Data)), RawLength: uint32(sealed.RawLength)})
+	p.buf = append(p.buf, sealed.Data...)
 }
 
 // Size is the number of blob bytes added so far.
-func (p *PackBuilder) Size() int { return p.size }
+func (p *PackBuilder) Size() int { return len(p.buf) }
 
 // Len is the number of blobs added so far.
 func (p *PackBuilder) Len() int { return len(p.ents) }
 
-// Finish shuffles the blobs, lays out the pack and returns its bytes, its
-// ID (the hash of the bytes) and its entries in file order.
+// FinishPack shuffles the blobs, lays out the pack and returns its bytes,
+// its ID (the hash of the bytes) and its entries in file order. Once the
+// bytes are stored, ReleasePack gives them back for the next pack. The
+// builder is empty afterwards.
 func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 	order := rand.Perm(len(p.ents))
 	ents := make([]BlobEntry, 0, len(p.ents))
@@ -159,18 +162,43 @@ func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 	trailer = append(trailer, packMagic...)
 	trailer = append(trailer, packVersion)
 	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(p.ents)))
-	data := make([]byte, 0, p.size+len(trailer)+len(p.ents)*BlobEntrySize+Overhead+4)
+	data := r.packBuffer(len(p.buf) + cap(trailer) + Overhead + 4)
 	for _, i := range order {
 		e := p.ents[i]
+		blob := p.buf[e.Offset : e.Offset+e.Length]
 		e.Offset = uint32(len(data))
-		data = append(data, p.blobs[i]...)
+		data = append(data, blob...)
 		ents = append(ents, e)
 		trailer = e.AppendBinary(trailer)
 	}
 	start := len(data)
 	data = r.sealer.seal(data, trailer)
 	data = binary.LittleEndian.AppendUint32(data, uint32(len(data)-start))
+	r.ReleasePack(p.buf)
+	p.buf, p.ents = nil, nil
 	return Hash(data), data, ents
+}
+
+// packBuffer returns an empty buffer with room for at least n bytes, from
+// the buffers ReleasePack gave back when there is one. Packs are built and
+// laid out in such buffers, so a long run does not allocate (and collect)
+// a pack's worth of memory for every pack.
+func (r *Repository) packBuffer(n int) []byte {
+	if v := r.packBufs.Get(); v != nil {
+		if b := *(v.(*[]byte)); cap(b) >= n {
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, max(n, r.cfg.PackSize+r.cfg.PackSize/8))
+}
+
+// ReleasePack gives back the bytes FinishPack returned, once they are
+// stored and nothing refers to them any more.
+func (r *Repository) ReleasePack(data []byte) {
+	if cap(data) > 0 {
+		data = data[:0]
+		r.packBufs.Put(&data)
+	}
 }
 
 // SealedBlob is a blob ready to be added to a pack.
@@ -183,13 +211,40 @@ type SealedBlob struct {
 // SealBlob compresses (when that helps) and encrypts plaintext. buf is
 // scratch space for the compressed form and may be nil.
 func (r *Repository) SealBlob(plaintext []byte, level Compression, buf []byte) (SealedBlob, []byte) {
-	payload := plaintext
-	comp, ok := r.comp.compress(buf[:0], plaintext, level)
-	if ok {
-		payload = comp
-	}
+	payload, ok, buf := r.CompressBlob(plaintext, level, buf)
 	out := r.sealer.seal(make([]byte, 0, len(payload)+Overhead), payload)
-	return SealedBlob{Data: out, Compressed: ok, RawLength: len(plaintext)}, comp
+	return SealedBlob{Data: out, Compressed: ok, RawLength: len(plaintext)}, buf
+}
+
+// CompressBlob returns what is stored of plaintext before encryption: its
+// zstd compression, written to scratch, when that is smaller, else
+// plaintext itself. It also returns scratch, grown as needed, for the
+// caller to use again.
+func (r *Repository) CompressBlob(plaintext []byte, level Compression, scratch []byte) (payload []byte, compressed bool, newScratch []byte) {
+	comp, ok := r.comp.compress(scratch[:0], plaintext, level)
+	if ok {
+		return comp, true, comp
+	}
+	return plaintext, false, scratch
+}
+
+// AddBlob encrypts a payload from CompressBlob into the pack and returns
+// its size there.
+func (r *Repository) AddBlob(p *PackBuilder, t BlobType, id ID, payload []byte, compressed bool, rawLength int) int {
+	if p.buf == nil {
+		if t == TreeBlob {
+			// Trees fill a pack only in runs over many directories: start
+			// small and grow (most runs write a few MiB of them at most).
+			p.buf = make([]byte, 0, 1<<20)
+		} else {
+			p.buf = r.packBuffer(0)
+		}
+	}
+	off := len(p.buf)
+	p.buf = r.sealer.seal(p.buf, payload)
+	p.ents = append(p.ents, BlobEntry{Type: t, Compressed: compressed, ID: id, Offset: uint32(off),
+		Length: uint32(len(p.buf) - off), RawLength: uint32(rawLength)})
+	return len(p.buf) - off
 }
 
 // OpenBlob decrypts and decompresses a sealed blob read from a pack,

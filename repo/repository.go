@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"sync"
 	"time"
 )
 
@@ -20,6 +21,8 @@ type Repository struct {
 	cfg     Config
 	keyName string
 	opts    Options
+
+	packBufs sync.Pool // of *[]byte: see packBuffer
 }
 
 // Options are what the environment supplies: identity and time.

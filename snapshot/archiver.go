@@ -85,7 +85,7 @@ type archiver struct {
 	files   chunk.Params
 	streams chunk.Params
 
-	bufs     chan []byte
+	bufs     bufPool
 	walkers  chan struct{}
 	fileQ    chan fileJob
 	saveQ    chan saveJob
@@ -154,10 +154,7 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 	// One buffer for each file worker, each slot of the save queue and
 	// each save worker, and one to spare.
 	nbuf := a.opts.FileWorkers + 2*a.opts.SaveWorkers + 1
-	a.bufs = make(chan []byte, nbuf)
-	for range nbuf {
-		a.bufs <- nil // allocated on first use, as large as needed, so small runs stay small
-	}
+	a.bufs.sem = make(chan struct{}, nbuf)
 	a.walkers = make(chan struct{}, a.opts.Walkers)
 	a.fileQ = make(chan fileJob, a.opts.FileWorkers)
 	a.saveQ = make(chan saveJob, a.opts.SaveWorkers)
@@ -167,15 +164,42 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 // getBuf returns a chunk buffer with room for size bytes, waiting while
 // all are in use.
 func (a *archiver) getBuf(ctx context.Context, size uint) ([]byte, error) {
+	return a.bufs.get(ctx, size)
+}
+
+// bufPool hands out at most cap(sem) chunk buffers at once. Buffers are
+// allocated on first use, as large as needed, and the most recently given
+// back is handed out first: a single stream keeps reusing the few buffers
+// it has in flight, and the others are never allocated.
+type bufPool struct {
+	sem  chan struct{}
+	mu   sync.Mutex
+	free [][]byte
+}
+
+func (p *bufPool) get(ctx context.Context, size uint) ([]byte, error) {
 	select {
-	case b := <-a.bufs:
-		if uint(cap(b)) < size {
-			b = make([]byte, 0, size)
-		}
-		return b[:0], nil
+	case p.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	var b []byte
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		b, p.free = p.free[n-1], p.free[:n-1]
+	}
+	p.mu.Unlock()
+	if uint(cap(b)) < size {
+		b = make([]byte, 0, size)
+	}
+	return b[:0], nil
+}
+
+func (p *bufPool) put(b []byte) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+	<-p.sem
 }
 
 // failSave records the first error of a save worker and stops the run.
@@ -213,7 +237,7 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 			defer swg.Done()
 			for j := range a.saveQ {
 				_, err := a.w.Save(ctx, repo.DataBlob, j.id, j.data)
-				a.bufs <- j.buf
+				a.bufs.put(j.buf)
 				if err != nil {
 					a.failSave(err)
 				}
@@ -275,11 +299,11 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		}
 		data, err := ch.Next(buf)
 		if err == io.EOF {
-			a.bufs <- buf
+			a.bufs.put(buf)
 			return ids, total, nil
 		}
 		if err != nil {
-			a.bufs <- buf
+			a.bufs.put(buf)
 			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
 		}
 		id := repo.ID(h.Sum(data))
@@ -288,13 +312,13 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		a.nRead.Add(int64(len(data)))
 		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
 		if a.w.Known(repo.DataBlob, id) {
-			a.bufs <- buf
+			a.bufs.put(buf)
 			continue
 		}
 		select {
 		case a.saveQ <- saveJob{id: id, data: data, buf: data[:0]}:
 		case <-ctx.Done():
-			a.bufs <- buf
+			a.bufs.put(buf)
 			return ids, total, ctx.Err()
 		}
 	}
