@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -36,8 +37,16 @@ func (c Compression) String() string {
 	return [...]string{"off", "fastest", "default", "better"}[c]
 }
 
+// encoderWindow is how far back the encoders look for matches. It sets
+// their memory (each encoder state keeps twice the window), and blobs are
+// chunks of a few MiB: a window of 2 MiB compresses them within 0.05 % of
+// the default 4 or 8 MiB (measured on dataset 2 of make bench).
+const encoderWindow = 2 << 20
+
 // compressor holds one zstd encoder per level and one decoder. EncodeAll
-// and DecodeAll are safe for concurrent use.
+// and DecodeAll are safe for concurrent use; each runs as many calls at
+// once as it has encoder states (WithEncoderConcurrency), and makes the
+// others wait, so every level gets one state per CPU.
 type compressor struct {
 	enc [4]*zstd.Encoder
 	dec *zstd.Decoder
@@ -51,7 +60,7 @@ func newCompressor() (*compressor, error) {
 		CompressionBetter:  zstd.SpeedBetterCompression,
 	}
 	for l, zl := range levels {
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(1),
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithWindowSize(encoderWindow),
 			zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
 		if err != nil {
 			return nil, err
