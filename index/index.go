@@ -58,6 +58,7 @@ type Index struct {
 	tempDir string // set when the cache is a private temporary copy
 
 	hashers sync.Pool
+	pages   pageReleaser
 }
 
 // Options tune Open.
@@ -214,6 +215,7 @@ func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {
 		loc, ok = lookup(tx, t, id)
 		return nil
 	})
+	ix.touched()
 	return loc, ok
 }
 

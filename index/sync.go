@@ -103,6 +103,28 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 
 func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {
 	known, superseded = map[repo.ID]bool{}, map[repo.ID]bool{}
+	// A segment that was being added when a run ended is dropped: Sync then
+	// adds it again if the repository still has it.
+	var partial []byte
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		partial = bytes.Clone(tx.Bucket(bMeta).Get(metaAdding))
+		return nil
+	})
+	if partial != nil {
+		err = ix.db.Update(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bMeta).Get(metaAdding)
+			if len(v) != 32 {
+				return nil
+			}
+			if err := dropSegment(tx, repo.ID(v), false); err != nil {
+				return err
+			}
+			return tx.Bucket(bMeta).Delete(metaAdding)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
 	err = ix.db.View(func(tx *bolt.Tx) error {
 		for _, x := range []struct {
 			b []byte
@@ -126,58 +148,128 @@ func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {
 func (ix *Index) KnowsSegment(id repo.ID) bool {
 	var ok bool
 	_ = ix.db.View(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bSegments).Get(id[:]) != nil || tx.Bucket(bSuperseded).Get(id[:]) != nil
+		ok = tx.Bucket(bSegments).Get(id[:]) != nil && !bytes.Equal(tx.Bucket(bMeta).Get(metaAdding), id[:]) ||
+			tx.Bucket(bSuperseded).Get(id[:]) != nil
 		return nil
 	})
 	return ok
 }
 
+// addBatch bounds the blob entries that one transaction of AddSegment
+// writes. A bbolt transaction keeps every page it changes in memory until it
+// commits, and blob IDs are random, so nearly every entry lands on another
+// page: a segment of 65536 blobs added at once to a large cache would hold
+// most of the cache in memory.
+const addBatch = 2048
+
+// metaAdding names, in the meta bucket, a segment whose blobs are being
+// added. Until the last batch is in, the segment counts as unknown: Sync
+// adds it again (entries are simply written twice), or drops its packs if
+// it vanished from the repository meanwhile.
+var metaAdding = []byte("adding")
+
 // AddSegment records a segment that is durable in the repository: first
-// the segments it supersedes are dropped, then its packs and blobs are
-// added. A pack listed again takes the new segment's status.
+// the segments it supersedes are dropped and its packs recorded, then its
+// blobs are added in batches of at most addBatch, in ID order. A pack
+// listed again takes the new segment's status.
 func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
-	return ix.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bSuperseded).Get(id[:]) != nil {
+	type blobEnt struct {
+		e   repo.BlobEntry
+		seq uint32
+	}
+	var all []blobEnt
+	for _, p := range seg.Packs {
+		for _, e := range p.Blobs {
+			all = append(all, blobEnt{e: e})
+		}
+	}
+	superseded := false
+	for start := 0; start == 0 || start < len(all); start += addBatch {
+		batch := all[start:min(start+addBatch, len(all))]
+		last := start+addBatch >= len(all)
+		err := ix.db.Update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bMeta)
+			if start == 0 {
+				if tx.Bucket(bSuperseded).Get(id[:]) != nil {
+					superseded = true
+					return nil
+				}
+				seqs, err := addPacks(tx, id, seg)
+				if err != nil {
+					return err
+				}
+				i := 0
+				for pi, p := range seg.Packs {
+					for range p.Blobs {
+						all[i].seq = seqs[pi]
+						i++
+					}
+				}
+				slices.SortFunc(all, func(a, b blobEnt) int { return bytes.Compare(a.e.ID[:], b.e.ID[:]) })
+				if !last {
+					if err := meta.Put(metaAdding, id[:]); err != nil {
+						return err
+					}
+				}
+			}
+			blobs := tx.Bucket(bBlobs)
+			for i, b := range batch {
+				if err := blobs.Put(blobKey(b.e.ID, b.e.Type, b.seq), encodeBlobVal(b.e)); err != nil {
+					return err
+				}
+				if i%releaseEvery == releaseEvery-1 {
+					ix.releaseIn(tx)
+				}
+			}
+			if last && start > 0 {
+				return meta.Delete(metaAdding)
+			}
 			return nil
-		}
-		for _, old := range seg.Supersedes {
-			if err := dropSegment(tx, old, true); err != nil {
-				return err
-			}
-		}
-		packs, seqs, blobs, meta := tx.Bucket(bPacks), tx.Bucket(bSeqs), tx.Bucket(bBlobs), tx.Bucket(bMeta)
-		nextSeq := uint32(1)
-		if v := meta.Get([]byte("nextseq")); len(v) == 4 {
-			nextSeq = binary.BigEndian.Uint32(v)
-		}
-		list := make([]byte, 0, 32*len(seg.Packs))
-		for _, p := range seg.Packs {
-			list = append(list, p.ID[:]...)
-			rec, exists := decodePackRec(packs.Get(p.ID[:]))
-			if !exists {
-				rec.seq = nextSeq
-				nextSeq++
-				if err := seqs.Put(binary.BigEndian.AppendUint32(nil, rec.seq), p.ID[:]); err != nil {
-					return err
-				}
-			}
-			rec.size, rec.status, rec.markedAt, rec.owner = p.Size, p.Status, p.MarkedAt, id
-			if err := packs.Put(p.ID[:], rec.encode()); err != nil {
-				return err
-			}
-			ents := slices.Clone(p.Blobs)
-			slices.SortFunc(ents, func(a, b repo.BlobEntry) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-			for _, e := range ents {
-				if err := blobs.Put(blobKey(e.ID, e.Type, rec.seq), encodeBlobVal(e)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := meta.Put([]byte("nextseq"), binary.BigEndian.AppendUint32(nil, nextSeq)); err != nil {
+		})
+		if err != nil || superseded {
 			return err
 		}
-		return tx.Bucket(bSegments).Put(id[:], list)
-	})
+		ix.releasePages()
+	}
+	return nil
+}
+
+// addPacks drops the segments seg supersedes, records its packs (a new
+// sequence number for each pack not known yet) and the segment itself, and
+// returns the packs' sequence numbers.
+func addPacks(tx *bolt.Tx, id repo.ID, seg *Segment) ([]uint32, error) {
+	for _, old := range seg.Supersedes {
+		if err := dropSegment(tx, old, true); err != nil {
+			return nil, err
+		}
+	}
+	packs, seqs, meta := tx.Bucket(bPacks), tx.Bucket(bSeqs), tx.Bucket(bMeta)
+	nextSeq := uint32(1)
+	if v := meta.Get([]byte("nextseq")); len(v) == 4 {
+		nextSeq = binary.BigEndian.Uint32(v)
+	}
+	list := make([]byte, 0, 32*len(seg.Packs))
+	out := make([]uint32, len(seg.Packs))
+	for i, p := range seg.Packs {
+		list = append(list, p.ID[:]...)
+		rec, exists := decodePackRec(packs.Get(p.ID[:]))
+		if !exists {
+			rec.seq = nextSeq
+			nextSeq++
+			if err := seqs.Put(binary.BigEndian.AppendUint32(nil, rec.seq), p.ID[:]); err != nil {
+				return nil, err
+			}
+		}
+		rec.size, rec.status, rec.markedAt, rec.owner = p.Size, p.Status, p.MarkedAt, id
+		if err := packs.Put(p.ID[:], rec.encode()); err != nil {
+			return nil, err
+		}
+		out[i] = rec.seq
+	}
+	if err := meta.Put([]byte("nextseq"), binary.BigEndian.AppendUint32(nil, nextSeq)); err != nil {
+		return nil, err
+	}
+	return out, tx.Bucket(bSegments).Put(id[:], list)
 }
 
 // dropSegment removes a segment's contribution: the packs it owns (those

@@ -1,0 +1,118 @@
+package index
+
+import (
+	"context"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// bigSegment returns a segment of n fake blobs in packs of 16; the packs
+// need not exist for the cache.
+func bigSegment(seed uint64, n int) *Segment {
+	seg := &Segment{}
+	b := randomBlob(seed, 64*n)
+	for i := 0; i < n; i += 16 {
+		p := Pack{Status: PackLive}
+		copy(p.ID[:], b[64*i+32:])
+		off := uint32(0)
+		for j := i; j < min(i+16, n); j++ {
+			e := repo.BlobEntry{Type: repo.DataBlob, Compressed: true, Offset: off, Length: 1000, RawLength: 2000}
+			copy(e.ID[:], b[64*j:])
+			off += e.Length
+			p.Blobs = append(p.Blobs, e)
+		}
+		p.Size = int64(off) + 100
+		seg.Packs = append(seg.Packs, p)
+	}
+	return seg
+}
+
+func countFound(ix *Index, seg *Segment) int {
+	n := 0
+	for _, p := range seg.Packs {
+		for _, e := range p.Blobs {
+			if ix.Has(e.Type, e.ID) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestAddSegmentInBatches adds a segment larger than one batch: every blob
+// is found, and the segment is known.
+func TestAddSegmentInBatches(t *testing.T) {
+	ix, r, _ := newTestIndex(t)
+	ctx := context.Background()
+	seg := bigSegment(1, 2*addBatch+100)
+	id, err := r.SaveObject(ctx, repo.IndexFile, seg.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.AddSegment(id, seg); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFound(ix, seg); n != 2*addBatch+100 {
+		t.Fatalf("found %d blobs", n)
+	}
+	if !ix.KnowsSegment(id) {
+		t.Fatal("segment not known")
+	}
+}
+
+// markAdding makes the cache look as if a run ended while adding id.
+func markAdding(t *testing.T, ix *Index, id repo.ID) {
+	t.Helper()
+	if err := ix.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(metaAdding, id[:]) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPartlyAddedSegment: a segment whose adding was interrupted is added
+// again by the next Sync when the repository has it, and its packs are
+// forgotten when it has gone meanwhile (a prune superseded it): no blob
+// may then look stored.
+func TestPartlyAddedSegment(t *testing.T) {
+	ix, r, _ := newTestIndex(t)
+	ctx := context.Background()
+	seg := bigSegment(2, addBatch+10)
+	id, err := r.SaveObject(ctx, repo.IndexFile, seg.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the first batch made it into the cache.
+	part := &Segment{Packs: seg.Packs[:addBatch/16]}
+	if err := ix.AddSegment(id, part); err != nil {
+		t.Fatal(err)
+	}
+	markAdding(t, ix, id)
+	if ix.KnowsSegment(id) {
+		t.Fatal("a partly added segment counts as known")
+	}
+	if _, err := ix.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFound(ix, seg); n != addBatch+10 {
+		t.Fatalf("after sync found %d of %d blobs", n, addBatch+10)
+	}
+
+	// The same, but the segment is gone from the repository.
+	gone := bigSegment(3, 100)
+	gid := repo.ID{1, 2, 3}
+	if err := ix.AddSegment(gid, gone); err != nil {
+		t.Fatal(err)
+	}
+	markAdding(t, ix, gid)
+	if _, err := ix.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFound(ix, gone); n != 0 {
+		t.Fatalf("%d blobs of a vanished, partly added segment still look stored", n)
+	}
+	if n := countFound(ix, seg); n != addBatch+10 {
+		t.Fatalf("found %d of %d blobs of the complete segment", n, addBatch+10)
+	}
+}
