@@ -27,6 +27,7 @@ func startProfiles(getenv func(string) string) (stop func()) {
 	if p := getenv("SNAP_MEMPROFILE"); p != "" {
 		runtime.MemProfileRate = 64 << 10
 		stops = append(stops, func() {
+			runtime.GC() // the profile counts allocations up to the last collection
 			f, err := os.Create(p)
 			if err == nil {
 				err = pprof.Lookup("allocs").WriteTo(f, 0)
