@@ -46,6 +46,7 @@ func countFound(ix *Index, seg *Segment) int {
 // is found, and the segment is known.
 func TestAddSegmentInBatches(t *testing.T) {
 	ix, r, _ := newTestIndex(t)
+	ix.pages.min = 1 // every cache counts as large: batches, and page releases
 	ctx := context.Background()
 	seg := bigSegment(1, 2*addBatch+100)
 	id, err := r.SaveObject(ctx, repo.IndexFile, seg.Encode())
@@ -77,6 +78,7 @@ func markAdding(t *testing.T, ix *Index, id repo.ID) {
 // may then look stored.
 func TestPartlyAddedSegment(t *testing.T) {
 	ix, r, _ := newTestIndex(t)
+	ix.pages.min = 1
 	ctx := context.Background()
 	seg := bigSegment(2, addBatch+10)
 	id, err := r.SaveObject(ctx, repo.IndexFile, seg.Encode())

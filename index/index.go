@@ -84,6 +84,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		o.Log = func(string) {}
 	}
 	ix := &Index{r: r}
+	ix.pages.min = releaseMin
 	key := r.IDKey()
 	ix.hashers.New = func() any { return chunk.NewHasher(key) }
 	if err := os.MkdirAll(dir, 0o700); err != nil {

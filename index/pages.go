@@ -22,10 +22,16 @@ const (
 	releaseMin   = 32 << 20
 )
 
-// pageReleaser counts the operations that touch the map.
+// pageReleaser counts the operations that touch the map. A cache smaller
+// than min (releaseMin unless a test lowers it) counts as small: its pages
+// are kept, and segments are added to it in one transaction.
 type pageReleaser struct {
-	n atomic.Uint64
+	n   atomic.Uint64
+	min int64
 }
+
+// large reports whether a cache of size bytes counts as large.
+func (p *pageReleaser) large(size int64) bool { return size >= max(p.min, 1) }
 
 // touched records one operation and releases the pages every
 // releaseEvery operations.
@@ -51,7 +57,7 @@ func (ix *Index) releasePages() {
 // the map stays where it is. The bytes stay valid: they are mapped again
 // from the page cache when read.
 func (ix *Index) releaseIn(tx *bolt.Tx) {
-	if size := tx.Size(); size >= releaseMin {
+	if size := tx.Size(); ix.pages.large(size) {
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, ix.db.Info().Data, uintptr(size), unix.MADV_DONTNEED)
 	}
 }

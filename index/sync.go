@@ -183,10 +183,19 @@ func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
 			all = append(all, blobEnt{e: e})
 		}
 	}
+	// A small cache takes the segment in one transaction: its pages fit in
+	// memory anyway, and every commit costs two fsyncs.
+	batchSize := addBatch
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		if !ix.pages.large(tx.Size()) {
+			batchSize = max(len(all), 1)
+		}
+		return nil
+	})
 	superseded := false
-	for start := 0; start == 0 || start < len(all); start += addBatch {
-		batch := all[start:min(start+addBatch, len(all))]
-		last := start+addBatch >= len(all)
+	for start := 0; start == 0 || start < len(all); start += batchSize {
+		batch := all[start:min(start+batchSize, len(all))]
+		last := start+batchSize >= len(all)
 		err := ix.db.Update(func(tx *bolt.Tx) error {
 			meta := tx.Bucket(bMeta)
 			if start == 0 {
