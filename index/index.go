@@ -306,10 +306,27 @@ type PackInfo struct {
 	Segment  repo.ID
 }
 
+// PackStatus returns the status of one pack; ok is false when the cache
+// does not know it.
+func (ix *Index) PackStatus(id repo.ID) (status PackStatus, ok bool) {
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		var rec packRec
+		rec, ok = decodePackRec(tx.Bucket(bPacks).Get(id[:]))
+		status = rec.status
+		return nil
+	})
+	ix.touched()
+	return status, ok
+}
+
 // Packs calls fn for every pack in the cache.
 func (ix *Index) Packs(fn func(PackInfo) error) error {
 	return ix.db.View(func(tx *bolt.Tx) error {
+		n := 0
 		return tx.Bucket(bPacks).ForEach(func(k, v []byte) error {
+			if n++; n%releaseEvery == 0 {
+				ix.releaseIn(tx)
+			}
 			rec, ok := decodePackRec(v)
 			if !ok || len(k) != 32 {
 				return nil
@@ -326,7 +343,11 @@ func (ix *Index) Packs(fn func(PackInfo) error) error {
 func (ix *Index) Blobs(fn func(Location) error) error {
 	return ix.db.View(func(tx *bolt.Tx) error {
 		packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
+		n := 0
 		return tx.Bucket(bBlobs).ForEach(func(k, v []byte) error {
+			if n++; n%releaseEvery == 0 {
+				ix.releaseIn(tx)
+			}
 			if len(k) != 37 {
 				return nil
 			}

@@ -33,7 +33,10 @@ func (ix *Index) compactIfNeeded(ctx context.Context, log func(string)) error {
 		if v := tx.Bucket(bMeta).Get([]byte("deadpacks")); len(v) == 8 {
 			dead = binary.BigEndian.Uint64(v)
 		}
-		live = uint64(tx.Bucket(bPacks).Stats().KeyN)
+		if dead >= 1000 { // counting the packs reads the whole bucket
+			live = uint64(tx.Bucket(bPacks).Stats().KeyN)
+			ix.releaseIn(tx)
+		}
 		return nil
 	})
 	if dead < 1000 || dead < live {

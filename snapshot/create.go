@@ -128,16 +128,9 @@ func confirmReused(ctx context.Context, ix *index.Index, w *index.Writer) error 
 	if _, err := ix.Sync(ctx, nil); err != nil {
 		return err
 	}
-	status := map[repo.ID]index.PackStatus{}
-	if err := ix.Packs(func(p index.PackInfo) error {
-		status[p.ID] = p.Status
-		return nil
-	}); err != nil {
-		return err
-	}
 	var gone []repo.ID
 	for _, id := range reused {
-		if st, ok := status[id]; !ok || st != index.PackLive {
+		if st, ok := ix.PackStatus(id); !ok || st != index.PackLive {
 			gone = append(gone, id)
 		}
 	}
