@@ -59,7 +59,7 @@ func TestWriterUploadOutlivesSaveContext(t *testing.T) {
 	w := NewWriter(ix, WriterOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var ids []repo.ID
-	for i := range 3 { // 3 × 6 MiB fill a 16 MiB pack
+	for i := range 3 { // the third 6 MiB blob does not fit in the 16 MiB pack: its Save uploads the first pack
 		plain := randomBlob(uint64(i), 6<<20)
 		id := blobID(ix, plain)
 		ids = append(ids, id)
@@ -71,8 +71,8 @@ func TestWriterUploadOutlivesSaveContext(t *testing.T) {
 	if err := w.Flush(context.Background()); err != nil {
 		t.Fatalf("Flush after the Save context ended: %v", err)
 	}
-	if st := w.Stats(); st.Packs != 1 || st.Blobs != 3 {
-		t.Errorf("stats %+v, want 1 pack of 3 blobs", st)
+	if st := w.Stats(); st.Packs != 2 || st.Blobs != 3 {
+		t.Errorf("stats %+v, want 2 packs of 3 blobs", st)
 	}
 	for i, id := range ids {
 		got, err := ix.LoadBlob(context.Background(), repo.DataBlob, id, nil)

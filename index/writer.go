@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -54,7 +55,7 @@ type Writer struct {
 
 	uploads sync.WaitGroup
 	sem     chan struct{}
-	scratch sync.Pool // of *[]byte: compression buffers for Save
+	scratch chan []byte // compression buffers for Save: see getScratch
 
 	blobs, raw, stored, packs atomic.Int64
 }
@@ -66,7 +67,7 @@ func NewWriter(ix *Index, o WriterOptions) *Writer {
 	}
 	w := &Writer{ix: ix, r: ix.r, opts: o, inRun: map[blobKeyT]struct{}{}, packers: map[repo.BlobType]*repo.PackBuilder{},
 		reused: map[repo.ID]struct{}{}, sem: make(chan struct{}, o.Connections)}
-	w.scratch.New = func() any { return new([]byte) }
+	w.scratch = make(chan []byte, runtime.GOMAXPROCS(0))
 	return w
 }
 
@@ -112,30 +113,61 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 
 	// Compression runs in parallel in the callers; encryption appends to
 	// the pack, under the lock (it is some ten times faster).
-	scratch := w.scratch.Get().(*[]byte)
-	payload, compressed, grown := w.r.CompressBlob(plain, w.opts.Compression, *scratch)
+	scratch := w.getScratch(len(plain))
+	payload, compressed, scratch := w.r.CompressBlob(plain, w.opts.Compression, scratch)
+	packSize := w.r.Config().PackSize
+	var full []*repo.PackBuilder
 	w.mu.Lock()
 	p := w.packers[t]
+	if p != nil && !p.Fits(len(payload), packSize) {
+		// Close the pack rather than let it outgrow the pack size (and
+		// its buffer): only a blob larger than a whole pack does.
+		full = append(full, p)
+		p = nil
+	}
 	if p == nil {
 		p = &repo.PackBuilder{}
 		w.packers[t] = p
 	}
 	stored := w.r.AddBlob(p, t, id, payload, compressed, len(plain))
-	*scratch = grown
-	w.scratch.Put(scratch)
-	w.blobs.Add(1)
-	w.raw.Add(int64(len(plain)))
-	w.stored.Add(int64(stored))
-	var full *repo.PackBuilder
-	if p.Size() >= w.r.Config().PackSize {
-		full = p
+	if p.Size() >= packSize {
+		full = append(full, p)
 		delete(w.packers, t)
 	}
 	w.mu.Unlock()
-	if full != nil {
-		return true, w.upload(ctx, full)
+	w.putScratch(scratch)
+	w.blobs.Add(1)
+	w.raw.Add(int64(len(plain)))
+	w.stored.Add(int64(stored))
+	for _, f := range full {
+		if err := w.upload(ctx, f); err != nil {
+			return true, err
+		}
 	}
 	return true, nil
+}
+
+// getScratch returns a compression buffer with room for the compression of
+// n bytes, which may be a little longer than n; putScratch gives it back.
+// They are kept in a short free list rather than a sync.Pool, which every
+// garbage collection empties.
+func (w *Writer) getScratch(n int) []byte {
+	var b []byte
+	select {
+	case b = <-w.scratch:
+	default:
+	}
+	if need := n + n/128 + 1024; cap(b) < need {
+		b = make([]byte, 0, need)
+	}
+	return b
+}
+
+func (w *Writer) putScratch(b []byte) {
+	select {
+	case w.scratch <- b[:0]:
+	default:
+	}
 }
 
 // upload finishes a pack and stores it in the background, waiting while
@@ -225,6 +257,12 @@ func (w *Writer) Flush(ctx context.Context) error {
 		}
 	}
 	w.uploads.Wait()
+	// No pack is being built or stored: their buffers would only sit idle
+	// while the index is updated, which can then use the memory instead.
+	w.r.DropPackBuffers()
+	for len(w.scratch) > 0 {
+		<-w.scratch
+	}
 	w.mu.Lock()
 	batch := w.pending
 	w.pending = nil

@@ -148,6 +148,12 @@ func (p *PackBuilder) Add(t BlobType, id ID, sealed SealedBlob) {
 // Size is the number of blob bytes added so far.
 func (p *PackBuilder) Size() int { return len(p.buf) }
 
+// Fits reports whether a blob of the given plaintext or compressed size
+// still fits in a pack of packSize bytes. An empty pack takes any blob.
+func (p *PackBuilder) Fits(payload, packSize int) bool {
+	return len(p.ents) == 0 || len(p.buf)+payload+Overhead <= packSize
+}
+
 // Len is the number of blobs added so far.
 func (p *PackBuilder) Len() int { return len(p.ents) }
 
@@ -179,25 +185,52 @@ func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 	return Hash(data), data, ents
 }
 
+// packBuffers is how many pack buffers ReleasePack keeps for reuse: one for
+// a pack being filled, one being laid out, and two being uploaded.
+const packBuffers = 4
+
 // packBuffer returns an empty buffer with room for at least n bytes, from
 // the buffers ReleasePack gave back when there is one. Packs are built and
 // laid out in such buffers, so a long run does not allocate (and collect)
 // a pack's worth of memory for every pack.
 func (r *Repository) packBuffer(n int) []byte {
-	if v := r.packBufs.Get(); v != nil {
-		if b := *(v.(*[]byte)); cap(b) >= n {
+	select {
+	case b := <-r.packBufs:
+		if cap(b) >= n {
 			return b[:0]
 		}
+	default:
 	}
-	return make([]byte, 0, max(n, r.cfg.PackSize+r.cfg.PackSize/8))
+	return make([]byte, 0, max(n, r.cfg.PackSize+packSlack))
+}
+
+// packSlack is the room a pack buffer has beyond the pack size: a pack is
+// closed before a blob that would not fit (see PackBuilder.Fits), so only
+// the trailer needs it.
+const packSlack = 64 << 10
+
+// DropPackBuffers forgets the buffers kept for reuse, so that the memory
+// serves what comes next (an index update, say) once the last pack of a
+// run is stored.
+func (r *Repository) DropPackBuffers() {
+	for {
+		select {
+		case <-r.packBufs:
+		default:
+			return
+		}
+	}
 }
 
 // ReleasePack gives back the bytes FinishPack returned, once they are
 // stored and nothing refers to them any more.
 func (r *Repository) ReleasePack(data []byte) {
-	if cap(data) > 0 {
-		data = data[:0]
-		r.packBufs.Put(&data)
+	if cap(data) == 0 {
+		return
+	}
+	select {
+	case r.packBufs <- data[:0]:
+	default: // enough kept
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"sync"
 	"time"
 )
 
@@ -22,7 +21,7 @@ type Repository struct {
 	keyName string
 	opts    Options
 
-	packBufs sync.Pool // of *[]byte: see packBuffer
+	packBufs chan []byte // see packBuffer
 }
 
 // Options are what the environment supplies: identity and time.
@@ -125,7 +124,7 @@ func newRepository(be Backend, mk *MasterKey, opts Options) (*Repository, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{be: be, key: mk, sealer: s, comp: comp, opts: opts}, nil
+	return &Repository{be: be, key: mk, sealer: s, comp: comp, opts: opts, packBufs: make(chan []byte, packBuffers)}, nil
 }
 
 func (r *Repository) saveConfig(ctx context.Context) error {

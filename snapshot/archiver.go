@@ -249,6 +249,7 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 		wg.Wait()
 		close(a.saveQ)
 		swg.Wait()
+		a.bufs.free = nil // the chunk buffers are garbage now
 	}
 }
 
