@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -18,6 +19,10 @@ type measurement struct {
 	User   time.Duration
 	Sys    time.Duration
 	MaxRSS int64 // bytes
+	// PeakAnon and PeakFile are the largest anonymous and file-backed
+	// resident sizes seen while sampling /proc every 10 ms: the file part
+	// is mapped page cache (the binary, snap's index cache file).
+	PeakAnon, PeakFile int64
 }
 
 func (m measurement) cpu() time.Duration { return m.User + m.Sys }
@@ -61,8 +66,29 @@ func run(c cmdSpec) (measurement, error) {
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
-	err := cmd.Run()
-	m := measurement{Wall: time.Since(start)}
+	if err := cmd.Start(); err != nil {
+		return measurement{}, fmt.Errorf("%s: %w", c.name, err)
+	}
+	var m measurement
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			anon, file := rssSample(status)
+			m.PeakAnon, m.PeakFile = max(m.PeakAnon, anon), max(m.PeakFile, file)
+		}
+	}()
+	err := cmd.Wait()
+	m.Wall = time.Since(start)
+	close(done)
+	<-sampled
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			m.User = time.Duration(ru.Utime.Nano())
@@ -115,4 +141,21 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// rssSample reads RssAnon and RssFile (bytes) from a /proc status file.
+func rssSample(path string) (anon, file int64) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var kb int64
+		if _, err := fmt.Sscanf(l, "RssAnon: %d kB", &kb); err == nil {
+			anon = kb << 10
+		} else if _, err := fmt.Sscanf(l, "RssFile: %d kB", &kb); err == nil {
+			file = kb << 10
+		}
+	}
+	return anon, file
 }
