@@ -20,6 +20,10 @@ type WriterOptions struct {
 	Compression repo.Compression
 	// Connections bounds the packs being uploaded at once.
 	Connections int
+	// Added, when set, is called after each new blob is sealed with its
+	// plaintext and stored sizes (for progress reports). It may be called
+	// from several goroutines at once.
+	Added func(rawBytes, storedBytes int64)
 }
 
 // WriterStats counts what a Writer added to the repository.
@@ -111,6 +115,9 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 	w.blobs.Add(1)
 	w.raw.Add(int64(len(plain)))
 	w.stored.Add(int64(len(sealed.Data)))
+	if w.opts.Added != nil {
+		w.opts.Added(int64(len(plain)), int64(len(sealed.Data)))
+	}
 
 	w.mu.Lock()
 	p := w.packers[t]

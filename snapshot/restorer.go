@@ -21,7 +21,7 @@ type RestoreOptions struct {
 	Includes []sources.Pattern // when set, only matching paths (and what is below them)
 	Excludes []sources.Pattern
 	Workers  int
-	Report   func(Event) // EventFile per restored file, EventError per failed entry
+	Report   func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
 }
 
 // RestoreStats counts what a restore wrote.
@@ -225,6 +225,7 @@ func (r *Restorer) restoreFile(ctx context.Context, rel string, n Node) error {
 		if ok {
 			if err := r.target.Link(first, rel); err == nil {
 				r.nFiles.Add(1)
+				r.opts.Report(Event{Kind: EventFile, Path: rel}) // no bytes: a link
 				return nil
 			}
 			// Linking failed (the first copy was excluded or failed): write a copy.
@@ -291,6 +292,7 @@ func (r *Restorer) writeContent(ctx context.Context, j restoreJob, buf []byte) (
 		}
 		off += int64(len(buf))
 		r.nBytes.Add(int64(len(buf)))
+		r.opts.Report(Event{Kind: EventRead, Path: j.rel, Bytes: int64(len(buf))})
 	}
 	if uint64(off) != j.node.Size {
 		return buf, &repo.CorruptError{Object: "file " + j.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, j.node.Size)}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -92,29 +93,63 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions) error {
 		return err
 	}
 	defer s.close()
+	_, err = createSnapshot(c.Context, e, s, o)
+	return err
+}
+
+// createJSON is the documented "summary" line of create (docs/usage.md).
+type createJSON struct {
+	Type            string    `json:"type"`
+	SnapshotID      string    `json:"snapshot_id"`
+	ShortID         string    `json:"short_id"`
+	Parent          *string   `json:"parent"`
+	Time            time.Time `json:"time"`
+	Host            string    `json:"host"`
+	Tags            []string  `json:"tags"`
+	Paths           []string  `json:"paths"`
+	Files           int64     `json:"files"`
+	Dirs            int64     `json:"dirs"`
+	Bytes           int64     `json:"bytes"`
+	ReadBytes       int64     `json:"read_bytes"`
+	AddedBytes      int64     `json:"added_bytes"`
+	AddedRawBytes   int64     `json:"added_raw_bytes"`
+	AddedBlobs      int64     `json:"added_blobs"`
+	Errors          int64     `json:"errors"`
+	DurationSeconds float64   `json:"duration_seconds"`
+}
+
+// createSnapshot runs one create on an open session (the caller holds a
+// shared lock), showing progress and printing the summary. It returns a
+// *partialError when the snapshot was saved without some unreadable files.
+func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions) (*snapshot.Snapshot, error) {
 	u := s.ui
-	o.Archive.Report = func(ev snapshot.Event) {
-		switch ev.Kind {
-		case snapshot.EventError:
-			u.errorf("%v (skipped)", ev.Err)
-		case snapshot.EventWarning:
-			u.warnf("%v", ev.Err)
-		case snapshot.EventFile:
-			u.infof("saved %s", ev.Path)
-		}
+	p := newProgress(e, u, "create")
+	o.Archive.Report = p.event
+	o.Writer.Added = p.added
+	p.begin()
+	if p.shown() {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go scanFiles(sctx, o.Paths, o.Archive.Excludes, o.Archive.OneFileSystem, p.setTotal)
 	}
-	sn, err := snapshot.Create(c.Context, s.ix, s.loader, o)
+	sn, err := snapshot.Create(ctx, s.ix, s.loader, o)
+	p.finish()
 	if err != nil {
-		if c.Context.Err() != nil {
-			return fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is reclaimed by 'snap prune')", errInterrupted)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is reclaimed by 'snap prune')", errInterrupted)
 		}
-		return fmt.Errorf("create: %w; no snapshot was saved", err)
+		return nil, fmt.Errorf("create: %w; no snapshot was saved", err)
 	}
 	sum := sn.Summary
 	if u.json {
-		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "time": sn.Time, "files": sum.Files, "dirs": sum.Dirs,
-			"bytes": sum.Bytes, "read_bytes": sum.ReadBytes, "added_bytes": sum.AddedBytes, "added_raw_bytes": sum.AddedRaw,
-			"added_blobs": sum.AddedBlobs, "errors": sum.Errors, "duration_seconds": sum.End.Sub(sum.Start).Seconds()})
+		j := createJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Tags: sn.Tags, Paths: sn.Paths,
+			Files: sum.Files, Dirs: sum.Dirs, Bytes: sum.Bytes, ReadBytes: sum.ReadBytes, AddedBytes: sum.AddedBytes, AddedRawBytes: sum.AddedRaw,
+			AddedBlobs: sum.AddedBlobs, Errors: sum.Errors, DurationSeconds: round2(sum.End.Sub(sum.Start).Seconds())}
+		if sn.Parent != nil {
+			ps := sn.Parent.String()
+			j.Parent = &ps
+		}
+		u.jsonLine(j)
 	} else {
 		parent := "none"
 		if sn.Parent != nil {
@@ -126,7 +161,7 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions) error {
 			humanBytes(sum.ReadBytes), humanBytes(sum.AddedBytes), humanBytes(sum.AddedRaw), sum.End.Sub(sum.Start).Round(time.Millisecond))
 	}
 	if sum.Errors > 0 {
-		return &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read and were skipped (listed above)", sn.ID.Short(), sum.Errors)}
+		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read and were skipped (listed above)", sn.ID.Short(), sum.Errors)}
 	}
-	return nil
+	return sn, nil
 }

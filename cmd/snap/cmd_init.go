@@ -23,7 +23,11 @@ func initCommand(e *env) *cli.Command {
 				return usagef("init takes no arguments; give the location with --repo")
 			}
 			kdf := repo.KDFParams{Time: uint32(c.Uint("kdf-time")), MemoryKiB: uint32(c.Uint("kdf-memory")) << 10, Threads: repo.DefaultKDF.Threads}
-			return runInit(c, e, gstring(c, "repo"), kdf)
+			st, err := settingsFrom(c, e)
+			if err != nil {
+				return err
+			}
+			return runInit(c, e, st.location, kdf)
 		},
 	}
 }

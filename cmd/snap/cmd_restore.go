@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"time"
@@ -29,6 +30,20 @@ func restoreCommand(e *env) *cli.Command {
 			return runRestore(c, e)
 		},
 	}
+}
+
+// restoreJSON is the documented "summary" line of restore (docs/usage.md).
+type restoreJSON struct {
+	Type            string  `json:"type"`
+	SnapshotID      string  `json:"snapshot_id"`
+	ShortID         string  `json:"short_id"`
+	Path            string  `json:"path"`
+	Target          string  `json:"target"`
+	Files           int64   `json:"files"`
+	Dirs            int64   `json:"dirs"`
+	Bytes           int64   `json:"bytes"`
+	Errors          int64   `json:"errors"`
+	DurationSeconds float64 `json:"duration_seconds"`
 }
 
 func runRestore(c *cli.Context, e *env) error {
@@ -88,15 +103,21 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	defer t.Close()
 	u.infof("restoring snapshot %s (%s) %s to %s", sn.ID.Short(), localTime(sn.Time), sub, target)
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Report: func(ev snapshot.Event) {
-		switch ev.Kind {
-		case snapshot.EventError:
-			u.errorf("%v", ev.Err)
-		case snapshot.EventFile:
-			u.infof("restored %s", ev.Path)
+	p := newProgress(e, u, "restore")
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Report: p.event})
+	p.begin()
+	if p.shown() {
+		if sub == "/" && len(inc) == 0 && len(exc) == 0 {
+			p.setTotal(sn.Summary.Files, sn.Summary.Bytes, true)
+		} else {
+			sctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			go scanTree(sctx, s.ix, sub, node, inc, exc, p.setTotal)
 		}
-	}})
+	}
+	start := time.Now()
 	st, err := rs.Restore(c.Context, sub, node)
+	p.finish()
 	if err != nil {
 		if c.Context.Err() != nil {
 			return fmt.Errorf("%w: restore stopped; %s is incomplete, the repository is untouched", errInterrupted, target)
@@ -104,7 +125,8 @@ func runRestore(c *cli.Context, e *env) error {
 		return fmt.Errorf("restore into %s: %w", target, err)
 	}
 	if u.json {
-		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "target": target, "files": st.Files, "dirs": st.Dirs, "bytes": st.Bytes, "errors": st.Errors})
+		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs,
+			Bytes: st.Bytes, Errors: st.Errors, DurationSeconds: round2(time.Since(start).Seconds())})
 	} else {
 		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs, %s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, humanBytes(st.Bytes))
 	}

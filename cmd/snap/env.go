@@ -19,6 +19,8 @@ type env struct {
 	// stdinTTY and stderrTTY say whether a person is watching.
 	stdinTTY  bool
 	stderrTTY bool
+	// journal is set when stderr is connected to systemd's journal.
+	journal bool
 }
 
 func newEnv() *env {
@@ -27,5 +29,6 @@ func newEnv() *env {
 		getenv: os.Getenv, now: time.Now,
 		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		journal:   underJournal(os.Getenv, os.Stderr),
 	}
 }

@@ -22,6 +22,8 @@ type session struct {
 	lock   *repo.Lock
 	cache  string
 	ui     *ui
+	// command is recorded in the locks the session takes.
+	command string
 }
 
 // lockMode says which lock a command takes.
@@ -33,26 +35,77 @@ const (
 	exclusiveLock
 )
 
+// repoSettings say where a repository is and how to unlock it.
+type repoSettings struct {
+	location        string
+	passwordFile    string
+	passwordCommand string
+	cacheDir        string // base directory; the repository ID is appended
+	// fromConfig names the config file the settings came from, if any.
+	fromConfig string
+}
+
+// settingsFrom reads --repo, --password-file, --password-command and
+// --cache-dir and their environment variables. When no repository is
+// given that way, the config file (--config, SNAP_CONFIG, or the default
+// places) supplies the repository, its password source and the cache.
+func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
+	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
+		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
+	if st.location != "" {
+		return st, nil
+	}
+	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil || path == "" {
+		return st, err
+	}
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		return st, fmt.Errorf("%w; or give the repository with --repo", err)
+	}
+	return cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand), nil
+}
+
+// settings are the repository settings of the config (or of one of its
+// jobs), under what flags and environment variables say.
+func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand string) repoSettings {
+	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
+		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
+	if st.cacheDir == "" {
+		st.cacheDir = cfg.resolveRelative(cfg.CacheDir)
+	}
+	if st.location != "" {
+		return st // the flags name another repository: the config's password is not for it
+	}
+	st.location, st.fromConfig = location, cfg.Path
+	if st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "" {
+		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
+	}
+	return st
+}
+
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
-	u := newUI(c, e)
-	ctx := c.Context
-	r, err := openRepository(c, e, gstring(c, "repo"))
+	st, err := settingsFrom(c, e)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u}
-	s.cache = repoCacheDir(c, e, r)
-	if mode != noLock {
-		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: c.Command.FullName(),
-			OnStale: func(l repo.LockEntry) {
-				u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
-			}})
-		if err != nil {
-			r.Close()
-			return nil, err
-		}
+	return openSessionWith(c.Context, e, newUI(c, e), st, mode, c.Command.FullName())
+}
+
+// openSessionWith opens a session on the repository st names, reporting
+// through u. command is recorded in the lock.
+func openSessionWith(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string) (*session, error) {
+	r, err := openRepositoryWith(ctx, e, st)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{r: r, ui: u, command: command}
+	s.cache = filepath.Join(cacheBase(e, st.cacheDir), r.Config().ID)
+	if err := s.relock(ctx, mode); err != nil {
+		r.Close()
+		return nil, err
 	}
 	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
 	if err != nil {
@@ -63,17 +116,51 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 	return s, nil
 }
 
+// relock releases the lock the session holds, if any, and takes one of the
+// given mode: 'snap run' opens the repository once per job and takes the
+// lock each step needs.
+func (s *session) relock(ctx context.Context, mode lockMode) error {
+	if s.lock != nil {
+		if err := s.lock.Unlock(); err != nil {
+			s.ui.warnf("release lock: %v", err)
+		}
+		s.lock = nil
+	}
+	if mode == noLock {
+		return nil
+	}
+	u := s.ui
+	l, err := s.r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: s.command,
+		OnStale: func(l repo.LockEntry) {
+			u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
+		}})
+	if err != nil {
+		return err
+	}
+	s.lock = l
+	return nil
+}
+
 func openRepository(c *cli.Context, e *env, location string) (*repo.Repository, error) {
-	be, err := openBackend(location, false)
+	st, err := settingsFrom(c, e)
 	if err != nil {
 		return nil, err
 	}
-	pw, err := readPassword(c, e, false)
+	st.location = location
+	return openRepositoryWith(c.Context, e, st)
+}
+
+func openRepositoryWith(ctx context.Context, e *env, st repoSettings) (*repo.Repository, error) {
+	be, err := openBackend(st.location, false)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := passwordFrom(e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
 	if err != nil {
 		be.Close()
 		return nil, err
 	}
-	r, err := repo.Open(c.Context, be, pw, repo.Options{Now: e.now})
+	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now})
 	if err != nil {
 		be.Close()
 		return nil, err
@@ -93,15 +180,11 @@ func (s *session) close() {
 	s.r.Close()
 }
 
-// repoCacheDir is --cache-dir, else $XDG_CACHE_HOME/snap, else
-// ~/.cache/snap, followed by the repository ID.
-func repoCacheDir(c *cli.Context, e *env, r *repo.Repository) string {
-	return filepath.Join(cacheBase(c, e), r.Config().ID)
-}
-
-func cacheBase(c *cli.Context, e *env) string {
-	if d := gstring(c, "cache-dir"); d != "" {
-		return d
+// cacheBase is the cache directory given (--cache-dir, SNAP_CACHE_DIR or
+// the config's cache_dir), else $XDG_CACHE_HOME/snap, else ~/.cache/snap.
+func cacheBase(e *env, given string) string {
+	if given != "" {
+		return given
 	}
 	if d := e.getenv("XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "snap")

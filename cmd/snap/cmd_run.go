@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+func runCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run jobs of the config file: create, forget, prune, check",
+		ArgsUsage: "[JOB]...",
+		Description: "Runs the named jobs (all jobs when none is named) one after the other. For each job: create a\n" +
+			"snapshot of its sources; then, when it has a keep policy, forget the job's snapshots the policy\n" +
+			"does not keep; then prune when keep.prune is set; then check when check is set. A step that fails\n" +
+			"ends its job (a failed create never leads to a forget) and snap goes on with the next job.\n" +
+			"The exit code is 0 when every job succeeded, 3 when snapshots were saved without some\n" +
+			"unreadable files, otherwise the code of the failed job (1 when several failed differently).",
+		Action: func(c *cli.Context) error {
+			cfg, err := requireConfig(c, e)
+			if err != nil {
+				return err
+			}
+			jobs, err := selectJobs(cfg, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			return runJobs(c, e, cfg, jobs)
+		},
+	}
+}
+
+// selectJobs returns the named jobs, or all of them.
+func selectJobs(cfg *Config, names []string) ([]*Job, error) {
+	if len(cfg.Jobs) == 0 {
+		return nil, usagef("%s has no jobs: add a [jobs.NAME] table", cfg.Path)
+	}
+	if len(names) == 0 {
+		return cfg.Jobs, nil
+	}
+	var out []*Job
+	for _, n := range names {
+		var found *Job
+		for _, j := range cfg.Jobs {
+			if j.Name == n {
+				found = j
+			}
+		}
+		if found == nil {
+			var known []string
+			for _, j := range cfg.Jobs {
+				known = append(known, j.Name)
+			}
+			return nil, usagef("no job %q in %s (jobs: %s)", n, cfg.Path, strings.Join(known, ", "))
+		}
+		out = append(out, found)
+	}
+	return out, nil
+}
+
+// Job and step outcomes, as the JSON output spells them.
+const (
+	statusOK          = "ok"
+	statusPartial     = "partial" // saved, but some files were unreadable
+	statusFailed      = "failed"
+	statusSkipped     = "skipped" // an earlier step failed
+	statusInterrupted = "interrupted"
+)
+
+// stepResult is the documented JSON form of one step of a job.
+type stepResult struct {
+	Step            string  `json:"step"`
+	Status          string  `json:"status"`
+	Error           string  `json:"error,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// jobResult is the documented JSON form of one job of a run.
+type jobResult struct {
+	Type            string       `json:"type"`
+	Job             string       `json:"job"`
+	Status          string       `json:"status"`
+	ExitCode        int          `json:"exit_code"`
+	Error           string       `json:"error,omitempty"`
+	SnapshotID      string       `json:"snapshot_id,omitempty"`
+	Steps           []stepResult `json:"steps"`
+	DurationSeconds float64      `json:"duration_seconds"`
+
+	err error
+}
+
+// runSummaryJSON is the final line of 'run --json'.
+type runSummaryJSON struct {
+	Type            string      `json:"type"`
+	Action          string      `json:"action"`
+	Jobs            []jobResult `json:"jobs"`
+	Succeeded       int         `json:"succeeded"`
+	Failed          int         `json:"failed"`
+	ExitCode        int         `json:"exit_code"`
+	DurationSeconds float64     `json:"duration_seconds"`
+}
+
+// runJobs runs jobs in order; a failed job does not stop the others, an
+// interrupt does.
+func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
+	ctx := c.Context
+	u := newUI(c, e)
+	start := time.Now()
+	var results []jobResult
+	for i, j := range jobs {
+		if ctx.Err() != nil {
+			for _, rest := range jobs[i:] {
+				results = append(results, jobResult{Type: "job", Job: rest.Name, Status: statusSkipped, ExitCode: exitInterrupted, Steps: []stepResult{},
+					Error: "not started: interrupted", err: errInterrupted})
+			}
+			break
+		}
+		r := runJob(ctx, e, u, cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand), j)
+		results = append(results, r)
+	}
+	u.fields = nil
+	sum := runSummaryJSON{Type: "summary", Action: "run", Jobs: results, DurationSeconds: round2(time.Since(start).Seconds())}
+	for _, r := range results {
+		if r.Status == statusOK || r.Status == statusPartial {
+			sum.Succeeded++
+		} else {
+			sum.Failed++
+		}
+	}
+	err := runError(results)
+	sum.ExitCode = exitCode(err)
+	if u.json {
+		u.jsonLine(sum)
+	} else if len(results) > 1 {
+		u.printf("%d of %d jobs succeeded in %s", sum.Succeeded, len(results), time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+// runError combines the jobs' outcomes into the run's error and so its exit
+// code: interrupted wins, then failures (their own code when they agree,
+// else 1), then unreadable files (3).
+func runError(results []jobResult) error {
+	var failed []jobResult
+	partial := 0
+	for _, r := range results {
+		switch r.Status {
+		case statusOK:
+		case statusPartial:
+			partial++
+		default:
+			failed = append(failed, r)
+		}
+	}
+	for _, r := range failed {
+		if r.ExitCode == exitInterrupted {
+			return fmt.Errorf("%w: job %s stopped; the repository is consistent", errInterrupted, r.Job)
+		}
+	}
+	if len(failed) > 0 {
+		var names []string
+		code := failed[0].ExitCode
+		for _, r := range failed {
+			names = append(names, fmt.Sprintf("%s: %s", r.Job, r.Error))
+			if r.ExitCode != code {
+				code = exitFatal
+			}
+		}
+		if len(failed) == 1 {
+			// Keep the failure's own kind (locked, wrong password, …) for
+			// the exit code.
+			return fmt.Errorf("1 of %d job(s) failed: %s: %w", len(results), failed[0].Job, failed[0].err)
+		}
+		return &codedError{msg: fmt.Sprintf("%d of %d jobs failed: %s", len(failed), len(results), strings.Join(names, "; ")), code: code}
+	}
+	if partial > 0 {
+		return &partialError{msg: fmt.Sprintf("%d job(s) saved snapshots without some unreadable files (listed above)", partial)}
+	}
+	return nil
+}
+
+// codedError carries an exit code decided by the command itself.
+type codedError struct {
+	msg  string
+	code int
+}
+
+func (e *codedError) Error() string { return e.msg }
+
+// runJob runs one job's steps on its repository.
+func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jobResult) {
+	start := time.Now()
+	res = jobResult{Type: "job", Job: j.Name, Status: statusOK, Steps: []stepResult{}}
+	steps := jobSteps(j)
+	u.fields = map[string]any{"job": j.Name}
+	if u.json {
+		u.jsonLine(map[string]any{"type": "job_start", "steps": steps})
+	} else {
+		u.printf("== job %s: %s", j.Name, strings.Join(steps, ", "))
+	}
+	defer func() {
+		res.DurationSeconds = round2(time.Since(start).Seconds())
+		u.fields = nil
+		if u.json {
+			u.jsonLine(res)
+		} else if res.Status == statusOK || res.Status == statusPartial {
+			u.printf("== job %s: %s in %s", j.Name, res.Status, time.Since(start).Round(time.Millisecond))
+		} else {
+			u.errorf("job %s %s: %s", j.Name, res.Status, res.Error)
+		}
+	}()
+	fail := func(step string, err error) {
+		res.err = err
+		res.ExitCode = exitCode(err)
+		res.Error = oneLine(err.Error())
+		res.Status = statusFailed
+		if res.ExitCode == exitInterrupted {
+			res.Status = statusInterrupted
+		}
+		if step != "" {
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: res.Status, Error: res.Error})
+		}
+	}
+
+	s, err := openSessionWith(ctx, e, u, st, noLock, "run "+j.Name)
+	if err != nil {
+		fail("", err)
+		return res
+	}
+	defer s.close()
+
+	for _, step := range steps {
+		if res.Status != statusOK && res.Status != statusPartial {
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
+			continue
+		}
+		u.fields = map[string]any{"job": j.Name, "step": step}
+		t0 := time.Now()
+		var err error
+		switch step {
+		case "create":
+			var sn *snapshot.Snapshot
+			sn, err = runCreateStep(ctx, e, s, j)
+			if sn != nil {
+				res.SnapshotID = sn.ID.String()
+			}
+		default:
+			err = fmt.Errorf("step %s is not available in this build", step)
+		}
+		sr := stepResult{Step: step, Status: statusOK, DurationSeconds: round2(time.Since(t0).Seconds())}
+		var pe *partialError
+		switch {
+		case err == nil:
+		case errors.As(err, &pe):
+			sr.Status, sr.Error = statusPartial, oneLine(err.Error())
+			res.Status, res.ExitCode = statusPartial, exitPartial
+			u.warnf("%s", err)
+		default:
+			fail("", fmt.Errorf("%s: %w", step, err))
+			sr.Status, sr.Error = res.Status, oneLine(err.Error())
+		}
+		res.Steps = append(res.Steps, sr)
+	}
+	return res
+}
+
+// jobSteps lists what 'run' does for a job, in order.
+func jobSteps(j *Job) []string {
+	steps := []string{"create"}
+	if j.Keep.Any() {
+		steps = append(steps, "forget")
+		if j.Keep.Prune {
+			steps = append(steps, "prune")
+		}
+	}
+	if j.Check != nil {
+		steps = append(steps, "check")
+	}
+	return steps
+}
+
+// createOptions are the options of the job's create.
+func (j *Job) createOptions() (snapshot.CreateOptions, error) {
+	var o snapshot.CreateOptions
+	for _, p := range j.Paths {
+		if _, err := os.Lstat(p); err != nil {
+			return o, fmt.Errorf("path %s: %w; check the path or remove it from job %s", p, unwrapOS(err), j.Name)
+		}
+	}
+	o.Paths = j.Paths
+	o.Tags = append([]string{}, j.Tags...)
+	o.Host = j.Host
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	ex, err := sources.ParsePatterns(j.Exclude)
+	if err != nil {
+		return o, fmt.Errorf("job %s: exclude: %w", j.Name, err)
+	}
+	o.Archive.Excludes = ex
+	o.Archive.OneFileSystem = j.OneFileSystem
+	comp := repo.Compression(0)
+	if j.Compression != "" {
+		if comp, err = repo.ParseCompression(j.Compression); err != nil {
+			return o, fmt.Errorf("job %s: compression: %w", j.Name, err)
+		}
+	} else if comp, err = repo.ParseCompression("fastest"); err != nil {
+		return o, err
+	}
+	o.Writer = index.WriterOptions{Compression: comp}
+	o.Program = "snap " + version
+	return o, nil
+}
+
+// runCreateStep creates the job's snapshot under a shared lock.
+func runCreateStep(ctx context.Context, e *env, s *session, j *Job) (*snapshot.Snapshot, error) {
+	o, err := j.createOptions()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.relock(ctx, sharedLock); err != nil {
+		return nil, err
+	}
+	defer s.relock(ctx, noLock)
+	return createSnapshot(ctx, e, s, o)
+}
