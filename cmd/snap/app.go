@@ -119,6 +119,7 @@ func commands(e *env) []*cli.Command {
 		repairCommand(e),
 		configCommand(e),
 		runCommand(e),
+		scheduleCommand(e),
 	}
 }
 
