@@ -120,6 +120,8 @@ func commands(e *env) []*cli.Command {
 		configCommand(e),
 		runCommand(e),
 		scheduleCommand(e),
+		statsCommand(e),
+		diffCommand(e),
 	}
 }
 
