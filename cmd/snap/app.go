@@ -122,6 +122,8 @@ func commands(e *env) []*cli.Command {
 		scheduleCommand(e),
 		statsCommand(e),
 		diffCommand(e),
+		completionCommand(e),
+		manCommand(e),
 	}
 }
 
