@@ -5,10 +5,19 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DEMO    ?= $(CURDIR)/demo
 
-.PHONY: build test vet fmt-check demo bench fuzz test-minio clean
+.PHONY: build test vet fmt-check demo bench fuzz test-minio clean man completion
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/snap
+
+# The man page and shell completions, generated from the CLI definition.
+man: build
+	$(BIN) man > bin/snap.1
+
+completion: build
+	$(BIN) completion bash > bin/snap.bash
+	$(BIN) completion zsh > bin/_snap
+	$(BIN) completion fish > bin/snap.fish
 
 vet:
 	$(GO) vet ./...
