@@ -126,8 +126,9 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 			return usagef("snapshot %s has no parent: name the snapshot to compare it with", a.ID.Short())
 		}
 		b = a
+		parent := *a.Parent
 		for _, sn := range sns {
-			if sn.ID == *a.Parent {
+			if sn.ID == parent {
 				a = sn
 			}
 		}

@@ -244,7 +244,7 @@ func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
 		}
 		hint := ""
 		for _, a := range allowed {
-			if strings.ReplaceAll(a, "_", "-") == k || strings.ReplaceAll(k, "-", "_") == a || strings.EqualFold(a, k) {
+			if strings.ReplaceAll(k, "-", "_") == a || strings.EqualFold(a, k) || editDistance(a, k) <= 2 {
 				hint = fmt.Sprintf("; did you mean %q?", a)
 			}
 		}
@@ -695,4 +695,25 @@ func redactedURLs(urls []string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// editDistance is the Levenshtein distance, for "did you mean" hints.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

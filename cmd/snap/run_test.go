@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// jsonLines parses one JSON object per line and fails on anything else.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		if _, ok := m["type"].(string); !ok {
+			t.Fatalf("JSON line without a type: %q", sc.Text())
+		}
+		objs = append(objs, m)
+	}
+	return objs
+}
+
+func hasKeys(t *testing.T, what string, m map[string]any, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			t.Errorf("%s lacks %q: %v", what, k, m)
+		}
+	}
+}
+
+func TestRunJobs(t *testing.T) {
+	tr := newTestRepo(t)
+	app, db := filepath.Join(tr.dir, "app"), filepath.Join(tr.dir, "db")
+	writeFile(t, filepath.Join(app, "data.txt"), []byte("application data"))
+	writeFile(t, filepath.Join(app, "scratch.tmp"), []byte("excluded"))
+	writeFile(t, filepath.Join(db, "dump.sql"), []byte("create table t;"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + app + `"]
+exclude = ["*.tmp"]
+tags = ["app", "nightly"]
+host = "apphost"
+
+[jobs.db]
+paths = ["` + db + `"]
+compression = "better"
+`)
+	// All jobs, with the repository and password taken from the config.
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != 0 {
+		t.Fatalf("run: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stdout, "== job app: ok") || !strings.Contains(res.stdout, "== job db: ok") || !strings.Contains(res.stdout, "2 of 2 jobs succeeded") {
+		t.Errorf("run output:\n%s", res.stdout)
+	}
+	// Other commands find the repository through the default config file.
+	writeFile(t, filepath.Join(tr.dir, "xdg", "snap", "snap.toml"), []byte(`repository = "`+tr.repo+`"
+password_file = "`+filepath.Join(tr.dir, "password")+`"
+cache_dir = "`+tr.cache+`"
+`))
+	res = tr.runConfig(nil, "list", "--json")
+	var list []snapshotJSON
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || res.code != 0 {
+		t.Fatalf("list through the default config: %v %d %s", err, res.code, res.stderr)
+	}
+	if len(list) != 2 || list[0].Host != "apphost" || strings.Join(list[0].Tags, ",") != "app,nightly" {
+		t.Fatalf("snapshots: %+v", list)
+	}
+	res = tr.runConfig(nil, "ls", "--json", list[0].ID)
+	if strings.Contains(res.stdout, "scratch.tmp") || !strings.Contains(res.stdout, "data.txt") {
+		t.Errorf("exclude not applied:\n%s", res.stdout)
+	}
+
+	// One job by name, JSON lines.
+	res = tr.runConfig(nil, "run", "db", "--json", "--config", cfg)
+	if res.code != 0 {
+		t.Fatalf("run db: %d %s", res.code, res.stderr)
+	}
+	lines := jsonLines(t, res.stdout)
+	types := []string{}
+	for _, l := range lines {
+		types = append(types, l["type"].(string))
+	}
+	if strings.Join(types, ",") != "job_start,summary,job,summary" {
+		t.Fatalf("line types %v\n%s", types, res.stdout)
+	}
+	if lines[0]["job"] != "db" || lines[1]["job"] != "db" || lines[1]["step"] != "create" {
+		t.Errorf("job and step fields: %v / %v", lines[0], lines[1])
+	}
+	hasKeys(t, "job line", lines[2], "job", "status", "exit_code", "snapshot_id", "steps", "duration_seconds")
+	final := lines[3]
+	hasKeys(t, "run summary", final, "action", "jobs", "succeeded", "failed", "exit_code", "duration_seconds")
+	if _, ok := final["job"]; ok || final["succeeded"] != 1.0 || final["exit_code"] != 0.0 {
+		t.Errorf("run summary: %v", final)
+	}
+
+	// Unknown job: a usage error that lists the jobs.
+	if res := tr.runConfig(nil, "run", "nope", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stderr, "app, db") {
+		t.Errorf("unknown job: %d %s", res.code, res.stderr)
+	}
+}
+
+func TestRunFailedJobDoesNotStopOthers(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.gone]
+paths = ["` + filepath.Join(tr.dir, "missing") + `"]
+
+[jobs.ok]
+paths = ["` + src + `"]
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg, "--json")
+	if res.code != exitFatal {
+		t.Fatalf("exit %d, want %d\n%s%s", res.code, exitFatal, res.stdout, res.stderr)
+	}
+	lines := jsonLines(t, res.stdout)
+	var jobs []map[string]any
+	for _, l := range lines {
+		if l["type"] == "job" {
+			jobs = append(jobs, l)
+		}
+	}
+	if len(jobs) != 2 || jobs[0]["status"] != "failed" || jobs[1]["status"] != "ok" {
+		t.Fatalf("jobs: %v", jobs)
+	}
+	if !strings.Contains(jobs[0]["error"].(string), "missing") {
+		t.Errorf("error does not name the path: %v", jobs[0]["error"])
+	}
+	last := lines[len(lines)-1]
+	if last["type"] != "error" || last["exit_code"] != 1.0 || last["final"] != true {
+		t.Errorf("last line: %v", last)
+	}
+	// The wrong password of a job's repository gives that failure's code.
+	cfg2 := filepath.Join(tr.dir, "wrong.toml")
+	writeFile(t, filepath.Join(tr.dir, "wrongpw"), []byte("nope\n"))
+	writeFile(t, cfg2, []byte(`repository = "`+tr.repo+`"
+password_file = "wrongpw"
+
+[jobs.ok]
+paths = ["`+src+`"]
+`))
+	if res := tr.runConfig(nil, "run", "--config", cfg2); res.code != exitWrongPass {
+		t.Errorf("wrong password: exit %d %s", res.code, res.stderr)
+	}
+}
+
+func TestConfigCheckCommand(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+schedule = "daily"
+keep = { last = 3 }
+`)
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stdout, "OK, 1 job(s) (app)") {
+		t.Errorf("check of a good file: %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	bad := filepath.Join(tr.dir, "bad.toml")
+	writeFile(t, bad, []byte("repository = \""+tr.repo+"\"\n[jobs.x]\npaths = [\"/nonexistent-snap-path\"]\nschedule = \"sometimes\"\nkeep.lats = 3\n"))
+	res = tr.runConfig(nil, "config", "check", "--config", bad, "--json")
+	if res.code != exitUsage {
+		t.Errorf("exit %d", res.code)
+	}
+	var out configCheckJSON
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	lines := map[int]bool{}
+	for _, p := range out.Problems {
+		if p.Severity == "error" {
+			lines[p.Line] = true
+		}
+	}
+	if out.Valid || !lines[3] || !lines[4] || !lines[5] {
+		t.Errorf("problems: %+v", out.Problems)
+	}
+	res = tr.runConfig(nil, "config", "jobs", "--names", "--config", cfg)
+	if strings.TrimSpace(res.stdout) != "app" {
+		t.Errorf("jobs --names: %q", res.stdout)
+	}
+}
