@@ -293,6 +293,10 @@ func jobSteps(j *Job) []string {
 // createOptions are the options of the job's create.
 func (j *Job) createOptions() (snapshot.CreateOptions, error) {
 	var o snapshot.CreateOptions
+	if len(j.Databases) > 0 || len(j.Pre) > 0 || len(j.Post) > 0 {
+		// Never back up "successfully" without what the job asks for.
+		return o, fmt.Errorf("job %s: databases, pre and post need database and hook support, which this build lacks; nothing was saved", j.Name)
+	}
 	for _, p := range j.Paths {
 		if _, err := os.Lstat(p); err != nil {
 			return o, fmt.Errorf("path %s: %w; check the path or remove it from job %s", p, unwrapOS(err), j.Name)
