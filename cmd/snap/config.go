@@ -80,7 +80,7 @@ func (k Keep) Any() bool {
 // CheckSpec is what 'snap run' checks after a job: the structure, and a
 // subset of the data when ReadDataSubset is set ("1/7", "5%", "500M").
 type CheckSpec struct {
-	ReadDataSubset string
+	ReadDataSubset string `json:"read_data_subset"`
 }
 
 // defaultRandomDelay spreads the start of timers that share a schedule.
