@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -338,4 +340,41 @@ func runCreateStep(ctx context.Context, e *env, s *session, j *Job) (*snapshot.S
 	}
 	defer s.relock(ctx, noLock)
 	return createSnapshot(ctx, e, s, o)
+}
+
+// jobSnapshots returns the snapshots that belong to a job, which are the
+// only ones its keep policy may forget: taken on the job's host, of exactly
+// the job's paths, carrying every one of the job's tags, and holding the
+// same stream sources (database dumps) by path. Snapshots of other jobs, of
+// 'snap create' by hand, or of the job before its paths were changed are
+// left alone: forgetting too little is safe, too much is not.
+func jobSnapshots(sns []*snapshot.Snapshot, host string, paths, tags, sourcePaths []string) []*snapshot.Snapshot {
+	want := make([]string, 0, len(paths))
+	for _, p := range paths {
+		want = append(want, filepath.Clean(p))
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	wantSrc := slices.Sorted(slices.Values(sourcePaths))
+	var out []*snapshot.Snapshot
+	for _, sn := range sns {
+		if sn.Host != host || !slices.Equal(sn.Paths, want) {
+			continue
+		}
+		hasTags := true
+		for _, t := range tags {
+			if !slices.Contains(sn.Tags, t) {
+				hasTags = false
+			}
+		}
+		src := make([]string, 0, len(sn.Sources))
+		for _, s := range sn.Sources {
+			src = append(src, s.Path)
+		}
+		slices.Sort(src)
+		if hasTags && slices.Equal(src, wantSrc) {
+			out = append(out, sn)
+		}
+	}
+	return out
 }

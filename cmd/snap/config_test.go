@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // issueExample is the config file of the jobs-config issue, verbatim.
@@ -287,5 +289,31 @@ func TestValidateSubset(t *testing.T) {
 		if err := validateSubset(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestJobSnapshots(t *testing.T) {
+	mk := func(host string, paths, tags []string, sources ...string) *snapshot.Snapshot {
+		sn := &snapshot.Snapshot{Host: host, Paths: paths, Tags: tags}
+		for _, s := range sources {
+			sn.Sources = append(sn.Sources, snapshot.Source{Path: s})
+		}
+		return sn
+	}
+	sns := []*snapshot.Snapshot{
+		mk("h", []string{"/a", "/b"}, []string{"app", "x"}),       // 0: the job's
+		mk("h", []string{"/a", "/b"}, []string{"x"}),              // 1: lacks a tag
+		mk("other", []string{"/a", "/b"}, []string{"app"}),        // 2: other host
+		mk("h", []string{"/a"}, []string{"app"}),                  // 3: fewer paths
+		mk("h", []string{"/a", "/b", "/c"}, []string{"app"}),      // 4: more paths
+		mk("h", []string{"/a", "/b"}, []string{"app"}, "/db/x"),   // 5: a dump the job does not take
+		mk("h", []string{"/a", "/b"}, []string{"app", "nightly"}), // 6: the job's
+	}
+	got := jobSnapshots(sns, "h", []string{"/b/", "/a"}, []string{"app"}, nil)
+	if len(got) != 2 || got[0] != sns[0] || got[1] != sns[6] {
+		t.Errorf("got %d snapshots: %v", len(got), got)
+	}
+	if got := jobSnapshots(sns, "h", []string{"/a", "/b"}, []string{"app"}, []string{"/db/x"}); len(got) != 1 || got[0] != sns[5] {
+		t.Errorf("with sources: %v", got)
 	}
 }
