@@ -2,9 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -187,5 +192,74 @@ keep = { last = 3 }
 	res = tr.runConfig(nil, "config", "jobs", "--names", "--config", cfg)
 	if strings.TrimSpace(res.stdout) != "app" {
 		t.Errorf("jobs --names: %q", res.stdout)
+	}
+}
+
+// TestRunInterrupted stops a run in the middle of a create, as systemd
+// does with SIGTERM: the run must not exit 0, and says so last.
+func TestRunInterrupted(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "small"), []byte("x"))
+	// A large sparse file keeps the create busy reading zeros.
+	f, err := os.Create(filepath.Join(src, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(20 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cfg := tr.writeConfig(`[jobs.big]
+paths = ["` + src + `"]
+
+[jobs.later]
+paths = ["` + src + `/small"]
+`)
+	cmd := exec.Command(snapBin, "run", "--json", "--config", cfg)
+	cmd.Env = append(baseEnv(), tr.configEnv("SNAP_PROGRESS_INTERVAL=20ms")...)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Stop the create once it reports progress.
+	var stdout bytes.Buffer
+	sc := bufio.NewScanner(pipe)
+	signalled := false
+	for sc.Scan() {
+		stdout.Write(append(sc.Bytes(), '\n'))
+		if !signalled && strings.Contains(sc.Text(), `"type":"progress"`) {
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			signalled = true
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v, want %d\n%s", err, exitInterrupted, stdout.String())
+	}
+	lines := jsonLines(t, stdout.String())
+	last := lines[len(lines)-1]
+	if last["type"] != "error" || last["exit_code"] != float64(exitInterrupted) || !strings.Contains(last["message"].(string), "consistent") {
+		t.Errorf("last line: %v", last)
+	}
+	var summary map[string]any
+	for _, l := range lines {
+		if l["type"] == "summary" && l["action"] == "run" {
+			summary = l
+		}
+	}
+	jobs, _ := summary["jobs"].([]any)
+	if len(jobs) != 2 || jobs[0].(map[string]any)["status"] != "interrupted" || jobs[1].(map[string]any)["status"] != "skipped" {
+		t.Errorf("run summary: %v", summary)
+	}
+	// Nothing was saved, and the next run works.
+	if res := tr.runConfig(nil, "run", "later", "--config", cfg); res.code != 0 {
+		t.Errorf("run after the interrupt: %d %s", res.code, res.stderr)
 	}
 }
