@@ -175,6 +175,7 @@ type jobJSON struct {
 	Paths              []string   `json:"paths"`
 	Exclude            []string   `json:"exclude"`
 	Databases          []string   `json:"databases"`
+	Commands           []cmdJSON  `json:"commands"`
 	Tags               []string   `json:"tags"`
 	Host               string     `json:"host"`
 	OneFileSystem      bool       `json:"one_file_system"`
@@ -182,9 +183,15 @@ type jobJSON struct {
 	Schedule           []string   `json:"schedule"`
 	RandomDelaySeconds float64    `json:"random_delay_seconds"`
 	Pre                []string   `json:"pre"`
+	MinFreeBytes       uint64     `json:"min_free_bytes"`
 	Post               []string   `json:"post"`
 	Keep               keepJSON   `json:"keep"`
 	Check              *CheckSpec `json:"check"`
+}
+
+type cmdJSON struct {
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
 }
 
 type keepJSON struct {
@@ -209,7 +216,11 @@ func nonNil(s []string) []string {
 
 func toJobJSON(j *Job) jobJSON {
 	k := j.Keep
-	return jobJSON{Name: j.Name, Line: j.Line, Repository: j.Repository, Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
+	cmds := []cmdJSON{}
+	for _, c := range j.Commands {
+		cmds = append(cmds, cmdJSON{Name: c.Name, Command: c.Argv})
+	}
+	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, Name: j.Name, Line: j.Line, Repository: j.Repository, Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
 		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, Compression: j.Compression,
 		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
 		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,
@@ -244,6 +255,9 @@ func runConfigJobs(c *cli.Context, e *env, namesOnly bool) error {
 			sched = "-"
 		}
 		srcs := append(append([]string(nil), j.Paths...), redactedURLs(j.Databases)...)
+		for _, c := range j.Commands {
+			srcs = append(srcs, c.Name)
+		}
 		keep := keepString(j.Keep)
 		if keep == "" {
 			keep = "-"

@@ -19,11 +19,13 @@ func createCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "create",
 		Aliases:   []string{"backup"},
-		Usage:     "create a snapshot of paths",
-		ArgsUsage: "PATH...",
-		Description: "Backs up the given paths into one snapshot. Files unchanged since the parent snapshot (same host\n" +
-			"and paths) are not read again. Unreadable files are reported and skipped: the snapshot is saved\n" +
-			"and snap exits with code 3.",
+		Usage:     "create a snapshot of paths, database dumps and command output",
+		ArgsUsage: "[PATH...] [--db URL]... [--stdin NAME] [--command NAME -- CMD ARGS...]",
+		Description: "Backs up the given paths, database dumps (--db), standard input (--stdin) and a command's output\n" +
+			"(--command) into one snapshot; dumps and file reads run in parallel. Files unchanged since the parent\n" +
+			"snapshot (same host and paths) are not read again. Unreadable files are reported and skipped: the\n" +
+			"snapshot is saved and snap exits with code 3. A dump or command that fails saves no snapshot (exit 1).\n" +
+			"--pre hooks run before anything is read (a failing one aborts the run); --post hooks always run.",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "tag", Usage: "tag the snapshot (repeatable)"},
 			&cli.StringFlag{Name: "host", Usage: "host name to record (default: this host)"},
@@ -32,24 +34,54 @@ func createCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "do not cross file system boundaries"},
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
+			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
+			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`"},
+			&cli.StringFlag{Name: "command", Usage: "store the standard output of the command given after -- as the file `NAME`"},
+			multiFlag("pre", "run the shell command `CMD` before reading anything; if it fails, nothing is saved (repeatable)"),
+			multiFlag("post", "run the shell command `CMD` at the end, whatever happened (repeatable)"),
+			&cli.StringFlag{Name: "min-free", Usage: "refuse to start when the repository's device has less than `SIZE` free (e.g. 10GiB)"},
 		},
 		Action: func(c *cli.Context) error {
-			o, err := createOptionsFrom(c, e)
+			o, plan, err := createOptionsFrom(c, e)
 			if err != nil {
 				return err
 			}
-			return runCreate(c, e, o)
+			return runCreate(c, e, o, plan)
 		},
 	}
 }
 
-func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, error) {
+// createPlan is what a create does besides archiving: hooks, pre-flight
+// threshold, and the stream sources still to be started.
+type createPlan struct {
+	streams streamFlags
+	pre     []string
+	post    []string
+	minFree uint64
+}
+
+func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPlan, error) {
 	var o snapshot.CreateOptions
-	o.Paths = c.Args().Slice()
+	var plan createPlan
+	sf, paths, err := parseStreamFlags(c.String("stdin"), c.String("command"), multiValues(c, "db"), c.Args().Slice())
+	if err != nil {
+		return o, plan, err
+	}
+	plan.streams = sf
+	plan.pre, plan.post = multiValues(c, "pre"), multiValues(c, "post")
+	if s := c.String("min-free"); s != "" {
+		if plan.minFree, err = parseSize(s); err != nil {
+			return o, plan, usagef("--min-free: %v", err)
+		}
+	}
+	o.Paths = paths
 	for _, p := range o.Paths {
 		if _, err := os.Lstat(p); err != nil {
-			return o, fmt.Errorf("path %s: %w; check the path or remove it from the command", p, unwrapOS(err))
+			return o, plan, fmt.Errorf("path %s: %w; check the path or remove it from the command", p, unwrapOS(err))
 		}
+	}
+	if len(o.Paths) == 0 && sf.stdinName == "" && sf.commandName == "" && len(sf.dbs) == 0 {
+		return o, plan, usagef("nothing to back up: give paths, --db, --stdin or --command")
 	}
 	o.Tags = c.StringSlice("tag")
 	o.Host = c.String("host")
@@ -59,24 +91,24 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, error) {
 	if t := c.String("time"); t != "" {
 		ts, err := time.Parse(time.RFC3339, t)
 		if err != nil {
-			return o, usagef("--time %q: use RFC 3339, e.g. 2026-11-20T03:00:00Z", t)
+			return o, plan, usagef("--time %q: use RFC 3339, e.g. 2026-11-20T03:00:00Z", t)
 		}
 		o.Time = ts
 	}
 	ex, err := sources.ParsePatterns(c.StringSlice("exclude"))
 	if err != nil {
-		return o, usagef("--exclude: %v", err)
+		return o, plan, usagef("--exclude: %v", err)
 	}
 	o.Archive.Excludes = ex
 	o.Archive.OneFileSystem = c.Bool("one-file-system")
 	comp, err := repo.ParseCompression(c.String("compression"))
 	if err != nil {
-		return o, usagef("--compression: %v", err)
+		return o, plan, usagef("--compression: %v", err)
 	}
 	o.Writer = index.WriterOptions{Compression: comp}
 	o.NoParent = c.Bool("force")
 	o.Program = "snap " + version
-	return o, nil
+	return o, plan, nil
 }
 
 func unwrapOS(err error) error {
@@ -87,40 +119,92 @@ func unwrapOS(err error) error {
 	return err
 }
 
-func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions) error {
-	s, err := openSession(c, e, sharedLock)
+// runCreate runs one create from the command line.
+func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan) error {
+	st, err := settingsFrom(c, e)
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	_, err = createSnapshot(c.Context, e, s, o)
+	u := newUI(c, e)
+	var s *session
+	defer func() {
+		if s != nil {
+			s.close()
+		}
+	}()
+	open := func() (*session, error) {
+		var err error
+		s, err = openSessionWith(c.Context, e, u, st, sharedLock, c.Command.FullName())
+		return s, err
+	}
+	_, err = createWithHooks(c.Context, e, u, st.location, open, o, plan)
 	return err
+}
+
+// createWithHooks runs one create with what surrounds it: dump tools are
+// found, the repository is opened (open returns a session holding a shared
+// lock) and checked (pre-flight), the pre hooks run, then the archive. The
+// post hooks run at the end whatever happened. 'snap create' and the create
+// step of 'snap run' both come here.
+func createWithHooks(ctx context.Context, e *env, u *ui, location string, open func() (*session, error), o snapshot.CreateOptions, plan createPlan) (sn *snapshot.Snapshot, err error) {
+	h := newHooks(plan.pre, plan.post, location, o.Host, o.Tags)
+	snapshotID := ""
+	defer func() {
+		if len(h.post) == 0 {
+			return
+		}
+		if perr := h.runPost(ctx, u, err, snapshotID); perr != nil && err == nil {
+			err = fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)
+		}
+	}()
+	streams, err := plan.streams.build(ctx, e, u)
+	if err != nil {
+		return nil, fmt.Errorf("create: %w; no snapshot was saved", err)
+	}
+	o.Streams = append(o.Streams, streams...)
+	s, err := open()
+	if err != nil {
+		return nil, err
+	}
+	if err := preflight(ctx, u, s.r, plan.minFree); err != nil {
+		return nil, err
+	}
+	if err := h.runPre(ctx, u); err != nil {
+		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
+	}
+	sn, err = createSnapshot(ctx, e, s, o)
+	if sn != nil {
+		snapshotID = sn.ID.String()
+	}
+	return sn, err
 }
 
 // createJSON is the documented "summary" line of create (docs/usage.md).
 type createJSON struct {
-	Type            string    `json:"type"`
-	SnapshotID      string    `json:"snapshot_id"`
-	ShortID         string    `json:"short_id"`
-	Parent          *string   `json:"parent"`
-	Time            time.Time `json:"time"`
-	Host            string    `json:"host"`
-	Tags            []string  `json:"tags"`
-	Paths           []string  `json:"paths"`
-	Files           int64     `json:"files"`
-	Dirs            int64     `json:"dirs"`
-	Bytes           int64     `json:"bytes"`
-	ReadBytes       int64     `json:"read_bytes"`
-	AddedBytes      int64     `json:"added_bytes"`
-	AddedRawBytes   int64     `json:"added_raw_bytes"`
-	AddedBlobs      int64     `json:"added_blobs"`
-	Errors          int64     `json:"errors"`
-	DurationSeconds float64   `json:"duration_seconds"`
+	Type            string            `json:"type"`
+	SnapshotID      string            `json:"snapshot_id"`
+	ShortID         string            `json:"short_id"`
+	Parent          *string           `json:"parent"`
+	Time            time.Time         `json:"time"`
+	Host            string            `json:"host"`
+	Tags            []string          `json:"tags"`
+	Paths           []string          `json:"paths"`
+	Files           int64             `json:"files"`
+	Dirs            int64             `json:"dirs"`
+	Bytes           int64             `json:"bytes"`
+	ReadBytes       int64             `json:"read_bytes"`
+	AddedBytes      int64             `json:"added_bytes"`
+	AddedRawBytes   int64             `json:"added_raw_bytes"`
+	AddedBlobs      int64             `json:"added_blobs"`
+	Errors          int64             `json:"errors"`
+	DurationSeconds float64           `json:"duration_seconds"`
+	Sources         []snapshot.Source `json:"sources"`
 }
 
-// createSnapshot runs one create on an open session (the caller holds a
-// shared lock), showing progress and printing the summary. It returns a
-// *partialError when the snapshot was saved without some unreadable files.
+// createSnapshot archives and saves one snapshot on an open session (the
+// caller holds a shared lock), showing progress and printing the summary.
+// It returns a *partialError when the snapshot was saved without some
+// unreadable files.
 func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions) (*snapshot.Snapshot, error) {
 	u := s.ui
 	p := newProgress(e, u, "create")
@@ -135,19 +219,19 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	sn, err := snapshot.Create(ctx, s.ix, s.loader, o)
 	p.finish()
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is reclaimed by 'snap prune')", errInterrupted)
-		}
-		return nil, fmt.Errorf("create: %w; no snapshot was saved", err)
+		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
 	sum := sn.Summary
 	if u.json {
 		j := createJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Tags: sn.Tags, Paths: sn.Paths,
 			Files: sum.Files, Dirs: sum.Dirs, Bytes: sum.Bytes, ReadBytes: sum.ReadBytes, AddedBytes: sum.AddedBytes, AddedRawBytes: sum.AddedRaw,
-			AddedBlobs: sum.AddedBlobs, Errors: sum.Errors, DurationSeconds: round2(sum.End.Sub(sum.Start).Seconds())}
+			AddedBlobs: sum.AddedBlobs, Errors: sum.Errors, DurationSeconds: round2(sum.End.Sub(sum.Start).Seconds()), Sources: sn.Sources}
 		if sn.Parent != nil {
 			ps := sn.Parent.String()
 			j.Parent = &ps
+		}
+		if j.Sources == nil {
+			j.Sources = []snapshot.Source{}
 		}
 		u.jsonLine(j)
 	} else {
@@ -156,6 +240,16 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 			parent = sn.Parent.Short()
 		}
 		u.printf("snapshot %s saved (parent %s)", sn.ID.Short(), parent)
+		for _, src := range sn.Sources {
+			what := src.Kind
+			if src.URL != "" {
+				what = src.URL
+			}
+			if src.Tool != "" {
+				what += " with " + src.Tool
+			}
+			u.printf("%s: %s (%s)", src.Path, humanBytes(src.Size), what)
+		}
 		u.printf("files: %d, dirs: %d, %s in total", sum.Files, sum.Dirs, humanBytes(sum.Bytes))
 		u.printf("read: %s, added to the repository: %s (%s before compression) in %s",
 			humanBytes(sum.ReadBytes), humanBytes(sum.AddedBytes), humanBytes(sum.AddedRaw), sum.End.Sub(sum.Start).Round(time.Millisecond))
@@ -164,4 +258,12 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read and were skipped (listed above)", sn.ID.Short(), sum.Errors)}
 	}
 	return sn, nil
+}
+
+// interrupted turns an error caused by Ctrl-C into the documented message.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is reclaimed by 'snap prune')", errInterrupted)
+	}
+	return err
 }

@@ -253,7 +253,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 		switch step {
 		case "create":
 			var sn *snapshot.Snapshot
-			sn, err = runCreateStep(ctx, e, s, j)
+			sn, err = runCreateStep(ctx, e, s, st.location, j)
 			if sn != nil {
 				res.SnapshotID = sn.ID.String()
 			}
@@ -292,18 +292,37 @@ func jobSteps(j *Job) []string {
 	return steps
 }
 
-// createOptions are the options of the job's create.
-func (j *Job) createOptions() (snapshot.CreateOptions, error) {
+// createOptions are the options of the job's create, and what surrounds
+// it: database dumps, hooks and the free-space threshold.
+func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	var o snapshot.CreateOptions
-	if len(j.Databases) > 0 || len(j.Pre) > 0 || len(j.Post) > 0 {
-		// Never back up "successfully" without what the job asks for.
-		return o, fmt.Errorf("job %s: databases, pre and post need database and hook support, which this build lacks; nothing was saved", j.Name)
-	}
+	var plan createPlan
 	for _, p := range j.Paths {
 		if _, err := os.Lstat(p); err != nil {
-			return o, fmt.Errorf("path %s: %w; check the path or remove it from job %s", p, unwrapOS(err), j.Name)
+			return o, plan, fmt.Errorf("path %s: %w; check the path or remove it from job %s", p, unwrapOS(err), j.Name)
 		}
 	}
+	sf, _, err := parseStreamFlags("", "", j.Databases, nil)
+	if err != nil {
+		return o, plan, fmt.Errorf("job %s: %w", j.Name, err)
+	}
+	plan.streams = sf
+	taken := map[string]bool{}
+	for _, p := range sf.dbPaths {
+		taken[p] = true
+	}
+	for _, jc := range j.Commands {
+		p, _ := streamPath("commands", jc.Name)
+		if taken[p] {
+			return o, plan, fmt.Errorf("job %s: two sources would both be stored as %s; choose another name", j.Name, p)
+		}
+		taken[p] = true
+		cmd := sources.Command{Name: jc.Argv[0], Args: jc.Argv[1:], Stderr: u.toolLines(p)}
+		o.Streams = append(o.Streams, snapshot.Stream{Path: p, Open: cmd.Start,
+			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(jc.Argv[0])}})
+	}
+	plan.pre, plan.post = j.Pre, j.Post
+	plan.minFree = j.MinFree
 	o.Paths = j.Paths
 	o.Tags = append([]string{}, j.Tags...)
 	o.Host = j.Host
@@ -312,34 +331,29 @@ func (j *Job) createOptions() (snapshot.CreateOptions, error) {
 	}
 	ex, err := sources.ParsePatterns(j.Exclude)
 	if err != nil {
-		return o, fmt.Errorf("job %s: exclude: %w", j.Name, err)
+		return o, plan, fmt.Errorf("job %s: exclude: %w", j.Name, err)
 	}
 	o.Archive.Excludes = ex
 	o.Archive.OneFileSystem = j.OneFileSystem
-	comp := repo.Compression(0)
-	if j.Compression != "" {
-		if comp, err = repo.ParseCompression(j.Compression); err != nil {
-			return o, fmt.Errorf("job %s: compression: %w", j.Name, err)
-		}
-	} else if comp, err = repo.ParseCompression("fastest"); err != nil {
-		return o, err
+	comp, err := repo.ParseCompression(firstNonEmpty(j.Compression, "fastest"))
+	if err != nil {
+		return o, plan, fmt.Errorf("job %s: compression: %w", j.Name, err)
 	}
 	o.Writer = index.WriterOptions{Compression: comp}
 	o.Program = "snap " + version
-	return o, nil
+	return o, plan, nil
 }
 
-// runCreateStep creates the job's snapshot under a shared lock.
-func runCreateStep(ctx context.Context, e *env, s *session, j *Job) (*snapshot.Snapshot, error) {
-	o, err := j.createOptions()
+// runCreateStep creates the job's snapshot, with its dumps and hooks, under
+// a shared lock.
+func runCreateStep(ctx context.Context, e *env, s *session, location string, j *Job) (*snapshot.Snapshot, error) {
+	o, plan, err := j.createOptions(s.ui)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.relock(ctx, sharedLock); err != nil {
-		return nil, err
-	}
 	defer s.relock(ctx, noLock)
-	return createSnapshot(ctx, e, s, o)
+	open := func() (*session, error) { return s, s.relock(ctx, sharedLock) }
+	return createWithHooks(ctx, e, s.ui, location, open, o, plan)
 }
 
 // jobSnapshots returns the snapshots that belong to a job, which are the

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -49,17 +50,26 @@ type Job struct {
 	Paths         []string
 	Exclude       []string
 	Databases     []string
+	Commands      []JobCommand
 	Tags          []string
 	Host          string // "" means this machine's host name
 	OneFileSystem bool
 	Compression   string
 	Pre, Post     []string
+	MinFree       uint64 // refuse to start below this free space on the repository's device
 
 	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
 	RandomDelay time.Duration
 
 	Keep  Keep
 	Check *CheckSpec // nil: no check after the run
+}
+
+// JobCommand is a command whose standard output a job stores as a file,
+// as 'create --command NAME -- CMD ARGS...' does.
+type JobCommand struct {
+	Name string   // the file's path in the snapshot
+	Argv []string // the program and its arguments
 }
 
 // Keep is a job's retention policy ([jobs.NAME.keep]).
@@ -409,7 +419,7 @@ func (d *cfgDecoder) compression(at toml.Key, s string) {
 
 func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
 	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "databases", "tags", "host",
-		"one_file_system", "compression", "schedule", "random_delay", "pre", "post", "keep", "check")
+		"one_file_system", "compression", "schedule", "random_delay", "pre", "post", "min_free", "commands", "keep", "check")
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
 		d.errorf(at, "job name %q: use letters, digits, '_', '-' and '.' (it becomes the systemd unit snap-%s.service)", name, name)
@@ -437,11 +447,18 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		d.errorf(sub(at, "exclude"), "%v", err)
 	}
 	j.Databases = d.strList(t, at, "databases")
+	dbsOK := true
 	for _, u := range j.Databases {
-		d.database(sub(at, "databases"), u)
+		dbsOK = d.database(sub(at, "databases"), u) && dbsOK
 	}
-	if len(j.Paths) == 0 && len(j.Databases) == 0 {
-		d.errorf(at, "nothing to back up: give paths or databases")
+	if _, _, err := parseStreamFlags("", "", j.Databases, nil); err != nil && dbsOK {
+		d.errorf(sub(at, "databases"), "%v", err) // two dumps stored under one name
+	}
+	if v, ok := t["commands"]; ok {
+		j.Commands = d.commands(sub(at, "commands"), v)
+	}
+	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 {
+		d.errorf(at, "nothing to back up: give paths, databases or commands")
 	}
 	j.Tags = d.strList(t, at, "tags")
 	for _, tag := range j.Tags {
@@ -453,6 +470,13 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	j.OneFileSystem = d.boolean(t, at, "one_file_system")
 	j.Compression = firstNonEmpty(d.str(t, at, "compression"), cfg.Compression)
 	d.compression(at, d.str(t, at, "compression"))
+	if s := d.str(t, at, "min_free"); s != "" {
+		n, err := parseSize(s)
+		if err != nil {
+			d.errorf(sub(at, "min_free"), "%v", err)
+		}
+		j.MinFree = n
+	}
 	j.Pre = d.strList(t, at, "pre")
 	j.Post = d.strList(t, at, "post")
 	j.Schedule = d.strList(t, at, "schedule")
@@ -477,6 +501,49 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		j.Check = d.check(sub(at, "check"), v)
 	}
 	return j
+}
+
+// commands reads commands = [{ name = "redis.rdb", command = ["redis-cli",
+// "--rdb", "-"] }, …]; a command given as one string runs with /bin/sh -c.
+func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
+	var tables []map[string]any
+	switch x := v.(type) {
+	case []map[string]any:
+		tables = x
+	case []any:
+		for _, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				d.errorf(at, "each command is a table: { name = \"x.out\", command = [\"prog\", \"arg\"] }")
+				return nil
+			}
+			tables = append(tables, m)
+		}
+	default:
+		d.errorf(at, "must be an array of tables: commands = [{ name = \"x.out\", command = [\"prog\", \"arg\"] }]")
+		return nil
+	}
+	var out []JobCommand
+	for _, t := range tables {
+		d.known(t, at, "name", "command")
+		c := JobCommand{Name: d.str(t, at, "name")}
+		switch cmd := t["command"].(type) {
+		case string:
+			c.Argv = []string{"/bin/sh", "-c", cmd}
+		case []any:
+			c.Argv = d.strList(t, at, "command")
+		}
+		if c.Name == "" || len(c.Argv) == 0 || c.Argv[0] == "" {
+			d.errorf(at, "a command needs name (the file to store its output as) and command (a string for /bin/sh, or an array)")
+			continue
+		}
+		if _, err := streamPath("commands", c.Name); err != nil {
+			d.errorf(at, "%v", err)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
@@ -553,23 +620,30 @@ func validateSubset(s string) error {
 	return nil
 }
 
-// database checks the shape of a database URL; the tools themselves are
-// checked by checkEnvironment.
-func (d *cfgDecoder) database(at toml.Key, s string) {
-	u, err := url.Parse(s)
+// database checks a database URL as 'create --db' would; the tools
+// themselves are checked by checkEnvironment.
+func (d *cfgDecoder) database(at toml.Key, s string) bool {
+	db, err := sources.ParseDatabase(s)
 	if err != nil {
-		d.errorf(at, "database %q: %v", s, err)
-		return
+		d.errorf(at, "%v", err)
+		return false
 	}
-	switch u.Scheme {
-	case "postgres", "postgresql", "mysql", "mariadb", "sqlite", "mongodb", "mongodb+srv":
-	default:
-		d.errorf(at, "database %q: use postgres://, mysql://, sqlite:/// or mongodb:// URLs", s)
-		return
+	if !db.All && db.Name == "" && db.Kind != sources.KindMongoDB {
+		d.errorf(at, "%s names no database: add /dbname, or ?all for the whole server", db)
+		return false
 	}
-	if _, ok := u.User.Password(); ok {
-		d.warnf(at, "database %s: the password is in the config file; prefer the tool's own files (.pgpass, option files, PGPASSWORD/MYSQL_PWD in the environment)", u.Redacted())
+	if u, err := url.Parse(s); err == nil {
+		if _, ok := u.User.Password(); ok {
+			d.warnf(at, "%s: the password is written in the config file; keep the file private (chmod 600), or use the tool's own files (.pgpass, option files)", db)
+		}
 	}
+	return true
+}
+
+// dumpTools are the programs that can dump each kind of database.
+var dumpTools = map[string][]string{
+	sources.KindPostgres: {"pg_dump"}, sources.KindMySQL: {"mariadb-dump", "mysqldump"},
+	sources.KindSQLite: {"sqlite3"}, sources.KindMongoDB: {"mongodump"},
 }
 
 func firstNonEmpty(ss ...string) string {
@@ -618,6 +692,25 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			}
 			if _, err := os.Lstat(p); err != nil {
 				d.errorf(sub(at, "paths"), "%s: %v", p, unwrapOS(err))
+			}
+		}
+		for _, raw := range j.Databases {
+			db, err := sources.ParseDatabase(raw)
+			if err != nil {
+				continue // reported already
+			}
+			tools := dumpTools[db.Kind]
+			if db.Kind == sources.KindPostgres && db.All {
+				tools = []string{"pg_dumpall"}
+			}
+			found := false
+			for _, tool := range tools {
+				if _, err := exec.LookPath(tool); err == nil {
+					found = true
+				}
+			}
+			if !found {
+				d.errorf(sub(at, "databases"), "%s: %s is not installed (not in PATH)", db, strings.Join(tools, " or "))
 			}
 		}
 		if j.PasswordFile != cfg.PasswordFile {

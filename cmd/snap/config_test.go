@@ -73,6 +73,8 @@ compression = "off"
 schedule = ["Mon..Fri 02:00", "Sat 06:00"]
 random_delay = "90s"
 check = "5%"
+min_free = "10GiB"
+commands = [{ name = "redis.rdb", command = ["redis-cli", "--rdb", "-"] }, { name = "/etc.tar", command = "tar -C /etc -c ." }]
 keep = { last = 3, hourly = 1, weekly = 2, yearly = 1, within = "1y6m", tags = ["keep"], max_unused = "10%" }
 
 [jobs.files]
@@ -93,6 +95,9 @@ check = true
 	if db.Repository != "/other" || db.PasswordFile != "pw" || db.PasswordCommand != "" || db.Host != "web1" || db.Compression != "off" ||
 		!db.OneFileSystem || db.RandomDelay != 90*time.Second || len(db.Schedule) != 2 || db.Check == nil || db.Check.ReadDataSubset != "5%" {
 		t.Errorf("db job: %+v", db)
+	}
+	if db.MinFree != 10<<30 || len(db.Commands) != 2 || db.Commands[0].Name != "redis.rdb" || strings.Join(db.Commands[1].Argv, "|") != "/bin/sh|-c|tar -C /etc -c ." {
+		t.Errorf("db min_free/commands: %d %+v", db.MinFree, db.Commands)
 	}
 	if k := db.Keep; k.Last != 3 || k.Hourly != 1 || k.Weekly != 2 || k.Yearly != 1 || k.Within != "1y6m" || k.MaxUnused != "10%" || len(k.Tags) != 1 {
 		t.Errorf("db keep: %+v", k)

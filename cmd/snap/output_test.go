@@ -37,12 +37,16 @@ func TestCreateRestoreJSONLines(t *testing.T) {
 		t.Fatalf("last line is not the summary: %v", last)
 	}
 	hasKeys(t, "create summary", last, "snapshot_id", "short_id", "parent", "time", "host", "tags", "paths", "files", "dirs", "bytes",
-		"read_bytes", "added_bytes", "added_raw_bytes", "added_blobs", "errors", "duration_seconds")
+		"read_bytes", "added_bytes", "added_raw_bytes", "added_blobs", "errors", "duration_seconds", "sources")
 	if last["files"] != 2.0 || last["bytes"] != float64(len(big)+1) {
 		t.Errorf("summary counts: %v", last)
 	}
 	var progress []map[string]any
-	for _, l := range lines[:len(lines)-1] {
+	if lines[0]["type"] != "preflight" {
+		t.Errorf("first line: %v", lines[0])
+	}
+	hasKeys(t, "preflight", lines[0], "repository", "writable", "free_bytes", "min_free_bytes")
+	for _, l := range lines[1 : len(lines)-1] {
 		if l["type"] != "progress" {
 			t.Errorf("unexpected line %v", l)
 			continue

@@ -93,14 +93,14 @@ cache_dir = "`+tr.cache+`"
 	for _, l := range lines {
 		types = append(types, l["type"].(string))
 	}
-	if strings.Join(types, ",") != "job_start,summary,job,summary" {
+	if strings.Join(types, ",") != "job_start,preflight,summary,job,summary" {
 		t.Fatalf("line types %v\n%s", types, res.stdout)
 	}
-	if lines[0]["job"] != "db" || lines[1]["job"] != "db" || lines[1]["step"] != "create" {
-		t.Errorf("job and step fields: %v / %v", lines[0], lines[1])
+	if lines[0]["job"] != "db" || lines[2]["job"] != "db" || lines[2]["step"] != "create" {
+		t.Errorf("job and step fields: %v / %v", lines[0], lines[2])
 	}
-	hasKeys(t, "job line", lines[2], "job", "status", "exit_code", "snapshot_id", "steps", "duration_seconds")
-	final := lines[3]
+	hasKeys(t, "job line", lines[3], "job", "status", "exit_code", "snapshot_id", "steps", "duration_seconds")
+	final := lines[4]
 	hasKeys(t, "run summary", final, "action", "jobs", "succeeded", "failed", "exit_code", "duration_seconds")
 	if _, ok := final["job"]; ok || final["succeeded"] != 1.0 || final["exit_code"] != 0.0 {
 		t.Errorf("run summary: %v", final)
@@ -261,5 +261,63 @@ paths = ["` + src + `/small"]
 	// Nothing was saved, and the next run works.
 	if res := tr.runConfig(nil, "run", "later", "--config", cfg); res.code != 0 {
 		t.Errorf("run after the interrupt: %d %s", res.code, res.stderr)
+	}
+}
+
+// TestRunDatabaseAndHooks runs a job with a SQLite database (dumped by the
+// real sqlite3) and pre/post hooks, then one whose pre hook fails.
+func TestRunDatabaseAndHooks(t *testing.T) {
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Fatal("sqlite3 is not installed (.ci/run installs it)")
+	}
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	db := filepath.Join(tr.dir, "app.db")
+	if out, err := exec.Command("sqlite3", db, "create table t(v text); insert into t values ('from the job');").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	marks := filepath.Join(tr.dir, "marks")
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+databases = ["sqlite://` + db + `"]
+tags = ["app"]
+pre = ["echo pre $SNAP_TAGS >> ` + marks + `"]
+post = ["echo post $SNAP_STATUS $SNAP_SNAPSHOT_ID >> ` + marks + `"]
+min_free = "1K"
+commands = [{ name = "/cmd/out.txt", command = "echo from a command" }, { name = "argv.txt", command = ["printf", "%s", "argv"] }]
+
+[jobs.broken]
+paths = ["` + src + `"]
+pre = ["exit 7"]
+post = ["echo post-broken $SNAP_STATUS >> ` + marks + `"]
+`)
+	res := tr.runConfig(nil, "run", "app", "--config", cfg, "--json")
+	if res.code != 0 {
+		t.Fatalf("run: %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	var id string
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" {
+			id = l["snapshot_id"].(string)
+		}
+	}
+	res = tr.runConfig(nil, "dump", "--config", cfg, id, "/db/sqlite/app.sql")
+	if !strings.Contains(res.stdout, "from the job") {
+		t.Errorf("dump of the database: %d %q %s", res.code, res.stdout, res.stderr)
+	}
+	for path, want := range map[string]string{"/cmd/out.txt": "from a command\n", "/argv.txt": "argv"} {
+		if res := tr.runConfig(nil, "dump", "--config", cfg, id, path); res.stdout != want {
+			t.Errorf("dump %s: %q, want %q (%s)", path, res.stdout, want, res.stderr)
+		}
+	}
+	res = tr.runConfig(nil, "run", "broken", "--config", cfg)
+	if res.code != exitFatal {
+		t.Errorf("failing pre hook: exit %d\n%s", res.code, res.stderr)
+	}
+	b, _ := os.ReadFile(marks)
+	want := "pre app\npost success " + id + "\npost-broken failure\n"
+	if string(b) != want {
+		t.Errorf("hooks ran:\n%s\nwant:\n%s", b, want)
 	}
 }
