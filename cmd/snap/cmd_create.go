@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -83,7 +84,13 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	if len(o.Paths) == 0 && sf.stdinName == "" && sf.commandName == "" && len(sf.dbs) == 0 {
 		return o, plan, usagef("nothing to back up: give paths, --db, --stdin or --command")
 	}
-	o.Tags = c.StringSlice("tag")
+	for _, t := range c.StringSlice("tag") {
+		for _, tag := range strings.Split(t, ",") {
+			if tag != "" {
+				o.Tags = append(o.Tags, tag)
+			}
+		}
+	}
 	o.Host = c.String("host")
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
@@ -134,7 +141,7 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 	}()
 	open := func() (*session, error) {
 		var err error
-		s, err = openSessionWith(c.Context, e, u, st, sharedLock, c.Command.FullName())
+		s, err = openSessionWith(c.Context, e, u, st, sharedLock, c.Command.FullName(), index.Options{})
 		return s, err
 	}
 	_, err = createWithHooks(c.Context, e, u, st.location, open, o, plan)

@@ -225,7 +225,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 	fail := func(step string, err error) {
 		res.err = err
 		res.ExitCode = exitCode(err)
-		res.Error = oneLine(err.Error())
+		res.Error = singleLine(err.Error())
 		res.Status = statusFailed
 		if res.ExitCode == exitInterrupted {
 			res.Status = statusInterrupted
@@ -235,7 +235,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 		}
 	}
 
-	s, err := openSessionWith(ctx, e, u, st, noLock, "run "+j.Name)
+	s, err := openSessionWith(ctx, e, u, st, noLock, "run "+j.Name, index.Options{})
 	if err != nil {
 		fail("", err)
 		return res
@@ -265,12 +265,12 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 		switch {
 		case err == nil:
 		case errors.As(err, &pe):
-			sr.Status, sr.Error = statusPartial, oneLine(err.Error())
+			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
 			res.Status, res.ExitCode = statusPartial, exitPartial
 			u.warnf("%s", err)
 		default:
 			fail("", fmt.Errorf("%s: %w", step, err))
-			sr.Status, sr.Error = res.Status, oneLine(err.Error())
+			sr.Status, sr.Error = res.Status, singleLine(err.Error())
 		}
 		res.Steps = append(res.Steps, sr)
 	}

@@ -86,9 +86,9 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 		line = string(b)
 	case logJournal:
-		line = fmt.Sprintf("<%d>%s", journalPriority(r.Level), oneLine(r.Message))
+		line = fmt.Sprintf("<%d>%s", journalPriority(r.Level), singleLine(r.Message))
 	default:
-		line = textPrefix(r.Level) + oneLine(r.Message)
+		line = textPrefix(r.Level) + singleLine(r.Message)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -140,9 +140,9 @@ func textPrefix(l slog.Level) string {
 	return ""
 }
 
-// oneLine keeps a message on one line: a journald or log reader treats each
+// singleLine keeps a message on one line: a journald or log reader treats each
 // line as one entry.
-func oneLine(s string) string {
+func singleLine(s string) string {
 	if !strings.ContainsAny(s, "\r\n") {
 		return s
 	}

@@ -24,6 +24,8 @@ type session struct {
 	ui     *ui
 	// command is recorded in the locks the session takes.
 	command string
+	// unreadable are the snapshots the last listing could not read.
+	unreadable []error
 }
 
 // lockMode says which lock a command takes.
@@ -87,16 +89,22 @@ func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, pass
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
+	return openSessionIndex(c, e, mode, index.Options{})
+}
+
+// openSessionIndex is openSession with index options (repair opens the
+// index without syncing it).
+func openSessionIndex(c *cli.Context, e *env, mode lockMode, io index.Options) (*session, error) {
 	st, err := settingsFrom(c, e)
 	if err != nil {
 		return nil, err
 	}
-	return openSessionWith(c.Context, e, newUI(c, e), st, mode, c.Command.FullName())
+	return openSessionWith(c.Context, e, newUI(c, e), st, mode, c.Command.FullName(), io)
 }
 
 // openSessionWith opens a session on the repository st names, reporting
 // through u. command is recorded in the lock.
-func openSessionWith(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string) (*session, error) {
+func openSessionWith(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string, io index.Options) (*session, error) {
 	r, err := openRepositoryWith(ctx, e, st)
 	if err != nil {
 		return nil, err
@@ -107,7 +115,8 @@ func openSessionWith(ctx context.Context, e *env, u *ui, st repoSettings, mode l
 		r.Close()
 		return nil, err
 	}
-	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
+	io.Log = func(m string) { u.warnf("%s", m) }
+	s.ix, err = index.Open(ctx, r, s.cache, io)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -198,6 +207,7 @@ func cacheBase(e *env, given string) string {
 // snapshots lists every snapshot, warning about unreadable ones.
 func (s *session) snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
 	sns, errs, err := s.loader.List(ctx)
+	s.unreadable = errs
 	for _, e := range errs {
 		s.ui.warnf("%v", e)
 	}

@@ -151,6 +151,9 @@ func (p *progress) event(ev snapshot.Event) {
 		delete(p.inflight, ev.Path)
 		p.mu.Unlock()
 		msg := fmt.Sprint(ev.Err)
+		if ev.Path != "" && !strings.Contains(msg, ev.Path) {
+			msg = ev.Path + ": " + msg
+		}
 		if p.action == "create" {
 			msg += " (skipped)"
 		}

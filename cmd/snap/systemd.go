@@ -190,7 +190,7 @@ func systemctl(user bool, args ...string) (string, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
-		return string(out), fmt.Errorf("systemctl %s: %s", strings.Join(args, " "), oneLine(msg))
+		return string(out), fmt.Errorf("systemctl %s: %s", strings.Join(args, " "), singleLine(msg))
 	}
 	return string(out), nil
 }
