@@ -172,7 +172,12 @@ schedule = "daily"
 `)
 	fake := filepath.Join(tr.dir, "fakebin")
 	record := filepath.Join(tr.dir, "systemctl.log")
-	writeFile(t, filepath.Join(fake, "systemctl"), []byte("#!/bin/sh\necho \"$*\" >> "+record+"\n"))
+	writeFile(t, filepath.Join(fake, "systemctl"), []byte(`#!/bin/sh
+case "$*" in
+*"show snap-app.timer"*) printf 'UnitFileState=enabled\nActiveState=active\nNextElapseUSecRealtime=Mon 2026-11-23 00:04:12 UTC\nLastTriggerUSec=Sun 2026-11-22 00:02:01 UTC\n'; exit 0 ;;
+*"show snap-app.service"*) printf 'Result=exit-code\nExecMainStatus=3\nExecMainExitTimestamp=Sun 2026-11-22 00:09:30 UTC\n'; exit 0 ;;
+esac
+echo "$*" >> `+record+"\n"))
 	if err := os.Chmod(filepath.Join(fake, "systemctl"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +188,21 @@ schedule = "daily"
 	}
 	if _, err := os.Stat(filepath.Join(tr.dir, "xdg", "systemd", "user", "snap-app.timer")); err != nil {
 		t.Errorf("user unit not in $XDG_CONFIG_HOME/systemd/user: %v", err)
+	}
+	res = tr.runConfig([]string{path}, "schedule", "list", "--user", "--json")
+	var list struct {
+		Units []unitJSON `json:"units"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list.Units) != 1 {
+		t.Fatalf("list: %v %s %s", err, res.stdout, res.stderr)
+	}
+	u := list.Units[0]
+	if u.Enabled != "enabled" || u.Active != "active" || u.NextRun != "Mon 2026-11-23 00:04:12 UTC" || u.LastResult != "exit-code" || u.LastStatus == nil || *u.LastStatus != 3 {
+		t.Errorf("state from systemctl: %+v", u)
+	}
+	res = tr.runConfig([]string{path}, "schedule", "list", "--user")
+	if !strings.Contains(res.stdout, "enabled, active") || !strings.Contains(res.stdout, "exit-code (exit 3)") {
+		t.Errorf("list:\n%s", res.stdout)
 	}
 	tr.runConfig([]string{path}, "schedule", "remove", "--user", "app")
 	b, _ := os.ReadFile(record)
