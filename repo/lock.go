@@ -261,6 +261,14 @@ func (l *Lock) Verify(ctx context.Context) error {
 	return nil
 }
 
+// Name returns the lock file's current name (it changes when the lock is
+// refreshed).
+func (l *Lock) Name() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.name
+}
+
 // Info returns what the lock file says.
 func (l *Lock) Info() LockInfo { return l.info }
 

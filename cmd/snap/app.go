@@ -115,6 +115,10 @@ func commands(e *env) []*cli.Command {
 		dumpCommand(e),
 		restoreCommand(e),
 		repairCommand(e),
+		forgetCommand(e),
+		pruneCommand(e),
+		checkCommand(e),
+		unlockCommand(e),
 	}
 }
 

@@ -31,11 +31,19 @@ const (
 	noLock lockMode = iota
 	sharedLock
 	exclusiveLock
+	pruneLock // excludes other prunes and exclusive locks, not shared ones
 )
 
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
+	return openSessionWith(c, e, mode, true)
+}
+
+// openSessionWith is openSession that leaves the index closed unless
+// withIndex (check reads the index segments itself, so that it can report
+// a damaged one instead of failing to open).
+func openSessionWith(c *cli.Context, e *env, mode lockMode, withIndex bool) (*session, error) {
 	u := newUI(c, e)
 	ctx := c.Context
 	r, err := openRepository(c, e, gstring(c, "repo"))
@@ -45,7 +53,7 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 	s := &session{r: r, ui: u}
 	s.cache = repoCacheDir(c, e, r)
 	if mode != noLock {
-		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: c.Command.FullName(),
+		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: c.Command.FullName(),
 			OnStale: func(l repo.LockEntry) {
 				u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
 			}})
@@ -54,10 +62,12 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 			return nil, err
 		}
 	}
-	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
-	if err != nil {
-		s.close()
-		return nil, err
+	if withIndex {
+		s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
+		if err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 	s.loader = snapshot.NewLoader(r, filepath.Join(s.cache, "snapshots"))
 	return s, nil
