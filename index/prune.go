@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -53,8 +54,9 @@ const (
 
 // PruneOptions tune Prune.
 type PruneOptions struct {
-	// MaxUnusedPercent is how much unused space (relative to the used
-	// space) may stay in partly used packs; more than that is repacked.
+	// MaxUnusedPercent is how much of the packs' space may stay unused
+	// after the prune (in partly used packs); beyond it, the emptiest
+	// packs are repacked. 100 never repacks.
 	MaxUnusedPercent float64
 	// DeleteDelay is how long a pack stays marked before it is deleted.
 	DeleteDelay time.Duration
@@ -462,7 +464,12 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 			unused += un
 		}
 	}
-	allowed := int64(pl.o.MaxUnusedPercent / 100 * float64(totalUsed))
+	// Unused space may stay while it is at most MaxUnusedPercent of the
+	// packs' space (used + unused) after the prune.
+	allowed := int64(math.MaxInt64)
+	if p := pl.o.MaxUnusedPercent; p < 100 {
+		allowed = int64(float64(totalUsed) * p / (100 - p))
+	}
 	slices.SortStableFunc(partial, func(a, b *prunePack) int {
 		ra := float64(a.blobBytes()-a.usedBytes) / float64(max(a.size, 1))
 		rb := float64(b.blobBytes()-b.usedBytes) / float64(max(b.size, 1))

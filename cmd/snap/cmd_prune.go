@@ -18,7 +18,7 @@ import (
 // pruneFlags are shared by prune and forget --prune.
 func pruneFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "max-unused", Value: "5", Usage: "repack partly used packs until unused space is at most `PERCENT` of the used space"},
+		&cli.StringFlag{Name: "max-unused", Value: "5", Usage: "repack the emptiest packs until at most `PERCENT` of the pack space is unused (100: never repack)"},
 		&cli.StringFlag{Name: "delete-delay", Value: "12h", Usage: "how long packs stay marked before a prune deletes them (`DURATION`: 12h, 2d, 0)"},
 		&cli.BoolFlag{Name: "instant", Usage: "take the exclusive lock and delete unused data now, without marking (nothing else may run)"},
 	}
@@ -202,7 +202,7 @@ func printPrune(u *ui, st *index.PruneStats) {
 	if st.PendingPacks > 0 {
 		msg := fmt.Sprintf("%d packs (%s) stay marked", st.PendingPacks, humanBytes(st.PendingBytes))
 		if st.BlockedBy != "" {
-			msg += "; some are due but wait for the " + st.BlockedBy + ", which started before they were marked"
+			msg += fmt.Sprintf("; some are due but wait for the %s to end: it was taken less than %v after they were marked, so its process may rely on them", st.BlockedBy, index.MarkGrace)
 		}
 		if !st.PendingUntil.IsZero() && st.PendingUntil.After(time.Now()) {
 			msg += "; the last become due at " + localTime(st.PendingUntil)

@@ -304,3 +304,5 @@ func TestForgetUsage(t *testing.T) {
 		t.Errorf("%d bytes of packs left after every snapshot was forgotten and pruned", n)
 	}
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
