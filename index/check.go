@@ -181,7 +181,7 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 			c.markGone(id)
 			c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id,
 				Message: fmt.Sprintf("pack %s is listed in the index but missing from the repository (%d blobs)", id, len(p.Blobs)),
-				Repair:  "its blobs are lost unless another pack holds them (the snapshots affected are listed); " + RepairFromPacks + " to drop it from the index"})
+				Repair:  "its blobs are lost unless another pack holds them (the snapshots affected are listed below); run 'snap repair index --from-packs' to drop it from the index"})
 			return
 		}
 		if size != p.Size {

@@ -205,7 +205,7 @@ func runCheck(c *cli.Context, e *env, sub *subset) error {
 		if n == 0 {
 			continue
 		}
-		repair := "if the packs exist but are not indexed, " + index.RepairFromPacks + "; otherwise that data is lost: back up again, and remove this snapshot with 'snap forget " + sn.ID.Short() + "'"
+		repair := "'snap repair index --from-packs' if the packs exist but are not indexed; otherwise that data is lost: back up again and 'snap forget " + sn.ID.Short() + "'"
 		if strings.Contains(example, "damaged") {
 			repair = index.RepairDamaged
 		}
