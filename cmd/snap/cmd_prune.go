@@ -19,7 +19,7 @@ import (
 func pruneFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "max-unused", Value: "5", Usage: "repack the emptiest packs until at most `PERCENT` of the pack space is unused (100: never repack)"},
-		&cli.StringFlag{Name: "delete-delay", Value: "12h", Usage: "how long packs stay marked before a prune deletes them (`DURATION`: 12h, 2d, 0)"},
+		&cli.StringFlag{Name: "delete-delay", Value: "12h", Usage: "how long packs stay marked before a prune deletes them: `DURATION` such as 12h, 2d or 0"},
 		&cli.BoolFlag{Name: "instant", Usage: "take the exclusive lock and delete unused data now, without marking (nothing else may run)"},
 	}
 }
