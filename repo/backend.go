@@ -65,3 +65,14 @@ type Backend interface {
 	// Close releases the backend's resources.
 	Close() error
 }
+
+// Preflighter is implemented by backends that can check, before a backup
+// reads anything, that they will accept it (a local directory: permissions,
+// a read-only mount, free space). Other backends find out on the first
+// write.
+type Preflighter interface {
+	// Preflight makes sure that files can be created where packs, index
+	// segments and snapshots go, and returns the bytes available to this
+	// user on that storage.
+	Preflight(ctx context.Context) (free uint64, err error)
+}
