@@ -44,7 +44,7 @@ type Checker struct {
 	problems []Problem
 	notes    []string
 	damaged  map[packBlob]bool // blobs that failed to read back, by pack
-	gone     map[repo.ID]bool // indexed packs that are missing or unreadable
+	gone     map[repo.ID]bool  // indexed packs that are missing or unreadable
 
 	ReadPacks int
 	ReadBytes int64
@@ -164,7 +164,9 @@ type PackSize struct {
 	Size int64
 }
 
-func packObject(id repo.ID) string { return repo.Handle{Type: repo.PackFile, Name: id.String()}.String() }
+func packObject(id repo.ID) string {
+	return repo.Handle{Type: repo.PackFile, Name: id.String()}.String()
+}
 
 // CheckPacks checks that every indexed pack exists with the size the
 // index gives, and that its trailer lists the same blobs as the index.

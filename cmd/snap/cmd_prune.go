@@ -234,4 +234,3 @@ func printPrune(u *ui, st *index.PruneStats) {
 		u.printf("size: %s before, %s after (repacked copies are in place; the packs they replace go in a later prune)", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes))
 	}
 }
-

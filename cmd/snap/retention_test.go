@@ -29,8 +29,8 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-// createJSON runs create --json and returns the new snapshot's ID.
-func (tr *testRepo) createJSON(args ...string) string {
+// createID runs create --json and returns the new snapshot's ID.
+func (tr *testRepo) createID(args ...string) string {
 	tr.t.Helper()
 	res := tr.mustRun(append([]string{"create", "--json"}, args...)...)
 	for _, line := range strings.Split(res.stdout, "\n") {
@@ -161,7 +161,7 @@ func TestGenerationScenario(t *testing.T) {
 	ids := make([]string, len(times))
 	for i, ts := range times {
 		writeGeneration(t, src, i, genSize)
-		ids[i] = tr.createJSON("--time", "2024-"+ts+":00Z", src)
+		ids[i] = tr.createID("--time", "2024-"+ts+":00Z", src)
 	}
 	// Worked out by hand from the schedule:
 	//   last 5:     29, 28, 27, 26, 25
@@ -264,9 +264,9 @@ func TestForgetUsage(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "a"), []byte("a"))
-	a := tr.createJSON("--time", "2024-01-01T00:00:00Z", src)
-	b := tr.createJSON("--time", "2024-01-02T00:00:00Z", "--tag", "keepme", src)
-	c := tr.createJSON("--time", "2024-01-03T00:00:00Z", src)
+	a := tr.createID("--time", "2024-01-01T00:00:00Z", src)
+	b := tr.createID("--time", "2024-01-02T00:00:00Z", "--tag", "keepme", src)
+	c := tr.createID("--time", "2024-01-03T00:00:00Z", src)
 	if res := tr.run("forget"); res.code != exitUsage || !strings.Contains(res.stderr, "refuses") {
 		t.Errorf("forget without a policy: exit %d: %s", res.code, res.stderr)
 	}
