@@ -239,7 +239,7 @@ func runCheck(c *cli.Context, e *env, sub *subset) error {
 		u.printf("checked %d snapshots (%d trees, %d data blobs), %d index segments, %d packs", res.Snapshots, res.TreesChecked,
 			res.DataBlobsChecked, res.IndexSegments, res.Packs)
 		if sub != nil {
-			u.printf("read %d packs (%s, subset %s): every blob decrypted and verified", res.ReadPacks, humanBytes(res.ReadBytes), res.ReadDataSubset)
+			u.printf("read %d packs (%s, subset %s), decrypting and verifying every blob", res.ReadPacks, humanBytes(res.ReadBytes), res.ReadDataSubset)
 		}
 		if res.OK {
 			u.printf("no errors found")
@@ -252,5 +252,5 @@ func runCheck(c *cli.Context, e *env, sub *subset) error {
 }
 
 func checkInterrupted(err error) error {
-	return fmt.Errorf("%w: check stopped before it finished; the repository is untouched", errInterrupted)
+	return fmt.Errorf("%w: check stopped before it finished (%v); the repository is untouched", errInterrupted, err)
 }

@@ -106,8 +106,8 @@ func runPrune(c *cli.Context, e *env, o index.PruneOptions) error {
 // (forget --dry-run --prune). The session is returned (closed) for its ui.
 func pruneRepository(c *cli.Context, e *env, o index.PruneOptions, without map[repo.ID]bool) (*index.PruneStats, *session, error) {
 	mode := pruneLock
-	if o.Instant {
-		mode = exclusiveLock
+	if o.Instant && !o.DryRun {
+		mode = exclusiveLock // a dry run changes nothing: it need not stop backups
 	}
 	s, err := openSession(c, e, mode)
 	if err != nil {
