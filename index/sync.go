@@ -53,6 +53,15 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string)) (st SyncStats, 
 	if err != nil {
 		return st, false, err
 	}
+	// A segment that cannot be read is an error only if no segment
+	// supersedes it: 'snap repair index --from-packs' leaves a damaged
+	// segment in place and writes one that supersedes it, which may be
+	// read before or after it.
+	type failedSeg struct {
+		id  repo.ID
+		err error
+	}
+	var failed []failedSeg
 	for _, id := range remote {
 		if known[id] || superseded[id] {
 			continue
@@ -66,16 +75,24 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string)) (st SyncStats, 
 			continue
 		}
 		if err != nil {
-			return st, false, fmt.Errorf("read index segment %s: %w (run 'snap repair index --from-packs' if it stays)", id, err)
+			failed = append(failed, failedSeg{id, fmt.Errorf("read index segment %s: %w (run 'snap repair index --from-packs' if it stays)", id, err)})
+			continue
 		}
 		seg, err := DecodeSegment(plain)
 		if err != nil {
-			return st, false, &repo.CorruptError{Object: "index/" + id.String(), Reason: err.Error()}
+			failed = append(failed, failedSeg{id, &repo.CorruptError{Object: "index/" + id.String(),
+				Reason: err.Error() + " (run 'snap repair index --from-packs')"}})
+			continue
 		}
 		if err := ix.AddSegment(id, seg); err != nil {
 			return st, false, err
 		}
 		st.Added++
+	}
+	for _, f := range failed {
+		if !ix.KnowsSegment(f.id) {
+			return st, false, f.err
+		}
 	}
 	// Segments the cache has but the repository lost without a successor.
 	for id := range known {

@@ -152,7 +152,7 @@ type checkResult struct {
 
 func runCheck(c *cli.Context, e *env, sub *subset) error {
 	ctx := c.Context
-	s, err := openSessionWith(c, e, sharedLock, false)
+	s, err := openSessionWith(c, e, sharedLock, nil)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,8 @@ type session struct {
 	lock   *repo.Lock
 	cache  string
 	ui     *ui
+	// unreadable are the snapshots the last listing could not read.
+	unreadable []error
 }
 
 // lockMode says which lock a command takes.
@@ -37,13 +39,19 @@ const (
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
-	return openSessionWith(c, e, mode, true)
+	return openSessionIndex(c, e, mode, index.Options{})
 }
 
-// openSessionWith is openSession that leaves the index closed unless
-// withIndex (check reads the index segments itself, so that it can report
-// a damaged one instead of failing to open).
-func openSessionWith(c *cli.Context, e *env, mode lockMode, withIndex bool) (*session, error) {
+// openSessionIndex is openSession with index options (repair opens the
+// index without syncing it).
+func openSessionIndex(c *cli.Context, e *env, mode lockMode, io index.Options) (*session, error) {
+	return openSessionWith(c, e, mode, &io)
+}
+
+// openSessionWith opens the index with io, or leaves it closed when io is
+// nil (check reads the index segments itself, so that it can report a
+// damaged one instead of failing to open).
+func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (*session, error) {
 	u := newUI(c, e)
 	ctx := c.Context
 	r, err := openRepository(c, e, gstring(c, "repo"))
@@ -62,8 +70,9 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, withIndex bool) (*se
 			return nil, err
 		}
 	}
-	if withIndex {
-		s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
+	if io != nil {
+		io.Log = func(m string) { u.warnf("%s", m) }
+		s.ix, err = index.Open(ctx, r, s.cache, *io)
 		if err != nil {
 			s.close()
 			return nil, err
@@ -125,6 +134,7 @@ func cacheBase(c *cli.Context, e *env) string {
 // snapshots lists every snapshot, warning about unreadable ones.
 func (s *session) snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
 	sns, errs, err := s.loader.List(ctx)
+	s.unreadable = errs
 	for _, e := range errs {
 		s.ui.warnf("%v", e)
 	}

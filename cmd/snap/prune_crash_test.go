@@ -16,32 +16,6 @@ import (
 	"time"
 )
 
-// copyDir copies a directory tree (regular files and directories).
-func copyDir(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		dst := filepath.Join(to, rel)
-		if d.IsDir() {
-			return os.MkdirAll(dst, 0o700)
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o600)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // cloneRepo copies tr's repository and cache into a new scratch directory.
 func (tr *testRepo) clone(t *testing.T) *testRepo {
 	t.Helper()
@@ -66,8 +40,8 @@ func (tr *testRepo) start(extraEnv []string, args ...string) (*exec.Cmd, *bytes.
 	return cmd, &out
 }
 
-// repoFiles lists the names in data/ and index/, as one string.
-func repoFiles(t *testing.T, dir string) string {
+// repoFileNames lists the names in data/ and index/, as one string.
+func repoFileNames(t *testing.T, dir string) string {
 	var names []string
 	for _, sub := range []string{"data", "index"} {
 		_ = filepath.WalkDir(filepath.Join(dir, sub), func(p string, d fs.DirEntry, err error) error {
@@ -179,7 +153,7 @@ func TestPruneKilledAtRandomPoints(t *testing.T) {
 		k := kinds[i%len(kinds)]
 		label := fmt.Sprintf("run %d (%s)", i, k.name)
 		tr := k.tmpl.clone(t)
-		before := repoFiles(t, tr.repo)
+		before := repoFileNames(t, tr.repo)
 		cmd, out := tr.start(nil, k.args...)
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
@@ -188,7 +162,7 @@ func TestPruneKilledAtRandomPoints(t *testing.T) {
 			time.Sleep(time.Duration(rand.Int64N(int64(full[k.name]) + 1)))
 		} else {
 		poll:
-			for repoFiles(t, tr.repo) == before {
+			for repoFileNames(t, tr.repo) == before {
 				select {
 				case err = <-exited:
 					break poll
@@ -202,7 +176,7 @@ func TestPruneKilledAtRandomPoints(t *testing.T) {
 			err = <-exited
 		}
 		if ee, ok := err.(*exec.ExitError); ok && ee.Sys().(syscall.WaitStatus).Signaled() {
-			if repoFiles(t, tr.repo) == before {
+			if repoFileNames(t, tr.repo) == before {
 				landed["before any change"]++
 			} else {
 				landed["after some changes"]++
