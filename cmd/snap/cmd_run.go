@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -235,7 +236,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 		}
 	}
 
-	s, err := openSessionWith(ctx, e, u, st, noLock, "run "+j.Name, index.Options{})
+	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})
 	if err != nil {
 		fail("", err)
 		return res
@@ -257,8 +258,14 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 			if sn != nil {
 				res.SnapshotID = sn.ID.String()
 			}
+		case "forget":
+			err = runForgetStep(ctx, e, s, j)
+		case "prune":
+			err = runPruneStep(ctx, s, j)
+		case "check":
+			err = runCheckStep(ctx, s, j)
 		default:
-			err = fmt.Errorf("step %s is not available in this build", step)
+			err = fmt.Errorf("unknown step %s", step)
 		}
 		sr := stepResult{Step: step, Status: statusOK, DurationSeconds: round2(time.Since(t0).Seconds())}
 		var pe *partialError
@@ -354,6 +361,142 @@ func runCreateStep(ctx context.Context, e *env, s *session, location string, j *
 	defer s.relock(ctx, noLock)
 	open := func() (*session, error) { return s, s.relock(ctx, sharedLock) }
 	return createWithHooks(ctx, e, s.ui, location, open, o, plan)
+}
+
+// host is the host name the job records.
+func (j *Job) host() string {
+	if j.Host != "" {
+		return j.Host
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// sourcePaths are the paths of the job's dumps and command outputs in its
+// snapshots.
+func (j *Job) sourcePaths() []string {
+	var out []string
+	if sf, _, err := parseStreamFlags("", "", j.Databases, nil); err == nil {
+		out = append(out, sf.dbPaths...)
+	}
+	for _, c := range j.Commands {
+		if p, err := streamPath("commands", c.Name); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// policy is the job's keep policy as forget applies it.
+func (j *Job) policy() (snapshot.Policy, error) {
+	k := j.Keep
+	p := snapshot.Policy{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly, Tags: k.Tags}
+	if k.Within != "" {
+		sp, err := snapshot.ParseSpan(k.Within)
+		if err != nil {
+			return p, fmt.Errorf("job %s: keep.within: %w", j.Name, err)
+		}
+		p.Within = sp
+	}
+	return p, nil
+}
+
+// runForgetStep applies the job's policy to the job's own snapshots (see
+// jobSnapshots) under a shared lock, as 'snap forget' does.
+func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
+	p, err := j.policy()
+	if err != nil {
+		return err
+	}
+	if p.IsEmpty() {
+		return fmt.Errorf("job %s: the keep policy keeps nothing; refusing to forget", j.Name)
+	}
+	if err := s.relock(ctx, sharedLock); err != nil {
+		return err
+	}
+	defer s.relock(ctx, noLock)
+	sns, err := s.snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	if len(s.unreadable) > 0 {
+		// A snapshot that cannot be read might be one of this job's: its
+		// decision would be made without it.
+		return fmt.Errorf("%d snapshots cannot be read, so the policy cannot be applied safely; nothing was forgotten; run 'snap check'", len(s.unreadable))
+	}
+	mine := jobSnapshots(sns, j.host(), j.Paths, j.Tags, j.sourcePaths())
+	res := forgetResult{Groups: []forgetGroup{}, RemovedIDs: []string{}}
+	remove := planForget(&res, snapshot.GroupSnapshots(mine, snapshot.GroupBy{Host: true, Paths: true}), p, e.now())
+	u := s.ui
+	if !u.json && u.verbose {
+		printForget(u, e, res, remove, false)
+	}
+	failed := removeSnapshots(ctx, s, remove, &res)
+	if u.json {
+		u.jsonLine(struct {
+			Type string `json:"type"`
+			forgetResult
+		}{"summary", res})
+	} else {
+		u.printf("forget (%s): removed %d snapshots, kept %d", res.Policy, res.Removed, res.Kept)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not remove %d snapshots: %s; the next run tries again", len(failed), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// runPruneStep prunes under the prune lock, which lets backups go on, with
+// the job's max_unused and delete_delay.
+func runPruneStep(ctx context.Context, s *session, j *Job) error {
+	o := index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: 12 * time.Hour, Compression: repo.CompressionFastest}
+	if mu := strings.TrimSuffix(j.Keep.MaxUnused, "%"); mu != "" {
+		pct, err := strconv.ParseFloat(mu, 64)
+		if err != nil || pct < 0 || pct > 100 {
+			return fmt.Errorf("job %s: keep.max_unused %q: give a percentage from 0 to 100", j.Name, j.Keep.MaxUnused)
+		}
+		o.MaxUnusedPercent = pct
+	}
+	if j.Keep.DeleteDelay != "" {
+		d, err := parseDelay(j.Keep.DeleteDelay)
+		if err != nil {
+			return fmt.Errorf("job %s: keep.delete_delay: %w", j.Name, err)
+		}
+		o.DeleteDelay = d
+	}
+	if err := s.relock(ctx, pruneLock); err != nil {
+		return err
+	}
+	defer s.relock(ctx, noLock)
+	st, err := pruneWith(ctx, s, o, nil)
+	if st != nil {
+		if s.ui.json {
+			pr := pruneJSON(st)
+			pr.Type = "summary"
+			s.ui.jsonLine(pr)
+		} else {
+			printPrune(s.ui, st)
+		}
+	}
+	return err
+}
+
+// runCheckStep checks the repository under a shared lock: the structure,
+// and the data subset the job names.
+func runCheckStep(ctx context.Context, s *session, j *Job) error {
+	var sub *subset
+	if j.Check.ReadDataSubset != "" {
+		v, err := parseSubset(j.Check.ReadDataSubset)
+		if err != nil {
+			return fmt.Errorf("job %s: check: %w", j.Name, err)
+		}
+		sub = &v
+	}
+	if err := s.relock(ctx, sharedLock); err != nil {
+		return err
+	}
+	defer s.relock(ctx, noLock)
+	return checkWith(ctx, s, sub)
 }
 
 // jobSnapshots returns the snapshots that belong to a job, which are the

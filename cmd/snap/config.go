@@ -11,13 +11,13 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
 
@@ -79,6 +79,7 @@ type Keep struct {
 	Tags                                         []string
 	Prune                                        bool
 	MaxUnused                                    string // prune --max-unused, "" for its default
+	DeleteDelay                                  string // prune --delete-delay, "" for its default
 }
 
 // Any reports whether the policy keeps anything, that is, whether forget
@@ -547,16 +548,21 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 }
 
 func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
-	d.known(t, at, "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused")
+	d.known(t, at, "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused", "delete_delay")
 	k := Keep{
 		Last: d.count(t, at, "last"), Hourly: d.count(t, at, "hourly"), Daily: d.count(t, at, "daily"),
 		Weekly: d.count(t, at, "weekly"), Monthly: d.count(t, at, "monthly"), Yearly: d.count(t, at, "yearly"),
 		Within: d.str(t, at, "within"), Tags: d.strList(t, at, "tags"),
-		Prune: d.boolean(t, at, "prune"), MaxUnused: d.str(t, at, "max_unused"),
+		Prune: d.boolean(t, at, "prune"), MaxUnused: d.str(t, at, "max_unused"), DeleteDelay: d.str(t, at, "delete_delay"),
+	}
+	if k.DeleteDelay != "" {
+		if _, err := parseDelay(k.DeleteDelay); err != nil {
+			d.errorf(sub(at, "delete_delay"), "%v", err)
+		}
 	}
 	if k.Within != "" {
-		if !validSpan(k.Within) {
-			d.errorf(sub(at, "within"), "%q: give a duration such as \"30d\", \"2w\", \"1y6m\" or \"36h\"", k.Within)
+		if _, err := snapshot.ParseSpan(k.Within); err != nil {
+			d.errorf(sub(at, "within"), "%v", err)
 		}
 	}
 	if k.MaxUnused != "" {
@@ -584,8 +590,8 @@ func (d *cfgDecoder) check(at toml.Key, v any) *CheckSpec {
 		}
 		return nil
 	case string:
-		if err := validateSubset(x); err != nil {
-			d.errorf(at, "%v", err)
+		if _, err := parseSubset(x); err != nil {
+			d.errorf(at, "data subset %v", err)
 			return nil
 		}
 		return &CheckSpec{ReadDataSubset: x}
@@ -595,30 +601,6 @@ func (d *cfgDecoder) check(at toml.Key, v any) *CheckSpec {
 }
 
 var maxUnusedRE = regexp.MustCompile(`^(100|[0-9]{1,2}(\.[0-9]+)?)%?$`)
-
-var subsetRE = regexp.MustCompile(`^(?:([0-9]+)/([0-9]+)|([0-9]+(?:\.[0-9]+)?)%|([0-9]+)([KMGT]i?B?)?)$`)
-
-// validateSubset checks a --read-data-subset value: "n/m", "p%" or a size.
-func validateSubset(s string) error {
-	m := subsetRE.FindStringSubmatch(s)
-	bad := fmt.Errorf("data subset %q: use n/m (\"1/7\"), a percentage (\"5%%\") or a size (\"500M\")", s)
-	if m == nil {
-		return bad
-	}
-	if m[1] != "" {
-		n, _ := strconv.Atoi(m[1])
-		total, _ := strconv.Atoi(m[2])
-		if n < 1 || total < 1 || n > total {
-			return bad
-		}
-	}
-	if m[3] != "" {
-		if p, _ := strconv.ParseFloat(m[3], 64); p <= 0 || p > 100 {
-			return bad
-		}
-	}
-	return nil
-}
 
 // database checks a database URL as 'create --db' would; the tools
 // themselves are checked by checkEnvironment.
@@ -654,12 +636,6 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
-
-var spanRE = regexp.MustCompile(`^([0-9]{1,6}[ymwdh])+$`)
-
-// validSpan checks a keep.within duration: numbers with y (years),
-// m (months), w, d or h, as 'snap forget --keep-within' reads them.
-func validSpan(s string) bool { return spanRE.MatchString(s) }
 
 // resolveRelative makes a path in the config relative to the config
 // file's directory, as an admin reading the file expects.

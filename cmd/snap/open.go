@@ -35,6 +35,7 @@ const (
 	noLock lockMode = iota
 	sharedLock
 	exclusiveLock
+	pruneLock // excludes other prunes and exclusive locks, not shared ones
 )
 
 // repoSettings say where a repository is and how to unlock it.
@@ -95,16 +96,23 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 // openSessionIndex is openSession with index options (repair opens the
 // index without syncing it).
 func openSessionIndex(c *cli.Context, e *env, mode lockMode, io index.Options) (*session, error) {
+	return openSessionWith(c, e, mode, &io)
+}
+
+// openSessionWith opens the index with io, or leaves it closed when io is
+// nil (check reads the index segments itself, so that it can report a
+// damaged one instead of failing to open).
+func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (*session, error) {
 	st, err := settingsFrom(c, e)
 	if err != nil {
 		return nil, err
 	}
-	return openSessionWith(c.Context, e, newUI(c, e), st, mode, c.Command.FullName(), io)
+	return openSessionAt(c.Context, e, newUI(c, e), st, mode, c.Command.FullName(), io)
 }
 
-// openSessionWith opens a session on the repository st names, reporting
-// through u. command is recorded in the lock.
-func openSessionWith(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string, io index.Options) (*session, error) {
+// openSessionAt opens a session on the repository st names, reporting
+// through u. command is recorded in the lock; io as in openSessionWith.
+func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string, io *index.Options) (*session, error) {
 	r, err := openRepositoryWith(ctx, e, st)
 	if err != nil {
 		return nil, err
@@ -115,11 +123,13 @@ func openSessionWith(ctx context.Context, e *env, u *ui, st repoSettings, mode l
 		r.Close()
 		return nil, err
 	}
-	io.Log = func(m string) { u.warnf("%s", m) }
-	s.ix, err = index.Open(ctx, r, s.cache, io)
-	if err != nil {
-		s.close()
-		return nil, err
+	if io != nil {
+		io.Log = func(m string) { u.warnf("%s", m) }
+		s.ix, err = index.Open(ctx, r, s.cache, *io)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 	s.loader = snapshot.NewLoader(r, filepath.Join(s.cache, "snapshots"))
 	return s, nil
@@ -139,7 +149,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		return nil
 	}
 	u := s.ui
-	l, err := s.r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: s.command,
+	l, err := s.r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: s.command,
 		OnStale: func(l repo.LockEntry) {
 			u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
 		}})

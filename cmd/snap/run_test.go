@@ -32,6 +32,19 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 	return objs
 }
 
+// lastJSONLine is the summary line of a JSON-lines output: the last line
+// of type "summary" (a failed command adds its error after it), else the
+// last line.
+func lastJSONLine(out string) []byte {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], `"type":"summary"`) {
+			return []byte(lines[i])
+		}
+	}
+	return []byte(lines[len(lines)-1])
+}
+
 func hasKeys(t *testing.T, what string, m map[string]any, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
@@ -319,5 +332,79 @@ post = ["echo post-broken $SNAP_STATUS >> ` + marks + `"]
 	want := "pre app\npost success " + id + "\npost-broken failure\n"
 	if string(b) != want {
 		t.Errorf("hooks ran:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// TestRunForgetPruneCheck runs a job with every step: its keep policy
+// forgets only the job's own snapshots, prune runs, and check reads data.
+func TestRunForgetPruneCheck(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	other := filepath.Join(tr.dir, "other")
+	writeFile(t, filepath.Join(other, "f"), []byte("not the job's"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+tags = ["app"]
+check = "100%"
+
+[jobs.app.keep]
+last = 2
+prune = true
+delete_delay = "0"
+`)
+	// A snapshot of the same paths by hand, without the job's tag, and one
+	// of other paths with it: the job's policy must leave both alone.
+	writeFile(t, filepath.Join(src, "data"), []byte("generation 0"))
+	tr.mustRun("create", src)
+	tr.mustRun("create", "--tag", "app", other)
+	for i := 1; i <= 3; i++ {
+		writeFile(t, filepath.Join(src, "data"), bytes.Repeat([]byte{byte(i)}, 200<<10))
+		res := tr.runConfig(nil, "run", "--config", cfg, "--json")
+		if res.code != 0 {
+			t.Fatalf("run %d: exit %d\n%s\n%s", i, res.code, res.stdout, res.stderr)
+		}
+		var steps []string
+		for _, l := range jsonLines(t, res.stdout) {
+			if l["type"] == "summary" && l["step"] != nil {
+				steps = append(steps, l["step"].(string))
+			}
+			if l["type"] == "summary" && l["step"] == "forget" {
+				want := 0.0
+				if i == 3 {
+					want = 1
+				}
+				if l["removed"] != want || l["kept"] != float64(min(i, 2)) {
+					t.Errorf("run %d: forget removed %v, kept %v", i, l["removed"], l["kept"])
+				}
+			}
+			if l["type"] == "summary" && l["step"] == "check" && (l["ok"] != true || l["read_packs"] == 0.0) {
+				t.Errorf("run %d: check %v", i, l)
+			}
+		}
+		if strings.Join(steps, ",") != "create,forget,prune,check" {
+			t.Errorf("run %d: step summaries %v", i, steps)
+		}
+	}
+	var list []snapshotJSON
+	if err := json.Unmarshal([]byte(tr.mustRun("list", "--json").stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	var mine, others int
+	for _, sn := range list {
+		if len(sn.Tags) == 1 && sn.Tags[0] == "app" && sn.Paths[0] == src {
+			mine++
+		} else {
+			others++
+		}
+	}
+	if mine != 2 || others != 2 {
+		t.Errorf("after three runs with keep.last = 2: %d of the job's snapshots, %d others; want 2 and 2", mine, others)
+	}
+	// Human output of a full run.
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	for _, want := range []string{"== job app: create, forget, prune, check", "forget (last 2): removed 1 snapshots, kept 2", "no errors found", "== job app: ok"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("run output lacks %q:\n%s", want, res.stdout)
+		}
 	}
 }
