@@ -137,7 +137,7 @@ func findKey(ctx context.Context, be Backend, password string) (*MasterKey, stri
 		return nil, "", err
 	}
 	if len(names) == 0 {
-		return nil, "", fmt.Errorf("%s: no key files in keys/: %w", be.Location(), ErrNoRepository)
+		return nil, "", fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
 	var firstErr error
 	for _, name := range names {

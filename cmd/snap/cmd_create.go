@@ -92,6 +92,9 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions) error {
 		return err
 	}
 	defer s.close()
+	if s.connections > 0 {
+		o.Writer.Connections = s.connections
+	}
 	u := s.ui
 	o.Archive.Report = func(ev snapshot.Event) {
 		switch ev.Kind {

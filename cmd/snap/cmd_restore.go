@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path"
+	"runtime"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -88,7 +89,11 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	defer t.Close()
 	u.infof("restoring snapshot %s (%s) %s to %s", sn.ID.Short(), localTime(sn.Time), sub, target)
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Report: func(ev snapshot.Event) {
+	workers := 0 // the restorer's default
+	if s.connections > 0 {
+		workers = max(s.connections, 2*runtime.NumCPU())
+	}
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Report: func(ev snapshot.Event) {
 		switch ev.Kind {
 		case snapshot.EventError:
 			u.errorf("%v", ev.Err)

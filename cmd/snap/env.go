@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // env is what a command run gets from the process: streams, environment
@@ -19,6 +21,9 @@ type env struct {
 	// stdinTTY and stderrTTY say whether a person is watching.
 	stdinTTY  bool
 	stderrTTY bool
+	// wrapBackend, set only by in-process tests, wraps every backend a
+	// command opens (request counting, fault injection); see backend.go.
+	wrapBackend func(repo.Backend) repo.Backend
 }
 
 func newEnv() *env {

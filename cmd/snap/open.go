@@ -22,6 +22,9 @@ type session struct {
 	lock   *repo.Lock
 	cache  string
 	ui     *ui
+	// connections is the limit on requests in flight (0: none); uploads
+	// and restores size their parallelism by it.
+	connections int
 }
 
 // lockMode says which lock a command takes.
@@ -38,11 +41,11 @@ const (
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 	u := newUI(c, e)
 	ctx := c.Context
-	r, err := openRepository(c, e, gstring(c, "repo"))
+	r, conns, err := openRepository(c, e, u, gstring(c, "repo"))
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u}
+	s := &session{r: r, ui: u, connections: conns}
 	s.cache = repoCacheDir(c, e, r)
 	if mode != noLock {
 		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: c.Command.FullName(),
@@ -54,7 +57,7 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 			return nil, err
 		}
 	}
-	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }})
+	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }, CacheTreePacks: isRemote(gstring(c, "repo"))})
 	if err != nil {
 		s.close()
 		return nil, err
@@ -63,22 +66,34 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 	return s, nil
 }
 
-func openRepository(c *cli.Context, e *env, location string) (*repo.Repository, error) {
-	be, err := openBackend(location, false)
+// openRepository opens the repository at location with the password from
+// the flags. It also returns the connection limit in force (0: none).
+func openRepository(c *cli.Context, e *env, u *ui, location string) (*repo.Repository, int, error) {
+	return openRepositoryWith(c, e, u, location, func() (string, error) { return readPassword(c, e, false) })
+}
+
+// openRepositoryWith opens the backend first (so that a wrong location is
+// reported before a password is asked for), then the repository.
+func openRepositoryWith(c *cli.Context, e *env, u *ui, location string, password func() (string, error)) (*repo.Repository, int, error) {
+	bo, err := backendOptionsFrom(c, e, u)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	pw, err := readPassword(c, e, false)
+	be, conns, err := openBackend(c.Context, e, location, false, bo)
+	if err != nil {
+		return nil, 0, err
+	}
+	pw, err := password()
 	if err != nil {
 		be.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	r, err := repo.Open(c.Context, be, pw, repo.Options{Now: e.now})
 	if err != nil {
 		be.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	return r, nil
+	return r, conns, nil
 }
 
 func (s *session) close() {
