@@ -55,7 +55,7 @@ type Index struct {
 	r       *repo.Repository
 	db      *bolt.DB
 	path    string
-	tempDir string // set when the cache is a private temporary copy
+	tempDir string     // set when the cache is a private temporary copy
 	packs   *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
 	hashers sync.Pool
