@@ -116,6 +116,7 @@ func commands(e *env) []*cli.Command {
 		dumpCommand(e),
 		restoreCommand(e),
 		repairCommand(e),
+		copyCommand(e),
 	}
 }
 

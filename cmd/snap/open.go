@@ -39,9 +39,14 @@ const (
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
-	u := newUI(c, e)
+	return openSessionAt(c, e, newUI(c, e), mode, gstring(c, "repo"), func() (string, error) { return readPassword(c, e, false) })
+}
+
+// openSessionAt opens a session on the repository at location (copy opens
+// a second one, its target).
+func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string, password func() (string, error)) (*session, error) {
 	ctx := c.Context
-	r, conns, err := openRepository(c, e, u, gstring(c, "repo"))
+	r, conns, err := openRepositoryWith(c, e, u, location, password)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +62,7 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 			return nil, err
 		}
 	}
-	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }, CacheTreePacks: isRemote(gstring(c, "repo"))})
+	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }, CacheTreePacks: isRemote(location)})
 	if err != nil {
 		s.close()
 		return nil, err
