@@ -26,9 +26,9 @@ type backendOptions struct {
 	connections int
 	// log receives notices about retried requests.
 	log func(string)
-	// wrap, set only by tests, goes around the raw backend, inside the
-	// retry and limit wrappers: request counting or fault injection.
-	wrap func(repo.Backend) repo.Backend
+	// hooks, set only by tests: request counting or fault injection
+	// around the raw backend, and a faster backoff.
+	hooks *backendHooks
 }
 
 func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
@@ -36,7 +36,7 @@ func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
 	if err != nil {
 		return backendOptions{}, err
 	}
-	return backendOptions{connections: n, log: func(m string) { u.infof("%s", m) }, wrap: e.wrapBackend}, nil
+	return backendOptions{connections: n, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}, nil
 }
 
 // connectionsFlag reads --connections (or SNAP_CONNECTIONS).
@@ -105,11 +105,16 @@ func isRemote(location string) bool { return strings.HasPrefix(location, "s3:") 
 // connection limit, and retries outermost, so that a request waiting out
 // its backoff does not hold a connection. conns 0 means no limit.
 func composeBackend(be repo.Backend, conns int, o backendOptions) repo.Backend {
-	if o.wrap != nil {
-		be = o.wrap(be)
+	var ro retry.Options
+	if o.hooks != nil {
+		if o.hooks.wrap != nil {
+			be = o.hooks.wrap(be)
+		}
+		ro = o.hooks.retry
 	}
 	if conns > 0 {
 		be = limit.New(be, conns)
 	}
-	return retry.New(be, retry.Options{Log: o.log})
+	ro.Log = o.log
+	return retry.New(be, ro)
 }

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/retry"
 )
 
 // env is what a command run gets from the process: streams, environment
@@ -21,9 +22,18 @@ type env struct {
 	// stdinTTY and stderrTTY say whether a person is watching.
 	stdinTTY  bool
 	stderrTTY bool
-	// wrapBackend, set only by in-process tests, wraps every backend a
-	// command opens (request counting, fault injection); see backend.go.
-	wrapBackend func(repo.Backend) repo.Backend
+	// backendHooks, set only by in-process tests, change how backends
+	// are composed (see backend.go); nil in production.
+	backendHooks *backendHooks
+}
+
+// backendHooks let tests count requests or inject faults.
+type backendHooks struct {
+	// wrap goes around every raw backend a command opens, inside the
+	// limit and retry wrappers.
+	wrap func(repo.Backend) repo.Backend
+	// retry replaces the retry wrapper's default backoff.
+	retry retry.Options
 }
 
 func newEnv() *env {

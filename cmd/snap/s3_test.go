@@ -1,0 +1,311 @@
+package main
+
+// End-to-end tests on S3: a real server (versitygw, or MinIO with
+// SNAP_TEST_S3=minio) started on 127.0.0.1 by the test, see repo/s3/s3test.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	mrandv2 "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/retry"
+	"github.com/snap-backup/snap/repo/s3/s3test"
+)
+
+func randomSuffix() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// newS3Repo initialises a repository in a new bucket of srv (created by
+// init) and returns it like newTestRepo does.
+func newS3Repo(t *testing.T, srv *s3test.Server) *testRepo {
+	t.Helper()
+	tr := newUninitS3Repo(t, srv)
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
+	return tr
+}
+
+func newUninitS3Repo(t *testing.T, srv *s3test.Server) *testRepo {
+	t.Helper()
+	tr := newUninitRepo(t)
+	tr.repo = srv.Location("snap-"+randomSuffix(), "repo")
+	tr.env = append([]string{"SNAP_REPOSITORY=" + tr.repo, "SNAP_PASSWORD=test-password", "SNAP_CACHE_DIR=" + tr.cache,
+		"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_PROFILE=", "AWS_SESSION_TOKEN="}, srv.Env()...)
+	return tr
+}
+
+// runIn runs snap inside the test process, with hooks around the backend
+// (request counting, fault injection). The repository, cache and password
+// come from tr; credentials from the process environment (srv.SetEnv).
+func (tr *testRepo) runIn(hooks *backendHooks, args ...string) result {
+	tr.t.Helper()
+	vars := map[string]string{}
+	for _, kv := range tr.env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	var stdout, stderr bytes.Buffer
+	e := &env{stdin: bytes.NewReader(nil), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] },
+		now: time.Now, backendHooks: hooks}
+	full := append([]string{"snap", "--repo", tr.repo, "--cache-dir", tr.cache}, args...)
+	code := run(full, e)
+	res := result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	if strings.Contains(res.stderr, "goroutine ") || strings.Contains(res.stderr, "panic:") {
+		tr.t.Fatalf("snap %v printed a stack trace:\n%s", args, res.stderr)
+	}
+	return res
+}
+
+// clearSnapEnv keeps a developer's SNAP_* settings out of in-process runs
+// (the command line library reads them from the process environment).
+func clearSnapEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "SNAP_") && !strings.HasPrefix(k, "SNAP_TEST_") {
+			t.Setenv(k, "")
+		}
+	}
+}
+
+// writeTree fills dir with ndirs directories of nfiles random files of
+// about size bytes each.
+func writeTree(t *testing.T, dir string, ndirs, nfiles, size int, seed uint64) {
+	t.Helper()
+	rnd := mrand(seed)
+	for d := range ndirs {
+		for f := range nfiles {
+			b := make([]byte, size/2+rnd.IntN(size))
+			for i := range b {
+				b[i] = byte(rnd.Uint32())
+			}
+			writeFile(t, filepath.Join(dir, fmt.Sprintf("d%03d", d), fmt.Sprintf("f%03d.bin", f)), b)
+		}
+	}
+}
+
+func mrand(seed uint64) *mrandv2.Rand { return mrandv2.New(mrandv2.NewPCG(seed, seed+1)) }
+
+// sameFiles fails unless every regular file under want has the same
+// content under got (at the same relative path), and got has no others.
+func sameFiles(t *testing.T, want, got string) {
+	t.Helper()
+	files := func(root string) map[string][]byte {
+		m := map[string][]byte{}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(root, p)
+				m[rel] = b
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	w, g := files(want), files(got)
+	if len(w) != len(g) {
+		t.Fatalf("%s has %d files, %s has %d", want, len(w), got, len(g))
+	}
+	for k, v := range w {
+		if !bytes.Equal(g[k], v) {
+			t.Fatalf("%s differs between %s and %s", k, want, got)
+		}
+	}
+}
+
+func oneLine(t *testing.T, res result) {
+	t.Helper()
+	msg := strings.TrimSpace(res.stderr)
+	if msg == "" || strings.Contains(msg, "\n") {
+		t.Fatalf("want one error line, got %q", res.stderr)
+	}
+}
+
+// TestS3Commands: every command works on S3 as on a directory, and the
+// errors an admin meets are one clear line with the documented exit code.
+func TestS3Commands(t *testing.T) {
+	srv := s3test.Start(t)
+	tr := newS3Repo(t, srv) // the bucket does not exist before init
+	if res := tr.run("init", "--kdf-memory", "8", "--kdf-time", "1"); res.code == 0 || !strings.Contains(res.stderr, "not empty") {
+		t.Errorf("second init at the same location: exit %d, %s", res.code, res.stderr)
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeTree(t, src, 3, 4, 20_000, 1)
+	writeFile(t, filepath.Join(src, "big.bin"), bytes.Repeat([]byte("snap on s3 "), 300_000))
+	if err := os.Symlink("big.bin", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	tr.mustRun("create", "--tag", "s3", src)
+	res := tr.mustRun("create", "--json", "--connections", "1", src)
+	var sum map[string]any
+	if err := json.Unmarshal([]byte(res.stdout), &sum); err != nil || sum["read_bytes"].(float64) != 0 {
+		t.Errorf("incremental create read %v bytes (%v); want 0", sum["read_bytes"], err)
+	}
+	res = tr.mustRun("list", "--json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list) != 2 {
+		t.Fatalf("list: %v, %s", err, res.stdout)
+	}
+	if res := tr.mustRun("ls", "latest", src); !strings.Contains(res.stdout, "d002/f003.bin") || !strings.Contains(res.stdout, "link") {
+		t.Errorf("ls: %s", res.stdout)
+	}
+	if res := tr.mustRun("dump", "latest", filepath.Join(src, "d001", "f002.bin")); res.stdout != string(mustRead(t, filepath.Join(src, "d001", "f002.bin"))) {
+		t.Error("dump differs from the file")
+	}
+	out := filepath.Join(tr.dir, "out")
+	tr.mustRun("restore", "latest", "--target", out)
+	sameFiles(t, src, filepath.Join(out, src))
+	tr.mustRun("repair", "index")
+	tr.mustRun("--connections", "3", "restore", list[0]["id"].(string)+":"+src+"/d000", "--target", filepath.Join(tr.dir, "out2"))
+	sameFiles(t, filepath.Join(src, "d000"), filepath.Join(tr.dir, "out2"))
+
+	// A fresh cache on another "host" reads the same repository.
+	other := filepath.Join(tr.dir, "cache2")
+	if res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + other}, nil, "ls", "latest", src+"/d000"); res.code != 0 || !strings.Contains(res.stdout, "f000.bin") {
+		t.Errorf("ls with an empty cache: exit %d %s %s", res.code, res.stdout, res.stderr)
+	}
+
+	// Errors.
+	secret := srv.SecretKey
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"missing bucket", []string{"SNAP_REPOSITORY=" + srv.Location("no-such-bucket-"+randomSuffix(), "")}, []string{"list"}, exitNoRepo, "does not exist"},
+		{"empty prefix", []string{"SNAP_REPOSITORY=" + tr.repo + "-nothing"}, []string{"list"}, exitNoRepo, "snap init"},
+		{"wrong password", []string{"SNAP_PASSWORD=nope"}, []string{"list"}, exitWrongPass, "password"},
+		{"wrong secret", []string{"AWS_SECRET_ACCESS_KEY=not-the-" + secret}, []string{"list"}, exitFatal, "AWS_SECRET_ACCESS_KEY"},
+		{"unknown key", []string{"AWS_ACCESS_KEY_ID=nobody"}, []string{"list"}, exitFatal, "AWS_ACCESS_KEY_ID"},
+		{"credentials in location", []string{"SNAP_REPOSITORY=s3:http://someone:" + secret + "@" + srv.Endpoint + "/bkt"}, []string{"list"}, exitUsage, "AWS_ACCESS_KEY_ID"},
+		{"bad connections", nil, []string{"list", "--connections", "0"}, exitUsage, "--connections"},
+	} {
+		res := tr.runEnv(tc.env, nil, tc.args...)
+		if res.code != tc.code || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d mentioning %q", tc.name, res.code, res.stderr, tc.code, tc.want)
+			continue
+		}
+		oneLine(t, res)
+		if strings.Contains(res.stderr, secret) {
+			t.Errorf("%s: the secret key appears in the error: %s", tc.name, res.stderr)
+		}
+	}
+	// A server that is down: retried (quickly here), then one line.
+	clearSnapEnv(t)
+	srv.SetEnv(t)
+	down := *tr
+	down.repo = "s3:http://127.0.0.1:1/bkt"
+	res = down.runIn(&backendHooks{retry: retry.Options{MaxAttempts: 3, Initial: time.Millisecond}}, "list")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "connection refused") || !strings.Contains(res.stderr, "gave up after 3 attempts") {
+		t.Errorf("server down: exit %d, %s", res.code, res.stderr)
+	}
+	oneLine(t, res)
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestS3Copy: local → S3 → another local repository, with different
+// passwords; only missing blobs are sent, and a repeated copy is a no-op.
+func TestS3Copy(t *testing.T) {
+	srv := s3test.Start(t)
+	local := newTestRepo(t)
+	remote := newS3Repo(t, srv)
+	remotePw := filepath.Join(local.dir, "remote-password")
+	writeFile(t, remotePw, []byte("test-password\n")) // newS3Repo's password
+	local.env = append(local.env, "SNAP_PASSWORD=local-password")
+	local.repo = filepath.Join(local.dir, "repo2")
+	local.env[0] = "SNAP_REPOSITORY=" + local.repo
+	local.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
+	local.env = append(local.env, srv.Env()...)
+
+	src := filepath.Join(local.dir, "src")
+	writeTree(t, src, 4, 5, 50_000, 7)
+	local.mustRun("create", "--tag", "first", src)
+	writeFile(t, filepath.Join(src, "d000", "new.txt"), []byte("one more file"))
+	local.mustRun("create", "--tag", "second", src)
+
+	copyJSON := func(tr *testRepo, extraEnv []string, args ...string) map[string]any {
+		t.Helper()
+		res := tr.runEnv(extraEnv, nil, append([]string{"copy", "--json"}, args...)...)
+		if res.code != 0 {
+			t.Fatalf("copy %v: exit %d: %s", args, res.code, res.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+		var sum map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum["type"] != "summary" {
+			t.Fatalf("copy summary: %v %q", err, res.stdout)
+		}
+		return sum
+	}
+	// Only the first snapshot, then everything: the second copy sends
+	// only what the second snapshot added.
+	first := copyJSON(local, nil, "--to", remote.repo, "--to-password-file", remotePw, "--tag", "first")
+	if first["copied"].(float64) != 1 {
+		t.Fatalf("first copy: %v", first)
+	}
+	second := copyJSON(local, nil, "--to", remote.repo, "--to-password-file", remotePw)
+	if second["copied"].(float64) != 1 || second["skipped"].(float64) != 1 || second["read_blobs"].(float64) != 1 {
+		t.Errorf("second copy should read only the new file's blob: %v", second)
+	}
+	again := copyJSON(local, nil, "--to", remote.repo, "--to-password-file", remotePw)
+	if again["copied"].(float64) != 0 || again["added_blobs"].(float64) != 0 || again["read_blobs"].(float64) != 0 {
+		t.Errorf("repeated copy did something: %v", again)
+	}
+	if res := local.run("copy", "--to", remote.repo); res.code != exitWrongPass {
+		t.Errorf("copy with the source's password to a target with another: exit %d %s", res.code, res.stderr)
+	}
+	out := filepath.Join(remote.dir, "out")
+	remote.mustRun("restore", "latest", "--target", out)
+	sameFiles(t, src, filepath.Join(out, src))
+
+	// S3 → a third repository, password from SNAP_TO_PASSWORD; then back
+	// to the first, which already has everything.
+	third := filepath.Join(local.dir, "third")
+	local.runEnv([]string{"SNAP_REPOSITORY=" + third, "SNAP_PASSWORD=third-password"}, nil, "init", "--kdf-memory", "8", "--kdf-time", "1")
+	back := copyJSON(remote, []string{"SNAP_TO_PASSWORD=third-password"}, "--to", third)
+	if back["copied"].(float64) != 2 {
+		t.Errorf("copy to the third repository: %v", back)
+	}
+	home := copyJSON(remote, []string{"SNAP_TO_PASSWORD=local-password"}, "--to", local.repo)
+	if home["copied"].(float64) != 0 || home["skipped"].(float64) != 2 {
+		t.Errorf("copying snapshots back to their origin should copy nothing: %v", home)
+	}
+	out3 := filepath.Join(local.dir, "out3")
+	local.runEnv([]string{"SNAP_REPOSITORY=" + third, "SNAP_PASSWORD=third-password"}, nil, "restore", "latest", "--target", out3)
+	sameFiles(t, src, filepath.Join(out3, src))
+	res := local.runEnv([]string{"SNAP_REPOSITORY=" + third, "SNAP_PASSWORD=third-password"}, nil, "list", "--json")
+	if !strings.Contains(res.stdout, `"parent"`) {
+		t.Errorf("list of the copies: %s", res.stdout)
+	}
+}
+
+// keep the repo import used by hooks in other files of this package.
+var _ repo.Backend
