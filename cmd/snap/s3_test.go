@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/counting"
+	"github.com/snap-backup/snap/repo/faulty"
 	"github.com/snap-backup/snap/repo/retry"
 	"github.com/snap-backup/snap/repo/s3/s3test"
 )
@@ -307,5 +309,199 @@ func TestS3Copy(t *testing.T) {
 	}
 }
 
-// keep the repo import used by hooks in other files of this package.
-var _ repo.Backend
+// TestS3RequestCounts: with the local cache (index, snapshot documents,
+// tree packs), what list, ls and an incremental create ask of the server
+// depends on what changed, not on the size of the repository: the same
+// small change costs the same requests in a repository ten times bigger.
+func TestS3RequestCounts(t *testing.T) {
+	srv := s3test.Start(t)
+	tr := newS3Repo(t, srv)
+	clearSnapEnv(t)
+	srv.SetEnv(t)
+	var counter *counting.Backend
+	hooks := &backendHooks{wrap: func(be repo.Backend) repo.Backend {
+		counter = counting.New(be)
+		return counter
+	}}
+	measure := func(tr *testRepo, args ...string) counting.Counts {
+		t.Helper()
+		if res := tr.runIn(hooks, args...); res.code != 0 {
+			t.Fatalf("snap %v: exit %d: %s", args, res.code, res.stderr)
+		}
+		return counter.Counts()
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeTree(t, filepath.Join(src, "base"), 10, 10, 3000, 1)
+	measure(tr, "create", src)
+
+	type costs struct{ create, list, ls counting.Counts }
+	round := func(i int) costs {
+		writeFile(t, filepath.Join(src, "base", "d000", fmt.Sprintf("changed-%d", i)), []byte(fmt.Sprintf("change %d", i)))
+		return costs{create: measure(tr, "create", src), list: measure(tr, "list"), ls: measure(tr, "ls", "latest")}
+	}
+	small := round(1)
+
+	// Grow the repository tenfold: more data in this backup (unchanged
+	// from now on), and other hosts backing up into the same repository
+	// with caches of their own.
+	writeTree(t, filepath.Join(src, "grown"), 100, 10, 3000, 2)
+	measure(tr, "create", src)
+	for h := range 4 {
+		other := *tr
+		other.cache = filepath.Join(tr.dir, fmt.Sprintf("cache-host%d", h))
+		dir := filepath.Join(tr.dir, fmt.Sprintf("host%d", h))
+		writeTree(t, dir, 30, 10, 3000, uint64(10+h))
+		measure(&other, "create", "--host", fmt.Sprintf("host%d", h), dir)
+	}
+	measure(tr, "list") // learns about the other hosts' new index segments and snapshots
+	big := round(2)
+
+	for _, c := range []struct {
+		name       string
+		small, big counting.Counts
+	}{{"create", small.create, big.create}, {"list", small.list, big.list}, {"ls", small.ls, big.ls}} {
+		t.Logf("%-6s small repository: %2d requests (%s)", c.name, c.small.Total(), c.small)
+		t.Logf("%-6s big repository:   %2d requests (%s)", c.name, c.big.Total(), c.big)
+		if c.big.Total() > c.small.Total()+1 {
+			t.Errorf("%s: %d requests in the big repository, %d in the small one", c.name, c.big.Total(), c.small.Total())
+		}
+		if c.big[counting.Key{Op: "load", Type: repo.PackFile}] != 0 {
+			t.Errorf("%s read packs: %s", c.name, c.big)
+		}
+	}
+	if n := big.create.Op("save"); n > 6 {
+		t.Errorf("an incremental create with one new file saved %d files (%s)", n, big.create)
+	}
+}
+
+// copyDir copies the regular files of src into dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		writeFile(t, filepath.Join(dst, rel), mustRead(t, p))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestS3Faults: with a fraction of requests failing, breaking off or
+// delayed, every run either succeeds or fails with one clear line, and
+// afterwards every snapshot that was saved restores intact.
+func TestS3Faults(t *testing.T) {
+	srv := s3test.Start(t)
+	tr := newS3Repo(t, srv)
+	clearSnapEnv(t)
+	srv.SetEnv(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	src := filepath.Join(tr.dir, "src")
+	writeTree(t, src, 4, 5, 30_000, seed)
+	rnd := mrand(seed)
+
+	var wrapped []*faulty.Backend
+	hooksFor := func(o faulty.Options, r retry.Options) *backendHooks {
+		return &backendHooks{retry: r, wrap: func(be repo.Backend) repo.Backend {
+			seed++
+			o.Seed = seed
+			f := faulty.New(be, o)
+			wrapped = append(wrapped, f)
+			return f
+		}}
+	}
+	mild := hooksFor(faulty.Options{FailRate: 0.1, TruncateRate: 0.05, DelayRate: 0.1, Delay: 10 * time.Millisecond},
+		retry.Options{MaxAttempts: 10, Initial: time.Millisecond, Max: 10 * time.Millisecond})
+	hostile := hooksFor(faulty.Options{FailRate: 0.3, TruncateRate: 0.1, DelayRate: 0.1, Delay: 5 * time.Millisecond},
+		retry.Options{MaxAttempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond})
+
+	saved := map[string]string{} // snapshot ID → copy of what it saved
+	failures := 0
+	for i := range 12 {
+		hooks, name := mild, "mild"
+		if i >= 6 {
+			hooks, name = hostile, "hostile"
+		}
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%03d", rnd.IntN(4)), fmt.Sprintf("new-%d.bin", i)), bytes.Repeat([]byte{byte(i)}, 5000+rnd.IntN(50_000)))
+		res := tr.runIn(hooks, "create", "--json", src)
+		if res.code != 0 {
+			failures++
+			if name == "mild" {
+				t.Errorf("create %d with mild faults failed: %s", i, res.stderr)
+			}
+			if res.code != exitFatal {
+				t.Errorf("create %d: exit %d, want %d: %s", i, res.code, exitFatal, res.stderr)
+			}
+			oneLine(t, res)
+			continue
+		}
+		var sum struct {
+			Type string `json:"type"`
+			ID   string `json:"snapshot_id"`
+		}
+		for _, l := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+			if err := json.Unmarshal([]byte(l), &sum); err != nil {
+				t.Fatalf("create --json: %v: %s", err, res.stdout)
+			}
+			if sum.Type == "summary" {
+				break
+			}
+		}
+		if sum.ID == "" {
+			t.Fatalf("create --json printed no summary: %s", res.stdout)
+		}
+		state := filepath.Join(tr.dir, "states", sum.ID)
+		copyDir(t, src, state)
+		saved[sum.ID] = state
+		out := filepath.Join(tr.dir, "restore", fmt.Sprint(i))
+		res = tr.runIn(hooks, "restore", sum.ID, "--target", out)
+		switch {
+		case res.code == 0:
+			sameFiles(t, src, filepath.Join(out, src))
+		case name == "mild":
+			t.Errorf("restore %d with mild faults failed: %s", i, res.stderr)
+		default:
+			// Restore lists each file it could not write (and warns
+			// about a snapshot document it could not read), then ends
+			// with one line.
+			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+			for _, l := range lines[:len(lines)-1] {
+				if !strings.HasPrefix(l, "error: ") && !strings.HasPrefix(l, "warning: ") {
+					t.Errorf("restore %d: unexpected output %q", i, l)
+				}
+			}
+			if !strings.HasPrefix(lines[len(lines)-1], "snap: ") {
+				t.Errorf("restore %d: last line %q", i, lines[len(lines)-1])
+			}
+		}
+	}
+	var injected faulty.Stats
+	for _, f := range wrapped {
+		st := f.Stats()
+		injected.Failed += st.Failed
+		injected.Lost += st.Lost
+		injected.Truncated += st.Truncated
+		injected.Delayed += st.Delayed
+	}
+	t.Logf("%d snapshots saved, %d runs failed; faults injected: %+v", len(saved), failures, injected)
+	if len(saved) < 6 {
+		t.Fatalf("only %d snapshots saved", len(saved))
+	}
+	// Without faults, and with a fresh cache: everything saved is there.
+	clean := *tr
+	clean.cache = filepath.Join(tr.dir, "clean-cache")
+	for id, state := range saved {
+		out := filepath.Join(tr.dir, "final", id)
+		if res := clean.runIn(nil, "restore", id, "--target", out); res.code != 0 {
+			t.Fatalf("restore %s without faults: %s", id[:8], res.stderr)
+		}
+		sameFiles(t, state, filepath.Join(out, src))
+	}
+	if res := clean.runIn(nil, "create", src); res.code != 0 {
+		t.Fatalf("create after the faults: %s", res.stderr)
+	}
+}
