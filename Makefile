@@ -20,7 +20,7 @@ fmt-check:
 # All tests. Server tests use SNAP_TEST_POSTGRES / SNAP_TEST_MYSQL when set
 # (.ci/run sets them) and fail when those servers are unreachable.
 test: build fmt-check vet
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 13m ./...
 
 # Back up a sample directory into a local repository, list it, restore it,
 # and compare.
