@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -503,5 +504,173 @@ func TestS3Faults(t *testing.T) {
 	}
 	if res := clean.runIn(nil, "create", src); res.code != 0 {
 		t.Fatalf("create after the faults: %s", res.stderr)
+	}
+}
+
+// TestS3ManyWriters: four hosts create snapshots in one S3 repository at
+// the same time, each with its own cache, while a fifth process forgets
+// and prunes. Afterwards check --read-data is clean and every remaining
+// snapshot restores to exactly what was backed up. Two of the hosts back
+// up the same data, which is stored once.
+func TestS3ManyWriters(t *testing.T) {
+	if help := (&testRepo{t: t}).run("--help"); !strings.Contains(help.stdout, "prune") || !strings.Contains(help.stdout, "check") {
+		t.Skip("forget, prune and check are not in this build yet (issue 4)")
+	}
+	srv := s3test.Start(t)
+	tr := newS3Repo(t, srv)
+	const hosts, rounds = 4, 4
+	type host struct {
+		tr     *testRepo
+		name   string
+		src    string
+		states map[string]string // snapshot ID → copy of what it saved
+	}
+	hs := make([]*host, hosts)
+	for i := range hs {
+		h := &host{name: fmt.Sprintf("host%d", i), states: map[string]string{}}
+		cp := *tr
+		cp.env = append(append([]string(nil), tr.env...), "SNAP_CACHE_DIR="+filepath.Join(tr.dir, "cache-"+h.name))
+		h.tr = &cp
+		h.src = filepath.Join(tr.dir, h.name, "data")
+		hs[i] = h
+	}
+	// host2 and host3 back up the same data (in their own directories);
+	// host2 has backed it up once before the others start.
+	const sharedSeed = 99
+	for i, h := range hs {
+		seed := uint64(i)
+		if i >= 2 {
+			seed = sharedSeed
+		}
+		writeTree(t, h.src, 5, 6, 40_000, seed)
+	}
+	hs[2].tr.mustRun("create", "--host", hs[2].name, hs[2].src)
+
+	createJSON := func(h *host) (map[string]any, error) {
+		res := h.tr.run("create", "--json", "--host", h.name, h.src)
+		if res.code != 0 {
+			return nil, fmt.Errorf("%s: create: exit %d: %s", h.name, res.code, res.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+		var sum map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+			return nil, fmt.Errorf("%s: create --json: %v: %s", h.name, err, res.stdout)
+		}
+		return sum, nil
+	}
+
+	errs := make(chan error, hosts*rounds+100)
+	done := make(chan struct{})
+	var firstShared map[string]any
+	var writers, pruner sync.WaitGroup
+	for i, h := range hs {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			rnd := mrand(uint64(100 + i))
+			for r := range rounds {
+				if r > 0 { // change a little between rounds
+					name := filepath.Join(h.src, fmt.Sprintf("d%03d", rnd.IntN(5)), fmt.Sprintf("round%d.bin", r))
+					b := make([]byte, 10_000+rnd.IntN(30_000))
+					for j := range b {
+						b[j] = byte(rnd.Uint32())
+					}
+					if err := os.WriteFile(name, b, 0o644); err != nil {
+						errs <- err
+						return
+					}
+				}
+				sum, err := createJSON(h)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if i == 3 && r == 0 {
+					firstShared = sum
+				}
+				id := sum["snapshot_id"].(string)
+				state := filepath.Join(tr.dir, "states", h.name, id)
+				if err := os.CopyFS(state, os.DirFS(h.src)); err != nil {
+					errs <- err
+					return
+				}
+				h.states[id] = state
+			}
+		}()
+	}
+	prunes := 0
+	pruner.Add(1)
+	go func() {
+		defer pruner.Done()
+		p := *tr
+		p.env = append(append([]string(nil), tr.env...), "SNAP_CACHE_DIR="+filepath.Join(tr.dir, "cache-pruner"))
+		for {
+			res := p.run("forget", "--keep-last", "2", "--prune", "--delete-delay", "0", "--max-unused", "0")
+			if res.code != 0 {
+				errs <- fmt.Errorf("forget --prune: exit %d: %s", res.code, res.stderr)
+				return
+			}
+			prunes++
+			select {
+			case <-done:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	writers.Wait()
+	close(done)
+	pruner.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	t.Logf("%d forget/prune runs during %d×%d creates", prunes, hosts, rounds)
+
+	// The same data from a second host added (almost) nothing but trees.
+	if raw := firstShared["added_raw_bytes"].(float64); raw > 0.05*firstShared["bytes"].(float64) {
+		t.Errorf("host3 backed up data host2 had stored already and added %v of %v bytes", raw, firstShared["bytes"])
+	}
+
+	// A final prune once everything is quiet, then a full check.
+	tr.mustRun("prune", "--delete-delay", "0")
+	if res := tr.run("check", "--read-data"); res.code != 0 {
+		t.Fatalf("check --read-data: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	res := tr.mustRun("list", "--json")
+	var list []struct {
+		ID   string `json:"id"`
+		Host string `json:"host"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	restored := 0
+	for _, sn := range list {
+		var state string
+		for _, h := range hs {
+			if s, ok := h.states[sn.ID]; ok {
+				state = s
+			}
+		}
+		if state == "" {
+			continue // host2's setup snapshot
+		}
+		out := filepath.Join(tr.dir, "restore", sn.ID)
+		tr.mustRun("restore", sn.ID, "--target", out)
+		var src string
+		for _, h := range hs {
+			if h.name == sn.Host {
+				src = h.src
+			}
+		}
+		sameFiles(t, state, filepath.Join(out, src))
+		restored++
+	}
+	if restored < hosts*2 {
+		t.Errorf("only %d snapshots left to restore", restored)
 	}
 }
