@@ -181,6 +181,18 @@ func TestS3Commands(t *testing.T) {
 	tr.mustRun("--connections", "3", "restore", list[0]["id"].(string)+":"+src+"/d000", "--target", filepath.Join(tr.dir, "out2"))
 	sameFiles(t, filepath.Join(src, "d000"), filepath.Join(tr.dir, "out2"))
 
+	// A damaged tree pack in the cache is dropped and read again.
+	cached, _ := filepath.Glob(filepath.Join(tr.cache, "*", "packs", "*", "*"))
+	if len(cached) == 0 {
+		t.Fatal("no tree packs in the cache")
+	}
+	for _, p := range cached {
+		writeFile(t, p, bytes.Repeat([]byte{0xff}, 100))
+	}
+	if res := tr.mustRun("ls", "latest", src); !strings.Contains(res.stdout, "d002/f003.bin") {
+		t.Errorf("ls with a damaged cache: %s", res.stdout)
+	}
+
 	// A fresh cache on another "host" reads the same repository.
 	other := filepath.Join(tr.dir, "cache2")
 	if res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + other}, nil, "ls", "latest", src+"/d000"); res.code != 0 || !strings.Contains(res.stdout, "f000.bin") {
