@@ -65,3 +65,37 @@ type Backend interface {
 	// Close releases the backend's resources.
 	Close() error
 }
+
+// Preflighter is implemented by backends that can check, before a backup
+// reads anything, that they will accept it (a local directory: permissions,
+// a read-only mount, free space). Other backends find out on the first
+// write.
+type Preflighter interface {
+	// Preflight makes sure that files can be created where packs, index
+	// segments and snapshots go, and returns the bytes available to this
+	// user on that storage.
+	Preflight(ctx context.Context) (free uint64, err error)
+}
+
+// Unwrapper is implemented by backend wrappers (retry, limit, fault
+// injection, counting): Unwrap returns the backend they wrap.
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// As finds the first backend in the chain of wrappers starting at be that
+// implements T (an optional interface such as Preflighter).
+func As[T any](be Backend) (T, bool) {
+	for be != nil {
+		if t, ok := be.(T); ok {
+			return t, true
+		}
+		u, ok := be.(Unwrapper)
+		if !ok {
+			break
+		}
+		be = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

@@ -139,12 +139,12 @@ func findKey(ctx context.Context, be Backend, password string) (*MasterKey, stri
 	if len(names) == 0 {
 		return nil, "", fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
-	var firstErr error
+	var firstErr, loadErr error
 	for _, name := range names {
 		h := Handle{Type: KeyFile, Name: name}
 		data, err := be.Load(ctx, h, 0, 0)
 		if err != nil {
-			firstErr = cmpErr(firstErr, err)
+			loadErr = cmpErr(loadErr, err)
 			continue
 		}
 		if Hash(data).String() != name {
@@ -165,6 +165,11 @@ func findKey(ctx context.Context, be Backend, password string) (*MasterKey, stri
 			continue
 		}
 		return mk, name, nil
+	}
+	if loadErr != nil {
+		// A key that could not be read may be the one the password
+		// opens: this is not a wrong password.
+		return nil, "", fmt.Errorf("read key file: %w", loadErr)
 	}
 	if firstErr != nil {
 		return nil, "", fmt.Errorf("%w (and: %v)", ErrWrongPassword, firstErr)

@@ -28,6 +28,10 @@ type Options struct {
 	Host string
 	// Now returns the current time; tests pass a fake clock.
 	Now func() time.Time
+	// StreamChunker is recorded in the config by Init: the chunking of
+	// streams (dumps, command output). Nil means streams are chunked like
+	// files. Open ignores it.
+	StreamChunker *ChunkerParams
 }
 
 func (o *Options) fill() {
@@ -73,6 +77,7 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 	if r.cfg, err = newConfig(ch, opts.Now()); err != nil {
 		return nil, err
 	}
+	r.cfg.StreamChunker = opts.StreamChunker
 	if err := r.saveConfig(ctx); err != nil {
 		return nil, err
 	}

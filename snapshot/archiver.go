@@ -302,20 +302,29 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileR
 	return fileResult{node: Node{Meta: m, Content: ids}}
 }
 
-// run walks the inputs and returns the root tree's ID.
-func (a *archiver) run(ctx context.Context, root *vdir, parent *Tree) (repo.ID, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// run walks the inputs and returns the root tree's ID. cancel cancels ctx;
+// run calls it when the run fails. The caller cancels ctx only after the
+// index writer is flushed: pack uploads started here go on in the
+// background with ctx.
+func (a *archiver) run(ctx context.Context, cancel context.CancelFunc, root *vdir, parent *Tree) (repo.ID, error) {
 	stop := a.start(ctx)
-	streams := a.startStreams(ctx, root)
+	streams := a.startStreams(ctx, cancel, root)
 	n, err := a.saveVDir(ctx, "/", root, parent, streams)
 	if err != nil {
 		cancel()
 	}
 	stop()
-	// Streams that were never reached (an earlier error) must still end.
+	// Streams that were never reached (an earlier error) must still end. A
+	// stream that failed cancelled the rest of the run: its error, not the
+	// cancellation it caused, is the one to report.
+	var streamErr error
 	for _, f := range streams {
-		<-f
+		if r := <-f; r.err != nil && streamErr == nil && !errors.Is(r.err, context.Canceled) {
+			streamErr = r.err
+		}
+	}
+	if err != nil && streamErr != nil && errors.Is(err, context.Canceled) {
+		err = streamErr
 	}
 	return n, err
 }
@@ -412,8 +421,9 @@ func placeStreams(root *vdir, streams []Stream, place func(string, *ventry) erro
 }
 
 // startStreams starts every stream source at once, so dumps run in
-// parallel with each other and with file reads.
-func (a *archiver) startStreams(ctx context.Context, root *vdir) map[*Stream]chan fileResult {
+// parallel with each other and with file reads. A stream that fails
+// cancels the run at once: the snapshot is lost anyway.
+func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, root *vdir) map[*Stream]chan fileResult {
 	out := map[*Stream]chan fileResult{}
 	var visit func(d *vdir)
 	visit = func(d *vdir) {
@@ -424,7 +434,13 @@ func (a *archiver) startStreams(ctx context.Context, root *vdir) map[*Stream]cha
 			case e.stream != nil:
 				ch := make(chan fileResult, 1)
 				out[e.stream] = ch
-				go func(s *Stream) { ch <- a.saveStream(ctx, s) }(e.stream)
+				go func(s *Stream) {
+					r := a.saveStream(ctx, s)
+					if r.err != nil {
+						cancel()
+					}
+					ch <- r
+				}(e.stream)
 			}
 		}
 	}

@@ -74,7 +74,10 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	if err != nil {
 		return nil, err
 	}
-	tree, err := a.run(ctx, root, parentTree)
+	// Uploads run in the background with runCtx: it lives until Flush is done.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	tree, err := a.run(runCtx, cancelRun, root, parentTree)
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,10 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error 
 	if err != nil {
 		return err
 	}
-	r, err := repo.Init(c.Context, be, pw, kdf, repo.ChunkerParams{Polynomial: params.Polynomial, MinSize: params.MinSize, MaxSize: params.MaxSize, AverageBits: params.AverageBits}, repo.Options{Now: e.now})
+	sp := params.StreamParams()
+	streams := &repo.ChunkerParams{Polynomial: sp.Polynomial, MinSize: sp.MinSize, MaxSize: sp.MaxSize, AverageBits: sp.AverageBits}
+	r, err := repo.Init(c.Context, be, pw, kdf, repo.ChunkerParams{Polynomial: params.Polynomial, MinSize: params.MinSize, MaxSize: params.MaxSize, AverageBits: params.AverageBits},
+		repo.Options{Now: e.now, StreamChunker: streams})
 	if err != nil {
 		return err
 	}

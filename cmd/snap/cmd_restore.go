@@ -15,16 +15,22 @@ import (
 func restoreCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
-		Usage:     "restore a snapshot, or a part of it, into a directory",
+		Usage:     "restore a snapshot, or a part of it, into a directory, and database dumps into databases",
 		ArgsUsage: "SNAPSHOT[:SUBPATH] | --at TIME",
 		Description: "Writes the snapshot (or the directory or file SUBPATH inside it) into --target, with contents and\n" +
 			"metadata. Every blob is verified as it is read, and nothing is ever written outside the target.\n" +
-			"--at picks the newest snapshot taken at or before TIME, under the --host/--tag/--path filters.",
+			"--at picks the newest snapshot taken at or before TIME, under the --host/--tag/--path filters.\n" +
+			"--db NAME streams a dump back into its database (psql, mariadb, sqlite3, mongorestore), or into\n" +
+			"the one --to names; a database that does not exist is created, one that holds data is only\n" +
+			"replaced with --replace.",
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "directory to restore into (created if missing)"},
 			&cli.StringFlag{Name: "at", Usage: "restore the state at this time: RFC 3339, \"2026-11-17 03:00\", a date, or a duration ago"},
 			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "restore only paths matching this glob (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "do not restore paths matching this glob (repeatable)"},
+			multiFlag("db", "restore the dump `NAME` (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
+			&cli.StringFlag{Name: "to", Usage: "restore the --db dump into this database instead (`URL`; created if it does not exist)"},
+			&cli.BoolFlag{Name: "replace", Usage: "with --db: replace a database that exists and holds data"},
 		),
 		Action: func(c *cli.Context) error {
 			return runRestore(c, e)
@@ -34,8 +40,15 @@ func restoreCommand(e *env) *cli.Command {
 
 func runRestore(c *cli.Context, e *env) error {
 	target := c.String("target")
-	if target == "" {
-		return usagef("restore needs --target DIR")
+	dbs := multiValues(c, "db")
+	if target == "" && len(dbs) == 0 {
+		return usagef("restore needs --target DIR, or --db NAME to restore a database dump")
+	}
+	if c.String("to") != "" && len(dbs) != 1 {
+		return usagef("--to goes with exactly one --db NAME")
+	}
+	if c.Bool("replace") && len(dbs) == 0 {
+		return usagef("--replace goes with --db NAME")
 	}
 	at := c.String("at")
 	if (at == "") == (c.NArg() == 0) || c.NArg() > 1 {
@@ -78,6 +91,12 @@ func runRestore(c *cli.Context, e *env) error {
 			return err
 		}
 	}
+	if target == "" {
+		if sub != "" {
+			return usagef("--db restores whole dumps: give the snapshot without :SUBPATH")
+		}
+		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
+	}
 	sub = path.Clean("/" + sub)
 	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, sub)
 	if err != nil {
@@ -115,6 +134,9 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	if st.Errors > 0 {
 		return fmt.Errorf("%d entries could not be restored (listed above)", st.Errors)
+	}
+	if len(dbs) > 0 {
+		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
 	}
 	return nil
 }

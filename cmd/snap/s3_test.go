@@ -25,7 +25,7 @@ import (
 	"github.com/snap-backup/snap/repo/s3/s3test"
 )
 
-func randomSuffix() string {
+func s3Suffix() string {
 	var b [5]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -43,7 +43,7 @@ func newS3Repo(t *testing.T, srv *s3test.Server) *testRepo {
 func newUninitS3Repo(t *testing.T, srv *s3test.Server) *testRepo {
 	t.Helper()
 	tr := newUninitRepo(t)
-	tr.repo = srv.Location("snap-"+randomSuffix(), "repo")
+	tr.repo = srv.Location("snap-"+s3Suffix(), "repo")
 	tr.env = append([]string{"SNAP_REPOSITORY=" + tr.repo, "SNAP_PASSWORD=test-password", "SNAP_CACHE_DIR=" + tr.cache,
 		"AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_PROFILE=", "AWS_SESSION_TOKEN="}, srv.Env()...)
 	return tr
@@ -208,7 +208,7 @@ func TestS3Commands(t *testing.T) {
 		code int
 		want string
 	}{
-		{"missing bucket", []string{"SNAP_REPOSITORY=" + srv.Location("no-such-bucket-"+randomSuffix(), "")}, []string{"list"}, exitNoRepo, "does not exist"},
+		{"missing bucket", []string{"SNAP_REPOSITORY=" + srv.Location("no-such-bucket-"+s3Suffix(), "")}, []string{"list"}, exitNoRepo, "does not exist"},
 		{"empty prefix", []string{"SNAP_REPOSITORY=" + tr.repo + "-nothing"}, []string{"list"}, exitNoRepo, "snap init"},
 		{"wrong password", []string{"SNAP_PASSWORD=nope"}, []string{"list"}, exitWrongPass, "password"},
 		{"wrong secret", []string{"AWS_SECRET_ACCESS_KEY=not-the-" + secret}, []string{"list"}, exitFatal, "AWS_SECRET_ACCESS_KEY"},

@@ -91,6 +91,9 @@ func (b *Backend) Reset() {
 	b.mu.Unlock()
 }
 
+// Unwrap returns the wrapped backend.
+func (b *Backend) Unwrap() repo.Backend { return b.be }
+
 // Location names the wrapped backend.
 func (b *Backend) Location() string { return b.be.Location() }
 

@@ -115,6 +115,9 @@ func injected(op string, h fmt.Stringer, what string) error {
 	return repo.Transient(fmt.Errorf("%s %s: %w (%s)", op, h, ErrInjected, what))
 }
 
+// Unwrap returns the wrapped backend.
+func (b *Backend) Unwrap() repo.Backend { return b.be }
+
 // Location names the wrapped backend.
 func (b *Backend) Location() string { return b.be.Location() }
 

@@ -29,6 +29,9 @@ func New(be repo.Backend, n int) *Backend {
 	return &Backend{be: be, sem: make(chan struct{}, max(n, 1))}
 }
 
+// Unwrap returns the wrapped backend.
+func (b *Backend) Unwrap() repo.Backend { return b.be }
+
 // Location names the wrapped backend.
 func (b *Backend) Location() string { return b.be.Location() }
 

@@ -109,6 +109,9 @@ func (b *Backend) do(ctx context.Context, op string, h fmt.Stringer, f func() er
 	}
 }
 
+// Unwrap returns the wrapped backend.
+func (b *Backend) Unwrap() repo.Backend { return b.be }
+
 // Location names the wrapped backend.
 func (b *Backend) Location() string { return b.be.Location() }
 

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const mysqlSchema = `
+CREATE TABLE files (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, data LONGBLOB) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO files (name, data) VALUES ('zero', UNHEX('00FF00')), ('empty', ''), ('null', NULL),
+  ('binary', UNHEX('000102030405FFFEFD0A0D5C27221A'));
+INSERT INTO files (name, data) SELECT CONCAT('gen', seq), UNHEX(REPEAT(MD5(seq), 20)) FROM seq_1_to_300;
+CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='unicode notes ✓';
+INSERT INTO notes (body) VALUES ('Grüße aus Köln 🚀'), ('日本語のテキスト'), ('Ελληνικά'), ('tab\tnewline\nbackslash\\ quote''s'), ('👩‍👩‍👧 family');
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, note_id INT) ENGINE=InnoDB;
+CREATE VIEW big_files AS SELECT name, LENGTH(data) AS size FROM files WHERE LENGTH(data) > 100;
+CREATE TRIGGER notes_audit AFTER INSERT ON notes FOR EACH ROW INSERT INTO audit (note_id) VALUES (NEW.id);
+CREATE FUNCTION note_count() RETURNS INT READS SQL DATA RETURN (SELECT COUNT(*) FROM notes);
+CREATE PROCEDURE add_note(IN b TEXT) MODIFIES SQL DATA INSERT INTO notes (body) VALUES (b);
+CREATE EVENT purge_audit ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM audit WHERE id < 0;
+CALL add_note('from a procedure ✓');
+`
+
+// mysqlState is what the test compares: contents, the view, the code
+// (trigger, function, procedure, event), AUTO_INCREMENT counters and the
+// table comment.
+const mysqlState = `
+SELECT id, name, HEX(data) FROM files ORDER BY id;
+SELECT id, body, HEX(body) FROM notes ORDER BY id;
+SELECT * FROM audit ORDER BY id;
+SELECT * FROM big_files ORDER BY name;
+SELECT note_count();
+SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE();
+SELECT ROUTINE_NAME, ROUTINE_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY 1;
+SELECT EVENT_NAME, EVENT_DEFINITION, STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE();
+SELECT TABLE_NAME, AUTO_INCREMENT, TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1;
+`
+
+// TestMariaDBWithDirectory backs up a MariaDB database and a directory as a
+// user with a real password (the server checks it: it reaches the tools
+// only through MYSQL_PWD), changes both, and restores them into a new
+// database and directory.
+func TestMariaDBWithDirectory(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	user := db + "_u"
+	const secret = "Pw-s3cr3t-äö"
+	my.mustQuery("", "CREATE USER '"+user+"'@'%' IDENTIFIED BY '"+secret+"'; GRANT ALL ON `"+db+"%`.* TO '"+user+"'@'%';")
+	t.Cleanup(func() { _, _ = my.query("", "DROP USER IF EXISTS '"+user+"'@'%';") })
+	// The user owns the code it creates, so its dumps include it.
+	userURL := func(name string) string {
+		u := *my.base
+		u.User = url.UserPassword(user, secret)
+		u.Path = "/" + name
+		return u.String()
+	}
+	asUser := &testServer{t: t, kind: "mysql", base: &url.URL{Scheme: "mysql", Host: my.base.Host, User: url.User(user)}}
+	if _, err := asUser.query(db, "SELECT 1;"); err == nil {
+		t.Fatal("the server accepted the test user's connection without its password; the test would prove nothing")
+	}
+	if _, err := asUser.query(db, mysqlSchema, "MYSQL_PWD="+secret); err != nil {
+		t.Fatalf("set up the test database: %v", err)
+	}
+	state := func(name string) string {
+		t.Helper()
+		out, err := asUser.query(name, mysqlState, "MYSQL_PWD="+secret)
+		if err != nil {
+			t.Fatalf("query %s: %v", name, err)
+		}
+		return strings.ReplaceAll(out, name, "DB") // the code names its database
+	}
+	src := filepath.Join(tr.dir, "app")
+	writeFile(t, filepath.Join(src, "config.ini"), []byte("[db]\nname = "+db+"\n"))
+	writeFile(t, filepath.Join(src, "data", "blob.bin"), []byte{0, 0, 1})
+	wantDB, wantFiles := state(db), readTree(t, src)
+	if !strings.Contains(wantDB, "Grüße aus Köln 🚀") || !strings.Contains(wantDB, "purge_audit") || !strings.Contains(wantDB, "000102030405FFFEFD0A0D5C27221A") {
+		t.Fatalf("test data incomplete:\n%s", wantDB)
+	}
+
+	sum, res := tr.createJSON(nil, nil, src, "--db", userURL(db))
+	if sum == nil {
+		t.Fatalf("create: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if strings.Contains(res.stdout+res.stderr, "s3cr3t") {
+		t.Fatalf("create output shows the password:\n%s%s", res.stdout, res.stderr)
+	}
+	var list []snapshotJSON
+	listOut := tr.mustRun("list", "--json").stdout
+	if err := json.Unmarshal([]byte(listOut), &list); err != nil {
+		t.Fatal(err)
+	}
+	s := list[0].Sources
+	wantURL := "mysql://" + user + "@" + my.base.Host + "/" + db
+	if len(s) != 1 || s[0].Kind != "mysql" || s[0].URL != wantURL || s[0].Path != "/db/mysql/"+db+".sql" ||
+		(s[0].Tool != "mariadb-dump" && s[0].Tool != "mysqldump") || s[0].Version == "" {
+		t.Fatalf("recorded source: %+v (want URL %s)", s, wantURL)
+	}
+	if strings.Contains(listOut, "s3cr3t") {
+		t.Fatalf("the snapshot records the password:\n%s", listOut)
+	}
+
+	// Change both.
+	if _, err := asUser.query(db, "CALL add_note('after'); DELETE FROM files WHERE name = 'zero'; DROP EVENT purge_audit;", "MYSQL_PWD="+secret); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "config.ini"), []byte("changed"))
+	if state(db) == wantDB {
+		t.Fatal("database did not change")
+	}
+
+	restored := db + "_restored"
+	res = tr.run("restore", "latest", "--db", db, "--to", userURL(restored))
+	if res.code != 0 || !strings.Contains(res.stdout, "(created)") {
+		t.Fatalf("restore --db: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if got := state(restored); got != wantDB {
+		t.Fatalf("restored database differs:\n got %s\nwant %s", got, wantDB)
+	}
+	target := filepath.Join(tr.dir, "restored")
+	tr.mustRun("restore", "latest", "--target", target)
+	compareTrees(t, wantFiles, readTree(t, filepath.Join(target, src)))
+
+	// Into the original database: refused while it holds data, replaced
+	// with --replace. The recorded URL has no password: MYSQL_PWD gives it.
+	pwEnv := []string{"MYSQL_PWD=" + secret}
+	if res := tr.runEnv(pwEnv, nil, "restore", "latest", "--db", "/db/mysql/"+db+".sql"); res.code != 1 || !strings.Contains(res.stderr, "not empty") {
+		t.Fatalf("restore over a database with data: exit %d, want 1\n%s", res.code, res.stderr)
+	}
+	if res := tr.runEnv(pwEnv, nil, "restore", "latest", "--db", db, "--replace"); res.code != 0 {
+		t.Fatalf("restore --replace: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := state(db); got != wantDB {
+		t.Fatalf("database replaced in place differs:\n got %s\nwant %s", got, wantDB)
+	}
+}

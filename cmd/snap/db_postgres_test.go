@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const pgSchema = `
+CREATE TABLE files (id serial PRIMARY KEY, name text NOT NULL, data bytea);
+INSERT INTO files (name, data) VALUES ('zero', '\x00ff00'::bytea), ('empty', ''::bytea), ('null', NULL),
+  ('binary', decode('000102030405fffefd0a0d5c27', 'hex'));
+INSERT INTO files (name, data) SELECT 'gen' || g, decode(repeat(md5(g::text), 20), 'hex') FROM generate_series(1, 300) g;
+CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text);
+INSERT INTO notes (body) VALUES ('Grüße aus Köln 🚀'), ('日本語のテキスト'), ('Ελληνικά'), (E'tab\tnewline\nbackslash\\ quote''s'), ('👩‍👩‍👧 family');
+COMMENT ON TABLE notes IS 'unicode notes ✓';
+CREATE SEQUENCE invoice_no START 1000 INCREMENT 7;
+SELECT nextval('invoice_no'), nextval('invoice_no');
+CREATE VIEW big_files AS SELECT name, length(data) AS size FROM files WHERE length(data) > 100;
+SELECT lo_from_bytea(0, decode(repeat('deadbeef00', 20000), 'hex'));
+`
+
+// pgState is everything the test compares between a database and its
+// restored copy: table contents, the view, the sequences, the large
+// objects and the table comment.
+const pgState = `
+SELECT id, name, encode(data, 'hex') FROM files ORDER BY id;
+SELECT id, body FROM notes ORDER BY id;
+SELECT last_value, is_called FROM invoice_no;
+SELECT last_value, is_called FROM files_id_seq;
+SELECT * FROM big_files ORDER BY name;
+SELECT oid, md5(lo_get(oid)), length(lo_get(oid)) FROM pg_largeobject_metadata ORDER BY oid;
+SELECT obj_description('notes'::regclass, 'pg_class');
+`
+
+func TestPostgresWithDirectory(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, pgSchema)
+	src := filepath.Join(tr.dir, "app")
+	writeFile(t, filepath.Join(src, "config", "app.conf"), []byte("db = "+db+"\n"))
+	writeFile(t, filepath.Join(src, "uploads", "ünï.bin"), []byte{0, 1, 2, 255})
+	writeFile(t, filepath.Join(src, "empty"), nil)
+
+	wantDB := pg.mustQuery(db, pgState)
+	if !strings.Contains(wantDB, "Grüße aus Köln 🚀") || !strings.Contains(wantDB, "|100000\n") || !strings.Contains(wantDB, "000102030405fffefd0a0d5c27") {
+		t.Fatalf("test data incomplete:\n%s", wantDB)
+	}
+	wantFiles := readTree(t, src)
+	sum, res := tr.createJSON(nil, nil, src, "--db", pg.url(db), "--tag", "app")
+	if sum == nil || res.code != 0 {
+		t.Fatalf("create: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	dumpPath := "/db/postgres/" + db + ".sql"
+	if ls := tr.mustRun("ls", "latest"); !strings.Contains(ls.stdout, dumpPath) || !strings.Contains(ls.stdout, src+"/config/app.conf") {
+		t.Fatalf("ls lacks the dump or the files:\n%s", ls.stdout)
+	}
+	var list []snapshotJSON
+	if err := json.Unmarshal([]byte(tr.mustRun("list", "--json").stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	s := list[0].Sources
+	if len(s) != 1 || s[0].Kind != "postgres" || s[0].URL != pg.url(db) || s[0].Tool != "pg_dump" ||
+		!strings.Contains(s[0].Version, "PostgreSQL") || s[0].Size == 0 || s[0].Path != dumpPath {
+		t.Fatalf("recorded source: %+v", s)
+	}
+	// snap dump writes the plain SQL.
+	if d := tr.mustRun("dump", "latest", dumpPath); !strings.Contains(d.stdout, "CREATE TABLE public.notes") {
+		t.Fatalf("snap dump of the dump is not pg_dump output:\n%.500s", d.stdout)
+	}
+
+	// Change both the database and the directory.
+	pg.mustQuery(db, `INSERT INTO notes (body) VALUES ('later'); DELETE FROM files WHERE name = 'zero';
+		UPDATE notes SET body = 'changed' WHERE id = 1; SELECT nextval('invoice_no');
+		SELECT lo_unlink(oid) FROM pg_largeobject_metadata;
+		CREATE OR REPLACE VIEW big_files AS SELECT name, length(data) AS size FROM files WHERE length(data) > 1000;`)
+	writeFile(t, filepath.Join(src, "config", "app.conf"), []byte("changed\n"))
+	writeFile(t, filepath.Join(src, "new-file"), []byte("new"))
+	if pg.mustQuery(db, pgState) == wantDB {
+		t.Fatal("database did not change")
+	}
+
+	// Restore into a new database and a new directory.
+	restored := db + "_restored"
+	res = tr.run("restore", "latest", "--db", db, "--to", pg.url(restored))
+	if res.code != 0 || !strings.Contains(res.stdout, "(created)") {
+		t.Fatalf("restore --db: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if got := pg.mustQuery(restored, pgState); got != wantDB {
+		t.Fatalf("restored database differs:\n got %s\nwant %s", got, wantDB)
+	}
+	target := filepath.Join(tr.dir, "restored")
+	tr.mustRun("restore", "latest", "--target", target)
+	compareTrees(t, wantFiles, readTree(t, filepath.Join(target, src)))
+	if b, err := os.ReadFile(filepath.Join(target, dumpPath)); err != nil || !strings.Contains(string(b), "PostgreSQL database dump") {
+		t.Fatalf("restore --target did not write the dump as a file: %v", err)
+	}
+
+	// A database that holds data is refused without --replace ...
+	if res := tr.run("restore", "latest", "--db", dumpPath, "--to", pg.url(restored)); res.code != 1 || !strings.Contains(res.stderr, "--replace") {
+		t.Fatalf("restore into a database with data: exit %d, want 1 and a hint at --replace\n%s", res.code, res.stderr)
+	}
+	// ... and replaced with it: the original database, as the snapshot recorded it.
+	tr.mustRun("restore", "latest", "--db", dumpPath, "--replace")
+	if got := pg.mustQuery(db, pgState); got != wantDB {
+		t.Fatalf("database replaced in place differs:\n got %s\nwant %s", got, wantDB)
+	}
+	// The original database dropped: restore by name creates it again.
+	pg.dropDatabase(db)
+	tr.mustRun("restore", "latest", "--db", db)
+	if got := pg.mustQuery(db, pgState); got != wantDB {
+		t.Fatalf("recreated database differs:\n got %s\nwant %s", got, wantDB)
+	}
+}
+
+// TestPostgresPasswordStaysSecret checks that a password in a --db URL
+// reaches pg_dump only through PGPASSWORD: never its arguments, snap's
+// output or the snapshot. The server here trusts local connections, so a
+// recording wrapper around the real pg_dump shows what pg_dump was given.
+func TestPostgresPasswordStaysSecret(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, "CREATE TABLE t (x int); INSERT INTO t VALUES (42);")
+	real, err := exec.LookPath("pg_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shims := filepath.Join(tr.dir, "shims")
+	record := filepath.Join(tr.dir, "record")
+	writeScript(t, filepath.Join(shims, "pg_dump"), `[ "$1" = --version ] || { printf '%s\n' "$@" > `+record+`.args; printf '%s' "$PGPASSWORD" > `+record+`.env; }
+exec `+real+` "$@"
+`)
+	const secret = "s3cr3t-Pässword"
+	u := *pg.base
+	u.Path = "/" + db
+	u.User = url.UserPassword(u.User.Username(), secret)
+	env := []string{"PATH=" + shims + ":" + os.Getenv("PATH")}
+	sum, res := tr.createJSON(env, nil, "--db", u.String())
+	if sum == nil {
+		t.Fatalf("create: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	args, _ := os.ReadFile(record + ".args")
+	pw, _ := os.ReadFile(record + ".env")
+	if !strings.Contains(string(args), "--dbname=") || strings.Contains(string(args), "s3cr3t") {
+		t.Fatalf("pg_dump arguments: %q", args)
+	}
+	if string(pw) != secret {
+		t.Fatalf("PGPASSWORD given to pg_dump = %q, want the URL's password", pw)
+	}
+	list := tr.mustRun("list", "--json")
+	ls := tr.mustRun("ls", "--json", "latest")
+	for what, s := range map[string]string{"create output": res.stdout + res.stderr, "list --json": list.stdout, "ls --json": ls.stdout} {
+		if strings.Contains(s, "s3cr3t") || strings.Contains(s, "P%C3%A4ssword") {
+			t.Errorf("%s shows the password:\n%s", what, s)
+		}
+	}
+	if !strings.Contains(list.stdout, `"url": "`+pg.url(db)+`"`) {
+		t.Errorf("list --json lacks the URL without password:\n%s", list.stdout)
+	}
+	// A failing dump's error message does not show it either.
+	u.Path = "/" + db + "_missing"
+	res = tr.runEnv(env, nil, "create", "--db", u.String())
+	if res.code != 1 || strings.Contains(res.stderr, "s3cr3t") || !strings.Contains(res.stderr, "does not exist") {
+		t.Fatalf("dump of a missing database: exit %d, want 1, the pg_dump error and no password\n%s", res.code, res.stderr)
+	}
+}
+
+// TestPostgresAllDatabases dumps the whole server with pg_dumpall (not
+// restored here: that would touch every database of the shared server).
+func TestPostgresAllDatabases(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, "CREATE TABLE marker_table (x int);")
+	u := *pg.base
+	u.Path = "/"
+	u.RawQuery = "all"
+	sum, res := tr.createJSON(nil, nil, "--db", u.String())
+	if sum == nil {
+		t.Fatalf("create --db ?all: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	out := tr.mustRun("dump", "latest", "/db/postgres/all.sql").stdout
+	if !strings.Contains(out, "PostgreSQL database cluster dump") || !strings.Contains(out, "marker_table") {
+		t.Fatalf("pg_dumpall output lacks the cluster header or the test table")
+	}
+	if !strings.Contains(tr.mustRun("list", "--json").stdout, `"tool": "pg_dumpall"`) {
+		t.Fatal("list --json does not record pg_dumpall")
+	}
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func sqliteQuery(t *testing.T, file, sql string) string {
+	t.Helper()
+	cmd := exec.Command("sqlite3", "-bail", "-batch", file)
+	cmd.Stdin = strings.NewReader(".timeout 20000\n" + sql)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3 %s: %v\n%s", file, err, out)
+	}
+	return string(out)
+}
+
+const sqliteSchema = `
+CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) INSERT INTO accounts SELECT i, 1000 FROM n;
+CREATE TABLE events (id INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+CREATE TABLE event_log (event_id INTEGER PRIMARY KEY REFERENCES events(id), note TEXT);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+  INSERT INTO events SELECT i, randomblob(200) FROM n;
+INSERT INTO event_log SELECT id, 'seed ✓' FROM events;
+CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, data BLOB);
+INSERT INTO notes (body, data) VALUES ('Grüße aus Köln 🚀', X'00FF00'), ('日本語', X''), ('quote''s', NULL);
+CREATE VIEW recent AS SELECT id FROM events ORDER BY id DESC LIMIT 5;
+CREATE INDEX notes_body ON notes (body);
+PRAGMA user_version = 42;
+`
+
+// TestSQLiteWhileWriting backs up a SQLite database while another process
+// keeps writing to it, in transactions that each insert into two tables and
+// move money between accounts. The restored copy must be one of the states
+// the writer committed: both tables equally long, the total balance
+// unchanged, every row equal to the live database's row of that ID.
+func TestSQLiteWhileWriting(t *testing.T) {
+	for _, mode := range []string{"wal", "delete"} {
+		t.Run(mode, func(t *testing.T) { testSQLiteWhileWriting(t, mode) })
+	}
+}
+
+func testSQLiteWhileWriting(t *testing.T, journal string) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "app")
+	dbFile := filepath.Join(src, "data", "app.db")
+	writeFile(t, filepath.Join(src, "settings.json"), []byte(`{"db": "data/app.db"}`))
+	if err := os.MkdirAll(filepath.Dir(dbFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sqliteQuery(t, dbFile, "PRAGMA journal_mode = "+journal+";\n"+sqliteSchema)
+	wantNotes := sqliteQuery(t, dbFile, "SELECT id, body, hex(data) FROM notes;")
+
+	// The writer: one sqlite3 process fed transactions through a pipe.
+	writer := exec.Command("sqlite3", "-bail", "-batch", dbFile)
+	stdin, err := writer.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var txns atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(stdin, ".timeout 20000\n")
+		for i := 0; err == nil && !stop.Load(); i++ {
+			from, to := i%100+1, (i*7)%100+1
+			_, err = fmt.Fprintf(stdin, "BEGIN IMMEDIATE;\nINSERT INTO events (payload) VALUES (randomblob(150));\n"+
+				"INSERT INTO event_log VALUES (last_insert_rowid(), 'txn %d');\n"+
+				"UPDATE accounts SET balance = balance - %d WHERE id = %d;\nUPDATE accounts SET balance = balance + %d WHERE id = %d;\nCOMMIT;\n",
+				i, i%13, from, i%13, to)
+			txns.Add(1)
+		}
+		stdin.Close()
+		done <- err
+	}()
+	t.Cleanup(func() {
+		stop.Store(true)
+		_ = writer.Process.Kill()
+		_ = writer.Wait()
+	})
+	waitFor := func(n int64) {
+		for deadline := time.Now().Add(20 * time.Second); txns.Load() < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the writer committed only %d transactions", txns.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor(200)
+	before := txns.Load()
+	wantFiles := readTree(t, filepath.Join(src))
+	delete(wantFiles, "data/app.db") // the live file: it is the dump that counts
+	for k := range wantFiles {
+		if strings.HasPrefix(k, "data/app.db-") {
+			delete(wantFiles, k)
+		}
+	}
+	res := tr.run("create", "--exclude", "app.db*", src, "--db", "sqlite://"+dbFile)
+	if res.code != 0 {
+		t.Fatalf("create: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if txns.Load() == before {
+		t.Fatal("the writer made no progress while the dump ran")
+	}
+	waitFor(txns.Load() + 100) // keep writing after the snapshot
+	stop.Store(true)
+	if err := <-done; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	if err := writer.Wait(); err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	writeFile(t, filepath.Join(src, "settings.json"), []byte(`changed`))
+
+	restored := filepath.Join(tr.dir, "restored", "app.db")
+	res = tr.run("restore", "latest", "--db", "app", "--to", "sqlite://"+restored)
+	if res.code != 0 {
+		t.Fatalf("restore --db: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	check := sqliteQuery(t, restored, `PRAGMA integrity_check; PRAGMA user_version; PRAGMA journal_mode;
+SELECT (SELECT count(*) FROM events) = (SELECT count(*) FROM event_log); SELECT sum(balance) FROM accounts; SELECT max(id) FROM events;`)
+	lines := strings.Fields(check)
+	if len(lines) != 6 || lines[0] != "ok" || lines[1] != "42" || lines[2] != journal || lines[3] != "1" || lines[4] != "100000" {
+		t.Fatalf("restored database is not one consistent state (integrity, user_version, journal mode, tables equal, total balance, last event):\n%s", check)
+	}
+	last, _ := strconv.Atoi(lines[5])
+	final, _ := strconv.Atoi(strings.TrimSpace(sqliteQuery(t, dbFile, "SELECT max(id) FROM events;")))
+	if last <= 3000 || last >= final {
+		t.Fatalf("restored database ends at event %d: want a state after the seed (3000) and before the writer's last (%d)", last, final)
+	}
+	// Every restored row is the live database's row of that ID.
+	rows := "SELECT e.id, hex(e.payload), l.note FROM events e JOIN event_log l ON l.event_id = e.id WHERE e.id <= " + lines[5] + " ORDER BY e.id;"
+	if got, want := sqliteQuery(t, restored, rows), sqliteQuery(t, dbFile, rows); got != want {
+		t.Fatal("restored events differ from the live database's")
+	}
+	if got := sqliteQuery(t, restored, "SELECT id, body, hex(data) FROM notes;"); got != wantNotes {
+		t.Fatalf("restored notes differ:\n got %s\nwant %s", got, wantNotes)
+	}
+	target := filepath.Join(tr.dir, "files")
+	tr.mustRun("restore", "latest", "--target", target)
+	compareTrees(t, wantFiles, readTree(t, filepath.Join(target, src)))
+
+	// A restore over the live file is refused; --replace swaps it.
+	if res := tr.run("restore", "latest", "--db", "app"); res.code != 1 || !strings.Contains(res.stderr, "--replace") {
+		t.Fatalf("restore over the database: exit %d, want 1\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("restore", "latest", "--db", "app", "--replace")
+	if got := sqliteQuery(t, dbFile, "SELECT max(id) FROM events;"); strings.TrimSpace(got) != lines[5] {
+		t.Fatalf("database replaced in place ends at event %s, want %s", got, lines[5])
+	}
+}
+
+func TestSQLiteMissingFile(t *testing.T) {
+	tr := newTestRepo(t)
+	missing := filepath.Join(tr.dir, "nope", "app.db")
+	res := tr.run("create", "--db", "sqlite://"+missing)
+	if res.code != 1 || !strings.Contains(res.stderr, "no such file") {
+		t.Fatalf("dump of a missing SQLite file: exit %d, want 1 and a clear error\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Fatal("the dump created the missing database file")
+	}
+	garbage := filepath.Join(tr.dir, "garbage.db")
+	writeFile(t, garbage, []byte("this is not a database, but long enough to look like one to a careless tool......"))
+	if res := tr.run("create", "--db", "sqlite://"+garbage); res.code != 1 || !strings.Contains(res.stderr, "not a database") {
+		t.Fatalf("dump of a file that is no database: exit %d, want 1\n%s", res.code, res.stderr)
+	}
+	if n := tr.snapshotCount(); n != 0 {
+		t.Fatalf("%d snapshots saved, want none", n)
+	}
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/snap-backup/snap/sources"
+)
+
+// hooks are the --pre and --post commands of a create. Each runs with
+// /bin/sh -c in its own process group, with snap's environment plus
+// SNAP_HOOK, SNAP_REPOSITORY, SNAP_HOST and SNAP_TAGS; post hooks also get
+// SNAP_STATUS, SNAP_EXIT_CODE, SNAP_SNAPSHOT_ID and SNAP_ERROR.
+type hooks struct {
+	pre, post []string
+	env       []string // SNAP_REPOSITORY, SNAP_HOST, SNAP_TAGS
+}
+
+func newHooks(pre, post []string, repository, host string, tags []string) hooks {
+	return hooks{pre: pre, post: post, env: []string{
+		"SNAP_REPOSITORY=" + repository,
+		"SNAP_HOST=" + host,
+		"SNAP_TAGS=" + strings.Join(tags, ","),
+	}}
+}
+
+// runPre runs the pre hooks in order and stops at the first that fails.
+func (h hooks) runPre(ctx context.Context, u *ui) error {
+	for _, cmd := range h.pre {
+		if err := runHook(ctx, u, "pre", cmd, append(h.env, "SNAP_HOOK=pre")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runPost runs every post hook, whatever happened before and even if one
+// of them fails: a post hook may restart what a pre hook stopped. They run
+// to the end even after Ctrl-C. It returns the first failure.
+func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) error {
+	ctx = context.WithoutCancel(ctx)
+	code := exitCode(runErr)
+	status := "success"
+	switch code {
+	case exitOK:
+	case exitPartial:
+		status = "partial"
+	case exitInterrupted:
+		status = "interrupted"
+	default:
+		status = "failure"
+	}
+	msg := ""
+	if runErr != nil {
+		msg = strings.ReplaceAll(runErr.Error(), "\n", " ")
+	}
+	env := append(h.env, "SNAP_HOOK=post", "SNAP_STATUS="+status, fmt.Sprintf("SNAP_EXIT_CODE=%d", code),
+		"SNAP_SNAPSHOT_ID="+snapshotID, "SNAP_ERROR="+msg)
+	var first error
+	for _, cmd := range h.post {
+		if err := runHook(ctx, u, "post", cmd, env); err != nil {
+			u.errorf("%v", err)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+func runHook(ctx context.Context, u *ui, kind, command string, env []string) error {
+	u.infof("running %s hook: %s", kind, command)
+	lines := u.toolLines(kind + " hook")
+	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, Stdout: lines, Stderr: lines,
+		Display: fmt.Sprintf("%s hook %q", kind, command)}
+	err := c.Run(ctx)
+	var ce *sources.CommandError
+	if err != nil && !errors.As(err, &ce) && ctx.Err() == nil {
+		err = fmt.Errorf("%s hook %q: %w", kind, command, err)
+	}
+	return err
+}

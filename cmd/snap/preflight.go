@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// parseSize reads a byte count: a number with an optional binary unit
+// (K, M, G, T, optionally followed by "iB" or "B"; 1K = 1024 bytes).
+func parseSize(s string) (uint64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
+	mult := uint64(1)
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGTP", t[n-1]); i >= 0 {
+			mult = 1 << (10 * (i + 1))
+			t = t[:n-1]
+		}
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("size %q: use a number of bytes with an optional unit, e.g. 500M or 20GiB", s)
+	}
+	return uint64(f * float64(mult)), nil
+}
+
+// preflight checks, before a create reads anything, that the repository
+// takes writes, and reports its free space; it refuses to go on below
+// minFree (0: no threshold).
+func preflight(ctx context.Context, u *ui, r *repo.Repository, minFree uint64) error {
+	loc := r.Backend().Location()
+	p, ok := repo.As[repo.Preflighter](r.Backend())
+	if !ok {
+		// The lock this run holds was written: the backend takes writes.
+		if minFree > 0 {
+			u.warnf("repository %s cannot report its free space; --min-free is not checked", loc)
+		}
+		return nil
+	}
+	free, err := p.Preflight(ctx)
+	if err != nil {
+		return fmt.Errorf("%w; no snapshot was saved", err)
+	}
+	if u.json {
+		u.jsonLine(map[string]any{"type": "preflight", "repository": loc, "writable": true, "free_bytes": free, "min_free_bytes": minFree})
+	} else {
+		u.printf("repository %s: writable, %s free", loc, humanBytes(int64(free)))
+	}
+	if free < minFree {
+		return fmt.Errorf("repository %s has %s free, below --min-free %s: free some space there or lower --min-free; nothing was read",
+			loc, humanBytes(int64(free)), humanBytes(int64(minFree)))
+	}
+	return nil
+}

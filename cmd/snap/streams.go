@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"slices"
+
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+// streamFlags are the stream sources of one create, parsed and checked but
+// not started: --stdin, --command and --db.
+type streamFlags struct {
+	stdinName   string
+	commandName string
+	commandArgs []string
+	dbs         []*sources.Database
+	dbPaths     []string
+}
+
+// splitTrailing separates the positional arguments from the command given
+// after the user's "--" (reorderArgs keeps it after a "--" of its own).
+func splitTrailing(args []string) (paths, trailing []string, dashdash bool) {
+	if i := slices.Index(args, "--"); i >= 0 {
+		return args[:i], args[i+1:], true
+	}
+	return args, nil, false
+}
+
+// streamPath turns a user's NAME into an absolute path in the snapshot.
+func streamPath(flag, name string) (string, error) {
+	p := path.Clean("/" + name)
+	if name == "" || p == "/" {
+		return "", usagef("%s needs a file name to store the stream as, e.g. %s backup.sql", flag, flag)
+	}
+	return p, nil
+}
+
+// parseStreamFlags reads --stdin, --command and --db. args are the
+// command's positional arguments; the paths among them are returned.
+func parseStreamFlags(stdinName, commandName string, dbURLs, args []string) (streamFlags, []string, error) {
+	sf := streamFlags{stdinName: stdinName, commandName: commandName}
+	paths, trailing, dashdash := splitTrailing(args)
+	switch {
+	case commandName != "" && (!dashdash || len(trailing) == 0):
+		return sf, nil, usagef("--command %s needs the command after --, e.g. snap create --command %s -- pg_dump app", commandName, commandName)
+	case commandName == "" && dashdash:
+		return sf, nil, usagef("arguments after -- are only taken with --command NAME (%v)", trailing)
+	}
+	sf.commandArgs = trailing
+	var streamPaths []string
+	for _, f := range []struct{ flag, name string }{{"--stdin", stdinName}, {"--command", commandName}} {
+		if f.name == "" {
+			continue
+		}
+		p, err := streamPath(f.flag, f.name)
+		if err != nil {
+			return sf, nil, err
+		}
+		streamPaths = append(streamPaths, p)
+	}
+	for _, raw := range dbURLs {
+		d, err := sources.ParseDatabase(raw)
+		if err != nil {
+			return sf, nil, usagef("--db: %v", err)
+		}
+		if !d.All && d.Name == "" && d.Kind != sources.KindMongoDB {
+			return sf, nil, usagef("--db %s names no database: add /dbname, or ?all for the whole server", d)
+		}
+		sf.dbs = append(sf.dbs, d)
+	}
+	dbPaths, err := sources.AssignDumpPaths(sf.dbs)
+	if err != nil {
+		return sf, nil, usagef("--db: %v", err)
+	}
+	sf.dbPaths = dbPaths
+	all := append(streamPaths, dbPaths...)
+	slices.Sort(all)
+	for i := 1; i < len(all); i++ {
+		if all[i] == all[i-1] {
+			return sf, nil, usagef("two sources would both be stored as %s; choose another name", all[i])
+		}
+	}
+	return sf, paths, nil
+}
+
+// build resolves the dump tools (failing when one is not installed) and
+// returns the archiver's streams. Tool output goes to u.
+func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stream, error) {
+	var out []snapshot.Stream
+	if sf.stdinName != "" {
+		p, _ := streamPath("--stdin", sf.stdinName)
+		out = append(out, snapshot.Stream{Path: p, Open: sources.StdinStream(e.stdin), Source: snapshot.Source{Kind: sources.KindStdin}})
+	}
+	if sf.commandName != "" {
+		p, _ := streamPath("--command", sf.commandName)
+		cmd := sources.Command{Name: sf.commandArgs[0], Args: sf.commandArgs[1:], Stderr: u.toolLines(p)}
+		out = append(out, snapshot.Stream{Path: p, Open: cmd.Start,
+			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(sf.commandArgs[0])}})
+	}
+	for i, d := range sf.dbs {
+		dump, err := d.Dump(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p := sf.dbPaths[i]
+		out = append(out, snapshot.Stream{Path: p, Open: dump.Open(u.toolLines(p)),
+			Source: snapshot.Source{Kind: d.Kind, URL: d.String(), Tool: dump.Tool, Version: dump.Version}})
+	}
+	return out, nil
+}
+
+// toolLines returns a callback that shows a program's standard error lines,
+// each marked with what it is producing.
+func (u *ui) toolLines(source string) func(string) {
+	return func(line string) {
+		if u.quiet {
+			return
+		}
+		if u.json {
+			u.jsonLine(map[string]any{"type": "stderr", "source": source, "message": line})
+			return
+		}
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		fmt.Fprintf(u.err, "%s: %s\n", source, line)
+	}
+}

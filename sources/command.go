@@ -1,0 +1,279 @@
+package sources
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Command is a program snap runs: a dump tool whose standard output is a
+// stream, a user's --command, a restore tool reading a dump on its standard
+// input, or a hook.
+//
+// Secrets never go into Args (any user can read a process's arguments in
+// /proc); they go into Env, which only the process's owner can read.
+type Command struct {
+	Name  string    // program, looked up in PATH unless it contains a '/'
+	Args  []string  // arguments, without the program
+	Env   []string  // "KEY=value" entries added to snap's own environment
+	Stdin io.Reader // nil means /dev/null
+	// Stderr receives each line the program writes on its standard error,
+	// as it is written. Nil drops them (the last one still goes into a
+	// failure's error message).
+	Stderr func(line string)
+	// Stdout receives each line of standard output for Run (Start hands
+	// standard output to its caller instead). Nil drops them.
+	Stdout func(line string)
+	// Display names the program in messages; the program name by default.
+	Display string
+}
+
+// CommandError is a program that failed: it could not be started, exited
+// with a non-zero status, or was killed by a signal.
+type CommandError struct {
+	Name     string // the program as named in messages
+	Status   string // "exit status 1", "killed by signal 9 (killed)", or why it did not start
+	LastLine string // the last line it wrote on standard error, if any
+}
+
+func (e *CommandError) Error() string {
+	msg := fmt.Sprintf("%s failed (%s)", e.Name, e.Status)
+	if e.LastLine != "" {
+		msg += ": " + e.LastLine
+	}
+	return msg
+}
+
+// killGrace is how long a cancelled program has to exit after SIGTERM
+// before it is killed.
+const killGrace = 5 * time.Second
+
+func (c *Command) display() string {
+	if c.Display != "" {
+		return c.Display
+	}
+	return c.Name
+}
+
+// build prepares the process. It runs in its own process group, so that
+// cancelling it also ends what it started (a shell pipeline), and a Ctrl-C
+// at the terminal reaches snap, which then ends it in order, rather than
+// every process at once (post hooks must still run).
+func (c *Command) build(ctx context.Context, kill syscall.Signal) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
+	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if cmd.Process == nil {
+			return nil
+		}
+		return syscall.Kill(-cmd.Process.Pid, kill)
+	}
+	cmd.WaitDelay = killGrace
+	return cmd
+}
+
+// Start starts the program and returns its standard output. Closing the
+// returned reader closes the pipe (a program still writing gets SIGPIPE),
+// waits for the program and returns a *CommandError when it failed, or the
+// context's error when it was cancelled. Cancelling ctx stops the program.
+func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
+	cmd := c.build(ctx, syscall.SIGTERM)
+	cmd.Stdin = c.Stdin
+	lines := &lineWriter{fn: c.Stderr}
+	cmd.Stderr = lines
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, &CommandError{Name: c.display(), Status: startFailure(err)}
+	}
+	return &commandReader{out: out, wait: func() error {
+		err := cmd.Wait()
+		lines.flush()
+		return c.exitError(ctx, err, lines.lastLine())
+	}}, nil
+}
+
+// Run runs the program to the end, passing its output lines to Stdout and
+// Stderr. Stdin, when set, is read to the end or until the program exits.
+// A read error from Stdin kills the program before its input is closed, so
+// a restore tool never mistakes a damaged dump for a complete one.
+func (c *Command) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// SIGKILL, not SIGTERM: a restore tool must not get to act on input that
+	// ended early (a kernel with a fatal signal pending returns no more data
+	// to the process).
+	cmd := c.build(ctx, syscall.SIGKILL)
+	var inErr error
+	var inMu sync.Mutex
+	if c.Stdin != nil {
+		cmd.Stdin = &guardReader{r: c.Stdin, fail: func(err error) {
+			inMu.Lock()
+			inErr = err
+			inMu.Unlock()
+			cancel()
+		}}
+	}
+	errLines := &lineWriter{fn: c.Stderr}
+	cmd.Stderr = errLines
+	outLines := &lineWriter{fn: c.Stdout}
+	cmd.Stdout = outLines
+	if err := cmd.Start(); err != nil {
+		return &CommandError{Name: c.display(), Status: startFailure(err)}
+	}
+	err := cmd.Wait()
+	errLines.flush()
+	outLines.flush()
+	inMu.Lock()
+	defer inMu.Unlock()
+	if inErr != nil {
+		return fmt.Errorf("reading the input of %s: %w (%s was stopped)", c.display(), inErr, c.display())
+	}
+	return c.exitError(ctx, err, errLines.lastLine())
+}
+
+func startFailure(err error) string {
+	if errors.Is(err, exec.ErrNotFound) {
+		return "not found in PATH"
+	}
+	return err.Error()
+}
+
+func (c *Command) exitError(ctx context.Context, err error, last string) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		status := ee.String()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			switch {
+			case ws.Signaled():
+				status = fmt.Sprintf("killed by signal %d (%v)", int(ws.Signal()), ws.Signal())
+			case ws.Exited():
+				status = fmt.Sprintf("exit status %d", ws.ExitStatus())
+			}
+		}
+		return &CommandError{Name: c.display(), Status: status, LastLine: last}
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return nil // exited successfully; a child it left behind kept a pipe open
+	}
+	return &CommandError{Name: c.display(), Status: err.Error(), LastLine: last}
+}
+
+// commandReader is a running program's standard output.
+type commandReader struct {
+	out  io.ReadCloser
+	wait func() error
+	once sync.Once
+	err  error
+}
+
+func (r *commandReader) Read(p []byte) (int, error) { return r.out.Read(p) }
+
+func (r *commandReader) Close() error {
+	r.once.Do(func() {
+		_ = r.out.Close()
+		r.err = r.wait()
+	})
+	return r.err
+}
+
+// guardReader reports a read error (other than the end of the input)
+// before returning it.
+type guardReader struct {
+	r    io.Reader
+	fail func(error)
+}
+
+func (g *guardReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if err != nil && err != io.EOF {
+		g.fail(err)
+	}
+	return n, err
+}
+
+// maxLine bounds a line handed to a line callback; longer ones are split.
+const maxLine = 4096
+
+// lineWriter splits what a program writes into lines for a callback and
+// remembers the last non-empty one.
+type lineWriter struct {
+	mu   sync.Mutex
+	fn   func(string)
+	buf  []byte
+	last string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) >= maxLine {
+				w.emit(w.buf[:maxLine])
+				w.buf = append(w.buf[:0], w.buf[maxLine:]...)
+				continue
+			}
+			return len(p), nil
+		}
+		w.emit(w.buf[:min(i, maxLine)])
+		w.buf = append(w.buf[:0], w.buf[i+1:]...)
+	}
+}
+
+func (w *lineWriter) emit(b []byte) {
+	line := strings.TrimRight(string(b), "\r")
+	if strings.TrimSpace(line) != "" {
+		w.last = strings.TrimSpace(line)
+	}
+	if w.fn != nil {
+		w.fn(line)
+	}
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(w.buf)
+		w.buf = nil
+	}
+}
+
+func (w *lineWriter) lastLine() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+// ToolVersion returns the first line a program prints for --version, or ""
+// when it prints nothing.
+func ToolVersion(ctx context.Context, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(line)
+}

@@ -1,0 +1,113 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCommandStream(t *testing.T) {
+	var lines []string
+	c := Command{Name: "sh", Args: []string{"-c", "echo out; echo 'warn 1' >&2; printf 'last' >&2"}, Stderr: func(l string) { lines = append(lines, l) }}
+	rc, err := c.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(rc)
+	if err := rc.Close(); err != nil || string(out) != "out\n" {
+		t.Fatalf("output %q, close %v", out, err)
+	}
+	if strings.Join(lines, "|") != "warn 1|last" {
+		t.Fatalf("stderr lines %q", lines)
+	}
+}
+
+func TestCommandFailures(t *testing.T) {
+	for script, want := range map[string]string{
+		"echo data; echo 'it broke' >&2; exit 3": "sh failed (exit status 3): it broke",
+		"echo data; kill -9 $$":                  "sh failed (killed by signal 9 (killed))",
+	} {
+		c := Command{Name: "sh", Args: []string{"-c", script}}
+		rc, err := c.Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(rc)
+		err = rc.Close()
+		var ce *CommandError
+		if !errors.As(err, &ce) || err.Error() != want {
+			t.Errorf("%s: %v, want %s", script, err, want)
+		}
+	}
+	c := Command{Name: "/nonexistent/tool"}
+	if _, err := c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "/nonexistent/tool") {
+		t.Errorf("missing program: %v", err)
+	}
+}
+
+// A stream closed before its end (the snapshot failed elsewhere) ends the
+// program instead of waiting for it.
+func TestCommandClosedEarly(t *testing.T) {
+	c := Command{Name: "sh", Args: []string{"-c", "yes"}}
+	rc, err := c.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rc.Close() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a program stopped half-way reported success")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for a program that keeps writing")
+	}
+}
+
+func TestCommandCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := Command{Name: "sh", Args: []string{"-c", "sleep 60 | cat"}}
+	rc, err := c.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, _ = io.ReadAll(rc)
+	if err := rc.Close(); !errors.Is(err, context.Canceled) || time.Since(start) > 10*time.Second {
+		t.Fatalf("cancelled program: %v after %v", err, time.Since(start))
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 0 {
+		f.n--
+		return copy(p, "SELECT 1;\n"), nil
+	}
+	return 0, errors.New("blob damaged")
+}
+
+// A restore tool whose input fails is killed, never left to treat the
+// input it got as complete.
+func TestCommandRunInputError(t *testing.T) {
+	c := Command{Name: "sh", Args: []string{"-c", "cat > /dev/null; echo finished"}, Stdin: &failingReader{n: 3}}
+	var out []string
+	c.Stdout = func(l string) { out = append(out, l) }
+	err := c.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "blob damaged") {
+		t.Fatalf("Run with a failing input: %v", err)
+	}
+	if len(out) != 0 {
+		t.Fatalf("the program went on after its input failed: %q", out)
+	}
+}

@@ -1,0 +1,369 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Database is a database named by a URL (snap create --db, snap restore
+// --to):
+//
+//	postgres://user@host:port/dbname   one PostgreSQL database (pg_dump, psql)
+//	postgres://user@host:port/?all     every database and the roles (pg_dumpall)
+//	mysql://user@host:port/dbname      MariaDB or MySQL (mariadb-dump or mysqldump)
+//	mysql://user@host:port/?all        every database (--all-databases)
+//	sqlite:///path/app.db              a SQLite file (sqlite3)
+//	mongodb://user@host:port/dbname    MongoDB (mongodump --archive), ?all or no name: every database
+//
+// A password in the URL is taken out of it: it reaches the tool only
+// through the tool's environment (PGPASSWORD, MYSQL_PWD) or a private
+// option file, never its arguments, and String never shows it.
+type Database struct {
+	Kind string // KindPostgres, KindMySQL, KindSQLite or KindMongoDB
+	Name string // the database; "" when the URL names none
+	All  bool   // the whole server
+	File string // SQLite: the absolute path of the database file
+
+	u        url.URL // the URL without its password and without ?all
+	password string
+}
+
+// ParseDatabase parses a database URL. A server URL without a database name
+// is accepted here (a restore target may leave the name to the dump); Dump
+// requires one, or ?all.
+func ParseDatabase(raw string) (*Database, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// The parse error would quote the URL, password and all.
+		return nil, errors.New("database URL cannot be parsed: percent-encode special characters in the user name and password (/ as %2F, @ as %40, # as %23)")
+	}
+	d := &Database{}
+	switch strings.ToLower(u.Scheme) {
+	case "postgres", "postgresql":
+		d.Kind = KindPostgres
+	case "mysql", "mariadb":
+		d.Kind = KindMySQL
+	case "sqlite", "sqlite3":
+		d.Kind = KindSQLite
+	case "mongodb", "mongodb+srv":
+		d.Kind = KindMongoDB
+	default:
+		return nil, fmt.Errorf("database URL %q: unknown kind %q; use postgres://, mysql://, sqlite:// or mongodb://", redactRaw(raw), u.Scheme)
+	}
+	if d.Kind == KindSQLite {
+		return parseSQLite(d, u)
+	}
+	if u.Opaque != "" {
+		return nil, fmt.Errorf("database URL %q: write it as %s://user@host:port/dbname", redactRaw(raw), u.Scheme)
+	}
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			d.password = pw
+		}
+		u.User = url.User(u.User.Username())
+	}
+	q := u.Query()
+	if _, ok := q["all"]; ok {
+		d.All = true
+		q.Del("all")
+	}
+	if d.Kind == KindPostgres {
+		// libpq also takes the password as a query parameter.
+		if pw := q.Get("password"); pw != "" {
+			d.password = pw
+		}
+		q.Del("password")
+	}
+	u.RawQuery = q.Encode()
+	u.Fragment, u.RawFragment = "", ""
+	name := strings.Trim(u.Path, "/")
+	if strings.Contains(name, "/") {
+		return nil, fmt.Errorf("database URL %q: %q is not a database name", redactRaw(raw), name)
+	}
+	if d.All && name != "" && d.Kind == KindMongoDB {
+		return nil, fmt.Errorf("database URL %q: give a database name or ?all, not both", redactRaw(raw))
+	}
+	if !d.All {
+		d.Name = name
+	}
+	d.u = *u
+	if d.Kind == KindMySQL {
+		if err := checkMySQLParams(q); err != nil {
+			return nil, fmt.Errorf("database URL %q: %v", d, err)
+		}
+	}
+	return d, nil
+}
+
+func parseSQLite(d *Database, u *url.URL) (*Database, error) {
+	var p string
+	switch {
+	case u.Opaque != "":
+		p = u.Opaque // sqlite:relative/app.db
+	case u.Host != "" && u.Host != "localhost":
+		// sqlite://app.db: a relative name read as a host.
+		p = u.Host + u.Path
+	default:
+		p = u.Path
+	}
+	if p == "" {
+		return nil, fmt.Errorf("database URL %q: give the file, e.g. sqlite:///var/lib/app/app.db", u.String())
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return nil, err
+	}
+	d.File = abs
+	d.Name = strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
+	d.u = url.URL{Scheme: "sqlite", Path: abs}
+	return d, nil
+}
+
+// String is the URL without secrets, as messages and snapshots show it.
+func (d *Database) String() string {
+	if d.Kind == KindSQLite {
+		return "sqlite://" + d.File
+	}
+	u := d.u
+	s := u.String()
+	if d.All {
+		if u.RawQuery == "" {
+			s += "?all"
+		} else {
+			s = strings.Replace(s, "?", "?all&", 1)
+		}
+	}
+	return s
+}
+
+// connURL is the URL the tools are given: no password, no ?all, and the
+// database name replaced by name when name is not "".
+func (d *Database) connURL(name string) string {
+	u := d.u
+	if name != "" {
+		u.Path = "/" + name
+		u.RawPath = ""
+	}
+	return u.String()
+}
+
+// WithName returns the same server with another database name.
+func (d *Database) WithName(name string) *Database {
+	c := *d
+	c.Name = name
+	c.All = false
+	c.u.Path = "/" + name
+	c.u.RawPath = ""
+	return &c
+}
+
+// Server returns the URL's host and port as a name for messages and for
+// telling dumps of two servers apart ("127.0.0.1-5432", "local").
+func (d *Database) Server() string {
+	if d.Kind == KindSQLite {
+		return strings.TrimPrefix(filepath.Dir(d.File), "/")
+	}
+	h := strings.NewReplacer(":", "-", "/", "-", ",", "_").Replace(d.u.Host)
+	if h == "" {
+		return "local"
+	}
+	return h
+}
+
+// DumpPath is where the dump goes in the snapshot tree, for example
+// /db/postgres/app.sql. Qualified paths include the server (or, for SQLite,
+// the directory), for when two sources would have the same name.
+func (d *Database) DumpPath(qualified bool) string {
+	name := d.Name
+	if d.All || name == "" {
+		name = "all"
+	}
+	ext := ".sql"
+	if d.Kind == KindMongoDB {
+		ext = ".archive"
+	}
+	if qualified {
+		return path.Join("/db", d.Kind, d.Server(), name+ext)
+	}
+	return path.Join("/db", d.Kind, name+ext)
+}
+
+// Dump is a database dump ready to start.
+type Dump struct {
+	DB      *Database
+	Tool    string // the program's name, e.g. "pg_dump"
+	Version string // its --version line
+	cmd     Command
+	cleanup func() // removes a private option file, if one was written
+}
+
+// Dump finds the dump tool and its version. It fails when the tool is not
+// installed or the URL names no database.
+func (d *Database) Dump(ctx context.Context) (*Dump, error) {
+	if !d.All && d.Name == "" && d.Kind != KindMongoDB {
+		return nil, fmt.Errorf("%s names no database: add /dbname, or ?all for the whole server", d)
+	}
+	var (
+		cmd Command
+		err error
+	)
+	switch d.Kind {
+	case KindPostgres:
+		cmd, err = d.postgresDump()
+	case KindMySQL:
+		cmd, err = d.mysqlDump()
+	case KindSQLite:
+		cmd, err = d.sqliteDump()
+	case KindMongoDB:
+		cmd, err = d.mongoDump()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Dump{DB: d, Tool: filepath.Base(cmd.Name), Version: ToolVersion(ctx, cmd.Name), cmd: cmd}, nil
+}
+
+// Open returns the stream opener for the archiver: it starts the tool, whose
+// standard output is the dump. Its standard error lines go to stderr.
+func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.ReadCloser, error) {
+	return func(ctx context.Context) (io.ReadCloser, error) {
+		c := p.cmd
+		c.Stderr = stderr
+		if p.DB.Kind == KindSQLite {
+			if err := checkSQLiteFile(p.DB.File); err != nil {
+				return nil, err
+			}
+			c.Stdin = strings.NewReader(sqliteDumpScript)
+		}
+		if p.DB.Kind == KindMongoDB && p.DB.password != "" {
+			file, cleanup, err := mongoConfigFile(p.DB.password)
+			if err != nil {
+				return nil, err
+			}
+			c.Args = append([]string{"--config=" + file}, c.Args...)
+			rc, err := c.Start(ctx)
+			if err != nil {
+				cleanup()
+				return nil, err
+			}
+			return &cleanupReader{ReadCloser: rc, cleanup: cleanup}, nil
+		}
+		return c.Start(ctx)
+	}
+}
+
+type cleanupReader struct {
+	io.ReadCloser
+	cleanup func()
+}
+
+func (c *cleanupReader) Close() error {
+	err := c.ReadCloser.Close()
+	c.cleanup()
+	return err
+}
+
+// RestoreOptions tune a restore into a database.
+type RestoreOptions struct {
+	// Replace drops and recreates a database that exists and holds data;
+	// without it such a database is refused.
+	Replace bool
+	// From is the name of the database the dump was taken from; MongoDB
+	// renames it to the target's when they differ.
+	From   string
+	Stderr func(line string) // the tool's error and warning lines
+	Stdout func(line string) // the tool's other output
+}
+
+// ErrNotEmpty means a restore target exists and holds data.
+var ErrNotEmpty = errors.New("exists and is not empty")
+
+// Restore loads a dump made from a database of the same kind into d. A
+// database that does not exist is created; one that exists and is empty is
+// loaded; one that holds data is refused (ErrNotEmpty) unless o.Replace.
+// A dump of a whole server (all) is loaded into the server d names. It
+// reports whether it created the database.
+func (d *Database) Restore(ctx context.Context, dump io.Reader, all bool, o RestoreOptions) (created bool, err error) {
+	if !all && d.Name == "" && d.Kind != KindMongoDB {
+		return false, fmt.Errorf("%s names no database to restore into", d)
+	}
+	switch d.Kind {
+	case KindPostgres:
+		return d.postgresRestore(ctx, dump, all, o)
+	case KindMySQL:
+		return d.mysqlRestore(ctx, dump, all, o)
+	case KindSQLite:
+		return d.sqliteRestore(ctx, dump, o)
+	case KindMongoDB:
+		return d.mongoRestore(ctx, dump, all, o.From, o)
+	}
+	return false, fmt.Errorf("cannot restore into %s", d)
+}
+
+// lookTool returns the first of the programs that is installed.
+func lookTool(names ...string) (string, error) {
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not installed (not found in PATH)", strings.Join(names, " or "))
+}
+
+// env returns the tool environment carrying the password, if any.
+func (d *Database) env(variable string) []string {
+	if d.password == "" {
+		return nil
+	}
+	return []string{variable + "=" + d.password}
+}
+
+// redactRaw hides the password of a URL that is shown in an error.
+func redactRaw(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// AssignDumpPaths returns where each database's dump goes in the
+// snapshot tree: /db/KIND/NAME.sql, or, for databases that would share that
+// path, a path qualified by their server (or SQLite directory).
+func AssignDumpPaths(dbs []*Database) ([]string, error) {
+	count := map[string]int{}
+	for _, d := range dbs {
+		count[d.DumpPath(false)]++
+	}
+	paths := make([]string, len(dbs))
+	seen := map[string]bool{}
+	for i, d := range dbs {
+		p := d.DumpPath(false)
+		if count[p] > 1 {
+			p = d.DumpPath(true)
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("%s is given twice (both would be stored as %s)", d, p)
+		}
+		seen[p] = true
+		paths[i] = p
+	}
+	return paths, nil
+}

@@ -1,0 +1,104 @@
+package sources
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseDatabase(t *testing.T) {
+	for _, c := range []struct {
+		raw, kind, name, str, path, conn string
+		all                              bool
+	}{
+		{raw: "postgres://app@db1:5432/shop", kind: KindPostgres, name: "shop", str: "postgres://app@db1:5432/shop",
+			path: "/db/postgres/shop.sql", conn: "postgres://app@db1:5432/shop"},
+		{raw: "postgresql://app:pw@db1/shop?sslmode=require", kind: KindPostgres, name: "shop",
+			str: "postgresql://app@db1/shop?sslmode=require", path: "/db/postgres/shop.sql", conn: "postgresql://app@db1/shop?sslmode=require"},
+		{raw: "postgres://app@db1/shop?password=pw&sslmode=disable", kind: KindPostgres, name: "shop",
+			str: "postgres://app@db1/shop?sslmode=disable", path: "/db/postgres/shop.sql", conn: "postgres://app@db1/shop?sslmode=disable"},
+		{raw: "postgres://postgres@127.0.0.1:5432/?all", kind: KindPostgres, all: true, str: "postgres://postgres@127.0.0.1:5432/?all",
+			path: "/db/postgres/all.sql", conn: "postgres://postgres@127.0.0.1:5432/"},
+		{raw: "mysql://root:x@127.0.0.1:3306/test", kind: KindMySQL, name: "test", str: "mysql://root@127.0.0.1:3306/test", path: "/db/mysql/test.sql"},
+		{raw: "mariadb://root@localhost/test?socket=/run/mysqld/mysqld.sock", kind: KindMySQL, name: "test",
+			str: "mariadb://root@localhost/test?socket=%2Frun%2Fmysqld%2Fmysqld.sock", path: "/db/mysql/test.sql"},
+		{raw: "sqlite:///var/lib/app/app.db", kind: KindSQLite, name: "app", str: "sqlite:///var/lib/app/app.db", path: "/db/sqlite/app.sql"},
+		{raw: "mongodb://u:p@h1:27017,h2:27017/shop?replicaSet=rs0", kind: KindMongoDB, name: "shop",
+			str: "mongodb://u@h1:27017,h2:27017/shop?replicaSet=rs0", path: "/db/mongodb/shop.archive"},
+	} {
+		d, err := ParseDatabase(c.raw)
+		if err != nil {
+			t.Errorf("%s: %v", c.raw, err)
+			continue
+		}
+		if d.Kind != c.kind || d.Name != c.name || d.All != c.all || d.String() != c.str || d.DumpPath(false) != c.path {
+			t.Errorf("%s: kind %s name %q all %v string %s path %s", c.raw, d.Kind, d.Name, d.All, d, d.DumpPath(false))
+		}
+		if c.conn != "" && d.connURL("") != c.conn {
+			t.Errorf("%s: tool URL %s, want %s", c.raw, d.connURL(""), c.conn)
+		}
+	}
+	for _, raw := range []string{"oracle://h/db", "postgres:db", "mysql://h/db?foo=bar", "postgres://u:pa/ss@h/db", "sqlite://"} {
+		_, err := ParseDatabase(raw)
+		if err == nil {
+			t.Errorf("%s: accepted", raw)
+		} else if strings.Contains(err.Error(), "pa/ss") || strings.Contains(err.Error(), ":pa") {
+			t.Errorf("%s: the error shows the password: %v", raw, err)
+		}
+	}
+}
+
+func TestPasswordOnlyInEnvironment(t *testing.T) {
+	d, err := ParseDatabase("mysql://backup:s3cret@db:3306/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.Join(d.mysqlConnArgs(), " "), "s3cret") || strings.Contains(d.String(), "s3cret") {
+		t.Fatal("password in arguments or string")
+	}
+	if env := d.env("MYSQL_PWD"); len(env) != 1 || env[0] != "MYSQL_PWD=s3cret" {
+		t.Fatalf("environment %v", env)
+	}
+	p, _ := ParseDatabase("postgres://u:p%40ss@h/db")
+	if env := p.env("PGPASSWORD"); len(env) != 1 || env[0] != "PGPASSWORD=p@ss" {
+		t.Fatalf("environment %v", env)
+	}
+}
+
+func TestAssignDumpPaths(t *testing.T) {
+	var dbs []*Database
+	for _, raw := range []string{"postgres://u@a:5432/app", "postgres://u@b:5432/app", "mysql://u@a/app", "sqlite:///srv/x/app.db", "sqlite:///srv/y/app.db"} {
+		d, err := ParseDatabase(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dbs = append(dbs, d)
+	}
+	paths, err := AssignDumpPaths(dbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "/db/postgres/a-5432/app.sql /db/postgres/b-5432/app.sql /db/mysql/app.sql /db/sqlite/srv/x/app.sql /db/sqlite/srv/y/app.sql"
+	if got := strings.Join(paths, " "); got != want {
+		t.Fatalf("paths %s\nwant  %s", got, want)
+	}
+	if _, err := AssignDumpPaths([]*Database{dbs[0], dbs[0]}); err == nil {
+		t.Fatal("the same database twice was accepted")
+	}
+}
+
+func TestMySQLConnArgs(t *testing.T) {
+	for raw, want := range map[string]string{
+		"mysql://root@127.0.0.1:3306/db":                                 "--protocol=TCP --host=127.0.0.1 --port=3306 --user=root",
+		"mysql://root@localhost/db":                                      "--user=root",
+		"mysql:///db?socket=/s.sock":                                     "--socket=/s.sock",
+		"mysql://u@h/db?defaults-extra-file=/etc/snap/my.cnf&ssl-ca=/ca": "--defaults-extra-file=/etc/snap/my.cnf --protocol=TCP --host=h --user=u --ssl-ca=/ca",
+	} {
+		d, err := ParseDatabase(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(d.mysqlConnArgs(), " "); got != want {
+			t.Errorf("%s: %s\nwant %s", raw, got, want)
+		}
+	}
+}

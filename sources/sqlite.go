@@ -1,0 +1,139 @@
+package sources
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// SQLite: the sqlite3 shell writes the database as SQL text (.dump) inside
+// one read transaction, so the dump is one consistent state of the
+// database however busy its writers are (see docs/design.md for why not
+// .backup or VACUUM INTO: both need a seekable file, not a stream). Before
+// the SQL it writes the PRAGMAs that .dump leaves out but applications
+// rely on: page size, auto-vacuum, user_version (schema migrations),
+// application_id, and WAL mode.
+//
+// The file is opened with mode=rw: a mistyped path is an error, never a
+// new empty database that would then be backed up as if it were the real
+// one.
+
+// sqliteDumpScript waits up to a minute for a writer's lock (a writer in
+// rollback-journal mode locks readers out while it commits).
+const sqliteDumpScript = `.timeout 60000
+.headers off
+.mode list
+BEGIN;
+SELECT '-- snap: SQLite dump, one read transaction' FROM (SELECT count(*) FROM sqlite_master);
+SELECT 'PRAGMA page_size=' || page_size || ';' FROM pragma_page_size;
+SELECT 'PRAGMA auto_vacuum=' || auto_vacuum || ';' FROM pragma_auto_vacuum;
+SELECT 'PRAGMA user_version=' || user_version || ';' FROM pragma_user_version;
+SELECT 'PRAGMA application_id=' || application_id || ';' FROM pragma_application_id;
+SELECT 'PRAGMA journal_mode=wal;' FROM pragma_journal_mode WHERE journal_mode = 'wal';
+.dump
+COMMIT;
+`
+
+func sqliteURI(file string) string {
+	return (&url.URL{Scheme: "file", Path: file, RawQuery: "mode=rw"}).String()
+}
+
+func (d *Database) sqliteDump() (Command, error) {
+	tool, err := lookTool("sqlite3")
+	if err != nil {
+		return Command{}, fmt.Errorf("%s: %v; install sqlite3", d, err)
+	}
+	if err := checkSQLiteFile(d.File); err != nil {
+		return Command{}, err
+	}
+	return Command{Name: tool, Args: []string{"-bail", "-batch", sqliteURI(d.File)}}, nil
+}
+
+func checkSQLiteFile(file string) error {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return fmt.Errorf("sqlite://%s: %w; check the path", file, unwrapPathErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("sqlite://%s is not a regular file", file)
+	}
+	return nil
+}
+
+// sqliteRestore loads the dump into a new file beside the target and
+// renames it into place once it has loaded, so the target is never half
+// restored. With Replace, an existing database is swapped for the restored
+// one (its -wal, -shm and -journal files are removed first: left behind,
+// they would be applied to the new file). The file keeps the old one's mode
+// and owner.
+func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreOptions) (bool, error) {
+	tool, err := lookTool("sqlite3")
+	if err != nil {
+		return false, fmt.Errorf("%s: %v; install sqlite3", d, err)
+	}
+	old, err := os.Stat(d.File)
+	exists := err == nil
+	switch {
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("%s: %w", d, unwrapPathErr(err))
+	case exists && !old.Mode().IsRegular():
+		return false, fmt.Errorf("%s is not a regular file", d)
+	case exists && old.Size() > 0 && !o.Replace:
+		return false, fmt.Errorf("database %s %w; restore into another file with --to, or replace it with --replace", d, ErrNotEmpty)
+	}
+	dir := filepath.Dir(d.File)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("%s: %w", d, err)
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, "."+filepath.Base(d.File)+".snap-restore-"+hex.EncodeToString(rnd[:]))
+	removeDB := func(p string) {
+		for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+			_ = os.Remove(p + suffix)
+		}
+	}
+	c := Command{Name: tool, Args: []string{"-bail", "-batch", tmp}, Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
+	if err := c.Run(ctx); err != nil {
+		removeDB(tmp)
+		return false, err
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err == nil && exists {
+		err = os.Chmod(tmp, old.Mode().Perm())
+		if st, ok := old.Sys().(*syscall.Stat_t); ok && err == nil && os.Geteuid() == 0 {
+			err = os.Chown(tmp, int(st.Uid), int(st.Gid))
+		}
+	}
+	if err != nil {
+		removeDB(tmp)
+		return false, fmt.Errorf("%s: %w", d, err)
+	}
+	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
+		if err := os.Remove(d.File + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			removeDB(tmp)
+			return false, fmt.Errorf("%s: remove %s: %w", d, d.File+suffix, err)
+		}
+	}
+	if err := os.Rename(tmp, d.File); err != nil {
+		removeDB(tmp)
+		return false, fmt.Errorf("%s: %w", d, err)
+	}
+	if df, err := os.Open(dir); err == nil {
+		_ = df.Sync()
+		df.Close()
+	}
+	return !exists, nil
+}
