@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -112,7 +114,16 @@ func runRestore(c *cli.Context, e *env) error {
 	if s.connections > 0 {
 		workers = max(s.connections, 2*runtime.NumCPU())
 	}
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Report: func(ev snapshot.Event) {
+	var blobs snapshot.BlobLoader
+	if isRemote(gstring(c, "repo")) && len(inc) == 0 && len(exc) == 0 {
+		f, err := planFetch(c.Context, s, sub, node)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		blobs = f
+	}
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Blobs: blobs, Report: func(ev snapshot.Event) {
 		switch ev.Kind {
 		case snapshot.EventError:
 			u.errorf("%v", ev.Err)
@@ -139,4 +150,22 @@ func runRestore(c *cli.Context, e *env) error {
 		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
 	}
 	return nil
+}
+
+// planFetch prepares a whole-restore from a remote repository: it walks
+// the trees to be restored (from the local tree cache) and counts the
+// blobs needed from each pack, so that packs mostly needed are fetched
+// with one request each instead of one per blob.
+func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) (*index.PackFetcher, error) {
+	plan := index.NewPackPlan()
+	err := snapshot.Walk(ctx, s.ix, sub, node, func(_ string, n *snapshot.Node) error {
+		for _, id := range n.Content {
+			plan.Add(s.ix, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.ix.NewPackFetcher(s.cache, plan)
 }

@@ -385,6 +385,17 @@ func TestS3RequestCounts(t *testing.T) {
 	if n := big.create.Op("save"); n > 6 {
 		t.Errorf("an incremental create with one new file saved %d files (%s)", n, big.create)
 	}
+
+	// A restore of the 1100 files reads whole packs, not one blob each.
+	restore := measure(tr, "restore", "latest", "--target", filepath.Join(tr.dir, "restored"))
+	t.Logf("restore of %d files: %d requests (%s)", 1102, restore.Total(), restore)
+	if n := restore[counting.Key{Op: "load", Type: repo.PackFile}]; n > 5 {
+		t.Errorf("restore read %d times from packs", n)
+	}
+	sameFiles(t, src, filepath.Join(tr.dir, "restored", src))
+	if left, _ := filepath.Glob(filepath.Join(tr.cache, "*", "fetch-*")); len(left) > 0 {
+		t.Errorf("restore left fetched packs behind: %v", left)
+	}
 }
 
 // copyDir copies the regular files of src into dst.

@@ -88,16 +88,34 @@ func StartKind(t testing.TB, kind string) *Server {
 		}
 		t.Skip(err)
 	}
-	s := &Server{Kind: kind, bin: bin, AccessKey: "snaptestaccess", SecretKey: "snap-test-secret-key", Dir: t.TempDir()}
+	s, err := launch(kind, bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Launch starts a server of the given kind ("versitygw" or "minio")
+// keeping its objects in dir, outside of a test (the benchmark harness
+// uses it). The caller stops it with Stop.
+func Launch(kind, dir string) (*Server, error) {
+	bin, _, err := Binary(kind)
+	if err != nil {
+		return nil, err
+	}
+	return launch(kind, bin, dir)
+}
+
+func launch(kind, bin, dir string) (*Server, error) {
+	s := &Server{Kind: kind, bin: bin, AccessKey: "snaptestaccess", SecretKey: "snap-test-secret-key", Dir: dir}
 	var lastErr error
 	for range 5 { // a port picked free may be taken by the time the server binds it
 		if lastErr = s.start(false); lastErr == nil {
-			t.Cleanup(s.Stop)
-			return s
+			return s, nil
 		}
 	}
-	t.Fatalf("start %s: %v", kind, lastErr)
-	return nil
+	return nil, fmt.Errorf("start %s: %v", kind, lastErr)
 }
 
 func freePort() (string, error) {
