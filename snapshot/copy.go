@@ -50,6 +50,10 @@ type CopyOptions struct {
 	// still holds its blob in a live pack (Writer.Known), so it is safe to
 	// record a pair as soon as the blob is saved.
 	Map *index.BlobMap
+	// FetchDir, when set, is where packs of a remote source that a batch
+	// mostly needs are fetched whole (see index.PackFetcher) instead of
+	// one request per blob.
+	FetchDir string
 }
 
 // CopyStats count what a copy did.
@@ -191,6 +195,19 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 	if len(missing) == 0 {
 		return nil
 	}
+	var src BlobLoader = c.src
+	if c.opts.FetchDir != "" {
+		plan := index.NewPackPlan()
+		for sid := range missing {
+			plan.Add(c.src, sid)
+		}
+		f, err := c.src.NewPackFetcher(c.opts.FetchDir, plan)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		src = f
+	}
 	ids := make(chan repo.ID)
 	var (
 		wg       sync.WaitGroup
@@ -205,7 +222,7 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 		go func() {
 			defer wg.Done()
 			for sid := range ids {
-				tid, err := c.copyBlob(ctx, sid)
+				tid, err := c.copyBlob(ctx, src, sid)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
@@ -246,8 +263,8 @@ feed:
 // copyBlob reads one data blob from the source (verified against its
 // source ID), hashes it with the target's key and saves it in the target
 // unless the target has it.
-func (c *Copier) copyBlob(ctx context.Context, sid repo.ID) (repo.ID, error) {
-	plain, err := c.src.LoadBlob(ctx, repo.DataBlob, sid, nil)
+func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (repo.ID, error) {
+	plain, err := src.LoadBlob(ctx, repo.DataBlob, sid, nil)
 	if err != nil {
 		return repo.ID{}, err
 	}
@@ -292,7 +309,7 @@ func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
 			for j, sid := range n.Content {
 				tid, ok := c.known(sid)
 				if !ok {
-					if tid, err = c.copyBlob(ctx, sid); err != nil {
+					if tid, err = c.copyBlob(ctx, c.src, sid); err != nil {
 						return repo.ID{}, fmt.Errorf("%s: %w", n.Name, err)
 					}
 				}

@@ -117,7 +117,11 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	}
 	workers := max(src.connections, dst.connections, 4)
 	comp, _ := repo.ParseCompression("fastest")
-	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm,
+	fetchDir := ""
+	if isRemote(gstring(c, "repo")) {
+		fetchDir = src.cache
+	}
+	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir,
 		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2)}})
 
 	copied, skipped := 0, 0
