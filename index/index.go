@@ -68,6 +68,10 @@ type Options struct {
 	LockTimeout time.Duration
 	// Log receives notices (a temporary cache, a vanished segment).
 	Log func(msg string)
+	// NoSync opens the cache without reading new segments, for repair,
+	// which rebuilds the cache itself (and must work when a segment is
+	// damaged).
+	NoSync bool
 	// CacheTreePacks keeps whole tree packs in dir/packs (see
 	// packcache.go): worth it when every read is a network request.
 	CacheTreePacks bool
@@ -112,6 +116,9 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	if err := ix.init(); err != nil {
 		ix.Close()
 		return nil, err
+	}
+	if o.NoSync {
+		return ix, nil
 	}
 	if _, err := ix.Sync(ctx, o.Log); err != nil {
 		ix.Close()
@@ -272,7 +279,7 @@ var ErrBlobNotIndexed = errors.New("blob is not in the index")
 func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error) {
 	loc, ok := ix.Lookup(t, id)
 	if !ok {
-		return nil, fmt.Errorf("%s blob %s: %w (run 'snap repair index', or 'snap check' to see what is affected)", t, id, ErrBlobNotIndexed)
+		return nil, fmt.Errorf("%s blob %s: %w (run 'snap repair index --from-packs' to index the packs again, or 'snap check' to see what is affected)", t, id, ErrBlobNotIndexed)
 	}
 	return ix.LoadBlobAt(ctx, loc, dst)
 }

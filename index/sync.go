@@ -40,6 +40,15 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 	if err != nil {
 		return st, err
 	}
+	// A segment that cannot be read is an error only if no segment
+	// supersedes it: 'snap repair index --from-packs' leaves a damaged
+	// segment in place and writes one that supersedes it, which may be
+	// read before or after it.
+	type failedSeg struct {
+		id  repo.ID
+		err error
+	}
+	var failed []failedSeg
 	for _, id := range remote {
 		if known[id] || superseded[id] {
 			continue
@@ -52,16 +61,24 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 			continue // removed by a concurrent prune after being superseded
 		}
 		if err != nil {
-			return st, fmt.Errorf("read index segment %s: %w (run 'snap repair index --from-packs' if it stays)", id, err)
+			failed = append(failed, failedSeg{id, fmt.Errorf("read index segment %s: %w (run 'snap repair index --from-packs' if it stays)", id, err)})
+			continue
 		}
 		seg, err := DecodeSegment(plain)
 		if err != nil {
-			return st, &repo.CorruptError{Object: "index/" + id.String(), Reason: err.Error()}
+			failed = append(failed, failedSeg{id, &repo.CorruptError{Object: "index/" + id.String(),
+				Reason: err.Error() + " (run 'snap repair index --from-packs')"}})
+			continue
 		}
 		if err := ix.AddSegment(id, seg); err != nil {
 			return st, err
 		}
 		st.Added++
+	}
+	for _, f := range failed {
+		if !ix.KnowsSegment(f.id) {
+			return st, f.err
+		}
 	}
 	// Segments the cache has but the repository lost without a successor.
 	for id := range known {

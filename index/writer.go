@@ -140,6 +140,11 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 		return ctx.Err()
 	}
 	w.uploads.Add(1)
+	// The upload outlives the Save call that filled the pack, whose context
+	// may end as soon as that call returns (the archiver cancels its
+	// workers' context when the walk is done). Flush waits for the upload
+	// and reports its error; a cancelled run stops at Flush's segment write.
+	ctx = context.WithoutCancel(ctx)
 	go func() {
 		defer w.uploads.Done()
 		defer func() { <-w.sem }()

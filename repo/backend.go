@@ -53,7 +53,8 @@ type Backend interface {
 	// Save stores data under h, durably and atomically.
 	Save(ctx context.Context, h Handle, data []byte) error
 	// Load returns length bytes from offset; length 0 means to the end.
-	// A file shorter than offset+length gives an error, not short data.
+	// A file shorter than offset+length gives an error wrapping
+	// io.ErrUnexpectedEOF (a truncated file), not short data.
 	Load(ctx context.Context, h Handle, offset, length int64) ([]byte, error)
 	// Stat returns the size of the file.
 	Stat(ctx context.Context, h Handle) (int64, error)

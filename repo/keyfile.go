@@ -129,17 +129,22 @@ func (kf *keyFile) unwrap(password string) (*MasterKey, error) {
 // and the key file's name.
 func findKey(ctx context.Context, be Backend, password string) (*MasterKey, string, error) {
 	var names []string
+	var firstErr error
 	err := be.List(ctx, KeyFile, func(name string, size int64) error {
+		if size > maxKeyFileSize { // not read: a hostile file must not fill memory
+			firstErr = cmpErr(firstErr, corrupt(Handle{Type: KeyFile, Name: name}.String(), "%d bytes exceed the key file size limit %d", size, maxKeyFileSize))
+			return nil
+		}
 		names = append(names, name)
 		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	if len(names) == 0 {
+	if len(names) == 0 && firstErr == nil {
 		return nil, "", fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
-	var firstErr, loadErr error
+	var loadErr error
 	for _, name := range names {
 		h := Handle{Type: KeyFile, Name: name}
 		data, err := be.Load(ctx, h, 0, 0)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 )
@@ -119,6 +120,12 @@ func DecodeBlobEntry(b []byte) (BlobEntry, error) {
 	if !e.Compressed && e.RawLength != e.Length-Overhead {
 		return e, fmt.Errorf("blob %s: raw length %d does not match stored length %d", e.ID.Short(), e.RawLength, e.Length)
 	}
+	// A blob is stored compressed only when that makes it smaller, so no
+	// stored blob is longer than its plaintext plus the overhead; this also
+	// bounds what a reader allocates for it.
+	if e.Compressed && int64(e.Length) > int64(e.RawLength)+Overhead {
+		return e, fmt.Errorf("blob %s: stored length %d exceeds raw length %d plus overhead", e.ID.Short(), e.Length, e.RawLength)
+	}
 	return e, nil
 }
 
@@ -215,6 +222,9 @@ func (r *Repository) OpenBlob(packID ID, e BlobEntry, sealed []byte, dst []byte)
 func (r *Repository) LoadBlob(ctx context.Context, packID ID, e BlobEntry, dst []byte) ([]byte, error) {
 	h := Handle{Type: PackFile, Name: packID.String()}
 	sealed, err := r.be.Load(ctx, h, int64(e.Offset), int64(e.Length))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, corrupt(fmt.Sprintf("%s blob %s in pack %s", e.Type, e.ID, packID), "the pack ends before the blob (truncated?)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s blob %s: %w", e.Type, e.ID, err)
 	}
@@ -237,7 +247,7 @@ func (r *Repository) LoadTrailer(ctx context.Context, packID ID, size int64) ([]
 		return nil, fmt.Errorf("load trailer: %w", err)
 	}
 	tlen := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
-	if tlen < Overhead+packHeaderSize || tlen > size-4 {
+	if tlen < Overhead+packHeaderSize || tlen > size-4 || tlen > Overhead+packHeaderSize+maxTrailerBlobs*BlobEntrySize {
 		return nil, corrupt(h.String(), "trailer length %d does not fit a pack of %d bytes", tlen, size)
 	}
 	var sealed []byte

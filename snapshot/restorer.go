@@ -274,11 +274,16 @@ func (r *Restorer) worker(ctx context.Context) {
 		}
 		if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, context.Canceled) {
 			r.mu.Lock()
-			if r.fatal == nil {
+			first := r.fatal == nil
+			if first {
 				r.fatal = fmt.Errorf("restore %s: %w", j.rel, err)
 			}
 			r.mu.Unlock()
-			continue
+			if first {
+				continue
+			}
+			// Every damaged file is named, not only the first: each one is
+			// left incomplete in the target.
 		}
 		r.fail(j.rel, err)
 	}

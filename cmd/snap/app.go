@@ -79,8 +79,12 @@ func newApp(e *env) *cli.App {
 		ErrWriter:            e.stderr,
 		Reader:               e.stdin,
 		EnableBashCompletion: true,
-		HideHelpCommand:      false,
-		Commands:             commands(e),
+		// A comma inside a glob or a file name must not split an --exclude
+		// or --include in two, and "--tag a,b" in a filter means both tags
+		// (snapshot.Filter). create splits its own --tag values.
+		DisableSliceFlagSeparator: true,
+		HideHelpCommand:           false,
+		Commands:                  commands(e),
 		// Errors are printed once, by run, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {

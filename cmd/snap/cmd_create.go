@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -82,7 +83,13 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	if len(o.Paths) == 0 && sf.stdinName == "" && sf.commandName == "" && len(sf.dbs) == 0 {
 		return o, plan, usagef("nothing to back up: give paths, --db, --stdin or --command")
 	}
-	o.Tags = c.StringSlice("tag")
+	for _, t := range c.StringSlice("tag") {
+		for _, tag := range strings.Split(t, ",") {
+			if tag != "" {
+				o.Tags = append(o.Tags, tag)
+			}
+		}
+	}
 	o.Host = c.String("host")
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
-	"io/fs"
 	"path"
 	"time"
 	"unicode/utf8"
@@ -53,32 +52,44 @@ type nodeJSON struct {
 	LinkTarget string    `json:"link_target,omitempty"`
 }
 
-func fileMode(m sources.Meta) fs.FileMode {
-	mode := fs.FileMode(m.Mode & 0o777)
-	if m.Mode&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m.Mode&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m.Mode&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
+// modeString formats type and permissions as ls -l does: "-rwsr-xr-x",
+// "drwxrwxrwt", "crw--w----" (Go's fs.FileMode.String uses other letters).
+func modeString(m sources.Meta) string {
+	b := []byte("?rwxrwxrwx")
 	switch m.Type {
+	case sources.TypeFile:
+		b[0] = '-'
 	case sources.TypeDir:
-		mode |= fs.ModeDir
+		b[0] = 'd'
 	case sources.TypeSymlink:
-		mode |= fs.ModeSymlink
+		b[0] = 'l'
 	case sources.TypeDev:
-		mode |= fs.ModeDevice
+		b[0] = 'b'
 	case sources.TypeCharDev:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
+		b[0] = 'c'
 	case sources.TypeFIFO:
-		mode |= fs.ModeNamedPipe
+		b[0] = 'p'
 	case sources.TypeSocket:
-		mode |= fs.ModeSocket
+		b[0] = 's'
 	}
-	return mode
+	for i := 0; i < 9; i++ {
+		if m.Mode&(1<<(8-i)) == 0 {
+			b[1+i] = '-'
+		}
+	}
+	special := func(bit uint32, pos int, set, unset byte) {
+		if m.Mode&bit != 0 {
+			if b[pos] == '-' {
+				b[pos] = unset
+			} else {
+				b[pos] = set
+			}
+		}
+	}
+	special(0o4000, 3, 's', 'S')
+	special(0o2000, 6, 's', 'S')
+	special(0o1000, 9, 't', 'T')
+	return string(b)
 }
 
 func runLs(c *cli.Context, e *env, ref, p string) error {
@@ -103,7 +114,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 			return nil // the starting directory itself
 		}
 		if s.ui.json {
-			j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: fileMode(n.Meta).String(), UID: n.UID, GID: n.GID,
+			j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: modeString(n.Meta), UID: n.UID, GID: n.GID,
 				User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
 			if !utf8.ValidString(np) {
 				j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(np))
@@ -118,7 +129,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 			if group == "" {
 				group = fmt.Sprint(n.GID)
 			}
-			line := fmt.Sprintf("%s %8s %8s %12d %s %s", fileMode(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), np)
+			line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), np)
 			if n.Type == sources.TypeSymlink {
 				line += " -> " + n.LinkTarget
 			}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
 )
 
 func repairCommand(e *env) *cli.Command {
@@ -27,7 +29,9 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	if fromPacks {
 		mode = exclusiveLock
 	}
-	s, err := openSession(c, e, mode)
+	// The index is not synced on open: a damaged segment must not stop the
+	// command that repairs it.
+	s, err := openSessionIndex(c, e, mode, index.Options{NoSync: true})
 	if err != nil {
 		return err
 	}

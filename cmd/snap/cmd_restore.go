@@ -126,7 +126,7 @@ func runRestore(c *cli.Context, e *env) error {
 	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Blobs: blobs, Report: func(ev snapshot.Event) {
 		switch ev.Kind {
 		case snapshot.EventError:
-			u.errorf("%v", ev.Err)
+			u.errorf("%s: %v", ev.Path, ev.Err)
 		case snapshot.EventFile:
 			u.infof("restored %s", ev.Path)
 		}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
 )
 
@@ -59,6 +61,15 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 		return nil, err
 	}
 	sn, err := snapshot.Find(sns, ref, filterFrom(c))
+	if errors.Is(err, snapshot.ErrNoSnapshot) && ref != "latest" {
+		// The snapshot may exist but be unreadable: say so, not "no snapshot".
+		for _, lerr := range s.unreadable {
+			var ce *repo.CorruptError
+			if errors.As(lerr, &ce) && strings.HasPrefix(ce.Object, "snapshots/"+strings.ToLower(ref)) {
+				return nil, lerr
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w", err)
 	}

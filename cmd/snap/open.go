@@ -25,6 +25,8 @@ type session struct {
 	// connections is the limit on requests in flight (0: none); uploads
 	// and restores size their parallelism by it.
 	connections int
+	// unreadable are the snapshots the last listing could not read.
+	unreadable []error
 }
 
 // lockMode says which lock a command takes.
@@ -39,12 +41,18 @@ const (
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
 func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
-	return openSessionAt(c, e, newUI(c, e), mode, gstring(c, "repo"), func() (string, error) { return readPassword(c, e, false) })
+	return openSessionIndex(c, e, mode, index.Options{})
+}
+
+// openSessionIndex is openSession with index options (repair opens the
+// index without syncing it).
+func openSessionIndex(c *cli.Context, e *env, mode lockMode, io index.Options) (*session, error) {
+	return openSessionAt(c, e, newUI(c, e), mode, gstring(c, "repo"), func() (string, error) { return readPassword(c, e, false) }, io)
 }
 
 // openSessionAt opens a session on the repository at location (copy opens
 // a second one, its target).
-func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string, password func() (string, error)) (*session, error) {
+func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string, password func() (string, error), io index.Options) (*session, error) {
 	ctx := c.Context
 	r, conns, err := openRepositoryWith(c, e, u, location, password)
 	if err != nil {
@@ -62,7 +70,9 @@ func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string
 			return nil, err
 		}
 	}
-	s.ix, err = index.Open(ctx, r, s.cache, index.Options{Log: func(m string) { u.warnf("%s", m) }, CacheTreePacks: isRemote(location)})
+	io.Log = func(m string) { u.warnf("%s", m) }
+	io.CacheTreePacks = isRemote(location)
+	s.ix, err = index.Open(ctx, r, s.cache, io)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -135,6 +145,7 @@ func cacheBase(c *cli.Context, e *env) string {
 // snapshots lists every snapshot, warning about unreadable ones.
 func (s *session) snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
 	sns, errs, err := s.loader.List(ctx)
+	s.unreadable = errs
 	for _, e := range errs {
 		s.ui.warnf("%v", e)
 	}

@@ -13,6 +13,7 @@ import (
 	mrandv2 "math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +98,8 @@ func writeTree(t *testing.T, dir string, ndirs, nfiles, size int, seed uint64) {
 	}
 }
 
+var savedRE = regexp.MustCompile(`snapshot ([0-9a-f]{8}) saved`)
+
 func mrand(seed uint64) *mrandv2.Rand { return mrandv2.New(mrandv2.NewPCG(seed, seed+1)) }
 
 // sameFiles fails unless every regular file under want has the same
@@ -132,14 +135,6 @@ func sameFiles(t *testing.T, want, got string) {
 		if !bytes.Equal(g[k], v) {
 			t.Fatalf("%s differs between %s and %s", k, want, got)
 		}
-	}
-}
-
-func oneLine(t *testing.T, res result) {
-	t.Helper()
-	msg := strings.TrimSpace(res.stderr)
-	if msg == "" || strings.Contains(msg, "\n") {
-		t.Fatalf("want one error line, got %q", res.stderr)
 	}
 }
 
@@ -398,22 +393,6 @@ func TestS3RequestCounts(t *testing.T) {
 	}
 }
 
-// copyDir copies the regular files of src into dst.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		writeFile(t, filepath.Join(dst, rel), mustRead(t, p))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestS3Faults: with a fraction of requests failing, breaking off or
 // delayed, every run either succeeds or fails with one clear line, and
 // afterwards every snapshot that was saved restores intact.
@@ -451,7 +430,7 @@ func TestS3Faults(t *testing.T) {
 			hooks, name = hostile, "hostile"
 		}
 		writeFile(t, filepath.Join(src, fmt.Sprintf("d%03d", rnd.IntN(4)), fmt.Sprintf("new-%d.bin", i)), bytes.Repeat([]byte{byte(i)}, 5000+rnd.IntN(50_000)))
-		res := tr.runIn(hooks, "create", "--json", src)
+		res := tr.runIn(hooks, "create", src)
 		if res.code != 0 {
 			failures++
 			if name == "mild" {
@@ -463,26 +442,16 @@ func TestS3Faults(t *testing.T) {
 			oneLine(t, res)
 			continue
 		}
-		var sum struct {
-			Type string `json:"type"`
-			ID   string `json:"snapshot_id"`
+		m := savedRE.FindStringSubmatch(res.stdout)
+		if m == nil {
+			t.Fatalf("create printed no snapshot ID: %s", res.stdout)
 		}
-		for _, l := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
-			if err := json.Unmarshal([]byte(l), &sum); err != nil {
-				t.Fatalf("create --json: %v: %s", err, res.stdout)
-			}
-			if sum.Type == "summary" {
-				break
-			}
-		}
-		if sum.ID == "" {
-			t.Fatalf("create --json printed no summary: %s", res.stdout)
-		}
-		state := filepath.Join(tr.dir, "states", sum.ID)
+		id := m[1]
+		state := filepath.Join(tr.dir, "states", id)
 		copyDir(t, src, state)
-		saved[sum.ID] = state
+		saved[id] = state
 		out := filepath.Join(tr.dir, "restore", fmt.Sprint(i))
-		res = tr.runIn(hooks, "restore", sum.ID, "--target", out)
+		res = tr.runIn(hooks, "restore", id, "--target", out)
 		switch {
 		case res.code == 0:
 			sameFiles(t, src, filepath.Join(out, src))
@@ -521,7 +490,7 @@ func TestS3Faults(t *testing.T) {
 	for id, state := range saved {
 		out := filepath.Join(tr.dir, "final", id)
 		if res := clean.runIn(nil, "restore", id, "--target", out); res.code != 0 {
-			t.Fatalf("restore %s without faults: %s", id[:8], res.stderr)
+			t.Fatalf("restore %s without faults: %s", id, res.stderr)
 		}
 		sameFiles(t, state, filepath.Join(out, src))
 	}

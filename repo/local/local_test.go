@@ -1,20 +1,302 @@
-package local_test
+package local
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/snap-backup/snap/repo"
-	"github.com/snap-backup/snap/repo/backendtest"
-	"github.com/snap-backup/snap/repo/local"
 )
 
-func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T) repo.Backend {
-		be, err := local.Create(filepath.Join(t.TempDir(), "repo"))
+func newBackend(t *testing.T) (*Backend, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo")
+	be, err := Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be, dir
+}
+
+// allFiles lists every non-directory below dir.
+func allFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			out = append(out, strings.TrimPrefix(p, dir+"/"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestCreateRefusesNonEmpty(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Create(filepath.Join(dir, "new", "deeper")); err != nil {
+		t.Fatalf("new directory: %v", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(empty); err != nil {
+		t.Fatalf("empty directory: %v", err)
+	}
+	full := filepath.Join(dir, "full")
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(full, ".hidden"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(full); !errors.Is(err, repo.ErrExists) {
+		t.Fatalf("non-empty directory: %v, want ErrExists", err)
+	}
+	if got := allFiles(t, full); len(got) != 1 {
+		t.Fatalf("Create touched a non-empty directory: %v", got)
+	}
+	// A repository is non-empty too.
+	if _, err := Create(empty); !errors.Is(err, repo.ErrExists) {
+		t.Fatalf("existing repository: %v, want ErrExists", err)
+	}
+	if _, err := Open(filepath.Join(dir, "nothing")); !errors.Is(err, repo.ErrNoRepository) {
+		t.Fatalf("Open of a missing repository: %v, want ErrNoRepository", err)
+	}
+}
+
+func TestSaveLoadListRemove(t *testing.T) {
+	be, dir := newBackend(t)
+	ctx := context.Background()
+	data := []byte("0123456789")
+	h := repo.Handle{Type: repo.PackFile, Name: repo.Hash(data).String()}
+	if err := be.Save(ctx, h, data); err != nil {
+		t.Fatal(err)
+	}
+	// Immutable: a second Save of the name keeps the first content.
+	if err := be.Save(ctx, h, []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		off, n int64
+		want   string
+	}{{0, 0, "0123456789"}, {3, 4, "3456"}, {9, 1, "9"}, {10, 0, ""}} {
+		got, err := be.Load(ctx, h, c.off, c.n)
+		if err != nil || string(got) != c.want {
+			t.Errorf("Load(%d, %d) = %q, %v; want %q", c.off, c.n, got, err, c.want)
+		}
+	}
+	for _, c := range [][2]int64{{5, 6}, {11, 0}, {-1, 2}, {0, -1}} {
+		if got, err := be.Load(ctx, h, c[0], c[1]); err == nil {
+			t.Errorf("Load(%d, %d) = %q: a range past the end must fail", c[0], c[1], got)
+		}
+	}
+	if n, err := be.Stat(ctx, h); err != nil || n != 10 {
+		t.Errorf("Stat = %d, %v", n, err)
+	}
+	missing := repo.Handle{Type: repo.IndexFile, Name: strings.Repeat("ab", 32)}
+	if _, err := be.Load(ctx, missing, 0, 0); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("Load of a missing file: %v", err)
+	}
+	if _, err := be.Stat(ctx, missing); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("Stat of a missing file: %v", err)
+	}
+	if err := be.Remove(ctx, missing); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("Remove of a missing file: %v", err)
+	}
+	// Names that could escape the directory are refused.
+	for _, name := range []string{"../../etc/passwd", "", "a", "AB", "ab/cd", strings.Repeat("a", 129)} {
+		if err := be.Save(ctx, repo.Handle{Type: repo.IndexFile, Name: name}, data); err == nil {
+			t.Errorf("Save accepted name %q", name)
+		}
+	}
+	// Temporary files and foreign names are not listed.
+	for _, name := range []string{tempPrefix + "0011", "README", "ABCD"} {
+		if err := os.WriteFile(filepath.Join(dir, "data", h.Name[:2], name), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		return be
-	}, backendtest.Options{})
+	}
+	var listed []string
+	if err := be.List(ctx, repo.PackFile, func(name string, size int64) error {
+		listed = append(listed, name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed[0] != h.Name {
+		t.Errorf("List = %v, want only %s", listed, h.Name)
+	}
+	if err := be.Remove(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Stat(ctx, h); !errors.Is(err, repo.ErrNotFound) {
+		t.Errorf("Stat after Remove: %v", err)
+	}
+}
+
+// asUser runs fn on a locked OS thread whose file system identity is an
+// unprivileged user, so that permission checks apply although the tests run
+// as root. The thread is discarded afterwards.
+func asUser(t *testing.T, uid int, fn func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		fn()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if err := unix.Setfsgid(uid); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := unix.Setfsuid(uid); err != nil {
+			t.Error(err)
+			return
+		}
+		fn()
+	}()
+	<-done
+}
+
+// TestSaveReadOnlyDirectory: a Save that cannot write fails with an error
+// naming the file and leaves nothing behind.
+func TestSaveReadOnlyDirectory(t *testing.T) {
+	be, dir := newBackend(t)
+	if err := os.Chmod(filepath.Join(dir, "index"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	// The unprivileged user may walk to the directories, and write into
+	// snapshots/ (the control) but not into index/.
+	for _, d := range []string{filepath.Dir(filepath.Dir(dir)), filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "snapshots"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(dir, "index"), 0o700) })
+	data := []byte("segment")
+	h := repo.Handle{Type: repo.IndexFile, Name: repo.Hash(data).String()}
+	var err error
+	asUser(t, 65534, func() { err = be.Save(context.Background(), repo.Handle{Type: repo.SnapshotFile, Name: h.Name}, data) })
+	if err != nil {
+		t.Fatalf("control: Save as the unprivileged user into a writable directory: %v", err)
+	}
+	if err := be.Remove(context.Background(), repo.Handle{Type: repo.SnapshotFile, Name: h.Name}); err != nil {
+		t.Fatal(err)
+	}
+	asUser(t, 65534, func() { err = be.Save(context.Background(), h, data) })
+	if err == nil {
+		t.Fatal("Save into a read-only directory succeeded")
+	}
+	if !strings.Contains(err.Error(), h.String()) || !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("error %q does not name %s or say permission denied", err, h)
+	}
+	if got := allFiles(t, dir); len(got) != 0 {
+		t.Errorf("files left behind: %v", got)
+	}
+}
+
+// TestSaveWriteErrorRemovesTemp makes the write itself fail after the
+// temporary file exists (a file size limit, as a full disk would): the
+// temporary file is removed and the final name never appears.
+func TestSaveWriteErrorRemovesTemp(t *testing.T) {
+	be, dir := newBackend(t)
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), 1<<20)
+	h := repo.Handle{Type: repo.PackFile, Name: repo.Hash(data).String()}
+	// Go ignores SIGXFSZ unless asked for it, so the write returns EFBIG.
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 64 << 10, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	err := be.Save(context.Background(), h, data)
+	if rerr := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err == nil {
+		t.Fatal("Save beyond the file size limit succeeded")
+	}
+	if !errors.Is(err, unix.EFBIG) || !strings.Contains(err.Error(), h.String()) {
+		t.Errorf("error %q does not name %s or say file too large", err, h)
+	}
+	if got := allFiles(t, dir); len(got) != 0 {
+		t.Errorf("files left behind: %v", got)
+	}
+	// The same Save works once the limit is gone.
+	if err := be.Save(context.Background(), h, data); err != nil {
+		t.Fatal(err)
+	}
+	if got := allFiles(t, dir); len(got) != 1 {
+		t.Errorf("files after a good Save: %v", got)
+	}
+}
+
+// TestSaveConcurrentSameName: racing writers of one content-named file all
+// succeed and leave exactly one complete file.
+func TestSaveConcurrentSameName(t *testing.T) {
+	be, dir := newBackend(t)
+	data := bytes.Repeat([]byte("y"), 256<<10)
+	h := repo.Handle{Type: repo.SnapshotFile, Name: repo.Hash(data).String()}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { errs <- be.Save(context.Background(), h, data) }()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := allFiles(t, dir); len(got) != 1 {
+		t.Fatalf("files: %v", got)
+	}
+	got, err := be.Load(context.Background(), h, 0, 0)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("content differs: %v", err)
+	}
+}
+
+// TestOpenSkipsHugeKeyFile: a key file larger than any real one is not
+// read into memory; the repository still opens with a good key.
+func TestOpenSkipsHugeKeyFile(t *testing.T) {
+	be, dir := newBackend(t)
+	ctx := context.Background()
+	kdf := repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+	ch := repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}
+	if _, err := repo.Init(ctx, be, "pw", kdf, ch, repo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	huge := bytes.Repeat([]byte("{"), 8<<20)
+	if err := be.Save(ctx, repo.Handle{Type: repo.KeyFile, Name: repo.Hash(huge).String()}, huge); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Open(ctx, be, "pw", repo.Options{}); err != nil {
+		t.Fatalf("open with a huge junk key file beside the real one: %v", err)
+	}
+	_, err := repo.Open(ctx, be, "wrong", repo.Options{})
+	if !errors.Is(err, repo.ErrWrongPassword) || !strings.Contains(err.Error(), "size limit") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	_ = dir
 }

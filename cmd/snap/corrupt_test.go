@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// copyDir copies a directory tree of regular files and directories.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	must(t, filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o600)
+	}))
+}
+
+// repoFiles lists the files of one type directory, largest first.
+func repoFiles(t *testing.T, repoDir, typ string) []string {
+	t.Helper()
+	var out []string
+	must(t, filepath.WalkDir(filepath.Join(repoDir, typ), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, p)
+		}
+		return err
+	}))
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := os.Stat(out[i])
+		b, _ := os.Stat(out[j])
+		return a.Size() > b.Size()
+	})
+	return out
+}
+
+// TestCorruption damages a copy of a repository in one way at a time and
+// checks that restore and dump stop with a one-line error naming the
+// damaged object, exit non-zero, and never leave a file with wrong content
+// without saying so.
+func TestCorruption(t *testing.T) {
+	t.Parallel()
+	base := newTestRepo(t)
+	src := filepath.Join(base.dir, "src")
+	names := []string{"a", "b", "c", "d"}
+	for i, n := range names {
+		writeRandom(t, filepath.Join(src, n), uint64(i), 1_500_000+i*700_000)
+	}
+	writeFile(t, filepath.Join(src, "sub", "small"), []byte("small"))
+	names = append(names, "sub/small")
+	sn := base.create(src).SnapshotID
+	want := describe(t, src)
+
+	// Each case gets its own copy of the repository and of the (synced)
+	// cache, and damages it.
+	type damage func(t *testing.T, repoDir string) (object string)
+	flip := func(off func(size int64) int64) func(string) {
+		return func(p string) {
+			b, err := os.ReadFile(p)
+			must(t, err)
+			b[off(int64(len(b)))] ^= 0x01
+			must(t, os.WriteFile(p, b, 0o600))
+		}
+	}
+	base64ID := func(p string) string { return filepath.Base(p) }
+	cases := map[string]struct {
+		damage       damage
+		repairable   bool // repair index --from-packs brings everything back
+		listFails    bool
+		partialDumps bool // some files still dump correctly
+		freshCache   bool // start without the cache (which has the segment already)
+	}{
+		"flipped byte in a data pack": {damage: func(t *testing.T, r string) string {
+			p := repoFiles(t, r, "data")[0] // the largest pack holds data
+			flip(func(int64) int64 { return 1000 })(p)
+			return base64ID(p)
+		}, partialDumps: true},
+		"flipped byte in a tree pack": {damage: func(t *testing.T, r string) string {
+			ps := repoFiles(t, r, "data")
+			p := ps[len(ps)-1] // the smallest holds the trees
+			flip(func(int64) int64 { return 20 })(p)
+			return base64ID(p)
+		}},
+		"truncated data pack": {damage: func(t *testing.T, r string) string {
+			p := repoFiles(t, r, "data")[0]
+			fi, err := os.Stat(p)
+			must(t, err)
+			must(t, os.Truncate(p, fi.Size()/2))
+			return base64ID(p)
+		}},
+		"deleted index segment": {damage: func(t *testing.T, r string) string {
+			p := repoFiles(t, r, "index")[0]
+			must(t, os.Remove(p))
+			return base64ID(p)
+		}, repairable: true},
+		"flipped byte in an index segment": {damage: func(t *testing.T, r string) string {
+			p := repoFiles(t, r, "index")[0]
+			flip(func(n int64) int64 { return n / 2 })(p)
+			return base64ID(p)
+		}, repairable: true, listFails: true, freshCache: true},
+		"flipped byte in the snapshot": {damage: func(t *testing.T, r string) string {
+			p := repoFiles(t, r, "snapshots")[0]
+			flip(func(n int64) int64 { return n - 3 })(p)
+			return base64ID(p)
+		}},
+	}
+	for name, c := range cases {
+		t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {
+			t.Parallel()
+			tr := newUninitRepo(t)
+			copyDir(t, base.repo, tr.repo)
+			if !c.freshCache {
+				copyDir(t, base.cache, tr.cache)
+			}
+			obj := c.damage(t, tr.repo)
+			// For a damaged snapshot, the snapshot's own ID is the object.
+			if strings.Contains(name, "snapshot") {
+				obj = sn
+			}
+			mentions := func(line string) bool {
+				return strings.Contains(line, obj) || strings.Contains(line, obj[:8])
+			}
+
+			// restore: non-zero, one line naming the object, and every
+			// file that differs from the original is named on stderr.
+			target := filepath.Join(tr.dir, "out")
+			res := tr.run("restore", sn, "--target", target)
+			t.Logf("restore: exit %d\n%s", res.code, res.stderr)
+			if res.code == 0 {
+				t.Fatalf("restore of a damaged repository succeeded")
+			}
+			if line := oneLine(t, res); !mentions(line) && !strings.Contains(res.stderr, obj) {
+				t.Errorf("restore error %q does not name %s", line, obj)
+			}
+			for _, n := range names {
+				p := filepath.Join(target, src, n)
+				got, err := os.ReadFile(p)
+				if err != nil {
+					continue // not restored: fine, the command failed
+				}
+				if hashBytes(got) != want[n].Hash && !strings.Contains(res.stderr, n) {
+					t.Errorf("%s was restored with wrong content and nothing says so", n)
+				}
+			}
+
+			// dump: every file either comes out exactly or fails loudly.
+			failed := 0
+			for _, n := range names {
+				res := tr.run("dump", sn, filepath.Join(src, n))
+				orig, err := os.ReadFile(filepath.Join(src, n))
+				must(t, err)
+				if res.code == 0 {
+					if !bytes.Equal([]byte(res.stdout), orig) {
+						t.Errorf("dump %s succeeded with wrong content", n)
+					}
+					continue
+				}
+				failed++
+				if line := oneLine(t, res); !mentions(line) && !strings.Contains(line, "not in the index") {
+					t.Errorf("dump %s: %q does not name %s", n, line, obj)
+				}
+			}
+			if failed == 0 {
+				t.Errorf("every dump succeeded from a damaged repository")
+			}
+			if c.partialDumps && failed == len(names) {
+				t.Errorf("damage to one pack made every file fail")
+			}
+
+			res = tr.run("list")
+			if c.listFails != (res.code != 0) {
+				t.Errorf("list: exit %d\n%s", res.code, res.stderr)
+			}
+			if strings.Contains(name, "snapshot") && !mentions(res.stderr) {
+				t.Errorf("list does not warn about snapshot %s: %q", obj, res.stderr)
+			}
+
+			if c.repairable {
+				res := tr.mustRun("repair", "index", "--from-packs")
+				t.Logf("repair: %s%s", res.stdout, res.stderr)
+				must(t, os.RemoveAll(target))
+				tr.mustRun("restore", sn, "--target", target)
+				compareEntries(t, "restore after repair", want, describe(t, filepath.Join(target, src)))
+			}
+		})
+	}
+}
+
+func hashBytes(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

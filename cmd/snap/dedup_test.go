@@ -1,0 +1,78 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestBigFileDedup backs up a 100 MB file: it restores byte for byte, a
+// second run adds no data blob (with and without reading the file), and
+// changing one byte adds about one chunk.
+func TestBigFileDedup(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	big := filepath.Join(src, "big")
+	const size = 100_000_000
+	writeRandom(t, big, 100, size)
+	writeFile(t, filepath.Join(src, "small"), []byte("small file"))
+	origHash := hashFile(t, big)
+	dataDir := filepath.Join(tr.repo, "data")
+
+	s1 := tr.create(src)
+	if s1.ReadBytes != size+10 || s1.Bytes != size+10 {
+		t.Errorf("first create read %d of %d bytes, want %d", s1.ReadBytes, s1.Bytes, size+10)
+	}
+	d1, _ := tr.blobCounts()
+	size1 := dirSize(t, dataDir)
+	if d1 < size/chunkMax || d1 > size/chunkMin+1 {
+		t.Errorf("%d data blobs for 100 MB; chunks must be 512 KiB .. 8 MiB", d1)
+	}
+
+	// Unchanged: nothing is read, no data blob is added, the repository
+	// grows by a few tree blobs at most.
+	s2 := tr.create(src)
+	d2, _ := tr.blobCounts()
+	if s2.ReadBytes != 0 || d2 != d1 {
+		t.Errorf("unchanged second create: read %d bytes, data blobs %d -> %d", s2.ReadBytes, d1, d2)
+	}
+	// --force reads everything again and still adds no data blob.
+	s3 := tr.create("--force", src)
+	d3, _ := tr.blobCounts()
+	if s3.ReadBytes != size+10 || d3 != d1 {
+		t.Errorf("create --force: read %d bytes, data blobs %d -> %d", s3.ReadBytes, d1, d3)
+	}
+	if grew := dirSize(t, dataDir) - size1; grew > 64<<10 {
+		t.Errorf("two unchanged creates grew data/ by %d bytes", grew)
+	}
+
+	// One byte changed in the middle: about one chunk is new.
+	f, err := os.OpenFile(big, os.O_RDWR, 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte{0x5a ^ randBytes(100, size/2+1)[size/2]}, size/2)
+	must(t, err)
+	must(t, f.Close())
+	before := dirSize(t, dataDir)
+	s4 := tr.create(src)
+	d4, _ := tr.blobCounts()
+	grew := dirSize(t, dataDir) - before
+	t.Logf("one byte changed: %d new data blobs, %d bytes added (summary %d), data/ grew %d bytes", d4-d1, s4.AddedRawBytes, s4.AddedBytes, grew)
+	if d4-d1 < 1 || d4-d1 > 2 {
+		t.Errorf("one changed byte added %d data blobs, want 1 or 2", d4-d1)
+	}
+	if s4.AddedBytes > 2*chunkMax+64<<10 || grew > 2*chunkMax+64<<10 {
+		t.Errorf("one changed byte added %d bytes (data/ grew %d), want at most two chunks", s4.AddedBytes, grew)
+	}
+
+	// Both versions restore byte for byte with their metadata.
+	want := describe(t, src)
+	target := filepath.Join(tr.dir, "new")
+	tr.mustRun("restore", "latest", "--target", target)
+	compareEntries(t, "restore of the changed file", want, describe(t, filepath.Join(target, src)))
+	target = filepath.Join(tr.dir, "old")
+	tr.mustRun("restore", s1.SnapshotID, "--target", target)
+	if got := hashFile(t, filepath.Join(target, big)); got != origHash {
+		t.Errorf("first snapshot restores a different file")
+	}
+}

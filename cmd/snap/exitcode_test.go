@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+)
+
+// TestExitCodeEach checks every documented exit code with a real cause,
+// and that each failure is one line on stderr.
+func TestExitCodeEach(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("content"))
+
+	if res := tr.run("create", src); res.code != exitOK {
+		t.Fatalf("create: exit %d, %s", res.code, res.stderr)
+	}
+	for name, c := range map[string]struct {
+		env  []string
+		args []string
+		code int
+		frag string
+	}{
+		"no such snapshot":    {nil, []string{"restore", "abcdef12", "--target", filepath.Join(tr.dir, "x")}, exitFatal, "no snapshot with ID abcdef12"},
+		"missing source":      {nil, []string{"create", filepath.Join(tr.dir, "nope")}, exitFatal, "nope"},
+		"usage":               {nil, []string{"restore", "latest"}, exitUsage, "--target"},
+		"unknown flag":        {nil, []string{"list", "--bogus"}, exitUsage, "bogus"},
+		"no repository":       {[]string{"SNAP_REPOSITORY=" + filepath.Join(tr.dir, "nothing")}, []string{"list"}, exitNoRepo, "snap init"},
+		"not a repository":    {[]string{"SNAP_REPOSITORY=" + src}, []string{"create", src}, exitNoRepo, src},
+		"wrong password":      {[]string{"SNAP_PASSWORD=wrong"}, []string{"list"}, exitWrongPass, "wrong password"},
+		"wrong password file": {[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_FILE=" + filepath.Join(src, "f")}, []string{"ls", "latest"}, exitWrongPass, "wrong password"},
+	} {
+		res := tr.runEnv(c.env, nil, c.args...)
+		if res.code != c.code {
+			t.Errorf("%s: exit %d, want %d (%s)", name, res.code, c.code, res.stderr)
+			continue
+		}
+		if line := oneLine(t, res); !strings.Contains(line, c.frag) {
+			t.Errorf("%s: %q does not mention %q", name, line, c.frag)
+		}
+	}
+}
+
+// TestExitCodeLocked: a live exclusive lock held by another process makes
+// create and restore exit 11, naming the holder's host, pid and start time.
+func TestExitCodeLocked(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("content"))
+	tr.create(src)
+
+	// This test process is the other process: it holds the lock.
+	be, err := local.Open(tr.repo)
+	must(t, err)
+	r, err := repo.Open(context.Background(), be, "test-password", repo.Options{Host: "lock-holder-host"})
+	must(t, err)
+	defer r.Close()
+	lock, err := r.Lock(context.Background(), repo.LockOptions{Exclusive: true, Command: "prune"})
+	must(t, err)
+	since := lock.Info().Time.Local().Format(time.DateTime)
+	for _, args := range [][]string{{"create", src}, {"restore", "latest", "--target", filepath.Join(tr.dir, "out")}, {"dump", "latest", filepath.Join(src, "f")}} {
+		res := tr.run(args...)
+		if res.code != exitLocked {
+			t.Errorf("%s while locked: exit %d, want %d (%s)", args[0], res.code, exitLocked, res.stderr)
+			continue
+		}
+		line := oneLine(t, res)
+		t.Logf("%s: %s", args[0], line)
+		for _, frag := range []string{"locked", "exclusive", "lock-holder-host", "pid " + strconv.Itoa(os.Getpid()), since} {
+			if !strings.Contains(line, frag) {
+				t.Errorf("%s: %q does not mention %q", args[0], line, frag)
+			}
+		}
+	}
+	// Reading without a lock still works.
+	tr.mustRun("list")
+	must(t, lock.Unlock())
+	tr.mustRun("create", src)
+	if locks, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(locks) != 0 {
+		t.Errorf("locks left after the runs: %d", len(locks))
+	}
+}
+
+// TestExitCodeUnreadable runs snap as an unprivileged user (tests run as
+// root, which reads everything): an unreadable file and an unreadable
+// directory are reported and skipped, the snapshot is saved, exit code 3.
+func TestExitCodeUnreadable(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	const uid = 65534 // nobody
+	tr := newUninitRepo(t)
+	for d := tr.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		must(t, os.Chmod(d, 0o755)) // t.TempDir and its parent are 0700
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "readable"), []byte("fine"))
+	writeFile(t, filepath.Join(src, "secret"), []byte("root only"))
+	must(t, os.Chmod(filepath.Join(src, "secret"), 0o600))
+	writeFile(t, filepath.Join(src, "closed", "inner"), []byte("root only"))
+	must(t, os.Chmod(filepath.Join(src, "closed"), 0o700))
+	for _, d := range []string{tr.dir, src} {
+		must(t, os.Chmod(d, 0o755))
+	}
+	for _, d := range []string{tr.repo, tr.cache} {
+		must(t, os.MkdirAll(d, 0o700))
+		must(t, os.Chown(d, uid, uid))
+	}
+	// The shared test binary lives in a private directory: use a copy.
+	bin := filepath.Join(tr.dir, "snap")
+	data, err := os.ReadFile(snapBin)
+	must(t, err)
+	must(t, os.WriteFile(bin, data, 0o755))
+	runAs := func(args ...string) result {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(append(baseEnv(), tr.env...), "HOME="+tr.cache)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		res := result{stdout: stdout.String(), stderr: stderr.String()}
+		if errors.As(err, &ee) {
+			res.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := runAs("init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Fatalf("init as nobody: %d %s", res.code, res.stderr)
+	}
+	res := runAs("create", src)
+	if res.code != exitPartial {
+		t.Fatalf("create with unreadable files: exit %d, want %d\n%s", res.code, exitPartial, res.stderr)
+	}
+	t.Logf("create as nobody:\n%s%s", res.stdout, res.stderr)
+	if !strings.Contains(res.stdout, "snapshot ") {
+		t.Errorf("no snapshot ID printed: %q", res.stdout)
+	}
+	for _, frag := range []string{filepath.Join(src, "secret"), filepath.Join(src, "closed"), "permission denied", "2 file(s) could not be read"} {
+		if !strings.Contains(res.stderr, frag) {
+			t.Errorf("stderr does not mention %q:\n%s", frag, res.stderr)
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(res.stderr), "\n") {
+		if !strings.HasPrefix(l, "error: ") && !strings.HasPrefix(l, "warning: ") {
+			t.Errorf("unexpected stderr line %q", l)
+		}
+	}
+	res = runAs("ls", "latest")
+	if res.code != 0 || !strings.Contains(res.stdout, "readable") || strings.Contains(res.stdout, "secret") {
+		t.Errorf("the saved snapshot: exit %d\n%s", res.code, res.stdout)
+	}
+	res = runAs("list", "--json")
+	if res.code != 0 || !strings.Contains(res.stdout, `"errors": 2`) {
+		t.Errorf("list --json does not record 2 errors: %s", res.stdout)
+	}
+}
+
+// TestExitCodeInterrupted sends SIGINT while create reads a big file: exit
+// 130 with a message saying the repository is consistent, no snapshot and
+// no lock left behind, earlier snapshots intact, the next create fine.
+func TestExitCodeInterrupted(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "small"), []byte("earlier"))
+	first := tr.create(src)
+	want := describe(t, src)
+	big := filepath.Join(src, "big")
+
+	packs := func() int {
+		n := 0
+		_ = filepath.WalkDir(filepath.Join(tr.repo, "data"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	interrupted := false
+	for attempt := 0; attempt < 3 && !interrupted; attempt++ {
+		writeRandom(t, big, uint64(200+attempt), 100_000_000)
+		before := packs()
+		cmd := exec.Command(snapBin, "create", src)
+		cmd.Env = append(baseEnv(), tr.env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		must(t, cmd.Start())
+		// Interrupt once the first new pack (or its temporary file) exists:
+		// the run is then busy uploading.
+		deadline := time.Now().Add(30 * time.Second)
+		for packs() == before && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		must(t, cmd.Process.Signal(os.Interrupt))
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if err == nil {
+			t.Logf("attempt %d: create finished before the signal; trying again", attempt)
+			continue
+		}
+		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+			t.Fatalf("interrupted create: %v, want exit %d\n%s", err, exitInterrupted, stderr.String())
+		}
+		interrupted = true
+		res := result{stdout: stdout.String(), stderr: stderr.String(), code: ee.ExitCode()}
+		line := oneLine(t, res)
+		t.Logf("interrupted: %s", line)
+		for _, frag := range []string{"interrupted", "no snapshot was saved", "repository is consistent"} {
+			if !strings.Contains(line, frag) {
+				t.Errorf("message %q does not say %q", line, frag)
+			}
+		}
+		if strings.Contains(res.stderr, "goroutine ") {
+			t.Errorf("stack trace: %s", res.stderr)
+		}
+	}
+	if !interrupted {
+		t.Fatal("could not interrupt a create in 3 attempts")
+	}
+	if locks, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(locks) != 0 {
+		t.Errorf("interrupted create left %d lock(s)", len(locks))
+	}
+	sns := tr.listJSON()
+	if len(sns) != 1 || sns[0].ID != first.SnapshotID {
+		t.Fatalf("snapshots after the interrupt: %+v", sns)
+	}
+	target := filepath.Join(tr.dir, "earlier")
+	tr.mustRun("restore", first.SnapshotID, "--target", target)
+	compareEntries(t, "earlier snapshot after an interrupt", want, describe(t, filepath.Join(target, src)))
+
+	next := tr.create(src)
+	want = describe(t, src)
+	target = filepath.Join(tr.dir, "next")
+	tr.mustRun("restore", next.SnapshotID, "--target", target)
+	compareEntries(t, "create after an interrupt", want, describe(t, filepath.Join(target, src)))
+}
+
+// TestInitRefusesNonEmpty: init never writes into a directory that holds
+// anything, including an existing repository.
+func TestInitRefusesNonEmpty(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	writeFile(t, filepath.Join(tr.repo, "precious"), []byte("keep"))
+	res := tr.run("init", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code != exitFatal || !strings.Contains(oneLine(t, res), "not empty") {
+		t.Errorf("init in a non-empty directory: exit %d, %q", res.code, res.stderr)
+	}
+	if entries, _ := os.ReadDir(tr.repo); len(entries) != 1 {
+		t.Errorf("init wrote into the non-empty directory: %d entries", len(entries))
+	}
+	tr2 := newTestRepo(t)
+	res = tr2.run("init", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code == 0 {
+		t.Errorf("init over an existing repository succeeded")
+	}
+	tr2.mustRun("list")
+}

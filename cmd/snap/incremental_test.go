@@ -1,0 +1,103 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestIncremental: a file whose size, mtime, ctime and inode match the
+// parent snapshot is not read; any one of them changing makes it read
+// again. The parent is the newest snapshot of the same host and paths.
+func TestIncremental(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	a, b := filepath.Join(src, "a"), filepath.Join(src, "sub", "b")
+	writeRandom(t, a, 1, 300_000)
+	writeRandom(t, b, 2, 200_000)
+	writeFile(t, filepath.Join(src, "c"), []byte("ccc"))
+
+	parentOf := func(id string) string {
+		for _, sn := range tr.listJSON() {
+			if sn.ID == id {
+				if sn.Parent == nil {
+					return ""
+				}
+				return sn.Parent.String()
+			}
+		}
+		t.Fatalf("snapshot %s not listed", id)
+		return ""
+	}
+	s1 := tr.create(src)
+	if s1.ReadBytes != 500_003 || parentOf(s1.SnapshotID) != "" {
+		t.Errorf("first create read %d bytes, parent %q", s1.ReadBytes, parentOf(s1.SnapshotID))
+	}
+	s2 := tr.create(src)
+	if s2.ReadBytes != 0 || parentOf(s2.SnapshotID) != s1.SnapshotID {
+		t.Errorf("unchanged: read %d bytes, parent %s; want 0, %s", s2.ReadBytes, parentOf(s2.SnapshotID), s1.SnapshotID)
+	}
+
+	// mtime only (same size and content).
+	future := time.Now().Add(time.Hour)
+	must(t, os.Chtimes(b, future, future))
+	s3 := tr.create(src)
+	if s3.ReadBytes != 200_000 {
+		t.Errorf("after touching b: read %d bytes, want 200000", s3.ReadBytes)
+	}
+	// ctime only: chmod changes the inode's change time, not its mtime.
+	time.Sleep(10 * time.Millisecond)
+	must(t, os.Chmod(a, 0o640))
+	s4 := tr.create(src)
+	if s4.ReadBytes != 300_000 {
+		t.Errorf("after chmod a: read %d bytes, want 300000", s4.ReadBytes)
+	}
+	// inode only: a copy with the same size and times replaces a.
+	var st unix.Stat_t
+	must(t, unix.Stat(a, &st))
+	data, err := os.ReadFile(a)
+	must(t, err)
+	tmp := a + ".new"
+	must(t, os.WriteFile(tmp, data, 0o640))
+	must(t, unix.UtimesNano(tmp, []unix.Timespec{st.Atim, st.Mtim}))
+	must(t, os.Rename(tmp, a))
+	s5 := tr.create(src)
+	if s5.ReadBytes != 300_000 {
+		t.Errorf("after replacing a by a copy: read %d bytes, want 300000", s5.ReadBytes)
+	}
+	// size only, with the mtime put back.
+	must(t, unix.Stat(b, &st))
+	must(t, os.WriteFile(b, append(randBytes(2, 200_000), 'x'), 0o644))
+	must(t, unix.UtimesNano(b, []unix.Timespec{st.Atim, st.Mtim}))
+	s6 := tr.create(src)
+	if s6.ReadBytes != 200_001 {
+		t.Errorf("after growing b: read %d bytes, want 200001", s6.ReadBytes)
+	}
+
+	// Other paths or another host make other parents.
+	sSub := tr.create(filepath.Join(src, "sub"))
+	if sSub.ReadBytes != 200_001 || parentOf(sSub.SnapshotID) != "" {
+		t.Errorf("other paths: read %d bytes, parent %q; want everything, none", sSub.ReadBytes, parentOf(sSub.SnapshotID))
+	}
+	sHost := tr.create("--host", "elsewhere", src)
+	if sHost.ReadBytes != 500_004 || parentOf(sHost.SnapshotID) != "" {
+		t.Errorf("other host: read %d bytes, parent %q; want everything, none", sHost.ReadBytes, parentOf(sHost.SnapshotID))
+	}
+	s7 := tr.create(src)
+	if s7.ReadBytes != 0 || parentOf(s7.SnapshotID) != s6.SnapshotID {
+		t.Errorf("back on this host: read %d bytes, parent %s; want 0, %s", s7.ReadBytes, parentOf(s7.SnapshotID), s6.SnapshotID)
+	}
+	s8 := tr.create("--host", "elsewhere", src)
+	if s8.ReadBytes != 0 || parentOf(s8.SnapshotID) != sHost.SnapshotID {
+		t.Errorf("other host again: read %d bytes, parent %s; want 0, %s", s8.ReadBytes, parentOf(s8.SnapshotID), sHost.SnapshotID)
+	}
+
+	// Every snapshot restores the state it saw; check the last one.
+	target := filepath.Join(tr.dir, "out")
+	tr.mustRun("restore", s7.SnapshotID, "--target", target)
+	compareEntries(t, "restore of an incremental snapshot", describe(t, src), describe(t, filepath.Join(target, src)))
+}

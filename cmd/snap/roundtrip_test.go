@@ -1,0 +1,203 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestRoundTrip backs up a generated tree with every kind of entry and
+// checks that restore, restore of a subpath, --include/--exclude, ls and
+// dump give back exactly what was saved: bytes, types, modes, owners,
+// nanosecond times, xattrs, hard links (as links), sparseness.
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	genTree(t, src)
+	want := describe(t, src)
+	files := 0
+	for _, e := range want {
+		if e.Type == "file" {
+			files++
+		}
+	}
+
+	sum := tr.create(src)
+	if sum.Files != int64(files) || sum.Errors != 0 {
+		t.Errorf("summary: %d files, %d errors; want %d files, 0 errors", sum.Files, sum.Errors, files)
+	}
+	// Backing up changed nothing in the source.
+	compareEntries(t, "source after create", want, describe(t, src))
+
+	t.Run("full", func(t *testing.T) {
+		target := filepath.Join(tr.dir, "full")
+		tr.mustRun("restore", "latest", "--target", target)
+		got := describe(t, filepath.Join(target, src))
+		compareEntries(t, "restore", want, got)
+		// Sparse stays sparse: 32 MiB with 12 KiB of data may take at most
+		// three chunks' worth of blocks, not 32 MiB.
+		if b := entryBlocks(t, filepath.Join(target, src, "sparse")) * 512; b > 3*chunkMin+64<<10 {
+			t.Errorf("restored sparse file allocates %d bytes", b)
+		}
+		// Restoring again over the restored tree gives the same result.
+		tr.mustRun("restore", "latest", "--target", target)
+		compareEntries(t, "second restore into the same target", want, describe(t, filepath.Join(target, src)))
+	})
+
+	t.Run("subpath", func(t *testing.T) {
+		for _, sub := range []string{"sub", nameInvalid, "nested-empty"} {
+			target := filepath.Join(tr.dir, "subpath-"+base64.RawURLEncoding.EncodeToString([]byte(sub)))
+			tr.mustRun("restore", "latest:"+filepath.Join(src, sub), "--target", target)
+			w, g := describe(t, filepath.Join(src, sub)), describe(t, target)
+			delete(w, ".") // the target directory keeps its own metadata
+			delete(g, ".")
+			compareEntries(t, "restore of "+sub, w, g)
+		}
+		// A single file lands under its own name.
+		target := filepath.Join(tr.dir, "single")
+		tr.mustRun("restore", "latest:"+filepath.Join(src, "chunk-max"), "--target", target)
+		if got := describe(t, target)["chunk-max"]; !got.same(want["chunk-max"]) {
+			t.Errorf("single file: %+v, want %+v", got, want["chunk-max"])
+		}
+		// A path that does not exist is a clear error.
+		res := tr.run("restore", "latest:"+filepath.Join(src, "nope"), "--target", target)
+		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "does not exist") {
+			t.Errorf("missing subpath: exit %d, %q", res.code, res.stderr)
+		}
+	})
+
+	t.Run("include-exclude", func(t *testing.T) {
+		target := filepath.Join(tr.dir, "include")
+		tr.mustRun("restore", "latest", "--target", target, "--include", "*.txt")
+		var gotFiles []string
+		for p, e := range describe(t, filepath.Join(target, src)) {
+			if e.Type != "dir" {
+				gotFiles = append(gotFiles, p)
+				if !e.same(want[p]) {
+					t.Errorf("include: %q differs", p)
+				}
+			}
+		}
+		sort.Strings(gotFiles)
+		wantFiles := []string{"sub/deeper/file.txt", "text.txt", nameUnicode}
+		sort.Strings(wantFiles)
+		if strings.Join(gotFiles, ",") != strings.Join(wantFiles, ",") {
+			t.Errorf("--include '*.txt' restored %q, want %q", gotFiles, wantFiles)
+		}
+
+		target = filepath.Join(tr.dir, "exclude")
+		tr.mustRun("restore", "latest", "--target", target, "--exclude", "sub", "--exclude", "*.bin", "--exclude", "chunk-*")
+		w := map[string]entry{}
+		for p, e := range want {
+			if p != "sub" && !strings.HasPrefix(p, "sub/") && !strings.HasPrefix(p, "chunk-") {
+				w[p] = e
+			}
+		}
+		compareEntries(t, "restore with excludes", w, describe(t, filepath.Join(target, src)))
+	})
+
+	t.Run("ls", func(t *testing.T) {
+		res := tr.mustRun("ls", "latest", src)
+		var wantLines []string
+		for p := range want {
+			if p != "." {
+				wantLines = append(wantLines, filepath.Join(src, p))
+			}
+		}
+		sort.Strings(wantLines)
+		gotLines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+		sort.Strings(gotLines)
+		if strings.Join(gotLines, "\n") != strings.Join(wantLines, "\n") {
+			t.Errorf("ls lists\n%q\nwant\n%q", gotLines, wantLines)
+		}
+
+		res = tr.mustRun("ls", "--no-recursive", "latest", filepath.Join(src, "sub"))
+		gotLines = strings.Split(strings.TrimSpace(res.stdout), "\n")
+		sort.Strings(gotLines)
+		if want := []string{"deeper", "file.bin", "hl-b", "link-up"}; len(gotLines) != len(want) || !strings.HasSuffix(gotLines[0], "/sub/deeper") {
+			t.Errorf("ls --no-recursive sub: %q", gotLines)
+		}
+
+		res = tr.mustRun("ls", "-l", "latest", src)
+		for _, frag := range []string{"-rwsr-xr-x ", "link-rel -> sub/deeper/file.txt", "drwxrwsr-x ", "drwxrwxrwt ", " 1234 ", " 5678 ", "crw------- ", "brw------- ", "prw-r----- ", "---------- ", "lrwxrwxrwx "} {
+			if !strings.Contains(res.stdout, frag) {
+				t.Errorf("ls -l lacks %q:\n%s", frag, res.stdout)
+			}
+		}
+
+		res = tr.mustRun("ls", "--json", "latest", src)
+		var doc struct {
+			Nodes []nodeJSON `json:"nodes"`
+		}
+		must(t, json.Unmarshal([]byte(res.stdout), &doc))
+		if len(doc.Nodes) != len(want)-1 {
+			t.Errorf("ls --json: %d nodes, want %d", len(doc.Nodes), len(want)-1)
+		}
+		found := false
+		for _, n := range doc.Nodes {
+			if n.PathBase64 != "" {
+				raw, err := base64.StdEncoding.DecodeString(n.PathBase64)
+				must(t, err)
+				if string(raw) == filepath.Join(src, nameInvalid, "inner") {
+					found = true
+				}
+			}
+			if n.Name == "chunk-max" && (n.Size != chunkMax || n.Type != "file" || n.Mode != "-rw-r--r--") {
+				t.Errorf("ls --json chunk-max: %+v", n)
+			}
+		}
+		if !found {
+			t.Errorf("ls --json has no path_base64 for %q", nameInvalid+"/inner")
+		}
+	})
+
+	t.Run("dump", func(t *testing.T) {
+		for _, name := range []string{"chunk-max", "chunk-max-plus-one", "one", "empty", nameInvalid + "/inner", nameUnicode, "sparse"} {
+			res := tr.mustRun("dump", "latest", filepath.Join(src, name))
+			wantBytes, err := os.ReadFile(filepath.Join(src, name))
+			must(t, err)
+			if !bytes.Equal([]byte(res.stdout), wantBytes) {
+				t.Errorf("dump %q: %d bytes differ from the original %d", name, len(res.stdout), len(wantBytes))
+			}
+		}
+		// A directory comes out as a tar archive.
+		res := tr.mustRun("dump", "latest", filepath.Join(src, "sub"))
+		tarRd := tar.NewReader(strings.NewReader(res.stdout))
+		seen := map[string]bool{}
+		for {
+			hdr, err := tarRd.Next()
+			if err == io.EOF {
+				break
+			}
+			must(t, err)
+			seen[hdr.Name] = true
+			if hdr.Typeflag == tar.TypeReg {
+				b, err := io.ReadAll(tarRd)
+				must(t, err)
+				orig, err := os.ReadFile(filepath.Join(src, "sub", hdr.Name))
+				must(t, err)
+				if !bytes.Equal(b, orig) {
+					t.Errorf("tar member %s differs", hdr.Name)
+				}
+			}
+		}
+		for _, n := range []string{"deeper/", "deeper/file.txt", "file.bin", "hl-b", "link-up"} {
+			if !seen[n] {
+				t.Errorf("tar of sub lacks %s (has %v)", n, seen)
+			}
+		}
+		// Dumping what is not a file or directory is a clear error.
+		res = tr.run("dump", "latest", filepath.Join(src, "fifo"))
+		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "fifo") {
+			t.Errorf("dump of a FIFO: exit %d, %q", res.code, res.stderr)
+		}
+	})
+}

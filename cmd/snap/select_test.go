@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSnapshotSelection covers how commands pick snapshots: latest, ID
+// prefixes (unique, ambiguous, unknown), --host/--tag/--path filters, list
+// PERIOD, and restore --at (point in time) with --time-dated snapshots.
+func TestSnapshotSelection(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	tr.env = append(tr.env, "TZ=UTC") // PERIOD and local times in UTC
+	src := filepath.Join(tr.dir, "src")
+	f := filepath.Join(src, "f")
+	type snap struct{ id, content string }
+	var sns []snap
+	mk := func(content string, args ...string) snap {
+		writeFile(t, f, []byte(content))
+		s := tr.create(append(args, src)...)
+		sn := snap{s.SnapshotID, content}
+		sns = append(sns, sn)
+		return sn
+	}
+	v1 := mk("v1", "--time", "2025-03-10T10:00:00Z", "--host", "h1", "--tag", "daily")
+	v2 := mk("v2", "--time", "2025-11-20T03:00:00Z", "--host", "h1", "--tag", "daily", "--tag", "weekly")
+	v3 := mk("v3", "--time", "2026-01-05T12:00:00Z", "--host", "h2", "--tag", "daily")
+	other := filepath.Join(tr.dir, "other")
+	writeFile(t, filepath.Join(other, "g"), []byte("other"))
+	vOther := tr.create("--time", "2024-06-01T00:00:00Z", "--host", "h1", other)
+
+	ids := func(args ...string) string {
+		var out []string
+		for _, sn := range tr.listJSON(args...) {
+			out = append(out, sn.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	join := func(ss ...string) string { return strings.Join(ss, ",") }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, join(vOther.SnapshotID, v1.id, v2.id, v3.id)},
+		{[]string{"2025"}, join(v1.id, v2.id)},
+		{[]string{"2025-11"}, v2.id},
+		{[]string{"2025-11-20"}, v2.id},
+		{[]string{"2025-11-21"}, ""},
+		{[]string{"2026"}, v3.id},
+		{[]string{"--host", "h2"}, v3.id},
+		{[]string{"--host", "h1", "--host", "h2", "2025"}, join(v1.id, v2.id)},
+		{[]string{"--tag", "weekly"}, v2.id},
+		{[]string{"--tag", "daily,weekly"}, v2.id},
+		{[]string{"--tag", "weekly", "--tag", "nope"}, v2.id},
+		{[]string{"--tag", "daily"}, join(v1.id, v2.id, v3.id)},
+		{[]string{"--path", src}, join(v1.id, v2.id, v3.id)},
+		{[]string{"--path", other}, vOther.SnapshotID},
+		{[]string{"--path", src, "--path", other}, ""},
+		{[]string{"--host", "h9"}, ""},
+	} {
+		if got := ids(c.args...); got != c.want {
+			t.Errorf("list %v = %s, want %s", c.args, got, c.want)
+		}
+	}
+	if res := tr.run("list", "2025-13"); res.code != exitUsage {
+		t.Errorf("list 2025-13: exit %d, want %d", res.code, exitUsage)
+	}
+	// The human list shows the columns the issue names.
+	res := tr.mustRun("list", "--tag", "weekly")
+	for _, frag := range []string{v2.id[:8], "2025-11-20 03:00:00", "h1", "daily,weekly", src, "1 snapshots"} {
+		if !strings.Contains(res.stdout, frag) {
+			t.Errorf("list output lacks %q:\n%s", frag, res.stdout)
+		}
+	}
+
+	// restoreContent restores f with the given arguments and returns it.
+	n := 0
+	restoreContent := func(args ...string) (string, result) {
+		n++
+		target := filepath.Join(tr.dir, fmt.Sprintf("r%d", n))
+		res := tr.run(append([]string{"restore", "--target", target}, args...)...)
+		b, _ := os.ReadFile(filepath.Join(target, f))
+		return string(b), res
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"latest"}, "v3"},
+		{[]string{"latest", "--host", "h1"}, "v2"},
+		{[]string{"latest", "--tag", "daily", "--path", src, "--host", "h1", "--host", "h2"}, "v3"},
+		{[]string{v1.id[:8]}, "v1"},
+		{[]string{strings.ToUpper(v2.id[:10])}, "v2"},
+		{[]string{v3.id}, "v3"},
+		{[]string{"--at", "2025-12-01"}, "v2"},
+		{[]string{"--at", "2025-11-20T03:00:00Z"}, "v2"},
+		{[]string{"--at", "2025-11-20T02:59:59Z"}, "v1"},
+		{[]string{"--at", "2025-11-20 02:59"}, "v1"},
+		{[]string{"--at", "2030-01-01T00:00:00+01:00", "--host", "h1", "--path", src}, "v2"},
+		{[]string{"--at", "2026-01-05T12:00:00Z", "--tag", "weekly"}, "v2"},
+		{[]string{"--at", "1h"}, "v3"},
+	} {
+		got, res := restoreContent(c.args...)
+		if res.code != 0 || got != c.want {
+			t.Errorf("restore %v: exit %d, f = %q, want %q (%s)", c.args, res.code, got, c.want, res.stderr)
+		}
+	}
+	// Nothing at or before that time, and no matching snapshot at all.
+	for _, args := range [][]string{{"--at", "2025-03-10T09:59:59Z", "--path", src}, {"latest", "--host", "h9"}} {
+		if _, res := restoreContent(args...); res.code != exitFatal || !strings.Contains(oneLine(t, res), "no snapshot") {
+			t.Errorf("restore %v: exit %d, %q", args, res.code, res.stderr)
+		}
+	}
+	if _, res := restoreContent("--at", "yesterday-ish"); res.code != exitUsage {
+		t.Errorf("restore --at garbage: exit %d", res.code)
+	}
+
+	// ls and dump resolve the same way.
+	if res := tr.mustRun("dump", "latest", f, "--host", "h1"); res.stdout != "v2" {
+		t.Errorf("dump latest --host h1 = %q", res.stdout)
+	}
+	if res := tr.mustRun("ls", v1.id[:8]); !strings.Contains(res.stdout, f) {
+		t.Errorf("ls by prefix: %q", res.stdout)
+	}
+
+	// Add snapshots until two IDs share their first digit: that prefix is
+	// ambiguous and every command says so.
+	byDigit := map[byte]string{}
+	for _, id := range []string{v1.id, v2.id, v3.id, vOther.SnapshotID} {
+		byDigit[id[0]] = id
+	}
+	ambiguous := ""
+	for i := 0; ambiguous == "" && i < 17; i++ {
+		s := tr.create("--time", fmt.Sprintf("2020-01-01T00:00:%02dZ", i), "--tag", "filler", other)
+		if _, ok := byDigit[s.SnapshotID[0]]; ok {
+			ambiguous = s.SnapshotID[:1]
+		}
+		byDigit[s.SnapshotID[0]] = s.SnapshotID
+	}
+	if ambiguous == "" {
+		t.Fatal("17 snapshots without two sharing a first digit")
+	}
+	for _, args := range [][]string{
+		{"restore", ambiguous, "--target", filepath.Join(tr.dir, "amb")},
+		{"ls", ambiguous},
+		{"dump", ambiguous, f},
+	} {
+		res := tr.run(args...)
+		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "ambiguous") {
+			t.Errorf("%v: exit %d, %q", args, res.code, res.stderr)
+		}
+	}
+	// An unknown prefix and a malformed reference.
+	unknown := ""
+	for _, d := range "0123456789abcdef" {
+		if _, ok := byDigit[byte(d)]; !ok {
+			unknown = string(d) + "0"
+			break
+		}
+	}
+	if unknown != "" {
+		res := tr.run("ls", unknown)
+		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "no snapshot") {
+			t.Errorf("ls %s: exit %d, %q", unknown, res.code, res.stderr)
+		}
+	}
+	res = tr.run("ls", "not-an-id")
+	if res.code != exitFatal || !strings.Contains(oneLine(t, res), "not-an-id") {
+		t.Errorf("ls not-an-id: exit %d, %q", res.code, res.stderr)
+	}
+}
+
+// TestCommasInFlags: a comma splits create's --tag into tags, means "all of
+// these" in a --tag filter, and is an ordinary character in globs.
+func TestCommasInFlags(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "skip,me"), []byte("x"))
+	writeFile(t, filepath.Join(src, "keep"), []byte("y"))
+	writeFile(t, filepath.Join(src, "me"), []byte("z"))
+	tr.create("--tag", "a,b", "--tag", "c", "--exclude", "skip,me", src)
+	tr.create("--tag", "a", src)
+	sns := tr.listJSON("--tag", "a,b")
+	if len(sns) != 1 || strings.Join(sns[0].Tags, " ") != "a b c" {
+		t.Fatalf("list --tag a,b: %+v", sns)
+	}
+	res := tr.mustRun("ls", sns[0].ID)
+	if strings.Contains(res.stdout, "skip,me") || !strings.Contains(res.stdout, "/me\n") || !strings.Contains(res.stdout, "/keep\n") {
+		t.Errorf("--exclude 'skip,me' was split or ignored:\n%s", res.stdout)
+	}
+	target := filepath.Join(tr.dir, "out")
+	tr.mustRun("restore", "latest", "--target", target, "--include", "keep,me")
+	if _, err := os.Lstat(filepath.Join(target, src, "keep")); err == nil {
+		t.Errorf("--include 'keep,me' was split into two patterns")
+	}
+}

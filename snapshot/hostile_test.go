@@ -1,0 +1,345 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+	"github.com/snap-backup/snap/sources"
+)
+
+// hostileRepo is a real repository in a temporary directory that a test
+// fills with hand-made trees, bypassing the archiver and its validation:
+// the restorer must treat whatever it finds there as hostile.
+type hostileRepo struct {
+	t   *testing.T
+	dir string
+	r   *repo.Repository
+	ix  *index.Index
+}
+
+func newHostileRepo(t *testing.T) *hostileRepo {
+	t.Helper()
+	dir := t.TempDir()
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := chunk.NewParams()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := repo.Init(ctx, be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
+		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: p.MinSize, MaxSize: p.MaxSize, AverageBits: p.AverageBits}, repo.Options{Host: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := index.Open(ctx, r, filepath.Join(dir, "cache"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	return &hostileRepo{t: t, dir: dir, r: r, ix: ix}
+}
+
+// blob stores plain as a blob of type bt and returns its ID.
+func (h *hostileRepo) blob(bt repo.BlobType, plain []byte) repo.ID {
+	h.t.Helper()
+	hs := h.ix.Hasher()
+	id := repo.ID(hs.Sum(plain))
+	h.ix.PutHasher(hs)
+	w := index.NewWriter(h.ix, index.WriterOptions{})
+	if _, err := w.Save(context.Background(), bt, id, plain); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+// tree stores nodes as they are, unsorted and unchecked.
+func (h *hostileRepo) tree(nodes ...Node) repo.ID {
+	return h.blob(repo.TreeBlob, (&Tree{Nodes: nodes}).Encode())
+}
+
+// snapshot saves a snapshot document for root.
+func (h *hostileRepo) snapshot(root repo.ID) *Snapshot {
+	h.t.Helper()
+	sn := &Snapshot{Time: time.Now(), Host: "test", Tags: []string{}, Paths: []string{"/x"}, Tree: root}
+	if err := Save(context.Background(), h.r, sn); err != nil {
+		h.t.Fatal(err)
+	}
+	return sn
+}
+
+// restore restores the snapshot's root into target and returns the
+// error and the per-entry errors reported.
+func (h *hostileRepo) restore(sn *Snapshot, target string) (error, []error) {
+	h.t.Helper()
+	ctx := context.Background()
+	ld := NewLoader(h.r, "")
+	got, err := ld.Load(ctx, sn.ID)
+	if err != nil {
+		return err, nil
+	}
+	node, err := FindNode(ctx, h.ix, got.Tree, "/")
+	if err != nil {
+		return err, nil
+	}
+	tg, err := sources.OpenTarget(target)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer tg.Close()
+	var reported []error
+	rs := NewRestorer(h.ix, tg, RestoreOptions{Report: func(ev Event) {
+		if ev.Kind == EventError {
+			reported = append(reported, ev.Err)
+		}
+	}})
+	_, err = rs.Restore(ctx, "/", node)
+	return err, reported
+}
+
+func fileNode(name string, content ...repo.ID) Node {
+	return Node{Meta: sources.Meta{Name: name, Type: sources.TypeFile, Mode: 0o644}, Content: content}
+}
+
+// snapshotOf lists every path below dir with its type, so tests can show
+// that nothing changed outside a restore target.
+func snapshotOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		kind := d.Type().String()
+		if d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			kind += ":" + string(b)
+		}
+		out[p] = kind
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameTree(t *testing.T, what string, before, after map[string]string) {
+	t.Helper()
+	for p, k := range after {
+		if before[p] != k {
+			t.Errorf("%s: %s appeared or changed outside the target (%s)", what, p, k)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			t.Errorf("%s: %s disappeared outside the target", what, p)
+		}
+	}
+}
+
+// TestHostileTreeNames restores trees whose entry names try to leave the
+// target: each restore fails with a corruption error naming the tree blob,
+// and nothing is written outside the target.
+func TestHostileTreeNames(t *testing.T) {
+	t.Parallel()
+	h := newHostileRepo(t)
+	outside := filepath.Join(h.dir, "outside")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := h.blob(repo.DataBlob, []byte("pwned"))
+	etcProbe := "/etc/snap-hostile-test-" + filepath.Base(h.dir)
+	cases := map[string][]Node{
+		"dotdot":           {fileNode("../x", data)},
+		"dotdot deep":      {fileNode("../../outside/x", data)},
+		"parent":           {fileNode("..", data)},
+		"absolute etc":     {fileNode(etcProbe, data)},
+		"absolute outside": {fileNode(filepath.Join(outside, "x"), data)},
+		"dot":              {fileNode(".", data)},
+		"slash":            {fileNode("a/b", data)},
+		"empty":            {fileNode("", data)},
+		"nul":              {fileNode("x\x00y", data)},
+		"duplicate":        {fileNode("a", data), fileNode("a", data)},
+		"unsorted":         {fileNode("b", data), fileNode("a", data)},
+	}
+	for name, nodes := range cases {
+		target := filepath.Join(h.dir, "target-"+strings.ReplaceAll(name, " ", "-"))
+		sub := h.tree(nodes...)
+		// The hostile tree one level down, below a valid directory.
+		root := h.tree(Node{Meta: sources.Meta{Name: "d", Type: sources.TypeDir, Mode: 0o755}, Subtree: sub})
+		for _, id := range []repo.ID{sub, root} {
+			before := snapshotOf(t, h.dir)
+			err, _ := h.restore(h.snapshot(id), target)
+			if err == nil {
+				t.Errorf("%s: restore succeeded", name)
+			} else if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), sub.String()) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%s: error %q is not a one-line corruption error naming tree %s", name, err, sub.Short())
+			}
+			after := snapshotOf(t, h.dir)
+			for p := range after {
+				if !strings.HasPrefix(p, target+"/") && p != target {
+					if _, ok := before[p]; !ok && !strings.HasPrefix(p, filepath.Join(h.dir, "repo")) && !strings.HasPrefix(p, filepath.Join(h.dir, "cache")) {
+						t.Errorf("%s: %s was written outside the target", name, p)
+					}
+				}
+			}
+			if _, err := os.Lstat(filepath.Join(outside, "x")); err == nil {
+				t.Fatalf("%s: wrote outside/x", name)
+			}
+			if _, err := os.Lstat(etcProbe); err == nil {
+				os.Remove(etcProbe)
+				t.Fatalf("%s: wrote %s", name, etcProbe)
+			}
+		}
+	}
+}
+
+// TestHostileTreeContent covers lies that are not about names: huge counts,
+// sizes that disagree with the content, blobs of the wrong type, a
+// directory without a tree.
+func TestHostileTreeContent(t *testing.T) {
+	t.Parallel()
+	h := newHostileRepo(t)
+	data := h.blob(repo.DataBlob, []byte("0123456789"))
+	okTree := h.tree(fileNode("f", data))
+	huge := h.blob(repo.TreeBlob, []byte("SNTR\x01\xff\xff\xff\xff\xff\xff\xff\xff\x7f"))
+	// One file node whose chunk count (the last byte, 0) becomes 2^35.
+	enc := (&Tree{Nodes: []Node{fileNode("f")}}).Encode()
+	hugeChunks := h.blob(repo.TreeBlob, append(enc[:len(enc)-1], 0x80, 0x80, 0x80, 0x80, 0x80, 0x01))
+	bigFile := fileNode("f", data)
+	bigFile.Size = 1 << 50
+	shortFile := fileNode("f", data)
+	shortFile.Size = 3
+	for name, tc := range map[string]struct {
+		root repo.ID
+		want error
+	}{
+		"huge node count":              {huge, repo.ErrCorrupt},
+		"huge chunk count":             {hugeChunks, repo.ErrCorrupt},
+		"size larger than content":     {h.tree(bigFile), repo.ErrCorrupt},
+		"size smaller than content":    {h.tree(shortFile), repo.ErrCorrupt},
+		"tree blob as file content":    {h.tree(fileNode("f", okTree)), index.ErrBlobNotIndexed},
+		"data blob as root tree":       {data, index.ErrBlobNotIndexed},
+		"directory without a tree":     {h.tree(Node{Meta: sources.Meta{Name: "d", Type: sources.TypeDir}}), index.ErrBlobNotIndexed},
+		"directory with a data blob":   {h.tree(Node{Meta: sources.Meta{Name: "d", Type: sources.TypeDir}, Subtree: data}), index.ErrBlobNotIndexed},
+		"content that is not in repo":  {h.tree(fileNode("f", repo.ID{1, 2, 3})), index.ErrBlobNotIndexed},
+		"garbage tree":                 {h.blob(repo.TreeBlob, []byte("SNTR\x01garbage")), repo.ErrCorrupt},
+		"future tree version":          {h.blob(repo.TreeBlob, []byte("SNTR\x02\x00")), repo.ErrCorrupt},
+		"set-uid device outside range": {h.tree(Node{Meta: sources.Meta{Name: "d", Type: sources.TypeCharDev, Mode: 0o177777}}), repo.ErrCorrupt},
+	} {
+		target := filepath.Join(h.dir, "t-"+strings.ReplaceAll(name, " ", "-"))
+		err, _ := h.restore(h.snapshot(tc.root), target)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: restore error %v, want %v", name, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error is not one line: %q", name, err)
+		}
+		// A lying size never leaves a huge (sparse) file behind.
+		if fi, err := os.Stat(filepath.Join(target, "f")); err == nil && fi.Size() > 10 {
+			t.Errorf("%s: restored f has %d bytes", name, fi.Size())
+		}
+	}
+}
+
+// TestHostileSymlinks: a symlink restored from one snapshot must not be
+// followed when a later restore into the same target writes below the same
+// name, and files already in the target (symlinks, hard links to outside)
+// are replaced, never written through.
+func TestHostileSymlinks(t *testing.T) {
+	t.Parallel()
+	h := newHostileRepo(t)
+	outside := filepath.Join(h.dir, "outside")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(h.dir, "target")
+	pwnedID := h.blob(repo.DataBlob, []byte("pwned"))
+	file := func(name string) Node {
+		n := fileNode(name, pwnedID)
+		n.Size = 5
+		return n
+	}
+	link := func(name, to string) Node {
+		return Node{Meta: sources.Meta{Name: name, Type: sources.TypeSymlink, LinkTarget: to}}
+	}
+	dir := func(name string, nodes ...Node) Node {
+		return Node{Meta: sources.Meta{Name: name, Type: sources.TypeDir, Mode: 0o755}, Subtree: h.tree(nodes...)}
+	}
+
+	// Snapshot 1 plants symlinks to the outside (absolute and relative).
+	s1 := h.snapshot(h.tree(link("a", outside), link("b", "../outside"), link("c", secret), link("s", secret)))
+	before := snapshotOf(t, outside)
+	if err, errs := h.restore(s1, target); err != nil || len(errs) > 0 {
+		t.Fatalf("restore 1: %v %v", err, errs)
+	}
+	if got, _ := os.Readlink(filepath.Join(target, "a")); got != outside {
+		t.Fatalf("symlink a restored as %q", got)
+	}
+	// Something else plants a hard link to a file outside.
+	if err := os.Link(secret, filepath.Join(target, "h")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Snapshot 2 writes through every one of those names, and lists a
+	// hard-linked pair whose first member is one of them.
+	hl := file("h")
+	hl.Links, hl.Inode, hl.Device = 2, 42, 1
+	hl2 := hl
+	hl2.Name = "z"
+	s2 := h.snapshot(h.tree(
+		dir("a", dir("deeper", file("y")), file("x")),
+		dir("b", file("x")),
+		file("c"),
+		hl,
+		link("s", "/etc/passwd"),
+		hl2,
+	))
+	err, errs := h.restore(s2, target)
+	if err != nil || len(errs) > 0 {
+		t.Fatalf("restore 2: %v %v", err, errs)
+	}
+	sameTree(t, "restore through planted links", before, snapshotOf(t, outside))
+	if b, _ := os.ReadFile(secret); string(b) != "keep me" {
+		t.Fatalf("outside file changed to %q", b)
+	}
+	for _, p := range []string{"a/x", "a/deeper/y", "b/x", "c", "h", "z"} {
+		b, err := os.ReadFile(filepath.Join(target, p))
+		if err != nil || string(b) != "pwned" {
+			t.Errorf("%s in the target: %q, %v", p, b, err)
+		}
+	}
+	var st1, st2 fs.FileInfo
+	st1, _ = os.Stat(filepath.Join(target, "h"))
+	st2, _ = os.Stat(filepath.Join(target, "z"))
+	if st1 == nil || st2 == nil || !os.SameFile(st1, st2) {
+		t.Errorf("h and z are not one hard-linked file")
+	}
+
+	// Restoring a subpath through a symlink is refused.
+	ctx := context.Background()
+	if _, err := FindNode(ctx, h.ix, s1.Tree, "/a/x"); err == nil {
+		t.Errorf("FindNode followed symlink a")
+	}
+}
