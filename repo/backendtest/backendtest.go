@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -163,6 +164,9 @@ func (s *suite) ranges(t *testing.T, be repo.Backend) {
 		}
 		if errors.Is(err, repo.ErrNotFound) {
 			t.Errorf("load past the end gave ErrNotFound (the file exists): %v", err)
+		}
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("load past the end: %v, want an error wrapping io.ErrUnexpectedEOF", err)
 		}
 		s.checkErr(t, err)
 	}

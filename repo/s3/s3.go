@@ -313,8 +313,10 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(body, buf); err != nil {
-		// The connection broke off before the announced length.
-		return nil, repo.Transient(fmt.Errorf("load %s: reading the response: %w", h, err))
+		// The connection broke off before the announced length: a
+		// network failure (%v, so that it does not read as a truncated
+		// file).
+		return nil, repo.Transient(fmt.Errorf("load %s: the response broke off: %v", h, err))
 	}
 	return buf, nil
 }
