@@ -172,6 +172,13 @@ func (s *Server) start(samePort bool) error {
 		default:
 		}
 		if ready(s.Endpoint) {
+			// Another test's server may hold the port while ours failed
+			// to bind it: ours must still be running.
+			select {
+			case <-done:
+				continue // reported at the top of the loop
+			case <-time.After(200 * time.Millisecond):
+			}
 			s.cmd, s.done = cmd, done
 			return nil
 		}
