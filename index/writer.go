@@ -94,6 +94,13 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 	if w.Known(t, id) {
 		return false, nil
 	}
+	return w.Add(ctx, t, id, plain)
+}
+
+// Add stores the blob even when the index already has it, skipping it only
+// when this writer saved it before. Prune uses it to copy blobs out of packs
+// that are going away, which the index still lists as live.
+func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
 	k := blobKeyT{t, id}
 	w.mu.Lock()
 	if w.err != nil {

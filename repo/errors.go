@@ -67,12 +67,16 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	kind := "a shared"
+	kind := "a " + e.Holder.Kind()
 	if e.Holder.Exclusive {
 		kind = "an exclusive"
 	}
-	return fmt.Sprintf("repository is locked: %s lock held by pid %d on host %s since %s (lock %s); wait for it to finish, or run 'snap unlock' if that process is gone",
-		kind, e.Holder.PID, e.Holder.Host, e.Holder.Time.Local().Format(time.DateTime), shortName(e.Name))
+	cmd := ""
+	if e.Holder.Command != "" {
+		cmd = " (snap " + e.Holder.Command + ")"
+	}
+	return fmt.Sprintf("repository is locked: %s lock held by pid %d%s on host %s since %s (lock %s); wait for it to finish, or run 'snap unlock' if that process is gone",
+		kind, e.Holder.PID, cmd, e.Holder.Host, e.Holder.Since().Local().Format(time.DateTime), shortName(e.Name))
 }
 
 // Unwrap makes errors.Is(err, ErrLocked) true.

@@ -120,6 +120,10 @@ func commands(e *env) []*cli.Command {
 		dumpCommand(e),
 		restoreCommand(e),
 		repairCommand(e),
+		forgetCommand(e),
+		pruneCommand(e),
+		checkCommand(e),
+		unlockCommand(e),
 		copyCommand(e),
 	}
 }

@@ -59,12 +59,12 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		}
 		return passwordFrom(e, file, "SNAP_TO_PASSWORD", command, false, "target repository")
 	}
-	src, err := openSessionAt(c, e, u, sharedLock, gstring(c, "repo"), srcPassword, index.Options{})
+	src, err := openSessionAt(c, e, u, sharedLock, gstring(c, "repo"), srcPassword, &index.Options{})
 	if err != nil {
 		return err
 	}
 	defer src.close()
-	dst, err := openSessionAt(c, e, u, sharedLock, to, dstPassword, index.Options{})
+	dst, err := openSessionAt(c, e, u, sharedLock, to, dstPassword, &index.Options{})
 	if err != nil {
 		return fmt.Errorf("target %s: %w", to, err)
 	}

@@ -36,6 +36,7 @@ const (
 	noLock lockMode = iota
 	sharedLock
 	exclusiveLock
+	pruneLock // excludes other prunes and exclusive locks, not shared ones
 )
 
 // openSession opens the repository named by the flags, takes the lock and
@@ -47,12 +48,19 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 // openSessionIndex is openSession with index options (repair opens the
 // index without syncing it).
 func openSessionIndex(c *cli.Context, e *env, mode lockMode, io index.Options) (*session, error) {
+	return openSessionWith(c, e, mode, &io)
+}
+
+// openSessionWith opens the index with io, or leaves it closed when io is
+// nil (check reads the index segments itself, so that it can report a
+// damaged one instead of failing to open).
+func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (*session, error) {
 	return openSessionAt(c, e, newUI(c, e), mode, gstring(c, "repo"), func() (string, error) { return readPassword(c, e, false) }, io)
 }
 
 // openSessionAt opens a session on the repository at location (copy opens
-// a second one, its target).
-func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string, password func() (string, error), io index.Options) (*session, error) {
+// a second one, its target), with the index as openSessionWith does.
+func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string, password func() (string, error), io *index.Options) (*session, error) {
 	ctx := c.Context
 	r, conns, err := openRepositoryWith(c, e, u, location, password)
 	if err != nil {
@@ -61,7 +69,7 @@ func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string
 	s := &session{r: r, ui: u, connections: conns}
 	s.cache = repoCacheDir(c, e, r)
 	if mode != noLock {
-		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: c.Command.FullName(),
+		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: c.Command.FullName(),
 			OnStale: func(l repo.LockEntry) {
 				u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
 			}})
@@ -70,12 +78,14 @@ func openSessionAt(c *cli.Context, e *env, u *ui, mode lockMode, location string
 			return nil, err
 		}
 	}
-	io.Log = func(m string) { u.warnf("%s", m) }
-	io.CacheTreePacks = isRemote(location)
-	s.ix, err = index.Open(ctx, r, s.cache, io)
-	if err != nil {
-		s.close()
-		return nil, err
+	if io != nil {
+		io.Log = func(m string) { u.warnf("%s", m) }
+		io.CacheTreePacks = isRemote(location)
+		s.ix, err = index.Open(ctx, r, s.cache, *io)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 	s.loader = snapshot.NewLoader(r, filepath.Join(s.cache, "snapshots"))
 	return s, nil

@@ -510,7 +510,7 @@ func TestS3ManyWriters(t *testing.T) {
 	}
 	srv := s3test.Start(t)
 	tr := newS3Repo(t, srv)
-	const hosts, rounds = 4, 6
+	const hosts, rounds = 4, 8
 	type host struct {
 		tr     *testRepo
 		name   string
@@ -561,7 +561,8 @@ func TestS3ManyWriters(t *testing.T) {
 			defer writers.Done()
 			rnd := mrand(uint64(100 + i))
 			for r := range rounds {
-				if r > 0 { // change a little between rounds
+				if r > 0 { // change a little between rounds, spread over the pruner's runs
+					time.Sleep(time.Duration(100+rnd.IntN(200)) * time.Millisecond)
 					name := filepath.Join(h.src, fmt.Sprintf("d%03d", rnd.IntN(5)), fmt.Sprintf("round%d.bin", r))
 					b := make([]byte, 10_000+rnd.IntN(30_000))
 					for j := range b {
@@ -606,7 +607,7 @@ func TestS3ManyWriters(t *testing.T) {
 			select {
 			case <-done:
 				return
-			case <-time.After(200 * time.Millisecond):
+			default:
 			}
 		}
 	}()
@@ -627,12 +628,17 @@ func TestS3ManyWriters(t *testing.T) {
 		t.Errorf("host3 backed up data host2 had stored already and added %v of %v bytes", raw, firstShared["bytes"])
 	}
 
-	// A final prune once everything is quiet, then a full check.
-	tr.mustRun("prune", "--delete-delay", "0")
+	// A final prune once everything is quiet deletes what the concurrent
+	// ones marked; then a full check.
+	res := tr.mustRun("prune", "--delete-delay", "0")
+	t.Logf("final prune:\n%s", res.stdout)
+	if !strings.Contains(res.stdout, "deleted") {
+		t.Errorf("the final prune deleted nothing:\n%s", res.stdout)
+	}
 	if res := tr.run("check", "--read-data"); res.code != 0 {
 		t.Fatalf("check --read-data: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
-	res := tr.mustRun("list", "--json")
+	res = tr.mustRun("list", "--json")
 	var list []struct {
 		ID   string `json:"id"`
 		Host string `json:"host"`

@@ -48,12 +48,14 @@ func (u *ui) infof(format string, args ...any) {
 // warnf prints a warning on stderr (as a JSON line with --json).
 func (u *ui) warnf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	if u.json {
-		u.jsonLine(map[string]any{"type": "warning", "message": msg})
-		return
-	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.json {
+		// On stderr, so that a command's JSON document on stdout stays valid.
+		b, _ := json.Marshal(map[string]any{"type": "warning", "message": msg})
+		fmt.Fprintf(u.err, "%s\n", b)
+		return
+	}
 	fmt.Fprintf(u.err, "warning: %s\n", msg)
 }
 
