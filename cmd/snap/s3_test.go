@@ -505,9 +505,6 @@ func TestS3Faults(t *testing.T) {
 // snapshot restores to exactly what was backed up. Two of the hosts back
 // up the same data, which is stored once.
 func TestS3ManyWriters(t *testing.T) {
-	if help := (&testRepo{t: t}).run("--help"); !strings.Contains(help.stdout, "prune") || !strings.Contains(help.stdout, "check") {
-		t.Skip("forget, prune and check are not in this build yet (issue 4)")
-	}
 	srv := s3test.Start(t)
 	tr := newS3Repo(t, srv)
 	const hosts, rounds = 4, 8
