@@ -56,7 +56,8 @@ type Index struct {
 	r       *repo.Repository
 	db      *bolt.DB
 	path    string
-	tempDir string // set when the cache is a private temporary copy
+	tempDir string     // set when the cache is a private temporary copy
+	packs   *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
 	hashers sync.Pool
 }
@@ -72,6 +73,9 @@ type Options struct {
 	// which rebuilds the cache itself (and must work when a segment is
 	// damaged).
 	NoSync bool
+	// CacheTreePacks keeps whole tree packs in dir/packs (see
+	// packcache.go): worth it when every read is a network request.
+	CacheTreePacks bool
 }
 
 // Open opens (or creates) the cache in dir and syncs it with the
@@ -121,7 +125,22 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		ix.Close()
 		return nil, err
 	}
+	if o.CacheTreePacks {
+		ix.packs = newPackCache(filepath.Join(dir, "packs"), min(4*int64(r.Config().PackSize), 256<<20))
+		ix.packs.prune(func(id repo.ID) bool { _, ok := ix.packSize(id); return ok })
+	}
 	return ix, nil
+}
+
+// packSize returns the size of a pack the cache knows.
+func (ix *Index) packSize(id repo.ID) (int64, bool) {
+	var rec packRec
+	var ok bool
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		rec, ok = decodePackRec(tx.Bucket(bPacks).Get(id[:]))
+		return nil
+	})
+	return rec.size, ok
 }
 
 // init creates the buckets, or empties them if the cache has another
@@ -293,8 +312,14 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 	return ix.LoadBlobAt(ctx, loc, dst)
 }
 
-// LoadBlobAt reads the blob at a known location and verifies it.
+// LoadBlobAt reads the blob at a known location and verifies it. Tree
+// blobs come from the tree pack cache when there is one.
 func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	if ix.packs != nil && loc.Entry.Type == repo.TreeBlob {
+		if out, ok := ix.loadCached(ctx, loc, dst); ok {
+			return out, nil
+		}
+	}
 	out, err := ix.r.LoadBlob(ctx, loc.Pack, loc.Entry, dst)
 	if err != nil {
 		return nil, err
@@ -303,6 +328,27 @@ func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]by
 		return nil, err
 	}
 	return out, nil
+}
+
+// loadCached reads a blob through the pack cache. ok is false when the
+// caller should read it from the repository instead: the pack is too big
+// to cache, could not be fetched whole, or its cached copy failed a check
+// (and was dropped).
+func (ix *Index) loadCached(ctx context.Context, loc Location, dst []byte) ([]byte, bool) {
+	size, _ := ix.packSize(loc.Pack)
+	sealed, err := ix.packs.sealedBlob(ctx, ix.r, loc.Pack, size, loc.Entry)
+	if err != nil {
+		return nil, false
+	}
+	out, err := ix.r.OpenBlob(loc.Pack, loc.Entry, sealed, dst)
+	if err == nil {
+		err = ix.VerifyBlob(loc.Pack, loc.Entry, out[len(dst):])
+	}
+	if err != nil {
+		ix.packs.drop(loc.Pack)
+		return nil, false
+	}
+	return out, true
 }
 
 // VerifyBlob checks that plain hashes to the entry's ID.

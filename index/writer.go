@@ -164,6 +164,9 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 		defer func() { <-w.sem }()
 		id, data, ents := w.r.FinishPack(p)
 		err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()}, data)
+		if err == nil && w.ix.packs != nil && len(ents) > 0 && ents[0].Type == repo.TreeBlob {
+			w.ix.packs.store(id, data) // the next run reads these trees as its parent
+		}
 		w.mu.Lock()
 		if err != nil {
 			if w.err == nil {

@@ -21,7 +21,29 @@ var (
 	ErrLocked = errors.New("repository is locked")
 	// ErrExists: init found something at the location.
 	ErrExists = errors.New("location is not empty")
+	// ErrTransient marks a backend failure that may go away when the
+	// request is repeated: a 5xx answer, a timeout, a reset connection.
+	// The retry wrapper (repo/retry) repeats these and nothing else.
+	ErrTransient = errors.New("transient backend failure")
 )
+
+// TransientError wraps a backend failure that is worth repeating. Its
+// message is the wrapped error's; errors.Is finds both ErrTransient and
+// whatever Err wraps.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+
+// Unwrap makes errors.Is(err, ErrTransient) true, and keeps Err's chain.
+func (e *TransientError) Unwrap() []error { return []error{e.Err, ErrTransient} }
+
+// Transient marks err as worth repeating (nil stays nil).
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &TransientError{Err: err}
+}
 
 // CorruptError says which object failed which check.
 type CorruptError struct {

@@ -22,6 +22,14 @@ type RestoreOptions struct {
 	Excludes []sources.Pattern
 	Workers  int
 	Report   func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
+	// Blobs reads file contents; nil means the index, one ranged read
+	// per blob (a remote repository passes an index.PackFetcher).
+	Blobs BlobLoader
+}
+
+// BlobLoader reads and verifies blobs.
+type BlobLoader interface {
+	LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error)
 }
 
 // RestoreStats counts what a restore wrote.
@@ -71,6 +79,9 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	}
 	if o.Report == nil {
 		o.Report = func(Event) {}
+	}
+	if o.Blobs == nil {
+		o.Blobs = ix
 	}
 	return &Restorer{ix: ix, target: target, opts: o, links: map[[2]uint64]string{}, made: map[string]bool{".": true}}
 }
@@ -286,7 +297,7 @@ func (r *Restorer) writeContent(ctx context.Context, j restoreJob, buf []byte) (
 	var off int64
 	for _, id := range j.node.Content {
 		var err error
-		buf, err = r.ix.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
+		buf, err = r.opts.Blobs.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
 		if err != nil {
 			return buf, err
 		}

@@ -36,6 +36,7 @@ func globalFlags(withEnv bool) []cli.Flag {
 		&cli.StringFlag{Name: "password-command", Usage: "run this command and use its output as the password (env SNAP_PASSWORD_COMMAND)", EnvVars: env("SNAP_PASSWORD_COMMAND")},
 		&cli.StringFlag{Name: "config", Usage: "jobs config file (default $XDG_CONFIG_HOME/snap/snap.toml, else /etc/snap/snap.toml; env SNAP_CONFIG)", EnvVars: env("SNAP_CONFIG")},
 		&cli.StringFlag{Name: "cache-dir", Usage: "local cache directory (default $XDG_CACHE_HOME/snap; env SNAP_CACHE_DIR)", EnvVars: env("SNAP_CACHE_DIR")},
+		&cli.StringFlag{Name: "connections", Usage: "requests to the repository at once (default 8 for S3, unlimited for a directory; env SNAP_CONNECTIONS)"},
 		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail"},
@@ -132,6 +133,7 @@ func commands(e *env) []*cli.Command {
 		diffCommand(e),
 		completionCommand(e),
 		manCommand(e),
+		copyCommand(e),
 	}
 }
 

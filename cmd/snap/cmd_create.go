@@ -173,6 +173,9 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	if err != nil {
 		return nil, err
 	}
+	if s.connections > 0 {
+		o.Writer.Connections = s.connections
+	}
 	if err := preflight(ctx, u, s.r, plan.minFree); err != nil {
 		return nil, err
 	}

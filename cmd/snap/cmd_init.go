@@ -41,7 +41,11 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error 
 	if err != nil {
 		return err
 	}
-	be, err := openBackend(location, true)
+	bo, err := backendOptionsFrom(c, e, u)
+	if err != nil {
+		return err
+	}
+	be, _, err := openBackend(c.Context, e, location, true, bo)
 	if err != nil {
 		return err
 	}

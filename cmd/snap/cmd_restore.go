@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"runtime"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -122,8 +124,21 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	defer t.Close()
 	u.infof("restoring snapshot %s (%s) %s to %s", sn.ID.Short(), localTime(sn.Time), sub, target)
+	workers := 0 // the restorer's default
+	if s.connections > 0 {
+		workers = max(s.connections, 2*runtime.NumCPU())
+	}
+	var blobs snapshot.BlobLoader
+	if isRemote(s.location) && len(inc) == 0 && len(exc) == 0 {
+		f, err := planFetch(c.Context, s, sub, node)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		blobs = f
+	}
 	p := newProgress(e, u, "restore")
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Report: p.event})
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Blobs: blobs, Report: p.event})
 	p.begin()
 	if p.shown() {
 		if sub == "/" && len(inc) == 0 && len(exc) == 0 {
@@ -156,4 +171,22 @@ func runRestore(c *cli.Context, e *env) error {
 		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
 	}
 	return nil
+}
+
+// planFetch prepares a whole-restore from a remote repository: it walks
+// the trees to be restored (from the local tree cache) and counts the
+// blobs needed from each pack, so that packs mostly needed are fetched
+// with one request each instead of one per blob.
+func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) (*index.PackFetcher, error) {
+	plan := index.NewPackPlan()
+	err := snapshot.Walk(ctx, s.ix, sub, node, func(_ string, n *snapshot.Node) error {
+		for _, id := range n.Content {
+			plan.Add(s.ix, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.ix.NewPackFetcher(s.cache, plan)
 }

@@ -50,7 +50,7 @@ func toLockJSON(l repo.LockEntry) lockJSON {
 
 func runUnlock(c *cli.Context, e *env, all bool) error {
 	u := newUI(c, e)
-	r, err := openRepository(c, e, gstring(c, "repo"))
+	r, _, err := openRepository(c, e, u, gstring(c, "repo"))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/retry"
 )
 
 // env is what a command run gets from the process: streams, environment
@@ -21,6 +24,18 @@ type env struct {
 	stderrTTY bool
 	// journal is set when stderr is connected to systemd's journal.
 	journal bool
+	// backendHooks, set only by in-process tests, change how backends
+	// are composed (see backend.go); nil in production.
+	backendHooks *backendHooks
+}
+
+// backendHooks let tests count requests or inject faults.
+type backendHooks struct {
+	// wrap goes around every raw backend a command opens, inside the
+	// limit and retry wrappers.
+	wrap func(repo.Backend) repo.Backend
+	// retry replaces the retry wrapper's default backoff.
+	retry retry.Options
 }
 
 func newEnv() *env {

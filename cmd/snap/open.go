@@ -24,6 +24,11 @@ type session struct {
 	ui     *ui
 	// command is recorded in the locks the session takes.
 	command string
+	// connections is the limit on requests in flight (0: none); uploads
+	// and restores size their parallelism by it.
+	connections int
+	// location is where the repository is (as given).
+	location string
 	// unreadable are the snapshots the last listing could not read.
 	unreadable []error
 }
@@ -46,6 +51,12 @@ type repoSettings struct {
 	cacheDir        string // base directory; the repository ID is appended
 	// fromConfig names the config file the settings came from, if any.
 	fromConfig string
+	// password, when set, replaces the password sources above ('snap copy'
+	// reads the target's password its own way).
+	password func() (string, error)
+	// connections bounds the requests in flight (--connections); 0 picks
+	// the backend's default.
+	connections int
 }
 
 // settingsFrom reads --repo, --password-file, --password-command and
@@ -53,8 +64,12 @@ type repoSettings struct {
 // given that way, the config file (--config, SNAP_CONFIG, or the default
 // places) supplies the repository, its password source and the cache.
 func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
+	conns, err := connectionsFlag(c, e)
+	if err != nil {
+		return repoSettings{}, err
+	}
 	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
-		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
+		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir"), connections: conns}
 	if st.location != "" {
 		return st, nil
 	}
@@ -66,7 +81,9 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	if err != nil {
 		return st, fmt.Errorf("%w; or give the repository with --repo", err)
 	}
-	return cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand), nil
+	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand)
+	st.connections = conns
+	return st, nil
 }
 
 // settings are the repository settings of the config (or of one of its
@@ -113,11 +130,11 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 // openSessionAt opens a session on the repository st names, reporting
 // through u. command is recorded in the lock; io as in openSessionWith.
 func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string, io *index.Options) (*session, error) {
-	r, err := openRepositoryWith(ctx, e, st)
+	r, conns, err := openRepositoryWith(ctx, e, u, st)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u, command: command}
+	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location}
 	s.cache = filepath.Join(cacheBase(e, st.cacheDir), r.Config().ID)
 	if err := s.relock(ctx, mode); err != nil {
 		r.Close()
@@ -125,6 +142,7 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 	}
 	if io != nil {
 		io.Log = func(m string) { u.warnf("%s", m) }
+		io.CacheTreePacks = isRemote(st.location)
 		s.ix, err = index.Open(ctx, r, s.cache, *io)
 		if err != nil {
 			s.close()
@@ -160,31 +178,45 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 	return nil
 }
 
-func openRepository(c *cli.Context, e *env, location string) (*repo.Repository, error) {
+// openRepository opens the repository at location with the password the
+// flags (or the config) give. It also returns the connection limit in
+// force (0: none).
+func openRepository(c *cli.Context, e *env, u *ui, location string) (*repo.Repository, int, error) {
 	st, err := settingsFrom(c, e)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	st.location = location
-	return openRepositoryWith(c.Context, e, st)
+	if location != "" {
+		st.location = location
+	}
+	return openRepositoryWith(c.Context, e, u, st)
 }
 
-func openRepositoryWith(ctx context.Context, e *env, st repoSettings) (*repo.Repository, error) {
-	be, err := openBackend(st.location, false)
+// openRepositoryWith opens the backend first (so that a wrong location is
+// reported before a password is asked for), then the repository.
+func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*repo.Repository, int, error) {
+	bo := backendOptions{connections: st.connections, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}
+	be, conns, err := openBackend(ctx, e, st.location, false, bo)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	pw, err := passwordFrom(e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+	password := st.password
+	if password == nil {
+		password = func() (string, error) {
+			return passwordFrom(e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+		}
+	}
+	pw, err := password()
 	if err != nil {
 		be.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now})
 	if err != nil {
 		be.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	return r, nil
+	return r, conns, nil
 }
 
 func (s *session) close() {
