@@ -173,7 +173,7 @@ func runStats(c *cli.Context, e *env) error {
 	if st.StoredBytes > 0 {
 		st.CompressionRatio = round2(float64(st.DeduplicatedBytes) / float64(st.StoredBytes))
 	}
-	if lb, ok := be.(*local.Backend); ok {
+	if lb, ok := repo.As[*local.Backend](be); ok {
 		var fs unix.Statfs_t
 		if err := unix.Statfs(lb.Location(), &fs); err == nil {
 			bs := uint64(fs.Bsize)
