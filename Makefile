@@ -5,10 +5,19 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 DEMO    ?= $(CURDIR)/demo
 
-.PHONY: build test vet fmt-check demo bench bench-quick bench-deps fuzz test-minio clean
+.PHONY: build test vet fmt-check demo bench bench-quick bench-deps fuzz test-minio clean man completion
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/snap
+
+# The man page and shell completions, generated from the CLI definition.
+man: build
+	$(BIN) man > bin/snap.1
+
+completion: build
+	$(BIN) completion bash > bin/snap.bash
+	$(BIN) completion zsh > bin/_snap
+	$(BIN) completion fish > bin/snap.fish
 
 vet:
 	$(GO) vet ./...
@@ -18,7 +27,8 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # All tests. Server tests use SNAP_TEST_POSTGRES / SNAP_TEST_MYSQL when set
-# (.ci/run sets them) and fail when those servers are unreachable.
+# (.ci/run sets them) and fail when those servers are unreachable. S3 tests
+# start versitygw (SNAP_TEST_VERSITYGW, else $PATH or ~/go/bin).
 test: build fmt-check vet
 	$(GO) test -count=1 -timeout 13m ./...
 
@@ -73,6 +83,15 @@ fuzz:
 	$(GO) test ./index -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzTree$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzSnapshot$$' -fuzztime $(FUZZTIME)
+
+# The S3 tests against MinIO instead of versitygw. The MinIO binary is built
+# once (about 9 minutes) into $(HOME)/go/bin.
+MINIO_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO ?= $(HOME)/go/bin/minio
+test-minio:
+	@test -x $(MINIO) || GOBIN=$(dir $(MINIO)) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+	SNAP_TEST_S3=minio SNAP_TEST_MINIO=$(MINIO) $(GO) test -count=1 -timeout 20m ./repo/s3/...
+	SNAP_TEST_S3=minio SNAP_TEST_MINIO=$(MINIO) $(GO) test -count=1 -timeout 20m -run '^TestS3' ./cmd/snap/
 
 clean:
 	rm -rf bin $(DEMO)

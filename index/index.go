@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,7 +56,8 @@ type Index struct {
 	r       *repo.Repository
 	db      *bolt.DB
 	path    string
-	tempDir string // set when the cache is a private temporary copy
+	tempDir string     // set when the cache is a private temporary copy
+	packs   *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
 	hashers sync.Pool
 	pages   pageReleaser
@@ -72,6 +74,9 @@ type Options struct {
 	// which rebuilds the cache itself (and must work when a segment is
 	// damaged).
 	NoSync bool
+	// CacheTreePacks keeps whole tree packs in dir/packs (see
+	// packcache.go): worth it when every read is a network request.
+	CacheTreePacks bool
 }
 
 // Open opens (or creates) the cache in dir and syncs it with the
@@ -122,7 +127,22 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		ix.Close()
 		return nil, err
 	}
+	if o.CacheTreePacks {
+		ix.packs = newPackCache(filepath.Join(dir, "packs"), min(4*int64(r.Config().PackSize), 256<<20))
+		ix.packs.prune(func(id repo.ID) bool { _, ok := ix.packSize(id); return ok })
+	}
 	return ix, nil
+}
+
+// packSize returns the size of a pack the cache knows.
+func (ix *Index) packSize(id repo.ID) (int64, bool) {
+	var rec packRec
+	var ok bool
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		rec, ok = decodePackRec(tx.Bucket(bPacks).Get(id[:]))
+		return nil
+	})
+	return rec.size, ok
 }
 
 // init creates the buckets, or empties them if the cache has another
@@ -249,6 +269,33 @@ func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool
 	return best, found
 }
 
+// Locations returns every place the blob is stored, live packs first.
+func (ix *Index) Locations(t repo.BlobType, id repo.ID) []Location {
+	var out []Location
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		prefix := blobKey(id, t, 0)[:33]
+		c := tx.Bucket(bBlobs).Cursor()
+		packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			e, ok := decodeBlobVal(id, t, v)
+			pid := seqs.Get(k[33:])
+			if !ok || len(k) != 37 || pid == nil {
+				continue
+			}
+			rec, ok := decodePackRec(packs.Get(pid))
+			if !ok {
+				continue
+			}
+			loc := Location{Status: rec.status, Entry: e}
+			copy(loc.Pack[:], pid)
+			out = append(out, loc)
+		}
+		return nil
+	})
+	slices.SortStableFunc(out, func(a, b Location) int { return int(a.Status) - int(b.Status) })
+	return out
+}
+
 // Has reports whether the blob is stored in a live pack.
 func (ix *Index) Has(t repo.BlobType, id repo.ID) bool {
 	loc, ok := ix.Lookup(t, id)
@@ -268,8 +315,14 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 	return ix.LoadBlobAt(ctx, loc, dst)
 }
 
-// LoadBlobAt reads the blob at a known location and verifies it.
+// LoadBlobAt reads the blob at a known location and verifies it. Tree
+// blobs come from the tree pack cache when there is one.
 func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	if ix.packs != nil && loc.Entry.Type == repo.TreeBlob {
+		if out, ok := ix.loadCached(ctx, loc, dst); ok {
+			return out, nil
+		}
+	}
 	out, err := ix.r.LoadBlob(ctx, loc.Pack, loc.Entry, dst)
 	if err != nil {
 		return nil, err
@@ -278,6 +331,27 @@ func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]by
 		return nil, err
 	}
 	return out, nil
+}
+
+// loadCached reads a blob through the pack cache. ok is false when the
+// caller should read it from the repository instead: the pack is too big
+// to cache, could not be fetched whole, or its cached copy failed a check
+// (and was dropped).
+func (ix *Index) loadCached(ctx context.Context, loc Location, dst []byte) ([]byte, bool) {
+	size, _ := ix.packSize(loc.Pack)
+	sealed, err := ix.packs.sealedBlob(ctx, ix.r, loc.Pack, size, loc.Entry)
+	if err != nil {
+		return nil, false
+	}
+	out, err := ix.r.OpenBlob(loc.Pack, loc.Entry, sealed, dst)
+	if err == nil {
+		err = ix.VerifyBlob(loc.Pack, loc.Entry, out[len(dst):])
+	}
+	if err != nil {
+		ix.packs.drop(loc.Pack)
+		return nil, false
+	}
+	return out, true
 }
 
 // VerifyBlob checks that plain hashes to the entry's ID.

@@ -24,13 +24,26 @@ type SyncStats struct {
 // are dropped. The result does not depend on the order segments are read
 // in: a superseded segment is recorded as such, whenever it is seen.
 func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) {
-	var st SyncStats
+	var total SyncStats
+	for attempt := 0; ; attempt++ {
+		st, vanished, err := ix.syncOnce(ctx, log)
+		total.Added += st.Added
+		total.Removed += st.Removed
+		// A segment that vanished between listing and reading was
+		// superseded by a prune, whose new segment a second listing finds.
+		if err != nil || !vanished || attempt == 2 {
+			return total, err
+		}
+	}
+}
+
+func (ix *Index) syncOnce(ctx context.Context, log func(string)) (st SyncStats, vanished bool, err error) {
 	if log == nil {
 		log = func(string) {}
 	}
 	remote, err := ix.r.ListIDs(ctx, repo.IndexFile)
 	if err != nil {
-		return st, fmt.Errorf("list index: %w", err)
+		return st, false, fmt.Errorf("list index: %w", err)
 	}
 	inRepo := make(map[repo.ID]bool, len(remote))
 	for _, id := range remote {
@@ -38,7 +51,7 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 	}
 	known, superseded, err := ix.segmentSets()
 	if err != nil {
-		return st, err
+		return st, false, err
 	}
 	// A segment that cannot be read is an error only if no segment
 	// supersedes it: 'snap repair index --from-packs' leaves a damaged
@@ -54,11 +67,12 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return st, err
+			return st, false, err
 		}
 		plain, err := ix.r.LoadObject(ctx, repo.IndexFile, id)
 		if errors.Is(err, repo.ErrNotFound) {
-			continue // removed by a concurrent prune after being superseded
+			vanished = true // removed by a concurrent prune after being superseded
+			continue
 		}
 		if err != nil {
 			failed = append(failed, failedSeg{id, fmt.Errorf("read index segment %s: %w (run 'snap repair index --from-packs' if it stays)", id, err)})
@@ -71,13 +85,13 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 			continue
 		}
 		if err := ix.AddSegment(id, seg); err != nil {
-			return st, err
+			return st, false, err
 		}
 		st.Added++
 	}
 	for _, f := range failed {
 		if !ix.KnowsSegment(f.id) {
-			return st, f.err
+			return st, false, f.err
 		}
 	}
 	// Segments the cache has but the repository lost without a successor.
@@ -94,11 +108,11 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 			log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; its packs are no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id))
 		}
 		if err := ix.db.Update(func(tx *bolt.Tx) error { return dropSegment(tx, id, false) }); err != nil {
-			return st, err
+			return st, false, err
 		}
 		st.Removed++
 	}
-	return st, ix.compactIfNeeded(ctx, log)
+	return st, vanished, ix.compactIfNeeded(ctx, log)
 }
 
 func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {

@@ -21,6 +21,10 @@ type WriterOptions struct {
 	Compression repo.Compression
 	// Connections bounds the packs being uploaded at once.
 	Connections int
+	// Added, when set, is called after each new blob is sealed with its
+	// plaintext and stored sizes (for progress reports). It may be called
+	// from several goroutines at once.
+	Added func(rawBytes, storedBytes int64)
 }
 
 // WriterStats counts what a Writer added to the repository.
@@ -98,6 +102,13 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 	if w.Known(t, id) {
 		return false, nil
 	}
+	return w.Add(ctx, t, id, plain)
+}
+
+// Add stores the blob even when the index already has it, skipping it only
+// when this writer saved it before. Prune uses it to copy blobs out of packs
+// that are going away, which the index still lists as live.
+func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
 	k := blobKeyT{t, id}
 	w.mu.Lock()
 	if w.err != nil {
@@ -139,6 +150,9 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 	w.blobs.Add(1)
 	w.raw.Add(int64(len(plain)))
 	w.stored.Add(int64(stored))
+	if w.opts.Added != nil {
+		w.opts.Added(int64(len(plain)), int64(stored))
+	}
 	for _, f := range full {
 		if err := w.upload(ctx, f); err != nil {
 			return true, err
@@ -189,6 +203,9 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 		defer func() { <-w.sem }()
 		id, data, ents := w.r.FinishPack(p)
 		err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()}, data)
+		if err == nil && w.ix.packs != nil && len(ents) > 0 && ents[0].Type == repo.TreeBlob {
+			w.ix.packs.store(id, data) // the next run reads these trees as its parent
+		}
 		size := int64(len(data))
 		w.r.ReleasePack(data)
 		w.mu.Lock()

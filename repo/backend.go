@@ -77,3 +77,26 @@ type Preflighter interface {
 	// user on that storage.
 	Preflight(ctx context.Context) (free uint64, err error)
 }
+
+// Unwrapper is implemented by backend wrappers (retry, limit, fault
+// injection, counting): Unwrap returns the backend they wrap.
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// As finds the first backend in the chain of wrappers starting at be that
+// implements T (an optional interface such as Preflighter).
+func As[T any](be Backend) (T, bool) {
+	for be != nil {
+		if t, ok := be.(T); ok {
+			return t, true
+		}
+		u, ok := be.(Unwrapper)
+		if !ok {
+			break
+		}
+		be = u.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

@@ -21,7 +21,29 @@ var (
 	ErrLocked = errors.New("repository is locked")
 	// ErrExists: init found something at the location.
 	ErrExists = errors.New("location is not empty")
+	// ErrTransient marks a backend failure that may go away when the
+	// request is repeated: a 5xx answer, a timeout, a reset connection.
+	// The retry wrapper (repo/retry) repeats these and nothing else.
+	ErrTransient = errors.New("transient backend failure")
 )
+
+// TransientError wraps a backend failure that is worth repeating. Its
+// message is the wrapped error's; errors.Is finds both ErrTransient and
+// whatever Err wraps.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+
+// Unwrap makes errors.Is(err, ErrTransient) true, and keeps Err's chain.
+func (e *TransientError) Unwrap() []error { return []error{e.Err, ErrTransient} }
+
+// Transient marks err as worth repeating (nil stays nil).
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &TransientError{Err: err}
+}
 
 // CorruptError says which object failed which check.
 type CorruptError struct {
@@ -45,12 +67,16 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
-	kind := "a shared"
+	kind := "a " + e.Holder.Kind()
 	if e.Holder.Exclusive {
 		kind = "an exclusive"
 	}
-	return fmt.Sprintf("repository is locked: %s lock held by pid %d on host %s since %s (lock %s); wait for it to finish, or run 'snap unlock' if that process is gone",
-		kind, e.Holder.PID, e.Holder.Host, e.Holder.Time.Local().Format(time.DateTime), shortName(e.Name))
+	cmd := ""
+	if e.Holder.Command != "" {
+		cmd = " (snap " + e.Holder.Command + ")"
+	}
+	return fmt.Sprintf("repository is locked: %s lock held by pid %d%s on host %s since %s (lock %s); wait for it to finish, or run 'snap unlock' if that process is gone",
+		kind, e.Holder.PID, cmd, e.Holder.Host, e.Holder.Since().Local().Format(time.DateTime), shortName(e.Name))
 }
 
 // Unwrap makes errors.Is(err, ErrLocked) true.

@@ -148,13 +148,14 @@ func findKey(ctx context.Context, be Backend, password string) (*MasterKey, stri
 		return nil, "", err
 	}
 	if len(names) == 0 && firstErr == nil {
-		return nil, "", fmt.Errorf("%s: no key files in keys/: %w", be.Location(), ErrNoRepository)
+		return nil, "", fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
+	var loadErr error
 	for _, name := range names {
 		h := Handle{Type: KeyFile, Name: name}
 		data, err := be.Load(ctx, h, 0, 0)
 		if err != nil {
-			firstErr = cmpErr(firstErr, err)
+			loadErr = cmpErr(loadErr, err)
 			continue
 		}
 		if Hash(data).String() != name {
@@ -175,6 +176,11 @@ func findKey(ctx context.Context, be Backend, password string) (*MasterKey, stri
 			continue
 		}
 		return mk, name, nil
+	}
+	if loadErr != nil {
+		// A key that could not be read may be the one the password
+		// opens: this is not a wrong password.
+		return nil, "", fmt.Errorf("read key file: %w", loadErr)
 	}
 	if firstErr != nil {
 		return nil, "", fmt.Errorf("%w (and: %v)", ErrWrongPassword, firstErr)

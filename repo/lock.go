@@ -20,12 +20,20 @@ const (
 
 // LockInfo is the content of a lock file.
 type LockInfo struct {
-	Time      time.Time `json:"time"`
+	Time      time.Time `json:"time"` // when the lock was last written (taken or refreshed)
 	Exclusive bool      `json:"exclusive"`
 	Host      string    `json:"host"`
 	Username  string    `json:"username,omitempty"`
 	PID       int       `json:"pid"`
 	Command   string    `json:"command,omitempty"`
+
+	// Created is when the holder took the lock; refreshes keep it. Prune
+	// compares it with the time it marked packs (docs/design.md). Zero in
+	// locks written before the field existed.
+	Created time.Time `json:"created,omitzero"`
+	// Prune marks the lock of a prune run: it coexists with shared locks
+	// and excludes other prune and exclusive locks.
+	Prune bool `json:"prune,omitempty"`
 }
 
 // LockEntry is a lock found in the repository.
@@ -50,6 +58,34 @@ func (r *Repository) stale(li LockInfo) bool {
 		return errors.Is(err, syscall.ESRCH)
 	}
 	return false
+}
+
+// Conflicts reports whether a lock of kind li cannot be held while a lock
+// of kind other is: exclusive conflicts with everything, prune with prune,
+// shared with nothing but exclusive.
+func (li LockInfo) Conflicts(other LockInfo) bool {
+	return li.Exclusive || other.Exclusive || (li.Prune && other.Prune)
+}
+
+// Kind names the lock's kind for messages: "shared", "prune" or
+// "exclusive".
+func (li LockInfo) Kind() string {
+	switch {
+	case li.Exclusive:
+		return "exclusive"
+	case li.Prune:
+		return "prune"
+	}
+	return "shared"
+}
+
+// Since is when the holder took the lock (its last refresh for locks that
+// do not record it).
+func (li LockInfo) Since() time.Time {
+	if li.Created.IsZero() {
+		return li.Time
+	}
+	return li.Created
 }
 
 // ListLocks reads every lock file.
@@ -98,6 +134,9 @@ type Lock struct {
 type LockOptions struct {
 	Exclusive bool
 	Command   string
+	// Prune takes a prune lock (ignored with Exclusive): shared locks may
+	// be held alongside it, other prune and exclusive locks may not.
+	Prune bool
 	// OnStale is told about each stale lock that is removed to take over.
 	OnStale func(LockEntry)
 }
@@ -107,7 +146,9 @@ type LockOptions struct {
 // locks cannot both win. Stale conflicting locks are removed (and reported
 // through OnStale); a live conflicting lock gives a *LockedError.
 func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
-	l := &Lock{r: r, info: LockInfo{Time: r.opts.Now(), Exclusive: o.Exclusive, Host: r.opts.Host, Username: username(), PID: os.Getpid(), Command: o.Command}}
+	now := r.opts.Now()
+	l := &Lock{r: r, info: LockInfo{Time: now, Created: now, Exclusive: o.Exclusive, Prune: o.Prune && !o.Exclusive, Host: r.opts.Host,
+		Username: username(), PID: os.Getpid(), Command: o.Command}}
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}
@@ -120,7 +161,7 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 		if e.Name == l.name {
 			continue
 		}
-		conflict := o.Exclusive || e.Info.Exclusive || e.Err != nil
+		conflict := l.info.Conflicts(e.Info) || e.Err != nil
 		if !conflict {
 			continue
 		}
@@ -201,6 +242,31 @@ func (l *Lock) refresh() {
 		return // the old lock stays; the next tick tries again
 	}
 	_ = l.r.RemoveLock(ctx, old)
+}
+
+// Verify checks that the lock file is still in the repository: someone may
+// have removed it ('snap unlock --all', or another process that found it
+// stale because refreshing failed). A holder about to delete data calls it
+// first and stops when the lock is gone.
+func (l *Lock) Verify(ctx context.Context) error {
+	l.mu.Lock()
+	name := l.name
+	l.mu.Unlock()
+	if _, err := l.r.be.Stat(ctx, Handle{Type: LockFile, Name: name}); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("our %s lock %s was removed by another process; stopping before anything is deleted (run the command again)", l.info.Kind(), shortName(name))
+		}
+		return fmt.Errorf("check lock: %w", err)
+	}
+	return nil
+}
+
+// Name returns the lock file's current name (it changes when the lock is
+// refreshed).
+func (l *Lock) Name() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.name
 }
 
 // Info returns what the lock file says.

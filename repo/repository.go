@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,12 +128,28 @@ func newRepository(be Backend, mk *MasterKey, opts Options) (*Repository, error)
 	return &Repository{be: be, key: mk, sealer: s, comp: comp, opts: opts, packBufs: make(chan []byte, packBuffers)}, nil
 }
 
+// saveConfig writes the config and reads it back: Save leaves an existing
+// config alone, so if another init raced us to this location, what is
+// there now is not ours, and this init must fail rather than leave a key
+// that opens nothing.
 func (r *Repository) saveConfig(ctx context.Context) error {
 	plain, err := json.Marshal(r.cfg)
 	if err != nil {
 		return err
 	}
-	return r.be.Save(ctx, Handle{Type: ConfigFile}, r.sealObject(plain))
+	h := Handle{Type: ConfigFile}
+	sealed := r.sealObject(plain)
+	if err := r.be.Save(ctx, h, sealed); err != nil {
+		return err
+	}
+	got, err := r.be.Load(ctx, h, 0, 0)
+	if err != nil {
+		return fmt.Errorf("read back config: %w", err)
+	}
+	if !bytes.Equal(got, sealed) {
+		return fmt.Errorf("%s: %w: another repository was created there at the same time; choose another location", r.be.Location(), ErrExists)
+	}
+	return nil
 }
 
 // AddKey wraps the master key with another password and returns the new key

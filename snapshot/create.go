@@ -150,13 +150,24 @@ func rescue(ctx context.Context, ix *index.Index, w *index.Writer, packs []repo.
 		want[p] = true
 	}
 	var locs []index.Location
+	found := map[repo.ID]bool{}
 	if err := ix.Blobs(func(l index.Location) error {
 		if want[l.Pack] {
 			locs = append(locs, l)
+			found[l.Pack] = true
 		}
 		return nil
 	}); err != nil {
 		return err
+	}
+	for _, p := range packs {
+		if !found[p] {
+			// Deleted, not just marked: the prune protocol never does this
+			// to a running backup, so something bypassed it (an instant
+			// prune after 'snap unlock --all'?). Never save a snapshot that
+			// may refer to it.
+			return fmt.Errorf("pack %s, which this backup relies on, is no longer in the index; run the backup again", p.Short())
+		}
 	}
 	for _, l := range locs {
 		if ix.Has(l.Entry.Type, l.Entry.ID) {

@@ -20,7 +20,15 @@ type RestoreOptions struct {
 	Includes []sources.Pattern // when set, only matching paths (and what is below them)
 	Excludes []sources.Pattern
 	Workers  int
-	Report   func(Event) // EventFile per restored file, EventError per failed entry
+	Report   func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
+	// Blobs reads file contents; nil means the index, one ranged read
+	// per blob (a remote repository passes an index.PackFetcher).
+	Blobs BlobLoader
+}
+
+// BlobLoader reads and verifies blobs.
+type BlobLoader interface {
+	LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error)
 }
 
 // RestoreStats counts what a restore wrote.
@@ -94,14 +102,14 @@ type fileHandle struct {
 	err   error // the first error of any part
 }
 
-// restoreJob writes chunks [first, first+len(locs)) of a file, the first at
-// offset off. locs is nil for a file of one part, whose blobs the worker
-// looks up itself.
+// restoreJob writes chunks [first, first+n) of a file, the first at offset
+// off. The only part of a file is the whole file.
 type restoreJob struct {
 	file  *fileHandle
 	first int
+	n     int
 	off   int64
-	locs  []index.Location
+	whole bool
 }
 
 // NewRestorer prepares a restore into target.
@@ -111,6 +119,9 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	}
 	if o.Report == nil {
 		o.Report = func(Event) {}
+	}
+	if o.Blobs == nil {
+		o.Blobs = ix
 	}
 	return &Restorer{ix: ix, target: target, opts: o, links: map[[2]uint64]string{}}
 }
@@ -334,24 +345,23 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 		}
 		if linked {
 			r.nFiles.Add(1)
+			r.opts.Report(Event{Kind: EventFile, Path: rel}) // no bytes: a link
 			return nil
 		}
 		fh.f = f
 	}
-	jobs := []restoreJob{{file: fh}}
+	jobs := []restoreJob{{file: fh, n: len(n.Content), whole: true}}
 	if len(n.Content) > partChunks {
 		// Several parts: their offsets come from the blobs' sizes.
 		jobs = jobs[:0]
 		var off int64
-		locs := make([]index.Location, len(n.Content))
 		for i, id := range n.Content {
 			loc, ok := r.ix.Lookup(repo.DataBlob, id)
 			if !ok {
 				return r.fileFailed(fh, fmt.Errorf("%s blob %s: %w (run 'snap repair index', or 'snap check' to see what is affected)", repo.DataBlob, id, index.ErrBlobNotIndexed))
 			}
-			locs[i] = loc
 			if i%partChunks == 0 {
-				jobs = append(jobs, restoreJob{file: fh, first: i, off: off, locs: locs[i:min(i+partChunks, len(locs))]})
+				jobs = append(jobs, restoreJob{file: fh, first: i, n: min(partChunks, len(n.Content)-i), off: off})
 			}
 			off += int64(loc.Entry.RawLength)
 		}
@@ -421,7 +431,7 @@ func (r *Restorer) worker(ctx context.Context) {
 // files stay sparse.
 func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]byte, error) {
 	fh := j.file
-	if j.locs == nil && fh.f == nil {
+	if j.whole && fh.f == nil {
 		// A file of one part: created by the worker that writes it.
 		f, err := fh.dir.dir.CreateFile(fh.node.Name)
 		if err != nil {
@@ -430,17 +440,9 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 		fh.f = f
 	}
 	off := j.off
-	n := len(j.locs)
-	if j.locs == nil {
-		n = len(fh.node.Content)
-	}
-	for i := range n {
+	for i := range j.n {
 		var err error
-		if j.locs == nil {
-			buf, err = r.ix.LoadBlob(ctx, repo.DataBlob, fh.node.Content[i], buf[:0])
-		} else {
-			buf, err = r.ix.LoadBlobAt(ctx, j.locs[i], buf[:0])
-		}
+		buf, err = r.opts.Blobs.LoadBlob(ctx, repo.DataBlob, fh.node.Content[j.first+i], buf[:0])
 		if err != nil {
 			return buf, err
 		}
@@ -453,8 +455,9 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 		}
 		off += int64(len(buf))
 		r.nBytes.Add(int64(len(buf)))
+		r.opts.Report(Event{Kind: EventRead, Path: fh.rel, Bytes: int64(len(buf))})
 	}
-	if j.locs == nil && uint64(off) != fh.node.Size {
+	if j.whole && uint64(off) != fh.node.Size {
 		return buf, &repo.CorruptError{Object: "file " + fh.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, fh.node.Size)}
 	}
 	return buf, nil

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/snap-backup/snap/repo"
@@ -142,6 +143,9 @@ func (l *Loader) Load(ctx context.Context, id repo.ID) (*Snapshot, error) {
 	return sn, nil
 }
 
+// listWorkers is how many snapshot documents List reads at once.
+const listWorkers = 8
+
 // List loads every snapshot, sorted by time (oldest first). Unreadable
 // snapshots are returned as errors in errs, not fatal.
 func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err error) {
@@ -152,15 +156,39 @@ func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err e
 	present := map[string]bool{}
 	for _, id := range ids {
 		present[id.String()] = true
-		sn, err := l.Load(ctx, id)
-		if errors.Is(err, repo.ErrNotFound) {
+	}
+	// Documents not in the cache are fetched several at once: on a new
+	// machine with a remote repository each one is a round trip.
+	type loaded struct {
+		sn  *Snapshot
+		err error
+	}
+	results := make([]loaded, len(ids))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(ids), listWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i].sn, results[i].err = l.Load(ctx, ids[i])
+			}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, r := range results {
+		if errors.Is(r.err, repo.ErrNotFound) {
 			continue // forgotten meanwhile
 		}
-		if err != nil {
-			errs = append(errs, err)
+		if r.err != nil {
+			errs = append(errs, r.err)
 			continue
 		}
-		sns = append(sns, sn)
+		sns = append(sns, r.sn)
 	}
 	l.pruneCache(present)
 	SortByTime(sns)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,7 +34,9 @@ func globalFlags(withEnv bool) []cli.Flag {
 		&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, Usage: "repository location: a directory, or s3:… (env SNAP_REPOSITORY)", EnvVars: env("SNAP_REPOSITORY")},
 		&cli.StringFlag{Name: "password-file", Usage: "read the password from this file (env SNAP_PASSWORD_FILE)", EnvVars: env("SNAP_PASSWORD_FILE")},
 		&cli.StringFlag{Name: "password-command", Usage: "run this command and use its output as the password (env SNAP_PASSWORD_COMMAND)", EnvVars: env("SNAP_PASSWORD_COMMAND")},
+		&cli.StringFlag{Name: "config", Usage: "jobs config file (default $XDG_CONFIG_HOME/snap/snap.toml, else /etc/snap/snap.toml; env SNAP_CONFIG)", EnvVars: env("SNAP_CONFIG")},
 		&cli.StringFlag{Name: "cache-dir", Usage: "local cache directory (default $XDG_CACHE_HOME/snap; env SNAP_CACHE_DIR)", EnvVars: env("SNAP_CACHE_DIR")},
+		&cli.StringFlag{Name: "connections", Usage: "requests to the repository at once (default 8 for S3, unlimited for a directory; env SNAP_CONNECTIONS)"},
 		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail"},
@@ -119,6 +122,18 @@ func commands(e *env) []*cli.Command {
 		dumpCommand(e),
 		restoreCommand(e),
 		repairCommand(e),
+		forgetCommand(e),
+		pruneCommand(e),
+		checkCommand(e),
+		unlockCommand(e),
+		configCommand(e),
+		runCommand(e),
+		scheduleCommand(e),
+		statsCommand(e),
+		diffCommand(e),
+		completionCommand(e),
+		manCommand(e),
+		copyCommand(e),
 	}
 }
 
@@ -144,26 +159,68 @@ func run(args []string, e *env) (code int) {
 	}
 	code = exitCode(err)
 	if err != nil {
-		printError(e, args, err, code)
+		printError(e, args, jsonLinesCommands[commandPath(app, args)], err, code)
 	}
 	return code
 }
 
-func printError(e *env, args []string, err error, code int) {
+// printError prints the error that ended the command: one line on stderr,
+// or with --json a JSON object; commands that print JSON lines put it on
+// stdout as their last line, so that a consumer of the stream sees it.
+func printError(e *env, args []string, jsonLines bool, err error, code int) {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	if code == exitInterrupted && !strings.Contains(msg, "repository is consistent") {
 		msg += "; the repository is consistent (data already uploaded is reclaimed by 'snap prune')"
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--json" || a == "--json=true" {
+			typ := "error"
+			if code == exitPartial {
+				typ = "warning"
+			}
+			b, _ := json.Marshal(map[string]any{"type": typ, "message": msg, "exit_code": code, "final": true})
+			w := e.stderr
+			if jsonLines {
+				w = e.stdout
+			}
+			fmt.Fprintf(w, "%s\n", b)
+			return
+		}
 	}
 	if code == exitPartial {
 		fmt.Fprintf(e.stderr, "warning: %s\n", msg)
 		return
 	}
-	for _, a := range args {
-		if a == "--json" {
-			b, _ := json.Marshal(map[string]any{"type": "error", "message": msg, "exit_code": code})
-			fmt.Fprintf(e.stderr, "%s\n", b)
-			return
-		}
+	if e.journal {
+		fmt.Fprintf(e.stderr, "<%d>snap: %s\n", journalPriority(slog.LevelError), msg)
+		return
 	}
 	fmt.Fprintf(e.stderr, "snap: %s\n", msg)
+}
+
+// commandPath returns the full name of the command on the line ("create",
+// "schedule install"), or "" when there is none.
+func commandPath(app *cli.App, args []string) string {
+	rest := args[1:]
+	for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "--" {
+		n := min(flagArity(app.Flags, rest[0]), len(rest)-1)
+		rest = rest[1+n:]
+	}
+	var names []string
+	cmds := app.Commands
+	for len(rest) > 0 {
+		c := findCommand(cmds, rest[0])
+		if c == nil {
+			break
+		}
+		names = append(names, c.Name)
+		rest, cmds = rest[1:], c.Subcommands
+		for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "--" && findCommand(cmds, rest[0]) == nil {
+			rest = rest[1+min(flagArity(c.Flags, rest[0]), len(rest)-1):]
+		}
+	}
+	return strings.Join(names, " ")
 }

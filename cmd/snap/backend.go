@@ -1,26 +1,120 @@
 package main
 
 import (
-	"fmt"
+	"context"
+	"strconv"
 	"strings"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/limit"
 	"github.com/snap-backup/snap/repo/local"
+	"github.com/snap-backup/snap/repo/retry"
+	"github.com/snap-backup/snap/repo/s3"
 )
 
-// openBackend returns the backend for a repository location. This is the
-// one place that knows every backend. With create, the location is
-// prepared for a new repository.
-func openBackend(location string, create bool) (repo.Backend, error) {
+// defaultS3Connections is how many requests run at once against an S3
+// server unless --connections says otherwise. A local directory has no
+// limit by default.
+const defaultS3Connections = 8
+
+// backendOptions say how a repository location is opened.
+type backendOptions struct {
+	// connections bounds the requests in flight (--connections); 0 picks
+	// the backend's default.
+	connections int
+	// log receives notices about retried requests.
+	log func(string)
+	// hooks, set only by tests: request counting or fault injection
+	// around the raw backend, and a faster backoff.
+	hooks *backendHooks
+}
+
+func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
+	n, err := connectionsFlag(c, e)
+	if err != nil {
+		return backendOptions{}, err
+	}
+	return backendOptions{connections: n, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}, nil
+}
+
+// connectionsFlag reads --connections (or SNAP_CONNECTIONS).
+func connectionsFlag(c *cli.Context, e *env) (int, error) {
+	v := gstring(c, "connections")
+	if v == "" {
+		v = e.getenv("SNAP_CONNECTIONS")
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 256 {
+		return 0, usagef("--connections %q: give a number from 1 to 256", v)
+	}
+	return n, nil
+}
+
+// openBackend returns the backend for a repository location, with the
+// wrappers every command gets (composeBackend). This is the one place
+// that knows every backend. With create, the location is prepared for a
+// new repository (an S3 bucket is created when missing).
+func openBackend(ctx context.Context, e *env, location string, create bool, o backendOptions) (repo.Backend, int, error) {
 	if location == "" {
-		return nil, usagef("no repository given: use --repo or set SNAP_REPOSITORY")
+		return nil, 0, usagef("no repository given: use --repo or set SNAP_REPOSITORY")
 	}
+	var (
+		be    repo.Backend
+		conns int
+		err   error
+	)
 	if strings.HasPrefix(location, "s3:") {
-		return nil, fmt.Errorf("repository %s: the S3 backend is not available in this build", location)
+		cfg, perr := s3.ParseLocation(location, e.getenv)
+		if perr != nil {
+			return nil, 0, usagef("%v", perr)
+		}
+		conns = defaultS3Connections
+		if create {
+			be, err = s3.Create(ctx, cfg)
+		} else {
+			be, err = s3.Open(cfg)
+		}
+	} else {
+		location = strings.TrimPrefix(location, "local:")
+		if create {
+			be, err = local.Create(location)
+		} else {
+			be, err = local.Open(location)
+		}
 	}
-	location = strings.TrimPrefix(location, "local:")
-	if create {
-		return local.Create(location)
+	if err != nil {
+		return nil, 0, err
 	}
-	return local.Open(location)
+	if o.connections > 0 {
+		conns = o.connections
+	}
+	return composeBackend(be, conns, o), conns, nil
+}
+
+// isRemote reports whether every request to the location goes over the
+// network, which makes caching tree packs locally worth it.
+func isRemote(location string) bool { return strings.HasPrefix(location, "s3:") }
+
+// composeBackend puts the behaviour wrappers around a backend, innermost
+// first: the test hook (which must see every real request), the
+// connection limit, and retries outermost, so that a request waiting out
+// its backoff does not hold a connection. conns 0 means no limit.
+func composeBackend(be repo.Backend, conns int, o backendOptions) repo.Backend {
+	var ro retry.Options
+	if o.hooks != nil {
+		if o.hooks.wrap != nil {
+			be = o.hooks.wrap(be)
+		}
+		ro = o.hooks.retry
+	}
+	if conns > 0 {
+		be = limit.New(be, conns)
+	}
+	ro.Log = o.log
+	return retry.New(be, ro)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -125,57 +126,124 @@ func unwrapOS(err error) error {
 	return err
 }
 
-// runCreate runs one create: dump tools are found, the repository is
-// opened and checked (pre-flight), the pre hooks run, then the archive. The
-// post hooks run at the end whatever happened.
-func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan) (err error) {
+// runCreate runs one create from the command line.
+func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan) error {
+	st, err := settingsFrom(c, e)
+	if err != nil {
+		return err
+	}
 	u := newUI(c, e)
-	h := newHooks(plan.pre, plan.post, gstring(c, "repo"), o.Host, o.Tags)
+	var s *session
+	defer func() {
+		if s != nil {
+			s.close()
+		}
+	}()
+	open := func() (*session, error) {
+		var err error
+		s, err = openSessionAt(c.Context, e, u, st, sharedLock, c.Command.FullName(), &index.Options{})
+		return s, err
+	}
+	_, err = createWithHooks(c.Context, e, u, st.location, open, o, plan)
+	return err
+}
+
+// createWithHooks runs one create with what surrounds it: dump tools are
+// found, the repository is opened (open returns a session holding a shared
+// lock) and checked (pre-flight), the pre hooks run, then the archive. The
+// post hooks run at the end whatever happened. 'snap create' and the create
+// step of 'snap run' both come here.
+func createWithHooks(ctx context.Context, e *env, u *ui, location string, open func() (*session, error), o snapshot.CreateOptions, plan createPlan) (sn *snapshot.Snapshot, err error) {
+	h := newHooks(plan.pre, plan.post, location, o.Host, o.Tags)
 	snapshotID := ""
 	defer func() {
 		if len(h.post) == 0 {
 			return
 		}
-		if perr := h.runPost(c.Context, u, err, snapshotID); perr != nil && err == nil {
+		if perr := h.runPost(ctx, u, err, snapshotID); perr != nil && err == nil {
 			err = fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)
 		}
 	}()
-	streams, err := plan.streams.build(c.Context, e, u)
+	streams, err := plan.streams.build(ctx, e, u)
 	if err != nil {
-		return fmt.Errorf("create: %w; no snapshot was saved", err)
+		return nil, fmt.Errorf("create: %w; no snapshot was saved", err)
 	}
-	o.Streams = streams
-	s, err := openSession(c, e, sharedLock)
+	o.Streams = append(o.Streams, streams...)
+	s, err := open()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.close()
-	if err := preflight(c.Context, u, s.r, plan.minFree); err != nil {
-		return err
+	if s.connections > 0 {
+		o.Writer.Connections = s.connections
 	}
-	if err := h.runPre(c.Context, u); err != nil {
-		return interrupted(c, fmt.Errorf("create: %w; no snapshot was saved", err))
+	if err := preflight(ctx, u, s.r, plan.minFree); err != nil {
+		return nil, err
 	}
-	o.Archive.Report = func(ev snapshot.Event) {
-		switch ev.Kind {
-		case snapshot.EventError:
-			u.errorf("%v (skipped)", ev.Err)
-		case snapshot.EventWarning:
-			u.warnf("%v", ev.Err)
-		case snapshot.EventFile:
-			u.infof("saved %s", ev.Path)
-		}
+	if err := h.runPre(ctx, u); err != nil {
+		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
-	sn, err := snapshot.Create(c.Context, s.ix, s.loader, o)
+	sn, err = createSnapshot(ctx, e, s, o)
+	if sn != nil {
+		snapshotID = sn.ID.String()
+	}
+	return sn, err
+}
+
+// createJSON is the documented "summary" line of create (docs/usage.md).
+type createJSON struct {
+	Type            string            `json:"type"`
+	SnapshotID      string            `json:"snapshot_id"`
+	ShortID         string            `json:"short_id"`
+	Parent          *string           `json:"parent"`
+	Time            time.Time         `json:"time"`
+	Host            string            `json:"host"`
+	Tags            []string          `json:"tags"`
+	Paths           []string          `json:"paths"`
+	Files           int64             `json:"files"`
+	Dirs            int64             `json:"dirs"`
+	Bytes           int64             `json:"bytes"`
+	ReadBytes       int64             `json:"read_bytes"`
+	AddedBytes      int64             `json:"added_bytes"`
+	AddedRawBytes   int64             `json:"added_raw_bytes"`
+	AddedBlobs      int64             `json:"added_blobs"`
+	Errors          int64             `json:"errors"`
+	DurationSeconds float64           `json:"duration_seconds"`
+	Sources         []snapshot.Source `json:"sources"`
+}
+
+// createSnapshot archives and saves one snapshot on an open session (the
+// caller holds a shared lock), showing progress and printing the summary.
+// It returns a *partialError when the snapshot was saved without some
+// unreadable files.
+func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions) (*snapshot.Snapshot, error) {
+	u := s.ui
+	p := newProgress(e, u, "create")
+	o.Archive.Report = p.event
+	o.Writer.Added = p.added
+	p.begin()
+	if p.shown() {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go scanFiles(sctx, o.Paths, o.Archive.Excludes, o.Archive.OneFileSystem, p.setTotal)
+	}
+	sn, err := snapshot.Create(ctx, s.ix, s.loader, o)
+	p.finish()
 	if err != nil {
-		return interrupted(c, fmt.Errorf("create: %w; no snapshot was saved", err))
+		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
-	snapshotID = sn.ID.String()
 	sum := sn.Summary
 	if u.json {
-		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "time": sn.Time, "files": sum.Files, "dirs": sum.Dirs,
-			"bytes": sum.Bytes, "read_bytes": sum.ReadBytes, "added_bytes": sum.AddedBytes, "added_raw_bytes": sum.AddedRaw,
-			"added_blobs": sum.AddedBlobs, "errors": sum.Errors, "duration_seconds": sum.End.Sub(sum.Start).Seconds(), "sources": sn.Sources})
+		j := createJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Tags: sn.Tags, Paths: sn.Paths,
+			Files: sum.Files, Dirs: sum.Dirs, Bytes: sum.Bytes, ReadBytes: sum.ReadBytes, AddedBytes: sum.AddedBytes, AddedRawBytes: sum.AddedRaw,
+			AddedBlobs: sum.AddedBlobs, Errors: sum.Errors, DurationSeconds: round2(sum.End.Sub(sum.Start).Seconds()), Sources: sn.Sources}
+		if sn.Parent != nil {
+			ps := sn.Parent.String()
+			j.Parent = &ps
+		}
+		if j.Sources == nil {
+			j.Sources = []snapshot.Source{}
+		}
+		u.jsonLine(j)
 	} else {
 		parent := "none"
 		if sn.Parent != nil {
@@ -197,14 +265,14 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 			humanBytes(sum.ReadBytes), humanBytes(sum.AddedBytes), humanBytes(sum.AddedRaw), sum.End.Sub(sum.Start).Round(time.Millisecond))
 	}
 	if sum.Errors > 0 {
-		return &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read and were skipped (listed above)", sn.ID.Short(), sum.Errors)}
+		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read and were skipped (listed above)", sn.ID.Short(), sum.Errors)}
 	}
-	return nil
+	return sn, nil
 }
 
 // interrupted turns an error caused by Ctrl-C into the documented message.
-func interrupted(c *cli.Context, err error) error {
-	if c.Context.Err() != nil {
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
 		return fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is reclaimed by 'snap prune')", errInterrupted)
 	}
 	return err

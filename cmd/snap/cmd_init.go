@@ -23,7 +23,11 @@ func initCommand(e *env) *cli.Command {
 				return usagef("init takes no arguments; give the location with --repo")
 			}
 			kdf := repo.KDFParams{Time: uint32(c.Uint("kdf-time")), MemoryKiB: uint32(c.Uint("kdf-memory")) << 10, Threads: repo.DefaultKDF.Threads}
-			return runInit(c, e, gstring(c, "repo"), kdf)
+			st, err := settingsFrom(c, e)
+			if err != nil {
+				return err
+			}
+			return runInit(c, e, st.location, kdf)
 		},
 	}
 }
@@ -37,7 +41,11 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error 
 	if err != nil {
 		return err
 	}
-	be, err := openBackend(location, true)
+	bo, err := backendOptionsFrom(c, e, u)
+	if err != nil {
+		return err
+	}
+	be, _, err := openBackend(c.Context, e, location, true, bo)
 	if err != nil {
 		return err
 	}

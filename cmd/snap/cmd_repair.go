@@ -45,6 +45,9 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 		if err != nil {
 			return err
 		}
+		if s.ui.json {
+			s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": false, "segments": st.Added})
+		}
 		s.ui.printf("rebuilt the local index from %d index segments", st.Added)
 		return nil
 	}
@@ -54,6 +57,10 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	}
 	for _, u := range st.Unreadable {
 		s.ui.errorf("%s (its blobs are not indexed; 'snap check' lists the snapshots affected)", u)
+	}
+	if s.ui.json {
+		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
+			"segments": st.Segments, "unreadable_packs": len(st.Unreadable)})
 	}
 	s.ui.printf("indexed %d blobs in %d packs; wrote %d index segments", st.Blobs, st.Packs, st.Segments)
 	return nil

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path"
+	"runtime"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -35,6 +38,20 @@ func restoreCommand(e *env) *cli.Command {
 			return runRestore(c, e)
 		},
 	}
+}
+
+// restoreJSON is the documented "summary" line of restore (docs/usage.md).
+type restoreJSON struct {
+	Type            string  `json:"type"`
+	SnapshotID      string  `json:"snapshot_id"`
+	ShortID         string  `json:"short_id"`
+	Path            string  `json:"path"`
+	Target          string  `json:"target"`
+	Files           int64   `json:"files"`
+	Dirs            int64   `json:"dirs"`
+	Bytes           int64   `json:"bytes"`
+	Errors          int64   `json:"errors"`
+	DurationSeconds float64 `json:"duration_seconds"`
 }
 
 func runRestore(c *cli.Context, e *env) error {
@@ -107,15 +124,34 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	defer t.Close()
 	u.infof("restoring snapshot %s (%s) %s to %s", sn.ID.Short(), localTime(sn.Time), sub, target)
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Report: func(ev snapshot.Event) {
-		switch ev.Kind {
-		case snapshot.EventError:
-			u.errorf("%s: %v", ev.Path, ev.Err)
-		case snapshot.EventFile:
-			u.infof("restored %s", ev.Path)
+	workers := 0 // the restorer's default
+	if s.connections > 0 {
+		workers = max(s.connections, 2*runtime.NumCPU())
+	}
+	var blobs snapshot.BlobLoader
+	if isRemote(s.location) && len(inc) == 0 && len(exc) == 0 {
+		f, err := planFetch(c.Context, s, sub, node)
+		if err != nil {
+			return err
 		}
-	}})
+		defer f.Close()
+		blobs = f
+	}
+	p := newProgress(e, u, "restore")
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Blobs: blobs, Report: p.event})
+	p.begin()
+	if p.shown() {
+		if sub == "/" && len(inc) == 0 && len(exc) == 0 {
+			p.setTotal(sn.Summary.Files, sn.Summary.Bytes, true)
+		} else {
+			sctx, cancel := context.WithCancel(c.Context)
+			defer cancel()
+			go scanTree(sctx, s.ix, sub, node, inc, exc, p.setTotal)
+		}
+	}
+	start := time.Now()
 	st, err := rs.Restore(c.Context, sub, node)
+	p.finish()
 	if err != nil {
 		if c.Context.Err() != nil {
 			return fmt.Errorf("%w: restore stopped; %s is incomplete, the repository is untouched", errInterrupted, target)
@@ -123,7 +159,8 @@ func runRestore(c *cli.Context, e *env) error {
 		return fmt.Errorf("restore into %s: %w", target, err)
 	}
 	if u.json {
-		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "target": target, "files": st.Files, "dirs": st.Dirs, "bytes": st.Bytes, "errors": st.Errors})
+		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs,
+			Bytes: st.Bytes, Errors: st.Errors, DurationSeconds: round2(time.Since(start).Seconds())})
 	} else {
 		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs, %s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, humanBytes(st.Bytes))
 	}
@@ -134,4 +171,22 @@ func runRestore(c *cli.Context, e *env) error {
 		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
 	}
 	return nil
+}
+
+// planFetch prepares a whole-restore from a remote repository: it walks
+// the trees to be restored (from the local tree cache) and counts the
+// blobs needed from each pack, so that packs mostly needed are fetched
+// with one request each instead of one per blob.
+func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) (*index.PackFetcher, error) {
+	plan := index.NewPackPlan()
+	err := snapshot.Walk(ctx, s.ix, sub, node, func(_ string, n *snapshot.Node) error {
+		for _, id := range n.Content {
+			plan.Add(s.ix, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.ix.NewPackFetcher(s.cache, plan)
 }

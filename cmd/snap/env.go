@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/retry"
 )
 
 // env is what a command run gets from the process: streams, environment
@@ -19,6 +22,20 @@ type env struct {
 	// stdinTTY and stderrTTY say whether a person is watching.
 	stdinTTY  bool
 	stderrTTY bool
+	// journal is set when stderr is connected to systemd's journal.
+	journal bool
+	// backendHooks, set only by in-process tests, change how backends
+	// are composed (see backend.go); nil in production.
+	backendHooks *backendHooks
+}
+
+// backendHooks let tests count requests or inject faults.
+type backendHooks struct {
+	// wrap goes around every raw backend a command opens, inside the
+	// limit and retry wrappers.
+	wrap func(repo.Backend) repo.Backend
+	// retry replaces the retry wrapper's default backoff.
+	retry retry.Options
 }
 
 func newEnv() *env {
@@ -27,5 +44,6 @@ func newEnv() *env {
 		getenv: os.Getenv, now: time.Now,
 		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		journal:   underJournal(os.Getenv, os.Stderr),
 	}
 }

@@ -36,9 +36,12 @@ func usagef(format string, args ...any) error { return &usageError{msg: sprintf(
 func exitCode(err error) int {
 	var pe *partialError
 	var ue *usageError
+	var ce *codedError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
 	case errors.As(err, &pe):
 		return exitPartial
 	case errors.Is(err, context.Canceled) || errors.Is(err, errInterrupted):

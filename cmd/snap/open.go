@@ -22,6 +22,13 @@ type session struct {
 	lock   *repo.Lock
 	cache  string
 	ui     *ui
+	// command is recorded in the locks the session takes.
+	command string
+	// connections is the limit on requests in flight (0: none); uploads
+	// and restores size their parallelism by it.
+	connections int
+	// location is where the repository is (as given).
+	location string
 	// unreadable are the snapshots the last listing could not read.
 	unreadable []error
 }
@@ -33,7 +40,69 @@ const (
 	noLock lockMode = iota
 	sharedLock
 	exclusiveLock
+	pruneLock // excludes other prunes and exclusive locks, not shared ones
 )
+
+// repoSettings say where a repository is and how to unlock it.
+type repoSettings struct {
+	location        string
+	passwordFile    string
+	passwordCommand string
+	cacheDir        string // base directory; the repository ID is appended
+	// fromConfig names the config file the settings came from, if any.
+	fromConfig string
+	// password, when set, replaces the password sources above ('snap copy'
+	// reads the target's password its own way).
+	password func() (string, error)
+	// connections bounds the requests in flight (--connections); 0 picks
+	// the backend's default.
+	connections int
+}
+
+// settingsFrom reads --repo, --password-file, --password-command and
+// --cache-dir and their environment variables. When no repository is
+// given that way, the config file (--config, SNAP_CONFIG, or the default
+// places) supplies the repository, its password source and the cache.
+func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
+	conns, err := connectionsFlag(c, e)
+	if err != nil {
+		return repoSettings{}, err
+	}
+	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
+		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir"), connections: conns}
+	if st.location != "" {
+		return st, nil
+	}
+	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil || path == "" {
+		return st, err
+	}
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		return st, fmt.Errorf("%w; or give the repository with --repo", err)
+	}
+	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand)
+	st.connections = conns
+	return st, nil
+}
+
+// settings are the repository settings of the config (or of one of its
+// jobs), under what flags and environment variables say.
+func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand string) repoSettings {
+	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
+		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
+	if st.cacheDir == "" {
+		st.cacheDir = cfg.resolveRelative(cfg.CacheDir)
+	}
+	if st.location != "" {
+		return st // the flags name another repository: the config's password is not for it
+	}
+	st.location, st.fromConfig = location, cfg.Path
+	if st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "" {
+		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
+	}
+	return st
+}
 
 // openSession opens the repository named by the flags, takes the lock and
 // opens the index (synced with the repository).
@@ -44,50 +113,110 @@ func openSession(c *cli.Context, e *env, mode lockMode) (*session, error) {
 // openSessionIndex is openSession with index options (repair opens the
 // index without syncing it).
 func openSessionIndex(c *cli.Context, e *env, mode lockMode, io index.Options) (*session, error) {
-	u := newUI(c, e)
-	ctx := c.Context
-	r, err := openRepository(c, e, gstring(c, "repo"))
+	return openSessionWith(c, e, mode, &io)
+}
+
+// openSessionWith opens the index with io, or leaves it closed when io is
+// nil (check reads the index segments itself, so that it can report a
+// damaged one instead of failing to open).
+func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (*session, error) {
+	st, err := settingsFrom(c, e)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u}
-	s.cache = repoCacheDir(c, e, r)
-	if mode != noLock {
-		s.lock, err = r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Command: c.Command.FullName(),
-			OnStale: func(l repo.LockEntry) {
-				u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
-			}})
+	return openSessionAt(c.Context, e, newUI(c, e), st, mode, c.Command.FullName(), io)
+}
+
+// openSessionAt opens a session on the repository st names, reporting
+// through u. command is recorded in the lock; io as in openSessionWith.
+func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string, io *index.Options) (*session, error) {
+	r, conns, err := openRepositoryWith(ctx, e, u, st)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location}
+	s.cache = filepath.Join(cacheBase(e, st.cacheDir), r.Config().ID)
+	if err := s.relock(ctx, mode); err != nil {
+		r.Close()
+		return nil, err
+	}
+	if io != nil {
+		io.Log = func(m string) { u.warnf("%s", m) }
+		io.CacheTreePacks = isRemote(st.location)
+		s.ix, err = index.Open(ctx, r, s.cache, *io)
 		if err != nil {
-			r.Close()
+			s.close()
 			return nil, err
 		}
-	}
-	io.Log = func(m string) { u.warnf("%s", m) }
-	s.ix, err = index.Open(ctx, r, s.cache, io)
-	if err != nil {
-		s.close()
-		return nil, err
 	}
 	s.loader = snapshot.NewLoader(r, filepath.Join(s.cache, "snapshots"))
 	return s, nil
 }
 
-func openRepository(c *cli.Context, e *env, location string) (*repo.Repository, error) {
-	be, err := openBackend(location, false)
-	if err != nil {
-		return nil, err
+// relock releases the lock the session holds, if any, and takes one of the
+// given mode: 'snap run' opens the repository once per job and takes the
+// lock each step needs.
+func (s *session) relock(ctx context.Context, mode lockMode) error {
+	if s.lock != nil {
+		if err := s.lock.Unlock(); err != nil {
+			s.ui.warnf("release lock: %v", err)
+		}
+		s.lock = nil
 	}
-	pw, err := readPassword(c, e, false)
+	if mode == noLock {
+		return nil
+	}
+	u := s.ui
+	l, err := s.r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: s.command,
+		OnStale: func(l repo.LockEntry) {
+			u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
+		}})
+	if err != nil {
+		return err
+	}
+	s.lock = l
+	return nil
+}
+
+// openRepository opens the repository at location with the password the
+// flags (or the config) give. It also returns the connection limit in
+// force (0: none).
+func openRepository(c *cli.Context, e *env, u *ui, location string) (*repo.Repository, int, error) {
+	st, err := settingsFrom(c, e)
+	if err != nil {
+		return nil, 0, err
+	}
+	if location != "" {
+		st.location = location
+	}
+	return openRepositoryWith(c.Context, e, u, st)
+}
+
+// openRepositoryWith opens the backend first (so that a wrong location is
+// reported before a password is asked for), then the repository.
+func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*repo.Repository, int, error) {
+	bo := backendOptions{connections: st.connections, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}
+	be, conns, err := openBackend(ctx, e, st.location, false, bo)
+	if err != nil {
+		return nil, 0, err
+	}
+	password := st.password
+	if password == nil {
+		password = func() (string, error) {
+			return passwordFrom(e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+		}
+	}
+	pw, err := password()
 	if err != nil {
 		be.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	r, err := repo.Open(c.Context, be, pw, repo.Options{Now: e.now})
+	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now})
 	if err != nil {
 		be.Close()
-		return nil, err
+		return nil, 0, err
 	}
-	return r, nil
+	return r, conns, nil
 }
 
 func (s *session) close() {
@@ -102,15 +231,11 @@ func (s *session) close() {
 	s.r.Close()
 }
 
-// repoCacheDir is --cache-dir, else $XDG_CACHE_HOME/snap, else
-// ~/.cache/snap, followed by the repository ID.
-func repoCacheDir(c *cli.Context, e *env, r *repo.Repository) string {
-	return filepath.Join(cacheBase(c, e), r.Config().ID)
-}
-
-func cacheBase(c *cli.Context, e *env) string {
-	if d := gstring(c, "cache-dir"); d != "" {
-		return d
+// cacheBase is the cache directory given (--cache-dir, SNAP_CACHE_DIR or
+// the config's cache_dir), else $XDG_CACHE_HOME/snap, else ~/.cache/snap.
+func cacheBase(e *env, given string) string {
+	if given != "" {
+		return given
 	}
 	if d := e.getenv("XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "snap")

@@ -16,7 +16,11 @@ import (
 // SNAP_PASSWORD_COMMAND, else a prompt without echo when a person is at the
 // terminal. confirm asks twice (for init).
 func readPassword(c *cli.Context, e *env, confirm bool) (string, error) {
-	return passwordFrom(e, gstring(c, "password-file"), "SNAP_PASSWORD", gstring(c, "password-command"), confirm, "repository")
+	st, err := settingsFrom(c, e)
+	if err != nil {
+		return "", err
+	}
+	return passwordFrom(e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, confirm, "repository")
 }
 
 func passwordFrom(e *env, file, envVar, command string, confirm bool, what string) (string, error) {

@@ -33,7 +33,7 @@ func parseSize(s string) (uint64, error) {
 // minFree (0: no threshold).
 func preflight(ctx context.Context, u *ui, r *repo.Repository, minFree uint64) error {
 	loc := r.Backend().Location()
-	p, ok := r.Backend().(repo.Preflighter)
+	p, ok := repo.As[repo.Preflighter](r.Backend())
 	if !ok {
 		// The lock this run holds was written: the backend takes writes.
 		if minFree > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path"
 	"path/filepath"
 	"slices"
@@ -124,8 +123,8 @@ func (u *ui) toolLines(source string) func(string) {
 			u.jsonLine(map[string]any{"type": "stderr", "source": source, "message": line})
 			return
 		}
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		fmt.Fprintf(u.err, "%s: %s\n", source, line)
+		// A notice: under journald it gets its own priority, and the
+		// progress bar is erased first.
+		u.log.Log(context.Background(), levelNotice, source+": "+line)
 	}
 }

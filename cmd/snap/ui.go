@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -11,18 +13,72 @@ import (
 )
 
 // ui prints results and messages as the flags ask: human text on stdout,
-// warnings on stderr, or JSON.
+// messages on stderr through log/slog (with journald priority prefixes
+// under systemd), or JSON.
 type ui struct {
-	mu       sync.Mutex // serialises writes from concurrent reporters
+	mu       *sync.Mutex // serialises writes from concurrent reporters
 	out, err io.Writer
 	json     bool
 	quiet    bool
 	verbose  bool
-	tty      bool
+	tty      bool // stderr is a terminal: progress bars are allowed
+	// jsonLines is set for commands that report as they run (create,
+	// restore, run, …): with --json they print one object per line on
+	// stdout, messages included. Listing commands print one document on
+	// stdout and their messages as JSON lines on stderr.
+	jsonLines bool
+	log       *slog.Logger
+	// fields are added to every JSON line (the job name during 'run').
+	fields map[string]any
+	// bar is the progress bar on stderr, erased before a message is
+	// written; guarded by mu.
+	bar *progressBar
+}
+
+// jsonLinesCommands are the commands whose --json output is one object per
+// line (docs/usage.md, "JSON output"). Add a running command here.
+var jsonLinesCommands = map[string]bool{
+	"create": true, "restore": true, "run": true, "prune": true, "check": true, "copy": true, "repair index": true,
 }
 
 func newUI(c *cli.Context, e *env) *ui {
-	return &ui{out: e.stdout, err: e.stderr, json: gbool(c, "json"), quiet: gbool(c, "quiet"), verbose: gbool(c, "verbose"), tty: e.stderrTTY}
+	name := ""
+	if c.Command != nil {
+		name = c.Command.FullName()
+	}
+	u := &ui{mu: &sync.Mutex{}, out: e.stdout, err: e.stderr, json: gbool(c, "json"), quiet: gbool(c, "quiet"), verbose: gbool(c, "verbose"),
+		tty: e.stderrTTY, jsonLines: jsonLinesCommands[name]}
+	u.initLog(e)
+	return u
+}
+
+// initLog builds the logger: JSON lines with --json, journald lines when
+// stderr is the journal, text otherwise. --verbose shows info messages,
+// --quiet hides notices.
+func (u *ui) initLog(e *env) {
+	h := &logHandler{mu: u.mu, w: u.err, format: logText, level: levelNotice,
+		before: func() {
+			if u.bar != nil {
+				u.bar.clear()
+			}
+		}}
+	switch {
+	case u.json:
+		h.format = logJSON
+		h.fields = func() map[string]any { return u.fields }
+		if u.jsonLines {
+			h.w = u.out
+		}
+	case e.journal:
+		h.format = logJournal
+	}
+	if u.verbose {
+		h.level = slog.LevelInfo
+	}
+	if u.quiet {
+		h.level = slog.LevelWarn
+	}
+	u.log = slog.New(h)
 }
 
 // printf prints a human result line (suppressed by --quiet and --json).
@@ -32,6 +88,9 @@ func (u *ui) printf(format string, args ...any) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.bar != nil {
+		u.bar.clear()
+	}
 	fmt.Fprintf(u.out, format+"\n", args...)
 }
 
@@ -40,40 +99,44 @@ func (u *ui) infof(format string, args ...any) {
 	if !u.verbose || u.json {
 		return
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	fmt.Fprintf(u.err, format+"\n", args...)
+	u.log.Info(fmt.Sprintf(format, args...))
+}
+
+// noticef prints a message worth reading that is not a problem (hidden by
+// --quiet and --json).
+func (u *ui) noticef(format string, args ...any) {
+	if u.json {
+		return
+	}
+	u.log.Log(context.Background(), levelNotice, fmt.Sprintf(format, args...))
 }
 
 // warnf prints a warning on stderr (as a JSON line with --json).
 func (u *ui) warnf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if u.json {
-		u.jsonLine(map[string]any{"type": "warning", "message": msg})
-		return
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	fmt.Fprintf(u.err, "warning: %s\n", msg)
+	u.log.Warn(fmt.Sprintf(format, args...))
 }
 
 // errorf reports a non-fatal error (a skipped file).
 func (u *ui) errorf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if u.json {
-		u.jsonLine(map[string]any{"type": "error", "message": msg})
-		return
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	fmt.Fprintf(u.err, "error: %s\n", msg)
+	u.log.Error(fmt.Sprintf(format, args...))
 }
 
-// jsonLine writes one JSON object per line to stdout.
+// jsonLine writes one JSON object per line to stdout, with the ui's extra
+// fields (see fields) in front.
 func (u *ui) jsonLine(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
+	}
+	if len(u.fields) > 0 && len(b) > 1 && b[0] == '{' {
+		pre, err := json.Marshal(u.fields)
+		if err == nil && len(pre) > 2 {
+			sep := ","
+			if string(b) == "{}" {
+				sep = ""
+			}
+			b = append(append(pre[:len(pre)-1:len(pre)-1], sep...), b[1:]...)
+		}
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// checkRepo is a repository with two snapshots of a small tree.
+func checkRepo(t *testing.T) (*testRepo, string) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "big.bin"), randomBytes(3, 700<<10))
+	writeFile(t, filepath.Join(src, "sub", "small.txt"), []byte("small file"))
+	tr.mustRun("create", src)
+	writeFile(t, filepath.Join(src, "more.bin"), randomBytes(4, 300<<10))
+	tr.mustRun("create", src)
+	return tr, src
+}
+
+// largestPack returns the path of the biggest file in data/ (a data pack).
+func largestPack(t *testing.T, repoDir string) string {
+	t.Helper()
+	var best string
+	var size int64
+	filepath.WalkDir(filepath.Join(repoDir, "data"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, _ := d.Info(); fi.Size() > size {
+				best, size = p, fi.Size()
+			}
+		}
+		return nil
+	})
+	if best == "" {
+		t.Fatal("no pack")
+	}
+	return best
+}
+
+func checkJSON(t *testing.T, tr *testRepo, args ...string) (checkResult, result) {
+	t.Helper()
+	res := tr.run(append([]string{"check", "--json"}, args...)...)
+	var cr checkResult
+	if err := json.Unmarshal(lastJSONLine(res.stdout), &cr); err != nil {
+		t.Fatalf("check --json does not end with its summary line: %v\n%s", err, res.stdout)
+	}
+	return cr, res
+}
+
+func TestCheckCleanRepository(t *testing.T) {
+	tr, _ := checkRepo(t)
+	res := tr.mustRun("check", "--read-data")
+	if !strings.Contains(res.stdout, "no errors found") || !strings.Contains(res.stdout, "checked 2 snapshots") {
+		t.Fatalf("check: %s", res.stdout)
+	}
+	cr, res := checkJSON(t, tr, "--read-data")
+	if res.code != 0 || !cr.OK || cr.Snapshots != 2 || cr.Packs == 0 || cr.ReadPacks != cr.Packs || len(cr.Errors) != 0 {
+		t.Fatalf("check --json: %+v", cr)
+	}
+	// Subsets: n/t groups together read every pack once.
+	a, _ := checkJSON(t, tr, "--read-data-subset", "1/2")
+	b, _ := checkJSON(t, tr, "--read-data-subset", "2/2")
+	if a.ReadPacks+b.ReadPacks != cr.Packs {
+		t.Errorf("1/2 read %d packs and 2/2 %d, of %d", a.ReadPacks, b.ReadPacks, cr.Packs)
+	}
+	for _, sub := range []string{"10%", "1K", "500M", "100%"} {
+		c, res := checkJSON(t, tr, "--read-data-subset", sub)
+		if res.code != 0 || c.ReadPacks < 1 || c.ReadDataSubset == "" {
+			t.Errorf("subset %s: exit %d, read %d packs", sub, res.code, c.ReadPacks)
+		}
+	}
+	for _, bad := range []string{"0/5", "6/5", "x", "0%", "101%", "-1M"} {
+		if res := tr.run("check", "--read-data-subset", bad); res.code != exitUsage {
+			t.Errorf("subset %q: exit %d, want %d", bad, res.code, exitUsage)
+		}
+	}
+}
+
+func TestCheckFindsMissingPack(t *testing.T) {
+	tr, _ := checkRepo(t)
+	pack := largestPack(t, tr.repo)
+	if err := os.Remove(pack); err != nil {
+		t.Fatal(err)
+	}
+	res := tr.run("check")
+	if res.code != exitFatal {
+		t.Fatalf("check with a missing pack: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	name := filepath.Base(pack)
+	for _, w := range []string{"pack " + name + " is listed in the index but missing", "snapshot ", "blobs cannot be read", "repair index --from-packs"} {
+		if !strings.Contains(res.stderr, w) {
+			t.Errorf("check output lacks %q:\n%s", w, res.stderr)
+		}
+	}
+	cr, _ := checkJSON(t, tr)
+	kinds := map[string]int{}
+	for _, e := range cr.Errors {
+		kinds[e.Kind]++
+		if e.Repair == "" || e.Object == "" {
+			t.Errorf("error without object or repair: %+v", e)
+		}
+	}
+	if kinds["missing_pack"] != 1 || kinds["snapshot"] == 0 || cr.OK {
+		t.Errorf("errors: %+v", cr.Errors)
+	}
+	// Prune refuses to run on a repository that lost data.
+	if res := tr.run("prune", "--instant"); res.code == 0 || !strings.Contains(res.stderr, "no pack holds") {
+		t.Errorf("prune with a lost pack: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+func TestCheckReadDataFindsDamage(t *testing.T) {
+	tr, _ := checkRepo(t)
+	pack := largestPack(t, tr.repo)
+	b, err := os.ReadFile(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/3] ^= 0x40 // inside a blob, not the trailer
+	if err := os.WriteFile(pack, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := tr.run("check"); res.code != 0 {
+		t.Fatalf("the structure is intact, yet check failed: %s", res.stderr)
+	}
+	res := tr.run("check", "--read-data")
+	if res.code != exitFatal {
+		t.Fatalf("check --read-data with a flipped byte: exit %d", res.code)
+	}
+	for _, w := range []string{"pack " + filepath.Base(pack), "content does not match its name", "blobs are damaged", "is damaged in pack", "move it out of data/"} {
+		if !strings.Contains(res.stderr, w) {
+			t.Errorf("check --read-data output lacks %q:\n%s", w, res.stderr)
+		}
+	}
+}
+
+func TestCheckFindsTruncatedPack(t *testing.T) {
+	tr, _ := checkRepo(t)
+	pack := largestPack(t, tr.repo)
+	fi, _ := os.Stat(pack)
+	if err := os.Truncate(pack, fi.Size()-100); err != nil {
+		t.Fatal(err)
+	}
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "bytes, the index says") {
+		t.Fatalf("check with a truncated pack: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+func TestCheckIndexSegments(t *testing.T) {
+	tr, _ := checkRepo(t)
+	segs, _ := os.ReadDir(filepath.Join(tr.repo, "index"))
+	if len(segs) < 2 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	// A damaged segment is reported, not a reason to stop.
+	p := filepath.Join(tr.repo, "index", segs[0].Name())
+	b, _ := os.ReadFile(p)
+	b[10] ^= 1
+	os.WriteFile(p, b, 0o600)
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "index segment "+segs[0].Name()+" cannot be read") {
+		t.Fatalf("check with a damaged segment: exit %d: %s", res.code, res.stderr)
+	}
+	// A deleted segment leaves blobs unindexed; repair from packs fixes it.
+	os.Remove(p)
+	res = tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "is not in the index") || !strings.Contains(res.stderr, "repair index --from-packs") {
+		t.Fatalf("check with a deleted segment: exit %d: %s", res.code, res.stderr)
+	}
+	tr.mustRun("repair", "index", "--from-packs")
+	tr.mustRun("check", "--read-data")
+}
+
+func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
+	tr, src := checkRepo(t)
+	var list []snapshotJSON
+	if err := jsonUnmarshal(tr.mustRun("list", "--json").stdout, &list); err != nil || len(list) != 2 {
+		t.Fatalf("list: %v", err)
+	}
+	ids := []string{list[0].ID} // the older snapshot; latest stays whole
+	p := filepath.Join(tr.repo, "snapshots", ids[0])
+	b, _ := os.ReadFile(p)
+	b[len(b)-1] ^= 1
+	os.WriteFile(p, b, 0o600)
+	os.RemoveAll(filepath.Join(tr.cache)) // no cached copy to fall back on
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "snapshots/"+ids[0]) || !strings.Contains(res.stderr, "snap forget "+ids[0]) {
+		t.Fatalf("check with a damaged snapshot: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("prune"); res.code == 0 || !strings.Contains(res.stderr, "cannot be read") {
+		t.Fatalf("prune with a damaged snapshot: exit %d: %s", res.code, res.stderr)
+	}
+	tr.mustRun("forget", ids[0])
+	tr.mustRun("check")
+	tr.mustRun("prune", "--instant")
+	tr.mustRun("check", "--read-data")
+	tr.mustRun("restore", "latest", "--target", filepath.Join(tr.dir, "out"))
+	sameTree(t, src, filepath.Join(tr.dir, "out", src))
+}

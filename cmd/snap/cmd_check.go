@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+)
+
+func checkCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "verify the repository's structure, and optionally its data",
+		ArgsUsage: " ",
+		Description: "Checks that every snapshot's trees and blobs are indexed and stored in packs that exist, that\n" +
+			"every indexed pack exists with the right size, and that the index agrees with each pack's trailer.\n" +
+			"--read-data also reads every pack, decrypts every blob and checks its hash; --read-data-subset reads\n" +
+			"a part: 1/5 (the first of five groups of packs; run 2/5 ... 5/5 on later days), 10% (a random\n" +
+			"tenth) or 500M (random packs up to that size). Each error names the object and the repair.\n" +
+			"Exit code 1 when anything is wrong.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "read-data", Usage: "read, decrypt and verify every blob"},
+			&cli.StringFlag{Name: "read-data-subset", Usage: "read only a part of the packs: `n/t`, a percentage (10%) or a size (500M)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("check takes no arguments")
+			}
+			var sub *subset
+			if s := c.String("read-data-subset"); s != "" {
+				v, err := parseSubset(s)
+				if err != nil {
+					return usagef("--read-data-subset: %v", err)
+				}
+				sub = &v
+			} else if c.Bool("read-data") {
+				sub = &subset{pct: 100}
+			}
+			return runCheck(c, e, sub)
+		},
+	}
+}
+
+// subset selects packs for --read-data-subset: n of t groups, a
+// percentage, or a byte budget.
+type subset struct {
+	n, t  int
+	pct   float64
+	bytes int64
+}
+
+func parseSubset(s string) (subset, error) {
+	s = strings.TrimSpace(s)
+	bad := fmt.Errorf("%q: use n/t (e.g. 1/5), a percentage (10%%) or a size (500M, 2G)", s)
+	if a, b, ok := strings.Cut(s, "/"); ok {
+		n, err1 := strconv.Atoi(a)
+		t, err2 := strconv.Atoi(b)
+		if err1 != nil || err2 != nil || t < 1 || n < 1 || n > t {
+			return subset{}, bad
+		}
+		return subset{n: n, t: t}, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v <= 0 || v > 100 {
+			return subset{}, bad
+		}
+		return subset{pct: v}, nil
+	}
+	up := strings.ToUpper(s)
+	up = strings.TrimSuffix(strings.TrimSuffix(up, "IB"), "B")
+	mult := int64(1)
+	for i, u := range "KMGT" {
+		if strings.HasSuffix(up, string(u)) {
+			mult = int64(1) << (10 * (i + 1))
+			up = strings.TrimSuffix(up, string(u))
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(up, 64)
+	if err != nil || v <= 0 || v*float64(mult) > math.MaxInt64/2 {
+		return subset{}, bad
+	}
+	return subset{bytes: int64(v * float64(mult))}, nil
+}
+
+func (s subset) String() string {
+	switch {
+	case s.t > 0:
+		return fmt.Sprintf("%d/%d", s.n, s.t)
+	case s.bytes > 0:
+		return humanBytes(s.bytes)
+	}
+	return strconv.FormatFloat(s.pct, 'f', -1, 64) + "%"
+}
+
+// pick selects packs. Groups n/t are stable (by pack ID), so running 1/t
+// to t/t reads every pack once; percentages and sizes pick at random.
+func (s subset) pick(packs []index.PackSize) []index.PackSize {
+	switch {
+	case s.t > 0:
+		var out []index.PackSize
+		for _, p := range packs {
+			if int(binary.BigEndian.Uint32(p.ID[:4])%uint32(s.t)) == s.n-1 {
+				out = append(out, p)
+			}
+		}
+		return out
+	case s.pct >= 100:
+		return packs
+	}
+	shuffled := append([]index.PackSize(nil), packs...)
+	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	if s.bytes > 0 {
+		var total int64
+		for i, p := range shuffled {
+			if total >= s.bytes {
+				return shuffled[:i]
+			}
+			total += p.Size
+		}
+		return shuffled
+	}
+	n := int(math.Ceil(s.pct / 100 * float64(len(packs))))
+	return shuffled[:n]
+}
+
+// checkResult is the documented JSON document of check (docs/usage.md).
+type checkResult struct {
+	OK               bool            `json:"ok"`
+	Errors           []index.Problem `json:"errors"`
+	Notes            []string        `json:"notes"`
+	Snapshots        int             `json:"snapshots"`
+	IndexSegments    int             `json:"index_segments"`
+	Packs            int             `json:"packs"`
+	Blobs            int             `json:"blobs"`
+	TreesChecked     int             `json:"trees_checked"`
+	DataBlobsChecked int             `json:"data_blobs_checked"`
+	ReadDataSubset   string          `json:"read_data_subset,omitempty"`
+	ReadPacks        int             `json:"read_packs"`
+	ReadBytes        int64           `json:"read_bytes"`
+	Type             string          `json:"type"` // "summary": the last JSON line
+}
+
+func runCheck(c *cli.Context, e *env, sub *subset) error {
+	s, err := openSessionWith(c, e, sharedLock, nil)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return checkWith(c.Context, s, sub)
+}
+
+// checkWith checks the repository of an open session (holding a shared
+// lock; the session's index is not used) and prints the result.
+func checkWith(ctx context.Context, s *session, sub *subset) error {
+	u := s.ui
+	ck, err := index.NewChecker(ctx, s.r)
+	if err != nil {
+		return err
+	}
+	u.infof("checking %d packs", ck.PackCount())
+	if err := ck.CheckPacks(ctx, 4); err != nil {
+		return checkInterrupted(err)
+	}
+	res := checkResult{Notes: []string{}}
+	if sub != nil {
+		packs := sub.pick(ck.PackSizes())
+		res.ReadDataSubset = sub.String()
+		var total int64
+		for _, p := range packs {
+			total += p.Size
+		}
+		u.infof("reading %d packs (%s)", len(packs), humanBytes(total))
+		if err := ck.ReadData(ctx, packs, 2, nil); err != nil {
+			return checkInterrupted(err)
+		}
+	}
+	if err := ck.Confirm(ctx); err != nil {
+		return err
+	}
+	sns, errs, err := s.loader.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, le := range errs {
+		obj := "snapshots"
+		var ce *repo.CorruptError
+		if errors.As(le, &ce) {
+			obj = ce.Object
+		}
+		name := strings.TrimPrefix(obj, "snapshots/")
+		ck.AddProblem(index.Problem{Kind: "unreadable_snapshot", Object: obj, Message: le.Error(),
+			Repair: fmt.Sprintf("remove it with 'snap forget %s'", name)})
+	}
+	sc := snapshot.NewSnapshotChecker(ck)
+	for _, sn := range sns {
+		n, example, err := sc.Check(ctx, sn)
+		if err != nil {
+			return checkInterrupted(err)
+		}
+		if n == 0 {
+			continue
+		}
+		repair := "'snap repair index --from-packs' if the packs exist but are not indexed; otherwise that data is lost: back up again and 'snap forget " + sn.ID.Short() + "'"
+		if strings.Contains(example, "damaged") {
+			repair = index.RepairDamaged
+		}
+		ck.AddProblem(index.Problem{Kind: "snapshot", Object: "snapshots/" + sn.ID.String(),
+			Message: fmt.Sprintf("snapshot %s (%s, host %s, %s): %d blobs cannot be read, e.g. %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
+				strings.Join(snapshot.SnapshotPaths(sn), " "), n, example),
+			Repair: repair})
+	}
+	res.Errors = ck.Problems()
+	if res.Errors == nil {
+		res.Errors = []index.Problem{}
+	}
+	res.Notes = append(res.Notes, ck.Notes()...)
+	res.OK = len(res.Errors) == 0
+	res.Snapshots = len(sns) + len(errs)
+	res.IndexSegments, res.Packs, res.Blobs = ck.SegmentCount(), ck.PackCount(), ck.BlobCount()
+	res.TreesChecked, res.DataBlobsChecked = sc.Trees, sc.DataBlobs
+	res.ReadPacks, res.ReadBytes = ck.ReadPacks, ck.ReadBytes
+
+	if u.json {
+		for _, p := range res.Errors {
+			u.log.Error(p.Message, "kind", p.Kind, "object", p.Object, "repair", p.Repair)
+		}
+		res.Type = "summary"
+		u.jsonLine(res)
+	} else {
+		for _, p := range res.Errors {
+			u.errorf("%s; repair: %s", p.Message, p.Repair)
+		}
+		for _, n := range res.Notes {
+			u.printf("note: %s", n)
+		}
+		u.printf("checked %d snapshots (%d trees, %d data blobs), %d index segments, %d packs", res.Snapshots, res.TreesChecked,
+			res.DataBlobsChecked, res.IndexSegments, res.Packs)
+		if sub != nil {
+			u.printf("read %d packs (%s, subset %s), decrypting and verifying every blob", res.ReadPacks, humanBytes(res.ReadBytes), res.ReadDataSubset)
+		}
+		if res.OK {
+			u.printf("no errors found")
+		}
+	}
+	if !res.OK {
+		return fmt.Errorf("check found %d errors (listed above)", len(res.Errors))
+	}
+	return nil
+}
+
+func checkInterrupted(err error) error {
+	return fmt.Errorf("%w: check stopped before it finished (%v); the repository is untouched", errInterrupted, err)
+}

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+)
+
+func configCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "check the jobs config file and list its jobs",
+		Description: "The config file is --config (or SNAP_CONFIG), else $XDG_CONFIG_HOME/snap/snap.toml (~/.config/snap/snap.toml),\n" +
+			"else /etc/snap/snap.toml. See docs/usage.md for every key.",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "check",
+				Usage:     "validate the config file and name every problem with its line",
+				ArgsUsage: " ",
+				Description: "Checks the TOML syntax, every key and value, and what the file refers to on this machine: the\n" +
+					"paths, password files, repositories, and the schedules (with systemd-analyze calendar when\n" +
+					"installed). Exits 0 when there is no error (warnings allowed), 2 otherwise.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "syntax-only", Usage: "check the file only, not the paths, password files, repositories and schedules it names"},
+				},
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usagef("config check takes no arguments; give the file with --config")
+					}
+					return runConfigCheck(c, e, c.Bool("syntax-only"))
+				},
+			},
+			{
+				Name:      "jobs",
+				Usage:     "list the jobs of the config file",
+				ArgsUsage: " ",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "names", Usage: "print only the job names, one per line"},
+				},
+				Action: func(c *cli.Context) error {
+					return runConfigJobs(c, e, c.Bool("names"))
+				},
+			},
+		},
+	}
+}
+
+// requireConfig finds and loads the config file, failing when there is
+// none or it has errors.
+func requireConfig(c *cli.Context, e *env) (*Config, error) {
+	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
+	}
+	cfg, _, err := loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// systemdCalendar returns a validator of OnCalendar expressions using
+// systemd-analyze, or nil when that is not installed.
+func systemdCalendar() func(string) error {
+	path, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		return nil
+	}
+	return func(expr string) error {
+		var stderr bytes.Buffer
+		cmd := exec.Command(path, "calendar", "--", expr)
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			msg := strings.TrimSpace(stderr.String())
+			if i := strings.LastIndex(msg, ": "); i >= 0 {
+				msg = msg[i+2:]
+			}
+			if msg == "" {
+				msg = err.Error()
+			}
+			return fmt.Errorf("%s", msg)
+		}
+		return nil
+	}
+}
+
+// configCheckJSON is the documented output of 'config check --json'.
+type configCheckJSON struct {
+	File     string    `json:"file"`
+	Valid    bool      `json:"valid"`
+	Errors   int       `json:"errors"`
+	Warnings int       `json:"warnings"`
+	Problems []Problem `json:"problems"`
+	Jobs     []jobJSON `json:"jobs"`
+}
+
+func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
+	u := newUI(c, e)
+	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		return usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
+	}
+	cfg, problems, err := loadConfig(path)
+	if err != nil && cfg == nil && len(problems) == 0 {
+		return err // unreadable
+	}
+	if cfg != nil && !syntaxOnly {
+		problems = append(problems, cfg.checkEnvironment(systemdCalendar())...)
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+	out := configCheckJSON{File: path, Problems: problems, Jobs: []jobJSON{}}
+	for _, p := range problems {
+		if p.Severity == "error" {
+			out.Errors++
+		} else {
+			out.Warnings++
+		}
+	}
+	out.Valid = out.Errors == 0
+	if cfg != nil {
+		for _, j := range cfg.Jobs {
+			out.Jobs = append(out.Jobs, toJobJSON(j))
+		}
+	}
+	if u.json {
+		if out.Problems == nil {
+			out.Problems = []Problem{}
+		}
+		if err := u.jsonDoc(out); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range problems {
+			if p.Severity == "error" || !u.quiet {
+				fmt.Fprintln(e.stdout, p.String())
+			}
+		}
+		if out.Valid {
+			names := make([]string, 0, len(out.Jobs))
+			for _, j := range out.Jobs {
+				names = append(names, j.Name)
+			}
+			u.printf("%s: OK, %d job(s)%s, %d warning(s)", path, len(names), listSuffix(names), out.Warnings)
+		}
+	}
+	if !out.Valid {
+		return usagef("%s: %d error(s), %d warning(s)", path, out.Errors, out.Warnings)
+	}
+	return nil
+}
+
+func listSuffix(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// jobJSON is the documented JSON form of a job.
+type jobJSON struct {
+	Name               string     `json:"name"`
+	Line               int        `json:"line"`
+	Repository         string     `json:"repository"`
+	Paths              []string   `json:"paths"`
+	Exclude            []string   `json:"exclude"`
+	Databases          []string   `json:"databases"`
+	Commands           []cmdJSON  `json:"commands"`
+	Tags               []string   `json:"tags"`
+	Host               string     `json:"host"`
+	OneFileSystem      bool       `json:"one_file_system"`
+	Compression        string     `json:"compression"`
+	Schedule           []string   `json:"schedule"`
+	RandomDelaySeconds float64    `json:"random_delay_seconds"`
+	Pre                []string   `json:"pre"`
+	MinFreeBytes       uint64     `json:"min_free_bytes"`
+	Post               []string   `json:"post"`
+	Keep               keepJSON   `json:"keep"`
+	Check              *CheckSpec `json:"check"`
+}
+
+type cmdJSON struct {
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+}
+
+type keepJSON struct {
+	Last      int      `json:"last"`
+	Hourly    int      `json:"hourly"`
+	Daily     int      `json:"daily"`
+	Weekly    int      `json:"weekly"`
+	Monthly   int      `json:"monthly"`
+	Yearly    int      `json:"yearly"`
+	Within    string   `json:"within"`
+	Tags      []string `json:"tags"`
+	Prune     bool     `json:"prune"`
+	MaxUnused string   `json:"max_unused"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func toJobJSON(j *Job) jobJSON {
+	k := j.Keep
+	cmds := []cmdJSON{}
+	for _, c := range j.Commands {
+		cmds = append(cmds, cmdJSON{Name: c.Name, Command: c.Argv})
+	}
+	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, Name: j.Name, Line: j.Line, Repository: j.Repository, Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
+		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, Compression: j.Compression,
+		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
+		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,
+			Within: k.Within, Tags: nonNil(k.Tags), Prune: k.Prune, MaxUnused: k.MaxUnused},
+		Check: j.Check}
+}
+
+func runConfigJobs(c *cli.Context, e *env, namesOnly bool) error {
+	cfg, err := requireConfig(c, e)
+	if err != nil {
+		return err
+	}
+	u := newUI(c, e)
+	if namesOnly {
+		for _, j := range cfg.Jobs {
+			fmt.Fprintln(e.stdout, j.Name)
+		}
+		return nil
+	}
+	if u.json {
+		out := make([]jobJSON, 0, len(cfg.Jobs))
+		for _, j := range cfg.Jobs {
+			out = append(out, toJobJSON(j))
+		}
+		return u.jsonDoc(map[string]any{"file": cfg.Path, "jobs": out})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Job\tSchedule\tSources\tKeep\tAfter")
+	for _, j := range cfg.Jobs {
+		sched := strings.Join(j.Schedule, "; ")
+		if sched == "" {
+			sched = "-"
+		}
+		srcs := append(append([]string(nil), j.Paths...), redactedURLs(j.Databases)...)
+		for _, c := range j.Commands {
+			srcs = append(srcs, c.Name)
+		}
+		keep := keepString(j.Keep)
+		if keep == "" {
+			keep = "-"
+		}
+		var after []string
+		if j.Keep.Any() {
+			after = append(after, "forget")
+		}
+		if j.Keep.Prune {
+			after = append(after, "prune")
+		}
+		if j.Check != nil {
+			after = append(after, "check")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Name, sched, strings.Join(srcs, " "), keep, strings.Join(after, ", "))
+	}
+	return tw.Flush()
+}
+
+// keepString describes a policy: "last 7, daily 7, monthly 12".
+func keepString(k Keep) string {
+	var parts []string
+	for _, r := range []struct {
+		name string
+		n    int
+	}{{"last", k.Last}, {"hourly", k.Hourly}, {"daily", k.Daily}, {"weekly", k.Weekly}, {"monthly", k.Monthly}, {"yearly", k.Yearly}} {
+		if r.n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r.name, r.n))
+		}
+	}
+	if k.Within != "" {
+		parts = append(parts, "within "+k.Within)
+	}
+	for _, t := range k.Tags {
+		parts = append(parts, "tag "+t)
+	}
+	return strings.Join(parts, ", ")
+}

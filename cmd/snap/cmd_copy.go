@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+)
+
+func copyCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "copy",
+		Usage:     "copy snapshots to another repository",
+		ArgsUsage: "[SNAPSHOT...]",
+		Description: "Copies the given snapshots (default: all that pass --host/--tag/--path) from --repo to the\n" +
+			"repository --to, e.g. a local repository to S3 for an off-site copy, or back. Only blobs the target\n" +
+			"lacks are sent, and snapshots already copied are skipped, so running it again copies nothing new.\n" +
+			"The target's password comes from --to-password-file, SNAP_TO_PASSWORD_FILE, SNAP_TO_PASSWORD,\n" +
+			"--to-password-command or SNAP_TO_PASSWORD_COMMAND; without any, the source's password is used.",
+		Flags: append(filterFlags(),
+			&cli.StringFlag{Name: "to", Usage: "the target repository (env SNAP_TO_REPOSITORY)", EnvVars: []string{"SNAP_TO_REPOSITORY"}},
+			&cli.StringFlag{Name: "to-password-file", Usage: "read the target's password from this file (env SNAP_TO_PASSWORD_FILE)", EnvVars: []string{"SNAP_TO_PASSWORD_FILE"}},
+			&cli.StringFlag{Name: "to-password-command", Usage: "run this command for the target's password (env SNAP_TO_PASSWORD_COMMAND)", EnvVars: []string{"SNAP_TO_PASSWORD_COMMAND"}},
+		),
+		Action: func(c *cli.Context) error {
+			if c.String("to") == "" {
+				return usagef("copy needs --to REPOSITORY (or SNAP_TO_REPOSITORY)")
+			}
+			return runCopy(c, e, c.String("to"), c.Args().Slice())
+		},
+	}
+}
+
+// memo runs f once and returns its result every time.
+func memo(f func() (string, error)) func() (string, error) {
+	var done bool
+	var v string
+	var err error
+	return func() (string, error) {
+		if !done {
+			v, err = f()
+			done = true
+		}
+		return v, err
+	}
+}
+
+func runCopy(c *cli.Context, e *env, to string, refs []string) error {
+	u := newUI(c, e)
+	srcSt, err := settingsFrom(c, e)
+	if err != nil {
+		return err
+	}
+	srcPassword := memo(func() (string, error) {
+		return passwordFrom(e, srcSt.passwordFile, "SNAP_PASSWORD", srcSt.passwordCommand, false, "repository")
+	})
+	dstPassword := func() (string, error) {
+		file, command := c.String("to-password-file"), c.String("to-password-command")
+		if file == "" && command == "" && e.getenv("SNAP_TO_PASSWORD") == "" {
+			return srcPassword()
+		}
+		return passwordFrom(e, file, "SNAP_TO_PASSWORD", command, false, "target repository")
+	}
+	srcSt.password = srcPassword
+	dstSt := srcSt
+	dstSt.location, dstSt.fromConfig, dstSt.password = to, "", dstPassword
+	src, err := openSessionAt(c.Context, e, u, srcSt, sharedLock, c.Command.FullName(), &index.Options{})
+	if err != nil {
+		return err
+	}
+	defer src.close()
+	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, c.Command.FullName(), &index.Options{})
+	if err != nil {
+		return fmt.Errorf("target %s: %w", to, err)
+	}
+	defer dst.close()
+	if src.r.Config().ID == dst.r.Config().ID {
+		return usagef("--to names the source repository itself (ID %s)", src.r.Config().ID[:8])
+	}
+
+	sns, err := src.snapshots(c.Context)
+	if err != nil {
+		return err
+	}
+	var selected []*snapshot.Snapshot
+	if len(refs) == 0 {
+		selected = filterFrom(c).Apply(sns)
+	} else {
+		seen := map[repo.ID]bool{}
+		for _, ref := range refs {
+			sn, err := snapshot.Find(sns, ref, filterFrom(c))
+			if err != nil {
+				return err
+			}
+			if !seen[sn.ID] {
+				seen[sn.ID] = true
+				selected = append(selected, sn)
+			}
+		}
+		snapshot.SortByTime(selected) // parents before children
+	}
+	targets, err := dst.snapshots(c.Context)
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	inTarget := map[repo.ID]repo.ID{} // origin → target snapshot
+	for _, t := range targets {
+		inTarget[snapshot.Origin(t)] = t.ID
+	}
+	origin := map[repo.ID]repo.ID{} // source snapshot → its origin
+	for _, sn := range sns {
+		origin[sn.ID] = snapshot.Origin(sn)
+	}
+
+	// The pair map lives in the source's cache, one per target.
+	var bm *index.BlobMap
+	if m, err := index.OpenBlobMap(filepath.Join(src.cache, "copy-"+dst.r.Config().ID+".db")); err != nil {
+		u.warnf("%v; this copy reads every blob it needs from the source", err)
+	} else {
+		bm = m
+		defer bm.Close()
+	}
+	workers := max(src.connections, dst.connections, 4)
+	comp, _ := repo.ParseCompression("fastest")
+	fetchDir := ""
+	if isRemote(gstring(c, "repo")) {
+		fetchDir = src.cache
+	}
+	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir,
+		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2)}})
+
+	copied, skipped := 0, 0
+	for _, sn := range selected {
+		if tid, ok := inTarget[snapshot.Origin(sn)]; ok {
+			skipped++
+			if u.json {
+				u.jsonLine(map[string]any{"type": "skipped", "snapshot_id": sn.ID.String(), "target_id": tid.String()})
+			} else {
+				u.infof("snapshot %s is already in the target as %s", sn.ID.Short(), tid.Short())
+			}
+			continue
+		}
+		var parent *repo.ID
+		if sn.Parent != nil {
+			if tid, ok := inTarget[origin[*sn.Parent]]; ok {
+				parent = &tid
+			}
+		}
+		before := cp.Stats()
+		out, err := cp.Copy(c.Context, sn, parent)
+		if err != nil {
+			if c.Context.Err() != nil {
+				return fmt.Errorf("%w: copy stopped at snapshot %s; both repositories are consistent (data already sent is reclaimed by 'snap prune' on the target, or used by the next copy)", errInterrupted, sn.ID.Short())
+			}
+			return fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err)
+		}
+		inTarget[snapshot.Origin(sn)] = out.ID
+		copied++
+		st := cp.Stats()
+		if u.json {
+			u.jsonLine(map[string]any{"type": "copied", "snapshot_id": sn.ID.String(), "target_id": out.ID.String(),
+				"added_blobs": st.Blobs - before.Blobs, "added_bytes": st.StoredBytes - before.StoredBytes, "read_blobs": st.ReadBlobs - before.ReadBlobs})
+		} else {
+			u.printf("copied snapshot %s (%s, %s) as %s: %d new blobs, %s added", sn.ID.Short(), localTime(sn.Time), sn.Host, out.ID.Short(),
+				st.Blobs-before.Blobs, humanBytes(st.StoredBytes-before.StoredBytes))
+		}
+	}
+	st := cp.Stats()
+	if u.json {
+		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "added_blobs": st.Blobs,
+			"added_bytes": st.StoredBytes, "read_blobs": st.ReadBlobs, "read_bytes": st.ReadBytes})
+		return nil
+	}
+	switch {
+	case len(selected) == 0:
+		u.printf("no snapshots to copy")
+	case copied == 0:
+		u.printf("all %d snapshots are already in %s; nothing copied", skipped, dst.r.Backend().Location())
+	default:
+		u.printf("copied %d snapshots to %s (%d already there): %d new blobs, %s added; read %d blobs (%s) from the source",
+			copied, dst.r.Backend().Location(), skipped, st.Blobs, humanBytes(st.StoredBytes), st.ReadBlobs, humanBytes(st.ReadBytes))
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+func diffCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "show what changed between two snapshots",
+		ArgsUsage: "SNAPSHOT-A [SNAPSHOT-B]",
+		Description: "Lists the paths added (+), removed (-), changed in content (M), changed in type (T) and, with\n" +
+			"--metadata, changed only in mode, owner, mtime or extended attributes (U), with their sizes,\n" +
+			"then totals. With one snapshot, compares it with its parent. Directories whose tree is the same\n" +
+			"in both snapshots are skipped without being read.",
+		Flags: append(filterFlags(),
+			&cli.BoolFlag{Name: "metadata", Usage: "also list entries whose metadata alone changed"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 || c.NArg() > 2 {
+				return usagef("usage: snap diff SNAPSHOT-A [SNAPSHOT-B]")
+			}
+			return runDiff(c, e, c.Args().Get(0), c.Args().Get(1), c.Bool("metadata"))
+		},
+	}
+}
+
+// diffChangeJSON is the documented JSON form of one change.
+type diffChangeJSON struct {
+	Path       string  `json:"path"`
+	PathBase64 string  `json:"path_base64,omitempty"`
+	Change     string  `json:"change"` // added, removed, modified, metadata, type
+	Type       string  `json:"type"`
+	OldType    string  `json:"old_type,omitempty"`
+	OldSize    *uint64 `json:"old_size,omitempty"`
+	NewSize    *uint64 `json:"new_size,omitempty"`
+}
+
+// diffSummary is the documented JSON form of the totals.
+type diffSummary struct {
+	AddedFiles       int64 `json:"added_files"`
+	AddedDirs        int64 `json:"added_dirs"`
+	AddedOther       int64 `json:"added_other"`
+	AddedBytes       int64 `json:"added_bytes"`
+	RemovedFiles     int64 `json:"removed_files"`
+	RemovedDirs      int64 `json:"removed_dirs"`
+	RemovedOther     int64 `json:"removed_other"`
+	RemovedBytes     int64 `json:"removed_bytes"`
+	ModifiedFiles    int64 `json:"modified_files"`
+	ModifiedOldBytes int64 `json:"modified_old_bytes"`
+	ModifiedNewBytes int64 `json:"modified_new_bytes"`
+	MetadataChanged  int64 `json:"metadata_changed"`
+	TypeChanged      int64 `json:"type_changed"`
+}
+
+type diffSnapJSON struct {
+	ID      string    `json:"id"`
+	ShortID string    `json:"short_id"`
+	Time    time.Time `json:"time"`
+	Host    string    `json:"host"`
+	Paths   []string  `json:"paths"`
+}
+
+var changeWords = map[snapshot.ChangeKind]string{snapshot.Added: "added", snapshot.Removed: "removed", snapshot.Modified: "modified",
+	snapshot.MetaChanged: "metadata", snapshot.TypeChanged: "type"}
+
+func (s *diffSummary) count(ch snapshot.Change) {
+	side := func(n *snapshot.Node, files, dirs, other, bytes *int64) {
+		switch n.Type {
+		case sources.TypeFile:
+			*files++
+			*bytes += int64(n.Size)
+		case sources.TypeDir:
+			*dirs++
+		default:
+			*other++
+		}
+	}
+	switch ch.Kind {
+	case snapshot.Added:
+		side(ch.New, &s.AddedFiles, &s.AddedDirs, &s.AddedOther, &s.AddedBytes)
+	case snapshot.Removed:
+		side(ch.Old, &s.RemovedFiles, &s.RemovedDirs, &s.RemovedOther, &s.RemovedBytes)
+	case snapshot.Modified:
+		s.ModifiedFiles++
+		s.ModifiedOldBytes += int64(ch.Old.Size)
+		s.ModifiedNewBytes += int64(ch.New.Size)
+	case snapshot.MetaChanged:
+		s.MetadataChanged++
+	case snapshot.TypeChanged:
+		s.TypeChanged++
+		if ch.Old.Type == sources.TypeFile {
+			s.RemovedBytes += int64(ch.Old.Size)
+		}
+		if ch.New.Type == sources.TypeFile {
+			s.AddedBytes += int64(ch.New.Size)
+		}
+	}
+}
+
+func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
+	s, err := openSession(c, e, noLock)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	sns, err := s.snapshots(c.Context)
+	if err != nil {
+		return err
+	}
+	a, err := snapshot.Find(sns, refA, filterFrom(c))
+	if err != nil {
+		return err
+	}
+	var b *snapshot.Snapshot
+	if refB == "" {
+		if a.Parent == nil {
+			return usagef("snapshot %s has no parent: name the snapshot to compare it with", a.ID.Short())
+		}
+		b = a
+		parent := *a.Parent
+		for _, sn := range sns {
+			if sn.ID == parent {
+				a = sn
+			}
+		}
+		if a == b {
+			return fmt.Errorf("the parent %s of snapshot %s is gone (forgotten): name the snapshot to compare it with", b.Parent.Short(), b.ID.Short())
+		}
+	} else if b, err = snapshot.Find(sns, refB, filterFrom(c)); err != nil {
+		return err
+	}
+	u := s.ui
+	var sum diffSummary
+	changes := []diffChangeJSON{}
+	if !u.json {
+		u.printf("comparing snapshot %s (%s) with %s (%s)", a.ID.Short(), localTime(a.Time), b.ID.Short(), localTime(b.Time))
+	}
+	err = snapshot.Diff(c.Context, s.ix, a.Tree, b.Tree, func(ch snapshot.Change) error {
+		sum.count(ch)
+		if ch.Kind == snapshot.MetaChanged && !metadata {
+			return nil
+		}
+		j := diffChangeJSON{Path: ch.Path, Change: changeWords[ch.Kind]}
+		if !utf8.ValidString(ch.Path) {
+			j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(ch.Path))
+		}
+		if ch.Old != nil {
+			j.Type = ch.Old.Type.String()
+			if ch.Old.Type == sources.TypeFile {
+				size := ch.Old.Size
+				j.OldSize = &size
+			}
+		}
+		if ch.New != nil {
+			j.Type = ch.New.Type.String()
+			if ch.New.Type == sources.TypeFile {
+				size := ch.New.Size
+				j.NewSize = &size
+			}
+		}
+		if ch.Kind == snapshot.TypeChanged {
+			j.OldType = ch.Old.Type.String()
+		}
+		if u.json {
+			changes = append(changes, j)
+			return nil
+		}
+		if !u.quiet {
+			fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, ch.Path, sizeNote(ch))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("diff %s %s: %w", a.ID.Short(), b.ID.Short(), err)
+	}
+	if u.json {
+		snapJ := func(sn *snapshot.Snapshot) diffSnapJSON {
+			return diffSnapJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Paths: sn.Paths}
+		}
+		return u.jsonDoc(map[string]any{"a": snapJ(a), "b": snapJ(b), "changes": changes, "summary": sum})
+	}
+	u.printf("")
+	u.printf("added:    %d files, %d dirs, %d others, %s", sum.AddedFiles, sum.AddedDirs, sum.AddedOther, humanBytes(sum.AddedBytes))
+	u.printf("removed:  %d files, %d dirs, %d others, %s", sum.RemovedFiles, sum.RemovedDirs, sum.RemovedOther, humanBytes(sum.RemovedBytes))
+	u.printf("modified: %d files, %s before, %s after", sum.ModifiedFiles, humanBytes(sum.ModifiedOldBytes), humanBytes(sum.ModifiedNewBytes))
+	u.printf("metadata only: %d, type changed: %d", sum.MetadataChanged, sum.TypeChanged)
+	return nil
+}
+
+// sizeNote describes a change's sizes for the human listing.
+func sizeNote(ch snapshot.Change) string {
+	switch ch.Kind {
+	case snapshot.Added:
+		if ch.New.Type == sources.TypeFile {
+			return fmt.Sprintf("  (%s)", humanBytes(int64(ch.New.Size)))
+		}
+	case snapshot.Removed:
+		if ch.Old.Type == sources.TypeFile {
+			return fmt.Sprintf("  (%s)", humanBytes(int64(ch.Old.Size)))
+		}
+	case snapshot.Modified:
+		if ch.New.Type == sources.TypeFile {
+			return fmt.Sprintf("  (%s → %s)", humanBytes(int64(ch.Old.Size)), humanBytes(int64(ch.New.Size)))
+		}
+	case snapshot.TypeChanged:
+		return fmt.Sprintf("  (%s → %s)", ch.Old.Type, ch.New.Type)
+	}
+	return ""
+}

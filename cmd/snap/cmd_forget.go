@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+)
+
+func forgetCommand(e *env) *cli.Command {
+	flags := []cli.Flag{
+		&cli.IntFlag{Name: "keep-last", Usage: "keep the `N` newest snapshots"},
+		&cli.IntFlag{Name: "keep-hourly", Usage: "keep the newest snapshot of each of the last `N` hours that have one"},
+		&cli.IntFlag{Name: "keep-daily", Usage: "keep the newest snapshot of each of the last `N` days that have one"},
+		&cli.IntFlag{Name: "keep-weekly", Usage: "keep the newest snapshot of each of the last `N` ISO weeks that have one"},
+		&cli.IntFlag{Name: "keep-monthly", Usage: "keep the newest snapshot of each of the last `N` months that have one"},
+		&cli.IntFlag{Name: "keep-yearly", Usage: "keep the newest snapshot of each of the last `N` years that have one"},
+		&cli.StringFlag{Name: "keep-within", Usage: "keep every snapshot taken within `DURATION` (e.g. 7d, 2w, 6m, 1y, 36h) before the group's newest"},
+		&cli.StringSliceFlag{Name: "keep-tag", Usage: "keep snapshots with this tag; \"a,b\" means both (repeatable)"},
+		&cli.StringFlag{Name: "group-by", Value: "host,paths", Usage: "apply the policy per group of snapshots sharing these (host, paths, tags; \"\" for one group)"},
+		&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be removed, change nothing"},
+		&cli.BoolFlag{Name: "prune", Usage: "run 'snap prune' afterwards (with --max-unused, --delete-delay, --instant)"},
+	}
+	flags = append(flags, filterFlags()...)
+	flags = append(flags, pruneFlags()...)
+	return &cli.Command{
+		Name:      "forget",
+		Usage:     "remove snapshots by a retention policy, or by ID",
+		ArgsUsage: "[SNAPSHOT...]",
+		Description: "With --keep-* flags, applies the policy to each group of snapshots (by default those of the same\n" +
+			"host and paths) and removes the snapshots no rule keeps; the rules are ORed. Calendar periods are\n" +
+			"in local time (set TZ to change it). With snapshot IDs, removes exactly those snapshots.\n" +
+			"Forget removes snapshot documents only: 'snap prune' (or --prune) reclaims their data.",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			return runForget(c, e)
+		},
+	}
+}
+
+func policyFrom(c *cli.Context) (snapshot.Policy, error) {
+	var p snapshot.Policy
+	for _, x := range []struct {
+		flag string
+		dst  *int
+	}{{"keep-last", &p.Last}, {"keep-hourly", &p.Hourly}, {"keep-daily", &p.Daily}, {"keep-weekly", &p.Weekly},
+		{"keep-monthly", &p.Monthly}, {"keep-yearly", &p.Yearly}} {
+		*x.dst = c.Int(x.flag)
+		if *x.dst < 0 {
+			return p, usagef("--%s %d: give a positive number", x.flag, *x.dst)
+		}
+	}
+	if w := c.String("keep-within"); w != "" {
+		sp, err := snapshot.ParseSpan(w)
+		if err != nil {
+			return p, usagef("--keep-within: %v", err)
+		}
+		p.Within = sp
+	}
+	p.Tags = c.StringSlice("keep-tag")
+	return p, nil
+}
+
+// forgetEntry is one snapshot in forget's output.
+type forgetEntry struct {
+	snapshotJSON
+	Keep    bool     `json:"keep"`
+	Reasons []string `json:"reasons"`
+}
+
+type forgetGroup struct {
+	snapshot.GroupKey
+	Snapshots []forgetEntry `json:"snapshots"`
+}
+
+// forgetResult is the documented JSON document of forget (docs/usage.md).
+type forgetResult struct {
+	DryRun     bool          `json:"dry_run"`
+	Policy     string        `json:"policy,omitempty"`
+	Groups     []forgetGroup `json:"groups"`
+	Kept       int           `json:"kept"`
+	Removed    int           `json:"removed"`
+	RemovedIDs []string      `json:"removed_ids"`
+	Prune      *pruneResult  `json:"prune,omitempty"`
+}
+
+func runForget(c *cli.Context, e *env) error {
+	p, err := policyFrom(c)
+	if err != nil {
+		return err
+	}
+	by, err := snapshot.ParseGroupBy(c.String("group-by"))
+	if err != nil {
+		return usagef("--group-by: %v", err)
+	}
+	byID := c.NArg() > 0
+	switch {
+	case byID && !p.IsEmpty():
+		return usagef("give either snapshot IDs or a policy (--keep-*), not both")
+	case !byID && p.IsEmpty():
+		return usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; it refuses to remove snapshots without one")
+	}
+	var po index.PruneOptions
+	if c.Bool("prune") {
+		if po, err = pruneOptionsFrom(c); err != nil {
+			return err
+		}
+		po.DryRun = c.Bool("dry-run")
+	}
+	dry := c.Bool("dry-run")
+
+	s, err := openSession(c, e, sharedLock)
+	if err != nil {
+		return err
+	}
+	res := forgetResult{DryRun: dry, Groups: []forgetGroup{}, RemovedIDs: []string{}}
+	var remove []repo.ID
+	if byID {
+		remove, err = resolveForgetArgs(c, s)
+		if err != nil {
+			s.close()
+			return err
+		}
+	} else {
+		sns, err := s.snapshots(c.Context)
+		if err != nil {
+			s.close()
+			return err
+		}
+		remove = planForget(&res, snapshot.GroupSnapshots(filterFrom(c).Apply(sns), by), p, e.now())
+	}
+	if !s.ui.json {
+		printForget(s.ui, e, res, remove, byID)
+	}
+	failed := removeSnapshots(c.Context, s, remove, &res)
+	s.close()
+	if !s.ui.json {
+		verb := "removed"
+		if dry {
+			verb = "would remove"
+		}
+		s.ui.printf("%s %d snapshots, kept %d", verb, res.Removed, res.Kept)
+	}
+	if len(failed) > 0 {
+		if s.ui.json {
+			_ = s.ui.jsonDoc(res)
+		}
+		return fmt.Errorf("could not remove %d snapshots: %s; run forget again", len(failed), strings.Join(failed, ", "))
+	}
+	var perr error
+	if c.Bool("prune") {
+		var without map[repo.ID]bool
+		if dry {
+			without = map[repo.ID]bool{}
+			for _, id := range remove {
+				without[id] = true
+			}
+		}
+		var st *index.PruneStats
+		var ps *session
+		st, ps, perr = pruneRepository(c, e, po, without)
+		if st != nil {
+			pr := pruneJSON(st)
+			res.Prune = &pr
+			if ps != nil && !ps.ui.json {
+				printPrune(ps.ui, st)
+			}
+		}
+	}
+	if s.ui.json {
+		if err := s.ui.jsonDoc(res); err != nil && perr == nil {
+			perr = err
+		}
+	}
+	return perr
+}
+
+// planForget applies the policy to each group, records the decisions in
+// res and returns the snapshots to remove.
+func planForget(res *forgetResult, groups []snapshot.Group, p snapshot.Policy, now time.Time) []repo.ID {
+	var remove []repo.ID
+	res.Policy = p.String()
+	for _, g := range groups {
+		fg := forgetGroup{GroupKey: g.Key}
+		for _, d := range snapshot.ApplyPolicy(g.Snapshots, p, now, time.Local) {
+			reasons := d.Reasons
+			if reasons == nil {
+				reasons = []string{}
+			}
+			fg.Snapshots = append(fg.Snapshots, forgetEntry{snapshotJSON: toJSON(d.Snapshot), Keep: d.Keep, Reasons: reasons})
+			if d.Keep {
+				res.Kept++
+			} else {
+				remove = append(remove, d.Snapshot.ID)
+			}
+		}
+		res.Groups = append(res.Groups, fg)
+	}
+	return remove
+}
+
+// removeSnapshots deletes the snapshot documents (unless res.DryRun),
+// counts them in res, and returns those that could not be removed.
+func removeSnapshots(ctx context.Context, s *session, remove []repo.ID, res *forgetResult) []string {
+	var failed []string
+	for _, id := range remove {
+		if !res.DryRun {
+			err := s.r.Backend().Remove(ctx, repo.Handle{Type: repo.SnapshotFile, Name: id.String()})
+			if err != nil && !errors.Is(err, repo.ErrNotFound) {
+				failed = append(failed, fmt.Sprintf("%s (%v)", id.Short(), err))
+				continue
+			}
+		}
+		res.Removed++
+		res.RemovedIDs = append(res.RemovedIDs, id.String())
+	}
+	return failed
+}
+
+// resolveForgetArgs turns the arguments into snapshot IDs. A full ID also
+// names a snapshot whose document cannot be read, so that broken snapshots
+// can be removed.
+func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
+	sns, err := s.snapshots(c.Context)
+	if err != nil {
+		return nil, err
+	}
+	var out []repo.ID
+	seen := map[repo.ID]bool{}
+	for _, ref := range c.Args().Slice() {
+		sn, err := snapshot.Find(sns, ref, filterFrom(c))
+		var id repo.ID
+		if err != nil {
+			full, perr := repo.ParseID(strings.ToLower(ref))
+			if perr != nil {
+				return nil, err
+			}
+			if _, serr := s.r.Backend().Stat(c.Context, repo.Handle{Type: repo.SnapshotFile, Name: full.String()}); serr != nil {
+				return nil, err
+			}
+			id = full
+		} else {
+			id = sn.ID
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
+	if u.quiet {
+		return
+	}
+	if byID {
+		for _, id := range remove {
+			verb := "removing"
+			if res.DryRun {
+				verb = "would remove"
+			}
+			u.printf("%s snapshot %s", verb, id.Short())
+		}
+		return
+	}
+	for i, g := range res.Groups {
+		if i > 0 {
+			fmt.Fprintln(e.stdout)
+		}
+		fmt.Fprintf(e.stdout, "%s (policy: %s)\n", g.GroupKey.String(), res.Policy)
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tAction\tReasons")
+		for _, sn := range g.Snapshots {
+			action := "remove"
+			if sn.Keep {
+				action = "keep"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ShortID, localTime(sn.Time), sn.Host, strings.Join(sn.Tags, ","), action, strings.Join(sn.Reasons, ", "))
+		}
+		tw.Flush()
+	}
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+)
+
+// pruneFlags are shared by prune and forget --prune.
+func pruneFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "max-unused", Value: "5", Usage: "repack the emptiest packs until at most `PERCENT` of the pack space is unused (100: never repack)"},
+		&cli.StringFlag{Name: "delete-delay", Value: "12h", Usage: "how long packs stay marked before a prune deletes them: `DURATION` such as 12h, 2d or 0"},
+		&cli.BoolFlag{Name: "instant", Usage: "take the exclusive lock and delete unused data now, without marking (nothing else may run)"},
+	}
+}
+
+func pruneCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "prune",
+		Usage:     "delete data no snapshot needs, and repack mostly unused packs",
+		ArgsUsage: " ",
+		Description: "Runs alongside backups. Packs no snapshot needs, and packs whose live blobs were copied into new\n" +
+			"packs (repacked), are first marked for deletion; a later prune deletes them once they have stayed\n" +
+			"marked for --delete-delay and no snap process that started before the mark still runs. A marked\n" +
+			"pack that a new snapshot uses is kept. Unindexed packs left by interrupted runs are deleted when\n" +
+			"no other snap process runs.\n" +
+			"--instant takes the exclusive lock and deletes at once: use it only when nothing else runs.",
+		Flags: append(pruneFlags(), &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the plan, change nothing"}),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("prune takes no arguments")
+			}
+			o, err := pruneOptionsFrom(c)
+			if err != nil {
+				return err
+			}
+			o.DryRun = c.Bool("dry-run")
+			return runPrune(c, e, o)
+		},
+	}
+}
+
+func pruneOptionsFrom(c *cli.Context) (index.PruneOptions, error) {
+	var o index.PruneOptions
+	mu := strings.TrimSuffix(strings.TrimSpace(c.String("max-unused")), "%")
+	pct, err := strconv.ParseFloat(mu, 64)
+	if err != nil || pct < 0 || pct > 100 {
+		return o, usagef("--max-unused %q: give a percentage from 0 to 100, e.g. 5 or 5%%", c.String("max-unused"))
+	}
+	o.MaxUnusedPercent = pct
+	d, err := parseDelay(c.String("delete-delay"))
+	if err != nil {
+		return o, usagef("--delete-delay: %v", err)
+	}
+	o.DeleteDelay = d
+	o.Instant = c.Bool("instant")
+	o.Compression = repo.CompressionFastest
+	return o, nil
+}
+
+// parseDelay reads a Go duration ("12h", "90m", "0") or a number of days
+// ("2d").
+func parseDelay(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return 0, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return d, nil
+	}
+	if n, err := strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil && strings.HasSuffix(s, "d") && n >= 0 {
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return 0, fmt.Errorf("%q is not a duration: use e.g. 12h, 2d or 0", s)
+}
+
+func runPrune(c *cli.Context, e *env, o index.PruneOptions) error {
+	st, s, err := pruneRepository(c, e, o, nil)
+	if s == nil {
+		return err
+	}
+	if st != nil {
+		if s.ui.json {
+			pr := pruneJSON(st)
+			pr.Type = "summary"
+			s.ui.jsonLine(pr)
+		} else {
+			printPrune(s.ui, st)
+		}
+	}
+	return err
+}
+
+// pruneRepository opens a session with the lock prune needs, runs it and
+// closes the session. Snapshots in without are treated as already gone
+// (forget --dry-run --prune). The session is returned (closed) for its ui.
+func pruneRepository(c *cli.Context, e *env, o index.PruneOptions, without map[repo.ID]bool) (*index.PruneStats, *session, error) {
+	mode := pruneLock
+	if o.Instant && !o.DryRun {
+		mode = exclusiveLock // a dry run changes nothing: it need not stop backups
+	}
+	s, err := openSession(c, e, mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.close()
+	st, err := pruneWith(c.Context, s, o, without)
+	return st, s, err
+}
+
+// pruneWith prunes on an open session that holds the lock prune needs
+// (pruneLock, or exclusiveLock for an instant prune).
+func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without map[repo.ID]bool) (*index.PruneStats, error) {
+	o.Lock = s.lock
+	o.Log = func(m string) { s.ui.warnf("%s", m) }
+	o.Used = func(ctx context.Context) (index.BlobSet, error) {
+		sns, errs, err := s.loader.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("cannot prune: %d snapshots cannot be read (%v); they may refer to data prune would delete; nothing was changed; run 'snap check', and remove a broken snapshot with 'snap forget ID'", len(errs), errs[0])
+		}
+		keep := sns[:0]
+		for _, sn := range sns {
+			if !without[sn.ID] {
+				keep = append(keep, sn)
+			}
+		}
+		// Every segment a listed snapshot needs is durable by now.
+		if _, err := s.ix.Sync(ctx, o.Log); err != nil {
+			return nil, err
+		}
+		used, err := snapshot.UsedBlobs(ctx, s.ix, keep)
+		if err != nil {
+			return nil, fmt.Errorf("cannot prune: %w; nothing was changed; run 'snap check'", err)
+		}
+		s.ui.infof("%d snapshots use %d blobs", len(keep), len(used))
+		return used, nil
+	}
+	st, err := index.Prune(ctx, s.ix, o)
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
+		} else {
+			err = fmt.Errorf("prune: %w", err)
+		}
+	}
+	return st, err
+}
+
+// pruneResult is the documented JSON form of a prune (docs/usage.md).
+type pruneResult struct {
+	Type string `json:"type,omitempty"` // "summary" on prune's last JSON line
+	*index.PruneStats
+	FreedBytes int64 `json:"freed_bytes"`
+}
+
+func pruneJSON(st *index.PruneStats) pruneResult {
+	for _, l := range []*[]repo.ID{&st.DeletedPacks, &st.OrphanPacks, &st.MarkedPacks, &st.RescuedPacks, &st.MissingPacks} {
+		if *l == nil {
+			*l = []repo.ID{}
+		}
+	}
+	return pruneResult{PruneStats: st, FreedBytes: st.BeforeBytes - st.AfterBytes}
+}
+
+func printPrune(u *ui, st *index.PruneStats) {
+	would := func(done, planned string) string {
+		if st.DryRun {
+			return planned
+		}
+		return done
+	}
+	u.printf("repository: %s in %d indexed packs and the index; snapshots use %d blobs (%s), %s in live packs is unused",
+		humanBytes(st.BeforeBytes), st.Packs, st.UsedBlobs, humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
+	if st.RepackedPacks > 0 {
+		u.printf("%s %d partly used packs: %d blobs (%s) copied into new packs", would("repacked", "would repack"), st.RepackedPacks, st.CopiedBlobs, humanBytes(st.CopiedBytes))
+	}
+	if n := len(st.DeletedPacks); n > 0 {
+		what := "packs marked by an earlier prune"
+		if st.Instant {
+			what = "unused packs"
+		}
+		u.printf("%s %d %s (%s)", would("deleted", "would delete"), n, what, humanBytes(st.DeletedBytes))
+	}
+	if n := len(st.OrphanPacks); n > 0 {
+		u.printf("%s %d unindexed packs left by interrupted runs (%s)", would("deleted", "would delete"), n, humanBytes(st.OrphanBytes))
+	}
+	if st.OrphansKept > 0 {
+		u.printf("left %d unindexed packs alone: another snap process is running and may still index them", st.OrphansKept)
+	}
+	if n := len(st.MarkedPacks); n > 0 {
+		u.printf("%s %d packs (%s) for deletion; a prune after %s deletes them", would("marked", "would mark"), n, humanBytes(st.MarkedBytes),
+			localTime(st.MarkedDue))
+	}
+	if n := len(st.RescuedPacks); n > 0 {
+		u.printf("%s %d marked packs live again: snapshots made since the mark use them", would("made", "would make"), n)
+	}
+	if st.PendingPacks > 0 {
+		msg := fmt.Sprintf("%d packs (%s) stay marked", st.PendingPacks, humanBytes(st.PendingBytes))
+		if st.BlockedBy != "" {
+			msg += fmt.Sprintf("; some are due but wait for the %s to end: it was taken less than %v after they were marked, so its process may rely on them", st.BlockedBy, index.MarkGrace)
+		}
+		if !st.PendingUntil.IsZero() && st.PendingUntil.After(time.Now()) {
+			msg += "; the last become due at " + localTime(st.PendingUntil)
+		}
+		u.printf("%s", msg)
+	}
+	if n := len(st.MissingPacks); n > 0 {
+		u.printf("%s %d packs missing from data/ that no snapshot needs from the index", would("dropped", "would drop"), n)
+	}
+	if u.verbose {
+		for _, x := range []struct {
+			what string
+			ids  []repo.ID
+		}{{"deleted", st.DeletedPacks}, {"deleted unindexed", st.OrphanPacks}, {"marked", st.MarkedPacks}, {"made live", st.RescuedPacks}} {
+			for _, id := range x.ids {
+				u.printf("  %s pack %s", x.what, id)
+			}
+		}
+	}
+	if st.DryRun {
+		u.printf("dry run: nothing was changed; the repository would go from %s to about %s", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes))
+		return
+	}
+	u.printf("index: wrote %d segments, removed %d", st.SegmentsWritten, st.SegmentsRemoved)
+	freed := st.BeforeBytes - st.AfterBytes
+	if freed >= 0 {
+		u.printf("size: %s before, %s after: %s freed", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), humanBytes(freed))
+	} else {
+		u.printf("size: %s before, %s after (repacked copies are in place; the packs they replace go in a later prune)", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes))
+	}
+}

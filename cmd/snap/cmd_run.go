@@ -1,0 +1,537 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+func runCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run jobs of the config file: create, forget, prune, check",
+		ArgsUsage: "[JOB]...",
+		Description: "Runs the named jobs (all jobs when none is named) one after the other. For each job: create a\n" +
+			"snapshot of its sources; then, when it has a keep policy, forget the job's snapshots the policy\n" +
+			"does not keep; then prune when keep.prune is set; then check when check is set. A step that fails\n" +
+			"ends its job (a failed create never leads to a forget) and snap goes on with the next job.\n" +
+			"The exit code is 0 when every job succeeded, 3 when snapshots were saved without some\n" +
+			"unreadable files, otherwise the code of the failed job (1 when several failed differently).",
+		Action: func(c *cli.Context) error {
+			cfg, err := requireConfig(c, e)
+			if err != nil {
+				return err
+			}
+			jobs, err := selectJobs(cfg, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			return runJobs(c, e, cfg, jobs)
+		},
+	}
+}
+
+// selectJobs returns the named jobs, or all of them.
+func selectJobs(cfg *Config, names []string) ([]*Job, error) {
+	if len(cfg.Jobs) == 0 {
+		return nil, usagef("%s has no jobs: add a [jobs.NAME] table", cfg.Path)
+	}
+	if len(names) == 0 {
+		return cfg.Jobs, nil
+	}
+	var out []*Job
+	for _, n := range names {
+		var found *Job
+		for _, j := range cfg.Jobs {
+			if j.Name == n {
+				found = j
+			}
+		}
+		if found == nil {
+			var known []string
+			for _, j := range cfg.Jobs {
+				known = append(known, j.Name)
+			}
+			return nil, usagef("no job %q in %s (jobs: %s)", n, cfg.Path, strings.Join(known, ", "))
+		}
+		out = append(out, found)
+	}
+	return out, nil
+}
+
+// Job and step outcomes, as the JSON output spells them.
+const (
+	statusOK          = "ok"
+	statusPartial     = "partial" // saved, but some files were unreadable
+	statusFailed      = "failed"
+	statusSkipped     = "skipped" // an earlier step failed
+	statusInterrupted = "interrupted"
+)
+
+// stepResult is the documented JSON form of one step of a job.
+type stepResult struct {
+	Step            string  `json:"step"`
+	Status          string  `json:"status"`
+	Error           string  `json:"error,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// jobResult is the documented JSON form of one job of a run.
+type jobResult struct {
+	Type            string       `json:"type"`
+	Job             string       `json:"job"`
+	Status          string       `json:"status"`
+	ExitCode        int          `json:"exit_code"`
+	Error           string       `json:"error,omitempty"`
+	SnapshotID      string       `json:"snapshot_id,omitempty"`
+	Steps           []stepResult `json:"steps"`
+	DurationSeconds float64      `json:"duration_seconds"`
+
+	err error
+}
+
+// runSummaryJSON is the final line of 'run --json'.
+type runSummaryJSON struct {
+	Type            string      `json:"type"`
+	Action          string      `json:"action"`
+	Jobs            []jobResult `json:"jobs"`
+	Succeeded       int         `json:"succeeded"`
+	Failed          int         `json:"failed"`
+	ExitCode        int         `json:"exit_code"`
+	DurationSeconds float64     `json:"duration_seconds"`
+}
+
+// runJobs runs jobs in order; a failed job does not stop the others, an
+// interrupt does.
+func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
+	ctx := c.Context
+	u := newUI(c, e)
+	start := time.Now()
+	var results []jobResult
+	for i, j := range jobs {
+		if ctx.Err() != nil {
+			for _, rest := range jobs[i:] {
+				results = append(results, jobResult{Type: "job", Job: rest.Name, Status: statusSkipped, ExitCode: exitInterrupted, Steps: []stepResult{},
+					Error: "not started: interrupted", err: errInterrupted})
+			}
+			break
+		}
+		r := runJob(ctx, e, u, cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand), j)
+		results = append(results, r)
+	}
+	u.fields = nil
+	sum := runSummaryJSON{Type: "summary", Action: "run", Jobs: results, DurationSeconds: round2(time.Since(start).Seconds())}
+	for _, r := range results {
+		if r.Status == statusOK || r.Status == statusPartial {
+			sum.Succeeded++
+		} else {
+			sum.Failed++
+		}
+	}
+	err := runError(results)
+	sum.ExitCode = exitCode(err)
+	if u.json {
+		u.jsonLine(sum)
+	} else if len(results) > 1 {
+		u.printf("%d of %d jobs succeeded in %s", sum.Succeeded, len(results), time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+// runError combines the jobs' outcomes into the run's error and so its exit
+// code: interrupted wins, then failures (their own code when they agree,
+// else 1), then unreadable files (3).
+func runError(results []jobResult) error {
+	var failed []jobResult
+	partial := 0
+	for _, r := range results {
+		switch r.Status {
+		case statusOK:
+		case statusPartial:
+			partial++
+		default:
+			failed = append(failed, r)
+		}
+	}
+	for _, r := range failed {
+		if r.ExitCode == exitInterrupted {
+			return fmt.Errorf("%w: job %s stopped; the repository is consistent", errInterrupted, r.Job)
+		}
+	}
+	if len(failed) > 0 {
+		var names []string
+		code := failed[0].ExitCode
+		for _, r := range failed {
+			names = append(names, fmt.Sprintf("%s: %s", r.Job, r.Error))
+			if r.ExitCode != code {
+				code = exitFatal
+			}
+		}
+		if len(failed) == 1 {
+			// Keep the failure's own kind (locked, wrong password, …) for
+			// the exit code.
+			return fmt.Errorf("1 of %d job(s) failed: %s: %w", len(results), failed[0].Job, failed[0].err)
+		}
+		return &codedError{msg: fmt.Sprintf("%d of %d jobs failed: %s", len(failed), len(results), strings.Join(names, "; ")), code: code}
+	}
+	if partial > 0 {
+		return &partialError{msg: fmt.Sprintf("%d job(s) saved snapshots without some unreadable files (listed above)", partial)}
+	}
+	return nil
+}
+
+// codedError carries an exit code decided by the command itself.
+type codedError struct {
+	msg  string
+	code int
+}
+
+func (e *codedError) Error() string { return e.msg }
+
+// runJob runs one job's steps on its repository.
+func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jobResult) {
+	start := time.Now()
+	res = jobResult{Type: "job", Job: j.Name, Status: statusOK, Steps: []stepResult{}}
+	steps := jobSteps(j)
+	u.fields = map[string]any{"job": j.Name}
+	if u.json {
+		u.jsonLine(map[string]any{"type": "job_start", "steps": steps})
+	} else {
+		u.printf("== job %s: %s", j.Name, strings.Join(steps, ", "))
+	}
+	defer func() {
+		res.DurationSeconds = round2(time.Since(start).Seconds())
+		u.fields = nil
+		if u.json {
+			u.jsonLine(res)
+		} else if res.Status == statusOK || res.Status == statusPartial {
+			u.printf("== job %s: %s in %s", j.Name, res.Status, time.Since(start).Round(time.Millisecond))
+		} else {
+			u.errorf("job %s %s: %s", j.Name, res.Status, res.Error)
+		}
+	}()
+	fail := func(step string, err error) {
+		res.err = err
+		res.ExitCode = exitCode(err)
+		res.Error = singleLine(err.Error())
+		res.Status = statusFailed
+		if res.ExitCode == exitInterrupted {
+			res.Status = statusInterrupted
+		}
+		if step != "" {
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: res.Status, Error: res.Error})
+		}
+	}
+
+	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})
+	if err != nil {
+		fail("", err)
+		return res
+	}
+	defer s.close()
+
+	for _, step := range steps {
+		if res.Status != statusOK && res.Status != statusPartial {
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
+			continue
+		}
+		u.fields = map[string]any{"job": j.Name, "step": step}
+		t0 := time.Now()
+		var err error
+		switch step {
+		case "create":
+			var sn *snapshot.Snapshot
+			sn, err = runCreateStep(ctx, e, s, st.location, j)
+			if sn != nil {
+				res.SnapshotID = sn.ID.String()
+			}
+		case "forget":
+			err = runForgetStep(ctx, e, s, j)
+		case "prune":
+			err = runPruneStep(ctx, s, j)
+		case "check":
+			err = runCheckStep(ctx, s, j)
+		default:
+			err = fmt.Errorf("unknown step %s", step)
+		}
+		sr := stepResult{Step: step, Status: statusOK, DurationSeconds: round2(time.Since(t0).Seconds())}
+		var pe *partialError
+		switch {
+		case err == nil:
+		case errors.As(err, &pe):
+			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
+			res.Status, res.ExitCode = statusPartial, exitPartial
+			u.warnf("%s", err)
+		default:
+			fail("", fmt.Errorf("%s: %w", step, err))
+			sr.Status, sr.Error = res.Status, singleLine(err.Error())
+		}
+		res.Steps = append(res.Steps, sr)
+	}
+	return res
+}
+
+// jobSteps lists what 'run' does for a job, in order.
+func jobSteps(j *Job) []string {
+	steps := []string{"create"}
+	if j.Keep.Any() {
+		steps = append(steps, "forget")
+		if j.Keep.Prune {
+			steps = append(steps, "prune")
+		}
+	}
+	if j.Check != nil {
+		steps = append(steps, "check")
+	}
+	return steps
+}
+
+// createOptions are the options of the job's create, and what surrounds
+// it: database dumps, hooks and the free-space threshold.
+func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
+	var o snapshot.CreateOptions
+	var plan createPlan
+	for _, p := range j.Paths {
+		if _, err := os.Lstat(p); err != nil {
+			return o, plan, fmt.Errorf("path %s: %w; check the path or remove it from job %s", p, unwrapOS(err), j.Name)
+		}
+	}
+	sf, _, err := parseStreamFlags("", "", j.Databases, nil)
+	if err != nil {
+		return o, plan, fmt.Errorf("job %s: %w", j.Name, err)
+	}
+	plan.streams = sf
+	taken := map[string]bool{}
+	for _, p := range sf.dbPaths {
+		taken[p] = true
+	}
+	for _, jc := range j.Commands {
+		p, _ := streamPath("commands", jc.Name)
+		if taken[p] {
+			return o, plan, fmt.Errorf("job %s: two sources would both be stored as %s; choose another name", j.Name, p)
+		}
+		taken[p] = true
+		cmd := sources.Command{Name: jc.Argv[0], Args: jc.Argv[1:], Stderr: u.toolLines(p)}
+		o.Streams = append(o.Streams, snapshot.Stream{Path: p, Open: cmd.Start,
+			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(jc.Argv[0])}})
+	}
+	plan.pre, plan.post = j.Pre, j.Post
+	plan.minFree = j.MinFree
+	o.Paths = j.Paths
+	o.Tags = append([]string{}, j.Tags...)
+	o.Host = j.Host
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	ex, err := sources.ParsePatterns(j.Exclude)
+	if err != nil {
+		return o, plan, fmt.Errorf("job %s: exclude: %w", j.Name, err)
+	}
+	o.Archive.Excludes = ex
+	o.Archive.OneFileSystem = j.OneFileSystem
+	comp, err := repo.ParseCompression(firstNonEmpty(j.Compression, "fastest"))
+	if err != nil {
+		return o, plan, fmt.Errorf("job %s: compression: %w", j.Name, err)
+	}
+	o.Writer = index.WriterOptions{Compression: comp}
+	o.Program = "snap " + version
+	return o, plan, nil
+}
+
+// runCreateStep creates the job's snapshot, with its dumps and hooks, under
+// a shared lock.
+func runCreateStep(ctx context.Context, e *env, s *session, location string, j *Job) (*snapshot.Snapshot, error) {
+	o, plan, err := j.createOptions(s.ui)
+	if err != nil {
+		return nil, err
+	}
+	defer s.relock(ctx, noLock)
+	open := func() (*session, error) { return s, s.relock(ctx, sharedLock) }
+	return createWithHooks(ctx, e, s.ui, location, open, o, plan)
+}
+
+// host is the host name the job records.
+func (j *Job) host() string {
+	if j.Host != "" {
+		return j.Host
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// sourcePaths are the paths of the job's dumps and command outputs in its
+// snapshots.
+func (j *Job) sourcePaths() []string {
+	var out []string
+	if sf, _, err := parseStreamFlags("", "", j.Databases, nil); err == nil {
+		out = append(out, sf.dbPaths...)
+	}
+	for _, c := range j.Commands {
+		if p, err := streamPath("commands", c.Name); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// policy is the job's keep policy as forget applies it.
+func (j *Job) policy() (snapshot.Policy, error) {
+	k := j.Keep
+	p := snapshot.Policy{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly, Tags: k.Tags}
+	if k.Within != "" {
+		sp, err := snapshot.ParseSpan(k.Within)
+		if err != nil {
+			return p, fmt.Errorf("job %s: keep.within: %w", j.Name, err)
+		}
+		p.Within = sp
+	}
+	return p, nil
+}
+
+// runForgetStep applies the job's policy to the job's own snapshots (see
+// jobSnapshots) under a shared lock, as 'snap forget' does.
+func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
+	p, err := j.policy()
+	if err != nil {
+		return err
+	}
+	if p.IsEmpty() {
+		return fmt.Errorf("job %s: the keep policy keeps nothing; refusing to forget", j.Name)
+	}
+	if err := s.relock(ctx, sharedLock); err != nil {
+		return err
+	}
+	defer s.relock(ctx, noLock)
+	sns, err := s.snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	if len(s.unreadable) > 0 {
+		// A snapshot that cannot be read might be one of this job's: its
+		// decision would be made without it.
+		return fmt.Errorf("%d snapshots cannot be read, so the policy cannot be applied safely; nothing was forgotten; run 'snap check'", len(s.unreadable))
+	}
+	mine := jobSnapshots(sns, j.host(), j.Paths, j.Tags, j.sourcePaths())
+	res := forgetResult{Groups: []forgetGroup{}, RemovedIDs: []string{}}
+	remove := planForget(&res, snapshot.GroupSnapshots(mine, snapshot.GroupBy{Host: true, Paths: true}), p, e.now())
+	u := s.ui
+	if !u.json && u.verbose {
+		printForget(u, e, res, remove, false)
+	}
+	failed := removeSnapshots(ctx, s, remove, &res)
+	if u.json {
+		u.jsonLine(struct {
+			Type string `json:"type"`
+			forgetResult
+		}{"summary", res})
+	} else {
+		u.printf("forget (%s): removed %d snapshots, kept %d", res.Policy, res.Removed, res.Kept)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("could not remove %d snapshots: %s; the next run tries again", len(failed), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// runPruneStep prunes under the prune lock, which lets backups go on, with
+// the job's max_unused and delete_delay.
+func runPruneStep(ctx context.Context, s *session, j *Job) error {
+	o := index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: 12 * time.Hour, Compression: repo.CompressionFastest}
+	if mu := strings.TrimSuffix(j.Keep.MaxUnused, "%"); mu != "" {
+		pct, err := strconv.ParseFloat(mu, 64)
+		if err != nil || pct < 0 || pct > 100 {
+			return fmt.Errorf("job %s: keep.max_unused %q: give a percentage from 0 to 100", j.Name, j.Keep.MaxUnused)
+		}
+		o.MaxUnusedPercent = pct
+	}
+	if j.Keep.DeleteDelay != "" {
+		d, err := parseDelay(j.Keep.DeleteDelay)
+		if err != nil {
+			return fmt.Errorf("job %s: keep.delete_delay: %w", j.Name, err)
+		}
+		o.DeleteDelay = d
+	}
+	if err := s.relock(ctx, pruneLock); err != nil {
+		return err
+	}
+	defer s.relock(ctx, noLock)
+	st, err := pruneWith(ctx, s, o, nil)
+	if st != nil {
+		if s.ui.json {
+			pr := pruneJSON(st)
+			pr.Type = "summary"
+			s.ui.jsonLine(pr)
+		} else {
+			printPrune(s.ui, st)
+		}
+	}
+	return err
+}
+
+// runCheckStep checks the repository under a shared lock: the structure,
+// and the data subset the job names.
+func runCheckStep(ctx context.Context, s *session, j *Job) error {
+	var sub *subset
+	if j.Check.ReadDataSubset != "" {
+		v, err := parseSubset(j.Check.ReadDataSubset)
+		if err != nil {
+			return fmt.Errorf("job %s: check: %w", j.Name, err)
+		}
+		sub = &v
+	}
+	if err := s.relock(ctx, sharedLock); err != nil {
+		return err
+	}
+	defer s.relock(ctx, noLock)
+	return checkWith(ctx, s, sub)
+}
+
+// jobSnapshots returns the snapshots that belong to a job, which are the
+// only ones its keep policy may forget: taken on the job's host, of exactly
+// the job's paths, carrying every one of the job's tags, and holding the
+// same stream sources (database dumps) by path. Snapshots of other jobs, of
+// 'snap create' by hand, or of the job before its paths were changed are
+// left alone: forgetting too little is safe, too much is not.
+func jobSnapshots(sns []*snapshot.Snapshot, host string, paths, tags, sourcePaths []string) []*snapshot.Snapshot {
+	want := make([]string, 0, len(paths))
+	for _, p := range paths {
+		want = append(want, filepath.Clean(p))
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	wantSrc := slices.Sorted(slices.Values(sourcePaths))
+	var out []*snapshot.Snapshot
+	for _, sn := range sns {
+		if sn.Host != host || !slices.Equal(sn.Paths, want) {
+			continue
+		}
+		hasTags := true
+		for _, t := range tags {
+			if !slices.Contains(sn.Tags, t) {
+				hasTags = false
+			}
+		}
+		src := make([]string, 0, len(sn.Sources))
+		for _, s := range sn.Sources {
+			src = append(src, s.Path)
+		}
+		slices.Sort(src)
+		if hasTags && slices.Equal(src, wantSrc) {
+			out = append(out, sn)
+		}
+	}
+	return out
+}

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+)
+
+func scheduleCommand(e *env) *cli.Command {
+	where := []cli.Flag{
+		&cli.BoolFlag{Name: "user", Usage: "user units (~/.config/systemd/user, systemctl --user) instead of system units (/etc/systemd/system)"},
+		&cli.StringFlag{Name: "dir", Usage: "unit directory to use instead; systemctl is not run"},
+	}
+	return &cli.Command{
+		Name:  "schedule",
+		Usage: "run jobs from systemd timers",
+		Description: "Each scheduled job gets snap-JOB.service (runs 'snap run JOB --config FILE' once, at low CPU and I/O\n" +
+			"priority, with no secret in the unit) and snap-JOB.timer (the job's schedule as OnCalendar,\n" +
+			"Persistent=true so a missed run happens at boot, and a RandomizedDelaySec).",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "install",
+				Usage:     "write, enable and start the timers of jobs (all scheduled jobs when none is named)",
+				ArgsUsage: "[JOB]...",
+				Flags: append(append([]cli.Flag{}, where...),
+					&cli.BoolFlag{Name: "no-enable", Usage: "write the units but do not enable or start the timers"},
+					&cli.BoolFlag{Name: "force", Usage: "replace unit files of the same name that snap did not write"},
+				),
+				Action: func(c *cli.Context) error {
+					return runScheduleInstall(c, e, c.Args().Slice(), scheduleOptions{user: c.Bool("user"), dir: c.String("dir"),
+						noEnable: c.Bool("no-enable"), force: c.Bool("force")})
+				},
+			},
+			{
+				Name:      "list",
+				Usage:     "list installed timers with their next and last runs, and scheduled jobs not installed",
+				ArgsUsage: " ",
+				Flags:     where,
+				Action: func(c *cli.Context) error {
+					return runScheduleList(c, e, scheduleOptions{user: c.Bool("user"), dir: c.String("dir")})
+				},
+			},
+			{
+				Name:      "remove",
+				Usage:     "stop and disable the timers of jobs and delete their units",
+				ArgsUsage: "JOB...",
+				Flags: append(append([]cli.Flag{}, where...),
+					&cli.BoolFlag{Name: "no-disable", Usage: "delete the unit files without running systemctl"},
+				),
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return usagef("usage: snap schedule remove JOB...")
+					}
+					return runScheduleRemove(c, e, c.Args().Slice(), scheduleOptions{user: c.Bool("user"), dir: c.String("dir"), noEnable: c.Bool("no-disable")})
+				},
+			},
+		},
+	}
+}
+
+type scheduleOptions struct {
+	user     bool
+	dir      string // "" for the systemd directory
+	noEnable bool   // install: do not enable; remove: do not disable
+	force    bool
+}
+
+// callsSystemctl reports whether the command manages systemd, or only
+// writes files.
+func (o scheduleOptions) callsSystemctl() bool { return o.dir == "" && !o.noEnable }
+
+func (o scheduleOptions) userFlag() string {
+	if o.user {
+		return "--user "
+	}
+	return ""
+}
+
+// unitJSON is the documented JSON form of an installed job.
+type unitJSON struct {
+	Job       string   `json:"job"`
+	Schedule  []string `json:"schedule"`
+	Service   string   `json:"service"` // path of the unit file
+	Timer     string   `json:"timer"`
+	Installed bool     `json:"installed"`
+	// From systemctl, when it can answer (empty otherwise).
+	Enabled    string `json:"enabled,omitempty"` // UnitFileState of the timer: "enabled", "disabled", …
+	Active     string `json:"active,omitempty"`  // ActiveState of the timer
+	NextRun    string `json:"next_run,omitempty"`
+	LastRun    string `json:"last_run,omitempty"`
+	LastResult string `json:"last_result,omitempty"` // Result of the service: "success", "exit-code", …
+	LastStatus *int   `json:"last_exit_status,omitempty"`
+}
+
+func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOptions) error {
+	u := newUI(c, e)
+	cfg, err := requireConfig(c, e)
+	if err != nil {
+		return err
+	}
+	var jobs []*Job
+	if len(names) > 0 {
+		if jobs, err = selectJobs(cfg, names); err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if len(j.Schedule) == 0 {
+				return usagef("job %s has no schedule: add schedule = \"daily\" (or another OnCalendar expression) to [jobs.%s] in %s", j.Name, j.Name, cfg.Path)
+			}
+		}
+	} else {
+		for _, j := range cfg.Jobs {
+			if len(j.Schedule) == 0 {
+				u.noticef("job %s has no schedule; skipped", j.Name)
+				continue
+			}
+			jobs = append(jobs, j)
+		}
+		if len(jobs) == 0 {
+			return usagef("no job in %s has a schedule: add schedule = \"daily\" (or another OnCalendar expression) to a job", cfg.Path)
+		}
+	}
+	if cal := systemdCalendar(); cal != nil {
+		for _, j := range jobs {
+			for _, s := range j.Schedule {
+				if err := cal(s); err != nil {
+					return fmt.Errorf("job %s: schedule %q is not a systemd calendar expression (%v); see 'snap config check'", j.Name, s, err)
+				}
+			}
+		}
+	}
+	dir, err := unitDir(o.dir, o.user, e.getenv)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("unit directory: %w", err)
+	}
+	bin, err := snapBinary()
+	if err != nil {
+		return fmt.Errorf("find the snap binary: %w", err)
+	}
+	var out []unitJSON
+	var timers []string
+	for _, j := range jobs {
+		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: o.user}
+		svc, tmr := filepath.Join(dir, serviceName(j.Name)), filepath.Join(dir, timerName(j.Name))
+		if err := writeUnit(svc, serviceUnit(spec), o.force); err != nil {
+			return err
+		}
+		if err := writeUnit(tmr, timerUnit(spec), o.force); err != nil {
+			return err
+		}
+		timers = append(timers, timerName(j.Name))
+		out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule, Service: svc, Timer: tmr, Installed: true})
+		u.printf("wrote %s and %s (%s)", svc, tmr, strings.Join(j.Schedule, "; "))
+	}
+	if o.callsSystemctl() {
+		if _, err := systemctl(o.user, "daemon-reload"); err != nil {
+			return fmt.Errorf("%w; the units are written, enable them with: systemctl %senable --now %s", err, o.userFlag(), strings.Join(timers, " "))
+		}
+		if _, err := systemctl(o.user, append([]string{"enable", "--now"}, timers...)...); err != nil {
+			return err
+		}
+		for i := range out {
+			out[i].Enabled, out[i].Active = "enabled", "active"
+		}
+		u.printf("enabled and started %s", strings.Join(timers, " "))
+	} else if o.dir == "" {
+		u.printf("not enabled; to enable: systemctl %sdaemon-reload && systemctl %senable --now %s", o.userFlag(), o.userFlag(), strings.Join(timers, " "))
+	}
+	if u.json {
+		return u.jsonDoc(map[string]any{"dir": dir, "enabled": o.callsSystemctl(), "units": out})
+	}
+	return nil
+}
+
+func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
+	u := newUI(c, e)
+	dir, err := unitDir(o.dir, o.user, e.getenv)
+	if err != nil {
+		return err
+	}
+	timers, err := filepath.Glob(filepath.Join(dir, "snap-*.timer"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(timers)
+	var out []unitJSON
+	installed := map[string]bool{}
+	for _, t := range timers {
+		if !ownUnit(t) {
+			continue
+		}
+		job := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(t), "snap-"), ".timer")
+		b, _ := os.ReadFile(t)
+		uj := unitJSON{Job: job, Schedule: unitValues(string(b), "OnCalendar"), Service: filepath.Join(dir, serviceName(job)), Timer: t, Installed: true}
+		if o.dir == "" {
+			unitState(o.user, &uj)
+		}
+		installed[job] = true
+		out = append(out, uj)
+	}
+	// Scheduled jobs of the config that are not installed here.
+	if path, err := findConfig(gstring(c, "config"), e.getenv); err == nil && path != "" {
+		if cfg, _, err := loadConfig(path); err == nil {
+			for _, j := range cfg.Jobs {
+				if len(j.Schedule) > 0 && !installed[j.Name] {
+					out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule})
+				}
+			}
+		}
+	}
+	if u.json {
+		if out == nil {
+			out = []unitJSON{}
+		}
+		return u.jsonDoc(map[string]any{"dir": dir, "units": out})
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Job\tSchedule\tTimer\tNext run\tLast run\tLast result")
+	for _, uj := range out {
+		state := "not installed"
+		if uj.Installed {
+			state = "installed"
+			if uj.Enabled != "" {
+				state = uj.Enabled + ", " + uj.Active
+			}
+		}
+		result := uj.LastResult
+		if uj.LastStatus != nil && *uj.LastStatus != 0 {
+			result += fmt.Sprintf(" (exit %d)", *uj.LastStatus)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", uj.Job, strings.Join(uj.Schedule, "; "), state, dash(uj.NextRun), dash(uj.LastRun), dash(result))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" || s == "n/a" {
+		return "-"
+	}
+	return s
+}
+
+// unitState fills in what systemctl knows about a job's units; without a
+// running systemd it leaves the fields empty.
+func unitState(user bool, uj *unitJSON) {
+	props := func(unit string, names ...string) map[string]string {
+		args := []string{"show", unit}
+		for _, n := range names {
+			args = append(args, "--property="+n)
+		}
+		text, err := systemctl(user, args...)
+		if err != nil {
+			return nil
+		}
+		m := map[string]string{}
+		for _, line := range strings.Split(text, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	if t := props(timerName(uj.Job), "UnitFileState", "ActiveState", "NextElapseUSecRealtime", "LastTriggerUSec"); t != nil {
+		uj.Enabled, uj.Active, uj.NextRun, uj.LastRun = t["UnitFileState"], t["ActiveState"], t["NextElapseUSecRealtime"], t["LastTriggerUSec"]
+	}
+	if s := props(serviceName(uj.Job), "Result", "ExecMainStatus", "ExecMainExitTimestamp"); s != nil && s["ExecMainExitTimestamp"] != "" {
+		uj.LastResult = s["Result"]
+		var code int
+		if _, err := fmt.Sscan(s["ExecMainStatus"], &code); err == nil {
+			uj.LastStatus = &code
+		}
+	}
+}
+
+func runScheduleRemove(c *cli.Context, e *env, jobs []string, o scheduleOptions) error {
+	u := newUI(c, e)
+	dir, err := unitDir(o.dir, o.user, e.getenv)
+	if err != nil {
+		return err
+	}
+	var removed []string
+	for _, job := range jobs {
+		svc, tmr := filepath.Join(dir, serviceName(job)), filepath.Join(dir, timerName(job))
+		if !ownUnit(svc) && !ownUnit(tmr) {
+			return fmt.Errorf("no units of job %s written by snap in %s; see 'snap schedule list'", job, dir)
+		}
+		if o.callsSystemctl() {
+			// A backup that is running now goes on; only the timer stops.
+			if _, err := systemctl(o.user, "disable", "--now", timerName(job)); err != nil {
+				u.warnf("%v", err)
+			}
+		}
+		for _, p := range []string{tmr, svc} {
+			if !ownUnit(p) {
+				continue
+			}
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed = append(removed, p)
+		}
+		u.printf("removed the units of job %s", job)
+	}
+	if o.callsSystemctl() {
+		if _, err := systemctl(o.user, "daemon-reload"); err != nil {
+			u.warnf("%v", err)
+		}
+	}
+	if u.json {
+		return u.jsonDoc(map[string]any{"dir": dir, "removed": removed})
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+)
+
+func statsCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "stats",
+		Usage:     "show the repository's size, deduplication, blobs, packs, snapshots per host and free space",
+		ArgsUsage: " ",
+		Description: "Sizes: the repository's files as stored; the deduplicated size (plaintext of every blob, stored\n" +
+			"once); the stored size of those blobs (compressed and encrypted); and the raw size (what restoring\n" +
+			"every snapshot would write). Reads the local index and the snapshot list; no pack is read.",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("stats takes no arguments")
+			}
+			return runStats(c, e)
+		},
+	}
+}
+
+type fileCountJSON struct {
+	Count int64 `json:"count"`
+	Bytes int64 `json:"bytes"`
+}
+
+type blobCountJSON struct {
+	Count       int64 `json:"count"`
+	StoredBytes int64 `json:"stored_bytes"`
+	RawBytes    int64 `json:"raw_bytes"`
+}
+
+type hostStatsJSON struct {
+	Host      string    `json:"host"`
+	Snapshots int       `json:"snapshots"`
+	First     time.Time `json:"first"`
+	Last      time.Time `json:"last"`
+	RawBytes  int64     `json:"raw_bytes"`
+}
+
+type freeSpaceJSON struct {
+	Path           string `json:"path"`
+	AvailableBytes uint64 `json:"available_bytes"`
+	FreeBytes      uint64 `json:"free_bytes"`
+	TotalBytes     uint64 `json:"total_bytes"`
+}
+
+// statsJSON is the documented output of 'stats --json'.
+type statsJSON struct {
+	ID                string                   `json:"id"`
+	Location          string                   `json:"location"`
+	TotalBytes        int64                    `json:"total_bytes"`
+	Files             map[string]fileCountJSON `json:"files"`
+	Packs             int64                    `json:"packs"`
+	PackBytes         int64                    `json:"pack_bytes"`
+	MarkedPacks       int64                    `json:"marked_packs"`
+	MarkedPackBytes   int64                    `json:"marked_pack_bytes"`
+	DataBlobs         blobCountJSON            `json:"data_blobs"`
+	TreeBlobs         blobCountJSON            `json:"tree_blobs"`
+	DuplicateBlobs    int64                    `json:"duplicate_blobs"`
+	DeduplicatedBytes int64                    `json:"deduplicated_bytes"`
+	StoredBytes       int64                    `json:"stored_bytes"`
+	RawBytes          int64                    `json:"raw_bytes"`
+	DedupRatio        float64                  `json:"dedup_ratio"`
+	CompressionRatio  float64                  `json:"compression_ratio"`
+	Snapshots         int                      `json:"snapshots"`
+	Hosts             []hostStatsJSON          `json:"hosts"`
+	FreeSpace         *freeSpaceJSON           `json:"free_space"`
+}
+
+func runStats(c *cli.Context, e *env) error {
+	s, err := openSession(c, e, noLock)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	ctx := c.Context
+	be := s.r.Backend()
+	st := statsJSON{ID: s.r.Config().ID, Location: be.Location(), Files: map[string]fileCountJSON{}}
+	for _, t := range repo.FileTypes {
+		var fc fileCountJSON
+		if t == repo.ConfigFile {
+			if n, err := be.Stat(ctx, repo.Handle{Type: repo.ConfigFile}); err == nil {
+				fc = fileCountJSON{Count: 1, Bytes: n}
+			}
+		} else if err := be.List(ctx, t, func(_ string, size int64) error {
+			fc.Count++
+			fc.Bytes += size
+			return nil
+		}); err != nil {
+			return fmt.Errorf("list %s: %w", t, err)
+		}
+		st.Files[string(t)] = fc
+		st.TotalBytes += fc.Bytes
+	}
+	if err := s.ix.Packs(func(p index.PackInfo) error {
+		st.Packs++
+		st.PackBytes += p.Size
+		if p.Status != index.PackLive {
+			st.MarkedPacks++
+			st.MarkedPackBytes += p.Size
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	// The index lists a blob stored twice twice, next to each other (its
+	// keys sort by ID and type): count each blob once.
+	var prevID repo.ID
+	var prevType repo.BlobType
+	first := true
+	if err := s.ix.Blobs(func(l index.Location) error {
+		ent := l.Entry
+		if !first && ent.ID == prevID && ent.Type == prevType {
+			st.DuplicateBlobs++
+			return nil
+		}
+		first, prevID, prevType = false, ent.ID, ent.Type
+		bc := &st.DataBlobs
+		if ent.Type == repo.TreeBlob {
+			bc = &st.TreeBlobs
+		}
+		bc.Count++
+		bc.StoredBytes += int64(ent.Length)
+		bc.RawBytes += int64(ent.RawLength)
+		return nil
+	}); err != nil {
+		return err
+	}
+	st.DeduplicatedBytes = st.DataBlobs.RawBytes + st.TreeBlobs.RawBytes
+	st.StoredBytes = st.DataBlobs.StoredBytes + st.TreeBlobs.StoredBytes
+	sns, err := s.snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	hosts := map[string]*hostStatsJSON{}
+	for _, sn := range sns {
+		st.RawBytes += sn.Summary.Bytes
+		h := hosts[sn.Host]
+		if h == nil {
+			h = &hostStatsJSON{Host: sn.Host, First: sn.Time}
+			hosts[sn.Host] = h
+		}
+		h.Snapshots++
+		h.RawBytes += sn.Summary.Bytes
+		if sn.Time.Before(h.First) {
+			h.First = sn.Time
+		}
+		if sn.Time.After(h.Last) {
+			h.Last = sn.Time
+		}
+	}
+	st.Snapshots = len(sns)
+	st.Hosts = []hostStatsJSON{}
+	for _, h := range hosts {
+		st.Hosts = append(st.Hosts, *h)
+	}
+	sort.Slice(st.Hosts, func(i, j int) bool { return st.Hosts[i].Host < st.Hosts[j].Host })
+	if st.DataBlobs.RawBytes > 0 {
+		st.DedupRatio = round2(float64(st.RawBytes) / float64(st.DataBlobs.RawBytes))
+	}
+	if st.StoredBytes > 0 {
+		st.CompressionRatio = round2(float64(st.DeduplicatedBytes) / float64(st.StoredBytes))
+	}
+	if lb, ok := repo.As[*local.Backend](be); ok {
+		var fs unix.Statfs_t
+		if err := unix.Statfs(lb.Location(), &fs); err == nil {
+			bs := uint64(fs.Bsize)
+			st.FreeSpace = &freeSpaceJSON{Path: lb.Location(), AvailableBytes: fs.Bavail * bs, FreeBytes: fs.Bfree * bs, TotalBytes: fs.Blocks * bs}
+		}
+	}
+	u := s.ui
+	if u.json {
+		return u.jsonDoc(st)
+	}
+	f := st.Files
+	u.printf("repository %s at %s", st.ID[:8], st.Location)
+	u.printf("size:              %s in %d files", humanBytes(st.TotalBytes), f["data"].Count+f["index"].Count+f["snapshots"].Count+f["keys"].Count+f["locks"].Count+f["config"].Count)
+	u.printf("  packs:           %d, %s (%d marked for deletion, %s)", st.Packs, humanBytes(st.PackBytes), st.MarkedPacks, humanBytes(st.MarkedPackBytes))
+	u.printf("  index segments:  %d, %s", f["index"].Count, humanBytes(f["index"].Bytes))
+	u.printf("  snapshots:       %d, %s", f["snapshots"].Count, humanBytes(f["snapshots"].Bytes))
+	u.printf("blobs:             %d data, %d tree (%d stored twice)", st.DataBlobs.Count, st.TreeBlobs.Count, st.DuplicateBlobs)
+	u.printf("deduplicated size: %s (every blob once, before compression)", humanBytes(st.DeduplicatedBytes))
+	u.printf("stored size:       %s (compressed and encrypted; ratio %.2f)", humanBytes(st.StoredBytes), st.CompressionRatio)
+	u.printf("raw size:          %s (all snapshots as restored; deduplication ratio %.2f)", humanBytes(st.RawBytes), st.DedupRatio)
+	u.printf("snapshots per host:")
+	for _, h := range st.Hosts {
+		u.printf("  %-16s %d (%s … %s), %s raw", h.Host, h.Snapshots, localTime(h.First), localTime(h.Last), humanBytes(h.RawBytes))
+	}
+	if fs := st.FreeSpace; fs != nil {
+		u.printf("free space:        %s available of %s on the repository's file system", humanBytes(int64(fs.AvailableBytes)), humanBytes(int64(fs.TotalBytes)))
+	} else {
+		u.printf("free space:        unknown for this backend")
+	}
+	return nil
+}

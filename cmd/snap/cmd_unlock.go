@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+func unlockCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "unlock",
+		Usage:     "remove stale locks",
+		ArgsUsage: " ",
+		Description: "Removes locks whose holder is gone: on this host with a process that no longer exists, or not\n" +
+			"refreshed for 30 minutes (a running snap refreshes its lock every 5 minutes). Locks of running\n" +
+			"processes stay. --all removes every lock, also those of running processes: use it only when you\n" +
+			"know no snap runs against the repository (for example on another host whose clock is wrong).",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "remove every lock, including those of running processes"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unlock takes no arguments")
+			}
+			return runUnlock(c, e, c.Bool("all"))
+		},
+	}
+}
+
+// lockJSON is the documented JSON form of a lock (docs/usage.md).
+type lockJSON struct {
+	Name     string    `json:"name"`
+	Kind     string    `json:"kind,omitempty"`
+	Host     string    `json:"host,omitempty"`
+	PID      int       `json:"pid,omitempty"`
+	Command  string    `json:"command,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Stale    bool      `json:"stale"`
+	Readable bool      `json:"readable"`
+}
+
+func toLockJSON(l repo.LockEntry) lockJSON {
+	j := lockJSON{Name: l.Name, Stale: l.Stale, Readable: l.Err == nil}
+	if l.Err == nil {
+		j.Kind, j.Host, j.PID, j.Command, j.Since = l.Info.Kind(), l.Info.Host, l.Info.PID, l.Info.Command, l.Info.Since()
+	}
+	return j
+}
+
+func runUnlock(c *cli.Context, e *env, all bool) error {
+	u := newUI(c, e)
+	r, _, err := openRepository(c, e, u, gstring(c, "repo"))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	locks, err := r.ListLocks(c.Context)
+	if err != nil {
+		return err
+	}
+	if all && len(locks) > 0 {
+		u.warnf("removing every lock, also those of snap processes that may still be running; a running prune or backup can damage the repository if it continues")
+	}
+	res := struct {
+		Removed []lockJSON `json:"removed"`
+		Kept    []lockJSON `json:"kept"`
+	}{Removed: []lockJSON{}, Kept: []lockJSON{}}
+	var failed error
+	for _, l := range locks {
+		j := toLockJSON(l)
+		if !all && !l.Stale {
+			res.Kept = append(res.Kept, j)
+			if l.Err != nil {
+				u.printf("kept unreadable lock %s (%v); remove it with --all if no snap runs", l.Name[:8], l.Err)
+			} else {
+				u.printf("kept the %s lock of pid %d on %s (snap %s, since %s): its process is running", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+			}
+			continue
+		}
+		if err := r.RemoveLock(c.Context, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
+			failed = err
+			u.errorf("remove lock %s: %v", l.Name[:8], err)
+			continue
+		}
+		res.Removed = append(res.Removed, j)
+		switch {
+		case l.Err != nil:
+			u.printf("removed unreadable lock %s", l.Name[:8])
+		case l.Stale:
+			u.printf("removed stale %s lock of pid %d on %s (snap %s, since %s)", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+		default:
+			u.printf("removed the %s lock of pid %d on %s (snap %s, since %s)", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+		}
+	}
+	if u.json {
+		if err := u.jsonDoc(res); err != nil {
+			return err
+		}
+	} else {
+		u.printf("removed %d locks, %d remain", len(res.Removed), len(res.Kept))
+	}
+	return failed
+}

@@ -1,0 +1,788 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+// The jobs config file (docs/usage.md, "Config file"). It names the
+// repository, how to get its password, and jobs: what to back up, when,
+// and what to keep. Every key is checked, and every problem is reported
+// with its line, so that 'snap config check' can list them all at once.
+
+// Config is a loaded jobs config file.
+type Config struct {
+	Path            string // absolute
+	Repository      string
+	PasswordFile    string
+	PasswordCommand string
+	CacheDir        string
+	Host            string
+	Compression     string
+	Jobs            []*Job // in file order
+}
+
+// Job is one [jobs.NAME] table, with the file's defaults filled in.
+type Job struct {
+	Name string
+	Line int // of its [jobs.NAME] header
+
+	Repository      string
+	PasswordFile    string
+	PasswordCommand string
+
+	Paths         []string
+	Exclude       []string
+	Databases     []string
+	Commands      []JobCommand
+	Tags          []string
+	Host          string // "" means this machine's host name
+	OneFileSystem bool
+	Compression   string
+	Pre, Post     []string
+	MinFree       uint64 // refuse to start below this free space on the repository's device
+
+	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
+	RandomDelay time.Duration
+
+	Keep  Keep
+	Check *CheckSpec // nil: no check after the run
+}
+
+// JobCommand is a command whose standard output a job stores as a file,
+// as 'create --command NAME -- CMD ARGS...' does.
+type JobCommand struct {
+	Name string   // the file's path in the snapshot
+	Argv []string // the program and its arguments
+}
+
+// Keep is a job's retention policy ([jobs.NAME.keep]).
+type Keep struct {
+	Last, Hourly, Daily, Weekly, Monthly, Yearly int
+	Within                                       string // a duration like "30d" or "1y6m"
+	Tags                                         []string
+	Prune                                        bool
+	MaxUnused                                    string // prune --max-unused, "" for its default
+	DeleteDelay                                  string // prune --delete-delay, "" for its default
+}
+
+// Any reports whether the policy keeps anything, that is, whether forget
+// should run at all.
+func (k Keep) Any() bool {
+	return k.Last > 0 || k.Hourly > 0 || k.Daily > 0 || k.Weekly > 0 || k.Monthly > 0 || k.Yearly > 0 || k.Within != "" || len(k.Tags) > 0
+}
+
+// CheckSpec is what 'snap run' checks after a job: the structure, and a
+// subset of the data when ReadDataSubset is set ("1/7", "5%", "500M").
+type CheckSpec struct {
+	ReadDataSubset string `json:"read_data_subset"`
+}
+
+// defaultRandomDelay spreads the start of timers that share a schedule.
+const defaultRandomDelay = 10 * time.Minute
+
+// Problem is one thing wrong with a config file.
+type Problem struct {
+	File     string `json:"file"`
+	Line     int    `json:"line"` // 0 when it concerns the whole file
+	Key      string `json:"key,omitempty"`
+	Message  string `json:"message"`
+	Severity string `json:"severity"` // "error" or "warning"
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.Severity == "warning" {
+		b.WriteString("warning: ")
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// ConfigError carries every error found in a config file.
+type ConfigError struct{ Problems []Problem }
+
+func (e *ConfigError) Error() string {
+	var errs []string
+	for _, p := range e.Problems {
+		if p.Severity == "error" {
+			errs = append(errs, p.String())
+		}
+	}
+	msg := strings.Join(errs, "; ")
+	if len(errs) > 1 {
+		msg = fmt.Sprintf("%d problems in the config: %s", len(errs), msg)
+	}
+	return msg + " (see 'snap config check')"
+}
+
+// configPaths are the places searched when --config is not given.
+func configPaths(getenv func(string) string) []string {
+	var out []string
+	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+		out = append(out, filepath.Join(d, "snap", "snap.toml"))
+	} else if home := getenv("HOME"); home != "" {
+		out = append(out, filepath.Join(home, ".config", "snap", "snap.toml"))
+	}
+	return append(out, "/etc/snap/snap.toml")
+}
+
+// findConfig returns the config file to use: explicit (--config or
+// SNAP_CONFIG; it must exist), else the first of configPaths that exists,
+// else "".
+func findConfig(explicit string, getenv func(string) string) (string, error) {
+	if explicit != "" {
+		abs, err := filepath.Abs(explicit)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", usagef("config file %s: %v", abs, unwrapOS(err))
+		}
+		return abs, nil
+	}
+	for _, p := range configPaths(getenv) {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", nil
+}
+
+// loadConfig reads and checks a config file. It returns the config and
+// every problem found; err is a *ConfigError when any problem is an error.
+func loadConfig(path string) (*Config, []Problem, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config file %s: %w", path, unwrapOS(err))
+	}
+	return parseConfig(path, string(data))
+}
+
+// parseConfig checks the document's syntax and keys (not the environment:
+// see checkEnvironment).
+func parseConfig(path, doc string) (*Config, []Problem, error) {
+	d := &cfgDecoder{file: path}
+	var raw map[string]any
+	if _, err := toml.Decode(doc, &raw); err != nil {
+		var pe toml.ParseError
+		line := 0
+		msg := err.Error()
+		if errors.As(err, &pe) {
+			line, msg = pe.Position.Line, pe.Message
+		}
+		d.problems = append(d.problems, Problem{File: path, Line: line, Message: "TOML syntax: " + msg, Severity: "error"})
+		return nil, d.problems, &ConfigError{Problems: d.problems}
+	}
+	d.lines = tomlKeyLines(doc)
+	cfg := d.config(raw)
+	cfg.Path = path
+	return cfg, d.problems, d.err()
+}
+
+// cfgDecoder turns the generic TOML tables into a Config, collecting
+// problems instead of stopping at the first.
+type cfgDecoder struct {
+	file     string
+	lines    map[string]int
+	problems []Problem
+}
+
+func (d *cfgDecoder) err() error {
+	for _, p := range d.problems {
+		if p.Severity == "error" {
+			return &ConfigError{Problems: d.problems}
+		}
+	}
+	return nil
+}
+
+// lineOf is the line of key, or of its nearest parent that has one.
+func (d *cfgDecoder) lineOf(key toml.Key) int {
+	for n := len(key); n > 0; n-- {
+		if l, ok := d.lines[key[:n].String()]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+func (d *cfgDecoder) errorf(key toml.Key, format string, args ...any) {
+	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Message: fmt.Sprintf(format, args...), Severity: "error"})
+}
+
+func (d *cfgDecoder) warnf(key toml.Key, format string, args ...any) {
+	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Message: fmt.Sprintf(format, args...), Severity: "warning"})
+}
+
+func sub(key toml.Key, name string) toml.Key { return append(append(toml.Key{}, key...), name) }
+
+// known reports every key of t that is not in allowed, with a hint when a
+// close spelling exists.
+func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
+	names := make([]string, 0, len(t))
+	for k := range t {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if slices.Contains(allowed, k) {
+			continue
+		}
+		hint := ""
+		for _, a := range allowed {
+			if strings.ReplaceAll(k, "-", "_") == a || strings.EqualFold(a, k) || editDistance(a, k) <= 2 {
+				hint = fmt.Sprintf("; did you mean %q?", a)
+			}
+		}
+		where := "at the top level"
+		if len(at) > 0 {
+			where = "in [" + at.String() + "]"
+		}
+		d.errorf(sub(at, k), "unknown key %s%s (known keys: %s)", where, hint, strings.Join(allowed, ", "))
+	}
+}
+
+func tomlType(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case time.Time:
+		return "a date"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func (d *cfgDecoder) str(t map[string]any, at toml.Key, name string) string {
+	v, ok := t[name]
+	if !ok {
+		return ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		d.errorf(sub(at, name), "must be a string, not %s", tomlType(v))
+		return ""
+	}
+	return s
+}
+
+// strList accepts an array of strings (or, for convenience, one string).
+func (d *cfgDecoder) strList(t map[string]any, at toml.Key, name string) []string {
+	v, ok := t[name]
+	if !ok {
+		return nil
+	}
+	if s, ok := v.(string); ok {
+		return []string{s}
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		d.errorf(sub(at, name), "must be an array of strings, not %s", tomlType(v))
+		return nil
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			d.errorf(sub(at, name), "element %d must be a string, not %s", i+1, tomlType(e))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (d *cfgDecoder) boolean(t map[string]any, at toml.Key, name string) bool {
+	v, ok := t[name]
+	if !ok {
+		return false
+	}
+	b, ok := v.(bool)
+	if !ok {
+		d.errorf(sub(at, name), "must be true or false, not %s", tomlType(v))
+	}
+	return b
+}
+
+func (d *cfgDecoder) count(t map[string]any, at toml.Key, name string) int {
+	v, ok := t[name]
+	if !ok {
+		return 0
+	}
+	n, ok := v.(int64)
+	if !ok || n < 0 || n > 1<<31 {
+		d.errorf(sub(at, name), "must be a whole number of snapshots (0 or more), not %v", v)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *cfgDecoder) table(t map[string]any, at toml.Key, name string) map[string]any {
+	v, ok := t[name]
+	if !ok {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		d.errorf(sub(at, name), "must be a table ([%s]), not %s", sub(at, name), tomlType(v))
+		return nil
+	}
+	return m
+}
+
+var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
+
+func (d *cfgDecoder) config(raw map[string]any) *Config {
+	top := toml.Key{}
+	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "jobs")
+	cfg := &Config{
+		Repository:      d.str(raw, top, "repository"),
+		PasswordFile:    d.str(raw, top, "password_file"),
+		PasswordCommand: d.str(raw, top, "password_command"),
+		CacheDir:        d.str(raw, top, "cache_dir"),
+		Host:            d.str(raw, top, "host"),
+		Compression:     d.str(raw, top, "compression"),
+	}
+	d.compression(top, cfg.Compression)
+	if cfg.PasswordFile != "" && cfg.PasswordCommand != "" {
+		d.errorf(sub(top, "password_command"), "give password_file or password_command, not both")
+	}
+	jobs := d.table(raw, top, "jobs")
+	names := make([]string, 0, len(jobs))
+	for name := range jobs {
+		names = append(names, name)
+	}
+	// File order, so 'snap run' runs jobs in the order they are written.
+	sort.Slice(names, func(i, j int) bool {
+		li, lj := d.lineOf(toml.Key{"jobs", names[i]}), d.lineOf(toml.Key{"jobs", names[j]})
+		if li != lj {
+			return li < lj
+		}
+		return names[i] < names[j]
+	})
+	for _, name := range names {
+		at := toml.Key{"jobs", name}
+		t, ok := jobs[name].(map[string]any)
+		if !ok {
+			d.errorf(at, "a job must be a table ([jobs.%s]), not %s", name, tomlType(jobs[name]))
+			continue
+		}
+		cfg.Jobs = append(cfg.Jobs, d.job(cfg, name, at, t))
+	}
+	if len(jobs) == 0 && raw["jobs"] == nil {
+		d.warnf(top, "no jobs: add a [jobs.NAME] table for 'snap run' and 'snap schedule'")
+	}
+	return cfg
+}
+
+func (d *cfgDecoder) compression(at toml.Key, s string) {
+	if s == "" {
+		return
+	}
+	if _, err := repo.ParseCompression(s); err != nil {
+		d.errorf(sub(at, "compression"), "%v", err)
+	}
+}
+
+func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
+	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "databases", "tags", "host",
+		"one_file_system", "compression", "schedule", "random_delay", "pre", "post", "min_free", "commands", "keep", "check")
+	j := &Job{Name: name, Line: d.lineOf(at)}
+	if !jobNameRE.MatchString(name) {
+		d.errorf(at, "job name %q: use letters, digits, '_', '-' and '.' (it becomes the systemd unit snap-%s.service)", name, name)
+	}
+	j.Repository = firstNonEmpty(d.str(t, at, "repository"), cfg.Repository)
+	j.PasswordFile = d.str(t, at, "password_file")
+	j.PasswordCommand = d.str(t, at, "password_command")
+	if j.PasswordFile != "" && j.PasswordCommand != "" {
+		d.errorf(sub(at, "password_command"), "give password_file or password_command, not both")
+	}
+	if j.PasswordFile == "" && j.PasswordCommand == "" {
+		j.PasswordFile, j.PasswordCommand = cfg.PasswordFile, cfg.PasswordCommand
+	}
+	if j.Repository == "" {
+		d.errorf(at, "no repository: set repository at the top of the file or in the job")
+	}
+	j.Paths = d.strList(t, at, "paths")
+	for _, p := range j.Paths {
+		if !filepath.IsAbs(p) {
+			d.errorf(sub(at, "paths"), "%q is not an absolute path: a timer runs in /, so write the full path", p)
+		}
+	}
+	j.Exclude = d.strList(t, at, "exclude")
+	if _, err := sources.ParsePatterns(j.Exclude); err != nil {
+		d.errorf(sub(at, "exclude"), "%v", err)
+	}
+	j.Databases = d.strList(t, at, "databases")
+	dbsOK := true
+	for _, u := range j.Databases {
+		dbsOK = d.database(sub(at, "databases"), u) && dbsOK
+	}
+	if _, _, err := parseStreamFlags("", "", j.Databases, nil); err != nil && dbsOK {
+		d.errorf(sub(at, "databases"), "%v", err) // two dumps stored under one name
+	}
+	if v, ok := t["commands"]; ok {
+		j.Commands = d.commands(sub(at, "commands"), v)
+	}
+	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 {
+		d.errorf(at, "nothing to back up: give paths, databases or commands")
+	}
+	j.Tags = d.strList(t, at, "tags")
+	for _, tag := range j.Tags {
+		if tag == "" || strings.ContainsAny(tag, ", \t\n") {
+			d.errorf(sub(at, "tags"), "tag %q: a tag is a non-empty word without commas or spaces", tag)
+		}
+	}
+	j.Host = firstNonEmpty(d.str(t, at, "host"), cfg.Host)
+	j.OneFileSystem = d.boolean(t, at, "one_file_system")
+	j.Compression = firstNonEmpty(d.str(t, at, "compression"), cfg.Compression)
+	d.compression(at, d.str(t, at, "compression"))
+	if s := d.str(t, at, "min_free"); s != "" {
+		n, err := parseSize(s)
+		if err != nil {
+			d.errorf(sub(at, "min_free"), "%v", err)
+		}
+		j.MinFree = n
+	}
+	j.Pre = d.strList(t, at, "pre")
+	j.Post = d.strList(t, at, "post")
+	j.Schedule = d.strList(t, at, "schedule")
+	for _, s := range j.Schedule {
+		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "\n\r") {
+			d.errorf(sub(at, "schedule"), "empty or multi-line schedule %q: use systemd OnCalendar syntax such as \"daily\" or \"*-*-* 03:00:00\"", s)
+		}
+	}
+	j.RandomDelay = defaultRandomDelay
+	if v, ok := t["random_delay"]; ok {
+		s, _ := v.(string)
+		dur, err := time.ParseDuration(s)
+		if err != nil || dur < 0 {
+			d.errorf(sub(at, "random_delay"), "%q: give a duration such as \"10m\", \"1h\" or \"0s\"", fmt.Sprint(v))
+		}
+		j.RandomDelay = dur
+	}
+	if kt := d.table(t, at, "keep"); kt != nil {
+		j.Keep = d.keep(sub(at, "keep"), kt)
+	}
+	if v, ok := t["check"]; ok {
+		j.Check = d.check(sub(at, "check"), v)
+	}
+	return j
+}
+
+// commands reads commands = [{ name = "redis.rdb", command = ["redis-cli",
+// "--rdb", "-"] }, …]; a command given as one string runs with /bin/sh -c.
+func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
+	var tables []map[string]any
+	switch x := v.(type) {
+	case []map[string]any:
+		tables = x
+	case []any:
+		for _, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				d.errorf(at, "each command is a table: { name = \"x.out\", command = [\"prog\", \"arg\"] }")
+				return nil
+			}
+			tables = append(tables, m)
+		}
+	default:
+		d.errorf(at, "must be an array of tables: commands = [{ name = \"x.out\", command = [\"prog\", \"arg\"] }]")
+		return nil
+	}
+	var out []JobCommand
+	for _, t := range tables {
+		d.known(t, at, "name", "command")
+		c := JobCommand{Name: d.str(t, at, "name")}
+		switch cmd := t["command"].(type) {
+		case string:
+			c.Argv = []string{"/bin/sh", "-c", cmd}
+		case []any:
+			c.Argv = d.strList(t, at, "command")
+		}
+		if c.Name == "" || len(c.Argv) == 0 || c.Argv[0] == "" {
+			d.errorf(at, "a command needs name (the file to store its output as) and command (a string for /bin/sh, or an array)")
+			continue
+		}
+		if _, err := streamPath("commands", c.Name); err != nil {
+			d.errorf(at, "%v", err)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
+	d.known(t, at, "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused", "delete_delay")
+	k := Keep{
+		Last: d.count(t, at, "last"), Hourly: d.count(t, at, "hourly"), Daily: d.count(t, at, "daily"),
+		Weekly: d.count(t, at, "weekly"), Monthly: d.count(t, at, "monthly"), Yearly: d.count(t, at, "yearly"),
+		Within: d.str(t, at, "within"), Tags: d.strList(t, at, "tags"),
+		Prune: d.boolean(t, at, "prune"), MaxUnused: d.str(t, at, "max_unused"), DeleteDelay: d.str(t, at, "delete_delay"),
+	}
+	if k.DeleteDelay != "" {
+		if _, err := parseDelay(k.DeleteDelay); err != nil {
+			d.errorf(sub(at, "delete_delay"), "%v", err)
+		}
+	}
+	if k.Within != "" {
+		if _, err := snapshot.ParseSpan(k.Within); err != nil {
+			d.errorf(sub(at, "within"), "%v", err)
+		}
+	}
+	if k.MaxUnused != "" {
+		if !maxUnusedRE.MatchString(k.MaxUnused) {
+			d.errorf(sub(at, "max_unused"), "%q: give a percentage such as \"5%%\"", k.MaxUnused)
+		}
+	}
+	if !k.Any() {
+		if k.Prune {
+			d.errorf(at, "prune = true without a policy: add last, daily, … so snap knows what to keep")
+		} else if len(t) > 0 {
+			d.errorf(at, "no policy: give at least one of last, hourly, daily, weekly, monthly, yearly, within, tags")
+		}
+	}
+	return k
+}
+
+// check reads "check = true" (structure), "check = false", or
+// check = "5%" / "1/7" / "500M" (structure and that part of the data).
+func (d *cfgDecoder) check(at toml.Key, v any) *CheckSpec {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return &CheckSpec{}
+		}
+		return nil
+	case string:
+		if _, err := parseSubset(x); err != nil {
+			d.errorf(at, "data subset %v", err)
+			return nil
+		}
+		return &CheckSpec{ReadDataSubset: x}
+	}
+	d.errorf(at, "must be true, false, or a data subset such as \"5%%\", \"1/7\" or \"500M\", not %s", tomlType(v))
+	return nil
+}
+
+var maxUnusedRE = regexp.MustCompile(`^(100|[0-9]{1,2}(\.[0-9]+)?)%?$`)
+
+// database checks a database URL as 'create --db' would; the tools
+// themselves are checked by checkEnvironment.
+func (d *cfgDecoder) database(at toml.Key, s string) bool {
+	db, err := sources.ParseDatabase(s)
+	if err != nil {
+		d.errorf(at, "%v", err)
+		return false
+	}
+	if !db.All && db.Name == "" && db.Kind != sources.KindMongoDB {
+		d.errorf(at, "%s names no database: add /dbname, or ?all for the whole server", db)
+		return false
+	}
+	if u, err := url.Parse(s); err == nil {
+		if _, ok := u.User.Password(); ok {
+			d.warnf(at, "%s: the password is written in the config file; keep the file private (chmod 600), or use the tool's own files (.pgpass, option files)", db)
+		}
+	}
+	return true
+}
+
+// dumpTools are the programs that can dump each kind of database.
+var dumpTools = map[string][]string{
+	sources.KindPostgres: {"pg_dump"}, sources.KindMySQL: {"mariadb-dump", "mysqldump"},
+	sources.KindSQLite: {"sqlite3"}, sources.KindMongoDB: {"mongodump"},
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// resolveRelative makes a path in the config relative to the config
+// file's directory, as an admin reading the file expects.
+func (cfg *Config) resolveRelative(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(cfg.Path), p)
+}
+
+// checkEnvironment looks at what the config refers to on this machine:
+// paths, password files, repositories, schedules. It returns problems to
+// add to the syntax ones. calendar validates an OnCalendar expression (nil
+// when systemd-analyze is not available).
+func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
+	d := &cfgDecoder{file: cfg.Path}
+	data, err := os.ReadFile(cfg.Path)
+	if err == nil {
+		d.lines = tomlKeyLines(string(data))
+	}
+	top := toml.Key{}
+	d.passwordFile(top, cfg.resolveRelative(cfg.PasswordFile))
+	seenRepo := map[string]bool{}
+	warnedCalendar := false
+	for _, j := range cfg.Jobs {
+		at := toml.Key{"jobs", j.Name}
+		for _, p := range j.Paths {
+			if !filepath.IsAbs(p) {
+				continue // reported already
+			}
+			if _, err := os.Lstat(p); err != nil {
+				d.errorf(sub(at, "paths"), "%s: %v", p, unwrapOS(err))
+			}
+		}
+		for _, raw := range j.Databases {
+			db, err := sources.ParseDatabase(raw)
+			if err != nil {
+				continue // reported already
+			}
+			tools := dumpTools[db.Kind]
+			if db.Kind == sources.KindPostgres && db.All {
+				tools = []string{"pg_dumpall"}
+			}
+			found := false
+			for _, tool := range tools {
+				if _, err := exec.LookPath(tool); err == nil {
+					found = true
+				}
+			}
+			if !found {
+				d.errorf(sub(at, "databases"), "%s: %s is not installed (not in PATH)", db, strings.Join(tools, " or "))
+			}
+		}
+		if j.PasswordFile != cfg.PasswordFile {
+			d.passwordFile(sub(at, "password_file"), cfg.resolveRelative(j.PasswordFile))
+		}
+		if j.PasswordFile == "" && j.PasswordCommand == "" {
+			d.warnf(at, "no password_file or password_command: 'snap run' will need SNAP_PASSWORD_FILE, SNAP_PASSWORD or a terminal, and cannot run from a timer")
+		}
+		if loc := j.Repository; loc != "" && !seenRepo[loc] && !strings.HasPrefix(loc, "s3:") {
+			seenRepo[loc] = true
+			dir := strings.TrimPrefix(loc, "local:")
+			if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
+				key := sub(at, "repository")
+				if _, own := d.lines[key.String()]; !own {
+					key = toml.Key{"repository"}
+				}
+				d.errorf(key, "no repository at %s: create it with 'snap init' (it reads the repository and password from this file)", dir)
+			}
+		}
+		for _, s := range j.Schedule {
+			if calendar == nil {
+				if !warnedCalendar {
+					d.warnf(sub(at, "schedule"), "systemd-analyze is not installed: schedules were not checked")
+					warnedCalendar = true
+				}
+				continue
+			}
+			if err := calendar(s); err != nil {
+				d.errorf(sub(at, "schedule"), "%q is not a systemd calendar expression (%v); see 'man systemd.time', e.g. \"daily\" or \"*-*-* 03:00:00\"", s, err)
+			}
+		}
+		if len(j.Schedule) == 0 {
+			d.warnf(at, "no schedule: 'snap schedule install' skips this job ('snap run %s' still runs it)", j.Name)
+		}
+	}
+	return d.problems
+}
+
+// passwordFile checks that a password file can be read and that only its
+// owner can read it.
+func (d *cfgDecoder) passwordFile(at toml.Key, path string) {
+	if path == "" {
+		return
+	}
+	key := at
+	if len(at) == 0 {
+		key = toml.Key{"password_file"}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		d.errorf(key, "%s: %v", path, unwrapOS(err))
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		d.errorf(key, "%s: %v", path, unwrapOS(err))
+		return
+	}
+	f.Close()
+	if st.Mode().Perm()&0o077 != 0 {
+		d.warnf(key, "%s is readable by others (mode %04o): chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	if st.Mode()&fs.ModeType != 0 {
+		d.errorf(key, "%s is not a regular file", path)
+	}
+}
+
+// redactedURLs hides passwords in database URLs for display.
+func redactedURLs(urls []string) []string {
+	out := make([]string, 0, len(urls))
+	for _, s := range urls {
+		if u, err := url.Parse(s); err == nil {
+			s = u.Redacted()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance, for "did you mean" hints.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

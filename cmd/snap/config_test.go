@@ -1,0 +1,311 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/snapshot"
+)
+
+// issueExample is the config file of the jobs-config issue, verbatim.
+const issueExample = `repository = "/srv/backup/repo"
+password_file = "/etc/snap/password"
+
+[jobs.app]
+paths = ["/srv/app/data"]
+exclude = ["*.tmp"]
+databases = ["postgres://app@localhost/app"]
+tags = ["app"]
+schedule = "*-*-* 03:00:00"
+pre = ["systemctl stop app"]
+post = ["systemctl start app"]
+
+[jobs.app.keep]
+last = 7
+daily = 7
+monthly = 12
+prune = true
+`
+
+func TestConfigIssueExample(t *testing.T) {
+	cfg, problems, err := parseConfig("/etc/snap/snap.toml", issueExample)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if len(problems) != 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	if len(cfg.Jobs) != 1 {
+		t.Fatalf("jobs: %d", len(cfg.Jobs))
+	}
+	j := cfg.Jobs[0]
+	want := &Job{Name: "app", Line: 4, Repository: "/srv/backup/repo", PasswordFile: "/etc/snap/password",
+		Paths: []string{"/srv/app/data"}, Exclude: []string{"*.tmp"}, Databases: []string{"postgres://app@localhost/app"},
+		Tags: []string{"app"}, Schedule: []string{"*-*-* 03:00:00"}, RandomDelay: defaultRandomDelay,
+		Pre: []string{"systemctl stop app"}, Post: []string{"systemctl start app"},
+		Keep: Keep{Last: 7, Daily: 7, Monthly: 12, Prune: true}}
+	if !reflect.DeepEqual(j, want) {
+		t.Errorf("job:\n got %+v\nwant %+v", j, want)
+	}
+	if got := jobSteps(j); strings.Join(got, ",") != "create,forget,prune" {
+		t.Errorf("steps %v", got)
+	}
+}
+
+func TestConfigEveryKey(t *testing.T) {
+	doc := `repository = "/r"
+password_command = "pass show snap"
+cache_dir = "cache"
+host = "web1"
+compression = "better"
+
+[jobs.db]
+repository = "/other"
+password_file = "pw"
+paths = ["/var/lib/x"]
+databases = ["mysql://root@127.0.0.1:3306/test", "sqlite:///var/lib/app.db"]
+one_file_system = true
+compression = "off"
+schedule = ["Mon..Fri 02:00", "Sat 06:00"]
+random_delay = "90s"
+check = "5%"
+min_free = "10GiB"
+commands = [{ name = "redis.rdb", command = ["redis-cli", "--rdb", "-"] }, { name = "/etc.tar", command = "tar -C /etc -c ." }]
+keep = { last = 3, hourly = 1, weekly = 2, yearly = 1, within = "1y6m", tags = ["keep"], max_unused = "10%", delete_delay = "2d" }
+
+[jobs.files]
+paths = "/home"
+check = true
+`
+	cfg, problems, err := parseConfig("/etc/snap/snap.toml", doc)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("err %v, problems %v", err, problems)
+	}
+	if cfg.CacheDir != "cache" || cfg.resolveRelative(cfg.CacheDir) != "/etc/snap/cache" {
+		t.Errorf("cache_dir %q", cfg.CacheDir)
+	}
+	db, files := cfg.Jobs[0], cfg.Jobs[1]
+	if db.Name != "db" || files.Name != "files" {
+		t.Fatalf("order: %s, %s", db.Name, files.Name)
+	}
+	if db.Repository != "/other" || db.PasswordFile != "pw" || db.PasswordCommand != "" || db.Host != "web1" || db.Compression != "off" ||
+		!db.OneFileSystem || db.RandomDelay != 90*time.Second || len(db.Schedule) != 2 || db.Check == nil || db.Check.ReadDataSubset != "5%" {
+		t.Errorf("db job: %+v", db)
+	}
+	if db.MinFree != 10<<30 || len(db.Commands) != 2 || db.Commands[0].Name != "redis.rdb" || strings.Join(db.Commands[1].Argv, "|") != "/bin/sh|-c|tar -C /etc -c ." {
+		t.Errorf("db min_free/commands: %d %+v", db.MinFree, db.Commands)
+	}
+	if k := db.Keep; k.Last != 3 || k.Hourly != 1 || k.Weekly != 2 || k.Yearly != 1 || k.Within != "1y6m" || k.MaxUnused != "10%" || k.DeleteDelay != "2d" || len(k.Tags) != 1 {
+		t.Errorf("db keep: %+v", k)
+	}
+	if files.Repository != "/r" || files.PasswordCommand != "pass show snap" || files.Compression != "better" || files.Check == nil || files.Check.ReadDataSubset != "" {
+		t.Errorf("files job: %+v", files)
+	}
+	if files.Keep.Any() || strings.Join(jobSteps(files), ",") != "create,check" {
+		t.Errorf("files steps: %v", jobSteps(files))
+	}
+}
+
+// TestConfigProblemsHaveLines checks that every problem of a broken file
+// is reported at once, each with the line it is on.
+func TestConfigProblemsHaveLines(t *testing.T) {
+	doc := `repository = "/r"
+pasword_file = "x"                 # 2: misspelt
+
+[jobs.a]
+paths = ["relative/path"]          # 5: not absolute
+exclude = ["[unclosed"]            # 6: bad glob
+tags = ["a,b"]                     # 7: comma
+one_file_system = "yes"            # 8: not a boolean
+compression = "maximal"            # 9
+schedule = ""                      # 10
+random_delay = "soon"              # 11
+check = "200%"                     # 12
+databases = [
+  "postgres://u@h/db",
+  "ftp://nope",                    # 13 (the key's line)
+]
+
+[jobs.a.keep]
+last = -2                          # 19
+daily = "seven"                    # 20
+within = "6 months"                # 21
+colour = "blue"                    # 22
+
+[jobs."bad name!"]                  # 24
+paths = ["/x"]
+
+[jobs.empty]                       # 27: nothing to back up
+keep.prune = true                  # 28: prune without policy
+`
+	_, problems, err := parseConfig("/c.toml", doc)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := map[int]string{
+		2: "unknown key at the top level; did you mean \"password_file\"", 5: "not an absolute path", 6: "pattern", 7: "without commas",
+		8: "must be true or false", 9: "compression", 10: "empty or multi-line schedule", 11: "random_delay",
+		12: "data subset", 13: "ftp://nope", 19: "whole number", 20: "whole number", 21: "duration",
+		22: "unknown key in [jobs.a.keep]", 24: "job name", 27: "nothing to back up", 28: "prune = true without a policy",
+	}
+	got := map[int]string{}
+	for _, p := range problems {
+		if p.Severity != "error" {
+			continue
+		}
+		got[p.Line] += p.String() + "\n"
+	}
+	for line, frag := range want {
+		if !strings.Contains(got[line], frag) {
+			t.Errorf("line %d: want a problem containing %q, got %q", line, frag, got[line])
+		}
+	}
+	for line, msgs := range got {
+		if _, ok := want[line]; !ok {
+			t.Errorf("unexpected problem on line %d: %s", line, msgs)
+		}
+	}
+	if !strings.HasPrefix(problems[0].String(), "/c.toml:2: ") {
+		t.Errorf("format: %s", problems[0])
+	}
+}
+
+func TestConfigSyntaxErrorLine(t *testing.T) {
+	doc := "repository = \"/r\"\n\n[jobs.a]\npaths = [\"/x\"\nexclude = 3\n"
+	_, problems, err := parseConfig("/c.toml", doc)
+	if err == nil || len(problems) != 1 {
+		t.Fatalf("err %v, problems %v", err, problems)
+	}
+	if p := problems[0]; p.Line != 5 || !strings.Contains(p.Message, "TOML syntax") {
+		t.Errorf("problem %+v", p)
+	}
+}
+
+func TestTOMLKeyLines(t *testing.T) {
+	doc := `# comment
+a = 1
+"quoted key" = 'x'
+b.c = """
+multi
+line = not a key
+"""
+arr = [
+  1, # comment ]
+  "two]",
+  { inner = 1 },
+]
+[t1]
+x = 2000-01-01 00:00:00  # a date with a space
+[ t1 . "sub part" ]
+y = { z = [1, 2], w = "}" }
+after = true
+[[arrtab]]
+k = 1
+[[arrtab]]
+k = 2
+`
+	lines := tomlKeyLines(doc)
+	for key, want := range map[string]int{
+		"a": 2, `"quoted key"`: 3, "b": 4, "b.c": 4, "arr": 8, "t1": 13, "t1.x": 14, `t1."sub part"`: 15,
+		`t1."sub part".y`: 16, `t1."sub part".y.z`: 16, `t1."sub part".y.w`: 16, `t1."sub part".after`: 17, "arrtab": 18, "arrtab.k": 19,
+	} {
+		if lines[key] != want {
+			t.Errorf("%s: line %d, want %d", key, lines[key], want)
+		}
+	}
+	if _, ok := lines["line"]; ok {
+		t.Error("a line inside a multi-line string was taken for a key")
+	}
+}
+
+func TestConfigEnvironmentChecks(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "snap.toml")
+	doc := `repository = "` + filepath.Join(dir, "norepo") + `"
+password_file = "pw"
+
+[jobs.a]
+paths = ["` + dir + `", "/nonexistent/snap-test-path"]
+schedule = ["daily", "every blue moon"]
+`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, problems, err := loadConfig(path)
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("%v %v", err, problems)
+	}
+	calendar := func(s string) error {
+		if s == "daily" {
+			return nil
+		}
+		return os.ErrInvalid
+	}
+	var got []string
+	for _, p := range cfg.checkEnvironment(calendar) {
+		got = append(got, p.String())
+	}
+	all := strings.Join(got, "\n")
+	for _, frag := range []string{
+		":2: warning: password_file: " + pw + " is readable by others",
+		":1: repository: no repository at " + filepath.Join(dir, "norepo"),
+		":5: jobs.a.paths: /nonexistent/snap-test-path: no such file",
+		":6: jobs.a.schedule: \"every blue moon\" is not a systemd calendar expression",
+	} {
+		if !strings.Contains(all, frag) {
+			t.Errorf("missing %q in\n%s", frag, all)
+		}
+	}
+	if strings.Contains(all, `"daily" is not`) {
+		t.Errorf("valid schedule reported:\n%s", all)
+	}
+}
+
+func TestSystemdCalendar(t *testing.T) {
+	cal := systemdCalendar()
+	if cal == nil {
+		t.Fatal("systemd-analyze is not installed (.ci/run installs the systemd package)")
+	}
+	for _, ok := range []string{"daily", "*-*-* 03:00:00", "Mon..Fri 02:30"} {
+		if err := cal(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	if err := cal("at three"); err == nil {
+		t.Error("invalid expression accepted")
+	}
+}
+
+func TestJobSnapshots(t *testing.T) {
+	mk := func(host string, paths, tags []string, sources ...string) *snapshot.Snapshot {
+		sn := &snapshot.Snapshot{Host: host, Paths: paths, Tags: tags}
+		for _, s := range sources {
+			sn.Sources = append(sn.Sources, snapshot.Source{Path: s})
+		}
+		return sn
+	}
+	sns := []*snapshot.Snapshot{
+		mk("h", []string{"/a", "/b"}, []string{"app", "x"}),       // 0: the job's
+		mk("h", []string{"/a", "/b"}, []string{"x"}),              // 1: lacks a tag
+		mk("other", []string{"/a", "/b"}, []string{"app"}),        // 2: other host
+		mk("h", []string{"/a"}, []string{"app"}),                  // 3: fewer paths
+		mk("h", []string{"/a", "/b", "/c"}, []string{"app"}),      // 4: more paths
+		mk("h", []string{"/a", "/b"}, []string{"app"}, "/db/x"),   // 5: a dump the job does not take
+		mk("h", []string{"/a", "/b"}, []string{"app", "nightly"}), // 6: the job's
+	}
+	got := jobSnapshots(sns, "h", []string{"/b/", "/a"}, []string{"app"}, nil)
+	if len(got) != 2 || got[0] != sns[0] || got[1] != sns[6] {
+		t.Errorf("got %d snapshots: %v", len(got), got)
+	}
+	if got := jobSnapshots(sns, "h", []string{"/a", "/b"}, []string{"app"}, []string{"/db/x"}); len(got) != 1 || got[0] != sns[5] {
+		t.Errorf("with sources: %v", got)
+	}
+}

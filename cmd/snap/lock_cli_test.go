@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+)
+
+// plantLock writes a lock file as another snap process would have.
+func (tr *testRepo) plantLock(li repo.LockInfo) string {
+	tr.t.Helper()
+	be, err := local.Open(tr.repo)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), be, "test-password", repo.Options{})
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	defer r.Close()
+	plain, _ := json.Marshal(li)
+	id, err := r.SaveObject(context.Background(), repo.LockFile, plain)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return id.String()
+}
+
+func (tr *testRepo) lockCount() int {
+	entries, err := os.ReadDir(filepath.Join(tr.repo, "locks"))
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+func TestStaleLocksAreTakenOver(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	host, _ := os.Hostname()
+
+	// A crashed prune --instant on this host: its pid is gone.
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Exclusive: true, Host: host, PID: deadPID(t), Command: "prune"})
+	res := tr.mustRun("create", src)
+	if !strings.Contains(res.stderr, "removed stale lock of pid") {
+		t.Errorf("create did not report taking over the stale lock: %s", res.stderr)
+	}
+	// A lock of another host not refreshed for 31 minutes.
+	old := time.Now().Add(-31 * time.Minute)
+	tr.plantLock(repo.LockInfo{Time: old, Created: old.Add(-time.Hour), Exclusive: true, Host: "elsewhere", PID: 4242, Command: "repair index"})
+	res = tr.mustRun("create", src)
+	if !strings.Contains(res.stderr, "removed stale lock of pid 4242 on elsewhere") {
+		t.Errorf("create did not report taking over the old lock: %s", res.stderr)
+	}
+	if n := tr.lockCount(); n != 0 {
+		t.Errorf("%d locks left", n)
+	}
+}
+
+func TestLiveLockBlocks(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	name := tr.plantLock(repo.LockInfo{Time: time.Now(), Created: start, Exclusive: true, Host: "db1", PID: 4242, Command: "prune"})
+	res := tr.run("create", src)
+	if res.code != exitLocked {
+		t.Fatalf("create under a live exclusive lock: exit %d, want %d: %s", res.code, exitLocked, res.stderr)
+	}
+	for _, w := range []string{"pid 4242", "host db1", start.Local().Format(time.DateTime), "snap unlock"} {
+		if !strings.Contains(res.stderr, w) {
+			t.Errorf("locked error lacks %q: %s", w, res.stderr)
+		}
+	}
+	if strings.Count(strings.TrimSpace(res.stderr), "\n") != 0 {
+		t.Errorf("locked error is not one line: %q", res.stderr)
+	}
+	// unlock keeps the live lock; --all removes it, with a warning.
+	res = tr.mustRun("unlock")
+	if !strings.Contains(res.stdout, "kept the exclusive lock of pid 4242 on db1") || tr.lockCount() != 1 {
+		t.Errorf("unlock removed a live lock: %s", res.stdout)
+	}
+	res = tr.mustRun("unlock", "--all", "--json")
+	var out struct {
+		Removed []lockJSON `json:"removed"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || len(out.Removed) != 1 || out.Removed[0].Name != name || out.Removed[0].PID != 4242 {
+		t.Errorf("unlock --all --json: %v %s", err, res.stdout)
+	}
+	if !strings.Contains(res.stdout+res.stderr, "removing every lock") || tr.lockCount() != 0 {
+		t.Errorf("unlock --all: no warning or locks left: %s %s", res.stdout, res.stderr)
+	}
+	tr.mustRun("create", src)
+}
+
+func TestUnlockRemovesStaleLocks(t *testing.T) {
+	tr := newTestRepo(t)
+	host, _ := os.Hostname()
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: deadPID(t), Command: "create"})
+	tr.plantLock(repo.LockInfo{Time: time.Now().Add(-2 * time.Hour), Created: time.Now().Add(-3 * time.Hour), Host: "far", PID: 7, Command: "create"})
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: os.Getpid(), Command: "restore"})
+	res := tr.mustRun("unlock")
+	if !strings.Contains(res.stdout, "removed 2 locks, 1 remain") || tr.lockCount() != 1 {
+		t.Errorf("unlock: %s", res.stdout)
+	}
+	if !strings.Contains(res.stdout, "pid "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("unlock does not name the live lock it keeps: %s", res.stdout)
+	}
+}
+
+func TestPruneLockKinds(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	tr.mustRun("create", src)
+	// A running backup (shared lock) does not stop a prune, but stops an
+	// instant prune, which needs the repository to itself.
+	shared := tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: "web1", PID: 11, Command: "create"})
+	tr.mustRun("prune")
+	if res := tr.run("prune", "--instant"); res.code != exitLocked || !strings.Contains(res.stderr, "shared lock held by pid 11") {
+		t.Errorf("prune --instant beside a shared lock: exit %d: %s", res.code, res.stderr)
+	}
+	// Two prunes never run at once.
+	tr.mustRun("unlock", "--all")
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Prune: true, Host: "web2", PID: 12, Command: "prune"})
+	if res := tr.run("prune"); res.code != exitLocked || !strings.Contains(res.stderr, "prune lock held by pid 12") {
+		t.Errorf("prune beside another prune: exit %d: %s", res.code, res.stderr)
+	}
+	// Backups and restores run beside a prune.
+	tr.mustRun("create", src)
+	tr.mustRun("restore", "latest", "--target", filepath.Join(tr.dir, "out"))
+	_ = shared
+}

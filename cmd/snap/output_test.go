@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestCreateRestoreJSONLines(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	writeFile(t, filepath.Join(src, "big"), big)
+	writeFile(t, filepath.Join(src, "small"), []byte("x"))
+	fast := []string{"SNAP_PROGRESS_INTERVAL=1ms"}
+
+	res := tr.runEnv(fast, nil, "create", "--json", "--tag", "t", src)
+	if res.code != 0 {
+		t.Fatalf("create: %d %s", res.code, res.stderr)
+	}
+	if res.stderr != "" {
+		t.Errorf("stderr not empty with --json: %q", res.stderr)
+	}
+	lines := jsonLines(t, res.stdout)
+	last := lines[len(lines)-1]
+	if last["type"] != "summary" {
+		t.Fatalf("last line is not the summary: %v", last)
+	}
+	hasKeys(t, "create summary", last, "snapshot_id", "short_id", "parent", "time", "host", "tags", "paths", "files", "dirs", "bytes",
+		"read_bytes", "added_bytes", "added_raw_bytes", "added_blobs", "errors", "duration_seconds", "sources")
+	if last["files"] != 2.0 || last["bytes"] != float64(len(big)+1) {
+		t.Errorf("summary counts: %v", last)
+	}
+	var progress []map[string]any
+	if lines[0]["type"] != "preflight" {
+		t.Errorf("first line: %v", lines[0])
+	}
+	hasKeys(t, "preflight", lines[0], "repository", "writable", "free_bytes", "min_free_bytes")
+	for _, l := range lines[1 : len(lines)-1] {
+		if l["type"] != "progress" {
+			t.Errorf("unexpected line %v", l)
+			continue
+		}
+		progress = append(progress, l)
+		hasKeys(t, "progress", l, "action", "elapsed_seconds", "files_done", "files_total", "bytes_done", "bytes_total", "total_known",
+			"bytes_read", "bytes_added", "bytes_per_second", "errors")
+		if l["action"] != "create" {
+			t.Errorf("action %v", l["action"])
+		}
+	}
+	if len(progress) == 0 {
+		t.Error("no progress line with SNAP_PROGRESS_INTERVAL=1ms")
+	}
+
+	target := filepath.Join(tr.dir, "out")
+	res = tr.runEnv(fast, nil, "restore", "latest", "--target", target, "--json", "--verbose")
+	if res.code != 0 {
+		t.Fatalf("restore: %d %s", res.code, res.stderr)
+	}
+	lines = jsonLines(t, res.stdout)
+	last = lines[len(lines)-1]
+	hasKeys(t, "restore summary", last, "snapshot_id", "short_id", "path", "target", "files", "dirs", "bytes", "errors", "duration_seconds")
+	if last["type"] != "summary" || last["files"] != 2.0 {
+		t.Errorf("restore summary: %v", last)
+	}
+	files := 0
+	for _, l := range lines {
+		if l["type"] == "file" {
+			files++
+			hasKeys(t, "file line", l, "action", "path", "bytes")
+		}
+	}
+	if files != 2 {
+		t.Errorf("%d file lines with --verbose, want 2", files)
+	}
+
+	// A failure: the error is the last line on stdout, with its exit code.
+	res = tr.run("create", "--json", filepath.Join(tr.dir, "nothing-here"))
+	lines = jsonLines(t, res.stdout)
+	if res.code != exitFatal || len(lines) != 1 || lines[0]["type"] != "error" || lines[0]["exit_code"] != 1.0 {
+		t.Errorf("failed create: %d %v", res.code, lines)
+	}
+	// Listing commands keep stdout a single document; messages go to stderr.
+	res = tr.run("list", "--json", "--repo", filepath.Join(tr.dir, "nothing-here"))
+	if res.stdout != "" || !strings.Contains(res.stderr, `"type":"error"`) {
+		t.Errorf("failed list: stdout %q stderr %q", res.stdout, res.stderr)
+	}
+}
+
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "big"), bytes.Repeat([]byte("abcdefgh"), 1<<19))
+	fast := []string{"SNAP_PROGRESS_INTERVAL=1ms"}
+	res := tr.runEnv(fast, nil, "create", src)
+	if strings.Contains(res.stderr, "\r") || strings.Contains(res.stderr, "ETA") {
+		t.Errorf("progress written without a terminal: %q", res.stderr)
+	}
+	// script(1) gives snap a terminal.
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatal("script(1) is missing (util-linux/bsdutils)")
+	}
+	cmd := exec.Command(scriptBin, "-qec", snapBin+" create --force "+src, "/dev/null")
+	cmd.Env = append(append(baseEnv(), tr.env...), fast...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("create on a terminal: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\r[") || !strings.Contains(string(out), " files, ") || !strings.Contains(string(out), "/s") {
+		t.Errorf("no progress bar on a terminal:\n%q", out)
+	}
+}
+
+// TestJournalFormat runs snap with stderr connected to a pipe that
+// JOURNAL_STREAM names, as systemd does for a service whose output goes
+// to the journal.
+func TestJournalFormat(t *testing.T) {
+	tr := newTestRepo(t)
+	// run starts snap with stderr on a new pipe; stream gives the value of
+	// JOURNAL_STREAM from the pipe's device and inode.
+	run := func(stream func(dev, ino uint64) string, args ...string) string {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var st unix.Stat_t
+		if err := unix.Fstat(int(w.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(snapBin, args...)
+		cmd.Env = append(append(baseEnv(), tr.env...), "JOURNAL_STREAM="+stream(uint64(st.Dev), st.Ino))
+		cmd.Stderr = w
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		got, _ := io.ReadAll(r)
+		_ = cmd.Wait()
+		return string(got)
+	}
+	same := func(dev, ino uint64) string { return fmt.Sprintf("%d:%d", dev, ino) }
+	other := func(dev, ino uint64) string { return fmt.Sprintf("%d:%d", dev, ino+1) }
+	missing := filepath.Join(tr.dir, "none")
+	if got := run(same, "list", "--repo", missing); !strings.HasPrefix(got, "<3>snap: ") || strings.Count(got, "\n") != 1 {
+		t.Errorf("error under the journal: %q", got)
+	}
+	// Warnings and errors of a running command carry their priorities.
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	if got := run(same, "create", "--verbose", src); !strings.Contains(got, "<6>saved "+src+"/f\n") {
+		t.Errorf("verbose detail under the journal: %q", got)
+	}
+	// A JOURNAL_STREAM that names another stream (inherited, or stderr
+	// redirected) is ignored.
+	if got := run(other, "list", "--repo", missing); !strings.HasPrefix(got, "snap: ") {
+		t.Errorf("error with a foreign JOURNAL_STREAM: %q", got)
+	}
+}
+
+func TestLogHandlerFormats(t *testing.T) {
+	var mu sync.Mutex
+	for _, tc := range []struct {
+		format logFormat
+		want   string
+	}{
+		{logText, "error: cannot read /x\nwarning: two lines\n"},
+		{logJournal, "<3>cannot read /x\n<4>two lines\n<6>detail\n"},
+		{logJSON, `{"job":"j","message":"cannot read /x","path":"/x","type":"error"}` + "\n" + `{"job":"j","message":"two\nlines","type":"warning"}` + "\n" +
+			`{"job":"j","message":"detail","type":"info"}` + "\n"},
+	} {
+		var buf bytes.Buffer
+		h := &logHandler{mu: &mu, w: &buf, format: tc.format, level: slog.LevelInfo, fields: func() map[string]any { return map[string]any{"job": "j"} }}
+		if tc.format == logText {
+			h.level = slog.LevelWarn
+		}
+		l := slog.New(h)
+		l.Error("cannot read /x", "path", "/x")
+		l.Warn("two\nlines")
+		l.Info("detail")
+		l.Debug("hidden")
+		if buf.String() != tc.want {
+			t.Errorf("format %d:\n got %q\nwant %q", tc.format, buf.String(), tc.want)
+		}
+	}
+}
+
+func TestStatsAndDiff(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "keep.txt"), []byte("unchanged"))
+	writeFile(t, filepath.Join(src, "edit.txt"), []byte("before"))
+	writeFile(t, filepath.Join(src, "gone.txt"), []byte("removed later"))
+	writeFile(t, filepath.Join(src, "same", "deep", "file"), []byte("identical subtree"))
+	writeFile(t, filepath.Join(src, "kind"), []byte("a file that becomes a directory"))
+	tr.mustRun("create", "--host", "h1", src)
+	writeFile(t, filepath.Join(src, "edit.txt"), []byte("after the edit"))
+	os.Remove(filepath.Join(src, "gone.txt"))
+	writeFile(t, filepath.Join(src, "new", "a"), []byte("new file"))
+	os.Remove(filepath.Join(src, "kind"))
+	writeFile(t, filepath.Join(src, "kind", "inside"), []byte("12345"))
+	tr.mustRun("create", "--host", "h1", src)
+	tr.mustRun("create", "--host", "h2", src)
+
+	res := tr.mustRun("diff", "--json", "--host", "h1", "latest")
+	var d struct {
+		A, B    diffSnapJSON
+		Changes []diffChangeJSON
+		Summary diffSummary
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &d); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	var got []string
+	for _, c := range d.Changes {
+		s := c.Change + " " + strings.TrimPrefix(c.Path, src)
+		if c.OldSize != nil {
+			s += fmt.Sprintf(" old=%d", *c.OldSize)
+		}
+		if c.NewSize != nil {
+			s += fmt.Sprintf(" new=%d", *c.NewSize)
+		}
+		got = append(got, s)
+	}
+	want := []string{"modified /edit.txt old=6 new=14", "removed /gone.txt old=13", "type /kind old=31", "added /kind/inside new=5",
+		"added /new", "added /new/a new=8"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	s := d.Summary
+	if s.AddedFiles != 2 || s.AddedDirs != 1 || s.AddedBytes != 13 || s.RemovedFiles != 1 || s.RemovedBytes != 13+31 || s.ModifiedFiles != 1 || s.TypeChanged != 1 {
+		t.Errorf("summary %+v", s)
+	}
+	// The same snapshots' trees: no change at all.
+	res = tr.mustRun("diff", "--json", "--host", "h1", "latest", d.B.ID)
+	if !strings.Contains(res.stdout, `"changes": []`) {
+		t.Errorf("diff of a snapshot with itself:\n%s", res.stdout)
+	}
+	res = tr.mustRun("diff", d.A.ShortID, d.B.ShortID)
+	for _, line := range []string{"M    " + src + "/edit.txt  (6 B → 14 B)", "-    " + src + "/gone.txt  (13 B)", "T    " + src + "/kind  (file → dir)", "+    " + src + "/new/a  (8 B)"} {
+		if !strings.Contains(res.stdout, line+"\n") {
+			t.Errorf("human diff lacks %q:\n%s", line, res.stdout)
+		}
+	}
+
+	res = tr.mustRun("stats", "--json")
+	var st statsJSON
+	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	if st.Snapshots != 3 || len(st.Hosts) != 2 || st.Hosts[0].Host != "h1" || st.Hosts[0].Snapshots != 2 || st.Hosts[1].Snapshots != 1 {
+		t.Errorf("snapshots per host: %+v", st.Hosts)
+	}
+	if st.Packs == 0 || st.DataBlobs.Count == 0 || st.TreeBlobs.Count == 0 || st.Files["snapshots"].Count != 3 || st.TotalBytes < st.PackBytes {
+		t.Errorf("counts: %+v", st)
+	}
+	// Raw size counts every snapshot; the data is stored once.
+	var raw int64
+	for _, h := range st.Hosts {
+		raw += h.RawBytes
+	}
+	if st.RawBytes != raw || st.RawBytes <= st.DataBlobs.RawBytes || st.DedupRatio <= 1 {
+		t.Errorf("raw %d, data %d, ratio %v", st.RawBytes, st.DataBlobs.RawBytes, st.DedupRatio)
+	}
+	if st.FreeSpace == nil || st.FreeSpace.TotalBytes == 0 || st.FreeSpace.AvailableBytes > st.FreeSpace.TotalBytes {
+		t.Errorf("free space: %+v", st.FreeSpace)
+	}
+	res = tr.mustRun("stats")
+	for _, want := range []string{"deduplicated size:", "raw size:", "snapshots per host:", "free space:"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("stats lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}
+
+func TestCompletionAndMan(t *testing.T) {
+	tr := newUninitRepo(t)
+	bash := filepath.Join(tr.dir, "snap.bash")
+	writeFile(t, bash, []byte(tr.mustRun("completion", "bash").stdout))
+	// Complete as bash would, for a few command lines.
+	script := `source "$1"
+complete_line() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _snap; echo "${COMPREPLY[*]}"; }
+complete_line snap cre
+complete_line snap schedule ""
+complete_line snap --repo /x create --exc
+complete_line snap completion ""
+complete_line "$2" --config "$3" run ""
+`
+	cfg := filepath.Join(tr.dir, "snap.toml")
+	writeFile(t, cfg, []byte("repository = \"/r\"\n[jobs.web]\npaths = [\"/srv\"]\n[jobs.mail]\npaths = [\"/var/mail\"]\n"))
+	out, err := exec.Command("bash", "-c", script, "bash", bash, snapBin, cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bash: %v\n%s", err, out)
+	}
+	want := "create\ninstall list remove\n--exclude\nbash zsh fish\nweb mail\n"
+	if string(out) != want {
+		t.Errorf("bash completion:\n%s\nwant:\n%s", out, want)
+	}
+
+	zsh := filepath.Join(tr.dir, "_snap")
+	writeFile(t, zsh, []byte(tr.mustRun("completion", "zsh").stdout))
+	if out, err := exec.Command("zsh", "-n", zsh).CombinedOutput(); err != nil {
+		t.Errorf("zsh -n: %v\n%s", err, out)
+	}
+	// Run the function with stand-ins for zsh's completion helpers.
+	zscript := `compdef() { :; }
+_describe() { local -a a; a=("${(@P)${@[-1]}}"); print -l -- "${a[@]%%:*}"; }
+compadd() { print -l -- "${(@P)${@[-1]}}"; }
+_files() { print FILES; }
+source "$1"
+words=(snap sch); CURRENT=2; _snap
+words=(snap schedule install --no); CURRENT=4; _snap | grep -- --no-enable
+words=(snap restore latest --target ""); CURRENT=5; _snap
+`
+	out, err = exec.Command("zsh", "-c", zscript, "zsh", zsh).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "schedule\n") || !strings.Contains(string(out), "--no-enable\n") || !strings.HasSuffix(string(out), "FILES\n") {
+		t.Errorf("zsh completion: %v\n%s", err, out)
+	}
+
+	fish := filepath.Join(tr.dir, "snap.fish")
+	writeFile(t, fish, []byte(tr.mustRun("completion", "fish").stdout))
+	out, err = exec.Command("fish", "-c", `source $argv[1]; complete -C"snap sche"; complete -C"snap schedule re"; complete -C"snap create --exc"`, fish).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "schedule\t") || !strings.Contains(string(out), "remove\t") || !strings.Contains(string(out), "--exclude\t") {
+		t.Errorf("fish completion: %v\n%s", err, out)
+	}
+
+	if res := tr.run("completion", "tcsh"); res.code != exitUsage {
+		t.Errorf("unknown shell: exit %d", res.code)
+	}
+
+	man := tr.mustRun("man").stdout
+	for _, want := range []string{".TH snap 1", "EXIT STATUS", "schedule", "install", "--one-file-system", "SNAP_REPOSITORY"} {
+		if !strings.Contains(man, want) {
+			t.Errorf("man page lacks %q", want)
+		}
+	}
+	// groff (from groff-base, which man needs) finds no problem in it.
+	if path, err := exec.LookPath("groff"); err == nil {
+		manFile := filepath.Join(tr.dir, "snap.1")
+		writeFile(t, manFile, []byte(man))
+		if out, err := exec.Command(path, "-k", "-man", "-Tutf8", "-z", "-ww", manFile).CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("groff: %v\n%s", err, out)
+		}
+	}
+}

@@ -1,0 +1,423 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+// progress follows a running create or restore through the snapshot.Event
+// values the archiver and the restorer report, and shows it: a bar with
+// rate and ETA on stderr when that is a terminal, "progress" JSON lines
+// with --json, nothing otherwise. It also turns error and warning events
+// into messages. Totals (for the percentage and the ETA) come from a
+// scan that runs alongside; until it ends they are unknown.
+type progress struct {
+	u      *ui
+	action string // "create" or "restore"
+	now    func() time.Time
+	start  time.Time
+
+	mu         sync.Mutex // guards the counters below
+	filesDone  int64
+	bytesDone  int64 // bytes read (or written) plus sizes of files done without reading
+	bytesRead  int64
+	bytesAdded int64 // stored in the repository, after compression
+	rawAdded   int64
+	errors     int64
+	warnings   int64
+	inflight   map[string]int64 // bytes read of files not finished yet
+	filesTotal int64
+	bytesTotal int64
+	totalKnown bool
+
+	interval time.Duration
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// progressInterval is how often progress is shown: SNAP_PROGRESS_INTERVAL
+// (a Go duration; 0 turns JSON progress lines off), else 4 times a second
+// on a terminal and once a second for JSON.
+func progressInterval(e *env, u *ui) time.Duration {
+	if v := e.getenv("SNAP_PROGRESS_INTERVAL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+		u.warnf("SNAP_PROGRESS_INTERVAL=%q is not a duration (like 1s or 500ms); using the default", v)
+	}
+	if u.json {
+		return time.Second
+	}
+	return 250 * time.Millisecond
+}
+
+// newProgress prepares progress reporting for action. Call start before
+// the work and finish after it.
+func newProgress(e *env, u *ui, action string) *progress {
+	p := &progress{u: u, action: action, now: e.now, inflight: map[string]int64{}}
+	p.interval = progressInterval(e, u)
+	return p
+}
+
+// shown reports whether progress is displayed at all; the totals scan runs
+// only then.
+func (p *progress) shown() bool {
+	if p.interval <= 0 {
+		return false
+	}
+	if p.u.json {
+		return p.u.jsonLines
+	}
+	return p.u.tty && !p.u.quiet
+}
+
+func (p *progress) begin() {
+	p.start = p.now()
+	if !p.shown() {
+		return
+	}
+	if !p.u.json {
+		p.u.mu.Lock()
+		p.u.bar = &progressBar{w: p.u.err, width: termWidth(p.u.err)}
+		p.u.mu.Unlock()
+	}
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(p.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.show()
+			}
+		}
+	}()
+}
+
+// finish stops the display and erases the bar.
+func (p *progress) finish() {
+	if p.stop == nil {
+		return
+	}
+	close(p.stop)
+	<-p.done
+	p.stop = nil
+	p.u.mu.Lock()
+	if p.u.bar != nil {
+		p.u.bar.clear()
+		p.u.bar = nil
+	}
+	p.u.mu.Unlock()
+}
+
+// event is the Report function given to the archiver or the restorer.
+func (p *progress) event(ev snapshot.Event) {
+	switch ev.Kind {
+	case snapshot.EventRead:
+		p.mu.Lock()
+		p.bytesRead += ev.Bytes
+		p.bytesDone += ev.Bytes
+		p.inflight[ev.Path] += ev.Bytes
+		p.mu.Unlock()
+	case snapshot.EventFile:
+		p.mu.Lock()
+		p.filesDone++
+		// A file read here already counted its bytes as they came; one
+		// reused from the parent snapshot counts all of them now.
+		p.bytesDone += ev.Bytes - p.inflight[ev.Path]
+		delete(p.inflight, ev.Path)
+		p.mu.Unlock()
+		p.fileDone(ev)
+	case snapshot.EventError:
+		p.mu.Lock()
+		p.errors++
+		delete(p.inflight, ev.Path)
+		p.mu.Unlock()
+		msg := fmt.Sprint(ev.Err)
+		if ev.Path != "" && !strings.Contains(msg, ev.Path) {
+			msg = ev.Path + ": " + msg
+		}
+		if p.action == "create" {
+			msg += " (skipped)"
+		}
+		p.u.log.Error(msg, "path", ev.Path)
+	case snapshot.EventWarning:
+		p.mu.Lock()
+		p.warnings++
+		p.mu.Unlock()
+		p.u.log.Warn(fmt.Sprint(ev.Err), "path", ev.Path)
+	}
+}
+
+func (p *progress) fileDone(ev snapshot.Event) {
+	if !p.u.verbose {
+		return
+	}
+	if p.u.json {
+		p.u.jsonLine(map[string]any{"type": "file", "action": p.action, "path": ev.Path, "bytes": ev.Bytes})
+		return
+	}
+	verb := "saved"
+	if p.action == "restore" {
+		verb = "restored"
+	}
+	p.u.infof("%s %s", verb, ev.Path)
+}
+
+// added is the index.WriterOptions.Added hook.
+func (p *progress) added(raw, stored int64) {
+	p.mu.Lock()
+	p.rawAdded += raw
+	p.bytesAdded += stored
+	p.mu.Unlock()
+}
+
+// setTotal records the totals found by a scan; known means the scan ended.
+func (p *progress) setTotal(files, bytes int64, known bool) {
+	p.mu.Lock()
+	p.filesTotal, p.bytesTotal, p.totalKnown = files, bytes, known
+	p.mu.Unlock()
+}
+
+// progressJSON is the documented "progress" line (docs/usage.md).
+type progressJSON struct {
+	Type           string   `json:"type"`
+	Action         string   `json:"action"`
+	ElapsedSeconds float64  `json:"elapsed_seconds"`
+	FilesDone      int64    `json:"files_done"`
+	FilesTotal     int64    `json:"files_total"`
+	BytesDone      int64    `json:"bytes_done"`
+	BytesTotal     int64    `json:"bytes_total"`
+	TotalKnown     bool     `json:"total_known"`
+	BytesRead      int64    `json:"bytes_read"`
+	BytesAdded     int64    `json:"bytes_added"`
+	BytesPerSecond float64  `json:"bytes_per_second"`
+	Percent        *float64 `json:"percent,omitempty"`
+	ETASeconds     *float64 `json:"eta_seconds,omitempty"`
+	Errors         int64    `json:"errors"`
+}
+
+func (p *progress) snapshot() progressJSON {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	el := p.now().Sub(p.start).Seconds()
+	j := progressJSON{Type: "progress", Action: p.action, ElapsedSeconds: round2(el), FilesDone: p.filesDone, FilesTotal: p.filesTotal,
+		BytesDone: p.bytesDone, BytesTotal: p.bytesTotal, TotalKnown: p.totalKnown, BytesRead: p.bytesRead, BytesAdded: p.bytesAdded, Errors: p.errors}
+	if el > 0 {
+		j.BytesPerSecond = round2(float64(p.bytesDone) / el)
+	}
+	// The totals are what the scan saw; files that grew since, and
+	// streams, can take the count past them.
+	if p.totalKnown && p.bytesTotal > 0 && p.bytesDone <= p.bytesTotal {
+		pct := round2(100 * float64(p.bytesDone) / float64(p.bytesTotal))
+		j.Percent = &pct
+		if j.BytesPerSecond > 0 {
+			eta := round2(float64(p.bytesTotal-p.bytesDone) / j.BytesPerSecond)
+			j.ETASeconds = &eta
+		}
+	}
+	return j
+}
+
+func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+// show prints one progress line or redraws the bar.
+func (p *progress) show() {
+	j := p.snapshot()
+	if p.u.json {
+		p.u.jsonLine(j)
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s]", fmtDuration(time.Duration(j.ElapsedSeconds*float64(time.Second))))
+	if j.Percent != nil {
+		fmt.Fprintf(&b, " %5.1f%%", *j.Percent)
+	}
+	fmt.Fprintf(&b, " %d", j.FilesDone)
+	if j.TotalKnown {
+		fmt.Fprintf(&b, "/%d", j.FilesTotal)
+	}
+	fmt.Fprintf(&b, " files, %s", humanBytes(j.BytesDone))
+	if j.TotalKnown {
+		fmt.Fprintf(&b, "/%s", humanBytes(j.BytesTotal))
+	}
+	fmt.Fprintf(&b, ", %s/s", humanBytes(int64(j.BytesPerSecond)))
+	if p.action == "create" {
+		fmt.Fprintf(&b, ", added %s", humanBytes(j.BytesAdded))
+	}
+	if j.Errors > 0 {
+		fmt.Fprintf(&b, ", %d errors", j.Errors)
+	}
+	if j.ETASeconds != nil {
+		fmt.Fprintf(&b, ", ETA %s", fmtDuration(time.Duration(*j.ETASeconds*float64(time.Second))))
+	}
+	p.u.mu.Lock()
+	if p.u.bar != nil {
+		p.u.bar.draw(b.String())
+	}
+	p.u.mu.Unlock()
+}
+
+// fmtDuration prints h:mm:ss or m:ss.
+func fmtDuration(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+// progressBar is a status line redrawn in place on a terminal. Its methods
+// are called with the ui's mutex held.
+type progressBar struct {
+	w     io.Writer
+	width int
+	shown bool
+}
+
+func (b *progressBar) draw(line string) {
+	if b.width > 1 && len(line) >= b.width {
+		line = line[:b.width-1]
+	}
+	fmt.Fprintf(b.w, "\r%s\x1b[K", line)
+	b.shown = true
+}
+
+func (b *progressBar) clear() {
+	if b.shown {
+		fmt.Fprint(b.w, "\r\x1b[K")
+		b.shown = false
+	}
+}
+
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if width, _, err := term.GetSize(int(f.Fd())); err == nil {
+			return width
+		}
+	}
+	return 80
+}
+
+// scanFiles counts the regular files and bytes below paths that a create
+// with these excludes would see, reporting the running totals to fn (and
+// done=true at the end). It reads only metadata and stops with ctx.
+func scanFiles(ctx context.Context, paths []string, excludes []sources.Pattern, oneFS bool, fn func(files, bytes int64, done bool)) {
+	var files, bytes int64
+	last := time.Now()
+	var walk func(p string, dev uint64, top bool)
+	walk = func(p string, dev uint64, top bool) {
+		if ctx.Err() != nil {
+			return
+		}
+		var st os.FileInfo
+		st, err := os.Lstat(p)
+		if err != nil {
+			return
+		}
+		switch {
+		case st.Mode().IsRegular():
+			files++
+			bytes += st.Size()
+		case st.IsDir():
+			d := deviceOf(st)
+			if oneFS && !top && d != dev {
+				return
+			}
+			names, err := sources.ReadDirNames(p)
+			if err != nil {
+				return
+			}
+			for _, name := range names {
+				cp := filepath.Join(p, name)
+				if sources.MatchAny(excludes, cp) {
+					continue
+				}
+				walk(cp, d, false)
+			}
+		}
+		if time.Since(last) > 200*time.Millisecond {
+			fn(files, bytes, false)
+			last = time.Now()
+		}
+	}
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			continue
+		}
+		walk(abs, 0, true)
+	}
+	if ctx.Err() == nil {
+		fn(files, bytes, true)
+	}
+}
+
+// scanTree counts the files and bytes a restore of node (at snapPath in
+// the snapshot) will write under the include and exclude patterns. A file
+// with several hard links counts once.
+func scanTree(ctx context.Context, ix *index.Index, snapPath string, node snapshot.Node, includes, excludes []sources.Pattern, fn func(files, bytes int64, done bool)) {
+	var files, bytes int64
+	links := map[[2]uint64]bool{}
+	selected := func(p string) bool {
+		if len(includes) == 0 {
+			return true
+		}
+		for q := p; ; q = path.Dir(q) {
+			if sources.MatchAny(includes, q) {
+				return true
+			}
+			if q == "/" || q == "." {
+				return false
+			}
+		}
+	}
+	err := snapshot.Walk(ctx, ix, snapPath, node, func(p string, n *snapshot.Node) error {
+		if sources.MatchAny(excludes, p) {
+			return snapshot.SkipDir
+		}
+		if n.Type != sources.TypeFile || !selected(p) {
+			return nil
+		}
+		files++
+		if n.Links > 1 {
+			k := [2]uint64{n.Device, n.Inode}
+			if links[k] {
+				return nil
+			}
+			links[k] = true
+		}
+		bytes += int64(n.Size)
+		if files%1000 == 0 {
+			fn(files, bytes, false)
+		}
+		return nil
+	})
+	if err == nil {
+		fn(files, bytes, true)
+	}
+}
+
+func deviceOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)
+	}
+	return 0
+}

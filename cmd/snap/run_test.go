@@ -1,0 +1,410 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// jsonLines parses one JSON object per line and fails on anything else.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		if _, ok := m["type"].(string); !ok {
+			t.Fatalf("JSON line without a type: %q", sc.Text())
+		}
+		objs = append(objs, m)
+	}
+	return objs
+}
+
+// lastJSONLine is the summary line of a JSON-lines output: the last line
+// of type "summary" (a failed command adds its error after it), else the
+// last line.
+func lastJSONLine(out string) []byte {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], `"type":"summary"`) {
+			return []byte(lines[i])
+		}
+	}
+	return []byte(lines[len(lines)-1])
+}
+
+func hasKeys(t *testing.T, what string, m map[string]any, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			t.Errorf("%s lacks %q: %v", what, k, m)
+		}
+	}
+}
+
+func TestRunJobs(t *testing.T) {
+	tr := newTestRepo(t)
+	app, db := filepath.Join(tr.dir, "app"), filepath.Join(tr.dir, "db")
+	writeFile(t, filepath.Join(app, "data.txt"), []byte("application data"))
+	writeFile(t, filepath.Join(app, "scratch.tmp"), []byte("excluded"))
+	writeFile(t, filepath.Join(db, "dump.sql"), []byte("create table t;"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + app + `"]
+exclude = ["*.tmp"]
+tags = ["app", "nightly"]
+host = "apphost"
+
+[jobs.db]
+paths = ["` + db + `"]
+compression = "better"
+`)
+	// All jobs, with the repository and password taken from the config.
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != 0 {
+		t.Fatalf("run: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stdout, "== job app: ok") || !strings.Contains(res.stdout, "== job db: ok") || !strings.Contains(res.stdout, "2 of 2 jobs succeeded") {
+		t.Errorf("run output:\n%s", res.stdout)
+	}
+	// Other commands find the repository through the default config file.
+	writeFile(t, filepath.Join(tr.dir, "xdg", "snap", "snap.toml"), []byte(`repository = "`+tr.repo+`"
+password_file = "`+filepath.Join(tr.dir, "password")+`"
+cache_dir = "`+tr.cache+`"
+`))
+	res = tr.runConfig(nil, "list", "--json")
+	var list []snapshotJSON
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || res.code != 0 {
+		t.Fatalf("list through the default config: %v %d %s", err, res.code, res.stderr)
+	}
+	if len(list) != 2 || list[0].Host != "apphost" || strings.Join(list[0].Tags, ",") != "app,nightly" {
+		t.Fatalf("snapshots: %+v", list)
+	}
+	res = tr.runConfig(nil, "ls", "--json", list[0].ID)
+	if strings.Contains(res.stdout, "scratch.tmp") || !strings.Contains(res.stdout, "data.txt") {
+		t.Errorf("exclude not applied:\n%s", res.stdout)
+	}
+
+	// One job by name, JSON lines.
+	res = tr.runConfig(nil, "run", "db", "--json", "--config", cfg)
+	if res.code != 0 {
+		t.Fatalf("run db: %d %s", res.code, res.stderr)
+	}
+	lines := jsonLines(t, res.stdout)
+	types := []string{}
+	for _, l := range lines {
+		types = append(types, l["type"].(string))
+	}
+	if strings.Join(types, ",") != "job_start,preflight,summary,job,summary" {
+		t.Fatalf("line types %v\n%s", types, res.stdout)
+	}
+	if lines[0]["job"] != "db" || lines[2]["job"] != "db" || lines[2]["step"] != "create" {
+		t.Errorf("job and step fields: %v / %v", lines[0], lines[2])
+	}
+	hasKeys(t, "job line", lines[3], "job", "status", "exit_code", "snapshot_id", "steps", "duration_seconds")
+	final := lines[4]
+	hasKeys(t, "run summary", final, "action", "jobs", "succeeded", "failed", "exit_code", "duration_seconds")
+	if _, ok := final["job"]; ok || final["succeeded"] != 1.0 || final["exit_code"] != 0.0 {
+		t.Errorf("run summary: %v", final)
+	}
+
+	// Unknown job: a usage error that lists the jobs.
+	if res := tr.runConfig(nil, "run", "nope", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stderr, "app, db") {
+		t.Errorf("unknown job: %d %s", res.code, res.stderr)
+	}
+}
+
+func TestRunFailedJobDoesNotStopOthers(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.gone]
+paths = ["` + filepath.Join(tr.dir, "missing") + `"]
+
+[jobs.ok]
+paths = ["` + src + `"]
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg, "--json")
+	if res.code != exitFatal {
+		t.Fatalf("exit %d, want %d\n%s%s", res.code, exitFatal, res.stdout, res.stderr)
+	}
+	lines := jsonLines(t, res.stdout)
+	var jobs []map[string]any
+	for _, l := range lines {
+		if l["type"] == "job" {
+			jobs = append(jobs, l)
+		}
+	}
+	if len(jobs) != 2 || jobs[0]["status"] != "failed" || jobs[1]["status"] != "ok" {
+		t.Fatalf("jobs: %v", jobs)
+	}
+	if !strings.Contains(jobs[0]["error"].(string), "missing") {
+		t.Errorf("error does not name the path: %v", jobs[0]["error"])
+	}
+	last := lines[len(lines)-1]
+	if last["type"] != "error" || last["exit_code"] != 1.0 || last["final"] != true {
+		t.Errorf("last line: %v", last)
+	}
+	// The wrong password of a job's repository gives that failure's code.
+	cfg2 := filepath.Join(tr.dir, "wrong.toml")
+	writeFile(t, filepath.Join(tr.dir, "wrongpw"), []byte("nope\n"))
+	writeFile(t, cfg2, []byte(`repository = "`+tr.repo+`"
+password_file = "wrongpw"
+
+[jobs.ok]
+paths = ["`+src+`"]
+`))
+	if res := tr.runConfig(nil, "run", "--config", cfg2); res.code != exitWrongPass {
+		t.Errorf("wrong password: exit %d %s", res.code, res.stderr)
+	}
+}
+
+func TestConfigCheckCommand(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+schedule = "daily"
+keep = { last = 3 }
+`)
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stdout, "OK, 1 job(s) (app)") {
+		t.Errorf("check of a good file: %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	bad := filepath.Join(tr.dir, "bad.toml")
+	writeFile(t, bad, []byte("repository = \""+tr.repo+"\"\n[jobs.x]\npaths = [\"/nonexistent-snap-path\"]\nschedule = \"sometimes\"\nkeep.lats = 3\n"))
+	res = tr.runConfig(nil, "config", "check", "--config", bad, "--json")
+	if res.code != exitUsage {
+		t.Errorf("exit %d", res.code)
+	}
+	var out configCheckJSON
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	lines := map[int]bool{}
+	for _, p := range out.Problems {
+		if p.Severity == "error" {
+			lines[p.Line] = true
+		}
+	}
+	if out.Valid || !lines[3] || !lines[4] || !lines[5] {
+		t.Errorf("problems: %+v", out.Problems)
+	}
+	res = tr.runConfig(nil, "config", "jobs", "--names", "--config", cfg)
+	if strings.TrimSpace(res.stdout) != "app" {
+		t.Errorf("jobs --names: %q", res.stdout)
+	}
+}
+
+// TestRunInterrupted stops a run in the middle of a create, as systemd
+// does with SIGTERM: the run must not exit 0, and says so last.
+func TestRunInterrupted(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "small"), []byte("x"))
+	// A large sparse file keeps the create busy reading zeros.
+	f, err := os.Create(filepath.Join(src, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(20 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cfg := tr.writeConfig(`[jobs.big]
+paths = ["` + src + `"]
+
+[jobs.later]
+paths = ["` + src + `/small"]
+`)
+	cmd := exec.Command(snapBin, "run", "--json", "--config", cfg)
+	cmd.Env = append(baseEnv(), tr.configEnv("SNAP_PROGRESS_INTERVAL=20ms")...)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Stop the create once it reports progress.
+	var stdout bytes.Buffer
+	sc := bufio.NewScanner(pipe)
+	signalled := false
+	for sc.Scan() {
+		stdout.Write(append(sc.Bytes(), '\n'))
+		if !signalled && strings.Contains(sc.Text(), `"type":"progress"`) {
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			signalled = true
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit: %v, want %d\n%s", err, exitInterrupted, stdout.String())
+	}
+	lines := jsonLines(t, stdout.String())
+	last := lines[len(lines)-1]
+	if last["type"] != "error" || last["exit_code"] != float64(exitInterrupted) || !strings.Contains(last["message"].(string), "consistent") {
+		t.Errorf("last line: %v", last)
+	}
+	var summary map[string]any
+	for _, l := range lines {
+		if l["type"] == "summary" && l["action"] == "run" {
+			summary = l
+		}
+	}
+	jobs, _ := summary["jobs"].([]any)
+	if len(jobs) != 2 || jobs[0].(map[string]any)["status"] != "interrupted" || jobs[1].(map[string]any)["status"] != "skipped" {
+		t.Errorf("run summary: %v", summary)
+	}
+	// Nothing was saved, and the next run works.
+	if res := tr.runConfig(nil, "run", "later", "--config", cfg); res.code != 0 {
+		t.Errorf("run after the interrupt: %d %s", res.code, res.stderr)
+	}
+}
+
+// TestRunDatabaseAndHooks runs a job with a SQLite database (dumped by the
+// real sqlite3) and pre/post hooks, then one whose pre hook fails.
+func TestRunDatabaseAndHooks(t *testing.T) {
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Fatal("sqlite3 is not installed (.ci/run installs it)")
+	}
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	db := filepath.Join(tr.dir, "app.db")
+	if out, err := exec.Command("sqlite3", db, "create table t(v text); insert into t values ('from the job');").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	marks := filepath.Join(tr.dir, "marks")
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+databases = ["sqlite://` + db + `"]
+tags = ["app"]
+pre = ["echo pre $SNAP_TAGS >> ` + marks + `"]
+post = ["echo post $SNAP_STATUS $SNAP_SNAPSHOT_ID >> ` + marks + `"]
+min_free = "1K"
+commands = [{ name = "/cmd/out.txt", command = "echo from a command" }, { name = "argv.txt", command = ["printf", "%s", "argv"] }]
+
+[jobs.broken]
+paths = ["` + src + `"]
+pre = ["exit 7"]
+post = ["echo post-broken $SNAP_STATUS >> ` + marks + `"]
+`)
+	res := tr.runConfig(nil, "run", "app", "--config", cfg, "--json")
+	if res.code != 0 {
+		t.Fatalf("run: %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	var id string
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" {
+			id = l["snapshot_id"].(string)
+		}
+	}
+	res = tr.runConfig(nil, "dump", "--config", cfg, id, "/db/sqlite/app.sql")
+	if !strings.Contains(res.stdout, "from the job") {
+		t.Errorf("dump of the database: %d %q %s", res.code, res.stdout, res.stderr)
+	}
+	for path, want := range map[string]string{"/cmd/out.txt": "from a command\n", "/argv.txt": "argv"} {
+		if res := tr.runConfig(nil, "dump", "--config", cfg, id, path); res.stdout != want {
+			t.Errorf("dump %s: %q, want %q (%s)", path, res.stdout, want, res.stderr)
+		}
+	}
+	res = tr.runConfig(nil, "run", "broken", "--config", cfg)
+	if res.code != exitFatal {
+		t.Errorf("failing pre hook: exit %d\n%s", res.code, res.stderr)
+	}
+	b, _ := os.ReadFile(marks)
+	want := "pre app\npost success " + id + "\npost-broken failure\n"
+	if string(b) != want {
+		t.Errorf("hooks ran:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// TestRunForgetPruneCheck runs a job with every step: its keep policy
+// forgets only the job's own snapshots, prune runs, and check reads data.
+func TestRunForgetPruneCheck(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	other := filepath.Join(tr.dir, "other")
+	writeFile(t, filepath.Join(other, "f"), []byte("not the job's"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+tags = ["app"]
+check = "100%"
+
+[jobs.app.keep]
+last = 2
+prune = true
+delete_delay = "0"
+`)
+	// A snapshot of the same paths by hand, without the job's tag, and one
+	// of other paths with it: the job's policy must leave both alone.
+	writeFile(t, filepath.Join(src, "data"), []byte("generation 0"))
+	tr.mustRun("create", src)
+	tr.mustRun("create", "--tag", "app", other)
+	for i := 1; i <= 3; i++ {
+		writeFile(t, filepath.Join(src, "data"), bytes.Repeat([]byte{byte(i)}, 200<<10))
+		res := tr.runConfig(nil, "run", "--config", cfg, "--json")
+		if res.code != 0 {
+			t.Fatalf("run %d: exit %d\n%s\n%s", i, res.code, res.stdout, res.stderr)
+		}
+		var steps []string
+		for _, l := range jsonLines(t, res.stdout) {
+			if l["type"] == "summary" && l["step"] != nil {
+				steps = append(steps, l["step"].(string))
+			}
+			if l["type"] == "summary" && l["step"] == "forget" {
+				want := 0.0
+				if i == 3 {
+					want = 1
+				}
+				if l["removed"] != want || l["kept"] != float64(min(i, 2)) {
+					t.Errorf("run %d: forget removed %v, kept %v", i, l["removed"], l["kept"])
+				}
+			}
+			if l["type"] == "summary" && l["step"] == "check" && (l["ok"] != true || l["read_packs"] == 0.0) {
+				t.Errorf("run %d: check %v", i, l)
+			}
+		}
+		if strings.Join(steps, ",") != "create,forget,prune,check" {
+			t.Errorf("run %d: step summaries %v", i, steps)
+		}
+	}
+	var list []snapshotJSON
+	if err := json.Unmarshal([]byte(tr.mustRun("list", "--json").stdout), &list); err != nil {
+		t.Fatal(err)
+	}
+	var mine, others int
+	for _, sn := range list {
+		if len(sn.Tags) == 1 && sn.Tags[0] == "app" && sn.Paths[0] == src {
+			mine++
+		} else {
+			others++
+		}
+	}
+	if mine != 2 || others != 2 {
+		t.Errorf("after three runs with keep.last = 2: %d of the job's snapshots, %d others; want 2 and 2", mine, others)
+	}
+	// Human output of a full run.
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	for _, want := range []string{"== job app: create, forget, prune, check", "forget (last 2): removed 1 snapshots, kept 2", "no errors found", "== job app: ok"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("run output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}

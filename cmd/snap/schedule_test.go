@@ -1,0 +1,213 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeConfig writes a jobs config for the test repository and returns
+// its path. jobs is TOML appended after the repository settings.
+func (tr *testRepo) writeConfig(jobs string) string {
+	tr.t.Helper()
+	pw := filepath.Join(tr.dir, "password")
+	if err := os.WriteFile(pw, []byte("test-password\n"), 0o600); err != nil {
+		tr.t.Fatal(err)
+	}
+	path := filepath.Join(tr.dir, "snap.toml")
+	doc := "repository = \"" + tr.repo + "\"\npassword_file = \"password\"\ncache_dir = \"cache\"\n\n" + jobs
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		tr.t.Fatal(err)
+	}
+	return path
+}
+
+// configEnv is an environment in which only the config file says where
+// the repository is and how to open it.
+func (tr *testRepo) configEnv(extra ...string) []string {
+	return append([]string{"XDG_CONFIG_HOME=" + filepath.Join(tr.dir, "xdg"), "HOME=" + tr.dir}, extra...)
+}
+
+// runConfig runs snap with configEnv and without the test repository's
+// SNAP_ variables.
+func (tr *testRepo) runConfig(extraEnv []string, args ...string) result {
+	tr.t.Helper()
+	saved := tr.env
+	tr.env = nil
+	defer func() { tr.env = saved }()
+	return tr.runEnv(append(tr.configEnv(), extraEnv...), nil, args...)
+}
+
+func verifyUnits(t *testing.T, paths ...string) {
+	t.Helper()
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze is not installed (.ci/run installs the systemd package)")
+	}
+	out, err := exec.Command(sa, append([]string{"verify", "--man=no"}, paths...)...).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func TestUnitFiles(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin dir", "snap")
+	writeFile(t, bin, []byte("#!/bin/sh\n"))
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	job := &Job{Name: "app", Schedule: []string{"*-*-* 03:00:00", "Sat 06:00"}, RandomDelay: 10 * time.Minute}
+	for _, user := range []bool{false, true} {
+		spec := unitSpec{Job: job, Binary: bin, Config: "/etc/snap/100%/snap.toml", User: user}
+		svc, tmr := serviceUnit(spec), timerUnit(spec)
+		for _, want := range []string{"Type=oneshot", `ExecStart="` + bin + `" run app --config /etc/snap/100%%/snap.toml`, "Nice=19", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7"} {
+			if !strings.Contains(svc, want+"\n") {
+				t.Errorf("service lacks %q:\n%s", want, svc)
+			}
+		}
+		if strings.Contains(svc, "network-online") == user {
+			t.Errorf("user=%v: network-online.target: %s", user, svc)
+		}
+		for _, want := range []string{"OnCalendar=*-*-* 03:00:00", "OnCalendar=Sat 06:00", "Persistent=true", "RandomizedDelaySec=600", "WantedBy=timers.target"} {
+			if !strings.Contains(tmr, want+"\n") {
+				t.Errorf("timer lacks %q:\n%s", want, tmr)
+			}
+		}
+		if strings.Contains(strings.ToLower(svc+tmr), "password=") || strings.Contains(svc+tmr, "SNAP_PASSWORD") {
+			t.Errorf("a unit mentions a password")
+		}
+		udir := filepath.Join(dir, "units", map[bool]string{true: "user", false: "system"}[user])
+		if err := os.MkdirAll(udir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s, tm := filepath.Join(udir, serviceName("app")), filepath.Join(udir, timerName("app"))
+		writeFile(t, s, []byte(svc))
+		writeFile(t, tm, []byte(tmr))
+		verifyUnits(t, s, tm)
+	}
+}
+
+func TestExecLineQuoting(t *testing.T) {
+	got := execLine("/usr/bin/snap", "run", "a", "--config", `/etc/my "snap"/x $HOME;`)
+	want := `/usr/bin/snap run a --config "/etc/my \"snap\"/x $$HOME;"`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestScheduleInstallListRemove(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+schedule = "*-*-* 03:00:00"
+random_delay = "5m"
+
+[jobs.manual]
+paths = ["` + src + `"]
+`)
+	units := filepath.Join(tr.dir, "units")
+	res := tr.runConfig(nil, "schedule", "install", "--config", cfg, "--dir", units)
+	if res.code != 0 {
+		t.Fatalf("install: %d %s %s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "job manual has no schedule; skipped") {
+		t.Errorf("no notice for the unscheduled job: %s", res.stderr)
+	}
+	svc, tmr := filepath.Join(units, "snap-app.service"), filepath.Join(units, "snap-app.timer")
+	verifyUnits(t, svc, tmr)
+	b, _ := os.ReadFile(svc)
+	if !strings.Contains(string(b), "ExecStart="+snapBin+" run app --config "+cfg+"\n") {
+		t.Errorf("ExecStart:\n%s", b)
+	}
+	if _, err := os.Stat(filepath.Join(units, "snap-manual.timer")); err == nil {
+		t.Error("unit written for a job without schedule")
+	}
+	// Naming a job without a schedule is an error.
+	if res := tr.runConfig(nil, "schedule", "install", "manual", "--config", cfg, "--dir", units); res.code != exitUsage {
+		t.Errorf("install of an unscheduled job: exit %d %s", res.code, res.stderr)
+	}
+
+	res = tr.runConfig(nil, "schedule", "list", "--dir", units, "--config", cfg, "--json")
+	var list struct {
+		Units []unitJSON `json:"units"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || res.code != 0 {
+		t.Fatalf("list --json: %v %d\n%s%s", err, res.code, res.stdout, res.stderr)
+	}
+	if len(list.Units) != 1 || list.Units[0].Job != "app" || !list.Units[0].Installed || list.Units[0].Schedule[0] != "*-*-* 03:00:00" {
+		t.Errorf("list: %+v", list.Units)
+	}
+
+	// A unit snap did not write is never replaced or removed.
+	writeFile(t, filepath.Join(units, "snap-other.timer"), []byte("[Timer]\nOnCalendar=daily\n"))
+	if res := tr.runConfig(nil, "schedule", "remove", "other", "--dir", units); res.code == 0 {
+		t.Error("removed a unit snap did not write")
+	}
+	tr.runConfig(nil, "schedule", "remove", "app", "--dir", units)
+	for _, p := range []string{svc, tmr} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s still exists", p)
+		}
+	}
+}
+
+// TestScheduleSystemctl checks the systemctl calls of install and remove.
+// systemd is not PID 1 in this test environment, so systemctl is replaced
+// by a script that records its arguments (the unit files themselves are
+// checked by systemd-analyze above).
+func TestScheduleSystemctl(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+schedule = "daily"
+`)
+	fake := filepath.Join(tr.dir, "fakebin")
+	record := filepath.Join(tr.dir, "systemctl.log")
+	writeFile(t, filepath.Join(fake, "systemctl"), []byte(`#!/bin/sh
+case "$*" in
+*"show snap-app.timer"*) printf 'UnitFileState=enabled\nActiveState=active\nNextElapseUSecRealtime=Mon 2026-11-23 00:04:12 UTC\nLastTriggerUSec=Sun 2026-11-22 00:02:01 UTC\n'; exit 0 ;;
+*"show snap-app.service"*) printf 'Result=exit-code\nExecMainStatus=3\nExecMainExitTimestamp=Sun 2026-11-22 00:09:30 UTC\n'; exit 0 ;;
+esac
+echo "$*" >> `+record+"\n"))
+	if err := os.Chmod(filepath.Join(fake, "systemctl"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := "PATH=" + fake + ":" + os.Getenv("PATH")
+	res := tr.runConfig([]string{path}, "schedule", "install", "--user", "--config", cfg)
+	if res.code != 0 {
+		t.Fatalf("install: %d %s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tr.dir, "xdg", "systemd", "user", "snap-app.timer")); err != nil {
+		t.Errorf("user unit not in $XDG_CONFIG_HOME/systemd/user: %v", err)
+	}
+	res = tr.runConfig([]string{path}, "schedule", "list", "--user", "--json")
+	var list struct {
+		Units []unitJSON `json:"units"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list.Units) != 1 {
+		t.Fatalf("list: %v %s %s", err, res.stdout, res.stderr)
+	}
+	u := list.Units[0]
+	if u.Enabled != "enabled" || u.Active != "active" || u.NextRun != "Mon 2026-11-23 00:04:12 UTC" || u.LastResult != "exit-code" || u.LastStatus == nil || *u.LastStatus != 3 {
+		t.Errorf("state from systemctl: %+v", u)
+	}
+	res = tr.runConfig([]string{path}, "schedule", "list", "--user")
+	if !strings.Contains(res.stdout, "enabled, active") || !strings.Contains(res.stdout, "exit-code (exit 3)") {
+		t.Errorf("list:\n%s", res.stdout)
+	}
+	tr.runConfig([]string{path}, "schedule", "remove", "--user", "app")
+	b, _ := os.ReadFile(record)
+	want := "--user daemon-reload\n--user enable --now snap-app.timer\n--user disable --now snap-app.timer\n--user daemon-reload\n"
+	if string(b) != want {
+		t.Errorf("systemctl calls:\n%s\nwant:\n%s", b, want)
+	}
+}

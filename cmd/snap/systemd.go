@@ -1,0 +1,196 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// systemd units for scheduled jobs: snap-JOB.service runs 'snap run JOB'
+// once, snap-JOB.timer starts it on the job's schedule. The units hold no
+// secret: the service names the config file, which names the password file
+// or command.
+
+// unitMarker starts every unit snap writes, so that list and remove never
+// touch a unit an admin wrote by hand.
+const unitMarker = "# Written by 'snap schedule install'"
+
+// unitSpec is what the units of one job are made from.
+type unitSpec struct {
+	Job    *Job
+	Binary string // absolute path of the snap binary
+	Config string // absolute path of the config file
+	User   bool   // a user unit (no network-online.target there)
+}
+
+func serviceName(job string) string { return "snap-" + job + ".service" }
+func timerName(job string) string   { return "snap-" + job + ".timer" }
+
+// serviceUnit renders snap-JOB.service: a oneshot at low CPU and I/O
+// priority. The I/O class is best-effort at its lowest level rather than
+// idle, so a busy disk slows the backup down but never starves it.
+func serviceUnit(s unitSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, s.Config)
+	fmt.Fprintf(&b, "# Change the job there and run 'snap schedule install %s' again; local\n", s.Job.Name)
+	fmt.Fprintf(&b, "# additions belong in 'systemctl edit %s'.\n", serviceName(s.Job.Name))
+	b.WriteString("[Unit]\n")
+	fmt.Fprintf(&b, "Description=snap backup job %s\n", s.Job.Name)
+	b.WriteString("Documentation=man:snap(1)\n")
+	if !s.User {
+		b.WriteString("Wants=network-online.target\n")
+		b.WriteString("After=network-online.target\n")
+	}
+	b.WriteString("\n[Service]\n")
+	b.WriteString("Type=oneshot\n")
+	fmt.Fprintf(&b, "ExecStart=%s\n", execLine(s.Binary, "run", s.Job.Name, "--config", s.Config))
+	b.WriteString("Nice=19\n")
+	b.WriteString("CPUSchedulingPolicy=batch\n")
+	b.WriteString("IOSchedulingClass=best-effort\n")
+	b.WriteString("IOSchedulingPriority=7\n")
+	// Ctrl-C and SIGTERM leave the repository consistent; give a prune
+	// in progress time to say so.
+	b.WriteString("TimeoutStopSec=5min\n")
+	return b.String()
+}
+
+// timerUnit renders snap-JOB.timer.
+func timerUnit(s unitSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, s.Config)
+	b.WriteString("[Unit]\n")
+	fmt.Fprintf(&b, "Description=snap backup timer for job %s\n", s.Job.Name)
+	b.WriteString("Documentation=man:snap(1)\n")
+	b.WriteString("\n[Timer]\n")
+	for _, cal := range s.Job.Schedule {
+		fmt.Fprintf(&b, "OnCalendar=%s\n", strings.ReplaceAll(cal, "%", "%%"))
+	}
+	b.WriteString("Persistent=true\n")
+	fmt.Fprintf(&b, "RandomizedDelaySec=%d\n", int64(s.Job.RandomDelay/time.Second))
+	b.WriteString("\n[Install]\n")
+	b.WriteString("WantedBy=timers.target\n")
+	return b.String()
+}
+
+// execLine quotes a command line for ExecStart: arguments with blanks or
+// quotes go in double quotes with C escapes, '%' (specifiers) and '$'
+// (variables) are doubled.
+func execLine(args ...string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		a = strings.ReplaceAll(a, "%", "%%")
+		a = strings.ReplaceAll(a, "$", "$$")
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\;") {
+			r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`)
+			a = `"` + r.Replace(a) + `"`
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}
+
+// unitDir is where units go: --dir, else the user or system unit directory.
+func unitDir(dir string, user bool, getenv func(string) string) (string, error) {
+	if dir != "" {
+		return filepath.Abs(dir)
+	}
+	if !user {
+		return "/etc/systemd/system", nil
+	}
+	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "systemd", "user"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		return "", fmt.Errorf("no HOME: give --dir")
+	}
+	return filepath.Join(home, ".config", "systemd", "user"), nil
+}
+
+// snapBinary is the absolute path of the running snap as it was invoked
+// (a symlink such as /usr/local/bin/snap stays a symlink, so an upgrade
+// that moves the link is picked up by the units).
+func snapBinary() (string, error) {
+	arg0 := os.Args[0]
+	if !strings.Contains(arg0, "/") {
+		if p, err := exec.LookPath(arg0); err == nil {
+			arg0 = p
+		} else {
+			return os.Executable()
+		}
+	}
+	abs, err := filepath.Abs(arg0)
+	if err != nil {
+		return os.Executable()
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return os.Executable()
+	}
+	return abs, nil
+}
+
+// writeUnit writes a unit file atomically. An existing file that snap did
+// not write is left alone unless force is set.
+func writeUnit(path, content string, force bool) error {
+	if old, err := os.ReadFile(path); err == nil && !strings.HasPrefix(string(old), unitMarker) && !force {
+		return fmt.Errorf("%s exists and was not written by snap: remove it, or use --force to replace it", path)
+	}
+	tmp := path + ".snap-tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ownUnit reports whether the unit file at path was written by snap.
+func ownUnit(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.HasPrefix(string(b), unitMarker)
+}
+
+// unitValues returns the values of key in a unit file's text.
+func unitValues(text, key string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+"="); ok {
+			out = append(out, strings.ReplaceAll(v, "%%", "%"))
+		}
+	}
+	return out
+}
+
+// systemctl runs systemctl (with --user for user units) and returns its
+// output; a failure carries systemctl's message.
+func systemctl(user bool, args ...string) (string, error) {
+	if user {
+		args = append([]string{"--user"}, args...)
+	}
+	cmd := exec.Command("systemctl", args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = err.Error()
+		}
+		return string(out), fmt.Errorf("systemctl %s: %s", strings.Join(args, " "), singleLine(msg))
+	}
+	return string(out), nil
+}

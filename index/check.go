@@ -1,0 +1,430 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/repo"
+)
+
+// Problem is one thing check found wrong, with the repair that applies.
+type Problem struct {
+	Kind    string `json:"kind"`   // e.g. "missing_pack", "trailer_mismatch", "damaged_pack", "snapshot"
+	Object  string `json:"object"` // the repository object: "data/3f/3f2a…", "index/…", "snapshots/…"
+	Message string `json:"message"`
+	Repair  string `json:"repair"`
+	pack    repo.ID
+}
+
+// Repairs named by check's problems.
+const (
+	RepairFromPacks = "run 'snap repair index --from-packs' to rebuild the index from the pack files"
+	RepairDamaged   = "the pack is damaged: move it out of data/, run 'snap repair index --from-packs', then 'snap create' the affected paths again " +
+		"(their data is stored anew and the older snapshots become whole again); if the data no longer exists, 'snap forget' the affected snapshots and run 'snap prune'"
+)
+
+// Checker verifies the repository's index and packs. It reads the segments
+// directly, so it works when the local cache cannot be built, and it keeps
+// its own map of where every blob is (memory grows with the number of
+// blobs, as for prune).
+type Checker struct {
+	r       *repo.Repository
+	hashers sync.Pool
+
+	ss    *SegmentSet
+	disk  map[repo.ID]int64
+	packs map[repo.ID]Pack // effective listing of each indexed pack
+	locs  map[BlobRef][]Location
+
+	mu       sync.Mutex
+	problems []Problem
+	notes    []string
+	damaged  map[packBlob]bool // blobs that failed to read back, by pack
+	gone     map[repo.ID]bool  // indexed packs that are missing or unreadable
+
+	ReadPacks int
+	ReadBytes int64
+}
+
+// NewChecker reads the index and lists the packs.
+func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
+	c := &Checker{r: r, disk: map[repo.ID]int64{}, packs: map[repo.ID]Pack{}, locs: map[BlobRef][]Location{}, damaged: map[packBlob]bool{}, gone: map[repo.ID]bool{}}
+	key := r.IDKey()
+	c.hashers.New = func() any { return chunk.NewHasher(key) }
+	ss, err := ReadSegments(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	c.ss = ss
+	for id, e := range ss.Unreadable {
+		c.add(Problem{Kind: "unreadable_segment", Object: "index/" + id.String(), Message: fmt.Sprintf("index segment %s cannot be read: %v", id, e), Repair: RepairFromPacks})
+	}
+	err = r.Backend().List(ctx, repo.PackFile, func(name string, size int64) error {
+		if id, err := repo.ParseID(name); err == nil {
+			c.disk[id] = size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	for _, sid := range ss.Effective() {
+		for _, p := range ss.Segments[sid].Packs {
+			if _, ok := c.packs[p.ID]; ok {
+				continue
+			}
+			c.packs[p.ID] = p
+			for _, e := range p.Blobs {
+				k := BlobRef{e.Type, e.ID}
+				c.locs[k] = append(c.locs[k], Location{Pack: p.ID, Status: p.Status, Entry: e})
+			}
+		}
+	}
+	for _, ls := range c.locs {
+		slices.SortStableFunc(ls, func(a, b Location) int { return int(a.Status) - int(b.Status) })
+	}
+	if n := len(ss.SupersededBy()); n > 0 {
+		c.note(fmt.Sprintf("%d superseded index segments are still present (an interrupted prune); the next 'snap prune' removes them", n))
+	}
+	unindexed := 0
+	for id := range c.disk {
+		if _, ok := c.packs[id]; !ok {
+			unindexed++
+		}
+	}
+	if unindexed > 0 {
+		c.note(fmt.Sprintf("%d packs are not indexed: left by interrupted runs, or being written by a running backup; 'snap prune' removes the former", unindexed))
+	}
+	return c, nil
+}
+
+func (c *Checker) add(p Problem) {
+	c.mu.Lock()
+	c.problems = append(c.problems, p)
+	c.mu.Unlock()
+}
+
+func (c *Checker) note(s string) {
+	c.mu.Lock()
+	c.notes = append(c.notes, s)
+	c.mu.Unlock()
+}
+
+// Problems returns what was found wrong so far.
+func (c *Checker) Problems() []Problem {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.problems)
+}
+
+// AddProblem records a problem found by the caller (the snapshot walk).
+func (c *Checker) AddProblem(p Problem) { c.add(p) }
+
+// Notes returns remarks that are not errors.
+func (c *Checker) Notes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.notes)
+}
+
+// PackCount and BlobCount say how much the index lists.
+func (c *Checker) PackCount() int { return len(c.packs) }
+
+// BlobCount is the number of distinct blobs the index lists.
+func (c *Checker) BlobCount() int { return len(c.locs) }
+
+// SegmentCount is the number of index segments read.
+func (c *Checker) SegmentCount() int { return len(c.ss.Segments) + len(c.ss.Unreadable) }
+
+// PackSizes returns the indexed packs that exist, with their sizes, sorted
+// by ID: the candidates for reading data.
+func (c *Checker) PackSizes() []PackSize {
+	var out []PackSize
+	for id := range c.packs {
+		if size, ok := c.disk[id]; ok && !c.gone[id] {
+			out = append(out, PackSize{ID: id, Size: size})
+		}
+	}
+	slices.SortFunc(out, func(a, b PackSize) int { return compareIDs(a.ID, b.ID) })
+	return out
+}
+
+type packBlob struct {
+	pack repo.ID
+	blob BlobRef
+}
+
+// PackSize is a pack and its size.
+type PackSize struct {
+	ID   repo.ID
+	Size int64
+}
+
+func packObject(id repo.ID) string {
+	return repo.Handle{Type: repo.PackFile, Name: id.String()}.String()
+}
+
+// CheckPacks checks that every indexed pack exists with the size the
+// index gives, and that its trailer lists the same blobs as the index.
+func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
+	ids := make([]repo.ID, 0, len(c.packs))
+	for id := range c.packs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, compareIDs)
+	return forEach(ctx, ids, workers, func(id repo.ID) {
+		p := c.packs[id]
+		size, ok := c.disk[id]
+		if !ok {
+			c.markGone(id)
+			c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id,
+				Message: fmt.Sprintf("pack %s is listed in the index but missing from the repository (%d blobs)", id, len(p.Blobs)),
+				Repair:  "its blobs are lost unless another pack holds them (the snapshots affected are listed below); run 'snap repair index --from-packs' to drop it from the index"})
+			return
+		}
+		if size != p.Size {
+			c.add(Problem{Kind: "pack_size", Object: packObject(id), pack: id,
+				Message: fmt.Sprintf("pack %s has %d bytes, the index says %d", id, size, p.Size), Repair: RepairDamaged})
+		}
+		ents, err := c.r.LoadTrailer(ctx, id, size)
+		if err != nil {
+			if errors.Is(err, repo.ErrNotFound) {
+				c.markGone(id)
+				c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s vanished while being checked", id), Repair: RepairFromPacks})
+				return
+			}
+			c.add(Problem{Kind: "unreadable_trailer", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s: %v", id, err), Repair: RepairDamaged})
+			return
+		}
+		if why := compareEntries(p.Blobs, ents); why != "" {
+			c.add(Problem{Kind: "trailer_mismatch", Object: packObject(id), pack: id,
+				Message: fmt.Sprintf("pack %s: the index and the pack's trailer disagree: %s", id, why), Repair: RepairFromPacks})
+		}
+	})
+}
+
+func (c *Checker) markGone(id repo.ID) {
+	c.mu.Lock()
+	c.gone[id] = true
+	c.mu.Unlock()
+}
+
+// compareEntries says how two blob lists differ ("" when they agree).
+func compareEntries(index, trailer []repo.BlobEntry) string {
+	a, b := slices.Clone(index), slices.Clone(trailer)
+	repo.SortEntries(a)
+	repo.SortEntries(b)
+	if len(a) != len(b) {
+		return fmt.Sprintf("the index lists %d blobs, the trailer %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return fmt.Sprintf("blob at offset %d: index has %s %s (%d bytes), trailer has %s %s (%d bytes)",
+				a[i].Offset, a[i].Type, a[i].ID.Short(), a[i].Length, b[i].Type, b[i].ID.Short(), b[i].Length)
+		}
+	}
+	return ""
+}
+
+// ReadData reads the given packs whole: the file must hash to its name,
+// and every blob the index lists in it must decrypt and hash to its ID.
+// progress (may be nil) is called after each pack.
+func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, progress func(done int)) error {
+	var mu sync.Mutex
+	done := 0
+	return forEach(ctx, packs, workers, func(ps PackSize) {
+		c.readPack(ctx, ps.ID)
+		mu.Lock()
+		done++
+		n := done
+		mu.Unlock()
+		if progress != nil {
+			progress(n)
+		}
+	})
+}
+
+func (c *Checker) readPack(ctx context.Context, id repo.ID) {
+	h := repo.Handle{Type: repo.PackFile, Name: id.String()}
+	data, err := c.r.Backend().Load(ctx, h, 0, 0)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, repo.ErrNotFound) {
+			c.markGone(id)
+		}
+		c.add(Problem{Kind: "unreadable_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s cannot be read: %v", id, err), Repair: RepairDamaged})
+		return
+	}
+	c.mu.Lock()
+	c.ReadPacks++
+	c.ReadBytes += int64(len(data))
+	c.mu.Unlock()
+	var reasons []string
+	if repo.Hash(data) != id {
+		reasons = append(reasons, "its content does not match its name")
+	}
+	bad := 0
+	var first string
+	hs := c.hashers.Get().(*chunk.Hasher)
+	defer c.hashers.Put(hs)
+	for _, e := range c.packs[id].Blobs {
+		end := int64(e.Offset) + int64(e.Length)
+		var err error
+		if end > int64(len(data)) {
+			err = fmt.Errorf("lies beyond the end of the pack")
+		} else {
+			var plain []byte
+			plain, err = c.r.OpenBlob(id, e, data[e.Offset:end], nil)
+			if err == nil && repo.ID(hs.Sum(plain)) != e.ID {
+				err = errors.New("content does not match its ID")
+			}
+		}
+		if err != nil {
+			bad++
+			if first == "" {
+				first = fmt.Sprintf("%s blob %s: %v", e.Type, e.ID, err)
+			}
+			c.mu.Lock()
+			c.damaged[packBlob{id, BlobRef{e.Type, e.ID}}] = true
+			c.mu.Unlock()
+		}
+	}
+	if bad > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d of its %d blobs are damaged (first: %s)", bad, len(c.packs[id].Blobs), first))
+	}
+	if len(reasons) > 0 {
+		c.add(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: RepairDamaged})
+	}
+}
+
+func joinReasons(rs []string) string {
+	out := rs[0]
+	for _, r := range rs[1:] {
+		out += "; " + r
+	}
+	return out
+}
+
+// Available reports why a blob cannot be read: nil when some pack that
+// exists holds it and, as far as data was read, holds it intact.
+func (c *Checker) Available(t repo.BlobType, id repo.ID) error {
+	ls := c.locs[BlobRef{t, id}]
+	if len(ls) == 0 {
+		return fmt.Errorf("%s blob %s is not in the index", t, id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	damaged := false
+	for _, l := range ls {
+		if c.damaged[packBlob{l.Pack, BlobRef{t, id}}] {
+			damaged = true
+			continue
+		}
+		if _, ok := c.disk[l.Pack]; ok && !c.gone[l.Pack] {
+			return nil
+		}
+	}
+	if damaged {
+		return fmt.Errorf("%s blob %s is damaged in pack %s", t, id, ls[0].Pack.Short())
+	}
+	return fmt.Errorf("%s blob %s is only in missing pack %s", t, id, ls[0].Pack.Short())
+}
+
+// LoadBlob reads and verifies a blob from the first location that works.
+func (c *Checker) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID) ([]byte, error) {
+	ls := c.locs[BlobRef{t, id}]
+	if len(ls) == 0 {
+		return nil, fmt.Errorf("%s blob %s is not in the index", t, id)
+	}
+	var firstErr error
+	for _, l := range ls {
+		plain, err := c.r.LoadBlob(ctx, l.Pack, l.Entry, nil)
+		if err == nil {
+			hs := c.hashers.Get().(*chunk.Hasher)
+			ok := repo.ID(hs.Sum(plain)) == id
+			c.hashers.Put(hs)
+			if ok {
+				return plain, nil
+			}
+			err = &repo.CorruptError{Object: fmt.Sprintf("%s blob %s in pack %s", t, id, l.Pack), Reason: "content does not match its ID"}
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}
+
+// Confirm drops pack problems that a concurrent prune explains: packs that
+// the index, read again, no longer lists.
+func (c *Checker) Confirm(ctx context.Context) error {
+	c.mu.Lock()
+	suspect := false
+	for _, p := range c.problems {
+		if !p.pack.IsZero() {
+			suspect = true
+		}
+	}
+	c.mu.Unlock()
+	if !suspect {
+		return nil
+	}
+	ss, err := ReadSegments(ctx, c.r)
+	if err != nil {
+		return err
+	}
+	listed := map[repo.ID]bool{}
+	for _, sid := range ss.Effective() {
+		for _, p := range ss.Segments[sid].Packs {
+			listed[p.ID] = true
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := c.problems[:0]
+	for _, p := range c.problems {
+		if !p.pack.IsZero() && !listed[p.pack] {
+			continue // deleted by a prune that ran meanwhile
+		}
+		kept = append(kept, p)
+	}
+	c.problems = kept
+	return nil
+}
+
+// forEach runs fn on every item with a bounded number of goroutines.
+func forEach[T any](ctx context.Context, items []T, workers int, fn func(T)) error {
+	if workers < 1 {
+		workers = 1
+	}
+	ch := make(chan T)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range ch {
+				fn(it)
+			}
+		}()
+	}
+	var err error
+loop:
+	for _, it := range items {
+		select {
+		case ch <- it:
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		}
+	}
+	close(ch)
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,791 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// Prune reclaims space in two phases, so that backups never wait for it
+// (docs/design.md, "Prune"):
+//
+//   - Mark: packs no snapshot needs, and packs mostly unused (whose live
+//     blobs are first copied into new packs), are listed as marked in new
+//     index segments that supersede the ones listing them. Nothing is
+//     deleted; every client's cache learns of the marks on its next sync,
+//     and a create that relied on a marked pack copies the blobs it needs.
+//   - Delete: a later prune deletes packs that have stayed marked for the
+//     delete delay, once no lock taken before the mark (plus MarkGrace)
+//     remains, after checking them again against every snapshot that
+//     exists by then: a marked pack holding a blob a snapshot still needs
+//     is made live again instead.
+//
+// An instant prune holds the exclusive lock, so nothing else runs; it
+// deletes at once what it would otherwise mark.
+//
+// Write order, in every mode: new packs durable → new segments durable →
+// pack deletions → deletion of superseded segments. A crash at any point
+// leaves a repository in which every snapshot is complete; what it leaves
+// behind (unindexed packs, superseded segments) the next prune removes.
+
+// MarkGrace is added to a mark's time before it is compared with the start
+// of a lock: it covers the time to write the marking segments and clock
+// differences between hosts.
+const MarkGrace = 10 * time.Minute
+
+// DefaultDeleteDelay is how long a pack stays marked before a prune may
+// delete it, unless --delete-delay says otherwise. A nightly prune deletes
+// what the previous night's prune marked.
+const DefaultDeleteDelay = 12 * time.Hour
+
+// compactSmall and compactCount: when more than compactCount effective
+// segments list fewer than compactSmall blobs each, prune merges them.
+const (
+	compactSmall = 4096
+	compactCount = 32
+)
+
+// PruneOptions tune Prune.
+type PruneOptions struct {
+	// MaxUnusedPercent is how much of the packs' space may stay unused
+	// after the prune (in partly used packs); beyond it, the emptiest
+	// packs are repacked. 100 never repacks.
+	MaxUnusedPercent float64
+	// DeleteDelay is how long a pack stays marked before it is deleted.
+	DeleteDelay time.Duration
+	// Instant deletes at once instead of marking. The caller must hold
+	// the exclusive lock.
+	Instant bool
+	// DryRun computes the plan and changes nothing.
+	DryRun bool
+	// Lock is the caller's lock: ignored when looking at other locks,
+	// and verified before anything is deleted.
+	Lock *repo.Lock
+	// Used returns every blob that a snapshot refers to. Prune calls it
+	// once, after it has listed the packs, the locks and the index (the
+	// order its safety argument needs); it must sync the cache first.
+	Used        func(ctx context.Context) (BlobSet, error)
+	Compression repo.Compression
+	Log         func(string)
+}
+
+// PruneStats says what Prune did (or, with DryRun, would do).
+type PruneStats struct {
+	DryRun  bool `json:"dry_run"`
+	Instant bool `json:"instant"`
+	// Repository size (data/ and index/) before and after.
+	BeforeBytes int64 `json:"before_bytes"`
+	AfterBytes  int64 `json:"after_bytes"`
+
+	Packs       int   `json:"packs"`        // indexed packs at the start
+	UsedBlobs   int   `json:"used_blobs"`   // blobs snapshots refer to
+	UsedBytes   int64 `json:"used_bytes"`   // their stored size
+	UnusedBytes int64 `json:"unused_bytes"` // stored bytes no snapshot needs, in live packs, at the start
+
+	DeletedPacks []repo.ID `json:"deleted_packs"` // marked packs (or, instant, unused ones) deleted
+	DeletedBytes int64     `json:"deleted_bytes"`
+	OrphanPacks  []repo.ID `json:"orphan_packs"` // unindexed packs (left by interrupted runs) deleted
+	OrphanBytes  int64     `json:"orphan_bytes"`
+	OrphansKept  int       `json:"orphans_kept"` // unindexed packs left because another snap process runs
+
+	RepackedPacks int   `json:"repacked_packs"` // partly used packs whose live blobs were copied
+	CopiedBlobs   int   `json:"copied_blobs"`
+	CopiedBytes   int64 `json:"copied_bytes"`
+
+	MarkedPacks  []repo.ID `json:"marked_packs"` // newly marked for deletion by a later prune
+	MarkedBytes  int64     `json:"marked_bytes"`
+	MarkedDue    time.Time `json:"marked_due,omitzero"` // when the delete delay of the new marks ends
+	RescuedPacks []repo.ID `json:"rescued_packs"`       // marked packs a snapshot needs again, made live
+	MissingPacks []repo.ID `json:"missing_packs"`       // indexed but absent from data/, and not needed: dropped from the index
+
+	// Packs that stay marked: the delete delay has not passed, or a lock
+	// older than their mark is still held.
+	PendingPacks int       `json:"pending_packs"`
+	PendingBytes int64     `json:"pending_bytes"`
+	PendingUntil time.Time `json:"pending_until,omitzero"` // when the delay of the newest mark ends
+	BlockedBy    string    `json:"blocked_by,omitempty"`   // the lock that keeps marked packs
+
+	SegmentsWritten int `json:"segments_written"`
+	SegmentsRemoved int `json:"segments_removed"`
+}
+
+type packAction int
+
+const (
+	actKeep    packAction = iota
+	actMark               // newly marked
+	actRescue             // marked, needed again: back to live
+	actDelete             // deleted (marked and due, or unused with Instant)
+	actPending            // stays marked
+	actDrop               // indexed but missing: dropped from the index
+)
+
+type prunePack struct {
+	id       repo.ID
+	size     int64
+	status   PackStatus
+	markedAt int64
+	blobs    []repo.BlobEntry
+	segs     []repo.ID // effective segments listing the pack
+	fresh    bool      // listed only by segments newer than the snapshot list
+	missing  bool
+	conflict bool // listed with different statuses
+
+	rawUsed   int64            // stored bytes of used blobs (counting duplicates)
+	keep      []repo.BlobEntry // used blobs this pack is chosen to hold
+	usedBytes int64
+	repack    bool
+	action    packAction
+}
+
+func (p *prunePack) live() bool { return p.status == PackLive || p.action == actRescue }
+
+func (p *prunePack) blobBytes() int64 {
+	var n int64
+	for _, e := range p.blobs {
+		n += int64(e.Length)
+	}
+	return n
+}
+
+type blobLoc struct {
+	pack *prunePack
+	e    repo.BlobEntry
+}
+
+type locks struct {
+	others  int       // live locks of other processes
+	oldest  time.Time // earliest start among them
+	unknown bool      // a lock without a start time, or unreadable: treated as older than any mark
+	holder  string    // the oldest lock, for messages
+}
+
+// Prune runs one prune (see the comment at the top of this file). The
+// caller holds a prune lock, or the exclusive lock when o.Instant.
+func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) {
+	r := ix.r
+	if o.Log == nil {
+		o.Log = func(string) {}
+	}
+	now := r.Now()
+	st := &PruneStats{DryRun: o.DryRun, Instant: o.Instant}
+
+	// 1. The packs in data/, before anything else: a pack a running
+	// create uploads later is not in this list, so it cannot be taken for
+	// an orphan.
+	disk := map[repo.ID]int64{}
+	if err := r.Backend().List(ctx, repo.PackFile, func(name string, size int64) error {
+		if id, err := repo.ParseID(name); err == nil {
+			disk[id] = size
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	before, err := repoSize(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	st.BeforeBytes = before
+
+	// 2. The locks of other processes: a create that may still commit a
+	// snapshot holds one.
+	lk, err := otherLocks(ctx, r, o.Lock)
+	if err != nil {
+		return nil, err
+	}
+
+	// 3. The segments that exist before the snapshots are listed: packs of
+	// segments written later belong to runs whose snapshots may not be in
+	// the list, so they are left alone.
+	early, err := r.ListIDs(ctx, repo.IndexFile)
+	if err != nil {
+		return nil, fmt.Errorf("list index: %w", err)
+	}
+	earlySet := map[repo.ID]bool{}
+	for _, id := range early {
+		earlySet[id] = true
+	}
+
+	// 4. Every blob a snapshot refers to.
+	used, err := o.Used(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	// 5. The index, read from the repository. Every segment a listed
+	// snapshot depends on was durable before the snapshot was.
+	ss, err := ReadSegments(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(ss.Unreadable) > 0 {
+		var names []string
+		for id, e := range ss.Unreadable {
+			names = append(names, fmt.Sprintf("index/%s (%v)", id.Short(), e))
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("cannot prune: %d index segments are unreadable: %s; run 'snap check', then 'snap repair index --from-packs'", len(names), strings.Join(names, ", "))
+	}
+
+	pl := &planner{o: o, now: now, st: st, ss: ss, disk: disk, used: used, lk: lk}
+	if err := pl.plan(ctx, ix, earlySet); err != nil {
+		return nil, err
+	}
+	if o.DryRun {
+		pl.predictAfter()
+		return st, nil
+	}
+	if err := pl.execute(ctx, ix); err != nil {
+		return st, err
+	}
+	after, err := repoSize(ctx, r)
+	if err != nil {
+		return st, err
+	}
+	st.AfterBytes = after
+	return st, nil
+}
+
+func repoSize(ctx context.Context, r *repo.Repository) (int64, error) {
+	var n int64
+	for _, t := range []repo.FileType{repo.PackFile, repo.IndexFile} {
+		if err := r.Backend().List(ctx, t, func(_ string, size int64) error {
+			n += size
+			return nil
+		}); err != nil {
+			return 0, fmt.Errorf("list %s: %w", t, err)
+		}
+	}
+	return n, nil
+}
+
+func otherLocks(ctx context.Context, r *repo.Repository, own *repo.Lock) (locks, error) {
+	var lk locks
+	all, err := r.ListLocks(ctx)
+	if err != nil {
+		return lk, fmt.Errorf("list locks: %w", err)
+	}
+	ownName := ""
+	if own != nil {
+		ownName = own.Name()
+	}
+	for _, e := range all {
+		if e.Name == ownName || (e.Err == nil && e.Stale) {
+			continue
+		}
+		lk.others++
+		if e.Err != nil {
+			lk.unknown = true
+			lk.holder = fmt.Sprintf("unreadable lock %s (run 'snap unlock --all' if no other snap runs)", e.Name[:8])
+			continue
+		}
+		li := e.Info
+		desc := fmt.Sprintf("%s lock of pid %d on %s (snap %s) since %s", li.Kind(), li.PID, li.Host, li.Command, li.Since().Local().Format(time.DateTime))
+		if li.Created.IsZero() {
+			lk.unknown = true
+			lk.holder = desc
+			continue
+		}
+		if lk.oldest.IsZero() || li.Created.Before(lk.oldest) {
+			lk.oldest = li.Created
+			if !lk.unknown {
+				lk.holder = desc
+			}
+		}
+	}
+	return lk, nil
+}
+
+// due reports whether a pack marked at markedAt may be deleted now.
+func (pl *planner) due(markedAt int64) bool {
+	mark := time.Unix(markedAt, 0)
+	if pl.now.Sub(mark) < pl.o.DeleteDelay {
+		return false
+	}
+	if pl.lk.others == 0 {
+		return true
+	}
+	return !pl.lk.unknown && pl.lk.oldest.After(mark.Add(MarkGrace))
+}
+
+type planner struct {
+	o    PruneOptions
+	now  time.Time
+	st   *PruneStats
+	ss   *SegmentSet
+	disk map[repo.ID]int64
+	used BlobSet
+	lk   locks
+
+	packs   map[repo.ID]*prunePack
+	order   []*prunePack // packs sorted by ID
+	orphans []repo.ID
+	newSegs []newSegment
+}
+
+type newSegment struct {
+	seg *Segment
+}
+
+func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) error {
+	eff := pl.ss.Effective()
+	pl.packs = map[repo.ID]*prunePack{}
+	for _, sid := range eff {
+		for _, p := range pl.ss.Segments[sid].Packs {
+			pp := pl.packs[p.ID]
+			if pp == nil {
+				pp = &prunePack{id: p.ID, size: p.Size, status: p.Status, markedAt: p.MarkedAt, blobs: p.Blobs, fresh: !early[sid]}
+				pl.packs[p.ID] = pp
+				pl.order = append(pl.order, pp)
+			} else {
+				if pp.status != p.Status {
+					pp.conflict, pp.status, pp.markedAt = true, PackLive, 0
+				} else if p.Status == PackMarked {
+					pp.markedAt = max(pp.markedAt, p.MarkedAt)
+				}
+				pp.fresh = pp.fresh && !early[sid]
+			}
+			pp.segs = append(pp.segs, sid)
+		}
+	}
+	slices.SortFunc(pl.order, func(a, b *prunePack) int { return compareIDs(a.id, b.id) })
+	pl.st.Packs = len(pl.order)
+
+	// Indexed packs missing from the listing: written since (by a
+	// concurrent create), or really missing.
+	for _, pp := range pl.order {
+		if _, ok := pl.disk[pp.id]; ok {
+			continue
+		}
+		_, err := ix.r.Backend().Stat(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()})
+		if errors.Is(err, repo.ErrNotFound) {
+			pp.missing = true
+		} else if err != nil {
+			return fmt.Errorf("stat pack %s: %w", pp.id, err)
+		}
+	}
+
+	// Where each used blob is stored.
+	locs := map[BlobRef][]blobLoc{}
+	for _, pp := range pl.order {
+		if pp.missing {
+			continue
+		}
+		for _, e := range pp.blobs {
+			k := BlobRef{e.Type, e.ID}
+			if _, ok := pl.used[k]; ok {
+				locs[k] = append(locs[k], blobLoc{pp, e})
+			}
+		}
+	}
+	var lost []string
+	for k := range pl.used {
+		if len(locs[k]) == 0 {
+			lost = append(lost, fmt.Sprintf("%s blob %s", k.Type, k.ID))
+		}
+	}
+	if len(lost) > 0 {
+		sort.Strings(lost)
+		if len(lost) > 5 {
+			lost = append(lost[:5], fmt.Sprintf("and %d more", len(lost)-5))
+		}
+		return fmt.Errorf("cannot prune: snapshots refer to blobs that no pack holds (%s); nothing was changed; run 'snap check' to see which snapshots are affected and 'snap repair index --from-packs' if the packs exist", strings.Join(lost, ", "))
+	}
+	pl.st.UsedBlobs = len(pl.used)
+
+	// A used blob stored only in marked packs: the pack goes back to live
+	// (a create committed a snapshot using it after the mark).
+	for _, ls := range locs {
+		if slices.ContainsFunc(ls, func(l blobLoc) bool { return l.pack.live() }) {
+			continue
+		}
+		ls[0].pack.action = actRescue
+	}
+	// Each used blob is held by one live pack: the one whose used share is
+	// largest, so that duplicates (a crashed repack, a rescue) empty the
+	// emptier pack.
+	for _, ls := range locs {
+		for _, l := range ls {
+			if l.pack.live() {
+				l.pack.rawUsed += int64(l.e.Length)
+			}
+		}
+	}
+	for _, ls := range locs {
+		var best *blobLoc
+		for i := range ls {
+			l := &ls[i]
+			if !l.pack.live() {
+				continue
+			}
+			if best == nil || betterHolder(l.pack, best.pack) {
+				best = l
+			}
+		}
+		best.pack.keep = append(best.pack.keep, best.e)
+		best.pack.usedBytes += int64(best.e.Length)
+		pl.st.UsedBytes += int64(best.e.Length)
+	}
+
+	// Decide per pack.
+	var partial []*prunePack
+	var totalUsed, unused int64
+	for _, pp := range pl.order {
+		switch {
+		case pp.missing:
+			pp.action = actDrop
+			continue
+		case !pp.live():
+			if pl.o.Instant || pl.due(pp.markedAt) {
+				pp.action = actDelete
+			} else {
+				pp.action = actPending
+			}
+			continue
+		case pp.fresh:
+			continue
+		}
+		totalUsed += pp.usedBytes
+		un := pp.blobBytes() - pp.usedBytes
+		pl.st.UnusedBytes += un
+		switch {
+		case pp.usedBytes == 0:
+			pp.action = pl.retire()
+		case un > 0:
+			partial = append(partial, pp)
+			unused += un
+		}
+	}
+	// Unused space may stay while it is at most MaxUnusedPercent of the
+	// packs' space (used + unused) after the prune.
+	allowed := int64(math.MaxInt64)
+	if p := pl.o.MaxUnusedPercent; p < 100 {
+		allowed = int64(float64(totalUsed) * p / (100 - p))
+	}
+	slices.SortStableFunc(partial, func(a, b *prunePack) int {
+		ra := float64(a.blobBytes()-a.usedBytes) / float64(max(a.size, 1))
+		rb := float64(b.blobBytes()-b.usedBytes) / float64(max(b.size, 1))
+		switch {
+		case ra > rb:
+			return -1
+		case ra < rb:
+			return 1
+		}
+		return 0
+	})
+	for _, pp := range partial {
+		if unused <= allowed {
+			break
+		}
+		pp.repack = true
+		pp.action = pl.retire()
+		unused -= pp.blobBytes() - pp.usedBytes
+		pl.st.RepackedPacks++
+		pl.st.CopiedBlobs += len(pp.keep)
+		pl.st.CopiedBytes += pp.usedBytes
+	}
+
+	// Unindexed packs: left by interrupted runs, unless a run that is
+	// still going uploaded them and has not written their segment yet.
+	for id, size := range pl.disk {
+		if _, ok := pl.packs[id]; ok {
+			continue
+		}
+		if pl.o.Instant || pl.lk.others == 0 {
+			pl.orphans = append(pl.orphans, id)
+			pl.st.OrphanPacks = append(pl.st.OrphanPacks, id)
+			pl.st.OrphanBytes += size
+		} else {
+			pl.st.OrphansKept++
+		}
+	}
+	slices.SortFunc(pl.orphans, compareIDs)
+	slices.SortFunc(pl.st.OrphanPacks, compareIDs)
+
+	for _, pp := range pl.order {
+		switch pp.action {
+		case actDelete:
+			pl.st.DeletedPacks = append(pl.st.DeletedPacks, pp.id)
+			pl.st.DeletedBytes += pl.sizeOf(pp)
+		case actMark:
+			pl.st.MarkedPacks = append(pl.st.MarkedPacks, pp.id)
+			pl.st.MarkedBytes += pp.size
+			pl.st.MarkedDue = pl.now.Add(pl.o.DeleteDelay)
+		case actRescue:
+			pl.st.RescuedPacks = append(pl.st.RescuedPacks, pp.id)
+		case actDrop:
+			pl.st.MissingPacks = append(pl.st.MissingPacks, pp.id)
+		case actPending:
+			pl.st.PendingPacks++
+			pl.st.PendingBytes += pp.size
+			if until := time.Unix(pp.markedAt, 0).Add(pl.o.DeleteDelay); until.After(pl.st.PendingUntil) {
+				pl.st.PendingUntil = until
+			}
+			if pl.now.Sub(time.Unix(pp.markedAt, 0)) >= pl.o.DeleteDelay {
+				pl.st.BlockedBy = pl.lk.holder
+			}
+		}
+	}
+	pl.planSegments()
+	return nil
+}
+
+// betterHolder reports whether a should hold a used blob rather than b.
+func betterHolder(a, b *prunePack) bool {
+	ra := float64(a.rawUsed) / float64(max(a.size, 1))
+	rb := float64(b.rawUsed) / float64(max(b.size, 1))
+	if ra != rb {
+		return ra > rb
+	}
+	return compareIDs(a.id, b.id) < 0
+}
+
+// retire is what happens to a live pack no longer needed.
+func (pl *planner) retire() packAction {
+	if pl.o.Instant {
+		return actDelete
+	}
+	return actMark
+}
+
+func (pl *planner) sizeOf(pp *prunePack) int64 {
+	if s, ok := pl.disk[pp.id]; ok {
+		return s
+	}
+	return pp.size
+}
+
+// planSegments decides which segments are rewritten: every effective
+// segment listing a pack whose entry changes, together with every other
+// segment listing one of the same packs (so that each pack ends up listed
+// by exactly one effective segment, and no cache's view depends on the
+// order it reads segments in), plus small segments when there are many.
+func (pl *planner) planSegments() {
+	eff := pl.ss.Effective()
+	parent := map[repo.ID]repo.ID{}
+	var find func(repo.ID) repo.ID
+	find = func(x repo.ID) repo.ID {
+		p, ok := parent[x]
+		if !ok || p == x {
+			return x
+		}
+		root := find(p)
+		parent[x] = root
+		return root
+	}
+	union := func(a, b repo.ID) {
+		ra, rb := find(a), find(b)
+		if ra != rb {
+			parent[ra] = rb
+		}
+	}
+	for _, id := range eff {
+		parent[id] = id
+	}
+	affected := map[repo.ID]bool{}
+	for _, pp := range pl.order {
+		for _, s := range pp.segs[1:] {
+			union(pp.segs[0], s)
+		}
+		if pp.action != actKeep && pp.action != actPending || pp.conflict || len(pp.segs) > 1 {
+			affected[pp.segs[0]] = true
+		}
+	}
+	var small []repo.ID
+	for _, id := range eff {
+		n := 0
+		fresh := false
+		for _, p := range pl.ss.Segments[id].Packs {
+			n += len(p.Blobs)
+			if pp := pl.packs[p.ID]; pp != nil && pp.fresh {
+				fresh = true
+			}
+		}
+		if n < compactSmall && !fresh {
+			small = append(small, id)
+		}
+	}
+	if len(small) > compactCount {
+		for _, id := range small {
+			affected[id] = true
+		}
+	}
+	comps := map[repo.ID][]repo.ID{}
+	for _, id := range eff {
+		root := find(id)
+		comps[root] = append(comps[root], id)
+	}
+	roots := make([]repo.ID, 0, len(comps))
+	for root, members := range comps {
+		hit := false
+		for _, m := range members {
+			hit = hit || affected[m]
+		}
+		if hit {
+			roots = append(roots, root)
+		}
+	}
+	slices.SortFunc(roots, compareIDs)
+
+	markedAt := pl.now.Unix()
+	cur := &Segment{}
+	var curOld []repo.ID
+	blobs := 0
+	flush := func() {
+		if len(curOld) == 0 {
+			return
+		}
+		cur.Supersedes = append(curOld, pl.ss.closure(curOld)...)
+		pl.newSegs = append(pl.newSegs, newSegment{seg: cur})
+		cur, curOld, blobs = &Segment{}, nil, 0
+	}
+	for _, root := range roots {
+		members := comps[root]
+		slices.SortFunc(members, compareIDs)
+		seen := map[repo.ID]bool{}
+		for _, sid := range members {
+			curOld = append(curOld, sid)
+			for _, p := range pl.ss.Segments[sid].Packs {
+				if seen[p.ID] {
+					continue
+				}
+				seen[p.ID] = true
+				pp := pl.packs[p.ID]
+				np := Pack{ID: pp.id, Size: pp.size, Status: pp.status, MarkedAt: pp.markedAt, Blobs: pp.blobs}
+				switch pp.action {
+				case actDelete, actDrop:
+					continue
+				case actMark:
+					np.Status, np.MarkedAt = PackMarked, markedAt
+				case actRescue:
+					np.Status, np.MarkedAt = PackLive, 0
+				}
+				cur.Packs = append(cur.Packs, np)
+				blobs += len(np.Blobs)
+			}
+		}
+		if blobs >= segmentTarget {
+			flush()
+		}
+	}
+	flush()
+}
+
+// predictAfter fills AfterBytes for a dry run: copies are added, deleted
+// packs go (marking frees nothing yet).
+func (pl *planner) predictAfter() {
+	pl.st.AfterBytes = pl.st.BeforeBytes - pl.st.DeletedBytes - pl.st.OrphanBytes + pl.st.CopiedBytes
+}
+
+// execute carries out the plan in the safe order: copies, segments,
+// deletions.
+func (pl *planner) execute(ctx context.Context, ix *Index) error {
+	r := ix.r
+	// New packs with the live blobs of repacked packs, and their segments.
+	if pl.st.RepackedPacks > 0 {
+		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression})
+		for _, pp := range pl.order {
+			if !pp.repack {
+				continue
+			}
+			if err := copyBlobs(ctx, ix, w, pp); err != nil {
+				return err
+			}
+		}
+		if err := w.Flush(ctx); err != nil {
+			return fmt.Errorf("repack: %w; nothing was deleted", err)
+		}
+	}
+	// New segments: marks, rescues, and the index without deleted packs.
+	if err := pl.verifyLock(ctx); err != nil {
+		return err
+	}
+	written := map[repo.ID]*Segment{}
+	for _, ns := range pl.newSegs {
+		id, err := r.SaveObject(ctx, repo.IndexFile, ns.seg.Encode())
+		if err != nil {
+			return fmt.Errorf("write index segment: %w; nothing was deleted", err)
+		}
+		written[id] = ns.seg
+		pl.st.SegmentsWritten++
+	}
+	if _, err := ix.Sync(ctx, pl.o.Log); err != nil {
+		return err
+	}
+	// Deletions: packs no effective segment lists any more.
+	if err := pl.verifyLock(ctx); err != nil {
+		return err
+	}
+	var del []repo.ID
+	for _, pp := range pl.order {
+		if pp.action == actDelete {
+			del = append(del, pp.id)
+		}
+	}
+	del = append(del, pl.orphans...)
+	for _, id := range del {
+		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()})
+		if err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return fmt.Errorf("delete pack %s: %w", id, err)
+		}
+	}
+	// Superseded segments, each after the ones it supersedes.
+	all := &SegmentSet{Segments: map[repo.ID]*Segment{}}
+	for id, seg := range pl.ss.Segments {
+		all.Segments[id] = seg
+	}
+	for id, seg := range written {
+		all.Segments[id] = seg
+	}
+	for _, id := range all.deletionOrder() {
+		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})
+		if err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return fmt.Errorf("delete superseded index segment %s: %w", id, err)
+		}
+		pl.st.SegmentsRemoved++
+	}
+	_, err := ix.Sync(ctx, pl.o.Log)
+	return err
+}
+
+func (pl *planner) verifyLock(ctx context.Context) error {
+	if pl.o.Lock == nil {
+		return nil
+	}
+	return pl.o.Lock.Verify(ctx)
+}
+
+// copyBlobs reads a pack once, verifies the blobs it is chosen to hold,
+// and adds them to the writer.
+func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
+	r := ix.r
+	data, err := r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()}, 0, 0)
+	if err != nil {
+		return fmt.Errorf("repack: read pack %s: %w; nothing was deleted", pp.id, err)
+	}
+	for _, e := range pp.keep {
+		end := int64(e.Offset) + int64(e.Length)
+		if end > int64(len(data)) {
+			return fmt.Errorf("repack: %s blob %s lies beyond the end of pack %s (%d bytes); run 'snap check'", e.Type, e.ID, pp.id, len(data))
+		}
+		plain, err := r.OpenBlob(pp.id, e, data[e.Offset:end], nil)
+		if err == nil {
+			err = ix.VerifyBlob(pp.id, e, plain)
+		}
+		if err != nil {
+			return fmt.Errorf("repack: %w; nothing was deleted; run 'snap check --read-data'", err)
+		}
+		if _, err := w.Add(ctx, e.Type, e.ID, plain); err != nil {
+			return fmt.Errorf("repack: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,369 @@
+package index_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type fixture struct {
+	t   *testing.T
+	dir string
+	clk *clock
+	r   *repo.Repository
+	ix  *index.Index
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{t: t, dir: t.TempDir(), clk: &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}}
+	be, err := local.Create(f.dir + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r, err = repo.Init(context.Background(), be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
+		repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{Host: "alpha", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ix, err = index.Open(context.Background(), f.r, f.dir+"/cache", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.ix.Close(); f.r.Close() })
+	return f
+}
+
+// writePack stores n random data blobs in one new pack and returns them.
+func (f *fixture) writePack(n int) []index.BlobRef {
+	f.t.Helper()
+	w := index.NewWriter(f.ix, index.WriterOptions{})
+	h := chunk.NewHasher(f.r.IDKey())
+	var refs []index.BlobRef
+	for range n {
+		b := make([]byte, 20000)
+		for i := range b {
+			b[i] = byte(rand.Uint32())
+		}
+		id := repo.ID(h.Sum(b))
+		if _, err := w.Save(context.Background(), repo.DataBlob, id, b); err != nil {
+			f.t.Fatal(err)
+		}
+		refs = append(refs, index.BlobRef{Type: repo.DataBlob, ID: id})
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	return refs
+}
+
+func (f *fixture) packOf(ref index.BlobRef) index.Location {
+	f.t.Helper()
+	loc, ok := f.ix.Lookup(ref.Type, ref.ID)
+	if !ok {
+		f.t.Fatalf("blob %s is not indexed", ref.ID.Short())
+	}
+	return loc
+}
+
+func (f *fixture) packExists(id repo.ID) bool {
+	_, err := f.r.Backend().Stat(context.Background(), repo.Handle{Type: repo.PackFile, Name: id.String()})
+	return err == nil
+}
+
+func (f *fixture) prune(o index.PruneOptions, used ...[]index.BlobRef) *index.PruneStats {
+	f.t.Helper()
+	st, err := f.tryPrune(o, used...)
+	if err != nil {
+		f.t.Fatalf("prune: %v", err)
+	}
+	return st
+}
+
+func (f *fixture) tryPrune(o index.PruneOptions, used ...[]index.BlobRef) (*index.PruneStats, error) {
+	set := index.BlobSet{}
+	for _, refs := range used {
+		for _, r := range refs {
+			set[r] = struct{}{}
+		}
+	}
+	o.Used = func(ctx context.Context) (index.BlobSet, error) { return set, nil }
+	return index.Prune(context.Background(), f.ix, o)
+}
+
+func TestPruneMarksThenDeletesAfterDelayAndOlderLocks(t *testing.T) {
+	f := newFixture(t)
+	gone, kept := f.writePack(3), f.writePack(3)
+	a := f.packOf(gone[0]).Pack
+	o := index.PruneOptions{DeleteDelay: 5 * time.Minute}
+
+	st := f.prune(o, kept)
+	if len(st.MarkedPacks) != 1 || st.MarkedPacks[0] != a || len(st.DeletedPacks) != 0 {
+		t.Fatalf("first prune: marked %v deleted %v", st.MarkedPacks, st.DeletedPacks)
+	}
+	if !f.packExists(a) || f.packOf(gone[0]).Status != index.PackMarked {
+		t.Fatal("marking must keep the pack and record the mark in the index")
+	}
+	w := index.NewWriter(f.ix, index.WriterOptions{})
+	if w.Known(gone[0].Type, gone[0].ID) {
+		t.Fatal("a writer must not reuse a blob of a marked pack")
+	}
+	markTime := f.clk.Now()
+
+	// Within the delay: the pack waits.
+	f.clk.Advance(3 * time.Minute)
+	if st := f.prune(o, kept); st.PendingPacks != 1 || len(st.DeletedPacks) != 0 {
+		t.Fatalf("prune within the delay: pending %d deleted %v", st.PendingPacks, st.DeletedPacks)
+	}
+	// After the delay, a backup that started right after the mark (within
+	// MarkGrace) and still runs keeps the pack.
+	other, err := repo.Open(context.Background(), mustOpenBackend(t, f.dir+"/repo"), "pw", repo.Options{Host: "beta", Now: func() time.Time { return markTime.Add(time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	l, err := other.Lock(context.Background(), repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(3 * time.Minute)
+	st = f.prune(o, kept)
+	if st.PendingPacks != 1 || len(st.DeletedPacks) != 0 || !strings.Contains(st.BlockedBy, "on beta (snap create)") {
+		t.Fatalf("prune beside an older backup: pending %d deleted %v blocked by %q", st.PendingPacks, st.DeletedPacks, st.BlockedBy)
+	}
+	l.Unlock()
+	// A backup that started after the mark (and its grace) does not.
+	f.clk.Advance(index.MarkGrace)
+	late, err := repo.Open(context.Background(), mustOpenBackend(t, f.dir+"/repo"), "pw", repo.Options{Host: "beta", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	l2, err := late.Lock(context.Background(), repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Unlock()
+	st = f.prune(o, kept)
+	if len(st.DeletedPacks) != 1 || st.DeletedPacks[0] != a || f.packExists(a) {
+		t.Fatalf("due pack not deleted: %+v", st)
+	}
+	if _, ok := f.ix.Lookup(gone[0].Type, gone[0].ID); ok {
+		t.Fatal("deleted pack still indexed")
+	}
+	for _, r := range kept {
+		if _, err := f.ix.LoadBlob(context.Background(), r.Type, r.ID, nil); err != nil {
+			t.Fatalf("kept blob: %v", err)
+		}
+	}
+}
+
+func mustOpenBackend(t *testing.T, dir string) repo.Backend {
+	be, err := local.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be
+}
+
+// A snapshot committed after the mark uses a blob of the marked pack: the
+// next prune makes the pack live again instead of deleting it.
+func TestPruneRescuesMarkedPackUsedAgain(t *testing.T) {
+	f := newFixture(t)
+	refs := f.writePack(3)
+	a := f.packOf(refs[0]).Pack
+	f.prune(index.PruneOptions{})
+	if f.packOf(refs[0]).Status != index.PackMarked {
+		t.Fatal("not marked")
+	}
+	st := f.prune(index.PruneOptions{MaxUnusedPercent: 100}, refs[1:2])
+	if len(st.RescuedPacks) != 1 || st.RescuedPacks[0] != a || len(st.DeletedPacks) != 0 {
+		t.Fatalf("rescue: %+v", st)
+	}
+	if !f.packExists(a) || f.packOf(refs[1]).Status != index.PackLive {
+		t.Fatal("rescued pack must exist and be live")
+	}
+	// The unused rest of it is a candidate again, like any live pack.
+	st = f.prune(index.PruneOptions{MaxUnusedPercent: 5}, refs[1:2])
+	if st.RepackedPacks != 1 || len(st.MarkedPacks) != 1 {
+		t.Fatalf("after rescue: %+v", st)
+	}
+}
+
+func TestPruneRepacksPartlyUsedPacks(t *testing.T) {
+	f := newFixture(t)
+	refs := f.writePack(4)
+	a := f.packOf(refs[0]).Pack
+	full := f.writePack(4)
+	// 3 of 8 blobs unused: 37.5% of the pack space, beyond 30%.
+	st := f.prune(index.PruneOptions{MaxUnusedPercent: 30, Instant: true}, refs[:1], full)
+	if st.RepackedPacks != 1 || st.CopiedBlobs != 1 || len(st.DeletedPacks) != 1 || st.DeletedPacks[0] != a {
+		t.Fatalf("repack: %+v", st)
+	}
+	if f.packExists(a) || f.packOf(refs[0]).Pack == a {
+		t.Fatal("repacked pack still there")
+	}
+	if _, err := f.ix.LoadBlob(context.Background(), refs[0].Type, refs[0].ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Within the allowance nothing is repacked.
+	refs = f.writePack(4)
+	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 100, Instant: true}, refs[:1], full); st.RepackedPacks != 0 {
+		t.Fatalf("repacked within the allowance: %+v", st)
+	}
+}
+
+func TestPruneRefusesWhenABlobIsMissing(t *testing.T) {
+	f := newFixture(t)
+	refs := f.writePack(2)
+	missing := index.BlobRef{Type: repo.TreeBlob, ID: repo.ID{1, 2, 3}}
+	_, err := f.tryPrune(index.PruneOptions{Instant: true}, refs[:1], []index.BlobRef{missing})
+	if err == nil || !strings.Contains(err.Error(), "no pack holds") {
+		t.Fatalf("prune with a missing blob: %v", err)
+	}
+	if !f.packExists(f.packOf(refs[1]).Pack) {
+		t.Fatal("a failed prune deleted data")
+	}
+}
+
+func TestPruneRemovesOrphansOnlyWhenNothingRuns(t *testing.T) {
+	f := newFixture(t)
+	kept := f.writePack(1)
+	// An uploaded pack whose segment was never written (a killed backup).
+	var pb repo.PackBuilder
+	b := []byte("orphan blob")
+	sealed, _ := f.r.SealBlob(b, repo.CompressionOff, nil)
+	pb.Add(repo.DataBlob, repo.ID(chunk.NewHasher(f.r.IDKey()).Sum(b)), sealed)
+	id, data, _ := f.r.FinishPack(&pb)
+	if err := f.r.Backend().Save(context.Background(), repo.Handle{Type: repo.PackFile, Name: id.String()}, data); err != nil {
+		t.Fatal(err)
+	}
+	// Another process holds a lock: it may be the one uploading.
+	other, err := repo.Open(context.Background(), mustOpenBackend(t, f.dir+"/repo"), "pw", repo.Options{Host: "beta", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	l, err := other.Lock(context.Background(), repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := f.prune(index.PruneOptions{}, kept); st.OrphansKept != 1 || len(st.OrphanPacks) != 0 || !f.packExists(id) {
+		t.Fatalf("orphan removed while another process runs: %+v", st)
+	}
+	l.Unlock()
+	if st := f.prune(index.PruneOptions{}, kept); len(st.OrphanPacks) != 1 || f.packExists(id) {
+		t.Fatalf("orphan kept when nothing runs: %+v", st)
+	}
+}
+
+// Leftovers of an interrupted prune (a superseded segment still present)
+// and a pack listed by two segments with different statuses are cleaned
+// up, and the index stays whole.
+func TestPruneCleansIndexLeftovers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	refs := f.writePack(2)
+	loc := f.packOf(refs[0])
+	ss, err := index.ReadSegments(ctx, f.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldID repo.ID
+	var old *index.Segment
+	for id, s := range ss.Segments {
+		oldID, old = id, s
+	}
+	// A second segment listing the same pack as marked, superseding nothing:
+	// caches would disagree depending on the order they read the two in.
+	conflict := &index.Segment{Packs: []index.Pack{old.Packs[0]}}
+	conflict.Packs[0].Status, conflict.Packs[0].MarkedAt = index.PackMarked, f.clk.Now().Unix()
+	if _, err := f.r.SaveObject(ctx, repo.IndexFile, conflict.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	// And a segment that supersedes a copy of the original, which an
+	// interrupted prune left behind.
+	stale := &index.Segment{Packs: old.Packs, Supersedes: []repo.ID{{9}}}
+	staleID, err := f.r.SaveObject(ctx, repo.IndexFile, stale.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := &index.Segment{Packs: nil, Supersedes: []repo.ID{staleID}}
+	if _, err := f.r.SaveObject(ctx, repo.IndexFile, newer.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ix.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := f.prune(index.PruneOptions{}, refs)
+	if st.SegmentsRemoved < 3 || len(st.DeletedPacks)+len(st.MarkedPacks) != 0 {
+		t.Fatalf("cleanup: %+v", st)
+	}
+	ss, err = index.ReadSegments(ctx, f.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listings := 0
+	for _, id := range ss.Effective() {
+		for _, p := range ss.Segments[id].Packs {
+			if p.ID == loc.Pack {
+				listings++
+				if p.Status != index.PackLive {
+					t.Errorf("pack listed with status %d", p.Status)
+				}
+			}
+		}
+	}
+	if listings != 1 || len(ss.SupersededBy()) != 0 {
+		t.Fatalf("pack listed %d times; %d superseded segments left", listings, len(ss.SupersededBy()))
+	}
+	if _, err := os.Stat(f.dir + "/repo/index/" + oldID.String()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the rewritten segment is still there: %v", err)
+	}
+	for _, r := range refs {
+		if _, err := f.ix.LoadBlob(ctx, r.Type, r.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestPruneDryRunChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.writePack(2)
+	before, _ := os.ReadDir(f.dir + "/repo/index")
+	st := f.prune(index.PruneOptions{DryRun: true, Instant: true})
+	after, _ := os.ReadDir(f.dir + "/repo/index")
+	if len(st.DeletedPacks) != 1 || st.AfterBytes >= st.BeforeBytes || len(before) != len(after) {
+		t.Fatalf("dry run: %+v", st)
+	}
+	if !f.packExists(st.DeletedPacks[0]) {
+		t.Fatal("dry run deleted a pack")
+	}
+}

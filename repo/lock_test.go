@@ -1,0 +1,212 @@
+package repo_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+)
+
+// clock is a settable time source for repo.Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// openTwice initialises a repository in a temporary directory and opens it
+// as two processes on two hosts would, sharing one clock.
+func openTwice(t *testing.T, c *clock, hostA, hostB string) (a, b *repo.Repository) {
+	t.Helper()
+	dir := t.TempDir() + "/repo"
+	be, err := local.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	a, err = repo.Init(context.Background(), be, "pw", kdf, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20},
+		repo.Options{Host: hostA, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be2, err := local.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = repo.Open(context.Background(), be2, "pw", repo.Options{Host: hostB, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func TestLockConflicts(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "beta")
+	shared, exclusive, prune := repo.LockOptions{Command: "create"}, repo.LockOptions{Exclusive: true, Command: "prune"}, repo.LockOptions{Prune: true, Command: "prune"}
+	for _, tc := range []struct {
+		name          string
+		held, wanted  repo.LockOptions
+		wantConflicts bool
+	}{
+		{"shared beside shared", shared, shared, false},
+		{"prune beside shared", shared, prune, false},
+		{"shared beside prune", prune, shared, false},
+		{"prune beside prune", prune, prune, true},
+		{"exclusive beside shared", shared, exclusive, true},
+		{"shared beside exclusive", exclusive, shared, true},
+		{"exclusive beside prune", prune, exclusive, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			held, err := a.Lock(ctx, tc.held)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Unlock()
+			l, err := b.Lock(ctx, tc.wanted)
+			if !tc.wantConflicts {
+				if err != nil {
+					t.Fatalf("unexpected conflict: %v", err)
+				}
+				l.Unlock()
+				return
+			}
+			var le *repo.LockedError
+			if !errors.As(err, &le) || !errors.Is(err, repo.ErrLocked) {
+				t.Fatalf("got %v, want a *LockedError", err)
+			}
+			if le.Holder.Host != "alpha" || le.Holder.PID != os.Getpid() || !le.Holder.Created.Equal(c.Now()) {
+				t.Errorf("holder %+v", le.Holder)
+			}
+			for _, w := range []string{"pid " + itoa(os.Getpid()), "host alpha", c.Now().Local().Format(time.DateTime)} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("message %q lacks %q", err, w)
+				}
+			}
+			// The loser leaves no lock behind.
+			locks, _ := b.ListLocks(ctx)
+			if len(locks) != 1 {
+				t.Errorf("%d locks after a lost race, want 1", len(locks))
+			}
+		})
+	}
+}
+
+func itoa(n int) string {
+	return strconv.Itoa(n)
+}
+
+func TestStaleLockByAgeIsTakenOver(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "beta")
+	held, err := a.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = held // its process "hangs": it is never refreshed nor released
+
+	c.Advance(repo.LockStaleAge - time.Minute)
+	if _, err := b.Lock(ctx, repo.LockOptions{Exclusive: true}); !errors.Is(err, repo.ErrLocked) {
+		t.Fatalf("a lock 29 minutes old must still block: %v", err)
+	}
+	c.Advance(2 * time.Minute)
+	var taken []repo.LockEntry
+	l, err := b.Lock(ctx, repo.LockOptions{Exclusive: true, OnStale: func(e repo.LockEntry) { taken = append(taken, e) }})
+	if err != nil {
+		t.Fatalf("a lock 31 minutes old must be taken over: %v", err)
+	}
+	defer l.Unlock()
+	if len(taken) != 1 || taken[0].Info.Host != "alpha" || !taken[0].Stale {
+		t.Fatalf("OnStale got %+v", taken)
+	}
+	locks, _ := b.ListLocks(ctx)
+	if len(locks) != 1 || locks[0].Info.Host != "beta" {
+		t.Fatalf("locks after takeover: %+v", locks)
+	}
+}
+
+func TestRefreshKeepsLockAlive(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "beta")
+	held, err := a.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	start := c.Now()
+	for range 10 { // 50 minutes of refreshes every 5 minutes
+		c.Advance(repo.LockRefreshInterval)
+		old := held.Name()
+		held.RefreshNow()
+		if held.Name() == old {
+			t.Fatal("refresh did not write a new lock file")
+		}
+	}
+	locks, err := b.ListLocks(ctx)
+	if err != nil || len(locks) != 1 {
+		t.Fatalf("after refreshes: %d locks, %v", len(locks), err)
+	}
+	if locks[0].Stale || !locks[0].Info.Created.Equal(start) || !locks[0].Info.Time.Equal(c.Now()) {
+		t.Fatalf("refreshed lock: %+v", locks[0])
+	}
+	if _, err := b.Lock(ctx, repo.LockOptions{Exclusive: true}); !errors.Is(err, repo.ErrLocked) {
+		t.Fatalf("a refreshed lock must block: %v", err)
+	}
+	if err := held.Verify(ctx); err != nil {
+		t.Fatalf("Verify of a held lock: %v", err)
+	}
+	if err := b.RemoveLock(ctx, held.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Verify(ctx); err == nil || !strings.Contains(err.Error(), "removed by another process") {
+		t.Fatalf("Verify of a removed lock: %v", err)
+	}
+}
+
+func TestStaleLockOfDeadProcess(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "alpha")
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	// What a killed process on this host left behind.
+	plain := []byte(`{"time":"2026-11-20T03:00:00Z","created":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(cmd.Process.Pid) + `}`)
+	if _, err := a.SaveObject(ctx, repo.LockFile, plain); err != nil {
+		t.Fatal(err)
+	}
+	locks, _ := b.ListLocks(ctx)
+	if len(locks) != 1 || !locks[0].Stale {
+		t.Fatalf("lock of a dead pid on this host: %+v", locks)
+	}
+	stale := 0
+	l, err := b.Lock(ctx, repo.LockOptions{OnStale: func(repo.LockEntry) { stale++ }})
+	if err != nil || stale != 1 {
+		t.Fatalf("shared lock beside a dead exclusive one: %v, %d taken over", err, stale)
+	}
+	l.Unlock()
+}

@@ -1,0 +1,104 @@
+package s3
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// credentialHint says where credentials come from, for access errors.
+const credentialHint = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and the shared credentials file ~/.aws/credentials)"
+
+var expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
+
+// fail turns a client error into one line that names the operation and
+// the object and says what to do, and decides (once, here) whether the
+// failure is worth repeating: 5xx answers, throttling, timeouts and broken
+// connections are marked repo.ErrTransient; everything else (denied access,
+// a missing bucket, a wrong region) is permanent. Credentials never appear:
+// the client's messages do not carry them, and URLs are dropped.
+func (b *Backend) fail(op, object string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: %w", op, object, err)
+	}
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		return b.classify(op, object, er)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // the URL adds nothing the message does not say
+	}
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
+		return fmt.Errorf("%s %s: %s does not present a trusted TLS certificate: %v", op, object, b.cfg.Endpoint, err)
+	}
+	// Refused, reset or timed-out connections, and responses that broke
+	// off: the server may be restarting or the network flaky.
+	return repo.Transient(fmt.Errorf("%s %s at %s: %v", op, object, b.cfg.Endpoint, err))
+}
+
+func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
+	loc := b.Location()
+	switch er.Code {
+	case "NoSuchKey", "NotFound":
+		return fmt.Errorf("%s: %w", object, repo.ErrNotFound)
+	case "NoSuchBucket":
+		return fmt.Errorf("%s: bucket %q does not exist: %w (run 'snap init' to create it, or check the location)", loc, b.cfg.Bucket, repo.ErrNoRepository)
+	case "AccessDenied", "AllAccessDisabled", "AccountProblem":
+		return fmt.Errorf("%s %s: access denied by %s: %s, and that the bucket's policy allows this", op, object, loc, credentialHint)
+	case "InvalidAccessKeyId", "XAdminUserNotFound":
+		return fmt.Errorf("%s %s: the server does not know the access key: %s", op, object, credentialHint)
+	case "SignatureDoesNotMatch":
+		return fmt.Errorf("%s %s: the secret key does not match the access key: %s", op, object, credentialHint)
+	case "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
+		return fmt.Errorf("%s %s: the session token is expired or invalid: renew AWS_SESSION_TOKEN", op, object)
+	case "RequestTimeTooSkewed":
+		return fmt.Errorf("%s %s: the server rejects this machine's clock as wrong: synchronise it (NTP)", op, object)
+	case "AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException", "InvalidRegion":
+		return b.wrongRegion(op, object, er)
+	case "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "OperationAborted", "XMinioServerNotInitialized":
+		return repo.Transient(fmt.Errorf("%s %s: %s replied %s (HTTP %d): %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, er.Message))
+	}
+	switch {
+	case er.StatusCode == 301:
+		return b.wrongRegion(op, object, er)
+	case er.StatusCode == 403:
+		return fmt.Errorf("%s %s: access denied by %s (%s): %s", op, object, loc, er.Code, credentialHint)
+	case er.StatusCode >= 500 || er.StatusCode == 429 || er.StatusCode == 408:
+		return repo.Transient(fmt.Errorf("%s %s: %s replied %s (HTTP %d): %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, er.Message))
+	}
+	msg := er.Message
+	if msg == "" {
+		msg = "request rejected"
+	}
+	return fmt.Errorf("%s %s: %s replied %s (HTTP %d): %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, msg)
+}
+
+func (b *Backend) wrongRegion(op, object string, er minio.ErrorResponse) error {
+	want := er.Region
+	if m := expectingRegion.FindStringSubmatch(er.Message); m != nil {
+		want = m[1]
+	}
+	have := b.cfg.Region
+	if have == "" {
+		have = "none"
+	}
+	if want != "" {
+		return fmt.Errorf("%s %s: bucket %q is in region %s, not %s: set AWS_REGION=%s", op, object, b.cfg.Bucket, want, have, want)
+	}
+	return fmt.Errorf("%s %s: bucket %q is not in region %s (%s): set AWS_REGION to the bucket's region", op, object, b.cfg.Bucket, have, er.Code)
+}

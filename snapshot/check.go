@@ -1,0 +1,112 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
+)
+
+// BlobChecker is what checking snapshots needs from the index check.
+type BlobChecker interface {
+	// LoadBlob reads and verifies a blob.
+	LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID) ([]byte, error)
+	// Available returns why a blob cannot be read, or nil.
+	Available(t repo.BlobType, id repo.ID) error
+}
+
+// SnapshotChecker walks snapshots and finds the blobs they refer to that
+// are not indexed, are in missing packs, or were found damaged. Trees are
+// read once however many snapshots share them, and a problem in a shared
+// tree is reported for every snapshot that uses it.
+type SnapshotChecker struct {
+	src   BlobChecker
+	trees map[repo.ID]*treeResult
+	data  map[repo.ID]error
+
+	Trees     int // distinct trees read
+	DataBlobs int // distinct data blobs checked
+}
+
+type treeResult struct {
+	problems int
+	example  string // path below the tree and reason of the first problem
+}
+
+// NewSnapshotChecker returns a checker reading through src.
+func NewSnapshotChecker(src BlobChecker) *SnapshotChecker {
+	return &SnapshotChecker{src: src, trees: map[repo.ID]*treeResult{}, data: map[repo.ID]error{}}
+}
+
+// Check walks one snapshot. It returns how many blobs it refers to cannot
+// be read, with an example naming the path; err is only set when ctx ends.
+func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems int, example string, err error) {
+	r := sc.tree(ctx, sn.Tree)
+	if err := ctx.Err(); err != nil {
+		return 0, "", err
+	}
+	if r.problems == 0 {
+		return 0, "", nil
+	}
+	return r.problems, "/" + r.example, nil
+}
+
+func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID) *treeResult {
+	if r, ok := sc.trees[id]; ok {
+		return r
+	}
+	r := &treeResult{}
+	sc.trees[id] = r
+	if ctx.Err() != nil {
+		return r
+	}
+	if err := sc.src.Available(repo.TreeBlob, id); err != nil {
+		r.problems, r.example = 1, ": "+err.Error()
+		return r
+	}
+	plain, err := sc.src.LoadBlob(ctx, repo.TreeBlob, id)
+	if err != nil {
+		r.problems, r.example = 1, ": "+err.Error()
+		return r
+	}
+	t, err := DecodeTree(plain)
+	if err != nil {
+		r.problems, r.example = 1, fmt.Sprintf(": tree blob %s cannot be decoded: %v", id, err)
+		return r
+	}
+	sc.Trees++
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		switch n.Type {
+		case sources.TypeFile:
+			for _, b := range n.Content {
+				err, seen := sc.data[b]
+				if !seen {
+					err = sc.src.Available(repo.DataBlob, b)
+					sc.data[b] = err
+					sc.DataBlobs++
+				}
+				if err != nil {
+					r.problems++
+					if r.example == "" {
+						r.example = n.Name + ": " + err.Error()
+					}
+				}
+			}
+		case sources.TypeDir:
+			sub := sc.tree(ctx, n.Subtree)
+			if sub.problems > 0 {
+				r.problems += sub.problems
+				if r.example == "" {
+					if sub.example != "" && sub.example[0] == ':' {
+						r.example = n.Name + sub.example
+					} else {
+						r.example = n.Name + "/" + sub.example
+					}
+				}
+			}
+		}
+	}
+	return r
+}

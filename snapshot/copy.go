@@ -1,0 +1,332 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
+)
+
+// Copying a snapshot to another repository.
+//
+// The two repositories have different master keys, so the same plaintext
+// has different blob IDs in each (IDs are keyed hashes), and every stored
+// byte is encrypted under a different key. A copy therefore cannot move
+// packs: it reads each data blob from the source (verified against its
+// source ID), hashes the plaintext with the target's ID key, and saves it
+// through the target's Writer, which skips blobs the target already has.
+// Chunk boundaries stay as the source cut them: re-chunking with the
+// target's polynomial would mean reading every byte of every copied file,
+// while keeping them lets a pair map (index.BlobMap, in the local cache)
+// answer "which target blob holds this source chunk" without reading it
+// again. Trees are rewritten bottom-up with the target's IDs, re-hashed and
+// saved. The order of writes is that of create: data and trees, then the
+// index segments (Writer.Flush), a check that no reused pack was marked for
+// deletion meanwhile, then the snapshot document.
+//
+// The copied document keeps time, host, tags, paths, sources and summary,
+// and records the source snapshot's origin in Original, so that copying
+// again (or copying back) recognises it and copies nothing.
+
+// Origin is the snapshot a copy came from, or the snapshot itself.
+func Origin(sn *Snapshot) repo.ID {
+	if sn.Original != nil {
+		return *sn.Original
+	}
+	return sn.ID
+}
+
+// CopyOptions tune a Copier.
+type CopyOptions struct {
+	Writer index.WriterOptions
+	// Workers blobs are read from the source at once.
+	Workers int
+	// Map remembers source → target data blob pairs across runs; may be
+	// nil. Its entries are hints: a pair is used only while the target
+	// still holds its blob in a live pack (Writer.Known), so it is safe to
+	// record a pair as soon as the blob is saved.
+	Map *index.BlobMap
+	// FetchDir, when set, is where packs of a remote source that a batch
+	// mostly needs are fetched whole (see index.PackFetcher) instead of
+	// one request per blob.
+	FetchDir string
+}
+
+// CopyStats count what a copy did.
+type CopyStats struct {
+	ReadBlobs int64 // data blobs read from the source
+	ReadBytes int64 // their plaintext size
+	index.WriterStats
+}
+
+// fetchBatch is how many missing blobs are collected before they are
+// fetched, which bounds the memory a copy of a huge snapshot needs.
+const fetchBatch = 4096
+
+// Copier copies snapshots from one repository into another. One Copier
+// serves a whole run, so subtrees shared by several snapshots are
+// rewritten once.
+type Copier struct {
+	src, dst *index.Index
+	w        *index.Writer
+	opts     CopyOptions
+
+	mu        sync.Mutex
+	trees     map[repo.ID]repo.ID // source tree → target tree, this run
+	collected map[repo.ID]bool    // source trees whose missing blobs were fetched
+	data      map[repo.ID]repo.ID // source → target data blob, when there is no Map
+
+	readBlobs, readBytes atomic.Int64
+}
+
+// NewCopier prepares copies from src's repository to dst's.
+func NewCopier(src, dst *index.Index, o CopyOptions) *Copier {
+	if o.Workers < 1 {
+		o.Workers = 8
+	}
+	return &Copier{src: src, dst: dst, w: index.NewWriter(dst, o.Writer), opts: o,
+		trees: map[repo.ID]repo.ID{}, collected: map[repo.ID]bool{}, data: map[repo.ID]repo.ID{}}
+}
+
+// Stats returns what the copier has done so far.
+func (c *Copier) Stats() CopyStats {
+	return CopyStats{ReadBlobs: c.readBlobs.Load(), ReadBytes: c.readBytes.Load(), WriterStats: c.w.Stats()}
+}
+
+// Copy copies one snapshot and returns the target's document. parent is
+// the target snapshot standing for sn's parent, if it was copied. The
+// caller holds a shared lock on both repositories.
+//
+// It works in three passes over the snapshot's trees (which come from the
+// local tree cache on a remote source): find the data blobs whose target
+// ID is unknown, read those from the source, Workers at once, and save
+// them in the target; then rewrite the trees with target IDs.
+func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (*Snapshot, error) {
+	missing := map[repo.ID]bool{}
+	if err := c.collect(ctx, sn.Tree, missing); err != nil {
+		return nil, err
+	}
+	if err := c.fetch(ctx, missing); err != nil {
+		return nil, err
+	}
+	root, err := c.copyTree(ctx, sn.Tree)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.w.Flush(ctx); err != nil {
+		return nil, err
+	}
+	if err := confirmReused(ctx, c.dst, c.w); err != nil {
+		return nil, err
+	}
+	origin := Origin(sn)
+	out := *sn
+	out.Tree, out.Parent, out.Original, out.ID = root, parent, &origin, repo.ID{}
+	if err := Save(ctx, c.dst.Repository(), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// known returns the target ID of a source data blob when it is known and
+// the target holds it in a live pack.
+func (c *Copier) known(sid repo.ID) (repo.ID, bool) {
+	var tid repo.ID
+	var ok bool
+	if c.opts.Map != nil {
+		tid, ok = c.opts.Map.Get(sid)
+	} else {
+		c.mu.Lock()
+		tid, ok = c.data[sid]
+		c.mu.Unlock()
+	}
+	return tid, ok && c.w.Known(repo.DataBlob, tid)
+}
+
+// collect adds to missing the data blobs below tree id whose target ID is
+// not known, fetching them whenever a batch is full.
+func (c *Copier) collect(ctx context.Context, id repo.ID, missing map[repo.ID]bool) error {
+	c.mu.Lock()
+	_, done := c.trees[id]
+	done = done || c.collected[id]
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t, err := LoadTree(ctx, c.src, id)
+	if err != nil {
+		return err
+	}
+	for _, n := range t.Nodes {
+		switch n.Type {
+		case sources.TypeDir:
+			if err := c.collect(ctx, n.Subtree, missing); err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+		case sources.TypeFile:
+			for _, sid := range n.Content {
+				if _, ok := c.known(sid); !ok {
+					missing[sid] = true
+				}
+			}
+		}
+		if len(missing) >= fetchBatch {
+			if err := c.fetch(ctx, missing); err != nil {
+				return err
+			}
+		}
+	}
+	c.mu.Lock()
+	c.collected[id] = true
+	c.mu.Unlock()
+	return nil
+}
+
+// fetch reads the missing blobs from the source, Workers at once, saves
+// them in the target and records their pairs; it empties missing.
+func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	var src BlobLoader = c.src
+	if c.opts.FetchDir != "" {
+		plan := index.NewPackPlan()
+		for sid := range missing {
+			plan.Add(c.src, sid)
+		}
+		f, err := c.src.NewPackFetcher(c.opts.FetchDir, plan)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		src = f
+	}
+	ids := make(chan repo.ID)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		pairs    = map[repo.ID]repo.ID{}
+		firstErr error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range c.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sid := range ids {
+				tid, err := c.copyBlob(ctx, src, sid)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				if err == nil {
+					pairs[sid] = tid
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for sid := range missing {
+		select {
+		case ids <- sid:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(ids)
+	wg.Wait()
+	clear(missing)
+	if c.opts.Map != nil {
+		if err := c.opts.Map.Put(pairs); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("record copied blobs in the local cache: %w", err)
+		}
+	} else {
+		c.mu.Lock()
+		for k, v := range pairs {
+			c.data[k] = v
+		}
+		c.mu.Unlock()
+	}
+	return firstErr
+}
+
+// copyBlob reads one data blob from the source (verified against its
+// source ID), hashes it with the target's key and saves it in the target
+// unless the target has it.
+func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (repo.ID, error) {
+	plain, err := src.LoadBlob(ctx, repo.DataBlob, sid, nil)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	c.readBlobs.Add(1)
+	c.readBytes.Add(int64(len(plain)))
+	h := c.dst.Hasher()
+	tid := repo.ID(h.Sum(plain))
+	c.dst.PutHasher(h)
+	if _, err := c.w.Save(ctx, repo.DataBlob, tid, plain); err != nil {
+		return repo.ID{}, err
+	}
+	return tid, nil
+}
+
+// copyTree rewrites a source tree, and everything below it, with target
+// IDs, and returns the target tree's ID. Every data blob's target ID is
+// known by now (fetch); one that is not any more (a prune marked its pack
+// meanwhile) is copied again here.
+func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
+	c.mu.Lock()
+	tid, ok := c.trees[id]
+	c.mu.Unlock()
+	if ok {
+		return tid, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return repo.ID{}, err
+	}
+	t, err := LoadTree(ctx, c.src, id)
+	if err != nil {
+		return repo.ID{}, err
+	}
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
+		switch n.Type {
+		case sources.TypeDir:
+			if n.Subtree, err = c.copyTree(ctx, n.Subtree); err != nil {
+				return repo.ID{}, fmt.Errorf("%s: %w", n.Name, err)
+			}
+		case sources.TypeFile:
+			content := make([]repo.ID, len(n.Content))
+			for j, sid := range n.Content {
+				tid, ok := c.known(sid)
+				if !ok {
+					if tid, err = c.copyBlob(ctx, c.src, sid); err != nil {
+						return repo.ID{}, fmt.Errorf("%s: %w", n.Name, err)
+					}
+				}
+				content[j] = tid
+			}
+			n.Content = content
+		}
+	}
+	plain := t.Encode()
+	h := c.dst.Hasher()
+	tid = repo.ID(h.Sum(plain))
+	c.dst.PutHasher(h)
+	if _, err := c.w.Save(ctx, repo.TreeBlob, tid, plain); err != nil {
+		return repo.ID{}, err
+	}
+	c.mu.Lock()
+	c.trees[id] = tid
+	c.mu.Unlock()
+	return tid, nil
+}

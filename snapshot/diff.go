@@ -1,0 +1,164 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"path"
+	"slices"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
+)
+
+// ChangeKind says how an entry differs between two snapshots.
+type ChangeKind int
+
+// Kinds of change, with the letters 'snap diff' prints.
+const (
+	Added       ChangeKind = iota // "+": only in the second snapshot
+	Removed                       // "-": only in the first
+	Modified                      // "M": content (or link target, or device) differs
+	MetaChanged                   // "U": same content, other metadata (mode, owner, mtime, xattrs)
+	TypeChanged                   // "T": a file became a directory, …
+)
+
+// String returns the kind's letter.
+func (k ChangeKind) String() string {
+	return [...]string{"+", "-", "M", "U", "T"}[k]
+}
+
+// Change is one difference. Old is nil for Added, New for Removed.
+type Change struct {
+	Path     string
+	Kind     ChangeKind
+	Old, New *Node
+}
+
+// Diff compares the trees a and b and calls fn for every difference,
+// depth first in name order. A directory whose subtree ID is the same on
+// both sides is identical (trees are content-addressed) and is skipped
+// without being read. Below an added or removed directory every entry is
+// reported too.
+func Diff(ctx context.Context, ix *index.Index, a, b repo.ID, fn func(Change) error) error {
+	if a == b {
+		return nil
+	}
+	return diffTrees(ctx, ix, "/", a, b, fn)
+}
+
+func diffTrees(ctx context.Context, ix *index.Index, dir string, a, b repo.ID, fn func(Change) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ta, err := LoadTree(ctx, ix, a)
+	if err != nil {
+		return err
+	}
+	tb, err := LoadTree(ctx, ix, b)
+	if err != nil {
+		return err
+	}
+	i, j := 0, 0
+	for i < len(ta.Nodes) || j < len(tb.Nodes) {
+		switch {
+		case j == len(tb.Nodes) || i < len(ta.Nodes) && ta.Nodes[i].Name < tb.Nodes[j].Name:
+			if err := diffOneSide(ctx, ix, path.Join(dir, ta.Nodes[i].Name), &ta.Nodes[i], Removed, fn); err != nil {
+				return err
+			}
+			i++
+		case i == len(ta.Nodes) || tb.Nodes[j].Name < ta.Nodes[i].Name:
+			if err := diffOneSide(ctx, ix, path.Join(dir, tb.Nodes[j].Name), &tb.Nodes[j], Added, fn); err != nil {
+				return err
+			}
+			j++
+		default:
+			if err := diffNodes(ctx, ix, path.Join(dir, ta.Nodes[i].Name), &ta.Nodes[i], &tb.Nodes[j], fn); err != nil {
+				return err
+			}
+			i++
+			j++
+		}
+	}
+	return nil
+}
+
+// diffOneSide reports n, and everything below it, as added or removed.
+func diffOneSide(ctx context.Context, ix *index.Index, p string, n *Node, kind ChangeKind, fn func(Change) error) error {
+	return Walk(ctx, ix, p, *n, func(q string, m *Node) error {
+		c := Change{Path: q, Kind: kind}
+		node := *m
+		if kind == Added {
+			c.New = &node
+		} else {
+			c.Old = &node
+		}
+		return fn(c)
+	})
+}
+
+func diffNodes(ctx context.Context, ix *index.Index, p string, a, b *Node, fn func(Change) error) error {
+	if a.Type != b.Type {
+		if err := fn(Change{Path: p, Kind: TypeChanged, Old: a, New: b}); err != nil {
+			return err
+		}
+		// What was below the old directory is gone, what is below the new
+		// one is new.
+		if err := diffBelow(ctx, ix, p, a, Removed, fn); err != nil {
+			return err
+		}
+		return diffBelow(ctx, ix, p, b, Added, fn)
+	}
+	if a.Type == sources.TypeDir {
+		if !sameMeta(a, b) {
+			if err := fn(Change{Path: p, Kind: MetaChanged, Old: a, New: b}); err != nil {
+				return err
+			}
+		}
+		if a.Subtree == b.Subtree {
+			return nil
+		}
+		return diffTrees(ctx, ix, p, a.Subtree, b.Subtree, fn)
+	}
+	switch {
+	case !sameContent(a, b):
+		return fn(Change{Path: p, Kind: Modified, Old: a, New: b})
+	case !sameMeta(a, b):
+		return fn(Change{Path: p, Kind: MetaChanged, Old: a, New: b})
+	}
+	return nil
+}
+
+// diffBelow reports the entries below a directory node (not the node).
+func diffBelow(ctx context.Context, ix *index.Index, p string, n *Node, kind ChangeKind, fn func(Change) error) error {
+	if n.Type != sources.TypeDir {
+		return nil
+	}
+	return Walk(ctx, ix, p, *n, func(q string, m *Node) error {
+		if q == p {
+			return nil
+		}
+		c := Change{Path: q, Kind: kind}
+		node := *m
+		if kind == Added {
+			c.New = &node
+		} else {
+			c.Old = &node
+		}
+		return fn(c)
+	})
+}
+
+func sameContent(a, b *Node) bool {
+	return a.Size == b.Size && slices.Equal(a.Content, b.Content) && a.LinkTarget == b.LinkTarget && a.Rdev == b.Rdev
+}
+
+// sameMeta compares what a restore would set: mode, owner, mtime and
+// extended attributes. Inode, ctime and atime change without the user
+// changing anything, so they do not count.
+func sameMeta(a, b *Node) bool {
+	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.User != b.User || a.Group != b.Group || a.MTime != b.MTime {
+		return false
+	}
+	return slices.EqualFunc(a.Xattrs, b.Xattrs, func(x, y sources.Xattr) bool { return x.Name == y.Name && bytes.Equal(x.Value, y.Value) })
+}

@@ -1,0 +1,333 @@
+package snapshot
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Policy says which snapshots of a group forget keeps. The rules are ORed:
+// a snapshot is kept when any rule keeps it, and removed otherwise.
+//
+//   - Last keeps the Last newest snapshots.
+//   - Hourly, Daily, Weekly, Monthly and Yearly keep the newest snapshot of
+//     each of the N most recent hours, days, ISO weeks, months or years
+//     that have a snapshot (calendar periods in the given time zone).
+//   - Within keeps every snapshot taken within that span before the
+//     group's newest snapshot (not before now: a host whose backups stopped
+//     keeps its last ones).
+//   - Tags keeps snapshots carrying the tags of any entry ("a,b" means
+//     both a and b).
+//
+// Snapshots dated after now are always kept and do not count against any
+// rule, so a wrong clock can neither delete them nor make them push
+// genuine snapshots out.
+type Policy struct {
+	Last, Hourly, Daily, Weekly, Monthly, Yearly int
+	Within                                       Span
+	Tags                                         []string
+}
+
+// IsEmpty reports whether the policy keeps nothing by itself; forget
+// refuses to apply such a policy.
+func (p Policy) IsEmpty() bool {
+	return p.Last == 0 && p.Hourly == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0 &&
+		p.Within.IsZero() && len(p.Tags) == 0
+}
+
+// String describes the policy, e.g. "last 5, daily 7, monthly 3".
+func (p Policy) String() string {
+	var parts []string
+	for _, r := range []struct {
+		name string
+		n    int
+	}{{"last", p.Last}, {"hourly", p.Hourly}, {"daily", p.Daily}, {"weekly", p.Weekly}, {"monthly", p.Monthly}, {"yearly", p.Yearly}} {
+		if r.n != 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r.name, r.n))
+		}
+	}
+	if !p.Within.IsZero() {
+		parts = append(parts, "within "+p.Within.String())
+	}
+	for _, t := range p.Tags {
+		parts = append(parts, "tag "+t)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Span is a calendar length of time: years and months have their calendar
+// lengths, so "1m" back from March 31 is the end of February.
+type Span struct {
+	Years, Months, Days, Hours int
+}
+
+// ParseSpan parses a span such as "7d", "2w", "1y6m" or "36h": numbers
+// followed by y (years), m (months), w (weeks), d (days) or h (hours).
+func ParseSpan(s string) (Span, error) {
+	var sp Span
+	rest := s
+	if rest == "" {
+		return sp, fmt.Errorf("empty duration: use e.g. 7d, 2w, 6m, 1y or 36h")
+	}
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 || i == len(rest) {
+			return Span{}, fmt.Errorf("duration %q: use numbers with a unit: y, m (months), w, d or h, e.g. 7d or 1y6m", s)
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil || n > 100000 {
+			return Span{}, fmt.Errorf("duration %q: number out of range", s)
+		}
+		switch rest[i] {
+		case 'y':
+			sp.Years += n
+		case 'm':
+			sp.Months += n
+		case 'w':
+			sp.Days += 7 * n
+		case 'd':
+			sp.Days += n
+		case 'h':
+			sp.Hours += n
+		default:
+			return Span{}, fmt.Errorf("duration %q: unknown unit %q; use y, m (months), w, d or h", s, rest[i])
+		}
+		rest = rest[i+1:]
+	}
+	return sp, nil
+}
+
+// IsZero reports whether the span is empty.
+func (s Span) IsZero() bool { return s == Span{} }
+
+// String formats the span as ParseSpan reads it.
+func (s Span) String() string {
+	var b strings.Builder
+	for _, u := range []struct {
+		n    int
+		unit string
+	}{{s.Years, "y"}, {s.Months, "m"}, {s.Days, "d"}, {s.Hours, "h"}} {
+		if u.n != 0 {
+			fmt.Fprintf(&b, "%d%s", u.n, u.unit)
+		}
+	}
+	if b.Len() == 0 {
+		return "0h"
+	}
+	return b.String()
+}
+
+// Before returns t moved back by the span. Moving back by months or years
+// stays in the target month: one month before March 31 is February 28 (or
+// 29), not March 3 as time.AddDate's normalisation would give.
+func (s Span) Before(t time.Time) time.Time {
+	y, m, d := t.Date()
+	months := int(m) - 1 - s.Months - 12*s.Years
+	ty, tm := y+floorDiv(months, 12), time.Month(months-12*floorDiv(months, 12)+1)
+	if last := time.Date(ty, tm+1, 0, 0, 0, 0, 0, t.Location()).Day(); d > last {
+		d = last
+	}
+	hh, mm, ss := t.Clock()
+	back := time.Date(ty, tm, d, hh, mm, ss, t.Nanosecond(), t.Location())
+	return back.AddDate(0, 0, -s.Days).Add(-time.Duration(s.Hours) * time.Hour)
+}
+
+func floorDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// Decision is what the policy decided for one snapshot.
+type Decision struct {
+	Snapshot *Snapshot
+	Keep     bool
+	Reasons  []string // why it is kept, e.g. "last 3", "daily 2026-11-20"; empty when removed
+}
+
+// ApplyPolicy decides which snapshots of one group the policy keeps. It is
+// a pure function of its arguments: now only tells which snapshots are
+// dated in the future, and loc is the time zone of calendar periods. The
+// decisions come newest first (equal times ordered by ID, higher first).
+func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) []Decision {
+	sorted := slices.Clone(sns)
+	SortByTime(sorted)
+	slices.Reverse(sorted)
+	out := make([]Decision, len(sorted))
+	var current []int // indexes of snapshots not in the future, newest first
+	for i, sn := range sorted {
+		out[i].Snapshot = sn
+		if sn.Time.After(now) {
+			out[i].Keep = true
+			out[i].Reasons = append(out[i].Reasons, "in the future")
+			continue
+		}
+		current = append(current, i)
+	}
+	keep := func(i int, reason string) {
+		out[i].Keep = true
+		out[i].Reasons = append(out[i].Reasons, reason)
+	}
+	for n, i := range current {
+		if n < p.Last {
+			keep(i, fmt.Sprintf("last %d", n+1))
+		}
+	}
+	for _, b := range []struct {
+		name string
+		n    int
+		key  func(time.Time) string
+	}{
+		{"hourly", p.Hourly, func(t time.Time) string { return t.Format("2006-01-02 15:00") }},
+		{"daily", p.Daily, func(t time.Time) string { return t.Format("2006-01-02") }},
+		{"weekly", p.Weekly, func(t time.Time) string {
+			y, w := t.ISOWeek()
+			return fmt.Sprintf("%04d-W%02d", y, w)
+		}},
+		{"monthly", p.Monthly, func(t time.Time) string { return t.Format("2006-01") }},
+		{"yearly", p.Yearly, func(t time.Time) string { return t.Format("2006") }},
+	} {
+		if b.n <= 0 {
+			continue
+		}
+		last, kept := "", 0
+		for _, i := range current {
+			k := b.key(sorted[i].Time.In(loc))
+			if k == last {
+				continue // an older snapshot of a period already seen
+			}
+			last = k
+			if kept < b.n {
+				keep(i, b.name+" "+k)
+				kept++
+			}
+		}
+	}
+	if !p.Within.IsZero() && len(current) > 0 {
+		from := p.Within.Before(sorted[current[0]].Time)
+		for _, i := range current {
+			if !sorted[i].Time.Before(from) {
+				keep(i, "within "+p.Within.String())
+			}
+		}
+	}
+	for _, group := range p.Tags {
+		f := Filter{Tags: []string{group}}
+		for i := range sorted {
+			if f.Match(sorted[i]) && !sorted[i].Time.After(now) {
+				keep(i, "tag "+group)
+			}
+		}
+	}
+	return out
+}
+
+// GroupBy says which snapshot properties form forget's groups.
+type GroupBy struct {
+	Host, Paths, Tags bool
+}
+
+// ParseGroupBy reads a comma-separated list of host, paths and tags; the
+// empty string puts every snapshot in one group.
+func ParseGroupBy(s string) (GroupBy, error) {
+	var g GroupBy
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "":
+		case "host":
+			g.Host = true
+		case "paths", "path":
+			g.Paths = true
+		case "tags", "tag":
+			g.Tags = true
+		default:
+			return g, fmt.Errorf("group-by %q: use a comma-separated list of host, paths and tags", s)
+		}
+	}
+	return g, nil
+}
+
+// GroupKey is what the snapshots of a group share. Fields not grouped by
+// are empty.
+type GroupKey struct {
+	Host  string   `json:"host,omitempty"`
+	Paths []string `json:"paths,omitempty"`
+	Tags  []string `json:"tags,omitempty"`
+}
+
+func (k GroupKey) String() string {
+	var parts []string
+	if k.Host != "" {
+		parts = append(parts, "host "+k.Host)
+	}
+	if k.Paths != nil {
+		parts = append(parts, "paths "+strings.Join(k.Paths, " "))
+	}
+	if k.Tags != nil {
+		parts = append(parts, "tags "+strings.Join(k.Tags, ","))
+	}
+	if len(parts) == 0 {
+		return "all snapshots"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Group is a set of snapshots forget treats together.
+type Group struct {
+	Key       GroupKey
+	Snapshots []*Snapshot
+}
+
+// SnapshotPaths is what identifies a snapshot's content for grouping: its
+// backed-up paths and the paths of its stream sources, sorted.
+func SnapshotPaths(sn *Snapshot) []string {
+	ps := slices.Clone(sn.Paths)
+	for _, s := range sn.Sources {
+		ps = append(ps, s.Path)
+	}
+	slices.Sort(ps)
+	return slices.Compact(ps)
+}
+
+// GroupSnapshots splits snapshots into groups, in the order each group's
+// first snapshot appears.
+func GroupSnapshots(sns []*Snapshot, by GroupBy) []Group {
+	var groups []Group
+	index := map[string]int{}
+	for _, sn := range sns {
+		var k GroupKey
+		if by.Host {
+			k.Host = sn.Host
+		}
+		if by.Paths {
+			k.Paths = SnapshotPaths(sn)
+			if k.Paths == nil {
+				k.Paths = []string{}
+			}
+		}
+		if by.Tags {
+			k.Tags = slices.Clone(sn.Tags)
+			slices.Sort(k.Tags)
+			k.Tags = slices.Compact(k.Tags)
+			if k.Tags == nil {
+				k.Tags = []string{}
+			}
+		}
+		id := fmt.Sprintf("%q\x00%q\x00%q", k.Host, k.Paths, k.Tags)
+		i, ok := index[id]
+		if !ok {
+			i = len(groups)
+			index[id] = i
+			groups = append(groups, Group{Key: k})
+		}
+		groups[i].Snapshots = append(groups[i].Snapshots, sn)
+	}
+	return groups
+}

@@ -1,0 +1,247 @@
+package snapshot
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// psn makes a snapshot named by one letter (its ID's first byte) at an RFC
+// 3339 time.
+func psn(name byte, ts string, tags ...string) *Snapshot {
+	t, err := time.Parse(time.RFC3339, ts)
+	if err != nil {
+		panic(err)
+	}
+	var id repo.ID
+	id[0] = name
+	return &Snapshot{ID: id, Time: t, Host: "h", Paths: []string{"/data"}, Tags: tags}
+}
+
+func TestApplyPolicy(t *testing.T) {
+	now := time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
+	berlin := time.FixedZone("CET", 3600)
+	tests := []struct {
+		name   string
+		sns    []*Snapshot
+		policy Policy
+		loc    *time.Location
+		now    time.Time
+		want   map[byte]string // kept snapshot → its reasons joined by "; "; absent means removed
+	}{
+		{
+			name:   "last",
+			sns:    []*Snapshot{psn('a', "2026-11-01T03:00:00Z"), psn('b', "2026-11-02T03:00:00Z"), psn('c', "2026-11-03T03:00:00Z"), psn('d', "2026-11-04T03:00:00Z")},
+			policy: Policy{Last: 2},
+			want:   map[byte]string{'d': "last 1", 'c': "last 2"},
+		},
+		{
+			name: "daily keeps the newest of each day",
+			sns: []*Snapshot{psn('a', "2026-11-19T01:00:00Z"), psn('b', "2026-11-19T23:00:00Z"), psn('c', "2026-11-20T00:30:00Z"),
+				psn('d', "2026-11-20T12:00:00Z"), psn('e', "2026-11-22T08:00:00Z")},
+			policy: Policy{Daily: 3},
+			want:   map[byte]string{'e': "daily 2026-11-22", 'd': "daily 2026-11-20", 'b': "daily 2026-11-19"},
+		},
+		{
+			name:   "daily in the given time zone",
+			sns:    []*Snapshot{psn('a', "2026-11-20T22:30:00Z"), psn('b', "2026-11-20T23:30:00Z")},
+			policy: Policy{Daily: 2},
+			loc:    berlin, // a is 23:30 on the 20th there, b is 00:30 on the 21st
+			want:   map[byte]string{'b': "daily 2026-11-21", 'a': "daily 2026-11-20"},
+		},
+		{
+			name: "ISO weeks across a year end",
+			sns: []*Snapshot{
+				psn('a', "2025-12-28T10:00:00Z"), // Sunday: 2025-W52
+				psn('b', "2025-12-29T10:00:00Z"), // Monday: already 2026-W01
+				psn('c', "2026-01-01T10:00:00Z"), // 2026-W01
+				psn('d', "2026-12-28T10:00:00Z"), // Monday: 2026-W53
+				psn('e', "2027-01-01T10:00:00Z"), // Friday: still 2026-W53
+				psn('f', "2027-01-03T10:00:00Z"), // Sunday: 2026-W53, newest of that week
+				psn('g', "2027-01-04T10:00:00Z"), // Monday: 2027-W01
+			},
+			policy: Policy{Weekly: 3},
+			want:   map[byte]string{'g': "weekly 2027-W01", 'f': "weekly 2026-W53", 'c': "weekly 2026-W01"},
+		},
+		{
+			name: "months of different lengths",
+			sns: []*Snapshot{
+				psn('a', "2026-01-31T23:59:59Z"), psn('b', "2026-02-01T00:00:00Z"), psn('c', "2026-02-28T23:59:59Z"),
+				psn('d', "2026-03-01T00:00:00Z"), psn('e', "2026-03-31T12:00:00Z"), psn('f', "2026-04-30T12:00:00Z"),
+			},
+			policy: Policy{Monthly: 4},
+			want:   map[byte]string{'f': "monthly 2026-04", 'e': "monthly 2026-03", 'c': "monthly 2026-02", 'a': "monthly 2026-01"},
+		},
+		{
+			name: "within a month of March 31 reaches back to the end of February",
+			sns: []*Snapshot{psn('a', "2026-02-27T12:00:00Z"), psn('b', "2026-02-28T12:00:00Z"), psn('c', "2026-03-02T12:00:00Z"),
+				psn('d', "2026-03-31T12:00:00Z")},
+			policy: Policy{Within: Span{Months: 1}},
+			want:   map[byte]string{'d': "within 1m", 'c': "within 1m", 'b': "within 1m"},
+		},
+		{
+			name: "within counts back from the newest snapshot, not from now",
+			sns: []*Snapshot{psn('a', "2026-01-01T00:00:00Z"), psn('b', "2026-01-05T00:00:00Z"), psn('c', "2026-01-08T00:00:00Z"),
+				psn('d', "2026-01-09T00:00:00Z")},
+			policy: Policy{Within: Span{Days: 4}},
+			want:   map[byte]string{'d': "within 4d", 'c': "within 4d", 'b': "within 4d"},
+		},
+		{
+			name: "yearly and hourly",
+			sns: []*Snapshot{psn('a', "2024-06-01T10:10:00Z"), psn('b', "2025-03-01T10:10:00Z"), psn('c', "2025-12-31T23:10:00Z"),
+				psn('d', "2026-05-05T10:10:00Z"), psn('e', "2026-05-05T10:50:00Z")},
+			policy: Policy{Yearly: 2, Hourly: 2},
+			want:   map[byte]string{'e': "hourly 2026-05-05 10:00; yearly 2026", 'c': "hourly 2025-12-31 23:00; yearly 2025"},
+		},
+		{
+			name: "snapshots dated in the future are kept and do not count",
+			sns: []*Snapshot{psn('a', "2027-05-30T03:00:00Z"), psn('b', "2027-05-31T03:00:00Z"), psn('c', "2027-06-01T11:00:00Z"),
+				psn('z', "2031-01-01T00:00:00Z"), psn('y', "2027-06-01T12:00:01Z")},
+			policy: Policy{Last: 1, Daily: 2, Within: Span{Hours: 1}},
+			want: map[byte]string{'z': "in the future", 'y': "in the future", 'c': "last 1; daily 2027-06-01; within 1h",
+				'b': "daily 2027-05-31"},
+		},
+		{
+			name:   "only future snapshots",
+			sns:    []*Snapshot{psn('z', "2031-01-01T00:00:00Z")},
+			policy: Policy{Last: 1},
+			want:   map[byte]string{'z': "in the future"},
+		},
+		{
+			name:   "equal timestamps: the higher ID counts as newer",
+			sns:    []*Snapshot{psn('b', "2026-11-20T03:00:00Z"), psn('a', "2026-11-20T03:00:00Z"), psn('c', "2026-11-20T03:00:00Z")},
+			policy: Policy{Last: 1, Daily: 5},
+			want:   map[byte]string{'c': "last 1; daily 2026-11-20"},
+		},
+		{
+			name:   "equal timestamps: last 2",
+			sns:    []*Snapshot{psn('b', "2026-11-20T03:00:00Z"), psn('a', "2026-11-20T03:00:00Z"), psn('c', "2026-11-20T03:00:00Z")},
+			policy: Policy{Last: 2},
+			want:   map[byte]string{'c': "last 1", 'b': "last 2"},
+		},
+		{
+			name: "tags",
+			sns: []*Snapshot{psn('a', "2026-01-01T00:00:00Z", "release"), psn('b', "2026-01-02T00:00:00Z", "x", "y"),
+				psn('c', "2026-01-03T00:00:00Z", "x"), psn('d', "2026-01-04T00:00:00Z")},
+			policy: Policy{Tags: []string{"release", "x,y"}, Last: 1},
+			want:   map[byte]string{'d': "last 1", 'a': "tag release", 'b': "tag x,y"},
+		},
+		{
+			name:   "more periods asked than there are",
+			sns:    []*Snapshot{psn('a', "2026-01-01T00:00:00Z"), psn('b', "2026-01-01T01:00:00Z")},
+			policy: Policy{Daily: 30, Monthly: 12},
+			want:   map[byte]string{'b': "daily 2026-01-01; monthly 2026-01"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			loc := tc.loc
+			if loc == nil {
+				loc = time.UTC
+			}
+			n := tc.now
+			if n.IsZero() {
+				n = now
+			}
+			ds := ApplyPolicy(tc.sns, tc.policy, n, loc)
+			if len(ds) != len(tc.sns) {
+				t.Fatalf("%d decisions for %d snapshots", len(ds), len(tc.sns))
+			}
+			got := map[byte]string{}
+			for i, d := range ds {
+				if i > 0 && ds[i-1].Snapshot.Time.Before(d.Snapshot.Time) {
+					t.Errorf("decisions not newest first at %d", i)
+				}
+				if d.Keep != (len(d.Reasons) > 0) {
+					t.Errorf("%c: keep=%v with reasons %q", d.Snapshot.ID[0], d.Keep, d.Reasons)
+				}
+				if d.Keep {
+					got[d.Snapshot.ID[0]] = strings.Join(d.Reasons, "; ")
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("kept:\n got %s\nwant %s", fmtKept(got), fmtKept(tc.want))
+			}
+		})
+	}
+}
+
+func fmtKept(m map[byte]string) string {
+	var b strings.Builder
+	for c := byte('a'); c <= 'z'; c++ {
+		if r, ok := m[c]; ok {
+			b.WriteString(string(c) + "=[" + r + "] ")
+		}
+	}
+	return b.String()
+}
+
+func TestApplyPolicyDoesNotReorderInput(t *testing.T) {
+	in := []*Snapshot{psn('a', "2026-01-01T00:00:00Z"), psn('b', "2026-01-02T00:00:00Z")}
+	ApplyPolicy(in, Policy{Last: 1}, time.Now(), time.UTC)
+	if in[0].ID[0] != 'a' {
+		t.Fatal("ApplyPolicy reordered its input")
+	}
+}
+
+func TestParseSpan(t *testing.T) {
+	for in, want := range map[string]Span{"7d": {Days: 7}, "2w": {Days: 14}, "1y6m": {Years: 1, Months: 6}, "36h": {Hours: 36}, "1y2m3w4d5h": {1, 2, 25, 5}} {
+		got, err := ParseSpan(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSpan(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "7", "d", "7x", "1.5d", "-3d", "99999999999d"} {
+		if _, err := ParseSpan(bad); err == nil {
+			t.Errorf("ParseSpan(%q) accepted", bad)
+		}
+	}
+	march31 := time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC)
+	for sp, want := range map[Span]time.Time{
+		{Months: 1}:  time.Date(2026, 2, 28, 10, 0, 0, 0, time.UTC),
+		{Months: 3}:  time.Date(2025, 12, 31, 10, 0, 0, 0, time.UTC),
+		{Months: 13}: time.Date(2025, 2, 28, 10, 0, 0, 0, time.UTC),
+		{Years: 2}:   time.Date(2024, 3, 31, 10, 0, 0, 0, time.UTC),
+		{Days: 31}:   time.Date(2026, 2, 28, 10, 0, 0, 0, time.UTC),
+		{Hours: 11}:  time.Date(2026, 3, 30, 23, 0, 0, 0, time.UTC),
+	} {
+		if got := sp.Before(march31); !got.Equal(want) {
+			t.Errorf("%v before %v = %v, want %v", sp, march31, got, want)
+		}
+	}
+	if got := (Span{Years: 1}).Before(time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC)); !got.Equal(time.Date(2027, 2, 28, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("a year before 2028-02-29 = %v", got)
+	}
+}
+
+func TestGroupSnapshots(t *testing.T) {
+	a := psn('a', "2026-01-01T00:00:00Z", "x")
+	b := psn('b', "2026-01-02T00:00:00Z", "y")
+	c := psn('c', "2026-01-03T00:00:00Z", "x")
+	c.Host = "other"
+	d := psn('d', "2026-01-04T00:00:00Z")
+	d.Paths = nil
+	d.Sources = []Source{{Path: "/db/app.sql", Kind: "postgres"}}
+	by, err := ParseGroupBy("host,paths")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := GroupSnapshots([]*Snapshot{a, b, c, d}, by)
+	if len(gs) != 3 || len(gs[0].Snapshots) != 2 || gs[1].Key.Host != "other" || !reflect.DeepEqual(gs[2].Key.Paths, []string{"/db/app.sql"}) {
+		t.Fatalf("groups by host,paths: %+v", gs)
+	}
+	by, _ = ParseGroupBy("tags")
+	if gs := GroupSnapshots([]*Snapshot{a, b, c, d}, by); len(gs) != 3 || len(gs[0].Snapshots) != 2 {
+		t.Fatalf("groups by tags: %+v", gs)
+	}
+	by, _ = ParseGroupBy("")
+	if gs := GroupSnapshots([]*Snapshot{a, b, c, d}, by); len(gs) != 1 || gs[0].Key.String() != "all snapshots" {
+		t.Fatalf("one group: %+v", gs)
+	}
+	if _, err := ParseGroupBy("host,colour"); err == nil {
+		t.Fatal("ParseGroupBy accepted an unknown field")
+	}
+}

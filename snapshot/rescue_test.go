@@ -1,0 +1,89 @@
+package snapshot
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/snap-backup/snap/chunk"
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
+)
+
+func rescueFixture(t *testing.T) (*index.Index, repo.ID) {
+	t.Helper()
+	dir := t.TempDir()
+	be, err := local.Create(dir + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(context.Background(), be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
+		repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := index.Open(context.Background(), r, dir+"/cache", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close(); r.Close() })
+	plain := []byte("a blob that an earlier backup stored")
+	id := repo.ID(chunk.NewHasher(r.IDKey()).Sum(plain))
+	w := index.NewWriter(ix, index.WriterOptions{})
+	if _, err := w.Save(context.Background(), repo.DataBlob, id, plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return ix, id
+}
+
+func pruneNothingUsed(t *testing.T, ix *index.Index, instant bool) {
+	t.Helper()
+	_, err := index.Prune(context.Background(), ix, index.PruneOptions{Instant: instant,
+		Used: func(context.Context) (index.BlobSet, error) { return index.BlobSet{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A backup reused a blob; a prune then marked its pack. Before the
+// snapshot is saved, confirmReused copies the blob into a live pack
+// (invariant 9), so the next prune may delete the marked pack.
+func TestConfirmReusedRescuesFromMarkedPack(t *testing.T) {
+	ix, id := rescueFixture(t)
+	w := index.NewWriter(ix, index.WriterOptions{})
+	if !w.Known(repo.DataBlob, id) {
+		t.Fatal("blob not known")
+	}
+	old, _ := ix.Lookup(repo.DataBlob, id)
+	pruneNothingUsed(t, ix, false) // another host's prune marks the pack
+	if ix.Has(repo.DataBlob, id) {
+		t.Fatal("the pack should be marked")
+	}
+	if err := confirmReused(context.Background(), ix, w); err != nil {
+		t.Fatal(err)
+	}
+	loc, ok := ix.Lookup(repo.DataBlob, id)
+	if !ok || loc.Status != index.PackLive || loc.Pack == old.Pack {
+		t.Fatalf("blob not rescued into a live pack: %+v", loc)
+	}
+	if _, err := ix.LoadBlob(context.Background(), repo.DataBlob, id, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// If the pack is gone altogether (something bypassed the protocol), the
+// backup fails instead of saving a snapshot that refers to it.
+func TestConfirmReusedFailsWhenPackIsGone(t *testing.T) {
+	ix, id := rescueFixture(t)
+	w := index.NewWriter(ix, index.WriterOptions{})
+	w.Known(repo.DataBlob, id)
+	pruneNothingUsed(t, ix, true)
+	err := confirmReused(context.Background(), ix, w)
+	if err == nil || !strings.Contains(err.Error(), "no longer in the index") {
+		t.Fatalf("confirmReused after the pack was deleted: %v", err)
+	}
+}

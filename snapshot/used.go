@@ -1,0 +1,60 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
+)
+
+// UsedBlobs returns every blob the snapshots refer to: their trees and the
+// data blobs of their files. Each tree is read once, however many
+// snapshots share it. A tree that cannot be read is an error naming the
+// snapshot: prune must not run on a partial picture.
+func UsedBlobs(ctx context.Context, ix *index.Index, sns []*Snapshot) (index.BlobSet, error) {
+	used := index.BlobSet{}
+	for _, sn := range sns {
+		if !used.Add(repo.TreeBlob, sn.Tree) {
+			continue
+		}
+		type item struct {
+			id   repo.ID
+			path string
+		}
+		stack := []item{{sn.Tree, "/"}}
+		for len(stack) > 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			it := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			t, err := LoadTree(ctx, ix, it.id)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot %s: directory %s: %w", sn.ID.Short(), it.path, err)
+			}
+			for i := range t.Nodes {
+				n := &t.Nodes[i]
+				switch n.Type {
+				case sources.TypeFile:
+					for _, id := range n.Content {
+						used.Add(repo.DataBlob, id)
+					}
+				case sources.TypeDir:
+					if used.Add(repo.TreeBlob, n.Subtree) {
+						stack = append(stack, item{n.Subtree, joinPath(it.path, n.Name)})
+					}
+				}
+			}
+		}
+	}
+	return used, nil
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
