@@ -118,6 +118,10 @@ type saveJob struct {
 	id   repo.ID
 	data []byte
 	buf  []byte
+	// hashed, when set, means the save worker hashes the chunk: it writes
+	// the ID to *slot, skips the chunk if it is known, and calls Done.
+	slot   *repo.ID
+	hashed *sync.WaitGroup
 }
 
 func chunkParams(p repo.ChunkerParams) chunk.Params {
@@ -235,9 +239,21 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
+			h := a.ix.Hasher()
+			defer a.ix.PutHasher(h)
 			for j := range a.saveQ {
-				_, err := a.w.Save(ctx, repo.DataBlob, j.id, j.data)
+				var err error
+				if j.slot != nil {
+					j.id = repo.ID(h.Sum(j.data))
+					*j.slot = j.id
+				}
+				if j.slot == nil || !a.w.Known(repo.DataBlob, j.id) {
+					_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
+				}
 				a.bufs.put(j.buf)
+				if j.hashed != nil {
+					j.hashed.Done()
+				}
 				if err != nil {
 					a.failSave(err)
 				}
@@ -264,7 +280,7 @@ func (e *streamError) Unwrap() error { return e.err }
 // the chunk IDs and the byte count. It does not wait for the chunks to be
 // saved: a save error stops the whole run (see failSave), and the snapshot
 // is written only after the writer's Flush.
-func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64) ([]repo.ID, int64, error) {
+func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64) (ids []repo.ID, total int64, err error) {
 	var ch *chunk.Chunker
 	if v := a.chunkers.Get(); v != nil && p == a.files {
 		ch = v.(*chunk.Chunker)
@@ -281,11 +297,25 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 	defer a.ix.PutHasher(h)
 
 	var (
-		ids   []repo.ID
-		total int64
+		// A large file or a stream has its chunks hashed by the save
+		// workers, so that chunking, the one stage that cannot be split,
+		// has its core to itself; small files hash their chunks here,
+		// without waiting for the save workers.
+		offload = size < 0 || size > offloadSize
+		slots   []*repo.ID
+		hashed  sync.WaitGroup
 	)
 	if size >= 0 {
 		ids = make([]repo.ID, 0, size/int64(p.MinSize)/2+1)
+	}
+	if offload {
+		defer func() {
+			hashed.Wait()
+			ids = ids[:0]
+			for _, s := range slots {
+				ids = append(ids, *s)
+			}
+		}()
 	}
 	for {
 		// A file needs no more room than what is left of it (plus a byte
@@ -307,23 +337,37 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			a.bufs.put(buf)
 			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
 		}
-		id := repo.ID(h.Sum(data))
-		ids = append(ids, id)
 		total += int64(len(data))
 		a.nRead.Add(int64(len(data)))
 		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
-		if a.w.Known(repo.DataBlob, id) {
-			a.bufs.put(buf)
-			continue
+		job := saveJob{data: data, buf: data[:0]}
+		if offload {
+			job.slot, job.hashed = new(repo.ID), &hashed
+			slots = append(slots, job.slot)
+			hashed.Add(1)
+		} else {
+			job.id = repo.ID(h.Sum(data))
+			ids = append(ids, job.id)
+			if a.w.Known(repo.DataBlob, job.id) {
+				a.bufs.put(buf)
+				continue
+			}
 		}
 		select {
-		case a.saveQ <- saveJob{id: id, data: data, buf: data[:0]}:
+		case a.saveQ <- job:
 		case <-ctx.Done():
 			a.bufs.put(buf)
+			if job.hashed != nil {
+				hashed.Done()
+			}
 			return ids, total, ctx.Err()
 		}
 	}
 }
+
+// offloadSize is the file size above which the save workers hash the
+// chunks (see saveContent): four chunks of the default file bounds.
+const offloadSize = 4 * (chunk.DefaultMinSize + 1<<chunk.DefaultAverageBits)
 
 // saveFile reads one regular file. It is called by the file workers.
 func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileResult {
