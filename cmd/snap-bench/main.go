@@ -55,7 +55,7 @@ func mainErr() error {
 	flag.StringVar(&tools, "tools", "snap,restic,borg", "tools to compare")
 	flag.StringVar(&datasets, "datasets", "1,2,3", "datasets to run")
 	flag.IntVar(&cfg.indexBlobs, "index-blobs", 1_000_000, "blobs in the synthetic index of the memory test (0 skips it)")
-	flag.IntVar(&cfg.repeat, "repeat", 3, "runs of each repeatable dataset 1 operation (the median is reported)")
+	flag.IntVar(&cfg.repeat, "repeat", 5, "runs of each repeatable dataset 1 operation (the median is reported)")
 	flag.Int64Var(&cfg.bigMiB, "bigfile-mib", 2048, "size of dataset 2 in MiB")
 	flag.IntVar(&cfg.filesLimit, "files", 0, "copy only this many files into dataset 1 (0: all)")
 	flag.StringVar(&pgURL, "pg", "postgres://postgres@127.0.0.1:5432", "PostgreSQL server for dataset 3")
@@ -76,6 +76,7 @@ func mainErr() error {
 			"pg-tx":       func() { cfg.pg.tx = 200 },
 			"index-blobs": func() { cfg.indexBlobs = 100_000 },
 			"benchtime":   func() { cfg.benchtime = "300ms" },
+			"repeat":      func() { cfg.repeat = 3 },
 		}
 		for name, f := range defaults {
 			if !set[name] {
@@ -168,11 +169,11 @@ func runBench(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	disk, err := diskWriteRate(filepath.Join(cfg.work, "disktest"))
+	io, err := measureIO(filepath.Join(cfg.work, "disktest"))
 	if err != nil {
 		return err
 	}
-	rep.stages, rep.stageCmd, rep.limits = st, cmd, computeLimits(st, disk)
+	rep.stages, rep.stageCmd, rep.limits = st, cmd, computeLimits(st, io)
 	rep.stageSample = sample
 
 	for _, ds := range sets {
@@ -181,6 +182,9 @@ func runBench(ctx context.Context, cfg *config) error {
 			return err
 		}
 		rep.results = append(rep.results, res)
+		if s := res.tool("snap"); ds.key == "2" && s != nil && s.SizeInitial > 0 {
+			rep.limits.withLimitIO(float64(s.SizeInitial) / float64(res.bytesInitial))
+		}
 		if ds.key == "3" {
 			logf("dataset 3: chunker parameter sweep")
 			rows := sweepSets()

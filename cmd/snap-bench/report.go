@@ -134,6 +134,9 @@ func (r *report) targets() []targetRow {
 			rate := float64(res.bytesInitial) / 1e6 / s.Initial.M.Wall.Seconds()
 			frac := rate / r.limits.CreateStream
 			row.got = fmt.Sprintf("%.0f %% (%.0f of %.0f MB/s)", frac*100, rate, r.limits.CreateStream)
+			if r.limits.CreateIO > 0 {
+				row.got += fmt.Sprintf("; %.0f %% of the %.0f MB/s that counts I/O", 100*rate/r.limits.CreateIO, r.limits.CreateIO)
+			}
 			row.ok, row.known, row.profile = frac >= 0.8, true, s.Initial.Profile
 			if !row.ok {
 				row.got += fmt.Sprintf("; missed by %.0f points", (0.8-frac)*100)
@@ -209,7 +212,8 @@ func (r *report) renderStages(p func(string, ...any)) {
 	for _, s := range r.stages {
 		p("| %s | %s | %.0f |", s.Name, s.About, s.MBps)
 	}
-	p("| storage | write + fsync of 16 MiB packs (all cores) | %.0f |", r.limits.DiskWrite)
+	p("| storage | write + fsync of 16 MiB packs (all cores; %.2f ms of CPU per MB written, %.2f per MB read back) | %.0f |",
+		r.limits.WriteCPU*1000, r.limits.ReadCPU*1000, r.limits.DiskWrite)
 	p("")
 	l := r.limits
 	p("Implied limits on this %d-core machine:", l.Cores)
@@ -217,6 +221,10 @@ func (r *report) renderStages(p func(string, ...any)) {
 	p("- **create, one stream**: min(chunk+hash on one core = %.0f MB/s, all stages over %d cores = %.0f MB/s) = **%.0f MB/s**",
 		l.ChunkHash, l.Cores, l.CreateCPU, l.CreateStream)
 	p("  (a stream is chunked and hashed by one goroutine; compression and encryption run on every core).")
+	if l.CreateIO > 0 {
+		p("  Counting the CPU the kernel spends reading the input and writing the packs (%.2f bytes of packs per byte of dataset 2 for snap),", l.StoredRatio)
+		p("  the limit is **%.0f MB/s**. The stage benchmarks leave that out; the target uses the limit above.", l.CreateIO)
+	}
 	if l.DiskWrite > 0 && l.DiskWrite < l.CreateStream {
 		p("  The storage write rate measured here (%.0f MB/s of packs) is lower than that CPU limit for incompressible data.", l.DiskWrite)
 	}

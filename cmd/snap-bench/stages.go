@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -87,9 +88,16 @@ type limits struct {
 	Restore float64
 	// DiskWrite is the measured rate of writing 16 MiB files with fsync.
 	DiskWrite float64
+	// WriteCPU and ReadCPU are the CPU seconds per MB that writing those
+	// files (the kernel's copy, file system and fsync work) and reading
+	// them back from the page cache cost; CreateIO is CreateStream with
+	// them counted, for a stream whose packs take StoredRatio of its size.
+	WriteCPU, ReadCPU float64
+	StoredRatio       float64
+	CreateIO          float64
 }
 
-func computeLimits(st []stage, disk float64) limits {
+func computeLimits(st []stage, io ioCost) limits {
 	inv := func(names ...string) float64 {
 		s := 0.0
 		for _, n := range names {
@@ -101,7 +109,7 @@ func computeLimits(st []stage, disk float64) limits {
 		}
 		return s
 	}
-	l := limits{Cores: runtime.NumCPU(), DiskWrite: disk}
+	l := limits{Cores: runtime.NumCPU(), DiskWrite: io.writeMBps, WriteCPU: io.writeCPU, ReadCPU: io.readCPU}
 	if ch := inv("Chunker", "BLAKE3"); ch > 0 {
 		l.ChunkHash = 1 / ch
 	}
@@ -115,46 +123,89 @@ func computeLimits(st []stage, disk float64) limits {
 	return l
 }
 
-// diskWriteRate writes 16 files of 16 MiB the way the local backend does
-// (write, fsync, rename, fsync the directory) and returns MB/s.
-func diskWriteRate(dir string) (float64, error) {
+// withLimitIO adds the I/O cost to the create limit: per byte of a stream,
+// one byte read and storedRatio bytes of packs written.
+func (l *limits) withLimitIO(storedRatio float64) {
+	l.StoredRatio = storedRatio
+	if l.CreateCPU == 0 {
+		return
+	}
+	perMB := float64(l.Cores)/l.CreateCPU + l.ReadCPU + storedRatio*l.WriteCPU // CPU seconds per MB
+	l.CreateIO = min(l.ChunkHash, float64(l.Cores)/perMB)
+}
+
+// ioCost is what storage costs: the write rate and the CPU time per MB of
+// writing (and of reading back from the page cache).
+type ioCost struct {
+	writeMBps, writeCPU, readCPU float64
+}
+
+// measureIO writes 16 files of 16 MiB the way the local backend does
+// (write, fsync, rename, fsync the directory), then reads them back.
+func measureIO(dir string) (ioCost, error) {
+	var c ioCost
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
+		return c, err
 	}
 	defer os.RemoveAll(dir)
 	buf := make([]byte, 16<<20)
 	fillRandom(rand.New(rand.NewPCG(7, 7)), buf)
 	d, err := os.Open(dir)
 	if err != nil {
-		return 0, err
+		return c, err
 	}
 	defer d.Close()
-	start := time.Now()
 	const files = 16
+	mb := float64(files*len(buf)) / 1e6
+	start, cpu0 := time.Now(), cpuTime()
 	for i := range files {
 		p := filepath.Join(dir, fmt.Sprintf("tmp-%d", i))
 		f, err := os.Create(p)
 		if err != nil {
-			return 0, err
+			return c, err
 		}
 		buf[0] = byte(i)
 		if _, err := f.Write(buf); err != nil {
 			f.Close()
-			return 0, err
+			return c, err
 		}
 		if err := f.Sync(); err != nil {
 			f.Close()
-			return 0, err
+			return c, err
 		}
 		if err := f.Close(); err != nil {
-			return 0, err
+			return c, err
 		}
 		if err := os.Rename(p, filepath.Join(dir, fmt.Sprintf("pack-%d", i))); err != nil {
-			return 0, err
+			return c, err
 		}
 		if err := d.Sync(); err != nil {
-			return 0, err
+			return c, err
 		}
 	}
-	return float64(files*len(buf)) / 1e6 / time.Since(start).Seconds(), nil
+	c.writeMBps = mb / time.Since(start).Seconds()
+	c.writeCPU = (cpuTime() - cpu0).Seconds() / mb
+	cpu0 = cpuTime()
+	for i := range files {
+		f, err := os.Open(filepath.Join(dir, fmt.Sprintf("pack-%d", i)))
+		if err != nil {
+			return c, err
+		}
+		for {
+			n, err := f.Read(buf[:512<<10])
+			if n == 0 || err != nil {
+				break
+			}
+		}
+		f.Close()
+	}
+	c.readCPU = (cpuTime() - cpu0).Seconds() / mb
+	return c, nil
+}
+
+// cpuTime is the user and system time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
