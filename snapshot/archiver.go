@@ -832,13 +832,14 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		out <- fileResult{err: err} // reported and skipped by the receiver
 		return
 	}
+	metas := a.statAll(p, names)
 	entries := make([]chan fileResult, 0, len(names))
-	for _, name := range names {
+	for i, name := range names {
 		cp := filepath.Join(p, name)
-		if sources.MatchAny(a.opts.Excludes, cp) {
+		cm, err := metas[i].meta, metas[i].err
+		if metas[i].excluded {
 			continue
 		}
-		cm, err := a.meta.Lstat(cp, name)
 		if err != nil {
 			if !sources.IsNotExist(err) {
 				a.report(err)
@@ -857,6 +858,53 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		entries = append(entries, a.saveEntry(ctx, cp, cm, pn))
 	}
 	go func() { out <- a.finishDir(ctx, m, entries) }()
+}
+
+type statResult struct {
+	meta     sources.Meta
+	err      error
+	excluded bool
+}
+
+// statGroup is how many entries of a directory one walker stats.
+const statGroup = 256
+
+// statAll stats the entries of directory p (leaving out excluded ones). A
+// large directory is cut into groups of statGroup entries that free
+// walkers stat at the same time, so that a directory of a hundred thousand
+// files is not listed by one core.
+func (a *archiver) statAll(p string, names []string) []statResult {
+	out := make([]statResult, len(names))
+	var wg sync.WaitGroup
+	for start := 0; start < len(names); start += statGroup {
+		end := min(start+statGroup, len(names))
+		group := func() {
+			for i := start; i < end; i++ {
+				cp := filepath.Join(p, names[i])
+				if sources.MatchAny(a.opts.Excludes, cp) {
+					out[i].excluded = true
+					continue
+				}
+				out[i].meta, out[i].err = a.meta.Lstat(cp, names[i])
+			}
+		}
+		if end < len(names) {
+			select {
+			case a.walkers <- struct{}{}:
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-a.walkers }()
+					group()
+				}()
+				continue
+			default:
+			}
+		}
+		group()
+	}
+	wg.Wait()
+	return out
 }
 
 // finishDir waits for a directory's entries, in order, and saves its tree.

@@ -111,6 +111,14 @@ func makeTree(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
+	// A flat directory larger than one group of statAll.
+	flat := filepath.Join(dir, "flat")
+	if err := os.MkdirAll(flat, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2*statGroup + 10 {
+		writeFile(t, filepath.Join(flat, fmt.Sprintf("f%04d", i)), []byte(fmt.Sprint(i)), 0o644)
+	}
 	// 6 MiB: random data, a run of zeros and a hole, then more data.
 	big := make([]byte, 6<<20)
 	for i := range big[:2<<20] {
@@ -214,15 +222,15 @@ func TestPipelineRoundTrip(t *testing.T) {
 	makeTree(t, src)
 	// One walker: most directories are listed inline, some by the walker.
 	sn := p.create([]string{src}, ArchiveOptions{Walkers: 1, FileWorkers: 3, SaveWorkers: 2})
-	if sn.Summary.Files != 40*12+3 {
-		t.Fatalf("saved %d files, want %d", sn.Summary.Files, 40*12+3)
+	if sn.Summary.Files != 40*12+3+2*statGroup+10 {
+		t.Fatalf("saved %d files, want %d", sn.Summary.Files, 40*12+3+2*statGroup+10)
 	}
 	target := t.TempDir()
 	st, errs := p.restore(sn, "/", target, RestoreOptions{Workers: 3})
 	if len(errs) > 0 {
 		t.Fatalf("restore reported %v", errs)
 	}
-	if st.Files != 40*12+3 {
+	if st.Files != 40*12+3+2*statGroup+10 {
 		t.Fatalf("restored %d files", st.Files)
 	}
 	got := filepath.Join(target, src)
