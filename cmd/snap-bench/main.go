@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -336,6 +337,7 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 			}
 		}
 		op := fmt.Sprintf("ds%s-initial-%d", ds.key, rep)
+		warmDataset(ds)
 		m, err := t.Create(ds, op)
 		return m, prof(t, op), err
 	}, func(r *toolResult) *opResult { return &r.Initial })
@@ -344,6 +346,7 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 	}
 	phase("no-change create", reps, func(t backupTool, rep int) (measurement, string, error) {
 		op := fmt.Sprintf("ds%s-nochange-%d", ds.key, rep)
+		warmDataset(ds)
 		m, err := t.Create(ds, op)
 		return m, prof(t, op), err
 	}, func(r *toolResult) *opResult { return &r.NoChange })
@@ -357,6 +360,7 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 	res.change, res.bytesChanged = change, ds.bytes
 	phase("create after change", 1, func(t backupTool, rep int) (measurement, string, error) {
 		op := fmt.Sprintf("ds%s-changed", ds.key)
+		warmDataset(ds)
 		m, err := t.Create(ds, op)
 		return m, prof(t, op), err
 	}, func(r *toolResult) *opResult { return &r.Changed })
@@ -378,6 +382,7 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 			return measurement{}, "", err
 		}
 		op := fmt.Sprintf("ds%s-restore-%d", ds.key, rep)
+		warm(filepath.Join(cfg.work, "repos", "ds"+ds.key, t.Name(), "repo"))
 		m, got, err := t.Restore(ds, target, op)
 		if err != nil {
 			return m, "", err
@@ -403,4 +408,36 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 	}, func(r *toolResult) *opResult { return &r.Restore })
 	res.loadAfter = loadAvg()
 	return res, nil
+}
+
+// warmDataset reads the dataset into the page cache before a create.
+// Every run starts warm: borg drops the page cache of each file it reads
+// (posix_fadvise DONTNEED), which would leave the tool after it reading
+// from disk.
+func warmDataset(ds *dataset) {
+	if ds.root != "" {
+		warm(ds.root)
+	} else {
+		warm(ds.stream)
+	}
+}
+
+// warm reads every regular file below path (or path itself).
+func warm(path string) {
+	buf := make([]byte, 1<<20)
+	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return nil
+			}
+		}
+	})
 }
