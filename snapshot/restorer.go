@@ -334,22 +334,23 @@ func (r *Restorer) mayContainIncluded(snapPath string) bool {
 // restoreFile queues a file's contents for the workers, or makes it a hard
 // link to an earlier copy of it.
 func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n Node) error {
+	// The walker creates the file: so that later hard links to it find
+	// it, before several workers write its parts, and so that the files of
+	// one directory are created one after the other (file systems lock the
+	// directory, and ext4 the inode group, while they create an entry:
+	// workers creating files side by side in one directory mostly wait).
 	fh := &fileHandle{dir: d, rel: rel, node: n}
-	if n.Links > 1 || len(n.Content) > partChunks {
-		// Create it now: so that later links to it find it, and before
-		// several workers write its parts.
-		f, linked, err := r.createFirst(d, rel, n)
-		if err != nil {
-			r.fail(rel, err)
-			return nil
-		}
-		if linked {
-			r.nFiles.Add(1)
-			r.opts.Report(Event{Kind: EventFile, Path: rel}) // no bytes: a link
-			return nil
-		}
-		fh.f = f
+	f, linked, err := r.createFirst(d, rel, n)
+	if err != nil {
+		r.fail(rel, err)
+		return nil
 	}
+	if linked {
+		r.nFiles.Add(1)
+		r.opts.Report(Event{Kind: EventFile, Path: rel}) // no bytes: a link
+		return nil
+	}
+	fh.f = f
 	jobs := []restoreJob{{file: fh, n: len(n.Content), whole: true}}
 	if len(n.Content) > partChunks {
 		// Several parts: their offsets come from the blobs' sizes.
@@ -385,9 +386,8 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 	return nil
 }
 
-// createFirst creates a file that is written in parts or that has hard
-// links, unless it is a hard link to a file already restored, which it then
-// links to. Walkers run in parallel, so the first copy of a hard-linked
+// createFirst creates a file, unless it is a hard link to a file already
+// restored, which it then links to. Walkers run in parallel, so the first copy of a hard-linked
 // file is created under linksMu: a later link never finds it missing.
 func (r *Restorer) createFirst(d *dirHandle, rel string, n Node) (f *sources.File, linked bool, err error) {
 	if n.Links > 1 {
@@ -431,14 +431,6 @@ func (r *Restorer) worker(ctx context.Context) {
 // files stay sparse.
 func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]byte, error) {
 	fh := j.file
-	if j.whole && fh.f == nil {
-		// A file of one part: created by the worker that writes it.
-		f, err := fh.dir.dir.CreateFile(fh.node.Name)
-		if err != nil {
-			return buf, err
-		}
-		fh.f = f
-	}
 	off := j.off
 	for i := range j.n {
 		var err error
