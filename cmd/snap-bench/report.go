@@ -218,9 +218,9 @@ func (r *report) renderStages(p func(string, ...any)) {
 	l := r.limits
 	p("Implied limits on this %d-core machine:", l.Cores)
 	p("")
-	p("- **create, one stream**: min(chunk+hash on one core = %.0f MB/s, all stages over %d cores = %.0f MB/s) = **%.0f MB/s**",
-		l.ChunkHash, l.Cores, l.CreateCPU, l.CreateStream)
-	p("  (a stream is chunked and hashed by one goroutine; compression and encryption run on every core).")
+	p("- **create, one stream**: min(chunker on one core = %.0f MB/s, all stages over %d cores = %.0f MB/s) = **%.0f MB/s**",
+		l.Chunk, l.Cores, l.CreateCPU, l.CreateStream)
+	p("  (a stream is chunked by one goroutine; hashing, compression and encryption run on every core).")
 	if l.CreateIO > 0 {
 		p("  Counting the CPU the kernel spends reading the input and writing the packs (%.2f bytes of packs per byte of dataset 2 for snap),", l.StoredRatio)
 		p("  the limit is **%.0f MB/s**. The stage benchmarks leave that out; the target uses the limit above.", l.CreateIO)

@@ -78,12 +78,13 @@ func stageRate(st []stage, name string) float64 {
 // limits are the throughputs the stage benchmarks imply for one stream.
 type limits struct {
 	Cores int
-	// Create: a stream is chunked and hashed in one goroutine; sealing
-	// runs on every core. So the stream goes no faster than chunk+hash on
-	// one core, nor faster than all the work spread over every core.
+	// Create: a stream is chunked by one goroutine; hashing, compression
+	// and encryption run on every core. So the stream goes no faster than
+	// the chunker on one core, nor faster than all the work spread over
+	// every core.
 	CreateStream float64 // MB/s
 	CreateCPU    float64 // all stages over all cores
-	ChunkHash    float64 // chunk+hash on one core
+	Chunk        float64 // the chunker on one core
 	// Restore: open (decrypt, decompress) and verify (BLAKE3) on every core.
 	Restore float64
 	// DiskWrite is the measured rate of writing 16 MiB files with fsync.
@@ -110,12 +111,12 @@ func computeLimits(st []stage, io ioCost) limits {
 		return s
 	}
 	l := limits{Cores: runtime.NumCPU(), DiskWrite: io.writeMBps, WriteCPU: io.writeCPU, ReadCPU: io.readCPU}
-	if ch := inv("Chunker", "BLAKE3"); ch > 0 {
-		l.ChunkHash = 1 / ch
+	if ch := inv("Chunker"); ch > 0 {
+		l.Chunk = 1 / ch
 	}
 	if all := inv("Chunker", "BLAKE3", "SealBlob"); all > 0 {
 		l.CreateCPU = float64(l.Cores) / all
-		l.CreateStream = min(l.ChunkHash, l.CreateCPU)
+		l.CreateStream = min(l.Chunk, l.CreateCPU)
 	}
 	if r := inv("OpenBlob", "BLAKE3"); r > 0 {
 		l.Restore = float64(l.Cores) / r
@@ -131,7 +132,7 @@ func (l *limits) withLimitIO(storedRatio float64) {
 		return
 	}
 	perMB := float64(l.Cores)/l.CreateCPU + l.ReadCPU + storedRatio*l.WriteCPU // CPU seconds per MB
-	l.CreateIO = min(l.ChunkHash, float64(l.Cores)/perMB)
+	l.CreateIO = min(l.Chunk, float64(l.Cores)/perMB)
 }
 
 // ioCost is what storage costs: the write rate and the CPU time per MB of
