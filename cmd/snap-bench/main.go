@@ -66,7 +66,7 @@ func mainErr() error {
 	flag.BoolVar(&cfg.profile, "profile", true, "write a CPU profile of every snap run (SNAP_CPUPROFILE)")
 	flag.StringVar(&cfg.benchtime, "benchtime", "1s", "go test -benchtime of the stage benchmarks")
 	flag.Parse()
-	cfg.cmdline = strings.Join(os.Args, " ")
+	cfg.cmdline = strings.Join(append([]string{"snap-bench"}, os.Args[1:]...), " ")
 	if cfg.quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
