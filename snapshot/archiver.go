@@ -576,7 +576,7 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 		mode = 0o600
 	}
 	s.Source.Size = n
-	m := sources.Meta{Name: path.Base(s.Path), Type: sources.TypeFile, Mode: mode, Size: uint64(n), MTime: now, ATime: now, CTime: now,
+	m := sources.Meta{Name: path.Base(s.Path), Type: sources.TypeFile, Mode: mode, Size: uint64(n), MTime: now, CTime: now,
 		UID: uint32(getuid()), GID: uint32(getgid())}
 	a.nFiles.Add(1)
 	a.nBytes.Add(n)
@@ -690,7 +690,7 @@ func (a *archiver) syntheticDirMeta(name, metaPath string) sources.Meta {
 		}
 	}
 	now := a.opts.Now().UnixNano()
-	return sources.Meta{Name: name, Type: sources.TypeDir, Mode: 0o755, MTime: now, ATime: now, CTime: now}
+	return sources.Meta{Name: name, Type: sources.TypeDir, Mode: 0o755, MTime: now, CTime: now}
 }
 
 func (a *archiver) parentSubtree(ctx context.Context, pnode *Node) (*Tree, error) {

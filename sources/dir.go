@@ -237,7 +237,7 @@ func (d *Dir) SetMeta(name string, m Meta) error {
 	if m.Type != TypeSymlink {
 		errs = append(errs, unix.Fchmodat(d.fd, name, m.Mode&0o7777, 0))
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(m.ATime), unix.NsecToTimespec(m.MTime)}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
 	errs = append(errs, unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set metadata of %s: %w", d.path(name), err)
@@ -263,9 +263,18 @@ func setFdMeta(fd int, name string, asRoot bool, m Meta) error {
 		}
 	}
 	errs = append(errs, unix.Fchmod(fd, m.Mode&0o7777))
-	errs = append(errs, futimens(fd, m.ATime, m.MTime))
+	errs = append(errs, futimens(fd, atime(m), m.MTime))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set metadata of %s: %w", name, err)
 	}
 	return nil
+}
+
+// atime is the access time to restore: the recorded one, or the
+// modification time when none was recorded.
+func atime(m Meta) int64 {
+	if m.ATime != 0 {
+		return m.ATime
+	}
+	return m.MTime
 }

@@ -55,14 +55,17 @@ type Xattr struct {
 // content. Name is a single path component and may be any byte string
 // without '/' or NUL (not necessarily UTF-8).
 type Meta struct {
-	Name       string
-	Type       FileType
-	Mode       uint32 // permission bits with setuid, setgid and sticky (07777)
-	UID, GID   uint32
-	User       string
-	Group      string
-	Size       uint64
-	MTime      int64 // Unix nanoseconds
+	Name     string
+	Type     FileType
+	Mode     uint32 // permission bits with setuid, setgid and sticky (07777)
+	UID, GID uint32
+	User     string
+	Group    string
+	Size     uint64
+	MTime    int64 // Unix nanoseconds
+	// ATime is not recorded (0): reading a directory or file moves it,
+	// so recording it would make every tree differ from its parent's and
+	// cost a new tree blob per directory per run. Restore sets it to MTime.
 	ATime      int64
 	CTime      int64
 	Inode      uint64
@@ -118,7 +121,6 @@ func FromStat(name string, st *unix.Stat_t) Meta {
 		UID:   st.Uid,
 		GID:   st.Gid,
 		MTime: st.Mtim.Nano(),
-		ATime: st.Atim.Nano(),
 		CTime: st.Ctim.Nano(),
 		Inode: st.Ino,
 		// Device numbers are compared, never interpreted.
