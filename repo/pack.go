@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"unsafe"
 )
 
 // Pack file layout (all integers little endian):
@@ -201,7 +202,17 @@ func (r *Repository) packBuffer(n int) []byte {
 		}
 	default:
 	}
-	return make([]byte, 0, max(n, r.cfg.PackSize+packSlack))
+	return alignedBuffer(max(n, r.cfg.PackSize+packSlack))
+}
+
+// alignedBuffer returns an empty buffer of capacity n that starts on a
+// 4096-byte boundary, so that the local backend can write the pack from it
+// with O_DIRECT (repo/local/directio.go) rather than through the page cache.
+func alignedBuffer(n int) []byte {
+	const align = 4096
+	b := make([]byte, n+align)
+	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (align - 1))
+	return b[off : off : off+n]
 }
 
 // packSlack is the room a pack buffer has beyond the pack size: a pack is

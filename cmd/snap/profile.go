@@ -5,12 +5,14 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
 // startProfiles writes the profiles that the environment asks for, for
 // performance work (see docs/benchmarks.md): SNAP_CPUPROFILE names a file
 // for a CPU profile of the whole run, SNAP_MEMPROFILE one for a heap profile
-// taken at the end. The returned function finishes them.
+// taken at the end, SNAP_TRACE one for an execution trace (go tool trace:
+// where goroutines wait). The returned function finishes them.
 func startProfiles(getenv func(string) string) (stop func()) {
 	var stops []func()
 	if p := getenv("SNAP_CPUPROFILE"); p != "" {
@@ -22,6 +24,17 @@ func startProfiles(getenv func(string) string) (stop func()) {
 			fmt.Fprintf(os.Stderr, "snap: SNAP_CPUPROFILE: %v\n", err)
 		} else {
 			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if p := getenv("SNAP_TRACE"); p != "" {
+		f, err := os.Create(p)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "snap: SNAP_TRACE: %v\n", err)
+		} else {
+			stops = append(stops, func() { trace.Stop(); f.Close() })
 		}
 	}
 	if p := getenv("SNAP_MEMPROFILE"); p != "" {

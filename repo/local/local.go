@@ -22,8 +22,9 @@ const tempPrefix = ".tmp-"
 
 // Backend is a repository in a local directory.
 type Backend struct {
-	dir   string
-	packs *openFiles
+	dir    string
+	packs  *openFiles
+	direct directIO
 }
 
 var _ repo.Backend = (*Backend)(nil)
@@ -129,7 +130,7 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, direct, err := b.direct.open(tmp, h.Type == repo.PackFile && b.direct.use(data))
 	if err != nil {
 		return fmt.Errorf("save %s: %w", h, err)
 	}
@@ -140,7 +141,7 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 			err = fmt.Errorf("save %s: %w", h, err)
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
+	if err = b.direct.write(f, data, direct); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {
