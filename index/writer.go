@@ -125,7 +125,7 @@ func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 	// Compression runs in parallel in the callers; encryption appends to
 	// the pack, under the lock (it is some ten times faster).
 	scratch := w.getScratch(len(plain))
-	payload, compressed, scratch := w.r.CompressBlob(plain, w.opts.Compression, scratch)
+	payload, compressed, scratch := w.r.CompressBlob(plain, repo.BlobLevel(w.opts.Compression, t), scratch)
 	packSize := w.r.Config().PackSize
 	var full []*repo.PackBuilder
 	w.mu.Lock()

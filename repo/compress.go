@@ -37,6 +37,19 @@ func (c Compression) String() string {
 	return [...]string{"off", "fastest", "default", "better"}[c]
 }
 
+// BlobLevel is the level a blob of type t is compressed with when the
+// repository's setting (--compression) is level. Tree blobs get "better"
+// instead of "fastest": they are a small part of a backup's bytes (1 % of
+// the Go source tree's), so compressing them harder costs next to nothing,
+// and they are read by every incremental run, listing and restore. Data
+// blobs get the level as set: it decides the speed of a backup.
+func BlobLevel(level Compression, t BlobType) Compression {
+	if level == CompressionFastest && t == TreeBlob {
+		return CompressionBetter
+	}
+	return level
+}
+
 // encoderWindow is how far back the encoders look for matches. It sets
 // their memory (each encoder state keeps twice the window), and blobs are
 // chunks of a few MiB: a window of 2 MiB compresses them within 0.05 % of

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -281,18 +282,6 @@ func (e *streamError) Unwrap() error { return e.err }
 // saved: a save error stops the whole run (see failSave), and the snapshot
 // is written only after the writer's Flush.
 func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64) (ids []repo.ID, total int64, err error) {
-	var ch *chunk.Chunker
-	if v := a.chunkers.Get(); v != nil && p == a.files {
-		ch = v.(*chunk.Chunker)
-		ch.Reset(rd)
-	} else {
-		ch = chunk.New(rd, p)
-	}
-	defer func() {
-		if p == a.files {
-			a.chunkers.Put(ch)
-		}
-	}()
 	h := a.ix.Hasher()
 	defer a.ix.PutHasher(h)
 
@@ -317,12 +306,78 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			}
 		}()
 	}
+	// emit hands one chunk, read into buf, on (or drops it when known).
+	emit := func(data []byte) error {
+		total += int64(len(data))
+		a.nRead.Add(int64(len(data)))
+		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
+		job := saveJob{data: data, buf: data[:0]}
+		if offload {
+			job.slot, job.hashed = new(repo.ID), &hashed
+			slots = append(slots, job.slot)
+			hashed.Add(1)
+		} else {
+			job.id = repo.ID(h.Sum(data))
+			ids = append(ids, job.id)
+			if a.w.Known(repo.DataBlob, job.id) {
+				a.bufs.put(job.buf)
+				return nil
+			}
+		}
+		select {
+		case a.saveQ <- job:
+			return nil
+		case <-ctx.Done():
+			a.bufs.put(job.buf)
+			if job.hashed != nil {
+				hashed.Done()
+			}
+			return ctx.Err()
+		}
+	}
+
+	if size >= 0 && size < int64(p.MinSize) {
+		// A file smaller than the minimum chunk size is one chunk: read it
+		// with one system call, without the chunker (whose buffered reads
+		// take three calls to see the end of a small file).
+		buf, err := a.getBuf(ctx, uint(size)+1)
+		if err != nil {
+			return ids, total, err
+		}
+		n, eof, err := readSmall(rd, buf[:size+1], int(size))
+		switch {
+		case err != nil:
+			a.bufs.put(buf)
+			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
+		case eof && n == 0:
+			a.bufs.put(buf)
+			return ids, total, nil
+		case eof:
+			return ids, total, emit(buf[:n])
+		}
+		// The file has grown since it was listed: chunk all of it.
+		rd = io.MultiReader(bytes.NewReader(append([]byte(nil), buf[:n]...)), rd)
+		a.bufs.put(buf)
+	}
+
+	var ch *chunk.Chunker
+	if v := a.chunkers.Get(); v != nil && p == a.files {
+		ch = v.(*chunk.Chunker)
+		ch.Reset(rd)
+	} else {
+		ch = chunk.New(rd, p)
+	}
+	defer func() {
+		if p == a.files {
+			a.chunkers.Put(ch)
+		}
+	}()
 	for {
 		// A file needs no more room than what is left of it (plus a byte
 		// to see the end); a stream of unknown size may need MaxSize.
 		need := p.MaxSize
 		if size >= 0 {
-			need = uint(min(int64(p.MaxSize), size-total+1))
+			need = uint(min(int64(p.MaxSize), max(size-total, 0)+1))
 		}
 		buf, err := a.getBuf(ctx, need)
 		if err != nil {
@@ -337,32 +392,33 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			a.bufs.put(buf)
 			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
 		}
-		total += int64(len(data))
-		a.nRead.Add(int64(len(data)))
-		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
-		job := saveJob{data: data, buf: data[:0]}
-		if offload {
-			job.slot, job.hashed = new(repo.ID), &hashed
-			slots = append(slots, job.slot)
-			hashed.Add(1)
-		} else {
-			job.id = repo.ID(h.Sum(data))
-			ids = append(ids, job.id)
-			if a.w.Known(repo.DataBlob, job.id) {
-				a.bufs.put(buf)
-				continue
-			}
-		}
-		select {
-		case a.saveQ <- job:
-		case <-ctx.Done():
-			a.bufs.put(buf)
-			if job.hashed != nil {
-				hashed.Done()
-			}
-			return ids, total, ctx.Err()
+		if err := emit(data); err != nil {
+			return ids, total, err
 		}
 	}
+}
+
+// readSmall reads a file expected to hold size bytes into buf, which has
+// room for one more. It returns the bytes read and whether the end of the
+// file was seen. A regular file's read returns fewer bytes than asked only
+// at its end, so a first read of exactly size bytes needs no second one to
+// see the end.
+func readSmall(rd io.Reader, buf []byte, size int) (n int, eof bool, err error) {
+	for n < len(buf) {
+		m, err := rd.Read(buf[n:])
+		n += m
+		switch {
+		case err == io.EOF:
+			return n, true, nil
+		case err != nil:
+			return n, false, err
+		case m > 0 && n == size:
+			return n, true, nil
+		case m == 0:
+			return n, false, io.ErrNoProgress
+		}
+	}
+	return n, false, nil
 }
 
 // offloadSize is the file size above which the save workers hash the

@@ -403,7 +403,7 @@ func (r *Restorer) createFirst(d *dirHandle, rel string, n Node) (f *sources.Fil
 			r.links[key] = rel
 		}
 	}
-	f, err = d.dir.CreateFile(n.Name)
+	f, err = d.dir.CreateFile(n.Name, n.Meta)
 	return f, false, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -19,6 +20,9 @@ type Target struct {
 	root   *os.Root
 	dir    string
 	asRoot bool // running as root: restore ownership
+	// The owner new files get, and the process's umask (-1 when unknown),
+	// for CreateFile.
+	euid, egid, umask int
 }
 
 // OpenTarget creates dir if needed and opens it as the restore root.
@@ -30,7 +34,25 @@ func OpenTarget(dir string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore target %s: %w", dir, err)
 	}
-	return &Target{root: root, dir: dir, asRoot: os.Geteuid() == 0}, nil
+	return &Target{root: root, dir: dir, asRoot: os.Geteuid() == 0, euid: os.Geteuid(), egid: os.Getegid(), umask: readUmask()}, nil
+}
+
+// readUmask returns the process's umask from /proc (Linux 4.7 and later),
+// or -1. Reading it with umask(2) would mean setting it, for a moment, for
+// every thread of the process.
+func readUmask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return int(m)
+			}
+		}
+	}
+	return -1
 }
 
 // Close releases the target.

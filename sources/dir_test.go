@@ -1,0 +1,95 @@
+package sources
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestCreateFileMeta: restored files end with the recorded owner and mode
+// whether CreateFile could give them at once (a plain mode the umask leaves
+// alone, the creator's owner) or SetMeta has to change them: a mode the
+// umask would mask, a setuid bit, another owner, and a directory whose
+// set-group-ID bit gives new files its group.
+func TestCreateFileMeta(t *testing.T) {
+	dir := t.TempDir()
+	tg, err := OpenTarget(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	root, err := tg.RootDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	euid, egid := os.Geteuid(), os.Getegid()
+	cases := []struct {
+		name   string
+		uid    int
+		gid    int
+		mode   uint32
+		setgid bool // create it in a set-group-ID directory of another group
+		fast   bool // created with its final owner and mode
+	}{
+		{"plain", euid, egid, 0o644, false, true},
+		{"read-only", euid, egid, 0o444, false, true},
+		{"masked by the umask", euid, egid, 0o666, false, tg.umask&0o022 == 0},
+		{"setuid", euid, egid, 0o4755, false, false},
+		{"other owner", 65534, 65534, 0o640, false, euid != 0},
+		{"in a setgid directory", euid, egid, 0o640, true, euid != 0},
+	}
+	for _, c := range cases {
+		d := root
+		if c.setgid {
+			if euid != 0 {
+				continue // needs a group to give the directory
+			}
+			sub, err := root.Mkdir("sgid")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			p := filepath.Join(dir, "sgid")
+			if err := os.Chown(p, 0, 65534); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Chmod(p, 0o2755); err != nil {
+				t.Fatal(err)
+			}
+			if d, err = root.Mkdir("sgid"); err != nil { // opened again: now it has the bit
+				t.Fatal(err)
+			}
+			defer d.Close()
+		}
+		m := Meta{Name: c.name, Type: TypeFile, Mode: c.mode, UID: uint32(c.uid), GID: uint32(c.gid), MTime: 1e18}
+		f, err := d.CreateFile(c.name, m)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if f.created != c.fast {
+			t.Errorf("%s: created with final owner and mode = %v, want %v", c.name, f.created, c.fast)
+		}
+		if err := f.WriteAt([]byte("data"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.SetMeta(m); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, d.Rel(), c.name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode&0o7777 != c.mode {
+			t.Errorf("%s: mode %o, want %o", c.name, st.Mode&0o7777, c.mode)
+		}
+		if euid == 0 && (int(st.Uid) != c.uid || int(st.Gid) != c.gid) {
+			t.Errorf("%s: owner %d:%d, want %d:%d", c.name, st.Uid, st.Gid, c.uid, c.gid)
+		}
+	}
+}
