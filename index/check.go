@@ -222,7 +222,7 @@ func compareEntries(index, trailer []repo.BlobEntry) string {
 		return fmt.Sprintf("the index lists %d blobs, the trailer %d", len(a), len(b))
 	}
 	for i := range a {
-		if a[i] != b[i] {
+		if !a[i].Equal(b[i]) {
 			return fmt.Sprintf("blob at offset %d: index has %s %s (%d bytes), trailer has %s %s (%d bytes)",
 				a[i].Offset, a[i].Type, a[i].ID.Short(), a[i].Length, b[i].Type, b[i].ID.Short(), b[i].Length)
 		}
@@ -279,8 +279,13 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		if end > int64(len(data)) {
 			err = fmt.Errorf("lies beyond the end of the pack")
 		} else {
-			var plain []byte
-			plain, err = c.r.OpenBlob(id, e, data[e.Offset:end], nil)
+			var plain, dict []byte
+			if e.Delta() {
+				dict, err = c.deltaDict(ctx, e)
+			}
+			if err == nil {
+				plain, err = c.r.OpenDelta(id, e, data[e.Offset:end], dict, nil)
+			}
 			if err == nil && repo.ID(hs.Sum(plain)) != e.ID {
 				err = errors.New("content does not match its ID")
 			}
@@ -312,23 +317,49 @@ func joinReasons(rs []string) string {
 }
 
 // Available reports why a blob cannot be read: nil when some pack that
-// exists holds it and, as far as data was read, holds it intact.
+// exists holds it and, as far as data was read, holds it intact (and, for
+// a delta, full copies of its bases are available).
 func (c *Checker) Available(t repo.BlobType, id repo.ID) error {
+	return c.available(t, id, false)
+}
+
+func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 	ls := c.locs[BlobRef{t, id}]
 	if len(ls) == 0 {
 		return fmt.Errorf("%s blob %s is not in the index", t, id)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	damaged := false
+	var baseErr error
 	for _, l := range ls {
+		if full && l.Entry.Delta() {
+			continue
+		}
 		if c.damaged[packBlob{l.Pack, BlobRef{t, id}}] {
 			damaged = true
 			continue
 		}
-		if _, ok := c.disk[l.Pack]; ok && !c.gone[l.Pack] {
+		if _, ok := c.disk[l.Pack]; !ok || c.gone[l.Pack] {
+			continue
+		}
+		if !l.Entry.Delta() {
+			c.mu.Unlock()
 			return nil
 		}
+		c.mu.Unlock()
+		err := c.basesAvailable(l.Entry)
+		if err == nil {
+			return nil
+		}
+		baseErr = err
+		c.mu.Lock()
+	}
+	defer c.mu.Unlock()
+	if full && baseErr == nil && !damaged && !slices.ContainsFunc(ls, func(l Location) bool { return !l.Entry.Delta() }) {
+		return fmt.Errorf("%s blob %s, a base of a delta, has no full copy", t, id)
+	}
+	if baseErr != nil {
+		return baseErr
 	}
 	if damaged {
 		return fmt.Errorf("%s blob %s is damaged in pack %s", t, id, ls[0].Pack.Short())
@@ -336,15 +367,57 @@ func (c *Checker) Available(t repo.BlobType, id repo.ID) error {
 	return fmt.Errorf("%s blob %s is only in missing pack %s", t, id, ls[0].Pack.Short())
 }
 
+// basesAvailable reports why a delta's bases cannot be read, or nil.
+func (c *Checker) basesAvailable(e repo.BlobEntry) error {
+	for _, b := range e.Bases {
+		if err := c.available(repo.DataBlob, b, true); err != nil {
+			return fmt.Errorf("data blob %s is a delta whose base cannot be read: %w", e.ID, err)
+		}
+	}
+	return nil
+}
+
+// deltaDict reads full copies of a delta's bases: its dictionary.
+func (c *Checker) deltaDict(ctx context.Context, e repo.BlobEntry) ([]byte, error) {
+	dict := []byte{}
+	for _, b := range e.Bases {
+		plain, err := c.loadBlob(ctx, repo.DataBlob, b, true)
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", b.Short(), err)
+		}
+		if len(dict)+len(plain) > repo.MaxDeltaDict {
+			return nil, fmt.Errorf("bases exceed %d bytes", repo.MaxDeltaDict)
+		}
+		dict = append(dict, plain...)
+	}
+	return dict, nil
+}
+
 // LoadBlob reads and verifies a blob from the first location that works.
 func (c *Checker) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID) ([]byte, error) {
+	return c.loadBlob(ctx, t, id, false)
+}
+
+// loadBlob is LoadBlob, from a full copy when full is set (a base).
+func (c *Checker) loadBlob(ctx context.Context, t repo.BlobType, id repo.ID, full bool) ([]byte, error) {
 	ls := c.locs[BlobRef{t, id}]
 	if len(ls) == 0 {
 		return nil, fmt.Errorf("%s blob %s is not in the index", t, id)
 	}
 	var firstErr error
 	for _, l := range ls {
-		plain, err := c.r.LoadBlob(ctx, l.Pack, l.Entry, nil)
+		if full && l.Entry.Delta() {
+			continue
+		}
+		var dict []byte
+		var err error
+		if l.Entry.Delta() {
+			dict, err = c.deltaDict(ctx, l.Entry)
+		}
+		var plain []byte
+		if err == nil {
+			plain, err = c.r.LoadDelta(ctx, l.Pack, l.Entry, dict, nil)
+		}
 		if err == nil {
 			hs := c.hashers.Get().(*chunk.Hasher)
 			ok := repo.ID(hs.Sum(plain)) == id
@@ -357,6 +430,9 @@ func (c *Checker) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID) ([]
 		if firstErr == nil {
 			firstErr = err
 		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("%s blob %s, a base of a delta, has no full copy", t, id)
 	}
 	return nil, firstErr
 }

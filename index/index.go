@@ -26,11 +26,12 @@ import (
 //	packs       pack ID → uint32 seq ‖ uint64 size ‖ uint8 status ‖
 //	            int64 marked-at ‖ [32]byte owning segment
 //	seqs        uint32 seq → pack ID
-//	blobs       blob ID ‖ uint8 type ‖ uint32 seq → uint8 compressed ‖
+//	blobs       blob ID ‖ uint8 type ‖ uint32 seq → uint8 compression ‖
 //	            uint32 offset ‖ uint32 length ‖ uint32 raw length
+//	            [‖ k × [32]byte base IDs, for a delta (compression 2)]
 //
 // Pack IDs are replaced by small sequence numbers in the blobs bucket to
-// keep the file small: 41-byte keys and 13-byte values per blob.
+// keep the file small: 37-byte keys and 13-byte values per blob.
 var (
 	bMeta       = []byte("meta")
 	bSegments   = []byte("segments")
@@ -41,7 +42,7 @@ var (
 	allBuckets  = [][]byte{bMeta, bSegments, bSuperseded, bPacks, bSeqs, bBlobs}
 )
 
-const cacheVersion = "1"
+const cacheVersion = "2" // 2: deltas and their bases
 
 // Location is where one blob is stored.
 type Location struct {
@@ -61,6 +62,7 @@ type Index struct {
 
 	hashers sync.Pool
 	pages   pageReleaser
+	bases   baseCache // plaintexts of recently used delta bases
 }
 
 // Options tune Open.
@@ -211,22 +213,32 @@ func decodePackRec(b []byte) (packRec, bool) {
 }
 
 func encodeBlobVal(e repo.BlobEntry) []byte {
-	b := make([]byte, 13)
-	if e.Compressed {
+	b := make([]byte, 13, 13+32*len(e.Bases))
+	switch {
+	case e.Delta():
+		b[0] = 2
+	case e.Compressed:
 		b[0] = 1
 	}
 	binary.BigEndian.PutUint32(b[1:], e.Offset)
 	binary.BigEndian.PutUint32(b[5:], e.Length)
 	binary.BigEndian.PutUint32(b[9:], e.RawLength)
+	for _, id := range e.Bases {
+		b = append(b, id[:]...)
+	}
 	return b
 }
 
 func decodeBlobVal(id repo.ID, t repo.BlobType, v []byte) (repo.BlobEntry, bool) {
-	if len(v) != 13 {
+	if len(v) < 13 || (len(v)-13)%32 != 0 || (v[0] == 2) != (len(v) > 13) || len(v) > 13+32*repo.MaxBases {
 		return repo.BlobEntry{}, false
 	}
-	return repo.BlobEntry{Type: t, ID: id, Compressed: v[0] == 1, Offset: binary.BigEndian.Uint32(v[1:]),
-		Length: binary.BigEndian.Uint32(v[5:]), RawLength: binary.BigEndian.Uint32(v[9:])}, true
+	e := repo.BlobEntry{Type: t, ID: id, Compressed: v[0] != 0, Offset: binary.BigEndian.Uint32(v[1:]),
+		Length: binary.BigEndian.Uint32(v[5:]), RawLength: binary.BigEndian.Uint32(v[9:])}
+	for b := v[13:]; len(b) > 0; b = b[32:] {
+		e.Bases = append(e.Bases, repo.ID(b[:32]))
+	}
+	return e, true
 }
 
 // Lookup returns where the blob is stored, preferring a live pack when it
@@ -318,6 +330,9 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 // LoadBlobAt reads the blob at a known location and verifies it. Tree
 // blobs come from the tree pack cache when there is one.
 func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	if loc.Entry.Delta() {
+		return ix.loadDelta(ctx, loc, dst)
+	}
 	if ix.packs != nil && loc.Entry.Type == repo.TreeBlob {
 		if out, ok := ix.loadCached(ctx, loc, dst); ok {
 			return out, nil

@@ -92,8 +92,8 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 	f.mu.Lock()
 	p := f.packs[loc.Pack]
 	f.mu.Unlock()
-	if p == nil {
-		return f.ix.LoadBlobAt(ctx, loc, dst)
+	if p == nil || loc.Entry.Delta() {
+		return f.ix.LoadBlobAt(ctx, loc, dst) // a delta needs its bases: through the index
 	}
 	path, err := f.fetch(ctx, loc.Pack, p)
 	if err != nil {

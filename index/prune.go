@@ -373,7 +373,24 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		}
 	}
 
-	// Where each used blob is stored.
+	// The bases of every stored copy of a used delta are used too, and
+	// must keep a full copy: deltas are opened with full copies of their
+	// bases (see delta.go). Taking the bases of every copy, whichever copy
+	// ends up kept, errs on the side of keeping.
+	needFull := map[BlobRef]bool{}
+	for _, pp := range pl.order {
+		for _, e := range pp.blobs {
+			if _, ok := pl.used[BlobRef{e.Type, e.ID}]; !ok || !e.Delta() {
+				continue
+			}
+			for _, b := range e.Bases {
+				pl.used.Add(repo.DataBlob, b)
+				needFull[BlobRef{repo.DataBlob, b}] = true
+			}
+		}
+	}
+
+	// Where each used blob is stored (a base: where a full copy is).
 	locs := map[BlobRef][]blobLoc{}
 	for _, pp := range pl.order {
 		if pp.missing {
@@ -381,7 +398,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		}
 		for _, e := range pp.blobs {
 			k := BlobRef{e.Type, e.ID}
-			if _, ok := pl.used[k]; ok {
+			if _, ok := pl.used[k]; ok && !(e.Delta() && needFull[k]) {
 				locs[k] = append(locs[k], blobLoc{pp, e})
 			}
 		}
@@ -776,7 +793,15 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 		if end > int64(len(data)) {
 			return fmt.Errorf("repack: %s blob %s lies beyond the end of pack %s (%d bytes); run 'snap check'", e.Type, e.ID, pp.id, len(data))
 		}
-		plain, err := r.OpenBlob(pp.id, e, data[e.Offset:end], nil)
+		var dict []byte
+		if e.Delta() {
+			// Stored whole in the new pack: its bases are kept by this
+			// prune, but a full copy needs none.
+			if dict, _, err = ix.baseDict(ctx, e.Bases, false, nil); err != nil {
+				return fmt.Errorf("repack: data blob %s (a delta) in pack %s: %w; nothing was deleted", e.ID, pp.id, err)
+			}
+		}
+		plain, err := r.OpenDelta(pp.id, e, data[e.Offset:end], dict, nil)
 		if err == nil {
 			err = ix.VerifyBlob(pp.id, e, plain)
 		}

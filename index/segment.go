@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/snap-backup/snap/repo"
 )
 
 // Segment file plaintext (integers little endian):
 //
-//	"SNIX" ‖ uint8 version (1)
+//	"SNIX" ‖ uint8 version (1 or 2)
 //	uint32 s ‖ s × [32]byte          superseded segment IDs
 //	uint32 p ‖ p × pack
 //
@@ -18,6 +19,10 @@ import (
 //
 //	[32]byte pack ID ‖ uint64 pack size ‖ uint8 status ‖ int64 marked-at
 //	(Unix seconds, 0 when live) ‖ uint32 b ‖ b × blob entry (repo.BlobEntry)
+//	‖ bases (version 2: the pack trailer's bases section for these entries)
+//
+// Writers use version 1 when no pack holds a delta, and readers reject
+// version 2 without one: the encoding stays canonical.
 //
 // Status is PackLive or PackMarked. A marked pack is going away: prune
 // deletes it once it has stayed marked long enough and nothing refers to
@@ -48,20 +53,28 @@ type Segment struct {
 }
 
 const (
-	segMagic   = "SNIX"
-	segVersion = 1
-	packFixed  = 32 + 8 + 1 + 8 + 4
+	segMagic       = "SNIX"
+	segVersion     = 1
+	segVersionBase = 2 // with bases sections
+	packFixed      = 32 + 8 + 1 + 8 + 4
 )
 
 // Encode returns the segment's plaintext.
 func (s *Segment) Encode() []byte {
 	n := 5 + 4 + 32*len(s.Supersedes) + 4
+	version := byte(segVersion)
 	for _, p := range s.Packs {
 		n += packFixed + len(p.Blobs)*repo.BlobEntrySize
+		for _, e := range p.Blobs {
+			if e.Delta() {
+				version = segVersionBase
+				n += 1 + 32*len(e.Bases)
+			}
+		}
 	}
 	b := make([]byte, 0, n)
 	b = append(b, segMagic...)
-	b = append(b, segVersion)
+	b = append(b, version)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(s.Supersedes)))
 	for _, id := range s.Supersedes {
 		b = append(b, id[:]...)
@@ -75,6 +88,9 @@ func (s *Segment) Encode() []byte {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(p.Blobs)))
 		for _, e := range p.Blobs {
 			b = e.AppendBinary(b)
+		}
+		if version == segVersionBase {
+			b = repo.AppendBases(b, p.Blobs)
 		}
 	}
 	return b
@@ -136,7 +152,8 @@ func DecodeSegment(b []byte) (*Segment, error) {
 	if len(b) < 5 || string(b[:4]) != segMagic {
 		return nil, errors.New("index segment: bad magic")
 	}
-	if b[4] != segVersion {
+	version := b[4]
+	if version != segVersion && version != segVersionBase {
 		return nil, fmt.Errorf("index segment: unsupported version %d", b[4])
 	}
 	d := &decoder{b: b[5:]}
@@ -169,22 +186,37 @@ func DecodeSegment(b []byte) (*Segment, error) {
 			return nil, fmt.Errorf("index segment: pack %s: unknown status %d", p.ID.Short(), p.Status)
 		}
 		p.Blobs = make([]repo.BlobEntry, nb)
+		delta := make([]bool, nb)
 		var end int64
 		for j := range p.Blobs {
-			e, err := repo.DecodeBlobEntry(d.take(repo.BlobEntrySize))
+			e, dl, err := repo.DecodeBlobEntry(d.take(repo.BlobEntrySize))
 			if err != nil {
 				return nil, fmt.Errorf("index segment: pack %s: %w", p.ID.Short(), err)
 			}
+			if dl && version == segVersion {
+				return nil, fmt.Errorf("index segment: pack %s: blob %s: a delta in a segment of version %d", p.ID.Short(), e.ID.Short(), version)
+			}
+			delta[j] = dl
 			if int64(e.Offset) < end || int64(e.Offset)+int64(e.Length) > p.Size {
 				return nil, fmt.Errorf("index segment: pack %s: blob %s at %d+%d overlaps or lies outside the pack", p.ID.Short(), e.ID.Short(), e.Offset, e.Length)
 			}
 			end = int64(e.Offset) + int64(e.Length)
 			p.Blobs[j] = e
 		}
+		if version == segVersionBase && d.err == nil {
+			rest, err := repo.ReadBases(d.b, p.Blobs, delta)
+			if err != nil {
+				return nil, fmt.Errorf("index segment: pack %s: %w", p.ID.Short(), err)
+			}
+			d.b = rest
+		}
 		s.Packs = append(s.Packs, p)
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("index segment: %w", d.err)
+	}
+	if version == segVersionBase && !slices.ContainsFunc(s.Packs, func(p Pack) bool { return slices.ContainsFunc(p.Blobs, repo.BlobEntry.Delta) }) {
+		return nil, errors.New("index segment: version 2 without a delta")
 	}
 	if len(d.b) != 0 {
 		return nil, fmt.Errorf("index segment: %d trailing bytes", len(d.b))

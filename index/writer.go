@@ -76,7 +76,9 @@ func NewWriter(ix *Index, o WriterOptions) *Writer {
 }
 
 // Known reports whether the blob is already stored in a live pack or was
-// saved by this writer, and records the pack it relies on.
+// saved by this writer, and records the packs it relies on: the blob's,
+// and for a delta those of full copies of its bases (a delta whose bases
+// have no such copy counts as not stored).
 func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
 	w.mu.Lock()
 	_, ok := w.inRun[blobKeyT{t, id}]
@@ -88,8 +90,18 @@ func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
 	if !ok || loc.Status != PackLive {
 		return false
 	}
+	packs := []repo.ID{loc.Pack}
+	for _, b := range loc.Entry.Bases {
+		bl, ok := w.ix.fullCopy(b, true)
+		if !ok {
+			return false
+		}
+		packs = append(packs, bl.Pack)
+	}
 	w.mu.Lock()
-	w.reused[loc.Pack] = struct{}{}
+	for _, p := range packs {
+		w.reused[p] = struct{}{}
+	}
 	w.mu.Unlock()
 	return true
 }
@@ -109,6 +121,23 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 // when this writer saved it before. Prune uses it to copy blobs out of packs
 // that are going away, which the index still lists as live.
 func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
+	return w.add(ctx, t, id, plain, nil)
+}
+
+// SaveDelta is Save for a data blob that may resemble the plaintexts of
+// bases (the chunks of an earlier version of the same file that covered
+// the same bytes): unless compression is off, it is also compressed
+// against them, and stored as a delta when that is smaller. Bases without
+// a full copy in a live pack are not used; reading them costs a lookup
+// and, unless cached, a blob read each.
+func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases []repo.ID) (bool, error) {
+	if w.Known(repo.DataBlob, id) {
+		return false, nil
+	}
+	return w.add(ctx, repo.DataBlob, id, plain, bases)
+}
+
+func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte, bases []repo.ID) (bool, error) {
 	k := blobKeyT{t, id}
 	w.mu.Lock()
 	if w.err != nil {
@@ -124,8 +153,20 @@ func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 
 	// Compression runs in parallel in the callers; encryption appends to
 	// the pack, under the lock (it is some ten times faster).
+	level := repo.BlobLevel(w.opts.Compression, t)
 	scratch := w.getScratch(len(plain))
-	payload, compressed, scratch := w.r.CompressBlob(plain, repo.BlobLevel(w.opts.Compression, t), scratch)
+	payload, compressed, scratch := w.r.CompressBlob(plain, level, scratch)
+	var delta []byte
+	if len(bases) > 0 && level != repo.CompressionOff {
+		var used []repo.ID
+		delta, used = w.compressDelta(ctx, plain, bases, level, len(payload))
+		if delta != nil {
+			payload, compressed, bases = delta, true, used
+		}
+	}
+	if delta == nil {
+		bases = nil
+	}
 	packSize := w.r.Config().PackSize
 	var full []*repo.PackBuilder
 	w.mu.Lock()
@@ -140,12 +181,15 @@ func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 		p = &repo.PackBuilder{}
 		w.packers[t] = p
 	}
-	stored := w.r.AddBlob(p, t, id, payload, compressed, len(plain))
+	stored := w.r.AddBlob(p, t, id, payload, compressed, len(plain), bases)
 	if p.Size() >= packSize {
 		full = append(full, p)
 		delete(w.packers, t)
 	}
 	w.mu.Unlock()
+	if delta != nil {
+		w.putScratch(delta)
+	}
 	w.putScratch(scratch)
 	w.blobs.Add(1)
 	w.raw.Add(int64(len(plain)))
@@ -159,6 +203,37 @@ func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 		}
 	}
 	return true, nil
+}
+
+// compressDelta compresses plain against the bases that have a full copy
+// in a live pack and returns the result when it is smaller than alone
+// (alone bytes), with the bases it used; nil otherwise. The bases' packs
+// are recorded as relied on.
+func (w *Writer) compressDelta(ctx context.Context, plain []byte, bases []repo.ID, level repo.Compression, alone int) ([]byte, []repo.ID) {
+	usable := make([]repo.ID, 0, len(bases))
+	for _, b := range bases {
+		if _, ok := w.ix.fullCopy(b, true); ok {
+			usable = append(usable, b)
+		}
+	}
+	if len(usable) == 0 {
+		return nil, nil
+	}
+	dict, packs, err := w.ix.baseDict(ctx, usable, true, nil)
+	if err != nil {
+		return nil, nil // unreadable bases only cost the saving; the blob is stored whole
+	}
+	out, ok, scratch := w.r.CompressDelta(plain, dict, level, w.getScratch(len(plain)))
+	if !ok || len(out) >= alone {
+		w.putScratch(scratch)
+		return nil, nil
+	}
+	w.mu.Lock()
+	for _, p := range packs {
+		w.reused[p] = struct{}{}
+	}
+	w.mu.Unlock()
+	return out, usable
 }
 
 // getScratch returns a compression buffer with room for the compression of

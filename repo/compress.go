@@ -63,6 +63,12 @@ const encoderWindow = 2 << 20
 type compressor struct {
 	enc [4]*zstd.Encoder
 	dec *zstd.Decoder
+
+	// Deltas are compressed and opened with a dictionary that changes with
+	// every blob: zstd takes it as an option of the encoder or decoder, so
+	// each call gets one of its own from these free lists.
+	deltaEnc [4]chan *zstd.Encoder
+	deltaDec chan *zstd.Decoder
 }
 
 func newCompressor() (*compressor, error) {
@@ -86,7 +92,96 @@ func newCompressor() (*compressor, error) {
 		return nil, err
 	}
 	c.dec = dec
+	for l := range c.deltaEnc {
+		c.deltaEnc[l] = make(chan *zstd.Encoder, runtime.GOMAXPROCS(0))
+	}
+	c.deltaDec = make(chan *zstd.Decoder, runtime.GOMAXPROCS(0))
 	return c, nil
+}
+
+// deltaWindow is how far back a delta's matches reach: the dictionary (at
+// most 2 MiB as the index writer chooses bases) and the blob.
+const deltaWindow = 4 << 20
+
+// compressDelta appends the compression of src against dict (a raw content
+// dictionary: the plaintexts of the base blobs) to dst, or returns
+// ok=false when that is not smaller than src. Deltas are compressed at
+// least at the default level: the fastest encoder keeps one candidate per
+// hash, and on a table dump that is the previous row of the blob rather
+// than the same row in the dictionary (measured on dataset 3 of make
+// bench: the changed chunks take 610 KB at fastest, 198 KB at default).
+func (c *compressor) compressDelta(dst, src, dict []byte, level Compression) ([]byte, bool) {
+	if level == CompressionOff || len(src) < 64 || len(dict) == 0 {
+		return dst, false
+	}
+	level = max(level, CompressionDefault)
+	var enc *zstd.Encoder
+	select {
+	case enc = <-c.deltaEnc[level]:
+	default:
+		zl := map[Compression]zstd.EncoderLevel{CompressionDefault: zstd.SpeedDefault, CompressionBetter: zstd.SpeedBetterCompression}[level]
+		var err error
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(deltaWindow),
+			zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithEncoderDictRaw(0, []byte{0}))
+		if err != nil {
+			return dst, false
+		}
+	}
+	// A new dictionary (a new slice, even with the same bytes) makes the
+	// encoder index it afresh; dictionary ID 0 is not written to the frame.
+	// The encoder keeps a reference to it until its next use.
+	if err := enc.ResetWithOptions(nil, zstd.WithEncoderDictRaw(0, dict)); err != nil {
+		return dst, false
+	}
+	out := enc.EncodeAll(src, dst)
+	select {
+	case c.deltaEnc[level] <- enc:
+	default:
+	}
+	if len(out)-len(dst) >= len(src) {
+		return dst, false
+	}
+	return out, true
+}
+
+// decompressDelta appends the decompression of src against dict to dst
+// and checks that it is exactly rawLen bytes.
+func (c *compressor) decompressDelta(dst, src, dict []byte, rawLen int) ([]byte, error) {
+	if rawLen > MaxBlobSize {
+		return nil, fmt.Errorf("raw length %d exceeds %d", rawLen, MaxBlobSize)
+	}
+	var dec *zstd.Decoder
+	select {
+	case dec = <-c.deltaDec:
+	default:
+		var err error
+		dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlobSize), zstd.WithDecoderMaxWindow(MaxBlobSize))
+		if err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		_ = dec.ResetWithOptions(nil, zstd.WithDecoderDictRaw(0, nil)) // drop the reference to dict
+		select {
+		case c.deltaDec <- dec:
+		default:
+		}
+	}()
+	// Reset with a nil reader prepares the decoder for DecodeAll.
+	_ = dec.ResetWithOptions(nil, zstd.WithDecoderDictRaw(0, dict))
+	if cap(dst)-len(dst) < rawLen {
+		nd := make([]byte, len(dst), len(dst)+rawLen)
+		copy(nd, dst)
+		dst = nd
+	}
+	out, err := dec.DecodeAll(src, dst)
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	if len(out)-len(dst) != rawLen {
+		return nil, fmt.Errorf("decompressed to %d bytes, want %d", len(out)-len(dst), rawLen)
+	}
+	return out, nil
 }
 
 // compress appends the compressed form of src to dst, or returns ok=false

@@ -87,11 +87,16 @@ func testPack(t testing.TB, r *Repository, sizes ...int) (ID, []byte, []byte) {
 
 func encodeTrailer(ents []BlobEntry) []byte {
 	b := append([]byte(packMagic), packVersion)
+	for _, e := range ents {
+		if e.Delta() {
+			b[len(b)-1] = packVersionBase
+		}
+	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(ents)))
 	for _, e := range ents {
 		b = e.AppendBinary(b)
 	}
-	return b
+	return AppendBases(b, ents)
 }
 
 func TestPackRoundTrip(t *testing.T) {
@@ -141,6 +146,13 @@ func FuzzTrailer(f *testing.F) {
 		_, data, plain := testPack(f, r, sizes...)
 		f.Add(plain, int64(len(data)-4-int(binary.LittleEndian.Uint32(data[len(data)-4:]))), data)
 	}
+	// A pack with deltas (version 2, with a bases section).
+	deltas := []BlobEntry{
+		{Type: DataBlob, Compressed: true, ID: ID{1}, Offset: 0, Length: 100, RawLength: 500, Bases: []ID{{2}, {3}}},
+		{Type: DataBlob, ID: ID{2}, Offset: 100, Length: 128, RawLength: 100},
+		{Type: DataBlob, Compressed: true, ID: ID{4}, Offset: 228, Length: 40, RawLength: 5000, Bases: []ID{{2}}},
+	}
+	f.Add(encodeTrailer(deltas), int64(1000), []byte{})
 	f.Add([]byte("SNPK\x01\xff\xff\xff\xff"), int64(1<<40), []byte{})
 	f.Add([]byte("SNPK\x01\x01\x00\x00\x00"), int64(-1), []byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, plain []byte, blobsEnd int64, pack []byte) {
@@ -153,7 +165,7 @@ func FuzzTrailer(f *testing.F) {
 			var end int64
 			for _, e := range ents {
 				if int64(e.Offset) < end || int64(e.Offset)+int64(e.Length) > blobsEnd || e.Length < Overhead || e.RawLength > MaxBlobSize ||
-					int64(e.Length) > int64(e.RawLength)+Overhead {
+					int64(e.Length) > int64(e.RawLength)+Overhead || e.Delta() && (!e.Compressed || e.Type != DataBlob || len(e.Bases) > MaxBases) {
 					t.Fatalf("accepted an invalid entry %+v (end %d, blobsEnd %d)", e, end, blobsEnd)
 				}
 				end = int64(e.Offset) + int64(e.Length)
@@ -180,7 +192,11 @@ func FuzzTrailer(f *testing.F) {
 				if int64(e.Offset)+int64(e.Length) > int64(len(pack)) {
 					t.Fatalf("entry %+v lies outside a pack of %d bytes", e, len(pack))
 				}
-				// Reading the blob must fail cleanly or authenticate.
+				// Reading the blob must fail cleanly or authenticate. (A
+				// delta needs its bases: LoadDelta, through the index.)
+				if e.Delta() {
+					continue
+				}
 				if _, err := pr.LoadBlob(context.Background(), ID{}, e, nil); err != nil && !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("LoadBlob: %v", err)
 				}
@@ -330,12 +346,40 @@ func TestEntryAndTrailerBounds(t *testing.T) {
 		"raw mismatch":               {Type: TreeBlob, Length: 100, RawLength: 100},
 		"unknown type":               {Type: 9, Length: 100, RawLength: 72},
 	} {
-		if _, err := DecodeBlobEntry(e.AppendBinary(nil)); err == nil {
+		if _, _, err := DecodeBlobEntry(e.AppendBinary(nil)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := DecodeBlobEntry((BlobEntry{Type: DataBlob, Compressed: true, Length: 128, RawLength: 100}).AppendBinary(nil)); err != nil {
+	if _, _, err := DecodeBlobEntry((BlobEntry{Type: DataBlob, Compressed: true, Length: 128, RawLength: 100}).AppendBinary(nil)); err != nil {
 		t.Errorf("a real compressed entry: %v", err)
+	}
+	// Deltas: only data blobs, only in version 2, with 1 to MaxBases
+	// distinct bases that are not the blob itself.
+	delta := BlobEntry{Type: DataBlob, Compressed: true, ID: ID{1}, Length: 128, RawLength: 1000, Bases: []ID{{2}}}
+	if _, err := DecodeTrailer(encodeTrailer([]BlobEntry{delta}), 1000); err != nil {
+		t.Errorf("a real delta: %v", err)
+	}
+	v1 := encodeTrailer([]BlobEntry{delta})
+	v1[4] = packVersion
+	if _, err := DecodeTrailer(v1[:len(v1)-33], 1000); err == nil {
+		t.Error("a delta in a version 1 trailer: accepted")
+	}
+	tree := delta
+	tree.Type = TreeBlob
+	for name, e := range map[string]BlobEntry{
+		"tree delta": tree,
+		"self base":  {Type: DataBlob, Compressed: true, ID: ID{1}, Length: 128, RawLength: 1000, Bases: []ID{{1}}},
+		"twice":      {Type: DataBlob, Compressed: true, ID: ID{1}, Length: 128, RawLength: 1000, Bases: []ID{{2}, {2}}},
+		"too many":   {Type: DataBlob, Compressed: true, ID: ID{1}, Length: 128, RawLength: 1000, Bases: make([]ID, MaxBases+1)},
+	} {
+		if e.Type == DataBlob && len(e.Bases) > MaxBases {
+			for i := range e.Bases {
+				e.Bases[i][0] = byte(i + 2)
+			}
+		}
+		if _, err := DecodeTrailer(encodeTrailer([]BlobEntry{e}), 1000); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 	// A pack whose last 4 bytes claim a 4 GiB trailer.
 	pack := append(make([]byte, 1000), 0xff, 0xff, 0xff, 0xf0)
@@ -343,5 +387,41 @@ func TestEntryAndTrailerBounds(t *testing.T) {
 	r := testRepository(t, be)
 	if _, err := r.LoadTrailer(context.Background(), ID{}, int64(len(pack))); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("huge trailer length: %v", err)
+	}
+}
+
+// TestDeltaRoundTrip: a blob compressed against a dictionary (its bases'
+// plaintexts) opens with the same dictionary, is much smaller than on its
+// own when it resembles the dictionary, and does not open without it.
+func TestDeltaRoundTrip(t *testing.T) {
+	r := testRepository(t, nil)
+	var base []byte
+	x := uint32(1)
+	for i := range 3000 {
+		x = x*1664525 + 1013904223
+		base = fmt.Appendf(base, "%d\t%d\t%d\n", i, x%1000, x)
+	}
+	plain := bytes.Replace(base, []byte("\n1234\t"), []byte("\n1234\t-4711"), 1)
+	full, _, _ := r.CompressBlob(plain, CompressionFastest, nil)
+	delta, ok, _ := r.CompressDelta(plain, base, CompressionFastest, nil)
+	if !ok || len(delta)*4 > len(full) {
+		t.Fatalf("delta of %d bytes (ok %v), alone %d", len(delta), ok, len(full))
+	}
+	p := &PackBuilder{}
+	r.AddBlob(p, DataBlob, ID{9}, delta, true, len(plain), []ID{{7}})
+	id, data, ents := r.FinishPack(p)
+	if !ents[0].Delta() {
+		t.Fatalf("entry %+v", ents[0])
+	}
+	e := ents[0]
+	got, err := r.OpenDelta(id, e, data[e.Offset:e.Offset+e.Length], base, nil)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("OpenDelta: %v", err)
+	}
+	if _, err := r.OpenBlob(id, e, data[e.Offset:e.Offset+e.Length], nil); err == nil {
+		t.Fatal("a delta opened without its bases")
+	}
+	if _, err := r.OpenDelta(id, e, data[e.Offset:e.Offset+e.Length], base[1:], nil); err == nil {
+		t.Fatal("a delta opened with another dictionary")
 	}
 }

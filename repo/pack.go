@@ -16,14 +16,23 @@ import (
 //	blob 0 ‖ blob 1 ‖ … ‖ blob n-1 ‖ trailer ‖ uint32 len(trailer)
 //
 // Each blob is seal(payload), where payload is the plaintext or its zstd
-// compression. The trailer is seal(trailer plaintext):
+// compression, possibly against base blobs (a delta, see below). The
+// trailer is seal(trailer plaintext):
 //
-//	"SNPK" ‖ uint8 version (1) ‖ uint32 n ‖ n × blob entry
+//	"SNPK" ‖ uint8 version (1 or 2) ‖ uint32 n ‖ n × blob entry ‖ bases
 //
 // and a blob entry (BlobEntrySize bytes) is
 //
 //	uint8 type ‖ uint8 compression ‖ [32]byte id ‖ uint32 offset ‖
 //	uint32 length ‖ uint32 raw length
+//
+// Compression 2 (version 2 only) marks a delta: a data blob compressed
+// with zstd using the concatenated plaintexts of its base blobs as a raw
+// content dictionary. Its bases are listed in the bases section, for each
+// delta entry in entry order: uint8 k (1..MaxBases) ‖ k × [32]byte base
+// ID. The section is empty in version 1, which writers use when a pack
+// holds no delta (and readers reject version 2 without one, so that the
+// encoding stays canonical).
 //
 // Entries are in file order, blobs do not overlap and lie before the
 // trailer. Blob order is shuffled when the pack is written, so that file
@@ -50,8 +59,16 @@ func (t BlobType) String() string {
 
 // Compression flags of a blob entry.
 const (
-	blobRaw  = 0
-	blobZstd = 1
+	blobRaw   = 0
+	blobZstd  = 1
+	blobDelta = 2
+)
+
+// MaxBases bounds the base blobs of one delta, and MaxDeltaDict the sum of
+// their plaintext sizes: what a reader holds in memory to open one delta.
+const (
+	MaxBases     = 8
+	MaxDeltaDict = 16 << 20
 )
 
 // MaxBlobSize bounds a blob's plaintext (a huge directory's tree is the
@@ -64,6 +81,7 @@ const BlobEntrySize = 1 + 1 + 32 + 4 + 4 + 4
 const (
 	packMagic       = "SNPK"
 	packVersion     = 1
+	packVersionBase = 2 // with a bases section
 	packHeaderSize  = 4 + 1 + 4
 	maxTrailerBlobs = 1 << 22
 )
@@ -76,12 +94,30 @@ type BlobEntry struct {
 	Offset     uint32 // of the sealed blob in the pack
 	Length     uint32 // of the sealed blob
 	RawLength  uint32 // of the plaintext
+	// Bases are set for a delta: the data blobs whose plaintexts,
+	// concatenated in this order, are the zstd dictionary the blob was
+	// compressed with (Compressed is then true). A reader opens a delta
+	// with full (non-delta) copies of its bases.
+	Bases []ID
 }
 
-// AppendBinary appends the entry's encoding.
+// Delta reports whether the blob is stored against base blobs.
+func (e BlobEntry) Delta() bool { return len(e.Bases) > 0 }
+
+// Equal reports whether two entries are the same.
+func (e BlobEntry) Equal(o BlobEntry) bool {
+	return e.Type == o.Type && e.Compressed == o.Compressed && e.ID == o.ID && e.Offset == o.Offset &&
+		e.Length == o.Length && e.RawLength == o.RawLength && slices.Equal(e.Bases, o.Bases)
+}
+
+// AppendBinary appends the entry's fixed-size encoding; a delta's bases go
+// in the bases section (AppendBases).
 func (e BlobEntry) AppendBinary(b []byte) []byte {
 	comp := byte(blobRaw)
-	if e.Compressed {
+	switch {
+	case e.Delta():
+		comp = blobDelta
+	case e.Compressed:
 		comp = blobZstd
 	}
 	b = append(b, byte(e.Type), comp)
@@ -92,42 +128,105 @@ func (e BlobEntry) AppendBinary(b []byte) []byte {
 }
 
 // DecodeBlobEntry decodes one entry from the first BlobEntrySize bytes of b
-// and checks the fields that can be checked alone.
-func DecodeBlobEntry(b []byte) (BlobEntry, error) {
+// and checks the fields that can be checked alone. delta reports a delta,
+// whose bases the caller reads from the bases section (ReadBases); a
+// reader of a version without that section must reject it.
+func DecodeBlobEntry(b []byte) (e BlobEntry, delta bool, err error) {
 	if len(b) < BlobEntrySize {
-		return BlobEntry{}, errors.New("blob entry truncated")
+		return BlobEntry{}, false, errors.New("blob entry truncated")
 	}
-	e := BlobEntry{Type: BlobType(b[0])}
+	e = BlobEntry{Type: BlobType(b[0])}
 	if e.Type != DataBlob && e.Type != TreeBlob {
-		return e, fmt.Errorf("unknown blob type %d", b[0])
+		return e, false, fmt.Errorf("unknown blob type %d", b[0])
 	}
 	switch b[1] {
 	case blobRaw:
 	case blobZstd:
 		e.Compressed = true
+	case blobDelta:
+		if e.Type != DataBlob {
+			return e, false, fmt.Errorf("a %s blob cannot be a delta", e.Type)
+		}
+		e.Compressed, delta = true, true
 	default:
-		return e, fmt.Errorf("unknown compression %d", b[1])
+		return e, false, fmt.Errorf("unknown compression %d", b[1])
 	}
 	copy(e.ID[:], b[2:34])
 	e.Offset = binary.LittleEndian.Uint32(b[34:])
 	e.Length = binary.LittleEndian.Uint32(b[38:])
 	e.RawLength = binary.LittleEndian.Uint32(b[42:])
 	if e.Length < Overhead {
-		return e, fmt.Errorf("blob %s: length %d is shorter than the encryption overhead", e.ID.Short(), e.Length)
+		return e, false, fmt.Errorf("blob %s: length %d is shorter than the encryption overhead", e.ID.Short(), e.Length)
 	}
 	if e.RawLength > MaxBlobSize {
-		return e, fmt.Errorf("blob %s: raw length %d exceeds %d", e.ID.Short(), e.RawLength, MaxBlobSize)
+		return e, false, fmt.Errorf("blob %s: raw length %d exceeds %d", e.ID.Short(), e.RawLength, MaxBlobSize)
 	}
 	if !e.Compressed && e.RawLength != e.Length-Overhead {
-		return e, fmt.Errorf("blob %s: raw length %d does not match stored length %d", e.ID.Short(), e.RawLength, e.Length)
+		return e, false, fmt.Errorf("blob %s: raw length %d does not match stored length %d", e.ID.Short(), e.RawLength, e.Length)
 	}
 	// A blob is stored compressed only when that makes it smaller, so no
 	// stored blob is longer than its plaintext plus the overhead; this also
 	// bounds what a reader allocates for it.
 	if e.Compressed && int64(e.Length) > int64(e.RawLength)+Overhead {
-		return e, fmt.Errorf("blob %s: stored length %d exceeds raw length %d plus overhead", e.ID.Short(), e.Length, e.RawLength)
+		return e, false, fmt.Errorf("blob %s: stored length %d exceeds raw length %d plus overhead", e.ID.Short(), e.Length, e.RawLength)
 	}
-	return e, nil
+	return e, delta, nil
+}
+
+// AppendBases appends the bases section for ents: the bases of each delta,
+// in entry order.
+func AppendBases(b []byte, ents []BlobEntry) []byte {
+	for _, e := range ents {
+		if e.Delta() {
+			b = append(b, byte(len(e.Bases)))
+			for _, id := range e.Bases {
+				b = append(b, id[:]...)
+			}
+		}
+	}
+	return b
+}
+
+// basesSize is the size of the bases section for ents.
+func basesSize(ents []BlobEntry) int {
+	n := 0
+	for _, e := range ents {
+		if e.Delta() {
+			n += 1 + 32*len(e.Bases)
+		}
+	}
+	return n
+}
+
+// ReadBases reads a bases section from b into the entries that delta marks
+// and returns what follows it. It checks each list: 1 to MaxBases distinct
+// IDs, none the delta's own.
+func ReadBases(b []byte, ents []BlobEntry, delta []bool) ([]byte, error) {
+	for i := range ents {
+		if !delta[i] {
+			continue
+		}
+		if len(b) < 1 {
+			return nil, errors.New("bases section truncated")
+		}
+		k := int(b[0])
+		if k < 1 || k > MaxBases {
+			return nil, fmt.Errorf("blob %s: %d bases (1 to %d allowed)", ents[i].ID.Short(), k, MaxBases)
+		}
+		if len(b) < 1+32*k {
+			return nil, errors.New("bases section truncated")
+		}
+		bases := make([]ID, k)
+		for j := range bases {
+			copy(bases[j][:], b[1+32*j:])
+			if bases[j] == ents[i].ID || slices.Contains(bases[:j], bases[j]) {
+				return nil, fmt.Errorf("blob %s: base %s is the blob itself or listed twice", ents[i].ID.Short(), bases[j].Short())
+			}
+		}
+		ents[i].Bases = bases
+		b = b[1+32*k:]
+	}
+	return b, nil
 }
 
 // PackBuilder collects sealed blobs for one pack, one after the other in
@@ -165,9 +264,12 @@ func (p *PackBuilder) Len() int { return len(p.ents) }
 func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 	order := rand.Perm(len(p.ents))
 	ents := make([]BlobEntry, 0, len(p.ents))
-	trailer := make([]byte, 0, packHeaderSize+len(p.ents)*BlobEntrySize)
+	trailer := make([]byte, 0, packHeaderSize+len(p.ents)*BlobEntrySize+basesSize(p.ents))
 	trailer = append(trailer, packMagic...)
 	trailer = append(trailer, packVersion)
+	if slices.ContainsFunc(p.ents, BlobEntry.Delta) {
+		trailer[len(trailer)-1] = packVersionBase
+	}
 	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(p.ents)))
 	data := r.packBuffer(len(p.buf) + cap(trailer) + Overhead + 4)
 	for _, i := range order {
@@ -178,6 +280,7 @@ func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 		ents = append(ents, e)
 		trailer = e.AppendBinary(trailer)
 	}
+	trailer = AppendBases(trailer, ents)
 	start := len(data)
 	data = r.sealer.seal(data, trailer)
 	data = binary.LittleEndian.AppendUint32(data, uint32(len(data)-start))
@@ -272,9 +375,21 @@ func (r *Repository) CompressBlob(plaintext []byte, level Compression, scratch [
 	return plaintext, false, scratch
 }
 
-// AddBlob encrypts a payload from CompressBlob into the pack and returns
-// its size there.
-func (r *Repository) AddBlob(p *PackBuilder, t BlobType, id ID, payload []byte, compressed bool, rawLength int) int {
+// CompressDelta returns the zstd compression of plaintext against dict, the
+// concatenated plaintexts of base blobs, written to scratch, when it is
+// smaller than plaintext; ok is false otherwise. It also returns scratch,
+// grown as needed.
+func (r *Repository) CompressDelta(plaintext, dict []byte, level Compression, scratch []byte) (payload []byte, ok bool, newScratch []byte) {
+	comp, ok := r.comp.compressDelta(scratch[:0], plaintext, dict, level)
+	if ok {
+		return comp, true, comp
+	}
+	return nil, false, scratch
+}
+
+// AddBlob encrypts a payload from CompressBlob (or, with bases, from
+// CompressDelta) into the pack and returns its size there.
+func (r *Repository) AddBlob(p *PackBuilder, t BlobType, id ID, payload []byte, compressed bool, rawLength int, bases []ID) int {
 	if p.buf == nil {
 		if t == TreeBlob {
 			// Trees fill a pack only in runs over many directories: start
@@ -287,17 +402,27 @@ func (r *Repository) AddBlob(p *PackBuilder, t BlobType, id ID, payload []byte, 
 	off := len(p.buf)
 	p.buf = r.sealer.seal(p.buf, payload)
 	p.ents = append(p.ents, BlobEntry{Type: t, Compressed: compressed, ID: id, Offset: uint32(off),
-		Length: uint32(len(p.buf) - off), RawLength: uint32(rawLength)})
+		Length: uint32(len(p.buf) - off), RawLength: uint32(rawLength), Bases: bases})
 	return len(p.buf) - off
 }
 
 // OpenBlob decrypts and decompresses a sealed blob read from a pack,
 // appending the plaintext to dst. It does not check the ID; callers that
-// know the ID key do (see index.Index.LoadBlob).
+// know the ID key do (see index.Index.LoadBlob). A delta needs its
+// dictionary: see OpenDelta.
 func (r *Repository) OpenBlob(packID ID, e BlobEntry, sealed []byte, dst []byte) ([]byte, error) {
+	return r.OpenDelta(packID, e, sealed, nil, dst)
+}
+
+// OpenDelta is OpenBlob for any blob: dict is the concatenated plaintext of
+// a delta's bases (verified by the caller), and nil for other blobs.
+func (r *Repository) OpenDelta(packID ID, e BlobEntry, sealed, dict []byte, dst []byte) ([]byte, error) {
 	obj := fmt.Sprintf("%s blob %s in pack %s", e.Type, e.ID, packID)
 	if len(sealed) != int(e.Length) {
 		return nil, corrupt(obj, "read %d bytes, want %d", len(sealed), e.Length)
+	}
+	if e.Delta() != (dict != nil) {
+		return nil, fmt.Errorf("%s: opened with %d bytes of dictionary for %d bases", obj, len(dict), len(e.Bases))
 	}
 	if !e.Compressed {
 		out, err := r.sealer.open(dst, sealed)
@@ -310,15 +435,26 @@ func (r *Repository) OpenBlob(packID ID, e BlobEntry, sealed []byte, dst []byte)
 	if err != nil {
 		return nil, corrupt(obj, "%v", err)
 	}
-	out, err := r.comp.decompress(dst, payload, int(e.RawLength))
+	var out []byte
+	if dict != nil {
+		out, err = r.comp.decompressDelta(dst, payload, dict, int(e.RawLength))
+	} else {
+		out, err = r.comp.decompress(dst, payload, int(e.RawLength))
+	}
 	if err != nil {
 		return nil, corrupt(obj, "%v", err)
 	}
 	return out, nil
 }
 
-// LoadBlob reads one blob from its pack and opens it.
+// LoadBlob reads one blob from its pack and opens it. A delta needs its
+// dictionary: see LoadDelta.
 func (r *Repository) LoadBlob(ctx context.Context, packID ID, e BlobEntry, dst []byte) ([]byte, error) {
+	return r.LoadDelta(ctx, packID, e, nil, dst)
+}
+
+// LoadDelta is LoadBlob for any blob, with OpenDelta's dict.
+func (r *Repository) LoadDelta(ctx context.Context, packID ID, e BlobEntry, dict, dst []byte) ([]byte, error) {
 	h := Handle{Type: PackFile, Name: packID.String()}
 	sealed, err := r.be.Load(ctx, h, int64(e.Offset), int64(e.Length))
 	if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -327,7 +463,7 @@ func (r *Repository) LoadBlob(ctx context.Context, packID ID, e BlobEntry, dst [
 	if err != nil {
 		return nil, fmt.Errorf("load %s blob %s: %w", e.Type, e.ID, err)
 	}
-	return r.OpenBlob(packID, e, sealed, dst)
+	return r.OpenDelta(packID, e, sealed, dict, dst)
 }
 
 // trailerGuess is how much of a pack's end LoadTrailer reads at first,
@@ -382,25 +518,42 @@ func DecodeTrailer(plain []byte, blobsEnd int64) ([]BlobEntry, error) {
 	if len(plain) < packHeaderSize || string(plain[:4]) != packMagic {
 		return nil, errors.New("bad magic")
 	}
-	if plain[4] != packVersion {
+	version := plain[4]
+	if version != packVersion && version != packVersionBase {
 		return nil, fmt.Errorf("unsupported pack version %d", plain[4])
 	}
 	n := binary.LittleEndian.Uint32(plain[5:])
-	if n > maxTrailerBlobs || int64(len(plain)-packHeaderSize) != int64(n)*BlobEntrySize {
+	rest := int64(len(plain) - packHeaderSize)
+	if n > maxTrailerBlobs || int64(n)*BlobEntrySize > rest || version == packVersion && int64(n)*BlobEntrySize != rest {
 		return nil, fmt.Errorf("%d entries do not match %d bytes", n, len(plain)-packHeaderSize)
 	}
 	ents := make([]BlobEntry, 0, n)
+	delta := make([]bool, 0, n)
 	var end int64
 	for i := range int(n) {
-		e, err := DecodeBlobEntry(plain[packHeaderSize+i*BlobEntrySize:])
+		e, d, err := DecodeBlobEntry(plain[packHeaderSize+i*BlobEntrySize:])
 		if err != nil {
 			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+		if d && version == packVersion {
+			return nil, fmt.Errorf("entry %d: a delta in a pack of version %d", i, version)
 		}
 		if int64(e.Offset) < end || int64(e.Offset)+int64(e.Length) > blobsEnd {
 			return nil, fmt.Errorf("entry %d: blob at %d+%d overlaps or lies outside the blob area", i, e.Offset, e.Length)
 		}
 		end = int64(e.Offset) + int64(e.Length)
 		ents = append(ents, e)
+		delta = append(delta, d)
+	}
+	left, err := ReadBases(plain[packHeaderSize+int(n)*BlobEntrySize:], ents, delta)
+	if err != nil {
+		return nil, err
+	}
+	if len(left) != 0 {
+		return nil, fmt.Errorf("%d bytes after the entries", len(left))
+	}
+	if version == packVersionBase && !slices.ContainsFunc(ents, BlobEntry.Delta) {
+		return nil, errors.New("version 2 without a delta")
 	}
 	return ents, nil
 }

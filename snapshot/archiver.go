@@ -50,6 +50,8 @@ type Stream struct {
 	Open   func(ctx context.Context) (io.ReadCloser, error)
 	Mode   uint32 // permission bits of the stored file, 0600 when zero
 	Source Source
+
+	parent []repo.ID // the content of the previous dump (set by Create)
 }
 
 // ArchiveOptions tune the archiver.
@@ -112,6 +114,7 @@ type fileResult struct {
 type fileJob struct {
 	path   string
 	meta   sources.Meta
+	parent []repo.ID // the content of the file's previous version, for deltas
 	result chan fileResult
 }
 
@@ -123,6 +126,11 @@ type saveJob struct {
 	// the ID to *slot, skips the chunk if it is known, and calls Done.
 	slot   *repo.ID
 	hashed *sync.WaitGroup
+	// off is where the chunk starts in its file; pc, when set, maps the
+	// file's previous version, so that a new chunk can be stored as a
+	// delta against it (delta.go).
+	off int64
+	pc  *parentChunks
 }
 
 func chunkParams(p repo.ChunkerParams) chunk.Params {
@@ -231,7 +239,7 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 		go func() {
 			defer wg.Done()
 			for j := range a.fileQ {
-				j.result <- a.saveFile(ctx, j.path, j.meta)
+				j.result <- a.saveFile(ctx, j.path, j.meta, j.parent)
 			}
 		}()
 	}
@@ -248,7 +256,14 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 					j.id = repo.ID(h.Sum(j.data))
 					*j.slot = j.id
 				}
-				if j.slot == nil || !a.w.Known(repo.DataBlob, j.id) {
+				switch {
+				case j.slot != nil && a.w.Known(repo.DataBlob, j.id):
+					if j.pc != nil {
+						j.pc.unchanged(j.off, j.id)
+					}
+				case j.pc != nil:
+					_, err = a.w.SaveDelta(ctx, j.id, j.data, j.pc.basesFor(j.off, len(j.data)))
+				default:
 					_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
 				}
 				a.bufs.put(j.buf)
@@ -280,8 +295,10 @@ func (e *streamError) Unwrap() error { return e.err }
 // saveContent chunks rd, hands new chunks to the save workers and returns
 // the chunk IDs and the byte count. It does not wait for the chunks to be
 // saved: a save error stops the whole run (see failSave), and the snapshot
-// is written only after the writer's Flush.
-func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64) (ids []repo.ID, total int64, err error) {
+// is written only after the writer's Flush. parent, when set, is the
+// content of the previous version, which new chunks may be stored as
+// deltas against.
+func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64, parent []repo.ID) (ids []repo.ID, total int64, err error) {
 	h := a.ix.Hasher()
 	defer a.ix.PutHasher(h)
 
@@ -297,6 +314,10 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 	if size >= 0 {
 		ids = make([]repo.ID, 0, size/int64(p.MinSize)/2+1)
 	}
+	var pc *parentChunks
+	if len(parent) > 0 {
+		pc = newParentChunks(a.ix, parent)
+	}
 	if offload {
 		defer func() {
 			hashed.Wait()
@@ -308,10 +329,10 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 	}
 	// emit hands one chunk, read into buf, on (or drops it when known).
 	emit := func(data []byte) error {
+		job := saveJob{data: data, buf: data[:0], off: total, pc: pc}
 		total += int64(len(data))
 		a.nRead.Add(int64(len(data)))
 		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
-		job := saveJob{data: data, buf: data[:0]}
 		if offload {
 			job.slot, job.hashed = new(repo.ID), &hashed
 			slots = append(slots, job.slot)
@@ -320,6 +341,9 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			job.id = repo.ID(h.Sum(data))
 			ids = append(ids, job.id)
 			if a.w.Known(repo.DataBlob, job.id) {
+				if pc != nil {
+					pc.unchanged(job.off, job.id)
+				}
 				a.bufs.put(job.buf)
 				return nil
 			}
@@ -426,7 +450,7 @@ func readSmall(rd io.Reader, buf []byte, size int) (n int, eof bool, err error) 
 const offloadSize = 4 * (chunk.DefaultMinSize + 1<<chunk.DefaultAverageBits)
 
 // saveFile reads one regular file. It is called by the file workers.
-func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileResult {
+func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, parent []repo.ID) fileResult {
 	f, err := sources.OpenFile(p)
 	if err != nil {
 		return fileResult{err: err}
@@ -442,7 +466,7 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta) fileR
 		return fileResult{err: &sources.PathError{Op: "open", Path: p, Err: errors.New("no longer a regular file")}}
 	}
 	m.Size, m.MTime, m.CTime, m.Inode, m.Device, m.Links, m.Mode = fresh.Size, fresh.MTime, fresh.CTime, fresh.Inode, fresh.Device, fresh.Links, fresh.Mode
-	ids, n, err := a.saveContent(ctx, f, a.files, p, int64(m.Size))
+	ids, n, err := a.saveContent(ctx, f, a.files, p, int64(m.Size), parent)
 	if err != nil {
 		var se *streamError
 		if errors.As(err, &se) {
@@ -613,12 +637,15 @@ func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, 
 	return out
 }
 
+// saveStream reads a stream source; its new chunks may be stored as
+// deltas against the chunks of its previous dump (Stream.parent).
 func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	rc, err := s.Open(ctx)
 	if err != nil {
 		return fileResult{err: fmt.Errorf("%s: %w", s.Path, err), fatal: true}
 	}
-	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1)
+	parent := s.parent
+	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1, parent)
 	cerr := rc.Close()
 	if err == nil {
 		err = cerr
@@ -821,8 +848,12 @@ func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pno
 		}
 	}
 	inner := make(chan fileResult, 1)
+	job := fileJob{path: p, meta: m, result: inner}
+	if pnode != nil && pnode.Type == sources.TypeFile {
+		job.parent = pnode.Content
+	}
 	select {
-	case a.fileQ <- fileJob{path: p, meta: m, result: inner}:
+	case a.fileQ <- job:
 	case <-ctx.Done():
 		ch <- fileResult{err: ctx.Err(), fatal: true}
 		return ch

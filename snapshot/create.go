@@ -6,10 +6,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
 )
 
 // CreateOptions describe one create run.
@@ -48,17 +50,26 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	if len(paths) == 0 && len(o.Streams) == 0 {
 		return nil, fmt.Errorf("nothing to back up: give paths or stream sources")
 	}
-	root, err := buildVTree(paths, o.Streams)
+	var sns []*Snapshot
+	if !o.NoParent && (o.Parent == nil && len(paths) > 0 || len(o.Streams) > 0) {
+		var err error
+		if sns, _, err = loader.List(ctx); err != nil {
+			return nil, err
+		}
+	}
+	streams := slices.Clone(o.Streams)
+	if !o.NoParent {
+		for i := range streams {
+			streams[i].parent = previousDump(ctx, ix, sns, o.Host, streams[i].Path)
+		}
+	}
+	root, err := buildVTree(paths, streams)
 	if err != nil {
 		return nil, err
 	}
 
 	parent := o.Parent
 	if parent == nil && !o.NoParent && len(paths) > 0 {
-		sns, _, err := loader.List(ctx)
-		if err != nil {
-			return nil, err
-		}
 		parent = FindParent(sns, o.Host, paths)
 	}
 	var parentTree *Tree
@@ -103,9 +114,9 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		pid := parent.ID
 		sn.Parent = &pid
 	}
-	for i := range o.Streams {
-		s := o.Streams[i].Source
-		s.Path = o.Streams[i].Path
+	for i := range streams {
+		s := streams[i].Source // its Size was set by the archiver
+		s.Path = streams[i].Path
 		sn.Sources = append(sn.Sources, s)
 	}
 	ws := w.Stats()
@@ -115,6 +126,42 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		return nil, err
 	}
 	return sn, nil
+}
+
+// previousDump returns the content of the stream at path in the newest
+// snapshot of host that has that stream, or nil: the chunks a new dump's
+// changed chunks are compressed against (delta.go). A stream's previous
+// dump may be in another snapshot than the file parent: one nightly job per
+// database, say, each with its own snapshots.
+func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, path string) []repo.ID {
+	for i := len(sns) - 1; i >= 0; i-- {
+		sn := sns[i]
+		if sn.Host != host || !slices.ContainsFunc(sn.Sources, func(s Source) bool { return s.Path == path }) {
+			continue
+		}
+		t, err := LoadTree(ctx, ix, sn.Tree)
+		comps := strings.Split(strings.TrimPrefix(path, "/"), "/")
+		for j, c := range comps {
+			if err != nil {
+				return nil
+			}
+			n, ok := t.Find(c)
+			switch {
+			case !ok:
+				return nil
+			case j == len(comps)-1:
+				if n.Type == sources.TypeFile {
+					return n.Content
+				}
+				return nil
+			case n.Type != sources.TypeDir:
+				return nil
+			}
+			t, err = LoadTree(ctx, ix, n.Subtree)
+		}
+		return nil
+	}
+	return nil
 }
 
 // confirmReused syncs the index and makes sure that every pack holding a

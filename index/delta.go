@@ -1,0 +1,151 @@
+package index
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// Deltas. A data blob may be stored compressed against base blobs (see
+// repo.BlobEntry.Bases): the archiver does that for a chunk of a changed
+// file or dump, with the previous version's chunks that covered the same
+// bytes as bases. The rules that keep every delta readable:
+//
+//   - A delta is opened with full (non-delta) copies of its bases, so no
+//     chain is longer than one step and no cycle can form, whatever
+//     concurrent writers stored.
+//   - A writer uses as bases only blobs with a full copy in a live pack,
+//     and relies on those packs as on any blob it reuses (invariant 9:
+//     they are confirmed before the snapshot is saved); a delta counts as
+//     stored (Writer.Known) only while its bases have such a copy.
+//   - Prune keeps, for every used delta, a full copy of each of its bases.
+
+// baseCacheBytes bounds the plaintexts of bases kept for reuse: the
+// changed chunks of a dump have neighbouring, mostly shared bases, and a
+// restore of a delta reads its bases, which its neighbours need too.
+const baseCacheBytes = 16 << 20
+
+// fullCopy returns a location of data blob id that is not a delta: a live
+// one when there is one, else (unless live is set) one in a marked pack,
+// which still exists and can be read.
+func (ix *Index) fullCopy(id repo.ID, live bool) (Location, bool) {
+	for _, l := range ix.Locations(repo.DataBlob, id) { // live packs first
+		if l.Entry.Delta() || live && l.Status != PackLive {
+			continue
+		}
+		return l, true
+	}
+	return Location{}, false
+}
+
+// baseDict appends the plaintexts of bases, in order, to dst: the
+// dictionary of a delta. With live set (a writer about to rely on them) only
+// copies in live packs count, and the packs are returned.
+func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst []byte) ([]byte, []repo.ID, error) {
+	if len(bases) == 0 || len(bases) > repo.MaxBases {
+		return nil, nil, fmt.Errorf("%d bases (1 to %d allowed)", len(bases), repo.MaxBases)
+	}
+	locs := make([]Location, len(bases))
+	packs := make([]repo.ID, len(bases))
+	var total int64
+	for i, id := range bases {
+		l, ok := ix.fullCopy(id, live)
+		if !ok {
+			return nil, nil, fmt.Errorf("base %s: %w: no full copy is indexed", id, ErrBlobNotIndexed)
+		}
+		locs[i], packs[i] = l, l.Pack
+		total += int64(l.Entry.RawLength)
+	}
+	if total > repo.MaxDeltaDict {
+		return nil, nil, fmt.Errorf("bases of %d bytes exceed %d", total, repo.MaxDeltaDict)
+	}
+	if dst == nil {
+		dst = make([]byte, 0, total)
+	}
+	for i, l := range locs {
+		if b, ok := ix.bases.get(bases[i]); ok {
+			dst = append(dst, b...)
+			continue
+		}
+		start := len(dst)
+		var err error
+		dst, err = ix.LoadBlobAt(ctx, l, dst)
+		if err != nil {
+			return nil, nil, fmt.Errorf("base %s: %w", bases[i].Short(), err)
+		}
+		ix.bases.put(bases[i], dst[start:])
+	}
+	return dst, packs, nil
+}
+
+// loadDelta reads and verifies a delta.
+func (ix *Index) loadDelta(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	dict, _, err := ix.baseDict(ctx, loc.Entry.Bases, false, nil)
+	if err != nil {
+		var ce *repo.CorruptError
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("data blob %s in pack %s (a delta): %w", loc.Entry.ID, loc.Pack, err)
+	}
+	out, err := ix.r.LoadDelta(ctx, loc.Pack, loc.Entry, dict, dst)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.VerifyBlob(loc.Pack, loc.Entry, out[len(dst):]); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// baseCache keeps the plaintexts of recently used bases, at most
+// baseCacheBytes, the least recently used going first.
+type baseCache struct {
+	mu    sync.Mutex
+	size  int
+	lru   list.List // of *baseEntry, most recent first
+	items map[repo.ID]*list.Element
+}
+
+type baseEntry struct {
+	id    repo.ID
+	plain []byte
+}
+
+func (c *baseCache) get(id repo.ID) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[id]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*baseEntry).plain, true
+}
+
+func (c *baseCache) put(id repo.ID, plain []byte) {
+	if len(plain) > baseCacheBytes/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		c.items = map[repo.ID]*list.Element{}
+	}
+	if _, ok := c.items[id]; ok {
+		return
+	}
+	c.items[id] = c.lru.PushFront(&baseEntry{id: id, plain: append([]byte(nil), plain...)})
+	c.size += len(plain)
+	for c.size > baseCacheBytes {
+		el := c.lru.Back()
+		be := el.Value.(*baseEntry)
+		c.lru.Remove(el)
+		delete(c.items, be.id)
+		c.size -= len(be.plain)
+	}
+}
