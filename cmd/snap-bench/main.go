@@ -196,6 +196,9 @@ func runBench(ctx context.Context, cfg *config) error {
 			if err != nil {
 				return err
 			}
+			if res.snapDir != "" {
+				rep.deltas = countDeltas(ctx, filepath.Join(res.snapDir, "repo"))
+			}
 		}
 	}
 	if cfg.indexBlobs > 0 && slices.Contains(cfg.tools, "snap") {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+
+	"github.com/snap-backup/snap/index"
 )
 
 // memResult is the memory test: snap create with many blobs indexed.
@@ -85,4 +87,37 @@ func streamParams(ctx context.Context, res *datasetResult) *sweepRow {
 	row := &sweepRow{Label: fmt.Sprintf("this snap's stream default (%d KiB min, 2^%d, %d KiB max)", sc.MinSize>>10, sc.AverageBits, sc.MaxSize>>10)}
 	row.Params.MinSize, row.Params.MaxSize, row.Params.AverageBits = sc.MinSize, sc.MaxSize, sc.AverageBits
 	return row
+}
+
+// deltaCount is what the dataset 3 snap repository holds as deltas.
+type deltaCount struct {
+	Deltas, Bases int
+	Bytes         int64 // stored (sealed) size of the deltas
+}
+
+// countDeltas reads the index segments of a snap repository and counts
+// the blobs stored as deltas against other blobs.
+func countDeltas(ctx context.Context, dir string) *deltaCount {
+	r, err := openSnapRepo(ctx, dir, password)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	ss, err := index.ReadSegments(ctx, r)
+	if err != nil {
+		return nil
+	}
+	c := &deltaCount{}
+	for _, id := range ss.Effective() {
+		for _, p := range ss.Segments[id].Packs {
+			for _, e := range p.Blobs {
+				if e.Delta() {
+					c.Deltas++
+					c.Bases += len(e.Bases)
+					c.Bytes += int64(e.Length)
+				}
+			}
+		}
+	}
+	return c
 }

@@ -33,6 +33,7 @@ type report struct {
 
 	results []*datasetResult
 	sweep   []sweepRow
+	deltas  *deltaCount
 	mem     *memResult
 }
 
@@ -205,7 +206,7 @@ func (r *report) renderStages(p func(string, ...any)) {
 	if r.stageSample != "" {
 		data = "the first 64 MiB of dataset 2"
 	}
-	p("`%s`, on %s; storage: 16 files of 16 MiB written with fsync, rename and directory fsync, as the local backend does.", r.stageCmd, data)
+	p("`%s`, on %s; storage: 16 packs of 16 MiB saved through snap's local backend (O_DIRECT where the file system allows, fsync, rename, directory fsync).", r.stageCmd, data)
 	p("")
 	p("| stage | what | MB/s per core |")
 	p("|---|---|---|")
@@ -222,7 +223,7 @@ func (r *report) renderStages(p func(string, ...any)) {
 		l.Chunk, l.Cores, l.CreateCPU, l.CreateStream)
 	p("  (a stream is chunked by one goroutine; hashing, compression and encryption run on every core).")
 	if l.CreateIO > 0 {
-		p("  Counting the CPU the kernel spends reading the input and writing the packs (%.2f bytes of packs per byte of dataset 2 for snap),", l.StoredRatio)
+		p("  Counting also the CPU the kernel spends reading the input and writing the packs, and hashing the packs for their names (%.2f bytes of packs per byte of dataset 2 for snap),", l.StoredRatio)
 		p("  the limit is **%.0f MB/s**. The stage benchmarks leave that out; the target uses the limit above.", l.CreateIO)
 	}
 	if l.DiskWrite > 0 && l.DiskWrite < l.CreateStream {
@@ -363,7 +364,8 @@ func (r *report) renderSweep(p func(string, ...any)) {
 	p("")
 	p("Both dumps chunked in-process with each parameter set (fixed polynomial); \"new\" is the part of the second dump in chunks")
 	p("the first dump lacks, \"stored\" that part compressed (zstd fastest) with per-blob overhead (28 bytes AEAD + 46 bytes pack entry).")
-	p("Smaller chunks find more of the unchanged rows, at the price of more index entries per GB.")
+	p("Smaller chunks find more of the unchanged rows, at the price of more index entries per GB. \"stored\" is without deltas:")
+	p("snap compresses new chunks of a changed dump against the previous dump's chunks (design.md, \"Deltas\").")
 	p("")
 	p("| chunker parameters | avg chunk | chunks per GB | new bytes | stored |")
 	p("|---|---|---|---|---|")
@@ -371,6 +373,11 @@ func (r *report) renderSweep(p func(string, ...any)) {
 		p("| %s | %.1f KiB | %.0f | %.1f %% | %.1f %% |", s.Label, s.AvgSize/1024, 1e9/s.AvgSize, pct(s.NewBytes, s.DumpBytes), pct(s.NewStored, s.DumpBytes))
 	}
 	p("")
+	if d := r.deltas; d != nil && d.Deltas > 0 {
+		p("In this run snap stored %d chunks of the second dump as deltas: %s in all (%.0f bytes each, sealed), against %.1f bases each on average.",
+			d.Deltas, mb(d.Bytes), float64(d.Bytes)/float64(d.Deltas), float64(d.Bases)/float64(d.Deltas))
+		p("")
+	}
 }
 
 func (r *report) renderMem(p func(string, ...any)) {
