@@ -166,11 +166,11 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 	}
 	// One buffer for each file worker, each slot of the save queue and
 	// each save worker, and one to spare.
-	nbuf := a.opts.FileWorkers + a.opts.SaveWorkers + saveQueue*a.opts.SaveWorkers + 1
+	nbuf := a.opts.FileWorkers + 2*a.opts.SaveWorkers + 1
 	a.bufs.sem = make(chan struct{}, nbuf)
 	a.walkers = make(chan struct{}, a.opts.Walkers)
 	a.fileQ = make(chan fileJob, a.opts.FileWorkers)
-	a.saveQ = make(chan saveJob, saveQueue*a.opts.SaveWorkers)
+	a.saveQ = make(chan saveJob, a.opts.SaveWorkers)
 	return a, nil
 }
 
@@ -397,8 +397,11 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		}
 	}()
 	for {
-		// A file needs no more room than what is left of it (plus a byte
-		// to see the end); a stream of unknown size may need MaxSize.
+		// A buffer has room for a typical chunk (twice the average), or
+		// what is left of a file plus a byte to see its end; the chunker
+		// grows it for a larger chunk, and it then serves again. Sized for
+		// the largest chunk (8 MiB), the buffers of one large file took
+		// 70 MB.
 		need := min(p.MaxSize, p.MinSize+2<<p.AverageBits)
 		if size >= 0 {
 			need = uint(min(int64(need), max(size-total, 0)+1))
@@ -444,8 +447,6 @@ func readSmall(rd io.Reader, buf []byte, size int) (n int, eof bool, err error) 
 	}
 	return n, false, nil
 }
-
-var saveQueue = 1
 
 // offloadSize is the file size above which the save workers hash the
 // chunks (see saveContent): four chunks of the default file bounds.
