@@ -188,8 +188,11 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 		if length < 0 {
 			return nil, fmt.Errorf("load %s: offset %d beyond end %d: %w", h, offset, fi.Size(), io.ErrUnexpectedEOF)
 		}
+		if length > repo.MaxFileSize {
+			return nil, &repo.CorruptError{Object: h.String(), Reason: fmt.Sprintf("%d bytes: larger than any file snap writes; move it out of the repository", fi.Size())}
+		}
 	}
-	if offset < 0 || length < 0 {
+	if offset < 0 || length < 0 || length > repo.MaxFileSize {
 		return nil, fmt.Errorf("load %s: invalid range %d+%d", h, offset, length)
 	}
 	buf := make([]byte, length)

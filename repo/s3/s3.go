@@ -35,7 +35,7 @@ import (
 )
 
 // maxLoad bounds what one Load may allocate, whatever the server says.
-const maxLoad = 2 << 30
+const maxLoad = repo.MaxFileSize
 
 // Backend is a repository in an S3 bucket.
 type Backend struct {
