@@ -61,6 +61,10 @@ type Index struct {
 
 	hashers sync.Pool
 	pages   pageReleaser
+	// adding serialises AddSegment: the cache's "adding" marker names one
+	// segment at a time (the writer adds segments from several upload
+	// goroutines).
+	adding sync.Mutex
 }
 
 // Options tune Open.

@@ -118,7 +118,10 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string)) (st SyncStats, 
 func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {
 	known, superseded = map[repo.ID]bool{}, map[repo.ID]bool{}
 	// A segment that was being added when a run ended is dropped: Sync then
-	// adds it again if the repository still has it.
+	// adds it again if the repository still has it. (Not one that
+	// AddSegment is adding right now: it holds the lock.)
+	ix.adding.Lock()
+	defer ix.adding.Unlock()
 	var partial []byte
 	_ = ix.db.View(func(tx *bolt.Tx) error {
 		partial = bytes.Clone(tx.Bucket(bMeta).Get(metaAdding))
@@ -187,6 +190,8 @@ var metaAdding = []byte("adding")
 // blobs are added in batches of at most addBatch, in ID order. A pack
 // listed again takes the new segment's status.
 func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
+	ix.adding.Lock()
+	defer ix.adding.Unlock()
 	type blobEnt struct {
 		e   repo.BlobEntry
 		seq uint32
