@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -271,33 +270,6 @@ func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool
 		}
 	}
 	return best, found
-}
-
-// Locations returns every place the blob is stored, live packs first.
-func (ix *Index) Locations(t repo.BlobType, id repo.ID) []Location {
-	var out []Location
-	_ = ix.db.View(func(tx *bolt.Tx) error {
-		prefix := blobKey(id, t, 0)[:33]
-		c := tx.Bucket(bBlobs).Cursor()
-		packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			e, ok := decodeBlobVal(id, t, v)
-			pid := seqs.Get(k[33:])
-			if !ok || len(k) != 37 || pid == nil {
-				continue
-			}
-			rec, ok := decodePackRec(packs.Get(pid))
-			if !ok {
-				continue
-			}
-			loc := Location{Status: rec.status, Entry: e}
-			copy(loc.Pack[:], pid)
-			out = append(out, loc)
-		}
-		return nil
-	})
-	slices.SortStableFunc(out, func(a, b Location) int { return int(a.Status) - int(b.Status) })
-	return out
 }
 
 // Has reports whether the blob is stored in a live pack.

@@ -88,27 +88,13 @@ func (b *Backend) path(h repo.Handle) (string, error) {
 	if h.Type == repo.ConfigFile {
 		return filepath.Join(b.dir, "config"), nil
 	}
-	if !validName(h.Name) {
+	if !repo.ValidName(h.Name) {
 		return "", fmt.Errorf("invalid file name %q", h.Name)
 	}
 	if h.Type == repo.PackFile {
 		return filepath.Join(b.dir, string(h.Type), h.Name[:2], h.Name), nil
 	}
 	return filepath.Join(b.dir, string(h.Type), h.Name), nil
-}
-
-// validName accepts the names snap writes: lower-case hex of at least two
-// digits. Anything else could escape the directory.
-func validName(name string) bool {
-	if len(name) < 2 || len(name) > 128 {
-		return false
-	}
-	for _, c := range name {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Save writes data to a temporary file in the target directory, fsyncs it,
@@ -254,7 +240,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 		}
 		for _, e := range entries {
 			name := e.Name()
-			if strings.HasPrefix(name, tempPrefix) || !e.Type().IsRegular() || !validName(name) {
+			if strings.HasPrefix(name, tempPrefix) || !e.Type().IsRegular() || !repo.ValidName(name) {
 				continue
 			}
 			fi, err := e.Info()
