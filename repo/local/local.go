@@ -75,8 +75,13 @@ func Create(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("create repository %s: %w", abs, err)
 		}
 	}
-	if err := syncDir(filepath.Dir(abs)); err != nil {
-		return nil, err
+	// The new directories' entries are durable before anything is
+	// written into them: data/ holds the 256 pack directories, the
+	// repository directory the others, its parent the repository.
+	for _, d := range []string{filepath.Join(abs, string(repo.PackFile)), abs, filepath.Dir(abs)} {
+		if err := syncDir(d); err != nil {
+			return nil, err
+		}
 	}
 	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen)}, nil
 }
