@@ -118,3 +118,47 @@ func TestPartlyAddedSegment(t *testing.T) {
 		t.Fatalf("found %d of %d blobs of the complete segment", n, addBatch+10)
 	}
 }
+
+// TestConcurrentAddSegments: the writer adds segments from its upload
+// goroutines, possibly two at once. A segment must never count as known
+// while some of its blobs are still missing from the cache: a run that
+// ended then would leave those blobs unindexed for good.
+func TestConcurrentAddSegments(t *testing.T) {
+	ix, r, _ := newTestIndex(t)
+	ix.pages.min = 1
+	ctx := context.Background()
+	segs := []*Segment{bigSegment(4, 3*addBatch), bigSegment(5, 3*addBatch)}
+	ids := make([]repo.ID, len(segs))
+	for i, seg := range segs {
+		id, err := r.SaveObject(ctx, repo.IndexFile, seg.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	done := make(chan error, len(segs))
+	for i := range segs {
+		go func() { done <- ix.AddSegment(ids[i], segs[i]) }()
+	}
+	finished := 0
+	for finished < len(segs) {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished++
+		default:
+		}
+		for i, seg := range segs {
+			// Blobs are only ever added: if the segment was known before
+			// the count and blobs are missing at the count, they were
+			// missing while it was known.
+			if ix.KnowsSegment(ids[i]) {
+				if n := countFound(ix, seg); n != 3*addBatch {
+					t.Fatalf("segment %d counts as known with %d of %d blobs in the cache", i, n, 3*addBatch)
+				}
+			}
+		}
+	}
+}

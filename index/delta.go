@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -33,13 +35,17 @@ const baseCacheBytes = 16 << 20
 // one when there is one, else (unless live is set) one in a marked pack,
 // which still exists and can be read.
 func (ix *Index) fullCopy(id repo.ID, live bool) (Location, bool) {
-	for _, l := range ix.Locations(repo.DataBlob, id) { // live packs first
-		if l.Entry.Delta() || live && l.Status != PackLive {
-			continue
-		}
-		return l, true
+	var loc Location
+	var ok bool
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		loc, ok = lookupFunc(tx, repo.DataBlob, id, func(e repo.BlobEntry) bool { return !e.Delta() })
+		return nil
+	})
+	ix.touched()
+	if !ok || live && loc.Status != PackLive {
+		return Location{}, false
 	}
-	return Location{}, false
+	return loc, true
 }
 
 // baseDict appends the plaintexts of bases, in order, to dst: the

@@ -169,9 +169,10 @@ func TestPruneKeepsFullBases(t *testing.T) {
 	f.writeRaw([]rawBlob{f.full(other), baseAsDelta, d})
 	f.prune(index.PruneOptions{Instant: true, MaxUnusedPercent: 100}, []index.BlobRef{{Type: repo.DataBlob, ID: d.id}})
 	full := false
-	for _, l := range f.ix.Locations(repo.DataBlob, fb.id) {
-		full = full || !l.Entry.Delta() && f.packExists(l.Pack)
-	}
+	_ = f.ix.Blobs(func(l index.Location) error {
+		full = full || l.Entry.ID == fb.id && !l.Entry.Delta() && f.packExists(l.Pack)
+		return nil
+	})
 	if !full {
 		t.Fatal("prune deleted the only full copy of a used delta's base")
 	}

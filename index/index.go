@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -63,6 +62,10 @@ type Index struct {
 	hashers sync.Pool
 	pages   pageReleaser
 	bases   baseCache // plaintexts of recently used delta bases
+	// adding serialises AddSegment: the cache's "adding" marker names one
+	// segment at a time (the writer adds segments from several upload
+	// goroutines).
+	adding sync.Mutex
 }
 
 // Options tune Open.
@@ -253,12 +256,18 @@ func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {
 }
 
 func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool) {
+	return lookupFunc(tx, t, id, nil)
+}
+
+// lookupFunc is lookup among the stored copies whose entries accept takes
+// (all when accept is nil).
+func lookupFunc(tx *bolt.Tx, t repo.BlobType, id repo.ID, accept func(repo.BlobEntry) bool) (best Location, found bool) {
 	prefix := blobKey(id, t, 0)[:33]
 	c := tx.Bucket(bBlobs).Cursor()
 	packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		e, ok := decodeBlobVal(id, t, v)
-		if !ok || len(k) != 37 {
+		if !ok || len(k) != 37 || accept != nil && !accept(e) {
 			continue
 		}
 		pid := seqs.Get(k[33:])
@@ -279,33 +288,6 @@ func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool
 		}
 	}
 	return best, found
-}
-
-// Locations returns every place the blob is stored, live packs first.
-func (ix *Index) Locations(t repo.BlobType, id repo.ID) []Location {
-	var out []Location
-	_ = ix.db.View(func(tx *bolt.Tx) error {
-		prefix := blobKey(id, t, 0)[:33]
-		c := tx.Bucket(bBlobs).Cursor()
-		packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			e, ok := decodeBlobVal(id, t, v)
-			pid := seqs.Get(k[33:])
-			if !ok || len(k) != 37 || pid == nil {
-				continue
-			}
-			rec, ok := decodePackRec(packs.Get(pid))
-			if !ok {
-				continue
-			}
-			loc := Location{Status: rec.status, Entry: e}
-			copy(loc.Pack[:], pid)
-			out = append(out, loc)
-		}
-		return nil
-	})
-	slices.SortStableFunc(out, func(a, b Location) int { return int(a.Status) - int(b.Status) })
-	return out
 }
 
 // Has reports whether the blob is stored in a live pack.

@@ -147,3 +147,68 @@ func mustLoad(t *testing.T, r *repo.Repository, id repo.ID) []byte {
 	}
 	return b
 }
+
+// listHider answers the next List of index/ with nothing, as a listing
+// that races with a prune can: the segment the prune wrote is past the
+// listing's position when it appears, and the one it replaced is deleted
+// before the listing reaches it.
+type listHider struct {
+	repo.Backend
+	hide bool
+}
+
+func (b *listHider) List(ctx context.Context, t repo.FileType, fn func(string, int64) error) error {
+	if t == repo.IndexFile && b.hide {
+		b.hide = false
+		return nil
+	}
+	return b.Backend.List(ctx, t, fn)
+}
+
+// A segment missing from one listing is not dropped at once: the listing
+// may have raced with the prune that replaced it, and the next listing
+// shows the replacement.
+func TestSyncRelistsBeforeDroppingASegment(t *testing.T) {
+	dir := t.TempDir()
+	lbe, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &listHider{Backend: lbe}
+	p, _ := chunk.NewParams()
+	r, err := repo.Init(context.Background(), be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
+		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: p.MinSize, MaxSize: p.MaxSize, AverageBits: p.AverageBits}, repo.Options{Host: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(context.Background(), r, filepath.Join(dir, "cache"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ctx := context.Background()
+	seg := bigSegment(7, 32)
+	old, err := r.SaveObject(ctx, repo.IndexFile, seg.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A prune replaces the segment and deletes the old one.
+	repl := &Segment{Supersedes: []repo.ID{old}, Packs: seg.Packs}
+	if _, err := r.SaveObject(ctx, repo.IndexFile, repl.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if err := lbe.Remove(ctx, repo.Handle{Type: repo.IndexFile, Name: old.String()}); err != nil {
+		t.Fatal(err)
+	}
+	be.hide = true
+	var logged []string
+	if _, err := ix.Sync(ctx, func(m string) { logged = append(logged, m) }); err != nil {
+		t.Fatal(err)
+	}
+	if n := countFound(ix, seg); n != 32 || len(logged) > 0 {
+		t.Fatalf("after a listing that missed both segments: %d of 32 blobs indexed; logged %q", n, logged)
+	}
+}

@@ -725,6 +725,7 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	if err := pl.verifyLock(ctx); err != nil {
 		return err
 	}
+	pl.dateMarks(r.Now())
 	written := map[repo.ID]*Segment{}
 	for _, ns := range pl.newSegs {
 		id, err := r.SaveObject(ctx, repo.IndexFile, ns.seg.Encode())
@@ -771,6 +772,24 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	}
 	_, err := ix.Sync(ctx, pl.o.Log)
 	return err
+}
+
+// dateMarks gives the packs this prune marks the time their segments are
+// written, now, rather than the time the prune started: the safety argument
+// (docs/design.md) takes a backup that started more than MarkGrace after a
+// mark to have read an index that shows it, and walking the snapshots and
+// repacking may take far longer than MarkGrace.
+func (pl *planner) dateMarks(now time.Time) {
+	for _, ns := range pl.newSegs {
+		for i := range ns.seg.Packs {
+			if pl.packs[ns.seg.Packs[i].ID].action == actMark {
+				ns.seg.Packs[i].MarkedAt = now.Unix()
+			}
+		}
+	}
+	if len(pl.st.MarkedPacks) > 0 {
+		pl.st.MarkedDue = now.Add(pl.o.DeleteDelay)
+	}
 }
 
 func (pl *planner) verifyLock(ctx context.Context) error {

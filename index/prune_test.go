@@ -367,3 +367,53 @@ func TestPruneDryRunChangesNothing(t *testing.T) {
 		t.Fatal("dry run deleted a pack")
 	}
 }
+
+// A mark takes effect when its segment is written, not when the prune
+// started: a prune whose tree walk takes longer than MarkGrace must not
+// date its marks so early that a backup which started during the walk —
+// whose cache never saw the marks — counts as having started after them.
+func TestPruneDatesMarksWhenTheyAreWritten(t *testing.T) {
+	f := newFixture(t)
+	gone, kept := f.writePack(3), f.writePack(3)
+	a := f.packOf(gone[0]).Pack
+	start := f.clk.Now()
+	var backup *repo.Lock
+	o := index.PruneOptions{DeleteDelay: 5 * time.Minute}
+	o.Used = func(ctx context.Context) (index.BlobSet, error) {
+		// The walk of a large repository takes 30 minutes; 20 minutes in,
+		// a backup starts on another host and reads the index, in which
+		// the pack is still live.
+		other, err := repo.Open(ctx, mustOpenBackend(t, f.dir+"/repo"), "pw",
+			repo.Options{Host: "beta", Now: func() time.Time { return start.Add(20 * time.Minute) }})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { other.Close() })
+		if backup, err = other.Lock(ctx, repo.LockOptions{Command: "create"}); err != nil {
+			return nil, err
+		}
+		f.clk.Advance(30 * time.Minute)
+		set := index.BlobSet{}
+		for _, r := range kept {
+			set[r] = struct{}{}
+		}
+		return set, nil
+	}
+	st, err := index.Prune(context.Background(), f.ix, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backup.Unlock()
+	if len(st.MarkedPacks) != 1 || st.MarkedPacks[0] != a {
+		t.Fatalf("marked %v", st.MarkedPacks)
+	}
+	if due := f.clk.Now().Add(o.DeleteDelay); !st.MarkedDue.Equal(due) {
+		t.Errorf("marked due %v, want %v (the time the marks were written plus the delay)", st.MarkedDue, due)
+	}
+	// After the delay the backup still runs: it may rely on the pack.
+	f.clk.Advance(o.DeleteDelay + time.Minute)
+	st = f.prune(o, kept)
+	if len(st.DeletedPacks) != 0 || !f.packExists(a) || st.PendingPacks != 1 {
+		t.Fatalf("pack deleted under a backup that started before its mark was written: %+v", st)
+	}
+}

@@ -28,12 +28,6 @@ func (s BlobSet) Add(t repo.BlobType, id repo.ID) bool {
 	return true
 }
 
-// Has reports whether the blob is in the set.
-func (s BlobSet) Has(t repo.BlobType, id repo.ID) bool {
-	_, ok := s[BlobRef{t, id}]
-	return ok
-}
-
 // SegmentSet is the repository's index as the segment files in index/ say,
 // read directly (not through the cache). Prune and check decide from it.
 type SegmentSet struct {

@@ -26,18 +26,26 @@ type SyncStats struct {
 func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) {
 	var total SyncStats
 	for attempt := 0; ; attempt++ {
-		st, vanished, err := ix.syncOnce(ctx, log)
+		last := attempt == 2
+		st, vanished, err := ix.syncOnce(ctx, log, last)
 		total.Added += st.Added
 		total.Removed += st.Removed
-		// A segment that vanished between listing and reading was
-		// superseded by a prune, whose new segment a second listing finds.
-		if err != nil || !vanished || attempt == 2 {
+		// A segment that vanished between listing and reading, or that
+		// the listing missed, was superseded by a prune, whose new
+		// segment a second listing finds: a listing that runs while
+		// files are added and removed may miss both.
+		if err != nil || !vanished || last {
 			return total, err
 		}
 	}
 }
 
-func (ix *Index) syncOnce(ctx context.Context, log func(string)) (st SyncStats, vanished bool, err error) {
+// syncOnce lists index/ and brings the cache up to date with what it
+// finds. vanished says the listing may have raced with a prune: a segment
+// disappeared between the listing and its reading, or a segment the cache
+// knows is missing from the listing; the caller lists again. Only with
+// last are known segments missing from the listing dropped.
+func (ix *Index) syncOnce(ctx context.Context, log func(string), last bool) (st SyncStats, vanished bool, err error) {
 	if log == nil {
 		log = func(string) {}
 	}
@@ -105,6 +113,10 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string)) (st SyncStats, 
 			return nil
 		})
 		if !isSup {
+			if !last {
+				vanished = true // list again before believing it
+				continue
+			}
 			log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; its packs are no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id))
 		}
 		if err := ix.db.Update(func(tx *bolt.Tx) error { return dropSegment(tx, id, false) }); err != nil {
@@ -118,7 +130,10 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string)) (st SyncStats, 
 func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {
 	known, superseded = map[repo.ID]bool{}, map[repo.ID]bool{}
 	// A segment that was being added when a run ended is dropped: Sync then
-	// adds it again if the repository still has it.
+	// adds it again if the repository still has it. (Not one that
+	// AddSegment is adding right now: it holds the lock.)
+	ix.adding.Lock()
+	defer ix.adding.Unlock()
 	var partial []byte
 	_ = ix.db.View(func(tx *bolt.Tx) error {
 		partial = bytes.Clone(tx.Bucket(bMeta).Get(metaAdding))
@@ -187,6 +202,8 @@ var metaAdding = []byte("adding")
 // blobs are added in batches of at most addBatch, in ID order. A pack
 // listed again takes the new segment's status.
 func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
+	ix.adding.Lock()
+	defer ix.adding.Unlock()
 	type blobEnt struct {
 		e   repo.BlobEntry
 		seq uint32

@@ -54,7 +54,7 @@ type Writer struct {
 	inRun   map[blobKeyT]struct{}               // blobs saved by this writer and not yet in the cache
 	packers map[repo.BlobType]*repo.PackBuilder // open packs, one per blob type
 	pending []Pack                              // durable packs not yet in a segment
-	reused  map[repo.ID]struct{}                // packs of already-stored blobs this run relies on
+	reused  map[repo.ID]struct{}                // packs this run relies on: of blobs it reused, and its own once indexed
 	err     error                               // first upload or segment error; sticky
 
 	uploads sync.WaitGroup
@@ -327,6 +327,9 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 		for _, e := range p.Blobs {
 			delete(w.inRun, blobKeyT{e.Type, e.ID})
 		}
+		// A prune may mark the run's own packs too (no snapshot refers
+		// to them yet), so they are confirmed like reused ones.
+		w.reused[p.ID] = struct{}{}
 	}
 }
 
@@ -371,9 +374,10 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return w.err
 }
 
-// ReusedPacks returns the packs holding blobs this run relied on without
-// writing them. Before committing a snapshot, its creator syncs the index
-// and checks that none of them has been marked for deletion since.
+// ReusedPacks returns the packs holding blobs this run relied on: blobs it
+// reused, and the packs it wrote itself. Before committing a snapshot, its
+// creator syncs the index and checks that none of them has been marked for
+// deletion since.
 func (w *Writer) ReusedPacks() []repo.ID {
 	w.mu.Lock()
 	defer w.mu.Unlock()

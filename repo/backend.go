@@ -27,6 +27,21 @@ type Handle struct {
 	Name string
 }
 
+// ValidName reports whether name is one snap writes in a repository
+// directory: lower-case hex of 2 to 128 digits. Backends refuse other
+// names (they could escape the directory) and leave them out of listings.
+func ValidName(name string) bool {
+	if len(name) < 2 || len(name) > 128 {
+		return false
+	}
+	for _, c := range name {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func (h Handle) String() string {
 	switch {
 	case h.Type == ConfigFile:

@@ -45,6 +45,13 @@ func Transient(err error) error {
 	return &TransientError{Err: err}
 }
 
+// MaxFileSize bounds the repository files snap reads whole: none that it
+// writes comes near it (packs are at most the configured pack size plus
+// one blob, objects at most MaxObjectSize). Backends refuse to load more
+// in one request, so a huge file planted in the repository is reported
+// rather than allocated.
+const MaxFileSize = 2 << 30
+
 // CorruptError says which object failed which check.
 type CorruptError struct {
 	Object string // e.g. "data/3f/3f2a…" or "blob 3f2a… in pack 99ab…"

@@ -164,9 +164,9 @@ func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, p
 	return nil
 }
 
-// confirmReused syncs the index and makes sure that every pack holding a
-// blob this run reused without writing it is still live: a prune that ran
-// meanwhile may have marked it for deletion (invariant 9).
+// confirmReused syncs the index and makes sure that every pack this run
+// relies on — holding a blob it reused, or written by it — is still live: a
+// prune that ran meanwhile may have marked it for deletion (invariant 9).
 func confirmReused(ctx context.Context, ix *index.Index, w *index.Writer) error {
 	reused := w.ReusedPacks()
 	if len(reused) == 0 {

@@ -134,16 +134,9 @@ func diffBelow(ctx context.Context, ix *index.Index, p string, n *Node, kind Cha
 	if n.Type != sources.TypeDir {
 		return nil
 	}
-	return Walk(ctx, ix, p, *n, func(q string, m *Node) error {
-		if q == p {
+	return diffOneSide(ctx, ix, p, n, kind, func(c Change) error {
+		if c.Path == p {
 			return nil
-		}
-		c := Change{Path: q, Kind: kind}
-		node := *m
-		if kind == Added {
-			c.New = &node
-		} else {
-			c.Old = &node
 		}
 		return fn(c)
 	})

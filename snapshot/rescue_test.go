@@ -87,3 +87,27 @@ func TestConfirmReusedFailsWhenPackIsGone(t *testing.T) {
 		t.Fatalf("confirmReused after the pack was deleted: %v", err)
 	}
 }
+
+// A backup's own packs need the same check: a prune may mark them before
+// the snapshot that uses them exists (nothing refers to them yet), and if
+// the backup's lock then went stale (a suspended machine) a later prune
+// may delete them. The backup must not save a snapshot then.
+func TestConfirmReusedChecksPacksTheRunWrote(t *testing.T) {
+	ix, _ := rescueFixture(t)
+	w := index.NewWriter(ix, index.WriterOptions{})
+	plain := []byte("a blob this backup stores itself")
+	h := ix.Hasher()
+	id := repo.ID(h.Sum(plain))
+	ix.PutHasher(h)
+	if _, err := w.Save(context.Background(), repo.DataBlob, id, plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pruneNothingUsed(t, ix, true)
+	err := confirmReused(context.Background(), ix, w)
+	if err == nil || !strings.Contains(err.Error(), "no longer in the index") {
+		t.Fatalf("confirmReused after the run's own pack was deleted: %v", err)
+	}
+}

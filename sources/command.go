@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -117,13 +118,15 @@ func (c *Command) Run(ctx context.Context) error {
 	cmd := c.build(ctx, syscall.SIGKILL)
 	var inErr error
 	var inMu sync.Mutex
+	var in *guardReader
 	if c.Stdin != nil {
-		cmd.Stdin = &guardReader{r: c.Stdin, fail: func(err error) {
+		in = &guardReader{r: c.Stdin, fail: func(err error) {
 			inMu.Lock()
 			inErr = err
 			inMu.Unlock()
 			cancel()
 		}}
+		cmd.Stdin = in
 	}
 	errLines := &lineWriter{fn: c.Stderr}
 	cmd.Stderr = errLines
@@ -140,7 +143,15 @@ func (c *Command) Run(ctx context.Context) error {
 	if inErr != nil {
 		return fmt.Errorf("reading the input of %s: %w (%s was stopped)", c.display(), inErr, c.display())
 	}
-	return c.exitError(ctx, err, errLines.lastLine())
+	if err := c.exitError(ctx, err, errLines.lastLine()); err != nil {
+		return err
+	}
+	// A restore tool that exits successfully without having read its
+	// input to the end has not loaded all of it.
+	if in != nil && !in.eof.Load() {
+		return &CommandError{Name: c.display(), Status: "it stopped reading its input before the end, and exited with status 0", LastLine: errLines.lastLine()}
+	}
+	return nil
 }
 
 func startFailure(err error) string {
@@ -195,15 +206,19 @@ func (r *commandReader) Close() error {
 }
 
 // guardReader reports a read error (other than the end of the input)
-// before returning it.
+// before returning it, and records reaching the end.
 type guardReader struct {
 	r    io.Reader
 	fail func(error)
+	eof  atomic.Bool
 }
 
 func (g *guardReader) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF:
+		g.eof.Store(true)
+	case err != nil:
 		g.fail(err)
 	}
 	return n, err

@@ -51,9 +51,6 @@ func (t *Target) RootDir() (*Dir, error) {
 	return &Dir{fd: fd, rel: ".", t: t, setgid: st.Mode&unix.S_ISGID != 0}, nil
 }
 
-// Rel returns the directory's path relative to the target.
-func (d *Dir) Rel() string { return d.rel }
-
 // Close closes the directory.
 func (d *Dir) Close() error { return closeFd(d.fd, d.path("")) }
 

@@ -82,7 +82,11 @@ func TestCreateFileMeta(t *testing.T) {
 			t.Fatal(err)
 		}
 		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(dir, d.Rel(), c.name), &st); err != nil {
+		p := filepath.Join(dir, c.name)
+		if c.setgid {
+			p = filepath.Join(dir, "sgid", c.name)
+		}
+		if err := unix.Stat(p, &st); err != nil {
 			t.Fatal(err)
 		}
 		if st.Mode&0o7777 != c.mode {

@@ -1,7 +1,6 @@
 package sources
 
 import (
-	"io"
 	"os"
 	"slices"
 
@@ -51,15 +50,4 @@ func Fstat(f *os.File) (unix.Stat_t, error) {
 	var st unix.Stat_t
 	err := unix.Fstat(int(f.Fd()), &st)
 	return st, err
-}
-
-// ReadFull reads into buf until it is full or the reader ends, like
-// io.ReadFull, but returns the count without treating a short read at the
-// end as an error.
-func ReadFull(r io.Reader, buf []byte) (int, error) {
-	n, err := io.ReadFull(r, buf)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		err = nil
-	}
-	return n, err
 }

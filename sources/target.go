@@ -101,6 +101,3 @@ func futimens(fd int, atime, mtime int64) error {
 	}
 	return nil
 }
-
-// Root exposes the confined root for reads in tests and verification.
-func (t *Target) Root() *os.Root { return t.root }

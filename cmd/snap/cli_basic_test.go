@@ -52,3 +52,10 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("restore without target: exit %d, want %d (%s)", res.code, exitUsage, res.stderr)
 	}
 }
+
+func TestMalformedSnapshotIsUsageError(t *testing.T) {
+	tr := newTestRepo(t)
+	if res := tr.run("ls", "not-an-id"); res.code != exitUsage || !strings.Contains(res.stderr, "expected an ID") {
+		t.Fatalf("ls not-an-id: exit %d, %s", res.code, res.stderr)
+	}
+}

@@ -89,16 +89,23 @@ func runPrune(c *cli.Context, e *env, o index.PruneOptions) error {
 	if s == nil {
 		return err
 	}
-	if st != nil {
-		if s.ui.json {
-			pr := pruneJSON(st)
-			pr.Type = "summary"
-			s.ui.jsonLine(pr)
-		} else {
-			printPrune(s.ui, st)
-		}
-	}
+	reportPrune(s.ui, st)
 	return err
+}
+
+// reportPrune prints what a prune did (st may be nil: nothing to say):
+// the summary JSON line with --json, else the text report.
+func reportPrune(u *ui, st *index.PruneStats) {
+	if st == nil {
+		return
+	}
+	if u.json {
+		pr := pruneJSON(st)
+		pr.Type = "summary"
+		u.jsonLine(pr)
+		return
+	}
+	printPrune(u, st)
 }
 
 // pruneRepository opens a session with the lock prune needs, runs it and

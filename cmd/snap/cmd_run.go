@@ -469,15 +469,7 @@ func runPruneStep(ctx context.Context, s *session, j *Job) error {
 	}
 	defer s.relock(ctx, noLock)
 	st, err := pruneWith(ctx, s, o, nil)
-	if st != nil {
-		if s.ui.json {
-			pr := pruneJSON(st)
-			pr.Type = "summary"
-			s.ui.jsonLine(pr)
-		} else {
-			printPrune(s.ui, st)
-		}
-	}
+	reportPrune(s.ui, st)
 	return err
 }
 

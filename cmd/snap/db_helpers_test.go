@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -162,7 +164,13 @@ func (s *testServer) dropDatabase(name string) {
 func readTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
+	// A file that vanishes during the walk (a live database's journal)
+	// is not part of the tree.
+	vanished := func(p string, err error) bool { return p != dir && errors.Is(err, fs.ErrNotExist) }
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if vanished(p, err) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -170,6 +178,9 @@ func readTree(t *testing.T, dir string) map[string]string {
 		switch {
 		case fi.Mode().IsRegular():
 			b, err := os.ReadFile(p)
+			if vanished(p, err) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -180,5 +181,31 @@ func TestSQLiteMissingFile(t *testing.T) {
 	}
 	if n := tr.snapshotCount(); n != 0 {
 		t.Fatalf("%d snapshots saved, want none", n)
+	}
+}
+
+// TestDatabaseRestoreToolStoppingEarly: a restore tool that exits 0 before
+// it has read the whole dump has not loaded it; snap must not report
+// success. The real sqlite3 never does this with a dump snap wrote, so a
+// stand-in script plays the tool for the restore (the backup uses the real
+// one).
+func TestDatabaseRestoreToolStoppingEarly(t *testing.T) {
+	tr := newTestRepo(t)
+	dbFile := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, dbFile, sqliteSchema)
+	tr.mustRun("create", "--db", "sqlite://"+dbFile)
+	bin := filepath.Join(tr.dir, "bin")
+	// Reads a little, creates the database file it was given, exits 0.
+	writeFile(t, filepath.Join(bin, "sqlite3"), []byte("#!/bin/sh\nhead -c 100 >/dev/null\n: > \"$3\"\nexit 0\n"))
+	if err := os.Chmod(filepath.Join(bin, "sqlite3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(tr.dir, "restored.db")
+	res := tr.runEnv([]string{"PATH=" + bin + ":" + os.Getenv("PATH")}, nil, "restore", "latest", "--db", "app", "--to", "sqlite://"+target)
+	if res.code != 1 || !strings.Contains(res.stderr, "stopped reading its input") {
+		t.Fatalf("restore with a tool that stopped early: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a partly loaded database was put in place: %v", err)
 	}
 }

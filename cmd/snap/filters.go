@@ -56,6 +56,9 @@ func splitSnapshotArg(s string) (ref, sub string) {
 
 // findSnapshot resolves a snapshot argument under the filters.
 func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, error) {
+	if l := strings.ToLower(ref); ref != "latest" && (l == "" || strings.Trim(l, "0123456789abcdef") != "") {
+		return nil, usagef("snapshot %q: expected an ID, an ID prefix or 'latest'", ref)
+	}
 	sns, err := s.snapshots(c.Context)
 	if err != nil {
 		return nil, err

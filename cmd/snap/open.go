@@ -155,7 +155,7 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 
 // relock releases the lock the session holds, if any, and takes one of the
 // given mode: 'snap run' opens the repository once per job and takes the
-// lock each step needs.
+// lock each step needs. An open index is synced once the lock is held.
 func (s *session) relock(ctx context.Context, mode lockMode) error {
 	if s.lock != nil {
 		if err := s.lock.Unlock(); err != nil {
@@ -175,6 +175,14 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		return err
 	}
 	s.lock = l
+	// What the command does under the lock must rely on an index read
+	// after the lock was taken (prune's safety argument, docs/design.md):
+	// a session opened earlier reads the segments written since.
+	if s.ix != nil {
+		if _, err := s.ix.Sync(ctx, func(m string) { u.warnf("%s", m) }); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

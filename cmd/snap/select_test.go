@@ -169,7 +169,7 @@ func TestSnapshotSelection(t *testing.T) {
 		}
 	}
 	res = tr.run("ls", "not-an-id")
-	if res.code != exitFatal || !strings.Contains(oneLine(t, res), "not-an-id") {
+	if res.code != exitUsage || !strings.Contains(oneLine(t, res), "not-an-id") {
 		t.Errorf("ls not-an-id: exit %d, %q", res.code, res.stderr)
 	}
 }

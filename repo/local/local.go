@@ -76,8 +76,13 @@ func Create(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("create repository %s: %w", abs, err)
 		}
 	}
-	if err := syncDir(filepath.Dir(abs)); err != nil {
-		return nil, err
+	// The new directories' entries are durable before anything is
+	// written into them: data/ holds the 256 pack directories, the
+	// repository directory the others, its parent the repository.
+	for _, d := range []string{filepath.Join(abs, string(repo.PackFile)), abs, filepath.Dir(abs)} {
+		if err := syncDir(d); err != nil {
+			return nil, err
+		}
 	}
 	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen)}, nil
 }
@@ -89,27 +94,13 @@ func (b *Backend) path(h repo.Handle) (string, error) {
 	if h.Type == repo.ConfigFile {
 		return filepath.Join(b.dir, "config"), nil
 	}
-	if !validName(h.Name) {
+	if !repo.ValidName(h.Name) {
 		return "", fmt.Errorf("invalid file name %q", h.Name)
 	}
 	if h.Type == repo.PackFile {
 		return filepath.Join(b.dir, string(h.Type), h.Name[:2], h.Name), nil
 	}
 	return filepath.Join(b.dir, string(h.Type), h.Name), nil
-}
-
-// validName accepts the names snap writes: lower-case hex of at least two
-// digits. Anything else could escape the directory.
-func validName(name string) bool {
-	if len(name) < 2 || len(name) > 128 {
-		return false
-	}
-	for _, c := range name {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Save writes data to a temporary file in the target directory, fsyncs it,
@@ -189,8 +180,11 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 		if length < 0 {
 			return nil, fmt.Errorf("load %s: offset %d beyond end %d: %w", h, offset, fi.Size(), io.ErrUnexpectedEOF)
 		}
+		if length > repo.MaxFileSize {
+			return nil, &repo.CorruptError{Object: h.String(), Reason: fmt.Sprintf("%d bytes: larger than any file snap writes; move it out of the repository", fi.Size())}
+		}
 	}
-	if offset < 0 || length < 0 {
+	if offset < 0 || length < 0 || length > repo.MaxFileSize {
 		return nil, fmt.Errorf("load %s: invalid range %d+%d", h, offset, length)
 	}
 	buf := make([]byte, length)
@@ -252,7 +246,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 		}
 		for _, e := range entries {
 			name := e.Name()
-			if strings.HasPrefix(name, tempPrefix) || !e.Type().IsRegular() || !validName(name) {
+			if strings.HasPrefix(name, tempPrefix) || !e.Type().IsRegular() || !repo.ValidName(name) {
 				continue
 			}
 			fi, err := e.Info()

@@ -300,3 +300,25 @@ func TestOpenSkipsHugeKeyFile(t *testing.T) {
 	}
 	_ = dir
 }
+
+// A huge file planted in the repository (here a sparse terabyte) is
+// reported as corrupt, not allocated: reading it whole would end the
+// process with "out of memory" and a stack trace.
+func TestLoadRefusesHugeFile(t *testing.T) {
+	be, dir := newBackend(t)
+	name := strings.Repeat("ab", 32)
+	p := filepath.Join(dir, "snapshots", name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil {
+		f.Close()
+		t.Skipf("cannot make a sparse terabyte here: %v", err)
+	}
+	f.Close()
+	_, err = be.Load(context.Background(), repo.Handle{Type: repo.SnapshotFile, Name: name}, 0, 0)
+	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "snapshots/"+name) {
+		t.Fatalf("load of a 1 TiB file: %v", err)
+	}
+}

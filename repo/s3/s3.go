@@ -35,7 +35,7 @@ import (
 )
 
 // maxLoad bounds what one Load may allocate, whatever the server says.
-const maxLoad = 2 << 30
+const maxLoad = repo.MaxFileSize
 
 // Backend is a repository in an S3 bucket.
 type Backend struct {
@@ -134,24 +134,10 @@ func (b *Backend) dirPrefix(dir string) string {
 }
 
 func (b *Backend) key(h repo.Handle) (string, error) {
-	if h.Type != repo.ConfigFile && !validName(h.Name) {
+	if h.Type != repo.ConfigFile && !repo.ValidName(h.Name) {
 		return "", fmt.Errorf("invalid file name %q", h.Name)
 	}
 	return path.Join(b.cfg.Prefix, h.String()), nil
-}
-
-// validName accepts the names snap writes: lower-case hex of at least two
-// digits.
-func validName(name string) bool {
-	if len(name) < 2 || len(name) > 128 {
-		return false
-	}
-	for _, c := range name {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Save uploads data in one PUT, or in parts when it is larger than the
@@ -357,7 +343,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 		}
 		rel := strings.TrimPrefix(obj.Key, prefix)
 		name := path.Base(rel)
-		if !validName(name) {
+		if !repo.ValidName(name) {
 			continue
 		}
 		if t == repo.PackFile && rel != name[:2]+"/"+name || t != repo.PackFile && rel != name {
