@@ -29,7 +29,7 @@ import (
 // baseCacheBytes bounds the plaintexts of bases kept for reuse: the
 // changed chunks of a dump have neighbouring, mostly shared bases, and a
 // restore of a delta reads its bases, which its neighbours need too.
-const baseCacheBytes = 16 << 20
+const baseCacheBytes = 8 << 20
 
 // fullCopy returns a location of data blob id that is not a delta: a live
 // one when there is one, else (unless live is set) one in a marked pack,
@@ -69,8 +69,8 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 	if total > repo.MaxDeltaDict {
 		return nil, nil, fmt.Errorf("bases of %d bytes exceed %d", total, repo.MaxDeltaDict)
 	}
-	if dst == nil {
-		dst = make([]byte, 0, total)
+	if dst == nil || cap(dst)-len(dst) < int(total) {
+		dst = append(make([]byte, 0, len(dst)+int(total)), dst...)
 	}
 	for i, l := range locs {
 		if b, ok := ix.bases.get(bases[i]); ok {

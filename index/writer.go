@@ -153,7 +153,7 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 
 	// Compression runs in parallel in the callers; encryption appends to
 	// the pack, under the lock (it is some ten times faster).
-	level := repo.BlobLevel(w.opts.Compression, t)
+	level := w.opts.Compression
 	scratch := w.getScratch(len(plain))
 	payload, compressed, scratch := w.r.CompressBlob(plain, level, scratch)
 	var delta []byte
@@ -219,11 +219,12 @@ func (w *Writer) compressDelta(ctx context.Context, plain []byte, bases []repo.I
 	if len(usable) == 0 {
 		return nil, nil
 	}
-	dict, packs, err := w.ix.baseDict(ctx, usable, true, nil)
+	dict, packs, err := w.ix.baseDict(ctx, usable, true, w.getScratch(0))
 	if err != nil {
 		return nil, nil // unreadable bases only cost the saving; the blob is stored whole
 	}
 	out, ok, scratch := w.r.CompressDelta(plain, dict, level, w.getScratch(len(plain)))
+	w.putScratch(dict)
 	if !ok || len(out) >= alone {
 		w.putScratch(scratch)
 		return nil, nil

@@ -37,19 +37,6 @@ func (c Compression) String() string {
 	return [...]string{"off", "fastest", "default", "better"}[c]
 }
 
-// BlobLevel is the level a blob of type t is compressed with when the
-// repository's setting (--compression) is level. Tree blobs get "better"
-// instead of "fastest": they are a small part of a backup's bytes (1 % of
-// the Go source tree's), so compressing them harder costs next to nothing,
-// and they are read by every incremental run, listing and restore. Data
-// blobs get the level as set: it decides the speed of a backup.
-func BlobLevel(level Compression, t BlobType) Compression {
-	if level == CompressionFastest && t == TreeBlob {
-		return CompressionBetter
-	}
-	return level
-}
-
 // encoderWindow is how far back the encoders look for matches. It sets
 // their memory (each encoder state keeps twice the window), and blobs are
 // chunks of a few MiB: a window of 2 MiB compresses them within 0.05 % of
@@ -99,9 +86,11 @@ func newCompressor() (*compressor, error) {
 	return c, nil
 }
 
-// deltaWindow is how far back a delta's matches reach: the dictionary (at
-// most 2 MiB as the index writer chooses bases) and the blob.
-const deltaWindow = 4 << 20
+// deltaWindow is how far back a delta's matches reach. A chunk and its
+// bases hold the same bytes in the same order, so a match lies about one
+// dictionary length back: at most 2 MiB as the archiver chooses bases.
+// (Each encoder keeps twice the window.)
+const deltaWindow = 2 << 20
 
 // compressDelta appends the compression of src against dict (a raw content
 // dictionary: the plaintexts of the base blobs) to dst, or returns

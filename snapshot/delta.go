@@ -25,14 +25,14 @@ import (
 // that is found unchanged anchors the two versions at its offset (its
 // parent offset minus its new offset is the shift from there on). A new
 // chunk at offset off of n bytes gets the parent chunks overlapping
-// [off+shift-n/4, off+shift+n+n/4).
+// [off+shift, off+shift+n). (A window wider by n/4 on each side made the
+// deltas of dataset 3 no smaller and their dictionaries larger: 4 % more
+// bytes added, 40 % more CPU.)
 
 // maxDeltaDict bounds the plaintext of a delta's bases, which the writer
 // and every reader of the delta hold in memory; chunks of dumps are 16 to
 // 256 KiB, of files 0.5 to 8 MiB.
 const maxDeltaDict = 2 << 20
-
-var deltaSlack = int64(0)
 
 // parentChunks maps a file's previous version (its content in the parent
 // snapshot) to byte offsets, for choosing the bases of new chunks. It is
@@ -168,7 +168,7 @@ func (pc *parentChunks) basesFor(off int64, n int) []repo.ID {
 		shift = a.oldOff - a.newOff
 	}
 	pc.mu.Unlock()
-	lo, hi := off+shift-int64(n)*deltaSlack/8, off+shift+int64(n)+int64(n)*deltaSlack/8
+	lo, hi := off+shift, off+shift+int64(n)
 	first := sort.Search(len(pc.ends), func(i int) bool { return pc.ends[i] > lo })
 	last := first // one past the last chunk overlapping [lo, hi)
 	for last < len(pc.ends) && pc.ends[last]-pc.sizes[pc.ids[last]] < hi {
