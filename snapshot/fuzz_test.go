@@ -142,9 +142,13 @@ func FuzzSnapshot(f *testing.F) {
 }
 
 // normTime makes times comparable with DeepEqual (the location pointer of
-// a parsed time differs between parses).
+// a parsed time differs between parses), and an empty list of sources
+// equal to none (the field is omitted when empty).
 func normTime(sn *Snapshot) *Snapshot {
 	c := *sn
+	if len(c.Sources) == 0 {
+		c.Sources = nil
+	}
 	c.Time = c.Time.UTC()
 	c.Summary.Start, c.Summary.End = c.Summary.Start.UTC(), c.Summary.End.UTC()
 	return &c
