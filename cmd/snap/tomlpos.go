@@ -116,35 +116,14 @@ func (s *tomlScanner) key() toml.Key {
 		s.skipSpace(false)
 		switch c := s.peek(); {
 		case c == '"':
-			start := s.i
-			s.advance()
-			for !s.eof() && s.peek() != '"' && s.peek() != '\n' {
-				if s.peek() == '\\' {
-					s.advance()
-				}
-				if !s.eof() {
-					s.advance()
-				}
-			}
-			if !s.eof() {
-				s.advance()
-			}
-			raw := s.src[start:s.i]
+			raw := s.basicString()
 			if u, err := strconv.Unquote(raw); err == nil {
 				k = append(k, u)
 			} else {
 				k = append(k, strings.Trim(raw, `"`))
 			}
 		case c == '\'':
-			s.advance()
-			start := s.i
-			for !s.eof() && s.peek() != '\'' && s.peek() != '\n' {
-				s.advance()
-			}
-			k = append(k, s.src[start:s.i])
-			if !s.eof() {
-				s.advance()
-			}
+			k = append(k, s.literalString())
 		default:
 			start := s.i
 			for !s.eof() && isBareKeyChar(s.peek()) {
@@ -165,6 +144,40 @@ func (s *tomlScanner) key() toml.Key {
 
 func isBareKeyChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+// basicString reads a one-line "basic" string at the current position and
+// returns it as written, quotes and escapes included.
+func (s *tomlScanner) basicString() string {
+	start := s.i
+	s.advance()
+	for !s.eof() && s.peek() != '"' && s.peek() != '\n' {
+		if s.peek() == '\\' {
+			s.advance()
+		}
+		if !s.eof() {
+			s.advance()
+		}
+	}
+	if !s.eof() {
+		s.advance()
+	}
+	return s.src[start:s.i]
+}
+
+// literalString reads a one-line 'literal' string at the current position
+// and returns its content.
+func (s *tomlScanner) literalString() string {
+	s.advance()
+	start := s.i
+	for !s.eof() && s.peek() != '\'' && s.peek() != '\n' {
+		s.advance()
+	}
+	v := s.src[start:s.i]
+	if !s.eof() {
+		s.advance()
+	}
+	return v
 }
 
 // value skips one value; inline tables record their keys under key.
@@ -194,26 +207,9 @@ func (s *tomlScanner) value(key toml.Key) {
 			s.advance()
 		}
 	case s.peek() == '"':
-		s.advance()
-		for !s.eof() && s.peek() != '"' && s.peek() != '\n' {
-			if s.peek() == '\\' {
-				s.advance()
-			}
-			if !s.eof() {
-				s.advance()
-			}
-		}
-		if !s.eof() {
-			s.advance()
-		}
+		s.basicString()
 	case s.peek() == '\'':
-		s.advance()
-		for !s.eof() && s.peek() != '\'' && s.peek() != '\n' {
-			s.advance()
-		}
-		if !s.eof() {
-			s.advance()
-		}
+		s.literalString()
 	case s.peek() == '[':
 		s.advance()
 		for {
