@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 
@@ -39,12 +38,7 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 		return err
 	}
 	defer s.close()
-	sn, err := s.findSnapshot(c, ref)
-	if err != nil {
-		return err
-	}
-	p = path.Clean("/" + p)
-	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, p)
+	_, p, node, err := s.findPath(c, ref, p)
 	if err != nil {
 		return err
 	}

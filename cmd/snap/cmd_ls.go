@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
-	"path"
 	"time"
 	"unicode/utf8"
 
@@ -98,12 +97,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 		return err
 	}
 	defer s.close()
-	sn, err := s.findSnapshot(c, ref)
-	if err != nil {
-		return err
-	}
-	p = path.Clean("/" + p)
-	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, p)
+	sn, p, node, err := s.findPath(c, ref, p)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -77,4 +78,16 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 		return nil, fmt.Errorf("%w", err)
 	}
 	return sn, nil
+}
+
+// findPath resolves a snapshot argument and the node at path p inside it
+// (p is cleaned and made absolute), as ls and dump need.
+func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, string, snapshot.Node, error) {
+	sn, err := s.findSnapshot(c, ref)
+	if err != nil {
+		return nil, "", snapshot.Node{}, err
+	}
+	p = path.Clean("/" + p)
+	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, p)
+	return sn, p, node, err
 }
