@@ -53,10 +53,10 @@ demo: build
 BENCH_WORK  ?= $(or $(TMPDIR),/tmp)/snap-bench
 BENCH_FLAGS ?=
 bench: build bench-deps
-	$(GO) run ./cmd/snap-bench -snap $(BIN) -work $(BENCH_WORK) $(BENCH_FLAGS)
+	SNAP_TEST_MINIO=$(MINIO) $(GO) run ./cmd/snap-bench -snap $(BIN) -work $(BENCH_WORK) $(BENCH_FLAGS)
 
 bench-quick: build bench-deps
-	$(GO) run ./cmd/snap-bench -quick -snap $(BIN) -work $(BENCH_WORK)-quick $(BENCH_FLAGS)
+	SNAP_TEST_MINIO=$(MINIO) $(GO) run ./cmd/snap-bench -quick -snap $(BIN) -work $(BENCH_WORK)-quick $(BENCH_FLAGS)
 
 # restic, borg and PostgreSQL's pgbench, installed when missing; the
 # PostgreSQL server started when it is down.
@@ -74,6 +74,7 @@ bench-deps:
 	  pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql | head -1)" main start || true; \
 	  for i in $$(seq 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done; \
 	fi
+	@test -x $(MINIO) || GOBIN=$(dir $(MINIO)) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
 # Short fuzzing runs of every decoder of repository bytes.
 FUZZTIME ?= 20s

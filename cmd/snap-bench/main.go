@@ -32,6 +32,7 @@ type config struct {
 	filesLimit int
 	pg         pgConfig
 	profile    bool
+	s3         bool
 	benchtime  string
 	moduleDir  string
 	cmdline    string
@@ -63,6 +64,7 @@ func mainErr() error {
 	flag.StringVar(&cfg.pg.db, "pg-db", "snapbench", "database created (and dropped) for dataset 3")
 	flag.IntVar(&cfg.pg.scale, "pg-scale", 20, "pgbench -i scale of dataset 3")
 	flag.IntVar(&cfg.pg.tx, "pg-tx", 2000, "pgbench transactions between the two dumps")
+	flag.BoolVar(&cfg.s3, "s3", true, "also run dataset 1 on a local MinIO server (SNAP_TEST_MINIO or $HOME/go/bin/minio)")
 	flag.BoolVar(&cfg.profile, "profile", true, "write a CPU profile of every snap run (SNAP_CPUPROFILE)")
 	flag.StringVar(&cfg.benchtime, "benchtime", "1s", "go test -benchtime of the stage benchmarks")
 	flag.Parse()
@@ -199,6 +201,12 @@ func runBench(ctx context.Context, cfg *config) error {
 			if res.snapDir != "" {
 				rep.deltas = countDeltas(ctx, filepath.Join(res.snapDir, "repo"))
 			}
+		}
+	}
+	if d1 := rep.result("1"); d1 != nil && cfg.s3 {
+		rep.s3, err = benchS3(cfg, ds1, d1)
+		if err != nil {
+			return err
 		}
 	}
 	if cfg.indexBlobs > 0 && slices.Contains(cfg.tools, "snap") {

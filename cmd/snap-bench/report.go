@@ -35,6 +35,7 @@ type report struct {
 	sweep   []sweepRow
 	deltas  *deltaCount
 	mem     *memResult
+	s3      *s3Result
 }
 
 func (r *report) write() error {
@@ -44,7 +45,9 @@ func (r *report) write() error {
 	old, err := os.ReadFile(r.cfg.out)
 	var out string
 	if i, j := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker)); err == nil && i >= 0 && j > i {
-		out = string(old[:i]) + gen + string(old[j+len(endMarker):])
+		// One blank line between the generated part and what follows, however
+		// often the file is rewritten.
+		out = string(old[:i]) + gen + "\n" + strings.TrimLeft(string(old[j+len(endMarker):]), "\n")
 	} else {
 		out = "# Benchmarks\n\nWritten by `make bench` (cmd/snap-bench).\n\n" + gen + "\n"
 	}
@@ -85,6 +88,9 @@ func (r *report) render(b *bytes.Buffer) {
 	}
 	if len(r.sweep) > 0 {
 		r.renderSweep(p)
+	}
+	if r.s3 != nil {
+		r.renderS3(p)
 	}
 	if r.mem != nil {
 		r.renderMem(p)
@@ -562,14 +568,17 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func toolVersions(cfg *config) []string {
-	v := func(name string, args ...string) string {
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err != nil {
-			return "not available"
-		}
-		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+// versionLine is the first line a program prints with args.
+func versionLine(name string, args ...string) string {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return "not available"
 	}
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+}
+
+func toolVersions(cfg *config) []string {
+	v := versionLine
 	goVer := v("go", "version")
 	return []string{
 		fmt.Sprintf("Versions: %s; %s; %s; %s; %s", v(cfg.snapBin, "--version"), v("restic", "version"), v("borg", "--version"), v("pg_dump", "--version"), goVer),

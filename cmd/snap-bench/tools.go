@@ -30,10 +30,19 @@ type base struct {
 	dir  string
 	env  []string
 	n    int // snapshots made since Init
+	// location, when set, is the repository's location instead of repo/
+	// below dir (an S3 bucket on the benchmark's MinIO).
+	location string
 }
 
-func (b *base) Name() string    { return b.name }
-func (b *base) repo() string    { return filepath.Join(b.dir, "repo") }
+func (b *base) Name() string { return b.name }
+func (b *base) repo() string { return filepath.Join(b.dir, "repo") }
+func (b *base) loc() string {
+	if b.location != "" {
+		return b.location
+	}
+	return b.repo()
+}
 func (b *base) cache() string   { return filepath.Join(b.dir, "cache") }
 func (b *base) log() string     { return filepath.Join(b.dir, "log.txt") }
 func (b *base) RepoSize() int64 { return dirSize(b.repo()) }
@@ -99,7 +108,7 @@ func (t *snapTool) Init() error {
 	if err := t.reset(); err != nil {
 		return err
 	}
-	_, err := run(t.cmd(t.bin, "init", "-r", t.repo()))
+	_, err := run(t.cmd(t.bin, "init", "-r", t.loc()))
 	return err
 }
 
@@ -123,9 +132,9 @@ func (t *snapTool) Create(ds *dataset, op string) (measurement, error) {
 	t.n++
 	switch {
 	case ds.root != "":
-		return run(t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.repo(), ds.root), op))
+		return run(t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.loc(), ds.root), op))
 	case t.hasStdin:
-		c := t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.repo(), "--stdin", ds.streamName), op)
+		c := t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.loc(), "--stdin", ds.streamName), op)
 		c.stdin = ds.stream
 		return run(c)
 	default:
@@ -135,12 +144,12 @@ func (t *snapTool) Create(ds *dataset, op string) (measurement, error) {
 		if err := copyPlain(ds.stream, p); err != nil {
 			return measurement{}, err
 		}
-		return run(t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.repo(), p), op))
+		return run(t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.loc(), p), op))
 	}
 }
 
 func (t *snapTool) Restore(ds *dataset, target, op string) (measurement, string, error) {
-	m, err := run(t.profiled(t.cmd(t.bin, "restore", "-q", "-r", t.repo(), "latest", "--target", target), op))
+	m, err := run(t.profiled(t.cmd(t.bin, "restore", "-q", "-r", t.loc(), "latest", "--target", target), op))
 	if err != nil {
 		return m, "", err
 	}
@@ -183,22 +192,22 @@ func (t *resticTool) Init() error {
 	if err := t.reset(); err != nil {
 		return err
 	}
-	_, err := run(t.cmd("restic", "init", "-q", "-r", t.repo(), "--cache-dir", t.cache()))
+	_, err := run(t.cmd("restic", "init", "-q", "-r", t.loc(), "--cache-dir", t.cache()))
 	return err
 }
 
 func (t *resticTool) Create(ds *dataset, op string) (measurement, error) {
 	t.n++
 	if ds.root != "" {
-		return run(t.cmd("restic", "backup", "-q", "-r", t.repo(), "--cache-dir", t.cache(), ds.root))
+		return run(t.cmd("restic", "backup", "-q", "-r", t.loc(), "--cache-dir", t.cache(), ds.root))
 	}
-	c := t.cmd("restic", "backup", "-q", "-r", t.repo(), "--cache-dir", t.cache(), "--stdin", "--stdin-filename", ds.streamName)
+	c := t.cmd("restic", "backup", "-q", "-r", t.loc(), "--cache-dir", t.cache(), "--stdin", "--stdin-filename", ds.streamName)
 	c.stdin = ds.stream
 	return run(c)
 }
 
 func (t *resticTool) Restore(ds *dataset, target, op string) (measurement, string, error) {
-	m, err := run(t.cmd("restic", "restore", "-q", "-r", t.repo(), "--cache-dir", t.cache(), "latest", "--target", target))
+	m, err := run(t.cmd("restic", "restore", "-q", "-r", t.loc(), "--cache-dir", t.cache(), "latest", "--target", target))
 	if err != nil {
 		return m, "", err
 	}
