@@ -47,10 +47,8 @@ func globalFlags(withEnv bool) []cli.Flag {
 // command (innermost wins), before it, or from the environment.
 func gstring(c *cli.Context, name string) string {
 	for _, cc := range c.Lineage() {
-		if cc.Command != nil || cc.App != nil {
-			if isSetHere(cc, name) {
-				return cc.String(name)
-			}
+		if isSetHere(cc, name) {
+			return cc.String(name)
 		}
 	}
 	return c.String(name)
