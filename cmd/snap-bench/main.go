@@ -54,7 +54,7 @@ func mainErr() error {
 	flag.StringVar(&cfg.work, "work", filepath.Join(os.TempDir(), "snap-bench"), "work directory for datasets, repositories and logs")
 	flag.StringVar(&cfg.out, "out", "", "report file (default docs/benchmarks.md; with -quick WORK/benchmarks-quick.md)")
 	flag.StringVar(&cfg.snapBin, "snap", "bin/snap", "snap binary")
-	flag.StringVar(&tools, "tools", "snap,restic,borg", "tools to compare")
+	flag.StringVar(&tools, "tools", "snap,snap-default,restic,borg", "tools to compare (snap-default: snap with --compression default)")
 	flag.StringVar(&datasets, "datasets", "1,2,3", "datasets to run")
 	flag.IntVar(&cfg.indexBlobs, "index-blobs", 1_000_000, "blobs in the synthetic index of the memory test (0 skips it)")
 	flag.IntVar(&cfg.repeat, "repeat", 5, "runs of each repeatable dataset 1 operation (the median is reported)")
@@ -112,9 +112,9 @@ func mainErr() error {
 	}
 	cfg.pg.env = []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(), "PGDATABASE="}
 	for _, t := range cfg.tools {
-		name := map[string]string{"snap": cfg.snapBin, "restic": "restic", "borg": "borg"}[t]
+		name := map[string]string{"snap": cfg.snapBin, "snap-default": cfg.snapBin, "restic": "restic", "borg": "borg"}[t]
 		if name == "" {
-			return fmt.Errorf("-tools: unknown tool %q (snap, restic, borg)", t)
+			return fmt.Errorf("-tools: unknown tool %q (snap, snap-default, restic, borg)", t)
 		}
 		if _, err := exec.LookPath(name); err != nil {
 			return fmt.Errorf("%s is not installed (make bench installs restic and borgbackup; make build builds snap): %w", t, err)
@@ -250,6 +250,7 @@ type datasetResult struct {
 	loadBefore, loadAfter string
 	snapDir               string
 	snapStdin             bool
+	treesFreed            time.Time // when the restored trees were deleted
 }
 
 func (r *datasetResult) tool(name string) *toolResult {
@@ -284,6 +285,16 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 				return nil, err
 			}
 			res.snapDir, res.snapStdin = dir, s.hasStdin
+			t = s
+		case "snap-default":
+			// The same snap at --compression default (zstd level 3, as
+			// restic's auto): what the level costs and saves, next to the
+			// default fastest.
+			s, err := newSnap(cfg.snapBin, dir, password, false)
+			if err != nil {
+				return nil, err
+			}
+			s.name, s.createArgs = name, []string{"--compression", "default"}
 			t = s
 		case "restic":
 			t = newRestic(dir, password)
@@ -386,7 +397,10 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 	if err := os.RemoveAll(restoreDir); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(restoreDir)
+	defer func() {
+		os.RemoveAll(restoreDir)
+		res.treesFreed = time.Now()
+	}()
 	phase("restore", reps, func(t backupTool, rep int) (measurement, string, error) {
 		target := filepath.Join(restoreDir, fmt.Sprintf("%s-%d", t.Name(), rep))
 		if err := os.MkdirAll(target, 0o755); err != nil {

@@ -160,6 +160,10 @@ func (r *report) targets() []targetRow {
 			q := float64(s.SizeChange) / float64(rs.SizeChange)
 			row.got = fmt.Sprintf("%.2f× (%s vs %s)", q, mb(s.SizeChange), mb(rs.SizeChange))
 			row.ok, row.known = q <= 1, true
+			if d := res.tool("snap-default"); d != nil && d.failed == nil && d.Initial.Runs > 0 && rs.Initial.Runs > 0 {
+				row.got += fmt.Sprintf("; with `--compression default` %.2f×, its initial create %.2f× restic's",
+					float64(d.SizeChange)/float64(rs.SizeChange), d.Initial.M.Wall.Seconds()/rs.Initial.M.Wall.Seconds())
+			}
 		}
 		rows = append(rows, row)
 	}

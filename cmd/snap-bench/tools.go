@@ -81,9 +81,10 @@ func restoredRoot(ds *dataset, target string) (string, error) {
 
 type snapTool struct {
 	base
-	bin      string
-	hasStdin bool   // this snap has create --stdin
-	profDir  string // CPU profiles of every run go here when set
+	bin        string
+	hasStdin   bool     // this snap has create --stdin
+	profDir    string   // CPU profiles of every run go here when set
+	createArgs []string // extra options of every create
 }
 
 func newSnap(bin, dir, password string, profile bool) (*snapTool, error) {
@@ -130,11 +131,12 @@ func (t *snapTool) profile(op string) string {
 
 func (t *snapTool) Create(ds *dataset, op string) (measurement, error) {
 	t.n++
+	create := append([]string{"create", "-q", "-r", t.loc()}, t.createArgs...)
 	switch {
 	case ds.root != "":
-		return run(t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.loc(), ds.root), op))
+		return run(t.profiled(t.cmd(t.bin, append(create, ds.root)...), op))
 	case t.hasStdin:
-		c := t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.loc(), "--stdin", ds.streamName), op)
+		c := t.profiled(t.cmd(t.bin, append(create, "--stdin", ds.streamName)...), op)
 		c.stdin = ds.stream
 		return run(c)
 	default:
@@ -144,7 +146,7 @@ func (t *snapTool) Create(ds *dataset, op string) (measurement, error) {
 		if err := copyPlain(ds.stream, p); err != nil {
 			return measurement{}, err
 		}
-		return run(t.profiled(t.cmd(t.bin, "create", "-q", "-r", t.loc(), p), op))
+		return run(t.profiled(t.cmd(t.bin, append(create, p)...), op))
 	}
 }
 
