@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,32 +15,81 @@ import (
 // request into a temporary directory, for a read that needs most of the
 // blobs of the packs it touches — a restore from a remote repository,
 // where a ranged request per blob would cost one round trip per small
-// file. The plan (how many reads of each pack's blobs are coming) decides
-// which packs are worth fetching whole and when a fetched pack can be
-// deleted; blobs of other packs are read by range as usual. Every blob is
-// still authenticated and checked against its ID.
+// file. The plan (which reads of each pack's blobs are coming, in what
+// order) decides which packs are worth fetching whole, the order in which
+// they are fetched, and when a fetched pack can be deleted; blobs of other
+// packs are read by range as usual. Every blob is still authenticated and
+// checked against its ID.
+//
+// Packs are fetched ahead of need: FetchOptions.Ahead goroutines fetch
+// the chosen packs in the plan's order while the caller reads. Three
+// bounds hold:
+//   - at most Ahead fetches run at once, counting those a read starts
+//     (the connection limit: prefetching keeps it busy, never more);
+//   - at most MaxLive packs are on disk or being fetched; prefetching
+//     stops short of it by Ahead (at most half of it), keeping room for
+//     packs reads need before the prefetchers get to them, since reads
+//     follow the plan's order only roughly;
+//   - at most 2×Ahead fetched packs wait for their first read, so that
+//     prefetching stays close to where the reads are and leaves the rest
+//     of MaxLive to packs being read.
+//
+// Each pack is fetched once: a read of a pack being fetched waits for that
+// fetch, a read of a pack not reached yet fetches it at once, and a read
+// that finds no room on disk reads its blob by range rather than wait for
+// room that only later reads would free.
 type PackFetcher struct {
 	ix      *Index
 	dir     string
-	maxLive int // packs on disk at once; beyond, blobs are read by range
+	maxLive int // packs on disk (or being fetched) at once
+	ahead   int // prefetching goroutines, each with one request in flight
+	// slots bounds the fetches in flight, prefetched or not, to ahead
+	// (nil: no bound). A channel's waiters are served in turn, so a fetch
+	// a read waits for goes before the prefetchers' next ones.
+	slots chan struct{}
 
-	mu    sync.Mutex
-	packs map[repo.ID]*fetchedPack
-	live  int
+	ctx    context.Context // every fetch's; Close cancels it
+	cancel context.CancelFunc
+	stop   func() bool    // unregisters the wake-up on cancellation
+	wg     sync.WaitGroup // running fetches and prefetchers
+
+	mu     sync.Mutex
+	room   *sync.Cond // broadcast when a pack leaves the disk, a fetch ends, or ctx ends
+	packs  map[repo.ID]*fetchedPack
+	order  []repo.ID // the packs to fetch whole, first needed first
+	next   int       // the first entry of order the prefetchers have not looked at
+	live   int       // packs on disk or being fetched
+	unread int       // packs the prefetchers claimed that no read has touched yet
+	closed bool      // Close was called: no fetch starts any more
 }
+
+// packState is where a chosen pack is; f.mu guards it.
+type packState int
+
+const (
+	packQueued   packState = iota // not fetched yet
+	packFetching                  // a fetch is running; done is closed when it ends
+	packOnDisk                    // at path
+	packByRange                   // its planned reads are done, or its copy was unusable: read by range
+	packFailed                    // the fetch failed: reads of its blobs fail with err
+)
 
 type fetchedPack struct {
-	mu        sync.Mutex // held while the pack is fetched
-	remaining int        // reads still to come
-	path      string     // "" until fetched
-	failed    bool       // fetching failed: read by range
+	state     packState
+	unread    bool          // claimed by a prefetcher, not touched by a read yet
+	remaining int           // planned reads still to come
+	path      string        // with packOnDisk
+	done      chan struct{} // with packFetching
+	err       error         // with packFailed
 }
 
-// PackPlan counts, per pack, the blob reads a caller is about to make and
-// the bytes they need.
+// PackPlan counts, per pack, the data blob reads a caller is about to make
+// and the bytes they need, and remembers the order in which the packs are
+// first needed.
 type PackPlan struct {
 	reads map[repo.ID]int
 	bytes map[repo.ID]int64
+	order []repo.ID
 }
 
 // NewPackPlan returns an empty plan.
@@ -47,55 +97,101 @@ func NewPackPlan() *PackPlan {
 	return &PackPlan{reads: map[repo.ID]int{}, bytes: map[repo.ID]int64{}}
 }
 
-// Add records a coming read of a data blob. Blobs the index does not know
-// are left to the read itself to report.
+// Add records a coming read of a data blob; reads should be added in the
+// order they will be made, as far as the caller knows it. Blobs the index
+// does not know are left to the read itself to report, and deltas to the
+// index (they need their bases).
 func (p *PackPlan) Add(ix *Index, id repo.ID) {
 	loc, ok := ix.Lookup(repo.DataBlob, id)
-	if !ok {
+	if !ok || loc.Entry.Delta() {
 		return
 	}
 	if p.reads[loc.Pack] == 0 {
-		p.bytes[loc.Pack] = 0
+		p.order = append(p.order, loc.Pack)
 	}
 	p.reads[loc.Pack]++
 	p.bytes[loc.Pack] += int64(loc.Entry.Length)
 }
 
+// FetchOptions tune a PackFetcher.
+type FetchOptions struct {
+	// Ahead is how many packs are fetched at once ahead of need: the
+	// connection limit, so that prefetching keeps every connection busy
+	// and never more. 0 fetches a pack only when a read first needs it.
+	Ahead int
+	// MaxLive bounds the packs on local disk at once (16 MiB each by
+	// default); 0 means 64. Beyond it, blobs are read by range.
+	MaxLive int
+}
+
 // NewPackFetcher prepares to serve the plan's reads, fetching whole the
 // packs of which the plan needs at least a quarter, into a new directory
-// under dir (removed by Close).
-func (ix *Index) NewPackFetcher(dir string, plan *PackPlan) (*PackFetcher, error) {
+// under dir, and starts fetching them ahead of need. Fetches run under
+// ctx; Close stops them and removes the directory.
+func (ix *Index) NewPackFetcher(ctx context.Context, dir string, plan *PackPlan, o FetchOptions) (*PackFetcher, error) {
 	tmp, err := os.MkdirTemp(dir, "fetch-")
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory for packs: %w", err)
 	}
-	f := &PackFetcher{ix: ix, dir: tmp, maxLive: 64, packs: map[repo.ID]*fetchedPack{}}
-	for id, n := range plan.reads {
+	if o.MaxLive < 1 {
+		o.MaxLive = 64
+	}
+	f := &PackFetcher{ix: ix, dir: tmp, maxLive: o.MaxLive, ahead: max(o.Ahead, 0), packs: map[repo.ID]*fetchedPack{}}
+	if f.ahead > 0 {
+		f.slots = make(chan struct{}, f.ahead)
+	}
+	f.room = sync.NewCond(&f.mu)
+	f.ctx, f.cancel = context.WithCancel(ctx)
+	f.stop = context.AfterFunc(f.ctx, func() {
+		f.mu.Lock()
+		f.room.Broadcast()
+		f.mu.Unlock()
+	})
+	for _, id := range plan.order {
 		size, ok := ix.packSize(id)
 		if ok && size > 0 && plan.bytes[id]*4 >= size {
-			f.packs[id] = &fetchedPack{remaining: n}
+			f.packs[id] = &fetchedPack{remaining: plan.reads[id]}
+			f.order = append(f.order, id)
 		}
+	}
+	for range min(f.ahead, len(f.order)) {
+		f.wg.Add(1)
+		go f.prefetch()
 	}
 	return f, nil
 }
 
-// Close removes the fetched packs.
-func (f *PackFetcher) Close() error { return os.RemoveAll(f.dir) }
+// Close stops the fetches, waits for them and removes the fetched packs.
+// Reads still running, or made after Close, fail or go by range.
+func (f *PackFetcher) Close() error {
+	f.mu.Lock()
+	f.closed = true // no fetch starts once Close waits for them
+	f.mu.Unlock()
+	f.cancel()
+	f.wg.Wait()
+	f.stop()
+	return os.RemoveAll(f.dir)
+}
 
 // LoadBlob reads and verifies a blob, from its fetched pack when the plan
-// chose to fetch it, and appends the plaintext to dst.
+// chose to fetch it, and appends the plaintext to dst. A blob of a pack
+// whose fetch failed fails with that error.
 func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error) {
 	loc, ok := f.ix.Lookup(t, id)
 	if !ok {
 		return f.ix.LoadBlob(ctx, t, id, dst) // reports the missing blob
 	}
+	if t != repo.DataBlob || loc.Entry.Delta() {
+		return f.ix.LoadBlobAt(ctx, loc, dst) // not planned; a delta needs its bases: through the index
+	}
 	f.mu.Lock()
 	p := f.packs[loc.Pack]
 	f.mu.Unlock()
-	if p == nil || loc.Entry.Delta() {
-		return f.ix.LoadBlobAt(ctx, loc, dst) // a delta needs its bases: through the index
+	if p == nil {
+		return f.ix.LoadBlobAt(ctx, loc, dst)
 	}
-	path, err := f.fetch(ctx, loc.Pack, p)
+	defer f.done(p)
+	path, err := f.await(ctx, loc.Pack, p)
 	if err != nil {
 		return nil, err
 	}
@@ -103,52 +199,171 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 		return f.ix.LoadBlobAt(ctx, loc, dst)
 	}
 	out, err := f.readFrom(path, loc, dst)
-	f.done(loc.Pack, p)
 	if err != nil {
-		// A bad local copy must not fail the read: the repository decides.
+		// A bad local copy (or one deleted by reads beyond the plan) must
+		// not fail the read: the repository decides.
 		return f.ix.LoadBlobAt(ctx, loc, dst)
 	}
 	return out, nil
 }
 
-// fetch downloads the pack once; it returns "" when the pack is to be
-// read by range (too many packs on disk, or the download failed in a way
-// a ranged read may not).
-func (f *PackFetcher) fetch(ctx context.Context, pack repo.ID, p *fetchedPack) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.path != "" || p.failed {
-		return p.path, nil
-	}
+// await returns the path of the pack's local copy, fetching it now when
+// the prefetchers have not got to it and there is room, or waiting for
+// the fetch under way; "" means read by range.
+func (f *PackFetcher) await(ctx context.Context, id repo.ID, p *fetchedPack) (string, error) {
 	f.mu.Lock()
-	full := f.live >= f.maxLive
-	if !full {
-		f.live++
-	}
-	f.mu.Unlock()
-	if full {
-		return "", nil
-	}
-	h := repo.Handle{Type: repo.PackFile, Name: pack.String()}
-	data, err := f.ix.r.Backend().Load(ctx, h, 0, 0)
-	if err == nil && repo.Hash(data) != pack {
-		err = &repo.CorruptError{Object: h.String(), Reason: "content does not match its name"}
-	}
-	path := filepath.Join(f.dir, pack.String())
-	if err == nil {
-		err = os.WriteFile(path, data, 0o600)
-	}
-	if err != nil {
-		f.mu.Lock()
-		f.live--
-		f.mu.Unlock()
-		if ctx.Err() != nil {
-			return "", ctx.Err()
+	defer f.mu.Unlock()
+	f.touch(p)
+	if p.state == packQueued {
+		if f.closed {
+			return "", context.Canceled
 		}
-		p.failed = true // read its blobs by range, which report their own errors
-		return "", nil
+		if p.remaining <= 0 || f.live >= f.maxLive {
+			// A read beyond the plan, or no room: by range, rather than
+			// wait for reads that may come after this one.
+			return "", nil
+		}
+		f.start(id, p)
 	}
-	p.path = path
+	for p.state == packFetching {
+		done := p.done
+		f.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		f.mu.Lock()
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+	}
+	switch p.state {
+	case packOnDisk:
+		return p.path, nil
+	case packFailed:
+		return "", p.err
+	}
+	return "", nil
+}
+
+// start claims a queued pack for a fetch in a goroutine of its own, so
+// that a read that stops waiting does not stop the fetch other reads wait
+// for. Called with f.mu held.
+func (f *PackFetcher) start(id repo.ID, p *fetchedPack) {
+	f.claim(p)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.fetch(id, p)
+	}()
+}
+
+// claim marks a queued pack as being fetched. Called with f.mu held.
+func (f *PackFetcher) claim(p *fetchedPack) {
+	p.state, p.done = packFetching, make(chan struct{})
+	f.live++
+}
+
+// touch records that a read reached the pack: it no longer counts as
+// fetched ahead. Called with f.mu held.
+func (f *PackFetcher) touch(p *fetchedPack) {
+	if p.unread {
+		p.unread = false
+		f.unread--
+		f.room.Broadcast()
+	}
+}
+
+// prefetch fetches the queued packs in the plan's order, one at a time,
+// while there is room for them and the fetcher is open.
+func (f *PackFetcher) prefetch() {
+	defer f.wg.Done()
+	for {
+		f.mu.Lock()
+		for f.ctx.Err() == nil && f.next < len(f.order) && (f.live >= f.window() || f.unread >= 2*f.ahead) {
+			f.room.Wait()
+		}
+		var id repo.ID
+		var p *fetchedPack
+		for f.ctx.Err() == nil && p == nil && f.next < len(f.order) {
+			id = f.order[f.next]
+			f.next++
+			if q := f.packs[id]; q.state == packQueued && q.remaining > 0 {
+				p = q
+			}
+		}
+		if p == nil {
+			f.mu.Unlock()
+			return
+		}
+		f.claim(p)
+		p.unread = true
+		f.unread++
+		f.mu.Unlock()
+		f.fetch(id, p)
+	}
+}
+
+// window is how many packs may be on disk before prefetching waits: the
+// rest of maxLive is kept for packs reads need before the prefetchers get
+// to them.
+func (f *PackFetcher) window() int { return f.maxLive - min(f.ahead, f.maxLive/2) }
+
+// fetch downloads a claimed pack and records how it went: on disk, to be
+// read by range (its bytes do not match its name, so each blob's own
+// check decides; or the local copy could not be written), or failed (the
+// request failed, after the retries of the backend's retry wrapper).
+func (f *PackFetcher) fetch(id repo.ID, p *fetchedPack) {
+	path, err := f.download(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err == nil && p.remaining > 0:
+		p.state, p.path = packOnDisk, path
+	case err == nil: // its planned reads went by range meanwhile
+		_ = os.Remove(path)
+		p.state = packByRange
+	case errors.Is(err, repo.ErrCorrupt) || errors.Is(err, errLocalCopy):
+		p.state = packByRange
+	default:
+		// The backend's error names the pack.
+		p.state, p.err = packFailed, fmt.Errorf("fetching the blob's pack failed: %w", err)
+	}
+	if p.state != packOnDisk {
+		f.live--
+		f.touch(p) // nothing on disk waits for its reads
+	}
+	close(p.done)
+	f.room.Broadcast()
+}
+
+// errLocalCopy marks a failure to write a fetched pack to local disk.
+var errLocalCopy = errors.New("local copy")
+
+// download fetches a pack, checks it against its name and writes it into
+// the fetcher's directory.
+func (f *PackFetcher) download(id repo.ID) (string, error) {
+	if f.slots != nil {
+		select {
+		case f.slots <- struct{}{}:
+			defer func() { <-f.slots }()
+		case <-f.ctx.Done():
+			return "", f.ctx.Err()
+		}
+	}
+	h := repo.Handle{Type: repo.PackFile, Name: id.String()}
+	data, err := f.ix.r.Backend().Load(f.ctx, h, 0, 0)
+	if err != nil {
+		return "", err
+	}
+	if repo.Hash(data) != id {
+		return "", &repo.CorruptError{Object: h.String(), Reason: "content does not match its name"}
+	}
+	path := filepath.Join(f.dir, id.String())
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		_ = os.Remove(path)
+		return "", fmt.Errorf("%w: %w", errLocalCopy, err)
+	}
 	return path, nil
 }
 
@@ -172,17 +387,18 @@ func (f *PackFetcher) readFrom(path string, loc Location, dst []byte) ([]byte, e
 	return out, nil
 }
 
-// done counts one planned read; the pack's file goes once none remain.
-func (f *PackFetcher) done(pack repo.ID, p *fetchedPack) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// done counts one read of the pack's blobs, however it was served; the
+// pack's file goes once no planned read remains, and reads beyond the plan
+// go by range.
+func (f *PackFetcher) done(p *fetchedPack) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	p.remaining--
-	if p.remaining > 0 || p.path == "" {
+	if p.remaining > 0 || p.state != packOnDisk {
 		return
 	}
 	_ = os.Remove(p.path)
-	p.path, p.failed = "", true // any unplanned read goes by range
-	f.mu.Lock()
+	p.state, p.path = packByRange, ""
 	f.live--
-	f.mu.Unlock()
+	f.room.Broadcast()
 }

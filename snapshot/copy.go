@@ -54,6 +54,10 @@ type CopyOptions struct {
 	// mostly needs are fetched whole (see index.PackFetcher) instead of
 	// one request per blob.
 	FetchDir string
+	// FetchAhead is how many of those packs are fetched at once ahead of
+	// need (the source's connection limit); 0 fetches each when first
+	// needed.
+	FetchAhead int
 }
 
 // CopyStats count what a copy did.
@@ -201,7 +205,7 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 		for sid := range missing {
 			plan.Add(c.src, sid)
 		}
-		f, err := c.src.NewPackFetcher(c.opts.FetchDir, plan)
+		f, err := c.src.NewPackFetcher(ctx, c.opts.FetchDir, plan, index.FetchOptions{Ahead: c.opts.FetchAhead})
 		if err != nil {
 			return err
 		}

@@ -130,7 +130,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	if isRemote(gstring(c, "repo")) {
 		fetchDir = src.cache
 	}
-	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir,
+	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections,
 		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2)}})
 
 	copied, skipped := 0, 0

@@ -176,10 +176,22 @@ func runRestore(c *cli.Context, e *env) error {
 // planFetch prepares a whole-restore from a remote repository: it walks
 // the trees to be restored (from the local tree cache) and counts the
 // blobs needed from each pack, so that packs mostly needed are fetched
-// with one request each instead of one per blob.
+// with one request each instead of one per blob, up to the connection
+// limit at once, ahead of the restorer, in the order the walk first needs
+// them (the restorer walks the same trees in the same order, a few
+// directories at a time).
 func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) (*index.PackFetcher, error) {
 	plan := index.NewPackPlan()
+	linked := map[[2]uint64]bool{}
 	err := snapshot.Walk(ctx, s.ix, sub, node, func(_ string, n *snapshot.Node) error {
+		if n.Links > 1 && n.Type == sources.TypeFile {
+			// The restorer reads a hard-linked file once and links the rest.
+			key := [2]uint64{n.Device, n.Inode}
+			if linked[key] {
+				return nil
+			}
+			linked[key] = true
+		}
 		for _, id := range n.Content {
 			plan.Add(s.ix, id)
 		}
@@ -188,5 +200,5 @@ func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) 
 	if err != nil {
 		return nil, err
 	}
-	return s.ix.NewPackFetcher(s.cache, plan)
+	return s.ix.NewPackFetcher(ctx, s.cache, plan, index.FetchOptions{Ahead: s.connections})
 }

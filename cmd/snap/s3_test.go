@@ -5,13 +5,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	mrandv2 "math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -390,6 +393,210 @@ func TestS3RequestCounts(t *testing.T) {
 	sameFiles(t, src, filepath.Join(tr.dir, "restored", src))
 	if left, _ := filepath.Glob(filepath.Join(tr.cache, "*", "fetch-*")); len(left) > 0 {
 		t.Errorf("restore left fetched packs behind: %v", left)
+	}
+}
+
+// packLoads records the pack requests that reach the server: the packs
+// loaded whole (in order), the ranged loads, and the most whole-pack loads
+// in flight at once. Each load is held up by delay, so that loads
+// overlap; the loads of the packs in fail fail.
+type packLoads struct {
+	repo.Backend
+	delay time.Duration
+
+	mu       sync.Mutex
+	fail     map[string]bool
+	whole    []string
+	ranged   int
+	inFlight int
+	peak     int
+}
+
+func (b *packLoads) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+	if h.Type != repo.PackFile {
+		return b.Backend.Load(ctx, h, offset, length)
+	}
+	b.mu.Lock()
+	whole := offset == 0 && length == 0
+	if whole {
+		b.whole = append(b.whole, h.Name)
+		b.inFlight++
+		b.peak = max(b.peak, b.inFlight)
+	} else {
+		b.ranged++
+	}
+	fail := b.fail[h.Name]
+	b.mu.Unlock()
+	defer func() {
+		if whole {
+			b.mu.Lock()
+			b.inFlight--
+			b.mu.Unlock()
+		}
+	}()
+	select {
+	case <-time.After(b.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if fail {
+		return nil, repo.Transient(fmt.Errorf("load %s: injected: pack unavailable", h))
+	}
+	return b.Backend.Load(ctx, h, offset, length)
+}
+
+func (b *packLoads) reset() (whole []string, ranged, peak int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	whole, ranged, peak = b.whole, b.ranged, b.peak
+	b.whole, b.ranged, b.peak = nil, 0, 0
+	return whole, ranged, peak
+}
+
+// fetchDirsLeft lists the restore's temporary pack directories left in the
+// cache.
+func fetchDirsLeft(tr *testRepo) []string {
+	left, _ := filepath.Glob(filepath.Join(tr.cache, "*", "fetch-*"))
+	return left
+}
+
+// TestS3RestorePrefetch: a restore from S3 fetches each pack it needs once,
+// whole, no more at once than --connections; a pack that cannot be fetched
+// fails the files that need it, one line each, and nothing else; an
+// interrupted restore leaves no fetched pack behind.
+func TestS3RestorePrefetch(t *testing.T) {
+	srv := s3test.Start(t)
+	tr := newS3Repo(t, srv)
+	clearSnapEnv(t)
+	srv.SetEnv(t)
+	src := filepath.Join(tr.dir, "src")
+	writeTree(t, src, 8, 10, 600_000, 3) // about 48 MB that does not compress: three packs
+	tr.mustRun("create", src)
+	loads := &packLoads{delay: 50 * time.Millisecond, fail: map[string]bool{}}
+	hooks := &backendHooks{
+		wrap:  func(be repo.Backend) repo.Backend { loads.Backend = be; return loads },
+		retry: retry.Options{MaxAttempts: 3, Initial: time.Millisecond, Max: 2 * time.Millisecond},
+	}
+
+	out := filepath.Join(tr.dir, "out")
+	if res := tr.runIn(hooks, "--connections", "2", "restore", "latest", "--target", out); res.code != 0 {
+		t.Fatalf("restore: exit %d: %s", res.code, res.stderr)
+	}
+	sameFiles(t, src, filepath.Join(out, src))
+	whole, ranged, peak := loads.reset()
+	t.Logf("restore: %d packs loaded whole, %d ranged loads, at most %d at once", len(whole), ranged, peak)
+	seen := map[string]bool{}
+	for _, name := range whole {
+		if seen[name] {
+			t.Errorf("pack %s loaded twice", name[:8])
+		}
+		seen[name] = true
+	}
+	if len(whole) < 3 || ranged != 0 {
+		t.Errorf("%d packs loaded whole and %d ranged loads, want at least 3 and none", len(whole), ranged)
+	}
+	if peak != 2 {
+		t.Errorf("%d pack loads at once with --connections 2, want 2", peak)
+	}
+	if left := fetchDirsLeft(tr); len(left) > 0 {
+		t.Errorf("restore left fetched packs behind: %v", left)
+	}
+
+	// One pack cannot be fetched: the files with chunks in it are named,
+	// each on one line, and every other file is restored.
+	bad := whole[1]
+	loads.fail[bad] = true
+	out2 := filepath.Join(tr.dir, "out2")
+	res := tr.runIn(hooks, "restore", "latest", "--target", out2)
+	lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+	last := lines[len(lines)-1]
+	if res.code != exitFatal || !strings.HasPrefix(last, "snap: ") || !strings.Contains(last, "could not be restored") {
+		t.Fatalf("restore with a pack that cannot be fetched: exit %d, %q", res.code, res.stderr)
+	}
+	failed := map[string]bool{}
+	for _, l := range lines[:len(lines)-1] {
+		path, msg, ok := strings.Cut(strings.TrimPrefix(l, "error: "), ": ")
+		if !ok || !strings.HasPrefix(l, "error: ") || !strings.Contains(msg, bad) || !strings.Contains(msg, "gave up after 3 attempts") {
+			t.Errorf("unexpected line %q", l)
+			continue
+		}
+		failed[path] = true
+	}
+	if !strings.Contains(last, fmt.Sprintf("%d entries", len(failed))) || len(failed) == 0 {
+		t.Errorf("%d files named, last line %q", len(failed), last)
+	}
+	t.Logf("%d files need the pack that cannot be fetched; %s", len(failed), last)
+	good := 0
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		got := filepath.Join(out2, p)
+		if failed[got] {
+			return nil
+		}
+		want, _ := os.ReadFile(p)
+		if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
+			t.Errorf("%s not restored though not named as failed", got)
+		}
+		good++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good == 0 {
+		t.Error("no file restored")
+	}
+	whole, ranged, _ = loads.reset()
+	n := 0
+	for _, name := range whole {
+		if name == bad {
+			n++
+		}
+	}
+	if n != 3 || ranged != 0 {
+		t.Errorf("the failing pack was loaded whole %d times (want the 3 attempts) and %d ranged loads (want none)", n, ranged)
+	}
+	if left := fetchDirsLeft(tr); len(left) > 0 {
+		t.Errorf("failed restore left fetched packs behind: %v", left)
+	}
+
+	// Interrupted once the first pack is on disk: exit 130, nothing left.
+	interrupted := false
+	for attempt := 0; attempt < 3 && !interrupted; attempt++ {
+		cmd := exec.Command(snapBin, "--connections", "1", "restore", "latest", "--target", filepath.Join(tr.dir, fmt.Sprint("out-int", attempt)))
+		cmd.Env = append(baseEnv(), tr.env...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		must(t, cmd.Start())
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if m, _ := filepath.Glob(filepath.Join(tr.cache, "*", "fetch-*", "*")); len(m) > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		must(t, cmd.Process.Signal(os.Interrupt))
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if err == nil {
+			t.Logf("attempt %d: restore finished before the signal; trying again", attempt)
+			continue
+		}
+		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+			t.Fatalf("interrupted restore: %v, want exit %d\n%s", err, exitInterrupted, stderr.String())
+		}
+		interrupted = true
+		if l := oneLine(t, result{stderr: stderr.String(), code: ee.ExitCode()}); !strings.Contains(l, "restore stopped") {
+			t.Errorf("interrupted restore: %q", l)
+		}
+	}
+	if !interrupted {
+		t.Fatal("could not interrupt a restore in 3 attempts")
+	}
+	if left := fetchDirsLeft(tr); len(left) > 0 {
+		t.Errorf("interrupted restore left fetched packs behind: %v", left)
 	}
 }
 
