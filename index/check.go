@@ -474,19 +474,37 @@ func (c *Checker) Confirm(ctx context.Context) error {
 	return nil
 }
 
-// forEach runs fn on every item with a bounded number of goroutines.
+// forEach runs fn on every item with a bounded number of goroutines. A
+// panic in fn (a bug) stops handing out items and is returned as a
+// *repo.PanicError.
 func forEach[T any](ctx context.Context, items []T, workers int, fn func(T)) error {
 	if workers < 1 {
 		workers = 1
 	}
 	ch := make(chan T)
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		bug  error
+		stop = make(chan struct{})
+	)
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range ch {
-				fn(it)
+			err := repo.Catch(func() error {
+				for it := range ch {
+					fn(it)
+				}
+				return nil
+			})
+			if err != nil {
+				mu.Lock()
+				if bug == nil {
+					bug = err
+					close(stop)
+				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -498,9 +516,14 @@ loop:
 		case <-ctx.Done():
 			err = ctx.Err()
 			break loop
+		case <-stop:
+			break loop
 		}
 	}
 	close(ch)
 	wg.Wait()
+	if bug != nil {
+		return bug
+	}
 	return err
 }

@@ -277,33 +277,48 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 	go func() {
 		defer w.uploads.Done()
 		defer func() { <-w.sem }()
-		id, data, ents := w.r.FinishPack(p)
-		err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()}, data)
-		if err == nil && w.ix.packs != nil && len(ents) > 0 && ents[0].Type == repo.TreeBlob {
-			w.ix.packs.store(id, data) // the next run reads these trees as its parent
-		}
-		size := int64(len(data))
-		w.r.ReleasePack(data)
-		w.mu.Lock()
-		if err != nil {
+		// A panic (a bug) is the writer's error like a failed upload, set
+		// before Flush can see the upload done: no segment or snapshot
+		// will refer to the pack.
+		if err := repo.Catch(func() error { w.store(ctx, p); return nil }); err != nil {
+			w.mu.Lock()
 			if w.err == nil {
-				w.err = fmt.Errorf("upload pack %s: %w", id.Short(), err)
+				w.err = fmt.Errorf("upload pack: %w", err)
 			}
 			w.mu.Unlock()
-			return
-		}
-		w.packs.Add(1)
-		w.pending = append(w.pending, Pack{ID: id, Size: size, Status: PackLive, Blobs: ents})
-		var batch []Pack
-		if len(w.pending) >= segmentPacks {
-			batch, w.pending = w.pending, nil
-		}
-		w.mu.Unlock()
-		if batch != nil {
-			w.writeSegment(ctx, batch)
 		}
 	}()
 	return nil
+}
+
+// store finishes a pack, uploads it and, every segmentPacks packs, writes
+// their index segment. An upload failure becomes the writer's error.
+func (w *Writer) store(ctx context.Context, p *repo.PackBuilder) {
+	id, data, ents := w.r.FinishPack(p)
+	err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()}, data)
+	if err == nil && w.ix.packs != nil && len(ents) > 0 && ents[0].Type == repo.TreeBlob {
+		w.ix.packs.store(id, data) // the next run reads these trees as its parent
+	}
+	size := int64(len(data))
+	w.r.ReleasePack(data)
+	w.mu.Lock()
+	if err != nil {
+		if w.err == nil {
+			w.err = fmt.Errorf("upload pack %s: %w", id.Short(), err)
+		}
+		w.mu.Unlock()
+		return
+	}
+	w.packs.Add(1)
+	w.pending = append(w.pending, Pack{ID: id, Size: size, Status: PackLive, Blobs: ents})
+	var batch []Pack
+	if len(w.pending) >= segmentPacks {
+		batch, w.pending = w.pending, nil
+	}
+	w.mu.Unlock()
+	if batch != nil {
+		w.writeSegment(ctx, batch)
+	}
 }
 
 // writeSegment writes the index segment for durable packs, then adds them

@@ -3,6 +3,7 @@ package repo
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -94,4 +95,30 @@ func shortName(name string) string {
 		return name[:8]
 	}
 	return name
+}
+
+// PanicError is a panic recovered from snap's own code: a bug. Catch turns
+// it into an error, so that it fails the operation it happened in like any
+// other fatal error (the context is cancelled, nothing is committed)
+// instead of ending the process with a stack trace. It does not unwrap to
+// the panic value: a bug is never mistaken for an expected error.
+type PanicError struct {
+	Value any    // what was passed to panic
+	Stack []byte // the panicking goroutine's stack, for the bug report
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("internal error: %v", e.Value) }
+
+// Catch runs f and returns its error, or a *PanicError when f panics. Each
+// goroutine snap starts runs its work through Catch and hands the error to
+// the error path of the operation it belongs to (docs/design.md, "Errors
+// and exit codes"). Whatever the goroutine must do in any case (a
+// WaitGroup's Done, a result someone waits for) stays outside f.
+func Catch(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return f()
 }

@@ -124,8 +124,10 @@ func (r *Repository) RemoveLock(ctx context.Context, name string) error {
 type Lock struct {
 	r    *Repository
 	info LockInfo
-	mu   sync.Mutex // guards name
+	mu   sync.Mutex // guards name and bug
 	name string
+	// bug is the first panic of a refresh (see refreshLoop).
+	bug  error
 	stop chan struct{}
 	done chan struct{}
 }
@@ -226,8 +228,21 @@ func (l *Lock) refreshLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
-			l.refresh()
+			l.refreshSafely()
 		}
+	}
+}
+
+// refreshSafely refreshes the lock. A panic in the refresh (a bug) counts
+// as a failed refresh: the old lock stays and the next tick tries again.
+// The first one is kept for Verify and Unlock to report.
+func (l *Lock) refreshSafely() {
+	if err := Catch(func() error { l.refresh(); return nil }); err != nil {
+		l.mu.Lock()
+		if l.bug == nil {
+			l.bug = fmt.Errorf("refresh lock: %w", err)
+		}
+		l.mu.Unlock()
 	}
 }
 
@@ -250,8 +265,11 @@ func (l *Lock) refresh() {
 // first and stops when the lock is gone.
 func (l *Lock) Verify(ctx context.Context) error {
 	l.mu.Lock()
-	name := l.name
+	name, bug := l.name, l.bug
 	l.mu.Unlock()
+	if bug != nil {
+		return bug
+	}
 	if _, err := l.r.be.Stat(ctx, Handle{Type: LockFile, Name: name}); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("our %s lock %s was removed by another process; stopping before anything is deleted (run the command again)", l.info.Kind(), shortName(name))
@@ -272,12 +290,16 @@ func (l *Lock) Name() string {
 // Info returns what the lock file says.
 func (l *Lock) Info() LockInfo { return l.info }
 
-// Unlock stops refreshing and removes the lock file.
+// Unlock stops refreshing and removes the lock file. It also returns the
+// panic of a refresh, if one happened.
 func (l *Lock) Unlock() error {
 	if l == nil {
 		return nil
 	}
 	close(l.stop)
 	<-l.done
-	return l.remove(context.Background())
+	err := l.remove(context.Background())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return errors.Join(err, l.bug)
 }

@@ -244,7 +244,7 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 		go func() {
 			defer wg.Done()
 			for j := range a.fileQ {
-				j.result <- a.saveFile(ctx, j.path, j.meta, j.parent)
+				j.result <- a.safe(func() fileResult { return a.saveFile(ctx, j.path, j.meta, j.parent) })
 			}
 		}()
 	}
@@ -256,21 +256,25 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 			h := a.ix.Hasher()
 			defer a.ix.PutHasher(h)
 			for j := range a.saveQ {
-				var err error
-				if j.slot != nil {
-					j.id = repo.ID(h.Sum(j.data))
-					*j.slot = j.id
-				}
-				switch {
-				case j.slot != nil && a.w.Known(repo.DataBlob, j.id):
-					if j.pc != nil {
-						j.pc.unchanged(j.off, j.id)
+				// Each job is guarded on its own: whatever happens, its
+				// buffer goes back and its file worker hears it is done.
+				err := repo.Catch(func() (err error) {
+					if j.slot != nil {
+						j.id = repo.ID(h.Sum(j.data))
+						*j.slot = j.id
 					}
-				case j.pc != nil:
-					_, err = a.w.SaveDelta(ctx, j.id, j.data, j.pc.basesFor(j.off, len(j.data)))
-				default:
-					_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
-				}
+					switch {
+					case j.slot != nil && a.w.Known(repo.DataBlob, j.id):
+						if j.pc != nil {
+							j.pc.unchanged(j.off, j.id)
+						}
+					case j.pc != nil:
+						_, err = a.w.SaveDelta(ctx, j.id, j.data, j.pc.basesFor(j.off, len(j.data)))
+					default:
+						_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
+					}
+					return err
+				})
 				a.bufs.put(j.buf)
 				if j.hashed != nil {
 					j.hashed.Done()
@@ -654,7 +658,7 @@ func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, 
 				ch := make(chan fileResult, 1)
 				out[e] = ch
 				go func(s *Stream) {
-					r := a.saveStream(ctx, s)
+					r := a.safe(func() fileResult { return a.saveStream(ctx, s) })
 					if r.err != nil {
 						cancel()
 					}
@@ -889,16 +893,18 @@ func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pno
 		return ch
 	}
 	go func() {
-		r := <-inner
-		if r.err == nil {
-			if m.Links > 1 {
-				a.hlMu.Lock()
-				a.hardlinks[key] = r.node.Content
-				a.hlMu.Unlock()
+		ch <- a.safe(func() fileResult {
+			r := <-inner
+			if r.err == nil {
+				if m.Links > 1 {
+					a.hlMu.Lock()
+					a.hardlinks[key] = r.node.Content
+					a.hlMu.Unlock()
+				}
+				a.fileDone(r.node.Size, p)
 			}
-			a.fileDone(r.node.Size, p)
-		}
-		ch <- r
+			return r
+		})
 	}()
 	return ch
 }
@@ -926,7 +932,9 @@ func (a *archiver) walkDir(ctx context.Context, p string, m sources.Meta, parent
 	select {
 	case a.walkers <- struct{}{}:
 		go func() {
-			a.listDir(ctx, p, m, parent, out)
+			if err := a.guard(func() { a.listDir(ctx, p, m, parent, out) }); err != nil {
+				out <- fileResult{err: err, fatal: true} // listDir sends only as it returns
+			}
 			<-a.walkers
 		}()
 	default:
@@ -974,7 +982,7 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		}
 		entries = append(entries, a.saveEntry(ctx, cp, cm, pn))
 	}
-	go func() { out <- a.finishDir(ctx, m, entries) }()
+	go func() { out <- a.safe(func() fileResult { return a.finishDir(ctx, m, entries) }) }()
 }
 
 type statResult struct {
@@ -1012,7 +1020,9 @@ func (a *archiver) statAll(p string, names []string) []statResult {
 				go func() {
 					defer wg.Done()
 					defer func() { <-a.walkers }()
-					group()
+					// A panic fails the run, so the entries it left
+					// unset never reach a snapshot.
+					_ = a.guard(group)
 				}()
 				continue
 			default:

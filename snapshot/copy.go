@@ -226,7 +226,11 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 		go func() {
 			defer wg.Done()
 			for sid := range ids {
-				tid, err := c.copyBlob(ctx, src, sid)
+				var tid repo.ID
+				err := repo.Catch(func() (err error) {
+					tid, err = c.copyBlob(ctx, src, sid)
+					return err
+				})
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err

@@ -143,7 +143,10 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	r.jobs = make(chan restoreJob, r.opts.Workers)
 	for range r.opts.Workers {
 		r.wg.Add(1)
-		go r.worker(ctx)
+		go func() {
+			defer r.wg.Done()
+			r.guard(func() { r.worker(ctx) })
+		}()
 	}
 	if node.Type == sources.TypeDir {
 		root.refs.Add(1)
@@ -167,6 +170,17 @@ func (r *Restorer) selectedAll() bool { return len(r.opts.Includes) == 0 }
 func (r *Restorer) fail(rel string, err error) {
 	r.nErrors.Add(1)
 	r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: err})
+}
+
+// stop records err as the restore's error, unless it has one already, and
+// cancels what is left.
+func (r *Restorer) stop(err error) {
+	r.mu.Lock()
+	if r.fatal == nil {
+		r.fatal = err
+	}
+	r.mu.Unlock()
+	r.cancel()
 }
 
 func (r *Restorer) fatalErr() error {
@@ -233,12 +247,7 @@ func (r *Restorer) child(d *dirHandle, n Node, selected bool) *dirHandle {
 func (r *Restorer) walkDir(ctx context.Context, snapPath string, d *dirHandle, id repo.ID, selected bool) {
 	walk := func() {
 		if err := r.restoreDir(ctx, snapPath, d, id, selected); err != nil {
-			r.mu.Lock()
-			if r.fatal == nil {
-				r.fatal = err
-			}
-			r.mu.Unlock()
-			r.cancel()
+			r.stop(err)
 		}
 		r.release(d)
 	}
@@ -247,7 +256,7 @@ func (r *Restorer) walkDir(ctx context.Context, snapPath string, d *dirHandle, i
 		r.walking.Add(1)
 		go func() {
 			defer r.walking.Done()
-			walk()
+			r.guard(walk)
 			<-r.walkers
 		}()
 	default:
@@ -416,8 +425,9 @@ func (r *Restorer) fileFailed(fh *fileHandle, err error) error {
 	return nil
 }
 
+// worker writes queued file parts until the queue is closed. It runs
+// guarded (see Restore): a panic ends this worker and fails the restore.
 func (r *Restorer) worker(ctx context.Context) {
-	defer r.wg.Done()
 	var buf []byte
 	for j := range r.jobs {
 		var err error

@@ -171,7 +171,10 @@ func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err e
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i].sn, results[i].err = l.Load(ctx, ids[i])
+				results[i].err = repo.Catch(func() (err error) {
+					results[i].sn, err = l.Load(ctx, ids[i])
+					return err
+				})
 			}
 		}()
 	}
@@ -181,6 +184,10 @@ func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err e
 	close(next)
 	wg.Wait()
 	for _, r := range results {
+		var bug *repo.PanicError
+		if errors.As(r.err, &bug) {
+			return nil, nil, r.err // a bug fails the listing; an unreadable document does not
+		}
 		if errors.Is(r.err, repo.ErrNotFound) {
 			continue // forgotten meanwhile
 		}

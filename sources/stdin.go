@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 	"io"
 )
 
@@ -23,6 +24,16 @@ func StdinStream(r io.Reader) func(ctx context.Context) (io.ReadCloser, error) {
 	return func(ctx context.Context) (io.ReadCloser, error) {
 		pr, pw := io.Pipe()
 		go func() {
+			// A panic here (a bug, or in the reader snap was given) must
+			// not end the process: it ends the stream with an error, which
+			// fails the snapshot like a failed read. sources imports
+			// nothing of snap, so this is the one goroutine that does not
+			// use repo.Catch.
+			defer func() {
+				if v := recover(); v != nil {
+					pw.CloseWithError(fmt.Errorf("internal error reading standard input: %v", v))
+				}
+			}()
 			_, err := io.Copy(pw, r)
 			pw.CloseWithError(err)
 		}()

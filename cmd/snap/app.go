@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -137,27 +139,28 @@ func commands(e *env) []*cli.Command {
 
 // run executes one command line and returns the exit code. Every error is
 // printed as one line on stderr (or as a JSON object with --json).
-func run(args []string, e *env) (code int) {
-	defer func() {
-		// A bug must still end in one clear line, not a stack trace.
-		if v := recover(); v != nil {
-			fmt.Fprintf(e.stderr, "snap: internal error: %v; please report it with the command line that caused it\n", v)
-			code = exitFatal
+func run(args []string, e *env) int {
+	// A bug must still end in one clear line, not a stack trace: a panic
+	// in this goroutine becomes the command's error here, one in any other
+	// goroutine becomes the error of the operation it belongs to
+	// (repo.Catch).
+	var app *cli.App
+	err := repo.Catch(func() error {
+		// -v is --verbose here; the version flag gets -V. The library reads
+		// this package variable; it is set to the same value on every run.
+		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		app = newApp(e)
+		err := app.RunContext(ctx, reorderArgs(app, args))
+		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
+			err = fmt.Errorf("%w: %v", errInterrupted, err)
 		}
-	}()
-	// -v is --verbose here; the version flag gets -V. The library reads
-	// this package variable; it is set to the same value on every run.
-	cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	app := newApp(e)
-	err := app.RunContext(ctx, reorderArgs(app, args))
-	if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
-		err = fmt.Errorf("%w: %v", errInterrupted, err)
-	}
-	code = exitCode(err)
+		return err
+	})
+	code := exitCode(err)
 	if err != nil {
-		printError(e, args, jsonLinesCommands[commandPath(app, args)], err, code)
+		printError(e, args, app != nil && jsonLinesCommands[commandPath(app, args)], err, code)
 	}
 	return code
 }
@@ -165,8 +168,19 @@ func run(args []string, e *env) (code int) {
 // printError prints the error that ended the command: one line on stderr,
 // or with --json a JSON object; commands that print JSON lines put it on
 // stdout as their last line, so that a consumer of the stream sees it.
+//
+// An internal error (a bug, see repo.PanicError) says so and asks for a
+// report; its stack is printed only when SNAP_DEBUG is set (docs/usage.md).
 func printError(e *env, args []string, jsonLines bool, err error, code int) {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	var bug *repo.PanicError
+	var stack []byte
+	if errors.As(err, &bug) {
+		msg += " (a bug in snap: please report it; SNAP_DEBUG=1 shows where it happened)"
+		if e.getenv("SNAP_DEBUG") != "" {
+			stack = bug.Stack
+		}
+	}
 	if code == exitInterrupted && !strings.Contains(msg, "repository is consistent") {
 		msg += "; the repository is consistent (data already uploaded is reclaimed by 'snap prune')"
 	}
@@ -179,7 +193,11 @@ func printError(e *env, args []string, jsonLines bool, err error, code int) {
 			if code == exitPartial {
 				typ = "warning"
 			}
-			b, _ := json.Marshal(map[string]any{"type": typ, "message": msg, "exit_code": code, "final": true})
+			m := map[string]any{"type": typ, "message": msg, "exit_code": code, "final": true}
+			if stack != nil {
+				m["stack"] = string(stack)
+			}
+			b, _ := json.Marshal(m)
 			w := e.stderr
 			if jsonLines {
 				w = e.stdout
@@ -194,9 +212,18 @@ func printError(e *env, args []string, jsonLines bool, err error, code int) {
 	}
 	if e.journal {
 		fmt.Fprintf(e.stderr, "<%d>snap: %s\n", journalPriority(slog.LevelError), msg)
+	} else {
+		fmt.Fprintf(e.stderr, "snap: %s\n", msg)
+	}
+	if stack == nil {
 		return
 	}
-	fmt.Fprintf(e.stderr, "snap: %s\n", msg)
+	for _, line := range strings.Split(strings.TrimRight(string(stack), "\n"), "\n") {
+		if e.journal {
+			line = fmt.Sprintf("<%d>%s", journalPriority(slog.LevelDebug), line)
+		}
+		fmt.Fprintln(e.stderr, line)
+	}
 }
 
 // commandPath returns the full name of the command on the line ("create",

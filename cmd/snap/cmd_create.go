@@ -217,17 +217,33 @@ type createJSON struct {
 // unreadable files.
 func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions) (*snapshot.Snapshot, error) {
 	u := s.ui
-	p := newProgress(e, u, "create")
+	// opCtx is the archive's own: a bug in the progress display stops it
+	// (ctx stays the signal's, for interrupted).
+	opCtx, stopOp := context.WithCancel(ctx)
+	defer stopOp()
+	p := newProgress(e, u, "create", stopOp)
 	o.Archive.Report = p.event
 	o.Writer.Added = p.added
 	p.begin()
 	if p.shown() {
-		sctx, cancel := context.WithCancel(ctx)
+		sctx, cancel := context.WithCancel(opCtx)
 		defer cancel()
-		go scanFiles(sctx, o.Paths, o.Archive.Excludes, o.Archive.OneFileSystem, p.setTotal)
+		go p.guard(func() { scanFiles(sctx, o.Paths, o.Archive.Excludes, o.Archive.OneFileSystem, p.setTotal) })
 	}
-	sn, err := snapshot.Create(ctx, s.ix, s.loader, o)
+	// A panic in Create's own goroutine becomes its error too, so that the
+	// post hooks hear of a failure, not of a success.
+	var sn *snapshot.Snapshot
+	err := repo.Catch(func() (err error) {
+		sn, err = snapshot.Create(opCtx, s.ix, s.loader, o)
+		return err
+	})
 	p.finish()
+	if bug := p.failure(); bug != nil {
+		if err == nil {
+			return sn, fmt.Errorf("snapshot %s was saved, but the progress display failed: %w", sn.ID.Short(), bug)
+		}
+		err = bug
+	}
 	if err != nil {
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}

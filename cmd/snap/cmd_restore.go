@@ -137,21 +137,28 @@ func runRestore(c *cli.Context, e *env) error {
 		defer f.Close()
 		blobs = f
 	}
-	p := newProgress(e, u, "restore")
+	// opCtx is the restore's own: a bug in the progress display stops it
+	// (c.Context stays the signal's).
+	opCtx, stopOp := context.WithCancel(c.Context)
+	defer stopOp()
+	p := newProgress(e, u, "restore", stopOp)
 	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Blobs: blobs, Report: p.event})
 	p.begin()
 	if p.shown() {
 		if sub == "/" && len(inc) == 0 && len(exc) == 0 {
 			p.setTotal(sn.Summary.Files, sn.Summary.Bytes, true)
 		} else {
-			sctx, cancel := context.WithCancel(c.Context)
+			sctx, cancel := context.WithCancel(opCtx)
 			defer cancel()
-			go scanTree(sctx, s.ix, sub, node, inc, exc, p.setTotal)
+			go p.guard(func() { scanTree(sctx, s.ix, sub, node, inc, exc, p.setTotal) })
 		}
 	}
 	start := time.Now()
-	st, err := rs.Restore(c.Context, sub, node)
+	st, err := rs.Restore(opCtx, sub, node)
 	p.finish()
+	if bug := p.failure(); bug != nil {
+		return fmt.Errorf("restore into %s: %w", target, bug)
+	}
 	if err != nil {
 		if c.Context.Err() != nil {
 			return fmt.Errorf("%w: restore stopped; %s is incomplete, the repository is untouched", errInterrupted, target)

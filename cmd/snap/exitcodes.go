@@ -11,7 +11,7 @@ import (
 // renumber.
 const (
 	exitOK          = 0
-	exitFatal       = 1
+	exitFatal       = 1 // also an internal error (a bug: repo.PanicError)
 	exitUsage       = 2 // wrong flags or arguments
 	exitPartial     = 3 // snapshot saved, but some files could not be read
 	exitNoRepo      = 10
@@ -37,9 +37,12 @@ func exitCode(err error) int {
 	var pe *partialError
 	var ue *usageError
 	var ce *codedError
+	var bug *repo.PanicError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &bug):
+		return exitFatal // a bug: never mistaken for success, a partial run or an interruption
 	case errors.As(err, &ce):
 		return ce.code
 	case errors.As(err, &pe):

@@ -4,6 +4,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // defaultMemoryLimit is the soft memory limit snap gives the Go runtime
@@ -27,16 +29,21 @@ func limitMemory(getenv func(string) string) {
 	limit := int64(defaultMemoryLimit)
 	debug.SetMemoryLimit(limit)
 	go func() {
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		for range time.Tick(100 * time.Millisecond) {
-			metrics.Read(sample)
-			if sample[0].Value.Kind() != metrics.KindUint64 {
-				return
+		// This goroutine serves no operation that could fail with a panic
+		// here (a bug): the limit then just stays where it is.
+		_ = repo.Catch(func() error {
+			sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+			for range time.Tick(100 * time.Millisecond) {
+				metrics.Read(sample)
+				if sample[0].Value.Kind() != metrics.KindUint64 {
+					return nil
+				}
+				if live := int64(sample[0].Value.Uint64()); live > limit*9/10 {
+					limit = live * 3 / 2
+					debug.SetMemoryLimit(limit)
+				}
 			}
-			if live := int64(sample[0].Value.Uint64()); live > limit*9/10 {
-				limit = live * 3 / 2
-				debug.SetMemoryLimit(limit)
-			}
-		}
+			return nil
+		})
 	}()
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -47,6 +48,13 @@ type progress struct {
 	interval time.Duration
 	stop     chan struct{}
 	done     chan struct{}
+
+	// stopOp cancels the operation shown. A panic in one of progress's own
+	// goroutines (the display, the totals scan) calls it, and the
+	// operation then fails with that panic (see failure).
+	stopOp func()
+	bugMu  sync.Mutex
+	bug    error
 }
 
 // progressInterval is how often progress is shown: SNAP_PROGRESS_INTERVAL
@@ -66,9 +74,9 @@ func progressInterval(e *env, u *ui) time.Duration {
 }
 
 // newProgress prepares progress reporting for action. Call start before
-// the work and finish after it.
-func newProgress(e *env, u *ui, action string) *progress {
-	p := &progress{u: u, action: action, now: e.now, inflight: map[string]int64{}}
+// the work and finish after it. stopOp cancels the work (see guard).
+func newProgress(e *env, u *ui, action string, stopOp func()) *progress {
+	p := &progress{u: u, action: action, now: e.now, inflight: map[string]int64{}, stopOp: stopOp}
 	p.interval = progressInterval(e, u)
 	return p
 }
@@ -98,17 +106,40 @@ func (p *progress) begin() {
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(p.done)
-		t := time.NewTicker(p.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
-				p.show()
+		p.guard(func() {
+			t := time.NewTicker(p.interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-p.stop:
+					return
+				case <-t.C:
+					p.show()
+				}
 			}
-		}
+		})
 	}()
+}
+
+// guard runs f, the work of a goroutine of progress's own. A panic in f (a
+// bug) stops the operation, which then fails with it: see failure.
+func (p *progress) guard(f func()) {
+	if err := repo.Catch(func() error { f(); return nil }); err != nil {
+		p.bugMu.Lock()
+		if p.bug == nil {
+			p.bug = err
+		}
+		p.bugMu.Unlock()
+		p.stopOp()
+	}
+}
+
+// failure returns the panic of a goroutine of progress's own, if one
+// happened; call it after finish.
+func (p *progress) failure() error {
+	p.bugMu.Lock()
+	defer p.bugMu.Unlock()
+	return p.bug
 }
 
 // finish stops the display and erases the bar.
@@ -269,10 +300,10 @@ func (p *progress) show() {
 		fmt.Fprintf(&b, ", ETA %s", fmtDuration(time.Duration(*j.ETASeconds*float64(time.Second))))
 	}
 	p.u.mu.Lock()
+	defer p.u.mu.Unlock() // deferred: a panic in draw must not leave every message waiting
 	if p.u.bar != nil {
 		p.u.bar.draw(b.String())
 	}
-	p.u.mu.Unlock()
 }
 
 // fmtDuration prints h:mm:ss or m:ss.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -109,9 +110,11 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 	pr, pw := io.Pipe()
 	var written atomic.Int64
 	done := make(chan struct{})
+	var werr error // the writer's error, read after done
 	go func() {
 		defer close(done)
-		pw.CloseWithError(writeContent(ctx, s.ix, node, &countingWriter{w: pw, n: &written}))
+		werr = repo.Catch(func() error { return writeContent(ctx, s.ix, node, &countingWriter{w: pw, n: &written}) })
+		pw.CloseWithError(werr)
 	}()
 	created, err := into.Restore(ctx, pr, from.All, sources.RestoreOptions{
 		Replace: replace,
@@ -122,6 +125,10 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 	// The tool may have stopped reading early; let the writer end.
 	pr.CloseWithError(errors.New("restore ended"))
 	<-done
+	var bug *repo.PanicError
+	if errors.As(werr, &bug) {
+		return werr // a bug in reading the dump, not the tool, ended the restore
+	}
 	if err != nil {
 		return err
 	}
