@@ -166,13 +166,12 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 	}
 	// One buffer for each file worker, each slot of the save queue and
 	// each save worker, and one to spare.
-	queue := a.opts.SaveWorkers + saveAhead
-	nbuf := a.opts.FileWorkers + queue + a.opts.SaveWorkers + 1
+	nbuf := a.opts.FileWorkers + 2*a.opts.SaveWorkers + 1
 	a.bufs.sem = make(chan struct{}, nbuf)
 	a.bufs.keep = 2 * max(bufferFor(a.files), bufferFor(a.streams))
 	a.walkers = make(chan struct{}, a.opts.Walkers)
 	a.fileQ = make(chan fileJob, a.opts.FileWorkers)
-	a.saveQ = make(chan saveJob, queue)
+	a.saveQ = make(chan saveJob, a.opts.SaveWorkers)
 	return a, nil
 }
 
@@ -437,24 +436,10 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 // bufferFor is the size of a chunk buffer for chunker bounds p: room for
 // a typical chunk (twice the average above the minimum). A larger chunk
 // grows its buffer; one grown beyond twice this is dropped when given back,
-// so that the buffers do not all grow to the largest chunk seen (8 MiB)
-// now that there are more of them (saveAhead).
+// so that the buffers do not all grow to the largest chunk seen (8 MiB).
 func bufferFor(p chunk.Params) uint {
 	return min(p.MaxSize, p.MinSize+2<<p.AverageBits)
 }
-
-// saveAhead is how many chunks the save queue holds beyond one per save
-// worker. Chunks differ in cost by ten times: a save worker compresses a
-// chunk of text at about 250 MB/s and finds a chunk of random bytes
-// incompressible at 3 GB/s, while the chunker takes the same time for
-// both. With one chunk per worker queued, a stretch of incompressible data
-// left the save workers waiting for the chunker, and a stretch of text the
-// chunker waiting for them (dataset 2 of make bench, half each in 1 MiB
-// runs: 87 % of two cores busy). A queue a few chunks deep lets the chunker
-// run ahead through text and the workers catch up through random data:
-// 91 %, and 5 to 9 % less wall time, for up to six more chunk buffers
-// (2.5 MiB each) in flight.
-const saveAhead = 6
 
 // readSmall reads a file expected to hold size bytes into buf, which has
 // room for one more. It returns the bytes read and whether the end of the
