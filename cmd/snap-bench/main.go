@@ -156,7 +156,10 @@ func runBench(ctx context.Context, cfg *config) error {
 			return err
 		}
 		sets = append(sets, ds)
-		sample = filepath.Join(ds.root, "big.bin")
+		sample = filepath.Join(cfg.work, "data", "ds2-sample.bin")
+		if err := writeSample(filepath.Join(ds.root, "big.bin"), sample); err != nil {
+			return err
+		}
 	}
 	if want("3") {
 		logf("dataset 3: pgbench -i -s %d, pg_dump, pgbench -t %d, pg_dump", cfg.pg.scale, cfg.pg.tx)

@@ -214,7 +214,7 @@ func (r *report) renderStages(p func(string, ...any)) {
 	p("")
 	data := "generated data (half random, half text)"
 	if r.stageSample != "" {
-		data = "the first 64 MiB of dataset 2"
+		data = "64 MiB of dataset 2 (256 pieces of 256 KiB spread evenly over it)"
 	}
 	p("`%s`, on %s; storage: 16 packs of 16 MiB saved through snap's local backend (O_DIRECT where the file system allows, fsync, rename, directory fsync).", r.stageCmd, data)
 	p("")
