@@ -81,6 +81,8 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzTrailer$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzKeyFile$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./repo -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./repo -run '^$$' -fuzz '^FuzzObject$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./index -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzTree$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzSnapshot$$' -fuzztime $(FUZZTIME)
