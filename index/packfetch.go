@@ -313,8 +313,16 @@ func (f *PackFetcher) window() int { return f.maxLive - min(f.ahead, f.maxLive/2
 // read by range (its bytes do not match its name, so each blob's own
 // check decides; or the local copy could not be written), or failed (the
 // request failed, after the retries of the backend's retry wrapper).
+//
+// The download runs through repo.Catch: fetch runs in goroutines of the
+// fetcher's own, and a panic there must still close p.done (reads wait on
+// it) and becomes the error of the reads that needed the pack.
 func (f *PackFetcher) fetch(id repo.ID, p *fetchedPack) {
-	path, err := f.download(id)
+	var path string
+	err := repo.Catch(func() (err error) {
+		path, err = f.download(id)
+		return err
+	})
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -107,4 +108,53 @@ func TestCheckReadDataPanic(t *testing.T) {
 		t.Fatalf("only %d packs", len(c.PackSizes()))
 	}
 	wantPanicError(t, c.ReadData(ctx, c.PackSizes(), 1, nil))
+}
+
+// A pack download that panics (in the fetcher's prefetch goroutine, or in
+// the one a read starts) fails the reads that need the pack with the
+// panic; no read waits for ever, and Close returns.
+func TestPackFetcherDownloadPanic(t *testing.T) {
+	ix, _, dir := newTestIndex(t)
+	ctx := context.Background()
+	w := NewWriter(ix, WriterOptions{})
+	var ids []repo.ID
+	for i := range 8 {
+		plain := randomBlob(uint64(i), 6<<20) // two blobs a pack: four packs
+		id := blobID(ix, plain)
+		if _, err := w.Save(ctx, repo.DataBlob, id, plain); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Only whole-pack loads panic: the fetcher's; reads by range do not.
+	r := openPanicky(t, dir, func(op string, h repo.Handle, offset, length int64) bool {
+		return op == "load" && h.Type == repo.PackFile && offset == 0 && length == 0
+	})
+	pix, err := Open(ctx, r, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pix.Close()
+	plan := NewPackPlan()
+	for _, id := range ids {
+		plan.Add(pix, id)
+	}
+	for _, ahead := range []int{0, 2} { // reads start the fetches; prefetch does
+		t.Run(fmt.Sprintf("ahead=%d", ahead), func(t *testing.T) {
+			pf, err := pix.NewPackFetcher(ctx, t.TempDir(), plan, FetchOptions{Ahead: ahead, MaxLive: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				_, err := pf.LoadBlob(ctx, repo.DataBlob, id, nil)
+				wantPanicError(t, err)
+			}
+			if err := pf.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

@@ -663,10 +663,18 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	if err != nil {
 		return fileResult{err: fmt.Errorf("%s: %w", s.Path, err), fatal: true}
 	}
-	parent := s.parent
-	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1, parent)
-	cerr := rc.Close()
-	if err == nil {
+	// Close ends the dump (it may wait for the dump command and report
+	// its exit status), so it runs exactly once: here, or on the way out
+	// of a panic in saveContent, so that no dump process is left behind.
+	closed := false
+	defer func() {
+		if !closed {
+			_ = rc.Close()
+		}
+	}()
+	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1, s.parent)
+	closed = true
+	if cerr := rc.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {

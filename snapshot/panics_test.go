@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/snap-backup/snap/index"
@@ -153,10 +154,12 @@ func (p *pipelineRepo) tryCreate(ix *index.Index, o CreateOptions) {
 }
 
 func TestPanicInArchiverGoroutines(t *testing.T) {
+	var streamCloses atomic.Int32
 	for _, tc := range []struct {
 		name   string
 		parent bool // make a first snapshot, so that files are unchanged
 		empty  bool // only empty files and directories: nothing but trees to save
+		closed bool // the stream is closed once despite the panic (the dump command is waited for)
 		o      func(CreateOptions) CreateOptions
 	}{
 		{name: "file worker (Report of a read)", o: func(o CreateOptions) CreateOptions {
@@ -195,9 +198,9 @@ func TestPanicInArchiverGoroutines(t *testing.T) {
 			o.Writer.Added = func(int64, int64) { panic("injected: tree added") }
 			return o
 		}},
-		{name: "stream (Read)", o: func(o CreateOptions) CreateOptions {
+		{name: "stream (Read)", closed: true, o: func(o CreateOptions) CreateOptions {
 			o.Streams = []Stream{{Path: "/db/dump.sql", Open: func(context.Context) (io.ReadCloser, error) {
-				return io.NopCloser(io.MultiReader(strings.NewReader(strings.Repeat("insert;\n", 50000)), panicReader{})), nil
+				return closeCounter{io.MultiReader(strings.NewReader(strings.Repeat("insert;\n", 50000)), panicReader{}), &streamCloses}, nil
 			}}}
 			return o
 		}},
@@ -216,8 +219,14 @@ func TestPanicInArchiverGoroutines(t *testing.T) {
 				p.create([]string{src}, ArchiveOptions{})
 				snapshots++
 			}
-			p.tryCreate(p.ix, tc.o(CreateOptions{Paths: []string{src}, Archive: ArchiveOptions{Walkers: 2, FileWorkers: 2, SaveWorkers: 2}}))
+			o := tc.o(CreateOptions{Paths: []string{src}, Archive: ArchiveOptions{Walkers: 2, FileWorkers: 2, SaveWorkers: 2}})
+			p.tryCreate(p.ix, o)
 			p.checkClean(snapshots)
+			if tc.closed {
+				if n := streamCloses.Load(); n != 1 {
+					t.Errorf("the stream was closed %d times, want once", n)
+				}
+			}
 			// The repository takes the next backup as usual.
 			p.create([]string{src}, ArchiveOptions{})
 			p.checkClean(snapshots + 1)
@@ -226,6 +235,14 @@ func TestPanicInArchiverGoroutines(t *testing.T) {
 }
 
 type panicReader struct{}
+
+// closeCounter is a stream that counts its Close calls.
+type closeCounter struct {
+	io.Reader
+	closes *atomic.Int32
+}
+
+func (c closeCounter) Close() error { c.closes.Add(1); return nil }
 
 func (panicReader) Read([]byte) (int, error) { panic("injected: stream read") }
 

@@ -425,13 +425,17 @@ func (r *Restorer) fileFailed(fh *fileHandle, err error) error {
 	return nil
 }
 
-// worker writes queued file parts until the queue is closed. It runs
-// guarded (see Restore): a panic ends this worker and fails the restore.
+// worker writes queued file parts until the queue is closed. A panic while
+// writing a part fails the restore (setFatal), and the part still counts as
+// done, so that its file is closed and its directory's metadata applied.
+// The worker as a whole runs guarded too (see Restore).
 func (r *Restorer) worker(ctx context.Context) {
 	var buf []byte
 	for j := range r.jobs {
-		var err error
-		buf, err = r.writePart(ctx, j, buf)
+		err := repo.Catch(func() (err error) {
+			buf, err = r.writePart(ctx, j, buf)
+			return err
+		})
 		r.partDone(j.file, err)
 	}
 }
@@ -502,8 +506,13 @@ func (r *Restorer) partDone(fh *fileHandle, err error) {
 
 // setFatal reports a failed file: damage in the repository (or an
 // interruption) makes the restore fail, naming every damaged file; a local
-// write error is reported and the restore goes on.
+// write error is reported and the restore goes on. A panic (a bug) stops
+// the restore at once, as in guard.
 func (r *Restorer) setFatal(rel string, err error) {
+	if pe := new(repo.PanicError); errors.As(err, &pe) {
+		r.stop(fmt.Errorf("restore %s: %w", rel, err))
+		return
+	}
 	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, context.Canceled) {
 		r.mu.Lock()
 		first := r.fatal == nil
