@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,7 +64,14 @@ type ArchiveOptions struct {
 	Walkers     int
 	FileWorkers int
 	SaveWorkers int
-	Report      func(Event)
+	// Scouts goroutines find the cut points of one large file in parallel
+	// (chunk.Parallel); 0 means one per CPU when there are two or more,
+	// negative none.
+	Scouts int
+	Report func(Event)
+	// scoutRegion overrides chunk.DefaultRegion (tests: small files, many
+	// regions).
+	scoutRegion int64
 	Now         func() time.Time
 }
 
@@ -157,6 +165,9 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 	}
 	if a.opts.SaveWorkers < 1 {
 		a.opts.SaveWorkers = runtime.NumCPU()
+	}
+	if a.opts.Scouts == 0 && runtime.NumCPU() > 1 {
+		a.opts.Scouts = runtime.NumCPU()
 	}
 	if a.opts.Report == nil {
 		a.opts.Report = func(Event) {}
@@ -392,18 +403,8 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		a.bufs.put(buf)
 	}
 
-	var ch *chunk.Chunker
-	if v := a.chunkers.Get(); v != nil && p == a.files {
-		ch = v.(*chunk.Chunker)
-		ch.Reset(rd)
-	} else {
-		ch = chunk.New(rd, p)
-	}
-	defer func() {
-		if p == a.files {
-			a.chunkers.Put(ch)
-		}
-	}()
+	next := a.chunker(ctx, rd, p, size)
+	defer next.Close()
 	for {
 		// A buffer has room for a typical chunk (twice the average), or
 		// what is left of a file plus a byte to see its end; the chunker
@@ -418,7 +419,7 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		if err != nil {
 			return ids, total, err
 		}
-		data, err := ch.Next(buf)
+		data, err := next.Next(buf)
 		if err == io.EOF {
 			a.bufs.put(buf)
 			return ids, total, nil
@@ -431,6 +432,51 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			return ids, total, err
 		}
 	}
+}
+
+// chunkSource is what saveContent cuts a file or stream with.
+type chunkSource interface {
+	Next(buf []byte) ([]byte, error)
+	Close()
+}
+
+// pooledChunker is a chunker of the archiver's pool; Close returns it.
+type pooledChunker struct {
+	*chunk.Chunker
+	pool *sync.Pool
+}
+
+func (c pooledChunker) Close() {
+	if c.pool != nil {
+		c.pool.Put(c.Chunker)
+	}
+}
+
+// chunker returns what cuts rd: for a large file (two scouting regions or
+// more) a chunk.Parallel, whose scouts find the cut points of regions
+// ahead on the other cores (the one chunker was the stage that left a core
+// idle on a single large file: docs/benchmarks.md); otherwise one chunker,
+// from the pool for file bounds. The chunks are the same either way.
+func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, size int64) chunkSource {
+	region := cmp.Or(a.opts.scoutRegion, chunk.DefaultRegion)
+	if ra, ok := rd.(io.ReaderAt); ok && a.opts.Scouts > 0 && size >= chunk.ParallelMinRegion*region {
+		return chunk.NewParallel(ctx, ra, size, p, chunk.ParallelOptions{Region: region, Scouts: a.opts.Scouts, Go: a.goScout})
+	}
+	if p != a.files {
+		return pooledChunker{Chunker: chunk.New(rd, p)}
+	}
+	if v := a.chunkers.Get(); v != nil {
+		ch := v.(*chunk.Chunker)
+		ch.Reset(rd)
+		return pooledChunker{ch, &a.chunkers}
+	}
+	return pooledChunker{chunk.New(rd, p), &a.chunkers}
+}
+
+// goScout starts a scout of chunk.Parallel, guarded: a panic fails the
+// run (and the scout's region falls back to the reader's own chunker).
+func (a *archiver) goScout(f func()) {
+	go func() { _ = a.guard(f) }()
 }
 
 // bufferFor is the size of a chunk buffer for chunker bounds p: room for

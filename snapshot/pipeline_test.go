@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -314,4 +315,73 @@ func TestRestoreIncludes(t *testing.T) {
 		t.Fatalf("restored %d files (stats %d): %v", len(files), st.Files, files)
 	}
 	sameTrees(t, filepath.Join(src, "d05"), filepath.Join(target, src, "d05"))
+}
+
+// A large file is cut by chunk.Parallel (scouts find the cut points of
+// its regions on other goroutines) into exactly the chunks one chunker
+// makes, and restores byte for byte.
+func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
+	p := newPipelineRepo(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	data := make([]byte, 0, 9<<20+123)
+	for len(data) < cap(data) {
+		run := min(cap(data)-len(data), 1+rng.IntN(600<<10))
+		switch rng.IntN(3) {
+		case 0:
+			for range run {
+				data = append(data, byte(rng.Uint32()))
+			}
+		case 1:
+			for range run {
+				data = append(data, byte('a'+rng.IntN(4)))
+			}
+		default:
+			data = append(data, make([]byte, run)...) // zeros: no split point
+		}
+	}
+	src := t.TempDir()
+	for _, d := range []string{"one", "two"} {
+		if err := os.Mkdir(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(src, "one", "big"), data, 0o644)
+	writeFile(t, filepath.Join(src, "two", "big"), data, 0o644)
+
+	const region = 1 << 20
+	a, err := newArchiver(p.ix, nil, ArchiveOptions{Scouts: 2, scoutRegion: region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(src, "two", "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := a.chunker(context.Background(), f, a.files, int64(len(data)))
+	if _, ok := c.(*chunk.Parallel); !ok {
+		t.Fatalf("a %d-byte file is cut by a %T, want a *chunk.Parallel", len(data), c)
+	}
+	c.Close()
+
+	one := p.create([]string{filepath.Join(src, "one")}, ArchiveOptions{Scouts: -1})
+	two := p.create([]string{filepath.Join(src, "two")}, ArchiveOptions{Scouts: 2, scoutRegion: region})
+	ctx := context.Background()
+	n1, err := FindNode(ctx, p.ix, one.Tree, filepath.Join(src, "one", "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2, err := FindNode(ctx, p.ix, two.Tree, filepath.Join(src, "two", "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n2.Content) < 20 || !slices.Equal(n1.Content, n2.Content) {
+		t.Fatalf("scouted: %d chunks, one chunker: %d chunks, or different ones", len(n2.Content), len(n1.Content))
+	}
+	target := filepath.Join(t.TempDir(), "r")
+	p.restore(two, filepath.Join(src, "two"), target, RestoreOptions{})
+	got, err := os.ReadFile(filepath.Join(target, "big"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("restored file differs (%v)", err)
+	}
 }
