@@ -41,6 +41,9 @@ type config struct {
 const password = "snap-bench-password"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == spawnArg {
+		os.Exit(spawnMain(os.Args[2:]))
+	}
 	if err := mainErr(); err != nil {
 		fmt.Fprintf(os.Stderr, "snap-bench: %v\n", err)
 		os.Exit(1)

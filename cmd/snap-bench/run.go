@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
 // measurement is what one run of a tool cost: wall time, CPU time and
-// peak resident set size, the latter two from the wait4 rusage of the child.
+// peak resident set size, the latter two from the wait4 rusage of the tool
+// (taken by spawn mode, so that the harness's own size does not count).
 type measurement struct {
 	Wall   time.Duration
 	User   time.Duration
@@ -37,10 +37,14 @@ type cmdSpec struct {
 	log   string // file receiving stdout and stderr
 }
 
-// run executes the command and measures it. A non-zero exit is an error
-// that quotes the end of the log.
+// run executes the command and measures it (through spawn mode: see
+// spawn.go). A non-zero exit is an error that quotes the end of the log.
 func run(c cmdSpec) (measurement, error) {
-	cmd := exec.Command(c.name, c.args...)
+	self, err := os.Executable()
+	if err != nil {
+		return measurement{}, err
+	}
+	cmd := exec.Command(self, append([]string{spawnArg, c.name}, c.args...)...)
 	cmd.Env = append(os.Environ(), c.env...)
 	cmd.Dir = c.dir
 	if c.stdin != "" {
@@ -65,36 +69,52 @@ func run(c cmdSpec) (measurement, error) {
 		out = f
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	start := time.Now()
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return measurement{}, err
+	}
+	defer rd.Close()
+	cmd.ExtraFiles = []*os.File{wr} // file descriptor 3 of the spawner
 	if err := cmd.Start(); err != nil {
+		wr.Close()
 		return measurement{}, fmt.Errorf("%s: %w", c.name, err)
 	}
-	var m measurement
-	done := make(chan struct{})
+	wr.Close()
+	pids := make(chan int, 1)
+	var reported measurement
+	var reportErr error
+	reportDone := make(chan struct{})
+	go func() {
+		defer close(reportDone)
+		reported, reportErr = spawnReport(rd, pids)
+	}()
+	// Sample the tool's resident set every 10 ms while it runs.
+	var peakAnon, peakFile int64
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		pid, ok := <-pids
+		if !ok {
+			return
+		}
+		status := fmt.Sprintf("/proc/%d/status", pid)
 		for {
 			select {
-			case <-done:
+			case <-reportDone:
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
 			anon, file := rssSample(status)
-			m.PeakAnon, m.PeakFile = max(m.PeakAnon, anon), max(m.PeakFile, file)
+			peakAnon, peakFile = max(peakAnon, anon), max(peakFile, file)
 		}
 	}()
-	err := cmd.Wait()
-	m.Wall = time.Since(start)
-	close(done)
+	err = cmd.Wait()
+	<-reportDone
 	<-sampled
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			m.User = time.Duration(ru.Utime.Nano())
-			m.Sys = time.Duration(ru.Stime.Nano())
-			m.MaxRSS = ru.Maxrss << 10 // kilobytes on Linux
-		}
+	m := reported
+	m.PeakAnon, m.PeakFile = peakAnon, peakFile
+	if err == nil {
+		err = reportErr
 	}
 	if err != nil {
 		return m, fmt.Errorf("%s %v: %w%s", filepath.Base(c.name), c.args, err, logTail(c.log))
