@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -174,6 +175,7 @@ func runBench(ctx context.Context, cfg *config) error {
 	}
 
 	logf("stage benchmarks (go test -bench, one core)")
+	syscall.Sync() // the datasets' writeback must not run during the stage benchmarks
 	st, cmd, err := runStages(cfg.moduleDir, sample, cfg.benchtime)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,10 +38,15 @@ var stageAbout = map[string]string{
 }
 
 // runStages runs the stage benchmarks of chunk/ and repo/ on one core
-// (-cpu 1), on a sample of the large-file dataset when there is one.
+// (-cpu 1), on a sample of the large-file dataset when there is one. The
+// packages run one after the other (-p 1), so that two benchmarks never
+// share the two cores, and each benchmark three times: the best of the
+// three is kept, the run least disturbed by the VM's neighbours (one
+// run of ZstdFastest came out at 92 MB/s where SealBlob, which includes
+// it, made 138). The best makes the limits the highest, the strictest.
 func runStages(moduleDir, sample string, benchtime string) ([]stage, string, error) {
-	args := []string{"test", "-run", "^$", "-bench", "^Benchmark(Chunker|BLAKE3|ZstdFastest|AESGCM|SealBlob|OpenBlob)$",
-		"-benchtime", benchtime, "-cpu", "1", "-count", "1", "./chunk", "./repo"}
+	args := []string{"test", "-p", "1", "-run", "^$", "-bench", "^Benchmark(Chunker|BLAKE3|ZstdFastest|AESGCM|SealBlob|OpenBlob)$",
+		"-benchtime", benchtime, "-cpu", "1", "-count", "3", "./chunk", "./repo"}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = moduleDir
 	cmd.Env = os.Environ()
@@ -63,6 +69,10 @@ func runStages(moduleDir, sample string, benchtime string) ([]stage, string, err
 			continue
 		}
 		name := strings.TrimPrefix(f[0], "Benchmark")
+		if i := slices.IndexFunc(stages, func(s stage) bool { return s.Name == name }); i >= 0 {
+			stages[i].MBps = max(stages[i].MBps, v)
+			continue
+		}
 		stages = append(stages, stage{Name: name, About: stageAbout[name], MBps: v})
 	}
 	if len(stages) == 0 {
@@ -86,7 +96,9 @@ type limits struct {
 	// Create: a stream is chunked by one goroutine; hashing, compression
 	// and encryption run on every core. So the stream goes no faster than
 	// the chunker on one core, nor faster than all the work spread over
-	// every core.
+	// every core. A large file is chunked on every core too (its cut
+	// points are found by scouts: chunk.Parallel), so its limit is
+	// CreateCPU, which dataset 2's target uses.
 	CreateStream float64 // MB/s
 	BLAKE3       float64 // MB/s of the hash on one core (packs are hashed for their names too)
 	CreateCPU    float64 // all stages over all cores
@@ -97,7 +109,7 @@ type limits struct {
 	DiskWrite float64
 	// WriteCPU and ReadCPU are the CPU seconds per MB that writing those
 	// files (the kernel's copy, file system and fsync work) and reading
-	// them back from the page cache cost; CreateIO is CreateStream with
+	// them back from the page cache cost; CreateIO is CreateCPU with
 	// them counted, for a stream whose packs take StoredRatio of its size.
 	WriteCPU, ReadCPU float64
 	StoredRatio       float64
@@ -138,7 +150,7 @@ func (l *limits) withLimitIO(storedRatio float64) {
 		return
 	}
 	perMB := float64(l.Cores)/l.CreateCPU + l.ReadCPU + storedRatio*(l.WriteCPU+1/l.BLAKE3) // CPU seconds per MB
-	l.CreateIO = min(l.Chunk, float64(l.Cores)/perMB)
+	l.CreateIO = float64(l.Cores) / perMB
 }
 
 // ioCost is what storage costs: the write rate and the CPU time per MB of
