@@ -179,6 +179,7 @@ type jobJSON struct {
 	Tags               []string   `json:"tags"`
 	Host               string     `json:"host"`
 	OneFileSystem      bool       `json:"one_file_system"`
+	SequentialRead     bool       `json:"sequential_read"`
 	Compression        string     `json:"compression"`
 	Schedule           []string   `json:"schedule"`
 	RandomDelaySeconds float64    `json:"random_delay_seconds"`
@@ -221,7 +222,7 @@ func toJobJSON(j *Job) jobJSON {
 		cmds = append(cmds, cmdJSON{Name: c.Name, Command: c.Argv})
 	}
 	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, Name: j.Name, Line: j.Line, Repository: j.Repository, Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
-		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, Compression: j.Compression,
+		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, Compression: j.Compression,
 		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
 		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,
 			Within: k.Within, Tags: nonNil(k.Tags), Prune: k.Prune, MaxUnused: k.MaxUnused},

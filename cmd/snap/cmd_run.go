@@ -342,6 +342,9 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	}
 	o.Archive.Excludes = ex
 	o.Archive.OneFileSystem = j.OneFileSystem
+	if j.SequentialRead {
+		o.Archive.Scouts = -1
+	}
 	comp, err := repo.ParseCompression(firstNonEmpty(j.Compression, "fastest"))
 	if err != nil {
 		return o, plan, fmt.Errorf("job %s: compression: %w", j.Name, err)

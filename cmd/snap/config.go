@@ -47,16 +47,17 @@ type Job struct {
 	PasswordFile    string
 	PasswordCommand string
 
-	Paths         []string
-	Exclude       []string
-	Databases     []string
-	Commands      []JobCommand
-	Tags          []string
-	Host          string // "" means this machine's host name
-	OneFileSystem bool
-	Compression   string
-	Pre, Post     []string
-	MinFree       uint64 // refuse to start below this free space on the repository's device
+	Paths          []string
+	Exclude        []string
+	Databases      []string
+	Commands       []JobCommand
+	Tags           []string
+	Host           string // "" means this machine's host name
+	OneFileSystem  bool
+	SequentialRead bool // read large files strictly in order (no scouts): create --sequential-read
+	Compression    string
+	Pre, Post      []string
+	MinFree        uint64 // refuse to start below this free space on the repository's device
 
 	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
 	RandomDelay time.Duration
@@ -420,7 +421,7 @@ func (d *cfgDecoder) compression(at toml.Key, s string) {
 
 func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
 	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "databases", "tags", "host",
-		"one_file_system", "compression", "schedule", "random_delay", "pre", "post", "min_free", "commands", "keep", "check")
+		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "min_free", "commands", "keep", "check")
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
 		d.errorf(at, "job name %q: use letters, digits, '_', '-' and '.' (it becomes the systemd unit snap-%s.service)", name, name)
@@ -469,6 +470,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	}
 	j.Host = firstNonEmpty(d.str(t, at, "host"), cfg.Host)
 	j.OneFileSystem = d.boolean(t, at, "one_file_system")
+	j.SequentialRead = d.boolean(t, at, "sequential_read")
 	j.Compression = firstNonEmpty(d.str(t, at, "compression"), cfg.Compression)
 	d.compression(at, d.str(t, at, "compression"))
 	if s := d.str(t, at, "min_free"); s != "" {

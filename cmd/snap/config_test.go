@@ -69,6 +69,7 @@ password_file = "pw"
 paths = ["/var/lib/x"]
 databases = ["mysql://root@127.0.0.1:3306/test", "sqlite:///var/lib/app.db"]
 one_file_system = true
+sequential_read = true
 compression = "off"
 schedule = ["Mon..Fri 02:00", "Sat 06:00"]
 random_delay = "90s"
@@ -93,7 +94,7 @@ check = true
 		t.Fatalf("order: %s, %s", db.Name, files.Name)
 	}
 	if db.Repository != "/other" || db.PasswordFile != "pw" || db.PasswordCommand != "" || db.Host != "web1" || db.Compression != "off" ||
-		!db.OneFileSystem || db.RandomDelay != 90*time.Second || len(db.Schedule) != 2 || db.Check == nil || db.Check.ReadDataSubset != "5%" {
+		!db.OneFileSystem || !db.SequentialRead || db.RandomDelay != 90*time.Second || len(db.Schedule) != 2 || db.Check == nil || db.Check.ReadDataSubset != "5%" {
 		t.Errorf("db job: %+v", db)
 	}
 	if db.MinFree != 10<<30 || len(db.Commands) != 2 || db.Commands[0].Name != "redis.rdb" || strings.Join(db.Commands[1].Argv, "|") != "/bin/sh|-c|tar -C /etc -c ." {

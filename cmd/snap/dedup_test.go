@@ -6,15 +6,17 @@ import (
 	"testing"
 )
 
-// TestBigFileDedup backs up a 100 MB file: it restores byte for byte, a
-// second run adds no data blob (with and without reading the file), and
-// changing one byte adds about one chunk.
+// TestBigFileDedup backs up a 140 MB file (large enough to be cut with
+// scouts, chunk.Parallel): it restores byte for byte, a second run adds no
+// data blob (with and without reading the file, and read with one chunker
+// by --sequential-read: the same chunks), and changing one byte adds about
+// one chunk.
 func TestBigFileDedup(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
 	big := filepath.Join(src, "big")
-	const size = 100_000_000
+	const size = 140_000_000
 	writeRandom(t, big, 100, size)
 	writeFile(t, filepath.Join(src, "small"), []byte("small file"))
 	origHash := hashFile(t, big)
@@ -27,7 +29,7 @@ func TestBigFileDedup(t *testing.T) {
 	d1, _ := tr.blobCounts()
 	size1 := dirSize(t, dataDir)
 	if d1 < size/chunkMax || d1 > size/chunkMin+1 {
-		t.Errorf("%d data blobs for 100 MB; chunks must be 512 KiB .. 8 MiB", d1)
+		t.Errorf("%d data blobs for 140 MB; chunks must be 512 KiB .. 8 MiB", d1)
 	}
 
 	// Unchanged: nothing is read, no data blob is added, the repository
@@ -37,11 +39,13 @@ func TestBigFileDedup(t *testing.T) {
 	if s2.ReadBytes != 0 || d2 != d1 {
 		t.Errorf("unchanged second create: read %d bytes, data blobs %d -> %d", s2.ReadBytes, d1, d2)
 	}
-	// --force reads everything again and still adds no data blob.
-	s3 := tr.create("--force", src)
+	// --force reads everything again and still adds no data blob; read
+	// in order by one chunker, the file is cut exactly where the scouts
+	// cut it.
+	s3 := tr.create("--force", "--sequential-read", src)
 	d3, _ := tr.blobCounts()
 	if s3.ReadBytes != size+10 || d3 != d1 {
-		t.Errorf("create --force: read %d bytes, data blobs %d -> %d", s3.ReadBytes, d1, d3)
+		t.Errorf("create --force --sequential-read: read %d bytes, data blobs %d -> %d", s3.ReadBytes, d1, d3)
 	}
 	if grew := dirSize(t, dataDir) - size1; grew > 64<<10 {
 		t.Errorf("two unchanged creates grew data/ by %d bytes", grew)
