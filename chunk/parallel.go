@@ -51,6 +51,7 @@ type Parallel struct {
 	own     *Chunker // the reader's chunker, made on first use
 	hashing bool     // own is cutting from pos (else cuts are followed)
 	hashed  int64    // bytes the reader hashed itself (for tests)
+	err     error    // returned by the next call (a wait that failed after a chunk was cut)
 	eof     bool
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when limit grows or the scouts stop
@@ -87,17 +88,25 @@ const (
 	ParallelMinRegion = 2
 )
 
+// ParallelRegion is the region size Parallel uses for bounds p when asked
+// for region (0: DefaultRegion): a region must hold several of the
+// largest chunks, for the seams to be rare. A file shorter than
+// ParallelMinRegion of them is not worth scouting.
+func ParallelRegion(p Params, region int64) int64 {
+	if region <= 0 {
+		region = DefaultRegion
+	}
+	if region < int64(p.MaxSize) {
+		region = 4 * int64(p.MaxSize)
+	}
+	return region
+}
+
 // NewParallel returns a chunker for the first size bytes of ra (and
 // whatever follows them by the time the reader gets there). It starts the
 // scouts at once; Close stops them. ctx ends the waits of Next.
 func NewParallel(ctx context.Context, ra io.ReaderAt, size int64, p Params, o ParallelOptions) *Parallel {
-	if o.Region <= 0 {
-		o.Region = DefaultRegion
-	}
-	if o.Region < int64(p.MaxSize) {
-		// A region must hold several chunks for the seams to be rare.
-		o.Region = 4 * int64(p.MaxSize)
-	}
+	o.Region = ParallelRegion(p, o.Region)
 	if o.Scouts <= 0 {
 		o.Scouts = DefaultScouts
 	}
@@ -215,6 +224,9 @@ func (c *Parallel) scoutRegion(j int, ch *Chunker, scratch []byte) []byte {
 
 // Next returns the next chunk, in buf when it has room, like Chunker.Next.
 func (c *Parallel) Next(buf []byte) ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	if c.eof {
 		return nil, io.EOF
 	}
@@ -245,12 +257,13 @@ func (c *Parallel) Next(buf []byte) ([]byte, error) {
 		c.pos += int64(len(data))
 		c.hashed += int64(len(data))
 		if c.pos < c.size {
-			// A cut: from here the chunker may meet a region's cuts.
+			// A cut: from here the chunker may meet a region's cuts. An
+			// error (cancelled, closed) must not lose the chunk in hand:
+			// it is returned by the next call.
 			cuts, err := c.follow(c.pos)
 			if err != nil {
-				return nil, err
-			}
-			if len(cuts) > 0 {
+				c.err = err
+			} else if len(cuts) > 0 {
 				c.hashing, c.cuts = false, cuts
 			}
 		}

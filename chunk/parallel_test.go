@@ -69,9 +69,10 @@ func sameChunks(t *testing.T, got, want [][]byte) {
 }
 
 // testData is size bytes of one kind: random, text (few distinct words,
-// so split points are dense where the text repeats), zeros (no split point
-// at all: cuts every MaxSize, which regions started elsewhere never meet),
-// or a mix of all three in 100 KiB runs.
+// so split points are dense where the text repeats), zeros (every window
+// hashes to zero: a cut every MinSize, in step with the region starts),
+// const (0xAA: no split point at all, a cut every MaxSize, which chunkers
+// started at region starts never meet), or a mix of them in 100 KiB runs.
 func testData(kind string, size int, seed uint64) []byte {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	data := make([]byte, 0, size)
@@ -79,7 +80,7 @@ func testData(kind string, size int, seed uint64) []byte {
 	for len(data) < size {
 		k := kind
 		if kind == "mixed" {
-			k = []string{"random", "text", "zeros"}[rng.IntN(3)]
+			k = []string{"random", "text", "zeros", "const"}[rng.IntN(4)]
 		}
 		run := min(size-len(data), 100<<10)
 		switch k {
@@ -96,6 +97,8 @@ func testData(kind string, size int, seed uint64) []byte {
 			}
 		case "zeros":
 			data = append(data, make([]byte, run)...)
+		case "const":
+			data = append(data, bytes.Repeat([]byte{0xAA}, run)...)
 		}
 	}
 	return data[:size]
@@ -105,7 +108,7 @@ func testData(kind string, size int, seed uint64) []byte {
 // the region size, the number of scouts and how far they run ahead.
 func TestParallelCutsLikeOneChunker(t *testing.T) {
 	p := smallParams(t)
-	for _, kind := range []string{"random", "text", "zeros", "mixed"} {
+	for _, kind := range []string{"random", "text", "zeros", "const", "mixed"} {
 		for _, size := range []int{0, 1, 5000, 64 << 10, 200<<10 + 17, 3<<20 + 5} {
 			data := testData(kind, size, uint64(size))
 			want := sequential(t, data, p)
@@ -228,7 +231,8 @@ func TestParallelScoutPanic(t *testing.T) {
 }
 
 // Close while scouts are still at work returns once they stopped; a
-// cancelled context ends a wait of Next.
+// cancelled context ends a wait of Next, and the chunk cut before the
+// failed wait is not lost (the chunks returned are a prefix of the file).
 func TestParallelCloseAndCancel(t *testing.T) {
 	p := smallParams(t)
 	data := testData("random", 4<<20, 5)
@@ -242,13 +246,18 @@ func TestParallelCloseAndCancel(t *testing.T) {
 	cancel()
 	c = NewParallel(ctx, bytes.NewReader(data), int64(len(data)), p, ParallelOptions{Region: 64 << 10})
 	defer c.Close()
+	var got []byte
 	for {
-		_, err := c.Next(nil)
+		b, err := c.Next(nil)
 		if err == context.Canceled {
-			return
+			break
 		}
 		if err != nil {
 			t.Fatalf("Next: %v, want context.Canceled once the reader reaches region 1", err)
 		}
+		got = append(got, b...)
+	}
+	if len(got) < 64<<10 || !bytes.Equal(got, data[:len(got)]) || int64(len(got)) != c.pos {
+		t.Fatalf("before the cancellation: %d bytes returned, position %d; want a prefix of the file through region 0", len(got), c.pos)
 	}
 }

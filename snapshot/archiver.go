@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,9 +63,10 @@ type ArchiveOptions struct {
 	Walkers     int
 	FileWorkers int
 	SaveWorkers int
-	// Scouts goroutines find the cut points of one large file in parallel
-	// (chunk.Parallel); 0 means one per CPU when there are two or more,
-	// negative none.
+	// Scouts goroutines at most, across all files read at once, find the
+	// cut points of large files ahead of their readers (chunk.Parallel);
+	// 0 means one per CPU (at most maxScouts) when there are two CPUs or
+	// more, negative none.
 	Scouts int
 	Report func(Event)
 	// scoutRegion overrides chunk.DefaultRegion (tests: small files, many
@@ -97,6 +97,7 @@ type archiver struct {
 	streams chunk.Params
 
 	bufs     bufPool
+	scouts   chan struct{} // a slot per scout running (ArchiveOptions.Scouts)
 	walkers  chan struct{}
 	fileQ    chan fileJob
 	saveQ    chan saveJob
@@ -167,8 +168,9 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 		a.opts.SaveWorkers = runtime.NumCPU()
 	}
 	if a.opts.Scouts == 0 && runtime.NumCPU() > 1 {
-		a.opts.Scouts = runtime.NumCPU()
+		a.opts.Scouts = min(runtime.NumCPU(), maxScouts)
 	}
+	a.scouts = make(chan struct{}, max(a.opts.Scouts, 0))
 	if a.opts.Report == nil {
 		a.opts.Report = func(Event) {}
 	}
@@ -426,6 +428,9 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		}
 		if err != nil {
 			a.bufs.put(buf)
+			if ctx.Err() != nil {
+				return ids, total, ctx.Err() // the run is failing: not this file's read error
+			}
 			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
 		}
 		if err := emit(data); err != nil {
@@ -458,9 +463,27 @@ func (c pooledChunker) Close() {
 // idle on a single large file: docs/benchmarks.md); otherwise one chunker,
 // from the pool for file bounds. The chunks are the same either way.
 func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, size int64) chunkSource {
-	region := cmp.Or(a.opts.scoutRegion, chunk.DefaultRegion)
-	if ra, ok := rd.(io.ReaderAt); ok && a.opts.Scouts > 0 && size >= chunk.ParallelMinRegion*region {
-		return chunk.NewParallel(ctx, ra, size, p, chunk.ParallelOptions{Region: region, Scouts: a.opts.Scouts, Go: a.goScout})
+	region := chunk.ParallelRegion(p, a.opts.scoutRegion)
+	if ra, ok := rd.(io.ReaderAt); ok && size >= chunk.ParallelMinRegion*region {
+		// Scouts are a budget of the whole run, not of each file: each
+		// holds a chunker buffer and a scratch buffer as large as the
+		// largest chunk it has seen (up to 8.5 MiB), and 2 × CPUs files are
+		// read at once. A file takes the slots that are free; with none,
+		// it is read with one chunker, as a small file is.
+		n := 0
+	take:
+		for n < cap(a.scouts) {
+			select {
+			case a.scouts <- struct{}{}:
+				n++
+			default:
+				break take
+			}
+		}
+		if n > 0 {
+			pc := chunk.NewParallel(ctx, ra, size, p, chunk.ParallelOptions{Region: region, Scouts: n, Go: a.goScout})
+			return scoutedChunker{pc, a.scouts, n}
+		}
 	}
 	if p != a.files {
 		return pooledChunker{Chunker: chunk.New(rd, p)}
@@ -472,6 +495,26 @@ func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, si
 	}
 	return pooledChunker{chunk.New(rd, p), &a.chunkers}
 }
+
+// scoutedChunker is a chunk.Parallel holding n of the run's scout slots;
+// Close stops its scouts and gives the slots back.
+type scoutedChunker struct {
+	*chunk.Parallel
+	slots chan struct{}
+	n     int
+}
+
+func (c scoutedChunker) Close() {
+	c.Parallel.Close()
+	for range c.n {
+		<-c.slots
+	}
+}
+
+// maxScouts bounds the default scout budget, and so the scouts' buffers
+// on large machines; chunking costs about a third of what the save workers
+// spend per byte, so eight scouts keep some twenty-four cores busy.
+const maxScouts = 8
 
 // goScout starts a scout of chunk.Parallel, guarded: a panic fails the
 // run (and the scout's region falls back to the reader's own chunker).

@@ -358,9 +358,22 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	// The scouts are a budget of the run: a second large file read while
+	// the first holds both slots gets one chunker; once the first is done,
+	// the slots are free again.
 	c := a.chunker(context.Background(), f, a.files, int64(len(data)))
-	if _, ok := c.(*chunk.Parallel); !ok {
-		t.Fatalf("a %d-byte file is cut by a %T, want a *chunk.Parallel", len(data), c)
+	if sc, ok := c.(scoutedChunker); !ok || sc.n != 2 {
+		t.Fatalf("a %d-byte file is cut by a %T, want a chunk.Parallel with 2 scouts", len(data), c)
+	}
+	c2 := a.chunker(context.Background(), f, a.files, int64(len(data)))
+	if _, ok := c2.(pooledChunker); !ok {
+		t.Fatalf("with no scout free, a large file is cut by a %T, want one chunker", c2)
+	}
+	c2.Close()
+	c.Close()
+	c = a.chunker(context.Background(), f, a.files, int64(len(data)))
+	if sc, ok := c.(scoutedChunker); !ok || sc.n != 2 {
+		t.Fatalf("after Close, a large file is cut by a %T, want a chunk.Parallel with 2 scouts", c)
 	}
 	c.Close()
 

@@ -30,6 +30,9 @@ func spawnMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "snap-bench: spawn mode needs a command and file descriptor 3")
 		return 2
 	}
+	// The tool must not inherit the report pipe: a process it leaves
+	// behind would hold it open, and the harness would wait for that.
+	syscall.CloseOnExec(3)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	start := time.Now()
