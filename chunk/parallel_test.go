@@ -22,30 +22,12 @@ func smallParams(t *testing.T) Params {
 	return p
 }
 
-// sequential is the reference: one Chunker over all of data.
-func sequential(t *testing.T, data []byte, p Params) [][]byte {
+// drain returns every chunk next gives until io.EOF.
+func drain(t *testing.T, next func([]byte) ([]byte, error)) [][]byte {
 	t.Helper()
 	var out [][]byte
-	c := New(bytes.NewReader(data), p)
 	for {
-		b, err := c.Next(nil)
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-	}
-}
-
-func parallel(t *testing.T, ra io.ReaderAt, size int64, p Params, o ParallelOptions) [][]byte {
-	t.Helper()
-	c := NewParallel(context.Background(), ra, size, p, o)
-	defer c.Close()
-	var out [][]byte
-	for {
-		b, err := c.Next(nil)
+		b, err := next(nil)
 		if err == io.EOF {
 			return out
 		}
@@ -54,6 +36,19 @@ func parallel(t *testing.T, ra io.ReaderAt, size int64, p Params, o ParallelOpti
 		}
 		out = append(out, bytes.Clone(b))
 	}
+}
+
+// sequential is the reference: one Chunker over all of data.
+func sequential(t *testing.T, data []byte, p Params) [][]byte {
+	t.Helper()
+	return drain(t, New(bytes.NewReader(data), p).Next)
+}
+
+func parallel(t *testing.T, ra io.ReaderAt, size int64, p Params, o ParallelOptions) [][]byte {
+	t.Helper()
+	c := NewParallel(context.Background(), ra, size, p, o)
+	defer c.Close()
+	return drain(t, c.Next)
 }
 
 func sameChunks(t *testing.T, got, want [][]byte) {
@@ -146,17 +141,7 @@ func TestParallelSpreadsTheWork(t *testing.T) {
 	ra := &counting{ReaderAt: bytes.NewReader(data)}
 	c := NewParallel(context.Background(), ra, int64(len(data)), p, ParallelOptions{Region: 2 << 20})
 	defer c.Close()
-	n := 0
-	for {
-		_, err := c.Next(nil)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
+	n := len(drain(t, c.Next))
 	t.Logf("%d chunks; the reader hashed %d of %d bytes, read %d", n, c.hashed, len(data), ra.n.Load())
 	if c.hashed > int64(len(data))/5 {
 		t.Errorf("the reader hashed %d of %d bytes, want few (the first region and the seams)", c.hashed, len(data))

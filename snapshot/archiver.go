@@ -755,15 +755,10 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	// Close ends the dump (it may wait for the dump command and report
 	// its exit status), so it runs exactly once: here, or on the way out
 	// of a panic in saveContent, so that no dump process is left behind.
-	closed := false
-	defer func() {
-		if !closed {
-			_ = rc.Close()
-		}
-	}()
+	closeStream := sync.OnceValue(rc.Close)
+	defer closeStream()
 	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1, s.parent)
-	closed = true
-	if cerr := rc.Close(); err == nil {
+	if cerr := closeStream(); err == nil {
 		err = cerr
 	}
 	if err != nil {
