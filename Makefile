@@ -76,7 +76,8 @@ bench-deps:
 	fi
 	@test -x $(MINIO) || GOBIN=$(dir $(MINIO)) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
-# Short fuzzing runs of every decoder of repository bytes.
+# Short fuzzing runs of every decoder of repository bytes, and of the
+# scouts' cut finder against restic/chunker.
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzTrailer$$' -fuzztime $(FUZZTIME)
@@ -86,6 +87,7 @@ fuzz:
 	$(GO) test ./index -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzTree$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzSnapshot$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./chunk -run '^$$' -fuzz '^FuzzCutFinder$$' -fuzztime $(FUZZTIME)
 
 # The S3 tests against MinIO instead of versitygw. The MinIO binary is built
 # once (about 9 minutes) into $(HOME)/go/bin.

@@ -102,3 +102,28 @@ func BenchmarkBLAKE3(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCutFinder measures finding the cut points of the default file
+// bounds without copying the chunks, as Parallel's scouts do for a large
+// file.
+func BenchmarkCutFinder(b *testing.B) {
+	data := benchData(b)
+	f := NewCutFinder(benchParams(b))
+	ra := bytes.NewReader(data)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		if err := f.Find(ra, 0, int64(len(data)), func(int64) bool { return true }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewCutFinder measures making a finder's tables, which every
+// scout of every large file does.
+func BenchmarkNewCutFinder(b *testing.B) {
+	p := benchParams(b)
+	for range b.N {
+		NewCutFinder(p)
+	}
+}

@@ -163,8 +163,7 @@ func (c *Parallel) Close() {
 // scout takes regions in order, while they are within Ahead regions of
 // the reader, and records their cuts.
 func (c *Parallel) scout() {
-	ch := New(nil, c.p)
-	var scratch []byte
+	f := NewCutFinder(c.p)
 	for {
 		c.mu.Lock()
 		for !c.stopped() && c.next < len(c.regs) && c.next >= c.limit {
@@ -177,7 +176,7 @@ func (c *Parallel) scout() {
 		j := c.next
 		c.next++
 		c.mu.Unlock()
-		scratch = c.scoutRegion(j, ch, scratch)
+		c.scoutRegion(j, f)
 	}
 }
 
@@ -191,35 +190,22 @@ func (c *Parallel) stopped() bool {
 }
 
 // scoutRegion records region j's cuts. Its deferred close runs even when
-// the chunker panics, so the reader never waits for a region that will
+// the finder panics, so the reader never waits for a region that will
 // not come.
-func (c *Parallel) scoutRegion(j int, ch *Chunker, scratch []byte) []byte {
+func (c *Parallel) scoutRegion(j int, f *CutFinder) {
 	r := c.regs[j]
 	defer close(r.done)
 	start := int64(j) * c.o.Region
 	end := min(start+c.o.Region, c.size)
 	r.cuts = append(r.cuts, start)
-	ch.Reset(io.NewSectionReader(c.ra, start, c.size-start))
-	pos := start
-	for pos < end {
-		if c.stopped() {
-			return scratch
-		}
-		data, err := ch.Next(scratch[:0])
-		if err != nil { // io.EOF: the file ends sooner than it did
-			return scratch
-		}
-		if cap(data) > cap(scratch) {
-			scratch = data[:0]
-		}
-		pos += int64(len(data))
-		if pos >= c.size {
-			break // the end of the file, not a cut
-		}
-		r.cuts = append(r.cuts, pos)
-	}
-	r.ok = true
-	return scratch
+	err := f.Find(c.ra, start, c.size, func(cut int64) bool {
+		r.cuts = append(r.cuts, cut)
+		return cut < end && !c.stopped()
+	})
+	// A read error (the file shrank) or a stop leaves the region to the
+	// reader; a scout that stopped early has not reached the end.
+	last := r.cuts[len(r.cuts)-1]
+	r.ok = err == nil && (last >= end || !c.stopped())
 }
 
 // Next returns the next chunk, in buf when it has room, like Chunker.Next.

@@ -12,7 +12,7 @@ import (
 
 // smallParams cut about every 4 KiB (1 KiB minimum, 16 KiB maximum), so
 // that a test file of a few MB spans many regions of 64 KiB.
-func smallParams(t *testing.T) Params {
+func smallParams(t testing.TB) Params {
 	t.Helper()
 	p, err := NewParams()
 	if err != nil {
@@ -133,8 +133,9 @@ func (c *counting) ReadAt(b []byte, off int64) (int, error) {
 }
 
 // Where split points line up, the reader hashes little: the scouts do the
-// hashing, and the file is read about twice (once by a scout, once by the
-// reader), plus a chunker's read-ahead (512 KiB) at each region's end.
+// hashing, and the file is read about twice: once by the reader, and by
+// the scouts all but the first MinSize-64 bytes of each chunk, plus what
+// their reads take in past a cut (with these small bounds, most of it).
 func TestParallelSpreadsTheWork(t *testing.T) {
 	p := smallParams(t)
 	data := testData("random", 16<<20, 1)
@@ -171,7 +172,8 @@ func TestParallelFileChangedSize(t *testing.T) {
 }
 
 // panicAt panics on a read at exactly one offset: a scout's first read of
-// its region (the reader reads from cut points).
+// its region, MinSize-64 bytes after its start, where it starts hashing
+// (the reader reads from cut points).
 type panicAt struct {
 	io.ReaderAt
 	off int64
@@ -205,7 +207,7 @@ func TestParallelScoutPanic(t *testing.T) {
 	for _, scouts := range []int{1, 2} {
 		t.Run(fmt.Sprintf("scouts=%d", scouts), func(t *testing.T) {
 			recovered.Store(0)
-			ra := panicAt{ReaderAt: bytes.NewReader(data), off: 3 * 128 << 10}
+			ra := panicAt{ReaderAt: bytes.NewReader(data), off: 3*128<<10 + int64(p.MinSize) - windowSize}
 			got := parallel(t, ra, int64(len(data)), p, ParallelOptions{Region: 128 << 10, Scouts: scouts, Go: goRecover})
 			sameChunks(t, got, want)
 			if recovered.Load() != 1 {

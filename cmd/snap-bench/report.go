@@ -229,15 +229,20 @@ func (r *report) renderStages(p func(string, ...any)) {
 	l := r.limits
 	p("Implied limits on this %d-core machine:", l.Cores)
 	p("")
-	p("- **create, one large file** (dataset 2): all stages (chunker, BLAKE3, compress+encrypt) over %d cores = **%.0f MB/s**",
-		l.Cores, l.CreateCPU)
-	p("  (its cut points are found by scouts on every core, chunk.Parallel: the chunker no longer runs on one core only).")
+	if l.CutFinder > 0 {
+		p("- **create, one large file** (dataset 2): all stages (cut finder, BLAKE3, compress+encrypt) over %d cores = **%.0f MB/s**",
+			l.Cores, l.CreateCPU)
+		p("  (its cut points are found by scouts on every core, with the cut finder: chunk.Parallel; the reader chunks the file's first 64 MiB itself, with the chunker).")
+	} else {
+		p("- **create, one large file** (dataset 2): all stages (chunker, BLAKE3, compress+encrypt) over %d cores = **%.0f MB/s**",
+			l.Cores, l.CreateCPU)
+	}
 	if l.CreateIO > 0 {
 		p("  Counting also the CPU the kernel spends reading the input and writing the packs, and hashing the packs for their names (%.2f bytes of packs per byte of dataset 2 for snap),", l.StoredRatio)
 		p("  the limit is **%.0f MB/s**. The stage benchmarks leave that out; the target uses the limit above.", l.CreateIO)
 	}
-	p("- **create, one stream** (standard input, a dump: chunked by one goroutine): min(chunker on one core = %.0f MB/s, %.0f MB/s) = **%.0f MB/s**.",
-		l.Chunk, l.CreateCPU, l.CreateStream)
+	p("- **create, one stream** (standard input, a dump: chunked by one goroutine, with the chunker): min(chunker on one core = %.0f MB/s, all stages over %d cores) = **%.0f MB/s**.",
+		l.Chunk, l.Cores, l.CreateStream)
 	if l.DiskWrite > 0 && l.DiskWrite < l.CreateCPU {
 		p("  The storage write rate measured here (%.0f MB/s of packs) is lower than that CPU limit for incompressible data.", l.DiskWrite)
 	}

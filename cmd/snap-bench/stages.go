@@ -30,6 +30,7 @@ type stage struct {
 
 var stageAbout = map[string]string{
 	"Chunker":     "content-defined chunking (restic/chunker, 512 KiB / 1 MiB / 8 MiB)",
+	"CutFinder":   "the same cut points found without copying the chunks, as a large file's scouts find them (chunk.CutFinder)",
 	"BLAKE3":      "keyed BLAKE3-256 of 1 MiB chunks",
 	"ZstdFastest": "zstd compression, level fastest",
 	"AESGCM":      "AES-256-GCM sealing",
@@ -45,7 +46,7 @@ var stageAbout = map[string]string{
 // run of ZstdFastest came out at 92 MB/s where SealBlob, which includes
 // it, made 138). The best makes the limits the highest, the strictest.
 func runStages(moduleDir, sample string, benchtime string) ([]stage, string, error) {
-	args := []string{"test", "-p", "1", "-run", "^$", "-bench", "^Benchmark(Chunker|BLAKE3|ZstdFastest|AESGCM|SealBlob|OpenBlob)$",
+	args := []string{"test", "-p", "1", "-run", "^$", "-bench", "^Benchmark(Chunker|CutFinder|BLAKE3|ZstdFastest|AESGCM|SealBlob|OpenBlob)$",
 		"-benchtime", benchtime, "-cpu", "1", "-count", "3", "./chunk", "./repo"}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = moduleDir
@@ -97,12 +98,13 @@ type limits struct {
 	// and encryption run on every core. So the stream goes no faster than
 	// the chunker on one core, nor faster than all the work spread over
 	// every core. A large file is chunked on every core too (its cut
-	// points are found by scouts: chunk.Parallel), so its limit is
-	// CreateCPU, which dataset 2's target uses.
+	// points are found by scouts, with chunk.CutFinder: chunk.Parallel),
+	// so its limit is CreateCPU, which dataset 2's target uses.
 	CreateStream float64 // MB/s
 	BLAKE3       float64 // MB/s of the hash on one core (packs are hashed for their names too)
-	CreateCPU    float64 // all stages over all cores
+	CreateCPU    float64 // all stages of a large file (cut finder, BLAKE3, seal) over all cores
 	Chunk        float64 // the chunker on one core
+	CutFinder    float64 // the scouts' cut finder on one core
 	// Restore: open (decrypt, decompress) and verify (BLAKE3) on every core.
 	Restore float64
 	// DiskWrite is the measured rate of writing 16 MiB files with fsync.
@@ -132,9 +134,13 @@ func computeLimits(st []stage, io ioCost) limits {
 	if ch := inv("Chunker"); ch > 0 {
 		l.Chunk = 1 / ch
 	}
+	l.CutFinder = stageRate(st, "CutFinder")
 	if all := inv("Chunker", "BLAKE3", "SealBlob"); all > 0 {
+		l.CreateStream = min(l.Chunk, float64(l.Cores)/all)
 		l.CreateCPU = float64(l.Cores) / all
-		l.CreateStream = min(l.Chunk, l.CreateCPU)
+	}
+	if all := inv("CutFinder", "BLAKE3", "SealBlob"); all > 0 {
+		l.CreateCPU = float64(l.Cores) / all
 	}
 	if r := inv("OpenBlob", "BLAKE3"); r > 0 {
 		l.Restore = float64(l.Cores) / r
