@@ -110,8 +110,8 @@ func TestCutFinderStopAndShortFile(t *testing.T) {
 	}
 }
 
-// FuzzCutFinder holds the finder to restic/chunker's cuts on any data,
-// bounds and start.
+// FuzzCutFinder holds the finder to restic/chunker's cuts, and the
+// FileChunker to its chunks, on any data, bounds and start.
 func FuzzCutFinder(f *testing.F) {
 	f.Add([]byte("hello, world"), uint16(64), uint16(64), uint8(8), uint16(0))
 	f.Add(bytes.Repeat([]byte{0}, 5000), uint16(64), uint16(200), uint8(8), uint16(7))
@@ -122,5 +122,9 @@ func FuzzCutFinder(f *testing.F) {
 		p.MaxSize = p.MinSize + uint(maxSize)
 		start := int(from) % (len(data) + 1)
 		sameCuts(t, finderCuts(t, data, start, p), chunkerCuts(t, data, start, p))
+		if start < len(data) {
+			got := fileChunks(t, bytes.NewReader(data), int64(len(data)), int64(start), p)
+			sameChunks(t, got, sequential(t, data[start:], p))
+		}
 	})
 }

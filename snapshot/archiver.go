@@ -96,12 +96,13 @@ type archiver struct {
 	files   chunk.Params
 	streams chunk.Params
 
-	bufs     bufPool
-	scouts   chan struct{} // a slot per scout running (ArchiveOptions.Scouts)
-	walkers  chan struct{}
-	fileQ    chan fileJob
-	saveQ    chan saveJob
-	chunkers sync.Pool
+	bufs         bufPool
+	scouts       chan struct{} // a slot per scout running (ArchiveOptions.Scouts)
+	walkers      chan struct{}
+	fileQ        chan fileJob
+	saveQ        chan saveJob
+	chunkers     sync.Pool // *chunk.Chunker for files (--sequential-read)
+	fileChunkers sync.Pool // *chunk.FileChunker for files
 
 	// saveErr is the first error of a save worker; it cancels the run.
 	errMu   sync.Mutex
@@ -464,12 +465,13 @@ func (c pooledChunker) Close() {
 // from the pool for file bounds. The chunks are the same either way.
 func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, size int64) chunkSource {
 	region := chunk.ParallelRegion(p, a.opts.scoutRegion)
-	if ra, ok := rd.(io.ReaderAt); ok && size >= chunk.ParallelMinRegion*region {
+	ra, isFile := rd.(io.ReaderAt)
+	isFile = isFile && size >= 0 // a stream has no size, and may be a pipe
+	if isFile && size >= chunk.ParallelMinRegion*region {
 		// Scouts are a budget of the whole run, not of each file: each
-		// holds a chunker buffer and a scratch buffer as large as the
-		// largest chunk it has seen (up to 8.5 MiB), and 2 × CPUs files are
-		// read at once. A file takes the slots that are free; with none,
-		// it is read with one chunker, as a small file is.
+		// holds a read buffer and CPU time, and 2 × CPUs files are read at
+		// once. A file takes the slots that are free; with none, it is
+		// read with one chunker, as a smaller file is.
 		n := 0
 	take:
 		for n < cap(a.scouts) {
@@ -488,12 +490,35 @@ func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, si
 	if p != a.files {
 		return pooledChunker{Chunker: chunk.New(rd, p)}
 	}
+	if isFile && a.opts.Scouts >= 0 {
+		// A file is cut by finding each cut, then reading the chunk:
+		// the same chunks for less CPU, with reads that step back by up
+		// to MinSize, which --sequential-read (Scouts < 0) avoids.
+		fc, _ := a.fileChunkers.Get().(*chunk.FileChunker)
+		if fc == nil {
+			fc = chunk.NewFileChunker(p)
+		}
+		fc.Reset(ra, size, 0)
+		return pooledFileChunker{fc, &a.fileChunkers}
+	}
 	if v := a.chunkers.Get(); v != nil {
 		ch := v.(*chunk.Chunker)
 		ch.Reset(rd)
 		return pooledChunker{ch, &a.chunkers}
 	}
 	return pooledChunker{chunk.New(rd, p), &a.chunkers}
+}
+
+// pooledFileChunker is a chunk.FileChunker of the archiver's pool; Close
+// returns it.
+type pooledFileChunker struct {
+	*chunk.FileChunker
+	pool *sync.Pool
+}
+
+func (c pooledFileChunker) Close() {
+	c.FileChunker.Reset(nil, 0, 0) // drop the file
+	c.pool.Put(c.FileChunker)
 }
 
 // scoutedChunker is a chunk.Parallel holding n of the run's scout slots;

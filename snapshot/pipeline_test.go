@@ -318,8 +318,9 @@ func TestRestoreIncludes(t *testing.T) {
 }
 
 // A large file is cut by chunk.Parallel (scouts find the cut points of
-// its regions on other goroutines) into exactly the chunks one chunker
-// makes, and restores byte for byte.
+// its regions on other goroutines), a smaller one by a chunk.FileChunker,
+// each into exactly the chunks one chunker (--sequential-read) makes, and
+// restores byte for byte.
 func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	p := newPipelineRepo(t)
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -340,13 +341,14 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 		}
 	}
 	src := t.TempDir()
-	for _, d := range []string{"one", "two"} {
+	for _, d := range []string{"one", "two", "three"} {
 		if err := os.Mkdir(filepath.Join(src, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	writeFile(t, filepath.Join(src, "one", "big"), data, 0o644)
 	writeFile(t, filepath.Join(src, "two", "big"), data, 0o644)
+	writeFile(t, filepath.Join(src, "three", "big"), data, 0o644)
 
 	const region = 1 << 20
 	a, err := newArchiver(p.ix, nil, ArchiveOptions{Scouts: 2, scoutRegion: region})
@@ -359,15 +361,15 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	}
 	defer f.Close()
 	// The scouts are a budget of the run: a second large file read while
-	// the first holds both slots gets one chunker; once the first is done,
-	// the slots are free again.
+	// the first holds both slots gets one FileChunker; once the first is
+	// done, the slots are free again.
 	c := a.chunker(context.Background(), f, a.files, int64(len(data)))
 	if sc, ok := c.(scoutedChunker); !ok || sc.n != 2 {
 		t.Fatalf("a %d-byte file is cut by a %T, want a chunk.Parallel with 2 scouts", len(data), c)
 	}
 	c2 := a.chunker(context.Background(), f, a.files, int64(len(data)))
-	if _, ok := c2.(pooledChunker); !ok {
-		t.Fatalf("with no scout free, a large file is cut by a %T, want one chunker", c2)
+	if _, ok := c2.(pooledFileChunker); !ok {
+		t.Fatalf("with no scout free, a large file is cut by a %T, want a chunk.FileChunker", c2)
 	}
 	c2.Close()
 	c.Close()
@@ -376,9 +378,19 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 		t.Fatalf("after Close, a large file is cut by a %T, want a chunk.Parallel with 2 scouts", c)
 	}
 	c.Close()
+	seq, err := newArchiver(p.ix, nil, ArchiveOptions{Scouts: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = seq.chunker(context.Background(), f, seq.files, int64(len(data)))
+	if _, ok := c.(pooledChunker); !ok {
+		t.Fatalf("with --sequential-read a file is cut by a %T, want one chunker", c)
+	}
+	c.Close()
 
 	one := p.create([]string{filepath.Join(src, "one")}, ArchiveOptions{Scouts: -1})
 	two := p.create([]string{filepath.Join(src, "two")}, ArchiveOptions{Scouts: 2, scoutRegion: region})
+	three := p.create([]string{filepath.Join(src, "three")}, ArchiveOptions{}) // under two regions of 64 MiB: a FileChunker
 	ctx := context.Background()
 	n1, err := FindNode(ctx, p.ix, one.Tree, filepath.Join(src, "one", "big"))
 	if err != nil {
@@ -390,6 +402,13 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	}
 	if len(n2.Content) < 20 || !slices.Equal(n1.Content, n2.Content) {
 		t.Fatalf("scouted: %d chunks, one chunker: %d chunks, or different ones", len(n2.Content), len(n1.Content))
+	}
+	n3, err := FindNode(ctx, p.ix, three.Tree, filepath.Join(src, "three", "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(n1.Content, n3.Content) {
+		t.Fatalf("FileChunker: %d chunks, one chunker: %d chunks, or different ones", len(n3.Content), len(n1.Content))
 	}
 	target := filepath.Join(t.TempDir(), "r")
 	p.restore(two, filepath.Join(src, "two"), target, RestoreOptions{})

@@ -33,7 +33,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "time", Usage: "time to record, RFC 3339 (default: now)"},
 			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "skip paths matching this glob (repeatable)"},
 			&cli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "do not cross file system boundaries"},
-			&cli.BoolFlag{Name: "sequential-read", Usage: "read each large file strictly in order, with one chunker (for a spinning disk); by default a file of 128 MiB or more is also read ahead, region by region, to cut it on every core"},
+			&cli.BoolFlag{Name: "sequential-read", Usage: "read each file strictly in order, with one chunker (for a spinning disk); by default the end of each chunk is found before the chunk is read, and a file of 128 MiB or more is also read ahead, region by region, to cut it on every core"},
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
 			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
