@@ -75,7 +75,8 @@ func (r *report) render(b *bytes.Buffer) {
 	for _, v := range r.versions {
 		p("- %s", v)
 	}
-	p("- Times are wall-clock seconds (the median of %d runs for dataset 1, one run otherwise); MB = 10^6 bytes;", max(r.cfg.repeat, 1))
+	p("- Times are wall-clock seconds (the median of %d runs for dataset 1, of %d for dataset 2's initial create, one run otherwise); MB = 10^6 bytes;",
+		max(r.cfg.repeat, 1), max(r.cfg.repeatBig, 1))
 	p("  MB/s = dataset size / wall time; peak RSS is `ru_maxrss` from wait4 of the tool's process.")
 	if r.cfg.profile {
 		p("- snap ran with `SNAP_CPUPROFILE` set (CPU profiling costs snap a few per cent; the others ran without).")
