@@ -14,12 +14,12 @@ const windowSize = 64
 // without returning (or copying) the chunks. Parallel's scouts only need
 // the cut points; restic/chunker copies every byte into the chunk it
 // returns and reads the first MinSize-64 bytes of each chunk that it never
-// hashes. The finder reads with ReadAt only the bytes it hashes, from
-// MinSize-64 bytes after a cut on, and hashes them in place: on dataset 2
-// of make bench it finds the cuts in about half the CPU time. Chunker
-// (restic/chunker) stays the definition of the cuts and cuts everything
-// but the scouted regions; the tests and a fuzz test hold the two to the
-// same cuts.
+// hashes. The finder reads with ReadAt from MinSize-64 bytes after a cut
+// on (the bytes it hashes, and what its last block takes in past the
+// cut), and hashes them in place: on dataset 2 of make bench it finds the
+// cuts in about half the CPU time. Chunker (restic/chunker) stays the
+// definition of the cuts, and cuts streams and, with --sequential-read,
+// files; the tests and a fuzz test hold the two to the same cuts.
 //
 // Why skipping is exact: restic/chunker's hash is a Rabin fingerprint of
 // the last 64 bytes (a polynomial over GF(2) reduced mod the repository's
@@ -50,7 +50,8 @@ const (
 // repository polynomial has degree 53 (Params.Validate).
 const polShift = 53 - 8
 
-// NewCutFinder returns a finder for p, which must have passed Validate.
+// NewCutFinder returns a finder for p, which must have passed Validate:
+// the skip after a cut assumes MinSize >= windowSize.
 func NewCutFinder(p Params) *CutFinder {
 	f := &CutFinder{min: int64(p.MinSize), max: int64(p.MaxSize), mask: 1<<uint(p.AverageBits) - 1}
 	pol := chunker.Pol(p.Polynomial)

@@ -10,7 +10,8 @@ import (
 // Chunker reading it from the same offset makes, for less CPU: it finds
 // each cut with a CutFinder (twice restic/chunker's speed, and it reads
 // only the bytes it hashes), then reads the chunk with one ReadAt. Each
-// hashed byte is read twice, the second time from the page cache, where
+// hashed byte (and up to a read block past each cut) is read twice, the
+// second time from the page cache, where
 // restic/chunker copies every byte twice (into its buffer, then into the
 // chunk). The two reads jump back by up to MinSize for every chunk, so a
 // spinning disk reading an uncached file is better served by a Chunker
@@ -31,6 +32,13 @@ type FileChunker struct {
 	eof     bool
 }
 
+// FileChunkerMinAverage is the smallest average chunk (MinSize plus
+// 2^AverageBits) for which a FileChunker pays off: it makes two reads per
+// chunk where restic/chunker reads 512 KiB at a time, so bounds for chunks
+// of a few KiB or less (a repository may choose them) are better cut by a
+// Chunker.
+const FileChunkerMinAverage = 64 << 10
+
 // NewFileChunker returns a FileChunker for bounds p (which must have
 // passed Validate); Reset gives it a file.
 func NewFileChunker(p Params) *FileChunker {
@@ -41,6 +49,9 @@ func NewFileChunker(p Params) *FileChunker {
 func (c *FileChunker) Reset(ra io.ReaderAt, size, pos int64) {
 	c.ra, c.size, c.pos = ra, size, pos
 	c.tailing, c.eof = false, false
+	if c.tail != nil {
+		c.tail.Reset(nil) // let go of the last file
+	}
 }
 
 // Next returns the next chunk, in buf when it has room, like Chunker.Next.
@@ -84,26 +95,33 @@ func (c *FileChunker) Next(buf []byte) ([]byte, error) {
 
 // read returns the chunk that ends at cut.
 func (c *FileChunker) read(buf []byte, cut int64) ([]byte, error) {
-	n := int(cut - c.pos)
+	data, last, err := readChunk(c.ra, buf, c.pos, int(cut-c.pos))
+	c.pos += int64(len(data))
+	c.eof = last
+	return data, err
+}
+
+// readChunk reads the n bytes at pos, into buf when it has room. A file
+// that ends sooner gives what it has as its last chunk (last is true;
+// io.EOF when that is nothing). A short read without an error breaks the
+// ReaderAt contract and is an error, never a chunk silently cut short.
+func readChunk(ra io.ReaderAt, buf []byte, pos int64, n int) (data []byte, last bool, err error) {
 	if cap(buf) < n {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	m, err := c.ra.ReadAt(buf, c.pos)
-	c.pos += int64(m)
+	m, err := ra.ReadAt(buf, pos)
 	switch {
 	case m == n:
-		return buf, nil
+		return buf, false, nil
 	case m > 0 && err == io.EOF:
-		// The file shrank since the cut was found: what was read is its
-		// last chunk.
-		c.eof = true
-		return buf[:m], nil
+		return buf[:m], true, nil
 	case err == io.EOF:
-		c.eof = true
-		return nil, io.EOF
+		return nil, true, io.EOF
+	case err == nil:
+		return nil, false, io.ErrUnexpectedEOF
 	default:
-		return nil, err
+		return nil, false, err
 	}
 }
 
@@ -130,6 +148,8 @@ func (c *FileChunker) last(buf []byte) (data []byte, ok bool, err error) {
 		return nil, false, nil // shrank: the chunker cuts what is left
 	case m == n+1:
 		return nil, false, nil // grew
+	case err == nil:
+		return nil, false, io.ErrUnexpectedEOF // a short read without an error
 	default:
 		return nil, false, err
 	}

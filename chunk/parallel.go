@@ -256,25 +256,12 @@ func (c *Parallel) Next(buf []byte) ([]byte, error) {
 	}
 	n := int(c.cuts[0] - c.pos)
 	c.cuts = c.cuts[1:]
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	m, err := c.ra.ReadAt(buf, c.pos)
-	c.pos += int64(m)
-	switch {
-	case m == n:
-		return buf, nil
-	case err == io.EOF && m > 0:
-		// The file shrank: what was read is its last chunk.
+	data, last, err := readChunk(c.ra, buf, c.pos, n)
+	c.pos += int64(len(data))
+	if last { // the file shrank: what was read is its last chunk
 		c.cuts, c.eof = nil, true
-		return buf[:m], nil
-	case err == io.EOF:
-		c.eof = true
-		return nil, io.EOF
-	default:
-		return nil, err
 	}
+	return data, err
 }
 
 // follow returns the recorded cuts after pos when pos is a sync point of

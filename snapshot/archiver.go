@@ -490,7 +490,7 @@ func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, si
 	if p != a.files {
 		return pooledChunker{Chunker: chunk.New(rd, p)}
 	}
-	if isFile && a.opts.Scouts >= 0 {
+	if isFile && a.opts.Scouts >= 0 && p.MinSize+1<<uint(p.AverageBits) >= chunk.FileChunkerMinAverage {
 		// A file is cut by finding each cut, then reading the chunk:
 		// the same chunks for less CPU, with reads that step back by up
 		// to MinSize, which --sequential-read (Scouts < 0) avoids.
@@ -517,7 +517,7 @@ type pooledFileChunker struct {
 }
 
 func (c pooledFileChunker) Close() {
-	c.FileChunker.Reset(nil, 0, 0) // drop the file
+	c.FileChunker.Reset(nil, 0, 0) // let go of the file
 	c.pool.Put(c.FileChunker)
 }
 
