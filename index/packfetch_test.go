@@ -30,14 +30,14 @@ var errInjected = errors.New("injected: pack unavailable")
 // the requests for packs: which packs were loaded whole and in what order,
 // how many ranged loads there were, the most whole-pack loads in flight at
 // once, and the most fetched packs on local disk when a load started. It
-// can hold every load up (the whole-pack loads from the slowFrom-th on by
-// slow instead, when set) and fail the loads of chosen packs.
+// can hold every load up (the whole-pack loads of the packs in slowPacks
+// by slow instead, when set) and fail the loads of chosen packs.
 type packLog struct {
 	repo.Backend
-	cache    string // the directory the fetcher works in
-	delay    time.Duration
-	slowFrom int
-	slow     time.Duration
+	cache     string // the directory the fetcher works in
+	delay     time.Duration
+	slowPacks map[string]bool
+	slow      time.Duration
 
 	mu       sync.Mutex
 	fail     map[string]bool
@@ -55,7 +55,7 @@ func (b *packLog) Load(ctx context.Context, h repo.Handle, offset, length int64)
 	whole := offset == 0 && length == 0
 	b.mu.Lock()
 	delay := b.delay
-	if whole && b.slow > 0 && len(b.whole) >= b.slowFrom {
+	if whole && b.slow > 0 && b.slowPacks[h.Name] {
 		delay = b.slow
 	}
 	if whole {
@@ -435,7 +435,14 @@ func TestPackFetcherCancel(t *testing.T) {
 	f := newFetchFixture(t, 10, 3)
 	// The first three packs come at once; the fetches after them last
 	// until they are cancelled.
-	f.log.slowFrom, f.log.slow = 3, time.Minute
+	// (Which packs are slow is decided by name, not by the order the
+	// loads start in: under load a prefetcher may start the plan's
+	// fourth pack before another starts its first, and the reader's
+	// first read would then wait the minute.)
+	f.log.slow, f.log.slowPacks = time.Minute, map[string]bool{}
+	for _, pk := range f.packs[3:] {
+		f.log.slowPacks[pk.String()] = true
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pf, err := f.ix.NewPackFetcher(ctx, f.cache, f.plan(f.packs), index.FetchOptions{Ahead: 3, MaxLive: 8})
