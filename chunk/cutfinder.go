@@ -54,15 +54,25 @@ const polShift = 53 - 8
 // the skip after a cut assumes MinSize >= windowSize.
 func NewCutFinder(p Params) *CutFinder {
 	f := &CutFinder{min: int64(p.MinSize), max: int64(p.MaxSize), mask: 1<<uint(p.AverageBits) - 1}
+	// Both tables are linear in b over GF(2) (XOR is addition): compute
+	// them for the eight one-bit bytes, and every other entry as the XOR
+	// of the entries of its bits, one more bit at a time.
 	pol := chunker.Pol(p.Polynomial)
-	for b := range 256 {
+	for i := range 8 {
+		b := chunker.Pol(1) << i
 		// The fingerprint of one byte b followed by windowSize-1 zeros.
-		h := chunker.Pol(b).Mod(pol)
+		h := b.Mod(pol)
 		for range windowSize - 1 {
 			h = (h << 8).Mod(pol)
 		}
 		f.out[b] = uint64(h)
-		f.mod[b] = uint64((chunker.Pol(b) << 53).Mod(pol) | chunker.Pol(b)<<53)
+		f.mod[b] = uint64((b << 53).Mod(pol) | b<<53)
+	}
+	for b := 3; b < 256; b++ {
+		if low := b & -b; low != b {
+			f.out[b] = f.out[low] ^ f.out[b^low]
+			f.mod[b] = f.mod[low] ^ f.mod[b^low]
+		}
 	}
 	f.block = min(max(1<<uint(p.AverageBits)/8, minCutBlock), maxCutBlock)
 	f.buf = make([]byte, windowSize+f.block)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/restic/chunker"
 )
 
 // chunkerCuts is the reference: the cuts of one Chunker started at from,
@@ -85,6 +87,30 @@ func TestCutFinderCutsLikeChunker(t *testing.T) {
 		t.Run(kind+"/default", func(t *testing.T) {
 			sameCuts(t, finderCuts(t, data, 0, def), chunkerCuts(t, data, 0, def))
 		})
+	}
+}
+
+// The tables, made from eight entries by linearity, are those restic/chunker
+// makes entry by entry (its out and mod tables, from the same polynomial
+// arithmetic).
+func TestCutFinderTables(t *testing.T) {
+	for range 3 {
+		p, err := NewParams()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := NewCutFinder(p)
+		pol := chunker.Pol(p.Polynomial)
+		for b := range 256 {
+			h := chunker.Pol(b).Mod(pol)
+			for range windowSize - 1 {
+				h = (h << 8).Mod(pol)
+			}
+			mod := (chunker.Pol(b) << 53).Mod(pol) | chunker.Pol(b)<<53
+			if f.out[b] != uint64(h) || f.mod[b] != uint64(mod) {
+				t.Fatalf("polynomial %x, byte %d: out %x mod %x, want %x and %x", p.Polynomial, b, f.out[b], f.mod[b], h, mod)
+			}
+		}
 	}
 }
 
