@@ -137,7 +137,8 @@ func (f *CutFinder) next(ra io.ReaderAt, start, size int64) (int64, error) {
 // lanes is how many stretches of a block scan hashes at once. Each byte's
 // digest depends on the previous one through a table lookup, so one
 // stretch keeps a core waiting on its cache; four independent ones keep
-// it busy (about 2.5 times the throughput here).
+// it busy (with the skipped bytes and no copies, 1.7–1.9 times
+// restic/chunker's throughput here; eight lanes were slower).
 const lanes = 4
 
 // scan returns the index of the first byte in f.buf[lo:hi] after which

@@ -461,8 +461,9 @@ func (c pooledChunker) Close() {
 // chunker returns what cuts rd: for a large file (two scouting regions or
 // more) a chunk.Parallel, whose scouts find the cut points of regions
 // ahead on the other cores (the one chunker was the stage that left a core
-// idle on a single large file: docs/benchmarks.md); otherwise one chunker,
-// from the pool for file bounds. The chunks are the same either way.
+// idle on a single large file: docs/benchmarks.md); for another file a
+// chunk.FileChunker from the pool; for a stream, and for a file with
+// --sequential-read, one chunk.Chunker. The chunks are the same either way.
 func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, size int64) chunkSource {
 	region := chunk.ParallelRegion(p, a.opts.scoutRegion)
 	ra, isFile := rd.(io.ReaderAt)
