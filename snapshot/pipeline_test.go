@@ -13,12 +13,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/repo/local"
 	"github.com/snap-backup/snap/sources"
+	"golang.org/x/sys/unix"
 )
 
 // Tests of the concurrent pipeline: the parallel walk with asynchronous
@@ -416,4 +418,100 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("restored file differs (%v)", err)
 	}
+}
+
+// TestRestoreWritesLargeFilesBehind restores a large file with write-behind
+// (sources.File.StartWriteback): its bytes are exact, holes included, and
+// it does not stay in the page cache as it is restored; a file below the
+// threshold does.
+func TestRestoreWritesLargeFilesBehind(t *testing.T) {
+	p := newPipelineRepo(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	data := make([]byte, 0, 24<<20+5)
+	for len(data) < cap(data) {
+		run := min(cap(data)-len(data), 1+rng.IntN(700<<10))
+		switch rng.IntN(3) {
+		case 0:
+			for range run {
+				data = append(data, byte(rng.Uint32()))
+			}
+		case 1:
+			for range run {
+				data = append(data, byte('a'+rng.IntN(4)))
+			}
+		default:
+			data = append(data, make([]byte, run)...) // zero chunks: holes in the restored file
+		}
+	}
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "big"), data, 0o644)
+	sn := p.create([]string{src}, ArchiveOptions{})
+
+	for _, tc := range []struct {
+		name   string
+		min    int64
+		behind bool
+	}{{"written behind", 1 << 20, true}, {"below the threshold", 1 << 30, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := t.TempDir()
+			if _, errs := p.restore(sn, src, dst, RestoreOptions{writeBehindMin: tc.min}); len(errs) > 0 {
+				t.Fatalf("restore reported %v", errs)
+			}
+			got := filepath.Join(dst, "big")
+			// Resident pages first: reading the file brings them back.
+			res := residentBytes(t, got)
+			b, err := os.ReadFile(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, data) {
+				t.Fatalf("restored %d bytes differ from the %d backed up", len(b), len(data))
+			}
+			var fs unix.Statfs_t
+			if err := unix.Statfs(dst, &fs); err != nil {
+				t.Fatal(err)
+			}
+			if fs.Type == unix.TMPFS_MAGIC {
+				t.Skip("tmpfs keeps every page: nothing to drop")
+			}
+			if tc.behind && res > int64(len(data))/2 {
+				t.Errorf("%d of %d bytes still in the page cache after a restore with write-behind", res, len(data))
+			}
+			if !tc.behind && res < int64(len(data))/4 {
+				t.Errorf("only %d of %d bytes in the page cache without write-behind: the check above proves nothing here", res, len(data))
+			}
+			t.Logf("%d of %d bytes resident", res, len(data))
+		})
+	}
+}
+
+// residentBytes is how much of a file is in the page cache (mincore).
+func residentBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	page := os.Getpagesize()
+	vec := make([]byte, (len(m)+page-1)/page)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(m))), uintptr(len(m)), uintptr(unsafe.Pointer(unsafe.SliceData(vec)))); errno != 0 {
+		t.Fatal(errno)
+	}
+	var n int64
+	for _, v := range vec {
+		if v&1 != 0 {
+			n += int64(page)
+		}
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ type RestoreOptions struct {
 	// Blobs reads file contents; nil means the index, one ranged read
 	// per blob (a remote repository passes an index.PackFetcher).
 	Blobs BlobLoader
+
+	writeBehindMin int64 // files this large are written behind; 0: writeBehindMin (tests lower it)
 }
 
 // BlobLoader reads and verifies blobs.
@@ -74,6 +77,16 @@ type Restorer struct {
 // chunks are written by several workers at once.
 const partChunks = 4
 
+// A file of writeBehindMin bytes or more is written back to disk as it is
+// restored, and its pages are dropped from the page cache once on disk,
+// keeping the last writeBehindParts parts (some 40 MiB) in flight. Smaller
+// files are left to the kernel: for them the two extra system calls per
+// part would cost more than they save.
+const (
+	writeBehindMin   = 64 << 20
+	writeBehindParts = 8
+)
+
 // dirHandle is a directory of the target while it is being restored. refs
 // counts the walk of the directory itself, its pending files and its
 // subdirectories; when the last is done, the directory gets its metadata
@@ -100,7 +113,14 @@ type fileHandle struct {
 	end   atomic.Int64 // where the last chunk written so far ends
 	mu    sync.Mutex
 	err   error // the first error of any part
+	// behind lists the parts written and being written back, oldest first,
+	// for a file of writeBehindMin bytes or more (nil otherwise): see
+	// writtenBack.
+	behind []span
 }
+
+// span is a byte range of a file: [off, off+n).
+type span struct{ off, n int64 }
 
 // restoreJob writes chunks [first, first+n) of a file, the first at offset
 // off. The only part of a file is the whole file.
@@ -379,6 +399,9 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 			return r.fileFailed(fh, &repo.CorruptError{Object: "file " + rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, n.Size)})
 		}
 	}
+	if minSize := cmp.Or(r.opts.writeBehindMin, writeBehindMin); n.Size >= uint64(minSize) {
+		fh.behind = make([]span, 0, writeBehindParts+1)
+	}
 	fh.parts.Store(int32(len(jobs)))
 	d.refs.Add(1)
 	for i, j := range jobs {
@@ -466,7 +489,33 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 	if j.whole && uint64(off) != fh.node.Size {
 		return buf, &repo.CorruptError{Object: "file " + fh.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, fh.node.Size)}
 	}
-	return buf, nil
+	return buf, r.writtenBack(fh, span{j.off, off - j.off})
+}
+
+// writtenBack starts writing a part just written to disk and, once more
+// than writeBehindParts parts are in flight, waits for the oldest to be on
+// disk and drops it from the page cache (sources.File.StartWriteback).
+// Parts finish roughly in file order, several at a time, so the ranges in
+// flight are near each other and the disk writes them in order.
+func (r *Restorer) writtenBack(fh *fileHandle, s span) error {
+	if fh.behind == nil || s.n == 0 {
+		return nil
+	}
+	if err := fh.f.StartWriteback(s.off, s.n); err != nil {
+		return err
+	}
+	fh.mu.Lock()
+	fh.behind = append(fh.behind, s)
+	var old span
+	if len(fh.behind) > writeBehindParts {
+		old = fh.behind[0]
+		fh.behind = append(fh.behind[:0], fh.behind[1:]...)
+	}
+	fh.mu.Unlock()
+	if old.n == 0 {
+		return nil
+	}
+	return fh.f.DropWritten(old.off, old.n)
 }
 
 // partDone records a finished part; the last one cuts the file to its size,

@@ -188,6 +188,44 @@ func (f *File) WriteAt(b []byte, off int64) error {
 	return nil
 }
 
+// StartWriteback asks the kernel to start writing bytes [off, off+n) of
+// the file to disk, without waiting for it (sync_file_range). Together with
+// DropWritten it keeps a large restore from filling the page cache: the
+// pages it dirtied are written back and freed as it goes, so it neither
+// evicts what the machine had cached nor pays for fresh pages all the way
+// (on a VM that hands unused memory back to its host, a fresh page costs a
+// fault in the hypervisor: writing 2 GiB took 2–6 s of kernel time instead
+// of 0.7 s with the pages recycled). A file system that does not support it
+// makes it a no-op.
+func (f *File) StartWriteback(off, n int64) error {
+	return f.writeback(off, n, unix.SYNC_FILE_RANGE_WRITE, false)
+}
+
+// DropWritten waits until bytes [off, off+n) of the file are on disk and
+// drops them from the page cache. An I/O error of the write-back is
+// returned: the bytes did not reach the disk.
+func (f *File) DropWritten(off, n int64) error {
+	return f.writeback(off, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER, true)
+}
+
+func (f *File) writeback(off, n int64, flags int, drop bool) error {
+	err := unix.SyncFileRange(f.fd, off, n, flags)
+	for err == unix.EINTR {
+		err = unix.SyncFileRange(f.fd, off, n, flags)
+	}
+	switch err {
+	case nil:
+	case unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.ESPIPE:
+		return nil // not supported here: the pages stay cached, nothing is lost
+	default:
+		return &PathError{Op: "write", Path: f.name, Err: err}
+	}
+	if drop {
+		_ = unix.Fadvise(f.fd, off, n, unix.FADV_DONTNEED) // advice only
+	}
+	return nil
+}
+
 // Truncate sets the file's size.
 func (f *File) Truncate(size int64) error {
 	if err := unix.Ftruncate(f.fd, size); err != nil {
