@@ -484,6 +484,7 @@ func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, si
 			}
 		}
 		if n > 0 {
+			spare.hold()
 			pc := chunk.NewParallel(ctx, ra, size, p, chunk.ParallelOptions{Region: region, Scouts: n, Go: a.goScout})
 			return scoutedChunker{pc, a.scouts, n}
 		}
@@ -522,8 +523,9 @@ func (c pooledFileChunker) Close() {
 	c.pool.Put(c.FileChunker)
 }
 
-// scoutedChunker is a chunk.Parallel holding n of the run's scout slots;
-// Close stops its scouts and gives the slots back.
+// scoutedChunker is a chunk.Parallel holding n of the run's scout slots,
+// and the spare P (spareProc) while it reads; Close stops its scouts and
+// gives both back.
 type scoutedChunker struct {
 	*chunk.Parallel
 	slots chan struct{}
@@ -535,6 +537,7 @@ func (c scoutedChunker) Close() {
 	for range c.n {
 		<-c.slots
 	}
+	spare.release()
 }
 
 // maxScouts bounds the default scout budget, and so the scouts' buffers

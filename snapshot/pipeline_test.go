@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -365,9 +366,13 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	// The scouts are a budget of the run: a second large file read while
 	// the first holds both slots gets one FileChunker; once the first is
 	// done, the slots are free again.
+	procs := runtime.GOMAXPROCS(0)
 	c := a.chunker(context.Background(), f, a.files, int64(len(data)))
 	if sc, ok := c.(scoutedChunker); !ok || sc.n != 2 {
 		t.Fatalf("a %d-byte file is cut by a %T, want a chunk.Parallel with 2 scouts", len(data), c)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs+1 {
+		t.Errorf("GOMAXPROCS %d while a file is scouted, want %d (the spare P)", got, procs+1)
 	}
 	c2 := a.chunker(context.Background(), f, a.files, int64(len(data)))
 	if _, ok := c2.(pooledFileChunker); !ok {
@@ -375,6 +380,9 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	}
 	c2.Close()
 	c.Close()
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS %d after the scouted file, want %d again", got, procs)
+	}
 	c = a.chunker(context.Background(), f, a.files, int64(len(data)))
 	if sc, ok := c.(scoutedChunker); !ok || sc.n != 2 {
 		t.Fatalf("after Close, a large file is cut by a %T, want a chunk.Parallel with 2 scouts", c)
@@ -514,4 +522,24 @@ func residentBytes(t *testing.T, path string) int64 {
 		}
 	}
 	return n
+}
+
+// TestSpareProc: holders share one spare P, and the last one out restores
+// GOMAXPROCS.
+func TestSpareProc(t *testing.T) {
+	var s spareProc
+	procs := runtime.GOMAXPROCS(0)
+	s.hold()
+	s.hold()
+	if got := runtime.GOMAXPROCS(0); got != procs+1 {
+		t.Fatalf("GOMAXPROCS %d with two holders, want %d", got, procs+1)
+	}
+	s.release()
+	if got := runtime.GOMAXPROCS(0); got != procs+1 {
+		t.Fatalf("GOMAXPROCS %d with one holder left, want %d", got, procs+1)
+	}
+	s.release()
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Fatalf("GOMAXPROCS %d after the last holder, want %d", got, procs)
+	}
 }
