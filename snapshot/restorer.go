@@ -113,10 +113,11 @@ type fileHandle struct {
 	end   atomic.Int64 // where the last chunk written so far ends
 	mu    sync.Mutex
 	err   error // the first error of any part
-	// behind lists the parts written and being written back, oldest first,
-	// for a file of writeBehindMin bytes or more (nil otherwise): see
-	// writtenBack.
-	behind []span
+	// writeBehind is set, before any part is queued, for a file of
+	// writeBehindMin bytes or more; behind (under mu) lists its parts
+	// written and being written back, oldest first: see writtenBack.
+	writeBehind bool
+	behind      []span
 }
 
 // span is a byte range of a file: [off, off+n).
@@ -400,7 +401,7 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 		}
 	}
 	if minSize := cmp.Or(r.opts.writeBehindMin, writeBehindMin); n.Size >= uint64(minSize) {
-		fh.behind = make([]span, 0, writeBehindParts+1)
+		fh.writeBehind = true
 	}
 	fh.parts.Store(int32(len(jobs)))
 	d.refs.Add(1)
@@ -498,7 +499,7 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 // Parts finish roughly in file order, several at a time, so the ranges in
 // flight are near each other and the disk writes them in order.
 func (r *Restorer) writtenBack(fh *fileHandle, s span) error {
-	if fh.behind == nil || s.n == 0 {
+	if !fh.writeBehind || s.n == 0 {
 		return nil
 	}
 	if err := fh.f.StartWriteback(s.off, s.n); err != nil {
