@@ -320,16 +320,13 @@ func TestRestoreIncludes(t *testing.T) {
 	sameTrees(t, filepath.Join(src, "d05"), filepath.Join(target, src, "d05"))
 }
 
-// A large file is cut by chunk.Parallel (scouts find the cut points of
-// its regions on other goroutines), a smaller one by a chunk.FileChunker,
-// each into exactly the chunks one chunker (--sequential-read) makes, and
-// restores byte for byte.
-func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
-	p := newPipelineRepo(t)
-	rng := rand.New(rand.NewPCG(5, 6))
-	data := make([]byte, 0, 9<<20+123)
-	for len(data) < cap(data) {
-		run := min(cap(data)-len(data), 1+rng.IntN(600<<10))
+// mixedRuns returns n bytes of runs of up to maxRun bytes each: random
+// bytes, text of four letters, or zeros (no split point; zero chunks are
+// restored as holes).
+func mixedRuns(rng *rand.Rand, n, maxRun int) []byte {
+	data := make([]byte, 0, n)
+	for len(data) < n {
+		run := min(n-len(data), 1+rng.IntN(maxRun))
 		switch rng.IntN(3) {
 		case 0:
 			for range run {
@@ -340,9 +337,19 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 				data = append(data, byte('a'+rng.IntN(4)))
 			}
 		default:
-			data = append(data, make([]byte, run)...) // zeros: no split point
+			data = append(data, make([]byte, run)...)
 		}
 	}
+	return data
+}
+
+// A large file is cut by chunk.Parallel (scouts find the cut points of
+// its regions on other goroutines), a smaller one by a chunk.FileChunker,
+// each into exactly the chunks one chunker (--sequential-read) makes, and
+// restores byte for byte.
+func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
+	p := newPipelineRepo(t)
+	data := mixedRuns(rand.New(rand.NewPCG(5, 6)), 9<<20+123, 600<<10)
 	src := t.TempDir()
 	for _, d := range []string{"one", "two", "three"} {
 		if err := os.Mkdir(filepath.Join(src, d), 0o755); err != nil {
@@ -434,23 +441,7 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 // threshold does.
 func TestRestoreWritesLargeFilesBehind(t *testing.T) {
 	p := newPipelineRepo(t)
-	rng := rand.New(rand.NewPCG(7, 8))
-	data := make([]byte, 0, 24<<20+5)
-	for len(data) < cap(data) {
-		run := min(cap(data)-len(data), 1+rng.IntN(700<<10))
-		switch rng.IntN(3) {
-		case 0:
-			for range run {
-				data = append(data, byte(rng.Uint32()))
-			}
-		case 1:
-			for range run {
-				data = append(data, byte('a'+rng.IntN(4)))
-			}
-		default:
-			data = append(data, make([]byte, run)...) // zero chunks: holes in the restored file
-		}
-	}
+	data := mixedRuns(rand.New(rand.NewPCG(7, 8)), 24<<20+5, 700<<10) // its zero runs: holes in the restored file
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "big"), data, 0o644)
 	sn := p.create([]string{src}, ArchiveOptions{})
