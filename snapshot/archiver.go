@@ -484,8 +484,8 @@ func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, si
 			}
 		}
 		if n > 0 {
-			spare.hold()
 			pc := chunk.NewParallel(ctx, ra, size, p, chunk.ParallelOptions{Region: region, Scouts: n, Go: a.goScout})
+			spare.hold()
 			return scoutedChunker{pc, a.scouts, n}
 		}
 	}
@@ -533,11 +533,11 @@ type scoutedChunker struct {
 }
 
 func (c scoutedChunker) Close() {
+	defer spare.release()
 	c.Parallel.Close()
 	for range c.n {
 		<-c.slots
 	}
-	spare.release()
 }
 
 // maxScouts bounds the default scout budget, and so the scouts' buffers

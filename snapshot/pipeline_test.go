@@ -378,7 +378,7 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	if sc, ok := c.(scoutedChunker); !ok || sc.n != 2 {
 		t.Fatalf("a %d-byte file is cut by a %T, want a chunk.Parallel with 2 scouts", len(data), c)
 	}
-	if got := runtime.GOMAXPROCS(0); got != procs+1 {
+	if got := runtime.GOMAXPROCS(0); os.Getenv("GOMAXPROCS") == "" && got != procs+1 {
 		t.Errorf("GOMAXPROCS %d while a file is scouted, want %d (the spare P)", got, procs+1)
 	}
 	c2 := a.chunker(context.Background(), f, a.files, int64(len(data)))
@@ -408,6 +408,9 @@ func TestLargeFileScoutedLikeOneChunker(t *testing.T) {
 	one := p.create([]string{filepath.Join(src, "one")}, ArchiveOptions{Scouts: -1})
 	two := p.create([]string{filepath.Join(src, "two")}, ArchiveOptions{Scouts: 2, scoutRegion: region})
 	three := p.create([]string{filepath.Join(src, "three")}, ArchiveOptions{}) // under two regions of 64 MiB: a FileChunker
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS %d after creates that scouted a file, want %d again", got, procs)
+	}
 	ctx := context.Background()
 	n1, err := FindNode(ctx, p.ix, one.Tree, filepath.Join(src, "one", "big"))
 	if err != nil {
@@ -470,10 +473,15 @@ func TestRestoreWritesLargeFilesBehind(t *testing.T) {
 			if err := unix.Statfs(dst, &fs); err != nil {
 				t.Fatal(err)
 			}
-			if fs.Type == unix.TMPFS_MAGIC {
+			switch fs.Type {
+			case unix.TMPFS_MAGIC:
 				t.Skip("tmpfs keeps every page: nothing to drop")
+			case unix.OVERLAYFS_SUPER_MAGIC:
+				t.Skip("on overlayfs sync_file_range reaches the overlay's page cache, not the file's")
 			}
-			if tc.behind && res > int64(len(data))/2 {
+			// Only the pages that two parts share stay (advice drops whole
+			// pages of a range), some 60 of them here.
+			if tc.behind && res > int64(len(data))/16 {
 				t.Errorf("%d of %d bytes still in the page cache after a restore with write-behind", res, len(data))
 			}
 			if !tc.behind && res < int64(len(data))/4 {
@@ -518,8 +526,15 @@ func residentBytes(t *testing.T, path string) int64 {
 // TestSpareProc: holders share one spare P, and the last one out restores
 // GOMAXPROCS.
 func TestSpareProc(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set in the environment: the spare P leaves it alone")
+	}
 	var s spareProc
 	procs := runtime.GOMAXPROCS(0)
+	s.release() // without a hold: nothing
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Fatalf("GOMAXPROCS %d after a release without a hold, want %d", got, procs)
+	}
 	s.hold()
 	s.hold()
 	if got := runtime.GOMAXPROCS(0); got != procs+1 {

@@ -519,6 +519,26 @@ func (r *Restorer) writtenBack(fh *fileHandle, s span) error {
 	return fh.f.DropWritten(old.off, old.n)
 }
 
+// writtenBackAll waits for the parts of a written-behind file still in
+// flight and drops them too, once its last part is written: the whole
+// file leaves the page cache, and a write-back error of its last parts
+// is reported like any other.
+func (r *Restorer) writtenBackAll(fh *fileHandle) error {
+	if !fh.writeBehind {
+		return nil
+	}
+	fh.mu.Lock()
+	left := fh.behind
+	fh.behind = nil
+	fh.mu.Unlock()
+	for _, s := range left {
+		if err := fh.f.DropWritten(s.off, s.n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // partDone records a finished part; the last one cuts the file to its size,
 // sets its metadata and closes it.
 func (r *Restorer) partDone(fh *fileHandle, err error) {
@@ -535,6 +555,9 @@ func (r *Restorer) partDone(fh *fileHandle, err error) {
 	defer r.release(fh.dir)
 	err = fh.err
 	if fh.f != nil {
+		if err == nil {
+			err = r.writtenBackAll(fh)
+		}
 		if err == nil && fh.end.Load() != int64(fh.node.Size) {
 			// Holes at the end (or an empty file replacing a longer one).
 			err = fh.f.Truncate(int64(fh.node.Size))

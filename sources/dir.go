@@ -195,8 +195,9 @@ func (f *File) WriteAt(b []byte, off int64) error {
 // evicts what the machine had cached nor pays for fresh pages all the way
 // (on a VM that hands unused memory back to its host, a fresh page costs a
 // fault in the hypervisor: writing 2 GiB took 2–6 s of kernel time instead
-// of 0.7 s with the pages recycled). A file system that does not support it
-// makes it a no-op.
+// of 0.7 s with the pages recycled). Where it is not supported or not
+// allowed, it does nothing. On overlayfs it does little: it acts on the
+// overlay's own page cache, which is empty, not on the file's.
 func (f *File) StartWriteback(off, n int64) error {
 	return f.writeback(off, n, unix.SYNC_FILE_RANGE_WRITE, false)
 }
@@ -215,10 +216,13 @@ func (f *File) writeback(off, n int64, flags int, drop bool) error {
 	}
 	switch err {
 	case nil:
-	case unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.ESPIPE:
-		return nil // not supported here: the pages stay cached, nothing is lost
+	case unix.EIO, unix.ENOSPC, unix.EDQUOT, unix.EROFS:
+		return &PathError{Op: "write", Path: f.name, Err: err} // the bytes did not reach the disk
 	default:
-		return &PathError{Op: "write", Path: f.name, Err: err}
+		// Not supported here (EINVAL, ENOSYS, ESPIPE), or refused by a
+		// seccomp filter (EPERM): write-behind is an optimisation, and
+		// the pages just stay cached.
+		return nil
 	}
 	if drop {
 		_ = unix.Fadvise(f.fd, off, n, unix.FADV_DONTNEED) // advice only
