@@ -490,7 +490,7 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 	if j.whole && uint64(off) != fh.node.Size {
 		return buf, &repo.CorruptError{Object: "file " + fh.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, fh.node.Size)}
 	}
-	return buf, r.writtenBack(fh, span{j.off, off - j.off})
+	return buf, fh.writtenBack(span{j.off, off - j.off})
 }
 
 // writtenBack starts writing a part just written to disk and, once more
@@ -498,7 +498,7 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 // disk and drops it from the page cache (sources.File.StartWriteback).
 // Parts finish roughly in file order, several at a time, so the ranges in
 // flight are near each other and the disk writes them in order.
-func (r *Restorer) writtenBack(fh *fileHandle, s span) error {
+func (fh *fileHandle) writtenBack(s span) error {
 	if !fh.writeBehind || s.n == 0 {
 		return nil
 	}
@@ -523,7 +523,7 @@ func (r *Restorer) writtenBack(fh *fileHandle, s span) error {
 // flight and drops them too, once its last part is written: the whole
 // file leaves the page cache, and a write-back error of its last parts
 // is reported like any other.
-func (r *Restorer) writtenBackAll(fh *fileHandle) error {
+func (fh *fileHandle) writtenBackAll() error {
 	if !fh.writeBehind {
 		return nil
 	}
@@ -556,7 +556,7 @@ func (r *Restorer) partDone(fh *fileHandle, err error) {
 	err = fh.err
 	if fh.f != nil {
 		if err == nil {
-			err = r.writtenBackAll(fh)
+			err = fh.writtenBackAll()
 		}
 		if err == nil && fh.end.Load() != int64(fh.node.Size) {
 			// Holes at the end (or an empty file replacing a longer one).
