@@ -400,9 +400,7 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 			return r.fileFailed(fh, &repo.CorruptError{Object: "file " + rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, n.Size)})
 		}
 	}
-	if minSize := cmp.Or(r.opts.writeBehindMin, writeBehindMin); n.Size >= uint64(minSize) {
-		fh.writeBehind = true
-	}
+	fh.writeBehind = n.Size >= uint64(cmp.Or(r.opts.writeBehindMin, writeBehindMin))
 	fh.parts.Store(int32(len(jobs)))
 	d.refs.Add(1)
 	for i, j := range jobs {

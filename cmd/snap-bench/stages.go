@@ -143,11 +143,9 @@ func computeLimits(st []stage, io ioCost) limits {
 		seal = max(seal, 1/both)
 	}
 	l := limits{Cores: runtime.NumCPU(), DiskWrite: io.writeMBps, WriteCPU: io.writeCPU, ReadCPU: io.readCPU, BLAKE3: rate("BLAKE3"), Seal: seal}
-	if ch := inv(rate("Chunker")); ch > 0 {
-		l.Chunk = 1 / ch
-	}
+	l.Chunk = rate("Chunker")
 	l.CutFinder = rate("CutFinder")
-	if all := inv(rate("Chunker"), l.BLAKE3, seal); all > 0 {
+	if all := inv(l.Chunk, l.BLAKE3, seal); all > 0 {
 		l.CreateStream = min(l.Chunk, float64(l.Cores)/all)
 		l.CreateCPU = float64(l.Cores) / all
 	}
