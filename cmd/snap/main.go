@@ -7,6 +7,7 @@ import (
 )
 
 func main() {
+	adviseHugeHeap(os.Getenv("GODEBUG"))
 	limitMemory(os.Getenv)
 	stopProfiles := startProfiles(os.Getenv)
 	code := run(os.Args, newEnv())
