@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -27,9 +28,15 @@ const hugeHeapSize = 256 << 20
 // hands out the lowest free addresses first, so the run's buffers land
 // there. The advice is only advice: a kernel without THP, or THP "never",
 // keeps ordinary pages. GODEBUG=disablethp=1, the runtime's own switch
-// against huge pages for the heap, turns this off too, and so does a limit
-// on the address space (ulimit -v), which the block could exceed.
-func adviseHugeHeap(godebug string) {
+// against huge pages for the heap, turns this off too. So do a limit on the
+// address space (ulimit -v) and strict overcommit accounting
+// (vm.overcommit_memory=2), under which the block, touched or not, could be
+// refused: the runtime would then end the process rather than fail the
+// allocation.
+func adviseHugeHeap(godebug string, readFile func(string) ([]byte, error)) {
+	if unsafe.Sizeof(uintptr(0)) < 8 {
+		return // a 32-bit address space has no room to spare
+	}
 	for _, kv := range strings.Split(godebug, ",") {
 		if strings.TrimSpace(kv) == "disablethp=1" {
 			return
@@ -37,6 +44,9 @@ func adviseHugeHeap(godebug string) {
 	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &lim); err != nil || lim.Cur != ^uint64(0) { // RLIM_INFINITY
+		return
+	}
+	if mode, err := readFile("/proc/sys/vm/overcommit_memory"); err != nil || strings.TrimSpace(string(mode)) == "2" {
 		return
 	}
 	b := make([]byte, hugeHeapSize)

@@ -17,9 +17,15 @@ import (
 const hugeHeapChildEnv = "SNAP_TEST_HUGEHEAP_CHILD"
 
 // hugeHeapChild does what main does, then allocates a buffer as a create
-// does and prints the VmFlags of the mapping that holds it.
-func hugeHeapChild(godebug string) {
-	adviseHugeHeap(godebug)
+// does and prints the VmFlags of the mapping that holds it. arg is GODEBUG,
+// then optionally ";" and the vm.overcommit_memory mode to pretend.
+func hugeHeapChild(arg string) {
+	godebug, overcommit, fake := strings.Cut(arg, ";")
+	readFile := os.ReadFile
+	if fake {
+		readFile = func(string) ([]byte, error) { return []byte(overcommit + "\n"), nil }
+	}
+	adviseHugeHeap(godebug, readFile)
 	b := make([]byte, 32<<20)
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
@@ -65,14 +71,15 @@ func vmFlags(addr uint64) (string, error) {
 
 // TestAdviseHugeHeap checks that the buffers a run allocates after main
 // starts lie in memory advised for transparent huge pages ("hg" in the
-// mapping's VmFlags), and that GODEBUG=disablethp=1 turns that off.
+// mapping's VmFlags), and that GODEBUG=disablethp=1 and strict overcommit
+// turn that off.
 func TestAdviseHugeHeap(t *testing.T) {
 	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
 		t.Skip("this kernel has no transparent huge pages")
 	}
-	run := func(godebug string) string {
+	run := func(arg string) string {
 		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), hugeHeapChildEnv+"="+godebug)
+		cmd.Env = append(os.Environ(), hugeHeapChildEnv+"="+arg)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("child: %v\n%s", err, out)
@@ -88,5 +95,11 @@ func TestAdviseHugeHeap(t *testing.T) {
 	}
 	if got := run("disablethp=1"); strings.Contains(got, " hg") {
 		t.Errorf("with GODEBUG=disablethp=1 the buffer's mapping has huge page advice: %s", got)
+	}
+	if got := run(";0"); !strings.Contains(got, " hg") {
+		t.Errorf("with heuristic overcommit the buffer's mapping has no huge page advice: %s", got)
+	}
+	if got := run(";2"); strings.Contains(got, " hg") {
+		t.Errorf("with vm.overcommit_memory=2 the buffer's mapping has huge page advice: %s", got)
 	}
 }
