@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -205,32 +203,14 @@ func cmpErr(first, err error) error {
 // against 0.03 s with this. A first write to a fresh page is cheap; the
 // freed pages are then what the heap hands to argon2.
 //
-// The memory is also offered to the kernel for transparent huge pages
-// (MADV_HUGEPAGE; a no-op where THP is off, the default where it is
-// "always"): on a VM where every fault is dear, 32 faults of 2 MiB instead
-// of 16,384 of 4 KiB took the prefault from 0.17 s to 0.01 s, most of what
-// a short command such as `snap list` spent (docs/design.md, "The KDF").
+// On a VM where even those first writes are dear, huge pages help more:
+// cmd/snap advises the heap for them before any command runs
+// (cmd/snap/hugeheap.go), and this memory lies in it.
 func prefault(n int) {
 	b := make([]byte, n)
-	AdviseHugePages(b)
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
 	}
 	runtime.KeepAlive(b)
 	runtime.GC()
-}
-
-// AdviseHugePages asks that the whole 2 MiB pages inside b be backed by
-// transparent huge pages. It is only advice: an error (an old kernel, THP
-// compiled out) leaves the ordinary pages, and the advice stays with the
-// addresses after b is freed (the Go heap never unmaps them).
-func AdviseHugePages(b []byte) {
-	const huge = 2 << 20
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	off := int((huge - start%huge) % huge)
-	if len(b)-off < huge {
-		return
-	}
-	n := (len(b) - off) / huge * huge
-	_ = syscall.Madvise(b[off:off+n], syscall.MADV_HUGEPAGE)
 }

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
-
-	"github.com/snap-backup/snap/repo"
 )
 
 // hugeHeapSize is how much of the heap's address space snap asks the kernel
@@ -50,7 +48,22 @@ func adviseHugeHeap(godebug string, readFile func(string) ([]byte, error)) {
 		return
 	}
 	b := make([]byte, hugeHeapSize)
-	repo.AdviseHugePages(b)
+	adviseHugePages(b)
 	runtime.KeepAlive(b)
 	runtime.GC()
+}
+
+// adviseHugePages asks that the whole 2 MiB pages inside b be backed by
+// transparent huge pages. It is only advice: an error (an old kernel, THP
+// compiled out) leaves ordinary pages, and the advice stays with the
+// addresses after b is freed (the Go heap never unmaps them).
+func adviseHugePages(b []byte) {
+	const huge = 2 << 20
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	off := int((huge - start%huge) % huge)
+	if len(b)-off < huge {
+		return
+	}
+	n := (len(b) - off) / huge * huge
+	_ = syscall.Madvise(b[off:off+n], syscall.MADV_HUGEPAGE)
 }
