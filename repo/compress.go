@@ -226,14 +226,16 @@ const (
 
 // looksRandom reports whether src, when large, looks like random bytes
 // (encrypted or already compressed data), so that compressing it is not
-// worth trying. Samples of 1 KiB every 64 KiB must each pass two tests.
+// worth trying. Samples of 1 KiB, one every 64 KiB and one at the end,
+// must each pass two tests.
 //
-// Bytes spread nearly evenly: the sum of the squared byte counts is, for
-// uniform bytes, n + n(n-1)/256 (5,116 for 1 KiB, standard deviation about
-// 100); a sample passes below 1.25 times that (a collision entropy above
-// 7.68 bits per byte, where Huffman codes could save at most 4 %). Text
-// gives some 50,000, machine code and tables of numbers far more than
-// 6,400.
+// Bytes spread nearly evenly: the chance that two bytes of the sample at
+// different places are equal, estimated from its byte counts c as
+// sum c(c-1) / n(n-1), is 1/256 for uniform bytes; a sample passes below
+// 1.25/256 (a collision entropy above 7.68 bits per byte, where Huffman
+// codes could save at most 4 %). For 1 KiB that is a sum below 5,115
+// against 4,092 expected of random bytes (standard deviation about 100);
+// text gives some 50,000, machine code and tables of numbers far more.
 //
 // Byte pairs that do not repeat: 1,023 random pairs out of 65,536 repeat
 // about 8 times; a sample passes below 64. This catches what is even but
@@ -241,42 +243,47 @@ const (
 // which zstd shrinks to almost nothing.
 //
 // One sample that fails is enough to compress the blob, so a blob with a
-// stretch of text anywhere in it is compressed. What this gives up: data
-// that passes both tests in every sample but repeats at a distance inside
-// one blob (the same random block over and over) is stored raw where zstd
-// would have found the repeats; chunk-level deduplication still finds
-// repeats as long as a chunk.
+// stretch of text of 65 KiB or more anywhere in it is compressed (shorter
+// ones when a sample falls in them). What this gives up: data that passes
+// both tests in every sample but repeats at a distance inside one blob (the
+// same random block over and over) is stored raw where zstd would have
+// found the repeats; chunk-level deduplication still finds repeats as long
+// as a chunk.
 func looksRandom(src []byte) bool {
 	if len(src) < randomMinLen {
 		return false
 	}
-	const n = randomSample
-	for off := 0; off+n <= len(src); off += randomStride {
-		sample := src[off : off+n]
-		var count [256]int
-		for _, b := range sample {
-			count[b]++
-		}
-		s := 0
-		for _, c := range count {
-			s += c * c
-		}
-		if 4*256*s >= 5*(256*n+n*(n-1)) {
-			return false
-		}
-		var seen [65536 / 64]uint64
-		repeats := 0
-		for i := 1; i < n; i++ {
-			pair := uint16(sample[i-1])<<8 | uint16(sample[i])
-			bit := uint64(1) << (pair % 64)
-			if seen[pair/64]&bit != 0 {
-				repeats++
-			}
-			seen[pair/64] |= bit
-		}
-		if repeats >= 64 {
+	for off := 0; off+randomSample <= len(src); off += randomStride {
+		if !sampleLooksRandom(src[off : off+randomSample]) {
 			return false
 		}
 	}
-	return true
+	return sampleLooksRandom(src[len(src)-randomSample:])
+}
+
+// sampleLooksRandom applies looksRandom's two tests to one sample.
+func sampleLooksRandom(sample []byte) bool {
+	n := len(sample)
+	var count [256]int
+	for _, b := range sample {
+		count[b]++
+	}
+	pairs := 0 // equal pairs of bytes at different places: sum c(c-1)
+	for _, c := range count {
+		pairs += c * (c - 1)
+	}
+	if 4*256*pairs >= 5*n*(n-1) {
+		return false
+	}
+	var seen [65536 / 64]uint64
+	repeats := 0
+	for i := 1; i < n; i++ {
+		pair := uint16(sample[i-1])<<8 | uint16(sample[i])
+		bit := uint64(1) << (pair % 64)
+		if seen[pair/64]&bit != 0 {
+			repeats++
+		}
+		seen[pair/64] |= bit
+	}
+	return repeats < 64
 }

@@ -40,6 +40,8 @@ func TestLooksRandom(t *testing.T) {
 	}
 	mixed := randomBytes(2, 1<<20)
 	copy(mixed[300_000:], letters(3, 66<<10)) // longer than the stride: a sample lands in it
+	tail := randomBytes(9, 1<<20+60<<10)
+	copy(tail[len(tail)-40<<10:], letters(10, 40<<10)) // after the last strided sample (at 1 MiB)
 	cases := []struct {
 		name string
 		data []byte
@@ -49,6 +51,7 @@ func TestLooksRandom(t *testing.T) {
 		{"random 8 MiB", randomBytes(4, 8<<20), true},
 		{"random, too short to sample", randomBytes(5, randomMinLen-1), false},
 		{"random with 66 KiB of text inside", mixed, false},
+		{"random with text in its last 40 KiB", tail, false},
 		{"letters", letters(6, 1<<20), false},
 		{"zeros", make([]byte, 1<<20), false},
 		{"ramp of all byte values", ramp, false},

@@ -212,7 +212,7 @@ var cheapKDF = KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 func TestKeyFileBounds(t *testing.T) {
 	mk, _ := NewMasterKey()
-	good, err := newKeyFile(mk, "pw", cheapKDF, "h", "u", time.Now())
+	good, err := newKeyFile(mk, "pw", cheapKDF, "h", "u", time.Now(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,11 +220,11 @@ func TestKeyFileBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := kf.unwrap("pw")
+	got, err := kf.unwrap("pw", false)
 	if err != nil || *got != *mk {
 		t.Fatalf("unwrap with the right password: %v", err)
 	}
-	if _, err := kf.unwrap("wrong"); !errors.Is(err, ErrWrongPassword) {
+	if _, err := kf.unwrap("wrong", false); !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("unwrap with a wrong password: %v, want ErrWrongPassword", err)
 	}
 	mutate := func(fn func(m map[string]any)) []byte {
@@ -258,7 +258,7 @@ func TestKeyFileBounds(t *testing.T) {
 func FuzzKeyFile(f *testing.F) {
 	mk := &MasterKey{}
 	for _, p := range []KDFParams{cheapKDF, {Time: 2, MemoryKiB: 16, Threads: 2}} {
-		kf, err := newKeyFile(mk, "pw", p, "host", "user", time.Unix(1700000000, 0))
+		kf, err := newKeyFile(mk, "pw", p, "host", "user", time.Unix(1700000000, 0), false)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -280,7 +280,7 @@ func FuzzKeyFile(f *testing.F) {
 		}
 		// Deriving is bounded by the checks above; run it when cheap.
 		if p.MemoryKiB <= 1024 && p.Time <= 2 {
-			mk, err := kf.unwrap("pw")
+			mk, err := kf.unwrap("pw", false)
 			if err == nil && mk == nil {
 				t.Fatal("unwrap returned neither key nor error")
 			}

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+	"unsafe"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/sys/unix"
 )
 
 // KDFParams are the argon2id parameters of one key file.
@@ -58,7 +60,7 @@ type keyFile struct {
 const kdfArgon2id = "argon2id"
 
 // newKeyFile wraps mk with password.
-func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, now time.Time) ([]byte, error) {
+func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, now time.Time, hugePages bool) ([]byte, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
@@ -66,7 +68,7 @@ func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, 
 	if _, err := rand.Read(kf.Salt); err != nil {
 		return nil, err
 	}
-	s, err := newSealer(deriveKey(password, kf.Salt, p))
+	s, err := newSealer(deriveKey(password, kf.Salt, p, hugePages))
 	if err != nil {
 		return nil, err
 	}
@@ -78,14 +80,17 @@ func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, 
 	return json.Marshal(kf)
 }
 
-func deriveKey(password string, salt []byte, p KDFParams) [32]byte {
+// deriveKey runs argon2id; hugePages backs its memory with transparent huge
+// pages while it runs (see prefault).
+func deriveKey(password string, salt []byte, p KDFParams, hugePages bool) [32]byte {
 	var k [32]byte
-	prefault(int(p.MemoryKiB) << 10)
+	advice := prefault(int(p.MemoryKiB)<<10, hugePages)
 	copy(k[:], argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, 32))
 	// The KDF's memory (64 MiB by default) is garbage now. Collect it at
 	// once: left alone, it would set the heap goal of the whole run to
 	// twice its size, and the peak memory with it.
 	runtime.GC()
+	advice.undo()
 	return k
 }
 
@@ -115,8 +120,8 @@ func parseKeyFile(data []byte) (*keyFile, error) {
 
 // unwrap derives the password key and decrypts the master key. A failed
 // authentication means a wrong password (or a modified key file).
-func (kf *keyFile) unwrap(password string) (*MasterKey, error) {
-	s, err := newSealer(deriveKey(password, kf.Salt, kf.Params))
+func (kf *keyFile) unwrap(password string, hugePages bool) (*MasterKey, error) {
+	s, err := newSealer(deriveKey(password, kf.Salt, kf.Params, hugePages))
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +138,7 @@ func (kf *keyFile) unwrap(password string) (*MasterKey, error) {
 
 // findKey tries every key file with the password, returning the master key
 // and the key file's name.
-func findKey(ctx context.Context, be Backend, password string) (*MasterKey, string, error) {
+func findKey(ctx context.Context, be Backend, password string, hugePages bool) (*MasterKey, string, error) {
 	var names []string
 	var firstErr error
 	err := be.List(ctx, KeyFile, func(name string, size int64) error {
@@ -167,7 +172,7 @@ func findKey(ctx context.Context, be Backend, password string) (*MasterKey, stri
 			firstErr = cmpErr(firstErr, corrupt(h.String(), "%v", err))
 			continue
 		}
-		mk, err := kf.unwrap(password)
+		mk, err := kf.unwrap(password, hugePages)
 		if errors.Is(err, ErrWrongPassword) {
 			continue
 		}
@@ -203,14 +208,50 @@ func cmpErr(first, err error) error {
 // against 0.03 s with this. A first write to a fresh page is cheap; the
 // freed pages are then what the heap hands to argon2.
 //
-// On a VM where even those first writes are dear, huge pages help more:
-// cmd/snap advises the heap for them before any command runs
-// (cmd/snap/hugeheap.go), and this memory lies in it.
-func prefault(n int) {
+// With hugePages the memory is first advised MADV_HUGEPAGE: on a VM where
+// even those first writes were dear (16,384 faults, 0.17 s), 32 faults of
+// 2 MiB took 0.01 s. deriveKey undoes the advice once the KDF's memory is
+// collected (MADV_NOHUGEPAGE), so that the heap memory the rest of the run
+// reuses there does not stay eligible: the kernel's khugepaged would
+// otherwise refill, as huge pages, what the runtime hands back, and peak
+// memory would grow (docs/design.md, "The KDF"). Both are only advice;
+// errors leave ordinary pages.
+func prefault(n int, hugePages bool) hugeAdvice {
 	b := make([]byte, n)
+	var a hugeAdvice
+	if off, hn := hugePageSpan(b); hugePages && hn > 0 {
+		_ = unix.Madvise(b[off:off+hn], unix.MADV_HUGEPAGE)
+		a = hugeAdvice{start: uintptr(unsafe.Pointer(&b[off])), size: uintptr(hn)}
+	}
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
 	}
 	runtime.KeepAlive(b)
 	runtime.GC()
+	return a
+}
+
+// hugeAdvice is a range of addresses advised MADV_HUGEPAGE (none if size
+// is 0). It is an address, not a pointer: the memory is freed and the heap
+// may hold anything there by now; the advice is about the range.
+type hugeAdvice struct{ start, size uintptr }
+
+// undo advises the range MADV_NOHUGEPAGE.
+func (a hugeAdvice) undo() {
+	if a.size > 0 {
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, a.start, a.size, unix.MADV_NOHUGEPAGE)
+	}
+}
+
+// hugePageSpan returns the offset in b and the length of the whole 2 MiB
+// pages inside b (length 0 if there are none).
+func hugePageSpan(b []byte) (off, n int) {
+	const huge = 2 << 20
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	start := (p + huge - 1) &^ (huge - 1)
+	end := (p + uintptr(len(b))) &^ (huge - 1)
+	if end <= start {
+		return 0, 0
+	}
+	return int(start - p), int(end - start)
 }

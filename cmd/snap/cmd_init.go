@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/urfave/cli/v2"
+	"os"
 
 	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/repo"
@@ -57,7 +58,7 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error 
 	sp := params.StreamParams()
 	streams := &repo.ChunkerParams{Polynomial: sp.Polynomial, MinSize: sp.MinSize, MaxSize: sp.MaxSize, AverageBits: sp.AverageBits}
 	r, err := repo.Init(c.Context, be, pw, kdf, repo.ChunkerParams{Polynomial: params.Polynomial, MinSize: params.MinSize, MaxSize: params.MaxSize, AverageBits: params.AverageBits},
-		repo.Options{Now: e.now, StreamChunker: streams})
+		repo.Options{Now: e.now, StreamChunker: streams, KDFHugePages: hugePagesRefused(e.getenv("GODEBUG"), os.ReadFile) == ""})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 )
 
 func main() {
-	adviseHugeHeap(os.Getenv("GODEBUG"), os.ReadFile)
 	limitMemory(os.Getenv)
 	stopProfiles := startProfiles(os.Getenv)
 	code := run(os.Args, newEnv())

@@ -16,10 +16,6 @@ import (
 var snapBin string
 
 func TestMain(m *testing.M) {
-	if v, ok := os.LookupEnv(hugeHeapChildEnv); ok {
-		hugeHeapChild(v)
-		os.Exit(0)
-	}
 	dir, err := os.MkdirTemp("", "snap-test-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
