@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -305,15 +306,25 @@ func (r *Repository) packBuffer(n int) []byte {
 		}
 	default:
 	}
-	return alignedBuffer(max(n, r.cfg.PackSize+packSlack))
+	return alignedBuffer(max(n, r.cfg.PackSize+packSlack), r.opts.HugePages)
 }
 
 // alignedBuffer returns an empty buffer of capacity n that starts on a
 // 4096-byte boundary, so that the local backend can write the pack from it
 // with O_DIRECT (repo/local/directio.go) rather than through the page cache.
-func alignedBuffer(n int) []byte {
+//
+// With hugePages its whole 2 MiB pages are advised for transparent huge
+// pages (where the system's THP mode is madvise): a pack buffer is filled from end to end
+// for every pack and kept for the run (packBuffers), so huge pages save its
+// 4 KiB faults and TLB misses without the risk that khugepaged fills, as
+// huge pages, memory the runtime has handed back (docs/design.md, "Huge
+// pages for the pack buffers"). Errors leave ordinary pages.
+func alignedBuffer(n int, hugePages bool) []byte {
 	const align = 4096
 	b := make([]byte, n+align)
+	if o, hn := hugePageSpan(b); hugePages && hn > 0 {
+		_ = unix.Madvise(b[o:o+hn], unix.MADV_HUGEPAGE)
+	}
 	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (align - 1))
 	return b[off : off : off+n]
 }

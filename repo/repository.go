@@ -34,10 +34,11 @@ type Options struct {
 	// streams (dumps, command output). Nil means streams are chunked like
 	// files. Open ignores it.
 	StreamChunker *ChunkerParams
-	// KDFHugePages backs the key derivation's memory with transparent huge
-	// pages while it runs (see prefault); the caller decides whether the
-	// system allows it (cmd/snap/hugepages.go).
-	KDFHugePages bool
+	// HugePages backs the key derivation's memory (while it runs, see
+	// prefault) and the pack buffers (see alignedBuffer) with transparent
+	// huge pages; the caller decides whether the system allows it
+	// (cmd/snap/hugepages.go).
+	HugePages bool
 }
 
 func (o *Options) fill() {
@@ -72,7 +73,7 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 	if err != nil {
 		return nil, err
 	}
-	kf, err := newKeyFile(mk, password, kdf, opts.Host, username(), opts.Now(), opts.KDFHugePages)
+	kf, err := newKeyFile(mk, password, kdf, opts.Host, username(), opts.Now(), opts.HugePages)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 // Open finds the key that password opens and reads the config.
 func Open(ctx context.Context, be Backend, password string, opts Options) (*Repository, error) {
 	opts.fill()
-	mk, keyName, err := findKey(ctx, be, password, opts.KDFHugePages)
+	mk, keyName, err := findKey(ctx, be, password, opts.HugePages)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +160,7 @@ func (r *Repository) saveConfig(ctx context.Context) error {
 // AddKey wraps the master key with another password and returns the new key
 // file's name.
 func (r *Repository) AddKey(ctx context.Context, password string, kdf KDFParams) (string, error) {
-	kf, err := newKeyFile(r.key, password, kdf, r.opts.Host, username(), r.opts.Now(), r.opts.KDFHugePages)
+	kf, err := newKeyFile(r.key, password, kdf, r.opts.Host, username(), r.opts.Now(), r.opts.HugePages)
 	if err != nil {
 		return "", err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/urfave/cli/v2"
-	"os"
 
 	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/repo"
@@ -58,7 +57,7 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error 
 	sp := params.StreamParams()
 	streams := &repo.ChunkerParams{Polynomial: sp.Polynomial, MinSize: sp.MinSize, MaxSize: sp.MaxSize, AverageBits: sp.AverageBits}
 	r, err := repo.Init(c.Context, be, pw, kdf, repo.ChunkerParams{Polynomial: params.Polynomial, MinSize: params.MinSize, MaxSize: params.MaxSize, AverageBits: params.AverageBits},
-		repo.Options{Now: e.now, StreamChunker: streams, KDFHugePages: hugePagesRefused(e.getenv("GODEBUG"), os.ReadFile) == ""})
+		repo.Options{Now: e.now, StreamChunker: streams, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
 	if err != nil {
 		return err
 	}

@@ -219,7 +219,7 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 		be.Close()
 		return nil, 0, err
 	}
-	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now, KDFHugePages: hugePagesRefused(e.getenv("GODEBUG"), os.ReadFile) == ""})
+	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
 	if err != nil {
 		be.Close()
 		return nil, 0, err

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // vmFlags returns the VmFlags of the mapping in /proc/self/smaps that holds
@@ -68,5 +69,22 @@ func TestPrefaultHugePages(t *testing.T) {
 	}
 	if strings.Contains(after, " hg ") || !strings.Contains(after, " nh ") {
 		t.Errorf("after the KDF its memory has VmFlags %q, want nh and no hg", after)
+	}
+}
+
+// TestPackBufferHugePages checks that a pack buffer lies in memory advised
+// for huge pages.
+func TestPackBufferHugePages(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
+		t.Skip("this kernel has no transparent huge pages")
+	}
+	b := alignedBuffer(16<<20, true)
+	b = b[:cap(b)]
+	flags, err := vmFlags(uintptr(unsafe.Pointer(&b[8<<20])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(flags, " hg ") {
+		t.Errorf("a pack buffer's memory has VmFlags %q, want hg", flags)
 	}
 }
