@@ -219,9 +219,8 @@ func cmpErr(first, err error) error {
 func prefault(n int, hugePages bool) hugeAdvice {
 	b := make([]byte, n)
 	var a hugeAdvice
-	if off, hn := hugePageSpan(b); hugePages && hn > 0 {
-		_ = unix.Madvise(b[off:off+hn], unix.MADV_HUGEPAGE)
-		a = hugeAdvice{start: uintptr(unsafe.Pointer(&b[off])), size: uintptr(hn)}
+	if hugePages {
+		a = adviseHugePages(b)
 	}
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
@@ -243,15 +242,18 @@ func (a hugeAdvice) undo() {
 	}
 }
 
-// hugePageSpan returns the offset in b and the length of the whole 2 MiB
-// pages inside b (length 0 if there are none).
-func hugePageSpan(b []byte) (off, n int) {
+// adviseHugePages advises the whole 2 MiB pages inside b MADV_HUGEPAGE and
+// returns their range (none if b holds no whole huge page). An error leaves
+// ordinary pages: the advice is only advice.
+func adviseHugePages(b []byte) hugeAdvice {
 	const huge = 2 << 20
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	start := (p + huge - 1) &^ (huge - 1)
 	end := (p + uintptr(len(b))) &^ (huge - 1)
 	if end <= start {
-		return 0, 0
+		return hugeAdvice{}
 	}
-	return int(start - p), int(end - start)
+	off, n := int(start-p), int(end-start)
+	_ = unix.Madvise(b[off:off+n], unix.MADV_HUGEPAGE)
+	return hugeAdvice{start: start, size: end - start}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -314,16 +313,16 @@ func (r *Repository) packBuffer(n int) []byte {
 // with O_DIRECT (repo/local/directio.go) rather than through the page cache.
 //
 // With hugePages its whole 2 MiB pages are advised for transparent huge
-// pages (where the system's THP mode is madvise): a pack buffer is filled from end to end
-// for every pack and kept for the run (packBuffers), so huge pages save its
-// 4 KiB faults and TLB misses without the risk that khugepaged fills, as
-// huge pages, memory the runtime has handed back (docs/design.md, "Huge
-// pages for the pack buffers"). Errors leave ordinary pages.
+// pages (where the system's THP mode is madvise): a pack buffer is filled
+// from end to end for every pack and kept for the run (packBuffers), so
+// huge pages save its 4 KiB faults and TLB misses without the risk that
+// khugepaged fills, as huge pages, memory the runtime has handed back
+// (docs/design.md, "Huge pages for the pack buffers").
 func alignedBuffer(n int, hugePages bool) []byte {
 	const align = 4096
 	b := make([]byte, n+align)
-	if o, hn := hugePageSpan(b); hugePages && hn > 0 {
-		_ = unix.Madvise(b[o:o+hn], unix.MADV_HUGEPAGE)
+	if hugePages {
+		adviseHugePages(b)
 	}
 	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & (align - 1))
 	return b[off : off : off+n]
