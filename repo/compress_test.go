@@ -29,11 +29,18 @@ func letters(seed uint64, n int) []byte {
 	return b
 }
 
-func TestLooksRandom(t *testing.T) {
-	ramp := make([]byte, 1<<20)
-	for i := range ramp {
-		ramp[i] = byte(i)
+// rampBytes is n bytes of 0, 1, ..., 255 over and over: every byte value
+// equally often, and nothing but repeats.
+func rampBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i)
 	}
+	return b
+}
+
+func TestLooksRandom(t *testing.T) {
+	ramp := rampBytes(1 << 20)
 	counter := make([]byte, 1<<20)
 	for i := 0; i+4 <= len(counter); i += 4 {
 		counter[i], counter[i+1], counter[i+2], counter[i+3] = byte(i>>2), byte(i>>10), byte(i>>18), 0x5a
@@ -87,10 +94,7 @@ func TestCompressLiterals(t *testing.T) {
 			t.Errorf("%v: random data compressed", level)
 		}
 	}
-	ramp := make([]byte, 1<<20)
-	for i := range ramp {
-		ramp[i] = byte(i)
-	}
+	ramp := rampBytes(1 << 20)
 	if out, ok := c.compress(nil, ramp, CompressionFastest); !ok || len(out) > 64<<10 {
 		t.Errorf("a repeated ramp compressed to %d bytes (ok %v), want a few KiB", len(out), ok)
 	}
