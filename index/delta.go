@@ -88,8 +88,18 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 	return dst, packs, nil
 }
 
-// loadDelta reads and verifies a delta.
-func (ix *Index) loadDelta(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+// deltaDict returns the dictionary to open the delta at loc with: the
+// plaintexts of its bases.
+func (ix *Index) deltaDict(ctx context.Context, loc Location) ([]byte, error) {
+	if len(loc.Entry.Bases) == 1 {
+		// A small file's delta against a dictionary (repo/dict.go): its one
+		// base is almost always cached, and the cached plaintext (verified
+		// when it was read, never written to) serves as the dictionary
+		// as it is, without copying it for every small file.
+		if dict, ok := ix.bases.get(loc.Entry.Bases[0]); ok {
+			return dict, nil
+		}
+	}
 	dict, _, err := ix.baseDict(ctx, loc.Entry.Bases, false, nil)
 	if err != nil {
 		var ce *repo.CorruptError
@@ -97,6 +107,15 @@ func (ix *Index) loadDelta(ctx context.Context, loc Location, dst []byte) ([]byt
 			return nil, err
 		}
 		return nil, fmt.Errorf("data blob %s in pack %s (a delta): %w", loc.Entry.ID, loc.Pack, err)
+	}
+	return dict, nil
+}
+
+// loadDelta reads and verifies a delta.
+func (ix *Index) loadDelta(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	dict, err := ix.deltaDict(ctx, loc)
+	if err != nil {
+		return nil, err
 	}
 	out, err := ix.r.LoadDelta(ctx, loc.Pack, loc.Entry, dict, dst)
 	if err != nil {

@@ -99,11 +99,12 @@ func NewPackPlan() *PackPlan {
 
 // Add records a coming read of a data blob; reads should be added in the
 // order they will be made, as far as the caller knows it. Blobs the index
-// does not know are left to the read itself to report, and deltas to the
-// index (they need their bases).
+// does not know are left to the read itself to report. A delta is planned
+// like any blob (its bases, mostly one dictionary shared by many small
+// files, are read through the index and its cache of bases).
 func (p *PackPlan) Add(ix *Index, id repo.ID) {
 	loc, ok := ix.Lookup(repo.DataBlob, id)
-	if !ok || loc.Entry.Delta() {
+	if !ok {
 		return
 	}
 	if p.reads[loc.Pack] == 0 {
@@ -181,8 +182,8 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 	if !ok {
 		return f.ix.LoadBlob(ctx, t, id, dst) // reports the missing blob
 	}
-	if t != repo.DataBlob || loc.Entry.Delta() {
-		return f.ix.LoadBlobAt(ctx, loc, dst) // not planned; a delta needs its bases: through the index
+	if t != repo.DataBlob {
+		return f.ix.LoadBlobAt(ctx, loc, dst) // not planned
 	}
 	f.mu.Lock()
 	p := f.packs[loc.Pack]
@@ -198,7 +199,7 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 	if path == "" {
 		return f.ix.LoadBlobAt(ctx, loc, dst)
 	}
-	out, err := f.readFrom(path, loc, dst)
+	out, err := f.readFrom(ctx, path, loc, dst)
 	if err != nil {
 		// A bad local copy (or one deleted by reads beyond the plan) must
 		// not fail the read: the repository decides.
@@ -375,7 +376,14 @@ func (f *PackFetcher) download(id repo.ID) (string, error) {
 	return path, nil
 }
 
-func (f *PackFetcher) readFrom(path string, loc Location, dst []byte) ([]byte, error) {
+func (f *PackFetcher) readFrom(ctx context.Context, path string, loc Location, dst []byte) ([]byte, error) {
+	var dict []byte
+	if loc.Entry.Delta() {
+		var err error
+		if dict, err = f.ix.deltaDict(ctx, loc); err != nil {
+			return nil, err
+		}
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -385,7 +393,7 @@ func (f *PackFetcher) readFrom(path string, loc Location, dst []byte) ([]byte, e
 	if _, err := fh.ReadAt(sealed, int64(loc.Entry.Offset)); err != nil {
 		return nil, err
 	}
-	out, err := f.ix.r.OpenBlob(loc.Pack, loc.Entry, sealed, dst)
+	out, err := f.ix.r.OpenDelta(loc.Pack, loc.Entry, sealed, dict, dst)
 	if err != nil {
 		return nil, err
 	}

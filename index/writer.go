@@ -121,7 +121,7 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 // when this writer saved it before. Prune uses it to copy blobs out of packs
 // that are going away, which the index still lists as live.
 func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
-	return w.add(ctx, t, id, plain, nil)
+	return w.add(ctx, t, id, plain, nil, nil)
 }
 
 // SaveDelta is Save for a data blob that may resemble the plaintexts of
@@ -134,10 +134,66 @@ func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases 
 	if w.Known(repo.DataBlob, id) {
 		return false, nil
 	}
-	return w.add(ctx, repo.DataBlob, id, plain, bases)
+	return w.add(ctx, repo.DataBlob, id, plain, bases, nil)
 }
 
-func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte, bases []repo.ID) (bool, error) {
+// SaveWithDictionary is Save for a small data blob (a whole small file)
+// that may share content with d, a dictionary stored by SaveDictionary: it
+// is compressed against d alone and stored as a delta with d's blob as its
+// base when that saves more than the base costs in the trailer and the
+// index (repo.OneBaseOverhead); otherwise it is saved as by Save.
+func (w *Writer) SaveWithDictionary(ctx context.Context, id repo.ID, plain []byte, d *repo.Dictionary) (bool, error) {
+	if w.Known(repo.DataBlob, id) {
+		return false, nil
+	}
+	return w.add(ctx, repo.DataBlob, id, plain, nil, d)
+}
+
+// SaveDictionary stores plain, the content of a compression dictionary, as
+// data blob id in a pack of its own, and returns once that pack and its
+// index segment are durable and the blob is in the local index: from then
+// on it is a base like any other, with a full copy in a live pack, which
+// deltas (SaveWithDictionary) may rely on. When the blob already has a
+// full copy in a live pack, that pack is relied on instead.
+func (w *Writer) SaveDictionary(ctx context.Context, id repo.ID, plain []byte) error {
+	if loc, ok := w.ix.fullCopy(id, true); ok {
+		w.mu.Lock()
+		w.reused[loc.Pack] = struct{}{}
+		w.mu.Unlock()
+		return nil
+	}
+	payload, compressed, _ := w.r.CompressBlob(plain, w.opts.Compression, nil)
+	p := repo.NewSmallPack(len(payload))
+	stored := w.r.AddBlob(p, repo.DataBlob, id, payload, compressed, len(plain), nil)
+	packID, data, ents := w.r.FinishPack(p)
+	err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: packID.String()}, data)
+	size := int64(len(data))
+	w.r.ReleasePack(data)
+	if err != nil {
+		return fmt.Errorf("upload dictionary pack %s: %w", packID.Short(), err)
+	}
+	seg := &Segment{Packs: []Pack{{ID: packID, Size: size, Status: PackLive, Blobs: ents}}}
+	segID, err := w.r.SaveObject(ctx, repo.IndexFile, seg.Encode())
+	if err == nil {
+		err = w.ix.AddSegment(segID, seg)
+	}
+	if err != nil {
+		return fmt.Errorf("write index segment of dictionary pack %s: %w", packID.Short(), err)
+	}
+	w.mu.Lock()
+	w.reused[packID] = struct{}{}
+	w.mu.Unlock()
+	w.packs.Add(1)
+	w.blobs.Add(1)
+	w.raw.Add(int64(len(plain)))
+	w.stored.Add(int64(stored))
+	if w.opts.Added != nil {
+		w.opts.Added(int64(len(plain)), int64(stored))
+	}
+	return nil
+}
+
+func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte, bases []repo.ID, dict *repo.Dictionary) (bool, error) {
 	k := blobKeyT{t, id}
 	w.mu.Lock()
 	if w.err != nil {
@@ -155,17 +211,32 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 	// the pack, under the lock (it is some ten times faster).
 	level := w.opts.Compression
 	scratch := w.getScratch(len(plain))
-	payload, compressed, scratch := w.r.CompressBlob(plain, level, scratch)
-	var delta []byte
-	if len(bases) > 0 && level != repo.CompressionOff {
-		var used []repo.ID
-		delta, used = w.compressDelta(ctx, plain, bases, level, len(payload))
-		if delta != nil {
-			payload, compressed, bases = delta, true, used
+	// used are the bases of the blob as stored: none unless it is stored
+	// as a delta.
+	var payload, delta []byte
+	var compressed bool
+	var used []repo.ID
+	if dict != nil && dict.ID != id && level != repo.CompressionOff {
+		// Compressed once, against the dictionary: on small files that
+		// wins almost always, and compressing alone as well to compare
+		// would double the cost.
+		var ok bool
+		payload, ok, scratch = w.r.CompressWithDictionary(dict, plain, scratch)
+		if ok && len(payload)+repo.OneBaseOverhead < len(plain) {
+			compressed, used = true, []repo.ID{dict.ID}
+		} else {
+			payload = nil
 		}
 	}
-	if delta == nil {
-		bases = nil
+	if payload == nil {
+		payload, compressed, scratch = w.r.CompressBlob(plain, level, scratch)
+	}
+	if len(bases) > 0 && level != repo.CompressionOff {
+		var usable []repo.ID
+		delta, usable = w.compressDelta(ctx, plain, bases, level, len(payload))
+		if delta != nil {
+			payload, compressed, used = delta, true, usable
+		}
 	}
 	packSize := w.r.Config().PackSize
 	var full []*repo.PackBuilder
@@ -181,7 +252,7 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 		p = &repo.PackBuilder{}
 		w.packers[t] = p
 	}
-	stored := w.r.AddBlob(p, t, id, payload, compressed, len(plain), bases)
+	stored := w.r.AddBlob(p, t, id, payload, compressed, len(plain), used)
 	if p.Size() >= packSize {
 		full = append(full, p)
 		delete(w.packers, t)

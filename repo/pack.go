@@ -289,6 +289,18 @@ func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 	return Hash(data), data, ents
 }
 
+// smallPack is the size under which a pack is laid out in a buffer of its
+// own rather than in one of the pack buffers, which would be touched (and
+// kept) for a few KiB.
+const smallPack = 1 << 20
+
+// NewSmallPack returns a builder for a pack of about n bytes of payload,
+// such as SaveDictionary's pack of one blob, that does not take one of the
+// pack buffers.
+func NewSmallPack(n int) *PackBuilder {
+	return &PackBuilder{buf: make([]byte, 0, n+Overhead)}
+}
+
 // packBuffers is how many pack buffers ReleasePack keeps for reuse: one for
 // a pack being filled, one being laid out, and two being uploaded.
 const packBuffers = 4
@@ -298,6 +310,9 @@ const packBuffers = 4
 // laid out in such buffers, so a long run does not allocate (and collect)
 // a pack's worth of memory for every pack.
 func (r *Repository) packBuffer(n int) []byte {
+	if n > 0 && n < smallPack {
+		return make([]byte, 0, n) // a pack of one dictionary, or a few trees
+	}
 	select {
 	case b := <-r.packBufs:
 		if cap(b) >= n {
@@ -349,8 +364,8 @@ func (r *Repository) DropPackBuffers() {
 // ReleasePack gives back the bytes FinishPack returned, once they are
 // stored and nothing refers to them any more.
 func (r *Repository) ReleasePack(data []byte) {
-	if cap(data) == 0 {
-		return
+	if cap(data) < r.cfg.PackSize {
+		return // a small pack's: a later pack would outgrow it
 	}
 	select {
 	case r.packBufs <- data[:0]:

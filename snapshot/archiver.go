@@ -112,6 +112,8 @@ type archiver struct {
 	hlMu      sync.Mutex
 	hardlinks map[[2]uint64][]repo.ID
 
+	dict *dictionaries // nil: small files are compressed alone
+
 	nFiles, nDirs, nBytes, nRead, nErrors atomic.Int64
 }
 
@@ -141,6 +143,9 @@ type saveJob struct {
 	// delta against it (delta.go).
 	off int64
 	pc  *parentChunks
+	// small marks a whole file smaller than a chunk, which may be stored
+	// against the run's dictionary (dictionary.go).
+	small bool
 }
 
 func chunkParams(p repo.ChunkerParams) chunk.Params {
@@ -282,7 +287,17 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 							j.pc.unchanged(j.off, j.id)
 						}
 					case j.pc != nil:
-						_, err = a.w.SaveDelta(ctx, j.id, j.data, j.pc.basesFor(j.off, len(j.data)))
+						bases := j.pc.basesFor(j.off, len(j.data))
+						if j.small && a.dict != nil && a.dict.covers(bases) {
+							// The old version was stored against the
+							// dictionary too: the dictionary's encoder
+							// does the same, faster.
+							err = a.dict.save(ctx, j.id, j.data)
+						} else {
+							_, err = a.w.SaveDelta(ctx, j.id, j.data, bases)
+						}
+					case j.small && a.dict != nil:
+						err = a.dict.save(ctx, j.id, j.data)
 					default:
 						_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
 					}
@@ -350,8 +365,9 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		}()
 	}
 	// emit hands one chunk, read into buf, on (or drops it when known).
+	small := false // the whole file is one chunk
 	emit := func(data []byte) error {
-		job := saveJob{data: data, buf: data[:0], off: total, pc: pc}
+		job := saveJob{data: data, buf: data[:0], off: total, pc: pc, small: small}
 		total += int64(len(data))
 		a.nRead.Add(int64(len(data)))
 		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
@@ -399,6 +415,7 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			a.bufs.put(buf)
 			return ids, total, nil
 		case eof:
+			small = true
 			return ids, total, emit(buf[:n])
 		}
 		// The file has grown since it was listed: chunk all of it.

@@ -130,6 +130,7 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (*Snap
 	origin := Origin(sn)
 	out := *sn
 	out.Tree, out.Parent, out.Original, out.ID = root, parent, &origin, repo.ID{}
+	out.Dictionary = nil // the copy stores whole blobs; the target has no such dictionary
 	if err := Save(ctx, c.dst.Repository(), &out); err != nil {
 		return nil, err
 	}

@@ -85,10 +85,20 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	if err != nil {
 		return nil, err
 	}
+	a.dict = newDictionaries(ix, w, o.Writer.Compression, a.failSave)
+	if dict := previousDictionary(parent, sns, o.Host); dict != nil {
+		if err := a.dict.reuse(ctx, *dict); err != nil {
+			a.opts.Report(Event{Kind: EventWarning, Err: fmt.Errorf("%w; building a new one", err)})
+		}
+	}
 	// Uploads run in the background with runCtx: it lives until Flush is done.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	tree, err := a.run(runCtx, cancelRun, root, parentTree)
+	a.dict.wait()
+	if err == nil {
+		err = a.saveError() // the dictionary's, stored in the background
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +124,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		pid := parent.ID
 		sn.Parent = &pid
 	}
+	sn.Dictionary = a.dict.id()
 	for i := range streams {
 		s := streams[i].Source // its Size was set by the archiver
 		s.Path = streams[i].Path
@@ -126,6 +137,21 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		return nil, err
 	}
 	return sn, nil
+}
+
+// previousDictionary returns the dictionary for small files that the run
+// takes over (dictionary.go): its parent's, else that of the newest
+// snapshot of the host that has one.
+func previousDictionary(parent *Snapshot, sns []*Snapshot, host string) *repo.ID {
+	if parent != nil && parent.Dictionary != nil {
+		return parent.Dictionary
+	}
+	for i := len(sns) - 1; i >= 0; i-- {
+		if sns[i].Host == host && sns[i].Dictionary != nil {
+			return sns[i].Dictionary
+		}
+	}
+	return nil
 }
 
 // previousDump returns the content of the stream at path in the newest

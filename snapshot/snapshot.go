@@ -30,7 +30,10 @@ type Snapshot struct {
 	Program  string    `json:"program,omitempty"`
 	// Original is the ID of the snapshot this one was copied from.
 	Original *repo.ID `json:"original,omitempty"`
-	ID       repo.ID  `json:"-"` // set when loaded or saved
+	// Dictionary is the data blob that small files of this run were
+	// compressed against (dictionary.go), for the next run to use again.
+	Dictionary *repo.ID `json:"dictionary,omitempty"`
+	ID         repo.ID  `json:"-"` // set when loaded or saved
 }
 
 // Source describes a stream source recorded in the snapshot: a dump or a

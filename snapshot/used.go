@@ -9,13 +9,17 @@ import (
 	"github.com/snap-backup/snap/sources"
 )
 
-// UsedBlobs returns every blob the snapshots refer to: their trees and the
-// data blobs of their files. Each tree is read once, however many
+// UsedBlobs returns every blob the snapshots refer to: their trees, the
+// data blobs of their files and their dictionaries (which the next run
+// takes over: dictionary.go). Each tree is read once, however many
 // snapshots share it. A tree that cannot be read is an error naming the
 // snapshot: prune must not run on a partial picture.
 func UsedBlobs(ctx context.Context, ix *index.Index, sns []*Snapshot) (index.BlobSet, error) {
 	used := index.BlobSet{}
 	for _, sn := range sns {
+		if sn.Dictionary != nil {
+			used.Add(repo.DataBlob, *sn.Dictionary)
+		}
 		if !used.Add(repo.TreeBlob, sn.Tree) {
 			continue
 		}

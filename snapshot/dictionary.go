@@ -1,0 +1,195 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+)
+
+// A run's dictionary for small files (repo/dict.go): new small files are
+// compressed against it and stored as deltas with its blob as their base.
+//
+// A run takes its parent snapshot's dictionary when that is still stored
+// in a live pack. Otherwise the first dictSamples+dictTrials new small
+// files are compressed alone and sampled (their first sampleBytes); the
+// dictionary is built from dictSamples of them and kept if it makes the
+// others at least 5 % smaller (repo.Repository.Worth); it is stored in a pack of its own and indexed at once
+// (index.Writer.SaveDictionary), and the files after them use it. A run
+// with fewer new small files has no dictionary. The snapshot records the
+// dictionary it used, for the next run.
+const (
+	dictSamples = 256 // to build the dictionary from
+	dictTrials  = 64  // to judge it by
+	sampleBytes = 8 << 10
+	dictSize    = 64 << 10
+	// minDictSize is the smallest useful dictionary: less recurs in the
+	// samples than a few segments.
+	minDictSize = 1 << 10
+	// minDictBlob is the smallest file compressed against the dictionary.
+	// Each costs the encoder a reset of its tables to the dictionary's
+	// (~13 µs); below 1 KiB, where 39 % of dataset 1's files are, that
+	// bought 7 % of the saving for a third of the extra CPU.
+	minDictBlob = 1 << 10
+)
+
+type dictionaries struct {
+	ix    *index.Index
+	w     *index.Writer
+	level repo.Compression
+
+	ready atomic.Pointer[repo.Dictionary]
+
+	mu       sync.Mutex
+	samples  [][]byte
+	done     bool           // the samples are complete: building, built or given up
+	building sync.WaitGroup // the background build (sample)
+	fail     func(error)    // reports an error of the background build
+}
+
+func newDictionaries(ix *index.Index, w *index.Writer, level repo.Compression, fail func(error)) *dictionaries {
+	return &dictionaries{ix: ix, w: w, level: level, done: level == repo.CompressionOff, fail: fail}
+}
+
+// reuse makes the dictionary stored as data blob id this run's. When it is
+// no longer stored (a prune removed it with the last snapshot that named
+// it), the run builds its own; any other error is reported by the caller,
+// and the run builds its own too.
+func (d *dictionaries) reuse(ctx context.Context, id repo.ID) error {
+	if d.level == repo.CompressionOff {
+		return nil
+	}
+	plain, err := d.ix.LoadBlob(ctx, repo.DataBlob, id, nil)
+	if errors.Is(err, index.ErrBlobNotIndexed) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dictionary %s of the parent snapshot: %w", id.Short(), err)
+	}
+	if err := d.w.SaveDictionary(ctx, id, plain); err != nil {
+		return err
+	}
+	dict, err := d.ix.Repository().NewDictionary(id, plain, d.level)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.done, d.samples = true, nil
+	d.mu.Unlock()
+	d.ready.Store(dict)
+	return nil
+}
+
+// id returns the dictionary this run used, if any.
+func (d *dictionaries) id() *repo.ID {
+	if dict := d.ready.Load(); dict != nil {
+		id := dict.ID
+		return &id
+	}
+	return nil
+}
+
+// covers reports whether bases are no more than the run's dictionary:
+// those of a small file whose previous version was stored against it, or
+// none.
+func (d *dictionaries) covers(bases []repo.ID) bool {
+	switch len(bases) {
+	case 0:
+		return true
+	case 1:
+		dict := d.ready.Load()
+		return dict != nil && dict.ID == bases[0]
+	}
+	return false
+}
+
+// save stores a new small file's blob: against the dictionary once there
+// is one, alone (and sampled) before.
+func (d *dictionaries) save(ctx context.Context, id repo.ID, plain []byte) error {
+	if dict := d.ready.Load(); dict != nil {
+		if len(plain) < minDictBlob {
+			_, err := d.w.Save(ctx, repo.DataBlob, id, plain)
+			return err
+		}
+		_, err := d.w.SaveWithDictionary(ctx, id, plain, dict)
+		return err
+	}
+	if _, err := d.w.Save(ctx, repo.DataBlob, id, plain); err != nil {
+		return err
+	}
+	return d.sample(ctx, plain)
+}
+
+// sample keeps the start of plain; the call that completes the samples
+// starts building and storing the dictionary in the background, while the
+// save workers go on compressing files alone. An error storing it fails
+// the run like any failed save (fail).
+func (d *dictionaries) sample(ctx context.Context, plain []byte) error {
+	d.mu.Lock()
+	if d.done {
+		d.mu.Unlock()
+		return nil
+	}
+	d.samples = append(d.samples, append([]byte(nil), plain[:min(len(plain), sampleBytes)]...))
+	if len(d.samples) < dictSamples+dictTrials {
+		d.mu.Unlock()
+		return nil
+	}
+	samples := d.samples
+	d.samples, d.done = nil, true
+	d.building.Add(1)
+	d.mu.Unlock()
+	// The save workers' context ends when the walk does; the dictionary
+	// is stored like a pack upload, whose context outlives it.
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		defer d.building.Done()
+		if err := repo.Catch(func() error { return d.build(ctx, samples) }); err != nil && d.fail != nil {
+			d.fail(err)
+		}
+	}()
+	return nil
+}
+
+// wait waits for a dictionary being built; the run's Flush must not start
+// before.
+func (d *dictionaries) wait() { d.building.Wait() }
+
+// build makes the dictionary from samples, stores it and makes it ready.
+func (d *dictionaries) build(ctx context.Context, samples [][]byte) error {
+	// Every fifth sample is kept out of the dictionary to judge it: on
+	// the samples it was built from, a dictionary of chance pieces of
+	// random files would look good.
+	var train, trials [][]byte
+	for i, s := range samples {
+		if i%5 == 4 {
+			trials = append(trials, s)
+		} else {
+			train = append(train, s)
+		}
+	}
+	plainDict := repo.BuildDictionary(train, dictSize)
+	if len(plainDict) < minDictSize {
+		return nil
+	}
+	h := d.ix.Hasher()
+	id := repo.ID(h.Sum(plainDict))
+	d.ix.PutHasher(h)
+	r := d.ix.Repository()
+	dict, err := r.NewDictionary(id, plainDict, d.level)
+	if err != nil {
+		return err
+	}
+	if !r.Worth(dict, trials) {
+		return nil // the files have too little in common
+	}
+	if err := d.w.SaveDictionary(ctx, id, plainDict); err != nil {
+		return err
+	}
+	d.ready.Store(dict)
+	return nil
+}
