@@ -70,6 +70,11 @@ func (d *dictionaries) reuse(ctx context.Context, id repo.ID) error {
 	if err != nil {
 		return fmt.Errorf("dictionary %s of the parent snapshot: %w", id.Short(), err)
 	}
+	if len(plain) > 4*dictSize {
+		// Not one snap built: every small file's compression would copy
+		// it. (A hostile or foreign snapshot document can name any blob.)
+		return fmt.Errorf("dictionary %s of the parent snapshot has %d bytes, more than %d", id.Short(), len(plain), 4*dictSize)
+	}
 	if err := d.w.SaveDictionary(ctx, id, plain); err != nil {
 		return err
 	}

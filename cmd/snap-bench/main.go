@@ -342,22 +342,45 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 		res.tools = append(res.tools, &toolResult{Tool: name})
 	}
 	// phase runs op for every tool still working, rep times, and keeps the
-	// median.
+	// median. A repeated operation of a profiled snap is timed without
+	// profiling (which costs a few per cent, and the other tools run
+	// without), and run once more, untimed, for its profile; a single run
+	// is timed and profiled at once.
 	phase := func(name string, reps int, op func(t backupTool, rep int) (measurement, string, error), store func(*toolResult) *opResult) {
 		runs := make([][]measurement, len(tools))
 		profs := make([][]string, len(tools))
-		for rep := range reps {
+		extra := make([]string, len(tools)) // the profile of the untimed run
+		for rep := range reps + 1 {
 			for i, t := range tools {
 				tr := res.tools[i]
 				if tr.failed != nil {
 					continue
 				}
-				logf("dataset %s: %s: %s (run %d/%d)", ds.key, t.Name(), name, rep+1, reps)
+				s, isSnap := t.(*snapTool)
+				profiledRun := isSnap && s.profDir != "" && reps > 1 && rep == reps
+				if rep == reps && !profiledRun {
+					continue
+				}
+				if isSnap {
+					s.unprofiled = reps > 1 && !profiledRun
+				}
+				if profiledRun {
+					logf("dataset %s: %s: %s (one more run, for its CPU profile)", ds.key, t.Name(), name)
+				} else {
+					logf("dataset %s: %s: %s (run %d/%d)", ds.key, t.Name(), name, rep+1, reps)
+				}
 				m, prof, err := op(t, rep)
+				if isSnap {
+					s.unprofiled = false
+				}
 				if err != nil {
 					tr.failed = fmt.Errorf("%s: %w", name, err)
 					store(tr).Err = err
 					logf("  failed: %v", err)
+					continue
+				}
+				if profiledRun {
+					extra[i] = prof
 					continue
 				}
 				runs[i] = append(runs[i], m)
@@ -370,15 +393,16 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 			}
 			o := store(res.tools[i])
 			o.M, o.Runs = median(runs[i]), len(runs[i])
+			o.Profile = extra[i]
 			for j, m := range runs[i] {
-				if m.Wall == o.M.Wall {
+				if o.Profile == "" && m.Wall == o.M.Wall {
 					o.Profile = profs[i][j]
 				}
 			}
 		}
 	}
 	prof := func(t backupTool, op string) string {
-		if s, ok := t.(*snapTool); ok {
+		if s, ok := t.(*snapTool); ok && !s.unprofiled {
 			return s.profile(op)
 		}
 		return ""

@@ -79,7 +79,7 @@ func (r *report) render(b *bytes.Buffer) {
 		max(r.cfg.repeat, 1), max(r.cfg.repeatBig, 1))
 	p("  MB/s = dataset size / wall time; peak RSS is `ru_maxrss` from wait4 of the tool's process.")
 	if r.cfg.profile {
-		p("- snap ran with `SNAP_CPUPROFILE` set (CPU profiling costs snap a few per cent; the others ran without).")
+		p("- snap's CPU profiles: a repeated operation (dataset 1's, dataset 2's initial create) is timed without profiling and run once more, untimed, with `SNAP_CPUPROFILE`; an operation run once is timed with it (profiling costs snap a few per cent; the others run without).")
 	}
 	p("")
 	r.renderTargets(p)

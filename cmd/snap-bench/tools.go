@@ -83,8 +83,11 @@ type snapTool struct {
 	base
 	bin        string
 	hasStdin   bool     // this snap has create --stdin
-	profDir    string   // CPU profiles of every run go here when set
+	profDir    string   // CPU profiles go here when set
 	createArgs []string // extra options of every create
+	// unprofiled turns profiling off for the runs that follow: the timed
+	// runs of a repeated operation, whose profile comes from one more run.
+	unprofiled bool
 }
 
 func newSnap(bin, dir, password string, profile bool) (*snapTool, error) {
@@ -115,7 +118,7 @@ func (t *snapTool) Init() error {
 
 // profiled adds a CPU profile file named after the operation.
 func (t *snapTool) profiled(c cmdSpec, op string) cmdSpec {
-	if t.profDir != "" {
+	if t.profDir != "" && !t.unprofiled {
 		_ = os.MkdirAll(t.profDir, 0o755)
 		c.env = append(append([]string(nil), c.env...), "SNAP_CPUPROFILE="+t.profile(op))
 	}
