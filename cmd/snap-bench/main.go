@@ -351,7 +351,13 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 		profs := make([][]string, len(tools))
 		extra := make([]string, len(tools)) // the profile of the untimed run
 		for rep := range reps + 1 {
-			for i, t := range tools {
+			// Each repetition starts with the next tool, so that no tool
+			// always runs right after the same other one (after borg, whose
+			// reads drop the dataset from the page cache, the next create
+			// runs in a disturbed system).
+			for k := range tools {
+				i := (k + rep) % len(tools)
+				t := tools[i]
 				tr := res.tools[i]
 				if tr.failed != nil {
 					continue
