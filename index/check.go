@@ -46,6 +46,11 @@ type Checker struct {
 	damaged  map[packBlob]bool // blobs that failed to read back, by pack
 	gone     map[repo.ID]bool  // indexed packs that are missing or unreadable
 
+	// bases keeps the verified plaintexts of recently used delta bases:
+	// the small files of a run are deltas of one dictionary, which would
+	// otherwise be read again for each of them.
+	bases baseCache
+
 	ReadPacks int
 	ReadBytes int64
 }
@@ -381,9 +386,13 @@ func (c *Checker) basesAvailable(e repo.BlobEntry) error {
 func (c *Checker) deltaDict(ctx context.Context, e repo.BlobEntry) ([]byte, error) {
 	dict := []byte{}
 	for _, b := range e.Bases {
-		plain, err := c.loadBlob(ctx, repo.DataBlob, b, true)
-		if err != nil {
-			return nil, fmt.Errorf("base %s: %w", b.Short(), err)
+		plain, ok := c.bases.get(b)
+		if !ok {
+			var err error
+			if plain, err = c.loadBlob(ctx, repo.DataBlob, b, true); err != nil {
+				return nil, fmt.Errorf("base %s: %w", b.Short(), err)
+			}
+			c.bases.put(b, plain)
 		}
 		if len(dict)+len(plain) > repo.MaxDeltaDict {
 			return nil, fmt.Errorf("bases exceed %d bytes", repo.MaxDeltaDict)

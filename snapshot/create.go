@@ -85,7 +85,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	if err != nil {
 		return nil, err
 	}
-	a.dict = newDictionaries(ix, w, o.Writer.Compression, a.failSave)
+	a.dict = newDictionaries(ctx, ix, w, o.Writer.Compression, func(err error) { a.opts.Report(Event{Kind: EventWarning, Err: err}) })
 	if dict := previousDictionary(parent, sns, o.Host); dict != nil {
 		if err := a.dict.reuse(ctx, *dict); err != nil {
 			a.opts.Report(Event{Kind: EventWarning, Err: fmt.Errorf("%w; building a new one", err)})
@@ -95,10 +95,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	tree, err := a.run(runCtx, cancelRun, root, parentTree)
-	a.dict.wait()
-	if err == nil {
-		err = a.saveError() // the dictionary's, stored in the background
-	}
+	a.dict.wait() // it stores the dictionary with w: not after Flush
 	if err != nil {
 		return nil, err
 	}

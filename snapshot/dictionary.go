@@ -44,15 +44,19 @@ type dictionaries struct {
 
 	ready atomic.Pointer[repo.Dictionary]
 
+	// ctx is the run's own context (Create's): the background build
+	// outlives the save worker that starts it, whose context ends with
+	// the walk, but not an interrupted run.
+	ctx      context.Context
 	mu       sync.Mutex
 	samples  [][]byte
 	done     bool           // the samples are complete: building, built or given up
 	building sync.WaitGroup // the background build (sample)
-	fail     func(error)    // reports an error of the background build
+	warn     func(error)    // reports why the run goes on without a dictionary
 }
 
-func newDictionaries(ix *index.Index, w *index.Writer, level repo.Compression, fail func(error)) *dictionaries {
-	return &dictionaries{ix: ix, w: w, level: level, done: level == repo.CompressionOff, fail: fail}
+func newDictionaries(ctx context.Context, ix *index.Index, w *index.Writer, level repo.Compression, warn func(error)) *dictionaries {
+	return &dictionaries{ctx: ctx, ix: ix, w: w, level: level, done: level == repo.CompressionOff, warn: warn}
 }
 
 // reuse makes the dictionary stored as data blob id this run's. When it is
@@ -63,17 +67,21 @@ func (d *dictionaries) reuse(ctx context.Context, id repo.ID) error {
 	if d.level == repo.CompressionOff {
 		return nil
 	}
+	loc, ok := d.ix.Lookup(repo.DataBlob, id)
+	if !ok {
+		return nil
+	}
+	if loc.Entry.RawLength > 4*dictSize {
+		// Not one snap built: every small file's compression would copy
+		// it. (A hostile or foreign snapshot document can name any blob.)
+		return fmt.Errorf("dictionary %s of the parent snapshot has %d bytes, more than %d", id.Short(), loc.Entry.RawLength, 4*dictSize)
+	}
 	plain, err := d.ix.LoadBlob(ctx, repo.DataBlob, id, nil)
 	if errors.Is(err, index.ErrBlobNotIndexed) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("dictionary %s of the parent snapshot: %w", id.Short(), err)
-	}
-	if len(plain) > 4*dictSize {
-		// Not one snap built: every small file's compression would copy
-		// it. (A hostile or foreign snapshot document can name any blob.)
-		return fmt.Errorf("dictionary %s of the parent snapshot has %d bytes, more than %d", id.Short(), len(plain), 4*dictSize)
 	}
 	if err := d.w.SaveDictionary(ctx, id, plain); err != nil {
 		return err
@@ -126,38 +134,37 @@ func (d *dictionaries) save(ctx context.Context, id repo.ID, plain []byte) error
 	if _, err := d.w.Save(ctx, repo.DataBlob, id, plain); err != nil {
 		return err
 	}
-	return d.sample(ctx, plain)
+	d.sample(plain)
+	return nil
 }
 
 // sample keeps the start of plain; the call that completes the samples
 // starts building and storing the dictionary in the background, while the
-// save workers go on compressing files alone. An error storing it fails
-// the run like any failed save (fail).
-func (d *dictionaries) sample(ctx context.Context, plain []byte) error {
+// save workers go on compressing files alone. The dictionary is a saving,
+// not part of the backup: when building or storing it fails, the run is
+// warned and goes on without one (a failing repository fails the run
+// through its other writes).
+func (d *dictionaries) sample(plain []byte) {
 	d.mu.Lock()
 	if d.done {
 		d.mu.Unlock()
-		return nil
+		return
 	}
 	d.samples = append(d.samples, append([]byte(nil), plain[:min(len(plain), sampleBytes)]...))
 	if len(d.samples) < dictSamples+dictTrials {
 		d.mu.Unlock()
-		return nil
+		return
 	}
 	samples := d.samples
 	d.samples, d.done = nil, true
 	d.building.Add(1)
 	d.mu.Unlock()
-	// The save workers' context ends when the walk does; the dictionary
-	// is stored like a pack upload, whose context outlives it.
-	ctx = context.WithoutCancel(ctx)
 	go func() {
 		defer d.building.Done()
-		if err := repo.Catch(func() error { return d.build(ctx, samples) }); err != nil && d.fail != nil {
-			d.fail(err)
+		if err := repo.Catch(func() error { return d.build(d.ctx, samples) }); err != nil && d.warn != nil {
+			d.warn(fmt.Errorf("no dictionary for small files in this run: %w", err))
 		}
 	}()
-	return nil
 }
 
 // wait waits for a dictionary being built; the run's Flush must not start

@@ -156,3 +156,35 @@ func TestDictionaryNotForFewOrUnlikeFiles(t *testing.T) {
 		t.Error("a run without compression got a dictionary")
 	}
 }
+
+// TestDictionaryMissing: a snapshot naming a dictionary that no pack holds
+// (lost, or written by something else) neither stops prune (UsedBlobs
+// leaves it out) nor troubles the next run, which builds its own.
+func TestDictionaryMissing(t *testing.T) {
+	p := newPipelineRepo(t)
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	writeSources(t, src, 0, 10)
+	sn := p.createCompressed([]string{src})
+	bogus := *sn
+	gone := repo.ID{1, 2, 3}
+	bogus.Dictionary = &gone
+	used, err := UsedBlobs(ctx, p.ix, []*Snapshot{&bogus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := used[index.BlobRef{Type: repo.DataBlob, ID: gone}]; ok {
+		t.Error("a dictionary no pack holds counts as used")
+	}
+	var warnings []error
+	_, err = Create(ctx, p.ix, NewLoader(p.ix.Repository(), ""), CreateOptions{Paths: []string{src}, Host: "test", Parent: &bogus,
+		Writer: index.WriterOptions{Compression: repo.CompressionFastest},
+		Archive: ArchiveOptions{Report: func(ev Event) {
+			if ev.Kind == EventWarning || ev.Kind == EventError {
+				warnings = append(warnings, ev.Err)
+			}
+		}}})
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("create after a snapshot with a missing dictionary: %v, warnings %v", err, warnings)
+	}
+}

@@ -11,14 +11,19 @@ import (
 
 // UsedBlobs returns every blob the snapshots refer to: their trees, the
 // data blobs of their files and their dictionaries (which the next run
-// takes over: dictionary.go). Each tree is read once, however many
+// takes over: dictionary.go) when the index has them. Each tree is read once, however many
 // snapshots share it. A tree that cannot be read is an error naming the
 // snapshot: prune must not run on a partial picture.
 func UsedBlobs(ctx context.Context, ix *index.Index, sns []*Snapshot) (index.BlobSet, error) {
 	used := index.BlobSet{}
 	for _, sn := range sns {
+		// A dictionary no pack holds (lost, or named by a document snap
+		// did not write) costs nothing but the next run building another:
+		// it must not make prune refuse to run.
 		if sn.Dictionary != nil {
-			used.Add(repo.DataBlob, *sn.Dictionary)
+			if _, ok := ix.Lookup(repo.DataBlob, *sn.Dictionary); ok {
+				used.Add(repo.DataBlob, *sn.Dictionary)
+			}
 		}
 		if !used.Add(repo.TreeBlob, sn.Tree) {
 			continue
