@@ -205,27 +205,33 @@ func (r *Repository) CompressWithDictionary(d *Dictionary, plaintext, scratch []
 // Worth reports whether compressing samples (up to 64 of them, spread
 // over the list) against d saves at least 5 % of what they take compressed
 // alone at the same level, counting the base's cost (OneBaseOverhead) for
-// each. The samples must not be those d was built from: data with nothing
-// in common (compressed or encrypted files) gives a dictionary of chance
-// pieces of its samples, which would only cost CPU and its blob.
+// each (Pays). The samples must not be those d was built from: data with
+// nothing in common (compressed or encrypted files) gives a dictionary of
+// chance pieces of its samples, which would only cost CPU and its blob.
 func (r *Repository) Worth(d *Dictionary, samples [][]byte) bool {
 	step := max(len(samples)/64, 1)
 	var alone, with int
-	var scratch []byte
 	for i := 0; i < len(samples); i += step {
-		s := samples[i]
-		payload, _, sc := r.CompressBlob(s, d.level, scratch) // s itself when that does not shrink it
-		alone += len(payload)
-		out, ok, sc := r.CompressWithDictionary(d, s, sc)
-		if ok {
-			with += len(out) + OneBaseOverhead
-		} else {
-			with += len(s) + OneBaseOverhead
-		}
-		scratch = sc
+		a, w := r.DictionaryGain(d, samples[i])
+		alone, with = alone+a, with+w
 	}
-	return alone > 0 && with <= alone*95/100
+	return Pays(alone, with)
 }
+
+// DictionaryGain returns what plaintext takes compressed alone (itself when
+// that does not shrink it) and against d, with the base's cost.
+func (r *Repository) DictionaryGain(d *Dictionary, plaintext []byte) (alone, with int) {
+	payload, _, scratch := r.CompressBlob(plaintext, d.level, nil)
+	alone = len(payload)
+	if out, ok, _ := r.CompressWithDictionary(d, plaintext, scratch); ok {
+		return alone, len(out) + OneBaseOverhead
+	}
+	return alone, len(plaintext) + OneBaseOverhead
+}
+
+// Pays reports whether blobs that take alone bytes compressed on their own
+// and with against a dictionary are at least 5 % smaller with it.
+func Pays(alone, with int) bool { return alone > 0 && with <= alone*95/100 }
 
 // OneBaseOverhead is what a delta with one base costs beyond its payload:
 // the base count and ID in the pack trailer and again in the index segment.

@@ -15,13 +15,15 @@ import (
 // compressed against it and stored as deltas with its blob as their base.
 //
 // A run takes its parent snapshot's dictionary when that is still stored
-// in a live pack. Otherwise the first dictSamples+dictTrials new small
-// files are compressed alone and sampled (their first sampleBytes); the
+// (and drops it if its first rejudgeFiles small files show that it no
+// longer pays). Otherwise the first dictSamples+dictTrials new small files
+// are compressed alone and sampled (their first sampleBytes); the
 // dictionary is built from dictSamples of them and kept if it makes the
-// others at least 5 % smaller (repo.Repository.Worth); it is stored in a pack of its own and indexed at once
-// (index.Writer.SaveDictionary), and the files after them use it. A run
-// with fewer new small files has no dictionary. The snapshot records the
-// dictionary it used, for the next run.
+// others at least 5 % smaller (repo.Repository.Worth); it is stored in a
+// pack of its own and indexed at once (index.Writer.SaveDictionary), and
+// the files after them use it. A run with fewer new small files has no
+// dictionary. The snapshot records the dictionary it used, for the next
+// run.
 const (
 	dictSamples = 256 // to build the dictionary from
 	dictTrials  = 64  // to judge it by
@@ -53,7 +55,20 @@ type dictionaries struct {
 	done     bool           // the samples are complete: building, built or given up
 	building sync.WaitGroup // the background build (sample)
 	warn     func(error)    // reports why the run goes on without a dictionary
+
+	// A dictionary taken over is judged again (judge): judging is set
+	// until rejudgeFiles files have been compressed both ways.
+	judging               bool
+	judged                int
+	judgeAlone, judgeWith int
 }
+
+// rejudgeFiles is how many small files of a run judge a dictionary taken
+// over from an earlier one, each compressed both ways: a host's data
+// changes over the years, and a dictionary that no longer pays (Pays) is
+// dropped for the rest of the run, which builds a new one from the files
+// that follow.
+const rejudgeFiles = 16
 
 func newDictionaries(ctx context.Context, ix *index.Index, w *index.Writer, level repo.Compression, warn func(error)) *dictionaries {
 	return &dictionaries{ctx: ctx, ix: ix, w: w, level: level, done: level == repo.CompressionOff, warn: warn}
@@ -91,10 +106,40 @@ func (d *dictionaries) reuse(ctx context.Context, id repo.ID) error {
 		return err
 	}
 	d.mu.Lock()
-	d.done, d.samples = true, nil
+	d.done, d.samples, d.judging = true, nil, true
 	d.mu.Unlock()
 	d.ready.Store(dict)
 	return nil
+}
+
+// judge compresses plain both ways while a dictionary taken over is being
+// judged, and drops the dictionary once rejudgeFiles files say it does not
+// pay.
+func (d *dictionaries) judge(dict *repo.Dictionary, plain []byte) {
+	d.mu.Lock()
+	judging := d.judging
+	d.mu.Unlock()
+	if !judging {
+		return
+	}
+	alone, with := d.ix.Repository().DictionaryGain(dict, plain)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.judging {
+		return
+	}
+	d.judged++
+	d.judgeAlone += alone
+	d.judgeWith += with
+	if d.judged < rejudgeFiles {
+		return
+	}
+	d.judging = false
+	if !repo.Pays(d.judgeAlone, d.judgeWith) {
+		// Blobs already stored against it stay readable: it is their base.
+		d.ready.Store(nil)
+		d.done, d.samples = false, nil
+	}
 }
 
 // id returns the dictionary this run used, if any.
@@ -128,8 +173,11 @@ func (d *dictionaries) save(ctx context.Context, id repo.ID, plain []byte) error
 			_, err := d.w.Save(ctx, repo.DataBlob, id, plain)
 			return err
 		}
-		_, err := d.w.SaveWithDictionary(ctx, id, plain, dict)
-		return err
+		d.judge(dict, plain)
+		if d.ready.Load() == dict {
+			_, err := d.w.SaveWithDictionary(ctx, id, plain, dict)
+			return err
+		}
 	}
 	if _, err := d.w.Save(ctx, repo.DataBlob, id, plain); err != nil {
 		return err

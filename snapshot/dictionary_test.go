@@ -188,3 +188,32 @@ func TestDictionaryMissing(t *testing.T) {
 		t.Fatalf("create after a snapshot with a missing dictionary: %v, warnings %v", err, warnings)
 	}
 }
+
+// TestDictionaryJudgedAgain: a dictionary taken over that does not pay
+// for the run's files (random data where the first run had source files)
+// is dropped after rejudgeFiles of them, and the snapshot names none; the
+// files stored against it before that restore as well.
+func TestDictionaryJudgedAgain(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	writeSources(t, src, 0, dictSamples+dictTrials+20)
+	sn1 := p.createCompressed([]string{src})
+	if sn1.Dictionary == nil {
+		t.Fatal("no dictionary in the first run")
+	}
+	for i := range 100 {
+		b := make([]byte, 3000+i)
+		rand.NewChaCha8([32]byte{byte(i), 9}).Read(b)
+		writeFile(t, filepath.Join(src, fmt.Sprintf("random%03d.bin", i)), b, 0o644)
+	}
+	sn2 := p.createCompressed([]string{src})
+	if sn2.Dictionary != nil {
+		t.Errorf("the second run kept dictionary %s for random files", sn2.Dictionary.Short())
+	}
+	target := t.TempDir()
+	if _, errs := p.restore(sn2, "/", target, RestoreOptions{}); len(errs) > 0 {
+		t.Fatalf("restore: %v", errs)
+	}
+	sameTrees(t, src, filepath.Join(target, src))
+	p.checkClean(2)
+}
