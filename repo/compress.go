@@ -37,6 +37,18 @@ func (c Compression) String() string {
 	return [...]string{"off", "fastest", "default", "better"}[c]
 }
 
+// zstdLevel is zstd's encoder level for c (off has none: callers do not
+// compress at all).
+func (c Compression) zstdLevel() zstd.EncoderLevel {
+	switch c {
+	case CompressionDefault:
+		return zstd.SpeedDefault
+	case CompressionBetter:
+		return zstd.SpeedBetterCompression
+	}
+	return zstd.SpeedFastest
+}
+
 // encoderWindow is how far back the encoders look for matches. It sets
 // their memory (each encoder state keeps twice the window), and blobs are
 // chunks of a few MiB: a window of 2 MiB compresses them within 0.05 % of
@@ -60,13 +72,8 @@ type compressor struct {
 
 func newCompressor() (*compressor, error) {
 	c := &compressor{}
-	levels := map[Compression]zstd.EncoderLevel{
-		CompressionFastest: zstd.SpeedFastest,
-		CompressionDefault: zstd.SpeedDefault,
-		CompressionBetter:  zstd.SpeedBetterCompression,
-	}
-	for l, zl := range levels {
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithWindowSize(encoderWindow),
+	for _, l := range []Compression{CompressionFastest, CompressionDefault, CompressionBetter} {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l.zstdLevel()), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithWindowSize(encoderWindow),
 			zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithAllLitEntropyCompression(true))
 		if err != nil {
 			return nil, err
@@ -108,9 +115,8 @@ func (c *compressor) compressDelta(dst, src, dict []byte, level Compression) ([]
 	select {
 	case enc = <-c.deltaEnc[level]:
 	default:
-		zl := map[Compression]zstd.EncoderLevel{CompressionDefault: zstd.SpeedDefault, CompressionBetter: zstd.SpeedBetterCompression}[level]
 		var err error
-		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(deltaWindow),
+		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level.zstdLevel()), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(deltaWindow),
 			zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithEncoderDictRaw(0, []byte{0}))
 		if err != nil {
 			return dst, false

@@ -166,11 +166,6 @@ type Dictionary struct {
 // NewDictionary prepares to compress against plain, the plaintext of data
 // blob id, at the given level.
 func (r *Repository) NewDictionary(id ID, plain []byte, level Compression) (*Dictionary, error) {
-	zl := map[Compression]zstd.EncoderLevel{
-		CompressionFastest: zstd.SpeedFastest,
-		CompressionDefault: zstd.SpeedDefault,
-		CompressionBetter:  zstd.SpeedBetterCompression,
-	}[level]
 	if level == CompressionOff || len(plain) == 0 {
 		return nil, fmt.Errorf("a dictionary needs compression and content")
 	}
@@ -178,7 +173,7 @@ func (r *Repository) NewDictionary(id ID, plain []byte, level Compression) (*Dic
 	// dictionary from the blob's base, as for every delta.
 	// Lower memory: each state's history is then the window plus a block
 	// (1.1 MiB) rather than twice the window.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zl), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level.zstdLevel()), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithWindowSize(dictWindow), zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true),
 		zstd.WithAllLitEntropyCompression(true), zstd.WithEncoderDictRaw(0, plain))
 	if err != nil {
