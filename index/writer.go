@@ -165,31 +165,17 @@ func (w *Writer) SaveDictionary(ctx context.Context, id repo.ID, plain []byte) e
 	payload, compressed, _ := w.r.CompressBlob(plain, w.opts.Compression, nil)
 	p := repo.NewSmallPack(len(payload))
 	stored := w.r.AddBlob(p, repo.DataBlob, id, payload, compressed, len(plain), nil)
-	packID, data, ents := w.r.FinishPack(p)
-	err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: packID.String()}, data)
-	size := int64(len(data))
-	w.r.ReleasePack(data)
+	pk, err := w.uploadPack(ctx, p)
 	if err != nil {
-		return fmt.Errorf("upload dictionary pack %s: %w", packID.Short(), err)
+		return fmt.Errorf("dictionary: %w", err)
 	}
-	seg := &Segment{Packs: []Pack{{ID: packID, Size: size, Status: PackLive, Blobs: ents}}}
-	segID, err := w.r.SaveObject(ctx, repo.IndexFile, seg.Encode())
-	if err == nil {
-		err = w.ix.AddSegment(segID, seg)
-	}
-	if err != nil {
-		return fmt.Errorf("write index segment of dictionary pack %s: %w", packID.Short(), err)
+	if err := w.saveSegment(ctx, []Pack{pk}); err != nil {
+		return fmt.Errorf("write index segment of dictionary pack %s: %w", pk.ID.Short(), err)
 	}
 	w.mu.Lock()
-	w.reused[packID] = struct{}{}
+	w.reused[pk.ID] = struct{}{}
 	w.mu.Unlock()
-	w.packs.Add(1)
-	w.blobs.Add(1)
-	w.raw.Add(int64(len(plain)))
-	w.stored.Add(int64(stored))
-	if w.opts.Added != nil {
-		w.opts.Added(int64(len(plain)), int64(stored))
-	}
+	w.counted(len(plain), stored)
 	return nil
 }
 
@@ -262,12 +248,7 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 		w.putScratch(delta)
 	}
 	w.putScratch(scratch)
-	w.blobs.Add(1)
-	w.raw.Add(int64(len(plain)))
-	w.stored.Add(int64(stored))
-	if w.opts.Added != nil {
-		w.opts.Added(int64(len(plain)), int64(stored))
-	}
+	w.counted(len(plain), stored)
 	for _, f := range full {
 		if err := w.upload(ctx, f); err != nil {
 			return true, err
@@ -306,6 +287,17 @@ func (w *Writer) compressDelta(ctx context.Context, plain []byte, bases []repo.I
 	}
 	w.mu.Unlock()
 	return out, usable
+}
+
+// counted counts one new blob of raw plaintext bytes, stored bytes in its
+// pack.
+func (w *Writer) counted(raw, stored int) {
+	w.blobs.Add(1)
+	w.raw.Add(int64(raw))
+	w.stored.Add(int64(stored))
+	if w.opts.Added != nil {
+		w.opts.Added(int64(raw), int64(stored))
+	}
 }
 
 // getScratch returns a compression buffer with room for the compression of
@@ -365,23 +357,16 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 // store finishes a pack, uploads it and, every segmentPacks packs, writes
 // their index segment. An upload failure becomes the writer's error.
 func (w *Writer) store(ctx context.Context, p *repo.PackBuilder) {
-	id, data, ents := w.r.FinishPack(p)
-	err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()}, data)
-	if err == nil && w.ix.packs != nil && len(ents) > 0 && ents[0].Type == repo.TreeBlob {
-		w.ix.packs.store(id, data) // the next run reads these trees as its parent
-	}
-	size := int64(len(data))
-	w.r.ReleasePack(data)
+	pk, err := w.uploadPack(ctx, p)
 	w.mu.Lock()
 	if err != nil {
 		if w.err == nil {
-			w.err = fmt.Errorf("upload pack %s: %w", id.Short(), err)
+			w.err = err
 		}
 		w.mu.Unlock()
 		return
 	}
-	w.packs.Add(1)
-	w.pending = append(w.pending, Pack{ID: id, Size: size, Status: PackLive, Blobs: ents})
+	w.pending = append(w.pending, pk)
 	var batch []Pack
 	if len(w.pending) >= segmentPacks {
 		batch, w.pending = w.pending, nil
@@ -392,14 +377,26 @@ func (w *Writer) store(ctx context.Context, p *repo.PackBuilder) {
 	}
 }
 
+// uploadPack finishes a pack and saves it, and gives its buffer back.
+func (w *Writer) uploadPack(ctx context.Context, p *repo.PackBuilder) (Pack, error) {
+	id, data, ents := w.r.FinishPack(p)
+	err := w.r.Backend().Save(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()}, data)
+	if err == nil && w.ix.packs != nil && len(ents) > 0 && ents[0].Type == repo.TreeBlob {
+		w.ix.packs.store(id, data) // the next run reads these trees as its parent
+	}
+	size := int64(len(data))
+	w.r.ReleasePack(data)
+	if err != nil {
+		return Pack{}, fmt.Errorf("upload pack %s: %w", id.Short(), err)
+	}
+	w.packs.Add(1)
+	return Pack{ID: id, Size: size, Status: PackLive, Blobs: ents}, nil
+}
+
 // writeSegment writes the index segment for durable packs, then adds them
 // to the cache and forgets them from inRun (the cache answers for them now).
 func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
-	seg := &Segment{Packs: packs}
-	id, err := w.r.SaveObject(ctx, repo.IndexFile, seg.Encode())
-	if err == nil {
-		err = w.ix.AddSegment(id, seg)
-	}
+	err := w.saveSegment(ctx, packs)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -418,6 +415,17 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 		// to them yet), so they are confirmed like reused ones.
 		w.reused[p.ID] = struct{}{}
 	}
+}
+
+// saveSegment writes the index segment for durable packs and adds it to
+// the cache.
+func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
+	seg := &Segment{Packs: packs}
+	id, err := w.r.SaveObject(ctx, repo.IndexFile, seg.Encode())
+	if err != nil {
+		return err
+	}
+	return w.ix.AddSegment(id, seg)
 }
 
 // Flush closes the open packs, waits for every upload and writes the index
