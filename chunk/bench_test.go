@@ -127,3 +127,50 @@ func BenchmarkNewCutFinder(b *testing.B) {
 		NewCutFinder(p)
 	}
 }
+
+// BenchmarkStreamChunker measures cutting a stream (standard input, a
+// dump) with the stream bounds (16 KiB min, 48 KiB average, 256 KiB max),
+// as one goroutine does for every stream a create saves.
+func BenchmarkStreamChunker(b *testing.B) {
+	data := benchData(b)
+	p := benchParams(b).StreamParams()
+	buf := make([]byte, 0, p.MaxSize)
+	c := NewStreamChunker(p)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		c.Reset(bytes.NewReader(data))
+		for {
+			_, err := c.Next(buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkChunkerStreamBounds is restic/chunker with the stream bounds,
+// what StreamChunker replaced for streams.
+func BenchmarkChunkerStreamBounds(b *testing.B) {
+	data := benchData(b)
+	p := benchParams(b).StreamParams()
+	buf := make([]byte, 0, p.MaxSize)
+	c := New(bytes.NewReader(data), p)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		c.Reset(bytes.NewReader(data))
+		for {
+			_, err := c.Next(buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -121,7 +121,7 @@ func (f *CutFinder) next(ra io.ReaderAt, start, size int64) (int64, error) {
 			}
 			return -1, err
 		}
-		if i := f.scan(lo, windowSize+n); i >= 0 {
+		if i := f.scan(f.buf, lo, windowSize+n); i >= 0 {
 			return p + int64(i-windowSize) + 1, nil
 		}
 		p += int64(n)
@@ -141,11 +141,13 @@ func (f *CutFinder) next(ra io.ReaderAt, start, size int64) (int64, error) {
 // restic/chunker's throughput here; eight lanes were slower).
 const lanes = 4
 
-// scan returns the index of the first byte in f.buf[lo:hi] after which
+// scan returns the index of the first byte in buf[lo:hi] after which
 // the fingerprint of the windowSize bytes ending there has no bits in the
-// mask, or -1. f.buf[lo-windowSize:lo] must hold the bytes before lo.
-func (f *CutFinder) scan(lo, hi int) int {
-	buf := f.buf[:hi]
+// mask, or -1. buf[lo-windowSize+1:lo] must hold the bytes before lo;
+// buf[lo-windowSize] is only slid out, so it may hold anything (next puts
+// a zero there, a StreamChunker the byte before).
+func (f *CutFinder) scan(buf []byte, lo, hi int) int {
+	buf = buf[:hi]
 	part := (hi - lo) / lanes
 	if part < 4*windowSize { // too short to pay for warming up lanes
 		return f.scanLane(buf, lo, hi)

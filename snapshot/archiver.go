@@ -103,6 +103,7 @@ type archiver struct {
 	saveQ        chan saveJob
 	chunkers     sync.Pool // *chunk.Chunker for files (--sequential-read)
 	fileChunkers sync.Pool // *chunk.FileChunker for files
+	streamCutter sync.Pool // *chunk.StreamChunker for streams (bounds a.streams)
 
 	// saveErr is the first error of a save worker; it cancels the run.
 	errMu   sync.Mutex
@@ -479,8 +480,10 @@ func (c pooledChunker) Close() {
 // more) a chunk.Parallel, whose scouts find the cut points of regions
 // ahead on the other cores (the one chunker was the stage that left a core
 // idle on a single large file: docs/benchmarks.md); for another file a
-// chunk.FileChunker from the pool; for a stream, and for a file with
-// --sequential-read, one chunk.Chunker. The chunks are the same either way.
+// chunk.FileChunker from the pool; for a stream a chunk.StreamChunker; for
+// a file with --sequential-read (and a stream with bounds too large for a
+// StreamChunker's window) one chunk.Chunker. The chunks are the same
+// either way.
 func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, size int64) chunkSource {
 	region := chunk.ParallelRegion(p, a.opts.scoutRegion)
 	ra, isFile := rd.(io.ReaderAt)
@@ -505,6 +508,17 @@ func (a *archiver) chunker(ctx context.Context, rd io.Reader, p chunk.Params, si
 			spare.hold()
 			return scoutedChunker{pc, a.scouts, n}
 		}
+	}
+	if !isFile && p == a.streams && p.MaxSize <= chunk.StreamChunkerMaxSize {
+		// A stream has one goroutine to cut it, which bounds how fast a
+		// dump is saved: a chunk.StreamChunker cuts it in a window of
+		// its bytes for two thirds of restic/chunker's CPU.
+		sc, _ := a.streamCutter.Get().(*chunk.StreamChunker)
+		if sc == nil {
+			sc = chunk.NewStreamChunker(p)
+		}
+		sc.Reset(rd)
+		return pooledStreamChunker{sc, &a.streamCutter}
 	}
 	if p != a.files {
 		return pooledChunker{Chunker: chunk.New(rd, p)}
@@ -538,6 +552,18 @@ type pooledFileChunker struct {
 func (c pooledFileChunker) Close() {
 	c.FileChunker.Reset(nil, 0, 0) // let go of the file
 	c.pool.Put(c.FileChunker)
+}
+
+// pooledStreamChunker is a chunk.StreamChunker of the archiver's pool;
+// Close returns it.
+type pooledStreamChunker struct {
+	*chunk.StreamChunker
+	pool *sync.Pool
+}
+
+func (c pooledStreamChunker) Close() {
+	c.StreamChunker.Reset(nil) // let go of the stream
+	c.pool.Put(c.StreamChunker)
 }
 
 // scoutedChunker is a chunk.Parallel holding n of the run's scout slots,

@@ -245,7 +245,7 @@ func (r *report) renderStages(p func(string, ...any)) {
 		p("  Counting also the CPU the kernel spends reading the input and writing the packs, and hashing the packs for their names (%.2f bytes of packs per byte of dataset 2 for snap),", l.StoredRatio)
 		p("  the limit is **%.0f MB/s**. The stage benchmarks leave that out; the target uses the limit above.", l.CreateIO)
 	}
-	p("- **create, one stream** (standard input, a dump: chunked by one goroutine, with the chunker): min(chunker on one core = %.0f MB/s, all stages over %d cores) = **%.0f MB/s**.",
+	p("- **create, one stream** (standard input, a dump: cut by one goroutine, with the stream chunker): min(stream chunker on one core = %.0f MB/s, all stages over %d cores) = **%.0f MB/s**.",
 		l.Chunk, l.Cores, l.CreateStream)
 	if l.DiskWrite > 0 && l.DiskWrite < l.CreateCPU {
 		p("  The storage write rate measured here (%.0f MB/s of packs) is lower than that CPU limit for incompressible data.", l.DiskWrite)

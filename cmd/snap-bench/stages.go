@@ -29,13 +29,14 @@ type stage struct {
 }
 
 var stageAbout = map[string]string{
-	"Chunker":     "content-defined chunking (restic/chunker, 512 KiB / 1 MiB / 8 MiB)",
-	"CutFinder":   "the same cut points found without copying the chunks, as a large file's scouts find them (chunk.CutFinder)",
-	"BLAKE3":      "keyed BLAKE3-256 of 1 MiB chunks",
-	"ZstdFastest": "zstd compression, level fastest",
-	"AESGCM":      "AES-256-GCM sealing",
-	"SealBlob":    "compress (when it helps) + encrypt, as a save worker does",
-	"OpenBlob":    "decrypt + decompress, as restore does",
+	"Chunker":       "content-defined chunking (restic/chunker, 512 KiB / 1 MiB / 8 MiB)",
+	"CutFinder":     "the same cut points found without copying the chunks, as a large file's scouts find them (chunk.CutFinder)",
+	"StreamChunker": "a stream (standard input, a dump) cut with the stream bounds (16 KiB / 48 KiB / 256 KiB) in a window of its bytes (chunk.StreamChunker)",
+	"BLAKE3":        "keyed BLAKE3-256 of 1 MiB chunks",
+	"ZstdFastest":   "zstd compression, level fastest",
+	"AESGCM":        "AES-256-GCM sealing",
+	"SealBlob":      "compress (when it helps) + encrypt, as a save worker does",
+	"OpenBlob":      "decrypt + decompress, as restore does",
 }
 
 // runStages runs the stage benchmarks of chunk/ and repo/ on one core
@@ -46,7 +47,7 @@ var stageAbout = map[string]string{
 // run of ZstdFastest came out at 92 MB/s where SealBlob, which includes
 // it, made 138). The best makes the limits the highest, the strictest.
 func runStages(moduleDir, sample string, benchtime string) ([]stage, string, error) {
-	args := []string{"test", "-p", "1", "-run", "^$", "-bench", "^Benchmark(Chunker|CutFinder|BLAKE3|ZstdFastest|AESGCM|SealBlob|OpenBlob)$",
+	args := []string{"test", "-p", "1", "-run", "^$", "-bench", "^Benchmark(Chunker|CutFinder|StreamChunker|BLAKE3|ZstdFastest|AESGCM|SealBlob|OpenBlob)$",
 		"-benchtime", benchtime, "-cpu", "1", "-count", "3", "./chunk", "./repo"}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = moduleDir
@@ -94,16 +95,16 @@ func stageRate(st []stage, name string) float64 {
 // limits are the throughputs the stage benchmarks imply for one stream.
 type limits struct {
 	Cores int
-	// Create: a stream is chunked by one goroutine; hashing, compression
-	// and encryption run on every core. So the stream goes no faster than
-	// the chunker on one core, nor faster than all the work spread over
-	// every core. A large file is chunked on every core too (its cut
+	// Create: a stream is chunked by one goroutine (chunk.StreamChunker);
+	// hashing, compression and encryption run on every core. So the
+	// stream goes no faster than that chunker on one core, nor faster than
+	// all the work spread over every core. A large file is chunked on every core too (its cut
 	// points are found by scouts, with chunk.CutFinder: chunk.Parallel),
 	// so its limit is CreateCPU, which dataset 2's target uses.
 	CreateStream float64 // MB/s
 	BLAKE3       float64 // MB/s of the hash on one core (packs are hashed for their names too)
 	CreateCPU    float64 // all stages of a large file (cut finder, BLAKE3, seal) over all cores
-	Chunk        float64 // the chunker on one core
+	Chunk        float64 // the stream chunker on one core
 	CutFinder    float64 // the scouts' cut finder on one core
 	Seal         float64 // compress + encrypt on one core (see computeLimits)
 	// Restore: open (decrypt, decompress) and verify (BLAKE3) on every core.
@@ -143,7 +144,7 @@ func computeLimits(st []stage, io ioCost) limits {
 		seal = max(seal, 1/both)
 	}
 	l := limits{Cores: runtime.NumCPU(), DiskWrite: io.writeMBps, WriteCPU: io.writeCPU, ReadCPU: io.readCPU, BLAKE3: rate("BLAKE3"), Seal: seal}
-	l.Chunk = rate("Chunker")
+	l.Chunk = rate("StreamChunker")
 	l.CutFinder = rate("CutFinder")
 	if all := inv(l.Chunk, l.BLAKE3, seal); all > 0 {
 		l.CreateStream = min(l.Chunk, float64(l.Cores)/all)
