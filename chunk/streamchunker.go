@@ -7,7 +7,7 @@ import (
 
 // StreamChunker cuts a stream (standard input, a database dump: read once,
 // in order, with Read) into exactly the chunks a Chunker makes, for about
-// half its CPU. It reads the stream into a window buffer and finds each
+// two thirds of its CPU (1.45 times its speed in make bench's stage runs). It reads the stream into a window buffer and finds each
 // cut there in place with a CutFinder's scan, then copies the chunk out.
 // A stream has no other reader to share the work with, so its one
 // chunking goroutine is what bounds how fast a dump is saved: on make
@@ -56,8 +56,12 @@ func (c *StreamChunker) Reset(rd io.Reader) {
 }
 
 // Next returns the next chunk, in buf when it has room, like Chunker.Next:
-// io.EOF at the end of the stream, and a read error as soon as it comes
-// (as restic/chunker does: a stream that failed is not saved).
+// io.EOF at the end of the stream, and a read error as soon as it comes,
+// possibly before chunks of bytes read before it (a stream that failed is
+// not saved). Unlike restic/chunker it does not swallow
+// io.ErrUnexpectedEOF from the reader, and it gives up with
+// io.ErrNoProgress after maxEmptyReads empty reads where io.ReadFull
+// would loop for ever.
 func (c *StreamChunker) Next(buf []byte) ([]byte, error) {
 	if c.rd == nil {
 		return nil, errors.New("stream chunker without a stream")
