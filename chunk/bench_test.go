@@ -73,6 +73,17 @@ func BenchmarkChunker(b *testing.B) {
 	p := benchParams(b)
 	buf := make([]byte, 0, p.MaxSize)
 	c := New(bytes.NewReader(data), p)
+	benchCut(b, data, c, buf)
+}
+
+// cutter is what benchCut drives: a Chunker or a StreamChunker.
+type cutter interface {
+	Reset(io.Reader)
+	Next([]byte) ([]byte, error)
+}
+
+// benchCut cuts data with c, once per iteration, into buf.
+func benchCut(b *testing.B, data []byte, c cutter, buf []byte) {
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for range b.N {
@@ -136,20 +147,7 @@ func BenchmarkStreamChunker(b *testing.B) {
 	p := benchParams(b).StreamParams()
 	buf := make([]byte, 0, p.MaxSize)
 	c := NewStreamChunker(p)
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	for range b.N {
-		c.Reset(bytes.NewReader(data))
-		for {
-			_, err := c.Next(buf)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	benchCut(b, data, c, buf)
 }
 
 // BenchmarkChunkerStreamBounds is restic/chunker with the stream bounds,
@@ -159,18 +157,5 @@ func BenchmarkChunkerStreamBounds(b *testing.B) {
 	p := benchParams(b).StreamParams()
 	buf := make([]byte, 0, p.MaxSize)
 	c := New(bytes.NewReader(data), p)
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	for range b.N {
-		c.Reset(bytes.NewReader(data))
-		for {
-			_, err := c.Next(buf)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	benchCut(b, data, c, buf)
 }

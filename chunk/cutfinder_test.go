@@ -42,6 +42,21 @@ func finderCuts(t testing.TB, data []byte, from int, p Params) []int64 {
 	return cuts
 }
 
+// testBounds are the chunker bounds the cutters are held to
+// restic/chunker's cuts with: small bounds, the smallest allowed (a cut
+// may fall at every position), a few more, and the stream bounds.
+func testBounds(t testing.TB) []Params {
+	t.Helper()
+	base := smallParams(t)
+	return []Params{
+		base,
+		{Polynomial: base.Polynomial, MinSize: 64, MaxSize: 64, AverageBits: 8},
+		{Polynomial: base.Polynomial, MinSize: 64, MaxSize: 300, AverageBits: 8},
+		{Polynomial: base.Polynomial, MinSize: 100, MaxSize: 5000, AverageBits: 10},
+		base.StreamParams(),
+	}
+}
+
 func sameCuts(t testing.TB, got, want []int64) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -59,18 +74,11 @@ func sameCuts(t testing.TB, got, want []int64) {
 // bounds from the smallest allowed (64 bytes, the window) to the default,
 // and a start anywhere.
 func TestCutFinderCutsLikeChunker(t *testing.T) {
-	base := smallParams(t)
 	def, err := NewParams()
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := []Params{
-		base,
-		{Polynomial: base.Polynomial, MinSize: 64, MaxSize: 64, AverageBits: 8},
-		{Polynomial: base.Polynomial, MinSize: 64, MaxSize: 300, AverageBits: 8},
-		{Polynomial: base.Polynomial, MinSize: 100, MaxSize: 5000, AverageBits: 10},
-		base.StreamParams(),
-	}
+	params := testBounds(t)
 	for _, kind := range []string{"random", "text", "zeros", "const", "mixed"} {
 		for _, p := range params {
 			for _, size := range []int{0, 63, 64, 65, 1000, 70000, 600<<10 + 3} {

@@ -29,13 +29,7 @@ func fileChunks(t testing.TB, ra io.ReaderAt, size int64, from int64, p Params) 
 // The chunks equal a Chunker's: every kind of data, bounds from the
 // smallest to the stream and file defaults, a start anywhere.
 func TestFileChunkerCutsLikeChunker(t *testing.T) {
-	base := smallParams(t)
-	params := []Params{
-		base,
-		{Polynomial: base.Polynomial, MinSize: 64, MaxSize: 64, AverageBits: 8},
-		{Polynomial: base.Polynomial, MinSize: 100, MaxSize: 5000, AverageBits: 10},
-		base.StreamParams(),
-	}
+	params := testBounds(t)
 	for _, kind := range []string{"random", "text", "zeros", "const", "mixed"} {
 		for _, p := range params {
 			for _, size := range []int{1, 64, 65, 1000, 70000, 600<<10 + 3} {

@@ -23,14 +23,7 @@ func streamChunks(t *testing.T, rd io.Reader, p Params) [][]byte {
 // window, and readers that hand out one byte, half a buffer, or the last
 // bytes with io.EOF.
 func TestStreamChunkerCutsLikeChunker(t *testing.T) {
-	base := smallParams(t)
-	params := []Params{
-		base,
-		{Polynomial: base.Polynomial, MinSize: 64, MaxSize: 64, AverageBits: 8},
-		{Polynomial: base.Polynomial, MinSize: 64, MaxSize: 300, AverageBits: 8},
-		{Polynomial: base.Polynomial, MinSize: 100, MaxSize: 5000, AverageBits: 10},
-		base.StreamParams(),
-	}
+	params := testBounds(t)
 	readers := map[string]func(io.Reader) io.Reader{
 		"whole":   func(r io.Reader) io.Reader { return r },
 		"onebyte": iotest.OneByteReader,
