@@ -98,12 +98,19 @@ func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
 		}
 		packs = append(packs, bl.Pack)
 	}
+	w.relyOn(packs...)
+	return true
+}
+
+// relyOn records packs this run relies on (those of blobs it reused, and
+// its own once indexed), which the commit confirms: a prune may have
+// marked them.
+func (w *Writer) relyOn(packs ...repo.ID) {
 	w.mu.Lock()
 	for _, p := range packs {
 		w.reused[p] = struct{}{}
 	}
 	w.mu.Unlock()
-	return true
 }
 
 // Save stores the blob unless it is already known. It returns whether the
@@ -157,9 +164,7 @@ func (w *Writer) SaveWithDictionary(ctx context.Context, id repo.ID, plain []byt
 // full copy in a live pack, that pack is relied on instead.
 func (w *Writer) SaveDictionary(ctx context.Context, id repo.ID, plain []byte) error {
 	if loc, ok := w.ix.fullCopy(id, true); ok {
-		w.mu.Lock()
-		w.reused[loc.Pack] = struct{}{}
-		w.mu.Unlock()
+		w.relyOn(loc.Pack)
 		return nil
 	}
 	payload, compressed, _ := w.r.CompressBlob(plain, w.opts.Compression, nil)
@@ -172,9 +177,7 @@ func (w *Writer) SaveDictionary(ctx context.Context, id repo.ID, plain []byte) e
 	if err := w.saveSegment(ctx, []Pack{pk}); err != nil {
 		return fmt.Errorf("write index segment of dictionary pack %s: %w", pk.ID.Short(), err)
 	}
-	w.mu.Lock()
-	w.reused[pk.ID] = struct{}{}
-	w.mu.Unlock()
+	w.relyOn(pk.ID)
 	w.counted(len(plain), stored)
 	return nil
 }
@@ -281,11 +284,7 @@ func (w *Writer) compressDelta(ctx context.Context, plain []byte, bases []repo.I
 		w.putScratch(scratch)
 		return nil, nil
 	}
-	w.mu.Lock()
-	for _, p := range packs {
-		w.reused[p] = struct{}{}
-	}
-	w.mu.Unlock()
+	w.relyOn(packs...)
 	return out, usable
 }
 
