@@ -143,10 +143,8 @@ func previousDictionary(parent *Snapshot, sns []*Snapshot, host string) *repo.ID
 	if parent != nil && parent.Dictionary != nil {
 		return parent.Dictionary
 	}
-	for i := len(sns) - 1; i >= 0; i-- {
-		if sns[i].Host == host && sns[i].Dictionary != nil {
-			return sns[i].Dictionary
-		}
+	if sn := newestOfHost(sns, host, func(sn *Snapshot) bool { return sn.Dictionary != nil }); sn != nil {
+		return sn.Dictionary
 	}
 	return nil
 }
@@ -157,32 +155,31 @@ func previousDictionary(parent *Snapshot, sns []*Snapshot, host string) *repo.ID
 // dump may be in another snapshot than the file parent: one nightly job per
 // database, say, each with its own snapshots.
 func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, path string) []repo.ID {
-	for i := len(sns) - 1; i >= 0; i-- {
-		sn := sns[i]
-		if sn.Host != host || !slices.ContainsFunc(sn.Sources, func(s Source) bool { return s.Path == path }) {
-			continue
-		}
-		t, err := LoadTree(ctx, ix, sn.Tree)
-		comps := strings.Split(strings.TrimPrefix(path, "/"), "/")
-		for j, c := range comps {
-			if err != nil {
-				return nil
-			}
-			n, ok := t.Find(c)
-			switch {
-			case !ok:
-				return nil
-			case j == len(comps)-1:
-				if n.Type == sources.TypeFile {
-					return n.Content
-				}
-				return nil
-			case n.Type != sources.TypeDir:
-				return nil
-			}
-			t, err = LoadTree(ctx, ix, n.Subtree)
-		}
+	sn := newestOfHost(sns, host, func(sn *Snapshot) bool {
+		return slices.ContainsFunc(sn.Sources, func(s Source) bool { return s.Path == path })
+	})
+	if sn == nil {
 		return nil
+	}
+	t, err := LoadTree(ctx, ix, sn.Tree)
+	comps := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for j, c := range comps {
+		if err != nil {
+			return nil
+		}
+		n, ok := t.Find(c)
+		switch {
+		case !ok:
+			return nil
+		case j == len(comps)-1:
+			if n.Type == sources.TypeFile {
+				return n.Content
+			}
+			return nil
+		case n.Type != sources.TypeDir:
+			return nil
+		}
+		t, err = LoadTree(ctx, ix, n.Subtree)
 	}
 	return nil
 }

@@ -358,11 +358,16 @@ func FindAt(sns []*Snapshot, t time.Time, f Filter) (*Snapshot, error) {
 
 // FindParent returns the newest snapshot of the same host and paths, or nil.
 func FindParent(sns []*Snapshot, host string, paths []string) *Snapshot {
-	var found *Snapshot
-	for _, sn := range sns {
-		if sn.Host == host && slices.Equal(sn.Paths, paths) {
-			found = sn
+	return newestOfHost(sns, host, func(sn *Snapshot) bool { return slices.Equal(sn.Paths, paths) })
+}
+
+// newestOfHost returns the last of sns (sorted by time) that is host's and
+// has what want looks for, or nil.
+func newestOfHost(sns []*Snapshot, host string, want func(*Snapshot) bool) *Snapshot {
+	for i := len(sns) - 1; i >= 0; i-- {
+		if sns[i].Host == host && want(sns[i]) {
+			return sns[i]
 		}
 	}
-	return found
+	return nil
 }
