@@ -162,3 +162,81 @@ func TestConcurrentAddSegments(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupEach: LookupEach answers as Lookup does for every blob of a list
+// longer than one of its transactions, unknown blobs and repeats included.
+func TestLookupEach(t *testing.T) {
+	ix, _, _ := newTestIndex(t)
+	ix.pages.min = 1 // pages are released during the lookups too
+	seg := bigSegment(7, 2500)
+	if err := ix.AddSegment(repo.ID{1}, seg); err != nil {
+		t.Fatal(err)
+	}
+	var ids []repo.ID
+	for _, p := range seg.Packs {
+		for _, e := range p.Blobs {
+			ids = append(ids, e.ID)
+		}
+	}
+	ids = append(ids, repo.ID{0xee}, ids[0], repo.ID{})
+	var locs []Location
+	var found []bool
+	ix.LookupEach(repo.DataBlob, ids, func(i int, loc Location, ok bool) {
+		if i != len(locs) {
+			t.Fatalf("call %d for index %d", len(locs), i)
+		}
+		locs, found = append(locs, loc), append(found, ok)
+	})
+	if len(locs) != len(ids) {
+		t.Fatalf("%d calls for %d blobs", len(locs), len(ids))
+	}
+	for i, id := range ids {
+		want, wantOK := ix.Lookup(repo.DataBlob, id)
+		if found[i] != wantOK || found[i] && (locs[i].Pack != want.Pack || locs[i].Status != want.Status || locs[i].Entry.ID != id || locs[i].Entry.Offset != want.Entry.Offset) {
+			t.Fatalf("blob %d: LookupEach %v %+v, Lookup %v %+v", i, found[i], locs[i], wantOK, want)
+		}
+	}
+	if found[len(ids)-3] || !found[len(ids)-2] || found[len(ids)-1] {
+		t.Fatalf("unknown or repeated blobs: found %v", found[len(ids)-3:])
+	}
+	// Tree blobs of the same IDs are not data blobs.
+	ix.LookupEach(repo.TreeBlob, ids[:3], func(i int, _ Location, ok bool) {
+		if ok {
+			t.Fatalf("data blob %d found as a tree", i)
+		}
+	})
+}
+
+// BenchmarkLookup looks up the blobs of 12,000 files (as a no-change
+// create of dataset 1 does), one transaction each or with LookupEach.
+func BenchmarkLookup(b *testing.B) {
+	ix, _, _ := newTestIndex(b)
+	seg := bigSegment(3, 12000)
+	if err := ix.AddSegment(repo.ID{1}, seg); err != nil {
+		b.Fatal(err)
+	}
+	var ids []repo.ID
+	for _, p := range seg.Packs {
+		for _, e := range p.Blobs {
+			ids = append(ids, e.ID)
+		}
+	}
+	b.Run("each", func(b *testing.B) {
+		for b.Loop() {
+			for _, id := range ids {
+				if _, ok := ix.Lookup(repo.DataBlob, id); !ok {
+					b.Fatal("not found")
+				}
+			}
+		}
+	})
+	b.Run("batched", func(b *testing.B) {
+		for b.Loop() {
+			ix.LookupEach(repo.DataBlob, ids, func(_ int, _ Location, ok bool) {
+				if !ok {
+					b.Fatal("not found")
+				}
+			})
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,6 +117,20 @@ func TestDeltaReadsOnlyFullBases(t *testing.T) {
 		}
 		if w.Known(repo.DataBlob, id) {
 			t.Errorf("%s: counted as stored", name)
+		}
+	}
+	// KnownEach agrees, and relies on the good delta's pack and its base's.
+	w2 := index.NewWriter(f.ix, index.WriterOptions{})
+	ids := []repo.ID{good.id, missing.id, dx.id, fb.id, {7, 7}, good.id}
+	known := make([]bool, len(ids))
+	w2.KnownEach(repo.DataBlob, ids, known)
+	if want := []bool{true, false, false, true, false, true}; !slices.Equal(known, want) {
+		t.Errorf("KnownEach = %v, want %v", known, want)
+	}
+	wantPacks := []repo.ID{f.packOf(index.BlobRef{Type: repo.DataBlob, ID: good.id}).Pack, f.packOf(index.BlobRef{Type: repo.DataBlob, ID: fb.id}).Pack}
+	for _, p := range wantPacks {
+		if !slices.Contains(w2.ReusedPacks(), p) {
+			t.Errorf("KnownEach relies on %v, not on pack %s", w2.ReusedPacks(), p.Short())
 		}
 	}
 	c, err := index.NewChecker(ctx, f.r)

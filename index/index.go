@@ -255,6 +255,35 @@ func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {
 	return loc, ok
 }
 
+// LookupEach looks up every blob of ids (all of type t) in one read
+// transaction and calls fn, in order, with each one's index in ids and
+// what Lookup would return. A directory's unchanged files are checked this
+// way: one transaction, its buckets opened once, and each pack record
+// decoded once for the many blobs that share a pack, where Lookup pays all
+// of that for every blob. fn runs inside the transaction and must not use
+// the index: a second transaction in the same goroutine can wait forever
+// behind a writer that waits for the first.
+func (ix *Index) LookupEach(t repo.BlobType, ids []repo.ID, fn func(i int, loc Location, ok bool)) {
+	// A read transaction keeps bbolt from remapping the file (a writer
+	// that grows it waits), so a long list is looked up a batch at a time.
+	const batch = 1024
+	for start := 0; start < len(ids); start += batch {
+		end := min(start+batch, len(ids))
+		_ = ix.db.View(func(tx *bolt.Tx) error {
+			r := newTxReader(tx)
+			r.seen = make(map[uint32]seenPack)
+			for i := start; i < end; i++ {
+				loc, ok := r.lookup(t, ids[i], nil)
+				fn(i, loc, ok)
+				if ix.pages.n.Add(1)%releaseEvery == 0 { // as touched does
+					ix.releaseIn(tx)
+				}
+			}
+			return nil
+		})
+	}
+}
+
 func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool) {
 	return lookupFunc(tx, t, id, nil)
 }
@@ -262,24 +291,61 @@ func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool
 // lookupFunc is lookup among the stored copies whose entries accept takes
 // (all when accept is nil).
 func lookupFunc(tx *bolt.Tx, t repo.BlobType, id repo.ID, accept func(repo.BlobEntry) bool) (best Location, found bool) {
+	return newTxReader(tx).lookup(t, id, accept)
+}
+
+// txReader looks blobs up in one read transaction: the buckets are opened
+// once, and with seen set the pack of each sequence number is read and
+// decoded once.
+type txReader struct {
+	blobs, packs, seqs *bolt.Bucket
+	seen               map[uint32]seenPack // by sequence number; nil: none kept
+}
+
+// seenPack is what a txReader learnt of one pack.
+type seenPack struct {
+	id     repo.ID
+	status PackStatus
+	ok     bool // false: the sequence number or the pack record is missing or malformed
+}
+
+func newTxReader(tx *bolt.Tx) *txReader {
+	return &txReader{blobs: tx.Bucket(bBlobs), packs: tx.Bucket(bPacks), seqs: tx.Bucket(bSeqs)}
+}
+
+// pack returns the pack that seq (4 bytes, as in a blob key) stands for.
+func (r *txReader) pack(seq []byte) seenPack {
+	n := binary.BigEndian.Uint32(seq)
+	if p, ok := r.seen[n]; ok {
+		return p
+	}
+	var p seenPack
+	if pid := r.seqs.Get(seq); pid != nil {
+		if rec, ok := decodePackRec(r.packs.Get(pid)); ok && len(pid) == len(p.id) {
+			copy(p.id[:], pid)
+			p.status, p.ok = rec.status, true
+		}
+	}
+	if r.seen != nil {
+		r.seen[n] = p
+	}
+	return p
+}
+
+// lookup is lookupFunc in r's transaction.
+func (r *txReader) lookup(t repo.BlobType, id repo.ID, accept func(repo.BlobEntry) bool) (best Location, found bool) {
 	prefix := blobKey(id, t, 0)[:33]
-	c := tx.Bucket(bBlobs).Cursor()
-	packs, seqs := tx.Bucket(bPacks), tx.Bucket(bSeqs)
+	c := r.blobs.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		e, ok := decodeBlobVal(id, t, v)
 		if !ok || len(k) != 37 || accept != nil && !accept(e) {
 			continue
 		}
-		pid := seqs.Get(k[33:])
-		if pid == nil {
+		p := r.pack(k[33:])
+		if !p.ok {
 			continue
 		}
-		rec, ok := decodePackRec(packs.Get(pid))
-		if !ok {
-			continue
-		}
-		loc := Location{Status: rec.status, Entry: e}
-		copy(loc.Pack[:], pid)
+		loc := Location{Status: p.status, Entry: e, Pack: p.id}
 		if !found || (best.Status != PackLive && loc.Status == PackLive) {
 			best, found = loc, true
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/snap-backup/snap/repo/local"
 )
 
-func newTestIndex(t *testing.T) (*Index, *repo.Repository, string) {
+func newTestIndex(t testing.TB) (*Index, *repo.Repository, string) {
 	t.Helper()
 	dir := t.TempDir()
 	be, err := local.Create(filepath.Join(dir, "repo"))

@@ -135,6 +135,10 @@ func TestPruneMarksThenDeletesAfterDelayAndOlderLocks(t *testing.T) {
 	if w.Known(gone[0].Type, gone[0].ID) {
 		t.Fatal("a writer must not reuse a blob of a marked pack")
 	}
+	known := make([]bool, 2)
+	if w.KnownEach(gone[0].Type, []repo.ID{gone[0].ID, kept[0].ID}, known); known[0] || !known[1] {
+		t.Fatalf("KnownEach of a blob of a marked pack and of a live one = %v", known)
+	}
 	markTime := f.clk.Now()
 
 	// Within the delay: the pack waits.

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -87,19 +88,85 @@ func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
 		return true
 	}
 	loc, ok := w.ix.Lookup(t, id)
-	if !ok || loc.Status != PackLive {
+	if !ok {
 		return false
 	}
-	packs := []repo.ID{loc.Pack}
-	for _, b := range loc.Entry.Bases {
-		bl, ok := w.ix.fullCopy(b, true)
-		if !ok {
-			return false
-		}
-		packs = append(packs, bl.Pack)
+	packs, ok := w.usable(loc, nil, nil)
+	if ok {
+		w.relyOn(packs...)
 	}
-	w.relyOn(packs...)
-	return true
+	return ok
+}
+
+// KnownEach sets known[i] to what Known(t, ids[i]) would return, for every
+// i, with the blobs looked up in one index transaction (Index.LookupEach):
+// the archiver checks a directory's unchanged files at once.
+func (w *Writer) KnownEach(t repo.BlobType, ids []repo.ID, known []bool) {
+	var look []repo.ID // not saved in this run
+	var at []int       // their indexes in ids
+	w.mu.Lock()
+	for i, id := range ids {
+		if _, known[i] = w.inRun[blobKeyT{t, id}]; !known[i] {
+			look, at = append(look, id), append(at, i)
+		}
+	}
+	w.mu.Unlock()
+	if len(look) == 0 {
+		return
+	}
+	locs := make([]Location, len(look))
+	found := make([]bool, len(look))
+	w.ix.LookupEach(t, look, func(j int, loc Location, ok bool) { locs[j], found[j] = loc, ok })
+	// Bases are looked up after LookupEach's transaction ends: a second
+	// read transaction in the same goroutine would wait forever behind a
+	// writer waiting for the first.
+	rely := map[repo.ID]struct{}{}  // the blobs share few packs
+	bases := map[repo.ID]baseCopy{} // and small files one dictionary
+	var packs []repo.ID
+	for j, i := range at {
+		if found[j] {
+			packs, known[i] = w.usable(locs[j], packs[:0], bases)
+			for _, p := range packs {
+				rely[p] = struct{}{}
+			}
+		}
+	}
+	w.mu.Lock()
+	maps.Copy(w.reused, rely)
+	w.mu.Unlock()
+}
+
+// usable reports whether the blob at loc can be reused: its pack is live
+// and, for a delta, every base has a full copy in a live pack. It returns
+// packs with the packs the blob relies on appended when it can. seen, when
+// not nil, keeps the bases already looked up.
+func (w *Writer) usable(loc Location, packs []repo.ID, seen map[repo.ID]baseCopy) ([]repo.ID, bool) {
+	if loc.Status != PackLive {
+		return packs, false
+	}
+	n := len(packs)
+	packs = append(packs, loc.Pack)
+	for _, b := range loc.Entry.Bases {
+		c, ok := seen[b]
+		if !ok {
+			l, live := w.ix.fullCopy(b, true)
+			c = baseCopy{pack: l.Pack, ok: live}
+			if seen != nil {
+				seen[b] = c
+			}
+		}
+		if !c.ok {
+			return packs[:n], false
+		}
+		packs = append(packs, c.pack)
+	}
+	return packs, true
+}
+
+// baseCopy is where a base has a full copy in a live pack, if it has one.
+type baseCopy struct {
+	pack repo.ID
+	ok   bool
 }
 
 // relyOn records packs this run relies on (those of blobs it reused, and

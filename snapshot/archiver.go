@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -1013,10 +1014,8 @@ func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
 // after a file worker has read it.
 func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pnode *Node) chan fileResult {
 	ch := make(chan fileResult, 1)
-	if pnode != nil && pnode.Type == sources.TypeFile && pnode.Size == m.Size && pnode.MTime == m.MTime &&
-		pnode.CTime == m.CTime && pnode.Inode == m.Inode && a.allKnown(pnode.Content) {
-		a.fileDone(m.Size, p)
-		ch <- fileResult{node: Node{Meta: m, Content: pnode.Content}}
+	if sameFile(pnode, m) && a.allKnown(pnode.Content) {
+		ch <- a.reuseFile(p, m, pnode)
 		return ch
 	}
 	key := [2]uint64{m.Device, m.Inode}
@@ -1056,6 +1055,48 @@ func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pno
 		})
 	}()
 	return ch
+}
+
+// sameFile reports whether the parent snapshot's node for a file has the
+// file's size, mtime, ctime and inode: then its content may be reused
+// without reading the file, once every blob of it is known.
+func sameFile(pnode *Node, m sources.Meta) bool {
+	return pnode != nil && pnode.Type == sources.TypeFile && m.Type == sources.TypeFile && pnode.Size == m.Size &&
+		pnode.MTime == m.MTime && pnode.CTime == m.CTime && pnode.Inode == m.Inode
+}
+
+// reuseFile is the result of an unchanged file: the parent's content with
+// the file's metadata.
+func (a *archiver) reuseFile(p string, m sources.Meta, pnode *Node) fileResult {
+	a.fileDone(m.Size, p)
+	return fileResult{node: Node{Meta: m, Content: pnode.Content}}
+}
+
+// reusable returns, for each entry of a directory, whether it is a file
+// that sameFile finds unchanged and whose blobs are all known: those are
+// looked up together (Writer.KnownEach), where one lookup per blob costs a
+// transaction each.
+func (a *archiver) reusable(metas []statResult, pnodes []*Node) []bool {
+	var ids []repo.ID
+	for i, pn := range pnodes {
+		if metas[i].err == nil && !metas[i].excluded && sameFile(pn, metas[i].meta) {
+			ids = append(ids, pn.Content...)
+		}
+	}
+	reuse := make([]bool, len(pnodes))
+	if len(ids) == 0 {
+		return reuse
+	}
+	known := make([]bool, len(ids))
+	a.w.KnownEach(repo.DataBlob, ids, known)
+	for i, pn := range pnodes {
+		if metas[i].err == nil && !metas[i].excluded && sameFile(pn, metas[i].meta) {
+			n := len(pn.Content)
+			reuse[i] = !slices.Contains(known[:n], false)
+			known = known[n:]
+		}
+	}
+	return reuse
 }
 
 func (a *archiver) fileDone(size uint64, p string) {
@@ -1107,10 +1148,17 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		return
 	}
 	metas := a.statAll(p, names)
+	pnodes := make([]*Node, len(names)) // the parent snapshot's nodes
+	if parent != nil {
+		for i, name := range names {
+			pnodes[i], _ = parent.Find(name)
+		}
+	}
+	reuse := a.reusable(metas, pnodes)
 	entries := make([]chan fileResult, 0, len(names))
 	for i, name := range names {
 		cp := filepath.Join(p, name)
-		cm, err := metas[i].meta, metas[i].err
+		cm, err, pn := metas[i].meta, metas[i].err, pnodes[i]
 		if metas[i].excluded {
 			continue
 		}
@@ -1120,9 +1168,9 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 			}
 			continue
 		}
-		var pn *Node
-		if parent != nil {
-			pn, _ = parent.Find(name)
+		if reuse[i] {
+			entries = append(entries, done(a.reuseFile(cp, cm, pn)))
+			continue
 		}
 		if cm.Type == sources.TypeDir && a.opts.OneFileSystem && cm.Device != m.Device {
 			// A mount point: keep the empty directory, not what is mounted.

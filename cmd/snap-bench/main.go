@@ -391,6 +391,7 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 				}
 				runs[i] = append(runs[i], m)
 				profs[i] = append(profs[i], prof)
+				logf("  %.2f s wall, %.2f s user, %.2f s sys", m.Wall.Seconds(), m.User.Seconds(), m.Sys.Seconds())
 			}
 		}
 		for i := range tools {
