@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -271,6 +272,7 @@ func runBench(ctx context.Context, cfg *config) error {
 // opResult is one operation of one tool: the median of its runs.
 type opResult struct {
 	M       measurement
+	Best    time.Duration // the fastest run's wall time
 	Runs    int
 	Err     error
 	Profile string // snap: CPU profile of the median run
@@ -413,6 +415,7 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 			}
 			o := store(res.tools[i])
 			o.M, o.Runs = median(runs[i]), len(runs[i])
+			o.Best = slices.MinFunc(runs[i], func(a, b measurement) int { return cmp.Compare(a.Wall, b.Wall) }).Wall
 			o.Profile = extra[i]
 			for j, m := range runs[i] {
 				if o.Profile == "" && m.Wall == o.M.Wall {
