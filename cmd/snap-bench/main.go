@@ -39,6 +39,7 @@ type config struct {
 	benchtime  string
 	moduleDir  string
 	cmdline    string
+	sample     string // dataset 2's sample for the stage benchmarks
 	// treesFreed is when the restored trees an earlier run left behind
 	// were deleted (zero: there were none); see benchDataset.
 	treesFreed time.Time
@@ -181,6 +182,7 @@ func runBench(ctx context.Context, cfg *config) error {
 		if err := writeSample(filepath.Join(ds.root, "big.bin"), sample); err != nil {
 			return err
 		}
+		cfg.sample = sample
 	}
 	if want("3") {
 		logf("dataset 3: pgbench -i -s %d, pg_dump, pgbench -t %d, pg_dump", cfg.pg.scale, cfg.pg.tx)
@@ -197,7 +199,7 @@ func runBench(ctx context.Context, cfg *config) error {
 	stages := func() error {
 		logf("stage benchmarks (go test -bench, one core)")
 		syscall.Sync() // the datasets' writeback must not run during the stage benchmarks
-		st, cmd, err := runStages(cfg.moduleDir, sample, cfg.benchtime)
+		st, cmd, err := runStages(cfg.moduleDir, sample, cfg.benchtime, allStages)
 		if err != nil {
 			return err
 		}
@@ -295,7 +297,15 @@ type datasetResult struct {
 	loadBefore, loadAfter string
 	snapDir               string
 	snapStdin             bool
-	treesFreed            time.Time // when the restored trees were deleted
+	treesFreed            time.Time   // when the restored trees were deleted
+	pairs                 []pairedRun // dataset 2: snap's timed creates with the stage limit measured right before each
+}
+
+// pairedRun is one timed create and the create limit (MB/s) of the stage
+// round right before it.
+type pairedRun struct {
+	wall  time.Duration
+	limit float64
 }
 
 func (r *datasetResult) tool(name string) *toolResult {
@@ -443,8 +453,23 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 			}
 		}
 		op := fmt.Sprintf("ds%s-initial-%d", ds.key, rep)
+		// Dataset 2's target compares snap's create with the stage
+		// limit, and this VM's speed drifts within minutes: each timed
+		// create gets a round of the stage benchmarks right before it.
+		var paired limits
+		if s, ok := t.(*snapTool); ok && ds.key == "2" && t.Name() == "snap" && (s.unprofiled || initialReps == 1) {
+			logf("dataset 2: stage benchmarks for the create that follows")
+			st, _, err := runStages(cfg.moduleDir, cfg.sample, cfg.benchtime, createStages)
+			if err != nil {
+				return measurement{}, "", err
+			}
+			paired = computeLimits(st, ioCost{})
+		}
 		warmDataset(ds)
 		m, err := t.Create(ds, op)
+		if err == nil && paired.CreateCPU > 0 {
+			res.pairs = append(res.pairs, pairedRun{wall: m.Wall, limit: paired.CreateCPU})
+		}
 		return m, prof(t, op), err
 	}, func(r *toolResult) *opResult { return &r.Initial })
 	for i, t := range tools {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -139,23 +140,7 @@ func (r *report) targets() []targetRow {
 	row := targetRow{name: "Initial create, dataset 2", want: "≥ 80 % of the single-stream limit"}
 	if res := r.result("2"); res != nil && r.limits.CreateCPU > 0 {
 		if s := res.tool("snap"); s != nil && s.Initial.Runs > 0 {
-			rate := float64(res.bytesInitial) / 1e6 / s.Initial.M.Wall.Seconds()
-			frac := rate / r.limits.CreateCPU
-			row.got = fmt.Sprintf("%.0f %% (%.0f of %.0f MB/s)", frac*100, rate, r.limits.CreateCPU)
-			if r.limits.CreateIO > 0 {
-				row.got += fmt.Sprintf("; %.0f %% of the %.0f MB/s that counts I/O", 100*rate/r.limits.CreateIO, r.limits.CreateIO)
-			}
-			row.ok, row.known, row.profile = frac >= 0.8, true, s.Initial.Profile
-			if !row.ok {
-				row.got += fmt.Sprintf("; missed by %.0f points", (0.8-frac)*100)
-			}
-			// The limit comes from the fastest of three runs of each stage
-			// benchmark, the target from the median create: like for like,
-			// the fastest create is shown too (information, not the verdict).
-			if s.Initial.Runs > 1 && s.Initial.Best > 0 {
-				best := float64(res.bytesInitial) / 1e6 / s.Initial.Best.Seconds()
-				row.got += fmt.Sprintf("; the fastest of the %d creates, like the limit's fastest stage runs: %.0f %%", s.Initial.Runs, 100*best/r.limits.CreateCPU)
-			}
+			row = ds2Target(row, res, s, r.limits)
 		}
 	}
 	rows = append(rows, row)
@@ -605,4 +590,43 @@ func toolVersions(cfg *config) []string {
 	return []string{
 		fmt.Sprintf("Versions: %s; %s; %s; %s; %s", v(cfg.snapBin, "--version"), v("restic", "version"), v("borg", "--version"), v("pg_dump", "--version"), goVer),
 	}
+}
+
+// ds2Target fills the row of dataset 2's speed target. Each timed create
+// has a round of the stage benchmarks right before it (this VM's speed
+// drifts within minutes: one run measured 62 % and the next, ten minutes
+// later, 80 %, same code): the verdict is the median of the creates'
+// fractions of those limits. The median create against the limit of the
+// stage table (one round before the dataset) and the fastest create
+// against it are shown too.
+func ds2Target(row targetRow, res *datasetResult, s *toolResult, l limits) targetRow {
+	mb := float64(res.bytesInitial) / 1e6
+	rate := mb / s.Initial.M.Wall.Seconds()
+	frac := rate / l.CreateCPU
+	alone := fmt.Sprintf("the median create against the limit above: %.1f %% (%.0f of %.0f MB/s)", frac*100, rate, l.CreateCPU)
+	if l.CreateIO > 0 {
+		alone += fmt.Sprintf(", %.1f %% of the %.0f MB/s that counts I/O", 100*rate/l.CreateIO, l.CreateIO)
+	}
+	if s.Initial.Runs > 1 && s.Initial.Best > 0 {
+		alone += fmt.Sprintf(", the fastest create %.1f %%", 100*mb/s.Initial.Best.Seconds()/l.CreateCPU)
+	}
+	row.known, row.profile = true, s.Initial.Profile
+	if len(res.pairs) == 0 {
+		row.got, row.ok = alone, frac >= 0.8
+	} else {
+		fracs := make([]float64, len(res.pairs))
+		each := make([]string, len(res.pairs))
+		for i, p := range res.pairs {
+			fracs[i] = mb / p.wall.Seconds() / p.limit
+			each[i] = fmt.Sprintf("%.1f %% (%.0f of %.0f MB/s)", 100*fracs[i], mb/p.wall.Seconds(), p.limit)
+		}
+		slices.Sort(fracs)
+		frac = fracs[(len(fracs)-1)/2]
+		row.ok = frac >= 0.8
+		row.got = fmt.Sprintf("%.1f %%, the median of each create against the stage limit measured right before it: %s; %s", 100*frac, strings.Join(each, ", "), alone)
+	}
+	if !row.ok {
+		row.got += fmt.Sprintf("; missed by %.1f points", (0.8-frac)*100)
+	}
+	return row
 }
