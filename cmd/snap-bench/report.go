@@ -235,7 +235,7 @@ func (r *report) renderStages(p func(string, ...any)) {
 	}
 	if l.CreateIO > 0 {
 		p("  Counting also the CPU the kernel spends reading the input and writing the packs, and hashing the packs for their names (%.2f bytes of packs per byte of dataset 2 for snap),", l.StoredRatio)
-		p("  the limit is **%.0f MB/s**. The stage benchmarks leave that out; the target uses the limit above.", l.CreateIO)
+		p("  the limit is **%.0f MB/s**. The stage benchmarks leave that out; the target uses the limit above, measured again right before each timed create (see the targets).", l.CreateIO)
 	}
 	p("- **create, one stream** (standard input, a dump: cut by one goroutine, with the stream chunker): min(stream chunker on one core = %.0f MB/s, all stages over %d cores) = **%.0f MB/s**.",
 		l.Chunk, l.Cores, l.CreateStream)
