@@ -1147,13 +1147,13 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		out <- fileResult{err: err} // reported and skipped by the receiver
 		return
 	}
-	metas := a.statAll(p, names)
 	pnodes := make([]*Node, len(names)) // the parent snapshot's nodes
 	if parent != nil {
 		for i, name := range names {
 			pnodes[i], _ = parent.Find(name)
 		}
 	}
+	metas := a.statAll(p, names, pnodes)
 	reuse := a.reusable(metas, pnodes)
 	entries := make([]chan fileResult, 0, len(names))
 	for i, name := range names {
@@ -1191,11 +1191,12 @@ type statResult struct {
 // statGroup is how many entries of a directory one walker stats.
 const statGroup = 256
 
-// statAll stats the entries of directory p (leaving out excluded ones). A
-// large directory is cut into groups of statGroup entries that free
-// walkers stat at the same time, so that a directory of a hundred thousand
-// files is not listed by one core.
-func (a *archiver) statAll(p string, names []string) []statResult {
+// statAll stats the entries of directory p (leaving out excluded ones),
+// given the parent snapshot's nodes for them (nil where there is none:
+// sources.Reader.LstatSince). A large directory is cut into groups of
+// statGroup entries that free walkers stat at the same time, so that a
+// directory of a hundred thousand files is not listed by one core.
+func (a *archiver) statAll(p string, names []string, pnodes []*Node) []statResult {
 	out := make([]statResult, len(names))
 	var wg sync.WaitGroup
 	for start := 0; start < len(names); start += statGroup {
@@ -1207,7 +1208,11 @@ func (a *archiver) statAll(p string, names []string) []statResult {
 					out[i].excluded = true
 					continue
 				}
-				out[i].meta, out[i].err = a.meta.Lstat(cp, names[i])
+				var prev *sources.Meta
+				if pnodes[i] != nil {
+					prev = &pnodes[i].Meta
+				}
+				out[i].meta, out[i].err = a.meta.LstatSince(cp, names[i], prev)
 			}
 		}
 		if end < len(names) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,4 +101,48 @@ func TestIncremental(t *testing.T) {
 	target := filepath.Join(tr.dir, "out")
 	tr.mustRun("restore", s7.SnapshotID, "--target", target)
 	compareEntries(t, "restore of an incremental snapshot", describe(t, src), describe(t, filepath.Join(target, src)))
+}
+
+// TestIncrementalXattrs: an entry whose inode and ctime match the parent
+// snapshot's keeps the parent's extended attributes without their being
+// read again (sources.Reader.LstatSince); setting, changing or removing
+// one moves the ctime, and the next snapshot records the new set, for
+// files and directories alike.
+func TestIncrementalXattrs(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	a, sub, b := filepath.Join(src, "a"), filepath.Join(src, "sub"), filepath.Join(src, "sub", "b")
+	writeRandom(t, a, 1, 10_000)
+	writeRandom(t, b, 2, 10_000)
+	must(t, unix.Setxattr(a, "user.k", []byte("v1"), 0))
+	must(t, unix.Setxattr(sub, "user.d", []byte("on the directory"), 0))
+
+	restored := func(id string) (string, string, string) {
+		t.Helper()
+		target := filepath.Join(tr.dir, "out-"+id)
+		tr.mustRun("restore", id, "--target", target)
+		r := filepath.Join(target, src)
+		return userXattrs(filepath.Join(r, "a")), userXattrs(filepath.Join(r, "sub")), userXattrs(filepath.Join(r, "sub", "b"))
+	}
+	hexOf := func(s string) string { return fmt.Sprintf("%x", s) }
+	tr.create(src)
+	s2 := tr.create(src) // unchanged: the attributes come from the parent
+	if s2.ReadBytes != 0 {
+		t.Fatalf("unchanged: read %d bytes", s2.ReadBytes)
+	}
+	gotA, gotSub, gotB := restored(s2.SnapshotID)
+	if gotA != "user.k="+hexOf("v1") || gotSub != "user.d="+hexOf("on the directory") || gotB != "" {
+		t.Fatalf("unchanged snapshot restores attributes %q, %q, %q", gotA, gotSub, gotB)
+	}
+
+	// Changed attributes alone (same content, size and mtime).
+	must(t, unix.Setxattr(a, "user.k", []byte("v2"), 0))
+	must(t, unix.Setxattr(b, "user.new", []byte("x"), 0))
+	must(t, unix.Removexattr(sub, "user.d"))
+	s3 := tr.create(src)
+	gotA, gotSub, gotB = restored(s3.SnapshotID)
+	if gotA != "user.k="+hexOf("v2") || gotSub != "" || gotB != "user.new="+hexOf("x") {
+		t.Fatalf("after changing attributes the snapshot restores %q, %q, %q", gotA, gotSub, gotB)
+	}
 }

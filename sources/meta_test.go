@@ -1,0 +1,60 @@
+package sources
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestLstatSince: the attributes of an entry whose type, inode and ctime
+// match prev are prev's, not read again (prev here holds attributes the
+// file does not have, to tell the two apart); any of the three differing
+// makes them read from the file.
+func TestLstatSince(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(p, "user.real", []byte("1"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	r := NewReader()
+	now, err := r.Lstat(p, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := []Xattr{{Name: "user.real", Value: []byte("1")}}
+	if !slices.EqualFunc(now.Xattrs, real, xattrEqual) {
+		t.Fatalf("Lstat: %v", now.Xattrs)
+	}
+	kept := []Xattr{{Name: "user.kept", Value: []byte("2")}}
+	for _, c := range []struct {
+		name  string
+		prev  func(Meta) Meta
+		reuse bool
+	}{
+		{"same inode and ctime", func(m Meta) Meta { return m }, true},
+		{"other ctime", func(m Meta) Meta { m.CTime++; return m }, false},
+		{"other inode", func(m Meta) Meta { m.Inode++; return m }, false},
+		{"other type", func(m Meta) Meta { m.Type = TypeDir; return m }, false},
+	} {
+		prev := c.prev(now)
+		prev.Xattrs = kept
+		got, err := r.LstatSince(p, "f", &prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := real
+		if c.reuse {
+			want = kept
+		}
+		if !slices.EqualFunc(got.Xattrs, want, xattrEqual) {
+			t.Errorf("%s: attributes %v, want %v", c.name, got.Xattrs, want)
+		}
+	}
+}
+
+func xattrEqual(a, b Xattr) bool { return a.Name == b.Name && string(a.Value) == string(b.Value) }
