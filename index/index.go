@@ -255,20 +255,22 @@ func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {
 	return loc, ok
 }
 
-// LookupEach looks up every blob of ids (all of type t) in one read
-// transaction and calls fn, in order, with each one's index in ids and
-// what Lookup would return. A directory's unchanged files are checked this
-// way: one transaction, its buckets opened once, and each pack record
-// decoded once for the many blobs that share a pack, where Lookup pays all
-// of that for every blob. fn runs inside the transaction and must not use
-// the index: a second transaction in the same goroutine can wait forever
-// behind a writer that waits for the first.
+// lookupBatch is how many blobs LookupEach looks up in one transaction: a
+// read transaction keeps bbolt from remapping the file (a writer that grows
+// it waits), so a long list is looked up a batch at a time.
+const lookupBatch = 1024
+
+// LookupEach looks up every blob of ids (all of type t), lookupBatch of
+// them in one read transaction, and calls fn, in order, with each one's
+// index in ids and what Lookup would return. A directory's unchanged files
+// are checked this way: the buckets opened once per transaction, and each
+// pack record decoded once for the many blobs that share a pack, where
+// Lookup pays all of that for every blob. fn runs inside the transaction
+// and must not use the index: a second transaction in the same goroutine
+// can wait forever behind a writer that waits for the first.
 func (ix *Index) LookupEach(t repo.BlobType, ids []repo.ID, fn func(i int, loc Location, ok bool)) {
-	// A read transaction keeps bbolt from remapping the file (a writer
-	// that grows it waits), so a long list is looked up a batch at a time.
-	const batch = 1024
-	for start := 0; start < len(ids); start += batch {
-		end := min(start+batch, len(ids))
+	for start := 0; start < len(ids); start += lookupBatch {
+		end := min(start+lookupBatch, len(ids))
 		_ = ix.db.View(func(tx *bolt.Tx) error {
 			r := newTxReader(tx)
 			r.seen = make(map[uint32]seenPack)

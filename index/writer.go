@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -99,35 +100,42 @@ func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
 }
 
 // KnownEach sets known[i] to what Known(t, ids[i]) would return, for every
-// i, with the blobs looked up in one index transaction (Index.LookupEach):
-// the archiver checks a directory's unchanged files at once.
+// i, with the blobs looked up a batch at a time in one index transaction
+// each (Index.LookupEach): the archiver checks a directory's unchanged
+// files at once. Memory beyond known stays one batch's, however long ids
+// is (a directory of large unchanged files has millions of chunks). Like
+// Known it records the packs of every blob it finds usable, also of a
+// file that another of its blobs keeps from being reused; the commit
+// then confirms a pack more than it needs to, never one fewer.
 func (w *Writer) KnownEach(t repo.BlobType, ids []repo.ID, known []bool) {
-	var look []repo.ID // not saved in this run
-	var at []int       // their indexes in ids
-	w.mu.Lock()
-	for i, id := range ids {
-		if _, known[i] = w.inRun[blobKeyT{t, id}]; !known[i] {
-			look, at = append(look, id), append(at, i)
-		}
-	}
-	w.mu.Unlock()
-	if len(look) == 0 {
-		return
-	}
-	locs := make([]Location, len(look))
-	found := make([]bool, len(look))
-	w.ix.LookupEach(t, look, func(j int, loc Location, ok bool) { locs[j], found[j] = loc, ok })
-	// Bases are looked up after LookupEach's transaction ends: a second
-	// read transaction in the same goroutine would wait forever behind a
-	// writer waiting for the first.
 	rely := map[repo.ID]struct{}{}  // the blobs share few packs
 	bases := map[repo.ID]baseCopy{} // and small files one dictionary
+	var look []repo.ID              // of the batch, not saved in this run
+	var at []int                    // their indexes in ids
+	var locs []Location
+	var found []bool
 	var packs []repo.ID
-	for j, i := range at {
-		if found[j] {
-			packs, known[i] = w.usable(locs[j], packs[:0], bases)
-			for _, p := range packs {
-				rely[p] = struct{}{}
+	for start := 0; start < len(ids); start += lookupBatch {
+		end := min(start+lookupBatch, len(ids))
+		look, at = look[:0], at[:0]
+		w.mu.Lock()
+		for i := start; i < end; i++ {
+			if _, known[i] = w.inRun[blobKeyT{t, ids[i]}]; !known[i] {
+				look, at = append(look, ids[i]), append(at, i)
+			}
+		}
+		w.mu.Unlock()
+		locs, found = slices.Grow(locs[:0], len(look))[:len(look)], slices.Grow(found[:0], len(look))[:len(look)]
+		w.ix.LookupEach(t, look, func(j int, loc Location, ok bool) { locs[j], found[j] = loc, ok })
+		// Bases are looked up after LookupEach's transaction ends: a
+		// second read transaction in the same goroutine would wait
+		// forever behind a writer waiting for the first.
+		for j, i := range at {
+			if found[j] {
+				packs, known[i] = w.usable(locs[j], packs[:0], bases)
+				for _, p := range packs {
+					rely[p] = struct{}{}
+				}
 			}
 		}
 	}

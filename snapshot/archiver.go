@@ -73,7 +73,10 @@ type ArchiveOptions struct {
 	// scoutRegion overrides chunk.DefaultRegion (tests: small files, many
 	// regions).
 	scoutRegion int64
-	Now         func() time.Time
+	// reuseBatch overrides reuseBatch (tests: many batches, files checked
+	// on their own).
+	reuseBatch int
+	Now        func() time.Time
 }
 
 // archiver builds one snapshot's trees. It is one pipeline of bounded
@@ -1075,29 +1078,50 @@ func (a *archiver) reuseFile(p string, m sources.Meta, pnode *Node) fileResult {
 // reusable returns, for each entry of a directory, whether it is a file
 // that sameFile finds unchanged and whose blobs are all known: those are
 // looked up together (Writer.KnownEach), where one lookup per blob costs a
-// transaction each.
+// transaction each. Files are checked reuseBatch blobs at a time, so that
+// a directory of many or large files holds one batch's IDs, not all; a
+// file with more blobs is checked on its own, its content list as it is.
 func (a *archiver) reusable(metas []statResult, pnodes []*Node) []bool {
-	var ids []repo.ID
-	for i, pn := range pnodes {
-		if metas[i].err == nil && !metas[i].excluded && sameFile(pn, metas[i].meta) {
-			ids = append(ids, pn.Content...)
-		}
-	}
 	reuse := make([]bool, len(pnodes))
-	if len(ids) == 0 {
-		return reuse
-	}
-	known := make([]bool, len(ids))
-	a.w.KnownEach(repo.DataBlob, ids, known)
-	for i, pn := range pnodes {
-		if metas[i].err == nil && !metas[i].excluded && sameFile(pn, metas[i].meta) {
-			n := len(pn.Content)
-			reuse[i] = !slices.Contains(known[:n], false)
-			known = known[n:]
+	var ids []repo.ID // of the files in pending, in order
+	var pending []int
+	var known []bool
+	check := func(ids []repo.ID, files []int) {
+		known = slices.Grow(known[:0], len(ids))[:len(ids)]
+		a.w.KnownEach(repo.DataBlob, ids, known)
+		rest := known
+		for _, i := range files {
+			n := len(pnodes[i].Content)
+			reuse[i] = !slices.Contains(rest[:n], false)
+			rest = rest[n:]
 		}
+	}
+	batch := a.opts.reuseBatch
+	if batch <= 0 {
+		batch = reuseBatch
+	}
+	for i, pn := range pnodes {
+		if metas[i].err != nil || metas[i].excluded || !sameFile(pn, metas[i].meta) {
+			continue
+		}
+		if len(pn.Content) >= batch {
+			check(pn.Content, []int{i})
+			continue
+		}
+		if len(ids)+len(pn.Content) > batch {
+			check(ids, pending)
+			ids, pending = ids[:0], pending[:0]
+		}
+		ids, pending = append(ids, pn.Content...), append(pending, i)
+	}
+	if len(pending) > 0 {
+		check(ids, pending)
 	}
 	return reuse
 }
+
+// reuseBatch is how many blobs reusable checks at once.
+const reuseBatch = 4096
 
 func (a *archiver) fileDone(size uint64, p string) {
 	a.nFiles.Add(1)

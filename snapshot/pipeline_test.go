@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -547,5 +548,70 @@ func TestSpareProc(t *testing.T) {
 	s.release()
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Fatalf("GOMAXPROCS %d after the last holder, want %d", got, procs)
+	}
+}
+
+// TestUnchangedFilesCheckedInBatches: a directory's unchanged files are
+// looked up in batches (here of 5 blobs: many batches, and the large file
+// on its own). The even files are backed up first, the odd ones by a
+// second run into a pack of their own; a prune then marks every pack but
+// that one. The next create may reuse only the odd files, interleaved
+// with the even ones in every batch: it reads exactly what the first run
+// read, restores byte for byte, and the create after it reads nothing.
+func TestUnchangedFilesCheckedInBatches(t *testing.T) {
+	p := newPipelineRepo(t)
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	makeTree(t, src)
+	many := filepath.Join(src, "many")
+	if err := os.MkdirAll(many, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(first int) (n int64) {
+		for i := first; i < 200; i += 2 {
+			data := fmt.Appendf(nil, "file %d, a line shared by all of them\n", i)
+			writeFile(t, filepath.Join(many, fmt.Sprintf("f%03d", i)), data, 0o644)
+			n += int64(len(data))
+		}
+		return n
+	}
+	o := ArchiveOptions{Walkers: 4, reuseBatch: 5}
+	write(0)
+	sn1 := p.create([]string{src}, o)
+	oddBytes := write(1)
+	sn2 := p.create([]string{src}, o)
+	if sn2.Summary.ReadBytes != oddBytes {
+		t.Fatalf("second run read %d bytes, want only the odd files", sn2.Summary.ReadBytes)
+	}
+	node, err := FindNode(ctx, p.ix, sn2.Tree, many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := LoadTree(ctx, p.ix, node.Subtree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := index.BlobSet{}
+	for _, n := range tree.Nodes {
+		if i, err := strconv.Atoi(n.Name[1:]); err == nil && i%2 == 1 {
+			for _, id := range n.Content {
+				odd[index.BlobRef{Type: repo.DataBlob, ID: id}] = struct{}{}
+			}
+		}
+	}
+	if _, err := index.Prune(ctx, p.ix, index.PruneOptions{Used: func(context.Context) (index.BlobSet, error) { return odd, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	sn3 := p.create([]string{src}, o)
+	if sn3.Summary.ReadBytes != sn1.Summary.ReadBytes {
+		t.Fatalf("the first run's packs marked: read %d bytes, want the first run's %d", sn3.Summary.ReadBytes, sn1.Summary.ReadBytes)
+	}
+	target := t.TempDir()
+	if _, errs := p.restore(sn3, "/", target, RestoreOptions{Workers: 3}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	sameTrees(t, src, filepath.Join(target, src))
+	if sn4 := p.create([]string{src}, o); sn4.Summary.ReadBytes != 0 {
+		t.Fatalf("after the blobs were stored again: read %d bytes", sn4.Summary.ReadBytes)
 	}
 }
