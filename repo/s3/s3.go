@@ -299,6 +299,11 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 	}
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(body, buf); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// Cancelled while the body came: the caller's cancellation,
+			// as errors.Is sees it, not a failure to retry.
+			return nil, fmt.Errorf("load %s: %w", h, cerr)
+		}
 		// The connection broke off before the announced length: a
 		// network failure (%v, so that it does not read as a truncated
 		// file).
