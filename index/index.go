@@ -277,8 +277,8 @@ func (ix *Index) LookupEach(t repo.BlobType, ids []repo.ID, fn func(i int, loc L
 			for i := start; i < end; i++ {
 				loc, ok := r.lookup(t, ids[i], nil)
 				fn(i, loc, ok)
-				if ix.pages.n.Add(1)%releaseEvery == 0 { // as touched does
-					ix.releaseIn(tx)
+				if ix.pages.due() {
+					ix.releaseIn(tx) // in the open transaction, unlike touched
 				}
 			}
 			return nil

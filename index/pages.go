@@ -33,10 +33,13 @@ type pageReleaser struct {
 // large reports whether a cache of size bytes counts as large.
 func (p *pageReleaser) large(size int64) bool { return size >= max(p.min, 1) }
 
-// touched records one operation and releases the pages every
-// releaseEvery operations.
+// due records one operation and reports whether the pages are to be
+// released now: every releaseEvery operations.
+func (p *pageReleaser) due() bool { return p.n.Add(1)%releaseEvery == 0 }
+
+// touched records one operation and releases the pages when due.
 func (ix *Index) touched() {
-	if ix.pages.n.Add(1)%releaseEvery == 0 {
+	if ix.pages.due() {
 		ix.releasePages()
 	}
 }
