@@ -301,6 +301,18 @@ type datasetResult struct {
 	pairs                 []pairedRun // dataset 2: snap's timed creates with the stage limit measured right before each
 }
 
+// waitForFreedInodes sleeps until the half minute after freed (when many
+// restored files were deleted) has passed: ext4 skips inodes freed that
+// recently when it allocates new ones, so a restore right after deleting
+// thousands of files spends seconds scanning the inode bitmap, whichever
+// tool it is. A zero freed waits for nothing.
+func waitForFreedInodes(freed time.Time, who string) {
+	if wait := time.Until(freed.Add(35 * time.Second)); wait > 0 {
+		logf("%s: waiting %s for the file system to reuse freed inodes", who, wait.Round(time.Second))
+		time.Sleep(wait)
+	}
+}
+
 // pairedRun is one timed create and the create limit (MB/s) of the stage
 // round right before it.
 type pairedRun struct {
@@ -506,10 +518,7 @@ func benchDataset(cfg *config, ds *dataset) (*datasetResult, error) {
 	if err := os.RemoveAll(restoreDir); err != nil {
 		return nil, err
 	}
-	if wait := time.Until(cfg.treesFreed.Add(35 * time.Second)); wait > 0 {
-		logf("dataset %s: waiting %s for the file system to reuse the inodes of an earlier run's restored trees", ds.key, wait.Round(time.Second))
-		time.Sleep(wait)
-	}
+	waitForFreedInodes(cfg.treesFreed, "dataset "+ds.key)
 	defer func() {
 		os.RemoveAll(restoreDir)
 		res.treesFreed = time.Now()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/snap-backup/snap/repo/s3/s3test"
 )
@@ -40,13 +39,10 @@ func benchS3(cfg *config, ds *dataset, local *datasetResult) (*s3Result, error) 
 		return res, nil
 	}
 	res.server = versionLine(bin, "--version")
-	// ext4 skips inodes freed in the last half minute (see benchDataset):
-	// restores right after dataset 1's restored trees were deleted would
-	// pay for it, and only the tool that goes first.
-	if wait := time.Until(local.treesFreed.Add(35 * time.Second)); wait > 0 {
-		logf("s3: waiting %s for the file system to reuse freed inodes", wait.Round(time.Second))
-		time.Sleep(wait)
-	}
+	// Restores right after dataset 1's restored trees were deleted would
+	// pay for ext4's avoiding their inodes, and only the tool that goes
+	// first.
+	waitForFreedInodes(local.treesFreed, "s3")
 	dir := filepath.Join(cfg.work, "minio")
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
