@@ -163,12 +163,10 @@ func TestConcurrentAddSegments(t *testing.T) {
 	}
 }
 
-// TestLookupEach: LookupEach answers as Lookup does for every blob of a list
-// longer than one of its transactions, unknown blobs and repeats included.
-func TestLookupEach(t *testing.T) {
-	ix, _, _ := newTestIndex(t)
-	ix.pages.min = 1 // pages are released during the lookups too
-	seg := bigSegment(7, 2500)
+// addBigSegment adds bigSegment(seed, n) to ix and returns its blob IDs.
+func addBigSegment(t testing.TB, ix *Index, seed uint64, n int) []repo.ID {
+	t.Helper()
+	seg := bigSegment(seed, n)
 	if err := ix.AddSegment(repo.ID{1}, seg); err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +176,15 @@ func TestLookupEach(t *testing.T) {
 			ids = append(ids, e.ID)
 		}
 	}
+	return ids
+}
+
+// TestLookupEach: LookupEach answers as Lookup does for every blob of a list
+// longer than one of its transactions, unknown blobs and repeats included.
+func TestLookupEach(t *testing.T) {
+	ix, _, _ := newTestIndex(t)
+	ix.pages.min = 1 // pages are released during the lookups too
+	ids := addBigSegment(t, ix, 7, 2500)
 	ids = append(ids, repo.ID{0xee}, ids[0], repo.ID{})
 	var locs []Location
 	var found []bool
@@ -211,16 +218,7 @@ func TestLookupEach(t *testing.T) {
 // create of dataset 1 does), one transaction each or with LookupEach.
 func BenchmarkLookup(b *testing.B) {
 	ix, _, _ := newTestIndex(b)
-	seg := bigSegment(3, 12000)
-	if err := ix.AddSegment(repo.ID{1}, seg); err != nil {
-		b.Fatal(err)
-	}
-	var ids []repo.ID
-	for _, p := range seg.Packs {
-		for _, e := range p.Blobs {
-			ids = append(ids, e.ID)
-		}
-	}
+	ids := addBigSegment(b, ix, 3, 12000)
 	b.Run("each", func(b *testing.B) {
 		for b.Loop() {
 			for _, id := range ids {
