@@ -640,7 +640,7 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 		return fileResult{err: err}
 	}
 	defer f.Close()
-	st, err := sources.Fstat(f)
+	st, err := f.Stat()
 	if err != nil {
 		return fileResult{err: &sources.PathError{Op: "stat", Path: p, Err: err}}
 	}

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"io"
 	"os"
 	"slices"
 
@@ -32,22 +33,103 @@ func unwrapPathErr(err error) error {
 // OpenFile opens a regular file for reading without following a symlink
 // that replaced it since it was listed, and without updating its access
 // time where the caller may do that.
-func OpenFile(path string) (*os.File, error) {
+func OpenFile(path string) (*SourceFile, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME
-	fd, err := unix.Open(path, flags, 0)
+	fd, err := openRetry(path, flags)
 	if err == unix.EPERM {
 		// O_NOATIME is only allowed to the file's owner.
-		fd, err = unix.Open(path, flags&^unix.O_NOATIME, 0)
+		fd, err = openRetry(path, flags&^unix.O_NOATIME)
 	}
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: path, Err: err}
 	}
-	return os.NewFile(uintptr(fd), path), nil
+	return &SourceFile{fd: fd, name: path}, nil
 }
 
-// Fstat returns the metadata of an open file.
-func Fstat(f *os.File) (unix.Stat_t, error) {
+// SourceFile is a file being backed up, opened by OpenFile: a bare
+// descriptor read with read(2) and pread(2), like the restore side's Dir
+// and File. An *os.File costs more per file than a small file's whole
+// read: os.NewFile asks the kernel for the descriptor's flags (fcntl) and
+// registers a cleanup, and every read and the close go through the
+// poller's reference counting; a backup of the Go source tree (11,478
+// files) spent 1.4 % of its CPU in os.NewFile alone. The one who opens a
+// SourceFile closes it; nothing closes a lost one.
+type SourceFile struct {
+	fd   int
+	name string
+}
+
+// Read reads up to len(b) bytes from the file's offset; at the end of the
+// file it returns 0, io.EOF.
+func (f *SourceFile) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := unix.Read(f.fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// ReadAt reads len(b) bytes at off, as io.ReaderAt asks: fewer only at the
+// end of the file (with io.EOF) or with an error.
+func (f *SourceFile) ReadAt(b []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, unix.EINVAL
+	}
+	total := 0
+	for total < len(b) {
+		n, err := unix.Pread(f.fd, b[total:], off+int64(total))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return total, err
+		case n == 0:
+			return total, io.EOF
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Stat returns the metadata of the open file.
+func (f *SourceFile) Stat() (unix.Stat_t, error) {
 	var st unix.Stat_t
-	err := unix.Fstat(int(f.Fd()), &st)
-	return st, err
+	for {
+		err := unix.Fstat(f.fd, &st)
+		if err != unix.EINTR {
+			return st, err
+		}
+	}
+}
+
+// Close closes the descriptor, once. Like os.File it does not retry on
+// EINTR: on Linux the descriptor is released whatever close returns.
+func (f *SourceFile) Close() error {
+	if f.fd < 0 {
+		return &PathError{Op: "close", Path: f.name, Err: unix.EBADF}
+	}
+	fd := f.fd
+	f.fd = -1
+	return closeFd(fd, f.name)
+}
+
+// openRetry is open(2), repeated when a signal interrupts it (a FUSE or
+// network file system can be slow to open).
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
