@@ -298,10 +298,14 @@ func lookupFunc(tx *bolt.Tx, t repo.BlobType, id repo.ID, accept func(repo.BlobE
 
 // txReader looks blobs up in one read transaction: the buckets are opened
 // once, and with seen set the pack of each sequence number is read and
-// decoded once.
+// decoded once. The pack buckets are opened at the first blob found: a
+// blob that is not there (every blob of a first backup) needs only the
+// blobs bucket, and opening a bucket is a search of the root.
 type txReader struct {
-	blobs, packs, seqs *bolt.Bucket
-	seen               map[uint32]seenPack // by sequence number; nil: none kept
+	tx          *bolt.Tx
+	blobs       *bolt.Bucket
+	packs, seqs *bolt.Bucket        // nil until needed
+	seen        map[uint32]seenPack // by sequence number; nil: none kept
 }
 
 // seenPack is what a txReader learnt of one pack.
@@ -312,7 +316,7 @@ type seenPack struct {
 }
 
 func newTxReader(tx *bolt.Tx) *txReader {
-	return &txReader{blobs: tx.Bucket(bBlobs), packs: tx.Bucket(bPacks), seqs: tx.Bucket(bSeqs)}
+	return &txReader{tx: tx, blobs: tx.Bucket(bBlobs)}
 }
 
 // pack returns the pack that seq (4 bytes, as in a blob key) stands for.
@@ -322,6 +326,9 @@ func (r *txReader) pack(seq []byte) seenPack {
 		return p
 	}
 	var p seenPack
+	if r.seqs == nil {
+		r.packs, r.seqs = r.tx.Bucket(bPacks), r.tx.Bucket(bSeqs)
+	}
 	if pid := r.seqs.Get(seq); pid != nil {
 		if rec, ok := decodePackRec(r.packs.Get(pid)); ok && len(pid) == len(p.id) {
 			copy(p.id[:], pid)
