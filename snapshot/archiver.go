@@ -108,6 +108,7 @@ type archiver struct {
 	chunkers     sync.Pool // *chunk.Chunker for files (--sequential-read)
 	fileChunkers sync.Pool // *chunk.FileChunker for files
 	streamCutter sync.Pool // *chunk.StreamChunker for streams (bounds a.streams)
+	dirBufs      sync.Pool // *[]byte: room for reading a directory's entries (sources.ReadDirNames)
 
 	// saveErr is the first error of a save worker; it cancels the run.
 	errMu   sync.Mutex
@@ -1157,6 +1158,18 @@ func (a *archiver) walkDir(ctx context.Context, p string, m sources.Meta, parent
 	return out
 }
 
+// readDirNames is sources.ReadDirNames with a buffer the walkers share.
+func (a *archiver) readDirNames(p string) ([]string, error) {
+	bp, _ := a.dirBufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, sources.DirBufSize)
+		bp = &b
+	}
+	names, err := sources.ReadDirNames(p, *bp)
+	a.dirBufs.Put(bp)
+	return names, err
+}
+
 // listDir lists and stats the entries of directory p and starts saving
 // each (files go to the file workers, subdirectories to walkDir). A
 // goroutine then waits for them, saves the tree and sends the directory's
@@ -1166,7 +1179,7 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		out <- fileResult{err: err, fatal: true}
 		return
 	}
-	names, err := sources.ReadDirNames(p)
+	names, err := a.readDirNames(p)
 	if err != nil {
 		out <- fileResult{err: err} // reported and skipped by the receiver
 		return

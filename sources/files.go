@@ -8,20 +8,48 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReadDirNames returns the names in directory path, sorted bytewise.
-func ReadDirNames(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &PathError{Op: "open", Path: path, Err: unwrapPathErr(err)}
+// ReadDirNames returns the names in directory path, sorted bytewise. buf
+// is room for reading the entries, which a caller listing many directories
+// passes again and again (nil: ReadDirNames allocates its own).
+//
+// It reads the directory through a bare descriptor rather than an os.File,
+// which costs an epoll registration (refused for a directory) and three
+// fcntl calls per directory: a backup of the Go source tree lists 1,354
+// directories, and a no-change run does little else.
+func ReadDirNames(path string, buf []byte) ([]string, error) {
+	if len(buf) < DirBufSize {
+		buf = make([]byte, DirBufSize)
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	if err != nil {
-		return nil, &PathError{Op: "read directory", Path: path, Err: unwrapPathErr(err)}
+		return nil, &PathError{Op: "open", Path: path, Err: err}
+	}
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, &PathError{Op: "read directory", Path: path, Err: err}
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names) // skips . and ..
+	}
+	if err := closeFd(fd, path); err != nil {
+		return nil, err
 	}
 	slices.Sort(names)
 	return names, nil
 }
+
+// DirBufSize is the room ReadDirNames reads entries into (it allocates
+// that much when given less): some 300 names of a typical length per
+// system call.
+const DirBufSize = 8 << 10
 
 func unwrapPathErr(err error) error {
 	if pe, ok := err.(*os.PathError); ok {

@@ -3,9 +3,12 @@ package sources
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -72,5 +75,44 @@ func TestSourceFile(t *testing.T) {
 	}
 	if _, err := OpenFile(filepath.Join(dir, "missing")); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("OpenFile of a missing file: %v", err)
+	}
+}
+
+// TestReadDirNames: every name, sorted bytewise, without . and .., also
+// when the entries take many reads of the buffer; a missing directory and
+// a file give errors that name the path.
+func TestReadDirNames(t *testing.T) {
+	dir := t.TempDir()
+	var want []string
+	for i := range 700 {
+		// Long names: 700 of them take some 14 reads of an 8 KiB buffer.
+		name := fmt.Sprintf("%03d-%s", (i*7919)%1000, strings.Repeat("n", 150))
+		if i%50 == 0 {
+			if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	for _, buf := range [][]byte{nil, make([]byte, DirBufSize), make([]byte, 64<<10)} {
+		got, err := ReadDirNames(dir, buf)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("buffer of %d: %d names (want %d), %v", len(buf), len(got), len(want), err)
+		}
+	}
+	if got, err := ReadDirNames(t.TempDir(), nil); err != nil || len(got) != 0 {
+		t.Fatalf("empty directory: %q, %v", got, err)
+	}
+	var pe *PathError
+	missing := filepath.Join(dir, "missing")
+	if _, err := ReadDirNames(missing, nil); !errors.As(err, &pe) || pe.Path != missing || !IsNotExist(err) {
+		t.Fatalf("missing directory: %v", err)
+	}
+	file := filepath.Join(dir, want[1])
+	if _, err := ReadDirNames(file, nil); !errors.As(err, &pe) || pe.Path != file || !errors.Is(err, unix.ENOTDIR) {
+		t.Fatalf("a file: %v", err)
 	}
 }

@@ -353,6 +353,7 @@ func termWidth(w io.Writer) int {
 func scanFiles(ctx context.Context, paths []string, excludes []sources.Pattern, oneFS bool, fn func(files, bytes int64, done bool)) {
 	var files, bytes int64
 	last := time.Now()
+	dirBuf := make([]byte, sources.DirBufSize) // for every directory in turn: ReadDirNames copies the names out
 	var walk func(p string, dev uint64, top bool)
 	walk = func(p string, dev uint64, top bool) {
 		if ctx.Err() != nil {
@@ -372,7 +373,7 @@ func scanFiles(ctx context.Context, paths []string, excludes []sources.Pattern, 
 			if oneFS && !top && d != dev {
 				return
 			}
-			names, err := sources.ReadDirNames(p)
+			names, err := sources.ReadDirNames(p, dirBuf)
 			if err != nil {
 				return
 			}
