@@ -23,11 +23,10 @@ const defaultMemoryLimit = 100 << 20
 // the limit rises to one and a half times the live heap rather than make
 // the collector run nearly continuously.
 func limitMemory(getenv func(string) string) {
-	if getenv("GOMEMLIMIT") != "" {
-		return // the runtime has read it
+	if !setMemoryDefaults(getenv) {
+		return
 	}
 	limit := int64(defaultMemoryLimit)
-	debug.SetMemoryLimit(limit)
 	go func() {
 		// This goroutine serves no operation that could fail with a panic
 		// here (a bug): the limit then just stays where it is.
@@ -46,4 +45,31 @@ func limitMemory(getenv func(string) string) {
 			return nil
 		})
 	}()
+}
+
+// setMemoryDefaults gives the runtime snap's memory limit, unless
+// GOMEMLIMIT chose one (the runtime has read it), and reports whether it
+// did. Unless GOGC is set too, the limit is then the collector's only
+// trigger (GOGC=off).
+//
+// Why not also the default GOGC=100: it collects whenever the heap has
+// doubled since the last collection, which while the heap is small (the
+// start of every run) means many collections that save no memory the
+// limit would not. Worse, the runtime returns to the system the memory
+// beyond 110 % of that small target: right after the key derivation it
+// released most of the KDF's freed 64 MiB, which the pack buffers then
+// faulted in again. Measured on dataset 1's create (10 interleaved pairs):
+// 1.00 s against 1.06 s, 6.7 % less CPU; the peak of the create with 1 M
+// blobs indexed was 137–143 MB against 129–162 MB with GOGC=100 (the limit
+// sets it either way). Runs whose heap stays small (snap list) now grow
+// to the limit before they collect: some 10 MB more at their peak.
+func setMemoryDefaults(getenv func(string) string) bool {
+	if getenv("GOMEMLIMIT") != "" {
+		return false
+	}
+	debug.SetMemoryLimit(defaultMemoryLimit)
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(-1)
+	}
+	return true
 }
