@@ -193,7 +193,13 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 	// each save worker, and one to spare.
 	nbuf := a.opts.FileWorkers + 2*a.opts.SaveWorkers + 1
 	a.bufs.sem = make(chan struct{}, nbuf)
-	a.bufs.keep = 2 * max(bufferFor(a.files), bufferFor(a.streams))
+	// A buffer grown for a chunk of up to the largest size is kept: with
+	// the old bound (twice the typical buffer, 5 MiB), every chunk over it
+	// took fresh memory, faulted in and cleared, and dataset 2's create
+	// spent 0.3–0.4 s more of system time (8 interleaved pairs: 6.00 s
+	// against 6.28 s, peak RSS a few MB higher). A single stream keeps
+	// using the five or so buffers it has in flight, so at most those grow.
+	a.bufs.keep = max(a.files.MaxSize, a.streams.MaxSize) + 1
 	a.walkers = make(chan struct{}, a.opts.Walkers)
 	a.fileQ = make(chan fileJob, a.opts.FileWorkers)
 	a.saveQ = make(chan saveJob, a.opts.SaveWorkers)
