@@ -60,13 +60,24 @@ func unwrapPathErr(err error) error {
 
 // OpenFile opens a regular file for reading without following a symlink
 // that replaced it since it was listed, and without updating its access
-// time where the caller may do that.
+// time where the caller may do that. Nor does it wait on a named pipe that
+// replaced the file (O_NONBLOCK: opening a pipe for reading would wait for
+// a writer, and the backup with it, for ever; the caller's fstat then
+// finds it is no regular file), or make a terminal the process's
+// controlling one. Reads of a regular file do not heed O_NONBLOCK.
 func OpenFile(path string) (*SourceFile, error) {
-	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME
+	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME | unix.O_NONBLOCK | unix.O_NOCTTY
 	fd, err := openRetry(path, flags)
 	if err == unix.EPERM {
 		// O_NOATIME is only allowed to the file's owner.
-		fd, err = openRetry(path, flags&^unix.O_NOATIME)
+		flags &^= unix.O_NOATIME
+		fd, err = openRetry(path, flags)
+	}
+	if err == unix.EAGAIN {
+		// A write lease on the file (a file server's, for a client's
+		// exclusive lock): without O_NONBLOCK the open breaks it and
+		// waits, as an open without it always did.
+		fd, err = openRetry(path, flags&^unix.O_NONBLOCK)
 	}
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: path, Err: err}

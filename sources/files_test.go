@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -114,5 +115,75 @@ func TestReadDirNames(t *testing.T) {
 	file := filepath.Join(dir, want[1])
 	if _, err := ReadDirNames(file, nil); !errors.As(err, &pe) || pe.Path != file || !errors.Is(err, unix.ENOTDIR) {
 		t.Fatalf("a file: %v", err)
+	}
+}
+
+// TestOpenFileDoesNotWaitOnPipe: a named pipe where a file was listed is
+// opened at once (no writer needed) and its fstat says it is a pipe, the
+// archiver's cue to report that it is no longer a regular file.
+func TestOpenFileDoesNotWaitOnPipe(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	type result struct {
+		f   *SourceFile
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { f, err := OpenFile(p); done <- result{f, err} }()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		defer r.f.Close()
+		st, err := r.f.Stat()
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+			t.Fatalf("Stat: mode %o, %v", st.Mode, err)
+		}
+	case <-time.After(5 * time.Second):
+		// Unblock the open so the test process can end.
+		if w, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("OpenFile waited for a writer on a named pipe")
+	}
+}
+
+// TestOpenFileBreaksWriteLease: a file under a write lease (a file
+// server's, for a client's exclusive lock) is opened as an open without
+// O_NONBLOCK opens it: the lease is broken and the open waits for its
+// holder to let go, rather than failing with EAGAIN.
+func TestOpenFileBreaksWriteLease(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "leased")
+	if err := os.WriteFile(p, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(holder)
+	if _, err := unix.FcntlInt(uintptr(holder), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		t.Skipf("no write lease here: %v", err)
+	}
+	// The holder gives the lease up a moment after the open has begun,
+	// as a file server does once its client has flushed.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		unix.FcntlInt(uintptr(holder), unix.F_SETLEASE, unix.F_UNLCK)
+	}()
+	start := time.Now()
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatalf("OpenFile of a leased file: %v", err)
+	}
+	defer f.Close()
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Fatalf("OpenFile returned after %v, before the lease was given up", waited)
+	}
+	if got, err := io.ReadAll(f); err != nil || string(got) != "data" {
+		t.Fatalf("read %q, %v", got, err)
 	}
 }
