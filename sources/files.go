@@ -94,8 +94,24 @@ func OpenFile(path string) (*SourceFile, error) {
 // files) spent 1.4 % of its CPU in os.NewFile alone. The one who opens a
 // SourceFile closes it; nothing closes a lost one.
 type SourceFile struct {
-	fd   int
-	name string
+	fd       int
+	name     string
+	blocking bool // O_NONBLOCK was cleared (see again)
+}
+
+// again reports whether a read that failed with err is worth repeating:
+// after EINTR, and after a first EAGAIN, which a file system that heeds
+// O_NONBLOCK for regular files could return (the local ones ignore it),
+// once the flag is cleared.
+func (f *SourceFile) again(err error) bool {
+	switch {
+	case err == unix.EINTR:
+		return true
+	case err == unix.EAGAIN && !f.blocking:
+		f.blocking = true
+		return unix.SetNonblock(f.fd, false) == nil
+	}
+	return false
 }
 
 // Read reads up to len(b) bytes from the file's offset; at the end of the
@@ -107,7 +123,7 @@ func (f *SourceFile) Read(b []byte) (int, error) {
 	for {
 		n, err := unix.Read(f.fd, b)
 		switch {
-		case err == unix.EINTR:
+		case err != nil && f.again(err):
 			continue
 		case err != nil:
 			return 0, err
@@ -128,7 +144,7 @@ func (f *SourceFile) ReadAt(b []byte, off int64) (int, error) {
 	for total < len(b) {
 		n, err := unix.Pread(f.fd, b[total:], off+int64(total))
 		switch {
-		case err == unix.EINTR:
+		case err != nil && f.again(err):
 			continue
 		case err != nil:
 			return total, err

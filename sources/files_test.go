@@ -187,3 +187,33 @@ func TestOpenFileBreaksWriteLease(t *testing.T) {
 		t.Fatalf("read %q, %v", got, err)
 	}
 }
+
+// TestSourceFileReadsPastEAGAIN: a read that meets EAGAIN (a descriptor
+// that heeds O_NONBLOCK: a named pipe here, some FUSE file systems for
+// regular files) clears the flag and waits for the data, rather than
+// failing the file.
+func TestSourceFileReadsPastEAGAIN(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := os.OpenFile(p, os.O_WRONLY, 0) // a reader is there: no wait
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		w.Write([]byte("late"))
+	}()
+	buf := make([]byte, 16)
+	n, err := f.Read(buf)
+	if err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("Read: %q, %v", buf[:n], err)
+	}
+}
