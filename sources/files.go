@@ -94,21 +94,22 @@ func OpenFile(path string) (*SourceFile, error) {
 // files) spent 1.4 % of its CPU in os.NewFile alone. The one who opens a
 // SourceFile closes it; nothing closes a lost one.
 type SourceFile struct {
-	fd       int
-	name     string
-	blocking bool // O_NONBLOCK was cleared (see again)
+	fd   int
+	name string
 }
 
 // again reports whether a read that failed with err is worth repeating:
-// after EINTR, and after a first EAGAIN, which a file system that heeds
-// O_NONBLOCK for regular files could return (the local ones ignore it),
-// once the flag is cleared.
-func (f *SourceFile) again(err error) bool {
+// after EINTR, and after the read's first EAGAIN, which a file system that
+// heeds O_NONBLOCK for regular files could return (the local ones ignore
+// it), once the flag is cleared. cleared is the read's own: the scouts and
+// the reader of a large file read it at once, so the file keeps no state
+// of it, and clearing the flag twice does no harm.
+func (f *SourceFile) again(err error, cleared *bool) bool {
 	switch {
 	case err == unix.EINTR:
 		return true
-	case err == unix.EAGAIN && !f.blocking:
-		f.blocking = true
+	case err == unix.EAGAIN && !*cleared:
+		*cleared = true
 		return unix.SetNonblock(f.fd, false) == nil
 	}
 	return false
@@ -120,10 +121,11 @@ func (f *SourceFile) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	cleared := false
 	for {
 		n, err := unix.Read(f.fd, b)
 		switch {
-		case err != nil && f.again(err):
+		case err != nil && f.again(err, &cleared):
 			continue
 		case err != nil:
 			return 0, err
@@ -140,11 +142,11 @@ func (f *SourceFile) ReadAt(b []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, unix.EINVAL
 	}
-	total := 0
+	total, cleared := 0, false
 	for total < len(b) {
 		n, err := unix.Pread(f.fd, b[total:], off+int64(total))
 		switch {
-		case err != nil && f.again(err):
+		case err != nil && f.again(err, &cleared):
 			continue
 		case err != nil:
 			return total, err
