@@ -13,9 +13,10 @@ import (
 // passes again and again (nil: ReadDirNames allocates its own).
 //
 // It reads the directory through a bare descriptor rather than an os.File,
-// which costs an epoll registration (refused for a directory) and three
-// fcntl calls per directory: a backup of the Go source tree lists 1,354
-// directories, and a no-change run does little else.
+// which costs an epoll registration (refused for a directory) and some
+// four fcntl calls per directory (strace of a no-change create of the Go
+// source tree, 1,374 directories: 5,498 fcntl calls before, 202 after),
+// and a no-change run does little else.
 func ReadDirNames(path string, buf []byte) ([]string, error) {
 	if len(buf) < DirBufSize {
 		buf = make([]byte, DirBufSize)
