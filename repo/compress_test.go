@@ -2,7 +2,9 @@ package repo
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"os/exec"
 	"testing"
 )
 
@@ -97,5 +99,88 @@ func TestCompressLiterals(t *testing.T) {
 	ramp := rampBytes(1 << 20)
 	if out, ok := c.compress(nil, ramp, CompressionFastest); !ok || len(out) > 64<<10 {
 		t.Errorf("a repeated ramp compressed to %d bytes (ok %v), want a few KiB", len(out), ok)
+	}
+}
+
+// concat joins byte slices.
+func concat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+func TestRandomRuns(t *testing.T) {
+	const K = 1 << 10
+	text := func(n int) []byte { return letters(uint64(n), n) }
+	rnd := func(n int) []byte { return randomBytes(uint64(n%251), n) }
+	mid := rnd(1 << 20)
+	copy(mid[330*K:], text(30*K)) // between the samples at 320 and 384 KiB: not seen
+	cases := []struct {
+		name string
+		data []byte
+		want [][2]int
+	}{
+		{"text", text(1 << 20), nil},
+		{"random", rnd(1 << 20), [][2]int{{0, 1 << 20}}},
+		{"too short to sample", rnd(randomMinLen - 1), nil},
+		// The stretch from the last random sample (704 KiB) to the first
+		// text one (768 KiB) is compressed with the text.
+		{"text, random, text", concat(text(256*K), rnd(512*K), text(256*K)), [][2]int{{256 * K, 704 * K}}},
+		{"random, text", concat(rnd(512*K), text(512*K)), [][2]int{{0, 448 * K}}},
+		{"random at the end", concat(text(896*K), rnd(128*K)), [][2]int{{896 * K, 1024 * K}}},
+		{"random at the end, one stretch", concat(text(960*K), rnd(64*K)), nil},
+		{"two random stretches", concat(rnd(256*K), text(256*K), rnd(300*K)), [][2]int{{0, 192 * K}, {512 * K, 812 * K}}},
+		{"30 KiB of text between samples", mid, [][2]int{{0, 1 << 20}}},
+	}
+	for _, c := range cases {
+		got := randomRuns(c.data, nil)
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: randomRuns = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestCompressMixed checks that a blob of text and random data is written
+// as several frames (the random stretches in raw blocks), smaller than
+// its input, and that both snap's decoder and the reference zstd decode it.
+func TestCompressMixed(t *testing.T) {
+	c, err := newCompressor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	zstdBin, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Fatal("the reference zstd is needed to check the frames snap writes: apt-get install zstd")
+	}
+	const K = 1 << 10
+	blobs := [][]byte{
+		concat(letters(1, 300*K), randomBytes(2, 700*K), letters(3, 200*K+17)),
+		concat(randomBytes(4, 1<<20), letters(5, 1<<20)),
+		concat(letters(6, 100*K), randomBytes(7, 5<<20+3)), // raw blocks of 128 KiB and a short last one
+	}
+	for _, level := range []Compression{CompressionFastest, CompressionDefault, CompressionBetter} {
+		for i, blob := range blobs {
+			runs := randomRuns(blob, nil)
+			if len(runs) == 0 {
+				t.Fatalf("blob %d: no random runs", i)
+			}
+			out, ok := c.compress([]byte("prefix"), blob, level)
+			if !ok || len(out)-6 >= len(blob) || string(out[:6]) != "prefix" {
+				t.Fatalf("%v, blob %d: compressed to %d of %d bytes (ok %v)", level, i, len(out)-6, len(blob), ok)
+			}
+			out = out[6:]
+			back, err := c.decompress(nil, out, len(blob))
+			if err != nil || !bytes.Equal(back, blob) {
+				t.Fatalf("%v, blob %d: round trip: %v", level, i, err)
+			}
+			cmd := exec.Command(zstdBin, "-d", "-c")
+			cmd.Stdin = bytes.NewReader(out)
+			ref, err := cmd.Output()
+			if err != nil || !bytes.Equal(ref, blob) {
+				t.Fatalf("%v, blob %d: the reference zstd: %v (%d bytes, want %d)", level, i, err, len(ref), len(blob))
+			}
+		}
 	}
 }
