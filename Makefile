@@ -76,14 +76,16 @@ bench-deps:
 	fi
 	@test -x $(MINIO) || GOBIN=$(dir $(MINIO)) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
-# Short fuzzing runs of every decoder of repository bytes, and of the
-# scouts' cut finder against restic/chunker.
+# Short fuzzing runs of every decoder of repository bytes, of the mixed
+# frames the compressor writes, and of the scouts' cut finder against
+# restic/chunker.
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzTrailer$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzKeyFile$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzObject$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./repo -run '^$$' -fuzz '^FuzzCompressMixed$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./index -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzTree$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzSnapshot$$' -fuzztime $(FUZZTIME)

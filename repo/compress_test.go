@@ -184,3 +184,46 @@ func TestCompressMixed(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompressMixed builds a blob from a recipe (stretches of random bytes,
+// text, zeros and ramps, of lengths the input picks) and checks that every
+// level's compression decodes to it: the frames of raw blocks written for
+// random stretches (appendRawFrame) must sit exactly between the encoder's.
+func FuzzCompressMixed(f *testing.F) {
+	f.Add([]byte{0, 40, 1, 20, 0, 70})
+	f.Add([]byte{1, 255, 0, 3, 2, 9, 0, 200, 3, 1})
+	f.Add([]byte{0, 130, 1, 1, 0, 2, 1, 64})
+	c, err := newCompressor()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, recipe []byte) {
+		var blob []byte
+		for i := 0; i+1 < len(recipe) && len(blob) < 4<<20; i += 2 {
+			n := int(recipe[i+1]) << 12 // up to 1 MiB per stretch, in 4 KiB steps
+			switch recipe[i] % 4 {
+			case 0:
+				blob = append(blob, randomBytes(uint64(i), n)...)
+			case 1:
+				blob = append(blob, letters(uint64(i), n)...)
+			case 2:
+				blob = append(blob, make([]byte, n)...)
+			case 3:
+				blob = append(blob, rampBytes(n+int(recipe[i+1]))...)
+			}
+		}
+		for _, level := range []Compression{CompressionFastest, CompressionDefault} {
+			out, ok := c.compress(nil, blob, level)
+			if !ok {
+				continue
+			}
+			if len(out) >= len(blob) {
+				t.Fatalf("%v: compressed %d bytes to %d", level, len(blob), len(out))
+			}
+			back, err := c.decompress(nil, out, len(blob))
+			if err != nil || !bytes.Equal(back, blob) {
+				t.Fatalf("%v: round trip of %d bytes (runs %v): %v", level, len(blob), randomRuns(blob, nil), err)
+			}
+		}
+	})
+}
