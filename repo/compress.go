@@ -229,7 +229,7 @@ func (c *compressor) compress(dst, src []byte, level Compression) ([]byte, bool)
 	if len(src) >= randomMinLen {
 		runs = randomRuns(src, runs)
 	}
-	if len(runs) == 1 && runs[0] == [2]int{0, len(src)} {
+	if randomThroughout(runs, len(src)) {
 		return dst, false
 	}
 	enc := c.enc[level]
@@ -359,11 +359,10 @@ func randomRuns(src []byte, runs [][2]int) [][2]int {
 	}
 }
 
-// looksRandom reports whether src looks like random bytes throughout (see
-// randomRuns).
-func looksRandom(src []byte) bool {
-	runs := randomRuns(src, nil)
-	return len(runs) == 1 && runs[0] == [2]int{0, len(src)}
+// randomThroughout reports whether runs, the random runs of a blob of n
+// bytes, cover all of it: the blob is then stored as it is.
+func randomThroughout(runs [][2]int, n int) bool {
+	return len(runs) == 1 && runs[0] == [2]int{0, n}
 }
 
 // sampleLooksRandom reports whether a sample of bytes looks random: it

@@ -67,8 +67,8 @@ func TestLooksRandom(t *testing.T) {
 		{"counter", counter, false},
 	}
 	for _, c := range cases {
-		if got := looksRandom(c.data); got != c.want {
-			t.Errorf("%s: looksRandom = %v, want %v", c.name, got, c.want)
+		if got := randomThroughout(randomRuns(c.data, nil), len(c.data)); got != c.want {
+			t.Errorf("%s: random throughout = %v, want %v", c.name, got, c.want)
 		}
 	}
 }
