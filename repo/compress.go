@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -62,7 +63,12 @@ const encoderWindow = 2 << 20
 // others wait, so every level gets one state per CPU.
 type compressor struct {
 	enc [4]*zstd.Encoder
-	dec *zstd.Decoder
+	dec *zstd.Decoder // blobs: at most MaxBlobSize
+	// objDec opens unpacked objects, which may be larger than any blob (up
+	// to MaxObjectSize); it is made on first use.
+	objDecOnce sync.Once
+	objDec     *zstd.Decoder
+	objDecErr  error
 
 	// Deltas are compressed and opened with a dictionary that changes with
 	// every blob: zstd takes it as an option of the encoder or decoder, so
@@ -92,6 +98,19 @@ func newCompressor() (*compressor, error) {
 	}
 	c.deltaDec = make(chan *zstd.Decoder, runtime.GOMAXPROCS(0))
 	return c, nil
+}
+
+// decompressObject returns the decompression of an unpacked object's
+// payload, at most MaxObjectSize bytes.
+func (c *compressor) decompressObject(src []byte) ([]byte, error) {
+	c.objDecOnce.Do(func() {
+		c.objDec, c.objDecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxObjectSize),
+			zstd.WithDecoderMaxWindow(MaxBlobSize))
+	})
+	if c.objDecErr != nil {
+		return nil, c.objDecErr
+	}
+	return c.objDec.DecodeAll(src, nil)
 }
 
 // deltaWindow is how far back a delta's matches reach. A chunk and its
@@ -251,16 +270,21 @@ func (c *compressor) compress(dst, src []byte, level Compression) ([]byte, bool)
 }
 
 // appendRawFrame appends a zstd frame holding src in raw blocks (RFC 8878:
-// a single-segment frame with a 4-byte content size, no checksum, blocks of
-// at most 128 KiB). src must not be empty.
+// a window of 128 KiB, which raw blocks do not use, a 4-byte content
+// size, no checksum, blocks of at most 128 KiB). src must not be empty.
+// The window is set rather than the frame marked single-segment, whose
+// window is its whole content: the reference decoder refuses windows over
+// 128 MiB unless told otherwise, and an object may hold that much random
+// data.
 func appendRawFrame(dst, src []byte) []byte {
 	const (
 		magic        = 0xFD2FB528
-		descriptor   = 2<<6 | 1<<5 // Frame_Content_Size_Flag 2 (4 bytes), Single_Segment_Flag
+		descriptor   = 2 << 6         // Frame_Content_Size_Flag 2: 4 bytes; a Window_Descriptor follows
+		window       = (17 - 10) << 3 // Window_Descriptor: 2^(10+7) = 128 KiB, mantissa 0
 		maxBlockSize = 128 << 10
 	)
 	dst = binary.LittleEndian.AppendUint32(dst, magic)
-	dst = append(dst, descriptor)
+	dst = append(dst, descriptor, window)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(src)))
 	for len(src) > 0 {
 		n := min(len(src), maxBlockSize)

@@ -2,9 +2,11 @@ package repo
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -226,4 +228,21 @@ func FuzzCompressMixed(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLargeObject checks that an unpacked object larger than any blob (an
+// index segment of millions of blobs) opens again, up to MaxObjectSize,
+// and that a larger one is refused before it is stored.
+func TestLargeObject(t *testing.T) {
+	r := testRepository(t, nil)
+	plain := bytes.Repeat([]byte("an index segment of many, many blobs. "), (MaxBlobSize+4<<20)/38)
+	copy(plain[1<<20:], randomBytes(11, 1<<20)) // a raw frame among the encoder's
+	sealed := r.sealObject(plain)
+	out, err := r.OpenObject(Handle{Type: IndexFile, Name: Hash(sealed).String()}, sealed)
+	if err != nil || !bytes.Equal(out, plain) {
+		t.Fatalf("object of %d bytes (stored in %d): %v", len(plain), len(sealed), err)
+	}
+	if _, err := r.SaveObject(context.Background(), IndexFile, make([]byte, MaxObjectSize+1)); err == nil || !strings.Contains(err.Error(), "object limit") {
+		t.Fatalf("an object over MaxObjectSize: %v, want an error", err)
+	}
 }

@@ -224,7 +224,7 @@ func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
 	case objectRaw:
 		return payload[1:], nil
 	case objectZstd:
-		out, err := r.comp.dec.DecodeAll(payload[1:], nil)
+		out, err := r.comp.decompressObject(payload[1:])
 		if err != nil {
 			return nil, corrupt(h.String(), "zstd: %v", err)
 		}
@@ -236,6 +236,11 @@ func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
 // SaveObject encrypts plain and stores it as an object of type t, returning
 // its ID. The object is durable when SaveObject returns.
 func (r *Repository) SaveObject(ctx context.Context, t FileType, plain []byte) (ID, error) {
+	if len(plain) > MaxObjectSize {
+		// A reader would refuse it: fail now rather than store what no
+		// one can open.
+		return ID{}, fmt.Errorf("%s object of %d bytes exceeds the %d-byte object limit", t, len(plain), MaxObjectSize)
+	}
 	sealed := r.sealObject(plain)
 	id := Hash(sealed)
 	if err := r.be.Save(ctx, Handle{Type: t, Name: id.String()}, sealed); err != nil {
