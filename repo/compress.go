@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -65,10 +64,8 @@ type compressor struct {
 	enc [4]*zstd.Encoder
 	dec *zstd.Decoder // blobs: at most MaxBlobSize
 	// objDec opens unpacked objects, which may be larger than any blob (up
-	// to MaxObjectSize); it is made on first use.
-	objDecOnce sync.Once
-	objDec     *zstd.Decoder
-	objDecErr  error
+	// to MaxObjectSize); blobs keep the tighter bound of their own.
+	objDec *zstd.Decoder
 
 	// Deltas are compressed and opened with a dictionary that changes with
 	// every blob: zstd takes it as an option of the encoder or decoder, so
@@ -87,30 +84,22 @@ func newCompressor() (*compressor, error) {
 		}
 		c.enc[l] = enc
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxBlobSize),
-		zstd.WithDecoderMaxWindow(MaxBlobSize))
-	if err != nil {
+	newDecoder := func(maxSize uint64) (*zstd.Decoder, error) {
+		return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSize),
+			zstd.WithDecoderMaxWindow(MaxBlobSize))
+	}
+	var err error
+	if c.dec, err = newDecoder(MaxBlobSize); err != nil {
 		return nil, err
 	}
-	c.dec = dec
+	if c.objDec, err = newDecoder(MaxObjectSize); err != nil {
+		return nil, err
+	}
 	for l := range c.deltaEnc {
 		c.deltaEnc[l] = make(chan *zstd.Encoder, runtime.GOMAXPROCS(0))
 	}
 	c.deltaDec = make(chan *zstd.Decoder, runtime.GOMAXPROCS(0))
 	return c, nil
-}
-
-// decompressObject returns the decompression of an unpacked object's
-// payload, at most MaxObjectSize bytes.
-func (c *compressor) decompressObject(src []byte) ([]byte, error) {
-	c.objDecOnce.Do(func() {
-		c.objDec, c.objDecErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxObjectSize),
-			zstd.WithDecoderMaxWindow(MaxBlobSize))
-	})
-	if c.objDecErr != nil {
-		return nil, c.objDecErr
-	}
-	return c.objDec.DecodeAll(src, nil)
 }
 
 // deltaWindow is how far back a delta's matches reach. A chunk and its
@@ -244,10 +233,7 @@ func (c *compressor) compress(dst, src []byte, level Compression) ([]byte, bool)
 	if level == CompressionOff || len(src) < 64 {
 		return dst, false
 	}
-	var runs [][2]int
-	if len(src) >= randomMinLen {
-		runs = randomRuns(src, runs)
-	}
+	runs := randomRuns(src)
 	if randomThroughout(runs, len(src)) {
 		return dst, false
 	}
@@ -330,8 +316,8 @@ const (
 	randomMinRun = 2 * randomStride
 )
 
-// randomRuns appends to runs the stretches of src, as [start, end) pairs
-// in ascending order, that look like random bytes (encrypted or already
+// randomRuns returns the stretches of src, as [start, end) pairs in
+// ascending order, that look like random bytes (encrypted or already
 // compressed data), so that compressing them is not worth trying. Samples
 // of 1 KiB are taken every 64 KiB and one at the end; the stretch between
 // two samples looks random when both samples pass two tests
@@ -345,10 +331,11 @@ const (
 // at a distance inside one blob (the same random block over and over) is
 // stored raw where zstd would have found the repeats; chunk-level
 // deduplication still finds repeats as long as a chunk.
-func randomRuns(src []byte, runs [][2]int) [][2]int {
+func randomRuns(src []byte) [][2]int {
 	if len(src) < randomMinLen {
-		return runs
+		return nil
 	}
+	var runs [][2]int
 	start := -1 // the start of the current run of random stretches, or -1
 	prevOff, prevRandom := 0, false
 	flush := func(end int) {

@@ -69,7 +69,7 @@ func TestLooksRandom(t *testing.T) {
 		{"counter", counter, false},
 	}
 	for _, c := range cases {
-		if got := randomThroughout(randomRuns(c.data, nil), len(c.data)); got != c.want {
+		if got := randomThroughout(randomRuns(c.data), len(c.data)); got != c.want {
 			t.Errorf("%s: random throughout = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -137,7 +137,7 @@ func TestRandomRuns(t *testing.T) {
 		{"30 KiB of text between samples", mid, [][2]int{{0, 1 << 20}}},
 	}
 	for _, c := range cases {
-		got := randomRuns(c.data, nil)
+		got := randomRuns(c.data)
 		if fmt.Sprint(got) != fmt.Sprint(c.want) {
 			t.Errorf("%s: randomRuns = %v, want %v", c.name, got, c.want)
 		}
@@ -164,7 +164,7 @@ func TestCompressMixed(t *testing.T) {
 	}
 	for _, level := range []Compression{CompressionFastest, CompressionDefault, CompressionBetter} {
 		for i, blob := range blobs {
-			runs := randomRuns(blob, nil)
+			runs := randomRuns(blob)
 			if len(runs) == 0 {
 				t.Fatalf("blob %d: no random runs", i)
 			}
@@ -224,7 +224,7 @@ func FuzzCompressMixed(f *testing.F) {
 			}
 			back, err := c.decompress(nil, out, len(blob))
 			if err != nil || !bytes.Equal(back, blob) {
-				t.Fatalf("%v: round trip of %d bytes (runs %v): %v", level, len(blob), randomRuns(blob, nil), err)
+				t.Fatalf("%v: round trip of %d bytes (runs %v): %v", level, len(blob), randomRuns(blob), err)
 			}
 		}
 	})

@@ -224,7 +224,7 @@ func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
 	case objectRaw:
 		return payload[1:], nil
 	case objectZstd:
-		out, err := r.comp.decompressObject(payload[1:])
+		out, err := r.comp.objDec.DecodeAll(payload[1:], nil)
 		if err != nil {
 			return nil, corrupt(h.String(), "zstd: %v", err)
 		}
