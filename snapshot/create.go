@@ -28,6 +28,7 @@ type CreateOptions struct {
 	Archive  ArchiveOptions
 	Writer   index.WriterOptions
 	Program  string
+	Job      string // the config-file job taking the snapshot, if any
 }
 
 // Create makes a snapshot: it archives the inputs, flushes every pack and
@@ -107,7 +108,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	}
 
 	now := time.Now()
-	sn := &Snapshot{Time: o.Time, Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program}
+	sn := &Snapshot{Time: o.Time, Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program, Job: o.Job}
 	if sn.Time.IsZero() {
 		sn.Time = now
 	}

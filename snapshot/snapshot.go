@@ -28,6 +28,9 @@ type Snapshot struct {
 	Summary  Summary   `json:"summary"`
 	Sources  []Source  `json:"sources,omitempty"`
 	Program  string    `json:"program,omitempty"`
+	// Job is the config-file job that took the snapshot ('snap run'); a
+	// job's keep policy forgets only snapshots that carry its name.
+	Job string `json:"job,omitempty"`
 	// Original is the ID of the snapshot this one was copied from.
 	Original *repo.ID `json:"original,omitempty"`
 	// Dictionary is the data blob that small files of this run were

@@ -51,13 +51,14 @@ type snapshotJSON struct {
 	Parent   *repo.ID          `json:"parent"`
 	Summary  snapshot.Summary  `json:"summary"`
 	Sources  []snapshot.Source `json:"sources,omitempty"`
+	Job      string            `json:"job,omitempty"`
 	// Dictionary is the blob small files were compressed against.
 	Dictionary *repo.ID `json:"dictionary,omitempty"`
 }
 
 func toJSON(sn *snapshot.Snapshot) snapshotJSON {
 	return snapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Username: sn.Username, Tags: sn.Tags,
-		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sn.Sources, Dictionary: sn.Dictionary}
+		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sn.Sources, Job: sn.Job, Dictionary: sn.Dictionary}
 }
 
 func runList(c *cli.Context, e *env, f snapshot.Filter) error {

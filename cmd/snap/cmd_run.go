@@ -351,6 +351,7 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	}
 	o.Writer = index.WriterOptions{Compression: comp}
 	o.Program = "snap " + version
+	o.Job = j.Name
 	return o, plan, nil
 }
 
@@ -427,7 +428,7 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
 		// decision would be made without it.
 		return fmt.Errorf("%d snapshots cannot be read, so the policy cannot be applied safely; nothing was forgotten; run 'snap check'", len(s.unreadable))
 	}
-	mine := jobSnapshots(sns, j.host(), j.Paths, j.Tags, j.sourcePaths())
+	mine := jobSnapshots(sns, j.Name, j.host(), j.Paths, j.Tags, j.sourcePaths())
 	res := forgetResult{Groups: []forgetGroup{}, RemovedIDs: []string{}}
 	remove := planForget(&res, snapshot.GroupSnapshots(mine, snapshot.GroupBy{Host: true, Paths: true}), p, e.now())
 	u := s.ui
@@ -495,12 +496,14 @@ func runCheckStep(ctx context.Context, s *session, j *Job) error {
 }
 
 // jobSnapshots returns the snapshots that belong to a job, which are the
-// only ones its keep policy may forget: taken on the job's host, of exactly
-// the job's paths, carrying every one of the job's tags, and holding the
-// same stream sources (database dumps) by path. Snapshots of other jobs, of
-// 'snap create' by hand, or of the job before its paths were changed are
-// left alone: forgetting too little is safe, too much is not.
-func jobSnapshots(sns []*snapshot.Snapshot, host string, paths, tags, sourcePaths []string) []*snapshot.Snapshot {
+// only ones its keep policy may forget: taken by the job (they carry its
+// name, which 'snap run' records), on the job's host, of exactly the job's
+// paths, carrying every one of the job's tags, and holding the same stream
+// sources (database dumps) by path. Snapshots of other jobs, of 'snap
+// create' by hand (even of the same paths), or of the job before its paths
+// were changed are left alone: forgetting too little is safe, too much is
+// not.
+func jobSnapshots(sns []*snapshot.Snapshot, job, host string, paths, tags, sourcePaths []string) []*snapshot.Snapshot {
 	want := make([]string, 0, len(paths))
 	for _, p := range paths {
 		want = append(want, filepath.Clean(p))
@@ -510,7 +513,7 @@ func jobSnapshots(sns []*snapshot.Snapshot, host string, paths, tags, sourcePath
 	wantSrc := slices.Sorted(slices.Values(sourcePaths))
 	var out []*snapshot.Snapshot
 	for _, sn := range sns {
-		if sn.Host != host || !slices.Equal(sn.Paths, want) {
+		if sn.Job != job || sn.Host != host || !slices.Equal(sn.Paths, want) {
 			continue
 		}
 		hasTags := true

@@ -287,7 +287,7 @@ func TestSystemdCalendar(t *testing.T) {
 
 func TestJobSnapshots(t *testing.T) {
 	mk := func(host string, paths, tags []string, sources ...string) *snapshot.Snapshot {
-		sn := &snapshot.Snapshot{Host: host, Paths: paths, Tags: tags}
+		sn := &snapshot.Snapshot{Host: host, Paths: paths, Tags: tags, Job: "nightly"}
 		for _, s := range sources {
 			sn.Sources = append(sn.Sources, snapshot.Source{Path: s})
 		}
@@ -301,12 +301,15 @@ func TestJobSnapshots(t *testing.T) {
 		mk("h", []string{"/a", "/b", "/c"}, []string{"app"}),      // 4: more paths
 		mk("h", []string{"/a", "/b"}, []string{"app"}, "/db/x"),   // 5: a dump the job does not take
 		mk("h", []string{"/a", "/b"}, []string{"app", "nightly"}), // 6: the job's
+		mk("h", []string{"/a", "/b"}, []string{"app"}),            // 7: by hand, or another job's
+		mk("h", []string{"/a", "/b"}, []string{"app"}),            // 8: another job's
 	}
-	got := jobSnapshots(sns, "h", []string{"/b/", "/a"}, []string{"app"}, nil)
+	sns[7].Job, sns[8].Job = "", "weekly"
+	got := jobSnapshots(sns, "nightly", "h", []string{"/b/", "/a"}, []string{"app"}, nil)
 	if len(got) != 2 || got[0] != sns[0] || got[1] != sns[6] {
 		t.Errorf("got %d snapshots: %v", len(got), got)
 	}
-	if got := jobSnapshots(sns, "h", []string{"/a", "/b"}, []string{"app"}, []string{"/db/x"}); len(got) != 1 || got[0] != sns[5] {
+	if got := jobSnapshots(sns, "nightly", "h", []string{"/a", "/b"}, []string{"app"}, []string{"/db/x"}); len(got) != 1 || got[0] != sns[5] {
 		t.Errorf("with sources: %v", got)
 	}
 }

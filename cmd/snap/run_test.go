@@ -352,10 +352,12 @@ last = 2
 prune = true
 delete_delay = "0"
 `)
-	// A snapshot of the same paths by hand, without the job's tag, and one
-	// of other paths with it: the job's policy must leave both alone.
+	// Snapshots of the same paths by hand, without the job's tag and with
+	// it, and one of other paths with it: the job's policy must leave them
+	// all alone (only snapshots that carry the job's name are its own).
 	writeFile(t, filepath.Join(src, "data"), []byte("generation 0"))
 	tr.mustRun("create", src)
+	tr.mustRun("create", "--tag", "app", src)
 	tr.mustRun("create", "--tag", "app", other)
 	for i := 1; i <= 3; i++ {
 		writeFile(t, filepath.Join(src, "data"), bytes.Repeat([]byte{byte(i)}, 200<<10))
@@ -391,14 +393,17 @@ delete_delay = "0"
 	}
 	var mine, others int
 	for _, sn := range list {
-		if len(sn.Tags) == 1 && sn.Tags[0] == "app" && sn.Paths[0] == src {
+		if sn.Job == "app" {
+			if len(sn.Tags) != 1 || sn.Tags[0] != "app" || sn.Paths[0] != src {
+				t.Errorf("job snapshot %s: tags %v, paths %v", sn.ShortID, sn.Tags, sn.Paths)
+			}
 			mine++
 		} else {
 			others++
 		}
 	}
-	if mine != 2 || others != 2 {
-		t.Errorf("after three runs with keep.last = 2: %d of the job's snapshots, %d others; want 2 and 2", mine, others)
+	if mine != 2 || others != 3 {
+		t.Errorf("after three runs with keep.last = 2: %d of the job's snapshots, %d others; want 2 and 3", mine, others)
 	}
 	// Human output of a full run.
 	res := tr.runConfig(nil, "run", "--config", cfg)
