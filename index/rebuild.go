@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -55,6 +56,7 @@ type RepairStats struct {
 	Blobs      int
 	Unreadable []string // packs whose trailer could not be read, with the reason
 	Segments   int      // segments written
+	Removed    int      // old segments removed (the new ones supersede them)
 }
 
 // segmentTarget is the number of blobs per segment that repair writes.
@@ -62,8 +64,16 @@ const segmentTarget = 65536
 
 // RebuildFromPacks recreates the repository's index from the pack trailers:
 // it writes new segments listing every readable pack, the last of which
-// supersedes every segment that existed when it started, and then rebuilds
-// the cache. The caller must hold the exclusive lock.
+// supersedes every segment that existed when it started, removes those
+// old segments, and then rebuilds the cache. The caller must hold the
+// exclusive lock.
+//
+// Why remove them here rather than leave them to prune: the old segments
+// include the unreadable ones repair is run for, and prune refuses to run
+// while any segment is unreadable, so they stayed, and check kept
+// reporting them, until someone deleted them by hand. Once the final
+// segment is durable every old one is superseded, and with the exclusive
+// lock no create or prune can depend on one.
 func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (RepairStats, error) {
 	var st RepairStats
 	old, err := ix.r.ListIDs(ctx, repo.IndexFile)
@@ -121,6 +131,13 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 	}
 	if err := flush(true); err != nil {
 		return st, err
+	}
+	for _, id := range old {
+		err := ix.r.Backend().Remove(ctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})
+		if err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return st, fmt.Errorf("remove superseded index segment %s: %w", id, err)
+		}
+		st.Removed++
 	}
 	if err := ix.Reset(); err != nil {
 		return st, err

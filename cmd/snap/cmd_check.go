@@ -165,6 +165,15 @@ func runCheck(c *cli.Context, e *env, sub *subset) error {
 // lock; the session's index is not used) and prints the result.
 func checkWith(ctx context.Context, s *session, sub *subset) error {
 	u := s.ui
+	// The snapshots are listed before the index is read: a snapshot is
+	// saved only after its index segments (data → index → snapshot), so
+	// every snapshot listed here has its blobs in the segments read next.
+	// Listed after, a snapshot that a create saved meanwhile was checked
+	// against an index without its blobs, and reported as lost data.
+	sns, errs, err := s.loader.List(ctx)
+	if err != nil {
+		return err
+	}
 	ck, err := index.NewChecker(ctx, s.r)
 	if err != nil {
 		return err
@@ -187,10 +196,6 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		}
 	}
 	if err := ck.Confirm(ctx); err != nil {
-		return err
-	}
-	sns, errs, err := s.loader.List(ctx)
-	if err != nil {
 		return err
 	}
 	for _, le := range errs {

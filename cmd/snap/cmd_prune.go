@@ -157,6 +157,9 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 	}
 	st, err := index.Prune(ctx, s.ix, o)
 	if err != nil {
+		// The stats describe the plan, not what happened: a report of
+		// them ("38.5 MiB freed") before the error would be false.
+		st = nil
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
 		} else {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/snap-backup/snap/index"
@@ -60,8 +62,11 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	}
 	if s.ui.json {
 		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
-			"segments": st.Segments, "unreadable_packs": len(st.Unreadable)})
+			"segments": st.Segments, "removed_segments": st.Removed, "unreadable_packs": len(st.Unreadable)})
 	}
-	s.ui.printf("indexed %d blobs in %d packs; wrote %d index segments", st.Blobs, st.Packs, st.Segments)
+	s.ui.printf("indexed %d blobs in %d packs; wrote %d index segments, removed the %d they replace", st.Blobs, st.Packs, st.Segments, st.Removed)
+	if n := len(st.Unreadable); n > 0 {
+		return fmt.Errorf("repair index: %d packs could not be read (listed above) and are not indexed: their blobs are lost unless another pack holds them; run 'snap check' to see the snapshots affected", n)
+	}
 	return nil
 }

@@ -197,6 +197,10 @@ func TestCorruption(t *testing.T) {
 				must(t, os.RemoveAll(target))
 				tr.mustRun("restore", sn, "--target", target)
 				compareEntries(t, "restore after repair", want, describe(t, filepath.Join(target, src)))
+				// The segments repair replaced are gone, the damaged one
+				// too: check passes, and prune is not blocked.
+				tr.mustRun("check")
+				tr.mustRun("prune")
 			}
 		})
 	}
