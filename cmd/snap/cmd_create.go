@@ -60,6 +60,7 @@ type createPlan struct {
 	pre     []string
 	post    []string
 	minFree uint64
+	origin  string // where the paths come from, for errors: "the command", "job NAME"
 }
 
 func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPlan, error) {
@@ -77,11 +78,7 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		}
 	}
 	o.Paths = paths
-	for _, p := range o.Paths {
-		if _, err := os.Lstat(p); err != nil {
-			return o, plan, fmt.Errorf("path %s: %w; check the path or remove it from the command", p, unwrapOS(err))
-		}
-	}
+	plan.origin = "the command"
 	if len(o.Paths) == 0 && sf.stdinName == "" && sf.commandName == "" && len(sf.dbs) == 0 {
 		return o, plan, usagef("nothing to back up: give paths, --db, --stdin or --command")
 	}
@@ -168,6 +165,13 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 			err = fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)
 		}
 	}()
+	// A missing path (an unmounted disk) fails the run here, after the
+	// post hooks are armed: they report every failure.
+	for _, p := range o.Paths {
+		if _, err := os.Lstat(p); err != nil {
+			return nil, fmt.Errorf("path %s: %w; check the path or remove it from %s; no snapshot was saved", p, unwrapOS(err), plan.origin)
+		}
+	}
 	streams, err := plan.streams.build(ctx, e, u)
 	if err != nil {
 		return nil, fmt.Errorf("create: %w; no snapshot was saved", err)

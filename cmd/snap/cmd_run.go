@@ -238,6 +238,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 
 	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})
 	if err != nil {
+		j.postAfterFailure(ctx, u, st.location, err)
 		fail("", err)
 		return res
 	}
@@ -276,7 +277,10 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 			res.Status, res.ExitCode = statusPartial, exitPartial
 			u.warnf("%s", err)
 		default:
-			fail("", fmt.Errorf("%s: %w", step, err))
+			if !strings.HasPrefix(err.Error(), step+": ") { // create's errors name it already
+				err = fmt.Errorf("%s: %w", step, err)
+			}
+			fail("", err)
 			sr.Status, sr.Error = res.Status, singleLine(err.Error())
 		}
 		res.Steps = append(res.Steps, sr)
@@ -304,11 +308,7 @@ func jobSteps(j *Job) []string {
 func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	var o snapshot.CreateOptions
 	var plan createPlan
-	for _, p := range j.Paths {
-		if _, err := os.Lstat(p); err != nil {
-			return o, plan, fmt.Errorf("path %s: %w; check the path or remove it from job %s", p, unwrapOS(err), j.Name)
-		}
-	}
+	plan.origin = "job " + j.Name
 	sf, _, err := parseStreamFlags("", "", j.Databases, nil)
 	if err != nil {
 		return o, plan, fmt.Errorf("job %s: %w", j.Name, err)
@@ -360,11 +360,24 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 func runCreateStep(ctx context.Context, e *env, s *session, location string, j *Job) (*snapshot.Snapshot, error) {
 	o, plan, err := j.createOptions(s.ui)
 	if err != nil {
+		j.postAfterFailure(ctx, s.ui, location, err)
 		return nil, err
 	}
 	defer s.relock(ctx, noLock)
 	open := func() (*session, error) { return s, s.relock(ctx, sharedLock) }
 	return createWithHooks(ctx, e, s.ui, location, open, o, plan)
+}
+
+// postAfterFailure runs the job's post hooks for a create that failed
+// before createWithHooks could run them (the repository could not be
+// opened, the job's options are wrong): post hooks run whatever happened,
+// and a monitoring ping in one must hear of exactly these failures. Their
+// own failure is reported by runPost; err stays the job's error.
+func (j *Job) postAfterFailure(ctx context.Context, u *ui, location string, err error) {
+	if len(j.Post) == 0 {
+		return
+	}
+	_ = newHooks(nil, j.Post, location, j.host(), j.Tags).runPost(ctx, u, err, "")
 }
 
 // host is the host name the job records.

@@ -413,3 +413,36 @@ delete_delay = "0"
 		}
 	}
 }
+
+// TestPostHooksRunOnEarlyFailures: post hooks run whatever happened, also
+// when the repository cannot be opened or a path is missing (an unmounted
+// disk): exactly the failures a monitoring ping in a post hook must report.
+func TestPostHooksRunOnEarlyFailures(t *testing.T) {
+	tr := newTestRepo(t)
+	log := filepath.Join(tr.dir, "hooks.log")
+	post := `post = ["echo \"$SNAP_STATUS $SNAP_EXIT_CODE\" >> ` + log + `"]`
+	cfg := tr.writeConfig(`[jobs.norepo]
+repository = "` + filepath.Join(tr.dir, "none") + `"
+paths = ["` + tr.dir + `"]
+` + post + `
+
+[jobs.nopath]
+paths = ["` + filepath.Join(tr.dir, "missing") + `"]
+` + post + "\n")
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	if res.code == 0 {
+		t.Fatalf("run: exit 0\n%s", res.stdout)
+	}
+	got, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatalf("no post hook ran: %v\n%s", err, res.stderr)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "failure ") || !strings.HasPrefix(lines[1], "failure ") {
+		t.Errorf("post hooks wrote %q, want two failures", got)
+	}
+	must(t, os.Remove(log))
+	res = tr.run("create", filepath.Join(tr.dir, "missing"), "--post", `echo "$SNAP_STATUS $SNAP_EXIT_CODE" >> `+log)
+	if got, _ := os.ReadFile(log); res.code != 1 || string(got) != "failure 1\n" {
+		t.Errorf("create of a missing path: exit %d, post hook wrote %q\n%s", res.code, got, res.stderr)
+	}
+}
