@@ -76,9 +76,20 @@ func (c *Command) build(ctx context.Context, kill syscall.Signal) *exec.Cmd {
 		if cmd.Process == nil {
 			return nil
 		}
-		return syscall.Kill(-cmd.Process.Pid, kill)
+		pid := cmd.Process.Pid
+		if kill != syscall.SIGKILL {
+			// What ignores SIGTERM is killed, the whole group: Go's
+			// WaitDelay kills only the leader, and left a dump that
+			// ignored the signal running, holding its database locks,
+			// after snap had gone. The group outlives its leader while
+			// any member runs, so its ID is not anybody else's then.
+			time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+		}
+		return syscall.Kill(-pid, kill)
 	}
-	cmd.WaitDelay = killGrace
+	// A little after the group's SIGKILL: Wait then returns even if a
+	// process outside the group holds the output pipe open.
+	cmd.WaitDelay = killGrace + time.Second
 	return cmd
 }
 

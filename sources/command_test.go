@@ -3,7 +3,11 @@ package sources
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +88,44 @@ func TestCommandCancel(t *testing.T) {
 	_, _ = io.ReadAll(rc)
 	if err := rc.Close(); !errors.Is(err, context.Canceled) || time.Since(start) > 10*time.Second {
 		t.Fatalf("cancelled program: %v after %v", err, time.Since(start))
+	}
+}
+
+// A program that ignores SIGTERM is killed after killGrace, with what it
+// started: the whole process group, not only its leader.
+func TestCommandCancelKillsGroup(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	c := Command{Name: "sh", Args: []string{"-c", `trap "" TERM; sleep 60 & echo $! > ` + pidFile + `; echo started; wait`}}
+	rc, err := c.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 8)
+	if _, err := io.ReadAtLeast(rc, line, 1); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	_, _ = io.ReadAll(rc)
+	if err := rc.Close(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled program: %v", err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return // gone, or a zombie waiting for init
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the group's sleep (pid %d) still runs after the program was cancelled", pid)
+		}
 	}
 }
 
