@@ -182,7 +182,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	return nil
 }
 
-func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
+func runScheduleList(c *cli.Context, e *env, o scheduleOptions) (err error) {
 	u := newUI(c, e)
 	dir, err := unitDir(o.dir, o.user, e.getenv)
 	if err != nil {
@@ -208,9 +208,17 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		installed[job] = true
 		out = append(out, uj)
 	}
-	// Scheduled jobs of the config that are not installed here.
-	if path, err := findConfig(gstring(c, "config"), e.getenv); err == nil && path != "" {
-		if cfg, _, err := loadConfig(path); err == nil {
+	// Scheduled jobs of the config that are not installed here. A config
+	// with errors still lets the installed timers be listed, and then
+	// fails the command: an empty list must not hide it.
+	var cfgErr error
+	if path, err := findConfig(gstring(c, "config"), e.getenv); err != nil {
+		cfgErr = err
+	} else if path != "" {
+		cfg, _, err := loadConfig(path)
+		if err != nil {
+			cfgErr = fmt.Errorf("%w; jobs not installed are not listed; see 'snap config check'", err)
+		} else {
 			for _, j := range cfg.Jobs {
 				if len(j.Schedule) > 0 && !installed[j.Name] {
 					out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule})
@@ -222,8 +230,16 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		if out == nil {
 			out = []unitJSON{}
 		}
-		return u.jsonDoc(map[string]any{"dir": dir, "units": out})
+		if err := u.jsonDoc(map[string]any{"dir": dir, "units": out}); err != nil {
+			return err
+		}
+		return cfgErr
 	}
+	defer func() {
+		if err == nil {
+			err = cfgErr
+		}
+	}()
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "Job\tSchedule\tTimer\tNext run\tLast run\tLast result")
 	for _, uj := range out {

@@ -179,7 +179,7 @@ func findConfig(explicit string, getenv func(string) string) (string, error) {
 func loadConfig(path string) (*Config, []Problem, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config file %s: %w", path, unwrapOS(err))
+		return nil, nil, usagef("config file %s: %v", path, unwrapOS(err))
 	}
 	return parseConfig(path, string(data))
 }

@@ -12,7 +12,7 @@ import (
 const (
 	exitOK          = 0
 	exitFatal       = 1 // also an internal error (a bug: repo.PanicError)
-	exitUsage       = 2 // wrong flags or arguments
+	exitUsage       = 2 // wrong flags or arguments, a config file with errors
 	exitPartial     = 3 // snapshot saved, but some files could not be read
 	exitNoRepo      = 10
 	exitLocked      = 11
@@ -36,6 +36,7 @@ func usagef(format string, args ...any) error { return &usageError{msg: sprintf(
 func exitCode(err error) int {
 	var pe *partialError
 	var ue *usageError
+	var cfe *ConfigError
 	var ce *codedError
 	var bug *repo.PanicError
 	switch {
@@ -55,7 +56,7 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, repo.ErrWrongPassword):
 		return exitWrongPass
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &cfe):
 		return exitUsage
 	}
 	return exitFatal

@@ -206,6 +206,16 @@ keep = { last = 3 }
 	if strings.TrimSpace(res.stdout) != "app" {
 		t.Errorf("jobs --names: %q", res.stdout)
 	}
+	// Every command that reads the config exits 2 on one with errors, or
+	// on a config file that is missing (exit codes, docs/usage.md).
+	for _, args := range [][]string{{"run"}, {"config", "jobs"}, {"schedule", "list", "--dir", filepath.Join(tr.dir, "units")}} {
+		for _, file := range []string{bad, filepath.Join(tr.dir, "missing.toml")} {
+			res := tr.runConfig(nil, append(args, "--config", file)...)
+			if res.code != exitUsage || !strings.Contains(res.stderr, filepath.Base(file)) {
+				t.Errorf("%v --config %s: exit %d\n%s", args, filepath.Base(file), res.code, res.stderr)
+			}
+		}
+	}
 }
 
 // TestRunInterrupted stops a run in the middle of a create, as systemd
