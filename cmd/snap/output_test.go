@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/snap-backup/snap/snapshot"
 )
 
 func TestCreateRestoreJSONLines(t *testing.T) {
@@ -352,5 +356,19 @@ words=(snap restore latest --target ""); CURRENT=5; _snap
 		if out, err := exec.Command(path, "-k", "-man", "-Tutf8", "-z", "-ww", manFile).CombinedOutput(); err != nil || len(out) > 0 {
 			t.Errorf("groff: %v\n%s", err, out)
 		}
+	}
+}
+
+// A warning about a file names the file in the text output too (the
+// path attribute shows only in JSON).
+func TestWarningNamesPath(t *testing.T) {
+	var buf bytes.Buffer
+	e := &env{stdout: &buf, stderr: &buf, getenv: func(string) string { return "" }, now: time.Now}
+	u := &ui{mu: &sync.Mutex{}, out: &buf, err: &buf}
+	u.initLog(e)
+	p := newProgress(e, u, "create", func() {})
+	p.event(snapshot.Event{Kind: snapshot.EventWarning, Path: "/srv/app/log", Err: errors.New("file changed while it was read")})
+	if got := buf.String(); !strings.Contains(got, "/srv/app/log: file changed while it was read") {
+		t.Errorf("warning: %q", got)
 	}
 }

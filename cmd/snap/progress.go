@@ -193,7 +193,11 @@ func (p *progress) event(ev snapshot.Event) {
 		p.mu.Lock()
 		p.warnings++
 		p.mu.Unlock()
-		p.u.log.Warn(fmt.Sprint(ev.Err), "path", ev.Path)
+		msg := fmt.Sprint(ev.Err)
+		if ev.Path != "" && !strings.Contains(msg, ev.Path) {
+			msg = ev.Path + ": " + msg // the text and journal formats show only the message
+		}
+		p.u.log.Warn(msg, "path", ev.Path)
 	}
 }
 
