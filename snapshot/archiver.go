@@ -719,12 +719,14 @@ type vdir struct {
 type ventry struct {
 	dir    *vdir
 	fsPath string  // a backed-up path
+	follow bool    // fsPath was given as "dir/": a symlink there is followed
 	stream *Stream // a stream source
 }
 
 // buildVTree arranges the inputs under one root. Paths must be absolute and
-// clean; a path inside another is dropped (the outer one covers it).
-func buildVTree(paths []string, streams []Stream) (*vdir, error) {
+// clean; a path inside another is dropped (the outer one covers it). Paths
+// in follow were given with a trailing slash.
+func buildVTree(paths []string, follow map[string]bool, streams []Stream) (*vdir, error) {
 	root := &vdir{metaPath: "/", children: map[string]*ventry{}}
 	sorted := append([]string(nil), paths...)
 	sort.Strings(sorted)
@@ -777,7 +779,7 @@ func buildVTree(paths []string, streams []Stream) (*vdir, error) {
 		return &vdir{metaPath: "/", children: map[string]*ventry{"": {fsPath: "/"}}}, placeStreams(root, streams, place)
 	}
 	for _, p := range kept {
-		if err := place(p, &ventry{fsPath: p}); err != nil {
+		if err := place(p, &ventry{fsPath: p, follow: follow[p]}); err != nil {
 			return nil, err
 		}
 	}
@@ -882,7 +884,11 @@ func (a *archiver) startPaths(ctx context.Context, d *vdir, parent *Tree, out ma
 			}
 			out[e] = a.walkDir(ctx, "/", m, parent)
 		case e.fsPath != "":
-			m, err := a.meta.Lstat(e.fsPath, name)
+			lpath := e.fsPath
+			if e.follow {
+				lpath += "/" // lstat follows a symlink to a directory then
+			}
+			m, err := a.meta.Lstat(lpath, name)
 			if err != nil {
 				out[e] = done(fileResult{err: err})
 				continue

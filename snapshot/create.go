@@ -39,12 +39,21 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	r := ix.Repository()
 	start := time.Now()
 	paths := make([]string, 0, len(o.Paths))
+	follow := map[string]bool{}
 	for _, p := range o.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return nil, err
 		}
-		paths = append(paths, filepath.Clean(abs))
+		abs = filepath.Clean(abs)
+		paths = append(paths, abs)
+		// "link/" (or "link/.") names the directory a symlink points to,
+		// as for lstat and for tar and rsync: its contents are saved, under
+		// the link's path. Clean drops the slash, which saved only the
+		// link (an empty backup of /var/lib/mysql/ on another disk).
+		if abs != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")) {
+			follow[abs] = true
+		}
 	}
 	slices.Sort(paths)
 	paths = slices.Compact(paths)
@@ -64,7 +73,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 			streams[i].parent = previousDump(ctx, ix, sns, o.Host, streams[i].Path)
 		}
 	}
-	root, err := buildVTree(paths, streams)
+	root, err := buildVTree(paths, follow, streams)
 	if err != nil {
 		return nil, err
 	}

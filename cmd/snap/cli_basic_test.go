@@ -59,3 +59,31 @@ func TestMalformedSnapshotIsUsageError(t *testing.T) {
 		t.Fatalf("ls not-an-id: exit %d, %s", res.code, res.stderr)
 	}
 }
+
+// TestCreateSymlinkWithSlash: "link/" names the directory a symlink points
+// to (as for lstat, tar and rsync): its contents are saved under the link's
+// path. "link" without the slash saves the symlink itself.
+func TestCreateSymlinkWithSlash(t *testing.T) {
+	tr := newTestRepo(t)
+	real := filepath.Join(tr.dir, "disk2", "mysql")
+	writeFile(t, filepath.Join(real, "ibdata1"), []byte("table data"))
+	link := filepath.Join(tr.dir, "mysql")
+	must(t, os.Symlink(real, link))
+	for _, arg := range []string{link + "/", link + "/."} {
+		tr.mustRun("create", arg)
+		target := filepath.Join(tr.dir, "restore")
+		must(t, os.RemoveAll(target))
+		tr.mustRun("restore", "latest", "--target", target)
+		got, err := os.ReadFile(filepath.Join(target, link, "ibdata1"))
+		if err != nil || string(got) != "table data" {
+			t.Errorf("create %s: restored %q, %v", arg, got, err)
+		}
+	}
+	tr.mustRun("create", link)
+	target := filepath.Join(tr.dir, "restore")
+	must(t, os.RemoveAll(target))
+	tr.mustRun("restore", "latest", "--target", target)
+	if fi, err := os.Lstat(filepath.Join(target, link)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("create %s: restored %v, %v; want the symlink", link, fi, err)
+	}
+}
