@@ -87,3 +87,30 @@ func TestCreateSymlinkWithSlash(t *testing.T) {
 		t.Errorf("create %s: restored %v, %v; want the symlink", link, fi, err)
 	}
 }
+
+// TestAtOnLsAndDump: ls and dump take --at instead of SNAPSHOT, as restore
+// does: the state at a time, to standard output.
+func TestAtOnLsAndDump(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	f := filepath.Join(src, "f")
+	writeFile(t, f, []byte("monday"))
+	tr.mustRun("create", "--time", "2026-11-30T03:00:00Z", src)
+	writeFile(t, f, []byte("tuesday"))
+	tr.mustRun("create", "--time", "2026-12-01T03:00:00Z", src)
+	if got := tr.mustRun("dump", "--at", "2026-11-30T12:00:00Z", f).stdout; got != "monday" {
+		t.Errorf("dump --at monday noon: %q", got)
+	}
+	if got := tr.mustRun("dump", "--at", "2026-12-02T00:00:00Z", f).stdout; got != "tuesday" {
+		t.Errorf("dump --at tuesday night: %q", got)
+	}
+	if got := tr.mustRun("ls", "--at", "2026-11-30T12:00:00Z", src).stdout; !strings.Contains(got, f) {
+		t.Errorf("ls --at: %q", got)
+	}
+	if res := tr.run("dump", "--at", "2026-11-29T00:00:00Z", f); res.code != 1 || !strings.Contains(res.stderr, "no snapshot taken at or before") {
+		t.Errorf("dump --at before every snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.run("dump", "--at", "now", "latest", f); res.code != exitUsage {
+		t.Errorf("dump --at with a SNAPSHOT too: exit %d\n%s", res.code, res.stderr)
+	}
+}

@@ -20,14 +20,18 @@ func dumpCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:        "dump",
 		Usage:       "write a file from a snapshot to standard output",
-		ArgsUsage:   "SNAPSHOT PATH",
+		ArgsUsage:   "SNAPSHOT PATH | --at TIME PATH",
 		Description: "Writes the file at PATH to standard output, verified as it is read. A directory is written as\na tar archive.",
-		Flags:       filterFlags(),
+		Flags:       append(filterFlags(), atFlag()),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 2 {
-				return usagef("usage: snap dump SNAPSHOT PATH")
+			ref, rest, err := snapshotArgs(c, e)
+			if err != nil {
+				return err
 			}
-			return runDump(c, e, c.Args().Get(0), c.Args().Get(1))
+			if len(rest) != 1 {
+				return usagef("usage: snap dump SNAPSHOT PATH, or snap dump --at TIME PATH")
+			}
+			return runDump(c, e, ref, rest[0])
 		},
 	}
 }

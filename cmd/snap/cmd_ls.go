@@ -16,21 +16,25 @@ func lsCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:        "ls",
 		Usage:       "list the files in a snapshot",
-		ArgsUsage:   "SNAPSHOT [PATH]",
+		ArgsUsage:   "SNAPSHOT [PATH] | --at TIME [PATH]",
 		Description: "Lists everything below PATH (default /) in the snapshot, recursively. SNAPSHOT is an ID, a unique\nID prefix, or 'latest' (narrowed by --host, --tag and --path).",
-		Flags: append(filterFlags(),
+		Flags: append(filterFlags(), atFlag(),
 			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, owner, size and time"},
 			&cli.BoolFlag{Name: "no-recursive", Usage: "list only the entries directly below PATH"},
 		),
 		Action: func(c *cli.Context) error {
-			if c.NArg() < 1 || c.NArg() > 2 {
-				return usagef("usage: snap ls SNAPSHOT [PATH]")
+			ref, rest, err := snapshotArgs(c, e)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 1 {
+				return usagef("usage: snap ls SNAPSHOT [PATH], or snap ls --at TIME [PATH]")
 			}
 			p := "/"
-			if c.NArg() == 2 {
-				p = c.Args().Get(1)
+			if len(rest) == 1 {
+				p = rest[0]
 			}
-			return runLs(c, e, c.Args().First(), p)
+			return runLs(c, e, ref, p)
 		},
 	}
 }

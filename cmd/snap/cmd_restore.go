@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -27,7 +29,7 @@ func restoreCommand(e *env) *cli.Command {
 			"replaced with --replace.",
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "directory to restore into (created if missing)"},
-			&cli.StringFlag{Name: "at", Usage: "restore the state at this time: RFC 3339, \"2026-11-17 03:00\", a date, or a duration ago"},
+			&cli.StringFlag{Name: "at", Usage: "restore the state at `TIME`: \"2026-11-17 03:00\", \"03:00 last tuesday\", \"yesterday\", 36h, 9d, RFC 3339 …"},
 			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "restore only paths matching this glob (repeatable)"},
 			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "do not restore paths matching this glob (repeatable)"},
 			multiFlag("db", "restore the dump `NAME` (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
@@ -92,17 +94,31 @@ func runRestore(c *cli.Context, e *env) error {
 	u := s.ui
 	var sn *snapshot.Snapshot
 	sub := ""
-	if at != "" {
+	var ref string
+	if at == "" {
+		ref, sub = splitSnapshotArg(c.Args().First())
+	}
+	switch {
+	case at != "" || ref == "latest" && len(dbs) > 0:
+		// With --db, 'latest' and --at mean the newest snapshot that holds
+		// the dumps: a files-only job may have run after the database's.
 		sns, err := s.snapshots(c.Context)
 		if err != nil {
 			return err
 		}
-		if sn, err = snapshot.FindAt(sns, when, filterFrom(c)); err != nil {
+		sns = holdingDumps(sns, dbs)
+		if at != "" {
+			sn, err = snapshot.FindAt(sns, when, filterFrom(c))
+		} else {
+			sn, err = snapshot.Find(sns, ref, filterFrom(c))
+		}
+		if err != nil {
+			if len(dbs) > 0 && errors.Is(err, snapshot.ErrNoSnapshot) {
+				return fmt.Errorf("%w (looking for one that holds the dump %s)", err, strings.Join(dbs, " and "))
+			}
 			return err
 		}
-	} else {
-		var ref string
-		ref, sub = splitSnapshotArg(c.Args().First())
+	default:
 		if sn, err = s.findSnapshot(c, ref); err != nil {
 			return err
 		}
@@ -208,4 +224,28 @@ func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) 
 		return nil, err
 	}
 	return s.ix.NewPackFetcher(ctx, s.cache, plan, index.FetchOptions{Ahead: s.connections})
+}
+
+// holdingDumps returns the snapshots that hold every dump names asks for
+// (as restore --db NAME finds them; an ambiguous name counts as held, for
+// restore to report it).
+func holdingDumps(sns []*snapshot.Snapshot, names []string) []*snapshot.Snapshot {
+	if len(names) == 0 {
+		return sns
+	}
+	var out []*snapshot.Snapshot
+	for _, sn := range sns {
+		held := true
+		for _, n := range names {
+			var ue *usageError
+			if _, err := findDumpSource(sn, n); err != nil && !errors.As(err, &ue) {
+				held = false
+				break
+			}
+		}
+		if held {
+			out = append(out, sn)
+		}
+	}
+	return out
 }

@@ -209,3 +209,29 @@ func TestDatabaseRestoreToolStoppingEarly(t *testing.T) {
 		t.Fatalf("a partly loaded database was put in place: %v", err)
 	}
 }
+
+// TestRestoreLatestDumpSkipsFilesOnlySnapshots: with --db, 'latest' and
+// --at mean the newest snapshot that holds the dump, not the newest of all
+// (a files-only job may have run after the database's).
+func TestRestoreLatestDumpSkipsFilesOnlySnapshots(t *testing.T) {
+	tr := newTestRepo(t)
+	dbFile := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, dbFile, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('kept');")
+	tr.mustRun("create", "--db", "sqlite://"+dbFile)
+	files := filepath.Join(tr.dir, "files")
+	writeFile(t, filepath.Join(files, "f"), []byte("x"))
+	tr.mustRun("create", files)
+	for i, args := range [][]string{{"latest"}, {"--at", "now"}} {
+		restored := filepath.Join(tr.dir, fmt.Sprintf("restored%d.db", i))
+		res := tr.run(append(append([]string{"restore"}, args...), "--db", "app", "--to", "sqlite://"+restored)...)
+		if res.code != 0 {
+			t.Fatalf("restore %v --db app: exit %d\n%s", args, res.code, res.stderr)
+		}
+		if got := sqliteQuery(t, restored, "SELECT v FROM t;"); strings.TrimSpace(got) != "kept" {
+			t.Errorf("restore %v: %q", args, got)
+		}
+	}
+	if res := tr.run("restore", "latest", "--db", "other"); res.code == 0 || !strings.Contains(res.stderr, "holds the dump other") {
+		t.Errorf("restore of a dump no snapshot holds: exit %d\n%s", res.code, res.stderr)
+	}
+}

@@ -27,8 +27,8 @@ func filterFrom(c *cli.Context) snapshot.Filter {
 }
 
 // parseAt reads a point in time for --at: RFC 3339, "YYYY-MM-DD HH:MM[:SS]"
-// in local time, "YYYY-MM-DD" (the end of that day), or a duration meaning
-// that long ago ("36h").
+// in local time, "YYYY-MM-DD" (the end of that day), a duration meaning
+// that long ago ("36h", "9d"), or a day in words (parseRelativeDay).
 func parseAt(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
@@ -44,7 +44,77 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, usagef("time %q: use RFC 3339 (2026-11-17T03:00:00Z), \"2026-11-17 03:00\" (local), a date, or a duration ago (36h)", s)
+	if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
+		return sp.Before(now), nil // 9d, 2w, 1m: that long ago
+	}
+	if t, ok := parseRelativeDay(s, now); ok {
+		return t, nil
+	}
+	return time.Time{}, usagef("time %q: use RFC 3339 (2026-11-17T03:00:00Z), \"2026-11-17 03:00\" (local), a date, "+
+		"a duration ago (36h, 9d, 2w), now, or a day such as \"03:00 last tuesday\", \"yesterday 03:00\"", s)
+}
+
+// parseRelativeDay reads the times an admin says at 3 a.m.: "now", "today",
+// "yesterday", a weekday ("tuesday", "last tuesday"), each optionally with a
+// clock time (HH:MM or HH:MM:SS, before or after), or a clock time alone
+// (today's). A day without a time means its end, as a date does. "last
+// tuesday" is the Tuesday before today; "tuesday" is today when today is
+// one, and the Tuesday before otherwise: restores look back, never ahead.
+func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
+	words := strings.Fields(strings.ToLower(s))
+	if len(words) == 1 && words[0] == "now" {
+		return now, true
+	}
+	var clock *time.Time
+	var day []string
+	for _, w := range words {
+		if c, err := time.Parse("15:04", w); err == nil && clock == nil {
+			clock = &c
+			continue
+		}
+		if c, err := time.Parse("15:04:05", w); err == nil && clock == nil {
+			clock = &c
+			continue
+		}
+		day = append(day, w)
+	}
+	now = now.Local()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.Local)
+	var d time.Time
+	switch {
+	case len(day) == 0 && clock != nil, len(day) == 1 && day[0] == "today":
+		d = today
+	case len(day) == 1 && day[0] == "yesterday":
+		d = today.AddDate(0, 0, -1)
+	default:
+		last := len(day) == 2 && day[0] == "last"
+		if last {
+			day = day[1:]
+		}
+		if len(day) != 1 {
+			return time.Time{}, false
+		}
+		wd, ok := weekdays[strings.TrimSuffix(day[0], ",")]
+		if !ok {
+			return time.Time{}, false
+		}
+		back := (int(today.Weekday()) - int(wd) + 7) % 7
+		if back == 0 && last {
+			back = 7
+		}
+		d = today.AddDate(0, 0, -back)
+	}
+	if clock == nil {
+		return d.AddDate(0, 0, 1).Add(-time.Nanosecond), true
+	}
+	return time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local), true
+}
+
+var weekdays = map[string]time.Weekday{
+	"sunday": time.Sunday, "monday": time.Monday, "tuesday": time.Tuesday, "wednesday": time.Wednesday,
+	"thursday": time.Thursday, "friday": time.Friday, "saturday": time.Saturday,
+	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
 }
 
 // splitSnapshotArg splits "ID:SUBPATH".
@@ -55,8 +125,45 @@ func splitSnapshotArg(s string) (ref, sub string) {
 	return s, ""
 }
 
-// findSnapshot resolves a snapshot argument under the filters.
+// atFlag is --at of the commands that read one snapshot.
+func atFlag() cli.Flag {
+	return &cli.StringFlag{Name: "at", Usage: "the newest snapshot taken at or before `TIME` (instead of SNAPSHOT): \"2026-11-17 03:00\", \"03:00 last tuesday\", 36h, 9d …"}
+}
+
+// snapshotArgs splits a command's arguments into the snapshot reference
+// and the rest: without --at the first argument is SNAPSHOT; with --at
+// there is none, and the reference is "@" and the time (see findSnapshot).
+func snapshotArgs(c *cli.Context, e *env) (ref string, rest []string, err error) {
+	args := c.Args().Slice()
+	at := c.String("at")
+	if at == "" {
+		if len(args) == 0 {
+			return "", nil, usagef("give SNAPSHOT (an ID, an ID prefix or 'latest'), or --at TIME")
+		}
+		return args[0], args[1:], nil
+	}
+	when, err := parseAt(at, e.now())
+	if err != nil {
+		return "", nil, err
+	}
+	return "@" + when.Format(time.RFC3339Nano), args, nil
+}
+
+// findSnapshot resolves a snapshot argument under the filters: an ID, an
+// ID prefix, 'latest', or "@" and an RFC 3339 time (snapshotArgs), the
+// newest snapshot taken at or before it.
 func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, error) {
+	if t, ok := strings.CutPrefix(ref, "@"); ok {
+		when, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return nil, usagef("snapshot %q: expected an ID, an ID prefix or 'latest'", ref)
+		}
+		sns, err := s.snapshots(c.Context)
+		if err != nil {
+			return nil, err
+		}
+		return snapshot.FindAt(sns, when, filterFrom(c))
+	}
 	if l := strings.ToLower(ref); ref != "latest" && (l == "" || strings.Trim(l, "0123456789abcdef") != "") {
 		return nil, usagef("snapshot %q: expected an ID, an ID prefix or 'latest'", ref)
 	}
