@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -241,7 +243,7 @@ func (f *File) Truncate(size int64) error {
 // SetMeta applies ownership (as root), extended attributes, mode and
 // times.
 func (f *File) SetMeta(m Meta) error {
-	return setFdMeta(f.fd, f.name, f.asRoot && !f.created, !f.created, m)
+	return setFdMeta(f.fd, f.name, f.asRoot, f.asRoot && !f.created, !f.created, m)
 }
 
 // Close closes the file.
@@ -305,6 +307,9 @@ func (d *Dir) SetMeta(name string, m Meta) error {
 	if m.Type != TypeSymlink {
 		errs = append(errs, unix.Fchmodat(d.fd, name, m.Mode&0o7777, 0))
 	}
+	if len(m.Xattrs) > 0 {
+		errs = append(errs, d.setPathXattrs(name, m)...)
+	}
 	ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
 	errs = append(errs, unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW))
 	if err := errors.Join(errs...); err != nil {
@@ -313,23 +318,36 @@ func (d *Dir) SetMeta(name string, m Meta) error {
 	return nil
 }
 
+// setPathXattrs sets the extended attributes of the symlink or special
+// file name. There is no fsetxattr for them (a FIFO or a device must not
+// be opened), and a path would follow symlinks in the directories above:
+// an O_PATH descriptor of the entry itself names it through /proc, whose
+// link leads to exactly that inode.
+func (d *Dir) setPathXattrs(name string, m Meta) []error {
+	fd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return []error{fmt.Errorf("xattrs: %w", err)}
+	}
+	defer unix.Close(fd)
+	p := "/proc/self/fd/" + strconv.Itoa(fd)
+	return setXattrs(m.Xattrs, d.t.asRoot, func(n string, v []byte) error { return unix.Setxattr(p, n, v, 0) })
+}
+
 // SetOwnMeta applies the directory's own metadata (after its contents are
 // written: writing into a directory changes its mtime).
-func (d *Dir) SetOwnMeta(m Meta) error { return setFdMeta(d.fd, d.path(""), d.t.asRoot, true, m) }
+func (d *Dir) SetOwnMeta(m Meta) error {
+	return setFdMeta(d.fd, d.path(""), d.t.asRoot, d.t.asRoot, true, m)
+}
 
 // setFdMeta applies ownership (when chown is set), extended attributes,
 // mode (when chmod is set) and times through a descriptor. Ownership comes
 // before mode, because chown clears setuid and setgid bits.
-func setFdMeta(fd int, name string, chown, chmod bool, m Meta) error {
+func setFdMeta(fd int, name string, asRoot, chown, chmod bool, m Meta) error {
 	var errs []error
 	if chown {
 		errs = append(errs, unix.Fchown(fd, int(m.UID), int(m.GID)))
 	}
-	for _, x := range m.Xattrs {
-		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
-			errs = append(errs, fmt.Errorf("xattr %s: %w", x.Name, err))
-		}
-	}
+	errs = append(errs, setXattrs(m.Xattrs, asRoot, func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) })...)
 	if chmod {
 		errs = append(errs, unix.Fchmod(fd, m.Mode&0o7777))
 	}
@@ -338,6 +356,24 @@ func setFdMeta(fd int, name string, chown, chmod bool, m Meta) error {
 		return fmt.Errorf("set metadata of %s: %w", name, err)
 	}
 	return nil
+}
+
+// setXattrs sets the extended attributes with set and returns what
+// failed. Only a restore not run as root skips, silently, the namespaces
+// it may never write (trusted.*, security.*: EPERM). Anything else that
+// fails is reported, a file system without extended attributes (ENOTSUP)
+// included: ACLs and SELinux labels are attributes, and an admin must hear
+// that they were not restored.
+func setXattrs(xs []Xattr, asRoot bool, set func(name string, value []byte) error) []error {
+	var errs []error
+	for _, x := range xs {
+		err := set(x.Name, x.Value)
+		if err == nil || !asRoot && errors.Is(err, unix.EPERM) && (strings.HasPrefix(x.Name, "trusted.") || strings.HasPrefix(x.Name, "security.")) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("xattr %s: %w", x.Name, err))
+	}
+	return errs
 }
 
 // atime is the access time to restore: the recorded one, or the

@@ -118,7 +118,7 @@ func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
 		}
 		m.LinkTarget = target
 	}
-	if !r.NoXattrs && (m.Type == TypeFile || m.Type == TypeDir) {
+	if !r.NoXattrs {
 		if prev != nil && prev.Type == m.Type && prev.Inode == m.Inode && prev.CTime == m.CTime {
 			m.Xattrs = prev.Xattrs
 		} else {

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRoundTrip backs up a generated tree with every kind of entry and
@@ -200,4 +202,28 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("dump of a FIFO: exit %d, %q", res.code, res.stderr)
 		}
 	})
+}
+
+// TestRestoreReportsLostXattrs: a restore onto a file system without
+// extended attributes (ramfs) says which attributes it could not set and
+// exits 1; they were dropped silently before.
+func TestRestoreReportsLostXattrs(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	must(t, unix.Setxattr(filepath.Join(src, "f"), "user.comment", []byte("hello"), 0))
+	tr.mustRun("create", src)
+	mnt := filepath.Join(tr.dir, "ramfs")
+	must(t, os.MkdirAll(mnt, 0o755))
+	if err := unix.Mount("ramfs", mnt, "ramfs", 0, ""); err != nil {
+		t.Skipf("cannot mount a ramfs here (%v): nothing to restore onto without xattrs", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	res := tr.run("restore", "latest", "--target", filepath.Join(mnt, "r"))
+	if res.code != 1 || !strings.Contains(res.stderr, "xattr user.comment") {
+		t.Errorf("restore onto ramfs: exit %d\n%s", res.code, res.stderr)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "r", src, "f")); err != nil || string(got) != "x" {
+		t.Errorf("the file itself: %q, %v", got, err)
+	}
 }

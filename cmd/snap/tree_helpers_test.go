@@ -66,7 +66,8 @@ const (
 // files of 0, 1, chunk-bound and odd sizes, empty and nested directories,
 // symlinks (relative, absolute, dangling), hard links, a sparse file, a
 // FIFO, a socket, device nodes, setuid/setgid/sticky modes, foreign owners,
-// nanosecond times, user xattrs, unicode and non-UTF-8 names.
+// nanosecond times, xattrs (user.* and, on a symlink, a FIFO and a device,
+// trusted.*), unicode and non-UTF-8 names.
 func genTree(t *testing.T, dir string) {
 	t.Helper()
 	w := func(rel string, data []byte) { writeFile(t, filepath.Join(dir, rel), data) }
@@ -133,6 +134,11 @@ func genTree(t *testing.T, dir string) {
 	must(t, unix.Setxattr(p("xattr-file"), "user.comment", []byte("hello"), 0))
 	must(t, unix.Setxattr(p("xattr-file"), "user.binary", []byte{0, 1, 2, 255}, 0))
 	must(t, unix.Setxattr(p("sub"), "user.dir", []byte("on a directory"), 0))
+	// Symlinks and special files carry attributes too (SELinux labels on
+	// every one); user.* is not allowed on them, trusted.* is (as root).
+	must(t, unix.Lsetxattr(p("link-rel"), "trusted.label", []byte("on a symlink"), 0))
+	must(t, unix.Lsetxattr(p("fifo"), "trusted.label", []byte("on a fifo"), 0))
+	must(t, unix.Lsetxattr(p("chardev"), "trusted.label", []byte("on a device"), 0))
 
 	// Nanosecond times on everything, deepest first so that setting a
 	// child's time does not disturb its parent's afterwards.
@@ -203,9 +209,7 @@ func describe(t *testing.T, dir string) map[string]entry {
 		case unix.S_IFSOCK:
 			e.Type = "socket"
 		}
-		if e.Type == "file" || e.Type == "dir" {
-			e.Xattrs = userXattrs(path)
-		}
+		e.Xattrs = userXattrs(path)
 		out[rel] = e
 		return nil
 	})
@@ -229,6 +233,7 @@ func hashFile(t *testing.T, path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// userXattrs describes the user.* and trusted.* attributes of path.
 func userXattrs(path string) string {
 	buf := make([]byte, 4096)
 	n, err := unix.Llistxattr(path, buf)
@@ -237,7 +242,7 @@ func userXattrs(path string) string {
 	}
 	var parts []string
 	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if !strings.HasPrefix(name, "user.") {
+		if !strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "trusted.") {
 			continue
 		}
 		val := make([]byte, 4096)
