@@ -117,6 +117,13 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 		var st unix.Stat_t
 		if serr := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			err, setgid = nil, st.Mode&unix.S_ISGID != 0
+			if !d.t.asRoot && int(st.Uid) == d.t.euid && st.Mode&0o700 != 0o700 {
+				// A directory an earlier restore left read-only (its
+				// recorded mode, 0555 say) is ours to write into again
+				// until its metadata is set at the end: without root,
+				// replacing its files failed with "permission denied".
+				_ = unix.Fchmodat(d.fd, name, st.Mode&0o7777|0o700, 0)
+			}
 		} else if err = d.clear(name); err == nil {
 			err = unix.Mkdirat(d.fd, name, 0o700)
 		}
