@@ -123,8 +123,22 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		}
 	}
 	created := !exists || into != d.Name
+	var props pgProps
+	if into != d.Name {
+		// The replacement gets the old database's encoding and locale,
+		// and, once it has the name, its owner, comment, settings and
+		// privileges: a new database had the server's defaults (PUBLIC
+		// could connect again).
+		if props, err = d.pgDatabaseProps(ctx); err != nil {
+			return false, fmt.Errorf("%s: read the database's properties: %w", d, err)
+		}
+	}
 	if created {
-		if _, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + into}, "CREATE DATABASE :\"name\" TEMPLATE template0;\n"); err != nil {
+		create := "CREATE DATABASE :\"name\" TEMPLATE template0;\n"
+		if props.createWith != "" {
+			create = "CREATE DATABASE :\"name\" WITH " + props.createWith + "\n"
+		}
+		if _, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + into}, create); err != nil {
 			return false, fmt.Errorf("%s: create database %s: %w", d, into, err)
 		}
 	}
@@ -142,7 +156,50 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		if _, err := d.psql(ctx, pgMaintenanceDB, []string{name, "tmp=" + into}, script); err != nil {
 			return false, fmt.Errorf("%s: the dump was restored into database %s, but replacing %s with it failed: %w", d, into, d.Name, err)
 		}
+		if _, err := d.psql(ctx, d.Name, nil, props.script); err != nil {
+			return false, fmt.Errorf("%s: the dump was restored, but the old database's owner, settings and privileges could not all be set again (%w); set them by hand", d, err)
+		}
 		return false, nil
 	}
 	return created, nil
+}
+
+// pgProps is what makes a database more than its contents, as pg_dump
+// --create writes it: createWith, the options of its CREATE DATABASE
+// (template, encoding, locale), and script, the statements that set its
+// owner, comment, settings and privileges, naming it.
+type pgProps struct {
+	createWith string
+	script     string
+}
+
+// pgDatabaseProps reads d's properties with pg_dump --create of no schema
+// at all (-N '*'), which writes exactly those: pg_dump knows every
+// version's options and quotes them.
+func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
+	tool, err := lookTool("pg_dump")
+	if err != nil {
+		return pgProps{}, fmt.Errorf("%v; install the PostgreSQL client (postgresql-client)", err)
+	}
+	var out strings.Builder
+	c := Command{Name: tool, Args: []string{"--no-password", "--create", "--schema-only", "--exclude-schema=*", "--dbname=" + d.connURL(d.Name)},
+		Env: d.env("PGPASSWORD"), Stdout: func(line string) { out.WriteString(line + "\n") }}
+	if err := c.Run(ctx); err != nil {
+		return pgProps{}, err
+	}
+	var p pgProps
+	var rest strings.Builder
+	for _, line := range strings.Split(out.String(), "\n") {
+		const with = " WITH TEMPLATE = "
+		if strings.HasPrefix(line, "CREATE DATABASE ") && strings.Contains(line, with) && p.createWith == "" {
+			p.createWith = line[strings.Index(line, with)+len(" WITH "):]
+			continue
+		}
+		rest.WriteString(line + "\n")
+	}
+	if p.createWith == "" {
+		return pgProps{}, fmt.Errorf("pg_dump --create wrote no CREATE DATABASE")
+	}
+	p.script = rest.String()
+	return p, nil
 }

@@ -105,10 +105,27 @@ func TestPostgresWithDirectory(t *testing.T) {
 	if res := tr.run("restore", "latest", "--db", dumpPath, "--to", pg.url(restored)); res.code != 1 || !strings.Contains(res.stderr, "--replace") {
 		t.Fatalf("restore into a database with data: exit %d, want 1 and a hint at --replace\n%s", res.code, res.stderr)
 	}
-	// ... and replaced with it: the original database, as the snapshot recorded it.
+	// ... and replaced with it: the original database, as the snapshot
+	// recorded it, with the owner, comment, settings and privileges the
+	// database it replaces had (a new database had the server's defaults:
+	// PUBLIC could connect again).
+	pg.mustQuery("postgres", `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'snap_test_owner') THEN CREATE ROLE snap_test_owner; END IF; END$$;
+		ALTER DATABASE "`+db+`" OWNER TO snap_test_owner; ALTER DATABASE "`+db+`" SET work_mem = '7MB';
+		ALTER DATABASE "`+db+`" SET search_path = "$user", public, extra; REVOKE CONNECT ON DATABASE "`+db+`" FROM PUBLIC;
+		COMMENT ON DATABASE "`+db+`" IS 'the app''s';`)
+	props := `SELECT pg_get_userbyid(d.datdba), (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'),
+		(SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = d.oid AND setrole = 0)
+		FROM pg_database d WHERE datname = '` + db + `'`
+	wantProps := pg.mustQuery("postgres", props)
+	if !strings.Contains(wantProps, "snap_test_owner") || !strings.Contains(wantProps, "work_mem=7MB") {
+		t.Fatalf("properties not set: %s", wantProps)
+	}
 	tr.mustRun("restore", "latest", "--db", dumpPath, "--replace")
 	if got := pg.mustQuery(db, pgState); got != wantDB {
 		t.Fatalf("database replaced in place differs:\n got %s\nwant %s", got, wantDB)
+	}
+	if got := pg.mustQuery("postgres", props); got != wantProps {
+		t.Fatalf("replaced database's properties:\n got %s\nwant %s", got, wantProps)
 	}
 	// The original database dropped: restore by name creates it again.
 	pg.dropDatabase(db)
