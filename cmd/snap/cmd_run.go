@@ -380,6 +380,20 @@ func (j *Job) postAfterFailure(ctx context.Context, u *ui, location string, err 
 	_ = newHooks(nil, j.Post, location, j.host(), j.Tags).runPost(ctx, u, err, "")
 }
 
+// sourceCollision returns a path in the snapshot that two of the job's
+// sources (dumps, command outputs) would both be stored as, or "". The
+// job's create refuses such a job; config check reports it first.
+func (j *Job) sourceCollision() string {
+	taken := map[string]bool{}
+	for _, p := range j.sourcePaths() {
+		if taken[p] {
+			return p
+		}
+		taken[p] = true
+	}
+	return ""
+}
+
 // host is the host name the job records.
 func (j *Job) host() string {
 	if j.Host != "" {

@@ -458,6 +458,11 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	}
 	if v, ok := t["commands"]; ok {
 		j.Commands = d.commands(sub(at, "commands"), v)
+		if dbsOK {
+			if p := j.sourceCollision(); p != "" {
+				d.errorf(sub(at, "commands"), "two sources would both be stored as %s; give the command another name", p)
+			}
+		}
 	}
 	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 {
 		d.errorf(at, "nothing to back up: give paths, databases or commands")

@@ -142,6 +142,10 @@ paths = ["/x"]
 
 [jobs.empty]                       # 27: nothing to back up
 keep.prune = true                  # 28: prune without policy
+
+[jobs.twice]
+databases = ["sqlite:///srv/app.db"]
+commands = [{ name = "db/sqlite/app.sql", command = "echo" }] # 32: stored as the dump
 `
 	_, problems, err := parseConfig("/c.toml", doc)
 	if err == nil {
@@ -152,6 +156,7 @@ keep.prune = true                  # 28: prune without policy
 		8: "must be true or false", 9: "compression", 10: "empty or multi-line schedule", 11: "random_delay",
 		12: "data subset", 13: "ftp://nope", 19: "whole number", 20: "whole number", 21: "duration",
 		22: "unknown key in [jobs.a.keep]", 24: "job name", 27: "nothing to back up", 28: "prune = true without a policy",
+		32: "both be stored as /db/sqlite/app.sql",
 	}
 	got := map[int]string{}
 	for _, p := range problems {
