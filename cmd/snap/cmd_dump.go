@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
@@ -50,7 +51,9 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 	case sources.TypeFile:
 		return writeContent(c.Context, s.ix, node, e.stdout)
 	case sources.TypeDir:
-		return writeTar(c.Context, s.ix, p, node, e.stdout)
+		return writeTar(c.Context, s.ix, p, node, e.stdout, func(path string) {
+			s.ui.warnf("%s: a socket cannot be written to a tar archive; left out", path)
+		})
 	}
 	return fmt.Errorf("%s is a %s, not a file or directory", p, node.Type)
 }
@@ -76,9 +79,14 @@ func writeContent(ctx context.Context, ix *index.Index, n snapshot.Node, w io.Wr
 	return nil
 }
 
-// writeTar writes the subtree at p as a tar archive with paths relative to p.
-func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node, w io.Writer) error {
+// writeTar writes the subtree at p as a tar archive with paths relative to
+// p: files, directories, symlinks, FIFOs and device nodes, hard links as
+// links to the first of their group, and extended attributes as PAX
+// records (SCHILY.xattr, which GNU tar reads with --xattrs). Sockets,
+// which tar cannot hold, are left out and reported through skipped.
+func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node, w io.Writer, skipped func(path string)) error {
 	tw := tar.NewWriter(w)
+	first := map[[2]uint64]string{} // the first path of each hard link group
 	err := snapshot.Walk(ctx, ix, p, node, func(np string, n *snapshot.Node) error {
 		rel := strings.TrimPrefix(strings.TrimPrefix(np, p), "/")
 		if rel == "" {
@@ -86,20 +94,43 @@ func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node
 		}
 		hdr := &tar.Header{Name: rel, Mode: int64(n.Mode), Uid: int(n.UID), Gid: int(n.GID), Uname: n.User, Gname: n.Group,
 			ModTime: time.Unix(0, n.MTime), Format: tar.FormatPAX}
+		for _, x := range n.Xattrs {
+			if hdr.PAXRecords == nil {
+				hdr.PAXRecords = map[string]string{}
+			}
+			hdr.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)
+		}
 		switch n.Type {
 		case sources.TypeFile:
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(n.Size)
+			if n.Links > 1 {
+				key := [2]uint64{n.Device, n.Inode}
+				if to, ok := first[key]; ok {
+					hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, to, 0
+				} else {
+					first[key] = rel
+				}
+			}
 		case sources.TypeDir:
 			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
 		case sources.TypeSymlink:
 			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, n.LinkTarget
+		case sources.TypeFIFO:
+			hdr.Typeflag = tar.TypeFifo
+		case sources.TypeCharDev, sources.TypeDev:
+			hdr.Typeflag = tar.TypeChar
+			if n.Type == sources.TypeDev {
+				hdr.Typeflag = tar.TypeBlock
+			}
+			hdr.Devmajor, hdr.Devminor = int64(unix.Major(n.Rdev)), int64(unix.Minor(n.Rdev))
 		default:
-			return nil // devices, FIFOs and sockets are left out of a dump
+			skipped(np)
+			return nil
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if n.Type == sources.TypeFile {
+		if hdr.Typeflag == tar.TypeReg {
 			return writeContent(ctx, ix, *n, tw)
 		}
 		return nil
