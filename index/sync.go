@@ -102,7 +102,9 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last bool) (st 
 			return st, false, f.err
 		}
 	}
-	// Segments the cache has but the repository lost without a successor.
+	// Segments the cache has but the repository lost without a successor
+	// the cache knows of.
+	var inData map[repo.ID]bool // packs in data/, listed when first needed
 	for id := range known {
 		if inRepo[id] {
 			continue
@@ -117,7 +119,25 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last bool) (st 
 				vanished = true // list again before believing it
 				continue
 			}
-			log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; its packs are no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id))
+			// A cache that missed several prunes knows neither the
+			// segments that replaced this one nor their successors'
+			// claim to supersede it. Its packs tell: those no current
+			// segment lists are lost to the index only if they are still
+			// in data/ (a prune deletes a pack before its segment).
+			if inData == nil {
+				inData = map[repo.ID]bool{}
+				if err := ix.r.Backend().List(ctx, repo.PackFile, func(name string, _ int64) error {
+					if pid, err := repo.ParseID(name); err == nil {
+						inData[pid] = true
+					}
+					return nil
+				}); err != nil {
+					return st, false, fmt.Errorf("list packs: %w", err)
+				}
+			}
+			if n := ix.ownedPacksIn(id, inData); n > 0 {
+				log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; %d of its packs are in data/ but no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id, n))
+			}
 		}
 		if err := ix.db.Update(func(tx *bolt.Tx) error { return dropSegment(tx, id, false) }); err != nil {
 			return st, false, err
@@ -317,6 +337,23 @@ func addPacks(tx *bolt.Tx, id repo.ID, seg *Segment) ([]uint32, error) {
 // lookups ignore entries whose pack sequence number no longer resolves, and
 // sequence numbers are never reused. With markSuperseded the segment is
 // remembered so that it is never added again.
+// ownedPacksIn counts the packs that segment id lists and no other known
+// segment does (the segment owns their records) and that are in inData.
+func (ix *Index) ownedPacksIn(id repo.ID, inData map[repo.ID]bool) int {
+	n := 0
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		list, packs := tx.Bucket(bSegments).Get(id[:]), tx.Bucket(bPacks)
+		for i := 0; i+32 <= len(list); i += 32 {
+			rec, ok := decodePackRec(packs.Get(list[i : i+32]))
+			if ok && rec.owner == id && inData[repo.ID(list[i:i+32])] {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
+}
+
 func dropSegment(tx *bolt.Tx, id repo.ID, markSuperseded bool) error {
 	segs, packs, seqs, meta := tx.Bucket(bSegments), tx.Bucket(bPacks), tx.Bucket(bSeqs), tx.Bucket(bMeta)
 	if markSuperseded {

@@ -234,3 +234,36 @@ func TestCheckUnusedDeltaWithoutBase(t *testing.T) {
 		t.Error("b2 restored wrong")
 	}
 }
+
+// TestStaleCacheAfterPrunes: a cache that missed two prunes finds a
+// segment it knew gone, and no segment it knows of replacing it. That is
+// no alarm when its packs went too; it is when they are still in data/
+// and nothing indexes them (a segment deleted by hand).
+func TestStaleCacheAfterPrunes(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), randomBytes(7, 200<<10))
+	tr.mustRun("create", src)
+	other := []string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "other-cache")}
+	writeFile(t, filepath.Join(src, "a"), randomBytes(8, 200<<10))
+	tr.runEnv(other, nil, "create", src)
+	tr.runEnv(other, nil, "forget", "--keep-last", "1")
+	for range 2 {
+		if res := tr.runEnv(other, nil, "prune", "--delete-delay", "0"); res.code != 0 {
+			t.Fatalf("prune: exit %d\n%s", res.code, res.stderr)
+		}
+	}
+	if res := tr.mustRun("list"); strings.Contains(res.stderr, "disappeared") {
+		t.Errorf("a stale cache warns of a segment a prune replaced:\n%s", res.stderr)
+	}
+	// A segment deleted by hand, its packs still there: that is worth
+	// the warning.
+	segs, err := filepath.Glob(filepath.Join(tr.repo, "index", "*"))
+	must(t, err)
+	for _, s := range segs {
+		must(t, os.Remove(s))
+	}
+	if res := tr.mustRun("list"); !strings.Contains(res.stderr, "disappeared") || !strings.Contains(res.stderr, "repair index --from-packs") {
+		t.Errorf("segments deleted by hand: no warning:\n%s", res.stderr)
+	}
+}
