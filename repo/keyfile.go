@@ -156,6 +156,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool) (
 		return nil, "", fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
 	var loadErr error
+	tried := false // some key file was readable and the password did not open it
 	for _, name := range names {
 		h := Handle{Type: KeyFile, Name: name}
 		data, err := be.Load(ctx, h, 0, 0)
@@ -174,6 +175,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool) (
 		}
 		mk, err := kf.unwrap(password, hugePages)
 		if errors.Is(err, ErrWrongPassword) {
+			tried = true
 			continue
 		}
 		if err != nil {
@@ -187,8 +189,13 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool) (
 		// opens: this is not a wrong password.
 		return nil, "", fmt.Errorf("read key file: %w", loadErr)
 	}
+	if firstErr != nil && !tried {
+		// No key file could be read at all: nothing says the password is
+		// wrong.
+		return nil, "", fmt.Errorf("no key file can be read: %w; restore keys/ from a copy of the repository (without a key it cannot be opened)", firstErr)
+	}
 	if firstErr != nil {
-		return nil, "", fmt.Errorf("%w (and: %v)", ErrWrongPassword, firstErr)
+		return nil, "", fmt.Errorf("%w: it opens none of the readable key files (and %v; it may be the one for this password)", ErrWrongPassword, firstErr)
 	}
 	return nil, "", fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
 }

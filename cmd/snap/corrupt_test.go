@@ -210,3 +210,22 @@ func hashBytes(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// TestCorruptKeyFile: with its only key file damaged the repository
+// cannot be opened, and snap says that, not that the password is wrong.
+func TestCorruptKeyFile(t *testing.T) {
+	tr := newTestRepo(t)
+	keys, err := filepath.Glob(filepath.Join(tr.repo, "keys", "*"))
+	must(t, err)
+	if len(keys) != 1 {
+		t.Fatalf("%d key files", len(keys))
+	}
+	b, err := os.ReadFile(keys[0])
+	must(t, err)
+	b[len(b)/2] ^= 1
+	must(t, os.WriteFile(keys[0], b, 0o600))
+	res := tr.run("list")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "no key file can be read") || strings.Contains(res.stderr, "wrong password") {
+		t.Errorf("list with a corrupt key file: exit %d\n%s", res.code, res.stderr)
+	}
+}
