@@ -39,6 +39,7 @@ func globalFlags(withEnv bool) []cli.Flag {
 		&cli.StringFlag{Name: "config", Usage: "jobs config file (default $XDG_CONFIG_HOME/snap/snap.toml, else /etc/snap/snap.toml; env SNAP_CONFIG)", EnvVars: env("SNAP_CONFIG")},
 		&cli.StringFlag{Name: "cache-dir", Usage: "local cache directory (default $XDG_CACHE_HOME/snap; env SNAP_CACHE_DIR)", EnvVars: env("SNAP_CACHE_DIR")},
 		&cli.StringFlag{Name: "connections", Usage: "requests to the repository at once (default 8 for S3, unlimited for a directory; env SNAP_CONNECTIONS)"},
+		&cli.BoolFlag{Name: "no-lock", Usage: "restore, dump or check without a lock (a repository snap cannot write to, on a read-only mount); a prune running meanwhile can make them fail"},
 		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail"},
@@ -101,6 +102,14 @@ func newApp(e *env) *cli.App {
 
 func addGlobalFlags(cmd *cli.Command) {
 	cmd.Flags = append(cmd.Flags, globalFlags(false)...)
+	if action := cmd.Action; action != nil {
+		cmd.Action = func(c *cli.Context) error {
+			if gbool(c, "no-lock") && !noLockCommands[c.Command.FullName()] {
+				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump and check (and commands that take no lock: list, ls, stats, diff)", c.Command.FullName())
+			}
+			return action(c)
+		}
+	}
 	if cmd.OnUsageError == nil {
 		cmd.OnUsageError = func(c *cli.Context, err error, isSub bool) error {
 			return usagef("%v (see 'snap %s --help')", err, c.Command.FullName())
@@ -110,6 +119,10 @@ func addGlobalFlags(cmd *cli.Command) {
 		addGlobalFlags(sub)
 	}
 }
+
+// noLockCommands may run with --no-lock: they write nothing to the
+// repository (openSessionWith then takes no lock for them).
+var noLockCommands = map[string]bool{"restore": true, "dump": true, "check": true, "list": true, "ls": true, "stats": true, "diff": true}
 
 // commands lists every command. This is the one place a command is
 // registered.

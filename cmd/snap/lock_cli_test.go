@@ -150,3 +150,29 @@ func TestPruneLockKinds(t *testing.T) {
 	tr.mustRun("restore", "latest", "--target", filepath.Join(tr.dir, "out"))
 	_ = shared
 }
+
+// TestNoLock: --no-lock lets restore, dump and check read a repository
+// without writing a lock (a read-only mount), here shown while another
+// host holds an exclusive lock; commands that write refuse the flag.
+func TestNoLock(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	tr.mustRun("create", src)
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Exclusive: true, Host: "db1", PID: 4242, Command: "prune"})
+	if res := tr.run("restore", "latest", "--target", filepath.Join(tr.dir, "r0")); res.code != exitLocked {
+		t.Fatalf("restore under an exclusive lock: exit %d", res.code)
+	}
+	tr.mustRun("--no-lock", "restore", "latest", "--target", filepath.Join(tr.dir, "r1"))
+	if got, err := os.ReadFile(filepath.Join(tr.dir, "r1", src, "a")); err != nil || string(got) != "a" {
+		t.Errorf("restore --no-lock: %q, %v", got, err)
+	}
+	tr.mustRun("--no-lock", "dump", "latest", filepath.Join(src, "a"))
+	tr.mustRun("--no-lock", "check")
+	if n := tr.lockCount(); n != 1 {
+		t.Errorf("%d locks, want only the planted one", n)
+	}
+	if res := tr.run("--no-lock", "create", src); res.code != exitUsage || !strings.Contains(res.stderr, "needs its lock") {
+		t.Errorf("create --no-lock: exit %d\n%s", res.code, res.stderr)
+	}
+}

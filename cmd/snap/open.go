@@ -124,6 +124,13 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 	if err != nil {
 		return nil, err
 	}
+	if gbool(c, "no-lock") && noLockCommands[c.Command.FullName()] {
+		// A lock is a file in the repository: on a read-only mount no
+		// command could take one, and nothing could be restored. Only
+		// commands that write nothing there may go without (the others
+		// refuse --no-lock: addGlobalFlags).
+		mode = noLock
+	}
 	return openSessionAt(c.Context, e, newUI(c, e), st, mode, c.Command.FullName(), io)
 }
 
