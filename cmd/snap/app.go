@@ -194,7 +194,7 @@ func printError(e *env, args []string, jsonLines bool, err error, code int) {
 			stack = bug.Stack
 		}
 	}
-	if code == exitInterrupted && !strings.Contains(msg, "repository is consistent") {
+	if code == exitInterrupted && !strings.Contains(msg, "repository is consistent") && !strings.Contains(msg, "repository is untouched") {
 		msg += "; the repository is consistent (data already uploaded is reclaimed by 'snap prune')"
 	}
 	for _, a := range args {

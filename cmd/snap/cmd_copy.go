@@ -49,7 +49,7 @@ func memo(f func() (string, error)) func() (string, error) {
 	}
 }
 
-func runCopy(c *cli.Context, e *env, to string, refs []string) error {
+func runCopy(c *cli.Context, e *env, to string, refs []string) (err error) {
 	u := newUI(c, e)
 	srcSt, err := settingsFrom(c, e)
 	if err != nil {
@@ -170,11 +170,23 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		}
 	}
 	st := cp.Stats()
-	if u.json {
-		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "added_blobs": st.Blobs,
-			"added_bytes": st.StoredBytes, "read_blobs": st.ReadBlobs, "read_bytes": st.ReadBytes})
-		return nil
+	// Snapshots of the source that cannot be read were not copied: the
+	// copy is not the whole of what was asked for (the warnings above
+	// name them).
+	var unreadErr error
+	if n := len(src.unreadable); n > 0 && len(refs) == 0 {
+		unreadErr = fmt.Errorf("%d snapshots of the source cannot be read and were not copied (listed above); run 'snap check' on the source", n)
 	}
+	if u.json {
+		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "unreadable": len(src.unreadable), "added_blobs": st.Blobs,
+			"added_bytes": st.StoredBytes, "read_blobs": st.ReadBlobs, "read_bytes": st.ReadBytes})
+		return unreadErr
+	}
+	defer func() {
+		if err == nil {
+			err = unreadErr
+		}
+	}()
 	switch {
 	case len(selected) == 0:
 		u.printf("no snapshots to copy")

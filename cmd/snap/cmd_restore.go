@@ -187,6 +187,9 @@ func runRestore(c *cli.Context, e *env) error {
 	} else {
 		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs, %s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, humanBytes(st.Bytes))
 	}
+	if len(inc) > 0 && st.Files == 0 {
+		u.warnf("--include matched no file below %s: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'", sub, path.Join(sub, "…"))
+	}
 	if st.Errors > 0 {
 		return fmt.Errorf("%d entries could not be restored (listed above)", st.Errors)
 	}

@@ -229,3 +229,27 @@ func TestCorruptKeyFile(t *testing.T) {
 		t.Errorf("list with a corrupt key file: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestCopyUnreadableSnapshot: copy copies what it can read and exits 1
+// for a source snapshot it cannot read.
+func TestCopyUnreadableSnapshot(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	tr.mustRun("create", src)
+	writeFile(t, filepath.Join(src, "b"), []byte("b"))
+	tr.mustRun("create", src)
+	sns, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
+	must(t, err)
+	b, err := os.ReadFile(sns[0])
+	must(t, err)
+	b[len(b)/2] ^= 1
+	must(t, os.WriteFile(sns[0], b, 0o600))
+	dst := filepath.Join(tr.dir, "dst")
+	tr.mustRun("init", "--repo", dst)
+	// A fresh cache: the one of the creates holds the snapshots already.
+	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "1 snapshots of the source cannot be read") || !strings.Contains(res.stdout, "copied 1 snapshots") {
+		t.Errorf("copy with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}

@@ -91,7 +91,7 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 		}
 		if err := restoreDatabase(c, s, sn, src, from, into, replace); err != nil {
 			if c.Context.Err() != nil {
-				return fmt.Errorf("%w: restore of %s into %s stopped; the database may be incomplete", errInterrupted, src.Path, into)
+				return fmt.Errorf("%w: restore of %s into %s stopped; the database may be incomplete, the repository is untouched", errInterrupted, src.Path, into)
 			}
 			return fmt.Errorf("restore %s into %s: %w", src.Path, into, err)
 		}
