@@ -110,6 +110,7 @@ type runSummaryJSON struct {
 	Jobs            []jobResult `json:"jobs"`
 	Succeeded       int         `json:"succeeded"`
 	Failed          int         `json:"failed"`
+	Skipped         int         `json:"skipped"` // not started: the run was interrupted before them
 	ExitCode        int         `json:"exit_code"`
 	DurationSeconds float64     `json:"duration_seconds"`
 }
@@ -135,9 +136,12 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
 	u.fields = nil
 	sum := runSummaryJSON{Type: "summary", Action: "run", Jobs: results, DurationSeconds: round2(time.Since(start).Seconds())}
 	for _, r := range results {
-		if r.Status == statusOK || r.Status == statusPartial {
+		switch r.Status {
+		case statusOK, statusPartial:
 			sum.Succeeded++
-		} else {
+		case statusSkipped:
+			sum.Skipped++
+		default:
 			sum.Failed++
 		}
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -74,7 +76,13 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 			if l.Err != nil {
 				u.printf("kept unreadable lock %s (%v); remove it with --all if no snap runs", l.Name[:8], l.Err)
 			} else {
-				u.printf("kept the %s lock of pid %d on %s (snap %s, since %s): its process is running", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+				why := "its process is running"
+				if host, _ := os.Hostname(); j.Host != host {
+					// Another host's process cannot be seen from here.
+					why = fmt.Sprintf("refreshed %s ago; a lock of another host becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)",
+						time.Since(l.Info.Time).Round(time.Second))
+				}
+				u.printf("kept the %s lock of pid %d on %s (snap %s, since %s): %s", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since), why)
 			}
 			continue
 		}

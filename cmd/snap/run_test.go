@@ -278,7 +278,8 @@ paths = ["` + src + `/small"]
 		}
 	}
 	jobs, _ := summary["jobs"].([]any)
-	if len(jobs) != 2 || jobs[0].(map[string]any)["status"] != "interrupted" || jobs[1].(map[string]any)["status"] != "skipped" {
+	if len(jobs) != 2 || jobs[0].(map[string]any)["status"] != "interrupted" || jobs[1].(map[string]any)["status"] != "skipped" ||
+		summary["failed"] != 1.0 || summary["skipped"] != 1.0 {
 		t.Errorf("run summary: %v", summary)
 	}
 	// Nothing was saved, and the next run works.
