@@ -422,7 +422,7 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		switch {
 		case err != nil:
 			a.bufs.put(buf)
-			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
+			return ids, total, &streamError{readError(name, err)}
 		case eof && n == 0:
 			a.bufs.put(buf)
 			return ids, total, nil
@@ -461,12 +461,22 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			if ctx.Err() != nil {
 				return ids, total, ctx.Err() // the run is failing: not this file's read error
 			}
-			return ids, total, &streamError{fmt.Errorf("read %s: %w", name, err)}
+			return ids, total, &streamError{readError(name, err)}
 		}
 		if err := emit(data); err != nil {
 			return ids, total, err
 		}
 	}
+}
+
+// readError names the file a read failed on, unless the error names it
+// already (a *sources.PathError does: "read /x/f: read /x/f: …" said it
+// twice).
+func readError(name string, err error) error {
+	if strings.Contains(err.Error(), name) {
+		return err
+	}
+	return fmt.Errorf("read %s: %w", name, err)
 }
 
 // chunkSource is what saveContent cuts a file or stream with.

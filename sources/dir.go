@@ -72,6 +72,10 @@ func (d *Dir) check(name string) error {
 	return nil
 }
 
+// errDirInTheWay is clear's error for a directory where a file, symlink
+// or special file is to be restored; the caller names the path.
+var errDirInTheWay = errors.New("a directory is in the way: move it away, or restore into another target")
+
 // clear removes whatever non-directory is at name, so that a file or
 // symlink that was there before is replaced rather than written through.
 func (d *Dir) clear(name string) error {
@@ -84,7 +88,7 @@ func (d *Dir) clear(name string) error {
 		return &PathError{Op: "lstat", Path: d.path(name), Err: err}
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return fmt.Errorf("%s: a directory is in the way", d.path(name))
+		return errDirInTheWay
 	}
 	if err := unix.Unlinkat(d.fd, name, 0); err != nil {
 		return &PathError{Op: "remove", Path: d.path(name), Err: err}
