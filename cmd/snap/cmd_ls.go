@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -127,13 +129,13 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 			if group == "" {
 				group = fmt.Sprint(n.GID)
 			}
-			line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), np)
+			line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), displayPath(np))
 			if n.Type == sources.TypeSymlink {
 				line += " -> " + n.LinkTarget
 			}
 			fmt.Fprintln(e.stdout, line)
 		} else {
-			fmt.Fprintln(e.stdout, np)
+			fmt.Fprintln(e.stdout, displayPath(np))
 		}
 		if flat && np != p && n.Type == sources.TypeDir {
 			return snapshot.SkipDir
@@ -150,4 +152,16 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 		return s.ui.jsonDoc(map[string]any{"snapshot": toJSON(sn), "path": p, "nodes": nodes})
 	}
 	return nil
+}
+
+// displayPath is a path as the plain text of ls and diff shows it: its
+// bytes as they are (names need not be UTF-8), unless it holds a control
+// character: a newline in a name would print as two lines and could fake
+// an entry, an escape sequence could rewrite the terminal. Such a path is
+// quoted with Go's escapes ("a\nb"); --json gives every path exactly.
+func displayPath(p string) string {
+	if strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return strconv.Quote(p)
+	}
+	return p
 }
