@@ -147,6 +147,15 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	if err != nil {
 		return fmt.Errorf("find the snap binary: %w", err)
 	}
+	// Every unit is checked before any is written: a timer not written by
+	// snap must not leave its job's service installed alone.
+	for _, j := range jobs {
+		for _, name := range []string{serviceName(j.Name), timerName(j.Name)} {
+			if err := mayWriteUnit(filepath.Join(dir, name), o.force); err != nil {
+				return err
+			}
+		}
+	}
 	var out []unitJSON
 	var timers []string
 	for _, j := range jobs {

@@ -133,6 +133,16 @@ paths = ["` + src + `"]
 	if res := tr.runConfig(nil, "schedule", "install", "manual", "--config", cfg, "--dir", units); res.code != exitUsage {
 		t.Errorf("install of an unscheduled job: exit %d %s", res.code, res.stderr)
 	}
+	// A timer an admin wrote stops the install before anything is written:
+	// no service of snap's left beside it.
+	other := filepath.Join(tr.dir, "units-other")
+	writeFile(t, filepath.Join(other, "snap-app.timer"), []byte("[Timer]\nOnCalendar=hourly\n"))
+	if res := tr.runConfig(nil, "schedule", "install", "--config", cfg, "--dir", other); res.code == 0 || !strings.Contains(res.stderr, "not written by snap") {
+		t.Errorf("install over a foreign timer: exit %d %s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(other, "snap-app.service")); err == nil {
+		t.Error("the service was written although the timer was refused")
+	}
 
 	res = tr.runConfig(nil, "schedule", "list", "--dir", units, "--config", cfg, "--json")
 	var list struct {

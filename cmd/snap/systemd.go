@@ -135,8 +135,8 @@ func snapBinary() (string, error) {
 // writeUnit writes a unit file atomically. An existing file that snap did
 // not write is left alone unless force is set.
 func writeUnit(path, content string, force bool) error {
-	if old, err := os.ReadFile(path); err == nil && !strings.HasPrefix(string(old), unitMarker) && !force {
-		return fmt.Errorf("%s exists and was not written by snap: remove it, or use --force to replace it", path)
+	if err := mayWriteUnit(path, force); err != nil {
+		return err
 	}
 	tmp := path + ".snap-tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -156,6 +156,15 @@ func writeUnit(path, content string, force bool) error {
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// mayWriteUnit refuses to replace a unit file snap did not write, unless
+// force is set.
+func mayWriteUnit(path string, force bool) error {
+	if old, err := os.ReadFile(path); err == nil && !strings.HasPrefix(string(old), unitMarker) && !force {
+		return fmt.Errorf("%s exists and was not written by snap: remove it, or use --force to replace it", path)
 	}
 	return nil
 }
