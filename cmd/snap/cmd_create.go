@@ -162,7 +162,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 			return
 		}
 		if perr := h.runPost(ctx, u, err, snapshotID); perr != nil && err == nil {
-			err = fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)
+			err = &postHookError{fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)}
 		}
 	}()
 	// A missing path (an unmounted disk) fails the run here, after the
@@ -196,6 +196,14 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	}
 	return sn, err
 }
+
+// postHookError is the failure of a post hook after the snapshot was
+// saved: the run failed (exit 1), but the snapshot is there, so a job's
+// retention and checks still run after it.
+type postHookError struct{ err error }
+
+func (e *postHookError) Error() string { return e.err.Error() }
+func (e *postHookError) Unwrap() error { return e.err }
 
 // createJSON is the documented "summary" line of create (docs/usage.md).
 type createJSON struct {

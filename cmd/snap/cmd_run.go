@@ -27,7 +27,8 @@ func runCommand(e *env) *cli.Command {
 		Description: "Runs the named jobs (all jobs when none is named) one after the other. For each job: create a\n" +
 			"snapshot of its sources; then, when it has a keep policy, forget the job's snapshots the policy\n" +
 			"does not keep; then prune when keep.prune is set; then check when check is set. A step that fails\n" +
-			"ends its job (a failed create never leads to a forget) and snap goes on with the next job.\n" +
+			"ends its job (a failed create never leads to a forget; a post hook failing after the snapshot\n" +
+			"was saved fails the job but not its later steps) and snap goes on with the next job.\n" +
 			"The exit code is 0 when every job succeeded, 3 when snapshots were saved without some\n" +
 			"unreadable files, otherwise the code of the failed job (1 when several failed differently).",
 		Action: func(c *cli.Context) error {
@@ -248,8 +249,9 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 	}
 	defer s.close()
 
+	goOn := false // a failure that does not stop the job's later steps
 	for _, step := range steps {
-		if res.Status != statusOK && res.Status != statusPartial {
+		if res.Status != statusOK && res.Status != statusPartial && !goOn {
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
 			continue
 		}
@@ -274,8 +276,17 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 		}
 		sr := stepResult{Step: step, Status: statusOK, DurationSeconds: round2(time.Since(t0).Seconds())}
 		var pe *partialError
+		var phe *postHookError
 		switch {
 		case err == nil:
+		case errors.As(err, &phe) && res.Status != statusFailed:
+			// The snapshot was saved; only a post hook failed (a
+			// monitoring ping, say). The job fails, but its retention
+			// and checks still run: they must not stop for as long as
+			// the ping's server is down.
+			fail("", err)
+			sr.Status, sr.Error = res.Status, singleLine(err.Error())
+			goOn = true
 		case errors.As(err, &pe):
 			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
 			res.Status, res.ExitCode = statusPartial, exitPartial
@@ -286,6 +297,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 			}
 			fail("", err)
 			sr.Status, sr.Error = res.Status, singleLine(err.Error())
+			goOn = false
 		}
 		res.Steps = append(res.Steps, sr)
 	}

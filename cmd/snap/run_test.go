@@ -457,3 +457,39 @@ paths = ["` + filepath.Join(tr.dir, "missing") + `"]
 		t.Errorf("create of a missing path: exit %d, post hook wrote %q\n%s", res.code, got, res.stderr)
 	}
 }
+
+// TestRunPostHookFailureKeepsRetention: a post hook that fails after the
+// snapshot was saved (a monitoring ping whose server is down) fails the
+// job, but its forget still runs: retention must not stop with the ping.
+func TestRunPostHookFailureKeepsRetention(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+post = ["exit 7"]
+keep = { last = 1 }
+`)
+	for i := range 3 {
+		writeFile(t, filepath.Join(src, "f"), []byte{byte(i)})
+		res := tr.runConfig(nil, "run", "--config", cfg, "--json")
+		if res.code != exitFatal {
+			t.Fatalf("run %d: exit %d, want 1\n%s", i, res.code, res.stderr)
+		}
+		var job map[string]any
+		for _, l := range jsonLines(t, res.stdout) {
+			if l["type"] == "job" {
+				job = l
+			}
+		}
+		steps, _ := job["steps"].([]any)
+		if job["status"] != "failed" || len(steps) != 2 || steps[1].(map[string]any)["status"] != "ok" {
+			t.Errorf("run %d: job %v", i, job)
+		}
+	}
+	var list []snapshotJSON
+	must(t, json.Unmarshal([]byte(tr.mustRun("list", "--json").stdout), &list))
+	if len(list) != 1 {
+		t.Errorf("%d snapshots after three runs with keep.last = 1", len(list))
+	}
+}
