@@ -96,13 +96,12 @@ func (s *diffSummary) count(ch snapshot.Change) {
 	case snapshot.MetaChanged:
 		s.MetadataChanged++
 	case snapshot.TypeChanged:
+		// The old entry is gone and the new one is there: both counted
+		// whole, so that the removed and added totals agree with their
+		// byte counts.
 		s.TypeChanged++
-		if ch.Old.Type == sources.TypeFile {
-			s.RemovedBytes += int64(ch.Old.Size)
-		}
-		if ch.New.Type == sources.TypeFile {
-			s.AddedBytes += int64(ch.New.Size)
-		}
+		side(ch.Old, &s.RemovedFiles, &s.RemovedDirs, &s.RemovedOther, &s.RemovedBytes)
+		side(ch.New, &s.AddedFiles, &s.AddedDirs, &s.AddedOther, &s.AddedBytes)
 	}
 }
 
