@@ -130,7 +130,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// privileges: a new database had the server's defaults (PUBLIC
 		// could connect again).
 		if props, err = d.pgDatabaseProps(ctx); err != nil {
-			return false, fmt.Errorf("%s: read the database's properties: %w", d, err)
+			return false, fmt.Errorf("%s: read the database's owner, settings and privileges with pg_dump (%w), which --replace keeps; nothing was changed; install a pg_dump as new as the server, or restore into another database with --to", d, err)
 		}
 	}
 	if created {
@@ -156,8 +156,17 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		if _, err := d.psql(ctx, pgMaintenanceDB, []string{name, "tmp=" + into}, script); err != nil {
 			return false, fmt.Errorf("%s: the dump was restored into database %s, but replacing %s with it failed: %w", d, into, d.Name, err)
 		}
-		if _, err := d.psql(ctx, d.Name, nil, props.script); err != nil {
-			return false, fmt.Errorf("%s: the dump was restored, but the old database's owner, settings and privileges could not all be set again (%w); set them by hand", d, err)
+		// Each entry on its own: one that fails (ALTER ROLE … IN
+		// DATABASE needs CREATEROLE) must not keep the privileges after
+		// it from being set.
+		var failed []string
+		for _, b := range props.blocks {
+			if _, err := d.psql(ctx, d.Name, nil, b); err != nil {
+				failed = append(failed, fmt.Sprintf("%s (%v)", strings.TrimSpace(strings.SplitN(b, "\n", 2)[0]), err))
+			}
+		}
+		if len(failed) > 0 {
+			return false, fmt.Errorf("%s: the dump was restored, but of the old database's properties these could not be set again: %s; set them by hand", d, strings.Join(failed, "; "))
 		}
 		return false, nil
 	}
@@ -166,16 +175,20 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 
 // pgProps is what makes a database more than its contents, as pg_dump
 // --create writes it: createWith, the options of its CREATE DATABASE
-// (template, encoding, locale), and script, the statements that set its
-// owner, comment, settings and privileges, naming it.
+// (template, encoding, locale), and blocks, the statements that set its
+// owner, comment, security labels, settings and privileges, naming it, in
+// pg_dump's order, one block per object (see pgDatabaseProps).
 type pgProps struct {
 	createWith string
-	script     string
+	blocks     []string
 }
 
 // pgDatabaseProps reads d's properties with pg_dump --create of no schema
-// at all (-N '*'), which writes exactly those: pg_dump knows every
-// version's options and quotes them.
+// (--exclude-schema=*): pg_dump knows every version's options and quotes
+// them. That output also holds objects of no schema (publications, event
+// triggers), which the restored dump has created already: only the
+// entries about the database itself are kept, by the "Type:" of the
+// header pg_dump writes above each entry.
 func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
 	tool, err := lookTool("pg_dump")
 	if err != nil {
@@ -188,18 +201,49 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
 		return pgProps{}, err
 	}
 	var p pgProps
-	var rest strings.Builder
+	var block strings.Builder
+	keep := false
+	flush := func() {
+		if keep && strings.TrimSpace(block.String()) != "" {
+			p.blocks = append(p.blocks, block.String())
+		}
+		block.Reset()
+	}
 	for _, line := range strings.Split(out.String(), "\n") {
+		if name, typ, ok := pgDumpHeader(line); ok {
+			flush()
+			keep = typ == "DATABASE" || typ == "DATABASE PROPERTIES" ||
+				strings.HasPrefix(name, "DATABASE ") && (typ == "COMMENT" || typ == "ACL" || typ == "SECURITY LABEL")
+			continue
+		}
 		const with = " WITH TEMPLATE = "
 		if strings.HasPrefix(line, "CREATE DATABASE ") && strings.Contains(line, with) && p.createWith == "" {
 			p.createWith = line[strings.Index(line, with)+len(" WITH "):]
 			continue
 		}
-		rest.WriteString(line + "\n")
+		if strings.HasPrefix(line, "--") || strings.HasPrefix(line, "\\") {
+			continue // comments, \connect and \restrict: each block runs on its own connection
+		}
+		block.WriteString(line + "\n")
 	}
+	flush()
 	if p.createWith == "" {
 		return pgProps{}, fmt.Errorf("pg_dump --create wrote no CREATE DATABASE")
 	}
-	p.script = rest.String()
 	return p, nil
+}
+
+// pgDumpHeader reads an entry's header line of a pg_dump script:
+// "-- Name: DATABASE app; Type: ACL; Schema: -; Owner: app".
+func pgDumpHeader(line string) (name, typ string, ok bool) {
+	rest, ok := strings.CutPrefix(line, "-- Name: ")
+	if !ok {
+		return "", "", false
+	}
+	name, rest, ok = strings.Cut(rest, "; Type: ")
+	if !ok {
+		return "", "", false
+	}
+	typ, _, ok = strings.Cut(rest, "; Schema: ")
+	return name, typ, ok
 }

@@ -112,12 +112,16 @@ func TestPostgresWithDirectory(t *testing.T) {
 	pg.mustQuery("postgres", `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'snap_test_owner') THEN CREATE ROLE snap_test_owner; END IF; END$$;
 		ALTER DATABASE "`+db+`" OWNER TO snap_test_owner; ALTER DATABASE "`+db+`" SET work_mem = '7MB';
 		ALTER DATABASE "`+db+`" SET search_path = "$user", public, extra; REVOKE CONNECT ON DATABASE "`+db+`" FROM PUBLIC;
-		COMMENT ON DATABASE "`+db+`" IS 'the app''s';`)
+		COMMENT ON DATABASE "`+db+`" IS 'the app''s';
+		ALTER ROLE snap_test_owner IN DATABASE "`+db+`" SET statement_timeout = '5s';`)
+	// An object of no schema, which the dump creates: pg_dump lists it with
+	// the database's properties, and it must not be created twice.
+	pg.mustQuery(db, `SET client_min_messages = error; CREATE PUBLICATION snap_test_pub FOR ALL TABLES;`)
 	props := `SELECT pg_get_userbyid(d.datdba), (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'),
-		(SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = d.oid AND setrole = 0)
+		(SELECT array_agg(setrole::regrole::text || ':' || setconfig::text ORDER BY setrole) FROM pg_db_role_setting WHERE setdatabase = d.oid)
 		FROM pg_database d WHERE datname = '` + db + `'`
 	wantProps := pg.mustQuery("postgres", props)
-	if !strings.Contains(wantProps, "snap_test_owner") || !strings.Contains(wantProps, "work_mem=7MB") {
+	if !strings.Contains(wantProps, "snap_test_owner") || !strings.Contains(wantProps, "work_mem=7MB") || !strings.Contains(wantProps, "statement_timeout=5s") {
 		t.Fatalf("properties not set: %s", wantProps)
 	}
 	tr.mustRun("restore", "latest", "--db", dumpPath, "--replace")
