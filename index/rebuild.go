@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -55,6 +56,7 @@ type RepairStats struct {
 	Packs      int
 	Blobs      int
 	Unreadable []string // packs whose trailer could not be read, with the reason
+	FromIndex  []string // of those, the ones indexed as an old segment listed them
 	Segments   int      // segments written
 	Removed    int      // old segments removed (the new ones supersede them)
 }
@@ -76,10 +78,26 @@ const segmentTarget = 65536
 // lock no create or prune can depend on one.
 func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (RepairStats, error) {
 	var st RepairStats
-	old, err := ix.r.ListIDs(ctx, repo.IndexFile)
+	// The old segments: superseded and removed at the end, and meanwhile
+	// the fallback for a pack whose trailer cannot be read but which a
+	// readable segment lists (its blobs are verified by their IDs when
+	// read, as every blob is).
+	ss, err := ReadSegments(ctx, ix.r)
 	if err != nil {
 		return st, err
 	}
+	var old []repo.ID
+	listed := map[repo.ID]Pack{}
+	for id, seg := range ss.Segments {
+		old = append(old, id)
+		for _, p := range seg.Packs {
+			listed[p.ID] = p
+		}
+	}
+	for id := range ss.Unreadable {
+		old = append(old, id)
+	}
+	slices.SortFunc(old, compareIDs)
 	type packFile struct {
 		id   repo.ID
 		size int64
@@ -116,8 +134,13 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 		}
 		ents, err := ix.r.LoadTrailer(ctx, p.id, p.size)
 		if err != nil {
-			st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v", p.id, err))
-			continue
+			if lp, ok := listed[p.id]; ok && lp.Size == p.size {
+				st.FromIndex = append(st.FromIndex, fmt.Sprintf("data/%s: %v", p.id, err))
+				ents = lp.Blobs
+			} else {
+				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v", p.id, err))
+				continue
+			}
 		}
 		seg.Packs = append(seg.Packs, Pack{ID: p.id, Size: p.size, Status: PackLive, Blobs: ents})
 		st.Packs++

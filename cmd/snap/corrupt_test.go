@@ -253,3 +253,29 @@ func TestCopyUnreadableSnapshot(t *testing.T) {
 		t.Errorf("copy with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestRepairDamagedTrailer: a pack whose trailer is damaged but whose
+// blobs are intact stays indexed by repair index --from-packs, from the
+// old index's listing of it (which repair then removes): the snapshot
+// still restores.
+func TestRepairDamagedTrailer(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	want := randomBytes(9, 900<<10)
+	writeFile(t, filepath.Join(src, "f"), want)
+	tr.mustRun("create", src)
+	p := largestPack(t, tr.repo)
+	b, err := os.ReadFile(p)
+	must(t, err)
+	b[len(b)-10] ^= 1 // inside the sealed trailer, before its length
+	must(t, os.WriteFile(p, b, 0o600))
+	res := tr.run("repair", "index", "--from-packs")
+	if res.code != 0 || !strings.Contains(res.stderr, "indexed as the old index listed it") {
+		t.Fatalf("repair: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	target := filepath.Join(tr.dir, "r")
+	tr.mustRun("restore", "latest", "--target", target)
+	if got, err := os.ReadFile(filepath.Join(target, src, "f")); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("restore after repair: %d bytes, %v", len(got), err)
+	}
+}
