@@ -68,29 +68,54 @@ func (c *Command) display() string {
 // cancelling it also ends what it started (a shell pipeline), and a Ctrl-C
 // at the terminal reaches snap, which then ends it in order, rather than
 // every process at once (post hooks must still run).
-func (c *Command) build(ctx context.Context, kill syscall.Signal) *exec.Cmd {
+func (c *Command) build(ctx context.Context, kill syscall.Signal) (*exec.Cmd, *groupKill) {
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
 	cmd.Env = append(os.Environ(), c.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	gk := &groupKill{}
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil
 		}
 		pid := cmd.Process.Pid
 		if kill != syscall.SIGKILL {
-			// What ignores SIGTERM is killed, the whole group: Go's
-			// WaitDelay kills only the leader, and left a dump that
-			// ignored the signal running, holding its database locks,
-			// after snap had gone. The group outlives its leader while
-			// any member runs, so its ID is not anybody else's then.
-			time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+			gk.arm(pid)
 		}
 		return syscall.Kill(-pid, kill)
 	}
 	// A little after the group's SIGKILL: Wait then returns even if a
 	// process outside the group holds the output pipe open.
 	cmd.WaitDelay = killGrace + time.Second
-	return cmd
+	return cmd, gk
+}
+
+// groupKill kills a cancelled program's whole process group killGrace
+// after SIGTERM: Go's WaitDelay kills only the leader, and left a dump
+// that ignored the signal running, holding its database locks, after snap
+// had gone.
+type groupKill struct {
+	mu    sync.Mutex
+	pid   int
+	timer *time.Timer
+}
+
+func (g *groupKill) arm(pid int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pid = pid
+	g.timer = time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+}
+
+// waited is called once Wait has reaped the leader. A group outlives its
+// leader while any member runs, and its ID cannot be given to anyone
+// else then; a group with no member left is no longer killed: its ID
+// could come back as another process's group.
+func (g *groupKill) waited() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil && syscall.Kill(-g.pid, 0) == syscall.ESRCH {
+		g.timer.Stop()
+	}
 }
 
 // Start starts the program and returns its standard output. Closing the
@@ -98,7 +123,7 @@ func (c *Command) build(ctx context.Context, kill syscall.Signal) *exec.Cmd {
 // waits for the program and returns a *CommandError when it failed, or the
 // context's error when it was cancelled. Cancelling ctx stops the program.
 func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
-	cmd := c.build(ctx, syscall.SIGTERM)
+	cmd, gk := c.build(ctx, syscall.SIGTERM)
 	cmd.Stdin = c.Stdin
 	lines := &lineWriter{fn: c.Stderr}
 	cmd.Stderr = lines
@@ -111,6 +136,7 @@ func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
 	}
 	return &commandReader{out: out, wait: func() error {
 		err := cmd.Wait()
+		gk.waited()
 		lines.flush()
 		return c.exitError(ctx, err, lines.lastLine())
 	}}, nil
@@ -126,7 +152,7 @@ func (c *Command) Run(ctx context.Context) error {
 	// SIGKILL, not SIGTERM: a restore tool must not get to act on input that
 	// ended early (a kernel with a fatal signal pending returns no more data
 	// to the process).
-	cmd := c.build(ctx, syscall.SIGKILL)
+	cmd, _ := c.build(ctx, syscall.SIGKILL) // SIGKILL at once: no timer to arm
 	var inErr error
 	var inMu sync.Mutex
 	var in *guardReader
