@@ -131,7 +131,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 			}
 			line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), displayPath(np))
 			if n.Type == sources.TypeSymlink {
-				line += " -> " + n.LinkTarget
+				line += " -> " + displayPath(n.LinkTarget)
 			}
 			fmt.Fprintln(e.stdout, line)
 		} else {

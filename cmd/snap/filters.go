@@ -41,11 +41,23 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
 		return t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
 	}
+	// "m" is minutes to Go's durations and months to keep policies: a
+	// bare "6m" is refused rather than guessed; "min" and "mo" say which.
+	if n, ok := strings.CutSuffix(s, "min"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		s = n + "m"
+	} else if n, ok := strings.CutSuffix(s, "mo"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		s = n + "m"
+		if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
+			return sp.Before(now), nil
+		}
+	} else if n, ok := strings.CutSuffix(s, "m"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		return time.Time{}, usagef("time %q is ambiguous: write %smin for minutes or %smo for months", s, n, n)
+	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return now.Add(-d), nil
 	}
 	if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
-		return sp.Before(now), nil // 9d, 2w, 1m: that long ago
+		return sp.Before(now), nil // 9d, 2w, 1y: that long ago
 	}
 	if t, ok := parseRelativeDay(s, now); ok {
 		return t, nil
@@ -81,8 +93,11 @@ func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
 	now = now.Local()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.Local)
 	var d time.Time
+	stepBack := 0 // days to go back when the clock time is still to come today
 	switch {
-	case len(day) == 0 && clock != nil, len(day) == 1 && day[0] == "today":
+	case len(day) == 0 && clock != nil:
+		d, stepBack = today, 1
+	case len(day) == 1 && day[0] == "today":
 		d = today
 	case len(day) == 1 && day[0] == "yesterday":
 		d = today.AddDate(0, 0, -1)
@@ -102,12 +117,18 @@ func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
 		if back == 0 && last {
 			back = 7
 		}
-		d = today.AddDate(0, 0, -back)
+		d, stepBack = today.AddDate(0, 0, -back), 7
 	}
 	if clock == nil {
 		return d.AddDate(0, 0, 1).Add(-time.Nanosecond), true
 	}
-	return time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local), true
+	t := time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
+	if t.After(now) {
+		// Restores look back: "23:00" at ten in the morning is last
+		// night's, "tuesday 23:00" on a Tuesday morning last week's.
+		t = t.AddDate(0, 0, -stepBack)
+	}
+	return t, true
 }
 
 var weekdays = map[string]time.Weekday{

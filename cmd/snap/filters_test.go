@@ -31,13 +31,18 @@ func TestParseAt(t *testing.T) {
 		"last thursday 03:00":   time.Date(2026, 11, 26, 3, 0, 0, 0, time.Local),
 		"Friday":                time.Date(2026, 11, 28, 0, 0, 0, 0, time.Local).Add(-time.Nanosecond),
 		"02:15:30 last tuesday": time.Date(2026, 12, 1, 2, 15, 30, 0, time.Local),
+		"23:00":                 local(2, 23, 0),                                  // still to come today: last night
+		"thursday 23:00":        time.Date(2026, 11, 26, 23, 0, 0, 0, time.Local), // and last week's Thursday
+		"30min":                 now.Add(-30 * time.Minute),
+		"6mo":                   now.AddDate(0, -6, 0),
+		"1h30m":                 now.Add(-90 * time.Minute),
 	} {
 		got, err := parseAt(in, now)
 		if err != nil || !got.Equal(want) {
 			t.Errorf("parseAt(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d"} {
+	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m"} {
 		if got, err := parseAt(in, now); err == nil {
 			t.Errorf("parseAt(%q) = %v, want an error", in, got)
 		}
