@@ -443,8 +443,10 @@ func (c *Checker) loadBlob(ctx context.Context, t repo.BlobType, id repo.ID, ful
 			dict, err = c.deltaDict(ctx, l.Entry)
 		}
 		var plain []byte
+		own := false // err is about this location's bytes, not a base's
 		if err == nil {
 			plain, err = c.r.LoadDelta(ctx, l.Pack, l.Entry, dict, nil)
+			own = true
 		}
 		if err == nil {
 			hs := c.hashers.Get().(*chunk.Hasher)
@@ -454,6 +456,15 @@ func (c *Checker) loadBlob(ctx context.Context, t repo.BlobType, id repo.ID, ful
 				return plain, nil
 			}
 			err = &repo.CorruptError{Object: fmt.Sprintf("%s blob %s in pack %s", t, id, l.Pack), Reason: "content does not match its ID"}
+		}
+		var ce *repo.CorruptError
+		if own && errors.As(err, &ce) {
+			// Read and found damaged (a delta's base, say, in a pack a
+			// --read-data-subset did not read): the snapshots that need
+			// it are told (Available).
+			c.mu.Lock()
+			c.damaged[packBlob{l.Pack, BlobRef{t, id}}] = true
+			c.mu.Unlock()
 		}
 		if firstErr == nil {
 			firstErr = err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -191,5 +192,52 @@ func TestPruneKeepsFullBases(t *testing.T) {
 	}
 	if got, err := f.ix.LoadBlob(ctx, repo.DataBlob, d.id, nil); err != nil || !bytes.Equal(got, a) {
 		t.Fatalf("delta after prune: %v", err)
+	}
+}
+
+// TestCheckSubsetFindsDamagedBase: check reads only the delta's pack (a
+// --read-data-subset), and the base it opens the delta with turns out
+// damaged in a pack outside the subset: the delta's pack is not blamed,
+// but the delta is reported unavailable, so the snapshots using it fail.
+func TestCheckSubsetFindsDamagedBase(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	base, a := rows(2000, -1), rows(2000, 10)
+	fb := f.full(base)
+	good := f.delta(a, base, fb.id)
+	f.writeRaw([]rawBlob{fb})
+	f.writeRaw([]rawBlob{good})
+	basePack := f.packOf(index.BlobRef{Type: repo.DataBlob, ID: fb.id}).Pack
+	deltaPack := f.packOf(index.BlobRef{Type: repo.DataBlob, ID: good.id}).Pack
+	// Damage the base's bytes (its pack's first blob), not its trailer.
+	p := f.dir + "/repo/data/" + basePack.String()[:2] + "/" + basePack.String()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[40] ^= 1
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := index.NewChecker(ctx, f.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subset []index.PackSize
+	for _, ps := range c.PackSizes() {
+		if ps.ID == deltaPack {
+			subset = append(subset, ps)
+		}
+	}
+	if err := c.ReadData(ctx, subset, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Problems() {
+		if p.Kind == "damaged_pack" {
+			t.Errorf("the delta's pack is blamed: %s", p.Message)
+		}
+	}
+	if err := c.Available(repo.DataBlob, good.id); err == nil {
+		t.Error("a delta whose only base is damaged is reported available")
 	}
 }
