@@ -334,22 +334,44 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 	if dir == nil {
 		return nil // reported
 	}
-	var err error
-	switch n.Type {
-	case sources.TypeFile:
+	if n.Type == sources.TypeFile {
 		return r.restoreFile(ctx, d, rel, n)
-	case sources.TypeSymlink:
+	}
+	err := r.createSpecial(dir, rel, n)
+	if err != nil {
+		r.fail(rel, err)
+	}
+	return nil
+}
+
+// createSpecial creates a symlink, device node, FIFO or socket with its
+// metadata, or, when it is a hard link to one already restored (links
+// between symlinks or device nodes are rare, but exist), links to that, as
+// createFirst does for files.
+func (r *Restorer) createSpecial(dir *sources.Dir, rel string, n Node) error {
+	if n.Links > 1 {
+		key := [2]uint64{n.Device, n.Inode}
+		r.linksMu.Lock()
+		defer r.linksMu.Unlock()
+		if first, ok := r.links[key]; ok {
+			if err := r.target.Link(first, rel); err == nil {
+				return nil
+			}
+			// Linking failed (the first was excluded or failed): make another.
+		} else {
+			r.links[key] = rel
+		}
+	}
+	var err error
+	if n.Type == sources.TypeSymlink {
 		err = dir.Symlink(n.LinkTarget, n.Name)
-	default:
+	} else {
 		err = dir.Mknod(n.Name, n.Meta)
 	}
 	if err == nil {
 		err = dir.SetMeta(n.Name, n.Meta)
 	}
-	if err != nil {
-		r.fail(rel, err)
-	}
-	return nil
+	return err
 }
 
 func (r *Restorer) mayContainIncluded(snapPath string) bool {

@@ -103,14 +103,6 @@ func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node
 		switch n.Type {
 		case sources.TypeFile:
 			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(n.Size)
-			if n.Links > 1 {
-				key := [2]uint64{n.Device, n.Inode}
-				if to, ok := first[key]; ok {
-					hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, to, 0
-				} else {
-					first[key] = rel
-				}
-			}
 		case sources.TypeDir:
 			hdr.Typeflag, hdr.Name = tar.TypeDir, rel+"/"
 		case sources.TypeSymlink:
@@ -126,6 +118,14 @@ func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node
 		default:
 			skipped(np)
 			return nil
+		}
+		if n.Links > 1 && n.Type != sources.TypeDir {
+			key := [2]uint64{n.Device, n.Inode}
+			if to, ok := first[key]; ok {
+				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, to, 0
+			} else {
+				first[key] = rel
+			}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err

@@ -139,6 +139,9 @@ func genTree(t *testing.T, dir string) {
 	must(t, unix.Lsetxattr(p("link-rel"), "trusted.label", []byte("on a symlink"), 0))
 	must(t, unix.Lsetxattr(p("fifo"), "trusted.label", []byte("on a fifo"), 0))
 	must(t, unix.Lsetxattr(p("chardev"), "trusted.label", []byte("on a device"), 0))
+	// Hard links between symlinks and between FIFOs.
+	must(t, unix.Linkat(unix.AT_FDCWD, p("link-rel"), unix.AT_FDCWD, p("link-rel-hl"), 0))
+	must(t, unix.Link(p("fifo"), p("fifo-hl")))
 
 	// Nanosecond times on everything, deepest first so that setting a
 	// child's time does not disturb its parent's afterwards.
@@ -279,7 +282,7 @@ func compareEntries(t *testing.T, what string, want, got map[string]entry) {
 	group := func(m map[string]entry) map[string]string {
 		byInode := map[uint64][]string{}
 		for p, e := range m {
-			if e.Type == "file" {
+			if e.Type != "dir" {
 				byInode[e.inode] = append(byInode[e.inode], p)
 			}
 		}
