@@ -977,7 +977,10 @@ func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree
 
 func (a *archiver) syntheticDirMeta(name, metaPath string) sources.Meta {
 	if metaPath != "" {
-		if m, err := a.meta.Lstat(metaPath, name); err == nil && m.Type == sources.TypeDir {
+		// "/" after the path: a directory leading to a backed-up path may
+		// be reached through a symlink (/srv/data -> /mnt/disk2), and the
+		// directory it leads to is what the path went through.
+		if m, err := a.meta.Lstat(metaPath+"/", name); err == nil && m.Type == sources.TypeDir {
 			m.Xattrs = nil
 			return m
 		}

@@ -79,6 +79,15 @@ func TestCreateSymlinkWithSlash(t *testing.T) {
 			t.Errorf("create %s: restored %q, %v", arg, got, err)
 		}
 	}
+	// A file below the link: the directory leading to it is the one the
+	// link points to, with its metadata (not a made-up 0755 directory).
+	must(t, os.Chmod(real, 0o750))
+	tr.mustRun("create", filepath.Join(link, "ibdata1"))
+	target0 := filepath.Join(tr.dir, "restore0")
+	tr.mustRun("restore", "latest", "--target", target0)
+	if fi, err := os.Lstat(filepath.Join(target0, link)); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750 {
+		t.Errorf("directory through the link: %v, %v; want a directory of mode 0750", fi, err)
+	}
 	tr.mustRun("create", link)
 	target := filepath.Join(tr.dir, "restore")
 	must(t, os.RemoveAll(target))
