@@ -161,8 +161,10 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// it from being set.
 		var failed []string
 		for _, b := range props.blocks {
-			if _, err := d.psql(ctx, d.Name, nil, b); err != nil {
-				failed = append(failed, fmt.Sprintf("%s (%v)", strings.TrimSpace(strings.SplitN(b, "\n", 2)[0]), err))
+			// A database whose default is read-only transactions (one of
+			// the settings set again here) still takes the rest.
+			if _, err := d.psql(ctx, d.Name, nil, "SET default_transaction_read_only = off;\n"+b); err != nil {
+				failed = append(failed, fmt.Sprintf("%s (%v)", strings.SplitN(strings.TrimSpace(b), "\n", 2)[0], err))
 			}
 		}
 		if len(failed) > 0 {
@@ -209,7 +211,20 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
 		}
 		block.Reset()
 	}
+	// A comment, a security label or a setting's value may span lines,
+	// and hold anything, a line like an entry's header included: lines
+	// are read as pg_dump's SQL, and only one that starts outside a
+	// quoted string or identifier is taken for a header, a comment or a
+	// psql command. (Read naively, a database owner could put a header
+	// and a statement of their own into a comment, for the restore to run
+	// as the superuser it runs as.)
+	var q pgQuote
 	for _, line := range strings.Split(out.String(), "\n") {
+		if q.open() {
+			block.WriteString(line + "\n")
+			q.scan(line)
+			continue
+		}
 		if name, typ, ok := pgDumpHeader(line); ok {
 			flush()
 			keep = typ == "DATABASE" || typ == "DATABASE PROPERTIES" ||
@@ -225,12 +240,55 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
 			continue // comments, \connect and \restrict: each block runs on its own connection
 		}
 		block.WriteString(line + "\n")
+		q.scan(line)
 	}
 	flush()
+	if q.open() {
+		return pgProps{}, fmt.Errorf("pg_dump's output ends inside a quoted string")
+	}
 	if p.createWith == "" {
 		return pgProps{}, fmt.Errorf("pg_dump --create wrote no CREATE DATABASE")
 	}
 	return p, nil
+}
+
+// pgQuote follows SQL quoting across lines of pg_dump's output, which it
+// writes with standard_conforming_strings on: '…' literals and "…"
+// identifiers, a doubled quote standing for itself; "--" outside them
+// starts a comment to the end of the line. (Dollar quotes appear only in
+// function bodies, which are not among the entries kept.)
+type pgQuote struct{ single, double bool }
+
+func (q *pgQuote) open() bool { return q.single || q.double }
+
+func (q *pgQuote) scan(line string) {
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case q.single:
+			if c == '\'' {
+				if i+1 < len(line) && line[i+1] == '\'' {
+					i++
+				} else {
+					q.single = false
+				}
+			}
+		case q.double:
+			if c == '"' {
+				if i+1 < len(line) && line[i+1] == '"' {
+					i++
+				} else {
+					q.double = false
+				}
+			}
+		case c == '\'':
+			q.single = true
+		case c == '"':
+			q.double = true
+		case c == '-' && i+1 < len(line) && line[i+1] == '-':
+			return
+		}
+	}
 }
 
 // pgDumpHeader reads an entry's header line of a pg_dump script:

@@ -112,11 +112,14 @@ func TestPostgresWithDirectory(t *testing.T) {
 	pg.mustQuery("postgres", `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'snap_test_owner') THEN CREATE ROLE snap_test_owner; END IF; END$$;
 		ALTER DATABASE "`+db+`" OWNER TO snap_test_owner; ALTER DATABASE "`+db+`" SET work_mem = '7MB';
 		ALTER DATABASE "`+db+`" SET search_path = "$user", public, extra; REVOKE CONNECT ON DATABASE "`+db+`" FROM PUBLIC;
-		COMMENT ON DATABASE "`+db+`" IS 'the app''s';
+		COMMENT ON DATABASE "`+db+`" IS E'the app''s\n-- Name: `+db+`; Type: DATABASE; Schema: -; Owner: postgres\nCREATE ROLE snap_test_injected;\n\\connect x';
 		ALTER ROLE snap_test_owner IN DATABASE "`+db+`" SET statement_timeout = '5s';`)
 	// An object of no schema, which the dump creates: pg_dump lists it with
 	// the database's properties, and it must not be created twice.
 	pg.mustQuery(db, `SET client_min_messages = error; CREATE PUBLICATION snap_test_pub FOR ALL TABLES;`)
+	// A default of read-only transactions must not keep the privileges,
+	// set after it, from being set.
+	pg.mustQuery("postgres", `ALTER DATABASE "`+db+`" SET default_transaction_read_only = on;`)
 	props := `SELECT pg_get_userbyid(d.datdba), (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'),
 		(SELECT array_agg(setrole::regrole::text || ':' || setconfig::text ORDER BY setrole) FROM pg_db_role_setting WHERE setdatabase = d.oid)
 		FROM pg_database d WHERE datname = '` + db + `'`
@@ -131,6 +134,11 @@ func TestPostgresWithDirectory(t *testing.T) {
 	if got := pg.mustQuery("postgres", props); got != wantProps {
 		t.Fatalf("replaced database's properties:\n got %s\nwant %s", got, wantProps)
 	}
+	// The comment's lines are the comment's, never statements of their own.
+	if got := pg.mustQuery("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'snap_test_injected'"); strings.TrimSpace(got) != "0" {
+		t.Fatal("a statement inside the database's comment was run by the restore")
+	}
+	pg.mustQuery("postgres", `ALTER DATABASE "`+db+`" RESET default_transaction_read_only`)
 	// The original database dropped: restore by name creates it again.
 	pg.dropDatabase(db)
 	tr.mustRun("restore", "latest", "--db", db)

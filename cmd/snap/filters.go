@@ -42,22 +42,27 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 		return t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
 	}
 	// "m" is minutes to Go's durations and months to keep policies: a
-	// bare "6m" is refused rather than guessed; "min" and "mo" say which.
-	if n, ok := strings.CutSuffix(s, "min"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+	// bare "6m" is refused rather than guessed; "min" and "mo" say which,
+	// and a span of days and weeks takes no "m" at all.
+	digits := func(n string) bool { return n != "" && strings.Trim(n, "0123456789") == "" }
+	if n, ok := strings.CutSuffix(s, "min"); ok && digits(n) {
 		s = n + "m"
-	} else if n, ok := strings.CutSuffix(s, "mo"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
-		s = n + "m"
-		if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
-			return sp.Before(now), nil
+	} else if n, ok := strings.CutSuffix(s, "mo"); ok && digits(n) {
+		sp, err := snapshot.ParseSpan(n + "m")
+		if err != nil || sp.IsZero() {
+			return time.Time{}, usagef("time %q: the number of months is out of range", s)
 		}
-	} else if n, ok := strings.CutSuffix(s, "m"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		return sp.Before(now), nil
+	} else if n, ok := strings.CutSuffix(s, "m"); ok && digits(n) {
 		return time.Time{}, usagef("time %q is ambiguous: write %smin for minutes or %smo for months", s, n, n)
 	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return now.Add(-d), nil
 	}
-	if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
-		return sp.Before(now), nil // 9d, 2w, 1y: that long ago
+	if !strings.Contains(s, "m") {
+		if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
+			return sp.Before(now), nil // 9d, 2w, 1y: that long ago
+		}
 	}
 	if t, ok := parseRelativeDay(s, now); ok {
 		return t, nil

@@ -42,7 +42,7 @@ func TestParseAt(t *testing.T) {
 			t.Errorf("parseAt(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m"} {
+	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m", "1d12h30m", "100001mo", "0mo"} {
 		if got, err := parseAt(in, now); err == nil {
 			t.Errorf("parseAt(%q) = %v, want an error", in, got)
 		}
