@@ -205,7 +205,8 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 				c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s vanished while being checked", id), Repair: RepairFromPacks})
 				return
 			}
-			c.add(Problem{Kind: "unreadable_trailer", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s: %v", id, err), Repair: RepairDamaged})
+			c.add(Problem{Kind: "unreadable_trailer", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s: %v", id, err),
+				Repair: "the index still lists its blobs, and each is verified when read: run 'snap check --read-data' to see whether they are intact; if they are, keep the pack (moving it out loses them); otherwise " + RepairDamaged})
 			return
 		}
 		if why := compareEntries(p.Blobs, ents); why != "" {

@@ -278,4 +278,9 @@ func TestRepairDamagedTrailer(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(target, src, "f")); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("restore after repair: %d bytes, %v", len(got), err)
 	}
+	// check still names the trailer, and does not advise moving away a
+	// pack whose blobs are intact.
+	if res := tr.run("check"); res.code != exitFatal || !strings.Contains(res.stderr, "keep the pack") {
+		t.Errorf("check after repair: exit %d\n%s", res.code, res.stderr)
+	}
 }
