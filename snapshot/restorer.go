@@ -345,32 +345,21 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 }
 
 // createSpecial creates a symlink, device node, FIFO or socket with its
-// metadata, or, when it is a hard link to one already restored (links
-// between symlinks or device nodes are rare, but exist), links to that, as
-// createFirst does for files.
+// metadata, or links to one already restored (links between symlinks or
+// device nodes are rare, but exist): see hardLinkOr.
 func (r *Restorer) createSpecial(dir *sources.Dir, rel string, n Node) error {
-	if n.Links > 1 {
-		key := [2]uint64{n.Device, n.Inode}
-		r.linksMu.Lock()
-		defer r.linksMu.Unlock()
-		if first, ok := r.links[key]; ok {
-			if err := r.target.Link(first, rel); err == nil {
-				return nil
-			}
-			// Linking failed (the first was excluded or failed): make another.
+	_, err := r.hardLinkOr(rel, n, func() error {
+		var err error
+		if n.Type == sources.TypeSymlink {
+			err = dir.Symlink(n.LinkTarget, n.Name)
 		} else {
-			r.links[key] = rel
+			err = dir.Mknod(n.Name, n.Meta)
 		}
-	}
-	var err error
-	if n.Type == sources.TypeSymlink {
-		err = dir.Symlink(n.LinkTarget, n.Name)
-	} else {
-		err = dir.Mknod(n.Name, n.Meta)
-	}
-	if err == nil {
-		err = dir.SetMeta(n.Name, n.Meta)
-	}
+		if err == nil {
+			err = dir.SetMeta(n.Name, n.Meta)
+		}
+		return err
+	})
 	return err
 }
 
@@ -440,24 +429,34 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 }
 
 // createFirst creates a file, unless it is a hard link to a file already
-// restored, which it then links to. Walkers run in parallel, so the first copy of a hard-linked
-// file is created under linksMu: a later link never finds it missing.
+// restored, which it then links to (hardLinkOr).
 func (r *Restorer) createFirst(d *dirHandle, rel string, n Node) (f *sources.File, linked bool, err error) {
+	linked, err = r.hardLinkOr(rel, n, func() (err error) {
+		f, err = d.dir.CreateFile(n.Name, n.Meta)
+		return err
+	})
+	return f, linked, err
+}
+
+// hardLinkOr links rel to the first restored entry of n's hard link group
+// and reports linked, or, for the first of its group (or any entry that is
+// not a hard link), runs create. Walkers run in parallel, so the first of a
+// group is created under linksMu: a later link never finds it missing.
+func (r *Restorer) hardLinkOr(rel string, n Node, create func() error) (linked bool, err error) {
 	if n.Links > 1 {
 		key := [2]uint64{n.Device, n.Inode}
 		r.linksMu.Lock()
 		defer r.linksMu.Unlock()
 		if first, ok := r.links[key]; ok {
 			if err := r.target.Link(first, rel); err == nil {
-				return nil, true, nil
+				return true, nil
 			}
-			// Linking failed (the first copy was excluded or failed): write a copy.
+			// Linking failed (the first was excluded or failed): make another.
 		} else {
 			r.links[key] = rel
 		}
 	}
-	f, err = d.dir.CreateFile(n.Name, n.Meta)
-	return f, false, err
+	return false, create()
 }
 
 // fileFailed handles a file that cannot be queued at all.

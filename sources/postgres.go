@@ -257,35 +257,23 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
 // identifiers, a doubled quote standing for itself; "--" outside them
 // starts a comment to the end of the line. (Dollar quotes appear only in
 // function bodies, which are not among the entries kept.)
-type pgQuote struct{ single, double bool }
+type pgQuote struct{ in byte } // the quote of the literal or identifier open, or 0
 
-func (q *pgQuote) open() bool { return q.single || q.double }
+func (q *pgQuote) open() bool { return q.in != 0 }
 
 func (q *pgQuote) scan(line string) {
 	for i := 0; i < len(line); i++ {
 		c := line[i]
+		next := i+1 < len(line) && line[i+1] == c
 		switch {
-		case q.single:
-			if c == '\'' {
-				if i+1 < len(line) && line[i+1] == '\'' {
-					i++
-				} else {
-					q.single = false
-				}
-			}
-		case q.double:
-			if c == '"' {
-				if i+1 < len(line) && line[i+1] == '"' {
-					i++
-				} else {
-					q.double = false
-				}
-			}
-		case c == '\'':
-			q.single = true
-		case c == '"':
-			q.double = true
-		case c == '-' && i+1 < len(line) && line[i+1] == '-':
+		case q.in != 0 && c == q.in && next:
+			i++ // a doubled quote stands for itself
+		case q.in != 0 && c == q.in:
+			q.in = 0
+		case q.in != 0:
+		case c == '\'' || c == '"':
+			q.in = c
+		case c == '-' && next:
 			return
 		}
 	}
