@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -80,24 +79,32 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 	var st RepairStats
 	// The old segments: superseded and removed at the end, and meanwhile
 	// the fallback for a pack whose trailer cannot be read but which a
-	// readable segment lists (its blobs are verified by their IDs when
-	// read, as every blob is).
-	ss, err := ReadSegments(ctx, ix.r)
+	// readable one lists (its blobs are verified by their IDs when read,
+	// as every blob is). They are read only when a trailer fails: a
+	// repair of sound packs reads no segment.
+	old, err := ix.r.ListIDs(ctx, repo.IndexFile)
 	if err != nil {
 		return st, err
 	}
-	var old []repo.ID
-	listed := map[repo.ID]Pack{}
-	for id, seg := range ss.Segments {
-		old = append(old, id)
-		for _, p := range seg.Packs {
-			listed[p.ID] = p
+	var listed map[repo.ID]Pack
+	listing := func() (map[repo.ID]Pack, error) {
+		if listed != nil {
+			return listed, nil
 		}
+		ss, err := ReadSegments(ctx, ix.r)
+		if err != nil {
+			return nil, err
+		}
+		listed = map[repo.ID]Pack{}
+		for _, id := range old { // not the segments this repair wrote meanwhile
+			if seg, ok := ss.Segments[id]; ok {
+				for _, p := range seg.Packs {
+					listed[p.ID] = p
+				}
+			}
+		}
+		return listed, nil
 	}
-	for id := range ss.Unreadable {
-		old = append(old, id)
-	}
-	slices.SortFunc(old, compareIDs)
 	type packFile struct {
 		id   repo.ID
 		size int64
@@ -134,7 +141,11 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 		}
 		ents, err := ix.r.LoadTrailer(ctx, p.id, p.size)
 		if err != nil {
-			if lp, ok := listed[p.id]; ok && lp.Size == p.size {
+			ls, lerr := listing()
+			if lerr != nil {
+				return st, lerr
+			}
+			if lp, ok := ls[p.id]; ok && lp.Size == p.size {
 				st.FromIndex = append(st.FromIndex, fmt.Sprintf("data/%s: %v", p.id, err))
 				ents = lp.Blobs
 			} else {

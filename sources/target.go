@@ -78,7 +78,7 @@ func (t *Target) clear(rel string) error {
 		return err
 	}
 	if fi.IsDir() {
-		return fmt.Errorf("%s: a directory is in the way", path.Join(t.dir, rel))
+		return fmt.Errorf("%s: %w", path.Join(t.dir, rel), errDirInTheWay)
 	}
 	return t.root.Remove(rel)
 }
