@@ -49,7 +49,7 @@ func memo(f func() (string, error)) func() (string, error) {
 	}
 }
 
-func runCopy(c *cli.Context, e *env, to string, refs []string) (err error) {
+func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	u := newUI(c, e)
 	srcSt, err := settingsFrom(c, e)
 	if err != nil {
@@ -182,11 +182,6 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) (err error) {
 			"added_bytes": st.StoredBytes, "read_blobs": st.ReadBlobs, "read_bytes": st.ReadBytes})
 		return unreadErr
 	}
-	defer func() {
-		if err == nil {
-			err = unreadErr
-		}
-	}()
 	switch {
 	case len(selected) == 0:
 		u.printf("no snapshots to copy")
@@ -196,5 +191,5 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) (err error) {
 		u.printf("copied %d snapshots to %s (%d already there): %d new blobs, %s added; read %d blobs (%s) from the source",
 			copied, dst.r.Backend().Location(), skipped, st.Blobs, humanBytes(st.StoredBytes), st.ReadBlobs, humanBytes(st.ReadBytes))
 	}
-	return nil
+	return unreadErr
 }

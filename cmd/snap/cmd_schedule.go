@@ -191,7 +191,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	return nil
 }
 
-func runScheduleList(c *cli.Context, e *env, o scheduleOptions) (err error) {
+func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	u := newUI(c, e)
 	dir, err := unitDir(o.dir, o.user, e.getenv)
 	if err != nil {
@@ -244,11 +244,6 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) (err error) {
 		}
 		return cfgErr
 	}
-	defer func() {
-		if err == nil {
-			err = cfgErr
-		}
-	}()
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "Job\tSchedule\tTimer\tNext run\tLast run\tLast result")
 	for _, uj := range out {
@@ -265,7 +260,10 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) (err error) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", uj.Job, strings.Join(uj.Schedule, "; "), state, dash(uj.NextRun), dash(uj.LastRun), dash(result))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return cfgErr
 }
 
 func dash(s string) string {
