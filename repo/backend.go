@@ -76,7 +76,8 @@ type Backend interface {
 	// List calls fn once for each file of type t, in no particular order,
 	// and stops at the first error fn returns. Partial uploads never appear.
 	List(ctx context.Context, t FileType, fn func(name string, size int64) error) error
-	// Remove deletes the file. Only prune and unlock call it.
+	// Remove deletes the file. Only forget, prune, unlock (locks) and key
+	// removal call it.
 	Remove(ctx context.Context, h Handle) error
 	// Close releases the backend's resources.
 	Close() error

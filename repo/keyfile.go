@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -263,4 +265,82 @@ func adviseHugePages(b []byte) hugeAdvice {
 	off, n := int(start-p), int(end-start)
 	_ = unix.Madvise(b[off:off+n], unix.MADV_HUGEPAGE)
 	return hugeAdvice{start: start, size: end - start}
+}
+
+// KeyInfo describes one key file, as its unencrypted fields say (no
+// password is needed to list them).
+type KeyInfo struct {
+	Name     string // the file's name: hex(BLAKE3(bytes))
+	Created  time.Time
+	Host     string
+	Username string
+	KDF      KDFParams
+	// Err is set when the file cannot be read or is not a valid key file;
+	// the other fields are then empty.
+	Err error
+}
+
+// ListKeys reads every key file's unencrypted fields, in name order. A file
+// that cannot be read, is too large, does not match its name or does not
+// parse is listed with Err set rather than failing the listing.
+func ListKeys(ctx context.Context, be Backend) ([]KeyInfo, error) {
+	var keys []KeyInfo
+	err := be.List(ctx, KeyFile, func(name string, size int64) error {
+		k := KeyInfo{Name: name}
+		if size > maxKeyFileSize {
+			k.Err = fmt.Errorf("%d bytes exceed the key file size limit %d", size, maxKeyFileSize)
+		}
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range keys {
+		k := &keys[i]
+		if k.Err != nil {
+			continue
+		}
+		data, err := be.Load(ctx, Handle{Type: KeyFile, Name: k.Name}, 0, 0)
+		switch {
+		case err != nil:
+			k.Err = err
+		case Hash(data).String() != k.Name:
+			k.Err = errors.New("content does not match its name")
+		default:
+			kf, err := parseKeyFile(data)
+			if err != nil {
+				k.Err = err
+				continue
+			}
+			k.Created, k.Host, k.Username, k.KDF = kf.Created, kf.Host, kf.Username, kf.Params
+		}
+	}
+	slices.SortFunc(keys, func(a, b KeyInfo) int { return strings.Compare(a.Name, b.Name) })
+	return keys, nil
+}
+
+// RemoveKey deletes the key file name. The caller makes sure that a key the
+// repository can be opened with remains (snap key remove refuses the key
+// in use; snap key passwd removes it only once its replacement is stored).
+func (r *Repository) RemoveKey(ctx context.Context, name string) error {
+	return r.be.Remove(ctx, Handle{Type: KeyFile, Name: name})
+}
+
+// Opens reports whether password opens the key file the repository was
+// opened with (snap key add and passwd refuse the password in use).
+func (r *Repository) Opens(ctx context.Context, password string) (bool, error) {
+	data, err := r.be.Load(ctx, Handle{Type: KeyFile, Name: r.keyName}, 0, 0)
+	if err != nil {
+		return false, err
+	}
+	kf, err := parseKeyFile(data)
+	if err != nil {
+		return false, corrupt(Handle{Type: KeyFile, Name: r.keyName}.String(), "%v", err)
+	}
+	_, err = kf.unwrap(password, r.opts.HugePages)
+	if errors.Is(err, ErrWrongPassword) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// snap key manages the key files: each wraps the one master key with a
+// password of its own, so a repository can have several passwords (one per
+// admin, one for the nightly job) and a password can be changed or
+// withdrawn without touching the data (docs/format.md, "Key files").
+func keyCommand(e *env) *cli.Command {
+	newPassword := []cli.Flag{
+		&cli.StringFlag{Name: "new-password-file", Usage: "read the new password from this file (env SNAP_NEW_PASSWORD_FILE)", EnvVars: []string{"SNAP_NEW_PASSWORD_FILE"}},
+		&cli.StringFlag{Name: "new-password-command", Usage: "run this command and use its output as the new password (env SNAP_NEW_PASSWORD_COMMAND)", EnvVars: []string{"SNAP_NEW_PASSWORD_COMMAND"}},
+		&cli.UintFlag{Name: "kdf-time", Value: uint(repo.DefaultKDF.Time), Usage: "argon2id passes of the new key"},
+		&cli.UintFlag{Name: "kdf-memory", Value: uint(repo.DefaultKDF.MemoryKiB >> 10), Usage: "argon2id memory of the new key in MiB"},
+	}
+	newPasswordHelp := "The new password comes from --new-password-file, SNAP_NEW_PASSWORD_FILE, SNAP_NEW_PASSWORD,\n" +
+		"--new-password-command or SNAP_NEW_PASSWORD_COMMAND, else it is asked for twice at the terminal."
+	return &cli.Command{
+		Name:  "key",
+		Usage: "list, add, remove and change the passwords (key files) of the repository",
+		Description: "Each key file holds the repository's master key, encrypted with one password. Any of them opens\n" +
+			"the repository; the data does not change when a key is added or removed.",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "list",
+				Usage:     "list the key files: ID, created, host and user, argon2id parameters",
+				ArgsUsage: " ",
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usagef("key list takes no arguments")
+					}
+					return runKeyList(c, e)
+				},
+			},
+			{
+				Name:        "add",
+				Usage:       "add a key file for another password",
+				ArgsUsage:   " ",
+				Description: "Adds a key file that opens the repository with a new password; the current password keeps working.\n" + newPasswordHelp,
+				Flags:       newPassword,
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usagef("key add takes no arguments")
+					}
+					return runKeyAdd(c, e, false)
+				},
+			},
+			{
+				Name:      "passwd",
+				Usage:     "change the password: add a key file for the new one, then remove the one in use",
+				ArgsUsage: " ",
+				Description: "Replaces the key file the current password opens with one for a new password (with the same\n" +
+					"argon2id parameters unless --kdf-time or --kdf-memory say otherwise). The new key is stored\n" +
+					"before the old one is removed, so the repository always has a key. Needs the exclusive lock.\n" + newPasswordHelp,
+				Flags: newPassword,
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usagef("key passwd takes no arguments")
+					}
+					return runKeyAdd(c, e, true)
+				},
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove a key file, so that its password no longer opens the repository",
+				ArgsUsage: "ID",
+				Description: "Removes the key file ID (a unique prefix will do; 'snap key list' shows them). The key the current\n" +
+					"password opens cannot be removed this way: open with another key's password, or use\n" +
+					"'snap key passwd'. Needs the exclusive lock.",
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usagef("key remove takes one key ID ('snap key list' shows them)")
+					}
+					return runKeyRemove(c, e, c.Args().First())
+				},
+			},
+		},
+	}
+}
+
+// keyJSON is the documented JSON form of a key file (docs/usage.md).
+type keyJSON struct {
+	ID       string          `json:"id"`
+	Current  bool            `json:"current"`
+	Created  time.Time       `json:"created,omitzero"`
+	Host     string          `json:"host,omitempty"`
+	Username string          `json:"username,omitempty"`
+	KDF      *repo.KDFParams `json:"argon2id,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+func runKeyList(c *cli.Context, e *env) error {
+	u := newUI(c, e)
+	r, _, err := openRepository(c, e, u, gstring(c, "repo"))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	keys, err := repo.ListKeys(c.Context, r.Backend())
+	if err != nil {
+		return err
+	}
+	out := make([]keyJSON, 0, len(keys))
+	for _, k := range keys {
+		j := keyJSON{ID: k.Name, Current: k.Name == r.KeyName()}
+		if k.Err != nil {
+			j.Error = k.Err.Error()
+		} else {
+			kdf := k.KDF
+			j.Created, j.Host, j.Username, j.KDF = k.Created, k.Host, k.Username, &kdf
+		}
+		out = append(out, j)
+	}
+	if u.json {
+		return u.jsonDoc(out)
+	}
+	if u.quiet {
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, " \tID\tCreated\tHost\tUser\targon2id")
+	for _, k := range out {
+		mark := " "
+		if k.Current {
+			mark = "*"
+		}
+		if k.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\tunreadable: %s\t\t\t\n", mark, k.ID[:8], k.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tt=%d m=%dMiB p=%d\n", mark, k.ID[:8], k.Created.Local().Format("2006-01-02 15:04:05"),
+			k.Host, k.Username, k.KDF.Time, k.KDF.MemoryKiB>>10, k.KDF.Threads)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(out) == 1 {
+		u.printf("1 key file; * marks the one the password opened")
+	} else {
+		u.printf("%d key files; * marks the one the password opened", len(out))
+	}
+	return nil
+}
+
+// runKeyAdd adds a key file for a new password; replace (snap key passwd)
+// then removes the key the current password opened.
+func runKeyAdd(c *cli.Context, e *env, replace bool) error {
+	mode := noLock // adding a key changes nothing another command relies on
+	if replace {
+		mode = exclusiveLock
+	}
+	s, err := openSessionWith(c, e, mode, nil)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	old := s.r.KeyName()
+	kdf := repo.DefaultKDF
+	if replace {
+		// Keep the tuning of the key being replaced.
+		keys, err := repo.ListKeys(c.Context, s.r.Backend())
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Name == old && k.Err == nil {
+				kdf = k.KDF
+			}
+		}
+	}
+	if c.IsSet("kdf-time") {
+		kdf.Time = uint32(c.Uint("kdf-time"))
+	}
+	if c.IsSet("kdf-memory") {
+		kdf.MemoryKiB = uint32(c.Uint("kdf-memory")) << 10
+	}
+	pw, err := passwordFrom(e, c.String("new-password-file"), "SNAP_NEW_PASSWORD", c.String("new-password-command"), true, "new")
+	if err != nil {
+		return err
+	}
+	if same, err := s.r.Opens(c.Context, pw); err != nil {
+		return err
+	} else if same {
+		return usagef("the new password is the one in use: choose another")
+	}
+	name, err := s.r.AddKey(c.Context, pw, kdf)
+	if err != nil {
+		return fmt.Errorf("add key: %w", err)
+	}
+	if !replace {
+		if s.ui.json {
+			return s.ui.jsonDoc(map[string]any{"added": name})
+		}
+		s.ui.printf("added key %s; the new password opens the repository, and so does the current one", name[:8])
+		return nil
+	}
+	if err := s.r.RemoveKey(c.Context, old); err != nil {
+		return fmt.Errorf("key %s for the new password is stored, but the old key %s could not be removed (both passwords open the repository; remove it with 'snap key remove %s'): %w",
+			name[:8], old[:8], old[:8], err)
+	}
+	if s.ui.json {
+		return s.ui.jsonDoc(map[string]any{"added": name, "removed": old})
+	}
+	s.ui.printf("changed the password: added key %s, removed key %s", name[:8], old[:8])
+	s.ui.printf("update the password files and config of every job and host that used the old password")
+	return nil
+}
+
+func runKeyRemove(c *cli.Context, e *env, arg string) error {
+	s, err := openSessionWith(c, e, exclusiveLock, nil)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	keys, err := repo.ListKeys(c.Context, s.r.Backend())
+	if err != nil {
+		return err
+	}
+	var match []string
+	for _, k := range keys {
+		if strings.HasPrefix(k.Name, strings.ToLower(arg)) {
+			match = append(match, k.Name)
+		}
+	}
+	switch {
+	case arg == "" || len(match) == 0:
+		return usagef("no key file %q: 'snap key list' shows them", arg)
+	case len(match) > 1:
+		return usagef("key ID %q is ambiguous (%d key files start with it): give more of it", arg, len(match))
+	case match[0] == s.r.KeyName():
+		return usagef("key %s is the one the current password opens: open the repository with another key's password to remove it, or change its password with 'snap key passwd'", match[0][:8])
+	}
+	if err := s.r.RemoveKey(c.Context, match[0]); err != nil {
+		return fmt.Errorf("remove key %s: %w", match[0][:8], err)
+	}
+	if s.ui.json {
+		return s.ui.jsonDoc(map[string]any{"removed": match[0]})
+	}
+	s.ui.printf("removed key %s; its password no longer opens the repository", match[0][:8])
+	return nil
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// keyList runs 'snap key list --json' with the given password.
+func (tr *testRepo) keyList(password string) []keyJSON {
+	tr.t.Helper()
+	res := tr.runEnv([]string{"SNAP_PASSWORD=" + password}, nil, "key", "list", "--json")
+	if res.code != 0 {
+		tr.t.Fatalf("key list: exit %d: %s", res.code, res.stderr)
+	}
+	var keys []keyJSON
+	if err := json.Unmarshal([]byte(res.stdout), &keys); err != nil {
+		tr.t.Fatalf("key list --json: %v\n%s", err, res.stdout)
+	}
+	return keys
+}
+
+// TestKeyLifecycle: a second password is added and opens the repository;
+// passwd replaces the key in use (the old password then fails with exit
+// 12, the new one reads the same snapshots); the key in use cannot be
+// removed; another key can, by prefix; the new password's source
+// (file, environment) is read as documented.
+func TestKeyLifecycle(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("kept across key changes"))
+	tr.mustRun("create", src)
+	small := []string{"--kdf-memory", "8", "--kdf-time", "1"}
+
+	keys := tr.keyList("test-password")
+	if len(keys) != 1 || !keys[0].Current || keys[0].KDF == nil || keys[0].KDF.MemoryKiB != 8<<10 {
+		t.Fatalf("after init: %+v", keys)
+	}
+	first := keys[0].ID
+
+	// add, with the new password from the environment.
+	res := tr.runEnv([]string{"SNAP_NEW_PASSWORD=second"}, nil, append([]string{"key", "add", "--json"}, small...)...)
+	if res.code != 0 {
+		t.Fatalf("key add: exit %d: %s", res.code, res.stderr)
+	}
+	var added struct{ Added string }
+	if err := json.Unmarshal([]byte(res.stdout), &added); err != nil || len(added.Added) != 64 {
+		t.Fatalf("key add --json: %q (%v)", res.stdout, err)
+	}
+	keys = tr.keyList("second")
+	if len(keys) != 2 {
+		t.Fatalf("after add: %d keys", len(keys))
+	}
+	for _, k := range keys {
+		if k.Current != (k.ID == added.Added) {
+			t.Errorf("opened with the second password, key %s current=%v", k.ID[:8], k.Current)
+		}
+	}
+	// The password in use is refused as a new one.
+	res = tr.runEnv([]string{"SNAP_NEW_PASSWORD=test-password"}, nil, append([]string{"key", "add"}, small...)...)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "in use") {
+		t.Errorf("adding the password in use: exit %d, %s", res.code, res.stderr)
+	}
+
+	// The key in use cannot be removed; another key can, by prefix.
+	res = tr.run("key", "remove", first[:8])
+	if res.code != exitUsage || !strings.Contains(res.stderr, "snap key passwd") {
+		t.Errorf("removing the key in use: exit %d, %s", res.code, res.stderr)
+	}
+	res = tr.run("key", "remove", "ffffffffffff")
+	if res.code != exitUsage {
+		t.Errorf("removing an unknown key: exit %d, %s", res.code, res.stderr)
+	}
+	tr.mustRun("key", "remove", added.Added[:6])
+	if res := tr.runEnv([]string{"SNAP_PASSWORD=second"}, nil, "list"); res.code != exitWrongPass {
+		t.Errorf("the removed key's password: exit %d, want %d", res.code, exitWrongPass)
+	}
+
+	// passwd, with the new password from a file: the old password stops
+	// working, the new one reads the snapshot.
+	pwFile := filepath.Join(tr.dir, "new-password")
+	if err := os.WriteFile(pwFile, []byte("third\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = tr.run("key", "passwd", "--new-password-file", pwFile, "--json")
+	if res.code != 0 {
+		t.Fatalf("key passwd: exit %d: %s", res.code, res.stderr)
+	}
+	var changed struct{ Added, Removed string }
+	if err := json.Unmarshal([]byte(res.stdout), &changed); err != nil || changed.Removed != first {
+		t.Fatalf("key passwd --json: %q (%v)", res.stdout, err)
+	}
+	if res := tr.run("list"); res.code != exitWrongPass {
+		t.Errorf("the old password after passwd: exit %d, want %d", res.code, exitWrongPass)
+	}
+	keys = tr.keyList("third")
+	if len(keys) != 1 || keys[0].ID != changed.Added || !keys[0].Current {
+		t.Fatalf("after passwd: %+v", keys)
+	}
+	// passwd keeps the replaced key's argon2id parameters.
+	if keys[0].KDF == nil || keys[0].KDF.MemoryKiB != 8<<10 || keys[0].KDF.Time != 1 {
+		t.Errorf("passwd changed the KDF parameters: %+v", keys[0].KDF)
+	}
+	out := tr.runEnv([]string{"SNAP_PASSWORD=third"}, nil, "dump", "latest", filepath.Join(src, "f"))
+	if out.code != 0 || out.stdout != "kept across key changes" {
+		t.Errorf("dump with the new password: exit %d, %q %s", out.code, out.stdout, out.stderr)
+	}
+}
+
+// TestKeyPasswdNeedsExclusiveLock: passwd and remove wait for no one, but
+// refuse (exit 11) while another process holds a lock, so that two
+// admins cannot remove each other's keys at once; list and add go ahead.
+func TestKeyPasswdNeedsExclusiveLock(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	host, _ := os.Hostname()
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: os.Getpid(), Command: "create"})
+	res := tr.runEnv([]string{"SNAP_NEW_PASSWORD=other"}, nil, "key", "passwd", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code != exitLocked {
+		t.Errorf("key passwd under a live lock: exit %d, want %d: %s", res.code, exitLocked, res.stderr)
+	}
+	if keys := tr.keyList("test-password"); len(keys) != 1 {
+		t.Errorf("a refused passwd left %d keys", len(keys))
+	}
+	res = tr.runEnv([]string{"SNAP_NEW_PASSWORD=other"}, nil, "key", "add", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code != 0 {
+		t.Errorf("key add under a shared lock: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+// TestKeyListShowsDamagedKey: a key file whose bytes no longer match its
+// name is listed as unreadable, and the listing goes on.
+func TestKeyListShowsDamagedKey(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	bad := filepath.Join(tr.repo, "keys", strings.Repeat("ab", 32))
+	if err := os.WriteFile(bad, []byte(`{"version":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := tr.keyList("test-password")
+	if len(keys) != 2 {
+		t.Fatalf("%d keys listed, want 2", len(keys))
+	}
+	var damaged int
+	for _, k := range keys {
+		if k.Error != "" {
+			damaged++
+			if k.ID != filepath.Base(bad) || k.Current {
+				t.Errorf("damaged entry: %+v", k)
+			}
+		}
+	}
+	if damaged != 1 {
+		t.Errorf("%d keys marked unreadable, want 1", damaged)
+	}
+	if res := tr.mustRun("key", "list"); !strings.Contains(res.stdout, "unreadable") {
+		t.Errorf("text listing does not show the damaged key:\n%s", res.stdout)
+	}
+}
