@@ -56,6 +56,9 @@ func ParsePatterns(ss []string) ([]Pattern, error) {
 
 func (p Pattern) String() string { return p.raw }
 
+// Anchored reports whether the pattern starts at the root ("/etc/*.conf").
+func (p Pattern) Anchored() bool { return p.anchored }
+
 // Match reports whether the pattern matches the path p (absolute or
 // relative, slash-separated).
 func (p Pattern) Match(name string) bool {

@@ -122,7 +122,7 @@ func addGlobalFlags(cmd *cli.Command) {
 
 // noLockCommands may run with --no-lock: they write nothing to the
 // repository (openSessionWith then takes no lock for them).
-var noLockCommands = map[string]bool{"restore": true, "dump": true, "check": true, "list": true, "ls": true, "stats": true, "diff": true, "key list": true}
+var noLockCommands = map[string]bool{"restore": true, "dump": true, "check": true, "list": true, "ls": true, "stats": true, "diff": true, "key list": true, "find": true}
 
 // commands lists every command. This is the one place a command is
 // registered.
@@ -148,6 +148,7 @@ func commands(e *env) []*cli.Command {
 		manCommand(e),
 		copyCommand(e),
 		keyCommand(e),
+		findEntriesCommand(e),
 	}
 }
 

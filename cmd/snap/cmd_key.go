@@ -143,11 +143,7 @@ func runKeyList(c *cli.Context, e *env) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(out) == 1 {
-		u.printf("1 key file; * marks the one the password opened")
-	} else {
-		u.printf("%d key files; * marks the one the password opened", len(out))
-	}
+	u.printf("%s; * marks the one the password opened", plural(len(out), "key file", "key files"))
 	return nil
 }
 

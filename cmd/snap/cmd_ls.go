@@ -114,26 +114,9 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 			return nil // the starting directory itself
 		}
 		if s.ui.json {
-			j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: modeString(n.Meta), UID: n.UID, GID: n.GID,
-				User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
-			if !utf8.ValidString(np) {
-				j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(np))
-			}
-			nodes = append(nodes, j)
+			nodes = append(nodes, toNodeJSON(np, n))
 		} else if long {
-			owner := n.User
-			if owner == "" {
-				owner = fmt.Sprint(n.UID)
-			}
-			group := n.Group
-			if group == "" {
-				group = fmt.Sprint(n.GID)
-			}
-			line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), displayPath(np))
-			if n.Type == sources.TypeSymlink {
-				line += " -> " + displayPath(n.LinkTarget)
-			}
-			fmt.Fprintln(e.stdout, line)
+			fmt.Fprintln(e.stdout, longLine(np, n))
 		} else {
 			fmt.Fprintln(e.stdout, displayPath(np))
 		}
@@ -152,6 +135,34 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 		return s.ui.jsonDoc(map[string]any{"snapshot": toJSON(sn), "path": p, "nodes": nodes})
 	}
 	return nil
+}
+
+// toNodeJSON is the JSON form of the entry n at path np (ls, find).
+func toNodeJSON(np string, n *snapshot.Node) nodeJSON {
+	j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: modeString(n.Meta), UID: n.UID, GID: n.GID,
+		User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
+	if !utf8.ValidString(np) {
+		j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(np))
+	}
+	return j
+}
+
+// longLine is the entry n at path np as ls -l shows it: mode, owner, group,
+// size, modification time, path (and a symlink's target).
+func longLine(np string, n *snapshot.Node) string {
+	owner := n.User
+	if owner == "" {
+		owner = fmt.Sprint(n.UID)
+	}
+	group := n.Group
+	if group == "" {
+		group = fmt.Sprint(n.GID)
+	}
+	line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), displayPath(np))
+	if n.Type == sources.TypeSymlink {
+		line += " -> " + displayPath(n.LinkTarget)
+	}
+	return line
 }
 
 // displayPath is a path as the plain text of ls and diff shows it: its

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
+)
+
+func findEntriesCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "find",
+		Usage:     "find files by name or path in every snapshot",
+		ArgsUsage: "PATTERN...",
+		Description: "Lists, for each snapshot (oldest first) that holds a match, the entries whose path matches any\n" +
+			"PATTERN, with mode, owner, size and modification time: which snapshots hold a file, and when it\n" +
+			"changed. A PATTERN is a glob as for --exclude: without '/' it matches names at any depth\n" +
+			"('*.conf'), starting with '/' it is anchored at the root ('/etc/app/*.conf'), and '**' matches\n" +
+			"any number of directories. --host, --tag, --path, --since and --until choose the snapshots.",
+		Flags: append(filterFlags(),
+			&cli.StringFlag{Name: "since", Usage: "only snapshots taken at or after this time (as --at: \"2026-11-17 03:00\", 7d, \"yesterday 03:00\")"},
+			&cli.StringFlag{Name: "until", Usage: "only snapshots taken at or before this time (as --since)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("find needs a pattern: snap find PATTERN... (for example snap find '*.conf')")
+			}
+			pats, err := sources.ParsePatterns(c.Args().Slice())
+			if err != nil {
+				return usagef("%v", err)
+			}
+			return runFind(c, e, pats)
+		},
+	}
+}
+
+// findJSON is the documented JSON form of one snapshot's matches.
+type findJSON struct {
+	Snapshot snapshotJSON `json:"snapshot"`
+	Nodes    []nodeJSON   `json:"nodes"`
+}
+
+func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
+	s, err := openSession(c, e, noLock)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	f := filterFrom(c)
+	if v := c.String("since"); v != "" {
+		if f.From, err = parseAt(v, e.now()); err != nil {
+			return usagef("--since: %v", err)
+		}
+	}
+	if v := c.String("until"); v != "" {
+		t, err := parseAt(v, e.now())
+		if err != nil {
+			return usagef("--until: %v", err)
+		}
+		f.To = t.Add(time.Nanosecond) // the filter's end is exclusive
+	}
+	all, err := s.snapshots(c.Context)
+	if err != nil {
+		return err
+	}
+	sns := f.Apply(all)
+	snapshot.SortByTime(sns)
+
+	anchored := true
+	for _, p := range pats {
+		anchored = anchored && p.Anchored()
+	}
+	finder := snapshot.NewFinder(s.ix,
+		func(p string, _ *snapshot.Node) bool { return sources.MatchAny(pats, p) },
+		func(p string) bool {
+			if !anchored {
+				return true
+			}
+			for _, pat := range pats {
+				if pat.MatchPrefix(p) {
+					return true
+				}
+			}
+			return false
+		})
+	results := []findJSON{}
+	entries, hits, failed := 0, 0, 0
+	for _, sn := range sns {
+		found, err := finder.Find(c.Context, sn.Tree)
+		if err != nil {
+			if c.Context.Err() != nil {
+				return c.Context.Err()
+			}
+			s.ui.warnf("snapshot %s: %v", sn.ID.Short(), err)
+			failed++
+			continue
+		}
+		if len(found) == 0 {
+			continue
+		}
+		entries, hits = entries+len(found), hits+1
+		if s.ui.json {
+			r := findJSON{Snapshot: toJSON(sn)}
+			for i := range found {
+				r.Nodes = append(r.Nodes, toNodeJSON(found[i].Path, &found[i].Node))
+			}
+			results = append(results, r)
+			continue
+		}
+		if s.ui.quiet {
+			continue
+		}
+		fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sn.Host)
+		for i := range found {
+			fmt.Fprintf(e.stdout, "  %s\n", longLine(found[i].Path, &found[i].Node))
+		}
+	}
+	if s.ui.json {
+		if err := s.ui.jsonDoc(map[string]any{"snapshots_searched": len(sns) - failed, "matches": results}); err != nil {
+			return err
+		}
+	} else {
+		s.ui.printf("%s in %d of %d snapshots", plural(entries, "entry", "entries"), hits, len(sns))
+	}
+	if n := failed + len(s.unreadable); n > 0 {
+		return fmt.Errorf("%d snapshots could not be searched (named above); 'snap check' tells what is damaged", n)
+	}
+	return nil
+}

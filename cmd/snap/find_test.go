@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFind: find lists, per snapshot, the entries a pattern matches (a
+// name at any depth, an anchored path with '*' and '**'), with their
+// sizes, so that a file's versions can be told apart; --tag and --until
+// choose the snapshots; a snapshot whose document cannot be read is named
+// and makes the run exit 1 after the others were searched.
+func TestFind(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	conf := filepath.Join(src, "etc", "app", "app.conf")
+	writeFile(t, conf, []byte("v1"))
+	writeFile(t, filepath.Join(src, "var", "deep", "er", "app.conf"), []byte("other"))
+	writeFile(t, filepath.Join(src, "var", "log.txt"), []byte("log"))
+	tr.mustRun("create", src)
+	writeFile(t, conf, []byte("version 2"))
+	tr.mustRun("create", src, "--tag", "second")
+	must(t, os.Remove(conf))
+	tr.mustRun("create", src)
+
+	type result struct {
+		SnapshotsSearched int `json:"snapshots_searched"`
+		Matches           []struct {
+			Snapshot snapshotJSON
+			Nodes    []nodeJSON
+		}
+	}
+	find := func(args ...string) result {
+		t.Helper()
+		res := tr.mustRun(append([]string{"find", "--json"}, args...)...)
+		var r result
+		if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
+			t.Fatalf("find --json %v: %v\n%s", args, err, res.stdout)
+		}
+		return r
+	}
+	sizes := func(r result, path string) []uint64 {
+		var out []uint64
+		for _, m := range r.Matches {
+			for _, n := range m.Nodes {
+				if n.Path == path {
+					out = append(out, n.Size)
+				}
+			}
+		}
+		return out
+	}
+
+	r := find("app.conf")
+	if r.SnapshotsSearched != 3 || len(r.Matches) != 3 {
+		t.Fatalf("find app.conf: %d searched, %d with matches, want 3 and 3", r.SnapshotsSearched, len(r.Matches))
+	}
+	if got := sizes(r, conf); len(got) != 2 || got[0] != 2 || got[1] != 9 {
+		t.Errorf("versions of %s: sizes %v, want [2 9] (the third snapshot has none)", conf, got)
+	}
+	if got := sizes(r, filepath.Join(src, "var", "deep", "er", "app.conf")); len(got) != 3 {
+		t.Errorf("the deeper app.conf found in %d snapshots, want 3", len(got))
+	}
+	// Anchored, with '*' and '**'.
+	if got := sizes(find(filepath.Join(src, "etc", "*", "*.conf")), conf); len(got) != 2 {
+		t.Errorf("anchored glob: %v", got)
+	}
+	r = find(src + "/**/*.txt")
+	if got := sizes(r, filepath.Join(src, "var", "log.txt")); len(got) != 3 || len(r.Matches[0].Nodes) != 1 {
+		t.Errorf("'**' glob: %v, %+v", got, r.Matches)
+	}
+	// Snapshot filters.
+	if r := find("--tag", "second", "app.conf"); r.SnapshotsSearched != 1 || len(sizes(r, conf)) != 1 || sizes(r, conf)[0] != 9 {
+		t.Errorf("--tag second: %+v", r)
+	}
+	if r := find("--until", "2000-01-01", "app.conf"); r.SnapshotsSearched != 0 || len(r.Matches) != 0 {
+		t.Errorf("--until 2000-01-01: %+v", r)
+	}
+	// Text output: a header per snapshot, ls -l lines, a count.
+	res := tr.mustRun("find", "log.txt")
+	if strings.Count(res.stdout, "snapshot ") != 3 || strings.Count(res.stdout, "log.txt") != 3 || !strings.Contains(res.stdout, "3 entries in 3 of 3 snapshots") {
+		t.Errorf("find text output:\n%s", res.stdout)
+	}
+	// Bad input.
+	if res := tr.run("find"); res.code != exitUsage {
+		t.Errorf("find without a pattern: exit %d", res.code)
+	}
+	if res := tr.run("find", "["); res.code != exitUsage || !strings.Contains(res.stderr, "pattern") {
+		t.Errorf("find with a bad pattern: exit %d, %s", res.code, res.stderr)
+	}
+	if res := tr.run("find", "--since", "someday", "x"); res.code != exitUsage || !strings.Contains(res.stderr, "--since") {
+		t.Errorf("find with a bad --since: exit %d, %s", res.code, res.stderr)
+	}
+
+	// An unreadable snapshot document: the others are searched, exit 1.
+	docs, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
+	must(t, err)
+	b, err := os.ReadFile(docs[0])
+	must(t, err)
+	b[len(b)/2] ^= 1
+	must(t, os.WriteFile(docs[0], b, 0o600))
+	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "find", "log.txt")
+	if res.code != exitFatal || strings.Count(res.stdout, "log.txt") != 2 || !strings.Contains(res.stderr, "could not be searched") {
+		t.Errorf("find with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
