@@ -59,6 +59,14 @@ type Stream struct {
 type ArchiveOptions struct {
 	Excludes      []sources.Pattern
 	OneFileSystem bool
+	// ExcludeIfPresent names tag files, and ExcludeCaches adds
+	// CACHEDIR.TAG with its signature: a directory holding one is saved
+	// with its tag files only (sources.TagFiles).
+	ExcludeIfPresent []string
+	ExcludeCaches    bool
+	// ExcludeLargerThan leaves out regular files of more bytes than this,
+	// found in the walk (0: no limit).
+	ExcludeLargerThan uint64
 	// Walkers directories are listed at once; FileWorkers files are read
 	// at once; SaveWorkers blobs are compressed and encrypted at once.
 	Walkers     int
@@ -1209,6 +1217,9 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		out <- fileResult{err: err} // reported and skipped by the receiver
 		return
 	}
+	if tags := sources.TagFiles(p, names, a.opts.ExcludeIfPresent, a.opts.ExcludeCaches); tags != nil {
+		names = tags
+	}
 	pnodes := make([]*Node, len(names)) // the parent snapshot's nodes
 	if parent != nil {
 		for i, name := range names {
@@ -1275,6 +1286,9 @@ func (a *archiver) statAll(p string, names []string, pnodes []*Node) []statResul
 					prev = &pnodes[i].Meta
 				}
 				out[i].meta, out[i].err = a.meta.LstatSince(cp, names[i], prev)
+				if m := out[i].meta; out[i].err == nil && m.Type == sources.TypeFile && a.opts.ExcludeLargerThan > 0 && m.Size > a.opts.ExcludeLargerThan {
+					out[i].excluded = true
+				}
 			}
 		}
 		if end < len(names) {

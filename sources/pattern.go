@@ -2,7 +2,10 @@ package sources
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -141,4 +144,69 @@ func MatchAny(ps []Pattern, name string) bool {
 		}
 	}
 	return false
+}
+
+// ReadPatternFile reads exclude globs from a file, one per line (restic's
+// and borg's exclude files work as they are, as long as they use globs):
+// blank lines and lines starting with '#' are skipped, and so is the
+// white space around each line. Each glob is checked.
+func ReadPatternFile(name string) ([]string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if _, err := ParsePattern(line); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, i+1, err)
+		}
+		out = append(out, line)
+	}
+	return out, nil
+}
+
+// CacheDirTag is the file that marks a cache directory, and
+// CacheDirSignature how such a file must start
+// (https://bford.info/cachedir/).
+const (
+	CacheDirTag       = "CACHEDIR.TAG"
+	CacheDirSignature = "Signature: 8a477f597d28d172789f06886806bc55"
+)
+
+// TagFiles returns the tag files among names, the entries of directory
+// dir: those named in ifPresent, and with caches a CACHEDIR.TAG that starts
+// with the signature. A directory with a tag file is backed up with only
+// its tag files, so that a restore gives back the directory and its marker
+// but none of what the marker asked to leave out. nil means no tag.
+func TagFiles(dir string, names []string, ifPresent []string, caches bool) []string {
+	if len(ifPresent) == 0 && !caches {
+		return nil
+	}
+	var tags []string
+	for _, name := range names {
+		switch {
+		case slices.Contains(ifPresent, name):
+			tags = append(tags, name)
+		case caches && name == CacheDirTag && hasCacheDirSignature(path.Join(dir, name)):
+			tags = append(tags, name)
+		}
+	}
+	return tags
+}
+
+// hasCacheDirSignature reports whether the regular file at p starts with
+// CacheDirSignature (a symlink or anything else does not count).
+func hasCacheDirSignature(p string) bool {
+	f, err := OpenFile(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, len(CacheDirSignature))
+	n, err := io.ReadFull(f, buf)
+	return err == nil && n == len(buf) && string(buf) == CacheDirSignature
 }

@@ -169,25 +169,29 @@ func listSuffix(names []string) string {
 
 // jobJSON is the documented JSON form of a job.
 type jobJSON struct {
-	Name               string     `json:"name"`
-	Line               int        `json:"line"`
-	Repository         string     `json:"repository"`
-	Paths              []string   `json:"paths"`
-	Exclude            []string   `json:"exclude"`
-	Databases          []string   `json:"databases"`
-	Commands           []cmdJSON  `json:"commands"`
-	Tags               []string   `json:"tags"`
-	Host               string     `json:"host"`
-	OneFileSystem      bool       `json:"one_file_system"`
-	SequentialRead     bool       `json:"sequential_read"`
-	Compression        string     `json:"compression"`
-	Schedule           []string   `json:"schedule"`
-	RandomDelaySeconds float64    `json:"random_delay_seconds"`
-	Pre                []string   `json:"pre"`
-	MinFreeBytes       uint64     `json:"min_free_bytes"`
-	Post               []string   `json:"post"`
-	Keep               keepJSON   `json:"keep"`
-	Check              *CheckSpec `json:"check"`
+	Name                   string     `json:"name"`
+	Line                   int        `json:"line"`
+	Repository             string     `json:"repository"`
+	Paths                  []string   `json:"paths"`
+	Exclude                []string   `json:"exclude"`
+	ExcludeFile            []string   `json:"exclude_file"`
+	ExcludeIfPresent       []string   `json:"exclude_if_present"`
+	ExcludeCaches          bool       `json:"exclude_caches"`
+	ExcludeLargerThanBytes uint64     `json:"exclude_larger_than_bytes"`
+	Databases              []string   `json:"databases"`
+	Commands               []cmdJSON  `json:"commands"`
+	Tags                   []string   `json:"tags"`
+	Host                   string     `json:"host"`
+	OneFileSystem          bool       `json:"one_file_system"`
+	SequentialRead         bool       `json:"sequential_read"`
+	Compression            string     `json:"compression"`
+	Schedule               []string   `json:"schedule"`
+	RandomDelaySeconds     float64    `json:"random_delay_seconds"`
+	Pre                    []string   `json:"pre"`
+	MinFreeBytes           uint64     `json:"min_free_bytes"`
+	Post                   []string   `json:"post"`
+	Keep                   keepJSON   `json:"keep"`
+	Check                  *CheckSpec `json:"check"`
 }
 
 type cmdJSON struct {
@@ -222,6 +226,7 @@ func toJobJSON(j *Job) jobJSON {
 		cmds = append(cmds, cmdJSON{Name: c.Name, Command: c.Argv})
 	}
 	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, Name: j.Name, Line: j.Line, Repository: j.Repository, Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
+		ExcludeFile: nonNil(j.ExcludeFile), ExcludeIfPresent: nonNil(j.ExcludeIfPresent), ExcludeCaches: j.ExcludeCaches, ExcludeLargerThanBytes: j.ExcludeLargerThan,
 		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, Compression: j.Compression,
 		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
 		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,

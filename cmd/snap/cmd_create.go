@@ -32,6 +32,10 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "host", Usage: "host name to record (default: this host)"},
 			&cli.StringFlag{Name: "time", Usage: "time to record, RFC 3339 (default: now)"},
 			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "skip paths matching this glob (repeatable)"},
+			&cli.StringSliceFlag{Name: "exclude-file", Usage: "skip paths matching the globs in `FILE`, one per line ('#' starts a comment; repeatable)"},
+			&cli.StringSliceFlag{Name: "exclude-if-present", Usage: "save a directory that holds a file named `NAME` with that file only (repeatable)"},
+			&cli.BoolFlag{Name: "exclude-caches", Usage: "save a directory with a CACHEDIR.TAG (https://bford.info/cachedir/) with that file only"},
+			&cli.StringFlag{Name: "exclude-larger-than", Usage: "skip files larger than `SIZE` (e.g. 2GiB) found in the directories"},
 			&cli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "do not cross file system boundaries"},
 			&cli.BoolFlag{Name: "sequential-read", Usage: "read each file strictly in order, with one chunker (for a spinning disk); by default the end of each chunk is found before the chunk is read, and a file of 128 MiB or more is also read ahead, region by region, to cut it on every core"},
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
@@ -100,11 +104,16 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		}
 		o.Time = ts
 	}
-	ex, err := sources.ParsePatterns(c.StringSlice("exclude"))
-	if err != nil {
-		return o, plan, usagef("--exclude: %v", err)
+	x := excludeSpec{patterns: c.StringSlice("exclude"), files: c.StringSlice("exclude-file"),
+		ifPresent: c.StringSlice("exclude-if-present"), caches: c.Bool("exclude-caches")}
+	if s := c.String("exclude-larger-than"); s != "" {
+		if x.largerThan, err = parseSize(s); err != nil {
+			return o, plan, usagef("--exclude-larger-than: %v", err)
+		}
 	}
-	o.Archive.Excludes = ex
+	if err := x.apply(&o.Archive); err != nil {
+		return o, plan, usagef("%v", err)
+	}
 	o.Archive.OneFileSystem = c.Bool("one-file-system")
 	if c.Bool("sequential-read") {
 		o.Archive.Scouts = -1
@@ -117,6 +126,51 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	o.NoParent = c.Bool("force")
 	o.Program = "snap " + version
 	return o, plan, nil
+}
+
+// excludeSpec is what a create leaves out, as its flags or a job's config
+// say.
+type excludeSpec struct {
+	patterns   []string // --exclude, exclude
+	files      []string // --exclude-file, exclude_file
+	ifPresent  []string // --exclude-if-present, exclude_if_present
+	caches     bool     // --exclude-caches, exclude_caches
+	largerThan uint64   // --exclude-larger-than, exclude_larger_than
+}
+
+// check reports the first mistake in x without reading the exclude files.
+func (x excludeSpec) check() error {
+	if _, err := sources.ParsePatterns(x.patterns); err != nil {
+		return fmt.Errorf("--exclude: %w", err)
+	}
+	for _, name := range x.ifPresent {
+		if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+			return fmt.Errorf("exclude-if-present %q is not a file name: give a name such as .nobackup, not a path", name)
+		}
+	}
+	return nil
+}
+
+// apply sets o's exclusions. The exclude files are read now, so a nightly
+// run uses each file as it is that night.
+func (x excludeSpec) apply(o *snapshot.ArchiveOptions) error {
+	if err := x.check(); err != nil {
+		return err
+	}
+	pats := append([]string(nil), x.patterns...)
+	for _, f := range x.files {
+		p, err := sources.ReadPatternFile(f)
+		if err != nil {
+			return fmt.Errorf("--exclude-file: %w", err)
+		}
+		pats = append(pats, p...)
+	}
+	ex, err := sources.ParsePatterns(pats)
+	if err != nil {
+		return err
+	}
+	o.Excludes, o.ExcludeIfPresent, o.ExcludeCaches, o.ExcludeLargerThan = ex, x.ifPresent, x.caches, x.largerThan
+	return nil
 }
 
 func unwrapOS(err error) error {
@@ -244,7 +298,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	if p.shown() {
 		sctx, cancel := context.WithCancel(opCtx)
 		defer cancel()
-		go p.guard(func() { scanFiles(sctx, o.Paths, o.Archive.Excludes, o.Archive.OneFileSystem, p.setTotal) })
+		go p.guard(func() { scanFiles(sctx, o.Paths, o.Archive, p.setTotal) })
 	}
 	// A panic in Create's own goroutine becomes its error too, so that the
 	// post hooks hear of a failure, not of a success.

@@ -352,11 +352,9 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
 	}
-	ex, err := sources.ParsePatterns(j.Exclude)
-	if err != nil {
-		return o, plan, fmt.Errorf("job %s: exclude: %w", j.Name, err)
+	if err := j.excludes().apply(&o.Archive); err != nil {
+		return o, plan, fmt.Errorf("job %s: %w", j.Name, err)
 	}
-	o.Archive.Excludes = ex
 	o.Archive.OneFileSystem = j.OneFileSystem
 	if j.SequentialRead {
 		o.Archive.Scouts = -1

@@ -49,6 +49,13 @@ type Job struct {
 
 	Paths          []string
 	Exclude        []string
+	// ExcludeFile, ExcludeIfPresent, ExcludeCaches and ExcludeLargerThan
+	// are create's --exclude-file, --exclude-if-present, --exclude-caches
+	// and --exclude-larger-than.
+	ExcludeFile       []string
+	ExcludeIfPresent  []string
+	ExcludeCaches     bool
+	ExcludeLargerThan uint64
 	Databases      []string
 	Commands       []JobCommand
 	Tags           []string
@@ -64,6 +71,11 @@ type Job struct {
 
 	Keep  Keep
 	Check *CheckSpec // nil: no check after the run
+}
+
+// excludes is what the job leaves out.
+func (j *Job) excludes() excludeSpec {
+	return excludeSpec{patterns: j.Exclude, files: j.ExcludeFile, ifPresent: j.ExcludeIfPresent, caches: j.ExcludeCaches, largerThan: j.ExcludeLargerThan}
 }
 
 // JobCommand is a command whose standard output a job stores as a file,
@@ -420,7 +432,7 @@ func (d *cfgDecoder) compression(at toml.Key, s string) {
 }
 
 func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
-	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "databases", "tags", "host",
+	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
 		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "min_free", "commands", "keep", "check")
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
@@ -447,6 +459,26 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	j.Exclude = d.strList(t, at, "exclude")
 	if _, err := sources.ParsePatterns(j.Exclude); err != nil {
 		d.errorf(sub(at, "exclude"), "%v", err)
+	}
+	j.ExcludeFile = d.strList(t, at, "exclude_file")
+	for i, f := range j.ExcludeFile {
+		if f != "" && !filepath.IsAbs(f) {
+			// Relative to the config file, as password_file is (the file's
+			// path is not in cfg yet: parseConfig sets it after decoding).
+			j.ExcludeFile[i] = filepath.Join(filepath.Dir(d.file), f)
+		}
+	}
+	j.ExcludeIfPresent = d.strList(t, at, "exclude_if_present")
+	if err := (excludeSpec{ifPresent: j.ExcludeIfPresent}).check(); err != nil {
+		d.errorf(sub(at, "exclude_if_present"), "%v", err)
+	}
+	j.ExcludeCaches = d.boolean(t, at, "exclude_caches")
+	if s := d.str(t, at, "exclude_larger_than"); s != "" {
+		n, err := parseSize(s)
+		if err != nil {
+			d.errorf(sub(at, "exclude_larger_than"), "%v", err)
+		}
+		j.ExcludeLargerThan = n
 	}
 	j.Databases = d.strList(t, at, "databases")
 	dbsOK := true
@@ -694,6 +726,11 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			}
 			if !found {
 				d.errorf(sub(at, "databases"), "%s: %s is not installed (not in PATH)", db, strings.Join(tools, " or "))
+			}
+		}
+		for _, f := range j.ExcludeFile {
+			if _, err := sources.ReadPatternFile(f); err != nil {
+				d.errorf(sub(at, "exclude_file"), "%v", err)
 			}
 		}
 		if j.PasswordFile != cfg.PasswordFile {

@@ -354,7 +354,7 @@ func termWidth(w io.Writer) int {
 // scanFiles counts the regular files and bytes below paths that a create
 // with these excludes would see, reporting the running totals to fn (and
 // done=true at the end). It reads only metadata and stops with ctx.
-func scanFiles(ctx context.Context, paths []string, excludes []sources.Pattern, oneFS bool, fn func(files, bytes int64, done bool)) {
+func scanFiles(ctx context.Context, paths []string, o snapshot.ArchiveOptions, fn func(files, bytes int64, done bool)) {
 	var files, bytes int64
 	last := time.Now()
 	dirBuf := make([]byte, sources.DirBufSize) // for every directory in turn: ReadDirNames copies the names out
@@ -370,20 +370,26 @@ func scanFiles(ctx context.Context, paths []string, excludes []sources.Pattern, 
 		}
 		switch {
 		case st.Mode().IsRegular():
+			if !top && o.ExcludeLargerThan > 0 && uint64(st.Size()) > o.ExcludeLargerThan {
+				return
+			}
 			files++
 			bytes += st.Size()
 		case st.IsDir():
 			d := deviceOf(st)
-			if oneFS && !top && d != dev {
+			if o.OneFileSystem && !top && d != dev {
 				return
 			}
 			names, err := sources.ReadDirNames(p, dirBuf)
 			if err != nil {
 				return
 			}
+			if tags := sources.TagFiles(p, names, o.ExcludeIfPresent, o.ExcludeCaches); tags != nil {
+				names = tags
+			}
 			for _, name := range names {
 				cp := filepath.Join(p, name)
-				if sources.MatchAny(excludes, cp) {
+				if sources.MatchAny(o.Excludes, cp) {
 					continue
 				}
 				walk(cp, d, false)

@@ -1,0 +1,64 @@
+package sources
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestReadPatternFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "ex")
+	if err := os.WriteFile(p, []byte("# comment\n\n  *.tmp  \r\n/srv/cache\n\t# indented comment\nnode_modules"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadPatternFile(p)
+	if err != nil || !slices.Equal(got, []string{"*.tmp", "/srv/cache", "node_modules"}) {
+		t.Errorf("ReadPatternFile = %q, %v", got, err)
+	}
+	if err := os.WriteFile(p, []byte("ok\n\n[bad\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPatternFile(p); err == nil || !strings.Contains(err.Error(), p+":3") {
+		t.Errorf("a bad glob on line 3: %v", err)
+	}
+}
+
+func TestTagFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := []string{CacheDirTag, "a", ".nobackup"}
+	write(CacheDirTag, CacheDirSignature+"\n")
+	write(".nobackup", "")
+	if got := TagFiles(dir, names, nil, false); got != nil {
+		t.Errorf("no options: %q", got)
+	}
+	if got := TagFiles(dir, names, nil, true); !slices.Equal(got, []string{CacheDirTag}) {
+		t.Errorf("caches: %q", got)
+	}
+	if got := TagFiles(dir, names, []string{".nobackup"}, true); !slices.Equal(got, []string{CacheDirTag, ".nobackup"}) {
+		t.Errorf("caches and .nobackup: %q", got)
+	}
+	// Without the signature, or as a symlink to a file with it, the name alone tags nothing.
+	write(CacheDirTag, "Signature: wrong")
+	if got := TagFiles(dir, names, nil, true); got != nil {
+		t.Errorf("CACHEDIR.TAG without the signature: %q", got)
+	}
+	write("real", CacheDirSignature)
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Remove(filepath.Join(dir, CacheDirTag)))
+	must(os.Symlink("real", filepath.Join(dir, CacheDirTag)))
+	if got := TagFiles(dir, names, nil, true); got != nil {
+		t.Errorf("CACHEDIR.TAG as a symlink: %q", got)
+	}
+}
