@@ -47,8 +47,8 @@ type Job struct {
 	PasswordFile    string
 	PasswordCommand string
 
-	Paths          []string
-	Exclude        []string
+	Paths   []string
+	Exclude []string
 	// ExcludeFile, ExcludeIfPresent, ExcludeCaches and ExcludeLargerThan
 	// are create's --exclude-file, --exclude-if-present, --exclude-caches
 	// and --exclude-larger-than.
@@ -56,15 +56,15 @@ type Job struct {
 	ExcludeIfPresent  []string
 	ExcludeCaches     bool
 	ExcludeLargerThan uint64
-	Databases      []string
-	Commands       []JobCommand
-	Tags           []string
-	Host           string // "" means this machine's host name
-	OneFileSystem  bool
-	SequentialRead bool // read large files strictly in order (no scouts): create --sequential-read
-	Compression    string
-	Pre, Post      []string
-	MinFree        uint64 // refuse to start below this free space on the repository's device
+	Databases         []string
+	Commands          []JobCommand
+	Tags              []string
+	Host              string // "" means this machine's host name
+	OneFileSystem     bool
+	SequentialRead    bool // read large files strictly in order (no scouts): create --sequential-read
+	Compression       string
+	Pre, Post         []string
+	MinFree           uint64 // refuse to start below this free space on the repository's device
 
 	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
 	RandomDelay time.Duration
