@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -105,6 +106,10 @@ type configCheckJSON struct {
 func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	u := newUI(c, e)
 	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil && u.json {
+		// A file named but missing is judged below like an unreadable one.
+		path, err = filepath.Abs(gstring(c, "config"))
+	}
 	if err != nil {
 		return err
 	}
@@ -113,7 +118,12 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	}
 	cfg, problems, err := loadConfig(path)
 	if err != nil && cfg == nil && len(problems) == 0 {
-		return err // unreadable
+		if !u.json {
+			return err // unreadable: one line says it
+		}
+		// A monitoring script reads the verdict from the document, also
+		// when there is no file to judge.
+		problems = []Problem{{File: path, Message: err.Error(), Severity: "error"}}
 	}
 	if cfg != nil && !syntaxOnly {
 		problems = append(problems, cfg.checkEnvironment(systemdCalendar())...)

@@ -299,7 +299,7 @@ func TestCompletionAndMan(t *testing.T) {
 complete_line() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _snap; echo "${COMPREPLY[*]}"; }
 complete_line snap cre
 complete_line snap schedule ""
-complete_line snap --repo /x create --exc
+complete_line snap --repo /x create --exclude-c
 complete_line snap completion ""
 complete_line "$2" --config "$3" run ""
 `
@@ -309,7 +309,7 @@ complete_line "$2" --config "$3" run ""
 	if err != nil {
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
-	want := "create\ninstall list remove\n--exclude\nbash zsh fish\nweb mail\n"
+	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\n"
 	if string(out) != want {
 		t.Errorf("bash completion:\n%s\nwant:\n%s", out, want)
 	}

@@ -216,6 +216,17 @@ keep = { last = 3 }
 			}
 		}
 	}
+	// config check --json judges a missing file in its document too.
+	res = tr.runConfig(nil, "config", "check", "--json", "--config", filepath.Join(tr.dir, "missing.toml"))
+	var missing struct {
+		Valid    bool
+		Errors   int
+		Problems []Problem
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &missing); err != nil || res.code != exitUsage || missing.Valid || missing.Errors != 1 ||
+		len(missing.Problems) != 1 || !strings.Contains(missing.Problems[0].Message, "missing.toml") {
+		t.Errorf("config check --json of a missing file: exit %d, %v\n%s", res.code, err, res.stdout)
+	}
 }
 
 // TestRunInterrupted stops a run in the middle of a create, as systemd
