@@ -138,6 +138,16 @@ func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
 	return m, nil
 }
 
+// Lstat is lstat(2) of path, which may be longer than PATH_MAX
+// (shortPath), for a caller that needs nothing more: no names, link or
+// attributes. Its error is a *PathError.
+func Lstat(path string, st *unix.Stat_t) error {
+	if err := shortPath(path, func(p string) error { return unix.Lstat(p, st) }); err != nil {
+		return &PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return nil
+}
+
 // FromStat converts a stat result.
 func FromStat(name string, st *unix.Stat_t) Meta {
 	m := Meta{

@@ -18,13 +18,14 @@ import (
 // backed up whole (exit 0, nothing skipped) and restored exactly: at every
 // depth, on both sides of the limit, contents, types, modes, times, link
 // targets, hard links and extended attributes. An incremental run over it
-// reads no file again.
+// reads no file again. The deepest directory given as the path to back up
+// is saved too, with the directories leading to it.
 func TestDeepPaths(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
 	must(t, os.Mkdir(src, 0o755))
-	xattrs := genDeepTree(t, src)
+	deep, xattrs := genDeepTree(t, src)
 	if !xattrs {
 		t.Log("no user xattrs on this file system: checking the tree without them")
 	}
@@ -50,14 +51,32 @@ func TestDeepPaths(t *testing.T) {
 	if sum.Files != int64(files) || sum.Errors != 0 || sum.ReadBytes != 0 {
 		t.Errorf("incremental summary: %d files, %d errors, %d bytes read; want %d files, 0 errors, 0 bytes", sum.Files, sum.Errors, sum.ReadBytes, files)
 	}
+
+	// The directories above the deepest one keep their own metadata
+	// (rather than the made-up kind of directories that do not exist).
+	sum = tr.create(deep)
+	if sum.Files != 3 || sum.Errors != 0 {
+		t.Errorf("summary of the deepest directory: %d files, %d errors; want 3 files, 0 errors", sum.Files, sum.Errors)
+	}
+	target = filepath.Join(tr.dir, "restore-deepest")
+	tr.mustRun("restore", "latest", "--target", target)
+	rel, _ := filepath.Rel(src, deep)
+	wantDeep := map[string]entry{}
+	for p, e := range want {
+		if p == "." || strings.HasPrefix(rel+"/", p+"/") || strings.HasPrefix(p, rel+"/") {
+			wantDeep[p] = e
+		}
+	}
+	compareEntries(t, "restore of the deepest directory", wantDeep, describeAt(t, target+src))
 }
 
 // genDeepTree fills dir with a chain of directories whose paths end well
 // past PATH_MAX, each holding a file, and at the bottom a file, a symlink,
 // an empty directory, two hard links, and (where the file system takes
 // them, which it reports) user.* attributes on a file and a directory. It
-// goes by descriptors: os.MkdirAll and os.WriteFile go by path.
-func genDeepTree(t *testing.T, dir string) (xattrs bool) {
+// goes by descriptors: os.MkdirAll and os.WriteFile go by path. It
+// returns the path of the deepest directory.
+func genDeepTree(t *testing.T, dir string) (deep string, xattrs bool) {
 	t.Helper()
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	must(t, err)
@@ -93,7 +112,7 @@ func genDeepTree(t *testing.T, dir string) (xattrs bool) {
 		must(t, unix.Fsetxattr(d, "user.dir", []byte("on a deep directory"), 0))
 		unix.Close(d)
 	}
-	return xattrs
+	return p, xattrs
 }
 
 // describeAt is describe for trees with paths of any length: it goes by
