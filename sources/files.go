@@ -10,7 +10,8 @@ import (
 
 // ReadDirNames returns the names in directory path, sorted bytewise. buf
 // is room for reading the entries, which a caller listing many directories
-// passes again and again (nil: ReadDirNames allocates its own).
+// passes again and again (nil: ReadDirNames allocates its own). path may
+// be longer than PATH_MAX (shortPath).
 //
 // It reads the directory through a bare descriptor rather than an os.File,
 // which costs an epoll registration (refused for a directory) and some
@@ -21,7 +22,11 @@ func ReadDirNames(path string, buf []byte) ([]string, error) {
 	if len(buf) < DirBufSize {
 		buf = make([]byte, DirBufSize)
 	}
-	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	var fd int
+	err := shortPath(path, func(p string) (err error) {
+		fd, err = openRetry(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		return err
+	})
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: path, Err: err}
 	}
@@ -65,25 +70,36 @@ func unwrapPathErr(err error) error {
 // replaced the file (O_NONBLOCK: opening a pipe for reading would wait for
 // a writer, and the backup with it, for ever; the caller's fstat then
 // finds it is no regular file), or make a terminal the process's
-// controlling one. Reads of a regular file do not heed O_NONBLOCK.
+// controlling one. Reads of a regular file do not heed O_NONBLOCK. path
+// may be longer than PATH_MAX (shortPath).
 func OpenFile(path string) (*SourceFile, error) {
+	var fd int
+	err := shortPath(path, func(p string) (err error) {
+		fd, err = openSource(p)
+		return err
+	})
+	if err != nil {
+		return nil, &PathError{Op: "open", Path: path, Err: err}
+	}
+	return &SourceFile{fd: fd, name: path}, nil
+}
+
+// openSource is OpenFile's open of p, which shortPath gives it.
+func openSource(p string) (int, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME | unix.O_NONBLOCK | unix.O_NOCTTY
-	fd, err := openRetry(path, flags)
+	fd, err := openRetry(p, flags)
 	if err == unix.EPERM {
 		// O_NOATIME is only allowed to the file's owner.
 		flags &^= unix.O_NOATIME
-		fd, err = openRetry(path, flags)
+		fd, err = openRetry(p, flags)
 	}
 	if err == unix.EAGAIN {
 		// A write lease on the file (a file server's, for a client's
 		// exclusive lock): without O_NONBLOCK the open breaks it and
 		// waits, as an open without it always did.
-		fd, err = openRetry(path, flags&^unix.O_NONBLOCK)
+		fd, err = openRetry(p, flags&^unix.O_NONBLOCK)
 	}
-	if err != nil {
-		return nil, &PathError{Op: "open", Path: path, Err: err}
-	}
-	return &SourceFile{fd: fd, name: path}, nil
+	return fd, err
 }
 
 // SourceFile is a file being backed up, opened by OpenFile: a bare

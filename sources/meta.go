@@ -92,7 +92,8 @@ func NewReader() *Reader {
 }
 
 // Lstat returns the metadata of path without following a final symlink.
-// name is recorded as Meta.Name.
+// name is recorded as Meta.Name. path may be longer than PATH_MAX: its
+// stat, link and attributes are then read through one shortPath.
 func (r *Reader) Lstat(path, name string) (Meta, error) {
 	return r.LstatSince(path, name, nil)
 }
@@ -105,27 +106,46 @@ func (r *Reader) Lstat(path, name string) (Meta, error) {
 // entry of an incremental run (two, listing and stat, were most of a
 // no-change create's kernel time on dataset 1 of make bench).
 func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return Meta{}, &PathError{Op: "lstat", Path: path, Err: err}
+	var m Meta
+	op := "lstat"
+	err := shortPath(path, func(p string) error {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		m = FromStat(name, &st)
+		if m.Type == TypeSymlink {
+			op = "readlink"
+			target, err := readlink(p)
+			if err != nil {
+				return err
+			}
+			m.LinkTarget = target
+		}
+		if !r.NoXattrs {
+			if prev != nil && prev.Type == m.Type && prev.Inode == m.Inode && prev.CTime == m.CTime {
+				m.Xattrs = prev.Xattrs
+			} else {
+				m.Xattrs = readXattrs(p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Meta{}, &PathError{Op: op, Path: path, Err: err}
 	}
-	m := FromStat(name, &st)
 	m.User, m.Group = r.userName(m.UID), r.groupName(m.GID)
-	if m.Type == TypeSymlink {
-		target, err := readlink(path)
-		if err != nil {
-			return Meta{}, &PathError{Op: "readlink", Path: path, Err: err}
-		}
-		m.LinkTarget = target
-	}
-	if !r.NoXattrs {
-		if prev != nil && prev.Type == m.Type && prev.Inode == m.Inode && prev.CTime == m.CTime {
-			m.Xattrs = prev.Xattrs
-		} else {
-			m.Xattrs = readXattrs(path)
-		}
-	}
 	return m, nil
+}
+
+// Lstat is lstat(2) of path, which may be longer than PATH_MAX
+// (shortPath), for a caller that needs nothing more: no names, link or
+// attributes. Its error is a *PathError.
+func Lstat(path string, st *unix.Stat_t) error {
+	if err := shortPath(path, func(p string) error { return unix.Lstat(p, st) }); err != nil {
+		return &PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return nil
 }
 
 // FromStat converts a stat result.

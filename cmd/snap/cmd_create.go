@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
@@ -178,6 +179,10 @@ func unwrapOS(err error) error {
 	if errors.As(err, &pe) {
 		return pe.Err
 	}
+	var spe *sources.PathError
+	if errors.As(err, &spe) {
+		return spe.Err
+	}
 	return err
 }
 
@@ -222,7 +227,8 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	// A missing path (an unmounted disk) fails the run here, after the
 	// post hooks are armed: they report every failure.
 	for _, p := range o.Paths {
-		if _, err := os.Lstat(p); err != nil {
+		var st unix.Stat_t
+		if err := sources.Lstat(p, &st); err != nil {
 			return nil, fmt.Errorf("path %s: %w; check the path or remove it from %s; no snapshot was saved", p, unwrapOS(err), plan.origin)
 		}
 	}

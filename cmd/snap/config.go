@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
@@ -705,7 +706,8 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			if !filepath.IsAbs(p) {
 				continue // reported already
 			}
-			if _, err := os.Lstat(p); err != nil {
+			var st unix.Stat_t
+			if err := sources.Lstat(p, &st); err != nil {
 				d.errorf(sub(at, "paths"), "%s: %v", p, unwrapOS(err))
 			}
 		}

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/snap-backup/snap/index"
@@ -363,20 +363,19 @@ func scanFiles(ctx context.Context, paths []string, o snapshot.ArchiveOptions, f
 		if ctx.Err() != nil {
 			return
 		}
-		var st os.FileInfo
-		st, err := os.Lstat(p)
-		if err != nil {
+		var st unix.Stat_t
+		if err := sources.Lstat(p, &st); err != nil {
 			return
 		}
-		switch {
-		case st.Mode().IsRegular():
-			if !top && o.ExcludeLargerThan > 0 && uint64(st.Size()) > o.ExcludeLargerThan {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFREG:
+			if !top && o.ExcludeLargerThan > 0 && uint64(st.Size) > o.ExcludeLargerThan {
 				return
 			}
 			files++
-			bytes += st.Size()
-		case st.IsDir():
-			d := deviceOf(st)
+			bytes += st.Size
+		case unix.S_IFDIR:
+			d := uint64(st.Dev)
 			if o.OneFileSystem && !top && d != dev {
 				return
 			}
@@ -455,11 +454,4 @@ func scanTree(ctx context.Context, ix *index.Index, snapPath string, node snapsh
 	if err == nil {
 		fn(files, bytes, true)
 	}
-}
-
-func deviceOf(fi os.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev)
-	}
-	return 0
 }
