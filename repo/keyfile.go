@@ -29,8 +29,10 @@ var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 // Bounds on KDF parameters read from a key file: a hostile repository must
 // not make us allocate without limit or spin forever.
 const (
-	maxKDFMemoryKiB = 4 << 20 // 4 GiB
-	maxKDFTime      = 64
+	MaxKDFMemoryMiB = 4 << 10 // 4 GiB
+	MaxKDFTime      = 64
+	maxKDFMemoryKiB = MaxKDFMemoryMiB << 10
+	maxKDFTime      = MaxKDFTime
 	maxKeyFileSize  = 64 << 10
 )
 
@@ -327,20 +329,48 @@ func (r *Repository) RemoveKey(ctx context.Context, name string) error {
 	return r.be.Remove(ctx, Handle{Type: KeyFile, Name: name})
 }
 
-// Opens reports whether password opens the key file the repository was
-// opened with (snap key add and passwd refuse the password in use).
-func (r *Repository) Opens(ctx context.Context, password string) (bool, error) {
-	data, err := r.be.Load(ctx, Handle{Type: KeyFile, Name: r.keyName}, 0, 0)
+// KeysOpenedBy returns the names of the readable key files that password
+// opens (snap key add and passwd refuse a new password that already opens
+// one: two key files for one password would let passwd leave one behind).
+// It derives the password's key once per key file.
+func (r *Repository) KeysOpenedBy(ctx context.Context, password string) ([]string, error) {
+	keys, err := ListKeys(ctx, r.be)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	kf, err := parseKeyFile(data)
-	if err != nil {
-		return false, corrupt(Handle{Type: KeyFile, Name: r.keyName}.String(), "%v", err)
+	var names []string
+	for _, k := range keys {
+		if k.Err != nil {
+			continue
+		}
+		data, err := r.be.Load(ctx, Handle{Type: KeyFile, Name: k.Name}, 0, 0)
+		if err != nil {
+			return nil, err
+		}
+		kf, err := parseKeyFile(data)
+		if err != nil {
+			continue // changed since it was listed: ListKeys's checks failed it
+		}
+		if _, err := kf.unwrap(password, r.opts.HugePages); err == nil {
+			names = append(names, k.Name)
+		}
 	}
-	_, err = kf.unwrap(password, r.opts.HugePages)
-	if errors.Is(err, ErrWrongPassword) {
-		return false, nil
-	}
-	return err == nil, err
+	return names, nil
 }
+
+// CheckKey reports an error when the key file the repository was opened
+// with is gone: another admin removed it since. Commands that change the
+// keys check this once they hold the exclusive lock, so that two admins
+// removing each other's keys at the same moment cannot both succeed.
+func (r *Repository) CheckKey(ctx context.Context) error {
+	_, err := r.be.Stat(ctx, Handle{Type: KeyFile, Name: r.keyName})
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("the key file this password opened (%s) was removed since this command started: the password no longer opens the repository", ShortName(r.keyName))
+	}
+	return err
+}
+
+// ShortName is the first 8 characters of a file name, the form messages
+// and listings use (the whole name when it is shorter: a stray file in
+// keys/ may have any name).
+func ShortName(name string) string { return name[:min(8, len(name))] }

@@ -104,15 +104,15 @@ func addGlobalFlags(cmd *cli.Command) {
 	cmd.Flags = append(cmd.Flags, globalFlags(false)...)
 	if action := cmd.Action; action != nil {
 		cmd.Action = func(c *cli.Context) error {
-			if gbool(c, "no-lock") && !noLockCommands[c.Command.FullName()] {
-				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump and check (and commands that take no lock: list, ls, stats, diff)", c.Command.FullName())
+			if gbool(c, "no-lock") && !noLockCommands[commandName(c)] {
+				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump and check (and commands that take no lock: list, ls, find, stats, diff, key list)", commandName(c))
 			}
 			return action(c)
 		}
 	}
 	if cmd.OnUsageError == nil {
 		cmd.OnUsageError = func(c *cli.Context, err error, isSub bool) error {
-			return usagef("%v (see 'snap %s --help')", err, c.Command.FullName())
+			return usagef("%v (see 'snap %s --help')", err, commandName(c))
 		}
 	}
 	for _, sub := range cmd.Subcommands {
@@ -260,6 +260,18 @@ func commandPath(app *cli.App, args []string) string {
 		rest, cmds = rest[1:], c.Subcommands
 		for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "--" && findCommand(cmds, rest[0]) == nil {
 			rest = rest[1+min(flagArity(c.Flags, rest[0]), len(rest)-1):]
+		}
+	}
+	return strings.Join(names, " ")
+}
+
+// commandName is a command's full name ("key passwd", "repair index"):
+// urfave/cli's FullName gives a subcommand's own name only.
+func commandName(c *cli.Context) string {
+	var names []string
+	for _, ctx := range c.Lineage() {
+		if ctx.Command != nil && ctx.Command.Name != "" && (ctx.App == nil || ctx.Command.Name != ctx.App.Name) {
+			names = append([]string{ctx.Command.Name}, names...)
 		}
 	}
 	return strings.Join(names, " ")

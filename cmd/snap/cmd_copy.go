@@ -68,12 +68,12 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	srcSt.password = srcPassword
 	dstSt := srcSt
 	dstSt.location, dstSt.fromConfig, dstSt.password = to, "", dstPassword
-	src, err := openSessionAt(c.Context, e, u, srcSt, sharedLock, c.Command.FullName(), &index.Options{})
+	src, err := openSessionAt(c.Context, e, u, srcSt, sharedLock, commandName(c), &index.Options{})
 	if err != nil {
 		return err
 	}
 	defer src.close()
-	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, c.Command.FullName(), &index.Options{})
+	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, commandName(c), &index.Options{})
 	if err != nil {
 		return fmt.Errorf("target %s: %w", to, err)
 	}

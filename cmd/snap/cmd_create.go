@@ -201,7 +201,7 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 	}()
 	open := func() (*session, error) {
 		var err error
-		s, err = openSessionAt(c.Context, e, u, st, sharedLock, c.Command.FullName(), &index.Options{})
+		s, err = openSessionAt(c.Context, e, u, st, sharedLock, commandName(c), &index.Options{})
 		return s, err
 	}
 	_, err = createWithHooks(c.Context, e, u, st.location, open, o, plan)

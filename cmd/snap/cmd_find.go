@@ -50,17 +50,19 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 	}
 	defer s.close()
 	f := filterFrom(c)
+	// --since takes the start of the span it names, --until its end: a
+	// date means the whole day for both.
 	if v := c.String("since"); v != "" {
-		if f.From, err = parseAt(v, e.now()); err != nil {
+		if f.From, _, err = parseTime(v, e.now()); err != nil {
 			return usagef("--since: %v", err)
 		}
 	}
 	if v := c.String("until"); v != "" {
-		t, err := parseAt(v, e.now())
+		_, end, err := parseTime(v, e.now())
 		if err != nil {
 			return usagef("--until: %v", err)
 		}
-		f.To = t.Add(time.Nanosecond) // the filter's end is exclusive
+		f.To = end.Add(time.Nanosecond) // the filter's end is exclusive
 	}
 	all, err := s.snapshots(c.Context)
 	if err != nil {
@@ -126,7 +128,7 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 		s.ui.printf("%s in %d of %d snapshots", plural(entries, "entry", "entries"), hits, len(sns))
 	}
 	if n := failed + len(s.unreadable); n > 0 {
-		return fmt.Errorf("%d snapshots could not be searched (named above); 'snap check' tells what is damaged", n)
+		return fmt.Errorf("%s could not be searched (named above); 'snap check' tells what is damaged", plural(n, "snapshot", "snapshots"))
 	}
 	return nil
 }

@@ -22,7 +22,10 @@ func initCommand(e *env) *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("init takes no arguments; give the location with --repo")
 			}
-			kdf := repo.KDFParams{Time: uint32(c.Uint("kdf-time")), MemoryKiB: uint32(c.Uint("kdf-memory")) << 10, Threads: repo.DefaultKDF.Threads}
+			kdf, _, err := kdfFlags(c)
+			if err != nil {
+				return err
+			}
 			st, err := settingsFrom(c, e)
 			if err != nil {
 				return err

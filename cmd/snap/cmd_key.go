@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -134,10 +135,10 @@ func runKeyList(c *cli.Context, e *env) error {
 			mark = "*"
 		}
 		if k.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\tunreadable: %s\t\t\t\n", mark, k.ID[:8], k.Error)
+			fmt.Fprintf(tw, "%s\t%s\tunreadable: %s\t\t\t\n", mark, repo.ShortName(k.ID), k.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tt=%d m=%dMiB p=%d\n", mark, k.ID[:8], k.Created.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tt=%d m=%dMiB p=%d\n", mark, repo.ShortName(k.ID), k.Created.Local().Format("2006-01-02 15:04:05"),
 			k.Host, k.Username, k.KDF.Time, k.KDF.MemoryKiB>>10, k.KDF.Threads)
 	}
 	if err := tw.Flush(); err != nil {
@@ -154,14 +155,20 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	if replace {
 		mode = exclusiveLock
 	}
+	kdf, kdfSet, err := kdfFlags(c)
+	if err != nil {
+		return err
+	}
 	s, err := openSessionWith(c, e, mode, nil)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	if err := s.r.CheckKey(c.Context); err != nil {
+		return err
+	}
 	old := s.r.KeyName()
-	kdf := repo.DefaultKDF
-	if replace {
+	if replace && !kdfSet {
 		// Keep the tuning of the key being replaced.
 		keys, err := repo.ListKeys(c.Context, s.r.Backend())
 		if err != nil {
@@ -173,20 +180,19 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 			}
 		}
 	}
-	if c.IsSet("kdf-time") {
-		kdf.Time = uint32(c.Uint("kdf-time"))
-	}
-	if c.IsSet("kdf-memory") {
-		kdf.MemoryKiB = uint32(c.Uint("kdf-memory")) << 10
-	}
 	pw, err := passwordFrom(e, c.String("new-password-file"), "SNAP_NEW_PASSWORD", c.String("new-password-command"), true, "new")
 	if err != nil {
 		return err
 	}
-	if same, err := s.r.Opens(c.Context, pw); err != nil {
+	opened, err := s.r.KeysOpenedBy(c.Context, pw)
+	if err != nil {
 		return err
-	} else if same {
+	}
+	switch {
+	case slices.Contains(opened, old):
 		return usagef("the new password is the one in use: choose another")
+	case len(opened) > 0:
+		return usagef("the new password already opens key %s: choose another (one password, one key file)", repo.ShortName(opened[0]))
 	}
 	name, err := s.r.AddKey(c.Context, pw, kdf)
 	if err != nil {
@@ -196,17 +202,17 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 		if s.ui.json {
 			return s.ui.jsonDoc(map[string]any{"added": name})
 		}
-		s.ui.printf("added key %s; the new password opens the repository, and so does the current one", name[:8])
+		s.ui.printf("added key %s; the new password opens the repository, and so does the current one", repo.ShortName(name))
 		return nil
 	}
 	if err := s.r.RemoveKey(c.Context, old); err != nil {
-		return fmt.Errorf("key %s for the new password is stored, but the old key %s could not be removed (both passwords open the repository; remove it with 'snap key remove %s'): %w",
-			name[:8], old[:8], old[:8], err)
+		return fmt.Errorf("key %s for the new password is stored, but the old key %s could not be removed (both passwords open the repository; remove it with 'snap key remove %s', run with the new password): %w",
+			repo.ShortName(name), repo.ShortName(old), repo.ShortName(old), err)
 	}
 	if s.ui.json {
 		return s.ui.jsonDoc(map[string]any{"added": name, "removed": old})
 	}
-	s.ui.printf("changed the password: added key %s, removed key %s", name[:8], old[:8])
+	s.ui.printf("changed the password: added key %s, removed key %s", repo.ShortName(name), repo.ShortName(old))
 	s.ui.printf("update the password files and config of every job and host that used the old password")
 	return nil
 }
@@ -217,6 +223,11 @@ func runKeyRemove(c *cli.Context, e *env, arg string) error {
 		return err
 	}
 	defer s.close()
+	// Under the lock: the key this password opened must still be there, or
+	// two admins each removing the other's key would leave none.
+	if err := s.r.CheckKey(c.Context); err != nil {
+		return err
+	}
 	keys, err := repo.ListKeys(c.Context, s.r.Backend())
 	if err != nil {
 		return err
@@ -233,14 +244,29 @@ func runKeyRemove(c *cli.Context, e *env, arg string) error {
 	case len(match) > 1:
 		return usagef("key ID %q is ambiguous (%d key files start with it): give more of it", arg, len(match))
 	case match[0] == s.r.KeyName():
-		return usagef("key %s is the one the current password opens: open the repository with another key's password to remove it, or change its password with 'snap key passwd'", match[0][:8])
+		return usagef("key %s is the one the current password opens: open the repository with another key's password to remove it, or change its password with 'snap key passwd'", repo.ShortName(match[0]))
 	}
 	if err := s.r.RemoveKey(c.Context, match[0]); err != nil {
-		return fmt.Errorf("remove key %s: %w", match[0][:8], err)
+		return fmt.Errorf("remove key %s: %w", repo.ShortName(match[0]), err)
 	}
 	if s.ui.json {
 		return s.ui.jsonDoc(map[string]any{"removed": match[0]})
 	}
-	s.ui.printf("removed key %s; its password no longer opens the repository", match[0][:8])
+	s.ui.printf("removed key %s; its password no longer opens the repository", repo.ShortName(match[0]))
 	return nil
+}
+
+// kdfFlags reads --kdf-time and --kdf-memory (init, key add, key passwd)
+// and checks them before anything is opened. set reports whether either
+// was given.
+func kdfFlags(c *cli.Context) (kdf repo.KDFParams, set bool, err error) {
+	t, m := c.Uint("kdf-time"), c.Uint("kdf-memory")
+	if t < 1 || t > repo.MaxKDFTime {
+		return kdf, false, usagef("--kdf-time %d: give 1 to %d passes", t, repo.MaxKDFTime)
+	}
+	if m < 1 || m > repo.MaxKDFMemoryMiB {
+		return kdf, false, usagef("--kdf-memory %d: give 1 to %d MiB", m, repo.MaxKDFMemoryMiB)
+	}
+	kdf = repo.KDFParams{Time: uint32(t), MemoryKiB: uint32(m) << 10, Threads: repo.DefaultKDF.Threads}
+	return kdf, c.IsSet("kdf-time") || c.IsSet("kdf-memory"), nil
 }

@@ -26,20 +26,42 @@ func filterFrom(c *cli.Context) snapshot.Filter {
 	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: c.StringSlice("path")}
 }
 
-// parseAt reads a point in time for --at: RFC 3339, "YYYY-MM-DD HH:MM[:SS]"
-// in local time, "YYYY-MM-DD" (the end of that day), a duration meaning
-// that long ago ("36h", "9d"), or a day in words (parseRelativeDay).
+// parseAt reads a point in time for --at and --until: the last instant of
+// the span parseTime reads, so that "--at 03:00" finds the snapshot the
+// 03:00 timer took at 03:00:04, and a time copied from 'snap list' (to the
+// second) finds the snapshot it names.
 func parseAt(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+	_, end, err := parseTime(s, now)
+	return end, err
+}
+
+// parseTime reads a time as --at, --since and --until take it, and returns
+// the span it names, both ends included: RFC 3339, "YYYY-MM-DD HH:MM[:SS]"
+// in local time, "YYYY-MM-DD", a duration meaning that long ago ("36h",
+// "9d"), or a day in words (parseRelativeDay). A date is its whole day, a
+// time of day its minute or its second (as precise as it is written), a
+// duration or "now" an instant.
+func parseTime(s string, now time.Time) (start, end time.Time, err error) {
+	instant := func(t time.Time) (time.Time, time.Time, error) { return t, t, nil }
+	span := func(t time.Time, d time.Duration) (time.Time, time.Time, error) {
+		return t, t.Add(d - time.Nanosecond), nil
 	}
-	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02T15:04"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		if strings.Contains(s, ".") {
+			return instant(t)
+		}
+		return span(t, time.Second)
+	}
+	for _, l := range []struct {
+		layout string
+		unit   time.Duration
+	}{{"2006-01-02 15:04:05", time.Second}, {"2006-01-02 15:04", time.Minute}, {"2006-01-02T15:04:05", time.Second}, {"2006-01-02T15:04", time.Minute}} {
+		if t, err := time.ParseInLocation(l.layout, s, time.Local); err == nil {
+			return span(t, l.unit)
 		}
 	}
 	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		return t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
+		return t, t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
 	}
 	// "m" is minutes to Go's durations and months to keep policies: a
 	// bare "6m" is refused rather than guessed; "min" and "mo" say which,
@@ -50,39 +72,41 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 	} else if n, ok := strings.CutSuffix(s, "mo"); ok && digits(n) {
 		sp, err := snapshot.ParseSpan(n + "m")
 		if err != nil || sp.IsZero() {
-			return time.Time{}, usagef("time %q: the number of months is out of range", s)
+			return time.Time{}, time.Time{}, usagef("time %q: the number of months is out of range", s)
 		}
-		return sp.Before(now), nil
+		return instant(sp.Before(now))
 	} else if n, ok := strings.CutSuffix(s, "m"); ok && digits(n) {
-		return time.Time{}, usagef("time %q is ambiguous: write %smin for minutes or %smo for months", s, n, n)
+		return time.Time{}, time.Time{}, usagef("time %q is ambiguous: write %smin for minutes or %smo for months", s, n, n)
 	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(-d), nil
+		return instant(now.Add(-d))
 	}
 	if !strings.Contains(s, "m") {
 		if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
-			return sp.Before(now), nil // 9d, 2w, 1y: that long ago
+			return instant(sp.Before(now)) // 9d, 2w, 1y: that long ago
 		}
 	}
-	if t, ok := parseRelativeDay(s, now); ok {
-		return t, nil
+	if start, end, ok := parseRelativeDay(s, now); ok {
+		return start, end, nil
 	}
-	return time.Time{}, usagef("time %q: use RFC 3339 (2026-11-17T03:00:00Z), \"2026-11-17 03:00\" (local), a date, "+
+	return time.Time{}, time.Time{}, usagef("time %q: use RFC 3339 (2026-11-17T03:00:00Z), \"2026-11-17 03:00\" (local), a date, "+
 		"a duration ago (36h, 9d, 2w), now, or a day such as \"03:00 last tuesday\", \"yesterday 03:00\"", s)
 }
 
 // parseRelativeDay reads the times an admin says at 3 a.m.: "now", "today",
 // "yesterday", a weekday ("tuesday", "last tuesday"), each optionally with a
 // clock time (HH:MM or HH:MM:SS, before or after), or a clock time alone
-// (today's). A day without a time means its end, as a date does. "last
+// (today's), and returns the span it names as parseTime does: a day
+// without a time is the whole day, a time its minute or second. "last
 // tuesday" is the Tuesday before today; "tuesday" is today when today is
 // one, and the Tuesday before otherwise: restores look back, never ahead.
-func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
+func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 	words := strings.Fields(strings.ToLower(s))
 	if len(words) == 1 && words[0] == "now" {
-		return now, true
+		return now, now, true
 	}
 	var clock *time.Time
+	unit := time.Minute // of the clock time
 	var day []string
 	for _, w := range words {
 		if c, err := time.Parse("15:04", w); err == nil && clock == nil {
@@ -90,7 +114,7 @@ func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
 			continue
 		}
 		if c, err := time.Parse("15:04:05", w); err == nil && clock == nil {
-			clock = &c
+			clock, unit = &c, time.Second
 			continue
 		}
 		day = append(day, w)
@@ -112,11 +136,11 @@ func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
 			day = day[1:]
 		}
 		if len(day) != 1 {
-			return time.Time{}, false
+			return time.Time{}, time.Time{}, false
 		}
 		wd, ok := weekdays[strings.TrimSuffix(day[0], ",")]
 		if !ok {
-			return time.Time{}, false
+			return time.Time{}, time.Time{}, false
 		}
 		back := (int(today.Weekday()) - int(wd) + 7) % 7
 		if back == 0 && last {
@@ -125,7 +149,7 @@ func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
 		d, stepBack = today.AddDate(0, 0, -back), 7
 	}
 	if clock == nil {
-		return d.AddDate(0, 0, 1).Add(-time.Nanosecond), true
+		return d, d.AddDate(0, 0, 1).Add(-time.Nanosecond), true
 	}
 	t := time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
 	if t.After(now) {
@@ -133,7 +157,7 @@ func parseRelativeDay(s string, now time.Time) (time.Time, bool) {
 		// night's, "tuesday 23:00" on a Tuesday morning last week's.
 		t = t.AddDate(0, 0, -stepBack)
 	}
-	return t, true
+	return t, t.Add(unit - time.Nanosecond), true
 }
 
 var weekdays = map[string]time.Weekday{

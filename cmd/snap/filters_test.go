@@ -6,40 +6,59 @@ import (
 )
 
 // TestParseAt covers the forms of --at, the relative ones against a fixed
-// now: Thursday 2026-12-03 10:30 local time.
+// now: Thursday 2026-12-03 10:30 local time. Each names a span (parseTime):
+// a date its day, a time of day its minute or second, a duration an
+// instant; --at takes the span's last instant.
 func TestParseAt(t *testing.T) {
 	now := time.Date(2026, 12, 3, 10, 30, 0, 0, time.Local)
 	local := func(d, h, m int) time.Time { return time.Date(2026, 12, d, h, m, 0, 0, time.Local) }
-	endOf := func(d int) time.Time { return local(d+1, 0, 0).Add(-time.Nanosecond) }
-	for in, want := range map[string]time.Time{
-		"2026-11-17T03:00:00Z":  time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC),
-		"2026-12-01 03:00":      local(1, 3, 0),
-		"2026-12-01":            endOf(1),
-		"36h":                   now.Add(-36 * time.Hour),
-		"9d":                    now.AddDate(0, 0, -9),
-		"2w":                    now.AddDate(0, 0, -14),
-		"now":                   now,
-		"03:00":                 local(3, 3, 0),
-		"yesterday":             endOf(2),
-		"yesterday 03:00":       local(2, 3, 0),
-		"03:00 yesterday":       local(2, 3, 0),
-		"today 03:00":           local(3, 3, 0),
-		"03:00 last Tuesday":    local(1, 3, 0),
-		"last tuesday 03:00":    local(1, 3, 0),
-		"tue 03:00":             local(1, 3, 0),
-		"thursday 03:00":        local(3, 3, 0),
-		"last thursday 03:00":   time.Date(2026, 11, 26, 3, 0, 0, 0, time.Local),
-		"Friday":                time.Date(2026, 11, 28, 0, 0, 0, 0, time.Local).Add(-time.Nanosecond),
-		"02:15:30 last tuesday": time.Date(2026, 12, 1, 2, 15, 30, 0, time.Local),
-		"23:00":                 local(2, 23, 0),                                  // still to come today: last night
-		"thursday 23:00":        time.Date(2026, 11, 26, 23, 0, 0, 0, time.Local), // and last week's Thursday
-		"30min":                 now.Add(-30 * time.Minute),
-		"6mo":                   now.AddDate(0, -6, 0),
-		"1h30m":                 now.Add(-90 * time.Minute),
+	type span struct {
+		start time.Time
+		unit  time.Duration // 0: an instant; -1: the day of start
+	}
+	day := func(t time.Time) span { return span{t, -1} }
+	minute := func(t time.Time) span { return span{t, time.Minute} }
+	for in, want := range map[string]span{
+		"2026-11-17T03:00:00Z":    {time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC), time.Second},
+		"2026-11-17T03:00:00.25Z": {time.Date(2026, 11, 17, 3, 0, 0, 250e6, time.UTC), 0},
+		"2026-12-01 03:00":        minute(local(1, 3, 0)),
+		"2026-12-01 03:00:07":     {local(1, 3, 0).Add(7 * time.Second), time.Second},
+		"2026-12-01":              day(local(1, 0, 0)),
+		"36h":                     {now.Add(-36 * time.Hour), 0},
+		"9d":                      {now.AddDate(0, 0, -9), 0},
+		"2w":                      {now.AddDate(0, 0, -14), 0},
+		"now":                     {now, 0},
+		"03:00":                   minute(local(3, 3, 0)),
+		"yesterday":               day(local(2, 0, 0)),
+		"yesterday 03:00":         minute(local(2, 3, 0)),
+		"03:00 yesterday":         minute(local(2, 3, 0)),
+		"today 03:00":             minute(local(3, 3, 0)),
+		"03:00 last Tuesday":      minute(local(1, 3, 0)),
+		"last tuesday 03:00":      minute(local(1, 3, 0)),
+		"tue 03:00":               minute(local(1, 3, 0)),
+		"thursday 03:00":          minute(local(3, 3, 0)),
+		"last thursday 03:00":     minute(time.Date(2026, 11, 26, 3, 0, 0, 0, time.Local)),
+		"Friday":                  day(time.Date(2026, 11, 27, 0, 0, 0, 0, time.Local)),
+		"02:15:30 last tuesday":   {time.Date(2026, 12, 1, 2, 15, 30, 0, time.Local), time.Second},
+		"23:00":                   minute(local(2, 23, 0)),                                  // still to come today: last night
+		"thursday 23:00":          minute(time.Date(2026, 11, 26, 23, 0, 0, 0, time.Local)), // and last week's Thursday
+		"30min":                   {now.Add(-30 * time.Minute), 0},
+		"6mo":                     {now.AddDate(0, -6, 0), 0},
+		"1h30m":                   {now.Add(-90 * time.Minute), 0},
 	} {
-		got, err := parseAt(in, now)
-		if err != nil || !got.Equal(want) {
-			t.Errorf("parseAt(%q) = %v, %v; want %v", in, got, err, want)
+		end := want.start.Add(want.unit - time.Nanosecond)
+		switch want.unit {
+		case 0:
+			end = want.start
+		case -1:
+			end = want.start.AddDate(0, 0, 1).Add(-time.Nanosecond)
+		}
+		start, gotEnd, err := parseTime(in, now)
+		if err != nil || !start.Equal(want.start) || !gotEnd.Equal(end) {
+			t.Errorf("parseTime(%q) = %v .. %v, %v; want %v .. %v", in, start, gotEnd, err, want.start, end)
+		}
+		if at, err := parseAt(in, now); err != nil || !at.Equal(end) {
+			t.Errorf("parseAt(%q) = %v, %v; want %v", in, at, err, end)
 		}
 	}
 	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m", "1d12h30m", "100001mo", "0mo"} {

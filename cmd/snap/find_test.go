@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFind: find lists, per snapshot, the entries a pattern matches (a
@@ -76,6 +77,10 @@ func TestFind(t *testing.T) {
 	// Snapshot filters.
 	if r := find("--tag", "second", "app.conf"); r.SnapshotsSearched != 1 || len(sizes(r, conf)) != 1 || sizes(r, conf)[0] != 9 {
 		t.Errorf("--tag second: %+v", r)
+	}
+	// A date given to --since means from the start of that day.
+	if r := find("--since", time.Now().Format("2006-01-02"), "app.conf"); r.SnapshotsSearched != 3 {
+		t.Errorf("--since today: %d snapshots searched, want 3", r.SnapshotsSearched)
 	}
 	if r := find("--until", "2000-01-01", "app.conf"); r.SnapshotsSearched != 0 || len(r.Matches) != 0 {
 		t.Errorf("--until 2000-01-01: %+v", r)

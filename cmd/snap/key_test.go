@@ -163,3 +163,48 @@ func TestKeyListShowsDamagedKey(t *testing.T) {
 		t.Errorf("text listing does not show the damaged key:\n%s", res.stdout)
 	}
 }
+
+// TestKeyCommandsRefuseMistakes: a password that already opens another key
+// is refused (so passwd never leaves a second key for the old password
+// behind); a stray file with a short name in keys/ does not crash list or
+// remove; out-of-range argon2id flags exit 2 before anything is opened;
+// without a new password the message names the new-password sources.
+func TestKeyCommandsRefuseMistakes(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	small := []string{"--kdf-memory", "8", "--kdf-time", "1"}
+	add := func(pw string) result {
+		return tr.runEnv([]string{"SNAP_NEW_PASSWORD=" + pw}, nil, append([]string{"key", "add"}, small...)...)
+	}
+	if res := add("second"); res.code != 0 {
+		t.Fatalf("key add: exit %d: %s", res.code, res.stderr)
+	}
+	if res := add("second"); res.code != exitUsage || !strings.Contains(res.stderr, "already opens key") {
+		t.Errorf("adding a password a key has already: exit %d, %s", res.code, res.stderr)
+	}
+	res := tr.runEnv([]string{"SNAP_NEW_PASSWORD=second"}, nil, append([]string{"key", "passwd"}, small...)...)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "already opens key") {
+		t.Errorf("passwd to a password another key has: exit %d, %s", res.code, res.stderr)
+	}
+	for _, args := range [][]string{{"key", "add", "--kdf-memory", "4194312"}, {"key", "passwd", "--kdf-time", "0"}, {"init", "--kdf-memory", "0"}} {
+		res := tr.runEnv([]string{"SNAP_NEW_PASSWORD=x"}, nil, args...)
+		if res.code != exitUsage || !strings.Contains(res.stderr, "--kdf-") {
+			t.Errorf("%v: exit %d, %s", args, res.code, res.stderr)
+		}
+	}
+	if res := tr.run("key", "add"); res.code != exitUsage || !strings.Contains(res.stderr, "--new-password-file") || !strings.Contains(res.stderr, "SNAP_NEW_PASSWORD") {
+		t.Errorf("key add without a new password: exit %d, %s", res.code, res.stderr)
+	}
+	writeFile(t, filepath.Join(tr.repo, "keys", "abc"), []byte("stray"))
+	if keys := tr.keyList("test-password"); len(keys) != 3 {
+		t.Errorf("%d keys listed with a stray file, want 3", len(keys))
+	}
+	if res := tr.run("key", "list"); res.code != 0 || !strings.Contains(res.stdout, "abc") {
+		t.Errorf("key list with a stray file: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	tr.mustRun("key", "remove", "abc")
+	// The lock names the whole command.
+	if res := tr.run("key", "remove", "abc", "--no-lock"); res.code != exitUsage || !strings.Contains(res.stderr, "'key remove'") {
+		t.Errorf("key remove --no-lock: exit %d, %s", res.code, res.stderr)
+	}
+}

@@ -124,14 +124,14 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 	if err != nil {
 		return nil, err
 	}
-	if gbool(c, "no-lock") && noLockCommands[c.Command.FullName()] {
+	if gbool(c, "no-lock") && noLockCommands[commandName(c)] {
 		// A lock is a file in the repository: on a read-only mount no
 		// command could take one, and nothing could be restored. Only
 		// commands that write nothing there may go without (the others
 		// refuse --no-lock: addGlobalFlags).
 		mode = noLock
 	}
-	return openSessionAt(c.Context, e, newUI(c, e), st, mode, c.Command.FullName(), io)
+	return openSessionAt(c.Context, e, newUI(c, e), st, mode, commandName(c), io)
 }
 
 // openSessionAt opens a session on the repository st names, reporting

@@ -54,7 +54,10 @@ func passwordFrom(e *env, file, envVar, command string, confirm bool, what strin
 	}
 	f, ok := e.stdin.(*os.File)
 	if !e.stdinTTY || !ok {
-		return "", usagef("no %s password: use --password-file, SNAP_PASSWORD_FILE, SNAP_PASSWORD or SNAP_PASSWORD_COMMAND", what)
+		// envVar names the family: SNAP_PASSWORD, SNAP_TO_PASSWORD (copy's
+		// target), SNAP_NEW_PASSWORD (snap key).
+		flag := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(envVar, "PASSWORD"), "SNAP_")), "_", "-")
+		return "", usagef("no %s password: use --%spassword-file, %s_FILE, %s or %s_COMMAND", what, flag, envVar, envVar, envVar)
 	}
 	fmt.Fprintf(e.stderr, "enter %s password: ", what)
 	pw, err := term.ReadPassword(int(f.Fd()))

@@ -44,7 +44,7 @@ var jsonLinesCommands = map[string]bool{
 func newUI(c *cli.Context, e *env) *ui {
 	name := ""
 	if c.Command != nil {
-		name = c.Command.FullName()
+		name = commandName(c)
 	}
 	u := &ui{mu: &sync.Mutex{}, out: e.stdout, err: e.stderr, json: gbool(c, "json"), quiet: gbool(c, "quiet"), verbose: gbool(c, "verbose"),
 		tty: e.stderrTTY, jsonLines: jsonLinesCommands[name]}
