@@ -149,6 +149,7 @@ func commands(e *env) []*cli.Command {
 		copyCommand(e),
 		keyCommand(e),
 		findEntriesCommand(e),
+		tagCommand(e),
 	}
 }
 

@@ -54,11 +54,13 @@ type snapshotJSON struct {
 	Job      string            `json:"job,omitempty"`
 	// Dictionary is the blob small files were compressed against.
 	Dictionary *repo.ID `json:"dictionary,omitempty"`
+	// Original is the snapshot this one was copied or re-tagged from.
+	Original *repo.ID `json:"original,omitempty"`
 }
 
 func toJSON(sn *snapshot.Snapshot) snapshotJSON {
 	return snapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Username: sn.Username, Tags: sn.Tags,
-		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sn.Sources, Job: sn.Job, Dictionary: sn.Dictionary}
+		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sn.Sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original}
 }
 
 func runList(c *cli.Context, e *env, f snapshot.Filter) error {

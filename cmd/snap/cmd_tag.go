@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
+)
+
+func tagCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "tag",
+		Usage:     "add, remove or set the tags of snapshots",
+		ArgsUsage: "SNAPSHOT...",
+		Description: "Changes the tags of the given snapshots (IDs, unique ID prefixes, or 'latest', narrowed by\n" +
+			"--host, --tag and --path), for example to keep one with 'forget --keep-tag': snap tag --add keep 3f2a1b7c.\n" +
+			"A snapshot document never changes: the snapshot is stored again with the new tags (a new ID, the\n" +
+			"same data) and the old document is removed. --set replaces all tags; --add and --remove then apply.",
+		Flags: append(filterFlags(),
+			&cli.StringSliceFlag{Name: "add", Usage: "add this tag (\"a,b\": both; repeatable)"},
+			&cli.StringSliceFlag{Name: "remove", Usage: "remove this tag (\"a,b\": both; repeatable)"},
+			&cli.StringSliceFlag{Name: "set", Usage: "replace the tags with these (\"a,b\": both; repeatable; --set '' removes all)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usagef("tag needs the snapshots to change: snap tag --add keep SNAPSHOT... ('snap list' shows them)")
+			}
+			add, err := tagWords("add", c.StringSlice("add"))
+			if err != nil {
+				return err
+			}
+			remove, err := tagWords("remove", c.StringSlice("remove"))
+			if err != nil {
+				return err
+			}
+			set, err := tagWords("set", c.StringSlice("set"))
+			if err != nil {
+				return err
+			}
+			if !c.IsSet("add") && !c.IsSet("remove") && !c.IsSet("set") {
+				return usagef("tag needs --add, --remove or --set")
+			}
+			return runTag(c, e, c.IsSet("set"), set, add, remove)
+		},
+	}
+}
+
+// tagWords splits each value at commas, as create --tag does, and checks
+// each tag: a non-empty word without spaces or commas.
+func tagWords(flag string, values []string) ([]string, error) {
+	var out []string
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			switch {
+			case t == "" && flag == "set":
+				continue // --set '' clears
+			case t == "" || strings.ContainsAny(t, " \t\n"):
+				return nil, usagef("--%s %q: a tag is a non-empty word without commas or spaces", flag, v)
+			}
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
+// retagged is what tag did to one snapshot (docs/usage.md).
+type retagged struct {
+	OldID string   `json:"old_id"`
+	NewID string   `json:"new_id"`
+	Tags  []string `json:"tags"`
+}
+
+func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) error {
+	s, err := openSession(c, e, sharedLock)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	var targets []*snapshot.Snapshot
+	for _, ref := range c.Args().Slice() {
+		sn, err := s.findSnapshot(c, ref)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(targets, func(t *snapshot.Snapshot) bool { return t.ID == sn.ID }) {
+			targets = append(targets, sn)
+		}
+	}
+	res := struct {
+		Changed   []retagged `json:"changed"`
+		Unchanged []string   `json:"unchanged"`
+	}{Changed: []retagged{}, Unchanged: []string{}}
+	for _, sn := range targets {
+		tags := slices.Clone(sn.Tags)
+		if replace {
+			tags = slices.Clone(set)
+		}
+		for _, t := range add {
+			if !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+		tags = slices.DeleteFunc(tags, func(t string) bool { return slices.Contains(remove, t) })
+		if tags == nil {
+			tags = []string{}
+		}
+		if slices.Equal(tags, sn.Tags) {
+			res.Unchanged = append(res.Unchanged, sn.ID.String())
+			s.ui.printf("snapshot %s: tags unchanged (%s)", sn.ID.Short(), tagList(tags))
+			continue
+		}
+		newID, err := retag(c, s, sn, tags)
+		if err != nil {
+			return err
+		}
+		res.Changed = append(res.Changed, retagged{OldID: sn.ID.String(), NewID: newID.String(), Tags: tags})
+		s.ui.printf("snapshot %s is now %s, tags %s", sn.ID.Short(), newID.Short(), tagList(tags))
+	}
+	if s.ui.json {
+		return s.ui.jsonDoc(res)
+	}
+	return nil
+}
+
+// retag stores sn again with tags, then removes the old document: a crash
+// in between leaves both, never neither. The new document keeps the
+// snapshot's origin (snapshot.Origin), which says it holds the same data.
+func retag(c *cli.Context, s *session, sn *snapshot.Snapshot, tags []string) (repo.ID, error) {
+	next := *sn
+	next.Tags = tags
+	origin := snapshot.Origin(sn)
+	next.Original, next.ID = &origin, repo.ID{}
+	if err := snapshot.Save(c.Context, s.r, &next); err != nil {
+		return repo.ID{}, err
+	}
+	err := s.r.Backend().Remove(c.Context, repo.Handle{Type: repo.SnapshotFile, Name: sn.ID.String()})
+	if err != nil && !errors.Is(err, repo.ErrNotFound) {
+		return repo.ID{}, fmt.Errorf("snapshot %s is stored again as %s with the new tags, but the old document could not be removed (remove it with 'snap forget %s'): %w",
+			sn.ID.Short(), next.ID.Short(), sn.ID, err)
+	}
+	return next.ID, nil
+}
+
+func tagList(tags []string) string {
+	if len(tags) == 0 {
+		return "none"
+	}
+	return strings.Join(tags, ", ")
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTag: tags are added, removed and set on existing snapshots; each
+// change stores the snapshot again under a new ID with the same tree and
+// removes the old document; a snapshot tagged keep survives a forget that
+// keeps only the last one with --keep-tag keep, and restores.
+func TestTag(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("before the upgrade"))
+	tr.mustRun("create", src, "--tag", "nightly")
+	writeFile(t, filepath.Join(src, "f"), []byte("after"))
+	tr.mustRun("create", src, "--tag", "nightly")
+	sns := tr.listJSON()
+	first := sns[0]
+
+	res := tr.mustRun("tag", "--add", "keep,upgrade", "--json", first.ID[:8])
+	var out struct {
+		Changed []struct {
+			OldID string `json:"old_id"`
+			NewID string `json:"new_id"`
+			Tags  []string
+		}
+		Unchanged []string
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || len(out.Changed) != 1 || out.Changed[0].OldID != first.ID {
+		t.Fatalf("tag --json: %v\n%s", err, res.stdout)
+	}
+	if want := []string{"nightly", "keep", "upgrade"}; !slices.Equal(out.Changed[0].Tags, want) {
+		t.Errorf("tags %q, want %q", out.Changed[0].Tags, want)
+	}
+	after := tr.listJSON()
+	if len(after) != 2 {
+		t.Fatalf("%d snapshots after tag, want 2", len(after))
+	}
+	tagged := after[0]
+	if tagged.ID != out.Changed[0].NewID || tagged.Tree != first.Tree || !tagged.Time.Equal(first.Time) || tagged.Original == nil || tagged.Original.String() != first.ID {
+		t.Errorf("re-tagged snapshot: %+v (was %+v)", tagged, first)
+	}
+	// Nothing to change: reported, not stored again.
+	res = tr.mustRun("tag", "--add", "keep", tagged.ID[:8])
+	if !strings.Contains(res.stdout, "unchanged") || tr.listJSON()[0].ID != tagged.ID {
+		t.Errorf("a tag it has already: %s", res.stdout)
+	}
+	// --keep-tag keeps it through a forget of all but the last.
+	tr.mustRun("forget", "--keep-last", "1", "--keep-tag", "keep")
+	if got := tr.listJSON(); len(got) != 2 {
+		t.Errorf("forget --keep-last 1 --keep-tag keep left %d snapshots, want 2", len(got))
+	}
+	out2 := tr.mustRun("dump", tagged.ID[:8], filepath.Join(src, "f"))
+	if out2.stdout != "before the upgrade" {
+		t.Errorf("dump of the re-tagged snapshot: %q", out2.stdout)
+	}
+	// --set replaces, --remove takes away; --set '' clears.
+	tr.mustRun("tag", "--set", "a,b", "--remove", "b", tagged.ID[:8])
+	if got := tr.listJSON()[0].Tags; !slices.Equal(got, []string{"a"}) {
+		t.Errorf("after --set a,b --remove b: %q", got)
+	}
+	id := tr.listJSON()[0].ID
+	tr.mustRun("tag", "--set", "", id[:8])
+	if got := tr.listJSON()[0].Tags; len(got) != 0 {
+		t.Errorf("after --set '': %q", got)
+	}
+	tr.mustRun("check")
+	// Bad input exits 2.
+	for _, args := range [][]string{{"tag", "latest"}, {"tag", "--add", "x"}, {"tag", "--add", "a b", "latest"}, {"tag", "--remove", ",", "latest"}} {
+		if res := tr.run(args...); res.code != exitUsage {
+			t.Errorf("%v: exit %d, %s", args, res.code, res.stderr)
+		}
+	}
+}
