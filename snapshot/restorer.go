@@ -14,12 +14,17 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/sources"
+	"golang.org/x/sys/unix"
 )
 
 // RestoreOptions tune a restore.
 type RestoreOptions struct {
 	Includes []sources.Pattern // when set, only matching paths (and what is below them)
 	Excludes []sources.Pattern
+	// Overwrite says what becomes of a file, symlink or special file that
+	// is in the target already (directories are always entered and get
+	// their metadata).
+	Overwrite Overwrite
 	Workers  int
 	Report   func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
 	// Blobs reads file contents; nil means the index, one ranged read
@@ -27,6 +32,35 @@ type RestoreOptions struct {
 	Blobs BlobLoader
 
 	writeBehindMin int64 // files this large are written behind; 0: writeBehindMin (tests lower it)
+}
+
+// Overwrite is a restore's policy for entries already in the target.
+type Overwrite int
+
+const (
+	// OverwriteAlways replaces every entry.
+	OverwriteAlways Overwrite = iota
+	// OverwriteIfChanged leaves the contents of a regular file whose size
+	// and modification time are the snapshot's, and sets its metadata
+	// again: a restore that was interrupted goes on where it stopped (a
+	// file is given its modification time only once all of it is
+	// written), and a rollback in place rewrites only what changed.
+	OverwriteIfChanged
+	// OverwriteNever leaves every entry that exists alone.
+	OverwriteNever
+)
+
+// ParseOverwrite reads restore --overwrite's value.
+func ParseOverwrite(s string) (Overwrite, error) {
+	switch s {
+	case "", "always":
+		return OverwriteAlways, nil
+	case "if-changed":
+		return OverwriteIfChanged, nil
+	case "never":
+		return OverwriteNever, nil
+	}
+	return 0, fmt.Errorf("%q: use always, if-changed or never", s)
 }
 
 // BlobLoader reads and verifies blobs.
@@ -40,6 +74,9 @@ type RestoreStats struct {
 	Dirs   int64
 	Bytes  int64
 	Errors int64
+	// Skipped counts the entries left as they were in the target
+	// (RestoreOptions.Overwrite); they are not in Files.
+	Skipped int64
 }
 
 // Restorer writes snapshot trees into a target directory. Every blob is
@@ -71,6 +108,7 @@ type Restorer struct {
 	nDirs   atomic.Int64
 	nBytes  atomic.Int64
 	nErrors atomic.Int64
+	nSkip   atomic.Int64
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -182,7 +220,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	if err == nil {
 		err = r.fatalErr()
 	}
-	st := RestoreStats{Files: r.nFiles.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load()}
+	st := RestoreStats{Files: r.nFiles.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load()}
 	return st, err
 }
 
@@ -334,6 +372,16 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 	if dir == nil {
 		return nil // reported
 	}
+	if r.opts.Overwrite != OverwriteAlways {
+		skip, err := r.keepExisting(dir, rel, n)
+		if err != nil {
+			r.fail(rel, err)
+			return nil
+		}
+		if skip {
+			return nil
+		}
+	}
 	if n.Type == sources.TypeFile {
 		return r.restoreFile(ctx, d, rel, n)
 	}
@@ -342,6 +390,40 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 		r.fail(rel, err)
 	}
 	return nil
+}
+
+// keepExisting reports whether the entry n, at rel in dir, is to be left
+// as the target has it (RestoreOptions.Overwrite). A regular file left
+// with its contents gets n's metadata again (owner, mode, extended
+// attributes and times), and stands in for its hard link group, so that
+// the group's other names link to it.
+func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, error) {
+	st, exists, err := dir.Lstat(n.Name)
+	if err != nil || !exists {
+		return false, err
+	}
+	switch {
+	case r.opts.Overwrite == OverwriteNever:
+	case n.Type == sources.TypeFile && st.Mode&unix.S_IFMT == unix.S_IFREG && uint64(st.Size) == n.Size && st.Mtim.Nano() == n.MTime:
+		if err := dir.SetMeta(n.Name, n.Meta); err != nil {
+			return false, err
+		}
+	default:
+		return false, nil
+	}
+	if n.Links > 1 {
+		key := [2]uint64{n.Device, n.Inode}
+		r.linksMu.Lock()
+		if _, ok := r.links[key]; !ok {
+			r.links[key] = rel
+		}
+		r.linksMu.Unlock()
+	}
+	r.nSkip.Add(1)
+	if n.Type == sources.TypeFile {
+		r.opts.Report(Event{Kind: EventFile, Path: rel, Bytes: int64(n.Size)}) // done, as far as progress goes
+	}
+	return true, nil
 }
 
 // createSpecial creates a symlink, device node, FIFO or socket with its

@@ -72,6 +72,22 @@ func (d *Dir) check(name string) error {
 	return nil
 }
 
+// Lstat returns the metadata of the entry name, without following a
+// symlink, and whether there is one.
+func (d *Dir) Lstat(name string) (st unix.Stat_t, exists bool, err error) {
+	if err := d.check(name); err != nil {
+		return st, false, err
+	}
+	err = unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, &PathError{Op: "lstat", Path: d.path(name), Err: err}
+	}
+	return st, true, nil
+}
+
 // errDirInTheWay is clear's error for a directory where a file, symlink
 // or special file is to be restored; the caller names the path.
 var errDirInTheWay = errors.New("a directory is in the way: move it away, or restore into another target")

@@ -35,6 +35,7 @@ func restoreCommand(e *env) *cli.Command {
 			multiFlag("db", "restore the dump `NAME` (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
 			&cli.StringFlag{Name: "to", Usage: "restore the --db dump into this database instead (`URL`; created if it does not exist)"},
 			&cli.BoolFlag{Name: "replace", Usage: "with --db: replace a database that exists and holds data"},
+			&cli.StringFlag{Name: "overwrite", Value: "always", Usage: "what to do with files already in the target: always (replace), if-changed (keep a file whose size and modification time match the snapshot: resumes an interrupted restore) or never"},
 		),
 		Action: func(c *cli.Context) error {
 			return runRestore(c, e)
@@ -53,6 +54,7 @@ type restoreJSON struct {
 	Dirs            int64   `json:"dirs"`
 	Bytes           int64   `json:"bytes"`
 	Errors          int64   `json:"errors"`
+	Skipped         int64   `json:"skipped"`
 	DurationSeconds float64 `json:"duration_seconds"`
 }
 
@@ -71,6 +73,10 @@ func runRestore(c *cli.Context, e *env) error {
 	at := c.String("at")
 	if (at == "") == (c.NArg() == 0) || c.NArg() > 1 {
 		return usagef("give either one SNAPSHOT[:SUBPATH] or --at TIME")
+	}
+	overwrite, err := snapshot.ParseOverwrite(c.String("overwrite"))
+	if err != nil {
+		return usagef("--overwrite %v", err)
 	}
 	inc, err := sources.ParsePatterns(c.StringSlice("include"))
 	if err != nil {
@@ -158,7 +164,7 @@ func runRestore(c *cli.Context, e *env) error {
 	opCtx, stopOp := context.WithCancel(c.Context)
 	defer stopOp()
 	p := newProgress(e, u, "restore", stopOp)
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Workers: workers, Blobs: blobs, Report: p.event})
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: p.event})
 	p.begin()
 	if p.shown() {
 		if sub == "/" && len(inc) == 0 && len(exc) == 0 {
@@ -183,9 +189,13 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	if u.json {
 		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs,
-			Bytes: st.Bytes, Errors: st.Errors, DurationSeconds: round2(time.Since(start).Seconds())})
+			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, DurationSeconds: round2(time.Since(start).Seconds())})
 	} else {
-		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs, %s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, humanBytes(st.Bytes))
+		skipped := ""
+		if st.Skipped > 0 {
+			skipped = fmt.Sprintf("; %d left as they were (--overwrite %s)", st.Skipped, c.String("overwrite"))
+		}
+		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs, %s%s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, humanBytes(st.Bytes), skipped)
 	}
 	if len(inc) > 0 && st.Files == 0 {
 		u.warnf("--include matched no file below %s: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'", sub, path.Join(sub, "…"))

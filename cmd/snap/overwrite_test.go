@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRestoreOverwrite: --overwrite if-changed rewrites only files whose
+// size or modification time differ from the snapshot (a restore cut off in
+// the middle, a file edited since), sets metadata again on the others, and
+// creates what is missing; never leaves every existing file alone;
+// always (the default) rewrites everything. The result of if-changed is
+// the snapshot exactly.
+func TestRestoreOverwrite(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	genTree(t, src)
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	tr.mustRun("restore", "latest", "--target", target)
+	restored := filepath.Join(target, src)
+	want := describe(t, src)
+
+	summary := func(args ...string) restoreJSON {
+		t.Helper()
+		res := tr.mustRun(append([]string{"restore", "latest", "--target", target, "--json"}, args...)...)
+		var s restoreJSON
+		if err := json.Unmarshal(lastJSONLine(res.stdout), &s); err != nil {
+			t.Fatalf("restore --json: %v\n%s", err, res.stdout)
+		}
+		return s
+	}
+	// Damage the restored copy three ways.
+	var files []string
+	must(t, filepath.Walk(restored, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && len(files) < 4 {
+			files = append(files, p)
+		}
+		return err
+	}))
+	if len(files) < 4 {
+		t.Fatalf("genTree made only %d non-empty files", len(files))
+	}
+	must(t, os.Truncate(files[0], 1))                     // cut off: another size
+	must(t, os.Chtimes(files[1], time.Now(), time.Now())) // same size, written since
+	must(t, os.Remove(files[2]))                          // missing
+	must(t, os.Chmod(restored, 0o700))                    // a directory's metadata
+	fi, err := os.Stat(files[3])
+	must(t, err)
+	must(t, os.Chmod(files[3], fi.Mode().Perm()^0o004)) // only its metadata
+	total := summary("--overwrite", "never")
+	if total.Files != 1 || total.Skipped == 0 {
+		t.Errorf("--overwrite never: %d files written, %d skipped; want 1 (the missing one) and the rest", total.Files, total.Skipped)
+	}
+	if fi, err := os.Stat(files[0]); err != nil || fi.Size() != 1 {
+		t.Errorf("--overwrite never changed an existing file: %v %v", fi, err)
+	}
+	s := summary("--overwrite", "if-changed")
+	compareEntries(t, "after --overwrite if-changed", want, describe(t, restored))
+	all := summary() // always: every file written
+	// if-changed wrote the cut-off and the touched file (and their other
+	// hard links, if any) and left the other files, which always rewrote.
+	if s.Files < 2 || s.Skipped == 0 || s.Files+s.Skipped != all.Files || all.Skipped != 0 {
+		t.Errorf("if-changed wrote %d files and left %d; always wrote %d and left %d", s.Files, s.Skipped, all.Files, all.Skipped)
+	}
+	if res := tr.run("restore", "latest", "--target", target, "--overwrite", "sometimes"); res.code != exitUsage || !strings.Contains(res.stderr, "if-changed") {
+		t.Errorf("--overwrite sometimes: exit %d, %s", res.code, res.stderr)
+	}
+}
