@@ -25,8 +25,8 @@ type RestoreOptions struct {
 	// is in the target already (directories are always entered and get
 	// their metadata).
 	Overwrite Overwrite
-	Workers  int
-	Report   func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
+	Workers   int
+	Report    func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
 	// Blobs reads file contents; nil means the index, one ranged read
 	// per blob (a remote repository passes an index.PackFetcher).
 	Blobs BlobLoader
