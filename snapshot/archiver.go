@@ -101,10 +101,13 @@ type ArchiveOptions struct {
 // memory in flight; a full saveQ or an empty buffer set holds the file
 // workers back, and a full fileQ holds the walkers back.
 type archiver struct {
-	ix      *index.Index
-	w       *index.Writer
-	meta    *sources.Reader
-	opts    ArchiveOptions
+	ix   *index.Index
+	w    *index.Writer
+	meta *sources.Reader
+	opts ArchiveOptions
+	// named holds the paths given to the run (set by run before the walk
+	// starts, read-only afterwards): ExcludeLargerThan never leaves them out.
+	named   map[string]bool
 	files   chunk.Params
 	streams chunk.Params
 
@@ -135,6 +138,9 @@ type fileResult struct {
 	node  Node
 	err   error // the file was skipped (reported) when err is a *sources.PathError; fatal otherwise
 	fatal bool
+	// excluded: the file is left out without a word (it grew past
+	// ExcludeLargerThan after it was listed).
+	excluded bool
 }
 
 type fileJob struct {
@@ -674,6 +680,12 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	if fresh.Type != sources.TypeFile {
 		return fileResult{err: &sources.PathError{Op: "open", Path: p, Err: errors.New("no longer a regular file")}}
 	}
+	if limit := a.opts.ExcludeLargerThan; limit > 0 && fresh.Size > limit && !a.named[p] {
+		// It grew past the limit since it was listed (a log, a disk
+		// image being written): left out, as if it had been that large
+		// then. A file named on the command line is always saved.
+		return fileResult{excluded: true}
+	}
 	m.Size, m.MTime, m.CTime, m.Inode, m.Device, m.Links, m.Mode = fresh.Size, fresh.MTime, fresh.CTime, fresh.Inode, fresh.Device, fresh.Links, fresh.Mode
 	ids, n, err := a.saveContent(ctx, f, a.files, p, int64(m.Size), parent)
 	if err != nil {
@@ -699,6 +711,8 @@ func (a *archiver) run(ctx context.Context, cancel context.CancelFunc, root *vdi
 	stop := a.start(ctx)
 	streams := a.startStreams(ctx, cancel, root)
 	paths := map[*ventry]chan fileResult{}
+	a.named = map[string]bool{}
+	root.namedPaths(a.named) // before any file is submitted: read-only from here on
 	a.startPaths(ctx, root, parent, paths)
 	n, err := a.saveVDir(ctx, "/", root, parent, streams, paths)
 	if err != nil {
@@ -739,6 +753,17 @@ type ventry struct {
 	fsPath string  // a backed-up path
 	follow bool    // fsPath was given as "dir/": a symlink there is followed
 	stream *Stream // a stream source
+}
+
+// namedPaths adds the backed-up paths below d to out.
+func (d *vdir) namedPaths(out map[string]bool) {
+	for _, e := range d.children {
+		if e.dir != nil {
+			e.dir.namedPaths(out)
+		} else if e.fsPath != "" {
+			out[e.fsPath] = true
+		}
+	}
 }
 
 // buildVTree arranges the inputs under one root. Paths must be absolute and
@@ -1035,6 +1060,9 @@ func (a *archiver) saveEntry(ctx context.Context, p string, m sources.Meta, pnod
 }
 
 func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
+	if res.excluded {
+		return Node{}, false, nil
+	}
 	if res.err != nil {
 		if res.fatal {
 			return Node{}, false, res.err

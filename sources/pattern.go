@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -146,20 +147,30 @@ func MatchAny(ps []Pattern, name string) bool {
 	return false
 }
 
-// ReadPatternFile reads exclude globs from a file, one per line (restic's
-// and borg's exclude files work as they are, as long as they use globs):
-// blank lines and lines starting with '#' are skipped, and so is the
-// white space around each line. Each glob is checked.
+// ReadPatternFile reads exclude globs from a file, one per line: blank
+// lines and lines starting with '#' are skipped, and so is the white space
+// around each line (a Windows line end, a byte order mark). '$' is an
+// ordinary character ('$RECYCLE.BIN' is a common name to exclude), so
+// restic's $HOME in such files is not expanded. Lines
+// in a syntax snap does not have are refused, naming the line, rather
+// than taken as globs that would match nothing (or the wrong thing): a
+// negation ('!important.log', restic), borg's style prefixes ('re:',
+// 'sh:', 'fm:', 'pp:', 'pf:') and its patterns-file rules ('+ ', '- ',
+// '! ', 'R ', 'P ').
 func ReadPatternFile(name string) ([]string, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
 	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	var out []string
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
+		}
+		if why := unsupportedPattern(line); why != "" {
+			return nil, fmt.Errorf("%s:%d: %q: %s; snap reads globs only (see 'snap create --help')", name, i+1, line, why)
 		}
 		if _, err := ParsePattern(line); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, i+1, err)
@@ -167,6 +178,20 @@ func ReadPatternFile(name string) ([]string, error) {
 		out = append(out, line)
 	}
 	return out, nil
+}
+
+// unsupportedPattern says why an exclude file's line is in a syntax snap
+// does not read ("" when it is a glob).
+func unsupportedPattern(line string) string {
+	switch {
+	case strings.HasPrefix(line, "!"):
+		return "negation (re-including a path) is not supported"
+	case len(line) > 3 && line[2] == ':' && strings.Contains("re sh fm pp pf", line[:2]):
+		return "borg's pattern styles are not supported"
+	case len(line) > 2 && line[1] == ' ' && strings.ContainsRune("+-!RPp", rune(line[0])):
+		return "borg's patterns-file rules are not supported"
+	}
+	return ""
 }
 
 // CacheDirTag is the file that marks a cache directory, and

@@ -18,6 +18,22 @@ func TestReadPatternFile(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"*.tmp", "/srv/cache", "node_modules"}) {
 		t.Errorf("ReadPatternFile = %q, %v", got, err)
 	}
+	// A byte order mark and '$' taken as they are.
+	if err := os.WriteFile(p, []byte("\xef\xbb\xbf*.tmp\n$RECYCLE.BIN\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadPatternFile(p); err != nil || !slices.Equal(got, []string{"*.tmp", "$RECYCLE.BIN"}) {
+		t.Errorf("BOM and $: %q, %v", got, err)
+	}
+	// Syntaxes snap does not read are refused with their line.
+	for _, line := range []string{"!important.log", "re:\\.tmp$", "sh:**/cache", "- *.txt", "+ /home/keep"} {
+		if err := os.WriteFile(p, []byte("*.tmp\n"+line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadPatternFile(p); err == nil || !strings.Contains(err.Error(), p+":2") {
+			t.Errorf("%q: %v", line, err)
+		}
+	}
 	if err := os.WriteFile(p, []byte("ok\n\n[bad\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -105,24 +106,28 @@ type configCheckJSON struct {
 
 func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	u := newUI(c, e)
+	// Without a file to judge (none named or found, or one that cannot
+	// be read), --json still prints the verdict as a document: a
+	// monitoring script reads it there.
+	var cfg *Config
+	var problems []Problem
 	path, err := findConfig(gstring(c, "config"), e.getenv)
-	if err != nil && u.json {
-		// A file named but missing is judged below like an unreadable one.
-		path, err = filepath.Abs(gstring(c, "config"))
+	if err == nil && path == "" {
+		err = usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
+	}
+	if err == nil {
+		cfg, problems, err = loadConfig(path)
+		if cfg != nil || len(problems) > 0 {
+			err = nil // judged below, problem by problem
+		}
 	}
 	if err != nil {
-		return err
-	}
-	if path == "" {
-		return usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
-	}
-	cfg, problems, err := loadConfig(path)
-	if err != nil && cfg == nil && len(problems) == 0 {
 		if !u.json {
-			return err // unreadable: one line says it
+			return err
 		}
-		// A monitoring script reads the verdict from the document, also
-		// when there is no file to judge.
+		if named := gstring(c, "config"); named != "" {
+			path, _ = filepath.Abs(named)
+		}
 		problems = []Problem{{File: path, Message: err.Error(), Severity: "error"}}
 	}
 	if cfg != nil && !syntaxOnly {
@@ -165,7 +170,7 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 		}
 	}
 	if !out.Valid {
-		return usagef("%s: %d error(s), %d warning(s)", path, out.Errors, out.Warnings)
+		return usagef("%s: %d error(s), %d warning(s)", cmp.Or(path, "config check"), out.Errors, out.Warnings)
 	}
 	return nil
 }

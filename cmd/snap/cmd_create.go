@@ -107,8 +107,8 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	}
 	x := excludeSpec{patterns: c.StringSlice("exclude"), files: c.StringSlice("exclude-file"),
 		ifPresent: c.StringSlice("exclude-if-present"), caches: c.Bool("exclude-caches")}
-	if s := c.String("exclude-larger-than"); s != "" {
-		if x.largerThan, err = parseSize(s); err != nil {
+	if c.IsSet("exclude-larger-than") {
+		if x.largerThan, err = parseExcludeSize(c.String("exclude-larger-than")); err != nil {
 			return o, plan, usagef("--exclude-larger-than: %v", err)
 		}
 	}
@@ -139,10 +139,21 @@ type excludeSpec struct {
 	largerThan uint64   // --exclude-larger-than, exclude_larger_than
 }
 
+// parseExcludeSize reads --exclude-larger-than: a size of at least one
+// byte (0 would leave out every file that is not empty, which is never
+// what is meant).
+func parseExcludeSize(s string) (uint64, error) {
+	n, err := parseSize(s)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("size %q leaves out every file that is not empty: give a size such as 2GiB", s)
+	}
+	return n, err
+}
+
 // check reports the first mistake in x without reading the exclude files.
 func (x excludeSpec) check() error {
 	if _, err := sources.ParsePatterns(x.patterns); err != nil {
-		return fmt.Errorf("--exclude: %w", err)
+		return fmt.Errorf("exclude: %w", err)
 	}
 	for _, name := range x.ifPresent {
 		if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
@@ -160,9 +171,12 @@ func (x excludeSpec) apply(o *snapshot.ArchiveOptions) error {
 	}
 	pats := append([]string(nil), x.patterns...)
 	for _, f := range x.files {
+		if f == "" {
+			return errors.New("exclude file: the name is empty; give the path of a file of globs")
+		}
 		p, err := sources.ReadPatternFile(f)
 		if err != nil {
-			return fmt.Errorf("--exclude-file: %w", err)
+			return fmt.Errorf("exclude file: %w", err)
 		}
 		pats = append(pats, p...)
 	}

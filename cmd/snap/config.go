@@ -474,8 +474,8 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		d.errorf(sub(at, "exclude_if_present"), "%v", err)
 	}
 	j.ExcludeCaches = d.boolean(t, at, "exclude_caches")
-	if s := d.str(t, at, "exclude_larger_than"); s != "" {
-		n, err := parseSize(s)
+	if s := d.str(t, at, "exclude_larger_than"); t["exclude_larger_than"] != nil && s == t["exclude_larger_than"] {
+		n, err := parseExcludeSize(s)
 		if err != nil {
 			d.errorf(sub(at, "exclude_larger_than"), "%v", err)
 		}

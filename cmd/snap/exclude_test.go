@@ -69,9 +69,13 @@ func TestCreateExcludeOptions(t *testing.T) {
 		args []string
 		frag string
 	}{
-		{[]string{"--exclude-file", filepath.Join(tr.dir, "missing")}, "--exclude-file"},
+		{[]string{"--exclude-file", filepath.Join(tr.dir, "missing")}, "exclude file"},
+		{[]string{"--exclude-file="}, "name is empty"},
 		{[]string{"--exclude-if-present", "a/b"}, "exclude-if-present"},
 		{[]string{"--exclude-larger-than", "big"}, "--exclude-larger-than"},
+		{[]string{"--exclude-larger-than", "0"}, "every file"},
+		{[]string{"--exclude-larger-than", "NaN"}, "--exclude-larger-than"},
+		{[]string{"--exclude-larger-than", "1e30"}, "--exclude-larger-than"},
 	} {
 		res := tr.run(append([]string{"create", src}, c.args...)...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, c.frag) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -22,7 +23,9 @@ func parseSize(s string) (uint64, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || f < 0 {
+	// NaN and Inf parse as floats, and a size beyond 2^63 has no uint64
+	// conversion Go defines: all three are refused, as is a negative one.
+	if n := f * float64(mult); err != nil || math.IsNaN(f) || f < 0 || n >= 1<<63 {
 		return 0, fmt.Errorf("size %q: use a number of bytes with an optional unit, e.g. 500M or 20GiB", s)
 	}
 	return uint64(f * float64(mult)), nil
