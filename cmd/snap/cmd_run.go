@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,12 @@ func runCommand(e *env) *cli.Command {
 			"ends its job (a failed create never leads to a forget; a post hook failing after the snapshot\n" +
 			"was saved fails the job but not its later steps) and snap goes on with the next job.\n" +
 			"The exit code is 0 when every job succeeded, 3 when snapshots were saved without some\n" +
-			"unreadable files, otherwise the code of the failed job (1 when several failed differently).",
+			"unreadable files, otherwise the code of the failed job (1 when several failed differently).\n" +
+			"With --metrics-dir (or the config's metrics_dir), each job's outcome is written as Prometheus\n" +
+			"metrics to DIR/snap-JOB.prom, for node_exporter's textfile collector.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "metrics-dir", Usage: "write each job's metrics for Prometheus (node_exporter textfile collector) to `DIR`/snap-JOB.prom (env SNAP_METRICS_DIR)", EnvVars: []string{"SNAP_METRICS_DIR"}},
+		},
 		Action: func(c *cli.Context) error {
 			cfg, err := requireConfig(c, e)
 			if err != nil {
@@ -101,7 +107,8 @@ type jobResult struct {
 	Steps           []stepResult `json:"steps"`
 	DurationSeconds float64      `json:"duration_seconds"`
 
-	err error
+	err      error
+	snapshot *snapshot.Snapshot // saved by the create step, for the metrics
 }
 
 // runSummaryJSON is the final line of 'run --json'.
@@ -133,6 +140,13 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
 		}
 		r := runJob(ctx, e, u, cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand), j)
 		results = append(results, r)
+		if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" {
+			// The backup is done whatever becomes of its metrics; a file
+			// left stale shows up as an old last run.
+			if err := writeJobMetrics(dir, r, r.snapshot, time.Now()); err != nil {
+				u.warnf("job %s: metrics not written: %v", j.Name, err)
+			}
+		}
 	}
 	u.fields = nil
 	sum := runSummaryJSON{Type: "summary", Action: "run", Jobs: results, DurationSeconds: round2(time.Since(start).Seconds())}
@@ -263,7 +277,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 			var sn *snapshot.Snapshot
 			sn, err = runCreateStep(ctx, e, s, st.location, j)
 			if sn != nil {
-				res.SnapshotID = sn.ID.String()
+				res.SnapshotID, res.snapshot = sn.ID.String(), sn
 			}
 		case "forget":
 			err = runForgetStep(ctx, e, s, j)

@@ -34,9 +34,12 @@ type Config struct {
 	PasswordFile    string
 	PasswordCommand string
 	CacheDir        string
-	Host            string
-	Compression     string
-	Jobs            []*Job // in file order
+	// MetricsDir is where 'snap run' writes each job's Prometheus
+	// metrics (metrics.go); "" writes none.
+	MetricsDir  string
+	Host        string
+	Compression string
+	Jobs        []*Job // in file order
 }
 
 // Job is one [jobs.NAME] table, with the file's defaults filled in.
@@ -382,7 +385,7 @@ var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 
 func (d *cfgDecoder) config(raw map[string]any) *Config {
 	top := toml.Key{}
-	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "jobs")
+	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "metrics_dir", "jobs")
 	cfg := &Config{
 		Repository:      d.str(raw, top, "repository"),
 		PasswordFile:    d.str(raw, top, "password_file"),
@@ -390,6 +393,7 @@ func (d *cfgDecoder) config(raw map[string]any) *Config {
 		CacheDir:        d.str(raw, top, "cache_dir"),
 		Host:            d.str(raw, top, "host"),
 		Compression:     d.str(raw, top, "compression"),
+		MetricsDir:      d.str(raw, top, "metrics_dir"),
 	}
 	d.compression(top, cfg.Compression)
 	if cfg.PasswordFile != "" && cfg.PasswordCommand != "" {
@@ -698,6 +702,11 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 	}
 	top := toml.Key{}
 	d.passwordFile(top, cfg.resolveRelative(cfg.PasswordFile))
+	if dir := cfg.resolveRelative(cfg.MetricsDir); dir != "" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			d.errorf(sub(top, "metrics_dir"), "%s is not a directory: create it (node_exporter's textfile directory, for instance /var/lib/prometheus/node-exporter)", dir)
+		}
+	}
 	seenRepo := map[string]bool{}
 	warnedCalendar := false
 	for _, j := range cfg.Jobs {

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/snap-backup/snap/snapshot"
+)
+
+// Metrics for Prometheus's node exporter (its textfile collector reads
+// every *.prom file of one directory): 'snap run' writes one file per job,
+// snap-JOB.prom, after the job, so that each job's timer rewrites its own
+// file and never another job's. docs/usage.md lists the metrics.
+
+// metricsFile is where the job's metrics go in dir.
+func metricsFile(dir, job string) string { return filepath.Join(dir, "snap-"+job+".prom") }
+
+// lastSuccessMetric is the one value carried over from the job's previous
+// file: the time of its last successful run, which a failed run must not
+// forget (an alert on its age is what catches a job failing night after
+// night).
+const lastSuccessMetric = "snap_job_last_success_timestamp_seconds"
+
+// writeJobMetrics writes the metrics of one job's run, atomically (a
+// collector never reads half a file): to a temporary file in dir, synced,
+// then renamed over the job's file. sn is the snapshot the run saved, or
+// nil.
+func writeJobMetrics(dir string, res jobResult, sn *snapshot.Snapshot, end time.Time) error {
+	path := metricsFile(dir, res.Job)
+	lastSuccess := previousMetric(path, lastSuccessMetric)
+	ok := res.Status == statusOK || res.Status == statusPartial
+	if ok {
+		lastSuccess = float64(end.UnixMilli()) / 1000
+	}
+	var b bytes.Buffer
+	label := fmt.Sprintf("{job=%q}", res.Job) // job names are [A-Za-z0-9_.-]: nothing to escape
+	metric := func(name, help string, v float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s%s %s\n", name, help, name, name, label, strconv.FormatFloat(v, 'f', -1, 64))
+	}
+	success := 0.0
+	if ok {
+		success = 1
+	}
+	metric("snap_job_success", "1 when the job's last run succeeded (a snapshot without some unreadable files counts), else 0.", success)
+	metric("snap_job_exit_code", "Exit code of the job's last run (docs/usage.md, Exit codes).", float64(res.ExitCode))
+	metric("snap_job_last_run_timestamp_seconds", "When the job's last run ended, in seconds since the epoch.", float64(end.UnixMilli())/1000)
+	metric(lastSuccessMetric, "When the job last ran successfully, in seconds since the epoch (0: never).", lastSuccess)
+	metric("snap_job_duration_seconds", "How long the job's last run took.", res.DurationSeconds)
+	if sn != nil {
+		metric("snap_job_snapshot_timestamp_seconds", "Time of the snapshot the last run saved.", float64(sn.Time.UnixMilli())/1000)
+		metric("snap_job_snapshot_files", "Files in the snapshot the last run saved.", float64(sn.Summary.Files))
+		metric("snap_job_snapshot_bytes", "Size of the files in the snapshot the last run saved.", float64(sn.Summary.Bytes))
+		metric("snap_job_added_bytes", "Bytes the last run added to the repository, after compression.", float64(sn.Summary.AddedBytes))
+		metric("snap_job_unreadable_files", "Files the last run could not read and left out of its snapshot.", float64(sn.Summary.Errors))
+	}
+	return writeFileAtomic(path, b.Bytes(), 0o644)
+}
+
+// previousMetric reads one metric's value from a file written by
+// writeJobMetrics (0 when there is none).
+func previousMetric(path, name string) float64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, name+"{"); ok {
+			if _, val, ok := strings.Cut(rest, "} "); ok {
+				if v, err := strconv.ParseFloat(val, 64); err == nil {
+					return v
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunMetrics: with metrics_dir, each job's run leaves snap-JOB.prom in
+// the Prometheus text format: success, exit code, times, the snapshot's
+// figures; a failed run keeps the last success's time from the run before
+// and drops the snapshot figures; no temporary file is left behind.
+func TestRunMetrics(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("twelve bytes"))
+	metrics := filepath.Join(tr.dir, "textfile")
+	must(t, os.Mkdir(metrics, 0o755))
+	cfg := tr.writeConfig(`metrics_dir = "textfile"
+
+[jobs.app]
+paths = ["` + src + `"]
+`)
+	values := func() map[string]float64 {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(metrics, "snap-app.prom"))
+		must(t, err)
+		out := map[string]float64{}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if strings.HasPrefix(line, "#") {
+				continue
+			}
+			name, rest, ok := strings.Cut(line, `{job="app"} `)
+			v, err := strconv.ParseFloat(rest, 64)
+			if !ok || err != nil {
+				t.Fatalf("not a metric line: %q", line)
+			}
+			out[name] = v
+		}
+		return out
+	}
+	before := float64(time.Now().Unix())
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 {
+		t.Fatalf("run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	m := values()
+	if m["snap_job_success"] != 1 || m["snap_job_exit_code"] != 0 || m["snap_job_snapshot_files"] != 1 || m["snap_job_snapshot_bytes"] != 12 ||
+		m["snap_job_last_success_timestamp_seconds"] < before || m["snap_job_last_run_timestamp_seconds"] != m["snap_job_last_success_timestamp_seconds"] {
+		t.Errorf("after a successful run: %v", m)
+	}
+	success := m["snap_job_last_success_timestamp_seconds"]
+
+	must(t, os.RemoveAll(src)) // the next run fails: its path is gone
+	time.Sleep(10 * time.Millisecond)
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code == 0 {
+		t.Fatalf("run without its path: exit 0\n%s", res.stdout)
+	}
+	m = values()
+	if m["snap_job_success"] != 0 || m["snap_job_exit_code"] != exitFatal || m["snap_job_last_success_timestamp_seconds"] != success ||
+		m["snap_job_last_run_timestamp_seconds"] <= success {
+		t.Errorf("after a failed run: %v (last success was %v)", m, success)
+	}
+	if _, ok := m["snap_job_snapshot_files"]; ok {
+		t.Errorf("a failed run reports snapshot figures: %v", m)
+	}
+	entries, err := os.ReadDir(metrics)
+	must(t, err)
+	if len(entries) != 1 {
+		t.Errorf("metrics directory holds %d entries, want only snap-app.prom", len(entries))
+	}
+	// config check: a metrics_dir that does not exist is an error.
+	must(t, os.RemoveAll(metrics))
+	if res := tr.runConfig(nil, "config", "check", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stdout+res.stderr, "metrics_dir") {
+		t.Errorf("config check without the metrics directory: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
