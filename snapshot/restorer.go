@@ -14,7 +14,6 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/sources"
-	"golang.org/x/sys/unix"
 )
 
 // RestoreOptions tune a restore.
@@ -398,14 +397,15 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 // attributes and times), and stands in for its hard link group, so that
 // the group's other names link to it.
 func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, error) {
-	st, exists, err := dir.Lstat(n.Name)
-	if err != nil || !exists {
-		return false, err
-	}
 	switch {
 	case r.opts.Overwrite == OverwriteNever:
-	case n.Type == sources.TypeFile && st.Mode&unix.S_IFMT == unix.S_IFREG && uint64(st.Size) == n.Size && st.Mtim.Nano() == n.MTime:
-		if err := dir.SetMeta(n.Name, n.Meta); err != nil {
+		_, exists, err := dir.Lstat(n.Name)
+		if err != nil || !exists {
+			return false, err
+		}
+	case n.Type == sources.TypeFile:
+		kept, err := dir.RefreshFile(n.Name, n.Meta)
+		if err != nil || !kept {
 			return false, err
 		}
 	default:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -86,6 +87,61 @@ func (d *Dir) Lstat(name string) (st unix.Stat_t, exists bool, err error) {
 		return st, false, &PathError{Op: "lstat", Path: d.path(name), Err: err}
 	}
 	return st, true, nil
+}
+
+// RefreshFile looks at the entry name for restore --overwrite if-changed:
+// when it is a regular file of m's size and modification time, it gets m's
+// metadata again (owner as root, mode, extended attributes, with those m
+// does not have removed, and times) and RefreshFile reports kept. Anything
+// else (missing, another type, another size or time, a file it cannot
+// open) is not kept, and the caller writes the entry anew. The file is
+// opened with O_NOFOLLOW and changed only through that descriptor, after
+// an fstat of it: a symlink put in its place is never followed.
+func (d *Dir) RefreshFile(name string, m Meta) (kept bool, err error) {
+	if err := d.check(name); err != nil {
+		return false, err
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, nil // missing, a symlink (ELOOP), unreadable: written anew
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, &PathError{Op: "stat", Path: d.path(name), Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || st.Mtim.Nano() != m.MTime {
+		return false, nil
+	}
+	if err := removeOtherXattrs(fd, m.Xattrs); err != nil {
+		return false, fmt.Errorf("set metadata of %s: %w", d.path(name), err)
+	}
+	return true, setFdMeta(fd, d.path(name), d.t.asRoot, d.t.asRoot, true, m)
+}
+
+// removeOtherXattrs removes the extended attributes of the open file fd
+// that keep does not list. Namespaces a process without root may not
+// write (trusted.*, security.*) are left when it may not.
+func removeOtherXattrs(fd int, keep []Xattr) error {
+	size, err := unix.Flistxattr(fd, nil)
+	if err != nil || size == 0 {
+		return nil // no attributes, or a file system without them
+	}
+	buf := make([]byte, size)
+	size, err = unix.Flistxattr(fd, buf)
+	if err != nil {
+		return nil
+	}
+	var errs []error
+	for _, name := range splitNul(buf[:size]) {
+		if slices.ContainsFunc(keep, func(x Xattr) bool { return x.Name == name }) {
+			continue
+		}
+		if err := unix.Fremovexattr(fd, name); err != nil && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENODATA) {
+			errs = append(errs, fmt.Errorf("remove xattr %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // errDirInTheWay is clear's error for a directory where a file, symlink

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRestoreOverwrite: --overwrite if-changed rewrites only files whose
@@ -38,7 +40,7 @@ func TestRestoreOverwrite(t *testing.T) {
 	// Damage the restored copy three ways.
 	var files []string
 	must(t, filepath.Walk(restored, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && len(files) < 4 {
+		if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && len(files) < 6 {
 			files = append(files, p)
 		}
 		return err
@@ -53,6 +55,25 @@ func TestRestoreOverwrite(t *testing.T) {
 	fi, err := os.Stat(files[3])
 	must(t, err)
 	must(t, os.Chmod(files[3], fi.Mode().Perm()^0o004)) // only its metadata
+	xattrs := unix.Setxattr(files[3], "user.added-since", []byte("x"), 0) == nil
+	if !xattrs {
+		t.Log("no user xattrs on this file system: their removal is not checked")
+	}
+	// A symlink in a file's place, to a file outside the target: replaced,
+	// never written through.
+	outside := filepath.Join(tr.dir, "outside")
+	writeFile(t, outside, []byte("must stay"))
+	var victim string
+	for _, f := range files[4:] {
+		if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
+			victim = f
+			break
+		}
+	}
+	if victim != "" {
+		must(t, os.Remove(victim))
+		must(t, os.Symlink(outside, victim))
+	}
 	total := summary("--overwrite", "never")
 	if total.Files != 1 || total.Skipped == 0 {
 		t.Errorf("--overwrite never: %d files written, %d skipped; want 1 (the missing one) and the rest", total.Files, total.Skipped)
@@ -62,6 +83,9 @@ func TestRestoreOverwrite(t *testing.T) {
 	}
 	s := summary("--overwrite", "if-changed")
 	compareEntries(t, "after --overwrite if-changed", want, describe(t, restored))
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "must stay" {
+		t.Errorf("the file a symlink in the target pointed to: %q, %v", b, err)
+	}
 	all := summary() // always: every file written
 	// if-changed wrote the cut-off and the touched file (and their other
 	// hard links, if any) and left the other files, which always rewrote.
