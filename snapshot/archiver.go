@@ -31,6 +31,7 @@ const (
 	EventRead                     // bytes were read (Bytes: how many)
 	EventError                    // a path could not be read and was skipped
 	EventWarning                  // something worth telling that did not cost data
+	EventKept                     // restore: a file in the target was left as it was (Bytes: its size)
 )
 
 // Event is reported to ArchiveOptions.Report, possibly from several

@@ -14,6 +14,7 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/sources"
+	"golang.org/x/sys/unix"
 )
 
 // RestoreOptions tune a restore.
@@ -101,13 +102,16 @@ type Restorer struct {
 	cancel  context.CancelFunc
 	linksMu sync.Mutex
 	links   map[[2]uint64]string // (device, inode) → first restored path
-	mu      sync.Mutex
-	fatal   error
-	nFiles  atomic.Int64
-	nDirs   atomic.Int64
-	nBytes  atomic.Int64
-	nErrors atomic.Int64
-	nSkip   atomic.Int64
+	// linkInodes holds, for a group whose first name was kept as it was
+	// in the target (Overwrite), that file's inode in the target.
+	linkInodes map[[2]uint64]uint64
+	mu         sync.Mutex
+	fatal      error
+	nFiles     atomic.Int64
+	nDirs      atomic.Int64
+	nBytes     atomic.Int64
+	nErrors    atomic.Int64
+	nSkip      atomic.Int64
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -181,7 +185,7 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	if o.Blobs == nil {
 		o.Blobs = ix
 	}
-	return &Restorer{ix: ix, target: target, opts: o, links: map[[2]uint64]string{}}
+	return &Restorer{ix: ix, target: target, opts: o, links: map[[2]uint64]string{}, linkInodes: map[[2]uint64]uint64{}}
 }
 
 // Restore writes node (found at snapPath in the snapshot) into the target.
@@ -358,6 +362,13 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 	}
 	rel := path.Join(d.rel, n.Name)
 	if n.Type == sources.TypeDir {
+		if r.opts.Overwrite == OverwriteNever && r.inTheWay(d, n.Name) {
+			// A file or a symlink (to a directory elsewhere, say) where
+			// the snapshot has a directory: left as it is, with all
+			// the snapshot holds below it.
+			r.nSkip.Add(1)
+			return nil
+		}
 		c := r.child(d, n, true)
 		if r.open(c) == nil {
 			r.release(c)
@@ -394,36 +405,69 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 // keepExisting reports whether the entry n, at rel in dir, is to be left
 // as the target has it (RestoreOptions.Overwrite). A regular file left
 // with its contents gets n's metadata again (owner, mode, extended
-// attributes and times), and stands in for its hard link group, so that
-// the group's other names link to it.
+// attributes and times).
+//
+// A kept regular file stands in for its hard link group: the group's
+// names not in the target are linked to it, and a name that is in the
+// target is kept only when it is that same inode (else it is replaced by
+// a link, so the group is one file again). Other kinds of entries never
+// stand in for a group: a link must not lead to whatever sits at the
+// first name.
 func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, error) {
+	var ino uint64
 	switch {
 	case r.opts.Overwrite == OverwriteNever:
-		_, exists, err := dir.Lstat(n.Name)
+		st, exists, err := dir.Lstat(n.Name)
 		if err != nil || !exists {
 			return false, err
 		}
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			ino = st.Ino
+		}
 	case n.Type == sources.TypeFile:
-		kept, err := dir.RefreshFile(n.Name, n.Meta)
+		same := func(i uint64) bool {
+			ino = i
+			return n.Links < 2 || r.groupInode(n, rel, i)
+		}
+		kept, err := dir.RefreshFile(n.Name, n.Meta, same)
 		if err != nil || !kept {
 			return false, err
 		}
 	default:
 		return false, nil
 	}
-	if n.Links > 1 {
-		key := [2]uint64{n.Device, n.Inode}
-		r.linksMu.Lock()
-		if _, ok := r.links[key]; !ok {
-			r.links[key] = rel
-		}
-		r.linksMu.Unlock()
+	if n.Links > 1 && ino != 0 {
+		r.groupInode(n, rel, ino) // registers the group at this name, when it is the first
 	}
 	r.nSkip.Add(1)
 	if n.Type == sources.TypeFile {
-		r.opts.Report(Event{Kind: EventFile, Path: rel, Bytes: int64(n.Size)}) // done, as far as progress goes
+		r.opts.Report(Event{Kind: EventKept, Path: rel, Bytes: int64(n.Size)})
 	}
 	return true, nil
+}
+
+// inTheWay reports whether name in d is something other than a directory.
+func (r *Restorer) inTheWay(d *dirHandle, name string) bool {
+	dir := r.open(d)
+	if dir == nil {
+		return false // reported; the directory's own restore fails the same way
+	}
+	st, exists, err := dir.Lstat(name)
+	return err == nil && exists && st.Mode&unix.S_IFMT != unix.S_IFDIR
+}
+
+// groupInode reports whether ino may stand for n's hard link group: the
+// group is not restored yet (it is then registered, at rel and ino) or was
+// kept at that very inode.
+func (r *Restorer) groupInode(n Node, rel string, ino uint64) bool {
+	key := [2]uint64{n.Device, n.Inode}
+	r.linksMu.Lock()
+	defer r.linksMu.Unlock()
+	if _, ok := r.links[key]; !ok {
+		r.links[key], r.linkInodes[key] = rel, ino
+		return true
+	}
+	return r.linkInodes[key] == ino // 0 (written anew) matches no inode
 }
 
 // createSpecial creates a symlink, device node, FIFO or socket with its

@@ -224,6 +224,23 @@ func (l *Loader) pruneCache(present map[string]bool) {
 	}
 }
 
+// ByID returns the snapshot with ID id, or else the one stored in its
+// place with other tags (snap tag): a child's Parent names the document
+// as it was when the child was taken, and a re-tagged document records
+// that ID as its Original. nil when neither is there (forgotten).
+func ByID(sns []*Snapshot, id repo.ID) *Snapshot {
+	var retagged *Snapshot
+	for _, sn := range sns {
+		if sn.ID == id {
+			return sn
+		}
+		if sn.Original != nil && *sn.Original == id {
+			retagged = sn
+		}
+	}
+	return retagged
+}
+
 // SortByTime orders snapshots oldest first, by ID when times are equal.
 func SortByTime(sns []*Snapshot) {
 	sort.SliceStable(sns, func(i, j int) bool {

@@ -97,7 +97,10 @@ func (d *Dir) Lstat(name string) (st unix.Stat_t, exists bool, err error) {
 // open) is not kept, and the caller writes the entry anew. The file is
 // opened with O_NOFOLLOW and changed only through that descriptor, after
 // an fstat of it: a symlink put in its place is never followed.
-func (d *Dir) RefreshFile(name string, m Meta) (kept bool, err error) {
+// same, when set, must accept the file's inode (restore checks that a
+// kept name of a hard link group is the group's inode); it runs before
+// anything is changed.
+func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept bool, err error) {
 	if err := d.check(name); err != nil {
 		return false, err
 	}
@@ -110,7 +113,7 @@ func (d *Dir) RefreshFile(name string, m Meta) (kept bool, err error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false, &PathError{Op: "stat", Path: d.path(name), Err: err}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || st.Mtim.Nano() != m.MTime {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || st.Mtim.Nano() != m.MTime || same != nil && !same(st.Ino) {
 		return false, nil
 	}
 	if err := removeOtherXattrs(fd, m.Xattrs); err != nil {

@@ -111,10 +111,6 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	for _, t := range targets {
 		inTarget[snapshot.Origin(t)] = t.ID
 	}
-	origin := map[repo.ID]repo.ID{} // source snapshot → its origin
-	for _, sn := range sns {
-		origin[sn.ID] = snapshot.Origin(sn)
-	}
 
 	// The pair map lives in the source's cache, one per target.
 	var bm *index.BlobMap
@@ -146,8 +142,10 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		}
 		var parent *repo.ID
 		if sn.Parent != nil {
-			if tid, ok := inTarget[origin[*sn.Parent]]; ok {
-				parent = &tid
+			if p := snapshot.ByID(sns, *sn.Parent); p != nil {
+				if tid, ok := inTarget[snapshot.Origin(p)]; ok {
+					parent = &tid
+				}
 			}
 		}
 		before := cp.Stats()

@@ -125,11 +125,8 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 			return usagef("snapshot %s has no parent: name the snapshot to compare it with", a.ID.Short())
 		}
 		b = a
-		parent := *a.Parent
-		for _, sn := range sns {
-			if sn.ID == parent {
-				a = sn
-			}
+		if p := snapshot.ByID(sns, *a.Parent); p != nil {
+			a = p
 		}
 		if a == b {
 			return fmt.Errorf("the parent %s of snapshot %s is gone (forgotten): name the snapshot to compare it with", b.Parent.Short(), b.ID.Short())

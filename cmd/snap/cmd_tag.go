@@ -20,7 +20,8 @@ func tagCommand(e *env) *cli.Command {
 		Description: "Changes the tags of the given snapshots (IDs, unique ID prefixes, or 'latest', narrowed by\n" +
 			"--host, --tag and --path), for example to keep one with 'forget --keep-tag': snap tag --add keep 3f2a1b7c.\n" +
 			"A snapshot document never changes: the snapshot is stored again with the new tags (a new ID, the\n" +
-			"same data) and the old document is removed. --set replaces all tags; --add and --remove then apply.",
+			"same data) and the old document is removed. --set replaces all tags; --add and --remove then apply.\n" +
+			"Needs the exclusive lock (exit 11 while a backup runs).",
 		Flags: append(filterFlags(),
 			&cli.StringSliceFlag{Name: "add", Usage: "add this tag (\"a,b\": both; repeatable)"},
 			&cli.StringSliceFlag{Name: "remove", Usage: "remove this tag (\"a,b\": both; repeatable)"},
@@ -78,7 +79,11 @@ type retagged struct {
 }
 
 func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) error {
-	s, err := openSession(c, e, sharedLock)
+	// The exclusive lock: two tags of one snapshot at once would each
+	// store a copy and fork it, and a forget running meanwhile could see
+	// both documents, keep the one tag is about to remove and drop the
+	// other. Tagging takes a moment; a backup running makes it exit 11.
+	s, err := openSession(c, e, exclusiveLock)
 	if err != nil {
 		return err
 	}
@@ -111,7 +116,7 @@ func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) err
 		if tags == nil {
 			tags = []string{}
 		}
-		if slices.Equal(tags, sn.Tags) {
+		if sameTags(tags, sn.Tags) {
 			res.Unchanged = append(res.Unchanged, sn.ID.String())
 			s.ui.printf("snapshot %s: tags unchanged (%s)", sn.ID.Short(), tagList(tags))
 			continue
@@ -146,6 +151,14 @@ func retag(c *cli.Context, s *session, sn *snapshot.Snapshot, tags []string) (re
 			sn.ID.Short(), next.ID.Short(), sn.ID, err)
 	}
 	return next.ID, nil
+}
+
+// sameTags reports whether a and b hold the same tags, in any order.
+func sameTags(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 func tagList(tags []string) string {

@@ -39,7 +39,10 @@ func writeJobMetrics(dir string, res jobResult, sn *snapshot.Snapshot, end time.
 		lastSuccess = float64(end.UnixMilli()) / 1000
 	}
 	var b bytes.Buffer
-	label := fmt.Sprintf("{job=%q}", res.Job) // job names are [A-Za-z0-9_.-]: nothing to escape
+	// Not "job": Prometheus sets that label to the scrape job (node
+	// exporter's) and renames a "job" of the file to "exported_job". Job
+	// names are [A-Za-z0-9_.-]: nothing to escape.
+	label := fmt.Sprintf("{snap_job=%q}", res.Job)
 	metric := func(name, help string, v float64) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s%s %s\n", name, help, name, name, label, strconv.FormatFloat(v, 'f', -1, 64))
 	}

@@ -34,7 +34,7 @@ paths = ["` + src + `"]
 			if strings.HasPrefix(line, "#") {
 				continue
 			}
-			name, rest, ok := strings.Cut(line, `{job="app"} `)
+			name, rest, ok := strings.Cut(line, `{snap_job="app"} `)
 			v, err := strconv.ParseFloat(rest, 64)
 			if !ok || err != nil {
 				t.Fatalf("not a metric line: %q", line)

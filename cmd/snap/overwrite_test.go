@@ -96,3 +96,60 @@ func TestRestoreOverwrite(t *testing.T) {
 		t.Errorf("--overwrite sometimes: exit %d, %s", res.code, res.stderr)
 	}
 }
+
+// TestRestoreOverwriteLinksAndDirs: under if-changed, a hard link group
+// comes back as one inode when a name was removed or replaced by a copy;
+// under never, a file where the snapshot has a directory is left alone
+// (not removed), and a symlink at a group's first name does not become
+// what the group's other names link to.
+func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "hl", "a"), []byte("linked content"))
+	must(t, os.Link(filepath.Join(src, "hl", "a"), filepath.Join(src, "hl", "b")))
+	must(t, os.Link(filepath.Join(src, "hl", "a"), filepath.Join(src, "hl", "c")))
+	writeFile(t, filepath.Join(src, "d", "inside"), []byte("x"))
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	tr.mustRun("restore", "latest", "--target", target)
+	hl := filepath.Join(target, src, "hl")
+	inode := func(name string) uint64 {
+		t.Helper()
+		var st unix.Stat_t
+		must(t, unix.Lstat(filepath.Join(hl, name), &st))
+		return st.Ino
+	}
+
+	// if-changed: b removed, c replaced by a copy with the same size and
+	// time: all three are one inode again.
+	must(t, os.Remove(filepath.Join(hl, "b")))
+	fi, err := os.Stat(filepath.Join(hl, "c"))
+	must(t, err)
+	must(t, os.Remove(filepath.Join(hl, "c")))
+	writeFile(t, filepath.Join(hl, "c"), []byte("linked content"))
+	must(t, os.Chtimes(filepath.Join(hl, "c"), fi.ModTime(), fi.ModTime()))
+	res := tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed", "-v")
+	if a := inode("a"); inode("b") != a || inode("c") != a {
+		t.Errorf("hard link group after if-changed: inodes %d %d %d", a, inode("b"), inode("c"))
+	}
+	if !strings.Contains(res.stderr+res.stdout, "kept ") {
+		t.Errorf("--verbose does not say which files were kept:\n%s%s", res.stdout, res.stderr)
+	}
+
+	// never: a file where the directory d was stays; a symlink at the
+	// group's first name is not what the others are linked to.
+	d := filepath.Join(target, src, "d")
+	must(t, os.RemoveAll(d))
+	writeFile(t, d, []byte("precious"))
+	must(t, os.Remove(filepath.Join(hl, "a")))
+	must(t, os.Symlink("/etc/hostname", filepath.Join(hl, "a")))
+	must(t, os.Remove(filepath.Join(hl, "b")))
+	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never")
+	if b, err := os.ReadFile(d); err != nil || string(b) != "precious" {
+		t.Errorf("--overwrite never replaced a file in a directory's place: %q, %v", b, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(hl, "b")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("--overwrite never: b should be a new regular file, not a link to the symlink at a: %v, %v", fi, err)
+	}
+}

@@ -167,7 +167,7 @@ func (p *progress) event(ev snapshot.Event) {
 		p.bytesDone += ev.Bytes
 		p.inflight[ev.Path] += ev.Bytes
 		p.mu.Unlock()
-	case snapshot.EventFile:
+	case snapshot.EventFile, snapshot.EventKept:
 		p.mu.Lock()
 		p.filesDone++
 		// A file read here already counted its bytes as they came; one
@@ -206,11 +206,18 @@ func (p *progress) fileDone(ev snapshot.Event) {
 		return
 	}
 	if p.u.json {
-		p.u.jsonLine(map[string]any{"type": "file", "action": p.action, "path": ev.Path, "bytes": ev.Bytes})
+		action := p.action
+		if ev.Kind == snapshot.EventKept {
+			action = "kept"
+		}
+		p.u.jsonLine(map[string]any{"type": "file", "action": action, "path": ev.Path, "bytes": ev.Bytes})
 		return
 	}
 	verb := "saved"
-	if p.action == "restore" {
+	switch {
+	case ev.Kind == snapshot.EventKept:
+		verb = "kept"
+	case p.action == "restore":
 		verb = "restored"
 	}
 	p.u.infof("%s %s", verb, ev.Path)

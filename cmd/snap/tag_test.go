@@ -46,6 +46,14 @@ func TestTag(t *testing.T) {
 	if tagged.ID != out.Changed[0].NewID || tagged.Tree != first.Tree || !tagged.Time.Equal(first.Time) || tagged.Original == nil || tagged.Original.String() != first.ID {
 		t.Errorf("re-tagged snapshot: %+v (was %+v)", tagged, first)
 	}
+	// The second snapshot's parent was re-tagged: diff still finds it.
+	if res := tr.run("diff", sns[1].ID[:8]); res.code != 0 || !strings.Contains(res.stdout, tagged.ID[:8]) {
+		t.Errorf("diff of the child of a re-tagged snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	// The same tags in another order: unchanged.
+	if res := tr.mustRun("tag", "--set", "upgrade,keep,nightly", tagged.ID[:8]); !strings.Contains(res.stdout, "unchanged") {
+		t.Errorf("--set of the same tags in another order: %s", res.stdout)
+	}
 	// Nothing to change: reported, not stored again.
 	res = tr.mustRun("tag", "--add", "keep", tagged.ID[:8])
 	if !strings.Contains(res.stdout, "unchanged") || tr.listJSON()[0].ID != tagged.ID {
