@@ -387,21 +387,58 @@ func (d *Dir) SetMeta(name string, m Meta) error {
 		return err
 	}
 	var errs []error
-	if d.t.asRoot {
-		errs = append(errs, unix.Fchownat(d.fd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW))
+	if m.Type == TypeSymlink {
+		// Calls that take AT_SYMLINK_NOFOLLOW change the link itself; a
+		// symlink has no mode of its own.
+		if d.t.asRoot {
+			errs = append(errs, unix.Fchownat(d.fd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW))
+		}
+		if len(m.Xattrs) > 0 {
+			errs = append(errs, d.setPathXattrs(name, m)...)
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
+		errs = append(errs, unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW))
+	} else {
+		errs = d.setSpecialMeta(name, m)
 	}
-	if m.Type != TypeSymlink {
-		errs = append(errs, unix.Fchmodat(d.fd, name, m.Mode&0o7777, 0))
-	}
-	if len(m.Xattrs) > 0 {
-		errs = append(errs, d.setPathXattrs(name, m)...)
-	}
-	ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
-	errs = append(errs, unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set metadata of %s: %w", d.path(name), err)
 	}
 	return nil
+}
+
+// setSpecialMeta sets the metadata of the FIFO, device node or socket
+// name through an O_PATH descriptor of the entry itself: fchmodat by name
+// would follow a symlink put in its place since it was created (Linux
+// has no fchmodat that does not follow before 6.6), and a FIFO or a
+// device must not be opened for reading or writing. The descriptor's
+// /proc link leads to exactly that inode, which fstat checks is still of
+// the kind restored.
+func (d *Dir) setSpecialMeta(name string, m Meta) []error {
+	fd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return []error{err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return []error{err}
+	}
+	if FromStat(name, &st).Type != m.Type {
+		return []error{fmt.Errorf("replaced by another kind of entry while it was restored")}
+	}
+	p := "/proc/self/fd/" + strconv.Itoa(fd)
+	var errs []error
+	if d.t.asRoot {
+		errs = append(errs, unix.Fchownat(fd, "", int(m.UID), int(m.GID), unix.AT_EMPTY_PATH))
+	}
+	errs = append(errs, unix.Chmod(p, m.Mode&0o7777))
+	if len(m.Xattrs) > 0 {
+		errs = append(errs, setXattrs(m.Xattrs, d.t.asRoot, func(n string, v []byte) error { return unix.Setxattr(p, n, v, 0) })...)
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
+	errs = append(errs, unix.UtimesNano(p, ts))
+	return errs
 }
 
 // setPathXattrs sets the extended attributes of the symlink or special
