@@ -147,6 +147,89 @@ func removeOtherXattrs(fd int, keep []Xattr) error {
 	return errors.Join(errs...)
 }
 
+// RemoveOthers removes the entries of the directory that keep does not
+// accept, with everything below them (restore --delete), and calls
+// removed with the path of each entry it removed. It never follows a
+// symlink (a directory is opened with O_NOFOLLOW, and a symlink is
+// removed as the link it is) and never goes into a directory on another
+// file system than dev (a mount point inside the target): such a
+// directory is left, with an error that names it.
+func (d *Dir) RemoveOthers(keep func(name string, isDir bool) bool, dev uint64, removed func(path string)) []error {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return []error{&PathError{Op: "open", Path: d.path(""), Err: err}}
+	}
+	defer unix.Close(fd)
+	names, err := readDirFd(fd, nil)
+	if err != nil {
+		return []error{&PathError{Op: "read directory", Path: d.path(""), Err: err}}
+	}
+	var errs []error
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			continue // gone meanwhile
+		}
+		if !keep(name, st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+			errs = append(errs, removeTree(d.fd, name, d.path(name), dev, removed)...)
+		}
+	}
+	return errs
+}
+
+// removeTree removes the entry name of the directory parent (at path p, for
+// messages) and, for a directory, what it holds first.
+func removeTree(parent int, name, p string, dev uint64, removed func(string)) []error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return []error{&PathError{Op: "lstat", Path: p, Err: err}}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := unix.Unlinkat(parent, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return []error{&PathError{Op: "remove", Path: p, Err: err}}
+		}
+		removed(p)
+		return nil
+	}
+	if uint64(st.Dev) != dev {
+		return []error{&PathError{Op: "remove", Path: p, Err: errors.New("on another file system (a mount point): left as it is")}}
+	}
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return []error{&PathError{Op: "open", Path: p, Err: err}}
+	}
+	names, err := readDirFd(fd, nil)
+	if err != nil {
+		unix.Close(fd)
+		return []error{&PathError{Op: "read directory", Path: p, Err: err}}
+	}
+	var errs []error
+	for _, child := range names {
+		errs = append(errs, removeTree(fd, child, path.Join(p, child), dev, removed)...)
+	}
+	unix.Close(fd)
+	if len(errs) > 0 {
+		return errs // the directory is not empty
+	}
+	if err := unix.Unlinkat(parent, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return []error{&PathError{Op: "remove", Path: p, Err: err}}
+	}
+	removed(p)
+	return nil
+}
+
+// Dev is the device of the directory's file system.
+func (d *Dir) Dev() (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return 0, &PathError{Op: "stat", Path: d.path(""), Err: err}
+	}
+	return uint64(st.Dev), nil
+}
+
 // errDirInTheWay is clear's error for a directory where a file, symlink
 // or special file is to be restored; the caller names the path.
 var errDirInTheWay = errors.New("a directory is in the way: move it away, or restore into another target")

@@ -153,3 +153,51 @@ func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
 		t.Errorf("--overwrite never: b should be a new regular file, not a link to the symlink at a: %v, %v", fi, err)
 	}
 }
+
+// TestRestoreDelete: --delete makes a backed-up path in the target what
+// the snapshot holds: entries added since are removed (files, directory
+// trees, a directory where the snapshot has a file), what the snapshot
+// has is written; nothing is removed above the backed-up path (those
+// directories were not backed up whole). With --include it is refused.
+func TestRestoreDelete(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	genTree(t, src)
+	writeFile(t, filepath.Join(src, "plain"), []byte("a file"))
+	tr.mustRun("create", src)
+	want := describe(t, src)
+	target := filepath.Join(tr.dir, "target")
+	tr.mustRun("restore", "latest", "--target", target)
+	restored := filepath.Join(target, src)
+
+	writeFile(t, filepath.Join(restored, "added"), []byte("new since"))
+	writeFile(t, filepath.Join(restored, "newdir", "deep", "f"), []byte("x"))
+	outsideDir := filepath.Join(tr.dir, "outside-dir")
+	writeFile(t, filepath.Join(outsideDir, "kept"), []byte("x"))
+	must(t, os.Symlink(outsideDir, filepath.Join(restored, "newlink")))
+	must(t, os.Remove(filepath.Join(restored, "plain")))
+	writeFile(t, filepath.Join(restored, "plain", "inside"), []byte("a directory where a file was"))
+	above := filepath.Join(filepath.Dir(restored), "beside-src")
+	writeFile(t, above, []byte("not backed up: must stay"))
+
+	res := tr.mustRun("restore", "latest", "--target", target, "--delete", "--overwrite", "if-changed", "--json")
+	var s restoreJSON
+	if err := json.Unmarshal(lastJSONLine(res.stdout), &s); err != nil {
+		t.Fatalf("restore --json: %v\n%s", err, res.stdout)
+	}
+	// added, newdir, newdir/deep, newdir/deep/f, newlink, plain/inside, plain.
+	if s.Deleted != 7 {
+		t.Errorf("--delete removed %d entries, want 7", s.Deleted)
+	}
+	compareEntries(t, "after restore --delete", want, describe(t, restored))
+	if b, err := os.ReadFile(above); err != nil || string(b) != "not backed up: must stay" {
+		t.Errorf("--delete touched a file above the backed-up path: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(outsideDir, "kept")); err != nil {
+		t.Errorf("what a removed symlink pointed to is gone: %v", err)
+	}
+	if res := tr.run("restore", "latest", "--target", target, "--delete", "--include", "*.go"); res.code != exitUsage {
+		t.Errorf("--delete with --include: exit %d, %s", res.code, res.stderr)
+	}
+}
