@@ -32,7 +32,6 @@ const (
 	EventError                    // a path could not be read and was skipped
 	EventWarning                  // something worth telling that did not cost data
 	EventKept                     // restore: a file in the target was left as it was (Bytes: its size)
-	EventDeleted                  // restore --delete: an entry not in the snapshot was removed (Path: in the target)
 )
 
 // Event is reported to ArchiveOptions.Report, possibly from several

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -26,15 +25,8 @@ type RestoreOptions struct {
 	// is in the target already (directories are always entered and get
 	// their metadata).
 	Overwrite Overwrite
-	// Delete removes, from each directory restored at or below one of
-	// DeleteWithin (the snapshot's backed-up paths: the directories above
-	// them were not backed up whole), the entries the snapshot does not
-	// have there, and a directory where it has something else. It never
-	// leaves the target root's file system.
-	Delete       bool
-	DeleteWithin []string
-	Workers      int
-	Report       func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
+	Workers   int
+	Report    func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
 	// Blobs reads file contents; nil means the index, one ranged read
 	// per blob (a remote repository passes an index.PackFetcher).
 	Blobs BlobLoader
@@ -85,9 +77,6 @@ type RestoreStats struct {
 	// Skipped counts the entries left as they were in the target
 	// (RestoreOptions.Overwrite); they are not in Files.
 	Skipped int64
-	// Deleted counts the entries RestoreOptions.Delete removed (a
-	// directory and what it held count one each).
-	Deleted int64
 }
 
 // Restorer writes snapshot trees into a target directory. Every blob is
@@ -123,8 +112,6 @@ type Restorer struct {
 	nBytes     atomic.Int64
 	nErrors    atomic.Int64
 	nSkip      atomic.Int64
-	nDel       atomic.Int64
-	rootDev    uint64 // the target root's file system, which Delete stays on
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -213,10 +200,6 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	if err != nil {
 		return RestoreStats{}, fmt.Errorf("restore target %s: %w", r.target.Dir(), err)
 	}
-	if r.rootDev, err = rootDir.Dev(); err != nil {
-		rootDir.Close()
-		return RestoreStats{}, err
-	}
 	root := &dirHandle{rel: ".", dir: rootDir}
 	root.refs.Store(1)
 	r.jobs = make(chan restoreJob, r.opts.Workers)
@@ -240,7 +223,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	if err == nil {
 		err = r.fatalErr()
 	}
-	st := RestoreStats{Files: r.nFiles.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load(), Deleted: r.nDel.Load()}
+	st := RestoreStats{Files: r.nFiles.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load()}
 	return st, err
 }
 
@@ -353,9 +336,6 @@ func (r *Restorer) restoreDir(ctx context.Context, snapPath string, d *dirHandle
 	if err != nil {
 		return fmt.Errorf("%s: %w", snapPath, err)
 	}
-	if r.opts.Delete && selected && within(snapPath, r.opts.DeleteWithin) {
-		r.deleteOthers(d, t)
-	}
 	for _, n := range t.Nodes {
 		if !sources.ValidName(n.Name) { // DecodeTree rejects these already; stay safe anyway
 			return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("invalid name %q", n.Name)}
@@ -464,46 +444,6 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 		r.opts.Report(Event{Kind: EventKept, Path: rel, Bytes: int64(n.Size)})
 	}
 	return true, nil
-}
-
-// deleteOthers removes from d what tree t does not hold there
-// (RestoreOptions.Delete): entries t has not, and a directory where t has
-// something else.
-func (r *Restorer) deleteOthers(d *dirHandle, t *Tree) {
-	dir := r.open(d)
-	if dir == nil {
-		return // reported
-	}
-	if dev, err := dir.Dev(); err != nil || dev != r.rootDev {
-		if err == nil {
-			r.opts.Report(Event{Kind: EventWarning, Path: path.Join(r.target.Dir(), d.rel),
-				Err: errors.New("another file system (a mount point): entries the snapshot does not have are left in it")})
-		} else {
-			r.fail(d.rel, err)
-		}
-		return
-	}
-	keep := func(name string, isDir bool) bool {
-		n, ok := t.Find(name)
-		return ok && (!isDir || n.Type == sources.TypeDir)
-	}
-	for _, err := range dir.RemoveOthers(keep, r.rootDev, func(p string) {
-		r.nDel.Add(1)
-		r.opts.Report(Event{Kind: EventDeleted, Path: p})
-	}) {
-		r.nErrors.Add(1)
-		r.opts.Report(Event{Kind: EventError, Err: err})
-	}
-}
-
-// within reports whether the snapshot path p is one of paths or below one.
-func within(p string, paths []string) bool {
-	for _, q := range paths {
-		if p == q || q == "/" || strings.HasPrefix(p, q+"/") {
-			return true
-		}
-	}
-	return false
 }
 
 // inTheWay reports whether name in d is something other than a directory.

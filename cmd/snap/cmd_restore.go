@@ -35,7 +35,6 @@ func restoreCommand(e *env) *cli.Command {
 			multiFlag("db", "restore the dump `NAME` (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
 			&cli.StringFlag{Name: "to", Usage: "restore the --db dump into this database instead (`URL`; created if it does not exist)"},
 			&cli.BoolFlag{Name: "replace", Usage: "with --db: replace a database that exists and holds data"},
-			&cli.BoolFlag{Name: "delete", Usage: "remove from the target what the snapshot does not have, inside the backed-up paths (a rollback in place; not with --include or --exclude)"},
 			&cli.StringFlag{Name: "overwrite", Value: "always", Usage: "what to do with files already in the target: always (replace), if-changed (keep a file whose size and modification time match the snapshot: resumes an interrupted restore) or never"},
 		),
 		Action: func(c *cli.Context) error {
@@ -56,7 +55,6 @@ type restoreJSON struct {
 	Bytes           int64   `json:"bytes"`
 	Errors          int64   `json:"errors"`
 	Skipped         int64   `json:"skipped"`
-	Deleted         int64   `json:"deleted"`
 	DurationSeconds float64 `json:"duration_seconds"`
 }
 
@@ -79,9 +77,6 @@ func runRestore(c *cli.Context, e *env) error {
 	overwrite, err := snapshot.ParseOverwrite(c.String("overwrite"))
 	if err != nil {
 		return usagef("--overwrite %v", err)
-	}
-	if c.Bool("delete") && (target == "" || len(c.StringSlice("include")) > 0 || len(c.StringSlice("exclude")) > 0) {
-		return usagef("--delete goes with --target, and not with --include or --exclude (what they leave out would be deleted)")
 	}
 	inc, err := sources.ParsePatterns(c.StringSlice("include"))
 	if err != nil {
@@ -169,8 +164,7 @@ func runRestore(c *cli.Context, e *env) error {
 	opCtx, stopOp := context.WithCancel(c.Context)
 	defer stopOp()
 	p := newProgress(e, u, "restore", stopOp)
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite,
-		Delete: c.Bool("delete"), DeleteWithin: sn.Paths, Workers: workers, Blobs: blobs, Report: p.event})
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: p.event})
 	p.begin()
 	if p.shown() {
 		if sub == "/" && len(inc) == 0 && len(exc) == 0 {
@@ -195,14 +189,11 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	if u.json {
 		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs,
-			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, Deleted: st.Deleted, DurationSeconds: round2(time.Since(start).Seconds())})
+			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, DurationSeconds: round2(time.Since(start).Seconds())})
 	} else {
 		skipped := ""
 		if st.Skipped > 0 {
 			skipped = fmt.Sprintf("; %d left as they were (--overwrite %s)", st.Skipped, c.String("overwrite"))
-		}
-		if c.Bool("delete") {
-			skipped += fmt.Sprintf("; %d removed (--delete)", st.Deleted)
 		}
 		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs, %s%s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, humanBytes(st.Bytes), skipped)
 	}

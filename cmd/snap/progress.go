@@ -167,8 +167,6 @@ func (p *progress) event(ev snapshot.Event) {
 		p.bytesDone += ev.Bytes
 		p.inflight[ev.Path] += ev.Bytes
 		p.mu.Unlock()
-	case snapshot.EventDeleted:
-		p.fileDone(ev)
 	case snapshot.EventFile, snapshot.EventKept:
 		p.mu.Lock()
 		p.filesDone++
@@ -209,11 +207,8 @@ func (p *progress) fileDone(ev snapshot.Event) {
 	}
 	if p.u.json {
 		action := p.action
-		switch ev.Kind {
-		case snapshot.EventKept:
+		if ev.Kind == snapshot.EventKept {
 			action = "kept"
-		case snapshot.EventDeleted:
-			action = "deleted"
 		}
 		p.u.jsonLine(map[string]any{"type": "file", "action": action, "path": ev.Path, "bytes": ev.Bytes})
 		return
@@ -222,8 +217,6 @@ func (p *progress) fileDone(ev snapshot.Event) {
 	switch {
 	case ev.Kind == snapshot.EventKept:
 		verb = "kept"
-	case ev.Kind == snapshot.EventDeleted:
-		verb = "deleted"
 	case p.action == "restore":
 		verb = "restored"
 	}
