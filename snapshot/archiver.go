@@ -818,9 +818,13 @@ func buildVTree(paths []string, follow map[string]bool, streams []Stream) (*vdir
 		return nil
 	}
 	if len(kept) == 1 && kept[0] == "/" {
-		// Backing up "/" itself: its entries are the root's children.
-		root.children = nil
-		return &vdir{metaPath: "/", children: map[string]*ventry{"": {fsPath: "/"}}}, placeStreams(root, streams, place)
+		// Backing up "/" itself: its entries are the root's children,
+		// read by the walk, and a stream has no directory to go in
+		// (/db would have to be merged into the walked root).
+		if len(streams) > 0 {
+			return nil, fmt.Errorf("a dump or command output (%s) cannot go into a snapshot of / itself: back up the directories of / you need (/etc /srv …), or take the dump in a snapshot of its own", streams[0].Path)
+		}
+		return &vdir{metaPath: "/", children: map[string]*ventry{"": {fsPath: "/"}}}, nil
 	}
 	for _, p := range kept {
 		if err := place(p, &ventry{fsPath: p, follow: follow[p]}); err != nil {

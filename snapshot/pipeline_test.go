@@ -615,3 +615,17 @@ func TestUnchangedFilesCheckedInBatches(t *testing.T) {
 		t.Fatalf("after the blobs were stored again: read %d bytes", sn4.Summary.ReadBytes)
 	}
 }
+
+// TestBuildVTreeRootWithStream: a snapshot of / itself with a dump was a
+// panic (a stream placed into a discarded map); it is a clear error now,
+// and / alone still works.
+func TestBuildVTreeRootWithStream(t *testing.T) {
+	_, err := buildVTree([]string{"/"}, nil, []Stream{{Path: "/stdin/dump.sql"}})
+	if err == nil || !strings.Contains(err.Error(), "/stdin/dump.sql") {
+		t.Errorf("/ with a stream: %v", err)
+	}
+	root, err := buildVTree([]string{"/"}, nil, nil)
+	if err != nil || root.children[""] == nil || root.children[""].fsPath != "/" {
+		t.Errorf("/ alone: %v, %+v", err, root)
+	}
+}
