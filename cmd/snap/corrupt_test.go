@@ -232,6 +232,18 @@ func TestCorruptKeyFile(t *testing.T) {
 
 // TestCopyUnreadableSnapshot: copy copies what it can read and exits 1
 // for a source snapshot it cannot read.
+// damageASnapshot flips a bit in the middle of one snapshot document, so
+// that it can no longer be opened.
+func (tr *testRepo) damageASnapshot() {
+	tr.t.Helper()
+	docs, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
+	must(tr.t, err)
+	b, err := os.ReadFile(docs[0])
+	must(tr.t, err)
+	b[len(b)/2] ^= 1
+	must(tr.t, os.WriteFile(docs[0], b, 0o600))
+}
+
 func TestCopyUnreadableSnapshot(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
@@ -239,12 +251,7 @@ func TestCopyUnreadableSnapshot(t *testing.T) {
 	tr.mustRun("create", src)
 	writeFile(t, filepath.Join(src, "b"), []byte("b"))
 	tr.mustRun("create", src)
-	sns, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
-	must(t, err)
-	b, err := os.ReadFile(sns[0])
-	must(t, err)
-	b[len(b)/2] ^= 1
-	must(t, os.WriteFile(sns[0], b, 0o600))
+	tr.damageASnapshot()
 	dst := filepath.Join(tr.dir, "dst")
 	tr.mustRun("init", "--repo", dst)
 	// A fresh cache: the one of the creates holds the snapshots already.

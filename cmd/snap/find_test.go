@@ -102,12 +102,7 @@ func TestFind(t *testing.T) {
 	}
 
 	// An unreadable snapshot document: the others are searched, exit 1.
-	docs, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
-	must(t, err)
-	b, err := os.ReadFile(docs[0])
-	must(t, err)
-	b[len(b)/2] ^= 1
-	must(t, os.WriteFile(docs[0], b, 0o600))
+	tr.damageASnapshot()
 	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "find", "log.txt")
 	if res.code != exitFatal || strings.Count(res.stdout, "log.txt") != 2 || !strings.Contains(res.stderr, "could not be searched") {
 		t.Errorf("find with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
