@@ -39,6 +39,8 @@ func globalFlags(withEnv bool) []cli.Flag {
 		&cli.StringFlag{Name: "config", Usage: "jobs config file (default $XDG_CONFIG_HOME/snap/snap.toml, else /etc/snap/snap.toml; env SNAP_CONFIG)", EnvVars: env("SNAP_CONFIG")},
 		&cli.StringFlag{Name: "cache-dir", Usage: "local cache directory (default $XDG_CACHE_HOME/snap; env SNAP_CACHE_DIR)", EnvVars: env("SNAP_CACHE_DIR")},
 		&cli.StringFlag{Name: "connections", Usage: "requests to the repository at once (default 8 for S3, unlimited for a directory; env SNAP_CONNECTIONS)"},
+		&cli.StringFlag{Name: "limit-upload", Usage: "send at most `SIZE` per second to the repository, e.g. 5MiB (env SNAP_LIMIT_UPLOAD)"},
+		&cli.StringFlag{Name: "limit-download", Usage: "receive at most `SIZE` per second from the repository (env SNAP_LIMIT_DOWNLOAD)"},
 		&cli.BoolFlag{Name: "no-lock", Usage: "restore, dump or check without a lock (a repository snap cannot write to, on a read-only mount); a prune running meanwhile can make them fail"},
 		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -24,6 +26,10 @@ type backendOptions struct {
 	// connections bounds the requests in flight (--connections); 0 picks
 	// the backend's default.
 	connections int
+	// upload and download bound the bytes per second sent to and
+	// received from the repository (--limit-upload, --limit-download; 0:
+	// no limit).
+	upload, download uint64
 	// log receives notices about retried requests.
 	log func(string)
 	// hooks, set only by tests: request counting or fault injection
@@ -36,7 +42,36 @@ func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
 	if err != nil {
 		return backendOptions{}, err
 	}
-	return backendOptions{connections: n, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}, nil
+	up, down, err := rateFlags(c, e)
+	if err != nil {
+		return backendOptions{}, err
+	}
+	return backendOptions{connections: n, upload: up, download: down, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}, nil
+}
+
+// rateFlags reads --limit-upload and --limit-download (or
+// SNAP_LIMIT_UPLOAD, SNAP_LIMIT_DOWNLOAD): bytes per second, 0 when not
+// given.
+func rateFlags(c *cli.Context, e *env) (upload, download uint64, err error) {
+	read := func(flag, envVar string) (uint64, error) {
+		v := cmp.Or(gstring(c, flag), e.getenv(envVar))
+		if v == "" {
+			return 0, nil
+		}
+		n, err := parseSize(v)
+		if err == nil && n < 1024 {
+			err = fmt.Errorf("%q is less than 1 KiB per second", v)
+		}
+		if err != nil {
+			return 0, usagef("--%s: %v (a size per second, such as 5MiB)", flag, err)
+		}
+		return n, nil
+	}
+	if upload, err = read("limit-upload", "SNAP_LIMIT_UPLOAD"); err != nil {
+		return 0, 0, err
+	}
+	download, err = read("limit-download", "SNAP_LIMIT_DOWNLOAD")
+	return upload, download, err
 }
 
 // connectionsFlag reads --connections (or SNAP_CONNECTIONS).
@@ -102,8 +137,10 @@ func isRemote(location string) bool { return strings.HasPrefix(location, "s3:") 
 
 // composeBackend puts the behaviour wrappers around a backend, innermost
 // first: the test hook (which must see every real request), the
-// connection limit, and retries outermost, so that a request waiting out
-// its backoff does not hold a connection. conns 0 means no limit.
+// connection limit, the rate limits (a request waiting for its turn holds
+// no connection), and retries outermost, so that a request waiting out
+// its backoff does not hold a connection either (and a retried request
+// is paced again). conns 0 means no limit.
 func composeBackend(be repo.Backend, conns int, o backendOptions) repo.Backend {
 	var ro retry.Options
 	if o.hooks != nil {
@@ -114,6 +151,9 @@ func composeBackend(be repo.Backend, conns int, o backendOptions) repo.Backend {
 	}
 	if conns > 0 {
 		be = limit.New(be, conns)
+	}
+	if o.upload > 0 || o.download > 0 {
+		be = limit.NewRated(be, o.upload, o.download)
 	}
 	ro.Log = o.log
 	return retry.New(be, ro)

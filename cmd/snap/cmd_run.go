@@ -127,6 +127,14 @@ type runSummaryJSON struct {
 // interrupt does.
 func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
 	ctx := c.Context
+	// Every job's settings take these flags (Config.settings): a mistake
+	// in them stops the run before its first job.
+	if _, err := connectionsFlag(c, e); err != nil {
+		return err
+	}
+	if _, _, err := rateFlags(c, e); err != nil {
+		return err
+	}
 	u := newUI(c, e)
 	start := time.Now()
 	var results []jobResult

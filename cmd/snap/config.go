@@ -36,10 +36,14 @@ type Config struct {
 	CacheDir        string
 	// MetricsDir is where 'snap run' writes each job's Prometheus
 	// metrics (metrics.go); "" writes none.
-	MetricsDir  string
-	Host        string
-	Compression string
-	Jobs        []*Job // in file order
+	MetricsDir string
+	// LimitUpload and LimitDownload are --limit-upload and
+	// --limit-download for the config's repositories (bytes per second,
+	// 0: none); the flags win.
+	LimitUpload, LimitDownload uint64
+	Host                       string
+	Compression                string
+	Jobs                       []*Job // in file order
 }
 
 // Job is one [jobs.NAME] table, with the file's defaults filled in.
@@ -385,7 +389,7 @@ var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 
 func (d *cfgDecoder) config(raw map[string]any) *Config {
 	top := toml.Key{}
-	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "metrics_dir", "jobs")
+	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "metrics_dir", "limit_upload", "limit_download", "jobs")
 	cfg := &Config{
 		Repository:      d.str(raw, top, "repository"),
 		PasswordFile:    d.str(raw, top, "password_file"),
@@ -394,6 +398,21 @@ func (d *cfgDecoder) config(raw map[string]any) *Config {
 		Host:            d.str(raw, top, "host"),
 		Compression:     d.str(raw, top, "compression"),
 		MetricsDir:      d.str(raw, top, "metrics_dir"),
+	}
+	for _, l := range []struct {
+		key string
+		dst *uint64
+	}{{"limit_upload", &cfg.LimitUpload}, {"limit_download", &cfg.LimitDownload}} {
+		if s := d.str(raw, top, l.key); s != "" {
+			n, err := parseSize(s)
+			if err == nil && n < 1024 {
+				err = fmt.Errorf("%q is less than 1 KiB per second", s)
+			}
+			if err != nil {
+				d.errorf(sub(top, l.key), "%v (a size per second, such as \"5MiB\")", err)
+			}
+			*l.dst = n
+		}
 	}
 	d.compression(top, cfg.Compression)
 	if cfg.PasswordFile != "" && cfg.PasswordCommand != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -57,6 +58,9 @@ type repoSettings struct {
 	// connections bounds the requests in flight (--connections); 0 picks
 	// the backend's default.
 	connections int
+	// upload and download are --limit-upload and --limit-download in
+	// bytes per second (0: none).
+	upload, download uint64
 }
 
 // settingsFrom reads --repo, --password-file, --password-command and
@@ -68,8 +72,12 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	if err != nil {
 		return repoSettings{}, err
 	}
+	up, down, err := rateFlags(c, e)
+	if err != nil {
+		return repoSettings{}, err
+	}
 	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
-		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir"), connections: conns}
+		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir"), connections: conns, upload: up, download: down}
 	if st.location != "" {
 		return st, nil
 	}
@@ -83,6 +91,7 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	}
 	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand)
 	st.connections = conns
+	st.upload, st.download = cmp.Or(up, st.upload), cmp.Or(down, st.download) // flags over the config's
 	return st, nil
 }
 
@@ -91,6 +100,10 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand string) repoSettings {
 	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
 		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
+	// Checked by the command before any job runs (runJobs).
+	st.connections, _ = connectionsFlag(c, e)
+	st.upload, st.download, _ = rateFlags(c, e)
+	st.upload, st.download = cmp.Or(st.upload, cfg.LimitUpload), cmp.Or(st.download, cfg.LimitDownload)
 	if st.cacheDir == "" {
 		st.cacheDir = cfg.resolveRelative(cfg.CacheDir)
 	}
@@ -210,7 +223,7 @@ func openRepository(c *cli.Context, e *env, u *ui, location string) (*repo.Repos
 // openRepositoryWith opens the backend first (so that a wrong location is
 // reported before a password is asked for), then the repository.
 func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*repo.Repository, int, error) {
-	bo := backendOptions{connections: st.connections, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}
+	bo := backendOptions{connections: st.connections, upload: st.upload, download: st.download, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}
 	be, conns, err := openBackend(ctx, e, st.location, false, bo)
 	if err != nil {
 		return nil, 0, err

@@ -1,0 +1,135 @@
+package limit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// Rated keeps the bytes a backend sends (Save) and receives (Load) under a
+// rate each: --limit-upload and --limit-download, for a repository at the
+// other end of a link the backup must not fill (an office line to an
+// off-site bucket). Stat, List and Remove move next to nothing and pass
+// through.
+//
+// Each request takes its bytes' share of the link's time: a request of n
+// bytes at r bytes per second holds the next one back by n/r seconds. A
+// request is not slowed down while it runs (a pack goes out at the link's
+// speed), so over a few requests the average stays at or below the rate.
+type Rated struct {
+	be       repo.Backend
+	up, down *pacer // nil: no limit that way
+}
+
+var _ repo.Backend = (*Rated)(nil)
+
+// NewRated wraps be with an upload and a download rate in bytes per second
+// (0: no limit that way).
+func NewRated(be repo.Backend, upload, download uint64) *Rated {
+	return &Rated{be: be, up: newPacer(upload), down: newPacer(download)}
+}
+
+// Unwrap returns the wrapped backend.
+func (b *Rated) Unwrap() repo.Backend { return b.be }
+
+// Location names the wrapped backend.
+func (b *Rated) Location() string { return b.be.Location() }
+
+// Save waits for the upload rate's turn, then saves.
+func (b *Rated) Save(ctx context.Context, h repo.Handle, data []byte) error {
+	if err := b.up.take(ctx, len(data)); err != nil {
+		return err
+	}
+	return b.be.Save(ctx, h, data)
+}
+
+// Load waits for the download rate's turn, then loads; the bytes it
+// received hold back the next load.
+func (b *Rated) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+	if err := b.down.take(ctx, 0); err != nil {
+		return nil, err
+	}
+	data, err := b.be.Load(ctx, h, offset, length)
+	b.down.charge(len(data))
+	return data, err
+}
+
+// Stat passes through.
+func (b *Rated) Stat(ctx context.Context, h repo.Handle) (int64, error) { return b.be.Stat(ctx, h) }
+
+// List passes through.
+func (b *Rated) List(ctx context.Context, t repo.FileType, fn func(name string, size int64) error) error {
+	return b.be.List(ctx, t, fn)
+}
+
+// Remove passes through.
+func (b *Rated) Remove(ctx context.Context, h repo.Handle) error { return b.be.Remove(ctx, h) }
+
+// Close closes the wrapped backend.
+func (b *Rated) Close() error { return b.be.Close() }
+
+// pacer hands out the link's time: next is when the next request may
+// start.
+type pacer struct {
+	rate  float64 // bytes per second
+	mu    sync.Mutex
+	next  time.Time
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+func newPacer(rate uint64) *pacer {
+	if rate == 0 {
+		return nil
+	}
+	return &pacer{rate: float64(rate), now: time.Now, sleep: sleepCtx}
+}
+
+// take waits until a request may start and books n bytes for it.
+func (p *pacer) take(ctx context.Context, n int) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	now := p.now()
+	start := p.next
+	if start.Before(now) {
+		start = now
+	}
+	p.next = start.Add(p.duration(n))
+	p.mu.Unlock()
+	if wait := start.Sub(now); wait > 0 {
+		return p.sleep(ctx, wait)
+	}
+	return nil
+}
+
+// charge books n bytes that a request has moved already.
+func (p *pacer) charge(n int) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if now := p.now(); p.next.Before(now) {
+		p.next = now
+	}
+	p.next = p.next.Add(p.duration(n))
+	p.mu.Unlock()
+}
+
+func (p *pacer) duration(n int) time.Duration {
+	return time.Duration(float64(n) / p.rate * float64(time.Second))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
