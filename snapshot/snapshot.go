@@ -189,6 +189,11 @@ func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err e
 	}
 	close(next)
 	wg.Wait()
+	// An interrupted listing is not a repository with unreadable
+	// snapshots: its documents failed because the run was stopped.
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("list snapshots: %w", err)
+	}
 	for _, r := range results {
 		var bug *repo.PanicError
 		if errors.As(r.err, &bug) {

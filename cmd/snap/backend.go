@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -46,32 +45,65 @@ func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
 	if err != nil {
 		return backendOptions{}, err
 	}
-	return backendOptions{connections: n, upload: up, download: down, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}, nil
+	return backendOptions{connections: n, upload: up.bps, download: down.bps, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}, nil
+}
+
+// rateFlag is --limit-upload or --limit-download as given: set says the
+// flag (or its variable) was given at all, so that "off" can lift a
+// config file's limit.
+type rateFlag struct {
+	set bool
+	bps uint64 // bytes per second; 0: no limit
+}
+
+// or returns the flag's rate, or the config's when the flag was not given.
+func (r rateFlag) or(config uint64) uint64 {
+	if r.set {
+		return r.bps
+	}
+	return config
 }
 
 // rateFlags reads --limit-upload and --limit-download (or
-// SNAP_LIMIT_UPLOAD, SNAP_LIMIT_DOWNLOAD): bytes per second, 0 when not
-// given.
-func rateFlags(c *cli.Context, e *env) (upload, download uint64, err error) {
-	read := func(flag, envVar string) (uint64, error) {
-		v := cmp.Or(gstring(c, flag), e.getenv(envVar))
+// SNAP_LIMIT_UPLOAD, SNAP_LIMIT_DOWNLOAD). An error names what was given:
+// the flag, or the variable.
+func rateFlags(c *cli.Context, e *env) (upload, download rateFlag, err error) {
+	read := func(flag, envVar string) (rateFlag, error) {
+		v, from := gstring(c, flag), "--"+flag
 		if v == "" {
-			return 0, nil
+			v, from = e.getenv(envVar), envVar
 		}
-		n, err := parseSize(v)
-		if err == nil && n < 1024 {
-			err = fmt.Errorf("%q is less than 1 KiB per second", v)
+		if v == "" {
+			return rateFlag{}, nil
 		}
+		n, err := parseRate(v)
 		if err != nil {
-			return 0, usagef("--%s: %v (a size per second, such as 5MiB)", flag, err)
+			return rateFlag{}, usagef("%s: %v", from, err)
 		}
-		return n, nil
+		return rateFlag{set: true, bps: n}, nil
 	}
 	if upload, err = read("limit-upload", "SNAP_LIMIT_UPLOAD"); err != nil {
-		return 0, 0, err
+		return rateFlag{}, rateFlag{}, err
 	}
 	download, err = read("limit-download", "SNAP_LIMIT_DOWNLOAD")
 	return upload, download, err
+}
+
+// parseRate reads a rate limit: a size per second ("5MiB", "5MiB/s",
+// "800K"), at least 1 KiB, or "off" (also "0") for none.
+func parseRate(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	if strings.EqualFold(t, "off") || t == "0" {
+		return 0, nil
+	}
+	if n := len(t); n > 2 && strings.EqualFold(t[n-2:], "/s") {
+		t = t[:n-2]
+	}
+	n, err := parseSize(t)
+	if err != nil || n < 1024 {
+		return 0, fmt.Errorf("rate %q: give a size per second of at least 1KiB, such as 5MiB, or off", s)
+	}
+	return n, nil
 }
 
 // connectionsFlag reads --connections (or SNAP_CONNECTIONS).
@@ -128,7 +160,7 @@ func openBackend(ctx context.Context, e *env, location string, create bool, o ba
 	if o.connections > 0 {
 		conns = o.connections
 	}
-	return composeBackend(be, conns, o), conns, nil
+	return composeBackend(be, conns, o, ctx.Done()), conns, nil
 }
 
 // isRemote reports whether every request to the location goes over the
@@ -140,8 +172,9 @@ func isRemote(location string) bool { return strings.HasPrefix(location, "s3:") 
 // connection limit, the rate limits (a request waiting for its turn holds
 // no connection), and retries outermost, so that a request waiting out
 // its backoff does not hold a connection either (and a retried request
-// is paced again). conns 0 means no limit.
-func composeBackend(be repo.Backend, conns int, o backendOptions) repo.Backend {
+// is paced again). conns 0 means no limit. A closed stop (the command's
+// cancellation) ends every wait for the rate limits.
+func composeBackend(be repo.Backend, conns int, o backendOptions, stop <-chan struct{}) repo.Backend {
 	var ro retry.Options
 	if o.hooks != nil {
 		if o.hooks.wrap != nil {
@@ -153,7 +186,7 @@ func composeBackend(be repo.Backend, conns int, o backendOptions) repo.Backend {
 		be = limit.New(be, conns)
 	}
 	if o.upload > 0 || o.download > 0 {
-		be = limit.NewRated(be, o.upload, o.download)
+		be = limit.NewRated(be, o.upload, o.download, stop)
 	}
 	ro.Log = o.log
 	return retry.New(be, ro)

@@ -404,12 +404,9 @@ func (d *cfgDecoder) config(raw map[string]any) *Config {
 		dst *uint64
 	}{{"limit_upload", &cfg.LimitUpload}, {"limit_download", &cfg.LimitDownload}} {
 		if s := d.str(raw, top, l.key); s != "" {
-			n, err := parseSize(s)
-			if err == nil && n < 1024 {
-				err = fmt.Errorf("%q is less than 1 KiB per second", s)
-			}
+			n, err := parseRate(s)
 			if err != nil {
-				d.errorf(sub(top, l.key), "%v (a size per second, such as \"5MiB\")", err)
+				d.errorf(sub(top, l.key), "%v", err)
 			}
 			*l.dst = n
 		}

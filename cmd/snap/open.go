@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -77,7 +76,7 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 		return repoSettings{}, err
 	}
 	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
-		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir"), connections: conns, upload: up, download: down}
+		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir"), connections: conns, upload: up.bps, download: down.bps}
 	if st.location != "" {
 		return st, nil
 	}
@@ -91,7 +90,6 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	}
 	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand)
 	st.connections = conns
-	st.upload, st.download = cmp.Or(up, st.upload), cmp.Or(down, st.download) // flags over the config's
 	return st, nil
 }
 
@@ -102,15 +100,19 @@ func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, pass
 		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
 	// Checked by the command before any job runs (runJobs).
 	st.connections, _ = connectionsFlag(c, e)
-	st.upload, st.download, _ = rateFlags(c, e)
-	st.upload, st.download = cmp.Or(st.upload, cfg.LimitUpload), cmp.Or(st.download, cfg.LimitDownload)
+	up, down, _ := rateFlags(c, e)
+	st.upload, st.download = up.bps, down.bps
 	if st.cacheDir == "" {
 		st.cacheDir = cfg.resolveRelative(cfg.CacheDir)
 	}
 	if st.location != "" {
-		return st // the flags name another repository: the config's password is not for it
+		// The flags name another repository: the config's password and
+		// rate limits are for its own repository, not for this one.
+		return st
 	}
 	st.location, st.fromConfig = location, cfg.Path
+	// The flags (or variables) over the config's, "off" included.
+	st.upload, st.download = up.or(cfg.LimitUpload), down.or(cfg.LimitDownload)
 	if st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "" {
 		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
 	}

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,8 +37,8 @@ func TestLimitUpload(t *testing.T) {
 			t.Errorf("%v: exit %d, %s", args, res.code, res.stderr)
 		}
 	}
-	if res := tr.runEnv([]string{"SNAP_LIMIT_UPLOAD=0"}, nil, "list"); res.code != exitUsage {
-		t.Errorf("SNAP_LIMIT_UPLOAD=0: exit %d, %s", res.code, res.stderr)
+	if res := tr.runEnv([]string{"SNAP_LIMIT_UPLOAD=fast"}, nil, "list"); res.code != exitUsage || !strings.Contains(res.stderr, "SNAP_LIMIT_UPLOAD") {
+		t.Errorf("SNAP_LIMIT_UPLOAD=fast: exit %d, %s (want the variable named)", res.code, res.stderr)
 	}
 	// The config's limit_upload applies to its jobs; a bad one is reported.
 	writeRandom(t, filepath.Join(src, "r2"), 8, 1<<20)
@@ -50,8 +54,63 @@ paths = ["` + src + `"]
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Errorf("a job with limit_upload = 1MiB sent 1 MiB in %v", d)
 	}
+	// "off" on the command line lifts the config's limit: 3 MiB more goes
+	// out well before the 3 s the limit would take.
+	writeRandom(t, filepath.Join(src, "r3"), 10, 3<<20)
+	start = time.Now()
+	if res := tr.runConfig(nil, "run", "--config", cfg, "--limit-upload", "off"); res.code != 0 {
+		t.Fatalf("run --limit-upload off: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("--limit-upload off under limit_upload = 1MiB: 3 MiB took %v", d)
+	}
 	bad := tr.writeConfig("limit_upload = \"10\"\n[jobs.app]\npaths = [\"" + src + "\"]\n")
 	if res := tr.runConfig(nil, "config", "check", "--config", bad); res.code != exitUsage || !strings.Contains(res.stdout+res.stderr, "limit_upload") {
 		t.Errorf("config check of limit_upload = 10: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// TestLimitUploadInterrupt: Ctrl-C stops a create whose uploads wait for
+// --limit-upload (20 MB at 1 MiB/s would take 20 s) within seconds, with
+// exit 130, no snapshot and no lock left.
+func TestLimitUploadInterrupt(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "r"), 9, 20_000_000)
+	cmd := exec.Command(snapBin, "create", src, "--limit-upload", "1MiB")
+	cmd.Env = append(baseEnv(), tr.env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	time.Sleep(1500 * time.Millisecond)
+	must(t, cmd.Process.Signal(os.Interrupt))
+	start := time.Now()
+	err := cmd.Wait()
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("a paced create took %v to stop after SIGINT", d)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("interrupted paced create: %v, want exit %d\n%s", err, exitInterrupted, stderr.String())
+	}
+	if locks, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(locks) != 0 {
+		t.Errorf("interrupted create left %d lock(s)", len(locks))
+	}
+	if sns := tr.listJSON(); len(sns) != 0 {
+		t.Errorf("snapshots after the interrupt: %+v", sns)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]uint64{"5MiB": 5 << 20, "5MiB/s": 5 << 20, " 800K/S ": 800 << 10, "off": 0, "OFF": 0, "0": 0, "1KiB": 1024} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "/s", "100", "1023", "fast", "-5M", "5M/min", "NaN"} {
+		if _, err := parseRate(in); err == nil {
+			t.Errorf("parseRate(%q): no error", in)
+		}
 	}
 }

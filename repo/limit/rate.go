@@ -2,6 +2,8 @@ package limit
 
 import (
 	"context"
+	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -21,15 +23,30 @@ import (
 type Rated struct {
 	be       repo.Backend
 	up, down *pacer // nil: no limit that way
+	// stop ends every wait for the rate: the command's cancellation.
+	// Requests reach Save with contexts that outlive it on purpose (an
+	// index writer's pack upload must not be torn half-way), but nothing
+	// has been sent while a request waits for its turn, so giving the
+	// wait up on Ctrl-C is always safe.
+	stop <-chan struct{}
+	// whole lets one whole-file load (length unknown until it arrives)
+	// run at a time: its bytes are charged only after it, so parallel
+	// ones would burst past the rate.
+	whole chan struct{}
 }
 
 var _ repo.Backend = (*Rated)(nil)
 
 // NewRated wraps be with an upload and a download rate in bytes per second
-// (0: no limit that way).
-func NewRated(be repo.Backend, upload, download uint64) *Rated {
-	return &Rated{be: be, up: newPacer(upload), down: newPacer(download)}
+// (0: no limit that way). A closed stop (nil: never) ends all waiting
+// with ErrStopped.
+func NewRated(be repo.Backend, upload, download uint64, stop <-chan struct{}) *Rated {
+	return &Rated{be: be, up: newPacer(upload), down: newPacer(download), stop: stop, whole: make(chan struct{}, 1)}
 }
+
+// ErrStopped is the error of a request that was waiting for its turn
+// when the command was interrupted.
+var ErrStopped = errors.New("interrupted while waiting for the rate limit")
 
 // Unwrap returns the wrapped backend.
 func (b *Rated) Unwrap() repo.Backend { return b.be }
@@ -37,18 +54,47 @@ func (b *Rated) Unwrap() repo.Backend { return b.be }
 // Location names the wrapped backend.
 func (b *Rated) Location() string { return b.be.Location() }
 
-// Save waits for the upload rate's turn, then saves.
+// Save waits for the upload rate's turn, then saves. Lock files never
+// wait: they are tiny, and a lock refresh stuck behind minutes of paced
+// packs would let the lock go stale under the run that holds it. Their
+// bytes still count.
 func (b *Rated) Save(ctx context.Context, h repo.Handle, data []byte) error {
-	if err := b.up.take(ctx, len(data)); err != nil {
+	if h.Type == repo.LockFile {
+		b.up.charge(len(data))
+	} else if err := b.up.take(ctx, b.stop, len(data)); err != nil {
 		return err
 	}
 	return b.be.Save(ctx, h, data)
 }
 
-// Load waits for the download rate's turn, then loads; the bytes it
-// received hold back the next load.
+// Load waits for the download rate's turn, then loads. A range load books
+// its length before it starts; a whole-file load is charged once its bytes
+// are in, and runs alone so that loads of unknown size cannot pile up
+// into a burst. Lock files never wait (see Save).
 func (b *Rated) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
-	if err := b.down.take(ctx, 0); err != nil {
+	if b.down == nil {
+		return b.be.Load(ctx, h, offset, length)
+	}
+	if h.Type == repo.LockFile {
+		data, err := b.be.Load(ctx, h, offset, length)
+		b.down.charge(len(data))
+		return data, err
+	}
+	if length > 0 {
+		if err := b.down.take(ctx, b.stop, int(min(length, math.MaxInt32))); err != nil {
+			return nil, err
+		}
+		return b.be.Load(ctx, h, offset, length)
+	}
+	select {
+	case b.whole <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-b.stop:
+		return nil, ErrStopped
+	}
+	defer func() { <-b.whole }()
+	if err := b.down.take(ctx, b.stop, 0); err != nil {
 		return nil, err
 	}
 	data, err := b.be.Load(ctx, h, offset, length)
@@ -77,7 +123,7 @@ type pacer struct {
 	mu    sync.Mutex
 	next  time.Time
 	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) error
+	sleep func(ctx context.Context, stop <-chan struct{}, d time.Duration) error
 }
 
 func newPacer(rate uint64) *pacer {
@@ -87,8 +133,9 @@ func newPacer(rate uint64) *pacer {
 	return &pacer{rate: float64(rate), now: time.Now, sleep: sleepCtx}
 }
 
-// take waits until a request may start and books n bytes for it.
-func (p *pacer) take(ctx context.Context, n int) error {
+// take waits until a request may start and books n bytes for it. The
+// wait ends early when ctx ends or stop is closed.
+func (p *pacer) take(ctx context.Context, stop <-chan struct{}, n int) error {
 	if p == nil {
 		return nil
 	}
@@ -101,7 +148,7 @@ func (p *pacer) take(ctx context.Context, n int) error {
 	p.next = start.Add(p.duration(n))
 	p.mu.Unlock()
 	if wait := start.Sub(now); wait > 0 {
-		return p.sleep(ctx, wait)
+		return p.sleep(ctx, stop, wait)
 	}
 	return nil
 }
@@ -123,7 +170,7 @@ func (p *pacer) duration(n int) time.Duration {
 	return time.Duration(float64(n) / p.rate * float64(time.Second))
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+func sleepCtx(ctx context.Context, stop <-chan struct{}, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -131,5 +178,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-stop:
+		return ErrStopped
 	}
 }

@@ -3,6 +3,7 @@ package limit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ type fakeClock struct {
 
 func (c *fakeClock) now() time.Time { return c.t }
 
-func (c *fakeClock) sleep(ctx context.Context, d time.Duration) error {
+func (c *fakeClock) sleep(ctx context.Context, _ <-chan struct{}, d time.Duration) error {
 	c.slept = append(c.slept, d)
 	c.t = c.t.Add(d)
 	return ctx.Err()
@@ -35,7 +36,7 @@ func TestPacer(t *testing.T) {
 	p.now, p.sleep = c.now, c.sleep
 	ctx := context.Background()
 	for range 3 {
-		if err := p.take(ctx, 500); err != nil {
+		if err := p.take(ctx, nil, 500); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -44,14 +45,14 @@ func TestPacer(t *testing.T) {
 	}
 	c.t = c.t.Add(10 * time.Second) // idle: no credit
 	c.slept = nil
-	_ = p.take(ctx, 1000)
-	_ = p.take(ctx, 0)
+	_ = p.take(ctx, nil, 1000)
+	_ = p.take(ctx, nil, 0)
 	if len(c.slept) != 1 || c.slept[0] != time.Second {
 		t.Errorf("after an idle spell: waited %v, want [1s]", c.slept)
 	}
 	c.slept = nil
 	p.charge(2000) // a download of 2000 bytes, counted after it
-	_ = p.take(ctx, 0)
+	_ = p.take(ctx, nil, 0)
 	if len(c.slept) != 1 || c.slept[0] != 2*time.Second {
 		t.Errorf("after a download of 2000 bytes: waited %v, want [2s]", c.slept)
 	}
@@ -59,7 +60,7 @@ func TestPacer(t *testing.T) {
 		t.Error("a rate of 0 is no limit")
 	}
 	var none *pacer
-	if err := none.take(ctx, 1<<30); err != nil {
+	if err := none.take(ctx, nil, 1<<30); err != nil {
 		t.Error(err)
 	}
 	none.charge(1 << 30)
@@ -72,7 +73,7 @@ func TestRatedBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRated(be, 400_000, 400_000)
+	r := NewRated(be, 400_000, 400_000, nil)
 	ctx := context.Background()
 	data := bytes.Repeat([]byte("x"), 50_000)
 	start := time.Now()
@@ -91,10 +92,86 @@ func TestRatedBackend(t *testing.T) {
 	}
 	// A request waiting its turn ends with its context.
 	p := newPacer(1)
-	_ = p.take(ctx, 3600) // books the next hour
+	_ = p.take(ctx, nil, 3600) // books the next hour
 	ctx2, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := p.take(ctx2, 1); err != context.Canceled {
+	if err := p.take(ctx2, nil, 1); err != context.Canceled {
 		t.Errorf("a cancelled wait: %v", err)
+	}
+}
+
+// TestRatedStop: a closed stop ends a wait whose context never ends (an
+// index writer's upload), with ErrStopped and nothing sent; lock files
+// never wait behind paced data, though their bytes count.
+func TestRatedStop(t *testing.T) {
+	be, err := local.Create(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	r := NewRated(be, 1000, 1000, stop)
+	ctx := context.Background()
+	first := repo.Handle{Type: repo.PackFile, Name: repo.Hash([]byte("a")).String()}
+	if err := r.Save(ctx, first, make([]byte, 3_600_000)); err != nil { // books the next hour
+		t.Fatal(err)
+	}
+	// A lock refresh goes out at once.
+	lock := repo.Handle{Type: repo.LockFile, Name: repo.Hash([]byte("l")).String()}
+	start := time.Now()
+	if err := r.Save(ctx, lock, []byte("lock")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Load(ctx, lock, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a lock save behind an hour of paced data took %v", d)
+	}
+	second := repo.Handle{Type: repo.PackFile, Name: repo.Hash([]byte("b")).String()}
+	done := make(chan error, 1)
+	go func() { done <- r.Save(ctx, second, []byte("pack")) }()
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStopped) {
+			t.Errorf("a save waiting for its turn when stopped: %v, want ErrStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing stop did not end a paced save's wait")
+	}
+	if _, err := be.Stat(ctx, second); err == nil {
+		t.Error("a save stopped while waiting reached the backend")
+	}
+	if _, err := r.Load(ctx, first, 0, 3_600_000); err != nil { // the first goes at once and books an hour
+		t.Fatal(err)
+	}
+	if _, err := r.Load(ctx, first, 0, 10); !errors.Is(err, ErrStopped) {
+		t.Errorf("a load that must wait, after stop: %v, want ErrStopped", err)
+	}
+}
+
+// TestRatedLoadBooksLength: a range load books its length before it
+// starts, so parallel range loads cannot burst past the rate.
+func TestRatedLoadBooksLength(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	be, err := local.Create(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRated(be, 0, 1000, nil)
+	r.down.now, r.down.sleep = c.now, c.sleep
+	ctx := context.Background()
+	h := repo.Handle{Type: repo.PackFile, Name: repo.Hash([]byte("p")).String()}
+	if err := be.Save(ctx, h, make([]byte, 4000)); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := r.Load(ctx, h, 0, 2000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.slept) != 2 || c.slept[0] != 2*time.Second || c.slept[1] != 2*time.Second {
+		t.Errorf("three range loads of 2000 bytes at 1000 B/s waited %v, want [2s 2s]", c.slept)
 	}
 }
