@@ -185,6 +185,9 @@ func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err e
 		}()
 	}
 	for i := range ids {
+		if ctx.Err() != nil {
+			break // reported below
+		}
 		next <- i
 	}
 	close(next)

@@ -93,11 +93,11 @@ func rateFlags(c *cli.Context, e *env) (upload, download rateFlag, err error) {
 // "800K"), at least 1 KiB, or "off" (also "0") for none.
 func parseRate(s string) (uint64, error) {
 	t := strings.TrimSpace(s)
-	if strings.EqualFold(t, "off") || t == "0" {
-		return 0, nil
-	}
 	if n := len(t); n > 2 && strings.EqualFold(t[n-2:], "/s") {
 		t = t[:n-2]
+	}
+	if strings.EqualFold(t, "off") || t == "0" {
+		return 0, nil
 	}
 	n, err := parseSize(t)
 	if err != nil || n < 1024 {

@@ -68,6 +68,13 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	srcSt.password = srcPassword
 	dstSt := srcSt
 	dstSt.location, dstSt.fromConfig, dstSt.password = to, "", dstPassword
+	// The flags' rate limits apply to both repositories; the config file's
+	// are for its own repository, the source.
+	up, down, err := rateFlags(c, e)
+	if err != nil {
+		return err
+	}
+	dstSt.upload, dstSt.download = up.bps, down.bps
 	src, err := openSessionAt(c.Context, e, u, srcSt, sharedLock, commandName(c), &index.Options{})
 	if err != nil {
 		return err

@@ -103,7 +103,7 @@ func TestLimitUploadInterrupt(t *testing.T) {
 }
 
 func TestParseRate(t *testing.T) {
-	for in, want := range map[string]uint64{"5MiB": 5 << 20, "5MiB/s": 5 << 20, " 800K/S ": 800 << 10, "off": 0, "OFF": 0, "0": 0, "1KiB": 1024} {
+	for in, want := range map[string]uint64{"5MiB": 5 << 20, "5MiB/s": 5 << 20, " 800K/S ": 800 << 10, "off": 0, "OFF": 0, "0": 0, "off/s": 0, "0/s": 0, "1KiB": 1024} {
 		if got, err := parseRate(in); err != nil || got != want {
 			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
 		}

@@ -2,7 +2,7 @@ package limit
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -29,10 +29,6 @@ type Rated struct {
 	// has been sent while a request waits for its turn, so giving the
 	// wait up on Ctrl-C is always safe.
 	stop <-chan struct{}
-	// whole lets one whole-file load (length unknown until it arrives)
-	// run at a time: its bytes are charged only after it, so parallel
-	// ones would burst past the rate.
-	whole chan struct{}
 }
 
 var _ repo.Backend = (*Rated)(nil)
@@ -41,12 +37,13 @@ var _ repo.Backend = (*Rated)(nil)
 // (0: no limit that way). A closed stop (nil: never) ends all waiting
 // with ErrStopped.
 func NewRated(be repo.Backend, upload, download uint64, stop <-chan struct{}) *Rated {
-	return &Rated{be: be, up: newPacer(upload), down: newPacer(download), stop: stop, whole: make(chan struct{}, 1)}
+	return &Rated{be: be, up: newPacer(upload), down: newPacer(download), stop: stop}
 }
 
 // ErrStopped is the error of a request that was waiting for its turn
-// when the command was interrupted.
-var ErrStopped = errors.New("interrupted while waiting for the rate limit")
+// when the command was interrupted. It is a context.Canceled, which is
+// how the rest of snap recognises an interrupted run.
+var ErrStopped = fmt.Errorf("interrupted while waiting for the rate limit: %w", context.Canceled)
 
 // Unwrap returns the wrapped backend.
 func (b *Rated) Unwrap() repo.Backend { return b.be }
@@ -68,9 +65,11 @@ func (b *Rated) Save(ctx context.Context, h repo.Handle, data []byte) error {
 }
 
 // Load waits for the download rate's turn, then loads. A range load books
-// its length before it starts; a whole-file load is charged once its bytes
-// are in, and runs alone so that loads of unknown size cannot pile up
-// into a burst. Lock files never wait (see Save).
+// its length before it starts. A whole-file load's size is not known
+// before its bytes are in: a pack books the usual pack size up front (so
+// that the restorer's parallel pack fetches cannot burst past the rate)
+// and the difference is settled after it; other files (snapshots, index
+// segments) are charged after. Lock files never wait (see Save).
 func (b *Rated) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
 	if b.down == nil {
 		return b.be.Load(ctx, h, offset, length)
@@ -80,25 +79,20 @@ func (b *Rated) Load(ctx context.Context, h repo.Handle, offset, length int64) (
 		b.down.charge(len(data))
 		return data, err
 	}
-	if length > 0 {
-		if err := b.down.take(ctx, b.stop, int(min(length, math.MaxInt32))); err != nil {
-			return nil, err
-		}
-		return b.be.Load(ctx, h, offset, length)
+	booked := 0
+	switch {
+	case length > 0:
+		booked = int(min(length, math.MaxInt32))
+	case h.Type == repo.PackFile:
+		booked = repo.DefaultPackSize
 	}
-	select {
-	case b.whole <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-b.stop:
-		return nil, ErrStopped
-	}
-	defer func() { <-b.whole }()
-	if err := b.down.take(ctx, b.stop, 0); err != nil {
+	if err := b.down.take(ctx, b.stop, booked); err != nil {
 		return nil, err
 	}
 	data, err := b.be.Load(ctx, h, offset, length)
-	b.down.charge(len(data))
+	if length <= 0 {
+		b.down.charge(len(data) - booked)
+	}
 	return data, err
 }
 
@@ -134,10 +128,14 @@ func newPacer(rate uint64) *pacer {
 }
 
 // take waits until a request may start and books n bytes for it. The
-// wait ends early when ctx ends or stop is closed.
+// wait ends early when ctx ends or stop is closed; the booking is then
+// taken back, as nothing was sent.
 func (p *pacer) take(ctx context.Context, stop <-chan struct{}, n int) error {
 	if p == nil {
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	p.mu.Lock()
 	now := p.now()
@@ -145,24 +143,39 @@ func (p *pacer) take(ctx context.Context, stop <-chan struct{}, n int) error {
 	if start.Before(now) {
 		start = now
 	}
-	p.next = start.Add(p.duration(n))
+	d := p.duration(n)
+	p.next = start.Add(d)
 	p.mu.Unlock()
 	if wait := start.Sub(now); wait > 0 {
-		return p.sleep(ctx, stop, wait)
+		if err := p.sleep(ctx, stop, wait); err != nil {
+			p.mu.Lock()
+			p.next = p.next.Add(-d)
+			p.mu.Unlock()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
 	}
 	return nil
 }
 
-// charge books n bytes that a request has moved already.
+// charge books n bytes that a request has moved already; a negative n
+// gives back what a request booked but did not move (never time before
+// now: idle time is not saved up).
 func (p *pacer) charge(n int) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
-	if now := p.now(); p.next.Before(now) {
+	now := p.now()
+	if p.next.Before(now) {
 		p.next = now
 	}
 	p.next = p.next.Add(p.duration(n))
+	if p.next.Before(now) {
+		p.next = now
+	}
 	p.mu.Unlock()
 }
 

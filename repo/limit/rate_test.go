@@ -175,3 +175,46 @@ func TestRatedLoadBooksLength(t *testing.T) {
 		t.Errorf("three range loads of 2000 bytes at 1000 B/s waited %v, want [2s 2s]", c.slept)
 	}
 }
+
+// TestPacerGivesBackAbandoned: a wait given up (Ctrl-C, or the request's
+// own context) takes its booking back, and is a context.Canceled; a pack
+// loaded whole books a pack's size up front and settles after.
+func TestPacerGivesBackAbandoned(t *testing.T) {
+	now := time.Unix(1000, 0)
+	p := newPacer(1000)
+	p.now = func() time.Time { return now }
+	p.sleep = func(ctx context.Context, stop <-chan struct{}, d time.Duration) error { return ErrStopped }
+	ctx := context.Background()
+	_ = p.take(ctx, nil, 5000) // starts now, holds the next 5 s
+	if err := p.take(ctx, nil, 7000); !errors.Is(err, context.Canceled) {
+		t.Errorf("an abandoned wait: %v, want a context.Canceled", err)
+	}
+	if want := now.Add(5 * time.Second); !p.next.Equal(want) {
+		t.Errorf("after an abandoned wait the next request may start at %v, want %v", p.next.Sub(now), want.Sub(now))
+	}
+	p.charge(-10_000) // more given back than booked: not before now
+	if !p.next.Equal(now) {
+		t.Errorf("a refund moved the next start to %v before now", now.Sub(p.next))
+	}
+
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	be, err := local.Create(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRated(be, 0, 1<<20, nil) // 1 MiB/s
+	r.down.now, r.down.sleep = c.now, c.sleep
+	h := repo.Handle{Type: repo.PackFile, Name: repo.Hash([]byte("p")).String()}
+	if err := be.Save(ctx, h, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := r.Load(ctx, h, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first booked 16 s, got 1 MiB and gave 15 s back: the second waited 1 s.
+	if len(c.slept) != 1 || c.slept[0] != time.Second {
+		t.Errorf("two whole loads of a 1 MiB pack at 1 MiB/s waited %v, want [1s]", c.slept)
+	}
+}
