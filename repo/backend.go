@@ -94,6 +94,26 @@ type Preflighter interface {
 	Preflight(ctx context.Context) (free uint64, err error)
 }
 
+// SpaceReserver is implemented by backends on storage that can fill up (a
+// local directory). The space reserve is a file of random bytes set aside
+// when the repository is made, so that on a full disk 'snap forget' and
+// 'snap prune' can still write their lock and their index segments, and
+// so free space (docs/design.md, "Space reserve").
+type SpaceReserver interface {
+	// Reserve reports the reserve: want is its size (-1: none was ever
+	// set up, a repository from before reserves; 0: turned off), held the
+	// bytes it holds now (less than want once released).
+	Reserve() (want, held int64, err error)
+	// ReleaseReserve frees the reserve's space, remembering its size, and
+	// returns the bytes freed.
+	ReleaseReserve() (freed int64, err error)
+	// FillReserve makes the reserve hold want bytes (0: turned off),
+	// whole or not at all.
+	FillReserve(want int64) error
+	// Free returns the bytes available to this user on the storage.
+	Free() (uint64, error)
+}
+
 // Unwrapper is implemented by backend wrappers (retry, limit, fault
 // injection, counting): Unwrap returns the backend they wrap.
 type Unwrapper interface {

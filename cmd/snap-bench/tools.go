@@ -108,6 +108,21 @@ func newSnap(bin, dir, password string, profile bool) (*snapTool, error) {
 	return t, nil
 }
 
+// RepoSize leaves out snap's space reserve (reserve.<size> in the
+// repository directory, 64 MiB by default): preallocated free space for
+// forget and prune on a full disk, not stored data.
+func (t *snapTool) RepoSize() int64 {
+	n := dirSize(t.repo())
+	if m, _ := filepath.Glob(filepath.Join(t.repo(), "reserve.*")); len(m) > 0 {
+		for _, p := range m {
+			if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+				n -= fi.Size()
+			}
+		}
+	}
+	return n
+}
+
 func (t *snapTool) Init() error {
 	if err := t.reset(); err != nil {
 		return err

@@ -258,8 +258,11 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	if s.connections > 0 {
 		o.Writer.Connections = s.connections
 	}
+	// A released (or missing) space reserve is put back before the backup
+	// can take its room.
+	s.fillReserve()
 	if err := preflight(ctx, u, s.r, plan.minFree); err != nil {
-		return nil, err
+		return nil, diskFull(err)
 	}
 	if err := h.runPre(ctx, u); err != nil {
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))

@@ -17,6 +17,7 @@ func initCommand(e *env) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.UintFlag{Name: "kdf-time", Value: uint(repo.DefaultKDF.Time), Usage: "argon2id passes"},
 			&cli.UintFlag{Name: "kdf-memory", Value: uint(repo.DefaultKDF.MemoryKiB >> 10), Usage: "argon2id memory in MiB"},
+			&cli.StringFlag{Name: "reserve", Value: "64MiB", Usage: "`SIZE` set aside in a local repository so that forget and prune can run on a full disk (0: none)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -26,16 +27,20 @@ func initCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			reserve, err := parseSize(c.String("reserve"))
+			if err != nil {
+				return usagef("--reserve: %v", err)
+			}
 			st, err := settingsFrom(c, e)
 			if err != nil {
 				return err
 			}
-			return runInit(c, e, st.location, kdf)
+			return runInit(c, e, st.location, kdf, int64(reserve))
 		},
 	}
 }
 
-func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error {
+func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserve int64) error {
 	u := newUI(c, e)
 	if location == "" {
 		return usagef("no repository given: use --repo or set SNAP_REPOSITORY")
@@ -63,6 +68,13 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams) error 
 		repo.Options{Now: e.now, StreamChunker: streams, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
 	if err != nil {
 		return err
+	}
+	// The repository is whole without its space reserve: one that does not
+	// fit is a warning, and the next create tries again.
+	if sr, ok := repo.As[repo.SpaceReserver](be); ok {
+		if err := sr.FillReserve(reserve); err != nil {
+			u.warnf("%v; forget and prune may not run once the disk is full (the next create tries again, or use --reserve 0)", err)
+		}
 	}
 	if u.json {
 		return u.jsonDoc(map[string]any{"id": r.Config().ID, "location": be.Location()})

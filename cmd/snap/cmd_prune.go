@@ -163,8 +163,15 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
 		} else {
-			err = fmt.Errorf("prune: %w", err)
+			err = fmt.Errorf("prune: %w", diskFull(err))
 		}
+	} else if !o.DryRun {
+		if s.releasedReserve && !o.Instant {
+			s.ui.warnf("this prune only marked unused packs, which frees nothing before a later prune; on a full disk free space now with 'snap prune --instant --max-unused 100' (when no other snap runs)")
+		}
+		// What the prune freed makes room for the space reserve again, if
+		// it was released to let this prune (or a forget) run.
+		s.fillReserve()
 	}
 	return st, err
 }

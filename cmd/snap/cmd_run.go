@@ -478,7 +478,10 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
 	if p.IsEmpty() {
 		return fmt.Errorf("job %s: the keep policy keeps nothing; refusing to forget", j.Name)
 	}
-	if err := s.relock(ctx, sharedLock); err != nil {
+	s.freesSpace = true // on a full disk, forget may use the space reserve
+	err = s.relock(ctx, sharedLock)
+	s.freesSpace = false
+	if err != nil {
 		return err
 	}
 	defer s.relock(ctx, noLock)
@@ -531,7 +534,10 @@ func runPruneStep(ctx context.Context, s *session, j *Job) error {
 		}
 		o.DeleteDelay = d
 	}
-	if err := s.relock(ctx, pruneLock); err != nil {
+	s.freesSpace = true // on a full disk, prune may use the space reserve
+	err := s.relock(ctx, pruneLock)
+	s.freesSpace = false
+	if err != nil {
 		return err
 	}
 	defer s.relock(ctx, noLock)

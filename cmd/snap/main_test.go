@@ -51,7 +51,7 @@ type result struct {
 func newTestRepo(t *testing.T) *testRepo {
 	t.Helper()
 	tr := newUninitRepo(t)
-	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
 	return tr
 }
 

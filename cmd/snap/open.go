@@ -31,6 +31,11 @@ type session struct {
 	location string
 	// unreadable are the snapshots the last listing could not read.
 	unreadable []error
+	// freesSpace: the command under the next lock frees space (forget,
+	// prune), so on a full disk it may use the space reserve.
+	freesSpace bool
+	// releasedReserve: this session released the space reserve.
+	releasedReserve bool
 }
 
 // lockMode says which lock a command takes.
@@ -156,7 +161,8 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location}
+	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location,
+		freesSpace: command == "forget" || command == "prune"}
 	s.cache = filepath.Join(cacheBase(e, st.cacheDir), r.Config().ID)
 	if err := s.relock(ctx, mode); err != nil {
 		r.Close()
@@ -189,12 +195,19 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		return nil
 	}
 	u := s.ui
-	l, err := s.r.Lock(ctx, repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: s.command,
+	lo := repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: s.command,
 		OnStale: func(l repo.LockEntry) {
 			u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
-		}})
+		}}
+	l, err := s.r.Lock(ctx, lo)
+	if err != nil && s.freesSpace && isDiskFull(err) && s.releaseReserve() {
+		l, err = s.r.Lock(ctx, lo)
+	}
 	if err != nil {
-		return err
+		return diskFull(err)
+	}
+	if s.freesSpace {
+		s.releaseReserveIfLow()
 	}
 	s.lock = l
 	// What the command does under the lock must rely on an index read

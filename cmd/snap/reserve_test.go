@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// smallFS mounts a tmpfs of the given size under the test's directory: a
+// real file system that fills up. Mounting needs root (CI runs as root);
+// elsewhere the test cannot run here, and says so.
+func smallFS(t *testing.T, dir, size string) string {
+	t.Helper()
+	mnt := filepath.Join(dir, "fs")
+	must(t, os.MkdirAll(mnt, 0o700))
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		if os.Geteuid() != 0 {
+			t.Skipf("mounting a small file system needs root: %v", err)
+		}
+		t.Fatalf("mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	return mnt
+}
+
+// fillUp writes a file until the file system is full.
+func fillUp(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	must(t, err)
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill the file system: %v", err)
+			}
+			return
+		}
+	}
+}
+
+// TestSpaceReserve: on a full disk a create fails with a message saying
+// what to do, and earlier snapshots stay intact; forget and prune run on
+// the space reserve that init set aside; prune puts the reserve back once
+// it has freed room; without a reserve, forget cannot even take its lock.
+func TestSpaceReserve(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	mnt := smallFS(t, tr.dir, "24m")
+	tr.repo = filepath.Join(mnt, "repo")
+	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
+	reserve := filepath.Join(tr.repo, "reserve.4194304")
+	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 4<<20 {
+		t.Fatalf("init --reserve 4MiB: %v %v", fi, err)
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "a"), 1, 6<<20)
+	tr.create(src)
+	must(t, os.Remove(filepath.Join(src, "a")))
+	writeRandom(t, filepath.Join(src, "b"), 2, 6<<20)
+	last := tr.create(src)
+	want := describe(t, src)
+
+	fillUp(t, filepath.Join(mnt, "filler"))
+	writeRandom(t, filepath.Join(src, "c"), 3, 1<<20)
+	res := tr.run("create", src)
+	if res.code == 0 || !strings.Contains(res.stderr, "disk is full") || !strings.Contains(res.stderr, "snap forget") {
+		t.Fatalf("create on a full disk: exit %d\n%s", res.code, res.stderr)
+	}
+	if n := len(tr.listJSON()); n != 2 {
+		t.Fatalf("%d snapshots after a create on a full disk, want 2", n)
+	}
+
+	res = tr.mustRun("forget", "--keep-last", "1")
+	if !strings.Contains(res.stderr, "released its 4.0 MiB space reserve") {
+		t.Errorf("forget on a full disk did not say it used the reserve:\n%s", res.stderr)
+	}
+	tr.mustRun("prune", "--instant", "--max-unused", "100")
+	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 4<<20 {
+		t.Errorf("after prune freed 6 MiB the reserve is %v %v, want 4 MiB again", fi, err)
+	}
+	sns := tr.listJSON()
+	if len(sns) != 1 || sns[0].ID != last.SnapshotID {
+		t.Fatalf("snapshots after forget and prune: %+v", sns)
+	}
+	tr.mustRun("check", "--read-data")
+	target := filepath.Join(tr.dir, "target")
+	tr.mustRun("restore", "latest", "--target", target, "--exclude", "c")
+	got := describe(t, filepath.Join(target, src))
+	delete(got, "c")
+	delete(want, "c")
+	compareEntries(t, "restore after forget and prune on a full disk", want, got)
+
+	// Without a reserve, a full disk leaves forget no room for its lock.
+	tr2 := newUninitRepo(t)
+	mnt2 := smallFS(t, tr2.dir, "8m")
+	tr2.repo = filepath.Join(mnt2, "repo")
+	tr2.env = append(tr2.env, "SNAP_REPOSITORY="+tr2.repo)
+	tr2.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0")
+	tr2.create(src)
+	fillUp(t, filepath.Join(mnt2, "filler"))
+	res = tr2.run("forget", "--keep-last", "1")
+	if res.code == 0 || !strings.Contains(res.stderr, "disk is full") {
+		t.Errorf("forget on a full disk without a reserve: exit %d\n%s", res.code, res.stderr)
+	}
+}

@@ -1,0 +1,197 @@
+package local
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+var _ repo.SpaceReserver = (*Backend)(nil)
+
+// reservePrefix names the space reserve: "reserve.<size>" in the
+// repository directory. The size in the name is the size wanted; the file
+// holds that many bytes, or none once released. Released, the file keeps
+// the wanted size without needing a block to write it in: truncating and
+// keeping a name both work on a full disk.
+const reservePrefix = "reserve."
+
+// reserveFiles lists the reserve files in the repository directory with
+// the size each names. A crash while filling can leave an old one next to
+// a new one; FillReserve removes the others.
+func (b *Backend) reserveFiles() (map[string]int64, error) {
+	entries, err := os.ReadDir(b.dir)
+	if err != nil {
+		return nil, fmt.Errorf("space reserve of %s: %w", b.dir, err)
+	}
+	files := map[string]int64{}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, reservePrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimPrefix(name, reservePrefix), 10, 64)
+		if err != nil || n < 0 {
+			continue // not ours
+		}
+		files[name] = n
+	}
+	return files, nil
+}
+
+// current returns the reserve file that counts (the largest size wanted),
+// or "" when there is none.
+func (b *Backend) current() (name string, want, held int64, err error) {
+	files, err := b.reserveFiles()
+	if err != nil {
+		return "", -1, 0, err
+	}
+	want = -1
+	for n, w := range files {
+		if w > want || (w == want && n < name) {
+			name, want = n, w
+		}
+	}
+	if name == "" {
+		return "", -1, 0, nil
+	}
+	fi, err := os.Lstat(filepath.Join(b.dir, name))
+	if err != nil {
+		return "", -1, 0, fmt.Errorf("space reserve of %s: %w", b.dir, err)
+	}
+	return name, want, min(fi.Size(), want), nil
+}
+
+// Free returns the bytes available to this user on the file system.
+func (b *Backend) Free() (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.dir, &st); err != nil {
+		return 0, fmt.Errorf("free space of %s: %w", b.dir, err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// Reserve reports the space reserve's size and what it holds.
+func (b *Backend) Reserve() (want, held int64, err error) {
+	_, want, held, err = b.current()
+	return want, held, err
+}
+
+// ReleaseReserve truncates the reserve file to nothing, which frees its
+// blocks at once, and returns the bytes freed.
+func (b *Backend) ReleaseReserve() (int64, error) {
+	name, _, held, err := b.current()
+	if err != nil || name == "" || held == 0 {
+		return 0, err
+	}
+	p := filepath.Join(b.dir, name)
+	if err := os.Truncate(p, 0); err != nil {
+		return 0, fmt.Errorf("release the space reserve %s: %w", p, err)
+	}
+	return held, nil
+}
+
+// FillReserve writes a reserve of want random bytes (random so that a
+// compressing or deduplicating file system stores all of them) into a
+// temporary file, fsyncs it and renames it into place; other reserve files
+// are removed after. On any error the temporary file is removed and the
+// reserve is as it was.
+func (b *Backend) FillReserve(want int64) (err error) {
+	if want < 0 {
+		return fmt.Errorf("space reserve of %d bytes", want)
+	}
+	name, w, held, err := b.current()
+	if err != nil {
+		return err
+	}
+	if name == reservePrefix+strconv.FormatInt(want, 10) && w == want && held == want {
+		return b.removeOtherReserves(name)
+	}
+	b.removeStaleReserveTemps()
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(b.dir, tempPrefix+"reserve-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("space reserve of %s: %w", b.dir, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+			err = fmt.Errorf("write the %d-byte space reserve of %s: %w", want, b.dir, err)
+			// An empty file keeps the size wanted (a name needs no data
+			// block), so that the next fill puts that size back.
+			if name == "" {
+				if m, merr := os.OpenFile(filepath.Join(b.dir, reservePrefix+strconv.FormatInt(want, 10)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); merr == nil {
+					_ = m.Close()
+				}
+			}
+		}
+	}()
+	var seed [32]byte
+	_, _ = rand.Read(seed[:])
+	gen := mrand.NewChaCha8(seed)
+	buf := make([]byte, min(want, 1<<20))
+	for left := want; left > 0; {
+		n := min(left, int64(len(buf)))
+		_, _ = gen.Read(buf[:n])
+		if _, err = f.Write(buf[:n]); err != nil {
+			return err
+		}
+		left -= n
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	target := reservePrefix + strconv.FormatInt(want, 10)
+	if err = os.Rename(tmp, filepath.Join(b.dir, target)); err != nil {
+		return err
+	}
+	if err = syncDir(b.dir); err != nil {
+		return err
+	}
+	return b.removeOtherReserves(target)
+}
+
+// removeOtherReserves removes reserve files other than keep.
+func (b *Backend) removeOtherReserves(keep string) error {
+	files, err := b.reserveFiles()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for n := range files {
+		if n != keep {
+			if err := os.Remove(filepath.Join(b.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeStaleReserveTemps removes temporary reserve files that a crashed
+// run left behind. One younger than an hour may be another run's, filling
+// the reserve right now.
+func (b *Backend) removeStaleReserveTemps() {
+	matches, _ := filepath.Glob(filepath.Join(b.dir, tempPrefix+"reserve-*"))
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > time.Hour {
+			_ = os.Remove(m)
+		}
+	}
+}

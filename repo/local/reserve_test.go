@@ -1,0 +1,79 @@
+package local
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestReserve: a repository without a reserve reports -1; a fill writes
+// the reserve whole under its size's name; a release truncates it and
+// keeps the size; a new size replaces the old file; size 0 turns it off;
+// stale temporary files of a crashed fill go, fresh ones stay.
+func TestReserve(t *testing.T) {
+	b, err := Create(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, wantWant, wantHeld int64) {
+		t.Helper()
+		w, h, err := b.Reserve()
+		if err != nil || w != wantWant || h != wantHeld {
+			t.Errorf("%s: Reserve() = %d, %d, %v; want %d, %d", what, w, h, err, wantWant, wantHeld)
+		}
+	}
+	check("new repository", -1, 0)
+	if err := b.FillReserve(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	check("filled", 1<<20, 1<<20)
+	data, err := os.ReadFile(filepath.Join(b.dir, "reserve.1048576"))
+	if err != nil || len(data) != 1<<20 || data[0] == 0 && data[1] == 0 && data[2] == 0 && data[3] == 0 {
+		t.Errorf("the reserve file: %d bytes, %v", len(data), err)
+	}
+	if freed, err := b.ReleaseReserve(); err != nil || freed != 1<<20 {
+		t.Errorf("ReleaseReserve() = %d, %v", freed, err)
+	}
+	check("released", 1<<20, 0)
+	if freed, err := b.ReleaseReserve(); err != nil || freed != 0 {
+		t.Errorf("a second release: %d, %v", freed, err)
+	}
+	if err := b.FillReserve(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	check("filled again", 1<<20, 1<<20)
+	if err := b.FillReserve(4096); err != nil {
+		t.Fatal(err)
+	}
+	check("resized", 4096, 4096)
+	if _, err := os.Stat(filepath.Join(b.dir, "reserve.1048576")); !os.IsNotExist(err) {
+		t.Errorf("the old reserve file stayed: %v", err)
+	}
+	stale := filepath.Join(b.dir, tempPrefix+"reserve-old")
+	fresh := filepath.Join(b.dir, tempPrefix+"reserve-new")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.FillReserve(0); err != nil {
+		t.Fatal(err)
+	}
+	check("turned off", 0, 0)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a stale temporary reserve stayed: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary reserve (another run's) was removed: %v", err)
+	}
+	// Names that are not a size are not the reserve.
+	if err := os.WriteFile(filepath.Join(b.dir, "reserve.txt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("with reserve.txt", 0, 0)
+}
