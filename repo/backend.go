@@ -108,8 +108,11 @@ type SpaceReserver interface {
 	// returns the bytes freed.
 	ReleaseReserve() (freed int64, err error)
 	// FillReserve makes the reserve hold want bytes (0: turned off),
-	// whole or not at all.
-	FillReserve(want int64) error
+	// whole or not at all. It writes nothing (and returns an error
+	// wrapping ErrNoRoomForReserve) when the fill would leave less free
+	// than the reserve itself: a reserve must not be what fills the disk.
+	// The size wanted is kept either way.
+	FillReserve(ctx context.Context, want int64) error
 	// Free returns the bytes available to this user on the storage.
 	Free() (uint64, error)
 }

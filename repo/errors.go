@@ -26,6 +26,9 @@ var (
 	// request is repeated: a 5xx answer, a timeout, a reset connection.
 	// The retry wrapper (repo/retry) repeats these and nothing else.
 	ErrTransient = errors.New("transient backend failure")
+	// ErrNoRoomForReserve: the space reserve was not filled, for lack of
+	// room (SpaceReserver.FillReserve).
+	ErrNoRoomForReserve = errors.New("not enough free space for the space reserve")
 )
 
 // TransientError wraps a backend failure that is worth repeating. Its

@@ -260,7 +260,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	}
 	// A released (or missing) space reserve is put back before the backup
 	// can take its room.
-	s.fillReserve()
+	s.fillReserve(ctx, "")
 	if err := preflight(ctx, u, s.r, plan.minFree); err != nil {
 		return nil, diskFull(err)
 	}

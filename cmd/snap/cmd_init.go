@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/snap-backup/snap/chunk"
@@ -28,8 +31,11 @@ func initCommand(e *env) *cli.Command {
 				return err
 			}
 			reserve, err := parseSize(c.String("reserve"))
+			if err == nil && reserve == 0 && strings.TrimSpace(c.String("reserve")) != "0" {
+				err = fmt.Errorf("%q is less than a byte", c.String("reserve"))
+			}
 			if err != nil {
-				return usagef("--reserve: %v", err)
+				return usagef("--reserve: %v (a size such as 64MiB, or 0 for none)", err)
 			}
 			st, err := settingsFrom(c, e)
 			if err != nil {
@@ -72,8 +78,8 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	// The repository is whole without its space reserve: one that does not
 	// fit is a warning, and the next create tries again.
 	if sr, ok := repo.As[repo.SpaceReserver](be); ok {
-		if err := sr.FillReserve(reserve); err != nil {
-			u.warnf("%v; forget and prune may not run once the disk is full (the next create tries again, or use --reserve 0)", err)
+		if err := sr.FillReserve(c.Context, reserve); err != nil {
+			u.warnf("%v; forget and prune may not run once the disk is full (the next create or prune tries again)", err)
 		}
 	}
 	if u.json {

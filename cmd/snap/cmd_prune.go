@@ -166,12 +166,13 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 			err = fmt.Errorf("prune: %w", diskFull(err))
 		}
 	} else if !o.DryRun {
-		if s.releasedReserve && !o.Instant {
-			s.ui.warnf("this prune only marked unused packs, which frees nothing before a later prune; on a full disk free space now with 'snap prune --instant --max-unused 100' (when no other snap runs)")
-		}
 		// What the prune freed makes room for the space reserve again, if
 		// it was released to let this prune (or a forget) run.
-		s.fillReserve()
+		hint := ""
+		if !o.Instant {
+			hint = "; this prune only marked unused packs, which frees nothing before a later prune"
+		}
+		s.fillReserve(ctx, hint)
 	}
 	return st, err
 }

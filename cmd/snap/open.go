@@ -34,8 +34,6 @@ type session struct {
 	// freesSpace: the command under the next lock frees space (forget,
 	// prune), so on a full disk it may use the space reserve.
 	freesSpace bool
-	// releasedReserve: this session released the space reserve.
-	releasedReserve bool
 }
 
 // lockMode says which lock a command takes.
@@ -65,6 +63,9 @@ type repoSettings struct {
 	// upload and download are --limit-upload and --limit-download in
 	// bytes per second (0: none).
 	upload, download uint64
+	// freesSpace: the command frees space (forget, prune; not a dry
+	// run), so on a full disk it may use the space reserve.
+	freesSpace bool
 }
 
 // settingsFrom reads --repo, --password-file, --password-command and
@@ -151,7 +152,9 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 		// refuse --no-lock: addGlobalFlags).
 		mode = noLock
 	}
-	return openSessionAt(c.Context, e, newUI(c, e), st, mode, commandName(c), io)
+	name := commandName(c)
+	st.freesSpace = (name == "forget" || name == "prune") && !c.Bool("dry-run")
+	return openSessionAt(c.Context, e, newUI(c, e), st, mode, name, io)
 }
 
 // openSessionAt opens a session on the repository st names, reporting
@@ -161,8 +164,7 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location,
-		freesSpace: command == "forget" || command == "prune"}
+	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, freesSpace: st.freesSpace}
 	s.cache = filepath.Join(cacheBase(e, st.cacheDir), r.Config().ID)
 	if err := s.relock(ctx, mode); err != nil {
 		r.Close()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"syscall"
@@ -19,12 +20,15 @@ func isDiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
+// fullDiskAdvice says how to get out of a full disk.
+const fullDiskAdvice = "free space with 'snap forget' and then 'snap prune --instant --max-unused 100' (they may use the repository's space reserve), or grow the file system"
+
 // diskFull adds what to do to an error of a full disk.
 func diskFull(err error) error {
 	if err == nil || !isDiskFull(err) {
 		return err
 	}
-	return fmt.Errorf("%w; the repository's disk is full: free space with 'snap forget' and then 'snap prune --instant --max-unused 100' (they may use the repository's space reserve), or grow the file system", err)
+	return fmt.Errorf("%w; the repository's disk is full: %s", err, fullDiskAdvice)
 }
 
 // releaseReserve frees the repository's space reserve, so that a command
@@ -43,15 +47,17 @@ func (s *session) releaseReserve() bool {
 	if freed == 0 {
 		return false
 	}
-	s.ui.warnf("the repository's disk is full: released its %s space reserve so that %s can run; it is put back once a prune has freed space", humanBytes(freed), s.command)
-	s.releasedReserve = true
+	free, _ := sr.Free()
+	s.ui.warnf("the repository's disk is (nearly) full: released its %s space reserve so that %s can run (%s free now); it is put back once a prune has freed space", humanBytes(freed), s.command, humanBytes(int64(free)))
 	return true
 }
 
-// releaseReserveIfLow releases the space reserve when less room than it
-// holds is free: a lock fits in a few bytes, but forget and prune then
-// write index segments (up to the reserve's size for a repository of a
-// terabyte), and a write that fails half-way through them frees nothing.
+// releaseReserveIfLow releases the space reserve when less than a quarter
+// of what it holds is free: a lock fits in a few bytes, but forget and
+// prune then write index segments (a few MB each), and a prune whose
+// segment write fails frees nothing. Above that, the reserve stays: a
+// release on every run of a disk that is merely getting full would have
+// each prune write it again.
 func (s *session) releaseReserveIfLow() {
 	sr, ok := repo.As[repo.SpaceReserver](s.r.Backend())
 	if !ok {
@@ -61,16 +67,17 @@ func (s *session) releaseReserveIfLow() {
 	if err != nil || held == 0 {
 		return
 	}
-	if free, err := sr.Free(); err == nil && free < uint64(held) {
+	if free, err := sr.Free(); err == nil && free < uint64(held)/4 {
 		s.releaseReserve()
 	}
 }
 
-// fillReserve restores the repository's space reserve if it was released,
-// and sets one up (defaultReserve) in a repository made before reserves.
-// A reserve that does not fit is a warning, not an error: the command
-// goes on, and the next prune tries again.
-func (s *session) fillReserve() {
+// fillReserve puts the repository's space reserve back if it was
+// released, and sets one up (defaultReserve) in a repository made before
+// reserves. One that does not fit (the fill would leave less free than
+// the reserve) is a warning, with hint added, not an error: the command
+// goes on, and the next create or prune tries again.
+func (s *session) fillReserve(ctx context.Context, hint string) {
 	sr, ok := repo.As[repo.SpaceReserver](s.r.Backend())
 	if !ok {
 		return
@@ -86,13 +93,15 @@ func (s *session) fillReserve() {
 	if held >= want {
 		return
 	}
-	if err := sr.FillReserve(want); err != nil {
-		if isDiskFull(err) {
-			s.ui.warnf("the repository's %s space reserve is not in place: its disk is full; free space with 'snap forget' and then 'snap prune --instant --max-unused 100'", humanBytes(want))
-		} else {
-			s.ui.warnf("%v", err)
-		}
-		return
+	err = sr.FillReserve(ctx, want)
+	switch {
+	case err == nil:
+		s.ui.infof("set aside the repository's %s space reserve (for forget and prune on a full disk)", humanBytes(want))
+	case errors.Is(err, repo.ErrNoRoomForReserve) || isDiskFull(err):
+		free, _ := sr.Free()
+		s.ui.warnf("the repository's %s space reserve is not in place: its disk has %s free; %s%s", humanBytes(want), humanBytes(int64(free)), fullDiskAdvice, hint)
+	case ctx.Err() != nil:
+	default:
+		s.ui.warnf("%v", err)
 	}
-	s.ui.infof("set aside the repository's %s space reserve (for forget and prune on a full disk)", humanBytes(want))
 }

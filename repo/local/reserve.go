@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -40,9 +41,10 @@ func (b *Backend) reserveFiles() (map[string]int64, error) {
 		if !strings.HasPrefix(name, reservePrefix) || !e.Type().IsRegular() {
 			continue
 		}
-		n, err := strconv.ParseInt(strings.TrimPrefix(name, reservePrefix), 10, 64)
-		if err != nil || n < 0 {
-			continue // not ours
+		suffix := strings.TrimPrefix(name, reservePrefix)
+		n, err := strconv.ParseInt(suffix, 10, 64)
+		if err != nil || n < 0 || strconv.FormatInt(n, 10) != suffix {
+			continue // not ours ("reserve.064" is not written by snap)
 		}
 		files[name] = n
 	}
@@ -88,8 +90,11 @@ func (b *Backend) Reserve() (want, held int64, err error) {
 }
 
 // ReleaseReserve truncates the reserve file to nothing, which frees its
-// blocks at once, and returns the bytes freed.
+// blocks at once, and returns the bytes freed. Temporary files of a fill
+// go too, whatever their age: on a full disk their room counts more than
+// another run's fill.
 func (b *Backend) ReleaseReserve() (int64, error) {
+	b.removeReserveTemps(0)
 	name, _, held, err := b.current()
 	if err != nil || name == "" || held == 0 {
 		return 0, err
@@ -104,20 +109,37 @@ func (b *Backend) ReleaseReserve() (int64, error) {
 // FillReserve writes a reserve of want random bytes (random so that a
 // compressing or deduplicating file system stores all of them) into a
 // temporary file, fsyncs it and renames it into place; other reserve files
-// are removed after. On any error the temporary file is removed and the
-// reserve is as it was.
-func (b *Backend) FillReserve(want int64) (err error) {
+// are removed after. An empty file of the wanted size's name comes first,
+// so that the size is kept whatever happens next (a name needs no data
+// block). On any error the temporary file is removed.
+func (b *Backend) FillReserve(ctx context.Context, want int64) (err error) {
 	if want < 0 {
 		return fmt.Errorf("space reserve of %d bytes", want)
 	}
-	name, w, held, err := b.current()
+	b.removeReserveTemps(time.Hour)
+	target := reservePrefix + strconv.FormatInt(want, 10)
+	targetPath := filepath.Join(b.dir, target)
+	if m, err := os.OpenFile(targetPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_ = m.Close()
+		if err := syncDir(b.dir); err != nil {
+			return err
+		}
+	}
+	fi, err := os.Lstat(targetPath)
+	if err != nil {
+		return fmt.Errorf("space reserve of %s: %w", b.dir, err)
+	}
+	held := fi.Size()
+	if held == want {
+		return b.removeOtherReserves(target)
+	}
+	free, err := b.Free()
 	if err != nil {
 		return err
 	}
-	if name == reservePrefix+strconv.FormatInt(want, 10) && w == want && held == want {
-		return b.removeOtherReserves(name)
+	if need := 2*want - held; need > 0 && free < uint64(need) {
+		return fmt.Errorf("%w: %d bytes wanted, %d free", repo.ErrNoRoomForReserve, want, free)
 	}
-	b.removeStaleReserveTemps()
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(b.dir, tempPrefix+"reserve-"+hex.EncodeToString(rnd[:]))
@@ -130,13 +152,6 @@ func (b *Backend) FillReserve(want int64) (err error) {
 			_ = f.Close()
 			_ = os.Remove(tmp)
 			err = fmt.Errorf("write the %d-byte space reserve of %s: %w", want, b.dir, err)
-			// An empty file keeps the size wanted (a name needs no data
-			// block), so that the next fill puts that size back.
-			if name == "" {
-				if m, merr := os.OpenFile(filepath.Join(b.dir, reservePrefix+strconv.FormatInt(want, 10)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); merr == nil {
-					_ = m.Close()
-				}
-			}
 		}
 	}()
 	var seed [32]byte
@@ -144,6 +159,9 @@ func (b *Backend) FillReserve(want int64) (err error) {
 	gen := mrand.NewChaCha8(seed)
 	buf := make([]byte, min(want, 1<<20))
 	for left := want; left > 0; {
+		if err = ctx.Err(); err != nil {
+			return err
+		}
 		n := min(left, int64(len(buf)))
 		_, _ = gen.Read(buf[:n])
 		if _, err = f.Write(buf[:n]); err != nil {
@@ -157,8 +175,7 @@ func (b *Backend) FillReserve(want int64) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	target := reservePrefix + strconv.FormatInt(want, 10)
-	if err = os.Rename(tmp, filepath.Join(b.dir, target)); err != nil {
+	if err = os.Rename(tmp, targetPath); err != nil {
 		return err
 	}
 	if err = syncDir(b.dir); err != nil {
@@ -184,13 +201,13 @@ func (b *Backend) removeOtherReserves(keep string) error {
 	return errors.Join(errs...)
 }
 
-// removeStaleReserveTemps removes temporary reserve files that a crashed
-// run left behind. One younger than an hour may be another run's, filling
+// removeReserveTemps removes temporary reserve files older than age: ones
+// a crashed run left behind. A younger one may be another run's, filling
 // the reserve right now.
-func (b *Backend) removeStaleReserveTemps() {
+func (b *Backend) removeReserveTemps(age time.Duration) {
 	matches, _ := filepath.Glob(filepath.Join(b.dir, tempPrefix+"reserve-*"))
 	for _, m := range matches {
-		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > time.Hour {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) >= age {
 			_ = os.Remove(m)
 		}
 	}

@@ -1,10 +1,14 @@
 package local
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // TestReserve: a repository without a reserve reports -1; a fill writes
@@ -23,8 +27,9 @@ func TestReserve(t *testing.T) {
 			t.Errorf("%s: Reserve() = %d, %d, %v; want %d, %d", what, w, h, err, wantWant, wantHeld)
 		}
 	}
+	ctx := context.Background()
 	check("new repository", -1, 0)
-	if err := b.FillReserve(1 << 20); err != nil {
+	if err := b.FillReserve(ctx, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	check("filled", 1<<20, 1<<20)
@@ -39,11 +44,11 @@ func TestReserve(t *testing.T) {
 	if freed, err := b.ReleaseReserve(); err != nil || freed != 0 {
 		t.Errorf("a second release: %d, %v", freed, err)
 	}
-	if err := b.FillReserve(1 << 20); err != nil {
+	if err := b.FillReserve(ctx, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	check("filled again", 1<<20, 1<<20)
-	if err := b.FillReserve(4096); err != nil {
+	if err := b.FillReserve(ctx, 4096); err != nil {
 		t.Fatal(err)
 	}
 	check("resized", 4096, 4096)
@@ -61,10 +66,20 @@ func TestReserve(t *testing.T) {
 	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.FillReserve(0); err != nil {
+	if err := b.FillReserve(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	check("turned off", 0, 0)
+	// A reserve that would leave less free than itself is not written, but
+	// its size is kept for the next fill.
+	if err := b.FillReserve(ctx, 1<<50); !errors.Is(err, repo.ErrNoRoomForReserve) {
+		t.Errorf("a 1 PiB reserve: %v, want ErrNoRoomForReserve", err)
+	}
+	check("too large", 1<<50, 0)
+	if err := b.FillReserve(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("turned off again", 0, 0)
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("a stale temporary reserve stayed: %v", err)
 	}
