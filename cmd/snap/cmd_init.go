@@ -78,8 +78,8 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	// The repository is whole without its space reserve: one that does not
 	// fit is a warning, and the next create tries again.
 	if sr, ok := repo.As[repo.SpaceReserver](be); ok {
-		if err := sr.FillReserve(c.Context, reserve); err != nil {
-			u.warnf("%v; forget and prune may not run once the disk is full (the next create or prune tries again)", err)
+		if err := sr.FillReserve(c.Context, reserve); err != nil && c.Context.Err() == nil {
+			u.warnf("%s; forget and prune may not run once the disk is full (the next create or prune tries again)", reserveFailure(sr, reserve, err))
 		}
 	}
 	if u.json {

@@ -97,11 +97,19 @@ func (s *session) fillReserve(ctx context.Context, hint string) {
 	switch {
 	case err == nil:
 		s.ui.infof("set aside the repository's %s space reserve (for forget and prune on a full disk)", humanBytes(want))
-	case errors.Is(err, repo.ErrNoRoomForReserve) || isDiskFull(err):
-		free, _ := sr.Free()
-		s.ui.warnf("the repository's %s space reserve is not in place: its disk has %s free; %s%s", humanBytes(want), humanBytes(int64(free)), fullDiskAdvice, hint)
 	case ctx.Err() != nil:
 	default:
-		s.ui.warnf("%v", err)
+		s.ui.warnf("%s%s", reserveFailure(sr, want, err), hint)
 	}
+}
+
+// reserveFailure says why a reserve of want bytes is not in place, and
+// what to do.
+func reserveFailure(sr repo.SpaceReserver, want int64, err error) string {
+	if !errors.Is(err, repo.ErrNoRoomForReserve) && !isDiskFull(err) {
+		return err.Error()
+	}
+	free, _ := sr.Free()
+	return fmt.Sprintf("the repository's %s space reserve is not in place: a reserve is written only where it leaves its own size free, and the disk has %s free; %s (or give the reserve another size: docs/usage.md, snap init)",
+		humanBytes(want), humanBytes(int64(free)), fullDiskAdvice)
 }
