@@ -79,11 +79,18 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	}
 
 	parent := o.Parent
-	if parent == nil && !o.NoParent && len(paths) > 0 {
-		parent = FindParent(sns, o.Host, paths)
+	if parent == nil && !o.NoParent {
+		if len(paths) > 0 {
+			parent = FindParent(sns, o.Host, paths)
+		} else {
+			parent = findStreamsParent(sns, o.Host, streams)
+		}
 	}
 	var parentTree *Tree
-	if parent != nil {
+	// Only files are compared with the parent's tree (streams find their
+	// previous version with previousDump): a snapshot of streams alone
+	// records its parent for diff, and reads nothing of it.
+	if parent != nil && len(paths) > 0 {
 		if parentTree, err = LoadTree(ctx, ix, parent.Tree); err != nil {
 			o.Archive.Report(Event{Kind: EventWarning, Err: fmt.Errorf("parent snapshot %s unreadable, reading all files: %w", parent.ID.Short(), err)})
 			parent, parentTree = nil, nil
@@ -164,6 +171,28 @@ func previousDictionary(parent *Snapshot, sns []*Snapshot, host string) *repo.ID
 // changed chunks are compressed against (delta.go). A stream's previous
 // dump may be in another snapshot than the file parent: one nightly job per
 // database, say, each with its own snapshots.
+// findStreamsParent returns the parent of a snapshot of streams alone (a
+// job of database dumps): the host's newest snapshot without paths that
+// holds the same streams.
+func findStreamsParent(sns []*Snapshot, host string, streams []Stream) *Snapshot {
+	want := make([]string, 0, len(streams))
+	for _, s := range streams {
+		want = append(want, s.Path)
+	}
+	slices.Sort(want)
+	return newestOfHost(sns, host, func(sn *Snapshot) bool {
+		if len(sn.Paths) > 0 || len(sn.Sources) != len(want) {
+			return false
+		}
+		have := make([]string, 0, len(sn.Sources))
+		for _, s := range sn.Sources {
+			have = append(have, s.Path)
+		}
+		slices.Sort(have)
+		return slices.Equal(have, want)
+	})
+}
+
 func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, path string) []repo.ID {
 	sn := newestOfHost(sns, host, func(sn *Snapshot) bool {
 		return slices.ContainsFunc(sn.Sources, func(s Source) bool { return s.Path == path })

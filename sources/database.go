@@ -30,6 +30,9 @@ type Database struct {
 	Name string // the database; "" when the URL names none
 	All  bool   // the whole server
 	File string // SQLite: the absolute path of the database file
+	// RelativeFile: the URL gave the SQLite file relative to the current
+	// directory (sqlite:app.db, sqlite://app.db), which File resolved.
+	RelativeFile bool
 
 	u        url.URL // the URL without its password and without ?all
 	password string
@@ -120,7 +123,7 @@ func parseSQLite(d *Database, u *url.URL) (*Database, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.File = abs
+	d.File, d.RelativeFile = abs, !filepath.IsAbs(p)
 	d.Name = strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
 	d.u = url.URL{Scheme: "sqlite", Path: abs}
 	return d, nil

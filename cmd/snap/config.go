@@ -161,10 +161,21 @@ func (e *ConfigError) Error() string {
 	return msg + " (see 'snap config check')"
 }
 
+// xdgDir returns an XDG base directory variable's value, or "" when it is
+// unset or relative: the XDG spec says to ignore a relative one, and a
+// path resolved against the current directory would name another place
+// once a timer runs the command from /.
+func xdgDir(getenv func(string) string, name string) string {
+	if d := getenv(name); filepath.IsAbs(d) {
+		return d
+	}
+	return ""
+}
+
 // configPaths are the places searched when --config is not given.
 func configPaths(getenv func(string) string) []string {
 	var out []string
-	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+	if d := xdgDir(getenv, "XDG_CONFIG_HOME"); d != "" {
 		out = append(out, filepath.Join(d, "snap", "snap.toml"))
 	} else if home := getenv("HOME"); home != "" {
 		out = append(out, filepath.Join(home, ".config", "snap", "snap.toml"))
@@ -674,6 +685,10 @@ func (d *cfgDecoder) database(at toml.Key, s string) bool {
 		d.errorf(at, "%s names no database: add /dbname, or ?all for the whole server", db)
 		return false
 	}
+	if db.RelativeFile {
+		d.errorf(at, "%q names the SQLite file relative to the current directory: a timer runs in /, so write the full path, e.g. sqlite:///var/lib/app/app.db", s)
+		return false
+	}
 	if u, err := url.Parse(s); err == nil {
 		if _, ok := u.User.Password(); ok {
 			d.warnf(at, "%s: the password is written in the config file; keep the file private (chmod 600), or use the tool's own files (.pgpass, option files)", db)
@@ -738,8 +753,14 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 		}
 		for _, raw := range j.Databases {
 			db, err := sources.ParseDatabase(raw)
-			if err != nil {
+			if err != nil || db.RelativeFile {
 				continue // reported already
+			}
+			if db.Kind == sources.KindSQLite {
+				var st unix.Stat_t
+				if err := sources.Lstat(db.File, &st); err != nil {
+					d.errorf(sub(at, "databases"), "%s: %v", db, unwrapOS(err))
+				}
 			}
 			tools := dumpTools[db.Kind]
 			if db.Kind == sources.KindPostgres && db.All {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +147,9 @@ keep.prune = true                  # 28: prune without policy
 [jobs.twice]
 databases = ["sqlite:///srv/app.db"]
 commands = [{ name = "db/sqlite/app.sql", command = "echo" }] # 32: stored as the dump
+
+[jobs.rel]
+databases = ["sqlite://app.db"]    # 35: relative to where the timer runs
 `
 	_, problems, err := parseConfig("/c.toml", doc)
 	if err == nil {
@@ -156,7 +160,7 @@ commands = [{ name = "db/sqlite/app.sql", command = "echo" }] # 32: stored as th
 		8: "must be true or false", 9: "compression", 10: "empty or multi-line schedule", 11: "random_delay",
 		12: "data subset", 13: "ftp://nope", 19: "whole number", 20: "whole number", 21: "duration",
 		22: "unknown key in [jobs.a.keep]", 24: "job name", 27: "nothing to back up", 28: "prune = true without a policy",
-		32: "both be stored as /db/sqlite/app.sql",
+		32: "both be stored as /db/sqlite/app.sql", 35: "relative to the current directory",
 	}
 	got := map[int]string{}
 	for _, p := range problems {
@@ -241,6 +245,7 @@ password_file = "pw"
 [jobs.a]
 paths = ["` + dir + `", "/nonexistent/snap-test-path"]
 schedule = ["daily", "every blue moon"]
+databases = ["sqlite:///nonexistent/snap-test.db"]
 `
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -265,6 +270,7 @@ schedule = ["daily", "every blue moon"]
 		":1: repository: no repository at " + filepath.Join(dir, "norepo"),
 		":5: jobs.a.paths: /nonexistent/snap-test-path: no such file",
 		":6: jobs.a.schedule: \"every blue moon\" is not a systemd calendar expression",
+		":7: jobs.a.databases: sqlite:///nonexistent/snap-test.db: no such file",
 	} {
 		if !strings.Contains(all, frag) {
 			t.Errorf("missing %q in\n%s", frag, all)
@@ -316,5 +322,19 @@ func TestJobSnapshots(t *testing.T) {
 	}
 	if got := jobSnapshots(sns, "nightly", "h", []string{"/a", "/b"}, []string{"app"}, []string{"/db/x"}); len(got) != 1 || got[0] != sns[5] {
 		t.Errorf("with sources: %v", got)
+	}
+}
+
+// TestConfigPathsIgnoreRelativeXDG: a relative XDG_CONFIG_HOME is ignored,
+// as the XDG spec says (a timer would resolve it against /).
+func TestConfigPathsIgnoreRelativeXDG(t *testing.T) {
+	env := map[string]string{"XDG_CONFIG_HOME": "xdg", "HOME": "/home/u"}
+	got := configPaths(func(k string) string { return env[k] })
+	if want := []string{"/home/u/.config/snap/snap.toml", "/etc/snap/snap.toml"}; !slices.Equal(got, want) {
+		t.Errorf("relative XDG_CONFIG_HOME: %v, want %v", got, want)
+	}
+	env["XDG_CONFIG_HOME"] = "/x"
+	if got := configPaths(func(k string) string { return env[k] }); got[0] != "/x/snap/snap.toml" {
+		t.Errorf("absolute XDG_CONFIG_HOME: %v", got)
 	}
 }

@@ -282,7 +282,7 @@ func cacheBase(e *env, given string) string {
 	if given != "" {
 		return given
 	}
-	if d := e.getenv("XDG_CACHE_HOME"); d != "" {
+	if d := xdgDir(e.getenv, "XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "snap")
 	}
 	if home, err := os.UserHomeDir(); err == nil {

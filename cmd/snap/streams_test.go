@@ -275,3 +275,27 @@ cat > `+rec+`.restored
 		t.Fatalf("mongorestore got %q with arguments:\n%s", restored, rargs)
 	}
 }
+
+// TestStreamsOnlyParent: a snapshot of streams alone (a database-only job)
+// gets the host's newest snapshot of the same streams as its parent, so
+// that 'snap diff latest' works after each run; other streams do not count.
+func TestStreamsOnlyParent(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	first, res := tr.createJSON(nil, []byte("one\n"), "--stdin", "db.sql")
+	if first == nil || first["parent"] != nil {
+		t.Fatalf("first create: %v\n%s", first, res.stderr)
+	}
+	other, _ := tr.createJSON(nil, []byte("x\n"), "--stdin", "other.sql")
+	if other == nil || other["parent"] != nil {
+		t.Errorf("a snapshot of another stream got parent %v", other["parent"])
+	}
+	second, res := tr.createJSON(nil, []byte("one\ntwo\n"), "--stdin", "db.sql")
+	if second == nil || second["parent"] != first["snapshot_id"] {
+		t.Fatalf("second create: parent %v, want %v\n%s", second["parent"], first["snapshot_id"], res.stderr)
+	}
+	res = tr.mustRun("diff", "latest")
+	if !strings.Contains(res.stdout, "db.sql") {
+		t.Errorf("diff latest does not show the changed stream:\n%s", res.stdout)
+	}
+}

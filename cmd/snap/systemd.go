@@ -100,7 +100,7 @@ func unitDir(dir string, user bool, getenv func(string) string) (string, error) 
 	if !user {
 		return "/etc/systemd/system", nil
 	}
-	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+	if d := xdgDir(getenv, "XDG_CONFIG_HOME"); d != "" {
 		return filepath.Join(d, "systemd", "user"), nil
 	}
 	home := getenv("HOME")
