@@ -94,6 +94,10 @@ type PruneStats struct {
 	OrphanPacks  []repo.ID `json:"orphan_packs"` // unindexed packs (left by interrupted runs) deleted
 	OrphanBytes  int64     `json:"orphan_bytes"`
 	OrphansKept  int       `json:"orphans_kept"` // unindexed packs left because another snap process runs
+	// Temporary files (half-written packs and the like) that interrupted
+	// runs left in a local repository, removed.
+	TempFiles int   `json:"temp_files"`
+	TempBytes int64 `json:"temp_bytes"`
 
 	RepackedPacks int   `json:"repacked_packs"` // partly used packs whose live blobs were copied
 	CopiedBlobs   int   `json:"copied_blobs"`
@@ -189,6 +193,14 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	}); err != nil {
 		return nil, fmt.Errorf("list packs: %w", err)
 	}
+	// So are the temporary files: one a run writes later is not listed.
+	var temps []repo.TempFile
+	if tl, ok := repo.As[repo.TempLister](r.Backend()); ok {
+		var err error
+		if temps, err = tl.ListTemps(ctx); err != nil {
+			return nil, err
+		}
+	}
 	before, err := repoSize(ctx, r)
 	if err != nil {
 		return nil, err
@@ -236,6 +248,16 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	}
 
 	pl := &planner{o: o, now: now, st: st, ss: ss, disk: disk, used: used, lk: lk}
+	// Temporary files listed before the locks were: with no other process
+	// running (or the exclusive lock held) none of them can still be
+	// written, since every writer takes its lock before it writes.
+	if o.Instant || lk.others == 0 {
+		pl.temps = temps
+		for _, t := range temps {
+			st.TempFiles++
+			st.TempBytes += t.Size
+		}
+	}
 	if err := pl.plan(ctx, ix, earlySet); err != nil {
 		return nil, err
 	}
@@ -328,6 +350,7 @@ type planner struct {
 	packs   map[repo.ID]*prunePack
 	order   []*prunePack // packs sorted by ID
 	orphans []repo.ID
+	temps   []repo.TempFile
 	newSegs []newSegment
 }
 
@@ -753,6 +776,13 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()})
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return fmt.Errorf("delete pack %s: %w", id, err)
+		}
+	}
+	if tl, ok := repo.As[repo.TempLister](r.Backend()); ok {
+		for _, t := range pl.temps {
+			if err := tl.RemoveTemp(ctx, t.Name); err != nil {
+				return err
+			}
 		}
 	}
 	// Superseded segments, each after the ones it supersedes.

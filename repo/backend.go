@@ -117,6 +117,24 @@ type SpaceReserver interface {
 	Free() (uint64, error)
 }
 
+// TempFile is a temporary file a write left behind: a Save, a preflight
+// or a space reserve fill that a crash or kill -9 cut short.
+type TempFile struct {
+	Name string // relative to the repository's location
+	Size int64
+}
+
+// TempLister is implemented by backends whose writes go through temporary
+// files (a local directory: write, fsync, rename). Prune removes the ones
+// it listed before it saw that no other snap process runs (docs/design.md,
+// "Prune"); nothing else would, and a crashed run's half-written pack can
+// hold as much as a pack.
+type TempLister interface {
+	ListTemps(ctx context.Context) ([]TempFile, error)
+	// RemoveTemp removes one file ListTemps returned.
+	RemoveTemp(ctx context.Context, name string) error
+}
+
 // Unwrapper is implemented by backend wrappers (retry, limit, fault
 // injection, counting): Unwrap returns the backend they wrap.
 type Unwrapper interface {

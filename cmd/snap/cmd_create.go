@@ -338,7 +338,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		err = bug
 	}
 	if err != nil {
-		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
+		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", diskFull(err)))
 	}
 	sum := sn.Summary
 	if u.json {

@@ -215,6 +215,9 @@ func printPrune(u *ui, st *index.PruneStats) {
 	if n := len(st.OrphanPacks); n > 0 {
 		u.printf("%s %d unindexed packs left by interrupted runs (%s)", would("deleted", "would delete"), n, humanBytes(st.OrphanBytes))
 	}
+	if st.TempFiles > 0 {
+		u.printf("%s %d temporary files left by interrupted runs (%s)", would("removed", "would remove"), st.TempFiles, humanBytes(st.TempBytes))
+	}
 	if st.OrphansKept > 0 {
 		u.printf("left %d unindexed packs alone: another snap process is running and may still index them", st.OrphansKept)
 	}

@@ -206,6 +206,12 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		l, err = s.r.Lock(ctx, lo)
 	}
 	if err != nil {
+		if s.freesSpace && isDiskFull(err) {
+			// Its lock does not fit even with the reserve released (or
+			// there is none): the advice to run this very command again
+			// would go round in circles.
+			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, s.command)
+		}
 		return diskFull(err)
 	}
 	if s.freesSpace {

@@ -45,6 +45,28 @@ func fillUp(t *testing.T, path string) {
 	}
 }
 
+// fillUpTo fills the file system until about free bytes are left.
+func fillUpTo(t *testing.T, path string, free uint64) {
+	t.Helper()
+	var st unix.Statfs_t
+	must(t, unix.Statfs(filepath.Dir(path), &st))
+	avail := st.Bavail * uint64(st.Bsize)
+	if avail <= free {
+		return
+	}
+	f, err := os.Create(path)
+	must(t, err)
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for left := avail - free; left > 0; {
+		n := min(left, uint64(len(buf)))
+		if _, err := f.Write(buf[:n]); err != nil {
+			t.Fatalf("fill the file system: %v", err)
+		}
+		left -= n
+	}
+}
+
 // TestSpaceReserve: on a full disk a create fails with a message saying
 // what to do, and earlier snapshots stay intact; forget and prune run on
 // the space reserve that init set aside; prune puts the reserve back once
@@ -116,7 +138,15 @@ func TestSpaceReserve(t *testing.T) {
 	tr2.create(src)
 	fillUp(t, filepath.Join(mnt2, "filler"))
 	res = tr2.run("forget", "--keep-last", "1")
-	if res.code == 0 || !strings.Contains(res.stderr, "disk is full") {
+	if res.code == 0 || !strings.Contains(res.stderr, "no space reserve is left") || !strings.Contains(res.stderr, "outside the repository") {
 		t.Errorf("forget on a full disk without a reserve: exit %d\n%s", res.code, res.stderr)
+	}
+	// A create that runs out of room while it stores data says what to do.
+	must(t, os.Remove(filepath.Join(mnt2, "filler")))
+	fillUpTo(t, filepath.Join(mnt2, "filler"), 512<<10)
+	writeRandom(t, filepath.Join(src, "big"), 4, 2<<20)
+	res = tr2.run("create", src)
+	if res.code == 0 || !strings.Contains(res.stderr, "no space left") || !strings.Contains(res.stderr, "snap forget") {
+		t.Errorf("create that fills the disk: exit %d\n%s", res.code, res.stderr)
 	}
 }

@@ -92,3 +92,45 @@ func TestReserve(t *testing.T) {
 	}
 	check("with reserve.txt", 0, 0)
 }
+
+// TestTemps: ListTemps finds temporary files in every directory writes
+// use, and RemoveTemp removes them but refuses any other name.
+func TestTemps(t *testing.T) {
+	b, err := Create(filepath.Join(t.TempDir(), "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, p := range []string{"data/ab/.tmp-1", "index/.tmp-2", ".tmp-reserve-3", "locks/.tmp-4"} {
+		if err := os.WriteFile(filepath.Join(b.dir, p), []byte("xy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := filepath.Join(b.dir, "index", "0123")
+	if err := os.WriteFile(keep, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	temps, err := b.ListTemps(ctx)
+	if err != nil || len(temps) != 4 {
+		t.Fatalf("ListTemps: %v, %v", temps, err)
+	}
+	for _, bad := range []string{"index/0123", "../x/.tmp-1", "/etc/.tmp-x", "data/ab/../../../.tmp-x", "config"} {
+		if err := b.RemoveTemp(ctx, bad); err == nil {
+			t.Errorf("RemoveTemp(%q) was accepted", bad)
+		}
+	}
+	for _, tf := range temps {
+		if tf.Size != 2 {
+			t.Errorf("%s: size %d", tf.Name, tf.Size)
+		}
+		if err := b.RemoveTemp(ctx, tf.Name); err != nil {
+			t.Error(err)
+		}
+	}
+	if temps, _ := b.ListTemps(ctx); len(temps) != 0 {
+		t.Errorf("left: %v", temps)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a file that is not temporary went: %v", err)
+	}
+}
