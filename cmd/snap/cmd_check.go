@@ -231,6 +231,16 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		res.Errors = []index.Problem{}
 	}
 	res.Notes = append(res.Notes, ck.Notes()...)
+	if tl, ok := repo.As[repo.TempLister](s.r.Backend()); ok {
+		// Not an error: a run that is writing right now has some too.
+		if temps, err := tl.ListTemps(ctx); err == nil && len(temps) > 0 {
+			var size int64
+			for _, t := range temps {
+				size += t.Size
+			}
+			res.Notes = append(res.Notes, fmt.Sprintf("%d temporary files (%s): being written by a running snap, or left by one that was killed; 'snap prune' removes the latter", len(temps), humanBytes(size)))
+		}
+	}
 	res.OK = len(res.Errors) == 0
 	res.Snapshots = len(sns) + len(errs)
 	res.IndexSegments, res.Packs, res.Blobs = ck.SegmentCount(), ck.PackCount(), ck.BlobCount()

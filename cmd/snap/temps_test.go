@@ -30,6 +30,9 @@ func TestPruneRemovesTempFiles(t *testing.T) {
 	for _, p := range temps {
 		must(t, os.WriteFile(p, make([]byte, 100_000), 0o600))
 	}
+	if res := tr.mustRun("check"); !strings.Contains(res.stdout, "note: 3 temporary files (293.0 KiB)") {
+		t.Errorf("check does not mention the temporary files:\n%s", res.stdout)
+	}
 	prune := func(args ...string) map[string]any {
 		t.Helper()
 		res := tr.mustRun(append([]string{"prune", "--json"}, args...)...)
