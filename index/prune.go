@@ -40,6 +40,9 @@ import (
 // differences between hosts.
 const MarkGrace = 10 * time.Minute
 
+// TempGrace is how old a temporary file must be before prune removes it.
+const TempGrace = 15 * time.Minute
+
 // DefaultDeleteDelay is how long a pack stays marked before a prune may
 // delete it, unless --delete-delay says otherwise. A nightly prune deletes
 // what the previous night's prune marked.
@@ -250,10 +253,16 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	pl := &planner{o: o, now: now, st: st, ss: ss, disk: disk, used: used, lk: lk}
 	// Temporary files listed before the locks were: with no other process
 	// running (or the exclusive lock held) none of them can still be
-	// written, since every writer takes its lock before it writes.
+	// written, since every writer takes its lock before it writes. Two
+	// kinds of write come before a lock or without one, the lock file's
+	// own (written, then checked against the others) and 'snap key add';
+	// both take milliseconds, so files younger than TempGrace stay.
 	if o.Instant || lk.others == 0 {
-		pl.temps = temps
 		for _, t := range temps {
+			if now.Sub(t.ModTime) < TempGrace {
+				continue
+			}
+			pl.temps = append(pl.temps, t)
 			st.TempFiles++
 			st.TempBytes += t.Size
 		}

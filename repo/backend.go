@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // FileType is a directory of the repository layout.
@@ -120,8 +121,9 @@ type SpaceReserver interface {
 // TempFile is a temporary file a write left behind: a Save, a preflight
 // or a space reserve fill that a crash or kill -9 cut short.
 type TempFile struct {
-	Name string // relative to the repository's location
-	Size int64
+	Name    string // relative to the repository's location
+	Size    int64
+	ModTime time.Time
 }
 
 // TempLister is implemented by backends whose writes go through temporary

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -27,10 +28,16 @@ func TestPruneRemovesTempFiles(t *testing.T) {
 		filepath.Join(tr.repo, "index", ".tmp-fedcba9876543210"),
 		filepath.Join(tr.repo, ".tmp-reserve-0011223344556677"),
 	}
+	old := time.Now().Add(-time.Hour)
 	for _, p := range temps {
 		must(t, os.WriteFile(p, make([]byte, 100_000), 0o600))
+		must(t, os.Chtimes(p, old, old))
 	}
-	if res := tr.mustRun("check"); !strings.Contains(res.stdout, "note: 3 temporary files (293.0 KiB)") {
+	// A fresh one may be a lock being taken or a key being added (both
+	// write before, or without, a lock): it stays.
+	fresh := filepath.Join(tr.repo, "keys", ".tmp-aaaabbbbccccdddd")
+	must(t, os.WriteFile(fresh, []byte("k"), 0o600))
+	if res := tr.mustRun("check"); !strings.Contains(res.stdout, "note: 4 temporary files (293.0 KiB)") {
 		t.Errorf("check does not mention the temporary files:\n%s", res.stdout)
 	}
 	prune := func(args ...string) map[string]any {
@@ -63,6 +70,9 @@ func TestPruneRemovesTempFiles(t *testing.T) {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s is still there: %v", p, err)
 		}
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a temporary file younger than %v went: %v", index.TempGrace, err)
 	}
 	tr.mustRun("check", "--read-data")
 	target := filepath.Join(tr.dir, "target")

@@ -67,7 +67,7 @@ func (b *Backend) ListTemps(ctx context.Context) ([]repo.TempFile, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, repo.TempFile{Name: filepath.ToSlash(rel), Size: fi.Size()})
+			out = append(out, repo.TempFile{Name: filepath.ToSlash(rel), Size: fi.Size(), ModTime: fi.ModTime()})
 		}
 	}
 	return out, nil
