@@ -738,6 +738,22 @@ func (pl *planner) predictAfter() {
 // deletions.
 func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	r := ix.r
+	// Temporary files of killed runs first: they are garbage whatever
+	// happens next, and on a full disk their room is what lets the new
+	// segments be written. One that cannot be removed is reported, and
+	// does not stop the prune (nor every prune after it).
+	if tl, ok := repo.As[repo.TempLister](r.Backend()); ok {
+		for _, t := range pl.temps {
+			if err := tl.RemoveTemp(ctx, t.Name); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				pl.o.Log(err.Error())
+				pl.st.TempFiles--
+				pl.st.TempBytes -= t.Size
+			}
+		}
+	}
 	// New packs with the live blobs of repacked packs, and their segments.
 	if pl.st.RepackedPacks > 0 {
 		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression})
@@ -787,13 +803,7 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			return fmt.Errorf("delete pack %s: %w", id, err)
 		}
 	}
-	if tl, ok := repo.As[repo.TempLister](r.Backend()); ok {
-		for _, t := range pl.temps {
-			if err := tl.RemoveTemp(ctx, t.Name); err != nil {
-				return err
-			}
-		}
-	}
+
 	// Superseded segments, each after the ones it supersedes.
 	all := &SegmentSet{Segments: map[repo.ID]*Segment{}}
 	for id, seg := range pl.ss.Segments {

@@ -88,18 +88,39 @@ func (li LockInfo) Since() time.Time {
 	return li.Created
 }
 
-// ListLocks reads every lock file.
+// lockListAttempts bounds how often ListLocks lists again because a lock
+// file went away while the files were read.
+const lockListAttempts = 5
+
+// ListLocks reads every lock file. A lock that goes away between the
+// listing and its read was released, or refreshed: a refresh writes the
+// holder's new lock file before it removes the old one, so the new one
+// was missing from the listing. Skipping the gone one would lose a live
+// holder (and let a prune delete the packs of a running create), so the
+// listing starts over; if locks keep changing, that is an error.
 func (r *Repository) ListLocks(ctx context.Context) ([]LockEntry, error) {
+	for range lockListAttempts {
+		out, gone, err := r.listLocksOnce(ctx)
+		if err != nil || !gone {
+			return out, err
+		}
+	}
+	return nil, fmt.Errorf("lock files kept changing while they were read (%d attempts); try again", lockListAttempts)
+}
+
+// listLocksOnce reads every lock file listed; gone reports that one went
+// away before it was read.
+func (r *Repository) listLocksOnce(ctx context.Context) (out []LockEntry, gone bool, err error) {
 	ids, err := r.ListIDs(ctx, LockFile)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var out []LockEntry
 	for _, id := range ids {
 		e := LockEntry{Name: id.String()}
 		plain, err := r.LoadObject(ctx, LockFile, id)
 		if errors.Is(err, ErrNotFound) {
-			continue // released meanwhile
+			gone = true // released or refreshed meanwhile: list again
+			continue
 		}
 		if err == nil {
 			err = json.Unmarshal(plain, &e.Info)
@@ -111,7 +132,7 @@ func (r *Repository) ListLocks(ctx context.Context) ([]LockEntry, error) {
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out, gone, nil
 }
 
 // RemoveLock deletes one lock file.

@@ -2,6 +2,7 @@ package repo_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -209,4 +210,62 @@ func TestStaleLockOfDeadProcess(t *testing.T) {
 		t.Fatalf("shared lock beside a dead exclusive one: %v, %d taken over", err, stale)
 	}
 	l.Unlock()
+}
+
+// refreshingBackend stands in for another process that refreshes its lock
+// between our listing of the lock files and our read of its old one.
+type refreshingBackend struct {
+	repo.Backend
+	once    sync.Once
+	refresh func(old string)
+}
+
+func (b *refreshingBackend) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+	if h.Type == repo.LockFile {
+		b.once.Do(func() { b.refresh(h.Name) })
+	}
+	return b.Backend.Load(ctx, h, offset, length)
+}
+
+// TestListLocksSeesRefreshedLock: a lock refreshed while another process
+// lists the locks (its new file written after the listing, its old one
+// removed before the read) is still seen. Missing it let a prune take a
+// running create's new packs for orphans.
+func TestListLocksSeesRefreshedLock(t *testing.T) {
+	c := &clock{t: time.Now()}
+	a, b := openTwice(t, c, "hostA", "hostB")
+	ctx := context.Background()
+	la, err := a.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Unlock()
+	held, err := a.ListLocks(ctx)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("%v %v", held, err)
+	}
+	plain, err := json.Marshal(held[0].Info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &refreshingBackend{Backend: b.Backend(), refresh: func(old string) {
+		if _, err := a.SaveObject(ctx, repo.LockFile, append(plain, ' ')); err != nil {
+			t.Error(err)
+		}
+		if err := a.RemoveLock(ctx, old); err != nil {
+			t.Error(err)
+		}
+	}}
+	rb, err := repo.Open(ctx, be, "pw", repo.Options{Host: "hostB", Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	got, err := rb.ListLocks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Info.Host != "hostA" || got[0].Stale {
+		t.Errorf("locks listed across a refresh: %+v, want hostA's one live lock", got)
+	}
 }

@@ -133,4 +133,27 @@ func TestTemps(t *testing.T) {
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("a file that is not temporary went: %v", err)
 	}
+	// A directory swapped for a symlink after the listing leads nowhere.
+	outside := t.TempDir()
+	victim := filepath.Join(outside, ".tmp-victim")
+	if err := os.WriteFile(victim, []byte("v"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(b.dir, "data", "cd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(b.dir, "data", "cd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(b.dir, "index", ".tmp-link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"data/cd/.tmp-victim", "index/.tmp-link"} {
+		if err := b.RemoveTemp(ctx, name); err == nil {
+			t.Errorf("RemoveTemp(%q) through a symlink succeeded", name)
+		}
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("a file outside the repository went: %v", err)
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -85,8 +87,39 @@ func (b *Backend) RemoveTemp(ctx context.Context, name string) error {
 		!strings.HasPrefix(filepath.Base(clean), tempPrefix) || strings.Count(clean, string(filepath.Separator)) > 2 {
 		return fmt.Errorf("remove temporary file %q: not a temporary file of the repository", name)
 	}
+	// Hours may pass between the listing and the removal (a prune's
+	// repack): each directory on the way is opened without following a
+	// symlink, so that one swapped in meanwhile cannot lead outside.
 	p := filepath.Join(b.dir, clean)
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	dirs := strings.Split(filepath.Dir(clean), string(filepath.Separator))
+	fd, err := unix.Open(b.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("remove temporary file %s: %w", p, err)
+	}
+	for _, d := range dirs {
+		if d == "." {
+			continue
+		}
+		next, err := unix.Openat(fd, d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("remove temporary file %s: %w", p, err)
+		}
+		fd = next
+	}
+	defer unix.Close(fd)
+	base := filepath.Base(clean)
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("remove temporary file %s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("remove temporary file %s: not a regular file", p)
+	}
+	if err := unix.Unlinkat(fd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove temporary file %s: %w", p, err)
 	}
 	return nil
