@@ -293,7 +293,7 @@ func (l *Lock) Verify(ctx context.Context) error {
 	}
 	if _, err := l.r.be.Stat(ctx, Handle{Type: LockFile, Name: name}); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("our %s lock %s was removed by another process; stopping before anything is deleted (run the command again)", l.info.Kind(), shortName(name))
+			return fmt.Errorf("our %s lock %s was removed by another process, which took it for stale; stopped before changing the repository further (run the command again)", l.info.Kind(), shortName(name))
 		}
 		return fmt.Errorf("check lock: %w", err)
 	}

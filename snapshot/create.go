@@ -29,6 +29,11 @@ type CreateOptions struct {
 	Writer   index.WriterOptions
 	Program  string
 	Job      string // the config-file job taking the snapshot, if any
+	// Lock is the caller's lock, verified right before the snapshot
+	// document is saved: if another process removed it, taking it for
+	// stale (a machine that slept, refreshes that failed), a prune may
+	// have deleted data this run relies on, and no snapshot is saved.
+	Lock *repo.Lock
 }
 
 // Create makes a snapshot: it archives the inputs, flushes every pack and
@@ -147,6 +152,11 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	ws := w.Stats()
 	sn.Summary = Summary{Files: a.nFiles.Load(), Dirs: a.nDirs.Load(), Bytes: a.nBytes.Load(), ReadBytes: a.nRead.Load(),
 		AddedBytes: ws.StoredBytes, AddedRaw: ws.RawBytes, AddedBlobs: ws.Blobs, Errors: a.nErrors.Load(), Start: start, End: now}
+	if o.Lock != nil {
+		if err := o.Lock.Verify(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := Save(ctx, r, sn); err != nil {
 		return nil, err
 	}

@@ -629,3 +629,35 @@ func TestBuildVTreeRootWithStream(t *testing.T) {
 		t.Errorf("/ alone: %v, %+v", err, root)
 	}
 }
+
+// TestCreateVerifiesLock: a create whose lock another process removed
+// (taking it for stale) saves no snapshot: a prune may have deleted what
+// it relied on.
+func TestCreateVerifiesLock(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := filepath.Join(p.dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := p.ix.Repository()
+	l, err := r.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if err := r.RemoveLock(ctx, l.Name()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(ctx, p.ix, NewLoader(r, ""), CreateOptions{Paths: []string{src}, Host: "test", Lock: l})
+	if err == nil || !strings.Contains(err.Error(), "removed by another process") {
+		t.Fatalf("create without its lock: %v", err)
+	}
+	ids, err := r.ListIDs(ctx, repo.SnapshotFile)
+	if err != nil || len(ids) != 0 {
+		t.Errorf("snapshots saved: %v %v", ids, err)
+	}
+}

@@ -255,6 +255,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	if err != nil {
 		return nil, err
 	}
+	o.Lock = s.lock
 	if s.connections > 0 {
 		o.Writer.Connections = s.connections
 	}
