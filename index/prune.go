@@ -803,7 +803,6 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			return fmt.Errorf("delete pack %s: %w", id, err)
 		}
 	}
-
 	// Superseded segments, each after the ones it supersedes.
 	all := &SegmentSet{Segments: map[repo.ID]*Segment{}}
 	for id, seg := range pl.ss.Segments {

@@ -113,11 +113,10 @@ func newSnap(bin, dir, password string, profile bool) (*snapTool, error) {
 // forget and prune on a full disk, not stored data.
 func (t *snapTool) RepoSize() int64 {
 	n := dirSize(t.repo())
-	if m, _ := filepath.Glob(filepath.Join(t.repo(), "reserve.*")); len(m) > 0 {
-		for _, p := range m {
-			if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
-				n -= fi.Size()
-			}
+	m, _ := filepath.Glob(filepath.Join(t.repo(), "reserve.*"))
+	for _, p := range m {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+			n -= fi.Size()
 		}
 	}
 	return n

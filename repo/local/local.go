@@ -225,15 +225,9 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 	}
 	dirs := []string{filepath.Join(b.dir, string(t))}
 	if t == repo.PackFile {
-		subs, err := os.ReadDir(dirs[0])
-		if err != nil {
+		var err error
+		if dirs, err = b.packDirs(); err != nil {
 			return fmt.Errorf("list %s: %w", t, err)
-		}
-		dirs = dirs[:0]
-		for _, s := range subs {
-			if s.IsDir() && len(s.Name()) == 2 {
-				dirs = append(dirs, filepath.Join(b.dir, string(t), s.Name()))
-			}
 		}
 	}
 	for _, d := range dirs {
@@ -262,6 +256,22 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 		}
 	}
 	return nil
+}
+
+// packDirs returns the pack directories: data/<xx>.
+func (b *Backend) packDirs() ([]string, error) {
+	data := filepath.Join(b.dir, string(repo.PackFile))
+	subs, err := os.ReadDir(data)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, s := range subs {
+		if s.IsDir() && len(s.Name()) == 2 {
+			dirs = append(dirs, filepath.Join(data, s.Name()))
+		}
+	}
+	return dirs, nil
 }
 
 // Remove deletes the file and fsyncs its directory.

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -47,9 +45,5 @@ func (b *Backend) Preflight(ctx context.Context) (uint64, error) {
 			return 0, fmt.Errorf("repository %s is not writable: %w", b.dir, err)
 		}
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(b.dir, &st); err != nil {
-		return 0, fmt.Errorf("free space of %s: %w", b.dir, err)
-	}
-	return st.Bavail * uint64(st.Bsize), nil
+	return b.Free()
 }

@@ -27,16 +27,11 @@ func (b *Backend) tempDirs() ([]string, error) {
 		}
 		dirs = append(dirs, filepath.Join(b.dir, string(t)))
 	}
-	subs, err := os.ReadDir(filepath.Join(b.dir, string(repo.PackFile)))
+	packs, err := b.packDirs()
 	if err != nil {
 		return nil, fmt.Errorf("list temporary files: %w", err)
 	}
-	for _, s := range subs {
-		if s.IsDir() && len(s.Name()) == 2 {
-			dirs = append(dirs, filepath.Join(b.dir, string(repo.PackFile), s.Name()))
-		}
-	}
-	return dirs, nil
+	return append(dirs, packs...), nil
 }
 
 // ListTemps lists the temporary files (".tmp-*") in the repository.
