@@ -87,6 +87,12 @@ func (h *hostileRepo) snapshot(root repo.ID) *Snapshot {
 // error and the per-entry errors reported.
 func (h *hostileRepo) restore(sn *Snapshot, target string) (error, []error) {
 	h.t.Helper()
+	return h.restoreWith(sn, target, RestoreOptions{})
+}
+
+// restoreWith is restore with options (Report is set here).
+func (h *hostileRepo) restoreWith(sn *Snapshot, target string, o RestoreOptions) (error, []error) {
+	h.t.Helper()
 	ctx := context.Background()
 	ld := NewLoader(h.r, "")
 	got, err := ld.Load(ctx, sn.ID)
@@ -103,11 +109,12 @@ func (h *hostileRepo) restore(sn *Snapshot, target string) (error, []error) {
 	}
 	defer tg.Close()
 	var reported []error
-	rs := NewRestorer(h.ix, tg, RestoreOptions{Report: func(ev Event) {
+	o.Report = func(ev Event) {
 		if ev.Kind == EventError {
 			reported = append(reported, ev.Err)
 		}
-	}})
+	}
+	rs := NewRestorer(h.ix, tg, o)
 	_, err = rs.Restore(ctx, "/", node)
 	return err, reported
 }
@@ -341,5 +348,64 @@ func TestHostileSymlinks(t *testing.T) {
 	ctx := context.Background()
 	if _, err := FindNode(ctx, h.ix, s1.Tree, "/a/x"); err == nil {
 		t.Errorf("FindNode followed symlink a")
+	}
+}
+
+// TestHostileLinkGroups: a hard link group that mixes a symlink and a file
+// (only a crafted repository has one) restores the file as a file, not as
+// a link to the symlink; and --overwrite if-changed never changes the
+// metadata of a file in the target through a hard link to a file outside.
+func TestHostileLinkGroups(t *testing.T) {
+	t.Parallel()
+	h := newHostileRepo(t)
+	outside := filepath.Join(h.dir, "outside")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shadow := filepath.Join(outside, "shadow")
+	if err := os.WriteFile(shadow, []byte("pwned"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(1700000000, 0)
+	if err := os.Chtimes(shadow, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	pwnedID := h.blob(repo.DataBlob, []byte("pwned"))
+
+	sym := Node{Meta: sources.Meta{Name: "a", Type: sources.TypeSymlink, LinkTarget: shadow, Links: 2, Inode: 7, Device: 1}}
+	file := fileNode("b", pwnedID)
+	file.Size, file.Links, file.Inode, file.Device = 5, 2, 7, 1
+	target := filepath.Join(h.dir, "t1")
+	if err, errs := h.restore(h.snapshot(h.tree(sym, file)), target); err != nil || len(errs) > 0 {
+		t.Fatalf("restore: %v %v", err, errs)
+	}
+	if fi, err := os.Lstat(filepath.Join(target, "b")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("b, a file in a group with a symlink, restored as %v (%v)", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "b")); err != nil || string(b) != "pwned" {
+		t.Fatalf("b: %q, %v", b, err)
+	}
+
+	// A hard link to the outside file, planted in the target; the snapshot
+	// has a file of its size and time there, with other metadata.
+	target = filepath.Join(h.dir, "t2")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(shadow, filepath.Join(target, "h")); err != nil {
+		t.Fatal(err)
+	}
+	hf := fileNode("h", pwnedID)
+	hf.Size, hf.MTime, hf.Mode = 5, mtime.UnixNano(), 0o4777
+	if err, errs := h.restoreWith(h.snapshot(h.tree(hf)), target, RestoreOptions{Overwrite: OverwriteIfChanged}); err != nil || len(errs) > 0 {
+		t.Fatalf("restore if-changed: %v %v", err, errs)
+	}
+	if fi, err := os.Stat(shadow); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSetuid != 0 {
+		t.Fatalf("the file outside the target changed: %v, %v", fi, err)
+	}
+	in, err := os.Stat(filepath.Join(target, "h"))
+	out, _ := os.Stat(shadow)
+	if err != nil || os.SameFile(in, out) || in.Mode()&os.ModeSetuid == 0 {
+		t.Fatalf("h in the target should be a file of its own with the snapshot's mode: %v, %v", in, err)
 	}
 }

@@ -101,10 +101,10 @@ type Restorer struct {
 	walking sync.WaitGroup
 	cancel  context.CancelFunc
 	linksMu sync.Mutex
-	links   map[[2]uint64]string // (device, inode) → first restored path
+	links   map[LinkGroup]string // group → first restored path
 	// linkInodes holds, for a group whose first name was kept as it was
 	// in the target (Overwrite), that file's inode in the target.
-	linkInodes map[[2]uint64]uint64
+	linkInodes map[LinkGroup]uint64
 	mu         sync.Mutex
 	fatal      error
 	nFiles     atomic.Int64
@@ -185,7 +185,7 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	if o.Blobs == nil {
 		o.Blobs = ix
 	}
-	return &Restorer{ix: ix, target: target, opts: o, links: map[[2]uint64]string{}, linkInodes: map[[2]uint64]uint64{}}
+	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}}
 }
 
 // Restore writes node (found at snapPath in the snapshot) into the target.
@@ -460,7 +460,7 @@ func (r *Restorer) inTheWay(d *dirHandle, name string) bool {
 // group is not restored yet (it is then registered, at rel and ino) or was
 // kept at that very inode.
 func (r *Restorer) groupInode(n Node, rel string, ino uint64) bool {
-	key := [2]uint64{n.Device, n.Inode}
+	key := n.LinkGroup()
 	r.linksMu.Lock()
 	defer r.linksMu.Unlock()
 	if _, ok := r.links[key]; !ok {
@@ -570,7 +570,7 @@ func (r *Restorer) createFirst(d *dirHandle, rel string, n Node) (f *sources.Fil
 // group is created under linksMu: a later link never finds it missing.
 func (r *Restorer) hardLinkOr(rel string, n Node, create func() error) (linked bool, err error) {
 	if n.Links > 1 {
-		key := [2]uint64{n.Device, n.Inode}
+		key := n.LinkGroup()
 		r.linksMu.Lock()
 		defer r.linksMu.Unlock()
 		if first, ok := r.links[key]; ok {

@@ -16,6 +16,20 @@ type Node struct {
 	Subtree repo.ID   // tree blob of a directory
 }
 
+// LinkGroup identifies a hard link group among the nodes of a snapshot.
+type LinkGroup struct {
+	Device, Inode uint64
+	Type          sources.FileType
+}
+
+// LinkGroup returns the hard link group of n. The type is part of it: the
+// members of a real group all have one type, and a repository that puts a
+// symlink and a file in one group (only a damaged or crafted one can) must
+// not get the file restored as a link to the symlink.
+func (n *Node) LinkGroup() LinkGroup {
+	return LinkGroup{Device: n.Device, Inode: n.Inode, Type: n.Type}
+}
+
 // Tree is a directory: its entries sorted bytewise by name, names unique.
 type Tree struct {
 	Nodes []Node

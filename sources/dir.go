@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -99,7 +100,13 @@ func (d *Dir) Lstat(name string) (st unix.Stat_t, exists bool, err error) {
 // an fstat of it: a symlink put in its place is never followed.
 // same, when set, must accept the file's inode (restore checks that a
 // kept name of a hard link group is the group's inode); it runs before
-// anything is changed.
+// anything is changed. A file with more than one link is never changed:
+// its other names may lie outside the restore target (a hard link planted
+// in the target to /etc/shadow), and changing the inode's owner, mode or
+// extended attributes would change that file too. It is kept only when it
+// has m's metadata already (a restore that is resumed), and otherwise
+// written anew, which gives the name an inode of its own; a hard link
+// group of the snapshot is then linked again from its first member.
 func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept bool, err error) {
 	if err := d.check(name); err != nil {
 		return false, err
@@ -116,10 +123,25 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || st.Mtim.Nano() != m.MTime || same != nil && !same(st.Ino) {
 		return false, nil
 	}
+	if st.Nlink > 1 {
+		return hasMeta(fd, &st, d.t.asRoot, m), nil
+	}
 	if err := removeOtherXattrs(fd, m.Xattrs); err != nil {
 		return false, fmt.Errorf("set metadata of %s: %w", d.path(name), err)
 	}
 	return true, setFdMeta(fd, d.path(name), d.t.asRoot, d.t.asRoot, true, m)
+}
+
+// hasMeta reports whether the open file fd, whose fstat is st, has the
+// mode, the owner (when restoring as root, which restores owners) and the
+// extended attributes of m.
+func hasMeta(fd int, st *unix.Stat_t, asRoot bool, m Meta) bool {
+	if st.Mode&0o7777 != m.Mode&0o7777 || asRoot && (st.Uid != m.UID || st.Gid != m.GID) {
+		return false
+	}
+	want := slices.Clone(m.Xattrs)
+	slices.SortFunc(want, func(a, b Xattr) int { return strings.Compare(a.Name, b.Name) })
+	return slices.EqualFunc(fdXattrs(fd), want, func(a, b Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) })
 }
 
 // removeOtherXattrs removes the extended attributes of the open file fd

@@ -195,23 +195,39 @@ func readlink(path string) (string, error) {
 }
 
 func readXattrs(path string) []Xattr {
-	size, err := unix.Llistxattr(path, nil)
+	return collectXattrs(
+		func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Lgetxattr(path, name, buf) })
+}
+
+// fdXattrs returns the extended attributes of the open file fd, sorted by
+// name, as readXattrs does for a path.
+func fdXattrs(fd int) []Xattr {
+	return collectXattrs(
+		func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
+}
+
+// collectXattrs reads the attributes that list names with get; one that
+// goes away or cannot be read between the two is left out.
+func collectXattrs(list func(buf []byte) (int, error), get func(name string, buf []byte) (int, error)) []Xattr {
+	size, err := list(nil)
 	if err != nil || size == 0 {
 		return nil
 	}
 	buf := make([]byte, size)
-	size, err = unix.Llistxattr(path, buf)
+	size, err = list(buf)
 	if err != nil {
 		return nil
 	}
 	var out []Xattr
 	for _, name := range splitNul(buf[:size]) {
-		n, err := unix.Lgetxattr(path, name, nil)
+		n, err := get(name, nil)
 		if err != nil {
 			continue
 		}
 		val := make([]byte, n)
-		n, err = unix.Lgetxattr(path, name, val)
+		n, err = get(name, val)
 		if err != nil {
 			continue
 		}

@@ -86,7 +86,7 @@ func writeContent(ctx context.Context, ix *index.Index, n snapshot.Node, w io.Wr
 // which tar cannot hold, are left out and reported through skipped.
 func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node, w io.Writer, skipped func(path string)) error {
 	tw := tar.NewWriter(w)
-	first := map[[2]uint64]string{} // the first path of each hard link group
+	first := map[snapshot.LinkGroup]string{} // the first path of each hard link group
 	err := snapshot.Walk(ctx, ix, p, node, func(np string, n *snapshot.Node) error {
 		rel := strings.TrimPrefix(strings.TrimPrefix(np, p), "/")
 		if rel == "" {
@@ -120,7 +120,7 @@ func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node
 			return nil
 		}
 		if n.Links > 1 && n.Type != sources.TypeDir {
-			key := [2]uint64{n.Device, n.Inode}
+			key := n.LinkGroup()
 			if to, ok := first[key]; ok {
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, to, 0
 			} else {

@@ -218,11 +218,11 @@ func runRestore(c *cli.Context, e *env) error {
 // directories at a time).
 func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) (*index.PackFetcher, error) {
 	plan := index.NewPackPlan()
-	linked := map[[2]uint64]bool{}
+	linked := map[snapshot.LinkGroup]bool{}
 	err := snapshot.Walk(ctx, s.ix, sub, node, func(_ string, n *snapshot.Node) error {
 		if n.Links > 1 && n.Type == sources.TypeFile {
 			// The restorer reads a hard-linked file once and links the rest.
-			key := [2]uint64{n.Device, n.Inode}
+			key := n.LinkGroup()
 			if linked[key] {
 				return nil
 			}

@@ -205,12 +205,12 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	var out []unitJSON
 	installed := map[string]bool{}
 	for _, t := range timers {
-		if !ownUnit(t) {
+		text, ok := readOwnUnit(t)
+		if !ok {
 			continue
 		}
 		job := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(t), "snap-"), ".timer")
-		b, _ := os.ReadFile(t)
-		uj := unitJSON{Job: job, Schedule: unitValues(string(b), "OnCalendar"), Service: filepath.Join(dir, serviceName(job)), Timer: t, Installed: true}
+		uj := unitJSON{Job: job, Schedule: unitValues(text, "OnCalendar"), Service: filepath.Join(dir, serviceName(job)), Timer: t, Installed: true}
 		if o.dir == "" {
 			unitState(o.user, &uj)
 		}

@@ -121,6 +121,14 @@ func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
 		return st.Ino
 	}
 
+	// if-changed over an intact group (a resumed restore): kept as it is,
+	// although a file of several links is never changed in place.
+	before := inode("a")
+	res := tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed", "--json")
+	if inode("a") != before || inode("b") != before || !strings.Contains(res.stdout, `"files":0,`) {
+		t.Errorf("an intact hard link group was not kept by if-changed: inodes %d → %d %d\n%s", before, inode("a"), inode("b"), res.stdout)
+	}
+
 	// if-changed: b removed, c replaced by a copy with the same size and
 	// time: all three are one inode again.
 	must(t, os.Remove(filepath.Join(hl, "b")))
@@ -129,7 +137,7 @@ func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
 	must(t, os.Remove(filepath.Join(hl, "c")))
 	writeFile(t, filepath.Join(hl, "c"), []byte("linked content"))
 	must(t, os.Chtimes(filepath.Join(hl, "c"), fi.ModTime(), fi.ModTime()))
-	res := tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed", "-v")
+	res = tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed", "-v")
 	if a := inode("a"); inode("b") != a || inode("c") != a {
 		t.Errorf("hard link group after if-changed: inodes %d %d %d", a, inode("b"), inode("c"))
 	}

@@ -155,8 +155,18 @@ func mayWriteUnit(path string, force bool) error {
 
 // ownUnit reports whether the unit file at path was written by snap.
 func ownUnit(path string) bool {
+	_, ok := readOwnUnit(path)
+	return ok
+}
+
+// readOwnUnit returns the text of a unit file that snap wrote, and false
+// for one it cannot read or did not write.
+func readOwnUnit(path string) (string, bool) {
 	b, err := os.ReadFile(path)
-	return err == nil && strings.HasPrefix(string(b), unitMarker)
+	if err != nil || !strings.HasPrefix(string(b), unitMarker) {
+		return "", false
+	}
+	return string(b), true
 }
 
 // unitValues returns the values of key in a unit file's text.
