@@ -63,9 +63,10 @@ const encoderWindow = 2 << 20
 type compressor struct {
 	enc [4]*zstd.Encoder
 	dec *zstd.Decoder // blobs: at most MaxBlobSize
-	// objDec opens unpacked objects, which may be larger than any blob (up
-	// to MaxObjectSize); blobs keep the tighter bound of their own.
-	objDec *zstd.Decoder
+	// objDec opens unpacked objects, which may be larger than any blob:
+	// one decoder per size limit (maxObjectSize), as a decoder's bound is
+	// an option it is made with; blobs keep the tighter bound of their own.
+	objDec map[int]*zstd.Decoder
 
 	// Deltas are compressed and opened with a dictionary that changes with
 	// every blob: zstd takes it as an option of the encoder or decoder, so
@@ -92,14 +93,22 @@ func newCompressor() (*compressor, error) {
 	if c.dec, err = newDecoder(MaxBlobSize); err != nil {
 		return nil, err
 	}
-	if c.objDec, err = newDecoder(MaxObjectSize); err != nil {
-		return nil, err
+	c.objDec = map[int]*zstd.Decoder{}
+	for _, limit := range []int{maxSmallObjectSize, MaxSnapshotSize, MaxObjectSize} {
+		if c.objDec[limit], err = newDecoder(uint64(limit)); err != nil {
+			return nil, err
+		}
 	}
 	for l := range c.deltaEnc {
 		c.deltaEnc[l] = make(chan *zstd.Encoder, runtime.GOMAXPROCS(0))
 	}
 	c.deltaDec = make(chan *zstd.Decoder, runtime.GOMAXPROCS(0))
 	return c, nil
+}
+
+// objectDecoder returns the decoder for objects of at most limit bytes.
+func (c *compressor) objectDecoder(limit int) *zstd.Decoder {
+	return c.objDec[limit]
 }
 
 // deltaWindow is how far back a delta's matches reach. A chunk and its

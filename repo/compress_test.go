@@ -3,11 +3,14 @@ package repo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func randomBytes(seed uint64, n int) []byte {
@@ -244,5 +247,48 @@ func TestLargeObject(t *testing.T) {
 	}
 	if _, err := r.SaveObject(context.Background(), IndexFile, make([]byte, MaxObjectSize+1)); err == nil || !strings.Contains(err.Error(), "object limit") {
 		t.Fatalf("an object over MaxObjectSize: %v, want an error", err)
+	}
+}
+
+// TestObjectBombs: an object that inflates past the limit of its type (a
+// lock or snapshot document of 100 KB that decompresses to 64 MiB) is
+// refused at that limit, whether its zstd frame states its size or not;
+// an index segment of that size still opens.
+func TestObjectBombs(t *testing.T) {
+	r := testRepository(t, nil)
+	plain := bytes.Repeat([]byte(" "), 64<<20)
+	withSize, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withSize.Close()
+	var stream bytes.Buffer // a streamed frame does not state its size
+	sw, err := zstd.NewWriter(&stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sw.Write(plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	frames := map[string][]byte{"frame with its size": withSize.EncodeAll(plain, nil), "streamed frame": stream.Bytes()}
+	for what, frame := range frames {
+		sealed := r.sealer.seal(nil, append([]byte{objectZstd}, frame...))
+		for _, ft := range []FileType{LockFile, SnapshotFile, ConfigFile} {
+			_, err := r.OpenObject(Handle{Type: ft, Name: Hash(sealed).String()}, sealed)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "limit") {
+				t.Errorf("%s %s inflating to 64 MiB: %v, want a corruption error naming the limit", what, ft, err)
+			}
+		}
+		out, err := r.OpenObject(Handle{Type: IndexFile, Name: Hash(sealed).String()}, sealed)
+		if err != nil || len(out) != len(plain) {
+			t.Errorf("%s index segment of 64 MiB: %d bytes, %v", what, len(out), err)
+		}
+	}
+	raw := r.sealer.seal(nil, append([]byte{objectRaw}, make([]byte, 2<<20)...))
+	if _, err := r.OpenObject(Handle{Type: LockFile, Name: Hash(raw).String()}, raw); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a raw lock of 2 MiB: %v, want a corruption error", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/user"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Repository is an open repository: a backend plus the master key and the
@@ -199,7 +201,26 @@ const (
 	// MaxObjectSize bounds an unpacked object (an index segment of a few
 	// million blobs is the largest).
 	MaxObjectSize = 1 << 30
+	// MaxSnapshotSize bounds a snapshot document.
+	MaxSnapshotSize = 16 << 20
+	// maxSmallObjectSize bounds the config and lock files, which hold a
+	// few hundred bytes.
+	maxSmallObjectSize = 1 << 20
 )
+
+// maxObjectSize is the largest plaintext an object of type t may have. It
+// bounds decompression too: a crafted object of 100 KB that inflates to
+// 1 GiB of whitespace must fail at the size its type allows, not at 1 GiB
+// (six such lock files made every command take 3 GB).
+func maxObjectSize(t FileType) int {
+	switch t {
+	case SnapshotFile:
+		return MaxSnapshotSize
+	case ConfigFile, LockFile:
+		return maxSmallObjectSize
+	}
+	return MaxObjectSize
+}
 
 func (r *Repository) sealObject(plain []byte) []byte {
 	payload := make([]byte, 0, len(plain)/2+1)
@@ -220,11 +241,18 @@ func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
 	if len(payload) == 0 {
 		return nil, corrupt(h.String(), "empty payload")
 	}
+	limit := maxObjectSize(h.Type)
 	switch payload[0] {
 	case objectRaw:
+		if len(payload)-1 > limit {
+			return nil, corrupt(h.String(), "%d bytes exceed the %d-byte limit of a %s object", len(payload)-1, limit, h.Type)
+		}
 		return payload[1:], nil
 	case objectZstd:
-		out, err := r.comp.objDec.DecodeAll(payload[1:], nil)
+		out, err := r.comp.objectDecoder(limit).DecodeAll(payload[1:], nil)
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, corrupt(h.String(), "it decompresses to more than the %d-byte limit of a %s object", limit, h.Type)
+		}
 		if err != nil {
 			return nil, corrupt(h.String(), "zstd: %v", err)
 		}
@@ -236,10 +264,10 @@ func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
 // SaveObject encrypts plain and stores it as an object of type t, returning
 // its ID. The object is durable when SaveObject returns.
 func (r *Repository) SaveObject(ctx context.Context, t FileType, plain []byte) (ID, error) {
-	if len(plain) > MaxObjectSize {
+	if limit := maxObjectSize(t); len(plain) > limit {
 		// A reader would refuse it: fail now rather than store what no
 		// one can open.
-		return ID{}, fmt.Errorf("%s object of %d bytes exceeds the %d-byte object limit", t, len(plain), MaxObjectSize)
+		return ID{}, fmt.Errorf("%s object of %d bytes exceeds the %d-byte object limit", t, len(plain), limit)
 	}
 	sealed := r.sealObject(plain)
 	id := Hash(sealed)

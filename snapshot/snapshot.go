@@ -79,13 +79,10 @@ func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
 	return nil
 }
 
-// maxSnapshotSize bounds a snapshot document.
-const maxSnapshotSize = 16 << 20
-
 // decode parses a snapshot document.
 func decode(id repo.ID, plain []byte) (*Snapshot, error) {
-	if len(plain) > maxSnapshotSize {
-		return nil, fmt.Errorf("snapshot document of %d bytes exceeds %d", len(plain), maxSnapshotSize)
+	if len(plain) > repo.MaxSnapshotSize {
+		return nil, fmt.Errorf("snapshot document of %d bytes exceeds %d", len(plain), repo.MaxSnapshotSize)
 	}
 	var sn Snapshot
 	if err := json.Unmarshal(plain, &sn); err != nil {
