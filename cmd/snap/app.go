@@ -190,7 +190,7 @@ func run(args []string, e *env) int {
 // An internal error (a bug, see repo.PanicError) says so and asks for a
 // report; its stack is printed only when SNAP_DEBUG is set (docs/usage.md).
 func printError(e *env, args []string, jsonLines bool, err error, code int) {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := singleLine(err.Error())
 	var bug *repo.PanicError
 	var stack []byte
 	if errors.As(err, &bug) {

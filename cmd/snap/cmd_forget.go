@@ -276,7 +276,7 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 		if i > 0 {
 			fmt.Fprintln(e.stdout)
 		}
-		fmt.Fprintf(e.stdout, "%s (policy: %s)\n", g.GroupKey.String(), res.Policy)
+		fmt.Fprintf(e.stdout, "%s (policy: %s)\n", escapeControls(g.GroupKey.String()), res.Policy)
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tAction\tReasons")
 		for _, sn := range g.Snapshots {
@@ -284,7 +284,7 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 			if sn.Keep {
 				action = "keep"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ShortID, localTime(sn.Time), sn.Host, strings.Join(sn.Tags, ","), action, strings.Join(sn.Reasons, ", "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ShortID, localTime(sn.Time), displayPath(sn.Host), displayPath(strings.Join(sn.Tags, ",")), action, strings.Join(sn.Reasons, ", "))
 		}
 		tw.Flush()
 	}

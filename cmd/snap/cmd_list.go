@@ -84,11 +84,17 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSize\tAdded\tPaths")
 	for _, sn := range sns {
-		paths := append([]string(nil), sn.Paths...)
-		for _, src := range sn.Sources {
-			paths = append(paths, src.Path)
+		var paths, tags []string
+		for _, p := range sn.Paths {
+			paths = append(paths, displayPath(p))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), sn.Host, strings.Join(sn.Tags, ","),
+		for _, src := range sn.Sources {
+			paths = append(paths, displayPath(src.Path))
+		}
+		for _, t := range sn.Tags {
+			tags = append(tags, displayPath(t))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), displayPath(sn.Host), strings.Join(tags, ","),
 			humanBytes(sn.Summary.Bytes), humanBytes(sn.Summary.AddedBytes), strings.Join(paths, " "))
 	}
 	if err := tw.Flush(); err != nil {

@@ -158,20 +158,21 @@ func longLine(np string, n *snapshot.Node) string {
 	if group == "" {
 		group = fmt.Sprint(n.GID)
 	}
-	line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), owner, group, n.Size, localTime(time.Unix(0, n.MTime)), displayPath(np))
+	line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), displayPath(owner), displayPath(group), n.Size, localTime(time.Unix(0, n.MTime)), displayPath(np))
 	if n.Type == sources.TypeSymlink {
 		line += " -> " + displayPath(n.LinkTarget)
 	}
 	return line
 }
 
-// displayPath is a path as the plain text of ls and diff shows it: its
-// bytes as they are (names need not be UTF-8), unless it holds a control
-// character: a newline in a name would print as two lines and could fake
-// an entry, an escape sequence could rewrite the terminal. Such a path is
-// quoted with Go's escapes ("a\nb"); --json gives every path exactly.
+// displayPath is a path (or a name: user, group, host, tag) as plain text
+// shows it: its bytes as they are (names need not be UTF-8), unless it
+// holds a control character: a newline in a name would print as two lines
+// and could fake an entry, an escape sequence could rewrite the terminal.
+// Such a path is quoted with Go's escapes ("a\nb"); --json gives every
+// path exactly.
 func displayPath(p string) string {
-	if strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+	if strings.IndexFunc(p, func(r rune) bool { return r == '\t' || isControl(r) }) >= 0 {
 		return strconv.Quote(p)
 	}
 	return p

@@ -141,12 +141,40 @@ func textPrefix(l slog.Level) string {
 }
 
 // singleLine keeps a message on one line: a journald or log reader treats each
-// line as one entry.
+// line as one entry. Line breaks become spaces, and any other control
+// character is shown as an escape (escapeControls).
 func singleLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	}
+	return escapeControls(s)
+}
+
+// escapeControls shows the control characters of s other than tabs and
+// newlines as escapes (\x1b): an escape sequence in a file name or a host
+// name read from a repository must not rewrite the terminal.
+func escapeControls(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r != '\n' && isControl(r) }) < 0 {
 		return s
 	}
-	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n' || !isControl(r):
+			b.WriteRune(r)
+		case r < 0x80:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
+}
+
+// isControl reports whether r is a control character other than a tab:
+// C0, DEL or C1 (0x9b starts a sequence on some terminals, as ESC [ does).
+func isControl(r rune) bool {
+	return r < 0x20 && r != '\t' || r >= 0x7f && r < 0xa0
 }
 
 // underJournal reports whether stderr is connected to the journal: systemd

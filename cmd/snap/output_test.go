@@ -374,3 +374,31 @@ func TestWarningNamesPath(t *testing.T) {
 		t.Errorf("warning: %q", got)
 	}
 }
+
+// TestControlCharactersEscaped: a host, a tag and a file name with an
+// escape sequence (as a crafted or careless repository has them) are
+// shown escaped in list, ls, find, forget, restore --verbose and error
+// lines, never sent raw to the terminal.
+func TestControlCharactersEscaped(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	evil := "a\x1b[2Jb\x9bc"
+	writeFile(t, filepath.Join(src, evil), []byte("x"))
+	tr.mustRun("create", "--host", "h\x1b]0;x\x07", "--tag", "t\x1b[31m", src)
+	target := filepath.Join(tr.dir, "target")
+	for _, args := range [][]string{
+		{"list"},
+		{"ls", "-l", "latest"},
+		{"find", "a*"},
+		{"forget", "--keep-last", "1", "--dry-run"},
+		{"restore", "latest", "--target", target, "-v"},
+		{"restore", "latest:" + filepath.Join(src, evil, "nothing"), "--target", target},
+	} {
+		res := tr.run(args...)
+		out := res.stdout + res.stderr
+		if strings.ContainsAny(out, "\x1b\x07") || strings.ContainsRune(out, 0x9b) {
+			t.Errorf("snap %s printed a raw control character:\n%q", strings.Join(args, " "), out)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (u *ui) printf(format string, args ...any) {
 	if u.bar != nil {
 		u.bar.clear()
 	}
-	fmt.Fprintf(u.out, format+"\n", args...)
+	fmt.Fprintln(u.out, escapeControls(fmt.Sprintf(format, args...)))
 }
 
 // infof prints a detail shown with --verbose.
