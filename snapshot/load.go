@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/snap-backup/snap/index"
@@ -63,7 +64,29 @@ var SkipDir = fmt.Errorf("skip this directory")
 // Walk visits the node at p and everything below it, depth first in name
 // order.
 func Walk(ctx context.Context, ix *index.Index, p string, n Node, fn WalkFunc) error {
-	if err := fn(p, &n); err != nil {
+	return walk(ctx, ix, &walkPath{name: p}, n, fn)
+}
+
+// walkPath is the path of a node that Walk visits, as a chain of names:
+// each level of the walk keeps its own name only, and the whole path is
+// built for fn and dropped. With a path string per level, a crafted chain
+// of 4,000 directories with 255-byte names held 2 GB.
+type walkPath struct {
+	parent *walkPath
+	name   string // the path Walk started at, for the first
+}
+
+func (w *walkPath) String() string {
+	var names []string
+	for ; w != nil; w = w.parent {
+		names = append(names, w.name)
+	}
+	slices.Reverse(names)
+	return path.Join(names...)
+}
+
+func walk(ctx context.Context, ix *index.Index, p *walkPath, n Node, fn WalkFunc) error {
+	if err := fn(p.String(), &n); err != nil {
 		if err == SkipDir {
 			return nil
 		}
@@ -80,7 +103,7 @@ func Walk(ctx context.Context, ix *index.Index, p string, n Node, fn WalkFunc) e
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	for i := range t.Nodes {
-		if err := Walk(ctx, ix, path.Join(p, t.Nodes[i].Name), t.Nodes[i], fn); err != nil {
+		if err := walk(ctx, ix, &walkPath{parent: p, name: t.Nodes[i].Name}, t.Nodes[i], fn); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -105,13 +106,16 @@ type Restorer struct {
 	// linkInodes holds, for a group whose first name was kept as it was
 	// in the target (Overwrite), that file's inode in the target.
 	linkInodes map[LinkGroup]uint64
-	mu         sync.Mutex
-	fatal      error
-	nFiles     atomic.Int64
-	nDirs      atomic.Int64
-	nBytes     atomic.Int64
-	nErrors    atomic.Int64
-	nSkip      atomic.Int64
+	// rootPath is the path in the snapshot of the directory restored into
+	// the target (Restore); the walk builds the paths below it as needed.
+	rootPath string
+	mu       sync.Mutex
+	fatal    error
+	nFiles   atomic.Int64
+	nDirs    atomic.Int64
+	nBytes   atomic.Int64
+	nErrors  atomic.Int64
+	nSkip    atomic.Int64
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -135,7 +139,6 @@ const (
 type dirHandle struct {
 	parent *dirHandle
 	name   string
-	rel    string
 	mu     sync.Mutex   // guards dir and failed
 	dir    *sources.Dir // opened by a walker when first needed
 	failed bool         // creating it failed (reported); its entries are skipped
@@ -200,7 +203,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	if err != nil {
 		return RestoreStats{}, fmt.Errorf("restore target %s: %w", r.target.Dir(), err)
 	}
-	root := &dirHandle{rel: ".", dir: rootDir}
+	root := &dirHandle{dir: rootDir}
 	root.refs.Store(1)
 	r.jobs = make(chan restoreJob, r.opts.Workers)
 	for range r.opts.Workers {
@@ -212,7 +215,8 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	}
 	if node.Type == sources.TypeDir {
 		root.refs.Add(1)
-		r.walkDir(ctx, snapPath, root, node.Subtree, r.selectedAll())
+		r.rootPath = snapPath
+		r.walkDir(ctx, root, node.Subtree, r.selectedAll())
 	} else {
 		err = r.restoreEntry(ctx, snapPath, root, node, r.selectedAll())
 	}
@@ -267,7 +271,7 @@ func (r *Restorer) open(d *dirHandle) *sources.Dir {
 	dir, err := parent.Mkdir(d.name)
 	if err != nil {
 		d.failed = true
-		r.fail(d.rel, err)
+		r.fail(d.rel(), err)
 		return nil
 	}
 	d.dir = dir
@@ -282,11 +286,11 @@ func (r *Restorer) release(d *dirHandle) {
 	if d.dir != nil {
 		if d.apply {
 			if err := d.dir.SetOwnMeta(d.meta); err != nil {
-				r.fail(d.rel, err)
+				r.fail(d.rel(), err)
 			}
 		}
 		if err := d.dir.Close(); err != nil {
-			r.fail(d.rel, err)
+			r.fail(d.rel(), err)
 		}
 	}
 	if d.parent != nil {
@@ -297,18 +301,41 @@ func (r *Restorer) release(d *dirHandle) {
 // child returns a handle for subdirectory n of d, holding a reference to d.
 // The directory is created when something in it is restored.
 func (r *Restorer) child(d *dirHandle, n Node, selected bool) *dirHandle {
-	c := &dirHandle{parent: d, name: n.Name, rel: path.Join(d.rel, n.Name), meta: n.Meta, apply: selected}
+	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta, apply: selected}
 	c.refs.Store(1)
 	d.refs.Add(1)
 	return c
 }
 
+// rel returns d's path relative to the target ("." for the target), built
+// from its parents. Handles keep only their own names, and the walk keeps
+// no path while it descends (paths are built when needed and dropped), so
+// that a tree N directories deep holds memory in proportion to N, not to
+// the N² bytes of all its directories' paths: a crafted chain of 4,000
+// directories with 255-byte names took 6 GB when each level kept its path.
+func (d *dirHandle) rel() string {
+	var names []string
+	for h := d; h.parent != nil; h = h.parent {
+		names = append(names, h.name)
+	}
+	if len(names) == 0 {
+		return "."
+	}
+	slices.Reverse(names)
+	return path.Join(names...)
+}
+
+// snapPath returns the path in the snapshot of the entry name in d.
+func (r *Restorer) snapPath(d *dirHandle, name string) string {
+	return path.Join(r.rootPath, d.rel(), name)
+}
+
 // walkDir restores the contents of tree id into d, on a free walker or
 // here when all are busy, and then releases d. A repository error stops
 // the restore.
-func (r *Restorer) walkDir(ctx context.Context, snapPath string, d *dirHandle, id repo.ID, selected bool) {
+func (r *Restorer) walkDir(ctx context.Context, d *dirHandle, id repo.ID, selected bool) {
 	walk := func() {
-		if err := r.restoreDir(ctx, snapPath, d, id, selected); err != nil {
+		if err := r.restoreDir(ctx, d, id, selected); err != nil {
 			r.stop(err)
 		}
 		r.release(d)
@@ -328,19 +355,19 @@ func (r *Restorer) walkDir(ctx context.Context, snapPath string, d *dirHandle, i
 
 // restoreDir restores the contents of tree id into d. selected says the
 // directory itself was selected, so everything below is too.
-func (r *Restorer) restoreDir(ctx context.Context, snapPath string, d *dirHandle, id repo.ID, selected bool) error {
+func (r *Restorer) restoreDir(ctx context.Context, d *dirHandle, id repo.ID, selected bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	t, err := LoadTree(ctx, r.ix, id)
 	if err != nil {
-		return fmt.Errorf("%s: %w", snapPath, err)
+		return fmt.Errorf("%s: %w", r.snapPath(d, ""), err)
 	}
 	for _, n := range t.Nodes {
 		if !sources.ValidName(n.Name) { // DecodeTree rejects these already; stay safe anyway
 			return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("invalid name %q", n.Name)}
 		}
-		if err := r.restoreEntry(ctx, path.Join(snapPath, n.Name), d, n, selected); err != nil {
+		if err := r.restoreEntry(ctx, r.snapPath(d, n.Name), d, n, selected); err != nil {
 			return err
 		}
 	}
@@ -356,11 +383,10 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 	}
 	if !selected {
 		if n.Type == sources.TypeDir && r.mayContainIncluded(snapPath) {
-			r.walkDir(ctx, snapPath, r.child(d, n, false), n.Subtree, false)
+			r.walkDir(ctx, r.child(d, n, false), n.Subtree, false)
 		}
 		return nil
 	}
-	rel := path.Join(d.rel, n.Name)
 	if n.Type == sources.TypeDir {
 		if r.opts.Overwrite == OverwriteNever && r.inTheWay(d, n.Name) {
 			// A file or a symlink (to a directory elsewhere, say) where
@@ -375,9 +401,10 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 			return nil // reported
 		}
 		r.nDirs.Add(1)
-		r.walkDir(ctx, snapPath, c, n.Subtree, true)
+		r.walkDir(ctx, c, n.Subtree, true)
 		return nil
 	}
+	rel := path.Join(d.rel(), n.Name)
 	dir := r.open(d)
 	if dir == nil {
 		return nil // reported

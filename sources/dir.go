@@ -26,9 +26,14 @@ import (
 // registers its descriptor with the runtime's poller, which costs system
 // calls per file and buys nothing for regular files and directories.
 type Dir struct {
-	fd  int
-	rel string // relative to the target, for messages
-	t   *Target
+	fd int
+	// parent and name place the directory in the target, for messages:
+	// a directory keeps its own name only, so that the open directories
+	// of a deep restore hold memory in proportion to their depth, not to
+	// the square of it (see path).
+	parent *Dir
+	name   string
+	t      *Target
 	// setgid: the directory has the set-group-ID bit, so files created in
 	// it get its group rather than the creator's (and subdirectories the
 	// bit).
@@ -52,7 +57,7 @@ func (t *Target) RootDir() (*Dir, error) {
 		unix.Close(fd)
 		return nil, &PathError{Op: "stat", Path: t.dir, Err: err}
 	}
-	return &Dir{fd: fd, rel: ".", t: t, setgid: st.Mode&unix.S_ISGID != 0}, nil
+	return &Dir{fd: fd, t: t, setgid: st.Mode&unix.S_ISGID != 0}, nil
 }
 
 // Close closes the directory.
@@ -65,7 +70,16 @@ func closeFd(fd int, name string) error {
 	return nil
 }
 
-func (d *Dir) path(name string) string { return path.Join(d.t.dir, d.rel, name) }
+// path returns the path of the entry name in d, built from d's parents.
+func (d *Dir) path(name string) string {
+	names := []string{name}
+	for ; d.parent != nil; d = d.parent {
+		names = append(names, d.name)
+	}
+	names = append(names, d.t.dir)
+	slices.Reverse(names)
+	return path.Join(names...)
+}
 
 func (d *Dir) check(name string) error {
 	if !ValidName(name) {
@@ -218,13 +232,6 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 		var st unix.Stat_t
 		if serr := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			err, setgid = nil, st.Mode&unix.S_ISGID != 0
-			if !d.t.asRoot && int(st.Uid) == d.t.euid && st.Mode&0o700 != 0o700 {
-				// A directory an earlier restore left read-only (its
-				// recorded mode, 0555 say) is ours to write into again
-				// until its metadata is set at the end: without root,
-				// replacing its files failed with "permission denied".
-				_ = unix.Fchmodat(d.fd, name, st.Mode&0o7777|0o700, 0)
-			}
 		} else if err = d.clear(name); err == nil {
 			err = unix.Mkdirat(d.fd, name, 0o700)
 		}
@@ -236,7 +243,16 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: d.path(name), Err: err}
 	}
-	return &Dir{fd: fd, rel: path.Join(d.rel, name), t: d.t, setgid: setgid}, nil
+	var st unix.Stat_t
+	if !d.t.asRoot && unix.Fstat(fd, &st) == nil && int(st.Uid) == d.t.euid && st.Mode&0o700 != 0o700 {
+		// A directory an earlier restore left read-only (its recorded
+		// mode, 0555 say) is ours to write into again until its metadata
+		// is set at the end: without root, replacing its files failed
+		// with "permission denied". Changed through the descriptor opened
+		// with O_NOFOLLOW: a symlink swapped in by name is not followed.
+		_ = unix.Fchmod(fd, st.Mode&0o7777|0o700)
+	}
+	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid}, nil
 }
 
 // File is a regular file being restored.
