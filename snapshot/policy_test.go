@@ -245,3 +245,22 @@ func TestGroupSnapshots(t *testing.T) {
 		t.Fatal("ParseGroupBy accepted an unknown field")
 	}
 }
+
+// TestFilterPathsOfDumps: --path matches a dump's path as well as a
+// backed-up path, as snap list shows both.
+func TestFilterPathsOfDumps(t *testing.T) {
+	sn := &Snapshot{Paths: []string{"/srv/app"}, Sources: []Source{{Path: "/db/postgres/app.sql", Kind: "postgres"}}}
+	for _, c := range []struct {
+		paths []string
+		want  bool
+	}{
+		{[]string{"/db/postgres/app.sql"}, true},
+		{[]string{"/srv/app", "/db/postgres/app.sql/"}, true},
+		{[]string{"/srv/app"}, true},
+		{[]string{"/db/postgres/other.sql"}, false},
+	} {
+		if got := (Filter{Paths: c.paths}).Match(sn); got != c.want {
+			t.Errorf("--path %v: match %v, want %v", c.paths, got, c.want)
+		}
+	}
+}

@@ -260,7 +260,7 @@ func SortByTime(sns []*Snapshot) {
 type Filter struct {
 	Hosts []string
 	Tags  []string // a snapshot matches when it has every tag of any one entry; "a,b" means a and b
-	Paths []string // a snapshot matches when it has every one of these paths
+	Paths []string // a snapshot matches when it has every one of these paths (a dump's path counts)
 	// From and To bound the time (From inclusive, To exclusive) when set.
 	From, To time.Time
 }
@@ -288,9 +288,12 @@ func (f Filter) Match(sn *Snapshot) bool {
 			return false
 		}
 	}
-	for _, p := range f.Paths {
-		if !slices.Contains(sn.Paths, filepath.Clean(p)) {
-			return false
+	if len(f.Paths) > 0 {
+		paths := SnapshotPaths(sn) // the dumps' paths count, as snap list shows them
+		for _, p := range f.Paths {
+			if !slices.Contains(paths, filepath.Clean(p)) {
+				return false
+			}
 		}
 	}
 	if !f.From.IsZero() && sn.Time.Before(f.From) {

@@ -265,7 +265,11 @@ func (g *guardReader) Read(p []byte) (int, error) {
 const maxLine = 4096
 
 // lineWriter splits what a program writes into lines for a callback and
-// remembers the last non-empty one.
+// remembers the last non-empty one, with the indented lines that follow
+// it: libpq puts the cause first and a hint on an indented line after it
+// ("connection to server at … port 5433 failed: Connection refused" and
+// "\tIs the server running on that host…?"), and the hint alone does not
+// say what went wrong.
 type lineWriter struct {
 	mu   sync.Mutex
 	fn   func(string)
@@ -294,8 +298,12 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 func (w *lineWriter) emit(b []byte) {
 	line := strings.TrimRight(string(b), "\r")
-	if strings.TrimSpace(line) != "" {
-		w.last = strings.TrimSpace(line)
+	switch text := strings.TrimSpace(line); {
+	case text == "":
+	case w.last != "" && (line[0] == ' ' || line[0] == '\t') && len(w.last) < maxLine:
+		w.last += " " + text
+	default:
+		w.last = text
 	}
 	if w.fn != nil {
 		w.fn(line)

@@ -153,3 +153,20 @@ func TestCommandRunInputError(t *testing.T) {
 		t.Fatalf("the program went on after its input failed: %q", out)
 	}
 }
+
+// TestLastLineKeepsCause: the line an error quotes is the last message
+// with its indented continuation (libpq's hint), not the hint alone.
+func TestLastLineKeepsCause(t *testing.T) {
+	var w lineWriter
+	w.Write([]byte("pg_dump: starting\npg_dump: error: connection to server at \"127.0.0.1\", port 5433 failed: Connection refused\n"))
+	w.Write([]byte("\tIs the server running on that host and accepting TCP/IP connections?\n\n"))
+	w.flush()
+	want := `pg_dump: error: connection to server at "127.0.0.1", port 5433 failed: Connection refused Is the server running on that host and accepting TCP/IP connections?`
+	if got := w.lastLine(); got != want {
+		t.Errorf("last line %q, want %q", got, want)
+	}
+	w.Write([]byte("mariadb-dump: Got error: 1045\n"))
+	if got := w.lastLine(); got != "mariadb-dump: Got error: 1045" {
+		t.Errorf("a new message does not replace the last: %q", got)
+	}
+}

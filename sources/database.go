@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -258,8 +259,72 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 			}
 			return &cleanupReader{ReadCloser: rc, cleanup: cleanup}, nil
 		}
-		return c.Start(ctx)
+		rc, err := c.Start(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if marker := p.completeMarker(); marker != "" {
+			rc = &completeReader{ReadCloser: rc, tool: p.Tool, marker: marker}
+		}
+		return rc, nil
 	}
+}
+
+// completeMarker is the comment a dump tool writes at the end of a dump it
+// finished ("" for tools that write none): pg_dump, pg_dumpall and
+// mariadb-dump/mysqldump end their plain dumps with one (newer pg_dump
+// versions write a \unrestrict line after it).
+func (p *Dump) completeMarker() string {
+	switch {
+	case p.DB.Kind == KindPostgres && p.DB.All:
+		return "-- PostgreSQL database cluster dump complete"
+	case p.DB.Kind == KindPostgres:
+		return "-- PostgreSQL database dump complete"
+	case p.DB.Kind == KindMySQL:
+		return "-- Dump completed"
+	}
+	return ""
+}
+
+// completeTail is how much of a dump's end completeReader keeps to find
+// the tool's marker in.
+const completeTail = 4096
+
+// completeReader fails a dump that its tool ended with status 0 without
+// its end-of-dump marker: a wrapper script, a tool that was replaced, or
+// one that printed an error and exited 0 made an empty or cut-off dump
+// that was saved as a success, and restoring it with --replace emptied
+// the database.
+type completeReader struct {
+	io.ReadCloser
+	tool   string
+	marker string
+	tail   []byte
+	n      int64
+	eof    bool
+}
+
+func (r *completeReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.n += int64(n)
+	r.tail = append(r.tail, p[:n]...)
+	if len(r.tail) > 2*completeTail {
+		r.tail = append(r.tail[:0], r.tail[len(r.tail)-completeTail:]...)
+	}
+	if err == io.EOF {
+		r.eof = true
+	}
+	return n, err
+}
+
+func (r *completeReader) Close() error {
+	if err := r.ReadCloser.Close(); err != nil || !r.eof {
+		return err // the tool failed, or the dump was not read to its end
+	}
+	if tail := r.tail[max(0, len(r.tail)-completeTail):]; !bytes.Contains(tail, []byte(r.marker)) {
+		return fmt.Errorf("%s exited with status 0, but its output (%d bytes) does not end with %q: the dump is incomplete; see the lines %s printed above", r.tool, r.n, r.marker, r.tool)
+	}
+	return nil
 }
 
 type cleanupReader struct {

@@ -195,7 +195,15 @@ func runError(results []jobResult) error {
 	}
 	for _, r := range failed {
 		if r.ExitCode == exitInterrupted {
-			return fmt.Errorf("%w: job %s stopped; the repository is consistent", errInterrupted, r.Job)
+			// Name the job that was running: the last one that ran. The
+			// jobs after it are skipped with the same exit code.
+			stopped := r.Job
+			for _, ran := range results {
+				if ran.Status != statusSkipped {
+					stopped = ran.Job
+				}
+			}
+			return fmt.Errorf("%w: job %s stopped; the repository is consistent", errInterrupted, stopped)
 		}
 	}
 	if len(failed) > 0 {

@@ -504,3 +504,16 @@ keep = { last = 1 }
 		t.Errorf("%d snapshots after three runs with keep.last = 1", len(list))
 	}
 }
+
+// TestRunErrorNamesStoppedJob: an interrupted run names the job that was
+// running, not one of the jobs skipped after it.
+func TestRunErrorNamesStoppedJob(t *testing.T) {
+	err := runError([]jobResult{
+		{Job: "files", Status: statusOK},
+		{Job: "hangpost", Status: statusFailed, ExitCode: exitInterrupted},
+		{Job: "after", Status: statusSkipped, ExitCode: exitInterrupted},
+	})
+	if err == nil || !strings.Contains(err.Error(), "job hangpost stopped") || exitCode(err) != exitInterrupted {
+		t.Fatalf("interrupted run: %v (exit %d), want job hangpost named and exit %d", err, exitCode(err), exitInterrupted)
+	}
+}

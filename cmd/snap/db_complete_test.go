@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDumpWithoutEndMarker: a dump tool that exits 0 without the comment
+// that ends a finished dump (empty output, or a dump cut off with an
+// error on stderr) fails the create, and no snapshot is saved. The tools
+// are shell stand-ins, as no real pg_dump or mariadb-dump exits 0 with a
+// cut-off dump on demand; one that ends its output properly is accepted.
+func TestDumpWithoutEndMarker(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	shims := filepath.Join(tr.dir, "shims")
+	env := []string{"PATH=" + shims + ":" + os.Getenv("PATH")}
+	for _, c := range []struct {
+		tool, url, output, marker string
+	}{
+		{"pg_dump", "postgres://postgres@127.0.0.1/app", "", "-- PostgreSQL database dump complete"},
+		{"mariadb-dump", "mysql://root@127.0.0.1/app", "CREATE TABLE t (x int);\nINSERT INTO t VALUES", "-- Dump completed"},
+	} {
+		writeScript(t, filepath.Join(shims, c.tool), `[ "$1" = --version ] && { echo "`+c.tool+` 99"; exit 0; }
+printf '%s' '`+c.output+`'
+echo "`+c.tool+`: Got error: lost connection" >&2
+exit 0
+`)
+		res := tr.runEnv(env, nil, "create", "--db", c.url)
+		if res.code != 1 || !strings.Contains(res.stderr, "exited with status 0, but its output") || !strings.Contains(res.stderr, c.marker) {
+			t.Errorf("%s without its end marker: exit %d, want 1 and an error naming the marker\n%s", c.tool, res.code, res.stderr)
+		}
+		writeScript(t, filepath.Join(shims, c.tool), `[ "$1" = --version ] && { echo "`+c.tool+` 99"; exit 0; }
+printf '%s\n\n%s\n\n' 'CREATE TABLE t (x int);' '`+c.marker+`'
+`)
+		if res := tr.runEnv(env, nil, "create", "--db", c.url); res.code != 0 {
+			t.Errorf("%s with its end marker: exit %d\n%s", c.tool, res.code, res.stderr)
+		}
+	}
+	list := tr.mustRun("list", "--json")
+	if n := strings.Count(list.stdout, `"short_id"`); n != 2 {
+		t.Errorf("%d snapshots saved, want the 2 of complete dumps\n%s", n, list.stdout)
+	}
+}
+
+// TestDumpErrorNamesCause: a pg_dump that cannot connect fails the create
+// with libpq's cause (the refused port), not only its hint.
+func TestDumpErrorNamesCause(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	res := tr.run("create", "--db", "postgres://postgres@127.0.0.1:1/app")
+	if res.code != 1 || !strings.Contains(res.stderr, "port 1 failed") {
+		t.Errorf("pg_dump to a closed port: exit %d, want 1 and the cause\n%s", res.code, res.stderr)
+	}
+}
