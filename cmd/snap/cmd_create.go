@@ -46,6 +46,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "command", Usage: "store the standard output of the command given after -- as the file `NAME`"},
 			multiFlag("pre", "run the shell command `CMD` before reading anything; if it fails, nothing is saved (repeatable)"),
 			multiFlag("post", "run the shell command `CMD` at the end, whatever happened (repeatable)"),
+			&cli.DurationFlag{Name: "hook-timeout", Value: defaultHookTimeout, Usage: "stop a --pre or --post hook that runs longer than `DURATION` (0: no limit)"},
 			&cli.StringFlag{Name: "min-free", Usage: "refuse to start when the repository's device has less than `SIZE` free (e.g. 10GiB)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -65,7 +66,9 @@ type createPlan struct {
 	pre     []string
 	post    []string
 	minFree uint64
-	origin  string // where the paths come from, for errors: "the command", "job NAME"
+	// hookTimeout stops a pre or post hook that runs longer (0: no limit).
+	hookTimeout time.Duration
+	origin      string // where the paths come from, for errors: "the command", "job NAME"
 }
 
 func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPlan, error) {
@@ -77,6 +80,9 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	}
 	plan.streams = sf
 	plan.pre, plan.post = multiValues(c, "pre"), multiValues(c, "post")
+	if plan.hookTimeout = c.Duration("hook-timeout"); plan.hookTimeout < 0 {
+		return o, plan, usagef("--hook-timeout: give a duration such as 10m or 2h, or 0 for no limit")
+	}
 	if s := c.String("min-free"); s != "" {
 		if plan.minFree, err = parseSize(s); err != nil {
 			return o, plan, usagef("--min-free: %v", err)
@@ -228,7 +234,7 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 // post hooks run at the end whatever happened. 'snap create' and the create
 // step of 'snap run' both come here.
 func createWithHooks(ctx context.Context, e *env, u *ui, location string, open func() (*session, error), o snapshot.CreateOptions, plan createPlan) (sn *snapshot.Snapshot, err error) {
-	h := newHooks(plan.pre, plan.post, location, o.Host, o.Tags)
+	h := newHooks(plan.pre, plan.post, plan.hookTimeout, location, o.Host, o.Tags)
 	snapshotID := ""
 	defer func() {
 		if len(h.post) == 0 {

@@ -375,6 +375,7 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(jc.Argv[0])}})
 	}
 	plan.pre, plan.post = j.Pre, j.Post
+	plan.hookTimeout = j.HookTimeout
 	plan.minFree = j.MinFree
 	o.Paths = j.Paths
 	o.Tags = append([]string{}, j.Tags...)
@@ -421,7 +422,7 @@ func (j *Job) postAfterFailure(ctx context.Context, u *ui, location string, err 
 	if len(j.Post) == 0 {
 		return
 	}
-	_ = newHooks(nil, j.Post, location, j.host(), j.Tags).runPost(ctx, u, err, "")
+	_ = newHooks(nil, j.Post, j.HookTimeout, location, j.host(), j.Tags).runPost(ctx, u, err, "")
 }
 
 // sourceCollision returns a path in the snapshot that two of the job's

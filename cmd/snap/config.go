@@ -76,6 +76,8 @@ type Job struct {
 
 	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
 	RandomDelay time.Duration
+	// HookTimeout stops a pre or post hook that runs longer (0: no limit).
+	HookTimeout time.Duration
 
 	Keep  Keep
 	Check *CheckSpec // nil: no check after the run
@@ -465,7 +467,7 @@ func (d *cfgDecoder) compression(at toml.Key, s string) {
 
 func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
 	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
-		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "min_free", "commands", "keep", "check")
+		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "min_free", "commands", "keep", "check")
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
 		d.errorf(at, "job name %q: use letters, digits, '_', '-' and '.' (it becomes the systemd unit snap-%s.service)", name, name)
@@ -556,6 +558,15 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "\n\r") {
 			d.errorf(sub(at, "schedule"), "empty or multi-line schedule %q: use systemd OnCalendar syntax such as \"daily\" or \"*-*-* 03:00:00\"", s)
 		}
+	}
+	j.HookTimeout = defaultHookTimeout
+	if v, ok := t["hook_timeout"]; ok {
+		s, _ := v.(string)
+		dur, err := time.ParseDuration(s)
+		if err != nil || dur < 0 {
+			d.errorf(sub(at, "hook_timeout"), "%q: give a duration such as \"10m\" or \"2h\", or \"0s\" for no limit", fmt.Sprint(v))
+		}
+		j.HookTimeout = dur
 	}
 	j.RandomDelay = defaultRandomDelay
 	if v, ok := t["random_delay"]; ok {

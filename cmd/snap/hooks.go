@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/snap-backup/snap/sources"
 )
@@ -16,10 +17,17 @@ import (
 type hooks struct {
 	pre, post []string
 	env       []string // SNAP_REPOSITORY, SNAP_HOST, SNAP_TAGS
+	// timeout stops a hook that runs longer (0: no limit). A pre hook
+	// that hangs would otherwise hold the run, its lock and the timer's
+	// service for ever, and every later run with it.
+	timeout time.Duration
 }
 
-func newHooks(pre, post []string, repository, host string, tags []string) hooks {
-	return hooks{pre: pre, post: post, env: []string{
+// defaultHookTimeout is --hook-timeout's and hook_timeout's default.
+const defaultHookTimeout = time.Hour
+
+func newHooks(pre, post []string, timeout time.Duration, repository, host string, tags []string) hooks {
+	return hooks{pre: pre, post: post, timeout: timeout, env: []string{
 		"SNAP_REPOSITORY=" + repository,
 		"SNAP_HOST=" + host,
 		"SNAP_TAGS=" + strings.Join(tags, ","),
@@ -29,7 +37,7 @@ func newHooks(pre, post []string, repository, host string, tags []string) hooks 
 // runPre runs the pre hooks in order and stops at the first that fails.
 func (h hooks) runPre(ctx context.Context, u *ui) error {
 	for _, cmd := range h.pre {
-		if err := runHook(ctx, u, "pre", cmd, append(h.env, "SNAP_HOOK=pre")); err != nil {
+		if err := runHook(ctx, u, "pre", cmd, append(h.env, "SNAP_HOOK=pre"), h.timeout); err != nil {
 			return err
 		}
 	}
@@ -38,7 +46,8 @@ func (h hooks) runPre(ctx context.Context, u *ui) error {
 
 // runPost runs every post hook, whatever happened before and even if one
 // of them fails: a post hook may restart what a pre hook stopped. They run
-// to the end even after Ctrl-C. It returns the first failure.
+// to the end even after Ctrl-C (each within the hook timeout). It returns
+// the first failure.
 func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) error {
 	ctx = context.WithoutCancel(ctx)
 	code := exitCode(runErr)
@@ -60,7 +69,7 @@ func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID stri
 		"SNAP_SNAPSHOT_ID="+snapshotID, "SNAP_ERROR="+msg)
 	var first error
 	for _, cmd := range h.post {
-		if err := runHook(ctx, u, "post", cmd, env); err != nil {
+		if err := runHook(ctx, u, "post", cmd, env, h.timeout); err != nil {
 			u.errorf("%v", err)
 			if first == nil {
 				first = err
@@ -70,12 +79,21 @@ func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID stri
 	return first
 }
 
-func runHook(ctx context.Context, u *ui, kind, command string, env []string) error {
+func runHook(ctx context.Context, u *ui, kind, command string, env []string, timeout time.Duration) error {
 	u.infof("running %s hook: %s", kind, command)
 	lines := u.toolLines(kind + " hook")
 	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, Stdout: lines, Stderr: lines,
 		Display: fmt.Sprintf("%s hook %q", kind, command)}
-	err := c.Run(ctx)
+	hctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err := c.Run(hctx)
+	if err != nil && ctx.Err() == nil && errors.Is(hctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s hook %q did not finish within %s and was stopped (with everything it started); raise --hook-timeout (hook_timeout in a job) if it needs longer, or 0 for no limit", kind, command, timeout)
+	}
 	var ce *sources.CommandError
 	if err != nil && !errors.As(err, &ce) && ctx.Err() == nil {
 		err = fmt.Errorf("%s hook %q: %w", kind, command, err)

@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // jsonLines parses one JSON object per line and fails on anything else.
@@ -515,5 +518,54 @@ func TestRunErrorNamesStoppedJob(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "job hangpost stopped") || exitCode(err) != exitInterrupted {
 		t.Fatalf("interrupted run: %v (exit %d), want job hangpost named and exit %d", err, exitCode(err), exitInterrupted)
+	}
+}
+
+// TestHookTimeout: a pre hook that hangs is stopped after --hook-timeout
+// (with the process it started), the create fails with a message naming
+// the flag, nothing is saved, and the post hooks still run; a job's
+// hook_timeout does the same for snap run.
+func TestHookTimeout(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	child := filepath.Join(tr.dir, "child.pid")
+	post := filepath.Join(tr.dir, "post")
+	start := time.Now()
+	res := tr.run("create", src, "--hook-timeout", "1s", "--pre", "sleep 60 & echo $! > "+child+"; wait", "--post", "echo $SNAP_STATUS > "+post)
+	if res.code != 1 || !strings.Contains(res.stderr, "did not finish within 1s") || !strings.Contains(res.stderr, "--hook-timeout") {
+		t.Fatalf("hanging pre hook: exit %d, want 1 and a message naming --hook-timeout\n%s", res.code, res.stderr)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the hook was stopped after %s", d)
+	}
+	if b, _ := os.ReadFile(post); strings.TrimSpace(string(b)) != "failure" {
+		t.Errorf("post hook after the timeout saw status %q", b)
+	}
+	if b, err := os.ReadFile(child); err == nil {
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		alive := func() bool { // not gone, and not a zombie waiting for init
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			return err == nil && !strings.Contains(string(stat), ") Z ")
+		}
+		for i := 0; i < 50 && pid > 0 && alive(); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if pid > 0 && alive() {
+			t.Errorf("the hook's child %d still runs", pid)
+		}
+	}
+	if out := tr.mustRun("list", "--json").stdout; strings.Contains(out, `"short_id"`) {
+		t.Errorf("a snapshot was saved:\n%s", out)
+	}
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+pre = ["sleep 60"]
+hook_timeout = "1s"
+`)
+	res = tr.runConfig(nil, "run", "app", "--config", cfg)
+	if res.code != 1 || !strings.Contains(res.stderr+res.stdout, "did not finish within 1s") {
+		t.Fatalf("snap run with hook_timeout: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
