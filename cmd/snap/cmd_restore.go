@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,9 @@ type restoreJSON struct {
 func runRestore(c *cli.Context, e *env) error {
 	target := c.String("target")
 	dbs := multiValues(c, "db")
+	if slices.Contains(dbs, "") {
+		return usagef("--db needs the name of a dump (its database name, or its path as snap ls shows it)")
+	}
 	if target == "" && len(dbs) == 0 {
 		return usagef("restore needs --target DIR, or --db NAME to restore a database dump")
 	}

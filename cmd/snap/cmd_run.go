@@ -74,7 +74,9 @@ func selectJobs(cfg *Config, names []string) ([]*Job, error) {
 			}
 			return nil, usagef("no job %q in %s (jobs: %s)", n, cfg.Path, strings.Join(known, ", "))
 		}
-		out = append(out, found)
+		if !slices.Contains(out, found) { // a job named twice runs once
+			out = append(out, found)
+		}
 	}
 	return out, nil
 }

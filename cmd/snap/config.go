@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -372,6 +373,15 @@ func (d *cfgDecoder) boolean(t map[string]any, at toml.Key, name string) bool {
 	return b
 }
 
+// tomlValue shows a value as it was written in TOML: a string quoted, so
+// that last = "7" does not read as the number 7 in a message.
+func tomlValue(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(v)
+}
+
 func (d *cfgDecoder) count(t map[string]any, at toml.Key, name string) int {
 	v, ok := t[name]
 	if !ok {
@@ -379,7 +389,7 @@ func (d *cfgDecoder) count(t map[string]any, at toml.Key, name string) int {
 	}
 	n, ok := v.(int64)
 	if !ok || n < 0 || n > 1<<31 {
-		d.errorf(sub(at, name), "must be a whole number of snapshots (0 or more), not %v", v)
+		d.errorf(sub(at, name), "must be a whole number of snapshots (0 or more), not %s", tomlValue(v))
 		return 0
 	}
 	return int(n)
@@ -470,7 +480,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "min_free", "commands", "keep", "check")
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
-		d.errorf(at, "job name %q: use letters, digits, '_', '-' and '.' (it becomes the systemd unit snap-%s.service)", name, name)
+		d.errorf(at, "job name %q: use up to 64 letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (it becomes the systemd unit snap-%s.service)", name, name)
 	}
 	j.Repository = firstNonEmpty(d.str(t, at, "repository"), cfg.Repository)
 	j.PasswordFile = d.str(t, at, "password_file")

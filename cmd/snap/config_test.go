@@ -338,3 +338,23 @@ func TestConfigPathsIgnoreRelativeXDG(t *testing.T) {
 		t.Errorf("absolute XDG_CONFIG_HOME: %v", got)
 	}
 }
+
+// TestConfigMessages: a job name's message states the whole rule, a
+// quoted number is shown quoted, and a job named twice runs once.
+func TestConfigMessages(t *testing.T) {
+	_, _, err := parseConfig("snap.toml", "[jobs.\"-x\"]\npaths = [\"/srv\"]\n")
+	if err == nil || !strings.Contains(err.Error(), "starting with a letter, digit or '_'") {
+		t.Errorf("job -x: %v", err)
+	}
+	_, _, err = parseConfig("snap.toml", "[jobs.a]\npaths = [\"/srv\"]\nkeep = {last = \"7\"}\n")
+	if err == nil || !strings.Contains(err.Error(), `not "7"`) {
+		t.Errorf("last = \"7\": %v", err)
+	}
+	cfg, _, err := parseConfig("snap.toml", "repository = \"/r\"\npassword_file = \"/p\"\n[jobs.a]\npaths = [\"/srv\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err := selectJobs(cfg, []string{"a", "a"}); err != nil || len(jobs) != 1 {
+		t.Errorf("run a a: %d jobs, %v", len(jobs), err)
+	}
+}
