@@ -172,6 +172,10 @@ type locks struct {
 	oldest  time.Time // earliest start among them
 	unknown bool      // a lock without a start time, or unreadable: treated as older than any mark
 	holder  string    // the oldest lock, for messages
+	// stale are the locks of processes taken for dead (not refreshed for
+	// repo.LockStaleAge, or of a process gone on this host), which the
+	// prune disregards and removes before it deletes anything.
+	stale []string
 }
 
 // Prune runs one prune (see the comment at the top of this file). The
@@ -309,7 +313,11 @@ func otherLocks(ctx context.Context, r *repo.Repository, own *repo.Lock) (locks,
 		ownName = own.Name()
 	}
 	for _, e := range all {
-		if e.Name == ownName || (e.Err == nil && e.Stale) {
+		if e.Name == ownName {
+			continue
+		}
+		if e.Err == nil && e.Stale {
+			lk.stale = append(lk.stale, e.Name)
 			continue
 		}
 		lk.others++
@@ -333,6 +341,35 @@ func otherLocks(ctx context.Context, r *repo.Repository, own *repo.Lock) (locks,
 		}
 	}
 	return lk, nil
+}
+
+// removeStaleLocks removes the locks the plan disregarded as stale, before
+// anything is deleted. The plan treats their holders as dead, and may
+// delete the packs such a holder uploaded and has not indexed yet; should
+// the holder be alive after all (a machine that slept for half an hour, a
+// process in another PID namespace under the same host name), it finds
+// its lock gone before it writes an index segment or commits a snapshot,
+// and stops without either. The locks are listed again afterwards: a
+// holder that refreshed its lock in between is alive, and then nothing is
+// deleted.
+func (pl *planner) removeStaleLocks(ctx context.Context, r *repo.Repository) error {
+	if len(pl.lk.stale) == 0 {
+		return nil
+	}
+	for _, name := range pl.lk.stale {
+		if err := r.RemoveLock(ctx, name); err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return fmt.Errorf("remove stale lock %s: %w; nothing was deleted", name[:min(8, len(name))], err)
+		}
+		pl.o.Log(fmt.Sprintf("removed stale lock %s", name[:min(8, len(name))]))
+	}
+	again, err := otherLocks(ctx, r, pl.o.Lock)
+	if err != nil {
+		return err
+	}
+	if again.others > pl.lk.others {
+		return fmt.Errorf("another snap process started or resumed while the prune was planned (%s); nothing was deleted: run prune again", again.holder)
+	}
+	return nil
 }
 
 // due reports whether a pack marked at markedAt may be deleted now.
@@ -738,6 +775,9 @@ func (pl *planner) predictAfter() {
 // deletions.
 func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	r := ix.r
+	if err := pl.removeStaleLocks(ctx, r); err != nil {
+		return err
+	}
 	// Temporary files of killed runs first: they are garbage whatever
 	// happens next, and on a full disk their room is what lets the new
 	// segments be written. One that cannot be removed is reported, and

@@ -1,6 +1,7 @@
 package index_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -419,5 +420,44 @@ func TestPruneDatesMarksWhenTheyAreWritten(t *testing.T) {
 	st = f.prune(o, kept)
 	if len(st.DeletedPacks) != 0 || !f.packExists(a) || st.PendingPacks != 1 {
 		t.Fatalf("pack deleted under a backup that started before its mark was written: %+v", st)
+	}
+}
+
+// TestWriterVerifyAndWithdraw: a writer whose Verify fails writes no index
+// segment, and Withdraw removes the segments it wrote before (a run that
+// lost its lock takes back what a prune may have made dangling).
+func TestWriterVerifyAndWithdraw(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	lost := errors.New("lock removed")
+	var verifyErr error
+	w := index.NewWriter(f.ix, index.WriterOptions{Verify: func(context.Context) error { return verifyErr }})
+	save := func(seed byte) {
+		b := bytes.Repeat([]byte{seed}, 1000)
+		if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(f.r.IDKey()).Sum(b)), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(1)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := f.r.ListIDs(ctx, repo.IndexFile)
+	if len(segs) != 1 {
+		t.Fatalf("%d segments after a verified flush, want 1", len(segs))
+	}
+	verifyErr = lost
+	save(2)
+	if err := w.Flush(ctx); !errors.Is(err, lost) {
+		t.Fatalf("flush with a failing Verify: %v", err)
+	}
+	if segs, _ := f.r.ListIDs(ctx, repo.IndexFile); len(segs) != 1 {
+		t.Fatalf("%d segments after a failed Verify, want still 1", len(segs))
+	}
+	if err := w.Withdraw(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := f.r.ListIDs(ctx, repo.IndexFile); len(segs) != 0 {
+		t.Fatalf("%d segments after Withdraw, want 0", len(segs))
 	}
 }

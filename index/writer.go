@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime"
@@ -27,6 +28,11 @@ type WriterOptions struct {
 	// plaintext and stored sizes (for progress reports). It may be called
 	// from several goroutines at once.
 	Added func(rawBytes, storedBytes int64)
+	// Verify, when set, runs before each index segment is written; an
+	// error stops the write (create checks that its lock is still held:
+	// a process that took it for stale and removed it may have deleted
+	// the packs the segment would name).
+	Verify func(ctx context.Context) error
 }
 
 // WriterStats counts what a Writer added to the repository.
@@ -57,7 +63,9 @@ type Writer struct {
 	packers map[repo.BlobType]*repo.PackBuilder // open packs, one per blob type
 	pending []Pack                              // durable packs not yet in a segment
 	reused  map[repo.ID]struct{}                // packs this run relies on: of blobs it reused, and its own once indexed
-	err     error                               // first upload or segment error; sticky
+	// segments are the index segments this writer wrote (Withdraw).
+	segments []repo.ID
+	err      error // first upload or segment error; sticky
 
 	uploads sync.WaitGroup
 	sem     chan struct{}
@@ -494,12 +502,41 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 // saveSegment writes the index segment for durable packs and adds it to
 // the cache.
 func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
+	if w.opts.Verify != nil {
+		if err := w.opts.Verify(ctx); err != nil {
+			return err
+		}
+	}
 	seg := &Segment{Packs: packs}
 	id, err := w.r.SaveObject(ctx, repo.IndexFile, seg.Encode())
 	if err != nil {
 		return err
 	}
+	w.mu.Lock()
+	w.segments = append(w.segments, id)
+	w.mu.Unlock()
 	return w.ix.AddSegment(id, seg)
+}
+
+// Withdraw removes the index segments this writer wrote, for a run that
+// found its lock gone before it could commit: a prune that took it for
+// dead may have deleted the packs they name, and left in place they would
+// make later runs reuse blobs that no longer exist. No snapshot refers to
+// them (the run commits none), and the packs they name become unindexed
+// packs, which prune removes. Best effort: it returns the first error.
+func (w *Writer) Withdraw(ctx context.Context) error {
+	w.mu.Lock()
+	ids := w.segments
+	w.segments = nil
+	w.mu.Unlock()
+	var first error
+	for _, id := range ids {
+		err := w.r.Backend().Remove(ctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})
+		if err != nil && !errors.Is(err, repo.ErrNotFound) && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Flush closes the open packs, waits for every upload and writes the index

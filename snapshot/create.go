@@ -40,7 +40,7 @@ type CreateOptions struct {
 // index segment, checks that no pack it relied on has been marked for
 // deletion meanwhile, and only then saves the snapshot document (data →
 // index → snapshot). The caller holds a shared lock.
-func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOptions) (*Snapshot, error) {
+func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOptions) (_ *Snapshot, err error) {
 	r := ix.Repository()
 	start := time.Now()
 	paths := make([]string, 0, len(o.Paths))
@@ -102,7 +102,25 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		}
 	}
 
-	w := index.NewWriter(ix, o.Writer)
+	wo := o.Writer
+	if o.Lock != nil {
+		wo.Verify = o.Lock.Verify
+	}
+	w := index.NewWriter(ix, wo)
+	if o.Lock != nil {
+		// A run that failed because its lock was removed (a segment
+		// write or the commit found it gone) takes back the index
+		// segments it wrote: a prune that took it for dead may have
+		// deleted the packs they name.
+		defer func() {
+			if err == nil || o.Lock.Verify(context.WithoutCancel(ctx)) == nil {
+				return
+			}
+			if werr := w.Withdraw(context.WithoutCancel(ctx)); werr != nil {
+				err = fmt.Errorf("%w; removing this run's index segments failed too (%v): run 'snap check'", err, werr)
+			}
+		}()
+	}
 	a, err := newArchiver(ix, w, o.Archive)
 	if err != nil {
 		return nil, err
@@ -154,7 +172,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		AddedBytes: ws.StoredBytes, AddedRaw: ws.RawBytes, AddedBlobs: ws.Blobs, Errors: a.nErrors.Load(), Start: start, End: now}
 	if o.Lock != nil {
 		if err := o.Lock.Verify(ctx); err != nil {
-			return nil, err
+			return nil, err // the segments are withdrawn above
 		}
 	}
 	if err := Save(ctx, r, sn); err != nil {

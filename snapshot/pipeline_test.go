@@ -660,4 +660,8 @@ func TestCreateVerifiesLock(t *testing.T) {
 	if err != nil || len(ids) != 0 {
 		t.Errorf("snapshots saved: %v %v", ids, err)
 	}
+	// Nor an index segment: it would name packs a prune may have deleted.
+	if segs, err := r.ListIDs(ctx, repo.IndexFile); err != nil || len(segs) != 0 {
+		t.Errorf("index segments left by a run without its lock: %v %v", segs, err)
+	}
 }

@@ -176,3 +176,25 @@ func TestNoLock(t *testing.T) {
 		t.Errorf("create --no-lock: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestPruneRemovesStaleLocks: a shared lock that looks stale (another host,
+// not refreshed for 31 minutes) is disregarded by prune, which may then
+// delete packs its holder uploaded; so prune removes it first, and a holder
+// that is alive after all finds its lock gone before it indexes or commits
+// anything (TestCreateVerifiesLock).
+func TestPruneRemovesStaleLocks(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	tr.mustRun("create", src)
+	old := time.Now().Add(-31 * time.Minute)
+	tr.plantLock(repo.LockInfo{Time: old, Created: old, Host: "elsewhere", PID: 4242, Command: "create"})
+	tr.mustRun("prune", "--dry-run")
+	if n := tr.lockCount(); n != 1 {
+		t.Fatalf("prune --dry-run: %d locks, want the stale one left", n)
+	}
+	tr.mustRun("prune")
+	if n := tr.lockCount(); n != 0 {
+		t.Errorf("prune left %d locks, want the stale one removed", n)
+	}
+}
