@@ -82,6 +82,26 @@ type Options struct {
 	// CacheTreePacks keeps whole tree packs in dir/packs (see
 	// packcache.go): worth it when every read is a network request.
 	CacheTreePacks bool
+	// rebuilt is set when Open opens a cache it has just rebuilt after a
+	// panic: a second one is not the cache's fault, and is returned.
+	rebuilt bool
+}
+
+// damagedMarker, in a cache directory, says that a run failed inside the
+// index cache (MarkDamaged): the next Open rebuilds it.
+const damagedMarker = "index.db.damaged"
+
+// MarkDamaged records that the index cache in dir may be damaged, so that
+// the next Open rebuilds it: a damaged bbolt page shows as a fault or a
+// panic in whatever reads it, often long after Open, and a run every night
+// that fails the same way until someone deletes the cache helps no one.
+// The cache is never the only copy of anything.
+func MarkDamaged(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, damagedMarker), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // Open opens (or creates) the cache in dir and syncs it with the
@@ -101,7 +121,16 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
 	}
 	path := filepath.Join(dir, "index.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	if _, err := os.Stat(filepath.Join(dir, damagedMarker)); err == nil {
+		o.Log(fmt.Sprintf("index cache %s may be damaged (an earlier run failed inside it); rebuilding it", path))
+		_ = os.Remove(path)
+		_ = os.Remove(filepath.Join(dir, damagedMarker))
+	}
+	var db *bolt.DB
+	err := repo.Catch(func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+		return err // bbolt panics on some damaged freelists: rebuilt below
+	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		tmp, terr := os.MkdirTemp(dir, "tmp-index-")
 		if terr != nil {
@@ -121,14 +150,26 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		return nil, fmt.Errorf("open index cache %s: %w", path, err)
 	}
 	ix.db, ix.path = db, path
-	if err := ix.init(); err != nil {
+	err = repo.Catch(func() error {
+		if err := ix.init(); err != nil || o.NoSync {
+			return err
+		}
+		_, err := ix.Sync(ctx, o.Log)
+		return err
+	})
+	var bug *repo.PanicError
+	if errors.As(err, &bug) && ix.tempDir == "" && !o.rebuilt {
+		// A cache whose pages are damaged (a disk error, a bit flip, a
+		// file cut short) makes bbolt fault or panic; it is rebuilt.
 		ix.Close()
-		return nil, err
+		o.Log(fmt.Sprintf("index cache %s is damaged (%v); rebuilding it", path, bug.Value))
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove damaged index cache: %w (delete %s by hand)", err, path)
+		}
+		o.rebuilt = true
+		return Open(ctx, r, dir, o)
 	}
-	if o.NoSync {
-		return ix, nil
-	}
-	if _, err := ix.Sync(ctx, o.Log); err != nil {
+	if err != nil {
 		ix.Close()
 		return nil, err
 	}

@@ -118,6 +118,10 @@ func (e *PanicError) Error() string { return fmt.Sprintf("internal error: %v", e
 // and exit codes"). Whatever the goroutine must do in any case (a
 // WaitGroup's Done, a result someone waits for) stays outside f.
 func Catch(f func() error) (err error) {
+	// A fault reading mapped memory (the index cache is a memory-mapped
+	// bbolt file: a damaged or truncated one faults) is a panic here, not
+	// a crash of the process.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -176,6 +177,16 @@ func run(args []string, e *env) int {
 		}
 		return err
 	})
+	var bug *repo.PanicError
+	if errors.As(err, &bug) && len(e.cacheDirs) > 0 {
+		// The likeliest cause of a fault or a panic deep in a run is a
+		// damaged index cache (a bbolt page cut short or flipped); the
+		// next run rebuilds it rather than fail the same way every night.
+		for _, dir := range e.cacheDirs {
+			_ = index.MarkDamaged(dir)
+		}
+		err = fmt.Errorf("%w; the index cache will be rebuilt on the next run, in case it is damaged", err)
+	}
 	code := exitCode(err)
 	if err != nil {
 		printError(e, args, app != nil && jsonLinesCommands[commandPath(app, args)], err, code)

@@ -27,6 +27,9 @@ type env struct {
 	// backendHooks, set only by in-process tests, change how backends
 	// are composed (see backend.go); nil in production.
 	backendHooks *backendHooks
+	// cacheDirs are the index caches the command opened: a command that
+	// ends in an internal error marks them for a rebuild (run).
+	cacheDirs []string
 }
 
 // backendHooks let tests count requests or inject faults.

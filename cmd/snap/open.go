@@ -173,6 +173,7 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 	if io != nil {
 		io.Log = func(m string) { u.warnf("%s", m) }
 		io.CacheTreePacks = isRemote(st.location)
+		e.cacheDirs = append(e.cacheDirs, s.cache)
 		s.ix, err = index.Open(ctx, r, s.cache, *io)
 		if err != nil {
 			s.close()
