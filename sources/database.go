@@ -307,7 +307,9 @@ type completeReader struct {
 func (r *completeReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	r.n += int64(n)
-	r.tail = append(r.tail, p[:n]...)
+	// Only the end of a read can end the dump: a large read keeps its
+	// last completeTail bytes, not a copy of all of it.
+	r.tail = append(r.tail, p[max(0, n-completeTail):n]...)
 	if len(r.tail) > 2*completeTail {
 		r.tail = append(r.tail[:0], r.tail[len(r.tail)-completeTail:]...)
 	}

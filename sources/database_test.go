@@ -1,8 +1,10 @@
 package sources
 
 import (
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestParseDatabase(t *testing.T) {
@@ -101,4 +103,46 @@ func TestMySQLConnArgs(t *testing.T) {
 			t.Errorf("%s: %s\nwant %s", raw, got, want)
 		}
 	}
+}
+
+// TestCompleteReaderTail: the end marker is found at the end of a dump
+// read in reads of any size (one large read, the marker split between
+// two), and a marker before the last 4 KiB does not count.
+func TestCompleteReaderTail(t *testing.T) {
+	const marker = "-- PostgreSQL database dump complete"
+	body := strings.Repeat("INSERT INTO t VALUES (1);\n", 40000)
+	for _, c := range []struct {
+		name, dump string
+		chunk      int
+		ok         bool
+	}{
+		{"one read", body + marker + "\n\n", 1 << 22, true},
+		{"split reads", body + marker + "\n\n", 7, true},
+		{"4 KiB reads", body + marker + "\n\\unrestrict abc\n", 4096, true},
+		{"marker too early", marker + "\n" + body, 1 << 16, false},
+		{"empty", "", 4096, false},
+	} {
+		r := &completeReader{ReadCloser: io.NopCloser(iotest.HalfReader(&chunkReader{s: c.dump, n: c.chunk})), tool: "pg_dump", marker: marker}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Close(); (err == nil) != c.ok {
+			t.Errorf("%s: close %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+// chunkReader returns s in reads of at most n bytes.
+type chunkReader struct {
+	s string
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.s == "" {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.s)
+	c.s = c.s[k:]
+	return k, nil
 }
