@@ -382,6 +382,21 @@ func tomlValue(v any) string {
 	return fmt.Sprint(v)
 }
 
+// duration returns the Go duration (0 or more) of key name, def when it
+// is not set; examples complete the error message.
+func (d *cfgDecoder) duration(t map[string]any, at toml.Key, name string, def time.Duration, examples string) time.Duration {
+	v, ok := t[name]
+	if !ok {
+		return def
+	}
+	s, _ := v.(string)
+	dur, err := time.ParseDuration(s)
+	if err != nil || dur < 0 {
+		d.errorf(sub(at, name), "%q: give a duration such as %s", fmt.Sprint(v), examples)
+	}
+	return dur
+}
+
 func (d *cfgDecoder) count(t map[string]any, at toml.Key, name string) int {
 	v, ok := t[name]
 	if !ok {
@@ -569,24 +584,8 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 			d.errorf(sub(at, "schedule"), "empty or multi-line schedule %q: use systemd OnCalendar syntax such as \"daily\" or \"*-*-* 03:00:00\"", s)
 		}
 	}
-	j.HookTimeout = defaultHookTimeout
-	if v, ok := t["hook_timeout"]; ok {
-		s, _ := v.(string)
-		dur, err := time.ParseDuration(s)
-		if err != nil || dur < 0 {
-			d.errorf(sub(at, "hook_timeout"), "%q: give a duration such as \"10m\" or \"2h\", or \"0s\" for no limit", fmt.Sprint(v))
-		}
-		j.HookTimeout = dur
-	}
-	j.RandomDelay = defaultRandomDelay
-	if v, ok := t["random_delay"]; ok {
-		s, _ := v.(string)
-		dur, err := time.ParseDuration(s)
-		if err != nil || dur < 0 {
-			d.errorf(sub(at, "random_delay"), "%q: give a duration such as \"10m\", \"1h\" or \"0s\"", fmt.Sprint(v))
-		}
-		j.RandomDelay = dur
-	}
+	j.HookTimeout = d.duration(t, at, "hook_timeout", defaultHookTimeout, `"10m" or "2h", or "0s" for no limit`)
+	j.RandomDelay = d.duration(t, at, "random_delay", defaultRandomDelay, `"10m", "1h" or "0s"`)
 	if kt := d.table(t, at, "keep"); kt != nil {
 		j.Keep = d.keep(sub(at, "keep"), kt)
 	}
