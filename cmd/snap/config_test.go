@@ -350,6 +350,11 @@ func TestConfigMessages(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `not "7"`) {
 		t.Errorf("last = \"7\": %v", err)
 	}
+	_, _, err = parseConfig("snap.toml", "[jobs.a]\npaths = [\"/srv\"]\nhook_timeout = \"soon\"\nrandom_delay = \"-1s\"\n")
+	if err == nil || !strings.Contains(err.Error(), `"soon": give a duration such as "10m" or "2h", or "0s" for no limit`) ||
+		!strings.Contains(err.Error(), `"-1s": give a duration such as "10m", "1h" or "0s"`) {
+		t.Errorf("bad durations: %v", err)
+	}
 	cfg, _, err := parseConfig("snap.toml", "repository = \"/r\"\npassword_file = \"/p\"\n[jobs.a]\npaths = [\"/srv\"]\n")
 	if err != nil {
 		t.Fatal(err)
