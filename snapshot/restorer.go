@@ -218,7 +218,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 		r.rootPath = snapPath
 		r.walkDir(ctx, root, node.Subtree, r.selectedAll())
 	} else {
-		err = r.restoreEntry(ctx, snapPath, root, node, r.selectedAll())
+		err = r.restoreEntry(ctx, snapPath, node.Name, root, node, r.selectedAll())
 	}
 	r.walking.Wait()
 	r.release(root)
@@ -367,14 +367,15 @@ func (r *Restorer) restoreDir(ctx context.Context, d *dirHandle, id repo.ID, sel
 		if !sources.ValidName(n.Name) { // DecodeTree rejects these already; stay safe anyway
 			return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("invalid name %q", n.Name)}
 		}
-		if err := r.restoreEntry(ctx, r.snapPath(d, n.Name), d, n, selected); err != nil {
+		rel := path.Join(d.rel(), n.Name) // built once per entry, dropped before any descent
+		if err := r.restoreEntry(ctx, path.Join(r.rootPath, rel), rel, d, n, selected); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHandle, n Node, selected bool) error {
+func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, d *dirHandle, n Node, selected bool) error {
 	if sources.MatchAny(r.opts.Excludes, snapPath) {
 		return nil
 	}
@@ -404,7 +405,6 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath string, d *dirHand
 		r.walkDir(ctx, c, n.Subtree, true)
 		return nil
 	}
-	rel := path.Join(d.rel(), n.Name)
 	dir := r.open(d)
 	if dir == nil {
 		return nil // reported
