@@ -29,10 +29,11 @@ type CreateOptions struct {
 	Writer   index.WriterOptions
 	Program  string
 	Job      string // the config-file job taking the snapshot, if any
-	// Lock is the caller's lock, verified right before the snapshot
-	// document is saved: if another process removed it, taking it for
-	// stale (a machine that slept, refreshes that failed), a prune may
-	// have deleted data this run relies on, and no snapshot is saved.
+	// Lock is the caller's lock, verified before each index segment and
+	// right before the snapshot document is saved: if another process
+	// removed it, taking it for stale (a machine that slept, refreshes
+	// that failed), a prune may have deleted data this run relies on, so
+	// no snapshot is saved and the run's segments are withdrawn.
 	Lock *repo.Lock
 }
 
