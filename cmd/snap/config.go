@@ -229,6 +229,12 @@ func parseConfig(path, doc string) (*Config, []Problem, error) {
 		msg := err.Error()
 		if errors.As(err, &pe) {
 			line, msg = pe.Position.Line, pe.Message
+			// The parser names the line where it gave up, which for an
+			// unclosed array or string is the line after the mistake:
+			// naming the key it was reading points at the mistake itself.
+			if pe.LastKey != "" && !strings.Contains(msg, pe.LastKey) {
+				msg += " (in the value of " + pe.LastKey + ")"
+			}
 		}
 		d.problems = append(d.problems, Problem{File: path, Line: line, Message: "TOML syntax: " + msg, Severity: "error"})
 		return nil, d.problems, &ConfigError{Problems: d.problems}

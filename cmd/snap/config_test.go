@@ -190,7 +190,7 @@ func TestConfigSyntaxErrorLine(t *testing.T) {
 	if err == nil || len(problems) != 1 {
 		t.Fatalf("err %v, problems %v", err, problems)
 	}
-	if p := problems[0]; p.Line != 5 || !strings.Contains(p.Message, "TOML syntax") {
+	if p := problems[0]; p.Line != 5 || !strings.Contains(p.Message, "TOML syntax") || !strings.Contains(p.Message, "in the value of jobs.a.paths") {
 		t.Errorf("problem %+v", p)
 	}
 }
