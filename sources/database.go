@@ -355,6 +355,12 @@ type RestoreOptions struct {
 // ErrNotEmpty means a restore target exists and holds data.
 var ErrNotEmpty = errors.New("exists and is not empty")
 
+// ErrRolledBack marks a restore that failed or was stopped while the dump
+// loaded in one transaction, which was rolled back: the target database is
+// as it was before the restore (a database the restore created for it was
+// dropped again).
+var ErrRolledBack = errors.New("the load was rolled back")
+
 // Restore loads a dump made from a database of the same kind into d. A
 // database that does not exist is created; one that exists and is empty is
 // loaded; one that holds data is refused (ErrNotEmpty) unless o.Replace.

@@ -147,9 +147,11 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	if err := c.Run(ctx); err != nil {
 		if created {
 			// Leave nothing half-made behind (the load itself was rolled back).
-			_, _ = d.psql(context.WithoutCancel(ctx), pgMaintenanceDB, []string{"name=" + into}, pgDropDatabase)
+			if _, derr := d.psql(context.WithoutCancel(ctx), pgMaintenanceDB, []string{"name=" + into}, pgDropDatabase); derr != nil {
+				return false, fmt.Errorf("%w; the empty database %s it was loaded into is left: drop it by hand (%v)", err, into, derr)
+			}
 		}
-		return false, err
+		return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
 	}
 	if into != d.Name {
 		script := pgDropDatabase + "ALTER DATABASE :\"tmp\" RENAME TO :\"name\";\n"

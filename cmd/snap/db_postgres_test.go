@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const pgSchema = `
@@ -220,5 +222,61 @@ func TestPostgresAllDatabases(t *testing.T) {
 	}
 	if !strings.Contains(tr.mustRun("list", "--json").stdout, `"tool": "pg_dumpall"`) {
 		t.Fatal("list --json does not record pg_dumpall")
+	}
+}
+
+// TestPostgresReplaceInterrupted stops `restore --replace` while psql is
+// loading the dump: the load runs in one transaction in a database made
+// for it, so the database being replaced keeps its data, the made one is
+// dropped again, and the message says so (exit 130).
+func TestPostgresReplaceInterrupted(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, pgSchema)
+	tr.mustRun("create", "--db", pg.url(db))
+	pg.mustQuery(db, `INSERT INTO notes (body) VALUES ('after the snapshot');`)
+	want := pg.mustQuery(db, pgState)
+
+	// A psql that, for the load, passes on part of the dump and then
+	// waits: the signal arrives in the middle of the transaction.
+	real, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shims := filepath.Join(tr.dir, "shims")
+	started := filepath.Join(tr.dir, "started")
+	writeScript(t, filepath.Join(shims, "psql"), `case " $* " in
+*" --single-transaction "*) { head -c 20000; touch `+started+`; sleep 60; cat; } | `+real+` "$@" ;;
+*) exec `+real+` "$@" ;;
+esac
+`)
+	cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, "restore", "latest", "--db", db, "--replace")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the load did not start\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // psql has begun the transaction
+	must(t, cmd.Process.Signal(os.Interrupt))
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("interrupted restore: %v, want exit %d\n%s", err, exitInterrupted, out)
+	}
+	if !strings.Contains(out.String(), "rolled back and the database is as it was") {
+		t.Errorf("message does not say the database is unchanged:\n%s", out)
+	}
+	if got := pg.mustQuery(db, pgState); got != want {
+		t.Errorf("the database being replaced changed:\n got %s\nwant %s", got, want)
+	}
+	if left := pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%_snap_restore_%'"); strings.TrimSpace(left) != "" {
+		t.Errorf("databases made for the restore are left: %s", left)
 	}
 }

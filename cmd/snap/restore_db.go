@@ -91,7 +91,11 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 		}
 		if err := restoreDatabase(c, s, sn, src, from, into, replace); err != nil {
 			if c.Context.Err() != nil {
-				return fmt.Errorf("%w: restore of %s into %s stopped; the database may be incomplete, the repository is untouched", errInterrupted, src.Path, into)
+				state := "the database may be incomplete"
+				if errors.Is(err, sources.ErrRolledBack) {
+					state = "the load was rolled back and the database is as it was"
+				}
+				return fmt.Errorf("%w: restore of %s into %s stopped; %s, the repository is untouched", errInterrupted, src.Path, into, state)
 			}
 			return fmt.Errorf("restore %s into %s: %w", src.Path, into, err)
 		}
