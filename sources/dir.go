@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"io"
 	"path"
 	"slices"
@@ -404,6 +405,13 @@ func (d *Dir) Mknod(name string, m Meta) error {
 
 func nodeMode(m Meta) (uint32, error) {
 	mode := m.Mode & 0o7777
+	// Linux passes mknod a 32-bit device number (12 bits of major, 20 of
+	// minor, in the encoding stat gives): a larger one, which only a
+	// repository not written by snap on Linux holds, would be cut short
+	// into another device's number.
+	if (m.Type == TypeDev || m.Type == TypeCharDev) && m.Rdev > math.MaxUint32 {
+		return 0, fmt.Errorf("device number %#x does not fit Linux's 32-bit device numbers", m.Rdev)
+	}
 	switch m.Type {
 	case TypeDev:
 		return mode | unix.S_IFBLK, nil
