@@ -15,17 +15,7 @@ import (
 // umask would mask, a setuid bit, another owner, and a directory whose
 // set-group-ID bit gives new files its group.
 func TestCreateFileMeta(t *testing.T) {
-	dir := t.TempDir()
-	tg, err := OpenTarget(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	root, err := tg.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	dir, tg, root := openTestRoot(t)
 	euid, egid := os.Geteuid(), os.Getegid()
 	cases := []struct {
 		name   string
@@ -145,17 +135,7 @@ func TestMknodDeviceNumbers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mknod of a device node needs root")
 	}
-	dir := t.TempDir()
-	tg, err := OpenTarget(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	root, err := tg.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	dir, _, root := openTestRoot(t)
 	dev := unix.Mkdev(259, 0x12345)
 	if err := root.Mknod("blk", Meta{Type: TypeDev, Mode: 0o600, Rdev: dev}); err != nil {
 		t.Fatal(err)
@@ -167,11 +147,29 @@ func TestMknodDeviceNumbers(t *testing.T) {
 	if st.Rdev != dev || st.Mode&unix.S_IFMT != unix.S_IFBLK {
 		t.Errorf("rdev %#x mode %o, want %#x, a block device", st.Rdev, st.Mode, dev)
 	}
-	err = root.Mknod("big", Meta{Type: TypeCharDev, Mode: 0o600, Rdev: 1<<32 | 5})
+	err := root.Mknod("big", Meta{Type: TypeCharDev, Mode: 0o600, Rdev: 1<<32 | 5})
 	if err == nil || !strings.Contains(err.Error(), "does not fit") {
 		t.Errorf("a 33-bit device number: %v, want an error", err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "big")); !os.IsNotExist(err) {
 		t.Errorf("a node was made for a 33-bit device number: %v", err)
 	}
+}
+
+// openTestRoot opens a new temporary directory as a restore target and
+// returns it with the target and its root Dir, closed when the test ends.
+func openTestRoot(t *testing.T) (string, *Target, *Dir) {
+	t.Helper()
+	dir := t.TempDir()
+	tg, err := OpenTarget(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	root, err := tg.RootDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return dir, tg, root
 }
