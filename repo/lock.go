@@ -25,7 +25,12 @@ type LockInfo struct {
 	Host      string    `json:"host"`
 	Username  string    `json:"username,omitempty"`
 	PID       int       `json:"pid"`
-	Command   string    `json:"command,omitempty"`
+	// PIDNamespace is the holder's PID namespace (Options.PIDNamespace):
+	// a process on the same host in another namespace (a container that
+	// shares the host's name) has PIDs that mean nothing here. Empty in
+	// locks written before the field existed.
+	PIDNamespace string `json:"pid_namespace,omitempty"`
+	Command      string `json:"command,omitempty"`
 
 	// Created is when the holder took the lock; refreshes keep it. Prune
 	// compares it with the time it marked packs (docs/design.md). Zero in
@@ -48,10 +53,15 @@ type LockEntry struct {
 }
 
 // stale reports whether the lock's holder is gone: not refreshed for
-// LockStaleAge, or on this host with a process that no longer exists.
+// LockStaleAge, or on this host, in this PID namespace, with a process
+// that no longer exists. A lock that does not say its namespace is
+// judged by its PID, as before the namespace was recorded.
 func (r *Repository) stale(li LockInfo) bool {
 	if r.opts.Now().Sub(li.Time) > LockStaleAge {
 		return true
+	}
+	if li.PIDNamespace != "" && li.PIDNamespace != r.opts.PIDNamespace {
+		return false
 	}
 	if li.Host == r.opts.Host && li.PID > 0 {
 		err := syscall.Kill(li.PID, 0)
@@ -171,7 +181,7 @@ type LockOptions struct {
 func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 	now := r.opts.Now()
 	l := &Lock{r: r, info: LockInfo{Time: now, Created: now, Exclusive: o.Exclusive, Prune: o.Prune && !o.Exclusive, Host: r.opts.Host,
-		Username: username(), PID: os.Getpid(), Command: o.Command}}
+		Username: username(), PID: os.Getpid(), PIDNamespace: r.opts.PIDNamespace, Command: o.Command}}
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}

@@ -212,6 +212,75 @@ func TestStaleLockOfDeadProcess(t *testing.T) {
 	l.Unlock()
 }
 
+// TestLockOfAnotherPIDNamespace: on the same host name, a lock taken in
+// another PID namespace (a container sharing the host's name) is not
+// judged by its PID, which means nothing here: it stays held until it is
+// LockStaleAge old. The same dead PID in this namespace is stale.
+func TestLockOfAnotherPIDNamespace(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "alpha")
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	ours, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Skip("no /proc/self/ns/pid here")
+	}
+	lockIn := func(ns string) {
+		t.Helper()
+		doc := `{"time":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(cmd.Process.Pid) + `,"pid_namespace":"` + ns + `"}`
+		if _, err := a.SaveObject(ctx, repo.LockFile, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lockIn("pid:[1]")
+	if locks, _ := b.ListLocks(ctx); len(locks) != 1 || locks[0].Stale {
+		t.Fatalf("lock of a PID in another namespace: %+v, want held", locks)
+	}
+	if _, err := b.Lock(ctx, repo.LockOptions{}); err == nil {
+		t.Fatal("a shared lock was taken beside another namespace's exclusive lock")
+	}
+	c.t = c.t.Add(repo.LockStaleAge + time.Minute)
+	if locks, _ := b.ListLocks(ctx); len(locks) != 1 || !locks[0].Stale {
+		t.Fatalf("another namespace's lock, not refreshed for the stale age: %+v, want stale", locks)
+	}
+
+	c.t = c.t.Add(-repo.LockStaleAge - time.Minute)
+	for _, l := range mustList(t, b) {
+		if err := b.Backend().Remove(ctx, repo.Handle{Type: repo.LockFile, Name: l.Name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lockIn(ours)
+	if locks, _ := b.ListLocks(ctx); len(locks) != 1 || !locks[0].Stale {
+		t.Fatalf("lock of a dead PID in this namespace: %+v, want stale", locks)
+	}
+	// The namespace is recorded in the locks snap takes.
+	l, err := b.Lock(ctx, repo.LockOptions{OnStale: func(repo.LockEntry) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	found := false
+	for _, e := range mustList(t, b) {
+		found = found || (e.Info.PID == os.Getpid() && e.Info.PIDNamespace == ours)
+	}
+	if !found {
+		t.Errorf("the lock taken does not record namespace %s: %+v", ours, mustList(t, b))
+	}
+}
+
+func mustList(t *testing.T, r *repo.Repository) []repo.LockEntry {
+	t.Helper()
+	locks, err := r.ListLocks(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return locks
+}
+
 // refreshingBackend stands in for another process that refreshes its lock
 // between our listing of the lock files and our read of its old one.
 type refreshingBackend struct {

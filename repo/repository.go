@@ -30,6 +30,11 @@ type Repository struct {
 // Options are what the environment supplies: identity and time.
 type Options struct {
 	Host string
+	// PIDNamespace names the PID namespace this process runs in (the link
+	// /proc/self/ns/pid, "pid:[4026531836]"), which locks record: a
+	// process ID says whether a lock's holder is alive only in the
+	// namespace it was taken in. Empty means unknown; fill reads it.
+	PIDNamespace string
 	// Now returns the current time; tests pass a fake clock.
 	Now func() time.Time
 	// StreamChunker is recorded in the config by Init: the chunking of
@@ -49,6 +54,9 @@ func (o *Options) fill() {
 	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
+	}
+	if o.PIDNamespace == "" {
+		o.PIDNamespace, _ = os.Readlink("/proc/self/ns/pid")
 	}
 }
 
@@ -187,6 +195,9 @@ func (r *Repository) Now() time.Time { return r.opts.Now() }
 
 // Host returns the host name locks and snapshots record.
 func (r *Repository) Host() string { return r.opts.Host }
+
+// PIDNamespace returns the PID namespace locks record (Options.PIDNamespace).
+func (r *Repository) PIDNamespace() string { return r.opts.PIDNamespace }
 
 // Close closes the backend.
 func (r *Repository) Close() error { return r.be.Close() }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -77,10 +76,14 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 				u.printf("kept unreadable lock %s (%v); remove it with --all if no snap runs", l.Name[:8], l.Err)
 			} else {
 				why := "its process is running"
-				if host, _ := os.Hostname(); j.Host != host {
+				ago := time.Since(l.Info.Time).Round(time.Second)
+				switch {
+				case j.Host != r.Host():
 					// Another host's process cannot be seen from here.
-					why = fmt.Sprintf("refreshed %s ago; a lock of another host becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)",
-						time.Since(l.Info.Time).Round(time.Second))
+					why = fmt.Sprintf("refreshed %s ago; a lock of another host becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)", ago)
+				case l.Info.PIDNamespace != "" && l.Info.PIDNamespace != r.PIDNamespace():
+					why = fmt.Sprintf("taken in another PID namespace (%s, a container?), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)",
+						displayPath(l.Info.PIDNamespace), ago)
 				}
 				u.printf("kept the %s lock of pid %d on %s (snap %s, since %s): %s", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since), why)
 			}

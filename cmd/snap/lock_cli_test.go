@@ -112,6 +112,23 @@ func TestLiveLockBlocks(t *testing.T) {
 	tr.mustRun("create", src)
 }
 
+// TestLockOfAnotherPIDNamespaceBlocks: a lock of this host name taken in
+// another PID namespace (a container that shares the host's name) with a
+// PID that is dead here blocks an exclusive command, and unlock keeps it
+// and says why.
+func TestLockOfAnotherPIDNamespaceBlocks(t *testing.T) {
+	tr := newTestRepo(t)
+	host, _ := os.Hostname()
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: deadPID(t), PIDNamespace: "pid:[1]", Command: "create"})
+	if res := tr.run("prune", "--instant"); res.code != exitLocked {
+		t.Fatalf("prune --instant beside a create of another namespace: exit %d, want %d\n%s", res.code, exitLocked, res.stderr)
+	}
+	res := tr.mustRun("unlock")
+	if !strings.Contains(res.stdout, "another PID namespace (pid:[1]") || tr.lockCount() != 1 {
+		t.Errorf("unlock of another namespace's lock: %s (%d locks left)", res.stdout, tr.lockCount())
+	}
+}
+
 func TestUnlockRemovesStaleLocks(t *testing.T) {
 	tr := newTestRepo(t)
 	host, _ := os.Hostname()
