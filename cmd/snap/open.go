@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -165,7 +166,12 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 		return nil, err
 	}
 	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, freesSpace: st.freesSpace}
-	s.cache = filepath.Join(cacheBase(e, st.cacheDir), r.Config().ID)
+	base, err := cacheBase(e, st.cacheDir)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	s.cache = filepath.Join(base, r.Config().ID)
 	if err := s.relock(ctx, mode); err != nil {
 		r.Close()
 		return nil, err
@@ -284,18 +290,29 @@ func (s *session) close() {
 }
 
 // cacheBase is the cache directory given (--cache-dir, SNAP_CACHE_DIR or
-// the config's cache_dir), else $XDG_CACHE_HOME/snap, else ~/.cache/snap.
-func cacheBase(e *env, given string) string {
+// the config's cache_dir), else $XDG_CACHE_HOME/snap, else ~/.cache/snap
+// ($HOME, else the account's home directory).
+func cacheBase(e *env, given string) (string, error) {
 	if given != "" {
-		return given
+		return given, nil
 	}
 	if d := xdgDir(e.getenv, "XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "snap")
+		return filepath.Join(d, "snap"), nil
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".cache", "snap")
+	if home := xdgDir(e.getenv, "HOME"); home != "" {
+		return filepath.Join(home, ".cache", "snap"), nil
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("snap-cache-%d", os.Getuid()))
+	// A system service runs without HOME (systemd sets it only with
+	// User=): the account's home from the password database gives a timer
+	// the cache the admin's own runs use. Never a shared directory such
+	// as /tmp, where another user could plant the cache.
+	u, err := user.Current()
+	if err == nil && filepath.IsAbs(u.HomeDir) && u.HomeDir != "/" {
+		if fi, serr := os.Stat(u.HomeDir); serr == nil && fi.IsDir() {
+			return filepath.Join(u.HomeDir, ".cache", "snap"), nil
+		}
+	}
+	return "", usagef("no cache directory: neither XDG_CACHE_HOME nor HOME is set, and this account has no home directory; set one of them, or give --cache-dir (SNAP_CACHE_DIR)")
 }
 
 // snapshots lists every snapshot, warning about unreadable ones.
