@@ -56,14 +56,14 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		return err
 	}
 	srcPassword := memo(func() (string, error) {
-		return passwordFrom(e, srcSt.passwordFile, "SNAP_PASSWORD", srcSt.passwordCommand, false, "repository")
+		return passwordFrom(c.Context, e, srcSt.passwordFile, "SNAP_PASSWORD", srcSt.passwordCommand, false, "repository")
 	})
 	dstPassword := func() (string, error) {
 		file, command := c.String("to-password-file"), c.String("to-password-command")
 		if file == "" && command == "" && e.getenv("SNAP_TO_PASSWORD") == "" {
 			return srcPassword()
 		}
-		return passwordFrom(e, file, "SNAP_TO_PASSWORD", command, false, "target repository")
+		return passwordFrom(c.Context, e, file, "SNAP_TO_PASSWORD", command, false, "target repository")
 	}
 	srcSt.password = srcPassword
 	dstSt := srcSt

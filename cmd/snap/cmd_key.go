@@ -180,7 +180,7 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 			}
 		}
 	}
-	pw, err := passwordFrom(e, c.String("new-password-file"), "SNAP_NEW_PASSWORD", c.String("new-password-command"), true, "new")
+	pw, err := passwordFrom(c.Context, e, c.String("new-password-file"), "SNAP_NEW_PASSWORD", c.String("new-password-command"), true, "new")
 	if err != nil {
 		return err
 	}

@@ -148,7 +148,11 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
 			}
 			break
 		}
-		r := runJob(ctx, e, u, cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand), j)
+		st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, true)
+		if j.Repository != "" && st.location != j.Repository {
+			u.warnf("job %s: repository %s (--repo), not the config's %s", j.Name, displayPath(st.location), displayPath(j.Repository))
+		}
+		r := runJob(ctx, e, u, st, j)
 		results = append(results, r)
 		if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" {
 			// The backup is done whatever becomes of its metrics; a file

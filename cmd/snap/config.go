@@ -242,6 +242,10 @@ func parseConfig(path, doc string) (*Config, []Problem, error) {
 	d.lines = tomlKeyLines(doc)
 	cfg := d.config(raw)
 	cfg.Path = path
+	cfg.Repository = cfg.resolveRepository(cfg.Repository)
+	for _, j := range cfg.Jobs {
+		j.Repository = cfg.resolveRepository(j.Repository)
+	}
 	return cfg, d.problems, d.err()
 }
 
@@ -745,6 +749,19 @@ func (cfg *Config) resolveRelative(p string) string {
 		return p
 	}
 	return filepath.Join(filepath.Dir(cfg.Path), p)
+}
+
+// resolveRepository makes a local repository's relative path relative to
+// the config file's directory, as password_file and cache_dir are: a
+// timer runs in /, not where the admin checked the file.
+func (cfg *Config) resolveRepository(loc string) string {
+	if loc == "" || strings.HasPrefix(loc, "s3:") {
+		return loc
+	}
+	if rest, ok := strings.CutPrefix(loc, "local:"); ok {
+		return "local:" + cfg.resolveRelative(rest)
+	}
+	return cfg.resolveRelative(loc)
 }
 
 // checkEnvironment looks at what the config refers to on this machine:

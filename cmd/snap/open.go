@@ -95,14 +95,19 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	if err != nil {
 		return st, fmt.Errorf("%w; or give the repository with --repo", err)
 	}
-	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand)
+	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand, false)
 	st.connections = conns
 	return st, nil
 }
 
 // settings are the repository settings of the config (or of one of its
 // jobs), under what flags and environment variables say.
-func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand string) repoSettings {
+//
+// For a job of snap run (job), the config's repository also wins over
+// SNAP_REPOSITORY: a variable left in the shell must not send the job's
+// backups, and its forget and prune, to another repository. --repo on the
+// command line still does (runJobs says so).
+func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand string, job bool) repoSettings {
 	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
 		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
 	// Checked by the command before any job runs (runJobs).
@@ -112,7 +117,7 @@ func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, pass
 	if st.cacheDir == "" {
 		st.cacheDir = cfg.resolveRelative(cfg.CacheDir)
 	}
-	if st.location != "" {
+	if st.location != "" && !(job && location != "" && st.location == e.getenv("SNAP_REPOSITORY")) {
 		// The flags name another repository: the config's password and
 		// rate limits are for its own repository, not for this one.
 		return st
@@ -261,7 +266,7 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 	password := st.password
 	if password == nil {
 		password = func() (string, error) {
-			return passwordFrom(e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+			return passwordFrom(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
 		}
 	}
 	pw, err := password()

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -20,10 +24,25 @@ func readPassword(c *cli.Context, e *env, confirm bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return passwordFrom(e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, confirm, "repository")
+	return passwordFrom(c.Context, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, confirm, "repository")
 }
 
-func passwordFrom(e *env, file, envVar, command string, confirm bool, what string) (string, error) {
+// passwordCommandTimeout bounds a password command when no person is at
+// the terminal (a timer): one that hangs (a secret store that is down)
+// must not hold the run, its service and the next night's run for ever.
+// At a terminal it may ask for a passphrase, and Ctrl-C ends it.
+const passwordCommandTimeout = 2 * time.Minute
+
+// passwordFrom finds a password: file, then the variable envVar, then
+// command, then a prompt. file and command come from flags, their
+// variables (envVar_FILE, envVar_COMMAND) or the config; a command given on
+// the command line wins over a file or password from the environment.
+func passwordFrom(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string) (string, error) {
+	commandFlag := command != "" && command != e.getenv(envVar+"_COMMAND")
+	fileFlag := file != "" && file != e.getenv(envVar+"_FILE")
+	if commandFlag && !fileFlag {
+		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
+	}
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -39,18 +58,7 @@ func passwordFrom(e *env, file, envVar, command string, confirm bool, what strin
 		return pw, nil
 	}
 	if command != "" {
-		cmd := exec.Command("sh", "-c", command)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("password command %q failed: %v %s", command, err, strings.TrimSpace(stderr.String()))
-		}
-		pw := strings.TrimRight(string(out), "\r\n")
-		if pw == "" {
-			return "", fmt.Errorf("password command %q printed nothing", command)
-		}
-		return pw, nil
+		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
 	}
 	f, ok := e.stdin.(*os.File)
 	if !e.stdinTTY || !ok {
@@ -80,4 +88,39 @@ func passwordFrom(e *env, file, envVar, command string, confirm bool, what strin
 		return "", fmt.Errorf("empty password")
 	}
 	return string(pw), nil
+}
+
+// runPasswordCommand runs command with sh and returns what it printed,
+// without the final newline. Cancelling ctx (Ctrl-C, SIGTERM) ends it;
+// without a terminal it runs in its own process group, which is ended
+// whole, and for timeout at most. (At a terminal it stays in snap's group,
+// so that a passphrase prompt can read the terminal.)
+func runPasswordCommand(ctx context.Context, e *env, command string, timeout time.Duration) (string, error) {
+	if !e.stdinTTY {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	if !e.stdinTTY {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	}
+	cmd.WaitDelay = 5 * time.Second
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "", fmt.Errorf("password command %q did not finish within %v; it was stopped", command, timeout)
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
+	case err != nil:
+		return "", fmt.Errorf("password command %q failed: %v %s", command, err, strings.TrimSpace(stderr.String()))
+	}
+	pw := strings.TrimRight(string(out), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("password command %q printed nothing", command)
+	}
+	return pw, nil
 }

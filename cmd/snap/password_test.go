@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestPasswordSources: the sources are tried in the documented order, and
+// a password command given on the command line wins over a file or a
+// password from the environment (a flag wins over the environment).
+func TestPasswordSources(t *testing.T) {
+	tr := newTestRepo(t)
+	good := filepath.Join(tr.dir, "good")
+	bad := filepath.Join(tr.dir, "bad")
+	writeFile(t, good, []byte("test-password\n"))
+	writeFile(t, bad, []byte("wrong\n"))
+	cases := []struct {
+		env  []string
+		args []string
+	}{
+		{[]string{"SNAP_PASSWORD=wrong"}, []string{"--password-command", "echo test-password"}},
+		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_FILE=" + bad}, []string{"--password-command", "echo test-password"}},
+		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_COMMAND=echo wrong"}, []string{"--password-file", good}},
+		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_COMMAND=echo test-password"}, nil},
+		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_FILE=" + good, "SNAP_PASSWORD_COMMAND=echo wrong"}, nil},
+	}
+	for _, c := range cases {
+		if res := tr.runEnv(c.env, nil, append([]string{"list"}, c.args...)...); res.code != 0 {
+			t.Errorf("%v %v: exit %d\n%s", c.env, c.args, res.code, res.stderr)
+		}
+	}
+}
+
+// TestPasswordCommandStopped: an interrupted snap ends its password
+// command and what that started (exit 130, one line); without a terminal
+// one that hangs is stopped after its time.
+func TestPasswordCommandStopped(t *testing.T) {
+	tr := newTestRepo(t)
+	pidFile := filepath.Join(tr.dir, "pid")
+	cmd, out := tr.start([]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_COMMAND=sleep 60 & echo $! > " + pidFile + "; wait"}, "list")
+	var pid int
+	for deadline := time.Now().Add(20 * time.Second); pid == 0; time.Sleep(10 * time.Millisecond) {
+		if b, err := os.ReadFile(pidFile); err == nil && strings.HasSuffix(string(b), "\n") {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the password command did not start\n%s", out)
+		}
+	}
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || !strings.Contains(out.String(), "password command") {
+		t.Errorf("interrupted during the password command: exit %d, want %d\n%s", code, exitInterrupted, out)
+	}
+	alive := true
+	for deadline := time.Now().Add(5 * time.Second); alive && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		alive = syscall.Kill(pid, 0) == nil
+	}
+	if alive {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Error("the password command's child outlived snap")
+	}
+
+	start := time.Now()
+	_, err := runPasswordCommand(context.Background(), &env{}, "sleep 60", 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 300ms") || time.Since(start) > 10*time.Second {
+		t.Errorf("a hanging password command: %v after %v", err, time.Since(start))
+	}
+}
