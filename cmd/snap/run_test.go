@@ -569,3 +569,30 @@ hook_timeout = "1s"
 		t.Fatalf("snap run with hook_timeout: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestRunJobRepository: a relative repository in the config is relative to
+// the config file's directory (a timer runs in /); SNAP_REPOSITORY left in
+// the shell does not send a job elsewhere; --repo on the command line
+// does, with a warning.
+func TestRunJobRepository(t *testing.T) {
+	tr := newTestRepo(t)
+	other := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	writeFile(t, filepath.Join(tr.dir, "password"), []byte("test-password\n"))
+	path := filepath.Join(tr.dir, "snap.toml")
+	writeFile(t, path, []byte("repository = \"repo\"\npassword_file = \"password\"\ncache_dir = \"cache\"\n\n[jobs.app]\npaths = [\""+src+"\"]\n"))
+	if res := tr.runConfig([]string{"SNAP_REPOSITORY=" + other.repo}, "run", "--config", path); res.code != 0 {
+		t.Fatalf("run with a relative repository and SNAP_REPOSITORY set: exit %d\n%s", res.code, res.stderr)
+	}
+	if n, m := tr.snapshotCount(), other.snapshotCount(); n != 1 || m != 0 {
+		t.Fatalf("snapshots in the job's repository %d, in SNAP_REPOSITORY's %d; want 1 and 0", n, m)
+	}
+	res := tr.runConfig([]string{"SNAP_PASSWORD=test-password"}, "run", "--config", path, "--repo", other.repo)
+	if res.code != 0 || !strings.Contains(res.stderr, "(--repo), not the config's "+filepath.Join(tr.dir, "repo")) {
+		t.Fatalf("run --repo: exit %d\n%s", res.code, res.stderr)
+	}
+	if n := other.snapshotCount(); n != 1 {
+		t.Errorf("run --repo stored %d snapshots there, want 1", n)
+	}
+}
