@@ -341,6 +341,15 @@ func joinReasons(rs []string) string {
 	return out
 }
 
+// RawLength returns the length of an indexed blob's plaintext.
+func (c *Checker) RawLength(t repo.BlobType, id repo.ID) (int64, bool) {
+	ls := c.locs[BlobRef{t, id}]
+	if len(ls) == 0 {
+		return 0, false
+	}
+	return int64(ls[0].Entry.RawLength), true
+}
+
 // Available reports why a blob cannot be read: nil when some pack that
 // exists holds it and, as far as data was read, holds it intact (and, for
 // a delta, full copies of its bases are available).

@@ -128,7 +128,7 @@ type archiver struct {
 	cancel  context.CancelFunc
 
 	hlMu      sync.Mutex
-	hardlinks map[[2]uint64][]repo.ID
+	hardlinks map[[2]uint64]linkedContent
 
 	dict *dictionaries // nil: small files are compressed alone
 
@@ -175,7 +175,7 @@ func chunkParams(p repo.ChunkerParams) chunk.Params {
 
 func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver, error) {
 	cfg := ix.Repository().Config()
-	a := &archiver{ix: ix, w: w, meta: sources.NewReader(), opts: o, files: chunkParams(cfg.Chunker), hardlinks: map[[2]uint64][]repo.ID{}}
+	a := &archiver{ix: ix, w: w, meta: sources.NewReader(), opts: o, files: chunkParams(cfg.Chunker), hardlinks: map[[2]uint64]linkedContent{}}
 	a.streams = a.files
 	if cfg.StreamChunker != nil {
 		a.streams = chunkParams(*cfg.StreamChunker)
@@ -696,9 +696,18 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 		}
 		return fileResult{err: err, fatal: true}
 	}
-	if uint64(n) != m.Size {
+	// A file written to while it was read (a database's file, a disk
+	// image) may have been saved as a mix of old and new bytes: its size,
+	// or else its mtime or ctime, differ afterwards. Say so; the node
+	// keeps the times from before the read, so the next run reads the
+	// file again.
+	after, serr := f.Stat()
+	switch {
+	case uint64(n) != m.Size:
 		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: fmt.Errorf("file changed while it was read (%d bytes read, %d expected); saved what was read", n, m.Size)})
 		m.Size = uint64(n)
+	case serr == nil && (after.Mtim != st.Mtim || after.Ctim != st.Ctim || after.Size != st.Size):
+		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: errors.New("file changed while it was read; saved what was read, which may mix old and new content")})
 	}
 	return fileResult{node: Node{Meta: m, Content: ids}}
 }
@@ -1091,11 +1100,17 @@ func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pno
 	key := [2]uint64{m.Device, m.Inode}
 	if m.Links > 1 {
 		a.hlMu.Lock()
-		ids, ok := a.hardlinks[key]
+		saved, ok := a.hardlinks[key]
 		a.hlMu.Unlock()
 		if ok {
+			// The size is the one of the content read for the first name:
+			// the file may have grown or shrunk since (a log being
+			// written), and a node's size must add up with its content.
+			// A size that differs from the file's makes the next run read
+			// it again.
+			m.Size = saved.size
 			a.fileDone(m.Size, p)
-			ch <- fileResult{node: Node{Meta: m, Content: ids}}
+			ch <- fileResult{node: Node{Meta: m, Content: saved.content}}
 			return ch
 		}
 	}
@@ -1116,7 +1131,7 @@ func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pno
 			if r.err == nil {
 				if m.Links > 1 {
 					a.hlMu.Lock()
-					a.hardlinks[key] = r.node.Content
+					a.hardlinks[key] = linkedContent{content: r.node.Content, size: r.node.Size}
 					a.hlMu.Unlock()
 				}
 				a.fileDone(r.node.Size, p)
@@ -1125,6 +1140,13 @@ func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pno
 		})
 	}()
 	return ch
+}
+
+// linkedContent is what was saved for the first name of a file with
+// several hard links, for its other names.
+type linkedContent struct {
+	content []repo.ID
+	size    uint64 // the bytes content adds up to
 }
 
 // sameFile reports whether the parent snapshot's node for a file has the

@@ -14,6 +14,8 @@ type BlobChecker interface {
 	LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID) ([]byte, error)
 	// Available returns why a blob cannot be read, or nil.
 	Available(t repo.BlobType, id repo.ID) error
+	// RawLength returns the length of an indexed blob's plaintext.
+	RawLength(t repo.BlobType, id repo.ID) (int64, bool)
 }
 
 // SnapshotChecker walks snapshots and finds the blobs they refer to that
@@ -80,6 +82,8 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID) *treeResult {
 		n := &t.Nodes[i]
 		switch n.Type {
 		case sources.TypeFile:
+			var total int64
+			sized := true
 			for _, b := range n.Content {
 				err, seen := sc.data[b]
 				if !seen {
@@ -92,6 +96,17 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID) *treeResult {
 					if r.example == "" {
 						r.example = n.Name + ": " + err.Error()
 					}
+				}
+				l, ok := sc.src.RawLength(repo.DataBlob, b)
+				total += l
+				sized = sized && ok
+			}
+			// Restore and dump refuse a file whose content does not add
+			// up to its size: check must not call it intact.
+			if sized && uint64(total) != n.Size {
+				r.problems++
+				if r.example == "" {
+					r.example = fmt.Sprintf("%s: content adds up to %d bytes, the tree says %d", n.Name, total, n.Size)
 				}
 			}
 		case sources.TypeDir:

@@ -665,3 +665,24 @@ func TestCreateVerifiesLock(t *testing.T) {
 		t.Errorf("index segments left by a run without its lock: %v %v", segs, err)
 	}
 }
+
+// TestHardLinkTakesSizeOfContentRead: another name of a file already read
+// gets the content read for the first name and that content's size, not
+// the size its own stat gives: the file may have grown in between (a log
+// being written), and a node whose size does not add up with its content
+// could not be restored or dumped.
+func TestHardLinkTakesSizeOfContentRead(t *testing.T) {
+	p := newPipelineRepo(t)
+	a, err := newArchiver(p.ix, nil, ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.opts.Report = func(Event) {}
+	ids := []repo.ID{{1}, {2}}
+	a.hardlinks[[2]uint64{7, 42}] = linkedContent{content: ids, size: 3_345_728}
+	m := sources.Meta{Name: "zb", Type: sources.TypeFile, Size: 12_045_728, Device: 7, Inode: 42, Links: 2}
+	r := <-a.submitFile(context.Background(), "/d20/zb", m, nil)
+	if r.err != nil || r.node.Size != 3_345_728 || len(r.node.Content) != 2 {
+		t.Errorf("second name: size %d, content %v, err %v; want the first name's 3345728 bytes", r.node.Size, r.node.Content, r.err)
+	}
+}

@@ -218,12 +218,20 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 			continue
 		}
 		repair := "'snap repair index --from-packs' if the packs exist but are not indexed; otherwise that data is lost: back up again and 'snap forget " + sn.ID.Short() + "'"
-		if strings.Contains(example, "damaged") {
+		what := "blobs cannot be read"
+		switch {
+		case strings.Contains(example, "content adds up to"):
+			// Written so by a snap before 2026-12-04 (a hard-linked file
+			// that grew while it was read): that file cannot be restored
+			// from this snapshot, the rest can.
+			what = "problems (blobs that cannot be read, files whose content does not add up to their size)"
+			repair = "restore the other files as usual; back up again, and 'snap forget " + sn.ID.Short() + "' once a newer snapshot holds that file"
+		case strings.Contains(example, "damaged"):
 			repair = index.RepairDamaged
 		}
 		ck.AddProblem(index.Problem{Kind: "snapshot", Object: "snapshots/" + sn.ID.String(),
-			Message: fmt.Sprintf("snapshot %s (%s, host %s, %s): %d blobs cannot be read, e.g. %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
-				strings.Join(snapshot.SnapshotPaths(sn), " "), n, example),
+			Message: fmt.Sprintf("snapshot %s (%s, host %s, %s): %d %s, e.g. %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
+				strings.Join(snapshot.SnapshotPaths(sn), " "), n, what, example),
 			Repair: repair})
 	}
 	res.Errors = ck.Problems()

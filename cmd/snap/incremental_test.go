@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,45 @@ func TestIncrementalXattrs(t *testing.T) {
 	gotA, gotSub, gotB = restored(s3.SnapshotID)
 	if gotA != "user.k="+hexOf("v2") || gotSub != "" || gotB != "user.new="+hexOf("x") {
 		t.Fatalf("after changing attributes the snapshot restores %q, %q, %q", gotA, gotSub, gotB)
+	}
+}
+
+// TestFileRewrittenWhileRead: a file rewritten in place (its size kept)
+// while create reads it is saved with a warning that it may mix old and
+// new content, and the next create reads it again. The create is slowed
+// by an upload limit so that the writes fall inside the read.
+func TestFileRewrittenWhileRead(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	big := filepath.Join(src, "db")
+	writeRandom(t, big, 9, 40<<20)
+	f, err := os.OpenFile(big, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd, out := tr.start(nil, "create", "--limit-upload", "16MiB", src)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("create: %v\n%s", err, out)
+			}
+			if !strings.Contains(out.String(), "changed while it was read; saved what was read, which may mix old and new content") {
+				t.Fatalf("no warning for a file rewritten during the read:\n%s", out)
+			}
+			res := tr.mustRun("create", "--json", src)
+			if !strings.Contains(res.stdout, `"read_bytes":41943040`) {
+				t.Errorf("the next create did not read the file again: %s", res.stdout)
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+			if _, err := f.WriteAt([]byte{byte(i)}, int64(i%40)<<20); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
