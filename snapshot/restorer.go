@@ -135,7 +135,8 @@ const (
 // dirHandle is a directory of the target while it is being restored. refs
 // counts the walk of the directory itself, its pending files and its
 // subdirectories; when the last is done, the directory gets its metadata
-// (when it was selected), is closed, and releases its parent.
+// (if it was opened: something in it was restored), is closed, and
+// releases its parent.
 type dirHandle struct {
 	parent *dirHandle
 	name   string
@@ -143,7 +144,6 @@ type dirHandle struct {
 	dir    *sources.Dir // opened by a walker when first needed
 	failed bool         // creating it failed (reported); its entries are skipped
 	meta   sources.Meta
-	apply  bool // restore the directory's own metadata
 	refs   atomic.Int32
 }
 
@@ -284,7 +284,12 @@ func (r *Restorer) release(d *dirHandle) {
 		return
 	}
 	if d.dir != nil {
-		if d.apply {
+		// The target itself (no parent) keeps its own metadata. A
+		// directory that --include did not select, but which leads to
+		// what it did, gets its recorded metadata like any other: made
+		// for the restore, it would otherwise stay 0700 (or, for /tmp,
+		// lose its sticky bit) with the restore's time.
+		if d.parent != nil {
 			if err := d.dir.SetOwnMeta(d.meta); err != nil {
 				r.fail(d.rel(), err)
 			}
@@ -300,8 +305,8 @@ func (r *Restorer) release(d *dirHandle) {
 
 // child returns a handle for subdirectory n of d, holding a reference to d.
 // The directory is created when something in it is restored.
-func (r *Restorer) child(d *dirHandle, n Node, selected bool) *dirHandle {
-	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta, apply: selected}
+func (r *Restorer) child(d *dirHandle, n Node) *dirHandle {
+	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta}
 	c.refs.Store(1)
 	d.refs.Add(1)
 	return c
@@ -384,7 +389,7 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, d *di
 	}
 	if !selected {
 		if n.Type == sources.TypeDir && r.mayContainIncluded(snapPath) {
-			r.walkDir(ctx, r.child(d, n, false), n.Subtree, false)
+			r.walkDir(ctx, r.child(d, n), n.Subtree, false)
 		}
 		return nil
 	}
@@ -396,7 +401,7 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, d *di
 			r.nSkip.Add(1)
 			return nil
 		}
-		c := r.child(d, n, true)
+		c := r.child(d, n)
 		if r.open(c) == nil {
 			r.release(c)
 			return nil // reported
