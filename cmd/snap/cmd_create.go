@@ -32,9 +32,9 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "tag", Usage: "tag the snapshot (repeatable)"},
 			&cli.StringFlag{Name: "host", Usage: "host name to record (default: this host)"},
 			&cli.StringFlag{Name: "time", Usage: "time to record, RFC 3339 (default: now)"},
-			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "skip paths matching this glob (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude-file", Usage: "skip paths matching the globs in `FILE`, one per line ('#' starts a comment; repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude-if-present", Usage: "save a directory that holds a file named `NAME` with that file only (repeatable)"},
+			multiFlag("exclude", "skip paths matching this glob (repeatable)", "e"),
+			multiFlag("exclude-file", "skip paths matching the globs in `FILE`, one per line ('#' starts a comment; repeatable)"),
+			multiFlag("exclude-if-present", "save a directory that holds a file named `NAME` with that file only (repeatable)"),
 			&cli.BoolFlag{Name: "exclude-caches", Usage: "save a directory with a CACHEDIR.TAG (https://bford.info/cachedir/) with that file only"},
 			&cli.StringFlag{Name: "exclude-larger-than", Usage: "skip files larger than `SIZE` (e.g. 2GiB) found in the directories"},
 			&cli.BoolFlag{Name: "one-file-system", Aliases: []string{"x"}, Usage: "do not cross file system boundaries"},
@@ -111,8 +111,8 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		}
 		o.Time = ts
 	}
-	x := excludeSpec{patterns: c.StringSlice("exclude"), files: c.StringSlice("exclude-file"),
-		ifPresent: c.StringSlice("exclude-if-present"), caches: c.Bool("exclude-caches")}
+	x := excludeSpec{patterns: multiValues(c, "exclude"), files: multiValues(c, "exclude-file"),
+		ifPresent: multiValues(c, "exclude-if-present"), caches: c.Bool("exclude-caches")}
 	if c.IsSet("exclude-larger-than") {
 		if x.largerThan, err = parseExcludeSize(c.String("exclude-larger-than")); err != nil {
 			return o, plan, usagef("--exclude-larger-than: %v", err)

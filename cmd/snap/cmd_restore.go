@@ -31,8 +31,8 @@ func restoreCommand(e *env) *cli.Command {
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "directory to restore into (created if missing)"},
 			&cli.StringFlag{Name: "at", Usage: "restore the state at `TIME`: \"2026-11-17 03:00\", \"03:00 last tuesday\", \"yesterday\", 36h, 9d, RFC 3339 …"},
-			&cli.StringSliceFlag{Name: "include", Aliases: []string{"i"}, Usage: "restore only paths matching this glob (repeatable)"},
-			&cli.StringSliceFlag{Name: "exclude", Aliases: []string{"e"}, Usage: "do not restore paths matching this glob (repeatable)"},
+			multiFlag("include", "restore only paths matching this glob (repeatable)", "i"),
+			multiFlag("exclude", "do not restore paths matching this glob (repeatable)", "e"),
 			multiFlag("db", "restore the dump `NAME` (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
 			&cli.StringFlag{Name: "to", Usage: "restore the --db dump into this database instead (`URL`; created if it does not exist)"},
 			&cli.BoolFlag{Name: "replace", Usage: "with --db: replace a database that exists and holds data"},
@@ -82,11 +82,11 @@ func runRestore(c *cli.Context, e *env) error {
 	if err != nil {
 		return usagef("--overwrite %v", err)
 	}
-	inc, err := sources.ParsePatterns(c.StringSlice("include"))
+	inc, err := sources.ParsePatterns(multiValues(c, "include"))
 	if err != nil {
 		return usagef("--include: %v", err)
 	}
-	exc, err := sources.ParsePatterns(c.StringSlice("exclude"))
+	exc, err := sources.ParsePatterns(multiValues(c, "exclude"))
 	if err != nil {
 		return usagef("--exclude: %v", err)
 	}

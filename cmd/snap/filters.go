@@ -18,12 +18,12 @@ func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "host", Usage: "only snapshots of this host (repeatable)"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "only snapshots with this tag; \"a,b\" means both (repeatable: any of them)"},
-		&cli.StringSliceFlag{Name: "path", Usage: "only snapshots that include this path (repeatable: all of them)"},
+		multiFlag("path", "only snapshots that include this path (repeatable: all of them)"),
 	}
 }
 
 func filterFrom(c *cli.Context) snapshot.Filter {
-	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: c.StringSlice("path")}
+	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: multiValues(c, "path")}
 }
 
 // parseAt reads a point in time for --at and --until: the last instant of

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -197,5 +199,31 @@ func TestCommasInFlags(t *testing.T) {
 	tr.mustRun("restore", "latest", "--target", target, "--include", "keep,me")
 	if _, err := os.Lstat(filepath.Join(target, src, "keep")); err == nil {
 		t.Errorf("--include 'keep,me' was split into two patterns")
+	}
+}
+
+// TestPatternFlagsKeepBytes: --include and --exclude (and their short
+// forms) take a name as it is: one that is not valid UTF-8 (the library
+// copied a flag with an alias through JSON, which turned it into U+FFFD)
+// and one with spaces around it (which it trimmed) select that file.
+func TestPatternFlagsKeepBytes(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	bad, spaced := "bad\xff\xfename", " sp "
+	for _, n := range []string{bad, spaced, "plain"} {
+		writeFile(t, filepath.Join(src, n), []byte(n))
+	}
+	tr.mustRun("create", src)
+	for _, flag := range []string{"--include", "-i"} {
+		target := filepath.Join(tr.dir, "inc"+flag)
+		tr.mustRun("restore", "latest:"+src, "--target", target, flag, bad, flag, spaced)
+		got := describe(t, target)
+		if _, ok := got[bad]; !ok || len(got) != 3 { // ".", and the two files
+			t.Errorf("restore %s: got %v", flag, slices.Collect(maps.Keys(got)))
+		}
+	}
+	tr.mustRun("create", "-e", bad, "-e", spaced, src)
+	if ls := tr.mustRun("ls", "latest", src).stdout; strings.Contains(ls, "bad") || strings.Contains(ls, spaced) || !strings.Contains(ls, "plain") {
+		t.Errorf("create -e kept what it excludes:\n%s", ls)
 	}
 }
