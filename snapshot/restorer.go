@@ -71,7 +71,8 @@ type BlobLoader interface {
 
 // RestoreStats counts what a restore wrote.
 type RestoreStats struct {
-	Files  int64
+	Files  int64 // regular files, as a snapshot's summary counts them
+	Other  int64 // symlinks, devices, FIFOs and sockets
 	Dirs   int64
 	Bytes  int64
 	Errors int64
@@ -112,6 +113,7 @@ type Restorer struct {
 	mu       sync.Mutex
 	fatal    error
 	nFiles   atomic.Int64
+	nOther   atomic.Int64
 	nDirs    atomic.Int64
 	nBytes   atomic.Int64
 	nErrors  atomic.Int64
@@ -227,7 +229,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	if err == nil {
 		err = r.fatalErr()
 	}
-	st := RestoreStats{Files: r.nFiles.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load()}
+	st := RestoreStats{Files: r.nFiles.Load(), Other: r.nOther.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load()}
 	return st, err
 }
 
@@ -427,10 +429,11 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, d *di
 	if n.Type == sources.TypeFile {
 		return r.restoreFile(ctx, d, rel, n)
 	}
-	err := r.createSpecial(dir, rel, n)
-	if err != nil {
+	if err := r.createSpecial(dir, rel, n); err != nil {
 		r.fail(rel, err)
+		return nil
 	}
+	r.nOther.Add(1)
 	return nil
 }
 

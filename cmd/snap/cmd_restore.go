@@ -53,6 +53,7 @@ type restoreJSON struct {
 	Target          string  `json:"target"`
 	Files           int64   `json:"files"`
 	Dirs            int64   `json:"dirs"`
+	Other           int64   `json:"other"` // symlinks, devices, FIFOs, sockets
 	Bytes           int64   `json:"bytes"`
 	Errors          int64   `json:"errors"`
 	Skipped         int64   `json:"skipped"`
@@ -192,16 +193,19 @@ func runRestore(c *cli.Context, e *env) error {
 		return fmt.Errorf("restore into %s: %w", target, err)
 	}
 	if u.json {
-		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs,
+		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs, Other: st.Other,
 			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, DurationSeconds: round2(time.Since(start).Seconds())})
 	} else {
-		skipped := ""
+		other, skipped := "", ""
+		if st.Other > 0 {
+			other = fmt.Sprintf(", %d symlinks and special files", st.Other)
+		}
 		if st.Skipped > 0 {
 			skipped = fmt.Sprintf("; %d left as they were (--overwrite %s)", st.Skipped, c.String("overwrite"))
 		}
-		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs, %s%s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, humanBytes(st.Bytes), skipped)
+		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs%s, %s%s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, other, humanBytes(st.Bytes), skipped)
 	}
-	if len(inc) > 0 && st.Files == 0 {
+	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {
 		u.warnf("--include matched no file below %s: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'", sub, path.Join(sub, "…"))
 	}
 	if st.Errors > 0 {

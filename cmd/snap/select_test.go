@@ -227,3 +227,28 @@ func TestPatternFlagsKeepBytes(t *testing.T) {
 		t.Errorf("create -e kept what it excludes:\n%s", ls)
 	}
 }
+
+// TestIncludeWarnsOnlyWhenNothingMatched: the warning that --include
+// matched nothing is not given when what it matched was kept (--overwrite
+// never) or is a symlink, which the summary counts on its own.
+func TestIncludeWarnsOnlyWhenNothingMatched(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("f"))
+	must(t, os.Symlink("f", filepath.Join(src, "link")))
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "r")
+	for i := range 2 {
+		res := tr.mustRun("restore", "latest:"+src, "--target", target, "--overwrite", "never", "--include", "f")
+		if strings.Contains(res.stderr, "matched no file") {
+			t.Errorf("restore %d of an included file: %s", i+1, res.stderr)
+		}
+	}
+	res := tr.mustRun("restore", "latest:"+src, "--target", filepath.Join(tr.dir, "l"), "--include", "link")
+	if strings.Contains(res.stderr, "matched no file") || !strings.Contains(res.stdout, "1 symlinks and special files") {
+		t.Errorf("restore of an included symlink: %s%s", res.stdout, res.stderr)
+	}
+	if res := tr.mustRun("restore", "latest:"+src, "--target", filepath.Join(tr.dir, "n"), "--include", "nothing"); !strings.Contains(res.stderr, "matched no file") {
+		t.Errorf("an --include that matched nothing: no warning: %s", res.stderr)
+	}
+}
