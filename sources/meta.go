@@ -3,6 +3,7 @@ package sources
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os/user"
 	"sort"
 	"strconv"
@@ -148,6 +149,20 @@ func Lstat(path string, st *unix.Stat_t) error {
 	return nil
 }
 
+// nanos converts a file time to Unix nanoseconds, which hold the years
+// 1677 to 2262. A time outside them (ext4 stores up to 2446) is recorded
+// as the nearest end, not wrapped around into another century.
+func nanos(ts unix.Timespec) int64 {
+	const maxSec = math.MaxInt64/1_000_000_000 - 1
+	switch {
+	case ts.Sec > maxSec:
+		return math.MaxInt64
+	case ts.Sec < -maxSec:
+		return math.MinInt64
+	}
+	return ts.Nano()
+}
+
 // FromStat converts a stat result.
 func FromStat(name string, st *unix.Stat_t) Meta {
 	m := Meta{
@@ -155,8 +170,8 @@ func FromStat(name string, st *unix.Stat_t) Meta {
 		Mode:  st.Mode & 0o7777,
 		UID:   st.Uid,
 		GID:   st.Gid,
-		MTime: st.Mtim.Nano(),
-		CTime: st.Ctim.Nano(),
+		MTime: nanos(st.Mtim),
+		CTime: nanos(st.Ctim),
 		Inode: st.Ino,
 		// Device numbers are compared, never interpreted.
 		Device: uint64(st.Dev),

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,3 +59,23 @@ func TestLstatSince(t *testing.T) {
 }
 
 func xattrEqual(a, b Xattr) bool { return a.Name == b.Name && string(a.Value) == string(b.Value) }
+
+// TestNanosClamped: a file time past 2262 (ext4 allows up to 2446) or
+// before 1677 is recorded as the nearest end of what Unix nanoseconds
+// hold, not wrapped around into another century.
+func TestNanosClamped(t *testing.T) {
+	cases := []struct {
+		ts   unix.Timespec
+		want int64
+	}{
+		{unix.Timespec{Sec: 1_700_000_000, Nsec: 5}, 1_700_000_000_000_000_005},
+		{unix.Timespec{Sec: -1, Nsec: 999_999_999}, -1},
+		{unix.Timespec{Sec: 16_725_225_600}, math.MaxInt64}, // 2500
+		{unix.Timespec{Sec: -16_725_225_600}, math.MinInt64},
+	}
+	for _, c := range cases {
+		if got := nanos(c.ts); got != c.want {
+			t.Errorf("nanos(%+v) = %d, want %d", c.ts, got, c.want)
+		}
+	}
+}
