@@ -135,7 +135,7 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	if err := unix.Fstat(fd, &st); err != nil {
 		return false, &PathError{Op: "stat", Path: d.path(name), Err: err}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || st.Mtim.Nano() != m.MTime || same != nil && !same(st.Ino) {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || nanos(st.Mtim) != m.MTime || same != nil && !same(st.Ino) {
 		return false, nil
 	}
 	if st.Nlink > 1 {
@@ -181,7 +181,7 @@ func removeOtherXattrs(fd int, keep []Xattr) error {
 			errs = append(errs, fmt.Errorf("remove xattr %s: %w", name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 // errDirInTheWay is clear's error for a directory where a file, symlink
@@ -437,17 +437,17 @@ func (d *Dir) SetMeta(name string, m Meta) error {
 		// Calls that take AT_SYMLINK_NOFOLLOW change the link itself; a
 		// symlink has no mode of its own.
 		if d.t.asRoot {
-			errs = append(errs, unix.Fchownat(d.fd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW))
+			errs = append(errs, step("chown", unix.Fchownat(d.fd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW)))
 		}
 		if len(m.Xattrs) > 0 {
 			errs = append(errs, d.setPathXattrs(name, m)...)
 		}
 		ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
-		errs = append(errs, unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW))
+		errs = append(errs, step("set times", unix.UtimesNanoAt(d.fd, name, ts, unix.AT_SYMLINK_NOFOLLOW)))
 	} else {
 		errs = d.setSpecialMeta(name, m)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err := joinErrors(errs); err != nil {
 		return fmt.Errorf("set metadata of %s: %w", d.path(name), err)
 	}
 	return nil
@@ -476,14 +476,14 @@ func (d *Dir) setSpecialMeta(name string, m Meta) []error {
 	p := "/proc/self/fd/" + strconv.Itoa(fd)
 	var errs []error
 	if d.t.asRoot {
-		errs = append(errs, unix.Fchownat(fd, "", int(m.UID), int(m.GID), unix.AT_EMPTY_PATH))
+		errs = append(errs, step("chown", unix.Fchownat(fd, "", int(m.UID), int(m.GID), unix.AT_EMPTY_PATH)))
 	}
-	errs = append(errs, unix.Chmod(p, m.Mode&0o7777))
+	errs = append(errs, step("chmod", unix.Chmod(p, m.Mode&0o7777)))
 	if len(m.Xattrs) > 0 {
 		errs = append(errs, setXattrs(m.Xattrs, d.t.asRoot, func(n string, v []byte) error { return unix.Setxattr(p, n, v, 0) })...)
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
-	errs = append(errs, unix.UtimesNano(p, ts))
+	errs = append(errs, step("set times", unix.UtimesNano(p, ts)))
 	return errs
 }
 
@@ -514,14 +514,14 @@ func (d *Dir) SetOwnMeta(m Meta) error {
 func setFdMeta(fd int, name string, asRoot, chown, chmod bool, m Meta) error {
 	var errs []error
 	if chown {
-		errs = append(errs, unix.Fchown(fd, int(m.UID), int(m.GID)))
+		errs = append(errs, step("chown", unix.Fchown(fd, int(m.UID), int(m.GID))))
 	}
 	errs = append(errs, setXattrs(m.Xattrs, asRoot, func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) })...)
 	if chmod {
-		errs = append(errs, unix.Fchmod(fd, m.Mode&0o7777))
+		errs = append(errs, step("chmod", unix.Fchmod(fd, m.Mode&0o7777)))
 	}
-	errs = append(errs, futimens(fd, atime(m), m.MTime))
-	if err := errors.Join(errs...); err != nil {
+	errs = append(errs, step("set times", futimens(fd, atime(m), m.MTime)))
+	if err := joinErrors(errs); err != nil {
 		return fmt.Errorf("set metadata of %s: %w", name, err)
 	}
 	return nil
@@ -552,4 +552,41 @@ func atime(m Meta) int64 {
 		return m.ATime
 	}
 	return m.MTime
+}
+
+// step names the metadata call that failed, so that a message says which
+// of several did ("chown: operation not permitted; set times: …").
+func step(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// errorList is several errors as one, on one line, each still found by
+// errors.Is and errors.As.
+type errorList []error
+
+func (l errorList) Error() string {
+	msgs := make([]string, len(l))
+	for i, err := range l {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (l errorList) Unwrap() []error { return l }
+
+// joinErrors returns the errors of errs that are not nil as one, or nil.
+func joinErrors(errs []error) error {
+	var out errorList
+	for _, err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,4 +173,16 @@ func openTestRoot(t *testing.T) (string, *Target, *Dir) {
 	}
 	t.Cleanup(func() { root.Close() })
 	return dir, tg, root
+}
+
+// TestJoinErrors: failed metadata calls are named and listed on one line,
+// and each stays visible to errors.Is.
+func TestJoinErrors(t *testing.T) {
+	if err := joinErrors([]error{nil, step("chmod", nil)}); err != nil {
+		t.Errorf("no failure: %v", err)
+	}
+	err := joinErrors([]error{step("chown", unix.EPERM), nil, step("set times", unix.EPERM)})
+	if err == nil || err.Error() != "chown: operation not permitted; set times: operation not permitted" || !errors.Is(err, unix.EPERM) {
+		t.Errorf("two failures: %v", err)
+	}
 }
