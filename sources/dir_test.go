@@ -186,3 +186,16 @@ func TestJoinErrors(t *testing.T) {
 		t.Errorf("two failures: %v", err)
 	}
 }
+
+// TestOpenTargetDanglingSymlink: a target that is a symlink to nothing
+// says so, not only "file exists".
+func TestOpenTargetDanglingSymlink(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "t")
+	if err := os.Symlink("/nonexistent/x", link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenTarget(link)
+	if err == nil || !strings.Contains(err.Error(), "is a symlink to /nonexistent/x, which is not a directory") {
+		t.Errorf("dangling symlink as target: %v", err)
+	}
+}

@@ -28,6 +28,10 @@ type Target struct {
 // OpenTarget creates dir if needed and opens it as the restore root.
 func OpenTarget(dir string) (*Target, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if to, lerr := os.Readlink(dir); lerr == nil {
+			// MkdirAll says only "file exists" for a dangling symlink.
+			return nil, fmt.Errorf("restore target %s is a symlink to %s, which is not a directory: create that directory, or give another --target", dir, to)
+		}
 		return nil, fmt.Errorf("restore target %s: %w", dir, err)
 	}
 	root, err := os.OpenRoot(dir)
