@@ -100,11 +100,27 @@ func newApp(e *env) *cli.App {
 	for _, cmd := range app.Commands {
 		addGlobalFlags(cmd)
 	}
+	// An unknown command is a mistake on the command line (exit 2); the
+	// library would say "No help topic for 'x'" and exit 1.
+	app.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usagef("unknown command %q: see 'snap --help'", c.Args().First())
+		}
+		return cli.ShowAppHelp(c)
+	}
 	return app
 }
 
 func addGlobalFlags(cmd *cli.Command) {
 	cmd.Flags = append(cmd.Flags, globalFlags(false)...)
+	if cmd.Action == nil && len(cmd.Subcommands) > 0 {
+		cmd.Action = func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q for 'snap %s': see 'snap %s --help'", c.Args().First(), commandName(c), commandName(c))
+			}
+			return cli.ShowSubcommandHelp(c)
+		}
+	}
 	if action := cmd.Action; action != nil {
 		cmd.Action = func(c *cli.Context) error {
 			if gbool(c, "no-lock") && !noLockCommands[commandName(c)] {

@@ -51,6 +51,20 @@ func TestExitCodes(t *testing.T) {
 	if res := tr.run("restore", "latest"); res.code != exitUsage {
 		t.Errorf("restore without target: exit %d, want %d (%s)", res.code, exitUsage, res.stderr)
 	}
+	// Mistakes on the command line: exit 2 with a line saying what.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"key", "bogus"}, `unknown command "bogus" for 'snap key'`},
+		{[]string{"check", "--read-data", "--read-data-subset", "1/2"}, "give one of the two"},
+		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
+	} {
+		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("snap %v: exit %d, want %d and %q: %s", c.args, res.code, exitUsage, c.want, res.stderr)
+		}
+	}
 }
 
 func TestMalformedSnapshotIsUsageError(t *testing.T) {

@@ -37,6 +37,9 @@ func checkCommand(e *env) *cli.Command {
 				return usagef("check takes no arguments")
 			}
 			var sub *subset
+			if c.Bool("read-data") && c.String("read-data-subset") != "" {
+				return usagef("--read-data reads every pack and --read-data-subset a part of them: give one of the two")
+			}
 			if s := c.String("read-data-subset"); s != "" {
 				v, err := parseSubset(s)
 				if err != nil {

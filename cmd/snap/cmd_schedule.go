@@ -311,12 +311,16 @@ func runScheduleRemove(c *cli.Context, e *env, jobs []string, o scheduleOptions)
 	if err != nil {
 		return err
 	}
+	// A name without units is a mistake on the command line (exit 2), found
+	// before anything is removed.
+	for _, job := range jobs {
+		if !ownUnit(filepath.Join(dir, serviceName(job))) && !ownUnit(filepath.Join(dir, timerName(job))) {
+			return usagef("no units of job %s written by snap in %s; see 'snap schedule list'", job, dir)
+		}
+	}
 	var removed []string
 	for _, job := range jobs {
 		svc, tmr := filepath.Join(dir, serviceName(job)), filepath.Join(dir, timerName(job))
-		if !ownUnit(svc) && !ownUnit(tmr) {
-			return fmt.Errorf("no units of job %s written by snap in %s; see 'snap schedule list'", job, dir)
-		}
 		if o.callsSystemctl() {
 			// A backup that is running now goes on; only the timer stops.
 			if _, err := systemctl(o.user, "disable", "--now", timerName(job)); err != nil {
