@@ -27,7 +27,7 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 	var total SyncStats
 	for attempt := 0; ; attempt++ {
 		last := attempt == 2
-		st, vanished, err := ix.syncOnce(ctx, log, last)
+		st, vanished, err := ix.syncOnce(ctx, log, last, false)
 		total.Added += st.Added
 		total.Removed += st.Removed
 		// A segment that vanished between listing and reading, or that
@@ -45,7 +45,10 @@ func (ix *Index) Sync(ctx context.Context, log func(string)) (SyncStats, error) 
 // disappeared between the listing and its reading, or a segment the cache
 // knows is missing from the listing; the caller lists again. Only with
 // last are known segments missing from the listing dropped.
-func (ix *Index) syncOnce(ctx context.Context, log func(string), last bool) (st SyncStats, vanished bool, err error) {
+//
+// rebuilt says the cache was emptied because it followed another copy of
+// the repository, so that this happens at most once.
+func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt bool) (st SyncStats, vanished bool, err error) {
 	if log == nil {
 		log = func(string) {}
 	}
@@ -70,7 +73,9 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last bool) (st 
 		err error
 	}
 	var failed []failedSeg
+	listedSuperseded := false // the repository has a segment the cache holds replaced
 	for _, id := range remote {
+		listedSuperseded = listedSuperseded || superseded[id]
 		if known[id] || superseded[id] {
 			continue
 		}
@@ -118,6 +123,19 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last bool) (st 
 			if !last {
 				vanished = true // list again before believing it
 				continue
+			}
+			if listedSuperseded && !rebuilt {
+				// A segment the cache replaced is here, and one the cache
+				// replaced it with is gone: this repository is another
+				// copy of the one the cache follows (rsync'd, or restored
+				// from a backup of itself; the ID is the same). Skipping
+				// what the cache holds replaced would leave the copy's
+				// blobs out of the index.
+				log("the index cache does not match this repository (a copy of it, or an older state restored from a backup): rebuilding the cache")
+				if err := ix.Reset(); err != nil {
+					return st, false, err
+				}
+				return ix.syncOnce(ctx, log, last, true)
 			}
 			// A cache that missed several prunes knows neither the
 			// segments that replaced this one nor their successors'

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -55,5 +56,37 @@ func TestRelockReadsTheIndexUnderTheLock(t *testing.T) {
 		if !s.ix.KnowsSegment(id) {
 			t.Fatalf("index segment %s, written before the lock was taken, is not in the cache", id.Short())
 		}
+	}
+}
+
+// TestCacheFollowsCopyOfRepository: a copy of the repository (rsync'd to
+// a USB disk, or the repository restored from a backup of itself) has the
+// same ID, and so the same cache, as the original. After a prune of the
+// original replaced index segments, the copy's older segments are read
+// again, not skipped as replaced: its snapshots restore and prune works.
+func TestCacheFollowsCopyOfRepository(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "x"), 1, 3<<20)
+	first := tr.createID(src)
+	writeRandom(t, filepath.Join(src, "y"), 2, 3<<20)
+	tr.createID(src)
+	usb := filepath.Join(tr.dir, "usb")
+	copyDir(t, tr.repo, usb)
+	must(t, os.Remove(filepath.Join(src, "x")))
+	tr.createID(src)
+	tr.mustRun("forget", "--keep-last", "1")
+	tr.mustRun("prune", "--instant")
+
+	res := tr.runEnv([]string{"SNAP_REPOSITORY=" + usb}, nil, "restore", first, "--target", filepath.Join(tr.dir, "r"))
+	if res.code != 0 || !strings.Contains(res.stderr, "does not match this repository") {
+		t.Fatalf("restore from the copy with the original's cache: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.runEnv([]string{"SNAP_REPOSITORY=" + usb}, nil, "prune"); res.code != 0 {
+		t.Errorf("prune of the copy: exit %d\n%s", res.code, res.stderr)
+	}
+	// And back: the original opens with the cache the copy left.
+	if res := tr.run("restore", "latest", "--target", filepath.Join(tr.dir, "r2")); res.code != 0 {
+		t.Errorf("restore from the original again: exit %d\n%s", res.code, res.stderr)
 	}
 }
