@@ -328,7 +328,26 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	if bad > 0 {
 		reasons = append(reasons, fmt.Sprintf("%d of its %d blobs are damaged (first: %s)", bad, len(c.packs[id].Blobs), first))
 	}
-	if len(reasons) > 0 {
+	switch {
+	case len(reasons) == 0:
+	case c.packs[id].Status != PackLive:
+		// Marked for deletion: no snapshot needed it when it was marked,
+		// and a prune deletes it. A snapshot that uses one of its blobs
+		// since is reported by its own check (the blobs are recorded as
+		// damaged above).
+		c.note(fmt.Sprintf("pack %s, marked for deletion, is damaged (%s); a prune deletes it once its delete delay has passed", id.Short(), joinReasons(reasons)))
+	case bad == 0:
+		// Bytes outside the indexed blobs changed (the trailer, say):
+		// moving the pack out, the repair for a damaged one, would lose
+		// blobs that are intact. This problem says all there is to say
+		// about the pack, so one about its unreadable trailer goes.
+		c.mu.Lock()
+		c.problems = slices.DeleteFunc(c.problems, func(p Problem) bool { return p.pack == id && p.Kind == "unreadable_trailer" })
+		c.mu.Unlock()
+		c.add(Problem{Kind: "damaged_pack", Object: h.String(), pack: id,
+			Message: fmt.Sprintf("pack %s: %s, but all %d blobs the index lists in it are intact", id, joinReasons(reasons), len(c.packs[id].Blobs)),
+			Repair:  fmt.Sprintf("keep the pack (its snapshots restore); run 'snap prune --repack %s' to copy its blobs into a sound pack, which the prune after it deletes", id.Short())})
+	default:
 		c.add(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: RepairDamaged})
 	}
 }

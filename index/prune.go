@@ -66,6 +66,12 @@ type PruneOptions struct {
 	// Instant deletes at once instead of marking. The caller must hold
 	// the exclusive lock.
 	Instant bool
+	// Repack names packs whose used blobs are copied into new packs
+	// whatever their unused share: a pack whose bytes no longer match
+	// its name while every blob in it is intact (check --read-data says
+	// which) is replaced so, without losing a blob. An ID may be a
+	// unique prefix; one that names no live pack is an error.
+	Repack []string
 	// DryRun computes the plan and changes nothing.
 	DryRun bool
 	// Lock is the caller's lock: ignored when looking at other locks,
@@ -522,9 +528,23 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	}
 
 	// Decide per pack.
+	forced, err := pl.forcedRepacks()
+	if err != nil {
+		return err
+	}
 	var partial []*prunePack
 	var totalUsed, unused int64
 	for _, pp := range pl.order {
+		if forced[pp] && pp.live() && !pp.fresh && !pp.missing {
+			pp.repack = true
+			pp.action = pl.retire()
+			pl.st.RepackedPacks++
+			pl.st.CopiedBlobs += len(pp.keep)
+			pl.st.CopiedBytes += pp.usedBytes
+			pl.st.UnusedBytes += pp.blobBytes() - pp.usedBytes
+			totalUsed += pp.usedBytes // the copies stay in use
+			continue
+		}
 		switch {
 		case pp.missing:
 			pp.action = actDrop
@@ -920,4 +940,26 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 		}
 	}
 	return nil
+}
+
+// forcedRepacks resolves PruneOptions.Repack to the packs it names.
+func (pl *planner) forcedRepacks() (map[*prunePack]bool, error) {
+	out := map[*prunePack]bool{}
+	for _, prefix := range pl.o.Repack {
+		var found *prunePack
+		for _, pp := range pl.order {
+			if !strings.HasPrefix(pp.id.String(), strings.ToLower(prefix)) {
+				continue
+			}
+			if found != nil {
+				return nil, fmt.Errorf("--repack %s: more than one pack has an ID starting so; give more of it", prefix)
+			}
+			found = pp
+		}
+		if found == nil || !found.live() || found.missing {
+			return nil, fmt.Errorf("--repack %s: no pack in use has that ID (see 'snap check --read-data')", prefix)
+		}
+		out[found] = true
+	}
+	return out, nil
 }

@@ -267,3 +267,40 @@ func TestStaleCacheAfterPrunes(t *testing.T) {
 		t.Errorf("segments deleted by hand: no warning:\n%s", res.stderr)
 	}
 }
+
+// TestCheckDamagedMarkedPack: a damaged pack that a prune has marked for
+// deletion (no snapshot used it then) is a note, not an error whose
+// repair would have the admin back up the paths again.
+func TestCheckDamagedMarkedPack(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "old.bin"), randomBytes(5, 600<<10))
+	old := tr.createID(src)
+	must(t, os.Remove(filepath.Join(src, "old.bin")))
+	writeFile(t, filepath.Join(src, "new.bin"), randomBytes(6, 600<<10))
+	tr.createID(src)
+	tr.mustRun("forget", old)
+	res := tr.mustRun("prune", "--json")
+	var pr struct {
+		Marked []string `json:"marked_packs"`
+	}
+	if err := json.Unmarshal(lastJSONLine(res.stdout), &pr); err != nil || len(pr.Marked) == 0 {
+		t.Fatalf("prune marked %v (%v)\n%s", pr.Marked, err, res.stdout)
+	}
+	var b []byte
+	var p string
+	for _, id := range pr.Marked { // the data pack: the largest
+		q := filepath.Join(tr.repo, "data", id[:2], id)
+		c, err := os.ReadFile(q)
+		must(t, err)
+		if len(c) > len(b) {
+			b, p = c, q
+		}
+	}
+	b[len(b)/3] ^= 1
+	must(t, os.WriteFile(p, b, 0o600))
+	res = tr.run("check", "--read-data")
+	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "marked for deletion, is damaged") {
+		t.Errorf("check --read-data with a damaged marked pack: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}

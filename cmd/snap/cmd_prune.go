@@ -35,7 +35,8 @@ func pruneCommand(e *env) *cli.Command {
 			"pack that a new snapshot uses is kept. Unindexed packs left by interrupted runs are deleted when\n" +
 			"no other snap process runs.\n" +
 			"--instant takes the exclusive lock and deletes at once: use it only when nothing else runs.",
-		Flags: append(pruneFlags(), &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the plan, change nothing"}),
+		Flags: append(pruneFlags(), &cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show the plan, change nothing"},
+			multiFlag("repack", "copy the blobs of the pack `ID` (a unique prefix) into new packs whatever its unused share, as 'snap check --read-data' advises for a pack whose blobs are intact but whose bytes no longer match its name (repeatable)")),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("prune takes no arguments")
@@ -45,6 +46,7 @@ func pruneCommand(e *env) *cli.Command {
 				return err
 			}
 			o.DryRun = c.Bool("dry-run")
+			o.Repack = multiValues(c, "repack")
 			return runPrune(c, e, o)
 		},
 	}

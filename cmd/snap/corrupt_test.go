@@ -290,4 +290,22 @@ func TestRepairDamagedTrailer(t *testing.T) {
 	if res := tr.run("check"); res.code != exitFatal || !strings.Contains(res.stderr, "keep the pack") {
 		t.Errorf("check after repair: exit %d\n%s", res.code, res.stderr)
 	}
+	// --read-data finds the pack's bytes changed but its blobs intact, and
+	// advises copying them out, not moving the pack away (which loses
+	// them); prune --repack does that, and the repository checks clean.
+	res = tr.run("check", "--read-data")
+	id := filepath.Base(p)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "are intact") || !strings.Contains(res.stderr, "snap prune --repack "+id[:8]) ||
+		strings.Contains(res.stderr, "move it out of data/") {
+		t.Fatalf("check --read-data of a pack with a damaged trailer: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.run("prune", "--repack", "ffffffff"); res.code != exitUsage && res.code != exitFatal {
+		t.Errorf("prune --repack of no pack: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("prune", "--instant", "--repack", id[:8])
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Errorf("the repacked pack is still there: %v", err)
+	}
+	tr.mustRun("check", "--read-data")
+	tr.mustRun("restore", "latest", "--target", filepath.Join(tr.dir, "r2"))
 }
