@@ -211,9 +211,11 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 		}
 	}
 	if !p.Within.IsZero() && len(current) > 0 {
+		// Strictly after the span's start, as restic counts: "1d" keeps
+		// a snapshot 23:59 older than the newest, not one a day older.
 		from := p.Within.Before(sorted[current[0]].Time)
 		for _, i := range current {
-			if !sorted[i].Time.Before(from) {
+			if sorted[i].Time.After(from) {
 				keep(i, "within "+p.Within.String())
 			}
 		}
