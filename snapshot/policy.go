@@ -259,9 +259,11 @@ func ParseGroupBy(s string) (GroupBy, error) {
 // GroupKey is what the snapshots of a group share. Fields not grouped by
 // are empty.
 type GroupKey struct {
-	Host  string   `json:"host,omitempty"`
-	Paths []string `json:"paths,omitempty"`
-	Tags  []string `json:"tags,omitempty"`
+	Host string `json:"host,omitempty"`
+	// Paths and Tags are nil when the snapshots are not grouped by them,
+	// and empty (JSON []) for the group of snapshots without tags.
+	Paths []string `json:"paths,omitzero"`
+	Tags  []string `json:"tags,omitzero"`
 }
 
 func (k GroupKey) String() string {
@@ -272,7 +274,11 @@ func (k GroupKey) String() string {
 	if k.Paths != nil {
 		parts = append(parts, "paths "+strings.Join(k.Paths, " "))
 	}
-	if k.Tags != nil {
+	switch {
+	case k.Tags == nil:
+	case len(k.Tags) == 0:
+		parts = append(parts, "no tags")
+	default:
 		parts = append(parts, "tags "+strings.Join(k.Tags, ","))
 	}
 	if len(parts) == 0 {

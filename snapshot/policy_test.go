@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -262,5 +263,26 @@ func TestFilterPathsOfDumps(t *testing.T) {
 		if got := (Filter{Paths: c.paths}).Match(sn); got != c.want {
 			t.Errorf("--path %v: match %v, want %v", c.paths, got, c.want)
 		}
+	}
+}
+
+// TestGroupKeyJSON: a key names what the snapshots are grouped by, and
+// the group of snapshots without tags has "tags": [], not no key.
+func TestGroupKeyJSON(t *testing.T) {
+	for _, c := range []struct {
+		k    GroupKey
+		want string
+	}{
+		{GroupKey{Host: "vm", Tags: []string{}}, `{"host":"vm","tags":[]}`},
+		{GroupKey{Host: "vm", Paths: []string{"/a"}}, `{"host":"vm","paths":["/a"]}`},
+		{GroupKey{Tags: []string{"x"}}, `{"tags":["x"]}`},
+	} {
+		b, err := json.Marshal(c.k)
+		if err != nil || string(b) != c.want {
+			t.Errorf("%s: %s, want %s", c.k, b, c.want)
+		}
+	}
+	if s := (GroupKey{Host: "vm", Tags: []string{}}).String(); s != "host vm, no tags" {
+		t.Errorf("String: %q", s)
 	}
 }

@@ -50,7 +50,7 @@ type snapshotJSON struct {
 	Tree     repo.ID           `json:"tree"`
 	Parent   *repo.ID          `json:"parent"`
 	Summary  snapshot.Summary  `json:"summary"`
-	Sources  []snapshot.Source `json:"sources,omitempty"`
+	Sources  []snapshot.Source `json:"sources"` // [] without dumps, as in create's summary
 	Job      string            `json:"job,omitempty"`
 	// Dictionary is the blob small files were compressed against.
 	Dictionary *repo.ID `json:"dictionary,omitempty"`
@@ -59,8 +59,12 @@ type snapshotJSON struct {
 }
 
 func toJSON(sn *snapshot.Snapshot) snapshotJSON {
+	sources := sn.Sources
+	if sources == nil {
+		sources = []snapshot.Source{}
+	}
 	return snapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Username: sn.Username, Tags: sn.Tags,
-		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sn.Sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original}
+		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original}
 }
 
 func runList(c *cli.Context, e *env, f snapshot.Filter) error {
