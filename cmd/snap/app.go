@@ -252,7 +252,11 @@ func printError(e *env, args []string, jsonLines bool, err error, code int) {
 		}
 	}
 	if code == exitPartial {
-		fmt.Fprintf(e.stderr, "warning: %s\n", msg)
+		if e.journal {
+			fmt.Fprintf(e.stderr, "<%d>warning: %s\n", journalPriority(slog.LevelWarn), msg)
+		} else {
+			fmt.Fprintf(e.stderr, "warning: %s\n", msg)
+		}
 		return
 	}
 	if e.journal {

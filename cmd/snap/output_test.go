@@ -402,3 +402,15 @@ func TestControlCharactersEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestFinalWarningUnderJournal: the last line of a run that saved its
+// snapshot without some files carries the journal's warning priority,
+// so that 'journalctl -p warning' shows it.
+func TestFinalWarningUnderJournal(t *testing.T) {
+	var buf bytes.Buffer
+	e := &env{stdout: &buf, stderr: &buf, getenv: func(string) string { return "" }, now: time.Now, journal: true}
+	printError(e, []string{"snap", "create"}, false, errors.New("snapshot 1a2b3c4d saved, but 1 file(s) could not be read"), exitPartial)
+	if got := buf.String(); got != "<4>warning: snapshot 1a2b3c4d saved, but 1 file(s) could not be read\n" {
+		t.Errorf("got %q", got)
+	}
+}
