@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -33,9 +34,19 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 # ENVIRONMENT
 
 - **SNAP_REPOSITORY**, **SNAP_PASSWORD_FILE**, **SNAP_PASSWORD**, **SNAP_PASSWORD_COMMAND**, **SNAP_CACHE_DIR**, **SNAP_CONFIG**: defaults for --repo, --password-file, the password itself, --password-command, --cache-dir and --config.
+- **SNAP_CONNECTIONS**, **SNAP_LIMIT_UPLOAD**, **SNAP_LIMIT_DOWNLOAD**: defaults for --connections, --limit-upload and --limit-download.
+- **SNAP_TO_REPOSITORY**, **SNAP_TO_PASSWORD_FILE**, **SNAP_TO_PASSWORD**, **SNAP_TO_PASSWORD_COMMAND**: the target of **snap copy** and its password.
+- **SNAP_NEW_PASSWORD_FILE**, **SNAP_NEW_PASSWORD**, **SNAP_NEW_PASSWORD_COMMAND**: the new password of **snap key add** and **snap key passwd**.
+- **SNAP_METRICS_DIR**: default for **snap run --metrics-dir**.
 - **SNAP_PROGRESS_INTERVAL**: how often progress is shown (a duration; 0 turns JSON progress lines off).
+- **SNAP_DEBUG**: when set, an internal error also prints where it happened (a stack trace).
+- **SNAP_CPUPROFILE**, **SNAP_MEMPROFILE**, **SNAP_TRACE**: write a CPU profile, a heap profile or an execution trace of the run to that file.
+- **AWS_ACCESS_KEY_ID**, **AWS_SECRET_ACCESS_KEY**, **AWS_SESSION_TOKEN**, **AWS_SHARED_CREDENTIALS_FILE**, **AWS_PROFILE**, **AWS_REGION**, **AWS_DEFAULT_REGION**: credentials and region of an S3 repository.
+- **GOMEMLIMIT**, **GOGC**: when set, the Go runtime's memory settings instead of snap's.
 - **JOURNAL_STREAM**: set by systemd; when it names snap's stderr, messages carry journald priority prefixes.
-- **XDG_CONFIG_HOME**, **XDG_CACHE_HOME**: where the config file and the cache are looked for.
+- **XDG_CONFIG_HOME**, **XDG_CACHE_HOME**, **HOME**: where the config file and the cache are looked for.
+
+Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPOSITORY**, **SNAP_HOST**, **SNAP_TAGS**, and post hooks **SNAP_STATUS**, **SNAP_EXIT_CODE**, **SNAP_SNAPSHOT_ID** and **SNAP_ERROR**; see the user guide.
 
 # FILES
 
@@ -67,5 +78,8 @@ func manPage(e *env) (string, error) {
 		Flags:       globalFlags(false),
 		Commands:    commands(e),
 	}
-	return app.ToManWithSection(1)
+	page, err := app.ToManWithSection(1)
+	// groff in a locale that is not UTF-8 warns about (and drops) the
+	// ellipses of the usage texts.
+	return strings.ReplaceAll(page, "…", "..."), err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/urfave/cli/v2"
 	"io"
 	"log/slog"
 	"os"
@@ -349,6 +350,30 @@ words=(snap restore latest --target ""); CURRENT=5; _snap
 	for _, want := range []string{".TH snap 1", "EXIT STATUS", "schedule", "install", "--one-file-system", "SNAP_REPOSITORY"} {
 		if !strings.Contains(man, want) {
 			t.Errorf("man page lacks %q", want)
+		}
+	}
+	// Every variable a flag reads is in its ENVIRONMENT section, and the
+	// page is ASCII (groff in the C locale drops other characters).
+	var walk func(cmds []*cli.Command, flags []cli.Flag)
+	walk = func(cmds []*cli.Command, flags []cli.Flag) {
+		for _, f := range flags {
+			if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
+				for _, v := range ev.GetEnvVars() {
+					if !strings.Contains(man, strings.ReplaceAll(v, "_", "\\_")) && !strings.Contains(man, v) {
+						t.Errorf("man page lacks the variable %s", v)
+					}
+				}
+			}
+		}
+		for _, c := range cmds {
+			walk(c.Subcommands, c.Flags)
+		}
+	}
+	walk(commands(newEnv()), globalFlags(true))
+	for i, r := range man {
+		if r > 127 {
+			t.Errorf("man page has %q at %d", r, i)
+			break
 		}
 	}
 	// groff (from groff-base, which man needs) finds no problem in it.
