@@ -354,12 +354,19 @@ words=(snap restore latest --target ""); CURRENT=5; _snap
 	}
 	// Every variable a flag reads is in its ENVIRONMENT section, and the
 	// page is ASCII (groff in the C locale drops other characters).
+	envSection := man
+	if i := strings.Index(man, "ENVIRONMENT"); i >= 0 {
+		envSection = man[i:]
+		if j := strings.Index(envSection, "FILES"); j >= 0 {
+			envSection = envSection[:j]
+		}
+	}
 	var walk func(cmds []*cli.Command, flags []cli.Flag)
 	walk = func(cmds []*cli.Command, flags []cli.Flag) {
 		for _, f := range flags {
 			if ev, ok := f.(interface{ GetEnvVars() []string }); ok {
 				for _, v := range ev.GetEnvVars() {
-					if !strings.Contains(man, strings.ReplaceAll(v, "_", "\\_")) && !strings.Contains(man, v) {
+					if !strings.Contains(envSection, strings.ReplaceAll(v, "_", "\\_")) && !strings.Contains(envSection, v) {
 						t.Errorf("man page lacks the variable %s", v)
 					}
 				}
