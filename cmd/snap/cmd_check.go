@@ -271,7 +271,7 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		for _, n := range res.Notes {
 			u.printf("note: %s", n)
 		}
-		u.printf("checked %d snapshots (%d trees, %d data blobs), %d index segments, %d packs", res.Snapshots, res.TreesChecked,
+		u.printf("checked %s (%d trees, %d data blobs), %d index segments, %d packs", plural(res.Snapshots, "snapshot", "snapshots"), res.TreesChecked,
 			res.DataBlobsChecked, res.IndexSegments, res.Packs)
 		if sub != nil {
 			u.printf("read %d packs (%s, subset %s), decrypting and verifying every blob", res.ReadPacks, humanBytes(res.ReadBytes), res.ReadDataSubset)

@@ -180,7 +180,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	// name them).
 	var unreadErr error
 	if n := len(src.unreadable); n > 0 && len(refs) == 0 {
-		unreadErr = fmt.Errorf("%d snapshots of the source cannot be read and were not copied (listed above); run 'snap check' on the source", n)
+		unreadErr = fmt.Errorf("%s of the source cannot be read and were not copied (listed above); run 'snap check' on the source", plural(n, "snapshot", "snapshots"))
 	}
 	if u.json {
 		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "unreadable": len(src.unreadable), "added_blobs": st.Blobs,
@@ -193,8 +193,8 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	case copied == 0:
 		u.printf("all %d snapshots are already in %s; nothing copied", skipped, dst.r.Backend().Location())
 	default:
-		u.printf("copied %d snapshots to %s (%d already there): %d new blobs, %s added; read %d blobs (%s) from the source",
-			copied, dst.r.Backend().Location(), skipped, st.Blobs, humanBytes(st.StoredBytes), st.ReadBlobs, humanBytes(st.ReadBytes))
+		u.printf("copied %s to %s (%d already there): %d new blobs, %s added; read %d blobs (%s) from the source",
+			plural(copied, "snapshot", "snapshots"), dst.r.Backend().Location(), skipped, st.Blobs, humanBytes(st.StoredBytes), st.ReadBlobs, humanBytes(st.ReadBytes))
 	}
 	return unreadErr
 }

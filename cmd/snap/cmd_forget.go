@@ -147,7 +147,7 @@ func runForget(c *cli.Context, e *env) error {
 		if dry {
 			verb = "would remove"
 		}
-		s.ui.printf("%s %d snapshots, kept %d", verb, res.Removed, res.Kept)
+		s.ui.printf("%s %s, kept %d", verb, plural(res.Removed, "snapshot", "snapshots"), res.Kept)
 	}
 	if len(failed) > 0 {
 		if s.ui.json {

@@ -105,7 +105,7 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 		return err
 	}
 	if !s.ui.quiet {
-		fmt.Fprintf(e.stdout, "%d snapshots\n", len(sns))
+		fmt.Fprintln(e.stdout, plural(len(sns), "snapshot", "snapshots"))
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		if err != nil {
 			return nil, fmt.Errorf("cannot prune: %w; nothing was changed; run 'snap check'", err)
 		}
-		s.ui.infof("%d snapshots use %d blobs", len(keep), len(used))
+		s.ui.infof("%s use %d blobs", plural(len(keep), "snapshot", "snapshots"), len(used))
 		return used, nil
 	}
 	st, err := index.Prune(ctx, s.ix, o)

@@ -523,7 +523,7 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
 			forgetResult
 		}{"summary", res})
 	} else {
-		u.printf("forget (%s): removed %d snapshots, kept %d", res.Policy, res.Removed, res.Kept)
+		u.printf("forget (%s): removed %s, kept %d", res.Policy, plural(res.Removed, "snapshot", "snapshots"), res.Kept)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("could not remove %d snapshots: %s; the next run tries again", len(failed), strings.Join(failed, ", "))

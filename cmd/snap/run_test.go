@@ -432,7 +432,7 @@ delete_delay = "0"
 	}
 	// Human output of a full run.
 	res := tr.runConfig(nil, "run", "--config", cfg)
-	for _, want := range []string{"== job app: create, forget, prune, check", "forget (last 2): removed 1 snapshots, kept 2", "no errors found", "== job app: ok"} {
+	for _, want := range []string{"== job app: create, forget, prune, check", "forget (last 2): removed 1 snapshot, kept 2", "no errors found", "== job app: ok"} {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("run output lacks %q:\n%s", want, res.stdout)
 		}

@@ -73,7 +73,7 @@ func TestSnapshotSelection(t *testing.T) {
 	}
 	// The human list shows the columns the issue names.
 	res := tr.mustRun("list", "--tag", "weekly")
-	for _, frag := range []string{v2.id[:8], "2025-11-20 03:00:00", "h1", "daily,weekly", src, "1 snapshots"} {
+	for _, frag := range []string{v2.id[:8], "2025-11-20 03:00:00", "h1", "daily,weekly", src, "1 snapshot\n"} {
 		if !strings.Contains(res.stdout, frag) {
 			t.Errorf("list output lacks %q:\n%s", frag, res.stdout)
 		}
