@@ -60,6 +60,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"key", "bogus"}, `unknown command "bogus" for 'snap key'`},
 		{[]string{"check", "--read-data", "--read-data-subset", "1/2"}, "give one of the two"},
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
+		{[]string{"forget", "nosuch"}, "expected an ID"},
+		{[]string{"forget", "--keep-last", "-1"}, "0 or more"},
+		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
 			t.Errorf("snap %v: exit %d, want %d and %q: %s", c.args, res.code, exitUsage, c.want, res.stderr)

@@ -64,6 +64,9 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 		}
 		f.To = end.Add(time.Nanosecond) // the filter's end is exclusive
 	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return usagef("--since %s is after --until %s: no snapshot can be in between", c.String("since"), c.String("until"))
+	}
 	all, err := s.snapshots(c.Context)
 	if err != nil {
 		return err

@@ -55,7 +55,7 @@ func policyFrom(c *cli.Context) (snapshot.Policy, error) {
 		{"keep-monthly", &p.Monthly}, {"keep-yearly", &p.Yearly}} {
 		*x.dst = c.Int(x.flag)
 		if *x.dst < 0 {
-			return p, usagef("--%s %d: give a positive number", x.flag, *x.dst)
+			return p, usagef("--%s %d: give a number of snapshots, 0 or more (0: no such rule)", x.flag, *x.dst)
 		}
 	}
 	if w := c.String("keep-within"); w != "" {
@@ -236,6 +236,9 @@ func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
 	var out []repo.ID
 	seen := map[repo.ID]bool{}
 	for _, ref := range c.Args().Slice() {
+		if err := checkSnapshotRef(ref); err != nil {
+			return nil, err
+		}
 		sn, err := snapshot.Find(sns, ref, filterFrom(c))
 		var id repo.ID
 		if err != nil {

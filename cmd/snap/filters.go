@@ -167,6 +167,15 @@ var weekdays = map[string]time.Weekday{
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
 }
 
+// checkSnapshotRef refuses, as a mistake on the command line (exit 2), a
+// reference that cannot name a snapshot: neither 'latest' nor hex.
+func checkSnapshotRef(ref string) error {
+	if l := strings.ToLower(ref); ref != "latest" && (l == "" || strings.Trim(l, "0123456789abcdef") != "") {
+		return usagef("snapshot %q: expected an ID, an ID prefix or 'latest'", ref)
+	}
+	return nil
+}
+
 // splitSnapshotArg splits "ID:SUBPATH".
 func splitSnapshotArg(s string) (ref, sub string) {
 	if i := strings.IndexByte(s, ':'); i >= 0 {
@@ -214,8 +223,8 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 		}
 		return snapshot.FindAt(sns, when, filterFrom(c))
 	}
-	if l := strings.ToLower(ref); ref != "latest" && (l == "" || strings.Trim(l, "0123456789abcdef") != "") {
-		return nil, usagef("snapshot %q: expected an ID, an ID prefix or 'latest'", ref)
+	if err := checkSnapshotRef(ref); err != nil {
+		return nil, err
 	}
 	sns, err := s.snapshots(c.Context)
 	if err != nil {
