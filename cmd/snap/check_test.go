@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
 	"os"
 	"path/filepath"
 	"strings"
@@ -302,5 +304,26 @@ func TestCheckDamagedMarkedPack(t *testing.T) {
 	res = tr.run("check", "--read-data")
 	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "marked for deletion, is damaged") {
 		t.Errorf("check --read-data with a damaged marked pack: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// TestSubsetBySize: a size budget picks random packs up to that size,
+// never more, and the smallest pack when none fits.
+func TestSubsetBySize(t *testing.T) {
+	var packs []index.PackSize
+	for i := range 20 {
+		packs = append(packs, index.PackSize{ID: repo.ID{byte(i)}, Size: int64(1+i%4) << 20})
+	}
+	for range 50 {
+		var total int64
+		for _, p := range (subset{bytes: 7 << 20}).pick(packs) {
+			total += p.Size
+		}
+		if total > 7<<20 || total < 4<<20 {
+			t.Fatalf("a 7 MiB budget read %d bytes", total)
+		}
+	}
+	if got := (subset{bytes: 1 << 10}).pick(packs); len(got) != 1 || got[0].Size != 1<<20 {
+		t.Errorf("a 1 KiB budget: %v, want the smallest pack", got)
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,14 +127,20 @@ func (s subset) pick(packs []index.PackSize) []index.PackSize {
 	shuffled := append([]index.PackSize(nil), packs...)
 	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	if s.bytes > 0 {
+		// Packs that fit in what is left of the budget, in random order;
+		// at least one, the smallest, when none fits.
+		var out []index.PackSize
 		var total int64
-		for i, p := range shuffled {
-			if total >= s.bytes {
-				return shuffled[:i]
+		for _, p := range shuffled {
+			if total+p.Size <= s.bytes {
+				out = append(out, p)
+				total += p.Size
 			}
-			total += p.Size
 		}
-		return shuffled
+		if len(out) == 0 && len(shuffled) > 0 {
+			out = append(out, slices.MinFunc(shuffled, func(a, b index.PackSize) int { return cmp.Compare(a.Size, b.Size) }))
+		}
+		return out
 	}
 	n := int(math.Ceil(s.pct / 100 * float64(len(packs))))
 	return shuffled[:n]
