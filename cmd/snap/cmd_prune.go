@@ -154,7 +154,7 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		if err != nil {
 			return nil, fmt.Errorf("cannot prune: %w; nothing was changed; run 'snap check'", err)
 		}
-		s.ui.infof("%s use %d blobs", plural(len(keep), "snapshot", "snapshots"), len(used))
+		s.ui.infof("%s refer to %d blobs (the bases of their deltas not counted)", plural(len(keep), "snapshot", "snapshots"), len(used))
 		return used, nil
 	}
 	st, err := index.Prune(ctx, s.ix, o)
@@ -202,7 +202,7 @@ func printPrune(u *ui, st *index.PruneStats) {
 		}
 		return done
 	}
-	u.printf("repository: %s in %d indexed packs and the index; snapshots use %d blobs (%s), %s in live packs is unused",
+	u.printf("repository: %s in %d indexed packs and the index; snapshots use %d blobs with the bases of their deltas (%s), %s in live packs is unused",
 		humanBytes(st.BeforeBytes), st.Packs, st.UsedBlobs, humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
 	if st.RepackedPacks > 0 {
 		u.printf("%s %d partly used packs: %d blobs (%s) copied into new packs", would("repacked", "would repack"), st.RepackedPacks, st.CopiedBlobs, humanBytes(st.CopiedBytes))
