@@ -108,16 +108,16 @@ func parseRate(s string) (uint64, error) {
 
 // connectionsFlag reads --connections (or SNAP_CONNECTIONS).
 func connectionsFlag(c *cli.Context, e *env) (int, error) {
-	v := gstring(c, "connections")
+	v, from := gstring(c, "connections"), "--connections"
 	if v == "" {
-		v = e.getenv("SNAP_CONNECTIONS")
+		v, from = e.getenv("SNAP_CONNECTIONS"), "SNAP_CONNECTIONS"
 	}
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 256 {
-		return 0, usagef("--connections %q: give a number from 1 to 256", v)
+		return 0, usagef("%s %q: give a number from 1 to 256", from, v)
 	}
 	return n, nil
 }

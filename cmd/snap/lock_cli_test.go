@@ -192,6 +192,18 @@ func TestNoLock(t *testing.T) {
 	if res := tr.run("--no-lock", "create", src); res.code != exitUsage || !strings.Contains(res.stderr, "needs its lock") {
 		t.Errorf("create --no-lock: exit %d\n%s", res.code, res.stderr)
 	}
+	// A repository where no lock can be written (made immutable here: root
+	// may write anywhere else) is read with --no-lock, which the failure
+	// names.
+	locks := filepath.Join(tr.repo, "locks")
+	if err := exec.Command("chattr", "+i", locks).Run(); err != nil {
+		t.Logf("chattr +i not possible here (%v): the read-only case is not tested", err)
+		return
+	}
+	defer exec.Command("chattr", "-i", locks).Run()
+	if res := tr.run("check"); res.code == 0 || !strings.Contains(res.stderr, "add --no-lock") {
+		t.Errorf("check where no lock can be written: exit %d\n%s", res.code, res.stderr)
+	}
 }
 
 // TestPruneRemovesStaleLocks: a shared lock that looks stale (another host,

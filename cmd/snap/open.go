@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -223,6 +226,9 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			// there is none): the advice to run this very command again
 			// would go round in circles.
 			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, s.command)
+		}
+		if noLockCommands[s.command] && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+			return fmt.Errorf("%w; a read-only repository (a mount, a snapshot of it, another user's files) can be read without a lock: add --no-lock", err)
 		}
 		return diskFull(err)
 	}
