@@ -180,7 +180,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	// name them).
 	var unreadErr error
 	if n := len(src.unreadable); n > 0 && len(refs) == 0 {
-		unreadErr = fmt.Errorf("%s of the source cannot be read and were not copied (listed above); run 'snap check' on the source", plural(n, "snapshot", "snapshots"))
+		unreadErr = fmt.Errorf("snapshots of the source that cannot be read were not copied: %d (listed above); run 'snap check' on the source", n)
 	}
 	if u.json {
 		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "unreadable": len(src.unreadable), "added_blobs": st.Blobs,

@@ -256,7 +256,7 @@ func TestCopyUnreadableSnapshot(t *testing.T) {
 	tr.mustRun("init", "--repo", dst)
 	// A fresh cache: the one of the creates holds the snapshots already.
 	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst)
-	if res.code != exitFatal || !strings.Contains(res.stderr, "1 snapshot of the source cannot be read") || !strings.Contains(res.stdout, "copied 1 snapshot ") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "snapshots of the source that cannot be read were not copied: 1") || !strings.Contains(res.stdout, "copied 1 snapshot ") {
 		t.Errorf("copy with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
