@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 
@@ -29,7 +31,10 @@ func (b *Backend) fail(op, object string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var ne net.Error
+	timeout := errors.As(err, &ne) && ne.Timeout()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !timeout {
+		// The command's own cancellation (Ctrl-C), not the server's.
 		return fmt.Errorf("%s %s: %w", op, object, err)
 	}
 	var er minio.ErrorResponse
@@ -39,6 +44,10 @@ func (b *Backend) fail(op, object string, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // the URL adds nothing the message does not say
+	}
+	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		// Retrying cannot help: the server does not speak TLS.
+		return fmt.Errorf("%s %s: %s speaks plain HTTP, not HTTPS: use the location %s", op, object, b.cfg.Endpoint, b.withScheme("http"))
 	}
 	var certErr *tls.CertificateVerificationError
 	var unknownAuth x509.UnknownAuthorityError
@@ -85,6 +94,11 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	if msg == "" {
 		msg = "request rejected"
 	}
+	if !b.cfg.Secure && er.StatusCode == 400 && strings.Contains(er.Code, " ") {
+		// Not an S3 error code but an HTTP status line: what a TLS
+		// server answers a plain HTTP request with.
+		return fmt.Errorf("%s %s: %s replied %s (HTTP %d), as a server that expects HTTPS does: if it does, use the location %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, b.withScheme("https"))
+	}
 	return fmt.Errorf("%s %s: %s replied %s (HTTP %d): %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, msg)
 }
 
@@ -101,4 +115,12 @@ func (b *Backend) wrongRegion(op, object string, er minio.ErrorResponse) error {
 		return fmt.Errorf("%s %s: bucket %q is in region %s, not %s: set AWS_REGION=%s", op, object, b.cfg.Bucket, want, have, want)
 	}
 	return fmt.Errorf("%s %s: bucket %q is not in region %s (%s): set AWS_REGION to the bucket's region", op, object, b.cfg.Bucket, have, er.Code)
+}
+
+// withScheme is the repository's location with the other URL scheme.
+func (b *Backend) withScheme(scheme string) string {
+	c := b.cfg
+	c.Secure = scheme == "https"
+	c.short = false
+	return c.Location()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	// of PartSize bytes; smaller ones in one PUT. 0 means the defaults.
 	MultipartThreshold int64
 	PartSize           int64
+	// IdleTimeout is how long a request's connection may move no byte
+	// before it is given up (see idleTimeout, the default when 0).
+	IdleTimeout time.Duration
 }
 
 // Default upload sizes. Packs (16 MiB by default) go in one PUT; the
@@ -80,6 +84,10 @@ func ParseLocation(loc string, getenv func(string) string) (Config, error) {
 			cfg.Region = "us-east-1"
 		}
 	} else {
+		if hostPath, ok := strings.CutPrefix(rest, "//"); ok {
+			// restic's and rclone's s3://host:port/bucket, or s3://bucket.
+			return Config{}, fmt.Errorf("S3 location %s: not snap's form; use s3:https://%s (or s3:http://… for a server without TLS), or s3:%s for AWS", loc, hostPath, hostPath)
+		}
 		cfg.Endpoint, cfg.Secure, cfg.short = awsEndpoint, true, true
 		bucketPath = rest
 	}

@@ -15,6 +15,7 @@ package s3
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -69,6 +70,7 @@ func Open(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	tr.MaxIdleConnsPerHost = 64
+	withIdleTimeout(tr, cmp.Or(cfg.IdleTimeout, idleTimeout))
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath

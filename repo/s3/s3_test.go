@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,7 +97,7 @@ func TestParseLocation(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"s3:", "s3:http://", "s3:http://host:1/", "s3:Bad_Bucket/x", "s3:bkt/a//b", "s3:bkt/../x",
-		"s3:http://AKIAKEY:supersecret@host/bkt", "s3:http://host/bkt?x=1"} {
+		"s3:http://AKIAKEY:supersecret@host/bkt", "s3:http://host/bkt?x=1", "s3://host:9000/bkt"} {
 		_, err := s3.ParseLocation(in, getenv)
 		if err == nil {
 			t.Errorf("%s: accepted", in)
@@ -234,4 +236,123 @@ func TestOutage(t *testing.T) {
 		t.Errorf("load from a server that is down: %v", err)
 	}
 	t.Logf("server down: %v", err)
+}
+
+// stallProxy forwards TCP connections to the server until freeze is
+// called; from then on it moves no byte either way, as a server or proxy
+// that hangs mid-transfer does.
+type stallProxy struct {
+	ln     net.Listener
+	frozen chan struct{}
+	once   sync.Once
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, frozen: make(chan struct{})}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go p.pipe(c, s)
+			go p.pipe(s, c)
+		}
+	}()
+	return p
+}
+
+func (p *stallProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-p.frozen:
+			<-time.After(time.Hour) // hold the connection, move nothing
+			return
+		default:
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *stallProxy) freeze() { p.once.Do(func() { close(p.frozen) }) }
+
+// TestStalledTransfer: a server that stops moving bytes in the middle of
+// a GET's body or a PUT's gives a timeout, which the retry wrapper
+// repeats, after the idle timeout, not a request that waits for ever.
+func TestStalledTransfer(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.SetEnv(t)
+	ctx := context.Background()
+	bucket := randomName("stall-")
+	direct, err := s3.Create(ctx, config(t, srv, bucket, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4<<20)
+	_, _ = rand.Read(big)
+	h := repo.Handle{Type: repo.PackFile, Name: repo.Hash(big).String()}
+	if err := direct.Save(ctx, h, big); err != nil {
+		t.Fatal(err)
+	}
+	proxy := newStallProxy(t, srv.Endpoint)
+	cfg := config(t, srv, bucket, "")
+	cfg.Endpoint = proxy.ln.Addr().String()
+	cfg.IdleTimeout = time.Second
+	be, err := s3.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Load(ctx, h, 0, 0); err != nil { // the proxy works
+		t.Fatal(err)
+	}
+	for _, op := range []string{"load", "save"} {
+		fresh, _ := s3.Open(cfg) // a new connection through the frozen proxy
+		start := time.Now()
+		proxy.freeze()
+		if op == "load" {
+			_, err = fresh.Load(ctx, h, 0, 0)
+		} else {
+			err = fresh.Save(ctx, repo.Handle{Type: repo.PackFile, Name: repo.Hash(big[1:]).String()}, big[1:])
+		}
+		if err == nil || !errors.Is(err, repo.ErrTransient) || time.Since(start) > 30*time.Second || strings.Contains(err.Error(), "http://") {
+			t.Errorf("%s through a stalled connection: %v after %v; want a transient error within seconds, without the URL", op, err, time.Since(start))
+		}
+		t.Logf("%s stalled: %v", op, err)
+	}
+}
+
+// TestSchemeMismatch: an https location for a server that speaks plain
+// HTTP fails at once (no retries), naming the location to use.
+func TestSchemeMismatch(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.SetEnv(t)
+	cfg := config(t, srv, randomName("scheme-"), "")
+	cfg.Secure = true
+	be, _ := s3.Open(cfg)
+	rb := retry.New(be, retry.Options{Initial: time.Second})
+	start := time.Now()
+	err := rb.List(context.Background(), repo.KeyFile, func(string, int64) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "speaks plain HTTP") || !strings.Contains(err.Error(), "s3:http://"+srv.Endpoint) || time.Since(start) > 900*time.Millisecond {
+		t.Errorf("https to a plain HTTP server: %v after %v", err, time.Since(start))
+	}
 }

@@ -1,0 +1,59 @@
+package s3
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+)
+
+// idleTimeout is how long a connection may move no byte, either way, in
+// the middle of a request before it is given up (a timeout, which the
+// retry wrapper repeats). A server that stops reading a PUT's body or
+// stops sending a GET's (a stalled proxy, a frozen server) would otherwise
+// hold the request, and the run, for ever: the client's own timeout covers
+// only the wait for a response's headers.
+const idleTimeout = 60 * time.Second
+
+// withIdleTimeout makes tr's connections fail a read or write that makes
+// no progress for timeout. Idle connections in the pool are closed sooner
+// (the pool's read of them would meet the deadline too).
+func withIdleTimeout(tr *http.Transport, timeout time.Duration) {
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &idleConn{Conn: c, timeout: timeout}, nil
+	}
+	tr.IdleConnTimeout = min(tr.IdleConnTimeout, timeout/2)
+	if tr.IdleConnTimeout <= 0 {
+		tr.IdleConnTimeout = timeout / 2
+	}
+}
+
+// idleConn sets a deadline before every read and write: each call that
+// moves bytes pushes it on, so only a stall ends the connection, however
+// long the transfer.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
