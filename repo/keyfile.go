@@ -142,7 +142,12 @@ func (kf *keyFile) unwrap(password string, hugePages bool) (*MasterKey, error) {
 
 // findKey tries every key file with the password, returning the master key
 // and the key file's name.
-func findKey(ctx context.Context, be Backend, password string, hugePages bool) (*MasterKey, string, error) {
+//
+// accept judges a key the password opens (Open: whether it opens the
+// config). A key it refuses is passed over, with its error kept: a key
+// file left by an init that lost a race to another one (two inits at once
+// on S3) opens with the password but belongs to no repository.
+func findKey(ctx context.Context, be Backend, password string, hugePages bool, accept func(*MasterKey, string) error) (*MasterKey, string, error) {
 	var names []string
 	var firstErr error
 	err := be.List(ctx, KeyFile, func(name string, size int64) error {
@@ -159,7 +164,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool) (
 	if len(names) == 0 && firstErr == nil {
 		return nil, "", fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
-	var loadErr error
+	var loadErr, acceptErr error
 	tried := false // some key file was readable and the password did not open it
 	for _, name := range names {
 		h := Handle{Type: KeyFile, Name: name}
@@ -186,7 +191,14 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool) (
 			firstErr = cmpErr(firstErr, corrupt(h.String(), "%v", err))
 			continue
 		}
+		if err := accept(mk, name); err != nil {
+			acceptErr = cmpErr(acceptErr, err)
+			continue
+		}
 		return mk, name, nil
+	}
+	if acceptErr != nil {
+		return nil, "", acceptErr
 	}
 	if loadErr != nil {
 		// A key that could not be read may be the one the password

@@ -2,6 +2,9 @@ package repo_test
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -57,4 +60,82 @@ func TestKeysAndCheckKey(t *testing.T) {
 	if got := repo.ShortName("abc"); got != "abc" {
 		t.Errorf("ShortName of a short name: %q", got)
 	}
+}
+
+// TestOpenPassesOverForeignKey: a key file that the password opens but
+// whose master key opens no config here (left by an init that lost the
+// race to another one, two inits at once on S3) is passed over, whichever
+// comes first in the listing; and an init that loses the race removes its
+// key file.
+func TestOpenPassesOverForeignKey(t *testing.T) {
+	ctx := context.Background()
+	kdf := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	ch := repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}
+	newRepo := func() (string, repo.Backend, *repo.Repository) {
+		dir := t.TempDir() + "/repo"
+		be, err := local.Create(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := repo.Init(ctx, be, "pw", kdf, ch, repo.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir, be, r
+	}
+	dir, be, r := newRepo()
+	for i := range 2 { // a foreign key listed after ours, then one before it
+		for {
+			otherDir, _, other := newRepo()
+			if (other.KeyName() < r.KeyName()) == (i == 1) {
+				b, err := os.ReadFile(filepath.Join(otherDir, "keys", other.KeyName()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "keys", other.KeyName()), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		got, err := repo.Open(ctx, be, "pw", repo.Options{})
+		if err != nil || got.KeyName() != r.KeyName() || got.Config().ID != r.Config().ID {
+			t.Fatalf("open beside a foreign key (%d): %v", i, err)
+		}
+	}
+
+	// The loser of two inits: its config does not make it, its key goes.
+	loserDir, loserBe, _ := newRepo()
+	if err := os.Remove(filepath.Join(loserDir, "config")); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(loserDir, "keys"))
+	for _, e := range entries {
+		_ = os.Remove(filepath.Join(loserDir, "keys", e.Name()))
+	}
+	winnerCfg, err := os.ReadFile(filepath.Join(dir, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raced := &configRacer{Backend: loserBe, config: winnerCfg}
+	if _, err := repo.Init(ctx, raced, "pw", kdf, ch, repo.Options{}); !errors.Is(err, repo.ErrExists) {
+		t.Fatalf("init that lost the race: %v, want ErrExists", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(loserDir, "keys")); len(entries) != 0 {
+		t.Errorf("the losing init left %d key files", len(entries))
+	}
+}
+
+// configRacer stands in for another init that writes its config between
+// this init's write and its read-back.
+type configRacer struct {
+	repo.Backend
+	config []byte
+}
+
+func (b *configRacer) Load(ctx context.Context, h repo.Handle, off, n int64) ([]byte, error) {
+	if h.Type == repo.ConfigFile {
+		return b.config, nil
+	}
+	return b.Backend.Load(ctx, h, off, n)
 }

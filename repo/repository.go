@@ -96,6 +96,11 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 	}
 	r.cfg.StreamChunker = opts.StreamChunker
 	if err := r.saveConfig(ctx); err != nil {
+		if errors.Is(err, ErrExists) {
+			// Another init won the race for the config: this key opens
+			// nothing there. (Open passes over one a crash leaves.)
+			_ = be.Remove(context.WithoutCancel(ctx), Handle{Type: KeyFile, Name: r.keyName})
+		}
 		return nil, err
 	}
 	return r, nil
@@ -104,29 +109,36 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 // Open finds the key that password opens and reads the config.
 func Open(ctx context.Context, be Backend, password string, opts Options) (*Repository, error) {
 	opts.fill()
-	mk, keyName, err := findKey(ctx, be, password, opts.HugePages)
-	if err != nil {
-		return nil, err
-	}
-	r, err := newRepository(be, mk, opts)
-	if err != nil {
-		return nil, err
-	}
-	r.keyName = keyName
 	h := Handle{Type: ConfigFile}
-	sealed, err := be.Load(ctx, h, 0, 0)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("%s: %w (config missing)", be.Location(), ErrNoRepository)
+	var sealed []byte // read once, when a key first opens
+	var r *Repository
+	_, _, err := findKey(ctx, be, password, opts.HugePages, func(mk *MasterKey, keyName string) error {
+		if sealed == nil {
+			var err error
+			if sealed, err = be.Load(ctx, h, 0, 0); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return fmt.Errorf("%s: %w (config missing)", be.Location(), ErrNoRepository)
+				}
+				return fmt.Errorf("load config: %w", err)
+			}
 		}
-		return nil, fmt.Errorf("load config: %w", err)
-	}
-	plain, err := r.openObject(h, sealed)
+		cand, err := newRepository(be, mk, opts)
+		if err != nil {
+			return err
+		}
+		cand.keyName = keyName
+		plain, err := cand.openObject(h, sealed)
+		if err != nil {
+			return err
+		}
+		if cand.cfg, err = parseConfig(plain); err != nil {
+			return corrupt("config", "%v", err)
+		}
+		r = cand
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	if r.cfg, err = parseConfig(plain); err != nil {
-		return nil, corrupt("config", "%v", err)
 	}
 	return r, nil
 }
