@@ -68,6 +68,9 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	case "NoSuchBucket":
 		return fmt.Errorf("%s: bucket %q does not exist: %w (run 'snap init' to create it, or check the location)", loc, b.cfg.Bucket, repo.ErrNoRepository)
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem":
+		if b.anonymous() {
+			return fmt.Errorf("%s %s: access denied by %s to a request without credentials: none were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of the shared credentials file (~/.aws/credentials)", op, object, loc)
+		}
 		return fmt.Errorf("%s %s: access denied by %s: %s, and that the bucket's policy allows this", op, object, loc, credentialHint)
 	case "InvalidAccessKeyId", "XAdminUserNotFound":
 		return fmt.Errorf("%s %s: the server does not know the access key: %s", op, object, credentialHint)
@@ -123,4 +126,14 @@ func (b *Backend) withScheme(scheme string) string {
 	c.Secure = scheme == "https"
 	c.short = false
 	return c.Location()
+}
+
+// anonymous reports whether the requests went without credentials: no
+// variable, no profile of the shared file, no instance role gave any.
+func (b *Backend) anonymous() bool {
+	if b.creds == nil {
+		return false
+	}
+	v, err := b.creds.Get()
+	return err != nil || v.AccessKeyID == ""
 }

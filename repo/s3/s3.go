@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -44,6 +45,7 @@ type Backend struct {
 	client *minio.Client
 	core   minio.Core
 	tr     *http.Transport
+	creds  *credentials.Credentials
 
 	condOnce sync.Once
 	cond     bool // the server honours If-None-Match on PUT
@@ -75,8 +77,9 @@ func Open(cfg Config) (*Backend, error) {
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
+	creds := credentialsChain()
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:        credentialsChain(),
+		Creds:        creds,
 		Secure:       cfg.Secure,
 		Transport:    tr,
 		Region:       cfg.Region,
@@ -86,7 +89,7 @@ func Open(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", cfg.Location(), err)
 	}
-	return &Backend{cfg: cfg, client: client, core: minio.Core{Client: client}, tr: tr}, nil
+	return &Backend{cfg: cfg, client: client, core: minio.Core{Client: client}, tr: tr, creds: creds}, nil
 }
 
 // Create prepares the location for a new repository: it creates the

@@ -185,6 +185,19 @@ func TestPermanentErrors(t *testing.T) {
 	}
 	t.Logf("unknown access key: %v", err)
 
+	// No credentials anywhere: the message says so.
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	t.Setenv("AWS_PROFILE", "missing")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	be, _ = s3.Open(config(t, srv, bucket, ""))
+	err = listKeys(be)
+	if err == nil || !strings.Contains(err.Error(), "none were found") {
+		t.Errorf("no credentials: %v", err)
+	}
+	t.Logf("no credentials: %v", err)
+
 	srv.SetEnv(t)
 	cfg := config(t, srv, bucket, "")
 	cfg.Region = "eu-west-3"
