@@ -71,11 +71,13 @@ type BlobLoader interface {
 
 // RestoreStats counts what a restore wrote.
 type RestoreStats struct {
-	Files  int64 // regular files, as a snapshot's summary counts them
-	Other  int64 // symlinks, devices, FIFOs and sockets
-	Dirs   int64
-	Bytes  int64
-	Errors int64
+	Files int64 // regular files, as a snapshot's summary counts them
+	Other int64 // symlinks, devices, FIFOs and sockets
+	// Incomplete counts the files an interruption left partly written.
+	Incomplete int64
+	Dirs       int64
+	Bytes      int64
+	Errors     int64
 	// Skipped counts the entries left as they were in the target
 	// (RestoreOptions.Overwrite); they are not in Files.
 	Skipped int64
@@ -109,15 +111,16 @@ type Restorer struct {
 	linkInodes map[LinkGroup]uint64
 	// rootPath is the path in the snapshot of the directory restored into
 	// the target (Restore); the walk builds the paths below it as needed.
-	rootPath string
-	mu       sync.Mutex
-	fatal    error
-	nFiles   atomic.Int64
-	nOther   atomic.Int64
-	nDirs    atomic.Int64
-	nBytes   atomic.Int64
-	nErrors  atomic.Int64
-	nSkip    atomic.Int64
+	rootPath    string
+	mu          sync.Mutex
+	fatal       error
+	nFiles      atomic.Int64
+	nOther      atomic.Int64
+	nIncomplete atomic.Int64
+	nDirs       atomic.Int64
+	nBytes      atomic.Int64
+	nErrors     atomic.Int64
+	nSkip       atomic.Int64
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -229,7 +232,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	if err == nil {
 		err = r.fatalErr()
 	}
-	st := RestoreStats{Files: r.nFiles.Load(), Other: r.nOther.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load()}
+	st := RestoreStats{Files: r.nFiles.Load(), Other: r.nOther.Load(), Incomplete: r.nIncomplete.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load()}
 	return st, err
 }
 
@@ -766,7 +769,18 @@ func (r *Restorer) setFatal(rel string, err error) {
 		r.stop(fmt.Errorf("restore %s: %w", rel, err))
 		return
 	}
-	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) {
+		// Interrupted: counted (RestoreStats.Incomplete), not reported
+		// one by one as errors of their own.
+		r.nIncomplete.Add(1)
+		r.mu.Lock()
+		if r.fatal == nil {
+			r.fatal = fmt.Errorf("restore %s: %w", rel, err)
+		}
+		r.mu.Unlock()
+		return
+	}
+	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) {
 		r.mu.Lock()
 		first := r.fatal == nil
 		if first {

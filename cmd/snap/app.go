@@ -205,7 +205,11 @@ func run(args []string, e *env) int {
 	}
 	code := exitCode(err)
 	if err != nil {
-		printError(e, args, app != nil && jsonLinesCommands[commandPath(app, args)], err, code)
+		path := ""
+		if app != nil {
+			path = commandPath(app, args)
+		}
+		printError(e, args, path, err, code)
 	}
 	return code
 }
@@ -216,7 +220,8 @@ func run(args []string, e *env) int {
 //
 // An internal error (a bug, see repo.PanicError) says so and asks for a
 // report; its stack is printed only when SNAP_DEBUG is set (docs/usage.md).
-func printError(e *env, args []string, jsonLines bool, err error, code int) {
+func printError(e *env, args []string, command string, err error, code int) {
+	jsonLines := jsonLinesCommands[command]
 	msg := singleLine(err.Error())
 	var bug *repo.PanicError
 	var stack []byte
@@ -227,7 +232,11 @@ func printError(e *env, args []string, jsonLines bool, err error, code int) {
 		}
 	}
 	if code == exitInterrupted && !strings.Contains(msg, "repository is consistent") && !strings.Contains(msg, "repository is untouched") {
-		msg += "; the repository is consistent (data already uploaded is reclaimed by 'snap prune')"
+		if noLockCommands[command] {
+			msg += "; the repository is untouched" // a command that only reads it
+		} else {
+			msg += "; the repository is consistent (data already uploaded is reclaimed by 'snap prune')"
+		}
 	}
 	for _, a := range args {
 		if a == "--" {

@@ -441,7 +441,7 @@ func TestControlCharactersEscaped(t *testing.T) {
 func TestFinalWarningUnderJournal(t *testing.T) {
 	var buf bytes.Buffer
 	e := &env{stdout: &buf, stderr: &buf, getenv: func(string) string { return "" }, now: time.Now, journal: true}
-	printError(e, []string{"snap", "create"}, false, errors.New("snapshot 1a2b3c4d saved, but 1 file(s) could not be read"), exitPartial)
+	printError(e, []string{"snap", "create"}, "create", errors.New("snapshot 1a2b3c4d saved, but 1 file(s) could not be read"), exitPartial)
 	if got := buf.String(); got != "<4>warning: snapshot 1a2b3c4d saved, but 1 file(s) could not be read\n" {
 		t.Errorf("got %q", got)
 	}
