@@ -161,7 +161,17 @@ type Lock struct {
 	bug  error
 	stop chan struct{}
 	done chan struct{}
+	// halt cancels a refresh under way when Unlock is called: a refresh
+	// waiting on a server that stopped answering must not hold the exit.
+	halt context.CancelFunc
+	ctx  context.Context
 }
+
+// unlockTimeout bounds the removal of a lock file when its holder ends: a
+// lock that cannot be removed in time (the server is gone) is left to go
+// stale, which on this host is at once (its process no longer exists) and
+// elsewhere after LockStaleAge.
+const unlockTimeout = 20 * time.Second
 
 // LockOptions tune Lock.
 type LockOptions struct {
@@ -218,6 +228,7 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 		return nil, &LockedError{Holder: e.Info, Name: e.Name}
 	}
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	l.ctx, l.halt = context.WithCancel(context.Background())
 	go l.refreshLoop()
 	return l, nil
 }
@@ -278,7 +289,7 @@ func (l *Lock) refreshSafely() {
 }
 
 func (l *Lock) refresh() {
-	ctx, cancel := context.WithTimeout(context.Background(), LockRefreshInterval)
+	ctx, cancel := context.WithTimeout(l.ctx, LockRefreshInterval)
 	defer cancel()
 	l.mu.Lock()
 	old := l.name
@@ -328,8 +339,11 @@ func (l *Lock) Unlock() error {
 		return nil
 	}
 	close(l.stop)
+	l.halt()
 	<-l.done
-	err := l.remove(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	err := l.remove(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return errors.Join(err, l.bug)
