@@ -129,13 +129,15 @@ func runKeyList(c *cli.Context, e *env) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, " \tID\tCreated\tHost\tUser\targon2id")
+	var unreadable []string // below the table: a long reason would widen its columns
 	for _, k := range out {
 		mark := " "
 		if k.Current {
 			mark = "*"
 		}
 		if k.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\tunreadable: %s\t\t\t\n", mark, repo.ShortName(k.ID), k.Error)
+			fmt.Fprintf(tw, "%s\t%s\tunreadable (below)\t\t\t\n", mark, repo.ShortName(k.ID))
+			unreadable = append(unreadable, fmt.Sprintf("key %s is unreadable: %s", repo.ShortName(k.ID), k.Error))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tt=%d m=%dMiB p=%d\n", mark, repo.ShortName(k.ID), k.Created.Local().Format("2006-01-02 15:04:05"),
@@ -143,6 +145,9 @@ func runKeyList(c *cli.Context, e *env) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, line := range unreadable {
+		u.printf("%s", line)
 	}
 	u.printf("%s; * marks the one the password opened", plural(len(out), "key file", "key files"))
 	return nil
