@@ -57,8 +57,9 @@ type flagSpec struct {
 // fileFlags take a path as their value.
 var fileFlags = map[string]bool{"repo": true, "password-file": true, "config": true, "cache-dir": true, "target": true, "dir": true}
 
-// jobArgCommands take job names as arguments.
-var jobArgCommands = map[string]bool{"run": true, "schedule install": true, "schedule remove": true}
+// jobArgCommands take job names as arguments: the flags of 'config jobs'
+// that list the names each one is offered.
+var jobArgCommands = map[string]string{"run": "--names", "schedule install": "--names --scheduled", "schedule remove": "--names"}
 
 // cliSpec builds the command tree from the same definitions the app uses.
 // The global flags belong to the top level and are offered everywhere.
@@ -198,8 +199,8 @@ _snap() {
 		args := strings.Join(c.subNames(), " ")
 		extra := ""
 		switch {
-		case jobArgCommands[c.path]:
-			extra = `" $("${COMP_WORDS[0]}" "${cfg[@]}" config jobs --names 2>/dev/null)"`
+		case jobArgCommands[c.path] != "":
+			extra = `" $("${COMP_WORDS[0]}" "${cfg[@]}" config jobs ` + jobArgCommands[c.path] + ` 2>/dev/null)"`
 		case c.path == "completion":
 			args = "bash zsh fish"
 		}
@@ -271,8 +272,8 @@ _snap() {
 		}
 		fmt.Fprintf(w, "            subs=(%s)\n", strings.Join(subs, " "))
 		fmt.Fprintf(w, "            flags=(%s)\n", strings.Join(flags, " "))
-		if jobArgCommands[c.path] {
-			fmt.Fprint(w, "            jobs=(${(f)\"$(${words[1]} \"${cfg[@]}\" config jobs --names 2>/dev/null)\"})\n")
+		if names := jobArgCommands[c.path]; names != "" {
+			fmt.Fprintf(w, "            jobs=(${(f)\"$(${words[1]} \"${cfg[@]}\" config jobs %s 2>/dev/null)\"})\n", names)
 		}
 		fmt.Fprint(w, "            ;;\n")
 	})
@@ -323,8 +324,8 @@ func writeFishCompletion(w io.Writer, root *cmdSpec) {
 		if c.path == "completion" {
 			fmt.Fprintf(w, "complete -c snap -f -n %s -a 'bash zsh fish'\n", cond)
 		}
-		if jobArgCommands[c.path] {
-			fmt.Fprintf(w, "complete -c snap -f -n %s -a '(snap config jobs --names 2>/dev/null)'\n", cond)
+		if names := jobArgCommands[c.path]; names != "" {
+			fmt.Fprintf(w, "complete -c snap -f -n %s -a '(snap config jobs %s 2>/dev/null)'\n", cond, names)
 		}
 		for _, f := range c.flags {
 			line := "complete -c snap"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -43,9 +44,10 @@ func configCommand(e *env) *cli.Command {
 				ArgsUsage: " ",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "names", Usage: "print only the job names, one per line"},
+					&cli.BoolFlag{Name: "scheduled", Usage: "only the jobs that have a schedule"},
 				},
 				Action: func(c *cli.Context) error {
-					return runConfigJobs(c, e, c.Bool("names"))
+					return runConfigJobs(c, e, c.Bool("names"), c.Bool("scheduled"))
 				},
 			},
 		},
@@ -250,10 +252,13 @@ func toJobJSON(j *Job) jobJSON {
 		Check: j.Check}
 }
 
-func runConfigJobs(c *cli.Context, e *env, namesOnly bool) error {
+func runConfigJobs(c *cli.Context, e *env, namesOnly, scheduledOnly bool) error {
 	cfg, err := requireConfig(c, e)
 	if err != nil {
 		return err
+	}
+	if scheduledOnly {
+		cfg.Jobs = slices.DeleteFunc(slices.Clone(cfg.Jobs), func(j *Job) bool { return len(j.Schedule) == 0 })
 	}
 	u := newUI(c, e)
 	if namesOnly {

@@ -303,14 +303,15 @@ complete_line snap schedule ""
 complete_line snap --repo /x create --exclude-c
 complete_line snap completion ""
 complete_line "$2" --config "$3" run ""
+complete_line "$2" --config "$3" schedule install ""
 `
 	cfg := filepath.Join(tr.dir, "snap.toml")
-	writeFile(t, cfg, []byte("repository = \"/r\"\n[jobs.web]\npaths = [\"/srv\"]\n[jobs.mail]\npaths = [\"/var/mail\"]\n"))
+	writeFile(t, cfg, []byte("repository = \"/r\"\n[jobs.web]\npaths = [\"/srv\"]\nschedule = \"daily\"\n[jobs.mail]\npaths = [\"/var/mail\"]\n"))
 	out, err := exec.Command("bash", "-c", script, "bash", bash, snapBin, cfg).CombinedOutput()
 	if err != nil {
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
-	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\n"
+	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\nweb\n" // schedule install: jobs with a schedule
 	if string(out) != want {
 		t.Errorf("bash completion:\n%s\nwant:\n%s", out, want)
 	}
