@@ -16,9 +16,11 @@ import (
 const idleTimeout = 60 * time.Second
 
 // withIdleTimeout makes tr's connections fail a read or write that makes
-// no progress for timeout. Idle connections in the pool are closed sooner
-// (the pool's read of them would meet the deadline too).
+// no progress for timeout, and bounds the wait for an answer's headers
+// by it too. Idle connections in the pool are closed sooner (the pool's
+// read of them would meet the deadline too).
 func withIdleTimeout(tr *http.Transport, timeout time.Duration) {
+	tr.ResponseHeaderTimeout = timeout
 	dial := tr.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
@@ -36,9 +38,18 @@ func withIdleTimeout(tr *http.Transport, timeout time.Duration) {
 	}
 }
 
-// idleConn sets a deadline before every read and write: each call that
-// moves bytes pushes it on, so only a stall ends the connection, however
-// long the transfer.
+// idleConn sets a deadline before every read and write, so that only a
+// stall ends the connection, however long the transfer: a Write blocked
+// for the timeout (the server stopped reading an upload), a Read waiting
+// for the timeout (it stopped sending a download's body).
+//
+// The client reads a connection in one goroutine that waits in Read for
+// the whole time a request goes out, and the last bytes of an upload sit
+// in the kernel's buffers, where nothing here sees them drain, long after
+// the last Write returned. So a Write lifts the read deadline: the wait
+// for the answer is bounded by the transport's ResponseHeaderTimeout,
+// which counts from the end of the request, and each Read of the answer
+// sets the deadline again.
 type idleConn struct {
 	net.Conn
 	timeout time.Duration
@@ -52,6 +63,9 @@ func (c *idleConn) Read(p []byte) (int, error) {
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+		return 0, err
+	}
 	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
 		return 0, err
 	}
