@@ -2,9 +2,11 @@ package s3
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -47,5 +49,25 @@ func TestIdleTimeoutSlowUpload(t *testing.T) {
 	start = time.Now()
 	if _, err := client.Post(stall.URL, "application/octet-stream", bytes.NewReader(make([]byte, 8<<20))); err == nil || time.Since(start) > 2900*time.Millisecond {
 		t.Errorf("a stalled upload: %v after %v, want a timeout", err, time.Since(start))
+	}
+}
+
+// TestContextDeadlineIsNotServerTimeout: the command's own deadline is
+// told apart from a server's timeout, which looks like it to errors.Is.
+func TestContextDeadlineIsNotServerTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	own := &url.Error{Op: "Get", URL: "http://x", Err: ctx.Err()}
+	if !contextDeadline(own) {
+		t.Errorf("a context's deadline: not recognised")
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(time.Second) }))
+	defer srv.Close()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 50 * time.Millisecond
+	_, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	if err == nil || contextDeadline(err) {
+		t.Errorf("a server's timeout (%v) taken for the context's deadline", err)
 	}
 }

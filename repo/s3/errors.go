@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -31,10 +30,9 @@ func (b *Backend) fail(op, object string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var ne net.Error
-	timeout := errors.As(err, &ne) && ne.Timeout()
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !timeout {
-		// The command's own cancellation (Ctrl-C), not the server's.
+	if errors.Is(err, context.Canceled) || contextDeadline(err) {
+		// The command's own cancellation or deadline (Ctrl-C, a lock's
+		// refresh), not the server's timeout.
 		return fmt.Errorf("%s %s: %w", op, object, err)
 	}
 	var er minio.ErrorResponse
@@ -136,4 +134,18 @@ func (b *Backend) anonymous() bool {
 	}
 	v, err := b.creds.Get()
 	return err != nil || v.AccessKeyID == ""
+}
+
+// contextDeadline reports whether err is a context's deadline itself. A
+// server's timeout (the client's wait for headers, a connection's
+// deadline) also answers errors.Is(err, context.DeadlineExceeded) and
+// is a net.Error with Timeout, so neither test tells the two apart: only
+// the sentinel, found in the chain, is the context's.
+func contextDeadline(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e == context.DeadlineExceeded {
+			return true
+		}
+	}
+	return false
 }
