@@ -73,10 +73,16 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 		err error
 	}
 	var failed []failedSeg
-	listedSuperseded := false // the repository has a segment the cache holds replaced
+	// orphanedSuperseded: the repository has a segment the cache holds
+	// replaced, but not the segment that replaced it. A prune between
+	// writing its segment and deleting the old ones shows both.
+	orphanedSuperseded := false
 	for _, id := range remote {
-		listedSuperseded = listedSuperseded || superseded[id]
-		if known[id] || superseded[id] {
+		by, isSup := superseded[id]
+		if isSup && by != (repo.ID{}) && !inRepo[by] {
+			orphanedSuperseded = true
+		}
+		if known[id] || isSup {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -124,7 +130,7 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 				vanished = true // list again before believing it
 				continue
 			}
-			if listedSuperseded && !rebuilt {
+			if orphanedSuperseded && !rebuilt {
 				// A segment the cache replaced is here, and one the cache
 				// replaced it with is gone: this repository is another
 				// copy of the one the cache follows (rsync'd, or restored
@@ -165,8 +171,11 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 	return st, vanished, ix.compactIfNeeded(ctx, log)
 }
 
-func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {
-	known, superseded = map[repo.ID]bool{}, map[repo.ID]bool{}
+//
+// superseded maps each segment the cache holds replaced to the segment that
+// (last) replaced it; the zero ID in caches that did not record it.
+func (ix *Index) segmentSets() (known map[repo.ID]bool, superseded map[repo.ID]repo.ID, err error) {
+	known, superseded = map[repo.ID]bool{}, map[repo.ID]repo.ID{}
 	// A segment that was being added when a run ended is dropped: Sync then
 	// adds it again if the repository still has it. (Not one that
 	// AddSegment is adding right now: it holds the lock.)
@@ -193,20 +202,24 @@ func (ix *Index) segmentSets() (known, superseded map[repo.ID]bool, err error) {
 		}
 	}
 	err = ix.db.View(func(tx *bolt.Tx) error {
-		for _, x := range []struct {
-			b []byte
-			m map[repo.ID]bool
-		}{{bSegments, known}, {bSuperseded, superseded}} {
-			if err := tx.Bucket(x.b).ForEach(func(k, v []byte) error {
-				if len(k) == 32 {
-					x.m[repo.ID(k)] = true
-				}
-				return nil
-			}); err != nil {
-				return err
+		if err := tx.Bucket(bSegments).ForEach(func(k, v []byte) error {
+			if len(k) == 32 {
+				known[repo.ID(k)] = true
 			}
+			return nil
+		}); err != nil {
+			return err
 		}
-		return nil
+		return tx.Bucket(bSuperseded).ForEach(func(k, v []byte) error {
+			if len(k) == 32 {
+				var by repo.ID
+				if len(v) == 32 {
+					by = repo.ID(v)
+				}
+				superseded[repo.ID(k)] = by
+			}
+			return nil
+		})
 	})
 	return known, superseded, err
 }
@@ -318,6 +331,12 @@ func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
 func addPacks(tx *bolt.Tx, id repo.ID, seg *Segment) ([]uint32, error) {
 	for _, old := range seg.Supersedes {
 		if err := dropSegment(tx, old, true); err != nil {
+			return nil, err
+		}
+		// Which segment replaced it: a copy of the repository that has
+		// the old one but not this one is not the repository the cache
+		// follows (syncOnce).
+		if err := tx.Bucket(bSuperseded).Put(old[:], id[:]); err != nil {
 			return nil, err
 		}
 	}
