@@ -116,6 +116,18 @@ func (c *Checker) add(p Problem) {
 	c.mu.Unlock()
 }
 
+// addPack adds a problem about a pack's bytes. A pack marked for deletion
+// gets a note instead: no snapshot needed it when it was marked, and a
+// prune deletes it once its delete delay has passed; a snapshot that uses
+// one of its blobs since is reported by its own check (Available).
+func (c *Checker) addPack(p Problem) {
+	if c.packs[p.pack].Status != PackLive {
+		c.note(fmt.Sprintf("%s (marked for deletion: a prune deletes it once its delete delay has passed)", p.Message))
+		return
+	}
+	c.add(p)
+}
+
 func (c *Checker) note(s string) {
 	c.mu.Lock()
 	c.notes = append(c.notes, s)
@@ -195,7 +207,7 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 			return
 		}
 		if size != p.Size {
-			c.add(Problem{Kind: "pack_size", Object: packObject(id), pack: id,
+			c.addPack(Problem{Kind: "pack_size", Object: packObject(id), pack: id,
 				Message: fmt.Sprintf("pack %s has %d bytes, the index says %d", id, size, p.Size), Repair: RepairDamaged})
 		}
 		ents, err := c.r.LoadTrailer(ctx, id, size)
@@ -205,12 +217,12 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 				c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s vanished while being checked", id), Repair: RepairFromPacks})
 				return
 			}
-			c.add(Problem{Kind: "unreadable_trailer", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s: %v", id, err),
+			c.addPack(Problem{Kind: "unreadable_trailer", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s: %v", id, err),
 				Repair: "the index still lists its blobs, and each is verified when read: run 'snap check --read-data' to see whether they are intact; if they are, keep the pack (moving it out loses them); otherwise " + RepairDamaged})
 			return
 		}
 		if why := compareEntries(p.Blobs, ents); why != "" {
-			c.add(Problem{Kind: "trailer_mismatch", Object: packObject(id), pack: id,
+			c.addPack(Problem{Kind: "trailer_mismatch", Object: packObject(id), pack: id,
 				Message: fmt.Sprintf("pack %s: the index and the pack's trailer disagree: %s", id, why), Repair: RepairFromPacks})
 		}
 	})
@@ -272,7 +284,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		if errors.Is(err, repo.ErrNotFound) {
 			c.markGone(id)
 		}
-		c.add(Problem{Kind: "unreadable_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s cannot be read: %v", id, err), Repair: RepairDamaged})
+		c.addPack(Problem{Kind: "unreadable_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s cannot be read: %v", id, err), Repair: RepairDamaged})
 		return
 	}
 	c.mu.Lock()
@@ -330,25 +342,20 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	}
 	switch {
 	case len(reasons) == 0:
-	case c.packs[id].Status != PackLive:
-		// Marked for deletion: no snapshot needed it when it was marked,
-		// and a prune deletes it. A snapshot that uses one of its blobs
-		// since is reported by its own check (the blobs are recorded as
-		// damaged above).
-		c.note(fmt.Sprintf("pack %s, marked for deletion, is damaged (%s); a prune deletes it once its delete delay has passed", id.Short(), joinReasons(reasons)))
-	case bad == 0:
+	case bad == 0 && c.packs[id].Status == PackLive:
 		// Bytes outside the indexed blobs changed (the trailer, say):
 		// moving the pack out, the repair for a damaged one, would lose
 		// blobs that are intact. This problem says all there is to say
-		// about the pack, so one about its unreadable trailer goes.
+		// about the pack, so the others about its bytes (its size, its
+		// trailer) go.
 		c.mu.Lock()
-		c.problems = slices.DeleteFunc(c.problems, func(p Problem) bool { return p.pack == id && p.Kind == "unreadable_trailer" })
+		c.problems = slices.DeleteFunc(c.problems, func(p Problem) bool { return p.pack == id && p.Kind != "missing_pack" })
 		c.mu.Unlock()
 		c.add(Problem{Kind: "damaged_pack", Object: h.String(), pack: id,
 			Message: fmt.Sprintf("pack %s: %s, but all %d blobs the index lists in it are intact", id, joinReasons(reasons), len(c.packs[id].Blobs)),
 			Repair:  fmt.Sprintf("keep the pack (its snapshots restore); run 'snap prune --repack %s' to copy its blobs into a sound pack, which the prune after it deletes", id.Short())})
 	default:
-		c.add(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: RepairDamaged})
+		c.addPack(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: RepairDamaged})
 	}
 }
 
