@@ -165,6 +165,9 @@ type Lock struct {
 	// waiting on a server that stopped answering must not hold the exit.
 	halt context.CancelFunc
 	ctx  context.Context
+	// halted: a refresh was cut short by Unlock, and may have left a lock
+	// file of ours that l.name does not name (guarded by mu).
+	halted bool
 }
 
 // unlockTimeout bounds the removal of a lock file when its holder ends: a
@@ -296,9 +299,19 @@ func (l *Lock) refresh() {
 	l.mu.Unlock()
 	l.info.Time = l.r.opts.Now()
 	if err := l.write(ctx); err != nil {
+		if l.ctx.Err() != nil {
+			// Unlock cut the write short: the server may have stored it.
+			l.mu.Lock()
+			l.halted = true
+			l.mu.Unlock()
+		}
 		return // the old lock stays; the next tick tries again
 	}
-	_ = l.r.RemoveLock(ctx, old)
+	// The old file goes even if Unlock is waiting: it must not stay
+	// behind as a live lock of ours.
+	rctx, rcancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer rcancel()
+	_ = l.r.RemoveLock(rctx, old)
 }
 
 // Verify checks that the lock file is still in the repository: someone may
@@ -344,6 +357,20 @@ func (l *Lock) Unlock() error {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
 	err := l.remove(ctx)
+	l.mu.Lock()
+	halted := l.halted
+	l.mu.Unlock()
+	if halted && err == nil {
+		// A lock file a cut-short refresh may have stored: ours by host,
+		// process and start.
+		if locks, lerr := l.r.ListLocks(ctx); lerr == nil {
+			for _, e := range locks {
+				if e.Err == nil && e.Info.Host == l.info.Host && e.Info.PID == l.info.PID && e.Info.Created.Equal(l.info.Created) {
+					_ = l.r.RemoveLock(ctx, e.Name)
+				}
+			}
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return errors.Join(err, l.bug)
