@@ -1129,7 +1129,10 @@ func (a *archiver) submitFile(ctx context.Context, p string, m sources.Meta, pno
 		ch <- a.safe(func() fileResult {
 			r := <-inner
 			if r.err == nil {
-				if m.Links > 1 {
+				// A name left out (it grew past --exclude-larger-than while
+				// it was read) stands for nothing: the other names are read
+				// on their own.
+				if m.Links > 1 && !r.excluded {
 					a.hlMu.Lock()
 					a.hardlinks[key] = linkedContent{content: r.node.Content, size: r.node.Size}
 					a.hlMu.Unlock()
