@@ -22,6 +22,10 @@ type env struct {
 	// stdinTTY and stderrTTY say whether a person is watching.
 	stdinTTY  bool
 	stderrTTY bool
+	// ctty says the process has a controlling terminal (a person's
+	// session, even with standard input a pipe): a program run for a
+	// password may ask on it (/dev/tty).
+	ctty bool
 	// journal is set when stderr is connected to systemd's journal.
 	journal bool
 	// backendHooks, set only by in-process tests, change how backends
@@ -47,6 +51,18 @@ func newEnv() *env {
 		getenv: os.Getenv, now: time.Now,
 		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		ctty:      hasControllingTerminal(),
 		journal:   underJournal(os.Getenv, os.Stderr),
 	}
+}
+
+// hasControllingTerminal reports whether /dev/tty opens: the process
+// belongs to a terminal's session.
+func hasControllingTerminal() bool {
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }

@@ -91,22 +91,25 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 }
 
 // runPasswordCommand runs command with sh and returns what it printed,
-// without the final newline. Cancelling ctx (Ctrl-C, SIGTERM) ends it;
-// without a terminal it runs in its own process group, which is ended
-// whole, and for timeout at most. (At a terminal it stays in snap's group,
-// so that a passphrase prompt can read the terminal.)
+// without the final newline. Cancelling ctx (Ctrl-C, SIGTERM) ends it.
+// Without a controlling terminal (a timer) it runs in its own process
+// group, which is ended whole, and for timeout at most. In a terminal's
+// session it stays in snap's group, so that a passphrase prompt on
+// /dev/tty works even when standard input is a pipe (a background group
+// reading the terminal would be stopped).
 func runPasswordCommand(ctx context.Context, e *env, command string, timeout time.Duration) (string, error) {
-	if !e.stdinTTY {
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	if !e.ctty {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
-	}
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
-	if !e.stdinTTY {
+		cmd = exec.CommandContext(ctx, "sh", "-c", command)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	}
-	cmd.WaitDelay = 5 * time.Second
+	// No WaitDelay: a command may leave a program of its own running
+	// that holds its output open for a while (an agent it started), and
+	// it gets the time it takes, as from a shell.
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

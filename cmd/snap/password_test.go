@@ -29,6 +29,9 @@ func TestPasswordSources(t *testing.T) {
 		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_COMMAND=echo wrong"}, []string{"--password-file", good}},
 		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_COMMAND=echo test-password"}, nil},
 		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_FILE=" + good, "SNAP_PASSWORD_COMMAND=echo wrong"}, nil},
+		// A command that leaves a program running with its output open
+		// (an agent) is waited for, as a shell would.
+		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_COMMAND=echo test-password; sleep 6 &"}, nil},
 	}
 	for _, c := range cases {
 		if res := tr.runEnv(c.env, nil, append([]string{"list"}, c.args...)...); res.code != 0 {
