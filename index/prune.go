@@ -946,6 +946,9 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 func (pl *planner) forcedRepacks() (map[*prunePack]bool, error) {
 	out := map[*prunePack]bool{}
 	for _, prefix := range pl.o.Repack {
+		if prefix == "" {
+			return nil, errors.New("--repack: give a pack ID (or a unique prefix of one)")
+		}
 		var found *prunePack
 		for _, pp := range pl.order {
 			if !strings.HasPrefix(pp.id.String(), strings.ToLower(prefix)) {
@@ -958,6 +961,9 @@ func (pl *planner) forcedRepacks() (map[*prunePack]bool, error) {
 		}
 		if found == nil || !found.live() || found.missing {
 			return nil, fmt.Errorf("--repack %s: no pack in use has that ID (see 'snap check --read-data')", prefix)
+		}
+		if found.fresh {
+			return nil, fmt.Errorf("--repack %s: the pack was indexed after this prune listed the snapshots (a backup is writing); run the prune again", prefix)
 		}
 		out[found] = true
 	}
