@@ -175,6 +175,7 @@ func commands(e *env) []*cli.Command {
 // run executes one command line and returns the exit code. Every error is
 // printed as one line on stderr (or as a JSON object with --json).
 func run(args []string, e *env) int {
+	e.args = args
 	// A bug must still end in one clear line, not a stack trace: a panic
 	// in this goroutine becomes the command's error here, one in any other
 	// goroutine becomes the error of the operation it belongs to

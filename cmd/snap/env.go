@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -34,6 +35,25 @@ type env struct {
 	// cacheDirs are the index caches the command opened: a command that
 	// ends in an internal error marks them for a rebuild (run).
 	cacheDirs []string
+	// args is the command line run was given.
+	args []string
+}
+
+// flagGiven reports whether one of the flag names ("--repo", "-r") was
+// written on the command line (before a "--"), as opposed to coming from
+// its environment variable, which the CLI library does not tell apart.
+func (e *env) flagGiven(names ...string) bool {
+	for _, a := range e.args {
+		if a == "--" {
+			break
+		}
+		for _, n := range names {
+			if a == n || strings.HasPrefix(a, n+"=") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // backendHooks let tests count requests or inject faults.

@@ -120,7 +120,7 @@ func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, pass
 	if st.cacheDir == "" {
 		st.cacheDir = cfg.resolveRelative(cfg.CacheDir)
 	}
-	if st.location != "" && !(job && location != "" && st.location == e.getenv("SNAP_REPOSITORY")) {
+	if st.location != "" && !(job && location != "" && !e.flagGiven("--repo", "-r")) {
 		// The flags name another repository: the config's password and
 		// rate limits are for its own repository, not for this one.
 		return st

@@ -588,7 +588,9 @@ func TestRunJobRepository(t *testing.T) {
 	if n, m := tr.snapshotCount(), other.snapshotCount(); n != 1 || m != 0 {
 		t.Fatalf("snapshots in the job's repository %d, in SNAP_REPOSITORY's %d; want 1 and 0", n, m)
 	}
-	res := tr.runConfig([]string{"SNAP_PASSWORD=test-password"}, "run", "--config", path, "--repo", other.repo)
+	// --repo on the command line counts even when SNAP_REPOSITORY says
+	// the same.
+	res := tr.runConfig([]string{"SNAP_PASSWORD=test-password", "SNAP_REPOSITORY=" + other.repo}, "run", "--config", path, "--repo", other.repo)
 	if res.code != 0 || !strings.Contains(res.stderr, "(--repo), not the config's "+filepath.Join(tr.dir, "repo")) {
 		t.Fatalf("run --repo: exit %d\n%s", res.code, res.stderr)
 	}
