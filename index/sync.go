@@ -171,7 +171,6 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 	return st, vanished, ix.compactIfNeeded(ctx, log)
 }
 
-//
 // superseded maps each segment the cache holds replaced to the segment that
 // (last) replaced it; the zero ID in caches that did not record it.
 func (ix *Index) segmentSets() (known map[repo.ID]bool, superseded map[repo.ID]repo.ID, err error) {

@@ -149,7 +149,10 @@ type dirHandle struct {
 	dir    *sources.Dir // opened by a walker when first needed
 	failed bool         // creating it failed (reported); its entries are skipped
 	meta   sources.Meta
-	refs   atomic.Int32
+	// selected: --include chose the directory (or nothing is excluded
+	// by --include); one that only leads to what it chose is not.
+	selected bool
+	refs     atomic.Int32
 }
 
 // fileHandle is a file whose parts are being written.
@@ -291,13 +294,20 @@ func (r *Restorer) release(d *dirHandle) {
 	if d.dir != nil {
 		// The target itself (no parent) keeps its own metadata. A
 		// directory that --include did not select, but which leads to
-		// what it did, gets its recorded metadata like any other: made
-		// for the restore, it would otherwise stay 0700 (or, for /tmp,
-		// lose its sticky bit) with the restore's time.
-		if d.parent != nil {
-			if err := d.dir.SetOwnMeta(d.meta); err != nil {
-				r.fail(d.rel(), err)
-			}
+		// what it did, gets its recorded metadata if the restore made it
+		// (it would otherwise stay 0700, or, for /tmp, lose its sticky
+		// bit, with the restore's time); one that was there already
+		// (restoring one file in place: /home) keeps its own.
+		var err error
+		switch {
+		case d.parent == nil:
+		case d.selected || d.dir.Created():
+			err = d.dir.SetOwnMeta(d.meta)
+		default:
+			err = d.dir.RestoreMode()
+		}
+		if err != nil {
+			r.fail(d.rel(), err)
 		}
 		if err := d.dir.Close(); err != nil {
 			r.fail(d.rel(), err)
@@ -310,8 +320,8 @@ func (r *Restorer) release(d *dirHandle) {
 
 // child returns a handle for subdirectory n of d, holding a reference to d.
 // The directory is created when something in it is restored.
-func (r *Restorer) child(d *dirHandle, n Node) *dirHandle {
-	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta}
+func (r *Restorer) child(d *dirHandle, n Node, selected bool) *dirHandle {
+	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta, selected: selected}
 	c.refs.Store(1)
 	d.refs.Add(1)
 	return c
@@ -394,7 +404,7 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, d *di
 	}
 	if !selected {
 		if n.Type == sources.TypeDir && r.mayContainIncluded(snapPath) {
-			r.walkDir(ctx, r.child(d, n), n.Subtree, false)
+			r.walkDir(ctx, r.child(d, n, false), n.Subtree, false)
 		}
 		return nil
 	}
@@ -406,7 +416,7 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, d *di
 			r.nSkip.Add(1)
 			return nil
 		}
-		c := r.child(d, n)
+		c := r.child(d, n, true)
 		if r.open(c) == nil {
 			r.release(c)
 			return nil // reported

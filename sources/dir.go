@@ -39,6 +39,28 @@ type Dir struct {
 	// it get its group rather than the creator's (and subdirectories the
 	// bit).
 	setgid bool
+	// created: Mkdir made the directory (it was not in the target).
+	created bool
+	// lentMode is the mode of a read-only directory of the target that
+	// Mkdir made writable for the restore (0: none); RestoreMode puts it
+	// back.
+	lentMode uint32
+}
+
+// Created reports whether the restore made the directory.
+func (d *Dir) Created() bool { return d.created }
+
+// RestoreMode gives a directory that was already in the target the mode
+// it had, if Mkdir made it writable for the restore: for a directory
+// whose recorded metadata is not applied.
+func (d *Dir) RestoreMode() error {
+	if d.lentMode == 0 {
+		return nil
+	}
+	if err := unix.Fchmod(d.fd, d.lentMode); err != nil {
+		return &PathError{Op: "chmod", Path: d.path(""), Err: err}
+	}
+	return nil
 }
 
 // RootDir opens the target directory itself.
@@ -229,12 +251,14 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 	}
 	err := unix.Mkdirat(d.fd, name, 0o700)
 	setgid := d.setgid // a new directory inherits the bit
+	created := err == nil
 	if errors.Is(err, unix.EEXIST) {
 		var st unix.Stat_t
 		if serr := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			err, setgid = nil, st.Mode&unix.S_ISGID != 0
 		} else if err = d.clear(name); err == nil {
 			err = unix.Mkdirat(d.fd, name, 0o700)
+			created = err == nil
 		}
 	}
 	if err != nil {
@@ -245,15 +269,18 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 		return nil, &PathError{Op: "open", Path: d.path(name), Err: err}
 	}
 	var st unix.Stat_t
+	var lent uint32
 	if !d.t.asRoot && unix.Fstat(fd, &st) == nil && int(st.Uid) == d.t.euid && st.Mode&0o700 != 0o700 {
 		// A directory an earlier restore left read-only (its recorded
 		// mode, 0555 say) is ours to write into again until its metadata
 		// is set at the end: without root, replacing its files failed
 		// with "permission denied". Changed through the descriptor opened
 		// with O_NOFOLLOW: a symlink swapped in by name is not followed.
-		_ = unix.Fchmod(fd, st.Mode&0o7777|0o700)
+		if unix.Fchmod(fd, st.Mode&0o7777|0o700) == nil {
+			lent = st.Mode & 0o7777
+		}
 	}
-	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid}, nil
+	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid, created: created, lentMode: lent}, nil
 }
 
 // File is a regular file being restored.

@@ -252,3 +252,26 @@ func TestIncludeWarnsOnlyWhenNothingMatched(t *testing.T) {
 		t.Errorf("an --include that matched nothing: no warning: %s", res.stderr)
 	}
 }
+
+// TestIncludeKeepsExistingParents: a file restored in place with --include
+// leaves the directories leading to it that were there already as they
+// are (their mode here); those the restore makes get their recorded
+// metadata.
+func TestIncludeKeepsExistingParents(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a", "b", "f"), []byte("f"))
+	must(t, os.Chmod(filepath.Join(src, "a"), 0o750))
+	must(t, os.Chmod(filepath.Join(src, "a", "b"), 0o705))
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "t")
+	must(t, os.MkdirAll(filepath.Join(target, "a"), 0o755))
+	must(t, os.Chmod(filepath.Join(target, "a"), 0o711))
+	tr.mustRun("restore", "latest:"+src, "--target", target, "--include", "f")
+	for dir, want := range map[string]os.FileMode{"a": 0o711, "a/b": 0o705} {
+		fi, err := os.Stat(filepath.Join(target, dir))
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, %v; want mode %o", dir, fi.Mode(), err, want)
+		}
+	}
+}
