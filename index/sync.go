@@ -171,8 +171,9 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 	return st, vanished, ix.compactIfNeeded(ctx, log)
 }
 
-// superseded maps each segment the cache holds replaced to the segment that
-// (last) replaced it; the zero ID in caches that did not record it.
+// segmentSets returns the segments the cache has read, and maps each one it
+// holds replaced to the segment that
+// (last) replaced it (the zero ID in caches that did not record it).
 func (ix *Index) segmentSets() (known map[repo.ID]bool, superseded map[repo.ID]repo.ID, err error) {
 	known, superseded = map[repo.ID]bool{}, map[repo.ID]repo.ID{}
 	// A segment that was being added when a run ended is dropped: Sync then
