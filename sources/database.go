@@ -361,6 +361,10 @@ var ErrNotEmpty = errors.New("exists and is not empty")
 // dropped again).
 var ErrRolledBack = errors.New("the load was rolled back")
 
+// ErrUnchanged marks a restore that failed or was stopped before it
+// changed anything.
+var ErrUnchanged = errors.New("nothing was changed")
+
 // Restore loads a dump made from a database of the same kind into d. A
 // database that does not exist is created; one that exists and is empty is
 // loaded; one that holds data is refused (ErrNotEmpty) unless o.Replace.

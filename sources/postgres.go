@@ -103,14 +103,14 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	name := "name=" + d.Name
 	n, err := d.psql(ctx, pgMaintenanceDB, []string{name}, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n")
 	if err != nil {
-		return false, fmt.Errorf("%s: check whether the database exists: %w", d, err)
+		return false, fmt.Errorf("%s: check whether the database exists: %w (%w)", d, err, ErrUnchanged)
 	}
 	exists := n != "0"
 	into := d.Name
 	if exists {
 		objects, err := d.psql(ctx, d.Name, nil, pgUserObjects)
 		if err != nil {
-			return false, fmt.Errorf("%s: check whether the database is empty: %w", d, err)
+			return false, fmt.Errorf("%s: check whether the database is empty: %w (%w)", d, err, ErrUnchanged)
 		}
 		switch {
 		case objects == "0":
@@ -130,7 +130,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// privileges: a new database had the server's defaults (PUBLIC
 		// could connect again).
 		if props, err = d.pgDatabaseProps(ctx); err != nil {
-			return false, fmt.Errorf("%s: read the database's owner, settings and privileges with pg_dump (%w), which --replace keeps; nothing was changed; install a pg_dump as new as the server, or restore into another database with --to", d, err)
+			return false, fmt.Errorf("%s: read the database's owner, settings and privileges with pg_dump (%w), which --replace keeps; install a pg_dump as new as the server, or restore into another database with --to (%w)", d, err, ErrUnchanged)
 		}
 	}
 	if created {
@@ -139,7 +139,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			create = "CREATE DATABASE :\"name\" WITH " + props.createWith + "\n"
 		}
 		if _, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + into}, create); err != nil {
-			return false, fmt.Errorf("%s: create database %s: %w", d, into, err)
+			return false, fmt.Errorf("%s: create database %s: %w (%w)", d, into, err, ErrUnchanged)
 		}
 	}
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-", "--dbname=" + d.connURL(into)},
@@ -154,6 +154,11 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
 	}
 	if into != d.Name {
+		// From here on nothing is interrupted: the swap (drop, rename) and
+		// the properties take a moment, and stopping between the drop and
+		// the rename would leave the database under its temporary name
+		// only, the live one gone.
+		ctx = context.WithoutCancel(ctx)
 		script := pgDropDatabase + "ALTER DATABASE :\"tmp\" RENAME TO :\"name\";\n"
 		if _, err := d.psql(ctx, pgMaintenanceDB, []string{name, "tmp=" + into}, script); err != nil {
 			return false, fmt.Errorf("%s: the dump was restored into database %s, but replacing %s with it failed: %w", d, into, d.Name, err)

@@ -92,8 +92,11 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 		if err := restoreDatabase(c, s, sn, src, from, into, replace); err != nil {
 			if c.Context.Err() != nil {
 				state := "the database may be incomplete"
-				if errors.Is(err, sources.ErrRolledBack) {
+				switch {
+				case errors.Is(err, sources.ErrRolledBack):
 					state = "the load was rolled back and the database is as it was"
+				case errors.Is(err, sources.ErrUnchanged):
+					state = "nothing was changed"
 				}
 				return fmt.Errorf("%w: restore of %s into %s stopped; %s, the repository is untouched", errInterrupted, src.Path, into, state)
 			}
