@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -36,7 +37,11 @@ type Snapshot struct {
 	// Dictionary is the data blob that small files of this run were
 	// compressed against (dictionary.go), for the next run to use again.
 	Dictionary *repo.ID `json:"dictionary,omitempty"`
-	ID         repo.ID  `json:"-"` // set when loaded or saved
+	// RawPaths holds Paths byte for byte (base64 in JSON) when one of them
+	// is not valid UTF-8, which a JSON string cannot hold (it would become
+	// U+FFFD, and two such paths one). Only Save and decode use it.
+	RawPaths [][]byte `json:"raw_paths,omitempty"`
+	ID       repo.ID  `json:"-"` // set when loaded or saved
 }
 
 // Source describes a stream source recorded in the snapshot: a dump or a
@@ -67,7 +72,17 @@ type Summary struct {
 // Save stores the snapshot document and sets sn.ID. Call it only after
 // every blob the snapshot refers to is durable and indexed.
 func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
-	data, err := json.Marshal(sn)
+	doc := *sn
+	doc.RawPaths = nil
+	for _, p := range sn.Paths {
+		if !utf8.ValidString(p) {
+			for _, p := range sn.Paths {
+				doc.RawPaths = append(doc.RawPaths, []byte(p))
+			}
+			break
+		}
+	}
+	data, err := json.Marshal(&doc)
 	if err != nil {
 		return err
 	}
@@ -90,6 +105,15 @@ func decode(id repo.ID, plain []byte) (*Snapshot, error) {
 	}
 	if sn.Tree.IsZero() {
 		return nil, errors.New("snapshot has no tree")
+	}
+	if sn.RawPaths != nil {
+		if len(sn.RawPaths) != len(sn.Paths) {
+			return nil, fmt.Errorf("snapshot lists %d paths and %d raw paths", len(sn.Paths), len(sn.RawPaths))
+		}
+		for i, p := range sn.RawPaths {
+			sn.Paths[i] = string(p)
+		}
+		sn.RawPaths = nil
 	}
 	sn.ID = id
 	return &sn, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -273,5 +274,32 @@ func TestIncludeKeepsExistingParents(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != want {
 			t.Errorf("%s: %v, %v; want mode %o", dir, fi.Mode(), err, want)
 		}
+	}
+}
+
+// TestPathsNotValidUTF8: snapshot paths that are not valid UTF-8 keep
+// their bytes (JSON would turn them into U+FFFD and two of them into
+// one): --path selects each, forget groups them apart, and the next
+// create finds its parent.
+func TestPathsNotValidUTF8(t *testing.T) {
+	tr := newTestRepo(t)
+	a, b := filepath.Join(tr.dir, "d\xfe"), filepath.Join(tr.dir, "d\xfd")
+	writeFile(t, filepath.Join(a, "f"), []byte("a"))
+	writeFile(t, filepath.Join(b, "f"), []byte("b"))
+	tr.mustRun("create", a)
+	tr.mustRun("create", b)
+	if n := len(tr.listJSON("--path", a)); n != 1 {
+		t.Errorf("list --path of a path not valid UTF-8: %d snapshots, want 1", n)
+	}
+	res := tr.mustRun("forget", "--keep-last", "1", "--dry-run", "--json")
+	var fr struct {
+		Groups  []json.RawMessage `json:"groups"`
+		Removed int               `json:"removed"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &fr); err != nil || len(fr.Groups) != 2 || fr.Removed != 0 {
+		t.Errorf("forget --keep-last 1: %d groups, %d removed (%v), want 2 and 0", len(fr.Groups), fr.Removed, err)
+	}
+	if s := tr.create(a); s.ReadBytes != 0 {
+		t.Errorf("the second create of %q read %d bytes: no parent found", a, s.ReadBytes)
 	}
 }
