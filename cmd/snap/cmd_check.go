@@ -289,7 +289,7 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		}
 	}
 	if !res.OK {
-		return fmt.Errorf("check found %d errors (listed above)", len(res.Errors))
+		return fmt.Errorf("check found %s (listed above)", plural(len(res.Errors), "error", "errors"))
 	}
 	return nil
 }

@@ -205,20 +205,20 @@ func printPrune(u *ui, st *index.PruneStats) {
 	u.printf("repository: %s in %d indexed packs and the index; snapshots use %d blobs with the bases of their deltas (%s), %s in live packs is unused",
 		humanBytes(st.BeforeBytes), st.Packs, st.UsedBlobs, humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
 	if st.RepackedPacks > 0 {
-		u.printf("%s %d partly used packs: %d blobs (%s) copied into new packs", would("repacked", "would repack"), st.RepackedPacks, st.CopiedBlobs, humanBytes(st.CopiedBytes))
+		u.printf("%s %s: %s (%s) copied into new packs", would("repacked", "would repack"), plural(st.RepackedPacks, "pack", "packs"), plural(st.CopiedBlobs, "blob", "blobs"), humanBytes(st.CopiedBytes))
 	}
 	if n := len(st.DeletedPacks); n > 0 {
-		what := "packs marked by an earlier prune"
+		what := plural(n, "pack", "packs") + " marked by an earlier prune"
 		if st.Instant {
-			what = "unused packs"
+			what = plural(n, "unused pack", "unused packs")
 		}
-		u.printf("%s %d %s (%s)", would("deleted", "would delete"), n, what, humanBytes(st.DeletedBytes))
+		u.printf("%s %s (%s)", would("deleted", "would delete"), what, humanBytes(st.DeletedBytes))
 	}
 	if n := len(st.OrphanPacks); n > 0 {
-		u.printf("%s %d unindexed packs left by interrupted runs (%s)", would("deleted", "would delete"), n, humanBytes(st.OrphanBytes))
+		u.printf("%s %s left by interrupted runs (%s)", would("deleted", "would delete"), plural(n, "unindexed pack", "unindexed packs"), humanBytes(st.OrphanBytes))
 	}
 	if st.TempFiles > 0 {
-		u.printf("%s %d temporary files left by interrupted runs (%s)", would("removed", "would remove"), st.TempFiles, humanBytes(st.TempBytes))
+		u.printf("%s %s left by interrupted runs (%s)", would("removed", "would remove"), plural(st.TempFiles, "temporary file", "temporary files"), humanBytes(st.TempBytes))
 	}
 	if st.OrphansKept > 0 {
 		u.printf("left %d unindexed packs alone: another snap process is running and may still index them", st.OrphansKept)
@@ -262,6 +262,10 @@ func printPrune(u *ui, st *index.PruneStats) {
 	if freed >= 0 {
 		u.printf("size: %s before, %s after: %s freed", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), humanBytes(freed))
 	} else {
-		u.printf("size: %s before, %s after (repacked copies are in place; the packs they replace go in a later prune)", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes))
+		why := "repacked copies are in place; the packs they replace go in a later prune"
+		if st.Instant {
+			why = "the new index files outweigh what was deleted"
+		}
+		u.printf("size: %s before, %s after (%s)", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), why)
 	}
 }

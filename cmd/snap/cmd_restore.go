@@ -204,7 +204,8 @@ func runRestore(c *cli.Context, e *env) error {
 		if st.Skipped > 0 {
 			skipped = fmt.Sprintf("; %d left as they were (--overwrite %s)", st.Skipped, c.String("overwrite"))
 		}
-		u.printf("restored snapshot %s (%s) to %s: %d files, %d dirs%s, %s%s", sn.ID.Short(), localTime(sn.Time), target, st.Files, st.Dirs, other, humanBytes(st.Bytes), skipped)
+		u.printf("restored snapshot %s (%s) to %s: %s, %s%s, %s%s", sn.ID.Short(), localTime(sn.Time), target, plural(int(st.Files), "file", "files"),
+			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
 	}
 	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {
 		u.warnf("--include matched no file below %s: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'", sub, path.Join(sub, "…"))
