@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/repo"
@@ -210,5 +211,60 @@ func TestSyncRelistsBeforeDroppingASegment(t *testing.T) {
 	}
 	if n := countFound(ix, seg); n != 32 || len(logged) > 0 {
 		t.Fatalf("after a listing that missed both segments: %d of 32 blobs indexed; logged %q", n, logged)
+	}
+}
+
+// hangingPacks is a backend whose pack uploads hang until their context
+// ends, as on a server that stopped answering.
+type hangingPacks struct{ repo.Backend }
+
+func (h hangingPacks) Save(ctx context.Context, hd repo.Handle, data []byte) error {
+	if hd.Type == repo.PackFile {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return h.Backend.Save(ctx, hd, data)
+}
+
+// TestWriterAbortStopsUploads: the command's own context ending (Ctrl-C)
+// stops the uploads under way, which otherwise outlive the Save that
+// filled their pack: Flush returns at once with the error, not after the
+// retries of a server that does not answer.
+func TestWriterAbortStopsUploads(t *testing.T) {
+	dir := t.TempDir()
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := chunk.NewParams()
+	ctx := context.Background()
+	r, err := repo.Init(ctx, hangingPacks{be}, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
+		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: p.MinSize, MaxSize: p.MaxSize, AverageBits: p.AverageBits}, repo.Options{Host: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(ctx, r, filepath.Join(dir, "cache"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	abort, cancel := context.WithCancel(ctx)
+	w := NewWriter(ix, WriterOptions{Abort: abort})
+	for i := range 3 { // the third blob starts the first pack's upload
+		plain := randomBlob(uint64(i), 6<<20)
+		if _, err := w.Save(ctx, repo.DataBlob, blobID(ix, plain), plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Flush(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Flush after the abort: no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Flush still waits for an upload after the abort")
 	}
 }

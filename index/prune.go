@@ -816,7 +816,7 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	}
 	// New packs with the live blobs of repacked packs, and their segments.
 	if pl.st.RepackedPacks > 0 {
-		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression})
+		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression, Abort: ctx})
 		for _, pp := range pl.order {
 			if !pp.repack {
 				continue

@@ -33,6 +33,12 @@ type WriterOptions struct {
 	// a process that took it for stale and removed it may have deleted
 	// the packs the segment would name).
 	Verify func(ctx context.Context) error
+	// Abort, when set, is the command's own context: when it ends (Ctrl-C,
+	// SIGTERM) the uploads under way stop too. Uploads otherwise outlive
+	// the context of the Save that filled their pack (see upload), and one
+	// stuck on a server that stopped answering would hold the exit for as
+	// long as its retries last.
+	Abort context.Context
 }
 
 // WriterStats counts what a Writer added to the repository.
@@ -419,9 +425,18 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 	// workers' context when the walk is done). Flush waits for the upload
 	// and reports its error; a cancelled run stops at Flush's segment write.
 	ctx = context.WithoutCancel(ctx)
+	var stop func() bool
+	if w.opts.Abort != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		stop = context.AfterFunc(w.opts.Abort, cancel)
+	}
 	go func() {
 		defer w.uploads.Done()
 		defer func() { <-w.sem }()
+		if stop != nil {
+			defer stop()
+		}
 		// A panic (a bug) is the writer's error like a failed upload, set
 		// before Flush can see the upload done: no segment or snapshot
 		// will refer to the pack.

@@ -134,7 +134,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		fetchDir = src.cache
 	}
 	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections,
-		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2)}})
+		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: c.Context}})
 
 	copied, skipped := 0, 0
 	for _, sn := range selected {

@@ -129,7 +129,7 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	if err != nil {
 		return o, plan, usagef("--compression: %v", err)
 	}
-	o.Writer = index.WriterOptions{Compression: comp}
+	o.Writer = index.WriterOptions{Compression: comp, Abort: c.Context}
 	o.NoParent = c.Bool("force")
 	o.Program = "snap " + version
 	return o, plan, nil

@@ -414,6 +414,7 @@ func runCreateStep(ctx context.Context, e *env, s *session, location string, j *
 		j.postAfterFailure(ctx, s.ui, location, err)
 		return nil, err
 	}
+	o.Writer.Abort = ctx
 	defer s.relock(ctx, noLock)
 	open := func() (*session, error) { return s, s.relock(ctx, sharedLock) }
 	return createWithHooks(ctx, e, s.ui, location, open, o, plan)

@@ -26,6 +26,12 @@ type Options struct {
 	MaxAttempts int           // including the first; default 10
 	Initial     time.Duration // first wait; default 250ms
 	Max         time.Duration // longest wait; default 15s
+	// MaxElapsed ends the retries of one request once this much time has
+	// passed since its first attempt; default 3 minutes. Failures that
+	// come at once take the attempts; ones that each wait out a timeout
+	// (a server that stopped answering: a minute each) would otherwise
+	// hold a request for ten minutes and more.
+	MaxElapsed time.Duration
 	// Log is told about each retry (the command line shows these with
 	// --verbose).
 	Log func(msg string)
@@ -53,6 +59,9 @@ func New(be repo.Backend, o Options) *Backend {
 	}
 	if o.Max <= 0 {
 		o.Max = 15 * time.Second
+	}
+	if o.MaxElapsed <= 0 {
+		o.MaxElapsed = 3 * time.Minute
 	}
 	if o.Log == nil {
 		o.Log = func(string) {}
@@ -93,6 +102,7 @@ func (b *Backend) backoff(n int) time.Duration {
 
 // do runs f until it succeeds, fails permanently, or runs out of attempts.
 func (b *Backend) do(ctx context.Context, op string, h fmt.Stringer, f func() error) error {
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if !Retryable(ctx, err) {
@@ -102,6 +112,9 @@ func (b *Backend) do(ctx context.Context, op string, h fmt.Stringer, f func() er
 			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 		}
 		d := b.backoff(attempt)
+		if elapsed := time.Since(start); elapsed+d > b.o.MaxElapsed {
+			return fmt.Errorf("%w (gave up after %d attempts in %s)", err, attempt, elapsed.Round(time.Second))
+		}
 		b.o.Log(fmt.Sprintf("%s %s failed (%v); retrying in %s (attempt %d of %d)", op, h, err, d.Round(time.Millisecond), attempt+1, b.o.MaxAttempts))
 		if err := b.o.Sleep(ctx, d); err != nil {
 			return err

@@ -114,3 +114,29 @@ func TestListOnce(t *testing.T) {
 		t.Errorf("callback error: %v after %d calls", err, calls)
 	}
 }
+
+// slowFail fails every Stat after waiting, as a request that waits out a
+// timeout does.
+type slowFail struct {
+	repo.Backend
+	wait  time.Duration
+	calls int
+}
+
+func (s *slowFail) Stat(ctx context.Context, h repo.Handle) (int64, error) {
+	s.calls++
+	time.Sleep(s.wait)
+	return 0, repo.Transient(errors.New("i/o timeout"))
+}
+
+// TestRetriesBoundedInTime: failures that each take a while (timeouts)
+// are retried for MaxElapsed, not for every attempt.
+func TestRetriesBoundedInTime(t *testing.T) {
+	s := &slowFail{Backend: newLocal(t), wait: 60 * time.Millisecond}
+	o := retry.Options{MaxAttempts: 10, Initial: time.Millisecond, Max: time.Millisecond, MaxElapsed: 200 * time.Millisecond}
+	start := time.Now()
+	_, err := retry.New(s, o).Stat(context.Background(), repo.Handle{Type: repo.LockFile, Name: repo.Hash([]byte("x")).String()})
+	if err == nil || !strings.Contains(err.Error(), "gave up after") || s.calls >= 10 || time.Since(start) > 2*time.Second {
+		t.Errorf("slow failures: %v after %d calls and %v", err, s.calls, time.Since(start))
+	}
+}
