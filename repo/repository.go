@@ -129,7 +129,7 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 		cand.keyName = keyName
 		plain, err := cand.openObject(h, sealed)
 		if err != nil {
-			return err
+			return fmt.Errorf("key %s opens with this password but not the repository's config (a key of another repository, left by an init that lost a race, or a damaged config): %w", shortName(keyName), err)
 		}
 		if cand.cfg, err = parseConfig(plain); err != nil {
 			return corrupt("config", "%v", err)

@@ -20,6 +20,8 @@ const credentialHint = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AW
 
 var expectingRegion = regexp.MustCompile(`expecting '([a-z0-9-]+)'`)
 
+var urlInMessage = regexp.MustCompile(`https?://[^\s"]+`)
+
 // fail turns a client error into one line that names the operation and
 // the object and says what to do, and decides (once, here) whether the
 // failure is worth repeating: 5xx answers, throttling, timeouts and broken
@@ -54,8 +56,14 @@ func (b *Backend) fail(op, object string, err error) error {
 		return fmt.Errorf("%s %s: %s does not present a trusted TLS certificate: %v", op, object, b.cfg.Endpoint, err)
 	}
 	// Refused, reset or timed-out connections, and responses that broke
-	// off: the server may be restarting or the network flaky.
-	return repo.Transient(fmt.Errorf("%s %s at %s: %v", op, object, b.cfg.Endpoint, err))
+	// off: the server may be restarting or the network flaky. A URL in
+	// the client's message (it names the request, query and all) says
+	// nothing the endpoint does not.
+	msg := urlInMessage.ReplaceAllString(err.Error(), "(the request)")
+	if !b.cfg.Secure && strings.Contains(msg, "closed by foreign host") {
+		msg += fmt.Sprintf("; if the server expects HTTPS, use the location %s", b.withScheme("https"))
+	}
+	return repo.Transient(fmt.Errorf("%s %s at %s: %s", op, object, b.cfg.Endpoint, msg))
 }
 
 func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {

@@ -85,8 +85,12 @@ func ParseLocation(loc string, getenv func(string) string) (Config, error) {
 		}
 	} else {
 		if hostPath, ok := strings.CutPrefix(rest, "//"); ok {
-			// restic's and rclone's s3://host:port/bucket, or s3://bucket.
-			return Config{}, fmt.Errorf("S3 location %s: not snap's form; use s3:https://%s (or s3:http://… for a server without TLS), or s3:%s for AWS", loc, hostPath, hostPath)
+			// restic's s3://host:port/bucket, or s3://bucket as other tools
+			// write AWS locations.
+			if first, _, _ := strings.Cut(hostPath, "/"); strings.ContainsAny(first, ":.") {
+				return Config{}, fmt.Errorf("S3 location %s: not snap's form; use s3:https://%s (or s3:http://%s for a server without TLS)", loc, hostPath, hostPath)
+			}
+			return Config{}, fmt.Errorf("S3 location %s: not snap's form; use s3:%s for a bucket on AWS, or s3:https://host:port/%s for another server", loc, hostPath, hostPath)
 		}
 		cfg.Endpoint, cfg.Secure, cfg.short = awsEndpoint, true, true
 		bucketPath = rest
