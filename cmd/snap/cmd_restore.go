@@ -188,8 +188,8 @@ func runRestore(c *cli.Context, e *env) error {
 	}
 	if err != nil {
 		if c.Context.Err() != nil {
-			return fmt.Errorf("%w: restore stopped after %d files; %s is incomplete (%d files partly written): run the restore again with --overwrite if-changed to finish it; the repository is untouched",
-				errInterrupted, st.Files, target, st.Incomplete)
+			return fmt.Errorf("%w: restore stopped after %s; %s is incomplete (%s partly written): run the restore again with --overwrite if-changed to finish it; the repository is untouched",
+				errInterrupted, plural(int(st.Files), "file", "files"), target, plural(int(st.Incomplete), "file", "files"))
 		}
 		return fmt.Errorf("restore into %s: %w", target, err)
 	}
