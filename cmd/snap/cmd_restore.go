@@ -199,7 +199,7 @@ func runRestore(c *cli.Context, e *env) error {
 	} else {
 		other, skipped := "", ""
 		if st.Other > 0 {
-			other = fmt.Sprintf(", %d symlinks and special files", st.Other)
+			other = ", " + plural(int(st.Other), "symlink or special file", "symlinks and special files")
 		}
 		if st.Skipped > 0 {
 			skipped = fmt.Sprintf("; %d left as they were (--overwrite %s)", st.Skipped, c.String("overwrite"))
