@@ -535,12 +535,8 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	var partial []*prunePack
 	var totalUsed, unused int64
 	for _, pp := range pl.order {
-		if forced[pp] && pp.live() && !pp.fresh && !pp.missing {
-			pp.repack = true
-			pp.action = pl.retire()
-			pl.st.RepackedPacks++
-			pl.st.CopiedBlobs += len(pp.keep)
-			pl.st.CopiedBytes += pp.usedBytes
+		if forced[pp] { // live, indexed before the snapshot list, on disk (forcedRepacks)
+			pl.repack(pp)
 			pl.st.UnusedBytes += pp.blobBytes() - pp.usedBytes
 			totalUsed += pp.usedBytes // the copies stay in use
 			continue
@@ -591,12 +587,8 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		if unused <= allowed {
 			break
 		}
-		pp.repack = true
-		pp.action = pl.retire()
+		pl.repack(pp)
 		unused -= pp.blobBytes() - pp.usedBytes
-		pl.st.RepackedPacks++
-		pl.st.CopiedBlobs += len(pp.keep)
-		pl.st.CopiedBytes += pp.usedBytes
 	}
 
 	// Unindexed packs: left by interrupted runs, unless a run that is
@@ -940,6 +932,15 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 		}
 	}
 	return nil
+}
+
+// repack plans pp's used blobs to be copied into new packs and pp to go.
+func (pl *planner) repack(pp *prunePack) {
+	pp.repack = true
+	pp.action = pl.retire()
+	pl.st.RepackedPacks++
+	pl.st.CopiedBlobs += len(pp.keep)
+	pl.st.CopiedBytes += pp.usedBytes
 }
 
 // forcedRepacks resolves PruneOptions.Repack to the packs it names.
