@@ -163,7 +163,7 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 				log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; %d of its packs are in data/ but no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id, n))
 			}
 		}
-		if err := ix.db.Update(func(tx *bolt.Tx) error { return dropSegment(tx, id, false) }); err != nil {
+		if err := ix.db.Update(func(tx *bolt.Tx) error { return dropSegment(tx, id, nil) }); err != nil {
 			return st, false, err
 		}
 		st.Removed++
@@ -172,8 +172,8 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 }
 
 // segmentSets returns the segments the cache has read, and maps each one it
-// holds replaced to the segment that
-// (last) replaced it (the zero ID in caches that did not record it).
+// holds replaced to the segment that (last) replaced it (the zero ID in
+// caches that did not record it).
 func (ix *Index) segmentSets() (known map[repo.ID]bool, superseded map[repo.ID]repo.ID, err error) {
 	known, superseded = map[repo.ID]bool{}, map[repo.ID]repo.ID{}
 	// A segment that was being added when a run ended is dropped: Sync then
@@ -192,7 +192,7 @@ func (ix *Index) segmentSets() (known map[repo.ID]bool, superseded map[repo.ID]r
 			if len(v) != 32 {
 				return nil
 			}
-			if err := dropSegment(tx, repo.ID(v), false); err != nil {
+			if err := dropSegment(tx, repo.ID(v), nil); err != nil {
 				return err
 			}
 			return tx.Bucket(bMeta).Delete(metaAdding)
@@ -330,13 +330,7 @@ func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
 // returns the packs' sequence numbers.
 func addPacks(tx *bolt.Tx, id repo.ID, seg *Segment) ([]uint32, error) {
 	for _, old := range seg.Supersedes {
-		if err := dropSegment(tx, old, true); err != nil {
-			return nil, err
-		}
-		// Which segment replaced it: a copy of the repository that has
-		// the old one but not this one is not the repository the cache
-		// follows (syncOnce).
-		if err := tx.Bucket(bSuperseded).Put(old[:], id[:]); err != nil {
+		if err := dropSegment(tx, old, &id); err != nil {
 			return nil, err
 		}
 	}
@@ -369,11 +363,6 @@ func addPacks(tx *bolt.Tx, id repo.ID, seg *Segment) ([]uint32, error) {
 	return out, tx.Bucket(bSegments).Put(id[:], list)
 }
 
-// dropSegment removes a segment's contribution: the packs it owns (those
-// no later segment listed again). Their blob entries stay behind, dead:
-// lookups ignore entries whose pack sequence number no longer resolves, and
-// sequence numbers are never reused. With markSuperseded the segment is
-// remembered so that it is never added again.
 // ownedPacksIn counts the packs that segment id lists and no other known
 // segment does (the segment owns their records) and that are in inData.
 func (ix *Index) ownedPacksIn(id repo.ID, inData map[repo.ID]bool) int {
@@ -391,10 +380,19 @@ func (ix *Index) ownedPacksIn(id repo.ID, inData map[repo.ID]bool) int {
 	return n
 }
 
-func dropSegment(tx *bolt.Tx, id repo.ID, markSuperseded bool) error {
+// dropSegment removes a segment's contribution: the packs it owns (those
+// no later segment listed again). Their blob entries stay behind, dead:
+// lookups ignore entries whose pack sequence number no longer resolves, and
+// sequence numbers are never reused. With supersededBy the segment is
+// remembered, with the segment that replaced it, so that it is never added
+// again.
+func dropSegment(tx *bolt.Tx, id repo.ID, supersededBy *repo.ID) error {
 	segs, packs, seqs, meta := tx.Bucket(bSegments), tx.Bucket(bPacks), tx.Bucket(bSeqs), tx.Bucket(bMeta)
-	if markSuperseded {
-		if err := tx.Bucket(bSuperseded).Put(id[:], nil); err != nil {
+	if supersededBy != nil {
+		// Which segment replaced it: a copy of the repository that has
+		// this one but not its successor is not the repository the cache
+		// follows (syncOnce).
+		if err := tx.Bucket(bSuperseded).Put(id[:], supersededBy[:]); err != nil {
 			return err
 		}
 	}
