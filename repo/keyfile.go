@@ -140,14 +140,14 @@ func (kf *keyFile) unwrap(password string, hugePages bool) (*MasterKey, error) {
 	return &mk, nil
 }
 
-// findKey tries every key file with the password, returning the master key
-// and the key file's name.
+// findKey tries every key file with the password, and hands each master
+// key it unwraps, with its key file's name, to accept, until one is
+// accepted (Open: it opens the config).
 //
-// accept judges a key the password opens (Open: whether it opens the
-// config). A key it refuses is passed over, with its error kept: a key
+// A key accept refuses is passed over, with its error kept: a key
 // file left by an init that lost a race to another one (two inits at once
 // on S3) opens with the password but belongs to no repository.
-func findKey(ctx context.Context, be Backend, password string, hugePages bool, accept func(*MasterKey, string) error) (*MasterKey, string, error) {
+func findKey(ctx context.Context, be Backend, password string, hugePages bool, accept func(*MasterKey, string) error) error {
 	var names []string
 	var firstErr error
 	err := be.List(ctx, KeyFile, func(name string, size int64) error {
@@ -159,10 +159,10 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	if len(names) == 0 && firstErr == nil {
-		return nil, "", fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
+		return fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
 	var loadErr, acceptErr error
 	tried := false // some key file was readable and the password did not open it
@@ -195,25 +195,25 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 			acceptErr = cmpErr(acceptErr, err)
 			continue
 		}
-		return mk, name, nil
+		return nil
 	}
 	if acceptErr != nil {
-		return nil, "", acceptErr
+		return acceptErr
 	}
 	if loadErr != nil {
 		// A key that could not be read may be the one the password
 		// opens: this is not a wrong password.
-		return nil, "", fmt.Errorf("read key file: %w", loadErr)
+		return fmt.Errorf("read key file: %w", loadErr)
 	}
 	if firstErr != nil && !tried {
 		// No key file could be read at all: nothing says the password is
 		// wrong.
-		return nil, "", fmt.Errorf("no key file can be read: %w; restore keys/ from a copy of the repository (without a key it cannot be opened)", firstErr)
+		return fmt.Errorf("no key file can be read: %w; restore keys/ from a copy of the repository (without a key it cannot be opened)", firstErr)
 	}
 	if firstErr != nil {
-		return nil, "", fmt.Errorf("%w: it opens none of the readable key files (and %v; it may be the one for this password)", ErrWrongPassword, firstErr)
+		return fmt.Errorf("%w: it opens none of the readable key files (and %v; it may be the one for this password)", ErrWrongPassword, firstErr)
 	}
-	return nil, "", fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
+	return fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
 }
 
 func cmpErr(first, err error) error {

@@ -112,7 +112,7 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 	h := Handle{Type: ConfigFile}
 	var sealed []byte // read once, when a key first opens
 	var r *Repository
-	_, _, err := findKey(ctx, be, password, opts.HugePages, func(mk *MasterKey, keyName string) error {
+	err := findKey(ctx, be, password, opts.HugePages, func(mk *MasterKey, keyName string) error {
 		if sealed == nil {
 			var err error
 			if sealed, err = be.Load(ctx, h, 0, 0); err != nil {
