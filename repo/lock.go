@@ -158,13 +158,13 @@ type Lock struct {
 	mu   sync.Mutex // guards name and bug
 	name string
 	// bug is the first panic of a refresh (see refreshLoop).
-	bug  error
-	stop chan struct{}
-	done chan struct{}
-	// halt cancels a refresh under way when Unlock is called: a refresh
-	// waiting on a server that stopped answering must not hold the exit.
-	halt context.CancelFunc
+	bug error
+	// ctx ends when Unlock is called (halt): the refresh loop stops, and a
+	// refresh under way, waiting on a server that stopped answering, does
+	// not hold the exit. done is closed when the loop has returned.
 	ctx  context.Context
+	halt context.CancelFunc
+	done chan struct{}
 	// halted: a refresh was cut short by Unlock, and may have left a lock
 	// file of ours that l.name does not name (guarded by mu).
 	halted bool
@@ -230,7 +230,7 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 		}
 		return nil, &LockedError{Holder: e.Info, Name: e.Name}
 	}
-	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	l.done = make(chan struct{})
 	l.ctx, l.halt = context.WithCancel(context.Background())
 	go l.refreshLoop()
 	return l, nil
@@ -270,7 +270,7 @@ func (l *Lock) refreshLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-l.ctx.Done():
 			return
 		case <-t.C:
 			l.refreshSafely()
@@ -351,7 +351,6 @@ func (l *Lock) Unlock() error {
 	if l == nil {
 		return nil
 	}
-	close(l.stop)
 	l.halt()
 	<-l.done
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
