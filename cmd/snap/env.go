@@ -23,10 +23,11 @@ type env struct {
 	// stdinTTY and stderrTTY say whether a person is watching.
 	stdinTTY  bool
 	stderrTTY bool
-	// ctty says the process has a controlling terminal (a person's
-	// session, even with standard input a pipe): a program run for a
-	// password may ask on it (/dev/tty).
-	ctty bool
+	// controllingTerminal reports whether the process has a controlling
+	// terminal (a person's session, even with standard input a pipe): a
+	// program run for a password may ask on it (/dev/tty). Asked only
+	// when one runs; nil (in tests) means none.
+	controllingTerminal func() bool
 	// journal is set when stderr is connected to systemd's journal.
 	journal bool
 	// backendHooks, set only by in-process tests, change how backends
@@ -69,10 +70,10 @@ func newEnv() *env {
 	return &env{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		getenv: os.Getenv, now: time.Now,
-		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
-		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
-		ctty:      hasControllingTerminal(),
-		journal:   underJournal(os.Getenv, os.Stderr),
+		stdinTTY:            term.IsTerminal(int(os.Stdin.Fd())),
+		stderrTTY:           term.IsTerminal(int(os.Stderr.Fd())),
+		controllingTerminal: hasControllingTerminal,
+		journal:             underJournal(os.Getenv, os.Stderr),
 	}
 }
 

@@ -98,12 +98,14 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 // /dev/tty works even when standard input is a pipe (a background group
 // reading the terminal would be stopped).
 func runPasswordCommand(ctx context.Context, e *env, command string, timeout time.Duration) (string, error) {
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
-	if !e.ctty {
+	ctty := e.controllingTerminal != nil && e.controllingTerminal()
+	if !ctty {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
-		cmd = exec.CommandContext(ctx, "sh", "-c", command)
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	if !ctty {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	}
