@@ -261,19 +261,14 @@ func printError(e *env, args []string, command string, err error, code int) {
 			return
 		}
 	}
+	prefix, level := "snap: ", slog.LevelError
 	if code == exitPartial {
-		if e.journal {
-			fmt.Fprintf(e.stderr, "<%d>warning: %s\n", journalPriority(slog.LevelWarn), msg)
-		} else {
-			fmt.Fprintf(e.stderr, "warning: %s\n", msg)
-		}
-		return
+		prefix, level = "warning: ", slog.LevelWarn // the snapshot was saved
 	}
 	if e.journal {
-		fmt.Fprintf(e.stderr, "<%d>snap: %s\n", journalPriority(slog.LevelError), msg)
-	} else {
-		fmt.Fprintf(e.stderr, "snap: %s\n", msg)
+		prefix = fmt.Sprintf("<%d>%s", journalPriority(level), prefix)
 	}
+	fmt.Fprintf(e.stderr, "%s%s\n", prefix, msg)
 	if stack == nil {
 		return
 	}
