@@ -2,13 +2,10 @@ package index
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/repo"
-	"github.com/snap-backup/snap/repo/local"
 )
 
 // TestPruneInFlightIsNotACopy: a cache that missed two prunes syncs while
@@ -17,23 +14,8 @@ import (
 // also the segment that replaced it: a prune at work, not another copy of
 // the repository, and the cache is not rebuilt. (Found in review.)
 func TestPruneInFlightIsNotACopy(t *testing.T) {
-	dir := t.TempDir()
-	lbe, err := local.Create(filepath.Join(dir, "repo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := chunk.NewParams()
+	ix, r, _, lbe := newTestIndexOn(t, nil)
 	ctx := context.Background()
-	r, err := repo.Init(ctx, lbe, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
-		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: p.MinSize, MaxSize: p.MaxSize, AverageBits: p.AverageBits}, repo.Options{Host: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix, err := Open(ctx, r, filepath.Join(dir, "cache"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
 	save := func(s *Segment) repo.ID {
 		t.Helper()
 		id, err := r.SaveObject(ctx, repo.IndexFile, s.Encode())

@@ -18,10 +18,22 @@ import (
 
 func newTestIndex(t testing.TB) (*Index, *repo.Repository, string) {
 	t.Helper()
+	ix, r, dir, _ := newTestIndexOn(t, nil)
+	return ix, r, dir
+}
+
+// newTestIndexOn is newTestIndex on a local repository whose backend wrap
+// (when not nil) wraps; it also returns the local backend itself.
+func newTestIndexOn(t testing.TB, wrap func(repo.Backend) repo.Backend) (*Index, *repo.Repository, string, repo.Backend) {
+	t.Helper()
 	dir := t.TempDir()
-	be, err := local.Create(filepath.Join(dir, "repo"))
+	lbe, err := local.Create(filepath.Join(dir, "repo"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	be := repo.Backend(lbe)
+	if wrap != nil {
+		be = wrap(lbe)
 	}
 	p, err := chunk.NewParams()
 	if err != nil {
@@ -37,7 +49,7 @@ func newTestIndex(t testing.TB) (*Index, *repo.Repository, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ix.Close() })
-	return ix, r, dir
+	return ix, r, dir, lbe
 }
 
 func blobID(ix *Index, plain []byte) repo.ID {
@@ -231,23 +243,8 @@ func (h hangingPacks) Save(ctx context.Context, hd repo.Handle, data []byte) err
 // filled their pack: Flush returns at once with the error, not after the
 // retries of a server that does not answer.
 func TestWriterAbortStopsUploads(t *testing.T) {
-	dir := t.TempDir()
-	be, err := local.Create(filepath.Join(dir, "repo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := chunk.NewParams()
+	ix, _, _, _ := newTestIndexOn(t, func(be repo.Backend) repo.Backend { return hangingPacks{be} })
 	ctx := context.Background()
-	r, err := repo.Init(ctx, hangingPacks{be}, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
-		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: p.MinSize, MaxSize: p.MaxSize, AverageBits: p.AverageBits}, repo.Options{Host: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix, err := Open(ctx, r, filepath.Join(dir, "cache"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
 	abort, cancel := context.WithCancel(ctx)
 	w := NewWriter(ix, WriterOptions{Abort: abort})
 	for i := range 3 { // the third blob starts the first pack's upload
