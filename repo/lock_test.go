@@ -191,12 +191,9 @@ func TestStaleLockOfDeadProcess(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
 	a, b := openTwice(t, c, "alpha", "alpha")
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
+	pid := deadPID(t)
 	// What a killed process on this host left behind.
-	plain := []byte(`{"time":"2026-11-20T03:00:00Z","created":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(cmd.Process.Pid) + `}`)
+	plain := []byte(`{"time":"2026-11-20T03:00:00Z","created":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(pid) + `}`)
 	if _, err := a.SaveObject(ctx, repo.LockFile, plain); err != nil {
 		t.Fatal(err)
 	}
@@ -220,17 +217,14 @@ func TestLockOfAnotherPIDNamespace(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
 	a, b := openTwice(t, c, "alpha", "alpha")
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
+	pid := deadPID(t)
 	ours, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
 		t.Skip("no /proc/self/ns/pid here")
 	}
 	lockIn := func(ns string) {
 		t.Helper()
-		doc := `{"time":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(cmd.Process.Pid) + `,"pid_namespace":"` + ns + `"}`
+		doc := `{"time":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(pid) + `,"pid_namespace":"` + ns + `"}`
 		if _, err := a.SaveObject(ctx, repo.LockFile, []byte(doc)); err != nil {
 			t.Fatal(err)
 		}
@@ -337,4 +331,14 @@ func TestListLocksSeesRefreshedLock(t *testing.T) {
 	if len(got) != 1 || got[0].Info.Host != "hostA" || got[0].Stale {
 		t.Errorf("locks listed across a refresh: %+v, want hostA's one live lock", got)
 	}
+}
+
+// deadPID returns the PID of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
 }
