@@ -30,7 +30,14 @@ type LockInfo struct {
 	// shares the host's name) has PIDs that mean nothing here. Empty in
 	// locks written before the field existed.
 	PIDNamespace string `json:"pid_namespace,omitempty"`
-	Command      string `json:"command,omitempty"`
+	// MachineID and BootID are the holder's machine and boot
+	// (Options.MachineID, Options.BootID): another machine under the same
+	// host name is judged by age alone, and a lock of this machine's
+	// earlier boot is stale. Empty in locks written before the fields
+	// existed, or where the system does not have them.
+	MachineID string `json:"machine_id,omitempty"`
+	BootID    string `json:"boot_id,omitempty"`
+	Command   string `json:"command,omitempty"`
 
 	// Created is when the holder took the lock; refreshes keep it. Prune
 	// compares it with the time it marked packs (docs/design.md). Zero in
@@ -53,21 +60,67 @@ type LockEntry struct {
 }
 
 // stale reports whether the lock's holder is gone: not refreshed for
-// LockStaleAge, or on this host, in this PID namespace, with a process
-// that no longer exists. A lock that does not say its namespace is
-// judged by its PID, as before the namespace was recorded.
+// LockStaleAge; or taken on this machine in an earlier boot; or on this
+// host, in this PID namespace, by a process that no longer exists. What a
+// lock does not record (locks of older versions, systems without a
+// machine ID) is not held against it: such a lock is judged by its host
+// name and PID, as before the fields existed.
 func (r *Repository) stale(li LockInfo) bool {
 	if r.opts.Now().Sub(li.Time) > LockStaleAge {
+		return true
+	}
+	if li.Host != r.opts.Host {
+		return false
+	}
+	switch r.sameMachine(li) {
+	case machineOther:
+		return false
+	case machineEarlierBoot:
 		return true
 	}
 	if li.PIDNamespace != "" && li.PIDNamespace != r.opts.PIDNamespace {
 		return false
 	}
-	if li.Host == r.opts.Host && li.PID > 0 {
+	if li.PID > 0 {
 		err := syscall.Kill(li.PID, 0)
 		return errors.Is(err, syscall.ESRCH)
 	}
 	return false
+}
+
+// OtherMachine reports whether the lock was taken on another machine that
+// has this one's host name, as far as the two machine IDs tell.
+func (r *Repository) OtherMachine(li LockInfo) bool {
+	return li.Host == r.opts.Host && r.sameMachine(li) == machineOther
+}
+
+// machineMatch is what a lock's machine and boot IDs say about its holder.
+type machineMatch int
+
+const (
+	machineUnknown     machineMatch = iota // a side does not record them: judge by PID
+	machineThisBoot                        // this machine, this boot
+	machineOther                           // another machine under the same host name
+	machineEarlierBoot                     // this machine, an earlier boot
+)
+
+// sameMachine compares the lock's machine and boot with this process's.
+// The boot ID is the kernel's and so shared by this machine's containers;
+// it is trusted only between locks of one machine ID.
+func (r *Repository) sameMachine(li LockInfo) machineMatch {
+	if li.MachineID == "" || r.opts.MachineID == "" {
+		return machineUnknown
+	}
+	if li.MachineID != r.opts.MachineID {
+		return machineOther
+	}
+	if li.BootID == "" || r.opts.BootID == "" {
+		return machineUnknown
+	}
+	if li.BootID != r.opts.BootID {
+		return machineEarlierBoot
+	}
+	return machineThisBoot
 }
 
 // Conflicts reports whether a lock of kind li cannot be held while a lock
@@ -194,7 +247,8 @@ type LockOptions struct {
 func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 	now := r.opts.Now()
 	l := &Lock{r: r, info: LockInfo{Time: now, Created: now, Exclusive: o.Exclusive, Prune: o.Prune && !o.Exclusive, Host: r.opts.Host,
-		Username: username(), PID: os.Getpid(), PIDNamespace: r.opts.PIDNamespace, Command: o.Command}}
+		Username: username(), PID: os.Getpid(), PIDNamespace: r.opts.PIDNamespace,
+		MachineID: r.opts.MachineID, BootID: r.opts.BootID, Command: o.Command}}
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}

@@ -38,6 +38,14 @@ func (c *clock) Advance(d time.Duration) {
 // as two processes on two hosts would, sharing one clock.
 func openTwice(t *testing.T, c *clock, hostA, hostB string) (a, b *repo.Repository) {
 	t.Helper()
+	return openTwiceWith(t, c, repo.Options{Host: hostA}, repo.Options{Host: hostB})
+}
+
+// openTwiceWith is openTwice with the options of each side; both get c's
+// clock.
+func openTwiceWith(t *testing.T, c *clock, optA, optB repo.Options) (a, b *repo.Repository) {
+	t.Helper()
+	optA.Now, optB.Now = c.Now, c.Now
 	dir := t.TempDir() + "/repo"
 	be, err := local.Create(dir)
 	if err != nil {
@@ -45,7 +53,7 @@ func openTwice(t *testing.T, c *clock, hostA, hostB string) (a, b *repo.Reposito
 	}
 	kdf := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
 	a, err = repo.Init(context.Background(), be, "pw", kdf, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20},
-		repo.Options{Host: hostA, Now: c.Now})
+		optA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +61,7 @@ func openTwice(t *testing.T, c *clock, hostA, hostB string) (a, b *repo.Reposito
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err = repo.Open(context.Background(), be2, "pw", repo.Options{Host: hostB, Now: c.Now})
+	b, err = repo.Open(context.Background(), be2, "pw", optB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,4 +349,52 @@ func deadPID(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return cmd.Process.Pid
+}
+
+// TestLockOfAnotherMachineOrBoot: a lock under this host name is judged by
+// its machine and boot IDs where both sides record them. Another machine's
+// lock with a PID dead here is held (judged by age); this machine's lock of
+// an earlier boot is stale even when its PID is alive now; a lock that does
+// not record them is judged by its PID, as before.
+func TestLockOfAnotherMachineOrBoot(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwiceWith(t, c, repo.Options{Host: "alpha"}, repo.Options{Host: "alpha", MachineID: "m1", BootID: "boot1", PIDNamespace: "pid:[9]"})
+	be := b.Backend()
+	dead, alive := deadPID(t), os.Getpid()
+	for _, tc := range []struct {
+		name, fields string
+		pid          int
+		stale        bool
+	}{
+		{"another machine, dead PID", `"machine_id":"m2","boot_id":"boot1"`, dead, false},
+		{"another machine, no boot ID", `"machine_id":"m2"`, dead, false},
+		{"earlier boot, live PID", `"machine_id":"m1","boot_id":"boot0"`, alive, true},
+		{"this boot, live PID", `"machine_id":"m1","boot_id":"boot1"`, alive, false},
+		{"this boot, dead PID", `"machine_id":"m1","boot_id":"boot1"`, dead, true},
+		{"no machine ID, dead PID", `"boot_id":"boot0"`, dead, true},
+		{"no machine ID, live PID", `"boot_id":"boot0"`, alive, false},
+		{"this machine, no boot ID, live PID", `"machine_id":"m1"`, alive, false},
+	} {
+		doc := `{"time":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(tc.pid) + `,"pid_namespace":"pid:[9]",` + tc.fields + `}`
+		id, err := a.SaveObject(ctx, repo.LockFile, []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if locks := mustList(t, b); len(locks) != 1 || locks[0].Stale != tc.stale {
+			t.Errorf("%s: %+v, want stale=%v", tc.name, locks, tc.stale)
+		}
+		if err := be.Remove(ctx, repo.Handle{Type: repo.LockFile, Name: id.String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The locks snap takes record both.
+	l, err := b.Lock(ctx, repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if locks := mustList(t, b); len(locks) != 1 || locks[0].Info.MachineID != "m1" || locks[0].Info.BootID != "boot1" {
+		t.Errorf("the lock taken: %+v, want machine m1, boot boot1", locks)
+	}
 }

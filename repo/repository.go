@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/zeebo/blake3"
 )
 
 // Repository is an open repository: a backend plus the master key and the
@@ -35,6 +38,16 @@ type Options struct {
 	// process ID says whether a lock's holder is alive only in the
 	// namespace it was taken in. Empty means unknown; fill reads it.
 	PIDNamespace string
+	// MachineID names this machine, which locks record: two machines that
+	// share a host name are told apart by it. fill derives it from
+	// /etc/machine-id, hashed as systemd asks of programs that record it
+	// (machine-id(5)); empty means unknown.
+	MachineID string
+	// BootID names the running kernel's boot (the kernel's random
+	// boot_id), which locks record: a lock of this machine taken in an
+	// earlier boot has no live holder, whatever process has its PID now.
+	// Empty means unknown; fill reads it.
+	BootID string
 	// Now returns the current time; tests pass a fake clock.
 	Now func() time.Time
 	// StreamChunker is recorded in the config by Init: the chunking of
@@ -58,6 +71,35 @@ func (o *Options) fill() {
 	if o.PIDNamespace == "" {
 		o.PIDNamespace, _ = os.Readlink("/proc/self/ns/pid")
 	}
+	if o.MachineID == "" {
+		if id := firstLine("/etc/machine-id", "/var/lib/dbus/machine-id"); id != "" {
+			sum := blake3.Sum256([]byte("snap lock machine\x00" + id))
+			o.MachineID = fmt.Sprintf("%x", sum[:16])
+		}
+	}
+	if o.BootID == "" {
+		o.BootID = firstLine("/proc/sys/kernel/random/boot_id")
+	}
+}
+
+// firstLine returns the first line of the first of the files that holds
+// one, without surrounding space; "" when none does. Such identity files
+// are small; reading more than 256 bytes would mean something else is there.
+func firstLine(paths ...string) string {
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		buf := make([]byte, 256)
+		n, _ := io.ReadFull(f, buf)
+		f.Close()
+		line, _, _ := strings.Cut(string(buf[:n]), "\n")
+		if line = strings.TrimSpace(line); line != "" {
+			return line
+		}
+	}
+	return ""
 }
 
 func username() string {
@@ -210,6 +252,12 @@ func (r *Repository) Host() string { return r.opts.Host }
 
 // PIDNamespace returns the PID namespace locks record (Options.PIDNamespace).
 func (r *Repository) PIDNamespace() string { return r.opts.PIDNamespace }
+
+// MachineID returns the machine ID locks record (Options.MachineID).
+func (r *Repository) MachineID() string { return r.opts.MachineID }
+
+// BootID returns the boot ID locks record (Options.BootID).
+func (r *Repository) BootID() string { return r.opts.BootID }
 
 // Close closes the backend.
 func (r *Repository) Close() error { return r.be.Close() }

@@ -81,6 +81,8 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 				case j.Host != r.Host():
 					// Another host's process cannot be seen from here.
 					why = fmt.Sprintf("refreshed %s ago; a lock of another host becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)", ago)
+				case r.OtherMachine(l.Info):
+					why = fmt.Sprintf("taken on another machine with this host name (its machine ID differs), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)", ago)
 				case l.Info.PIDNamespace != "" && l.Info.PIDNamespace != r.PIDNamespace():
 					why = fmt.Sprintf("taken in another PID namespace (%s, a container?), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)",
 						displayPath(l.Info.PIDNamespace), ago)

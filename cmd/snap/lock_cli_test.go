@@ -129,6 +129,25 @@ func TestLockOfAnotherPIDNamespaceBlocks(t *testing.T) {
 	}
 }
 
+// TestLockOfAnotherMachineBlocks: a lock of this host name taken on a
+// machine with another machine ID, with a PID that is dead here, blocks an
+// exclusive command, and unlock keeps it and says why.
+func TestLockOfAnotherMachineBlocks(t *testing.T) {
+	if _, err := os.Stat("/etc/machine-id"); err != nil {
+		t.Skip("this system has no /etc/machine-id to tell machines apart by")
+	}
+	tr := newTestRepo(t)
+	host, _ := os.Hostname()
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: deadPID(t), MachineID: "another-machine", Command: "create"})
+	if res := tr.run("prune", "--instant"); res.code != exitLocked {
+		t.Fatalf("prune --instant beside a create of another machine: exit %d, want %d\n%s", res.code, exitLocked, res.stderr)
+	}
+	res := tr.mustRun("unlock")
+	if !strings.Contains(res.stdout, "another machine with this host name") || tr.lockCount() != 1 {
+		t.Errorf("unlock of another machine's lock: %s (%d locks left)", res.stdout, tr.lockCount())
+	}
+}
+
 func TestUnlockRemovesStaleLocks(t *testing.T) {
 	tr := newTestRepo(t)
 	host, _ := os.Hostname()
