@@ -97,6 +97,10 @@ func newApp(e *env) *cli.App {
 			return usagef("%v (see 'snap %s --help')", err, c.Command.Name)
 		},
 	}
+	// With a "help" command of its own, the library no longer adds
+	// --help to snap's flags.
+	app.Commands = append(app.Commands, helpCommand())
+	app.Flags = append(app.Flags, cli.HelpFlag)
 	for _, cmd := range app.Commands {
 		addGlobalFlags(cmd)
 	}
@@ -111,8 +115,39 @@ func newApp(e *env) *cli.App {
 	return app
 }
 
+// helpCommand is the library's "help" command, of snap or of a command
+// with subcommands, except that help for a command that does not exist is
+// a usage error (exit 2) in snap's words; the library would say "No help
+// topic for 'x'" and exit 1.
+func helpCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "help",
+		Aliases:   []string{"h"},
+		Usage:     "Shows a list of commands or help for one command",
+		ArgsUsage: "[command]",
+		Action: func(c *cli.Context) error {
+			parent := c.Lineage()[1]
+			top := commandName(parent) == ""
+			switch {
+			case c.NArg() == 0 && top:
+				return cli.ShowAppHelp(parent)
+			case c.NArg() == 0:
+				return cli.ShowSubcommandHelp(parent)
+			}
+			name := c.Args().First()
+			if top && c.App.Command(name) == nil || !top && parent.Command.Command(name) == nil {
+				return usagef("no help for %q: there is no such command; see '%s --help'", name, strings.TrimSpace("snap "+commandName(parent)))
+			}
+			return cli.ShowCommandHelp(parent, name)
+		},
+	}
+}
+
 func addGlobalFlags(cmd *cli.Command) {
 	cmd.Flags = append(cmd.Flags, globalFlags(false)...)
+	if len(cmd.Subcommands) > 0 {
+		cmd.Subcommands = append(cmd.Subcommands, helpCommand())
+	}
 	if cmd.Action == nil && len(cmd.Subcommands) > 0 {
 		cmd.Action = func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -58,6 +58,8 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"key", "bogus"}, `unknown command "bogus" for 'snap key'`},
+		{[]string{"help", "bogus"}, `no help for "bogus": there is no such command; see 'snap --help'`},
+		{[]string{"key", "help", "bogus"}, `see 'snap key --help'`},
 		{[]string{"check", "--read-data", "--read-data-subset", "1/2"}, "give one of the two"},
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
 		{[]string{"forget", "nosuch"}, "expected an ID"},
@@ -66,6 +68,12 @@ func TestExitCodes(t *testing.T) {
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
 			t.Errorf("snap %v: exit %d, want %d and %q: %s", c.args, res.code, exitUsage, c.want, res.stderr)
+		}
+	}
+	// Help that exists still works, in every form.
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "create"}, {"create", "--help"}, {"key", "help", "add"}, {"help", "key"}} {
+		if res := tr.run(args...); res.code != 0 || !strings.Contains(res.stdout, "USAGE:") {
+			t.Errorf("snap %v: exit %d: %s%s", args, res.code, res.stdout, res.stderr)
 		}
 	}
 }
