@@ -119,6 +119,21 @@ func mysqlString(s string) string {
 // mysqlIdent quotes an identifier.
 func mysqlIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
+// mysqlObjects says whether d's database exists ("0" or "1") and how many
+// tables, views, routines and events it holds.
+func (d *Database) mysqlObjects(ctx context.Context) (exists, objects string, err error) {
+	n := mysqlString(d.Name)
+	out, err := d.mysqlQuery(ctx, fmt.Sprintf("SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %[1]s), "+
+		"(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %[1]s) + "+
+		"(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %[1]s) + "+
+		"(SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %[1]s);\n", n))
+	if err != nil {
+		return "", "", err
+	}
+	exists, objects, _ = strings.Cut(out, "\t")
+	return exists, objects, nil
+}
+
 // mysqlRestore loads a dump with the client. A database that holds data is
 // dropped first with Replace (the tools have no way to rename a database):
 // if the load then fails, the database is left as far as it got.
@@ -138,15 +153,10 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 	if all {
 		return false, load("")
 	}
-	n := mysqlString(d.Name)
-	out, err := d.mysqlQuery(ctx, fmt.Sprintf("SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %[1]s), "+
-		"(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %[1]s) + "+
-		"(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %[1]s) + "+
-		"(SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %[1]s);\n", n))
+	exists, objects, err := d.mysqlObjects(ctx)
 	if err != nil {
 		return false, fmt.Errorf("%s: check whether the database exists: %w", d, err)
 	}
-	exists, objects, _ := strings.Cut(out, "\t")
 	create := exists == "0"
 	if exists != "0" && objects != "0" {
 		if !o.Replace {
@@ -159,6 +169,14 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 	}
 	if create {
 		if _, err := d.mysqlQuery(ctx, "CREATE DATABASE "+mysqlIdent(d.Name)+" CHARACTER SET utf8mb4;\n"); err != nil {
+			if ctx.Err() != nil && exists == "0" {
+				// Stopped, the client may have been killed after the
+				// server created the database: leave no empty one.
+				bg := context.WithoutCancel(ctx)
+				if e, o, qerr := d.mysqlObjects(bg); qerr == nil && e != "0" && o == "0" {
+					_, _ = d.mysqlQuery(bg, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
+				}
+			}
 			return false, fmt.Errorf("%s: create database: %w", d, err)
 		}
 	}

@@ -139,6 +139,13 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			create = "CREATE DATABASE :\"name\" WITH " + props.createWith + "\n"
 		}
 		if _, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + into}, create); err != nil {
+			if ctx.Err() != nil {
+				// Stopped, psql may have been killed after CREATE
+				// DATABASE committed: an empty database would be left.
+				if derr := d.dropIfEmpty(context.WithoutCancel(ctx), into); derr != nil {
+					return false, fmt.Errorf("%s: create database %s: %w; the empty database %s may be left: check, and drop it by hand (%v)", d, into, err, into, derr)
+				}
+			}
 			return false, fmt.Errorf("%s: create database %s: %w (%w)", d, into, err, ErrUnchanged)
 		}
 	}
@@ -180,6 +187,22 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		return false, nil
 	}
 	return created, nil
+}
+
+// dropIfEmpty drops database name if it exists and holds no user objects:
+// one that a CREATE DATABASE stopped half-way may have left. A database
+// with anything in it is never dropped here.
+func (d *Database) dropIfEmpty(ctx context.Context, name string) error {
+	n, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + name}, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n")
+	if err != nil || n == "0" {
+		return err
+	}
+	objects, err := d.psql(ctx, name, nil, pgUserObjects)
+	if err != nil || objects != "0" {
+		return err
+	}
+	_, err = d.psql(ctx, pgMaintenanceDB, []string{"name=" + name}, pgDropDatabase)
+	return err
 }
 
 // pgProps is what makes a database more than its contents, as pg_dump

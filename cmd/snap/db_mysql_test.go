@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,5 +136,29 @@ func TestMariaDBWithDirectory(t *testing.T) {
 	}
 	if got := state(db); got != wantDB {
 		t.Fatalf("database replaced in place differs:\n got %s\nwant %s", got, wantDB)
+	}
+}
+
+// TestMariaDBRestoreInterruptedAtCreate: a restore into a new database
+// stopped while the client that ran CREATE DATABASE is still running (the
+// database exists, empty) drops that database again.
+func TestMariaDBRestoreInterruptedAtCreate(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery(db, mysqlSchema)
+	tr.mustRun("create", "--db", my.url(db))
+	restored := db + "_restored"
+	exists := func() string {
+		return strings.TrimSpace(my.mustQuery("", "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+restored+"';"))
+	}
+	tool, err := exec.LookPath("mariadb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	interruptAfterCreate(t, tr, filepath.Base(tool), func() bool { return exists() == "1" },
+		"restore", "latest", "--db", db, "--to", my.url(restored))
+	if exists() != "0" {
+		t.Errorf("the empty database %s made for the restore is left", restored)
 	}
 }

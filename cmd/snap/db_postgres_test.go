@@ -280,3 +280,73 @@ esac
 		t.Errorf("databases made for the restore are left: %s", left)
 	}
 }
+
+// TestPostgresReplaceInterruptedAtCreate: a restore --replace stopped while
+// the psql that ran CREATE DATABASE for the replacement is still running
+// (the database exists, empty) drops that database again, and says that
+// nothing was changed.
+func TestPostgresReplaceInterruptedAtCreate(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, pgSchema)
+	tr.mustRun("create", "--db", pg.url(db))
+	want := pg.mustQuery(db, pgState)
+
+	out := interruptAfterCreate(t, tr, "psql", func() bool {
+		return strings.TrimSpace(pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%_snap_restore_%'")) != ""
+	}, "restore", "latest", "--db", db, "--replace")
+	if !strings.Contains(out, "nothing was changed") {
+		t.Errorf("message does not say nothing was changed:\n%s", out)
+	}
+	if got := pg.mustQuery(db, pgState); got != want {
+		t.Errorf("the database being replaced changed:\n got %s\nwant %s", got, want)
+	}
+	if left := pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%_snap_restore_%'"); strings.TrimSpace(left) != "" {
+		t.Errorf("databases made for the restore are left: %s", left)
+	}
+}
+
+// interruptAfterCreate runs snap with args, with the database client tool
+// replaced by one that runs a script with CREATE DATABASE and then waits,
+// as one killed after the server committed it would have; once created()
+// says the database is there, it interrupts snap, and returns its output
+// once it exited with exitInterrupted.
+func interruptAfterCreate(t *testing.T, tr *testRepo, tool string, created func() bool, args ...string) string {
+	t.Helper()
+	real, err := exec.LookPath(tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shims := filepath.Join(tr.dir, "shims")
+	started := filepath.Join(tr.dir, "started")
+	writeScript(t, filepath.Join(shims, tool), `script=$(cat)
+case "$script" in
+*"CREATE DATABASE"*) printf '%s\n' "$script" | `+real+` "$@" && touch `+started+` && sleep 60 ;;
+*) printf '%s\n' "$script" | exec `+real+` "$@" ;;
+esac
+`)
+	cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, args...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("CREATE DATABASE did not run\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !created() {
+		_ = cmd.Process.Kill()
+		t.Fatal("the shim did not create the database")
+	}
+	must(t, cmd.Process.Signal(os.Interrupt))
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("interrupted restore: %v, want exit %d\n%s", err, exitInterrupted, out)
+	}
+	return out.String()
+}
