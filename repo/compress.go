@@ -35,8 +35,11 @@ func ParseCompression(s string) (Compression, error) {
 }
 
 func (c Compression) String() string {
-	return [...]string{"off", "fastest", "default", "better"}[c]
+	return CompressionNames()[c]
 }
+
+// CompressionNames lists the --compression values, in level order.
+func CompressionNames() []string { return []string{"off", "fastest", "default", "better"} }
 
 // zstdLevel is zstd's encoder level for c (off has none: callers do not
 // compress at all).

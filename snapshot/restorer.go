@@ -51,6 +51,9 @@ const (
 	OverwriteNever
 )
 
+// OverwriteNames lists restore --overwrite's values.
+func OverwriteNames() []string { return []string{"always", "if-changed", "never"} }
+
 // ParseOverwrite reads restore --overwrite's value.
 func ParseOverwrite(s string) (Overwrite, error) {
 	switch s {

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
 	"github.com/urfave/cli/v2"
 )
 
@@ -51,11 +53,17 @@ type flagSpec struct {
 	long, short string // without dashes; short may be ""
 	value       bool   // takes a value
 	usage       string
-	files       bool // its value is a file or directory
+	files       bool     // its value is a file or directory
+	choices     []string // its value is one of these
 }
 
 // fileFlags take a path as their value.
 var fileFlags = map[string]bool{"repo": true, "password-file": true, "config": true, "cache-dir": true, "target": true, "dir": true}
+
+// choiceFlags take one of a few words as their value.
+func choiceFlags() map[string][]string {
+	return map[string][]string{"compression": repo.CompressionNames(), "overwrite": snapshot.OverwriteNames()}
+}
 
 // jobArgCommands take job names as arguments: the flags of 'config jobs'
 // that list the names each one is offered.
@@ -83,6 +91,7 @@ func cliSpec(e *env) *cmdSpec {
 
 func flagSpecs(flags []cli.Flag) []flagSpec {
 	var out []flagSpec
+	choices := choiceFlags()
 	for _, f := range flags {
 		if vf, ok := f.(cli.VisibleFlag); ok && !vf.IsVisible() {
 			continue
@@ -100,6 +109,7 @@ func flagSpecs(flags []cli.Flag) []flagSpec {
 			fs.usage = df.GetUsage()
 		}
 		fs.files = fileFlags[fs.long]
+		fs.choices = choices[fs.long]
 		out = append(out, fs)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].long < out[j].long })
@@ -133,6 +143,28 @@ func (s *cmdSpec) subNames() []string {
 		out = append(out, c.path[strings.LastIndex(c.path, " ")+1:])
 	}
 	return out
+}
+
+// choiceCases is a shell case pattern and the words it offers for each
+// flag that takes one of a few words, in order: format(pattern, words).
+func (s *cmdSpec) choiceCases(format func(pattern, words string) string) string {
+	seen := map[string]bool{}
+	var out []string
+	s.walk(func(c *cmdSpec) {
+		for _, f := range c.flags {
+			if len(f.choices) == 0 || seen[f.long] {
+				continue
+			}
+			seen[f.long] = true
+			pattern := "--" + f.long
+			if f.short != "" {
+				pattern += "|-" + f.short
+			}
+			out = append(out, format(pattern, strings.Join(f.choices, " ")))
+		}
+	})
+	sort.Strings(out)
+	return strings.Join(out, "")
 }
 
 // valueFlags lists every flag that takes a value, and those whose value
@@ -185,10 +217,14 @@ _snap() {
 	})
 	fmt.Fprintf(w, `        esac
     done
+    case "$prev" in
+%s    esac
     case " %s " in *" $prev "*) COMPREPLY=($(compgen -f -- "$cur")); return ;; esac
     case " %s " in *" $prev "*) return ;; esac
     case "$path" in
-`, strings.Join(files, " "), strings.Join(values, " "))
+`, root.choiceCases(func(pattern, words string) string {
+		return fmt.Sprintf("        %s) COMPREPLY=($(compgen -W %s -- \"$cur\")); return ;;\n", pattern, shQuote(words))
+	}), strings.Join(files, " "), strings.Join(values, " "))
 	root.walk(func(c *cmdSpec) {
 		fmt.Fprintf(w, "        %s)\n", shQuote(c.path))
 		if c.path == "" {
@@ -244,10 +280,14 @@ _snap() {
 	})
 	fmt.Fprintf(w, `        esac
     done
+    case $prev in
+%s    esac
     case " %s " in (*" $prev "*) _files; return ;; esac
     case " %s " in (*" $prev "*) return ;; esac
     case $cmdpath in
-`, strings.Join(files, " "), strings.Join(values, " "))
+`, root.choiceCases(func(pattern, words string) string {
+		return fmt.Sprintf("        (%s) compadd %s; return ;;\n", pattern, words)
+	}), strings.Join(files, " "), strings.Join(values, " "))
 	root.walk(func(c *cmdSpec) {
 		fmt.Fprintf(w, "        (%s)\n", shQuote(c.path))
 		var subs []string
@@ -340,8 +380,11 @@ func writeFishCompletion(w io.Writer, root *cmdSpec) {
 			}
 			if f.value {
 				line += " -r"
-				if f.files {
+				switch {
+				case f.files:
 					line += " -F"
+				case len(f.choices) > 0:
+					line += " -f -a " + fishQuote(strings.Join(f.choices, " "))
 				}
 			}
 			fmt.Fprintf(w, "%s -d %s\n", line, fishQuote(f.usage))

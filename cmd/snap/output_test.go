@@ -304,6 +304,8 @@ complete_line snap --repo /x create --exclude-c
 complete_line snap completion ""
 complete_line "$2" --config "$3" run ""
 complete_line "$2" --config "$3" schedule install ""
+complete_line snap restore latest --overwrite if
+complete_line snap create --compression ""
 `
 	cfg := filepath.Join(tr.dir, "snap.toml")
 	writeFile(t, cfg, []byte("repository = \"/r\"\n[jobs.web]\npaths = [\"/srv\"]\nschedule = \"daily\"\n[jobs.mail]\npaths = [\"/var/mail\"]\n"))
@@ -311,7 +313,7 @@ complete_line "$2" --config "$3" schedule install ""
 	if err != nil {
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
-	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\nweb\n" // schedule install: jobs with a schedule
+	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\nweb\nif-changed\noff fastest default better\n" // schedule install: jobs with a schedule
 	if string(out) != want {
 		t.Errorf("bash completion:\n%s\nwant:\n%s", out, want)
 	}
@@ -324,22 +326,23 @@ complete_line "$2" --config "$3" schedule install ""
 	// Run the function with stand-ins for zsh's completion helpers.
 	zscript := `compdef() { :; }
 _describe() { local -a a; a=("${(@P)${@[-1]}}"); print -l -- "${a[@]%%:*}"; }
-compadd() { print -l -- "${(@P)${@[-1]}}"; }
+compadd() { if [[ $1 == -a ]]; then print -l -- "${(@P)${@[-1]}}"; else print -l -- "$@"; fi; }
 _files() { print FILES; }
 source "$1"
 words=(snap sch); CURRENT=2; _snap
 words=(snap schedule install --no); CURRENT=4; _snap | grep -- --no-enable
+words=(snap restore latest --overwrite ""); CURRENT=5; _snap
 words=(snap restore latest --target ""); CURRENT=5; _snap
 `
 	out, err = exec.Command("zsh", "-c", zscript, "zsh", zsh).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "schedule\n") || !strings.Contains(string(out), "--no-enable\n") || !strings.HasSuffix(string(out), "FILES\n") {
+	if err != nil || !strings.Contains(string(out), "schedule\n") || !strings.Contains(string(out), "--no-enable\n") || !strings.Contains(string(out), "always\nif-changed\nnever\n") || !strings.HasSuffix(string(out), "FILES\n") {
 		t.Errorf("zsh completion: %v\n%s", err, out)
 	}
 
 	fish := filepath.Join(tr.dir, "snap.fish")
 	writeFile(t, fish, []byte(tr.mustRun("completion", "fish").stdout))
-	out, err = exec.Command("fish", "-c", `source $argv[1]; complete -C"snap sche"; complete -C"snap schedule re"; complete -C"snap create --exc"`, fish).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "schedule\t") || !strings.Contains(string(out), "remove\t") || !strings.Contains(string(out), "--exclude\t") {
+	out, err = exec.Command("fish", "-c", `source $argv[1]; complete -C"snap sche"; complete -C"snap schedule re"; complete -C"snap create --exc"; complete -C"snap restore latest --overwrite "`, fish).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "schedule\t") || !strings.Contains(string(out), "remove\t") || !strings.Contains(string(out), "--exclude\t") || !strings.Contains(string(out), "if-changed") {
 		t.Errorf("fish completion: %v\n%s", err, out)
 	}
 
