@@ -65,7 +65,8 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 		if strings.HasPrefix(a, "-") && a != "-" && isKnownFlag(cmd.Flags, a) {
 			n := min(flagArity(cmd.Flags, a), len(rest)-1-i)
-			fl = append(fl, rest[i:i+1+n]...)
+			fl = append(fl, primaryName(cmd.Flags, a))
+			fl = append(fl, rest[i+1:i+1+n]...)
 			i += n
 			continue
 		}
@@ -114,6 +115,24 @@ func lookupFlag(flags []cli.Flag, arg string) cli.Flag {
 		}
 	}
 	return nil
+}
+
+// primaryName writes a repeatable flag given by an alias ("-e x") under
+// its name ("--exclude x"), so that both forms can be mixed on one line:
+// the library refuses "two forms of the same flag". Other flags are left
+// as written.
+func primaryName(flags []cli.Flag, arg string) string {
+	f, ok := lookupFlag(flags, arg).(*cli.GenericFlag)
+	if !ok {
+		return arg
+	}
+	if _, multi := f.Value.(*multiValue); !multi {
+		return arg
+	}
+	if _, value, hasValue := strings.Cut(arg, "="); hasValue {
+		return "--" + f.Name + "=" + value
+	}
+	return "--" + f.Name
 }
 
 func isKnownFlag(flags []cli.Flag, arg string) bool { return lookupFlag(flags, arg) != nil }

@@ -227,6 +227,11 @@ func TestPatternFlagsKeepBytes(t *testing.T) {
 	if ls := tr.mustRun("ls", "latest", src).stdout; strings.Contains(ls, "bad") || strings.Contains(ls, spaced) || !strings.Contains(ls, "plain") {
 		t.Errorf("create -e kept what it excludes:\n%s", ls)
 	}
+	// Both forms on one line, and the short form with '='.
+	tr.mustRun("create", "-e", bad, "--exclude", spaced, "-e=plain", src)
+	if ls := tr.mustRun("ls", "latest", src).stdout; strings.Contains(ls, "bad") || strings.Contains(ls, spaced) || strings.Contains(ls, "plain") {
+		t.Errorf("create -e … --exclude … kept what it excludes:\n%s", ls)
+	}
 }
 
 // TestIncludeWarnsOnlyWhenNothingMatched: the warning that --include
