@@ -147,6 +147,11 @@ func addGlobalFlags(cmd *cli.Command) {
 	cmd.Flags = append(cmd.Flags, globalFlags(false)...)
 	if len(cmd.Subcommands) > 0 {
 		cmd.Subcommands = append(cmd.Subcommands, helpCommand())
+	} else {
+		// Else the library gives every command a "help" (and "h")
+		// subcommand: 'snap run h' would print run's help instead of
+		// running job h, and exit 0; 'snap find help' would not search.
+		cmd.HideHelpCommand = true
 	}
 	if cmd.Action == nil && len(cmd.Subcommands) > 0 {
 		cmd.Action = func(c *cli.Context) error {

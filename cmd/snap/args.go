@@ -10,8 +10,9 @@ import (
 // --target /x"), which urfave/cli v2 does not parse on its own. For the
 // command named on the line it moves every recognised flag (and its value)
 // in front of the positional arguments, and puts "--" before those so that
-// one that starts with '-' stays an argument. Anything after a "--" the user
-// wrote is kept, after a "--" of its own, as the command's trailing
+// one that starts with '-' stays an argument. For create, anything after a
+// "--" the user wrote is kept, after a "--" of its own, as the command's
+// trailing arguments (the argv of --command); for the others it is more
 // arguments.
 func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
@@ -75,6 +76,12 @@ func reorderArgs(app *cli.App, args []string) []string {
 			continue
 		}
 		pos = append(pos, a)
+	}
+	if dashdash && !cmd.HasName("create") {
+		// Only create takes a command after "--" (--command NAME -- …);
+		// for the others "--" ends the flags and what follows are
+		// arguments ('snap run -- -job').
+		pos, trailing, dashdash = append(pos, trailing...), nil, false
 	}
 	out = append(out, fl...)
 	if len(pos) > 0 || dashdash {

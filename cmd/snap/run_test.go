@@ -128,6 +128,30 @@ cache_dir = "`+tr.cache+`"
 	}
 }
 
+// TestRunJobNamedHelp: jobs named like the library's help command ("h",
+// "help") run, by name and after "--"; they used to print run's help and
+// exit 0 without backing anything up.
+func TestRunJobNamedHelp(t *testing.T) {
+	tr := newTestRepo(t)
+	app := filepath.Join(tr.dir, "app")
+	writeFile(t, filepath.Join(app, "data.txt"), []byte("application data"))
+	cfg := tr.writeConfig(`[jobs.h]
+paths = ["` + app + `"]
+[jobs.help]
+paths = ["` + app + `"]
+`)
+	for _, args := range [][]string{{"run", "h", "--config", cfg}, {"run", "help", "--config", cfg}, {"run", "--config", cfg, "--", "h"}} {
+		res := tr.runConfig(nil, args...)
+		if res.code != 0 || !strings.Contains(res.stdout, ": ok in") {
+			t.Errorf("snap %v: exit %d\n%s%s", args, res.code, res.stdout, res.stderr)
+		}
+	}
+	// find takes "help" as a pattern too.
+	if res := tr.mustRun("find", "help"); strings.Contains(res.stdout, "USAGE") {
+		t.Errorf("find help printed help:\n%s", res.stdout)
+	}
+}
+
 func TestRunFailedJobDoesNotStopOthers(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
