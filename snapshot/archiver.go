@@ -1042,6 +1042,11 @@ func (a *archiver) parentSubtree(ctx context.Context, pnode *Node) (*Tree, error
 	}
 	t, err := LoadTree(ctx, a.ix, pnode.Subtree)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The create is being stopped (a source failed, Ctrl-C):
+			// the parent is not at fault, and nothing is read again.
+			return nil, ctx.Err()
+		}
 		// A damaged parent only costs speed: read everything again.
 		a.opts.Report(Event{Kind: EventWarning, Path: pnode.Name, Err: fmt.Errorf("parent snapshot unreadable here, reading all files: %w", err)})
 		return nil, nil

@@ -686,3 +686,25 @@ func TestHardLinkTakesSizeOfContentRead(t *testing.T) {
 		t.Errorf("second name: size %d, content %v, err %v; want the first name's 3345728 bytes", r.node.Size, r.node.Content, r.err)
 	}
 }
+
+// TestStoppedCreateDoesNotBlameParent: a parent tree that cannot be loaded
+// because the create is being stopped (a failed source cancels it) is not
+// reported as an unreadable parent; when the create goes on, it is.
+func TestStoppedCreateDoesNotBlameParent(t *testing.T) {
+	p := newPipelineRepo(t)
+	var warnings []string
+	a := &archiver{ix: p.ix, opts: ArchiveOptions{Report: func(e Event) {
+		if e.Kind == EventWarning {
+			warnings = append(warnings, e.Err.Error())
+		}
+	}}}
+	pnode := &Node{Meta: sources.Meta{Name: "etc", Type: sources.TypeDir}, Subtree: repo.ID{1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := a.parentSubtree(ctx, pnode); err == nil || len(warnings) != 0 {
+		t.Errorf("stopped: error %v, warnings %q; want the context's error and no warning", err, warnings)
+	}
+	if sub, err := a.parentSubtree(context.Background(), pnode); sub != nil || err != nil || len(warnings) != 1 {
+		t.Errorf("parent tree missing: %v, %v, warnings %q; want one warning", sub, err, warnings)
+	}
+}

@@ -75,6 +75,7 @@ func TestFailingStreamSavesNothing(t *testing.T) {
 		if res.code != 1 || !strings.Contains(res.stderr, c.want) || !strings.Contains(res.stderr, "no snapshot was saved") {
 			t.Errorf("%s: exit %d, want 1 with %q\n%s", name, res.code, c.want, res.stderr)
 		}
+
 	}
 	if n := tr.snapshotCount(); n != 1 {
 		t.Fatalf("%d snapshots, want only the earlier one", n)
