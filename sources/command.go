@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,7 @@ type Command struct {
 type CommandError struct {
 	Name     string // the program as named in messages
 	Status   string // "exit status 1", "killed by signal 9 (killed)", or why it did not start
-	LastLine string // the last line it wrote on standard error, if any
+	LastLine string // what it wrote on standard error that says why (lineWriter.cause), if anything
 }
 
 func (e *CommandError) Error() string {
@@ -138,7 +139,7 @@ func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
 		err := cmd.Wait()
 		gk.waited()
 		lines.flush()
-		return c.exitError(ctx, err, lines.lastLine())
+		return c.exitError(ctx, err, lines.cause())
 	}}, nil
 }
 
@@ -180,13 +181,13 @@ func (c *Command) Run(ctx context.Context) error {
 	if inErr != nil {
 		return fmt.Errorf("reading the input of %s: %w (%s was stopped)", c.display(), inErr, c.display())
 	}
-	if err := c.exitError(ctx, err, errLines.lastLine()); err != nil {
+	if err := c.exitError(ctx, err, errLines.cause()); err != nil {
 		return err
 	}
 	// A restore tool that exits successfully without having read its
 	// input to the end has not loaded all of it.
 	if in != nil && !in.eof.Load() {
-		return &CommandError{Name: c.display(), Status: "it stopped reading its input before the end, and exited with status 0", LastLine: errLines.lastLine()}
+		return &CommandError{Name: c.display(), Status: "it stopped reading its input before the end, and exited with status 0", LastLine: errLines.cause()}
 	}
 	return nil
 }
@@ -271,10 +272,27 @@ const maxLine = 4096
 // "\tIs the server running on that host…?"), and the hint alone does not
 // say what went wrong.
 type lineWriter struct {
-	mu   sync.Mutex
-	fn   func(string)
-	buf  []byte
-	last string
+	mu  sync.Mutex
+	fn  func(string)
+	buf []byte
+	// last and prev are the last two messages (a line with its indented
+	// continuation); firstErr is the first message that reports an error,
+	// with the "detail:" message after it (errOpen: it takes the
+	// continuation of the message being read).
+	last, prev, firstErr string
+	errOpen, detailDone  bool
+}
+
+// errorWord finds a message that reports an error: "pg_dump: error:",
+// "ERROR:  relation …", "ERROR 1045 (28000)", "FATAL:", "Parse error".
+var errorWord = regexp.MustCompile(`(?i)\b(error|fatal|panic)\b`)
+
+// appendBounded adds a continuation to a message, up to maxLine bytes.
+func appendBounded(msg, sep, text string) string {
+	if len(msg) >= maxLine {
+		return msg
+	}
+	return msg + sep + text
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -300,10 +318,21 @@ func (w *lineWriter) emit(b []byte) {
 	line := strings.TrimRight(string(b), "\r")
 	switch text := strings.TrimSpace(line); {
 	case text == "":
-	case w.last != "" && (line[0] == ' ' || line[0] == '\t') && len(w.last) < maxLine:
-		w.last += " " + text
+	case w.last != "" && (line[0] == ' ' || line[0] == '\t'):
+		w.last = appendBounded(w.last, " ", text)
+		if w.errOpen {
+			w.firstErr = appendBounded(w.firstErr, " ", text)
+		}
 	default:
-		w.last = text
+		w.prev, w.last = w.last, text
+		switch {
+		case w.firstErr == "" && errorWord.MatchString(text):
+			w.firstErr, w.errOpen = text, true
+		case w.errOpen && !w.detailDone && strings.Contains(strings.ToLower(text), "detail:"):
+			w.firstErr, w.detailDone = appendBounded(w.firstErr, "; ", text), true
+		default:
+			w.errOpen = false
+		}
 	}
 	if w.fn != nil {
 		w.fn(line)
@@ -319,10 +348,23 @@ func (w *lineWriter) flush() {
 	}
 }
 
-func (w *lineWriter) lastLine() string {
+// cause is the message an error quotes from the program's standard error:
+// the first that reports an error, with its detail (the root cause: what
+// follows is often its consequences, such as psql's CONTEXT line or
+// pg_dumpall's "pg_dump failed"); else the last message, unless that is
+// only a pointer to --help.
+func (w *lineWriter) cause() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.last
+	msg := w.last
+	switch {
+	case w.firstErr != "":
+		msg = w.firstErr
+	case w.prev != "" && strings.HasPrefix(w.last, "Try '") && strings.Contains(w.last, "--help"):
+		msg = w.prev
+	}
+	// The caller adds "; …" after it.
+	return strings.TrimRight(msg, "; ")
 }
 
 // ToolVersion returns the first line a program prints for --version, or ""

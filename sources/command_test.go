@@ -162,11 +162,37 @@ func TestLastLineKeepsCause(t *testing.T) {
 	w.Write([]byte("\tIs the server running on that host and accepting TCP/IP connections?\n\n"))
 	w.flush()
 	want := `pg_dump: error: connection to server at "127.0.0.1", port 5433 failed: Connection refused Is the server running on that host and accepting TCP/IP connections?`
-	if got := w.lastLine(); got != want {
+	if got := w.cause(); got != want {
 		t.Errorf("last line %q, want %q", got, want)
 	}
-	w.Write([]byte("mariadb-dump: Got error: 1045\n"))
-	if got := w.lastLine(); got != "mariadb-dump: Got error: 1045" {
-		t.Errorf("a new message does not replace the last: %q", got)
+}
+
+// TestCauseIsFirstError: an error quotes the first message that reports
+// an error, with its detail, not the consequences printed after it; without
+// one, the last message that is not a pointer to --help.
+func TestCauseIsFirstError(t *testing.T) {
+	for _, c := range []struct{ stderr, want string }{
+		{"pg_dump: error: Dumping the contents of table \"big\" failed: PQgetResult() failed.\n" +
+			"pg_dump: detail: Error message from server: FATAL:  terminating connection due to administrator command\n" +
+			"pg_dump: detail: Command was: COPY public.big (id, s, r) TO stdout;\n" +
+			"pg_dumpall: error: pg_dump failed on database \"big\", exiting\n",
+			`pg_dump: error: Dumping the contents of table "big" failed: PQgetResult() failed.; pg_dump: detail: Error message from server: FATAL:  terminating connection due to administrator command`},
+		{"psql:<stdin>:40: ERROR:  new row for relation \"aat\" violates check constraint \"aat_x_check\"\n" +
+			"DETAIL:  Failing row contains (1).\nCONTEXT:  COPY aat, line 1: \"1\"\n",
+			`psql:<stdin>:40: ERROR:  new row for relation "aat" violates check constraint "aat_x_check"; DETAIL:  Failing row contains (1).`},
+		{"psql:<stdin>:12: ERROR:  role \"app\" does not exist\npsql:<stdin>:90: WARNING:  there is no transaction in progress\n",
+			`psql:<stdin>:12: ERROR:  role "app" does not exist`},
+		{"ERROR 1045 (28000): Access denied for user 'x'@'localhost' (using password: YES)\n",
+			`ERROR 1045 (28000): Access denied for user 'x'@'localhost' (using password: YES)`},
+		{"tar: You must specify one of the '-Acdtrux', '--delete' or '--test-label' options\nTry 'tar --help' or 'tar --usage' for more information.\n",
+			`tar: You must specify one of the '-Acdtrux', '--delete' or '--test-label' options`},
+		{"dumping...\nout of disk space;\n", "out of disk space"},
+	} {
+		var w lineWriter
+		w.Write([]byte(c.stderr))
+		w.flush()
+		if got := w.cause(); got != c.want {
+			t.Errorf("cause of\n%s= %q\nwant %q", c.stderr, got, c.want)
+		}
 	}
 }
