@@ -151,7 +151,7 @@ func (l *Loader) Load(ctx context.Context, id repo.ID) (*Snapshot, error) {
 	if sealed == nil || err != nil {
 		sealed, err = l.r.Backend().Load(ctx, h, 0, 0)
 		if err != nil {
-			return nil, fmt.Errorf("load snapshot %s: %w", id.Short(), err)
+			return nil, &LoadError{ID: id, Err: err}
 		}
 		if plain, err = l.r.OpenObject(h, sealed); err != nil {
 			return nil, err
@@ -169,6 +169,16 @@ func (l *Loader) Load(ctx context.Context, id repo.ID) (*Snapshot, error) {
 	}
 	return sn, nil
 }
+
+// LoadError is a snapshot document that could not be read from the
+// repository (not one that was read and is corrupt: repo.CorruptError).
+type LoadError struct {
+	ID  repo.ID
+	Err error
+}
+
+func (e *LoadError) Error() string { return fmt.Sprintf("load snapshot %s: %v", e.ID.Short(), e.Err) }
+func (e *LoadError) Unwrap() error { return e.Err }
 
 // listWorkers is how many snapshot documents List reads at once.
 const listWorkers = 8

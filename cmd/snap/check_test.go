@@ -204,6 +204,37 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	sameTree(t, src, filepath.Join(tr.dir, "out", src))
 }
 
+// TestSnapshotThatIsNotAFile: a snapshot document replaced by a directory
+// is named by check, and prune refuses to run (it used to be left out of
+// the listing, and prune deleted its data); moved elsewhere and linked, it
+// is a snapshot like any other.
+func TestSnapshotThatIsNotAFile(t *testing.T) {
+	tr, src := checkRepo(t)
+	var list []snapshotJSON
+	if err := jsonUnmarshal(tr.mustRun("list", "--json").stdout, &list); err != nil || len(list) != 2 {
+		t.Fatalf("list: %v", err)
+	}
+	p := filepath.Join(tr.repo, "snapshots", list[0].ID)
+	moved := filepath.Join(tr.dir, "moved-doc")
+	must(t, os.Rename(p, moved))
+	must(t, os.Mkdir(p, 0o700))
+	os.RemoveAll(tr.cache)
+	if res := tr.run("check"); res.code != exitFatal || !strings.Contains(res.stderr, "not a regular file (a directory)") || !strings.Contains(res.stderr, "snap forget "+list[0].ID) {
+		t.Fatalf("check with a snapshot that is a directory: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("prune", "--instant", "--max-unused", "0"); res.code == 0 || !strings.Contains(res.stderr, "cannot be read") {
+		t.Fatalf("prune with a snapshot that is a directory: exit %d: %s", res.code, res.stderr)
+	}
+	must(t, os.Remove(p))
+	must(t, os.Symlink(moved, p))
+	os.RemoveAll(tr.cache)
+	tr.mustRun("check", "--read-data")
+	tr.mustRun("restore", list[0].ID, "--target", filepath.Join(tr.dir, "out"))
+	if _, err := os.Stat(filepath.Join(tr.dir, "out", src)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCheckUnusedDeltaWithoutBase: prune keeps a delta's bases only while
 // some snapshot uses the delta, so a pack it keeps may hold a delta whose
 // base is gone. That is not damage: check --read-data passes (with a note),

@@ -212,8 +212,12 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 	for _, le := range errs {
 		obj := "snapshots"
 		var ce *repo.CorruptError
-		if errors.As(le, &ce) {
+		var lerr *snapshot.LoadError
+		switch {
+		case errors.As(le, &ce):
 			obj = ce.Object
+		case errors.As(le, &lerr):
+			obj = repo.Handle{Type: repo.SnapshotFile, Name: lerr.ID.String()}.String()
 		}
 		name := strings.TrimPrefix(obj, "snapshots/")
 		ck.AddProblem(index.Problem{Kind: "unreadable_snapshot", Object: obj, Message: le.Error(),

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -165,7 +166,7 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 		defer b.packs.put(of)
 		f = of.f
 	} else {
-		f, err = os.Open(p)
+		f, err = openRegular(p)
 		if err != nil {
 			return nil, wrapNotFound(h, err)
 		}
@@ -196,6 +197,47 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 		err = io.ErrUnexpectedEOF
 	}
 	return nil, fmt.Errorf("load %s at %d+%d: %w", h, offset, length, err)
+}
+
+// ErrNotRegular marks a repository object whose name holds something else
+// than a regular file (a directory, a FIFO, a device), also through a
+// symlink, which is followed: an admin may have moved files or data/xx
+// directories to another disk and linked them.
+var ErrNotRegular = errors.New("not a regular file")
+
+// openRegular opens path for reading if it is, or leads to, a regular file.
+// O_NONBLOCK keeps a FIFO planted under an object's name from blocking the
+// open for ever; it has no effect on regular files.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w (%s); a repository holds only files: put the file itself there, or move this out of the way", ErrNotRegular, fileKind(fi.Mode()))
+	}
+	return f, nil
+}
+
+// fileKind names a file mode's type for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "type " + m.Type().String()
 }
 
 // Stat returns the file's size.
@@ -240,17 +282,28 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 		}
 		for _, e := range entries {
 			name := e.Name()
-			if strings.HasPrefix(name, tempPrefix) || !e.Type().IsRegular() || !repo.ValidName(name) {
+			if strings.HasPrefix(name, tempPrefix) || !repo.ValidName(name) {
 				continue
 			}
-			fi, err := e.Info()
+			// Whatever holds an object's name is listed: a symlink is
+			// followed, and anything else (a directory, a FIFO, a
+			// dangling symlink) is listed with size 0, so that check
+			// names it when it cannot be read and prune, which lists
+			// snapshots to learn what is in use, stops rather than
+			// take one for absent and delete its data.
+			fi, err := os.Stat(filepath.Join(d, name))
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed while listing
-			}
-			if err != nil {
+				if _, lerr := os.Lstat(filepath.Join(d, name)); errors.Is(lerr, fs.ErrNotExist) {
+					continue // removed while listing
+				}
+			} else if err != nil {
 				return fmt.Errorf("list %s: %w", t, err)
 			}
-			if err := fn(name, fi.Size()); err != nil {
+			size := int64(0)
+			if err == nil && fi.Mode().IsRegular() {
+				size = fi.Size()
+			}
+			if err := fn(name, size); err != nil {
 				return err
 			}
 		}
@@ -267,9 +320,19 @@ func (b *Backend) packDirs() ([]string, error) {
 	}
 	var dirs []string
 	for _, s := range subs {
-		if s.IsDir() && len(s.Name()) == 2 {
-			dirs = append(dirs, filepath.Join(data, s.Name()))
+		if len(s.Name()) != 2 {
+			continue
 		}
+		p := filepath.Join(data, s.Name())
+		if s.Type()&fs.ModeSymlink != 0 {
+			// A data/xx moved to another disk and linked.
+			if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("%s is a symlink that does not lead to a directory; put the directory back, or move the link out of the way", p)
+			}
+		} else if !s.IsDir() {
+			continue
+		}
+		dirs = append(dirs, p)
 	}
 	return dirs, nil
 }

@@ -325,3 +325,71 @@ func TestLoadRefusesHugeFile(t *testing.T) {
 		t.Fatalf("load of a 1 TiB file: %v", err)
 	}
 }
+
+// TestNonRegularObjects: whatever holds an object's name is listed. A
+// symlink (to a file, or a data/xx directory moved to another disk) is
+// followed and reads like the file; a directory, a FIFO or a dangling
+// symlink is listed with size 0, and reading it fails with ErrNotRegular
+// (the FIFO without blocking), so that nothing takes such an object for
+// absent.
+func TestNonRegularObjects(t *testing.T) {
+	be, dir := newBackend(t)
+	ctx := context.Background()
+	elsewhere := t.TempDir()
+	data := []byte("snapshot document")
+	linked := repo.Hash(data).String()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(elsewhere, "doc"), data, 0o600))
+	snaps := filepath.Join(dir, string(repo.SnapshotFile))
+	must(os.Symlink(filepath.Join(elsewhere, "doc"), filepath.Join(snaps, linked)))
+	asDir, asFIFO, dangling := strings.Repeat("d1", 32), strings.Repeat("f1", 32), strings.Repeat("e1", 32)
+	must(os.Mkdir(filepath.Join(snaps, asDir), 0o700))
+	must(unix.Mkfifo(filepath.Join(snaps, asFIFO), 0o600))
+	must(os.Symlink(filepath.Join(elsewhere, "gone"), filepath.Join(snaps, dangling)))
+
+	listed := map[string]int64{}
+	must(be.List(ctx, repo.SnapshotFile, func(name string, size int64) error { listed[name] = size; return nil }))
+	want := map[string]int64{linked: int64(len(data)), asDir: 0, asFIFO: 0, dangling: 0}
+	if len(listed) != len(want) {
+		t.Errorf("listed %v, want %v", listed, want)
+	}
+	for name, size := range want {
+		if got, ok := listed[name]; !ok || got != size {
+			t.Errorf("%s listed with size %d (%v), want %d", name[:4], got, ok, size)
+		}
+	}
+	if got, err := be.Load(ctx, repo.Handle{Type: repo.SnapshotFile, Name: linked}, 0, 0); err != nil || string(got) != string(data) {
+		t.Errorf("Load through a symlink: %q, %v", got, err)
+	}
+	for _, name := range []string{asDir, asFIFO} {
+		if _, err := be.Load(ctx, repo.Handle{Type: repo.SnapshotFile, Name: name}, 0, 0); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("Load of %s: %v, want ErrNotRegular", name[:4], err)
+		}
+	}
+
+	// A data/xx directory that is a symlink to a directory elsewhere.
+	pack := []byte("pack bytes")
+	ph := repo.Handle{Type: repo.PackFile, Name: repo.Hash(pack).String()}
+	moved := filepath.Join(elsewhere, "data-xx")
+	must(os.Mkdir(moved, 0o700))
+	must(os.WriteFile(filepath.Join(moved, ph.Name), pack, 0o600))
+	sub := filepath.Join(dir, string(repo.PackFile), ph.Name[:2])
+	must(os.RemoveAll(sub))
+	must(os.Symlink(moved, sub))
+	found := false
+	must(be.List(ctx, repo.PackFile, func(name string, size int64) error {
+		found = found || (name == ph.Name && size == int64(len(pack)))
+		return nil
+	}))
+	if !found {
+		t.Error("a pack in a symlinked data/xx directory is not listed")
+	}
+	if got, err := be.Load(ctx, ph, 2, 3); err != nil || string(got) != "ck " {
+		t.Errorf("Load of a pack in a symlinked directory: %q, %v", got, err)
+	}
+}
