@@ -73,7 +73,9 @@ func (d *Database) mysqlDump() (Command, error) {
 	if err != nil {
 		return Command{}, fmt.Errorf("%s: %v; install the MariaDB or MySQL client", d, err)
 	}
-	args := append(d.mysqlConnArgs(), "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
+	// --comments: the completion check needs the dump's last comment,
+	// which an option file's skip-comments would leave out.
+	args := append(d.mysqlConnArgs(), "--comments", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
 		"--skip-dump-date", "--no-tablespaces", "--default-character-set=utf8mb4")
 	if d.All {
 		args = append(args, "--all-databases")
@@ -151,6 +153,17 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		return c.Run(ctx)
 	}
 	if all {
+		// Its script replaces each table, view and routine it holds,
+		// and leaves what it does not hold: into a server that has
+		// databases of its own, only with Replace.
+		dbs, err := d.mysqlQuery(ctx, "SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY SCHEMA_NAME SEPARATOR ', ') FROM information_schema.SCHEMATA "+
+			"WHERE SCHEMA_NAME NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys');\n")
+		if err != nil {
+			return false, fmt.Errorf("%s: list the server's databases: %w", d, err)
+		}
+		if dbs != "" && dbs != "NULL" && !o.Replace {
+			return false, fmt.Errorf("the server %s already holds databases (%s): load the whole-server dump into a new server, or give --replace to load it over them (each table, view and routine it holds replaces the server's; what it lacks stays)", d, dbs)
+		}
 		return false, load("")
 	}
 	exists, objects, err := d.mysqlObjects(ctx)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 )
 
@@ -57,6 +58,10 @@ func (d *Database) psql(ctx context.Context, db string, vars []string, script st
 	return strings.TrimSpace(out.String()), nil
 }
 
+// pgRoleExists is the error a whole-server dump's CREATE ROLE gives for a
+// role the server has: expected, as pg_dumpall's documentation says.
+var pgRoleExists = regexp.MustCompile(`ERROR:\s+role ".*" already exists`)
+
 // pgMaintenanceDB is where CREATE and DROP DATABASE are run from.
 const pgMaintenanceDB = "postgres"
 
@@ -92,13 +97,41 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// documentation says, errors about objects that already exist (the
 		// role running the restore, to begin with) are expected: they are
 		// reported, and the script goes on.
-		db := d.Name
-		if db == "" {
-			db = pgMaintenanceDB
+		// Its script creates databases and loads their tables without
+		// dropping anything: over databases of the same names it would
+		// add its rows to theirs. It goes into a server without any.
+		dbs, err := d.psql(ctx, pgMaintenanceDB, nil, "SELECT string_agg(quote_ident(datname), ', ' ORDER BY datname) FROM pg_catalog.pg_database WHERE NOT datistemplate AND datname <> 'postgres';\n")
+		if err != nil {
+			return false, fmt.Errorf("%s: list the server's databases: %w (%w)", d, err, ErrUnchanged)
+		}
+		if dbs != "" {
+			return false, fmt.Errorf("the server %s already holds databases (%s), and a whole-server dump is loaded into a server without databases of its own: its script would add its rows to their tables; load it into a new server (initdb), drop those databases first, or restore single databases from single-database dumps (%w)", d, dbs, ErrUnchanged)
+		}
+		db := pgMaintenanceDB
+		// Errors are expected only for roles that exist already (the one
+		// running the restore, to begin with); any other failed
+		// statement fails the restore, after the script has run.
+		var failed int
+		var first string
+		stderr := func(line string) {
+			if strings.Contains(line, "ERROR:") && !pgRoleExists.MatchString(line) {
+				if failed++; failed == 1 {
+					first = strings.TrimSpace(line)
+				}
+			}
+			if o.Stderr != nil {
+				o.Stderr(line)
+			}
 		}
 		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(db)},
-			Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
-		return false, c.Run(ctx)
+			Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: stderr, Stdout: o.Stdout}
+		if err := c.Run(ctx); err != nil {
+			return false, err
+		}
+		if failed > 0 {
+			return false, fmt.Errorf("%d statement(s) of the whole-server dump failed (the first: %s); the server holds what the others made", failed, first)
+		}
+		return false, nil
 	}
 	name := "name=" + d.Name
 	n, err := d.psql(ctx, pgMaintenanceDB, []string{name}, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n")

@@ -162,3 +162,66 @@ func TestMariaDBRestoreInterruptedAtCreate(t *testing.T) {
 		t.Errorf("the empty database %s made for the restore is left", restored)
 	}
 }
+
+// TestMariaDBWholeServer: a whole-server dump (?all, here of what a user
+// restricted to the test's databases sees) goes back into a server only
+// with --replace when the server has databases, never --to one database,
+// and --replace brings the database back to its state in the dump.
+func TestMariaDBWholeServer(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	user := db + "_u"
+	const secret = "whole-server-pw"
+	my.mustQuery("", "CREATE USER '"+user+"'@'%' IDENTIFIED BY '"+secret+"'; GRANT ALL ON `"+db+"%`.* TO '"+user+"'@'%';")
+	t.Cleanup(func() { _, _ = my.query("", "DROP USER IF EXISTS '"+user+"'@'%';") })
+	// The user owns the code it creates, so its dumps include it.
+	asUser := &testServer{t: t, kind: "mysql", base: &url.URL{Scheme: "mysql", Host: my.base.Host, User: url.User(user)}}
+	if _, err := asUser.query(db, mysqlSchema, "MYSQL_PWD="+secret); err != nil {
+		t.Fatalf("set up the test database: %v", err)
+	}
+	want := my.mustQuery(db, mysqlState)
+	server := *my.base
+	server.User = url.UserPassword(user, secret)
+	server.Path = "/"
+	all := server
+	all.RawQuery = "all"
+	tr.mustRun("create", "--db", all.String())
+	my.mustQuery(db, "INSERT INTO notes (body) VALUES ('after the snapshot');")
+
+	named := server
+	named.Path = "/" + db + "_x"
+	if res := tr.run("restore", "latest", "--db", "all.sql", "--to", named.String()); res.code != exitUsage || !strings.Contains(res.stderr, "whole server") {
+		t.Errorf("restore of a whole-server dump --to a database: exit %d: %s", res.code, res.stderr)
+	}
+	res := tr.run("restore", "latest", "--db", "all.sql", "--to", server.String())
+	if res.code != exitFatal || !strings.Contains(res.stderr, "already holds databases ("+db+")") || !strings.Contains(res.stderr, "--replace") {
+		t.Errorf("restore of a whole-server dump into a server with databases: exit %d: %s", res.code, res.stderr)
+	}
+	if got := my.mustQuery(db, mysqlState); got == want {
+		t.Fatal("the refused restore changed the database")
+	}
+	tr.mustRun("restore", "latest", "--db", "all.sql", "--to", server.String(), "--replace")
+	if got := my.mustQuery(db, mysqlState); got != want {
+		t.Errorf("after restore --replace of the whole-server dump:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestMariaDBOptionFileSkipComments: an option file that turns the dump's
+// comments off does not make every dump look incomplete (the completion
+// check reads the dump's last comment).
+func TestMariaDBOptionFileSkipComments(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery(db, "CREATE TABLE t (x INT); INSERT INTO t VALUES (1);")
+	cnf := filepath.Join(tr.dir, "my.cnf")
+	writeFile(t, cnf, []byte("[mysqldump]\nskip-comments\n[mariadb-dump]\nskip-comments\n"))
+	u := *my.base
+	u.Path = "/" + db
+	u.RawQuery = "defaults-extra-file=" + url.QueryEscape(cnf)
+	tr.mustRun("create", "--db", u.String())
+	if out := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout; !strings.Contains(out, "INSERT INTO `t` VALUES") {
+		t.Errorf("dump lacks the table's row:\n%s", out)
+	}
+}

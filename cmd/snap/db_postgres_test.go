@@ -223,6 +223,34 @@ func TestPostgresAllDatabases(t *testing.T) {
 	if !strings.Contains(tr.mustRun("list", "--json").stdout, `"tool": "pg_dumpall"`) {
 		t.Fatal("list --json does not record pg_dumpall")
 	}
+	// A whole-server dump goes into a server, not into one database, and
+	// only into a server without databases of its own: this one has.
+	if res := tr.run("restore", "latest", "--db", "all.sql", "--to", pg.url(db+"_x")); res.code != exitUsage || !strings.Contains(res.stderr, "whole server") {
+		t.Errorf("restore of a whole-server dump --to a database: exit %d: %s", res.code, res.stderr)
+	}
+	res = tr.run("restore", "latest", "--db", "all.sql")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "already holds databases (") || !strings.Contains(res.stderr, db) {
+		t.Errorf("restore of a whole-server dump into a server with databases: exit %d: %s", res.code, res.stderr)
+	}
+	// Into an empty server (a psql that says so), a statement that fails
+	// fails the restore; a role that exists already does not.
+	shims := filepath.Join(tr.dir, "shims")
+	writeScript(t, filepath.Join(shims, "psql"), `case " $* " in
+*" -A -t "*) cat >/dev/null; echo ;;
+*) cat >/dev/null
+   echo 'psql:<stdin>:14: ERROR:  role "postgres" already exists' >&2
+   [ -n "$FAIL_STATEMENT" ] && echo 'psql:<stdin>:90: ERROR:  relation "public.t" already exists' >&2
+   exit 0 ;;
+esac
+`)
+	path := "PATH=" + shims + ":" + os.Getenv("PATH")
+	if res := tr.runEnv([]string{path}, nil, "restore", "latest", "--db", "all.sql"); res.code != 0 {
+		t.Errorf("whole-server restore with only an existing role: exit %d: %s", res.code, res.stderr)
+	}
+	res = tr.runEnv([]string{path, "FAIL_STATEMENT=1"}, nil, "restore", "latest", "--db", "all.sql")
+	if res.code != exitFatal || !strings.Contains(res.stderr, `1 statement(s) of the whole-server dump failed (the first: psql:<stdin>:90: ERROR:  relation "public.t" already exists)`) {
+		t.Errorf("whole-server restore with a failed statement: exit %d: %s", res.code, res.stderr)
+	}
 }
 
 // TestPostgresReplaceInterrupted stops `restore --replace` while psql is
