@@ -186,10 +186,18 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		if created {
-			// Leave nothing half-made behind (the load itself was rolled back).
+			// Leave nothing half-made behind, also what a dump's own
+			// COMMIT made lasting (below).
 			if _, derr := d.psql(context.WithoutCancel(ctx), pgMaintenanceDB, []string{"name=" + into}, pgDropDatabase); derr != nil {
-				return false, fmt.Errorf("%w; the empty database %s it was loaded into is left: drop it by hand (%v)", err, into, derr)
+				return false, fmt.Errorf("%w; the database %s it was loaded into is left: drop it by hand (%v)", err, into, derr)
 			}
+			return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
+		}
+		// The existing empty database is as it was only if the one
+		// transaction held the whole load: pg_dump writes its own BEGIN
+		// and COMMIT around large objects, which commit what came before.
+		if objects, qerr := d.psql(context.WithoutCancel(ctx), into, nil, pgUserObjects); qerr != nil || objects != "0" {
+			return false, fmt.Errorf("%w; the database %s now holds part of the dump (a dump with large objects commits its first part on its own): empty it, or restore into a new database with --to", err, into)
 		}
 		return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
 	}

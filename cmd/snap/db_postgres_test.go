@@ -378,3 +378,37 @@ esac
 	}
 	return out.String()
 }
+
+// TestPostgresLargeObjectsLoadNotRolledBack: pg_dump writes its own BEGIN
+// and COMMIT around large objects, which commits the part of the load
+// before them. A load into an existing empty database that fails after
+// that (a GRANT to a role the server lacks) says the database holds part
+// of the dump, not that the load was rolled back; into a database the
+// restore creates, it is dropped again.
+func TestPostgresLargeObjectsLoadNotRolledBack(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	role := db + "_r"
+	pg.mustQuery(db, `CREATE ROLE "`+role+`";
+CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);
+SELECT lo_from_bytea(0, '\x00ff00');
+GRANT SELECT ON t TO "`+role+`";`)
+	tr.mustRun("create", "--db", pg.url(db))
+	pg.mustQuery(db, `REVOKE SELECT ON t FROM "`+role+`"; DROP ROLE "`+role+`";`)
+
+	empty := db + "_empty"
+	pg.createDatabase(empty)
+	res := tr.run("restore", "latest", "--db", db, "--to", pg.url(empty))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "now holds part of the dump") || strings.Contains(res.stderr, "rolled back") {
+		t.Errorf("failed load into an existing empty database: exit %d: %s", res.code, res.stderr)
+	}
+	fresh := db + "_fresh"
+	res = tr.run("restore", "latest", "--db", db, "--to", pg.url(fresh))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "rolled back") {
+		t.Errorf("failed load into a new database: exit %d: %s", res.code, res.stderr)
+	}
+	if n := pg.mustQuery("postgres", "SELECT count(*) FROM pg_database WHERE datname = '"+fresh+"'"); strings.TrimSpace(n) != "0" {
+		t.Errorf("the database made for the failed load is left")
+	}
+}
