@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -121,6 +122,9 @@ func mysqlString(s string) string {
 // mysqlIdent quotes an identifier.
 func mysqlIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
+// mysqlWord is a character set's or a collation's name.
+var mysqlWord = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
 // mysqlObjects says whether d's database exists ("0" or "1") and how many
 // tables, views, routines and events it holds.
 func (d *Database) mysqlObjects(ctx context.Context) (exists, objects string, err error) {
@@ -171,9 +175,22 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		return false, fmt.Errorf("%s: check whether the database exists: %w", d, err)
 	}
 	create := exists == "0"
+	// The database's defaults: utf8mb4 for a new one; a replaced one
+	// keeps its own (a latin1 database stays latin1).
+	charset := " CHARACTER SET utf8mb4"
 	if exists != "0" && objects != "0" {
 		if !o.Replace {
 			return false, fmt.Errorf("database %s %w; restore into another one with --to, or replace it with --replace", d, ErrNotEmpty)
+		}
+		out, err := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
+		if err != nil {
+			return false, fmt.Errorf("%s: read the database's character set: %w", d, err)
+		}
+		// Names of character sets and collations are words; anything
+		// else (a server that answers strangely) keeps utf8mb4 rather
+		// than make CREATE DATABASE fail after the DROP.
+		if cs, coll, ok := strings.Cut(out, "\t"); ok && mysqlWord.MatchString(cs) && mysqlWord.MatchString(coll) {
+			charset = " CHARACTER SET " + cs + " COLLATE " + coll
 		}
 		if _, err := d.mysqlQuery(ctx, "DROP DATABASE "+mysqlIdent(d.Name)+";\n"); err != nil {
 			return false, fmt.Errorf("%s: drop database: %w", d, err)
@@ -181,7 +198,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		create = true
 	}
 	if create {
-		if _, err := d.mysqlQuery(ctx, "CREATE DATABASE "+mysqlIdent(d.Name)+" CHARACTER SET utf8mb4;\n"); err != nil {
+		if _, err := d.mysqlQuery(ctx, "CREATE DATABASE "+mysqlIdent(d.Name)+charset+";\n"); err != nil {
 			if ctx.Err() != nil && exists == "0" {
 				// Stopped, the client may have been killed after the
 				// server created the database: leave no empty one.

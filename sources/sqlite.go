@@ -103,8 +103,9 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	}
 	c := Command{Name: tool, Args: []string{"-bail", "-batch", tmp}, Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
+		// The load went into the temporary file: the target is as it was.
 		removeDB(tmp)
-		return false, err
+		return false, fmt.Errorf("%w (%w)", err, ErrUnchanged)
 	}
 	f, err := os.Open(tmp)
 	if err == nil {
@@ -119,7 +120,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	}
 	if err != nil {
 		removeDB(tmp)
-		return false, fmt.Errorf("%s: %w", d, err)
+		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
 	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
 		if err := os.Remove(d.File + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -225,3 +225,24 @@ func TestMariaDBOptionFileSkipComments(t *testing.T) {
 		t.Errorf("dump lacks the table's row:\n%s", out)
 	}
 }
+
+// TestMariaDBReplaceKeepsCharset: restore --replace drops and creates the
+// database again; it keeps the old one's default character set and
+// collation (it used to become utf8mb4).
+func TestMariaDBReplaceKeepsCharset(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET latin1 COLLATE latin1_german1_ci;")
+	my.mustQuery(db, "CREATE TABLE t (s VARCHAR(20)); INSERT INTO t VALUES ('Straße');")
+	tr.mustRun("create", "--db", my.url(db))
+	my.mustQuery(db, "INSERT INTO t VALUES ('later');")
+	tr.mustRun("restore", "latest", "--db", db, "--replace")
+	cs := my.mustQuery("", "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+db+"';")
+	if strings.TrimSpace(cs) != "latin1\tlatin1_german1_ci" {
+		t.Errorf("after restore --replace the database's defaults are %q, want latin1, latin1_german1_ci", cs)
+	}
+	if rows := my.mustQuery(db, "SELECT s FROM t;"); strings.TrimSpace(rows) != "Straße" {
+		t.Errorf("rows after restore --replace: %q", rows)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -207,6 +208,51 @@ func TestDatabaseRestoreToolStoppingEarly(t *testing.T) {
 	}
 	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a partly loaded database was put in place: %v", err)
+	}
+}
+
+// TestSQLiteReplaceInterrupted: a restore --replace stopped while sqlite3
+// loads (into a file of its own) leaves the database as it was, and says
+// that nothing was changed (exit 130).
+func TestSQLiteReplaceInterrupted(t *testing.T) {
+	tr := newTestRepo(t)
+	dbFile := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, dbFile, sqliteSchema)
+	tr.mustRun("create", "--db", "sqlite://"+dbFile)
+	sqliteQuery(t, dbFile, "UPDATE accounts SET balance = 0 WHERE id = 1;")
+	before, err := os.ReadFile(dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(tr.dir, "bin")
+	started := filepath.Join(tr.dir, "started")
+	// Loads part of the dump, then waits to be stopped.
+	writeScript(t, filepath.Join(bin, "sqlite3"), `{ head -c 2000; touch `+started+`; sleep 60; cat; } | `+real+` "$@"
+`)
+	cmd, out := tr.start([]string{"PATH=" + bin + ":" + os.Getenv("PATH")}, "restore", "latest", "--db", "app", "--replace")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the load did not start\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, cmd.Process.Signal(os.Interrupt))
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted || !strings.Contains(out.String(), "nothing was changed") {
+		t.Fatalf("interrupted restore: %v, want exit %d saying nothing was changed\n%s", err, exitInterrupted, out)
+	}
+	if after, _ := os.ReadFile(dbFile); !bytes.Equal(after, before) {
+		t.Error("the database file changed")
 	}
 }
 
