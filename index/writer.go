@@ -595,6 +595,31 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return w.err
 }
 
+// SaveProgress is for a run that failed or was stopped: it waits for the
+// uploads under way (the run's cancellation ends them) and writes the index
+// segment for the packs that became durable and have none yet, so that the
+// next run reuses their blobs instead of uploading them again (up to
+// segmentPacks packs, 1 GiB, per interruption). It writes nothing else:
+// open packs are dropped. Blobs it indexes are unreferenced until a later
+// snapshot uses them, and prune removes them if none does.
+func (w *Writer) SaveProgress(ctx context.Context) error {
+	w.uploads.Wait()
+	w.mu.Lock()
+	batch := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	w.writeSegment(ctx, batch)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.pending) > 0 {
+		return w.err // writeSegment put the batch back: its segment failed
+	}
+	return nil
+}
+
 // ReusedPacks returns the packs holding blobs this run relied on: blobs it
 // reused, and the packs it wrote itself. Before committing a snapshot, its
 // creator syncs the index and checks that none of them has been marked for

@@ -115,10 +115,12 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (*Snap
 		return nil, err
 	}
 	if err := c.fetch(ctx, missing); err != nil {
+		saveProgress(ctx, c.w, err)
 		return nil, err
 	}
 	root, err := c.copyTree(ctx, sn.Tree)
 	if err != nil {
+		saveProgress(ctx, c.w, err)
 		return nil, err
 	}
 	if err := c.w.Flush(ctx); err != nil {

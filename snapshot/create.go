@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/user"
 	"path/filepath"
@@ -138,6 +139,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	tree, err := a.run(runCtx, cancelRun, root, parentTree)
 	a.dict.wait() // it stores the dictionary with w: not after Flush
 	if err != nil {
+		saveProgress(ctx, w, err)
 		return nil, err
 	}
 	if err := w.Flush(ctx); err != nil {
@@ -250,6 +252,24 @@ func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, p
 		t, err = LoadTree(ctx, ix, n.Subtree)
 	}
 	return nil
+}
+
+// progressTimeout bounds the index segment written for a stopped run's
+// durable packs: a stopped run should end promptly, even on a slow store.
+const progressTimeout = 15 * time.Second
+
+// saveProgress indexes the packs a failed or stopped run made durable
+// (index.Writer.SaveProgress), so that the next run does not upload them
+// again. Not after a bug, whose state is not trusted; a failure here costs
+// only that reuse.
+func saveProgress(ctx context.Context, w *index.Writer, runErr error) {
+	var bug *repo.PanicError
+	if errors.As(runErr, &bug) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), progressTimeout)
+	defer cancel()
+	_ = w.SaveProgress(ctx)
 }
 
 // confirmReused syncs the index and makes sure that every pack this run

@@ -272,7 +272,7 @@ func printError(e *env, args []string, command string, err error, code int) {
 			stack = bug.Stack
 		}
 	}
-	if code == exitInterrupted && !strings.Contains(msg, "repository is consistent") && !strings.Contains(msg, "repository is untouched") {
+	if code == exitInterrupted && !strings.Contains(msg, "is consistent") && !strings.Contains(msg, "are consistent") && !strings.Contains(msg, "repository is untouched") {
 		if noLockCommands[command] {
 			msg += "; the repository is untouched" // a command that only reads it
 		} else {

@@ -389,7 +389,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 // interrupted turns an error caused by Ctrl-C into the documented message.
 func interrupted(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is reclaimed by 'snap prune')", errInterrupted)
+		return fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is used by the next create, or reclaimed by 'snap prune')", errInterrupted)
 	}
 	return err
 }

@@ -300,3 +300,29 @@ func TestStreamsOnlyParent(t *testing.T) {
 		t.Errorf("diff latest does not show the changed stream:\n%s", res.stdout)
 	}
 }
+
+// TestFailedCreateKeepsUploadedPacks: the packs a failed create made
+// durable are indexed (SaveProgress), so the next create reuses their
+// blobs instead of uploading them again.
+func TestFailedCreateKeepsUploadedPacks(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	big := make([]byte, 48<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "big.bin"), big)
+	// The command fails once the file is in packs.
+	res := tr.run("create", src, "--command", "late.txt", "--", "sh", "-c", "sleep 4; exit 1")
+	if res.code != 1 || tr.snapshotCount() != 0 {
+		t.Fatalf("create with a failing command: exit %d, %d snapshots\n%s", res.code, tr.snapshotCount(), res.stderr)
+	}
+	sum, res := tr.createJSON(nil, nil, src)
+	if sum == nil {
+		t.Fatalf("create: exit %d\n%s", res.code, res.stderr)
+	}
+	if added := sum["added_raw_bytes"].(float64); added > 24<<20 {
+		t.Errorf("the create after a failed one added %.0f bytes of 48 MiB: the failed run's packs were not reused", added)
+	}
+	tr.mustRun("check", "--read-data")
+}
