@@ -309,3 +309,26 @@ func TestRepairDamagedTrailer(t *testing.T) {
 	tr.mustRun("check", "--read-data")
 	tr.mustRun("restore", "latest", "--target", filepath.Join(tr.dir, "r2"))
 }
+
+// TestRepositoryMissingConfigOrKeys: a repository that lost its config or
+// its keys/ directory is damaged, not absent: exit 1 with a line saying
+// what is missing, not exit 10 advising 'snap init'.
+func TestRepositoryMissingConfigOrKeys(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("data"))
+	tr.mustRun("create", src)
+	for _, c := range []struct{ name, want string }{
+		{"config", "but no config file: the repository is damaged"},
+		{"keys", "has no keys/ directory: the repository is damaged"},
+	} {
+		p := filepath.Join(tr.repo, c.name)
+		must(t, os.Rename(p, p+".away"))
+		res := tr.run("list")
+		if res.code != exitFatal || !strings.Contains(res.stderr, c.want) || strings.Contains(res.stderr, "snap init") {
+			t.Errorf("without %s: exit %d: %s", c.name, res.code, res.stderr)
+		}
+		must(t, os.Rename(p+".away", p))
+	}
+	tr.mustRun("list")
+}

@@ -39,6 +39,17 @@ func Open(dir string) (*Backend, error) {
 	}
 	if _, err := os.Stat(filepath.Join(abs, "config")); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			// A repository that lost its config is not "no repository":
+			// 'snap init' is not the advice to give there.
+			var parts []string
+			for _, t := range []repo.FileType{repo.KeyFile, repo.PackFile, repo.IndexFile, repo.SnapshotFile} {
+				if fi, err := os.Stat(filepath.Join(abs, string(t))); err == nil && fi.IsDir() {
+					parts = append(parts, string(t)+"/")
+				}
+			}
+			if len(parts) > 0 {
+				return nil, fmt.Errorf("%s holds a repository's %s but no config file: the repository is damaged; put its config back from a copy of the repository", abs, strings.Join(parts, ", "))
+			}
 			return nil, fmt.Errorf("%s: %w (run 'snap init' to create one)", abs, repo.ErrNoRepository)
 		}
 		return nil, fmt.Errorf("open repository %s: %w", abs, err)
