@@ -196,6 +196,10 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	if res := tr.run("prune"); res.code == 0 || !strings.Contains(res.stderr, "cannot be read") {
 		t.Fatalf("prune with a damaged snapshot: exit %d: %s", res.code, res.stderr)
 	}
+	// 'latest' says that it was chosen among the readable snapshots.
+	if res := tr.mustRun("ls", "latest"); !strings.Contains(res.stderr, "latest is snapshot "+list[1].ID[:8]) || !strings.Contains(res.stderr, "chosen among the readable snapshots: 1 snapshot cannot be read") {
+		t.Errorf("ls latest beside an unreadable snapshot: %s", res.stderr)
+	}
 	tr.mustRun("forget", ids[0])
 	tr.mustRun("check")
 	tr.mustRun("prune", "--instant")

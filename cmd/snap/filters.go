@@ -221,7 +221,11 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 		if err != nil {
 			return nil, err
 		}
-		return snapshot.FindAt(sns, when, filterFrom(c))
+		sn, err := snapshot.FindAt(sns, when, filterFrom(c))
+		if err == nil {
+			s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
+		}
+		return sn, err
 	}
 	if err := checkSnapshotRef(ref); err != nil {
 		return nil, err
@@ -234,8 +238,7 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 	if errors.Is(err, snapshot.ErrNoSnapshot) && ref != "latest" {
 		// The snapshot may exist but be unreadable: say so, not "no snapshot".
 		for _, lerr := range s.unreadable {
-			var ce *repo.CorruptError
-			if errors.As(lerr, &ce) && strings.HasPrefix(ce.Object, "snapshots/"+strings.ToLower(ref)) {
+			if strings.HasPrefix(unreadableObject(lerr), "snapshots/"+strings.ToLower(ref)) {
 				return nil, lerr
 			}
 		}
@@ -243,7 +246,34 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("%w", err)
 	}
+	if ref == "latest" {
+		s.warnChosenAmongReadable(sn, "latest")
+	}
 	return sn, nil
+}
+
+// unreadableObject names the snapshot document an error of the listing is
+// about ("snapshots/<id>"), or "".
+func unreadableObject(err error) string {
+	var ce *repo.CorruptError
+	var le *snapshot.LoadError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Object
+	case errors.As(err, &le):
+		return "snapshots/" + le.ID.String()
+	}
+	return ""
+}
+
+// warnChosenAmongReadable says which snapshot 'latest' or --at chose when
+// some could not be read: the newest may be among those, and a restore
+// from an older one must not look like the one that was asked for.
+func (s *session) warnChosenAmongReadable(sn *snapshot.Snapshot, asked string) {
+	if n := len(s.unreadable); n > 0 {
+		s.ui.warnf("%s is snapshot %s of %s, chosen among the readable snapshots: %s cannot be read (above), and may be newer",
+			asked, sn.ID.Short(), localTime(sn.Time), plural(n, "snapshot", "snapshots"))
+	}
 }
 
 // findPath resolves a snapshot argument and the node at path p inside it
