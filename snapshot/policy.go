@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Policy says which snapshots of a group forget keeps. The rules are ORed:
@@ -269,22 +270,36 @@ type GroupKey struct {
 func (k GroupKey) String() string {
 	var parts []string
 	if k.Host != "" {
-		parts = append(parts, "host "+k.Host)
+		parts = append(parts, "host "+quoteControls(k.Host))
 	}
 	if k.Paths != nil {
-		parts = append(parts, "paths "+strings.Join(k.Paths, " "))
+		ps := make([]string, len(k.Paths))
+		for i, p := range k.Paths {
+			ps[i] = quoteControls(p)
+		}
+		parts = append(parts, "paths "+strings.Join(ps, " "))
 	}
 	switch {
 	case k.Tags == nil:
 	case len(k.Tags) == 0:
 		parts = append(parts, "no tags")
 	default:
-		parts = append(parts, "tags "+strings.Join(k.Tags, ","))
+		parts = append(parts, "tags "+quoteControls(strings.Join(k.Tags, ",")))
 	}
 	if len(parts) == 0 {
 		return "all snapshots"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// quoteControls quotes a name that holds a control character (Go's
+// escapes): a host name or path from a snapshot document must not print as
+// two lines, or rewrite the terminal.
+func quoteControls(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // Group is a set of snapshots forget treats together.

@@ -286,3 +286,13 @@ func TestGroupKeyJSON(t *testing.T) {
 		t.Errorf("String: %q", s)
 	}
 }
+
+// TestGroupKeyStringQuotesControls: a host name or path with a newline
+// (from a hostile or damaged snapshot document) prints on one line.
+func TestGroupKeyStringQuotesControls(t *testing.T) {
+	k := GroupKey{Host: "db1\nfake line", Paths: []string{"/srv/a\x1b[2J", "/srv/b"}, Tags: []string{"x"}}
+	want := `host "db1\nfake line", paths "/srv/a\x1b[2J" /srv/b, tags x`
+	if got := k.String(); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
