@@ -68,6 +68,11 @@ func requireConfig(c *cli.Context, e *env) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The one warning run and schedule give (config check gives all):
+	// a timer would run what anyone can write into the file.
+	if msg := writableByOthers(path); msg != "" {
+		newUI(c, e).warnf("%s", msg)
+	}
 	return cfg, nil
 }
 

@@ -215,7 +215,22 @@ func loadConfig(path string) (*Config, []Problem, error) {
 	if err != nil {
 		return nil, nil, usagef("config file %s: %v", path, unwrapOS(err))
 	}
-	return parseConfig(path, string(data))
+	cfg, problems, err := parseConfig(path, string(data))
+	if msg := writableByOthers(path); msg != "" {
+		problems = append(problems, Problem{File: path, Message: msg, Severity: "warning"})
+	}
+	return cfg, problems, err
+}
+
+// writableByOthers warns about a config file that users other than its
+// owner can change: its hooks and commands run as whoever runs the job,
+// root from a system timer. "" when only the owner can write it.
+func writableByOthers(path string) string {
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm()&0o022 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s is writable by others (mode %04o), and the hooks and commands it names run as the user that runs the job: chmod go-w %s", path, st.Mode().Perm(), path)
 }
 
 // parseConfig checks the document's syntax and keys (not the environment:
@@ -881,11 +896,12 @@ func (d *cfgDecoder) passwordFile(at toml.Key, path string) {
 		return
 	}
 	f.Close()
-	if st.Mode().Perm()&0o077 != 0 {
-		d.warnf(key, "%s is readable by others (mode %04o): chmod 600 %s", path, st.Mode().Perm(), path)
-	}
 	if st.Mode()&fs.ModeType != 0 {
 		d.errorf(key, "%s is not a regular file", path)
+		return
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		d.warnf(key, "%s is readable by others (mode %04o): chmod 600 %s", path, st.Mode().Perm(), path)
 	}
 }
 

@@ -363,3 +363,45 @@ func TestConfigMessages(t *testing.T) {
 		t.Errorf("run a a: %d jobs, %v", len(jobs), err)
 	}
 }
+
+// TestConfigWritableByOthers: a config file others can write is a warning
+// (its hooks run as whoever runs the job, root from a system timer), in
+// config check and in snap run; a password file that is a directory is
+// one error, without the advice to chmod it.
+func TestConfigWritableByOthers(t *testing.T) {
+	tr := newTestRepo(t)
+	app := filepath.Join(tr.dir, "app")
+	writeFile(t, filepath.Join(app, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + app + `"]
+`)
+	must(t, os.Chmod(cfg, 0o666))
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	if !strings.Contains(res.stdout+res.stderr, "is writable by others (mode 0666)") {
+		t.Errorf("config check of a world-writable config: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stderr, "warning: "+cfg+" is writable by others") {
+		t.Errorf("run with a world-writable config: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, os.Chmod(cfg, 0o600))
+	if res := tr.runConfig(nil, "run", "--config", cfg); strings.Contains(res.stderr, "writable by others") {
+		t.Errorf("warning for a config only its owner can write: %s", res.stderr)
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snap.toml")
+	writeFile(t, path, []byte("repository = \""+tr.repo+"\"\npassword_file = \""+dir+"\"\n"))
+	must(t, os.Chmod(path, 0o600))
+	c, _, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.checkEnvironment(nil) {
+		got = append(got, p.String())
+	}
+	if all := strings.Join(got, "\n"); !strings.Contains(all, "is not a regular file") || strings.Contains(all, "chmod") {
+		t.Errorf("password_file that is a directory:\n%s", all)
+	}
+}
