@@ -62,10 +62,11 @@ func TestUnitFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := &Job{Name: "app", Schedule: []string{"*-*-* 03:00:00", "Sat 06:00"}, RandomDelay: 10 * time.Minute}
+	// A config path with a newline stays one line in the units' comments.
 	for _, user := range []bool{false, true} {
-		spec := unitSpec{Job: job, Binary: bin, Config: "/etc/snap/100%/snap.toml", User: user}
+		spec := unitSpec{Job: job, Binary: bin, Config: "/etc/snap/100%/new\nline/snap.toml", User: user}
 		svc, tmr := serviceUnit(spec), timerUnit(spec)
-		for _, want := range []string{"Type=oneshot", `ExecStart="` + bin + `" run app --config /etc/snap/100%%/snap.toml`, "Nice=19", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7"} {
+		for _, want := range []string{"Type=oneshot", `ExecStart="` + bin + `" run app --config "/etc/snap/100%%/new\nline/snap.toml"`, "Nice=19", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7", "KillMode=mixed"} {
 			if !strings.Contains(svc, want+"\n") {
 				t.Errorf("service lacks %q:\n%s", want, svc)
 			}

@@ -34,7 +34,7 @@ func timerName(job string) string   { return "snap-" + job + ".timer" }
 // idle, so a busy disk slows the backup down but never starves it.
 func serviceUnit(s unitSpec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, s.Config)
+	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, displayPath(s.Config))
 	fmt.Fprintf(&b, "# Change the job there and run 'snap schedule install %s' again; local\n", s.Job.Name)
 	fmt.Fprintf(&b, "# additions belong in 'systemctl edit %s'.\n", serviceName(s.Job.Name))
 	b.WriteString("[Unit]\n")
@@ -52,7 +52,10 @@ func serviceUnit(s unitSpec) string {
 	b.WriteString("IOSchedulingClass=best-effort\n")
 	b.WriteString("IOSchedulingPriority=7\n")
 	// Ctrl-C and SIGTERM leave the repository consistent; give a prune
-	// in progress time to say so.
+	// in progress time to say so. Stopping signals snap alone, which
+	// stops its hooks and dump tools itself (and runs the post hooks);
+	// whatever is left when the time is up is killed.
+	b.WriteString("KillMode=mixed\n")
 	b.WriteString("TimeoutStopSec=5min\n")
 	return b.String()
 }
@@ -60,7 +63,7 @@ func serviceUnit(s unitSpec) string {
 // timerUnit renders snap-JOB.timer.
 func timerUnit(s unitSpec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, s.Config)
+	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, displayPath(s.Config))
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=snap backup timer for job %s\n", s.Job.Name)
 	b.WriteString("Documentation=man:snap(1)\n")
