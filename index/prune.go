@@ -181,7 +181,7 @@ type locks struct {
 	// stale are the locks of processes taken for dead (not refreshed for
 	// repo.LockStaleAge, or of a process gone on this host), which the
 	// prune disregards and removes before it deletes anything.
-	stale []string
+	stale []repo.LockEntry
 }
 
 // Prune runs one prune (see the comment at the top of this file). The
@@ -323,7 +323,7 @@ func otherLocks(ctx context.Context, r *repo.Repository, own *repo.Lock) (locks,
 			continue
 		}
 		if e.Err == nil && e.Stale {
-			lk.stale = append(lk.stale, e.Name)
+			lk.stale = append(lk.stale, e)
 			continue
 		}
 		lk.others++
@@ -362,11 +362,13 @@ func (pl *planner) removeStaleLocks(ctx context.Context, r *repo.Repository) err
 	if len(pl.lk.stale) == 0 {
 		return nil
 	}
-	for _, name := range pl.lk.stale {
-		if err := r.RemoveLock(ctx, name); err != nil && !errors.Is(err, repo.ErrNotFound) {
-			return fmt.Errorf("remove stale lock %s: %w; nothing was deleted", name[:min(8, len(name))], err)
+	for _, l := range pl.lk.stale {
+		short := l.Name[:min(8, len(l.Name))]
+		if err := r.RemoveLock(ctx, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return fmt.Errorf("remove stale lock %s: %w; nothing was deleted", short, err)
 		}
-		pl.o.Log(fmt.Sprintf("removed stale lock %s", name[:min(8, len(name))]))
+		// The words every command uses for a stale lock it removes.
+		pl.o.Log(fmt.Sprintf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05")))
 	}
 	again, err := otherLocks(ctx, r, pl.o.Lock)
 	if err != nil {

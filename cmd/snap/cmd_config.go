@@ -233,6 +233,8 @@ type keepJSON struct {
 	Tags      []string `json:"tags"`
 	Prune     bool     `json:"prune"`
 	MaxUnused string   `json:"max_unused"`
+	// DeleteDelay is keep.delete_delay as written ("" for prune's default).
+	DeleteDelay string `json:"delete_delay"`
 }
 
 func nonNil(s []string) []string {
@@ -253,7 +255,7 @@ func toJobJSON(j *Job) jobJSON {
 		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, Compression: j.Compression,
 		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), HookTimeoutSeconds: j.HookTimeout.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
 		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,
-			Within: k.Within, Tags: nonNil(k.Tags), Prune: k.Prune, MaxUnused: k.MaxUnused},
+			Within: k.Within, Tags: nonNil(k.Tags), Prune: k.Prune, MaxUnused: k.MaxUnused, DeleteDelay: k.DeleteDelay},
 		Check: j.Check}
 }
 

@@ -74,6 +74,13 @@ func TestStaleLocksAreTakenOver(t *testing.T) {
 	if n := tr.lockCount(); n != 0 {
 		t.Errorf("%d locks left", n)
 	}
+	// A plain prune (shared with backups) removes a crashed create's lock
+	// and says so in the same words.
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: deadPID(t), Command: "create"})
+	res = tr.mustRun("prune")
+	if !strings.Contains(res.stdout+res.stderr, "removed stale lock of pid") {
+		t.Errorf("prune did not report removing the stale lock in the usual words: %s%s", res.stdout, res.stderr)
+	}
 }
 
 func TestLiveLockBlocks(t *testing.T) {
