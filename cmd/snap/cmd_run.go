@@ -390,7 +390,9 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 		o.Host, _ = os.Hostname()
 	}
 	if err := j.excludes().apply(&o.Archive); err != nil {
-		return o, plan, fmt.Errorf("job %s: %w", j.Name, err)
+		// A mistake in the job's exclusions is the config's: exit 2, as
+		// create's for the same flags.
+		return o, plan, usagef("job %s: %v", j.Name, err)
 	}
 	o.Archive.OneFileSystem = j.OneFileSystem
 	if j.SequentialRead {

@@ -622,3 +622,23 @@ func TestRunJobRepository(t *testing.T) {
 		t.Errorf("run --repo stored %d snapshots there, want 1", n)
 	}
 }
+
+// TestRunBadExcludeFileIsUsageError: a job whose exclude file holds what
+// snap does not take fails with exit 2, as create with the same file does.
+func TestRunBadExcludeFileIsUsageError(t *testing.T) {
+	tr := newTestRepo(t)
+	app := filepath.Join(tr.dir, "app")
+	writeFile(t, filepath.Join(app, "f"), []byte("x"))
+	ex := filepath.Join(tr.dir, "excludes")
+	writeFile(t, ex, []byte("!keep.tmp\n"))
+	cfg := tr.writeConfig(`[jobs.a]
+paths = ["` + app + `"]
+exclude_file = ["` + ex + `"]
+`)
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stderr, "negation") {
+		t.Errorf("run with a bad exclude file: exit %d, want %d\n%s", res.code, exitUsage, res.stderr)
+	}
+	if res := tr.run("create", "--exclude-file", ex, app); res.code != exitUsage {
+		t.Errorf("create with a bad exclude file: exit %d, want %d", res.code, exitUsage)
+	}
+}
