@@ -143,7 +143,7 @@ func runRestore(c *cli.Context, e *env) error {
 	sub = path.Clean("/" + sub)
 	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, sub)
 	if err != nil {
-		return err
+		return inSnapshot(sn, err)
 	}
 	t, err := sources.OpenTarget(target)
 	if err != nil {

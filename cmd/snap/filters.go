@@ -285,5 +285,14 @@ func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, s
 	}
 	p = path.Clean("/" + p)
 	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, p)
+	if err != nil {
+		err = inSnapshot(sn, err)
+	}
 	return sn, p, node, err
+}
+
+// inSnapshot names the snapshot a path was looked for in: 'latest' and
+// --at choose one the user did not name.
+func inSnapshot(sn *snapshot.Snapshot, err error) error {
+	return fmt.Errorf("snapshot %s of %s: %w", sn.ID.Short(), localTime(sn.Time), err)
 }

@@ -70,10 +70,14 @@ func TestRoundTrip(t *testing.T) {
 		if got := describe(t, target)["chunk-max"]; !got.same(want["chunk-max"]) {
 			t.Errorf("single file: %+v, want %+v", got, want["chunk-max"])
 		}
-		// A path that does not exist is a clear error.
+		// A path that does not exist is a clear error, naming the
+		// snapshot that 'latest' chose.
 		res := tr.run("restore", "latest:"+filepath.Join(src, "nope"), "--target", target)
-		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "does not exist") {
+		if line := oneLine(t, res); res.code != exitFatal || !strings.Contains(line, "does not exist") || !strings.Contains(line, "snapshot ") || !strings.Contains(line, " of 20") {
 			t.Errorf("missing subpath: exit %d, %q", res.code, res.stderr)
+		}
+		if res := tr.run("ls", "latest", filepath.Join(src, "nope")); res.code != exitFatal || !strings.Contains(res.stderr, ": path "+filepath.Join(src, "nope")+" does not exist") || !strings.Contains(res.stderr, "snap: snapshot ") {
+			t.Errorf("ls of a missing path: exit %d, %q", res.code, res.stderr)
 		}
 	})
 
