@@ -191,6 +191,10 @@ func runRestore(c *cli.Context, e *env) error {
 			return fmt.Errorf("%w: restore stopped after %s; %s is incomplete (%s partly written): run the restore again with --overwrite if-changed to finish it; the repository is untouched",
 				errInterrupted, plural(int(st.Files), "file", "files"), target, plural(int(st.Incomplete), "file", "files"))
 		}
+		if st.Incomplete > 0 {
+			// Files under way when the damage stopped the restore.
+			return fmt.Errorf("restore into %s: %w; %s more left partly written when the restore stopped", target, err, plural(int(st.Incomplete), "file", "files"))
+		}
 		return fmt.Errorf("restore into %s: %w", target, err)
 	}
 	if u.json {
