@@ -67,7 +67,8 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
 			"segments": st.Segments, "removed_segments": st.Removed, "unreadable_packs": len(st.Unreadable)})
 	}
-	s.ui.printf("indexed %d blobs in %d packs; wrote %d index segments, removed the %d they replace", st.Blobs, st.Packs, st.Segments, st.Removed)
+	s.ui.printf("indexed %s in %s; wrote %s, removed the %d they replace", plural(st.Blobs, "blob", "blobs"), plural(st.Packs, "pack", "packs"),
+		plural(st.Segments, "index segment", "index segments"), st.Removed)
 	if n := len(st.Unreadable); n > 0 {
 		return fmt.Errorf("repair index: %d packs could not be read (listed above) and are not indexed: their blobs are lost unless another pack holds them; run 'snap check' to see the snapshots affected", n)
 	}

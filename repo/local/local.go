@@ -288,6 +288,15 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			return err
 		}
 		entries, err := os.ReadDir(d)
+		if errors.Is(err, fs.ErrNotExist) && d == filepath.Join(b.dir, string(t)) {
+			// Never "no entries": an empty listing of snapshots or of
+			// the index would make prune delete what they refer to.
+			fix := "put it back from a copy of the repository"
+			if t == repo.IndexFile {
+				fix += ", or create it empty (mkdir " + d + ") and run 'snap repair index --from-packs'"
+			}
+			return fmt.Errorf("list %s: the repository has no %s/ directory: it is damaged; %s", t, t, fix)
+		}
 		if err != nil {
 			return fmt.Errorf("list %s: %w", t, err)
 		}

@@ -393,3 +393,17 @@ func TestNonRegularObjects(t *testing.T) {
 		t.Errorf("Load of a pack in a symlinked directory: %q, %v", got, err)
 	}
 }
+
+// TestListMissingTypeDirectory: a repository without its index/ (or
+// snapshots/) directory is damaged, never listed as empty (prune would
+// delete what they refer to); the error says how to repair it.
+func TestListMissingTypeDirectory(t *testing.T) {
+	be, dir := newBackend(t)
+	if err := os.Remove(filepath.Join(dir, string(repo.IndexFile))); err != nil {
+		t.Fatal(err)
+	}
+	err := be.List(context.Background(), repo.IndexFile, func(string, int64) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "no index/ directory") || !strings.Contains(err.Error(), "repair index --from-packs") {
+		t.Errorf("List of a missing index/: %v", err)
+	}
+}
