@@ -328,7 +328,14 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	if p.shown() {
 		sctx, cancel := context.WithCancel(opCtx)
 		defer cancel()
-		go p.guard(func() { scanFiles(sctx, o.Paths, o.Archive, p.setTotal) })
+		setTotal := p.setTotal
+		if len(o.Streams) > 0 {
+			// A dump's or command's size is known only at its end: the
+			// scan's totals are the files', and no percentage or ETA
+			// can come of them (total_known stays false).
+			setTotal = func(files, bytes int64, _ bool) { p.setTotal(files, bytes, false) }
+		}
+		go p.guard(func() { scanFiles(sctx, o.Paths, o.Archive, setTotal) })
 	}
 	// A panic in Create's own goroutine becomes its error too, so that the
 	// post hooks hear of a failure, not of a success.

@@ -21,6 +21,32 @@ import (
 	"github.com/snap-backup/snap/snapshot"
 )
 
+// TestProgressWithStreams: with a command's output beside the files, the
+// totals (the files') are never "known": no percentage that ends past
+// 100 %.
+func TestProgressWithStreams(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "small"), []byte("x"))
+	res := tr.runEnv([]string{"SNAP_PROGRESS_INTERVAL=1ms"}, nil, "create", "--json", src, "--command", "out.txt", "--", "sh", "-c", "head -c 3000000 /dev/zero; sleep 0.2")
+	if res.code != 0 {
+		t.Fatalf("create with a command: %d %s", res.code, res.stderr)
+	}
+	n := 0
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] != "progress" {
+			continue
+		}
+		n++
+		if l["total_known"] != false || l["percent"] != nil {
+			t.Errorf("progress of a create with a command: %v", l)
+		}
+	}
+	if n == 0 {
+		t.Error("no progress line")
+	}
+}
+
 func TestCreateRestoreJSONLines(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
