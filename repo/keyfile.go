@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"runtime"
 	"slices"
 	"strings"
@@ -159,9 +158,6 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		names = append(names, name)
 		return nil
 	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s has no keys/ directory: the repository is damaged, and no password opens it without a key file; put keys/ back from a copy of the repository", be.Location())
-	}
 	if err != nil {
 		return err
 	}

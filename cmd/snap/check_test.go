@@ -208,10 +208,11 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	sameTree(t, src, filepath.Join(tr.dir, "out", src))
 }
 
-// TestSnapshotThatIsNotAFile: a snapshot document replaced by a directory
-// is named by check, and prune refuses to run (it used to be left out of
-// the listing, and prune deleted its data); moved elsewhere and linked, it
-// is a snapshot like any other.
+// TestSnapshotThatIsNotAFile: a snapshot document replaced by a directory,
+// or by a symlink whose target is gone (an unmounted disk), stops check,
+// list and prune with a line naming it (it used to be left out of the
+// listing, and prune deleted its data); moved elsewhere and linked, it is
+// a snapshot like any other.
 func TestSnapshotThatIsNotAFile(t *testing.T) {
 	tr, src := checkRepo(t)
 	var list []snapshotJSON
@@ -221,15 +222,23 @@ func TestSnapshotThatIsNotAFile(t *testing.T) {
 	p := filepath.Join(tr.repo, "snapshots", list[0].ID)
 	moved := filepath.Join(tr.dir, "moved-doc")
 	must(t, os.Rename(p, moved))
-	must(t, os.Mkdir(p, 0o700))
-	os.RemoveAll(tr.cache)
-	if res := tr.run("check"); res.code != exitFatal || !strings.Contains(res.stderr, "not a regular file (a directory)") || !strings.Contains(res.stderr, "snap forget "+list[0].ID) {
-		t.Fatalf("check with a snapshot that is a directory: exit %d: %s", res.code, res.stderr)
+	for _, c := range []struct {
+		what  string
+		plant func() error
+	}{
+		{"a directory", func() error { return os.Mkdir(p, 0o700) }},
+		{"which does not exist", func() error { return os.Symlink(moved+".gone", p) }},
+	} {
+		must(t, c.plant())
+		os.RemoveAll(tr.cache)
+		for _, args := range [][]string{{"check"}, {"list"}, {"prune", "--instant", "--max-unused", "0"}} {
+			res := tr.run(args...)
+			if res.code != exitFatal || !strings.Contains(res.stderr, "snapshots/"+list[0].ID+": not a regular file") || !strings.Contains(res.stderr, c.what) {
+				t.Errorf("%v with a snapshot that is %s: exit %d: %s", args, c.what, res.code, res.stderr)
+			}
+		}
+		must(t, os.Remove(p))
 	}
-	if res := tr.run("prune", "--instant", "--max-unused", "0"); res.code == 0 || !strings.Contains(res.stderr, "cannot be read") {
-		t.Fatalf("prune with a snapshot that is a directory: exit %d: %s", res.code, res.stderr)
-	}
-	must(t, os.Remove(p))
 	must(t, os.Symlink(moved, p))
 	os.RemoveAll(tr.cache)
 	tr.mustRun("check", "--read-data")

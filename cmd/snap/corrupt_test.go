@@ -320,7 +320,7 @@ func TestRepositoryMissingConfigOrKeys(t *testing.T) {
 	tr.mustRun("create", src)
 	for _, c := range []struct{ name, want string }{
 		{"config", "but no config file: the repository is damaged"},
-		{"keys", "has no keys/ directory: the repository is damaged"},
+		{"keys", "has no keys/ directory: it is damaged"},
 	} {
 		p := filepath.Join(tr.repo, c.name)
 		must(t, os.Rename(p, p+".away"))

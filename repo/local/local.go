@@ -211,15 +211,38 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 }
 
 // ErrNotRegular marks a repository object whose name holds something else
-// than a regular file (a directory, a FIFO, a device), also through a
-// symlink, which is followed: an admin may have moved files or data/xx
-// directories to another disk and linked them.
+// than a regular file: a directory, a FIFO, a device, a dangling symlink.
+// A symlink to a regular file is followed: an admin may have moved files
+// or data/xx directories to another disk and linked them.
 var ErrNotRegular = errors.New("not a regular file")
 
+// regular checks that path is, or leads to, a regular file, without
+// opening it (opening a device can have effects). A dangling symlink is
+// not "not found": the object is there, but what holds it is gone (an
+// unmounted disk), and no caller may take it for absent.
+func regular(path string) (fs.FileInfo, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if link, lerr := os.Readlink(path); lerr == nil {
+			return nil, fmt.Errorf("%w (a symlink to %s, which does not exist); put the file back where it leads (mount its disk), or move the link out of the way", ErrNotRegular, link)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w (%s); a repository holds only files: put the file itself there, or move this out of the way", ErrNotRegular, fileKind(fi.Mode()))
+	}
+	return fi, nil
+}
+
 // openRegular opens path for reading if it is, or leads to, a regular file.
-// O_NONBLOCK keeps a FIFO planted under an object's name from blocking the
-// open for ever; it has no effect on regular files.
+// O_NONBLOCK keeps a FIFO that replaced the file since the check from
+// blocking the open for ever; it has no effect on regular files.
 func openRegular(path string) (*os.File, error) {
+	if _, err := regular(path); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -231,7 +254,7 @@ func openRegular(path string) (*os.File, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%w (%s); a repository holds only files: put the file itself there, or move this out of the way", ErrNotRegular, fileKind(fi.Mode()))
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, fileKind(fi.Mode()))
 	}
 	return f, nil
 }
@@ -257,7 +280,7 @@ func (b *Backend) Stat(ctx context.Context, h repo.Handle) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	fi, err := os.Stat(p)
+	fi, err := regular(p)
 	if err != nil {
 		return 0, wrapNotFound(h, err)
 	}
@@ -305,24 +328,20 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			if strings.HasPrefix(name, tempPrefix) || !repo.ValidName(name) {
 				continue
 			}
-			// Whatever holds an object's name is listed: a symlink is
-			// followed, and anything else (a directory, a FIFO, a
-			// dangling symlink) is listed with size 0, so that check
-			// names it when it cannot be read and prune, which lists
-			// snapshots to learn what is in use, stops rather than
-			// take one for absent and delete its data.
-			fi, err := os.Stat(filepath.Join(d, name))
+			// A symlink is followed. Anything else under an object's
+			// name (a directory, a FIFO, a dangling symlink) fails the
+			// listing, naming it: left out, it would be an object that
+			// is absent, and prune, which lists snapshots to learn what
+			// is in use, would delete its data; listed, every caller
+			// would have to tell it from a real object.
+			fi, err := regular(filepath.Join(d, name))
 			if errors.Is(err, fs.ErrNotExist) {
-				if _, lerr := os.Lstat(filepath.Join(d, name)); errors.Is(lerr, fs.ErrNotExist) {
-					continue // removed while listing
-				}
-			} else if err != nil {
-				return fmt.Errorf("list %s: %w", t, err)
+				continue // removed while listing
 			}
-			size := int64(0)
-			if err == nil && fi.Mode().IsRegular() {
-				size = fi.Size()
+			if err != nil {
+				return fmt.Errorf("list %s: %s: %w", t, repo.Handle{Type: t, Name: name}, err)
 			}
+			size := fi.Size()
 			if err := fn(name, size); err != nil {
 				return err
 			}

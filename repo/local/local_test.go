@@ -326,12 +326,12 @@ func TestLoadRefusesHugeFile(t *testing.T) {
 	}
 }
 
-// TestNonRegularObjects: whatever holds an object's name is listed. A
-// symlink (to a file, or a data/xx directory moved to another disk) is
-// followed and reads like the file; a directory, a FIFO or a dangling
-// symlink is listed with size 0, and reading it fails with ErrNotRegular
-// (the FIFO without blocking), so that nothing takes such an object for
-// absent.
+// TestNonRegularObjects: a symlink under an object's name (to a file, or a
+// data/xx directory moved to another disk) is followed and reads like the
+// file. Anything else there (a directory, a FIFO, a dangling symlink)
+// fails the listing and the read, naming it, and is never "not found"
+// (prune would take a snapshot for absent and delete its data); the FIFO
+// does not block.
 func TestNonRegularObjects(t *testing.T) {
 	be, dir := newBackend(t)
 	ctx := context.Background()
@@ -347,29 +347,40 @@ func TestNonRegularObjects(t *testing.T) {
 	must(os.WriteFile(filepath.Join(elsewhere, "doc"), data, 0o600))
 	snaps := filepath.Join(dir, string(repo.SnapshotFile))
 	must(os.Symlink(filepath.Join(elsewhere, "doc"), filepath.Join(snaps, linked)))
-	asDir, asFIFO, dangling := strings.Repeat("d1", 32), strings.Repeat("f1", 32), strings.Repeat("e1", 32)
-	must(os.Mkdir(filepath.Join(snaps, asDir), 0o700))
-	must(unix.Mkfifo(filepath.Join(snaps, asFIFO), 0o600))
-	must(os.Symlink(filepath.Join(elsewhere, "gone"), filepath.Join(snaps, dangling)))
-
-	listed := map[string]int64{}
-	must(be.List(ctx, repo.SnapshotFile, func(name string, size int64) error { listed[name] = size; return nil }))
-	want := map[string]int64{linked: int64(len(data)), asDir: 0, asFIFO: 0, dangling: 0}
-	if len(listed) != len(want) {
-		t.Errorf("listed %v, want %v", listed, want)
+	list := func() (map[string]int64, error) {
+		listed := map[string]int64{}
+		err := be.List(ctx, repo.SnapshotFile, func(name string, size int64) error { listed[name] = size; return nil })
+		return listed, err
 	}
-	for name, size := range want {
-		if got, ok := listed[name]; !ok || got != size {
-			t.Errorf("%s listed with size %d (%v), want %d", name[:4], got, ok, size)
-		}
+	if listed, err := list(); err != nil || len(listed) != 1 || listed[linked] != int64(len(data)) {
+		t.Errorf("listing with a symlinked document: %v, %v", listed, err)
 	}
 	if got, err := be.Load(ctx, repo.Handle{Type: repo.SnapshotFile, Name: linked}, 0, 0); err != nil || string(got) != string(data) {
 		t.Errorf("Load through a symlink: %q, %v", got, err)
 	}
-	for _, name := range []string{asDir, asFIFO} {
-		if _, err := be.Load(ctx, repo.Handle{Type: repo.SnapshotFile, Name: name}, 0, 0); !errors.Is(err, ErrNotRegular) {
-			t.Errorf("Load of %s: %v, want ErrNotRegular", name[:4], err)
+
+	bad := strings.Repeat("d1", 32)
+	p := filepath.Join(snaps, bad)
+	for _, c := range []struct {
+		what string
+		make func() error
+	}{
+		{"a directory", func() error { return os.Mkdir(p, 0o700) }},
+		{"a FIFO", func() error { return unix.Mkfifo(p, 0o600) }},
+		{"does not exist", func() error { return os.Symlink(filepath.Join(elsewhere, "gone"), p) }},
+	} {
+		must(c.make())
+		if _, err := list(); !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "snapshots/"+bad) || !strings.Contains(err.Error(), c.what) {
+			t.Errorf("listing with %s under an object name: %v", c.what, err)
 		}
+		h := repo.Handle{Type: repo.SnapshotFile, Name: bad}
+		if _, err := be.Load(ctx, h, 0, 0); !errors.Is(err, ErrNotRegular) || errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("Load of %s: %v, want ErrNotRegular and not ErrNotFound", c.what, err)
+		}
+		if _, err := be.Stat(ctx, h); !errors.Is(err, ErrNotRegular) || errors.Is(err, repo.ErrNotFound) {
+			t.Errorf("Stat of %s: %v, want ErrNotRegular and not ErrNotFound", c.what, err)
+		}
+		must(os.Remove(p))
 	}
 
 	// A data/xx directory that is a symlink to a directory elsewhere.
