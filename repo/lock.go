@@ -60,11 +60,13 @@ type LockEntry struct {
 }
 
 // stale reports whether the lock's holder is gone: not refreshed for
-// LockStaleAge; or taken on this machine in an earlier boot; or on this
-// host, in this PID namespace, by a process that no longer exists. What a
-// lock does not record (locks of older versions, systems without a
-// machine ID) is not held against it: such a lock is judged by its host
-// name and PID, as before the fields existed.
+// LockStaleAge; or, on this host: taken on this machine and last written
+// before its current boot began; or in this PID namespace by a process that
+// no longer exists. A lock of another machine under this host name, or of
+// another PID namespace, is judged by its age alone. What a lock does not
+// record (locks of older versions, systems without a machine ID) is not
+// held against it: such a lock is judged by its host name and PID, as
+// before the fields existed.
 func (r *Repository) stale(li LockInfo) bool {
 	if r.opts.Now().Sub(li.Time) > LockStaleAge {
 		return true
@@ -72,14 +74,15 @@ func (r *Repository) stale(li LockInfo) bool {
 	if li.Host != r.opts.Host {
 		return false
 	}
-	switch r.sameMachine(li) {
-	case machineOther:
+	match := r.sameMachine(li)
+	if match == machineOther {
 		return false
-	case machineEarlierBoot:
-		return true
 	}
 	if li.PIDNamespace != "" && li.PIDNamespace != r.opts.PIDNamespace {
 		return false
+	}
+	if match == machineEarlierBoot {
+		return true
 	}
 	if li.PID > 0 {
 		err := syscall.Kill(li.PID, 0)
@@ -99,14 +102,15 @@ type machineMatch int
 
 const (
 	machineUnknown     machineMatch = iota // a side does not record them: judge by PID
-	machineThisBoot                        // this machine, this boot
+	machineThisBoot                        // this machine, and not provably an earlier boot
 	machineOther                           // another machine under the same host name
-	machineEarlierBoot                     // this machine, an earlier boot
+	machineEarlierBoot                     // this machine, last written before this boot began
 )
 
 // sameMachine compares the lock's machine and boot with this process's.
 // The boot ID is the kernel's and so shared by this machine's containers;
-// it is trusted only between locks of one machine ID.
+// it is trusted only between locks of one machine ID, and only for a lock
+// last written before this boot began.
 func (r *Repository) sameMachine(li LockInfo) machineMatch {
 	if li.MachineID == "" || r.opts.MachineID == "" {
 		return machineUnknown
@@ -117,7 +121,10 @@ func (r *Repository) sameMachine(li LockInfo) machineMatch {
 	if li.BootID == "" || r.opts.BootID == "" {
 		return machineUnknown
 	}
-	if li.BootID != r.opts.BootID {
+	// Another boot, and written before this one began: were the machine
+	// ID shared (cloned machines), a live holder elsewhere would have
+	// written its lock since.
+	if li.BootID != r.opts.BootID && !r.opts.BootTime.IsZero() && li.Time.Before(r.opts.BootTime) {
 		return machineEarlierBoot
 	}
 	return machineThisBoot

@@ -353,30 +353,40 @@ func deadPID(t *testing.T) int {
 
 // TestLockOfAnotherMachineOrBoot: a lock under this host name is judged by
 // its machine and boot IDs where both sides record them. Another machine's
-// lock with a PID dead here is held (judged by age); this machine's lock of
-// an earlier boot is stale even when its PID is alive now; a lock that does
-// not record them is judged by its PID, as before.
+// lock with a PID dead here is held (judged by age); this machine's lock
+// last written before its current boot began is stale even when its PID is
+// alive now; one written since (a clone that shares the machine ID), or of
+// another PID namespace, is not; a lock that records neither is judged by
+// its PID, as before.
 func TestLockOfAnotherMachineOrBoot(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
-	a, b := openTwiceWith(t, c, repo.Options{Host: "alpha"}, repo.Options{Host: "alpha", MachineID: "m1", BootID: "boot1", PIDNamespace: "pid:[9]"})
+	boot := time.Date(2026, 11, 20, 2, 50, 0, 0, time.UTC)
+	a, b := openTwiceWith(t, c, repo.Options{Host: "alpha"}, repo.Options{Host: "alpha", MachineID: "m1", BootID: "boot1", BootTime: boot, PIDNamespace: "pid:[9]"})
 	be := b.Backend()
 	dead, alive := deadPID(t), os.Getpid()
+	const before, since = "2026-11-20T02:45:00Z", "2026-11-20T02:55:00Z"
 	for _, tc := range []struct {
-		name, fields string
-		pid          int
-		stale        bool
+		name, at, fields string
+		pid              int
+		stale            bool
 	}{
-		{"another machine, dead PID", `"machine_id":"m2","boot_id":"boot1"`, dead, false},
-		{"another machine, no boot ID", `"machine_id":"m2"`, dead, false},
-		{"earlier boot, live PID", `"machine_id":"m1","boot_id":"boot0"`, alive, true},
-		{"this boot, live PID", `"machine_id":"m1","boot_id":"boot1"`, alive, false},
-		{"this boot, dead PID", `"machine_id":"m1","boot_id":"boot1"`, dead, true},
-		{"no machine ID, dead PID", `"boot_id":"boot0"`, dead, true},
-		{"no machine ID, live PID", `"boot_id":"boot0"`, alive, false},
-		{"this machine, no boot ID, live PID", `"machine_id":"m1"`, alive, false},
+		{"another machine, dead PID", since, `"machine_id":"m2","boot_id":"boot1"`, dead, false},
+		{"another machine, no boot ID", since, `"machine_id":"m2"`, dead, false},
+		{"earlier boot, live PID", before, `"machine_id":"m1","boot_id":"boot0"`, alive, true},
+		{"another boot written since this one began, live PID", since, `"machine_id":"m1","boot_id":"boot0"`, alive, false},
+		{"earlier boot, another namespace", before, `"machine_id":"m1","boot_id":"boot0","pid_namespace":"pid:[8]"`, alive, false},
+		{"this boot, live PID", since, `"machine_id":"m1","boot_id":"boot1"`, alive, false},
+		{"this boot, dead PID", since, `"machine_id":"m1","boot_id":"boot1"`, dead, true},
+		{"no machine ID, dead PID", before, `"boot_id":"boot0"`, dead, true},
+		{"no machine ID, live PID", before, `"boot_id":"boot0"`, alive, false},
+		{"this machine, no boot ID, live PID", before, `"machine_id":"m1"`, alive, false},
 	} {
-		doc := `{"time":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(tc.pid) + `,"pid_namespace":"pid:[9]",` + tc.fields + `}`
+		fields := tc.fields
+		if !strings.Contains(fields, "pid_namespace") {
+			fields += `,"pid_namespace":"pid:[9]"`
+		}
+		doc := `{"time":"` + tc.at + `","exclusive":true,"host":"alpha","pid":` + itoa(tc.pid) + `,` + fields + `}`
 		id, err := a.SaveObject(ctx, repo.LockFile, []byte(doc))
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,10 +46,12 @@ type Options struct {
 	// (machine-id(5)); empty means unknown.
 	MachineID string
 	// BootID names the running kernel's boot (the kernel's random
-	// boot_id), which locks record: a lock of this machine taken in an
-	// earlier boot has no live holder, whatever process has its PID now.
-	// Empty means unknown; fill reads it.
-	BootID string
+	// boot_id), which locks record, and BootTime is when it began (btime
+	// of /proc/stat): a lock of this machine last written in an earlier
+	// boot, before this one began, has no live holder, whatever process
+	// has its PID now. Empty or zero means unknown; fill reads them.
+	BootID   string
+	BootTime time.Time
 	// Now returns the current time; tests pass a fake clock.
 	Now func() time.Time
 	// StreamChunker is recorded in the config by Init: the chunking of
@@ -72,7 +76,9 @@ func (o *Options) fill() {
 		o.PIDNamespace, _ = os.Readlink("/proc/self/ns/pid")
 	}
 	if o.MachineID == "" {
-		if id := firstLine("/etc/machine-id", "/var/lib/dbus/machine-id"); id != "" {
+		// 32 hex digits, or nothing: an image's placeholder
+		// ("uninitialized") is the same on every machine made from it.
+		if id := firstLine("/etc/machine-id", "/var/lib/dbus/machine-id"); machineIDForm.MatchString(id) {
 			sum := blake3.Sum256([]byte("snap lock machine\x00" + id))
 			o.MachineID = fmt.Sprintf("%x", sum[:16])
 		}
@@ -80,6 +86,29 @@ func (o *Options) fill() {
 	if o.BootID == "" {
 		o.BootID = firstLine("/proc/sys/kernel/random/boot_id")
 	}
+	if o.BootTime.IsZero() {
+		o.BootTime = bootTime()
+	}
+}
+
+// machineIDForm is what machine-id(5) says the file holds.
+var machineIDForm = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// bootTime reads when this machine booted (the btime line of /proc/stat);
+// zero when it cannot.
+func bootTime() time.Time {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && sec > 0 {
+				return time.Unix(sec, 0)
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // firstLine returns the first line of the first of the files that holds
