@@ -58,6 +58,11 @@ type CopyOptions struct {
 	// need (the source's connection limit); 0 fetches each when first
 	// needed.
 	FetchAhead int
+	// Lock is the lock on the target, verified before each index segment
+	// and before each snapshot document is saved (as CreateOptions.Lock):
+	// a copy whose lock was taken for stale and removed must not index
+	// packs a prune may have deleted, nor commit a snapshot.
+	Lock *repo.Lock
 }
 
 // CopyStats count what a copy did.
@@ -92,6 +97,9 @@ func NewCopier(src, dst *index.Index, o CopyOptions) *Copier {
 	if o.Workers < 1 {
 		o.Workers = 8
 	}
+	if o.Lock != nil {
+		o.Writer.Verify = o.Lock.Verify
+	}
 	return &Copier{src: src, dst: dst, w: index.NewWriter(dst, o.Writer), opts: o,
 		trees: map[repo.ID]repo.ID{}, collected: map[repo.ID]bool{}, data: map[repo.ID]repo.ID{}}
 }
@@ -112,6 +120,7 @@ func (c *Copier) Stats() CopyStats {
 func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (*Snapshot, error) {
 	missing := map[repo.ID]bool{}
 	if err := c.collect(ctx, sn.Tree, missing); err != nil {
+		saveProgress(ctx, c.w, err) // collect fetches full batches itself
 		return nil, err
 	}
 	if err := c.fetch(ctx, missing); err != nil {
@@ -133,6 +142,11 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (*Snap
 	out := *sn
 	out.Tree, out.Parent, out.Original, out.ID = root, parent, &origin, repo.ID{}
 	out.Dictionary = nil // the copy stores whole blobs; the target has no such dictionary
+	if c.opts.Lock != nil {
+		if err := c.opts.Lock.Verify(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := Save(ctx, c.dst.Repository(), &out); err != nil {
 		return nil, err
 	}

@@ -708,3 +708,38 @@ func TestStoppedCreateDoesNotBlameParent(t *testing.T) {
 		t.Errorf("parent tree missing: %v, %v, warnings %q; want one warning", sub, err, warnings)
 	}
 }
+
+// TestCopyVerifiesLock: a copy whose lock on the target another process
+// removed saves no snapshot and no index segment there (the packs it names
+// may have been deleted by a prune that took the lock for stale).
+func TestCopyVerifiesLock(t *testing.T) {
+	src, dst := newPipelineRepo(t), newPipelineRepo(t)
+	dir := filepath.Join(src.dir, "src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data to copy"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sn := src.create([]string{dir}, ArchiveOptions{})
+	ctx := context.Background()
+	r := dst.ix.Repository()
+	l, err := r.Lock(ctx, repo.LockOptions{Command: "copy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if err := r.RemoveLock(ctx, l.Name()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewCopier(src.ix, dst.ix, CopyOptions{Lock: l}).Copy(ctx, sn, nil)
+	if err == nil || !strings.Contains(err.Error(), "removed by another process") {
+		t.Fatalf("copy without its lock: %v", err)
+	}
+	if ids, err := r.ListIDs(ctx, repo.SnapshotFile); err != nil || len(ids) != 0 {
+		t.Errorf("snapshots saved: %v %v", ids, err)
+	}
+	if segs, err := r.ListIDs(ctx, repo.IndexFile); err != nil || len(segs) != 0 {
+		t.Errorf("index segments left by a copy without its lock: %v %v", segs, err)
+	}
+}

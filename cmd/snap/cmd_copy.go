@@ -133,7 +133,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	if isRemote(gstring(c, "repo")) {
 		fetchDir = src.cache
 	}
-	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections,
+	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections, Lock: dst.lock,
 		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: c.Context}})
 
 	copied, skipped := 0, 0
