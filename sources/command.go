@@ -36,6 +36,10 @@ type Command struct {
 	Stdout func(line string)
 	// Display names the program in messages; the program name by default.
 	Display string
+	// ExpectedError, when set, tells error lines that are expected (a
+	// whole-server dump's role that exists already): they are shown, but
+	// a failure's message quotes another line.
+	ExpectedError func(line string) bool
 }
 
 // CommandError is a program that failed: it could not be started, exited
@@ -126,7 +130,7 @@ func (g *groupKill) waited() {
 func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
 	cmd, gk := c.build(ctx, syscall.SIGTERM)
 	cmd.Stdin = c.Stdin
-	lines := &lineWriter{fn: c.Stderr}
+	lines := &lineWriter{fn: c.Stderr, expected: c.ExpectedError}
 	cmd.Stderr = lines
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -166,7 +170,7 @@ func (c *Command) Run(ctx context.Context) error {
 		}}
 		cmd.Stdin = in
 	}
-	errLines := &lineWriter{fn: c.Stderr}
+	errLines := &lineWriter{fn: c.Stderr, expected: c.ExpectedError}
 	cmd.Stderr = errLines
 	outLines := &lineWriter{fn: c.Stdout}
 	cmd.Stdout = outLines
@@ -272,9 +276,10 @@ const maxLine = 4096
 // "\tIs the server running on that host…?"), and the hint alone does not
 // say what went wrong.
 type lineWriter struct {
-	mu  sync.Mutex
-	fn  func(string)
-	buf []byte
+	mu       sync.Mutex
+	fn       func(string)
+	expected func(string) bool // error lines that are not a failure's cause
+	buf      []byte
 	// last and prev are the last two messages (a line with its indented
 	// continuation); firstErr is the first message that reports an error,
 	// with the "detail:" message after it (errOpen: it takes the
@@ -284,8 +289,10 @@ type lineWriter struct {
 }
 
 // errorWord finds a message that reports an error: "pg_dump: error:",
-// "ERROR:  relation …", "ERROR 1045 (28000)", "FATAL:", "Parse error".
-var errorWord = regexp.MustCompile(`(?i)\b(error|fatal|panic)\b`)
+// "ERROR:  relation …", "ERROR 1045 (28000) at line 1:", "FATAL:",
+// "Got error: 1045", "Parse error near line 3:"; not a word such as
+// "no error" or "on-error" in passing.
+var errorWord = regexp.MustCompile(`(?i)(^|[^\w-])(error|fatal|panic)(\s+\d+(\s+\(\w+\))?(\s+at line \d+)?)?\s*:|\berror near line\b`)
 
 // appendBounded adds a continuation to a message, up to maxLine bytes.
 func appendBounded(msg, sep, text string) string {
@@ -326,7 +333,7 @@ func (w *lineWriter) emit(b []byte) {
 	default:
 		w.prev, w.last = w.last, text
 		switch {
-		case w.firstErr == "" && errorWord.MatchString(text):
+		case w.firstErr == "" && errorWord.MatchString(text) && (w.expected == nil || !w.expected(text)):
 			w.firstErr, w.errOpen = text, true
 		case w.errOpen && !w.detailDone && strings.Contains(strings.ToLower(text), "detail:"):
 			w.firstErr, w.detailDone = appendBounded(w.firstErr, "; ", text), true

@@ -187,8 +187,14 @@ func TestCauseIsFirstError(t *testing.T) {
 		{"tar: You must specify one of the '-Acdtrux', '--delete' or '--test-label' options\nTry 'tar --help' or 'tar --usage' for more information.\n",
 			`tar: You must specify one of the '-Acdtrux', '--delete' or '--test-label' options`},
 		{"dumping...\nout of disk space;\n", "out of disk space"},
+		{"ERROR 1064 (42000) at line 1: You have an error in your SQL syntax\n", "ERROR 1064 (42000) at line 1: You have an error in your SQL syntax"},
+		{"Parse error near line 3: no such table: t\n", "Parse error near line 3: no such table: t"},
+		{"set on-error: stop\nthere was no error here\nfailed to write: disk full\n", "failed to write: disk full"},
+		// An expected error (a role that exists) is not the cause.
+		{"psql:<stdin>:14: ERROR:  role \"postgres\" already exists\npsql:<stdin>:900: error: connection to server was lost\n",
+			"psql:<stdin>:900: error: connection to server was lost"},
 	} {
-		var w lineWriter
+		w := lineWriter{expected: func(l string) bool { return strings.Contains(l, "already exists") }}
 		w.Write([]byte(c.stderr))
 		w.flush()
 		if got := w.cause(); got != c.want {

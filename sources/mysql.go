@@ -202,10 +202,11 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 			if ctx.Err() != nil && exists == "0" {
 				// Stopped, the client may have been killed after the
 				// server created the database: leave no empty one.
-				bg := context.WithoutCancel(ctx)
+				bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 				if e, o, qerr := d.mysqlObjects(bg); qerr == nil && e != "0" && o == "0" {
 					_, _ = d.mysqlQuery(bg, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
 				}
+				cancel()
 			}
 			return false, fmt.Errorf("%s: create database: %w", d, err)
 		}

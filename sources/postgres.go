@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // PostgreSQL: pg_dump writes plain SQL (COPY blocks in physical row order,
@@ -100,7 +101,10 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// Its script creates databases and loads their tables without
 		// dropping anything: over databases of the same names it would
 		// add its rows to theirs. It goes into a server without any.
-		dbs, err := d.psql(ctx, pgMaintenanceDB, nil, "SELECT string_agg(quote_ident(datname), ', ' ORDER BY datname) FROM pg_catalog.pg_database WHERE NOT datistemplate AND datname <> 'postgres';\n")
+		// Besides postgres, the databases managed services keep for
+		// themselves (RDS, Azure, Cloud SQL) are not the user's.
+		dbs, err := d.psql(ctx, pgMaintenanceDB, nil, "SELECT string_agg(quote_ident(datname), ', ' ORDER BY datname) FROM pg_catalog.pg_database "+
+			"WHERE NOT datistemplate AND datname NOT IN ('postgres', 'rdsadmin', 'azure_maintenance', 'azure_sys', 'cloudsqladmin');\n")
 		if err != nil {
 			return false, fmt.Errorf("%s: list the server's databases: %w (%w)", d, err, ErrUnchanged)
 		}
@@ -124,7 +128,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			}
 		}
 		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(db)},
-			Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: stderr, Stdout: o.Stdout}
+			Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: stderr, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
 		if err := c.Run(ctx); err != nil {
 			return false, err
 		}
@@ -175,7 +179,10 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			if ctx.Err() != nil {
 				// Stopped, psql may have been killed after CREATE
 				// DATABASE committed: an empty database would be left.
-				if derr := d.dropIfEmpty(context.WithoutCancel(ctx), into); derr != nil {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+				derr := d.dropIfEmpty(dctx, into)
+				cancel()
+				if derr != nil {
 					return false, fmt.Errorf("%s: create database %s: %w; the empty database %s may be left: check, and drop it by hand (%v)", d, into, err, into, derr)
 				}
 			}
@@ -196,7 +203,13 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// The existing empty database is as it was only if the one
 		// transaction held the whole load: pg_dump writes its own BEGIN
 		// and COMMIT around large objects, which commit what came before.
-		if objects, qerr := d.psql(context.WithoutCancel(ctx), into, nil, pgUserObjects); qerr != nil || objects != "0" {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		objects, qerr := d.psql(qctx, into, nil, pgUserObjects)
+		cancel()
+		switch {
+		case qerr != nil:
+			return false, fmt.Errorf("%w; the database %s may hold part of the dump (a dump with large objects commits its first part on its own; checking failed: %v): empty it, or restore into a new database with --to", err, into, qerr)
+		case objects != "0":
 			return false, fmt.Errorf("%w; the database %s now holds part of the dump (a dump with large objects commits its first part on its own): empty it, or restore into a new database with --to", err, into)
 		}
 		return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
@@ -229,6 +242,10 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	}
 	return created, nil
 }
+
+// cleanupTimeout bounds what a stopped restore does to leave nothing behind:
+// a server that stopped answering must not hold the exit.
+const cleanupTimeout = 30 * time.Second
 
 // dropIfEmpty drops database name if it exists and holds no user objects:
 // one that a CREATE DATABASE stopped half-way may have left. A database

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -222,15 +223,28 @@ func loadConfig(path string) (*Config, []Problem, error) {
 	return cfg, problems, err
 }
 
-// writableByOthers warns about a config file that users other than its
-// owner can change: its hooks and commands run as whoever runs the job,
-// root from a system timer. "" when only the owner can write it.
+// writableByOthers warns about a config file that users other than the
+// one running snap can change: its hooks and commands run as whoever runs
+// the job, root from a system timer. That is a file others may write, one
+// that root runs but another user owns, or one in a directory others may
+// write (they can replace it). "" when none of these holds.
 func writableByOthers(path string) string {
 	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm()&0o022 == 0 {
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%s is writable by others (mode %04o), and the hooks and commands it names run as the user that runs the job: chmod go-w %s", path, st.Mode().Perm(), path)
+	runs := "the user that runs the job"
+	switch sys, ok := st.Sys().(*syscall.Stat_t); {
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Sprintf("%s is writable by others (mode %04o), and the hooks and commands it names run as %s: chmod go-w %s", path, st.Mode().Perm(), runs, path)
+	case ok && os.Geteuid() == 0 && sys.Uid != 0:
+		return fmt.Sprintf("%s belongs to user %d, and the hooks and commands it names run as root: chown root %s", path, sys.Uid, path)
+	}
+	dir := filepath.Dir(path)
+	if dst, err := os.Stat(dir); err == nil && dst.Mode().Perm()&0o022 != 0 && dst.Mode()&os.ModeSticky == 0 {
+		return fmt.Sprintf("%s is in %s, which others can write (mode %04o): they can put another file in its place, whose hooks and commands run as %s; chmod go-w %s", path, dir, dst.Mode().Perm(), runs, dir)
+	}
+	return ""
 }
 
 // parseConfig checks the document's syntax and keys (not the environment:

@@ -388,6 +388,22 @@ paths = ["` + app + `"]
 	if res := tr.runConfig(nil, "run", "--config", cfg); strings.Contains(res.stderr, "writable by others") {
 		t.Errorf("warning for a config only its owner can write: %s", res.stderr)
 	}
+	// Run by root, a config another user owns, or in a directory others
+	// can write, is a warning too.
+	if os.Geteuid() == 0 {
+		must(t, os.Chown(cfg, 65534, 65534))
+		if msg := writableByOthers(cfg); !strings.Contains(msg, "belongs to user 65534") {
+			t.Errorf("config of another user, run by root: %q", msg)
+		}
+		must(t, os.Chown(cfg, 0, 0))
+	}
+	dirMode, err := os.Stat(filepath.Dir(cfg))
+	must(t, err)
+	must(t, os.Chmod(filepath.Dir(cfg), 0o777))
+	if msg := writableByOthers(cfg); !strings.Contains(msg, "which others can write") {
+		t.Errorf("config in a directory others can write: %q", msg)
+	}
+	must(t, os.Chmod(filepath.Dir(cfg), dirMode.Mode().Perm()))
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "snap.toml")
