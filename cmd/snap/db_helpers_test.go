@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Helpers for the tests that run against the real database servers of the
@@ -251,4 +252,35 @@ func writeScript(t *testing.T, path, body string) {
 	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitStarted waits until the stand-in tool a test put in snap's PATH has
+// touched started, which it does when it reached the point the test wants
+// to interrupt; what fails names what.
+func waitStarted(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer, started, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("%s did not happen\n%s", what, out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// interruptWait sends snap SIGINT, waits for it and fails unless it
+// exited with exitInterrupted; it returns what snap printed.
+func interruptWait(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) string {
+	t.Helper()
+	must(t, cmd.Process.Signal(os.Interrupt))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("interrupted restore: %v, want exit %d\n%s", err, exitInterrupted, out)
+	}
+	return out.String()
 }

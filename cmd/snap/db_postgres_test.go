@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -280,25 +279,9 @@ func TestPostgresReplaceInterrupted(t *testing.T) {
 esac
 `)
 	cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, "restore", "latest", "--db", db, "--replace")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("the load did not start\n%s", out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStarted(t, cmd, out, started, "the load")
 	time.Sleep(200 * time.Millisecond) // psql has begun the transaction
-	must(t, cmd.Process.Signal(os.Interrupt))
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
-		t.Fatalf("interrupted restore: %v, want exit %d\n%s", err, exitInterrupted, out)
-	}
-	if !strings.Contains(out.String(), "rolled back and the database is as it was") {
+	if !strings.Contains(interruptWait(t, cmd, out), "rolled back and the database is as it was") {
 		t.Errorf("message does not say the database is unchanged:\n%s", out)
 	}
 	if got := pg.mustQuery(db, pgState); got != want {
@@ -355,28 +338,12 @@ case "$script" in
 esac
 `)
 	cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, args...)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("CREATE DATABASE did not run\n%s", out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitStarted(t, cmd, out, started, "CREATE DATABASE")
 	if !created() {
 		_ = cmd.Process.Kill()
 		t.Fatal("the shim did not create the database")
 	}
-	must(t, cmd.Process.Signal(os.Interrupt))
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
-		t.Fatalf("interrupted restore: %v, want exit %d\n%s", err, exitInterrupted, out)
-	}
-	return out.String()
+	return interruptWait(t, cmd, out)
 }
 
 // TestPostgresLargeObjectsLoadNotRolledBack: pg_dump writes its own BEGIN

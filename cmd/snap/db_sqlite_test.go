@@ -234,22 +234,9 @@ func TestSQLiteReplaceInterrupted(t *testing.T) {
 	writeScript(t, filepath.Join(bin, "sqlite3"), `{ head -c 2000; touch `+started+`; sleep 60; cat; } | `+real+` "$@"
 `)
 	cmd, out := tr.start([]string{"PATH=" + bin + ":" + os.Getenv("PATH")}, "restore", "latest", "--db", "app", "--replace")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(started); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("the load did not start\n%s", out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	must(t, cmd.Process.Signal(os.Interrupt))
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted || !strings.Contains(out.String(), "nothing was changed") {
-		t.Fatalf("interrupted restore: %v, want exit %d saying nothing was changed\n%s", err, exitInterrupted, out)
+	waitStarted(t, cmd, out, started, "the load")
+	if msg := interruptWait(t, cmd, out); !strings.Contains(msg, "nothing was changed") {
+		t.Fatalf("interrupted restore does not say nothing was changed:\n%s", msg)
 	}
 	if after, _ := os.ReadFile(dbFile); !bytes.Equal(after, before) {
 		t.Error("the database file changed")
