@@ -48,10 +48,8 @@ func TestMariaDBWithDirectory(t *testing.T) {
 	my := testMySQL(t)
 	tr := newTestRepo(t)
 	db := my.newDatabase()
-	user := db + "_u"
 	const secret = "Pw-s3cr3t-äö"
-	my.mustQuery("", "CREATE USER '"+user+"'@'%' IDENTIFIED BY '"+secret+"'; GRANT ALL ON `"+db+"%`.* TO '"+user+"'@'%';")
-	t.Cleanup(func() { _, _ = my.query("", "DROP USER IF EXISTS '"+user+"'@'%';") })
+	user, asUser := my.restrictedUser(db, secret)
 	// The user owns the code it creates, so its dumps include it.
 	userURL := func(name string) string {
 		u := *my.base
@@ -59,7 +57,6 @@ func TestMariaDBWithDirectory(t *testing.T) {
 		u.Path = "/" + name
 		return u.String()
 	}
-	asUser := &testServer{t: t, kind: "mysql", base: &url.URL{Scheme: "mysql", Host: my.base.Host, User: url.User(user)}}
 	if _, err := asUser.query(db, "SELECT 1;"); err == nil {
 		t.Fatal("the server accepted the test user's connection without its password; the test would prove nothing")
 	}
@@ -171,12 +168,9 @@ func TestMariaDBWholeServer(t *testing.T) {
 	my := testMySQL(t)
 	tr := newTestRepo(t)
 	db := my.newDatabase()
-	user := db + "_u"
 	const secret = "whole-server-pw"
-	my.mustQuery("", "CREATE USER '"+user+"'@'%' IDENTIFIED BY '"+secret+"'; GRANT ALL ON `"+db+"%`.* TO '"+user+"'@'%';")
-	t.Cleanup(func() { _, _ = my.query("", "DROP USER IF EXISTS '"+user+"'@'%';") })
+	user, asUser := my.restrictedUser(db, secret)
 	// The user owns the code it creates, so its dumps include it.
-	asUser := &testServer{t: t, kind: "mysql", base: &url.URL{Scheme: "mysql", Host: my.base.Host, User: url.User(user)}}
 	if _, err := asUser.query(db, mysqlSchema, "MYSQL_PWD="+secret); err != nil {
 		t.Fatalf("set up the test database: %v", err)
 	}
@@ -245,4 +239,16 @@ func TestMariaDBReplaceKeepsCharset(t *testing.T) {
 	if rows := my.mustQuery(db, "SELECT s FROM t;"); strings.TrimSpace(rows) != "Straße" {
 		t.Errorf("rows after restore --replace: %q", rows)
 	}
+}
+
+// restrictedUser creates a MariaDB user with password secret and every
+// privilege on the databases named db… only (dropped when the test ends),
+// and returns its name and a server handle that connects as it (give
+// MYSQL_PWD to its queries).
+func (s *testServer) restrictedUser(db, secret string) (string, *testServer) {
+	s.t.Helper()
+	user := db + "_u"
+	s.mustQuery("", "CREATE USER '"+user+"'@'%' IDENTIFIED BY '"+secret+"'; GRANT ALL ON `"+db+"%`.* TO '"+user+"'@'%';")
+	s.t.Cleanup(func() { _, _ = s.query("", "DROP USER IF EXISTS '"+user+"'@'%';") })
+	return user, &testServer{t: s.t, kind: "mysql", base: &url.URL{Scheme: "mysql", Host: s.base.Host, User: url.User(user)}}
 }
