@@ -198,17 +198,22 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		create = true
 	}
 	if create {
-		if _, err := d.mysqlQuery(ctx, "CREATE DATABASE "+mysqlIdent(d.Name)+charset+";\n"); err != nil {
-			if ctx.Err() != nil && exists == "0" {
-				// Stopped, the client may have been killed after the
-				// server created the database: leave no empty one.
+		// Run to its end even when stopped meanwhile (as for
+		// PostgreSQL: a client killed half-way leaves the server to
+		// finish it); a database this restore made is dropped again.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+		_, err := d.mysqlQuery(cctx, "CREATE DATABASE "+mysqlIdent(d.Name)+charset+";\n")
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("%s: create database: %w", d, err)
+		}
+		if ctx.Err() != nil {
+			if exists == "0" {
 				bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-				if e, o, qerr := d.mysqlObjects(bg); qerr == nil && e != "0" && o == "0" {
-					_, _ = d.mysqlQuery(bg, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
-				}
+				_, _ = d.mysqlQuery(bg, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
 				cancel()
 			}
-			return false, fmt.Errorf("%s: create database: %w", d, err)
+			return false, ctx.Err()
 		}
 	}
 	if err := load(d.Name); err != nil {

@@ -175,18 +175,8 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		if props.createWith != "" {
 			create = "CREATE DATABASE :\"name\" WITH " + props.createWith + "\n"
 		}
-		if _, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + into}, create); err != nil {
-			if ctx.Err() != nil {
-				// Stopped, psql may have been killed after CREATE
-				// DATABASE committed: an empty database would be left.
-				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-				derr := d.dropIfEmpty(dctx, into)
-				cancel()
-				if derr != nil {
-					return false, fmt.Errorf("%s: create database %s: %w; the empty database %s may be left: check, and drop it by hand (%v)", d, into, err, into, derr)
-				}
-			}
-			return false, fmt.Errorf("%s: create database %s: %w (%w)", d, into, err, ErrUnchanged)
+		if err := d.createUninterrupted(ctx, into, create); err != nil {
+			return false, err
 		}
 	}
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-", "--dbname=" + d.connURL(into)},
@@ -243,24 +233,36 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	return created, nil
 }
 
-// cleanupTimeout bounds what a stopped restore does to leave nothing behind:
-// a server that stopped answering must not hold the exit.
-const cleanupTimeout = 30 * time.Second
+// cleanupTimeout bounds what a stopped restore does to leave nothing behind,
+// and createTimeout a CREATE DATABASE that a stop does not cut short: a
+// server that stopped answering must not hold the exit for long.
+const (
+	cleanupTimeout = 30 * time.Second
+	createTimeout  = time.Minute
+)
 
-// dropIfEmpty drops database name if it exists and holds no user objects:
-// one that a CREATE DATABASE stopped half-way may have left. A database
-// with anything in it is never dropped here.
-func (d *Database) dropIfEmpty(ctx context.Context, name string) error {
-	n, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + name}, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n")
-	if err != nil || n == "0" {
-		return err
+// createUninterrupted runs CREATE DATABASE to its end even when the
+// restore is stopped meanwhile: a psql killed half-way leaves the server to
+// finish the command after any check for it, and the database would be
+// left behind (found by an exploratory test). Once it is made, a stop
+// drops it again. The errors it returns say that nothing was changed, or
+// that the database was left.
+func (d *Database) createUninterrupted(ctx context.Context, name, create string) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	_, err := d.psql(cctx, pgMaintenanceDB, []string{"name=" + name}, create)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%s: create database %s: %w (%w)", d, name, err, ErrUnchanged)
 	}
-	objects, err := d.psql(ctx, name, nil, pgUserObjects)
-	if err != nil || objects != "0" {
-		return err
+	if ctx.Err() == nil {
+		return nil
 	}
-	_, err = d.psql(ctx, pgMaintenanceDB, []string{"name=" + name}, pgDropDatabase)
-	return err
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if _, err := d.psql(dctx, pgMaintenanceDB, []string{"name=" + name}, pgDropDatabase); err != nil {
+		return fmt.Errorf("%s: stopped after creating database %s, which is left: drop it by hand (%v)", d, name, err)
+	}
+	return fmt.Errorf("%s: %w (%w)", d, ctx.Err(), ErrUnchanged)
 }
 
 // pgProps is what makes a database more than its contents, as pg_dump

@@ -319,10 +319,10 @@ func TestPostgresReplaceInterruptedAtCreate(t *testing.T) {
 }
 
 // interruptAfterCreate runs snap with args, with the database client tool
-// replaced by one that runs a script with CREATE DATABASE and then waits,
-// as one killed after the server committed it would have; once created()
-// says the database is there, it interrupts snap, and returns its output
-// once it exited with exitInterrupted.
+// replaced by one that runs a script with CREATE DATABASE and then takes
+// two seconds more, as a slow CREATE DATABASE would; once created() says
+// the database is there, it interrupts snap (which lets the create end),
+// and returns its output once it exited with exitInterrupted.
 func interruptAfterCreate(t *testing.T, tr *testRepo, tool string, created func() bool, args ...string) string {
 	t.Helper()
 	real, err := exec.LookPath(tool)
@@ -333,7 +333,7 @@ func interruptAfterCreate(t *testing.T, tr *testRepo, tool string, created func(
 	started := filepath.Join(tr.dir, "started")
 	writeScript(t, filepath.Join(shims, tool), `script=$(cat)
 case "$script" in
-*"CREATE DATABASE"*) printf '%s\n' "$script" | `+real+` "$@" && touch `+started+` && sleep 60 ;;
+*"CREATE DATABASE"*) printf '%s\n' "$script" | `+real+` "$@" && touch `+started+` && sleep 2 ;;
 *) printf '%s\n' "$script" | exec `+real+` "$@" ;;
 esac
 `)
