@@ -200,6 +200,12 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	if res := tr.mustRun("ls", "latest"); !strings.Contains(res.stderr, "latest is snapshot "+list[1].ID[:8]) || !strings.Contains(res.stderr, "chosen among the readable snapshots: 1 snapshot cannot be read") {
 		t.Errorf("ls latest beside an unreadable snapshot: %s", res.stderr)
 	}
+	if res := tr.run("forget", "latest"); res.code != exitFatal || !strings.Contains(res.stderr, "cannot tell which snapshot is the latest") {
+		t.Errorf("forget latest beside an unreadable snapshot: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.mustRun("diff", "latest", "latest"); !strings.Contains(res.stderr, "chosen among the readable snapshots") {
+		t.Errorf("diff latest beside an unreadable snapshot: %s", res.stderr)
+	}
 	tr.mustRun("forget", ids[0])
 	tr.mustRun("check")
 	tr.mustRun("prune", "--instant")

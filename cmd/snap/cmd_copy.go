@@ -103,6 +103,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			if err != nil {
 				return err
 			}
+			if ref == "latest" {
+				src.warnChosenAmongReadable(sn, "latest")
+			}
 			if !seen[sn.ID] {
 				seen[sn.ID] = true
 				selected = append(selected, sn)

@@ -119,6 +119,9 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 	if err != nil {
 		return err
 	}
+	if refA == "latest" {
+		s.warnChosenAmongReadable(a, "latest")
+	}
 	var b *snapshot.Snapshot
 	if refB == "" {
 		if a.Parent == nil {
@@ -133,6 +136,8 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		}
 	} else if b, err = snapshot.Find(sns, refB, filterFrom(c)); err != nil {
 		return err
+	} else if refB == "latest" {
+		s.warnChosenAmongReadable(b, "latest")
 	}
 	u := s.ui
 	var sum diffSummary

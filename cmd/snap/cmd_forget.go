@@ -239,6 +239,12 @@ func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
 		if err := checkSnapshotRef(ref); err != nil {
 			return nil, err
 		}
+		if ref == "latest" && len(s.unreadable) > 0 {
+			// The newest may be among those: forgetting the newest of
+			// the others would delete what was not asked for.
+			return nil, fmt.Errorf("cannot tell which snapshot is the latest: %s cannot be read (above); give the ID of the one to forget (snap list)",
+				plural(len(s.unreadable), "snapshot", "snapshots"))
+		}
 		sn, err := snapshot.Find(sns, ref, filterFrom(c))
 		var id repo.ID
 		if err != nil {

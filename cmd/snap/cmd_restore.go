@@ -129,6 +129,11 @@ func runRestore(c *cli.Context, e *env) error {
 			}
 			return err
 		}
+		asked := "latest"
+		if at != "" {
+			asked = "--at " + at
+		}
+		s.warnChosenAmongReadable(sn, asked)
 	default:
 		if sn, err = s.findSnapshot(c, ref); err != nil {
 			return err
