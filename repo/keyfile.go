@@ -162,6 +162,11 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		return err
 	}
 	if len(names) == 0 && firstErr == nil {
+		// Init saves its key before the config: a config without any
+		// key is a damaged repository, not an absent one.
+		if _, err := be.Stat(ctx, Handle{Type: ConfigFile}); err == nil {
+			return fmt.Errorf("%s has a config but no key files in keys/: the repository is damaged, and no password opens it without one; put keys/ back from a copy of the repository", be.Location())
+		}
 		return fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
 	var loadErr, acceptErr error

@@ -330,5 +330,14 @@ func TestRepositoryMissingConfigOrKeys(t *testing.T) {
 		}
 		must(t, os.Rename(p+".away", p))
 	}
+	// keys/ there, but empty.
+	keys := filepath.Join(tr.repo, "keys")
+	must(t, os.Rename(keys, keys+".away"))
+	must(t, os.Mkdir(keys, 0o700))
+	if res := tr.run("list"); res.code != exitFatal || !strings.Contains(res.stderr, "has a config but no key files") || strings.Contains(res.stderr, "snap init") {
+		t.Errorf("with an empty keys/: exit %d: %s", res.code, res.stderr)
+	}
+	must(t, os.Remove(keys))
+	must(t, os.Rename(keys+".away", keys))
 	tr.mustRun("list")
 }

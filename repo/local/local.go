@@ -318,7 +318,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			if t == repo.IndexFile {
 				fix += ", or create it empty (mkdir " + d + ") and run 'snap repair index --from-packs'"
 			}
-			return fmt.Errorf("list %s: the repository has no %s/ directory: it is damaged; %s", t, t, fix)
+			return fmt.Errorf("the repository has no %s/ directory: it is damaged; %s", t, fix)
 		}
 		if err != nil {
 			return fmt.Errorf("list %s: %w", t, err)
@@ -339,7 +339,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 				continue // removed while listing
 			}
 			if err != nil {
-				return fmt.Errorf("list %s: %s: %w", t, repo.Handle{Type: t, Name: name}, err)
+				return fmt.Errorf("%s: %w", repo.Handle{Type: t, Name: name}, err)
 			}
 			size := fi.Size()
 			if err := fn(name, size); err != nil {
