@@ -64,6 +64,12 @@ func reorderArgs(app *cli.App, args []string) []string {
 			trailing = rest[i+1:]
 			break
 		}
+		if a == "--help" || a == "-h" {
+			// Help wherever it is asked for: with arguments left on the
+			// line, the library takes the first for a help topic ("No
+			// help topic for 'latest'").
+			return append(out, "--help")
+		}
 		if strings.HasPrefix(a, "-") && a != "-" && isKnownFlag(cmd.Flags, a) {
 			n := min(flagArity(cmd.Flags, a), len(rest)-1-i)
 			fl = append(fl, primaryName(cmd.Flags, a))

@@ -71,7 +71,8 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 	// Help that exists still works, in every form.
-	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "create"}, {"create", "--help"}, {"key", "help", "add"}, {"help", "key"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "create"}, {"create", "--help"}, {"key", "help", "add"}, {"help", "key"},
+		{"create", "/some/path", "--help"}, {"ls", "latest", "-h"}, {"key", "add", "x", "--help"}, {"run", "h", "--help"}} {
 		if res := tr.run(args...); res.code != 0 || !strings.Contains(res.stdout, "USAGE:") {
 			t.Errorf("snap %v: exit %d: %s%s", args, res.code, res.stdout, res.stderr)
 		}
