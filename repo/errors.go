@@ -75,6 +75,10 @@ func corrupt(object, format string, args ...any) error {
 type LockedError struct {
 	Holder LockInfo
 	Name   string
+	// AgeOnly: the holder cannot be looked for from here (another host,
+	// machine or PID namespace), so 'snap unlock' keeps its lock until it
+	// is 30 minutes old.
+	AgeOnly bool
 }
 
 func (e *LockedError) Error() string {
@@ -86,8 +90,12 @@ func (e *LockedError) Error() string {
 	if e.Holder.Command != "" {
 		cmd = " (snap " + e.Holder.Command + ")"
 	}
-	return fmt.Sprintf("repository is locked: %s lock held by pid %d%s on host %s since %s (lock %s); wait for it to finish, or run 'snap unlock' if that process is gone",
-		kind, e.Holder.PID, cmd, e.Holder.Host, e.Holder.Since().Local().Format(time.DateTime), shortName(e.Name))
+	fix := "run 'snap unlock' if that process is gone"
+	if e.AgeOnly {
+		fix = "if that process is gone, the lock is stale 30 minutes after its last refresh, or 'snap unlock --all' removes it now"
+	}
+	return fmt.Sprintf("repository is locked: %s lock held by pid %d%s on host %s since %s (lock %s); wait for it to finish; %s",
+		kind, e.Holder.PID, cmd, e.Holder.Host, e.Holder.Since().Local().Format(time.DateTime), shortName(e.Name), fix)
 }
 
 // Unwrap makes errors.Is(err, ErrLocked) true.

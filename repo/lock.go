@@ -91,6 +91,14 @@ func (r *Repository) stale(li LockInfo) bool {
 	return false
 }
 
+// judgedByAge reports whether a lock's holder cannot be looked for from
+// here: another host, another machine under this host name, another PID
+// namespace. Such a lock becomes stale only by its age.
+func (r *Repository) judgedByAge(li LockInfo) bool {
+	return li.Host != r.opts.Host || r.sameMachine(li) == machineOther ||
+		li.PIDNamespace != "" && li.PIDNamespace != r.opts.PIDNamespace
+}
+
 // OtherMachine reports whether the lock was taken on another machine that
 // has this one's host name, as far as the two machine IDs tell.
 func (r *Repository) OtherMachine(li LockInfo) bool {
@@ -289,7 +297,7 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 		if e.Err != nil {
 			return nil, fmt.Errorf("lock %s cannot be read (%v): %w; run 'snap unlock --all' if no other snap is running", e.Name, e.Err, ErrLocked)
 		}
-		return nil, &LockedError{Holder: e.Info, Name: e.Name}
+		return nil, &LockedError{Holder: e.Info, Name: e.Name, AgeOnly: r.judgedByAge(e.Info)}
 	}
 	l.done = make(chan struct{})
 	l.ctx, l.halt = context.WithCancel(context.Background())

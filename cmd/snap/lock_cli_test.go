@@ -146,8 +146,8 @@ func TestLockOfAnotherMachineBlocks(t *testing.T) {
 	tr := newTestRepo(t)
 	host, _ := os.Hostname()
 	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: deadPID(t), MachineID: "another-machine", Command: "create"})
-	if res := tr.run("prune", "--instant"); res.code != exitLocked {
-		t.Fatalf("prune --instant beside a create of another machine: exit %d, want %d\n%s", res.code, exitLocked, res.stderr)
+	if res := tr.run("prune", "--instant"); res.code != exitLocked || !strings.Contains(res.stderr, "'snap unlock --all' removes it now") {
+		t.Fatalf("prune --instant beside a create of another machine: exit %d, want %d and the advice for such a lock\n%s", res.code, exitLocked, res.stderr)
 	}
 	res := tr.mustRun("unlock")
 	if !strings.Contains(res.stdout, "another machine with this host name") || tr.lockCount() != 1 {
