@@ -134,11 +134,32 @@ func helpCommand() *cli.Command {
 			case c.NArg() == 0:
 				return cli.ShowSubcommandHelp(parent)
 			}
-			name := c.Args().First()
-			if top && c.App.Command(name) == nil || !top && parent.Command.Command(name) == nil {
-				return usagef("no help for %q: there is no such command; see '%s --help'", name, strings.TrimSpace("snap "+commandName(parent)))
+			// 'snap help key add': down the subcommands, the last word's
+			// help, shown from a context of its parent command.
+			ctx, words := parent, c.Args().Slice()
+			var cmd *cli.Command
+			for i, name := range words {
+				switch {
+				case i == 0 && top:
+					cmd = c.App.Command(name)
+				case i == 0:
+					cmd = parent.Command.Command(name)
+				default:
+					sub := cmd.Command(name)
+					if sub != nil {
+						ctx = cli.NewContext(c.App, nil, ctx)
+						ctx.Command = cmd
+					}
+					cmd = sub
+				}
+				if cmd == nil {
+					return usagef("no help for %q: there is no such command; see '%s --help'", strings.Join(words[:i+1], " "), strings.TrimSpace("snap "+commandName(parent)))
+				}
+				if cmd.HelpName == "" { // set by the library only for commands it runs
+					cmd.HelpName = strings.Join(strings.Fields("snap "+commandName(parent)+" "+strings.Join(words[:i+1], " ")), " ")
+				}
 			}
-			return cli.ShowCommandHelp(parent, name)
+			return cli.ShowCommandHelp(ctx, words[len(words)-1])
 		},
 	}
 }

@@ -60,6 +60,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"key", "bogus"}, `unknown command "bogus" for 'snap key'`},
 		{[]string{"help", "bogus"}, `no help for "bogus": there is no such command; see 'snap --help'`},
 		{[]string{"key", "help", "bogus"}, `see 'snap key --help'`},
+		{[]string{"help", "key", "bogus"}, `no help for "key bogus"`},
 		{[]string{"check", "--read-data", "--read-data-subset", "1/2"}, "give one of the two"},
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
 		{[]string{"forget", "nosuch"}, "expected an ID"},
@@ -72,10 +73,14 @@ func TestExitCodes(t *testing.T) {
 	}
 	// Help that exists still works, in every form.
 	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "create"}, {"create", "--help"}, {"key", "help", "add"}, {"help", "key"},
-		{"create", "/some/path", "--help"}, {"ls", "latest", "-h"}, {"key", "add", "x", "--help"}, {"run", "h", "--help"}} {
+		{"create", "/some/path", "--help"}, {"ls", "latest", "-h"}, {"key", "add", "x", "--help"}, {"run", "h", "--help"}, {"help", "key", "add"}} {
 		if res := tr.run(args...); res.code != 0 || !strings.Contains(res.stdout, "USAGE:") {
 			t.Errorf("snap %v: exit %d: %s%s", args, res.code, res.stdout, res.stderr)
 		}
+	}
+	// 'snap help key add' is the help of key add, as 'snap key add --help'.
+	if a, b := tr.run("help", "key", "add"), tr.run("key", "add", "--help"); a.stdout != b.stdout {
+		t.Errorf("snap help key add:\n%s\nwant:\n%s", a.stdout, b.stdout)
 	}
 }
 
