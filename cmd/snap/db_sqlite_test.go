@@ -159,7 +159,8 @@ SELECT (SELECT count(*) FROM events) = (SELECT count(*) FROM event_log); SELECT 
 	if res := tr.run("restore", "latest", "--db", "app"); res.code != 1 || !strings.Contains(res.stderr, "--replace") {
 		t.Fatalf("restore over the database: exit %d, want 1\n%s", res.code, res.stderr)
 	}
-	tr.mustRun("restore", "latest", "--db", "app", "--replace")
+	// The database by its file's name too.
+	tr.mustRun("restore", "latest", "--db", filepath.Base(dbFile), "--replace")
 	if got := sqliteQuery(t, dbFile, "SELECT max(id) FROM events;"); strings.TrimSpace(got) != lines[5] {
 		t.Fatalf("database replaced in place ends at event %s, want %s", got, lines[5])
 	}

@@ -38,11 +38,14 @@ func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error)
 	var matches []snapshot.Source
 	for _, src := range dumps {
 		base := path.Base(src.Path)
-		dbName := ""
+		dbName, fileName := "", ""
 		if d, err := sources.ParseDatabase(src.URL); err == nil {
 			dbName = d.Name
+			if d.File != "" {
+				fileName = path.Base(d.File) // an SQLite database by its file's name
+			}
 		}
-		if name == base || name == strings.TrimSuffix(base, path.Ext(base)) || (dbName != "" && name == dbName) {
+		if name == base || name == strings.TrimSuffix(base, path.Ext(base)) || (dbName != "" && name == dbName) || (fileName != "" && name == fileName) {
 			matches = append(matches, src)
 		}
 	}
