@@ -326,3 +326,42 @@ func TestFailedCreateKeepsUploadedPacks(t *testing.T) {
 	}
 	tr.mustRun("check", "--read-data")
 }
+
+// TestInterruptedPacedCreateKeepsUploadedPacks: under --limit-upload, an
+// interrupted create still indexes the packs it uploaded (its segment
+// must not wait for the rate, which the interrupt ends).
+func TestInterruptedPacedCreateKeepsUploadedPacks(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	big := make([]byte, 64<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "big.bin"), big)
+	cmd, out := tr.start(nil, "create", "--limit-upload", "16MiB", src)
+	packs := func() int {
+		m, _ := filepath.Glob(filepath.Join(tr.repo, "data", "*", "*"))
+		n := 0
+		for _, p := range m {
+			if !strings.HasPrefix(filepath.Base(p), ".") && len(filepath.Base(p)) == 64 {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for packs() < 1 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("no pack uploaded\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	interruptWait(t, cmd, out)
+	if n := tr.mustRun("check").stdout; strings.Contains(n, "0 index segments") {
+		t.Errorf("the interrupted create indexed nothing:\n%s", n)
+	}
+	if res := tr.mustRun("check"); strings.Contains(res.stdout+res.stderr, "not indexed") {
+		t.Errorf("packs left unindexed:\n%s%s", res.stdout, res.stderr)
+	}
+}

@@ -45,6 +45,16 @@ func NewRated(be repo.Backend, upload, download uint64, stop <-chan struct{}) *R
 // how the rest of snap recognises an interrupted run.
 var ErrStopped = fmt.Errorf("interrupted while waiting for the rate limit: %w", context.Canceled)
 
+// stopped reports whether the command was interrupted.
+func (b *Rated) stopped() bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // Unwrap returns the wrapped backend.
 func (b *Rated) Unwrap() repo.Backend { return b.be }
 
@@ -53,10 +63,13 @@ func (b *Rated) Location() string { return b.be.Location() }
 
 // Save waits for the upload rate's turn, then saves. Lock files never
 // wait: they are tiny, and a lock refresh stuck behind minutes of paced
-// packs would let the lock go stale under the run that holds it. Their
-// bytes still count.
+// packs would let the lock go stale under the run that holds it. Nor does
+// an index segment once the command was interrupted: it is what a stopped
+// run writes on its way out so that the next run reuses the packs already
+// uploaded (index.Writer.SaveProgress), and waiting would mean giving up.
+// Their bytes still count.
 func (b *Rated) Save(ctx context.Context, h repo.Handle, data []byte) error {
-	if h.Type == repo.LockFile {
+	if h.Type == repo.LockFile || h.Type == repo.IndexFile && b.stopped() {
 		b.up.charge(len(data))
 	} else if err := b.up.take(ctx, b.stop, len(data)); err != nil {
 		return err

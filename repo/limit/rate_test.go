@@ -143,6 +143,12 @@ func TestRatedStop(t *testing.T) {
 	if _, err := be.Stat(ctx, second); err == nil {
 		t.Error("a save stopped while waiting reached the backend")
 	}
+	// Once stopped, an index segment (what a stopped run writes on its way
+	// out) goes at once.
+	seg := repo.Handle{Type: repo.IndexFile, Name: repo.Hash([]byte("s")).String()}
+	if err := r.Save(ctx, seg, []byte("segment")); err != nil {
+		t.Errorf("an index segment saved after stop: %v", err)
+	}
 	if _, err := r.Load(ctx, first, 0, 3_600_000); err != nil { // the first goes at once and books an hour
 		t.Fatal(err)
 	}
