@@ -47,7 +47,7 @@ func FindNode(ctx context.Context, ix *index.Index, root repo.ID, p string) (Nod
 		}
 		n, ok := t.Find(name)
 		if !ok {
-			return Node{}, fmt.Errorf("path %s does not exist in the snapshot; see 'snap ls'", p)
+			return Node{}, fmt.Errorf("path %s does not exist in the snapshot; see 'snap ls'", sources.DisplayPath(p))
 		}
 		node = *n
 	}

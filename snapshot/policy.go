@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/snap-backup/snap/sources"
 )
 
 // Policy says which snapshots of a group forget keeps. The rules are ORed:
@@ -270,12 +271,12 @@ type GroupKey struct {
 func (k GroupKey) String() string {
 	var parts []string
 	if k.Host != "" {
-		parts = append(parts, "host "+quoteControls(k.Host))
+		parts = append(parts, "host "+sources.DisplayPath(k.Host))
 	}
 	if k.Paths != nil {
 		ps := make([]string, len(k.Paths))
 		for i, p := range k.Paths {
-			ps[i] = quoteControls(p)
+			ps[i] = sources.DisplayPath(p)
 		}
 		parts = append(parts, "paths "+strings.Join(ps, " "))
 	}
@@ -284,22 +285,12 @@ func (k GroupKey) String() string {
 	case len(k.Tags) == 0:
 		parts = append(parts, "no tags")
 	default:
-		parts = append(parts, "tags "+quoteControls(strings.Join(k.Tags, ",")))
+		parts = append(parts, "tags "+sources.DisplayPath(strings.Join(k.Tags, ",")))
 	}
 	if len(parts) == 0 {
 		return "all snapshots"
 	}
 	return strings.Join(parts, ", ")
-}
-
-// quoteControls quotes a name that holds a control character (Go's
-// escapes): a host name or path from a snapshot document must not print as
-// two lines, or rewrite the terminal.
-func quoteControls(s string) string {
-	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return strconv.Quote(s)
-	}
-	return s
 }
 
 // Group is a set of snapshots forget treats together.

@@ -7,7 +7,9 @@ import (
 	"os/user"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 )
@@ -301,7 +303,18 @@ type PathError struct {
 	Err  error
 }
 
-func (e *PathError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Path, e.Err) }
+func (e *PathError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, DisplayPath(e.Path), e.Err) }
+
+// DisplayPath is a path as messages show it: as it is, unless it holds a
+// control character (a newline, an escape), which would break the message
+// into lines or rewrite the terminal; then quoted with Go's escapes
+// ("/srv/a\nb"). JSON output carries every path exactly, besides.
+func DisplayPath(p string) string {
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+		return strconv.Quote(p)
+	}
+	return p
+}
 
 // Unwrap returns the system error.
 func (e *PathError) Unwrap() error { return e.Err }

@@ -79,3 +79,15 @@ func TestNanosClamped(t *testing.T) {
 		}
 	}
 }
+
+// TestPathErrorQuotesControls: a path with a newline is quoted in the
+// message, which must stay one line naming the real file.
+func TestPathErrorQuotesControls(t *testing.T) {
+	err := &PathError{Op: "open", Path: "/srv/bad\nname", Err: unix.EACCES}
+	if got, want := err.Error(), `open "/srv/bad\nname": permission denied`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if got := (&PathError{Op: "open", Path: "/srv/plain name", Err: unix.EACCES}).Error(); got != "open /srv/plain name: permission denied" {
+		t.Errorf("a plain path is quoted: %q", got)
+	}
+}
