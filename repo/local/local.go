@@ -37,6 +37,9 @@ func Open(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%s is a file, not a repository (a repository is a directory): %w", abs, repo.ErrNoRepository)
+	}
 	if _, err := os.Stat(filepath.Join(abs, "config")); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// A repository that lost its config is not "no repository":
@@ -66,6 +69,9 @@ func Create(dir string) (*Backend, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%s is a file, not a directory: give a new or empty directory for the repository", abs)
 	}
 	entries, err := os.ReadDir(abs)
 	switch {

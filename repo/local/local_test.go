@@ -418,3 +418,18 @@ func TestListMissingTypeDirectory(t *testing.T) {
 		t.Errorf("List of a missing index/: %v", err)
 	}
 }
+
+// TestOpenAndCreateOnAFile: a repository location that is a regular file is
+// "no repository" for Open, and a clear refusal for Create.
+func TestOpenAndCreateOnAFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "afile")
+	if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(f); !errors.Is(err, repo.ErrNoRepository) || !strings.Contains(err.Error(), "is a file") {
+		t.Errorf("Open of a file: %v", err)
+	}
+	if _, err := Create(f); err == nil || !strings.Contains(err.Error(), "is a file, not a directory") {
+		t.Errorf("Create on a file: %v", err)
+	}
+}
