@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -94,7 +95,7 @@ func newApp(e *env) *cli.App {
 		// Errors are printed once, by run, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
-			return usagef("%v (see 'snap %s --help')", err, c.Command.Name)
+			return usagef("%s (see 'snap --help')", flagError(err))
 		},
 	}
 	// With a "help" command of its own, the library no longer adds
@@ -113,6 +114,31 @@ func newApp(e *env) *cli.App {
 		return cli.ShowAppHelp(c)
 	}
 	return app
+}
+
+// Go's flag package names flags with one dash, as the user did not write
+// them: "flag provided but not defined: -bogus".
+var (
+	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(\S+)$`)
+	badFlagValue  = regexp.MustCompile(`^invalid value (".*") for flag -+(\S+): parse error$`)
+)
+
+// flagError words the flag package's errors as the user wrote the flag.
+func flagError(err error) string {
+	msg := err.Error()
+	dashes := func(name string) string {
+		if len(name) == 1 {
+			return "-" + name
+		}
+		return "--" + name
+	}
+	if m := undefinedFlag.FindStringSubmatch(msg); m != nil {
+		return "unknown flag " + dashes(m[1])
+	}
+	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
+		return "invalid value " + m[1] + " for " + dashes(m[2]) + ": expected a number"
+	}
+	return msg
 }
 
 // helpCommand is the library's "help" command, of snap or of a command
@@ -192,7 +218,7 @@ func addGlobalFlags(cmd *cli.Command) {
 	}
 	if cmd.OnUsageError == nil {
 		cmd.OnUsageError = func(c *cli.Context, err error, isSub bool) error {
-			return usagef("%v (see 'snap %s --help')", err, commandName(c))
+			return usagef("%s (see 'snap %s --help')", flagError(err), commandName(c))
 		}
 	}
 	for _, sub := range cmd.Subcommands {

@@ -61,6 +61,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"help", "bogus"}, `no help for "bogus": there is no such command; see 'snap --help'`},
 		{[]string{"key", "help", "bogus"}, `see 'snap key --help'`},
 		{[]string{"help", "key", "bogus"}, `no help for "key bogus"`},
+		{[]string{"list", "--bogus"}, "unknown flag --bogus (see 'snap list --help')"},
+		{[]string{"forget", "--keep-last", "abc"}, `invalid value "abc" for --keep-last: expected a number`},
 		{[]string{"check", "--read-data", "--read-data-subset", "1/2"}, "give one of the two"},
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
 		{[]string{"forget", "nosuch"}, "expected an ID"},

@@ -46,7 +46,9 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("password file: %w", err)
+			// SNAP_NEW_PASSWORD's file is --new-password-file, and so on.
+			flag := "--" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(envVar, "SNAP_"), "_", "-")) + "-file"
+			return "", fmt.Errorf("password file: %w; give a readable file with %s or %s_FILE, or the password in %s", err, flag, envVar, envVar)
 		}
 		pw := strings.TrimRight(string(b), "\r\n")
 		if pw == "" {
@@ -121,7 +123,11 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	case ctx.Err() != nil:
 		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
 	case err != nil:
-		return "", fmt.Errorf("password command %q failed: %v %s", command, err, strings.TrimSpace(stderr.String()))
+		msg := fmt.Sprintf("password command %q failed: %v", command, err)
+		if out := strings.TrimSpace(stderr.String()); out != "" {
+			msg += ": " + out
+		}
+		return "", errors.New(msg)
 	}
 	pw := strings.TrimRight(string(out), "\r\n")
 	if pw == "" {

@@ -77,3 +77,18 @@ func TestPasswordCommandStopped(t *testing.T) {
 		t.Errorf("a hanging password command: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestPasswordSourceErrors: a password file that cannot be read names the
+// flag and variables that give one; a failed password command's message
+// ends with its error output, or with its status alone.
+func TestPasswordSourceErrors(t *testing.T) {
+	tr := newTestRepo(t)
+	res := tr.runEnv([]string{"SNAP_PASSWORD="}, nil, "list", "--password-file", filepath.Join(tr.dir, "nonexistent"))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "give a readable file with --password-file or SNAP_PASSWORD_FILE") {
+		t.Errorf("missing password file: exit %d: %s", res.code, res.stderr)
+	}
+	res = tr.runEnv([]string{"SNAP_PASSWORD="}, nil, "list", "--password-command", "false")
+	if !strings.HasSuffix(res.stderr, `password command "false" failed: exit status 1`+"\n") {
+		t.Errorf("failed password command: %q", res.stderr)
+	}
+}
