@@ -262,9 +262,9 @@ func printPrune(u *ui, st *index.PruneStats) {
 	if freed >= 0 {
 		u.printf("size: %s before, %s after: %s freed", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), humanBytes(freed))
 	} else {
-		why := "repacked copies are in place; the packs they replace go in a later prune"
-		if st.Instant {
-			why = "the new index files outweigh what was deleted"
+		why := "the new index files outweigh what was deleted"
+		if st.RepackedPacks > 0 && !st.Instant {
+			why = "repacked copies are in place; the packs they replace go in a later prune"
 		}
 		u.printf("size: %s before, %s after (%s)", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), why)
 	}
