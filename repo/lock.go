@@ -71,17 +71,10 @@ func (r *Repository) stale(li LockInfo) bool {
 	if r.opts.Now().Sub(li.Time) > LockStaleAge {
 		return true
 	}
-	if li.Host != r.opts.Host {
+	if r.judgedByAge(li) {
 		return false
 	}
-	match := r.sameMachine(li)
-	if match == machineOther {
-		return false
-	}
-	if li.PIDNamespace != "" && li.PIDNamespace != r.opts.PIDNamespace {
-		return false
-	}
-	if match == machineEarlierBoot {
+	if r.sameMachine(li) == machineEarlierBoot {
 		return true
 	}
 	if li.PID > 0 {
