@@ -40,7 +40,7 @@ func (c *openFiles) get(path string) (*openFile, error) {
 		return of, nil
 	}
 	c.mu.Unlock()
-	f, err := openRegular(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}

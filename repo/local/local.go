@@ -175,6 +175,7 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 		return nil, err
 	}
 	var f *os.File
+	var fi fs.FileInfo // of a file opened here: every whole-file load
 	if h.Type == repo.PackFile && length > 0 {
 		of, err := b.packs.get(p)
 		if err != nil {
@@ -183,17 +184,13 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 		defer b.packs.put(of)
 		f = of.f
 	} else {
-		f, err = openRegular(p)
+		f, fi, err = openRegular(p)
 		if err != nil {
 			return nil, wrapNotFound(h, err)
 		}
 		defer f.Close()
 	}
 	if length == 0 {
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", h, err)
-		}
 		length = fi.Size() - offset
 		if length < 0 {
 			return nil, fmt.Errorf("load %s: offset %d beyond end %d: %w", h, offset, fi.Size(), io.ErrUnexpectedEOF)
@@ -244,25 +241,25 @@ func regular(path string) (fs.FileInfo, error) {
 
 // openRegular opens path for reading if it is, or leads to, a regular file.
 // O_NONBLOCK keeps a FIFO that replaced the file since the check from
-// blocking the open for ever; it has no effect on regular files.
-func openRegular(path string) (*os.File, error) {
+// blocking the open for ever; it has no effect on regular files. It returns the open file's own FileInfo (its size for whole-file loads).
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	if _, err := regular(path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, fileKind(fi.Mode()))
+		return nil, nil, fmt.Errorf("%w (%s)", ErrNotRegular, fileKind(fi.Mode()))
 	}
-	return f, nil
+	return f, fi, nil
 }
 
 // fileKind names a file mode's type for messages.
@@ -347,8 +344,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			if err != nil {
 				return fmt.Errorf("%s: %w", repo.Handle{Type: t, Name: name}, err)
 			}
-			size := fi.Size()
-			if err := fn(name, size); err != nil {
+			if err := fn(name, fi.Size()); err != nil {
 				return err
 			}
 		}
