@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -210,14 +209,9 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		return err
 	}
 	for _, le := range errs {
-		obj := "snapshots"
-		var ce *repo.CorruptError
-		var lerr *snapshot.LoadError
-		switch {
-		case errors.As(le, &ce):
-			obj = ce.Object
-		case errors.As(le, &lerr):
-			obj = repo.Handle{Type: repo.SnapshotFile, Name: lerr.ID.String()}.String()
+		obj := unreadableObject(le)
+		if obj == "" {
+			obj = "snapshots"
 		}
 		name := strings.TrimPrefix(obj, "snapshots/")
 		ck.AddProblem(index.Problem{Kind: "unreadable_snapshot", Object: obj, Message: le.Error(),
