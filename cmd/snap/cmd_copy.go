@@ -99,12 +99,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	} else {
 		seen := map[repo.ID]bool{}
 		for _, ref := range refs {
-			sn, err := snapshot.Find(sns, ref, filterFrom(c))
+			sn, err := src.find(c, sns, ref)
 			if err != nil {
 				return err
-			}
-			if ref == "latest" {
-				src.warnChosenAmongReadable(sn, "latest")
 			}
 			if !seen[sn.ID] {
 				seen[sn.ID] = true

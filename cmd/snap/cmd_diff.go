@@ -115,12 +115,9 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 	if err != nil {
 		return err
 	}
-	a, err := snapshot.Find(sns, refA, filterFrom(c))
+	a, err := s.find(c, sns, refA)
 	if err != nil {
 		return err
-	}
-	if refA == "latest" {
-		s.warnChosenAmongReadable(a, "latest")
 	}
 	var b *snapshot.Snapshot
 	if refB == "" {
@@ -134,10 +131,8 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		if a == b {
 			return fmt.Errorf("the parent %s of snapshot %s is gone (forgotten): name the snapshot to compare it with", b.Parent.Short(), b.ID.Short())
 		}
-	} else if b, err = snapshot.Find(sns, refB, filterFrom(c)); err != nil {
+	} else if b, err = s.find(c, sns, refB); err != nil {
 		return err
-	} else if refB == "latest" {
-		s.warnChosenAmongReadable(b, "latest")
 	}
 	u := s.ui
 	var sum diffSummary

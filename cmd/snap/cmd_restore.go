@@ -119,9 +119,9 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		sns = holdingDumps(sns, dbs)
 		if at != "" {
-			sn, err = snapshot.FindAt(sns, when, filterFrom(c))
+			sn, err = s.findAt(c, sns, when)
 		} else {
-			sn, err = snapshot.Find(sns, ref, filterFrom(c))
+			sn, err = s.find(c, sns, ref)
 		}
 		if err != nil {
 			if len(dbs) > 0 && errors.Is(err, snapshot.ErrNoSnapshot) {
@@ -129,11 +129,6 @@ func runRestore(c *cli.Context, e *env) error {
 			}
 			return err
 		}
-		asked := "latest"
-		if at != "" {
-			asked = "--at " + at
-		}
-		s.warnChosenAmongReadable(sn, asked)
 	default:
 		if sn, err = s.findSnapshot(c, ref); err != nil {
 			return err

@@ -221,11 +221,7 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 		if err != nil {
 			return nil, err
 		}
-		sn, err := snapshot.FindAt(sns, when, filterFrom(c))
-		if err == nil {
-			s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
-		}
-		return sn, err
+		return s.findAt(c, sns, when)
 	}
 	if err := checkSnapshotRef(ref); err != nil {
 		return nil, err
@@ -234,7 +230,7 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 	if err != nil {
 		return nil, err
 	}
-	sn, err := snapshot.Find(sns, ref, filterFrom(c))
+	sn, err := s.find(c, sns, ref)
 	if errors.Is(err, snapshot.ErrNoSnapshot) && ref != "latest" {
 		// The snapshot may exist but be unreadable: say so, not "no snapshot".
 		for _, lerr := range s.unreadable {
@@ -246,10 +242,26 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("%w", err)
 	}
-	if ref == "latest" {
+	return sn, nil
+}
+
+// find is snapshot.Find under the command's filters, and findAt
+// snapshot.FindAt: when some snapshots cannot be read, each says which one
+// 'latest' or --at chose (warnChosenAmongReadable).
+func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*snapshot.Snapshot, error) {
+	sn, err := snapshot.Find(sns, ref, filterFrom(c))
+	if err == nil && ref == "latest" {
 		s.warnChosenAmongReadable(sn, "latest")
 	}
-	return sn, nil
+	return sn, err
+}
+
+func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Time) (*snapshot.Snapshot, error) {
+	sn, err := snapshot.FindAt(sns, when, filterFrom(c))
+	if err == nil {
+		s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
+	}
+	return sn, err
 }
 
 // unreadableObject names the snapshot document an error of the listing is
