@@ -68,8 +68,9 @@ func requireConfig(c *cli.Context, e *env) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The one warning run and schedule give (config check gives all):
-	// a timer would run what anyone can write into the file.
+	// The one warning run and schedule give (config check gives all, this
+	// one added where it loads the file): a timer would run what anyone
+	// can write into the file.
 	if msg := writableByOthers(path); msg != "" {
 		newUI(c, e).warnf("%s", msg)
 	}
@@ -124,6 +125,9 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	}
 	if err == nil {
 		cfg, problems, err = loadConfig(path)
+		if msg := writableByOthers(path); msg != "" && (cfg != nil || len(problems) > 0) {
+			problems = append(problems, Problem{File: path, Message: msg, Severity: "warning"})
+		}
 		if cfg != nil || len(problems) > 0 {
 			err = nil // judged below, problem by problem
 		}

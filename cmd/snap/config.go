@@ -216,11 +216,7 @@ func loadConfig(path string) (*Config, []Problem, error) {
 	if err != nil {
 		return nil, nil, usagef("config file %s: %v", path, unwrapOS(err))
 	}
-	cfg, problems, err := parseConfig(path, string(data))
-	if msg := writableByOthers(path); msg != "" {
-		problems = append(problems, Problem{File: path, Message: msg, Severity: "warning"})
-	}
-	return cfg, problems, err
+	return parseConfig(path, string(data))
 }
 
 // writableByOthers warns about a config file that users other than the
