@@ -111,7 +111,6 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		if dbs != "" {
 			return false, fmt.Errorf("the server %s already holds databases (%s), and a whole-server dump is loaded into a server without databases of its own: its script would add its rows to their tables; load it into a new server (initdb), drop those databases first, or restore single databases from single-database dumps (%w)", d, dbs, ErrUnchanged)
 		}
-		db := pgMaintenanceDB
 		// Errors are expected only for roles that exist already (the one
 		// running the restore, to begin with); any other failed
 		// statement fails the restore, after the script has run.
@@ -127,7 +126,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 				o.Stderr(line)
 			}
 		}
-		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(db)},
+		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(pgMaintenanceDB)},
 			Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: stderr, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
 		if err := c.Run(ctx); err != nil {
 			return false, err
