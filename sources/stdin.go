@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -16,11 +17,20 @@ const (
 	KindMongoDB  = "mongodb"
 )
 
+// ErrEmptyStdin ends a standard input stream that ended before its first
+// byte, unless the stream allows that. In `pg_dump app | snap create --stdin
+// app.sql` a failed pg_dump looks to snap like an empty input, and a snapshot
+// holding an empty dump must not pass for a backup.
+var ErrEmptyStdin = errors.New("standard input was empty (did the command piped into snap fail? " +
+	"with --command NAME -- CMD snap checks its exit status); --allow-empty-stdin saves an empty input")
+
 // StdinStream returns a stream opener for r (snap's standard input). A
 // blocked read of standard input cannot be interrupted, so the stream reads
 // through a pipe that cancelling ctx closes: the snapshot is abandoned at
-// once, and the goroutine left reading ends with the process.
-func StdinStream(r io.Reader) func(ctx context.Context) (io.ReadCloser, error) {
+// once, and the goroutine left reading ends with the process. Unless
+// allowEmpty, an input without a single byte fails the stream with
+// ErrEmptyStdin.
+func StdinStream(r io.Reader, allowEmpty bool) func(ctx context.Context) (io.ReadCloser, error) {
 	return func(ctx context.Context) (io.ReadCloser, error) {
 		pr, pw := io.Pipe()
 		go func() {
@@ -38,16 +48,25 @@ func StdinStream(r io.Reader) func(ctx context.Context) (io.ReadCloser, error) {
 			pw.CloseWithError(err)
 		}()
 		stop := context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
-		return &stdinReader{pr: pr, stop: stop}, nil
+		return &stdinReader{pr: pr, stop: stop, allowEmpty: allowEmpty}, nil
 	}
 }
 
 type stdinReader struct {
-	pr   *io.PipeReader
-	stop func() bool
+	pr         *io.PipeReader
+	stop       func() bool
+	allowEmpty bool
+	read       int64
 }
 
-func (s *stdinReader) Read(p []byte) (int, error) { return s.pr.Read(p) }
+func (s *stdinReader) Read(p []byte) (int, error) {
+	n, err := s.pr.Read(p)
+	s.read += int64(n)
+	if err == io.EOF && s.read == 0 && !s.allowEmpty {
+		return n, ErrEmptyStdin
+	}
+	return n, err
+}
 
 func (s *stdinReader) Close() error {
 	s.stop()

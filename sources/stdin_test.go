@@ -20,7 +20,7 @@ func (p *panicAfter) Read(b []byte) (int, error) {
 // A panic while standard input is copied ends the stream with an error
 // (which fails the snapshot), not the process.
 func TestStdinStreamPanic(t *testing.T) {
-	open := StdinStream(&panicAfter{r: strings.NewReader("some input")})
+	open := StdinStream(&panicAfter{r: strings.NewReader("some input")}, false)
 	rc, err := open(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,8 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
 			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
-			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`"},
+			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`; an empty input fails the create (a command before | that failed)"},
+			&cli.BoolFlag{Name: "allow-empty-stdin", Usage: "with --stdin, save the snapshot even when standard input is empty"},
 			&cli.StringFlag{Name: "command", Usage: "store the standard output of the command given after -- as the file `NAME`"},
 			multiFlag("pre", "run the shell command `CMD` before reading anything; if it fails, nothing is saved (repeatable)"),
 			multiFlag("post", "run the shell command `CMD` at the end, whatever happened (repeatable)"),
@@ -78,6 +79,13 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	if err != nil {
 		return o, plan, err
 	}
+	if sf.stdinName != "" && e.stdinTTY {
+		return o, plan, usagef("--stdin %s: standard input is a terminal; pipe the data in, e.g. pg_dump app | snap create --stdin %s", sf.stdinName, sf.stdinName)
+	}
+	if c.Bool("allow-empty-stdin") && sf.stdinName == "" {
+		return o, plan, usagef("--allow-empty-stdin is for --stdin NAME")
+	}
+	sf.allowEmptyStdin = c.Bool("allow-empty-stdin")
 	plan.streams = sf
 	plan.pre, plan.post = multiValues(c, "pre"), multiValues(c, "post")
 	if plan.hookTimeout = c.Duration("hook-timeout"); plan.hookTimeout < 0 {

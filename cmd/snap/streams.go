@@ -15,9 +15,11 @@ import (
 type streamFlags struct {
 	stdinName   string
 	commandName string
-	commandArgs []string
-	dbs         []*sources.Database
-	dbPaths     []string
+	// allowEmptyStdin saves an empty standard input instead of failing.
+	allowEmptyStdin bool
+	commandArgs     []string
+	dbs             []*sources.Database
+	dbPaths         []string
 }
 
 // splitTrailing separates the positional arguments from the command given
@@ -92,7 +94,7 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 	var out []snapshot.Stream
 	if sf.stdinName != "" {
 		p, _ := streamPath("--stdin", sf.stdinName)
-		out = append(out, snapshot.Stream{Path: p, Open: sources.StdinStream(e.stdin), Source: snapshot.Source{Kind: sources.KindStdin}})
+		out = append(out, snapshot.Stream{Path: p, Open: sources.StdinStream(e.stdin, sf.allowEmptyStdin), Source: snapshot.Source{Kind: sources.KindStdin}})
 	}
 	if sf.commandName != "" {
 		p, _ := streamPath("--command", sf.commandName)

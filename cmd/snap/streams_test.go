@@ -101,6 +101,7 @@ func TestStreamUsageErrors(t *testing.T) {
 		{"create", "--db", "sqlite:///a/app.db", "--db", "sqlite:///a/app.db"},
 		{"create", "--stdin", "x", "--command", "x", "--", "true"},
 		{"create", "--min-free", "lots", "--stdin", "x"},
+		{"create", "--allow-empty-stdin", "/etc/hostname"},
 		{"create"},
 		{"restore", "latest", "--to", "postgres://x@y/z"},
 	} {
@@ -202,21 +203,43 @@ func TestInterruptDuringDump(t *testing.T) {
 	}
 }
 
+// An empty standard input is what a failed command before | looks like to
+// snap (pg_dump app | snap create --stdin app.sql): it fails the create,
+// saving nothing, unless --allow-empty-stdin says empty is fine.
+func TestEmptyStdin(t *testing.T) {
+	tr := newTestRepo(t)
+	post := filepath.Join(tr.dir, "post")
+	res := tr.runEnv(nil, []byte{}, "create", "--stdin", "app.sql", "--post", "echo $SNAP_STATUS > "+post)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "standard input was empty") || !strings.Contains(res.stderr, "--allow-empty-stdin") {
+		t.Fatalf("empty --stdin: exit %d, want %d with the reason\n%s", res.code, exitFatal, res.stderr)
+	}
+	if n := tr.snapshotCount(); n != 0 {
+		t.Fatalf("%d snapshots saved from an empty standard input", n)
+	}
+	if b, _ := os.ReadFile(post); strings.TrimSpace(string(b)) != "failure" {
+		t.Errorf("post hook saw status %q, want failure", b)
+	}
+	tr.mustRun("create", "--stdin", "app.sql", "--allow-empty-stdin")
+	if got := tr.mustRun("dump", "latest", "/app.sql").stdout; got != "" {
+		t.Fatalf("saved %q, want an empty file", got)
+	}
+}
+
 func TestPreflight(t *testing.T) {
 	tr := newTestRepo(t)
-	res := tr.mustRun("create", "--stdin", "x")
+	res := tr.mustRun("create", "--stdin", "x", "--allow-empty-stdin")
 	if !strings.Contains(res.stdout, "writable") || !strings.Contains(res.stdout, "free") {
 		t.Errorf("create does not report the repository's free space:\n%s", res.stdout)
 	}
 	marker := filepath.Join(tr.dir, "ran")
-	res = tr.run("create", "--min-free", "100000T", "--pre", "touch "+marker, "--stdin", "x")
+	res = tr.run("create", "--min-free", "100000T", "--pre", "touch "+marker, "--stdin", "x", "--allow-empty-stdin")
 	if res.code != 1 || !strings.Contains(res.stderr, "below --min-free") {
 		t.Fatalf("--min-free above the free space: exit %d, want 1\n%s", res.code, res.stderr)
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("the pre hook ran although the pre-flight check failed")
 	}
-	tr.mustRun("create", "--min-free", "1M", "--stdin", "x")
+	tr.mustRun("create", "--min-free", "1M", "--stdin", "x", "--allow-empty-stdin")
 	if n := tr.snapshotCount(); n != 2 {
 		t.Fatalf("%d snapshots, want 2", n)
 	}
