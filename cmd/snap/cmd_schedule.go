@@ -90,6 +90,12 @@ type unitJSON struct {
 	Service   string   `json:"service"` // path of the unit file
 	Timer     string   `json:"timer"`
 	Installed bool     `json:"installed"`
+	// Outdated: the unit files differ from what 'schedule install' would
+	// write from the config now (a changed schedule, a moved binary).
+	Outdated bool `json:"outdated,omitempty"`
+	// NotInConfig: installed from this config, which no longer has the
+	// job or its schedule; the timer still runs it.
+	NotInConfig bool `json:"not_in_config,omitempty"`
 	// From systemctl, when it can answer (empty otherwise).
 	Enabled    string `json:"enabled,omitempty"` // UnitFileState of the timer: "enabled", "disabled", …
 	Active     string `json:"active,omitempty"`  // ActiveState of the timer
@@ -228,6 +234,7 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		if err != nil {
 			cfgErr = fmt.Errorf("%w; jobs not installed are not listed; see 'snap config check'", err)
 		} else {
+			compareUnits(cfg, o.user, out)
 			for _, j := range cfg.Jobs {
 				if len(j.Schedule) > 0 && !installed[j.Name] {
 					out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule})
@@ -254,6 +261,12 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 				state = uj.Enabled + ", " + uj.Active
 			}
 		}
+		switch {
+		case uj.NotInConfig:
+			state += "; job not in the config"
+		case uj.Outdated:
+			state += "; outdated"
+		}
 		result := uj.LastResult
 		if uj.LastStatus != nil && *uj.LastStatus != 0 {
 			result += fmt.Sprintf(" (exit %d)", *uj.LastStatus)
@@ -263,7 +276,47 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, uj := range out {
+		switch {
+		case uj.NotInConfig:
+			u.warnf("job %s: its units are installed but the config has no such scheduled job; its timer still runs it: 'snap schedule remove %s'", uj.Job, uj.Job)
+		case uj.Outdated:
+			u.warnf("job %s: the installed units differ from what the config gives now: 'snap schedule install %s'", uj.Job, uj.Job)
+		}
+	}
 	return cfgErr
+}
+
+// compareUnits marks the installed units of list that were written from
+// cfg and no longer match it: a job removed from the config (or left
+// without a schedule), or units that differ from what install would write
+// now. Units written from another config file are not judged by this one.
+func compareUnits(cfg *Config, user bool, list []unitJSON) {
+	bin, err := snapBinary()
+	if err != nil {
+		return
+	}
+	jobs := map[string]*Job{}
+	for _, j := range cfg.Jobs {
+		if len(j.Schedule) > 0 {
+			jobs[j.Name] = j
+		}
+	}
+	for i := range list {
+		uj := &list[i]
+		timer, ok := readOwnUnit(uj.Timer)
+		if !ok || !strings.HasPrefix(timer, fmt.Sprintf("%s from %s.\n", unitMarker, displayPath(cfg.Path))) {
+			continue
+		}
+		j := jobs[uj.Job]
+		if j == nil {
+			uj.NotInConfig = true
+			continue
+		}
+		service, _ := readOwnUnit(uj.Service)
+		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: user}
+		uj.Outdated = service != serviceUnit(spec) || timer != timerUnit(spec)
+	}
 }
 
 func dash(s string) string {

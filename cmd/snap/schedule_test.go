@@ -152,9 +152,26 @@ paths = ["` + src + `"]
 	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || res.code != 0 {
 		t.Fatalf("list --json: %v %d\n%s%s", err, res.code, res.stdout, res.stderr)
 	}
-	if len(list.Units) != 1 || list.Units[0].Job != "app" || !list.Units[0].Installed || list.Units[0].Schedule[0] != "*-*-* 03:00:00" {
+	if len(list.Units) != 1 || list.Units[0].Job != "app" || !list.Units[0].Installed || list.Units[0].Schedule[0] != "*-*-* 03:00:00" ||
+		list.Units[0].Outdated || list.Units[0].NotInConfig {
 		t.Errorf("list: %+v", list.Units)
 	}
+	// A schedule changed in the config after install: the timer still
+	// fires at the old time, and list says so.
+	config, _ := os.ReadFile(cfg)
+	writeFile(t, cfg, []byte(strings.Replace(string(config), "03:00:00", "04:00:00", 1)))
+	res = tr.runConfig(nil, "schedule", "list", "--dir", units, "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stdout, "installed; outdated") || !strings.Contains(res.stderr, "job app: the installed units differ from what the config gives now: 'snap schedule install app'") {
+		t.Errorf("list after a schedule change: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	// The job removed from the config: its timer would go on running it.
+	writeFile(t, cfg, []byte(strings.Replace(string(config), "[jobs.app]", "[jobs.web]", 1)))
+	res = tr.runConfig(nil, "schedule", "list", "--dir", units, "--config", cfg, "--json")
+	list.Units = nil
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list.Units) != 2 || !list.Units[0].NotInConfig || list.Units[1].Job != "web" || list.Units[1].Installed {
+		t.Errorf("list --json after removing the job: %v %+v\n%s", err, list.Units, res.stderr)
+	}
+	writeFile(t, cfg, config)
 
 	// A unit snap did not write is never replaced or removed.
 	writeFile(t, filepath.Join(units, "snap-other.timer"), []byte("[Timer]\nOnCalendar=daily\n"))
