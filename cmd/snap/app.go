@@ -117,10 +117,12 @@ func newApp(e *env) *cli.App {
 }
 
 // Go's flag package names flags with one dash, as the user did not write
-// them: "flag provided but not defined: -bogus".
+// them: "flag provided but not defined: -bogus"; the CLI library refuses
+// -x --one-file-system in words of its own.
 var (
 	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(\S+)$`)
 	badFlagValue  = regexp.MustCompile(`^invalid value (".*") for flag -+(\S+): parse error$`)
+	twoFlagForms  = regexp.MustCompile(`^Cannot use two forms of the same flag: (\S+) (\S+)$`)
 )
 
 // flagError words the flag package's errors as the user wrote the flag.
@@ -137,6 +139,9 @@ func flagError(err error) string {
 	}
 	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
 		return "invalid value " + m[1] + " for " + dashes(m[2]) + ": expected a number"
+	}
+	if m := twoFlagForms.FindStringSubmatch(msg); m != nil {
+		return dashes(m[1]) + " and " + dashes(m[2]) + " are one flag: give it once"
 	}
 	return msg
 }
