@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sync"
 
@@ -54,8 +55,33 @@ type Checker struct {
 	// otherwise be read again for each of them.
 	bases baseCache
 
+	// denied is the first permission error: an object this user may not
+	// read is not damaged, and check reports it as the one error.
+	denied error
+
 	ReadPacks int
 	ReadBytes int64
+}
+
+// accessDenied records err when it is a permission error and says so.
+func (c *Checker) accessDenied(err error) bool {
+	if !errors.Is(err, fs.ErrPermission) {
+		return false
+	}
+	c.mu.Lock()
+	if c.denied == nil {
+		c.denied = err
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// Denied returns the first permission error check met, if any: the check
+// could not read the whole repository, and its findings are no verdict.
+func (c *Checker) Denied() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.denied
 }
 
 // NewChecker reads the index and lists the packs.
@@ -68,6 +94,11 @@ func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 		return nil, err
 	}
 	c.ss = ss
+	for _, e := range ss.Unreadable {
+		if errors.Is(e, fs.ErrPermission) {
+			return nil, e
+		}
+	}
 	for id, e := range ss.Unreadable {
 		c.add(Problem{Kind: "unreadable_segment", Object: "index/" + id.String(), Message: fmt.Sprintf("index segment %s cannot be read: %v", id, e), Repair: RepairFromPacks})
 	}
@@ -212,6 +243,9 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 		}
 		ents, err := c.r.LoadTrailer(ctx, id, size)
 		if err != nil {
+			if c.accessDenied(err) {
+				return
+			}
 			if errors.Is(err, repo.ErrNotFound) {
 				c.markGone(id)
 				c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id, Message: fmt.Sprintf("pack %s vanished while being checked", id), Repair: RepairFromPacks})
@@ -278,7 +312,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	h := repo.Handle{Type: repo.PackFile, Name: id.String()}
 	data, err := c.r.Backend().Load(ctx, h, 0, 0)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || c.accessDenied(err) {
 			return
 		}
 		if errors.Is(err, repo.ErrNotFound) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -140,6 +141,13 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 			return st, err
 		}
 		ents, err := ix.r.LoadTrailer(ctx, p.id, p.size)
+		if errors.Is(err, fs.ErrPermission) {
+			// A pack this user may not read is not a damaged one: left
+			// out, its blobs would be dropped from the index. Stop as an
+			// interruption would; the segments written so far list
+			// packs that are there, and the old ones stay.
+			return st, fmt.Errorf("repair needs to read every pack: data/%s: %w", p.id, err)
+		}
 		if err != nil {
 			ls, lerr := listing()
 			if lerr != nil {

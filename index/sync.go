@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -92,6 +93,11 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 		if errors.Is(err, repo.ErrNotFound) {
 			vanished = true // removed by a concurrent prune after being superseded
 			continue
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// Not damage: the segment is there for its owner to read,
+			// and a repair would replace it with what this user can see.
+			return st, false, fmt.Errorf("read index segment %s: %w", id, err)
 		}
 		if err != nil {
 			failed = append(failed, failedSeg{id, fmt.Errorf("read index segment %s: %w (run 'snap repair index --from-packs' if it stays)", id, err)})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,6 +236,11 @@ func (l *Loader) List(ctx context.Context) (sns []*Snapshot, errs []error, err e
 		}
 		if errors.Is(r.err, repo.ErrNotFound) {
 			continue // forgotten meanwhile
+		}
+		if errors.Is(r.err, fs.ErrPermission) {
+			// Another user's snapshot, not a damaged one: a listing
+			// without it would pass for the whole history.
+			return nil, nil, r.err
 		}
 		if r.err != nil {
 			errs = append(errs, r.err)

@@ -205,6 +205,9 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 			return checkInterrupted(err)
 		}
 	}
+	if err := ck.Denied(); err != nil {
+		return fmt.Errorf("check could not read the whole repository: %w", err)
+	}
 	if err := ck.Confirm(ctx); err != nil {
 		return err
 	}

@@ -121,27 +121,7 @@ func TestExitCodeUnreadable(t *testing.T) {
 		must(t, os.MkdirAll(d, 0o700))
 		must(t, os.Chown(d, uid, uid))
 	}
-	// The shared test binary lives in a private directory: use a copy.
-	bin := filepath.Join(tr.dir, "snap")
-	data, err := os.ReadFile(snapBin)
-	must(t, err)
-	must(t, os.WriteFile(bin, data, 0o755))
-	runAs := func(args ...string) result {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(append(baseEnv(), tr.env...), "HOME="+tr.cache)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		res := result{stdout: stdout.String(), stderr: stderr.String()}
-		if errors.As(err, &ee) {
-			res.code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
+	runAs := runAsUser(t, tr, uid)
 	if res := runAs("init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
 		t.Fatalf("init as nobody: %d %s", res.code, res.stderr)
 	}
@@ -273,4 +253,33 @@ func TestInitRefusesNonEmpty(t *testing.T) {
 		t.Errorf("init over an existing repository succeeded")
 	}
 	tr2.mustRun("list")
+}
+
+// runAsUser returns a runner of snap as the user uid, with tr's
+// environment and HOME in tr's cache directory. The caller makes the
+// directories that user needs accessible.
+func runAsUser(t *testing.T, tr *testRepo, uid uint32) func(args ...string) result {
+	t.Helper()
+	// The shared test binary lives in a private directory: use a copy.
+	bin := filepath.Join(tr.dir, "snap")
+	data, err := os.ReadFile(snapBin)
+	must(t, err)
+	must(t, os.WriteFile(bin, data, 0o755))
+	runAs := func(args ...string) result {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(append(baseEnv(), tr.env...), "HOME="+tr.cache)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		res := result{stdout: stdout.String(), stderr: stderr.String()}
+		if errors.As(err, &ee) {
+			res.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	return runAs
 }

@@ -26,6 +26,7 @@ type Backend struct {
 	dir    string
 	packs  *openFiles
 	direct directIO
+	perms  perms // of what Save writes
 }
 
 var _ repo.Backend = (*Backend)(nil)
@@ -40,7 +41,8 @@ func Open(dir string) (*Backend, error) {
 	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("%s is a file, not a repository (a repository is a directory): %w", abs, repo.ErrNoRepository)
 	}
-	if _, err := os.Stat(filepath.Join(abs, "config")); err != nil {
+	config, err := os.Stat(filepath.Join(abs, "config"))
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// A repository that lost its config is not "no repository":
 			// 'snap init' is not the advice to give there.
@@ -55,9 +57,9 @@ func Open(dir string) (*Backend, error) {
 			}
 			return nil, fmt.Errorf("%s: %w (run 'snap init' to create one)", abs, repo.ErrNoRepository)
 		}
-		return nil, fmt.Errorf("open repository %s: %w", abs, err)
+		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(filepath.Join(abs, "config"), err))
 	}
-	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen)}, nil
+	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
 }
 
 // packFilesOpen is how many pack files Load keeps open.
@@ -70,8 +72,13 @@ func Create(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+	pm := private
+	fi, err := os.Stat(abs)
+	if err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("%s is a file, not a directory: give a new or empty directory for the repository", abs)
+	}
+	if err == nil {
+		pm = permsLike(fi) // a directory the admin made for it, maybe for a group
 	}
 	entries, err := os.ReadDir(abs)
 	switch {
@@ -89,9 +96,17 @@ func Create(dir string) (*Backend, error) {
 	for i := 0; i < 256; i++ {
 		dirs = append(dirs, filepath.Join(abs, string(repo.PackFile), fmt.Sprintf("%02x", i)))
 	}
-	for _, d := range dirs {
+	for i, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		}
+		if i == 0 && fi != nil {
+			continue // the admin's own directory keeps its mode
+		}
+		if pm != private {
+			if err := pm.applyPath(d, true); err != nil {
+				return nil, fmt.Errorf("create repository %s: %w", abs, err)
+			}
 		}
 	}
 	// The new directories' entries are durable before anything is
@@ -102,7 +117,7 @@ func Create(dir string) (*Backend, error) {
 			return nil, err
 		}
 	}
-	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen)}, nil
+	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen), perms: pm}, nil
 }
 
 // Location returns the directory.
@@ -141,15 +156,20 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
 	f, direct, err := b.direct.open(tmp, h.Type == repo.PackFile && b.direct.use(data))
 	if err != nil {
-		return fmt.Errorf("save %s: %w", h, err)
+		return fmt.Errorf("save %s: %w", h, accessError(tmp, err))
 	}
 	defer func() {
 		if err != nil {
 			_ = f.Close()
 			_ = os.Remove(tmp)
-			err = fmt.Errorf("save %s: %w", h, err)
+			err = fmt.Errorf("save %s: %w", h, accessError(p, err))
 		}
 	}()
+	if b.perms != private {
+		if err = b.perms.apply(f, false); err != nil {
+			return err
+		}
+	}
 	if err = b.direct.write(f, data, direct); err != nil {
 		return err
 	}
@@ -179,14 +199,14 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 	if h.Type == repo.PackFile && length > 0 {
 		of, err := b.packs.get(p)
 		if err != nil {
-			return nil, wrapNotFound(h, err)
+			return nil, wrapErr(h, p, err)
 		}
 		defer b.packs.put(of)
 		f = of.f
 	} else {
 		f, fi, err = openRegular(p)
 		if err != nil {
-			return nil, wrapNotFound(h, err)
+			return nil, wrapErr(h, p, err)
 		}
 		defer f.Close()
 	}
@@ -285,7 +305,7 @@ func (b *Backend) Stat(ctx context.Context, h repo.Handle) (int64, error) {
 	}
 	fi, err := regular(p)
 	if err != nil {
-		return 0, wrapNotFound(h, err)
+		return 0, wrapErr(h, p, err)
 	}
 	return fi.Size(), nil
 }
@@ -324,7 +344,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			return fmt.Errorf("the repository has no %s/ directory: it is damaged; %s", t, fix)
 		}
 		if err != nil {
-			return fmt.Errorf("list %s: %w", t, err)
+			return fmt.Errorf("list %s: %w", t, accessError(d, err))
 		}
 		for _, e := range entries {
 			name := e.Name()
@@ -385,7 +405,7 @@ func (b *Backend) Remove(ctx context.Context, h repo.Handle) error {
 		return err
 	}
 	if err := os.Remove(p); err != nil {
-		return wrapNotFound(h, err)
+		return wrapErr(h, p, err)
 	}
 	return syncDir(filepath.Dir(p))
 }
@@ -396,11 +416,13 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-func wrapNotFound(h repo.Handle, err error) error {
+// wrapErr names the object an error of path p is about; a missing file
+// is repo.ErrNotFound, a permission error says who owns what.
+func wrapErr(h repo.Handle, p string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", h, repo.ErrNotFound)
 	}
-	return fmt.Errorf("%s: %w", h, err)
+	return fmt.Errorf("%s: %w", h, accessError(p, err))
 }
 
 func syncDir(dir string) error {

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestRepositoryOfAnotherUser: root writing into a user's repository (sudo
+// snap create) gives what it writes to that user, and files the user may
+// not read (written by root before that, or by hand) are reported as a
+// permission problem, never as damage: list and check fail naming the
+// owner, and repair refuses instead of dropping the unreadable packs from
+// the index.
+func TestRepositoryOfAnotherUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	const uid = 65534 // nobody
+	tr := newUninitRepo(t)
+	for d := tr.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		must(t, os.Chmod(d, 0o755)) // t.TempDir and its parent are 0700
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("the user's file"))
+	must(t, os.Chmod(src, 0o755))
+	must(t, os.Chmod(filepath.Join(src, "a"), 0o644))
+	for _, d := range []string{tr.repo, tr.cache} {
+		must(t, os.MkdirAll(d, 0o700))
+		must(t, os.Chown(d, uid, uid))
+	}
+	runAs := runAsUser(t, tr, uid)
+	if res := runAs("init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Fatalf("init as nobody: %d %s", res.code, res.stderr)
+	}
+	if res := runAs("create", src); res.code != 0 {
+		t.Fatalf("create as nobody: %d %s", res.code, res.stderr)
+	}
+	// root, with a cache of its own.
+	rootCache := []string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "root-cache")}
+	if res := tr.runEnv(rootCache, nil, "create", src, "/etc/hostname"); res.code != 0 {
+		t.Fatalf("create as root: %d %s", res.code, res.stderr)
+	}
+	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid {
+			t.Errorf("%s is owned by uid %d after root's create, want the repository's owner %d", p, st.Uid, uid)
+		}
+		return nil
+	}))
+	if res := runAs("list"); res.code != 0 || strings.Count(res.stdout, src) != 2 {
+		t.Fatalf("list as nobody after root's create: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+
+	// Files the user cannot read, as an older snap run by root left them.
+	var pack, snap string
+	must(t, filepath.WalkDir(filepath.Join(tr.repo, "data"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && pack == "" {
+			pack = p
+		}
+		return err
+	}))
+	entries, err := os.ReadDir(filepath.Join(tr.repo, "snapshots"))
+	must(t, err)
+	snap = filepath.Join(tr.repo, "snapshots", entries[0].Name())
+	for _, p := range []string{pack, snap} {
+		must(t, os.Chown(p, 0, 0))
+		must(t, os.Chmod(p, 0o600))
+	}
+	must(t, os.RemoveAll(tr.cache))
+	must(t, os.MkdirAll(tr.cache, 0o700))
+	must(t, os.Chown(tr.cache, uid, uid))
+	for _, args := range [][]string{{"list"}, {"check"}} {
+		res := runAs(args...)
+		if res.code != exitFatal || !strings.Contains(res.stderr, "permission denied: owned by root (uid 0)") ||
+			!strings.Contains(res.stderr, "and snap runs as nobody (uid 65534); run snap as the user that owns the repository") ||
+			strings.Contains(res.stderr, "repair") || strings.Contains(res.stderr, "forget") {
+			t.Errorf("snap %s with a snapshot of root's: exit %d, want %d naming the owner, without repair advice\n%s", args[0], res.code, exitFatal, res.stderr)
+		}
+	}
+	must(t, os.Chown(snap, uid, uid))
+	segments := func() []string {
+		entries, err := os.ReadDir(filepath.Join(tr.repo, "index"))
+		must(t, err)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	before := segments()
+	for _, args := range [][]string{{"check", "--read-data"}, {"repair", "index", "--from-packs"}} {
+		res := runAs(args...)
+		if res.code != exitFatal || !strings.Contains(res.stderr, "permission denied: owned by root") || strings.Contains(res.stderr, "damaged") {
+			t.Errorf("snap %s with a pack of root's: exit %d, want %d naming the owner\n%s", strings.Join(args, " "), res.code, exitFatal, res.stderr)
+		}
+	}
+	if after := segments(); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Errorf("repair changed the index although it could not read a pack: %v, was %v", after, before)
+	}
+	// As root (who reads everything) the repository is whole.
+	if res := tr.runEnv(rootCache, nil, "check", "--read-data"); res.code != 0 {
+		t.Errorf("check as root: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// TestGroupSharedRepository: a repository directory made for a group
+// (setgid, group-writable) gives its group the same access to every file
+// and directory snap writes into it, whatever the umask of the run.
+func TestGroupSharedRepository(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	must(t, os.MkdirAll(tr.repo, 0o700))
+	must(t, os.Chmod(tr.repo, 0o770|fs.ModeSetgid))
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("shared"))
+	cmd := exec.Command("sh", "-c", `umask 077 && exec "$0" "$@"`, snapBin, "create", src)
+	cmd.Env = append(baseEnv(), tr.env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("create under umask 077: %v\n%s", err, out)
+	}
+	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == tr.repo || strings.HasPrefix(filepath.Base(p), "reserve.") {
+			return err
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o660)
+		if fi.IsDir() {
+			want = 0o770 | fs.ModeSetgid | fs.ModeDir
+		}
+		if got := fi.Mode() &^ fs.ModeType | fi.Mode()&fs.ModeDir; got != want {
+			t.Errorf("%s has mode %v, want %v (the group's access)", p, got, want)
+		}
+		return nil
+	}))
+}

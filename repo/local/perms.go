@@ -1,0 +1,119 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// perms are the modes and owner of the files and directories the backend
+// creates. By default a repository is private to its owner (0600 and
+// 0700). A repository a group shares says so by its own modes: the group
+// bits of the repository directory at init, and of the config file after
+// that, are given to every file and directory written (read, or read and
+// write), so that a pack written by one member can be read by the others.
+// When root writes into a repository another user owns (sudo snap create),
+// what it writes is given to that owner: root-owned 0600 files would lock
+// the owner out of their own repository.
+type perms struct {
+	file, dir fs.FileMode
+	uid, gid  int // -1: as created
+}
+
+var private = perms{file: 0o600, dir: 0o700, uid: -1, gid: -1}
+
+// permsLike returns the perms for a repository whose config file (or, at
+// init, whose directory) is fi.
+func permsLike(fi fs.FileInfo) perms {
+	p := private
+	m := fi.Mode().Perm()
+	if m&0o040 != 0 {
+		p.file |= 0o040
+		p.dir |= 0o050
+		if m&0o020 != 0 {
+			p.file |= 0o020
+			p.dir |= 0o020
+		}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && st.Uid != 0 {
+		p.uid, p.gid = int(st.Uid), int(st.Gid)
+	}
+	return p
+}
+
+// apply gives a file or directory the backend just created its mode and
+// owner. The mode is set explicitly: the process's umask has masked the
+// one asked for at creation.
+func (p perms) apply(f *os.File, dir bool) error {
+	mode := p.file
+	if dir {
+		mode = p.dir
+	}
+	if mode != private.file && mode != private.dir {
+		if dir {
+			// A directory made in a setgid one inherits the bit, which
+			// gives what is made in it the shared group: keep it.
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			mode |= fi.Mode() & fs.ModeSetgid
+		}
+		if err := f.Chmod(mode); err != nil {
+			return err
+		}
+	}
+	if p.uid >= 0 {
+		return f.Chown(p.uid, p.gid)
+	}
+	return nil
+}
+
+// applyPath is apply for a path.
+func (p perms) applyPath(path string, dir bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return p.apply(f, dir)
+}
+
+// accessError explains a permission error on path: who owns what snap
+// could not read or write, and who snap runs as. A repository written
+// partly by another user (root, through sudo, before snap gave root's
+// files to the repository's owner) fails this way, and must not be taken
+// for a damaged one: no repair is needed, only the right user or access.
+func accessError(path string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	owner := "its directory " + filepath.Dir(path) + " cannot be searched"
+	for i, p := range []string{path, filepath.Dir(path)} {
+		if fi, serr := os.Stat(p); serr == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				owner = fmt.Sprintf("owned by %s, mode %v", userName(st.Uid), fi.Mode().Perm())
+				if i == 1 {
+					owner = "its directory is " + owner
+				}
+				break
+			}
+		}
+	}
+	return fmt.Errorf("%w: %s, and snap runs as %s; run snap as the user that owns the repository, or give this user access to its files (chown -R, or a group: see 'Permissions' in the user guide)",
+		err, owner, userName(uint32(os.Geteuid())))
+}
+
+// userName names a user ID for messages: "backup (uid 34)".
+func userName(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username + " (uid " + id + ")"
+	}
+	return "uid " + id
+}
