@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -117,21 +119,43 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	ix.pages.min = releaseMin
 	key := r.IDKey()
 	ix.hashers.New = func() any { return chunk.NewHasher(key) }
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
-	}
 	path := filepath.Join(dir, "index.db")
+	// A cache this user may not write (another user's: root's, left by
+	// sudo with HOME kept; a read-only one) is replaced, for this run,
+	// by a temporary one built from the repository: slower, but a
+	// restore must not fail for want of a cache.
+	temporary := func(err error) (*bolt.DB, error) {
+		tmp, terr := os.MkdirTemp("", "snap-index-")
+		if terr != nil {
+			return nil, fmt.Errorf("cache directory: %w, and no temporary one: %v (set --cache-dir to a writable directory)", err, terr)
+		}
+		o.Log(fmt.Sprintf("index cache %s cannot be used by this user (%v): using a temporary one, built from the repository for this run; give this user a cache of its own (--cache-dir) or fix the owner", dir, err))
+		ix.tempDir = tmp
+		path = filepath.Join(tmp, "index.db")
+		return bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
+	}
+	var db *bolt.DB
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+			return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
+		}
+		if db, err = temporary(err); err != nil {
+			return nil, fmt.Errorf("open index cache %s: %w", path, err)
+		}
+		return ix.opened(ctx, r, dir, db, path, o)
+	}
 	if _, err := os.Stat(filepath.Join(dir, damagedMarker)); err == nil {
 		o.Log(fmt.Sprintf("index cache %s may be damaged (an earlier run failed inside it); rebuilding it", path))
 		_ = os.Remove(path)
 		_ = os.Remove(filepath.Join(dir, damagedMarker))
 	}
-	var db *bolt.DB
 	err := repo.Catch(func() (err error) {
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
 		return err // bbolt panics on some damaged freelists: rebuilt below
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		db, err = temporary(err)
+	} else if errors.Is(err, bolt.ErrTimeout) {
 		tmp, terr := os.MkdirTemp(dir, "tmp-index-")
 		if terr != nil {
 			return nil, terr
@@ -149,8 +173,13 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	if err != nil {
 		return nil, fmt.Errorf("open index cache %s: %w", path, err)
 	}
+	return ix.opened(ctx, r, dir, db, path, o)
+}
+
+// opened finishes Open with the cache's database open.
+func (ix *Index) opened(ctx context.Context, r *repo.Repository, dir string, db *bolt.DB, path string, o Options) (*Index, error) {
 	ix.db, ix.path = db, path
-	err = repo.Catch(func() error {
+	err := repo.Catch(func() error {
 		if err := ix.init(); err != nil || o.NoSync {
 			return err
 		}
