@@ -407,6 +407,14 @@ func (r *Restorer) restoreEntry(ctx context.Context, snapPath, rel string, d *di
 	}
 	if !selected {
 		if n.Type == sources.TypeDir && r.mayContainIncluded(snapPath) {
+			// A directory on the way to what --include selects: made
+			// when missing, and like a selected one never put in place
+			// of a file or symlink the target has there under
+			// OverwriteNever.
+			if r.opts.Overwrite == OverwriteNever && r.inTheWay(d, n.Name) {
+				r.nSkip.Add(1)
+				return nil
+			}
 			r.walkDir(ctx, r.child(d, n, false), n.Subtree, false)
 		}
 		return nil

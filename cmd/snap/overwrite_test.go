@@ -161,6 +161,15 @@ func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(hl, "b")); err != nil || !fi.Mode().IsRegular() {
 		t.Errorf("--overwrite never: b should be a new regular file, not a link to the symlink at a: %v, %v", fi, err)
 	}
+	// The same with --include of an entry below d: d is only on the way
+	// to what is selected, and is still not put in the file's place.
+	res = tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never", "--include", filepath.Join(src, "d", "inside"), "--json")
+	if b, err := os.ReadFile(d); err != nil || string(b) != "precious" {
+		t.Errorf("--overwrite never --include replaced a file on the way to the included entry: %q, %v", b, err)
+	}
+	if !strings.Contains(res.stdout, `"skipped":1`) {
+		t.Errorf("the entry left in the way is not counted as skipped:\n%s", res.stdout)
+	}
 }
 
 // TestRestoreInterruptedThenResumed: Ctrl-C during a restore ends it with
