@@ -41,6 +41,13 @@ type Dir struct {
 	setgid bool
 	// created: Mkdir made the directory (it was not in the target).
 	created bool
+	// defaultACL: the directory has a default ACL, which every entry
+	// created in it inherits (and a directory inherits it as its own
+	// default too). A restored entry must have the ACLs of the snapshot,
+	// not those of wherever it is restored to: see dropInheritedACLs.
+	defaultACL bool
+	// inherited: Mkdir made the directory in one with a default ACL.
+	inherited bool
 	// lentMode is the mode of a read-only directory of the target that
 	// Mkdir made writable for the restore (0: none); RestoreMode puts it
 	// back.
@@ -80,7 +87,7 @@ func (t *Target) RootDir() (*Dir, error) {
 		unix.Close(fd)
 		return nil, &PathError{Op: "stat", Path: t.dir, Err: err}
 	}
-	return &Dir{fd: fd, t: t, setgid: st.Mode&unix.S_ISGID != 0}, nil
+	return &Dir{fd: fd, t: t, setgid: st.Mode&unix.S_ISGID != 0, defaultACL: hasDefaultACL(fd)}, nil
 }
 
 // Close closes the directory.
@@ -280,7 +287,8 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 			lent = st.Mode & 0o7777
 		}
 	}
-	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid, created: created, lentMode: lent}, nil
+	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid, created: created, lentMode: lent,
+		defaultACL: hasDefaultACL(fd), inherited: created && d.defaultACL}, nil
 }
 
 // File is a regular file being restored.
@@ -291,6 +299,8 @@ type File struct {
 	// created: the file was created with m's owner and mode, so SetMeta
 	// need not change them.
 	created bool
+	// inherited: the file was created in a directory with a default ACL.
+	inherited bool
 }
 
 // CreateFile creates (or replaces) the regular file name for writing, to
@@ -308,7 +318,9 @@ func (d *Dir) CreateFile(name string, m Meta) (*File, error) {
 	t := d.t
 	mode := uint32(0o600)
 	owned := !t.asRoot || (int(m.UID) == t.euid && int(m.GID) == t.egid && !d.setgid)
-	created := owned && t.umask >= 0 && m.Mode&^0o777 == 0 && m.Mode&uint32(t.umask) == 0
+	// In a directory with a default ACL the umask does not apply, the
+	// ACL does: such a file gets its mode from SetMeta.
+	created := owned && t.umask >= 0 && m.Mode&^0o777 == 0 && m.Mode&uint32(t.umask) == 0 && !d.defaultACL
 	if created {
 		mode = m.Mode
 	}
@@ -321,7 +333,7 @@ func (d *Dir) CreateFile(name string, m Meta) (*File, error) {
 	if err != nil {
 		return nil, &PathError{Op: "create", Path: d.path(name), Err: unwrapPathErr(err)}
 	}
-	return &File{fd: fd, name: d.path(name), asRoot: t.asRoot, created: created}, nil
+	return &File{fd: fd, name: d.path(name), asRoot: t.asRoot, created: created, inherited: d.defaultACL}, nil
 }
 
 // WriteAt writes all of b at offset off.
@@ -395,6 +407,11 @@ func (f *File) Truncate(size int64) error {
 // SetMeta applies ownership (as root), extended attributes, mode and
 // times.
 func (f *File) SetMeta(m Meta) error {
+	if f.inherited {
+		if err := dropInheritedACLs(f.fd, false, m.Xattrs); err != nil {
+			return fmt.Errorf("set metadata of %s: %w", f.name, err)
+		}
+	}
 	return setFdMeta(f.fd, f.name, f.asRoot, f.asRoot && !f.created, !f.created, m)
 }
 
@@ -505,6 +522,12 @@ func (d *Dir) setSpecialMeta(name string, m Meta) []error {
 	if d.t.asRoot {
 		errs = append(errs, step("chown", unix.Fchownat(fd, "", int(m.UID), int(m.GID), unix.AT_EMPTY_PATH)))
 	}
+	if d.defaultACL && !slices.ContainsFunc(m.Xattrs, func(x Xattr) bool { return x.Name == aclAccess }) {
+		// Inherited from the directory's default ACL (dropInheritedACLs).
+		if err := unix.Removexattr(p, aclAccess); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+			errs = append(errs, fmt.Errorf("remove inherited ACL %s: %w", aclAccess, err))
+		}
+	}
 	errs = append(errs, step("chmod", unix.Chmod(p, m.Mode&0o7777)))
 	if len(m.Xattrs) > 0 {
 		errs = append(errs, setXattrs(m.Xattrs, d.t.asRoot, func(n string, v []byte) error { return unix.Setxattr(p, n, v, 0) })...)
@@ -532,7 +555,48 @@ func (d *Dir) setPathXattrs(name string, m Meta) []error {
 // SetOwnMeta applies the directory's own metadata (after its contents are
 // written: writing into a directory changes its mtime).
 func (d *Dir) SetOwnMeta(m Meta) error {
+	if d.inherited {
+		if err := dropInheritedACLs(d.fd, true, m.Xattrs); err != nil {
+			return fmt.Errorf("set metadata of %s: %w", d.path(""), err)
+		}
+	}
 	return setFdMeta(d.fd, d.path(""), d.t.asRoot, d.t.asRoot, true, m)
+}
+
+// The extended attributes that hold POSIX ACLs.
+const (
+	aclAccess  = "system.posix_acl_access"
+	aclDefault = "system.posix_acl_default"
+)
+
+// hasDefaultACL reports whether the directory fd has a default ACL.
+func hasDefaultACL(fd int) bool {
+	n, err := unix.Fgetxattr(fd, aclDefault, nil)
+	return err == nil && n > 0
+}
+
+// dropInheritedACLs removes from the new entry fd the ACLs it inherited
+// from its directory's default ACL that the snapshot does not record
+// (keep): a file restored into a directory with a default ACL (a second
+// restore over a first, a target the admin gave one) would otherwise give
+// access its original never gave. A directory inherits the default ACL as
+// its own default too. The mode is set after this (the access ACL's mask
+// stood for the group bits).
+func dropInheritedACLs(fd int, dir bool, keep []Xattr) error {
+	names := []string{aclAccess}
+	if dir {
+		names = append(names, aclDefault)
+	}
+	for _, name := range names {
+		if slices.ContainsFunc(keep, func(x Xattr) bool { return x.Name == name }) {
+			continue // set from the snapshot
+		}
+		err := unix.Fremovexattr(fd, name)
+		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("remove inherited ACL %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // setFdMeta applies ownership (when chown is set), extended attributes,

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// posixACL encodes a POSIX ACL as Linux stores it in the
+// system.posix_acl_* extended attributes (version 2, then entries of tag,
+// permissions and ID), so the test needs no setfacl.
+func posixACL(entries ...[3]uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range entries {
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
+		b = binary.LittleEndian.AppendUint32(b, e[2])
+	}
+	return b
+}
+
+// TestRestoreDoesNotInheritACLs: entries restored into a directory with a
+// default ACL (a second restore over a first, a target the admin gave one)
+// get the ACLs and modes of the snapshot, not the inherited ones, which
+// would give a user access the original never gave.
+func TestRestoreDoesNotInheritACLs(t *testing.T) {
+	t.Parallel()
+	const (
+		userObj, user, groupObj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
+		none                                 = 0xffffffff
+	)
+	defaultACL := posixACL([3]uint32{userObj, 7, none}, [3]uint32{user, 7, 1234}, [3]uint32{groupObj, 5, none}, [3]uint32{mask, 7, none}, [3]uint32{other, 0, none})
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "d", "plain"), []byte("a"))
+	must(t, os.Chmod(filepath.Join(src, "d", "plain"), 0o640))
+	must(t, os.MkdirAll(filepath.Join(src, "d", "sub"), 0o750))
+	must(t, unix.Mkfifo(filepath.Join(src, "d", "fifo"), 0o600))
+	if err := unix.Setxattr(filepath.Join(src, "d"), "system.posix_acl_default", defaultACL, 0); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("no POSIX ACLs on this file system: %v", err)
+		}
+		t.Fatal(err)
+	}
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	// Twice: the second restore writes into d as the first left it, with
+	// its default ACL; and into a target that has one of its own.
+	tr.mustRun("restore", "latest", "--target", target)
+	tr.mustRun("restore", "latest", "--target", target)
+	other2 := filepath.Join(tr.dir, "target2")
+	must(t, os.MkdirAll(other2, 0o700))
+	must(t, unix.Setxattr(other2, "system.posix_acl_default", defaultACL, 0))
+	tr.mustRun("restore", "latest", "--target", other2)
+	for _, root := range []string{target, other2} {
+		d := filepath.Join(root, src, "d")
+		for _, c := range []struct {
+			name string
+			mode os.FileMode
+		}{{"plain", 0o640}, {"sub", 0o750}, {"fifo", 0o600}} {
+			p := filepath.Join(d, c.name)
+			if _, err := unix.Lgetxattr(p, "system.posix_acl_access", nil); !errors.Is(err, unix.ENODATA) {
+				t.Errorf("%s has an access ACL the snapshot does not have (%v)", p, err)
+			}
+			fi, err := os.Lstat(p)
+			must(t, err)
+			if fi.Mode().Perm() != c.mode {
+				t.Errorf("%s has mode %v, want %v", p, fi.Mode().Perm(), c.mode)
+			}
+		}
+		if _, err := unix.Getxattr(filepath.Join(d, "sub"), "system.posix_acl_default", nil); !errors.Is(err, unix.ENODATA) {
+			t.Errorf("%s/sub has a default ACL the snapshot does not have (%v)", d, err)
+		}
+		if got, err := getxattr(d, "system.posix_acl_default"); err != nil || string(got) != string(defaultACL) {
+			t.Errorf("%s lost its own default ACL: %v", d, err)
+		}
+	}
+}
+
+func getxattr(path, name string) ([]byte, error) {
+	buf := make([]byte, 4096)
+	n, err := unix.Getxattr(path, name, buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
