@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -79,6 +81,48 @@ func TestRestoreDoesNotInheritACLs(t *testing.T) {
 			t.Errorf("%s lost its own default ACL: %v", d, err)
 		}
 	}
+
+	// snap dump as tar: GNU tar --acls sets the ACLs again.
+	untar := filepath.Join(tr.dir, "untar")
+	must(t, os.MkdirAll(untar, 0o700))
+	dump := exec.Command(snapBin, "dump", "latest", src)
+	dump.Env = append(baseEnv(), tr.env...)
+	tarx := exec.Command("tar", "--xattrs", "--xattrs-include=*", "--acls", "-xpf", "-", "-C", untar)
+	pipe, err := dump.StdoutPipe()
+	must(t, err)
+	tarx.Stdin = pipe
+	must(t, dump.Start())
+	if out, err := tarx.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	must(t, dump.Wait())
+	if got, err := getxattr(filepath.Join(untar, "d"), "system.posix_acl_default"); err != nil || string(got) != string(defaultACL) {
+		t.Errorf("tar --acls did not restore d's default ACL from snap dump: %x, %v", got, err)
+	}
+}
+
+func TestACLText(t *testing.T) {
+	acl := posixACL([3]uint32{0x01, 6, 0xffffffff}, [3]uint32{0x02, 5, 1000}, [3]uint32{0x04, 4, 0xffffffff},
+		[3]uint32{0x08, 7, 50}, [3]uint32{0x10, 7, 0xffffffff}, [3]uint32{0x20, 0, 0xffffffff})
+	if got, ok := aclText(acl); !ok || got != "user::rw-,user:1000:r-x,group::r--,group:50:rwx,mask::rwx,other::---" {
+		t.Errorf("aclText = %q, %v", got, ok)
+	}
+	for _, bad := range [][]byte{nil, {2, 0, 0, 0}, acl[:len(acl)-1], posixACL([3]uint32{0x40, 7, 0}), posixACL([3]uint32{0x01, 8, 0}), append([]byte{3, 0, 0, 0}, acl[4:]...)} {
+		if got, ok := aclText(bad); ok {
+			t.Errorf("aclText(%x) = %q, want no ACL", bad, got)
+		}
+	}
+}
+
+// FuzzACLText: the bytes come from the repository.
+func FuzzACLText(f *testing.F) {
+	f.Add(posixACL([3]uint32{0x01, 7, 0xffffffff}, [3]uint32{0x20, 0, 0xffffffff}))
+	f.Add([]byte{2, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if text, ok := aclText(b); ok && (text == "" || strings.ContainsAny(text, "\n\x00")) {
+			t.Fatalf("aclText(%x) = %q", b, text)
+		}
+	})
 }
 
 func getxattr(path, name string) ([]byte, error) {

@@ -3,8 +3,10 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,7 +84,8 @@ func writeContent(ctx context.Context, ix *index.Index, n snapshot.Node, w io.Wr
 // writeTar writes the subtree at p as a tar archive with paths relative to
 // p: files, directories, symlinks, FIFOs and device nodes, hard links as
 // links to the first of their group, and extended attributes as PAX
-// records (SCHILY.xattr, which GNU tar reads with --xattrs). Sockets,
+// records (SCHILY.xattr, which GNU tar reads with --xattrs; ACLs also as
+// SCHILY.acl, which it reads with --acls). Sockets,
 // which tar cannot hold, are left out and reported through skipped.
 func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node, w io.Writer, skipped func(path string)) error {
 	tw := tar.NewWriter(w)
@@ -99,6 +102,13 @@ func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node
 				hdr.PAXRecords = map[string]string{}
 			}
 			hdr.PAXRecords["SCHILY.xattr."+x.Name] = string(x.Value)
+			// GNU tar sets ACLs from records of their own, in text
+			// (with --acls), not from the xattr records.
+			if rec, ok := aclRecords[x.Name]; ok {
+				if text, ok := aclText(x.Value); ok {
+					hdr.PAXRecords[rec] = text
+				}
+			}
 		}
 		switch n.Type {
 		case sources.TypeFile:
@@ -139,4 +149,57 @@ func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node
 		return err
 	}
 	return tw.Close()
+}
+
+// aclRecords are the PAX records GNU tar (and star) keep POSIX ACLs in, by
+// the extended attribute Linux keeps them in.
+var aclRecords = map[string]string{
+	"system.posix_acl_access":  "SCHILY.acl.access",
+	"system.posix_acl_default": "SCHILY.acl.default",
+}
+
+// aclText turns a POSIX ACL as Linux stores it in an extended attribute
+// (version 2, then 8-byte entries: tag, permissions, ID) into the text
+// form with numeric IDs that tar --acls reads ("user::rw-,user:1000:r--,
+// group::r--,mask::r--,other::---"). The bytes come from the repository:
+// anything that is not such an ACL gives false, and no record.
+func aclText(b []byte) (string, bool) {
+	if len(b) < 4 || len(b)%8 != 4 || binary.LittleEndian.Uint32(b) != 2 {
+		return "", false
+	}
+	var parts []string
+	for e := b[4:]; len(e) > 0; e = e[8:] {
+		tag, perm, id := binary.LittleEndian.Uint16(e), binary.LittleEndian.Uint16(e[2:]), binary.LittleEndian.Uint32(e[4:])
+		if perm&^7 != 0 {
+			return "", false
+		}
+		rwx := []byte("---")
+		for i, c := range "rwx" {
+			if perm&(4>>i) != 0 {
+				rwx[i] = byte(c)
+			}
+		}
+		var who string
+		switch tag {
+		case 0x01:
+			who = "user:"
+		case 0x02:
+			who = "user:" + strconv.FormatUint(uint64(id), 10)
+		case 0x04:
+			who = "group:"
+		case 0x08:
+			who = "group:" + strconv.FormatUint(uint64(id), 10)
+		case 0x10:
+			who = "mask:"
+		case 0x20:
+			who = "other:"
+		default:
+			return "", false
+		}
+		parts = append(parts, who+":"+string(rwx))
+	}
+	if len(parts) == 0 {
+		return "", false
+	}
+	return strings.Join(parts, ","), true
 }
