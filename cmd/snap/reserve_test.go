@@ -109,6 +109,14 @@ func TestSpaceReserve(t *testing.T) {
 	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 4<<20 {
 		t.Fatalf("after dry runs the reserve is %v %v, want it untouched", fi, err)
 	}
+	// Reading needs no space, only its lock does: the advice is
+	// --no-lock, and with it a restore and a check run.
+	early := filepath.Join(tr.dir, "early")
+	if res := tr.run("restore", "latest", "--target", early); res.code == 0 || !strings.Contains(res.stderr, "so restore cannot write its lock: add --no-lock") {
+		t.Errorf("restore on a full disk: exit %d, want the advice to add --no-lock\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("restore", "latest", "--target", early, "--no-lock")
+	tr.mustRun("check", "--no-lock")
 	res = tr.mustRun("forget", "--keep-last", "1")
 	if !strings.Contains(res.stderr, "released its 4.0 MiB space reserve so that forget can run") {
 		t.Errorf("forget on a full disk did not say it used the reserve:\n%s", res.stderr)
