@@ -57,7 +57,11 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		unit   time.Duration
 	}{{"2006-01-02 15:04:05", time.Second}, {"2006-01-02 15:04", time.Minute}, {"2006-01-02T15:04:05", time.Second}, {"2006-01-02T15:04", time.Minute}} {
 		if t, err := time.ParseInLocation(l.layout, s, time.Local); err == nil {
-			return span(t, l.unit)
+			if got := t.Format(l.layout); got != s {
+				return skippedWallTime(t, got > s)
+			}
+			start, end := wallSpan(t, l.unit)
+			return start, end, nil
 		}
 	}
 	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
@@ -151,13 +155,60 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 	if clock == nil {
 		return d, d.AddDate(0, 0, 1).Add(-time.Nanosecond), true
 	}
-	t := time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
+	at := func(d time.Time) time.Time {
+		return time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
+	}
+	t := at(d)
 	if t.After(now) {
 		// Restores look back: "23:00" at ten in the morning is last
 		// night's, "tuesday 23:00" on a Tuesday morning last week's.
-		t = t.AddDate(0, 0, -stepBack)
+		t = at(d.AddDate(0, 0, -stepBack))
 	}
-	return t, t.Add(unit - time.Nanosecond), true
+	if got, want := t.Hour()*60+t.Minute(), clock.Hour()*60+clock.Minute(); got != want {
+		start, end, _ := skippedWallTime(t, got > want || got < want-12*60)
+		return start, end, true
+	}
+	start, end = wallSpan(t, unit)
+	return start, end, true
+}
+
+// wallSpan is the span of the local time t, unit long. A wall time that
+// occurs twice, on the night the clocks go back, spans from its first
+// occurrence to the end of its second (Go's parsing picks either): --at
+// finds the snapshot taken at the later one, --since starts at the
+// earlier, whichever the admin meant.
+func wallSpan(t time.Time, unit time.Duration) (start, end time.Time) {
+	start, last := t, t
+	_, offset := t.Zone()
+	zoneStart, zoneEnd := t.ZoneBounds()
+	if !zoneStart.IsZero() {
+		_, before := zoneStart.Add(-time.Nanosecond).Zone()
+		if back := time.Duration(before-offset) * time.Second; back > 0 && t.Sub(zoneStart) < back {
+			start = t.Add(-back) // the same wall time before the clocks went back
+		}
+	}
+	if !zoneEnd.IsZero() {
+		_, after := zoneEnd.Zone()
+		if back := time.Duration(offset-after) * time.Second; back > 0 && zoneEnd.Sub(t) <= back {
+			last = t.Add(back) // the same wall time after they go back
+		}
+	}
+	return start, last.Add(unit - time.Nanosecond)
+}
+
+// skippedWallTime is the span of a local time that does not exist, one
+// the clocks skipped when they went forward ("02:30" on the night summer
+// time starts), which Go has moved across the jump, to a later wall time
+// (later) or an earlier one: no instant has it, so the span is empty, at
+// the moment of the jump. --at (its end) then finds the newest snapshot
+// taken before the jump, --since (its start) the first one after.
+func skippedWallTime(t time.Time, later bool) (start, end time.Time, err error) {
+	zoneStart, zoneEnd := t.ZoneBounds()
+	jump := zoneEnd
+	if later {
+		jump = zoneStart
+	}
+	return jump, jump.Add(-time.Nanosecond), nil
 }
 
 var weekdays = map[string]time.Weekday{

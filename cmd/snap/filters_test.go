@@ -83,3 +83,75 @@ func TestDisplayPath(t *testing.T) {
 		}
 	}
 }
+
+// TestParseAtSkippedTime: a local time the clocks skipped ("02:30" on the
+// night summer time starts) names no instant. --at finds what was taken
+// before the jump, not after it; --since what was taken after. Not
+// parallel: it sets time.Local, which parseTime reads.
+func TestParseAtSkippedTime(t *testing.T) {
+	for _, c := range []struct {
+		zone, day string
+		jump      time.Time // when the clocks went forward
+	}{
+		{"Europe/Berlin", "2023-03-26", time.Date(2023, 3, 26, 1, 0, 0, 0, time.UTC)},
+		{"America/New_York", "2023-03-12", time.Date(2023, 3, 12, 7, 0, 0, 0, time.UTC)},
+	} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Skipf("no time zone data: %v", err)
+		}
+		saved := time.Local
+		time.Local = loc
+		now := time.Date(2023, 6, 1, 12, 0, 0, 0, loc)
+		for _, in := range []string{c.day + " 02:30", c.day + " 02:30:10", c.day + "T02:59"} {
+			start, end, err := parseTime(in, now)
+			if err != nil || !start.Equal(c.jump) || !end.Equal(c.jump.Add(-time.Nanosecond)) {
+				t.Errorf("%s: parseTime(%q) = %v .. %v, %v; want the empty span at %v", c.zone, in, start, end, err, c.jump)
+			}
+		}
+		// A time just before the jump, and one after it, are as usual.
+		if at, _ := parseAt(c.day+" 01:59", now); !at.Equal(c.jump.Add(-time.Nanosecond)) {
+			t.Errorf("%s: parseAt(01:59) = %v, want %v", c.zone, at, c.jump.Add(-time.Nanosecond))
+		}
+		if start, _, _ := parseTime(c.day+" 03:00", now); !start.Equal(c.jump) {
+			t.Errorf("%s: parseTime(03:00) starts %v, want %v", c.zone, start, c.jump)
+		}
+		// The relative form, seen from the day after the jump.
+		monday := c.jump.In(loc).AddDate(0, 0, 1)
+		if start, end, err := parseTime("yesterday 02:30", monday); err != nil || !start.Equal(c.jump) || !end.Equal(c.jump.Add(-time.Nanosecond)) {
+			t.Errorf("%s: parseTime(yesterday 02:30) = %v .. %v, %v; want the empty span at %v", c.zone, start, end, err, c.jump)
+		}
+		time.Local = saved
+	}
+}
+
+// TestParseAtRepeatedTime: a local time that occurs twice (the night the
+// clocks go back) spans both occurrences, whichever Go's parsing picks:
+// it picks the second in Berlin and the first in New York.
+func TestParseAtRepeatedTime(t *testing.T) {
+	for _, c := range []struct {
+		zone, at      string
+		first, second time.Time
+	}{
+		{"Europe/Berlin", "2023-10-29 02:30", time.Date(2023, 10, 29, 0, 30, 0, 0, time.UTC), time.Date(2023, 10, 29, 1, 30, 0, 0, time.UTC)},
+		{"America/New_York", "2023-11-05 01:30", time.Date(2023, 11, 5, 5, 30, 0, 0, time.UTC), time.Date(2023, 11, 5, 6, 30, 0, 0, time.UTC)},
+	} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Skipf("no time zone data: %v", err)
+		}
+		saved := time.Local
+		time.Local = loc
+		now := time.Date(2023, 12, 1, 12, 0, 0, 0, loc)
+		start, end, err := parseTime(c.at, now)
+		if err != nil || !start.Equal(c.first) || !end.Equal(c.second.Add(time.Minute-time.Nanosecond)) {
+			t.Errorf("%s: parseTime(%q) = %v .. %v, %v; want %v .. the end of the minute at %v", c.zone, c.at, start, end, err, c.first, c.second)
+		}
+		// An hour later the wall time is unambiguous again.
+		if start, end, _ := parseTime(c.at[:11]+"04:30", now); end.Sub(start) != time.Minute-time.Nanosecond {
+			t.Errorf("%s: 04:30 spans %v .. %v", c.zone, start, end)
+		}
+		time.Local = saved
+	}
+}
+
