@@ -154,4 +154,3 @@ func TestParseAtRepeatedTime(t *testing.T) {
 		time.Local = saved
 	}
 }
-
