@@ -68,6 +68,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
 		{[]string{"forget", "nosuch"}, "expected an ID"},
 		{[]string{"forget", "--keep-last", "-1"}, "0 or more"},
+		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
+		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {

@@ -66,6 +66,9 @@ func policyFrom(c *cli.Context) (snapshot.Policy, error) {
 		p.Within = sp
 	}
 	p.Tags = c.StringSlice("keep-tag")
+	if err := checkKeepTags(p.Tags); err != nil {
+		return p, usagef("--keep-tag %v", err)
+	}
 	return p, nil
 }
 
@@ -297,4 +300,17 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// checkKeepTags refuses an empty tag in a keep-tag rule ("", "a,"): it
+// would match every snapshot, or none, and turn retention off silently.
+func checkKeepTags(rules []string) error {
+	for _, r := range rules {
+		for _, tag := range strings.Split(r, ",") {
+			if strings.TrimSpace(tag) == "" {
+				return fmt.Errorf("%q: a tag is a non-empty word (\"a,b\" keeps snapshots with both)", r)
+			}
+		}
+	}
+	return nil
 }

@@ -691,6 +691,9 @@ func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
 			d.errorf(sub(at, "within"), "%v", err)
 		}
 	}
+	if err := checkKeepTags(k.Tags); err != nil {
+		d.errorf(sub(at, "tags"), "%v", err)
+	}
 	if k.MaxUnused != "" {
 		if !maxUnusedRE.MatchString(k.MaxUnused) {
 			d.errorf(sub(at, "max_unused"), "%q: give a percentage such as \"5%%\"", k.MaxUnused)

@@ -137,19 +137,20 @@ last = -2                          # 19
 daily = "seven"                    # 20
 within = "6 months"                # 21
 colour = "blue"                    # 22
+tags = ["keep", ""]                # 23: an empty tag
 
-[jobs."bad name!"]                  # 24
+[jobs."bad name!"]                  # 25
 paths = ["/x"]
 
-[jobs.empty]                       # 27: nothing to back up
-keep.prune = true                  # 28: prune without policy
+[jobs.empty]                       # 28: nothing to back up
+keep.prune = true                  # 29: prune without policy
 
 [jobs.twice]
 databases = ["sqlite:///srv/app.db"]
-commands = [{ name = "db/sqlite/app.sql", command = "echo" }] # 32: stored as the dump
+commands = [{ name = "db/sqlite/app.sql", command = "echo" }] # 33: stored as the dump
 
 [jobs.rel]
-databases = ["sqlite://app.db"]    # 35: relative to where the timer runs
+databases = ["sqlite://app.db"]    # 36: relative to where the timer runs
 `
 	_, problems, err := parseConfig("/c.toml", doc)
 	if err == nil {
@@ -159,8 +160,8 @@ databases = ["sqlite://app.db"]    # 35: relative to where the timer runs
 		2: "unknown key at the top level; did you mean \"password_file\"", 5: "not an absolute path", 6: "pattern", 7: "without commas",
 		8: "must be true or false", 9: "compression", 10: "empty or multi-line schedule", 11: "random_delay",
 		12: "data subset", 13: "ftp://nope", 19: "whole number", 20: "whole number", 21: "duration",
-		22: "unknown key in [jobs.a.keep]", 24: "job name", 27: "nothing to back up", 28: "prune = true without a policy",
-		32: "both be stored as /db/sqlite/app.sql", 35: "relative to the current directory",
+		22: "unknown key in [jobs.a.keep]", 23: "a tag is a non-empty word", 25: "job name", 28: "nothing to back up", 29: "prune = true without a policy",
+		33: "both be stored as /db/sqlite/app.sql", 36: "relative to the current directory",
 	}
 	got := map[int]string{}
 	for _, p := range problems {
