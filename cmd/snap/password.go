@@ -40,7 +40,10 @@ const passwordCommandTimeout = 2 * time.Minute
 func passwordFrom(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string) (string, error) {
 	commandFlag := command != "" && command != e.getenv(envVar+"_COMMAND")
 	fileFlag := file != "" && file != e.getenv(envVar+"_FILE")
-	if commandFlag && !fileFlag {
+	if commandFlag && fileFlag {
+		return "", usagef("give a %s password file or a password command, not both", what)
+	}
+	if commandFlag {
 		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
 	}
 	if file != "" {
@@ -70,14 +73,14 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 		return "", usagef("no %s password: use --%spassword-file, %s_FILE, %s or %s_COMMAND", what, flag, envVar, envVar, envVar)
 	}
 	fmt.Fprintf(e.stderr, "enter %s password: ", what)
-	pw, err := term.ReadPassword(int(f.Fd()))
+	pw, err := readTerminal(ctx, int(f.Fd()))
 	fmt.Fprintln(e.stderr)
 	if err != nil {
 		return "", err
 	}
 	if confirm {
 		fmt.Fprintf(e.stderr, "enter the password again: ")
-		again, err := term.ReadPassword(int(f.Fd()))
+		again, err := readTerminal(ctx, int(f.Fd()))
 		fmt.Fprintln(e.stderr)
 		if err != nil {
 			return "", err
@@ -90,6 +93,33 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 		return "", fmt.Errorf("empty password")
 	}
 	return string(pw), nil
+}
+
+// readTerminal reads a password from the terminal fd without echo. Ctrl-C
+// ends it at once: the read itself cannot be interrupted, so it is left
+// to the goroutine (the process ends soon after) and the terminal's echo
+// is put back here.
+func readTerminal(ctx context.Context, fd int) ([]byte, error) {
+	state, err := term.GetState(fd)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		pw  []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		pw, err := term.ReadPassword(fd)
+		done <- result{pw, err}
+	}()
+	select {
+	case r := <-done:
+		return r.pw, r.err
+	case <-ctx.Done():
+		_ = term.Restore(fd, state)
+		return nil, fmt.Errorf("%w: no password was given", errInterrupted)
+	}
 }
 
 // runPasswordCommand runs command with sh and returns what it printed,

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
+	"regexp"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,4 +95,72 @@ func TestPasswordSourceErrors(t *testing.T) {
 	if !strings.HasSuffix(res.stderr, `password command "false" failed: exit status 1`+"\n") {
 		t.Errorf("failed password command: %q", res.stderr)
 	}
+}
+
+// TestPasswordFlagsBoth: a password file and a password command on the
+// command line are a mistake (exit 2), as they are in the config file;
+// the file used to win silently.
+func TestPasswordFlagsBoth(t *testing.T) {
+	tr := newTestRepo(t)
+	pw := filepath.Join(tr.dir, "pw")
+	writeFile(t, pw, []byte("test-password\n"))
+	res := tr.runEnv([]string{"SNAP_PASSWORD="}, nil, "list", "--password-file", pw, "--password-command", "echo test-password")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "give a repository password file or a password command, not both") {
+		t.Errorf("both password flags: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+// TestPasswordPromptInterrupted: Ctrl-C at the password prompt ends snap
+// at once (exit 130), with the terminal's echo back on; the prompt used to
+// wait for Enter. script(1) gives snap a terminal, and the Ctrl-C goes in
+// through it.
+func TestPasswordPromptInterrupted(t *testing.T) {
+	tr := newTestRepo(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) from util-linux is not installed")
+	}
+	cmd := exec.Command("script", "-qec", snapBin+" list; stty -a", "/dev/null")
+	cmd.Env = append(append(baseEnv(), tr.env...), "SNAP_PASSWORD=")
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	must(t, cmd.Start())
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "enter repository password:") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the prompt is written just before the read starts
+	start := time.Now()
+	_, _ = stdin.Write([]byte{3}) // Ctrl-C
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("snap still waits at the prompt 10 s after Ctrl-C:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "interrupted: no password was given") || !regexp.MustCompile(`[; ]echo[ ;]`).MatchString(out.String()) {
+		t.Errorf("after Ctrl-C at the prompt (%v): want the interruption and echo on again:\n%s", time.Since(start), out.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a command writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
