@@ -179,6 +179,9 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 			continue
 		}
 		if Hash(data).String() != name {
+			if resticKey(data) {
+				return fmt.Errorf("%s: %w of snap's: it holds a restic repository (use restic for it; snap cannot read restic's format)", be.Location(), ErrNoRepository)
+			}
 			firstErr = cmpErr(firstErr, corrupt(h.String(), "content does not match its name"))
 			continue
 		}
@@ -391,3 +394,16 @@ func (r *Repository) CheckKey(ctx context.Context) error {
 // and listings use (the whole name when it is shorter: a stray file in
 // keys/ may have any name).
 func ShortName(name string) string { return name[:min(8, len(name))] }
+
+// resticKey reports whether a key file that is not snap's (its name is not
+// the hash of its bytes) is restic's: restic lays out a repository as snap
+// does (config, keys/, data/, index/, snapshots/, 64-hex names), and
+// "corrupt key file" would send an admin who pointed snap at it to restore
+// keys/ from a copy.
+func resticKey(data []byte) bool {
+	var k struct {
+		KDF  string `json:"kdf"`
+		Salt []byte `json:"salt"`
+	}
+	return json.Unmarshal(data, &k) == nil && k.KDF == "scrypt" && len(k.Salt) > 0
+}

@@ -159,3 +159,31 @@ func TestAtOnLsAndDump(t *testing.T) {
 		t.Errorf("dump --at with a SNAPSHOT too: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestOtherToolsRepositories: snap pointed at a restic or Borg repository
+// says so (exit 10), instead of calling it a damaged snap repository and
+// advising to restore keys/ from a copy. The layouts are written here as
+// those tools write them (restic and borg are not installed by CI): a
+// restic key file is JSON with an scrypt salt under a 64-hex name; a
+// Borg repository has a README saying what it is.
+func TestOtherToolsRepositories(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	restic := filepath.Join(tr.dir, "restic")
+	for _, d := range []string{"data", "index", "keys", "locks", "snapshots"} {
+		must(t, os.MkdirAll(filepath.Join(restic, d), 0o700))
+	}
+	writeFile(t, filepath.Join(restic, "config"), []byte("\xf1\x1b%A\xdb\xaa"))
+	writeFile(t, filepath.Join(restic, "keys", strings.Repeat("ab", 32)),
+		[]byte(`{"created":"2026-12-04T19:09:47Z","username":"root","hostname":"vm","kdf":"scrypt","N":32768,"r":8,"p":5,"salt":"1ggUOQxNXKweVamFvGsWY0p6Y5g=","data":"AAAA"}`))
+	borg := filepath.Join(tr.dir, "borg")
+	writeFile(t, filepath.Join(borg, "README"), []byte("This is a Borg Backup repository.\nSee https://borgbackup.readthedocs.io/\n"))
+	writeFile(t, filepath.Join(borg, "config"), []byte("[repository]\nversion = 1\n"))
+	must(t, os.MkdirAll(filepath.Join(borg, "data", "0"), 0o700))
+	for dir, tool := range map[string]string{restic: "restic", borg: "Borg"} {
+		res := tr.run("list", "--repo", dir)
+		if res.code != exitNoRepo || !strings.Contains(res.stderr, "no repository of snap's: it holds a "+tool+" repository") {
+			t.Errorf("list of a %s repository: exit %d, want %d saying what it is\n%s", tool, res.code, exitNoRepo, res.stderr)
+		}
+	}
+}

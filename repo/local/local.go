@@ -59,6 +59,11 @@ func Open(dir string) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(filepath.Join(abs, "config"), err))
 	}
+	if b, err := os.ReadFile(filepath.Join(abs, "README")); err == nil && strings.HasPrefix(string(b), "This is a Borg Backup repository") {
+		// Its config is borg's: without this, "the repository has no
+		// keys/ directory: it is damaged".
+		return nil, fmt.Errorf("%s: %w of snap's: it holds a Borg repository (use borg for it; snap cannot read borg's format)", abs, repo.ErrNoRepository)
+	}
 	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
 }
 
