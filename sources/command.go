@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,10 +24,13 @@ import (
 // Secrets never go into Args (any user can read a process's arguments in
 // /proc); they go into Env, which only the process's owner can read.
 type Command struct {
-	Name  string    // program, looked up in PATH unless it contains a '/'
-	Args  []string  // arguments, without the program
-	Env   []string  // "KEY=value" entries added to snap's own environment
-	Stdin io.Reader // nil means /dev/null
+	Name string   // program, looked up in PATH unless it contains a '/'
+	Args []string // arguments, without the program
+	Env  []string // "KEY=value" entries added to snap's own environment
+	// KeepSecrets passes on the repository passwords snap was given in
+	// its environment (secretVar), which other programs do not get.
+	KeepSecrets bool
+	Stdin       io.Reader // nil means /dev/null
 	// Stderr receives each line the program writes on its standard error,
 	// as it is written. Nil drops them (the last one still goes into a
 	// failure's error message).
@@ -58,6 +62,19 @@ func (e *CommandError) Error() string {
 	return msg
 }
 
+// secretVar reports whether the environment entry kv ("KEY=value") holds
+// a repository password. A dump tool or a --command has no use for it,
+// and a command whose output is backed up (--command NAME -- env) would
+// store it in the snapshot.
+func secretVar(kv string) bool {
+	name, _, _ := strings.Cut(kv, "=")
+	switch name {
+	case "SNAP_PASSWORD", "SNAP_NEW_PASSWORD", "SNAP_TO_PASSWORD":
+		return true
+	}
+	return false
+}
+
 // killGrace is how long a cancelled program has to exit after SIGTERM
 // before it is killed.
 const killGrace = 5 * time.Second
@@ -75,7 +92,11 @@ func (c *Command) display() string {
 // every process at once (post hooks must still run).
 func (c *Command) build(ctx context.Context, kill syscall.Signal) (*exec.Cmd, *groupKill) {
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
-	cmd.Env = append(os.Environ(), c.Env...)
+	env := os.Environ()
+	if !c.KeepSecrets {
+		env = slices.DeleteFunc(env, secretVar)
+	}
+	cmd.Env = append(env, c.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	gk := &groupKill{}
 	cmd.Cancel = func() error {

@@ -82,7 +82,9 @@ func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID stri
 func runHook(ctx context.Context, u *ui, kind, command string, env []string, timeout time.Duration) error {
 	u.infof("running %s hook: %s", kind, command)
 	lines := u.toolLines(kind + " hook")
-	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, Stdout: lines, Stderr: lines,
+	// A hook may run snap itself (a check after the backup), so it gets
+	// the password snap was given in its environment.
+	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, KeepSecrets: true, Stdout: lines, Stderr: lines,
 		Display: fmt.Sprintf("%s hook %q", kind, command)}
 	hctx := ctx
 	if timeout > 0 {

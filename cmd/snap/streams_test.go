@@ -225,6 +225,23 @@ func TestEmptyStdin(t *testing.T) {
 	}
 }
 
+// TestCommandWithoutPasswords: a --command (and every dump tool) runs
+// without the repository passwords snap got in its environment, which
+// `env` would otherwise store in the snapshot; hooks keep them, to run
+// snap themselves.
+func TestCommandWithoutPasswords(t *testing.T) {
+	tr := newTestRepo(t)
+	hook := filepath.Join(tr.dir, "hook.env")
+	tr.mustRun("create", "--post", "env > "+hook, "--command", "env.txt", "--", "env")
+	got := tr.mustRun("dump", "latest", "/env.txt").stdout
+	if strings.Contains(got, "SNAP_PASSWORD=") || strings.Contains(got, "test-password") || !strings.Contains(got, "SNAP_REPOSITORY=") {
+		t.Errorf("the command's environment:\n%s", got)
+	}
+	if b, _ := os.ReadFile(hook); !strings.Contains(string(b), "SNAP_PASSWORD=test-password") {
+		t.Errorf("the hook lost SNAP_PASSWORD:\n%s", b)
+	}
+}
+
 func TestPreflight(t *testing.T) {
 	tr := newTestRepo(t)
 	res := tr.mustRun("create", "--stdin", "x", "--allow-empty-stdin")
