@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -80,13 +81,22 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		return err
 	}
 	defer src.close()
-	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, commandName(c), &index.Options{})
+	// The target's index is opened once it is known to be another
+	// repository: a copy of the source (rsync'd) has its ID, and so its
+	// cache directory, which the source's index holds open.
+	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, commandName(c), nil)
 	if err != nil {
 		return fmt.Errorf("target %s: %w", to, err)
 	}
 	defer dst.close()
 	if src.r.Config().ID == dst.r.Config().ID {
-		return usagef("--to names the source repository itself (ID %s)", src.r.Config().ID[:8])
+		if sameLocation(src.r.Backend().Location(), dst.r.Backend().Location()) {
+			return usagef("--to names the source repository itself (ID %s)", src.r.Config().ID[:8])
+		}
+		return usagef("--to %s has the source's repository ID %s: it is a copy of the source (made with rsync or cp), and snap copy needs a repository of its own as target (snap init one); to update such a copy, rsync it again", to, src.r.Config().ID[:8])
+	}
+	if err := dst.openIndex(c.Context, e, index.Options{}); err != nil {
+		return fmt.Errorf("target %s: %w", to, err)
 	}
 
 	sns, err := src.snapshots(c.Context)
@@ -197,4 +207,15 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			plural(copied, "snapshot", "snapshots"), dst.r.Backend().Location(), skipped, st.Blobs, humanBytes(st.StoredBytes), st.ReadBlobs, humanBytes(st.ReadBytes))
 	}
 	return unreadErr
+}
+
+// sameLocation reports whether two repository locations are one: the same
+// string, or local directories that are the same directory (a symlink).
+func sameLocation(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }

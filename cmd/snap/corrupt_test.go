@@ -261,6 +261,32 @@ func TestCopyUnreadableSnapshot(t *testing.T) {
 	}
 }
 
+// TestCopyToItselfOrItsCopy: copy refuses the source itself (also by a
+// symlink) and a copy of it made with cp (the same repository ID), each
+// with its own reason, and without first warning that the index cache,
+// which the two share, is in use.
+func TestCopyToItselfOrItsCopy(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	tr.mustRun("create", src)
+	link := filepath.Join(tr.dir, "link")
+	must(t, os.Symlink(tr.repo, link))
+	clone := filepath.Join(tr.dir, "clone")
+	copyDir(t, tr.repo, clone)
+	for to, want := range map[string]string{
+		tr.repo: "names the source repository itself",
+		link:    "names the source repository itself",
+		clone:   "is a copy of the source (made with rsync or cp)",
+	} {
+		res := tr.run("copy", "--to", to)
+		if res.code != exitUsage || !strings.Contains(res.stderr, want) || strings.Contains(res.stderr, "in use") {
+			t.Errorf("copy --to %s: exit %d, want %d: %s\n%s", to, res.code, exitUsage, want, res.stderr)
+		}
+	}
+}
+
 // TestRepairDamagedTrailer: a pack whose trailer is damaged but whose
 // blobs are intact stays indexed by repair index --from-packs, from the
 // old index's listing of it (which repair then removes): the snapshot

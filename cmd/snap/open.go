@@ -184,18 +184,28 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 		r.Close()
 		return nil, err
 	}
+	s.loader = snapshot.NewLoader(r, filepath.Join(s.cache, "snapshots"))
 	if io != nil {
-		io.Log = func(m string) { u.warnf("%s", m) }
-		io.CacheTreePacks = isRemote(st.location)
-		e.cacheDirs = append(e.cacheDirs, s.cache)
-		s.ix, err = index.Open(ctx, r, s.cache, *io)
-		if err != nil {
+		if err := s.openIndex(ctx, e, *io); err != nil {
 			s.close()
 			return nil, err
 		}
 	}
-	s.loader = snapshot.NewLoader(r, filepath.Join(s.cache, "snapshots"))
 	return s, nil
+}
+
+// openIndex opens the session's index cache (openSessionAt does, unless
+// told not to).
+func (s *session) openIndex(ctx context.Context, e *env, io index.Options) error {
+	io.Log = func(m string) { s.ui.warnf("%s", m) }
+	io.CacheTreePacks = isRemote(s.location)
+	e.cacheDirs = append(e.cacheDirs, s.cache)
+	ix, err := index.Open(ctx, s.r, s.cache, io)
+	if err != nil {
+		return err
+	}
+	s.ix = ix
+	return nil
 }
 
 // relock releases the lock the session holds, if any, and takes one of the
