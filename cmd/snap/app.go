@@ -215,8 +215,11 @@ func addGlobalFlags(cmd *cli.Command) {
 	}
 	if action := cmd.Action; action != nil {
 		cmd.Action = func(c *cli.Context) error {
-			if gbool(c, "no-lock") && !noLockCommands[commandName(c)] {
-				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump and check (and commands that take no lock: list, ls, find, stats, diff, key list)", commandName(c))
+			if name := commandName(c); gbool(c, "no-lock") && !noLockCommands[name] {
+				if name == "unlock" || name == "key add" || name == "init" {
+					return usagef("--no-lock: '%s' takes no lock anyway, and changes the repository; leave --no-lock out", name)
+				}
+				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump and check (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
 			}
 			return action(c)
 		}

@@ -69,6 +69,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "nosuch"}, "expected an ID"},
 		{[]string{"forget", "--keep-last", "-1"}, "0 or more"},
 		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
+		{[]string{"--no-lock", "key", "add"}, "'key add' takes no lock anyway"},
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 	} {
