@@ -103,28 +103,14 @@ func TestExitCodeUnreadable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run snap as another user")
 	}
-	const uid = 65534 // nobody
-	tr := newUninitRepo(t)
-	for d := tr.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		must(t, os.Chmod(d, 0o755)) // t.TempDir and its parent are 0700
-	}
+	tr, runAs := newUserRepo(t, 65534) // nobody
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "readable"), []byte("fine"))
 	writeFile(t, filepath.Join(src, "secret"), []byte("root only"))
 	must(t, os.Chmod(filepath.Join(src, "secret"), 0o600))
 	writeFile(t, filepath.Join(src, "closed", "inner"), []byte("root only"))
 	must(t, os.Chmod(filepath.Join(src, "closed"), 0o700))
-	for _, d := range []string{tr.dir, src} {
-		must(t, os.Chmod(d, 0o755))
-	}
-	for _, d := range []string{tr.repo, tr.cache} {
-		must(t, os.MkdirAll(d, 0o700))
-		must(t, os.Chown(d, uid, uid))
-	}
-	runAs := runAsUser(t, tr, uid)
-	if res := runAs("init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
-		t.Fatalf("init as nobody: %d %s", res.code, res.stderr)
-	}
+	must(t, os.Chmod(src, 0o755))
 	res := runAs("create", src)
 	if res.code != exitPartial {
 		t.Fatalf("create with unreadable files: exit %d, want %d\n%s", res.code, exitPartial, res.stderr)
@@ -253,6 +239,27 @@ func TestInitRefusesNonEmpty(t *testing.T) {
 		t.Errorf("init over an existing repository succeeded")
 	}
 	tr2.mustRun("list")
+}
+
+// newUserRepo makes a repository that the user uid owns and has
+// initialised, and returns it with a runner of snap as that user. The
+// test runs as root; tr.dir and the directories above it are opened to
+// everyone, so that the user reaches what the test puts there.
+func newUserRepo(t *testing.T, uid uint32) (*testRepo, func(args ...string) result) {
+	t.Helper()
+	tr := newUninitRepo(t)
+	for d := tr.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		must(t, os.Chmod(d, 0o755)) // t.TempDir and its parent are 0700
+	}
+	for _, d := range []string{tr.repo, tr.cache} {
+		must(t, os.MkdirAll(d, 0o700))
+		must(t, os.Chown(d, int(uid), int(uid)))
+	}
+	runAs := runAsUser(t, tr, uid)
+	if res := runAs("init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Fatalf("init as uid %d: %d %s", uid, res.code, res.stderr)
+	}
+	return tr, runAs
 }
 
 // runAsUser returns a runner of snap as the user uid, with tr's

@@ -22,22 +22,11 @@ func TestRepositoryOfAnotherUser(t *testing.T) {
 		t.Skip("needs root to run snap as another user")
 	}
 	const uid = 65534 // nobody
-	tr := newUninitRepo(t)
-	for d := tr.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		must(t, os.Chmod(d, 0o755)) // t.TempDir and its parent are 0700
-	}
+	tr, runAs := newUserRepo(t, uid)
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "a"), []byte("the user's file"))
 	must(t, os.Chmod(src, 0o755))
 	must(t, os.Chmod(filepath.Join(src, "a"), 0o644))
-	for _, d := range []string{tr.repo, tr.cache} {
-		must(t, os.MkdirAll(d, 0o700))
-		must(t, os.Chown(d, uid, uid))
-	}
-	runAs := runAsUser(t, tr, uid)
-	if res := runAs("init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
-		t.Fatalf("init as nobody: %d %s", res.code, res.stderr)
-	}
 	if res := runAs("create", src); res.code != 0 {
 		t.Fatalf("create as nobody: %d %s", res.code, res.stderr)
 	}
