@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -121,15 +122,27 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 	}
 	var b *snapshot.Snapshot
 	if refB == "" {
-		if a.Parent == nil {
-			return usagef("snapshot %s has no parent: name the snapshot to compare it with", a.ID.Short())
-		}
 		b = a
-		if p := snapshot.ByID(sns, *a.Parent); p != nil {
-			a = p
+		if a.Parent != nil {
+			if p := snapshot.ByID(sns, *a.Parent); p != nil {
+				a = p
+			}
 		}
 		if a == b {
-			return fmt.Errorf("the parent %s of snapshot %s is gone (forgotten): name the snapshot to compare it with", b.Parent.Short(), b.ID.Short())
+			// No parent recorded (create --force), or it was forgotten:
+			// the previous snapshot of the same host and paths is what
+			// the parent would have been.
+			i := slices.Index(sns, b)
+			prev := snapshot.FindParent(sns[:max(i, 0)], b.Host, b.Paths)
+			why := "records no parent (taken with --force, say)"
+			if b.Parent != nil {
+				why = "has lost its parent " + b.Parent.Short() + " (forgotten)"
+			}
+			if prev == nil {
+				return usagef("snapshot %s %s, and no earlier snapshot has its host and paths: name the snapshot to compare it with", b.ID.Short(), why)
+			}
+			s.ui.noticef("snapshot %s %s: comparing it with %s, the previous snapshot of its host and paths", b.ID.Short(), why, prev.ID.Short())
+			a = prev
 		}
 	} else if b, err = s.find(c, sns, refB); err != nil {
 		return err

@@ -287,15 +287,28 @@ func TestStatsAndDiff(t *testing.T) {
 		}
 	}
 
+	// A snapshot taken with --force records no parent: diff compares it
+	// with the previous snapshot of its host and paths, and says so; the
+	// first snapshot of h2 has none.
+	writeFile(t, filepath.Join(src, "forced"), []byte("x"))
+	tr.mustRun("create", "--host", "h1", "--force", src)
+	res = tr.mustRun("diff", "--host", "h1", "latest")
+	if !strings.Contains(res.stderr, "records no parent (taken with --force, say): comparing it with "+d.B.ShortID) || !strings.Contains(res.stdout, "+    "+src+"/forced") {
+		t.Errorf("diff of a forced snapshot:\n%s%s", res.stdout, res.stderr)
+	}
+	if res := tr.run("diff", "--host", "h2", "latest"); res.code != exitUsage || !strings.Contains(res.stderr, "no earlier snapshot has its host and paths") {
+		t.Errorf("diff of a first snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+
 	res = tr.mustRun("stats", "--json")
 	var st statsJSON
 	if err := json.Unmarshal([]byte(res.stdout), &st); err != nil {
 		t.Fatalf("%v\n%s", err, res.stdout)
 	}
-	if st.Snapshots != 3 || len(st.Hosts) != 2 || st.Hosts[0].Host != "h1" || st.Hosts[0].Snapshots != 2 || st.Hosts[1].Snapshots != 1 {
+	if st.Snapshots != 4 || len(st.Hosts) != 2 || st.Hosts[0].Host != "h1" || st.Hosts[0].Snapshots != 3 || st.Hosts[1].Snapshots != 1 {
 		t.Errorf("snapshots per host: %+v", st.Hosts)
 	}
-	if st.Packs == 0 || st.DataBlobs.Count == 0 || st.TreeBlobs.Count == 0 || st.Files["snapshots"].Count != 3 || st.TotalBytes < st.PackBytes {
+	if st.Packs == 0 || st.DataBlobs.Count == 0 || st.TreeBlobs.Count == 0 || st.Files["snapshots"].Count != 4 || st.TotalBytes < st.PackBytes {
 		t.Errorf("counts: %+v", st)
 	}
 	// Raw size counts every snapshot; the data is stored once.
