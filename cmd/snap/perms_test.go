@@ -159,3 +159,91 @@ func TestGroupSharedRepository(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestGroupRepositoryGroup: the group that shares a repository is the
+// repository directory's, also without the set-group-ID bit: files get it
+// along with the group bits. A writer that is not in that group keeps its
+// files private; group bits for its own primary group would open the
+// repository to everyone in that group.
+func TestGroupRepositoryGroup(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to set a directory's group and to run snap as another user")
+	}
+	const users = 100 // Debian's "users"; nobody (65534) is not a member
+	tr := newUninitRepo(t)
+	must(t, os.MkdirAll(tr.repo, 0o700))
+	must(t, os.Chown(tr.repo, 0, users))
+	must(t, os.Chmod(tr.repo, 0o770))
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
+	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if gid := fi.Sys().(*syscall.Stat_t).Gid; gid != users {
+			t.Errorf("%s has group %d, want the repository directory's %d", p, gid, users)
+		}
+		return nil
+	}))
+
+	// nobody, not in the group, initialising a repository of that group.
+	other, runAs := newUserRepo(t, 65534)
+	_ = other
+	shared := filepath.Join(other.dir, "shared")
+	must(t, os.MkdirAll(shared, 0o770))
+	must(t, os.Chown(shared, 65534, users))
+	if res := runAs("init", "--repo", shared, "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Fatalf("init as nobody: %d %s", res.code, res.stderr)
+	}
+	must(t, filepath.WalkDir(shared, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == shared {
+			return err
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, group %d: open to a group its writer could not give it", p, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid)
+		}
+		return nil
+	}))
+}
+
+// TestRootInitForUser: root initialising a repository in a directory a
+// user owns gives every file to that user, the space reserve included,
+// which the user must be able to release on a full disk.
+func TestRootInitForUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	tr := newUninitRepo(t)
+	must(t, os.MkdirAll(tr.repo, 0o700))
+	must(t, os.Chown(tr.repo, 65534, 65534))
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
+	n := 0
+	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(filepath.Base(p), "reserve.") {
+			n++
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s is owned by %d:%d, want the directory's owner 65534:65534", p, st.Uid, st.Gid)
+		}
+		return nil
+	}))
+	if n != 1 {
+		t.Errorf("%d space reserves, want 1", n)
+	}
+}

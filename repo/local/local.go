@@ -108,10 +108,8 @@ func Create(dir string) (*Backend, error) {
 		if i == 0 && fi != nil {
 			continue // the admin's own directory keeps its mode
 		}
-		if pm != private {
-			if err := pm.applyPath(d, true); err != nil {
-				return nil, fmt.Errorf("create repository %s: %w", abs, err)
-			}
+		if err := pm.applyPath(d, true); err != nil {
+			return nil, fmt.Errorf("create repository %s: %w", abs, err)
 		}
 	}
 	// The new directories' entries are durable before anything is
@@ -170,10 +168,8 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 			err = fmt.Errorf("save %s: %w", h, accessError(p, err))
 		}
 	}()
-	if b.perms != private {
-		if err = b.perms.apply(f, false); err != nil {
-			return err
-		}
+	if err = b.perms.apply(f, false); err != nil {
+		return err
 	}
 	if err = b.direct.write(f, data, direct); err != nil {
 		return err

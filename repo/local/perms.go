@@ -13,19 +13,26 @@ import (
 
 // perms are the modes and owner of the files and directories the backend
 // creates. By default a repository is private to its owner (0600 and
-// 0700). A repository a group shares says so by its own modes: the group
-// bits of the repository directory at init, and of the config file after
-// that, are given to every file and directory written (read, or read and
-// write), so that a pack written by one member can be read by the others.
-// When root writes into a repository another user owns (sudo snap create),
-// what it writes is given to that owner: root-owned 0600 files would lock
-// the owner out of their own repository.
+// 0700). A repository a group shares says so by its own modes and group:
+// the group bits of the repository directory at init, and of the config
+// file after that, are given to every file and directory written (read, or
+// read and write), with that group, so that a pack written by one member
+// can be read by the others. A file whose group cannot be made the
+// repository's (its writer is not a member) stays private: group bits for
+// the writer's own primary group would open the repository to whoever
+// else is in it. When root writes into a repository another user owns
+// (sudo snap create), what it writes is given to that owner: root-owned
+// 0600 files would lock the owner out of their own repository.
 type perms struct {
 	file, dir fs.FileMode
-	uid, gid  int // -1: as created
+	uid       int // -1: as created (root gives files to the repository's owner)
+	gid       int // the repository's group, when shared or when root writes; -1 otherwise
 }
 
 var private = perms{file: 0o600, dir: 0o700, uid: -1, gid: -1}
+
+// shared reports whether the group has access.
+func (p perms) shared() bool { return p.file&0o060 != 0 }
 
 // permsLike returns the perms for a repository whose config file (or, at
 // init, whose directory) is fi.
@@ -40,38 +47,53 @@ func permsLike(fi fs.FileInfo) perms {
 			p.dir |= 0o020
 		}
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && st.Uid != 0 {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return private
+	}
+	if p.shared() {
+		p.gid = int(st.Gid)
+	}
+	if os.Geteuid() == 0 && st.Uid != 0 {
 		p.uid, p.gid = int(st.Uid), int(st.Gid)
 	}
 	return p
 }
 
-// apply gives a file or directory the backend just created its mode and
-// owner. The mode is set explicitly: the process's umask has masked the
-// one asked for at creation.
+// apply gives a file or directory the backend just created its owner and
+// mode. The mode is set explicitly: the process's umask has masked the one
+// asked for at creation.
 func (p perms) apply(f *os.File, dir bool) error {
-	mode := p.file
-	if dir {
-		mode = p.dir
+	if p == private {
+		return nil
 	}
-	if mode != private.file && mode != private.dir {
-		if dir {
-			// A directory made in a setgid one inherits the bit, which
-			// gives what is made in it the shared group: keep it.
-			fi, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			mode |= fi.Mode() & fs.ModeSetgid
-		}
-		if err := f.Chmod(mode); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if p.uid >= 0 && (int(st.Uid) != p.uid || int(st.Gid) != p.gid) {
+		if err := f.Chown(p.uid, p.gid); err != nil {
 			return err
 		}
+	} else if p.gid >= 0 && int(st.Gid) != p.gid {
+		if f.Chown(-1, p.gid) != nil {
+			return nil // not a member of the repository's group: stays private
+		}
 	}
-	if p.uid >= 0 {
-		return f.Chown(p.uid, p.gid)
+	if !p.shared() {
+		return nil
 	}
-	return nil
+	mode := p.file
+	if dir {
+		// A directory made in a setgid one inherits the bit, which
+		// gives what is made in it the shared group: keep it.
+		mode = p.dir | fi.Mode()&fs.ModeSetgid
+	}
+	return f.Chmod(mode)
 }
 
 // applyPath is apply for a path.

@@ -120,7 +120,13 @@ func (b *Backend) FillReserve(ctx context.Context, want int64) (err error) {
 	target := reservePrefix + strconv.FormatInt(want, 10)
 	targetPath := filepath.Join(b.dir, target)
 	if m, err := os.OpenFile(targetPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		// The owner and group of the repository must be able to
+		// release it on a full disk, as every other file of theirs.
+		perr := b.perms.apply(m, false)
 		_ = m.Close()
+		if perr != nil {
+			return fmt.Errorf("space reserve of %s: %w", b.dir, perr)
+		}
 		if err := syncDir(b.dir); err != nil {
 			return err
 		}
@@ -154,6 +160,9 @@ func (b *Backend) FillReserve(ctx context.Context, want int64) (err error) {
 			err = fmt.Errorf("write the %d-byte space reserve of %s: %w", want, b.dir, err)
 		}
 	}()
+	if err = b.perms.apply(f, false); err != nil {
+		return err
+	}
 	var seed [32]byte
 	_, _ = rand.Read(seed[:])
 	gen := mrand.NewChaCha8(seed)
