@@ -63,13 +63,15 @@ func (e *CommandError) Error() string {
 }
 
 // secretVar reports whether the environment entry kv ("KEY=value") holds
-// a repository password. A dump tool or a --command has no use for it,
+// a repository password, or a command that prints one. A dump tool or a --command has no use for it,
 // and a command whose output is backed up (--command NAME -- env) would
 // store it in the snapshot.
 func secretVar(kv string) bool {
 	name, _, _ := strings.Cut(kv, "=")
 	switch name {
-	case "SNAP_PASSWORD", "SNAP_NEW_PASSWORD", "SNAP_TO_PASSWORD":
+	case "SNAP_PASSWORD", "SNAP_NEW_PASSWORD", "SNAP_TO_PASSWORD",
+		// A password command may hold the password itself (echo …).
+		"SNAP_PASSWORD_COMMAND", "SNAP_NEW_PASSWORD_COMMAND", "SNAP_TO_PASSWORD_COMMAND":
 		return true
 	}
 	return false
@@ -400,7 +402,9 @@ func (w *lineWriter) cause() string {
 func ToolVersion(ctx context.Context, name string) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, name, "--version").Output()
+	cmd := exec.CommandContext(ctx, name, "--version")
+	cmd.Env = slices.DeleteFunc(os.Environ(), secretVar)
+	out, err := cmd.Output()
 	if err != nil {
 		return ""
 	}

@@ -232,10 +232,25 @@ func TestEmptyStdin(t *testing.T) {
 func TestCommandWithoutPasswords(t *testing.T) {
 	tr := newTestRepo(t)
 	hook := filepath.Join(tr.dir, "hook.env")
-	tr.mustRun("create", "--post", "env > "+hook, "--command", "env.txt", "--", "env")
+	// A dump tool, asked for its version first, records its environment
+	// both times.
+	fake := filepath.Join(tr.dir, "bin")
+	envLog := filepath.Join(tr.dir, "sqlite3.env")
+	writeFile(t, filepath.Join(fake, "sqlite3"), []byte("#!/bin/sh\nenv >> "+envLog+"\ncase \"$1\" in --version) echo 3.40.1;; *) cat >/dev/null;; esac\n"))
+	must(t, os.Chmod(filepath.Join(fake, "sqlite3"), 0o755))
+	db := filepath.Join(tr.dir, "app.db")
+	writeFile(t, db, []byte("not read by the fake"))
+	env := []string{"PATH=" + fake + ":" + os.Getenv("PATH"), "SNAP_TO_PASSWORD=to-secret", "SNAP_PASSWORD_COMMAND=echo cmd-secret"}
+	tr.runEnv(env, nil, "create", "--post", "env > "+hook, "--command", "env.txt", "--db", "sqlite://"+db, "--", "env")
 	got := tr.mustRun("dump", "latest", "/env.txt").stdout
-	if strings.Contains(got, "SNAP_PASSWORD=") || strings.Contains(got, "test-password") || !strings.Contains(got, "SNAP_REPOSITORY=") {
-		t.Errorf("the command's environment:\n%s", got)
+	logged, _ := os.ReadFile(envLog)
+	for what, text := range map[string]string{"the command": got, "the dump tool": string(logged)} {
+		if strings.Contains(text, "SNAP_PASSWORD") || strings.Contains(text, "secret") || strings.Contains(text, "test-password") || !strings.Contains(text, "SNAP_REPOSITORY=") {
+			t.Errorf("%s's environment:\n%s", what, text)
+		}
+	}
+	if strings.Count(string(logged), "SNAP_REPOSITORY=") < 2 {
+		t.Errorf("the fake sqlite3 did not run twice (--version and the dump):\n%s", logged)
 	}
 	if b, _ := os.ReadFile(hook); !strings.Contains(string(b), "SNAP_PASSWORD=test-password") {
 		t.Errorf("the hook lost SNAP_PASSWORD:\n%s", b)
