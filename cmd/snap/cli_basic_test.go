@@ -188,3 +188,27 @@ func TestOtherToolsRepositories(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentialsInLocation: a secret written into an S3 URL is refused
+// without being repeated, by copy --to as by --repo, and by config check
+// and config jobs, before any night's run.
+func TestCredentialsInLocation(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	const loc = "s3:http://KEYID:TheSecret123@127.0.0.1:9/bucket"
+	for _, args := range [][]string{{"copy", "--to", loc}, {"copy", "--to", loc, "--json"}, {"list", "--repo", loc}} {
+		res := tr.run(args...)
+		if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "credentials do not belong") || strings.Contains(res.stderr+res.stdout, "TheSecret123") {
+			t.Errorf("snap %s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+		}
+	}
+	cfg := filepath.Join(tr.dir, "snap.toml")
+	writeFile(t, cfg, []byte("repository = \""+loc+"\"\npassword_command = \"echo x\"\n[jobs.a]\npaths = [\"/etc\"]\n"))
+	must(t, os.Chmod(cfg, 0o600))
+	for _, args := range [][]string{{"config", "check", "--config", cfg}, {"config", "jobs", "--json", "--config", cfg}} {
+		res := tr.run(args...)
+		if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "credentials do not belong") || strings.Contains(res.stderr+res.stdout, "TheSecret123") {
+			t.Errorf("snap %s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+		}
+	}
+}

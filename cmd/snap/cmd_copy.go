@@ -86,17 +86,17 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	// cache directory, which the source's index holds open.
 	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, commandName(c), nil)
 	if err != nil {
-		return fmt.Errorf("target %s: %w", to, err)
+		return fmt.Errorf("target %s: %w", redactedLocation(to), err)
 	}
 	defer dst.close()
 	if src.r.Config().ID == dst.r.Config().ID {
 		if sameLocation(src.r.Backend().Location(), dst.r.Backend().Location()) {
 			return usagef("--to names the source repository itself (ID %s)", src.r.Config().ID[:8])
 		}
-		return usagef("--to %s has the source's repository ID %s: it is a copy of the source (made with rsync or cp), and snap copy needs a repository of its own as target (snap init one); to update such a copy, rsync it again", to, src.r.Config().ID[:8])
+		return usagef("--to %s has the source's repository ID %s: one is a copy of the other (made with rsync or cp), and snap copy needs a target of its own (snap init one); to update such a copy, rsync it again", redactedLocation(to), src.r.Config().ID[:8])
 	}
 	if err := dst.openIndex(c.Context, e, index.Options{}); err != nil {
-		return fmt.Errorf("target %s: %w", to, err)
+		return fmt.Errorf("target %s: %w", redactedLocation(to), err)
 	}
 
 	sns, err := src.snapshots(c.Context)

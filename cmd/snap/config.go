@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/s3"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -464,7 +465,7 @@ func (d *cfgDecoder) config(raw map[string]any) *Config {
 	top := toml.Key{}
 	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "metrics_dir", "limit_upload", "limit_download", "jobs")
 	cfg := &Config{
-		Repository:      d.str(raw, top, "repository"),
+		Repository:      d.location(raw, top, "repository"),
 		PasswordFile:    d.str(raw, top, "password_file"),
 		PasswordCommand: d.str(raw, top, "password_command"),
 		CacheDir:        d.str(raw, top, "cache_dir"),
@@ -532,7 +533,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	if !jobNameRE.MatchString(name) {
 		d.errorf(at, "job name %q: use up to 64 letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (it becomes the systemd unit snap-%s.service)", name, name)
 	}
-	j.Repository = firstNonEmpty(d.str(t, at, "repository"), cfg.Repository)
+	j.Repository = firstNonEmpty(d.location(t, at, "repository"), cfg.Repository)
 	j.PasswordFile = d.str(t, at, "password_file")
 	j.PasswordCommand = d.str(t, at, "password_command")
 	if j.PasswordFile != "" && j.PasswordCommand != "" {
@@ -919,6 +920,36 @@ func (d *cfgDecoder) passwordFile(at toml.Key, path string) {
 }
 
 // redactedURLs hides passwords in database URLs for display.
+// location reads a repository location. An S3 location is parsed as
+// opening it would parse it, so that one snap cannot open (credentials
+// in it, no bucket) fails 'config check' rather than the first night's
+// run; its message never repeats a secret.
+func (d *cfgDecoder) location(t map[string]any, at toml.Key, key string) string {
+	loc := d.str(t, at, key)
+	if strings.HasPrefix(loc, "s3:") {
+		if _, err := s3.ParseLocation(loc, func(string) string { return "" }); err != nil {
+			d.errorf(sub(at, key), "%v", err)
+			return redactedLocation(loc)
+		}
+	}
+	return loc
+}
+
+// redactedLocation is a repository location without the credentials a
+// user may have written into an S3 URL, for messages and output.
+func redactedLocation(loc string) string {
+	rest, ok := strings.CutPrefix(loc, "s3:")
+	if !ok || !strings.Contains(rest, "@") {
+		return loc
+	}
+	u, err := url.Parse(rest)
+	if err != nil {
+		return "s3:(a URL with credentials in it)"
+	}
+	u.User = nil
+	return "s3:" + u.String()
+}
+
 func redactedURLs(urls []string) []string {
 	out := make([]string, 0, len(urls))
 	for _, s := range urls {

@@ -278,7 +278,7 @@ func TestCopyToItselfOrItsCopy(t *testing.T) {
 	for to, want := range map[string]string{
 		tr.repo: "names the source repository itself",
 		link:    "names the source repository itself",
-		clone:   "is a copy of the source (made with rsync or cp)",
+		clone:   "one is a copy of the other (made with rsync or cp)",
 	} {
 		res := tr.run("copy", "--to", to)
 		if res.code != exitUsage || !strings.Contains(res.stderr, want) || strings.Contains(res.stderr, "in use") {
