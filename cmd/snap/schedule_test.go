@@ -66,7 +66,7 @@ func TestUnitFiles(t *testing.T) {
 	for _, user := range []bool{false, true} {
 		spec := unitSpec{Job: job, Binary: bin, Config: "/etc/snap/100%/new\nline/snap.toml", User: user}
 		svc, tmr := serviceUnit(spec), timerUnit(spec)
-		for _, want := range []string{"Type=oneshot", `ExecStart="` + bin + `" run app --config "/etc/snap/100%%/new\nline/snap.toml"`, "Nice=19", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7", "KillMode=mixed"} {
+		for _, want := range []string{"Type=oneshot", `ExecStart="` + bin + `" run app --config "/etc/snap/100%%/new\nline/snap.toml"`, "Nice=19", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7", "KillMode=mixed", "EnvironmentFile=-%E/snap/env"} {
 			if !strings.Contains(svc, want+"\n") {
 				t.Errorf("service lacks %q:\n%s", want, svc)
 			}

@@ -46,6 +46,10 @@ func serviceUnit(s unitSpec) string {
 	}
 	b.WriteString("\n[Service]\n")
 	b.WriteString("Type=oneshot\n")
+	// Variables the job needs and the config file cannot hold (S3
+	// credentials: AWS_ACCESS_KEY_ID, …), from /etc/snap/env, or
+	// ~/.config/snap/env for a user unit, when it exists.
+	b.WriteString("EnvironmentFile=-%E/snap/env\n")
 	fmt.Fprintf(&b, "ExecStart=%s\n", execLine(s.Binary, "run", s.Job.Name, "--config", s.Config))
 	b.WriteString("Nice=19\n")
 	b.WriteString("CPUSchedulingPolicy=batch\n")
