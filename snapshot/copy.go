@@ -133,6 +133,7 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (*Snap
 		return nil, err
 	}
 	if err := c.w.Flush(ctx); err != nil {
+		saveProgress(ctx, c.w, err) // stopped while the last packs went up
 		return nil, err
 	}
 	if err := confirmReused(ctx, c.dst, c.w); err != nil {

@@ -143,6 +143,9 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		return nil, err
 	}
 	if err := w.Flush(ctx); err != nil {
+		// Stopped while the last packs went up (under --limit-upload
+		// that is most of a run): index those that made it.
+		saveProgress(ctx, w, err)
 		return nil, err
 	}
 	if err := confirmReused(ctx, ix, w); err != nil {

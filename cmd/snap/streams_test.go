@@ -384,7 +384,9 @@ func TestFailedCreateKeepsUploadedPacks(t *testing.T) {
 
 // TestInterruptedPacedCreateKeepsUploadedPacks: under --limit-upload, an
 // interrupted create still indexes the packs it uploaded (its segment
-// must not wait for the rate, which the interrupt ends).
+// must not wait for the rate, which the interrupt ends). The interrupt
+// comes after the second pack: the file (read at disk speed) is read by
+// then, and the run is waiting for its last packs to go up, at the rate.
 func TestInterruptedPacedCreateKeepsUploadedPacks(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
@@ -405,10 +407,10 @@ func TestInterruptedPacedCreateKeepsUploadedPacks(t *testing.T) {
 		return n
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for packs() < 1 {
+	for packs() < 2 {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			t.Fatalf("no pack uploaded\n%s", out)
+			t.Fatalf("not 2 packs uploaded\n%s", out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
