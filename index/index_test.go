@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,5 +264,58 @@ func TestWriterAbortStopsUploads(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Flush still waits for an upload after the abort")
+	}
+}
+
+// firstPackFails is a backend on which the first pack upload fails (after
+// the retries a dead server costs) and every other one hangs until its
+// context ends; it counts the pack uploads started.
+type firstPackFails struct {
+	repo.Backend
+	started *atomic.Int32
+}
+
+func (f firstPackFails) Save(ctx context.Context, hd repo.Handle, data []byte) error {
+	if hd.Type != repo.PackFile {
+		return f.Backend.Save(ctx, hd, data)
+	}
+	if f.started.Add(1) == 1 {
+		time.Sleep(200 * time.Millisecond) // the others are under way
+		return errors.New("gave up after 10 attempts")
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestWriterFirstFailureEndsUploads: once an upload fails, the uploads
+// in flight end and no new one starts. Each would otherwise go through
+// its own retries against a store that is gone: minutes per pack.
+func TestWriterFirstFailureEndsUploads(t *testing.T) {
+	started := &atomic.Int32{}
+	ix, _, _, _ := newTestIndexOn(t, func(be repo.Backend) repo.Backend { return firstPackFails{be, started} })
+	ctx := context.Background()
+	w := NewWriter(ix, WriterOptions{Connections: 2})
+	done := make(chan error, 1)
+	go func() {
+		for i := range 40 { // some 15 packs
+			plain := randomBlob(uint64(i), 6<<20)
+			if _, err := w.Save(ctx, repo.DataBlob, blobID(ix, plain), plain); err != nil {
+				_ = w.SaveProgress(ctx) // as a failed create does: it waits for the uploads
+				done <- err
+				return
+			}
+		}
+		done <- w.Flush(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "gave up after 10 attempts") {
+			t.Errorf("the run ended with %v, want the failed upload's error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run still waits for uploads after one failed")
+	}
+	if n := started.Load(); n > 3 {
+		t.Errorf("%d pack uploads started, want at most the 2 connections' and one waiting for a slot", n)
 	}
 }

@@ -72,6 +72,9 @@ type Writer struct {
 	// segments are the index segments this writer wrote (Withdraw).
 	segments []repo.ID
 	err      error // first upload or segment error; sticky
+	// failed ends when an upload fails (fail): the uploads in flight stop.
+	failed context.Context
+	fail   context.CancelFunc
 
 	uploads sync.WaitGroup
 	sem     chan struct{}
@@ -87,6 +90,7 @@ func NewWriter(ix *Index, o WriterOptions) *Writer {
 	}
 	w := &Writer{ix: ix, r: ix.r, opts: o, inRun: map[blobKeyT]struct{}{}, packers: map[repo.BlobType]*repo.PackBuilder{},
 		reused: map[repo.ID]struct{}{}, sem: make(chan struct{}, o.Connections)}
+	w.failed, w.fail = context.WithCancel(context.Background())
 	w.scratch = make(chan []byte, runtime.GOMAXPROCS(0))
 	return w
 }
@@ -419,24 +423,34 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// After a failed upload no other starts: a store that is gone would
+	// make each go through its own retries, minutes apiece.
+	w.mu.Lock()
+	err := w.err
+	w.mu.Unlock()
+	if err != nil {
+		<-w.sem
+		return err
+	}
 	w.uploads.Add(1)
 	// The upload outlives the Save call that filled the pack, whose context
 	// may end as soon as that call returns (the archiver cancels its
 	// workers' context when the walk is done). Flush waits for the upload
 	// and reports its error; a cancelled run stops at Flush's segment write.
-	ctx = context.WithoutCancel(ctx)
-	var stop func() bool
+	// The first upload that fails ends the others (failed), as does
+	// the caller's Abort.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopFailed := context.AfterFunc(w.failed, cancel)
+	stop := func() bool { return true }
 	if w.opts.Abort != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
 		stop = context.AfterFunc(w.opts.Abort, cancel)
 	}
 	go func() {
 		defer w.uploads.Done()
 		defer func() { <-w.sem }()
-		if stop != nil {
-			defer stop()
-		}
+		defer cancel()
+		defer stopFailed()
+		defer stop()
 		// A panic (a bug) is the writer's error like a failed upload, set
 		// before Flush can see the upload done: no segment or snapshot
 		// will refer to the pack.
@@ -444,6 +458,7 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 			w.mu.Lock()
 			if w.err == nil {
 				w.err = fmt.Errorf("upload pack: %w", err)
+				w.fail()
 			}
 			w.mu.Unlock()
 		}
@@ -459,6 +474,7 @@ func (w *Writer) store(ctx context.Context, p *repo.PackBuilder) {
 	if err != nil {
 		if w.err == nil {
 			w.err = err
+			w.fail() // the other uploads in flight end
 		}
 		w.mu.Unlock()
 		return

@@ -115,10 +115,18 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		// segments it wrote: a prune that took it for dead may have
 		// deleted the packs they name.
 		defer func() {
-			if err == nil || o.Lock.Verify(context.WithoutCancel(ctx)) == nil {
+			if err == nil {
 				return
 			}
-			if werr := w.Withdraw(context.WithoutCancel(ctx)); werr != nil {
+			// Bounded: after a store that stopped answering, the
+			// run is over already, and each request would retry for
+			// minutes.
+			vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+			defer cancel()
+			if o.Lock.Verify(vctx) == nil {
+				return
+			}
+			if werr := w.Withdraw(vctx); werr != nil {
 				err = fmt.Errorf("%w; removing this run's index segments failed too (%v): run 'snap check'", err, werr)
 			}
 		}()
@@ -256,6 +264,10 @@ func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, p
 	}
 	return nil
 }
+
+// withdrawTimeout bounds the check of a failed run's lock and the removal
+// of its segments when the lock is gone.
+const withdrawTimeout = 30 * time.Second
 
 // progressTimeout bounds the index segment written for a stopped run's
 // durable packs: a stopped run should end promptly, even on a slow store.
