@@ -3,12 +3,17 @@ package s3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // TestIdleTimeoutSlowUpload: a body that goes up slowly but steadily takes
@@ -69,5 +74,47 @@ func TestContextDeadlineIsNotServerTimeout(t *testing.T) {
 	_, err := (&http.Client{Transport: tr}).Get(srv.URL)
 	if err == nil || contextDeadline(err) {
 		t.Errorf("a server's timeout (%v) taken for the context's deadline", err)
+	}
+}
+
+// TestWrongSchemeAndUnknownHost: answers that no retry can change fail at
+// once, saying what to fix: plain HTTP to a server that speaks only TLS
+// (it answers with a TLS alert record; Go's own TLS servers answer 400,
+// see classify), and a host name that does not exist.
+func TestWrongSchemeAndUnknownHost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4096)
+			_, _ = c.Read(buf)
+			_, _ = c.Write([]byte("\x15\x03\x01\x00\x02\x02\x46")) // alert: protocol version
+			c.Close()
+		}
+	}()
+	host := ln.Addr().String()
+	b := &Backend{cfg: Config{Endpoint: host, Bucket: "bucket", PathStyle: true}}
+	_, err = http.Get("http://" + host + "/bucket")
+	if err == nil {
+		t.Fatal("plain HTTP to a TLS server: no error")
+	}
+	got := b.fail("list", "keys", err)
+	if errors.Is(got, repo.ErrTransient) || !strings.Contains(got.Error(), "speaks HTTPS, not plain HTTP: use the location s3:https://") {
+		t.Errorf("plain HTTP to HTTPS (%v): %v (transient: %v)", err, got, errors.Is(got, repo.ErrTransient))
+	}
+	_, err = http.Get("http://nosuchhost.invalid/bucket")
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		t.Skipf("the resolver here does not answer NXDOMAIN for .invalid: %v", err)
+	}
+	if got := b.fail("list", "keys", err); errors.Is(got, repo.ErrTransient) || !strings.Contains(got.Error(), "no such host nosuchhost.invalid") {
+		t.Errorf("unknown host: %v", got)
 	}
 }

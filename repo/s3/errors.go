@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -48,6 +49,16 @@ func (b *Backend) fail(op, object string, err error) error {
 	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		// Retrying cannot help: the server does not speak TLS.
 		return fmt.Errorf("%s %s: %s speaks plain HTTP, not HTTPS: use the location %s", op, object, b.cfg.Endpoint, b.withScheme("http"))
+	}
+	if strings.Contains(err.Error(), `malformed HTTP response "\x15\x03`) {
+		// A TLS alert in answer to plain HTTP: the server speaks HTTPS.
+		return fmt.Errorf("%s %s: %s speaks HTTPS, not plain HTTP: use the location %s", op, object, b.cfg.Endpoint, b.withScheme("https"))
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		// The name does not exist (not a resolver that did not answer,
+		// which is worth repeating): a typo in the location.
+		return fmt.Errorf("%s %s: no such host %s: check the host name in the repository location", op, object, dnsErr.Name)
 	}
 	var certErr *tls.CertificateVerificationError
 	var unknownAuth x509.UnknownAuthorityError
