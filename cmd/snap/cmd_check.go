@@ -280,8 +280,8 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		for _, n := range res.Notes {
 			u.printf("note: %s", n)
 		}
-		u.printf("checked %s (%d trees, %d data blobs), %d index segments, %d packs", plural(res.Snapshots, "snapshot", "snapshots"), res.TreesChecked,
-			res.DataBlobsChecked, res.IndexSegments, res.Packs)
+		u.printf("checked %s (%d trees, %d data blobs), %s, %s", plural(res.Snapshots, "snapshot", "snapshots"), res.TreesChecked,
+			res.DataBlobsChecked, plural(res.IndexSegments, "index segment", "index segments"), plural(res.Packs, "pack", "packs"))
 		if sub != nil {
 			u.printf("read %d packs (%s, subset %s), decrypting and verifying every blob", res.ReadPacks, humanBytes(res.ReadBytes), res.ReadDataSubset)
 		}

@@ -150,7 +150,13 @@ func runForget(c *cli.Context, e *env) error {
 		if dry {
 			verb = "would remove"
 		}
-		s.ui.printf("%s %s, kept %d", verb, plural(res.Removed, "snapshot", "snapshots"), res.Kept)
+		if byID {
+			// No policy weighed the others: "kept 0" would read as if
+			// none were left.
+			s.ui.printf("%s %s", verb, plural(res.Removed, "snapshot", "snapshots"))
+		} else {
+			s.ui.printf("%s %s, kept %d", verb, plural(res.Removed, "snapshot", "snapshots"), res.Kept)
+		}
 	}
 	if len(failed) > 0 {
 		if s.ui.json {

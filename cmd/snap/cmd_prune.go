@@ -154,7 +154,11 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		if err != nil {
 			return nil, fmt.Errorf("cannot prune: %w; nothing was changed; run 'snap check'", err)
 		}
-		s.ui.infof("%s refer to %d blobs (the bases of their deltas not counted)", plural(len(keep), "snapshot", "snapshots"), len(used))
+		verb := "refer"
+		if len(keep) == 1 {
+			verb = "refers"
+		}
+		s.ui.infof("%s %s to %d blobs (the bases of their deltas not counted)", plural(len(keep), "snapshot", "snapshots"), verb, len(used))
 		return used, nil
 	}
 	st, err := index.Prune(ctx, s.ix, o)

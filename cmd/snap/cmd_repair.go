@@ -50,7 +50,7 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 		if s.ui.json {
 			s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": false, "segments": st.Added})
 		}
-		s.ui.printf("rebuilt the local index from %d index segments", st.Added)
+		s.ui.printf("rebuilt the local index from %s", plural(st.Added, "index segment", "index segments"))
 		return nil
 	}
 	st, err := s.ix.RebuildFromPacks(c.Context, log)
