@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -282,6 +283,13 @@ func run(args []string, e *env) int {
 		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		// A reader of standard output that goes away (snap dump … |
+		// head) must not kill snap outright, as SIGPIPE would: the write
+		// fails with EPIPE instead, and snap ends as a command does
+		// (a temporary index cache, a lock, are cleaned up).
+		sigpipe := make(chan os.Signal, 1)
+		signal.Notify(sigpipe, syscall.SIGPIPE)
+		defer signal.Stop(sigpipe)
 		app = newApp(e)
 		err := app.RunContext(ctx, reorderArgs(app, args))
 		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
@@ -299,6 +307,9 @@ func run(args []string, e *env) int {
 		}
 		err = fmt.Errorf("%w; the index cache will be rebuilt on the next run, in case it is damaged", err)
 	}
+	if stdoutGone(err) {
+		return exitBrokenPipe // quietly, as a shell tool whose reader went away
+	}
 	code := exitCode(err)
 	if err != nil {
 		path := ""
@@ -308,6 +319,14 @@ func run(args []string, e *env) int {
 		printError(e, args, path, err, code)
 	}
 	return code
+}
+
+// stdoutGone reports whether err is a write to standard output whose
+// reader has gone (EPIPE). A broken pipe to one of snap's own tools (psql
+// that died during a restore) is an error like any other.
+func stdoutGone(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Path == "/dev/stdout" && errors.Is(err, syscall.EPIPE)
 }
 
 // printError prints the error that ended the command: one line on stderr,

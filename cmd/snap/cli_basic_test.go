@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,5 +211,26 @@ func TestCredentialsInLocation(t *testing.T) {
 		if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "credentials do not belong") || strings.Contains(res.stderr+res.stdout, "TheSecret123") {
 			t.Errorf("snap %s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
 		}
+	}
+}
+
+// TestDumpIntoClosedPipe: `snap dump … | head` ends snap quietly with the
+// status of a broken pipe (141) once head has what it wants, and snap
+// cleans up as after any command (its lock is removed): SIGPIPE used to
+// kill it outright, leaving its lock and any temporary index behind.
+func TestDumpIntoClosedPipe(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "big"), randomBytes(5, 16<<20))
+	tr.mustRun("create", src)
+	cmd := exec.Command("bash", "-c", `"$0" dump latest "$1" | head -c 10 >/dev/null; echo "status ${PIPESTATUS[0]}" >&2`, snapBin, filepath.Join(src, "big"))
+	cmd.Env = append(baseEnv(), tr.env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "status 141" {
+		t.Errorf("dump into a closed pipe: %v\n%s", err, out)
+	}
+	if locks, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(locks) != 0 {
+		t.Errorf("%d locks left behind", len(locks))
 	}
 }

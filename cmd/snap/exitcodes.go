@@ -18,6 +18,9 @@ const (
 	exitLocked      = 11
 	exitWrongPass   = 12
 	exitInterrupted = 130
+	// exitBrokenPipe: standard output's reader went away (128 + SIGPIPE),
+	// what a shell pipeline expects of a writer then.
+	exitBrokenPipe = 141
 )
 
 // partialError means the command did its job but skipped some inputs.
