@@ -406,6 +406,9 @@ func (b *Backend) Remove(ctx context.Context, h repo.Handle) error {
 		return err
 	}
 	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("%s: %w", h, accessErrorIn(p, err))
+		}
 		return wrapErr(h, p, err)
 	}
 	return syncDir(filepath.Dir(p))

@@ -112,14 +112,27 @@ func (p perms) applyPath(path string, dir bool) error {
 // files to the repository's owner) fails this way, and must not be taken
 // for a damaged one: no repair is needed, only the right user or access.
 func accessError(path string, err error) error {
+	return explainAccess(path, err, []string{path, filepath.Dir(path)})
+}
+
+// accessErrorIn is accessError for an operation on path's directory
+// (removing path needs write access to it, not to path).
+func accessErrorIn(path string, err error) error {
+	return explainAccess(path, err, []string{"", filepath.Dir(path)})
+}
+
+func explainAccess(path string, err error, candidates []string) error {
 	if !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
 	owner := "its directory " + filepath.Dir(path) + " cannot be searched"
-	for i, p := range []string{path, filepath.Dir(path)} {
+	for i, p := range candidates {
+		if p == "" {
+			continue
+		}
 		if fi, serr := os.Stat(p); serr == nil {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				owner = fmt.Sprintf("owned by %s, mode %v", userName(st.Uid), fi.Mode().Perm())
+				owner = fmt.Sprintf("owned by %s, mode %v", userName(st.Uid), fi.Mode())
 				if i == 1 {
 					owner = "its directory is " + owner
 				}
