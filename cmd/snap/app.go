@@ -346,7 +346,8 @@ func printError(e *env, args []string, command string, err error, code int) {
 			stack = bug.Stack
 		}
 	}
-	if code == exitInterrupted && !strings.Contains(msg, "is consistent") && !strings.Contains(msg, "are consistent") && !strings.Contains(msg, "repository is untouched") {
+	if code == exitInterrupted && !strings.Contains(msg, "is consistent") && !strings.Contains(msg, "are consistent") && !strings.Contains(msg, "repository is untouched") &&
+		!strings.Contains(msg, "nothing was changed") {
 		if noLockCommands[command] {
 			msg += "; the repository is untouched" // a command that only reads it
 		} else {

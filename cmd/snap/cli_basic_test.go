@@ -72,6 +72,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
 		{[]string{"--no-lock", "key", "add"}, "'key add' takes no lock anyway"},
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
+		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {

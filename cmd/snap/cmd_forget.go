@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -313,8 +314,10 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 func checkKeepTags(rules []string) error {
 	for _, r := range rules {
 		for _, tag := range strings.Split(r, ",") {
-			if strings.TrimSpace(tag) == "" {
-				return fmt.Errorf("%q: a tag is a non-empty word (\"a,b\" keeps snapshots with both)", r)
+			// Tags are non-empty words ('snap tag' refuses others): an
+			// empty one or one with a space matches no snapshot.
+			if tag == "" || strings.ContainsFunc(tag, unicode.IsSpace) {
+				return fmt.Errorf("%q: a tag is a non-empty word without spaces (\"a,b\" keeps snapshots with both)", r)
 			}
 		}
 	}

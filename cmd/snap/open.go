@@ -240,7 +240,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		if noLockCommands[s.command] && isDiskFull(err) {
 			// Reading needs no space: forget and prune first would be
 			// the wrong advice to someone who wants a file back.
-			return fmt.Errorf("%w; the repository's disk is full, so %s cannot write its lock: add --no-lock to run it without one (start no prune meanwhile); to free space: %s", err, s.command, fullDiskAdvice)
+			return fmt.Errorf("%w; the repository's disk is full, so %s cannot write its lock: add --no-lock to run it without one (start no prune meanwhile); then %s", err, s.command, fullDiskAdvice)
 		}
 		if noLockCommands[s.command] && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 			return fmt.Errorf("%w; a read-only repository (a mount, a snapshot of it, another user's files) can be read without a lock: add --no-lock", err)

@@ -118,7 +118,7 @@ func readTerminal(ctx context.Context, fd int) ([]byte, error) {
 		return r.pw, r.err
 	case <-ctx.Done():
 		_ = term.Restore(fd, state)
-		return nil, fmt.Errorf("%w: no password was given", errInterrupted)
+		return nil, fmt.Errorf("%w: no password was given; nothing was changed", errInterrupted)
 	}
 }
 

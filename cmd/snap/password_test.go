@@ -141,7 +141,7 @@ func TestPasswordPromptInterrupted(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatalf("snap still waits at the prompt 10 s after Ctrl-C:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "interrupted: no password was given") || !regexp.MustCompile(`[; ]echo[ ;]`).MatchString(out.String()) {
+	if !strings.Contains(out.String(), "interrupted: no password was given; nothing was changed\r\n") || !regexp.MustCompile(`[; ]echo[ ;]`).MatchString(out.String()) {
 		t.Errorf("after Ctrl-C at the prompt (%v): want the interruption and echo on again:\n%s", time.Since(start), out.String())
 	}
 }
