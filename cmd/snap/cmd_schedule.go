@@ -314,8 +314,15 @@ func compareUnits(cfg *Config, user bool, list []unitJSON) {
 			continue
 		}
 		service, _ := readOwnUnit(uj.Service)
-		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: user}
-		uj.Outdated = service != serviceUnit(spec) || timer != timerUnit(spec)
+		// Units in a --dir may have been written with or without --user,
+		// whichever list is given now: either form is up to date.
+		uj.Outdated = true
+		for _, u := range []bool{user, !user} {
+			spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: u}
+			if service == serviceUnit(spec) && timer == timerUnit(spec) {
+				uj.Outdated = false
+			}
+		}
 	}
 }
 
