@@ -515,6 +515,7 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 	if err != nil {
 		if w.err == nil {
 			w.err = fmt.Errorf("write index segment: %w", err)
+			w.fail() // the run has failed: the uploads in flight end
 		}
 		// Keep the packs pending: a later Flush retries their segment.
 		w.pending = append(w.pending, packs...)
@@ -585,6 +586,9 @@ func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Unlock()
 	for _, p := range open {
 		if err := w.upload(ctx, p); err != nil {
+			if ctx.Err() == nil {
+				w.uploads.Wait() // an earlier failure: the rest are ending (fail)
+			}
 			return err
 		}
 	}

@@ -57,8 +57,10 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		unit   time.Duration
 	}{{"2006-01-02 15:04:05", time.Second}, {"2006-01-02 15:04", time.Minute}, {"2006-01-02T15:04:05", time.Second}, {"2006-01-02T15:04", time.Minute}} {
 		if t, err := time.ParseInLocation(l.layout, s, time.Local); err == nil {
-			if got := t.Format(l.layout); got != s {
-				return skippedWallTime(t, got > s)
+			// The clock as written (parsed without a zone, nothing is
+			// skipped) against the local time Go made of it.
+			if w, err := time.Parse(l.layout, s); err == nil && (w.Hour() != t.Hour() || w.Minute() != t.Minute()) {
+				return skippedWallTime(t, t.Hour()*60+t.Minute() > w.Hour()*60+w.Minute())
 			}
 			start, end := wallSpan(t, l.unit)
 			return start, end, nil

@@ -23,6 +23,8 @@ func TestParseAt(t *testing.T) {
 		"2026-11-17T03:00:00.25Z": {time.Date(2026, 11, 17, 3, 0, 0, 250e6, time.UTC), 0},
 		"2026-12-01 03:00":        minute(local(1, 3, 0)),
 		"2026-12-01 03:00:07":     {local(1, 3, 0).Add(7 * time.Second), time.Second},
+		"2026-12-01 3:00":         minute(local(1, 3, 0)),
+		"2026-12-01T3:00:00":      {local(1, 3, 0), time.Second},
 		"2026-12-01":              day(local(1, 0, 0)),
 		"36h":                     {now.Add(-36 * time.Hour), 0},
 		"9d":                      {now.AddDate(0, 0, -9), 0},
@@ -108,6 +110,10 @@ func TestParseAtSkippedTime(t *testing.T) {
 			if err != nil || !start.Equal(c.jump) || !end.Equal(c.jump.Add(-time.Nanosecond)) {
 				t.Errorf("%s: parseTime(%q) = %v .. %v, %v; want the empty span at %v", c.zone, in, start, end, err, c.jump)
 			}
+		}
+		// A one-digit hour on an ordinary day is not a skipped time.
+		if start, _, err := parseTime("2023-01-15 9:30", now); err != nil || !start.Equal(time.Date(2023, 1, 15, 9, 30, 0, 0, loc)) {
+			t.Errorf("%s: parseTime(2023-01-15 9:30) = %v, %v", c.zone, start, err)
 		}
 		// A time just before the jump, and one after it, are as usual.
 		if at, _ := parseAt(c.day+" 01:59", now); !at.Equal(c.jump.Add(-time.Nanosecond)) {

@@ -141,6 +141,15 @@ func TestGroupSharedRepository(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("create under umask 077: %v\n%s", err, out)
 	}
+	// A directory made with the usual umask (0755) shares nothing: the
+	// repository in it stays private.
+	plain := filepath.Join(tr.dir, "plain")
+	must(t, os.MkdirAll(plain, 0o755))
+	must(t, os.Chmod(plain, 0o755))
+	tr.mustRun("init", "--repo", plain, "--kdf-memory", "8", "--kdf-time", "1")
+	if fi, err := os.Stat(filepath.Join(plain, "config")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("config in a 0755 directory: %v, %v; want 0600", fi.Mode(), err)
+	}
 	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == tr.repo || strings.HasPrefix(filepath.Base(p), "reserve.") {
 			return err

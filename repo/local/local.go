@@ -105,10 +105,11 @@ func Create(dir string) (*Backend, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create repository %s: %w", abs, err)
 		}
-		if i == 0 && fi != nil {
-			continue // the admin's own directory keeps its mode
+		if i == 0 {
+			continue // the admin's own directory keeps its mode, a new one is private
 		}
-		if err := pm.applyPath(d, true); err != nil {
+		rel, _ := filepath.Rel(abs, d)
+		if err := pm.applyDir(abs, rel); err != nil {
 			return nil, fmt.Errorf("create repository %s: %w", abs, err)
 		}
 	}

@@ -8,7 +8,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // perms are the modes and owner of the files and directories the backend
@@ -39,7 +42,12 @@ func (p perms) shared() bool { return p.file&0o060 != 0 }
 func permsLike(fi fs.FileInfo) perms {
 	p := private
 	m := fi.Mode().Perm()
-	if m&0o040 != 0 {
+	// Shared only when made so: group-readable and closed to others
+	// (0750, 0770, a config of 0640 or 0660), or set-group-ID. A
+	// directory made with the usual umask (0755) is not an invitation
+	// to the creator's primary group, and a FAT mount's fixed 0755 must
+	// not make snap chmod what the file system refuses to change.
+	if m&0o040 != 0 && (m&0o007 == 0 || fi.Mode()&fs.ModeSetgid != 0) {
 		p.file |= 0o040
 		p.dir |= 0o050
 		if m&0o020 != 0 {
@@ -93,17 +101,38 @@ func (p perms) apply(f *os.File, dir bool) error {
 		// gives what is made in it the shared group: keep it.
 		mode = p.dir | fi.Mode()&fs.ModeSetgid
 	}
-	return f.Chmod(mode)
+	if fi.Mode()&(fs.ModePerm|fs.ModeSetgid) == mode {
+		return nil
+	}
+	if err := f.Chmod(mode); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return err
+	} // refused (a file system without modes): the file stays private
+	return nil
 }
 
-// applyPath is apply for a path.
-func (p perms) applyPath(path string, dir bool) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// applyDir is apply for the directory rel below root (init's own
+// directories), reached without following a symlink at any step: root
+// initialising a repository in a directory a user owns must not chown
+// whatever that user put a symlink to in place of a directory.
+func (p perms) applyDir(root, rel string) error {
+	if p == private {
+		return nil
 	}
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: root, Err: err}
+	}
+	for _, name := range strings.Split(rel, "/") {
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: filepath.Join(root, rel), Err: err}
+		}
+		fd = next
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(root, rel))
 	defer f.Close()
-	return p.apply(f, dir)
+	return p.apply(f, true)
 }
 
 // accessError explains a permission error on path: who owns what snap
