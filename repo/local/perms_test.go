@@ -1,0 +1,47 @@
+package local
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// TestApplyDirFollowsNoSymlink: root initialising a repository in a
+// directory a user owns chowns init's directories to that user; one the
+// user replaced by a symlink (to /etc, say) is refused, and what it leads
+// to keeps its owner.
+func TestApplyDirFollowsNoSymlink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	root := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.Mkdir(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(root, "data", "00")); err != nil {
+		t.Fatal(err)
+	}
+	p := perms{file: 0o600, dir: 0o700, uid: 65534, gid: 65534}
+	if err := p.applyDir(root, "data/00"); err == nil {
+		t.Error("applyDir followed a symlink")
+	}
+	fi, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 {
+		t.Errorf("the symlink's target was given to uid %d", st.Uid)
+	}
+	if err := p.applyDir(root, "data"); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ = os.Stat(filepath.Join(root, "data"))
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 {
+		t.Errorf("data/ is owned by uid %d, want 65534", st.Uid)
+	}
+}
