@@ -91,3 +91,21 @@ func TestPathErrorQuotesControls(t *testing.T) {
 		t.Errorf("a plain path is quoted: %q", got)
 	}
 }
+
+// TestDisplayPath: a name with a newline or an escape prints as one quoted
+// line; other names, UTF-8 or not, print as they are.
+func TestDisplayPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/srv/a b":            "/srv/a b",
+		"/srv/caf\xe9":        "/srv/caf\xe9",
+		"/srv/x\n/etc/shadow": `"/srv/x\n/etc/shadow"`,
+		"/srv/\x1b[2Jcleared": `"/srv/\x1b[2Jcleared"`,
+		"/srv/日本語-😀.txt":      "/srv/日本語-😀.txt",
+		"/srv/a\tb":           `"/srv/a\tb"`,
+		"/srv/\u009b2J":       `"/srv/\u009b2J"`,
+	} {
+		if got := DisplayPath(in); got != want {
+			t.Errorf("DisplayPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

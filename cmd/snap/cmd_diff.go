@@ -184,7 +184,7 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 			return nil
 		}
 		if !u.quiet {
-			fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, displayPath(ch.Path), sizeNote(ch))
+			fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, sources.DisplayPath(ch.Path), sizeNote(ch))
 		}
 		return nil
 	})

@@ -118,7 +118,7 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 		if s.ui.quiet {
 			continue
 		}
-		fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), displayPath(sn.Host))
+		fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host))
 		for i := range found {
 			fmt.Fprintf(e.stdout, "  %s\n", longLine(found[i].Path, &found[i].Node))
 		}

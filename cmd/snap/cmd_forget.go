@@ -14,6 +14,7 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
 )
 
 func forgetCommand(e *env) *cli.Command {
@@ -303,7 +304,7 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 			if sn.Keep {
 				action = "keep"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ShortID, localTime(sn.Time), displayPath(sn.Host), displayPath(strings.Join(sn.Tags, ",")), action, strings.Join(sn.Reasons, ", "))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ShortID, localTime(sn.Time), sources.DisplayPath(sn.Host), sources.DisplayPath(strings.Join(sn.Tags, ",")), action, strings.Join(sn.Reasons, ", "))
 		}
 		tw.Flush()
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
 )
 
 func listCommand(e *env) *cli.Command {
@@ -90,15 +91,15 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 	for _, sn := range sns {
 		var paths, tags []string
 		for _, p := range sn.Paths {
-			paths = append(paths, displayPath(p))
+			paths = append(paths, sources.DisplayPath(p))
 		}
 		for _, src := range sn.Sources {
-			paths = append(paths, displayPath(src.Path))
+			paths = append(paths, sources.DisplayPath(src.Path))
 		}
 		for _, t := range sn.Tags {
-			tags = append(tags, displayPath(t))
+			tags = append(tags, sources.DisplayPath(t))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), displayPath(sn.Host), strings.Join(tags, ","),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host), strings.Join(tags, ","),
 			humanBytes(sn.Summary.Bytes), humanBytes(sn.Summary.AddedBytes), strings.Join(paths, " "))
 	}
 	if err := tw.Flush(); err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -118,7 +116,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 		} else if long {
 			fmt.Fprintln(e.stdout, longLine(np, n))
 		} else {
-			fmt.Fprintln(e.stdout, displayPath(np))
+			fmt.Fprintln(e.stdout, sources.DisplayPath(np))
 		}
 		if flat && np != p && n.Type == sources.TypeDir {
 			return snapshot.SkipDir
@@ -158,22 +156,9 @@ func longLine(np string, n *snapshot.Node) string {
 	if group == "" {
 		group = fmt.Sprint(n.GID)
 	}
-	line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), displayPath(owner), displayPath(group), n.Size, localTime(time.Unix(0, n.MTime)), displayPath(np))
+	line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), sources.DisplayPath(owner), sources.DisplayPath(group), n.Size, localTime(time.Unix(0, n.MTime)), sources.DisplayPath(np))
 	if n.Type == sources.TypeSymlink {
-		line += " -> " + displayPath(n.LinkTarget)
+		line += " -> " + sources.DisplayPath(n.LinkTarget)
 	}
 	return line
-}
-
-// displayPath is a path (or a name: user, group, host, tag) as plain text
-// shows it: its bytes as they are (names need not be UTF-8), unless it
-// holds a control character: a newline in a name would print as two lines
-// and could fake an entry, an escape sequence could rewrite the terminal.
-// Such a path is quoted with Go's escapes ("a\nb"); --json gives every
-// path exactly.
-func displayPath(p string) string {
-	if strings.IndexFunc(p, func(r rune) bool { return r == '\t' || isControl(r) }) >= 0 {
-		return strconv.Quote(p)
-	}
-	return p
 }

@@ -150,7 +150,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
 		}
 		st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, true)
 		if j.Repository != "" && st.location != j.Repository {
-			u.warnf("job %s: repository %s (--repo), not the config's %s", j.Name, displayPath(st.location), displayPath(j.Repository))
+			u.warnf("job %s: repository %s (--repo), not the config's %s", j.Name, sources.DisplayPath(st.location), sources.DisplayPath(j.Repository))
 		}
 		r := runJob(ctx, e, u, st, j)
 		results = append(results, r)

@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/sources"
 )
 
 func scheduleCommand(e *env) *cli.Command {
@@ -305,7 +307,7 @@ func compareUnits(cfg *Config, user bool, list []unitJSON) {
 	for i := range list {
 		uj := &list[i]
 		timer, ok := readOwnUnit(uj.Timer)
-		if !ok || !strings.HasPrefix(timer, fmt.Sprintf("%s from %s.\n", unitMarker, displayPath(cfg.Path))) {
+		if !ok || !strings.HasPrefix(timer, fmt.Sprintf("%s from %s.\n", unitMarker, sources.DisplayPath(cfg.Path))) {
 			continue
 		}
 		j := jobs[uj.Job]

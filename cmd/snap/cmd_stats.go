@@ -11,6 +11,7 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/repo/local"
+	"github.com/snap-backup/snap/sources"
 )
 
 func statsCommand(e *env) *cli.Command {
@@ -196,7 +197,7 @@ func runStats(c *cli.Context, e *env) error {
 	u.printf("raw size:          %s (all snapshots as restored; deduplication ratio %.2f)", humanBytes(st.RawBytes), st.DedupRatio)
 	u.printf("snapshots per host:")
 	for _, h := range st.Hosts {
-		u.printf("  %-16s %d (%s … %s), %s raw", displayPath(h.Host), h.Snapshots, localTime(h.First), localTime(h.Last), humanBytes(h.RawBytes))
+		u.printf("  %-16s %d (%s … %s), %s raw", sources.DisplayPath(h.Host), h.Snapshots, localTime(h.First), localTime(h.Last), humanBytes(h.RawBytes))
 	}
 	if fs := st.FreeSpace; fs != nil {
 		u.printf("free space:        %s available of %s on the repository's file system", humanBytes(int64(fs.AvailableBytes)), humanBytes(int64(fs.TotalBytes)))

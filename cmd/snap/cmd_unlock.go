@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
 )
 
 func unlockCommand(e *env) *cli.Command {
@@ -85,7 +86,7 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 					why = fmt.Sprintf("taken on another machine with this host name (its machine ID differs), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)", ago)
 				case l.Info.PIDNamespace != "" && l.Info.PIDNamespace != r.PIDNamespace():
 					why = fmt.Sprintf("taken in another PID namespace (%s, a container?), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)",
-						displayPath(l.Info.PIDNamespace), ago)
+						sources.DisplayPath(l.Info.PIDNamespace), ago)
 				}
 				u.printf("kept the %s lock of pid %d on %s (snap %s, since %s): %s", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since), why)
 			}

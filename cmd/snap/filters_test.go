@@ -70,22 +70,6 @@ func TestParseAt(t *testing.T) {
 	}
 }
 
-// TestDisplayPath: a name with a newline or an escape prints as one quoted
-// line; other names, UTF-8 or not, print as they are.
-func TestDisplayPath(t *testing.T) {
-	for in, want := range map[string]string{
-		"/srv/a b":            "/srv/a b",
-		"/srv/caf\xe9":        "/srv/caf\xe9",
-		"/srv/x\n/etc/shadow": `"/srv/x\n/etc/shadow"`,
-		"/srv/\x1b[2Jcleared": `"/srv/\x1b[2Jcleared"`,
-		"/srv/日本語-😀.txt":      "/srv/日本語-😀.txt",
-	} {
-		if got := displayPath(in); got != want {
-			t.Errorf("displayPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestParseAtSkippedTime: a local time the clocks skipped ("02:30" on the
 // night summer time starts) names no instant. --at finds what was taken
 // before the jump, not after it; --since what was taken after. Not

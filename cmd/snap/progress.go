@@ -220,7 +220,7 @@ func (p *progress) fileDone(ev snapshot.Event) {
 	case p.action == "restore":
 		verb = "restored"
 	}
-	p.u.infof("%s %s", verb, displayPath(ev.Path))
+	p.u.infof("%s %s", verb, sources.DisplayPath(ev.Path))
 }
 
 // added is the index.WriterOptions.Added hook.

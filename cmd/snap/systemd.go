@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/snap-backup/snap/sources"
 )
 
 // systemd units for scheduled jobs: snap-JOB.service runs 'snap run JOB'
@@ -34,7 +36,7 @@ func timerName(job string) string   { return "snap-" + job + ".timer" }
 // idle, so a busy disk slows the backup down but never starves it.
 func serviceUnit(s unitSpec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, displayPath(s.Config))
+	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, sources.DisplayPath(s.Config))
 	fmt.Fprintf(&b, "# Change the job there and run 'snap schedule install %s' again; local\n", s.Job.Name)
 	fmt.Fprintf(&b, "# additions belong in 'systemctl edit %s'.\n", serviceName(s.Job.Name))
 	b.WriteString("[Unit]\n")
@@ -67,7 +69,7 @@ func serviceUnit(s unitSpec) string {
 // timerUnit renders snap-JOB.timer.
 func timerUnit(s unitSpec) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, displayPath(s.Config))
+	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, sources.DisplayPath(s.Config))
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=snap backup timer for job %s\n", s.Job.Name)
 	b.WriteString("Documentation=man:snap(1)\n")
