@@ -408,7 +408,7 @@ func (f *File) Truncate(size int64) error {
 // times.
 func (f *File) SetMeta(m Meta) error {
 	if f.inherited {
-		if err := dropInheritedACLs(f.fd, false, m.Xattrs); err != nil {
+		if err := dropInheritedACLs(func(name string) error { return unix.Fremovexattr(f.fd, name) }, false, m.Xattrs); err != nil {
 			return fmt.Errorf("set metadata of %s: %w", f.name, err)
 		}
 	}
@@ -522,11 +522,8 @@ func (d *Dir) setSpecialMeta(name string, m Meta) []error {
 	if d.t.asRoot {
 		errs = append(errs, step("chown", unix.Fchownat(fd, "", int(m.UID), int(m.GID), unix.AT_EMPTY_PATH)))
 	}
-	if d.defaultACL && !slices.ContainsFunc(m.Xattrs, func(x Xattr) bool { return x.Name == aclAccess }) {
-		// Inherited from the directory's default ACL (dropInheritedACLs).
-		if err := unix.Removexattr(p, aclAccess); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
-			errs = append(errs, fmt.Errorf("remove inherited ACL %s: %w", aclAccess, err))
-		}
+	if d.defaultACL {
+		errs = append(errs, dropInheritedACLs(func(name string) error { return unix.Removexattr(p, name) }, false, m.Xattrs))
 	}
 	errs = append(errs, step("chmod", unix.Chmod(p, m.Mode&0o7777)))
 	if len(m.Xattrs) > 0 {
@@ -556,7 +553,7 @@ func (d *Dir) setPathXattrs(name string, m Meta) []error {
 // written: writing into a directory changes its mtime).
 func (d *Dir) SetOwnMeta(m Meta) error {
 	if d.inherited {
-		if err := dropInheritedACLs(d.fd, true, m.Xattrs); err != nil {
+		if err := dropInheritedACLs(func(name string) error { return unix.Fremovexattr(d.fd, name) }, true, m.Xattrs); err != nil {
 			return fmt.Errorf("set metadata of %s: %w", d.path(""), err)
 		}
 	}
@@ -575,14 +572,14 @@ func hasDefaultACL(fd int) bool {
 	return err == nil && n > 0
 }
 
-// dropInheritedACLs removes from the new entry fd the ACLs it inherited
-// from its directory's default ACL that the snapshot does not record
-// (keep): a file restored into a directory with a default ACL (a second
+// dropInheritedACLs removes (with remove: through a descriptor, or a
+// special file's /proc path) from a new entry the ACLs it inherited from
+// its directory's default ACL that the snapshot does not record (keep): a file restored into a directory with a default ACL (a second
 // restore over a first, a target the admin gave one) would otherwise give
 // access its original never gave. A directory inherits the default ACL as
 // its own default too. The mode is set after this (the access ACL's mask
 // stood for the group bits).
-func dropInheritedACLs(fd int, dir bool, keep []Xattr) error {
+func dropInheritedACLs(remove func(name string) error, dir bool, keep []Xattr) error {
 	names := []string{aclAccess}
 	if dir {
 		names = append(names, aclDefault)
@@ -591,7 +588,7 @@ func dropInheritedACLs(fd int, dir bool, keep []Xattr) error {
 		if slices.ContainsFunc(keep, func(x Xattr) bool { return x.Name == name }) {
 			continue // set from the snapshot
 		}
-		err := unix.Fremovexattr(fd, name)
+		err := remove(name)
 		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EOPNOTSUPP) {
 			return fmt.Errorf("remove inherited ACL %s: %w", name, err)
 		}
