@@ -62,10 +62,20 @@ func (e *CommandError) Error() string {
 	return msg
 }
 
+// environ is snap's environment as the programs it runs get it: without
+// the repository passwords (secretVar) unless keepSecrets.
+func environ(keepSecrets bool) []string {
+	env := os.Environ()
+	if keepSecrets {
+		return env
+	}
+	return slices.DeleteFunc(env, secretVar)
+}
+
 // secretVar reports whether the environment entry kv ("KEY=value") holds
-// a repository password, or a command that prints one. A dump tool or a --command has no use for it,
-// and a command whose output is backed up (--command NAME -- env) would
-// store it in the snapshot.
+// a repository password, or a command that prints one. A dump tool or a
+// --command has no use for it, and a command whose output is backed up
+// (--command NAME -- env) would store it in the snapshot.
 func secretVar(kv string) bool {
 	name, _, _ := strings.Cut(kv, "=")
 	switch name {
@@ -94,11 +104,7 @@ func (c *Command) display() string {
 // every process at once (post hooks must still run).
 func (c *Command) build(ctx context.Context, kill syscall.Signal) (*exec.Cmd, *groupKill) {
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
-	env := os.Environ()
-	if !c.KeepSecrets {
-		env = slices.DeleteFunc(env, secretVar)
-	}
-	cmd.Env = append(env, c.Env...)
+	cmd.Env = append(environ(c.KeepSecrets), c.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	gk := &groupKill{}
 	cmd.Cancel = func() error {
@@ -403,7 +409,7 @@ func ToolVersion(ctx context.Context, name string) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, "--version")
-	cmd.Env = slices.DeleteFunc(os.Environ(), secretVar)
+	cmd.Env = environ(false)
 	out, err := cmd.Output()
 	if err != nil {
 		return ""
