@@ -919,7 +919,6 @@ func (d *cfgDecoder) passwordFile(at toml.Key, path string) {
 	}
 }
 
-// redactedURLs hides passwords in database URLs for display.
 // location reads a repository location. An S3 location is parsed as
 // opening it would parse it, so that one snap cannot open (credentials
 // in it, no bucket) fails 'config check' rather than the first night's
@@ -950,6 +949,7 @@ func redactedLocation(loc string) string {
 	return "s3:" + u.String()
 }
 
+// redactedURLs hides passwords in database URLs for display.
 func redactedURLs(urls []string) []string {
 	out := make([]string, 0, len(urls))
 	for _, s := range urls {

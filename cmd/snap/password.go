@@ -49,9 +49,7 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			// SNAP_NEW_PASSWORD's file is --new-password-file, and so on.
-			flag := "--" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(envVar, "SNAP_"), "_", "-")) + "-file"
-			return "", fmt.Errorf("password file: %w; give a readable file with %s or %s_FILE, or the password in %s", err, flag, envVar, envVar)
+			return "", fmt.Errorf("password file: %w; give a readable file with %s or %s_FILE, or the password in %s", err, passwordFileFlag(envVar), envVar, envVar)
 		}
 		pw := strings.TrimRight(string(b), "\r\n")
 		if pw == "" {
@@ -67,10 +65,7 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	}
 	f, ok := e.stdin.(*os.File)
 	if !e.stdinTTY || !ok {
-		// envVar names the family: SNAP_PASSWORD, SNAP_TO_PASSWORD (copy's
-		// target), SNAP_NEW_PASSWORD (snap key).
-		flag := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(strings.TrimSuffix(envVar, "PASSWORD"), "SNAP_")), "_", "-")
-		return "", usagef("no %s password: use --%spassword-file, %s_FILE, %s or %s_COMMAND", what, flag, envVar, envVar, envVar)
+		return "", usagef("no %s password: use %s, %s_FILE, %s or %s_COMMAND", what, passwordFileFlag(envVar), envVar, envVar, envVar)
 	}
 	fmt.Fprintf(e.stderr, "enter %s password: ", what)
 	pw, err := readTerminal(ctx, int(f.Fd()))
@@ -93,6 +88,14 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 		return "", fmt.Errorf("empty password")
 	}
 	return string(pw), nil
+}
+
+// passwordFileFlag is the flag of envVar's password file: envVar names
+// the family, SNAP_PASSWORD (--password-file), SNAP_TO_PASSWORD (copy's
+// target: --to-password-file), SNAP_NEW_PASSWORD (snap key:
+// --new-password-file).
+func passwordFileFlag(envVar string) string {
+	return "--" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(envVar, "SNAP_"), "_", "-")) + "-file"
 }
 
 // readTerminal reads a password from the terminal fd without echo. Ctrl-C
