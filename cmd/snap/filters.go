@@ -57,12 +57,10 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		unit   time.Duration
 	}{{"2006-01-02 15:04:05", time.Second}, {"2006-01-02 15:04", time.Minute}, {"2006-01-02T15:04:05", time.Second}, {"2006-01-02T15:04", time.Minute}} {
 		if t, err := time.ParseInLocation(l.layout, s, time.Local); err == nil {
-			// The clock as written (parsed without a zone, nothing is
-			// skipped) against the local time Go made of it.
-			if w, err := time.Parse(l.layout, s); err == nil && (w.Hour() != t.Hour() || w.Minute() != t.Minute()) {
-				return skippedWallTime(t, t.Hour()*60+t.Minute() > w.Hour()*60+w.Minute())
-			}
-			start, end := wallSpan(t, l.unit)
+			// The clock as written: parsed without a zone, nothing is
+			// skipped.
+			w, _ := time.Parse(l.layout, s)
+			start, end := clockSpan(t, w.Hour(), w.Minute(), l.unit)
 			return start, end, nil
 		}
 	}
@@ -166,12 +164,21 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 		// night's, "tuesday 23:00" on a Tuesday morning last week's.
 		t = at(d.AddDate(0, 0, -stepBack))
 	}
-	if got, want := t.Hour()*60+t.Minute(), clock.Hour()*60+clock.Minute(); got != want {
-		start, end, _ := skippedWallTime(t, got > want || got < want-12*60)
-		return start, end, true
-	}
-	start, end = wallSpan(t, unit)
+	start, end = clockSpan(t, clock.Hour(), clock.Minute(), unit)
 	return start, end, true
+}
+
+// clockSpan is the span, unit long, of the local time t that time.Date or
+// ParseInLocation made of the clock time hour:minute. When t shows
+// another clock, that time was skipped (the clocks went forward over it)
+// and Go moved it across the jump: skippedWallTime. Otherwise wallSpan.
+func clockSpan(t time.Time, hour, minute int, unit time.Duration) (start, end time.Time) {
+	got, want := t.Hour()*60+t.Minute(), hour*60+minute
+	if got == want {
+		return wallSpan(t, unit)
+	}
+	// Later, also across midnight: a jump is a few hours at most.
+	return skippedWallTime(t, got > want && got-want < 12*60 || got < want-12*60)
 }
 
 // wallSpan is the span of the local time t, unit long. A wall time that
@@ -204,13 +211,13 @@ func wallSpan(t time.Time, unit time.Duration) (start, end time.Time) {
 // (later) or an earlier one: no instant has it, so the span is empty, at
 // the moment of the jump. --at (its end) then finds the newest snapshot
 // taken before the jump, --since (its start) the first one after.
-func skippedWallTime(t time.Time, later bool) (start, end time.Time, err error) {
+func skippedWallTime(t time.Time, later bool) (start, end time.Time) {
 	zoneStart, zoneEnd := t.ZoneBounds()
 	jump := zoneEnd
 	if later {
 		jump = zoneStart
 	}
-	return jump, jump.Add(-time.Nanosecond), nil
+	return jump, jump.Add(-time.Nanosecond)
 }
 
 var weekdays = map[string]time.Weekday{
