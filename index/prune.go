@@ -367,8 +367,7 @@ func (pl *planner) removeStaleLocks(ctx context.Context, r *repo.Repository) err
 		if err := r.RemoveLock(ctx, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return fmt.Errorf("remove stale lock %s: %w; nothing was deleted", short, err)
 		}
-		// The words every command uses for a stale lock it removes.
-		pl.o.Log(fmt.Sprintf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05")))
+		pl.o.Log(l.Info.StaleRemoved())
 	}
 	again, err := otherLocks(ctx, r, pl.o.Lock)
 	if err != nil {

@@ -159,6 +159,12 @@ func (li LockInfo) Since() time.Time {
 	return li.Created
 }
 
+// StaleRemoved is the line every command gives for a stale lock it
+// removed: whose it was and when it was last written.
+func (li LockInfo) StaleRemoved() string {
+	return fmt.Sprintf("removed stale lock of pid %d on %s from %s", li.PID, li.Host, li.Time.Local().Format("2006-01-02 15:04:05"))
+}
+
 // lockListAttempts bounds how often ListLocks lists again because a lock
 // file went away while the files were read.
 const lockListAttempts = 5

@@ -224,7 +224,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 	u := s.ui
 	lo := repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: s.command,
 		OnStale: func(l repo.LockEntry) {
-			u.warnf("removed stale lock of pid %d on %s from %s", l.Info.PID, l.Info.Host, l.Info.Time.Local().Format("2006-01-02 15:04:05"))
+			u.warnf("%s", l.Info.StaleRemoved())
 		}}
 	l, err := s.r.Lock(ctx, lo)
 	if err != nil && s.freesSpace && isDiskFull(err) && s.releaseReserve() {
