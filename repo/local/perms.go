@@ -141,36 +141,45 @@ func (p perms) applyDir(root, rel string) error {
 // files to the repository's owner) fails this way, and must not be taken
 // for a damaged one: no repair is needed, only the right user or access.
 func accessError(path string, err error) error {
-	return explainAccess(path, err, []string{path, filepath.Dir(path)})
+	return explainAccess(path, err, false)
 }
 
 // accessErrorIn is accessError for an operation on path's directory
 // (removing path needs write access to it, not to path).
 func accessErrorIn(path string, err error) error {
-	return explainAccess(path, err, []string{"", filepath.Dir(path)})
+	return explainAccess(path, err, true)
 }
 
-func explainAccess(path string, err error, candidates []string) error {
+func explainAccess(path string, err error, inDir bool) error {
 	if !errors.Is(err, fs.ErrPermission) {
 		return err
 	}
-	owner := "its directory " + filepath.Dir(path) + " cannot be searched"
-	for i, p := range candidates {
-		if p == "" {
-			continue
-		}
-		if fi, serr := os.Stat(p); serr == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				owner = fmt.Sprintf("owned by %s, mode %v", userName(st.Uid), fi.Mode())
-				if i == 1 {
-					owner = "its directory is " + owner
-				}
-				break
-			}
+	owner := ""
+	if !inDir {
+		owner = ownerAndMode(path)
+	}
+	if owner == "" {
+		owner = "its directory " + filepath.Dir(path) + " cannot be searched"
+		if d := ownerAndMode(filepath.Dir(path)); d != "" {
+			owner = "its directory is " + d
 		}
 	}
 	return fmt.Errorf("%w: %s, and snap runs as %s; run snap as the user that owns the repository, or give this user access to its files (chown -R, or a group: see 'Permissions' in the user guide)",
 		err, owner, userName(uint32(os.Geteuid())))
+}
+
+// ownerAndMode describes path for accessError ("owned by root (uid 0),
+// mode -rw-------"), or "" when it cannot be stat'ed.
+func ownerAndMode(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("owned by %s, mode %v", userName(st.Uid), fi.Mode())
 }
 
 // userName names a user ID for messages: "backup (uid 34)".
