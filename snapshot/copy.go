@@ -117,23 +117,27 @@ func (c *Copier) Stats() CopyStats {
 // local tree cache on a remote source): find the data blobs whose target
 // ID is unknown, read those from the source, Workers at once, and save
 // them in the target; then rewrite the trees with target IDs.
-func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (*Snapshot, error) {
+func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Snapshot, err error) {
+	// A failed or stopped copy, in whichever step (collect fetches full
+	// batches itself; Flush waits for the last packs), indexes the packs
+	// it made durable.
+	defer func() {
+		if err != nil {
+			saveProgress(ctx, c.w, err)
+		}
+	}()
 	missing := map[repo.ID]bool{}
 	if err := c.collect(ctx, sn.Tree, missing); err != nil {
-		saveProgress(ctx, c.w, err) // collect fetches full batches itself
 		return nil, err
 	}
 	if err := c.fetch(ctx, missing); err != nil {
-		saveProgress(ctx, c.w, err)
 		return nil, err
 	}
 	root, err := c.copyTree(ctx, sn.Tree)
 	if err != nil {
-		saveProgress(ctx, c.w, err)
 		return nil, err
 	}
 	if err := c.w.Flush(ctx); err != nil {
-		saveProgress(ctx, c.w, err) // stopped while the last packs went up
 		return nil, err
 	}
 	if err := confirmReused(ctx, c.dst, c.w); err != nil {

@@ -131,6 +131,14 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 			}
 		}()
 	}
+	// A failed or stopped run, whichever step it fails in, indexes the
+	// packs it made durable. Deferred after the withdrawal above, it runs
+	// before it.
+	defer func() {
+		if err != nil {
+			saveProgress(ctx, w, err)
+		}
+	}()
 	a, err := newArchiver(ix, w, o.Archive)
 	if err != nil {
 		return nil, err
@@ -147,13 +155,12 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	tree, err := a.run(runCtx, cancelRun, root, parentTree)
 	a.dict.wait() // it stores the dictionary with w: not after Flush
 	if err != nil {
-		saveProgress(ctx, w, err)
 		return nil, err
 	}
+	// Stopped here, the run was waiting for its last packs to go up
+	// (under --limit-upload that is most of a run): those that made it
+	// are indexed on the way out, as above.
 	if err := w.Flush(ctx); err != nil {
-		// Stopped while the last packs went up (under --limit-upload
-		// that is most of a run): index those that made it.
-		saveProgress(ctx, w, err)
 		return nil, err
 	}
 	if err := confirmReused(ctx, ix, w); err != nil {
