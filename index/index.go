@@ -120,51 +120,37 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	key := r.IDKey()
 	ix.hashers.New = func() any { return chunk.NewHasher(key) }
 	path := filepath.Join(dir, "index.db")
-	// A cache this user may not write (another user's: root's, left by
-	// sudo with HOME kept; a read-only one) is replaced, for this run,
-	// by a temporary one built from the repository: slower, but a
-	// restore must not fail for want of a cache.
-	temporary := func(err error) (*bolt.DB, error) {
-		tmp, terr := os.MkdirTemp("", "snap-index-")
-		if terr != nil {
-			return nil, fmt.Errorf("cache directory: %w, and no temporary one: %v (set --cache-dir to a writable directory)", err, terr)
-		}
-		o.Log(fmt.Sprintf("index cache %s cannot be used by this user (%v): using a temporary one, built from the repository for this run; give this user a cache of its own (--cache-dir) or fix the owner", dir, err))
-		ix.tempDir = tmp
-		path = filepath.Join(tmp, "index.db")
-		return bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
-	}
 	var db *bolt.DB
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EROFS) {
-			return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
-		}
-		if db, err = temporary(err); err != nil {
-			return nil, fmt.Errorf("open index cache %s: %w", path, err)
-		}
-		return ix.opened(ctx, r, dir, db, path, o)
+	err := os.MkdirAll(dir, 0o700)
+	if err != nil && !unwritable(err) {
+		return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, damagedMarker)); err == nil {
-		o.Log(fmt.Sprintf("index cache %s may be damaged (an earlier run failed inside it); rebuilding it", path))
-		_ = os.Remove(path)
-		_ = os.Remove(filepath.Join(dir, damagedMarker))
-	}
-	err := repo.Catch(func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
-		return err // bbolt panics on some damaged freelists: rebuilt below
-	})
-	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-		db, err = temporary(err)
-	} else if errors.Is(err, bolt.ErrTimeout) {
-		tmp, terr := os.MkdirTemp(dir, "tmp-index-")
-		if terr != nil {
-			return nil, terr
+	if err == nil {
+		if _, serr := os.Stat(filepath.Join(dir, damagedMarker)); serr == nil {
+			o.Log(fmt.Sprintf("index cache %s may be damaged (an earlier run failed inside it); rebuilding it", path))
+			_ = os.Remove(path)
+			_ = os.Remove(filepath.Join(dir, damagedMarker))
 		}
+		err = repo.Catch(func() (err error) {
+			db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+			return err // bbolt panics on some damaged freelists: rebuilt below
+		})
+	}
+	switch {
+	case unwritable(err):
+		// A cache this user may not write (another user's: root's, left
+		// by sudo with HOME kept; a read-only one) is replaced, for this
+		// run, by a temporary one built from the repository: slower, but
+		// a restore must not fail for want of a cache.
+		cause := err
+		if db, path, err = ix.temporary("", "snap-index-", path); err != nil {
+			return nil, fmt.Errorf("cache directory: %w, and no temporary one: %v (set --cache-dir to a writable directory)", cause, err)
+		}
+		o.Log(fmt.Sprintf("index cache %s cannot be used by this user (%v): using a temporary one, built from the repository for this run; give this user a cache of its own (--cache-dir) or fix the owner", dir, cause))
+	case errors.Is(err, bolt.ErrTimeout):
 		o.Log(fmt.Sprintf("index cache %s is in use by another snap process; using a private copy", path))
-		ix.tempDir = tmp
-		path = filepath.Join(tmp, "index.db")
-		db, err = bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
-	} else if err != nil {
+		db, path, err = ix.temporary(dir, "tmp-index-", path)
+	case err != nil:
 		// An unreadable cache is rebuilt: it is never the only copy.
 		o.Log(fmt.Sprintf("index cache %s is unreadable (%v); rebuilding it", path, err))
 		_ = os.Remove(path)
@@ -174,6 +160,26 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		return nil, fmt.Errorf("open index cache %s: %w", path, err)
 	}
 	return ix.opened(ctx, r, dir, db, path, o)
+}
+
+// unwritable reports whether err is the cache directory or file refusing
+// this user (another user's, or a read-only file system).
+func unwritable(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+// temporary opens a private index database for this run in a new
+// directory below parent ("": the system's), which Close removes, and
+// returns its path (path, the cache's, when there is none).
+func (ix *Index) temporary(parent, pattern, path string) (*bolt.DB, string, error) {
+	tmp, err := os.MkdirTemp(parent, pattern)
+	if err != nil {
+		return nil, path, err
+	}
+	ix.tempDir = tmp
+	path = filepath.Join(tmp, "index.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
+	return db, path, err
 }
 
 // opened finishes Open with the cache's database open.
