@@ -159,33 +159,8 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	if err != nil {
 		return nil, fmt.Errorf("open index cache %s: %w", path, err)
 	}
-	return ix.opened(ctx, r, dir, db, path, o)
-}
-
-// unwritable reports whether err is the cache directory or file refusing
-// this user (another user's, or a read-only file system).
-func unwritable(err error) bool {
-	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
-}
-
-// temporary opens a private index database for this run in a new
-// directory below parent ("": the system's), which Close removes, and
-// returns its path (path, the cache's, when there is none).
-func (ix *Index) temporary(parent, pattern, path string) (*bolt.DB, string, error) {
-	tmp, err := os.MkdirTemp(parent, pattern)
-	if err != nil {
-		return nil, path, err
-	}
-	ix.tempDir = tmp
-	path = filepath.Join(tmp, "index.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
-	return db, path, err
-}
-
-// opened finishes Open with the cache's database open.
-func (ix *Index) opened(ctx context.Context, r *repo.Repository, dir string, db *bolt.DB, path string, o Options) (*Index, error) {
 	ix.db, ix.path = db, path
-	err := repo.Catch(func() error {
+	err = repo.Catch(func() error {
 		if err := ix.init(); err != nil || o.NoSync {
 			return err
 		}
@@ -213,6 +188,26 @@ func (ix *Index) opened(ctx context.Context, r *repo.Repository, dir string, db 
 		ix.packs.prune(func(id repo.ID) bool { _, ok := ix.packSize(id); return ok })
 	}
 	return ix, nil
+}
+
+// unwritable reports whether err is the cache directory or file refusing
+// this user (another user's, or a read-only file system).
+func unwritable(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+// temporary opens a private index database for this run in a new
+// directory below parent ("": the system's), which Close removes, and
+// returns its path (path, the cache's, when there is none).
+func (ix *Index) temporary(parent, pattern, path string) (*bolt.DB, string, error) {
+	tmp, err := os.MkdirTemp(parent, pattern)
+	if err != nil {
+		return nil, path, err
+	}
+	ix.tempDir = tmp
+	path = filepath.Join(tmp, "index.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
+	return db, path, err
 }
 
 // packSize returns the size of a pack the cache knows.
