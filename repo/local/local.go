@@ -59,11 +59,6 @@ func Open(dir string) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(filepath.Join(abs, "config"), err))
 	}
-	if b, err := os.ReadFile(filepath.Join(abs, "README")); err == nil && strings.HasPrefix(string(b), "This is a Borg Backup repository") {
-		// Its config is borg's: without this, "the repository has no
-		// keys/ directory: it is damaged".
-		return nil, fmt.Errorf("%s: %w of snap's: it holds a Borg repository (use borg for it; snap cannot read borg's format)", abs, repo.ErrNoRepository)
-	}
 	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
 }
 
@@ -337,6 +332,10 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 		}
 		entries, err := os.ReadDir(d)
 		if errors.Is(err, fs.ErrNotExist) && d == filepath.Join(b.dir, string(t)) {
+			if readme, err := os.ReadFile(filepath.Join(b.dir, "README")); err == nil && strings.HasPrefix(string(readme), "This is a Borg Backup repository") {
+				// A config of borg's opened: not a damaged repository.
+				return fmt.Errorf("%s: %w of snap's: it holds a Borg repository (use borg for it; snap cannot read borg's format)", b.dir, repo.ErrNoRepository)
+			}
 			// Never "no entries": an empty listing of snapshots or of
 			// the index would make prune delete what they refer to.
 			fix := "put it back from a copy of the repository"
