@@ -35,19 +35,11 @@ func TestRepositoryOfAnotherUser(t *testing.T) {
 	if res := tr.runEnv(rootCache, nil, "create", src, "/etc/hostname"); res.code != 0 {
 		t.Fatalf("create as root: %d %s", res.code, res.stderr)
 	}
-	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid {
+	eachEntry(t, tr.repo, func(p string, fi fs.FileInfo, st *syscall.Stat_t) {
+		if st.Uid != uid {
 			t.Errorf("%s is owned by uid %d after root's create, want the repository's owner %d", p, st.Uid, uid)
 		}
-		return nil
-	}))
+	})
 	if res := runAs("list"); res.code != 0 || strings.Count(res.stdout, src) != 2 {
 		t.Fatalf("list as nobody after root's create: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
@@ -150,13 +142,9 @@ func TestGroupSharedRepository(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(plain, "config")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("config in a 0755 directory: %v, %v; want 0600", fi.Mode(), err)
 	}
-	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == tr.repo || strings.HasPrefix(filepath.Base(p), "reserve.") {
-			return err
-		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
+	eachEntry(t, tr.repo, func(p string, fi fs.FileInfo, _ *syscall.Stat_t) {
+		if p == tr.repo || strings.HasPrefix(filepath.Base(p), "reserve.") {
+			return
 		}
 		want := fs.FileMode(0o660)
 		if fi.IsDir() {
@@ -165,8 +153,7 @@ func TestGroupSharedRepository(t *testing.T) {
 		if got := fi.Mode()&^fs.ModeType | fi.Mode()&fs.ModeDir; got != want {
 			t.Errorf("%s has mode %v, want %v (the group's access)", p, got, want)
 		}
-		return nil
-	}))
+	})
 }
 
 // TestGroupRepositoryGroup: the group that shares a repository is the
@@ -185,19 +172,11 @@ func TestGroupRepositoryGroup(t *testing.T) {
 	must(t, os.Chown(tr.repo, 0, users))
 	must(t, os.Chmod(tr.repo, 0o770))
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
-	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	eachEntry(t, tr.repo, func(p string, _ fs.FileInfo, st *syscall.Stat_t) {
+		if st.Gid != users {
+			t.Errorf("%s has group %d, want the repository directory's %d", p, st.Gid, users)
 		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if gid := fi.Sys().(*syscall.Stat_t).Gid; gid != users {
-			t.Errorf("%s has group %d, want the repository directory's %d", p, gid, users)
-		}
-		return nil
-	}))
+	})
 
 	// nobody, not in the group, initialising a repository of that group.
 	other, runAs := newUserRepo(t, 65534)
@@ -208,19 +187,11 @@ func TestGroupRepositoryGroup(t *testing.T) {
 	if res := runAs("init", "--repo", shared, "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
 		t.Fatalf("init as nobody: %d %s", res.code, res.stderr)
 	}
-	must(t, filepath.WalkDir(shared, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == shared {
-			return err
+	eachEntry(t, shared, func(p string, fi fs.FileInfo, st *syscall.Stat_t) {
+		if p != shared && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, group %d: open to a group its writer could not give it", p, fi.Mode().Perm(), st.Gid)
 		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			t.Errorf("%s has mode %v, group %d: open to a group its writer could not give it", p, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid)
-		}
-		return nil
-	}))
+	})
 }
 
 // TestRootInitForUser: root initialising a repository in a directory a
@@ -236,7 +207,24 @@ func TestRootInitForUser(t *testing.T) {
 	must(t, os.Chown(tr.repo, 65534, 65534))
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
 	n := 0
-	must(t, filepath.WalkDir(tr.repo, func(p string, d fs.DirEntry, err error) error {
+	eachEntry(t, tr.repo, func(p string, _ fs.FileInfo, st *syscall.Stat_t) {
+		if strings.HasPrefix(filepath.Base(p), "reserve.") {
+			n++
+		}
+		if st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s is owned by %d:%d, want the directory's owner 65534:65534", p, st.Uid, st.Gid)
+		}
+	})
+	if n != 1 {
+		t.Errorf("%d space reserves, want 1", n)
+	}
+}
+
+// eachEntry calls check with the lstat of every entry below dir, dir
+// included (a repository holds no symlinks of its own).
+func eachEntry(t *testing.T, dir string, check func(p string, fi fs.FileInfo, st *syscall.Stat_t)) {
+	t.Helper()
+	must(t, filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -244,15 +232,7 @@ func TestRootInitForUser(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(filepath.Base(p), "reserve.") {
-			n++
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
-			t.Errorf("%s is owned by %d:%d, want the directory's owner 65534:65534", p, st.Uid, st.Gid)
-		}
+		check(p, fi, fi.Sys().(*syscall.Stat_t))
 		return nil
 	}))
-	if n != 1 {
-		t.Errorf("%d space reserves, want 1", n)
-	}
 }
