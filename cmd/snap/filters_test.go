@@ -82,12 +82,7 @@ func TestParseAtSkippedTime(t *testing.T) {
 		{"Europe/Berlin", "2023-03-26", time.Date(2023, 3, 26, 1, 0, 0, 0, time.UTC)},
 		{"America/New_York", "2023-03-12", time.Date(2023, 3, 12, 7, 0, 0, 0, time.UTC)},
 	} {
-		loc, err := time.LoadLocation(c.zone)
-		if err != nil {
-			t.Skipf("no time zone data: %v", err)
-		}
-		saved := time.Local
-		time.Local = loc
+		loc := setLocal(t, c.zone)
 		now := time.Date(2023, 6, 1, 12, 0, 0, 0, loc)
 		for _, in := range []string{c.day + " 02:30", c.day + " 02:30:10", c.day + "T02:59"} {
 			start, end, err := parseTime(in, now)
@@ -111,7 +106,6 @@ func TestParseAtSkippedTime(t *testing.T) {
 		if start, end, err := parseTime("yesterday 02:30", monday); err != nil || !start.Equal(c.jump) || !end.Equal(c.jump.Add(-time.Nanosecond)) {
 			t.Errorf("%s: parseTime(yesterday 02:30) = %v .. %v, %v; want the empty span at %v", c.zone, start, end, err, c.jump)
 		}
-		time.Local = saved
 	}
 }
 
@@ -126,12 +120,7 @@ func TestParseAtRepeatedTime(t *testing.T) {
 		{"Europe/Berlin", "2023-10-29 02:30", time.Date(2023, 10, 29, 0, 30, 0, 0, time.UTC), time.Date(2023, 10, 29, 1, 30, 0, 0, time.UTC)},
 		{"America/New_York", "2023-11-05 01:30", time.Date(2023, 11, 5, 5, 30, 0, 0, time.UTC), time.Date(2023, 11, 5, 6, 30, 0, 0, time.UTC)},
 	} {
-		loc, err := time.LoadLocation(c.zone)
-		if err != nil {
-			t.Skipf("no time zone data: %v", err)
-		}
-		saved := time.Local
-		time.Local = loc
+		loc := setLocal(t, c.zone)
 		now := time.Date(2023, 12, 1, 12, 0, 0, 0, loc)
 		start, end, err := parseTime(c.at, now)
 		if err != nil || !start.Equal(c.first) || !end.Equal(c.second.Add(time.Minute-time.Nanosecond)) {
@@ -141,6 +130,19 @@ func TestParseAtRepeatedTime(t *testing.T) {
 		if start, end, _ := parseTime(c.at[:11]+"04:30", now); end.Sub(start) != time.Minute-time.Nanosecond {
 			t.Errorf("%s: 04:30 spans %v .. %v", c.zone, start, end)
 		}
-		time.Local = saved
 	}
+}
+
+// setLocal makes zone the local time zone (time.Local, which parseTime
+// reads) until the test ends.
+func setLocal(t *testing.T, zone string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		t.Skipf("no time zone data: %v", err)
+	}
+	saved := time.Local
+	time.Local = loc
+	t.Cleanup(func() { time.Local = saved })
+	return loc
 }
