@@ -291,7 +291,11 @@ func run(args []string, e *env) int {
 		signal.Notify(sigpipe, syscall.SIGPIPE)
 		defer signal.Stop(sigpipe)
 		app = newApp(e)
-		err := app.RunContext(ctx, reorderArgs(app, args))
+		ordered, err := reorderArgs(app, args)
+		if err != nil {
+			return err
+		}
+		err = app.RunContext(ctx, ordered)
 		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
 			err = fmt.Errorf("%w: %v", errInterrupted, err)
 		}

@@ -14,22 +14,31 @@ import (
 // "--" the user wrote is kept, after a "--" of its own, as the command's
 // trailing arguments (the argv of --command); for the others it is more
 // arguments.
-func reorderArgs(app *cli.App, args []string) []string {
+//
+// A flag that takes one value, given twice with different values ("-r A
+// … -r B", "--keep-last 5 --keep-last 3"), is a usage error: the library
+// would take the last one silently, and a script built by appending flags
+// would run with a value its author did not see.
+func reorderArgs(app *cli.App, args []string) ([]string, error) {
 	if len(args) < 2 {
-		return args
+		return args, nil
 	}
 	out := []string{args[0]}
 	rest := args[1:]
+	seen := onceFlags{}
 	// Global flags before the command name.
 	flags := app.Flags
 	for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "--" {
 		n := flagArity(flags, rest[0])
 		n = min(n, len(rest)-1)
+		if err := seen.add(flags, rest[:1+n]); err != nil {
+			return nil, err
+		}
 		out = append(out, rest[:1+n]...)
 		rest = rest[1+n:]
 	}
 	if len(rest) == 0 {
-		return out
+		return out, nil
 	}
 	cmds := app.Commands
 	var cmd *cli.Command
@@ -48,12 +57,15 @@ func reorderArgs(app *cli.App, args []string) []string {
 		// Flags of a parent command may sit between it and a subcommand.
 		for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "--" && findCommand(cmds, rest[0]) == nil {
 			n := min(flagArity(c.Flags, rest[0]), len(rest)-1)
+			if err := seen.add(c.Flags, rest[:1+n]); err != nil {
+				return nil, err
+			}
 			out = append(out, rest[:1+n]...)
 			rest = rest[1+n:]
 		}
 	}
 	if cmd == nil {
-		return append(out, rest...)
+		return append(out, rest...), nil
 	}
 	var fl, pos, trailing []string
 	dashdash := false
@@ -68,10 +80,13 @@ func reorderArgs(app *cli.App, args []string) []string {
 			// Help wherever it is asked for: with arguments left on the
 			// line, the library takes the first for a help topic ("No
 			// help topic for 'latest'").
-			return append(out, "--help")
+			return append(out, "--help"), nil
 		}
 		if strings.HasPrefix(a, "-") && a != "-" && isKnownFlag(cmd.Flags, a) {
 			n := min(flagArity(cmd.Flags, a), len(rest)-1-i)
+			if err := seen.add(cmd.Flags, rest[i:i+1+n]); err != nil {
+				return nil, err
+			}
 			fl = append(fl, primaryName(cmd.Flags, a))
 			fl = append(fl, rest[i+1:i+1+n]...)
 			i += n
@@ -98,7 +113,50 @@ func reorderArgs(app *cli.App, args []string) []string {
 		out = append(out, "--")
 		out = append(out, trailing...)
 	}
-	return out
+	return out, nil
+}
+
+// onceFlags holds the value each single-value flag was given on the
+// command line so far, by the flag's name (so "-r" and "--repo" are one).
+type onceFlags map[string]string
+
+// add records one flag and its value (the argument after it, or what
+// follows "="), and refuses a second, different value for a flag that
+// takes one. Booleans and repeatable flags (--exclude, --tag) are free to
+// repeat; so is the same value twice.
+func (seen onceFlags) add(flags []cli.Flag, flagAndValue []string) error {
+	f := lookupFlag(flags, flagAndValue[0])
+	if _, isBool := f.(*cli.BoolFlag); f == nil || isBool || repeatable(f) {
+		return nil
+	}
+	value := ""
+	if _, v, ok := strings.Cut(flagAndValue[0], "="); ok {
+		value = v
+	} else if len(flagAndValue) > 1 {
+		value = flagAndValue[1]
+	}
+	name := f.Names()[0]
+	if prev, ok := seen[name]; ok && prev != value {
+		dashes := "--"
+		if len(name) == 1 {
+			dashes = "-"
+		}
+		return usagef("%s%s given twice, as %q and as %q: give it once", dashes, name, prev, value)
+	}
+	seen[name] = value
+	return nil
+}
+
+// repeatable reports whether a flag collects every value it is given.
+func repeatable(f cli.Flag) bool {
+	switch f := f.(type) {
+	case *cli.StringSliceFlag, *cli.IntSliceFlag, *cli.Int64SliceFlag, *cli.UintSliceFlag, *cli.Uint64SliceFlag, *cli.Float64SliceFlag:
+		return true
+	case *cli.GenericFlag:
+		_, multi := f.Value.(*multiValue)
+		return multi
+	}
+	return false
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

@@ -74,9 +74,21 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
 		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
+		// A flag of one value given twice used to take the last silently.
+		{[]string{"forget", "--keep-last", "5", "--dry-run", "--keep-last", "3"}, `--keep-last given twice, as "5" and as "3": give it once`},
+		{[]string{"--repo", tr.dir + "/a", "list", "-r", tr.dir + "/b"}, `--repo given twice, as "` + tr.dir + `/a" and as "` + tr.dir + `/b"`},
+		{[]string{"list", "--repo=" + tr.dir + "/a", "--repo", tr.dir + "/b"}, "--repo given twice"},
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
 			t.Errorf("snap %v: exit %d, want %d and %q: %s", c.args, res.code, exitUsage, c.want, res.stderr)
+		}
+	}
+	// Flags that collect values, booleans, and one value given twice the
+	// same way are not mistakes.
+	for _, args := range [][]string{{"list", "--tag", "a", "--tag", "b", "-q", "-q"}, {"forget", "--keep-last", "2", "--keep-last=2", "--dry-run"},
+		{"--repo", tr.repo, "list", "-r", tr.repo}} {
+		if res := tr.run(args...); res.code != 0 {
+			t.Errorf("snap %v: exit %d: %s", args, res.code, res.stderr)
 		}
 	}
 	// Help that exists still works, in every form.
