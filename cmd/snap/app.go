@@ -272,6 +272,8 @@ func commands(e *env) []*cli.Command {
 // printed as one line on stderr (or as a JSON object with --json).
 func run(args []string, e *env) int {
 	e.args = args
+	out := &stdoutWriter{w: e.stdout}
+	e.stdout = out
 	// A bug must still end in one clear line, not a stack trace: a panic
 	// in this goroutine becomes the command's error here, one in any other
 	// goroutine becomes the error of the operation it belongs to
@@ -283,6 +285,9 @@ func run(args []string, e *env) int {
 		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		ctx, readerGone := context.WithCancel(ctx)
+		defer readerGone()
+		out.gone = readerGone
 		// A reader of standard output that goes away (snap dump … |
 		// head) must not kill snap outright, as SIGPIPE would: the write
 		// fails with EPIPE instead, and snap ends as a command does
@@ -296,6 +301,9 @@ func run(args []string, e *env) int {
 			return err
 		}
 		err = app.RunContext(ctx, ordered)
+		if werr := out.failed(); werr != nil {
+			return &stdoutError{werr}
+		}
 		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
 			err = fmt.Errorf("%w: %v", errInterrupted, err)
 		}
@@ -373,8 +381,8 @@ func printError(e *env, args []string, command string, err error, code int) {
 			}
 			b, _ := json.Marshal(m)
 			w := e.stderr
-			if jsonLines {
-				w = e.stdout
+			if o, ok := e.stdout.(*stdoutWriter); jsonLines && (!ok || o.failed() == nil) {
+				w = e.stdout // unless it is what failed
 			}
 			fmt.Fprintf(w, "%s\n", b)
 			return

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,5 +248,48 @@ func TestDumpIntoClosedPipe(t *testing.T) {
 	}
 	if locks, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(locks) != 0 {
 		t.Errorf("%d locks left behind", len(locks))
+	}
+}
+
+// TestOutputWriteFails: a command whose output cannot be written fails,
+// whatever it writes with. Most commands printed with fmt and ignored the
+// error: 'snap check --json > result.json' on a full disk exited 0 with an
+// empty file, and 'snap ls … | head' wrote each remaining line into the
+// closed pipe and exited 0.
+func TestOutputWriteFails(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for i := range 3000 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%d/file-%04d", i%30, i)), []byte{byte(i)})
+	}
+	tr.mustRun("create", src)
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Fatalf("/dev/full is missing: %v", err)
+	}
+	for _, args := range [][]string{{"ls", "latest"}, {"check", "--json"}, {"find", "file-0001"}, {"stats"}, {"diff", "latest", "latest"},
+		{"forget", "--keep-last", "1", "--dry-run"}, {"completion", "bash"}} {
+		cmd := exec.Command("bash", append([]string{"-c", `"$0" "$@" >/dev/full`, snapBin}, args...)...)
+		cmd.Env = append(append(baseEnv(), tr.env...), "SNAP_CONFIG="+filepath.Join(tr.dir, "none.toml"))
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != exitFatal || !strings.Contains(string(out), "standard output: no space left on device; the command's output is incomplete") {
+			t.Errorf("snap %s >/dev/full: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("strace", "-f", "-e", "trace=write", "-o", filepath.Join(tr.dir, "trace"), "bash", "-c",
+		`"$0" ls latest | head -1 >/dev/null; echo "status ${PIPESTATUS[0]}" >&2`, snapBin)
+	if _, err := exec.LookPath("strace"); err != nil {
+		cmd = exec.Command("bash", "-c", `"$0" ls latest | head -1 >/dev/null; echo "status ${PIPESTATUS[0]}" >&2`, snapBin)
+	}
+	cmd.Env, cmd.Stderr = append(baseEnv(), tr.env...), &stderr
+	if err := cmd.Run(); err != nil || strings.TrimSpace(stderr.String()) != "status 141" {
+		t.Errorf("ls into a closed pipe: %v\n%s", err, stderr.String())
+	}
+	if trace, err := os.ReadFile(filepath.Join(tr.dir, "trace")); err == nil {
+		if n := bytes.Count(trace, []byte("EPIPE")); n > 1 {
+			t.Errorf("ls wrote %d times into the closed pipe; want it to stop at the first", n)
+		}
 	}
 }
