@@ -515,6 +515,16 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
 	mine := jobSnapshots(sns, j.Name, j.host(), j.Paths, j.Tags, j.sourcePaths())
 	res := forgetResult{Groups: []forgetGroup{}, RemovedIDs: []string{}}
 	remove := planForget(&res, snapshot.GroupSnapshots(mine, snapshot.GroupBy{Host: true, Paths: true}), p, e.now())
+	if res.Kept == 0 && len(remove) > 0 {
+		// Every policy that counts (last, daily, …) keeps at least the
+		// newest snapshot; only tags (or a span that ends before the
+		// newest) keep none. A job that would remove all it has, the
+		// snapshot it just saved among them, is misconfigured: a tag
+		// mistyped in keep.tags would otherwise wipe its backups every
+		// night while each run reported success.
+		return fmt.Errorf("the keep policy (%s) keeps none of the job's %s; refusing to forget: check keep (does a snapshot of the job carry a tag of keep.tags?)",
+			res.Policy, plural(len(remove), "snapshot", "snapshots"))
+	}
 	u := s.ui
 	if !u.json && u.verbose {
 		printForget(u, e, res, remove, false)

@@ -111,7 +111,13 @@ type Keep struct {
 // Any reports whether the policy keeps anything, that is, whether forget
 // should run at all.
 func (k Keep) Any() bool {
-	return k.Last > 0 || k.Hourly > 0 || k.Daily > 0 || k.Weekly > 0 || k.Monthly > 0 || k.Yearly > 0 || k.Within != "" || len(k.Tags) > 0
+	return k.counts() || k.Within != "" || len(k.Tags) > 0
+}
+
+// counts reports whether the policy has a count (last, daily, …), which
+// always keeps the newest snapshot.
+func (k Keep) counts() bool {
+	return k.Last > 0 || k.Hourly > 0 || k.Daily > 0 || k.Weekly > 0 || k.Monthly > 0 || k.Yearly > 0
 }
 
 // CheckSpec is what 'snap run' checks after a job: the structure, and a
@@ -624,6 +630,11 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	j.RandomDelay = d.duration(t, at, "random_delay", defaultRandomDelay, `"10m", "1h" or "0s"`)
 	if kt := d.table(t, at, "keep"); kt != nil {
 		j.Keep = d.keep(sub(at, "keep"), kt)
+		if k := j.Keep; len(k.Tags) > 0 && !k.counts() && k.Within == "" && !slices.ContainsFunc(k.Tags, func(tag string) bool { return slices.Contains(j.Tags, tag) }) {
+			// 'snap run' refuses to forget when the policy keeps none of
+			// the job's snapshots; say so before the first night.
+			d.warnf(sub(sub(at, "keep"), "tags"), "keep.tags is the whole policy and names none of the job's tags: its snapshots (the one each run saves among them) are kept only once tagged by hand, and 'snap run' refuses to forget while none is; add last, daily, … or one of the job's tags")
+		}
 	}
 	if v, ok := t["check"]; ok {
 		j.Check = d.check(sub(at, "check"), v)
@@ -688,8 +699,10 @@ func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
 		}
 	}
 	if k.Within != "" {
-		if _, err := snapshot.ParseSpan(k.Within); err != nil {
+		if sp, err := snapshot.ParseSpan(k.Within); err != nil {
 			d.errorf(sub(at, "within"), "%v", err)
+		} else if sp.IsZero() {
+			d.errorf(sub(at, "within"), "%q keeps nothing: give a span such as \"30d\" or \"1y6m\"", k.Within)
 		}
 	}
 	if err := checkKeepTags(k.Tags); err != nil {

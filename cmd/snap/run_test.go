@@ -463,6 +463,49 @@ delete_delay = "0"
 	}
 }
 
+// TestRunForgetKeepsNone: a policy that would keep none of the job's
+// snapshots (a tag in keep.tags that the job's snapshots lack) makes the
+// run fail and forget nothing; it used to remove every snapshot of the job,
+// the one just saved among them, and report the job "ok". config check
+// warns of such a policy, and refuses within = "0d", which the run refused
+// anyway.
+func TestRunForgetKeepsNone(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "data"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+tags = ["app"]
+keep = { tags = ["monthly"], prune = true }
+`)
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "keep.tags is the whole policy and names none of the job's tags") {
+		t.Errorf("config check: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	for i := range 2 {
+		res = tr.runConfig(nil, "run", "--config", cfg)
+		want := fmt.Sprintf("forget: the keep policy (tag monthly) keeps none of the job's %s; refusing to forget", plural(i+1, "snapshot", "snapshots"))
+		if res.code != exitFatal || !strings.Contains(res.stderr+res.stdout, want) {
+			t.Errorf("run %d: exit %d, want %q\n%s%s", i, res.code, want, res.stdout, res.stderr)
+		}
+	}
+	if n := strings.Count(tr.mustRun("list").stdout, "app"); n != 2 {
+		t.Errorf("%d snapshots of the job left, want both:\n%s", n, tr.mustRun("list").stdout)
+	}
+	// One tagged by hand is kept, and the rest may go.
+	tr.mustRun("tag", "--add", "monthly", "latest")
+	if res = tr.runConfig(nil, "run", "--config", cfg); res.code != 0 || !strings.Contains(res.stdout, "removed 2 snapshots, kept 1") {
+		t.Errorf("run with a tagged snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	cfg = tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+keep = { within = "0d" }
+`)
+	if res = tr.runConfig(nil, "config", "check", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stdout+res.stderr, `"0d" keeps nothing: give a span such as "30d"`) {
+		t.Errorf("config check of within = 0d: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
 // TestPostHooksRunOnEarlyFailures: post hooks run whatever happened, also
 // when the repository cannot be opened or a path is missing (an unmounted
 // disk): exactly the failures a monitoring ping in a post hook must report.
