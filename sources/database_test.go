@@ -146,3 +146,32 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	c.s = c.s[k:]
 	return k, nil
 }
+
+// TestRenameAlterDatabase: the ALTER DATABASE lines that mariadb-dump
+// writes around routines name the database the dump was taken from; a
+// restore under another name rewrites them, and only them, whatever the
+// line lengths and however the dump is read.
+func TestRenameAlterDatabase(t *testing.T) {
+	long := strings.Repeat("x", 200<<10)
+	in := "-- ALTER DATABASE `app` CHARACTER SET latin1 ;\n" +
+		"ALTER DATABASE `app` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;\n" +
+		"INSERT INTO t VALUES ('" + long + "ALTER DATABASE `app` ');\n" +
+		"ALTER DATABASE `app` CHARACTER SET utf8mb4 ;\n" +
+		"ALTER DATABASE `app2` CHARACTER SET utf8mb4 ;\n" +
+		"ALTER DATABASE `app` CHARACTER SET utf8mb4 ;"
+	want := "-- ALTER DATABASE `app` CHARACTER SET latin1 ;\n" +
+		"ALTER DATABASE `copy``s` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;\n" +
+		"INSERT INTO t VALUES ('" + long + "ALTER DATABASE `app` ');\n" +
+		"ALTER DATABASE `copy``s` CHARACTER SET utf8mb4 ;\n" +
+		"ALTER DATABASE `app2` CHARACTER SET utf8mb4 ;\n" +
+		"ALTER DATABASE `copy``s` CHARACTER SET utf8mb4 ;"
+	for name, read := range map[string]func(io.Reader) ([]byte, error){
+		"whole":       io.ReadAll,
+		"byte a time": func(r io.Reader) ([]byte, error) { return io.ReadAll(iotest.OneByteReader(r)) },
+	} {
+		got, err := read(renameAlterDatabase(iotest.HalfReader(strings.NewReader(in)), "app", "copy`s"))
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %v\n%.300q\nwant\n%.300q", name, err, got, want)
+		}
+	}
+}

@@ -1,8 +1,11 @@
 package sources
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -15,7 +18,10 @@ import (
 // reads every InnoDB table in one consistent snapshot without locking
 // writers; --routines --triggers --events include the code, --hex-blob
 // keeps binary columns byte-exact through any client character set. The
-// dump names no database (no --databases), so it can be loaded into any.
+// dump names no database (no --databases), so it can be loaded into any,
+// with one exception: around a routine or trigger created under other
+// defaults than the database's, it writes "ALTER DATABASE `name` …" lines,
+// which a restore under another name rewrites (renameAlterDatabase).
 //
 // The password travels in MYSQL_PWD; option files work as usual (~/.my.cnf,
 // or ?defaults-extra-file=/etc/snap/my.cnf in the URL).
@@ -148,6 +154,12 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 	if err != nil {
 		return false, fmt.Errorf("%s: %v", d, err)
 	}
+	if !all && o.From != "" && o.From != d.Name {
+		// Left as they are, the dump's ALTER DATABASE lines would change
+		// the database it was taken from (a copy restored to look at it
+		// would alter production), or fail where that one does not exist.
+		dump = renameAlterDatabase(dump, o.From, d.Name)
+	}
 	load := func(db string) error {
 		args := append(d.mysqlConnArgs(), "--batch", "--binary-mode")
 		if db != "" {
@@ -223,4 +235,53 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		return false, err
 	}
 	return create && exists == "0", nil
+}
+
+// renameAlterDatabase returns dump with every line that starts
+// "ALTER DATABASE `from` " starting "ALTER DATABASE `to` " instead;
+// mariadb-dump and mysqldump write the statement so, at the start of a
+// line, around routines and triggers. Nothing else is changed, and lines of
+// any length (an INSERT of many MB) pass through in pieces.
+func renameAlterDatabase(dump io.Reader, from, to string) io.Reader {
+	return &lineRewriter{r: bufio.NewReaderSize(dump, 64<<10), old: []byte("ALTER DATABASE " + mysqlIdent(from) + " "),
+		new: []byte("ALTER DATABASE " + mysqlIdent(to) + " "), atStart: true}
+}
+
+// lineRewriter replaces old with new where a line starts with it.
+type lineRewriter struct {
+	r        *bufio.Reader
+	old, new []byte
+	atStart  bool   // the next byte read from r starts a line
+	buf      []byte // holds pending
+	pending  []byte // read from r (or new), not yet returned
+	err      error  // r's error, returned once pending is empty
+}
+
+func (l *lineRewriter) Read(p []byte) (int, error) {
+	for len(l.pending) == 0 {
+		if l.err != nil {
+			return 0, l.err
+		}
+		if l.atStart {
+			l.atStart = false
+			if b, _ := l.r.Peek(len(l.old)); bytes.Equal(b, l.old) {
+				_, _ = l.r.Discard(len(l.old))
+				l.pending = l.new
+				break
+			}
+		}
+		piece, err := l.r.ReadSlice('\n')
+		l.buf = append(l.buf[:0], piece...)
+		l.pending = l.buf
+		switch {
+		case err == nil:
+			l.atStart = true
+		case errors.Is(err, bufio.ErrBufferFull):
+		default:
+			l.err = err
+		}
+	}
+	n := copy(p, l.pending)
+	l.pending = l.pending[n:]
+	return n, nil
 }

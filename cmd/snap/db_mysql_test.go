@@ -241,6 +241,45 @@ func TestMariaDBReplaceKeepsCharset(t *testing.T) {
 	}
 }
 
+// TestMariaDBRestoreToLeavesSourceAlone: a database whose defaults changed
+// after its routines were made gets "ALTER DATABASE `name`" lines in its
+// dump; restored under another name, those used to run against the
+// original database (changing its collation) and to fail where it does
+// not exist.
+func TestMariaDBRestoreToLeavesSourceAlone(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET latin1;")
+	my.mustQuery(db, "CREATE TABLE t (id INT PRIMARY KEY); CREATE FUNCTION fm() RETURNS INT RETURN 1;"+
+		"CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW SET NEW.id = NEW.id;")
+	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET utf8mb4;")
+	tr.mustRun("create", "--db", my.url(db))
+	if dump := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout; !strings.Contains(dump, "ALTER DATABASE `"+db+"`") {
+		t.Fatalf("the dump has no ALTER DATABASE line; the test needs one:\n%s", dump)
+	}
+	my.mustQuery("", "ALTER DATABASE `"+db+"` COLLATE utf8mb4_bin;") // production changes later
+	defaults := func(name string) string {
+		return strings.TrimSpace(my.mustQuery("", "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+name+"';"))
+	}
+	copyDB := db + "_copy"
+	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+copyDB+"`;") })
+	tr.mustRun("restore", "latest", "--db", db, "--to", my.url(copyDB))
+	if got := defaults(db); got != "utf8mb4_bin" {
+		t.Errorf("the source database's collation is %s after a restore into a copy; want it left at utf8mb4_bin", got)
+	}
+	if got := my.mustQuery(copyDB, "SELECT fm();"); strings.TrimSpace(got) != "1" {
+		t.Errorf("the copy's function: %q", got)
+	}
+	// Where the original name does not exist (another server).
+	my.mustQuery("", "DROP DATABASE `"+db+"`;")
+	my.mustQuery("", "DROP DATABASE `"+copyDB+"`;")
+	tr.mustRun("restore", "latest", "--db", db, "--to", my.url(copyDB))
+	if got := my.mustQuery(copyDB, "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '"+copyDB+"';"); strings.TrimSpace(got) != "1" {
+		t.Errorf("triggers in the copy: %q", got)
+	}
+}
+
 // restrictedUser creates a MariaDB user with password secret and every
 // privilege on the databases named db… only (dropped when the test ends),
 // and returns its name and a server handle that connects as it (give
