@@ -365,6 +365,14 @@ var ErrRolledBack = errors.New("the load was rolled back")
 // changed anything.
 var ErrUnchanged = errors.New("nothing was changed")
 
+// ErrCreatedDropped marks a restore that failed or was stopped after it
+// created the database, which it then dropped again.
+var ErrCreatedDropped = errors.New("the database this restore created was dropped again")
+
+// ErrReplacedPartly marks a MariaDB/MySQL restore with Replace that failed
+// or was stopped after it dropped the old database.
+var ErrReplacedPartly = errors.New("the old database was dropped before the load (MariaDB and MySQL cannot rename a database), and it now holds part of the dump at most: fix the cause and restore again, or restore into a new database with --to first")
+
 // Restore loads a dump made from a database of the same kind into d. A
 // database that does not exist is created; one that exists and is empty is
 // loaded; one that holds data is refused (ErrNotEmpty) unless o.Replace.

@@ -148,7 +148,8 @@ func (d *Database) mysqlObjects(ctx context.Context) (exists, objects string, er
 
 // mysqlRestore loads a dump with the client. A database that holds data is
 // dropped first with Replace (the tools have no way to rename a database):
-// if the load then fails, the database is left as far as it got.
+// if the load then fails, the database is left as far as it got, and the
+// error says so (ErrReplacedPartly).
 func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o RestoreOptions) (bool, error) {
 	tool, err := mysqlClient()
 	if err != nil {
@@ -224,13 +225,18 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 				bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 				_, _ = d.mysqlQuery(bg, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
 				cancel()
+				return false, fmt.Errorf("%w (%w)", ctx.Err(), ErrCreatedDropped)
 			}
-			return false, ctx.Err()
+			return false, fmt.Errorf("%w; %w", ctx.Err(), ErrReplacedPartly)
 		}
 	}
 	if err := load(d.Name); err != nil {
-		if create && exists == "0" {
+		switch {
+		case create && exists == "0":
 			_, _ = d.mysqlQuery(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
+			return false, fmt.Errorf("%w (%w)", err, ErrCreatedDropped)
+		case create:
+			return false, fmt.Errorf("%w; %w", err, ErrReplacedPartly)
 		}
 		return false, err
 	}

@@ -241,6 +241,31 @@ func TestMariaDBReplaceKeepsCharset(t *testing.T) {
 	}
 }
 
+// TestMariaDBFailedLoadSaysWhatIsLeft: a load that fails (a view that
+// names a database dropped since the dump) says what became of the
+// database: one the restore created is dropped again, and one that
+// --replace dropped holds part of the dump. The message used to be the
+// tool's error alone.
+func TestMariaDBFailedLoadSaysWhatIsLeft(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db, other := my.newDatabase(), my.newDatabase()
+	my.mustQuery(other, "CREATE TABLE t (i INT);")
+	my.mustQuery(db, "CREATE TABLE data (i INT); INSERT INTO data VALUES (1), (2); CREATE VIEW v AS SELECT * FROM `"+other+"`.t;")
+	tr.mustRun("create", "--db", my.url(db))
+	my.mustQuery("", "DROP DATABASE `"+other+"`;")
+	copyDB := db + "_copy"
+	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+copyDB+"`;") })
+	res := tr.run("restore", "latest", "--db", db, "--to", my.url(copyDB))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "doesn't exist (the database this restore created was dropped again)") {
+		t.Errorf("failed load into a new database: exit %d\n%s", res.code, res.stderr)
+	}
+	res = tr.run("restore", "latest", "--db", db, "--replace")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "the old database was dropped before the load (MariaDB and MySQL cannot rename a database), and it now holds part of the dump at most") {
+		t.Errorf("failed load with --replace: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
 // TestMariaDBRestoreToLeavesSourceAlone: a database whose defaults changed
 // after its routines were made gets "ALTER DATABASE `name`" lines in its
 // dump; restored under another name, those used to run against the

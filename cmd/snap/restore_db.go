@@ -103,6 +103,10 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 					state = "the load was rolled back and the database is as it was"
 				case errors.Is(err, sources.ErrUnchanged):
 					state = "nothing was changed"
+				case errors.Is(err, sources.ErrCreatedDropped):
+					state = sources.ErrCreatedDropped.Error()
+				case errors.Is(err, sources.ErrReplacedPartly):
+					state = sources.ErrReplacedPartly.Error()
 				}
 				return fmt.Errorf("%w: restore of %s into %s stopped; %s, the repository is untouched", errInterrupted, src.Path, into, state)
 			}
