@@ -154,7 +154,9 @@ func runKeyList(c *cli.Context, e *env) error {
 }
 
 // runKeyAdd adds a key file for a new password; replace (snap key passwd)
-// then removes the key the current password opened.
+// then removes every key file the current password opens: the one it
+// opened, and any other made for the same password (two 'key add' at once
+// can each store one), which would leave the old password working.
 func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	mode := noLock // adding a key changes nothing another command relies on
 	if replace {
@@ -164,7 +166,18 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	if err != nil {
 		return err
 	}
-	s, err := openSessionWith(c, e, mode, nil)
+	st, err := settingsFrom(c, e)
+	if err != nil {
+		return err
+	}
+	var current string // the password the repository was opened with
+	source := st.passwordSource(c.Context, e)
+	st.password = func() (string, error) {
+		pw, err := source()
+		current = pw
+		return pw, err
+	}
+	s, err := openSessionAt(c.Context, e, newUI(c, e), st, mode, commandName(c), nil)
 	if err != nil {
 		return err
 	}
@@ -210,14 +223,27 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 		s.ui.printf("added key %s; the new password opens the repository, and so does the current one", repo.ShortName(name))
 		return nil
 	}
-	if err := s.r.RemoveKey(c.Context, old); err != nil {
-		return fmt.Errorf("key %s for the new password is stored, but the old key %s could not be removed (both passwords open the repository; remove it with 'snap key remove %s', run with the new password): %w",
-			repo.ShortName(name), repo.ShortName(old), repo.ShortName(old), err)
+	stale, err := s.r.KeysOpenedBy(c.Context, current)
+	if err != nil {
+		s.ui.warnf("could not look for other key files of the old password: %v; run 'snap key list' with it", err)
+	}
+	stale = append(stale, old) // the one opened goes in any case
+	slices.Sort(stale)
+	stale = slices.Compact(stale)
+	for _, k := range stale {
+		if err := s.r.RemoveKey(c.Context, k); err != nil {
+			return fmt.Errorf("key %s for the new password is stored, but the old key %s could not be removed (both passwords open the repository; remove it with 'snap key remove %s', run with the new password): %w",
+				repo.ShortName(name), repo.ShortName(k), repo.ShortName(k), err)
+		}
 	}
 	if s.ui.json {
-		return s.ui.jsonDoc(map[string]any{"added": name, "removed": old})
+		return s.ui.jsonDoc(map[string]any{"added": name, "removed": old, "removed_keys": stale})
 	}
-	s.ui.printf("changed the password: added key %s, removed key %s", repo.ShortName(name), repo.ShortName(old))
+	short := make([]string, len(stale))
+	for i, k := range stale {
+		short[i] = repo.ShortName(k)
+	}
+	s.ui.printf("changed the password: added key %s, removed key %s", repo.ShortName(name), strings.Join(short, ", key "))
 	s.ui.printf("update the password files and config of every job and host that used the old password")
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
 )
 
 // keyList runs 'snap key list --json' with the given password.
@@ -131,6 +133,45 @@ func TestKeyPasswdNeedsExclusiveLock(t *testing.T) {
 	res = tr.runEnv([]string{"SNAP_NEW_PASSWORD=other"}, nil, "key", "add", "--kdf-memory", "8", "--kdf-time", "1")
 	if res.code != 0 {
 		t.Errorf("key add under a shared lock: exit %d: %s", res.code, res.stderr)
+	}
+}
+
+// TestKeyPasswdRemovesEveryKeyOfTheOldPassword: two 'key add' at once
+// can each store a key file for the same password (the check that refuses
+// a second one comes before either is stored). passwd must then remove all
+// of them: it removed only the one it had opened, and the "changed"
+// password still opened the repository.
+func TestKeyPasswdRemovesEveryKeyOfTheOldPassword(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	be, err := local.Open(tr.repo)
+	must(t, err)
+	r, err := repo.Open(context.Background(), be, "test-password", repo.Options{})
+	must(t, err)
+	small := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	for range 2 { // what two racing 'key add' leave
+		_, err := r.AddKey(context.Background(), "second", small)
+		must(t, err)
+	}
+	r.Close()
+	if keys := tr.keyList("second"); len(keys) != 3 {
+		t.Fatalf("%d keys before passwd, want 3", len(keys))
+	}
+	res := tr.runEnv([]string{"SNAP_PASSWORD=second", "SNAP_NEW_PASSWORD=third"}, nil, "key", "passwd", "--kdf-memory", "8", "--kdf-time", "1", "--json")
+	if res.code != 0 {
+		t.Fatalf("key passwd: exit %d: %s", res.code, res.stderr)
+	}
+	var out struct {
+		RemovedKeys []string `json:"removed_keys"`
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || len(out.RemovedKeys) != 2 {
+		t.Errorf("key passwd --json: %s (%v)", res.stdout, err)
+	}
+	if res := tr.runEnv([]string{"SNAP_PASSWORD=second"}, nil, "list"); res.code != exitWrongPass {
+		t.Errorf("the old password after passwd: exit %d, want %d: %s", res.code, exitWrongPass, res.stderr)
+	}
+	if keys := tr.keyList("third"); len(keys) != 2 {
+		t.Errorf("%d keys after passwd, want the first password's and the new one", len(keys))
 	}
 }
 

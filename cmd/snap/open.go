@@ -284,13 +284,7 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 	if err != nil {
 		return nil, 0, err
 	}
-	password := st.password
-	if password == nil {
-		password = func() (string, error) {
-			return passwordFrom(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
-		}
-	}
-	pw, err := password()
+	pw, err := st.passwordSource(ctx, e)()
 	if err != nil {
 		be.Close()
 		return nil, 0, err
@@ -301,6 +295,17 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 		return nil, 0, err
 	}
 	return r, conns, nil
+}
+
+// passwordSource returns what gives the repository's password: st.password
+// when set, else the file, command, variable or prompt.
+func (st repoSettings) passwordSource(ctx context.Context, e *env) func() (string, error) {
+	if st.password != nil {
+		return st.password
+	}
+	return func() (string, error) {
+		return passwordFrom(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+	}
 }
 
 func (s *session) close() {
