@@ -158,6 +158,14 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	return &out, nil
 }
 
+// SourceError is a copy's failure to read from the source repository (a
+// missing pack, a corrupt blob), as opposed to one of the target: the
+// snapshot cannot be copied, but others may be.
+type SourceError struct{ Err error }
+
+func (e *SourceError) Error() string { return e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
 // known returns the target ID of a source data blob when it is known and
 // the target holds it in a live pack.
 func (c *Copier) known(sid repo.ID) (repo.ID, bool) {
@@ -188,7 +196,7 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, missing map[repo.ID]bo
 	}
 	t, err := LoadTree(ctx, c.src, id)
 	if err != nil {
-		return err
+		return &SourceError{err}
 	}
 	for _, n := range t.Nodes {
 		switch n.Type {
@@ -229,7 +237,7 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 		}
 		f, err := c.src.NewPackFetcher(ctx, c.opts.FetchDir, plan, index.FetchOptions{Ahead: c.opts.FetchAhead})
 		if err != nil {
-			return err
+			return &SourceError{err}
 		}
 		defer f.Close()
 		src = f
@@ -296,7 +304,7 @@ feed:
 func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (repo.ID, error) {
 	plain, err := src.LoadBlob(ctx, repo.DataBlob, sid, nil)
 	if err != nil {
-		return repo.ID{}, err
+		return repo.ID{}, &SourceError{err}
 	}
 	c.readBlobs.Add(1)
 	c.readBytes.Add(int64(len(plain)))
@@ -325,7 +333,7 @@ func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
 	}
 	t, err := LoadTree(ctx, c.src, id)
 	if err != nil {
-		return repo.ID{}, err
+		return repo.ID{}, &SourceError{err}
 	}
 	for i := range t.Nodes {
 		n := &t.Nodes[i]

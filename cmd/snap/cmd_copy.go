@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -147,6 +148,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: c.Context}})
 
 	copied, skipped := 0, 0
+	var damaged []string // snapshots whose data the source cannot give
 	for _, sn := range selected {
 		if tid, ok := inTarget[snapshot.Origin(sn)]; ok {
 			skipped++
@@ -171,6 +173,18 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			if c.Context.Err() != nil {
 				return fmt.Errorf("%w: copy stopped at snapshot %s; both repositories are consistent (data already sent is reclaimed by 'snap prune' on the target, or used by the next copy)", errInterrupted, sn.ID.Short())
 			}
+			var srcErr *snapshot.SourceError
+			if errors.As(err, &srcErr) && (errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt)) {
+				// Damage in the source spoils this snapshot, not the
+				// others: an off-site copy must not stop for good at
+				// the oldest snapshot that lost a pack.
+				damaged = append(damaged, sn.ID.Short())
+				u.warnf("snapshot %s cannot be copied: %v; the others are copied", sn.ID.Short(), err)
+				if u.json {
+					u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": sn.ID.String(), "message": err.Error()})
+				}
+				continue
+			}
 			return fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err)
 		}
 		inTarget[snapshot.Origin(sn)] = out.ID
@@ -189,18 +203,24 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	// copy is not the whole of what was asked for (the warnings above
 	// name them).
 	var unreadErr error
-	if n := len(src.unreadable); n > 0 && len(refs) == 0 {
-		unreadErr = fmt.Errorf("snapshots of the source that cannot be read were not copied: %d (listed above); run 'snap check' on the source", n)
+	unreadable := len(damaged)
+	if len(refs) == 0 {
+		unreadable += len(src.unreadable)
+	}
+	if unreadable > 0 {
+		unreadErr = fmt.Errorf("snapshots of the source that cannot be read were not copied: %d (listed above); run 'snap check --read-data' on the source", unreadable)
 	}
 	if u.json {
-		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "unreadable": len(src.unreadable), "added_blobs": st.Blobs,
+		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "unreadable": unreadable, "added_blobs": st.Blobs,
 			"added_bytes": st.StoredBytes, "read_blobs": st.ReadBlobs, "read_bytes": st.ReadBytes})
 		return unreadErr
 	}
 	switch {
 	case len(selected) == 0:
 		u.printf("no snapshots to copy")
-	case copied == 0:
+	case copied == 0 && len(damaged) == 0 && skipped == 1:
+		u.printf("the snapshot is already in %s; nothing copied", dst.r.Backend().Location())
+	case copied == 0 && len(damaged) == 0:
 		u.printf("all %d snapshots are already in %s; nothing copied", skipped, dst.r.Backend().Location())
 	default:
 		u.printf("copied %s to %s (%d already there): %d new blobs, %s added; read %d blobs (%s) from the source",

@@ -230,8 +230,6 @@ func TestCorruptKeyFile(t *testing.T) {
 	}
 }
 
-// TestCopyUnreadableSnapshot: copy copies what it can read and exits 1
-// for a source snapshot it cannot read.
 // damageASnapshot flips a bit in the middle of one snapshot document, so
 // that it can no longer be opened.
 func (tr *testRepo) damageASnapshot() {
@@ -244,6 +242,8 @@ func (tr *testRepo) damageASnapshot() {
 	must(tr.t, os.WriteFile(docs[0], b, 0o600))
 }
 
+// TestCopyUnreadableSnapshot: copy copies what it can read and exits 1
+// for a source snapshot it cannot read.
 func TestCopyUnreadableSnapshot(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
@@ -258,6 +258,48 @@ func TestCopyUnreadableSnapshot(t *testing.T) {
 	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst)
 	if res.code != exitFatal || !strings.Contains(res.stderr, "snapshots of the source that cannot be read were not copied: 1") || !strings.Contains(res.stdout, "copied 1 snapshot ") {
 		t.Errorf("copy with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// TestCopyDamagedData: a snapshot whose data the source has lost (a pack
+// deleted) is named and skipped, and the snapshots after it are copied;
+// copy used to stop at it, so that an off-site copy never got past the
+// oldest damaged snapshot.
+func TestCopyDamagedData(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	packs := func() map[string]bool {
+		m := map[string]bool{}
+		found, err := filepath.Glob(filepath.Join(tr.repo, "data", "*", "*"))
+		must(t, err)
+		for _, f := range found {
+			m[f] = true
+		}
+		return m
+	}
+	for i, name := range []string{"p", "q", "r"} {
+		writeFile(t, filepath.Join(tr.dir, "src", name, "f"), randomBytes(uint64(i), 1<<20))
+		tr.mustRun("create", filepath.Join(tr.dir, "src", name))
+		if i == 0 {
+			for f := range packs() {
+				must(t, os.Rename(f, f+".gone")) // the oldest snapshot's packs
+			}
+		}
+	}
+	dst := filepath.Join(tr.dir, "dst")
+	tr.mustRun("init", "--repo", dst)
+	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "cannot be copied") || !strings.Contains(res.stdout, "copied 2 snapshots") ||
+		!strings.Contains(res.stderr, "snapshots of the source that cannot be read were not copied: 1") {
+		t.Errorf("copy with a snapshot whose pack is gone: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	for _, name := range []string{"q", "r"} {
+		out := filepath.Join(tr.dir, "restored-"+name)
+		tr.mustRun("restore", "--repo", dst, "latest", "--path", filepath.Join(tr.dir, "src", name), "--target", out)
+		got, err := os.ReadFile(filepath.Join(out, tr.dir, "src", name, "f"))
+		if err != nil || len(got) != 1<<20 {
+			t.Errorf("copied snapshot of %s: %v", name, err)
+		}
 	}
 }
 
