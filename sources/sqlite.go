@@ -79,7 +79,16 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	if err != nil {
 		return false, fmt.Errorf("%s: %v; install sqlite3", d, err)
 	}
-	old, err := os.Stat(d.File)
+	file := d.File
+	if fi, err := os.Lstat(file); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// The database is where the link points (a data volume linked
+		// into place): it is replaced there, and the link kept; renaming
+		// over the link would leave the real file as it was.
+		if file, err = filepath.EvalSymlinks(d.File); err != nil {
+			return false, fmt.Errorf("%s is a symbolic link that cannot be followed: %w; restore into its target with --to", d, unwrapPathErr(err))
+		}
+	}
+	old, err := os.Stat(file)
 	exists := err == nil
 	switch {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
@@ -89,25 +98,34 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	case exists && old.Size() > 0 && !o.Replace:
 		return false, fmt.Errorf("database %s %w; restore into another file with --to, or replace it with --replace", d, ErrNotEmpty)
 	}
-	dir := filepath.Dir(d.File)
+	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("%s: %w", d, err)
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, "."+filepath.Base(d.File)+".snap-restore-"+hex.EncodeToString(rnd[:]))
+	tmp := filepath.Join(dir, "."+filepath.Base(file)+".snap-restore-"+hex.EncodeToString(rnd[:]))
 	removeDB := func(p string) {
 		for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
 			_ = os.Remove(p + suffix)
 		}
 	}
+	// The file is made private before sqlite3 opens it (an empty file is
+	// an empty database), and SQLite gives its journal and WAL the
+	// database file's mode: the restored data is never readable by
+	// others on the way, nor in what a killed restore leaves behind.
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
+	}
+	f.Close()
 	c := Command{Name: tool, Args: []string{"-bail", "-batch", tmp}, Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		// The load went into the temporary file: the target is as it was.
 		removeDB(tmp)
 		return false, fmt.Errorf("%w (%w)", err, ErrUnchanged)
 	}
-	f, err := os.Open(tmp)
+	f, err = os.Open(tmp)
 	if err == nil {
 		err = f.Sync()
 		f.Close()
@@ -123,12 +141,12 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
 	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
-		if err := os.Remove(d.File + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(file + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			removeDB(tmp)
-			return false, fmt.Errorf("%s: remove %s: %w", d, d.File+suffix, err)
+			return false, fmt.Errorf("%s: remove %s: %w", d, file+suffix, err)
 		}
 	}
-	if err := os.Rename(tmp, d.File); err != nil {
+	if err := os.Rename(tmp, file); err != nil {
 		removeDB(tmp)
 		return false, fmt.Errorf("%s: %w", d, err)
 	}

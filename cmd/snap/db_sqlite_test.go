@@ -243,11 +243,51 @@ func TestSQLiteReplaceInterrupted(t *testing.T) {
 `)
 	cmd, out := tr.start([]string{"PATH=" + bin + ":" + os.Getenv("PATH")}, "restore", "latest", "--db", "app", "--replace")
 	waitStarted(t, cmd, out, started, "the load")
+	// What is loaded so far is readable by no one else (the new file used
+	// to be made with sqlite3's mode, 0644 less the umask).
+	partial, _ := filepath.Glob(filepath.Join(tr.dir, ".app.db.snap-restore-*"))
+	if len(partial) == 0 {
+		t.Error("no temporary database beside the target while loading")
+	}
+	for _, p := range partial {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v while loading; want it private", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
 	if msg := interruptWait(t, cmd, out); !strings.Contains(msg, "nothing was changed") {
 		t.Fatalf("interrupted restore does not say nothing was changed:\n%s", msg)
 	}
 	if after, _ := os.ReadFile(dbFile); !bytes.Equal(after, before) {
 		t.Error("the database file changed")
+	}
+}
+
+// TestSQLiteReplaceThroughSymlink: a database linked into place (the file
+// on a data volume) is replaced where the link points, and the link stays;
+// the restore used to rename the new file over the link, leaving the real
+// database as it was.
+func TestSQLiteReplaceThroughSymlink(t *testing.T) {
+	tr := newTestRepo(t)
+	realFile := filepath.Join(tr.dir, "volume", "real.db")
+	link := filepath.Join(tr.dir, "app", "app.db")
+	must(t, os.MkdirAll(filepath.Dir(realFile), 0o755))
+	must(t, os.MkdirAll(filepath.Dir(link), 0o755))
+	sqliteQuery(t, realFile, "CREATE TABLE t (i INTEGER); INSERT INTO t VALUES (1);")
+	must(t, os.Symlink("../volume/real.db", link))
+	tr.mustRun("create", "--db", "sqlite://"+link)
+	sqliteQuery(t, link, "INSERT INTO t VALUES (2);")
+	tr.mustRun("restore", "latest", "--db", "app.db", "--replace")
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if got := strings.TrimSpace(sqliteQuery(t, realFile, "SELECT COUNT(*) FROM t;")); got != "1" {
+		t.Errorf("the linked database holds %s rows after the restore; want the snapshot's 1", got)
+	}
+	// A new database file is private.
+	fresh := filepath.Join(tr.dir, "fresh.db")
+	tr.mustRun("restore", "latest", "--db", "app.db", "--to", "sqlite://"+fresh)
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("a restored new database file: %v %v; want mode 0600", fi.Mode(), err)
 	}
 }
 
