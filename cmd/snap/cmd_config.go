@@ -168,9 +168,7 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 		}
 	} else {
 		for _, p := range problems {
-			if p.Severity == "error" || !u.quiet {
-				fmt.Fprintln(e.stdout, p.String())
-			}
+			fmt.Fprintln(e.stdout, p.String()) // warnings too: --quiet hides no problem
 		}
 		if out.Valid {
 			names := make([]string, 0, len(out.Jobs))

@@ -183,9 +183,9 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 			changes = append(changes, j)
 			return nil
 		}
-		if !u.quiet {
-			fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, sources.DisplayPath(ch.Path), sizeNote(ch))
-		}
+		// The changes are the result, shown also with --quiet (which
+		// hides the heading and the summary).
+		fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, sources.DisplayPath(ch.Path), sizeNote(ch))
 		return nil
 	})
 	if err != nil {

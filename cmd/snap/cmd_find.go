@@ -115,9 +115,6 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 			results = append(results, r)
 			continue
 		}
-		if s.ui.quiet {
-			continue
-		}
 		fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host))
 		for i := range found {
 			fmt.Fprintf(e.stdout, "  %s\n", longLine(found[i].Path, &found[i].Node))

@@ -113,6 +113,13 @@ func runForget(c *cli.Context, e *env) error {
 	case !byID && p.IsEmpty():
 		return usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; it refuses to remove snapshots without one")
 	}
+	if !c.Bool("prune") {
+		for _, f := range pruneFlags() {
+			if name := f.Names()[0]; c.IsSet(name) {
+				return usagef("--%s is an option of --prune: add --prune, or leave it out", name)
+			}
+		}
+	}
 	var po index.PruneOptions
 	if c.Bool("prune") {
 		if po, err = pruneOptionsFrom(c); err != nil {
@@ -279,8 +286,8 @@ func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
 }
 
 func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
-	if u.quiet {
-		return
+	if u.quiet && !res.DryRun {
+		return // a dry run's plan is its result, shown also with --quiet
 	}
 	if byID {
 		for _, id := range remove {
@@ -288,7 +295,7 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 			if res.DryRun {
 				verb = "would remove"
 			}
-			u.printf("%s snapshot %s", verb, id.Short())
+			u.resultf("%s snapshot %s", verb, id.Short())
 		}
 		return
 	}

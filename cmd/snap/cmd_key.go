@@ -124,9 +124,8 @@ func runKeyList(c *cli.Context, e *env) error {
 	if u.json {
 		return u.jsonDoc(out)
 	}
-	if u.quiet {
-		return nil
-	}
+	// The table is the result, shown also with --quiet (which hides the
+	// line below it).
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, " \tID\tCreated\tHost\tUser\targon2id")
 	var unreadable []string // below the table: a long reason would widen its columns

@@ -186,23 +186,23 @@ func runStats(c *cli.Context, e *env) error {
 		return u.jsonDoc(st)
 	}
 	f := st.Files
-	u.printf("repository %s at %s", st.ID[:8], st.Location)
-	u.printf("size:              %s in %d files", humanBytes(st.TotalBytes), f["data"].Count+f["index"].Count+f["snapshots"].Count+f["keys"].Count+f["locks"].Count+f["config"].Count)
-	u.printf("  packs:           %d, %s (%d marked for deletion, %s)", st.Packs, humanBytes(st.PackBytes), st.MarkedPacks, humanBytes(st.MarkedPackBytes))
-	u.printf("  index segments:  %d, %s", f["index"].Count, humanBytes(f["index"].Bytes))
-	u.printf("  snapshots:       %d, %s", f["snapshots"].Count, humanBytes(f["snapshots"].Bytes))
-	u.printf("blobs:             %d data, %d tree (%d stored twice)", st.DataBlobs.Count, st.TreeBlobs.Count, st.DuplicateBlobs)
-	u.printf("deduplicated size: %s (every blob once, before compression)", humanBytes(st.DeduplicatedBytes))
-	u.printf("stored size:       %s (compressed and encrypted; ratio %.2f)", humanBytes(st.StoredBytes), st.CompressionRatio)
-	u.printf("raw size:          %s (all snapshots as restored; deduplication ratio %.2f)", humanBytes(st.RawBytes), st.DedupRatio)
-	u.printf("snapshots per host:")
+	u.resultf("repository %s at %s", st.ID[:8], st.Location)
+	u.resultf("size:              %s in %d files", humanBytes(st.TotalBytes), f["data"].Count+f["index"].Count+f["snapshots"].Count+f["keys"].Count+f["locks"].Count+f["config"].Count)
+	u.resultf("  packs:           %d, %s (%d marked for deletion, %s)", st.Packs, humanBytes(st.PackBytes), st.MarkedPacks, humanBytes(st.MarkedPackBytes))
+	u.resultf("  index segments:  %d, %s", f["index"].Count, humanBytes(f["index"].Bytes))
+	u.resultf("  snapshots:       %d, %s", f["snapshots"].Count, humanBytes(f["snapshots"].Bytes))
+	u.resultf("blobs:             %d data, %d tree (%d stored twice)", st.DataBlobs.Count, st.TreeBlobs.Count, st.DuplicateBlobs)
+	u.resultf("deduplicated size: %s (every blob once, before compression)", humanBytes(st.DeduplicatedBytes))
+	u.resultf("stored size:       %s (compressed and encrypted; ratio %.2f)", humanBytes(st.StoredBytes), st.CompressionRatio)
+	u.resultf("raw size:          %s (all snapshots as restored; deduplication ratio %.2f)", humanBytes(st.RawBytes), st.DedupRatio)
+	u.resultf("snapshots per host:")
 	for _, h := range st.Hosts {
-		u.printf("  %-16s %d (%s … %s), %s raw", sources.DisplayPath(h.Host), h.Snapshots, localTime(h.First), localTime(h.Last), humanBytes(h.RawBytes))
+		u.resultf("  %-16s %d (%s … %s), %s raw", sources.DisplayPath(h.Host), h.Snapshots, localTime(h.First), localTime(h.Last), humanBytes(h.RawBytes))
 	}
 	if fs := st.FreeSpace; fs != nil {
-		u.printf("free space:        %s available of %s on the repository's file system", humanBytes(int64(fs.AvailableBytes)), humanBytes(int64(fs.TotalBytes)))
+		u.resultf("free space:        %s available of %s on the repository's file system", humanBytes(int64(fs.AvailableBytes)), humanBytes(int64(fs.TotalBytes)))
 	} else {
-		u.printf("free space:        unknown for this backend")
+		u.resultf("free space:        unknown for this backend")
 	}
 	return nil
 }

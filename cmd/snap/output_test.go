@@ -489,3 +489,43 @@ func TestFinalWarningUnderJournal(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestQuietShowsResults: --quiet hides headings, summaries and notices,
+// not what a listing command was asked for; find, diff, stats, key list
+// and forget --dry-run printed nothing with it, and config check hid its
+// warnings.
+func TestQuietShowsResults(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "needle"), []byte("1"))
+	tr.mustRun("create", src)
+	writeFile(t, filepath.Join(src, "needle"), []byte("22"))
+	tr.mustRun("create", src)
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+`)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"find", "needle"}, "needle"},
+		{[]string{"diff", "latest"}, "M    " + filepath.Join(src, "needle")},
+		{[]string{"stats"}, "deduplicated size:"},
+		{[]string{"key", "list"}, "argon2id"},
+		{[]string{"forget", "--keep-last", "1", "--dry-run"}, "remove"},
+		{[]string{"config", "check", "--config", cfg}, "warning: jobs.app: no schedule"},
+	} {
+		run := tr.run
+		if c.args[0] == "config" {
+			run = func(args ...string) result { return tr.runConfig(nil, args...) }
+		}
+		res := run(append([]string{"-q"}, c.args...)...)
+		if res.code != 0 || !strings.Contains(res.stdout, c.want) {
+			t.Errorf("snap -q %s: exit %d, want %q in:\n%s%s", strings.Join(c.args, " "), res.code, c.want, res.stdout, res.stderr)
+		}
+	}
+	if res := tr.run("-q", "diff", "latest"); strings.Contains(res.stdout, "comparing") || strings.Contains(res.stdout, "modified:") {
+		t.Errorf("diff -q prints its heading or summary:\n%s", res.stdout)
+	}
+}

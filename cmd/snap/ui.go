@@ -83,7 +83,17 @@ func (u *ui) initLog(e *env) {
 
 // printf prints a human result line (suppressed by --quiet and --json).
 func (u *ui) printf(format string, args ...any) {
-	if u.quiet || u.json {
+	if u.quiet {
+		return
+	}
+	u.resultf(format, args...)
+}
+
+// resultf prints a line of what a listing command was asked for (stats,
+// the plan of a dry run): shown also with --quiet, which hides only
+// headings, summaries and notices; not with --json.
+func (u *ui) resultf(format string, args ...any) {
+	if u.json {
 		return
 	}
 	u.mu.Lock()
