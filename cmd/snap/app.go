@@ -96,7 +96,7 @@ func newApp(e *env) *cli.App {
 		// Errors are printed once, by run, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
-			return usagef("%s (see 'snap --help')", flagError(err))
+			return usagef("%s (see 'snap --help')", flagError(err, c.App.Flags))
 		},
 	}
 	// With a "help" command of its own, the library no longer adds
@@ -126,8 +126,9 @@ var (
 	twoFlagForms  = regexp.MustCompile(`^Cannot use two forms of the same flag: (\S+) (\S+)$`)
 )
 
-// flagError words the flag package's errors as the user wrote the flag.
-func flagError(err error) string {
+// flagError words the flag package's errors as the user wrote the flag;
+// flags are the command's, for what a bad value should have looked like.
+func flagError(err error, flags []cli.Flag) string {
 	msg := err.Error()
 	dashes := func(name string) string {
 		if len(name) == 1 {
@@ -139,7 +140,11 @@ func flagError(err error) string {
 		return "unknown flag " + dashes(m[1])
 	}
 	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
-		return "invalid value " + m[1] + " for " + dashes(m[2]) + ": expected a number"
+		expected := "expected a number"
+		if _, ok := lookupFlag(flags, "--"+m[2]).(*cli.DurationFlag); ok {
+			expected = "expected a duration such as 90s, 10m or 2h"
+		}
+		return "invalid value " + m[1] + " for " + dashes(m[2]) + ": " + expected
 	}
 	if m := twoFlagForms.FindStringSubmatch(msg); m != nil {
 		return dashes(m[1]) + " and " + dashes(m[2]) + " are one flag: give it once"
@@ -227,7 +232,7 @@ func addGlobalFlags(cmd *cli.Command) {
 	}
 	if cmd.OnUsageError == nil {
 		cmd.OnUsageError = func(c *cli.Context, err error, isSub bool) error {
-			return usagef("%s (see 'snap %s --help')", flagError(err), commandName(c))
+			return usagef("%s (see 'snap %s --help')", flagError(err, cmd.Flags), commandName(c))
 		}
 	}
 	for _, sub := range cmd.Subcommands {

@@ -76,6 +76,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--no-lock", "key", "add"}, "'key add' takes no lock anyway"},
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
 		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
+		{[]string{"create", "--hook-timeout", "forever", tr.dir}, `invalid value "forever" for --hook-timeout: expected a duration such as 90s, 10m or 2h`},
+		{[]string{"forget", "--keep-last", "1", "--instant"}, "--instant is an option of --prune: add --prune, or leave it out"},
+		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a word without spaces (commas separate tags)`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 		// A flag of one value given twice used to take the last silently.
 		{[]string{"forget", "--keep-last", "5", "--dry-run", "--keep-last", "3"}, `--keep-last given twice, as "5" and as "3": give it once`},

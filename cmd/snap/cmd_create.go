@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,7 +104,12 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	}
 	for _, t := range c.StringSlice("tag") {
 		for _, tag := range strings.Split(t, ",") {
-			if tag != "" {
+			switch {
+			case strings.ContainsAny(tag, " \t\n\r"):
+				// 'snap tag', forget --keep-tag and the config refuse such
+				// a tag; saved, it could be neither kept nor removed.
+				return o, plan, usagef("--tag %q: a tag is a word without spaces (commas separate tags)", t)
+			case tag != "" && !slices.Contains(o.Tags, tag):
 				o.Tags = append(o.Tags, tag)
 			}
 		}
