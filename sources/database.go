@@ -324,7 +324,7 @@ func (r *completeReader) Close() error {
 		return err // the tool failed, or the dump was not read to its end
 	}
 	if tail := r.tail[max(0, len(r.tail)-completeTail):]; !bytes.Contains(tail, []byte(r.marker)) {
-		return fmt.Errorf("%s exited with status 0, but its output (%d bytes) does not end with %q: the dump is incomplete; see the lines %s printed above", r.tool, r.n, r.marker, r.tool)
+		return fmt.Errorf("%s exited with status 0, but its output (%d bytes) does not end with %q: the dump is incomplete (%s, or a wrapper around it, stopped early without reporting a failure; any lines it printed are above)", r.tool, r.n, r.marker, r.tool)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -65,8 +66,23 @@ func checkSQLiteFile(file string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("sqlite://%s is not a regular file", file)
 	}
+	// sqlite3 would say "Parse error near line 5: file is not a
+	// database", the line being one of snap's script.
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("sqlite://%s: %w", file, unwrapPathErr(err))
+	}
+	defer f.Close()
+	header := make([]byte, len(sqliteHeader))
+	if n, _ := io.ReadFull(f, header); n > 0 && (n < len(header) || string(header) != sqliteHeader) {
+		return fmt.Errorf("sqlite://%s is not a SQLite database (it does not start with %q); check the path", file, strings.TrimRight(sqliteHeader, "\x00"))
+	}
 	return nil
 }
+
+// sqliteHeader starts every SQLite 3 database file (an empty file is an
+// empty database too).
+const sqliteHeader = "SQLite format 3\x00"
 
 // sqliteRestore loads the dump into a new file beside the target and
 // renames it into place once it has loaded, so the target is never half

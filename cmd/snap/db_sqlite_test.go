@@ -185,7 +185,8 @@ func TestSQLiteMissingFile(t *testing.T) {
 	}
 	garbage := filepath.Join(tr.dir, "garbage.db")
 	writeFile(t, garbage, []byte("this is not a database, but long enough to look like one to a careless tool......"))
-	if res := tr.run("create", "--db", "sqlite://"+garbage); res.code != 1 || !strings.Contains(res.stderr, "not a database") {
+	if res := tr.run("create", "--db", "sqlite://"+garbage); res.code != 1 || !strings.Contains(res.stderr, "garbage.db is not a SQLite database (it does not start with \"SQLite format 3\"); check the path") ||
+		strings.Contains(res.stderr, "line 5") {
 		t.Fatalf("dump of a file that is no database: exit %d, want 1\n%s", res.code, res.stderr)
 	}
 	if n := tr.snapshotCount(); n != 0 {
