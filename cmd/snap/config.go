@@ -877,10 +877,23 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			dir := strings.TrimPrefix(loc, "local:")
 			if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
 				key := sub(at, "repository")
-				if _, own := d.lines[key.String()]; !own {
+				_, own := d.lines[key.String()]
+				switch {
+				case !own:
 					key = toml.Key{"repository"}
+					d.errorf(key, "no repository at %s: create it with 'snap init' (it reads the repository and password from this file)", dir)
+				default:
+					// 'snap init --config' would make the file's top-level
+					// repository, not this job's.
+					how := "snap init -r " + shQuote(dir)
+					switch {
+					case j.PasswordFile != "":
+						how += " --password-file " + shQuote(cfg.resolveRelative(j.PasswordFile))
+					case j.PasswordCommand != "":
+						how += " --password-command " + shQuote(j.PasswordCommand)
+					}
+					d.errorf(key, "no repository at %s: create it with '%s'", dir, how)
 				}
-				d.errorf(key, "no repository at %s: create it with 'snap init' (it reads the repository and password from this file)", dir)
 			}
 		}
 		for _, s := range j.Schedule {

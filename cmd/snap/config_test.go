@@ -247,6 +247,11 @@ password_file = "pw"
 paths = ["` + dir + `", "/nonexistent/snap-test-path"]
 schedule = ["daily", "every blue moon"]
 databases = ["sqlite:///nonexistent/snap-test.db"]
+
+[jobs.b]
+paths = ["` + dir + `"]
+repository = "` + filepath.Join(dir, "jobrepo") + `"
+password_file = "pw"
 `
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -272,6 +277,9 @@ databases = ["sqlite:///nonexistent/snap-test.db"]
 		":5: jobs.a.paths: /nonexistent/snap-test-path: no such file",
 		":6: jobs.a.schedule: \"every blue moon\" is not a systemd calendar expression",
 		":7: jobs.a.databases: sqlite:///nonexistent/snap-test.db: no such file",
+		// A job's own repository: 'snap init --config' would make the
+		// top-level one.
+		":11: jobs.b.repository: no repository at " + filepath.Join(dir, "jobrepo") + ": create it with 'snap init -r '" + filepath.Join(dir, "jobrepo") + "' --password-file '" + pw + "''",
 	} {
 		if !strings.Contains(all, frag) {
 			t.Errorf("missing %q in\n%s", frag, all)

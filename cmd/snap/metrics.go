@@ -62,7 +62,14 @@ func writeJobMetrics(dir string, res jobResult, sn *snapshot.Snapshot, end time.
 		metric("snap_job_added_bytes", "Bytes the last run added to the repository, after compression.", float64(sn.Summary.AddedBytes))
 		metric("snap_job_unreadable_files", "Files the last run could not read and left out of its snapshot.", float64(sn.Summary.Errors))
 	}
-	return writeFileAtomic(path, b.Bytes(), 0o644)
+	if err := writeFileAtomic(path, b.Bytes(), 0o644); err != nil {
+		// The temporary file's name says less than the directory's.
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or change metrics_dir", dir)
+		}
+		return fmt.Errorf("%s: %w", path, unwrapOS(err))
+	}
+	return nil
 }
 
 // previousMetric reads one metric's value from a file written by

@@ -78,3 +78,21 @@ paths = ["` + src + `"]
 		t.Errorf("config check without the metrics directory: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestRunMetricsDirMissing: a metrics directory that is not there is named
+// with the fix; the warning named the temporary file snap tried to make
+// in it. The job itself succeeds.
+func TestRunMetricsDirMissing(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+`)
+	res := tr.runConfig([]string{"SNAP_METRICS_DIR=" + filepath.Join(tr.dir, "nowhere")}, "run", "--config", cfg)
+	want := "metrics directory " + filepath.Join(tr.dir, "nowhere") + " does not exist or is not a directory: create it, or change metrics_dir"
+	if res.code != 0 || !strings.Contains(res.stderr, want) || strings.Contains(res.stderr, ".tmp") {
+		t.Errorf("run with a missing metrics directory: exit %d, want %q:\n%s", res.code, want, res.stderr)
+	}
+}

@@ -65,7 +65,8 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	}
 	f, ok := e.stdin.(*os.File)
 	if !e.stdinTTY || !ok {
-		return "", usagef("no %s password: use %s, %s_FILE, %s or %s_COMMAND", what, passwordFileFlag(envVar), envVar, envVar, envVar)
+		file := passwordFileFlag(envVar)
+		return "", usagef("no %s password: use %s (or %s_FILE), %s, or %s (or %s_COMMAND)", what, file, envVar, envVar, strings.TrimSuffix(file, "-file")+"-command", envVar)
 	}
 	fmt.Fprintf(e.stderr, "enter %s password: ", what)
 	pw, err := readTerminal(ctx, int(f.Fd()))

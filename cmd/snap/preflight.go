@@ -54,7 +54,7 @@ func preflight(ctx context.Context, u *ui, r *repo.Repository, minFree uint64) e
 		u.printf("repository %s: writable, %s free", loc, humanBytes(int64(free)))
 	}
 	if free < minFree {
-		return fmt.Errorf("repository %s has %s free, below --min-free %s: free some space there or lower --min-free; nothing was read",
+		return fmt.Errorf("repository %s has %s free, below --min-free %s: free some space there or lower --min-free (min_free in a job); nothing was read",
 			loc, humanBytes(int64(free)), humanBytes(int64(minFree)))
 	}
 	return nil
