@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,7 +24,17 @@ func filterFlags() []cli.Flag {
 }
 
 func filterFrom(c *cli.Context) snapshot.Filter {
-	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: multiValues(c, "path")}
+	var paths []string
+	for _, p := range multiValues(c, "path") {
+		// create stores absolute paths: a relative one given here means
+		// what it meant to create, from the working directory (it
+		// matched nothing, silently).
+		if abs, err := filepath.Abs(p); err == nil && !filepath.IsAbs(p) {
+			p = abs
+		}
+		paths = append(paths, p)
+	}
+	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: paths}
 }
 
 // parseAt reads a point in time for --at and --until: the last instant of

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -306,5 +307,24 @@ func TestPathsNotValidUTF8(t *testing.T) {
 	}
 	if s := tr.create(a); s.ReadBytes != 0 {
 		t.Errorf("the second create of %q read %d bytes: no parent found", a, s.ReadBytes)
+	}
+}
+
+// TestRelativePathFilter: --path relative to the working directory means
+// what it meant to create, which stores absolute paths; it used to match
+// nothing, without a word.
+func TestRelativePathFilter(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	writeFile(t, filepath.Join(tr.dir, "data", "a", "f"), []byte("a"))
+	writeFile(t, filepath.Join(tr.dir, "data", "b", "f"), []byte("b"))
+	tr.mustRun("create", filepath.Join(tr.dir, "data", "a"))
+	tr.mustRun("create", filepath.Join(tr.dir, "data", "b"))
+	cmd := exec.Command(snapBin, "list", "--path", "data/a", "--json")
+	cmd.Dir, cmd.Env = tr.dir, append(baseEnv(), tr.env...)
+	out, err := cmd.Output()
+	var list []snapshotJSON
+	if err != nil || json.Unmarshal(out, &list) != nil || len(list) != 1 || list[0].Paths[0] != filepath.Join(tr.dir, "data", "a") {
+		t.Errorf("list --path data/a from %s: %v\n%s", tr.dir, err, out)
 	}
 }
