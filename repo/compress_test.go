@@ -292,3 +292,25 @@ func TestObjectBombs(t *testing.T) {
 		t.Errorf("a raw lock of 2 MiB: %v, want a corruption error", err)
 	}
 }
+
+// TestSealObjectOnce: the same document sealed twice as SaveObjectOnce
+// seals it is the same bytes (one object, one ID), and opens like any
+// other; another document gets another nonce, and sealObject a random one.
+func TestSealObjectOnce(t *testing.T) {
+	r := testRepository(t, nil)
+	doc := []byte(`{"time":"2026-12-04T21:00:00Z","host":"h","tree":"x"}`)
+	a, b := r.sealObjectOnce(doc), r.sealObjectOnce(doc)
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same document sealed twice differs")
+	}
+	if out, err := r.OpenObject(Handle{Type: SnapshotFile, Name: Hash(a).String()}, a); err != nil || !bytes.Equal(out, doc) {
+		t.Fatalf("open: %q, %v", out, err)
+	}
+	other := r.sealObjectOnce(append(doc[:len(doc)-1:len(doc)-1], ' ', '}'))
+	if bytes.Equal(a[:nonceSize], other[:nonceSize]) {
+		t.Error("two documents share a nonce")
+	}
+	if random := r.sealObject(doc); bytes.Equal(random[:nonceSize], a[:nonceSize]) {
+		t.Error("sealObject took the derived nonce")
+	}
+}

@@ -64,6 +64,13 @@ func (s *sealer) seal(dst, plaintext []byte) []byte {
 		// crypto/rand never fails on Linux; a broken RNG must not produce data.
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
+	return s.sealWith(dst, nonce, plaintext)
+}
+
+// sealWith is seal with a nonce the caller chose; it must never be used
+// for two different plaintexts (SaveObjectOnce derives it from the
+// plaintext).
+func (s *sealer) sealWith(dst []byte, nonce [nonceSize]byte, plaintext []byte) []byte {
 	dst = append(dst, nonce[:]...)
 	return s.aead.Seal(dst, nonce[:], plaintext, nil)
 }

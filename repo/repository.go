@@ -323,14 +323,50 @@ func maxObjectSize(t FileType) int {
 }
 
 func (r *Repository) sealObject(plain []byte) []byte {
+	return r.sealer.seal(nil, r.objectPayload(plain))
+}
+
+// objectPayload is what an object's encryption seals: a byte saying how
+// the rest is stored, then plain, compressed when that makes it smaller.
+func (r *Repository) objectPayload(plain []byte) []byte {
 	payload := make([]byte, 0, len(plain)/2+1)
 	payload = append(payload, objectZstd)
 	if comp, ok := r.comp.compress(payload, plain, CompressionDefault); ok {
-		payload = comp
-	} else {
-		payload = append(append(payload[:0], objectRaw), plain...)
+		return comp
 	}
-	return r.sealer.seal(nil, payload)
+	return append(append(payload[:0], objectRaw), plain...)
+}
+
+// objectNonceContext separates the key of SaveObjectOnce's nonces from
+// every other use of the ID key.
+const objectNonceContext = "snap 2026-12-04 object nonce from content"
+
+// SaveObjectOnce is SaveObject with the nonce derived from the object's
+// content (a BLAKE3 hash keyed by a key derived from the ID key), so that
+// the same plaintext saved twice is the same bytes under the same ID: two
+// copies of one snapshot made at the same moment, from two hosts, store
+// one document, where random nonces would make two that retention counts
+// twice. A nonce is reused only with the same plaintext, which AES-GCM
+// allows (it shows only that the two are equal, as their equal IDs do).
+func (r *Repository) SaveObjectOnce(ctx context.Context, t FileType, plain []byte) (ID, error) {
+	if err := checkObjectSize(t, plain); err != nil {
+		return ID{}, err
+	}
+	sealed := r.sealObjectOnce(plain)
+	id := Hash(sealed)
+	return id, r.be.Save(ctx, Handle{Type: t, Name: id.String()}, sealed)
+}
+
+// sealObjectOnce is sealObject with the nonce SaveObjectOnce describes.
+func (r *Repository) sealObjectOnce(plain []byte) []byte {
+	payload := r.objectPayload(plain)
+	var key [32]byte
+	blake3.DeriveKey(objectNonceContext, r.key.IDKey[:], key[:])
+	h, _ := blake3.NewKeyed(key[:]) // fails only for a key that is not 32 bytes
+	_, _ = h.Write(payload)
+	var nonce [nonceSize]byte
+	copy(nonce[:], h.Sum(nil))
+	return r.sealer.sealWith(nil, nonce, payload)
 }
 
 func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
@@ -364,10 +400,8 @@ func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
 // SaveObject encrypts plain and stores it as an object of type t, returning
 // its ID. The object is durable when SaveObject returns.
 func (r *Repository) SaveObject(ctx context.Context, t FileType, plain []byte) (ID, error) {
-	if limit := maxObjectSize(t); len(plain) > limit {
-		// A reader would refuse it: fail now rather than store what no
-		// one can open.
-		return ID{}, fmt.Errorf("%s object of %d bytes exceeds the %d-byte object limit", t, len(plain), limit)
+	if err := checkObjectSize(t, plain); err != nil {
+		return ID{}, err
 	}
 	sealed := r.sealObject(plain)
 	id := Hash(sealed)
@@ -375,6 +409,15 @@ func (r *Repository) SaveObject(ctx context.Context, t FileType, plain []byte) (
 		return id, err
 	}
 	return id, nil
+}
+
+// checkObjectSize refuses an object a reader would refuse: better to fail
+// now than to store what no one can open.
+func checkObjectSize(t FileType, plain []byte) error {
+	if limit := maxObjectSize(t); len(plain) > limit {
+		return fmt.Errorf("%s object of %d bytes exceeds the %d-byte object limit", t, len(plain), limit)
+	}
+	return nil
 }
 
 // LoadObject reads, verifies and decrypts an object.

@@ -152,7 +152,7 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 			return nil, err
 		}
 	}
-	if err := Save(ctx, c.dst.Repository(), &out); err != nil {
+	if err := SaveCopy(ctx, c.dst.Repository(), &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

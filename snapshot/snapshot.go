@@ -73,6 +73,18 @@ type Summary struct {
 // Save stores the snapshot document and sets sn.ID. Call it only after
 // every blob the snapshot refers to is durable and indexed.
 func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
+	return save(ctx, sn, r.SaveObject)
+}
+
+// SaveCopy is Save for a copied snapshot: its ID follows from its content
+// (repo.SaveObjectOnce), so that two copies of one snapshot into one
+// target, made at the same moment from two hosts that each found none
+// there, store one document instead of two.
+func SaveCopy(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
+	return save(ctx, sn, r.SaveObjectOnce)
+}
+
+func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, repo.FileType, []byte) (repo.ID, error)) error {
 	doc := *sn
 	doc.RawPaths = nil
 	for _, p := range sn.Paths {
@@ -87,7 +99,7 @@ func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
 	if err != nil {
 		return err
 	}
-	id, err := r.SaveObject(ctx, repo.SnapshotFile, data)
+	id, err := saveObject(ctx, repo.SnapshotFile, data)
 	if err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -300,6 +302,39 @@ func TestCopyDamagedData(t *testing.T) {
 		if err != nil || len(got) != 1<<20 {
 			t.Errorf("copied snapshot of %s: %v", name, err)
 		}
+	}
+}
+
+// TestCopyTwoAtOnce: two copies of one source into one target, with
+// caches of their own (two hosts), run at the same time; each snapshot
+// must end up in the target once. Each used to save every snapshot: the
+// target was read only at the start.
+func TestCopyTwoAtOnce(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	for i, name := range []string{"p", "q", "r"} {
+		writeFile(t, filepath.Join(tr.dir, "src", name, "f"), randomBytes(uint64(10+i), 2<<20))
+		tr.mustRun("create", filepath.Join(tr.dir, "src", name))
+	}
+	dst := filepath.Join(tr.dir, "dst")
+	tr.mustRun("init", "--repo", dst)
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for _, cache := range []string{"cache-a", "cache-b"} {
+		// Slow enough that both read the target's (empty) list before
+		// either saves a snapshot.
+		cmd, out := tr.start([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, cache)}, "copy", "--to", dst, "--limit-download", "6MiB")
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("copy %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	var list []snapshotJSON
+	must(t, json.Unmarshal([]byte(tr.mustRun("list", "--repo", dst, "--json").stdout), &list))
+	if len(list) != 3 {
+		t.Errorf("%d snapshots in the target after two copies at once, want 3:\n%s\n%s", len(list), outs[0], outs[1])
 	}
 }
 
