@@ -276,6 +276,10 @@ func (w *Writer) SaveDictionary(ctx context.Context, id repo.ID, plain []byte) e
 }
 
 func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte, bases []repo.ID, dict *repo.Dictionary) (bool, error) {
+	if len(plain) > repo.MaxBlobSize {
+		// Readers refuse it, and the index segment that would list it.
+		return false, fmt.Errorf("%s blob %s of %d bytes exceeds the %d-byte limit of a blob", t, id.Short(), len(plain), repo.MaxBlobSize)
+	}
 	k := blobKeyT{t, id}
 	w.mu.Lock()
 	if w.err != nil {

@@ -1315,7 +1315,7 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		}
 		entries = append(entries, a.saveEntry(ctx, cp, cm, pn))
 	}
-	go func() { out <- a.safe(func() fileResult { return a.finishDir(ctx, m, entries) }) }()
+	go func() { out <- a.safe(func() fileResult { return a.finishDir(ctx, p, m, entries) }) }()
 }
 
 type statResult struct {
@@ -1375,8 +1375,18 @@ func (a *archiver) statAll(p string, names []string, pnodes []*Node) []statResul
 	return out
 }
 
+// TreeTooLargeError is a directory whose listing (names and metadata of
+// its entries: extended attributes and ACLs count) exceeds what one tree
+// blob may hold, repo.MaxBlobSize.
+type TreeTooLargeError struct{ Entries, Bytes int }
+
+func (e *TreeTooLargeError) Error() string {
+	return fmt.Sprintf("its listing of %d entries takes %.1f MiB, more than the %d MiB a directory may take in a snapshot; split it between snapshots with --exclude patterns (names a–m in one, the rest in another)",
+		e.Entries, float64(e.Bytes)/(1<<20), repo.MaxBlobSize>>20)
+}
+
 // finishDir waits for a directory's entries, in order, and saves its tree.
-func (a *archiver) finishDir(ctx context.Context, m sources.Meta, entries []chan fileResult) fileResult {
+func (a *archiver) finishDir(ctx context.Context, p string, m sources.Meta, entries []chan fileResult) fileResult {
 	tree := &Tree{Nodes: make([]Node, 0, len(entries))}
 	var fatal error
 	for _, e := range entries {
@@ -1392,6 +1402,10 @@ func (a *archiver) finishDir(ctx context.Context, m sources.Meta, entries []chan
 		return fileResult{err: fatal, fatal: true}
 	}
 	id, err := a.saveTree(ctx, tree)
+	var tooLarge *TreeTooLargeError
+	if errors.As(err, &tooLarge) {
+		err = fmt.Errorf("directory %s: %w", sources.DisplayPath(p), err)
+	}
 	if err != nil {
 		return fileResult{err: err, fatal: true}
 	}
@@ -1410,6 +1424,11 @@ func (a *archiver) saveEmptyDir(ctx context.Context, m sources.Meta) fileResult 
 
 func (a *archiver) saveTree(ctx context.Context, t *Tree) (repo.ID, error) {
 	plain := t.Encode()
+	if len(plain) > repo.MaxBlobSize {
+		// A reader refuses a larger blob: saved, it would make the
+		// snapshot unreadable, and the index segment that lists it too.
+		return repo.ID{}, &TreeTooLargeError{Entries: len(t.Nodes), Bytes: len(plain)}
+	}
 	h := a.ix.Hasher()
 	id := repo.ID(h.Sum(plain))
 	a.ix.PutHasher(h)

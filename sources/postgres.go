@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -170,11 +171,15 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		}
 	}
 	if created {
-		create := "CREATE DATABASE :\"name\" TEMPLATE template0;\n"
+		var err error
 		if props.createWith != "" {
-			create = "CREATE DATABASE :\"name\" WITH " + props.createWith + "\n"
+			err = d.createUninterrupted(ctx, into, "CREATE DATABASE :\"name\" WITH "+props.createWith+"\n")
+		} else {
+			br := bufio.NewReaderSize(dump, pgHeaderSize)
+			dump = br
+			err = d.createLike(ctx, into, dumpEncoding(br), o)
 		}
-		if err := d.createUninterrupted(ctx, into, create); err != nil {
+		if err != nil {
 			return false, err
 		}
 	}
@@ -230,6 +235,46 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		return false, nil
 	}
 	return created, nil
+}
+
+// pgHeaderSize is how much of a dump's start dumpEncoding looks at: pg_dump
+// writes its SET lines within the first kilobyte.
+const pgHeaderSize = 16 << 10
+
+var pgClientEncoding = regexp.MustCompile(`(?m)^SET client_encoding = '([A-Za-z0-9_]+)';$`)
+
+// dumpEncoding returns the encoding a plain pg_dump was written in, which
+// is its database's (pg_dump sets client_encoding to it), or "".
+func dumpEncoding(br *bufio.Reader) string {
+	head, _ := br.Peek(pgHeaderSize)
+	if m := pgClientEncoding.FindSubmatch(head); m != nil {
+		return string(m[1])
+	}
+	return ""
+}
+
+// createLike creates a database for a dump with the dump's encoding: with
+// the server's default (template0's), a LATIN1 database came back as UTF8,
+// and a UTF8 one as SQL_ASCII on a server whose default that is, where
+// length() then counts bytes. A server whose default locale cannot hold
+// the encoding (C.UTF-8 and LATIN1) gets locale C, which holds any, and
+// says so.
+func (d *Database) createLike(ctx context.Context, name, encoding string, o RestoreOptions) error {
+	if encoding == "" {
+		return d.createUninterrupted(ctx, name, "CREATE DATABASE :\"name\" TEMPLATE template0;\n")
+	}
+	create := "CREATE DATABASE :\"name\" TEMPLATE template0 ENCODING '" + encoding + "';\n"
+	err := d.createUninterrupted(ctx, name, create)
+	if err == nil || !strings.Contains(err.Error(), "incompatible with the") && !strings.Contains(err.Error(), "does not match locale") || ctx.Err() != nil {
+		return err
+	}
+	if err := d.createUninterrupted(ctx, name, "CREATE DATABASE :\"name\" TEMPLATE template0 ENCODING '"+encoding+"' LOCALE 'C';\n"); err != nil {
+		return err
+	}
+	if o.Stderr != nil {
+		o.Stderr(fmt.Sprintf("note: database %s was created with encoding %s, the dump's, and locale C: the server's default locale does not support %s", name, encoding, encoding))
+	}
+	return nil
 }
 
 // cleanupTimeout bounds what a stopped restore does to leave nothing behind,
