@@ -760,7 +760,7 @@ func TestTreeTooLargeRefused(t *testing.T) {
 	}
 	_, err := a.saveTree(context.Background(), tree)
 	var tooLarge *TreeTooLargeError
-	if !errors.As(err, &tooLarge) || !strings.Contains(err.Error(), "more than the 256 MiB a directory may take in a snapshot; exclude part of it") {
+	if !errors.As(err, &tooLarge) || !strings.Contains(err.Error(), "more than the 256 MiB a directory may take in a snapshot; split it between snapshots with --exclude") {
 		t.Fatalf("saveTree of a listing over the limit: %v", err)
 	}
 	if _, err := w.Save(context.Background(), repo.TreeBlob, repo.ID{1}, make([]byte, repo.MaxBlobSize+1)); err == nil {
