@@ -123,6 +123,11 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		if err != nil {
 			return o, plan, usagef("--time %q: use RFC 3339, e.g. 2026-11-20T03:00:00Z", t)
 		}
+		if ts.Year() < 1970 {
+			// The zero time would be taken for "not given" (now), and
+			// no backup predates 1970.
+			return o, plan, usagef("--time %q: give a time from 1970 on", t)
+		}
 		o.Time = ts
 	}
 	x := excludeSpec{patterns: multiValues(c, "exclude"), files: multiValues(c, "exclude-file"),
