@@ -73,6 +73,7 @@ func ParseSpan(s string) (Span, error) {
 	if rest == "" {
 		return sp, fmt.Errorf("empty duration: use e.g. 7d, 2w, 6m, 1y or 36h")
 	}
+	last := -1 // the rank of the unit before, in "ymwdh"
 	for rest != "" {
 		i := 0
 		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
@@ -99,6 +100,13 @@ func ParseSpan(s string) (Span, error) {
 		default:
 			return Span{}, fmt.Errorf("duration %q: unknown unit %q; use y, m (months), w, d or h", s, rest[i])
 		}
+		// Units from the largest down, as in "1y6m": "1h30m" reads as
+		// Go's one and a half hours, but would be 30 months here.
+		rank := strings.IndexByte("ymwdh", rest[i])
+		if rank <= last {
+			return Span{}, fmt.Errorf("duration %q: give the units from years down to hours (y, m, w, d, h), each once; \"m\" is months, and there are no minutes", s)
+		}
+		last = rank
 		rest = rest[i+1:]
 	}
 	return sp, nil

@@ -195,7 +195,8 @@ func TestParseSpan(t *testing.T) {
 			t.Errorf("ParseSpan(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "7", "d", "7x", "1.5d", "-3d", "99999999999d"} {
+	// "1h30m" would be 30 months and an hour: units go from the largest down.
+	for _, bad := range []string{"", "7", "d", "7x", "1.5d", "-3d", "99999999999d", "1h30m", "1d1y", "1d1d"} {
 		if _, err := ParseSpan(bad); err == nil {
 			t.Errorf("ParseSpan(%q) accepted", bad)
 		}
