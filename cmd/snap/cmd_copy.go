@@ -223,8 +223,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	case copied == 0 && len(damaged) == 0:
 		u.printf("all %d snapshots are already in %s; nothing copied", skipped, dst.r.Backend().Location())
 	default:
-		u.printf("copied %s to %s (%d already there): %d new blobs, %s added; read %d blobs (%s) from the source",
-			plural(copied, "snapshot", "snapshots"), dst.r.Backend().Location(), skipped, st.Blobs, humanBytes(st.StoredBytes), st.ReadBlobs, humanBytes(st.ReadBytes))
+		u.printf("copied %s to %s (%d already there): %s, %s added; read %s (%s) from the source",
+			plural(copied, "snapshot", "snapshots"), dst.r.Backend().Location(), skipped, plural(int(st.Blobs), "new blob", "new blobs"), humanBytes(st.StoredBytes),
+			plural(int(st.ReadBlobs), "blob", "blobs"), humanBytes(st.ReadBytes))
 	}
 	return unreadErr
 }

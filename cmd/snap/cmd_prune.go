@@ -225,17 +225,17 @@ func printPrune(u *ui, st *index.PruneStats) {
 		u.printf("%s %s left by interrupted runs (%s)", would("removed", "would remove"), plural(st.TempFiles, "temporary file", "temporary files"), humanBytes(st.TempBytes))
 	}
 	if st.OrphansKept > 0 {
-		u.printf("left %d unindexed packs alone: another snap process is running and may still index them", st.OrphansKept)
+		u.printf("left %s alone: another snap process is running and may still index them", plural(st.OrphansKept, "unindexed pack", "unindexed packs"))
 	}
 	if n := len(st.MarkedPacks); n > 0 {
-		u.printf("%s %d packs (%s) for deletion; a prune after %s deletes them", would("marked", "would mark"), n, humanBytes(st.MarkedBytes),
+		u.printf("%s %s (%s) for deletion; a prune after %s deletes them", would("marked", "would mark"), plural(n, "pack", "packs"), humanBytes(st.MarkedBytes),
 			localTime(st.MarkedDue))
 	}
 	if n := len(st.RescuedPacks); n > 0 {
-		u.printf("%s %d marked packs live again: snapshots made since the mark use them", would("made", "would make"), n)
+		u.printf("%s %s live again: snapshots made since the mark use them", would("made", "would make"), plural(n, "marked pack", "marked packs"))
 	}
 	if st.PendingPacks > 0 {
-		msg := fmt.Sprintf("%d packs (%s) stay marked", st.PendingPacks, humanBytes(st.PendingBytes))
+		msg := fmt.Sprintf("%s (%s) stay marked", plural(st.PendingPacks, "pack", "packs"), humanBytes(st.PendingBytes))
 		if st.BlockedBy != "" {
 			msg += fmt.Sprintf("; some are due but wait for the %s to end: it was taken less than %v after they were marked, so its process may rely on them", st.BlockedBy, index.MarkGrace)
 		}
@@ -245,7 +245,7 @@ func printPrune(u *ui, st *index.PruneStats) {
 		u.printf("%s", msg)
 	}
 	if n := len(st.MissingPacks); n > 0 {
-		u.printf("%s %d packs missing from data/ that no snapshot needs from the index", would("dropped", "would drop"), n)
+		u.printf("%s %s missing from data/ that no snapshot needs from the index", would("dropped", "would drop"), plural(n, "pack", "packs"))
 	}
 	if u.verbose {
 		for _, x := range []struct {
@@ -261,14 +261,17 @@ func printPrune(u *ui, st *index.PruneStats) {
 		u.printf("dry run: nothing was changed; the repository would go from %s to about %s", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes))
 		return
 	}
-	u.printf("index: wrote %d segments, removed %d", st.SegmentsWritten, st.SegmentsRemoved)
+	u.printf("index: wrote %s, removed %d", plural(st.SegmentsWritten, "segment", "segments"), st.SegmentsRemoved)
 	freed := st.BeforeBytes - st.AfterBytes
 	if freed >= 0 {
 		u.printf("size: %s before, %s after: %s freed", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), humanBytes(freed))
 	} else {
 		why := "the new index files outweigh what was deleted"
-		if st.RepackedPacks > 0 && !st.Instant {
+		switch {
+		case st.RepackedPacks > 0 && !st.Instant:
 			why = "repacked copies are in place; the packs they replace go in a later prune"
+		case len(st.DeletedPacks) == 0 && len(st.OrphanPacks) == 0 && st.TempFiles == 0:
+			why = "nothing was deleted yet: the index files now record the marks"
 		}
 		u.printf("size: %s before, %s after (%s)", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), why)
 	}
