@@ -379,3 +379,34 @@ GRANT SELECT ON t TO "`+role+`";`)
 		t.Errorf("the database made for the failed load is left")
 	}
 }
+
+// TestPostgresNewDatabaseKeepsEncoding: a dump restored into a new
+// database gets the dump's encoding; it got the server's default (a LATIN1
+// database came back as UTF8, and a UTF8 one as SQL_ASCII on a server
+// whose default that is). A locale the encoding does not fit (C.UTF-8 and
+// LATIN1) gives way to C, with a note.
+func TestPostgresNewDatabaseKeepsEncoding(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.dropDatabase(db)
+	pg.mustQuery("postgres", `CREATE DATABASE "`+db+`" TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C';`)
+	// chr(223) is ß in LATIN1, whatever encoding the client speaks.
+	pg.mustQuery(db, "CREATE TABLE t (s text); INSERT INTO t VALUES ('Stra' || chr(223) || 'e');")
+	tr.mustRun("create", "--db", pg.url(db))
+	copyDB := db + "_copy"
+	res := tr.mustRun("restore", "latest", "--db", db, "--to", pg.url(copyDB))
+	encoding := func(name string) string {
+		return strings.TrimSpace(pg.mustQuery("postgres", "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = '"+name+"';"))
+	}
+	if got := encoding(copyDB); got != "LATIN1" {
+		t.Errorf("restored into a new database with encoding %s, want the dump's LATIN1\n%s%s", got, res.stdout, res.stderr)
+	}
+	if got := strings.TrimSpace(pg.mustQuery(copyDB, "SELECT s = 'Stra' || chr(223) || 'e' FROM t;")); got != "t" {
+		t.Errorf("rows of the copy: %q", got)
+	}
+	serverLocale := strings.TrimSpace(pg.mustQuery("postgres", "SELECT datctype FROM pg_database WHERE datname = 'template0';"))
+	if serverLocale != "C" && serverLocale != "POSIX" && !strings.Contains(res.stdout+res.stderr, "created with encoding LATIN1, the dump's, and locale C") {
+		t.Errorf("no note of the locale C (the server's is %s):\n%s%s", serverLocale, res.stdout, res.stderr)
+	}
+}
