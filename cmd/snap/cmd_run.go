@@ -277,10 +277,17 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 		}
 	}
 
+	// Opening the repository is the first step's work: its failure (and
+	// what the post hooks print about it) belongs to that step, and the
+	// steps after it are skipped, as after any failed step.
+	u.fields = map[string]any{"job": j.Name, "step": steps[0]}
 	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})
 	if err != nil {
 		j.postAfterFailure(ctx, u, st.location, err)
-		fail("", err)
+		fail(steps[0], err)
+		for _, step := range steps[1:] {
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
+		}
 		return res
 	}
 	defer s.close()

@@ -512,7 +512,7 @@ keep = { within = "0d" }
 func TestPostHooksRunOnEarlyFailures(t *testing.T) {
 	tr := newTestRepo(t)
 	log := filepath.Join(tr.dir, "hooks.log")
-	post := `post = ["echo \"$SNAP_STATUS $SNAP_EXIT_CODE\" >> ` + log + `"]`
+	post := `post = ["echo \"$SNAP_STATUS $SNAP_EXIT_CODE\" >> ` + log + `; echo posted"]`
 	cfg := tr.writeConfig(`[jobs.norepo]
 repository = "` + filepath.Join(tr.dir, "none") + `"
 paths = ["` + tr.dir + `"]
@@ -531,6 +531,28 @@ paths = ["` + filepath.Join(tr.dir, "missing") + `"]
 	}
 	if lines := strings.Split(strings.TrimSpace(string(got)), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "failure ") || !strings.HasPrefix(lines[1], "failure ") {
 		t.Errorf("post hooks wrote %q, want two failures", got)
+	}
+	// In JSON, the failure to open the repository is the create step's,
+	// and so are the post hook's lines (the job listed no steps, and
+	// those lines had no step).
+	res = tr.runConfig(nil, "run", "--config", cfg, "--json", "norepo")
+	hookLines := 0
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" {
+			steps, _ := l["steps"].([]any)
+			if len(steps) != 1 || steps[0].(map[string]any)["step"] != "create" || steps[0].(map[string]any)["status"] != "failed" {
+				t.Errorf("job summary of a job whose repository is missing: steps %v", l["steps"])
+			}
+		}
+		if l["type"] == "stderr" {
+			hookLines++
+			if l["step"] != "create" {
+				t.Errorf("a post hook's line without its step: %v", l)
+			}
+		}
+	}
+	if hookLines == 0 {
+		t.Errorf("no line of the post hook in:\n%s", res.stdout)
 	}
 	must(t, os.Remove(log))
 	res = tr.run("create", filepath.Join(tr.dir, "missing"), "--post", `echo "$SNAP_STATUS $SNAP_EXIT_CODE" >> `+log)
