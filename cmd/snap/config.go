@@ -159,17 +159,29 @@ func (p Problem) String() string {
 type ConfigError struct{ Problems []Problem }
 
 func (e *ConfigError) Error() string {
-	var errs []string
+	var errs []Problem
 	for _, p := range e.Problems {
 		if p.Severity == "error" {
-			errs = append(errs, p.String())
+			errs = append(errs, p)
 		}
 	}
-	msg := strings.Join(errs, "; ")
-	if len(errs) > 1 {
-		msg = fmt.Sprintf("%d problems in the config: %s", len(errs), msg)
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	// One line, read in a journal: the first few, in the file's order.
+	const shown = 3
+	var msgs []string
+	for _, p := range errs[:min(len(errs), shown)] {
+		msgs = append(msgs, p.String())
 	}
-	return msg + " (see 'snap config check')"
+	msg := strings.Join(msgs, "; ")
+	switch {
+	case len(errs) > shown:
+		msg = fmt.Sprintf("%d problems in the config, the first: %s; … (see 'snap config check' for all)", len(errs), msg)
+	case len(errs) > 1:
+		msg = fmt.Sprintf("%d problems in the config: %s (see 'snap config check')", len(errs), msg)
+	default:
+		msg += " (see 'snap config check')"
+	}
+	return msg
 }
 
 // xdgDir returns an XDG base directory variable's value, or "" when it is
@@ -250,6 +262,10 @@ func writableByOthers(path string) string {
 	return ""
 }
 
+// tomlDefinedTwice is the TOML parser's word for a table or key written
+// twice ("Key 'jobs.a' has already been defined.").
+var tomlDefinedTwice = regexp.MustCompile(`^Key '([^']+)' has already been defined\.?$`)
+
 // parseConfig checks the document's syntax and keys (not the environment:
 // see checkEnvironment).
 func parseConfig(path, doc string) (*Config, []Problem, error) {
@@ -266,6 +282,12 @@ func parseConfig(path, doc string) (*Config, []Problem, error) {
 			// naming the key it was reading points at the mistake itself.
 			if pe.LastKey != "" && !strings.Contains(msg, pe.LastKey) {
 				msg += " (in the value of " + pe.LastKey + ")"
+			}
+			if m := tomlDefinedTwice.FindStringSubmatch(msg); m != nil {
+				msg = fmt.Sprintf("%s is set twice; keep one", m[1])
+				if lines := strings.Split(doc, "\n"); line >= 1 && line <= len(lines) && strings.HasPrefix(strings.TrimSpace(lines[line-1]), "[") {
+					msg = fmt.Sprintf("[%s] is written twice; give one of them another name, or merge the two", m[1])
+				}
 			}
 		}
 		d.problems = append(d.problems, Problem{File: path, Line: line, Message: "TOML syntax: " + msg, Severity: "error"})
@@ -445,7 +467,11 @@ func (d *cfgDecoder) count(t map[string]any, at toml.Key, name string) int {
 		return 0
 	}
 	n, ok := v.(int64)
-	if !ok || n < 0 || n > 1<<31 {
+	switch {
+	case ok && n > 1<<31:
+		d.errorf(sub(at, name), "%d is more snapshots than snap counts (at most %d)", n, 1<<31)
+		return 0
+	case !ok || n < 0:
 		d.errorf(sub(at, name), "must be a whole number of snapshots (0 or more), not %s", tomlValue(v))
 		return 0
 	}
@@ -517,7 +543,7 @@ func (d *cfgDecoder) config(raw map[string]any) *Config {
 		}
 		cfg.Jobs = append(cfg.Jobs, d.job(cfg, name, at, t))
 	}
-	if len(jobs) == 0 && raw["jobs"] == nil {
+	if len(jobs) == 0 {
 		d.warnf(top, "no jobs: add a [jobs.NAME] table for 'snap run' and 'snap schedule'")
 	}
 	return cfg
@@ -686,6 +712,7 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 }
 
 func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
+	before := len(d.problems) // a policy whose values were refused is not also "no policy"
 	d.known(t, at, "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused", "delete_delay")
 	k := Keep{
 		Last: d.count(t, at, "last"), Hourly: d.count(t, at, "hourly"), Daily: d.count(t, at, "daily"),
@@ -713,7 +740,7 @@ func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
 			d.errorf(sub(at, "max_unused"), "%q: give a percentage such as \"5%%\"", k.MaxUnused)
 		}
 	}
-	if !k.Any() {
+	if !k.Any() && len(d.problems) == before {
 		if k.Prune {
 			d.errorf(at, "prune = true without a policy: add last, daily, … so snap knows what to keep")
 		} else if len(t) > 0 {
@@ -897,6 +924,9 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			}
 		}
 		for _, s := range j.Schedule {
+			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "\n\r") {
+				continue // reported with the job's keys
+			}
 			if calendar == nil {
 				if !warnedCalendar {
 					d.warnf(sub(at, "schedule"), "systemd-analyze is not installed: schedules were not checked")

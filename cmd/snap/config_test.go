@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -370,6 +371,29 @@ func TestConfigMessages(t *testing.T) {
 	}
 	if jobs, err := selectJobs(cfg, []string{"a", "a"}); err != nil || len(jobs) != 1 {
 		t.Errorf("run a a: %d jobs, %v", len(jobs), err)
+	}
+	// The parser's own words for a table or key written twice name no fix.
+	for doc, want := range map[string]string{
+		"[jobs.a]\npaths = [\"/a\"]\n[jobs.a]\npaths = [\"/b\"]\n": "[jobs.a] is written twice; give one of them another name, or merge the two",
+		"[jobs.a]\npaths = [\"/a\"]\npaths = [\"/b\"]\n":           "jobs.a.paths is set twice; keep one",
+		// Too large is not "not a whole number"; refused values are not
+		// also "no policy".
+		"[jobs.a]\npaths = [\"/a\"]\nkeep = { daily = 99999999999 }\n": "99999999999 is more snapshots than snap counts",
+	} {
+		_, _, err := parseConfig("snap.toml", doc)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "no policy") {
+			t.Errorf("%q: %v; want %q", doc, err, want)
+		}
+	}
+	// An empty [jobs] table is as good as none.
+	if _, problems, _ := parseConfig("snap.toml", "[jobs]\n"); len(problems) != 1 || !strings.Contains(problems[0].Message, "no jobs") {
+		t.Errorf("[jobs] without jobs: %v", problems)
+	}
+	// A run's error line lists the first problems in the file's order.
+	_, _, err = parseConfig("snap.toml", "[jobs.a]\npaths = [\"/a\"]\nkeep = { daily = -1, weekly = -2, monthly = -3, yearly = -4 }\n")
+	if msg := fmt.Sprint(err); !strings.Contains(msg, "5 problems in the config, the first: snap.toml:1: ") || !strings.Contains(msg, "(see 'snap config check' for all)") ||
+		strings.Count(msg, "snap.toml:") != 3 {
+		t.Errorf("four problems in one line: %s", msg)
 	}
 }
 
