@@ -46,7 +46,7 @@ func globalFlags(withEnv bool) []cli.Flag {
 		&cli.StringFlag{Name: "limit-download", Usage: "receive at most `SIZE` per second from the repository, or off (env SNAP_LIMIT_DOWNLOAD)"},
 		&cli.BoolFlag{Name: "no-lock", Usage: "restore, dump or check without a lock (a repository snap cannot write to, on a read-only mount); a prune running meanwhile can make them fail"},
 		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only warnings, errors and what a listing command was asked for"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail"},
 	}
 }

@@ -345,6 +345,7 @@ complete_line "$2" --config "$3" run ""
 complete_line "$2" --config "$3" schedule install ""
 complete_line snap restore latest --overwrite if
 complete_line snap create --compression ""
+complete_line snap backup --exclude-c
 `
 	cfg := filepath.Join(tr.dir, "snap.toml")
 	writeFile(t, cfg, []byte("repository = \"/r\"\n[jobs.web]\npaths = [\"/srv\"]\nschedule = \"daily\"\n[jobs.mail]\npaths = [\"/var/mail\"]\n"))
@@ -352,7 +353,8 @@ complete_line snap create --compression ""
 	if err != nil {
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
-	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\nweb\nif-changed\noff fastest default better\n" // schedule install: jobs with a schedule
+	// schedule install: jobs with a schedule; backup: create's alias.
+	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\nweb\nif-changed\noff fastest default better\n--exclude-caches\n"
 	if string(out) != want {
 		t.Errorf("bash completion:\n%s\nwant:\n%s", out, want)
 	}
@@ -380,8 +382,13 @@ words=(snap restore latest --target ""); CURRENT=5; _snap
 
 	fish := filepath.Join(tr.dir, "snap.fish")
 	writeFile(t, fish, []byte(tr.mustRun("completion", "fish").stdout))
-	out, err = exec.Command("fish", "-c", `source $argv[1]; complete -C"snap sche"; complete -C"snap schedule re"; complete -C"snap create --exc"; complete -C"snap restore latest --overwrite "`, fish).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "schedule\t") || !strings.Contains(string(out), "remove\t") || !strings.Contains(string(out), "--exclude\t") || !strings.Contains(string(out), "if-changed") {
+	// Job names come from the --config on the line (snap runs from PATH);
+	// descriptions carry no placeholder quotes.
+	fishCmd := exec.Command("fish", "-c", `source $argv[1]; complete -C"snap sche"; complete -C"snap schedule re"; complete -C"snap create --exc"; complete -C"snap restore latest --overwrite "; complete -C"snap --config $argv[2] run "; complete -C"snap backup --exclude-c"; complete -C"snap --limit-up"`, fish, cfg)
+	fishCmd.Env = append(os.Environ(), "PATH="+filepath.Dir(snapBin)+":"+os.Getenv("PATH"))
+	out, err = fishCmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "schedule\t") || !strings.Contains(string(out), "remove\t") || !strings.Contains(string(out), "--exclude\t") || !strings.Contains(string(out), "if-changed") ||
+		!strings.Contains(string(out), "web\n") || !strings.Contains(string(out), "--exclude-caches\t") || strings.Contains(string(out), "`") {
 		t.Errorf("fish completion: %v\n%s", err, out)
 	}
 
