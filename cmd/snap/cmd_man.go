@@ -26,7 +26,9 @@ func manCommand(e *env) *cli.Command {
 }
 
 // manDescription is the part of the man page that no command definition
-// holds: environment, files and exit status.
+// holds: environment, files and exit status. It ends with the heading of
+// the usage line that the library writes after it, which would otherwise
+// sit under the exit status.
 const manDescription = `snap backs up directories and database dumps into a deduplicating, encrypted repository, keeps
 generations by a retention policy, and restores any snapshot. Jobs in a config file run from
 systemd timers with **snap run**. The user guide is docs/usage.md.
@@ -64,6 +66,9 @@ Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPO
 - **11**: repository locked
 - **12**: wrong password
 - **130**: interrupted (the repository stays consistent)
+- **141**: standard output was closed by its reader (snap dump ... | head)
+
+# USAGE
 `
 
 // manPage renders the man page from an app whose commands carry only
