@@ -221,11 +221,11 @@ func addGlobalFlags(cmd *cli.Command) {
 	}
 	if action := cmd.Action; action != nil {
 		cmd.Action = func(c *cli.Context) error {
-			if name := commandName(c); gbool(c, "no-lock") && !noLockCommands[name] {
+			if name := commandName(c); gbool(c, "no-lock") && !readsOnly(c) {
 				if name == "unlock" || name == "key add" || name == "init" {
 					return usagef("--no-lock: '%s' takes no lock anyway, and changes the repository; leave --no-lock out", name)
 				}
-				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump and check (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
+				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump, check and repair index without --from-packs (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
 			}
 			return action(c)
 		}
@@ -243,6 +243,14 @@ func addGlobalFlags(cmd *cli.Command) {
 // noLockCommands may run with --no-lock: they write nothing to the
 // repository (openSessionWith then takes no lock for them).
 var noLockCommands = map[string]bool{"restore": true, "dump": true, "check": true, "list": true, "ls": true, "stats": true, "diff": true, "key list": true, "find": true}
+
+// readsOnly reports whether the command on c writes nothing to the
+// repository, so that it may run without a lock (--no-lock): the commands
+// above, and 'repair index' that rebuilds only the local cache.
+func readsOnly(c *cli.Context) bool {
+	name := commandName(c)
+	return noLockCommands[name] || name == "repair index" && !c.Bool("from-packs")
+}
 
 // commands lists every command. This is the one place a command is
 // registered.

@@ -78,6 +78,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
 		{[]string{"create", "--hook-timeout", "forever", tr.dir}, `invalid value "forever" for --hook-timeout: expected a duration such as 90s, 10m or 2h`},
 		{[]string{"create", "--time", "0001-01-01T00:00:00Z", tr.dir}, `--time "0001-01-01T00:00:00Z": give a time from 1970 on`},
+		{[]string{"--no-lock", "repair", "index", "--from-packs"}, "'repair index' changes the repository and needs its lock"},
+		{[]string{"ls", "latest", "--at", "1h"}, "give SNAPSHOT (latest) or --at, not both"},
 		{[]string{"forget", "--keep-last", "1", "--instant"}, "--instant is an option of --prune: add --prune, or leave it out"},
 		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a word without spaces (commas separate tags)`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
@@ -93,7 +95,9 @@ func TestExitCodes(t *testing.T) {
 	// Flags that collect values, booleans, and one value given twice the
 	// same way are not mistakes.
 	for _, args := range [][]string{{"list", "--tag", "a", "--tag", "b", "-q", "-q"}, {"forget", "--keep-last", "2", "--keep-last=2", "--dry-run"},
-		{"--repo", tr.repo, "list", "-r", tr.repo}} {
+		{"--repo", tr.repo, "list", "-r", tr.repo},
+		// Rebuilding the local cache writes nothing to the repository.
+		{"--no-lock", "repair", "index"}} {
 		if res := tr.run(args...); res.code != 0 {
 			t.Errorf("snap %v: exit %d: %s", args, res.code, res.stderr)
 		}

@@ -154,7 +154,7 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 	if err != nil {
 		return nil, err
 	}
-	if gbool(c, "no-lock") && noLockCommands[commandName(c)] {
+	if gbool(c, "no-lock") && readsOnly(c) {
 		// A lock is a file in the repository: on a read-only mount no
 		// command could take one, and nothing could be restored. Only
 		// commands that write nothing there may go without (the others
