@@ -892,7 +892,10 @@ func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, 
 func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	rc, err := s.Open(ctx)
 	if err != nil {
-		return fileResult{err: fmt.Errorf("%s: %w", s.Path, err), fatal: true}
+		if !strings.Contains(err.Error(), s.Path) { // a read error names it already
+			err = fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return fileResult{err: err, fatal: true}
 	}
 	// Close ends the dump (it may wait for the dump command and report
 	// its exit status), so it runs exactly once: here, or on the way out
@@ -904,7 +907,10 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 		err = cerr
 	}
 	if err != nil {
-		return fileResult{err: fmt.Errorf("%s: %w", s.Path, err), fatal: true}
+		if !strings.Contains(err.Error(), s.Path) { // a read error names it already
+			err = fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return fileResult{err: err, fatal: true}
 	}
 	now := a.opts.Now().UnixNano()
 	mode := s.Mode

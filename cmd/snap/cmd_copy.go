@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -87,7 +88,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	// cache directory, which the source's index holds open.
 	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, commandName(c), nil)
 	if err != nil {
-		return fmt.Errorf("target %s: %w", redactedLocation(to), err)
+		return targetError(to, err)
 	}
 	defer dst.close()
 	if src.r.Config().ID == dst.r.Config().ID {
@@ -97,7 +98,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		return usagef("--to %s has the source's repository ID %s: one is a copy of the other (made with rsync or cp), and snap copy needs a target of its own (snap init one); to update such a copy, rsync it again", redactedLocation(to), src.r.Config().ID[:8])
 	}
 	if err := dst.openIndex(c.Context, e, index.Options{}); err != nil {
-		return fmt.Errorf("target %s: %w", redactedLocation(to), err)
+		return targetError(to, err)
 	}
 
 	sns, err := src.snapshots(c.Context)
@@ -229,6 +230,26 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	}
 	return unreadErr
 }
+
+// targetError says that err is the target's, naming it once: most errors
+// of opening a repository start with its location already.
+func targetError(to string, err error) error {
+	loc := redactedLocation(to)
+	if strings.HasPrefix(err.Error(), loc+": ") {
+		return &renamedError{msg: "target " + err.Error(), err: err}
+	}
+	return fmt.Errorf("target %s: %w", loc, err)
+}
+
+// renamedError is err with another message, and err's meaning (its exit
+// code) for errors.As and errors.Is.
+type renamedError struct {
+	msg string
+	err error
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }
 
 // sameLocation reports whether two repository locations are one: the same
 // string, or local directories that are the same directory (a symlink).
