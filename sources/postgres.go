@@ -184,7 +184,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		}
 	}
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-", "--dbname=" + d.connURL(into)},
-		Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
+		Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: withoutNestedTransactionWarnings(o.Stderr), Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		if created {
 			// Leave nothing half-made behind, also what a dump's own
@@ -235,6 +235,23 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		return false, nil
 	}
 	return created, nil
+}
+
+// withoutNestedTransactionWarnings drops the two warnings psql prints for
+// every dump with large objects loaded in one transaction: pg_dump writes
+// BEGIN and COMMIT around them, which meet the restore's own transaction
+// ("there is already a transaction in progress", then "there is no
+// transaction in progress"). They are expected, and read as a problem.
+func withoutNestedTransactionWarnings(stderr func(string)) func(string) {
+	if stderr == nil {
+		return nil
+	}
+	return func(line string) {
+		if strings.HasSuffix(line, "WARNING:  there is already a transaction in progress") || strings.HasSuffix(line, "WARNING:  there is no transaction in progress") {
+			return
+		}
+		stderr(line)
+	}
 }
 
 // pgHeaderSize is how much of a dump's start dumpEncoding looks at: pg_dump
