@@ -317,7 +317,13 @@ func run(args []string, e *env) int {
 		if werr := out.failed(); werr != nil {
 			return &stdoutError{werr}
 		}
-		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
+		switch {
+		case err == nil || ctx.Err() == nil || errors.Is(err, errInterrupted):
+		case errors.Is(err, context.Canceled):
+			// "interrupted: load config: context canceled" said
+			// nothing more than "interrupted".
+			err = errInterrupted
+		default:
 			err = fmt.Errorf("%w: %v", errInterrupted, err)
 		}
 		return err

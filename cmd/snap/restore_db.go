@@ -153,6 +153,11 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 	if created {
 		note = " (created)"
 	}
+	if ctx.Err() != nil {
+		// Stopped once the load was in: the swap of a replaced database
+		// runs to its end rather than leave it under a temporary name.
+		u.noticef("the interrupt came after the dump had loaded: the restore was finished first")
+	}
 	if u.json {
 		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "db": src.Path, "to": into.String(),
 			"bytes": written.Load(), "created": created})
