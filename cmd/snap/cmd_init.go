@@ -21,6 +21,9 @@ func initCommand(e *env) *cli.Command {
 			&cli.UintFlag{Name: "kdf-time", Value: uint(repo.DefaultKDF.Time), Usage: "argon2id passes"},
 			&cli.UintFlag{Name: "kdf-memory", Value: uint(repo.DefaultKDF.MemoryKiB >> 10), Usage: "argon2id memory in MiB"},
 			&cli.StringFlag{Name: "reserve", Value: "64MiB", Usage: "`SIZE` set aside in a local repository so that forget and prune can run on a full disk (0: none)"},
+			&cli.StringFlag{Name: "copy-chunker-params-from", Usage: "cut files as the repository `REPO` does, so that snapshots copied from it ('snap copy') and backups made into the new one deduplicate against each other (env SNAP_FROM_REPOSITORY)", EnvVars: []string{"SNAP_FROM_REPOSITORY"}},
+			&cli.StringFlag{Name: "from-password-file", Usage: "read the password of --copy-chunker-params-from's repository from this file (env SNAP_FROM_PASSWORD_FILE; default: the new repository's password)", EnvVars: []string{"SNAP_FROM_PASSWORD_FILE"}},
+			&cli.StringFlag{Name: "from-password-command", Usage: "run this command for the password of --copy-chunker-params-from's repository (env SNAP_FROM_PASSWORD_COMMAND)", EnvVars: []string{"SNAP_FROM_PASSWORD_COMMAND"}},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -46,6 +49,48 @@ func initCommand(e *env) *cli.Command {
 	}
 }
 
+// chunkerParams returns the new repository's chunker parameters, for
+// files and for streams: fresh random ones, or those of the repository
+// --copy-chunker-params-from names (opened with its own password, else
+// with the new repository's, pw). Blob IDs are keyed per repository, but
+// 'snap copy' keeps the source's cuts and re-keys the chunks: with the
+// same cuts, a backup made into the target finds the copied chunks.
+func chunkerParams(c *cli.Context, e *env, u *ui, pw string) (files repo.ChunkerParams, streams *repo.ChunkerParams, err error) {
+	from := c.String("copy-chunker-params-from")
+	if from == "" {
+		params, err := chunk.NewParams()
+		if err != nil {
+			return files, nil, err
+		}
+		sp := params.StreamParams()
+		return repo.ChunkerParams{Polynomial: params.Polynomial, MinSize: params.MinSize, MaxSize: params.MaxSize, AverageBits: params.AverageBits},
+			&repo.ChunkerParams{Polynomial: sp.Polynomial, MinSize: sp.MinSize, MaxSize: sp.MaxSize, AverageBits: sp.AverageBits}, nil
+	}
+	st, err := settingsFrom(c, e)
+	if err != nil {
+		return files, nil, err
+	}
+	st.location, st.fromConfig = from, ""
+	st.password = func() (string, error) {
+		file, command := c.String("from-password-file"), c.String("from-password-command")
+		if file == "" && command == "" && e.getenv("SNAP_FROM_PASSWORD") == "" {
+			return pw, nil
+		}
+		return passwordFrom(c.Context, e, file, "SNAP_FROM_PASSWORD", command, false, "source repository")
+	}
+	src, _, err := openRepositoryWith(c.Context, e, u, st)
+	if err != nil {
+		return files, nil, fmt.Errorf("--copy-chunker-params-from %s: %w", redactedLocation(from), err)
+	}
+	defer src.Close()
+	cfg := src.Config()
+	if cfg.StreamChunker != nil {
+		sc := *cfg.StreamChunker
+		streams = &sc
+	}
+	return cfg.Chunker, streams, nil
+}
+
 func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserve int64) error {
 	u := newUI(c, e)
 	if location == "" {
@@ -59,19 +104,16 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	if err != nil {
 		return err
 	}
+	files, streams, err := chunkerParams(c, e, u, pw)
+	if err != nil {
+		return err
+	}
 	be, _, err := openBackend(c.Context, e, location, true, bo)
 	if err != nil {
 		return err
 	}
 	defer be.Close()
-	params, err := chunk.NewParams()
-	if err != nil {
-		return err
-	}
-	sp := params.StreamParams()
-	streams := &repo.ChunkerParams{Polynomial: sp.Polynomial, MinSize: sp.MinSize, MaxSize: sp.MaxSize, AverageBits: sp.AverageBits}
-	r, err := repo.Init(c.Context, be, pw, kdf, repo.ChunkerParams{Polynomial: params.Polynomial, MinSize: params.MinSize, MaxSize: params.MaxSize, AverageBits: params.AverageBits},
-		repo.Options{Now: e.now, StreamChunker: streams, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
+	r, err := repo.Init(c.Context, be, pw, kdf, files, repo.Options{Now: e.now, StreamChunker: streams, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 - **SNAP_CONNECTIONS**, **SNAP_LIMIT_UPLOAD**, **SNAP_LIMIT_DOWNLOAD**: defaults for --connections, --limit-upload and --limit-download.
 - **SNAP_TO_REPOSITORY**, **SNAP_TO_PASSWORD_FILE**, **SNAP_TO_PASSWORD**, **SNAP_TO_PASSWORD_COMMAND**: the target of **snap copy** and its password.
 - **SNAP_NEW_PASSWORD_FILE**, **SNAP_NEW_PASSWORD**, **SNAP_NEW_PASSWORD_COMMAND**: the new password of **snap key add** and **snap key passwd**.
+- **SNAP_FROM_REPOSITORY**, **SNAP_FROM_PASSWORD_FILE**, **SNAP_FROM_PASSWORD**, **SNAP_FROM_PASSWORD_COMMAND**: the repository whose chunker parameters **snap init --copy-chunker-params-from** takes, and its password.
 - **SNAP_METRICS_DIR**: default for **snap run --metrics-dir**.
 - **SNAP_PROGRESS_INTERVAL**: how often progress is shown (a duration; 0 turns JSON progress lines off).
 - **SNAP_DEBUG**: when set, an internal error also prints where it happened (a stack trace).

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -78,5 +79,40 @@ func TestBigFileDedup(t *testing.T) {
 	tr.mustRun("restore", s1.SnapshotID, "--target", target)
 	if got := hashFile(t, filepath.Join(target, big)); got != origHash {
 		t.Errorf("first snapshot restores a different file")
+	}
+}
+
+// TestCopyChunkerParams: a repository made with --copy-chunker-params-from
+// cuts files as the source does, so that a backup made into it finds the
+// chunks copied there from the source (3-2-1: nightly copies to a second
+// repository, and now and then a backup straight into it); one made
+// without the flag stores the data again.
+func TestCopyChunkerParams(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "big"), 7, 20_000_000)
+	tr.mustRun("create", src)
+	added := map[string]int64{}
+	for _, name := range []string{"shared", "own"} {
+		dst := filepath.Join(tr.dir, name)
+		args := []string{"init", "--repo", dst, "--kdf-memory", "8", "--kdf-time", "1"}
+		if name == "shared" {
+			args = append(args, "--copy-chunker-params-from", tr.repo)
+		}
+		tr.mustRun(args...)
+		tr.mustRun("copy", "--to", dst)
+		res := tr.mustRun("create", "--repo", dst, "--json", "--force", src)
+		added[name] = parseSummary(t, res.stdout).AddedBytes
+	}
+	if added["shared"] > 1<<20 || added["own"] < 10_000_000 {
+		t.Errorf("a backup after a copy added %d bytes with the source's chunker parameters and %d without; want next to nothing and the whole file", added["shared"], added["own"])
+	}
+	res := tr.runEnv([]string{"SNAP_FROM_PASSWORD=wrong"}, nil, "init", "--repo", filepath.Join(tr.dir, "third"), "--copy-chunker-params-from", tr.repo)
+	if res.code != exitWrongPass || !strings.Contains(res.stderr, "--copy-chunker-params-from "+tr.repo) {
+		t.Errorf("init with the wrong password for the source: exit %d: %s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tr.dir, "third")); err == nil {
+		t.Error("a failed init left its repository directory")
 	}
 }
