@@ -109,7 +109,8 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 // For a job of snap run (job), the config's repository also wins over
 // SNAP_REPOSITORY: a variable left in the shell must not send the job's
 // backups, and its forget and prune, to another repository. --repo on the
-// command line still does (runJobs says so).
+// command line still does (runJobs says so). So does the job's password
+// source over SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND and SNAP_PASSWORD.
 func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand string, job bool) repoSettings {
 	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
 		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
@@ -128,7 +129,14 @@ func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, pass
 	st.location, st.fromConfig = location, cfg.Path
 	// The flags (or variables) over the config's, "off" included.
 	st.upload, st.download = up.or(cfg.LimitUpload), down.or(cfg.LimitDownload)
-	if st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "" {
+	ownPassword := passwordFile != "" || passwordCommand != ""
+	switch {
+	case job && ownPassword && !e.flagGiven("--password-file", "--password-command"):
+		// As for the repository: a SNAP_PASSWORD_FILE or SNAP_PASSWORD
+		// left in the shell must not replace the job's own password
+		// source (it failed as a plain "wrong password").
+		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
+	case st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "":
 		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
 	}
 	return st

@@ -677,6 +677,18 @@ func TestRunJobRepository(t *testing.T) {
 	if n, m := tr.snapshotCount(), other.snapshotCount(); n != 1 || m != 0 {
 		t.Fatalf("snapshots in the job's repository %d, in SNAP_REPOSITORY's %d; want 1 and 0", n, m)
 	}
+	// Nor do password variables left in the shell replace the job's
+	// password file (a plain "wrong password" before).
+	wrong := filepath.Join(tr.dir, "wrong-password")
+	writeFile(t, wrong, []byte("not it\n"))
+	for _, env := range [][]string{{"SNAP_PASSWORD_FILE=" + wrong}, {"SNAP_PASSWORD=not it"}, {"SNAP_PASSWORD_COMMAND=echo not it"}} {
+		if res := tr.runConfig(env, "run", "--config", path); res.code != 0 {
+			t.Errorf("run with %v left in the environment: exit %d\n%s", env, res.code, res.stderr)
+		}
+	}
+	if res := tr.runConfig(nil, "run", "--config", path, "--password-file", wrong); res.code != exitWrongPass {
+		t.Errorf("run --password-file (the command line wins): exit %d, want %d", res.code, exitWrongPass)
+	}
 	// --repo on the command line counts even when SNAP_REPOSITORY says
 	// the same.
 	res := tr.runConfig([]string{"SNAP_PASSWORD=test-password", "SNAP_REPOSITORY=" + other.repo}, "run", "--config", path, "--repo", other.repo)
