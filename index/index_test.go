@@ -319,3 +319,40 @@ func TestWriterFirstFailureEndsUploads(t *testing.T) {
 		t.Errorf("%d pack uploads started, want at most the 2 connections' and one waiting for a slot", n)
 	}
 }
+
+// TestCancelledSaveKeepsPack: a Save whose context is cancelled (a copy
+// cancels its fetch workers when one source blob is damaged, then goes on
+// with the next snapshot) and that fills a pack must still store the pack:
+// its blobs are known to the writer by then. It used to be dropped about
+// half the time (the wait for an upload slot also ended with the
+// context), and a later snapshot referred to blobs that were nowhere.
+func TestCancelledSaveKeepsPack(t *testing.T) {
+	for range 10 {
+		ix, _, _ := newTestIndex(t)
+		w := NewWriter(ix, WriterOptions{})
+		var ids []repo.ID
+		save := func(ctx context.Context, seed uint64) error {
+			plain := randomBlob(seed, 6<<20)
+			id := blobID(ix, plain)
+			ids = append(ids, id)
+			_, err := w.Save(ctx, repo.DataBlob, id, plain)
+			return err
+		}
+		for i := range 2 {
+			if err := save(context.Background(), uint64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cancelled, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = save(cancelled, 9) // fills the pack, which goes up now
+		if err := w.Flush(context.Background()); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+		for i, id := range ids {
+			if _, ok := ix.Lookup(repo.DataBlob, id); !ok && w.Known(repo.DataBlob, id) {
+				t.Fatalf("blob %d: the writer says it is known, and no index lists it", i)
+			}
+		}
+	}
+}

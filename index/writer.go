@@ -421,11 +421,33 @@ func (w *Writer) putScratch(b []byte) {
 
 // upload finishes a pack and stores it in the background, waiting while
 // Connections uploads are already running.
+//
+// The pack's blobs are already known to the writer (inRun): a pack not
+// stored must fail the writer for good, or a later snapshot would refer
+// to blobs that are nowhere. So the wait for a slot does not end with the
+// caller's context, which a sibling's failure may cancel (a copy's fetch
+// cancels its workers when one source blob is damaged, and goes on with
+// the next snapshot): only a failed upload or the run's Abort ends it, and
+// either makes the writer's error sticky.
 func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
+	var abort <-chan struct{}
+	if w.opts.Abort != nil {
+		abort = w.opts.Abort.Done()
+	}
 	select {
 	case w.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-w.failed.Done():
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.err
+	case <-abort:
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.err == nil {
+			w.err = fmt.Errorf("upload pack: %w", context.Cause(w.opts.Abort))
+			w.fail()
+		}
+		return w.err
 	}
 	// After a failed upload no other starts: a store that is gone would
 	// make each go through its own retries, minutes apiece.
