@@ -190,6 +190,9 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 				if errors.Is(err, ErrNotFound) {
 					return fmt.Errorf("%s: %w (config missing)", be.Location(), ErrNoRepository)
 				}
+				if ctx.Err() != nil {
+					return ctx.Err() // stopped, not a config problem
+				}
 				return fmt.Errorf("load config: %w", err)
 			}
 		}

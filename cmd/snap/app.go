@@ -298,9 +298,6 @@ func run(args []string, e *env) int {
 		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		ctx, readerGone := context.WithCancel(ctx)
-		defer readerGone()
-		out.gone = readerGone
 		// A reader of standard output that goes away (snap dump … |
 		// head) must not kill snap outright, as SIGPIPE would: the write
 		// fails with EPIPE instead, and snap ends as a command does
@@ -313,20 +310,27 @@ func run(args []string, e *env) int {
 		if err != nil {
 			return err
 		}
+		readerGone := func() {}
+		product := outputIsTheProduct[commandPath(app, args)]
+		if product {
+			// ls | head: nothing more to do once the reader has gone.
+			// A backup, a restore or a run whose log reader dies goes on
+			// (stdoutWriter keeps the error).
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			readerGone = cancel
+		}
+		out.gone = readerGone
 		err = app.RunContext(ctx, ordered)
-		if werr := out.failed(); werr != nil {
-			return &stdoutError{werr}
+		werr := out.failed()
+		if werr != nil && !product && err == nil && errors.Is(werr, syscall.EPIPE) {
+			// A backup whose log reader died (snap run | logger) is done
+			// all the same: say so where it can still be read.
+			fmt.Fprintln(e.stderr, "warning: standard output was closed by its reader; the command finished, and what it printed after that was lost")
+			return nil
 		}
-		switch {
-		case err == nil || ctx.Err() == nil || errors.Is(err, errInterrupted):
-		case errors.Is(err, context.Canceled):
-			// "interrupted: load config: context canceled" said
-			// nothing more than "interrupted".
-			err = errInterrupted
-		default:
-			err = fmt.Errorf("%w: %v", errInterrupted, err)
-		}
-		return err
+		return outcome(ctx, err, werr)
 	})
 	var bug *repo.PanicError
 	if errors.As(err, &bug) && len(e.cacheDirs) > 0 {
@@ -350,6 +354,42 @@ func run(args []string, e *env) int {
 		printError(e, args, path, err, code)
 	}
 	return code
+}
+
+// outputIsTheProduct are the commands that only print what they read:
+// their work ends when standard output's reader goes away.
+var outputIsTheProduct = map[string]bool{"ls": true, "dump": true, "find": true, "diff": true, "list": true, "stats": true, "key list": true,
+	"config jobs": true, "config check": true, "completion": true, "man": true, "check": true, "schedule list": true, "help": true, "": true}
+
+// outcome is a command's error as run reports it, given the context it ran
+// in and the first error writing its standard output (werr).
+func outcome(ctx context.Context, err, werr error) error {
+	switch {
+	case werr != nil && errors.Is(werr, syscall.EPIPE) && (err == nil || ctx.Err() != nil):
+		// The reader went away: what stopped the command, or all that
+		// went wrong (exit 141, quietly).
+		return &stdoutError{werr}
+	case werr != nil && (err == nil || stdoutGone(err) || isStdoutWrite(err)):
+		return &stdoutError{werr}
+	case err == nil || ctx.Err() == nil || errors.Is(err, errInterrupted):
+		// A failure of its own wins over a failure to print it.
+		return err
+	case err.Error() == context.Canceled.Error():
+		// Stopped, and nothing more to say than "interrupted" ("load
+		// config: context canceled" said no more). A message that
+		// explains what was left behind ("key X is stored, but …") is
+		// kept below.
+		return errInterrupted
+	default:
+		return fmt.Errorf("%w: %v", errInterrupted, err)
+	}
+}
+
+// isStdoutWrite reports whether err is a failed write to standard output
+// (list and the tabular commands return theirs).
+func isStdoutWrite(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Path == "/dev/stdout"
 }
 
 // stdoutGone reports whether err is a write to standard output whose
@@ -399,11 +439,14 @@ func printError(e *env, args []string, command string, err error, code int) {
 				m["stack"] = string(stack)
 			}
 			b, _ := json.Marshal(m)
-			w := e.stderr
-			if o, ok := e.stdout.(*stdoutWriter); jsonLines && (!ok || o.failed() == nil) {
-				w = e.stdout // unless it is what failed
+			if jsonLines {
+				if _, err := fmt.Fprintf(e.stdout, "%s\n", b); err == nil {
+					return
+				}
+				// Standard output is what failed (a full disk): the
+				// error goes where it can still be read.
 			}
-			fmt.Fprintf(w, "%s\n", b)
+			fmt.Fprintf(e.stderr, "%s\n", b)
 			return
 		}
 	}

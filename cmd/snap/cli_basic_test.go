@@ -300,4 +300,19 @@ func TestOutputWriteFails(t *testing.T) {
 			t.Errorf("ls wrote %d times into the closed pipe; want it to stop at the first", n)
 		}
 	}
+	// The command's own failure wins over the failure to print it.
+	cmd = exec.Command("bash", "-c", `"$0" check --json --repo "$1" >/dev/full`, snapBin, filepath.Join(tr.dir, "nothing"))
+	cmd.Env = append(baseEnv(), tr.env...)
+	if out, err := cmd.CombinedOutput(); !strings.Contains(string(out), "no repository") {
+		t.Errorf("check of a missing repository into a full disk: %v\n%s", err, out)
+	}
+	// A backup whose log reader goes away is finished all the same, and
+	// says so on standard error.
+	before := tr.snapshotCount()
+	stderr.Reset()
+	cmd = exec.Command("bash", "-c", `"$0" create --json "$1" | head -c 1 >/dev/null; echo "status ${PIPESTATUS[0]}" >&2`, snapBin, src)
+	cmd.Env, cmd.Stderr = append(baseEnv(), tr.env...), &stderr
+	if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "status 0") || tr.snapshotCount() != before+1 {
+		t.Errorf("create whose reader went away: %v, %d snapshots after %d\n%s", err, tr.snapshotCount(), before, stderr.String())
+	}
 }
