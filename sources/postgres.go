@@ -275,22 +275,38 @@ func dumpEncoding(br *bufio.Reader) string {
 // and a UTF8 one as SQL_ASCII on a server whose default that is, where
 // length() then counts bytes. A server whose default locale cannot hold
 // the encoding (C.UTF-8 and LATIN1) gets locale C, which holds any, and
-// says so.
+// an ICU cluster the libc provider (PostgreSQL 15 on). Where none of that
+// works (a client-only encoding such as SJIS, when PGCLIENTENCODING was
+// set at dump time), the database gets the server's defaults, as before,
+// and a note says so. Failures are told apart by trying, not by the
+// server's words, which depend on its language.
 func (d *Database) createLike(ctx context.Context, name, encoding string, o RestoreOptions) error {
+	plain := "CREATE DATABASE :\"name\" TEMPLATE template0"
 	if encoding == "" {
-		return d.createUninterrupted(ctx, name, "CREATE DATABASE :\"name\" TEMPLATE template0;\n")
+		return d.createUninterrupted(ctx, name, plain+";\n")
 	}
-	create := "CREATE DATABASE :\"name\" TEMPLATE template0 ENCODING '" + encoding + "';\n"
-	err := d.createUninterrupted(ctx, name, create)
-	if err == nil || !strings.Contains(err.Error(), "incompatible with the") && !strings.Contains(err.Error(), "does not match locale") || ctx.Err() != nil {
+	note := func(format string, args ...any) {
+		if o.Stderr != nil {
+			o.Stderr("note: " + fmt.Sprintf(format, args...))
+		}
+	}
+	withEncoding := plain + " ENCODING '" + encoding + "'"
+	for i, create := range []string{withEncoding, withEncoding + " LC_COLLATE 'C' LC_CTYPE 'C'", withEncoding + " LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER libc"} {
+		err := d.createUninterrupted(ctx, name, create+";\n")
+		switch {
+		case err == nil && i > 0:
+			note("database %s was created with encoding %s, the dump's, and locale C: the server's default locale does not support %s", name, encoding, encoding)
+			return nil
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return err
+		}
+	}
+	if err := d.createUninterrupted(ctx, name, plain+";\n"); err != nil {
 		return err
 	}
-	if err := d.createUninterrupted(ctx, name, "CREATE DATABASE :\"name\" TEMPLATE template0 ENCODING '"+encoding+"' LOCALE 'C';\n"); err != nil {
-		return err
-	}
-	if o.Stderr != nil {
-		o.Stderr(fmt.Sprintf("note: database %s was created with encoding %s, the dump's, and locale C: the server's default locale does not support %s", name, encoding, encoding))
-	}
+	note("database %s was created with the server's default encoding: the dump's, %s, could not be given to it; psql converts the data", name, encoding)
 	return nil
 }
 
