@@ -100,13 +100,14 @@ func ParseSpan(s string) (Span, error) {
 		default:
 			return Span{}, fmt.Errorf("duration %q: unknown unit %q; use y, m (months), w, d or h", s, rest[i])
 		}
-		// Units from the largest down, as in "1y6m": "1h30m" reads as
-		// Go's one and a half hours, but would be 30 months here.
+		// "1h30m" reads as Go's one and a half hours, but would be 30
+		// months and an hour here: months after a smaller unit are
+		// refused. Other orders ("12h1d") have always been taken.
 		rank := strings.IndexByte("ymwdh", rest[i])
-		if rank <= last {
-			return Span{}, fmt.Errorf("duration %q: give the units from years down to hours (y, m, w, d, h), each once; \"m\" is months, and there are no minutes", s)
+		if rest[i] == 'm' && last > rank {
+			return Span{}, fmt.Errorf("duration %q: \"m\" is months, and there are no minutes; give months before weeks, days and hours (\"1m2d\")", s)
 		}
-		last = rank
+		last = max(last, rank)
 		rest = rest[i+1:]
 	}
 	return sp, nil

@@ -195,8 +195,12 @@ func TestParseSpan(t *testing.T) {
 			t.Errorf("ParseSpan(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
-	// "1h30m" would be 30 months and an hour: units go from the largest down.
-	for _, bad := range []string{"", "7", "d", "7x", "1.5d", "-3d", "99999999999d", "1h30m", "1d1y", "1d1d"} {
+	// "1h30m" would be 30 months and an hour: months after a smaller unit
+	// are refused; other orders were always taken, and still are.
+	if sp, err := ParseSpan("12h1d"); err != nil || sp != (Span{Days: 1, Hours: 12}) {
+		t.Errorf("ParseSpan(12h1d) = %+v, %v", sp, err)
+	}
+	for _, bad := range []string{"", "7", "d", "7x", "1.5d", "-3d", "99999999999d", "1h30m", "1d6m"} {
 		if _, err := ParseSpan(bad); err == nil {
 			t.Errorf("ParseSpan(%q) accepted", bad)
 		}

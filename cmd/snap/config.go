@@ -729,7 +729,9 @@ func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
 		if sp, err := snapshot.ParseSpan(k.Within); err != nil {
 			d.errorf(sub(at, "within"), "%v", err)
 		} else if sp.IsZero() {
-			d.errorf(sub(at, "within"), "%q keeps nothing: give a span such as \"30d\" or \"1y6m\"", k.Within)
+			// A warning, not an error: an error stops every job of the
+			// file, where the run fails only this job's forget.
+			d.warnf(sub(at, "within"), "%q keeps nothing, and 'snap run' refuses to forget with it: give a span such as \"30d\" or \"1y6m\"", k.Within)
 		}
 	}
 	if err := checkKeepTags(k.Tags); err != nil {

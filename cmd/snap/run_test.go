@@ -467,8 +467,8 @@ delete_delay = "0"
 // snapshots (a tag in keep.tags that the job's snapshots lack) makes the
 // run fail and forget nothing; it used to remove every snapshot of the job,
 // the one just saved among them, and report the job "ok". config check
-// warns of such a policy, and refuses within = "0d", which the run refused
-// anyway.
+// warns of such a policy, and of within = "0d", which the run refuses (an
+// error would stop every job of the file).
 func TestRunForgetKeepsNone(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
@@ -501,7 +501,7 @@ keep = { tags = ["monthly"], prune = true }
 paths = ["` + src + `"]
 keep = { within = "0d" }
 `)
-	if res = tr.runConfig(nil, "config", "check", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stdout+res.stderr, `"0d" keeps nothing: give a span such as "30d"`) {
+	if res = tr.runConfig(nil, "config", "check", "--config", cfg); res.code != 0 || !strings.Contains(res.stdout+res.stderr, `warning: jobs.app.keep.within: "0d" keeps nothing, and 'snap run' refuses to forget with it`) {
 		t.Errorf("config check of within = 0d: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
