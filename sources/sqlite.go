@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -68,6 +69,12 @@ func checkSQLiteFile(file string) error {
 	}
 	// sqlite3 would say "Parse error near line 5: file is not a
 	// database", the line being one of snap's script.
+	return checkSQLiteHeader(file)
+}
+
+// checkSQLiteHeader refuses a file that is not empty and does not start
+// as a SQLite database does.
+func checkSQLiteHeader(file string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("sqlite://%s: %w", file, unwrapPathErr(err))
@@ -114,6 +121,13 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	case exists && old.Size() > 0 && !o.Replace:
 		return false, fmt.Errorf("database %s %w; restore into another file with --to, or replace it with --replace", d, ErrNotEmpty)
 	}
+	if exists && o.Replace {
+		// --replace replaces a database, not whatever a mistyped --to
+		// names (a config file, a document).
+		if err := checkSQLiteHeader(file); err != nil {
+			return false, fmt.Errorf("%w; --replace replaces only a database (%w)", err, ErrUnchanged)
+		}
+	}
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("%s: %w", d, err)
@@ -156,10 +170,14 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 		removeDB(tmp)
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
-	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
-		if err := os.Remove(file + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			removeDB(tmp)
-			return false, fmt.Errorf("%s: remove %s: %w", d, file+suffix, err)
+	// Beside the link too: SQLite names a database's journals after the
+	// path it was opened by, and an application may open it by the link.
+	for _, base := range slices.Compact([]string{file, d.File}) {
+		for _, suffix := range []string{"-journal", "-wal", "-shm"} {
+			if err := os.Remove(base + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				removeDB(tmp)
+				return false, fmt.Errorf("%s: remove %s: %w", d, base+suffix, err)
+			}
 		}
 	}
 	if err := os.Rename(tmp, file); err != nil {

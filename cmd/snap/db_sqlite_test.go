@@ -284,6 +284,20 @@ func TestSQLiteReplaceThroughSymlink(t *testing.T) {
 	if got := strings.TrimSpace(sqliteQuery(t, realFile, "SELECT COUNT(*) FROM t;")); got != "1" {
 		t.Errorf("the linked database holds %s rows after the restore; want the snapshot's 1", got)
 	}
+	// --replace replaces a database, not a file a mistyped --to names.
+	notes := filepath.Join(tr.dir, "notes.txt")
+	writeFile(t, notes, []byte("my notes, not a database\n"))
+	res := tr.run("restore", "latest", "--db", "app.db", "--to", "sqlite://"+notes, "--replace")
+	if got, _ := os.ReadFile(notes); res.code != exitFatal || !strings.Contains(res.stderr, "notes.txt is not a SQLite database") || string(got) != "my notes, not a database\n" {
+		t.Errorf("restore --replace over a text file: exit %d, file now %q\n%s", res.code, got, res.stderr)
+	}
+	// A journal beside the link (an application that opens the database
+	// by it) goes too: it would be applied to the restored file.
+	writeFile(t, link+"-wal", []byte("stale"))
+	tr.mustRun("restore", "latest", "--db", "app.db", "--replace")
+	if _, err := os.Stat(link + "-wal"); err == nil {
+		t.Error("the -wal beside the link was left")
+	}
 	// A new database file is private.
 	fresh := filepath.Join(tr.dir, "fresh.db")
 	tr.mustRun("restore", "latest", "--db", "app.db", "--to", "sqlite://"+fresh)
