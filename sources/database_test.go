@@ -158,12 +158,15 @@ func TestRenameAlterDatabase(t *testing.T) {
 		"INSERT INTO t VALUES ('" + long + "ALTER DATABASE `app` ');\n" +
 		"ALTER DATABASE `app` CHARACTER SET utf8mb4 ;\n" +
 		"ALTER DATABASE `app2` CHARACTER SET utf8mb4 ;\n" +
+		"DELIMITER ;;\nCREATE PROCEDURE p() BEGIN\nALTER DATABASE `app` CHARACTER SET utf8mb4 ;\nEND ;;\nDELIMITER ;\n" +
 		"ALTER DATABASE `app` CHARACTER SET utf8mb4 ;"
 	want := "-- ALTER DATABASE `app` CHARACTER SET latin1 ;\n" +
 		"ALTER DATABASE `copy``s` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;\n" +
 		"INSERT INTO t VALUES ('" + long + "ALTER DATABASE `app` ');\n" +
 		"ALTER DATABASE `copy``s` CHARACTER SET utf8mb4 ;\n" +
 		"ALTER DATABASE `app2` CHARACTER SET utf8mb4 ;\n" +
+		// A routine's body is the user's code, and stays as it is.
+		"DELIMITER ;;\nCREATE PROCEDURE p() BEGIN\nALTER DATABASE `app` CHARACTER SET utf8mb4 ;\nEND ;;\nDELIMITER ;\n" +
 		"ALTER DATABASE `copy``s` CHARACTER SET utf8mb4 ;"
 	for name, read := range map[string]func(io.Reader) ([]byte, error){
 		"whole":       io.ReadAll,

@@ -246,22 +246,29 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 // renameAlterDatabase returns dump with every line that starts
 // "ALTER DATABASE `from` " starting "ALTER DATABASE `to` " instead;
 // mariadb-dump and mysqldump write the statement so, at the start of a
-// line, around routines and triggers. Nothing else is changed, and lines of
+// line, around routines and triggers. Lines between "DELIMITER ;;" and
+// "DELIMITER ;" are the bodies of routines, triggers and events, the
+// user's code, and are left as they are; so is everything else. Lines of
 // any length (an INSERT of many MB) pass through in pieces.
 func renameAlterDatabase(dump io.Reader, from, to string) io.Reader {
 	return &lineRewriter{r: bufio.NewReaderSize(dump, 64<<10), old: []byte("ALTER DATABASE " + mysqlIdent(from) + " "),
 		new: []byte("ALTER DATABASE " + mysqlIdent(to) + " "), atStart: true}
 }
 
-// lineRewriter replaces old with new where a line starts with it.
+// lineRewriter replaces old with new where a line starts with it, outside
+// DELIMITER blocks.
 type lineRewriter struct {
 	r        *bufio.Reader
 	old, new []byte
 	atStart  bool   // the next byte read from r starts a line
+	inBody   bool   // between "DELIMITER ;;" and "DELIMITER ;"
 	buf      []byte // holds pending
 	pending  []byte // read from r (or new), not yet returned
 	err      error  // r's error, returned once pending is empty
 }
+
+// delimiterLine is how mariadb-dump changes the statement delimiter.
+var delimiterLine = []byte("DELIMITER ")
 
 func (l *lineRewriter) Read(p []byte) (int, error) {
 	for len(l.pending) == 0 {
@@ -270,7 +277,12 @@ func (l *lineRewriter) Read(p []byte) (int, error) {
 		}
 		if l.atStart {
 			l.atStart = false
-			if b, _ := l.r.Peek(len(l.old)); bytes.Equal(b, l.old) {
+			if b, _ := l.r.Peek(len(delimiterLine) + 3); bytes.HasPrefix(b, delimiterLine) {
+				// "DELIMITER ;" ends a body; any other delimiter starts one.
+				rest, _, _ := bytes.Cut(b[len(delimiterLine):], []byte("\n"))
+				l.inBody = !bytes.Equal(bytes.TrimRight(rest, "\r "), []byte(";"))
+			}
+			if b, _ := l.r.Peek(len(l.old)); !l.inBody && bytes.Equal(b, l.old) {
 				_, _ = l.r.Discard(len(l.old))
 				l.pending = l.new
 				break

@@ -272,10 +272,11 @@ func snapshotArgs(c *cli.Context, e *env) (ref string, rest []string, err error)
 		}
 		return args[0], args[1:], nil
 	}
-	if len(args) > 0 && !strings.HasPrefix(args[0], "/") && checkSnapshotRef(args[0]) == nil {
+	if len(args) > 0 && (args[0] == "latest" || len(args[0]) >= 8 && checkSnapshotRef(args[0]) == nil) {
 		// 'ls latest --at 1h' took "latest" for a path in the snapshot
-		// that --at chose.
-		return "", nil, usagef("give SNAPSHOT (%s) or --at, not both", args[0])
+		// that --at chose. A short word of hex digits ("2024", "cafe")
+		// is as likely a path, and stays one.
+		return "", nil, usagef("give SNAPSHOT (%s) or --at, not both (a path of that name: write /%s)", args[0], args[0])
 	}
 	when, err := parseAt(at, e.now())
 	if err != nil {
