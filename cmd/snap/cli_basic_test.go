@@ -82,6 +82,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ls", "latest", "--at", "1h"}, "give SNAPSHOT (latest) or --at, not both (a path of that name: write /latest)"},
 		{[]string{"forget", "--keep-last", "1", "--instant"}, "--instant is an option of --prune: add --prune, or leave it out"},
 		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a word without spaces (commas separate tags)`},
+		// One rule everywhere: forget --keep-tag refused these, create and
+		// tag took them.
+		{[]string{"create", "--tag", "a\u00a0b", tr.dir}, `a tag is a word without spaces`},
+		{[]string{"tag", "--add", "c\rd", "latest"}, `a tag is a non-empty word without commas or spaces`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 		// A flag of one value given twice used to take the last silently.
 		{[]string{"forget", "--keep-last", "5", "--dry-run", "--keep-last", "3"}, `--keep-last given twice, as "5" and as "3": give it once`},

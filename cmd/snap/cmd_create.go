@@ -105,7 +105,7 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	for _, t := range c.StringSlice("tag") {
 		for _, tag := range strings.Split(t, ",") {
 			switch {
-			case strings.ContainsAny(tag, " \t\n\r"):
+			case tag != "" && !isTagWord(tag):
 				// 'snap tag', forget --keep-tag and the config refuse such
 				// a tag; saved, it could be neither kept nor removed.
 				return o, plan, usagef("--tag %q: a tag is a word without spaces (commas separate tags)", t)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -324,7 +323,7 @@ func checkKeepTags(rules []string) error {
 		for _, tag := range strings.Split(r, ",") {
 			// Tags are non-empty words ('snap tag' refuses others): an
 			// empty one or one with a space matches no snapshot.
-			if tag == "" || strings.ContainsFunc(tag, unicode.IsSpace) {
+			if !isTagWord(tag) {
 				return fmt.Errorf("%q: a tag is a non-empty word without spaces (\"a,b\" keeps snapshots with both)", r)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -51,6 +52,15 @@ func tagCommand(e *env) *cli.Command {
 	}
 }
 
+// isTagWord reports whether tag is a tag: a non-empty word without commas
+// (which join tags in filters), white space or control characters. One
+// rule for create, tag, forget --keep-tag and the config: a tag one of
+// them takes, another must not refuse (such a tag could be neither kept
+// nor removed).
+func isTagWord(tag string) bool {
+	return tag != "" && !strings.ContainsFunc(tag, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) })
+}
+
 // tagWords splits each value at commas, as create --tag does, and checks
 // each tag: a non-empty word without spaces or commas.
 func tagWords(flag string, values []string) ([]string, error) {
@@ -60,7 +70,7 @@ func tagWords(flag string, values []string) ([]string, error) {
 			switch {
 			case t == "" && flag == "set":
 				continue // --set '' clears
-			case t == "" || strings.ContainsAny(t, " \t\n"):
+			case !isTagWord(t):
 				return nil, usagef("--%s %q: a tag is a non-empty word without commas or spaces", flag, v)
 			}
 			if !slices.Contains(out, t) {
