@@ -309,7 +309,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 				res.SnapshotID, res.snapshot = sn.ID.String(), sn
 			}
 		case "forget":
-			err = runForgetStep(ctx, e, s, j)
+			err = runForgetStep(ctx, e, s, j, res.SnapshotID)
 		case "prune":
 			err = runPruneStep(ctx, s, j)
 		case "check":
@@ -494,8 +494,9 @@ func (j *Job) policy() (snapshot.Policy, error) {
 }
 
 // runForgetStep applies the job's policy to the job's own snapshots (see
-// jobSnapshots) under a shared lock, as 'snap forget' does.
-func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
+// jobSnapshots) under a shared lock, as 'snap forget' does. saved is the
+// snapshot the run's create saved ("" for none).
+func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string) error {
 	p, err := j.policy()
 	if err != nil {
 		return err
@@ -531,6 +532,13 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job) error {
 		// night while each run reported success.
 		return fmt.Errorf("the keep policy (%s) keeps none of the job's %s; refusing to forget: check keep (does a snapshot of the job carry a tag of keep.tags?)",
 			res.Policy, plural(len(remove), "snapshot", "snapshots"))
+	}
+	if saved != "" && slices.ContainsFunc(remove, func(id repo.ID) bool { return id.String() == saved }) {
+		// Only tags can do that (every count and span keeps the newest):
+		// a job whose every run removes what it just saved backs up
+		// nothing.
+		return fmt.Errorf("the keep policy (%s) would remove the snapshot this run just saved (%s); refusing to forget: check keep (does a snapshot of the job carry a tag of keep.tags?)",
+			res.Policy, saved[:8])
 	}
 	u := s.ui
 	if !u.json && u.verbose {

@@ -628,7 +628,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	}
 	j.Tags = d.strList(t, at, "tags")
 	for _, tag := range j.Tags {
-		if tag == "" || strings.ContainsAny(tag, ", \t\n") {
+		if !isTagWord(tag) {
 			d.errorf(sub(at, "tags"), "tag %q: a tag is a non-empty word without commas or spaces", tag)
 		}
 	}
@@ -656,7 +656,12 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	j.RandomDelay = d.duration(t, at, "random_delay", defaultRandomDelay, `"10m", "1h" or "0s"`)
 	if kt := d.table(t, at, "keep"); kt != nil {
 		j.Keep = d.keep(sub(at, "keep"), kt)
-		if k := j.Keep; len(k.Tags) > 0 && !k.counts() && k.Within == "" && !slices.ContainsFunc(k.Tags, func(tag string) bool { return slices.Contains(j.Tags, tag) }) {
+		// A rule "a,b" keeps snapshots with both tags: it names the job's
+		// when every tag of it is one.
+		ownRule := func(rule string) bool {
+			return !slices.ContainsFunc(strings.Split(rule, ","), func(tag string) bool { return !slices.Contains(j.Tags, tag) })
+		}
+		if k := j.Keep; len(k.Tags) > 0 && !k.counts() && k.Within == "" && !slices.ContainsFunc(k.Tags, ownRule) {
 			// 'snap run' refuses to forget when the policy keeps none of
 			// the job's snapshots; say so before the first night.
 			d.warnf(sub(sub(at, "keep"), "tags"), "keep.tags is the whole policy and names none of the job's tags: its snapshots (the one each run saves among them) are kept only once tagged by hand, and 'snap run' refuses to forget while none is; add last, daily, … or one of the job's tags")

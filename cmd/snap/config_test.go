@@ -385,6 +385,15 @@ func TestConfigMessages(t *testing.T) {
 			t.Errorf("%q: %v; want %q", doc, err, want)
 		}
 	}
+	// keep.tags "x,y" keeps snapshots with both tags: a job tagged x and y
+	// is kept by it (the warning took the rule for one tag).
+	for rule, warn := range map[string]bool{"x,y": false, "x": false, "x,z": true} {
+		_, problems, _ := parseConfig("snap.toml", "[jobs.a]\npaths = [\"/a\"]\ntags = [\"x\", \"y\"]\nkeep = { tags = [\""+rule+"\"] }\n")
+		got := strings.Contains(fmt.Sprint(problems), "names none of the job's tags")
+		if got != warn {
+			t.Errorf("keep.tags [%q] on a job tagged x and y: warning %v, want %v (%v)", rule, got, warn, problems)
+		}
+	}
 	// An empty [jobs] table is as good as none.
 	if _, problems, _ := parseConfig("snap.toml", "[jobs]\n"); len(problems) != 1 || !strings.Contains(problems[0].Message, "no jobs") {
 		t.Errorf("[jobs] without jobs: %v", problems)

@@ -492,10 +492,16 @@ keep = { tags = ["monthly"], prune = true }
 	if n := strings.Count(tr.mustRun("list").stdout, "app"); n != 2 {
 		t.Errorf("%d snapshots of the job left, want both:\n%s", n, tr.mustRun("list").stdout)
 	}
-	// One tagged by hand is kept, and the rest may go.
+	// With one tagged by hand, the policy keeps that one, and would remove
+	// the snapshot each run saves: refused too (it removed it, night after
+	// night, and reported the job ok).
 	tr.mustRun("tag", "--add", "monthly", "latest")
-	if res = tr.runConfig(nil, "run", "--config", cfg); res.code != 0 || !strings.Contains(res.stdout, "removed 2 snapshots, kept 1") {
+	res = tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stdout+res.stderr, "would remove the snapshot this run just saved") {
 		t.Errorf("run with a tagged snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := strings.Count(tr.mustRun("list").stdout, "app"); n != 3 {
+		t.Errorf("%d snapshots of the job left, want all 3", n)
 	}
 	cfg = tr.writeConfig(`[jobs.app]
 paths = ["` + src + `"]
