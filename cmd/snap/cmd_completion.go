@@ -219,11 +219,13 @@ _snap() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         if ((skip)); then
+            [[ $w == = ]] && continue # --config=FILE, split at "=" by bash
             skip=0
-            [[ ${COMP_WORDS[i-1]} == --config ]] && cfg=(--config "$w")
+            [[ ${COMP_WORDS[i-1]} == --config || ${COMP_WORDS[i-2]} == --config ]] && cfg=(--config "${w/#\~/$HOME}")
             continue
         fi
         case " %s " in *" $w "*) skip=1; continue ;; esac
+        [[ $w == --config=* ]] && cfg=(--config "${w#--config=}") # where "=" breaks no word
         [[ $w == -* ]] && continue
         case "${path:+$path }$w" in
 `, strings.Join(values, " "))
@@ -283,9 +285,10 @@ _snap() {
         w=${words[i]}
         if ((skip)); then
             skip=0
-            [[ ${words[i-1]} == --config ]] && cfg=(--config "$w")
+            [[ ${words[i-1]} == --config ]] && cfg=(--config "${w/#\~/$HOME}")
             continue
         fi
+        [[ $w == --config=* ]] && cfg=(--config "${${w#--config=}/#\~/$HOME}")
         case " %s " in (*" $w "*) skip=1; continue ;; esac
         [[ $w == -* ]] && continue
         case "${cmdpath:+$cmdpath }$w" in
@@ -363,8 +366,11 @@ func writeFishCompletion(w io.Writer, root *cmdSpec) {
 	// (Canonical's, which Debian's fish ships); they would run it.
 	fmt.Fprint(w, "complete -c snap -e\n")
 	fmt.Fprint(w, "function __snap_config --description 'the --config given on the line so far'\n")
-	fmt.Fprint(w, "    set -l words (commandline -opc)\n    for i in (seq 2 (math (count $words) - 1))\n")
-	fmt.Fprint(w, "        if test \"$words[$i]\" = --config\n            echo --config\n            echo $words[(math $i + 1)]\n        end\n    end\nend\n")
+	fmt.Fprint(w, "    set -l words (commandline -opc)\n    for i in (seq 2 (count $words))\n")
+	fmt.Fprint(w, "        set -l file\n")
+	fmt.Fprint(w, "        if test \"$words[$i]\" = --config; and test $i -lt (count $words)\n            set file $words[(math $i + 1)]\n")
+	fmt.Fprint(w, "        else if string match -q -- '--config=*' $words[$i]\n            set file (string replace -- '--config=' '' $words[$i])\n        end\n")
+	fmt.Fprint(w, "        if test -n \"$file\"\n            echo --config\n            string replace -r -- '^~' $HOME $file\n        end\n    end\nend\n")
 	fmt.Fprint(w, "function __snap_path --description 'the snap command on the line so far'\n")
 	fmt.Fprint(w, "    set -l words (commandline -opc)\n    set -l path\n    for w in $words[2..-1]\n")
 	fmt.Fprint(w, "        switch \"$path $w\"\n")

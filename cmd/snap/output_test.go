@@ -346,6 +346,8 @@ complete_line "$2" --config "$3" schedule install ""
 complete_line snap restore latest --overwrite if
 complete_line snap create --compression ""
 complete_line snap backup --exclude-c
+complete_line "$2" --config = "$3" run ""
+complete_line "$2" "--config=$3" run ""
 `
 	cfg := filepath.Join(tr.dir, "snap.toml")
 	writeFile(t, cfg, []byte("repository = \"/r\"\n[jobs.web]\npaths = [\"/srv\"]\nschedule = \"daily\"\n[jobs.mail]\npaths = [\"/var/mail\"]\n"))
@@ -354,7 +356,8 @@ complete_line snap backup --exclude-c
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
 	// schedule install: jobs with a schedule; backup: create's alias.
-	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\nweb\nif-changed\noff fastest default better\n--exclude-caches\n"
+	// --config=FILE, as bash splits it at "=" and as one word.
+	want := "create\ninstall list remove\n--exclude-caches\nbash zsh fish\nweb mail\nweb\nif-changed\noff fastest default better\n--exclude-caches\nweb mail\nweb mail\n"
 	if string(out) != want {
 		t.Errorf("bash completion:\n%s\nwant:\n%s", out, want)
 	}
@@ -384,11 +387,11 @@ words=(snap restore latest --target ""); CURRENT=5; _snap
 	writeFile(t, fish, []byte(tr.mustRun("completion", "fish").stdout))
 	// Job names come from the --config on the line (snap runs from PATH);
 	// descriptions carry no placeholder quotes.
-	fishCmd := exec.Command("fish", "-c", `source $argv[1]; complete -C"snap sche"; complete -C"snap schedule re"; complete -C"snap create --exc"; complete -C"snap restore latest --overwrite "; complete -C"snap --config $argv[2] run "; complete -C"snap backup --exclude-c"; complete -C"snap --limit-up"`, fish, cfg)
+	fishCmd := exec.Command("fish", "-c", `source $argv[1]; complete -C"snap sche"; complete -C"snap schedule re"; complete -C"snap create --exc"; complete -C"snap restore latest --overwrite "; complete -C"snap --config $argv[2] run "; complete -C"snap backup --exclude-c"; complete -C"snap --limit-up"; complete -C"snap run --config=$argv[2] "`, fish, cfg)
 	fishCmd.Env = append(os.Environ(), "PATH="+filepath.Dir(snapBin)+":"+os.Getenv("PATH"))
 	out, err = fishCmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "schedule\t") || !strings.Contains(string(out), "remove\t") || !strings.Contains(string(out), "--exclude\t") || !strings.Contains(string(out), "if-changed") ||
-		!strings.Contains(string(out), "web\n") || !strings.Contains(string(out), "--exclude-caches\t") || strings.Contains(string(out), "`") {
+		strings.Count(string(out), "web\n") != 2 || !strings.Contains(string(out), "--exclude-caches\t") || strings.Contains(string(out), "`") {
 		t.Errorf("fish completion: %v\n%s", err, out)
 	}
 
