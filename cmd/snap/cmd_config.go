@@ -57,16 +57,27 @@ func configCommand(e *env) *cli.Command {
 // requireConfig finds and loads the config file, failing when there is
 // none or it has errors.
 func requireConfig(c *cli.Context, e *env) (*Config, error) {
+	cfg, _, err := openConfig(c, e)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// openConfig finds and loads the config file. With errors in it, it
+// returns them (a *ConfigError) and, when the TOML itself could be read,
+// the config as far as it went: snap run runs the jobs without errors.
+func openConfig(c *cli.Context, e *env) (*Config, []Problem, error) {
 	path, err := findConfig(gstring(c, "config"), e.getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if path == "" {
-		return nil, usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
+		return nil, nil, usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
 	}
-	cfg, _, err := loadConfig(path)
-	if err != nil {
-		return nil, err
+	cfg, problems, err := loadConfig(path)
+	if cfg == nil {
+		return nil, problems, err
 	}
 	// The one warning run and schedule give (config check gives all, this
 	// one added where it loads the file): a timer would run what anyone
@@ -74,7 +85,7 @@ func requireConfig(c *cli.Context, e *env) (*Config, error) {
 	if msg := writableByOthers(path); msg != "" {
 		newUI(c, e).warnf("%s", msg)
 	}
-	return cfg, nil
+	return cfg, problems, err
 }
 
 // systemdCalendar returns a validator of OnCalendar expressions using

@@ -38,38 +38,58 @@ func runCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "metrics-dir", Usage: "write each job's metrics for Prometheus (node_exporter textfile collector) to `DIR`/snap-JOB.prom (env SNAP_METRICS_DIR)", EnvVars: []string{"SNAP_METRICS_DIR"}},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, err := requireConfig(c, e)
+			cfg, problems, err := openConfig(c, e)
+			broken := map[string]Problem{}
+			if err != nil {
+				// Errors inside some jobs fail those jobs only; one in
+				// the file's own keys (or its syntax) fails the run.
+				byJob, whole := jobErrors(problems)
+				if cfg == nil || whole || len(byJob) == 0 {
+					return err
+				}
+				broken = byJob
+			}
+			jobs, err := selectJobs(cfg, c.Args().Slice(), broken)
 			if err != nil {
 				return err
 			}
-			jobs, err := selectJobs(cfg, c.Args().Slice())
-			if err != nil {
-				return err
+			for name := range broken {
+				if !slices.ContainsFunc(jobs, func(j *Job) bool { return j.Name == name }) {
+					newUI(c, e).warnf("the config has errors in job %s, which this run leaves out (see 'snap config check')", name)
+				}
 			}
-			return runJobs(c, e, cfg, jobs)
+			return runJobs(c, e, cfg, jobs, broken)
 		},
 	}
 }
 
-// selectJobs returns the named jobs, or all of them.
-func selectJobs(cfg *Config, names []string) ([]*Job, error) {
-	if len(cfg.Jobs) == 0 {
+// selectJobs returns the named jobs, or all of them. A job with errors
+// (broken) that the config could not make a Job of at all is one by its
+// name alone, so that it is reported as failed, not left out.
+func selectJobs(cfg *Config, names []string, broken map[string]Problem) ([]*Job, error) {
+	all := cfg.Jobs
+	for name := range broken {
+		if !slices.ContainsFunc(all, func(j *Job) bool { return j.Name == name }) {
+			all = append(all, &Job{Name: name})
+		}
+	}
+	if len(all) == 0 {
 		return nil, usagef("%s has no jobs: add a [jobs.NAME] table", cfg.Path)
 	}
 	if len(names) == 0 {
-		return cfg.Jobs, nil
+		return all, nil
 	}
 	var out []*Job
 	for _, n := range names {
 		var found *Job
-		for _, j := range cfg.Jobs {
+		for _, j := range all {
 			if j.Name == n {
 				found = j
 			}
 		}
 		if found == nil {
 			var known []string
-			for _, j := range cfg.Jobs {
+			for _, j := range all {
 				known = append(known, j.Name)
 			}
 			return nil, usagef("no job %q in %s (jobs: %s)", n, cfg.Path, strings.Join(known, ", "))
@@ -127,7 +147,7 @@ type runSummaryJSON struct {
 
 // runJobs runs jobs in order; a failed job does not stop the others, an
 // interrupt does.
-func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
+func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string]Problem) error {
 	ctx := c.Context
 	// Every job's settings take these flags (Config.settings): a mistake
 	// in them stops the run before its first job.
@@ -147,6 +167,16 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
 					Error: "not started: interrupted", err: errInterrupted})
 			}
 			break
+		}
+		if p, bad := broken[j.Name]; bad {
+			r := brokenJob(u, j.Name, p)
+			results = append(results, r)
+			if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" {
+				if err := writeJobMetrics(dir, r, nil, time.Now()); err != nil {
+					u.warnf("job %s: metrics not written: %v", j.Name, err)
+				}
+			}
+			continue
 		}
 		st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, true)
 		if j.Repository != "" && st.location != j.Repository {
@@ -182,6 +212,21 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job) error {
 		u.printf("%d of %d jobs succeeded in %s", sum.Succeeded, len(results), time.Since(start).Round(time.Millisecond))
 	}
 	return err
+}
+
+// brokenJob is the result of a job the config file has errors in: it does
+// not run, and fails with exit 2 and its first error.
+func brokenJob(u *ui, name string, p Problem) jobResult {
+	err := usagef("the config has errors in this job, the first: %s (see 'snap config check'); the job did not run", p)
+	r := jobResult{Type: "job", Job: name, Status: statusFailed, ExitCode: exitUsage, Steps: []stepResult{}, Error: err.Error(), err: err}
+	u.fields = map[string]any{"job": name}
+	if u.json {
+		u.jsonLine(r)
+	} else {
+		u.errorf("job %s %s: %s", name, r.Status, r.Error)
+	}
+	u.fields = nil
+	return r
 }
 
 // runError combines the jobs' outcomes into the run's error and so its exit

@@ -115,7 +115,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	}
 	var jobs []*Job
 	if len(names) > 0 {
-		if jobs, err = selectJobs(cfg, names); err != nil {
+		if jobs, err = selectJobs(cfg, names, nil); err != nil {
 			return err
 		}
 		for _, j := range jobs {

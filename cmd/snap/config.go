@@ -131,9 +131,12 @@ const defaultRandomDelay = 10 * time.Minute
 
 // Problem is one thing wrong with a config file.
 type Problem struct {
-	File     string `json:"file"`
-	Line     int    `json:"line"` // 0 when it concerns the whole file
-	Key      string `json:"key,omitempty"`
+	File string `json:"file"`
+	Line int    `json:"line"` // 0 when it concerns the whole file
+	Key  string `json:"key,omitempty"`
+	// Job is the job the problem is in ("" for the file's own keys):
+	// snap run runs the other jobs (jobErrors).
+	Job      string `json:"job,omitempty"`
 	Message  string `json:"message"`
 	Severity string `json:"severity"` // "error" or "warning"
 }
@@ -331,11 +334,40 @@ func (d *cfgDecoder) lineOf(key toml.Key) int {
 }
 
 func (d *cfgDecoder) errorf(key toml.Key, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Message: fmt.Sprintf(format, args...), Severity: "error"})
+	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: fmt.Sprintf(format, args...), Severity: "error"})
 }
 
 func (d *cfgDecoder) warnf(key toml.Key, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Message: fmt.Sprintf(format, args...), Severity: "warning"})
+	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: fmt.Sprintf(format, args...), Severity: "warning"})
+}
+
+// jobOf is the job a key belongs to: NAME in jobs.NAME…, else "".
+func jobOf(key toml.Key) string {
+	if len(key) >= 2 && key[0] == "jobs" {
+		return key[1]
+	}
+	return ""
+}
+
+// jobErrors splits a config's errors by job: those of single jobs, by
+// name (the first of each), and whether any concerns the file as a whole.
+// snap run runs the jobs without errors when only jobs have them: a
+// mistake in a job added today must not stop every other job's backup
+// tonight.
+func jobErrors(problems []Problem) (byJob map[string]Problem, whole bool) {
+	byJob = map[string]Problem{}
+	for _, p := range problems {
+		switch {
+		case p.Severity != "error":
+		case p.Job == "":
+			whole = true
+		default:
+			if _, seen := byJob[p.Job]; !seen {
+				byJob[p.Job] = p
+			}
+		}
+	}
+	return byJob, whole
 }
 
 func sub(key toml.Key, name string) toml.Key { return append(append(toml.Key{}, key...), name) }

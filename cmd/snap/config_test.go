@@ -369,7 +369,7 @@ func TestConfigMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if jobs, err := selectJobs(cfg, []string{"a", "a"}); err != nil || len(jobs) != 1 {
+	if jobs, err := selectJobs(cfg, []string{"a", "a"}, nil); err != nil || len(jobs) != 1 {
 		t.Errorf("run a a: %d jobs, %v", len(jobs), err)
 	}
 	// The parser's own words for a table or key written twice name no fix.

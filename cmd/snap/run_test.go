@@ -725,3 +725,52 @@ exclude_file = ["` + ex + `"]
 		t.Errorf("create with a bad exclude file: exit %d, want %d", res.code, exitUsage)
 	}
 }
+
+// TestRunBrokenJobFailsAlone: errors inside one job fail that job (exit 2),
+// and the others run: a mistake in a job added today stopped every job's
+// backup tonight. An error in the file's own keys still stops the run.
+func TestRunBrokenJobFailsAlone(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.good]
+paths = ["` + src + `"]
+
+[jobs.bad]
+paths = ["` + src + `"]
+keep = { daily = -1 }
+
+[jobs."-x"]
+paths = ["` + src + `"]
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg, "--json")
+	if res.code != exitUsage || tr.snapshotCount() != 1 {
+		t.Fatalf("run with two broken jobs: exit %d, %d snapshots; want 2 and the good job's one\n%s%s", res.code, tr.snapshotCount(), res.stdout, res.stderr)
+	}
+	status := map[string]any{}
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" {
+			status[l["job"].(string)] = l["status"]
+		}
+	}
+	if status["good"] != "ok" || status["bad"] != "failed" || status["-x"] != "failed" {
+		t.Errorf("job statuses %v", status)
+	}
+	// Running the good job alone works, with a warning about the other.
+	res = tr.runConfig(nil, "run", "--config", cfg, "good")
+	if res.code != 0 || !strings.Contains(res.stderr, "the config has errors in job bad, which this run leaves out") {
+		t.Errorf("run good: exit %d\n%s", res.code, res.stderr)
+	}
+	if res = tr.runConfig(nil, "run", "--config", cfg, "bad"); res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "jobs.bad.keep.daily") {
+		t.Errorf("run bad: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	// An error in the file's own keys stops every job.
+	cfg = tr.writeConfig(`compresion = "fastest"
+
+[jobs.good]
+paths = ["` + src + `"]
+`)
+	if res = tr.runConfig(nil, "run", "--config", cfg); res.code != exitUsage || tr.snapshotCount() != 2 {
+		t.Errorf("run with a top-level error: exit %d, %d snapshots\n%s", res.code, tr.snapshotCount(), res.stderr)
+	}
+}
