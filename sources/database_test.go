@@ -159,6 +159,8 @@ func TestRenameAlterDatabase(t *testing.T) {
 		"ALTER DATABASE `app` CHARACTER SET utf8mb4 ;\n" +
 		"ALTER DATABASE `app2` CHARACTER SET utf8mb4 ;\n" +
 		"DELIMITER ;;\nCREATE PROCEDURE p() BEGIN\nALTER DATABASE `app` CHARACTER SET utf8mb4 ;\nEND ;;\nDELIMITER ;\n" +
+		"DELIMITER ;;\nALTER DATABASE `app` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;;\nCREATE EVENT ev DO SELECT 1 ;;\n" +
+		"ALTER DATABASE `app` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci ;;\r\nDELIMITER ;\n" +
 		"ALTER DATABASE `app` CHARACTER SET utf8mb4 ;"
 	want := "-- ALTER DATABASE `app` CHARACTER SET latin1 ;\n" +
 		"ALTER DATABASE `copy``s` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;\n" +
@@ -167,6 +169,10 @@ func TestRenameAlterDatabase(t *testing.T) {
 		"ALTER DATABASE `app2` CHARACTER SET utf8mb4 ;\n" +
 		// A routine's body is the user's code, and stays as it is.
 		"DELIMITER ;;\nCREATE PROCEDURE p() BEGIN\nALTER DATABASE `app` CHARACTER SET utf8mb4 ;\nEND ;;\nDELIMITER ;\n" +
+		// The tool's collation switch around an event is its own line,
+		// in a DELIMITER block too.
+		"DELIMITER ;;\nALTER DATABASE `copy``s` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;;\nCREATE EVENT ev DO SELECT 1 ;;\n" +
+		"ALTER DATABASE `copy``s` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci ;;\r\nDELIMITER ;\n" +
 		"ALTER DATABASE `copy``s` CHARACTER SET utf8mb4 ;"
 	for name, read := range map[string]func(io.Reader) ([]byte, error){
 		"whole":       io.ReadAll,

@@ -246,13 +246,16 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 // renameAlterDatabase returns dump with every line that starts
 // "ALTER DATABASE `from` " starting "ALTER DATABASE `to` " instead;
 // mariadb-dump and mysqldump write the statement so, at the start of a
-// line, around routines and triggers. Lines between "DELIMITER ;;" and
+// line, around routines and triggers. Between "DELIMITER ;;" and
 // "DELIMITER ;" are the bodies of routines, triggers and events, the
-// user's code, and are left as they are; so is everything else. Lines of
-// any length (an INSERT of many MB) pass through in pieces.
+// user's code, left as they are, but for the tool's own lines there: the
+// collation switch around events, "ALTER DATABASE `from` CHARACTER SET x
+// COLLATE y ;;" on a line of its own. Lines of any length (an INSERT of
+// many MB) pass through in pieces.
 func renameAlterDatabase(dump io.Reader, from, to string) io.Reader {
-	return &lineRewriter{r: bufio.NewReaderSize(dump, 64<<10), old: []byte("ALTER DATABASE " + mysqlIdent(from) + " "),
-		new: []byte("ALTER DATABASE " + mysqlIdent(to) + " "), atStart: true}
+	old := "ALTER DATABASE " + mysqlIdent(from) + " "
+	return &lineRewriter{r: bufio.NewReaderSize(dump, 64<<10), old: []byte(old), new: []byte("ALTER DATABASE " + mysqlIdent(to) + " "), atStart: true,
+		toolLine: regexp.MustCompile(`^` + regexp.QuoteMeta(old) + `CHARACTER SET [A-Za-z0-9_]+ COLLATE [A-Za-z0-9_]+ *;+\r?$`)}
 }
 
 // lineRewriter replaces old with new where a line starts with it, outside
@@ -260,15 +263,23 @@ func renameAlterDatabase(dump io.Reader, from, to string) io.Reader {
 type lineRewriter struct {
 	r        *bufio.Reader
 	old, new []byte
-	atStart  bool   // the next byte read from r starts a line
-	inBody   bool   // between "DELIMITER ;;" and "DELIMITER ;"
-	buf      []byte // holds pending
-	pending  []byte // read from r (or new), not yet returned
-	err      error  // r's error, returned once pending is empty
+	atStart  bool           // the next byte read from r starts a line
+	inBody   bool           // between "DELIMITER ;;" and "DELIMITER ;"
+	toolLine *regexp.Regexp // the tool's own line, rewritten inside a body too
+	buf      []byte         // holds pending
+	pending  []byte         // read from r (or new), not yet returned
+	err      error          // r's error, returned once pending is empty
 }
 
 // delimiterLine is how mariadb-dump changes the statement delimiter.
 var delimiterLine = []byte("DELIMITER ")
+
+// isToolLine reports whether the line at the start of b (peeked) is the
+// dump tool's collation switch.
+func (l *lineRewriter) isToolLine(b []byte) bool {
+	line, _, found := bytes.Cut(b, []byte("\n"))
+	return found && l.toolLine.Match(line)
+}
 
 func (l *lineRewriter) Read(p []byte) (int, error) {
 	for len(l.pending) == 0 {
@@ -282,7 +293,7 @@ func (l *lineRewriter) Read(p []byte) (int, error) {
 				rest, _, _ := bytes.Cut(b[len(delimiterLine):], []byte("\n"))
 				l.inBody = !bytes.Equal(bytes.TrimRight(rest, "\r "), []byte(";"))
 			}
-			if b, _ := l.r.Peek(len(l.old)); !l.inBody && bytes.Equal(b, l.old) {
+			if b, _ := l.r.Peek(256); bytes.HasPrefix(b, l.old) && (!l.inBody || l.isToolLine(b)) {
 				_, _ = l.r.Discard(len(l.old))
 				l.pending = l.new
 				break

@@ -277,7 +277,8 @@ func TestMariaDBRestoreToLeavesSourceAlone(t *testing.T) {
 	db := my.newDatabase()
 	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET latin1;")
 	my.mustQuery(db, "CREATE TABLE t (id INT PRIMARY KEY); CREATE FUNCTION fm() RETURNS INT RETURN 1;"+
-		"CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW SET NEW.id = NEW.id;")
+		"CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW SET NEW.id = NEW.id;"+
+		"CREATE EVENT ev ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t WHERE id < 0;")
 	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET utf8mb4;")
 	tr.mustRun("create", "--db", my.url(db))
 	if dump := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout; !strings.Contains(dump, "ALTER DATABASE `"+db+"`") {
