@@ -341,6 +341,9 @@ func (d *cfgDecoder) warnf(key toml.Key, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: fmt.Sprintf(format, args...), Severity: "warning"})
 }
 
+// fileOnlyKeys are keys of the whole file that a job does not take.
+var fileOnlyKeys = []string{"cache_dir", "metrics_dir", "limit_upload", "limit_download"}
+
 // jobOf is the job a key belongs to: NAME in jobs.NAME…, else "".
 func jobOf(key toml.Key) string {
 	if len(key) >= 2 && key[0] == "jobs" {
@@ -393,6 +396,15 @@ func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
 		where := "at the top level"
 		if len(at) > 0 {
 			where = "in [" + at.String() + "]"
+		}
+		if jobOf(at) != "" && slices.Contains(fileOnlyKeys, k) {
+			// Written at the end of the file, below a [jobs.NAME]
+			// table, which TOML gives it to: the whole file's setting,
+			// so snap run must not go on without it (a job's own
+			// error would fail that job only).
+			d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(sub(at, k)), Key: k, Severity: "error",
+				Message: fmt.Sprintf("a setting of the whole file, but TOML puts it in [%s], the table above it: move it above the first [jobs…] table", at.String())})
+			continue
 		}
 		d.errorf(sub(at, k), "unknown key %s%s (known keys: %s)", where, hint, strings.Join(allowed, ", "))
 	}
@@ -766,8 +778,8 @@ func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
 		if sp, err := snapshot.ParseSpan(k.Within); err != nil {
 			d.errorf(sub(at, "within"), "%v", err)
 		} else if sp.IsZero() {
-			// A warning, not an error: an error stops every job of the
-			// file, where the run fails only this job's forget.
+			// A warning, not an error: an error would keep the job from
+			// backing up at all, where the run fails only its forget.
 			d.warnf(sub(at, "within"), "%q keeps nothing, and 'snap run' refuses to forget with it: give a span such as \"30d\" or \"1y6m\"", k.Within)
 		}
 	}

@@ -764,13 +764,17 @@ paths = ["` + src + `"]
 	if res = tr.runConfig(nil, "run", "--config", cfg, "bad"); res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "jobs.bad.keep.daily") {
 		t.Errorf("run bad: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	// An error in the file's own keys stops every job.
-	cfg = tr.writeConfig(`compresion = "fastest"
-
-[jobs.good]
-paths = ["` + src + `"]
-`)
-	if res = tr.runConfig(nil, "run", "--config", cfg); res.code != exitUsage || tr.snapshotCount() != 2 {
-		t.Errorf("run with a top-level error: exit %d, %d snapshots\n%s", res.code, tr.snapshotCount(), res.stderr)
+	// An error in the file's own keys stops every job; so does one of its
+	// settings written below a job's table, which TOML gives the job.
+	before := tr.snapshotCount()
+	for _, doc := range []string{"compresion = \"fastest\"\n\n[jobs.good]\npaths = [\"" + src + "\"]\n",
+		"[jobs.good]\npaths = [\"" + src + "\"]\nlimit_upload = \"1MiB\"\n"} {
+		cfg = tr.writeConfig(doc)
+		if res = tr.runConfig(nil, "run", "--config", cfg); res.code != exitUsage || tr.snapshotCount() != before {
+			t.Errorf("run with an error of the whole file: exit %d, %d snapshots\n%s", res.code, tr.snapshotCount(), res.stderr)
+		}
+	}
+	if !strings.Contains(res.stderr, "a setting of the whole file, but TOML puts it in [jobs.good]") {
+		t.Errorf("limit_upload below [jobs.good]: %s", res.stderr)
 	}
 }
