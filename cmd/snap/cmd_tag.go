@@ -62,7 +62,9 @@ func isTagWord(tag string) bool {
 }
 
 // tagWords splits each value at commas, as create --tag does, and checks
-// each tag: a non-empty word without spaces or commas.
+// each tag: a non-empty word without spaces or commas. --remove takes any
+// tag but an empty one: a snapshot may carry one that snap took before
+// this rule (a space, a control character), and must be able to lose it.
 func tagWords(flag string, values []string) ([]string, error) {
 	var out []string
 	for _, v := range values {
@@ -70,6 +72,7 @@ func tagWords(flag string, values []string) ([]string, error) {
 			switch {
 			case t == "" && flag == "set":
 				continue // --set '' clears
+			case flag == "remove" && t != "":
 			case !isTagWord(t):
 				return nil, usagef("--%s %q: a tag is a non-empty word without commas or spaces", flag, v)
 			}

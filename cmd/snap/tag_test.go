@@ -22,6 +22,16 @@ func TestTag(t *testing.T) {
 	tr.mustRun("create", src, "--tag", "nightly")
 	sns := tr.listJSON()
 	first := sns[0]
+	// --remove takes a tag that snap took before its rule (a space in
+	// it), so that such a tag can go; --add does not.
+	if res := tr.run("tag", "--remove", "old tag", first.ID[:8]); res.code != 0 {
+		t.Errorf("tag --remove 'old tag': exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("tag", "--add", "old tag", first.ID[:8]); res.code != exitUsage {
+		t.Errorf("tag --add 'old tag': exit %d: %s", res.code, res.stderr)
+	}
+	sns = tr.listJSON()
+	first = sns[0]
 
 	res := tr.mustRun("tag", "--add", "keep,upgrade", "--json", first.ID[:8])
 	var out struct {
