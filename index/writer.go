@@ -37,7 +37,9 @@ type WriterOptions struct {
 	// SIGTERM) the uploads under way stop too. Uploads otherwise outlive
 	// the context of the Save that filled their pack (see upload), and one
 	// stuck on a server that stopped answering would hold the exit for as
-	// long as its retries last.
+	// long as its retries last. Every writer that saves from more than one
+	// goroutine should have one: without it, a Save waits for an upload
+	// slot however its own context ends (upload says why).
 	Abort context.Context
 }
 
@@ -444,7 +446,7 @@ func (w *Writer) upload(ctx context.Context, p *repo.PackBuilder) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.err == nil {
-			w.err = fmt.Errorf("upload pack: %w", context.Cause(w.opts.Abort))
+			w.err = context.Cause(w.opts.Abort) // stopped: nothing more to say
 			w.fail()
 		}
 		return w.err

@@ -287,6 +287,14 @@ func run(args []string, e *env) int {
 	e.args = args
 	out := &stdoutWriter{w: e.stdout}
 	e.stdout = out
+	// A reader of standard output that goes away (snap dump … | head)
+	// must not kill snap outright, as SIGPIPE would: the write fails with
+	// EPIPE instead, and snap ends as a command does (a temporary index
+	// cache, a lock, are cleaned up). Until run returns: the error line
+	// that printError may still write to standard output included.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
 	// A bug must still end in one clear line, not a stack trace: a panic
 	// in this goroutine becomes the command's error here, one in any other
 	// goroutine becomes the error of the operation it belongs to
@@ -298,13 +306,6 @@ func run(args []string, e *env) int {
 		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		// A reader of standard output that goes away (snap dump … |
-		// head) must not kill snap outright, as SIGPIPE would: the write
-		// fails with EPIPE instead, and snap ends as a command does
-		// (a temporary index cache, a lock, are cleaned up).
-		sigpipe := make(chan os.Signal, 1)
-		signal.Notify(sigpipe, syscall.SIGPIPE)
-		defer signal.Stop(sigpipe)
 		app = newApp(e)
 		ordered, err := reorderArgs(app, args)
 		if err != nil {
@@ -324,13 +325,13 @@ func run(args []string, e *env) int {
 		out.gone = readerGone
 		err = app.RunContext(ctx, ordered)
 		werr := out.failed()
-		if werr != nil && !product && err == nil && errors.Is(werr, syscall.EPIPE) {
+		if werr != nil && !product && (err == nil || isStdoutWrite(err)) && errors.Is(werr, syscall.EPIPE) {
 			// A backup whose log reader died (snap run | logger) is done
 			// all the same: say so where it can still be read.
 			fmt.Fprintln(e.stderr, "warning: standard output was closed by its reader; the command finished, and what it printed after that was lost")
 			return nil
 		}
-		return outcome(ctx, err, werr)
+		return outcome(ctx, err, werr, product)
 	})
 	var bug *repo.PanicError
 	if errors.As(err, &bug) && len(e.cacheDirs) > 0 {
@@ -362,12 +363,14 @@ var outputIsTheProduct = map[string]bool{"ls": true, "dump": true, "find": true,
 	"config jobs": true, "config check": true, "completion": true, "man": true, "check": true, "schedule list": true, "help": true, "": true}
 
 // outcome is a command's error as run reports it, given the context it ran
-// in and the first error writing its standard output (werr).
-func outcome(ctx context.Context, err, werr error) error {
+// in, the first error writing its standard output (werr), and whether the
+// command only prints what it reads (product).
+func outcome(ctx context.Context, err, werr error, product bool) error {
 	switch {
-	case werr != nil && errors.Is(werr, syscall.EPIPE) && (err == nil || ctx.Err() != nil):
+	case werr != nil && errors.Is(werr, syscall.EPIPE) && product && (err == nil || ctx.Err() != nil):
 		// The reader went away: what stopped the command, or all that
-		// went wrong (exit 141, quietly).
+		// went wrong (exit 141, quietly). A command that does work of
+		// its own says how that went, below.
 		return &stdoutError{werr}
 	case werr != nil && (err == nil || stdoutGone(err) || isStdoutWrite(err)):
 		return &stdoutError{werr}

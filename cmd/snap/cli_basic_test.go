@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 func TestCreateListRestore(t *testing.T) {
@@ -318,5 +323,44 @@ func TestOutputWriteFails(t *testing.T) {
 	cmd.Env, cmd.Stderr = append(baseEnv(), tr.env...), &stderr
 	if err := cmd.Run(); err != nil || !strings.Contains(stderr.String(), "status 0") || tr.snapshotCount() != before+1 {
 		t.Errorf("create whose reader went away: %v, %d snapshots after %d\n%s", err, tr.snapshotCount(), before, stderr.String())
+	}
+}
+
+// TestOutcome: how a command's error, standard output's failure and an
+// interrupt combine. A command that only prints what it reads ends quietly
+// (141) when its reader goes away; one that does work of its own reports
+// that work (its error, or an interrupt), and its own failure always wins
+// over a full disk on standard output.
+func TestOutcome(t *testing.T) {
+	pipe := &fs.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.EPIPE}
+	full := &fs.PathError{Op: "write", Path: "/dev/stdout", Err: syscall.ENOSPC}
+	locked := fmt.Errorf("create: %w", repo.ErrLocked)
+	live := context.Background()
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name     string
+		ctx      context.Context
+		err      error
+		werr     error
+		product  bool
+		wantCode int
+	}{
+		{"ls | head", stopped, context.Canceled, pipe, true, exitBrokenPipe},
+		{"ls > full disk", live, nil, full, true, exitFatal},
+		{"check of a locked repository > full disk", live, locked, full, true, exitLocked},
+		{"create interrupted, its tee killed with it", stopped, context.Canceled, pipe, false, exitInterrupted},
+		{"create failed > full disk", live, locked, full, false, exitLocked},
+		{"create done > full disk", live, nil, full, false, exitFatal},
+		{"nothing wrong", live, nil, nil, false, 0},
+	} {
+		err := outcome(c.ctx, c.err, c.werr, c.product)
+		got := exitCode(err)
+		if stdoutGone(err) { // as run decides
+			got = exitBrokenPipe
+		}
+		if got != c.wantCode {
+			t.Errorf("%s: exit %d, want %d", c.name, got, c.wantCode)
+		}
 	}
 }
