@@ -258,6 +258,11 @@ func withoutNestedTransactionWarnings(stderr func(string)) func(string) {
 // writes its SET lines within the first kilobyte.
 const pgHeaderSize = 16 << 10
 
+// pgStatementRefused matches an error the server gave a statement, with
+// its SQLSTATE (psql's VERBOSITY verbose), as opposed to a failure to
+// reach the server.
+var pgStatementRefused = regexp.MustCompile(`ERROR:  [0-9A-Z]{5}: `)
+
 var pgClientEncoding = regexp.MustCompile(`(?m)^SET client_encoding = '([A-Za-z0-9_]+)';$`)
 
 // dumpEncoding returns the encoding a plain pg_dump was written in, which
@@ -291,20 +296,27 @@ func (d *Database) createLike(ctx context.Context, name, encoding string, o Rest
 		}
 	}
 	withEncoding := plain + " ENCODING '" + encoding + "'"
+	var first error
 	for i, create := range []string{withEncoding, withEncoding + " LC_COLLATE 'C' LC_CTYPE 'C'", withEncoding + " LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER libc"} {
-		err := d.createUninterrupted(ctx, name, create+";\n")
+		// Verbose errors carry their SQLSTATE, in any language: only the
+		// server refusing the statement leads to the next form; a lost
+		// connection or a timeout is the restore's error.
+		err := d.createUninterrupted(ctx, name, "\\set VERBOSITY verbose\n"+create+";\n")
 		switch {
 		case err == nil && i > 0:
 			note("database %s was created with encoding %s, the dump's, and locale C: the server's default locale does not support %s", name, encoding, encoding)
 			return nil
 		case err == nil:
 			return nil
-		case ctx.Err() != nil:
-			return err
+		case first == nil:
+			first = err
+		}
+		if ctx.Err() != nil || !pgStatementRefused.MatchString(err.Error()) {
+			return first
 		}
 	}
 	if err := d.createUninterrupted(ctx, name, plain+";\n"); err != nil {
-		return err
+		return first // the dump's encoding was the one asked for
 	}
 	note("database %s was created with the server's default encoding: the dump's, %s, could not be given to it; psql converts the data", name, encoding)
 	return nil

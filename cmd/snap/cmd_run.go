@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,9 +54,9 @@ func runCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
-			for name := range broken {
+			for _, name := range slices.Sorted(maps.Keys(broken)) {
 				if !slices.ContainsFunc(jobs, func(j *Job) bool { return j.Name == name }) {
-					newUI(c, e).warnf("the config has errors in job %s, which this run leaves out (see 'snap config check')", name)
+					newUI(c, e).warnf("the config has errors in job %s, which this run leaves out (see 'snap config check')", escapeControls(name))
 				}
 			}
 			return runJobs(c, e, cfg, jobs, broken)
@@ -68,7 +69,7 @@ func runCommand(e *env) *cli.Command {
 // name alone, so that it is reported as failed, not left out.
 func selectJobs(cfg *Config, names []string, broken map[string]Problem) ([]*Job, error) {
 	all := cfg.Jobs
-	for name := range broken {
+	for _, name := range slices.Sorted(maps.Keys(broken)) {
 		if !slices.ContainsFunc(all, func(j *Job) bool { return j.Name == name }) {
 			all = append(all, &Job{Name: name})
 		}
@@ -171,7 +172,9 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		if p, bad := broken[j.Name]; bad {
 			r := brokenJob(u, j.Name, p)
 			results = append(results, r)
-			if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" {
+			// A name the config refused ("a b", "x/../../y") names no
+			// metrics file.
+			if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" && jobNameRE.MatchString(j.Name) {
 				if err := writeJobMetrics(dir, r, nil, time.Now()); err != nil {
 					u.warnf("job %s: metrics not written: %v", j.Name, err)
 				}
@@ -217,6 +220,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 // brokenJob is the result of a job the config file has errors in: it does
 // not run, and fails with exit 2 and its first error.
 func brokenJob(u *ui, name string, p Problem) jobResult {
+	name = escapeControls(name) // a name the config refused may hold anything
 	err := usagef("the config has errors in this job, the first: %s (see 'snap config check'); the job did not run", p)
 	r := jobResult{Type: "job", Job: name, Status: statusFailed, ExitCode: exitUsage, Steps: []stepResult{}, Error: err.Error(), err: err}
 	u.fields = map[string]any{"job": name}
