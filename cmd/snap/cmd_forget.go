@@ -64,6 +64,10 @@ func policyFrom(c *cli.Context) (snapshot.Policy, error) {
 		if err != nil {
 			return p, usagef("--keep-within: %v", err)
 		}
+		if sp.IsZero() {
+			// It said "forget needs a policy", with one given.
+			return p, usagef("--keep-within %s keeps nothing: give a span such as 30d or 1y6m", w)
+		}
 		p.Within = sp
 	}
 	p.Tags = c.StringSlice("keep-tag")
