@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -226,6 +227,11 @@ func addGlobalFlags(cmd *cli.Command) {
 					return usagef("--no-lock: '%s' takes no lock anyway, and changes the repository; leave --no-lock out", name)
 				}
 				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump, check and repair index without --from-packs (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
+			}
+			if slices.Contains(multiValues(c, "path"), "") {
+				// An empty variable in a script ("--path $P") would filter
+				// by the working directory (filterFrom).
+				return usagef("--path \"\": give a path (the paths column of 'snap list')")
 			}
 			return action(c)
 		}

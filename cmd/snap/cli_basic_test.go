@@ -85,6 +85,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"create", "--time", "0001-01-01T00:00:00Z", tr.dir}, `--time "0001-01-01T00:00:00Z": give a time from 1970 on`},
 		{[]string{"--no-lock", "repair", "index", "--from-packs"}, "'repair index' changes the repository and needs its lock"},
 		{[]string{"ls", "latest", "--at", "1h"}, "give SNAPSHOT (latest) or --at, not both (a path of that name: write /latest)"},
+		{[]string{"list", "--path", ""}, `--path "": give a path`},
 		{[]string{"forget", "--keep-within", "0d"}, "--keep-within 0d keeps nothing: give a span such as 30d"},
 		{[]string{"forget", "--keep-last", "1", "--instant"}, "--instant is an option of --prune: add --prune, or leave it out"},
 		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a word without spaces (commas separate tags)`},
