@@ -88,10 +88,11 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"list", "--path", ""}, `--path "": give a path`},
 		{[]string{"forget", "--keep-within", "0d"}, "--keep-within 0d keeps nothing: give a span such as 30d"},
 		{[]string{"forget", "--keep-last", "1", "--instant"}, "--instant is an option of --prune: add --prune, or leave it out"},
-		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a word without spaces (commas separate tags)`},
+		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a non-empty word without spaces or control characters (commas separate tags)`},
+		{[]string{"create", "--tag", "a,", tr.dir}, `--tag "a,": a tag is a non-empty word`},
 		// One rule everywhere: forget --keep-tag refused these, create and
 		// tag took them.
-		{[]string{"create", "--tag", "a\u00a0b", tr.dir}, `a tag is a word without spaces`},
+		{[]string{"create", "--tag", "a\u00a0b", tr.dir}, `a tag is a non-empty word without spaces`},
 		{[]string{"tag", "--add", "c\rd", "latest"}, `a tag is a non-empty word without commas or spaces`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 		// A flag of one value given twice used to take the last silently.

@@ -179,7 +179,7 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 		}
 	} else {
 		for _, p := range problems {
-			fmt.Fprintln(e.stdout, p.String()) // warnings too: --quiet hides no problem
+			fmt.Fprintln(e.stdout, escapeControls(p.String())) // warnings too: --quiet hides no problem
 		}
 		if out.Valid {
 			names := make([]string, 0, len(out.Jobs))

@@ -103,13 +103,16 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		return o, plan, usagef("nothing to back up: give paths, --db, --stdin or --command")
 	}
 	for _, t := range c.StringSlice("tag") {
+		if t == "" {
+			continue // an empty variable in a script: no tag
+		}
 		for _, tag := range strings.Split(t, ",") {
 			switch {
-			case tag != "" && !isTagWord(tag):
+			case !isTagWord(tag): // "a," too, as tag and forget refuse it
 				// 'snap tag', forget --keep-tag and the config refuse such
 				// a tag; saved, it could be neither kept nor removed.
-				return o, plan, usagef("--tag %q: a tag is a word without spaces (commas separate tags)", t)
-			case tag != "" && !slices.Contains(o.Tags, tag):
+				return o, plan, usagef("--tag %q: a tag is a non-empty word without spaces or control characters (commas separate tags)", t)
+			case !slices.Contains(o.Tags, tag):
 				o.Tags = append(o.Tags, tag)
 			}
 		}

@@ -273,12 +273,12 @@ func runError(results []jobResult) error {
 		if len(failed) == 1 {
 			// Keep the failure's own kind (locked, wrong password, …) for
 			// the exit code.
-			return fmt.Errorf("1 of %d job(s) failed: %s: %w", len(results), failed[0].Job, failed[0].err)
+			return fmt.Errorf("1 of %s failed: %s: %w", plural(len(results), "job", "jobs"), failed[0].Job, failed[0].err)
 		}
 		return &codedError{msg: fmt.Sprintf("%d of %d jobs failed: %s", len(failed), len(results), strings.Join(names, "; ")), code: code}
 	}
 	if partial > 0 {
-		return &partialError{msg: fmt.Sprintf("%d job(s) saved snapshots without some unreadable files (listed above)", partial)}
+		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files (listed above)", plural(partial, "job", "jobs"))}
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func tagWords(flag string, values []string) ([]string, error) {
 	for _, v := range values {
 		for _, t := range strings.Split(v, ",") {
 			switch {
-			case t == "" && flag == "set":
+			case v == "" && flag == "set":
 				continue // --set '' clears
 			case flag == "remove" && t != "":
 			case !isTagWord(t):

@@ -387,10 +387,14 @@ func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
 		if slices.Contains(allowed, k) {
 			continue
 		}
-		hint := ""
+		hint, best := "", 3 // the closest known key within two edits
 		for _, a := range allowed {
-			if strings.ReplaceAll(k, "-", "_") == a || strings.EqualFold(a, k) || editDistance(a, k) <= 2 {
-				hint = fmt.Sprintf("; did you mean %q?", a)
+			d := editDistance(a, k)
+			if strings.ReplaceAll(k, "-", "_") == a || strings.EqualFold(a, k) {
+				d = 0
+			}
+			if d < best {
+				hint, best = fmt.Sprintf("; did you mean %q?", a), d
 			}
 		}
 		where := "at the top level"
