@@ -55,7 +55,7 @@ func runCommand(e *env) *cli.Command {
 				return err
 			}
 			for _, name := range slices.Sorted(maps.Keys(broken)) {
-				if !slices.ContainsFunc(jobs, func(j *Job) bool { return j.Name == name }) {
+				if !slices.ContainsFunc(jobs, func(j *Job) bool { return jobKey(j.Name) == name }) {
 					newUI(c, e).warnf("the config has errors in job %s, which this run leaves out (see 'snap config check')", escapeControls(name))
 				}
 			}
@@ -70,7 +70,7 @@ func runCommand(e *env) *cli.Command {
 func selectJobs(cfg *Config, names []string, broken map[string]Problem) ([]*Job, error) {
 	all := cfg.Jobs
 	for _, name := range slices.Sorted(maps.Keys(broken)) {
-		if !slices.ContainsFunc(all, func(j *Job) bool { return j.Name == name }) {
+		if !slices.ContainsFunc(all, func(j *Job) bool { return jobKey(j.Name) == name }) {
 			all = append(all, &Job{Name: name})
 		}
 	}
@@ -169,7 +169,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 			}
 			break
 		}
-		if p, bad := broken[j.Name]; bad {
+		if p, bad := broken[jobKey(j.Name)]; bad {
 			r := brokenJob(u, j.Name, p)
 			results = append(results, r)
 			// A name the config refused ("a b", "x/../../y") names no
@@ -220,7 +220,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 // brokenJob is the result of a job the config file has errors in: it does
 // not run, and fails with exit 2 and its first error.
 func brokenJob(u *ui, name string, p Problem) jobResult {
-	name = escapeControls(name) // a name the config refused may hold anything
+	name = escapeControls(jobKey(name)) // a name the config refused may hold anything
 	err := usagef("the config has errors in this job, the first: %s (see 'snap config check'); the job did not run", p)
 	r := jobResult{Type: "job", Job: name, Status: statusFailed, ExitCode: exitUsage, Steps: []stepResult{}, Error: err.Error(), err: err}
 	u.fields = map[string]any{"job": name}

@@ -344,12 +344,22 @@ func (d *cfgDecoder) warnf(key toml.Key, format string, args ...any) {
 // fileOnlyKeys are keys of the whole file that a job does not take.
 var fileOnlyKeys = []string{"cache_dir", "metrics_dir", "limit_upload", "limit_download"}
 
-// jobOf is the job a key belongs to: NAME in jobs.NAME…, else "".
+// jobOf is the job a key belongs to: jobKey(NAME) for jobs.NAME…, else "".
 func jobOf(key toml.Key) string {
-	if len(key) >= 2 && key[0] == "jobs" {
-		return key[1]
+	if len(key) < 2 || key[0] != "jobs" {
+		return ""
 	}
-	return ""
+	return jobKey(key[1])
+}
+
+// jobKey names a job in Problem.Job and snap run's broken jobs: its name,
+// and an empty one ([jobs.""]) as written, "\"\"", since "" stands for the
+// whole file.
+func jobKey(name string) string {
+	if name == "" {
+		return `""`
+	}
+	return name
 }
 
 // jobErrors splits a config's errors by job: those of single jobs, by

@@ -742,6 +742,9 @@ keep = { daily = -1 }
 
 [jobs."-x"]
 paths = ["` + src + `"]
+
+[jobs.""]
+paths = ["` + src + `"]
 `)
 	res := tr.runConfig(nil, "run", "--config", cfg, "--json")
 	if res.code != exitUsage || tr.snapshotCount() != 1 {
@@ -753,7 +756,7 @@ paths = ["` + src + `"]
 			status[l["job"].(string)] = l["status"]
 		}
 	}
-	if status["good"] != "ok" || status["bad"] != "failed" || status["-x"] != "failed" {
+	if status["good"] != "ok" || status["bad"] != "failed" || status["-x"] != "failed" || status[`""`] != "failed" {
 		t.Errorf("job statuses %v", status)
 	}
 	// Running the good job alone works, with a warning about the other.
