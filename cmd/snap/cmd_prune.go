@@ -19,7 +19,7 @@ import (
 func pruneFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "max-unused", Value: "5", Usage: "repack the emptiest packs until at most `PERCENT` of the pack space is unused (100: never repack)"},
-		&cli.StringFlag{Name: "delete-delay", Value: "12h", Usage: "how long packs stay marked before a prune deletes them: `DURATION` such as 12h, 2d or 0"},
+		&cli.StringFlag{Name: "delete-delay", Value: "12h", Usage: "how long packs stay marked before a prune deletes them: `DURATION` such as 12h, 2d, 1d12h or 0"},
 		&cli.BoolFlag{Name: "instant", Usage: "take the exclusive lock and delete unused data now, without marking (nothing else may run)"},
 	}
 }
@@ -80,10 +80,18 @@ func parseDelay(s string) (time.Duration, error) {
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return d, nil
 	}
-	if n, err := strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil && strings.HasSuffix(s, "d") && n >= 0 {
-		return time.Duration(n) * 24 * time.Hour, nil
+	// Days, then what Go's durations take: "2d", "1d12h".
+	if days, rest, ok := strings.Cut(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		var r time.Duration
+		if err == nil && rest != "" {
+			r, err = time.ParseDuration(rest)
+		}
+		if err == nil && n >= 0 && n <= 100000 && r >= 0 {
+			return time.Duration(n)*24*time.Hour + r, nil
+		}
 	}
-	return 0, fmt.Errorf("%q is not a duration: use e.g. 12h, 2d or 0", s)
+	return 0, fmt.Errorf("%q is not a duration: use e.g. 12h, 2d, 1d12h or 0", s)
 }
 
 func runPrune(c *cli.Context, e *env, o index.PruneOptions) error {

@@ -146,3 +146,19 @@ func setLocal(t *testing.T, zone string) *time.Location {
 	t.Cleanup(func() { time.Local = saved })
 	return loc
 }
+
+// TestParseDelay: prune's --delete-delay takes Go's durations, days, and
+// days followed by a duration ("1d12h" was refused while "1h30m" was
+// taken).
+func TestParseDelay(t *testing.T) {
+	for in, want := range map[string]time.Duration{"0": 0, "12h": 12 * time.Hour, "2d": 48 * time.Hour, "1d12h": 36 * time.Hour, "1h30m": 90 * time.Minute, "0d": 0} {
+		if got, err := parseDelay(in); err != nil || got != want {
+			t.Errorf("parseDelay(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "d", "-1d", "1d-2h", "2days", "1x"} {
+		if _, err := parseDelay(bad); err == nil {
+			t.Errorf("parseDelay(%q) accepted", bad)
+		}
+	}
+}
