@@ -577,7 +577,7 @@ func TestUnchangedFilesCheckedInBatches(t *testing.T) {
 		return n
 	}
 	o := ArchiveOptions{Walkers: 4, reuseBatch: 5}
-	write(0)
+	evenBytes := write(0)
 	sn1 := p.create([]string{src}, o)
 	oddBytes := write(1)
 	sn2 := p.create([]string{src}, o)
@@ -604,8 +604,20 @@ func TestUnchangedFilesCheckedInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn3 := p.create([]string{src}, o)
-	if sn3.Summary.ReadBytes != sn1.Summary.ReadBytes {
-		t.Fatalf("the first run's packs marked: read %d bytes, want the first run's %d", sn3.Summary.ReadBytes, sn1.Summary.ReadBytes)
+	// The first run's files are read again, their blobs being in marked
+	// packs: at least the even files of many/, whose contents are their
+	// own. Not always all of the first run's bytes: a file whose chunks
+	// another file re-read in this run stored first (the tree's runs of
+	// zeros) is found known, and which comes first depends on the
+	// walkers (CI saw 15.4 of 21.7 MB).
+	if sn3.Summary.ReadBytes < evenBytes || sn3.Summary.ReadBytes > sn1.Summary.ReadBytes {
+		t.Fatalf("the first run's packs marked: read %d bytes, want at least the even files' %d and at most the first run's %d", sn3.Summary.ReadBytes, evenBytes, sn1.Summary.ReadBytes)
+	}
+	// Whatever the third run reused must be in live packs: deleting every
+	// pack it does not use (the marked ones included) leaves it whole.
+	used := func(ctx context.Context) (index.BlobSet, error) { return UsedBlobs(ctx, p.ix, []*Snapshot{sn3}) }
+	if _, err := index.Prune(ctx, p.ix, index.PruneOptions{Used: used, Instant: true}); err != nil {
+		t.Fatal(err)
 	}
 	target := t.TempDir()
 	if _, errs := p.restore(sn3, "/", target, RestoreOptions{Workers: 3}); len(errs) > 0 {
