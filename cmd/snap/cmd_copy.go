@@ -58,16 +58,8 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	if err != nil {
 		return err
 	}
-	srcPassword := memo(func() (string, error) {
-		return passwordFrom(c.Context, e, srcSt.passwordFile, "SNAP_PASSWORD", srcSt.passwordCommand, false, "repository")
-	})
-	dstPassword := func() (string, error) {
-		file, command := c.String("to-password-file"), c.String("to-password-command")
-		if file == "" && command == "" && e.getenv("SNAP_TO_PASSWORD") == "" {
-			return srcPassword()
-		}
-		return passwordFrom(c.Context, e, file, "SNAP_TO_PASSWORD", command, false, "target repository")
-	}
+	srcPassword := memo(srcSt.passwordSource(c.Context, e))
+	dstPassword := otherPassword(c, e, "SNAP_TO_PASSWORD", "target repository", srcPassword)
 	srcSt.password = srcPassword
 	dstSt := srcSt
 	dstSt.location, dstSt.fromConfig, dstSt.password = to, "", dstPassword

@@ -71,13 +71,7 @@ func chunkerParams(c *cli.Context, e *env, u *ui, pw string) (files repo.Chunker
 		return files, nil, err
 	}
 	st.location, st.fromConfig = from, ""
-	st.password = func() (string, error) {
-		file, command := c.String("from-password-file"), c.String("from-password-command")
-		if file == "" && command == "" && e.getenv("SNAP_FROM_PASSWORD") == "" {
-			return pw, nil
-		}
-		return passwordFrom(c.Context, e, file, "SNAP_FROM_PASSWORD", command, false, "source repository")
-	}
+	st.password = otherPassword(c, e, "SNAP_FROM_PASSWORD", "source repository", func() (string, error) { return pw, nil })
 	src, _, err := openRepositoryWith(c.Context, e, u, st)
 	if err != nil {
 		return files, nil, fmt.Errorf("--copy-chunker-params-from %s: %w", redactedLocation(from), err)

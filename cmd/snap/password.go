@@ -65,8 +65,7 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	}
 	f, ok := e.stdin.(*os.File)
 	if !e.stdinTTY || !ok {
-		file := passwordFileFlag(envVar)
-		return "", usagef("no %s password: use %s (or %s_FILE), %s, or %s (or %s_COMMAND)", what, file, envVar, envVar, strings.TrimSuffix(file, "-file")+"-command", envVar)
+		return "", usagef("no %s password: use %s (or %s_FILE), %s, or %s (or %s_COMMAND)", what, passwordFileFlag(envVar), envVar, envVar, passwordCommandFlag(envVar), envVar)
 	}
 	fmt.Fprintf(e.stderr, "enter %s password: ", what)
 	pw, err := readTerminal(ctx, int(f.Fd()))
@@ -97,6 +96,26 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 // --new-password-file).
 func passwordFileFlag(envVar string) string {
 	return "--" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(envVar, "SNAP_"), "_", "-")) + "-file"
+}
+
+// passwordCommandFlag is passwordFileFlag's twin for the password command.
+func passwordCommandFlag(envVar string) string {
+	return strings.TrimSuffix(passwordFileFlag(envVar), "-file") + "-command"
+}
+
+// otherPassword gives the password of a second repository (copy's target,
+// init's --copy-chunker-params-from): from the flags and variables of
+// envVar's family (--to-password-file, SNAP_TO_PASSWORD, …), else from
+// fallback, the first repository's.
+func otherPassword(c *cli.Context, e *env, envVar, what string, fallback func() (string, error)) func() (string, error) {
+	return func() (string, error) {
+		file := c.String(strings.TrimPrefix(passwordFileFlag(envVar), "--"))
+		command := c.String(strings.TrimPrefix(passwordCommandFlag(envVar), "--"))
+		if file == "" && command == "" && e.getenv(envVar) == "" {
+			return fallback()
+		}
+		return passwordFrom(c.Context, e, file, envVar, command, false, what)
+	}
 }
 
 // readTerminal reads a password from the terminal fd without echo. Ctrl-C
