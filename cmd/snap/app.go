@@ -131,26 +131,28 @@ var (
 // flags are the command's, for what a bad value should have looked like.
 func flagError(err error, flags []cli.Flag) string {
 	msg := err.Error()
-	dashes := func(name string) string {
-		if len(name) == 1 {
-			return "-" + name
-		}
-		return "--" + name
-	}
 	if m := undefinedFlag.FindStringSubmatch(msg); m != nil {
-		return "unknown flag " + dashes(m[1])
+		return "unknown flag " + dashed(m[1])
 	}
 	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
 		expected := "expected a number"
 		if _, ok := lookupFlag(flags, "--"+m[2]).(*cli.DurationFlag); ok {
 			expected = "expected a duration such as 90s, 10m or 2h"
 		}
-		return "invalid value " + m[1] + " for " + dashes(m[2]) + ": " + expected
+		return "invalid value " + m[1] + " for " + dashed(m[2]) + ": " + expected
 	}
 	if m := twoFlagForms.FindStringSubmatch(msg); m != nil {
-		return dashes(m[1]) + " and " + dashes(m[2]) + " are one flag: give it once"
+		return dashed(m[1]) + " and " + dashed(m[2]) + " are one flag: give it once"
 	}
 	return msg
+}
+
+// dashed writes a flag's name as the user writes the flag: "-r", "--repo".
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // helpCommand is the library's "help" command, of snap or of a command
@@ -317,7 +319,6 @@ func run(args []string, e *env) int {
 		if err != nil {
 			return err
 		}
-		readerGone := func() {}
 		product := outputIsTheProduct[commandPath(app, args)]
 		if product {
 			// ls | head: nothing more to do once the reader has gone.
@@ -326,9 +327,8 @@ func run(args []string, e *env) int {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithCancel(ctx)
 			defer cancel()
-			readerGone = cancel
+			out.gone = cancel
 		}
-		out.gone = readerGone
 		err = app.RunContext(ctx, ordered)
 		werr := out.failed()
 		if werr != nil && !product && (err == nil || isStdoutWrite(err)) && errors.Is(werr, syscall.EPIPE) {
@@ -378,7 +378,7 @@ func outcome(ctx context.Context, err, werr error, product bool) error {
 		// went wrong (exit 141, quietly). A command that does work of
 		// its own says how that went, below.
 		return &stdoutError{werr}
-	case werr != nil && (err == nil || stdoutGone(err) || isStdoutWrite(err)):
+	case werr != nil && (err == nil || isStdoutWrite(err)):
 		return &stdoutError{werr}
 	case err == nil || ctx.Err() == nil || errors.Is(err, errInterrupted):
 		// A failure of its own wins over a failure to print it.
@@ -405,8 +405,7 @@ func isStdoutWrite(err error) bool {
 // reader has gone (EPIPE). A broken pipe to one of snap's own tools (psql
 // that died during a restore) is an error like any other.
 func stdoutGone(err error) bool {
-	var pe *fs.PathError
-	return errors.As(err, &pe) && pe.Path == "/dev/stdout" && errors.Is(err, syscall.EPIPE)
+	return isStdoutWrite(err) && errors.Is(err, syscall.EPIPE)
 }
 
 // printError prints the error that ended the command: one line on stderr,

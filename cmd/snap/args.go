@@ -137,11 +137,7 @@ func (seen onceFlags) add(flags []cli.Flag, flagAndValue []string) error {
 	}
 	name := f.Names()[0]
 	if prev, ok := seen[name]; ok && prev != value {
-		dashes := "--"
-		if len(name) == 1 {
-			dashes = "-"
-		}
-		return usagef("%s%s given twice, as %q and as %q: give it once", dashes, name, prev, value)
+		return usagef("%s given twice, as %q and as %q: give it once", dashed(name), prev, value)
 	}
 	seen[name] = value
 	return nil
