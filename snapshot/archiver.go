@@ -484,6 +484,15 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 	}
 }
 
+// namingPath prefixes err with path, unless it names path already (a read
+// error does: readError).
+func namingPath(path string, err error) error {
+	if strings.Contains(err.Error(), path) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
 // readError names the file a read failed on, unless the error names it
 // already (a *sources.PathError does: "read /x/f: read /x/f: …" said it
 // twice).
@@ -892,10 +901,7 @@ func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, 
 func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	rc, err := s.Open(ctx)
 	if err != nil {
-		if !strings.Contains(err.Error(), s.Path) { // a read error names it already
-			err = fmt.Errorf("%s: %w", s.Path, err)
-		}
-		return fileResult{err: err, fatal: true}
+		return fileResult{err: namingPath(s.Path, err), fatal: true}
 	}
 	// Close ends the dump (it may wait for the dump command and report
 	// its exit status), so it runs exactly once: here, or on the way out
@@ -907,10 +913,7 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 		err = cerr
 	}
 	if err != nil {
-		if !strings.Contains(err.Error(), s.Path) { // a read error names it already
-			err = fmt.Errorf("%s: %w", s.Path, err)
-		}
-		return fileResult{err: err, fatal: true}
+		return fileResult{err: namingPath(s.Path, err), fatal: true}
 	}
 	now := a.opts.Now().UnixNano()
 	mode := s.Mode
