@@ -73,7 +73,10 @@ func ParseSpan(s string) (Span, error) {
 	if rest == "" {
 		return sp, fmt.Errorf("empty duration: use e.g. 7d, 2w, 6m, 1y or 36h")
 	}
-	last := -1 // the rank of the unit before, in "ymwdh"
+	// "1h30m" reads as Go's one and a half hours, but would be 30 months
+	// and an hour here: months after a smaller unit (w, d, h) are refused.
+	// Other orders ("12h1d") have always been taken.
+	pastMonths := false
 	for rest != "" {
 		i := 0
 		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
@@ -90,24 +93,22 @@ func ParseSpan(s string) (Span, error) {
 		case 'y':
 			sp.Years += n
 		case 'm':
+			if pastMonths {
+				return Span{}, fmt.Errorf("duration %q: \"m\" is months, and there are no minutes; give months before weeks, days and hours (\"1m2d\")", s)
+			}
 			sp.Months += n
 		case 'w':
 			sp.Days += 7 * n
+			pastMonths = true
 		case 'd':
 			sp.Days += n
+			pastMonths = true
 		case 'h':
 			sp.Hours += n
+			pastMonths = true
 		default:
 			return Span{}, fmt.Errorf("duration %q: unknown unit %q; use y, m (months), w, d or h", s, rest[i])
 		}
-		// "1h30m" reads as Go's one and a half hours, but would be 30
-		// months and an hour here: months after a smaller unit are
-		// refused. Other orders ("12h1d") have always been taken.
-		rank := strings.IndexByte("ymwdh", rest[i])
-		if rest[i] == 'm' && last > rank {
-			return Span{}, fmt.Errorf("duration %q: \"m\" is months, and there are no minutes; give months before weeks, days and hours (\"1m2d\")", s)
-		}
-		last = max(last, rank)
 		rest = rest[i+1:]
 	}
 	return sp, nil
