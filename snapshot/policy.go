@@ -211,11 +211,19 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 		}
 		last, kept := "", 0
 		for _, i := range current {
-			k := b.key(sorted[i].Time.In(loc))
-			if k == last {
+			t := sorted[i].Time.In(loc)
+			k := b.key(t)
+			period := k
+			if b.name == "hourly" {
+				// The night the clocks go back, the hour from 02:00
+				// happens twice: each is an hour of its own (the same
+				// label, another offset).
+				period = t.Format("2006-01-02 15:00 -0700")
+			}
+			if period == last {
 				continue // an older snapshot of a period already seen
 			}
-			last = k
+			last = period
 			if kept < b.n {
 				keep(i, b.name+" "+k)
 				kept++

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the zones the tests name, where the system has no zone data
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -98,6 +99,14 @@ func TestApplyPolicy(t *testing.T) {
 			want:   map[byte]string{'e': "hourly 2026-05-05 10:00; yearly 2026", 'c': "hourly 2025-12-31 23:00; yearly 2025"},
 		},
 		{
+			name: "hourly: an hour that happens twice as the clocks go back is two hours",
+			sns: []*Snapshot{psn('a', "2026-10-25T00:10:00Z"), psn('b', "2026-10-25T00:30:00Z"), // 02:10, 02:30 CEST
+				psn('c', "2026-10-25T01:30:00Z")}, // 02:30 CET
+			policy: Policy{Hourly: 3},
+			loc:    mustLoad("Europe/Berlin"),
+			want:   map[byte]string{'c': "hourly 2026-10-25 02:00", 'b': "hourly 2026-10-25 02:00"},
+		},
+		{
 			name: "snapshots dated in the future are kept and do not count",
 			sns: []*Snapshot{psn('a', "2027-05-30T03:00:00Z"), psn('b', "2027-05-31T03:00:00Z"), psn('c', "2027-06-01T11:00:00Z"),
 				psn('z', "2031-01-01T00:00:00Z"), psn('y', "2027-06-01T12:00:01Z")},
@@ -168,6 +177,15 @@ func TestApplyPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustLoad loads a time zone of the system's zone data.
+func mustLoad(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
 }
 
 func fmtKept(m map[byte]string) string {
@@ -267,6 +285,32 @@ func TestFilterPathsOfDumps(t *testing.T) {
 	} {
 		if got := (Filter{Paths: c.paths}).Match(sn); got != c.want {
 			t.Errorf("--path %v: match %v, want %v", c.paths, got, c.want)
+		}
+	}
+}
+
+// TestFilterTags: "a,b" needs both tags, repeated groups any of them, and
+// an empty group ("" or ",": a script's unset variable) the snapshots
+// without tags, never every snapshot.
+func TestFilterTags(t *testing.T) {
+	none, a, ab := &Snapshot{}, &Snapshot{Tags: []string{"a"}}, &Snapshot{Tags: []string{"a", "b"}}
+	for _, c := range []struct {
+		tags []string
+		want [3]bool // none, a, ab
+	}{
+		{nil, [3]bool{true, true, true}},
+		{[]string{"a"}, [3]bool{false, true, true}},
+		{[]string{"a,b"}, [3]bool{false, false, true}},
+		{[]string{"b", "a"}, [3]bool{false, true, true}},
+		{[]string{""}, [3]bool{true, false, false}},
+		{[]string{","}, [3]bool{true, false, false}},
+		{[]string{"", "b"}, [3]bool{true, false, true}},
+		{[]string{"a,"}, [3]bool{false, true, true}},
+	} {
+		for i, sn := range []*Snapshot{none, a, ab} {
+			if got := (Filter{Tags: c.tags}).Match(sn); got != c.want[i] {
+				t.Errorf("--tag %q on tags %q: match %v, want %v", c.tags, sn.Tags, got, c.want[i])
+			}
 		}
 	}
 }

@@ -311,7 +311,7 @@ func SortByTime(sns []*Snapshot) {
 // Filter selects snapshots by host, tag, path and period.
 type Filter struct {
 	Hosts []string
-	Tags  []string // a snapshot matches when it has every tag of any one entry; "a,b" means a and b
+	Tags  []string // a snapshot matches when it has every tag of any one entry; "a,b" means a and b; "" means no tags at all
 	Paths []string // a snapshot matches when it has every one of these paths (a dump's path counts)
 	// From and To bound the time (From inclusive, To exclusive) when set.
 	From, To time.Time
@@ -325,11 +325,21 @@ func (f Filter) Match(sn *Snapshot) bool {
 	if len(f.Tags) > 0 {
 		ok := false
 		for _, group := range f.Tags {
-			all := true
+			// A group of no tags ("", ",") selects the snapshots that
+			// have none, as restic's --tag '' does. It selected every
+			// snapshot: 'forget --tag "$TAG"' with TAG unset applied
+			// the policy to the whole repository.
+			all, empty := true, true
 			for _, t := range strings.Split(group, ",") {
-				if t != "" && !slices.Contains(sn.Tags, t) {
-					all = false
+				if t != "" {
+					empty = false
+					if !slices.Contains(sn.Tags, t) {
+						all = false
+					}
 				}
+			}
+			if empty {
+				all = len(sn.Tags) == 0
 			}
 			if all {
 				ok = true
@@ -369,25 +379,44 @@ func (f Filter) Apply(sns []*Snapshot) []*Snapshot {
 }
 
 // ParsePeriod turns "2026", "2026-11" or "2026-11-20" into a [from, to)
-// range in loc.
+// range in loc, from the first instant of its first day (DayStart) to the
+// first instant of the day after its last.
 func ParsePeriod(s string, loc *time.Location) (from, to time.Time, err error) {
 	for _, f := range []struct {
-		layout string
-		next   func(time.Time) time.Time
+		layout              string
+		years, months, days int
 	}{
-		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
-		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
-		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
+		{"2006", 1, 0, 0},
+		{"2006-01", 0, 1, 0},
+		{"2006-01-02", 0, 0, 1},
 	} {
 		if len(s) != len(f.layout) {
 			continue
 		}
-		t, err := time.ParseInLocation(f.layout, s, loc)
+		// Parsed as UTC: only the date is wanted, and a date is its own
+		// in every zone; the zone's midnight comes from DayStart.
+		t, err := time.Parse(f.layout, s)
 		if err == nil {
-			return t, f.next(t), nil
+			next := t.AddDate(f.years, f.months, f.days)
+			return DayStart(t.Year(), t.Month(), t.Day(), loc), DayStart(next.Year(), next.Month(), next.Day(), loc), nil
 		}
 	}
 	return from, to, fmt.Errorf("period %q: use YYYY, YYYY-MM or YYYY-MM-DD", s)
+}
+
+// DayStart is the first instant of the date y-m-d in loc. That is its
+// midnight, except where the clocks go forward at midnight (Chile, Cuba,
+// Brazil before 2019: the day starts at 01:00), where time.Date puts the
+// midnight that does not exist an hour early, on the day before; the day
+// then starts at the jump.
+func DayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if ty, tm, td := t.Date(); ty != y || tm != m || td != d {
+		if _, end := t.ZoneBounds(); !end.IsZero() {
+			return end
+		}
+	}
+	return t
 }
 
 // ErrNoSnapshot means no snapshot matched.

@@ -90,6 +90,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-last", "1", "--instant"}, "--instant is an option of --prune: add --prune, or leave it out"},
 		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a non-empty word without spaces or control characters (commas separate tags)`},
 		{[]string{"create", "--tag", "a,", tr.dir}, `--tag "a,": a tag is a non-empty word`},
+		{[]string{"create", "--host", "web1 ", tr.dir}, `--host "web1 ": a host name has no white space around it`},
+		{[]string{"create", "--host", "web\x01", tr.dir}, `a host name has no white space around it, no control characters`},
+		{[]string{"ls", "--at", "3000y", "/"}, `time "3000y" is before 1970, older than any snapshot`},
 		// One rule everywhere: forget --keep-tag refused these, create and
 		// tag took them.
 		{[]string{"create", "--tag", "a\u00a0b", tr.dir}, `a tag is a non-empty word without spaces`},
@@ -195,6 +198,27 @@ func TestAtOnLsAndDump(t *testing.T) {
 	}
 	if res := tr.run("dump", "--at", "now", "latest", f); res.code != exitUsage {
 		t.Errorf("dump --at with a SNAPSHOT too: exit %d\n%s", res.code, res.stderr)
+	}
+	// The snapshot --at chose is named, with its host and paths; and when
+	// another host's snapshot was newer, that says why the path is missing
+	// and how to choose.
+	hostname, _ := os.Hostname()
+	res := tr.mustRun("dump", "--at", "2026-12-02T00:00:00Z", f)
+	if !strings.Contains(res.stderr, "host "+hostname) || !strings.Contains(res.stderr, src) || strings.Contains(res.stderr, "other hosts") {
+		t.Errorf("dump --at: stderr does not name the chosen snapshot's host and paths alone:\n%s", res.stderr)
+	}
+	other := filepath.Join(tr.dir, "other")
+	writeFile(t, filepath.Join(other, "g"), []byte("other"))
+	tr.mustRun("create", "--host", "web2", "--time", "2026-12-01T04:00:00Z", other)
+	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", f)
+	if res.code != 1 || !strings.Contains(res.stderr, "host web2, "+other) || !strings.Contains(res.stderr, "--host and --path choose") {
+		t.Errorf("dump --at with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := tr.mustRun("dump", "--at", "2026-12-02T00:00:00Z", "--path", src, f).stdout; got != "tuesday" {
+		t.Errorf("dump --at --path: %q", got)
+	}
+	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
+		t.Errorf("ls -q --at: stderr %q", res.stderr)
 	}
 }
 

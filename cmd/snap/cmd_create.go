@@ -118,6 +118,9 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		}
 	}
 	o.Host = c.String("host")
+	if err := checkHost(o.Host); err != nil {
+		return o, plan, usagef("--host %q: %v", o.Host, err)
+	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
 	}

@@ -208,7 +208,7 @@ func runRestore(c *cli.Context, e *env) error {
 		if st.Skipped > 0 {
 			skipped = fmt.Sprintf("; %d left as they were (--overwrite %s)", st.Skipped, c.String("overwrite"))
 		}
-		u.printf("restored snapshot %s (%s) to %s: %s, %s%s, %s%s", sn.ID.Short(), localTime(sn.Time), target, plural(int(st.Files), "file", "files"),
+		u.printf("restored snapshot %s (%s, host %s) to %s: %s, %s%s, %s%s", sn.ID.Short(), localTime(sn.Time), sn.Host, target, plural(int(st.Files), "file", "files"),
 			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
 	}
 	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -59,6 +60,17 @@ func tagCommand(e *env) *cli.Command {
 // nor removed).
 func isTagWord(tag string) bool {
 	return tag != "" && !strings.ContainsFunc(tag, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) })
+}
+
+// checkHost refuses a host name to record that could not be told apart
+// from another or typed back: white space around it ("web1 " lists as
+// "web1", and --host web1 does not match it), a control character, bytes
+// that are not UTF-8 (JSON shows them as U+FFFD).
+func checkHost(h string) error {
+	if strings.TrimSpace(h) != h || strings.ContainsFunc(h, unicode.IsControl) || !utf8.ValidString(h) {
+		return errors.New("a host name has no white space around it, no control characters, and is UTF-8")
+	}
+	return nil
 }
 
 // tagWords splits each value at commas, as create --tag does, and checks

@@ -691,6 +691,9 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		}
 	}
 	j.Host = firstNonEmpty(d.str(t, at, "host"), cfg.Host)
+	if err := checkHost(j.Host); err != nil {
+		d.errorf(sub(at, "host"), "host %q: %v", j.Host, err)
+	}
 	j.OneFileSystem = d.boolean(t, at, "one_file_system")
 	j.SequentialRead = d.boolean(t, at, "sequential_read")
 	j.Compression = firstNonEmpty(d.str(t, at, "compression"), cfg.Compression)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 func filterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "host", Usage: "only snapshots of this host (repeatable)"},
-		&cli.StringSliceFlag{Name: "tag", Usage: "only snapshots with this tag; \"a,b\" means both (repeatable: any of them)"},
+		&cli.StringSliceFlag{Name: "tag", Usage: "only snapshots with this tag; \"a,b\" means both, \"\" none at all (repeatable: any of them)"},
 		multiFlag("path", "only snapshots that include this path (repeatable: all of them)"),
 	}
 }
@@ -75,8 +76,19 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 			return start, end, nil
 		}
 	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		return t, t.AddDate(0, 0, 1).Add(-time.Nanosecond), nil
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		start, end := daySpan(t)
+		return start, end, nil
+	}
+	// A time that long ago is before any snapshot (create refuses times
+	// before 1970): "3000y" is refused rather than carried on as a year
+	// that RFC 3339 cannot write.
+	written := s // as given: "30min" is rewritten below
+	ago := func(t time.Time) (time.Time, time.Time, error) {
+		if t.Before(time.Unix(0, 0)) {
+			return time.Time{}, time.Time{}, usagef("time %q is before 1970, older than any snapshot", written)
+		}
+		return instant(t)
 	}
 	// "m" is minutes to Go's durations and months to keep policies: a
 	// bare "6m" is refused rather than guessed; "min" and "mo" say which,
@@ -89,16 +101,16 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		if err != nil || sp.IsZero() {
 			return time.Time{}, time.Time{}, usagef("time %q: the number of months is out of range", s)
 		}
-		return instant(sp.Before(now))
+		return ago(sp.Before(now))
 	} else if n, ok := strings.CutSuffix(s, "m"); ok && digits(n) {
 		return time.Time{}, time.Time{}, usagef("time %q is ambiguous: write %smin for minutes or %smo for months", s, n, n)
 	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return instant(now.Add(-d))
+		return ago(now.Add(-d))
 	}
 	if !strings.Contains(s, "m") {
 		if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
-			return instant(sp.Before(now)) // 9d, 2w, 1y: that long ago
+			return ago(sp.Before(now)) // 9d, 2w, 1y: that long ago
 		}
 	}
 	if start, end, ok := parseRelativeDay(s, now); ok {
@@ -135,7 +147,9 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 		day = append(day, w)
 	}
 	now = now.Local()
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.Local)
+	// Days are dates (UTC midnights, where every day has 24 hours); their
+	// instants come from daySpan and time.Date.
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	var d time.Time
 	stepBack := 0 // days to go back when the clock time is still to come today
 	switch {
@@ -164,7 +178,8 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 		d, stepBack = today.AddDate(0, 0, -back), 7
 	}
 	if clock == nil {
-		return d, d.AddDate(0, 0, 1).Add(-time.Nanosecond), true
+		start, end = daySpan(d)
+		return start, end, true
 	}
 	at := func(d time.Time) time.Time {
 		return time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
@@ -177,6 +192,16 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 	}
 	start, end = clockSpan(t, clock.Hour(), clock.Minute(), unit)
 	return start, end, true
+}
+
+// daySpan is the span of the local day of date (a date in UTC, whose
+// clock is ignored): from its first instant to the last before the next
+// day's (snapshot.DayStart: not always midnight, not always 24 hours).
+func daySpan(date time.Time) (start, end time.Time) {
+	next := date.AddDate(0, 0, 1)
+	start = snapshot.DayStart(date.Year(), date.Month(), date.Day(), time.Local)
+	end = snapshot.DayStart(next.Year(), next.Month(), next.Day(), time.Local).Add(-time.Nanosecond)
+	return start, end
 }
 
 // clockSpan is the span, unit long, of the local time t that time.Date or
@@ -334,11 +359,30 @@ func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*s
 }
 
 func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Time) (*snapshot.Snapshot, error) {
-	sn, err := snapshot.FindAt(sns, when, filterFrom(c))
-	if err == nil {
-		s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
+	f := filterFrom(c)
+	sn, err := snapshot.FindAt(sns, when, f)
+	if err != nil {
+		return nil, err
 	}
-	return sn, err
+	s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
+	// The snapshot is one the user did not name: say which, and whether
+	// another host or set of paths was passed over ("the state at 03:00"
+	// of one host is not another's, and nothing else would tell).
+	others := ""
+	for _, o := range f.Apply(sns) {
+		if o.Host != sn.Host || !slices.Equal(snapshot.SnapshotPaths(o), snapshot.SnapshotPaths(sn)) {
+			others = "; other hosts or paths have snapshots too: --host and --path choose among them"
+			break
+		}
+	}
+	s.ui.noticef("--at %s: %s%s", c.String("at"), describeSnapshot(sn), others)
+	return sn, nil
+}
+
+// describeSnapshot names a snapshot that was chosen for the user: its ID,
+// time, host and paths.
+func describeSnapshot(sn *snapshot.Snapshot) string {
+	return fmt.Sprintf("snapshot %s of %s, host %s, %s", sn.ID.Short(), localTime(sn.Time), sn.Host, strings.Join(snapshot.SnapshotPaths(sn), " "))
 }
 
 // unreadableObject names the snapshot document an error of the listing is
@@ -381,7 +425,8 @@ func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, s
 }
 
 // inSnapshot names the snapshot a path was looked for in: 'latest' and
-// --at choose one the user did not name.
+// --at choose one the user did not name, and its host and paths may be
+// why the path is not there.
 func inSnapshot(sn *snapshot.Snapshot, err error) error {
-	return fmt.Errorf("snapshot %s of %s: %w", sn.ID.Short(), localTime(sn.Time), err)
+	return fmt.Errorf("%s: %w", describeSnapshot(sn), err)
 }

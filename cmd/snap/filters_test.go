@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // TestParseAt covers the forms of --at, the relative ones against a fixed
@@ -63,7 +65,7 @@ func TestParseAt(t *testing.T) {
 			t.Errorf("parseAt(%q) = %v, %v; want %v", in, at, err, end)
 		}
 	}
-	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m", "1d12h30m", "100001mo", "0mo"} {
+	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m", "1d12h30m", "100001mo", "0mo", "3000y", "2027y", "30000mo", "1000000h"} {
 		if got, err := parseAt(in, now); err == nil {
 			t.Errorf("parseAt(%q) = %v, want an error", in, got)
 		}
@@ -106,6 +108,42 @@ func TestParseAtSkippedTime(t *testing.T) {
 		if start, end, err := parseTime("yesterday 02:30", monday); err != nil || !start.Equal(c.jump) || !end.Equal(c.jump.Add(-time.Nanosecond)) {
 			t.Errorf("%s: parseTime(yesterday 02:30) = %v .. %v, %v; want the empty span at %v", c.zone, start, end, err, c.jump)
 		}
+	}
+}
+
+// TestParseDayMidnightSkipped: where the clocks go forward at midnight
+// (Chile: 2026-09-06 begins at 01:00), a day begins at the jump, and the
+// day before ends there. time.Date puts the missing midnight an hour
+// early, which cut both days at 23:00 of the first.
+func TestParseDayMidnightSkipped(t *testing.T) {
+	loc := setLocal(t, "America/Santiago")
+	jump := time.Date(2026, 9, 6, 4, 0, 0, 0, time.UTC) // 00:00 -04 = 01:00 -03
+	if s, e := jump.Add(-time.Second).In(loc).Format("15:04 -07"), jump.In(loc).Format("15:04 -07"); s != "23:59 -04" || e != "01:00 -03" {
+		t.Fatalf("zone data: the jump is not at %v (%s, %s)", jump, s, e)
+	}
+	now := time.Date(2026, 9, 9, 12, 0, 0, 0, loc) // a Wednesday
+	for in, want := range map[string][2]time.Time{
+		"2026-09-05":      {time.Date(2026, 9, 5, 0, 0, 0, 0, loc), jump.Add(-time.Nanosecond)},
+		"2026-09-06":      {jump, time.Date(2026, 9, 7, 0, 0, 0, 0, loc).Add(-time.Nanosecond)},
+		"sunday":          {jump, time.Date(2026, 9, 7, 0, 0, 0, 0, loc).Add(-time.Nanosecond)},
+		"last saturday":   {time.Date(2026, 9, 5, 0, 0, 0, 0, loc), jump.Add(-time.Nanosecond)},
+		"sunday 00:30":    {jump, jump.Add(-time.Nanosecond)}, // skipped: the empty span at the jump
+		"2026-09-06 1:00": {jump, jump.Add(time.Minute - time.Nanosecond)},
+	} {
+		start, end, err := parseTime(in, now)
+		if err != nil || !start.Equal(want[0]) || !end.Equal(want[1]) {
+			t.Errorf("parseTime(%q) = %v .. %v, %v; want %v .. %v", in, start, end, err, want[0], want[1])
+		}
+	}
+	from, to, err := snapshot.ParsePeriod("2026-09-06", loc)
+	if err != nil || !from.Equal(jump) || !to.Equal(time.Date(2026, 9, 7, 0, 0, 0, 0, loc)) {
+		t.Errorf("ParsePeriod(2026-09-06) = %v .. %v, %v; want %v ..", from, to, err, jump)
+	}
+	if _, to, _ := snapshot.ParsePeriod("2026-09-05", loc); !to.Equal(jump) {
+		t.Errorf("ParsePeriod(2026-09-05) ends %v, want %v", to, jump)
+	}
+	if from, to, _ := snapshot.ParsePeriod("2026-09", loc); !from.Equal(time.Date(2026, 9, 1, 0, 0, 0, 0, loc)) || !to.Equal(time.Date(2026, 10, 1, 0, 0, 0, 0, loc)) {
+		t.Errorf("ParsePeriod(2026-09) = %v .. %v", from, to)
 	}
 }
 
