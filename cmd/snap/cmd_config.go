@@ -223,6 +223,7 @@ type jobJSON struct {
 	Schedule               []string   `json:"schedule"`
 	RandomDelaySeconds     float64    `json:"random_delay_seconds"`
 	HookTimeoutSeconds     float64    `json:"hook_timeout_seconds"`
+	TimeoutSeconds         float64    `json:"timeout_seconds"`
 	Pre                    []string   `json:"pre"`
 	MinFreeBytes           uint64     `json:"min_free_bytes"`
 	Post                   []string   `json:"post"`
@@ -266,7 +267,7 @@ func toJobJSON(j *Job) jobJSON {
 	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, Name: j.Name, Line: j.Line, Repository: redactedLocation(j.Repository), Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
 		ExcludeFile: nonNil(j.ExcludeFile), ExcludeIfPresent: nonNil(j.ExcludeIfPresent), ExcludeCaches: j.ExcludeCaches, ExcludeLargerThanBytes: j.ExcludeLargerThan,
 		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, Compression: j.Compression,
-		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), HookTimeoutSeconds: j.HookTimeout.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
+		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), HookTimeoutSeconds: j.HookTimeout.Seconds(), TimeoutSeconds: j.Timeout.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
 		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,
 			Within: k.Within, Tags: nonNil(k.Tags), Prune: k.Prune, MaxUnused: k.MaxUnused, DeleteDelay: k.DeleteDelay},
 		Check: j.Check}

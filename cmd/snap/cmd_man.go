@@ -64,7 +64,7 @@ Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPO
 - **2**: wrong flags, arguments or config file
 - **3**: snapshot saved, but some files were unreadable
 - **10**: no repository at that location
-- **11**: repository locked
+- **11**: repository locked (for **run**: a job still running)
 - **12**: wrong password
 - **130**: interrupted (the repository stays consistent)
 - **141**: standard output was closed by its reader (snap dump ... | head)

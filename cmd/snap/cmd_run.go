@@ -185,7 +185,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		if j.Repository != "" && st.location != j.Repository {
 			u.warnf("job %s: repository %s (--repo), not the config's %s", j.Name, sources.DisplayPath(st.location), sources.DisplayPath(j.Repository))
 		}
-		r := runJob(ctx, e, u, st, j)
+		r := runJob(ctx, e, u, st, cfg.Path, j)
 		results = append(results, r)
 		if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" {
 			// The backup is done whatever becomes of its metrics; a file
@@ -223,13 +223,13 @@ func brokenJob(u *ui, name string, p Problem) jobResult {
 	name = escapeControls(jobKey(name)) // a name the config refused may hold anything
 	err := usagef("the config has errors in this job, the first: %s (see 'snap config check'); the job did not run", p)
 	r := jobResult{Type: "job", Job: name, Status: statusFailed, ExitCode: exitUsage, Steps: []stepResult{}, Error: err.Error(), err: err}
-	u.fields = map[string]any{"job": name}
+	// The result names the job itself: no "job" field in front of it
+	// (u.fields), which wrote the key twice.
 	if u.json {
 		u.jsonLine(r)
 	} else {
 		u.errorf("job %s %s: %s", name, r.Status, r.Error)
 	}
-	u.fields = nil
 	return r
 }
 
@@ -291,8 +291,31 @@ type codedError struct {
 
 func (e *codedError) Error() string { return e.msg }
 
-// runJob runs one job's steps on its repository.
-func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jobResult) {
+// jobTimeoutError is the cause of a job's context when its timeout (the
+// job's timeout key) ends it, and then the job's error (exit 1).
+type jobTimeoutError struct {
+	job     string
+	timeout time.Duration
+}
+
+func (e *jobTimeoutError) Error() string {
+	return fmt.Sprintf("did not finish within %s (the job's timeout) and was stopped; the repository is consistent; "+
+		"raise timeout in [jobs.%s] if the job needs longer", e.timeout, e.job)
+}
+
+// stoppedByTimeout returns the job's timeout error when that is what
+// ended ctx, else nil.
+func stoppedByTimeout(ctx context.Context) *jobTimeoutError {
+	var te *jobTimeoutError
+	if errors.As(context.Cause(ctx), &te) {
+		return te
+	}
+	return nil
+}
+
+// runJob runs one job's steps on its repository. configPath names the
+// config file, for the job's lock (lockJob).
+func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath string, j *Job) (res jobResult) {
 	start := time.Now()
 	res = jobResult{Type: "job", Job: j.Name, Status: statusOK, Steps: []stepResult{}}
 	steps := jobSteps(j)
@@ -313,6 +336,19 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 			u.errorf("job %s %s: %s", j.Name, res.Status, res.Error)
 		}
 	}()
+	if j.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, j.Timeout, &jobTimeoutError{job: j.Name, timeout: j.Timeout})
+		defer cancel()
+	}
+	// timedOut replaces the error of a step the job's timeout stopped
+	// ("interrupted", "context deadline exceeded") by what happened.
+	timedOut := func(err error) error {
+		if te := stoppedByTimeout(ctx); err != nil && te != nil {
+			return te
+		}
+		return err
+	}
 	fail := func(step string, err error) {
 		res.err = err
 		res.ExitCode = exitCode(err)
@@ -330,14 +366,24 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 	// what the post hooks print about it) belongs to that step, and the
 	// steps after it are skipped, as after any failed step.
 	u.fields = map[string]any{"job": j.Name, "step": steps[0]}
-	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})
-	if err != nil {
-		j.postAfterFailure(ctx, u, st.location, err)
-		fail(steps[0], err)
+	failFirst := func(err error) jobResult {
+		fail(steps[0], timedOut(err))
 		for _, step := range steps[1:] {
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
 		}
 		return res
+	}
+	// A run of this job that is still going owns the application's
+	// hooks: neither pre nor post hooks run here.
+	release, err := lockJob(e, st.cacheDir, configPath, j.Name)
+	if err != nil {
+		return failFirst(err)
+	}
+	defer release()
+	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})
+	if err != nil {
+		j.postAfterFailure(ctx, u, st.location, err)
+		return failFirst(err)
 	}
 	defer s.close()
 
@@ -366,6 +412,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, j *Job) (res jo
 		default:
 			err = fmt.Errorf("unknown step %s", step)
 		}
+		err = timedOut(err)
 		sr := stepResult{Step: step, Status: statusOK, DurationSeconds: round2(time.Since(t0).Seconds())}
 		var pe *partialError
 		var phe *postHookError

@@ -81,6 +81,10 @@ type Job struct {
 	RandomDelay time.Duration
 	// HookTimeout stops a pre or post hook that runs longer (0: no limit).
 	HookTimeout time.Duration
+	// Timeout stops a run of the job that takes longer (0: no limit):
+	// a dump waiting for ever on a table lock, a password command that
+	// never answers, a stalled mount. The post hooks still run.
+	Timeout time.Duration
 
 	Keep  Keep
 	Check *CheckSpec // nil: no check after the run
@@ -618,7 +622,7 @@ func (d *cfgDecoder) compression(at toml.Key, s string) {
 
 func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
 	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
-		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "min_free", "commands", "keep", "check")
+		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "commands", "keep", "check")
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
 		d.errorf(at, "job name %q: use up to 64 letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (it becomes the systemd unit snap-%s.service)", name, name)
@@ -714,6 +718,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		}
 	}
 	j.HookTimeout = d.duration(t, at, "hook_timeout", defaultHookTimeout, `"10m" or "2h", or "0s" for no limit`)
+	j.Timeout = d.duration(t, at, "timeout", 0, `"6h" or "90m", or "0s" for no limit`)
 	j.RandomDelay = d.duration(t, at, "random_delay", defaultRandomDelay, `"10m", "1h" or "0s"`)
 	if kt := d.table(t, at, "keep"); kt != nil {
 		j.Keep = d.keep(sub(at, "keep"), kt)

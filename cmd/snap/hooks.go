@@ -49,6 +49,9 @@ func (h hooks) runPre(ctx context.Context, u *ui) error {
 // to the end even after Ctrl-C (each within the hook timeout). It returns
 // the first failure.
 func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) error {
+	if te := stoppedByTimeout(ctx); runErr != nil && te != nil {
+		runErr = te // a failure, not an interruption by the admin
+	}
 	ctx = context.WithoutCancel(ctx)
 	code := exitCode(runErr)
 	status := "success"

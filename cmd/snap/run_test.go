@@ -759,6 +759,11 @@ paths = ["` + src + `"]
 	if status["good"] != "ok" || status["bad"] != "failed" || status["-x"] != "failed" || status[`""`] != "failed" {
 		t.Errorf("job statuses %v", status)
 	}
+	for _, line := range strings.Split(res.stdout, "\n") {
+		if !strings.Contains(line, `"type":"summary"`) && strings.Count(line, `"job":`) > 1 { // Go's decoder takes the last of two
+			t.Errorf("a key written twice: %s", line)
+		}
+	}
 	// Running the good job alone works, with a warning about the other.
 	res = tr.runConfig(nil, "run", "--config", cfg, "good")
 	if res.code != 0 || !strings.Contains(res.stderr, "the config has errors in job bad, which this run leaves out") {
@@ -779,5 +784,125 @@ paths = ["` + src + `"]
 	}
 	if !strings.Contains(res.stderr, "a setting of the whole file, but TOML puts it in [jobs.good]") {
 		t.Errorf("limit_upload below [jobs.good]: %s", res.stderr)
+	}
+}
+
+// TestRunSameJobTwice: a run of a job started while another run of it is
+// still going (by hand, during the timer's) fails at once with exit 11,
+// runs neither pre nor post hooks (the first run's post hooks would
+// restart the application under the second's dumps), and saves nothing;
+// the next run after the first has ended works. Another job runs.
+func TestRunSameJobTwice(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	hookLog, goOn := filepath.Join(tr.dir, "hooks.log"), filepath.Join(tr.dir, "go")
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+pre = ["echo pre >> ` + hookLog + `; while [ ! -e ` + goOn + ` ]; do sleep 0.05; done"]
+post = ["echo post >> ` + hookLog + `"]
+
+[jobs.other]
+paths = ["` + src + `"]
+`)
+	first := exec.Command(snapBin, "run", "app", "--config", cfg)
+	first.Env = append(baseEnv(), tr.configEnv()...)
+	var out bytes.Buffer
+	first.Stdout, first.Stderr = &out, &out
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // until the first run is in its pre hook
+		if b, _ := os.ReadFile(hookLog); string(b) == "pre\n" {
+			break
+		}
+		if i == 600 {
+			_ = first.Process.Kill()
+			t.Fatalf("the first run's pre hook did not start:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res := tr.runConfig(nil, "run", "--json", "app", "other", "--config", cfg)
+	if res.code != exitLocked || !strings.Contains(res.stdout, "job app is already running (pid "+strconv.Itoa(first.Process.Pid)) {
+		t.Errorf("second run: exit %d, want %d and the first run's pid\n%s%s", res.code, exitLocked, res.stdout, res.stderr)
+	}
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" && l["job"] == "app" && (l["status"] != "failed" || l["exit_code"] != float64(exitLocked)) {
+			t.Errorf("job app of the second run: %v", l)
+		}
+		if l["type"] == "job" && l["job"] == "other" && l["status"] != "ok" {
+			t.Errorf("job other of the second run: %v", l)
+		}
+	}
+	if b, _ := os.ReadFile(hookLog); string(b) != "pre\n" {
+		t.Errorf("hooks while the first run held the job: %q", b)
+	}
+	writeFile(t, goOn, nil)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first run: %v\n%s", err, out.String())
+	}
+	if res := tr.runConfig(nil, "run", "app", "--config", cfg); res.code != 0 {
+		t.Errorf("a run after the first ended: exit %d\n%s", res.code, res.stderr)
+	}
+	if b, _ := os.ReadFile(hookLog); string(b) != "pre\npost\npre\npost\n" {
+		t.Errorf("hook log: %q", b)
+	}
+}
+
+// TestRunJobTimeout: a job's timeout stops a run that hangs (a dump
+// waiting on a lock, a password command that never answers): the job
+// fails with exit 1 and says so, saves nothing, its post hooks run, and
+// the next job runs.
+func TestRunJobTimeout(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	post := filepath.Join(tr.dir, "post")
+	cfg := tr.writeConfig(`[jobs.dump]
+paths = ["` + src + `"]
+commands = [{ name = "slow.dump", command = "echo begin; sleep 60; echo end" }]
+timeout = "1s"
+post = ["echo $SNAP_STATUS >> ` + post + `"]
+
+[jobs.password]
+paths = ["` + src + `"]
+password_command = "sleep 60"
+timeout = "1s"
+post = ["echo $SNAP_STATUS >> ` + post + `"]
+
+[jobs.fine]
+paths = ["` + src + `"]
+timeout = "1m"
+`)
+	start := time.Now()
+	res := tr.runConfig(nil, "run", "--json", "--config", cfg)
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the run took %s", d)
+	}
+	if res.code != exitFatal {
+		t.Errorf("exit %d, want %d\n%s%s", res.code, exitFatal, res.stdout, res.stderr)
+	}
+	status := map[string]string{}
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" {
+			status[l["job"].(string)] = l["status"].(string)
+			if l["job"] != "fine" && (l["exit_code"] != float64(exitFatal) || !strings.Contains(l["error"].(string), "did not finish within 1s (the job's timeout) and was stopped")) {
+				t.Errorf("job %v: %v", l["job"], l)
+			}
+		}
+	}
+	if status["dump"] != "failed" || status["password"] != "failed" || status["fine"] != "ok" {
+		t.Errorf("statuses %v", status)
+	}
+	if n := tr.snapshotCount(); n != 1 {
+		t.Errorf("%d snapshots, want the fine job's one", n)
+	}
+	if b, _ := os.ReadFile(post); string(b) != "failure\nfailure\n" {
+		t.Errorf("post hooks saw %q; want a failure (not an interruption) from each job that timed out", b)
+	}
+	if res := tr.runConfig(nil, "config", "check", "--config", tr.writeConfig("[jobs.x]\npaths = [\"/tmp\"]\ntimeout = \"1d\"\n")); res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "jobs.x.timeout") {
+		t.Errorf("timeout = 1d: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
