@@ -181,7 +181,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 			}
 			continue
 		}
-		st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, true)
+		st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, j.Name)
 		if j.Repository != "" && st.location != j.Repository {
 			u.warnf("job %s: repository %s (--repo), not the config's %s", j.Name, sources.DisplayPath(st.location), sources.DisplayPath(j.Repository))
 		}

@@ -58,6 +58,10 @@ type repoSettings struct {
 	cacheDir        string // base directory; the repository ID is appended
 	// fromConfig names the config file the settings came from, if any.
 	fromConfig string
+	// passwordFileKey is the config key passwordFile came from
+	// ("jobs.app.password_file"), or "" when a flag or variable gave it:
+	// the key is what to fix when the file cannot be read.
+	passwordFileKey string
 	// password, when set, replaces the password sources above ('snap copy'
 	// reads the target's password its own way).
 	password func() (string, error)
@@ -98,7 +102,7 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	if err != nil {
 		return st, fmt.Errorf("%w; or give the repository with --repo", err)
 	}
-	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand, false)
+	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand, "")
 	st.connections = conns
 	return st, nil
 }
@@ -106,12 +110,17 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 // settings are the repository settings of the config (or of one of its
 // jobs), under what flags and environment variables say.
 //
-// For a job of snap run (job), the config's repository also wins over
+// For a job of snap run (job: its name), the config's repository also wins over
 // SNAP_REPOSITORY: a variable left in the shell must not send the job's
 // backups, and its forget and prune, to another repository. --repo on the
 // command line still does (runJobs says so). So does the job's password
 // source over SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND and SNAP_PASSWORD.
-func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand string, job bool) repoSettings {
+func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, passwordCommand, jobName string) repoSettings {
+	job := jobName != ""
+	passwordFileKey := "password_file"
+	if job && passwordFile != cfg.PasswordFile {
+		passwordFileKey = "jobs." + jobName + ".password_file"
+	}
 	st := repoSettings{location: gstring(c, "repo"), passwordFile: gstring(c, "password-file"),
 		passwordCommand: gstring(c, "password-command"), cacheDir: gstring(c, "cache-dir")}
 	// Checked by the command before any job runs (runJobs).
@@ -136,8 +145,10 @@ func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, pass
 		// left in the shell must not replace the job's own password
 		// source (it failed as a plain "wrong password").
 		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
+		st.passwordFileKey = passwordFileKey
 	case st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "":
 		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
+		st.passwordFileKey = passwordFileKey
 	}
 	return st
 }
@@ -312,7 +323,14 @@ func (st repoSettings) passwordSource(ctx context.Context, e *env) func() (strin
 		return st.password
 	}
 	return func() (string, error) {
-		return passwordFrom(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+		pw, err := passwordFrom(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+		var pfe *passwordFileError
+		if errors.As(err, &pfe) && st.passwordFileKey != "" {
+			// The variables the general hint names do not replace the
+			// config's file (settings): the key is what to fix.
+			return "", fmt.Errorf("password file: %w; fix %s in %s", pfe.err, st.passwordFileKey, st.fromConfig)
+		}
+		return pw, err
 	}
 }
 

@@ -49,7 +49,7 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("password file: %w; give a readable file with %s or %s_FILE, or the password in %s", err, passwordFileFlag(envVar), envVar, envVar)
+			return "", &passwordFileError{err: err, hint: fmt.Sprintf("give a readable file with %s or %s_FILE, or the password in %s", passwordFileFlag(envVar), envVar, envVar)}
 		}
 		pw := strings.TrimRight(string(b), "\r\n")
 		if pw == "" {
@@ -89,6 +89,16 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	}
 	return string(pw), nil
 }
+
+// passwordFileError is a password file that cannot be read, with the
+// hint of where else a password may come from.
+type passwordFileError struct {
+	err  error
+	hint string
+}
+
+func (e *passwordFileError) Error() string { return fmt.Sprintf("password file: %v; %s", e.err, e.hint) }
+func (e *passwordFileError) Unwrap() error { return e.err }
 
 // passwordFileFlag is the flag of envVar's password file: envVar names
 // the family, SNAP_PASSWORD (--password-file), SNAP_TO_PASSWORD (copy's

@@ -95,6 +95,26 @@ func TestPasswordSourceErrors(t *testing.T) {
 	if !strings.HasSuffix(res.stderr, `password command "false" failed: exit status 1`+"\n") {
 		t.Errorf("failed password command: %q", res.stderr)
 	}
+	// The config's file: the variables do not replace a job's own, so the
+	// message names the key to fix, the job's or the file's.
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.own]
+paths = ["` + src + `"]
+password_file = "nonexistent"
+
+[jobs.inherits]
+paths = ["` + src + `"]
+`)
+	res = tr.runConfig([]string{"SNAP_PASSWORD_FILE=" + filepath.Join(tr.dir, "password")}, "run", "own", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "; fix jobs.own.password_file in "+cfg) || strings.Contains(res.stderr, "SNAP_PASSWORD") {
+		t.Errorf("a job's missing password file: exit %d: %s", res.code, res.stderr)
+	}
+	must(t, os.Rename(filepath.Join(tr.dir, "password"), filepath.Join(tr.dir, "password.moved")))
+	res = tr.runConfig(nil, "run", "inherits", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "; fix password_file in "+cfg) {
+		t.Errorf("the file's missing password file: exit %d: %s", res.code, res.stderr)
+	}
 }
 
 // TestPasswordFlagsBoth: a password file and a password command on the
