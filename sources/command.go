@@ -207,6 +207,13 @@ func (c *Command) Run(ctx context.Context) error {
 		return &CommandError{Name: c.display(), Status: startFailure(err)}
 	}
 	err := cmd.Wait()
+	if err != nil && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// The program ran to the end and exited 0; Wait waited (up to
+		// WaitDelay) for a process it left behind that holds its output
+		// (a hook's 'daemon &'), and ctx may have ended meanwhile. It did
+		// not fail, nor was it stopped: the process left behind runs on.
+		err = nil
+	}
 	errLines.flush()
 	outLines.flush()
 	inMu.Lock()

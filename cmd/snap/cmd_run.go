@@ -534,7 +534,7 @@ func (j *Job) postAfterFailure(ctx context.Context, u *ui, location string, err 
 	if len(j.Post) == 0 {
 		return
 	}
-	_ = newHooks(nil, j.Post, j.HookTimeout, location, j.host(), j.Tags).runPost(ctx, u, err, "")
+	_ = newHooks(nil, j.Post, j.HookTimeout, location, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
 }
 
 // sourceCollision returns a path in the snapshot that two of the job's

@@ -12,7 +12,7 @@ import (
 
 // hooks are the --pre and --post commands of a create. Each runs with
 // /bin/sh -c in its own process group, with snap's environment plus
-// SNAP_HOOK, SNAP_REPOSITORY, SNAP_HOST and SNAP_TAGS; post hooks also get
+// SNAP_HOOK, SNAP_REPOSITORY, SNAP_HOST, SNAP_TAGS and SNAP_JOB; post hooks also get
 // SNAP_STATUS, SNAP_EXIT_CODE, SNAP_SNAPSHOT_ID and SNAP_ERROR.
 type hooks struct {
 	pre, post []string
@@ -26,11 +26,12 @@ type hooks struct {
 // defaultHookTimeout is --hook-timeout's and hook_timeout's default.
 const defaultHookTimeout = time.Hour
 
-func newHooks(pre, post []string, timeout time.Duration, repository, host string, tags []string) hooks {
+func newHooks(pre, post []string, timeout time.Duration, repository, host string, tags []string, job string) hooks {
 	return hooks{pre: pre, post: post, timeout: timeout, env: []string{
 		"SNAP_REPOSITORY=" + repository,
 		"SNAP_HOST=" + host,
 		"SNAP_TAGS=" + strings.Join(tags, ","),
+		"SNAP_JOB=" + job, // empty for 'snap create'
 	}}
 }
 

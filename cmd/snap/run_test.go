@@ -654,6 +654,13 @@ func TestHookTimeout(t *testing.T) {
 	if out := tr.mustRun("list", "--json").stdout; strings.Contains(out, `"short_id"`) {
 		t.Errorf("a snapshot was saved:\n%s", out)
 	}
+	// A hook that starts something in the background without redirecting
+	// its output has finished: snap waits a few seconds for the output,
+	// then goes on, without calling it stopped (it is not).
+	res = tr.run("create", src, "--hook-timeout", "1s", "--pre", "sleep 30 &")
+	if res.code != 0 || strings.Contains(res.stderr, "did not finish") {
+		t.Errorf("a pre hook that left a process holding its output: exit %d\n%s", res.code, res.stderr)
+	}
 	cfg := tr.writeConfig(`[jobs.app]
 paths = ["` + src + `"]
 pre = ["sleep 60"]
@@ -801,7 +808,7 @@ func TestRunSameJobTwice(t *testing.T) {
 	cfg := tr.writeConfig(`[jobs.app]
 paths = ["` + src + `"]
 pre = ["echo pre >> ` + hookLog + `; while [ ! -e ` + goOn + ` ]; do sleep 0.05; done"]
-post = ["echo post >> ` + hookLog + `"]
+post = ["echo post $SNAP_JOB >> ` + hookLog + `"]
 
 [jobs.other]
 paths = ["` + src + `"]
@@ -845,7 +852,7 @@ paths = ["` + src + `"]
 	if res := tr.runConfig(nil, "run", "app", "--config", cfg); res.code != 0 {
 		t.Errorf("a run after the first ended: exit %d\n%s", res.code, res.stderr)
 	}
-	if b, _ := os.ReadFile(hookLog); string(b) != "pre\npost\npre\npost\n" {
+	if b, _ := os.ReadFile(hookLog); string(b) != "pre\npost app\npre\npost app\n" {
 		t.Errorf("hook log: %q", b)
 	}
 }
