@@ -97,7 +97,9 @@ type passwordFileError struct {
 	hint string
 }
 
-func (e *passwordFileError) Error() string { return fmt.Sprintf("password file: %v; %s", e.err, e.hint) }
+func (e *passwordFileError) Error() string {
+	return fmt.Sprintf("password file: %v; %s", e.err, e.hint)
+}
 func (e *passwordFileError) Unwrap() error { return e.err }
 
 // passwordFileFlag is the flag of envVar's password file: envVar names
