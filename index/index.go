@@ -87,6 +87,9 @@ type Options struct {
 	// rebuilt is set when Open opens a cache it has just rebuilt after a
 	// panic: a second one is not the cache's fault, and is returned.
 	rebuilt bool
+	// noSpace is set when Open opens again after the cache's disk filled
+	// up: it builds a temporary cache elsewhere.
+	noSpace bool
 }
 
 // damagedMarker, in a cache directory, says that a run failed inside the
@@ -125,6 +128,12 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	if err != nil && !unwritable(err) {
 		return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
 	}
+	if o.noSpace {
+		// The cache's disk filled up while the cache was synced (below):
+		// the cache, never the only copy of anything, was removed to free
+		// the space, and this run builds a temporary one.
+		err = syscall.ENOSPC
+	}
 	if err == nil {
 		if _, serr := os.Stat(filepath.Join(dir, damagedMarker)); serr == nil {
 			o.Log(fmt.Sprintf("index cache %s may be damaged (an earlier run failed inside it); rebuilding it", path))
@@ -136,7 +145,19 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 			return err // bbolt panics on some damaged freelists: rebuilt below
 		})
 	}
+	var bug *repo.PanicError
 	switch {
+	case noSpace(err):
+		// A full disk under the cache: bbolt may have written part of a
+		// new file, which the next run would find unreadable. It goes,
+		// and this run uses a temporary cache (elsewhere: the system's
+		// temporary directory), as for a cache it may not write.
+		cause := err
+		_ = os.Remove(path)
+		if db, path, err = ix.temporary("", "snap-index-", path); err != nil {
+			return nil, fmt.Errorf("index cache %s: %w, and no temporary one: %v; free space on the cache's disk or give --cache-dir on another", dir, cause, err)
+		}
+		o.Log(fmt.Sprintf("index cache %s: no space left on its disk: using a temporary one, built from the repository for this run; free space there, or give --cache-dir on another disk", dir))
 	case unwritable(err):
 		// A cache this user may not write (another user's: root's, left
 		// by sudo with HOME kept; a read-only one) is replaced, for this
@@ -150,6 +171,12 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	case errors.Is(err, bolt.ErrTimeout):
 		o.Log(fmt.Sprintf("index cache %s is in use by another snap process; using a private copy", path))
 		db, path, err = ix.temporary(dir, "tmp-index-", path)
+	case errors.As(err, &bug):
+		// bbolt faults on a file cut short (a run that failed while it
+		// was being created, a disk error): its message is no news.
+		o.Log(fmt.Sprintf("index cache %s is damaged (cut short or overwritten); rebuilding it", path))
+		_ = os.Remove(path)
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
 	case err != nil:
 		// An unreadable cache is rebuilt: it is never the only copy.
 		o.Log(fmt.Sprintf("index cache %s is unreadable (%v); rebuilding it", path, err))
@@ -167,7 +194,14 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		_, err := ix.Sync(ctx, o.Log)
 		return err
 	})
-	var bug *repo.PanicError
+	if noSpace(err) && ix.tempDir == "" && !o.noSpace {
+		ix.Close()
+		if rerr := os.Remove(path); rerr != nil {
+			return nil, fmt.Errorf("index cache %s: %w; free space on the cache's disk or give --cache-dir on another", path, err)
+		}
+		o.noSpace = true
+		return Open(ctx, r, dir, o)
+	}
 	if errors.As(err, &bug) && ix.tempDir == "" && !o.rebuilt {
 		// A cache whose pages are damaged (a disk error, a bit flip, a
 		// file cut short) makes bbolt fault or panic; it is rebuilt.
@@ -188,6 +222,11 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		ix.packs.prune(func(id repo.ID) bool { _, ok := ix.packSize(id); return ok })
 	}
 	return ix, nil
+}
+
+// noSpace reports whether err is a full disk (or quota).
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // unwritable reports whether err is the cache directory or file refusing

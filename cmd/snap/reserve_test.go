@@ -158,3 +158,33 @@ func TestSpaceReserve(t *testing.T) {
 		t.Errorf("create that fills the disk: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestCacheDiskFull: a cache whose disk is full is no reason for a restore
+// (or a list, a create) to fail: the run builds a temporary cache elsewhere
+// and says why, and a cache file cut short by the full disk is removed, not
+// left for the next run to call damaged. Before, every command but check
+// failed with "open index cache …: no space left on device".
+func TestCacheDiskFull(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("contents"))
+	tr.mustRun("create", src)
+	full := smallFS(t, tr.dir, "256k")
+	fillUp(t, filepath.Join(full, "filler"))
+	env := []string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache")}
+	for _, args := range [][]string{{"list"}, {"restore", "latest", "--target", filepath.Join(tr.dir, "out")}, {"create", src}} {
+		res := tr.runEnv(env, nil, args...)
+		if res.code != 0 || !strings.Contains(res.stderr, "no space left on its disk: using a temporary one") {
+			t.Errorf("%s with the cache's disk full: exit %d\n%s", args[0], res.code, res.stderr)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(tr.dir, "out", src, "f")); err != nil || string(b) != "contents" {
+		t.Errorf("restored: %q, %v", b, err)
+	}
+	must(t, os.Remove(filepath.Join(full, "filler")))
+	res := tr.runEnv(env, nil, "list")
+	if res.code != 0 || strings.Contains(res.stderr, "damaged") || strings.Contains(res.stderr, "temporary") {
+		t.Errorf("list once there is room again: exit %d\n%s", res.code, res.stderr)
+	}
+}
