@@ -245,6 +245,17 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 func (r *Restorer) selectedAll() bool { return len(r.opts.Includes) == 0 }
 
 func (r *Restorer) fail(rel string, err error) {
+	var errno unix.Errno
+	if errors.As(err, &errno) && (errno == unix.ENOSPC || errno == unix.EDQUOT) {
+		// A full target fails every file after this one the same way:
+		// one error says it, and the restore stops. What was written
+		// stays; a restore with --overwrite if-changed after space was
+		// freed rewrites what is incomplete.
+		r.stop(fmt.Errorf("restore target %s is full (%v, writing %s): the restore stopped; "+
+			"free space there (or restore elsewhere) and restore again, with --overwrite if-changed to keep what is complete",
+			r.target.Dir(), errno, rel))
+		return
+	}
 	r.nErrors.Add(1)
 	r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: err})
 }

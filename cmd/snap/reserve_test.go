@@ -2,7 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -186,5 +189,35 @@ func TestCacheDiskFull(t *testing.T) {
 	res := tr.runEnv(env, nil, "list")
 	if res.code != 0 || strings.Contains(res.stderr, "damaged") || strings.Contains(res.stderr, "temporary") {
 		t.Errorf("list once there is room again: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// TestRestoreTargetFull: a restore into a disk that fills up stops at the
+// first file that does not fit, with one error naming the target and what
+// to do (it printed an error for every later file, and a summary that
+// looked like success); after space is freed, a restore with --overwrite
+// if-changed completes it exactly.
+func TestRestoreTargetFull(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 40 {
+		b := make([]byte, 100<<10)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), b)
+	}
+	tr.mustRun("create", src)
+	target := smallFS(t, tr.dir, "2m")
+	res := tr.run("restore", "latest", "--target", target)
+	if res.code != exitFatal || strings.Count(res.stderr, "no space left") != 1 || !strings.Contains(res.stderr, "restore target "+target+" is full") {
+		t.Errorf("restore into a full disk: exit %d, want 1 and one error\n%s", res.code, res.stderr)
+	}
+	must(t, unix.Mount("", target, "", unix.MS_REMOUNT, "size=16m"))
+	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed")
+	if out, err := exec.Command("diff", "-r", src, filepath.Join(target, src)).CombinedOutput(); err != nil {
+		t.Errorf("after the second restore: %v\n%s", err, out)
 	}
 }
