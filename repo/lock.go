@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,9 +80,24 @@ func (r *Repository) stale(li LockInfo) bool {
 	}
 	if li.PID > 0 {
 		err := syscall.Kill(li.PID, 0)
-		return errors.Is(err, syscall.ESRCH)
+		return errors.Is(err, syscall.ESRCH) || zombie(li.PID)
 	}
 	return false
+}
+
+// zombie reports whether process pid has exited and waits to be reaped:
+// signal 0 still finds it, but it holds nothing. A snap killed by
+// 'timeout -s KILL' stays one until its new parent reaps it, for ever
+// where PID 1 reaps nothing (some containers); its locks are stale.
+func zombie(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state …: comm may hold spaces and parentheses; the
+	// state follows the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // judgedByAge reports whether a lock's holder cannot be looked for from

@@ -217,6 +217,38 @@ func TestStaleLockOfDeadProcess(t *testing.T) {
 	l.Unlock()
 }
 
+// TestStaleLockOfZombie: a killed snap that waits to be reaped (its parent
+// gone, PID 1 slow or reaping nothing) still answers signal 0, but holds
+// nothing: its lock is stale.
+func TestStaleLockOfZombie(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "alpha")
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	pid := cmd.Process.Pid
+	for i := 0; ; i++ { // not reaped: it turns into a zombie once it exits
+		stat, _ := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+		if strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("process %d did not exit: %s", pid, stat)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	plain := []byte(`{"time":"2026-11-20T03:00:00Z","created":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + itoa(pid) + `}`)
+	if _, err := a.SaveObject(ctx, repo.LockFile, plain); err != nil {
+		t.Fatal(err)
+	}
+	if locks, _ := b.ListLocks(ctx); len(locks) != 1 || !locks[0].Stale {
+		t.Fatalf("lock of a zombie: %+v", locks)
+	}
+}
+
 // TestLockOfAnotherPIDNamespace: on the same host name, a lock taken in
 // another PID namespace (a container sharing the host's name) is not
 // judged by its PID, which means nothing here: it stays held until it is
