@@ -208,6 +208,11 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	switch {
 	case slices.Contains(opened, old):
 		return usagef("the new password is the one in use: choose another")
+	case len(opened) > 0 && replace:
+		// Also what an interrupted 'key passwd' to this password leaves:
+		// its new key stored, the old one not yet removed.
+		return usagef("the new password already opens key %s (added by 'key add', or by a 'key passwd' that was interrupted): "+
+			"to finish changing to it, remove the key of the password in use: snap key remove %s (run with the new password)", repo.ShortName(opened[0]), repo.ShortName(old))
 	case len(opened) > 0:
 		return usagef("the new password already opens key %s: choose another (one password, one key file)", repo.ShortName(opened[0]))
 	}

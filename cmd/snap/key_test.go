@@ -224,7 +224,7 @@ func TestKeyCommandsRefuseMistakes(t *testing.T) {
 		t.Errorf("adding a password a key has already: exit %d, %s", res.code, res.stderr)
 	}
 	res := tr.runEnv([]string{"SNAP_NEW_PASSWORD=second"}, nil, append([]string{"key", "passwd"}, small...)...)
-	if res.code != exitUsage || !strings.Contains(res.stderr, "already opens key") {
+	if res.code != exitUsage || !strings.Contains(res.stderr, "already opens key") || !strings.Contains(res.stderr, "to finish changing to it, remove the key of the password in use: snap key remove ") {
 		t.Errorf("passwd to a password another key has: exit %d, %s", res.code, res.stderr)
 	}
 	for _, args := range [][]string{{"key", "add", "--kdf-memory", "4194312"}, {"key", "passwd", "--kdf-time", "0"}, {"init", "--kdf-memory", "0"}} {
