@@ -83,6 +83,10 @@ type PruneOptions struct {
 	Used        func(ctx context.Context) (BlobSet, error)
 	Compression repo.Compression
 	Log         func(string)
+	// BeforeWrite, when set, is called with the plan once it is made,
+	// before the prune writes or deletes anything (not for a dry run):
+	// the caller may make room for the packs the repack writes.
+	BeforeWrite func(*PruneStats)
 }
 
 // PruneStats says what Prune did (or, with DryRun, would do).
@@ -283,6 +287,9 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	if o.DryRun {
 		pl.predictAfter()
 		return st, nil
+	}
+	if o.BeforeWrite != nil {
+		o.BeforeWrite(st)
 	}
 	if err := pl.execute(ctx, ix); err != nil {
 		return st, err

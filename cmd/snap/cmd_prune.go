@@ -169,14 +169,22 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		s.ui.infof("%s %s to %d blobs (the bases of their deltas not counted)", plural(len(keep), "snapshot", "snapshots"), verb, len(used))
 		return used, nil
 	}
+	o.BeforeWrite = s.roomForRepack
 	st, err := index.Prune(ctx, s.ix, o)
 	if err != nil {
+		repacked := st != nil && st.CopiedBytes > 0
 		// The stats describe the plan, not what happened: a report of
 		// them ("38.5 MiB freed") before the error would be false.
 		st = nil
-		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		switch {
+		case ctx.Err() != nil || errors.Is(err, context.Canceled):
 			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
-		} else {
+		case repacked && isDiskFull(err):
+			// The packs the repack writes did not fit: deleting what no
+			// snapshot uses first writes nothing new.
+			err = fmt.Errorf("prune: %w; the repository's disk is too full for the repack (which writes the used blobs of partly used packs before it deletes them): "+
+				"'snap prune --instant --max-unused 100' deletes the unused packs without writing any, then prune again; or grow the file system", err)
+		default:
 			err = fmt.Errorf("prune: %w", diskFull(err))
 		}
 	} else if !o.DryRun {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -68,6 +69,31 @@ func (s *session) releaseReserveIfLow() {
 		return
 	}
 	if free, err := sr.Free(); err == nil && free < uint64(held)/4 {
+		s.releaseReserve()
+	}
+}
+
+// repackMargin is room a prune needs beyond the packs its repack writes:
+// the index segments that list them, and those it rewrites.
+const repackMargin = 16 << 20
+
+// roomForRepack releases the space reserve before a prune writes, when the
+// packs its repack writes (and repackMargin) would not fit in what is
+// free: releasing only below a quarter of the reserve (releaseReserveIfLow)
+// left a prune on a nearly full disk failing every night, while the same
+// prune on a completely full one worked.
+func (s *session) roomForRepack(st *index.PruneStats) {
+	if st.CopiedBytes == 0 {
+		return
+	}
+	sr, ok := repo.As[repo.SpaceReserver](s.r.Backend())
+	if !ok {
+		return
+	}
+	if _, held, err := sr.Reserve(); err != nil || held == 0 {
+		return
+	}
+	if free, err := sr.Free(); err == nil && free < uint64(st.CopiedBytes)+repackMargin {
 		s.releaseReserve()
 	}
 }

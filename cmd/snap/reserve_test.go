@@ -221,3 +221,35 @@ func TestRestoreTargetFull(t *testing.T) {
 		t.Errorf("after the second restore: %v\n%s", err, out)
 	}
 }
+
+// TestPruneRepackNearlyFullDisk: a prune whose repack does not fit in what
+// is free releases the space reserve first. It was released only below a
+// quarter of its size, so a prune with a little more free failed every
+// night ("no space left on device"), while on a completely full disk the
+// same prune worked.
+func TestPruneRepackNearlyFullDisk(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	mnt := smallFS(t, tr.dir, "40m")
+	tr.repo = filepath.Join(mnt, "repo")
+	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "a"), 1, 3<<20)
+	writeRandom(t, filepath.Join(src, "b"), 2, 3<<20)
+	tr.create(src)
+	must(t, os.Remove(filepath.Join(src, "a")))
+	tr.create(src)
+	want := describe(t, src)
+	tr.mustRun("forget", "--keep-last", "1")
+	// More free than a quarter of the reserve, less than the repack of b.
+	fillUpTo(t, filepath.Join(mnt, "filler"), 2<<20)
+	res := tr.run("prune", "--instant", "--max-unused", "0")
+	if res.code != 0 || !strings.Contains(res.stderr, "released its 4.0 MiB space reserve so that prune can run") {
+		t.Fatalf("prune whose repack needs the reserve: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("check", "--read-data")
+	target := filepath.Join(tr.dir, "target")
+	tr.mustRun("restore", "latest", "--target", target)
+	compareEntries(t, "restore after the repack", want, describe(t, filepath.Join(target, src)))
+}
