@@ -87,7 +87,9 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 		return s.ui.jsonDoc(out)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSize\tAdded\tPaths")
+	if !s.ui.quiet { // -q: the rows alone, for scripts (docs/usage.md)
+		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSize\tAdded\tPaths")
+	}
 	for _, sn := range sns {
 		var paths, tags []string
 		for _, p := range sn.Paths {

@@ -413,6 +413,11 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			err = fmt.Errorf("unknown step %s", step)
 		}
 		err = timedOut(err)
+		if err != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
+			// Ctrl-C or SIGTERM inside a step's own work (its lock, a
+			// listing): "write lock: context canceled" says less.
+			err = fmt.Errorf("%w: %s stopped; the repository is consistent", errInterrupted, step)
+		}
 		sr := stepResult{Step: step, Status: statusOK, DurationSeconds: round2(time.Since(t0).Seconds())}
 		var pe *partialError
 		var phe *postHookError
@@ -549,6 +554,22 @@ func (j *Job) sourceCollision() string {
 		taken[p] = true
 	}
 	return ""
+}
+
+// streamInPaths returns a dump's or command's path in the snapshot that
+// lies in (or is) one of the job's backed-up paths, and that path: the
+// create would refuse it ("collides with … which is also saved"), so
+// config check says so first.
+func (j *Job) streamInPaths() (stream, path string) {
+	for _, s := range j.sourcePaths() {
+		for _, p := range j.Paths {
+			p = filepath.Clean(p)
+			if s == p || strings.HasPrefix(s, strings.TrimSuffix(p, "/")+"/") {
+				return s, p
+			}
+		}
+	}
+	return "", ""
 }
 
 // host is the host name the job records.

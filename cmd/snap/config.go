@@ -685,6 +685,9 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 			}
 		}
 	}
+	if s, p := j.streamInPaths(); s != "" && dbsOK {
+		d.errorf(at, "the dump or command output %s would be stored inside %s, which the job backs up: name the command outside the job's paths, or back up a dump in a job of its own", s, p)
+	}
 	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 {
 		d.errorf(at, "nothing to back up: give paths, databases or commands")
 	}
@@ -959,6 +962,13 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			}
 			if !found {
 				d.errorf(sub(at, "databases"), "%s: %s is not installed (not in PATH)", db, strings.Join(tools, " or "))
+			}
+		}
+		for _, c := range j.Commands {
+			// A string runs with /bin/sh -c: what it names is the shell's
+			// to find. An array names its program.
+			if _, err := exec.LookPath(c.Argv[0]); err != nil && !(len(c.Argv) == 3 && c.Argv[0] == "/bin/sh" && c.Argv[1] == "-c") {
+				d.errorf(sub(at, "commands"), "%s: program %s not found (not in PATH, or not executable)", c.Name, c.Argv[0])
 			}
 		}
 		for _, f := range j.ExcludeFile {

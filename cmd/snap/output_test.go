@@ -542,4 +542,8 @@ paths = ["` + src + `"]
 	if res := tr.run("-q", "diff", "latest"); strings.Contains(res.stdout, "comparing") || strings.Contains(res.stdout, "modified:") {
 		t.Errorf("diff -q prints its heading or summary:\n%s", res.stdout)
 	}
+	// list -q: one row per snapshot, no header, no count.
+	if res := tr.mustRun("-q", "list"); strings.Count(res.stdout, "\n") != 2 || strings.Contains(res.stdout, "Host") || strings.Contains(res.stdout, "snapshots") {
+		t.Errorf("list -q:\n%s", res.stdout)
+	}
 }

@@ -233,6 +233,22 @@ keep = { last = 3 }
 	if strings.TrimSpace(res.stdout) != "app" {
 		t.Errorf("jobs --names: %q", res.stdout)
 	}
+	// A command's program that is not there, and a command's output that
+	// would go inside a backed-up path (the run refused it), are errors
+	// of the check already.
+	cmds := tr.writeConfig(`[jobs.missing]
+paths = ["` + src + `"]
+commands = [{ name = "a.out", command = ["/nonexistent/bin/tool", "x"] }, { name = "b.out", command = "nonexistent-tool | gzip" }]
+
+[jobs.inside]
+paths = ["` + src + `"]
+commands = [{ name = "` + strings.TrimPrefix(src, "/") + `/f.out", command = ["echo"] }]
+`)
+	res = tr.runConfig(nil, "config", "check", "--config", cmds)
+	if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "a.out: program /nonexistent/bin/tool not found") ||
+		strings.Contains(res.stderr+res.stdout, "b.out") || !strings.Contains(res.stderr+res.stdout, "would be stored inside "+src+", which the job backs up") {
+		t.Errorf("config check of commands: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 	// Every command that reads the config exits 2 on one with errors, or
 	// on a config file that is missing (exit codes, docs/usage.md).
 	for _, args := range [][]string{{"run"}, {"config", "jobs"}, {"schedule", "list", "--dir", filepath.Join(tr.dir, "units")}} {
