@@ -320,6 +320,56 @@ func TestWriterFirstFailureEndsUploads(t *testing.T) {
 	}
 }
 
+// packsFailFrom is a backend on which pack uploads fail once failing is
+// set (a run stopped while its last pack waited for its turn under
+// --limit-upload).
+type packsFailFrom struct {
+	repo.Backend
+	failing *atomic.Bool
+}
+
+func (f packsFailFrom) Save(ctx context.Context, hd repo.Handle, data []byte) error {
+	if hd.Type == repo.PackFile && f.failing.Load() {
+		return context.Canceled
+	}
+	return f.Backend.Save(ctx, hd, data)
+}
+
+// TestFlushAfterFailedUploadKeepsDurablePacks: a Flush whose last upload
+// fails must leave the packs already durable for SaveProgress to index.
+// It took them and returned the error, so a stopped create on S3 with
+// --limit-upload indexed none of the packs it had uploaded, and the next
+// run uploaded them again (found by an exploratory test).
+func TestFlushAfterFailedUploadKeepsDurablePacks(t *testing.T) {
+	failing := &atomic.Bool{}
+	ix, r, _, _ := newTestIndexOn(t, func(be repo.Backend) repo.Backend { return packsFailFrom{be, failing} })
+	ctx := context.Background()
+	w := NewWriter(ix, WriterOptions{Connections: 1})
+	var ids []repo.ID
+	for i := range 8 { // two packs uploaded, one open
+		plain := randomBlob(uint64(i), 6<<20)
+		ids = append(ids, blobID(ix, plain))
+		if _, err := w.Save(ctx, repo.DataBlob, ids[i], plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.uploads.Wait()
+	failing.Store(true)
+	if err := w.Flush(ctx); err == nil {
+		t.Fatal("no error from the failed upload")
+	}
+	if err := w.SaveProgress(ctx); err != nil {
+		t.Fatalf("SaveProgress: %v", err)
+	}
+	segments := 0
+	if err := r.Backend().List(ctx, repo.IndexFile, func(string, int64) error { segments++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ix.Lookup(repo.DataBlob, ids[0]); segments != 1 || !ok {
+		t.Errorf("after SaveProgress: %d segments, first blob indexed %v; want the durable packs indexed", segments, ok)
+	}
+}
+
 // TestCancelledSaveKeepsPack: a Save whose context is cancelled (a copy
 // cancels its fetch workers when one source blob is damaged, then goes on
 // with the next snapshot) and that fills a pack must still store the pack:

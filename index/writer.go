@@ -628,9 +628,13 @@ func (w *Writer) Flush(ctx context.Context) error {
 		<-w.scratch
 	}
 	w.mu.Lock()
-	batch := w.pending
-	w.pending = nil
 	err := w.err
+	var batch []Pack
+	if err == nil {
+		// After a failure the durable packs stay pending, for the
+		// failed run's SaveProgress to index.
+		batch, w.pending = w.pending, nil
+	}
 	w.mu.Unlock()
 	if err != nil {
 		return err
