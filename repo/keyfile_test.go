@@ -139,3 +139,28 @@ func (b *configRacer) Load(ctx context.Context, h repo.Handle, off, n int64) ([]
 	}
 	return b.Backend.Load(ctx, h, off, n)
 }
+
+// TestOpenWithoutConfigIsDamage: a repository whose keys are there (one
+// opens with the password) but whose config is gone is damaged, not
+// absent: exit 1 and the advice to put the config back, never "run snap
+// init". A local directory says so before opening; a bucket has only
+// this check (found by an exploratory test on S3).
+func TestOpenWithoutConfigIsDamage(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "repo")
+	be, err := local.Create(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+	if _, err := repo.Init(ctx, be, "pw", kdf, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Remove(ctx, repo.Handle{Type: repo.ConfigFile}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = repo.Open(ctx, be, "pw", repo.Options{})
+	if err == nil || errors.Is(err, repo.ErrNoRepository) || !strings.Contains(err.Error(), "no config file: the repository is damaged") {
+		t.Errorf("open without config: %v", err)
+	}
+}

@@ -188,7 +188,12 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 			var err error
 			if sealed, err = be.Load(ctx, h, 0, 0); err != nil {
 				if errors.Is(err, ErrNotFound) {
-					return fmt.Errorf("%s: %w (config missing)", be.Location(), ErrNoRepository)
+					// A key opened: this is a repository that lost its
+					// config (a local directory says so before this; a
+					// bucket has no directories to look at), and 'snap
+					// init' is not the advice to give.
+					return fmt.Errorf("%s holds a repository's keys (key %s opens with this password) but no config file: the repository is damaged; put its config back from a copy of the repository",
+						be.Location(), ShortName(keyName))
 				}
 				if ctx.Err() != nil {
 					return ctx.Err() // stopped, not a config problem
