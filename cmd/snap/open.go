@@ -232,9 +232,7 @@ func (s *session) openIndex(ctx context.Context, e *env, io index.Options) error
 // lock each step needs. An open index is synced once the lock is held.
 func (s *session) relock(ctx context.Context, mode lockMode) error {
 	if s.lock != nil {
-		if err := s.lock.Unlock(); err != nil {
-			s.ui.warnf("release lock: %v", err)
-		}
+		s.unlock()
 		s.lock = nil
 	}
 	if mode == noLock {
@@ -334,14 +332,23 @@ func (st repoSettings) passwordSource(ctx context.Context, e *env) func() (strin
 	}
 }
 
+// unlock removes the session's lock. One that cannot be removed (the
+// store is gone) is harmless: it is no longer refreshed, and the next
+// command takes it for stale once its process is gone (or it is 30
+// minutes old, seen from another host) and removes it.
+func (s *session) unlock() {
+	if err := s.lock.Unlock(); err != nil {
+		s.ui.warnf("could not remove this run's lock %s (%v): it stays until a later command finds it stale and removes it; 'snap unlock' removes it at once",
+			repo.ShortName(s.lock.Name()), err)
+	}
+}
+
 func (s *session) close() {
 	if s.ix != nil {
 		s.ix.Close()
 	}
 	if s.lock != nil {
-		if err := s.lock.Unlock(); err != nil {
-			s.ui.warnf("release lock: %v", err)
-		}
+		s.unlock()
 	}
 	s.r.Close()
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -116,5 +118,27 @@ func TestWrongSchemeAndUnknownHost(t *testing.T) {
 	}
 	if got := b.fail("list", "keys", err); errors.Is(got, repo.ErrTransient) || !strings.Contains(got.Error(), "no such host nosuchhost.invalid") {
 		t.Errorf("unknown host: %v", got)
+	}
+}
+
+// TestAnswerOfAWebServer: a web server at the location (a wrong port)
+// answers 404 with a page, which the client reads as NoSuchBucket: the
+// message says the server may not be an S3 server, and an S3 server's 404
+// (it always sends a request ID) keeps the plain message. A page quoted as
+// an error's message is not printed whole.
+func TestAnswerOfAWebServer(t *testing.T) {
+	b := &Backend{cfg: Config{Endpoint: "127.0.0.1:8080", Bucket: "bkt", PathStyle: true}}
+	web := b.classify("list", "keys", minio.ErrorResponse{StatusCode: 404, Code: "NoSuchBucket"})
+	s3 := b.classify("list", "keys", minio.ErrorResponse{StatusCode: 404, Code: "NoSuchBucket", RequestID: "QI02WRZ7A3R2F5KG"})
+	if !errors.Is(web, repo.ErrNoRepository) || !strings.Contains(web.Error(), "or 127.0.0.1:8080 is not an S3 server") {
+		t.Errorf("404 of a web server: %v", web)
+	}
+	if !errors.Is(s3, repo.ErrNoRepository) || strings.Contains(s3.Error(), "not an S3 server") {
+		t.Errorf("404 of an S3 server: %v", s3)
+	}
+	page := b.classify("create bucket", "bkt", minio.ErrorResponse{StatusCode: 501, Code: "501 Unsupported method ('PUT')",
+		Message: "<!DOCTYPE HTML>\n<html><body><h1>Error response</h1></body></html>"})
+	if strings.Contains(page.Error(), "DOCTYPE") || !strings.Contains(page.Error(), "is 127.0.0.1:8080 an S3 server?") {
+		t.Errorf("a page as the error: %v", page)
 	}
 }

@@ -79,10 +79,22 @@ func (b *Backend) fail(op, object string, err error) error {
 
 func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	loc := b.Location()
+	if strings.HasPrefix(strings.TrimSpace(er.Message), "<") && er.RequestID == "" {
+		// A page rather than an S3 error (the client quotes the body of
+		// an answer it cannot read as one): not worth a screenful.
+		er.Message = "an answer that is not an S3 error (a web page): is " + b.cfg.Endpoint + " an S3 server?"
+	}
 	switch er.Code {
 	case "NoSuchKey", "NotFound":
 		return fmt.Errorf("%s: %w", object, repo.ErrNotFound)
 	case "NoSuchBucket":
+		if er.RequestID == "" && er.HostID == "" {
+			// The client reads any 404 without an S3 error document as
+			// NoSuchBucket: a web server at the address answers so, and
+			// S3 servers send a request ID with every answer.
+			return fmt.Errorf("%s: bucket %q does not exist, or %s is not an S3 server (its answer, HTTP 404, carried no S3 request ID): %w (check the host and port of the location; 'snap init' creates the bucket)",
+				loc, b.cfg.Bucket, b.cfg.Endpoint, repo.ErrNoRepository)
+		}
 		return fmt.Errorf("%s: bucket %q does not exist: %w (run 'snap init' to create it, or check the location)", loc, b.cfg.Bucket, repo.ErrNoRepository)
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem":
 		if b.anonymous() {
@@ -114,6 +126,7 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	if msg == "" {
 		msg = "request rejected"
 	}
+
 	if !b.cfg.Secure && er.StatusCode == 400 && strings.Contains(er.Code, " ") {
 		// Not an S3 error code but an HTTP status line: what a TLS
 		// server answers a plain HTTP request with.
