@@ -1,9 +1,12 @@
 package s3
 
 import (
+	"bufio"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -36,4 +39,48 @@ func sharedCredentialsFile() string {
 		return ""
 	}
 	return filepath.Join(u.HomeDir, ".aws", "credentials")
+}
+
+// credentialsMistake names a mistake in where the credentials come from
+// that explains a refused request better than the server's answer does: a
+// key without its secret, a shared credentials file that is not there, a
+// profile that it lacks. "" when it sees none. getenv is os.Getenv.
+func credentialsMistake(getenv func(string) string) string {
+	id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
+	switch {
+	case id != "" && secret == "":
+		return "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"
+	case id == "" && secret != "":
+		return "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not"
+	case id != "":
+		return "" // the variables win over the file
+	}
+	file := getenv("AWS_SHARED_CREDENTIALS_FILE")
+	if file == "" {
+		file = sharedCredentialsFile()
+	}
+	if file == "" {
+		if home := getenv("HOME"); home != "" {
+			file = filepath.Join(home, ".aws", "credentials")
+		}
+	}
+	profile := getenv("AWS_PROFILE")
+	f, err := os.Open(file)
+	if err != nil {
+		if getenv("AWS_SHARED_CREDENTIALS_FILE") != "" || profile != "" {
+			return fmt.Sprintf("the shared credentials file %s cannot be read (%v)", file, err)
+		}
+		return ""
+	}
+	defer f.Close()
+	if profile == "" {
+		profile = "default"
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "["+profile+"]" {
+			return ""
+		}
+	}
+	return fmt.Sprintf("the shared credentials file %s has no profile [%s]", file, profile)
 }

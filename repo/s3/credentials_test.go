@@ -1,8 +1,10 @@
 package s3
 
 import (
+	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -22,5 +24,33 @@ func TestSharedCredentialsWithoutHome(t *testing.T) {
 	}
 	if got, want := sharedCredentialsFile(), filepath.Join(u.HomeDir, ".aws", "credentials"); got != want {
 		t.Errorf("without HOME: %q, want %q", got, want)
+	}
+}
+
+// TestCredentialsMistake: a key without its secret, a shared credentials
+// file that is missing, or one without the profile asked for, is named
+// (each was "access denied" or "no credentials were found").
+func TestCredentialsMistake(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(file, []byte("[default]\naws_access_key_id = a\naws_secret_access_key = b\n\n[backup]\naws_access_key_id = c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"AWS_ACCESS_KEY_ID": "a"}, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not"},
+		{map[string]string{"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}, ""},
+		{map[string]string{"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "nope")}, "the shared credentials file " + filepath.Join(dir, "nope") + " cannot be read"},
+		{map[string]string{"AWS_SHARED_CREDENTIALS_FILE": file, "AWS_PROFILE": "nope"}, "has no profile [nope]"},
+		{map[string]string{"AWS_SHARED_CREDENTIALS_FILE": file, "AWS_PROFILE": "backup"}, ""},
+		{map[string]string{"AWS_SHARED_CREDENTIALS_FILE": file}, ""},
+		{map[string]string{"HOME": dir}, ""}, // dir/.aws/credentials: none, and none asked for
+	} {
+		got := credentialsMistake(func(k string) string { return c.env[k] })
+		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
+			t.Errorf("%v: %q, want %q", c.env, got, c.want)
+		}
 	}
 }

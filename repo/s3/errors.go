@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 
@@ -83,6 +84,14 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 		// A page rather than an S3 error (the client quotes the body of
 		// an answer it cannot read as one): not worth a screenful.
 		er.Message = "an answer that is not an S3 error (a web page): is " + b.cfg.Endpoint + " an S3 server?"
+	}
+	switch er.Code {
+	case "AccessDenied", "AllAccessDisabled", "AccountProblem", "SignatureDoesNotMatch", "InvalidAccessKeyId":
+		// A mistake in the credentials' source says more than the
+		// server's refusal of what came of it.
+		if m := credentialsMistake(os.Getenv); m != "" {
+			return fmt.Errorf("%s %s: refused by %s (%s): %s", op, object, loc, er.Code, m)
+		}
 	}
 	switch er.Code {
 	case "NoSuchKey", "NotFound":
