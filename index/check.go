@@ -134,7 +134,11 @@ func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 		}
 	}
 	if unindexed > 0 {
-		c.note(fmt.Sprintf("%d packs are not indexed: left by interrupted runs, or being written by a running backup; 'snap prune' removes the former", unindexed))
+		what := fmt.Sprintf("%d packs are", unindexed)
+		if unindexed == 1 {
+			what = "1 pack is"
+		}
+		c.note(fmt.Sprintf("%s not indexed: left by interrupted runs, or being written by a running backup; 'snap prune' removes the former", what))
 	}
 	return c, nil
 }
@@ -370,7 +374,11 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		}
 	}
 	if bad > 0 {
-		reasons = append(reasons, fmt.Sprintf("%d of its %d blobs are damaged (first: %s)", bad, len(c.packs[id].Blobs), first))
+		verb := "are"
+		if bad == 1 {
+			verb = "is"
+		}
+		reasons = append(reasons, fmt.Sprintf("%d of its %d blobs %s damaged (first: %s)", bad, len(c.packs[id].Blobs), verb, first))
 	}
 	switch {
 	case len(reasons) == 0:

@@ -132,7 +132,7 @@ func TestCheckReadDataFindsDamage(t *testing.T) {
 	if res.code != exitFatal {
 		t.Fatalf("check --read-data with a flipped byte: exit %d", res.code)
 	}
-	for _, w := range []string{"pack " + filepath.Base(pack), "content does not match its name", "blobs are damaged", "is damaged in pack", "move it out of data/"} {
+	for _, w := range []string{"pack " + filepath.Base(pack), "content does not match its name", "blobs is damaged", "is damaged in pack", "move it out of data/"} {
 		if !strings.Contains(res.stderr, w) {
 			t.Errorf("check --read-data output lacks %q:\n%s", w, res.stderr)
 		}
