@@ -89,7 +89,7 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem", "SignatureDoesNotMatch", "InvalidAccessKeyId":
 		// A mistake in the credentials' source says more than the
 		// server's refusal of what came of it.
-		if m := credentialsMistake(os.Getenv); m != "" {
+		if m := credentialsMistake(os.Getenv); m != "" && !b.anonymous() {
 			return fmt.Errorf("%s %s: refused by %s (%s): %s", op, object, loc, er.Code, m)
 		}
 	}
@@ -107,7 +107,11 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 		return fmt.Errorf("%s: bucket %q does not exist: %w (run 'snap init' to create it, or check the location)", loc, b.cfg.Bucket, repo.ErrNoRepository)
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem":
 		if b.anonymous() {
-			return fmt.Errorf("%s %s: access denied by %s to a request without credentials: none were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of the shared credentials file (~/.aws/credentials)", op, object, loc)
+			why := ""
+			if m := credentialsMistake(os.Getenv); m != "" {
+				why = " (" + m + ")"
+			}
+			return fmt.Errorf("%s %s: access denied by %s to a request without credentials: none were found%s; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of the shared credentials file (~/.aws/credentials)", op, object, loc, why)
 		}
 		return fmt.Errorf("%s %s: access denied by %s: %s, and that the bucket's policy allows this", op, object, loc, credentialHint)
 	case "InvalidAccessKeyId", "XAdminUserNotFound":

@@ -193,7 +193,7 @@ func TestPermanentErrors(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	be, _ = s3.Open(config(t, srv, bucket, ""))
 	err = listKeys(be)
-	if err == nil || !strings.Contains(err.Error(), "none were found") {
+	if err == nil || !strings.Contains(err.Error(), "none were found (the shared credentials file") {
 		t.Errorf("no credentials: %v", err)
 	}
 	t.Logf("no credentials: %v", err)
