@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
 	"os"
 	"path/filepath"
 	"strings"
@@ -405,4 +406,24 @@ func TestCheckAppendedPack(t *testing.T) {
 		}
 	}
 	tr.mustRun("restore", "latest", "--target", filepath.Join(tr.dir, "r"))
+}
+
+// TestCheckNotesSnapshotStoredTwice: a 'snap tag' killed between saving
+// the retagged document and removing the old one leaves both (never
+// neither); check says so in a note (exit 0: nothing is lost) and says
+// how to clean up.
+func TestCheckNotesSnapshotStoredTwice(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", "--tag", "old", src)
+	tr.storeAgain(func(sn *snapshot.Snapshot) { // as 'snap tag --set new' saves it
+		origin := snapshot.Origin(sn)
+		sn.Original, sn.Tags = &origin, []string{"new"}
+	}, true)
+	res := tr.mustRun("check")
+	if !strings.Contains(res.stdout, "are one snapshot stored 2 times") || !strings.Contains(res.stdout, "(tags: old)") || !strings.Contains(res.stdout, "(tags: new)") {
+		t.Errorf("check after an interrupted tag:\n%s%s", res.stdout, res.stderr)
+	}
 }

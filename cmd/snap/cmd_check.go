@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -171,6 +172,41 @@ func runCheck(c *cli.Context, e *env, sub *subset) error {
 	return checkWith(c.Context, s, sub)
 }
 
+// storedTwice notes snapshots stored twice: 'snap tag' saves a snapshot
+// again with its new tags, then removes the old document, so one that is
+// killed between the two leaves both (never neither). Nothing is lost, but
+// listings show the snapshot twice and retention counts it twice. The two
+// have the same origin, time and tree.
+func storedTwice(sns []*snapshot.Snapshot) []string {
+	type key struct {
+		origin, tree repo.ID
+		time         time.Time
+	}
+	groups := map[key][]*snapshot.Snapshot{}
+	var order []key
+	for _, sn := range sns {
+		k := key{snapshot.Origin(sn), sn.Tree, sn.Time.UTC()}
+		if len(groups[k]) == 0 {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], sn)
+	}
+	var notes []string
+	for _, k := range order {
+		g := groups[k]
+		if len(g) < 2 {
+			continue
+		}
+		var each []string
+		for _, sn := range g {
+			each = append(each, fmt.Sprintf("%s (tags: %s)", sn.ID.Short(), tagList(sn.Tags)))
+		}
+		notes = append(notes, fmt.Sprintf("snapshots %s are one snapshot stored %d times, as a 'snap tag' that was stopped leaves it: keep the one with the tags you want and remove the others with 'snap forget ID'",
+			strings.Join(each, ", "), len(g)))
+	}
+	return notes
+}
+
 // checkWith checks the repository of an open session (holding a shared
 // lock; the session's index is not used) and prints the result.
 func checkWith(ctx context.Context, s *session, sub *subset) error {
@@ -251,6 +287,7 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		res.Errors = []index.Problem{}
 	}
 	res.Notes = append(res.Notes, ck.Notes()...)
+	res.Notes = append(res.Notes, storedTwice(sns)...)
 	if tl, ok := repo.As[repo.TempLister](s.r.Backend()); ok {
 		// Not an error: a run that is writing right now has some too.
 		if temps, err := tl.ListTemps(ctx); err == nil && len(temps) > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +18,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/snap-backup/snap/repo"
-	"github.com/snap-backup/snap/repo/local"
 	"github.com/snap-backup/snap/snapshot"
 )
 
@@ -484,20 +481,7 @@ func TestControlCharactersEscaped(t *testing.T) {
 		t.Errorf("create with a host holding an escape sequence: exit %d: %q", res.code, res.stderr)
 	}
 	tr.mustRun("create", src)
-	ctx := context.Background()
-	be, err := local.Open(tr.repo)
-	must(t, err)
-	r, err := repo.Open(ctx, be, "test-password", repo.Options{})
-	must(t, err)
-	sns, errs, err := snapshot.NewLoader(r, t.TempDir()).List(ctx)
-	if err != nil || len(errs) > 0 || len(sns) != 1 {
-		t.Fatalf("list in-process: %v %v %d", err, errs, len(sns))
-	}
-	evilHost := *sns[0]
-	evilHost.Host, evilHost.ID = "h\x1b]0;x\x07", repo.ID{}
-	must(t, snapshot.Save(ctx, r, &evilHost))
-	must(t, be.Remove(ctx, repo.Handle{Type: repo.SnapshotFile, Name: sns[0].ID.String()}))
-	r.Close()
+	tr.storeAgain(func(sn *snapshot.Snapshot) { sn.Host = "h\x1b]0;x\x07" }, false)
 	target := filepath.Join(tr.dir, "target")
 	for _, args := range [][]string{
 		{"list"},

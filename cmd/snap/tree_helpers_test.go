@@ -22,6 +22,7 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/repo/local"
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // Helpers shared by the end-to-end tests: generating trees with every kind
@@ -415,4 +416,29 @@ func oneLine(t *testing.T, res result) string {
 		return res.stderr
 	}
 	return errs[0]
+}
+
+// storeAgain stores the repository's only snapshot once more, in-process,
+// as edit changes it, and removes the original document unless keepOld:
+// a repository written otherwise than by this snap's commands (crafted,
+// older, or by a run killed half-way).
+func (tr *testRepo) storeAgain(edit func(*snapshot.Snapshot), keepOld bool) {
+	tr.t.Helper()
+	ctx := context.Background()
+	be, err := local.Open(tr.repo)
+	must(tr.t, err)
+	r, err := repo.Open(ctx, be, "test-password", repo.Options{})
+	must(tr.t, err)
+	defer r.Close()
+	sns, errs, err := snapshot.NewLoader(r, tr.t.TempDir()).List(ctx)
+	if err != nil || len(errs) > 0 || len(sns) != 1 {
+		tr.t.Fatalf("list in-process: %v %v %d snapshots, want 1", err, errs, len(sns))
+	}
+	next := *sns[0]
+	edit(&next) // with the stored ID still there, for snapshot.Origin
+	next.ID = repo.ID{}
+	must(tr.t, snapshot.Save(ctx, r, &next))
+	if !keepOld {
+		must(tr.t, be.Remove(ctx, repo.Handle{Type: repo.SnapshotFile, Name: sns[0].ID.String()}))
+	}
 }
