@@ -245,19 +245,38 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 func (r *Restorer) selectedAll() bool { return len(r.opts.Includes) == 0 }
 
 func (r *Restorer) fail(rel string, err error) {
-	var errno unix.Errno
-	if errors.As(err, &errno) && (errno == unix.ENOSPC || errno == unix.EDQUOT) {
+	if errno, ok := targetFull(err); ok {
 		// A full target fails every file after this one the same way:
 		// one error says it, and the restore stops. What was written
 		// stays; a restore with --overwrite if-changed after space was
 		// freed rewrites what is incomplete.
-		r.stop(fmt.Errorf("restore target %s is full (%v, writing %s): the restore stopped; "+
+		full := fmt.Errorf("restore target %s is full (%v, writing %s): the restore stopped; "+
 			"free space there (or restore elsewhere) and restore again, with --overwrite if-changed to keep what is complete",
-			r.target.Dir(), errno, rel))
+			r.target.Dir(), errno, rel)
+		r.mu.Lock()
+		reported := r.fatal != nil // a damaged blob's error, say: this one is told too
+		r.mu.Unlock()
+		if reported {
+			r.nErrors.Add(1)
+			r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: full})
+		}
+		r.stop(full)
 		return
 	}
 	r.nErrors.Add(1)
 	r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: err})
+}
+
+// targetFull reports whether err is the target's file system (or quota)
+// being full, and which of the two. An extended attribute's ENOSPC is not:
+// ext4 says so when the attribute does not fit its inode's or block's room.
+func targetFull(err error) (unix.Errno, bool) {
+	var errno unix.Errno
+	var xe *sources.XattrError
+	if errors.As(err, &errno) && (errno == unix.ENOSPC || errno == unix.EDQUOT) && !errors.As(err, &xe) {
+		return errno, true
+	}
+	return 0, false
 }
 
 // stop records err as the restore's error, unless it has one already, and

@@ -628,10 +628,21 @@ func setXattrs(xs []Xattr, asRoot bool, set func(name string, value []byte) erro
 		if err == nil || !asRoot && errors.Is(err, unix.EPERM) && (strings.HasPrefix(x.Name, "trusted.") || strings.HasPrefix(x.Name, "security.")) {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("xattr %s: %w", x.Name, err))
+		errs = append(errs, &XattrError{Name: x.Name, Err: err})
 	}
 	return errs
 }
+
+// XattrError is an extended attribute that could not be set. Its ENOSPC
+// (ext4: the attribute does not fit the inode's or block's room) says
+// nothing about the file system's free space.
+type XattrError struct {
+	Name string
+	Err  error
+}
+
+func (e *XattrError) Error() string { return fmt.Sprintf("xattr %s: %v", e.Name, e.Err) }
+func (e *XattrError) Unwrap() error { return e.Err }
 
 // atime is the access time to restore: the recorded one, or the
 // modification time when none was recorded.
