@@ -303,6 +303,14 @@ func (e *jobTimeoutError) Error() string {
 		"raise timeout in [jobs.%s] if the job needs longer", e.timeout, e.job)
 }
 
+// stoppedError reports whether err is what a cancelled context makes of
+// work in progress (and not a failure of its own that happened first: an
+// unreadable file, a post hook that failed, damage check found).
+func stoppedError(err error) bool {
+	var te *jobTimeoutError
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errInterrupted) || errors.As(err, &te)
+}
+
 // stoppedByTimeout returns the job's timeout error when that is what
 // ended ctx, else nil.
 func stoppedByTimeout(ctx context.Context) *jobTimeoutError {
@@ -344,7 +352,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	// timedOut replaces the error of a step the job's timeout stopped
 	// ("interrupted", "context deadline exceeded") by what happened.
 	timedOut := func(err error) error {
-		if te := stoppedByTimeout(ctx); err != nil && te != nil {
+		if te := stoppedByTimeout(ctx); te != nil && stoppedError(err) {
 			return te
 		}
 		return err
@@ -413,7 +421,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			err = fmt.Errorf("unknown step %s", step)
 		}
 		err = timedOut(err)
-		if err != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
 			// Ctrl-C or SIGTERM inside a step's own work (its lock, a
 			// listing): "write lock: context canceled" says less.
 			err = fmt.Errorf("%w: %s stopped; the repository is consistent", errInterrupted, step)

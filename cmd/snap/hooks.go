@@ -50,7 +50,7 @@ func (h hooks) runPre(ctx context.Context, u *ui) error {
 // to the end even after Ctrl-C (each within the hook timeout). It returns
 // the first failure.
 func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) error {
-	if te := stoppedByTimeout(ctx); runErr != nil && te != nil {
+	if te := stoppedByTimeout(ctx); te != nil && stoppedError(runErr) {
 		runErr = te // a failure, not an interruption by the admin
 	}
 	ctx = context.WithoutCancel(ctx)

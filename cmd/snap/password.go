@@ -166,6 +166,7 @@ func readTerminal(ctx context.Context, fd int) ([]byte, error) {
 // reading the terminal would be stopped).
 func runPasswordCommand(ctx context.Context, e *env, command string, timeout time.Duration) (string, error) {
 	ctty := e.controllingTerminal != nil && e.controllingTerminal()
+	parent := ctx // the command's: Ctrl-C, a job's timeout
 	if !ctty {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -183,10 +184,10 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	switch {
+	case parent.Err() != nil:
+		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return "", fmt.Errorf("password command %q did not finish within %v; it was stopped", command, timeout)
-	case ctx.Err() != nil:
-		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
 	case err != nil:
 		msg := fmt.Sprintf("password command %q failed: %v", command, err)
 		if out := strings.TrimSpace(stderr.String()); out != "" {
