@@ -383,7 +383,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	}
 	// A run of this job that is still going owns the application's
 	// hooks: neither pre nor post hooks run here.
-	release, err := lockJob(e, st.cacheDir, configPath, j.Name)
+	release, err := lockJob(e, u, st.cacheDir, configPath, j.Name)
 	if err != nil {
 		return failFirst(err)
 	}

@@ -24,34 +24,58 @@ import (
 // the holder's process ID and start time, for the message of the run
 // that finds it taken. It is never removed: removing a lock file lets a
 // third run lock a new file while the second holds the old one.
-func lockJob(e *env, cacheDir, configPath, job string) (release func(), err error) {
-	base, err := cacheBase(e, cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(base, "jobs")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("job lock: %w", err)
+//
+// A lock file that cannot be made (a cache on a full or read-only disk, or
+// another user's: cases the index cache gets past with a temporary one)
+// is tried in $XDG_RUNTIME_DIR, and failing that the job runs unlocked,
+// with a warning: a backup must not stop for want of its lock.
+func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), err error) {
+	if p, err := filepath.EvalSymlinks(configPath); err == nil {
+		configPath = p // one file reached by two paths is one config
 	}
 	sum := blake3.Sum256([]byte(configPath + "\x00" + job))
-	path := filepath.Join(dir, fmt.Sprintf("%s-%x.lock", jobFileName(job), sum[:6]))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("job lock: %w", err)
+	name := fmt.Sprintf("%s-%x.lock", jobFileName(job), sum[:6])
+	var dirs []string
+	if base, err := cacheBase(e, cacheDir); err == nil {
+		dirs = append(dirs, filepath.Join(base, "jobs"))
+	}
+	if rt := xdgDir(e.getenv, "XDG_RUNTIME_DIR"); rt != "" {
+		dirs = append(dirs, filepath.Join(rt, "snap", "jobs"))
+	}
+	var f *os.File
+	var path string
+	var failed []string
+	for _, dir := range dirs {
+		path = filepath.Join(dir, name)
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			// O_NOFOLLOW: the file is truncated, maybe by root.
+			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		}
+		if err == nil {
+			break
+		}
+		failed = append(failed, err.Error())
+	}
+	if f == nil {
+		u.warnf("job %s: no lock against a second run of it at the same time (%s): give the cache directory room, or this user one of its own", job, strings.Join(failed, "; "))
+		return func() {}, nil
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder := make([]byte, 200)
 		n, _ := f.ReadAt(holder, 0)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			by := strings.TrimSpace(string(holder[:n]))
+			by := escapeControls(strings.TrimSpace(string(holder[:n])))
 			if by == "" {
 				by = "another snap process"
 			}
 			return nil, &codedError{code: exitLocked, msg: fmt.Sprintf("job %s is already running (%s; lock %s): this run did not start it, nor its hooks; "+
 				"wait for that run to end, or stop it", job, by, path)}
 		}
-		return nil, fmt.Errorf("job lock %s: %w", path, err)
+		// A file system without flock (ENOLCK): as for a lock file that
+		// cannot be made.
+		u.warnf("job %s: no lock against a second run of it at the same time (lock %s: %v)", job, path, err)
+		return func() {}, nil
 	}
 	// Who holds it, for the message above; the lock works without it.
 	if err := f.Truncate(0); err == nil {

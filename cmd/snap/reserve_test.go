@@ -253,3 +253,23 @@ func TestPruneRepackNearlyFullDisk(t *testing.T) {
 	tr.mustRun("restore", "latest", "--target", target)
 	compareEntries(t, "restore after the repack", want, describe(t, filepath.Join(target, src)))
 }
+
+// TestRunJobLockOnReadOnlyCache: a job whose lock file cannot be made (its
+// cache is on a read-only file system) still runs, with a warning, as its
+// index cache does with a temporary one: a backup must not stop for want
+// of its lock (found in review).
+func TestRunJobLockOnReadOnlyCache(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	full := smallFS(t, tr.dir, "256k")
+	must(t, unix.Mount("", full, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+`)
+	res := tr.runConfig([]string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache"), "XDG_RUNTIME_DIR="}, "run", "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stderr, "job app: no lock against a second run of it at the same time") || tr.snapshotCount() != 1 {
+		t.Errorf("run with a read-only cache: exit %d, %d snapshots\n%s", res.code, tr.snapshotCount(), res.stderr)
+	}
+}
