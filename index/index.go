@@ -125,7 +125,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	path := filepath.Join(dir, "index.db")
 	var db *bolt.DB
 	err := os.MkdirAll(dir, 0o700)
-	if err != nil && !unwritable(err) {
+	if err != nil && !unwritable(err) && !noSpace(err) {
 		return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
 	}
 	if o.noSpace {
@@ -215,6 +215,11 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	}
 	if err != nil {
 		ix.Close()
+		if noSpace(err) {
+			// Also the temporary cache's disk (the system's temporary
+			// directory, often the same disk).
+			err = fmt.Errorf("index cache: %w; no room for a temporary one either: free space on the cache's disk (and in %s), or give --cache-dir on another disk", err, os.TempDir())
+		}
 		return nil, err
 	}
 	if o.CacheTreePacks {

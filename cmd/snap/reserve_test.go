@@ -273,3 +273,29 @@ paths = ["` + src + `"]
 		t.Errorf("run with a read-only cache: exit %d, %d snapshots\n%s", res.code, tr.snapshotCount(), res.stderr)
 	}
 }
+
+// TestCacheDirectoryCannotBeMade: a cache directory that cannot even be
+// created for want of room (no inode left) gives a temporary cache too
+// (found in review: only a full disk under an existing directory did).
+func TestCacheDirectoryCannotBeMade(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("contents"))
+	tr.mustRun("create", src)
+	full := smallFS(t, tr.dir, "1m,nr_inodes=16")
+	for i := 0; ; i++ {
+		f, err := os.Create(filepath.Join(full, fmt.Sprint(i)))
+		if err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+		f.Close()
+	}
+	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache")}, nil, "list")
+	if res.code != 0 || !strings.Contains(res.stderr, "no space left on its disk: using a temporary one") {
+		t.Errorf("list with a cache directory that cannot be made: exit %d\n%s", res.code, res.stderr)
+	}
+}
