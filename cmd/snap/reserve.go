@@ -74,14 +74,17 @@ func (s *session) releaseReserveIfLow() {
 }
 
 // repackMargin is room a prune needs beyond the packs its repack writes:
-// the index segments that list them, and those it rewrites.
-const repackMargin = 16 << 20
+// the index segment that lists them (some 50 bytes a blob).
+const repackMargin = 1 << 20
 
 // roomForRepack releases the space reserve before a prune writes, when the
 // packs its repack writes (and repackMargin) would not fit in what is
-// free: releasing only below a quarter of the reserve (releaseReserveIfLow)
-// left a prune on a nearly full disk failing every night, while the same
-// prune on a completely full one worked.
+// free but fit with the reserve's room: releasing only below a quarter of
+// the reserve (releaseReserveIfLow) left a prune on a nearly full disk
+// failing every night, while the same prune on a completely full one
+// worked. A repack that would not fit even so keeps the reserve: it fails
+// (its message names the prune that writes nothing), and the reserve is
+// left for that prune's lock and segments.
 func (s *session) roomForRepack(st *index.PruneStats) {
 	if st.CopiedBytes == 0 {
 		return
@@ -90,10 +93,12 @@ func (s *session) roomForRepack(st *index.PruneStats) {
 	if !ok {
 		return
 	}
-	if _, held, err := sr.Reserve(); err != nil || held == 0 {
+	_, held, err := sr.Reserve()
+	if err != nil || held == 0 {
 		return
 	}
-	if free, err := sr.Free(); err == nil && free < uint64(st.CopiedBytes)+repackMargin {
+	need := uint64(st.CopiedBytes) + repackMargin
+	if free, err := sr.Free(); err == nil && free < need && free+uint64(held) >= need {
 		s.releaseReserve()
 	}
 }

@@ -236,14 +236,15 @@ func TestPruneRepackNearlyFullDisk(t *testing.T) {
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
 	src := filepath.Join(tr.dir, "src")
 	writeRandom(t, filepath.Join(src, "a"), 1, 3<<20)
-	writeRandom(t, filepath.Join(src, "b"), 2, 3<<20)
+	writeRandom(t, filepath.Join(src, "b"), 2, 2<<20)
 	tr.create(src)
 	must(t, os.Remove(filepath.Join(src, "a")))
 	tr.create(src)
 	want := describe(t, src)
 	tr.mustRun("forget", "--keep-last", "1")
-	// More free than a quarter of the reserve, less than the repack of b.
-	fillUpTo(t, filepath.Join(mnt, "filler"), 2<<20)
+	// More free than a quarter of the reserve, less than the repack of b
+	// (which fits with the reserve's room).
+	fillUpTo(t, filepath.Join(mnt, "filler"), 1536<<10)
 	res := tr.run("prune", "--instant", "--max-unused", "0")
 	if res.code != 0 || !strings.Contains(res.stderr, "released its 4.0 MiB space reserve so that prune can run") {
 		t.Fatalf("prune whose repack needs the reserve: exit %d\n%s", res.code, res.stderr)
