@@ -140,11 +140,12 @@ func (b *configRacer) Load(ctx context.Context, h repo.Handle, off, n int64) ([]
 	return b.Backend.Load(ctx, h, off, n)
 }
 
-// TestOpenWithoutConfigIsDamage: a repository whose keys are there (one
-// opens with the password) but whose config is gone is damaged, not
-// absent: exit 1 and the advice to put the config back, never "run snap
-// init". A local directory says so before opening; a bucket has only
-// this check (found by an exploratory test on S3).
+// TestOpenWithoutConfigIsDamage: a repository whose keys and data are
+// there (a key opens with the password) but whose config is gone is
+// damaged, not absent: exit 1 and the advice to put the config back,
+// never "run snap init". A local directory says so before opening; a
+// bucket has only this check (found by an exploratory test on S3). Keys
+// alone are an init that was stopped (found in review).
 func TestOpenWithoutConfigIsDamage(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "repo")
@@ -157,6 +158,15 @@ func TestOpenWithoutConfigIsDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := be.Remove(ctx, repo.Handle{Type: repo.ConfigFile}); err != nil {
+		t.Fatal(err)
+	}
+	// Keys alone: an init that was stopped after its key (exit 10, init
+	// again); with data beside them, damage.
+	_, err = repo.Open(ctx, be, "pw", repo.Options{})
+	if !errors.Is(err, repo.ErrNoRepository) || !strings.Contains(err.Error(), "a 'snap init' that was stopped") {
+		t.Errorf("open of keys alone: %v", err)
+	}
+	if err := be.Save(ctx, repo.Handle{Type: repo.SnapshotFile, Name: strings.Repeat("ab", 32)}, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	_, err = repo.Open(ctx, be, "pw", repo.Options{})

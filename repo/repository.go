@@ -177,6 +177,19 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 	return r, nil
 }
 
+// holdsData reports whether be holds a pack, an index segment or a
+// snapshot (or cannot tell: a listing that fails counts as holding).
+func holdsData(ctx context.Context, be Backend) bool {
+	found := errors.New("found")
+	for _, t := range []FileType{SnapshotFile, IndexFile, PackFile} {
+		err := be.List(ctx, t, func(string, int64) error { return found })
+		if err != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Open finds the key that password opens and reads the config.
 func Open(ctx context.Context, be Backend, password string, opts Options) (*Repository, error) {
 	opts.fill()
@@ -188,11 +201,17 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 			var err error
 			if sealed, err = be.Load(ctx, h, 0, 0); err != nil {
 				if errors.Is(err, ErrNotFound) {
-					// A key opened: this is a repository that lost its
+					// A key opened, so something was here. Init writes the
+					// key before the config: keys alone are an init that
+					// was stopped. With data, the repository lost its
 					// config (a local directory says so before this; a
 					// bucket has no directories to look at), and 'snap
 					// init' is not the advice to give.
-					return fmt.Errorf("%s holds a repository's keys (key %s opens with this password) but no config file: the repository is damaged; put its config back from a copy of the repository",
+					if !holdsData(ctx, be) {
+						return fmt.Errorf("%s holds key files but nothing else, no config: a 'snap init' that was stopped; remove its keys/ and run 'snap init' again: %w",
+							be.Location(), ErrNoRepository)
+					}
+					return fmt.Errorf("%s holds a repository's keys (key %s opens with this password) and data but no config file: the repository is damaged; put its config back from a copy of the repository",
 						be.Location(), ShortName(keyName))
 				}
 				if ctx.Err() != nil {
