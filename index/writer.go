@@ -575,8 +575,22 @@ func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
 	w.mu.Lock()
 	w.segments = append(w.segments, id)
 	w.mu.Unlock()
-	return w.ix.AddSegment(id, seg)
+	if err := w.ix.AddSegment(id, seg); err != nil {
+		return &CacheError{Path: w.ix.path, Err: err}
+	}
+	return nil
 }
+
+// CacheError is a failed write to the local index cache, not to the
+// repository: a full disk there is the cache's disk, whose remedy is not
+// the repository's (forget and prune would delete backups for nothing).
+type CacheError struct {
+	Path string
+	Err  error
+}
+
+func (e *CacheError) Error() string { return fmt.Sprintf("index cache %s: %v", e.Path, e.Err) }
+func (e *CacheError) Unwrap() error { return e.Err }
 
 // Withdraw removes the index segments this writer wrote, for a run that
 // found its lock gone before it could commit: a prune that took it for

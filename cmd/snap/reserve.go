@@ -24,10 +24,15 @@ func isDiskFull(err error) bool {
 // fullDiskAdvice says how to get out of a full disk.
 const fullDiskAdvice = "free space with 'snap forget' and then 'snap prune --instant --max-unused 100' (they may use the repository's space reserve), or grow the file system"
 
-// diskFull adds what to do to an error of a full disk.
+// diskFull adds what to do to an error of a full disk: the repository's,
+// or the index cache's (a disk of its own, often).
 func diskFull(err error) error {
 	if err == nil || !isDiskFull(err) {
 		return err
+	}
+	var ce *index.CacheError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w; the disk of the index cache is full (not the repository's): free space there, or give --cache-dir on another disk; the repository is consistent", err)
 	}
 	return fmt.Errorf("%w; the repository's disk is full: %s", err, fullDiskAdvice)
 }

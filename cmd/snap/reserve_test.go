@@ -300,3 +300,32 @@ func TestCacheDirectoryCannotBeMade(t *testing.T) {
 		t.Errorf("list with a cache directory that cannot be made: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestCacheDiskFillsDuringCreate: the cache's disk filling up while a
+// create adds its segments to the cache is named as that disk, never as
+// the repository's (whose advice, forget and prune, would delete backups
+// for nothing); no snapshot is saved and the repository stays consistent
+// (found by a re-test).
+func TestCacheDiskFillsDuringCreate(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "first"), []byte("x"))
+	full := smallFS(t, tr.dir, "2m")
+	env := []string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache")}
+	if res := tr.runEnv(env, nil, "create", src); res.code != 0 {
+		t.Fatalf("first create: exit %d\n%s", res.code, res.stderr)
+	}
+	for i := range 3000 {
+		writeFile(t, filepath.Join(src, "many", fmt.Sprint(i)), fmt.Appendf(nil, "file %d", i))
+	}
+	fillUp(t, filepath.Join(full, "filler"))
+	res := tr.runEnv(env, nil, "create", src)
+	if res.code == 0 {
+		t.Fatalf("the cache took the new segment on a full disk (bbolt had room in its file): the test shows nothing\n%s", res.stderr)
+	}
+	if !strings.Contains(res.stderr, "the disk of the index cache is full (not the repository's)") || strings.Contains(res.stderr, "snap forget") {
+		t.Errorf("create with the cache's disk filling: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("check")
+}
