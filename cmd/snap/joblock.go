@@ -18,17 +18,20 @@ import (
 // application while the second still reads it, saving an inconsistent
 // snapshot. The repository's lock does not see this (creates share it).
 //
-// The lock is an flock(2) on a file in the cache directory, named by the
-// job and the config file, so the kernel drops it when the process ends,
+// The lock is an flock(2) on a file named by the job and the config file
+// (symlinks resolved), in the user's runtime directory (/run/snap/jobs for
+// root, $XDG_RUNTIME_DIR/snap/jobs for others), which does not change with
+// --cache-dir, else in the cache directory. The kernel drops it when the
+// process ends,
 // however it ends (kill -9 included): no stale job locks. The file keeps
 // the holder's process ID and start time, for the message of the run
 // that finds it taken. It is never removed: removing a lock file lets a
 // third run lock a new file while the second holds the old one.
 //
-// A lock file that cannot be made (a cache on a full or read-only disk, or
-// another user's: cases the index cache gets past with a temporary one)
-// is tried in $XDG_RUNTIME_DIR, and failing that the job runs unlocked,
-// with a warning: a backup must not stop for want of its lock.
+// Where no lock file can be made (a cache on a read-only disk, or another
+// user's: cases the index cache gets past with a temporary one), the job
+// runs unlocked, with a warning: a backup must not stop for want of its
+// lock.
 func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), err error) {
 	if p, err := filepath.EvalSymlinks(configPath); err == nil {
 		configPath = p // one file reached by two paths is one config
@@ -36,11 +39,14 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 	sum := blake3.Sum256([]byte(configPath + "\x00" + job))
 	name := fmt.Sprintf("%s-%x.lock", jobFileName(job), sum[:6])
 	var dirs []string
+	switch rt := xdgDir(e.getenv, "XDG_RUNTIME_DIR"); {
+	case os.Geteuid() == 0:
+		dirs = append(dirs, "/run/snap/jobs") // root's: no other user can plant anything in /run
+	case rt != "":
+		dirs = append(dirs, filepath.Join(rt, "snap", "jobs"))
+	}
 	if base, err := cacheBase(e, cacheDir); err == nil {
 		dirs = append(dirs, filepath.Join(base, "jobs"))
-	}
-	if rt := xdgDir(e.getenv, "XDG_RUNTIME_DIR"); rt != "" {
-		dirs = append(dirs, filepath.Join(rt, "snap", "jobs"))
 	}
 	var f *os.File
 	var path string

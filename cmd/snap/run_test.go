@@ -846,7 +846,8 @@ paths = ["` + src + `"]
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res := tr.runConfig(nil, "run", "--json", "app", "other", "--config", cfg)
+	// Another cache directory is the same job: the lock is not kept there.
+	res := tr.runConfig([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "othercache")}, "run", "--json", "app", "other", "--config", cfg)
 	if res.code != exitLocked || !strings.Contains(res.stdout, "job app is already running (pid "+strconv.Itoa(first.Process.Pid)) {
 		t.Errorf("second run: exit %d, want %d and the first run's pid\n%s%s", res.code, exitLocked, res.stdout, res.stderr)
 	}
