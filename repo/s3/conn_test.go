@@ -3,7 +3,9 @@ package s3
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -140,5 +142,11 @@ func TestAnswerOfAWebServer(t *testing.T) {
 		Message: "<!DOCTYPE HTML>\n<html><body><h1>Error response</h1></body></html>"})
 	if strings.Contains(page.Error(), "DOCTYPE") || !strings.Contains(page.Error(), "is 127.0.0.1:8080 an S3 server?") {
 		t.Errorf("a page as the error: %v", page)
+	}
+	// A page with status 200: the listing's XML does not parse. Retrying
+	// (a minute of it) cannot help.
+	notXML := b.fail("list", "keys", fmt.Errorf("list: %w", &xml.SyntaxError{Msg: "element <meta> closed by </head>", Line: 6}))
+	if errors.Is(notXML, repo.ErrTransient) || !strings.Contains(notXML.Error(), "is it an S3 server?") {
+		t.Errorf("a page for a listing: %v (transient: %v)", notXML, errors.Is(notXML, repo.ErrTransient))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -54,6 +55,12 @@ func (b *Backend) fail(op, object string, err error) error {
 	if strings.Contains(err.Error(), `malformed HTTP response "\x15\x03`) {
 		// A TLS alert in answer to plain HTTP: the server speaks HTTPS.
 		return fmt.Errorf("%s %s: %s speaks HTTPS, not plain HTTP: use the location %s", op, object, b.cfg.Endpoint, b.withScheme("https"))
+	}
+	var xmlErr *xml.SyntaxError
+	if errors.As(err, &xmlErr) {
+		// A 200 whose body is not S3's XML: a web server at the address
+		// (a wrong port). Retrying cannot help.
+		return fmt.Errorf("%s %s: %s answered with something that is not S3 XML (%v): is it an S3 server? check the host and port of the location", op, object, b.cfg.Endpoint, xmlErr)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
