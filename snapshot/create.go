@@ -98,7 +98,16 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	// previous version with previousDump): a snapshot of streams alone
 	// records its parent for diff, and reads nothing of it.
 	if parent != nil && len(paths) > 0 {
-		if parentTree, err = LoadTree(ctx, ix, parent.Tree); err != nil {
+		parentTree, err = LoadTree(ctx, ix, parent.Tree)
+		if errors.Is(err, index.ErrBlobNotIndexed) {
+			// A snapshot saved after this run synced its index (another
+			// run of the job that ended meanwhile, with a cache of its
+			// own): its segments are in the repository by now.
+			if _, serr := ix.Sync(ctx, nil); serr == nil {
+				parentTree, err = LoadTree(ctx, ix, parent.Tree)
+			}
+		}
+		if err != nil {
 			o.Archive.Report(Event{Kind: EventWarning, Err: fmt.Errorf("parent snapshot %s unreadable, reading all files: %w", parent.ID.Short(), err)})
 			parent, parentTree = nil, nil
 		}

@@ -779,3 +779,37 @@ func TestTreeTooLargeRefused(t *testing.T) {
 		t.Error("the index writer took a blob over the limit")
 	}
 }
+
+// TestParentSavedAfterIndexSync: the parent snapshot was saved by another
+// run after this run's index was synced (two runs of a job, the second
+// with a private copy of the cache): its tree is found after one more
+// sync, instead of a warning that sends the admin to repair an index that
+// is fine, and every file read again (found by a re-test).
+func TestParentSavedAfterIndexSync(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := filepath.Join(p.dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "f"), []byte("contents"), 0o644)
+	ctx := context.Background()
+	stale, err := index.Open(ctx, p.ix.Repository(), filepath.Join(p.dir, "cache2"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stale.Close()
+	first := p.create([]string{src}, ArchiveOptions{})
+	var warnings []string
+	sn, err := Create(ctx, stale, NewLoader(stale.Repository(), ""), CreateOptions{Paths: []string{src}, Host: "test", Archive: ArchiveOptions{
+		Report: func(ev Event) {
+			if ev.Kind == EventWarning {
+				warnings = append(warnings, fmt.Sprint(ev.Err))
+			}
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 || sn.Parent == nil || *sn.Parent != first.ID {
+		t.Errorf("parent %v (want %s), warnings %q", sn.Parent, first.ID.Short(), warnings)
+	}
+}
