@@ -565,14 +565,15 @@ func (j *Job) sourceCollision() string {
 }
 
 // streamInPaths returns a dump's or command's path in the snapshot that
-// lies in (or is) one of the job's backed-up paths, and that path: the
-// create would refuse it ("collides with … which is also saved"), so
+// lies in, is, or holds one of the job's backed-up paths, and that path:
+// the create would refuse it ("collides with … which is also saved"), so
 // config check says so first.
 func (j *Job) streamInPaths() (stream, path string) {
+	within := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
 	for _, s := range j.sourcePaths() {
 		for _, p := range j.Paths {
 			p = filepath.Clean(p)
-			if s == p || strings.HasPrefix(s, strings.TrimSuffix(p, "/")+"/") {
+			if within(s, p) || within(p, s) {
 				return s, p
 			}
 		}

@@ -567,6 +567,9 @@ func (d *cfgDecoder) config(raw map[string]any) *Config {
 		Compression:     d.str(raw, top, "compression"),
 		MetricsDir:      d.str(raw, top, "metrics_dir"),
 	}
+	if err := checkHost(cfg.Host); err != nil {
+		d.errorf(sub(top, "host"), "host %q: %v", cfg.Host, err)
+	}
 	for _, l := range []struct {
 		key string
 		dst *uint64
@@ -686,7 +689,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		}
 	}
 	if s, p := j.streamInPaths(); s != "" && dbsOK {
-		d.errorf(at, "the dump or command output %s would be stored inside %s, which the job backs up: name the command outside the job's paths, or back up a dump in a job of its own", s, p)
+		d.errorf(at, "the dump or command output %s and the backed-up path %s would overlap in the snapshot: name the command outside the job's paths, or back up a dump in a job of its own", s, p)
 	}
 	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 {
 		d.errorf(at, "nothing to back up: give paths, databases or commands")
@@ -697,10 +700,11 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 			d.errorf(sub(at, "tags"), "tag %q: a tag is a non-empty word without commas or spaces", tag)
 		}
 	}
-	j.Host = firstNonEmpty(d.str(t, at, "host"), cfg.Host)
-	if err := checkHost(j.Host); err != nil {
-		d.errorf(sub(at, "host"), "host %q: %v", j.Host, err)
+	own := d.str(t, at, "host")
+	if err := checkHost(own); err != nil {
+		d.errorf(sub(at, "host"), "host %q: %v", own, err)
 	}
+	j.Host = firstNonEmpty(own, cfg.Host)
 	j.OneFileSystem = d.boolean(t, at, "one_file_system")
 	j.SequentialRead = d.boolean(t, at, "sequential_read")
 	j.Compression = firstNonEmpty(d.str(t, at, "compression"), cfg.Compression)

@@ -243,10 +243,15 @@ commands = [{ name = "a.out", command = ["/nonexistent/bin/tool", "x"] }, { name
 [jobs.inside]
 paths = ["` + src + `"]
 commands = [{ name = "` + strings.TrimPrefix(src, "/") + `/f.out", command = ["echo"] }]
+
+[jobs.parent]
+paths = ["` + src + `"]
+commands = [{ name = "` + strings.TrimPrefix(filepath.Dir(src), "/") + `", command = ["echo"] }]
 `)
 	res = tr.runConfig(nil, "config", "check", "--config", cmds)
 	if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "a.out: program /nonexistent/bin/tool not found") ||
-		strings.Contains(res.stderr+res.stdout, "b.out") || !strings.Contains(res.stderr+res.stdout, "would be stored inside "+src+", which the job backs up") {
+		strings.Contains(res.stderr+res.stdout, "b.out") || !strings.Contains(res.stderr+res.stdout, "jobs.inside: the dump or command output "+src+"/f.out and the backed-up path "+src+" would overlap") ||
+		!strings.Contains(res.stderr+res.stdout, "jobs.parent: the dump or command output "+filepath.Dir(src)+" and the backed-up path "+src+" would overlap") {
 		t.Errorf("config check of commands: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	// Every command that reads the config exits 2 on one with errors, or
