@@ -65,17 +65,27 @@ func (s *session) releaseReserve() bool {
 // release on every run of a disk that is merely getting full would have
 // each prune write it again.
 func (s *session) releaseReserveIfLow() {
-	sr, ok := repo.As[repo.SpaceReserver](s.r.Backend())
+	sr, held, ok := s.heldReserve()
 	if !ok {
 		return
 	}
-	_, held, err := sr.Reserve()
-	if err != nil || held == 0 {
-		return
-	}
-	if free, err := sr.Free(); err == nil && free < uint64(held)/4 {
+	if free, err := sr.Free(); err == nil && free < held/4 {
 		s.releaseReserve()
 	}
+}
+
+// heldReserve returns the repository's space reserver and what its
+// reserve holds now; ok is false when there is none, or it holds nothing.
+func (s *session) heldReserve() (sr repo.SpaceReserver, held uint64, ok bool) {
+	sr, ok = repo.As[repo.SpaceReserver](s.r.Backend())
+	if !ok {
+		return nil, 0, false
+	}
+	_, h, err := sr.Reserve()
+	if err != nil || h == 0 {
+		return nil, 0, false
+	}
+	return sr, uint64(h), true
 }
 
 // repackMargin is room a prune needs beyond the packs its repack writes:
@@ -94,16 +104,12 @@ func (s *session) roomForRepack(st *index.PruneStats) {
 	if st.CopiedBytes == 0 {
 		return
 	}
-	sr, ok := repo.As[repo.SpaceReserver](s.r.Backend())
+	sr, held, ok := s.heldReserve()
 	if !ok {
 		return
 	}
-	_, held, err := sr.Reserve()
-	if err != nil || held == 0 {
-		return
-	}
 	need := uint64(st.CopiedBytes) + repackMargin
-	if free, err := sr.Free(); err == nil && free < need && free+uint64(held) >= need {
+	if free, err := sr.Free(); err == nil && free < need && free+held >= need {
 		s.releaseReserve()
 	}
 }

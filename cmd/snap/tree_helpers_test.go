@@ -361,10 +361,7 @@ func (tr *testRepo) listJSON(args ...string) []snapshotJSON {
 func (tr *testRepo) blobCounts() (data, tree int) {
 	tr.t.Helper()
 	ctx := context.Background()
-	be, err := local.Open(tr.repo)
-	must(tr.t, err)
-	r, err := repo.Open(ctx, be, "test-password", repo.Options{})
-	must(tr.t, err)
+	r := tr.openInProcess()
 	defer r.Close()
 	ix, err := index.Open(ctx, r, tr.t.TempDir(), index.Options{})
 	must(tr.t, err)
@@ -418,6 +415,16 @@ func oneLine(t *testing.T, res result) string {
 	return errs[0]
 }
 
+// openInProcess opens the test repository in this process.
+func (tr *testRepo) openInProcess() *repo.Repository {
+	tr.t.Helper()
+	be, err := local.Open(tr.repo)
+	must(tr.t, err)
+	r, err := repo.Open(context.Background(), be, "test-password", repo.Options{})
+	must(tr.t, err)
+	return r
+}
+
 // storeAgain stores the repository's only snapshot once more, in-process,
 // as edit changes it, and removes the original document unless keepOld:
 // a repository written otherwise than by this snap's commands (crafted,
@@ -425,11 +432,9 @@ func oneLine(t *testing.T, res result) string {
 func (tr *testRepo) storeAgain(edit func(*snapshot.Snapshot), keepOld bool) {
 	tr.t.Helper()
 	ctx := context.Background()
-	be, err := local.Open(tr.repo)
-	must(tr.t, err)
-	r, err := repo.Open(ctx, be, "test-password", repo.Options{})
-	must(tr.t, err)
+	r := tr.openInProcess()
 	defer r.Close()
+	be := r.Backend()
 	sns, errs, err := snapshot.NewLoader(r, tr.t.TempDir()).List(ctx)
 	if err != nil || len(errs) > 0 || len(sns) != 1 {
 		tr.t.Fatalf("list in-process: %v %v %d snapshots, want 1", err, errs, len(sns))
