@@ -17,7 +17,7 @@ func lsCommand(e *env) *cli.Command {
 		Name:        "ls",
 		Usage:       "list the files in a snapshot",
 		ArgsUsage:   "SNAPSHOT [PATH] | --at TIME [PATH]",
-		Description: "Lists everything below PATH (default /) in the snapshot, recursively. SNAPSHOT is an ID, a unique\nID prefix, or 'latest' (narrowed by --host, --tag and --path).",
+		Description: "Lists everything below PATH (default /) in the snapshot, recursively. SNAPSHOT is an ID, a unique\nID prefix, or 'latest' (the newest of the snapshots that --host, --tag and --path select; an ID is taken as given).",
 		Flags: append(filterFlags(), atFlag(),
 			&cli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, owner, size and time"},
 			&cli.BoolFlag{Name: "no-recursive", Usage: "list only the entries directly below PATH"},

@@ -19,8 +19,9 @@ func tagCommand(e *env) *cli.Command {
 		Name:      "tag",
 		Usage:     "add, remove or set the tags of snapshots",
 		ArgsUsage: "SNAPSHOT...",
-		Description: "Changes the tags of the given snapshots (IDs, unique ID prefixes, or 'latest', narrowed by\n" +
-			"--host, --tag and --path), for example to keep one with 'forget --keep-tag': snap tag --add keep 3f2a1b7c.\n" +
+		Description: "Changes the tags of the given snapshots (IDs and unique ID prefixes, taken as given, or 'latest':\n" +
+			"the newest of the snapshots that --host, --tag and --path select), for example to keep one with\n" +
+			"'forget --keep-tag': snap tag --add keep 3f2a1b7c.\n" +
 			"A snapshot document never changes: the snapshot is stored again with the new tags (a new ID, the\n" +
 			"same data) and the old document is removed. --set replaces all tags; --add and --remove then apply.\n" +
 			"Needs the exclusive lock (exit 11 while a backup runs).",
