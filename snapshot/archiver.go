@@ -121,6 +121,9 @@ type archiver struct {
 	fileChunkers sync.Pool // *chunk.FileChunker for files
 	streamCutter sync.Pool // *chunk.StreamChunker for streams (bounds a.streams)
 	dirBufs      sync.Pool // *[]byte: room for reading a directory's entries (sources.ReadDirNames)
+	// beneath opens directories and files below the backed-up
+	// directories without following a symlink swapped in on the way.
+	beneath *sources.Beneath
 
 	// saveErr is the first error of a save worker; it cancels the run.
 	errMu   sync.Mutex
@@ -175,7 +178,7 @@ func chunkParams(p repo.ChunkerParams) chunk.Params {
 
 func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver, error) {
 	cfg := ix.Repository().Config()
-	a := &archiver{ix: ix, w: w, meta: sources.NewReader(), opts: o, files: chunkParams(cfg.Chunker), hardlinks: map[[2]uint64]linkedContent{}}
+	a := &archiver{ix: ix, w: w, meta: sources.NewReader(), beneath: sources.NewBeneath(), opts: o, files: chunkParams(cfg.Chunker), hardlinks: map[[2]uint64]linkedContent{}}
 	a.streams = a.files
 	if cfg.StreamChunker != nil {
 		a.streams = chunkParams(*cfg.StreamChunker)
@@ -676,7 +679,7 @@ const offloadSize = 4 * (chunk.DefaultMinSize + 1<<chunk.DefaultAverageBits)
 
 // saveFile reads one regular file. It is called by the file workers.
 func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, parent []repo.ID) fileResult {
-	f, err := sources.OpenFile(p)
+	f, err := a.beneath.OpenFile(p)
 	if err != nil {
 		return fileResult{err: err}
 	}
@@ -727,6 +730,7 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 // background with ctx.
 func (a *archiver) run(ctx context.Context, cancel context.CancelFunc, root *vdir, parent *Tree) (repo.ID, error) {
 	a.cancel = cancel
+	defer a.beneath.Close() // after stop(): no worker opens anything then
 	stop := a.start(ctx)
 	streams := a.startStreams(ctx, cancel, root)
 	paths := map[*ventry]chan fileResult{}
@@ -948,6 +952,7 @@ func (a *archiver) startPaths(ctx context.Context, d *vdir, parent *Tree, out ma
 				out[e] = done(fileResult{err: err, fatal: true})
 				continue
 			}
+			a.beneath.AddRoot("/")
 			out[e] = a.walkDir(ctx, "/", m, parent)
 		case e.fsPath != "":
 			lpath := e.fsPath
@@ -958,6 +963,10 @@ func (a *archiver) startPaths(ctx context.Context, d *vdir, parent *Tree, out ma
 			if err != nil {
 				out[e] = done(fileResult{err: err})
 				continue
+			}
+			if m.Type == sources.TypeDir {
+				// Below it, nothing swapped for a symlink is followed.
+				a.beneath.AddRoot(e.fsPath)
 			}
 			out[e] = a.saveEntry(ctx, e.fsPath, m, pnode)
 		}
@@ -1270,7 +1279,7 @@ func (a *archiver) readDirNames(p string) ([]string, error) {
 		b := make([]byte, sources.DirBufSize)
 		bp = &b
 	}
-	names, err := sources.ReadDirNames(p, *bp)
+	names, err := a.beneath.ReadDirNames(p, *bp)
 	a.dirBufs.Put(bp)
 	return names, err
 }

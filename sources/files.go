@@ -19,14 +19,21 @@ import (
 // source tree, 1,374 directories: 5,498 fcntl calls before, 202 after),
 // and a no-change run does little else.
 func ReadDirNames(path string, buf []byte) ([]string, error) {
+	return (*Beneath)(nil).ReadDirNames(path, buf)
+}
+
+// ReadDirNames is the package's ReadDirNames for a directory below b's
+// roots: no symlink is followed on the way (Beneath), nor the directory
+// itself if it is one now.
+func (b *Beneath) ReadDirNames(path string, buf []byte) ([]string, error) {
 	if len(buf) < DirBufSize {
 		buf = make([]byte, DirBufSize)
 	}
-	var fd int
-	err := shortPath(path, func(p string) (err error) {
-		fd, err = openRetry(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
-		return err
-	})
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if b != nil {
+		flags |= unix.O_NOFOLLOW // a listed directory swapped for a symlink
+	}
+	fd, err := b.open(path, flags, openRetry)
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: path, Err: err}
 	}
@@ -73,33 +80,29 @@ func unwrapPathErr(err error) error {
 // controlling one. Reads of a regular file do not heed O_NONBLOCK. path
 // may be longer than PATH_MAX (shortPath).
 func OpenFile(path string) (*SourceFile, error) {
-	var fd int
-	err := shortPath(path, func(p string) (err error) {
-		fd, err = openSource(p)
-		return err
-	})
-	if err != nil {
-		return nil, &PathError{Op: "open", Path: path, Err: err}
-	}
-	return &SourceFile{fd: fd, name: path}, nil
+	return (*Beneath)(nil).OpenFile(path)
 }
 
-// openSource is OpenFile's open of p, which shortPath gives it.
-func openSource(p string) (int, error) {
+// OpenFile is the package's OpenFile for a file below b's roots: no
+// symlink is followed on the way (Beneath).
+func (b *Beneath) OpenFile(path string) (*SourceFile, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME | unix.O_NONBLOCK | unix.O_NOCTTY
-	fd, err := openRetry(p, flags)
+	fd, err := b.open(path, flags, openRetry)
 	if err == unix.EPERM {
 		// O_NOATIME is only allowed to the file's owner.
 		flags &^= unix.O_NOATIME
-		fd, err = openRetry(p, flags)
+		fd, err = b.open(path, flags, openRetry)
 	}
 	if err == unix.EAGAIN {
 		// A write lease on the file (a file server's, for a client's
 		// exclusive lock): without O_NONBLOCK the open breaks it and
 		// waits, as an open without it always did.
-		fd, err = openRetry(p, flags&^unix.O_NONBLOCK)
+		fd, err = b.open(path, flags&^unix.O_NONBLOCK, openRetry)
 	}
-	return fd, err
+	if err != nil {
+		return nil, &PathError{Op: "open", Path: path, Err: err}
+	}
+	return &SourceFile{fd: fd, name: path}, nil
 }
 
 // SourceFile is a file being backed up, opened by OpenFile: a bare
