@@ -432,11 +432,18 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		// A file smaller than the minimum chunk size is one chunk: read it
 		// with one system call, without the chunker (whose buffered reads
 		// take three calls to see the end of a small file).
-		buf, err := a.getBuf(ctx, uint(size)+1)
+		room := uint(size) + 1
+		if size == 0 {
+			// Kernel pseudo-files (/proc, /sys) say 0 bytes and give
+			// their content to one read from offset 0 only: a read of one
+			// byte, then one from offset 1, kept "2" of "256\n".
+			room = pseudoFileRoom
+		}
+		buf, err := a.getBuf(ctx, room)
 		if err != nil {
 			return ids, total, err
 		}
-		n, eof, err := readSmall(rd, buf[:size+1], int(size))
+		n, eof, err := readSmall(rd, buf[:room], int(size))
 		switch {
 		case err != nil:
 			a.bufs.put(buf)
@@ -672,6 +679,10 @@ func readSmall(rd io.Reader, buf []byte, size int) (n int, eof bool, err error) 
 	}
 	return n, false, nil
 }
+
+// pseudoFileRoom is the first read of a file that says it is empty: the
+// content of a kernel pseudo-file (a page or two) in one read.
+const pseudoFileRoom = 64 << 10
 
 // offloadSize is the file size above which the save workers hash the
 // chunks (see saveContent): four chunks of the default file bounds.

@@ -391,3 +391,20 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelPseudoFile: a /proc file says it holds 0 bytes and gives its
+// content to one read from offset 0 only; it is saved whole (it was cut
+// to its first byte: "2" of "256\n", found by an exploratory test).
+func TestKernelPseudoFile(t *testing.T) {
+	t.Parallel()
+	const f = "/proc/sys/kernel/random/poolsize"
+	want, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatalf("%s: %v (Linux with /proc mounted)", f, err)
+	}
+	tr := newTestRepo(t)
+	tr.mustRun("create", f)
+	if got := tr.mustRun("dump", "latest", f).stdout; got != string(want) {
+		t.Errorf("dump of %s: %q, want %q", f, got, want)
+	}
+}
