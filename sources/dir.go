@@ -606,13 +606,39 @@ func setFdMeta(fd int, name string, asRoot, chown, chmod bool, m Meta) error {
 	}
 	errs = append(errs, setXattrs(m.Xattrs, asRoot, func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) })...)
 	if chmod {
-		errs = append(errs, step("chmod", unix.Fchmod(fd, m.Mode&0o7777)))
+		errs = append(errs, step("chmod", unix.Fchmod(fd, safeMode(fd, m))))
 	}
 	errs = append(errs, step("set times", futimens(fd, atime(m), m.MTime)))
 	if err := joinErrors(errs); err != nil {
 		return fmt.Errorf("set metadata of %s: %w", name, err)
 	}
 	return nil
+}
+
+// safeMode is the mode to give a restored file: the recorded one, less a
+// set-user-ID bit when the file does not belong to the recorded owner, and
+// a set-group-ID bit when not to the recorded group (a restore not run as
+// root makes its files its own). Kept, they let anyone run the program as
+// whoever restored it: root's setuid copy of a shell, restored by alice
+// into a directory others can read, ran as alice (found by an exploratory
+// test). cp -p and tar -x drop them so too. A directory's set-group-ID bit
+// only passes its group on to new entries, and stays.
+func safeMode(fd int, m Meta) uint32 {
+	mode := m.Mode & 0o7777
+	if mode&(unix.S_ISUID|unix.S_ISGID) == 0 || m.Type == TypeDir {
+		return mode
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return mode &^ (unix.S_ISUID | unix.S_ISGID)
+	}
+	if st.Uid != m.UID {
+		mode &^= unix.S_ISUID
+	}
+	if st.Gid != m.GID {
+		mode &^= unix.S_ISGID
+	}
+	return mode
 }
 
 // setXattrs sets the extended attributes with set and returns what

@@ -290,3 +290,40 @@ func runAsUser(t *testing.T, tr *testRepo, uid uint32) func(args ...string) resu
 	}
 	return runAs
 }
+
+// TestRestoreDropsSetuidOfOthers: a restore not run as root makes the
+// files its own, so a setuid or setgid bit recorded for another owner is
+// dropped: kept, anyone could run root's setuid program as the user who
+// restored it (found by an exploratory test). Run as root, the owner and
+// the bits come back.
+func TestRestoreDropsSetuidOfOthers(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	tr, runAs := newUserRepo(t, 65534)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "prog"), []byte("#!/bin/sh\nid\n"))
+	must(t, os.Chmod(filepath.Join(src, "prog"), 0o755|os.ModeSetuid|os.ModeSetgid)) // root's
+	must(t, os.Chmod(src, 0o755))
+	if res := runAs("create", src); res.code != 0 {
+		t.Fatalf("create as nobody: %d %s", res.code, res.stderr)
+	}
+	target := filepath.Join(tr.dir, "target")
+	must(t, os.MkdirAll(target, 0o755))
+	must(t, os.Chown(target, 65534, 65534))
+	if res := runAs("restore", "latest", "--target", target); res.code != 0 {
+		t.Fatalf("restore as nobody: %d %s", res.code, res.stderr)
+	}
+	fi, err := os.Stat(filepath.Join(target, src, "prog"))
+	if err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 || fi.Mode().Perm() != 0o755 {
+		t.Errorf("restored by nobody: %v, %v; want 0755 without setuid and setgid", fi.Mode(), err)
+	}
+	asRoot := filepath.Join(tr.dir, "asroot")
+	if res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "rootcache")}, nil, "restore", "latest", "--target", asRoot); res.code != 0 {
+		t.Fatalf("restore as root: %d %s", res.code, res.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(asRoot, src, "prog")); err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != os.ModeSetuid|os.ModeSetgid {
+		t.Errorf("restored by root: %v, %v; want setuid and setgid kept", fi.Mode(), err)
+	}
+}
