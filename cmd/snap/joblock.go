@@ -19,9 +19,9 @@ import (
 // snapshot. The repository's lock does not see this (creates share it).
 //
 // The lock is an flock(2) on a file named by the job and the config file
-// (symlinks resolved), in the user's runtime directory (/run/snap/jobs for
-// root, $XDG_RUNTIME_DIR/snap/jobs for others), which does not change with
-// --cache-dir, else in the cache directory. The kernel drops it when the
+// (symlinks resolved), in the user's runtime directory (runtimeDir), which
+// does not change with --cache-dir or the environment, else in the cache
+// directory. The kernel drops it when the
 // process ends,
 // however it ends (kill -9 included): no stale job locks. The file keeps
 // the holder's process ID and start time, for the message of the run
@@ -39,11 +39,8 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 	sum := blake3.Sum256([]byte(configPath + "\x00" + job))
 	name := fmt.Sprintf("%s-%x.lock", jobFileName(job), sum[:6])
 	var dirs []string
-	switch rt := xdgDir(e.getenv, "XDG_RUNTIME_DIR"); {
-	case os.Geteuid() == 0:
-		dirs = append(dirs, "/run/snap/jobs") // root's: no other user can plant anything in /run
-	case rt != "":
-		dirs = append(dirs, filepath.Join(rt, "snap", "jobs"))
+	if rt := runtimeDir(e); rt != "" {
+		dirs = append(dirs, filepath.Join(rt, "jobs"))
 	}
 	if base, err := cacheBase(e, cacheDir); err == nil {
 		dirs = append(dirs, filepath.Join(base, "jobs"))
@@ -88,6 +85,28 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 		_, _ = f.WriteAt(fmt.Appendf(nil, "pid %d, started %s", os.Getpid(), time.Now().Format("2006-01-02 15:04:05")), 0)
 	}
 	return func() { f.Close() }, nil
+}
+
+// runtimeDir is where this user's job locks live, the same for a timer's
+// run and one by hand: /run/snap for root (no other user can plant
+// anything in /run), else /run/user/UID/snap when that directory is this
+// user's (logind makes it; a timer of a --user unit needs it, as
+// XDG_RUNTIME_DIR names it there, but 'su -' and cron do not set the
+// variable), else $XDG_RUNTIME_DIR/snap; "" when there is none.
+func runtimeDir(e *env) string {
+	uid := os.Geteuid()
+	if uid == 0 {
+		return "/run/snap"
+	}
+	run := fmt.Sprintf("/run/user/%d", uid)
+	var st syscall.Stat_t
+	if err := syscall.Stat(run, &st); err == nil && int(st.Uid) == uid && st.Mode&0o077 == 0 {
+		return filepath.Join(run, "snap")
+	}
+	if rt := xdgDir(e.getenv, "XDG_RUNTIME_DIR"); rt != "" {
+		return filepath.Join(rt, "snap")
+	}
+	return ""
 }
 
 // jobFileName is a job's name as part of a file name: names the config
