@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -107,6 +108,24 @@ type unitJSON struct {
 	LastStatus *int   `json:"last_exit_status,omitempty"`
 }
 
+// lingerMissing returns this user's name when logind does not keep a
+// systemd manager running for the user while logged out (no file in
+// /var/lib/systemd/linger), else "". A machine without logind's directory
+// is not judged.
+func lingerMissing() string {
+	u, err := user.Current()
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat("/var/lib/systemd/linger"); err != nil {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join("/var/lib/systemd/linger", u.Username)); err == nil {
+		return ""
+	}
+	return u.Username
+}
+
 func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOptions) error {
 	u := newUI(c, e)
 	cfg, err := requireConfig(c, e)
@@ -144,12 +163,20 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 			}
 		}
 	}
+	if !o.user && o.dir == "" && os.Geteuid() != 0 {
+		return usagef("system units go to /etc/systemd/system, which only root may write: add --user for units of your own (they run while your systemd manager does: 'loginctl enable-linger' keeps it running when you are logged out), or run as root")
+	}
 	dir, err := unitDir(o.dir, o.user, e.getenv)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("unit directory: %w", err)
+	}
+	if o.user && o.dir == "" {
+		if name := lingerMissing(); name != "" {
+			u.warnf("user %s has no lingering systemd manager: these timers fire only while %s is logged in; as root, run 'loginctl enable-linger %s' to have them run at night", name, name, name)
+		}
 	}
 	bin, err := snapBinary()
 	if err != nil {

@@ -327,3 +327,20 @@ func TestRestoreDropsSetuidOfOthers(t *testing.T) {
 		t.Errorf("restored by root: %v, %v; want setuid and setgid kept", fi.Mode(), err)
 	}
 }
+
+// TestScheduleInstallSystemAsUser: a user who is not root asking for
+// system units gets told to add --user, not a permission error on a
+// temporary file in /etc/systemd/system (found by an exploratory test).
+func TestScheduleInstallSystemAsUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	tr, runAs := newUserRepo(t, 65534)
+	cfg := tr.writeConfig("[jobs.app]\npaths = [\"/tmp\"]\nschedule = \"daily\"\n")
+	must(t, os.Chmod(cfg, 0o644))
+	res := runAs("schedule", "install", "--config", cfg)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "add --user for units of your own") {
+		t.Errorf("schedule install as nobody: exit %d\n%s", res.code, res.stderr)
+	}
+}
