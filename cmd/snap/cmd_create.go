@@ -276,6 +276,21 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 		if err := sources.Lstat(p, &st); err != nil {
 			return nil, fmt.Errorf("path %s: %w; check the path or remove it from %s; no snapshot was saved", p, unwrapOS(err), plan.origin)
 		}
+		// A path this user cannot read at all would be an empty part of
+		// a snapshot that counts as a success (exit 3 is "saved, some
+		// files unreadable"): as wrong as a missing one.
+		need := uint32(0)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			need = unix.R_OK | unix.X_OK
+		case unix.S_IFREG:
+			need = unix.R_OK
+		}
+		if need != 0 && len(p) < unix.PathMax {
+			if err := unix.Access(p, need); errors.Is(err, unix.EACCES) {
+				return nil, fmt.Errorf("path %s: this user cannot read it (%v), so nothing of it would be saved; run snap as a user who can, or remove it from %s; no snapshot was saved", p, err, plan.origin)
+			}
+		}
 	}
 	streams, err := plan.streams.build(ctx, e, u)
 	if err != nil {

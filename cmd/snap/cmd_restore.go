@@ -215,7 +215,7 @@ func runRestore(c *cli.Context, e *env) error {
 		u.warnf("--include matched no file below %s: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'", sub, path.Join(sub, "…"))
 	}
 	if st.Errors > 0 {
-		return fmt.Errorf("%d entries could not be restored (listed above)", st.Errors)
+		return fmt.Errorf("%s could not be restored (listed above)", plural(int(st.Errors), "entry", "entries"))
 	}
 	if len(dbs) > 0 {
 		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))

@@ -137,6 +137,17 @@ func TestExitCodeUnreadable(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout, `"errors": 2`) {
 		t.Errorf("list --json does not record 2 errors: %s", res.stdout)
 	}
+	// A backed-up path the user cannot read at all is no partial backup
+	// that monitoring takes for a success: the run fails, as for a
+	// missing path, and nothing is saved.
+	for _, p := range []string{filepath.Join(src, "closed"), filepath.Join(src, "secret")} {
+		if res := runAs("create", filepath.Join(src, "readable"), p); res.code != exitFatal || !strings.Contains(res.stderr, "path "+p+": this user cannot read it") {
+			t.Errorf("create of an unreadable path %s: exit %d\n%s", p, res.code, res.stderr)
+		}
+	}
+	if res := runAs("list", "--json"); strings.Count(res.stdout, `"short_id"`) != 1 {
+		t.Errorf("snapshots after the refused creates:\n%s", res.stdout)
+	}
 }
 
 // TestExitCodeInterrupted sends SIGINT while create reads a big file: exit
