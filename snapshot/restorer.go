@@ -117,6 +117,7 @@ type Restorer struct {
 	rootPath    string
 	mu          sync.Mutex
 	fatal       error
+	full        bool // the target was found full (fail): said once
 	nFiles      atomic.Int64
 	nOther      atomic.Int64
 	nIncomplete atomic.Int64
@@ -254,7 +255,10 @@ func (r *Restorer) fail(rel string, err error) {
 			"free space there (or restore elsewhere) and restore again, with --overwrite if-changed to keep what is complete",
 			r.target.Dir(), errno, rel)
 		r.mu.Lock()
-		reported := r.fatal != nil // a damaged blob's error, say: this one is told too
+		// Another error stopped the restore first (a damaged blob's):
+		// the full target is told too, once.
+		reported := r.fatal != nil && !r.full
+		r.full = true
 		r.mu.Unlock()
 		if reported {
 			r.nErrors.Add(1)
