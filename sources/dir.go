@@ -170,6 +170,12 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	if st.Nlink > 1 {
 		return hasMeta(fd, &st, d.t.asRoot, m), nil
 	}
+	if hasMeta(fd, &st, d.t.asRoot, m) {
+		// Nothing to change: nothing is written, which a restore not run
+		// as root may not do to another user's file in a shared
+		// directory (its chmod failed the restore, the mode being right).
+		return true, nil
+	}
 	if err := removeOtherXattrs(fd, m.Xattrs); err != nil {
 		return false, fmt.Errorf("set metadata of %s: %w", d.path(name), err)
 	}

@@ -355,3 +355,34 @@ func TestScheduleInstallSystemAsUser(t *testing.T) {
 		t.Errorf("schedule install as nobody: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestRestoreIfChangedOverOthersFiles: a restore not run as root, with
+// --overwrite if-changed, over a shared directory where another user's
+// file is already as recorded, changes nothing and succeeds; it failed
+// with "chmod: operation not permitted" (found by an exploratory test).
+func TestRestoreIfChangedOverOthersFiles(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	tr, runAs := newUserRepo(t, 65534)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "roots"), []byte("root's file"))
+	must(t, os.Chmod(src, 0o755))
+	if res := runAs("create", src); res.code != 0 {
+		t.Fatalf("create as nobody: %d %s", res.code, res.stderr)
+	}
+	target := filepath.Join(tr.dir, "shared")
+	if res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "rootcache")}, nil, "restore", "latest", "--target", target); res.code != 0 {
+		t.Fatalf("restore as root: %d %s", res.code, res.stderr)
+	}
+	for d := filepath.Join(target, src); ; d = filepath.Dir(d) {
+		must(t, os.Chown(d, 65534, 65534)) // the directories nobody's, the file root's
+		if d == target {
+			break
+		}
+	}
+	if res := runAs("restore", "latest", "--target", target, "--overwrite", "if-changed"); res.code != 0 {
+		t.Errorf("restore --overwrite if-changed as nobody over root's unchanged file: exit %d\n%s", res.code, res.stderr)
+	}
+}
