@@ -125,7 +125,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	path := filepath.Join(dir, "index.db")
 	var db *bolt.DB
 	err := os.MkdirAll(dir, 0o700)
-	if err != nil && !unwritable(err) && !noSpace(err) {
+	if err != nil && !unwritable(err) && !repo.DiskFull(err) {
 		return nil, fmt.Errorf("cache directory: %w (set --cache-dir to a writable directory)", err)
 	}
 	if o.noSpace {
@@ -147,7 +147,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	}
 	var bug *repo.PanicError
 	switch {
-	case noSpace(err):
+	case repo.DiskFull(err):
 		// A full disk under the cache: bbolt may have written part of a
 		// new file, which the next run would find unreadable. It goes,
 		// and this run uses a temporary cache (elsewhere: the system's
@@ -194,7 +194,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		_, err := ix.Sync(ctx, o.Log)
 		return err
 	})
-	if noSpace(err) && ix.tempDir == "" && !o.noSpace {
+	if repo.DiskFull(err) && ix.tempDir == "" && !o.noSpace {
 		ix.Close()
 		if rerr := os.Remove(path); rerr != nil {
 			return nil, fmt.Errorf("index cache %s: %w; free space on the cache's disk or give --cache-dir on another", path, err)
@@ -215,7 +215,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	}
 	if err != nil {
 		ix.Close()
-		if noSpace(err) {
+		if repo.DiskFull(err) {
 			// Also the temporary cache's disk (the system's temporary
 			// directory, often the same disk).
 			err = fmt.Errorf("index cache: %w; no room for a temporary one either: free space on the cache's disk (and in %s), or give --cache-dir on another disk", err, os.TempDir())
@@ -227,11 +227,6 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		ix.packs.prune(func(id repo.ID) bool { _, ok := ix.packSize(id); return ok })
 	}
 	return ix, nil
-}
-
-// noSpace reports whether err is a full disk (or quota).
-func noSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // unwritable reports whether err is the cache directory or file refusing

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +31,12 @@ var (
 	// room (SpaceReserver.FillReserve).
 	ErrNoRoomForReserve = errors.New("not enough free space for the space reserve")
 )
+
+// DiskFull reports whether err is storage running out of room: a full
+// file system (ENOSPC) or a spent quota (EDQUOT).
+func DiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // TransientError wraps a backend failure that is worth repeating. Its
 // message is the wrapped error's; errors.Is finds both ErrTransient and

@@ -179,7 +179,7 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		switch {
 		case ctx.Err() != nil || errors.Is(err, context.Canceled):
 			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
-		case repacked && isDiskFull(err):
+		case repacked && repo.DiskFull(err):
 			// The packs the repack writes did not fit: deleting what no
 			// snapshot uses first writes nothing new.
 			err = fmt.Errorf("prune: %w; the repository's disk is too full for the repack (which writes the used blobs of partly used packs before it deletes them): "+

@@ -244,17 +244,17 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			u.warnf("%s", l.Info.StaleRemoved())
 		}}
 	l, err := s.r.Lock(ctx, lo)
-	if err != nil && s.freesSpace && isDiskFull(err) && s.releaseReserve() {
+	if err != nil && s.freesSpace && repo.DiskFull(err) && s.releaseReserve() {
 		l, err = s.r.Lock(ctx, lo)
 	}
 	if err != nil {
-		if s.freesSpace && isDiskFull(err) {
+		if s.freesSpace && repo.DiskFull(err) {
 			// Its lock does not fit even with the reserve released (or
 			// there is none): the advice to run this very command again
 			// would go round in circles.
 			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, s.command)
 		}
-		if noLockCommands[s.command] && isDiskFull(err) {
+		if noLockCommands[s.command] && repo.DiskFull(err) {
 			// Reading needs no space: forget and prune first would be
 			// the wrong advice to someone who wants a file back.
 			return fmt.Errorf("%w; the repository's disk is full, so %s cannot write its lock: add --no-lock to run it without one (start no prune meanwhile); then %s", err, s.command, fullDiskAdvice)

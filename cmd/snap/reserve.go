@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
@@ -16,18 +15,13 @@ import (
 // blobs: 42 MB of segments) on a full disk.
 const defaultReserve = 64 << 20
 
-// isDiskFull reports whether err is the storage running out of space.
-func isDiskFull(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
-
 // fullDiskAdvice says how to get out of a full disk.
 const fullDiskAdvice = "free space with 'snap forget' and then 'snap prune --instant --max-unused 100' (they may use the repository's space reserve), or grow the file system"
 
 // diskFull adds what to do to an error of a full disk: the repository's,
 // or the index cache's (a disk of its own, often).
 func diskFull(err error) error {
-	if err == nil || !isDiskFull(err) {
+	if err == nil || !repo.DiskFull(err) {
 		return err
 	}
 	var ce *index.CacheError
@@ -148,7 +142,7 @@ func (s *session) fillReserve(ctx context.Context, hint string) {
 // reserveFailure says why a reserve of want bytes is not in place, and
 // what to do.
 func reserveFailure(sr repo.SpaceReserver, want int64, err error) string {
-	if !errors.Is(err, repo.ErrNoRoomForReserve) && !isDiskFull(err) {
+	if !errors.Is(err, repo.ErrNoRoomForReserve) && !repo.DiskFull(err) {
 		return err.Error()
 	}
 	free, _ := sr.Free()
