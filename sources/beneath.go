@@ -68,8 +68,8 @@ func (b *Beneath) Close() {
 var ErrSymlinkOnPath = errors.New("replaced by a symlink since it was listed (here or in a directory above it), which a backup does not follow")
 
 // open opens path with flags: relative to the root it lies below, without
-// following a symlink, when there is one; else by path (plain).
-func (b *Beneath) open(path string, flags int, plain func(string, int) (int, error)) (int, error) {
+// following a symlink, when there is one; else by path.
+func (b *Beneath) open(path string, flags int) (int, error) {
 	if b != nil && len(path) < unix.PathMax {
 		b.mu.RLock()
 		fd, rel, ok := b.below(path)
@@ -97,7 +97,7 @@ func (b *Beneath) open(path string, flags int, plain func(string, int) (int, err
 	}
 	var fd int
 	err := shortPath(path, func(p string) (err error) {
-		fd, err = plain(p, flags)
+		fd, err = openRetry(p, flags)
 		return err
 	})
 	return fd, err

@@ -33,7 +33,7 @@ func (b *Beneath) ReadDirNames(path string, buf []byte) ([]string, error) {
 	if b != nil {
 		flags |= unix.O_NOFOLLOW // a listed directory swapped for a symlink
 	}
-	fd, err := b.open(path, flags, openRetry)
+	fd, err := b.open(path, flags)
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: path, Err: err}
 	}
@@ -87,17 +87,17 @@ func OpenFile(path string) (*SourceFile, error) {
 // symlink is followed on the way (Beneath).
 func (b *Beneath) OpenFile(path string) (*SourceFile, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOATIME | unix.O_NONBLOCK | unix.O_NOCTTY
-	fd, err := b.open(path, flags, openRetry)
+	fd, err := b.open(path, flags)
 	if err == unix.EPERM {
 		// O_NOATIME is only allowed to the file's owner.
 		flags &^= unix.O_NOATIME
-		fd, err = b.open(path, flags, openRetry)
+		fd, err = b.open(path, flags)
 	}
 	if err == unix.EAGAIN {
 		// A write lease on the file (a file server's, for a client's
 		// exclusive lock): without O_NONBLOCK the open breaks it and
 		// waits, as an open without it always did.
-		fd, err = b.open(path, flags&^unix.O_NONBLOCK, openRetry)
+		fd, err = b.open(path, flags&^unix.O_NONBLOCK)
 	}
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: path, Err: err}

@@ -21,9 +21,8 @@ import (
 // The lock is an flock(2) on a file named by the job and the config file
 // (symlinks resolved), in the user's runtime directory (runtimeDir), which
 // does not change with --cache-dir or the environment, else in the cache
-// directory. The kernel drops it when the
-// process ends,
-// however it ends (kill -9 included): no stale job locks. The file keeps
+// directory. The kernel drops it when the process ends, however it ends
+// (kill -9 included): no stale job locks. The file keeps
 // the holder's process ID and start time, for the message of the run
 // that finds it taken. It is never removed: removing a lock file lets a
 // third run lock a new file while the second holds the old one.
@@ -37,7 +36,9 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 		configPath = p // one file reached by two paths is one config
 	}
 	sum := blake3.Sum256([]byte(configPath + "\x00" + job))
-	name := fmt.Sprintf("%s-%x.lock", jobFileName(job), sum[:6])
+	// The job's name is one the config accepts (jobNameRE: a job with
+	// errors does not run), safe in a file name.
+	name := fmt.Sprintf("%s-%x.lock", job, sum[:6])
 	var dirs []string
 	if rt := runtimeDir(e); rt != "" {
 		dirs = append(dirs, filepath.Join(rt, "jobs"))
@@ -107,15 +108,4 @@ func runtimeDir(e *env) string {
 		return filepath.Join(rt, "snap")
 	}
 	return ""
-}
-
-// jobFileName is a job's name as part of a file name: names the config
-// accepts are safe (jobNameRE); any other byte becomes '_'.
-func jobFileName(job string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			return r
-		}
-		return '_'
-	}, job)
 }
