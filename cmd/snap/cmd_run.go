@@ -55,7 +55,7 @@ func runCommand(e *env) *cli.Command {
 				return err
 			}
 			for _, name := range slices.Sorted(maps.Keys(broken)) {
-				if !slices.ContainsFunc(jobs, func(j *Job) bool { return jobKey(j.Name) == name }) {
+				if !hasJob(jobs, name) {
 					newUI(c, e).warnf("the config has errors in job %s, which this run leaves out (see 'snap config check')", escapeControls(name))
 				}
 			}
@@ -64,13 +64,18 @@ func runCommand(e *env) *cli.Command {
 	}
 }
 
+// hasJob reports whether jobs holds the job named key (jobKey).
+func hasJob(jobs []*Job, key string) bool {
+	return slices.ContainsFunc(jobs, func(j *Job) bool { return jobKey(j.Name) == key })
+}
+
 // selectJobs returns the named jobs, or all of them. A job with errors
 // (broken) that the config could not make a Job of at all is one by its
 // name alone, so that it is reported as failed, not left out.
 func selectJobs(cfg *Config, names []string, broken map[string]Problem) ([]*Job, error) {
 	all := cfg.Jobs
 	for _, name := range slices.Sorted(maps.Keys(broken)) {
-		if !slices.ContainsFunc(all, func(j *Job) bool { return jobKey(j.Name) == name }) {
+		if !hasJob(all, name) {
 			all = append(all, &Job{Name: name})
 		}
 	}
@@ -160,6 +165,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 	}
 	u := newUI(c, e)
 	start := time.Now()
+	metricsDir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir))
 	var results []jobResult
 	for i, j := range jobs {
 		if ctx.Err() != nil {
@@ -174,8 +180,8 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 			results = append(results, r)
 			// A name the config refused ("a b", "x/../../y") names no
 			// metrics file.
-			if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" && jobNameRE.MatchString(j.Name) {
-				if err := writeJobMetrics(dir, r, nil, time.Now()); err != nil {
+			if metricsDir != "" && jobNameRE.MatchString(j.Name) {
+				if err := writeJobMetrics(metricsDir, r, nil, time.Now()); err != nil {
 					u.warnf("job %s: metrics not written: %v", j.Name, err)
 				}
 			}
@@ -187,10 +193,10 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		}
 		r := runJob(ctx, e, u, st, cfg.Path, j)
 		results = append(results, r)
-		if dir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir)); dir != "" {
+		if metricsDir != "" {
 			// The backup is done whatever becomes of its metrics; a file
 			// left stale shows up as an old last run.
-			if err := writeJobMetrics(dir, r, r.snapshot, time.Now()); err != nil {
+			if err := writeJobMetrics(metricsDir, r, r.snapshot, time.Now()); err != nil {
 				u.warnf("job %s: metrics not written: %v", j.Name, err)
 			}
 		}

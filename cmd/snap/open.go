@@ -139,14 +139,12 @@ func (cfg *Config) settings(c *cli.Context, e *env, location, passwordFile, pass
 	// The flags (or variables) over the config's, "off" included.
 	st.upload, st.download = up.or(cfg.LimitUpload), down.or(cfg.LimitDownload)
 	ownPassword := passwordFile != "" || passwordCommand != ""
-	switch {
-	case job && ownPassword && !e.flagGiven("--password-file", "--password-command"):
-		// As for the repository: a SNAP_PASSWORD_FILE or SNAP_PASSWORD
-		// left in the shell must not replace the job's own password
-		// source (it failed as a plain "wrong password").
-		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
-		st.passwordFileKey = passwordFileKey
-	case st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "":
+	// The config's password source, unless a flag or variable gives one;
+	// for a job's own, only a flag does: as for the repository, a
+	// SNAP_PASSWORD_FILE or SNAP_PASSWORD left in the shell must not
+	// replace it (it failed as a plain "wrong password").
+	if job && ownPassword && !e.flagGiven("--password-file", "--password-command") ||
+		st.passwordFile == "" && st.passwordCommand == "" && e.getenv("SNAP_PASSWORD") == "" {
 		st.passwordFile, st.passwordCommand = cfg.resolveRelative(passwordFile), passwordCommand
 		st.passwordFileKey = passwordFileKey
 	}
