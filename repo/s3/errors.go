@@ -96,8 +96,17 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem", "SignatureDoesNotMatch", "InvalidAccessKeyId":
 		// A mistake in the credentials' source says more than the
 		// server's refusal of what came of it.
-		if m := credentialsMistake(os.Getenv); m != "" && !b.anonymous() {
-			return fmt.Errorf("%s %s: refused by %s (%s): %s", op, object, loc, er.Code, m)
+		anonymous, mistake := b.anonymous(), credentialsMistake(os.Getenv)
+		denied := er.Code == "AccessDenied" || er.Code == "AllAccessDisabled" || er.Code == "AccountProblem"
+		switch {
+		case anonymous && denied:
+			why := ""
+			if mistake != "" {
+				why = " (" + mistake + ")"
+			}
+			return fmt.Errorf("%s %s: access denied by %s to a request without credentials: none were found%s; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of the shared credentials file (~/.aws/credentials)", op, object, loc, why)
+		case mistake != "" && !anonymous:
+			return fmt.Errorf("%s %s: refused by %s (%s): %s", op, object, loc, er.Code, mistake)
 		}
 	}
 	switch er.Code {
@@ -113,13 +122,6 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 		}
 		return fmt.Errorf("%s: bucket %q does not exist: %w (run 'snap init' to create it, or check the location)", loc, b.cfg.Bucket, repo.ErrNoRepository)
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem":
-		if b.anonymous() {
-			why := ""
-			if m := credentialsMistake(os.Getenv); m != "" {
-				why = " (" + m + ")"
-			}
-			return fmt.Errorf("%s %s: access denied by %s to a request without credentials: none were found%s; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of the shared credentials file (~/.aws/credentials)", op, object, loc, why)
-		}
 		return fmt.Errorf("%s %s: access denied by %s: %s, and that the bucket's policy allows this", op, object, loc, credentialHint)
 	case "InvalidAccessKeyId", "XAdminUserNotFound":
 		return fmt.Errorf("%s %s: the server does not know the access key: %s", op, object, credentialHint)
@@ -146,7 +148,6 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	if msg == "" {
 		msg = "request rejected"
 	}
-
 	if !b.cfg.Secure && er.StatusCode == 400 && strings.Contains(er.Code, " ") {
 		// Not an S3 error code but an HTTP status line: what a TLS
 		// server answers a plain HTTP request with.
