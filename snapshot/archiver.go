@@ -120,7 +120,7 @@ type archiver struct {
 	chunkers     sync.Pool // *chunk.Chunker for files (--sequential-read)
 	fileChunkers sync.Pool // *chunk.FileChunker for files
 	streamCutter sync.Pool // *chunk.StreamChunker for streams (bounds a.streams)
-	dirBufs      sync.Pool // *[]byte: room for reading a directory's entries (sources.ReadDirNames)
+	dirBufs      sync.Pool // *[]byte: room for reading a directory's entries (sources.Listing.Names)
 	// beneath opens directories and files below the backed-up
 	// directories without following a symlink swapped in on the way.
 	beneath *sources.Beneath
@@ -1283,16 +1283,25 @@ func (a *archiver) walkDir(ctx context.Context, p string, m sources.Meta, parent
 	return out
 }
 
-// readDirNames is sources.ReadDirNames with a buffer the walkers share.
-func (a *archiver) readDirNames(p string) ([]string, error) {
+// listNames opens directory p and reads its names, with a buffer the
+// walkers share. The caller closes the listing.
+func (a *archiver) listNames(p string) (*sources.Listing, []string, error) {
+	l, err := a.beneath.OpenListing(p)
+	if err != nil {
+		return nil, nil, err
+	}
 	bp, _ := a.dirBufs.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, sources.DirBufSize)
 		bp = &b
 	}
-	names, err := a.beneath.ReadDirNames(p, *bp)
+	names, err := l.Names(*bp)
 	a.dirBufs.Put(bp)
-	return names, err
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return l, names, nil
 }
 
 // listDir lists and stats the entries of directory p and starts saving
@@ -1304,7 +1313,7 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		out <- fileResult{err: err, fatal: true}
 		return
 	}
-	names, err := a.readDirNames(p)
+	l, names, err := a.listNames(p)
 	if err != nil {
 		out <- fileResult{err: err} // reported and skipped by the receiver
 		return
@@ -1318,7 +1327,10 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 			pnodes[i], _ = parent.Find(name)
 		}
 	}
-	metas := a.statAll(p, names, pnodes)
+	metas := a.statAll(l, names, pnodes)
+	if err := l.Close(); err != nil {
+		a.report(err)
+	}
 	reuse := a.reusable(metas, pnodes)
 	entries := make([]chan fileResult, 0, len(names))
 	for i, name := range names {
@@ -1356,12 +1368,13 @@ type statResult struct {
 // statGroup is how many entries of a directory one walker stats.
 const statGroup = 256
 
-// statAll stats the entries of directory p (leaving out excluded ones),
+// statAll stats the entries of directory l (leaving out excluded ones),
 // given the parent snapshot's nodes for them (nil where there is none:
 // sources.Reader.LstatSince). A large directory is cut into groups of
 // statGroup entries that free walkers stat at the same time, so that a
 // directory of a hundred thousand files is not listed by one core.
-func (a *archiver) statAll(p string, names []string, pnodes []*Node) []statResult {
+func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) []statResult {
+	p := l.Path()
 	out := make([]statResult, len(names))
 	var wg sync.WaitGroup
 	for start := 0; start < len(names); start += statGroup {
@@ -1377,7 +1390,7 @@ func (a *archiver) statAll(p string, names []string, pnodes []*Node) []statResul
 				if pnodes[i] != nil {
 					prev = &pnodes[i].Meta
 				}
-				out[i].meta, out[i].err = a.meta.LstatSince(cp, names[i], prev)
+				out[i].meta, out[i].err = a.meta.LstatIn(l, names[i], prev)
 				if m := out[i].meta; out[i].err == nil && m.Type == sources.TypeFile && a.opts.ExcludeLargerThan > 0 && m.Size > a.opts.ExcludeLargerThan {
 					out[i].excluded = true
 				}

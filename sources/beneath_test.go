@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestBeneathFollowsNoSwappedSymlink: a directory of a backed-up tree that
@@ -62,5 +64,63 @@ func TestBeneathFollowsNoSwappedSymlink(t *testing.T) {
 		t.Errorf("plain open: %v", err)
 	} else {
 		f.Close()
+	}
+}
+
+// TestLstatInStaysInTheListedDirectory: the entries of a listed directory
+// are looked at in that directory even when it is swapped for a symlink
+// after it was opened (the metadata of /etc/shadow, its link targets and
+// attributes, are not lent to a user's entries of the same names), and
+// LstatIn reads what LstatSince reads by path.
+func TestLstatInStaysInTheListedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := filepath.Join(dir, "d")
+	outside := filepath.Join(dir, "outside")
+	must(os.MkdirAll(d, 0o755))
+	must(os.MkdirAll(outside, 0o755))
+	must(os.WriteFile(filepath.Join(d, "f"), []byte("mine"), 0o644))
+	must(os.Symlink("mine", filepath.Join(d, "l")))
+	must(os.WriteFile(filepath.Join(outside, "f"), []byte("someone else's, longer"), 0o600))
+	must(os.Symlink("theirs", filepath.Join(outside, "l")))
+	xattrs := unix.Setxattr(filepath.Join(d, "f"), "user.mine", []byte("1"), 0) == nil
+
+	r := NewReader()
+	l, err := NewBeneath().OpenListing(d)
+	must(err)
+	defer l.Close()
+	byPath, err := r.LstatSince(filepath.Join(d, "f"), "f", nil)
+	must(err)
+	in, err := r.LstatIn(l, "f", nil)
+	must(err)
+	if in.Size != byPath.Size || in.Inode != byPath.Inode || in.Mode != byPath.Mode || len(in.Xattrs) != len(byPath.Xattrs) {
+		t.Errorf("LstatIn %+v, LstatSince %+v", in, byPath)
+	}
+	if xattrs && (len(in.Xattrs) != 1 || in.Xattrs[0].Name != "user.mine") {
+		t.Errorf("attributes %v, want user.mine", in.Xattrs)
+	}
+
+	must(os.Rename(d, filepath.Join(dir, "moved")))
+	must(os.Symlink(outside, d))
+	f, err := r.LstatIn(l, "f", nil)
+	must(err)
+	if f.Size != 4 || f.Mode&0o777 != 0o644 {
+		t.Errorf("after the swap: size %d mode %o, want the listed directory's file (4, 644)", f.Size, f.Mode&0o777)
+	}
+	if xattrs && len(f.Xattrs) != 1 {
+		t.Errorf("after the swap: attributes %v, want the listed file's", f.Xattrs)
+	}
+	link, err := r.LstatIn(l, "l", nil)
+	must(err)
+	if link.LinkTarget != "mine" {
+		t.Errorf("after the swap: link target %q, want mine", link.LinkTarget)
+	}
+	if _, err := r.LstatIn(l, "gone", nil); !IsNotExist(err) {
+		t.Errorf("a vanished entry: %v, want not-exist", err)
 	}
 }

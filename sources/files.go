@@ -26,9 +26,34 @@ func ReadDirNames(path string, buf []byte) ([]string, error) {
 // roots: no symlink is followed on the way (Beneath), nor the directory
 // itself if it is one now.
 func (b *Beneath) ReadDirNames(path string, buf []byte) ([]string, error) {
-	if len(buf) < DirBufSize {
-		buf = make([]byte, DirBufSize)
+	l, err := b.OpenListing(path)
+	if err != nil {
+		return nil, err
 	}
+	names, err := l.Names(buf)
+	if cerr := l.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
+// Listing is a directory open for listing. Its entries are looked at
+// relative to its descriptor (Reader.LstatIn), not by path: a directory
+// swapped for a symlink after it was opened, or one above it, cannot lend
+// another directory's entries' metadata to the backup, and the kernel
+// looks up one component per entry instead of the whole path. The one who
+// opens a Listing closes it.
+type Listing struct {
+	fd   int
+	path string
+}
+
+// OpenListing opens directory path for listing, below b's roots as
+// ReadDirNames does.
+func (b *Beneath) OpenListing(path string) (*Listing, error) {
 	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
 	if b != nil {
 		flags |= unix.O_NOFOLLOW // a listed directory swapped for a symlink
@@ -37,27 +62,38 @@ func (b *Beneath) ReadDirNames(path string, buf []byte) ([]string, error) {
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: path, Err: err}
 	}
+	return &Listing{fd: fd, path: path}, nil
+}
+
+// Names returns the names in the directory, sorted bytewise; buf is room
+// for reading the entries, as for ReadDirNames.
+func (l *Listing) Names(buf []byte) ([]string, error) {
+	if len(buf) < DirBufSize {
+		buf = make([]byte, DirBufSize)
+	}
 	var names []string
 	for {
-		n, err := unix.Getdents(fd, buf)
+		n, err := unix.Getdents(l.fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			unix.Close(fd)
-			return nil, &PathError{Op: "read directory", Path: path, Err: err}
+			return nil, &PathError{Op: "read directory", Path: l.path, Err: err}
 		}
 		if n <= 0 {
 			break
 		}
 		_, _, names = unix.ParseDirent(buf[:n], -1, names) // skips . and ..
 	}
-	if err := closeFd(fd, path); err != nil {
-		return nil, err
-	}
 	slices.Sort(names)
 	return names, nil
 }
+
+// Path is the directory's path, as it was opened.
+func (l *Listing) Path() string { return l.path }
+
+// Close releases the descriptor.
+func (l *Listing) Close() error { return closeFd(l.fd, l.path) }
 
 // DirBufSize is the room ReadDirNames reads entries into (it allocates
 // that much when given less): some 300 names of a typical length per

@@ -87,11 +87,16 @@ type Reader struct {
 	groups map[uint32]string
 	// NoXattrs skips extended attributes.
 	NoXattrs bool
+	// proc: /proc/self/fd is there to reach an open directory's entries
+	// through (LstatIn).
+	proc bool
 }
 
 // NewReader returns a metadata reader.
 func NewReader() *Reader {
-	return &Reader{users: map[uint32]string{}, groups: map[uint32]string{}}
+	var st unix.Stat_t
+	proc := unix.Stat("/proc/self/fd", &st) == nil
+	return &Reader{users: map[uint32]string{}, groups: map[uint32]string{}, proc: proc}
 }
 
 // Lstat returns the metadata of path without following a final symlink.
@@ -116,29 +121,70 @@ func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
 		if err := unix.Lstat(p, &st); err != nil {
 			return err
 		}
-		m = FromStat(name, &st)
-		if m.Type == TypeSymlink {
-			op = "readlink"
-			target, err := readlink(p)
-			if err != nil {
-				return err
-			}
-			m.LinkTarget = target
-		}
-		if !r.NoXattrs {
-			if prev != nil && prev.Type == m.Type && prev.Inode == m.Inode && prev.CTime == m.CTime {
-				m.Xattrs = prev.Xattrs
-			} else {
-				m.Xattrs = readXattrs(p)
-			}
-		}
-		return nil
+		var err error
+		m, op, err = r.complete(name, &st, prev, p)
+		return err
 	})
 	if err != nil {
 		return Meta{}, &PathError{Op: op, Path: path, Err: err}
 	}
 	m.User, m.Group = r.userName(m.UID), r.groupName(m.GID)
 	return m, nil
+}
+
+// LstatIn is LstatSince for the entry name of directory l, looked up
+// relative to l's descriptor (Listing says why). Its link is read with
+// readlinkat and its extended attributes through
+// /proc/self/fd/<descriptor>/<name>, which leads to the directory itself
+// and does not follow the entry (without /proc: by path).
+func (r *Reader) LstatIn(l *Listing, name string, prev *Meta) (Meta, error) {
+	var st unix.Stat_t
+	path := l.path + "/" + name
+	if l.path == "/" {
+		path = "/" + name
+	}
+	for {
+		err := unix.Fstatat(l.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Meta{}, &PathError{Op: "lstat", Path: path, Err: err}
+		}
+		break
+	}
+	p := "/proc/self/fd/" + strconv.Itoa(l.fd) + "/" + name
+	if !r.proc {
+		p = path
+	}
+	m, op, err := r.complete(name, &st, prev, p)
+	if err != nil {
+		return Meta{}, &PathError{Op: op, Path: path, Err: err}
+	}
+	m.User, m.Group = r.userName(m.UID), r.groupName(m.GID)
+	return m, nil
+}
+
+// complete makes the metadata of an entry from its stat: its link target
+// and extended attributes are read at p, which must name the entry without
+// following it. op is what failed, for the caller's error.
+func (r *Reader) complete(name string, st *unix.Stat_t, prev *Meta, p string) (m Meta, op string, err error) {
+	m = FromStat(name, st)
+	if m.Type == TypeSymlink {
+		target, err := readlink(p)
+		if err != nil {
+			return Meta{}, "readlink", err
+		}
+		m.LinkTarget = target
+	}
+	if !r.NoXattrs {
+		if prev != nil && prev.Type == m.Type && prev.Inode == m.Inode && prev.CTime == m.CTime {
+			m.Xattrs = prev.Xattrs
+		} else {
+			m.Xattrs = readXattrs(p)
+		}
+	}
+	return m, "", nil
 }
 
 // Lstat is lstat(2) of path, which may be longer than PATH_MAX
