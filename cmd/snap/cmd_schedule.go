@@ -163,6 +163,9 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 			}
 		}
 	}
+	if err := userUnitsOfSystemConfig(o.user, gstring(c, "config"), cfg.Path, os.Geteuid(), e.getenv); err != nil {
+		return err
+	}
 	if !o.user && o.dir == "" && os.Geteuid() != 0 {
 		return usagef("system units go to /etc/systemd/system, which only root may write: add --user for units of your own (they run while your systemd manager does: 'loginctl enable-linger' keeps it running when you are logged out), or run as root")
 	}
@@ -224,6 +227,22 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 		return u.jsonDoc(map[string]any{"dir": dir, "enabled": o.callsSystemctl(), "units": out})
 	}
 	return nil
+}
+
+// userUnitsOfSystemConfig refuses user units (--user, by someone other
+// than root) for the system's config when the search found it rather than
+// --config naming it: the units would run root's jobs as this user, who
+// can seldom read their repositories, password files or backed-up paths,
+// and every run would fail at night.
+func userUnitsOfSystemConfig(user bool, explicit, found string, euid int, getenv func(string) string) error {
+	if !user || explicit != "" || found != systemConfig || euid == 0 {
+		return nil
+	}
+	own := "~/.config/snap/snap.toml"
+	if paths := configPaths(getenv); len(paths) > 1 {
+		own = paths[0]
+	}
+	return usagef("user units run their jobs as you, and the config found is the system's, %s (you have none at %s): create your own there, or give --config %s to run its jobs as you", systemConfig, own, systemConfig)
 }
 
 func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {

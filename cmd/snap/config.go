@@ -210,8 +210,12 @@ func configPaths(getenv func(string) string) []string {
 	} else if home := getenv("HOME"); home != "" {
 		out = append(out, filepath.Join(home, ".config", "snap", "snap.toml"))
 	}
-	return append(out, "/etc/snap/snap.toml")
+	return append(out, systemConfig)
 }
+
+// systemConfig is the config file searched last, the system's: root's
+// jobs.
+const systemConfig = "/etc/snap/snap.toml"
 
 // findConfig returns the config file to use: explicit (--config or
 // SNAP_CONFIG; it must exist), else the first of configPaths that exists,

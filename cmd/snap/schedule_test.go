@@ -239,3 +239,29 @@ echo "$*" >> `+record+"\n"))
 		t.Errorf("systemctl calls:\n%s\nwant:\n%s", b, want)
 	}
 }
+
+// TestUserUnitsOfSystemConfig: --user units by someone other than root
+// are refused for the system's config when the search found it (they would
+// run root's jobs as the user and fail every night), and allowed when
+// --config names it, for root, and for any other config.
+func TestUserUnitsOfSystemConfig(t *testing.T) {
+	getenv := func(k string) string { return map[string]string{"HOME": "/home/u"}[k] }
+	err := userUnitsOfSystemConfig(true, "", systemConfig, 1000, getenv)
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "/home/u/.config/snap/snap.toml") || !strings.Contains(err.Error(), "--config "+systemConfig) {
+		t.Errorf("found system config, --user, not root: %v", err)
+	}
+	for _, c := range []struct {
+		user            bool
+		explicit, found string
+		euid            int
+	}{
+		{false, "", systemConfig, 1000},
+		{true, systemConfig, systemConfig, 1000},
+		{true, "", systemConfig, 0},
+		{true, "", "/home/u/.config/snap/snap.toml", 1000},
+	} {
+		if err := userUnitsOfSystemConfig(c.user, c.explicit, c.found, c.euid, getenv); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+}
