@@ -465,14 +465,27 @@ func (r *txReader) lookup(t repo.BlobType, id repo.ID, accept func(repo.BlobEntr
 			continue
 		}
 		loc := Location{Status: p.status, Entry: e, Pack: p.id}
-		if !found || (best.Status != PackLive && loc.Status == PackLive) {
+		if !found || better(loc, best) {
 			best, found = loc, true
 		}
-		if best.Status == PackLive {
+		if best.Status == PackLive && !best.Entry.Delta() {
 			break
 		}
 	}
 	return best, found
+}
+
+// better reports whether a is a better copy of a blob to read than b: one
+// in a live pack rather than a marked one, and among those a full copy
+// rather than a delta. A delta needs its bases too, and a blob stored both
+// ways is most often a delta whose base was lost (a damaged pack, moved
+// out) that a later run stored again whole: reading the delta would fail
+// where the full copy restores.
+func better(a, b Location) bool {
+	if a.Status != b.Status {
+		return a.Status == PackLive
+	}
+	return b.Entry.Delta() && !a.Entry.Delta()
 }
 
 // Has reports whether the blob is stored in a live pack.

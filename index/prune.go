@@ -460,10 +460,32 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	// must keep a full copy: deltas are opened with full copies of their
 	// bases (see delta.go). Taking the bases of every copy, whichever copy
 	// ends up kept, errs on the side of keeping.
+	//
+	// A delta copy with a base that has no full copy left (its pack was
+	// damaged and moved out) cannot be read. When its blob is stored whole
+	// as well (a later run stored it again), that copy holds the blob and
+	// the delta's lost bases are not asked for: they would make every
+	// prune fail with "snapshots refer to blobs that no pack holds" while
+	// every snapshot restores. Such a delta holds nothing (below).
+	hasFull := map[BlobRef]bool{}
+	for _, pp := range pl.order {
+		if pp.missing {
+			continue
+		}
+		for _, e := range pp.blobs {
+			if !e.Delta() {
+				hasFull[BlobRef{e.Type, e.ID}] = true
+			}
+		}
+	}
+	unreadable := func(e repo.BlobEntry) bool {
+		return e.Delta() && slices.ContainsFunc(e.Bases, func(b repo.ID) bool { return !hasFull[BlobRef{repo.DataBlob, b}] })
+	}
 	needFull := map[BlobRef]bool{}
 	for _, pp := range pl.order {
 		for _, e := range pp.blobs {
-			if _, ok := pl.used[BlobRef{e.Type, e.ID}]; !ok || !e.Delta() {
+			k := BlobRef{e.Type, e.ID}
+			if _, ok := pl.used[k]; !ok || !e.Delta() || hasFull[k] && unreadable(e) {
 				continue
 			}
 			for _, b := range e.Bases {
@@ -481,7 +503,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		}
 		for _, e := range pp.blobs {
 			k := BlobRef{e.Type, e.ID}
-			if _, ok := pl.used[k]; ok && !(e.Delta() && needFull[k]) {
+			if _, ok := pl.used[k]; ok && !(e.Delta() && needFull[k]) && !(hasFull[k] && unreadable(e)) {
 				locs[k] = append(locs[k], blobLoc{pp, e})
 			}
 		}

@@ -217,3 +217,66 @@ func TestDictionaryJudgedAgain(t *testing.T) {
 	sameTrees(t, src, filepath.Join(target, src))
 	p.checkClean(2)
 }
+
+// TestDictionaryLostStoredAgain: when the pack holding the small files'
+// dictionary is lost (damaged, moved out, the index rebuilt from the
+// packs left), the next run stores the files whose deltas can no longer
+// be read again whole; that copy is the one read from then on (it restored
+// nothing: the unreadable delta was preferred), and prune keeps it without
+// asking for the lost base (it refused: "snapshots refer to blobs that no
+// pack holds"). Found by an exploratory test.
+func TestDictionaryLostStoredAgain(t *testing.T) {
+	p := newPipelineRepo(t)
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	writeSources(t, src, 0, 400)
+	sn1 := p.createCompressed([]string{src})
+	writeSources(t, src, 400, 100)
+	sn2 := p.createCompressed([]string{src})
+	if sn2.Dictionary == nil || p.against(*sn2.Dictionary) == 0 {
+		t.Fatal("no files stored against a dictionary")
+	}
+	dict := *sn2.Dictionary
+	loc, ok := p.ix.Lookup(repo.DataBlob, dict)
+	if !ok {
+		t.Fatal("the dictionary is not indexed")
+	}
+	r := p.ix.Repository()
+	if err := r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: loc.Pack.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ix.RebuildFromPacks(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	sn3 := p.createCompressed([]string{src})
+	target := t.TempDir()
+	if _, errs := p.restore(sn3, "/", target, RestoreOptions{}); len(errs) > 0 {
+		t.Fatalf("restore of the run after the loss: %d errors, the first %v", len(errs), errs[0])
+	}
+	sameTrees(t, src, filepath.Join(target, src))
+
+	for _, sn := range []*Snapshot{sn1, sn2} {
+		if err := r.Backend().Remove(ctx, repo.Handle{Type: repo.SnapshotFile, Name: sn.ID.String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := index.Prune(ctx, p.ix, index.PruneOptions{Instant: true,
+		Used: func(ctx context.Context) (index.BlobSet, error) {
+			if _, err := p.ix.Sync(ctx, nil); err != nil {
+				return nil, err
+			}
+			return UsedBlobs(ctx, p.ix, []*Snapshot{sn3})
+		}}); err != nil {
+		t.Fatalf("prune: %v", err)
+	}
+	if _, err := p.ix.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	target = t.TempDir()
+	if _, errs := p.restore(sn3, "/", target, RestoreOptions{}); len(errs) > 0 {
+		t.Fatalf("restore after the prune: %d errors, the first %v", len(errs), errs[0])
+	}
+	sameTrees(t, src, filepath.Join(target, src))
+	p.checkClean(1)
+}
