@@ -215,6 +215,31 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	sameTree(t, src, filepath.Join(tr.dir, "out", src))
 }
 
+// TestCheckDamagedSnapshotDespiteCache: check reads the snapshots from the
+// repository, not from the cache, which holds a good copy of one damaged
+// since: it passed on the machine that made the snapshot (found by an
+// exploratory test).
+func TestCheckDamagedSnapshotDespiteCache(t *testing.T) {
+	tr, _ := checkRepo(t)
+	var list []snapshotJSON
+	if err := jsonUnmarshal(tr.mustRun("list", "--json").stdout, &list); err != nil || len(list) != 2 {
+		t.Fatalf("list: %v", err)
+	}
+	id := list[0].ID
+	if cached, _ := filepath.Glob(filepath.Join(tr.cache, "*", "snapshots", id)); len(cached) != 1 {
+		t.Fatalf("the snapshot is not in the cache: %v", cached)
+	}
+	p := filepath.Join(tr.repo, "snapshots", id)
+	b, err := os.ReadFile(p)
+	must(t, err)
+	b[100] ^= 1
+	must(t, os.WriteFile(p, b, 0o600))
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "snapshots/"+id) {
+		t.Fatalf("check with a damaged snapshot, a good copy cached: exit %d: %s", res.code, res.stderr)
+	}
+}
+
 // TestSnapshotThatIsNotAFile: a snapshot document replaced by a directory,
 // or by a symlink whose target is gone (an unmounted disk), stops check,
 // list and prune with a line naming it (it used to be left out of the

@@ -216,7 +216,12 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 	// every snapshot listed here has its blobs in the segments read next.
 	// Listed after, a snapshot that a create saved meanwhile was checked
 	// against an index without its blobs, and reported as lost data.
-	sns, errs, err := s.loader.List(ctx)
+	//
+	// They are read from the repository, not the cache: a check proves
+	// what the repository holds, and a snapshot damaged there after it was
+	// cached would pass on the machine that made it and fail on the one
+	// that restores after a disaster (found by an exploratory test).
+	sns, errs, err := snapshot.NewLoader(s.r, "").List(ctx)
 	if err != nil {
 		return err
 	}
