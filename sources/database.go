@@ -45,6 +45,9 @@ type Database struct {
 func ParseDatabase(raw string) (*Database, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		if isSQLiteURL(raw) {
+			return nil, fmt.Errorf("database URL %q cannot be parsed: percent-encode %% as %%25, # as %%23 and ? as %%3F in the file name", raw)
+		}
 		// The parse error would quote the URL, password and all.
 		return nil, errors.New("database URL cannot be parsed: percent-encode special characters in the user name and password (/ as %2F, @ as %40, # as %23)")
 	}
@@ -85,7 +88,11 @@ func ParseDatabase(raw string) (*Database, error) {
 		}
 		q.Del("password")
 	}
-	u.RawQuery = q.Encode()
+	// Encode writes a blank as "+", which libpq does not decode
+	// (?options=-c%20lock_timeout%3D2000 reached pg_dump as
+	// "-c+lock_timeout=2000"); a "+" of the value itself is %2B, so every
+	// "+" left is a blank.
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	u.Fragment, u.RawFragment = "", ""
 	name := strings.Trim(u.Path, "/")
 	if strings.Contains(name, "/") {
@@ -106,7 +113,34 @@ func ParseDatabase(raw string) (*Database, error) {
 	return d, nil
 }
 
+// isSQLiteURL reports whether raw has an SQLite scheme.
+func isSQLiteURL(raw string) bool {
+	scheme, _, ok := strings.Cut(raw, ":")
+	return ok && (strings.EqualFold(scheme, "sqlite") || strings.EqualFold(scheme, "sqlite3"))
+}
+
+// ParseRecordedDatabase parses the URL a snapshot recorded for a dump's
+// source. A snap before 2026-12-05 recorded an SQLite file's path as it
+// is, not percent-encoded: such a URL with # or ? in it, or one that does
+// not parse, names the file after "sqlite://" literally (parsed, "#old"
+// in "/srv/app#old.db" was a fragment, and a restore wrote into
+// /srv/app).
+func ParseRecordedDatabase(raw string) (*Database, error) {
+	const prefix = "sqlite://"
+	if rest, ok := strings.CutPrefix(raw, prefix); ok && strings.HasPrefix(rest, "/") {
+		if _, err := url.Parse(raw); err != nil || strings.ContainsAny(rest, "#?") {
+			return parseSQLite(&Database{Kind: KindSQLite}, &url.URL{Scheme: "sqlite", Path: rest})
+		}
+	}
+	return ParseDatabase(raw)
+}
+
 func parseSQLite(d *Database, u *url.URL) (*Database, error) {
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		// Left out, the file would be another: sqlite:///srv/app#old.db
+		// names /srv/app.
+		return nil, fmt.Errorf("database URL %q: a ? or # in an SQLite file's name must be percent-encoded (? as %%3F, # as %%23)", u.String())
+	}
 	var p string
 	switch {
 	case u.Opaque != "":
@@ -133,7 +167,9 @@ func parseSQLite(d *Database, u *url.URL) (*Database, error) {
 // String is the URL without secrets, as messages and snapshots show it.
 func (d *Database) String() string {
 	if d.Kind == KindSQLite {
-		return "sqlite://" + d.File
+		// Percent-encoded where a URL needs it (%, #, ?, blanks), so that
+		// the recorded URL parses back to the same file.
+		return (&url.URL{Scheme: "sqlite", Path: d.File}).String()
 	}
 	u := d.u
 	s := u.String()

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // PostgreSQL: pg_dump writes plain SQL (COPY blocks in physical row order,
@@ -156,7 +157,10 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		default:
 			var rnd [4]byte
 			_, _ = rand.Read(rnd[:])
-			into = fmt.Sprintf("%.40s_snap_restore_%s", d.Name, hex.EncodeToString(rnd[:]))
+			// PostgreSQL cuts names at 63 bytes: the old name's first 40
+			// bytes (not characters, which may take up to 4 each) keep
+			// the suffix that makes it another name.
+			into = fmt.Sprintf("%s_snap_restore_%s", cutBytes(d.Name, 40), hex.EncodeToString(rnd[:]))
 		}
 	}
 	created := !exists || into != d.Name
@@ -471,4 +475,15 @@ func pgDumpHeader(line string) (name, typ string, ok bool) {
 	}
 	typ, _, ok = strings.Cut(rest, "; Schema: ")
 	return name, typ, ok
+}
+
+// cutBytes returns s cut to at most n bytes, at a character boundary.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const pgSchema = `
@@ -414,5 +415,29 @@ func TestPostgresNewDatabaseKeepsEncoding(t *testing.T) {
 	serverLocale := strings.TrimSpace(pg.mustQuery("postgres", "SELECT datctype FROM pg_database WHERE datname = 'template0';"))
 	if serverLocale != "C" && serverLocale != "POSIX" && !strings.Contains(res.stdout+res.stderr, "created with encoding LATIN1, the dump's, and locale C") {
 		t.Errorf("no note of the locale C (the server's is %s):\n%s%s", serverLocale, res.stdout, res.stderr)
+	}
+}
+
+// TestPostgresLongNameAndOptions: a database whose name takes PostgreSQL's
+// 63 bytes in fewer than 40 characters is replaced (the temporary name, cut
+// at 40 characters, was cut back by the server to the old name: "already
+// exists"); a libpq parameter with a blank reaches pg_dump as written (it
+// got "+" for the blank). Both found by an exploratory test.
+func TestPostgresLongNameAndOptions(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	base := pg.newDatabase()
+	long := base + "_" + strings.Repeat("日", (62-len(base))/3)
+	long += strings.Repeat("x", 63-len(long))
+	if utf8.RuneCountInString(long) > 40 {
+		t.Fatalf("%q: %d characters, want at most 40", long, utf8.RuneCountInString(long))
+	}
+	pg.createDatabase(long)
+	pg.mustQuery(long, "CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2);")
+	tr.mustRun("create", "--db", pg.url(long)+"?options=-c%20lock_timeout%3D2000")
+	pg.mustQuery(long, "INSERT INTO t VALUES (3);")
+	tr.mustRun("restore", "latest", "--db", long, "--replace")
+	if got := strings.TrimSpace(pg.mustQuery(long, "SELECT count(*) FROM t;")); got != "2" {
+		t.Errorf("%d-byte name: %s rows after the restore, want 2", len(long), got)
 	}
 }

@@ -331,3 +331,30 @@ func TestRestoreLatestDumpSkipsFilesOnlySnapshots(t *testing.T) {
 		t.Errorf("restore of a dump no snapshot holds: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestSQLiteFileNameWithHash: a database file whose name holds a # is
+// restored with --replace into that file, not into the file its name's
+// part before the # names (the recorded URL was not percent-encoded, and
+// "#old.db" parsed as a fragment: the other file was replaced); it is
+// found by its file name (found by an exploratory test).
+func TestSQLiteFileNameWithHash(t *testing.T) {
+	tr := newTestRepo(t)
+	other := filepath.Join(tr.dir, "prod")
+	sqliteQuery(t, other, "CREATE TABLE important (x); INSERT INTO important VALUES ('precious');")
+	dbFile := filepath.Join(tr.dir, "prod#old.db")
+	sqliteQuery(t, dbFile, "CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+	tr.mustRun("create", "--db", "sqlite://"+strings.ReplaceAll(dbFile, "#", "%23"))
+	sqliteQuery(t, dbFile, "INSERT INTO t VALUES (2);")
+	otherBefore, err := os.ReadFile(other)
+	must(t, err)
+	if res := tr.run("create", "--db", "sqlite://"+dbFile); res.code != exitUsage || !strings.Contains(res.stderr, "%23") {
+		t.Errorf("create with an unencoded # in the file name: exit %d: %s", res.code, res.stderr)
+	}
+	tr.mustRun("restore", "latest", "--db", "prod#old.db", "--replace")
+	if got := sqliteQuery(t, dbFile, "SELECT count(*) FROM t;"); strings.TrimSpace(got) != "1" {
+		t.Errorf("prod#old.db holds %s rows after the restore, want 1", strings.TrimSpace(got))
+	}
+	if after, _ := os.ReadFile(other); !bytes.Equal(after, otherBefore) {
+		t.Error("the restore changed another file, prod")
+	}
+}

@@ -39,7 +39,7 @@ func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error)
 	for _, src := range dumps {
 		base := path.Base(src.Path)
 		dbName, fileName := "", ""
-		if d, err := sources.ParseDatabase(src.URL); err == nil {
+		if d, err := sources.ParseRecordedDatabase(src.URL); err == nil {
 			dbName = d.Name
 			if d.File != "" {
 				fileName = path.Base(d.File) // an SQLite database by its file's name
@@ -76,7 +76,7 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 		if err != nil {
 			return err
 		}
-		from, err := sources.ParseDatabase(src.URL)
+		from, err := sources.ParseRecordedDatabase(src.URL)
 		if err != nil {
 			return fmt.Errorf("dump %s records the source %q, which cannot be read: %v; write it out with 'snap dump'", src.Path, src.URL, err)
 		}
