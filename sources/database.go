@@ -386,6 +386,25 @@ type RestoreOptions struct {
 	From   string
 	Stderr func(line string) // the tool's error and warning lines
 	Stdout func(line string) // the tool's other output
+	// ReadAll, when set, reads the whole dump once, from where the dump
+	// comes, without loading it. A restore that would drop what it
+	// replaces before it loads (MariaDB and MySQL, which cannot rename a
+	// database; mongorestore --drop) calls it first and changes nothing
+	// when it fails: a dump that breaks off half-way (a damaged
+	// repository, a lost connection to it) left the old database dropped
+	// and the new one half loaded.
+	ReadAll func(ctx context.Context) error
+}
+
+// readAllFirst runs o.ReadAll, when set, before a restore drops anything.
+func (d *Database) readAllFirst(ctx context.Context, o RestoreOptions) error {
+	if o.ReadAll == nil {
+		return nil
+	}
+	if err := o.ReadAll(ctx); err != nil {
+		return fmt.Errorf("%s: the dump cannot be read whole, so nothing was dropped: %w (%w)", d, err, ErrUnchanged)
+	}
+	return nil
 }
 
 // ErrNotEmpty means a restore target exists and holds data.

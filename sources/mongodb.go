@@ -65,6 +65,9 @@ func (d *Database) mongoRestore(ctx context.Context, dump io.Reader, all bool, f
 		args = append(args, "--nsFrom="+from+".*", "--nsTo="+d.Name+".*")
 	}
 	if o.Replace {
+		if err := d.readAllFirst(ctx, o); err != nil {
+			return false, err
+		}
 		args = append(args, "--drop")
 	}
 	if d.password != "" {

@@ -147,9 +147,10 @@ func (d *Database) mysqlObjects(ctx context.Context) (exists, objects string, er
 }
 
 // mysqlRestore loads a dump with the client. A database that holds data is
-// dropped first with Replace (the tools have no way to rename a database):
-// if the load then fails, the database is left as far as it got, and the
-// error says so (ErrReplacedPartly).
+// dropped first with Replace (the tools have no way to rename a database),
+// once the whole dump has been read (RestoreOptions.ReadAll): if the load
+// then fails, the database is left as far as it got, and the error says so
+// (ErrReplacedPartly).
 func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o RestoreOptions) (bool, error) {
 	tool, err := mysqlClient()
 	if err != nil {
@@ -181,6 +182,11 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		if dbs != "" && dbs != "NULL" && !o.Replace {
 			return false, fmt.Errorf("the server %s already holds databases (%s): load the whole-server dump into a new server, or give --replace to load it over them (each table, view and routine it holds replaces the server's; what it lacks stays)", d, dbs)
 		}
+		if dbs != "" && dbs != "NULL" {
+			if err := d.readAllFirst(ctx, o); err != nil {
+				return false, err
+			}
+		}
 		return false, load("")
 	}
 	exists, objects, err := d.mysqlObjects(ctx)
@@ -204,6 +210,9 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// than make CREATE DATABASE fail after the DROP.
 		if cs, coll, ok := strings.Cut(out, "\t"); ok && mysqlWord.MatchString(cs) && mysqlWord.MatchString(coll) {
 			charset = " CHARACTER SET " + cs + " COLLATE " + coll
+		}
+		if err := d.readAllFirst(ctx, o); err != nil {
+			return false, err
 		}
 		if _, err := d.mysqlQuery(ctx, "DROP DATABASE "+mysqlIdent(d.Name)+";\n"); err != nil {
 			return false, fmt.Errorf("%s: drop database: %w", d, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -316,4 +317,43 @@ func (s *testServer) restrictedUser(db, secret string) (string, *testServer) {
 	s.mustQuery("", "CREATE USER '"+user+"'@'%' IDENTIFIED BY '"+secret+"'; GRANT ALL ON `"+db+"%`.* TO '"+user+"'@'%';")
 	s.t.Cleanup(func() { _, _ = s.query("", "DROP USER IF EXISTS '"+user+"'@'%';") })
 	return user, &testServer{t: s.t, kind: "mysql", base: &url.URL{Scheme: "mysql", Host: s.base.Host, User: url.User(user)}}
+}
+
+// TestMariaDBReplaceDamagedDumpDropsNothing: restore --replace of a dump
+// that cannot be read whole (a damaged pack) fails before it drops the
+// database, which stays as it was; it used to drop it, then load the dump
+// up to the damage (found by an exploratory test).
+func TestMariaDBReplaceDamagedDumpDropsNothing(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery(db, "CREATE TABLE t (id INT PRIMARY KEY, s TEXT);"+
+		"INSERT INTO t SELECT seq, SHA2(RAND(), 512) FROM seq_1_to_20000; CREATE VIEW v AS SELECT id FROM t;")
+	tr.mustRun("create", "--db", my.url(db))
+	my.mustQuery(db, "INSERT INTO t VALUES (0, 'after the backup');")
+	packs, _ := filepath.Glob(filepath.Join(tr.repo, "data", "*", "*"))
+	var largest []byte
+	var path string
+	for _, p := range packs { // the dump's, not the tree's
+		b, err := os.ReadFile(p)
+		must(t, err)
+		if len(b) > len(largest) {
+			largest, path = b, p
+		}
+	}
+	if len(largest) < 1<<20 {
+		t.Fatalf("the largest pack has %d bytes; the dump should fill one", len(largest))
+	}
+	largest[len(largest)/2] ^= 1
+	must(t, os.WriteFile(path, largest, 0o600))
+	res := tr.run("restore", "latest", "--db", db, "--replace")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "nothing was dropped") {
+		t.Errorf("restore --replace of a damaged dump: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := strings.TrimSpace(my.mustQuery(db, "SELECT COUNT(*) FROM t; ")); got != "20001" {
+		t.Errorf("%s rows after the failed restore, want the 20001 it had", got)
+	}
+	if got := strings.TrimSpace(my.mustQuery(db, "SELECT COUNT(*) FROM v;")); got != "20001" {
+		t.Errorf("the view: %s rows, want 20001", got)
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -138,6 +139,10 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		From:    from.Name,
 		Stderr:  u.toolLines(into.String()),
 		Stdout:  func(line string) { u.infof("%s: %s", into, line) },
+		ReadAll: func(ctx context.Context) error {
+			u.printf("reading the dump through once before %s drops what it replaces", into)
+			return repo.Catch(func() error { return writeContent(ctx, s.ix, node, io.Discard) })
+		},
 	})
 	// The tool may have stopped reading early; let the writer end.
 	pr.CloseWithError(errors.New("restore ended"))
