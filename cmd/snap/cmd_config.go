@@ -64,6 +64,48 @@ func requireConfig(c *cli.Context, e *env) (*Config, error) {
 	return cfg, nil
 }
 
+// usableConfig loads the config file at path for a command that needs
+// only part of it (the repository for list or restore, the jobs for a
+// listing): errors in a job (a typo in one added today) leave that job
+// out, with a warning, rather than fail a restore at 3 a.m.; errors in the
+// file's own keys still fail, as snap run fails then.
+func usableConfig(c *cli.Context, e *env, path string) (*Config, error) {
+	cfg, problems, err := loadConfig(path)
+	if err == nil {
+		return cfg, nil
+	}
+	byJob, whole := jobErrors(problems)
+	if cfg == nil || whole || len(byJob) == 0 {
+		return nil, err
+	}
+	names := make([]string, 0, len(byJob))
+	for name := range byJob {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	cfg.Jobs = slices.DeleteFunc(slices.Clone(cfg.Jobs), func(j *Job) bool { return byJob[j.Name] != Problem{} })
+	first := byJob[names[0]]
+	what := "job %s is"
+	if len(names) > 1 {
+		what = "jobs %s are"
+	}
+	newUI(c, e).warnf(what+" left out, as the config has errors in them: %s ('snap config check' lists every one)", strings.Join(names, ", "), first)
+	return cfg, nil
+}
+
+// requireUsableConfig is requireConfig for a command that lists the jobs:
+// jobs with errors are left out (usableConfig).
+func requireUsableConfig(c *cli.Context, e *env) (*Config, error) {
+	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
+	}
+	return usableConfig(c, e, path)
+}
+
 // openConfig finds and loads the config file. With errors in it, it
 // returns them (a *ConfigError) and, when the TOML itself could be read,
 // the config as far as it went: snap run runs the jobs without errors.
@@ -274,7 +316,7 @@ func toJobJSON(j *Job) jobJSON {
 }
 
 func runConfigJobs(c *cli.Context, e *env, namesOnly, scheduledOnly bool) error {
-	cfg, err := requireConfig(c, e)
+	cfg, err := requireUsableConfig(c, e)
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	if err != nil || path == "" {
 		return st, err
 	}
-	cfg, _, err := loadConfig(path)
+	cfg, err := usableConfig(c, e, path)
 	if err != nil {
 		return st, fmt.Errorf("%w; or give the repository with --repo", err)
 	}
