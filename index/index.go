@@ -502,7 +502,7 @@ var ErrBlobNotIndexed = errors.New("blob is not in the index")
 func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error) {
 	loc, ok := ix.Lookup(t, id)
 	if !ok {
-		return nil, fmt.Errorf("%s blob %s: %w (run 'snap repair index --from-packs' to index the packs again, or 'snap check' to see what is affected)", t, id, ErrBlobNotIndexed)
+		return nil, fmt.Errorf("%s blob %s: %w ('snap check' shows what is affected; 'snap repair index --from-packs' indexes packs that exist but are not indexed, and a new create stores again what its files still hold)", t, id, ErrBlobNotIndexed)
 	}
 	return ix.LoadBlobAt(ctx, loc, dst)
 }

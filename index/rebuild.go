@@ -57,6 +57,7 @@ type RepairStats struct {
 	Blobs      int
 	Unreadable []string // packs whose trailer could not be read, with the reason
 	FromIndex  []string // of those, the ones indexed as an old segment listed them
+	Truncated  []string // of those, the ones shorter than listed: only the blobs left were kept
 	Segments   int      // segments written
 	Removed    int      // old segments removed (the new ones supersede them)
 }
@@ -153,11 +154,35 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 			if lerr != nil {
 				return st, lerr
 			}
-			if lp, ok := ls[p.id]; ok && lp.Size == p.size {
+			lp, ok := ls[p.id]
+			switch {
+			case ok && lp.Size == p.size:
 				st.FromIndex = append(st.FromIndex, fmt.Sprintf("data/%s: %v", p.id, err))
 				ents = lp.Blobs
-			} else {
-				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v", p.id, err))
+			case ok && p.size < lp.Size:
+				// Cut short (a copy or a disk that failed part-way): the
+				// blobs that lie wholly in what is left may be intact, and
+				// are kept as the old index listed them; the others are
+				// lost. Dropping them all lost every snapshot's files that
+				// the pack's first part still held.
+				ents = nil
+				for _, e := range lp.Blobs {
+					if int64(e.Offset)+int64(e.Length) <= p.size {
+						ents = append(ents, e)
+					}
+				}
+				msg := fmt.Sprintf("data/%s: %v; it is %d bytes where the old index listed %d: the %d of its %d blobs in what is left", p.id, err, p.size, lp.Size, len(ents), len(lp.Blobs))
+				if len(ents) == 0 {
+					st.Unreadable = append(st.Unreadable, msg+" (none)")
+					continue
+				}
+				st.FromIndex = append(st.FromIndex, msg)
+				st.Truncated = append(st.Truncated, fmt.Sprintf("data/%s", p.id))
+			case ok:
+				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; it is %d bytes, larger than the %d the old index listed, which cannot tell where its blobs are", p.id, err, p.size, lp.Size))
+				continue
+			default:
+				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; no index lists it", p.id, err))
 				continue
 			}
 		}

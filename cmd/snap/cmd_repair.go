@@ -61,7 +61,7 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 		s.ui.warnf("%s; indexed as the old index listed it (its blobs are verified when read; 'snap check --read-data' shows whether they are intact)", u)
 	}
 	for _, u := range st.Unreadable {
-		s.ui.errorf("%s (no index lists it: its blobs are not indexed; 'snap check' lists the snapshots affected)", u)
+		s.ui.errorf("%s: its blobs are not indexed; 'snap check' lists the snapshots affected", u)
 	}
 	if s.ui.json {
 		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
