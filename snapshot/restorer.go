@@ -835,7 +835,7 @@ func (r *Restorer) setFatal(rel string, err error) {
 		r.mu.Unlock()
 		return
 	}
-	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) {
+	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, repo.ErrNotFound) {
 		r.mu.Lock()
 		first := r.fatal == nil
 		if first {

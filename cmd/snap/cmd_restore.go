@@ -208,7 +208,12 @@ func runRestore(c *cli.Context, e *env) error {
 		if st.Skipped > 0 {
 			skipped = fmt.Sprintf("; %d left as they were (--overwrite %s)", st.Skipped, c.String("overwrite"))
 		}
-		u.printf("restored snapshot %s (%s, host %s) to %s: %s, %s%s, %s%s", sn.ID.Short(), localTime(sn.Time), sn.Host, target, plural(int(st.Files), "file", "files"),
+		what := "restored snapshot"
+		if st.Errors > 0 {
+			// Not a success line above the error that follows.
+			what = "restored part of snapshot"
+		}
+		u.printf("%s %s (%s, host %s) to %s: %s, %s%s, %s%s", what, sn.ID.Short(), localTime(sn.Time), sn.Host, target, plural(int(st.Files), "file", "files"),
 			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
 	}
 	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {
