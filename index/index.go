@@ -58,8 +58,10 @@ type Index struct {
 	r       *repo.Repository
 	db      *bolt.DB
 	path    string
-	tempDir string     // set when the cache is a private temporary copy
-	packs   *packCache // whole tree packs; nil unless Options.CacheTreePacks
+	tempDir string // set when the cache is a private temporary copy
+	// readOnly: Options.ReadOnly; Sync skips segments it cannot read.
+	readOnly bool
+	packs    *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
 	hashers sync.Pool
 	pages   pageReleaser
@@ -84,6 +86,13 @@ type Options struct {
 	// CacheTreePacks keeps whole tree packs in dir/packs (see
 	// packcache.go): worth it when every read is a network request.
 	CacheTreePacks bool
+	// ReadOnly is for commands that only read (list, restore, ls, …): a
+	// segment that cannot be read is left out of the cache with a notice,
+	// rather than failing every Sync, so that what the other segments
+	// index stays restorable (what needs its blobs fails by itself). A
+	// writer must not rely on such an index: a lost segment may be the
+	// one that marks a pack for deletion, whose blobs it would reuse.
+	ReadOnly bool
 	// rebuilt is set when Open opens a cache it has just rebuilt after a
 	// panic: a second one is not the cache's fault, and is returned.
 	rebuilt bool
@@ -118,7 +127,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	if o.Log == nil {
 		o.Log = func(string) {}
 	}
-	ix := &Index{r: r}
+	ix := &Index{r: r, readOnly: o.ReadOnly}
 	ix.pages.min = releaseMin
 	key := r.IDKey()
 	ix.hashers.New = func() any { return chunk.NewHasher(key) }
