@@ -319,7 +319,7 @@ func run(args []string, e *env) int {
 		if err != nil {
 			return err
 		}
-		product := outputIsTheProduct[commandPath(app, args)]
+		product := outputIsTheProduct[commandPath(app, args)] || isDryRun(ordered)
 		if product {
 			// ls | head: nothing more to do once the reader has gone.
 			// A backup, a restore or a run whose log reader dies goes on
@@ -367,6 +367,21 @@ func run(args []string, e *env) int {
 // their work ends when standard output's reader goes away.
 var outputIsTheProduct = map[string]bool{"ls": true, "dump": true, "find": true, "diff": true, "list": true, "stats": true, "key list": true,
 	"config jobs": true, "config check": true, "completion": true, "man": true, "check": true, "schedule list": true, "help": true, "": true}
+
+// isDryRun reports whether the arguments ask for a dry run (-n,
+// --dry-run): it changes nothing, so its plan is all it makes, as for
+// the commands above.
+func isDryRun(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "-n" || a == "--dry-run" || a == "--dry-run=true" {
+			return true
+		}
+	}
+	return false
+}
 
 // outcome is a command's error as run reports it, given the context it ran
 // in, the first error writing its standard output (werr), and whether the

@@ -336,6 +336,15 @@ func TestOutputWriteFails(t *testing.T) {
 			t.Errorf("ls wrote %d times into the closed pipe; want it to stop at the first", n)
 		}
 	}
+	// A dry run only prints its plan: exit 141 quietly, as ls (it warned
+	// and exited 0, as a command that did work; found by an exploratory
+	// test).
+	stderr.Reset()
+	cmd = exec.Command("bash", "-c", `for i in 1 2 3 4 5 6 7 8; do "$0" create -q "$1" || exit; done; "$0" forget -n --keep-last 1 | head -1 >/dev/null; echo "status ${PIPESTATUS[0]}" >&2`, snapBin, src)
+	cmd.Env, cmd.Stderr = append(baseEnv(), tr.env...), &stderr
+	if err := cmd.Run(); err != nil || strings.TrimSpace(stderr.String()) != "status 141" {
+		t.Errorf("forget --dry-run into a closed pipe: %v\n%s", err, stderr.String())
+	}
 	// The command's own failure wins over the failure to print it.
 	cmd = exec.Command("bash", "-c", `"$0" check --json --repo "$1" >/dev/full`, snapBin, filepath.Join(tr.dir, "nothing"))
 	cmd.Env = append(baseEnv(), tr.env...)

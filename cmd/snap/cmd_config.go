@@ -338,7 +338,9 @@ func runConfigJobs(c *cli.Context, e *env, namesOnly, scheduledOnly bool) error 
 		return u.jsonDoc(map[string]any{"file": cfg.Path, "jobs": out})
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "Job\tSchedule\tSources\tKeep\tAfter")
+	if !u.quiet { // -q: the rows alone, for scripts
+		fmt.Fprintln(tw, "Job\tSchedule\tSources\tKeep\tAfter")
+	}
 	for _, j := range cfg.Jobs {
 		sched := strings.Join(j.Schedule, "; ")
 		if sched == "" {

@@ -303,12 +303,14 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 		return
 	}
 	for i, g := range res.Groups {
-		if i > 0 {
-			fmt.Fprintln(e.stdout)
-		}
-		fmt.Fprintf(e.stdout, "%s (policy: %s)\n", escapeControls(g.GroupKey.String()), res.Policy)
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tAction\tReasons")
+		if !u.quiet { // -q: the rows alone, for scripts
+			if i > 0 {
+				fmt.Fprintln(e.stdout)
+			}
+			fmt.Fprintf(e.stdout, "%s (policy: %s)\n", escapeControls(g.GroupKey.String()), res.Policy)
+			fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tAction\tReasons")
+		}
 		for _, sn := range g.Snapshots {
 			action := "remove"
 			if sn.Keep {

@@ -127,7 +127,9 @@ func runKeyList(c *cli.Context, e *env) error {
 	// The table is the result, shown also with --quiet (which hides the
 	// line below it).
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, " \tID\tCreated\tHost\tUser\targon2id")
+	if !u.quiet { // -q: the rows alone, for scripts
+		fmt.Fprintln(tw, " \tID\tCreated\tHost\tUser\targon2id")
+	}
 	var unreadable []string // below the table: a long reason would widen its columns
 	for _, k := range out {
 		mark := " "

@@ -300,7 +300,9 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		return cfgErr
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "Job\tSchedule\tTimer\tNext run\tLast run\tLast result")
+	if !u.quiet { // -q: the rows alone, for scripts
+		fmt.Fprintln(tw, "Job\tSchedule\tTimer\tNext run\tLast run\tLast result")
+	}
 	for _, uj := range out {
 		state := "not installed"
 		if uj.Installed {

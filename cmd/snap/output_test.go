@@ -533,7 +533,7 @@ paths = ["` + src + `"]
 		{[]string{"find", "needle"}, "needle"},
 		{[]string{"diff", "latest"}, "M    " + filepath.Join(src, "needle")},
 		{[]string{"stats"}, "deduplicated size:"},
-		{[]string{"key", "list"}, "argon2id"},
+		{[]string{"key", "list"}, "t=1 m="},
 		{[]string{"forget", "--keep-last", "1", "--dry-run"}, "remove"},
 		{[]string{"config", "check", "--config", cfg}, "warning: jobs.app: no schedule"},
 	} {
@@ -548,6 +548,21 @@ paths = ["` + src + `"]
 	}
 	if res := tr.run("-q", "diff", "latest"); strings.Contains(res.stdout, "comparing") || strings.Contains(res.stdout, "modified:") {
 		t.Errorf("diff -q prints its heading or summary:\n%s", res.stdout)
+	}
+	// Nor do the other listings print their headings (found by an
+	// exploratory test).
+	for _, c := range []struct {
+		args    []string
+		heading string
+	}{
+		{[]string{"key", "list"}, "Created"},
+		{[]string{"forget", "--keep-last", "1", "--dry-run"}, "policy"},
+		{[]string{"config", "jobs", "--config", cfg}, "Schedule"},
+		{[]string{"schedule", "list", "--dir", filepath.Join(tr.dir, "units"), "--config", cfg}, "Schedule"},
+	} {
+		if res := tr.runConfig(tr.env, append([]string{"-q"}, c.args...)...); res.code != 0 || strings.Contains(res.stdout, c.heading) {
+			t.Errorf("snap -q %s: exit %d, a heading in:\n%s%s", strings.Join(c.args, " "), res.code, res.stdout, res.stderr)
+		}
 	}
 	// list -q: one row per snapshot, no header, no count.
 	if res := tr.mustRun("-q", "list"); strings.Count(res.stdout, "\n") != 2 || strings.Contains(res.stdout, "Host") || strings.Contains(res.stdout, "snapshots") {
