@@ -326,12 +326,18 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	// The fix names the same units: --user, and --dir, as given here
+	// (without them, install would write and enable system units).
+	where := o.userFlag()
+	if o.dir != "" {
+		where += "--dir " + shQuote(o.dir) + " "
+	}
 	for _, uj := range out {
 		switch {
 		case uj.NotInConfig:
-			u.warnf("job %s: its units are installed but the config has no such scheduled job; its timer still runs it: 'snap schedule remove %s'", uj.Job, uj.Job)
+			u.warnf("job %s: its units are installed but the config has no such scheduled job; its timer still runs it: 'snap schedule remove %s%s'", uj.Job, where, uj.Job)
 		case uj.Outdated:
-			u.warnf("job %s: the installed units differ from what the config gives now: 'snap schedule install %s'", uj.Job, uj.Job)
+			u.warnf("job %s: the installed units differ from what the config gives now: 'snap schedule install %s%s'", uj.Job, where, uj.Job)
 		}
 	}
 	return cfgErr

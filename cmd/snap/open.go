@@ -301,7 +301,8 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 	if err != nil {
 		return nil, 0, err
 	}
-	pw, err := st.passwordSource(ctx, e)()
+	source, origin := st.passwordWithOrigin(ctx, e)
+	pw, err := source()
 	if err != nil {
 		be.Close()
 		return nil, 0, err
@@ -309,6 +310,9 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
 	if err != nil {
 		be.Close()
+		if errors.Is(err, repo.ErrWrongPassword) && *origin != "" {
+			err = fmt.Errorf("%w (the password came from %s)", err, *origin)
+		}
 		return nil, 0, err
 	}
 	return r, conns, nil
@@ -320,8 +324,20 @@ func (st repoSettings) passwordSource(ctx context.Context, e *env) func() (strin
 	if st.password != nil {
 		return st.password
 	}
+	pw, _ := st.passwordWithOrigin(ctx, e)
+	return pw
+}
+
+// passwordWithOrigin is passwordSource that also returns where the
+// password came from (empty when st.password gives it).
+func (st repoSettings) passwordWithOrigin(ctx context.Context, e *env) (func() (string, error), *string) {
+	if st.password != nil {
+		return st.password, new(string)
+	}
+	origin := new(string)
 	return func() (string, error) {
-		pw, err := passwordFrom(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+		pw, from, err := passwordWithOrigin(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
+		*origin = from
 		var pfe *passwordFileError
 		if errors.As(err, &pfe) && st.passwordFileKey != "" {
 			// The variables the general hint names do not replace the
@@ -329,7 +345,7 @@ func (st repoSettings) passwordSource(ctx context.Context, e *env) func() (strin
 			return "", fmt.Errorf("password file: %w; fix %s in %s", pfe.err, st.passwordFileKey, st.fromConfig)
 		}
 		return pw, err
-	}
+	}, origin
 }
 
 // unlock removes the session's lock. One that cannot be removed (the

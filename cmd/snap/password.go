@@ -38,15 +38,33 @@ const passwordCommandTimeout = 2 * time.Minute
 // variables (envVar_FILE, envVar_COMMAND) or the config; a command given on
 // the command line wins over a file or password from the environment.
 func passwordFrom(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string) (string, error) {
+	pw, _, err := passwordWithOrigin(ctx, e, file, envVar, command, confirm, what)
+	return pw, err
+}
+
+// passwordWithOrigin is passwordFrom that also says where the password
+// came from, for a message about a wrong one: with flags, variables and
+// the config in play, a variable left in the shell is hard to spot.
+func passwordWithOrigin(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string) (pw, origin string, err error) {
+	pw, err = passwordLookup(ctx, e, file, envVar, command, confirm, what, &origin)
+	return pw, origin, err
+}
+
+func passwordLookup(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string, origin *string) (string, error) {
 	commandFlag := command != "" && command != e.getenv(envVar+"_COMMAND")
 	fileFlag := file != "" && file != e.getenv(envVar+"_FILE")
 	if commandFlag && fileFlag {
 		return "", usagef("give a %s password file or a password command, not both", what)
 	}
 	if commandFlag {
+		*origin = passwordCommandFlag(envVar)
 		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
 	}
 	if file != "" {
+		*origin = "the password file " + file
+		if file == e.getenv(envVar+"_FILE") {
+			*origin += ", which " + envVar + "_FILE names"
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", &passwordFileError{err: err, hint: fmt.Sprintf("give a readable file with %s or %s_FILE, or the password in %s", passwordFileFlag(envVar), envVar, envVar)}
@@ -58,11 +76,14 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 		return pw, nil
 	}
 	if pw := e.getenv(envVar); pw != "" {
+		*origin = envVar
 		return pw, nil
 	}
 	if command != "" {
+		*origin = "the password command (" + envVar + "_COMMAND or the config)"
 		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
 	}
+	*origin = "the prompt"
 	f, ok := e.stdin.(*os.File)
 	if !e.stdinTTY || !ok {
 		return "", usagef("no %s password: use %s (or %s_FILE), %s, or %s (or %s_COMMAND)", what, passwordFileFlag(envVar), envVar, envVar, passwordCommandFlag(envVar), envVar)

@@ -44,6 +44,30 @@ func TestPasswordSources(t *testing.T) {
 	}
 }
 
+// TestWrongPasswordSaysWhereFrom: a wrong password names where it came
+// from (a variable left in the shell is hard to spot among flags,
+// variables and the config; found by an exploratory test).
+func TestWrongPasswordSaysWhereFrom(t *testing.T) {
+	tr := newTestRepo(t)
+	bad := filepath.Join(tr.dir, "bad")
+	writeFile(t, bad, []byte("wrong\n"))
+	for _, c := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{[]string{"SNAP_PASSWORD=wrong"}, nil, "came from SNAP_PASSWORD)"},
+		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_FILE=" + bad}, nil, "came from the password file " + bad + ", which SNAP_PASSWORD_FILE names)"},
+		{[]string{"SNAP_PASSWORD="}, []string{"--password-file", bad}, "came from the password file " + bad + ")"},
+		{nil, []string{"--password-command", "echo wrong"}, "came from --password-command)"},
+	} {
+		res := tr.runEnv(c.env, nil, append([]string{"list"}, c.args...)...)
+		if res.code != exitWrongPass || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("%v %v: exit %d, want %q in:\n%s", c.env, c.args, res.code, c.want, res.stderr)
+		}
+	}
+}
+
 // TestPasswordCommandStopped: an interrupted snap ends its password
 // command and what that started (exit 130, one line); without a terminal
 // one that hangs is stopped after its time.
