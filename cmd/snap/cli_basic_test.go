@@ -92,7 +92,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"create", "--tag", "a,", tr.dir}, `--tag "a,": a tag is a non-empty word`},
 		{[]string{"create", "--host", "web1 ", tr.dir}, `--host "web1 ": a host name has no white space around it`},
 		{[]string{"create", "--host", "web\x01", tr.dir}, `a host name has no white space around it, no control characters`},
-		{[]string{"ls", "--at", "3000y", "/"}, `time "3000y" is before 1970, older than any snapshot`},
+		{[]string{"ls", "--at", "3000y", "/"}, `--at: time "3000y" is before 1970, older than any snapshot`},
+		{[]string{"restore", "--at", "7days", "--target", "/tmp/x"}, `--at: time "7days": use RFC 3339`},
 		// One rule everywhere: forget --keep-tag refused these, create and
 		// tag took them.
 		{[]string{"create", "--tag", "a\u00a0b", tr.dir}, `a tag is a non-empty word without spaces`},

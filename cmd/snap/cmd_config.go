@@ -65,10 +65,11 @@ func requireConfig(c *cli.Context, e *env) (*Config, error) {
 }
 
 // usableConfig loads the config file at path for a command that needs
-// only part of it (the repository for list or restore, the jobs for a
-// listing): errors in a job (a typo in one added today) leave that job
-// out, with a warning, rather than fail a restore at 3 a.m.; errors in the
-// file's own keys still fail, as snap run fails then.
+// only its repository (list, restore, …): errors in a job (a typo in one
+// added today) leave that job out, with a warning, rather than fail a
+// restore at 3 a.m.; errors in the file's own keys still fail, as snap
+// run fails then. The commands about the jobs (config jobs, schedule)
+// fail on any error.
 func usableConfig(c *cli.Context, e *env, path string) (*Config, error) {
 	cfg, problems, err := loadConfig(path)
 	if err == nil {
@@ -91,19 +92,6 @@ func usableConfig(c *cli.Context, e *env, path string) (*Config, error) {
 	}
 	newUI(c, e).warnf(what+" left out, as the config has errors in them: %s ('snap config check' lists every one)", strings.Join(names, ", "), first)
 	return cfg, nil
-}
-
-// requireUsableConfig is requireConfig for a command that lists the jobs:
-// jobs with errors are left out (usableConfig).
-func requireUsableConfig(c *cli.Context, e *env) (*Config, error) {
-	path, err := findConfig(gstring(c, "config"), e.getenv)
-	if err != nil {
-		return nil, err
-	}
-	if path == "" {
-		return nil, usagef("no config file: give --config FILE or create %s", strings.Join(configPaths(e.getenv), " or "))
-	}
-	return usableConfig(c, e, path)
 }
 
 // openConfig finds and loads the config file. With errors in it, it
@@ -316,7 +304,7 @@ func toJobJSON(j *Job) jobJSON {
 }
 
 func runConfigJobs(c *cli.Context, e *env, namesOnly, scheduledOnly bool) error {
-	cfg, err := requireUsableConfig(c, e)
+	cfg, err := requireConfig(c, e)
 	if err != nil {
 		return err
 	}

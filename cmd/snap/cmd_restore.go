@@ -94,7 +94,7 @@ func runRestore(c *cli.Context, e *env) error {
 	var when time.Time
 	if at != "" {
 		if when, err = parseAt(at, e.now()); err != nil {
-			return err
+			return usagef("--at: %v", err)
 		}
 	}
 	s, err := openSession(c, e, sharedLock)

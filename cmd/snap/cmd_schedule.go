@@ -278,7 +278,7 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	if path, err := findConfig(gstring(c, "config"), e.getenv); err != nil {
 		cfgErr = err
 	} else if path != "" {
-		cfg, err := usableConfig(c, e, path)
+		cfg, _, err := loadConfig(path)
 		if err != nil {
 			cfgErr = fmt.Errorf("%w; jobs not installed are not listed; see 'snap config check'", err)
 		} else {

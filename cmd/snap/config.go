@@ -519,10 +519,15 @@ func (d *cfgDecoder) duration(t map[string]any, at toml.Key, name string, def ti
 	if !ok {
 		return def
 	}
-	s, _ := v.(string)
+	s, isString := v.(string)
+	if !isString {
+		// timeout = 90: a number, which would be a unit-less guess.
+		d.errorf(sub(at, name), "%s is not a quoted duration: give one such as %s", tomlValue(v), examples)
+		return def
+	}
 	dur, err := time.ParseDuration(s)
 	if err != nil || dur < 0 {
-		d.errorf(sub(at, name), "%q: give a duration such as %s", fmt.Sprint(v), examples)
+		d.errorf(sub(at, name), "%q: give a duration such as %s", s, examples)
 	}
 	return dur
 }

@@ -365,6 +365,11 @@ func TestConfigMessages(t *testing.T) {
 		!strings.Contains(err.Error(), `"-1s": give a duration such as "10m", "1h" or "0s"`) {
 		t.Errorf("bad durations: %v", err)
 	}
+	// A bare number is no duration: the message says to quote one.
+	_, _, err = parseConfig("snap.toml", "[jobs.a]\npaths = [\"/srv\"]\ntimeout = 90\n")
+	if err == nil || !strings.Contains(err.Error(), `jobs.a.timeout: 90 is not a quoted duration: give one such as`) {
+		t.Errorf("timeout = 90: %v", err)
+	}
 	cfg, _, err := parseConfig("snap.toml", "repository = \"/r\"\npassword_file = \"/p\"\n[jobs.a]\npaths = [\"/srv\"]\n")
 	if err != nil {
 		t.Fatal(err)

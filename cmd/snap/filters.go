@@ -305,7 +305,7 @@ func snapshotArgs(c *cli.Context, e *env) (ref string, rest []string, err error)
 	}
 	when, err := parseAt(at, e.now())
 	if err != nil {
-		return "", nil, err
+		return "", nil, usagef("--at: %v", err)
 	}
 	return "@" + when.Format(time.RFC3339Nano), args, nil
 }
