@@ -247,7 +247,9 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		case create:
 			return false, fmt.Errorf("%w; %w", err, ErrReplacedPartly)
 		}
-		return false, err
+		// An empty database that was there: the statements that ran
+		// before the failure stay (MariaDB commits each one).
+		return false, fmt.Errorf("%w; the database %s now holds part of the dump at most: empty it (or drop and create it) before restoring again, or restore into a new database with --to", err, d)
 	}
 	return create && exists == "0", nil
 }

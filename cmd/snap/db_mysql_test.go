@@ -265,6 +265,14 @@ func TestMariaDBFailedLoadSaysWhatIsLeft(t *testing.T) {
 	if res.code != exitFatal || !strings.Contains(res.stderr, "the old database was dropped before the load (MariaDB and MySQL cannot rename a database), and it now holds part of the dump at most") {
 		t.Errorf("failed load with --replace: exit %d\n%s", res.code, res.stderr)
 	}
+	// Into an empty database that was there: what loaded stays, and the
+	// message says so (it was the tool's error alone; found by an
+	// exploratory test).
+	empty := my.newDatabase()
+	res = tr.run("restore", "latest", "--db", db, "--to", my.url(empty))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "now holds part of the dump at most: empty it") {
+		t.Errorf("failed load into an empty database: exit %d\n%s", res.code, res.stderr)
+	}
 }
 
 // TestMariaDBRestoreToLeavesSourceAlone: a database whose defaults changed
