@@ -409,6 +409,11 @@ func TestPostgresNewDatabaseKeepsEncoding(t *testing.T) {
 	if got := encoding(copyDB); got != "LATIN1" {
 		t.Errorf("restored into a new database with encoding %s, want the dump's LATIN1\n%s%s", got, res.stdout, res.stderr)
 	}
+	// The database's own owner, privileges and settings are not in the
+	// dump: the restore says so (found by an exploratory test).
+	if !strings.Contains(res.stderr, "was created with the server's defaults") {
+		t.Errorf("no warning that the new database has the server's defaults:\n%s", res.stderr)
+	}
 	if got := strings.TrimSpace(pg.mustQuery(copyDB, "SELECT s = 'Stra' || chr(223) || 'e' FROM t;")); got != "t" {
 		t.Errorf("rows of the copy: %q", got)
 	}

@@ -163,6 +163,12 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		// runs to its end rather than leave it under a temporary name.
 		u.noticef("the interrupt came after the dump had loaded: the restore was finished first")
 	}
+	if created && into.Kind == sources.KindPostgres && !from.All {
+		// pg_dump of one database leaves out the database's own
+		// properties; a new database has the server's defaults, and
+		// PUBLIC may connect to it again (found by an exploratory test).
+		u.warnf("%s was created with the server's defaults: a dump of one PostgreSQL database holds none of the database's own owner, privileges (REVOKE CONNECT … FROM PUBLIC), settings (ALTER DATABASE … SET), comment or connection limit; set them again (a restore with --replace over an existing database keeps that database's)", into)
+	}
 	if u.json {
 		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "db": src.Path, "to": into.String(),
 			"bytes": written.Load(), "created": created})
