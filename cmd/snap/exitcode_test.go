@@ -386,3 +386,28 @@ func TestRestoreIfChangedOverOthersFiles(t *testing.T) {
 		t.Errorf("restore --overwrite if-changed as nobody over root's unchanged file: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestOwnFileUnreadable: a repository file its own user cannot read (mode
+// 000) is explained as its mode, with the chmod that gives it back; the
+// advice was to run snap as the owner, which it was (found by an
+// exploratory test).
+func TestOwnFileUnreadable(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	tr, runAs := newUserRepo(t, 65534)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), randomBytes(51, 100<<10))
+	must(t, os.Chmod(src, 0o755))
+	must(t, os.Chmod(filepath.Join(src, "f"), 0o644))
+	if res := runAs("create", src); res.code != 0 {
+		t.Fatalf("create as nobody: %d %s", res.code, res.stderr)
+	}
+	p := largestPack(t, tr.repo)
+	must(t, os.Chmod(p, 0))
+	res := runAs("check", "--read-data")
+	if res.code == 0 || !strings.Contains(res.stderr, "chmod u+rwX "+p) || strings.Contains(res.stderr, "run snap as the user that owns") {
+		t.Errorf("check of a pack its owner cannot read: exit %d\n%s", res.code, res.stderr)
+	}
+}

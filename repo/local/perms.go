@@ -164,6 +164,18 @@ func explainAccess(path string, err error, inDir bool) error {
 			owner = "its directory is " + d
 		}
 	}
+	target := path
+	if inDir {
+		target = filepath.Dir(path)
+	}
+	if st, serr := os.Lstat(target); serr == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == os.Geteuid() {
+			// The user is the owner: its mode is what stands in the way,
+			// and running as the owner is no advice.
+			return fmt.Errorf("%w: %s, and snap runs as that user: its mode denies its own owner access; give it back with chmod u+rwX %s (a repository's files are the owner's to read and write)",
+				err, owner, target)
+		}
+	}
 	return fmt.Errorf("%w: %s, and snap runs as %s; run snap as the user that owns the repository, or give this user access to its files (chown -R, or a group: see 'Permissions' in the user guide)",
 		err, owner, userName(uint32(os.Geteuid())))
 }
