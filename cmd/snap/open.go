@@ -296,6 +296,11 @@ func openRepository(c *cli.Context, e *env, u *ui, location string) (*repo.Repos
 // openRepositoryWith opens the backend first (so that a wrong location is
 // reported before a password is asked for), then the repository.
 func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*repo.Repository, int, error) {
+	if st.location == "" && st.fromConfig != "" {
+		// The config was read but names no repository of its own (its
+		// jobs may name theirs, which snap run uses).
+		return nil, 0, usagef("no repository given: %s has no top-level repository (its jobs' own are for snap run): use --repo, set SNAP_REPOSITORY, or add repository = \"…\" at the top of %s", st.fromConfig, st.fromConfig)
+	}
 	bo := backendOptions{connections: st.connections, upload: st.upload, download: st.download, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}
 	be, conns, err := openBackend(ctx, e, st.location, false, bo)
 	if err != nil {

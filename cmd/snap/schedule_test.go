@@ -293,3 +293,16 @@ func TestJobErrorLeavesTheRestUsable(t *testing.T) {
 		t.Errorf("list with an error in the file's own keys: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestConfigWithoutTopLevelRepository: a config whose jobs name their own
+// repositories but that has none at the top says so, not only "use --repo
+// or set SNAP_REPOSITORY" (found by an exploratory test).
+func TestConfigWithoutTopLevelRepository(t *testing.T) {
+	tr := newTestRepo(t)
+	cfg := filepath.Join(tr.dir, "jobs.toml")
+	writeFile(t, cfg, []byte("[jobs.a]\nrepository = \""+tr.repo+"\"\npaths = [\"/srv\"]\n"))
+	res := tr.runConfig(nil, "list", "--config", cfg)
+	if res.code != exitUsage || !strings.Contains(res.stderr, cfg+" has no top-level repository") {
+		t.Errorf("list with a config of job repositories only: exit %d\n%s", res.code, res.stderr)
+	}
+}
