@@ -189,7 +189,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		}
 		st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, j.Name)
 		if j.Repository != "" && st.location != j.Repository {
-			u.warnf("job %s: repository %s (--repo), not the config's %s", j.Name, sources.DisplayPath(st.location), sources.DisplayPath(j.Repository))
+			u.warnf("job %s: repository %s (--repo), not the config's %s; the config's password source and rate limits are its repository's, so this one takes its password from the flags, the variables or the prompt", j.Name, sources.DisplayPath(st.location), sources.DisplayPath(j.Repository))
 		}
 		r := runJob(ctx, e, u, st, cfg.Path, j)
 		results = append(results, r)
