@@ -78,6 +78,9 @@ type statsJSON struct {
 	Snapshots         int                      `json:"snapshots"`
 	Hosts             []hostStatsJSON          `json:"hosts"`
 	FreeSpace         *freeSpaceJSON           `json:"free_space"`
+	// ReserveBytes is the space reserve's file (a local repository's
+	// room for prune on a full disk), which total_bytes leaves out.
+	ReserveBytes int64 `json:"reserve_bytes"`
 }
 
 func runStats(c *cli.Context, e *env) error {
@@ -181,6 +184,9 @@ func runStats(c *cli.Context, e *env) error {
 			st.FreeSpace = &freeSpaceJSON{Path: lb.Location(), AvailableBytes: fs.Bavail * bs, FreeBytes: fs.Bfree * bs, TotalBytes: fs.Blocks * bs}
 		}
 	}
+	if _, held, ok := s.heldReserve(); ok {
+		st.ReserveBytes = int64(held)
+	}
 	u := s.ui
 	if u.json {
 		return u.jsonDoc(st)
@@ -198,6 +204,9 @@ func runStats(c *cli.Context, e *env) error {
 	u.resultf("snapshots per host:")
 	for _, h := range st.Hosts {
 		u.resultf("  %-16s %d (%s … %s), %s raw", sources.DisplayPath(h.Host), h.Snapshots, localTime(h.First), localTime(h.Last), humanBytes(h.RawBytes))
+	}
+	if st.ReserveBytes > 0 {
+		u.resultf("space reserve:     %s (a file that prune frees on a full disk; not counted in size)", humanBytes(st.ReserveBytes))
 	}
 	if fs := st.FreeSpace; fs != nil {
 		u.resultf("free space:        %s available of %s on the repository's file system", humanBytes(int64(fs.AvailableBytes)), humanBytes(int64(fs.TotalBytes)))
