@@ -132,7 +132,7 @@ var (
 func flagError(err error, flags []cli.Flag) string {
 	msg := err.Error()
 	if m := undefinedFlag.FindStringSubmatch(msg); m != nil {
-		return "unknown flag " + dashed(m[1])
+		return "unknown flag " + dashed(m[1]) + closestFlag(m[1], flags)
 	}
 	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
 		expected := "expected a number"
@@ -145,6 +145,24 @@ func flagError(err error, flags []cli.Flag) string {
 		return dashed(m[1]) + " and " + dashed(m[2]) + " are one flag: give it once"
 	}
 	return msg
+}
+
+// closestFlag is a "did you mean" hint for the unknown flag name: the
+// command's flag (or global flag) within two edits of it, as for a
+// misspelt key of the config.
+func closestFlag(name string, flags []cli.Flag) string {
+	hint, best := "", 3
+	for _, f := range append(slices.Clone(flags), globalFlags(false)...) {
+		for _, n := range f.Names() {
+			if len(n) < 2 {
+				continue
+			}
+			if d := editDistance(n, name); d < best {
+				hint, best = fmt.Sprintf("; did you mean --%s?", n), d
+			}
+		}
+	}
+	return hint
 }
 
 // dashed writes a flag's name as the user writes the flag: "-r", "--repo".
