@@ -277,7 +277,9 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	var cfgErr error
 	if path, err := findConfig(gstring(c, "config"), e.getenv); err != nil {
 		cfgErr = err
-	} else if path != "" {
+	} else if path == "" {
+		u.warnf("no config file (%s): only installed units are listed", strings.Join(configPaths(e.getenv), " or "))
+	} else {
 		cfg, _, err := loadConfig(path)
 		if err != nil {
 			cfgErr = fmt.Errorf("%w; jobs not installed are not listed; see 'snap config check'", err)
