@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/snap-backup/snap/chunk"
@@ -26,6 +27,10 @@ const (
 	RepairFromPacks = "run 'snap repair index --from-packs' to rebuild the index from the pack files"
 	RepairDamaged   = "the pack is damaged: move it out of data/, run 'snap repair index --from-packs', then 'snap create' the affected paths again " +
 		"(their data is stored anew and the older snapshots become whole again); if the data no longer exists, 'snap forget' the affected snapshots and run 'snap prune'"
+	// RepairTruncated is for a pack cut short: what is left may hold
+	// intact blobs, which moving it out would lose.
+	RepairTruncated = "the pack was cut short: leave it in place and run 'snap repair index --from-packs' (it keeps the blobs that lie wholly in what is left), " +
+		"then 'snap create' the affected paths again (the lost data is stored anew and the older snapshots become whole again), then 'snap prune --repack ID' to copy the kept blobs out of it"
 )
 
 // Checker verifies the repository's index and packs. It reads the segments
@@ -239,6 +244,14 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 				Repair:  "its blobs are lost unless another pack holds them (the snapshots affected are listed below); run 'snap repair index --from-packs' to drop it from the index"})
 			return
 		}
+		if size < p.Size {
+			// Its trailer, at the end, is gone with the rest: one problem,
+			// with the advice that keeps what is left (not a second one
+			// about the trailer, whose advice read otherwise).
+			c.addPack(Problem{Kind: "pack_size", Object: packObject(id), pack: id,
+				Message: fmt.Sprintf("pack %s has %d bytes, the index says %d", id, size, p.Size), Repair: c.repairFor(id)})
+			return
+		}
 		if size != p.Size {
 			c.addPack(Problem{Kind: "pack_size", Object: packObject(id), pack: id,
 				Message: fmt.Sprintf("pack %s has %d bytes, the index says %d", id, size, p.Size), Repair: RepairDamaged})
@@ -395,8 +408,17 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 			Message: fmt.Sprintf("pack %s: %s, but all %d blobs the index lists in it are intact", id, joinReasons(reasons), len(c.packs[id].Blobs)),
 			Repair:  fmt.Sprintf("keep the pack (its snapshots restore); run 'snap prune --repack %s' to copy its blobs into a sound pack, which the prune after it deletes", id.Short())})
 	default:
-		c.addPack(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: RepairDamaged})
+		c.addPack(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: c.repairFor(id)})
 	}
+}
+
+// repairFor is the repair for a damaged pack: one cut short keeps what is
+// left (RepairTruncated), any other is moved out (RepairDamaged).
+func (c *Checker) repairFor(id repo.ID) string {
+	if size, ok := c.disk[id]; ok && size < c.packs[id].Size {
+		return strings.ReplaceAll(RepairTruncated, "ID", id.Short())
+	}
+	return RepairDamaged
 }
 
 func joinReasons(rs []string) string {

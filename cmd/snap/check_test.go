@@ -151,6 +151,21 @@ func TestCheckFindsTruncatedPack(t *testing.T) {
 	if res.code != exitFatal || !strings.Contains(res.stderr, "bytes, the index says") {
 		t.Fatalf("check with a truncated pack: exit %d: %s", res.code, res.stderr)
 	}
+	// Advice that keeps what is left: not also "move it out", which loses
+	// it (found by an exploratory test). Here only the trailer is cut, so
+	// --read-data finds every blob intact, and says to keep the pack.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check"}, "cut short: leave it in place"},
+		{[]string{"check", "--read-data"}, "are intact"},
+	} {
+		res := tr.run(c.args...)
+		if res.code != exitFatal || !strings.Contains(res.stderr, c.want) || strings.Contains(res.stderr, "move it out of data/") {
+			t.Errorf("%s with a truncated pack: exit %d: %s", c.args, res.code, res.stderr)
+		}
+	}
 }
 
 func TestCheckIndexSegments(t *testing.T) {

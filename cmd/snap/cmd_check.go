@@ -280,7 +280,10 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 			what = "problems (blobs that cannot be read, files whose content does not add up to their size)"
 			repair = "restore the other files as usual; back up again, and 'snap forget " + sn.ID.Short() + "' once a newer snapshot holds that file"
 		case strings.Contains(example, "damaged"):
-			repair = index.RepairDamaged
+			// The pack's own error above says how to repair it (moved out,
+			// or kept when it was cut short); then a backup stores again
+			// what was lost.
+			repair = "repair the damaged packs as their errors above say; then 'snap create' the affected paths again (their data is stored anew and this snapshot becomes whole again); if the data no longer exists, 'snap forget " + sn.ID.Short() + "' and run 'snap prune'"
 		}
 		ck.AddProblem(index.Problem{Kind: "snapshot", Object: "snapshots/" + sn.ID.String(),
 			Message: fmt.Sprintf("snapshot %s (%s, host %s, %s): %d %s, e.g. %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
