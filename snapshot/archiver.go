@@ -721,15 +721,18 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	}
 	// A file written to while it was read (a database's file, a disk
 	// image) may have been saved as a mix of old and new bytes: its size,
-	// or else its mtime or ctime, differ afterwards. Say so; the node
-	// keeps the times from before the read, so the next run reads the
-	// file again.
+	// or else its mtime, differ afterwards. Say so; the node keeps the
+	// times from before the read, so the next run reads the file again. A
+	// ctime that moved alone is a change of the inode, not of its bytes
+	// (a chmod, or the file renamed over or removed: the open descriptor
+	// read the version that was opened, whole), and the next run reads it
+	// again all the same.
 	after, serr := f.Stat()
 	switch {
 	case uint64(n) != m.Size:
 		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: fmt.Errorf("file changed while it was read (%d bytes read, %d expected); saved what was read", n, m.Size)})
 		m.Size = uint64(n)
-	case serr == nil && (after.Mtim != st.Mtim || after.Ctim != st.Ctim || after.Size != st.Size):
+	case serr == nil && (after.Mtim != st.Mtim || after.Size != st.Size):
 		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: errors.New("file changed while it was read; saved what was read, which may mix old and new content")})
 	}
 	return fileResult{node: Node{Meta: m, Content: ids}}
