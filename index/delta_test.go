@@ -241,3 +241,26 @@ func TestCheckSubsetFindsDamagedBase(t *testing.T) {
 		t.Error("a delta whose only base is damaged is reported available")
 	}
 }
+
+// TestReadableDeltaBesideUnreadable: a blob stored as a delta whose base
+// is lost and again as a delta on bases that are there (no whole copy)
+// reads through the readable one, and prune keeps that one without asking
+// for the lost base; the first was read and failed, and prune refused
+// (found in review).
+func TestReadableDeltaBesideUnreadable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	base, a := rows(2000, -1), rows(2000, 10)
+	lost := f.delta(a, base, repo.ID{9, 9, 9})
+	f.writeRaw([]rawBlob{lost}) // first: the copy a lookup meets first
+	fb := f.full(base)
+	good := f.delta(a, base, fb.id)
+	f.writeRaw([]rawBlob{fb, good})
+	if got, err := f.ix.LoadBlob(ctx, repo.DataBlob, good.id, nil); err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("LoadBlob beside an unreadable copy: %v", err)
+	}
+	f.prune(index.PruneOptions{Instant: true, MaxUnusedPercent: 100}, []index.BlobRef{{Type: repo.DataBlob, ID: good.id}})
+	if got, err := f.ix.LoadBlob(ctx, repo.DataBlob, good.id, nil); err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("LoadBlob after prune: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -520,7 +521,19 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 // blobs come from the tree pack cache when there is one.
 func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
 	if loc.Entry.Delta() {
-		return ix.loadDelta(ctx, loc, dst)
+		out, err := ix.loadDelta(ctx, loc, dst)
+		if err != nil && errors.Is(err, ErrBlobNotIndexed) {
+			// A base of this delta is lost: another copy of the blob (a
+			// whole one a later run stored, or a delta on other bases)
+			// may read. One step only: that copy's own failure stands.
+			if alt, ok := ix.otherCopy(loc); ok {
+				if alt.Entry.Delta() {
+					return ix.loadDelta(ctx, alt, dst)
+				}
+				return ix.LoadBlobAt(ctx, alt, dst)
+			}
+		}
+		return out, err
 	}
 	if ix.packs != nil && loc.Entry.Type == repo.TreeBlob {
 		if out, ok := ix.loadCached(ctx, loc, dst); ok {
@@ -535,6 +548,21 @@ func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]by
 		return nil, err
 	}
 	return out, nil
+}
+
+// otherCopy returns a copy of the blob at loc that does not need loc's
+// bases: a whole one, or a delta on other bases.
+func (ix *Index) otherCopy(loc Location) (Location, bool) {
+	var alt Location
+	var ok bool
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		alt, ok = lookupFunc(tx, loc.Entry.Type, loc.Entry.ID, func(e repo.BlobEntry) bool {
+			return !e.Delta() || !slices.Equal(e.Bases, loc.Entry.Bases)
+		})
+		return nil
+	})
+	ix.touched()
+	return alt, ok
 }
 
 // loadCached reads a blob through the pack cache. ok is false when the

@@ -462,9 +462,9 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	// ends up kept, errs on the side of keeping.
 	//
 	// A delta copy with a base that has no full copy left (its pack was
-	// damaged and moved out) cannot be read. When its blob is stored whole
-	// as well (a later run stored it again), that copy holds the blob and
-	// the delta's lost bases are not asked for: they would make every
+	// damaged and moved out) cannot be read. When its blob has a readable
+	// copy as well (a later run stored it again), that copy holds the blob
+	// and the delta's lost bases are not asked for: they would make every
 	// prune fail with "snapshots refer to blobs that no pack holds" while
 	// every snapshot restores. Such a delta holds nothing (below).
 	hasFull := map[BlobRef]bool{}
@@ -481,11 +481,25 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	unreadable := func(e repo.BlobEntry) bool {
 		return e.Delta() && slices.ContainsFunc(e.Bases, func(b repo.ID) bool { return !hasFull[BlobRef{repo.DataBlob, b}] })
 	}
+	// Blobs with a copy that can be read: whole, or a delta whose bases
+	// all have full copies. An unreadable delta of such a blob holds
+	// nothing and asks for nothing.
+	readable := map[BlobRef]bool{}
+	for _, pp := range pl.order {
+		if pp.missing {
+			continue
+		}
+		for _, e := range pp.blobs {
+			if !unreadable(e) {
+				readable[BlobRef{e.Type, e.ID}] = true
+			}
+		}
+	}
 	needFull := map[BlobRef]bool{}
 	for _, pp := range pl.order {
 		for _, e := range pp.blobs {
 			k := BlobRef{e.Type, e.ID}
-			if _, ok := pl.used[k]; !ok || !e.Delta() || hasFull[k] && unreadable(e) {
+			if _, ok := pl.used[k]; !ok || !e.Delta() || readable[k] && unreadable(e) {
 				continue
 			}
 			for _, b := range e.Bases {
@@ -503,7 +517,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		}
 		for _, e := range pp.blobs {
 			k := BlobRef{e.Type, e.ID}
-			if _, ok := pl.used[k]; ok && !(e.Delta() && needFull[k]) && !(hasFull[k] && unreadable(e)) {
+			if _, ok := pl.used[k]; ok && !(e.Delta() && needFull[k]) && !(readable[k] && unreadable(e)) {
 				locs[k] = append(locs[k], blobLoc{pp, e})
 			}
 		}

@@ -139,7 +139,7 @@ func parseSQLite(d *Database, u *url.URL) (*Database, error) {
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		// Left out, the file would be another: sqlite:///srv/app#old.db
 		// names /srv/app.
-		return nil, fmt.Errorf("database URL %q: a ? or # in an SQLite file's name must be percent-encoded (? as %%3F, # as %%23)", u.String())
+		return nil, fmt.Errorf("database URL %q: an SQLite URL takes no ?parameters or #fragment (a snap before 2026-12-05 ignored them, and with them the rest of a file name holding ? or #): remove them, or, when ? or # is part of the file's name, write it as %%3F or %%23", u.String())
 	}
 	var p string
 	switch {

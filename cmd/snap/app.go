@@ -151,6 +151,11 @@ func flagError(err error, flags []cli.Flag) string {
 // command's flag (or global flag) within two edits of it, as for a
 // misspelt key of the config.
 func closestFlag(name string, flags []cli.Flag) string {
+	if len(name) < 4 {
+		// Every short name is within two edits of another: -x is no
+		// misspelt --at.
+		return ""
+	}
 	hint, best := "", 3
 	for _, f := range append(slices.Clone(flags), globalFlags(false)...) {
 		for _, n := range f.Names() {
@@ -337,7 +342,8 @@ func run(args []string, e *env) int {
 		if err != nil {
 			return err
 		}
-		product := outputIsTheProduct[commandPath(app, args)] || isDryRun(ordered)
+		path := commandPath(app, args)
+		product := outputIsTheProduct[path] || (path == "forget" || path == "prune") && isDryRun(ordered)
 		if product {
 			// ls | head: nothing more to do once the reader has gone.
 			// A backup, a restore or a run whose log reader dies goes on

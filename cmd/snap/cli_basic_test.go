@@ -72,6 +72,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"help", "key", "bogus"}, `no help for "key bogus"`},
 		{[]string{"list", "--bogus"}, "unknown flag --bogus (see 'snap list --help')"},
 		{[]string{"forget", "--keep-lats", "3"}, "unknown flag --keep-lats; did you mean --keep-last? (see 'snap forget --help')"},
+		{[]string{"restore", "-z", "latest"}, "unknown flag -z (see 'snap restore --help')"}, // no "did you mean --at"
 		{[]string{"forget", "--keep-last", "abc"}, `invalid value "abc" for --keep-last: expected a number`},
 		{[]string{"create", "-x", "--one-file-system", "/etc/hostname"}, "-x and --one-file-system are one flag: give it once (see 'snap create --help')"},
 		{[]string{"check", "--read-data", "--read-data-subset", "1/2"}, "give one of the two"},

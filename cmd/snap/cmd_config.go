@@ -64,12 +64,13 @@ func requireConfig(c *cli.Context, e *env) (*Config, error) {
 	return cfg, nil
 }
 
-// usableConfig loads the config file at path for a command that needs
-// only its repository (list, restore, …): errors in a job (a typo in one
-// added today) leave that job out, with a warning, rather than fail a
-// restore at 3 a.m.; errors in the file's own keys still fail, as snap
-// run fails then. The commands about the jobs (config jobs, schedule)
-// fail on any error.
+// usableConfig loads the config file at path for a command that takes
+// only the file's own keys from it (the repository, its password and
+// cache: every command but run, config and schedule, through
+// settingsFrom): errors in a job (a typo in one added today) leave that
+// job out, with a warning, rather than fail a restore at 3 a.m.; errors in
+// the file's own keys still fail, as snap run fails then. The commands
+// about the jobs (config jobs, schedule) fail on any error.
 func usableConfig(c *cli.Context, e *env, path string) (*Config, error) {
 	cfg, problems, err := loadConfig(path)
 	if err == nil {

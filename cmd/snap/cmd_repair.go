@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -63,9 +64,16 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	for _, u := range st.Unreadable {
 		s.ui.errorf("%s: its blobs are not indexed; 'snap check' lists the snapshots affected", u)
 	}
+	for _, p := range st.Truncated {
+		id := strings.TrimPrefix(p, "data/")
+		if len(id) > 8 {
+			id = id[:8]
+		}
+		s.ui.warnf("%s was cut short: 'snap create' the affected paths again to store what it lost, then 'snap prune --repack %s' to copy the blobs it kept into a sound pack", p, id)
+	}
 	if s.ui.json {
 		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
-			"segments": st.Segments, "removed_segments": st.Removed, "unreadable_packs": len(st.Unreadable)})
+			"segments": st.Segments, "removed_segments": st.Removed, "unreadable_packs": len(st.Unreadable), "truncated_packs": len(st.Truncated)})
 	}
 	s.ui.printf("indexed %s in %s; wrote %s, removed the %d they replace", plural(st.Blobs, "blob", "blobs"), plural(st.Packs, "pack", "packs"),
 		plural(st.Segments, "index segment", "index segments"), st.Removed)

@@ -57,13 +57,20 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 		return "", usagef("give a %s password file or a password command, not both", what)
 	}
 	if commandFlag {
-		*origin = passwordCommandFlag(envVar)
+		// Not from the variable: the flag, or else the config.
+		*origin = "the config's password_command"
+		if e.flagGiven(passwordCommandFlag(envVar)) {
+			*origin = passwordCommandFlag(envVar)
+		}
 		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
 	}
 	if file != "" {
 		*origin = "the password file " + file
-		if file == e.getenv(envVar+"_FILE") {
+		switch {
+		case file == e.getenv(envVar+"_FILE"):
 			*origin += ", which " + envVar + "_FILE names"
+		case !e.flagGiven(passwordFileFlag(envVar)):
+			*origin += ", which the config's password_file names"
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {

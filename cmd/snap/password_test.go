@@ -66,6 +66,15 @@ func TestWrongPasswordSaysWhereFrom(t *testing.T) {
 			t.Errorf("%v %v: exit %d, want %q in:\n%s", c.env, c.args, res.code, c.want, res.stderr)
 		}
 	}
+	// From the config: its key is named, not a flag (found in review).
+	cfg := filepath.Join(tr.dir, "snap.toml")
+	for key, value := range map[string]string{"password_command": "echo wrong", "password_file": bad} {
+		writeFile(t, cfg, []byte("repository = \""+tr.repo+"\"\n"+key+" = \""+value+"\"\n"))
+		res := tr.runConfig(nil, "list", "--config", cfg)
+		if res.code != exitWrongPass || !strings.Contains(res.stderr, "the config's "+key) {
+			t.Errorf("%s in the config: exit %d\n%s", key, res.code, res.stderr)
+		}
+	}
 }
 
 // TestPasswordCommandStopped: an interrupted snap ends its password
