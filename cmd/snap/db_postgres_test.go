@@ -409,6 +409,11 @@ func TestPostgresNewDatabaseKeepsEncoding(t *testing.T) {
 	if got := encoding(copyDB); got != "LATIN1" {
 		t.Errorf("restored into a new database with encoding %s, want the dump's LATIN1\n%s%s", got, res.stdout, res.stderr)
 	}
+	// A server URL with ?all for a one-database dump: refused, not
+	// dropped without a word (found by an exploratory test).
+	if res := tr.run("restore", "latest", "--db", db, "--to", pg.url("")+"?all"); res.code != exitUsage || !strings.Contains(res.stderr, "is a dump of one database") {
+		t.Errorf("--to ?all for a one-database dump: exit %d\n%s", res.code, res.stderr)
+	}
 	// The database's own owner, privileges and settings are not in the
 	// dump: the restore says so (found by an exploratory test).
 	if !strings.Contains(res.stderr, "was created with the server's defaults") {

@@ -89,6 +89,11 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 			if into.Kind != from.Kind {
 				return usagef("--to %s: %s is a %s dump; restore it into a %s database", into, src.Path, from.Kind, from.Kind)
 			}
+			if into.All && !from.All {
+				// ?all would be dropped without a word, and the dump
+				// loaded into the database of its own name.
+				return usagef("--to %s: %s is a dump of one database, which is loaded into a database: give its URL (…/NAME), or the server's without ?all to keep the dump's name", into, src.Path)
+			}
 			if from.All && into.Name != "" && into.Kind != sources.KindMongoDB {
 				return usagef("--to %s: %s is a dump of a whole server, which is loaded into a server, not into one database: give the server's URL without a database name", into, src.Path)
 			}
