@@ -117,7 +117,13 @@ func runRestore(c *cli.Context, e *env) error {
 		if err != nil {
 			return err
 		}
-		sns = holdingDumps(sns, dbs)
+		kind := ""
+		if to := c.String("to"); to != "" {
+			if d, err := sources.ParseDatabase(to); err == nil {
+				kind = d.Kind
+			}
+		}
+		sns = holdingDumps(sns, dbs, kind)
 		if at != "" {
 			sn, err = s.findAt(c, sns, when)
 		} else {
@@ -261,7 +267,7 @@ func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) 
 // holdingDumps returns the snapshots that hold every dump names asks for
 // (as restore --db NAME finds them; an ambiguous name counts as held, for
 // restore to report it).
-func holdingDumps(sns []*snapshot.Snapshot, names []string) []*snapshot.Snapshot {
+func holdingDumps(sns []*snapshot.Snapshot, names []string, kind string) []*snapshot.Snapshot {
 	if len(names) == 0 {
 		return sns
 	}
@@ -270,7 +276,10 @@ func holdingDumps(sns []*snapshot.Snapshot, names []string) []*snapshot.Snapshot
 		held := true
 		for _, n := range names {
 			var ue *usageError
-			if _, err := findDumpSource(sn, n); err != nil && !errors.As(err, &ue) {
+			src, err := findDumpSource(sn, n)
+			if err != nil && !errors.As(err, &ue) || err == nil && kind != "" && src.Kind != kind {
+				// Not there, or of another kind than --to names (an all.sql
+				// of MariaDB's is no dump to load into PostgreSQL).
 				held = false
 				break
 			}

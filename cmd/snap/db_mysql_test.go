@@ -365,3 +365,25 @@ func TestMariaDBReplaceDamagedDumpDropsNothing(t *testing.T) {
 		t.Errorf("the view: %s rows, want 20001", got)
 	}
 }
+
+// TestRestoreLatestDumpOfTheKindToNames: with --to, 'latest' is the newest
+// snapshot holding a dump of that name and of the kind --to names: a newer
+// MariaDB dump of the same name no longer hides an SQLite one (the
+// restore failed with "is a mysql dump"; found by an exploratory test).
+func TestRestoreLatestDumpOfTheKindToNames(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery(db, "CREATE TABLE t (i INT);")
+	file := filepath.Join(tr.dir, db+".db")
+	sqliteQuery(t, file, "CREATE TABLE s (x); INSERT INTO s VALUES ('sqlite');")
+	tr.mustRun("create", "--db", "sqlite://"+file)
+	tr.mustRun("create", "--db", my.url(db))
+	into := filepath.Join(tr.dir, "copy.db")
+	if res := tr.run("restore", "latest", "--db", db, "--to", "sqlite://"+into); res.code != 0 {
+		t.Fatalf("restore of the SQLite dump behind a newer MariaDB one: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := sqliteQuery(t, into, "SELECT x FROM s;"); strings.TrimSpace(got) != "sqlite" {
+		t.Errorf("restored %q", got)
+	}
+}
