@@ -341,8 +341,7 @@ func (st repoSettings) passwordWithOrigin(ctx context.Context, e *env) (func() (
 	}
 	origin := new(string)
 	return func() (string, error) {
-		pw, from, err := passwordWithOrigin(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository")
-		*origin = from
+		pw, err := passwordLookup(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository", origin)
 		var pfe *passwordFileError
 		if errors.As(err, &pfe) && st.passwordFileKey != "" {
 			// The variables the general hint names do not replace the

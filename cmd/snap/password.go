@@ -38,18 +38,14 @@ const passwordCommandTimeout = 2 * time.Minute
 // variables (envVar_FILE, envVar_COMMAND) or the config; a command given on
 // the command line wins over a file or password from the environment.
 func passwordFrom(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string) (string, error) {
-	pw, _, err := passwordWithOrigin(ctx, e, file, envVar, command, confirm, what)
-	return pw, err
+	var origin string
+	return passwordLookup(ctx, e, file, envVar, command, confirm, what, &origin)
 }
 
-// passwordWithOrigin is passwordFrom that also says where the password
-// came from, for a message about a wrong one: with flags, variables and
-// the config in play, a variable left in the shell is hard to spot.
-func passwordWithOrigin(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string) (pw, origin string, err error) {
-	pw, err = passwordLookup(ctx, e, file, envVar, command, confirm, what, &origin)
-	return pw, origin, err
-}
-
+// passwordLookup is passwordFrom that also sets origin to where the
+// password came from, for a message about a wrong one: with flags,
+// variables and the config in play, a variable left in the shell is hard
+// to spot.
 func passwordLookup(ctx context.Context, e *env, file, envVar, command string, confirm bool, what string, origin *string) (string, error) {
 	commandFlag := command != "" && command != e.getenv(envVar+"_COMMAND")
 	fileFlag := file != "" && file != e.getenv(envVar+"_FILE")
@@ -87,7 +83,7 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 		return pw, nil
 	}
 	if command != "" {
-		*origin = "the password command (" + envVar + "_COMMAND or the config)"
+		*origin = "the password command " + envVar + "_COMMAND gives" // commandFlag is false: it is the variable's
 		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
 	}
 	*origin = "the prompt"
