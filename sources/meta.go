@@ -133,10 +133,10 @@ func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
 }
 
 // LstatIn is LstatSince for the entry name of directory l, looked up
-// relative to l's descriptor (Listing says why). Its link is read with
-// readlinkat and its extended attributes through
-// /proc/self/fd/<descriptor>/<name>, which leads to the directory itself
-// and does not follow the entry (without /proc: by path).
+// relative to l's descriptor (Listing says why): fstatat, then its link
+// and extended attributes through /proc/self/fd/<descriptor>/<name>, which
+// leads to the directory itself and does not follow the entry (there is
+// no lgetxattrat before Linux 6.13; without /proc: by path).
 func (r *Reader) LstatIn(l *Listing, name string, prev *Meta) (Meta, error) {
 	var st unix.Stat_t
 	path := l.path + "/" + name
