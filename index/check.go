@@ -143,7 +143,13 @@ func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 		if unindexed == 1 {
 			what = "1 pack is"
 		}
-		c.note(fmt.Sprintf("%s not indexed: left by interrupted runs, or being written by a running backup; 'snap prune' removes the former", what))
+		if len(ss.Unreadable) > 0 {
+			// They may be the packs the unreadable segments list: not
+			// leftovers to remove, but data to index again.
+			c.note(fmt.Sprintf("%s not indexed: the index segments that cannot be read may list them; 'snap repair index --from-packs' indexes them again", what))
+		} else {
+			c.note(fmt.Sprintf("%s not indexed: left by interrupted runs, or being written by a running backup; 'snap prune' removes the former", what))
+		}
 	}
 	return c, nil
 }

@@ -171,7 +171,7 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 						ents = append(ents, e)
 					}
 				}
-				msg := fmt.Sprintf("data/%s: %v; it is %d bytes where the old index listed %d: the %d of its %d blobs in what is left", p.id, err, p.size, lp.Size, len(ents), len(lp.Blobs))
+				msg := fmt.Sprintf("data/%s: %v; it was cut short (%d bytes, the old index listed %d), and %d of its %d blobs lie in what is left", p.id, err, p.size, lp.Size, len(ents), len(lp.Blobs))
 				if len(ents) == 0 {
 					st.Unreadable = append(st.Unreadable, msg+" (none)")
 					continue

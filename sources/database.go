@@ -65,6 +65,9 @@ func ParseDatabase(raw string) (*Database, error) {
 		return nil, fmt.Errorf("database URL %q: unknown kind %q; use postgres://, mysql://, sqlite:// or mongodb://", redactRaw(raw), u.Scheme)
 	}
 	if d.Kind == KindSQLite {
+		if strings.Contains(raw, "#") {
+			u.Fragment = "#" // an empty one too: parseSQLite refuses it
+		}
 		return parseSQLite(d, u)
 	}
 	if u.Opaque != "" {

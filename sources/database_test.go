@@ -213,7 +213,7 @@ func TestSQLiteFileNameWithURLCharacters(t *testing.T) {
 			t.Errorf("%s: recorded unencoded, read back as %v (%v)", file, old, err)
 		}
 	}
-	for _, raw := range []string{"sqlite:///srv/app#old.db", "sqlite:///srv/q?m.db", "sqlite:///srv/pc%.db"} {
+	for _, raw := range []string{"sqlite:///srv/app#old.db", "sqlite:///srv/q?m.db", "sqlite:///srv/pc%.db", "sqlite:///srv/app.db#", "sqlite:///srv/app.db?"} {
 		if d, err := ParseDatabase(raw); err == nil {
 			t.Errorf("%s: accepted as %s", raw, d.File)
 		} else if !strings.Contains(err.Error(), "%23") {

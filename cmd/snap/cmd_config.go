@@ -87,11 +87,11 @@ func usableConfig(c *cli.Context, e *env, path string) (*Config, error) {
 	slices.Sort(names)
 	cfg.Jobs = slices.DeleteFunc(slices.Clone(cfg.Jobs), func(j *Job) bool { return byJob[j.Name] != Problem{} })
 	first := byJob[names[0]]
-	what := "job %s is"
+	what := "job %s is left out, as the config has errors in it"
 	if len(names) > 1 {
-		what = "jobs %s are"
+		what = "jobs %s are left out, as the config has errors in them"
 	}
-	newUI(c, e).warnf(what+" left out, as the config has errors in them: %s ('snap config check' lists every one)", strings.Join(names, ", "), first)
+	newUI(c, e).warnf(what+": %s ('snap config check' lists every one)", strings.Join(names, ", "), first)
 	return cfg, nil
 }
 

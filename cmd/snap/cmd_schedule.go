@@ -229,6 +229,15 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	return nil
 }
 
+// shellWord quotes s for a shell only when it needs it, so that a command
+// in a message reads as typed.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-=:,+@%") == "" {
+		return s
+	}
+	return shQuote(s)
+}
+
 // userUnitsOfSystemConfig refuses user units (--user, by someone other
 // than root) for the system's config when the search found it rather than
 // --config naming it: the units would run root's jobs as this user, who
@@ -332,7 +341,10 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	// (without them, install would write and enable system units).
 	where := o.userFlag()
 	if o.dir != "" {
-		where += "--dir " + shQuote(o.dir) + " "
+		where += "--dir " + shellWord(o.dir) + " "
+	}
+	if cfg := gstring(c, "config"); cfg != "" {
+		where += "--config " + shellWord(cfg) + " " // the config compared with, not the default one
 	}
 	for _, uj := range out {
 		switch {

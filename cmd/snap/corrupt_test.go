@@ -468,7 +468,7 @@ func TestRepairTruncatedPack(t *testing.T) {
 	must(t, err)
 	must(t, os.Truncate(p, fi.Size()/2))
 	res := tr.run("repair", "index", "--from-packs")
-	if res.code != 0 || !strings.Contains(res.stderr, "blobs in what is left") || !strings.Contains(res.stderr, "'snap prune --repack "+filepath.Base(p)[:8]+"'") {
+	if res.code != 0 || !strings.Contains(res.stderr, "blobs lie in what is left") || !strings.Contains(res.stderr, "'snap prune --repack "+filepath.Base(p)[:8]+"'") {
 		t.Fatalf("repair of a truncated pack: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	target := filepath.Join(tr.dir, "r")

@@ -161,7 +161,7 @@ paths = ["` + src + `"]
 	config, _ := os.ReadFile(cfg)
 	writeFile(t, cfg, []byte(strings.Replace(string(config), "03:00:00", "04:00:00", 1)))
 	res = tr.runConfig(nil, "schedule", "list", "--dir", units, "--config", cfg)
-	if res.code != 0 || !strings.Contains(res.stdout, "installed; outdated") || !strings.Contains(res.stderr, "job app: the installed units differ from what the config gives now: 'snap schedule install --dir '"+units+"' app'") {
+	if res.code != 0 || !strings.Contains(res.stdout, "installed; outdated") || !strings.Contains(res.stderr, "job app: the installed units differ from what the config gives now: 'snap schedule install --dir "+units+" --config "+cfg+" app'") {
 		t.Errorf("list after a schedule change: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	// The job removed from the config: its timer would go on running it.
