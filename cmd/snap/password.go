@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -169,15 +171,58 @@ func readTerminal(ctx context.Context, fd int) ([]byte, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		pw, err := term.ReadPassword(fd)
+		pw, err := readNoEcho(fd)
 		done <- result{pw, err}
 	}()
 	select {
 	case r := <-done:
+		if errors.Is(r.err, io.EOF) {
+			return nil, usagef("no password was given: the input ended (Ctrl-D); nothing was changed")
+		}
 		return r.pw, r.err
 	case <-ctx.Done():
 		_ = term.Restore(fd, state)
 		return nil, fmt.Errorf("%w: no password was given; nothing was changed", errInterrupted)
+	}
+}
+
+// readNoEcho reads a line from the terminal fd with echo off, as
+// term.ReadPassword does, except that Ctrl-D on an empty line ends it with
+// io.EOF: ReadPassword took the terminal's end of input for an empty read
+// and waited on for ever. The terminal's modes are put back after.
+func readNoEcho(fd int) ([]byte, error) {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	old := *t
+	t.Lflag &^= unix.ECHO
+	t.Lflag |= unix.ICANON | unix.ISIG
+	t.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+		return nil, err
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, &old)
+	var line []byte
+	var buf [256]byte
+	for {
+		n, err := unix.Read(fd, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 { // Ctrl-D: on an empty line the end, else the line as typed
+			if len(line) == 0 {
+				return nil, io.EOF
+			}
+			return line, nil
+		}
+		line = append(line, buf[:n]...)
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			return bytes.TrimSuffix(line[:i], []byte("\r")), nil
+		}
 	}
 }
 

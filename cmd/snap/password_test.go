@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,4 +219,48 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestPasswordPromptTypedAndEnded: at the prompt, a password typed and
+// entered opens the repository (without echo: the password does not show
+// in the terminal's output); Ctrl-D on an empty line ends the prompt with
+// one line and exit 2, echo on again (it waited for ever: x/term's
+// ReadPassword took the end of input for an empty read).
+func TestPasswordPromptTypedAndEnded(t *testing.T) {
+	tr := newTestRepo(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) from util-linux is not installed")
+	}
+	run := func(input []byte) (string, error) {
+		cmd := exec.Command("script", "-qec", snapBin+" list; echo \"status $?\"; stty -a", "/dev/null")
+		cmd.Env = append(append(baseEnv(), tr.env...), "SNAP_PASSWORD=", "SHELL=/bin/sh")
+		stdin, err := cmd.StdinPipe()
+		must(t, err)
+		var out lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		must(t, cmd.Start())
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(out.String(), "enter repository password:") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // the prompt is written just before the read starts
+		_, _ = stdin.Write(input)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			return out.String(), err
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			return out.String(), fmt.Errorf("still waiting 10 s after the input")
+		}
+	}
+	out, err := run([]byte("test-password\r"))
+	if err != nil || !strings.Contains(out, "status 0") || strings.Contains(out, "test-password") {
+		t.Errorf("password typed at the prompt (%v):\n%s", err, out)
+	}
+	out, err = run([]byte{4}) // Ctrl-D
+	if err != nil || !strings.Contains(out, "the input ended (Ctrl-D)") || !strings.Contains(out, "status 2") || !regexp.MustCompile(`[; ]echo[ ;]`).MatchString(out) {
+		t.Errorf("Ctrl-D at the prompt (%v):\n%s", err, out)
+	}
 }
