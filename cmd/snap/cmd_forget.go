@@ -271,7 +271,20 @@ func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
 		if err != nil {
 			full, perr := repo.ParseID(strings.ToLower(ref))
 			if perr != nil {
-				return nil, err
+				// A prefix of a snapshot that cannot be read, as list
+				// shows it: that one, when it is the only one.
+				var match []repo.ID
+				for _, lerr := range s.unreadable {
+					if name, ok := strings.CutPrefix(unreadableObject(lerr), "snapshots/"); ok && strings.HasPrefix(name, strings.ToLower(ref)) {
+						if uid, err := repo.ParseID(name); err == nil {
+							match = append(match, uid)
+						}
+					}
+				}
+				if len(match) != 1 || !errors.Is(err, snapshot.ErrNoSnapshot) {
+					return nil, err
+				}
+				full = match[0]
 			}
 			if _, serr := s.r.Backend().Stat(c.Context, repo.Handle{Type: repo.SnapshotFile, Name: full.String()}); serr != nil {
 				return nil, err
