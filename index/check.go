@@ -51,6 +51,8 @@ type Checker struct {
 	notes    []string
 	damaged  map[packBlob]bool // blobs that failed to read back, by pack
 	gone     map[repo.ID]bool  // indexed packs that are missing or unreadable
+	// unindexed counts the packs in data/ that no segment lists.
+	unindexed int
 	// unverified counts deltas read whose bases could not be read, so
 	// their content could not be checked (see readPack).
 	unverified int
@@ -67,6 +69,10 @@ type Checker struct {
 	ReadPacks int
 	ReadBytes int64
 }
+
+// UnindexedPacks is the number of packs in the repository that no index
+// segment lists.
+func (c *Checker) UnindexedPacks() int { return c.unindexed }
 
 // accessDenied records err when it is a permission error and says so.
 func (c *Checker) accessDenied(err error) bool {
@@ -143,12 +149,16 @@ func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 		if unindexed == 1 {
 			what = "1 pack is"
 		}
+		c.unindexed = unindexed
 		if len(ss.Unreadable) > 0 {
 			// They may be the packs the unreadable segments list: not
 			// leftovers to remove, but data to index again.
 			c.note(fmt.Sprintf("%s not indexed: the index segments that cannot be read may list them; 'snap repair index --from-packs' indexes them again", what))
 		} else {
-			c.note(fmt.Sprintf("%s not indexed: left by interrupted runs, or being written by a running backup; 'snap prune' removes the former", what))
+			// Or listed by a segment that was lost, or that an older snap
+			// could not read and left out of its repair: with blobs
+			// missing, they are data to index again, not leftovers.
+			c.note(fmt.Sprintf("%s not indexed: left by interrupted runs, being written by a running backup, or listed by an index segment that was lost; when snapshots miss blobs (errors above), run 'snap repair index --from-packs' before any forget or prune; otherwise 'snap prune' removes them", what))
 		}
 	}
 	return c, nil

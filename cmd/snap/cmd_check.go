@@ -271,6 +271,13 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 			continue
 		}
 		repair := "'snap repair index --from-packs' if the packs exist but are not indexed; otherwise that data is lost: back up again and 'snap forget " + sn.ID.Short() + "'"
+		if n := ck.UnindexedPacks(); n > 0 {
+			// Packs no segment lists may hold what is missing (a lost
+			// segment, or an older snap's repair that left out packs it
+			// could not read): forget and prune would delete them.
+			repair = fmt.Sprintf("%s not indexed: run 'snap repair index --from-packs' first, which may index what this snapshot misses, and no forget or prune before; if blobs are still missing after it, that data is lost: back up again and 'snap forget %s'",
+				plural(n, "pack is", "packs are"), sn.ID.Short())
+		}
 		what := "blobs cannot be read"
 		switch {
 		case strings.Contains(example, "content adds up to"):
