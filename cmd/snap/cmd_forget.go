@@ -329,7 +329,7 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 			if sn.Keep {
 				action = "keep"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", sn.ShortID, localTime(sn.Time), sources.DisplayPath(sn.Host), sources.DisplayPath(strings.Join(sn.Tags, ",")), action, strings.Join(sn.Reasons, ", "))
+			fmt.Fprint(tw, tableRow(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\n", sn.ShortID, localTime(sn.Time), sources.DisplayPath(sn.Host), sources.DisplayPath(strings.Join(sn.Tags, ",")), action, strings.Join(sn.Reasons, ", "))))
 		}
 		tw.Flush()
 	}

@@ -101,8 +101,8 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 		for _, t := range sn.Tags {
 			tags = append(tags, sources.DisplayPath(t))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host), strings.Join(tags, ","),
-			humanBytes(sn.Summary.Bytes), humanBytes(sn.Summary.AddedBytes), strings.Join(paths, " "))
+		fmt.Fprint(tw, tableRow(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host), strings.Join(tags, ","),
+			humanBytes(sn.Summary.Bytes), humanBytes(sn.Summary.AddedBytes), strings.Join(paths, " "))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -583,3 +583,23 @@ paths = ["` + src + `"]
 		t.Errorf("list -q:\n%s", res.stdout)
 	}
 }
+
+// TestListTableWithByteFF: a backed-up path holding the byte 0xff (not
+// UTF-8) is written \xff in list's table, whose columns stay aligned: the
+// table (text/tabwriter) took the byte for its escape and gave up aligning
+// every row after it (found by a compatibility test).
+func TestListTableWithByteFF(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "a\xff")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", src)
+	res := tr.mustRun("list")
+	if strings.IndexByte(res.stdout, 0xff) >= 0 || !strings.Contains(res.stdout, `a\xff`) {
+		t.Errorf("list with a path holding 0xff:\n%q", res.stdout)
+	}
+	lines := strings.Split(res.stdout, "\n")
+	if strings.Index(lines[0], "Size") != strings.Index(lines[1], "1 B") {
+		t.Errorf("columns not aligned:\n%s", res.stdout)
+	}
+}

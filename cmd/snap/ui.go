@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,6 +176,11 @@ func humanBytes(n int64) string {
 }
 
 func localTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+
+// tableRow is a row for a text/tabwriter table with each byte 0xff of its
+// cells (a path's, not UTF-8) written \xff: the table takes that byte for
+// its escape, and misaligned every row after it.
+func tableRow(row string) string { return strings.ReplaceAll(row, "\xff", `\xff`) }
 
 // plural is "1 entry" or "n entries".
 func plural(n int, one, many string) string {
