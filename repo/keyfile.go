@@ -1,13 +1,16 @@
 package repo
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -140,14 +143,15 @@ func (kf *keyFile) unwrap(password string, hugePages bool) (*MasterKey, error) {
 	return &mk, nil
 }
 
-// findKey tries every key file with the password, and hands each master
-// key it unwraps, with its key file's name, to accept, until one is
-// accepted (Open: it opens the config).
+// findKey tries every key file with the password, the cheapest to derive
+// first and none that needs more than avail KiB (0: no limit), and hands
+// each master key it unwraps, with its key file's name, to accept, until
+// one is accepted (Open: it opens the config).
 //
 // A key accept refuses is passed over, with its error kept: a key
 // file left by an init that lost a race to another one (two inits at once
 // on S3) opens with the password but belongs to no repository.
-func findKey(ctx context.Context, be Backend, password string, hugePages bool, accept func(*MasterKey, string) error) error {
+func findKey(ctx context.Context, be Backend, password string, hugePages bool, avail uint64, accept func(*MasterKey, string) error) error {
 	var names []string
 	var firstErr error
 	err := be.List(ctx, KeyFile, func(name string, size int64) error {
@@ -171,9 +175,17 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 	}
 	var loadErr, acceptErr error
 	tried := false // some key file was readable and the password did not open it
+	type parsed struct {
+		name string
+		kf   *keyFile
+	}
+	var keys []parsed
 	for _, name := range names {
 		h := Handle{Type: KeyFile, Name: name}
 		data, err := be.Load(ctx, h, 0, 0)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed since the listing (a key remove meanwhile)
+		}
 		if err != nil {
 			loadErr = cmpErr(loadErr, err)
 			continue
@@ -190,16 +202,30 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 			firstErr = cmpErr(firstErr, corrupt(h.String(), "%v", err))
 			continue
 		}
-		mk, err := kf.unwrap(password, hugePages)
+		keys = append(keys, parsed{name, kf})
+	}
+	// The cheapest to try first: the order of names is that of hashes, and
+	// a user whose key came after a colleague's costlier one (or one made
+	// costly on purpose) paid for its derivation on every command.
+	slices.SortStableFunc(keys, func(a, b parsed) int { return cmp.Compare(a.kf.Params.cost(), b.kf.Params.cost()) })
+	for _, k := range keys {
+		if need := uint64(k.kf.Params.MemoryKiB); avail > 0 && need > avail {
+			// Deriving it would end the process (the Go runtime's "out of
+			// memory" is no error that can be handled).
+			firstErr = cmpErr(firstErr, fmt.Errorf("key file keys/%s needs %d MiB for its password derivation, more than the %d MiB this process may have: skipped (run snap where more memory is free, or remove that key with 'snap key remove')",
+				k.name, need>>10, avail>>10))
+			continue
+		}
+		mk, err := k.kf.unwrap(password, hugePages)
 		if errors.Is(err, ErrWrongPassword) {
 			tried = true
 			continue
 		}
 		if err != nil {
-			firstErr = cmpErr(firstErr, corrupt(h.String(), "%v", err))
+			firstErr = cmpErr(firstErr, corrupt(Handle{Type: KeyFile, Name: k.name}.String(), "%v", err))
 			continue
 		}
-		if err := accept(mk, name); err != nil {
+		if err := accept(mk, k.name); err != nil {
 			acceptErr = cmpErr(acceptErr, err)
 			continue
 		}
@@ -222,6 +248,46 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		return fmt.Errorf("%w: it opens none of the readable key files (and %v; it may be the one for this password)", ErrWrongPassword, firstErr)
 	}
 	return fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
+}
+
+// cost is what deriving a key with p takes, in KiB-passes: memory times
+// passes (the threads share them).
+func (p KDFParams) cost() uint64 { return uint64(p.MemoryKiB) * uint64(p.Time) }
+
+// availableMemoryKiB is the memory a key derivation may take without
+// ending the process: the smaller of what the system has available
+// (MemAvailable) and what the address-space limit leaves (ulimit -v, less
+// what the process maps already); 0 when neither can be told.
+func availableMemoryKiB() uint64 {
+	var avail uint64
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil {
+					avail = n
+				}
+			}
+		}
+	}
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_AS, &lim) == nil && lim.Cur != unix.RLIM_INFINITY {
+		left := lim.Cur / 1024
+		if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				if pages, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+					used := pages * uint64(os.Getpagesize()) / 1024
+					left = 0
+					if lim.Cur/1024 > used {
+						left = lim.Cur/1024 - used
+					}
+				}
+			}
+		}
+		if avail == 0 || left < avail {
+			avail = max(left, 1)
+		}
+	}
+	return avail
 }
 
 func cmpErr(first, err error) error {
@@ -364,12 +430,18 @@ func (r *Repository) KeysOpenedBy(ctx context.Context, password string) ([]strin
 			continue
 		}
 		data, err := r.be.Load(ctx, Handle{Type: KeyFile, Name: k.Name}, 0, 0)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed since it was listed
+		}
 		if err != nil {
 			return nil, err
 		}
 		kf, err := parseKeyFile(data)
 		if err != nil {
 			continue // changed since it was listed: ListKeys's checks failed it
+		}
+		if lim := r.opts.KDFMemoryKiB; lim > 0 && uint64(kf.Params.MemoryKiB) > lim {
+			continue // deriving it would end the process (findKey)
 		}
 		if _, err := kf.unwrap(password, r.opts.HugePages); err == nil {
 			names = append(names, k.Name)

@@ -174,3 +174,36 @@ func TestOpenWithoutConfigIsDamage(t *testing.T) {
 		t.Errorf("open without config: %v", err)
 	}
 }
+
+// TestKeyNeedingTooMuchMemory: a key file whose password derivation needs
+// more memory than the process may take is skipped with an error naming
+// it, and the cheaper keys still open: a colleague's costly key (4 GiB)
+// ended every command under a 2 GB limit with the Go runtime's "out of
+// memory" and a stack trace (found by an exploratory test).
+func TestKeyNeedingTooMuchMemory(t *testing.T) {
+	ctx := context.Background()
+	be, err := local.Create(t.TempDir() + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cheap, costly := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, repo.KDFParams{Time: 1, MemoryKiB: 64 << 10, Threads: 1}
+	a, err := repo.Init(ctx, be, "pw-a", cheap, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nameB, err := a.AddKey(ctx, "pw-b", costly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := repo.Options{KDFMemoryKiB: 32 << 10}
+	if r, err := repo.Open(ctx, be, "pw-a", limited); err != nil || r.KeyName() != a.KeyName() {
+		t.Errorf("the cheap key under a 32 MiB limit: %v", err)
+	}
+	_, err = repo.Open(ctx, be, "pw-b", limited)
+	if !errors.Is(err, repo.ErrWrongPassword) || !strings.Contains(err.Error(), nameB) || !strings.Contains(err.Error(), "needs 64 MiB") {
+		t.Errorf("the costly key under a 32 MiB limit: %v", err)
+	}
+	if got, err := a.KeysOpenedBy(ctx, "pw-b"); err != nil || !slices.Equal(got, []string{nameB}) {
+		t.Errorf("KeysOpenedBy without a limit: %v, %v", got, err)
+	}
+}

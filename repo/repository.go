@@ -63,11 +63,19 @@ type Options struct {
 	// huge pages; the caller decides whether the system allows it
 	// (cmd/snap/hugepages.go).
 	HugePages bool
+	// KDFMemoryKiB is the most memory a key file's password derivation may
+	// take in this process; a key that needs more is skipped with an error
+	// (deriving it would end the process). fill sets it from the memory
+	// available (availableMemoryKiB); tests set it.
+	KDFMemoryKiB uint64
 }
 
 func (o *Options) fill() {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.KDFMemoryKiB == 0 {
+		o.KDFMemoryKiB = availableMemoryKiB()
 	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
@@ -196,7 +204,7 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 	h := Handle{Type: ConfigFile}
 	var sealed []byte // read once, when a key first opens
 	var r *Repository
-	err := findKey(ctx, be, password, opts.HugePages, func(mk *MasterKey, keyName string) error {
+	err := findKey(ctx, be, password, opts.HugePages, opts.KDFMemoryKiB, func(mk *MasterKey, keyName string) error {
 		if sealed == nil {
 			var err error
 			if sealed, err = be.Load(ctx, h, 0, 0); err != nil {
