@@ -79,9 +79,9 @@ func environ(keepSecrets bool) []string {
 func secretVar(kv string) bool {
 	name, _, _ := strings.Cut(kv, "=")
 	switch name {
-	case "SNAP_PASSWORD", "SNAP_NEW_PASSWORD", "SNAP_TO_PASSWORD",
+	case "SNAP_PASSWORD", "SNAP_NEW_PASSWORD", "SNAP_TO_PASSWORD", "SNAP_FROM_PASSWORD",
 		// A password command may hold the password itself (echo …).
-		"SNAP_PASSWORD_COMMAND", "SNAP_NEW_PASSWORD_COMMAND", "SNAP_TO_PASSWORD_COMMAND":
+		"SNAP_PASSWORD_COMMAND", "SNAP_NEW_PASSWORD_COMMAND", "SNAP_TO_PASSWORD_COMMAND", "SNAP_FROM_PASSWORD_COMMAND":
 		return true
 	}
 	return false
