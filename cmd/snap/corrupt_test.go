@@ -512,3 +512,39 @@ func TestRestoreMissingPack(t *testing.T) {
 		t.Errorf("restore with a pack missing: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestInitAfterInterruptedInit: a directory an init left before it saved
+// the config (its directories and key file) is said to be one, to list
+// and to init, with what to do; it was "damaged" to every command and "not
+// empty" to init (found by an exploratory test). Init does not empty it
+// itself: a second init running at that moment would lose its key. A lost
+// config beside data stays damage.
+func TestInitAfterInterruptedInit(t *testing.T) {
+	tr := newUninitRepo(t)
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0")
+	must(t, os.Remove(filepath.Join(tr.repo, "config")))
+	for _, args := range [][]string{{"list"}, {"init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0"}} {
+		res := tr.run(args...)
+		if res.code == 0 || !strings.Contains(res.stderr, "an init that was stopped") || !strings.Contains(res.stderr, "rm -r "+tr.repo+"/*") {
+			t.Errorf("%s after an interrupted init: exit %d\n%s", args[0], res.code, res.stderr)
+		}
+	}
+	entries, err := os.ReadDir(tr.repo)
+	must(t, err)
+	for _, e := range entries {
+		must(t, os.RemoveAll(filepath.Join(tr.repo, e.Name())))
+	}
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0")
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("data"))
+	tr.mustRun("create", src)
+	tr.mustRun("list")
+
+	must(t, os.Remove(filepath.Join(tr.repo, "config")))
+	if res := tr.run("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0"); res.code == 0 {
+		t.Errorf("init over a repository that lost its config succeeded:\n%s", res.stderr)
+	}
+	if res := tr.run("list"); res.code != exitFatal || !strings.Contains(res.stderr, "damaged") {
+		t.Errorf("list of a repository that lost its config: exit %d\n%s", res.code, res.stderr)
+	}
+}

@@ -52,6 +52,12 @@ func Open(dir string) (*Backend, error) {
 					parts = append(parts, string(t)+"/")
 				}
 			}
+			if entries, err := os.ReadDir(abs); err == nil && len(entries) > 0 && interruptedInit(abs, entries) {
+				// No data, index or snapshot: an init that stopped, not a
+				// damaged repository (whose advice would send the admin
+				// looking for a config that never was).
+				return nil, fmt.Errorf("%s holds what an init that was stopped left (empty directories, no config): nothing was stored; empty it (rm -r %s/*) and run 'snap init' again: %w", abs, abs, repo.ErrNoRepository)
+			}
 			if len(parts) > 0 {
 				return nil, fmt.Errorf("%s holds a repository's %s but no config file: the repository is damaged; put its config back from a copy of the repository", abs, strings.Join(parts, ", "))
 			}
@@ -64,6 +70,44 @@ func Open(dir string) (*Backend, error) {
 
 // packFilesOpen is how many pack files Load keeps open.
 const packFilesOpen = 32
+
+// interruptedInit reports whether the directory abs, whose entries are
+// given, holds only what an init that stopped before saving the config
+// leaves: no config, the object directories empty (data/ only its
+// subdirectories), keys/ with key files at most, and a space reserve.
+func interruptedInit(abs string, entries []fs.DirEntry) bool {
+	dirs := map[string]bool{}
+	for _, t := range repo.FileTypes {
+		if t != repo.ConfigFile {
+			dirs[string(t)] = true
+		}
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, reservePrefix) && e.Type().IsRegular() {
+			continue // its space reserve
+		}
+		if !e.IsDir() || !dirs[name] {
+			return false // the config, anything of another's
+		}
+		sub, err := os.ReadDir(filepath.Join(abs, name))
+		if err != nil {
+			return false
+		}
+		for _, f := range sub {
+			switch {
+			case name == string(repo.KeyFile) && f.Type().IsRegular():
+			case name == string(repo.PackFile) && f.IsDir():
+				if inner, err := os.ReadDir(filepath.Join(abs, name, f.Name())); err != nil || len(inner) > 0 {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Create makes the repository layout in dir, which must not exist or be an
 // empty directory. It returns an error wrapping repo.ErrExists otherwise.
@@ -82,6 +126,10 @@ func Create(dir string) (*Backend, error) {
 	}
 	entries, err := os.ReadDir(abs)
 	switch {
+	case err == nil && len(entries) > 0 && interruptedInit(abs, entries):
+		// Not removed here: a second init running at this moment would
+		// lose its key file to it.
+		return nil, fmt.Errorf("%s: %w: it holds what an init that was stopped left (empty directories, no config), and nothing was stored: empty it (rm -r %s/*) or choose another directory", abs, repo.ErrExists, abs)
 	case err == nil && len(entries) > 0:
 		return nil, fmt.Errorf("%s: %w; choose an empty or new directory", abs, repo.ErrExists)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
