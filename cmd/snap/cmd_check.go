@@ -261,6 +261,19 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		ck.AddProblem(index.Problem{Kind: "unreadable_snapshot", Object: obj, Message: le.Error(),
 			Repair: fmt.Sprintf("remove it with 'snap forget %s'", name)})
 	}
+	// Key files: one that cannot be read locks out whoever's password it
+	// held (the others still open the repository).
+	keys, err := repo.ListKeys(ctx, s.r.Backend())
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.Err != nil {
+			ck.AddProblem(index.Problem{Kind: "unreadable_key", Object: "keys/" + k.Name,
+				Message: fmt.Sprintf("key file %s cannot be read: %v", k.Name, k.Err),
+				Repair:  "put it back from a copy of the repository if its password is still in use; else remove it with 'snap key remove " + repo.ShortName(k.Name) + "'"})
+		}
+	}
 	sc := snapshot.NewSnapshotChecker(ck)
 	for _, sn := range sns {
 		n, example, err := sc.Check(ctx, sn)

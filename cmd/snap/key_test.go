@@ -249,3 +249,26 @@ func TestKeyCommandsRefuseMistakes(t *testing.T) {
 		t.Errorf("key remove --no-lock: exit %d, %s", res.code, res.stderr)
 	}
 }
+
+// TestCheckFindsUnreadableKey: check reports a key file that cannot be
+// read (whoever's password it held is locked out), and key remove takes
+// it away; check said nothing (found by an exploratory test).
+func TestCheckFindsUnreadableKey(t *testing.T) {
+	tr := newTestRepo(t)
+	res := tr.runEnv([]string{"SNAP_NEW_PASSWORD=second"}, nil, "key", "add", "--kdf-memory", "8", "--kdf-time", "1", "--json")
+	if res.code != 0 {
+		t.Fatalf("key add: %d %s", res.code, res.stderr)
+	}
+	var added struct{ Added string }
+	must(t, json.Unmarshal([]byte(res.stdout), &added))
+	p := filepath.Join(tr.repo, "keys", added.Added)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the added key %q: %v\n%s", added.Added, err, res.stdout)
+	}
+	must(t, os.WriteFile(p, []byte("{"), 0o600))
+	if res := tr.run("check"); res.code != exitFatal || !strings.Contains(res.stderr, "key file "+added.Added+" cannot be read") {
+		t.Errorf("check with a damaged key file: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("key", "remove", added.Added[:8])
+	tr.mustRun("check")
+}

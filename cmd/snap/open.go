@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -316,11 +317,24 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 	if err != nil {
 		be.Close()
 		if errors.Is(err, repo.ErrWrongPassword) && *origin != "" {
-			err = fmt.Errorf("%w (the password came from %s)", err, *origin)
+			err = fmt.Errorf("%w (the password came from %s%s)", err, *origin, passwordOddity(pw))
 		}
 		return nil, 0, err
 	}
 	return r, conns, nil
+}
+
+// passwordOddity names what in a wrong password may not be meant as part
+// of it: a byte-order mark (Notepad writes one) or blanks at either end.
+// Only line breaks at the end are taken off a password file's content.
+func passwordOddity(pw string) string {
+	switch {
+	case strings.HasPrefix(pw, "\ufeff"):
+		return "; it begins with a byte-order mark, which counts as part of it"
+	case strings.TrimSpace(pw) != pw:
+		return "; it begins or ends with a blank, which counts as part of it"
+	}
+	return ""
 }
 
 // passwordSource returns what gives the repository's password: st.password
