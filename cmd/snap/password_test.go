@@ -172,10 +172,26 @@ func TestPasswordFlagsBoth(t *testing.T) {
 // signal otherwise, where bash waits to see whether snap did.
 func TestPasswordPromptInterrupted(t *testing.T) {
 	tr := newTestRepo(t)
+	start := time.Now()
+	out, err := atPrompt(t, tr, "trap : INT; "+snapBin+" list; stty -a", []byte{3}) // Ctrl-C
+	if err != nil {
+		t.Fatalf("snap at the prompt after Ctrl-C: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "interrupted: no password was given; nothing was changed\r\n") || !regexp.MustCompile(`[; ]echo[ ;]`).MatchString(out) {
+		t.Errorf("after Ctrl-C at the prompt (%v): want the interruption and echo on again:\n%s", time.Since(start), out)
+	}
+}
+
+// atPrompt runs the shell command line under script(1), which gives snap
+// a terminal, types input once snap asks for the repository password, and
+// returns what the terminal showed; an error when it has not ended 10 s
+// after the input. It skips the test without script(1).
+func atPrompt(t *testing.T, tr *testRepo, line string, input []byte) (string, error) {
+	t.Helper()
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Skip("script(1) from util-linux is not installed")
 	}
-	cmd := exec.Command("script", "-qec", "trap : INT; "+snapBin+" list; stty -a", "/dev/null")
+	cmd := exec.Command("script", "-qec", line, "/dev/null")
 	cmd.Env = append(append(baseEnv(), tr.env...), "SNAP_PASSWORD=", "SHELL=/bin/sh") // one shell everywhere
 	stdin, err := cmd.StdinPipe()
 	must(t, err)
@@ -187,18 +203,15 @@ func TestPasswordPromptInterrupted(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond) // the prompt is written just before the read starts
-	start := time.Now()
-	_, _ = stdin.Write([]byte{3}) // Ctrl-C
+	_, _ = stdin.Write(input)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		return out.String(), err
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("snap still waits at the prompt 10 s after Ctrl-C:\n%s", out.String())
-	}
-	if !strings.Contains(out.String(), "interrupted: no password was given; nothing was changed\r\n") || !regexp.MustCompile(`[; ]echo[ ;]`).MatchString(out.String()) {
-		t.Errorf("after Ctrl-C at the prompt (%v): want the interruption and echo on again:\n%s", time.Since(start), out.String())
+		return out.String(), fmt.Errorf("still waiting 10 s after the input")
 	}
 }
 
@@ -228,32 +241,8 @@ func (l *lockedBuffer) String() string {
 // ReadPassword took the end of input for an empty read).
 func TestPasswordPromptTypedAndEnded(t *testing.T) {
 	tr := newTestRepo(t)
-	if _, err := exec.LookPath("script"); err != nil {
-		t.Skip("script(1) from util-linux is not installed")
-	}
 	run := func(input []byte) (string, error) {
-		cmd := exec.Command("script", "-qec", snapBin+" list; echo \"status $?\"; stty -a", "/dev/null")
-		cmd.Env = append(append(baseEnv(), tr.env...), "SNAP_PASSWORD=", "SHELL=/bin/sh")
-		stdin, err := cmd.StdinPipe()
-		must(t, err)
-		var out lockedBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		must(t, cmd.Start())
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(out.String(), "enter repository password:") && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		time.Sleep(200 * time.Millisecond) // the prompt is written just before the read starts
-		_, _ = stdin.Write(input)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			return out.String(), err
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			return out.String(), fmt.Errorf("still waiting 10 s after the input")
-		}
+		return atPrompt(t, tr, snapBin+" list; echo \"status $?\"; stty -a", input)
 	}
 	out, err := run([]byte("test-password\r"))
 	if err != nil || !strings.Contains(out, "status 0") || strings.Contains(out, "test-password") {
