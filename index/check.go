@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/snap-backup/snap/chunk"
@@ -27,10 +26,6 @@ const (
 	RepairFromPacks = "run 'snap repair index --from-packs' to rebuild the index from the pack files"
 	RepairDamaged   = "the pack is damaged: move it out of data/, run 'snap repair index --from-packs', then 'snap create' the affected paths again " +
 		"(their data is stored anew and the older snapshots become whole again); if the data no longer exists, 'snap forget' the affected snapshots and run 'snap prune'"
-	// RepairTruncated is for a pack cut short: what is left may hold
-	// intact blobs, which moving it out would lose.
-	RepairTruncated = "the pack was cut short: leave it in place and run 'snap repair index --from-packs' (it keeps the blobs that lie wholly in what is left), " +
-		"then 'snap create' the affected paths again (the lost data is stored anew and the older snapshots become whole again), then 'snap prune --repack ID' to copy the kept blobs out of it"
 )
 
 // Checker verifies the repository's index and packs. It reads the segments
@@ -428,11 +423,13 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	}
 }
 
-// repairFor is the repair for a damaged pack: one cut short keeps what is
-// left (RepairTruncated), any other is moved out (RepairDamaged).
+// repairFor is the repair for a damaged pack: one cut short is left in
+// place, as what is left may hold intact blobs that moving it out would
+// lose; any other is moved out (RepairDamaged).
 func (c *Checker) repairFor(id repo.ID) string {
 	if size, ok := c.disk[id]; ok && size < c.packs[id].Size {
-		return strings.ReplaceAll(RepairTruncated, "ID", id.Short())
+		return "the pack was cut short: leave it in place and run 'snap repair index --from-packs' (it keeps the blobs that lie wholly in what is left), " +
+			"then 'snap create' the affected paths again (the lost data is stored anew and the older snapshots become whole again), then 'snap prune --repack " + id.Short() + "' to copy the kept blobs out of it"
 	}
 	return RepairDamaged
 }

@@ -55,11 +55,11 @@ func (ix *Index) compactIfNeeded(ctx context.Context, log func(string)) error {
 type RepairStats struct {
 	Packs      int
 	Blobs      int
-	Unreadable []string // packs whose trailer could not be read, with the reason
-	FromIndex  []string // of those, the ones indexed as an old segment listed them
-	Truncated  []string // of those, the ones shorter than listed: only the blobs left were kept
-	Segments   int      // segments written
-	Removed    int      // old segments removed (the new ones supersede them)
+	Unreadable []string  // packs whose trailer could not be read, with the reason
+	FromIndex  []string  // of those, the ones indexed as an old segment listed them
+	Truncated  []repo.ID // of those, the packs shorter than listed: only the blobs left were kept
+	Segments   int       // segments written
+	Removed    int       // old segments removed (the new ones supersede them)
 }
 
 // segmentTarget is the number of blobs per segment that repair writes.
@@ -177,7 +177,7 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 					continue
 				}
 				st.FromIndex = append(st.FromIndex, msg)
-				st.Truncated = append(st.Truncated, fmt.Sprintf("data/%s", p.id))
+				st.Truncated = append(st.Truncated, p.id)
 			case ok:
 				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; it is %d bytes, larger than the %d the old index listed, which cannot tell where its blobs are", p.id, err, p.size, lp.Size))
 				continue

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -64,12 +63,8 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	for _, u := range st.Unreadable {
 		s.ui.errorf("%s: its blobs are not indexed; 'snap check' lists the snapshots affected", u)
 	}
-	for _, p := range st.Truncated {
-		id := strings.TrimPrefix(p, "data/")
-		if len(id) > 8 {
-			id = id[:8]
-		}
-		s.ui.warnf("%s was cut short: 'snap create' the affected paths again to store what it lost, then 'snap prune --repack %s' to copy the blobs it kept into a sound pack", p, id)
+	for _, id := range st.Truncated {
+		s.ui.warnf("data/%s was cut short: 'snap create' the affected paths again to store what it lost, then 'snap prune --repack %s' to copy the blobs it kept into a sound pack", id, id.Short())
 	}
 	if s.ui.json {
 		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
