@@ -156,18 +156,18 @@ func closestFlag(name string, flags []cli.Flag) string {
 		// misspelt --at.
 		return ""
 	}
-	hint, best := "", 3
+	var names []string
 	for _, f := range append(slices.Clone(flags), globalFlags(false)...) {
 		for _, n := range f.Names() {
-			if len(n) < 2 {
-				continue
-			}
-			if d := editDistance(n, name); d < best {
-				hint, best = fmt.Sprintf("; did you mean --%s?", n), d
+			if len(n) >= 2 { // not the one-letter aliases
+				names = append(names, n)
 			}
 		}
 	}
-	return hint
+	if n, ok := closest(names, func(n string) int { return editDistance(n, name) }); ok {
+		return "; did you mean --" + n + "?"
+	}
+	return ""
 }
 
 // dashed writes a flag's name as the user writes the flag: "-r", "--repo".

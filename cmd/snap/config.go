@@ -405,15 +405,14 @@ func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
 		if slices.Contains(allowed, k) {
 			continue
 		}
-		hint, best := "", 3 // the closest known key within two edits
-		for _, a := range allowed {
-			d := editDistance(a, k)
+		hint := ""
+		if a, ok := closest(allowed, func(a string) int {
 			if strings.ReplaceAll(k, "-", "_") == a || strings.EqualFold(a, k) {
-				d = 0
+				return 0
 			}
-			if d < best {
-				hint, best = fmt.Sprintf("; did you mean %q?", a), d
-			}
+			return editDistance(a, k)
+		}); ok {
+			hint = fmt.Sprintf("; did you mean %q?", a)
 		}
 		where := "at the top level"
 		if len(at) > 0 {
@@ -1111,6 +1110,19 @@ func redactedURLs(urls []string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// closest returns the word of words nearest by dist within two edits, the
+// first of those at the least distance: the "did you mean" of a misspelt
+// config key or flag. ok is false when none is that near.
+func closest(words []string, dist func(word string) int) (word string, ok bool) {
+	best := 3
+	for _, w := range words {
+		if d := dist(w); d < best {
+			word, best, ok = w, d, true
+		}
+	}
+	return word, ok
 }
 
 // editDistance is the Levenshtein distance, for "did you mean" hints.
