@@ -65,8 +65,10 @@ func ParseDatabase(raw string) (*Database, error) {
 		return nil, fmt.Errorf("database URL %q: unknown kind %q; use postgres://, mysql://, sqlite:// or mongodb://", redactRaw(raw), u.Scheme)
 	}
 	if d.Kind == KindSQLite {
-		if strings.Contains(raw, "#") {
-			u.Fragment = "#" // an empty one too: parseSQLite refuses it
+		// A ? or a # (even with nothing after it) would cut the file's
+		// name: sqlite:///srv/app#old.db names /srv/app.
+		if u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#") {
+			return nil, fmt.Errorf("database URL %q: an SQLite URL takes no ?parameters or #fragment (a snap before 2026-12-05 ignored them, and with them the rest of a file name holding ? or #): remove them, or, when ? or # is part of the file's name, write it as %%3F or %%23", raw)
 		}
 		return parseSQLite(d, u)
 	}
@@ -139,11 +141,6 @@ func ParseRecordedDatabase(raw string) (*Database, error) {
 }
 
 func parseSQLite(d *Database, u *url.URL) (*Database, error) {
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		// Left out, the file would be another: sqlite:///srv/app#old.db
-		// names /srv/app.
-		return nil, fmt.Errorf("database URL %q: an SQLite URL takes no ?parameters or #fragment (a snap before 2026-12-05 ignored them, and with them the rest of a file name holding ? or #): remove them, or, when ? or # is part of the file's name, write it as %%3F or %%23", u.String())
-	}
 	var p string
 	switch {
 	case u.Opaque != "":
