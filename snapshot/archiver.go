@@ -1373,7 +1373,7 @@ const statGroup = 256
 
 // statAll stats the entries of directory l (leaving out excluded ones),
 // given the parent snapshot's nodes for them (nil where there is none:
-// sources.Reader.LstatSince). A large directory is cut into groups of
+// sources.Reader.LstatIn). A large directory is cut into groups of
 // statGroup entries that free walkers stat at the same time, so that a
 // directory of a hundred thousand files is not listed by one core.
 func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) []statResult {

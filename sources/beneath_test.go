@@ -71,7 +71,7 @@ func TestBeneathFollowsNoSwappedSymlink(t *testing.T) {
 // are looked at in that directory even when it is swapped for a symlink
 // after it was opened (the metadata of /etc/shadow, its link targets and
 // attributes, are not lent to a user's entries of the same names), and
-// LstatIn reads what LstatSince reads by path.
+// LstatIn reads what Lstat reads by path.
 func TestLstatInStaysInTheListedDirectory(t *testing.T) {
 	dir := t.TempDir()
 	must := func(err error) {
@@ -94,12 +94,12 @@ func TestLstatInStaysInTheListedDirectory(t *testing.T) {
 	l, err := NewBeneath().OpenListing(d)
 	must(err)
 	defer l.Close()
-	byPath, err := r.LstatSince(filepath.Join(d, "f"), "f", nil)
+	byPath, err := r.Lstat(filepath.Join(d, "f"), "f")
 	must(err)
 	in, err := r.LstatIn(l, "f", nil)
 	must(err)
 	if in.Size != byPath.Size || in.Inode != byPath.Inode || in.Mode != byPath.Mode || len(in.Xattrs) != len(byPath.Xattrs) {
-		t.Errorf("LstatIn %+v, LstatSince %+v", in, byPath)
+		t.Errorf("LstatIn %+v, Lstat %+v", in, byPath)
 	}
 	if xattrs && (len(in.Xattrs) != 1 || in.Xattrs[0].Name != "user.mine") {
 		t.Errorf("attributes %v, want user.mine", in.Xattrs)

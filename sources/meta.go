@@ -103,17 +103,6 @@ func NewReader() *Reader {
 // name is recorded as Meta.Name. path may be longer than PATH_MAX: its
 // stat, link and attributes are then read through one shortPath.
 func (r *Reader) Lstat(path, name string) (Meta, error) {
-	return r.LstatSince(path, name, nil)
-}
-
-// LstatSince is Lstat for an entry that prev described in an earlier
-// snapshot (nil: none). When the entry is still the same inode of the same
-// type and its ctime has not moved, its extended attributes are prev's and
-// are not read again: setting or removing one changes the inode's ctime,
-// as every write to the inode does. That saves a system call or more per
-// entry of an incremental run (two, listing and stat, were most of a
-// no-change create's kernel time on dataset 1 of make bench).
-func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
 	var m Meta
 	op := "lstat"
 	err := shortPath(path, func(p string) error {
@@ -122,7 +111,7 @@ func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
 			return err
 		}
 		var err error
-		m, op, err = r.complete(name, &st, prev, p)
+		m, op, err = r.complete(name, &st, nil, p)
 		return err
 	})
 	if err != nil {
@@ -132,11 +121,19 @@ func (r *Reader) LstatSince(path, name string, prev *Meta) (Meta, error) {
 	return m, nil
 }
 
-// LstatIn is LstatSince for the entry name of directory l, looked up
-// relative to l's descriptor (Listing says why): fstatat, then its link
-// and extended attributes through /proc/self/fd/<descriptor>/<name>, which
+// LstatIn is Lstat for the entry name of directory l, looked up relative
+// to l's descriptor (Listing says why): fstatat, then its link and
+// extended attributes through /proc/self/fd/<descriptor>/<name>, which
 // leads to the directory itself and does not follow the entry (there is
 // no lgetxattrat before Linux 6.13; without /proc: by path).
+//
+// prev is what an earlier snapshot recorded of the entry (nil: none).
+// When the entry is still the same inode of the same type and its ctime
+// has not moved, its extended attributes are prev's and are not read
+// again: setting or removing one changes the inode's ctime, as every write
+// to the inode does. That saves a system call or more per entry of an
+// incremental run (two, listing and stat, were most of a no-change
+// create's kernel time on dataset 1 of make bench).
 func (r *Reader) LstatIn(l *Listing, name string, prev *Meta) (Meta, error) {
 	var st unix.Stat_t
 	path := l.path + "/" + name

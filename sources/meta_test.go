@@ -10,12 +10,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestLstatSince: the attributes of an entry whose type, inode and ctime
+// TestLstatInPrev: the attributes of an entry whose type, inode and ctime
 // match prev are prev's, not read again (prev here holds attributes the
 // file does not have, to tell the two apart); any of the three differing
 // makes them read from the file.
-func TestLstatSince(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "f")
+func TestLstatInPrev(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
 	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +32,11 @@ func TestLstatSince(t *testing.T) {
 	if !slices.EqualFunc(now.Xattrs, real, xattrEqual) {
 		t.Fatalf("Lstat: %v", now.Xattrs)
 	}
+	l, err := NewBeneath().OpenListing(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
 	kept := []Xattr{{Name: "user.kept", Value: []byte("2")}}
 	for _, c := range []struct {
 		name  string
@@ -44,7 +50,7 @@ func TestLstatSince(t *testing.T) {
 	} {
 		prev := c.prev(now)
 		prev.Xattrs = kept
-		got, err := r.LstatSince(p, "f", &prev)
+		got, err := r.LstatIn(l, "f", &prev)
 		if err != nil {
 			t.Fatal(err)
 		}

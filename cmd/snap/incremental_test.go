@@ -106,7 +106,7 @@ func TestIncremental(t *testing.T) {
 
 // TestIncrementalXattrs: an entry whose inode and ctime match the parent
 // snapshot's keeps the parent's extended attributes without their being
-// read again (sources.Reader.LstatSince); setting, changing or removing
+// read again (sources.Reader.LstatIn); setting, changing or removing
 // one moves the ctime, and the next snapshot records the new set, for
 // files and directories alike.
 func TestIncrementalXattrs(t *testing.T) {
