@@ -353,7 +353,7 @@ func runConfigJobs(c *cli.Context, e *env, namesOnly, scheduledOnly bool) error 
 		if j.Check != nil {
 			after = append(after, "check")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", j.Name, sched, strings.Join(srcs, " "), keep, strings.Join(after, ", "))
+		fmt.Fprint(tw, tableRow(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\n", j.Name, sched, strings.Join(srcs, " "), keep, strings.Join(after, ", "))))
 	}
 	return tw.Flush()
 }
