@@ -467,14 +467,28 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	// and the delta's lost bases are not asked for: they would make every
 	// prune fail with "snapshots refer to blobs that no pack holds" while
 	// every snapshot restores. Such a delta holds nothing (below).
+	//
+	// Only blobs stored as deltas somewhere, and their bases, matter here:
+	// the maps hold those alone, not every blob of the repository.
+	withDeltas := map[BlobRef]bool{}
+	for _, pp := range pl.order {
+		for _, e := range pp.blobs {
+			if e.Delta() {
+				withDeltas[BlobRef{e.Type, e.ID}] = true
+				for _, b := range e.Bases {
+					withDeltas[BlobRef{repo.DataBlob, b}] = true
+				}
+			}
+		}
+	}
 	hasFull := map[BlobRef]bool{}
 	for _, pp := range pl.order {
-		if pp.missing {
+		if pp.missing || len(withDeltas) == 0 {
 			continue
 		}
 		for _, e := range pp.blobs {
-			if !e.Delta() {
-				hasFull[BlobRef{e.Type, e.ID}] = true
+			if k := (BlobRef{e.Type, e.ID}); !e.Delta() && withDeltas[k] {
+				hasFull[k] = true
 			}
 		}
 	}
@@ -486,12 +500,12 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	// nothing and asks for nothing.
 	readable := map[BlobRef]bool{}
 	for _, pp := range pl.order {
-		if pp.missing {
+		if pp.missing || len(withDeltas) == 0 {
 			continue
 		}
 		for _, e := range pp.blobs {
-			if !unreadable(e) {
-				readable[BlobRef{e.Type, e.ID}] = true
+			if k := (BlobRef{e.Type, e.ID}); withDeltas[k] && !unreadable(e) {
+				readable[k] = true
 			}
 		}
 	}
