@@ -219,6 +219,16 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	if res := tr.run("prune"); res.code == 0 || !strings.Contains(res.stderr, "cannot be read") {
 		t.Fatalf("prune with a damaged snapshot: exit %d: %s", res.code, res.stderr)
 	}
+	// list shows the readable snapshots and fails, so that monitoring sees the damage.
+	res = tr.run("list")
+	if res.code != exitFatal || !strings.Contains(res.stdout, list[1].ID[:8]) || !strings.Contains(res.stderr, "1 snapshot could not be read (named above) and left out") {
+		t.Errorf("list beside an unreadable snapshot: exit %d: %s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.run("list", "--json")
+	var readable []snapshotJSON
+	if err := jsonUnmarshal(res.stdout, &readable); res.code != exitFatal || err != nil || len(readable) != 1 {
+		t.Errorf("list --json beside an unreadable snapshot: exit %d, %v: %s%s", res.code, err, res.stdout, res.stderr)
+	}
 	// 'latest' says that it was chosen among the readable snapshots.
 	if res := tr.mustRun("ls", "latest"); !strings.Contains(res.stderr, "latest is snapshot "+list[1].ID[:8]) || !strings.Contains(res.stderr, "chosen among the readable snapshots: 1 snapshot cannot be read") {
 		t.Errorf("ls latest beside an unreadable snapshot: %s", res.stderr)

@@ -84,7 +84,10 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 		for _, sn := range sns {
 			out = append(out, toJSON(sn))
 		}
-		return s.ui.jsonDoc(out)
+		if err := s.ui.jsonDoc(out); err != nil {
+			return err
+		}
+		return s.unreadableErr()
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	if !s.ui.quiet { // -q: the rows alone, for scripts (docs/usage.md)
@@ -110,5 +113,5 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 	if !s.ui.quiet {
 		fmt.Fprintln(e.stdout, plural(len(sns), "snapshot", "snapshots"))
 	}
-	return nil
+	return s.unreadableErr()
 }

@@ -422,3 +422,14 @@ func (s *session) snapshots(ctx context.Context) ([]*snapshot.Snapshot, error) {
 	}
 	return sns, err
 }
+
+// unreadableErr fails a command that lists snapshots when some snapshot documents could not be
+// read (each was named in a warning): monitoring that runs 'snap list' must see the damage, not
+// a shorter list and exit 0.
+func (s *session) unreadableErr() error {
+	if len(s.unreadable) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s could not be read (named above) and left out; 'snap check' tells what is damaged",
+		plural(len(s.unreadable), "snapshot", "snapshots"))
+}
