@@ -255,9 +255,11 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 func (p KDFParams) cost() uint64 { return uint64(p.MemoryKiB) * uint64(p.Time) }
 
 // availableMemoryKiB is the memory a key derivation may take without
-// ending the process: the smaller of what the system has available
-// (MemAvailable) and what the address-space limit leaves (ulimit -v, less
-// what the process maps already); 0 when neither can be told.
+// ending the process: the smallest of what the system has available
+// (MemAvailable), what the address-space limit leaves (ulimit -v, less
+// what the process maps already) and what the process's control groups
+// leave (a systemd unit's MemoryMax=: cgroupMemoryLeftKiB); 0 when none
+// can be told.
 func availableMemoryKiB() uint64 {
 	var avail uint64
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
@@ -285,6 +287,11 @@ func availableMemoryKiB() uint64 {
 		}
 		if avail == 0 || left < avail {
 			avail = max(left, 1)
+		}
+	}
+	if self, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		if left, ok := cgroupMemoryLeftKiB("/sys/fs/cgroup", self); ok && (avail == 0 || left < avail) {
+			avail = left
 		}
 	}
 	return avail

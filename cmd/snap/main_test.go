@@ -40,6 +40,10 @@ type testRepo struct {
 	repo  string
 	cache string
 	env   []string
+	// wrap, when set, is a command that runs snap: its arguments are
+	// followed by snap's path and arguments (a shell that first moves itself
+	// into a cgroup, say).
+	wrap []string
 }
 
 // result is what one snap run printed and returned.
@@ -73,6 +77,9 @@ func (tr *testRepo) run(args ...string) result {
 func (tr *testRepo) runEnv(extraEnv []string, stdin []byte, args ...string) result {
 	tr.t.Helper()
 	cmd := exec.Command(snapBin, args...)
+	if len(tr.wrap) > 0 {
+		cmd = exec.Command(tr.wrap[0], append(append(tr.wrap[1:len(tr.wrap):len(tr.wrap)], snapBin), args...)...)
+	}
 	cmd.Env = append(append(baseEnv(), tr.env...), extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
