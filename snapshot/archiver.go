@@ -52,6 +52,9 @@ type Stream struct {
 	Open   func(ctx context.Context) (io.ReadCloser, error)
 	Mode   uint32 // permission bits of the stored file, 0600 when zero
 	Source Source
+	// Properties, when set, gives what the source recorded about itself
+	// while it ran (Source.Properties), asked once it has ended well.
+	Properties func() *sources.DatabaseProperties
 
 	parent []repo.ID // the content of the previous dump (set by Create)
 }
@@ -939,6 +942,9 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 		mode = 0o600
 	}
 	s.Source.Size = n
+	if s.Properties != nil {
+		s.Source.Properties = s.Properties()
+	}
 	m := sources.Meta{Name: path.Base(s.Path), Type: sources.TypeFile, Mode: mode, Size: uint64(n), MTime: now, CTime: now,
 		UID: uint32(getuid()), GID: uint32(getgid())}
 	a.nFiles.Add(1)

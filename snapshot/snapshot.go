@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
 )
 
 // Snapshot is the document stored in snapshots/<id>.
@@ -54,6 +55,10 @@ type Source struct {
 	Tool    string `json:"tool,omitempty"`    // e.g. "pg_dump"
 	Version string `json:"version,omitempty"` // the tool's version line
 	Size    int64  `json:"size"`
+	// Properties are a PostgreSQL database's own (owner, privileges,
+	// settings), which its dump leaves out; nil for other sources and for
+	// dumps made before they were recorded.
+	Properties *sources.DatabaseProperties `json:"properties,omitempty"`
 }
 
 // Summary counts what a create saw and added.

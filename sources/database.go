@@ -235,6 +235,21 @@ func (d *Database) DumpPath(qualified bool) string {
 	return path.Join("/db", d.Kind, name+ext)
 }
 
+// DatabaseProperties is what makes a database more than its contents,
+// which a dump of one PostgreSQL database (pg_dump without --create) leaves
+// out, as pg_dump --create writes it: recorded beside the dump, so that a
+// restore that creates the database again gives them back (a new database
+// had the server's defaults: PUBLIC could connect again).
+type DatabaseProperties struct {
+	// CreateWith is what follows WITH in its CREATE DATABASE: template,
+	// encoding, locale.
+	CreateWith string `json:"create_with"`
+	// Statements set its owner, comment, security labels, settings and
+	// privileges, naming the database as it was called, in pg_dump's order;
+	// each runs on its own.
+	Statements []string `json:"statements"`
+}
+
 // Dump is a database dump ready to start.
 type Dump struct {
 	DB      *Database
@@ -242,7 +257,13 @@ type Dump struct {
 	Version string // its --version line
 	cmd     Command
 	cleanup func() // removes a private option file, if one was written
+	props   *DatabaseProperties
 }
+
+// Properties is what the dump recorded about the database itself, once
+// it has run (nil for kinds and dumps that record nothing: a whole
+// server's dump holds its databases' properties).
+func (p *Dump) Properties() *DatabaseProperties { return p.props }
 
 // Dump finds the dump tool and its version. It fails when the tool is not
 // installed or the URL names no database.
@@ -281,6 +302,15 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 				return nil, err
 			}
 			c.Stdin = strings.NewReader(sqliteDumpScript)
+		}
+		if p.DB.Kind == KindPostgres && !p.DB.All {
+			// Read when the dump starts (after the pre hooks), not when the
+			// snapshot is planned: a hook may start the server.
+			props, err := p.DB.pgDatabaseProps(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%s: read the database's own owner, privileges and settings with pg_dump --create: %w", p.DB, err)
+			}
+			p.props = &props
 		}
 		if p.DB.Kind == KindMongoDB && p.DB.password != "" {
 			file, cleanup, err := mongoConfigFile(p.DB.password)
@@ -394,6 +424,11 @@ type RestoreOptions struct {
 	// repository, a lost connection to it) left the old database dropped
 	// and the new one half loaded.
 	ReadAll func(ctx context.Context) error
+	// Properties are the database's own, recorded with the dump
+	// (PostgreSQL). A restore that creates the database gives it their
+	// template, encoding and locale, and, when it has the name the
+	// statements name (From), the rest.
+	Properties *DatabaseProperties
 }
 
 // readAllFirst runs o.ReadAll, when set, before a restore drops anything.

@@ -164,8 +164,10 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		}
 	}
 	created := !exists || into != d.Name
-	var props pgProps
-	if into != d.Name {
+	var props DatabaseProperties
+	recorded := false // props are those recorded with the dump
+	switch {
+	case into != d.Name:
 		// The replacement gets the old database's encoding and locale,
 		// and, once it has the name, its owner, comment, settings and
 		// privileges: a new database had the server's defaults (PUBLIC
@@ -173,12 +175,24 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		if props, err = d.pgDatabaseProps(ctx); err != nil {
 			return false, fmt.Errorf("%s: read the database's owner, settings and privileges with pg_dump (%w), which --replace keeps; install a pg_dump as new as the server, or restore into another database with --to (%w)", d, err, ErrUnchanged)
 		}
+	case created && o.Properties != nil:
+		props, recorded = *o.Properties, true
 	}
 	if created {
 		var err error
-		if props.createWith != "" {
-			err = d.createUninterrupted(ctx, into, "CREATE DATABASE :\"name\" WITH "+props.createWith+"\n")
-		} else {
+		if props.CreateWith != "" {
+			err = d.createUninterrupted(ctx, into, "\\set VERBOSITY verbose\nCREATE DATABASE :\"name\" WITH "+props.CreateWith+"\n")
+			if err != nil && recorded && ctx.Err() == nil && pgStatementRefused.MatchString(err.Error()) {
+				// The recorded template or locale is not on this server
+				// (another version, another machine): made as for a dump
+				// without them.
+				if o.Stderr != nil {
+					o.Stderr(fmt.Sprintf("note: database %s could not be created as recorded (WITH %s: %v); created from the dump's encoding instead", into, props.CreateWith, err))
+				}
+				props.CreateWith = ""
+			}
+		}
+		if props.CreateWith == "" {
 			br := bufio.NewReaderSize(dump, pgHeaderSize)
 			dump = br
 			err = d.createLike(ctx, into, dumpEncoding(br), o)
@@ -222,23 +236,35 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		if _, err := d.psql(ctx, pgMaintenanceDB, []string{name, "tmp=" + into}, script); err != nil {
 			return false, fmt.Errorf("%s: the dump was restored into database %s, but replacing %s with it failed: %w", d, into, d.Name, err)
 		}
-		// Each entry on its own: one that fails (ALTER ROLE … IN
-		// DATABASE needs CREATEROLE) must not keep the privileges after
-		// it from being set.
-		var failed []string
-		for _, b := range props.blocks {
-			// A database whose default is read-only transactions (one of
-			// the settings set again here) still takes the rest.
-			if _, err := d.psql(ctx, d.Name, nil, "SET default_transaction_read_only = off;\n"+b); err != nil {
-				failed = append(failed, fmt.Sprintf("%s (%v)", strings.SplitN(strings.TrimSpace(b), "\n", 2)[0], err))
-			}
-		}
-		if len(failed) > 0 {
+		if failed := d.setProperties(ctx, props.Statements); len(failed) > 0 {
 			return false, fmt.Errorf("%s: the dump was restored, but of the old database's properties these could not be set again: %s; set them by hand", d, strings.Join(failed, "; "))
 		}
 		return false, nil
 	}
+	if recorded && d.Name == o.From {
+		// The statements name the database as it was called: they are
+		// set when it is restored under that name (--to another name
+		// gets the server's defaults, and a warning).
+		if failed := d.setProperties(context.WithoutCancel(ctx), props.Statements); len(failed) > 0 {
+			return true, fmt.Errorf("%s: the dump was restored into the new database, but of the database's recorded properties these could not be set: %s; set them by hand", d, strings.Join(failed, "; "))
+		}
+	}
 	return created, nil
+}
+
+// setProperties runs each of a database's property statements on its own:
+// one that fails (ALTER ROLE … IN DATABASE needs CREATEROLE; an owner role
+// this server lacks) must not keep the privileges after it from being set.
+// It returns the statements that failed, with why.
+func (d *Database) setProperties(ctx context.Context, statements []string) (failed []string) {
+	for _, b := range statements {
+		// A database whose default is read-only transactions (one of the
+		// settings set again here) still takes the rest.
+		if _, err := d.psql(ctx, d.Name, nil, "SET default_transaction_read_only = off;\n"+b); err != nil {
+			failed = append(failed, fmt.Sprintf("%s (%v)", strings.SplitN(strings.TrimSpace(b), "\n", 2)[0], err))
+		}
+	}
+	return failed
 }
 
 // withoutNestedTransactionWarnings drops the two warnings psql prints for
@@ -358,39 +384,29 @@ func (d *Database) createUninterrupted(ctx context.Context, name, create string)
 	return fmt.Errorf("%s: %w (%w)", d, ctx.Err(), ErrUnchanged)
 }
 
-// pgProps is what makes a database more than its contents, as pg_dump
-// --create writes it: createWith, the options of its CREATE DATABASE
-// (template, encoding, locale), and blocks, the statements that set its
-// owner, comment, security labels, settings and privileges, naming it, in
-// pg_dump's order, one block per object (see pgDatabaseProps).
-type pgProps struct {
-	createWith string
-	blocks     []string
-}
-
 // pgDatabaseProps reads d's properties with pg_dump --create of no schema
 // (--exclude-schema=*): pg_dump knows every version's options and quotes
 // them. That output also holds objects of no schema (publications, event
 // triggers), which the restored dump has created already: only the
 // entries about the database itself are kept, by the "Type:" of the
 // header pg_dump writes above each entry.
-func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
+func (d *Database) pgDatabaseProps(ctx context.Context) (DatabaseProperties, error) {
 	tool, err := lookTool("pg_dump")
 	if err != nil {
-		return pgProps{}, fmt.Errorf("%v; install the PostgreSQL client (postgresql-client)", err)
+		return DatabaseProperties{}, fmt.Errorf("%v; install the PostgreSQL client (postgresql-client)", err)
 	}
 	var out strings.Builder
 	c := Command{Name: tool, Args: []string{"--no-password", "--create", "--schema-only", "--exclude-schema=*", "--dbname=" + d.connURL(d.Name)},
 		Env: d.env("PGPASSWORD"), Stdout: func(line string) { out.WriteString(line + "\n") }}
 	if err := c.Run(ctx); err != nil {
-		return pgProps{}, err
+		return DatabaseProperties{}, err
 	}
-	var p pgProps
+	var p DatabaseProperties
 	var block strings.Builder
 	keep := false
 	flush := func() {
 		if keep && strings.TrimSpace(block.String()) != "" {
-			p.blocks = append(p.blocks, block.String())
+			p.Statements = append(p.Statements, block.String())
 		}
 		block.Reset()
 	}
@@ -415,8 +431,8 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
 			continue
 		}
 		const with = " WITH TEMPLATE = "
-		if strings.HasPrefix(line, "CREATE DATABASE ") && strings.Contains(line, with) && p.createWith == "" {
-			p.createWith = line[strings.Index(line, with)+len(" WITH "):]
+		if strings.HasPrefix(line, "CREATE DATABASE ") && strings.Contains(line, with) && p.CreateWith == "" {
+			p.CreateWith = line[strings.Index(line, with)+len(" WITH "):]
 			continue
 		}
 		if strings.HasPrefix(line, "--") || strings.HasPrefix(line, "\\") {
@@ -427,10 +443,10 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (pgProps, error) {
 	}
 	flush()
 	if q.open() {
-		return pgProps{}, fmt.Errorf("pg_dump's output ends inside a quoted string")
+		return DatabaseProperties{}, fmt.Errorf("pg_dump's output ends inside a quoted string")
 	}
-	if p.createWith == "" {
-		return pgProps{}, fmt.Errorf("pg_dump --create wrote no CREATE DATABASE")
+	if p.CreateWith == "" {
+		return DatabaseProperties{}, fmt.Errorf("pg_dump --create wrote no CREATE DATABASE")
 	}
 	return p, nil
 }

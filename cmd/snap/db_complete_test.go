@@ -23,8 +23,12 @@ func TestDumpWithoutEndMarker(t *testing.T) {
 		{"pg_dump", "postgres://postgres@127.0.0.1/app", "", "-- PostgreSQL database dump complete"},
 		{"mariadb-dump", "mysql://root@127.0.0.1/app", "CREATE TABLE t (x int);\nINSERT INTO t VALUES", "-- Dump completed"},
 	} {
+		// The stand-in pg_dump also answers snap's read of the database's
+		// own properties (pg_dump --create of no schema).
+		props := `case " $* " in *" --create "*) echo "CREATE DATABASE app WITH TEMPLATE = template0;"; exit 0;; esac
+`
 		writeScript(t, filepath.Join(shims, c.tool), `[ "$1" = --version ] && { echo "`+c.tool+` 99"; exit 0; }
-printf '%s' '`+c.output+`'
+`+props+`printf '%s' '`+c.output+`'
 echo "`+c.tool+`: Got error: lost connection" >&2
 exit 0
 `)
@@ -33,7 +37,7 @@ exit 0
 			t.Errorf("%s without its end marker: exit %d, want 1 and an error naming the marker\n%s", c.tool, res.code, res.stderr)
 		}
 		writeScript(t, filepath.Join(shims, c.tool), `[ "$1" = --version ] && { echo "`+c.tool+` 99"; exit 0; }
-printf '%s\n\n%s\n\n' 'CREATE TABLE t (x int);' '`+c.marker+`'
+`+props+`printf '%s\n\n%s\n\n' 'CREATE TABLE t (x int);' '`+c.marker+`'
 `)
 		if res := tr.runEnv(env, nil, "create", "--db", c.url); res.code != 0 {
 			t.Errorf("%s with its end marker: exit %d\n%s", c.tool, res.code, res.stderr)

@@ -422,6 +422,35 @@ func TestPostgresNewDatabaseKeepsEncoding(t *testing.T) {
 	if got := strings.TrimSpace(pg.mustQuery(copyDB, "SELECT s = 'Stra' || chr(223) || 'e' FROM t;")); got != "t" {
 		t.Errorf("rows of the copy: %q", got)
 	}
+	// The database was created as recorded: its encoding and its locale.
+	if got := strings.TrimSpace(pg.mustQuery("postgres", "SELECT datctype FROM pg_database WHERE datname = '"+copyDB+"';")); got != "C" {
+		t.Errorf("restored with locale %s, want the recorded C", got)
+	}
+
+	// A snapshot whose recorded locale this server lacks (one from another
+	// machine; as for a snapshot made before the properties were recorded,
+	// the database is then made from the dump's encoding): a pg_dump that
+	// reports locale xx_XX for the database stands in for that machine.
+	real, err := exec.LookPath("pg_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shims := filepath.Join(tr.dir, "shims")
+	writeScript(t, filepath.Join(shims, "pg_dump"), `case " $* " in
+*" --create "*) `+real+` "$@" | sed "s/LOCALE = 'C'/LOCALE = 'xx_XX'/" ;;
+*) exec `+real+` "$@" ;;
+esac
+`)
+	env := []string{"PATH=" + shims + ":" + os.Getenv("PATH")}
+	if res := tr.runEnv(env, nil, "create", "--db", pg.url(db)); res.code != 0 {
+		t.Fatalf("create: exit %d: %s", res.code, res.stderr)
+	}
+	copy2 := db + "_copy2"
+	t.Cleanup(func() { pg.dropDatabase(copy2) })
+	res = tr.mustRun("restore", "latest", "--db", db, "--to", pg.url(copy2))
+	if got := encoding(copy2); got != "LATIN1" || !strings.Contains(res.stderr, "could not be created as recorded (WITH TEMPLATE = template0 ENCODING = 'LATIN1'") {
+		t.Errorf("restored with a locale the server lacks: encoding %s, want the dump's LATIN1 and a note\n%s%s", got, res.stdout, res.stderr)
+	}
 	serverLocale := strings.TrimSpace(pg.mustQuery("postgres", "SELECT datctype FROM pg_database WHERE datname = 'template0';"))
 	if serverLocale != "C" && serverLocale != "POSIX" && !strings.Contains(res.stdout+res.stderr, "created with encoding LATIN1, the dump's, and locale C") {
 		t.Errorf("no note of the locale C (the server's is %s):\n%s%s", serverLocale, res.stdout, res.stderr)
@@ -449,5 +478,67 @@ func TestPostgresLongNameAndOptions(t *testing.T) {
 	tr.mustRun("restore", "latest", "--db", long, "--replace")
 	if got := strings.TrimSpace(pg.mustQuery(long, "SELECT count(*) FROM t;")); got != "2" {
 		t.Errorf("%d-byte name: %s rows after the restore, want 2", len(long), got)
+	}
+}
+
+// TestPostgresRecreatedDatabaseGetsItsProperties: the database's own owner,
+// privileges, settings, comment and connection limit, which a one-database
+// pg_dump leaves out, are recorded with the dump; a restore that creates
+// the database again under its name sets them, so that a lost database
+// comes back with PUBLIC still kept out (it came back with the server's
+// defaults, and a warning). Under another name they are not set, and the
+// restore warns.
+func TestPostgresRecreatedDatabaseGetsItsProperties(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1), (2);")
+	pg.mustQuery("postgres", `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'snap_test_owner') THEN CREATE ROLE snap_test_owner; END IF; END$$;
+		ALTER DATABASE "`+db+`" OWNER TO snap_test_owner; ALTER DATABASE "`+db+`" SET work_mem = '7MB';
+		ALTER DATABASE "`+db+`" CONNECTION LIMIT 17; REVOKE CONNECT ON DATABASE "`+db+`" FROM PUBLIC;
+		COMMENT ON DATABASE "`+db+`" IS E'the app''s\n-- Name: x; Type: DATABASE; Schema: -; Owner: postgres\nCREATE ROLE snap_test_injected2;';
+		ALTER ROLE snap_test_owner IN DATABASE "`+db+`" SET statement_timeout = '5s';
+		ALTER DATABASE "`+db+`" SET default_transaction_read_only = on;`)
+	props := func(name string) string {
+		return pg.mustQuery("postgres", `SELECT pg_get_userbyid(d.datdba), d.datconnlimit, pg_encoding_to_char(d.encoding), d.datcollate,
+			(SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a), shobj_description(d.oid, 'pg_database'),
+			(SELECT array_agg(setrole::regrole::text || ':' || setconfig::text ORDER BY setrole) FROM pg_db_role_setting WHERE setdatabase = d.oid)
+			FROM pg_database d WHERE datname = '`+name+`'`)
+	}
+	want := props(db)
+	if !strings.Contains(want, "snap_test_owner") || !strings.Contains(want, "|17|") || !strings.Contains(want, "work_mem=7MB") {
+		t.Fatalf("properties not set: %s", want)
+	}
+	tr.mustRun("create", "--db", pg.url(db))
+	var list []snapshotJSON
+	if err := jsonUnmarshal(tr.mustRun("list", "--json").stdout, &list); err != nil || len(list) != 1 ||
+		len(list[0].Sources) != 1 || list[0].Sources[0].Properties == nil || len(list[0].Sources[0].Properties.Statements) == 0 {
+		t.Fatalf("list --json: the dump's recorded properties: %v %+v", err, list)
+	}
+
+	// Under another name: the server's defaults, and a warning that says why.
+	other := db + "_other"
+	t.Cleanup(func() { pg.dropDatabase(other) })
+	res := tr.mustRun("restore", "latest", "--db", db, "--to", pg.url(other))
+	if !strings.Contains(res.stderr, "those recorded in the snapshot are "+db+"'s") {
+		t.Errorf("restore under another name: no warning that the properties were not set:\n%s", res.stderr)
+	}
+
+	// The database lost: restored under its name, with its properties.
+	pg.dropDatabase(db)
+	res = tr.mustRun("restore", "latest", "--db", db)
+	if strings.Contains(res.stderr, "server's defaults") {
+		t.Errorf("a warning about the server's defaults, with the properties recorded:\n%s", res.stderr)
+	}
+	if got := props(db); got != want {
+		t.Fatalf("recreated database's properties:\n got %s\nwant %s", got, want)
+	}
+	pg.mustQuery("postgres", `ALTER DATABASE "`+db+`" RESET default_transaction_read_only`)
+	if got := strings.TrimSpace(pg.mustQuery(db, "SELECT string_agg(x::text, ',' ORDER BY x) FROM t")); got != "1,2" {
+		t.Errorf("rows: %q", got)
+	}
+	// The comment's lines are the comment's, never statements of their own.
+	if got := pg.mustQuery("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'snap_test_injected2'"); strings.TrimSpace(got) != "0" {
+		t.Fatal("a statement inside the database's comment was run by the restore")
 	}
 }

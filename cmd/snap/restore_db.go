@@ -140,10 +140,11 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		pw.CloseWithError(werr)
 	}()
 	created, err := into.Restore(ctx, pr, from.All, sources.RestoreOptions{
-		Replace: replace,
-		From:    from.Name,
-		Stderr:  u.toolLines(into.String()),
-		Stdout:  func(line string) { u.infof("%s: %s", into, line) },
+		Replace:    replace,
+		From:       from.Name,
+		Properties: src.Properties,
+		Stderr:     u.toolLines(into.String()),
+		Stdout:     func(line string) { u.infof("%s: %s", into, line) },
 		ReadAll: func(ctx context.Context) error {
 			u.printf("reading the dump through once before %s drops what it replaces", into)
 			return repo.Catch(func() error { return writeContent(ctx, s.ix, node, io.Discard) })
@@ -168,11 +169,16 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		// runs to its end rather than leave it under a temporary name.
 		u.noticef("the interrupt came after the dump had loaded: the restore was finished first")
 	}
-	if created && into.Kind == sources.KindPostgres && !from.All {
+	switch {
+	case !created || into.Kind != sources.KindPostgres || from.All:
+	case src.Properties == nil:
 		// pg_dump of one database leaves out the database's own
-		// properties; a new database has the server's defaults, and
+		// properties, and snapshots made before they were recorded beside
+		// it lack them: a new database has the server's defaults, and
 		// PUBLIC may connect to it again (found by an exploratory test).
-		u.warnf("%s was created with the server's defaults: a dump of one PostgreSQL database holds none of the database's own owner, privileges (REVOKE CONNECT … FROM PUBLIC), settings (ALTER DATABASE … SET), comment or connection limit; set them again (a restore with --replace over an existing database keeps that database's)", into)
+		u.warnf("%s was created with the server's defaults: this snapshot (made before snap recorded them) holds none of the database's own owner, privileges (REVOKE CONNECT … FROM PUBLIC), settings (ALTER DATABASE … SET), comment or connection limit; set them again (a restore with --replace over an existing database keeps that database's)", into)
+	case into.Name != from.Name:
+		u.warnf("%s was created with the server's defaults for its owner, privileges (REVOKE CONNECT … FROM PUBLIC), settings, comment and connection limit: those recorded in the snapshot are %s's, and are set only by a restore under that name; set them again (snap list --json shows the recorded statements, in the snapshot's sources)", into, from.Name)
 	}
 	if u.json {
 		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "db": src.Path, "to": into.String(),
