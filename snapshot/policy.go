@@ -209,7 +209,13 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 		if b.n <= 0 {
 			continue
 		}
-		last, kept := "", 0
+		// A period already seen is not counted again, even when it comes
+		// back after another: where clocks went back across midnight
+		// (America/Goose_Bay until 2010), the newest first order can read
+		// November, October, November; comparing with the last period
+		// alone gave November a second snapshot and cost the oldest
+		// period its own (found by an exploratory test).
+		seen, kept := map[string]bool{}, 0
 		for _, i := range current {
 			t := sorted[i].Time.In(loc)
 			k := b.key(t)
@@ -220,10 +226,10 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 				// label, another offset).
 				period = t.Format("2006-01-02 15:00 -0700")
 			}
-			if period == last {
+			if seen[period] {
 				continue // an older snapshot of a period already seen
 			}
-			last = period
+			seen[period] = true
 			if kept < b.n {
 				keep(i, b.name+" "+k)
 				kept++
@@ -233,7 +239,12 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 	if !p.Within.IsZero() && len(current) > 0 {
 		// Strictly after the span's start, as restic counts: "1d" keeps
 		// a snapshot 23:59 older than the newest, not one a day older.
-		from := p.Within.Before(sorted[current[0]].Time)
+		// Counted in loc, as the periods are, not in the offset the
+		// newest snapshot was recorded with: a month back from a
+		// snapshot a UTC host took at 23:30 on March 30 is February 29
+		// in Berlin, where it was 00:30 on March 31 (found by an
+		// exploratory test).
+		from := p.Within.Before(sorted[current[0]].Time.In(loc))
 		for _, i := range current {
 			if sorted[i].Time.After(from) {
 				keep(i, "within "+p.Within.String())

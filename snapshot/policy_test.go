@@ -140,6 +140,26 @@ func TestApplyPolicy(t *testing.T) {
 			want:   map[byte]string{'d': "last 1", 'a': "tag release", 'b': "tag x,y"},
 		},
 		{
+			name: "a period that comes back (clocks put back across midnight) counts once",
+			// Goose Bay put its clocks back from 00:01 on 2009-11-01 to
+			// 23:01 on October 31: d is 23:30 on October 31, c 00:00:30 on
+			// November 1.
+			sns: []*Snapshot{psn('a', "2009-09-20T12:00:00Z"), psn('b', "2009-10-15T12:00:00Z"), psn('c', "2009-11-01T03:00:30Z"),
+				psn('d', "2009-11-01T03:30:00Z"), psn('e', "2009-11-10T12:00:00Z")},
+			policy: Policy{Monthly: 3},
+			loc:    mustLoad("America/Goose_Bay"),
+			want:   map[byte]string{'e': "monthly 2009-11", 'd': "monthly 2009-10", 'a': "monthly 2009-09"},
+		},
+		{
+			name: "within counts in the given zone, whatever offset the snapshots were recorded with",
+			// b is 00:30 on March 31 in Berlin: a month back is 00:30 on
+			// February 29, before a (13:00 there).
+			sns:    []*Snapshot{psn('a', "2024-02-29T12:00:00Z"), psn('b', "2024-03-30T23:30:00Z")},
+			policy: Policy{Within: Span{Months: 1}},
+			loc:    mustLoad("Europe/Berlin"),
+			want:   map[byte]string{'b': "within 1m", 'a': "within 1m"},
+		},
+		{
 			name:   "more periods asked than there are",
 			sns:    []*Snapshot{psn('a', "2026-01-01T00:00:00Z"), psn('b', "2026-01-01T01:00:00Z")},
 			policy: Policy{Daily: 30, Monthly: 12},

@@ -335,7 +335,10 @@ func run(args []string, e *env) int {
 		// -v is --verbose here; the version flag gets -V. The library reads
 		// this package variable; it is set to the same value on every run.
 		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		// SIGHUP too: an admin's SSH connection that drops while a backup
+		// runs by hand must not kill snap outright (no post hooks, so the
+		// application a pre hook stopped stays stopped; a lock left).
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer stop()
 		app = newApp(e)
 		ordered, err := reorderArgs(app, args)

@@ -950,3 +950,47 @@ post = ["sleep 2; exit 1"]
 		t.Errorf("timeout = 1d: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestHangupIsAnInterrupt: SIGHUP (the SSH connection of an admin running
+// a backup by hand drops) stops a create as SIGTERM does: the post hook
+// runs, so the application the pre hook stopped starts again, and the lock
+// goes. It killed snap outright before (exit 129, no post hook, the lock
+// left; found by an exploratory test).
+func TestHangupIsAnInterrupt(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "small"), []byte("x"))
+	f, err := os.Create(filepath.Join(src, "sparse")) // keeps the create busy reading zeros
+	must(t, err)
+	must(t, f.Truncate(20<<30))
+	f.Close()
+	hooks := filepath.Join(tr.dir, "hooks.log")
+	cmd := exec.Command(snapBin, "create", src, "--pre", "echo stopped-app >> "+hooks, "--post", "echo started-app >> "+hooks)
+	cmd.Env = append(baseEnv(), tr.env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(hooks); strings.Contains(string(b), "stopped-app") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the pre hook did not run: %s", stderr.String())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // into the create
+	must(t, cmd.Process.Signal(syscall.SIGHUP))
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit after SIGHUP: %v, want %d\n%s", err, exitInterrupted, stderr.String())
+	}
+	if b, _ := os.ReadFile(hooks); string(b) != "stopped-app\nstarted-app\n" {
+		t.Errorf("hooks after SIGHUP: %q", b)
+	}
+	if locks, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(locks) != 0 {
+		t.Errorf("%d locks left after SIGHUP", len(locks))
+	}
+}
