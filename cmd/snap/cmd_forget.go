@@ -266,7 +266,15 @@ func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
 			return nil, fmt.Errorf("cannot tell which snapshot is the latest: %s cannot be read (above); give the ID of the one to forget (snap list)",
 				plural(len(s.unreadable), "snapshot", "snapshots"))
 		}
-		sn, err := snapshot.Find(sns, ref, filterFrom(c))
+		f := filterFrom(c)
+		sn, err := snapshot.Find(sns, ref, f)
+		if err == nil && ref != "latest" && !f.Match(sn) {
+			// Filters choose among snapshots for 'latest'; an ID they
+			// leave out is a mistake in what to remove, not to be removed
+			// without a word (found by an exploratory test).
+			return nil, usagef("snapshot %s (host %s, tags %s) is not one that --host/--tag/--path select: nothing was forgotten; leave the filters out to forget it by its ID",
+				sn.ID.Short(), sources.DisplayPath(sn.Host), strings.Join(sn.Tags, ","))
+		}
 		var id repo.ID
 		if err != nil {
 			full, perr := repo.ParseID(strings.ToLower(ref))

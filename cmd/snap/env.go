@@ -38,6 +38,28 @@ type env struct {
 	cacheDirs []string
 	// args is the command line run was given.
 	args []string
+	// tzWarned: the warning about an unknown TZ was given (once a run).
+	tzWarned bool
+}
+
+// unknownTZ returns TZ when it names a zone that could not be loaded, for
+// which Go's time package silently uses UTC (local is time.Local): a
+// misspelt TZ=Europe/Berlinn would shift forget's days and list's periods
+// without a word. "" when TZ is unset, empty, UTC or loaded.
+func unknownTZ(getenv func(string) string, local *time.Location) string {
+	tz := strings.TrimPrefix(getenv("TZ"), ":")
+	if tz == "" || tz == "UTC" || local.String() != "UTC" {
+		return ""
+	}
+	return tz
+}
+
+// warnUnknownTZ warns, once a run, that TZ names no zone known here.
+func (e *env) warnUnknownTZ(u *ui) {
+	if tz := unknownTZ(e.getenv, time.Local); tz != "" && !e.tzWarned {
+		e.tzWarned = true
+		u.warnf("TZ=%s names no time zone known here (see /usr/share/zoneinfo; install tzdata): local times are UTC for this run", tz)
+	}
 }
 
 // flagGiven reports whether one of the flag names ("--repo", "-r") was

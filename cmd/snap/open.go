@@ -187,6 +187,7 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 // openSessionAt opens a session on the repository st names, reporting
 // through u. command is recorded in the lock; io as in openSessionWith.
 func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string, io *index.Options) (*session, error) {
+	e.warnUnknownTZ(u)
 	r, conns, err := openRepositoryWith(ctx, e, u, st)
 	if err != nil {
 		return nil, err
