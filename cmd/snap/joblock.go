@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,7 +20,7 @@ import (
 // snapshot. The repository's lock does not see this (creates share it).
 //
 // The lock is an flock(2) on a file named by the job and the config file
-// (symlinks resolved), in the user's runtime directory (runtimeDir), which
+// (symlinks resolved), in a directory of the user's (jobLockDirs) that
 // does not change with --cache-dir or the environment, else in the cache
 // directory. The kernel drops it when the process ends, however it ends
 // (kill -9 included): no stale job locks. The file keeps
@@ -39,10 +40,7 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 	// The job's name is one the config accepts (jobNameRE: a job with
 	// errors does not run), safe in a file name.
 	name := fmt.Sprintf("%s-%x.lock", job, sum[:6])
-	var dirs []string
-	if rt := runtimeDir(e); rt != "" {
-		dirs = append(dirs, filepath.Join(rt, "jobs"))
-	}
+	dirs := jobLockDirs(os.Geteuid(), e.getenv, passwdHome)
 	if base, err := cacheBase(e, cacheDir); err == nil {
 		dirs = append(dirs, filepath.Join(base, "jobs"))
 	}
@@ -88,24 +86,48 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 	return func() { f.Close() }, nil
 }
 
-// runtimeDir is where this user's job locks live, the same for a timer's
-// run and one by hand: /run/snap for root (no other user can plant
-// anything in /run), else /run/user/UID/snap when that directory is this
-// user's (logind makes it; a timer of a --user unit needs it, as
-// XDG_RUNTIME_DIR names it there, but 'su -' and cron do not set the
-// variable), else $XDG_RUNTIME_DIR/snap; "" when there is none.
-func runtimeDir(e *env) string {
-	uid := os.Geteuid()
+// jobLockDirs are the directories for this user's job locks, best first,
+// each the same for a timer's run and one by hand (the cache directory,
+// which --cache-dir and the environment change, comes after them):
+// /run/snap/jobs for root (no other user can plant anything in /run);
+// else /run/user/UID/snap/jobs when that directory is this user's (logind
+// makes it; 'su -' and cron do not set XDG_RUNTIME_DIR, which names it);
+// else ~/.cache/snap/jobs in the home directory the password database
+// gives (not $HOME), when that is this user's: without logind (a service
+// account run from cron and by hand) the places below it depend on the
+// environment, and two runs of one job that did not see each other ran
+// their hooks interleaved (found by an exploratory test); else
+// $XDG_RUNTIME_DIR/snap/jobs.
+func jobLockDirs(uid int, getenv func(string) string, home func() string) []string {
 	if uid == 0 {
-		return "/run/snap"
+		return []string{"/run/snap/jobs"}
 	}
-	run := fmt.Sprintf("/run/user/%d", uid)
+	var dirs []string
+	if run := fmt.Sprintf("/run/user/%d", uid); ownedPrivately(run, uid) {
+		dirs = append(dirs, filepath.Join(run, "snap", "jobs"))
+	}
+	if h := home(); filepath.IsAbs(h) && ownedPrivately(h, uid) {
+		dirs = append(dirs, filepath.Join(h, ".cache", "snap", "jobs"))
+	}
+	if rt := xdgDir(getenv, "XDG_RUNTIME_DIR"); rt != "" {
+		dirs = append(dirs, filepath.Join(rt, "snap", "jobs"))
+	}
+	return dirs
+}
+
+// ownedPrivately reports whether dir is a directory of uid's that no other
+// user may write to.
+func ownedPrivately(dir string, uid int) bool {
 	var st syscall.Stat_t
-	if err := syscall.Stat(run, &st); err == nil && int(st.Uid) == uid && st.Mode&0o077 == 0 {
-		return filepath.Join(run, "snap")
+	return syscall.Stat(dir, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR && int(st.Uid) == uid && st.Mode&0o022 == 0
+}
+
+// passwdHome is the user's home directory as the password database names
+// it, "" when it cannot be told.
+func passwdHome() string {
+	u, err := user.Current()
+	if err != nil {
+		return ""
 	}
-	if rt := xdgDir(e.getenv, "XDG_RUNTIME_DIR"); rt != "" {
-		return filepath.Join(rt, "snap")
-	}
-	return ""
+	return u.HomeDir
 }
