@@ -44,20 +44,27 @@ func aligned(b []byte) bool {
 	return len(b) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(b)))%directAlign == 0
 }
 
-// open creates the file at p, with O_DIRECT when direct is set and the
-// file system takes it. It returns whether the file is open for direct
-// writes.
-func (d *directIO) open(p string, direct bool) (*os.File, bool, error) {
-	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+// open creates the file name in the directory dir (p is its path, for
+// messages), with O_DIRECT when direct is set and the file system takes it.
+// It returns whether the file is open for direct writes. O_EXCL: a name
+// that exists, a symlink included, is not written through.
+func (d *directIO) open(dir *os.File, name, p string, direct bool) (*os.File, bool, error) {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	if direct {
-		f, err := os.OpenFile(p, flags|unix.O_DIRECT, 0o600)
+		fd, err := unix.Openat(int(dir.Fd()), name, flags|unix.O_DIRECT, 0o600)
+		if err == nil {
+			return os.NewFile(uintptr(fd), p), true, nil
+		}
 		if !errors.Is(err, unix.EINVAL) {
-			return f, err == nil, err
+			return nil, false, &os.PathError{Op: "open", Path: p, Err: err}
 		}
 		d.refused.Store(true)
 	}
-	f, err := os.OpenFile(p, flags, 0o600)
-	return f, false, err
+	fd, err := unix.Openat(int(dir.Fd()), name, flags, 0o600)
+	if err != nil {
+		return nil, false, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), false, nil
 }
 
 // write writes data to the new, empty file f. With direct set (f was

@@ -56,14 +56,20 @@ func TestSaveDirect(t *testing.T) {
 // a buffer that is not aligned), the whole file goes through the page cache
 // and the backend stops asking for O_DIRECT.
 func TestDirectRefused(t *testing.T) {
-	p := t.TempDir() + "/f"
+	tmp := t.TempDir()
+	p := tmp + "/f"
+	dir, err := os.Open(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
 	var d directIO
 	raw := make([]byte, directMin+2*directAlign)
 	for i := range raw {
 		raw[i] = byte(i * 7)
 	}
 	data := raw[directAlign-int(uintptrOf(raw)%directAlign)+1:][:directMin+100]
-	f, direct, err := d.open(p, true)
+	f, direct, err := d.open(dir, "f", p, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -194,21 +196,27 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(p); err == nil {
+	dir, name, err := b.openDir(h)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", h, accessError(filepath.Dir(p), err))
+	}
+	defer dir.Close()
+	var st unix.Stat_t
+	if unix.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		return nil // immutable and content-named: already there
 	}
-	dir := filepath.Dir(p)
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, tempPrefix+hex.EncodeToString(rnd[:]))
-	f, direct, err := b.direct.open(tmp, h.Type == repo.PackFile && b.direct.use(data))
+	tmpName := tempPrefix + hex.EncodeToString(rnd[:])
+	tmp := filepath.Join(filepath.Dir(p), tmpName)
+	f, direct, err := b.direct.open(dir, tmpName, tmp, h.Type == repo.PackFile && b.direct.use(data))
 	if err != nil {
 		return fmt.Errorf("save %s: %w", h, accessError(tmp, err))
 	}
 	defer func() {
 		if err != nil {
 			_ = f.Close()
-			_ = os.Remove(tmp)
+			_ = unix.Unlinkat(int(dir.Fd()), tmpName, 0)
 			err = fmt.Errorf("save %s: %w", h, accessError(p, err))
 		}
 	}()
@@ -224,10 +232,13 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 	if err = f.Close(); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, p); err != nil {
-		return err
+	if err = unix.Renameat(int(dir.Fd()), tmpName, int(dir.Fd()), name); err != nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: p, Err: err}
 	}
-	return syncDir(dir)
+	if err = dir.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", filepath.Dir(p), err)
+	}
+	return nil
 }
 
 // Load reads a range of the file.
@@ -453,13 +464,22 @@ func (b *Backend) Remove(ctx context.Context, h repo.Handle) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil {
+	dir, name, err := b.openDir(h)
+	if err != nil {
+		return wrapErr(h, filepath.Dir(p), err)
+	}
+	defer dir.Close()
+	if err := unix.Unlinkat(int(dir.Fd()), name, 0); err != nil {
+		err = &os.PathError{Op: "remove", Path: p, Err: err}
 		if errors.Is(err, fs.ErrPermission) {
 			return fmt.Errorf("%s: %w", h, accessErrorIn(p, err))
 		}
 		return wrapErr(h, p, err)
 	}
-	return syncDir(filepath.Dir(p))
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", filepath.Dir(p), err)
+	}
+	return nil
 }
 
 // Close closes the pack files Load keeps open.

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/snap-backup/snap/repo"
 )
 
@@ -19,31 +21,42 @@ var _ repo.Preflighter = (*Backend)(nil)
 func (b *Backend) Preflight(ctx context.Context) (uint64, error) {
 	var rnd [9]byte
 	_, _ = rand.Read(rnd[:])
-	for _, d := range []string{
-		filepath.Join(b.dir, string(repo.PackFile), hex.EncodeToString(rnd[:1])),
-		filepath.Join(b.dir, string(repo.IndexFile)),
-		filepath.Join(b.dir, string(repo.SnapshotFile)),
+	for _, rel := range []string{
+		string(repo.PackFile) + "/" + hex.EncodeToString(rnd[:1]),
+		string(repo.IndexFile),
+		string(repo.SnapshotFile),
 	} {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		p := filepath.Join(d, tempPrefix+"preflight-"+hex.EncodeToString(rnd[1:]))
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return 0, fmt.Errorf("repository %s is not writable: %w", b.dir, err)
-		}
-		_, err = f.Write([]byte{0})
-		if err == nil {
-			err = f.Sync()
-		}
-		cerr := f.Close()
-		_ = os.Remove(p)
-		if err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := b.tryWrite(rel, tempPrefix+"preflight-"+hex.EncodeToString(rnd[1:])); err != nil {
 			return 0, fmt.Errorf("repository %s is not writable: %w", b.dir, err)
 		}
 	}
 	return b.Free()
+}
+
+// tryWrite writes, syncs and removes one byte in a file name in the
+// repository's directory rel, opened as Save opens it (openRel).
+func (b *Backend) tryWrite(rel, name string) error {
+	dir, err := b.openRel(rel)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	p := filepath.Join(dir.Name(), name)
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	_, err = f.Write([]byte{0})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	_ = unix.Unlinkat(int(dir.Fd()), name, 0)
+	return err
 }

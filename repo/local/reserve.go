@@ -99,11 +99,31 @@ func (b *Backend) ReleaseReserve() (int64, error) {
 	if err != nil || name == "" || held == 0 {
 		return 0, err
 	}
-	p := filepath.Join(b.dir, name)
-	if err := os.Truncate(p, 0); err != nil {
-		return 0, fmt.Errorf("release the space reserve %s: %w", p, err)
+	if err := cutReserve(filepath.Join(b.dir, name)); err != nil {
+		return 0, err
 	}
 	return held, nil
+}
+
+// cutReserve empties the reserve file p. It is opened without following
+// a symlink and checked to be a regular file before it is cut: a user who
+// may write the repository could swap the reserve for a link to any file
+// between a check by name and a truncate by name, and have root empty it
+// (found by an exploratory test).
+func cutReserve(p string) error {
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("release the space reserve %s: %w", p, &os.PathError{Op: "open", Path: p, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("release the space reserve %s: not a regular file; move it out of the way", p)
+	}
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("release the space reserve %s: %w", p, err)
+	}
+	return nil
 }
 
 // FillReserve writes a reserve of want random bytes (random so that a

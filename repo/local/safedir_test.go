@@ -1,0 +1,88 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// TestWritesDoNotFollowOthersSymlinks: a user who may write the repository
+// directory (a shared one) replaces data/xx, locks/ or snapshots/ with a
+// symlink of their own to a directory outside; this user's writes and
+// removals (root's, here) must not go through it: root's packs landed in a
+// directory of the attacker's choosing, given to the repository's owner
+// (found by an exploratory test). A symlink of this user's own (an admin
+// who moved data/xx to another disk) is followed. The space reserve,
+// swapped for a symlink to another file, is not cut through it.
+func TestWritesDoNotFollowOthersSymlinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("plants symlinks owned by another user: needs root")
+	}
+	ctx := context.Background()
+	be, dir := newBackend(t)
+	outside := filepath.Join(t.TempDir(), "outside")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Mkdir(outside, 0o777))
+	plant := func(rel string, uid int) {
+		p := filepath.Join(dir, rel)
+		must(os.RemoveAll(p))
+		must(os.Symlink(outside, p))
+		must(os.Lchown(p, uid, uid))
+	}
+	pack := repo.Handle{Type: repo.PackFile, Name: strings.Repeat("ab", 32)}
+	lock := repo.Handle{Type: repo.LockFile, Name: strings.Repeat("cd", 32)}
+	snap := repo.Handle{Type: repo.SnapshotFile, Name: strings.Repeat("ef", 32)}
+	plant("data/ab", 65534)
+	plant("locks", 65534)
+	plant("snapshots", 65534)
+	for _, h := range []repo.Handle{pack, lock, snap} {
+		err := be.Save(ctx, h, []byte("content"))
+		if err == nil || !strings.Contains(err.Error(), "is a symlink owned by uid 65534") {
+			t.Errorf("save %s through another user's symlink: %v", h, err)
+		}
+	}
+	// A file of the attacker's choosing named as an object: not removed.
+	victim := filepath.Join(outside, lock.Name)
+	must(os.WriteFile(victim, []byte("keep"), 0o644))
+	if err := be.Remove(ctx, lock); err == nil {
+		t.Error("remove through another user's symlink succeeded")
+	}
+	if _, err := be.Preflight(ctx); err == nil || !strings.Contains(err.Error(), "symlink owned by uid 65534") {
+		t.Errorf("preflight through another user's symlink: %v", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+		t.Errorf("the outside directory holds %d entries, want only the victim", len(entries))
+	}
+	// This user's own link is followed.
+	plant("data/ab", 0)
+	must(be.Save(ctx, pack, []byte("content")))
+	if b, err := os.ReadFile(filepath.Join(outside, pack.Name)); err != nil || string(b) != "content" {
+		t.Errorf("save through this user's own symlink: %q, %v", b, err)
+	}
+	must(be.Remove(ctx, pack))
+
+	// The reserve swapped for a symlink to another file after it was
+	// listed: refused, the file untouched.
+	target := filepath.Join(outside, "precious")
+	must(os.WriteFile(target, []byte("precious"), 0o644))
+	link := filepath.Join(dir, "reserve.1099511627776")
+	must(os.Symlink(target, link))
+	if err := cutReserve(link); err == nil {
+		t.Error("cut a reserve that is a symlink")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious" {
+		t.Errorf("the file the reserve's symlink leads to was cut: %q", b)
+	}
+	_ = unix.Unlink(link)
+}
