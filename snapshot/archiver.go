@@ -687,6 +687,11 @@ func readSmall(rd io.Reader, buf []byte, size int) (n int, eof bool, err error) 
 // content of a kernel pseudo-file (a page or two) in one read.
 const pseudoFileRoom = 64 << 10
 
+// pseudoFileMax is the most read of a file that said it was empty when it
+// was opened: kernel pseudo-files hold far less; a file that grows from
+// empty without end is cut there.
+const pseudoFileMax = 64 << 20
+
 // offloadSize is the file size above which the save workers hash the
 // chunks (see saveContent): four chunks of the default file bounds.
 const offloadSize = 4 * (chunk.DefaultMinSize + 1<<chunk.DefaultAverageBits)
@@ -714,7 +719,17 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 		return fileResult{excluded: true}
 	}
 	m.Size, m.MTime, m.CTime, m.Inode, m.Device, m.Links, m.Mode = fresh.Size, fresh.MTime, fresh.CTime, fresh.Inode, fresh.Device, fresh.Links, fresh.Mode
-	ids, n, err := a.saveContent(ctx, f, a.files, p, int64(m.Size), parent)
+	// Read no more than the open file held: one that grows while it is
+	// read (a log fed by yes, a sparse file extended in a loop) was read
+	// for ever (found by an exploratory test: 82 GB read of a file of 22
+	// at its open). The growth is left for the next run, with the warning
+	// below. A file that says it is empty (a kernel pseudo-file) is read
+	// up to pseudoFileMax.
+	limit := int64(m.Size)
+	if limit == 0 {
+		limit = pseudoFileMax
+	}
+	ids, n, err := a.saveContent(ctx, io.NewSectionReader(f, 0, limit), a.files, p, int64(m.Size), parent)
 	if err != nil {
 		var se *streamError
 		if errors.As(err, &se) {
@@ -735,6 +750,8 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	case uint64(n) != m.Size:
 		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: fmt.Errorf("file changed while it was read (%d bytes read, %d expected); saved what was read", n, m.Size)})
 		m.Size = uint64(n)
+	case serr == nil && after.Size > st.Size:
+		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: fmt.Errorf("file grew while it was read (from %d to %d bytes); saved its first %d bytes, the rest is for the next run", st.Size, after.Size, n)})
 	case serr == nil && (after.Mtim != st.Mtim || after.Size != st.Size):
 		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: errors.New("file changed while it was read; saved what was read, which may mix old and new content")})
 	}

@@ -121,7 +121,7 @@ func TestCorruption(t *testing.T) {
 			p := repoFiles(t, r, "snapshots")[0]
 			flip(func(n int64) int64 { return n - 3 })(p)
 			return base64ID(p)
-		}},
+		}, listFails: true}, // it lists the others, names it and exits 1
 	}
 	for name, c := range cases {
 		t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {

@@ -48,7 +48,7 @@ func verifyUnits(t *testing.T, paths ...string) {
 	if err != nil {
 		t.Fatal("systemd-analyze is not installed (.ci/run installs the systemd package)")
 	}
-	out, err := exec.Command(sa, append([]string{"verify", "--man=no"}, paths...)...).CombinedOutput()
+	out, err := exec.Command(sa, append([]string{"verify"}, paths...)...).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
@@ -216,6 +216,10 @@ echo "$*" >> `+record+"\n"))
 	}
 	if _, err := os.Stat(filepath.Join(tr.dir, "xdg", "systemd", "user", "snap-app.timer")); err != nil {
 		t.Errorf("user unit not in $XDG_CONFIG_HOME/systemd/user: %v", err)
+	}
+	// A user unit's own comment names the edit command that works for it.
+	if b, err := os.ReadFile(filepath.Join(tr.dir, "xdg", "systemd", "user", "snap-app.service")); err != nil || !strings.Contains(string(b), "'systemctl --user edit snap-app.service'") {
+		t.Errorf("user service's edit hint: %v\n%s", err, b)
 	}
 	res = tr.runConfig([]string{path}, "schedule", "list", "--user", "--json")
 	var list struct {

@@ -14,7 +14,9 @@ import (
 // systemd units for scheduled jobs: snap-JOB.service runs 'snap run JOB'
 // once, snap-JOB.timer starts it on the job's schedule. The units hold no
 // secret: the service names the config file, which names the password file
-// or command.
+// or command. They have no Documentation= line: no man page snap(1) is
+// installed (on Ubuntu that name is snapd's), and 'systemd-analyze verify'
+// failed on the units for it.
 
 // unitMarker starts every unit snap writes, so that list and remove never
 // touch a unit an admin wrote by hand.
@@ -38,10 +40,13 @@ func serviceUnit(s unitSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, sources.DisplayPath(s.Config))
 	fmt.Fprintf(&b, "# Change the job there and run 'snap schedule install %s' again; local\n", s.Job.Name)
-	fmt.Fprintf(&b, "# additions belong in 'systemctl edit %s'.\n", serviceName(s.Job.Name))
+	systemctl := "systemctl"
+	if s.User {
+		systemctl = "systemctl --user"
+	}
+	fmt.Fprintf(&b, "# additions belong in '%s edit %s'.\n", systemctl, serviceName(s.Job.Name))
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=snap backup job %s\n", s.Job.Name)
-	b.WriteString("Documentation=man:snap(1)\n")
 	if !s.User {
 		b.WriteString("Wants=network-online.target\n")
 		b.WriteString("After=network-online.target\n")
@@ -72,7 +77,6 @@ func timerUnit(s unitSpec) string {
 	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, sources.DisplayPath(s.Config))
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=snap backup timer for job %s\n", s.Job.Name)
-	b.WriteString("Documentation=man:snap(1)\n")
 	b.WriteString("\n[Timer]\n")
 	for _, cal := range s.Job.Schedule {
 		fmt.Fprintf(&b, "OnCalendar=%s\n", strings.ReplaceAll(cal, "%", "%%"))
