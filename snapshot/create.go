@@ -298,7 +298,7 @@ func saveProgress(ctx context.Context, w *index.Writer, runErr error) {
 	if errors.As(runErr, &bug) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), progressTimeout)
+	ctx, cancel := context.WithTimeout(repo.OutOfTurn(context.WithoutCancel(ctx)), progressTimeout)
 	defer cancel()
 	_ = w.SaveProgress(ctx)
 }

@@ -114,3 +114,32 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitUploadFailedDump: a dump that fails under --limit-upload ends
+// the create at once, and the packs it uploaded are indexed for the next
+// run. The segment that indexes them waited behind the time those packs
+// had booked on the link until its timeout (15 s), so the post hooks came
+// late and the packs went unindexed (found by an exploratory test).
+func TestLimitUploadFailedDump(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	data := filepath.Join(tr.dir, "dump")
+	writeRandom(t, data, 11, 20_000_000)
+	start := time.Now()
+	res := tr.run("create", "--limit-upload", "1MiB", "--command", "app.out", "--", "sh", "-c", "cat "+data+"; echo dump-broke >&2; exit 1")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "dump-broke") {
+		t.Fatalf("failed paced dump: exit %d\n%s", res.code, res.stderr)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("a failed paced dump took %v to end", d)
+	}
+	// The packs it uploaded are indexed: the same dump, now whole, adds
+	// next to nothing.
+	sum, res := tr.createJSON(nil, nil, "--command", "app.out", "--", "cat", data)
+	if sum == nil {
+		t.Fatalf("create: exit %d\n%s", res.code, res.stderr)
+	}
+	if added, _ := sum["added_bytes"].(float64); added > 4_000_000 {
+		t.Errorf("the dump again added %.0f bytes: the failed run's packs were not indexed", added)
+	}
+}

@@ -64,12 +64,13 @@ func (b *Rated) Location() string { return b.be.Location() }
 // Save waits for the upload rate's turn, then saves. Lock files never
 // wait: they are tiny, and a lock refresh stuck behind minutes of paced
 // packs would let the lock go stale under the run that holds it. Nor does
-// an index segment once the command was interrupted: it is what a stopped
-// run writes on its way out so that the next run reuses the packs already
-// uploaded (index.Writer.SaveProgress), and waiting would mean giving up.
-// Their bytes still count.
+// an index segment once the command was interrupted, or one written out of
+// turn (repo.OutOfTurn): it is what a stopped or failed run writes on its
+// way out so that the next run reuses the packs already uploaded
+// (index.Writer.SaveProgress), and waiting would mean giving up. Their
+// bytes still count.
 func (b *Rated) Save(ctx context.Context, h repo.Handle, data []byte) error {
-	if h.Type == repo.LockFile || h.Type == repo.IndexFile && b.stopped() {
+	if h.Type == repo.LockFile || h.Type == repo.IndexFile && (b.stopped() || repo.IsOutOfTurn(ctx)) {
 		b.up.charge(len(data))
 	} else if err := b.up.take(ctx, b.stop, len(data)); err != nil {
 		return err
