@@ -209,24 +209,29 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 		out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule, Service: svc, Timer: tmr, Installed: true})
 		u.printf("wrote %s and %s (%s)", svc, tmr, strings.Join(j.Schedule, "; "))
 	}
+	var sysErr error // systemctl failed: the units are written all the same
 	if o.callsSystemctl() {
 		if _, err := systemctl(o.user, "daemon-reload"); err != nil {
-			return fmt.Errorf("%w; the units are written, enable them with: systemctl %senable --now %s", err, o.userFlag(), strings.Join(timers, " "))
+			sysErr = fmt.Errorf("%w; the units are written, enable them with: systemctl %sdaemon-reload && systemctl %senable --now %s", err, o.userFlag(), o.userFlag(), strings.Join(timers, " "))
+		} else if _, err := systemctl(o.user, append([]string{"enable", "--now"}, timers...)...); err != nil {
+			sysErr = fmt.Errorf("%w; the units are written, enable them with: systemctl %senable --now %s", err, o.userFlag(), strings.Join(timers, " "))
+		} else {
+			for i := range out {
+				out[i].Enabled, out[i].Active = "enabled", "active"
+			}
+			u.printf("enabled and started %s", strings.Join(timers, " "))
 		}
-		if _, err := systemctl(o.user, append([]string{"enable", "--now"}, timers...)...); err != nil {
-			return err
-		}
-		for i := range out {
-			out[i].Enabled, out[i].Active = "enabled", "active"
-		}
-		u.printf("enabled and started %s", strings.Join(timers, " "))
 	} else if o.dir == "" {
 		u.printf("not enabled; to enable: systemctl %sdaemon-reload && systemctl %senable --now %s", o.userFlag(), o.userFlag(), strings.Join(timers, " "))
 	}
 	if u.json {
-		return u.jsonDoc(map[string]any{"dir": dir, "enabled": o.callsSystemctl(), "units": out})
+		// Also when systemctl failed: a script must learn which units
+		// were written (the error line follows on standard error).
+		if err := u.jsonDoc(map[string]any{"dir": dir, "enabled": o.callsSystemctl() && sysErr == nil, "units": out}); err != nil {
+			return err
+		}
 	}
-	return nil
+	return sysErr
 }
 
 // shellWord quotes s for a shell only when it needs it, so that a command
@@ -449,12 +454,14 @@ func runScheduleRemove(c *cli.Context, e *env, jobs []string, o scheduleOptions)
 		}
 	}
 	var removed []string
+	var sysErrs []string // systemctl failed: the timer may still be enabled
 	for _, job := range jobs {
 		svc, tmr := filepath.Join(dir, serviceName(job)), filepath.Join(dir, timerName(job))
 		if o.callsSystemctl() {
 			// A backup that is running now goes on; only the timer stops.
 			if _, err := systemctl(o.user, "disable", "--now", timerName(job)); err != nil {
 				u.warnf("%v", err)
+				sysErrs = append(sysErrs, fmt.Sprintf("systemctl %sdisable --now %s", o.userFlag(), timerName(job)))
 			}
 		}
 		for _, p := range []string{tmr, svc} {
@@ -471,10 +478,18 @@ func runScheduleRemove(c *cli.Context, e *env, jobs []string, o scheduleOptions)
 	if o.callsSystemctl() {
 		if _, err := systemctl(o.user, "daemon-reload"); err != nil {
 			u.warnf("%v", err)
+			sysErrs = append(sysErrs, fmt.Sprintf("systemctl %sdaemon-reload", o.userFlag()))
 		}
 	}
 	if u.json {
-		return u.jsonDoc(map[string]any{"dir": dir, "removed": removed})
+		if err := u.jsonDoc(map[string]any{"dir": dir, "removed": removed}); err != nil {
+			return err
+		}
+	}
+	if len(sysErrs) > 0 {
+		// The files are gone, but systemd may still hold the timer: a
+		// script must not take that for done.
+		return fmt.Errorf("the unit files are removed, but systemctl failed (above), so systemd may still run the timer: run %s", strings.Join(sysErrs, " and "))
 	}
 	return nil
 }

@@ -310,3 +310,39 @@ func TestConfigWithoutTopLevelRepository(t *testing.T) {
 		t.Errorf("list with a config of job repositories only: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestScheduleSystemctlFails: when systemctl fails (no systemd running, a
+// container), install still reports the units it wrote in its JSON and
+// exits 1, and remove, which deleted the files but could not stop the
+// timer, exits 1 too, naming what to run (it exited 0 with warnings; found
+// by an exploratory test).
+func TestScheduleSystemctlFails(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + tr.dir + `"]
+schedule = ["daily"]
+`)
+	fake := filepath.Join(tr.dir, "fakebin")
+	writeFile(t, filepath.Join(fake, "systemctl"), []byte("#!/bin/sh\necho 'System has not been booted with systemd as init system (PID 1).' >&2\nexit 1\n"))
+	must(t, os.Chmod(filepath.Join(fake, "systemctl"), 0o755))
+	path := "PATH=" + fake + ":" + os.Getenv("PATH")
+	res := tr.runConfig([]string{path}, "schedule", "install", "--user", "--json", "--config", cfg)
+	var doc struct {
+		Enabled bool
+		Units   []struct{ Job, Service, Timer string }
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &doc); res.code != exitFatal || err != nil || doc.Enabled || len(doc.Units) != 1 || doc.Units[0].Job != "app" {
+		t.Errorf("install --json with a failing systemctl: exit %d, %v\n%s%s", res.code, err, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "the units are written, enable them with") {
+		t.Errorf("install's error does not say the units are written: %s", res.stderr)
+	}
+	res = tr.runConfig([]string{path}, "schedule", "remove", "--user", "app")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "systemd may still run the timer: run systemctl --user disable --now snap-app.timer") {
+		t.Errorf("remove with a failing systemctl: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tr.dir, "xdg", "systemd", "user", "snap-app.timer")); err == nil {
+		t.Error("remove left the timer's file")
+	}
+}
