@@ -212,6 +212,10 @@ func (c *Command) Run(ctx context.Context) error {
 		// WaitDelay) for a process it left behind that holds its output
 		// (a hook's 'daemon &'), and ctx may have ended meanwhile. It did
 		// not fail, nor was it stopped: the process left behind runs on.
+		// Said, as the wait otherwise looks like a slow hook.
+		if errors.Is(err, exec.ErrWaitDelay) && c.Stderr != nil {
+			c.Stderr(fmt.Sprintf("(snap: %s exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'daemon >/dev/null 2>&1 &')", c.display(), cmd.WaitDelay))
+		}
 		err = nil
 	}
 	errLines.flush()

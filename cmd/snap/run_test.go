@@ -679,7 +679,7 @@ func TestHookTimeout(t *testing.T) {
 	// its output has finished: snap waits a few seconds for the output,
 	// then goes on, without calling it stopped (it is not).
 	res = tr.run("create", src, "--hook-timeout", "1s", "--pre", "sleep 30 &")
-	if res.code != 0 || strings.Contains(res.stderr, "did not finish") {
+	if res.code != 0 || strings.Contains(res.stderr, "did not finish") || !strings.Contains(res.stderr, "kept its output open; snap waited") {
 		t.Errorf("a pre hook that left a process holding its output: exit %d\n%s", res.code, res.stderr)
 	}
 	cfg := tr.writeConfig(`[jobs.app]
