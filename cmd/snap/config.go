@@ -1076,6 +1076,12 @@ func (d *cfgDecoder) passwordFile(at toml.Key, path string) {
 // run; its message never repeats a secret.
 func (d *cfgDecoder) location(t map[string]any, at toml.Key, key string) string {
 	loc := d.str(t, at, key)
+	if v, ok := t[key].(string); ok && strings.TrimSpace(v) == "" {
+		// Said where it is written: the job that then lacks a repository
+		// would be blamed instead (found by an exploratory test).
+		d.errorf(sub(at, key), "empty: give a directory or an s3: URL, or leave the key out")
+		return ""
+	}
 	if strings.HasPrefix(loc, "s3:") {
 		if _, err := s3.ParseLocation(loc, func(string) string { return "" }); err != nil {
 			d.errorf(sub(at, key), "%v", err)

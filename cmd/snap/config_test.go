@@ -468,3 +468,21 @@ paths = ["` + app + `"]
 		t.Errorf("password_file that is a directory:\n%s", all)
 	}
 }
+
+// TestConfigEmptyRepository: repository = "" is named on its own line,
+// not only as a job without a repository (found by an exploratory test).
+func TestConfigEmptyRepository(t *testing.T) {
+	_, problems, err := parseConfig("/c.toml", "repository = \"\"\n[jobs.a]\npaths = [\"/x\"]\nrepository = \" \"\n")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := map[int]bool{}
+	for _, p := range problems {
+		if p.Severity == "error" && strings.Contains(p.String(), "repository: empty: give a directory or an s3: URL") {
+			lines[p.Line] = true
+		}
+	}
+	if !lines[1] || !lines[4] {
+		t.Errorf("empty repository keys not named on lines 1 and 4: %v", problems)
+	}
+}
