@@ -395,6 +395,12 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	}
 	defer release()
 	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
+		// Ctrl-C while the repository was being opened (waiting for an
+		// index cache another run holds): "list index: context canceled"
+		// said less (found by an exploratory test).
+		err = fmt.Errorf("%w: job %s stopped while opening the repository; nothing was changed", errInterrupted, j.Name)
+	}
 	if err != nil {
 		j.postAfterFailure(ctx, u, st.location, err)
 		return failFirst(err)

@@ -994,3 +994,37 @@ func TestHangupIsAnInterrupt(t *testing.T) {
 		t.Errorf("%d locks left after SIGHUP", len(locks))
 	}
 }
+
+// TestRunInterruptedWhileOpening: Ctrl-C while a job waits for the index
+// cache another snap process holds ends it as interrupted, saying so
+// (it said "list index: context canceled").
+func TestRunInterruptedWhileOpening(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", src) // makes the cache
+	dbs, _ := filepath.Glob(filepath.Join(tr.cache, "*", "index.db"))
+	if len(dbs) != 1 {
+		t.Fatalf("index caches: %v", dbs)
+	}
+	f, err := os.OpenFile(dbs[0], os.O_RDWR, 0)
+	must(t, err)
+	defer f.Close()
+	must(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX)) // as another snap's bbolt holds it
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+`) // its cache_dir is tr.cache
+	cmd := exec.Command(snapBin, "run", "app", "--config", cfg)
+	cmd.Env = append(baseEnv(), tr.configEnv()...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	time.Sleep(1 * time.Second) // waiting for the cache (3 s)
+	must(t, cmd.Process.Signal(os.Interrupt))
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted || !strings.Contains(stderr.String(), "stopped while opening the repository; nothing was changed") {
+		t.Errorf("interrupted while waiting for the cache: %v\n%s", err, stderr.String())
+	}
+}
