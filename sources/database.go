@@ -306,11 +306,20 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 		if p.DB.Kind == KindPostgres && !p.DB.All {
 			// Read when the dump starts (after the pre hooks), not when the
 			// snapshot is planned: a hook may start the server.
-			props, err := p.DB.pgDatabaseProps(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("%s: read the database's own owner, privileges and settings with pg_dump --create: %w", p.DB, err)
+			// Without them the snapshot is still a backup of the data,
+			// and a restore warns as for older snapshots: a database
+			// whose owner can set odd properties must not stop its
+			// backups (a locale with a line break is refused here).
+			if props, err := p.DB.pgDatabaseProps(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if stderr != nil {
+					stderr(fmt.Sprintf("(snap: the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the snapshot is saved without them)", err))
+				}
+			} else {
+				p.props = &props
 			}
-			p.props = &props
 		}
 		if p.DB.Kind == KindMongoDB && p.DB.password != "" {
 			file, cleanup, err := mongoConfigFile(p.DB.password)

@@ -177,6 +177,11 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		}
 	case created && o.Properties != nil:
 		props, recorded = *o.Properties, true
+		if err := props.check(o.From); err != nil {
+			// Not what snap records: run none of it (the repository's
+			// bytes are not trusted to be snap's).
+			return false, fmt.Errorf("%s: the snapshot's recorded properties of the database are not what snap records (%v): restore with --to into a database you create, and set its owner and privileges by hand (%w)", d, err, ErrUnchanged)
+		}
 	}
 	if created {
 		var err error
@@ -432,6 +437,15 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (DatabaseProperties, err
 		}
 		const with = " WITH TEMPLATE = "
 		if strings.HasPrefix(line, "CREATE DATABASE ") && strings.Contains(line, with) && p.CreateWith == "" {
+			// Scanned like any line: a locale holding a line break
+			// (accepted by CREATE DATABASE) opened a literal here that
+			// the lines after it continued, and a header and a statement
+			// of the database owner's inside it were taken for pg_dump's,
+			// for the restore to run as the superuser (found by a review).
+			q.scan(line)
+			if q.open() {
+				return DatabaseProperties{}, fmt.Errorf("the database's CREATE DATABASE spans lines (an option such as its locale holds a line break)")
+			}
 			p.CreateWith = line[strings.Index(line, with)+len(" WITH "):]
 			continue
 		}
@@ -448,7 +462,157 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (DatabaseProperties, err
 	if p.CreateWith == "" {
 		return DatabaseProperties{}, fmt.Errorf("pg_dump --create wrote no CREATE DATABASE")
 	}
-	return p, nil
+	// Only statements about the database itself are kept; the session
+	// settings pg_dump writes after its \connect go.
+	var kept []string
+	for _, b := range p.Statements {
+		stmts, err := pgDatabaseStatements(b, d.Name)
+		if err != nil {
+			return DatabaseProperties{}, err
+		}
+		kept = append(kept, stmts...)
+	}
+	p.Statements = kept
+	return p, p.check(d.Name)
+}
+
+// check refuses properties that are not what pgDatabaseProps keeps: a
+// CreateWith that is more than one statement's options, a statement that is
+// not about the database. Those recorded in a snapshot are checked again
+// before a restore runs them, as the repository's bytes are not trusted to
+// be what snap wrote.
+func (p DatabaseProperties) check(db string) error {
+	if strings.ContainsAny(p.CreateWith, "\n\r") {
+		return fmt.Errorf("the database's CREATE DATABASE options span lines")
+	}
+	if stmts, err := pgSplitStatements("CREATE DATABASE x WITH " + p.CreateWith); err != nil || len(stmts) != 1 {
+		return fmt.Errorf("the database's CREATE DATABASE options are not one statement's")
+	}
+	for _, st := range p.Statements {
+		if kept, err := pgDatabaseStatements(st, db); err != nil || len(kept) != 1 {
+			return fmt.Errorf("%q is not one statement about the database", cutBytes(st, 80))
+		}
+	}
+	return nil
+}
+
+// pgDatabaseStatements splits a block of pg_dump's SQL into statements and
+// keeps those that set a property of database db: its owner, settings,
+// comment, security labels, privileges, and role settings in it. Session
+// settings (SET …, set_config) are dropped; anything else, or a statement
+// about another database, is an error.
+func pgDatabaseStatements(block, db string) ([]string, error) {
+	stmts, err := pgSplitStatements(block)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, st := range stmts {
+		bare := pgBlankQuoted(st) // keywords are looked for outside quotes
+		about := func(kw string) bool {
+			i := strings.Index(bare, kw)
+			return i >= 0 && pgNamesAt(st[i+len(kw):], db)
+		}
+		switch {
+		case strings.HasPrefix(st, "SET ") || strings.HasPrefix(st, "SELECT pg_catalog.set_config("):
+		case strings.HasPrefix(st, "ALTER DATABASE ") && pgNamesAt(st[len("ALTER DATABASE "):], db),
+			strings.HasPrefix(st, "COMMENT ON DATABASE ") && pgNamesAt(st[len("COMMENT ON DATABASE "):], db),
+			strings.HasPrefix(st, "SECURITY LABEL FOR ") && about(" ON DATABASE "),
+			(strings.HasPrefix(st, "GRANT ") || strings.HasPrefix(st, "REVOKE ")) && about(" ON DATABASE "),
+			strings.HasPrefix(st, "ALTER ROLE ") && about(" IN DATABASE "):
+			out = append(out, st)
+		default:
+			return nil, fmt.Errorf("%q is not a statement about database %s", cutBytes(st, 80), db)
+		}
+	}
+	return out, nil
+}
+
+// pgBlankQuoted returns st with the inside of its literals and quoted
+// identifiers replaced by underscores, same length.
+func pgBlankQuoted(st string) string {
+	b := []byte(st)
+	var in byte
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case in != 0 && c == in && i+1 < len(b) && b[i+1] == c:
+			b[i], b[i+1] = '_', '_'
+			i++
+		case in != 0 && c == in:
+			in = 0
+		case in != 0:
+			b[i] = '_'
+		case c == '\'' || c == '"':
+			in = c
+		}
+	}
+	return string(b)
+}
+
+// pgNamesAt reports whether rest starts with db's name as pg_dump writes
+// an identifier (bare, or in double quotes with quotes doubled), followed
+// by the end or a blank, comma or semicolon.
+func pgNamesAt(rest, db string) bool {
+	for _, name := range []string{db, `"` + strings.ReplaceAll(db, `"`, `""`) + `"`} {
+		if after, ok := strings.CutPrefix(rest, name); ok && (after == "" || strings.ContainsAny(after[:1], " ,;\n")) {
+			return true
+		}
+	}
+	return false
+}
+
+// pgSplitStatements splits SQL into its statements at the semicolons
+// outside literals, quoted identifiers and comments, each returned with its
+// semicolon, comments left out. It fails on a literal or identifier left
+// open.
+func pgSplitStatements(sql string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	var in byte // the open quote, or 0
+	for i := 0; i < len(sql); i++ {
+		c := sql[i]
+		switch {
+		case in != 0:
+			cur.WriteByte(c)
+			if c == in {
+				if i+1 < len(sql) && sql[i+1] == c {
+					cur.WriteByte(c)
+					i++ // a doubled quote stands for itself
+				} else {
+					in = 0
+				}
+			}
+		case c == '\'' || c == '"':
+			in = c
+			cur.WriteByte(c)
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			for i < len(sql) && sql[i] != '\n' {
+				i++ // a comment, to the end of its line
+			}
+			cur.WriteByte('\n')
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			return nil, fmt.Errorf("a block comment in the database's properties")
+		case c == '\\':
+			// psql runs a backslash command anywhere on a line (\! runs a
+			// shell); pg_dump writes none in these statements.
+			return nil, fmt.Errorf("a backslash outside quotes in the database's properties")
+		case c == ';':
+			if st := strings.TrimSpace(cur.String()); st != "" {
+				out = append(out, st+";")
+			}
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if in != 0 {
+		return nil, fmt.Errorf("the database's properties end inside a quoted string")
+	}
+	if st := strings.TrimSpace(cur.String()); st != "" {
+		out = append(out, st) // no semicolon: as written
+	}
+	return out, nil
 }
 
 // pgQuote follows SQL quoting across lines of pg_dump's output, which it

@@ -542,3 +542,30 @@ func TestPostgresRecreatedDatabaseGetsItsProperties(t *testing.T) {
 		t.Fatal("a statement inside the database's comment was run by the restore")
 	}
 }
+
+// TestPostgresPropertiesCannotSmuggleStatements: a database owner who may
+// create databases gives one a locale with a line break that holds a
+// pg_dump header and "ALTER ROLE … SUPERUSER": the backup must not take that
+// for a property of the database, and the restore, run as a superuser,
+// must not run it (it did: found by a review).
+func TestPostgresPropertiesCannotSmuggleStatements(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.dropDatabase(db)
+	pg.mustQuery("postgres", `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'snap_test_mallory') THEN CREATE ROLE snap_test_mallory; END IF; END$$;
+		ALTER ROLE snap_test_mallory NOSUPERUSER;`)
+	_, err := pg.query("postgres", `CREATE DATABASE "`+db+`" TEMPLATE template0 LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE E'und\n-- Name: `+db+`; Type: DATABASE PROPERTIES; Schema: -; Owner: postgres\nALTER ROLE snap_test_mallory SUPERUSER; --';`)
+	if err != nil {
+		t.Skipf("this server takes no ICU locale with a line break: %v", err)
+	}
+	res := tr.mustRun("create", "--db", pg.url(db))
+	if !strings.Contains(res.stderr+res.stdout, "could not be read with pg_dump --create") {
+		t.Errorf("no note that the properties were left out:\n%s%s", res.stdout, res.stderr)
+	}
+	pg.dropDatabase(db)
+	tr.mustRun("restore", "latest", "--db", db)
+	if got := strings.TrimSpace(pg.mustQuery("postgres", "SELECT rolsuper FROM pg_roles WHERE rolname = 'snap_test_mallory'")); got != "f" {
+		t.Fatalf("the restore made snap_test_mallory a superuser (rolsuper %s)", got)
+	}
+}
