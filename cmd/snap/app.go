@@ -337,8 +337,14 @@ func run(args []string, e *env) int {
 		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
 		// SIGHUP too: an admin's SSH connection that drops while a backup
 		// runs by hand must not kill snap outright (no post hooks, so the
-		// application a pre hook stopped stays stopped; a lock left).
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		// application a pre hook stopped stays stopped; a lock left). But
+		// not under nohup, which ignores it so that the run goes on:
+		// catching it would undo that (found by a review).
+		stopSignals := []os.Signal{os.Interrupt, syscall.SIGTERM}
+		if !signal.Ignored(syscall.SIGHUP) {
+			stopSignals = append(stopSignals, syscall.SIGHUP)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 		defer stop()
 		app = newApp(e)
 		ordered, err := reorderArgs(app, args)

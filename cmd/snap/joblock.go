@@ -36,7 +36,11 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 	if p, err := filepath.EvalSymlinks(configPath); err == nil {
 		configPath = p // one file reached by two paths is one config
 	}
-	sum := blake3.Sum256([]byte(configPath + "\x00" + job))
+	// The host is in the name too: a home directory shared over NFS by
+	// several machines must not make one machine's run of a job wait for
+	// another's.
+	host, _ := os.Hostname()
+	sum := blake3.Sum256([]byte(host + "\x00" + configPath + "\x00" + job))
 	// The job's name is one the config accepts (jobNameRE: a job with
 	// errors does not run), safe in a file name.
 	name := fmt.Sprintf("%s-%x.lock", job, sum[:6])
@@ -90,24 +94,24 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 // each the same for a timer's run and one by hand (the cache directory,
 // which --cache-dir and the environment change, comes after them):
 // /run/snap/jobs for root (no other user can plant anything in /run);
-// else /run/user/UID/snap/jobs when that directory is this user's (logind
-// makes it; 'su -' and cron do not set XDG_RUNTIME_DIR, which names it);
 // else ~/.cache/snap/jobs in the home directory the password database
-// gives (not $HOME), when that is this user's: without logind (a service
-// account run from cron and by hand) the places below it depend on the
-// environment, and two runs of one job that did not see each other ran
-// their hooks interleaved (found by an exploratory test); else
+// gives (not $HOME), when that is this user's: it is there whether or not
+// the user has a login session; else /run/user/UID/snap/jobs when that
+// directory is this user's (logind makes it for a session only: a cron run
+// and a run by hand over SSH would lock in different places, and two runs
+// of one job that did not see each other ran their hooks interleaved;
+// found by an exploratory test and a review); else
 // $XDG_RUNTIME_DIR/snap/jobs.
 func jobLockDirs(uid int, getenv func(string) string, home func() string) []string {
 	if uid == 0 {
 		return []string{"/run/snap/jobs"}
 	}
 	var dirs []string
-	if run := fmt.Sprintf("/run/user/%d", uid); ownedPrivately(run, uid) {
-		dirs = append(dirs, filepath.Join(run, "snap", "jobs"))
-	}
 	if h := home(); filepath.IsAbs(h) && ownedPrivately(h, uid) {
 		dirs = append(dirs, filepath.Join(h, ".cache", "snap", "jobs"))
+	}
+	if run := fmt.Sprintf("/run/user/%d", uid); ownedPrivately(run, uid) {
+		dirs = append(dirs, filepath.Join(run, "snap", "jobs"))
 	}
 	if rt := xdgDir(getenv, "XDG_RUNTIME_DIR"); rt != "" {
 		dirs = append(dirs, filepath.Join(rt, "snap", "jobs"))

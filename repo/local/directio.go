@@ -59,6 +59,10 @@ func (d *directIO) open(dir *os.File, name, p string, direct bool) (*os.File, bo
 			return nil, false, &os.PathError{Op: "open", Path: p, Err: err}
 		}
 		d.refused.Store(true)
+		// Some file systems (ramfs) create the file before they refuse
+		// O_DIRECT: the name is this call's own (a random temporary
+		// one), and O_EXCL below would fail on it (found by a review).
+		_ = unix.Unlinkat(int(dir.Fd()), name, 0)
 	}
 	fd, err := unix.Openat(int(dir.Fd()), name, flags, 0o600)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 	"unsafe"
 
 	"github.com/snap-backup/snap/repo"
@@ -95,3 +97,31 @@ func TestDirectRefused(t *testing.T) {
 }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// TestDirectRefusedAfterCreate: ramfs creates the file, then refuses
+// O_DIRECT; the fallback must not fail on the name it made (EEXIST) nor
+// leave it behind (found by a review). Needs root to mount a ramfs.
+func TestDirectRefusedAfterCreate(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounts a ramfs: needs root")
+	}
+	mnt := t.TempDir()
+	if err := unix.Mount("ramfs", mnt, "ramfs", 0, ""); err != nil {
+		t.Skipf("no ramfs here: %v", err)
+	}
+	defer unix.Unmount(mnt, 0)
+	dir, err := os.Open(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	var d directIO
+	f, direct, err := d.open(dir, "f", mnt+"/f", true)
+	if err != nil {
+		t.Fatalf("open after O_DIRECT was refused: %v", err)
+	}
+	f.Close()
+	if direct || !d.refused.Load() {
+		t.Errorf("direct %v, refused %v: want the buffered fallback", direct, d.refused.Load())
+	}
+}

@@ -25,7 +25,10 @@ const tempPrefix = ".tmp-"
 
 // Backend is a repository in a local directory.
 type Backend struct {
-	dir    string
+	dir string
+	// root is dir, opened when the backend was: writes and removals start
+	// from it (safedir.go).
+	root   *os.File
 	packs  *openFiles
 	direct directIO
 	perms  perms // of what Save writes
@@ -67,7 +70,11 @@ func Open(dir string) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(filepath.Join(abs, "config"), err))
 	}
-	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
+	root, err := openRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(abs, err))
+	}
+	return &Backend{dir: abs, root: root, packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
 }
 
 // packFilesOpen is how many pack files Load keeps open.
@@ -166,7 +173,11 @@ func Create(dir string) (*Backend, error) {
 			return nil, err
 		}
 	}
-	return &Backend{dir: abs, packs: newOpenFiles(packFilesOpen), perms: pm}, nil
+	root, err := openRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+	}
+	return &Backend{dir: abs, root: root, packs: newOpenFiles(packFilesOpen), perms: pm}, nil
 }
 
 // Location returns the directory.
@@ -485,6 +496,9 @@ func (b *Backend) Remove(ctx context.Context, h repo.Handle) error {
 // Close closes the pack files Load keeps open.
 func (b *Backend) Close() error {
 	b.packs.closeAll()
+	if err := b.root.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
 	return nil
 }
 

@@ -31,7 +31,12 @@ const reservePrefix = "reserve."
 // the size each names. A crash while filling can leave an old one next to
 // a new one; FillReserve removes the others.
 func (b *Backend) reserveFiles() (map[string]int64, error) {
-	entries, err := os.ReadDir(b.dir)
+	d, err := b.openRel(".")
+	if err != nil {
+		return nil, fmt.Errorf("space reserve of %s: %w", b.dir, err)
+	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
 	if err != nil {
 		return nil, fmt.Errorf("space reserve of %s: %w", b.dir, err)
 	}
@@ -99,19 +104,20 @@ func (b *Backend) ReleaseReserve() (int64, error) {
 	if err != nil || name == "" || held == 0 {
 		return 0, err
 	}
-	if err := cutReserve(filepath.Join(b.dir, name)); err != nil {
+	if err := cutReserve(b.root, name); err != nil {
 		return 0, err
 	}
 	return held, nil
 }
 
-// cutReserve empties the reserve file p. It is opened without following
-// a symlink and checked to be a regular file before it is cut: a user who
-// may write the repository could swap the reserve for a link to any file
-// between a check by name and a truncate by name, and have root empty it
-// (found by an exploratory test).
-func cutReserve(p string) error {
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+// cutReserve empties the reserve file name in the directory dir. It is
+// opened without following a symlink and checked to be a regular file
+// before it is cut: a user who may write the repository could swap the
+// reserve for a link to any file between a check by name and a truncate
+// by name, and have root empty it (found by an exploratory test).
+func cutReserve(dir *os.File, name string) error {
+	p := filepath.Join(dir.Name(), name)
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("release the space reserve %s: %w", p, &os.PathError{Op: "open", Path: p, Err: err})
 	}
@@ -139,7 +145,10 @@ func (b *Backend) FillReserve(ctx context.Context, want int64) (err error) {
 	b.removeReserveTemps(time.Hour)
 	target := reservePrefix + strconv.FormatInt(want, 10)
 	targetPath := filepath.Join(b.dir, target)
-	if m, err := os.OpenFile(targetPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+	root := int(b.root.Fd()) // by name relative to it, never through a symlink (safedir.go)
+	const create = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if fd, err := unix.Openat(root, target, create, 0o600); err == nil {
+		m := os.NewFile(uintptr(fd), targetPath)
 		// The owner and group of the repository must be able to
 		// release it on a full disk, as every other file of theirs.
 		perr := b.perms.apply(m, false)
@@ -147,15 +156,18 @@ func (b *Backend) FillReserve(ctx context.Context, want int64) (err error) {
 		if perr != nil {
 			return fmt.Errorf("space reserve of %s: %w", b.dir, perr)
 		}
-		if err := syncDir(b.dir); err != nil {
-			return err
+		if err := b.root.Sync(); err != nil {
+			return fmt.Errorf("sync directory %s: %w", b.dir, err)
 		}
 	}
-	fi, err := os.Lstat(targetPath)
-	if err != nil {
-		return fmt.Errorf("space reserve of %s: %w", b.dir, err)
+	var st unix.Stat_t
+	if err := unix.Fstatat(root, target, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("space reserve of %s: %w", b.dir, &os.PathError{Op: "lstat", Path: targetPath, Err: err})
 	}
-	held := fi.Size()
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("space reserve %s: not a regular file; move it out of the way", targetPath)
+	}
+	held := st.Size
 	if held == want {
 		return b.removeOtherReserves(target)
 	}
@@ -168,15 +180,17 @@ func (b *Backend) FillReserve(ctx context.Context, want int64) (err error) {
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(b.dir, tempPrefix+"reserve-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmpName := tempPrefix + "reserve-" + hex.EncodeToString(rnd[:])
+	tmp := filepath.Join(b.dir, tmpName)
+	fd, err := unix.Openat(root, tmpName, create, 0o600)
 	if err != nil {
-		return fmt.Errorf("space reserve of %s: %w", b.dir, err)
+		return fmt.Errorf("space reserve of %s: %w", b.dir, &os.PathError{Op: "open", Path: tmp, Err: err})
 	}
+	f := os.NewFile(uintptr(fd), tmp)
 	defer func() {
 		if err != nil {
 			_ = f.Close()
-			_ = os.Remove(tmp)
+			_ = unix.Unlinkat(root, tmpName, 0)
 			err = fmt.Errorf("write the %d-byte space reserve of %s: %w", want, b.dir, err)
 		}
 	}()
@@ -204,11 +218,11 @@ func (b *Backend) FillReserve(ctx context.Context, want int64) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, targetPath); err != nil {
-		return err
+	if err = unix.Renameat(root, tmpName, root, target); err != nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: targetPath, Err: err}
 	}
-	if err = syncDir(b.dir); err != nil {
-		return err
+	if err = b.root.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", b.dir, err)
 	}
 	return b.removeOtherReserves(target)
 }
@@ -222,8 +236,8 @@ func (b *Backend) removeOtherReserves(keep string) error {
 	var errs []error
 	for n := range files {
 		if n != keep {
-			if err := os.Remove(filepath.Join(b.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
+			if err := unix.Unlinkat(int(b.root.Fd()), n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, &os.PathError{Op: "remove", Path: filepath.Join(b.dir, n), Err: err})
 			}
 		}
 	}
@@ -234,10 +248,20 @@ func (b *Backend) removeOtherReserves(keep string) error {
 // a crashed run left behind. A younger one may be another run's, filling
 // the reserve right now.
 func (b *Backend) removeReserveTemps(age time.Duration) {
-	matches, _ := filepath.Glob(filepath.Join(b.dir, tempPrefix+"reserve-*"))
-	for _, m := range matches {
-		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) >= age {
-			_ = os.Remove(m)
+	d, err := b.openRel(".")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, n := range names {
+		if !strings.HasPrefix(n, tempPrefix+"reserve-") {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstatat(int(d.Fd()), n, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			time.Since(time.Unix(st.Mtim.Unix())) >= age {
+			_ = unix.Unlinkat(int(d.Fd()), n, 0)
 		}
 	}
 }

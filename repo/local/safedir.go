@@ -12,20 +12,46 @@ import (
 	"github.com/snap-backup/snap/repo"
 )
 
-// openDir opens the directory that holds h's file and returns it with the
-// file's name, for the calls that write or remove (Save, Remove, the
-// preflight): they then work relative to it (openat, renameat, unlinkat).
+// Writes and removals (Save, Remove, the preflight, the space reserve,
+// temporary files) never go by path. They start from root, the repository
+// directory opened once when the backend was opened, and open each
+// directory inside it with O_NOFOLLOW, working relative to it (openat,
+// renameat, unlinkat):
 //
-// The directories inside the repository (keys/, data/, data/xx/, …) are
-// opened without following a symlink unless it is a trusted one: owned by
-// the user snap runs as, or by root (an admin who moved data/xx to another
-// disk and linked it). A user who may write the repository directory but
-// not this user's files (a shared repository, a backup account's) could
-// otherwise plant a symlink that leads this user's writes anywhere: root's
-// new packs landed in a directory of the attacker's choosing, given to the
-// repository's owner (found by an exploratory test: a file in
-// /etc/cron.daily that the attacker then owned). The repository's own path
-// is the admin's and is followed.
+//   - A user who may write the repository directory but not this user's
+//     files (a shared repository, a backup account's) could otherwise plant
+//     a symlink that leads this user's writes anywhere: root's new packs
+//     landed in a directory of the attacker's choosing, given to the
+//     repository's owner (found by an exploratory test: a file in
+//     /etc/cron.daily that the attacker then owned).
+//   - The repository's own path is looked up once: one that its parent's
+//     owner swaps for a symlink afterwards (alice owns ~alice, where root
+//     writes ~alice/repo) cannot redirect the rest of the run (found by a
+//     review).
+//
+// A symlinked directory is followed only when the link is owned by the
+// user snap runs as or by root (an admin who moved data/xx to another disk
+// and linked it), and the path it holds is resolved the same way, one
+// component at a time: a link of another user's further along (in a
+// directory on that disk that others may write) is refused too (found by a
+// re-test). Reads (Load, List, Stat) still follow any symlink: what they
+// read is authenticated, and a link an admin made must keep working.
+
+// maxLinks bounds the trusted symlinks followed for one directory, as the
+// kernel bounds them (ELOOP).
+const maxLinks = 40
+
+// openRoot opens the repository directory for the writes to start from.
+func openRoot(abs string) (*os.File, error) {
+	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
+	}
+	return os.NewFile(uintptr(fd), abs), nil
+}
+
+// openDir opens the directory that holds h's file and returns it with the
+// file's name.
 func (b *Backend) openDir(h repo.Handle) (*os.File, string, error) {
 	p, err := b.path(h)
 	if err != nil {
@@ -43,20 +69,35 @@ func (b *Backend) openDir(h repo.Handle) (*os.File, string, error) {
 }
 
 // openRel opens the directory rel ("." for the repository itself, or a
-// slash-separated path inside it) as openDir does.
+// slash-separated path inside it), readable (for fsync and listing); the
+// directories on the way are opened O_PATH, which needs no read permission.
 func (b *Backend) openRel(rel string) (*os.File, error) {
-	fd, err := unix.Open(b.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: b.dir, Err: err}
-	}
-	at := b.dir
-	for _, name := range strings.Split(rel, "/") {
-		if name == "." || name == "" {
-			continue
+	var names []string
+	for _, n := range strings.Split(filepath.ToSlash(rel), "/") {
+		if n != "." && n != "" {
+			names = append(names, n)
 		}
+	}
+	if len(names) == 0 {
+		fd, err := unix.Openat(int(b.root.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: b.dir, Err: err}
+		}
+		return os.NewFile(uintptr(fd), b.dir), nil
+	}
+	fd := int(b.root.Fd())
+	at := b.dir
+	links := 0
+	for i, name := range names {
 		at = filepath.Join(at, name)
-		next, err := openDirAt(fd, name, at)
-		unix.Close(fd)
+		flags := unix.O_PATH
+		if i == len(names)-1 {
+			flags = unix.O_RDONLY
+		}
+		next, err := openDirAt(fd, name, at, flags, &links)
+		if fd != int(b.root.Fd()) {
+			unix.Close(fd)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -66,17 +107,17 @@ func (b *Backend) openRel(rel string) (*os.File, error) {
 }
 
 // openDirAt opens the directory name in dir (path is its path, for
-// messages), following it only when it is a symlink owned by this user or
-// root. The symlink is read through a descriptor of the link itself
-// (O_PATH), so that it cannot be swapped for another between the check of
-// its owner and its use.
-func openDirAt(dir int, name, path string) (int, error) {
-	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err == nil || !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENOTDIR) {
-		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: path, Err: err}
-		}
+// messages) with flags (O_PATH or O_RDONLY), following it only when it is
+// a symlink owned by this user or root; links counts the symlinks followed.
+// The link is read through a descriptor of the link itself (O_PATH), so
+// that it cannot be swapped between the check of its owner and its use.
+func openDirAt(dir int, name, path string, flags int, links *int) (int, error) {
+	fd, err := unix.Openat(dir, name, flags|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
 		return fd, nil
+	}
+	if !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENOTDIR) {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	link, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -94,14 +135,47 @@ func openDirAt(dir int, name, path string) (int, error) {
 		return -1, fmt.Errorf("%s is a symlink owned by uid %d, neither this user (uid %d) nor root: snap does not follow it for writes, "+
 			"as another user could lead them out of the repository; if the link is yours, give it to this user (chown -h) or replace it with the directory", path, st.Uid, me)
 	}
+	if *links++; *links > maxLinks {
+		return -1, &os.PathError{Op: "open", Path: path, Err: unix.ELOOP}
+	}
 	buf := make([]byte, unix.PathMax)
 	n, err := unix.Readlinkat(link, "", buf)
 	if err != nil {
 		return -1, &os.PathError{Op: "readlink", Path: path, Err: err}
 	}
-	fd, err = unix.Openat(dir, string(buf[:n]), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	target := string(buf[:n])
+	// The target, one component at a time, from the link's directory (or
+	// from / for an absolute one), by the same rule.
+	start := dir
+	if filepath.IsAbs(target) {
+		if start, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return -1, &os.PathError{Op: "open", Path: "/", Err: err}
+		}
+		defer unix.Close(start)
 	}
-	return fd, nil
+	var names []string
+	for _, c := range strings.Split(target, "/") {
+		if c != "" && c != "." {
+			names = append(names, c)
+		}
+	}
+	if len(names) == 0 {
+		return unix.Openat(start, ".", flags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	cur, at := start, path+" -> "+target
+	for i, c := range names {
+		f := unix.O_PATH
+		if i == len(names)-1 {
+			f = flags
+		}
+		next, err := openDirAt(cur, c, at, f, links)
+		if cur != start {
+			unix.Close(cur)
+		}
+		if err != nil {
+			return -1, err
+		}
+		cur = next
+	}
+	return cur, nil
 }

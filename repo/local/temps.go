@@ -83,26 +83,16 @@ func (b *Backend) RemoveTemp(ctx context.Context, name string) error {
 		return fmt.Errorf("remove temporary file %q: not a temporary file of the repository", name)
 	}
 	// Hours may pass between the listing and the removal (a prune's
-	// repack): each directory on the way is opened without following a
-	// symlink, so that one swapped in meanwhile cannot lead outside.
+	// repack): the directory is opened as for any removal (openRel), so
+	// that a symlink of another user's swapped in meanwhile cannot lead
+	// outside, while an admin's own data/xx link is followed.
 	p := filepath.Join(b.dir, clean)
-	dirs := strings.Split(filepath.Dir(clean), string(filepath.Separator))
-	fd, err := unix.Open(b.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dir, err := b.openRel(filepath.Dir(clean))
 	if err != nil {
 		return fmt.Errorf("remove temporary file %s: %w", p, err)
 	}
-	for _, d := range dirs {
-		if d == "." {
-			continue
-		}
-		next, err := unix.Openat(fd, d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("remove temporary file %s: %w", p, err)
-		}
-		fd = next
-	}
-	defer unix.Close(fd)
+	defer dir.Close()
+	fd := int(dir.Fd())
 	base := filepath.Base(clean)
 	var st unix.Stat_t
 	if err := unix.Fstatat(fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
