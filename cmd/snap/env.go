@@ -58,7 +58,7 @@ func unknownTZ(getenv func(string) string, local *time.Location) string {
 func (e *env) warnUnknownTZ(u *ui) {
 	if tz := unknownTZ(e.getenv, time.Local); tz != "" && !e.tzWarned {
 		e.tzWarned = true
-		u.warnf("TZ=%s names no time zone known here (see /usr/share/zoneinfo; install tzdata): local times are UTC for this run", tz)
+		u.warnf("TZ=%s names no time zone known here: give a zone of /usr/share/zoneinfo such as Europe/Berlin (install tzdata if it is empty; POSIX rules such as CET-1CEST,M3.5.0,M10.5.0/3 are not read): local times are UTC for this run", tz)
 	}
 }
 

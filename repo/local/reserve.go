@@ -104,7 +104,10 @@ func (b *Backend) ReleaseReserve() (int64, error) {
 	if err != nil || name == "" || held == 0 {
 		return 0, err
 	}
-	if err := cutReserve(b.root, name); err != nil {
+	// What the file held when it was cut, not what the listing saw: the
+	// name may hold another file by then.
+	held, err = cutReserve(b.root, name)
+	if err != nil {
 		return 0, err
 	}
 	return held, nil
@@ -115,21 +118,23 @@ func (b *Backend) ReleaseReserve() (int64, error) {
 // before it is cut: a user who may write the repository could swap the
 // reserve for a link to any file between a check by name and a truncate
 // by name, and have root empty it (found by an exploratory test).
-func cutReserve(dir *os.File, name string) error {
+// It returns the bytes the file held.
+func cutReserve(dir *os.File, name string) (int64, error) {
 	p := filepath.Join(dir.Name(), name)
 	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("release the space reserve %s: %w", p, &os.PathError{Op: "open", Path: p, Err: err})
+		return 0, fmt.Errorf("release the space reserve %s: %w", p, &os.PathError{Op: "open", Path: p, Err: err})
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("release the space reserve %s: not a regular file; move it out of the way", p)
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("release the space reserve %s: not a regular file; move it out of the way", p)
 	}
 	if err := f.Truncate(0); err != nil {
-		return fmt.Errorf("release the space reserve %s: %w", p, err)
+		return 0, fmt.Errorf("release the space reserve %s: %w", p, err)
 	}
-	return nil
+	return fi.Size(), nil
 }
 
 // FillReserve writes a reserve of want random bytes (random so that a
