@@ -144,40 +144,65 @@ func Create(dir string) (*Backend, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("create repository %s: %w", abs, err)
 	}
-	dirs := []string{abs}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+	}
+	// The directories inside are made relative to the repository
+	// directory's descriptor, each opened without following a symlink:
+	// one planted by the owner of a directory root initialises a
+	// repository in, between the check above and here, must not have root
+	// make directories elsewhere.
+	root, err := openRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+	}
+	be := &Backend{dir: abs, root: root, packs: newOpenFiles(packFilesOpen), perms: pm}
+	fail := func(err error) (*Backend, error) {
+		root.Close()
+		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+	}
+	var rels []string
 	for _, t := range repo.FileTypes {
 		if t != repo.ConfigFile {
-			dirs = append(dirs, filepath.Join(abs, string(t)))
+			rels = append(rels, string(t))
 		}
 	}
 	for i := 0; i < 256; i++ {
-		dirs = append(dirs, filepath.Join(abs, string(repo.PackFile), fmt.Sprintf("%02x", i)))
+		rels = append(rels, fmt.Sprintf("%s/%02x", repo.PackFile, i))
 	}
-	for i, d := range dirs {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("create repository %s: %w", abs, err)
+	for _, rel := range rels {
+		parent, err := be.openRel(filepath.Dir(rel))
+		if err != nil {
+			return fail(err)
 		}
-		if i == 0 {
-			continue // the admin's own directory keeps its mode, a new one is private
+		err = unix.Mkdirat(int(parent.Fd()), filepath.Base(rel), 0o700)
+		parent.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fail(&os.PathError{Op: "mkdir", Path: filepath.Join(abs, rel), Err: err})
 		}
-		rel, _ := filepath.Rel(abs, d)
-		if err := pm.applyDir(abs, rel); err != nil {
-			return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		if err := pm.applyDir(abs, rel); err != nil { // the repository's group and bits (private by default)
+			return fail(err)
 		}
 	}
 	// The new directories' entries are durable before anything is
 	// written into them: data/ holds the 256 pack directories, the
 	// repository directory the others, its parent the repository.
-	for _, d := range []string{filepath.Join(abs, string(repo.PackFile)), abs, filepath.Dir(abs)} {
-		if err := syncDir(d); err != nil {
-			return nil, err
-		}
-	}
-	root, err := openRoot(abs)
+	data, err := be.openRel(string(repo.PackFile))
 	if err != nil {
-		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		return fail(err)
 	}
-	return &Backend{dir: abs, root: root, packs: newOpenFiles(packFilesOpen), perms: pm}, nil
+	err = data.Sync()
+	data.Close()
+	if err == nil {
+		err = root.Sync()
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(abs))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return be, nil
 }
 
 // Location returns the directory.
