@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -403,6 +404,70 @@ func TestCancelledSaveKeepsPack(t *testing.T) {
 			if _, ok := ix.Lookup(repo.DataBlob, id); !ok && w.Known(repo.DataBlob, id) {
 				t.Fatalf("blob %d: the writer says it is known, and no index lists it", i)
 			}
+		}
+	}
+}
+
+// failingIndexLoads fails every load of an index segment with a transient
+// error, as a store that stopped answering does once the retries give up.
+type failingIndexLoads struct {
+	repo.Backend
+	on    atomic.Bool
+	loads atomic.Int32
+}
+
+func (f *failingIndexLoads) Load(ctx context.Context, h repo.Handle, off, n int64) ([]byte, error) {
+	if f.on.Load() && h.Type == repo.IndexFile {
+		f.loads.Add(1)
+		return nil, fmt.Errorf("%w: connection refused (gave up after 10 attempts)", repo.ErrTransient)
+	}
+	return f.Backend.Load(ctx, h, off, n)
+}
+
+// TestSyncStopsAtAStoreThatDoesNotAnswer: a segment the store does not
+// deliver (retried, then given up) ends the sync with that error at once,
+// also for a reading command, and without advice to repair the index: each
+// further segment cost another minute of retries (a prune ran 14 minutes
+// against a server gone), and the advice sent an admin to rewrite a whole
+// index over a network outage (found by an exploratory test).
+func TestSyncStopsAtAStoreThatDoesNotAnswer(t *testing.T) {
+	var fl *failingIndexLoads
+	_, r, dir, _ := newTestIndexOn(t, func(be repo.Backend) repo.Backend {
+		fl = &failingIndexLoads{Backend: be}
+		return fl
+	})
+	ctx := context.Background()
+	for i := range 3 { // three segments
+		ix, err := Open(ctx, r, filepath.Join(dir, "cache-w"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := NewWriter(ix, WriterOptions{})
+		plain := randomBlob(uint64(100+i), 1000)
+		if _, err := w.Save(ctx, repo.DataBlob, blobID(ix, plain), plain); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ix.Close()
+	}
+	fl.on.Store(true)
+	var logged []string
+	ix, err := Open(ctx, r, filepath.Join(dir, "cache-r"), Options{ReadOnly: true, Log: func(s string) { logged = append(logged, s) }})
+	if err == nil {
+		_, err = ix.Sync(ctx, nil)
+		ix.Close()
+	}
+	if err == nil || !errors.Is(err, repo.ErrTransient) || strings.Contains(err.Error(), "repair") {
+		t.Errorf("sync against a store that does not answer: %v", err)
+	}
+	if n := fl.loads.Load(); n != 1 {
+		t.Errorf("%d segment loads, want 1: the sync went on after the store stopped answering", n)
+	}
+	for _, l := range logged {
+		if strings.Contains(l, "repair") {
+			t.Errorf("advice to repair: %s", l)
 		}
 	}
 }
