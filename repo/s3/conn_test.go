@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -148,5 +149,59 @@ func TestAnswerOfAWebServer(t *testing.T) {
 	notXML := b.fail("list", "keys", fmt.Errorf("list: %w", &xml.SyntaxError{Msg: "element <meta> closed by </head>", Line: 6}))
 	if errors.Is(notXML, repo.ErrTransient) || !strings.Contains(notXML.Error(), "is it an S3 server?") {
 		t.Errorf("a page for a listing: %v (transient: %v)", notXML, errors.Is(notXML, repo.ErrTransient))
+	}
+}
+
+// TestPlainHTTPToASilentTLSServer: an HTTPS server that closes a plain-HTTP
+// connection without a word (no alert, no 400) is told from a server that
+// is restarting by one TLS handshake: the wrong scheme is said at once,
+// not retried for a minute (found by an exploratory test, with versitygw).
+func TestPlainHTTPToASilentTLSServer(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.StartTLS()
+	cfg := srv.TLS.Clone()
+	srv.Close()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := tls.NewListener(raw, cfg)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake() // plain HTTP fails it: closed without a word
+			c.Close()
+		}
+	}()
+	host := raw.Addr().String()
+	b := &Backend{cfg: Config{Endpoint: host, Bucket: "bucket", PathStyle: true}}
+	closed := errors.New("Connection closed by foreign host http://" + host + "/bucket/keys. Retry again.") // minio-go's words for EOF
+	got := b.fail("list", "keys", closed)
+	if errors.Is(got, repo.ErrTransient) || !strings.Contains(got.Error(), "speaks HTTPS, not plain HTTP") {
+		t.Errorf("plain HTTP to a silent TLS server: %v (transient: %v)", got, errors.Is(got, repo.ErrTransient))
+	}
+	// A plain server that closed the connection (restarting) stays
+	// transient, with the hint.
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	go func() {
+		for {
+			c, err := plain.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	b = &Backend{cfg: Config{Endpoint: plain.Addr().String(), Bucket: "bucket", PathStyle: true}}
+	if got := b.fail("list", "keys", closed); !errors.Is(got, repo.ErrTransient) || !strings.Contains(got.Error(), "if the server expects HTTPS") {
+		t.Errorf("a plain server that closed the connection: %v", got)
 	}
 }

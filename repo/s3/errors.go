@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -80,6 +81,13 @@ func (b *Backend) fail(op, object string, err error) error {
 	// nothing the endpoint does not.
 	msg := urlInMessage.ReplaceAllString(err.Error(), "(the request)")
 	if !b.cfg.Secure && strings.Contains(msg, "closed by foreign host") {
+		// Some HTTPS servers close a plain-HTTP connection without a
+		// word (no TLS alert, no 400). One TLS handshake tells them
+		// from a server that is restarting, so that a wrong scheme is
+		// not retried for a minute (found by an exploratory test).
+		if speaksTLS(b.cfg.Endpoint) {
+			return fmt.Errorf("%s %s: %s speaks HTTPS, not plain HTTP (it closed the plain connection, and took a TLS handshake): use the location %s", op, object, b.cfg.Endpoint, b.withScheme("https"))
+		}
 		msg += fmt.Sprintf("; if the server expects HTTPS, use the location %s", b.withScheme("https"))
 	}
 	return repo.Transient(fmt.Errorf("%s %s at %s: %s", op, object, b.cfg.Endpoint, msg))
@@ -201,4 +209,17 @@ func contextDeadline(err error) bool {
 		}
 	}
 	return false
+}
+
+// speaksTLS reports whether a TLS handshake with endpoint succeeds within a
+// few seconds. The certificate is not verified: nothing is sent over the
+// connection, which only tells whether the server speaks TLS at all.
+func speaksTLS(endpoint string) bool {
+	d := &net.Dialer{Timeout: 3 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", endpoint, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a probe, no data
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
