@@ -202,7 +202,7 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, missing map[repo.ID]bo
 		switch n.Type {
 		case sources.TypeDir:
 			if err := c.collect(ctx, n.Subtree, missing); err != nil {
-				return fmt.Errorf("%s: %w", n.Name, err)
+				return inPath(n.Name, err)
 			}
 		case sources.TypeFile:
 			for _, sid := range n.Content {
@@ -340,7 +340,7 @@ func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
 		switch n.Type {
 		case sources.TypeDir:
 			if n.Subtree, err = c.copyTree(ctx, n.Subtree); err != nil {
-				return repo.ID{}, fmt.Errorf("%s: %w", n.Name, err)
+				return repo.ID{}, inPath(n.Name, err)
 			}
 		case sources.TypeFile:
 			content := make([]repo.ID, len(n.Content))
@@ -348,7 +348,7 @@ func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
 				tid, ok := c.known(sid)
 				if !ok {
 					if tid, err = c.copyBlob(ctx, c.src, sid); err != nil {
-						return repo.ID{}, fmt.Errorf("%s: %w", n.Name, err)
+						return repo.ID{}, inPath(n.Name, err)
 					}
 				}
 				content[j] = tid
@@ -367,4 +367,23 @@ func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
 	c.trees[id] = tid
 	c.mu.Unlock()
 	return tid, nil
+}
+
+// copyPathError is an error of copy with the path in the snapshot it
+// happened at, built up name by name on the way out of the tree walk.
+type copyPathError struct {
+	path string // without the leading slash
+	err  error
+}
+
+func (e *copyPathError) Error() string { return "/" + e.path + ": " + e.err.Error() }
+func (e *copyPathError) Unwrap() error { return e.err }
+
+// inPath puts name in front of the path of err (a path joined with "/":
+// names joined with ": " read "tmp: t-s3: src: f").
+func inPath(name string, err error) error {
+	if pe, ok := err.(*copyPathError); ok {
+		return &copyPathError{path: name + "/" + pe.path, err: pe.err}
+	}
+	return &copyPathError{path: name, err: err}
 }

@@ -548,3 +548,4 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 		t.Errorf("list of a repository that lost its config: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
