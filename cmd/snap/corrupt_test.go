@@ -548,4 +548,3 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 		t.Errorf("list of a repository that lost its config: exit %d\n%s", res.code, res.stderr)
 	}
 }
-
