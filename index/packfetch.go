@@ -194,7 +194,10 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 	defer f.done(p)
 	path, err := f.await(ctx, loc.Pack, p)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("load %s blob %s: %w", t, id, err) // as a read by range names it
 	}
 	if path == "" {
 		return f.ix.LoadBlobAt(ctx, loc, dst)

@@ -401,8 +401,9 @@ func TestPackFetcherFetchError(t *testing.T) {
 				t.Errorf("blob %s of the failing pack read fine", id.Short())
 			case pk == bad:
 				msg := err.Error()
-				if !errors.Is(err, errInjected) || !strings.Contains(msg, bad.String()) || !strings.Contains(msg, "gave up after 3 attempts") || strings.Contains(msg, "\n") {
-					t.Errorf("error %q does not name the pack, the cause and the attempts on one line", msg)
+				if !errors.Is(err, errInjected) || !strings.Contains(msg, bad.String()) || !strings.Contains(msg, "gave up after 3 attempts") || strings.Contains(msg, "\n") ||
+					!strings.Contains(msg, "load data blob "+id.String()) {
+					t.Errorf("error %q does not name the blob, the pack, the cause and the attempts on one line", msg)
 				}
 			}
 		}
