@@ -60,6 +60,10 @@ type RepairStats struct {
 	Truncated  []repo.ID // of those, the packs shorter than listed: only the blobs left were kept
 	Segments   int       // segments written
 	Removed    int       // old segments removed (the new ones supersede them)
+	// Missing are the packs the local index listed as live that the
+	// repository no longer holds (deleted by hand, lost with a disk):
+	// their blobs are no longer indexed, and nothing else would say so.
+	Missing []repo.ID
 }
 
 // segmentTarget is the number of blobs per segment that repair writes.
@@ -197,6 +201,19 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 		}
 	}
 	if err := flush(true); err != nil {
+		return st, err
+	}
+	// Before the cache is reset: the packs it knew as live that are gone.
+	there := make(map[repo.ID]bool, len(packs))
+	for _, p := range packs {
+		there[p.id] = true
+	}
+	if err := ix.Packs(func(pi PackInfo) error {
+		if pi.Status == PackLive && !there[pi.ID] {
+			st.Missing = append(st.Missing, pi.ID)
+		}
+		return nil
+	}); err != nil {
 		return st, err
 	}
 	for _, id := range old {

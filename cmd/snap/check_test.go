@@ -113,6 +113,14 @@ func TestCheckFindsMissingPack(t *testing.T) {
 	if res := tr.run("prune", "--instant"); res.code == 0 || !strings.Contains(res.stderr, "no pack holds") {
 		t.Errorf("prune with a lost pack: exit %d: %s", res.code, res.stderr)
 	}
+	// A repair from the packs names the pack that is gone and fails:
+	// it said "indexed … in N packs" and exited 0 (found by an
+	// exploratory test).
+	res = tr.run("repair", "index", "--from-packs")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "data/"+name+": the index listed this pack, but the repository no longer holds it") ||
+		!strings.Contains(res.stderr, "no longer holds 1 pack the index listed") {
+		t.Errorf("repair with a lost pack: exit %d: %s", res.code, res.stderr)
+	}
 }
 
 func TestCheckReadDataFindsDamage(t *testing.T) {

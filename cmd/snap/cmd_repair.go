@@ -63,17 +63,23 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	for _, u := range st.Unreadable {
 		s.ui.errorf("%s: its blobs are not indexed; 'snap check' lists the snapshots affected", u)
 	}
+	for _, id := range st.Missing {
+		s.ui.errorf("data/%s: the index listed this pack, but the repository no longer holds it: its blobs are no longer indexed; 'snap check' lists the snapshots affected", id)
+	}
 	for _, id := range st.Truncated {
 		s.ui.warnf("data/%s was cut short: 'snap create' the affected paths again to store what it lost, then 'snap prune --repack %s' to copy the blobs it kept into a sound pack", id, id.Short())
 	}
 	if s.ui.json {
 		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
-			"segments": st.Segments, "removed_segments": st.Removed, "unreadable_packs": len(st.Unreadable), "truncated_packs": len(st.Truncated)})
+			"segments": st.Segments, "removed_segments": st.Removed, "unreadable_packs": len(st.Unreadable), "truncated_packs": len(st.Truncated), "missing_packs": len(st.Missing)})
 	}
 	s.ui.printf("indexed %s in %s; wrote %s, removed the %d they replace", plural(st.Blobs, "blob", "blobs"), plural(st.Packs, "pack", "packs"),
 		plural(st.Segments, "index segment", "index segments"), st.Removed)
 	if n := len(st.Unreadable); n > 0 {
 		return fmt.Errorf("repair index: %d packs could not be read (listed above) and are not indexed: their blobs are lost unless another pack holds them; run 'snap check' to see the snapshots affected", n)
+	}
+	if n := len(st.Missing); n > 0 {
+		return fmt.Errorf("repair index: the repository no longer holds %s the index listed (above): their blobs are lost unless another pack holds them; run 'snap check' to see the snapshots affected", plural(n, "pack", "packs"))
 	}
 	return nil
 }
