@@ -263,9 +263,18 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 // It returns the statements that failed, with why.
 func (d *Database) setProperties(ctx context.Context, statements []string) (failed []string) {
 	for _, b := range statements {
-		// A database whose default is read-only transactions (one of the
-		// settings set again here) still takes the rest.
-		if _, err := d.psql(ctx, d.Name, nil, "SET default_transaction_read_only = off;\n"+b); err != nil {
+		// Run from the maintenance database, in a session whose parsing
+		// rules are fixed here: the restored database's own settings
+		// (client_encoding SJIS, backslash_quote on, set by its owner and
+		// applied by the statements before this one) would otherwise
+		// apply to the session, and change where a literal ends: a
+		// multibyte character swallowing a backslash let a setting's
+		// value end early and the owner's "ALTER ROLE … SUPERUSER" run as
+		// the superuser restoring (found by a review). Every statement
+		// kept names its database, so it works from any database. A
+		// default of read-only transactions does not stop the rest.
+		const session = "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\nSET backslash_quote = off;\nSET default_transaction_read_only = off;\n"
+		if _, err := d.psql(ctx, pgMaintenanceDB, nil, session+b); err != nil {
 			failed = append(failed, fmt.Sprintf("%s (%v)", strings.SplitN(strings.TrimSpace(b), "\n", 2)[0], err))
 		}
 	}
@@ -401,7 +410,7 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (DatabaseProperties, err
 		return DatabaseProperties{}, fmt.Errorf("%v; install the PostgreSQL client (postgresql-client)", err)
 	}
 	var out strings.Builder
-	c := Command{Name: tool, Args: []string{"--no-password", "--create", "--schema-only", "--exclude-schema=*", "--dbname=" + d.connURL(d.Name)},
+	c := Command{Name: tool, Args: []string{"--no-password", "--create", "--schema-only", "--exclude-schema=*", "--encoding=UTF8", "--dbname=" + d.connURL(d.Name)},
 		Env: d.env("PGPASSWORD"), Stdout: func(line string) { out.WriteString(line + "\n") }}
 	if err := c.Run(ctx); err != nil {
 		return DatabaseProperties{}, err
@@ -482,6 +491,16 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (DatabaseProperties, err
 // before a restore runs them, as the repository's bytes are not trusted to
 // be what snap wrote.
 func (p DatabaseProperties) check(db string) error {
+	// Written in UTF-8 (pg_dump --encoding=UTF8) and run in a session of
+	// that encoding: bytes of another encoding are not what snap records.
+	if !utf8.ValidString(p.CreateWith) {
+		return fmt.Errorf("the database's CREATE DATABASE options are not UTF-8")
+	}
+	for _, st := range p.Statements {
+		if !utf8.ValidString(st) {
+			return fmt.Errorf("%q is not UTF-8", cutBytes(st, 80))
+		}
+	}
 	if strings.ContainsAny(p.CreateWith, "\n\r") {
 		return fmt.Errorf("the database's CREATE DATABASE options span lines")
 	}
@@ -514,7 +533,10 @@ func pgDatabaseStatements(block, db string) ([]string, error) {
 			return i >= 0 && pgNamesAt(st[i+len(kw):], db)
 		}
 		switch {
-		case strings.HasPrefix(st, "SET ") || strings.HasPrefix(st, "SELECT pg_catalog.set_config("):
+		case strings.HasPrefix(st, "SET ") || strings.HasPrefix(st, "RESET ") || strings.HasPrefix(st, "SELECT pg_catalog.set_config("):
+			// Session settings, and the SET/RESET SESSION AUTHORIZATION
+			// around a grant made by another grantor (the grant is kept,
+			// made by the restoring role).
 		case strings.HasPrefix(st, "ALTER DATABASE ") && pgNamesAt(st[len("ALTER DATABASE "):], db),
 			strings.HasPrefix(st, "COMMENT ON DATABASE ") && pgNamesAt(st[len("COMMENT ON DATABASE "):], db),
 			strings.HasPrefix(st, "SECURITY LABEL FOR ") && about(" ON DATABASE "),
@@ -551,15 +573,35 @@ func pgBlankQuoted(st string) string {
 }
 
 // pgNamesAt reports whether rest starts with db's name as pg_dump writes
-// an identifier (bare, or in double quotes with quotes doubled), followed
-// by the end or a blank, comma or semicolon.
+// an identifier (bare only when it needs no quotes, else in double quotes
+// with quotes doubled), followed by the end, a blank or a semicolon (not a
+// comma: "ON DATABASE app, postgres" names another database too).
 func pgNamesAt(rest, db string) bool {
-	for _, name := range []string{db, `"` + strings.ReplaceAll(db, `"`, `""`) + `"`} {
-		if after, ok := strings.CutPrefix(rest, name); ok && (after == "" || strings.ContainsAny(after[:1], " ,;\n")) {
+	names := []string{`"` + strings.ReplaceAll(db, `"`, `""`) + `"`}
+	if pgBareIdent(db) {
+		names = append(names, db)
+	}
+	for _, name := range names {
+		if after, ok := strings.CutPrefix(rest, name); ok && (after == "" || strings.ContainsAny(after[:1], " ;\n")) {
 			return true
 		}
 	}
 	return false
+}
+
+// pgBareIdent reports whether name reads as itself unquoted: lower-case
+// letters, digits and underscores, not starting with a digit ("Prod"
+// unquoted is prod).
+func pgBareIdent(name string) bool {
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // pgSplitStatements splits SQL into its statements at the semicolons

@@ -27,6 +27,14 @@ func TestDatabasePropertiesCheck(t *testing.T) {
 	if err := quoted.check(`My "App"`); err != nil {
 		t.Errorf("a quoted database name refused: %v", err)
 	}
+	// "Prod" unquoted names prod, another database.
+	if err := (DatabaseProperties{CreateWith: good.CreateWith, Statements: []string{"ALTER DATABASE Prod OWNER TO m;"}}).check("Prod"); err == nil {
+		t.Error("an unquoted name that folds to another database accepted")
+	}
+	// A grant by another grantor: kept, the session authorization dropped.
+	if got, err := pgDatabaseStatements("SET SESSION AUTHORIZATION bob;\nGRANT CONNECT ON DATABASE app TO carol;\nRESET SESSION AUTHORIZATION;\n", "app"); err != nil || len(got) != 1 {
+		t.Errorf("a grant by another grantor: %q, %v", got, err)
+	}
 	for name, p := range map[string]DatabaseProperties{
 		"another kind of statement":     {CreateWith: good.CreateWith, Statements: []string{"ALTER ROLE mallory SUPERUSER;"}},
 		"two statements in one":         {CreateWith: good.CreateWith, Statements: []string{"ALTER DATABASE app OWNER TO a; ALTER ROLE m SUPERUSER;"}},
@@ -41,6 +49,8 @@ func TestDatabasePropertiesCheck(t *testing.T) {
 		"another database":              {CreateWith: good.CreateWith, Statements: []string{"ALTER DATABASE template1 OWNER TO mallory;"}},
 		"a grant to a role named alike": {CreateWith: good.CreateWith, Statements: []string{`GRANT pg_execute_server_program TO " ON DATABASE app";`}},
 		"a prefix of the name":          {CreateWith: good.CreateWith, Statements: []string{"ALTER DATABASE application OWNER TO mallory;"}},
+		"a grant on two databases":      {CreateWith: good.CreateWith, Statements: []string{"GRANT ALL ON DATABASE app, postgres TO mallory;"}},
+		"not UTF-8":                     {CreateWith: good.CreateWith, Statements: []string{"COMMENT ON DATABASE app IS '\x81\\'';"}},
 	} {
 		if err := p.check("app"); err == nil {
 			t.Errorf("%s: accepted", name)

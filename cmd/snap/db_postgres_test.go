@@ -569,3 +569,39 @@ func TestPostgresPropertiesCannotSmuggleStatements(t *testing.T) {
 		t.Fatalf("the restore made snap_test_mallory a superuser (rolsuper %s)", got)
 	}
 }
+
+// TestPostgresPropertiesUnderTheDatabasesEncoding: the owner sets the
+// database's client_encoding to SJIS and backslash_quote on, and a role
+// setting whose value ends in a multibyte character and a backslash: in a
+// session of the restored database those settings made the literal end
+// early and "ALTER ROLE … SUPERUSER" run as the superuser restoring (found
+// by a review). The properties are now run from the maintenance database
+// in a session whose parsing rules snap sets.
+func TestPostgresPropertiesUnderTheDatabasesEncoding(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery("postgres", `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'snap_test_mal') THEN CREATE ROLE snap_test_mal LOGIN; END IF; END$$;
+		ALTER ROLE snap_test_mal NOSUPERUSER;
+		ALTER DATABASE "`+db+`" OWNER TO snap_test_mal;
+		ALTER DATABASE "`+db+`" SET backslash_quote = on;
+		ALTER DATABASE "`+db+`" SET client_encoding = 'SJIS';
+		ALTER ROLE snap_test_mal IN DATABASE "`+db+`" SET client_encoding = 'UTF8';
+		ALTER ROLE snap_test_mal IN DATABASE "`+db+`" SET default_tablespace = E'\u0101\\''; ALTER ROLE snap_test_mal SUPERUSER; --';`)
+	u := *pg.base
+	u.User = url.User("snap_test_mal")
+	u.Path = "/" + db
+	tr.mustRun("create", "--db", u.String())
+	pg.dropDatabase(db)
+	res := tr.run("restore", "latest", "--db", db, "--to", pg.url(db))
+	if got := strings.TrimSpace(pg.mustQuery("postgres", "SELECT rolsuper FROM pg_roles WHERE rolname = 'snap_test_mal'")); got != "f" {
+		pg.mustQuery("postgres", "ALTER ROLE snap_test_mal NOSUPERUSER")
+		t.Fatalf("the restore made snap_test_mal a superuser:\n%s%s", res.stdout, res.stderr)
+	}
+	if res.code != 0 {
+		t.Errorf("restore: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if got := pg.mustQuery("postgres", `SELECT setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '`+db+`' ORDER BY 1`); !strings.Contains(got, "client_encoding=SJIS") || !strings.Contains(got, "default_tablespace") {
+		t.Errorf("the settings were not restored as they were: %s", got)
+	}
+}
