@@ -152,9 +152,16 @@ func Create(dir string) (*Backend, error) {
 	// one planted by the owner of a directory root initialises a
 	// repository in, between the check above and here, must not have root
 	// make directories elsewhere.
-	root, err := openRoot(abs)
+	// Without following a symlink put in its place since the check
+	// above (the directories above it are the admin's path).
+	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		return nil, fmt.Errorf("create repository %s: %w", abs, &os.PathError{Op: "open", Path: abs, Err: err})
+	}
+	root := os.NewFile(uintptr(fd), abs)
+	if names, err := root.Readdirnames(-1); err != nil || len(names) > 0 {
+		root.Close()
+		return nil, fmt.Errorf("create repository %s: %w; choose an empty or new directory", abs, repo.ErrExists)
 	}
 	be := &Backend{dir: abs, root: root, packs: newOpenFiles(packFilesOpen), perms: pm}
 	fail := func(err error) (*Backend, error) {
@@ -180,7 +187,7 @@ func Create(dir string) (*Backend, error) {
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fail(&os.PathError{Op: "mkdir", Path: filepath.Join(abs, rel), Err: err})
 		}
-		if err := pm.applyDir(abs, rel); err != nil { // the repository's group and bits (private by default)
+		if err := pm.applyDir(root, rel); err != nil { // the repository's group and bits (private by default)
 			return fail(err)
 		}
 	}

@@ -110,27 +110,29 @@ func (p perms) apply(f *os.File, dir bool) error {
 	return nil
 }
 
-// applyDir is apply for the directory rel below root (init's own
-// directories), reached without following a symlink at any step: root
-// initialising a repository in a directory a user owns must not chown
-// whatever that user put a symlink to in place of a directory.
-func (p perms) applyDir(root, rel string) error {
+// applyDir is apply for the directory rel below the repository directory
+// root (init's own directories), reached from root's descriptor without
+// following a symlink at any step: root initialising a repository in a
+// directory a user owns must not chown whatever that user put a symlink to
+// in place of a directory, nor, by swapping a directory above the
+// repository for a link, another repository's directories (found by a
+// review: a path opened again for each directory was swapped mid-init).
+func (p perms) applyDir(root *os.File, rel string) error {
 	if p == private {
 		return nil
 	}
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: root, Err: err}
-	}
+	fd := int(root.Fd())
 	for _, name := range strings.Split(rel, "/") {
 		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
+		if fd != int(root.Fd()) {
+			unix.Close(fd)
+		}
 		if err != nil {
-			return &fs.PathError{Op: "open", Path: filepath.Join(root, rel), Err: err}
+			return &fs.PathError{Op: "open", Path: filepath.Join(root.Name(), rel), Err: err}
 		}
 		fd = next
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(root, rel))
+	f := os.NewFile(uintptr(fd), filepath.Join(root.Name(), rel))
 	defer f.Close()
 	return p.apply(f, true)
 }

@@ -27,7 +27,12 @@ func TestApplyDirFollowsNoSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := perms{file: 0o600, dir: 0o700, uid: 65534, gid: 65534}
-	if err := p.applyDir(root, "data/00"); err == nil {
+	rootDir, err := os.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rootDir.Close()
+	if err := p.applyDir(rootDir, "data/00"); err == nil {
 		t.Error("applyDir followed a symlink")
 	}
 	fi, err := os.Stat(victim)
@@ -37,7 +42,7 @@ func TestApplyDirFollowsNoSymlink(t *testing.T) {
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 {
 		t.Errorf("the symlink's target was given to uid %d", st.Uid)
 	}
-	if err := p.applyDir(root, "data"); err != nil {
+	if err := p.applyDir(rootDir, "data"); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ = os.Stat(filepath.Join(root, "data"))
