@@ -28,7 +28,13 @@ type Backend struct {
 	dir string
 	// root is dir, opened when the backend was: writes and removals start
 	// from it (safedir.go).
-	root   *os.File
+	root *os.File
+	// base is where reads resolve paths under dir: root's descriptor in
+	// /proc/self/fd, so that dir swapped after the open (its parent's
+	// owner moving it and putting a directory of their own there) cannot
+	// show root's prune an empty snapshots/ and have it delete every
+	// pack (found by a review); dir itself where /proc is missing.
+	base   string
 	packs  *openFiles
 	direct directIO
 	perms  perms // of what Save writes
@@ -74,7 +80,7 @@ func Open(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(abs, err))
 	}
-	return &Backend{dir: abs, root: root, packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
+	return &Backend{dir: abs, root: root, base: readBase(root, abs), packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
 }
 
 // packFilesOpen is how many pack files Load keeps open.
@@ -163,7 +169,7 @@ func Create(dir string) (*Backend, error) {
 		root.Close()
 		return nil, fmt.Errorf("create repository %s: %w; choose an empty or new directory", abs, repo.ErrExists)
 	}
-	be := &Backend{dir: abs, root: root, packs: newOpenFiles(packFilesOpen), perms: pm}
+	be := &Backend{dir: abs, root: root, base: readBase(root, abs), packs: newOpenFiles(packFilesOpen), perms: pm}
 	fail := func(err error) (*Backend, error) {
 		root.Close()
 		return nil, fmt.Errorf("create repository %s: %w", abs, err)
@@ -285,7 +291,8 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 }
 
 // Load reads a range of the file.
-func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64) (_ []byte, err error) {
+	defer func() { err = b.shown(err) }()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -296,14 +303,14 @@ func (b *Backend) Load(ctx context.Context, h repo.Handle, offset, length int64)
 	var f *os.File
 	var fi fs.FileInfo // of a file opened here: every whole-file load
 	if h.Type == repo.PackFile && length > 0 {
-		of, err := b.packs.get(p)
+		of, err := b.packs.get(b.sys(p))
 		if err != nil {
 			return nil, wrapErr(h, p, err)
 		}
 		defer b.packs.put(of)
 		f = of.f
 	} else {
-		f, fi, err = openRegular(p)
+		f, fi, err = openRegular(b.sys(p))
 		if err != nil {
 			return nil, wrapErr(h, p, err)
 		}
@@ -397,12 +404,13 @@ func fileKind(m fs.FileMode) string {
 }
 
 // Stat returns the file's size.
-func (b *Backend) Stat(ctx context.Context, h repo.Handle) (int64, error) {
+func (b *Backend) Stat(ctx context.Context, h repo.Handle) (_ int64, err error) {
+	defer func() { err = b.shown(err) }()
 	p, err := b.path(h)
 	if err != nil {
 		return 0, err
 	}
-	fi, err := regular(p)
+	fi, err := regular(b.sys(p))
 	if err != nil {
 		return 0, wrapErr(h, p, err)
 	}
@@ -410,7 +418,8 @@ func (b *Backend) Stat(ctx context.Context, h repo.Handle) (int64, error) {
 }
 
 // List walks the type's directory (and the 256 subdirectories of data/).
-func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string, size int64) error) error {
+func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string, size int64) error) (err error) {
+	defer func() { err = b.shown(err) }()
 	if t == repo.ConfigFile {
 		size, err := b.Stat(ctx, repo.Handle{Type: t})
 		if errors.Is(err, repo.ErrNotFound) {
@@ -432,9 +441,9 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		entries, err := os.ReadDir(d)
+		entries, err := os.ReadDir(b.sys(d))
 		if errors.Is(err, fs.ErrNotExist) && d == filepath.Join(b.dir, string(t)) {
-			if readme, err := os.ReadFile(filepath.Join(b.dir, "README")); err == nil && strings.HasPrefix(string(readme), "This is a Borg Backup repository") {
+			if readme, err := os.ReadFile(b.sys(filepath.Join(b.dir, "README"))); err == nil && strings.HasPrefix(string(readme), "This is a Borg Backup repository") {
 				// A config of borg's opened: not a damaged repository.
 				return fmt.Errorf("%s: %w of snap's: it holds a Borg repository (use borg for it; snap cannot read borg's format)", b.dir, repo.ErrNoRepository)
 			}
@@ -460,7 +469,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			// is absent, and prune, which lists snapshots to learn what
 			// is in use, would delete its data; listed, every caller
 			// would have to tell it from a real object.
-			fi, err := regular(filepath.Join(d, name))
+			fi, err := regular(b.sys(filepath.Join(d, name)))
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed while listing
 			}
@@ -478,7 +487,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 // packDirs returns the pack directories: data/<xx>.
 func (b *Backend) packDirs() ([]string, error) {
 	data := filepath.Join(b.dir, string(repo.PackFile))
-	subs, err := os.ReadDir(data)
+	subs, err := os.ReadDir(b.sys(data))
 	if err != nil {
 		return nil, err
 	}
@@ -490,7 +499,7 @@ func (b *Backend) packDirs() ([]string, error) {
 		p := filepath.Join(data, s.Name())
 		if s.Type()&fs.ModeSymlink != 0 {
 			// A data/xx moved to another disk and linked.
-			if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			if fi, err := os.Stat(b.sys(p)); err != nil || !fi.IsDir() {
 				return nil, fmt.Errorf("%s is a symlink that does not lead to a directory; put the directory back, or move the link out of the way", p)
 			}
 		} else if !s.IsDir() {
@@ -554,3 +563,43 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// readBase is the path reads resolve under: root's descriptor in
+// /proc/self/fd when /proc shows it as the repository directory, else dir.
+func readBase(root *os.File, dir string) string {
+	base := fmt.Sprintf("/proc/self/fd/%d", root.Fd())
+	var a, b unix.Stat_t
+	if unix.Stat(base, &a) != nil || unix.Fstat(int(root.Fd()), &b) != nil || a.Dev != b.Dev || a.Ino != b.Ino {
+		return dir
+	}
+	return base
+}
+
+// sys is the path to open for p, a path under dir: resolved from root's
+// descriptor (base).
+func (b *Backend) sys(p string) string {
+	if b.base == b.dir {
+		return p
+	}
+	if rest, ok := strings.CutPrefix(p, b.dir); ok && (rest == "" || rest[0] == '/') {
+		return b.base + rest
+	}
+	return p
+}
+
+// shown puts the repository's path back in an error of a read through
+// base, for messages.
+func (b *Backend) shown(err error) error {
+	if err == nil || b.base == b.dir || !strings.Contains(err.Error(), b.base) {
+		return err
+	}
+	return &shownError{err: err, from: b.base, to: b.dir}
+}
+
+type shownError struct {
+	err      error
+	from, to string
+}
+
+func (e *shownError) Error() string { return strings.ReplaceAll(e.err.Error(), e.from, e.to) }
+func (e *shownError) Unwrap() error { return e.err }

@@ -72,7 +72,7 @@ func (b *Backend) current() (name string, want, held int64, err error) {
 	if name == "" {
 		return "", -1, 0, nil
 	}
-	fi, err := os.Lstat(filepath.Join(b.dir, name))
+	fi, err := os.Lstat(b.sys(filepath.Join(b.dir, name)))
 	if err != nil {
 		return "", -1, 0, fmt.Errorf("space reserve of %s: %w", b.dir, err)
 	}

@@ -182,4 +182,18 @@ func TestRepositoryPathSwappedAfterOpen(t *testing.T) {
 	if entries, _ := os.ReadDir(elsewhere); len(entries) != 1 {
 		t.Errorf("the swapped-in directory holds %d entries, want only its own snapshots/", len(entries))
 	}
+	// Reads too: the decoy's empty snapshots/ would have had prune
+	// delete every pack.
+	var listed []string
+	if err := be.List(ctx, repo.SnapshotFile, func(name string, _ int64) error { listed = append(listed, name); return nil }); err != nil || len(listed) != 1 || listed[0] != snap.Name {
+		t.Errorf("snapshots listed after the swap: %v, %v", listed, err)
+	}
+	if _, err := be.Load(ctx, snap, 0, 0); err != nil {
+		t.Errorf("load after the swap: %v", err)
+	}
+	// Messages name the repository's path, not /proc's.
+	_, err := be.Stat(ctx, repo.Handle{Type: repo.SnapshotFile, Name: strings.Repeat("00", 32)})
+	if err == nil || strings.Contains(err.Error(), "/proc/self/fd") {
+		t.Errorf("stat of a missing snapshot: %v", err)
+	}
 }

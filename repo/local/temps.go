@@ -35,7 +35,8 @@ func (b *Backend) tempDirs() ([]string, error) {
 }
 
 // ListTemps lists the temporary files (".tmp-*") in the repository.
-func (b *Backend) ListTemps(ctx context.Context) ([]repo.TempFile, error) {
+func (b *Backend) ListTemps(ctx context.Context) (_ []repo.TempFile, err error) {
+	defer func() { err = b.shown(err) }()
 	dirs, err := b.tempDirs()
 	if err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func (b *Backend) ListTemps(ctx context.Context) ([]repo.TempFile, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		entries, err := os.ReadDir(d)
+		entries, err := os.ReadDir(b.sys(d))
 		if err != nil {
 			return nil, fmt.Errorf("list temporary files: %w", err)
 		}
