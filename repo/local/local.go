@@ -372,7 +372,38 @@ func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	if _, err := regular(path); err != nil {
 		return nil, nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// The file found is opened O_PATH (which has no effect on a device)
+	// and checked before it is opened for reading, through that
+	// descriptor: a device swapped in after the check above would
+	// otherwise be opened (opening /dev/watchdog arms it; found by a
+	// review).
+	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(pfd, &st)
+	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(pfd)
+		return nil, nil, fmt.Errorf("%w (%s)", ErrNotRegular, fileKind(modeType(st.Mode)))
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", pfd), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, perr := os.Stat("/proc/self/fd"); perr != nil {
+				// No /proc (a bare chroot): by path, checked after.
+				f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+			}
+		}
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = &os.PathError{Op: "open", Path: path, Err: pe.Err}
+			}
+		}
+	}
+	unix.Close(pfd)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -603,3 +634,22 @@ type shownError struct {
 
 func (e *shownError) Error() string { return strings.ReplaceAll(e.err.Error(), e.from, e.to) }
 func (e *shownError) Unwrap() error { return e.err }
+
+// modeType is the fs.FileMode type bits of a stat mode, for fileKind.
+func modeType(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	}
+	return 0
+}
