@@ -554,20 +554,15 @@ func pgDatabaseStatements(block, db string) ([]string, error) {
 // identifiers replaced by underscores, same length.
 func pgBlankQuoted(st string) string {
 	b := []byte(st)
-	var in byte
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case in != 0 && c == in && i+1 < len(b) && b[i+1] == c:
-			b[i], b[i+1] = '_', '_'
-			i++
-		case in != 0 && c == in:
-			in = 0
-		case in != 0:
-			b[i] = '_'
-		case c == '\'' || c == '"':
-			in = c
+	var q pgQuote
+	for i := 0; i < len(st); {
+		end, part := q.step(st, i)
+		if part == pgContent {
+			for j := i; j < end; j++ {
+				b[j] = '_'
+			}
 		}
+		i = end
 	}
 	return string(b)
 }
@@ -611,26 +606,20 @@ func pgBareIdent(name string) bool {
 func pgSplitStatements(sql string) ([]string, error) {
 	var out []string
 	var cur strings.Builder
-	var in byte // the open quote, or 0
-	for i := 0; i < len(sql); i++ {
+	var q pgQuote
+	for i := 0; i < len(sql); {
+		end, part := q.step(sql, i)
 		c := sql[i]
 		switch {
-		case in != 0:
-			cur.WriteByte(c)
-			if c == in {
-				if i+1 < len(sql) && sql[i+1] == c {
-					cur.WriteByte(c)
-					i++ // a doubled quote stands for itself
-				} else {
-					in = 0
-				}
-			}
-		case c == '\'' || c == '"':
-			in = c
-			cur.WriteByte(c)
+		case part != pgOutside:
+			cur.WriteString(sql[i:end])
 		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			for i < len(sql) && sql[i] != '\n' {
-				i++ // a comment, to the end of its line
+			end = i // a comment, to the end of its line, which it ends
+			for end < len(sql) && sql[end] != '\n' {
+				end++
+			}
+			if end < len(sql) {
+				end++
 			}
 			cur.WriteByte('\n')
 		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
@@ -647,8 +636,9 @@ func pgSplitStatements(sql string) ([]string, error) {
 		default:
 			cur.WriteByte(c)
 		}
+		i = end
 	}
-	if in != 0 {
+	if q.open() {
 		return nil, fmt.Errorf("the database's properties end inside a quoted string")
 	}
 	if st := strings.TrimSpace(cur.String()); st != "" {
@@ -667,21 +657,42 @@ type pgQuote struct{ in byte } // the quote of the literal or identifier open, o
 func (q *pgQuote) open() bool { return q.in != 0 }
 
 func (q *pgQuote) scan(line string) {
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		next := i+1 < len(line) && line[i+1] == c
-		switch {
-		case q.in != 0 && c == q.in && next:
-			i++ // a doubled quote stands for itself
-		case q.in != 0 && c == q.in:
-			q.in = 0
-		case q.in != 0:
-		case c == '\'' || c == '"':
-			q.in = c
-		case c == '-' && next:
+	for i := 0; i < len(line); {
+		end, part := q.step(line, i)
+		if part == pgOutside && line[i] == '-' && i+1 < len(line) && line[i+1] == '-' {
 			return
 		}
+		i = end
 	}
+}
+
+// pgPart is what a step of pgQuote read.
+type pgPart int
+
+const (
+	pgOutside   pgPart = iota // a character outside quotes
+	pgQuoteMark               // the quote that opens or closes a literal or identifier
+	pgContent                 // a character inside one (a doubled quote is one)
+)
+
+// step reads s at i, following the quoting: the one place that knows
+// pg_dump's quoting rules, for scan, pgSplitStatements and pgBlankQuoted.
+// It returns where the next step starts and what was read.
+func (q *pgQuote) step(s string, i int) (int, pgPart) {
+	c := s[i]
+	switch {
+	case q.in != 0 && c == q.in && i+1 < len(s) && s[i+1] == c:
+		return i + 2, pgContent // a doubled quote stands for itself
+	case q.in != 0 && c == q.in:
+		q.in = 0
+		return i + 1, pgQuoteMark
+	case q.in != 0:
+		return i + 1, pgContent
+	case c == '\'' || c == '"':
+		q.in = c
+		return i + 1, pgQuoteMark
+	}
+	return i + 1, pgOutside
 }
 
 // pgDumpHeader reads an entry's header line of a pg_dump script:
