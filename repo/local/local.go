@@ -153,13 +153,12 @@ func Create(dir string) (*Backend, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("create repository %s: %w", abs, err)
 	}
-	// The directories inside are made relative to the repository
-	// directory's descriptor, each opened without following a symlink:
-	// one planted by the owner of a directory root initialises a
-	// repository in, between the check above and here, must not have root
-	// make directories elsewhere.
-	// Without following a symlink put in its place since the check
-	// above (the directories above it are the admin's path).
+	// The repository directory is opened without following a symlink put
+	// in its place since the check above (the directories above it are
+	// the admin's path), and the directories inside are made relative to
+	// its descriptor, each opened without following a symlink: one planted
+	// by the owner of a directory root initialises a repository in must
+	// not have root make directories elsewhere.
 	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("create repository %s: %w", abs, &os.PathError{Op: "open", Path: abs, Err: err})
@@ -381,11 +380,11 @@ func openRegular(path string) (*os.File, fs.FileInfo, error) {
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	var st unix.Stat_t
-	err = unix.Fstat(pfd, &st)
-	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(pfd)
-		return nil, nil, fmt.Errorf("%w (%s)", ErrNotRegular, fileKind(modeType(st.Mode)))
+	pf := os.NewFile(uintptr(pfd), path)
+	defer pf.Close()
+	pfi, err := pf.Stat()
+	if err == nil && !pfi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%w (%s)", ErrNotRegular, fileKind(pfi.Mode()))
 	}
 	var f *os.File
 	if err == nil {
@@ -403,7 +402,6 @@ func openRegular(path string) (*os.File, fs.FileInfo, error) {
 			}
 		}
 	}
-	unix.Close(pfd)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -634,22 +632,3 @@ type shownError struct {
 
 func (e *shownError) Error() string { return strings.ReplaceAll(e.err.Error(), e.from, e.to) }
 func (e *shownError) Unwrap() error { return e.err }
-
-// modeType is the fs.FileMode type bits of a stat mode, for fileKind.
-func modeType(m uint32) fs.FileMode {
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return fs.ModeDir
-	case unix.S_IFIFO:
-		return fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		return fs.ModeSocket
-	case unix.S_IFCHR:
-		return fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		return fs.ModeDevice
-	case unix.S_IFLNK:
-		return fs.ModeSymlink
-	}
-	return 0
-}
