@@ -72,6 +72,19 @@ func (b *Backend) openDir(h repo.Handle) (*os.File, string, error) {
 // slash-separated path inside it), readable (for fsync and listing); the
 // directories on the way are opened O_PATH, which needs no read permission.
 func (b *Backend) openRel(rel string) (*os.File, error) {
+	links := 0
+	fd, err := walkDirs(int(b.root.Fd()), rel, b.dir, unix.O_RDONLY, &links)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(b.dir, rel)), nil
+}
+
+// walkDirs opens the directory rel (slash-separated, relative to the
+// directory start) with flags, one component at a time by openDirAt's
+// rule, the ones on the way O_PATH; path is start's path, for messages.
+// start itself stays open.
+func walkDirs(start int, rel, path string, flags int, links *int) (int, error) {
 	var names []string
 	for _, n := range strings.Split(filepath.ToSlash(rel), "/") {
 		if n != "." && n != "" {
@@ -79,31 +92,29 @@ func (b *Backend) openRel(rel string) (*os.File, error) {
 		}
 	}
 	if len(names) == 0 {
-		fd, err := unix.Openat(int(b.root.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(start, ".", flags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: b.dir, Err: err}
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
 		}
-		return os.NewFile(uintptr(fd), b.dir), nil
+		return fd, nil
 	}
-	fd := int(b.root.Fd())
-	at := b.dir
-	links := 0
+	cur := start
 	for i, name := range names {
-		at = filepath.Join(at, name)
-		flags := unix.O_PATH
+		path = filepath.Join(path, name)
+		f := unix.O_PATH
 		if i == len(names)-1 {
-			flags = unix.O_RDONLY
+			f = flags
 		}
-		next, err := openDirAt(fd, name, at, flags, &links)
-		if fd != int(b.root.Fd()) {
-			unix.Close(fd)
+		next, err := openDirAt(cur, name, path, f, links)
+		if cur != start {
+			unix.Close(cur)
 		}
 		if err != nil {
-			return nil, err
+			return -1, err
 		}
-		fd = next
+		cur = next
 	}
-	return os.NewFile(uintptr(fd), at), nil
+	return cur, nil
 }
 
 // openDirAt opens the directory name in dir (path is its path, for
@@ -153,29 +164,5 @@ func openDirAt(dir int, name, path string, flags int, links *int) (int, error) {
 		}
 		defer unix.Close(start)
 	}
-	var names []string
-	for _, c := range strings.Split(target, "/") {
-		if c != "" && c != "." {
-			names = append(names, c)
-		}
-	}
-	if len(names) == 0 {
-		return unix.Openat(start, ".", flags|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	}
-	cur, at := start, path+" -> "+target
-	for i, c := range names {
-		f := unix.O_PATH
-		if i == len(names)-1 {
-			f = flags
-		}
-		next, err := openDirAt(cur, c, at, f, links)
-		if cur != start {
-			unix.Close(cur)
-		}
-		if err != nil {
-			return -1, err
-		}
-		cur = next
-	}
-	return cur, nil
+	return walkDirs(start, target, path+" -> "+target, flags, links)
 }
