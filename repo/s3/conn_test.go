@@ -87,26 +87,13 @@ func TestContextDeadlineIsNotServerTimeout(t *testing.T) {
 // (it answers with a TLS alert record; Go's own TLS servers answer 400,
 // see classify), and a host name that does not exist.
 func TestWrongSchemeAndUnknownHost(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 4096)
-			_, _ = c.Read(buf)
-			_, _ = c.Write([]byte("\x15\x03\x01\x00\x02\x02\x46")) // alert: protocol version
-			c.Close()
-		}
-	}()
-	host := ln.Addr().String()
+	host := serveConns(t, nil, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf)
+		_, _ = c.Write([]byte("\x15\x03\x01\x00\x02\x02\x46")) // alert: protocol version
+	})
 	b := &Backend{cfg: Config{Endpoint: host, Bucket: "bucket", PathStyle: true}}
-	_, err = http.Get("http://" + host + "/bucket")
+	_, err := http.Get("http://" + host + "/bucket")
 	if err == nil {
 		t.Fatal("plain HTTP to a TLS server: no error")
 	}
@@ -161,23 +148,9 @@ func TestPlainHTTPToASilentTLSServer(t *testing.T) {
 	srv.StartTLS()
 	cfg := srv.TLS.Clone()
 	srv.Close()
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := tls.NewListener(raw, cfg)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.(*tls.Conn).Handshake() // plain HTTP fails it: closed without a word
-			c.Close()
-		}
-	}()
-	host := raw.Addr().String()
+	host := serveConns(t, cfg, func(c net.Conn) {
+		_ = c.(*tls.Conn).Handshake() // plain HTTP fails it: closed without a word
+	})
 	b := &Backend{cfg: Config{Endpoint: host, Bucket: "bucket", PathStyle: true}}
 	closed := errors.New("Connection closed by foreign host http://" + host + "/bucket/keys. Retry again.") // minio-go's words for EOF
 	got := b.fail("list", "keys", closed)
@@ -186,22 +159,36 @@ func TestPlainHTTPToASilentTLSServer(t *testing.T) {
 	}
 	// A plain server that closed the connection (restarting) stays
 	// transient, with the hint.
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	go func() {
-		for {
-			c, err := plain.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	b = &Backend{cfg: Config{Endpoint: plain.Addr().String(), Bucket: "bucket", PathStyle: true}}
+	plainHost := serveConns(t, nil, func(net.Conn) {})
+	b = &Backend{cfg: Config{Endpoint: plainHost, Bucket: "bucket", PathStyle: true}}
 	if got := b.fail("list", "keys", closed); !errors.Is(got, repo.ErrTransient) || !strings.Contains(got.Error(), "if the server expects HTTPS") {
 		t.Errorf("a plain server that closed the connection: %v", got)
 	}
+}
+
+// serveConns listens on a port of 127.0.0.1 (with TLS when cfg is set)
+// until the test ends, hands each connection to handle and closes it; it
+// returns the address.
+func serveConns(t *testing.T, cfg *tls.Config, handle func(net.Conn)) string {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := raw
+	if cfg != nil {
+		ln = tls.NewListener(raw, cfg)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			handle(c)
+			c.Close()
+		}
+	}()
+	return raw.Addr().String()
 }
