@@ -146,11 +146,16 @@ func sameContent(a, b *Node) bool {
 	return a.Size == b.Size && slices.Equal(a.Content, b.Content) && a.LinkTarget == b.LinkTarget && a.Rdev == b.Rdev
 }
 
-// sameMeta compares what a restore would set: mode, owner, mtime and
-// extended attributes. Inode, ctime and atime change without the user
-// changing anything, so they do not count.
+// sameMeta compares what a restore would set: mode, owner, mtime,
+// extended attributes and, but for a directory, the link count (a hard
+// link replaced by a copy restores as two files). Inode, ctime and atime
+// change without the user changing anything, so they do not count, nor
+// does a directory's link count, which follows its subdirectories.
 func sameMeta(a, b *Node) bool {
 	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.User != b.User || a.Group != b.Group || a.MTime != b.MTime {
+		return false
+	}
+	if a.Type != sources.TypeDir && a.Links != b.Links {
 		return false
 	}
 	return slices.EqualFunc(a.Xattrs, b.Xattrs, func(x, y sources.Xattr) bool { return x.Name == y.Name && bytes.Equal(x.Value, y.Value) })

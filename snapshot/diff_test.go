@@ -26,12 +26,26 @@ func TestDiff(t *testing.T) {
 	}
 	touched := sized(fileNode("touched", data("same")), 4)
 	touched.MTime = 1
+	// A hard link replaced by a copy with the same bytes and times (cp
+	// --preserve): a restore makes two files of what was one, so it is a
+	// change of metadata. A directory's link count moves with its
+	// subdirectories and is not compared.
+	linked := sized(fileNode("linked", data("same")), 4)
+	linked.Links = 2
+	copied := linked
+	copied.Links = 1
+	subdirs := dirNode("subdirs", absent)
+	subdirs.Links = 3
+	moreSubdirs := subdirs
+	moreSubdirs.Links = 4
 	a := h.tree(
 		sized(fileNode("edit", data("old")), 3),
 		sized(fileNode("gone", data("bye")), 3),
 		dirNode("kept", absent),
 		sized(fileNode("kind", data("file")), 4),
 		link("/old"),
+		linked,
+		subdirs,
 		sized(fileNode("touched", data("same")), 4),
 	)
 	newDir := h.tree(sized(fileNode("inner", data("12345")), 5))
@@ -41,7 +55,9 @@ func TestDiff(t *testing.T) {
 		dirNode("kept", absent),
 		dirNode("kind", newDir),
 		link("/new"),
+		copied,
 		dirNode("new", newDir),
+		moreSubdirs,
 		touched,
 	)
 	var got []string
@@ -52,7 +68,7 @@ func TestDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"M /edit", "- /gone", "T /kind", "+ /kind/inner", "M /link", "+ /new", "+ /new/inner", "U /touched"}
+	want := []string{"M /edit", "- /gone", "T /kind", "+ /kind/inner", "M /link", "U /linked", "+ /new", "+ /new/inner", "U /touched"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

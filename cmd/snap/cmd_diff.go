@@ -19,9 +19,9 @@ func diffCommand(e *env) *cli.Command {
 		Usage:     "show what changed between two snapshots",
 		ArgsUsage: "SNAPSHOT-A [SNAPSHOT-B]",
 		Description: "Lists the paths added (+), removed (-), changed in content (M), changed in type (T) and, with\n" +
-			"--metadata, changed only in mode, owner, mtime or extended attributes (U), with their sizes,\n" +
-			"then totals. With one snapshot, compares it with its parent. Directories whose tree is the same\n" +
-			"in both snapshots are skipped without being read.",
+			"--metadata, changed only in mode, owner, mtime, extended attributes or hard link count (U),\n" +
+			"with their sizes, then totals. With one snapshot, compares it with its parent. Directories\n" +
+			"whose tree is the same in both snapshots are skipped without being read.",
 		Flags: append(filterFlags(),
 			&cli.BoolFlag{Name: "metadata", Usage: "also list entries whose metadata alone changed"},
 		),
