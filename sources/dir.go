@@ -48,9 +48,10 @@ type Dir struct {
 	defaultACL bool
 	// inherited: Mkdir made the directory in one with a default ACL.
 	inherited bool
-	// lentMode is the mode of a read-only directory of the target that
-	// Mkdir made writable for the restore (0: none); RestoreMode puts it
-	// back.
+	// lent: the directory was in the target, read-only or unreadable for
+	// its owner, and Mkdir made it theirs to write into for the restore;
+	// lentMode is the mode it had, which RestoreMode puts back.
+	lent     bool
 	lentMode uint32
 }
 
@@ -61,7 +62,7 @@ func (d *Dir) Created() bool { return d.created }
 // it had, if Mkdir made it writable for the restore: for a directory
 // whose recorded metadata is not applied.
 func (d *Dir) RestoreMode() error {
-	if d.lentMode == 0 {
+	if !d.lent {
 		return nil
 	}
 	if err := unix.Fchmod(d.fd, d.lentMode); err != nil {
@@ -278,23 +279,60 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 		return nil, &PathError{Op: "mkdir", Path: d.path(name), Err: err}
 	}
 	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	lent, lentMode := false, uint32(0)
+	if errors.Is(err, unix.EACCES) && !d.t.asRoot {
+		fd, lentMode, err = d.openLent(name)
+		lent = err == nil
+	}
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: d.path(name), Err: err}
 	}
 	var st unix.Stat_t
-	var lent uint32
-	if !d.t.asRoot && unix.Fstat(fd, &st) == nil && int(st.Uid) == d.t.euid && st.Mode&0o700 != 0o700 {
+	if !lent && !d.t.asRoot && unix.Fstat(fd, &st) == nil && int(st.Uid) == d.t.euid && st.Mode&0o700 != 0o700 {
 		// A directory an earlier restore left read-only (its recorded
 		// mode, 0555 say) is ours to write into again until its metadata
 		// is set at the end: without root, replacing its files failed
 		// with "permission denied". Changed through the descriptor opened
 		// with O_NOFOLLOW: a symlink swapped in by name is not followed.
 		if unix.Fchmod(fd, st.Mode&0o7777|0o700) == nil {
-			lent = st.Mode & 0o7777
+			lent, lentMode = true, st.Mode&0o7777
 		}
 	}
-	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid, created: created, lentMode: lent,
+	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid, created: created, lent: lent, lentMode: lentMode,
 		defaultACL: hasDefaultACL(fd), inherited: created && d.defaultACL}, nil
+}
+
+// openLent opens a directory of the user's own that they may not read (an
+// earlier restore gave it its recorded mode, 0000 or 0300 say), after
+// making it readable and writable for them until its metadata is set, as
+// Mkdir does for a read-only one: without root, a second restore into the
+// same target failed there with "permission denied" (found by an
+// exploratory test). The directory is opened with O_PATH, which needs no
+// permission, and changed and opened again through that descriptor, so a
+// symlink swapped in by name is never followed. It returns the mode to
+// give back.
+func (d *Dir) openLent(name string) (fd int, mode uint32, err error) {
+	pfd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil || int(st.Uid) != d.t.euid {
+		return -1, 0, unix.EACCES // another user's: theirs to open
+	}
+	// fchmod does not take an O_PATH descriptor; its /proc link names
+	// the same directory.
+	self := "/proc/self/fd/" + strconv.Itoa(pfd)
+	if err := unix.Chmod(self, st.Mode&0o7777|0o700); err != nil {
+		return -1, 0, unix.EACCES
+	}
+	fd, err = unix.Open(self, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = unix.Chmod(self, st.Mode&0o7777)
+		return -1, 0, err
+	}
+	return fd, st.Mode & 0o7777, nil
 }
 
 // File is a regular file being restored.

@@ -387,6 +387,49 @@ func TestRestoreIfChangedOverOthersFiles(t *testing.T) {
 	}
 }
 
+// TestRestoreAgainIntoUnreadableDirs: a restore not run as root, run
+// again into the same target (the resume the docs advise after an
+// interrupted restore), gets into the directories the first one gave
+// their recorded modes without the read bit (0000, 0300) and puts the
+// modes back; it failed with "open …: permission denied" (found by an
+// exploratory test).
+func TestRestoreAgainIntoUnreadableDirs(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run snap as another user")
+	}
+	tr, runAs := newUserRepo(t, 65534)
+	src := filepath.Join(tr.dir, "src")
+	modes := map[string]os.FileMode{"d000": 0, "d300": 0o300, "d100": 0o100}
+	for name, mode := range modes {
+		writeFile(t, filepath.Join(src, name, "in"), []byte(name))
+		must(t, os.Chmod(filepath.Join(src, name), mode))
+	}
+	must(t, os.Chmod(src, 0o755))
+	if res := tr.run("create", src); res.code != 0 {
+		t.Fatalf("create: %d %s", res.code, res.stderr)
+	}
+	target := filepath.Join(tr.dir, "target")
+	must(t, os.MkdirAll(target, 0o755))
+	must(t, os.Chown(target, 65534, 65534))
+	for _, overwrite := range []string{"always", "always", "if-changed"} {
+		if res := runAs("restore", "latest", "--target", target, "--overwrite", overwrite); res.code != 0 {
+			t.Fatalf("restore --overwrite %s as nobody: exit %d\n%s", overwrite, res.code, res.stderr)
+		}
+		for name, mode := range modes {
+			fi, err := os.Stat(filepath.Join(target, src, name))
+			if err != nil || fi.Mode().Perm() != mode {
+				t.Errorf("after restore --overwrite %s: %s: %v %v, want mode %o", overwrite, name, fi.Mode(), err, mode)
+			}
+		}
+	}
+	for name := range modes {
+		if got, err := os.ReadFile(filepath.Join(target, src, name, "in")); err != nil || string(got) != name {
+			t.Errorf("%s/in: %q %v", name, got, err)
+		}
+	}
+}
+
 // TestOwnFileUnreadable: a repository file its own user cannot read (mode
 // 000) is explained as its mode, with the chmod that gives it back; the
 // advice was to run snap as the owner, which it was (found by an
