@@ -220,6 +220,16 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if got := tr.mustRun("dump", "--at", "2026-12-02T00:00:00Z", "--path", src, f).stdout; got != "tuesday" {
 		t.Errorf("dump --at --path: %q", got)
 	}
+	// 'latest' says the same, but only when other hosts or paths have
+	// snapshots (found by an exploratory test: dump latest failed with
+	// "does not exist" and no word of --path).
+	res = tr.run("dump", "latest", f)
+	if res.code != 1 || !strings.Contains(res.stderr, "latest: snapshot") || !strings.Contains(res.stderr, "--host and --path choose") {
+		t.Errorf("dump latest with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.mustRun("dump", "latest", "--path", src, f); res.stdout != "tuesday" || strings.Contains(res.stderr, "latest:") {
+		t.Errorf("dump latest --path: %q, stderr %q", res.stdout, res.stderr)
+	}
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)
 	}

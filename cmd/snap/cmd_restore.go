@@ -21,10 +21,11 @@ func restoreCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "restore a snapshot, or a part of it, into a directory, and database dumps into databases",
-		ArgsUsage: "SNAPSHOT[:SUBPATH] | --at TIME",
+		ArgsUsage: "SNAPSHOT[:SUBPATH] | --at TIME [SUBPATH]",
 		Description: "Writes the snapshot (or the directory or file SUBPATH inside it) into --target, with contents and\n" +
 			"metadata. Every blob is verified as it is read, and nothing is ever written outside the target.\n" +
-			"--at picks the newest snapshot taken at or before TIME, under the --host/--tag/--path filters.\n" +
+			"--at picks the newest snapshot taken at or before TIME, under the --host/--tag/--path filters\n" +
+			"(then the argument, if any, is the SUBPATH to restore).\n" +
 			"--db NAME streams a dump back into its database (psql, mariadb, sqlite3, mongorestore), or into\n" +
 			"the one --to names; a database that does not exist is created, one that holds data is only\n" +
 			"replaced with --replace.",
@@ -76,8 +77,16 @@ func runRestore(c *cli.Context, e *env) error {
 		return usagef("--replace goes with --db NAME")
 	}
 	at := c.String("at")
-	if (at == "") == (c.NArg() == 0) || c.NArg() > 1 {
-		return usagef("give either one SNAPSHOT[:SUBPATH] or --at TIME")
+	if at == "" && c.NArg() == 0 || c.NArg() > 1 {
+		return usagef("give either one SNAPSHOT[:SUBPATH] or --at TIME [SUBPATH]")
+	}
+	var sub string
+	if at != "" && c.NArg() == 1 {
+		// With --at the snapshot is chosen by time; what follows is the
+		// part of it to restore, as dump and ls take it.
+		if sub = c.Args().First(); !strings.HasPrefix(sub, "/") {
+			return usagef("with --at TIME, the argument is the SUBPATH to restore, a path in the snapshot starting with / (got %q): give either SNAPSHOT[:SUBPATH] or --at TIME [SUBPATH]", sub)
+		}
 	}
 	overwrite, err := snapshot.ParseOverwrite(c.String("overwrite"))
 	if err != nil {
@@ -104,7 +113,6 @@ func runRestore(c *cli.Context, e *env) error {
 	defer s.close()
 	u := s.ui
 	var sn *snapshot.Snapshot
-	sub := ""
 	var ref string
 	if at == "" {
 		ref, sub = splitSnapshotArg(c.Args().First())

@@ -351,11 +351,30 @@ func (s *session) findSnapshot(c *cli.Context, ref string) (*snapshot.Snapshot, 
 // snapshot.FindAt: when some snapshots cannot be read, each says which one
 // 'latest' or --at chose (warnChosenAmongReadable).
 func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*snapshot.Snapshot, error) {
-	sn, err := snapshot.Find(sns, ref, filterFrom(c))
+	f := filterFrom(c)
+	sn, err := snapshot.Find(sns, ref, f)
 	if err == nil && ref == "latest" {
 		s.warnChosenAmongReadable(sn, "latest")
+		if others := otherSets(f.Apply(sns), sn); others != "" {
+			// The newest of every job's snapshots may be another job's
+			// (a path then "does not exist"): say which it is.
+			s.ui.noticef("latest: %s%s", describeSnapshot(sn), others)
+		}
 	}
 	return sn, err
+}
+
+// otherSets is a note for a snapshot chosen for the user ('latest',
+// --at) when other hosts or sets of paths have snapshots under the
+// filters too ("the state at 03:00" of one host is not another's, and
+// nothing else would tell), else "".
+func otherSets(sns []*snapshot.Snapshot, sn *snapshot.Snapshot) string {
+	for _, o := range sns {
+		if o.Host != sn.Host || !slices.Equal(snapshot.SnapshotPaths(o), snapshot.SnapshotPaths(sn)) {
+			return "; other hosts or paths have snapshots too: --host and --path choose among them"
+		}
+	}
+	return ""
 }
 
 func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Time) (*snapshot.Snapshot, error) {
@@ -366,16 +385,8 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	}
 	s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
 	// The snapshot is one the user did not name: say which, and whether
-	// another host or set of paths was passed over ("the state at 03:00"
-	// of one host is not another's, and nothing else would tell).
-	others := ""
-	for _, o := range f.Apply(sns) {
-		if o.Host != sn.Host || !slices.Equal(snapshot.SnapshotPaths(o), snapshot.SnapshotPaths(sn)) {
-			others = "; other hosts or paths have snapshots too: --host and --path choose among them"
-			break
-		}
-	}
-	s.ui.noticef("--at %s: %s%s", c.String("at"), describeSnapshot(sn), others)
+	// another host or set of paths was passed over.
+	s.ui.noticef("--at %s: %s%s", c.String("at"), describeSnapshot(sn), otherSets(f.Apply(sns), sn))
 	return sn, nil
 }
 

@@ -122,6 +122,18 @@ func TestSnapshotSelection(t *testing.T) {
 	if _, res := restoreContent("--at", "yesterday-ish"); res.code != exitUsage {
 		t.Errorf("restore --at garbage: exit %d", res.code)
 	}
+	// With --at, the argument is the part to restore (a file here: it
+	// goes into the target by its name), as dump and ls take it.
+	n++
+	target := filepath.Join(tr.dir, fmt.Sprintf("r%d", n))
+	if res := tr.run("restore", "--at", "2025-11-20 02:59", f, "--target", target); res.code != 0 {
+		t.Errorf("restore --at TIME SUBPATH: exit %d\n%s", res.code, res.stderr)
+	} else if b, err := os.ReadFile(filepath.Join(target, filepath.Base(f))); string(b) != "v1" {
+		t.Errorf("restore --at TIME SUBPATH: %q %v, want v1", b, err)
+	}
+	if res := tr.run("restore", "--at", "1h", v1.id[:8], "--target", target); res.code != exitUsage || !strings.Contains(res.stderr, "starting with /") {
+		t.Errorf("restore --at TIME SNAPSHOT: exit %d\n%s", res.code, res.stderr)
+	}
 
 	// ls and dump resolve the same way.
 	if res := tr.mustRun("dump", "latest", f, "--host", "h1"); res.stdout != "v2" {
