@@ -2,6 +2,7 @@ package sources
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -571,7 +572,11 @@ func (d *Dir) setSpecialMeta(name string, m Meta) []error {
 	}
 	errs = append(errs, step("chmod", unix.Chmod(p, m.Mode&0o7777)))
 	if len(m.Xattrs) > 0 {
-		errs = append(errs, setXattrs(m.Xattrs, d.t.asRoot, func(n string, v []byte) error { return unix.Setxattr(p, n, v, 0) })...)
+		xerrs := setXattrs(m.Xattrs, d.t.asRoot, func(n string, v []byte) error { return unix.Setxattr(p, n, v, 0) })
+		errs = append(errs, xerrs...)
+		if aclNotSet(xerrs) {
+			errs = append(errs, step("chmod", unix.Chmod(p, withoutACL(m.Mode&0o7777, m.Xattrs))))
+		}
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(atime(m)), unix.NsecToTimespec(m.MTime)}
 	errs = append(errs, step("set times", unix.UtimesNano(p, ts)))
@@ -648,9 +653,14 @@ func setFdMeta(fd int, name string, asRoot, chown, chmod bool, m Meta) error {
 	if chown {
 		errs = append(errs, step("chown", unix.Fchown(fd, int(m.UID), int(m.GID))))
 	}
-	errs = append(errs, setXattrs(m.Xattrs, asRoot, func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) })...)
-	if chmod {
-		errs = append(errs, step("chmod", unix.Fchmod(fd, safeMode(fd, m))))
+	xerrs := setXattrs(m.Xattrs, asRoot, func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) })
+	errs = append(errs, xerrs...)
+	if noACL := aclNotSet(xerrs); chmod || noACL {
+		mode := safeMode(fd, m)
+		if noACL {
+			mode = withoutACL(mode, m.Xattrs)
+		}
+		errs = append(errs, step("chmod", unix.Fchmod(fd, mode)))
 	}
 	errs = append(errs, step("set times", futimens(fd, atime(m), m.MTime)))
 	if err := joinErrors(errs); err != nil {
@@ -701,6 +711,64 @@ func setXattrs(xs []Xattr, asRoot bool, set func(name string, value []byte) erro
 		errs = append(errs, &XattrError{Name: x.Name, Err: err})
 	}
 	return errs
+}
+
+// aclNotSet reports whether errs, from setXattrs, hold the access ACL's.
+func aclNotSet(errs []error) bool {
+	for _, err := range errs {
+		var xe *XattrError
+		if errors.As(err, &xe) && xe.Name == aclAccess {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutACL is the mode for an entry whose access ACL (among xs) could not
+// be set, a file system without ACLs say. With an ACL, a mode's group
+// bits are the ACL's mask, the most that named users and groups get, not
+// what the owning group gets: given alone, they gave the owning group the
+// mask (group::r-- with mask rwx came back as group write; found by an
+// exploratory test). They become the owning group's entry limited by the
+// mask, so that no one gets more than the ACL gave (named users and groups
+// get nothing, and the error says the ACL was not set); an ACL that cannot
+// be read leaves the group nothing.
+func withoutACL(mode uint32, xs []Xattr) uint32 {
+	mode &^= 0o070
+	for _, x := range xs {
+		if x.Name == aclAccess {
+			if g, ok := aclOwningGroup(x.Value); ok {
+				mode |= g << 3
+			}
+		}
+	}
+	return mode
+}
+
+// aclOwningGroup reads from a POSIX ACL as Linux stores it (a version 2
+// header, then entries of tag, permissions and ID, little-endian) the
+// permissions of the owning group limited by the mask.
+func aclOwningGroup(acl []byte) (uint32, bool) {
+	const (
+		header    = 4
+		entrySize = 8
+		groupObj  = 0x04
+		mask      = 0x10
+	)
+	if len(acl) < header || (len(acl)-header)%entrySize != 0 || binary.LittleEndian.Uint32(acl) != 2 {
+		return 0, false
+	}
+	group, limit, found := uint32(0), uint32(7), false
+	for e := acl[header:]; len(e) >= entrySize; e = e[entrySize:] {
+		perm := uint32(binary.LittleEndian.Uint16(e[2:])) & 7
+		switch binary.LittleEndian.Uint16(e) {
+		case groupObj:
+			group, found = perm, true
+		case mask:
+			limit = perm
+		}
+	}
+	return group & limit, found
 }
 
 // XattrError is an extended attribute that could not be set. Its ENOSPC
