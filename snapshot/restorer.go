@@ -247,13 +247,18 @@ func (r *Restorer) selectedAll() bool { return len(r.opts.Includes) == 0 }
 
 func (r *Restorer) fail(rel string, err error) {
 	if errno, ok := targetFull(err); ok {
-		// A full target fails every file after this one the same way:
-		// one error says it, and the restore stops. What was written
-		// stays; a restore with --overwrite if-changed after space was
-		// freed rewrites what is incomplete.
-		full := fmt.Errorf("restore target %s is full (%v, writing %s): the restore stopped; "+
-			"free space there (or restore elsewhere) and restore again, with --overwrite if-changed to keep what is complete",
-			r.target.Dir(), errno, rel)
+		// A full target, or a read-only one, fails every file after
+		// this one the same way: one error says it, and the restore
+		// stops (a read-only one gave an error per entry, thousands).
+		// What was written stays; a restore with --overwrite if-changed
+		// after space was freed rewrites what is incomplete.
+		state, fix := "is full", "free space there"
+		if errno == unix.EROFS {
+			state, fix = "is on a read-only file system", "remount it read-write"
+		}
+		full := fmt.Errorf("restore target %s %s (%v, writing %s): the restore stopped; "+
+			"%s (or restore elsewhere) and restore again, with --overwrite if-changed to keep what is complete",
+			r.target.Dir(), state, errno, rel, fix)
 		r.mu.Lock()
 		// Another error stopped the restore first (a damaged blob's):
 		// the full target is told too, once.
@@ -272,12 +277,13 @@ func (r *Restorer) fail(rel string, err error) {
 }
 
 // targetFull reports whether err is the target's file system (or quota)
-// being full, and which of the two. An extended attribute's ENOSPC is not:
-// ext4 says so when the attribute does not fit its inode's or block's room.
+// being full, or read-only, and which. An extended attribute's ENOSPC is
+// not: ext4 says so when the attribute does not fit its inode's or block's
+// room.
 func targetFull(err error) (unix.Errno, bool) {
 	var errno unix.Errno
 	var xe *sources.XattrError
-	if errors.As(err, &errno) && (errno == unix.ENOSPC || errno == unix.EDQUOT) && !errors.As(err, &xe) {
+	if errors.As(err, &errno) && (errno == unix.ENOSPC || errno == unix.EDQUOT || errno == unix.EROFS) && !errors.As(err, &xe) {
 		return errno, true
 	}
 	return 0, false

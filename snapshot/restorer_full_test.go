@@ -24,6 +24,7 @@ func TestTargetFull(t *testing.T) {
 		{fmt.Errorf("create f: %w", &os.PathError{Op: "openat", Path: "f", Err: unix.EDQUOT}), true},
 		{&sources.XattrError{Name: "user.big", Err: unix.ENOSPC}, false},
 		{fmt.Errorf("metadata: %w", &sources.XattrError{Name: "user.big", Err: unix.ENOSPC}), false},
+		{&os.PathError{Op: "mkdirat", Path: "d", Err: unix.EROFS}, true},
 		{&os.PathError{Op: "write", Path: "f", Err: unix.EIO}, false},
 	} {
 		if _, full := targetFull(c.err); full != c.full {

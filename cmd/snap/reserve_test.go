@@ -222,6 +222,28 @@ func TestRestoreTargetFull(t *testing.T) {
 	}
 }
 
+// TestRestoreTargetReadOnly: a restore into a read-only file system stops
+// at the first entry, with one error saying so and what to do; it printed
+// an error for every entry (found by an exploratory test).
+func TestRestoreTargetReadOnly(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for i := range 30 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%02d", i), "f"), []byte("x"))
+	}
+	tr.mustRun("create", src)
+	target := smallFS(t, tr.dir, "2m")
+	// Restored once, then read-only: the directories are there, and each
+	// file failed on its own.
+	tr.mustRun("restore", "latest", "--target", target)
+	must(t, unix.Mount("", target, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""))
+	res := tr.run("restore", "latest", "--target", target)
+	if res.code != exitFatal || strings.Count(res.stderr, "read-only file system") != 2 || !strings.Contains(res.stderr, "restore target "+target+" is on a read-only file system") || !strings.Contains(res.stderr, "remount it read-write") {
+		t.Errorf("restore into a read-only file system: exit %d, want 1 and one error\n%s", res.code, res.stderr)
+	}
+}
+
 // TestPruneRepackNearlyFullDisk: a prune whose repack does not fit in what
 // is free releases the space reserve first. It was released only below a
 // quarter of its size, so a prune with a little more free failed every
