@@ -245,7 +245,13 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 
 func (r *Restorer) selectedAll() bool { return len(r.opts.Includes) == 0 }
 
-func (r *Restorer) fail(rel string, err error) {
+func (r *Restorer) fail(rel string, err error) { r.failWritten(rel, err, false) }
+
+// failWritten is fail for an entry that may be partly written (written):
+// after the full target's one error, such a file is counted among those
+// left partly written (the message undercounted them: seven files cut
+// short, five counted, found by an exploratory test).
+func (r *Restorer) failWritten(rel string, err error, written bool) {
 	if errno, ok := targetFull(err); ok {
 		// A full target, or a read-only one, fails every file after
 		// this one the same way: one error says it, and the restore
@@ -263,8 +269,12 @@ func (r *Restorer) fail(rel string, err error) {
 		// Another error stopped the restore first (a damaged blob's):
 		// the full target is told too, once.
 		reported := r.fatal != nil && !r.full
+		later := r.full
 		r.full = true
 		r.mu.Unlock()
+		if later && written {
+			r.nIncomplete.Add(1)
+		}
 		if reported {
 			r.nErrors.Add(1)
 			r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: full})
@@ -854,7 +864,7 @@ func (r *Restorer) setFatal(rel string, err error) {
 		// Every damaged file is named, not only the first: each one is
 		// left incomplete in the target.
 	}
-	r.fail(rel, err)
+	r.failWritten(rel, err, true)
 }
 
 var zeros [64 << 10]byte
