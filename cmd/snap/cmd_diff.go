@@ -58,6 +58,7 @@ type diffSummary struct {
 	ModifiedFiles    int64 `json:"modified_files"`
 	ModifiedOldBytes int64 `json:"modified_old_bytes"`
 	ModifiedNewBytes int64 `json:"modified_new_bytes"`
+	ModifiedOther    int64 `json:"modified_other"` // symlinks pointed elsewhere, devices renumbered
 	MetadataChanged  int64 `json:"metadata_changed"`
 	TypeChanged      int64 `json:"type_changed"`
 }
@@ -85,18 +86,21 @@ func (s *diffSummary) count(ch snapshot.Change) {
 			*other++
 		}
 	}
-	switch ch.Kind {
-	case snapshot.Added:
+	switch k := ch.Kind; {
+	case k == snapshot.Added:
 		side(ch.New, &s.AddedFiles, &s.AddedDirs, &s.AddedOther, &s.AddedBytes)
-	case snapshot.Removed:
+	case k == snapshot.Removed:
 		side(ch.Old, &s.RemovedFiles, &s.RemovedDirs, &s.RemovedOther, &s.RemovedBytes)
-	case snapshot.Modified:
+	case k == snapshot.Modified && ch.New.Type != sources.TypeFile:
+		// A symlink's size is its target's length: no bytes of files.
+		s.ModifiedOther++
+	case k == snapshot.Modified:
 		s.ModifiedFiles++
 		s.ModifiedOldBytes += int64(ch.Old.Size)
 		s.ModifiedNewBytes += int64(ch.New.Size)
-	case snapshot.MetaChanged:
+	case k == snapshot.MetaChanged:
 		s.MetadataChanged++
-	case snapshot.TypeChanged:
+	case k == snapshot.TypeChanged:
 		// The old entry is gone and the new one is there: both counted
 		// whole, so that the removed and added totals agree with their
 		// byte counts.
@@ -200,7 +204,7 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 	u.printf("")
 	u.printf("added:    %d files, %d dirs, %d others, %s", sum.AddedFiles, sum.AddedDirs, sum.AddedOther, humanBytes(sum.AddedBytes))
 	u.printf("removed:  %d files, %d dirs, %d others, %s", sum.RemovedFiles, sum.RemovedDirs, sum.RemovedOther, humanBytes(sum.RemovedBytes))
-	u.printf("modified: %d files, %s before, %s after", sum.ModifiedFiles, humanBytes(sum.ModifiedOldBytes), humanBytes(sum.ModifiedNewBytes))
+	u.printf("modified: %d files, %s before, %s after; %d others", sum.ModifiedFiles, humanBytes(sum.ModifiedOldBytes), humanBytes(sum.ModifiedNewBytes), sum.ModifiedOther)
 	u.printf("metadata only: %d, type changed: %d", sum.MetadataChanged, sum.TypeChanged)
 	return nil
 }

@@ -235,7 +235,12 @@ func TestStatsAndDiff(t *testing.T) {
 	writeFile(t, filepath.Join(src, "gone.txt"), []byte("removed later"))
 	writeFile(t, filepath.Join(src, "same", "deep", "file"), []byte("identical subtree"))
 	writeFile(t, filepath.Join(src, "kind"), []byte("a file that becomes a directory"))
+	must(t, os.Symlink("target-before", filepath.Join(src, "link")))
 	tr.mustRun("create", "--host", "h1", src)
+	// A symlink pointed elsewhere is modified, but not a modified file
+	// with bytes (found by an exploratory test).
+	must(t, os.Remove(filepath.Join(src, "link")))
+	must(t, os.Symlink("target-after!", filepath.Join(src, "link")))
 	writeFile(t, filepath.Join(src, "edit.txt"), []byte("after the edit"))
 	os.Remove(filepath.Join(src, "gone.txt"))
 	writeFile(t, filepath.Join(src, "new", "a"), []byte("new file"))
@@ -265,14 +270,14 @@ func TestStatsAndDiff(t *testing.T) {
 		got = append(got, s)
 	}
 	want := []string{"modified /edit.txt old=6 new=14", "removed /gone.txt old=13", "type /kind old=31", "added /kind/inside new=5",
-		"added /new", "added /new/a new=8"}
+		"modified /link", "added /new", "added /new/a new=8"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	s := d.Summary
 	// The file that became a directory counts as a removed file (31 B)
 	// and an added directory, besides the type change.
-	if s.AddedFiles != 2 || s.AddedDirs != 2 || s.AddedBytes != 13 || s.RemovedFiles != 2 || s.RemovedBytes != 13+31 || s.ModifiedFiles != 1 || s.TypeChanged != 1 {
+	if s.AddedFiles != 2 || s.AddedDirs != 2 || s.AddedBytes != 13 || s.RemovedFiles != 2 || s.RemovedBytes != 13+31 || s.ModifiedFiles != 1 || s.ModifiedOldBytes != 6 || s.ModifiedNewBytes != 14 || s.ModifiedOther != 1 || s.TypeChanged != 1 {
 		t.Errorf("summary %+v", s)
 	}
 	// The same snapshots' trees: no change at all.
