@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
@@ -156,7 +157,12 @@ func longLine(np string, n *snapshot.Node) string {
 	if group == "" {
 		group = fmt.Sprint(n.GID)
 	}
-	line := fmt.Sprintf("%s %8s %8s %12d %s %s", modeString(n.Meta), sources.DisplayPath(owner), sources.DisplayPath(group), n.Size, localTime(time.Unix(0, n.MTime)), sources.DisplayPath(np))
+	size := fmt.Sprint(n.Size)
+	if n.Type == sources.TypeDev || n.Type == sources.TypeCharDev {
+		// A device has no size: its number, as ls -l shows it.
+		size = fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
+	}
+	line := fmt.Sprintf("%s %8s %8s %12s %s %s", modeString(n.Meta), sources.DisplayPath(owner), sources.DisplayPath(group), size, localTime(time.Unix(0, n.MTime)), sources.DisplayPath(np))
 	if n.Type == sources.TypeSymlink {
 		line += " -> " + sources.DisplayPath(n.LinkTarget)
 	}

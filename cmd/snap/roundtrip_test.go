@@ -136,7 +136,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 
 		res = tr.mustRun("ls", "-l", "latest", src)
-		for _, frag := range []string{"-rwsr-xr-x ", "link-rel -> sub/deeper/file.txt", "drwxrwsr-x ", "drwxrwxrwt ", " 1234 ", " 5678 ", "crw------- ", "brw------- ", "prw-r----- ", "---------- ", "lrwxrwxrwx "} {
+		for _, frag := range []string{"-rwsr-xr-x ", "link-rel -> sub/deeper/file.txt", "drwxrwsr-x ", "drwxrwxrwt ", " 1234 ", " 5678 ", "crw------- ", "brw------- ", " 1, 3 ", " 7, 200 ", "prw-r----- ", "---------- ", "lrwxrwxrwx "} {
 			if !strings.Contains(res.stdout, frag) {
 				t.Errorf("ls -l lacks %q:\n%s", frag, res.stdout)
 			}
