@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -86,27 +87,41 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 	// The old segments: superseded and removed at the end, and meanwhile
 	// the fallback for a pack whose trailer cannot be read but which a
 	// readable one lists (its blobs are verified by their IDs when read,
-	// as every blob is). They are read only when a trailer fails: a
-	// repair of sound packs reads no segment.
+	// as every blob is), and at the end what tells which packs are gone.
 	old, err := ix.r.ListIDs(ctx, repo.IndexFile)
 	if err != nil {
 		return st, err
+	}
+	var oldSet *SegmentSet
+	oldSegments := func() (*SegmentSet, error) {
+		if oldSet != nil {
+			return oldSet, nil
+		}
+		ss, err := ReadSegments(ctx, ix.r)
+		if err != nil {
+			return nil, err
+		}
+		oldSet = &SegmentSet{Segments: map[repo.ID]*Segment{}}
+		for _, id := range old { // not the segments this repair wrote meanwhile
+			if seg, ok := ss.Segments[id]; ok {
+				oldSet.Segments[id] = seg
+			}
+		}
+		return oldSet, nil
 	}
 	var listed map[repo.ID]Pack
 	listing := func() (map[repo.ID]Pack, error) {
 		if listed != nil {
 			return listed, nil
 		}
-		ss, err := ReadSegments(ctx, ix.r)
+		ss, err := oldSegments()
 		if err != nil {
 			return nil, err
 		}
 		listed = map[repo.ID]Pack{}
-		for _, id := range old { // not the segments this repair wrote meanwhile
-			if seg, ok := ss.Segments[id]; ok {
-				for _, p := range seg.Packs {
-					listed[p.ID] = p
-				}
+		for _, seg := range ss.Segments {
+			for _, p := range seg.Packs {
+				listed[p.ID] = p
 			}
 		}
 		return listed, nil
@@ -203,19 +218,42 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 	if err := flush(true); err != nil {
 		return st, err
 	}
-	// Before the cache is reset: the packs it knew as live that are gone.
+	// Before the old segments are removed and the cache is reset: the
+	// packs either listed as live that are gone. The old segments say it
+	// where the cache is empty (a repair on a new machine, or with another
+	// --cache-dir: it said nothing, exit 0, and removed the segments that
+	// told; found by an exploratory test); the cache where a damaged old
+	// segment no longer can.
 	there := make(map[repo.ID]bool, len(packs))
 	for _, p := range packs {
 		there[p.id] = true
 	}
+	missing := func(id repo.ID) {
+		if !there[id] {
+			there[id] = true // named once
+			st.Missing = append(st.Missing, id)
+		}
+	}
+	ss, err := oldSegments()
+	if err != nil {
+		return st, err
+	}
+	for _, id := range ss.Effective() {
+		for _, p := range ss.Segments[id].Packs {
+			if p.Status == PackLive {
+				missing(p.ID)
+			}
+		}
+	}
 	if err := ix.Packs(func(pi PackInfo) error {
-		if pi.Status == PackLive && !there[pi.ID] {
-			st.Missing = append(st.Missing, pi.ID)
+		if pi.Status == PackLive {
+			missing(pi.ID)
 		}
 		return nil
 	}); err != nil {
 		return st, err
 	}
+	slices.SortFunc(st.Missing, compareIDs)
 	for _, id := range old {
 		err := ix.r.Backend().Remove(ctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {

@@ -7,6 +7,7 @@ import (
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,6 +113,18 @@ func TestCheckFindsMissingPack(t *testing.T) {
 	// Prune refuses to run on a repository that lost data.
 	if res := tr.run("prune", "--instant"); res.code == 0 || !strings.Contains(res.stderr, "no pack holds") {
 		t.Errorf("prune with a lost pack: exit %d: %s", res.code, res.stderr)
+	}
+	// The same on a copy of the repository, with a new cache (a repair
+	// on another machine): the old segments tell which pack is gone. It
+	// said nothing, exit 0, and removed the segments that told (found by
+	// an exploratory test).
+	cp := filepath.Join(tr.dir, "copy")
+	if out, err := exec.Command("cp", "-a", tr.repo, cp).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	res = tr.runEnv([]string{"SNAP_REPOSITORY=" + cp, "SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "newcache")}, nil, "repair", "index", "--from-packs", "--json")
+	if res.code != exitFatal || !strings.Contains(res.stdout, `"missing_packs":1`) {
+		t.Errorf("repair with a lost pack and a new cache: exit %d: %s%s", res.code, res.stdout, res.stderr)
 	}
 	// A repair from the packs names the pack that is gone and fails:
 	// it said "indexed … in N packs" and exited 0 (found by an
