@@ -55,9 +55,11 @@ type Source struct {
 	Tool    string `json:"tool,omitempty"`    // e.g. "pg_dump"
 	Version string `json:"version,omitempty"` // the tool's version line
 	Size    int64  `json:"size"`
-	// Properties are a PostgreSQL database's own (owner, privileges,
-	// settings), which its dump leaves out; nil for other sources and for
-	// dumps made before they were recorded.
+	// Properties are a database's own, which a dump of one PostgreSQL
+	// (owner, privileges, settings, encoding, locale) or MariaDB/MySQL
+	// (default character set and collation) database leaves out; nil for
+	// other sources and for dumps made before they were recorded or that
+	// could not read them.
 	Properties *sources.DatabaseProperties `json:"properties,omitempty"`
 }
 

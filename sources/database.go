@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Database is a database named by a URL (snap create --db, snap restore
@@ -20,7 +24,7 @@ import (
 //	postgres://user@host:port/?all     every database and the roles (pg_dumpall)
 //	mysql://user@host:port/dbname      MariaDB or MySQL (mariadb-dump or mysqldump)
 //	mysql://user@host:port/?all        every database (--all-databases)
-//	sqlite:///path/app.db              a SQLite file (sqlite3)
+//	sqlite:///path/app.db              a SQLite file (sqlite3); sqlite://app.db is relative
 //	mongodb://user@host:port/dbname    MongoDB (mongodump --archive), ?all or no name: every database
 //
 // A password in the URL is taken out of it: it reaches the tool only
@@ -34,6 +38,8 @@ type Database struct {
 	// RelativeFile: the URL gave the SQLite file relative to the current
 	// directory (sqlite:app.db, sqlite://app.db), which File resolved.
 	RelativeFile bool
+	given        string // SQLite with RelativeFile: the URL as given, for messages
+	relPath      string // SQLite with RelativeFile: the path as given
 
 	u        url.URL // the URL without its password and without ?all
 	password string
@@ -74,6 +80,9 @@ func ParseDatabase(raw string) (*Database, error) {
 	}
 	if u.Opaque != "" {
 		return nil, fmt.Errorf("database URL %q: write it as %s://user@host:port/dbname", redactRaw(raw), u.Scheme)
+	}
+	if err := checkPorts(u.Host); err != nil {
+		return nil, fmt.Errorf("database URL %q: %v", redactRaw(raw), err)
 	}
 	if u.User != nil {
 		if pw, ok := u.User.Password(); ok {
@@ -118,6 +127,22 @@ func ParseDatabase(raw string) (*Database, error) {
 	return d, nil
 }
 
+// checkPorts refuses a port outside 1..65535 in a URL's host part, which
+// may list several hosts (postgres://a:5432,b:5433/db; MongoDB too): the
+// tools would take 99999 as some other port, or fail far from the cause.
+func checkPorts(hosts string) error {
+	for _, h := range strings.Split(hosts, ",") {
+		_, port, err := net.SplitHostPort(h)
+		if err != nil || port == "" {
+			continue // no port: the tool's default
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %s is not a port number (1 to 65535)", port)
+		}
+	}
+	return nil
+}
+
 // isSQLiteURL reports whether raw has an SQLite scheme.
 func isSQLiteURL(raw string) bool {
 	scheme, _, ok := strings.Cut(raw, ":")
@@ -159,6 +184,9 @@ func parseSQLite(d *Database, u *url.URL) (*Database, error) {
 		return nil, err
 	}
 	d.File, d.RelativeFile = abs, !filepath.IsAbs(p)
+	if d.RelativeFile {
+		d.given, d.relPath = u.String(), p
+	}
 	d.Name = strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs))
 	d.u = url.URL{Scheme: "sqlite", Path: abs}
 	return d, nil
@@ -236,17 +264,21 @@ func (d *Database) DumpPath(qualified bool) string {
 }
 
 // DatabaseProperties is what makes a database more than its contents,
-// which a dump of one PostgreSQL database (pg_dump without --create) leaves
-// out, as pg_dump --create writes it: recorded beside the dump, so that a
-// restore that creates the database again gives them back (a new database
-// had the server's defaults: PUBLIC could connect again).
+// which a dump of one database leaves out: recorded beside the dump, so
+// that a restore that creates the database again gives them back. For
+// PostgreSQL (pg_dump without --create) they are as pg_dump --create
+// writes them (a new database had the server's defaults: PUBLIC could
+// connect again); for MariaDB/MySQL (no --databases, so no CREATE
+// DATABASE) the default character set and collation (a new database was
+// utf8mb4 whatever it had been).
 type DatabaseProperties struct {
-	// CreateWith is what follows WITH in its CREATE DATABASE: template,
-	// encoding, locale.
+	// CreateWith is, for PostgreSQL, what follows WITH in its CREATE
+	// DATABASE: template, encoding, locale; for MariaDB/MySQL
+	// "CHARACTER SET cs COLLATE coll".
 	CreateWith string `json:"create_with"`
-	// Statements set its owner, comment, security labels, settings and
-	// privileges, naming the database as it was called, in pg_dump's order;
-	// each runs on its own.
+	// Statements (PostgreSQL only) set its owner, comment, security
+	// labels, settings and privileges, naming the database as it was
+	// called, in pg_dump's order; each runs on its own.
 	Statements []string `json:"statements"`
 }
 
@@ -258,11 +290,22 @@ type Dump struct {
 	cmd     Command
 	cleanup func() // removes a private option file, if one was written
 	props   *DatabaseProperties
+	// sqliteTimeout is how long an SQLite dump waits for a writer's
+	// lock; sqliteLockTimeout when 0 (a test sets less).
+	sqliteTimeout time.Duration
+}
+
+func (p *Dump) lockTimeout() time.Duration {
+	if p.sqliteTimeout > 0 {
+		return p.sqliteTimeout
+	}
+	return sqliteLockTimeout
 }
 
 // Properties is what the dump recorded about the database itself, once
 // it has run (nil for kinds and dumps that record nothing: a whole
-// server's dump holds its databases' properties).
+// server's dump holds its databases' properties; nil too when they could
+// not be read).
 func (p *Dump) Properties() *DatabaseProperties { return p.props }
 
 // Dump finds the dump tool and its version. It fails when the tool is not
@@ -298,10 +341,20 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 		c := p.cmd
 		c.Stderr = stderr
 		if p.DB.Kind == KindSQLite {
-			if err := checkSQLiteFile(p.DB.File); err != nil {
+			if err := p.DB.checkSQLiteFile(); err != nil {
 				return nil, err
 			}
-			c.Stdin = strings.NewReader(sqliteDumpScript)
+			c.Stdin = strings.NewReader(sqliteDumpScript(p.lockTimeout()))
+			if stderr != nil {
+				// sqlite3's "Parse error near line 5: database is
+				// locked (5)" names a line of snap's script; the error
+				// (sqliteLocked) says what it means instead.
+				c.Stderr = func(line string) {
+					if !strings.Contains(line, "database is locked") {
+						stderr(line)
+					}
+				}
+			}
 		}
 		if p.DB.Kind == KindPostgres && !p.DB.All {
 			// Read when the dump starts (after the pre hooks), not when the
@@ -320,6 +373,13 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 			} else {
 				p.props = &props
 			}
+		}
+		if p.DB.Kind == KindMySQL {
+			args, err := p.mysqlStart(ctx, stderr)
+			if err != nil {
+				return nil, err
+			}
+			c.Args = args
 		}
 		if p.DB.Kind == KindMongoDB && p.DB.password != "" {
 			file, cleanup, err := mongoConfigFile(p.DB.password)
@@ -341,8 +401,58 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 		if marker := p.completeMarker(); marker != "" {
 			rc = &completeReader{ReadCloser: rc, tool: p.Tool, marker: marker}
 		}
+		if p.DB.Kind == KindSQLite {
+			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout()}
+		}
 		return rc, nil
 	}
+}
+
+// mysqlStart reads, when a MariaDB/MySQL dump starts (after the pre hooks,
+// as for PostgreSQL), the database's default character set and collation,
+// and whether its system-versioned tables' history can be dumped; it
+// returns the dump's arguments. What cannot be read is a note on stderr,
+// and the dump runs as it would without it: a backup of the data must
+// not fail over what rides beside it.
+func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, error) {
+	note := func(format string, a ...any) {
+		if stderr != nil {
+			stderr("(snap: " + fmt.Sprintf(format, a...) + ")")
+		}
+	}
+	if !p.DB.All {
+		props, err := p.DB.mysqlDatabaseProps(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			note("the database's default character set and collation could not be read (%v); the snapshot is saved without them", err)
+		} else {
+			p.props = &props
+		}
+	}
+	args := p.cmd.Args
+	if !p.dumpsHistory() {
+		return args, nil
+	}
+	history, msg, err := p.DB.mysqlHistoryArgs(ctx)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		note("whether there are system-versioned tables, whose history needs --dump-history, could not be read (%v); their history is not saved, only their current rows", err)
+	case msg != "":
+		note("%s", msg)
+	}
+	if len(history) == 0 {
+		return args, nil
+	}
+	// Options go before the "--" that precedes the database's name.
+	i := slices.Index(args, "--")
+	if i < 0 {
+		i = len(args)
+	}
+	return slices.Insert(slices.Clone(args), i, history...), nil
 }
 
 // completeMarker is the comment a dump tool writes at the end of a dump it
@@ -433,10 +543,11 @@ type RestoreOptions struct {
 	// repository, a lost connection to it) left the old database dropped
 	// and the new one half loaded.
 	ReadAll func(ctx context.Context) error
-	// Properties are the database's own, recorded with the dump
-	// (PostgreSQL). A restore that creates the database gives it their
-	// template, encoding and locale, and, when it has the name the
-	// statements name (From), the rest.
+	// Properties are the database's own, recorded with the dump. A
+	// restore that creates the database gives it their template,
+	// encoding and locale (PostgreSQL) or default character set and
+	// collation (MariaDB/MySQL), and, when it has the name the statements
+	// name (From), the rest.
 	Properties *DatabaseProperties
 }
 
@@ -469,8 +580,10 @@ var ErrUnchanged = errors.New("nothing was changed")
 var ErrCreatedDropped = errors.New("the database this restore created was dropped again")
 
 // ErrReplacedPartly marks a MariaDB/MySQL restore with Replace that failed
-// or was stopped after it dropped the old database.
-var ErrReplacedPartly = errors.New("the old database was dropped before the load (MariaDB and MySQL cannot rename a database), and it now holds part of the dump at most: fix the cause and restore again, or restore into a new database with --to first")
+// or was stopped after it dropped the old database. What to do next
+// depends on which (a failure has a cause to fix, a stop does not): the
+// message that wraps it says.
+var ErrReplacedPartly = errors.New("the old database was dropped before the load (MariaDB and MySQL cannot rename a database), and it now holds part of the dump at most")
 
 // Restore loads a dump made from a database of the same kind into d. A
 // database that does not exist is created; one that exists and is empty is

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,10 @@ import (
 // with one exception: around a routine or trigger created under other
 // defaults than the database's, it writes "ALTER DATABASE `name` …" lines,
 // which a restore under another name rewrites (renameAlterDatabase).
+// The database's default character set and collation, which CREATE
+// DATABASE would have carried, are recorded beside the dump instead
+// (mysqlDatabaseProps), and --dump-history is added where system-versioned
+// tables allow it (mysqlHistoryArgs), both when the dump starts.
 //
 // The password travels in MYSQL_PWD; option files work as usual (~/.my.cnf,
 // or ?defaults-extra-file=/etc/snap/my.cnf in the URL).
@@ -191,19 +196,28 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 	}
 	exists, objects, err := d.mysqlObjects(ctx)
 	if err != nil {
-		return false, fmt.Errorf("%s: check whether the database exists: %w", d, err)
+		return false, fmt.Errorf("%s: check whether the database exists: %w (%w)", d, err, ErrUnchanged)
 	}
 	create := exists == "0"
-	// The database's defaults: utf8mb4 for a new one; a replaced one
-	// keeps its own (a latin1 database stays latin1).
-	charset := " CHARACTER SET utf8mb4"
+	// The database's defaults: a new one gets those recorded with the
+	// dump, under any name (they do not name the database), or utf8mb4
+	// for a snapshot without them; a replaced one keeps its own (a latin1
+	// database stays latin1).
+	const fallback = " CHARACTER SET utf8mb4"
+	charset := fallback
+	if create && o.Properties != nil {
+		if err := checkMySQLProps(o.Properties); err != nil {
+			return false, fmt.Errorf("%s: the snapshot's recorded character set and collation of the database are not what snap records (%v): restore with --to into a database you create (%w)", d, err, ErrUnchanged)
+		}
+		charset = " " + o.Properties.CreateWith
+	}
 	if exists != "0" && objects != "0" {
 		if !o.Replace {
 			return false, fmt.Errorf("database %s %w; restore into another one with --to, or replace it with --replace", d, ErrNotEmpty)
 		}
 		out, err := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
 		if err != nil {
-			return false, fmt.Errorf("%s: read the database's character set: %w", d, err)
+			return false, fmt.Errorf("%s: read the database's character set: %w (%w)", d, err, ErrUnchanged)
 		}
 		// Names of character sets and collations are words; anything
 		// else (a server that answers strangely) keeps utf8mb4 rather
@@ -225,6 +239,14 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// finish it); a database this restore made is dropped again.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 		_, err := d.mysqlQuery(cctx, "CREATE DATABASE "+mysqlIdent(d.Name)+charset+";\n")
+		if err != nil && charset != fallback && isUnknownCharset(err) {
+			// Recorded on another server (MySQL 8's utf8mb4_0900_ai_ci on
+			// MariaDB): the data still loads into utf8mb4.
+			if o.Stderr != nil {
+				o.Stderr(fmt.Sprintf("note: database %s could not be created as recorded (%s: %v); created with%s instead", d, strings.TrimSpace(charset), err, fallback))
+			}
+			_, err = d.mysqlQuery(cctx, "CREATE DATABASE "+mysqlIdent(d.Name)+fallback+";\n")
+		}
 		cancel()
 		if err != nil {
 			return false, fmt.Errorf("%s: create database: %w", d, err)
@@ -244,8 +266,10 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		case create && exists == "0":
 			_, _ = d.mysqlQuery(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
 			return false, fmt.Errorf("%w (%w)", err, ErrCreatedDropped)
-		case create:
+		case create && ctx.Err() != nil:
 			return false, fmt.Errorf("%w; %w", err, ErrReplacedPartly)
+		case create:
+			return false, fmt.Errorf("%w; %w: fix the cause and restore again, or restore into a new database with --to first", err, ErrReplacedPartly)
 		}
 		// An empty database that was there: the statements that ran
 		// before the failure stay (MariaDB commits each one).
@@ -324,4 +348,95 @@ func (l *lineRewriter) Read(p []byte) (int, error) {
 	n := copy(p, l.pending)
 	l.pending = l.pending[n:]
 	return n, nil
+}
+
+// mysqlCreateWith is the only shape of recorded MariaDB/MySQL properties a
+// restore accepts: the repository's bytes are not trusted to be snap's,
+// and CreateWith is written into CREATE DATABASE as it is.
+var mysqlCreateWith = regexp.MustCompile(`^CHARACTER SET [A-Za-z0-9_]+ COLLATE [A-Za-z0-9_]+$`)
+
+// mysqlDatabaseProps reads the database's default character set and
+// collation, which a dump of one database (no --databases, so no CREATE
+// DATABASE) leaves out: a restore that creates the database gives them
+// back (it was utf8mb4 whatever the database had been).
+func (d *Database) mysqlDatabaseProps(ctx context.Context) (DatabaseProperties, error) {
+	out, err := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
+	if err != nil {
+		return DatabaseProperties{}, err
+	}
+	cs, coll, ok := strings.Cut(out, "\t")
+	if !ok || !mysqlWord.MatchString(cs) || !mysqlWord.MatchString(coll) {
+		return DatabaseProperties{}, fmt.Errorf("unexpected answer %q from information_schema.SCHEMATA", out)
+	}
+	return DatabaseProperties{CreateWith: "CHARACTER SET " + cs + " COLLATE " + coll, Statements: []string{}}, nil
+}
+
+// checkMySQLProps refuses recorded properties that are not what snap
+// records for a MariaDB/MySQL database.
+func checkMySQLProps(p *DatabaseProperties) error {
+	if len(p.Statements) > 0 {
+		return fmt.Errorf("%d statements, where snap records none", len(p.Statements))
+	}
+	if !mysqlCreateWith.MatchString(p.CreateWith) {
+		return fmt.Errorf("create_with %q is not \"CHARACTER SET name COLLATE name\"", p.CreateWith)
+	}
+	return nil
+}
+
+// isUnknownCharset reports whether err is the client's report that the
+// server knows no such character set (1115) or collation (1273): MySQL 8's
+// utf8mb4_0900_ai_ci restored into MariaDB.
+func isUnknownCharset(err error) bool {
+	var ce *CommandError
+	return errors.As(err, &ce) && (strings.HasPrefix(ce.LastLine, "ERROR 1273 ") || strings.HasPrefix(ce.LastLine, "ERROR 1115 "))
+}
+
+// mariadbDumpVersion matches the MariaDB release in mariadb-dump's
+// version line ("mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB, …").
+var mariadbDumpVersion = regexp.MustCompile(`\bDistrib (\d+)\.(\d+)\.`)
+
+// dumpsHistory reports whether the dump tool knows --dump-history
+// (mariadb-dump of MariaDB 10.11 and later; never mysqldump).
+func (p *Dump) dumpsHistory() bool {
+	if p.Tool != "mariadb-dump" {
+		return false
+	}
+	m := mariadbDumpVersion.FindStringSubmatch(p.Version)
+	if m == nil {
+		return false
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	return major > 10 || major == 10 && minor >= 11
+}
+
+// mysqlHistoryArgs says whether the dump should add --dump-history, which
+// saves the history of system-versioned tables (without it, a restore has
+// only their current rows). mariadb-dump fails the whole dump with it
+// when a table has transaction-precise history, which it cannot dump:
+// then the history is left out, and note says which tables lack it.
+func (d *Database) mysqlHistoryArgs(ctx context.Context) (args []string, note string, err error) {
+	where := "t.TABLE_SCHEMA = " + mysqlString(d.Name)
+	if d.All {
+		where = "t.TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
+	}
+	// Transaction-precise tables have a BIGINT ROW START column; the
+	// implicit row_start of timestamp versioning is not in COLUMNS.
+	out, err := d.mysqlQuery(ctx, "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, EXISTS (SELECT 1 FROM information_schema.COLUMNS c "+
+		"WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.GENERATION_EXPRESSION = 'ROW START' AND c.DATA_TYPE = 'bigint') "+
+		"FROM information_schema.TABLES t WHERE t.TABLE_TYPE = 'SYSTEM VERSIONED' AND "+where+" ORDER BY 1, 2;\n")
+	if err != nil || out == "" {
+		return nil, "", err
+	}
+	var precise []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) == 3 && f[2] == "1" {
+			precise = append(precise, f[0]+"."+f[1])
+		}
+	}
+	if len(precise) > 0 {
+		return nil, "the history of system-versioned tables is not saved, only their current rows: mariadb-dump cannot dump transaction-precise history, which " + strings.Join(precise, ", ") + " have", nil
+	}
+	return []string{"--dump-history"}, "", nil
 }

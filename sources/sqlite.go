@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // SQLite: the sqlite3 shell writes the database as SQL text (.dump) inside
@@ -28,13 +29,21 @@ import (
 // new empty database that would then be backed up as if it were the real
 // one.
 
-// sqliteDumpScript waits up to a minute for a writer's lock (a writer in
-// rollback-journal mode locks readers out while it commits).
-const sqliteDumpScript = `.timeout 60000
-.headers off
+// sqliteLockTimeout is how long a dump waits for a writer's lock (a
+// writer in rollback-journal mode locks readers out while it commits).
+const sqliteLockTimeout = 60 * time.Second
+
+// sqliteDumpScript is what the sqlite3 shell is given to dump a database,
+// waiting up to timeout for a writer's lock. The encoding is written only
+// when it is not UTF-8 (a UTF-16 database came back UTF-8), so that the
+// dumps of UTF-8 databases stay as they were, byte for byte; like the
+// page size, it must come before the first table.
+func sqliteDumpScript(timeout time.Duration) string {
+	return fmt.Sprintf(".timeout %d\n", timeout.Milliseconds()) + `.headers off
 .mode list
 BEGIN;
 SELECT '-- snap: SQLite dump, one read transaction' FROM (SELECT count(*) FROM sqlite_master);
+SELECT 'PRAGMA encoding=''' || encoding || ''';' FROM pragma_encoding WHERE encoding <> 'UTF-8';
 SELECT 'PRAGMA page_size=' || page_size || ';' FROM pragma_page_size;
 SELECT 'PRAGMA auto_vacuum=' || auto_vacuum || ';' FROM pragma_auto_vacuum;
 SELECT 'PRAGMA user_version=' || user_version || ';' FROM pragma_user_version;
@@ -43,6 +52,31 @@ SELECT 'PRAGMA journal_mode=wal;' FROM pragma_journal_mode WHERE journal_mode = 
 .dump
 COMMIT;
 `
+}
+
+// sqliteLocked rewrites the error of a dump that gave up waiting for a
+// writer's lock: sqlite3 says "Parse error near line 5: database is
+// locked (5)", the line being one of snap's script, which tells the user
+// neither what happened nor what to do.
+func (d *Database) sqliteLocked(err error, timeout time.Duration) error {
+	var ce *CommandError
+	if !errors.As(err, &ce) || !strings.Contains(ce.LastLine, "database is locked") {
+		return err
+	}
+	return fmt.Errorf("%s stayed locked by a writer for more than %v, so the dump could not begin its read transaction (%s: database is locked): run the backup when the application is quiet, or stop the application in a --pre hook (and start it again in a --post hook)", d, timeout, ce.Name)
+}
+
+// sqliteLockReader is the output of an SQLite dump, whose Close gives
+// sqliteLocked's error.
+type sqliteLockReader struct {
+	io.ReadCloser
+	db      *Database
+	timeout time.Duration
+}
+
+func (r *sqliteLockReader) Close() error {
+	return r.db.sqliteLocked(r.ReadCloser.Close(), r.timeout)
+}
 
 func sqliteURI(file string) string {
 	return (&url.URL{Scheme: "file", Path: file, RawQuery: "mode=rw"}).String()
@@ -53,10 +87,21 @@ func (d *Database) sqliteDump() (Command, error) {
 	if err != nil {
 		return Command{}, fmt.Errorf("%s: %v; install sqlite3", d, err)
 	}
-	if err := checkSQLiteFile(d.File); err != nil {
+	if err := d.checkSQLiteFile(); err != nil {
 		return Command{}, err
 	}
 	return Command{Name: tool, Args: []string{"-bail", "-batch", sqliteURI(d.File)}}, nil
+}
+
+// checkSQLiteFile checks the file of the database to dump; a missing file
+// given by a relative URL (sqlite://tmp/x.db) is named as given and as
+// resolved, since an absolute path was likely meant.
+func (d *Database) checkSQLiteFile() error {
+	err := checkSQLiteFile(d.File)
+	if err != nil && d.RelativeFile && errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: no such file: the URL names %s, relative to the current directory: %s; check the path (an absolute path takes three slashes: sqlite:///%s)", d.given, d.relPath, d.File, d.relPath)
+	}
+	return err
 }
 
 func checkSQLiteFile(file string) error {

@@ -284,7 +284,7 @@ func holdingDumps(sns []*snapshot.Snapshot, names []string, kind string) []*snap
 		held := true
 		for _, n := range names {
 			var ue *usageError
-			src, err := findDumpSource(sn, n)
+			src, err := findDumpSourceOfKind(sn, n, kind)
 			if err != nil && !errors.As(err, &ue) || err == nil && kind != "" && src.Kind != kind {
 				// Not there, or of another kind than --to names (an all.sql
 				// of MariaDB's is no dump to load into PostgreSQL).

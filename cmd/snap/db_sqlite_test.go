@@ -358,3 +358,58 @@ func TestSQLiteFileNameWithHash(t *testing.T) {
 		t.Error("the restore changed another file, prod")
 	}
 }
+
+// TestSQLiteKeepsUTF16Encoding: a UTF-16le database comes back UTF-16le (it
+// came back UTF-8); the dump of a UTF-8 database has no encoding line, so
+// it stays as it was, byte for byte.
+func TestSQLiteKeepsUTF16Encoding(t *testing.T) {
+	tr := newTestRepo(t)
+	file := filepath.Join(tr.dir, "utf16.db")
+	sqliteQuery(t, file, "PRAGMA encoding='UTF-16le'; CREATE TABLE t (s TEXT); INSERT INTO t VALUES ('Grüße 🚀');")
+	utf8 := filepath.Join(tr.dir, "utf8.db")
+	sqliteQuery(t, utf8, "CREATE TABLE t (s TEXT);")
+	tr.mustRun("create", "--db", "sqlite://"+file, "--db", "sqlite://"+utf8)
+	into := filepath.Join(tr.dir, "copy.db")
+	tr.mustRun("restore", "latest", "--db", "utf16", "--to", "sqlite://"+into)
+	if got := strings.TrimSpace(sqliteQuery(t, into, "PRAGMA encoding;")); got != "UTF-16le" {
+		t.Errorf("restored encoding %s, want UTF-16le", got)
+	}
+	if got := strings.TrimSpace(sqliteQuery(t, into, "SELECT s FROM t;")); got != "Grüße 🚀" {
+		t.Errorf("restored %q", got)
+	}
+	if dump := tr.mustRun("dump", "latest", "/db/sqlite/utf8.sql").stdout; strings.Contains(dump, "encoding") {
+		t.Errorf("the dump of a UTF-8 database names its encoding:\n%s", dump)
+	}
+}
+
+// TestRestoreSeveralDatabasesSaysWhatWasNotRestored: restore --db A --db B
+// finds every dump before it restores any (a misspelt second name failed
+// after the first database was replaced), and when one fails, the error
+// names those not attempted (it stopped without a word about them).
+func TestRestoreSeveralDatabasesSaysWhatWasNotRestored(t *testing.T) {
+	tr := newTestRepo(t)
+	var files []string
+	for _, n := range []string{"a", "b", "c"} {
+		f := filepath.Join(tr.dir, n+".db")
+		sqliteQuery(t, f, "CREATE TABLE t (x); INSERT INTO t VALUES ('"+n+"');")
+		files = append(files, "--db", "sqlite://"+f)
+	}
+	tr.mustRun(append([]string{"create"}, files...)...)
+	a := filepath.Join(tr.dir, "a.db")
+	sqliteQuery(t, a, "UPDATE t SET x = 'changed';")
+	var list []snapshotJSON
+	must(t, jsonUnmarshal(tr.mustRun("list", "--json").stdout, &list))
+	// By ID: 'latest' looks for a snapshot that holds both dumps.
+	res := tr.run("restore", list[0].ShortID, "--db", "a", "--db", "nope", "--replace")
+	if res.code != exitFatal || !strings.Contains(res.stderr, `has no dump "nope"`) {
+		t.Errorf("restore with a misspelt second name: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := strings.TrimSpace(sqliteQuery(t, a, "SELECT x FROM t;")); got != "changed" {
+		t.Errorf("the first database was restored (%q) before the second name was found wanting", got)
+	}
+	// Without --replace, a holds data: its restore fails, b and c are not tried.
+	res = tr.run("restore", "latest", "--db", "a", "--db", "b", "--db", "/db/sqlite/c.sql")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "not empty") || !strings.Contains(res.stderr, "; not restored: b, /db/sqlite/c.sql (restore them with 'snap restore "+list[0].ShortID+" --db b --db /db/sqlite/c.sql')") {
+		t.Errorf("restore whose first database fails: exit %d\n%s", res.code, res.stderr)
+	}
+}

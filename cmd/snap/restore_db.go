@@ -24,6 +24,15 @@ var dbKinds = []string{sources.KindPostgres, sources.KindMySQL, sources.KindSQLi
 // 'snap ls' shows it, or, where that is unique in the snapshot, the
 // database's name or the dump's file name.
 func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error) {
+	return findDumpSourceOfKind(sn, name, "")
+}
+
+// findDumpSourceOfKind is findDumpSource among the dumps of one kind
+// (all when kind is ""): with --to, a name is looked for among the dumps of
+// the URL's kind only, so that an SQLite and a MariaDB dump of the same
+// name are not ambiguous for --to mysql://…. A dump named by its path is
+// taken whatever its kind (restoreDatabases then says it does not fit).
+func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.Source, error) {
 	var dumps []snapshot.Source
 	for _, src := range sn.Sources {
 		if path.Clean("/"+name) == src.Path {
@@ -32,7 +41,7 @@ func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error)
 			}
 			return src, nil
 		}
-		if slices.Contains(dbKinds, src.Kind) {
+		if slices.Contains(dbKinds, src.Kind) && (kind == "" || src.Kind == kind) {
 			dumps = append(dumps, src)
 		}
 	}
@@ -54,6 +63,10 @@ func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error)
 	for _, src := range dumps {
 		names = append(names, src.Path)
 	}
+	ofKind := ""
+	if kind != "" {
+		ofKind = " " + kind
+	}
 	switch {
 	case len(matches) == 1:
 		return matches[0], nil
@@ -64,62 +77,113 @@ func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error)
 		}
 		return snapshot.Source{}, usagef("--db %s is ambiguous in snapshot %s: give one of %s", name, sn.ID.Short(), strings.Join(paths, ", "))
 	case len(dumps) == 0:
-		return snapshot.Source{}, fmt.Errorf("snapshot %s holds no database dumps", sn.ID.Short())
+		return snapshot.Source{}, fmt.Errorf("snapshot %s holds no%s database dumps", sn.ID.Short(), ofKind)
 	}
-	return snapshot.Source{}, fmt.Errorf("snapshot %s has no dump %q; it has %s", sn.ID.Short(), name, strings.Join(names, ", "))
+	return snapshot.Source{}, fmt.Errorf("snapshot %s has no%s dump %q; it has %s", sn.ID.Short(), ofKind, name, strings.Join(names, ", "))
+}
+
+// dbRestore is one --db of a restore: the dump, the database it was taken
+// from and the one it goes into.
+type dbRestore struct {
+	src        snapshot.Source
+	from, into *sources.Database
+}
+
+// planDBRestore finds the dump name means and where it goes: its own
+// database, or the one to names (nil without --to).
+func planDBRestore(sn *snapshot.Snapshot, name string, to *sources.Database) (dbRestore, error) {
+	kind := ""
+	if to != nil {
+		kind = to.Kind
+	}
+	src, err := findDumpSourceOfKind(sn, name, kind)
+	if err != nil {
+		return dbRestore{}, err
+	}
+	from, err := sources.ParseRecordedDatabase(src.URL)
+	if err != nil {
+		return dbRestore{}, fmt.Errorf("dump %s records the source %q, which cannot be read: %v; write it out with 'snap dump'", src.Path, src.URL, err)
+	}
+	into := from
+	if to != nil {
+		into = to
+		if into.Kind != from.Kind {
+			return dbRestore{}, usagef("--to %s: %s is a %s dump; restore it into a %s database", into, src.Path, from.Kind, from.Kind)
+		}
+		if into.All && !from.All {
+			// ?all would be dropped without a word, and the dump
+			// loaded into the database of its own name.
+			return dbRestore{}, usagef("--to %s: %s is a dump of one database, which is loaded into a database: give its URL (…/NAME), or the server's without ?all to keep the dump's name", into, src.Path)
+		}
+		if from.All && into.Name != "" && into.Kind != sources.KindMongoDB {
+			return dbRestore{}, usagef("--to %s: %s is a dump of a whole server, which is loaded into a server, not into one database: give the server's URL without a database name", into, src.Path)
+		}
+		if !from.All && into.Name == "" && into.Kind != sources.KindMongoDB {
+			into = into.WithName(from.Name)
+		}
+	}
+	return dbRestore{src: src, from: from, into: into}, nil
 }
 
 // restoreDatabases streams each named dump from the snapshot into its
-// database, or into the one --to names.
+// database, or into the one --to names. Every name is found before any
+// database is touched, so that a misspelt second name fails before the
+// first database is replaced; when one restore fails, the error names the
+// dumps that were not attempted.
 func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names []string, to string, replace bool) error {
+	var into *sources.Database
+	if to != "" {
+		var err error
+		if into, err = sources.ParseDatabase(to); err != nil {
+			return usagef("--to: %v", err)
+		}
+	}
+	plans := make([]dbRestore, 0, len(names))
 	for _, name := range names {
-		src, err := findDumpSource(sn, name)
+		p, err := planDBRestore(sn, name, into)
 		if err != nil {
 			return err
 		}
-		from, err := sources.ParseRecordedDatabase(src.URL)
-		if err != nil {
-			return fmt.Errorf("dump %s records the source %q, which cannot be read: %v; write it out with 'snap dump'", src.Path, src.URL, err)
-		}
-		into := from
-		if to != "" {
-			if into, err = sources.ParseDatabase(to); err != nil {
-				return usagef("--to: %v", err)
-			}
-			if into.Kind != from.Kind {
-				return usagef("--to %s: %s is a %s dump; restore it into a %s database", into, src.Path, from.Kind, from.Kind)
-			}
-			if into.All && !from.All {
-				// ?all would be dropped without a word, and the dump
-				// loaded into the database of its own name.
-				return usagef("--to %s: %s is a dump of one database, which is loaded into a database: give its URL (…/NAME), or the server's without ?all to keep the dump's name", into, src.Path)
-			}
-			if from.All && into.Name != "" && into.Kind != sources.KindMongoDB {
-				return usagef("--to %s: %s is a dump of a whole server, which is loaded into a server, not into one database: give the server's URL without a database name", into, src.Path)
-			}
-			if !from.All && into.Name == "" && into.Kind != sources.KindMongoDB {
-				into = into.WithName(from.Name)
-			}
-		}
-		if err := restoreDatabase(c, s, sn, src, from, into, replace); err != nil {
-			if c.Context.Err() != nil {
-				state := "the database may be incomplete"
-				switch {
-				case errors.Is(err, sources.ErrRolledBack):
-					state = "the load was rolled back and the database is as it was"
-				case errors.Is(err, sources.ErrUnchanged):
-					state = "nothing was changed"
-				case errors.Is(err, sources.ErrCreatedDropped):
-					state = sources.ErrCreatedDropped.Error()
-				case errors.Is(err, sources.ErrReplacedPartly):
-					state = sources.ErrReplacedPartly.Error()
+		plans = append(plans, p)
+	}
+	for i, p := range plans {
+		if err := restoreDatabase(c, s, sn, p.src, p.from, p.into, replace); err != nil {
+			err = restoreFailure(c.Context, p, err)
+			if rest := names[i+1:]; len(rest) > 0 {
+				again := ""
+				for _, n := range rest {
+					again += " --db " + shellWord(n)
 				}
-				return fmt.Errorf("%w: restore of %s into %s stopped; %s, the repository is untouched", errInterrupted, src.Path, into, state)
+				if replace {
+					again += " --replace"
+				}
+				err = fmt.Errorf("%w; not restored: %s (restore them with 'snap restore %s%s')", err, strings.Join(rest, ", "), sn.ID.Short(), again)
 			}
-			return fmt.Errorf("restore %s into %s: %w", src.Path, into, err)
+			return err
 		}
 	}
 	return nil
+}
+
+// restoreFailure is the error of a restore that failed or, when ctx ended,
+// was stopped: then it says what became of the database.
+func restoreFailure(ctx context.Context, p dbRestore, err error) error {
+	if ctx.Err() == nil {
+		return fmt.Errorf("restore %s into %s: %w", p.src.Path, p.into, err)
+	}
+	state := "the database may be incomplete"
+	switch {
+	case errors.Is(err, sources.ErrRolledBack):
+		state = "the load was rolled back and the database is as it was"
+	case errors.Is(err, sources.ErrUnchanged):
+		state = "nothing was changed"
+	case errors.Is(err, sources.ErrCreatedDropped):
+		state = sources.ErrCreatedDropped.Error()
+	case errors.Is(err, sources.ErrReplacedPartly):
+		// Stopped, not failed: there is no cause to fix.
+		state = sources.ErrReplacedPartly.Error() + ": run the restore again to load all of it, or restore into a new database with --to first"
+	}
+	return fmt.Errorf("%w: restore of %s into %s stopped; %s; the repository is untouched", errInterrupted, p.src.Path, p.into, state)
 }
 
 func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snapshot.Source, from, into *sources.Database, replace bool) error {
@@ -170,7 +234,12 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		u.noticef("the interrupt came after the dump had loaded: the restore was finished first")
 	}
 	switch {
-	case !created || into.Kind != sources.KindPostgres || from.All:
+	case !created || from.All:
+	case into.Kind == sources.KindMySQL && src.Properties == nil:
+		// The dump of one database has no CREATE DATABASE, and snapshots
+		// made before the character set was recorded beside it lack it.
+		u.noticef("%s was created with CHARACTER SET utf8mb4: this snapshot holds no record of the database's own default character set and collation (it was made before snap recorded them, or they could not be read then); change them with ALTER DATABASE if they were others", into)
+	case into.Kind != sources.KindPostgres:
 	case src.Properties == nil:
 		// pg_dump of one database leaves out the database's own
 		// properties, and snapshots made before they were recorded beside

@@ -1,0 +1,86 @@
+package sources
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestCheckMySQLProps(t *testing.T) {
+	for _, p := range []DatabaseProperties{
+		{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci"},
+		{CreateWith: "CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci", Statements: []string{}},
+	} {
+		if err := checkMySQLProps(&p); err != nil {
+			t.Errorf("%+v: %v", p, err)
+		}
+	}
+	for _, p := range []DatabaseProperties{
+		{},
+		{CreateWith: "CHARACTER SET latin1"},
+		{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci; DROP DATABASE mysql"},
+		{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci\n"},
+		{CreateWith: "character set latin1 collate latin1_swedish_ci"},
+		{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci", Statements: []string{"GRANT ALL ON *.* TO x"}},
+	} {
+		if err := checkMySQLProps(&p); err == nil {
+			t.Errorf("%+v: accepted", p)
+		}
+	}
+}
+
+// TestMySQLRestoreRecordedProperties: a restore that creates the database
+// refuses recorded properties that are not what snap records (the
+// repository's bytes are not trusted), and, where the server knows no such
+// collation (MySQL 8's utf8mb4_0900_ai_ci on MariaDB), creates it utf8mb4
+// with a note.
+func TestMySQLRestoreRecordedProperties(t *testing.T) {
+	raw := os.Getenv("SNAP_TEST_MYSQL")
+	if raw == "" {
+		t.Skip("SNAP_TEST_MYSQL is not set: skipping the test against a real MariaDB server")
+	}
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	server, err := ParseDatabase(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := server.WithName("snaptest_" + hex.EncodeToString(b[:]))
+	ctx := context.Background()
+	t.Cleanup(func() { _, _ = d.mysqlQuery(ctx, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n") })
+	restore := func(p *DatabaseProperties) (string, error) {
+		var notes []string
+		_, err := d.Restore(ctx, strings.NewReader("CREATE TABLE t (i INT);\n"), false,
+			RestoreOptions{Properties: p, Stderr: func(l string) { notes = append(notes, l) }})
+		return strings.Join(notes, "\n"), err
+	}
+	exists := func() string {
+		out, err := d.mysqlQuery(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	_, err = restore(&DatabaseProperties{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci", Statements: []string{"CREATE USER mallory"}})
+	if err == nil || !errors.Is(err, ErrUnchanged) || !strings.Contains(err.Error(), "not what snap records") || exists() != "0" {
+		t.Fatalf("restore with statements in the recorded properties: %v (database exists: %s)", err, exists())
+	}
+	_, err = restore(&DatabaseProperties{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci; CREATE USER mallory"})
+	if err == nil || !errors.Is(err, ErrUnchanged) || exists() != "0" {
+		t.Fatalf("restore with a statement in create_with: %v", err)
+	}
+	notes, err := restore(&DatabaseProperties{CreateWith: "CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci"})
+	if cs, _ := d.mysqlQuery(ctx, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n"); strings.Contains(cs, "0900") {
+		t.Skip("this server knows utf8mb4_0900_ai_ci (MySQL 8)")
+	}
+	if err != nil || !strings.Contains(notes, "could not be created as recorded (CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci") || !strings.Contains(notes, "Unknown collation") {
+		t.Fatalf("restore with a collation this server lacks: %v\n%s", err, notes)
+	}
+	if cs, _ := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n"); cs != "utf8mb4" {
+		t.Errorf("created with %q, want utf8mb4", cs)
+	}
+}

@@ -1,0 +1,133 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sqlite3Run runs SQL on file with the sqlite3 shell, or skips the test
+// where it is not installed.
+func sqlite3Run(t *testing.T, file, sql string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Skip("sqlite3 is not installed")
+	}
+	cmd := exec.Command("sqlite3", "-bail", "-batch", file)
+	cmd.Stdin = strings.NewReader(sql)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestSQLiteDumpLockedByWriter: a dump that waits longer than its timeout
+// for a writer's lock says so, and what to do; it said "Parse error near
+// line 5: database is locked (5)", line 5 being snap's own script (found by
+// an exploratory test).
+func TestSQLiteDumpLockedByWriter(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "app.db")
+	if out, err := sqlite3Run(t, file, "CREATE TABLE t (x); INSERT INTO t VALUES (1);"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// A writer in rollback-journal mode (the default) that holds its
+	// exclusive lock until the test ends.
+	writer := exec.Command("sqlite3", "-batch", file)
+	in, err := writer.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); _ = writer.Wait() })
+	if _, err := io.WriteString(in, "BEGIN EXCLUSIVE;\nINSERT INTO t VALUES (2);\n"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, err := sqlite3Run(t, file, "SELECT count(*) FROM t;")
+		if err != nil && strings.Contains(out, "locked") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer did not lock the database: %v %s", err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	d, err := ParseDatabase("sqlite://" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dump, err := d.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump.sqliteTimeout = time.Second
+	var lines []string
+	rc, err := dump.Open(func(l string) { lines = append(lines, l) })(ctx)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, rc)
+		err = rc.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "stayed locked by a writer for more than 1s") ||
+		!strings.Contains(err.Error(), "--pre hook") || strings.Contains(err.Error(), "line 5") {
+		t.Fatalf("dump of a locked database: %v", err)
+	}
+	if len(lines) > 0 {
+		t.Errorf("sqlite3's own lines shown beside the error: %q", lines)
+	}
+	if sqliteLockTimeout != 60*time.Second || !strings.HasPrefix(sqliteDumpScript(sqliteLockTimeout), ".timeout 60000\n") {
+		t.Error("the default wait for a writer's lock is not 60 s")
+	}
+}
+
+// TestSQLiteRelativeURLMissingFile: sqlite://tmp/x.db names tmp/x.db
+// relative to the current directory (as documented); when it does not
+// exist, the error shows the path as given, as resolved, and the URL for
+// the absolute path, which was likely meant.
+func TestSQLiteRelativeURLMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	d, err := ParseDatabase("sqlite://tmp/x.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.RelativeFile || d.File != filepath.Join(dir, "tmp", "x.db") {
+		t.Fatalf("sqlite://tmp/x.db: file %s, relative %v", d.File, d.RelativeFile)
+	}
+	_, err = d.Dump(context.Background())
+	if _, lookErr := exec.LookPath("sqlite3"); lookErr != nil {
+		t.Skip("sqlite3 is not installed")
+	}
+	want := "sqlite://tmp/x.db: no such file: the URL names tmp/x.db, relative to the current directory: " + filepath.Join(dir, "tmp", "x.db") +
+		"; check the path (an absolute path takes three slashes: sqlite:///tmp/x.db)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("dump of a missing relative file:\n got %v\nwant %s", err, want)
+	}
+	// An absolute URL's error stays as it was.
+	d, _ = ParseDatabase("sqlite:///" + filepath.Join(dir, "nope.db"))
+	if _, err := d.Dump(context.Background()); err == nil || strings.Contains(err.Error(), "relative") || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("dump of a missing absolute file: %v", err)
+	}
+}
+
+// TestParseDatabasePort: a port outside 1..65535 is refused (99999 was
+// accepted, and the tool then failed far from the cause).
+func TestParseDatabasePort(t *testing.T) {
+	for _, raw := range []string{"mysql://root@h:99999/db", "postgres://u@h:0/db", "postgres://u@a:5432,b:70000/db", "mongodb://u@h:65536/db", "mariadb://u@[::1]:123456/db"} {
+		if _, err := ParseDatabase(raw); err == nil || !strings.Contains(err.Error(), "is not a port number (1 to 65535)") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+	for _, raw := range []string{"mysql://root@h:65535/db", "postgres://u@h:1/db", "mysql://u@[::1]:3306/db", "postgres://u@h/db"} {
+		if _, err := ParseDatabase(raw); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}
