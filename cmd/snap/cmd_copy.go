@@ -178,7 +178,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				}
 				continue
 			}
-			return fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err)
+			return diskFull(fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err))
 		}
 		inTarget[snapshot.Origin(sn)] = out.ID
 		copied++

@@ -220,7 +220,7 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	}
 	name, err := s.r.AddKey(c.Context, pw, kdf)
 	if err != nil {
-		return fmt.Errorf("add key: %w", err)
+		return diskFull(fmt.Errorf("add key: %w; the keys are as they were", err))
 	}
 	if !replace {
 		if s.ui.json {

@@ -169,7 +169,7 @@ func retag(c *cli.Context, s *session, sn *snapshot.Snapshot, tags []string) (re
 	origin := snapshot.Origin(sn)
 	next.Original, next.ID = &origin, repo.ID{}
 	if err := snapshot.Save(c.Context, s.r, &next); err != nil {
-		return repo.ID{}, err
+		return repo.ID{}, diskFull(fmt.Errorf("snapshot %s keeps its tags: %w", sn.ID.Short(), err))
 	}
 	err := s.r.Backend().Remove(c.Context, repo.Handle{Type: repo.SnapshotFile, Name: sn.ID.String()})
 	if err != nil && !errors.Is(err, repo.ErrNotFound) {

@@ -163,6 +163,29 @@ func TestSpaceReserve(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, "no space left") || !strings.Contains(res.stderr, "snap forget") {
 		t.Errorf("create that fills the disk: exit %d\n%s", res.code, res.stderr)
 	}
+	// Room for the lock but not for a document: tag and key add say that
+	// the disk is full and what to do, and that nothing changed (they
+	// said only "no space left on device"; found by an exploratory test).
+	must(t, os.Remove(filepath.Join(mnt2, "filler")))
+	must(t, os.WriteFile(filepath.Join(mnt2, "page"), make([]byte, 4096), 0o600))
+	fillUp(t, filepath.Join(mnt2, "filler"))
+	must(t, os.Remove(filepath.Join(mnt2, "page")))
+	for _, c := range []struct {
+		args []string
+		said string
+	}{
+		{[]string{"tag", "latest", "--add", "x"}, "keeps its tags"},
+		// key add takes no lock: the disk full to the last page.
+		{[]string{"key", "add", "--new-password-command", "echo other-password", "--kdf-memory", "8", "--kdf-time", "1"}, "the keys are as they were"},
+	} {
+		if c.args[0] == "key" {
+			fillUp(t, filepath.Join(mnt2, "last"))
+		}
+		res = tr2.run(c.args...)
+		if res.code == 0 || !strings.Contains(res.stderr, "the repository's disk is full") || !strings.Contains(res.stderr, "snap forget") || !strings.Contains(res.stderr, c.said) {
+			t.Errorf("%v on a full disk: exit %d\n%s", c.args, res.code, res.stderr)
+		}
+	}
 }
 
 // TestCacheDiskFull: a cache whose disk is full is no reason for a restore
