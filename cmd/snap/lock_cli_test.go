@@ -230,6 +230,11 @@ func TestNoLock(t *testing.T) {
 	if res := tr.run("check"); res.code == 0 || !strings.Contains(res.stderr, "add --no-lock") {
 		t.Errorf("check where no lock can be written: exit %d\n%s", res.code, res.stderr)
 	}
+	// repair index (of the cache, not --from-packs) writes nothing to the
+	// repository either, and says so too (found by an exploratory test).
+	if res := tr.run("repair", "index"); res.code == 0 || !strings.Contains(res.stderr, "add --no-lock") {
+		t.Errorf("repair index where no lock can be written: exit %d\n%s", res.code, res.stderr)
+	}
 }
 
 // TestPruneRemovesStaleLocks: a shared lock that looks stale (another host,

@@ -39,6 +39,9 @@ type session struct {
 	// freesSpace: the command under the next lock frees space (forget,
 	// prune), so on a full disk it may use the space reserve.
 	freesSpace bool
+	// readsOnly: the command writes nothing to the repository, so it
+	// may run with --no-lock (readsOnly), which a failed lock suggests.
+	readsOnly bool
 }
 
 // lockMode says which lock a command takes.
@@ -75,6 +78,8 @@ type repoSettings struct {
 	// freesSpace: the command frees space (forget, prune; not a dry
 	// run), so on a full disk it may use the space reserve.
 	freesSpace bool
+	// readsOnly: see session.readsOnly.
+	readsOnly bool
 }
 
 // settingsFrom reads --repo, --password-file, --password-command and
@@ -181,6 +186,7 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 	}
 	name := commandName(c)
 	st.freesSpace = (name == "forget" || name == "prune") && !c.Bool("dry-run")
+	st.readsOnly = readsOnly(c)
 	return openSessionAt(c.Context, e, newUI(c, e), st, mode, name, io)
 }
 
@@ -192,7 +198,7 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, freesSpace: st.freesSpace}
+	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, freesSpace: st.freesSpace, readsOnly: st.readsOnly}
 	base, err := cacheBase(e, st.cacheDir)
 	if err != nil {
 		r.Close()
@@ -256,12 +262,12 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			// would go round in circles.
 			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, s.command)
 		}
-		if noLockCommands[s.command] && repo.DiskFull(err) {
+		if s.readsOnly && repo.DiskFull(err) {
 			// Reading needs no space: forget and prune first would be
 			// the wrong advice to someone who wants a file back.
 			return fmt.Errorf("%w; the repository's disk is full, so %s cannot write its lock: add --no-lock to run it without one (start no prune meanwhile); then %s", err, s.command, fullDiskAdvice)
 		}
-		if noLockCommands[s.command] && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
+		if s.readsOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 			return fmt.Errorf("%w; a read-only repository (a mount, a snapshot of it, another user's files) can be read without a lock: add --no-lock", err)
 		}
 		return diskFull(err)
