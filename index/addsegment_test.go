@@ -2,6 +2,8 @@ package index
 
 import (
 	"context"
+	"math"
+	"os"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -46,7 +48,7 @@ func countFound(ix *Index, seg *Segment) int {
 // is found, and the segment is known.
 func TestAddSegmentInBatches(t *testing.T) {
 	ix, r, _ := newTestIndex(t)
-	ix.pages.min = 1 // every cache counts as large: batches, and page releases
+	ix.pages.min, ix.pages.budget = 1, 0 // every cache counts as large: batches, and page releases
 	ctx := context.Background()
 	seg := bigSegment(1, 2*addBatch+100)
 	id, err := r.SaveObject(ctx, repo.IndexFile, seg.Encode())
@@ -183,7 +185,7 @@ func addBigSegment(t testing.TB, ix *Index, seed uint64, n int) []repo.ID {
 // longer than one of its transactions, unknown blobs and repeats included.
 func TestLookupEach(t *testing.T) {
 	ix, _, _ := newTestIndex(t)
-	ix.pages.min = 1 // pages are released during the lookups too
+	ix.pages.min, ix.pages.budget = 1, 0 // pages are released during the lookups too
 	ids := addBigSegment(t, ix, 7, 2500)
 	ids = append(ids, repo.ID{0xee}, ids[0], repo.ID{})
 	var locs []Location
@@ -237,4 +239,35 @@ func BenchmarkLookup(b *testing.B) {
 			})
 		}
 	})
+}
+
+// TestPagesReleasedAboveBudget: the cache's pages are released every
+// releaseEvery lookups only while the process's resident memory is above
+// the budget; below it they stay mapped (a release costs more than the
+// memory it gives back then). Without /proc every time, as before.
+func TestPagesReleasedAboveBudget(t *testing.T) {
+	var p pageReleaser
+	p.budget = 1 << 62
+	count := func() int {
+		n := 0
+		for range 4 * releaseEvery {
+			if p.due() {
+				n++
+			}
+		}
+		return n
+	}
+	if _, err := os.Stat("/proc/self/statm"); err != nil {
+		t.Skip("no /proc here")
+	}
+	if n := count(); n != 0 {
+		t.Errorf("released %d times below the budget", n)
+	}
+	p.budget = 0
+	if n := count(); n != 4 {
+		t.Errorf("released %d times above the budget, want 4", n)
+	}
+	if r := p.resident(); r <= 0 || r == math.MaxInt64 {
+		t.Errorf("resident memory %d", r)
+	}
 }

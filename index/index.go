@@ -129,7 +129,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		o.Log = func(string) {}
 	}
 	ix := &Index{r: r, readOnly: o.ReadOnly}
-	ix.pages.min = releaseMin
+	ix.pages.min, ix.pages.budget = releaseMin, rssBudget
 	key := r.IDKey()
 	ix.hashers.New = func() any { return chunk.NewHasher(key) }
 	path := filepath.Join(dir, "index.db")
@@ -293,6 +293,7 @@ func (ix *Index) init() error {
 // Close closes the cache file (and removes a private temporary copy).
 func (ix *Index) Close() error {
 	err := ix.db.Close()
+	ix.pages.close()
 	if ix.tempDir != "" {
 		_ = os.RemoveAll(ix.tempDir)
 	}

@@ -1,6 +1,11 @@
 package index
 
 import (
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,13 +19,26 @@ import (
 // map most of a large cache file. Those pages are only page cache, shared
 // and reclaimable, but they count as the process's resident memory, which
 // would then grow with the repository. So after every releaseEvery lookups
-// (and after each write), a cache larger than releaseMin has its mapped
-// pages dropped from the process with MADV_DONTNEED; they stay in the page
-// cache, and the next access maps them again at the cost of a minor fault.
+// while the process's resident memory is above rssBudget (and after each
+// write), a cache larger than releaseMin has its mapped pages dropped from
+// the process with MADV_DONTNEED; they stay in the page cache, and the
+// next access maps them again at the cost of a minor fault.
 const (
 	releaseEvery = 64
 	releaseMin   = 32 << 20
 )
+
+// rssBudget is the resident memory above which the cache's pages are
+// released (see due): below the 150 MB that a create with 1 M blobs
+// indexed may take at its peak (docs/benchmarks.md) by about what 64
+// lookups can map (each up to four 64 KiB windows: Linux's fault-around).
+// Measured with 1 M blobs indexed (snap-bench's memory test, two runs
+// each, against releasing every 64 lookups): the create of dataset 1 took
+// 2.48–2.52 s instead of 2.85–2.88 s at a peak of 137–145 MB instead of
+// 140–142, and the no-change create after it 0.71–0.85 s instead of
+// 1.17 s at 129 MB instead of 102. A budget of 128 MiB was no faster and
+// peaked at 146–147 MB, too near the target.
+const rssBudget = 120 << 20
 
 // pageReleaser counts the operations that touch the map. A cache smaller
 // than min (releaseMin unless a test lowers it) counts as small: its pages
@@ -28,14 +46,71 @@ const (
 type pageReleaser struct {
 	n   atomic.Uint64
 	min int64
+	// budget is the resident memory above which pages are released
+	// (rssBudget unless a test lowers it).
+	budget int64
+	// statm is /proc/self/statm, which tells the process's resident
+	// memory (nil without /proc: the pages are released every time),
+	// opened on first use.
+	statm *os.File
+	once  sync.Once
+}
+
+// close closes statm.
+func (p *pageReleaser) close() {
+	if p.statm != nil {
+		p.statm.Close()
+	}
 }
 
 // large reports whether a cache of size bytes counts as large.
 func (p *pageReleaser) large(size int64) bool { return size >= max(p.min, 1) }
 
 // due records one operation and reports whether the pages are to be
-// released now: every releaseEvery operations.
-func (p *pageReleaser) due() bool { return p.n.Add(1)%releaseEvery == 0 }
+// released now: every releaseEvery operations, when the process's resident
+// memory is above rssBudget.
+//
+// Why not every time: each release makes the next lookups fault in the
+// pages of the B-tree's upper levels and their leaves again, and on a VM a
+// fault and the release's TLB shootdown cost much more than the lookup.
+// With 1 M blobs indexed (a 138 MB cache), a no-change create of 11,500
+// files took 1.0–1.1 s against 0.3 s with the pages kept (but 193 MiB
+// resident), 0.55 s releasing every 1024 lookups; one of 300,000 files
+// with a 59 MB cache took 1.4 times restic's time (an exploratory test). What the limit is for is the peak resident memory,
+// so that is what decides: while the heap is small (a no-change create),
+// the map may hold more of the cache; when the heap is large (a create
+// saving new data), the pages go as often as before.
+func (p *pageReleaser) due() bool {
+	if p.n.Add(1)%releaseEvery != 0 {
+		return false
+	}
+	p.once.Do(func() {
+		if f, err := os.Open("/proc/self/statm"); err == nil {
+			p.statm = f
+		}
+	})
+	return p.statm == nil || p.resident() > p.budget
+}
+
+// resident reads the process's resident memory from statm ("size resident
+// shared …", in pages); the most there is when it cannot be read, which
+// releases.
+func (p *pageReleaser) resident() int64 {
+	var buf [128]byte
+	n, err := p.statm.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return math.MaxInt64
+	}
+	fields := strings.Fields(string(buf[:n]))
+	if len(fields) < 2 {
+		return math.MaxInt64
+	}
+	pages, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return math.MaxInt64
+	}
+	return pages * int64(os.Getpagesize())
+}
 
 // touched records one operation and releases the pages when due.
 func (ix *Index) touched() {
