@@ -284,12 +284,24 @@ func runAsUser(t *testing.T, tr *testRepo, uid uint32) func(args ...string) resu
 	must(t, err)
 	must(t, os.WriteFile(bin, data, 0o755))
 	runAs := func(args ...string) result {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(append(baseEnv(), tr.env...), "HOME="+tr.cache)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
+		var err error
+		for try := 0; ; try++ {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(append(baseEnv(), tr.env...), "HOME="+tr.cache)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+			stdout.Reset()
+			stderr.Reset()
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err = cmd.Run()
+			// A process forked by a parallel test may still hold the copy
+			// open for writing, until it execs (Go issue 22315): the
+			// kernel refuses to run the copy meanwhile.
+			if !errors.Is(err, syscall.ETXTBSY) || try == 50 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		var ee *exec.ExitError
 		res := result{stdout: stdout.String(), stderr: stderr.String()}
 		if errors.As(err, &ee) {
