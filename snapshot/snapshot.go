@@ -443,19 +443,29 @@ func Find(sns []*Snapshot, ref string, f Filter) (*Snapshot, error) {
 	if ref == "" || strings.Trim(ref, "0123456789abcdef") != "" {
 		return nil, fmt.Errorf("snapshot %q: expected an ID, an ID prefix or 'latest'", ref)
 	}
-	var found *Snapshot
+	var found []*Snapshot
 	for _, sn := range sns {
 		if strings.HasPrefix(sn.ID.String(), ref) {
-			if found != nil {
-				return nil, fmt.Errorf("snapshot prefix %q is ambiguous: give more digits", ref)
-			}
-			found = sn
+			found = append(found, sn)
 		}
 	}
-	if found == nil {
+	if len(found) > 1 {
+		// Name them, so that the one meant can be told by its time and
+		// host without another 'snap list'.
+		var some []string
+		for _, sn := range found[:min(len(found), 5)] {
+			some = append(some, fmt.Sprintf("%s (%s, %s)", sn.ID.String()[:max(len(ref)+2, 8)], sn.Time.Local().Format("2006-01-02 15:04:05"), sn.Host))
+		}
+		more := ""
+		if len(found) > 5 {
+			more = fmt.Sprintf(" and %d more", len(found)-5)
+		}
+		return nil, fmt.Errorf("snapshot prefix %q is ambiguous: give more digits; %d snapshots start with it: %s%s", ref, len(found), strings.Join(some, ", "), more)
+	}
+	if len(found) == 0 {
 		return nil, fmt.Errorf("%w: no snapshot with ID %s; see 'snap list'", ErrNoSnapshot, ref)
 	}
-	return found, nil
+	return found[0], nil
 }
 
 // FindAt returns the newest snapshot passing the filter taken at or before t.

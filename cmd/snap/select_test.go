@@ -166,7 +166,7 @@ func TestSnapshotSelection(t *testing.T) {
 		{"dump", ambiguous, f},
 	} {
 		res := tr.run(args...)
-		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "ambiguous") {
+		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "ambiguous") || !strings.Contains(res.stderr, "2 snapshots start with it: ") {
 			t.Errorf("%v: exit %d, %q", args, res.code, res.stderr)
 		}
 	}
