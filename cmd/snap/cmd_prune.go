@@ -190,13 +190,21 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 	} else if !o.DryRun {
 		// What the prune freed makes room for the space reserve again, if
 		// it was released to let this prune (or a forget) run.
-		hint := ""
-		if !o.Instant {
-			hint = "; this prune only marked unused packs, which frees nothing before a later prune"
-		}
-		s.fillReserve(ctx, hint)
+		s.fillReserve(ctx, reserveHint(st, o.Instant))
 	}
 	return st, err
+}
+
+// reserveHint is what a prune adds when the space reserve does not fit
+// again after it: a prune that only marked packs freed nothing yet. One
+// that marked none was said to have marked them (found by an exploratory
+// test), and one that deleted packs marked by an earlier prune did free
+// some.
+func reserveHint(st *index.PruneStats, instant bool) string {
+	if instant || st == nil || len(st.MarkedPacks) == 0 || len(st.DeletedPacks) > 0 {
+		return ""
+	}
+	return "; this prune only marked unused packs, which frees nothing before a later prune"
 }
 
 // pruneResult is the documented JSON form of a prune (docs/usage.md).

@@ -15,6 +15,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
 )
 
 // smallFS mounts a tmpfs of the given size under the test's directory: a
@@ -394,4 +397,26 @@ func TestCacheDiskFillsDuringCreate(t *testing.T) {
 		t.Errorf("create with the cache's disk filling: exit %d\n%s", res.code, res.stderr)
 	}
 	tr.mustRun("check")
+}
+
+// TestReserveHint: a prune whose space reserve does not fit again says it
+// only marked packs only when it did mark some and deleted none (it said
+// so after marking none: found by an exploratory test).
+func TestReserveHint(t *testing.T) {
+	id := repo.ID{1}
+	for _, c := range []struct {
+		st      *index.PruneStats
+		instant bool
+		hint    bool
+	}{
+		{&index.PruneStats{MarkedPacks: []repo.ID{id}}, false, true},
+		{&index.PruneStats{}, false, false},
+		{&index.PruneStats{MarkedPacks: []repo.ID{id}, DeletedPacks: []repo.ID{id}}, false, false},
+		{&index.PruneStats{MarkedPacks: []repo.ID{id}}, true, false},
+		{nil, false, false},
+	} {
+		if got := reserveHint(c.st, c.instant) != ""; got != c.hint {
+			t.Errorf("reserveHint(%+v, instant %v): hint %v, want %v", c.st, c.instant, got, c.hint)
+		}
+	}
 }
