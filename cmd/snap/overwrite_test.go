@@ -154,9 +154,14 @@ func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
 	must(t, os.Remove(filepath.Join(hl, "a")))
 	must(t, os.Symlink("/etc/hostname", filepath.Join(hl, "a")))
 	must(t, os.Remove(filepath.Join(hl, "b")))
-	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never")
+	res = tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never")
 	if b, err := os.ReadFile(d); err != nil || string(b) != "precious" {
 		t.Errorf("--overwrite never replaced a file in a directory's place: %q, %v", b, err)
+	}
+	// The subtree left out is named (a count among the kept entries did
+	// not say that nothing below it was restored).
+	if !strings.Contains(res.stderr, d+": left as it is (--overwrite never)") {
+		t.Errorf("--overwrite never does not name the directory it left out:\n%s", res.stderr)
 	}
 	if fi, err := os.Lstat(filepath.Join(hl, "b")); err != nil || !fi.Mode().IsRegular() {
 		t.Errorf("--overwrite never: b should be a new regular file, not a link to the symlink at a: %v, %v", fi, err)
