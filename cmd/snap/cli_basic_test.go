@@ -230,6 +230,14 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if res := tr.mustRun("dump", "latest", "--path", src, f); res.stdout != "tuesday" || strings.Contains(res.stderr, "latest:") {
 		t.Errorf("dump latest --path: %q, stderr %q", res.stdout, res.stderr)
 	}
+	// A relative path is taken from / in a snapshot (where --path takes it
+	// from the working directory): the error names the path meant.
+	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}
+	res = tr.run("dump", "latest", "--path", src, "src/f")
+	tr.wrap = nil
+	if res.code != 1 || !strings.Contains(res.stderr, "paths in a snapshot start at /, and src/f from this directory is "+f) {
+		t.Errorf("dump of a relative path: exit %d\n%s", res.code, res.stderr)
+	}
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)
 	}

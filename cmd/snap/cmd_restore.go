@@ -154,10 +154,11 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
 	}
+	given := sub
 	sub = path.Clean("/" + sub)
 	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, sub)
 	if err != nil {
-		return inSnapshot(sn, err)
+		return inSnapshot(sn, s.relativeHint(c.Context, sn, given, err))
 	}
 	t, err := sources.OpenTarget(target)
 	if err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources"
 )
 
 // filterFlags select snapshots; list, ls, dump, restore and forget share them.
@@ -427,12 +430,33 @@ func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, s
 	if err != nil {
 		return nil, "", snapshot.Node{}, err
 	}
+	given := p
 	p = path.Clean("/" + p)
 	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, p)
 	if err != nil {
-		err = inSnapshot(sn, err)
+		err = inSnapshot(sn, s.relativeHint(c.Context, sn, given, err))
 	}
 	return sn, p, node, err
+}
+
+// relativeHint adds to err, an error of finding the path given in sn, the
+// path the user likely meant: paths in a snapshot start at /, so a
+// relative one (src/data/x) is taken from there, while --path takes it from
+// the working directory (found by an exploratory test). Said only when
+// that path is in the snapshot.
+func (s *session) relativeHint(ctx context.Context, sn *snapshot.Snapshot, given string, err error) error {
+	if given == "" || strings.HasPrefix(given, "/") {
+		return err
+	}
+	wd, werr := os.Getwd()
+	if werr != nil {
+		return err
+	}
+	abs := path.Join(wd, given)
+	if _, ferr := snapshot.FindNode(ctx, s.ix, sn.Tree, abs); ferr != nil {
+		return err
+	}
+	return fmt.Errorf("%w; paths in a snapshot start at /, and %s from this directory is %s, which is in it", err, sources.DisplayPath(given), sources.DisplayPath(abs))
 }
 
 // inSnapshot names the snapshot a path was looked for in: 'latest' and
