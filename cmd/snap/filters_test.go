@@ -200,3 +200,25 @@ func TestParseDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeInRepeatedHour: a time in the hour the clocks go back through
+// twice is shown with its zone's name, which tells the two apart; other
+// times without.
+func TestTimeInRepeatedHour(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skipf("no time zone data: %v", err)
+	}
+	for _, c := range []struct{ utc, want string }{
+		{"2026-10-25T00:30:00Z", "2026-10-25 02:30:00 CEST"},
+		{"2026-10-25T01:30:00Z", "2026-10-25 02:30:00 CET"},
+		{"2026-10-25T02:30:00Z", "2026-10-25 03:30:00"},
+		{"2026-10-24T23:59:59Z", "2026-10-25 01:59:59"},
+		{"2026-03-29T01:30:00Z", "2026-03-29 03:30:00"},
+	} {
+		tm, _ := time.Parse(time.RFC3339, c.utc)
+		if got := timeIn(tm, berlin); got != c.want {
+			t.Errorf("timeIn(%s) = %q, want %q", c.utc, got, c.want)
+		}
+	}
+}

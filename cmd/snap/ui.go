@@ -175,7 +175,22 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func localTime(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+func localTime(t time.Time) string { return timeIn(t, time.Local) }
+
+// timeIn formats t in loc to the second, and adds the zone's name in the
+// hour that occurs twice when the clocks go back: two snapshots listed as
+// "02:30:00" were half an hour or an hour and a half apart (found by an
+// exploratory test); "02:30:00 CEST" and "02:30:00 CET" are not.
+func timeIn(t time.Time, loc *time.Location) string {
+	lt := t.In(loc)
+	s := lt.Format("2006-01-02 15:04:05")
+	for _, d := range []time.Duration{-2 * time.Hour, -time.Hour, -30 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour} {
+		if lt.Add(d).Format("2006-01-02 15:04:05") == s {
+			return s + " " + lt.Format("MST")
+		}
+	}
+	return s
+}
 
 // tableRow is a row for a text/tabwriter table with each byte 0xff of its
 // cells (a path's, not UTF-8) written \xff: the table takes that byte for
