@@ -384,11 +384,12 @@ func checkMySQLProps(p *DatabaseProperties) error {
 }
 
 // isUnknownCharset reports whether err is the client's report that the
-// server knows no such character set (1115) or collation (1273): MySQL 8's
+// server knows no such character set (1115) or collation (1273), or no
+// such pair (1253: a collation of another character set): MySQL 8's
 // utf8mb4_0900_ai_ci restored into MariaDB.
 func isUnknownCharset(err error) bool {
 	var ce *CommandError
-	return errors.As(err, &ce) && (strings.HasPrefix(ce.LastLine, "ERROR 1273 ") || strings.HasPrefix(ce.LastLine, "ERROR 1115 "))
+	return errors.As(err, &ce) && (strings.HasPrefix(ce.LastLine, "ERROR 1273 ") || strings.HasPrefix(ce.LastLine, "ERROR 1115 ") || strings.HasPrefix(ce.LastLine, "ERROR 1253 "))
 }
 
 // mariadbDumpVersion matches the MariaDB release in mariadb-dump's
@@ -432,11 +433,11 @@ func (d *Database) mysqlHistoryArgs(ctx context.Context) (args []string, note st
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Split(line, "\t")
 		if len(f) == 3 && f[2] == "1" {
-			precise = append(precise, f[0]+"."+f[1])
+			precise = append(precise, mysqlIdent(f[0])+"."+mysqlIdent(f[1]))
 		}
 	}
 	if len(precise) > 0 {
-		return nil, "the history of system-versioned tables is not saved, only their current rows: mariadb-dump cannot dump transaction-precise history, which " + strings.Join(precise, ", ") + " have", nil
+		return nil, "the history of system-versioned tables is not saved, only their current rows: mariadb-dump cannot dump transaction-precise history, the kind these tables keep: " + strings.Join(precise, ", "), nil
 	}
 	return []string{"--dump-history"}, "", nil
 }

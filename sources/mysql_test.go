@@ -83,4 +83,13 @@ func TestMySQLRestoreRecordedProperties(t *testing.T) {
 	if cs, _ := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n"); cs != "utf8mb4" {
 		t.Errorf("created with %q, want utf8mb4", cs)
 	}
+	// A collation of another character set (error 1253, found by a
+	// re-test): the same.
+	if _, err := d.mysqlQuery(ctx, "DROP DATABASE "+mysqlIdent(d.Name)+";\n"); err != nil {
+		t.Fatal(err)
+	}
+	notes, err = restore(&DatabaseProperties{CreateWith: "CHARACTER SET latin1 COLLATE utf8mb4_bin"})
+	if err != nil || !strings.Contains(notes, "could not be created as recorded") {
+		t.Fatalf("restore with a collation of another character set: %v\n%s", err, notes)
+	}
 }

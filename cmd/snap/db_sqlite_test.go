@@ -409,7 +409,7 @@ func TestRestoreSeveralDatabasesSaysWhatWasNotRestored(t *testing.T) {
 	}
 	// Without --replace, a holds data: its restore fails, b and c are not tried.
 	res = tr.run("restore", "latest", "--db", "a", "--db", "b", "--db", "/db/sqlite/c.sql")
-	if res.code != exitFatal || !strings.Contains(res.stderr, "not empty") || !strings.Contains(res.stderr, "; not restored: b, /db/sqlite/c.sql (restore them with 'snap restore "+list[0].ShortID+" --db b --db /db/sqlite/c.sql')") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "not empty") || !strings.Contains(res.stderr, "; not restored: b, /db/sqlite/c.sql (restore them with: snap restore "+list[0].ShortID+" --db b --db /db/sqlite/c.sql)") {
 		t.Errorf("restore whose first database fails: exit %d\n%s", res.code, res.stderr)
 	}
 }

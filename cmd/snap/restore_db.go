@@ -157,7 +157,13 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 				if replace {
 					again += " --replace"
 				}
-				err = fmt.Errorf("%w; not restored: %s (restore them with 'snap restore %s%s')", err, strings.Join(rest, ", "), sn.ID.Short(), again)
+				// The command is not quoted as a whole: shellWord quotes
+				// the names that need it.
+				them := "them"
+				if len(rest) == 1 {
+					them = "it"
+				}
+				err = fmt.Errorf("%w; not restored: %s (restore %s with: snap restore %s%s)", err, strings.Join(rest, ", "), them, sn.ID.Short(), again)
 			}
 			return err
 		}
