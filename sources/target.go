@@ -32,6 +32,10 @@ func OpenTarget(dir string) (*Target, error) {
 			// MkdirAll says only "file exists" for a dangling symlink.
 			return nil, fmt.Errorf("restore target %s is a symlink to %s, which is not a directory: create that directory, or give another --target", dir, to)
 		}
+		if errors.Is(err, unix.EROFS) {
+			// As a restore into an existing directory there says.
+			return nil, fmt.Errorf("restore target %s is on a read-only file system (%w): remount it read-write, or restore elsewhere", dir, err)
+		}
 		return nil, fmt.Errorf("restore target %s: %w", dir, err)
 	}
 	root, err := os.OpenRoot(dir)

@@ -289,6 +289,11 @@ func TestRestoreTargetReadOnly(t *testing.T) {
 	if res.code != exitFatal || strings.Count(res.stderr, "read-only file system") != 2 || !strings.Contains(res.stderr, "restore target "+target+" is on a read-only file system") || !strings.Contains(res.stderr, "remount it read-write") {
 		t.Errorf("restore into a read-only file system: exit %d, want 1 and one error\n%s", res.code, res.stderr)
 	}
+	// A target to be made there says the same (found by a re-test).
+	res = tr.run("restore", "latest", "--target", filepath.Join(target, "new"))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "is on a read-only file system") || !strings.Contains(res.stderr, "remount it read-write") {
+		t.Errorf("restore into a new directory on a read-only file system: exit %d\n%s", res.code, res.stderr)
+	}
 }
 
 // TestPruneRepackNearlyFullDisk: a prune whose repack does not fit in what
