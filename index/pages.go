@@ -68,7 +68,7 @@ func (p *pageReleaser) large(size int64) bool { return size >= max(p.min, 1) }
 
 // due records one operation and reports whether the pages are to be
 // released now: every releaseEvery operations, when the process's resident
-// memory is above rssBudget.
+// memory is above the budget.
 //
 // Why not every time: each release makes the next lookups fault in the
 // pages of the B-tree's upper levels and their leaves again, and on a VM a
@@ -76,10 +76,11 @@ func (p *pageReleaser) large(size int64) bool { return size >= max(p.min, 1) }
 // With 1 M blobs indexed (a 138 MB cache), a no-change create of 11,500
 // files took 1.0–1.1 s against 0.3 s with the pages kept (but 193 MiB
 // resident), 0.55 s releasing every 1024 lookups; one of 300,000 files
-// with a 59 MB cache took 1.4 times restic's time (an exploratory test). What the limit is for is the peak resident memory,
-// so that is what decides: while the heap is small (a no-change create),
-// the map may hold more of the cache; when the heap is large (a create
-// saving new data), the pages go as often as before.
+// with a 59 MB cache took 1.4 times restic's time (an exploratory test).
+// What the releases are for is the peak resident memory, so that is what
+// decides: while the heap is small (a no-change create), the map may hold
+// more of the cache; when the heap is large (a create saving new data),
+// the pages go as often as before.
 func (p *pageReleaser) due() bool {
 	if p.n.Add(1)%releaseEvery != 0 {
 		return false
