@@ -92,39 +92,29 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 	if err != nil {
 		return st, err
 	}
+	// Read on first use (when a trailer fails, and at the end) into
+	// oldSet, and listed: the packs they list, a later segment's entry
+	// over an earlier one's.
 	var oldSet *SegmentSet
-	oldSegments := func() (*SegmentSet, error) {
+	var listed map[repo.ID]Pack
+	readOld := func() error {
 		if oldSet != nil {
-			return oldSet, nil
+			return nil
 		}
 		ss, err := ReadSegments(ctx, ix.r)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		oldSet = &SegmentSet{Segments: map[repo.ID]*Segment{}}
+		oldSet, listed = &SegmentSet{Segments: map[repo.ID]*Segment{}}, map[repo.ID]Pack{}
 		for _, id := range old { // not the segments this repair wrote meanwhile
 			if seg, ok := ss.Segments[id]; ok {
 				oldSet.Segments[id] = seg
+				for _, p := range seg.Packs {
+					listed[p.ID] = p
+				}
 			}
 		}
-		return oldSet, nil
-	}
-	var listed map[repo.ID]Pack
-	listing := func() (map[repo.ID]Pack, error) {
-		if listed != nil {
-			return listed, nil
-		}
-		ss, err := oldSegments()
-		if err != nil {
-			return nil, err
-		}
-		listed = map[repo.ID]Pack{}
-		for _, seg := range ss.Segments {
-			for _, p := range seg.Packs {
-				listed[p.ID] = p
-			}
-		}
-		return listed, nil
+		return nil
 	}
 	type packFile struct {
 		id   repo.ID
@@ -169,11 +159,10 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 			return st, fmt.Errorf("repair needs to read every pack: data/%s: %w", p.id, err)
 		}
 		if err != nil {
-			ls, lerr := listing()
-			if lerr != nil {
-				return st, lerr
+			if err := readOld(); err != nil {
+				return st, err
 			}
-			lp, ok := ls[p.id]
+			lp, ok := listed[p.id]
 			switch {
 			case ok && lp.Size == p.size:
 				st.FromIndex = append(st.FromIndex, fmt.Sprintf("data/%s: %v", p.id, err))
@@ -234,12 +223,11 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 			st.Missing = append(st.Missing, id)
 		}
 	}
-	ss, err := oldSegments()
-	if err != nil {
+	if err := readOld(); err != nil {
 		return st, err
 	}
-	for _, id := range ss.Effective() {
-		for _, p := range ss.Segments[id].Packs {
+	for _, id := range oldSet.Effective() {
+		for _, p := range oldSet.Segments[id].Packs {
 			if p.Status == PackLive {
 				missing(p.ID)
 			}
