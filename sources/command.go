@@ -17,6 +17,15 @@ import (
 	"time"
 )
 
+// snapNote writes a note of snap's own among a tool's error lines (to
+// stderr, when there is one), in parentheses and marked, so that it is not
+// taken for the tool's.
+func snapNote(stderr func(string), format string, a ...any) {
+	if stderr != nil {
+		stderr("(snap: " + fmt.Sprintf(format, a...) + ")")
+	}
+}
+
 // Command is a program snap runs: a dump tool whose standard output is a
 // stream, a user's --command, a restore tool reading a dump on its standard
 // input, or a hook.
@@ -213,8 +222,8 @@ func (c *Command) Run(ctx context.Context) error {
 		// (a hook's 'daemon &'), and ctx may have ended meanwhile. It did
 		// not fail, nor was it stopped: the process left behind runs on.
 		// Said, as the wait otherwise looks like a slow hook.
-		if errors.Is(err, exec.ErrWaitDelay) && c.Stderr != nil {
-			c.Stderr(fmt.Sprintf("(snap: %s exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'daemon >/dev/null 2>&1 &')", c.display(), cmd.WaitDelay))
+		if errors.Is(err, exec.ErrWaitDelay) {
+			snapNote(c.Stderr, "%s exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'daemon >/dev/null 2>&1 &'", c.display(), cmd.WaitDelay)
 		}
 		err = nil
 	}

@@ -367,9 +367,7 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
-				if stderr != nil {
-					stderr(fmt.Sprintf("(snap: the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the snapshot is saved without them)", err))
-				}
+				snapNote(stderr, "the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the snapshot is saved without them", err)
 			} else {
 				p.props = &props
 			}
@@ -415,18 +413,13 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 // and the dump runs as it would without it: a backup of the data must
 // not fail over what rides beside it.
 func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, error) {
-	note := func(format string, a ...any) {
-		if stderr != nil {
-			stderr("(snap: " + fmt.Sprintf(format, a...) + ")")
-		}
-	}
 	if !p.DB.All {
 		props, err := p.DB.mysqlDatabaseProps(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			note("the database's default character set and collation could not be read (%v); the snapshot is saved without them", err)
+			snapNote(stderr, "the database's default character set and collation could not be read (%v); the snapshot is saved without them", err)
 		} else {
 			p.props = &props
 		}
@@ -440,9 +433,9 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 	case err != nil && ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil:
-		note("whether there are system-versioned tables, whose history needs --dump-history, could not be read (%v); their history is not saved, only their current rows", err)
+		snapNote(stderr, "whether there are system-versioned tables, whose history needs --dump-history, could not be read (%v); their history is not saved, only their current rows", err)
 	case msg != "":
-		note("%s", msg)
+		snapNote(stderr, "%s", msg)
 	}
 	if len(history) == 0 {
 		return args, nil

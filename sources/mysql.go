@@ -215,15 +215,15 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		if !o.Replace {
 			return false, fmt.Errorf("database %s %w; restore into another one with --to, or replace it with --replace", d, ErrNotEmpty)
 		}
-		out, err := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
-		if err != nil {
+		// An answer that is not two names (a server that answers
+		// strangely) keeps utf8mb4 rather than make CREATE DATABASE fail
+		// after the DROP.
+		switch cw, err := d.mysqlCharset(ctx); {
+		case errors.Is(err, errOddCharset):
+		case err != nil:
 			return false, fmt.Errorf("%s: read the database's character set: %w (%w)", d, err, ErrUnchanged)
-		}
-		// Names of character sets and collations are words; anything
-		// else (a server that answers strangely) keeps utf8mb4 rather
-		// than make CREATE DATABASE fail after the DROP.
-		if cs, coll, ok := strings.Cut(out, "\t"); ok && mysqlWord.MatchString(cs) && mysqlWord.MatchString(coll) {
-			charset = " CHARACTER SET " + cs + " COLLATE " + coll
+		default:
+			charset = " " + cw
 		}
 		if err := d.readAllFirst(ctx, o); err != nil {
 			return false, err
@@ -360,15 +360,30 @@ var mysqlCreateWith = regexp.MustCompile(`^CHARACTER SET [A-Za-z0-9_]+ COLLATE [
 // DATABASE) leaves out: a restore that creates the database gives them
 // back (it was utf8mb4 whatever the database had been).
 func (d *Database) mysqlDatabaseProps(ctx context.Context) (DatabaseProperties, error) {
-	out, err := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
+	cw, err := d.mysqlCharset(ctx)
 	if err != nil {
 		return DatabaseProperties{}, err
 	}
+	return DatabaseProperties{CreateWith: cw, Statements: []string{}}, nil
+}
+
+// errOddCharset marks an answer about a database's defaults that is not a
+// character set's and a collation's name.
+var errOddCharset = errors.New("not a character set and a collation")
+
+// mysqlCharset reads the database's default character set and collation
+// as "CHARACTER SET cs COLLATE coll". Their names are words: anything else
+// is errOddCharset, and never written into a statement.
+func (d *Database) mysqlCharset(ctx context.Context) (string, error) {
+	out, err := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
+	if err != nil {
+		return "", err
+	}
 	cs, coll, ok := strings.Cut(out, "\t")
 	if !ok || !mysqlWord.MatchString(cs) || !mysqlWord.MatchString(coll) {
-		return DatabaseProperties{}, fmt.Errorf("unexpected answer %q from information_schema.SCHEMATA", out)
+		return "", fmt.Errorf("unexpected answer %q from information_schema.SCHEMATA: %w", out, errOddCharset)
 	}
-	return DatabaseProperties{CreateWith: "CHARACTER SET " + cs + " COLLATE " + coll, Statements: []string{}}, nil
+	return "CHARACTER SET " + cs + " COLLATE " + coll, nil
 }
 
 // checkMySQLProps refuses recorded properties that are not what snap
