@@ -2,7 +2,6 @@ package sources
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -745,27 +744,20 @@ func withoutACL(mode uint32, xs []Xattr) uint32 {
 	return mode
 }
 
-// aclOwningGroup reads from a POSIX ACL as Linux stores it (a version 2
-// header, then entries of tag, permissions and ID, little-endian) the
+// aclOwningGroup reads from a POSIX ACL as Linux stores it (ParseACL) the
 // permissions of the owning group limited by the mask.
 func aclOwningGroup(acl []byte) (uint32, bool) {
-	const (
-		header    = 4
-		entrySize = 8
-		groupObj  = 0x04
-		mask      = 0x10
-	)
-	if len(acl) < header || (len(acl)-header)%entrySize != 0 || binary.LittleEndian.Uint32(acl) != 2 {
+	entries, ok := ParseACL(acl)
+	if !ok {
 		return 0, false
 	}
 	group, limit, found := uint32(0), uint32(7), false
-	for e := acl[header:]; len(e) >= entrySize; e = e[entrySize:] {
-		perm := uint32(binary.LittleEndian.Uint16(e[2:])) & 7
-		switch binary.LittleEndian.Uint16(e) {
-		case groupObj:
-			group, found = perm, true
-		case mask:
-			limit = perm
+	for _, e := range entries {
+		switch e.Tag {
+		case ACLGroupObj:
+			group, found = uint32(e.Perm), true
+		case ACLMask:
+			limit = uint32(e.Perm)
 		}
 	}
 	return group & limit, found

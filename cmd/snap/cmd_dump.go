@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"strconv"
@@ -164,42 +163,34 @@ var aclRecords = map[string]string{
 // group::r--,mask::r--,other::---"). The bytes come from the repository:
 // anything that is not such an ACL gives false, and no record.
 func aclText(b []byte) (string, bool) {
-	if len(b) < 4 || len(b)%8 != 4 || binary.LittleEndian.Uint32(b) != 2 {
+	entries, ok := sources.ParseACL(b)
+	if !ok || len(entries) == 0 {
 		return "", false
 	}
 	var parts []string
-	for e := b[4:]; len(e) > 0; e = e[8:] {
-		tag, perm, id := binary.LittleEndian.Uint16(e), binary.LittleEndian.Uint16(e[2:]), binary.LittleEndian.Uint32(e[4:])
-		if perm&^7 != 0 {
-			return "", false
-		}
+	for _, e := range entries {
 		rwx := []byte("---")
 		for i, c := range "rwx" {
-			if perm&(4>>i) != 0 {
+			if e.Perm&(4>>i) != 0 {
 				rwx[i] = byte(c)
 			}
 		}
 		var who string
-		switch tag {
-		case 0x01:
+		switch e.Tag {
+		case sources.ACLUserObj:
 			who = "user:"
-		case 0x02:
-			who = "user:" + strconv.FormatUint(uint64(id), 10)
-		case 0x04:
+		case sources.ACLUser:
+			who = "user:" + strconv.FormatUint(uint64(e.ID), 10)
+		case sources.ACLGroupObj:
 			who = "group:"
-		case 0x08:
-			who = "group:" + strconv.FormatUint(uint64(id), 10)
-		case 0x10:
+		case sources.ACLGroup:
+			who = "group:" + strconv.FormatUint(uint64(e.ID), 10)
+		case sources.ACLMask:
 			who = "mask:"
-		case 0x20:
+		case sources.ACLOther:
 			who = "other:"
-		default:
-			return "", false
 		}
 		parts = append(parts, who+":"+string(rwx))
-	}
-	if len(parts) == 0 {
-		return "", false
 	}
 	return strings.Join(parts, ","), true
 }
