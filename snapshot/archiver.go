@@ -138,6 +138,11 @@ type archiver struct {
 
 	dict *dictionaries // nil: small files are compressed alone
 
+	// zeroIDs holds the IDs of the all-zero chunks met in holes, by
+	// length: nearly all have the minimum size (zeroID).
+	zeroMu  sync.Mutex
+	zeroIDs map[int]repo.ID
+
 	nFiles, nDirs, nBytes, nRead, nErrors atomic.Int64
 }
 
@@ -367,8 +372,9 @@ func (e *streamError) Unwrap() error { return e.err }
 // saved: a save error stops the whole run (see failSave), and the snapshot
 // is written only after the writer's Flush. parent, when set, is the
 // content of the previous version, which new chunks may be stored as
-// deltas against.
-func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64, parent []repo.ID) (ids []repo.ID, total int64, err error) {
+// deltas against. holes, when set, knows rd's holes: a chunk that lies in
+// one is all zeros, and its ID is known without hashing it.
+func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64, parent []repo.ID, holes *sources.Sparse) (ids []repo.ID, total int64, err error) {
 	h := a.ix.Hasher()
 	defer a.ix.PutHasher(h)
 
@@ -404,13 +410,23 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		total += int64(len(data))
 		a.nRead.Add(int64(len(data)))
 		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
-		if offload {
+		zero := holes != nil && holes.Covers(job.off, int64(len(data)))
+		if offload && !zero {
 			job.slot, job.hashed = new(repo.ID), &hashed
 			slots = append(slots, job.slot)
 			hashed.Add(1)
 		} else {
-			job.id = repo.ID(h.Sum(data))
-			ids = append(ids, job.id)
+			if zero {
+				job.id = a.zeroID(h, data)
+			} else {
+				job.id = repo.ID(h.Sum(data))
+			}
+			if offload {
+				slot := job.id
+				slots = append(slots, &slot)
+			} else {
+				ids = append(ids, job.id)
+			}
 			if a.w.Known(repo.DataBlob, job.id) {
 				if pc != nil {
 					pc.unchanged(job.off, job.id)
@@ -496,6 +512,30 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		}
 	}
 }
+
+// zeroID returns the ID of data, which is all zeros: a chunk in a hole.
+// Each chunk of a long hole is MinSize bytes long (a chunker's hash of
+// zeros is zero, so it cuts as soon as it may), so one hash serves them
+// all; the IDs of a few other lengths (a hole's last chunk) are kept too.
+func (a *archiver) zeroID(h *chunk.Hasher, data []byte) repo.ID {
+	a.zeroMu.Lock()
+	id, ok := a.zeroIDs[len(data)]
+	a.zeroMu.Unlock()
+	if ok {
+		return id
+	}
+	id = repo.ID(h.Sum(data))
+	a.zeroMu.Lock()
+	if a.zeroIDs == nil || len(a.zeroIDs) >= maxZeroIDs {
+		a.zeroIDs = make(map[int]repo.ID)
+	}
+	a.zeroIDs[len(data)] = id
+	a.zeroMu.Unlock()
+	return id
+}
+
+// maxZeroIDs bounds zeroIDs; when full it starts again.
+const maxZeroIDs = 64
 
 // namingPath prefixes err with path, unless it names path already (a read
 // error does: readError).
@@ -729,7 +769,14 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	if limit == 0 {
 		limit = pseudoFileMax
 	}
-	ids, n, err := a.saveContent(ctx, io.NewSectionReader(f, 0, limit), a.files, p, int64(m.Size), parent)
+	// A sparse file's holes are not read, and its chunks that lie in a
+	// hole not hashed (sources.Sparse).
+	var ra io.ReaderAt = f
+	holes := sources.OpenSparse(f, &st)
+	if holes != nil {
+		ra = holes
+	}
+	ids, n, err := a.saveContent(ctx, io.NewSectionReader(ra, 0, limit), a.files, p, int64(m.Size), parent, holes)
 	if err != nil {
 		var se *streamError
 		if errors.As(err, &se) {
@@ -946,7 +993,7 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	// of a panic in saveContent, so that no dump process is left behind.
 	closeStream := sync.OnceValue(rc.Close)
 	defer closeStream()
-	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1, s.parent)
+	ids, n, err := a.saveContent(ctx, rc, a.streams, s.Path, -1, s.parent, nil)
 	if cerr := closeStream(); err == nil {
 		err = cerr
 	}

@@ -125,6 +125,11 @@ type Restorer struct {
 	nBytes      atomic.Int64
 	nErrors     atomic.Int64
 	nSkip       atomic.Int64
+	// zeroBlobs holds the blobs found all zeros, by ID, with their length:
+	// a sparse file's holes are one such blob many times over (an image
+	// of 20 GiB with 200 MB of data: 40,960 times), loaded once.
+	zeroMu    sync.Mutex
+	zeroBlobs map[repo.ID]int
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -735,21 +740,29 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 	fh := j.file
 	off := j.off
 	for i := range j.n {
-		var err error
-		buf, err = r.opts.Blobs.LoadBlob(ctx, repo.DataBlob, fh.node.Content[j.first+i], buf[:0])
-		if err != nil {
-			return buf, err
+		id := fh.node.Content[j.first+i]
+		n, zero := r.zeroBlob(id)
+		if !zero {
+			var err error
+			buf, err = r.opts.Blobs.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
+			if err != nil {
+				return buf, err
+			}
+			n = len(buf)
+			if zero = isZero(buf); zero {
+				r.addZeroBlob(id, n)
+			}
 		}
-		if !isZero(buf) {
+		if !zero {
 			if err := fh.f.WriteAt(buf, off); err != nil {
 				return buf, err
 			}
-			for end := fh.end.Load(); end < off+int64(len(buf)) && !fh.end.CompareAndSwap(end, off+int64(len(buf))); end = fh.end.Load() {
+			for end := fh.end.Load(); end < off+int64(n) && !fh.end.CompareAndSwap(end, off+int64(n)); end = fh.end.Load() {
 			}
 		}
-		off += int64(len(buf))
-		r.nBytes.Add(int64(len(buf)))
-		r.opts.Report(Event{Kind: EventRead, Path: fh.rel, Bytes: int64(len(buf))})
+		off += int64(n)
+		r.nBytes.Add(int64(n))
+		r.opts.Report(Event{Kind: EventRead, Path: fh.rel, Bytes: int64(n)})
 	}
 	if j.whole && uint64(off) != fh.node.Size {
 		return buf, &repo.CorruptError{Object: "file " + fh.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, fh.node.Size)}
@@ -876,6 +889,29 @@ func (r *Restorer) setFatal(rel string, err error) {
 	}
 	r.failWritten(rel, err, true)
 }
+
+// zeroBlob reports whether blob id was loaded before and found all zeros,
+// and its length. The blob was verified (its ID is the hash of its bytes)
+// when it was loaded, so the same ID is the same zeros again.
+func (r *Restorer) zeroBlob(id repo.ID) (int, bool) {
+	r.zeroMu.Lock()
+	defer r.zeroMu.Unlock()
+	n, ok := r.zeroBlobs[id]
+	return n, ok
+}
+
+func (r *Restorer) addZeroBlob(id repo.ID, n int) {
+	r.zeroMu.Lock()
+	defer r.zeroMu.Unlock()
+	if r.zeroBlobs == nil || len(r.zeroBlobs) >= maxZeroBlobs {
+		r.zeroBlobs = make(map[repo.ID]int) // bounded: start again
+	}
+	r.zeroBlobs[id] = n
+}
+
+// maxZeroBlobs bounds zeroBlobs: all-zero chunks of a file are nearly all
+// the minimum chunk size (the archiver's zeroID), so a few IDs serve.
+const maxZeroBlobs = 64
 
 var zeros [64 << 10]byte
 

@@ -1,0 +1,153 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/snap-backup/snap/repo"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestSparseFileHolesNotRead: a sparse file is cut into exactly the chunks
+// of the same bytes written out in full, by each way a file is cut (one
+// FileChunker, scouts, --sequential-read's chunker), without reading its
+// holes (none of their pages enters the page cache, where a read of a
+// hole leaves a page of zeros), and restores byte for byte.
+func TestSparseFileHolesNotRead(t *testing.T) {
+	p := newPipelineRepo(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const size = 20<<20 + 777 // ends in a hole of an odd length
+	want := make([]byte, size)
+	// Data: extents of random bytes, of zeros written out, and of a run
+	// of one byte value (cut every MaxSize), each some 64–400 KiB.
+	offs := []int64{0, 300 << 10, 5 << 20, 5<<20 + 420<<10, 9 << 20, 15<<20 + 4096}
+	lens := make([]int, len(offs))
+	for i, off := range offs {
+		lens[i] = 64<<10 + rng.IntN(336<<10)
+		for j := range lens[i] {
+			switch i % 3 {
+			case 0:
+				want[off+int64(j)] = byte(rng.Uint32())
+			case 2:
+				want[off+int64(j)] = 7
+			}
+		}
+	}
+	src := t.TempDir()
+	for _, d := range []string{"dense", "sparse"} {
+		if err := os.Mkdir(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(src, "dense", "img"), want, 0o644)
+	sp := filepath.Join(src, "sparse", "img")
+	f, err := os.Create(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	for i, off := range offs {
+		if _, err := f.WriteAt(want[off:off+int64(lens[i])], off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(sp, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 > size/4 {
+		t.Skipf("the file system of %s keeps no holes (%d of %d bytes allocated)", src, st.Blocks*512, size)
+	}
+	// What is resident now is the data just written; the holes are not.
+	before := residentBytes(t, sp)
+
+	ctx := context.Background()
+	node := func(sn *Snapshot, path string) Node {
+		n, err := FindNode(ctx, p.ix, sn.Tree, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ref := node(p.create([]string{filepath.Join(src, "dense")}, ArchiveOptions{Scouts: -1}), filepath.Join(src, "dense", "img"))
+	for _, tc := range []struct {
+		name string
+		o    ArchiveOptions
+	}{
+		{"FileChunker", ArchiveOptions{}},
+		{"scouts", ArchiveOptions{Scouts: 2, scoutRegion: 1 << 20}},
+		{"sequential-read", ArchiveOptions{Scouts: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sn := p.create([]string{filepath.Join(src, "sparse")}, tc.o)
+			got := node(sn, sp)
+			if !slices.Equal(got.Content, ref.Content) {
+				t.Fatalf("%d chunks, the file written out: %d, or other ones", len(got.Content), len(ref.Content))
+			}
+			if res := residentBytes(t, sp); res > before+1<<20 {
+				t.Errorf("%d bytes of the file in the page cache after the create, %d before: its holes were read", res, before)
+			}
+			// The restore loads the chunk of zeros that fills the holes
+			// once (once per worker at most, those that load it at once
+			// before one has found it zeros), not at every place.
+			dst := t.TempDir()
+			loads := &countingLoader{BlobLoader: p.ix, n: map[repo.ID]int{}}
+			if _, errs := p.restore(sn, filepath.Join(src, "sparse"), dst, RestoreOptions{Blobs: loads, Workers: 2}); len(errs) > 0 {
+				t.Fatalf("restore reported %v", errs)
+			}
+			if b, err := os.ReadFile(filepath.Join(dst, "img")); err != nil || !bytes.Equal(b, want) {
+				t.Fatalf("restored file differs (%v)", err)
+			}
+			zero := ref.Content[len(ref.Content)/2] // in the hole between 9 and 15 MiB
+			if n := loads.n[zero]; n < 1 || n > 2 {
+				t.Errorf("the chunk of zeros was loaded %d times, want once (twice with two workers)", n)
+			}
+			if countIn(ref.Content, zero) < 50 {
+				t.Fatalf("the middle chunk occurs %d times: not the chunk of the holes", countIn(ref.Content, zero))
+			}
+		})
+	}
+	// Read last: a read of the holes brings them into the page cache.
+	if got, err := os.ReadFile(sp); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the sparse file was not written as meant (%v)", err)
+	}
+	if len(ref.Content) < 100 {
+		t.Fatalf("only %d chunks: the test cuts too little", len(ref.Content))
+	}
+}
+
+// countingLoader counts the loads of each blob.
+type countingLoader struct {
+	BlobLoader
+	mu sync.Mutex
+	n  map[repo.ID]int
+}
+
+func (c *countingLoader) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error) {
+	c.mu.Lock()
+	c.n[id]++
+	c.mu.Unlock()
+	return c.BlobLoader.LoadBlob(ctx, t, id, dst)
+}
+
+func countIn(ids []repo.ID, id repo.ID) int {
+	n := 0
+	for _, x := range ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
+}
