@@ -70,7 +70,14 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		return err
 	}
 	dstSt.upload, dstSt.download = up.bps, down.bps
-	src, err := openSessionAt(c.Context, e, u, srcSt, sharedLock, commandName(c), &index.Options{})
+	// The source is only read: on a read-only mount it can go without a
+	// lock (--no-lock), as restore can; the target is always locked.
+	srcMode := sharedLock
+	if gbool(c, "no-lock") {
+		srcMode = noLock
+	}
+	srcSt.readsOnly = true // a failed lock suggests --no-lock
+	src, err := openSessionAt(c.Context, e, u, srcSt, srcMode, commandName(c), &index.Options{})
 	if err != nil {
 		return err
 	}

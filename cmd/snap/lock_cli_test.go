@@ -212,6 +212,16 @@ func TestNoLock(t *testing.T) {
 	}
 	tr.mustRun("--no-lock", "dump", "latest", filepath.Join(src, "a"))
 	tr.mustRun("--no-lock", "check")
+	// copy reads its source without a lock too (the target is locked).
+	dst := filepath.Join(tr.dir, "dst")
+	tr.mustRun("init", "--repo", dst, "--kdf-memory", "8", "--kdf-time", "1")
+	if res := tr.run("copy", "--to", dst); res.code != exitLocked {
+		t.Errorf("copy from a source under an exclusive lock: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("--no-lock", "copy", "--to", dst)
+	if res := tr.mustRun("list", "--repo", dst, "--json"); strings.Count(res.stdout, `"id"`) != 1 {
+		t.Errorf("copy --no-lock: the target lists\n%s", res.stdout)
+	}
 	if n := tr.lockCount(); n != 1 {
 		t.Errorf("%d locks, want only the planted one", n)
 	}
@@ -235,6 +245,11 @@ func TestNoLock(t *testing.T) {
 	if res := tr.run("repair", "index"); res.code == 0 || !strings.Contains(res.stderr, "add --no-lock") {
 		t.Errorf("repair index where no lock can be written: exit %d\n%s", res.code, res.stderr)
 	}
+	// So does copy from it (found by a session: it could not run at all).
+	if res := tr.run("copy", "--to", dst); res.code == 0 || !strings.Contains(res.stderr, "add --no-lock") {
+		t.Errorf("copy from a repository where no lock can be written: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("--no-lock", "copy", "--to", dst)
 }
 
 // TestPruneRemovesStaleLocks: a shared lock that looks stale (another host,

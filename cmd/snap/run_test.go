@@ -283,17 +283,11 @@ func TestRunInterrupted(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "small"), []byte("x"))
-	// A large sparse file keeps the create busy reading zeros.
-	f, err := os.Create(filepath.Join(src, "sparse"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(20 << 30); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	// An endless stream keeps the create busy (a sparse file no longer
+	// does: its holes are not read).
 	cfg := tr.writeConfig(`[jobs.big]
 paths = ["` + src + `"]
+commands = [{ name = "endless", command = ["yes"] }]
 
 [jobs.later]
 paths = ["` + src + `/small"]
@@ -961,12 +955,9 @@ func TestHangupIsAnInterrupt(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "small"), []byte("x"))
-	f, err := os.Create(filepath.Join(src, "sparse")) // keeps the create busy reading zeros
-	must(t, err)
-	must(t, f.Truncate(20<<30))
-	f.Close()
 	hooks := filepath.Join(tr.dir, "hooks.log")
-	cmd := exec.Command(snapBin, "create", src, "--pre", "echo stopped-app >> "+hooks, "--post", "echo started-app >> "+hooks)
+	// An endless stream (yes) keeps the create busy.
+	cmd := exec.Command(snapBin, "create", src, "--pre", "echo stopped-app >> "+hooks, "--post", "echo started-app >> "+hooks, "--command", "endless", "--", "yes")
 	cmd.Env = append(baseEnv(), tr.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -982,7 +973,7 @@ func TestHangupIsAnInterrupt(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // into the create
 	must(t, cmd.Process.Signal(syscall.SIGHUP))
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
 		t.Fatalf("exit after SIGHUP: %v, want %d\n%s", err, exitInterrupted, stderr.String())
