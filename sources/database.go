@@ -367,7 +367,7 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
-				snapNote(stderr, "the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the snapshot is saved without them", err)
+				snapNote(stderr, "the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the dump goes on without them", err)
 			} else {
 				p.props = &props
 			}
@@ -419,7 +419,7 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			snapNote(stderr, "the database's default character set and collation could not be read (%v); the snapshot is saved without them", err)
+			snapNote(stderr, "the database's default character set and collation could not be read (%v); the dump goes on without them", err)
 		} else {
 			p.props = &props
 		}

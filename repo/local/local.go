@@ -72,7 +72,7 @@ func Open(dir string) (*Backend, error) {
 			if len(parts) > 0 {
 				return nil, fmt.Errorf("%s holds a repository's %s but no config file: the repository is damaged; put its config back from a copy of the repository", abs, strings.Join(parts, ", "))
 			}
-			return nil, fmt.Errorf("%s: %w (run 'snap init' to create one)", abs, repo.ErrNoRepository)
+			return nil, fmt.Errorf("%s: %w (%s)", abs, repo.ErrNoRepository, noRepositoryHint(abs))
 		}
 		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(filepath.Join(abs, "config"), err))
 	}

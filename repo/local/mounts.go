@@ -1,0 +1,83 @@
+package local
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// noRepositoryHint says what to do about a directory that holds no
+// repository (empty, or missing): most often at 3 a.m. the disk the
+// repository lives on is not mounted, and 'snap init' there would start a
+// new repository on the root file system, into which every later nightly
+// run would back up without a word. A mount point of /etc/fstab at or
+// above abs that is not mounted is named; otherwise both causes are.
+func noRepositoryHint(abs string) string {
+	fstab, _ := os.ReadFile("/etc/fstab")
+	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+	if m := unmountedAbove(abs, string(fstab), string(mountinfo)); m != "" {
+		return fmt.Sprintf("it lies on %s, a mount point in /etc/fstab that is not mounted: mount it (mount %s) and run the command again", m, m)
+	}
+	what := "it does not exist"
+	if entries, err := os.ReadDir(abs); err == nil && len(entries) == 0 {
+		what = "an empty directory"
+	} else if err == nil {
+		what = "a directory without a repository's config"
+	}
+	return what + ": if the repository is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init'"
+}
+
+// unmountedAbove returns the deepest mount point of fstab that is abs or
+// one of its parents and is not among mountinfo's mount points, or "".
+// Both are the files' texts (fstab(5), proc(5)); entries for swap and
+// those marked noauto are left out (an automount unit mounts those on
+// first access, which the open did).
+func unmountedAbove(abs, fstab, mountinfo string) string {
+	mounted := map[string]bool{}
+	for _, line := range strings.Split(mountinfo, "\n") {
+		if f := strings.Fields(line); len(f) >= 5 {
+			mounted[unescapeMount(f[4])] = true
+		}
+	}
+	var points []string
+	for _, line := range strings.Split(fstab, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		point := filepath.Clean(unescapeMount(f[1]))
+		if !filepath.IsAbs(point) || point == "/" || f[2] == "swap" || slices.Contains(strings.Split(f[3], ","), "noauto") {
+			continue
+		}
+		if (abs == point || strings.HasPrefix(abs, point+"/")) && !mounted[point] {
+			points = append(points, point)
+		}
+	}
+	if len(points) == 0 {
+		return ""
+	}
+	return slices.MaxFunc(points, func(a, b string) int { return len(a) - len(b) })
+}
+
+// unescapeMount undoes the octal escapes (\040 for a space) that fstab
+// and mountinfo write in paths.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

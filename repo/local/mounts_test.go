@@ -1,0 +1,65 @@
+package local
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/snap-backup/snap/repo"
+)
+
+// TestUnmountedAbove: a repository below an fstab mount point that is not
+// mounted is told apart from one that is absent (found by an exploratory
+// test: "run 'snap init'" to an admin whose backup disk was not mounted).
+func TestUnmountedAbove(t *testing.T) {
+	const fstab = `# /etc/fstab
+UUID=1 / ext4 defaults 0 1
+UUID=2 /mnt/backup ext4 defaults 0 2
+UUID=3 /mnt/backup/deep xfs defaults 0 2
+UUID=4 /mnt/with\040space ext4 defaults 0 2
+UUID=5 none swap sw 0 0
+UUID=6 /mnt/auto ext4 noauto,x-systemd.automount 0 2
+`
+	const mountinfo = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 254:1 / /mnt/backup rw,relatime shared:2 - ext4 /dev/vdb rw
+`
+	for _, tc := range []struct{ abs, want string }{
+		{"/mnt/backup/repo", ""},                      // mounted
+		{"/mnt/backup/deep/repo", "/mnt/backup/deep"}, // the deepest, not mounted
+		{"/mnt/backup/deeper/repo", ""},               // not below deep
+		{"/mnt/with space/repo", "/mnt/with space"},   // escaped
+		{"/mnt/with space", "/mnt/with space"},        // the mount point itself
+		{"/mnt/auto/repo", ""},                        // noauto: an automount's
+		{"/srv/repo", ""},                             // on /
+	} {
+		if got := unmountedAbove(tc.abs, fstab, mountinfo); got != tc.want {
+			t.Errorf("unmountedAbove(%q) = %q, want %q", tc.abs, got, tc.want)
+		}
+	}
+	if got := unescapeMount(`a\040b\\c\0`); got != `a b\\c\0` {
+		t.Errorf("unescapeMount: %q", got)
+	}
+}
+
+// TestOpenNoRepositoryHint: Open of an empty or missing directory names
+// both causes, a disk not mounted first.
+func TestOpenNoRepositoryHint(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ path, want string }{
+		{dir, "an empty directory: if the repository is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init'"},
+		{filepath.Join(dir, "missing"), "it does not exist: if the repository is on a disk that is not mounted, mount it"},
+	} {
+		_, err := Open(tc.path)
+		if !errors.Is(err, repo.ErrNoRepository) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%s): %v, want ErrNoRepository and %q", tc.path, err, tc.want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "a directory without a repository's config") {
+		t.Errorf("Open of a directory of other files: %v", err)
+	}
+}
