@@ -116,6 +116,8 @@ type SpaceReserver interface {
 	FillReserve(ctx context.Context, want int64) error
 	// Free returns the bytes available to this user on the storage.
 	Free() (uint64, error)
+	// Capacity returns the storage's size in bytes, used or not.
+	Capacity() (uint64, error)
 }
 
 // TempFile is a temporary file a write left behind: a Save, a preflight

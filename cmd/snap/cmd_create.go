@@ -42,6 +42,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "sequential-read", Usage: "read each file strictly in order, with one chunker (for a spinning disk); by default the end of each chunk is found before the chunk is read, and a file of 128 MiB or more is also read ahead, region by region, to cut it on every core"},
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
+			&cli.BoolFlag{Name: "allow-emptied", Usage: "exit 0 when a backed-up directory is empty where the parent snapshot held entries (by default that warns and exits 3: a disk not mounted?)"},
 			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
 			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`; an empty input fails the create (a command before | that failed)"},
 			&cli.BoolFlag{Name: "allow-empty-stdin", Usage: "with --stdin, save the snapshot even when standard input is empty"},
@@ -71,6 +72,9 @@ type createPlan struct {
 	// hookTimeout stops a pre or post hook that runs longer (0: no limit).
 	hookTimeout time.Duration
 	origin      string // where the paths come from, for errors: "the command", "job NAME"
+	// allowEmptied: a backed-up directory that came back empty is no
+	// warning (emptiedPaths).
+	allowEmptied bool
 }
 
 func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPlan, error) {
@@ -157,6 +161,7 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	o.Writer = index.WriterOptions{Compression: comp, Abort: c.Context}
 	o.NoParent = c.Bool("force")
 	o.Program = "snap " + version
+	plan.allowEmptied = c.Bool("allow-emptied")
 	return o, plan, nil
 }
 
@@ -314,7 +319,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	if err := h.runPre(ctx, u); err != nil {
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
-	sn, err = createSnapshot(ctx, e, s, o)
+	sn, err = createSnapshot(ctx, e, s, o, plan.allowEmptied)
 	if sn != nil {
 		snapshotID = sn.ID.String()
 	}
@@ -354,8 +359,9 @@ type createJSON struct {
 // createSnapshot archives and saves one snapshot on an open session (the
 // caller holds a shared lock), showing progress and printing the summary.
 // It returns a *partialError when the snapshot was saved without some
-// unreadable files.
-func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions) (*snapshot.Snapshot, error) {
+// unreadable files, or with a backed-up directory that came back empty
+// (unless allowEmptied).
+func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions, allowEmptied bool) (*snapshot.Snapshot, error) {
 	u := s.ui
 	// opCtx is the archive's own: a bug in the progress display stops it
 	// (ctx stays the signal's, for interrupted).
@@ -427,10 +433,76 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		u.printf("read: %s, added to the repository: %s (%s before compression) in %s",
 			humanBytes(sum.ReadBytes), humanBytes(sum.AddedBytes), humanBytes(sum.AddedRaw), sum.End.Sub(sum.Start).Round(time.Millisecond))
 	}
-	if sum.Errors > 0 {
-		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read and were skipped (listed above)", sn.ID.Short(), sum.Errors)}
+	var emptied []string
+	if !allowEmptied {
+		emptied = emptiedPaths(ctx, s, sn)
+	}
+	for _, msg := range emptied {
+		u.warnf("%s", msg)
+	}
+	switch {
+	case sum.Errors > 0:
+		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read and were skipped (listed above)", sn.ID.Short(), sum.Errors), emptied: len(emptied) > 0}
+	case len(emptied) > 0:
+		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %s came back empty (above): if a disk was not mounted, mount it and run the backup again", sn.ID.Short(), plural(len(emptied), "backed-up directory", "backed-up directories")), emptied: true}
 	}
 	return sn, nil
+}
+
+// emptiedPaths names the backed-up directories (the paths given) that
+// are empty in sn where an earlier snapshot of the same host and paths
+// held entries: most often a disk that is not mounted, whose mount point
+// is an empty directory (found by an exploratory test: two such nightly
+// runs, and keep-last 2 had forgotten the last snapshots with the data).
+// Such a snapshot is saved (it is what was there), but the run exits 3,
+// and a job's retention waits. It looks back past the earlier snapshots
+// in which the directory was empty too, so that the second night without
+// the disk warns as the first did. What cannot be read is no reason to
+// warn: the create said so already, or check will.
+func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []string {
+	if sn.Parent == nil || len(sn.Paths) == 0 {
+		return nil
+	}
+	sns, _, err := s.loader.List(ctx)
+	if err != nil {
+		return nil
+	}
+	var earlier []*snapshot.Snapshot // newest first
+	for i := len(sns) - 1; i >= 0; i-- {
+		x := sns[i]
+		if x.ID != sn.ID && x.Host == sn.Host && slices.Equal(x.Paths, sn.Paths) && !x.Time.After(sn.Time) {
+			earlier = append(earlier, x)
+		}
+	}
+	var out []string
+	for _, p := range sn.Paths {
+		now, err := snapshot.FindNode(ctx, s.ix, sn.Tree, p)
+		if err != nil || now.Type != sources.TypeDir {
+			continue
+		}
+		if t, err := snapshot.LoadTree(ctx, s.ix, now.Subtree); err != nil || len(t.Nodes) > 0 {
+			continue
+		}
+		for _, x := range earlier {
+			before, err := snapshot.FindNode(ctx, s.ix, x.Tree, p)
+			if err != nil || before.Type != sources.TypeDir {
+				break
+			}
+			if before.Subtree == now.Subtree {
+				continue // empty then too (one empty tree): look further back
+			}
+			t, err := snapshot.LoadTree(ctx, s.ix, before.Subtree)
+			if err != nil {
+				break
+			}
+			if len(t.Nodes) > 0 {
+				out = append(out, fmt.Sprintf("%s is empty, where snapshot %s (%s) held %s: is a disk not mounted there? (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)",
+					p, x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries")))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // interrupted turns an error caused by Ctrl-C into the documented message.

@@ -408,9 +408,19 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	defer s.close()
 
 	goOn := false // a failure that does not stop the job's later steps
+	// holdRetention: the create saved a snapshot with a backed-up
+	// directory empty that had entries (a disk not mounted?); forgetting
+	// by count would drop the last good snapshots for it.
+	holdRetention := false
 	for _, step := range steps {
 		if res.Status != statusOK && res.Status != statusPartial && !goOn {
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
+			continue
+		}
+		if holdRetention && (step == "forget" || step == "prune") {
+			u.fields = map[string]any{"job": j.Name, "step": step}
+			u.warnf("%s skipped: a backed-up directory came back empty (above), and the snapshots before it are kept until a run finds it full again", step)
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped, Error: "skipped: a backed-up directory came back empty"})
 			continue
 		}
 		u.fields = map[string]any{"job": j.Name, "step": step}
@@ -441,8 +451,13 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		sr := stepResult{Step: step, Status: statusOK, DurationSeconds: round2(time.Since(t0).Seconds())}
 		var pe *partialError
 		var phe *postHookError
+		var skip *stepSkipped
 		switch {
 		case err == nil:
+		case errors.As(err, &skip):
+			// Not run, and no failure: the job's status stays.
+			u.printf("%s", skip.msg)
+			sr.Status, sr.Error = statusSkipped, skip.msg
 		case errors.As(err, &phe) && res.Status != statusFailed:
 			// The snapshot was saved; only a post hook failed (a
 			// monitoring ping, say). The job fails, but its retention
@@ -454,6 +469,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		case errors.As(err, &pe):
 			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
 			res.Status, res.ExitCode = statusPartial, exitPartial
+			holdRetention = holdRetention || pe.emptied
 			u.warnf("%s", err)
 		default:
 			if !strings.HasPrefix(err.Error(), step+": ") { // create's errors name it already
@@ -467,6 +483,12 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	}
 	return res
 }
+
+// stepSkipped is a step that did not run, and need not have: the job
+// does not fail for it (the step's status is skipped, with msg).
+type stepSkipped struct{ msg string }
+
+func (e *stepSkipped) Error() string { return e.msg }
 
 // jobSteps lists what 'run' does for a job, in order.
 func jobSteps(j *Job) []string {
@@ -718,6 +740,15 @@ func runPruneStep(ctx context.Context, s *session, j *Job) error {
 	s.freesSpace = true // on a full disk, prune may use the space reserve
 	err := s.relock(ctx, pruneLock)
 	s.freesSpace = false
+	var le *repo.LockedError
+	if errors.As(err, &le) && le.Holder.Prune && !le.Holder.Exclusive {
+		// Another job's or host's prune is under way (several jobs of one
+		// repository at 03:00): it reclaims space as this one would, and
+		// what this job just forgot waits for the next prune. Failing the
+		// job for it paged admins for backups that had gone well (found
+		// by an exploratory test).
+		return &stepSkipped{msg: fmt.Sprintf("prune skipped: another prune is running (pid %d on host %s since %s); it reclaims unused space, and what this job forgot is reclaimed by the next one", le.Holder.PID, le.Holder.Host, localTime(le.Holder.Since()))}
+	}
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,12 @@ const (
 )
 
 // partialError means the command did its job but skipped some inputs.
-type partialError struct{ msg string }
+type partialError struct {
+	msg string
+	// emptied: a backed-up directory came back empty where the parent
+	// snapshot held entries (emptiedPaths); a job's retention waits.
+	emptied bool
+}
 
 func (e *partialError) Error() string { return e.msg }
 

@@ -42,6 +42,9 @@ type session struct {
 	// readsOnly: the command writes nothing to the repository, so it
 	// may run with --no-lock (readsOnly), which a failed lock suggests.
 	readsOnly bool
+	// reserveWarned: a space reserve that could not be put in place was
+	// warned of (fillReserve), once per session.
+	reserveWarned bool
 }
 
 // lockMode says which lock a command takes.

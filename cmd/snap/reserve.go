@@ -134,7 +134,10 @@ func (s *session) fillReserve(ctx context.Context, hint string) {
 	case err == nil:
 		s.ui.infof("set aside the repository's %s space reserve (for forget and prune on a full disk)", humanBytes(want))
 	case ctx.Err() != nil:
+	case s.reserveWarned:
+		// Said once per run: a job's create and prune each try.
 	default:
+		s.reserveWarned = true
 		s.ui.warnf("%s%s", reserveFailure(sr, want, err), hint)
 	}
 }
@@ -146,6 +149,13 @@ func reserveFailure(sr repo.SpaceReserver, want int64, err error) string {
 		return err.Error()
 	}
 	free, _ := sr.Free()
+	if size, err := sr.Capacity(); err == nil && size < uint64(4*want) {
+		// No forget or prune makes room for it there: the advice to run
+		// them would go round in circles (found by an exploratory test,
+		// a repository on a 20 MiB file system and the default reserve).
+		return fmt.Sprintf("the repository's %s space reserve is not in place: its file system holds %s in all, too little for a reserve of that size next to the backups; give it a smaller one: in the repository directory replace the reserve.* file by an empty one named for the size (touch reserve.%d; reserve.0 for none)",
+			humanBytes(want), humanBytes(int64(size)), max(size/16, 1<<20)&^(1<<20-1))
+	}
 	return fmt.Sprintf("the repository's %s space reserve is not in place: a reserve is written only where it leaves its own size free, and the disk has %s free; %s (or give the reserve another size: docs/usage.md, snap init)",
 		humanBytes(want), humanBytes(int64(free)), fullDiskAdvice)
 }

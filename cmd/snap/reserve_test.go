@@ -425,3 +425,29 @@ func TestReserveHint(t *testing.T) {
 		}
 	}
 }
+
+// TestReserveOnASmallFileSystem: a repository on a file system too small
+// for its reserve (20 MiB, the default 64 MiB reserve) is told to take a
+// smaller one, not to forget and prune (which cannot make room for it),
+// and a job's run says so once, not at each step (found by an
+// exploratory test: three times, with that advice).
+func TestReserveOnASmallFileSystem(t *testing.T) {
+	tr := newUninitRepo(t)
+	mnt := smallFS(t, tr.dir, "20m")
+	tr.repo = filepath.Join(mnt, "repo")
+	tr.env[0] = "SNAP_REPOSITORY=" + tr.repo
+	res := tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
+	if !strings.Contains(res.stderr, "give it a smaller one") || !strings.Contains(res.stderr, "touch reserve.1048576") {
+		t.Errorf("init on a 20 MiB file system:\n%s", res.stderr)
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+keep = { last = 1, prune = true }
+`)
+	res = tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != 0 || strings.Count(res.stderr, "space reserve is not in place") != 1 || strings.Contains(res.stderr, "snap forget") {
+		t.Errorf("run on a 20 MiB file system: exit %d, want the reserve's warning once, without forget and prune as advice\n%s", res.code, res.stderr)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // jsonLines parses one JSON object per line and fails on anything else.
@@ -1017,5 +1019,30 @@ paths = ["` + src + `"]
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted || !strings.Contains(stderr.String(), "stopped while opening the repository; nothing was changed") {
 		t.Errorf("interrupted while waiting for the cache: %v\n%s", err, stderr.String())
+	}
+}
+
+// TestRunPruneStepYieldsToAnotherPrune: a job's prune step that finds
+// another prune under way (another job or host of the repository) is
+// skipped, and the job does not fail for it: it failed with exit 11 and
+// paged for backups that had gone well (found by an exploratory test).
+func TestRunPruneStepYieldsToAnotherPrune(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+keep = { last = 1, prune = true }
+`)
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Prune: true, Host: "db1", PID: 4242, Command: "run nightly"})
+	res := tr.runConfig(nil, "run", "--json", "--config", cfg)
+	if res.code != 0 {
+		t.Fatalf("run beside another prune: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stdout, `"step":"prune","status":"skipped","error":"prune skipped: another prune is running (pid 4242 on host db1`) {
+		t.Errorf("the prune step is not reported skipped:\n%s", res.stdout)
+	}
+	if !strings.Contains(res.stdout, `"step":"forget","status":"ok"`) {
+		t.Errorf("the forget step did not run:\n%s", res.stdout)
 	}
 }

@@ -88,6 +88,15 @@ func (b *Backend) Free() (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
+// Capacity returns the size of the repository's file system.
+func (b *Backend) Capacity() (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.dir, &st); err != nil {
+		return 0, fmt.Errorf("size of %s's file system: %w", b.dir, err)
+	}
+	return st.Blocks * uint64(st.Bsize), nil
+}
+
 // Reserve reports the space reserve's size and what it holds.
 func (b *Backend) Reserve() (want, held int64, err error) {
 	_, want, held, err = b.current()

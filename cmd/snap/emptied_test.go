@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEmptiedDirectoryWarns: a backed-up directory that comes back empty
+// where an earlier snapshot held entries (the mount point of a disk that
+// is not mounted) is saved, but the create exits 3 naming it, night after
+// night while it stays empty; --allow-emptied takes the warning away; a
+// job's forget and prune wait, so that the last snapshots with the data
+// are not forgotten for the empty ones (found by an exploratory test:
+// keep-last 2 and two nights without the disk lost them).
+func TestEmptiedDirectoryWarns(t *testing.T) {
+	tr := newTestRepo(t)
+	mnt := filepath.Join(tr.dir, "mnt")
+	writeFile(t, filepath.Join(mnt, "a"), []byte("a"))
+	writeFile(t, filepath.Join(mnt, "b"), []byte("b"))
+	tr.mustRun("create", mnt)
+	for _, name := range []string{"a", "b"} {
+		if err := os.Remove(filepath.Join(mnt, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for night := 1; night <= 2; night++ {
+		res := tr.run("create", mnt)
+		if res.code != exitPartial || !strings.Contains(res.stderr, mnt+" is empty, where snapshot ") || !strings.Contains(res.stderr, "held 2 entries: is a disk not mounted there?") || !strings.Contains(res.stderr, "came back empty") {
+			t.Fatalf("create of the emptied directory, night %d: exit %d\n%s", night, res.code, res.stderr)
+		}
+	}
+	if n := len(tr.listJSON()); n != 3 {
+		t.Fatalf("%d snapshots, want 3: the empty ones are saved", n)
+	}
+	if res := tr.run("create", "--allow-emptied", mnt); res.code != 0 || strings.Contains(res.stderr, "is empty") {
+		t.Errorf("create --allow-emptied: exit %d\n%s", res.code, res.stderr)
+	}
+
+	// A job with keep last = 1 on another disk: while the directory is
+	// empty its runs save the empty snapshots, exit 3 and skip forget and
+	// prune; the run that finds the data again forgets them.
+	disk := filepath.Join(tr.dir, "disk")
+	writeFile(t, filepath.Join(disk, "a"), []byte("a"))
+	cfg := tr.writeConfig(`[jobs.data]
+paths = ["` + disk + `"]
+keep = { last = 1, prune = true }
+`)
+	jobSnapshots := func() int { return len(tr.listJSON("--path", disk)) }
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", res.code, res.stderr)
+	}
+	if err := os.Remove(filepath.Join(disk, "a")); err != nil {
+		t.Fatal(err)
+	}
+	for night := 1; night <= 2; night++ {
+		res := tr.runConfig(nil, "run", "--config", cfg)
+		if res.code != exitPartial || !strings.Contains(res.stderr, "forget skipped: a backed-up directory came back empty") || !strings.Contains(res.stderr, "prune skipped") {
+			t.Fatalf("run of the emptied job, night %d: exit %d\n%s%s", night, res.code, res.stdout, res.stderr)
+		}
+		if n := jobSnapshots(); n != 1+night {
+			t.Fatalf("%d snapshots of the job after night %d without the disk, want %d: none forgotten", n, night, 1+night)
+		}
+	}
+	writeFile(t, filepath.Join(disk, "a"), []byte("a"))
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 {
+		t.Fatalf("run with the directory full again: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := jobSnapshots(); n != 1 {
+		t.Errorf("%d snapshots of the job after the run with data, want 1 (keep last 1)", n)
+	}
+}
