@@ -372,8 +372,8 @@ func (e *streamError) Unwrap() error { return e.err }
 // saved: a save error stops the whole run (see failSave), and the snapshot
 // is written only after the writer's Flush. parent, when set, is the
 // content of the previous version, which new chunks may be stored as
-// deltas against. holes, when set, knows rd's holes: a chunk that lies in
-// one is all zeros, and its ID is known without hashing it.
+// deltas against. holes, when set, is rd's sparse file: its chunks of
+// zeros are many, and their ID is known without hashing them (zeroID).
 func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params, name string, size int64, parent []repo.ID, holes *sources.Sparse) (ids []repo.ID, total int64, err error) {
 	h := a.ix.Hasher()
 	defer a.ix.PutHasher(h)
@@ -410,7 +410,13 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		total += int64(len(data))
 		a.nRead.Add(int64(len(data)))
 		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
-		zero := holes != nil && holes.Covers(job.off, int64(len(data)))
+		// In a sparse file, a chunk of zeros (most often a hole's) needs
+		// no hashing. Decided by the bytes read, never by asking the
+		// kernel again: a hole punched between the read and the question
+		// made a chunk of data pass for zeros, and its hash became the
+		// run's ID of zeros (found by an exploratory test). The test
+		// stops at the first byte that is not zero.
+		zero := holes != nil && isZero(data)
 		if offload && !zero {
 			job.slot, job.hashed = new(repo.ID), &hashed
 			slots = append(slots, job.slot)
@@ -513,7 +519,8 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 	}
 }
 
-// zeroID returns the ID of data, which is all zeros: a chunk in a hole.
+// zeroID returns the ID of data, which is all zeros (the caller checked
+// every byte): most often a chunk in a hole.
 // Each chunk of a long hole is MinSize bytes long (a chunker's hash of
 // zeros is zero, so it cuts as soon as it may), so one hash serves them
 // all; the IDs of a few other lengths (a hole's last chunk) are kept too.

@@ -39,6 +39,12 @@ type pipelineRepo struct {
 // 256 KiB maximum), so that a few MiB make files of many chunks.
 func newPipelineRepo(t *testing.T) *pipelineRepo {
 	t.Helper()
+	return newPipelineRepoWith(t, 64<<10, 256<<10, 16)
+}
+
+// newPipelineRepoWith makes a repository with the chunk bounds given.
+func newPipelineRepoWith(t *testing.T, minSize, maxSize uint, averageBits int) *pipelineRepo {
+	t.Helper()
 	dir := t.TempDir()
 	be, err := local.Create(filepath.Join(dir, "repo"))
 	if err != nil {
@@ -50,7 +56,7 @@ func newPipelineRepo(t *testing.T) *pipelineRepo {
 	}
 	ctx := context.Background()
 	r, err := repo.Init(ctx, be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
-		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: 64 << 10, MaxSize: 256 << 10, AverageBits: 16}, repo.Options{Host: "test"})
+		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: minSize, MaxSize: maxSize, AverageBits: averageBits}, repo.Options{Host: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,16 +9,18 @@ import (
 // Sparse reads a sparse file without reading its holes: the kernel says
 // where they are (lseek SEEK_DATA and SEEK_HOLE), and a hole reads as
 // zeros by definition, so ReadAt fills those bytes itself. A disk image of
-// 20 GiB holding 200 MB took snap 8–14 s and restic 12–19 s to read in
+// 20 GiB holding 200 MB took snap 7–17 s and restic 10–25 s to read in
 // full (the kernel zero-fills, and caches, a page for every page of hole
-// read); the archiver also skips hashing a chunk that lies in a hole
-// (Covers), since its ID is that of as many zero bytes. The chunks are
-// the bytes a full read gives, so the chunks and IDs are too.
+// read); the archiver also skips hashing the chunks of zeros (zeroID).
+// The bytes are those a full read gives, so the chunks and IDs are too.
 //
 // What lseek says is only as current as the call: a hole written while
 // snap reads past it reads as zeros, as a read just before the write
 // would have. A file written to while it is read is reported as changed
-// either way (the archiver compares its times before and after).
+// either way (the archiver compares its times before and after). Nothing
+// else may rest on an answer: whether a chunk is zeros is decided by its
+// bytes (a hole punched between a read and a second question made data
+// pass for zeros).
 type Sparse struct {
 	f    *SourceFile
 	size int64 // the size at open: a hole that runs to the end ends here
@@ -101,16 +103,12 @@ func lseek(fd int, off int64, whence int) (int64, error) {
 	}
 }
 
-// Covers reports whether the n bytes at off all lie in one hole.
-func (s *Sparse) Covers(off, n int64) bool {
-	if n <= 0 || off < 0 || off+n > s.size {
-		return false
-	}
-	g := s.segment(off)
-	return g.hole && off+n <= g.hi
-}
-
 // ReadAt reads like SourceFile.ReadAt, with holes filled in, not read.
+// From the first byte of data on, the rest of b is read with one pread,
+// holes in it and all (the kernel fills them): asking about every run of a
+// fragmented file cost two lseeks per 4 KiB run (a 1 GiB file of 4 KiB
+// runs of data and hole took 2.4 s against 1.1 s for its dense copy). A
+// read is one chunk at most (8 MiB), so a chunk of zeros is never read.
 // Past the size at open it reads the file: one that grew is read as it
 // is now.
 func (s *Sparse) ReadAt(b []byte, off int64) (int, error) {
@@ -118,17 +116,12 @@ func (s *Sparse) ReadAt(b []byte, off int64) (int, error) {
 	for done < len(b) && off+int64(done) < s.size {
 		at := off + int64(done)
 		g := s.segment(at)
+		if !g.hole {
+			break
+		}
 		n := int(min(g.hi-at, int64(len(b)-done)))
-		if g.hole {
-			clear(b[done : done+n])
-			done += n
-			continue
-		}
-		m, err := s.f.ReadAt(b[done:done+n], at)
-		done += m
-		if err != nil {
-			return done, err
-		}
+		clear(b[done : done+n])
+		done += n
 	}
 	if done == len(b) {
 		return done, nil
