@@ -131,7 +131,13 @@ func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 		slices.SortStableFunc(ls, func(a, b Location) int { return int(a.Status) - int(b.Status) })
 	}
 	if n := len(ss.SupersededBy()); n > 0 {
-		c.note(fmt.Sprintf("%d superseded index segments are still present (an interrupted prune); the next 'snap prune' removes them", n))
+		// Both a prune and 'repair index --from-packs' write the new
+		// segments before they remove the ones they replace.
+		what, them := fmt.Sprintf("%d superseded index segments are", n), "them"
+		if n == 1 {
+			what, them = "1 superseded index segment is", "it"
+		}
+		c.note(fmt.Sprintf("%s still present (left by an interrupted prune or 'snap repair index --from-packs'); the next 'snap prune' removes %s", what, them))
 	}
 	unindexed := 0
 	for id := range c.disk {

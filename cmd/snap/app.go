@@ -335,6 +335,14 @@ func run(args []string, e *env) int {
 		// -v is --verbose here; the version flag gets -V. The library reads
 		// this package variable; it is set to the same value on every run.
 		cli.VersionFlag = &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"}
+		// With --json, a document as every listing command prints.
+		cli.VersionPrinter = func(c *cli.Context) {
+			if gbool(c, "json") {
+				_ = newUI(c, e).jsonDoc(map[string]any{"version": c.App.Version})
+				return
+			}
+			fmt.Fprintf(c.App.Writer, "%s version %s\n", c.App.Name, c.App.Version)
+		}
 		// SIGHUP too: an admin's SSH connection that drops while a backup
 		// runs by hand must not kill snap outright (no post hooks, so the
 		// application a pre hook stopped stays stopped; a lock left). But

@@ -43,10 +43,13 @@ func configCommand(e *env) *cli.Command {
 				Usage:     "list the jobs of the config file",
 				ArgsUsage: " ",
 				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "names", Usage: "print only the job names, one per line"},
+					&cli.BoolFlag{Name: "names", Usage: "print only the job names, one per line (with --json, a document of the names)"},
 					&cli.BoolFlag{Name: "scheduled", Usage: "only the jobs that have a schedule"},
 				},
 				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usagef("config jobs takes no arguments; give the file with --config")
+					}
 					return runConfigJobs(c, e, c.Bool("names"), c.Bool("scheduled"))
 				},
 			},
@@ -250,6 +253,7 @@ type jobJSON struct {
 	Host                   string     `json:"host"`
 	OneFileSystem          bool       `json:"one_file_system"`
 	SequentialRead         bool       `json:"sequential_read"`
+	AllowEmptied           bool       `json:"allow_emptied"`
 	Compression            string     `json:"compression"`
 	Schedule               []string   `json:"schedule"`
 	RandomDelaySeconds     float64    `json:"random_delay_seconds"`
@@ -297,7 +301,7 @@ func toJobJSON(j *Job) jobJSON {
 	}
 	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, Name: j.Name, Line: j.Line, Repository: redactedLocation(j.Repository), Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
 		ExcludeFile: nonNil(j.ExcludeFile), ExcludeIfPresent: nonNil(j.ExcludeIfPresent), ExcludeCaches: j.ExcludeCaches, ExcludeLargerThanBytes: j.ExcludeLargerThan,
-		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, Compression: j.Compression,
+		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, AllowEmptied: j.AllowEmptied, Compression: j.Compression,
 		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), HookTimeoutSeconds: j.HookTimeout.Seconds(), TimeoutSeconds: j.Timeout.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
 		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,
 			Within: k.Within, Tags: nonNil(k.Tags), Prune: k.Prune, MaxUnused: k.MaxUnused, DeleteDelay: k.DeleteDelay},
@@ -314,8 +318,16 @@ func runConfigJobs(c *cli.Context, e *env, namesOnly, scheduledOnly bool) error 
 	}
 	u := newUI(c, e)
 	if namesOnly {
+		names := make([]string, 0, len(cfg.Jobs))
 		for _, j := range cfg.Jobs {
-			fmt.Fprintln(e.stdout, j.Name)
+			names = append(names, j.Name)
+		}
+		if u.json {
+			// The document of 'config jobs --json', with the names alone.
+			return u.jsonDoc(map[string]any{"file": cfg.Path, "names": names})
+		}
+		for _, name := range names {
+			fmt.Fprintln(e.stdout, name)
 		}
 		return nil
 	}

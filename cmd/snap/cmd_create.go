@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -449,6 +450,17 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	return sn, nil
 }
 
+// emptyOnDisk reports whether the directory at p holds no entry now.
+func emptyOnDisk(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && err == io.EOF
+}
+
 // emptiedPaths names the backed-up directories (the paths given) that
 // are empty in sn where an earlier snapshot of the same host and paths
 // held entries: most often a disk that is not mounted, whose mount point
@@ -482,6 +494,9 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []stri
 		}
 		if t, err := snapshot.LoadTree(ctx, s.ix, now.Subtree); err != nil || len(t.Nodes) > 0 {
 			continue
+		}
+		if !emptyOnDisk(p) {
+			continue // its entries were excluded: what the flags asked for
 		}
 		for _, x := range earlier {
 			before, err := snapshot.FindNode(ctx, s.ix, x.Tree, p)

@@ -15,6 +15,9 @@ func manCommand(e *env) *cli.Command {
 		Description: "Install it with: snap man > /usr/local/share/man/man1/snap.1 (or 'make man', which writes\n" +
 			"bin/snap.1).",
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("man takes no arguments: it prints the page of every command (see 'snap man --help')")
+			}
 			page, err := manPage(e)
 			if err != nil {
 				return err

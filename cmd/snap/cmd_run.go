@@ -545,6 +545,7 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 		return o, plan, usagef("job %s: %v", j.Name, err)
 	}
 	o.Archive.OneFileSystem = j.OneFileSystem
+	plan.allowEmptied = j.AllowEmptied
 	if j.SequentialRead {
 		o.Archive.Scouts = -1
 	}

@@ -47,6 +47,9 @@ func scheduleCommand(e *env) *cli.Command {
 				ArgsUsage: " ",
 				Flags:     where,
 				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return usagef("schedule list takes no arguments: it lists every job's units")
+					}
 					return runScheduleList(c, e, scheduleOptions{user: c.Bool("user"), dir: c.String("dir")})
 				},
 			},
@@ -313,6 +316,9 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		if err := u.jsonDoc(map[string]any{"dir": dir, "units": out}); err != nil {
 			return err
 		}
+		// On standard error as JSON lines, as every listing command's
+		// warnings: the document's flags alone name no fix.
+		warnStaleUnits(c, u, o, out)
 		return cfgErr
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -342,6 +348,13 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	warnStaleUnits(c, u, o, out)
+	return cfgErr
+}
+
+// warnStaleUnits warns about each listed unit that no longer matches the
+// config (compareUnits), with the command that fixes it.
+func warnStaleUnits(c *cli.Context, u *ui, o scheduleOptions, list []unitJSON) {
 	// The fix names the same units: --user, and --dir, as given here
 	// (without them, install would write and enable system units).
 	where := o.userFlag()
@@ -351,7 +364,7 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 	if cfg := gstring(c, "config"); cfg != "" {
 		where += "--config " + shellWord(cfg) + " " // the config compared with, not the default one
 	}
-	for _, uj := range out {
+	for _, uj := range list {
 		switch {
 		case uj.NotInConfig:
 			u.warnf("job %s: its units are installed but the config has no such scheduled job; its timer still runs it: 'snap schedule remove %s%s'", uj.Job, where, uj.Job)
@@ -359,7 +372,6 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 			u.warnf("job %s: the installed units differ from what the config gives now: 'snap schedule install %s%s'", uj.Job, where, uj.Job)
 		}
 	}
-	return cfgErr
 }
 
 // compareUnits marks the installed units of list that were written from

@@ -73,6 +73,7 @@ type Job struct {
 	Host              string // "" means this machine's host name
 	OneFileSystem     bool
 	SequentialRead    bool // read large files strictly in order (no scouts): create --sequential-read
+	AllowEmptied      bool // a path that comes back empty is no warning: create --allow-emptied
 	Compression       string
 	Pre, Post         []string
 	MinFree           uint64 // refuse to start below this free space on the repository's device
@@ -633,7 +634,7 @@ func (d *cfgDecoder) compression(at toml.Key, s string) {
 
 func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
 	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
-		"one_file_system", "sequential_read", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "commands", "keep", "check")
+		"one_file_system", "sequential_read", "allow_emptied", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "commands", "keep", "check")
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
 		d.errorf(at, "job name %q: use up to 64 letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (it becomes the systemd unit snap-%s.service)", name, name)
@@ -715,6 +716,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	j.Host = firstNonEmpty(own, cfg.Host)
 	j.OneFileSystem = d.boolean(t, at, "one_file_system")
 	j.SequentialRead = d.boolean(t, at, "sequential_read")
+	j.AllowEmptied = d.boolean(t, at, "allow_emptied")
 	j.Compression = firstNonEmpty(d.str(t, at, "compression"), cfg.Compression)
 	d.compression(at, d.str(t, at, "compression"))
 	if s := d.str(t, at, "min_free"); s != "" {
@@ -762,10 +764,10 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 	case []map[string]any:
 		tables = x
 	case []any:
-		for _, e := range x {
+		for i, e := range x {
 			m, ok := e.(map[string]any)
 			if !ok {
-				d.errorf(at, "each command is a table: { name = \"x.out\", command = [\"prog\", \"arg\"] }")
+				d.errorf(at, "entry %d is %s: each command is a table, { name = \"x.out\", command = [\"prog\", \"arg\"] }", i+1, tomlType(e))
 				return nil
 			}
 			tables = append(tables, m)
@@ -775,7 +777,7 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 		return nil
 	}
 	var out []JobCommand
-	for _, t := range tables {
+	for i, t := range tables {
 		d.known(t, at, "name", "command")
 		c := JobCommand{Name: d.str(t, at, "name")}
 		switch cmd := t["command"].(type) {
@@ -784,12 +786,18 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 		case []any:
 			c.Argv = d.strList(t, at, "command")
 		}
+		// Several entries may sit on one line: each message names its own.
+		entry := fmt.Sprintf("entry %d", i+1)
+		if c.Name != "" {
+			entry += fmt.Sprintf(" (name = %q)", c.Name)
+		}
 		if c.Name == "" || len(c.Argv) == 0 || c.Argv[0] == "" {
-			d.errorf(at, "a command needs name (the file to store its output as) and command (a string for /bin/sh, or an array)")
+			d.errorf(at, "%s: a command needs name (the file to store its output as) and command (a string for /bin/sh, or an array)", entry)
 			continue
 		}
 		if _, err := streamPath("commands", c.Name); err != nil {
-			d.errorf(at, "%v", err)
+			// streamPath's words are the command line's (--command NAME).
+			d.errorf(at, "%s: names no file to store the output as: give a file name, e.g. name = \"backup.sql\"", entry)
 			continue
 		}
 		out = append(out, c)
@@ -831,8 +839,10 @@ func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
 	if !k.Any() && len(d.problems) == before {
 		if k.Prune {
 			d.errorf(at, "prune = true without a policy: add last, daily, … so snap knows what to keep")
-		} else if len(t) > 0 {
-			d.errorf(at, "no policy: give at least one of last, hourly, daily, weekly, monthly, yearly, within, tags")
+		} else {
+			// An empty keep too: a policy left half-written must not
+			// pass as one while the job forgets nothing.
+			d.errorf(at, "no policy: give at least one of last, hourly, daily, weekly, monthly, yearly, within, tags (or remove keep to keep every snapshot)")
 		}
 	}
 	return k

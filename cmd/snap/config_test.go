@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -484,5 +485,73 @@ func TestConfigEmptyRepository(t *testing.T) {
 	}
 	if !lines[1] || !lines[4] {
 		t.Errorf("empty repository keys not named on lines 1 and 4: %v", problems)
+	}
+}
+
+// TestConfigJobsNamesJSON: --names with --json prints a JSON document, the
+// file and the names, not the plain lines of --names alone (found by an
+// exploratory test); --scheduled still filters them.
+func TestConfigJobsNamesJSON(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	cfg := tr.writeConfig("[jobs.app]\npaths = [\"/srv\"]\nschedule = \"daily\"\n\n[jobs.b]\npaths = [\"/srv\"]\n")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"config", "jobs", "--names", "--json", "--config", cfg}, []string{"app", "b"}},
+		{[]string{"config", "jobs", "--names", "--scheduled", "--json", "--config", cfg}, []string{"app"}},
+	} {
+		res := tr.runConfig(nil, tc.args...)
+		var doc struct {
+			File  string
+			Names []string
+		}
+		if err := json.Unmarshal([]byte(res.stdout), &doc); err != nil || res.code != 0 || doc.File != cfg || !slices.Equal(doc.Names, tc.want) {
+			t.Errorf("%v: exit %d, %v: %+v\n%s%s", tc.args, res.code, err, doc, res.stdout, res.stderr)
+		}
+	}
+	// A config without jobs: an empty array, not null.
+	empty := filepath.Join(tr.dir, "empty.toml")
+	writeFile(t, empty, []byte("repository = \"/r\"\n[jobs.a]\npaths = [\"/srv\"]\n"))
+	res := tr.runConfig(nil, "config", "jobs", "--names", "--scheduled", "--json", "--config", empty)
+	if res.code != 0 || !strings.Contains(res.stdout, `"names": []`) {
+		t.Errorf("no scheduled job: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// TestConfigCommandEntries: a bad entry of commands is named (several may
+// sit on one line, and gave identical messages), in the config's words
+// (name = …), not the command line's ("commands backup.sql"); found by an
+// exploratory test.
+func TestConfigCommandEntries(t *testing.T) {
+	_, problems, _ := parseConfig("/c.toml", "repository = \"/r\"\n[jobs.a]\npaths = [\"/srv\"]\ncommands = [{ name = \".\", command = \"echo\" }, { name = \"/\", command = \"echo\" }, { command = \"echo\" }]\n")
+	var msgs []string
+	for _, p := range problems {
+		msgs = append(msgs, p.String())
+	}
+	want := []string{
+		`/c.toml:4: jobs.a.commands: entry 1 (name = "."): names no file to store the output as: give a file name, e.g. name = "backup.sql"`,
+		`/c.toml:4: jobs.a.commands: entry 2 (name = "/"): names no file to store the output as: give a file name, e.g. name = "backup.sql"`,
+		`/c.toml:4: jobs.a.commands: entry 3: a command needs name (the file to store its output as) and command (a string for /bin/sh, or an array)`,
+	}
+	if !slices.Equal(msgs, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+	_, _, err := parseConfig("/c.toml", "repository = \"/r\"\n[jobs.a]\npaths = [\"/srv\"]\ncommands = [{ name = \"a\", command = \"echo\" }, \"echo\"]\n")
+	if err == nil || !strings.Contains(err.Error(), "entry 2 is a string: each command is a table") {
+		t.Errorf("a string among the commands: %v", err)
+	}
+}
+
+// TestConfigEmptyKeep: keep = {} (or an empty [jobs.NAME.keep]) is no
+// policy, an error as a keep of max_unused or delete_delay alone is; it
+// passed, and the job forgot nothing (found by an exploratory test).
+func TestConfigEmptyKeep(t *testing.T) {
+	for _, keep := range []string{"keep = {}\n", "[jobs.a.keep]\n", "[jobs.a.keep]\nmax_unused = \"5%\"\n", "keep = { delete_delay = \"1d\" }\n"} {
+		_, problems, err := parseConfig("/c.toml", "repository = \"/r\"\n[jobs.a]\npaths = [\"/srv\"]\n"+keep)
+		if err == nil || len(problems) != 1 || problems[0].Key != "jobs.a.keep" || !strings.Contains(problems[0].Message, "no policy: give at least one of last, hourly") {
+			t.Errorf("%q: %v %v", keep, err, problems)
+		}
 	}
 }

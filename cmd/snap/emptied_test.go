@@ -37,6 +37,13 @@ func TestEmptiedDirectoryWarns(t *testing.T) {
 	if res := tr.run("create", "--allow-emptied", mnt); res.code != 0 || strings.Contains(res.stderr, "is empty") {
 		t.Errorf("create --allow-emptied: exit %d\n%s", res.code, res.stderr)
 	}
+	// A directory emptied by --exclude is what was asked for: no warning.
+	writeFile(t, filepath.Join(mnt, "a"), []byte("a"))
+	tr.mustRun("create", mnt)
+	if res := tr.run("create", "--exclude", "a", mnt); res.code != 0 || strings.Contains(res.stderr, "is empty") {
+		t.Errorf("create with every entry excluded: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, os.Remove(filepath.Join(mnt, "a")))
 
 	// A job with keep last = 1 on another disk: while the directory is
 	// empty its runs save the empty snapshots, exit 3 and skip forget and
@@ -69,5 +76,18 @@ keep = { last = 1, prune = true }
 	}
 	if n := jobSnapshots(); n != 1 {
 		t.Errorf("%d snapshots of the job after the run with data, want 1 (keep last 1)", n)
+	}
+	// allow_emptied: a spool that empties is no warning, and retention runs.
+	must(t, os.Remove(filepath.Join(disk, "a")))
+	cfg = tr.writeConfig(`[jobs.data]
+paths = ["` + disk + `"]
+allow_emptied = true
+keep = { last = 1, prune = true }
+`)
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 || strings.Contains(res.stderr, "is empty") {
+		t.Fatalf("run with allow_emptied: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := jobSnapshots(); n != 1 {
+		t.Errorf("%d snapshots of the job after the run with allow_emptied, want 1 (keep last 1)", n)
 	}
 }

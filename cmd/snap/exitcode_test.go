@@ -278,6 +278,12 @@ func newUserRepo(t *testing.T, uid uint32) (*testRepo, func(args ...string) resu
 // directories that user needs accessible.
 func runAsUser(t *testing.T, tr *testRepo, uid uint32) func(args ...string) result {
 	t.Helper()
+	return runAsUserEnv(t, tr, uid, append(append(baseEnv(), tr.env...), "HOME="+tr.cache))
+}
+
+// runAsUserEnv is runAsUser with the whole environment of snap given.
+func runAsUserEnv(t *testing.T, tr *testRepo, uid uint32, env []string) func(args ...string) result {
+	t.Helper()
 	// The shared test binary lives in a private directory: use a copy.
 	bin := filepath.Join(tr.dir, "snap")
 	data, err := os.ReadFile(snapBin)
@@ -288,7 +294,7 @@ func runAsUser(t *testing.T, tr *testRepo, uid uint32) func(args ...string) resu
 		var err error
 		for try := 0; ; try++ {
 			cmd := exec.Command(bin, args...)
-			cmd.Env = append(append(baseEnv(), tr.env...), "HOME="+tr.cache)
+			cmd.Env = env
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 			stdout.Reset()
 			stderr.Reset()

@@ -44,7 +44,8 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 	// The job's name is one the config accepts (jobNameRE: a job with
 	// errors does not run), safe in a file name.
 	name := fmt.Sprintf("%s-%x.lock", job, sum[:6])
-	dirs := jobLockDirs(os.Geteuid(), e.getenv, passwdHome)
+	uid := os.Geteuid()
+	dirs := jobLockDirs(uid, e.getenv, passwdHome)
 	if base, err := cacheBase(e, cacheDir); err == nil {
 		dirs = append(dirs, filepath.Join(base, "jobs"))
 	}
@@ -63,7 +64,7 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 		failed = append(failed, err.Error())
 	}
 	if f == nil {
-		u.warnf("job %s: no lock against a second run of it at the same time (%s): give the cache directory room, or this user one of its own", job, strings.Join(failed, "; "))
+		u.warnf("job %s: no lock against a second run of it at the same time: %s", job, noJobLockReason(uid, failed))
 		return func() {}, nil
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -88,6 +89,23 @@ func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), e
 		_, _ = f.WriteAt(fmt.Appendf(nil, "pid %d, started %s", os.Getpid(), time.Now().Format("2006-01-02 15:04:05")), 0)
 	}
 	return func() { f.Close() }, nil
+}
+
+// noJobLockReason says why no job lock could be made, given the errors of
+// the places tried (none: this user has no place for one, as the account
+// nobody, without a home directory, a login session or HOME), and the
+// fix. The cache directory comes last in those places, and is the one a
+// user can always choose.
+func noJobLockReason(uid int, failed []string) string {
+	fix := "set cache_dir in the config, SNAP_CACHE_DIR or --cache-dir to a directory this user may write"
+	if uid == 0 {
+		fix = "run it where root may write /run/snap, or " + fix
+	}
+	if len(failed) == 0 {
+		return fmt.Sprintf("this user has no directory to keep one in (no home directory of its own, no /run/user/%d, "+
+			"no XDG_RUNTIME_DIR, and no cache directory: neither XDG_CACHE_HOME nor HOME is set); %s", uid, fix)
+	}
+	return fmt.Sprintf("%s; %s", strings.Join(failed, "; "), fix)
 }
 
 // jobLockDirs are the directories for this user's job locks, best first,

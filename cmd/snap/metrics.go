@@ -65,7 +65,9 @@ func writeJobMetrics(dir string, res jobResult, sn *snapshot.Snapshot, end time.
 	if err := writeFileAtomic(path, b.Bytes(), 0o644); err != nil {
 		// The temporary file's name says less than the directory's.
 		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or change metrics_dir", dir)
+			// The flag, its variable or the config may have named it
+			// (the flag wins): the fix is in whichever did.
+			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or point the setting that names it (--metrics-dir, SNAP_METRICS_DIR or the config's metrics_dir) elsewhere", dir)
 		}
 		return fmt.Errorf("%s: %w", path, unwrapOS(err))
 	}

@@ -90,9 +90,18 @@ func TestRunMetricsDirMissing(t *testing.T) {
 	cfg := tr.writeConfig(`[jobs.app]
 paths = ["` + src + `"]
 `)
-	res := tr.runConfig([]string{"SNAP_METRICS_DIR=" + filepath.Join(tr.dir, "nowhere")}, "run", "--config", cfg)
-	want := "metrics directory " + filepath.Join(tr.dir, "nowhere") + " does not exist or is not a directory: create it, or change metrics_dir"
-	if res.code != 0 || !strings.Contains(res.stderr, want) || strings.Contains(res.stderr, ".tmp") {
-		t.Errorf("run with a missing metrics directory: exit %d, want %q:\n%s", res.code, want, res.stderr)
+	// Given by the variable or the flag, not the config: the fix names
+	// them too ("or change metrics_dir" sent the user to a config without
+	// one; found by an exploratory test).
+	want := "metrics directory " + filepath.Join(tr.dir, "nowhere") + " does not exist or is not a directory: create it, or point the setting that names it (--metrics-dir, SNAP_METRICS_DIR or the config's metrics_dir) elsewhere"
+	for _, args := range [][]string{{"run", "--config", cfg}, {"run", "--config", cfg, "--metrics-dir", filepath.Join(tr.dir, "nowhere")}} {
+		var env []string
+		if len(args) == 3 {
+			env = []string{"SNAP_METRICS_DIR=" + filepath.Join(tr.dir, "nowhere")}
+		}
+		res := tr.runConfig(env, args...)
+		if res.code != 0 || !strings.Contains(res.stderr, want) || strings.Contains(res.stderr, ".tmp") {
+			t.Errorf("%v with a missing metrics directory: exit %d, want %q:\n%s", args, res.code, want, res.stderr)
+		}
 	}
 }

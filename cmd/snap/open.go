@@ -372,7 +372,7 @@ func (st repoSettings) passwordWithOrigin(ctx context.Context, e *env) (func() (
 			// config's file (settings): the key is what to fix.
 			return "", fmt.Errorf("password file: %w; fix %s in %s", pfe.err, st.passwordFileKey, st.fromConfig)
 		}
-		return pw, err
+		return pw, noPasswordInConfig(err, st.fromConfig)
 	}, origin
 }
 

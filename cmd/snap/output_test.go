@@ -608,3 +608,29 @@ func TestListTableWithByteFF(t *testing.T) {
 		t.Errorf("columns not aligned:\n%s", res.stdout)
 	}
 }
+
+// TestVersionJSONAndExtraArguments: --version with --json prints a JSON
+// document (it printed the text line), before or after it; help stays
+// text. Commands that take no arguments refuse them (exit 2): 'snap man
+// extra' printed the page and exited 0 (found by an exploratory test).
+func TestVersionJSONAndExtraArguments(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	if res := tr.mustRun("--version"); !strings.HasPrefix(res.stdout, "snap version ") {
+		t.Errorf("--version: %q", res.stdout)
+	}
+	for _, args := range [][]string{{"--json", "--version"}, {"--version", "--json"}, {"-V", "--json"}} {
+		res := tr.mustRun(args...)
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(res.stdout), &doc); err != nil || len(doc) != 1 || doc["version"] == "" || doc["version"] == nil {
+			t.Errorf("%v: %v %q", args, err, res.stdout)
+		}
+	}
+	cfg := tr.writeConfig("[jobs.a]\npaths = [\"/srv\"]\n")
+	for _, args := range [][]string{{"man", "extra"}, {"config", "jobs", "extra", "--config", cfg}, {"schedule", "list", "extra", "--dir", tr.dir, "--config", cfg}} {
+		res := tr.runConfig(nil, args...)
+		if res.code != exitUsage || res.stdout != "" || !strings.Contains(res.stderr, "takes no arguments") {
+			t.Errorf("%v: exit %d\n%s%s", args, res.code, res.stdout, res.stderr)
+		}
+	}
+}

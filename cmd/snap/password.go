@@ -26,7 +26,8 @@ func readPassword(c *cli.Context, e *env, confirm bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return passwordFrom(c.Context, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, confirm, "repository")
+	pw, err := passwordFrom(c.Context, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, confirm, "repository")
+	return pw, noPasswordInConfig(err, st.fromConfig)
 }
 
 // passwordCommandTimeout bounds a password command when no person is at
@@ -91,7 +92,7 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 	*origin = "the prompt"
 	f, ok := e.stdin.(*os.File)
 	if !e.stdinTTY || !ok {
-		return "", usagef("no %s password: use %s (or %s_FILE), %s, or %s (or %s_COMMAND)", what, passwordFileFlag(envVar), envVar, envVar, passwordCommandFlag(envVar), envVar)
+		return "", &noPasswordError{what: what, envVar: envVar}
 	}
 	fmt.Fprintf(e.stderr, "enter %s password: ", what)
 	pw, err := readTerminal(ctx, int(f.Fd()))
@@ -114,6 +115,39 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 		return "", fmt.Errorf("empty password")
 	}
 	return string(pw), nil
+}
+
+// noPasswordError: no source gave a password, and no person is at the
+// terminal to type one (a timer's run). configFile, when set, is the
+// config file that names the repository: its keys are a way too.
+type noPasswordError struct {
+	what, envVar string
+	configFile   string
+}
+
+func (e *noPasswordError) Error() string {
+	ways := fmt.Sprintf("%s (or %s_FILE), %s, or %s (or %s_COMMAND)", passwordFileFlag(e.envVar), e.envVar, e.envVar, passwordCommandFlag(e.envVar), e.envVar)
+	if e.configFile != "" {
+		return fmt.Sprintf("no %s password: set password_file or password_command in %s, or use %s", e.what, e.configFile, ways)
+	}
+	return fmt.Sprintf("no %s password: use %s", e.what, ways)
+}
+
+// Unwrap makes it a usage error (exit 2), as any missing setting.
+func (e *noPasswordError) Unwrap() error { return &usageError{msg: e.Error()} }
+
+// noPasswordInConfig words err, when it is a missing password, for a
+// repository that the config file named: there, password_file and
+// password_command are where its password belongs (settings from a config
+// file, repoSettings.fromConfig, call it with that file).
+func noPasswordInConfig(err error, configFile string) error {
+	var npe *noPasswordError
+	if configFile == "" || !errors.As(err, &npe) {
+		return err
+	}
+	c := *npe
+	c.configFile = configFile
+	return &c
 }
 
 // passwordFileError is a password file that cannot be read, with the

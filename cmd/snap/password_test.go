@@ -253,3 +253,24 @@ func TestPasswordPromptTypedAndEnded(t *testing.T) {
 		t.Errorf("Ctrl-D at the prompt (%v):\n%s", err, out)
 	}
 }
+
+// TestNoPasswordNamesConfigKeys: with no password source and no one at
+// the terminal, a repository the config file names is told the config's
+// keys as well as the flags and variables; one named by --repo is told
+// the flags and variables alone (found by an exploratory test: a job
+// without a password source was sent to --password-file only).
+func TestNoPasswordNamesConfigKeys(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	cfg := filepath.Join(tr.dir, "snap.toml")
+	writeFile(t, cfg, []byte("repository = \""+tr.repo+"\"\n[jobs.a]\npaths = [\""+tr.dir+"\"]\n"))
+	flags := "--password-file (or SNAP_PASSWORD_FILE), SNAP_PASSWORD, or --password-command (or SNAP_PASSWORD_COMMAND)"
+	res := tr.runConfig(nil, "init", "--config", cfg)
+	if want := "snap: no repository password: set password_file or password_command in " + cfg + ", or use " + flags + "\n"; res.code != exitUsage || res.stderr != want {
+		t.Errorf("init of the config's repository without a password: exit %d\n%s\nwant %s", res.code, res.stderr, want)
+	}
+	res = tr.runConfig(nil, "init", "--config", cfg, "--repo", filepath.Join(tr.dir, "other"))
+	if want := "snap: no repository password: use " + flags + "\n"; res.code != exitUsage || res.stderr != want {
+		t.Errorf("init of --repo without a password: exit %d\n%s\nwant %s", res.code, res.stderr, want)
+	}
+}

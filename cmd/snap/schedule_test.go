@@ -346,3 +346,45 @@ schedule = ["daily"]
 		t.Error("remove left the timer's file")
 	}
 }
+
+// TestScheduleListJSONWarnings: with --json, the warnings about units that
+// no longer match the config go to standard error as JSON lines, with the
+// fix, as every listing command's warnings do; they were dropped, leaving
+// only the document's flags (found by an exploratory test).
+func TestScheduleListJSONWarnings(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig("[jobs.app]\npaths = [\"" + src + "\"]\nschedule = \"daily\"\n\n[jobs.b]\npaths = [\"" + src + "\"]\nschedule = \"weekly\"\n")
+	units := filepath.Join(tr.dir, "units")
+	if res := tr.runConfig(nil, "schedule", "install", "--config", cfg, "--dir", units); res.code != 0 {
+		t.Fatalf("install: %d %s", res.code, res.stderr)
+	}
+	// app's schedule changes; b leaves the config.
+	tr.writeConfig("[jobs.app]\npaths = [\"" + src + "\"]\nschedule = \"hourly\"\n")
+	res := tr.runConfig(nil, "schedule", "list", "--dir", units, "--config", cfg, "--json")
+	if res.code != 0 || !json.Valid([]byte(res.stdout)) {
+		t.Fatalf("list --json: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	want := map[string]string{
+		"app": "snap schedule install --dir " + units + " --config " + cfg + " app",
+		"b":   "snap schedule remove --dir " + units + " --config " + cfg + " b",
+	}
+	lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+	for _, line := range lines {
+		var w struct{ Type, Message string }
+		if err := json.Unmarshal([]byte(line), &w); err != nil || w.Type != "warning" {
+			t.Errorf("stderr line is not a JSON warning: %v %q", err, line)
+			continue
+		}
+		for job, fix := range want {
+			if strings.HasPrefix(w.Message, "job "+job+": ") && strings.Contains(w.Message, fix) {
+				delete(want, job)
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no JSON warning for %v on stderr:\n%s", want, res.stderr)
+	}
+}
