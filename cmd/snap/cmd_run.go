@@ -166,6 +166,14 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 	u := newUI(c, e)
 	start := time.Now()
 	metricsDir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir))
+	// Which setting named it, for the fix of a directory that is missing.
+	metricsFrom := "metrics_dir in " + cfg.Path
+	switch {
+	case e.flagGiven("--metrics-dir"):
+		metricsFrom = "--metrics-dir"
+	case c.String("metrics-dir") != "":
+		metricsFrom = "SNAP_METRICS_DIR"
+	}
 	var results []jobResult
 	for i, j := range jobs {
 		if ctx.Err() != nil {
@@ -181,7 +189,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 			// A name the config refused ("a b", "x/../../y") names no
 			// metrics file.
 			if metricsDir != "" && jobNameRE.MatchString(j.Name) {
-				if err := writeJobMetrics(metricsDir, r, nil, time.Now()); err != nil {
+				if err := writeJobMetrics(metricsDir, metricsFrom, r, nil, time.Now()); err != nil {
 					u.warnf("job %s: metrics not written: %v", j.Name, err)
 				}
 			}
@@ -196,7 +204,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		if metricsDir != "" {
 			// The backup is done whatever becomes of its metrics; a file
 			// left stale shows up as an old last run.
-			if err := writeJobMetrics(metricsDir, r, r.snapshot, time.Now()); err != nil {
+			if err := writeJobMetrics(metricsDir, metricsFrom, r, r.snapshot, time.Now()); err != nil {
 				u.warnf("job %s: metrics not written: %v", j.Name, err)
 			}
 		}

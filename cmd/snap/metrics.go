@@ -31,7 +31,7 @@ const lastSuccessMetric = "snap_job_last_success_timestamp_seconds"
 // collector never reads half a file): to a temporary file in dir, synced,
 // then renamed over the job's file. sn is the snapshot the run saved, or
 // nil.
-func writeJobMetrics(dir string, res jobResult, sn *snapshot.Snapshot, end time.Time) error {
+func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, end time.Time) error {
 	path := metricsFile(dir, res.Job)
 	lastSuccess := previousMetric(path, lastSuccessMetric)
 	ok := res.Status == statusOK || res.Status == statusPartial
@@ -65,9 +65,9 @@ func writeJobMetrics(dir string, res jobResult, sn *snapshot.Snapshot, end time.
 	if err := writeFileAtomic(path, b.Bytes(), 0o644); err != nil {
 		// The temporary file's name says less than the directory's.
 		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-			// The flag, its variable or the config may have named it
-			// (the flag wins): the fix is in whichever did.
-			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or point the setting that names it (--metrics-dir, SNAP_METRICS_DIR or the config's metrics_dir) elsewhere", dir)
+			// setting names the flag, its variable or the config's key
+			// that gave dir: the fix is there.
+			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or change %s", dir, setting)
 		}
 		return fmt.Errorf("%s: %w", path, unwrapOS(err))
 	}

@@ -93,11 +93,12 @@ paths = ["` + src + `"]
 	// Given by the variable or the flag, not the config: the fix names
 	// them too ("or change metrics_dir" sent the user to a config without
 	// one; found by an exploratory test).
-	want := "metrics directory " + filepath.Join(tr.dir, "nowhere") + " does not exist or is not a directory: create it, or point the setting that names it (--metrics-dir, SNAP_METRICS_DIR or the config's metrics_dir) elsewhere"
 	for _, args := range [][]string{{"run", "--config", cfg}, {"run", "--config", cfg, "--metrics-dir", filepath.Join(tr.dir, "nowhere")}} {
 		var env []string
+		want := "metrics directory " + filepath.Join(tr.dir, "nowhere") + " does not exist or is not a directory: create it, or change --metrics-dir"
 		if len(args) == 3 {
 			env = []string{"SNAP_METRICS_DIR=" + filepath.Join(tr.dir, "nowhere")}
+			want = strings.Replace(want, "--metrics-dir", "SNAP_METRICS_DIR", 1)
 		}
 		res := tr.runConfig(env, args...)
 		if res.code != 0 || !strings.Contains(res.stderr, want) || strings.Contains(res.stderr, ".tmp") {
