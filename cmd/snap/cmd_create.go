@@ -472,7 +472,24 @@ func emptyOnDisk(p string) bool {
 // the disk warns as the first did. What cannot be read is no reason to
 // warn: the create said so already, or check will.
 func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []string {
-	if sn.Parent == nil || len(sn.Paths) == 0 {
+	// The paths that are empty directories, in the snapshot and on disk
+	// (not emptied by --exclude): nearly always none, and then the
+	// snapshots need not be listed.
+	type emptyDir struct {
+		path string
+		tree repo.ID
+	}
+	var empty []emptyDir
+	for _, p := range sn.Paths {
+		n, err := snapshot.FindNode(ctx, s.ix, sn.Tree, p)
+		if err != nil || n.Type != sources.TypeDir {
+			continue
+		}
+		if t, err := snapshot.LoadTree(ctx, s.ix, n.Subtree); err == nil && len(t.Nodes) == 0 && emptyOnDisk(p) {
+			empty = append(empty, emptyDir{p, n.Subtree})
+		}
+	}
+	if len(empty) == 0 {
 		return nil
 	}
 	sns, _, err := s.loader.List(ctx)
@@ -487,23 +504,13 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []stri
 		}
 	}
 	var out []string
-	for _, p := range sn.Paths {
-		now, err := snapshot.FindNode(ctx, s.ix, sn.Tree, p)
-		if err != nil || now.Type != sources.TypeDir {
-			continue
-		}
-		if t, err := snapshot.LoadTree(ctx, s.ix, now.Subtree); err != nil || len(t.Nodes) > 0 {
-			continue
-		}
-		if !emptyOnDisk(p) {
-			continue // its entries were excluded: what the flags asked for
-		}
+	for _, d := range empty {
 		for _, x := range earlier {
-			before, err := snapshot.FindNode(ctx, s.ix, x.Tree, p)
+			before, err := snapshot.FindNode(ctx, s.ix, x.Tree, d.path)
 			if err != nil || before.Type != sources.TypeDir {
 				break
 			}
-			if before.Subtree == now.Subtree {
+			if before.Subtree == d.tree {
 				continue // empty then too (one empty tree): look further back
 			}
 			t, err := snapshot.LoadTree(ctx, s.ix, before.Subtree)
@@ -512,7 +519,7 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []stri
 			}
 			if len(t.Nodes) > 0 {
 				out = append(out, fmt.Sprintf("%s is empty, where snapshot %s (%s) held %s: is a disk not mounted there? (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)",
-					p, x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries")))
+					d.path, x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries")))
 				break
 			}
 		}

@@ -34,6 +34,10 @@ func TestEmptiedDirectoryWarns(t *testing.T) {
 	if n := len(tr.listJSON()); n != 3 {
 		t.Fatalf("%d snapshots, want 3: the empty ones are saved", n)
 	}
+	// --force reads every file anew: the check does not depend on it.
+	if res := tr.run("create", "--force", mnt); res.code != exitPartial || !strings.Contains(res.stderr, "is a disk not mounted there?") {
+		t.Errorf("create --force of the emptied directory: exit %d\n%s", res.code, res.stderr)
+	}
 	if res := tr.run("create", "--allow-emptied", mnt); res.code != 0 || strings.Contains(res.stderr, "is empty") {
 		t.Errorf("create --allow-emptied: exit %d\n%s", res.code, res.stderr)
 	}
