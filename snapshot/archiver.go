@@ -138,7 +138,7 @@ type archiver struct {
 
 	dict *dictionaries // nil: small files are compressed alone
 
-	// zeroIDs holds the IDs of the all-zero chunks met in holes, by
+	// zeroIDs holds the IDs of sparse files' all-zero chunks, by
 	// length: nearly all have the minimum size (zeroID).
 	zeroMu  sync.Mutex
 	zeroIDs map[int]repo.ID
@@ -520,8 +520,7 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 }
 
 // zeroID returns the ID of data, which is all zeros (the caller checked
-// every byte): most often a chunk in a hole.
-// Each chunk of a long hole is MinSize bytes long (a chunker's hash of
+// every byte): most often a chunk in a hole. Each chunk of a long hole is MinSize bytes long (a chunker's hash of
 // zeros is zero, so it cuts as soon as it may), so one hash serves them
 // all; the IDs of a few other lengths (a hole's last chunk) are kept too.
 func (a *archiver) zeroID(h *chunk.Hasher, data []byte) repo.ID {
@@ -776,8 +775,8 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	if limit == 0 {
 		limit = pseudoFileMax
 	}
-	// A sparse file's holes are not read, and its chunks that lie in a
-	// hole not hashed (sources.Sparse).
+	// A sparse file's holes are not read (sources.Sparse), and its
+	// chunks of zeros not hashed (zeroID).
 	var ra io.ReaderAt = f
 	holes := sources.OpenSparse(f, &st)
 	if holes != nil {
