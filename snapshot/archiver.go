@@ -408,7 +408,6 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 	emit := func(data []byte) error {
 		job := saveJob{data: data, buf: data[:0], off: total, pc: pc, small: small}
 		total += int64(len(data))
-		a.nRead.Add(int64(len(data)))
 		a.opts.Report(Event{Kind: EventRead, Path: name, Bytes: int64(len(data))})
 		// In a sparse file, a chunk of zeros (most often a hole's) needs
 		// no hashing. Decided by the bytes read, never by asking the
@@ -417,6 +416,11 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 		// run's ID of zeros (found by an exploratory test). The test
 		// stops at the first byte that is not zero.
 		zero := holes != nil && isZero(data)
+		if !zero {
+			// The summary's bytes read leave out a sparse file's chunks
+			// of zeros, nearly all holes that were never read.
+			a.nRead.Add(int64(len(data)))
+		}
 		if offload && !zero {
 			job.slot, job.hashed = new(repo.ID), &hashed
 			slots = append(slots, job.slot)

@@ -68,7 +68,7 @@ type Summary struct {
 	Files      int64     `json:"files"`
 	Dirs       int64     `json:"dirs"`
 	Bytes      int64     `json:"bytes"`       // total size of the files in the snapshot
-	ReadBytes  int64     `json:"read_bytes"`  // bytes actually read (unchanged files are not)
+	ReadBytes  int64     `json:"read_bytes"`  // bytes actually read (unchanged files are not, nor a sparse file's chunks of zeros)
 	AddedBytes int64     `json:"added_bytes"` // bytes added to the repository, after compression
 	AddedRaw   int64     `json:"added_raw_bytes"`
 	AddedBlobs int64     `json:"added_blobs"`

@@ -8,6 +8,7 @@ import (
 
 	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
 )
 
 func initCommand(e *env) *cli.Command {
@@ -89,6 +90,16 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	u := newUI(c, e)
 	if location == "" {
 		return usagef("no repository given: use --repo or set SNAP_REPOSITORY")
+	}
+	if !isRemote(location) {
+		// A backup disk that did not mount leaves its mount point an
+		// empty directory of the root file system: a repository made
+		// there would take every later backup without a word (found by
+		// an exploratory test).
+		dir := strings.TrimPrefix(location, "local:")
+		if m := local.UnmountedMountPoint(dir); m != "" {
+			return fmt.Errorf("%s lies on %s, a mount point in /etc/fstab that is not mounted: mount it first (mount %s), or the repository would be made on the file system below it", dir, m, m)
+		}
 	}
 	pw, err := readPassword(c, e, true)
 	if err != nil {

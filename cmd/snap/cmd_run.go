@@ -137,6 +137,9 @@ type jobResult struct {
 
 	err      error
 	snapshot *snapshot.Snapshot // saved by the create step, for the metrics
+	// emptied: the create found a backed-up directory empty that held
+	// entries (a disk not mounted?); no success for the metrics.
+	emptied bool
 }
 
 // runSummaryJSON is the final line of 'run --json'.
@@ -252,12 +255,15 @@ func brokenJob(u *ui, name string, p Problem) jobResult {
 // else 1), then unreadable files (3).
 func runError(results []jobResult) error {
 	var failed []jobResult
-	partial := 0
+	partial, emptied := 0, 0
 	for _, r := range results {
 		switch r.Status {
 		case statusOK:
 		case statusPartial:
 			partial++
+			if r.emptied {
+				emptied++
+			}
 		default:
 			failed = append(failed, r)
 		}
@@ -291,7 +297,12 @@ func runError(results []jobResult) error {
 		}
 		return &codedError{msg: fmt.Sprintf("%d of %d jobs failed: %s", len(failed), len(results), strings.Join(names, "; ")), code: code}
 	}
-	if partial > 0 {
+	switch {
+	case emptied == partial && emptied > 0:
+		return &partialError{msg: fmt.Sprintf("%s found a backed-up directory empty that held entries (listed above): is a disk not mounted? Their forget and prune waited", plural(emptied, "job", "jobs"))}
+	case emptied > 0:
+		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files or with a backed-up directory empty that held entries (listed above)", plural(partial, "job", "jobs"))}
+	case partial > 0:
 		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files (listed above)", plural(partial, "job", "jobs"))}
 	}
 	return nil
@@ -478,6 +489,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
 			res.Status, res.ExitCode = statusPartial, exitPartial
 			holdRetention = holdRetention || pe.emptied
+			res.emptied = holdRetention
 			u.warnf("%s", err)
 		default:
 			if !strings.HasPrefix(err.Error(), step+": ") { // create's errors name it already

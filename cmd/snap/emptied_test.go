@@ -66,9 +66,15 @@ keep = { last = 1, prune = true }
 		t.Fatal(err)
 	}
 	for night := 1; night <= 2; night++ {
-		res := tr.runConfig(nil, "run", "--config", cfg)
-		if res.code != exitPartial || !strings.Contains(res.stderr, "forget skipped: a backed-up directory came back empty") || !strings.Contains(res.stderr, "prune skipped") {
+		res := tr.runConfig(nil, "run", "--config", cfg, "--metrics-dir", tr.dir)
+		if res.code != exitPartial || !strings.Contains(res.stderr, "forget skipped: a backed-up directory came back empty") || !strings.Contains(res.stderr, "prune skipped") ||
+			!strings.Contains(res.stderr, "1 job found a backed-up directory empty that held entries") {
 			t.Fatalf("run of the emptied job, night %d: exit %d\n%s%s", night, res.code, res.stdout, res.stderr)
+		}
+		// Not a success for monitoring: the alert on the last success
+		// must fire while the disk stays away.
+		if prom, err := os.ReadFile(filepath.Join(tr.dir, "snap-data.prom")); err != nil || !strings.Contains(string(prom), `snap_job_success{snap_job="data"} 0`) {
+			t.Errorf("metrics after night %d without the disk (%v):\n%s", night, err, prom)
 		}
 		if n := jobSnapshots(); n != 1+night {
 			t.Fatalf("%d snapshots of the job after night %d without the disk, want %d: none forgotten", n, night, 1+night)

@@ -40,6 +40,10 @@ type env struct {
 	args []string
 	// tzWarned: the warning about an unknown TZ was given (once a run).
 	tzWarned bool
+	// reserveWarned holds the repositories (by location) whose space
+	// reserve could not be put in place and was warned of: once a run,
+	// not once per job of 'snap run' on the same repository.
+	reserveWarned map[string]bool
 }
 
 // unknownTZ returns TZ when it names a zone that could not be loaded, for

@@ -34,7 +34,10 @@ const lastSuccessMetric = "snap_job_last_success_timestamp_seconds"
 func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, end time.Time) error {
 	path := metricsFile(dir, res.Job)
 	lastSuccess := previousMetric(path, lastSuccessMetric)
-	ok := res.Status == statusOK || res.Status == statusPartial
+	// A snapshot without some unreadable files is a success; one with a
+	// backed-up directory emptied is not: an alert on the last success
+	// must fire while a disk stays unmounted.
+	ok := res.Status == statusOK || res.Status == statusPartial && !res.emptied
 	if ok {
 		lastSuccess = float64(end.UnixMilli()) / 1000
 	}
@@ -50,7 +53,7 @@ func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, 
 	if ok {
 		success = 1
 	}
-	metric("snap_job_success", "1 when the job's last run succeeded (a snapshot without some unreadable files counts), else 0.", success)
+	metric("snap_job_success", "1 when the job's last run succeeded (a snapshot without some unreadable files counts; one with a backed-up directory emptied does not), else 0.", success)
 	metric("snap_job_exit_code", "Exit code of the job's last run (docs/usage.md, Exit codes).", float64(res.ExitCode))
 	metric("snap_job_last_run_timestamp_seconds", "When the job's last run ended, in seconds since the epoch.", float64(end.UnixMilli())/1000)
 	metric(lastSuccessMetric, "When the job last ran successfully, in seconds since the epoch (0: never).", lastSuccess)

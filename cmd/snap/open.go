@@ -42,9 +42,8 @@ type session struct {
 	// readsOnly: the command writes nothing to the repository, so it
 	// may run with --no-lock (readsOnly), which a failed lock suggests.
 	readsOnly bool
-	// reserveWarned: a space reserve that could not be put in place was
-	// warned of (fillReserve), once per session.
-	reserveWarned bool
+	// reserveWarned is env.reserveWarned: fillReserve warns once a run.
+	reserveWarned map[string]bool
 }
 
 // lockMode says which lock a command takes.
@@ -202,6 +201,10 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 		return nil, err
 	}
 	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, freesSpace: st.freesSpace, readsOnly: st.readsOnly}
+	if e.reserveWarned == nil {
+		e.reserveWarned = map[string]bool{}
+	}
+	s.reserveWarned = e.reserveWarned
 	base, err := cacheBase(e, st.cacheDir)
 	if err != nil {
 		r.Close()

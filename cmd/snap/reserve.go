@@ -134,11 +134,12 @@ func (s *session) fillReserve(ctx context.Context, hint string) {
 	case err == nil:
 		s.ui.infof("set aside the repository's %s space reserve (for forget and prune on a full disk)", humanBytes(want))
 	case ctx.Err() != nil:
-	case s.reserveWarned:
-		// Said once per run: a job's create and prune each try.
+	case s.reserveWarned[s.location]:
+		// Said once a run: a job's create and prune each try, and so do
+		// the other jobs of the repository.
 	default:
-		s.reserveWarned = true
-		s.ui.warnf("%s%s", reserveFailure(sr, want, err), hint)
+		s.reserveWarned[s.location] = true
+		s.ui.warnf("%s: %s%s", redactedLocation(s.location), reserveFailure(sr, want, err), hint)
 	}
 }
 

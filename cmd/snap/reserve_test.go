@@ -445,9 +445,13 @@ func TestReserveOnASmallFileSystem(t *testing.T) {
 	cfg := tr.writeConfig(`[jobs.app]
 paths = ["` + src + `"]
 keep = { last = 1, prune = true }
+
+[jobs.other]
+paths = ["` + src + `/a"]
+keep = { last = 1, prune = true }
 `)
 	res = tr.runConfig(nil, "run", "--config", cfg)
 	if res.code != 0 || strings.Count(res.stderr, "space reserve is not in place") != 1 || strings.Contains(res.stderr, "snap forget") {
-		t.Errorf("run on a 20 MiB file system: exit %d, want the reserve's warning once, without forget and prune as advice\n%s", res.code, res.stderr)
+		t.Errorf("run on a 20 MiB file system: exit %d, want the reserve's warning once for both jobs, without forget and prune as advice\n%s", res.code, res.stderr)
 	}
 }

@@ -16,9 +16,7 @@ import (
 // run would back up without a word. A mount point of /etc/fstab at or
 // above abs that is not mounted is named; otherwise both causes are.
 func noRepositoryHint(abs string) string {
-	fstab, _ := os.ReadFile("/etc/fstab")
-	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
-	if m := unmountedAbove(abs, string(fstab), string(mountinfo)); m != "" {
+	if m := UnmountedMountPoint(abs); m != "" {
 		return fmt.Sprintf("it lies on %s, a mount point in /etc/fstab that is not mounted: mount it (mount %s) and run the command again", m, m)
 	}
 	what := "it does not exist"
@@ -30,29 +28,66 @@ func noRepositoryHint(abs string) string {
 	return what + ": if the repository is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init'"
 }
 
+// UnmountedMountPoint returns the mount point of /etc/fstab that dir lies
+// on and that is not mounted, or "" (unmountedAbove). dir's symlinks are
+// followed as far as they exist: a link to the mount point counts.
+func UnmountedMountPoint(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	abs = resolveExisting(abs)
+	fstab, _ := os.ReadFile("/etc/fstab")
+	mountinfo, _ := os.ReadFile("/proc/self/mountinfo")
+	return unmountedAbove(abs, string(fstab), string(mountinfo))
+}
+
+// resolveExisting resolves the symlinks of the longest part of abs that
+// exists, and keeps the rest as it is.
+func resolveExisting(abs string) string {
+	rest := ""
+	for p := abs; ; p = filepath.Dir(p) {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if p == filepath.Dir(p) {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+	}
+}
+
 // unmountedAbove returns the deepest mount point of fstab that is abs or
-// one of its parents and is not among mountinfo's mount points, or "".
-// Both are the files' texts (fstab(5), proc(5)); entries for swap and
-// those marked noauto are left out (an automount unit mounts those on
-// first access, which the open did).
+// one of its parents, is not among mountinfo's mount points, and lies
+// below every mount point of mountinfo above abs (a disk mounted deeper
+// holds abs, whatever is not mounted above it), or "". Both are the
+// files' texts (fstab(5), proc(5)); swap entries are left out. noauto
+// entries count: a removable backup disk is declared so, and one that an
+// automount mounts shows in mountinfo (autofs) once its unit is active.
 func unmountedAbove(abs, fstab, mountinfo string) string {
+	below := func(point string) bool { return abs == point || point == "/" || strings.HasPrefix(abs, point+"/") }
 	mounted := map[string]bool{}
+	deepest := "" // the deepest mount point in place at or above abs
 	for _, line := range strings.Split(mountinfo, "\n") {
 		if f := strings.Fields(line); len(f) >= 5 {
-			mounted[unescapeMount(f[4])] = true
+			point := unescapeMount(f[4])
+			mounted[point] = true
+			if below(point) && len(point) > len(deepest) {
+				deepest = point
+			}
 		}
 	}
 	var points []string
 	for _, line := range strings.Split(fstab, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 4 || strings.HasPrefix(f[0], "#") {
+		if len(f) < 3 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
 		point := filepath.Clean(unescapeMount(f[1]))
-		if !filepath.IsAbs(point) || point == "/" || f[2] == "swap" || slices.Contains(strings.Split(f[3], ","), "noauto") {
+		if !filepath.IsAbs(point) || point == "/" || f[2] == "swap" || len(point) <= len(deepest) {
 			continue
 		}
-		if (abs == point || strings.HasPrefix(abs, point+"/")) && !mounted[point] {
+		if below(point) && !mounted[point] {
 			points = append(points, point)
 		}
 	}

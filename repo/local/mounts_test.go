@@ -20,10 +20,12 @@ UUID=2 /mnt/backup ext4 defaults 0 2
 UUID=3 /mnt/backup/deep xfs defaults 0 2
 UUID=4 /mnt/with\040space ext4 defaults 0 2
 UUID=5 none swap sw 0 0
-UUID=6 /mnt/auto ext4 noauto,x-systemd.automount 0 2
+UUID=6 /mnt/removable ext4 noauto,nofail 0 2
+UUID=7 /srv ext4 defaults 0 2
 `
 	const mountinfo = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 30 22 254:1 / /mnt/backup rw,relatime shared:2 - ext4 /dev/vdb rw
+31 22 0:40 / /srv/inner rw,relatime shared:3 - tmpfs tmpfs rw
 `
 	for _, tc := range []struct{ abs, want string }{
 		{"/mnt/backup/repo", ""},                      // mounted
@@ -31,8 +33,10 @@ UUID=6 /mnt/auto ext4 noauto,x-systemd.automount 0 2
 		{"/mnt/backup/deeper/repo", ""},               // not below deep
 		{"/mnt/with space/repo", "/mnt/with space"},   // escaped
 		{"/mnt/with space", "/mnt/with space"},        // the mount point itself
-		{"/mnt/auto/repo", ""},                        // noauto: an automount's
-		{"/srv/repo", ""},                             // on /
+		{"/mnt/removable/repo", "/mnt/removable"},     // noauto: a removable disk
+		{"/srv/repo", "/srv"},                         // not mounted
+		{"/srv/inner/repo", ""},                       // a mount deeper than /srv holds it
+		{"/opt/repo", ""},                             // on /
 	} {
 		if got := unmountedAbove(tc.abs, fstab, mountinfo); got != tc.want {
 			t.Errorf("unmountedAbove(%q) = %q, want %q", tc.abs, got, tc.want)
@@ -61,5 +65,27 @@ func TestOpenNoRepositoryHint(t *testing.T) {
 	}
 	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "a directory without a repository's config") {
 		t.Errorf("Open of a directory of other files: %v", err)
+	}
+}
+
+// TestResolveExisting: a repository path through a symlink to a mount
+// point is judged by where the link leads, as far as the path exists.
+func TestResolveExisting(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	point := filepath.Join(dir, "mnt", "backup")
+	if err := os.MkdirAll(point, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(point, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolveExisting(filepath.Join(dir, "link", "repo", "x")); got != filepath.Join(point, "repo", "x") {
+		t.Errorf("resolveExisting through a link = %s", got)
+	}
+	if got := resolveExisting("/nonexistent-root-dir/a"); got != "/nonexistent-root-dir/a" {
+		t.Errorf("resolveExisting of a missing path = %s", got)
 	}
 }
