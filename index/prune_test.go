@@ -3,6 +3,7 @@ package index_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -511,5 +512,45 @@ func TestDamagedCacheRebuilt(t *testing.T) {
 	}
 	if _, err := os.Stat(cache + "/index.db.damaged"); !os.IsNotExist(err) {
 		t.Errorf("the marker stays: %v", err)
+	}
+}
+
+// TestPruneStaleHolderComesBack: after the plan, prune removes the locks
+// it took for stale; a holder that refreshed its lock meanwhile (alive
+// after all) stops it, a process that merely started does not (it counted
+// as one, and failed busy repositories' prunes for nothing).
+func TestPruneStaleHolderComesBack(t *testing.T) {
+	f := newFixture(t)
+	kept := f.writePack(1)
+	plant := func(li repo.LockInfo) {
+		t.Helper()
+		plain, err := json.Marshal(li)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.r.SaveObject(context.Background(), repo.LockFile, plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := f.clk.Now().Add(-40 * time.Minute)
+	stale := repo.LockInfo{Time: old, Created: old, Host: "beta", PID: 4242, Command: "create"}
+
+	plant(stale)
+	_, err := f.tryPrune(index.PruneOptions{BeforeWrite: func(*index.PruneStats) {
+		now := f.clk.Now()
+		plant(repo.LockInfo{Time: now, Created: now, Host: "gamma", PID: 7, Command: "create"})
+	}}, kept)
+	if err != nil {
+		t.Fatalf("prune with a create started after its plan: %v", err)
+	}
+
+	plant(stale)
+	_, err = f.tryPrune(index.PruneOptions{BeforeWrite: func(*index.PruneStats) {
+		back := stale
+		back.Time = f.clk.Now()
+		plant(back)
+	}}, kept)
+	if err == nil || !strings.Contains(err.Error(), "refreshed its lock while the prune was planned (shared lock of pid 4242 on beta") {
+		t.Fatalf("prune with a stale holder back: %v", err)
 	}
 }
