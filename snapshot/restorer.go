@@ -863,6 +863,15 @@ func (r *Restorer) setFatal(rel string, err error) {
 		r.stop(fmt.Errorf("restore %s: %w", rel, err))
 		return
 	}
+	if errors.Is(err, repo.ErrTransient) && !errors.Is(err, context.Canceled) {
+		// The repository stopped answering and its retries gave up: every
+		// file after this one would wait as long and fail the same way
+		// (an S3 server killed during a restore gave 200 errors over two
+		// minutes, found by an exploratory test). One error, and the
+		// restore stops, as for a full target.
+		r.stop(fmt.Errorf("restore %s: %w; the repository stopped answering and the restore stopped: once it answers, restore again with --overwrite if-changed to keep what is complete", rel, err))
+		return
+	}
 	if errors.Is(err, context.Canceled) {
 		// Interrupted: counted (RestoreStats.Incomplete), not reported
 		// one by one as errors of their own.

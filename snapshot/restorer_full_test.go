@@ -1,12 +1,17 @@
 package snapshot
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/sources"
 )
 
@@ -30,5 +35,48 @@ func TestTargetFull(t *testing.T) {
 		if _, full := targetFull(c.err); full != c.full {
 			t.Errorf("targetFull(%v) = %v, want %v", c.err, full, c.full)
 		}
+	}
+}
+
+// unreachable is a repository whose server is gone: every load fails as
+// the retry wrapper fails once it gives up (in-process: a server cannot
+// be made to vanish on cue inside a unit test; the S3 tests and an
+// exploratory test with MinIO killed cover the real one).
+type unreachable struct{}
+
+func (unreachable) LoadBlob(context.Context, repo.BlobType, repo.ID, []byte) ([]byte, error) {
+	return nil, fmt.Errorf("load pack: dial tcp 127.0.0.1:9000: connection refused: %w (gave up after 10 attempts)", repo.ErrTransient)
+}
+
+// TestRestoreStopsWhenTheRepositoryStopsAnswering: one error and the
+// restore stops, instead of an error per file while each waits out its
+// retries (200 errors over two minutes with an S3 server killed).
+func TestRestoreStopsWhenTheRepositoryStopsAnswering(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := t.TempDir()
+	for i := range 40 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), bytes.Repeat([]byte{byte(i + 1)}, 100<<10), 0o644)
+	}
+	sn := p.create([]string{src}, ArchiveOptions{})
+	node, err := FindNode(context.Background(), p.ix, sn.Tree, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := sources.OpenTarget(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	reported := 0
+	_, err = NewRestorer(p.ix, tg, RestoreOptions{Blobs: unreachable{}, Report: func(ev Event) {
+		if ev.Kind == EventError {
+			reported++
+		}
+	}}).Restore(context.Background(), src, node)
+	if err == nil || !strings.Contains(err.Error(), "the repository stopped answering and the restore stopped") || !strings.Contains(err.Error(), "--overwrite if-changed") {
+		t.Fatalf("restore from an unreachable repository: %v", err)
+	}
+	if reported > 0 {
+		t.Errorf("%d errors reported one by one besides the restore's own", reported)
 	}
 }
