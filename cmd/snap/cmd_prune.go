@@ -230,8 +230,14 @@ func printPrune(u *ui, st *index.PruneStats) {
 		}
 		return done
 	}
-	u.printf("repository: %s in %d indexed packs and the index; snapshots use %d blobs with the bases of their deltas (%s), %s in live packs is unused",
-		humanBytes(st.BeforeBytes), st.Packs, st.UsedBlobs, humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
+	// The size is the listing's: unindexed packs (an interrupted run's,
+	// or a backup's still uploading) count in it, not among the indexed.
+	unindexed := ""
+	if n := len(st.OrphanPacks) + st.OrphansKept; n > 0 {
+		unindexed = fmt.Sprintf(", %s", plural(n, "unindexed pack", "unindexed packs"))
+	}
+	u.printf("repository: %s in %d indexed packs%s and the index; snapshots use %d blobs with the bases of their deltas (%s), %s in live packs is unused",
+		humanBytes(st.BeforeBytes), st.Packs, unindexed, st.UsedBlobs, humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
 	if st.RepackedPacks > 0 {
 		u.printf("%s %s: %s (%s) copied into new packs", would("repacked", "would repack"), plural(st.RepackedPacks, "pack", "packs"), plural(st.CopiedBlobs, "blob", "blobs"), humanBytes(st.CopiedBytes))
 	}
@@ -294,6 +300,11 @@ func printPrune(u *ui, st *index.PruneStats) {
 		switch {
 		case st.RepackedPacks > 0 && !st.Instant:
 			why = "repacked copies are in place; the packs they replace go in a later prune"
+		case st.SegmentsWritten == 0:
+			// Nothing of the prune's own: a backup running meanwhile
+			// (found by an exploratory test, which read "the index files
+			// now record the marks" of a prune that marked nothing).
+			why = "other snap processes stored data meanwhile"
 		case len(st.DeletedPacks) == 0 && len(st.OrphanPacks) == 0 && st.TempFiles == 0:
 			why = "nothing was deleted yet: the index files now record the marks"
 		}

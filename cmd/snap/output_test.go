@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
 )
 
@@ -631,6 +633,31 @@ func TestVersionJSONAndExtraArguments(t *testing.T) {
 		res := tr.runConfig(nil, args...)
 		if res.code != exitUsage || res.stdout != "" || !strings.Contains(res.stderr, "takes no arguments") {
 			t.Errorf("%v: exit %d\n%s%s", args, res.code, res.stdout, res.stderr)
+		}
+	}
+}
+
+// TestPruneSizeReason: a prune whose repository grew says why: its marks
+// when it wrote index files, other processes' data when it wrote none (an
+// exploratory test read "the index files now record the marks" of a prune
+// that marked nothing while a backup uploaded).
+func TestPruneSizeReason(t *testing.T) {
+	for _, tc := range []struct {
+		st   index.PruneStats
+		want string
+	}{
+		{index.PruneStats{BeforeBytes: 100, AfterBytes: 150}, "other snap processes stored data meanwhile"},
+		{index.PruneStats{BeforeBytes: 100, AfterBytes: 101, SegmentsWritten: 1}, "the index files now record the marks"},
+		// The size before counts unindexed packs too: the header says so.
+		{index.PruneStats{BeforeBytes: 100, AfterBytes: 50, Packs: 3, OrphanPacks: []repo.ID{{1}}, OrphansKept: 1}, "in 3 indexed packs, 2 unindexed packs and the index"},
+	} {
+		var buf bytes.Buffer
+		e := &env{stdout: &buf, stderr: &buf, getenv: func(string) string { return "" }, now: time.Now}
+		u := &ui{mu: &sync.Mutex{}, out: &buf, err: &buf}
+		u.initLog(e)
+		reportPrune(u, &tc.st)
+		if !strings.Contains(buf.String(), tc.want) {
+			t.Errorf("prune %+v reports:\n%s\nwant %q", tc.st, buf.String(), tc.want)
 		}
 	}
 }
