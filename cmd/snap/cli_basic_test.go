@@ -79,6 +79,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
 		{[]string{"forget", "nosuch"}, "expected an ID"},
 		{[]string{"forget", "--keep-last", "-1"}, "0 or more"},
+		{[]string{"forget", "--keep-last", "0"}, "the --keep-* values given are all 0, which is no rule"},
 		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
 		{[]string{"--no-lock", "key", "add"}, "'key add' takes no lock anyway"},
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},

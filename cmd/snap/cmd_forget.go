@@ -47,6 +47,16 @@ func forgetCommand(e *env) *cli.Command {
 	}
 }
 
+// keepZeroGiven reports whether a --keep-N flag was given (with 0).
+func keepZeroGiven(c *cli.Context) bool {
+	for _, f := range []string{"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly"} {
+		if c.IsSet(f) {
+			return true
+		}
+	}
+	return false
+}
+
 func policyFrom(c *cli.Context) (snapshot.Policy, error) {
 	var p snapshot.Policy
 	for _, x := range []struct {
@@ -113,6 +123,10 @@ func runForget(c *cli.Context, e *env) error {
 	switch {
 	case byID && !p.IsEmpty():
 		return usagef("give either snapshot IDs or a policy (--keep-*), not both")
+	case !byID && p.IsEmpty() && keepZeroGiven(c):
+		// "needs a policy" read oddly of a --keep-last 0 given (found by
+		// an exploratory test): 0 is no rule, and no rule keeps nothing.
+		return usagef("the --keep-* values given are all 0, which is no rule: give a number of snapshots to keep (--keep-last 7), or snapshot IDs to forget")
 	case !byID && p.IsEmpty():
 		return usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; it refuses to remove snapshots without one")
 	}
