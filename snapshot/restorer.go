@@ -130,6 +130,10 @@ type Restorer struct {
 	// of 20 GiB with 200 MB of data: 40,960 times), loaded once.
 	zeroMu    sync.Mutex
 	zeroBlobs map[repo.ID]int
+	// loaded is set by every blob loaded; unanswered (under mu) holds
+	// the packs failed since, for want of an answer (unreachable).
+	loaded     atomic.Bool
+	unanswered map[repo.ID]bool
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -746,8 +750,12 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 			var err error
 			buf, err = r.opts.Blobs.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
 			if err != nil {
+				if errors.Is(err, repo.ErrTransient) && ctx.Err() == nil && r.unreachable(id) {
+					err = &unreachableError{err}
+				}
 				return buf, err
 			}
+			r.loaded.Store(true)
 			n = len(buf)
 			if zero = isZero(buf); zero {
 				r.addZeroBlob(id, n)
@@ -863,12 +871,14 @@ func (r *Restorer) setFatal(rel string, err error) {
 		r.stop(fmt.Errorf("restore %s: %w", rel, err))
 		return
 	}
-	if errors.Is(err, repo.ErrTransient) && !errors.Is(err, context.Canceled) {
-		// The repository stopped answering and its retries gave up: every
-		// file after this one would wait as long and fail the same way
-		// (an S3 server killed during a restore gave 200 errors over two
-		// minutes, found by an exploratory test). One error, and the
-		// restore stops, as for a full target.
+	if ue := new(unreachableError); errors.As(err, &ue) {
+		// The repository stopped answering and its retries gave up, for
+		// pack after pack with nothing loaded in between: every file
+		// after these would wait as long and fail the same way (an S3
+		// server killed during a restore gave 200 errors over two
+		// minutes, found by an exploratory test). The restore stops, as
+		// for a full target. One pack that cannot be fetched while others
+		// can fails only the files that need it (below).
 		r.stop(fmt.Errorf("restore %s: %w; the repository stopped answering and the restore stopped: once it answers, restore again with --overwrite if-changed to keep what is complete", rel, err))
 		return
 	}
@@ -898,6 +908,33 @@ func (r *Restorer) setFatal(rel string, err error) {
 	}
 	r.failWritten(rel, err, true)
 }
+
+// unreachableError marks the load that made the restore take the
+// repository for gone (unreachable).
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// unreachable records that blob id could not be loaded because the
+// repository did not answer, and reports whether the packs of
+// unreachableAfter such blobs failed, with no blob loaded since the first.
+func (r *Restorer) unreachable(id repo.ID) bool {
+	loc, ok := r.ix.Lookup(repo.DataBlob, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.loaded.Swap(false) || r.unanswered == nil {
+		r.unanswered = map[repo.ID]bool{}
+	}
+	if ok {
+		r.unanswered[loc.Pack] = true
+	}
+	return len(r.unanswered) >= unreachableAfter
+}
+
+// unreachableAfter is how many packs in a row must fail for want of an
+// answer before the restore takes the repository for gone.
+const unreachableAfter = 3
 
 // zeroBlob reports whether blob id was loaded before and found all zeros,
 // and its length. The blob was verified (its ID is the hash of its bytes)
