@@ -390,19 +390,13 @@ func (pl *planner) removeStaleLocks(ctx context.Context, r *repo.Repository) err
 			continue
 		}
 		for _, l := range pl.lk.stale {
-			if sameHolder(e.Info, l.Info) {
+			if e.Info.SameHolder(l.Info) {
 				return fmt.Errorf("a snap process taken for gone refreshed its lock while the prune was planned (%s lock of pid %d on %s, snap %s); nothing was deleted: run prune again",
 					e.Info.Kind(), e.Info.PID, e.Info.Host, e.Info.Command)
 			}
 		}
 	}
 	return nil
-}
-
-// sameHolder reports whether two locks are one process's: a refresh
-// writes a new lock file with the same host, pid and start.
-func sameHolder(a, b repo.LockInfo) bool {
-	return a.Host == b.Host && a.PID == b.PID && a.PIDNamespace == b.PIDNamespace && a.MachineID == b.MachineID && a.Created.Equal(b.Created)
 }
 
 // due reports whether a pack marked at markedAt may be deleted now.

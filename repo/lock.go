@@ -154,6 +154,14 @@ func (li LockInfo) Conflicts(other LockInfo) bool {
 	return li.Exclusive || other.Exclusive || (li.Prune && other.Prune)
 }
 
+// SameHolder reports whether li and other are locks of one process: a
+// refresh writes a new lock file with the same host, pid and start (and
+// namespace and machine).
+func (li LockInfo) SameHolder(other LockInfo) bool {
+	return li.Host == other.Host && li.PID == other.PID && li.PIDNamespace == other.PIDNamespace &&
+		li.MachineID == other.MachineID && li.Created.Equal(other.Created)
+}
+
 // Kind names the lock's kind for messages: "shared", "prune" or
 // "exclusive".
 func (li LockInfo) Kind() string {
@@ -448,7 +456,7 @@ func (l *Lock) Unlock() error {
 		// process and start.
 		if locks, lerr := l.r.ListLocks(ctx); lerr == nil {
 			for _, e := range locks {
-				if e.Err == nil && e.Info.Host == l.info.Host && e.Info.PID == l.info.PID && e.Info.Created.Equal(l.info.Created) {
+				if e.Err == nil && e.Info.SameHolder(l.info) {
 					_ = l.r.RemoveLock(ctx, e.Name)
 				}
 			}
