@@ -138,10 +138,8 @@ type archiver struct {
 
 	dict *dictionaries // nil: small files are compressed alone
 
-	// zeroIDs holds the IDs of sparse files' all-zero chunks, by
-	// length: nearly all have the minimum size (zeroID).
-	zeroMu  sync.Mutex
-	zeroIDs map[int]repo.ID
+	// zeroIDs holds the IDs of sparse files' all-zero chunks, by length.
+	zeroIDs zeroCache[int, repo.ID]
 
 	nFiles, nDirs, nBytes, nRead, nErrors atomic.Int64
 }
@@ -524,28 +522,16 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 }
 
 // zeroID returns the ID of data, which is all zeros (the caller checked
-// every byte): most often a chunk in a hole. Each chunk of a long hole is MinSize bytes long (a chunker's hash of
-// zeros is zero, so it cuts as soon as it may), so one hash serves them
-// all; the IDs of a few other lengths (a hole's last chunk) are kept too.
+// every byte): most often a chunk in a hole. Each chunk of a long hole is
+// MinSize bytes long, so one hash serves them all.
 func (a *archiver) zeroID(h *chunk.Hasher, data []byte) repo.ID {
-	a.zeroMu.Lock()
-	id, ok := a.zeroIDs[len(data)]
-	a.zeroMu.Unlock()
-	if ok {
+	if id, ok := a.zeroIDs.get(len(data)); ok {
 		return id
 	}
-	id = repo.ID(h.Sum(data))
-	a.zeroMu.Lock()
-	if a.zeroIDs == nil || len(a.zeroIDs) >= maxZeroIDs {
-		a.zeroIDs = make(map[int]repo.ID)
-	}
-	a.zeroIDs[len(data)] = id
-	a.zeroMu.Unlock()
+	id := repo.ID(h.Sum(data))
+	a.zeroIDs.put(len(data), id)
 	return id
 }
-
-// maxZeroIDs bounds zeroIDs; when full it starts again.
-const maxZeroIDs = 64
 
 // namingPath prefixes err with path, unless it names path already (a read
 // error does: readError).

@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -127,9 +126,10 @@ type Restorer struct {
 	nSkip       atomic.Int64
 	// zeroBlobs holds the blobs found all zeros, by ID, with their length:
 	// a sparse file's holes are one such blob many times over (an image
-	// of 20 GiB with 200 MB of data: 40,960 times), loaded once.
-	zeroMu    sync.Mutex
-	zeroBlobs map[repo.ID]int
+	// of 20 GiB with 200 MB of data: 40,960 times), loaded once. The blob
+	// was verified (its ID is the hash of its bytes) when it was loaded,
+	// so the same ID is the same zeros again.
+	zeroBlobs zeroCache[repo.ID, int]
 	// loaded is set by every blob loaded; unanswered (under mu) holds
 	// the packs failed since, for want of an answer (unreachable).
 	loaded     atomic.Bool
@@ -745,7 +745,7 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 	off := j.off
 	for i := range j.n {
 		id := fh.node.Content[j.first+i]
-		n, zero := r.zeroBlob(id)
+		n, zero := r.zeroBlobs.get(id)
 		if !zero {
 			var err error
 			buf, err = r.opts.Blobs.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
@@ -758,7 +758,7 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 			r.loaded.Store(true)
 			n = len(buf)
 			if zero = isZero(buf); zero {
-				r.addZeroBlob(id, n)
+				r.zeroBlobs.put(id, n)
 			}
 		}
 		if !zero {
@@ -935,39 +935,3 @@ func (r *Restorer) unreachable(id repo.ID) bool {
 // unreachableAfter is how many packs in a row must fail for want of an
 // answer before the restore takes the repository for gone.
 const unreachableAfter = 3
-
-// zeroBlob reports whether blob id was loaded before and found all zeros,
-// and its length. The blob was verified (its ID is the hash of its bytes)
-// when it was loaded, so the same ID is the same zeros again.
-func (r *Restorer) zeroBlob(id repo.ID) (int, bool) {
-	r.zeroMu.Lock()
-	defer r.zeroMu.Unlock()
-	n, ok := r.zeroBlobs[id]
-	return n, ok
-}
-
-func (r *Restorer) addZeroBlob(id repo.ID, n int) {
-	r.zeroMu.Lock()
-	defer r.zeroMu.Unlock()
-	if r.zeroBlobs == nil || len(r.zeroBlobs) >= maxZeroBlobs {
-		r.zeroBlobs = make(map[repo.ID]int) // bounded: start again
-	}
-	r.zeroBlobs[id] = n
-}
-
-// maxZeroBlobs bounds zeroBlobs: all-zero chunks of a file are nearly all
-// the minimum chunk size (the archiver's zeroID), so a few IDs serve.
-const maxZeroBlobs = 64
-
-var zeros [64 << 10]byte
-
-func isZero(b []byte) bool {
-	for len(b) > 0 {
-		n := min(len(b), len(zeros))
-		if !bytes.Equal(b[:n], zeros[:n]) {
-			return false
-		}
-		b = b[n:]
-	}
-	return true
-}
