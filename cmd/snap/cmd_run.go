@@ -427,16 +427,15 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	defer s.close()
 
 	goOn := false // a failure that does not stop the job's later steps
-	// holdRetention: the create saved a snapshot with a backed-up
-	// directory empty that had entries (a disk not mounted?); forgetting
-	// by count would drop the last good snapshots for it.
-	holdRetention := false
 	for _, step := range steps {
 		if res.Status != statusOK && res.Status != statusPartial && !goOn {
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
 			continue
 		}
-		if holdRetention && (step == "forget" || step == "prune") {
+		if res.emptied && (step == "forget" || step == "prune") {
+			// A backed-up directory came back empty that had entries (a
+			// disk not mounted?): forgetting by count would drop the last
+			// good snapshots for it.
 			u.fields = map[string]any{"job": j.Name, "step": step}
 			u.warnf("%s skipped: a backed-up directory came back empty (above), and the snapshots before it are kept until a run finds it full again", step)
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped, Error: "skipped: a backed-up directory came back empty"})
@@ -488,8 +487,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		case errors.As(err, &pe):
 			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
 			res.Status, res.ExitCode = statusPartial, exitPartial
-			holdRetention = holdRetention || pe.emptied
-			res.emptied = holdRetention
+			res.emptied = res.emptied || pe.emptied
 			u.warnf("%s", err)
 		default:
 			if !strings.HasPrefix(err.Error(), step+": ") { // create's errors name it already
