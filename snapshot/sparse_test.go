@@ -240,3 +240,67 @@ func TestSparseHolePunchedDuringRead(t *testing.T) {
 		}
 	}
 }
+
+// TestSparseRestoreBlockHoles: a disk image's small extents of data are
+// chunked together with the zeros around them, and the restore leaves
+// those zeros holes too, block by block, not only chunks all zeros: an
+// image of 6.5 GB with 0.4 GB allocated came back with 6.1 GB (found by an
+// exploratory test). The extents start and end anywhere, not on blocks.
+func TestSparseRestoreBlockHoles(t *testing.T) {
+	p := newPipelineRepo(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const size = 24<<20 + 1234
+	want := make([]byte, size)
+	src := t.TempDir()
+	sp := filepath.Join(src, "img")
+	f, err := os.Create(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	// 400 extents of 1–3000 bytes, one every 60 KiB or so: every chunk
+	// holds data, so no chunk is all zeros.
+	for range 400 {
+		off := rng.Int64N(size - 3000)
+		b := want[off : off+1+rng.Int64N(3000)]
+		for i := range b {
+			b[i] = byte(rng.Uint32() | 1)
+		}
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.WriteAt(want[size-10:], size-10); err != nil { // zeros written out at the end
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	allocated := func(path string) int64 {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	if a := allocated(sp); a > size/4 {
+		t.Skipf("the file system of %s keeps no holes (%d of %d bytes allocated)", src, a, size)
+	}
+	sn := p.create([]string{src}, ArchiveOptions{})
+	dst := t.TempDir()
+	if _, errs := p.restore(sn, src, dst, RestoreOptions{Workers: 2}); len(errs) > 0 {
+		t.Fatalf("restore reported %v", errs)
+	}
+	got := filepath.Join(dst, "img")
+	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("restored file differs (%v)", err)
+	}
+	// 400 extents touch at most 2 blocks each (3000 bytes), and the last
+	// block: some 3.2 MB of 24 MiB. The file system may allocate ahead
+	// (ext4 at most a little); whole chunks would be the whole file.
+	if a, src := allocated(got), allocated(sp); a > 2*src+1<<20 {
+		t.Errorf("the restored image allocates %d bytes, the original %d", a, src)
+	}
+}
