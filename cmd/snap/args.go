@@ -83,7 +83,14 @@ func reorderArgs(app *cli.App, args []string) ([]string, error) {
 			return append(out, "--help"), nil
 		}
 		if strings.HasPrefix(a, "-") && a != "-" && isKnownFlag(cmd.Flags, a) {
-			n := min(flagArity(cmd.Flags, a), len(rest)-1-i)
+			n := flagArity(cmd.Flags, a)
+			if i+n >= len(rest) {
+				// Last on the line without its value: the "--" put before
+				// the arguments would become its value ('restore latest
+				// --target' restored into ./--; found by an exploratory
+				// test).
+				return nil, usagef("flag needs an argument: %s (give it a value, or leave it out)", a)
+			}
 			if err := seen.add(cmd.Flags, rest[i:i+1+n]); err != nil {
 				return nil, err
 			}

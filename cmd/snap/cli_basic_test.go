@@ -106,6 +106,12 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-last", "5", "--dry-run", "--keep-last", "3"}, `--keep-last given twice, as "5" and as "3": give it once`},
 		{[]string{"--repo", tr.dir + "/a", "list", "-r", tr.dir + "/b"}, `--repo given twice, as "` + tr.dir + `/a" and as "` + tr.dir + `/b"`},
 		{[]string{"list", "--repo=" + tr.dir + "/a", "--repo", tr.dir + "/b"}, "--repo given twice"},
+		// A flag last on the line without its value took the "--" put
+		// before the arguments: 'restore latest --target' restored into
+		// ./-- and 'tag latest --add' added the tag "--".
+		{[]string{"restore", "latest", "--target"}, "flag needs an argument: --target"},
+		{[]string{"tag", "latest", "--add"}, "flag needs an argument: --add"},
+		{[]string{"create", tr.dir, "--host"}, "flag needs an argument: --host"},
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
 			t.Errorf("snap %v: exit %d, want %d and %q: %s", c.args, res.code, exitUsage, c.want, res.stderr)
