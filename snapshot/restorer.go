@@ -359,11 +359,12 @@ func (r *Restorer) release(d *dirHandle) {
 		// what it did, gets its recorded metadata if the restore made it
 		// (it would otherwise stay 0700, or, for /tmp, lose its sticky
 		// bit, with the restore's time); one that was there already
-		// (restoring one file in place: /home) keeps its own.
+		// (restoring one file in place: /home) keeps its own, as every
+		// one that was there does under OverwriteNever.
 		var err error
 		switch {
 		case d.parent == nil:
-		case d.selected || d.dir.Created():
+		case d.dir.Created() || d.selected && r.opts.Overwrite != OverwriteNever:
 			err = d.dir.SetOwnMeta(d.meta)
 		default:
 			err = d.dir.RestoreMode()

@@ -154,7 +154,14 @@ func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
 	must(t, os.Remove(filepath.Join(hl, "a")))
 	must(t, os.Symlink("/etc/hostname", filepath.Join(hl, "a")))
 	must(t, os.Remove(filepath.Join(hl, "b")))
+	// A directory of the target that an admin closed keeps its mode:
+	// never changed it back to the snapshot's 0755 (found by an
+	// exploratory test), while missing ones are made with theirs.
+	must(t, os.Chmod(hl, 0o700))
 	res = tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never")
+	if fi, err := os.Stat(hl); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("--overwrite never changed an existing directory: %v, %v", fi.Mode(), err)
+	}
 	if b, err := os.ReadFile(d); err != nil || string(b) != "precious" {
 		t.Errorf("--overwrite never replaced a file in a directory's place: %q, %v", b, err)
 	}
