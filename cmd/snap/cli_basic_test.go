@@ -220,9 +220,24 @@ func TestAtOnLsAndDump(t *testing.T) {
 	other := filepath.Join(tr.dir, "other")
 	writeFile(t, filepath.Join(other, "g"), []byte("other"))
 	tr.mustRun("create", "--host", "web2", "--time", "2026-12-01T04:00:00Z", other)
+	// --at chooses among the snapshots that hold the path asked for: two
+	// jobs at 03:00 on one host, the other's snapshot seconds later, used
+	// to give "does not exist in the snapshot" (found by an exploratory
+	// test).
 	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", f)
-	if res.code != 1 || !strings.Contains(res.stderr, "host web2, "+other) || !strings.Contains(res.stderr, "--host and --path choose") {
+	if res.code != 0 || res.stdout != "tuesday" || !strings.Contains(res.stderr, "(the newest that holds "+f+")") || !strings.Contains(res.stderr, "--host and --path choose") {
 		t.Errorf("dump --at with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	target := filepath.Join(tr.dir, "restored")
+	if res := tr.run("restore", "--at", "2026-12-02T00:00:00Z", src, "--target", target); res.code != 0 || !strings.Contains(res.stderr, "the newest that holds "+src) {
+		t.Errorf("restore --at SUBPATH with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "tuesday" {
+		t.Errorf("restore --at SUBPATH restored %q, %v", b, err)
+	}
+	// No snapshot holds it: the newest one, and the path's error.
+	if res := tr.run("dump", "--at", "2026-12-02T00:00:00Z", "/nowhere"); res.code != 1 || !strings.Contains(res.stderr, "host web2, "+other) || !strings.Contains(res.stderr, "does not exist") {
+		t.Errorf("dump --at of a path no snapshot holds: exit %d\n%s", res.code, res.stderr)
 	}
 	if got := tr.mustRun("dump", "--at", "2026-12-02T00:00:00Z", "--path", src, f).stdout; got != "tuesday" {
 		t.Errorf("dump --at --path: %q", got)

@@ -133,7 +133,7 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		sns = holdingDumps(sns, dbs, kind)
 		if at != "" {
-			sn, err = s.findAt(c, sns, when)
+			sn, err = s.findAt(c, sns, when, path.Clean("/"+sub))
 		} else {
 			sn, err = s.find(c, sns, ref)
 		}
@@ -144,7 +144,7 @@ func runRestore(c *cli.Context, e *env) error {
 			return err
 		}
 	default:
-		if sn, err = s.findSnapshot(c, ref); err != nil {
+		if sn, err = s.findSnapshot(c, ref, ""); err != nil {
 			return err
 		}
 	}
