@@ -78,6 +78,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"check", "--read-data", "--read-data-subset", "1/2"}, "give one of the two"},
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
 		{[]string{"forget", "nosuch"}, "expected an ID"},
+		{[]string{"diff", "zz"}, "expected an ID"},
+		{[]string{"restore", "latest", "--target", "-"}, "'snap dump SNAPSHOT PATH' writes a file"},
+		{[]string{"diff", "latest", "zz"}, "expected an ID"},
 		{[]string{"forget", "--keep-last", "-1"}, "0 or more"},
 		{[]string{"forget", "--keep-last", "0"}, "the --keep-* values given are all 0, which is no rule"},
 		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
@@ -335,6 +338,37 @@ func TestDumpIntoClosedPipe(t *testing.T) {
 	}
 	if locks, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(locks) != 0 {
 		t.Errorf("%d locks left behind", len(locks))
+	}
+}
+
+// TestDumpDirectoryToTerminal: dump of a directory, a tar archive, is
+// refused on a terminal (found by an exploratory test: it wrote the
+// archive's bytes to the screen) and written to a pipe; a file is written
+// to either. script(1) gives the command a terminal.
+func TestDumpDirectoryToTerminal(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatalf("script (util-linux) is needed: %v", err)
+	}
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "sub", "x"), []byte("hello"))
+	tr.mustRun("create", src)
+	onTerminal := func(p string) (string, error) {
+		cmd := exec.Command("script", "-qec", snapBin+" dump latest '"+p+"'", "/dev/null")
+		cmd.Env = append(baseEnv(), tr.env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := onTerminal(src)
+	if !strings.Contains(out, "standard output is a terminal: redirect it (> src.tar) or pipe it") || strings.Contains(out, "ustar") {
+		t.Errorf("dump of a directory to a terminal: %v\n%s", err, out)
+	}
+	if out, err := onTerminal(filepath.Join(src, "sub", "x")); err != nil || !strings.Contains(out, "hello") {
+		t.Errorf("dump of a file to a terminal: %v\n%s", err, out)
+	}
+	if res := tr.mustRun("dump", "latest", src); !strings.Contains(res.stdout, "ustar") {
+		t.Errorf("dump of a directory into a pipe wrote no tar archive")
 	}
 }
 

@@ -111,6 +111,13 @@ func (s *diffSummary) count(ch snapshot.Change) {
 }
 
 func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
+	// A word that is no ID is a usage error (exit 2), as in ls, dump,
+	// restore and tag, not "no snapshot" (exit 1).
+	for _, ref := range []string{refA, refB} {
+		if err := checkSnapshotRef(ref); ref != "" && err != nil {
+			return err
+		}
+	}
 	s, err := openSession(c, e, noLock)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,12 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 	case sources.TypeFile:
 		return writeContent(c.Context, s.ix, node, e.stdout)
 	case sources.TypeDir:
+		if e.stdoutTTY {
+			// A tar archive is binary: on a terminal it is garbage and
+			// can leave the terminal in a strange state.
+			return usagef("%s is a directory, which dump writes as a tar archive, and standard output is a terminal: "+
+				"redirect it (> %s.tar) or pipe it (| tar -x), or list it with 'snap ls'", p, tarName(p))
+		}
 		return writeTar(c.Context, s.ix, p, node, e.stdout, func(path string) {
 			s.ui.warnf("%s: a socket cannot be written to a tar archive; left out", path)
 		})
@@ -198,4 +205,12 @@ func aclText(b []byte) (string, bool) {
 		parts = append(parts, who+":"+string(rwx))
 	}
 	return strings.Join(parts, ","), true
+}
+
+// tarName is a file name for the tar archive of directory p.
+func tarName(p string) string {
+	if b := path.Base(p); b != "/" && b != "." {
+		return b
+	}
+	return "snapshot"
 }

@@ -70,6 +70,10 @@ func runRestore(c *cli.Context, e *env) error {
 	if target == "" && len(dbs) == 0 {
 		return usagef("restore needs --target DIR, or --db NAME to restore a database dump")
 	}
+	if target == "-" {
+		// Not standard output, which restore does not write to.
+		return usagef("--target -: restore writes into a directory; 'snap dump SNAPSHOT PATH' writes a file, or a directory as a tar archive, to standard output (a directory named -: --target ./-)")
+	}
 	if c.String("to") != "" && len(dbs) != 1 {
 		return usagef("--to goes with exactly one --db NAME")
 	}

@@ -23,6 +23,8 @@ type env struct {
 	// stdinTTY and stderrTTY say whether a person is watching.
 	stdinTTY  bool
 	stderrTTY bool
+	// stdoutTTY: standard output is a terminal, where dump writes no tar.
+	stdoutTTY bool
 	// controllingTerminal reports whether the process has a controlling
 	// terminal (a person's session, even with standard input a pipe): a
 	// program run for a password may ask on it (/dev/tty). Asked only
@@ -98,6 +100,7 @@ func newEnv() *env {
 		getenv: os.Getenv, now: time.Now,
 		stdinTTY:            term.IsTerminal(int(os.Stdin.Fd())),
 		stderrTTY:           term.IsTerminal(int(os.Stderr.Fd())),
+		stdoutTTY:           term.IsTerminal(int(os.Stdout.Fd())),
 		controllingTerminal: hasControllingTerminal,
 		journal:             underJournal(os.Getenv, os.Stderr),
 	}
