@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -237,6 +238,19 @@ func TestAtOnLsAndDump(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "tuesday" {
 		t.Errorf("restore --at SUBPATH restored %q, %v", b, err)
+	}
+	// A filter that matches no snapshot at all is named, with the hosts
+	// there are.
+	hosts := []string{hostname, "web2"}
+	slices.Sort(hosts)
+	if res := tr.run("dump", "--at", "now", "--host", "nope", f); res.code != 1 || !strings.Contains(res.stderr, `no snapshot has host "nope" (hosts: `+strings.Join(hosts, ", ")+")") {
+		t.Errorf("dump --at --host nope: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.run("ls", "latest", "--tag", "nope", "--path", "/x"); res.code != 1 || !strings.Contains(res.stderr, `no snapshot has tag "nope"; no snapshot has path "/x"`) {
+		t.Errorf("ls latest --tag nope: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.mustRun("list", "--host", "nope"); !strings.Contains(res.stderr, `no snapshot has host "nope"`) {
+		t.Errorf("list --host nope: %s", res.stderr)
 	}
 	// No snapshot holds it: the newest one, and the path's error.
 	if res := tr.run("dump", "--at", "2026-12-02T00:00:00Z", "/nowhere"); res.code != 1 || !strings.Contains(res.stderr, "host web2, "+other) || !strings.Contains(res.stderr, "does not exist") {

@@ -78,7 +78,12 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 	if err != nil {
 		return err
 	}
-	sns = f.Apply(sns)
+	all := sns
+	if sns = f.Apply(sns); len(sns) == 0 {
+		if note := unmatchedFilter(all, f); note != "" {
+			s.ui.noticef("%s", note)
+		}
+	}
 	if s.ui.json {
 		out := make([]snapshotJSON, 0, len(sns))
 		for _, sn := range sns {

@@ -351,12 +351,54 @@ func (s *session) findSnapshot(c *cli.Context, ref, sub string) (*snapshot.Snaps
 	return sn, nil
 }
 
+// unmatchedFilter names what of the filter no snapshot of sns has at all
+// (a host, a tag, a path mistyped), with the hosts there are, for a
+// listing or a choice that came out empty: "no snapshot … with these
+// filters" did not say which filter (found by an exploratory test).
+func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
+	var hosts []string
+	has := func(match func(*snapshot.Snapshot) bool) bool {
+		return slices.ContainsFunc(sns, match)
+	}
+	for _, sn := range sns {
+		hosts = append(hosts, sn.Host)
+	}
+	slices.Sort(hosts)
+	hosts = slices.Compact(hosts)
+	var notes []string
+	for _, h := range f.Hosts {
+		if !slices.Contains(hosts, h) {
+			notes = append(notes, fmt.Sprintf("no snapshot has host %q (hosts: %s)", h, strings.Join(hosts, ", ")))
+		}
+	}
+	for _, t := range f.Tags {
+		if t != "" && !has(func(sn *snapshot.Snapshot) bool { return snapshot.Filter{Tags: []string{t}}.Match(sn) }) {
+			notes = append(notes, fmt.Sprintf("no snapshot has tag %q", t))
+		}
+	}
+	for _, p := range f.Paths {
+		if !has(func(sn *snapshot.Snapshot) bool { return slices.Contains(snapshot.SnapshotPaths(sn), p) }) {
+			notes = append(notes, fmt.Sprintf("no snapshot has path %q", p))
+		}
+	}
+	return strings.Join(notes, "; ")
+}
+
+// withUnmatched adds unmatchedFilter's note to err, when it has one.
+func withUnmatched(err error, sns []*snapshot.Snapshot, f snapshot.Filter) error {
+	if note := unmatchedFilter(sns, f); note != "" && errors.Is(err, snapshot.ErrNoSnapshot) {
+		return fmt.Errorf("%w; %s", err, note)
+	}
+	return err
+}
+
 // find is snapshot.Find under the command's filters, and findAt
 // snapshot.FindAt: when some snapshots cannot be read, each says which one
 // 'latest' or --at chose (warnChosenAmongReadable).
 func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*snapshot.Snapshot, error) {
 	f := filterFrom(c)
 	sn, err := snapshot.Find(sns, ref, f)
+	err = withUnmatched(err, sns, f)
 	if err == nil && ref == "latest" {
 		s.warnChosenAmongReadable(sn, "latest")
 		if others := otherSets(f.Apply(sns), sn); others != "" {
@@ -392,7 +434,7 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	f := filterFrom(c)
 	sn, err := snapshot.FindAt(sns, when, f)
 	if err != nil {
-		return nil, err
+		return nil, withUnmatched(err, sns, f)
 	}
 	holding := ""
 	if !holdsPath(sn, sub) {
