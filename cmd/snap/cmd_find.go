@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,8 +20,7 @@ func findEntriesCommand(e *env) *cli.Command {
 			"('*.conf'), starting with '/' it is anchored at the root ('/etc/app/*.conf'), and '**' matches\n" +
 			"any number of directories. --host, --tag, --path, --since and --until choose the snapshots.",
 		Flags: append(filterFlags(),
-			&cli.StringFlag{Name: "since", Usage: "only snapshots taken at or after this time (as --at: \"2026-11-17 03:00\", 7d, \"yesterday 03:00\")"},
-			&cli.StringFlag{Name: "until", Usage: "only snapshots taken at or before this time (as --since)"},
+			sinceFlag(), untilFlag(),
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
@@ -50,22 +48,8 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 	}
 	defer s.close()
 	f := filterFrom(c)
-	// --since takes the start of the span it names, --until its end: a
-	// date means the whole day for both.
-	if v := c.String("since"); v != "" {
-		if f.From, _, err = parseTime(v, e.now()); err != nil {
-			return usagef("--since: %v", err)
-		}
-	}
-	if v := c.String("until"); v != "" {
-		_, end, err := parseTime(v, e.now())
-		if err != nil {
-			return usagef("--until: %v", err)
-		}
-		f.To = end.Add(time.Nanosecond) // the filter's end is exclusive
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return usagef("--since %s is after --until %s: no snapshot can be in between", c.String("since"), c.String("until"))
+	if err := sinceUntil(c, e, &f); err != nil {
+		return err
 	}
 	all, err := s.snapshots(c.Context)
 	if err != nil {

@@ -20,8 +20,8 @@ func listCommand(e *env) *cli.Command {
 		Usage:     "list snapshots",
 		ArgsUsage: "[PERIOD]",
 		Description: "Lists snapshots, oldest first, with their size and what each added. PERIOD (2026, 2026-11 or\n" +
-			"2026-11-20, local time) keeps those taken in it.",
-		Flags: filterFlags(),
+			"2026-11-20, local time) keeps those taken in it; --since and --until bound the time as in find.",
+		Flags: append(filterFlags(), sinceFlag(), untilFlag()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return usagef("list takes at most one PERIOD argument")
@@ -33,6 +33,9 @@ func listCommand(e *env) *cli.Command {
 					return usagef("%v", err)
 				}
 				f.From, f.To = from, to
+			}
+			if err := sinceUntil(c, e, &f); err != nil {
+				return err
 			}
 			return runList(c, e, f)
 		},

@@ -41,6 +41,44 @@ func filterFrom(c *cli.Context) snapshot.Filter {
 	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: paths}
 }
 
+func sinceFlag() cli.Flag {
+	return &cli.StringFlag{Name: "since", Usage: "only snapshots taken at or after this time (as --at: \"2026-11-17 03:00\", 7d, \"yesterday 03:00\")"}
+}
+
+func untilFlag() cli.Flag {
+	return &cli.StringFlag{Name: "until", Usage: "only snapshots taken at or before this time (as --since)"}
+}
+
+// sinceUntil narrows f's time bounds to --since and --until. --since takes
+// the start of the span it names, --until its end: a date means the whole
+// day for both.
+func sinceUntil(c *cli.Context, e *env, f *snapshot.Filter) error {
+	var from, to time.Time
+	if v := c.String("since"); v != "" {
+		var err error
+		if from, _, err = parseTime(v, e.now()); err != nil {
+			return usagef("--since: %v", err)
+		}
+	}
+	if v := c.String("until"); v != "" {
+		_, end, err := parseTime(v, e.now())
+		if err != nil {
+			return usagef("--until: %v", err)
+		}
+		to = end.Add(time.Nanosecond) // the filter's end is exclusive
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return usagef("--since %s is after --until %s: no snapshot can be in between", c.String("since"), c.String("until"))
+	}
+	if !from.IsZero() && (f.From.IsZero() || from.After(f.From)) {
+		f.From = from
+	}
+	if !to.IsZero() && (f.To.IsZero() || to.Before(f.To)) {
+		f.To = to
+	}
+	return nil
+}
+
 // parseAt reads a point in time for --at and --until: the last instant of
 // the span parseTime reads, so that "--at 03:00" finds the snapshot the
 // 03:00 timer took at 03:00:04, and a time copied from 'snap list' (to the

@@ -65,6 +65,11 @@ func TestSnapshotSelection(t *testing.T) {
 		{[]string{"--path", other}, vOther.SnapshotID},
 		{[]string{"--path", src, "--path", other}, ""},
 		{[]string{"--host", "h9"}, ""},
+		// --since and --until as find has them, also with PERIOD.
+		{[]string{"--since", "2025-11-20"}, join(v2.id, v3.id)},
+		{[]string{"--until", "2025-11-20 03:00"}, join(vOther.SnapshotID, v1.id, v2.id)},
+		{[]string{"--since", "2025-03-10 10:00", "--until", "2025-11-19"}, v1.id},
+		{[]string{"--since", "2025-06-01", "2025"}, v2.id},
 	} {
 		if got := ids(c.args...); got != c.want {
 			t.Errorf("list %v = %s, want %s", c.args, got, c.want)
