@@ -139,6 +139,15 @@ type TempLister interface {
 	RemoveTemp(ctx context.Context, name string) error
 }
 
+// Occupied is implemented by backends whose location can hold objects
+// that are not a repository's (a bucket, or a prefix of one): a location
+// with no repository is then told apart from an empty one.
+type Occupied interface {
+	// FirstObject returns the name of an object at the location, or ""
+	// when it holds none.
+	FirstObject(ctx context.Context) (string, error)
+}
+
 // Unwrapper is implemented by backend wrappers (retry, limit, fault
 // injection, counting): Unwrap returns the backend they wrap.
 type Unwrapper interface {

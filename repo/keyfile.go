@@ -171,6 +171,15 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		if _, err := be.Stat(ctx, Handle{Type: ConfigFile}); err == nil {
 			return fmt.Errorf("%s has a config but no key files in keys/: the repository is damaged, and no password opens it without one; put keys/ back from a copy of the repository", be.Location())
 		}
+		if o, ok := As[Occupied](be); ok {
+			// A bucket's root (or a prefix) that holds other objects:
+			// init would refuse it, so 'run snap init' is no advice (found
+			// by an exploratory test).
+			if first, err := o.FirstObject(ctx); err == nil && first != "" {
+				return fmt.Errorf("%s: %w: the location holds other objects (%s)%s; give the location of the repository, or for a new one an empty bucket or prefix",
+					be.Location(), ErrNoRepository, first, repositoryBelow(first))
+			}
+		}
 		return fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
 	var loadErr, acceptErr error
@@ -485,4 +494,19 @@ func resticKey(data []byte) bool {
 		Salt []byte `json:"salt"`
 	}
 	return json.Unmarshal(data, &k) == nil && k.KDF == "scrypt" && len(k.Salt) > 0
+}
+
+// repositoryBelow says where a repository seems to be, given the name of
+// an object below the location ("backups/keys/<id>": under the prefix
+// "backups/"), or "".
+func repositoryBelow(name string) string {
+	for _, dir := range []string{"keys/", "data/", "index/", "snapshots/", "locks/"} {
+		if i := strings.Index(name, "/"+dir); i > 0 {
+			return fmt.Sprintf(", which looks like a repository under the prefix %s/", name[:i])
+		}
+	}
+	if p, ok := strings.CutSuffix(name, "/config"); ok && p != "" {
+		return fmt.Sprintf(", which looks like a repository under the prefix %s/", p)
+	}
+	return ""
 }

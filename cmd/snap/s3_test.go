@@ -208,6 +208,10 @@ func TestS3Commands(t *testing.T) {
 	}{
 		{"missing bucket", []string{"SNAP_REPOSITORY=" + srv.Location("no-such-bucket-"+s3Suffix(), "")}, []string{"list"}, exitNoRepo, "does not exist"},
 		{"empty prefix", []string{"SNAP_REPOSITORY=" + tr.repo + "-nothing"}, []string{"list"}, exitNoRepo, "snap init"},
+		// The bucket's root, which holds the repository under repo/: not
+		// "run snap init", which would refuse it.
+		{"bucket root", []string{"SNAP_REPOSITORY=" + strings.TrimSuffix(tr.repo, "/repo")}, []string{"list"}, exitNoRepo,
+			"the location holds other objects (repo/"},
 		{"wrong password", []string{"SNAP_PASSWORD=nope"}, []string{"list"}, exitWrongPass, "password"},
 		{"wrong secret", []string{"AWS_SECRET_ACCESS_KEY=not-the-" + secret}, []string{"list"}, exitFatal, "AWS_SECRET_ACCESS_KEY"},
 		{"unknown key", []string{"AWS_ACCESS_KEY_ID=nobody"}, []string{"list"}, exitFatal, "AWS_ACCESS_KEY_ID"},

@@ -114,15 +114,28 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 			return nil, b.fail("create bucket", cfg.Bucket, err)
 		}
 	}
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for obj := range b.client.ListObjects(lctx, cfg.Bucket, minio.ListObjectsOptions{Prefix: b.dirPrefix(""), Recursive: true, MaxKeys: 1}) {
-		if obj.Err != nil {
-			return nil, b.fail("list", b.dirPrefix(""), obj.Err)
-		}
-		return nil, fmt.Errorf("%s: %w (it holds %s); choose an empty bucket or another prefix", cfg.Location(), repo.ErrExists, obj.Key)
+	first, err := b.FirstObject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if first != "" {
+		return nil, fmt.Errorf("%s: %w (it holds %s); choose an empty bucket or another prefix", cfg.Location(), repo.ErrExists, first)
 	}
 	return b, nil
+}
+
+// FirstObject returns the key of an object under the location's prefix,
+// or "" when there is none (repo.Occupied).
+func (b *Backend) FirstObject(ctx context.Context) (string, error) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range b.client.ListObjects(lctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: b.dirPrefix(""), Recursive: true, MaxKeys: 1}) {
+		if obj.Err != nil {
+			return "", b.fail("list", b.dirPrefix(""), obj.Err)
+		}
+		return obj.Key, nil
+	}
+	return "", nil
 }
 
 // Location returns the location without credentials.
