@@ -36,6 +36,11 @@ func readPassword(c *cli.Context, e *env, confirm bool) (string, error) {
 // At a terminal it may ask for a passphrase, and Ctrl-C ends it.
 const passwordCommandTimeout = 2 * time.Minute
 
+// passwordOutputGrace is how long a program that a password command left
+// running may keep the command's output open after it exited, as for
+// hooks.
+const passwordOutputGrace = 6 * time.Second
+
 // passwordFrom finds a password: file, then the variable envVar, then
 // command, then a prompt. file and command come from flags, their
 // variables (envVar_FILE, envVar_COMMAND) or the config; a command given on
@@ -280,12 +285,22 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	}
-	// No WaitDelay: a command may leave a program of its own running
-	// that holds its output open for a while (an agent it started), and
-	// it gets the time it takes, as from a shell.
+	// A program the command left running (an agent it started, 'sleep
+	// 1000 &') may hold its output open: once the command has exited,
+	// what it printed is the password, and that program gets a few
+	// seconds to let go. Without the bound snap waited for it, and
+	// neither the timeout nor Ctrl-C or SIGTERM ended the wait, which
+	// happens after the command's exit (found by an exploratory test: 12
+	// minutes).
+	cmd.WaitDelay = passwordOutputGrace
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+		fmt.Fprintf(e.stderr, "snap: the password command %q exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'agent >/dev/null 2>&1 &'\n",
+			command, passwordOutputGrace)
+		err = nil
+	}
 	switch {
 	case parent.Err() != nil:
 		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)

@@ -114,6 +114,24 @@ func TestPasswordCommandStopped(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 300ms") || time.Since(start) > 10*time.Second {
 		t.Errorf("a hanging password command: %v after %v", err, time.Since(start))
 	}
+
+	// A program the command left running with its output open: the
+	// password is what the command printed, after passwordOutputGrace,
+	// with a note; snap waited for that program, past the timeout and
+	// deaf to signals (found by an exploratory test).
+	var stderr bytes.Buffer
+	start = time.Now()
+	pw, err := runPasswordCommand(context.Background(), &env{stderr: &stderr}, "echo secret; sleep 60 &", time.Minute)
+	if err != nil || pw != "secret" || time.Since(start) > passwordOutputGrace+5*time.Second || !strings.Contains(stderr.String(), "kept its output open") {
+		t.Errorf("a password command that left a program running: %q, %v after %v; %s", pw, err, time.Since(start), stderr.String())
+	}
+	// And a timeout or an interrupt in that wait ends it.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := runPasswordCommand(ctx, &env{stderr: &stderr}, "sleep 60 & sleep 0.1; echo x", time.Minute); err == nil || time.Since(start) > passwordOutputGrace+5*time.Second {
+		t.Errorf("interrupted while a left program held the output: %v after %v", err, time.Since(start))
+	}
 }
 
 // TestPasswordSourceErrors: a password file that cannot be read names the
