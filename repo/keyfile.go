@@ -221,7 +221,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		if need := uint64(k.kf.Params.MemoryKiB); avail > 0 && need > avail {
 			// Deriving it would end the process (the Go runtime's "out of
 			// memory" is no error that can be handled).
-			firstErr = cmpErr(firstErr, fmt.Errorf("key file keys/%s needs %d MiB for its password derivation, more than the %d MiB this process may have: skipped (run snap where more memory is free, or remove that key with 'snap key remove')",
+			firstErr = cmpErr(firstErr, fmt.Errorf("key file keys/%s needs %d MiB for its password derivation, more than the %d MiB this process may have (what the system has free, ulimit -v and its control group's memory limit allow): skipped (run snap where more memory is free or the limit is higher, or remove that key with 'snap key remove')",
 				k.name, need>>10, avail>>10))
 			continue
 		}
@@ -282,19 +282,7 @@ func availableMemoryKiB() uint64 {
 	}
 	var lim unix.Rlimit
 	if unix.Getrlimit(unix.RLIMIT_AS, &lim) == nil && lim.Cur != unix.RLIM_INFINITY {
-		left := lim.Cur / 1024
-		if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-			if f := strings.Fields(string(b)); len(f) > 0 {
-				if pages, err := strconv.ParseUint(f[0], 10, 64); err == nil {
-					used := pages * uint64(os.Getpagesize()) / 1024
-					left = 0
-					if lim.Cur/1024 > used {
-						left = lim.Cur/1024 - used
-					}
-				}
-			}
-		}
-		if avail == 0 || left < avail {
+		if left := addressSpaceLeftKiB(); avail == 0 || left < avail {
 			avail = max(left, 1)
 		}
 	}
@@ -304,6 +292,43 @@ func availableMemoryKiB() uint64 {
 		}
 	}
 	return avail
+}
+
+// addressSpaceLeftKiB is what a key derivation may take under an
+// address-space limit (ulimit -v): the largest mapping the process can
+// still make, less 128 MiB: the Go runtime maps its heap in aligned arenas
+// of 64 MiB, reserving more than it keeps while it aligns one, and keeps
+// metadata of its own for each. (The derivation's memory is allocated
+// twice, by prefault and then by argon2, but the second reuses the first,
+// which prefault's collection freed.) The limit less the process's size
+// (statm), which this replaced, left no such room: a 64 MiB key was tried
+// with 70 MiB "left" and the runtime ended the process ("fatal error: out
+// of memory", found by an exploratory test). The mapping is probed
+// (PROT_NONE, never touched): the process's size moves with its threads
+// and the runtime's reservations.
+func addressSpaceLeftKiB() uint64 {
+	fits := func(n uint64) bool {
+		b, err := unix.Mmap(-1, 0, int(n), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			return false
+		}
+		_ = unix.Munmap(b)
+		return true
+	}
+	const unit = 1 << 20
+	lo, hi := uint64(0), uint64(2*maxKDFMemoryKiB<<10+256<<20)/unit // in MiB: what fits, what may not
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if fits(mid * unit) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	if lo <= 128 {
+		return 0
+	}
+	return (lo - 128) << 10
 }
 
 func cmpErr(first, err error) error {
