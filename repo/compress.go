@@ -2,6 +2,7 @@ package repo
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -93,7 +94,8 @@ func newCompressor() (*compressor, error) {
 			zstd.WithDecoderMaxWindow(MaxBlobSize))
 	}
 	var err error
-	if c.dec, err = newDecoder(MaxBlobSize); err != nil {
+	if c.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxBlobSize),
+		zstd.WithDecoderMaxWindow(MaxBlobSize), zstd.WithDecodeAllCapLimit(true)); err != nil {
 		return nil, err
 	}
 	c.objDec = map[int]*zstd.Decoder{}
@@ -197,7 +199,8 @@ func (c *compressor) decompressDelta(dst, src, dict []byte, rawLen int) ([]byte,
 	case dec = <-c.deltaDec:
 	default:
 		var err error
-		dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlobSize), zstd.WithDecoderMaxWindow(MaxBlobSize))
+		dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBlobSize), zstd.WithDecoderMaxWindow(MaxBlobSize),
+			zstd.WithDecodeAllCapLimit(true))
 		if err != nil {
 			return nil, err
 		}
@@ -211,19 +214,36 @@ func (c *compressor) decompressDelta(dst, src, dict []byte, rawLen int) ([]byte,
 	}()
 	// Reset with a nil reader prepares the decoder for DecodeAll.
 	_ = dec.ResetWithOptions(nil, zstd.WithDecoderDictRaw(0, dict))
-	if cap(dst)-len(dst) < rawLen {
-		nd := make([]byte, len(dst), len(dst)+rawLen)
+	return decodeExactly(dec, dst, src, rawLen)
+}
+
+// decodeExactly appends the decompression of src by dec (made with
+// WithDecodeAllCapLimit) to dst and checks that it is exactly rawLen
+// bytes. The decoder may write no more than rawLen+1 bytes: a blob whose
+// frames expand past its stated length (a zstd bomb in a hostile
+// repository: 8 KB that said 16 KiB and expanded to 255 MiB, once per
+// worker and per reference) is refused there, not after the whole
+// expansion. The result keeps dst's capacity, for reuse.
+func decodeExactly(dec *zstd.Decoder, dst, src []byte, rawLen int) ([]byte, error) {
+	if cap(dst)-len(dst) < rawLen+1 {
+		nd := make([]byte, len(dst), len(dst)+rawLen+1)
 		copy(nd, dst)
 		dst = nd
 	}
-	out, err := dec.DecodeAll(src, dst)
+	out, err := dec.DecodeAll(src, dst[:len(dst):len(dst)+rawLen+1])
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return nil, fmt.Errorf("decompresses to more than the %d bytes it should", rawLen)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
 	if len(out)-len(dst) != rawLen {
 		return nil, fmt.Errorf("decompressed to %d bytes, want %d", len(out)-len(dst), rawLen)
 	}
-	return out, nil
+	if len(out) > 0 && &out[:1][0] != &dst[:1][0] {
+		return out, nil // not written in place (the cap limit prevents it)
+	}
+	return dst[:len(out)], nil
 }
 
 // compress appends the compressed form of src to dst, or returns ok=false
@@ -303,19 +323,7 @@ func (c *compressor) decompress(dst, src []byte, rawLen int) ([]byte, error) {
 	if rawLen > MaxBlobSize {
 		return nil, fmt.Errorf("raw length %d exceeds %d", rawLen, MaxBlobSize)
 	}
-	if cap(dst)-len(dst) < rawLen {
-		nd := make([]byte, len(dst), len(dst)+rawLen)
-		copy(nd, dst)
-		dst = nd
-	}
-	out, err := c.dec.DecodeAll(src, dst)
-	if err != nil {
-		return nil, fmt.Errorf("zstd: %w", err)
-	}
-	if len(out)-len(dst) != rawLen {
-		return nil, fmt.Errorf("decompressed to %d bytes, want %d", len(out)-len(dst), rawLen)
-	}
-	return out, nil
+	return decodeExactly(c.dec, dst, src, rawLen)
 }
 
 // Random-looking stretches: randomRuns samples randomSample bytes every

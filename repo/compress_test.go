@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -290,6 +291,43 @@ func TestObjectBombs(t *testing.T) {
 	raw := r.sealer.seal(nil, append([]byte{objectRaw}, make([]byte, 2<<20)...))
 	if _, err := r.OpenObject(Handle{Type: LockFile, Name: Hash(raw).String()}, raw); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a raw lock of 2 MiB: %v, want a corruption error", err)
+	}
+}
+
+// TestBlobBomb: a blob whose frames expand far past its stated length is
+// refused once the decoder passes that length, not after the whole
+// expansion (a hostile repository's 8 KB that said 16 KiB and expanded to
+// 255 MiB took 256 MiB per decode), for a plain blob and a delta; the
+// buffer given keeps its capacity for the next blob.
+func TestBlobBomb(t *testing.T) {
+	c, err := newCompressor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	bomb := enc.EncodeAll(make([]byte, 128<<20), nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := c.decompress(nil, bomb, 16<<10); err == nil || !strings.Contains(err.Error(), "more than the 16384 bytes") {
+		t.Errorf("a bomb stated as 16 KiB: %v", err)
+	}
+	if _, err := c.decompressDelta(nil, bomb, []byte("dictionary"), 16<<10); err == nil || !strings.Contains(err.Error(), "more than the 16384 bytes") {
+		t.Errorf("a delta bomb stated as 16 KiB: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 32<<20 {
+		t.Errorf("refusing the bombs allocated %d MiB", grown>>20)
+	}
+	// An honest blob into a reused buffer: the bytes, and the capacity.
+	plain := letters(3, 100<<10)
+	buf := make([]byte, 0, 1<<20)
+	out, err := c.decompress(buf, enc.EncodeAll(plain, nil), len(plain))
+	if err != nil || !bytes.Equal(out, plain) || cap(out) != 1<<20 {
+		t.Errorf("decompress into a reused buffer: %v, equal %v, cap %d", err, bytes.Equal(out, plain), cap(out))
 	}
 }
 
