@@ -1382,6 +1382,11 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 		out <- fileResult{err: err, fatal: true}
 		return
 	}
+	if p != "/" && strings.Count(p, "/") >= MaxDepth {
+		// Deeper than any walk of a snapshot reads (MaxDepth).
+		out <- fileResult{err: fmt.Errorf("%s: directories nested more than %d deep: left out (snap stores none deeper)", p, MaxDepth)}
+		return
+	}
 	l, names, err := a.listNames(p)
 	if err != nil {
 		out <- fileResult{err: err} // reported and skipped by the receiver

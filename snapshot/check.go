@@ -44,7 +44,7 @@ func NewSnapshotChecker(src BlobChecker) *SnapshotChecker {
 // Check walks one snapshot. It returns how many blobs it refers to cannot
 // be read, with an example naming the path; err is only set when ctx ends.
 func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems int, example string, err error) {
-	r := sc.tree(ctx, sn.Tree)
+	r := sc.tree(ctx, sn.Tree, 0)
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
 	}
@@ -54,13 +54,18 @@ func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems in
 	return r.problems, "/" + r.example, nil
 }
 
-func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID) *treeResult {
+// tree checks tree id, depth levels below the root.
+func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int) *treeResult {
 	if r, ok := sc.trees[id]; ok {
 		return r
 	}
 	r := &treeResult{}
 	sc.trees[id] = r
 	if ctx.Err() != nil {
+		return r
+	}
+	if depth >= MaxDepth {
+		r.problems, r.example = 1, ": "+tooDeep(id).Error()
 		return r
 	}
 	if err := sc.src.Available(repo.TreeBlob, id); err != nil {
@@ -110,7 +115,7 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID) *treeResult {
 				}
 			}
 		case sources.TypeDir:
-			sub := sc.tree(ctx, n.Subtree)
+			sub := sc.tree(ctx, n.Subtree, depth+1)
 			if sub.problems > 0 {
 				r.problems += sub.problems
 				if r.example == "" {

@@ -127,7 +127,7 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 		}
 	}()
 	missing := map[repo.ID]bool{}
-	if err := c.collect(ctx, sn.Tree, missing); err != nil {
+	if err := c.collect(ctx, sn.Tree, 0, missing); err != nil {
 		return nil, err
 	}
 	if err := c.fetch(ctx, missing); err != nil {
@@ -181,9 +181,10 @@ func (c *Copier) known(sid repo.ID) (repo.ID, bool) {
 	return tid, ok && c.w.Known(repo.DataBlob, tid)
 }
 
-// collect adds to missing the data blobs below tree id whose target ID is
-// not known, fetching them whenever a batch is full.
-func (c *Copier) collect(ctx context.Context, id repo.ID, missing map[repo.ID]bool) error {
+// collect adds to missing the data blobs below tree id, depth levels
+// below the root, whose target ID is not known, fetching them whenever a
+// batch is full.
+func (c *Copier) collect(ctx context.Context, id repo.ID, depth int, missing map[repo.ID]bool) error {
 	c.mu.Lock()
 	_, done := c.trees[id]
 	done = done || c.collected[id]
@@ -194,6 +195,9 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, missing map[repo.ID]bo
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if depth >= MaxDepth {
+		return &SourceError{tooDeep(id)}
+	}
 	t, err := LoadTree(ctx, c.src, id)
 	if err != nil {
 		return &SourceError{err}
@@ -201,7 +205,7 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, missing map[repo.ID]bo
 	for _, n := range t.Nodes {
 		switch n.Type {
 		case sources.TypeDir:
-			if err := c.collect(ctx, n.Subtree, missing); err != nil {
+			if err := c.collect(ctx, n.Subtree, depth+1, missing); err != nil {
 				return inPath(n.Name, err)
 			}
 		case sources.TypeFile:

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path"
 	"slices"
 
@@ -44,12 +45,17 @@ func Diff(ctx context.Context, ix *index.Index, a, b repo.ID, fn func(Change) er
 	if a == b {
 		return nil
 	}
-	return diffTrees(ctx, ix, "/", a, b, fn)
+	return diffTrees(ctx, ix, "/", 0, a, b, fn)
 }
 
-func diffTrees(ctx context.Context, ix *index.Index, dir string, a, b repo.ID, fn func(Change) error) error {
+// diffTrees compares trees a and b, the directory dir, depth levels
+// below the root.
+func diffTrees(ctx context.Context, ix *index.Index, dir string, depth int, a, b repo.ID, fn func(Change) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if depth >= MaxDepth {
+		return fmt.Errorf("%s: %w", dir, tooDeep(b))
 	}
 	ta, err := LoadTree(ctx, ix, a)
 	if err != nil {
@@ -73,7 +79,7 @@ func diffTrees(ctx context.Context, ix *index.Index, dir string, a, b repo.ID, f
 			}
 			j++
 		default:
-			if err := diffNodes(ctx, ix, path.Join(dir, ta.Nodes[i].Name), &ta.Nodes[i], &tb.Nodes[j], fn); err != nil {
+			if err := diffNodes(ctx, ix, path.Join(dir, ta.Nodes[i].Name), depth+1, &ta.Nodes[i], &tb.Nodes[j], fn); err != nil {
 				return err
 			}
 			i++
@@ -97,7 +103,7 @@ func diffOneSide(ctx context.Context, ix *index.Index, p string, n *Node, kind C
 	})
 }
 
-func diffNodes(ctx context.Context, ix *index.Index, p string, a, b *Node, fn func(Change) error) error {
+func diffNodes(ctx context.Context, ix *index.Index, p string, depth int, a, b *Node, fn func(Change) error) error {
 	if a.Type != b.Type {
 		if err := fn(Change{Path: p, Kind: TypeChanged, Old: a, New: b}); err != nil {
 			return err
@@ -118,7 +124,7 @@ func diffNodes(ctx context.Context, ix *index.Index, p string, a, b *Node, fn fu
 		if a.Subtree == b.Subtree {
 			return nil
 		}
-		return diffTrees(ctx, ix, p, a.Subtree, b.Subtree, fn)
+		return diffTrees(ctx, ix, p, depth, a.Subtree, b.Subtree, fn)
 	}
 	switch {
 	case !sameContent(a, b):

@@ -73,6 +73,9 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, out 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if p.depth >= MaxDepth {
+		return fmt.Errorf("%s: %w", p, tooDeep(id))
+	}
 	t, err := LoadTree(ctx, f.ix, id)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
@@ -80,7 +83,7 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, out 
 	before := len(*out)
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
-		np := &walkPath{parent: p, name: n.Name}
+		np := p.child(n.Name)
 		npath := np.String()
 		if f.match(npath, n) {
 			found := Found{Path: npath, Node: *n}

@@ -450,3 +450,73 @@ func TestCheckFileSize(t *testing.T) {
 		t.Errorf("a file that does not add up: %d problems (%q), %v", n, example, err)
 	}
 }
+
+// TestHostileDeepChain: a chain of directories nested deeper than
+// MaxDepth is an error for every walk of a tree (check and copy recursed
+// until the stack overflowed, a fatal error no recover catches, on a
+// crafted chain of 2,000,000; the others took quadratic time), while a
+// chain just under the limit is read whole.
+func TestHostileDeepChain(t *testing.T) {
+	t.Parallel()
+	h := newHostileRepo(t)
+	ctx := context.Background()
+	w := index.NewWriter(h.ix, index.WriterOptions{})
+	save := func(bt repo.BlobType, plain []byte) repo.ID {
+		hs := h.ix.Hasher()
+		id := repo.ID(hs.Sum(plain))
+		h.ix.PutHasher(hs)
+		if _, err := w.Save(ctx, bt, id, plain); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	f := fileNode("f", save(repo.DataBlob, []byte("leaf")))
+	f.Size = 4
+	chain := func(leaf Node, levels int) repo.ID {
+		id := save(repo.TreeBlob, (&Tree{Nodes: []Node{leaf}}).Encode())
+		for range levels {
+			id = save(repo.TreeBlob, (&Tree{Nodes: []Node{{Meta: sources.Meta{Name: "d", Type: sources.TypeDir, Mode: 0o755}, Subtree: id}}}).Encode())
+		}
+		return id
+	}
+	g := f
+	g.Name = "g"
+	shallow, deep, deepOther := chain(f, MaxDepth-1), chain(f, MaxDepth+5), chain(g, MaxDepth+5)
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tooDeep := func(what string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "nested more than 4096 deep") {
+			t.Errorf("%s of a chain deeper than MaxDepth: %v", what, err)
+		}
+	}
+	count := func(root repo.ID) (int, error) {
+		n := 0
+		err := Walk(ctx, h.ix, "/", rootNode(root), func(string, *Node) error { n++; return nil })
+		return n, err
+	}
+	if n, err := count(shallow); err != nil || n != MaxDepth+1 {
+		t.Errorf("walk of a chain of %d directories: %d entries, %v", MaxDepth-1, n, err)
+	}
+	_, err := count(deep)
+	tooDeep("walk", err)
+	_, err = NewFinder(h.ix, func(string, *Node) bool { return false }, func(string) bool { return true }).Find(ctx, deep)
+	tooDeep("find", err)
+	tooDeep("diff", Diff(ctx, h.ix, deep, deepOther, func(Change) error { return nil }))
+	sn := h.snapshot(deep)
+	_, err = UsedBlobs(ctx, h.ix, []*Snapshot{sn})
+	tooDeep("prune's walk", err)
+	n, example, err := NewSnapshotChecker(indexChecker{h.ix}).Check(ctx, sn)
+	if err != nil || n != 1 {
+		t.Errorf("check: %d problems, %v", n, err)
+	}
+	tooDeep("check", errors.New(example))
+	err, _ = h.restore(sn, filepath.Join(h.dir, "target"))
+	tooDeep("restore", err)
+	_, err = NewCopier(h.ix, newHostileRepo(t).ix, CopyOptions{}).Copy(ctx, sn, nil)
+	tooDeep("copy", err)
+	if err, errs := h.restore(h.snapshot(shallow), filepath.Join(h.dir, "target2")); err != nil || len(errs) > 0 {
+		t.Errorf("restore of a chain of %d directories: %v %v", MaxDepth-1, err, errs)
+	}
+}

@@ -12,6 +12,19 @@ import (
 	"github.com/snap-backup/snap/sources"
 )
 
+// MaxDepth is the deepest nesting of directories below a snapshot's root
+// that snap stores and reads. Every walk of a tree checks it: a chain of
+// 2,000,000 directories in a crafted repository overflowed the stack of
+// check and copy (a fatal error with a stack dump, which no recover
+// catches) and took the other walks quadratic time. A path that deep is
+// over 8 KiB, twice PATH_MAX: only *at system calls reach it.
+const MaxDepth = 4096
+
+// tooDeep is the error of a tree nested deeper than MaxDepth.
+func tooDeep(id repo.ID) error {
+	return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("directories nested more than %d deep, which snap never stores", MaxDepth)}
+}
+
 // LoadTree reads, verifies and decodes a tree blob.
 func LoadTree(ctx context.Context, ix *index.Index, id repo.ID) (*Tree, error) {
 	plain, err := ix.LoadBlob(ctx, repo.TreeBlob, id, nil)
@@ -74,6 +87,12 @@ func Walk(ctx context.Context, ix *index.Index, p string, n Node, fn WalkFunc) e
 type walkPath struct {
 	parent *walkPath
 	name   string // the path Walk started at, for the first
+	depth  int    // below the first
+}
+
+// child returns the path of the entry name below w.
+func (w *walkPath) child(name string) *walkPath {
+	return &walkPath{parent: w, name: name, depth: w.depth + 1}
 }
 
 func (w *walkPath) String() string {
@@ -98,12 +117,15 @@ func walk(ctx context.Context, ix *index.Index, p *walkPath, n Node, fn WalkFunc
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if p.depth >= MaxDepth {
+		return fmt.Errorf("%s: %w", p, tooDeep(n.Subtree))
+	}
 	t, err := LoadTree(ctx, ix, n.Subtree)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	for i := range t.Nodes {
-		if err := walk(ctx, ix, &walkPath{parent: p, name: t.Nodes[i].Name}, t.Nodes[i], fn); err != nil {
+		if err := walk(ctx, ix, p.child(t.Nodes[i].Name), t.Nodes[i], fn); err != nil {
 			return err
 		}
 	}

@@ -166,6 +166,7 @@ type dirHandle struct {
 	// by --include); one that only leads to what it chose is not.
 	selected bool
 	refs     atomic.Int32
+	depth    int // below the directory the restore starts at
 }
 
 // fileHandle is a file whose parts are being written.
@@ -384,7 +385,7 @@ func (r *Restorer) release(d *dirHandle) {
 // child returns a handle for subdirectory n of d, holding a reference to d.
 // The directory is created when something in it is restored.
 func (r *Restorer) child(d *dirHandle, n Node, selected bool) *dirHandle {
-	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta, selected: selected}
+	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta, selected: selected, depth: d.depth + 1}
 	c.refs.Store(1)
 	d.refs.Add(1)
 	return c
@@ -441,6 +442,9 @@ func (r *Restorer) walkDir(ctx context.Context, d *dirHandle, id repo.ID, select
 func (r *Restorer) restoreDir(ctx context.Context, d *dirHandle, id repo.ID, selected bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if d.depth >= MaxDepth {
+		return fmt.Errorf("%s: %w", r.snapPath(d, ""), tooDeep(id))
 	}
 	t, err := LoadTree(ctx, r.ix, id)
 	if err != nil {

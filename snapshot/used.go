@@ -30,15 +30,18 @@ func UsedBlobs(ctx context.Context, ix *index.Index, sns []*Snapshot) (index.Blo
 		}
 		type item struct {
 			id   repo.ID
-			path string
+			path *walkPath // built into a string only for an error
 		}
-		stack := []item{{sn.Tree, "/"}}
+		stack := []item{{sn.Tree, &walkPath{name: "/"}}}
 		for len(stack) > 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			it := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
+			if it.path.depth >= MaxDepth {
+				return nil, fmt.Errorf("snapshot %s: directory %s: %w", sn.ID.Short(), it.path, tooDeep(it.id))
+			}
 			t, err := LoadTree(ctx, ix, it.id)
 			if err != nil {
 				return nil, fmt.Errorf("snapshot %s: directory %s: %w", sn.ID.Short(), it.path, err)
@@ -52,18 +55,11 @@ func UsedBlobs(ctx context.Context, ix *index.Index, sns []*Snapshot) (index.Blo
 					}
 				case sources.TypeDir:
 					if used.Add(repo.TreeBlob, n.Subtree) {
-						stack = append(stack, item{n.Subtree, joinPath(it.path, n.Name)})
+						stack = append(stack, item{n.Subtree, it.path.child(n.Name)})
 					}
 				}
 			}
 		}
 	}
 	return used, nil
-}
-
-func joinPath(dir, name string) string {
-	if dir == "/" {
-		return "/" + name
-	}
-	return dir + "/" + name
 }
