@@ -105,6 +105,7 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	if err != nil {
 		return err
 	}
+	warnWeakKey(u, pw, kdf)
 	bo, err := backendOptionsFrom(c, e, u)
 	if err != nil {
 		return err

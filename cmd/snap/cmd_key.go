@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -203,6 +204,7 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	if err != nil {
 		return err
 	}
+	warnWeakKey(s.ui, pw, kdf)
 	opened, err := s.r.KeysOpenedBy(c.Context, pw)
 	if err != nil {
 		return err
@@ -276,6 +278,11 @@ func runKeyRemove(c *cli.Context, e *env, arg string) error {
 		}
 	}
 	switch {
+	case len(arg) < 8 && len(match) > 0 && match[0] != arg:
+		// Removing a key locks its holder out: a one-letter prefix
+		// typed by mistake must not do it (found by an exploratory
+		// test: 'key remove 5').
+		return usagef("key ID %q is too short: give the 8 characters 'snap key list' shows, or more", arg)
 	case arg == "" || len(match) == 0:
 		return usagef("no key file %q: 'snap key list' shows them", arg)
 	case len(match) > 1:
@@ -291,6 +298,30 @@ func runKeyRemove(c *cli.Context, e *env, arg string) error {
 	}
 	s.ui.printf("removed key %s; its password no longer opens the repository", repo.ShortName(match[0]))
 	return nil
+}
+
+// Below these a new key is warned about: a password shorter than
+// minPasswordRunes, or argon2id parameters cheaper than OWASP's minimum
+// for it (19 MiB, 2 passes). Whoever has a copy of the repository (a
+// stolen disk, a leaked bucket) can guess passwords offline, as fast as
+// the key's derivation allows. Warned, not refused: the admin may know
+// better (a test repository), and scripts must keep working.
+const (
+	minPasswordRunes = 8
+	minKDFCostKiB    = 2 * 19 << 10 // memory times passes
+)
+
+// warnWeakKey warns about a new key whose password or derivation makes
+// it cheap to guess (found by an exploratory test: a blank password and a
+// 1 MiB, 1-pass key were taken without a word).
+func warnWeakKey(u *ui, pw string, kdf repo.KDFParams) {
+	if n := utf8.RuneCountInString(strings.TrimSpace(pw)); n < minPasswordRunes {
+		u.warnf("the password has %s (not counting spaces around them): anyone with a copy of the repository can try passwords offline; use %d or more, a passphrase of several words is better", plural(n, "character", "characters"), minPasswordRunes)
+	}
+	if uint64(kdf.MemoryKiB)*uint64(kdf.Time) < minKDFCostKiB {
+		u.warnf("the key's argon2id parameters, --kdf-memory %d (MiB) and --kdf-time %d, make each guess of the password cheap (below argon2id's recommended minimum of 19 MiB with 2 passes; the default is %d MiB with %d passes)",
+			kdf.MemoryKiB>>10, kdf.Time, repo.DefaultKDF.MemoryKiB>>10, repo.DefaultKDF.Time)
+	}
 }
 
 // kdfFlags reads --kdf-time and --kdf-memory (init, key add, key passwd)

@@ -55,6 +55,12 @@ func TestKeyLifecycle(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.stdout), &added); err != nil || len(added.Added) != 64 {
 		t.Fatalf("key add --json: %q (%v)", res.stdout, err)
 	}
+	// A short password and a cheap derivation are warned about, not
+	// refused (a blank password and a 1 MiB, 1-pass key were taken
+	// without a word).
+	if !strings.Contains(res.stderr, "the password has 6 characters") || !strings.Contains(res.stderr, "--kdf-memory 8 (MiB) and --kdf-time 1, make each guess") {
+		t.Errorf("key add of a short password with a cheap key: no warnings\n%s", res.stderr)
+	}
 	keys = tr.keyList("second")
 	if len(keys) != 2 {
 		t.Fatalf("after add: %d keys", len(keys))
@@ -79,7 +85,12 @@ func TestKeyLifecycle(t *testing.T) {
 	if res.code != exitUsage {
 		t.Errorf("removing an unknown key: exit %d, %s", res.code, res.stderr)
 	}
-	tr.mustRun("key", "remove", added.Added[:6])
+	// A prefix shorter than key list's IDs is refused: one letter typed
+	// by mistake removed a key.
+	if res := tr.run("key", "remove", added.Added[:1]); res.code != exitUsage || !strings.Contains(res.stderr, "too short") {
+		t.Errorf("key remove of a 1-character prefix: exit %d, %s", res.code, res.stderr)
+	}
+	tr.mustRun("key", "remove", added.Added[:8])
 	if res := tr.runEnv([]string{"SNAP_PASSWORD=second"}, nil, "list"); res.code != exitWrongPass {
 		t.Errorf("the removed key's password: exit %d, want %d", res.code, exitWrongPass)
 	}
@@ -271,4 +282,18 @@ func TestCheckFindsUnreadableKey(t *testing.T) {
 	}
 	tr.mustRun("key", "remove", added.Added[:8])
 	tr.mustRun("check")
+}
+
+// TestWeakKeyWarnings: init warns about a blank password; a good password
+// at argon2id's recommended minimum (19 MiB, 2 passes) gets no warning.
+func TestWeakKeyWarnings(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	res := tr.runEnv([]string{"SNAP_PASSWORD= "}, nil, "init", "--kdf-memory", "19", "--kdf-time", "2", "--reserve", "0")
+	if res.code != 0 || !strings.Contains(res.stderr, "the password has 0 characters") || strings.Contains(res.stderr, "make each guess") {
+		t.Errorf("init with a blank password: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.runEnv([]string{"SNAP_PASSWORD= ", "SNAP_NEW_PASSWORD=a long enough passphrase"}, nil, "key", "add", "--kdf-memory", "19", "--kdf-time", "2"); res.code != 0 || strings.Contains(res.stderr, "warning") {
+		t.Errorf("key add of a good password at argon2id's minimum: exit %d\n%s", res.code, res.stderr)
+	}
 }
