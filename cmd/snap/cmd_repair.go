@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -20,7 +21,16 @@ func repairCommand(e *env) *cli.Command {
 				"existing ones, and rebuilds the cache from them (needs the exclusive lock).",
 			Flags: []cli.Flag{&cli.BoolFlag{Name: "from-packs", Usage: "rebuild the repository's index from the pack trailers"}},
 			Action: func(c *cli.Context) error {
-				return runRepairIndex(c, e, c.Bool("from-packs"))
+				err := runRepairIndex(c, e, c.Bool("from-packs"))
+				if err != nil && c.Context.Err() != nil && !errors.Is(err, errInterrupted) {
+					// Not create's "data already uploaded is reclaimed by
+					// prune", nor "list index: context canceled".
+					if !c.Bool("from-packs") {
+						return fmt.Errorf("%w: repair stopped; the repository is untouched (it rebuilds the local cache only): run it again to finish", errInterrupted)
+					}
+					return fmt.Errorf("%w: repair stopped; the repository is consistent (the index segments it replaces stay until their successors are written): run it again to finish", errInterrupted)
+				}
+				return err
 			},
 		}},
 	}

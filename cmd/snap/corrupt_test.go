@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // copyDir copies a directory tree of regular files and directories.
@@ -573,4 +574,38 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 	if res := tr.run("list"); res.code != exitFatal || !strings.Contains(res.stderr, "damaged") {
 		t.Errorf("list of a repository that lost its config: exit %d\n%s", res.code, res.stderr)
 	}
+}
+
+// TestRepairInterrupted: a repair stopped by Ctrl-C says that the
+// repository is consistent and to run it again (it said create's "data
+// already uploaded is reclaimed by 'snap prune'", after "list index:
+// context canceled"), and the repair run again finishes.
+func TestRepairInterrupted(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for i := range 6 {
+		writeFile(t, filepath.Join(src, fmt.Sprint("f", i)), randomBytes(uint64(60+i), 3<<20))
+		tr.mustRun("create", src)
+	}
+	cmd, out := tr.start(nil, "repair", "index", "--from-packs", "--limit-download", "2KiB")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if m, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(m) > 0 {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	must(t, cmd.Process.Signal(os.Interrupt))
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code == 0 {
+		t.Skip("the repair finished before the signal")
+	} else if code != exitInterrupted {
+		t.Fatalf("interrupted repair: exit %d\n%s", code, out)
+	}
+	l := oneLine(t, result{stderr: out.String(), code: exitInterrupted})
+	if !strings.Contains(l, "repair stopped; the repository is consistent") || strings.Contains(l, "context canceled") || strings.Contains(l, "reclaimed") {
+		t.Errorf("interrupted repair says %q", l)
+	}
+	tr.mustRun("repair", "index", "--from-packs")
+	tr.mustRun("check", "--read-data")
 }
