@@ -344,6 +344,10 @@ func passwordOddity(pw string) string {
 	switch {
 	case strings.HasPrefix(pw, "\ufeff"):
 		return "; it begins with a byte-order mark, which counts as part of it"
+	case strings.Contains(pw, "\n"):
+		// A command that printed a line of its own before the password
+		// (a secret store's notice).
+		return fmt.Sprintf("; it is %d lines, which all count as part of it: give the password alone, on one line", strings.Count(pw, "\n")+1)
 	case strings.TrimSpace(pw) != pw:
 		return "; it begins or ends with a blank, which counts as part of it"
 	}

@@ -61,6 +61,8 @@ func TestWrongPasswordSaysWhereFrom(t *testing.T) {
 		{[]string{"SNAP_PASSWORD=", "SNAP_PASSWORD_FILE=" + bad}, nil, "came from the password file " + bad + ", which SNAP_PASSWORD_FILE names)"},
 		{[]string{"SNAP_PASSWORD="}, []string{"--password-file", bad}, "came from the password file " + bad + ")"},
 		{nil, []string{"--password-command", "echo wrong"}, "came from --password-command)"},
+		// A command that printed a notice of its own before the password.
+		{nil, []string{"--password-command", "echo 'unlocking the store'; echo test-password"}, "; it is 2 lines, which all count as part of it"},
 	} {
 		res := tr.runEnv(c.env, nil, append([]string{"list"}, c.args...)...)
 		if res.code != exitWrongPass || !strings.Contains(res.stderr, c.want) {
