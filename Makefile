@@ -86,6 +86,7 @@ fuzz:
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzObject$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./repo -run '^$$' -fuzz '^FuzzCompressMixed$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./repo -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./index -run '^$$' -fuzz '^FuzzSegment$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzTree$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzSnapshot$$' -fuzztime $(FUZZTIME)

@@ -234,6 +234,38 @@ func FuzzCompressMixed(f *testing.F) {
 	})
 }
 
+// FuzzDecompress feeds hostile compressed blobs, with the length their
+// entry states, to both decoders: an error or exactly that many bytes,
+// never a panic, and never more decoded than stated (decodeExactly), into
+// a fresh buffer or a reused one.
+func FuzzDecompress(f *testing.F) {
+	c, err := newCompressor()
+	if err != nil {
+		f.Fatal(err)
+	}
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(enc.EncodeAll([]byte("hello, hello, hello"), nil), uint16(19), false)
+	f.Add(enc.EncodeAll(make([]byte, 1<<20), nil), uint16(100), true)
+	f.Add(appendRawFrame(nil, []byte("raw stretch")), uint16(11), false)
+	f.Fuzz(func(t *testing.T, src []byte, rawLen uint16, delta bool) {
+		for _, dst := range [][]byte{nil, make([]byte, 3, 1<<16)} {
+			var out []byte
+			var err error
+			if delta {
+				out, err = c.decompressDelta(dst, src, []byte("a dictionary of sorts"), int(rawLen))
+			} else {
+				out, err = c.decompress(dst, src, int(rawLen))
+			}
+			if err == nil && len(out)-len(dst) != int(rawLen) {
+				t.Fatalf("decoded %d bytes, stated %d", len(out)-len(dst), rawLen)
+			}
+		}
+	})
+}
+
 // TestLargeObject checks that an unpacked object larger than any blob (an
 // index segment of millions of blobs) opens again, up to MaxObjectSize,
 // and that a larger one is refused before it is stored.
