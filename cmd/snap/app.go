@@ -271,6 +271,10 @@ func addGlobalFlags(cmd *cli.Command) {
 	}
 }
 
+// uploadCommands store data, which an interrupted run leaves for the next
+// run or for prune.
+var uploadCommands = map[string]bool{"create": true, "run": true, "copy": true}
+
 // noLockCommands may run with --no-lock: they write nothing to the
 // repository (openSessionWith then takes no lock for them).
 var noLockCommands = map[string]bool{"restore": true, "dump": true, "check": true, "list": true, "ls": true, "stats": true, "diff": true, "key list": true, "find": true}
@@ -439,11 +443,12 @@ func outcome(ctx context.Context, err, werr error, product bool) error {
 	case err == nil || ctx.Err() == nil || errors.Is(err, errInterrupted):
 		// A failure of its own wins over a failure to print it.
 		return err
-	case err.Error() == context.Canceled.Error():
+	case err.Error() == context.Canceled.Error() ||
+		(errors.Is(err, context.Canceled) || strings.HasSuffix(err.Error(), context.Canceled.Error())) && !strings.Contains(err.Error(), ";"):
 		// Stopped, and nothing more to say than "interrupted" ("load
-		// config: context canceled" said no more). A message that
-		// explains what was left behind ("key X is stored, but …") is
-		// kept below.
+		// config: context canceled", "list snapshots: context canceled"
+		// said no more). A message that explains what was left behind
+		// ("key X is stored, but …; remove it …") is kept below.
 		return errInterrupted
 	default:
 		return fmt.Errorf("%w: %v", errInterrupted, err)
@@ -483,10 +488,13 @@ func printError(e *env, args []string, command string, err error, code int) {
 	}
 	if code == exitInterrupted && !strings.Contains(msg, "is consistent") && !strings.Contains(msg, "are consistent") && !strings.Contains(msg, "repository is untouched") &&
 		!strings.Contains(msg, "nothing was changed") {
-		if noLockCommands[command] {
+		switch {
+		case noLockCommands[command]:
 			msg += "; the repository is untouched" // a command that only reads it
-		} else {
+		case uploadCommands[command]:
 			msg += "; the repository is consistent (data already uploaded is reclaimed by 'snap prune')"
+		default: // forget, tag, key: nothing uploaded to reclaim
+			msg += "; the repository is consistent"
 		}
 	}
 	for _, a := range args {

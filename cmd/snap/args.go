@@ -38,6 +38,17 @@ func reorderArgs(app *cli.App, args []string) ([]string, error) {
 		rest = rest[1+n:]
 	}
 	if len(rest) == 0 {
+		// Options and no command: the library prints its help and exits
+		// 0, which a job reads as success. An empty variable
+		// ('snap -r $REPO check') made the command the option's value.
+		for i := 1; i < len(out); i++ {
+			if flagArity(flags, out[i]) == 1 && i+1 < len(out) {
+				if findCommand(app.Commands, out[i+1]) != nil {
+					return nil, usagef("no command: %s took %q as its value (an empty variable before it?): give %s a value, then the command", out[i], out[i+1], out[i])
+				}
+				return nil, usagef("no command after %s %s: give one ('snap help' lists them)", out[i], out[i+1])
+			}
+		}
 		return out, nil
 	}
 	cmds := app.Commands
@@ -143,12 +154,25 @@ func (seen onceFlags) add(flags []cli.Flag, flagAndValue []string) error {
 		value = flagAndValue[1]
 	}
 	name := f.Names()[0]
+	if value == "" && !emptyValueMeans[name] {
+		if _, isString := f.(*cli.StringFlag); isString {
+			// An empty variable ('--since "$SINCE"') was taken for the
+			// option left out: list and find then read every snapshot,
+			// --overwrite= meant always, create --host= the machine's
+			// name (found by an exploratory test).
+			return usagef("%s is empty: give it a value, or leave it out (an empty variable?)", dashed(name))
+		}
+	}
 	if prev, ok := seen[name]; ok && prev != value {
 		return usagef("%s given twice, as %q and as %q: give it once", dashed(name), prev, value)
 	}
 	seen[name] = value
 	return nil
 }
+
+// emptyValueMeans holds the single-value options for which an empty value
+// says something of its own: --group-by "" makes one group.
+var emptyValueMeans = map[string]bool{"group-by": true}
 
 // repeatable reports whether a flag collects every value it is given.
 func repeatable(f cli.Flag) bool {

@@ -116,6 +116,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"restore", "latest", "--target"}, "flag needs an argument: --target"},
 		{[]string{"tag", "latest", "--add"}, "flag needs an argument: --add"},
 		{[]string{"create", tr.dir, "--host"}, "flag needs an argument: --host"},
+		// An empty variable made the command an option's value: the
+		// help, exit 0, which a monitored job took for success.
+		{[]string{"-r", "check"}, `no command: -r took "check" as its value`},
+		{[]string{"--cache-dir", "list"}, `no command: --cache-dir took "list" as its value`},
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
 			t.Errorf("snap %v: exit %d, want %d and %q: %s", c.args, res.code, exitUsage, c.want, res.stderr)
@@ -251,6 +255,13 @@ func TestAtOnLsAndDump(t *testing.T) {
 	}
 	if res := tr.mustRun("list", "--host", "nope"); !strings.Contains(res.stderr, `no snapshot has host "nope"`) {
 		t.Errorf("list --host nope: %s", res.stderr)
+	}
+	// So do forget (a retention job with a mistyped host removed nothing
+	// without a word) and find.
+	for _, args := range [][]string{{"forget", "--host", "nope", "--keep-last", "1"}, {"find", "f", "--host", "nope"}} {
+		if res := tr.run(args...); !strings.Contains(res.stderr, `no snapshot has host "nope"`) {
+			t.Errorf("snap %v: exit %d\n%s", args, res.code, res.stderr)
+		}
 	}
 	// No snapshot holds it: the newest one, and the path's error.
 	if res := tr.run("dump", "--at", "2026-12-02T00:00:00Z", "/nowhere"); res.code != 1 || !strings.Contains(res.stderr, "host web2, "+other) || !strings.Contains(res.stderr, "does not exist") {
@@ -499,6 +510,21 @@ func TestOutcome(t *testing.T) {
 		}
 		if got != c.wantCode {
 			t.Errorf("%s: exit %d, want %d", c.name, got, c.wantCode)
+		}
+	}
+	// An interruption while a command was listing says "interrupted", not
+	// "list snapshots: context canceled"; one that explains what it left
+	// behind keeps its words.
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("list snapshots: %w", context.Canceled), "interrupted"},
+		{fmt.Errorf("load snapshot x: %v", context.Canceled), "interrupted"},
+		{fmt.Errorf("key k is stored, but key o could not be removed (remove it; run again): %w", context.Canceled), "interrupted: key k is stored"},
+	} {
+		if got := outcome(stopped, c.err, nil, false); !strings.HasPrefix(got.Error(), c.want) || (c.want == "interrupted" && got.Error() != c.want) {
+			t.Errorf("outcome of %q: %q, want %q", c.err, got, c.want)
 		}
 	}
 }

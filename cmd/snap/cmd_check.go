@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -361,5 +362,8 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 }
 
 func checkInterrupted(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: check stopped before it finished; the repository is untouched", errInterrupted)
+	}
 	return fmt.Errorf("%w: check stopped before it finished (%v); the repository is untouched", errInterrupted, err)
 }

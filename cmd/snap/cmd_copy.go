@@ -106,7 +106,12 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	}
 	var selected []*snapshot.Snapshot
 	if len(refs) == 0 {
-		selected = filterFrom(c).Apply(sns)
+		f := filterFrom(c)
+		if selected = f.Apply(sns); len(selected) == 0 {
+			if note := unmatchedFilter(sns, f); note != "" {
+				src.ui.warnf("%s: nothing to copy", note)
+			}
+		}
 	} else {
 		seen := map[repo.ID]bool{}
 		for _, ref := range refs {

@@ -56,6 +56,9 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 		return err
 	}
 	sns := f.Apply(all)
+	if note := unmatchedFilter(all, f); len(sns) == 0 && note != "" {
+		s.ui.warnf("%s: no snapshot to search", note)
+	}
 	snapshot.SortByTime(sns)
 
 	anchored := true

@@ -164,7 +164,15 @@ func runForget(c *cli.Context, e *env) error {
 			s.close()
 			return err
 		}
-		remove = planForget(&res, snapshot.GroupSnapshots(filterFrom(c).Apply(sns), by), p, e.now())
+		f := filterFrom(c)
+		selected := f.Apply(sns)
+		if note := unmatchedFilter(sns, f); len(selected) == 0 && note != "" {
+			// A mistyped host in a retention job removed nothing, and
+			// said only "removed 0 snapshots" (found by an exploratory
+			// test).
+			s.ui.warnf("%s: the policy applies to no snapshot", note)
+		}
+		remove = planForget(&res, snapshot.GroupSnapshots(selected, by), p, e.now())
 	}
 	if !s.ui.json {
 		printForget(s.ui, e, res, remove, byID)
