@@ -71,6 +71,9 @@ func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, 
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
+	if err := CheckKDFMemory(p); err != nil {
+		return nil, err
+	}
 	kf := keyFile{Version: 1, Created: now.UTC(), Host: host, Username: user, KDF: kdfArgon2id, Params: p, Salt: make([]byte, 32)}
 	if _, err := rand.Read(kf.Salt); err != nil {
 		return nil, err
@@ -85,6 +88,19 @@ func newKeyFile(mk *MasterKey, password string, p KDFParams, host, user string, 
 	}
 	kf.Data = s.seal(nil, plain)
 	return json.Marshal(kf)
+}
+
+// CheckKDFMemory refuses parameters for a new key whose derivation needs
+// more memory than this process may have: deriving it would end the
+// process, as findKey guards against when opening (init, key add and key
+// passwd did so under ulimit -v; found by an exploratory test). init calls
+// it before it makes anything.
+func CheckKDFMemory(p KDFParams) error {
+	if avail := availableMemoryKiB(); avail > 0 && uint64(p.MemoryKiB) > avail {
+		return fmt.Errorf("the new key's password derivation needs %d MiB, more than the %d MiB this process may have (what the system has free, ulimit -v and its control group's memory limit allow): give a smaller --kdf-memory, or run where more memory is free",
+			p.MemoryKiB>>10, avail>>10)
+	}
+	return nil
 }
 
 // deriveKey runs argon2id; hugePages backs its memory with transparent huge

@@ -101,6 +101,9 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 			return fmt.Errorf("%s lies on %s, a mount point in /etc/fstab that is not mounted: mount it first (mount %s), or the repository would be made on the file system below it", dir, m, m)
 		}
 	}
+	if err := repo.CheckKDFMemory(kdf); err != nil {
+		return err // before anything is made at the location
+	}
 	pw, err := readPassword(c, e, true)
 	if err != nil {
 		return err

@@ -295,7 +295,25 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	cmd.WaitDelay = passwordOutputGrace
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := cmd.Output()
+		done <- result{out, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-parent.Done():
+		// Ctrl-C or SIGTERM ends the wait at once, also the wait for a
+		// program the command left holding its output, which WaitDelay
+		// ends only when it runs out.
+		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
+	}
+	out, err := r.out, r.err
 	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
 		fmt.Fprintf(e.stderr, "snap: the password command %q exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'agent >/dev/null 2>&1 &'\n",
 			command, passwordOutputGrace)
