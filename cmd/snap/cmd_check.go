@@ -294,6 +294,11 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		}
 		what := "blobs cannot be read"
 		switch {
+		case strings.Contains(example, "directories nested more than"):
+			// Not lost data: trees snap never writes (crafted, or damaged
+			// beyond what a repair can mend).
+			what = "problems (directories nested deeper than snap stores)"
+			repair = "this snapshot was not written by snap as it is: 'snap forget " + sn.ID.Short() + "', and find out what wrote to the repository"
 		case strings.Contains(example, "content adds up to"):
 			// Written so by a snap before 2026-12-04 (a hard-linked file
 			// that grew while it was read): that file cannot be restored
