@@ -310,7 +310,12 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	case <-parent.Done():
 		// Ctrl-C or SIGTERM ends the wait at once, also the wait for a
 		// program the command left holding its output, which WaitDelay
-		// ends only when it runs out.
+		// ends only when it runs out. A command still running is ended
+		// by exec (Cancel) meanwhile: a moment is given for that.
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
 		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
 	}
 	out, err := r.out, r.err
