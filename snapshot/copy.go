@@ -195,10 +195,7 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, depth int, missing map
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if depth >= MaxDepth {
-		return &SourceError{tooDeep(id)}
-	}
-	t, err := LoadTree(ctx, c.src, id)
+	t, err := loadTreeAt(ctx, c.src, id, depth)
 	if err != nil {
 		return &SourceError{err}
 	}

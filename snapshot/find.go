@@ -73,10 +73,7 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, out 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.depth >= MaxDepth {
-		return fmt.Errorf("%s: %w", p, tooDeep(id))
-	}
-	t, err := LoadTree(ctx, f.ix, id)
+	t, err := loadTreeAt(ctx, f.ix, id, p.depth)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}

@@ -25,6 +25,16 @@ func tooDeep(id repo.ID) error {
 	return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("directories nested more than %d deep, which snap never stores", MaxDepth)}
 }
 
+// loadTreeAt is LoadTree for the tree depth levels below the one a walk
+// started at: one nested deeper than MaxDepth is an error (tooDeep),
+// whatever walk meets it.
+func loadTreeAt(ctx context.Context, ix *index.Index, id repo.ID, depth int) (*Tree, error) {
+	if depth >= MaxDepth {
+		return nil, tooDeep(id)
+	}
+	return LoadTree(ctx, ix, id)
+}
+
 // LoadTree reads, verifies and decodes a tree blob.
 func LoadTree(ctx context.Context, ix *index.Index, id repo.ID) (*Tree, error) {
 	plain, err := ix.LoadBlob(ctx, repo.TreeBlob, id, nil)
@@ -117,10 +127,7 @@ func walk(ctx context.Context, ix *index.Index, p *walkPath, n Node, fn WalkFunc
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.depth >= MaxDepth {
-		return fmt.Errorf("%s: %w", p, tooDeep(n.Subtree))
-	}
-	t, err := LoadTree(ctx, ix, n.Subtree)
+	t, err := loadTreeAt(ctx, ix, n.Subtree, p.depth)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}

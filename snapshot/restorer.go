@@ -443,10 +443,7 @@ func (r *Restorer) restoreDir(ctx context.Context, d *dirHandle, id repo.ID, sel
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if d.depth >= MaxDepth {
-		return fmt.Errorf("%s: %w", r.snapPath(d, ""), tooDeep(id))
-	}
-	t, err := LoadTree(ctx, r.ix, id)
+	t, err := loadTreeAt(ctx, r.ix, id, d.depth)
 	if err != nil {
 		return fmt.Errorf("%s: %w", r.snapPath(d, ""), err)
 	}

@@ -39,10 +39,7 @@ func UsedBlobs(ctx context.Context, ix *index.Index, sns []*Snapshot) (index.Blo
 			}
 			it := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			if it.path.depth >= MaxDepth {
-				return nil, fmt.Errorf("snapshot %s: directory %s: %w", sn.ID.Short(), it.path, tooDeep(it.id))
-			}
-			t, err := LoadTree(ctx, ix, it.id)
+			t, err := loadTreeAt(ctx, ix, it.id, it.path.depth)
 			if err != nil {
 				return nil, fmt.Errorf("snapshot %s: directory %s: %w", sn.ID.Short(), it.path, err)
 			}
