@@ -443,8 +443,7 @@ func outcome(ctx context.Context, err, werr error, product bool) error {
 	case err == nil || ctx.Err() == nil || errors.Is(err, errInterrupted):
 		// A failure of its own wins over a failure to print it.
 		return err
-	case err.Error() == context.Canceled.Error() ||
-		(errors.Is(err, context.Canceled) || strings.HasSuffix(err.Error(), context.Canceled.Error())) && !strings.Contains(err.Error(), ";"):
+	case (errors.Is(err, context.Canceled) || strings.HasSuffix(err.Error(), context.Canceled.Error())) && !strings.Contains(err.Error(), ";"):
 		// Stopped, and nothing more to say than "interrupted" ("load
 		// config: context canceled", "list snapshots: context canceled"
 		// said no more). A message that explains what was left behind

@@ -106,11 +106,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	}
 	var selected []*snapshot.Snapshot
 	if len(refs) == 0 {
-		f := filterFrom(c)
-		if selected = f.Apply(sns); len(selected) == 0 {
-			if note := unmatchedFilter(sns, f); note != "" {
-				src.ui.warnf("%s: nothing to copy", note)
-			}
+		var note string
+		if selected, note = applyFilter(sns, filterFrom(c)); note != "" {
+			src.ui.warnf("%s: nothing to copy", note)
 		}
 	} else {
 		seen := map[repo.ID]bool{}

@@ -55,8 +55,8 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 	if err != nil {
 		return err
 	}
-	sns := f.Apply(all)
-	if note := unmatchedFilter(all, f); len(sns) == 0 && note != "" {
+	sns, note := applyFilter(all, f)
+	if note != "" {
 		s.ui.warnf("%s: no snapshot to search", note)
 	}
 	snapshot.SortByTime(sns)

@@ -164,9 +164,8 @@ func runForget(c *cli.Context, e *env) error {
 			s.close()
 			return err
 		}
-		f := filterFrom(c)
-		selected := f.Apply(sns)
-		if note := unmatchedFilter(sns, f); len(selected) == 0 && note != "" {
+		selected, note := applyFilter(sns, filterFrom(c))
+		if note != "" {
 			// A mistyped host in a retention job removed nothing, and
 			// said only "removed 0 snapshots" (found by an exploratory
 			// test).

@@ -81,11 +81,9 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 	if err != nil {
 		return err
 	}
-	all := sns
-	if sns = f.Apply(sns); len(sns) == 0 {
-		if note := unmatchedFilter(all, f); note != "" {
-			s.ui.noticef("%s", note)
-		}
+	sns, note := applyFilter(sns, f)
+	if note != "" {
+		s.ui.noticef("%s", note)
 	}
 	if s.ui.json {
 		out := make([]snapshotJSON, 0, len(sns))

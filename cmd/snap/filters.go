@@ -422,6 +422,16 @@ func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
 	return strings.Join(notes, "; ")
 }
 
+// applyFilter returns the snapshots of sns that f selects and, when it
+// selects none, unmatchedFilter's note on what of f no snapshot has (""
+// when every part of f matches some snapshot).
+func applyFilter(sns []*snapshot.Snapshot, f snapshot.Filter) (selected []*snapshot.Snapshot, note string) {
+	if selected = f.Apply(sns); len(selected) == 0 {
+		note = unmatchedFilter(sns, f)
+	}
+	return selected, note
+}
+
 // withUnmatched adds unmatchedFilter's note to err, when it has one.
 func withUnmatched(err error, sns []*snapshot.Snapshot, f snapshot.Filter) error {
 	if note := unmatchedFilter(sns, f); note != "" && errors.Is(err, snapshot.ErrNoSnapshot) {
