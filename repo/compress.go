@@ -89,13 +89,13 @@ func newCompressor() (*compressor, error) {
 		}
 		c.enc[l] = enc
 	}
-	newDecoder := func(maxSize uint64) (*zstd.Decoder, error) {
-		return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSize),
-			zstd.WithDecoderMaxWindow(MaxBlobSize))
+	newDecoder := func(maxSize uint64, more ...zstd.DOption) (*zstd.Decoder, error) {
+		return zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSize),
+			zstd.WithDecoderMaxWindow(MaxBlobSize)}, more...)...)
 	}
 	var err error
-	if c.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxBlobSize),
-		zstd.WithDecoderMaxWindow(MaxBlobSize), zstd.WithDecodeAllCapLimit(true)); err != nil {
+	// Blobs decode into a buffer of their stated length (decodeExactly).
+	if c.dec, err = newDecoder(MaxBlobSize, zstd.WithDecodeAllCapLimit(true)); err != nil {
 		return nil, err
 	}
 	c.objDec = map[int]*zstd.Decoder{}
