@@ -589,19 +589,13 @@ func TestRepairInterrupted(t *testing.T) {
 		tr.mustRun("create", src)
 	}
 	cmd, out := tr.start(nil, "repair", "index", "--from-packs", "--limit-download", "2KiB")
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if m, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(m) > 0 {
-			break
+	interruptWhen(t, cmd, out, "repair", func() bool {
+		if m, _ := os.ReadDir(filepath.Join(tr.repo, "locks")); len(m) == 0 {
+			return false
 		}
-	}
-	time.Sleep(200 * time.Millisecond)
-	must(t, cmd.Process.Signal(os.Interrupt))
-	_ = cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code == 0 {
-		t.Skip("the repair finished before the signal")
-	} else if code != exitInterrupted {
-		t.Fatalf("interrupted repair: exit %d\n%s", code, out)
-	}
+		time.Sleep(200 * time.Millisecond) // into its reading of the packs
+		return true
+	})
 	l := oneLine(t, result{stderr: out.String(), code: exitInterrupted})
 	if !strings.Contains(l, "repair stopped; the repository is consistent") || strings.Contains(l, "context canceled") || strings.Contains(l, "reclaimed") {
 		t.Errorf("interrupted repair says %q", l)

@@ -198,18 +198,10 @@ func TestRestoreInterruptedThenResumed(t *testing.T) {
 	tr.mustRun("create", src)
 	target := filepath.Join(tr.dir, "r")
 	cmd, out := tr.start(nil, "restore", "latest", "--target", target, "--limit-download", "8MiB")
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if m, _ := filepath.Glob(filepath.Join(target, src, "f*")); len(m) > 0 {
-			break
-		}
-	}
-	must(t, cmd.Process.Signal(os.Interrupt))
-	_ = cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code == 0 {
-		t.Skip("the restore finished before the signal")
-	} else if code != exitInterrupted {
-		t.Fatalf("interrupted restore: exit %d\n%s", code, out)
-	}
+	interruptWhen(t, cmd, out, "restore", func() bool {
+		m, _ := filepath.Glob(filepath.Join(target, src, "f*"))
+		return len(m) > 0
+	})
 	res := result{stderr: out.String(), code: exitInterrupted}
 	l := oneLine(t, res)
 	for _, want := range []string{"is incomplete", "--overwrite if-changed", "repository is untouched"} {

@@ -40,6 +40,23 @@ func (tr *testRepo) start(extraEnv []string, args ...string) (*exec.Cmd, *bytes.
 	return cmd, &out
 }
 
+// interruptWhen sends the started snap SIGINT once ready says it is at the
+// point to interrupt (30 s at most), and waits for it: one that finished
+// first skips the test (a race lost, nothing learnt), any exit but
+// exitInterrupted fails it. what names the command in messages.
+func interruptWhen(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer, what string, ready func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && !ready(); time.Sleep(5 * time.Millisecond) {
+	}
+	must(t, cmd.Process.Signal(os.Interrupt))
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code == 0 {
+		t.Skipf("the %s finished before the signal", what)
+	} else if code != exitInterrupted {
+		t.Fatalf("interrupted %s: exit %d\n%s", what, code, out)
+	}
+}
+
 // repoFileNames lists the names in data/ and index/, as one string.
 func repoFileNames(t *testing.T, dir string) string {
 	var names []string
