@@ -150,28 +150,32 @@ func TestSnapshotSelection(t *testing.T) {
 
 	// Add snapshots until two IDs share their first digit: that prefix is
 	// ambiguous and every command says so.
-	byDigit := map[byte]string{}
-	for _, id := range []string{v1.id, v2.id, v3.id, vOther.SnapshotID} {
-		byDigit[id[0]] = id
-	}
+	// The four snapshots above may share a first digit already (then
+	// that one is ambiguous at once); the count is what the message says.
+	byDigit := map[byte]int{}
 	ambiguous := ""
+	for _, id := range []string{v1.id, v2.id, v3.id, vOther.SnapshotID} {
+		if byDigit[id[0]]++; byDigit[id[0]] > 1 {
+			ambiguous = id[:1]
+		}
+	}
 	for i := 0; ambiguous == "" && i < 17; i++ {
 		s := tr.create("--time", fmt.Sprintf("2020-01-01T00:00:%02dZ", i), "--tag", "filler", other)
-		if _, ok := byDigit[s.SnapshotID[0]]; ok {
+		if byDigit[s.SnapshotID[0]]++; byDigit[s.SnapshotID[0]] > 1 {
 			ambiguous = s.SnapshotID[:1]
 		}
-		byDigit[s.SnapshotID[0]] = s.SnapshotID
 	}
 	if ambiguous == "" {
 		t.Fatal("17 snapshots without two sharing a first digit")
 	}
+	startWith := fmt.Sprintf("%d snapshots start with it: ", byDigit[ambiguous[0]])
 	for _, args := range [][]string{
 		{"restore", ambiguous, "--target", filepath.Join(tr.dir, "amb")},
 		{"ls", ambiguous},
 		{"dump", ambiguous, f},
 	} {
 		res := tr.run(args...)
-		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "ambiguous") || !strings.Contains(res.stderr, "2 snapshots start with it: ") {
+		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "ambiguous") || !strings.Contains(res.stderr, startWith) {
 			t.Errorf("%v: exit %d, %q", args, res.code, res.stderr)
 		}
 	}
