@@ -288,6 +288,32 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "paths in a snapshot start at /, and src/f from this directory is "+f) {
 		t.Errorf("dump of a relative path: exit %d\n%s", res.code, res.stderr)
 	}
+	// With --at, the relative path chooses the snapshot too: the newest by
+	// then is web2's, which holds neither /src/f nor src/f from here; the
+	// hint needs the snapshot that holds the path meant.
+	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}
+	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", "src/f")
+	tr.wrap = nil
+	if res.code != 1 || !strings.Contains(res.stderr, "the newest that holds "+f) || !strings.Contains(res.stderr, "src/f from this directory is "+f) {
+		t.Errorf("dump --at of a relative path: exit %d\n%s", res.code, res.stderr)
+	}
+	// A path that only later snapshots hold: the snapshot of then would
+	// not hold it either, and the error names the first that does (it
+	// used to be "does not exist" in another job's snapshot).
+	late := filepath.Join(tr.dir, "late")
+	writeFile(t, filepath.Join(late, "h"), []byte("late"))
+	lateID := tr.createID("--time", "2026-12-03T03:00:00Z", late)
+	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", filepath.Join(late, "h"))
+	if res.code != 1 || !strings.Contains(res.stderr, "no snapshot taken by then holds "+filepath.Join(late, "h")) ||
+		!strings.Contains(res.stderr, "the first that does is snapshot "+lateID[:8]) {
+		t.Errorf("dump --at of a path only later snapshots hold: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}
+	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", "late/h")
+	tr.wrap = nil
+	if res.code != 1 || !strings.Contains(res.stderr, "no snapshot taken by then holds "+filepath.Join(late, "h")) {
+		t.Errorf("dump --at of a relative path only later snapshots hold: exit %d\n%s", res.code, res.stderr)
+	}
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)
 	}

@@ -137,7 +137,7 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		sns = holdingDumps(sns, dbs, kind)
 		if at != "" {
-			sn, err = s.findAt(c, sns, when, path.Clean("/"+sub))
+			sn, err = s.findAt(c, sns, when, atPaths(sub)...)
 		} else {
 			sn, err = s.find(c, sns, ref)
 		}
@@ -148,7 +148,7 @@ func runRestore(c *cli.Context, e *env) error {
 			return err
 		}
 	default:
-		if sn, err = s.findSnapshot(c, ref, ""); err != nil {
+		if sn, err = s.findSnapshot(c, ref); err != nil {
 			return err
 		}
 	}

@@ -116,7 +116,7 @@ func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) err
 	defer s.close()
 	var targets []*snapshot.Snapshot
 	for _, ref := range c.Args().Slice() {
-		sn, err := s.findSnapshot(c, ref, "")
+		sn, err := s.findSnapshot(c, ref)
 		if err != nil {
 			return err
 		}

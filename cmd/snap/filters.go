@@ -353,9 +353,9 @@ func snapshotArgs(c *cli.Context, e *env) (ref string, rest []string, err error)
 
 // findSnapshot resolves a snapshot argument under the filters: an ID, an
 // ID prefix, 'latest', or "@" and an RFC 3339 time (snapshotArgs), the
-// newest snapshot taken at or before it, preferring one that holds sub
-// (findAt).
-func (s *session) findSnapshot(c *cli.Context, ref, sub string) (*snapshot.Snapshot, error) {
+// newest snapshot taken at or before it, preferring one that holds the
+// first of subs (findAt).
+func (s *session) findSnapshot(c *cli.Context, ref string, subs ...string) (*snapshot.Snapshot, error) {
 	if t, ok := strings.CutPrefix(ref, "@"); ok {
 		when, err := time.Parse(time.RFC3339Nano, t)
 		if err != nil {
@@ -365,7 +365,7 @@ func (s *session) findSnapshot(c *cli.Context, ref, sub string) (*snapshot.Snaps
 		if err != nil {
 			return nil, err
 		}
-		return s.findAt(c, sns, when, sub)
+		return s.findAt(c, sns, when, subs...)
 	}
 	if err := checkSnapshotRef(ref); err != nil {
 		return nil, err
@@ -472,22 +472,37 @@ func otherSets(sns []*snapshot.Snapshot, sn *snapshot.Snapshot) string {
 }
 
 // findAt is snapshot.FindAt under the command's filters. Given the path
-// in the snapshot that the command is about (sub, absolute; "" or "/" for
-// all of it), it chooses among the snapshots that hold that path, when
+// in the snapshot that the command is about (subs[0], absolute; "" or "/"
+// for all of it), it chooses among the snapshots that hold that path, when
 // any taken by then does: on a host with two jobs at 03:00, the state of
 // /srv/app/config at 03:00 is in the app's snapshot, not in the one the
 // other job took seconds later (found by an exploratory test, which got
-// "path does not exist in the snapshot").
-func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Time, sub string) (*snapshot.Snapshot, error) {
+// "path does not exist in the snapshot"). Further subs are paths the user
+// may have meant instead (a relative path taken from the working
+// directory), tried in order when no snapshot by then holds the first.
+// When only later snapshots hold the path, the error names the first of
+// them: the one taken by then would not hold it either.
+func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Time, subs ...string) (*snapshot.Snapshot, error) {
 	f := filterFrom(c)
 	sn, err := snapshot.FindAt(sns, when, f)
 	if err != nil {
 		return nil, withUnmatched(err, sns, f)
 	}
 	holding := ""
-	if !holdsPath(sn, sub) {
-		if h, err := snapshot.FindAt(holdingPath(sns, sub), when, f); err == nil {
-			sn, holding = h, " (the newest that holds "+sub+")"
+	if len(subs) > 0 && !holdsPath(sn, subs[0]) {
+		found := false
+		for _, sub := range subs {
+			if h, err := snapshot.FindAt(holdingPath(sns, sub), when, f); err == nil {
+				sn, holding, found = h, " (the newest that holds "+sub+")", true
+				break
+			}
+		}
+		for _, sub := range subs {
+			if later := f.Apply(holdingPath(sns, sub)); !found && len(later) > 0 {
+				return nil, fmt.Errorf("%w: --at %s: no snapshot taken by then holds %s (the one of then, %s, holds %s); the first that does is snapshot %s of %s",
+					snapshot.ErrNoSnapshot, c.String("at"), sources.DisplayPath(sub), sn.ID.Short(),
+					strings.Join(snapshot.SnapshotPaths(sn), " "), later[0].ID.Short(), localTime(later[0].Time))
+			}
 		}
 	}
 	s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
@@ -558,7 +573,7 @@ func (s *session) warnChosenAmongReadable(sn *snapshot.Snapshot, asked string) {
 func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, string, snapshot.Node, error) {
 	given := p
 	p = path.Clean("/" + p)
-	sn, err := s.findSnapshot(c, ref, p)
+	sn, err := s.findSnapshot(c, ref, atPaths(given)...)
 	if err != nil {
 		return nil, "", snapshot.Node{}, err
 	}
@@ -567,6 +582,17 @@ func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, s
 		err = inSnapshot(sn, s.relativeHint(c.Context, sn, given, err))
 	}
 	return sn, p, node, err
+}
+
+// atPaths is what --at prefers a snapshot to hold for a path the user
+// gave (findAt): the path from /, then, for a relative one, the path from
+// the working directory that relativeHint would suggest.
+func atPaths(given string) []string {
+	subs := []string{path.Clean("/" + given)}
+	if wd, err := os.Getwd(); err == nil && given != "" && !strings.HasPrefix(given, "/") {
+		subs = append(subs, path.Join(wd, given))
+	}
+	return subs
 }
 
 // relativeHint adds to err, an error of finding the path given in sn, the
