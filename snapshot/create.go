@@ -30,6 +30,8 @@ type CreateOptions struct {
 	Writer   index.WriterOptions
 	Program  string
 	Job      string // the config-file job taking the snapshot, if any
+	// AllowEmptied is recorded in the snapshot (Snapshot.AllowEmptied).
+	AllowEmptied bool
 	// Lock is the caller's lock, verified before each index segment and
 	// right before the snapshot document is saved: if another process
 	// removed it, taking it for stale (a machine that slept, refreshes
@@ -177,7 +179,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	}
 
 	now := time.Now()
-	sn := &Snapshot{Time: o.Time, Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program, Job: o.Job}
+	sn := &Snapshot{Time: o.Time, Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program, Job: o.Job, AllowEmptied: o.AllowEmptied}
 	if sn.Time.IsZero() {
 		sn.Time = now
 	}

@@ -36,6 +36,11 @@ type Snapshot struct {
 	Job string `json:"job,omitempty"`
 	// Original is the ID of the snapshot this one was copied from.
 	Original *repo.ID `json:"original,omitempty"`
+	// AllowEmptied records that the create was told a backed-up directory
+	// may rightly come back empty (create --allow-emptied): a later create
+	// finding it empty does not look past this snapshot for entries it
+	// once held, so one run with the flag acknowledges the emptying.
+	AllowEmptied bool `json:"allow_emptied,omitempty"`
 	// Dictionary is the data blob that small files of this run were
 	// compressed against (dictionary.go), for the next run to use again.
 	Dictionary *repo.ID `json:"dictionary,omitempty"`

@@ -320,7 +320,8 @@ func createWithHooks(ctx context.Context, e *env, u *ui, location string, open f
 	if err := h.runPre(ctx, u); err != nil {
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
-	sn, err = createSnapshot(ctx, e, s, o, plan.allowEmptied)
+	o.AllowEmptied = plan.allowEmptied
+	sn, err = createSnapshot(ctx, e, s, o)
 	if sn != nil {
 		snapshotID = sn.ID.String()
 	}
@@ -361,8 +362,8 @@ type createJSON struct {
 // caller holds a shared lock), showing progress and printing the summary.
 // It returns a *partialError when the snapshot was saved without some
 // unreadable files, or with a backed-up directory that came back empty
-// (unless allowEmptied).
-func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions, allowEmptied bool) (*snapshot.Snapshot, error) {
+// (unless o.AllowEmptied).
+func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOptions) (*snapshot.Snapshot, error) {
 	u := s.ui
 	// opCtx is the archive's own: a bug in the progress display stops it
 	// (ctx stays the signal's, for interrupted).
@@ -435,7 +436,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 			humanBytes(sum.ReadBytes), humanBytes(sum.AddedBytes), humanBytes(sum.AddedRaw), sum.End.Sub(sum.Start).Round(time.Millisecond))
 	}
 	var emptied []string
-	if !allowEmptied {
+	if !o.AllowEmptied {
 		emptied = emptiedPaths(ctx, s, sn)
 	}
 	for _, msg := range emptied {
@@ -469,7 +470,8 @@ func emptyOnDisk(p string) bool {
 // Such a snapshot is saved (it is what was there), but the run exits 3,
 // and a job's retention waits. It looks back past the earlier snapshots
 // in which the directory was empty too, so that the second night without
-// the disk warns as the first did. What cannot be read is no reason to
+// the disk warns as the first did, but not past one taken with
+// --allow-emptied (the admin said the emptying was right). What cannot be read is no reason to
 // warn: the create said so already, or check will.
 func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []string {
 	// The paths that are empty directories, in the snapshot and on disk
@@ -511,6 +513,9 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []stri
 				break
 			}
 			if before.Subtree == d.tree {
+				if x.AllowEmptied {
+					break // empty then, and a run with --allow-emptied saw it so
+				}
 				continue // empty then too (one empty tree): look further back
 			}
 			t, err := snapshot.LoadTree(ctx, s.ix, before.Subtree)

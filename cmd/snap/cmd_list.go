@@ -60,6 +60,8 @@ type snapshotJSON struct {
 	Dictionary *repo.ID `json:"dictionary,omitempty"`
 	// Original is the snapshot this one was copied or re-tagged from.
 	Original *repo.ID `json:"original,omitempty"`
+	// AllowEmptied: taken with --allow-emptied (Snapshot.AllowEmptied).
+	AllowEmptied bool `json:"allow_emptied,omitempty"`
 }
 
 func toJSON(sn *snapshot.Snapshot) snapshotJSON {
@@ -68,7 +70,7 @@ func toJSON(sn *snapshot.Snapshot) snapshotJSON {
 		sources = []snapshot.Source{}
 	}
 	return snapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Username: sn.Username, Tags: sn.Tags,
-		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original}
+		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original, AllowEmptied: sn.AllowEmptied}
 }
 
 func runList(c *cli.Context, e *env, f snapshot.Filter) error {

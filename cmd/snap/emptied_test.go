@@ -41,6 +41,15 @@ func TestEmptiedDirectoryWarns(t *testing.T) {
 	if res := tr.run("create", "--allow-emptied", mnt); res.code != 0 || strings.Contains(res.stderr, "is empty") {
 		t.Errorf("create --allow-emptied: exit %d\n%s", res.code, res.stderr)
 	}
+	// One run with --allow-emptied acknowledges the emptying: the next
+	// nights' runs without it do not look past that snapshot (they warned
+	// forever after a directory rightly emptied), and list shows it.
+	if res := tr.run("create", mnt); res.code != 0 || strings.Contains(res.stderr, "is empty") {
+		t.Errorf("create after an --allow-emptied run: exit %d\n%s", res.code, res.stderr)
+	}
+	if sns := tr.listJSON(); !sns[len(sns)-2].AllowEmptied || sns[len(sns)-1].AllowEmptied {
+		t.Errorf("list --json: allow_emptied %v, %v; want true, false", sns[len(sns)-2].AllowEmptied, sns[len(sns)-1].AllowEmptied)
+	}
 	// A directory emptied by --exclude is what was asked for: no warning.
 	writeFile(t, filepath.Join(mnt, "a"), []byte("a"))
 	tr.mustRun("create", mnt)
