@@ -38,7 +38,7 @@ func (ix *Index) fullCopy(id repo.ID, live bool) (Location, bool) {
 	var loc Location
 	var ok bool
 	_ = ix.db.View(func(tx *bolt.Tx) error {
-		loc, ok = lookupFunc(tx, repo.DataBlob, id, func(e repo.BlobEntry) bool { return !e.Delta() })
+		loc, ok = ix.lookupFunc(tx, repo.DataBlob, id, func(e repo.BlobEntry) bool { return !e.Delta() })
 		return nil
 	})
 	ix.touched()

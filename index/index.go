@@ -67,6 +67,7 @@ type Index struct {
 	hashers sync.Pool
 	pages   pageReleaser
 	bases   baseCache // plaintexts of recently used delta bases
+	damaged damagedCopies
 	// adding serialises AddSegment: the cache's "adding" marker names one
 	// segment at a time (the writer adds segments from several upload
 	// goroutines).
@@ -369,7 +370,7 @@ func decodeBlobVal(id repo.ID, t repo.BlobType, v []byte) (repo.BlobEntry, bool)
 // is stored more than once. ok is false when the blob is not indexed.
 func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {
 	_ = ix.db.View(func(tx *bolt.Tx) error {
-		loc, ok = lookup(tx, t, id)
+		loc, ok = ix.lookupFunc(tx, t, id, nil)
 		return nil
 	})
 	ix.touched()
@@ -393,7 +394,7 @@ func (ix *Index) LookupEach(t repo.BlobType, ids []repo.ID, fn func(i int, loc L
 	for start := 0; start < len(ids); start += lookupBatch {
 		end := min(start+lookupBatch, len(ids))
 		_ = ix.db.View(func(tx *bolt.Tx) error {
-			r := newTxReader(tx)
+			r := ix.newTxReader(tx)
 			r.seen = make(map[uint32]seenPack)
 			for i := start; i < end; i++ {
 				loc, ok := r.lookup(t, ids[i], nil)
@@ -407,26 +408,24 @@ func (ix *Index) LookupEach(t repo.BlobType, ids []repo.ID, fn func(i int, loc L
 	}
 }
 
-func lookup(tx *bolt.Tx, t repo.BlobType, id repo.ID) (best Location, found bool) {
-	return lookupFunc(tx, t, id, nil)
-}
-
-// lookupFunc is lookup among the stored copies whose entries accept takes
-// (all when accept is nil).
-func lookupFunc(tx *bolt.Tx, t repo.BlobType, id repo.ID, accept func(repo.BlobEntry) bool) (best Location, found bool) {
-	return newTxReader(tx).lookup(t, id, accept)
+// lookupFunc is Lookup in tx among the stored copies whose entries accept
+// takes (all when accept is nil).
+func (ix *Index) lookupFunc(tx *bolt.Tx, t repo.BlobType, id repo.ID, accept func(repo.BlobEntry) bool) (best Location, found bool) {
+	return ix.newTxReader(tx).lookup(t, id, accept)
 }
 
 // txReader looks blobs up in one read transaction: the buckets are opened
 // once, and with seen set the pack of each sequence number is read and
 // decoded once. The pack buckets are opened at the first blob found: a
 // blob that is not there (every blob of a first backup) needs only the
-// blobs bucket, and opening a bucket is a search of the root.
+// blobs bucket, and opening a bucket is a search of the root. Copies
+// found damaged (damagedCopies) are passed over.
 type txReader struct {
 	tx          *bolt.Tx
 	blobs       *bolt.Bucket
 	packs, seqs *bolt.Bucket        // nil until needed
 	seen        map[uint32]seenPack // by sequence number; nil: none kept
+	damaged     *damagedCopies
 }
 
 // seenPack is what a txReader learnt of one pack.
@@ -436,8 +435,8 @@ type seenPack struct {
 	ok     bool // false: the sequence number or the pack record is missing or malformed
 }
 
-func newTxReader(tx *bolt.Tx) *txReader {
-	return &txReader{tx: tx, blobs: tx.Bucket(bBlobs)}
+func (ix *Index) newTxReader(tx *bolt.Tx) *txReader {
+	return &txReader{tx: tx, blobs: tx.Bucket(bBlobs), damaged: &ix.damaged}
 }
 
 // pack returns the pack that seq (4 bytes, as in a blob key) stands for.
@@ -472,7 +471,7 @@ func (r *txReader) lookup(t repo.BlobType, id repo.ID, accept func(repo.BlobEntr
 			continue
 		}
 		p := r.pack(k[33:])
-		if !p.ok {
+		if !p.ok || r.damaged.has(p.id, t, id) {
 			continue
 		}
 		loc := Location{Status: p.status, Entry: e, Pack: p.id}
@@ -513,14 +512,36 @@ var ErrBlobNotIndexed = errors.New("blob is not in the index")
 func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error) {
 	loc, ok := ix.Lookup(t, id)
 	if !ok {
+		if err := ix.damaged.blobErr(t, id); err != nil {
+			return nil, err // its one copy was found damaged: say so again
+		}
 		return nil, fmt.Errorf("%s blob %s: %w ('snap check' shows what is affected; 'snap repair index --from-packs' indexes packs that exist but are not indexed, and a new create stores again what its files still hold)", t, id, ErrBlobNotIndexed)
 	}
 	return ix.LoadBlobAt(ctx, loc, dst)
 }
 
 // LoadBlobAt reads the blob at a known location and verifies it. Tree
-// blobs come from the tree pack cache when there is one.
+// blobs come from the tree pack cache when there is one. A copy that
+// turns out damaged is recorded (damagedCopies), and another copy of the
+// blob, in another pack, is read instead when the index lists one: a
+// blob stored again after its pack was damaged restores before a repair
+// moves the damaged pack out. The error of the first copy stands when no
+// other reads.
 func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	out, err := ix.loadCopy(ctx, loc, dst)
+	if err == nil || !isDamage(err) || ctx.Err() != nil || !ix.damaged.add(loc, err) {
+		return out, err
+	}
+	if alt, ok := ix.Lookup(loc.Entry.Type, loc.Entry.ID); ok {
+		if out, aerr := ix.LoadBlobAt(ctx, alt, dst); aerr == nil {
+			return out, nil
+		}
+	}
+	return nil, err
+}
+
+// loadCopy is LoadBlobAt of the copy at loc alone.
+func (ix *Index) loadCopy(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
 	if loc.Entry.Delta() {
 		out, err := ix.loadDelta(ctx, loc, dst)
 		if err != nil && errors.Is(err, ErrBlobNotIndexed) {
@@ -557,7 +578,7 @@ func (ix *Index) otherCopy(loc Location) (Location, bool) {
 	var alt Location
 	var ok bool
 	_ = ix.db.View(func(tx *bolt.Tx) error {
-		alt, ok = lookupFunc(tx, loc.Entry.Type, loc.Entry.ID, func(e repo.BlobEntry) bool {
+		alt, ok = ix.lookupFunc(tx, loc.Entry.Type, loc.Entry.ID, func(e repo.BlobEntry) bool {
 			return !e.Delta() || !slices.Equal(e.Bases, loc.Entry.Bases)
 		})
 		return nil

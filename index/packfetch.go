@@ -197,6 +197,11 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 		if ctx.Err() != nil {
 			return nil, err
 		}
+		if isDamage(err) {
+			// The pack is gone or damaged: another copy of the blob may
+			// read (LoadBlobAt records this one and looks).
+			return f.ix.LoadBlobAt(ctx, loc, dst)
+		}
 		return nil, fmt.Errorf("load %s blob %s: %w", t, id, err) // as a read by range names it
 	}
 	if path == "" {

@@ -119,6 +119,32 @@ func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
 	return ok
 }
 
+// reusable is Known for a blob the caller holds the plaintext of, about
+// to be stored unless it is known. Once this process has found a stored
+// copy damaged (Index.Damaged), the repository is known to be damaged, and
+// the copy a known blob would rely on is read and verified first: one
+// that is damaged too is stored anew (the read records it, and Known then
+// passes it over). Until then nothing is read: a copy is trusted, as
+// 'snap check --read-data' is what proves it.
+func (w *Writer) reusable(ctx context.Context, t repo.BlobType, id repo.ID) bool {
+	if !w.Known(t, id) {
+		return false
+	}
+	if !w.ix.damaged.any.Load() {
+		return true
+	}
+	w.mu.Lock()
+	_, saved := w.inRun[blobKeyT{t, id}]
+	w.mu.Unlock()
+	if saved {
+		return true
+	}
+	if _, err := w.ix.LoadBlob(ctx, t, id, nil); err != nil && isDamage(err) {
+		return w.Known(t, id) // another copy read well, or none is left
+	}
+	return true
+}
+
 // KnownEach sets known[i] to what Known(t, ids[i]) would return, for every
 // i, with the blobs looked up a batch at a time in one index transaction
 // each (Index.LookupEach): the archiver checks a directory's unchanged
@@ -213,7 +239,7 @@ func (w *Writer) relyOn(packs ...repo.ID) {
 // callers get parallelism by calling Save from several goroutines. The blob
 // is durable only after Flush.
 func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
-	if w.Known(t, id) {
+	if w.reusable(ctx, t, id) {
 		return false, nil
 	}
 	return w.Add(ctx, t, id, plain)
@@ -233,7 +259,7 @@ func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 // a full copy in a live pack are not used; reading them costs a lookup
 // and, unless cached, a blob read each.
 func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases []repo.ID) (bool, error) {
-	if w.Known(repo.DataBlob, id) {
+	if w.reusable(ctx, repo.DataBlob, id) {
 		return false, nil
 	}
 	return w.add(ctx, repo.DataBlob, id, plain, bases, nil)
@@ -245,7 +271,7 @@ func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases 
 // base when that saves more than the base costs in the trailer and the
 // index (repo.OneBaseOverhead); otherwise it is saved as by Save.
 func (w *Writer) SaveWithDictionary(ctx context.Context, id repo.ID, plain []byte, d *repo.Dictionary) (bool, error) {
-	if w.Known(repo.DataBlob, id) {
+	if w.reusable(ctx, repo.DataBlob, id) {
 		return false, nil
 	}
 	return w.add(ctx, repo.DataBlob, id, plain, nil, d)

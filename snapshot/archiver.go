@@ -111,9 +111,13 @@ type archiver struct {
 	opts ArchiveOptions
 	// named holds the paths given to the run (set by run before the walk
 	// starts, read-only afterwards): ExcludeLargerThan never leaves them out.
-	named   map[string]bool
-	files   chunk.Params
-	streams chunk.Params
+	named map[string]bool
+	// badParents holds the parent trees that could not be loaded, warned
+	// about once: the directories leading to the backed-up paths are
+	// looked up twice, to start the walks and to assemble their trees.
+	badParents sync.Map
+	files      chunk.Params
+	streams    chunk.Params
 
 	bufs         bufPool
 	scouts       chan struct{} // a slot per scout running (ArchiveOptions.Scouts)
@@ -1146,6 +1150,9 @@ func (a *archiver) parentSubtree(ctx context.Context, pnode *Node) (*Tree, error
 			return nil, ctx.Err()
 		}
 		// A damaged parent only costs speed: read everything again.
+		if _, warned := a.badParents.LoadOrStore(pnode.Subtree, true); warned {
+			return nil, nil
+		}
 		a.opts.Report(Event{Kind: EventWarning, Path: pnode.Name, Err: fmt.Errorf("parent snapshot unreadable here, reading all files: %w", err)})
 		return nil, nil
 	}

@@ -435,6 +435,18 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		u.printf("read: %s, added to the repository: %s (%s before compression) in %s",
 			humanBytes(sum.ReadBytes), humanBytes(sum.AddedBytes), humanBytes(sum.AddedRaw), sum.End.Sub(sum.Start).Round(time.Millisecond))
 	}
+	if damaged := s.ix.Damaged(); len(damaged) > 0 {
+		// The snapshot is saved, and holds anew what this run found
+		// damaged; but its unchanged files may rely on other damaged data
+		// that nothing read, and earlier snapshots are damaged: the run
+		// fails, so that monitoring sees it and a job's retention waits.
+		more := ""
+		if len(damaged) > 1 {
+			more = fmt.Sprintf(" (and %d more)", len(damaged)-1)
+		}
+		return sn, fmt.Errorf("snapshot %s saved, but the repository holds damaged data: %v%s; this run stored anew what it needed of it, but files it did not read may rely on more: run 'snap check --read-data' and follow its advice",
+			sn.ID.Short(), damaged[0].Err, more)
+	}
 	var emptied []string
 	if !o.AllowEmptied {
 		emptied = emptiedPaths(ctx, s, sn)
