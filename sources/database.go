@@ -1,7 +1,6 @@
 package sources
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +80,12 @@ func ParseDatabase(raw string) (*Database, error) {
 	if u.Opaque != "" {
 		return nil, fmt.Errorf("database URL %q: write it as %s://user@host:port/dbname", redactRaw(raw), u.Scheme)
 	}
+	if strings.Contains(raw, "#") {
+		// A # starts the URL's fragment, which the tools ignore:
+		// postgres://host/app#2 dumped the database app (found by an
+		// exploratory test).
+		return nil, fmt.Errorf("database URL %q: a # would end the URL there (postgres://host/app#2 names the database app): write # in a database name, user name or password as %%23", redactRaw(raw))
+	}
 	if err := checkPorts(u.Host); err != nil {
 		return nil, fmt.Errorf("database URL %q: %v", redactRaw(raw), err)
 	}
@@ -107,7 +112,6 @@ func ParseDatabase(raw string) (*Database, error) {
 	// "-c+lock_timeout=2000"); a "+" of the value itself is %2B, so every
 	// "+" left is a blank.
 	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
-	u.Fragment, u.RawFragment = "", ""
 	name := strings.Trim(u.Path, "/")
 	if strings.Contains(name, "/") {
 		return nil, fmt.Errorf("database URL %q: %q is not a database name", redactRaw(raw), name)
@@ -501,10 +505,36 @@ func (r *completeReader) Close() error {
 	if err := r.ReadCloser.Close(); err != nil || !r.eof {
 		return err // the tool failed, or the dump was not read to its end
 	}
-	if tail := r.tail[max(0, len(r.tail)-completeTail):]; !bytes.Contains(tail, []byte(r.marker)) {
+	if tail := r.tail[max(0, len(r.tail)-completeTail):]; !endsWithMarker(tail, r.marker) {
 		return fmt.Errorf("%s exited with status 0, but its output (%d bytes) does not end with %q: the dump is incomplete (%s, or a wrapper around it, stopped early without reporting a failure; any lines it printed are above)", r.tool, r.n, r.marker, r.tool)
 	}
 	return nil
+}
+
+// endsWithMarker reports whether tail, the end of a dump, ends with the
+// tool's marker: after the last line that is the marker ("-- PostgreSQL
+// database dump complete", after a line "--") or starts with it ("-- Dump
+// completed on …") come only blank lines, "--" and pg_dump's \unrestrict
+// line. The marker anywhere in the tail was not enough: a dump cut off
+// right after a row holding its text passed (found by an exploratory
+// test).
+func endsWithMarker(tail []byte, marker string) bool {
+	lines := strings.Split(string(tail), "\n")
+	for i := len(lines) - 1; i >= 1; i-- { // lines[0] may be cut
+		l := strings.TrimRight(lines[i], "\r")
+		switch {
+		case strings.TrimSpace(l) == "" || l == "--" || strings.HasPrefix(l, `\unrestrict `):
+			continue
+		case l == marker:
+			// pg_dump's stands after a line "--": a row of a COPY could
+			// hold its text. mariadb-dump's rows never start a line.
+			return lines[i-1] == "--" || !strings.HasPrefix(marker, "-- PostgreSQL")
+		case strings.HasPrefix(l, marker+" "):
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 type cleanupReader struct {

@@ -43,7 +43,8 @@ func TestParseDatabase(t *testing.T) {
 			t.Errorf("%s: tool URL %s, want %s", c.raw, d.connURL(""), c.conn)
 		}
 	}
-	for _, raw := range []string{"oracle://h/db", "postgres:db", "mysql://h/db?foo=bar", "postgres://u:pa/ss@h/db", "sqlite://"} {
+	for _, raw := range []string{"oracle://h/db", "postgres:db", "mysql://h/db?foo=bar", "postgres://u:pa/ss@h/db", "sqlite://",
+		"postgres://h/app#2", "mysql://root@h/app#2", "mariadb://u:pa#ss@h/db", "postgres://h/app#"} {
 		_, err := ParseDatabase(raw)
 		if err == nil {
 			t.Errorf("%s: accepted", raw)
@@ -112,6 +113,22 @@ func TestMySQLConnArgs(t *testing.T) {
 // TestCompleteReaderTail: the end marker is found at the end of a dump
 // read in reads of any size (one large read, the marker split between
 // two), and a marker before the last 4 KiB does not count.
+// TestEndsWithMarkerMariaDB: mariadb-dump's marker is followed by the date
+// on its line (or nothing, with --skip-dump-date).
+func TestEndsWithMarkerMariaDB(t *testing.T) {
+	const marker = "-- Dump completed"
+	for dump, want := range map[string]bool{
+		"x\nINSERT INTO t VALUES (1);\n" + marker + " on 2026-12-05 15:00:00\n": true,
+		"x\nINSERT INTO t VALUES (1);\n" + marker + "\n":                        true,
+		"x\nINSERT INTO t VALUES ('" + marker + "');\n":                         false,
+		"x\n" + marker + " on 2026-12-05\nINSERT INTO t VALUES (1);\n":          false,
+	} {
+		if got := endsWithMarker([]byte(dump), marker); got != want {
+			t.Errorf("%q: %v, want %v", dump, got, want)
+		}
+	}
+}
+
 func TestCompleteReaderTail(t *testing.T) {
 	const marker = "-- PostgreSQL database dump complete"
 	body := strings.Repeat("INSERT INTO t VALUES (1);\n", 40000)
@@ -120,11 +137,16 @@ func TestCompleteReaderTail(t *testing.T) {
 		chunk      int
 		ok         bool
 	}{
-		{"one read", body + marker + "\n\n", 1 << 22, true},
-		{"split reads", body + marker + "\n\n", 7, true},
-		{"4 KiB reads", body + marker + "\n\\unrestrict abc\n", 4096, true},
-		{"marker too early", marker + "\n" + body, 1 << 16, false},
+		{"one read", body + "--\n" + marker + "\n--\n\n", 1 << 22, true},
+		{"split reads", body + "--\n" + marker + "\n--\n\n", 7, true},
+		{"4 KiB reads", body + "--\n" + marker + "\n--\n\n\\unrestrict abc\n\n", 4096, true},
+		{"marker too early", "--\n" + marker + "\n--\n" + body, 1 << 16, false},
 		{"empty", "", 4096, false},
+		// A row holding the marker's text, the dump cut off after it.
+		{"row holding the marker", body + "COPY t (s) FROM stdin;\n" + marker + "\n", 4096, false},
+		{"row starting with the marker", body + "COPY t (s, n) FROM stdin;\n" + marker + "\t1\n", 4096, false},
+		{"marker then a statement", body + "--\n" + marker + "\n--\nINSERT INTO t VALUES (1);\n", 4096, false},
+		{"marker alone", "--\n" + marker + "\n--\n", 4096, true},
 	} {
 		r := &completeReader{ReadCloser: io.NopCloser(iotest.HalfReader(&chunkReader{s: c.dump, n: c.chunk})), tool: "pg_dump", marker: marker}
 		if _, err := io.Copy(io.Discard, r); err != nil {

@@ -136,19 +136,32 @@ func mysqlIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``")
 // mysqlWord is a character set's or a collation's name.
 var mysqlWord = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
-// mysqlObjects says whether d's database exists ("0" or "1") and how many
-// tables, views, routines and events it holds.
-func (d *Database) mysqlObjects(ctx context.Context) (exists, objects string, err error) {
+// mysqlMarker is the table a restore puts into the database before it
+// loads the dump and drops once the whole dump is in. MariaDB and MySQL
+// commit each statement of a load, so a restore killed by force (kill -9,
+// the OOM killer) leaves the database holding part of the dump; the table
+// says so, to the next restore and to whoever looks (found by an
+// exploratory test: 260,575 of 1,500,000 rows, and nothing to tell).
+const mysqlMarker = "_snap_restore_incomplete"
+
+// mysqlObjects says whether d's database exists ("0" or "1"), how many
+// tables, views, routines and events it holds besides mysqlMarker, and
+// whether it holds mysqlMarker ("0" or "1").
+func (d *Database) mysqlObjects(ctx context.Context) (exists, objects, marker string, err error) {
 	n := mysqlString(d.Name)
 	out, err := d.mysqlQuery(ctx, fmt.Sprintf("SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %[1]s), "+
-		"(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %[1]s) + "+
+		"(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %[1]s AND TABLE_NAME <> %[2]s) + "+
 		"(SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %[1]s) + "+
-		"(SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %[1]s);\n", n))
+		"(SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %[1]s), "+
+		"(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %[1]s AND TABLE_NAME = %[2]s);\n", n, mysqlString(mysqlMarker)))
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	exists, objects, _ = strings.Cut(out, "\t")
-	return exists, objects, nil
+	f := strings.Split(out, "\t")
+	if len(f) != 3 {
+		return "", "", "", fmt.Errorf("unexpected answer %q", out)
+	}
+	return f[0], f[1], f[2], nil
 }
 
 // mysqlRestore loads a dump with the client. A database that holds data is
@@ -194,9 +207,12 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		}
 		return false, load("")
 	}
-	exists, objects, err := d.mysqlObjects(ctx)
+	exists, objects, marker, err := d.mysqlObjects(ctx)
 	if err != nil {
 		return false, fmt.Errorf("%s: check whether the database exists: %w (%w)", d, err, ErrUnchanged)
+	}
+	if marker == "1" && objects != "0" && !o.Replace {
+		return false, fmt.Errorf("database %s holds part of a dump: a restore into it was killed before it ended (its table %s says so); restore with --replace to load the dump whole, or into another database with --to (%w)", d, mysqlMarker, ErrUnchanged)
 	}
 	create := exists == "0"
 	// The database's defaults: a new one gets those recorded with the
@@ -261,6 +277,20 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 			return false, fmt.Errorf("%w; %w", ctx.Err(), ErrReplacedPartly)
 		}
 	}
+	table := mysqlIdent(d.Name) + "." + mysqlIdent(mysqlMarker)
+	// COMMENT takes a literal, not an expression (mysqlString).
+	const comment = "'snap restore is loading a dump into this database; if no restore runs, it was killed: restore again with --replace'"
+	if _, err := d.mysqlQuery(ctx, "CREATE TABLE IF NOT EXISTS "+table+" (id int PRIMARY KEY) COMMENT = "+comment+";\n"); err != nil {
+		err = fmt.Errorf("%s: create the table %s that marks a load in progress: %w", d, mysqlMarker, err)
+		if create && exists == "0" {
+			_, _ = d.mysqlQuery(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
+			return false, fmt.Errorf("%w (%w)", err, ErrCreatedDropped)
+		}
+		if create {
+			return false, fmt.Errorf("%w; %w", err, ErrReplacedPartly)
+		}
+		return false, fmt.Errorf("%w (%w)", err, ErrUnchanged)
+	}
 	if err := load(d.Name); err != nil {
 		switch {
 		case create && exists == "0":
@@ -274,6 +304,9 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// An empty database that was there: the statements that ran
 		// before the failure stay (MariaDB commits each one).
 		return false, fmt.Errorf("%w; the database %s now holds part of the dump at most: empty it (or drop and create it) before restoring again, or restore into a new database with --to", err, d)
+	}
+	if _, err := d.mysqlQuery(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table+";\n"); err != nil {
+		return create && exists == "0", fmt.Errorf("%s: the dump was loaded, but the table %s that marked the load in progress could not be dropped: drop it by hand (%w)", d, mysqlMarker, err)
 	}
 	return create && exists == "0", nil
 }
