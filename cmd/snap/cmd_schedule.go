@@ -96,6 +96,11 @@ type unitJSON struct {
 	Service   string   `json:"service"` // path of the unit file
 	Timer     string   `json:"timer"`
 	Installed bool     `json:"installed"`
+	// Config is the config file the units were written from.
+	Config string `json:"config,omitempty"`
+	// OtherConfig: installed from another config file than the one
+	// listed, which has a job of the same name; the timer runs the other's.
+	OtherConfig bool `json:"other_config,omitempty"`
 	// Outdated: the unit files differ from what 'schedule install' would
 	// write from the config now (a changed schedule, a moved binary).
 	Outdated bool `json:"outdated,omitempty"`
@@ -192,7 +197,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	// snap must not leave its job's service installed alone.
 	for _, j := range jobs {
 		for _, name := range []string{serviceName(j.Name), timerName(j.Name)} {
-			if err := mayWriteUnit(filepath.Join(dir, name), o.force); err != nil {
+			if err := mayWriteUnit(filepath.Join(dir, name), cfg.Path, o.force); err != nil {
 				return err
 			}
 		}
@@ -202,10 +207,10 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	for _, j := range jobs {
 		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: o.user}
 		svc, tmr := filepath.Join(dir, serviceName(j.Name)), filepath.Join(dir, timerName(j.Name))
-		if err := writeUnit(svc, serviceUnit(spec), o.force); err != nil {
+		if err := writeUnit(svc, serviceUnit(spec), cfg.Path, o.force); err != nil {
 			return err
 		}
-		if err := writeUnit(tmr, timerUnit(spec), o.force); err != nil {
+		if err := writeUnit(tmr, timerUnit(spec), cfg.Path, o.force); err != nil {
 			return err
 		}
 		timers = append(timers, timerName(j.Name))
@@ -281,7 +286,7 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 			continue
 		}
 		job := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(t), "snap-"), ".timer")
-		uj := unitJSON{Job: job, Schedule: unitValues(text, "OnCalendar"), Service: filepath.Join(dir, serviceName(job)), Timer: t, Installed: true}
+		uj := unitJSON{Job: job, Schedule: unitValues(text, "OnCalendar"), Service: filepath.Join(dir, serviceName(job)), Timer: t, Installed: true, Config: unitConfig(text)}
 		if o.dir == "" {
 			unitState(o.user, &uj)
 		}
@@ -336,6 +341,8 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		switch {
 		case uj.NotInConfig:
 			state += "; job not in the config"
+		case uj.OtherConfig:
+			state += "; from " + uj.Config
 		case uj.Outdated:
 			state += "; outdated"
 		}
@@ -368,6 +375,8 @@ func warnStaleUnits(c *cli.Context, u *ui, o scheduleOptions, list []unitJSON) {
 		switch {
 		case uj.NotInConfig:
 			u.warnf("job %s: its units are installed but the config has no such scheduled job; its timer still runs it: 'snap schedule remove %s%s'", uj.Job, where, uj.Job)
+		case uj.OtherConfig:
+			u.warnf("job %s: its units were written from another config file, %s, and run that one's job %s; this config's job of the same name has no timer: rename it and install it", uj.Job, uj.Config, uj.Job)
 		case uj.Outdated:
 			u.warnf("job %s: the installed units differ from what the config gives now: 'snap schedule install %s%s'", uj.Job, where, uj.Job)
 		}
@@ -392,10 +401,14 @@ func compareUnits(cfg *Config, user bool, list []unitJSON) {
 	for i := range list {
 		uj := &list[i]
 		timer, ok := readOwnUnit(uj.Timer)
-		if !ok || !strings.HasPrefix(timer, fmt.Sprintf("%s from %s.\n", unitMarker, sources.DisplayPath(cfg.Path))) {
+		if !ok {
 			continue
 		}
 		j := jobs[uj.Job]
+		if unitConfig(timer) != sources.DisplayPath(cfg.Path) {
+			uj.OtherConfig = j != nil
+			continue
+		}
 		if j == nil {
 			uj.NotInConfig = true
 			continue

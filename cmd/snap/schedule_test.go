@@ -173,6 +173,28 @@ paths = ["` + src + `"]
 	}
 	writeFile(t, cfg, config)
 
+	// Another config file with a job of the same name: its install used
+	// to take the first one's units without a word (found by an
+	// exploratory test); it is refused, list names the config the units
+	// came from, and --force (a config file that moved) replaces them.
+	cfg2 := filepath.Join(tr.dir, "other", "snap.toml")
+	writeFile(t, cfg2, config)
+	if res := tr.runConfig(nil, "schedule", "install", "--config", cfg2, "--dir", units); res.code == 0 || !strings.Contains(res.stderr, "was written from another config file, "+cfg) {
+		t.Errorf("install of a job of the same name from another config: exit %d %s", res.code, res.stderr)
+	}
+	if b, _ := os.ReadFile(svc); !strings.Contains(string(b), "--config "+cfg+"\n") {
+		t.Errorf("the refused install changed the units:\n%s", b)
+	}
+	res = tr.runConfig(nil, "schedule", "list", "--dir", units, "--config", cfg2)
+	if res.code != 0 || !strings.Contains(res.stdout, "installed; from "+cfg) || !strings.Contains(res.stderr, "job app: its units were written from another config file, "+cfg) {
+		t.Errorf("list from the other config: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	tr.runConfig(nil, "schedule", "install", "--config", cfg2, "--dir", units, "--force")
+	if b, _ := os.ReadFile(svc); !strings.Contains(string(b), "--config "+cfg2+"\n") {
+		t.Errorf("install --force from the other config:\n%s", b)
+	}
+	tr.runConfig(nil, "schedule", "install", "--config", cfg, "--dir", units, "--force")
+
 	// A unit snap did not write is never replaced or removed.
 	writeFile(t, filepath.Join(units, "snap-other.timer"), []byte("[Timer]\nOnCalendar=daily\n"))
 	if res := tr.runConfig(nil, "schedule", "remove", "other", "--dir", units); res.code == 0 {

@@ -146,9 +146,10 @@ func snapBinary() (string, error) {
 }
 
 // writeUnit writes a unit file atomically. An existing file that snap did
-// not write is left alone unless force is set.
-func writeUnit(path, content string, force bool) error {
-	if err := mayWriteUnit(path, force); err != nil {
+// not write, or wrote from another config file, is left alone unless force
+// is set (mayWriteUnit).
+func writeUnit(path, content, config string, force bool) error {
+	if err := mayWriteUnit(path, config, force); err != nil {
 		return err
 	}
 	if err := writeFileAtomic(path, []byte(content), 0o644); err != nil {
@@ -157,13 +158,31 @@ func writeUnit(path, content string, force bool) error {
 	return nil
 }
 
-// mayWriteUnit refuses to replace a unit file snap did not write, unless
-// force is set.
-func mayWriteUnit(path string, force bool) error {
-	if old, err := os.ReadFile(path); err == nil && !strings.HasPrefix(string(old), unitMarker) && !force {
+// mayWriteUnit refuses to replace a unit file snap did not write, or one
+// it wrote from another config file than config, unless force is set: two
+// config files with a job of the same name took each other's units, and
+// the first one's backups stopped without a word (found by an exploratory
+// test).
+func mayWriteUnit(path, config string, force bool) error {
+	old, err := os.ReadFile(path)
+	if err != nil || force {
+		return nil
+	}
+	if !strings.HasPrefix(string(old), unitMarker) {
 		return fmt.Errorf("%s exists and was not written by snap: remove it, or use --force to replace it", path)
 	}
+	if from := unitConfig(string(old)); from != sources.DisplayPath(config) {
+		return fmt.Errorf("%s was written from another config file, %s, which has a job of the same name: rename one of the jobs, or, if that config file moved here, use --force to replace it", path, from)
+	}
 	return nil
+}
+
+// unitConfig returns the config file a unit snap wrote was written from,
+// as its first line names it.
+func unitConfig(text string) string {
+	first, _, _ := strings.Cut(text, "\n")
+	from, _ := strings.CutPrefix(first, unitMarker+" from ")
+	return strings.TrimSuffix(from, ".")
 }
 
 // ownUnit reports whether the unit file at path was written by snap.
