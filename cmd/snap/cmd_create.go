@@ -255,7 +255,7 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 		s, err = openSessionAt(c.Context, e, u, st, sharedLock, commandName(c), &index.Options{})
 		return s, err
 	}
-	_, err = createWithHooks(c.Context, e, u, st.location, open, o, plan)
+	_, err = createWithHooks(c.Context, e, u, st, open, o, plan)
 	return err
 }
 
@@ -264,8 +264,8 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 // lock) and checked (pre-flight), the pre hooks run, then the archive. The
 // post hooks run at the end whatever happened. 'snap create' and the create
 // step of 'snap run' both come here.
-func createWithHooks(ctx context.Context, e *env, u *ui, location string, open func() (*session, error), o snapshot.CreateOptions, plan createPlan) (sn *snapshot.Snapshot, err error) {
-	h := newHooks(plan.pre, plan.post, plan.hookTimeout, location, o.Host, o.Tags, o.Job)
+func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open func() (*session, error), o snapshot.CreateOptions, plan createPlan) (sn *snapshot.Snapshot, err error) {
+	h := newHooks(plan.pre, plan.post, plan.hookTimeout, st, o.Host, o.Tags, o.Job)
 	snapshotID := ""
 	defer func() {
 		if len(h.post) == 0 {

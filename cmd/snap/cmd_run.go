@@ -421,7 +421,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		err = fmt.Errorf("%w: job %s stopped while opening the repository; nothing was changed", errInterrupted, j.Name)
 	}
 	if err != nil {
-		j.postAfterFailure(ctx, u, st.location, err)
+		j.postAfterFailure(ctx, u, st, err)
 		return failFirst(err)
 	}
 	defer s.close()
@@ -447,7 +447,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		switch step {
 		case "create":
 			var sn *snapshot.Snapshot
-			sn, err = runCreateStep(ctx, e, s, st.location, j)
+			sn, err = runCreateStep(ctx, e, s, st, j)
 			if sn != nil {
 				res.SnapshotID, res.snapshot = sn.ID.String(), sn
 			}
@@ -579,16 +579,16 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 
 // runCreateStep creates the job's snapshot, with its dumps and hooks, under
 // a shared lock.
-func runCreateStep(ctx context.Context, e *env, s *session, location string, j *Job) (*snapshot.Snapshot, error) {
+func runCreateStep(ctx context.Context, e *env, s *session, st repoSettings, j *Job) (*snapshot.Snapshot, error) {
 	o, plan, err := j.createOptions(s.ui)
 	if err != nil {
-		j.postAfterFailure(ctx, s.ui, location, err)
+		j.postAfterFailure(ctx, s.ui, st, err)
 		return nil, err
 	}
 	o.Writer.Abort = ctx
 	defer s.relock(ctx, noLock)
 	open := func() (*session, error) { return s, s.relock(ctx, sharedLock) }
-	return createWithHooks(ctx, e, s.ui, location, open, o, plan)
+	return createWithHooks(ctx, e, s.ui, st, open, o, plan)
 }
 
 // postAfterFailure runs the job's post hooks for a create that failed
@@ -596,11 +596,11 @@ func runCreateStep(ctx context.Context, e *env, s *session, location string, j *
 // opened, the job's options are wrong): post hooks run whatever happened,
 // and a monitoring ping in one must hear of exactly these failures. Their
 // own failure is reported by runPost; err stays the job's error.
-func (j *Job) postAfterFailure(ctx context.Context, u *ui, location string, err error) {
+func (j *Job) postAfterFailure(ctx context.Context, u *ui, st repoSettings, err error) {
 	if len(j.Post) == 0 {
 		return
 	}
-	_ = newHooks(nil, j.Post, j.HookTimeout, location, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
+	_ = newHooks(nil, j.Post, j.HookTimeout, st, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
 }
 
 // sourceCollision returns a path in the snapshot that two of the job's

@@ -26,13 +26,25 @@ type hooks struct {
 // defaultHookTimeout is --hook-timeout's and hook_timeout's default.
 const defaultHookTimeout = time.Hour
 
-func newHooks(pre, post []string, timeout time.Duration, repository, host string, tags []string, job string) hooks {
-	return hooks{pre: pre, post: post, timeout: timeout, env: []string{
-		"SNAP_REPOSITORY=" + repository,
+func newHooks(pre, post []string, timeout time.Duration, st repoSettings, host string, tags []string, job string) hooks {
+	env := []string{
+		"SNAP_REPOSITORY=" + st.location,
 		"SNAP_HOST=" + host,
 		"SNAP_TAGS=" + strings.Join(tags, ","),
 		"SNAP_JOB=" + job, // empty for 'snap create'
-	}}
+	}
+	// The repository's password source, when a flag or the config file
+	// gave it (from the environment, the hook inherits it anyway): a hook
+	// that runs snap itself finds the repository from SNAP_REPOSITORY,
+	// and needs its password too (it got "no repository password" with
+	// the config's password_file; found by an exploratory test).
+	if st.passwordFile != "" {
+		env = append(env, "SNAP_PASSWORD_FILE="+st.passwordFile)
+	}
+	if st.passwordCommand != "" {
+		env = append(env, "SNAP_PASSWORD_COMMAND="+st.passwordCommand)
+	}
+	return hooks{pre: pre, post: post, timeout: timeout, env: env}
 }
 
 // runPre runs the pre hooks in order and stops at the first that fails.

@@ -1046,3 +1046,25 @@ keep = { last = 1, prune = true }
 		t.Errorf("the forget step did not run:\n%s", res.stdout)
 	}
 }
+
+// TestHookRunsSnap: a hook may run snap itself (usage.md): with the
+// password from the config's password_file, the hook gets
+// SNAP_PASSWORD_FILE beside SNAP_REPOSITORY; it got only the latter, and
+// its snap found no password (found by an exploratory test).
+func TestHookRunsSnap(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	listed := filepath.Join(tr.dir, "listed")
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+post = ["` + snapBin + ` list --json > ` + listed + `"]
+`)
+	if res := tr.runConfig(nil, "run", "app", "--config", cfg); res.code != 0 {
+		t.Fatalf("run with a post hook running snap: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if b, err := os.ReadFile(listed); err != nil || !strings.Contains(string(b), `"job": "app"`) {
+		t.Errorf("the hook's snap list: %v\n%s", err, b)
+	}
+}
