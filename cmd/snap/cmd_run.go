@@ -134,12 +134,13 @@ type jobResult struct {
 	SnapshotID      string       `json:"snapshot_id,omitempty"`
 	Steps           []stepResult `json:"steps"`
 	DurationSeconds float64      `json:"duration_seconds"`
+	// Emptied: the create found a backed-up directory empty that held
+	// entries (a disk not mounted?): status "partial" as for unreadable
+	// files, but no success for the metrics, and retention waited.
+	Emptied bool `json:"emptied,omitempty"`
 
 	err      error
 	snapshot *snapshot.Snapshot // saved by the create step, for the metrics
-	// emptied: the create found a backed-up directory empty that held
-	// entries (a disk not mounted?); no success for the metrics.
-	emptied bool
 }
 
 // runSummaryJSON is the final line of 'run --json'.
@@ -261,7 +262,7 @@ func runError(results []jobResult) error {
 		case statusOK:
 		case statusPartial:
 			partial++
-			if r.emptied {
+			if r.Emptied {
 				emptied++
 			}
 		default:
@@ -432,7 +433,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
 			continue
 		}
-		if res.emptied && (step == "forget" || step == "prune") {
+		if res.Emptied && (step == "forget" || step == "prune") {
 			// A backed-up directory came back empty that had entries (a
 			// disk not mounted?): forgetting by count would drop the last
 			// good snapshots for it.
@@ -487,7 +488,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		case errors.As(err, &pe):
 			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
 			res.Status, res.ExitCode = statusPartial, exitPartial
-			res.emptied = res.emptied || pe.emptied
+			res.Emptied = res.Emptied || pe.emptied
 			u.warnf("%s", err)
 		default:
 			if !strings.HasPrefix(err.Error(), step+": ") { // create's errors name it already

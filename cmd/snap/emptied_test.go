@@ -89,6 +89,14 @@ keep = { last = 1, prune = true }
 			t.Fatalf("%d snapshots of the job after night %d without the disk, want %d: none forgotten", n, night, 1+night)
 		}
 	}
+	// The job object tells an emptied directory from unreadable files
+	// (both "partial").
+	res := tr.runConfig(nil, "run", "--json", "--config", cfg)
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" && (l["status"] != "partial" || l["emptied"] != true) {
+			t.Errorf("run --json of the emptied job: %v", l)
+		}
+	}
 	writeFile(t, filepath.Join(disk, "a"), []byte("a"))
 	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 {
 		t.Fatalf("run with the directory full again: exit %d\n%s%s", res.code, res.stdout, res.stderr)

@@ -37,7 +37,7 @@ func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, 
 	// A snapshot without some unreadable files is a success; one with a
 	// backed-up directory emptied is not: an alert on the last success
 	// must fire while a disk stays unmounted.
-	ok := res.Status == statusOK || res.Status == statusPartial && !res.emptied
+	ok := res.Status == statusOK || res.Status == statusPartial && !res.Emptied
 	if ok {
 		lastSuccess = float64(end.UnixMilli()) / 1000
 	}
