@@ -135,7 +135,14 @@ func runRestore(c *cli.Context, e *env) error {
 				kind = d.Kind
 			}
 		}
-		sns = holdingDumps(sns, dbs, kind)
+		if held := holdingDumps(sns, dbs, kind); len(held) > 0 || kind == "" {
+			sns = held
+		} else {
+			// None of the kind --to names holds them: among those of
+			// other kinds, the restore names the mistake (exit 2), where
+			// it said "no matching snapshot".
+			sns = holdingDumps(sns, dbs, "")
+		}
 		if at != "" {
 			sn, err = s.findAt(c, sns, when, atPaths(sub)...)
 		} else {
@@ -289,8 +296,9 @@ func holdingDumps(sns []*snapshot.Snapshot, names []string, kind string) []*snap
 		held := true
 		for _, n := range names {
 			var ue *usageError
+			var ok otherKindError
 			src, err := findDumpSourceOfKind(sn, n, kind)
-			if err != nil && !errors.As(err, &ue) || err == nil && kind != "" && src.Kind != kind {
+			if err != nil && (!errors.As(err, &ue) || errors.As(err, &ok)) || err == nil && kind != "" && src.Kind != kind {
 				// Not there, or of another kind than --to names (an all.sql
 				// of MariaDB's is no dump to load into PostgreSQL).
 				held = false

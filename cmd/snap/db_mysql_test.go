@@ -388,6 +388,15 @@ func TestRestoreLatestDumpOfTheKindToNames(t *testing.T) {
 	if got := sqliteQuery(t, into, "SELECT x FROM s;"); strings.TrimSpace(got) != "sqlite" {
 		t.Errorf("restored %q", got)
 	}
+	// A kind no snapshot has a dump of that name of: the mistake is named
+	// (exit 2), where 'latest' said "no matching snapshot" (exit 1; found
+	// by an exploratory test).
+	for _, ref := range []string{"latest", tr.listJSON()[1].ID} {
+		res := tr.run("restore", ref, "--db", db, "--to", "postgres://postgres@127.0.0.1/x")
+		if res.code != exitUsage || !strings.Contains(res.stderr, "is a mysql dump, and --to names a postgres database") {
+			t.Errorf("restore %s of a MariaDB dump --to postgres://: exit %d\n%s", ref, res.code, res.stderr)
+		}
+	}
 }
 
 // TestMariaDBRestoreKilledLeavesMarker: MariaDB commits each statement of

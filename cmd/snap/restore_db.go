@@ -67,6 +67,12 @@ func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.So
 	if kind != "" {
 		ofKind = " " + kind
 	}
+	if len(matches) == 0 && kind != "" {
+		// Of another kind than --to names: that is the mistake to name.
+		if src, err := findDumpSourceOfKind(sn, name, ""); err == nil {
+			return snapshot.Source{}, otherKindError{&usageError{msg: fmt.Sprintf("--db %s: %s is a %s dump, and --to names a %s database; restore it into a %s database", name, src.Path, src.Kind, kind, src.Kind)}}
+		}
+	}
 	switch {
 	case len(matches) == 1:
 		return matches[0], nil
@@ -81,6 +87,13 @@ func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.So
 	}
 	return snapshot.Source{}, fmt.Errorf("snapshot %s has no%s dump %q; it has %s", sn.ID.Short(), ofKind, name, strings.Join(names, ", "))
 }
+
+// otherKindError is the usage error of a dump asked for by name that is of
+// another kind than --to names: the snapshot does not hold what is asked
+// for (holdingDumps), but the error names the mistake.
+type otherKindError struct{ *usageError }
+
+func (e otherKindError) Unwrap() error { return e.usageError }
 
 // dbRestore is one --db of a restore: the dump, the database it was taken
 // from and the one it goes into.
