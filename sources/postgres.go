@@ -194,15 +194,15 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	}
 	if created {
 		var err error
+		note := ""
 		if props.CreateWith != "" {
 			err = d.createUninterrupted(ctx, into, "\\set VERBOSITY verbose\nCREATE DATABASE :\"name\" WITH "+props.CreateWith+"\n")
-			if err != nil && recorded && ctx.Err() == nil && pgStatementRefused.MatchString(err.Error()) {
+			if err != nil && recorded && ctx.Err() == nil && pgStatementRefused.MatchString(err.Error()) && !strings.Contains(err.Error(), pgNoPrivilege) {
 				// The recorded template or locale is not on this server
 				// (another version, another machine): made as for a dump
-				// without them.
-				if o.Stderr != nil {
-					o.Stderr(fmt.Sprintf("note: database %s could not be created as recorded (WITH %s: %v); created from the dump's encoding instead", into, props.CreateWith, err))
-				}
+				// without them. Said once that worked (a role that may not
+				// create databases was told it had).
+				note = fmt.Sprintf("note: database %s could not be created as recorded (WITH %s: %v); created from the dump's encoding instead", into, props.CreateWith, err)
 				props.CreateWith = ""
 			}
 		}
@@ -213,6 +213,9 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		}
 		if err != nil {
 			return false, err
+		}
+		if note != "" && o.Stderr != nil {
+			o.Stderr(note)
 		}
 	}
 	d.noteLeftovers(ctx, into, o)
@@ -337,6 +340,10 @@ func withoutNestedTransactionWarnings(stderr func(string)) func(string) {
 // pgHeaderSize is how much of a dump's start dumpEncoding looks at: pg_dump
 // writes its SET lines within the first kilobyte.
 const pgHeaderSize = 16 << 10
+
+// pgNoPrivilege is the SQLSTATE of insufficient_privilege, as psql's
+// VERBOSITY verbose shows it: no other way of creating the database helps.
+const pgNoPrivilege = "ERROR:  42501: "
 
 // pgStatementRefused matches an error the server gave a statement, with
 // its SQLSTATE (psql's VERBOSITY verbose), as opposed to a failure to

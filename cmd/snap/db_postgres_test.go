@@ -679,3 +679,24 @@ esac
 		t.Errorf("the next restore does not name the database left behind (%s):\n%s", left, res.stderr)
 	}
 }
+
+// TestPostgresRestoreWithoutCreatedb: a role that may not create
+// databases gets the server's refusal, not a note that the database "was
+// created from the dump's encoding instead", which never happened (found
+// by an exploratory test).
+func TestPostgresRestoreWithoutCreatedb(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, "CREATE TABLE t (i int);")
+	tr.mustRun("create", "--db", pg.url(db))
+	role := db + "_nocreate"
+	pg.mustQuery("postgres", `CREATE ROLE "`+role+`" LOGIN NOCREATEDB;`)
+	t.Cleanup(func() { _, _ = pg.query("postgres", `DROP ROLE IF EXISTS "`+role+`";`) })
+	u := *pg.base
+	u.User, u.Path = url.User(role), "/"+db+"_new"
+	res := tr.run("restore", "latest", "--db", db, "--to", u.String())
+	if res.code != exitFatal || !strings.Contains(res.stderr, "permission denied to create database") || strings.Contains(res.stderr, "instead") {
+		t.Errorf("restore by a role without CREATEDB: exit %d\n%s", res.code, res.stderr)
+	}
+}
