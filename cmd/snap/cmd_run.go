@@ -535,16 +535,11 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 		return o, plan, fmt.Errorf("job %s: %w", j.Name, err)
 	}
 	plan.streams = sf
-	taken := map[string]bool{}
-	for _, p := range sf.dbPaths {
-		taken[p] = true
+	if msg := j.sourceCollision(); msg != "" {
+		return o, plan, fmt.Errorf("job %s: %s; choose another name", j.Name, msg)
 	}
 	for _, jc := range j.Commands {
 		p, _ := streamPath("commands", jc.Name)
-		if taken[p] {
-			return o, plan, fmt.Errorf("job %s: two sources would both be stored as %s; choose another name", j.Name, p)
-		}
-		taken[p] = true
 		cmd := sources.Command{Name: jc.Argv[0], Args: jc.Argv[1:], Stderr: u.toolLines(p)}
 		o.Streams = append(o.Streams, snapshot.Stream{Path: p, Open: cmd.Start,
 			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(jc.Argv[0])}})
@@ -604,18 +599,11 @@ func (j *Job) postAfterFailure(ctx context.Context, u *ui, st repoSettings, err 
 	_ = newHooks(nil, j.Post, j.HookTimeout, st, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
 }
 
-// sourceCollision returns a path in the snapshot that two of the job's
-// sources (dumps, command outputs) would both be stored as, or "". The
-// job's create refuses such a job; config check reports it first.
+// sourceCollision says how two of the job's sources (dumps, command
+// outputs) collide in the snapshot (streamCollision), or "". The job's
+// create refuses such a job; config check reports it first.
 func (j *Job) sourceCollision() string {
-	taken := map[string]bool{}
-	for _, p := range j.sourcePaths() {
-		if taken[p] {
-			return p
-		}
-		taken[p] = true
-	}
-	return ""
+	return streamCollision(j.sourcePaths())
 }
 
 // streamInPaths returns a dump's or command's path in the snapshot that

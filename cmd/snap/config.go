@@ -692,8 +692,8 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	if v, ok := t["commands"]; ok {
 		j.Commands = d.commands(sub(at, "commands"), v)
 		if dbsOK {
-			if p := j.sourceCollision(); p != "" {
-				d.errorf(sub(at, "commands"), "two sources would both be stored as %s; give the command another name", p)
+			if msg := j.sourceCollision(); msg != "" {
+				d.errorf(sub(at, "commands"), "%s; give the command another name", msg)
 			}
 		}
 	}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
@@ -78,14 +80,29 @@ func parseStreamFlags(stdinName, commandName string, dbURLs, args []string) (str
 		return sf, nil, usagef("--db: %v", err)
 	}
 	sf.dbPaths = dbPaths
-	all := append(streamPaths, dbPaths...)
-	slices.Sort(all)
-	for i := 1; i < len(all); i++ {
-		if all[i] == all[i-1] {
-			return sf, nil, usagef("two sources would both be stored as %s; choose another name", all[i])
-		}
+	if msg := streamCollision(append(streamPaths, dbPaths...)); msg != "" {
+		return sf, nil, usagef("%s; choose another name", msg)
 	}
 	return sf, paths, nil
+}
+
+// streamCollision says how two of the paths that streams are stored as
+// collide, or "": the same path twice, or one a file and another inside
+// it, which the archive found only after the pre hooks had run (found by
+// an exploratory test).
+func streamCollision(paths []string) string {
+	for i, a := range paths {
+		for _, b := range paths[i+1:] {
+			switch {
+			case a == b:
+				return fmt.Sprintf("two sources would both be stored as %s", a)
+			case strings.HasPrefix(b, a+"/"), strings.HasPrefix(a, b+"/"):
+				f, in := min(a, b), max(a, b)
+				return fmt.Sprintf("one source would be stored as the file %s and another inside it, as %s", f, in)
+			}
+		}
+	}
+	return ""
 }
 
 // build resolves the dump tools (failing when one is not installed) and

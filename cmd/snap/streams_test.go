@@ -100,6 +100,8 @@ func TestStreamUsageErrors(t *testing.T) {
 		{"create", "--db", "postgres://user@host:5432/"},
 		{"create", "--db", "sqlite:///a/app.db", "--db", "sqlite:///a/app.db"},
 		{"create", "--stdin", "x", "--command", "x", "--", "true"},
+		{"create", "--db", "postgres://u@h/app", "--command", "db", "--", "true"},
+		{"create", "--stdin", "db/postgres/app.sql/x", "--db", "postgres://u@h/app"},
 		{"create", "--min-free", "lots", "--stdin", "x"},
 		{"create", "--allow-empty-stdin", "/etc/hostname"},
 		{"create"},
