@@ -142,7 +142,12 @@ func openBackend(ctx context.Context, e *env, location string, create bool, o ba
 		}
 		conns = defaultS3Connections
 		if create {
-			be, err = s3.Create(ctx, cfg)
+			ro := backendRetry(o)
+			err = retry.Do(ctx, ro, "prepare", cfg.Location(), func() error {
+				var cerr error
+				be, cerr = s3.Create(ctx, cfg)
+				return cerr
+			})
 		} else {
 			be, err = s3.Open(cfg)
 		}
@@ -175,12 +180,8 @@ func isRemote(location string) bool { return strings.HasPrefix(location, "s3:") 
 // is paced again). conns 0 means no limit. A closed stop (the command's
 // cancellation) ends every wait for the rate limits.
 func composeBackend(be repo.Backend, conns int, o backendOptions, stop <-chan struct{}) repo.Backend {
-	var ro retry.Options
-	if o.hooks != nil {
-		if o.hooks.wrap != nil {
-			be = o.hooks.wrap(be)
-		}
-		ro = o.hooks.retry
+	if o.hooks != nil && o.hooks.wrap != nil {
+		be = o.hooks.wrap(be)
 	}
 	if conns > 0 {
 		be = limit.New(be, conns)
@@ -188,6 +189,16 @@ func composeBackend(be repo.Backend, conns int, o backendOptions, stop <-chan st
 	if o.upload > 0 || o.download > 0 {
 		be = limit.NewRated(be, o.upload, o.download, stop)
 	}
+	return retry.New(be, backendRetry(o))
+}
+
+// backendRetry is how the command's requests are retried: the defaults,
+// or a test's, logging to the command's log.
+func backendRetry(o backendOptions) retry.Options {
+	var ro retry.Options
+	if o.hooks != nil {
+		ro = o.hooks.retry
+	}
 	ro.Log = o.log
-	return retry.New(be, ro)
+	return ro
 }

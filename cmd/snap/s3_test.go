@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"io/fs"
 	mrandv2 "math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -880,4 +882,30 @@ func TestS3ManyWriters(t *testing.T) {
 		t.Errorf("%d snapshots left to restore of %d created; forget --keep-last 2 should have removed some, but not all", restored, hosts*rounds)
 	}
 	t.Logf("%d snapshots restored and compared", restored)
+}
+
+// TestS3InitRetries: init retries the requests that prepare the bucket as
+// every command retries its requests: it failed at once on a refused
+// connection (found by an exploratory test). Nothing listens on the port;
+// the retries' waits are counted, not waited.
+func TestS3InitRetries(t *testing.T) {
+	clearSnapEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // refused from here on
+	tr := newUninitRepo(t)
+	tr.repo = "s3:http://" + addr + "/bucket/repo"
+	tr.env = append(tr.env, "AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=b")
+	var waits atomic.Int32
+	hooks := &backendHooks{retry: retry.Options{MaxAttempts: 3, Sleep: func(context.Context, time.Duration) error {
+		waits.Add(1)
+		return nil
+	}}}
+	res := tr.runIn(hooks, "init", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code == 0 || waits.Load() != 2 || !strings.Contains(res.stderr, "gave up after 3 attempts") {
+		t.Errorf("init against a refused connection: exit %d, %d retries, want 2\n%s", res.code, waits.Load(), res.stderr)
+	}
 }

@@ -122,6 +122,21 @@ func (b *Backend) do(ctx context.Context, op string, h fmt.Stringer, f func() er
 	}
 }
 
+// Do runs f as a backend made by New with o runs a request: until it
+// succeeds, fails permanently, or runs out of attempts. It is for the
+// requests made before there is a backend to wrap: 'snap init' preparing
+// an S3 bucket failed at once on a refused connection that every other
+// command rides out (found by an exploratory test). what names the
+// object in the log lines.
+func Do(ctx context.Context, o Options, op, what string, f func() error) error {
+	return New(nil, o).do(ctx, op, label(what), f)
+}
+
+// label names what Do works on.
+type label string
+
+func (l label) String() string { return string(l) }
+
 // Unwrap returns the wrapped backend.
 func (b *Backend) Unwrap() repo.Backend { return b.be }
 

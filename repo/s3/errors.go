@@ -73,7 +73,7 @@ func (b *Backend) fail(op, object string, err error) error {
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
-		return fmt.Errorf("%s %s: %s does not present a trusted TLS certificate: %v", op, object, b.cfg.Endpoint, err)
+		return fmt.Errorf("%s %s: %s does not present a trusted TLS certificate: %v (a server with a certificate of a private CA: install the CA in the system's store, or point SSL_CERT_FILE at a file holding it)", op, object, b.cfg.Endpoint, err)
 	}
 	// Refused, reset or timed-out connections, and responses that broke
 	// off: the server may be restarting or the network flaky. A URL in

@@ -92,6 +92,10 @@ func ParseLocation(loc string, getenv func(string) string) (Config, error) {
 			}
 			return Config{}, fmt.Errorf("S3 location %s: not snap's form; use s3:%s for a bucket on AWS, or s3:https://host:port/%s for another server", loc, hostPath, hostPath)
 		}
+		if scheme, after, ok := strings.Cut(rest, "://"); ok && !strings.Contains(scheme, "/") {
+			// s3:ftp://host/b read as a bucket named "ftp:".
+			return Config{}, fmt.Errorf("S3 location %s: %s:// is not a scheme snap speaks; use s3:https://%s (or s3:http://%s for a server without TLS)", loc, scheme, after, after)
+		}
 		cfg.Endpoint, cfg.Secure, cfg.short = awsEndpoint, true, true
 		bucketPath = rest
 	}

@@ -113,6 +113,10 @@ func TestParseLocation(t *testing.T) {
 	if cfg.Region != "us-east-1" {
 		t.Errorf("default region %q", cfg.Region)
 	}
+	// Another scheme is named as such, not taken for a bucket "ftp:".
+	if _, err := s3.ParseLocation("s3:ftp://h:1/bkt", getenv); err == nil || !strings.Contains(err.Error(), "ftp:// is not a scheme snap speaks; use s3:https://h:1/bkt") {
+		t.Errorf("s3:ftp://: %v", err)
+	}
 }
 
 func TestCreate(t *testing.T) {
