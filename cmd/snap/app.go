@@ -496,6 +496,13 @@ func printError(e *env, args []string, command string, err error, code int) {
 			msg += "; the repository is consistent"
 		}
 	}
+	if code != exitInterrupted && uploadCommands[command] && errors.Is(err, repo.ErrTransient) && !strings.Contains(msg, "snap prune") {
+		// The repository stopped answering: the packs this run stored
+		// could not be indexed either, and nothing else said where they
+		// went (found by an exploratory test: the next copy sent 983 MiB
+		// again, and check listed 44 packs not indexed).
+		msg += "; any packs this run stored before that are not indexed: once the repository answers, the next run stores their data again, and 'snap prune' reclaims them"
+	}
 	for _, a := range args {
 		if a == "--" {
 			break

@@ -652,6 +652,11 @@ func TestS3Faults(t *testing.T) {
 			if res.code != exitFatal {
 				t.Errorf("create %d: exit %d, want %d: %s", i, res.code, exitFatal, res.stderr)
 			}
+			// Where the packs it stored went (not indexed, found by an
+			// exploratory test): prune reclaims them.
+			if strings.Contains(res.stderr, "gave up after") && !strings.Contains(res.stderr, "'snap prune' reclaims them") {
+				t.Errorf("create %d gave up without saying what becomes of its packs: %s", i, res.stderr)
+			}
 			oneLine(t, res)
 			continue
 		}
