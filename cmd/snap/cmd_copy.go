@@ -94,7 +94,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		if sameLocation(src.r.Backend().Location(), dst.r.Backend().Location()) {
 			return usagef("--to names the source repository itself (ID %s)", src.r.Config().ID[:8])
 		}
-		return usagef("--to %s has the source's repository ID %s: one is a copy of the other (made with rsync or cp), and snap copy needs a target of its own (snap init one); to update such a copy, rsync it again", redactedLocation(to), src.r.Config().ID[:8])
+		// Or the same repository under another name (localhost and
+		// 127.0.0.1, a symlink): snap cannot tell the two apart.
+		return usagef("--to %s has the source's repository ID %s: it is the source under another name (another host name for the server, a symlink), or a copy of it made with rsync or cp; snap copy needs a target of its own (snap init one)", redactedLocation(to), src.r.Config().ID[:8])
 	}
 	if err := dst.openIndex(c.Context, e, index.Options{}); err != nil {
 		return targetError(to, err)

@@ -357,7 +357,7 @@ func TestCopyToItselfOrItsCopy(t *testing.T) {
 	for to, want := range map[string]string{
 		tr.repo: "names the source repository itself",
 		link:    "names the source repository itself",
-		clone:   "one is a copy of the other (made with rsync or cp)",
+		clone:   "it is the source under another name (another host name for the server, a symlink), or a copy of it made with rsync or cp",
 	} {
 		res := tr.run("copy", "--to", to)
 		if res.code != exitUsage || !strings.Contains(res.stderr, want) || strings.Contains(res.stderr, "in use") {
