@@ -61,12 +61,15 @@ func TestUnitFiles(t *testing.T) {
 	if err := os.Chmod(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	job := &Job{Name: "app", Schedule: []string{"*-*-* 03:00:00", "Sat 06:00"}, RandomDelay: 10 * time.Minute}
+	job := &Job{Name: "app", Schedule: []string{"*-*-* 03:00:00", "Sat 06:00"}, RandomDelay: 10 * time.Minute, Repository: "/mnt/backup/100%/repo"}
 	// A config path with a newline stays one line in the units' comments.
 	for _, user := range []bool{false, true} {
 		spec := unitSpec{Job: job, Binary: bin, Config: "/etc/snap/100%/new\nline/snap.toml", User: user}
 		svc, tmr := serviceUnit(spec), timerUnit(spec)
-		for _, want := range []string{"Type=oneshot", `ExecStart="` + bin + `" run app --config "/etc/snap/100%%/new\nline/snap.toml"`, "Nice=19", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7", "KillMode=mixed", "EnvironmentFile=-%E/snap/env"} {
+		for _, want := range []string{"Type=oneshot", `ExecStart="` + bin + `" run app --config "/etc/snap/100%%/new\nline/snap.toml"`, "Nice=19", "IOSchedulingClass=best-effort", "IOSchedulingPriority=7", "KillMode=mixed", "EnvironmentFile=-%E/snap/env",
+			// A run made up for at boot waits for the repository's mount
+			// (suggested by an exploratory test).
+			"RequiresMountsFor=/mnt/backup/100%%/repo"} {
 			if !strings.Contains(svc, want+"\n") {
 				t.Errorf("service lacks %q:\n%s", want, svc)
 			}
@@ -90,6 +93,14 @@ func TestUnitFiles(t *testing.T) {
 		writeFile(t, s, []byte(svc))
 		writeFile(t, tm, []byte(tmr))
 		verifyUnits(t, s, tm)
+	}
+	// An S3 repository, or a path a unit cannot hold as one word: none.
+	for _, loc := range []string{"s3:https://h/b/r", "/mnt/my backups/repo", ""} {
+		j := *job
+		j.Repository = loc
+		if svc := serviceUnit(unitSpec{Job: &j, Binary: bin, Config: "/etc/snap/snap.toml"}); strings.Contains(svc, "RequiresMountsFor") {
+			t.Errorf("repository %q: %s", loc, svc)
+		}
 	}
 }
 

@@ -51,6 +51,12 @@ func serviceUnit(s unitSpec) string {
 		b.WriteString("Wants=network-online.target\n")
 		b.WriteString("After=network-online.target\n")
 	}
+	if p := mountPath(s.Job.Repository); p != "" {
+		// A repository on a disk or NFS mount: a run the timer makes up
+		// for at boot (Persistent=) waits for the mount, rather than
+		// find no repository (exit 10) and wait for the next night.
+		fmt.Fprintf(&b, "RequiresMountsFor=%s\n", p)
+	}
 	b.WriteString("\n[Service]\n")
 	b.WriteString("Type=oneshot\n")
 	// Variables the job needs and the config file cannot hold (S3
@@ -69,6 +75,20 @@ func serviceUnit(s unitSpec) string {
 	b.WriteString("KillMode=mixed\n")
 	b.WriteString("TimeoutStopSec=5min\n")
 	return b.String()
+}
+
+// mountPath is a local repository's directory as RequiresMountsFor= takes
+// it, or "" for an S3 one and for a path the unit file cannot hold as one
+// word (blanks, quotes, backslashes, control characters).
+func mountPath(location string) string {
+	if location == "" || strings.HasPrefix(location, "s3:") {
+		return ""
+	}
+	p := strings.TrimPrefix(location, "local:")
+	if !filepath.IsAbs(p) || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == '"' || r == '\'' || r == '\\' || r == 0x7f }) {
+		return ""
+	}
+	return strings.ReplaceAll(p, "%", "%%")
 }
 
 // timerUnit renders snap-JOB.timer.
