@@ -123,15 +123,19 @@ func openConfig(c *cli.Context, e *env) (*Config, []Problem, error) {
 }
 
 // systemdCalendar returns a validator of OnCalendar expressions using
-// systemd-analyze, or nil when that is not installed.
-func systemdCalendar() func(string) error {
+// systemd-analyze, or nil when that is not installed. Each expression is
+// run once; exprs, the ones about to be checked, go first in runs of
+// calendarBatch, and one by one only where a batch has a wrong one (a
+// config of 5000 jobs ran systemd-analyze 5000 times: 2m46s for its check;
+// found by an exploratory test).
+func systemdCalendar(exprs ...string) func(string) error {
 	path, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		return nil
 	}
-	return func(expr string) error {
+	run := func(exprs ...string) error {
 		var stderr bytes.Buffer
-		cmd := exec.Command(path, "calendar", "--", expr)
+		cmd := exec.Command(path, append([]string{"calendar", "--"}, exprs...)...)
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
 			msg := strings.TrimSpace(stderr.String())
@@ -145,6 +149,37 @@ func systemdCalendar() func(string) error {
 		}
 		return nil
 	}
+	known := map[string]error{}
+	slices.Sort(exprs)
+	exprs = slices.Compact(exprs)
+	for start := 0; start < len(exprs); start += calendarBatch {
+		batch := exprs[start:min(start+calendarBatch, len(exprs))]
+		if len(batch) > 1 && run(batch...) == nil {
+			for _, e := range batch {
+				known[e] = nil
+			}
+		}
+	}
+	return func(expr string) error {
+		if err, ok := known[expr]; ok {
+			return err
+		}
+		err := run(expr)
+		known[expr] = err
+		return err
+	}
+}
+
+// calendarBatch is how many expressions one systemd-analyze run checks.
+const calendarBatch = 500
+
+// schedules returns the jobs' schedules.
+func schedules(jobs []*Job) []string {
+	var out []string
+	for _, j := range jobs {
+		out = append(out, j.Schedule...)
+	}
+	return out
 }
 
 // configCheckJSON is the documented output of 'config check --json'.
@@ -187,7 +222,7 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 		problems = []Problem{{File: path, Message: err.Error(), Severity: "error"}}
 	}
 	if cfg != nil && !syntaxOnly {
-		problems = append(problems, cfg.checkEnvironment(systemdCalendar())...)
+		problems = append(problems, cfg.checkEnvironment(systemdCalendar(schedules(cfg.Jobs)...))...)
 	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 	out := configCheckJSON{File: path, Problems: problems, Jobs: []jobJSON{}}

@@ -162,7 +162,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 			return usagef("no job in %s has a schedule: add schedule = \"daily\" (or another OnCalendar expression) to a job", cfg.Path)
 		}
 	}
-	if cal := systemdCalendar(); cal != nil {
+	if cal := systemdCalendar(schedules(jobs)...); cal != nil {
 		for _, j := range jobs {
 			for _, s := range j.Schedule {
 				if err := cal(s); err != nil {

@@ -305,6 +305,13 @@ func TestSystemdCalendar(t *testing.T) {
 	if err := cal("at three"); err == nil {
 		t.Error("invalid expression accepted")
 	}
+	// Checked first in one run, the wrong one among them one by one.
+	cal = systemdCalendar("daily", "at three", "weekly", "daily")
+	for expr, valid := range map[string]bool{"daily": true, "weekly": true, "at three": false, "Sat 06:00": true, "every blue moon": false} {
+		if err := cal(expr); (err == nil) != valid {
+			t.Errorf("batch-primed %q: %v", expr, err)
+		}
+	}
 }
 
 func TestJobSnapshots(t *testing.T) {
