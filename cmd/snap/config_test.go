@@ -562,3 +562,27 @@ func TestConfigEmptyKeep(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigDatabasePasswordWarning: a password in a database URL is
+// warned about while others may read the config file, and not once the
+// file is private (it said "chmod 600" to a file that was; found by an
+// exploratory test).
+func TestConfigDatabasePasswordWarning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap.toml")
+	doc := "repository = \"/srv/backup\"\n\n[jobs.db]\ndatabases = [\"postgres://app:secret@db/app\"]\n"
+	for mode, warned := range map[os.FileMode]bool{0o644: true, 0o600: false} {
+		must(t, os.WriteFile(path, []byte(doc), mode))
+		must(t, os.Chmod(path, mode))
+		_, problems, err := loadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, p := range problems {
+			got = got || strings.Contains(p.Message, "the password is written in the config file, which others may read: chmod 600 "+path)
+		}
+		if got != warned {
+			t.Errorf("mode %04o: warned %v, want %v: %v", mode, got, warned, problems)
+		}
+	}
+}
