@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -188,7 +190,7 @@ func (p *progress) event(ev snapshot.Event) {
 		if p.action == "create" {
 			msg += " (skipped)"
 		}
-		p.u.log.Error(msg, "path", ev.Path)
+		p.u.log.Error(msg, pathAttrs(ev.Path)...)
 	case snapshot.EventWarning:
 		p.mu.Lock()
 		p.warnings++
@@ -197,7 +199,7 @@ func (p *progress) event(ev snapshot.Event) {
 		if ev.Path != "" && !strings.Contains(msg, ev.Path) {
 			msg = ev.Path + ": " + msg // the text and journal formats show only the message
 		}
-		p.u.log.Warn(msg, "path", ev.Path)
+		p.u.log.Warn(msg, pathAttrs(ev.Path)...)
 	}
 }
 
@@ -210,7 +212,11 @@ func (p *progress) fileDone(ev snapshot.Event) {
 		if ev.Kind == snapshot.EventKept {
 			action = "kept"
 		}
-		p.u.jsonLine(map[string]any{"type": "file", "action": action, "path": ev.Path, "bytes": ev.Bytes})
+		line := map[string]any{"type": "file", "action": action, "path": ev.Path, "bytes": ev.Bytes}
+		if a := pathAttrs(ev.Path); len(a) > 2 {
+			line["path_base64"] = a[3]
+		}
+		p.u.jsonLine(line)
 		return
 	}
 	verb := "saved"
@@ -461,4 +467,15 @@ func scanTree(ctx context.Context, ix *index.Index, snapPath string, node snapsh
 	if err == nil {
 		fn(files, bytes, true)
 	}
+}
+
+// pathAttrs are the log attributes that name a path: "path", and, when it
+// is not valid UTF-8 (which a JSON string cannot hold: the encoder writes
+// U+FFFD), "path_base64" with its bytes, as ls and diff give them.
+func pathAttrs(p string) []any {
+	attrs := []any{"path", p}
+	if !utf8.ValidString(p) {
+		attrs = append(attrs, "path_base64", base64.StdEncoding.EncodeToString([]byte(p)))
+	}
+	return attrs
 }
