@@ -284,3 +284,33 @@ func interruptWait(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) string {
 	}
 	return out.String()
 }
+
+// killDuringLoad runs snap with args, its database client tool replaced by
+// a shim that passes the load (the run whose arguments match the shell
+// case pattern load) what the shell command cut prints of its input, and
+// the rest only once snap is gone; when that part has passed, snap is
+// killed (SIGKILL), as the OOM killer would, and killDuringLoad returns
+// once idle says the client's session has ended.
+func killDuringLoad(t *testing.T, tr *testRepo, tool, load, cut string, idle func() bool, args ...string) {
+	t.Helper()
+	real, err := exec.LookPath(tool)
+	must(t, err)
+	shims := filepath.Join(tr.dir, "shims")
+	started := filepath.Join(tr.dir, "started")
+	_ = os.Remove(started)
+	writeScript(t, filepath.Join(shims, tool), `case " $* " in
+`+load+`) ;;
+*) exec `+real+` "$@" ;;
+esac
+{ `+cut+`; touch `+started+`; cat; } | `+real+` "$@"
+`)
+	cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, args...)
+	waitStarted(t, cmd, out, started, "the load")
+	must(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	for deadline := time.Now().Add(30 * time.Second); !idle(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still connected 30 s after snap was killed", tool)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 const mysqlSchema = `
@@ -413,31 +412,12 @@ func TestMariaDBRestoreKilledLeavesMarker(t *testing.T) {
 	my.mustQuery(db, "CREATE TABLE a (i INT PRIMARY KEY); INSERT INTO a SELECT seq FROM seq_1_to_100; CREATE TABLE b (i INT PRIMARY KEY); INSERT INTO b SELECT seq FROM seq_1_to_1000;")
 	tr.mustRun("create", "--db", my.url(db))
 
-	// The client gets the dump up to table b, then the rest only once
-	// snap is gone: its input then ends.
-	real, err := exec.LookPath("mariadb")
-	must(t, err)
-	shims := filepath.Join(tr.dir, "shims")
-	started := filepath.Join(tr.dir, "started")
-	writeScript(t, filepath.Join(shims, "mariadb"), `case "$*" in
-*--binary-mode*) ;;
-*) exec `+real+` "$@" ;;
-esac
-{ awk '/^CREATE TABLE .b. /{exit} {print}'; touch `+started+`; cat; } | `+real+` "$@"
-`)
+	// The client's load (with --binary-mode) gets the dump up to table b,
+	// then its input ends.
 	copyDB := db + "_copy"
-	cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, "restore", "latest", "--db", db, "--to", my.url(copyDB))
-	waitStarted(t, cmd, out, started, "the load")
-	must(t, cmd.Process.Kill())
-	_ = cmd.Wait()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if strings.TrimSpace(my.mustQuery("", "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '"+copyDB+"';")) == "0" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the client still connected 30 s after snap was killed")
-		}
-	}
+	killDuringLoad(t, tr, "mariadb", "*--binary-mode*", `awk '/^CREATE TABLE .b. /{exit} {print}'`, func() bool {
+		return strings.TrimSpace(my.mustQuery("", "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '"+copyDB+"';")) == "0"
+	}, "restore", "latest", "--db", db, "--to", my.url(copyDB))
 	got := strings.Fields(my.mustQuery("", "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '"+copyDB+"';"))
 	if slices.Sort(got); !slices.Equal(got, []string{"_snap_restore_incomplete", "a"}) {
 		t.Fatalf("after the killed restore the database holds %v, want the marker and table a", got)

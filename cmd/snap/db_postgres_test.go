@@ -623,40 +623,20 @@ func TestPostgresRestoreKilledRollsBack(t *testing.T) {
 	const rows = "SELECT count(*) FROM big;"
 	want := pg.mustQuery(db, rows)
 
-	// psql gets the first 20,000 lines of its input (a partial COPY, ended
-	// at a row), then the
-	// rest only once snap is gone: its input then ends.
-	real, err := exec.LookPath("psql")
-	must(t, err)
-	shims := filepath.Join(tr.dir, "shims")
-	started := filepath.Join(tr.dir, "started")
-	writeScript(t, filepath.Join(shims, "psql"), `case "$*" in
-*" -A "*) exec `+real+` "$@" ;;
-esac
-{ head -n 20000; touch `+started+`; cat; } | `+real+` "$@"
-`)
-	killDuringLoad := func(args ...string) {
+	// psql's load (read with -f -) gets the first 20,000 lines of its
+	// input (a partial COPY, ended at a row), then its input ends.
+	idle := func() bool {
+		n := pg.mustQuery("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '"+db+"%' AND pid <> pg_backend_pid();")
+		return strings.TrimSpace(n) == "0"
+	}
+	kill := func(args ...string) {
 		t.Helper()
-		_ = os.Remove(started)
-		cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, args...)
-		waitStarted(t, cmd, out, started, "the load")
-		must(t, cmd.Process.Kill())
-		_ = cmd.Wait()
-		// Wait for the orphaned psql's session to end.
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			n := pg.mustQuery("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '"+db+"%' AND pid <> pg_backend_pid();")
-			if strings.TrimSpace(n) == "0" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("psql still connected 30 s after snap was killed")
-			}
-		}
+		killDuringLoad(t, tr, "psql", `*" -f - "*`, "head -n 20000", idle, args...)
 	}
 
 	fresh := db + "_fresh"
 	t.Cleanup(func() { pg.dropDatabase(fresh) })
-	killDuringLoad("restore", "latest", "--db", db, "--to", pg.url(fresh))
+	kill("restore", "latest", "--db", db, "--to", pg.url(fresh))
 	if got := pg.mustQuery(fresh, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public';"); strings.TrimSpace(got) != "0" {
 		t.Fatalf("the killed restore left %s relations in the new database", strings.TrimSpace(got))
 	}
@@ -665,7 +645,7 @@ esac
 		t.Errorf("restore after the killed one: %s rows, want %s", got, want)
 	}
 
-	killDuringLoad("restore", "latest", "--db", db, "--replace")
+	kill("restore", "latest", "--db", db, "--replace")
 	left := strings.TrimSpace(pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '"+db+"_snap_restore_%';"))
 	if left == "" {
 		t.Fatal("the killed --replace left no database of its own: the test no longer kills it during the load")
