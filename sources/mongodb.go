@@ -45,9 +45,9 @@ func mongoConfigFile(password string) (file string, cleanup func(), err error) {
 // d's when they differ. MongoDB creates databases on first write; with
 // Replace, collections that exist are dropped before they are restored.
 func (d *Database) mongoRestore(ctx context.Context, dump io.Reader, all bool, from string, o RestoreOptions) (bool, error) {
-	tool, err := lookTool("mongorestore")
+	tool, err := d.restoreClient()
 	if err != nil {
-		return false, fmt.Errorf("%s: %v; install the MongoDB Database Tools (mongodump, mongorestore)", d, err)
+		return false, err
 	}
 	// The archive names its databases; the URL only says where the server is
 	// (and, as its path, the authentication database).

@@ -170,9 +170,9 @@ func (d *Database) mysqlObjects(ctx context.Context) (exists, objects, marker st
 // then fails, the database is left as far as it got, and the error says so
 // (ErrReplacedPartly).
 func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o RestoreOptions) (bool, error) {
-	tool, err := mysqlClient()
+	tool, err := d.restoreClient()
 	if err != nil {
-		return false, fmt.Errorf("%s: %v", d, err)
+		return false, err
 	}
 	if !all && o.From != "" && o.From != d.Name {
 		// Left as they are, the dump's ALTER DATABASE lines would change

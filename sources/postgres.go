@@ -100,9 +100,9 @@ DROP DATABASE IF EXISTS :"name";
 // refused as not empty). Now the session ends inside the transaction, and
 // the server rolls it back.
 func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool, o RestoreOptions) (bool, error) {
-	tool, err := lookTool("psql")
+	tool, err := d.restoreClient()
 	if err != nil {
-		return false, fmt.Errorf("%s: %v; install the PostgreSQL client (postgresql-client)", d, err)
+		return false, err
 	}
 	if all {
 		// A pg_dumpall script connects to each database itself. As its

@@ -143,9 +143,9 @@ const sqliteHeader = "SQLite format 3\x00"
 // they would be applied to the new file). The file keeps the old one's mode
 // and owner.
 func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreOptions) (bool, error) {
-	tool, err := lookTool("sqlite3")
+	tool, err := d.restoreClient()
 	if err != nil {
-		return false, fmt.Errorf("%s: %v; install sqlite3", d, err)
+		return false, err
 	}
 	file := d.File
 	if fi, err := os.Lstat(file); err == nil && fi.Mode()&fs.ModeSymlink != 0 {

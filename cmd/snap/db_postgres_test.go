@@ -680,3 +680,30 @@ func TestPostgresRestoreWithoutCreatedb(t *testing.T) {
 		t.Errorf("restore by a role without CREATEDB: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestRestoreChecksEveryClientFirst: a restore of several dumps finds a
+// client program missing before it loads any (the SQLite file was
+// replaced, then psql was found missing; found by an exploratory test).
+func TestRestoreChecksEveryClientFirst(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, "CREATE TABLE t (i int);")
+	file := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, file, "CREATE TABLE s (x); INSERT INTO s VALUES ('old');")
+	tr.mustRun("create", "--db", "sqlite://"+file, "--db", pg.url(db))
+	sqliteQuery(t, file, "UPDATE s SET x = 'new';")
+	// A PATH with sqlite3 and no psql.
+	bin := filepath.Join(tr.dir, "bin")
+	sqlite, err := exec.LookPath("sqlite3")
+	must(t, err)
+	must(t, os.MkdirAll(bin, 0o755))
+	must(t, os.Symlink(sqlite, filepath.Join(bin, "sqlite3")))
+	res := tr.runEnv([]string{"PATH=" + bin}, nil, "restore", "latest", "--db", "app.db", "--db", db, "--replace")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "psql is not installed") || !strings.Contains(res.stderr, "nothing was restored") {
+		t.Errorf("restore with psql missing: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := strings.TrimSpace(sqliteQuery(t, file, "SELECT x FROM s;")); got != "new" {
+		t.Errorf("the SQLite database was restored (%q) although the restore failed", got)
+	}
+}

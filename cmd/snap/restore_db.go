@@ -159,6 +159,11 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 		}
 		plans = append(plans, p)
 	}
+	for _, p := range plans {
+		if err := p.into.CheckRestoreClient(); err != nil {
+			return fmt.Errorf("%w; nothing was restored", err)
+		}
+	}
 	for i, p := range plans {
 		if err := restoreDatabase(c, s, sn, p.src, p.from, p.into, replace); err != nil {
 			err = restoreFailure(c.Context, p, err)
