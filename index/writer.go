@@ -119,14 +119,14 @@ func (w *Writer) Known(t repo.BlobType, id repo.ID) bool {
 	return ok
 }
 
-// reusable is Known for a blob the caller holds the plaintext of, about
+// Reusable is Known for a blob the caller holds the plaintext of, about
 // to be stored unless it is known. Once this process has found a stored
 // copy damaged (Index.Damaged), the repository is known to be damaged, and
 // the copy a known blob would rely on is read and verified first: one
 // that is damaged too is stored anew (the read records it, and Known then
 // passes it over). Until then nothing is read: a copy is trusted, as
 // 'snap check --read-data' is what proves it.
-func (w *Writer) reusable(ctx context.Context, t repo.BlobType, id repo.ID) bool {
+func (w *Writer) Reusable(ctx context.Context, t repo.BlobType, id repo.ID) bool {
 	if !w.Known(t, id) {
 		return false
 	}
@@ -239,7 +239,7 @@ func (w *Writer) relyOn(packs ...repo.ID) {
 // callers get parallelism by calling Save from several goroutines. The blob
 // is durable only after Flush.
 func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
-	if w.reusable(ctx, t, id) {
+	if w.Reusable(ctx, t, id) {
 		return false, nil
 	}
 	return w.Add(ctx, t, id, plain)
@@ -259,7 +259,7 @@ func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 // a full copy in a live pack are not used; reading them costs a lookup
 // and, unless cached, a blob read each.
 func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases []repo.ID) (bool, error) {
-	if w.reusable(ctx, repo.DataBlob, id) {
+	if w.Reusable(ctx, repo.DataBlob, id) {
 		return false, nil
 	}
 	return w.add(ctx, repo.DataBlob, id, plain, bases, nil)
@@ -271,7 +271,7 @@ func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases 
 // base when that saves more than the base costs in the trailer and the
 // index (repo.OneBaseOverhead); otherwise it is saved as by Save.
 func (w *Writer) SaveWithDictionary(ctx context.Context, id repo.ID, plain []byte, d *repo.Dictionary) (bool, error) {
-	if w.reusable(ctx, repo.DataBlob, id) {
+	if w.Reusable(ctx, repo.DataBlob, id) {
 		return false, nil
 	}
 	return w.add(ctx, repo.DataBlob, id, plain, nil, d)

@@ -322,7 +322,7 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 						*j.slot = j.id
 					}
 					switch {
-					case j.slot != nil && a.w.Known(repo.DataBlob, j.id):
+					case j.slot != nil && a.w.Reusable(ctx, repo.DataBlob, j.id):
 						if j.pc != nil {
 							j.pc.unchanged(j.off, j.id)
 						}
@@ -439,7 +439,7 @@ func (a *archiver) saveContent(ctx context.Context, rd io.Reader, p chunk.Params
 			} else {
 				ids = append(ids, job.id)
 			}
-			if a.w.Known(repo.DataBlob, job.id) {
+			if a.w.Reusable(ctx, repo.DataBlob, job.id) {
 				if pc != nil {
 					pc.unchanged(job.off, job.id)
 				}
