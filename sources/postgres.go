@@ -2,9 +2,11 @@ package sources
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -222,7 +224,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	// A complete dump ends with a whole statement. Not ";" on a line of
 	// its own before the COMMIT: psql ran it as the dump's last COPY
 	// again, which took the COMMIT for its data.
-	in := io.MultiReader(strings.NewReader("BEGIN;\n"), dump, strings.NewReader("\nCOMMIT;\n"))
+	in := io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n"))
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "--dbname=" + d.connURL(into)},
 		Env: d.env("PGPASSWORD"), Stdin: in, Stderr: withoutNestedTransactionWarnings(o.Stderr), Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
@@ -235,16 +237,17 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
 		}
 		// The existing empty database is as it was only if the one
-		// transaction held the whole load: pg_dump writes its own BEGIN
-		// and COMMIT around large objects, which commit what came before.
+		// transaction held the whole load: a COMMIT in the dump that
+		// pgOneTransaction does not know (another pg_dump's) commits
+		// what came before it.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		objects, qerr := d.psql(qctx, into, nil, pgUserObjects)
 		cancel()
 		switch {
 		case qerr != nil:
-			return false, fmt.Errorf("%w; the database %s may hold part of the dump (a dump with large objects commits its first part on its own; checking failed: %v): empty it, or restore into a new database with --to", err, into, qerr)
+			return false, fmt.Errorf("%w; the database %s may hold part of the dump (a COMMIT in the dump commits its first part; checking failed: %v): empty it, or restore into a new database with --to", err, into, qerr)
 		case objects != "0":
-			return false, fmt.Errorf("%w; the database %s now holds part of the dump (a dump with large objects commits its first part on its own): empty it, or restore into a new database with --to", err, into)
+			return false, fmt.Errorf("%w; the database %s now holds part of the dump (a COMMIT in the dump committed its first part): empty it, or restore into a new database with --to", err, into)
 		}
 		return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
 	}
@@ -762,4 +765,108 @@ func cutBytes(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// pgOneTransaction returns dump without the BEGIN and COMMIT that pg_dump
+// writes around the data of large objects: that COMMIT ended the load's
+// own transaction, and all that came after it (primary keys, indexes,
+// foreign keys) ran outside any, so a restore killed then left a database
+// with its rows and some of its keys (found by a re-test). The lines are
+// dropped only where pg_dump writes them: the first "BEGIN;" after a
+// header "-- Data for Name: …; Type: BLOB…" (and blank or "--" lines), and
+// the first "COMMIT;" after it; rows of COPY data are never touched. Lines
+// of any length pass through in pieces.
+func pgOneTransaction(dump io.Reader) io.Reader {
+	return &pgBlobFilter{r: bufio.NewReaderSize(dump, 64<<10), atStart: true}
+}
+
+// pgBlobFilter is pgOneTransaction's reader.
+type pgBlobFilter struct {
+	r       *bufio.Reader
+	atStart bool // the next byte read from r starts a line
+	state   pgBlobState
+	buf     []byte // holds pending
+	pending []byte // read from r, not yet returned
+	err     error  // r's error, returned once pending is empty
+}
+
+type pgBlobState int
+
+const (
+	pgPlain       pgBlobState = iota
+	pgCopyData                // between "COPY … FROM stdin;" and "\."
+	pgAfterHeader             // after a large objects' data header
+	pgInBlobs                 // after its BEGIN, before its COMMIT
+)
+
+// pgLinePeek is how much of a line pgBlobFilter looks at to classify it.
+const pgLinePeek = 4096
+
+func (f *pgBlobFilter) Read(p []byte) (int, error) {
+	for len(f.pending) == 0 {
+		if f.err != nil {
+			return 0, f.err
+		}
+		if f.atStart {
+			f.atStart = false
+			b, _ := f.r.Peek(pgLinePeek)
+			end := bytes.IndexByte(b, '\n')
+			line := b
+			if end >= 0 {
+				line = b[:end]
+			}
+			if f.classify(bytes.TrimSuffix(line, []byte("\r")), end >= 0) {
+				_, _ = f.r.Discard(end + 1) // only whole lines are dropped
+				f.atStart = true
+				continue
+			}
+		}
+		piece, err := f.r.ReadSlice('\n')
+		f.buf = append(f.buf[:0], piece...)
+		f.pending = f.buf
+		switch {
+		case err == nil:
+			f.atStart = true
+		case errors.Is(err, bufio.ErrBufferFull):
+		default:
+			f.err = err
+		}
+	}
+	n := copy(p, f.pending)
+	f.pending = f.pending[n:]
+	return n, nil
+}
+
+// classify moves the state on at the start of a line (whole: its end was
+// seen), and reports whether the line is to be dropped.
+func (f *pgBlobFilter) classify(line []byte, whole bool) bool {
+	switch f.state {
+	case pgCopyData:
+		if whole && bytes.Equal(line, []byte(`\.`)) {
+			f.state = pgPlain
+		}
+		return false
+	case pgAfterHeader:
+		switch {
+		case len(bytes.TrimSpace(line)) == 0 || bytes.Equal(line, []byte("--")):
+			return false
+		case whole && bytes.Equal(line, []byte("BEGIN;")):
+			f.state = pgInBlobs
+			return true
+		}
+		f.state = pgPlain
+	case pgInBlobs:
+		if whole && bytes.Equal(line, []byte("COMMIT;")) {
+			f.state = pgPlain
+			return true
+		}
+		return false
+	}
+	switch {
+	case bytes.HasPrefix(line, []byte("COPY ")) && whole && bytes.HasSuffix(line, []byte(" FROM stdin;")):
+		f.state = pgCopyData
+	case bytes.HasPrefix(line, []byte("-- Data for Name: ")) && bytes.Contains(line, []byte("; Type: BLOB")):
+		f.state = pgAfterHeader
+	}
+	return false
 }

@@ -1,6 +1,11 @@
 package sources
 
-import "testing"
+import (
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
 
 // TestDatabasePropertiesCheck: recorded properties are run by a restore as
 // the role it connects as (a superuser), so only what pg_dump writes about
@@ -54,6 +59,25 @@ func TestDatabasePropertiesCheck(t *testing.T) {
 	} {
 		if err := p.check("app"); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestPgOneTransaction: pg_dump's BEGIN and COMMIT around the data of
+// large objects are dropped, whatever the reads' sizes, and nothing else:
+// not such lines in COPY data, in a function's body, or elsewhere.
+func TestPgOneTransaction(t *testing.T) {
+	long := strings.Repeat("x", 200<<10)
+	in := "SET x = 1;\n" +
+		"COPY public.t (s) FROM stdin;\nBEGIN;\nCOMMIT;\n-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\nBEGIN;\n" + long + "\n\\.\n" +
+		"CREATE PROCEDURE p() LANGUAGE plpgsql AS $$\nBEGIN\nCOMMIT;\nEND $$;\n" +
+		"--\n-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\n--\n\nBEGIN;\n\nSELECT pg_catalog.lo_open('1', 131072);\nSELECT pg_catalog.lowrite(0, '\\x00');\n\nCOMMIT;\n\n" +
+		"ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (s);\nBEGIN;\nCOMMIT;\n"
+	want := strings.Replace(strings.Replace(in, "--\n\nBEGIN;\n\nSELECT", "--\n\n\nSELECT", 1), "'\\x00');\n\nCOMMIT;\n\n", "'\\x00');\n\n\n", 1)
+	for _, size := range []int{1, 7, 4096, 1 << 20} {
+		out, err := io.ReadAll(pgOneTransaction(iotest.HalfReader(&chunkReader{s: in, n: size})))
+		if err != nil || string(out) != want {
+			t.Errorf("reads of %d: %v\n%q", size, err, cutBytes(string(out), 2000))
 		}
 	}
 }

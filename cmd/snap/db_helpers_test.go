@@ -287,10 +287,12 @@ func interruptWait(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) string {
 
 // killDuringLoad runs snap with args, its database client tool replaced by
 // a shim that passes the load (the run whose arguments match the shell
-// case pattern load) what the shell command cut prints of its input, and
-// the rest only once snap is gone; when that part has passed, snap is
-// killed (SIGKILL), as the OOM killer would, and killDuringLoad returns
-// once idle says the client's session has ended.
+// case pattern load) what the shell command cut prints of its input; a
+// second later (the client has worked through it, with snap there to read
+// what it prints: without snap, a client that prints dies of SIGPIPE)
+// snap is killed (SIGKILL), as the OOM killer would, and once it is gone
+// the client's input ends (the rest is read and dropped).
+// killDuringLoad returns once idle says the client's session has ended.
 func killDuringLoad(t *testing.T, tr *testRepo, tool, load, cut string, idle func() bool, args ...string) {
 	t.Helper()
 	real, err := exec.LookPath(tool)
@@ -302,7 +304,7 @@ func killDuringLoad(t *testing.T, tr *testRepo, tool, load, cut string, idle fun
 `+load+`) ;;
 *) exec `+real+` "$@" ;;
 esac
-{ `+cut+`; touch `+started+`; cat; } | `+real+` "$@"
+{ `+cut+`; sleep 1; touch `+started+`; while kill -0 $PPID 2>/dev/null; do sleep 0.05; done; cat >/dev/null; } | `+real+` "$@"
 `)
 	cmd, out := tr.start([]string{"PATH=" + shims + ":" + os.Getenv("PATH")}, args...)
 	waitStarted(t, cmd, out, started, "the load")
