@@ -92,6 +92,7 @@ fuzz:
 	$(GO) test ./snapshot -run '^$$' -fuzz '^FuzzSnapshot$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chunk -run '^$$' -fuzz '^FuzzCutFinder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./chunk -run '^$$' -fuzz '^FuzzStreamChunker$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./sources -run '^$$' -fuzz '^FuzzPgOneTransaction$$' -fuzztime $(FUZZTIME)
 
 # The S3 tests against MinIO instead of versitygw. The MinIO binary is built
 # once (about 9 minutes) into $(HOME)/go/bin.
