@@ -12,8 +12,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/snap-backup/snap/sources"
 )
 
 func scheduleCommand(e *env) *cli.Command {
@@ -59,12 +57,13 @@ func scheduleCommand(e *env) *cli.Command {
 				ArgsUsage: "JOB...",
 				Flags: append(append([]cli.Flag{}, where...),
 					&cli.BoolFlag{Name: "no-disable", Usage: "delete the unit files without running systemctl"},
+					&cli.BoolFlag{Name: "force", Usage: "with --config, remove units written from another config file too"},
 				),
 				Action: func(c *cli.Context) error {
 					if c.NArg() == 0 {
 						return usagef("usage: snap schedule remove JOB...")
 					}
-					return runScheduleRemove(c, e, c.Args().Slice(), scheduleOptions{user: c.Bool("user"), dir: c.String("dir"), noEnable: c.Bool("no-disable")})
+					return runScheduleRemove(c, e, c.Args().Slice(), scheduleOptions{user: c.Bool("user"), dir: c.String("dir"), noEnable: c.Bool("no-disable"), force: c.Bool("force")})
 				},
 			},
 		},
@@ -405,7 +404,7 @@ func compareUnits(cfg *Config, user bool, list []unitJSON) {
 			continue
 		}
 		j := jobs[uj.Job]
-		if unitConfig(timer) != sources.DisplayPath(cfg.Path) {
+		if !sameConfig(unitConfig(timer), cfg.Path) {
 			uj.OtherConfig = j != nil
 			continue
 		}
@@ -476,6 +475,23 @@ func runScheduleRemove(c *cli.Context, e *env, jobs []string, o scheduleOptions)
 	for _, job := range jobs {
 		if !ownUnit(filepath.Join(dir, serviceName(job))) && !ownUnit(filepath.Join(dir, timerName(job))) {
 			return usagef("no units of job %s written by snap in %s; see 'snap schedule list'", job, dir)
+		}
+	}
+	// With --config, the units must be that config's: another config
+	// file's job of the same name lost its timer without a word (found
+	// by a re-test). Without it, remove goes by name (a broken or lost
+	// config must not keep units from being removed).
+	if cfg := gstring(c, "config"); cfg != "" && !o.force {
+		abs, err := filepath.Abs(cfg)
+		if err != nil {
+			return err
+		}
+		for _, job := range jobs {
+			for _, p := range []string{filepath.Join(dir, timerName(job)), filepath.Join(dir, serviceName(job))} {
+				if text, ok := readOwnUnit(p); ok && !sameConfig(unitConfig(text), abs) {
+					return usagef("the units of job %s were written from another config file, %s: give that one with --config, or --force to remove them all the same", job, unitConfig(text))
+				}
+			}
 		}
 	}
 	var removed []string

@@ -205,6 +205,20 @@ paths = ["` + src + `"]
 		t.Errorf("install --force from the other config:\n%s", b)
 	}
 	tr.runConfig(nil, "schedule", "install", "--config", cfg, "--dir", units, "--force")
+	// The same config through a symlinked directory is the same config.
+	link := filepath.Join(tr.dir, "linked")
+	must(t, os.Symlink(filepath.Dir(cfg), link))
+	if res := tr.runConfig(nil, "schedule", "install", "--config", filepath.Join(link, filepath.Base(cfg)), "--dir", units); res.code != 0 {
+		t.Errorf("install from the same config through a symlink: exit %d %s", res.code, res.stderr)
+	}
+	tr.runConfig(nil, "schedule", "install", "--config", cfg, "--dir", units)
+	// Nor does remove with the other config remove them (it did).
+	if res := tr.runConfig(nil, "schedule", "remove", "app", "--config", cfg2, "--dir", units); res.code != exitUsage || !strings.Contains(res.stderr, "were written from another config file, "+cfg) {
+		t.Errorf("remove with another config: exit %d %s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(svc); err != nil {
+		t.Errorf("the refused remove removed the units: %v", err)
+	}
 
 	// A unit snap did not write is never replaced or removed.
 	writeFile(t, filepath.Join(units, "snap-other.timer"), []byte("[Timer]\nOnCalendar=daily\n"))

@@ -191,10 +191,25 @@ func mayWriteUnit(path, config string, force bool) error {
 	if !strings.HasPrefix(string(old), unitMarker) {
 		return fmt.Errorf("%s exists and was not written by snap: remove it, or use --force to replace it", path)
 	}
-	if from := unitConfig(string(old)); from != sources.DisplayPath(config) {
+	if from := unitConfig(string(old)); !sameConfig(from, config) {
 		return fmt.Errorf("%s was written from another config file, %s, which has a job of the same name: rename one of the jobs, or, if that config file moved here, use --force to replace it", path, from)
 	}
 	return nil
+}
+
+// sameConfig reports whether from, the config file a unit names, is the
+// file at path: the same name, or the same file reached another way (a
+// symlinked directory; found by a re-test).
+func sameConfig(from, path string) bool {
+	if from == sources.DisplayPath(path) {
+		return true
+	}
+	a, err := os.Stat(from)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }
 
 // unitConfig returns the config file a unit snap wrote was written from,
