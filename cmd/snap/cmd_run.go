@@ -606,21 +606,10 @@ func (j *Job) sourceCollision() string {
 	return streamCollision(j.sourcePaths())
 }
 
-// streamInPaths returns a dump's or command's path in the snapshot that
-// lies in, is, or holds one of the job's backed-up paths, and that path:
-// the create would refuse it ("collides with … which is also saved"), so
-// config check says so first.
+// streamInPaths is streamOverlap for the job's sources and paths: config
+// check says so first.
 func (j *Job) streamInPaths() (stream, path string) {
-	within := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
-	for _, s := range j.sourcePaths() {
-		for _, p := range j.Paths {
-			p = filepath.Clean(p)
-			if within(s, p) || within(p, s) {
-				return s, p
-			}
-		}
-	}
-	return "", ""
+	return streamOverlap(j.sourcePaths(), j.Paths)
 }
 
 // host is the host name the job records.

@@ -83,7 +83,33 @@ func parseStreamFlags(stdinName, commandName string, dbURLs, args []string) (str
 	if msg := streamCollision(append(streamPaths, dbPaths...)); msg != "" {
 		return sf, nil, usagef("%s; choose another name", msg)
 	}
+	var abs []string
+	for _, p := range paths {
+		if a, err := filepath.Abs(p); err == nil {
+			abs = append(abs, a)
+		}
+	}
+	if s, p := streamOverlap(append(streamPaths, dbPaths...), abs); s != "" {
+		return sf, nil, usagef("the dump or command output %s and the backed-up path %s would overlap in the snapshot: name the stream outside the backed-up paths, or back the dump up in a snapshot of its own", s, p)
+	}
 	return sf, paths, nil
+}
+
+// streamOverlap returns a stream's path in the snapshot that lies in, is,
+// or holds one of the backed-up paths (absolute), and that path, or "":
+// the archive refuses it ("collides with … which is also saved"), but
+// only after the pre hooks have run (found by a re-test).
+func streamOverlap(streams, paths []string) (stream, path string) {
+	within := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
+	for _, s := range streams {
+		for _, p := range paths {
+			p = filepath.Clean(p)
+			if within(s, p) || within(p, s) {
+				return s, p
+			}
+		}
+	}
+	return "", ""
 }
 
 // streamCollision says how two of the paths that streams are stored as

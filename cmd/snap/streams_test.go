@@ -102,6 +102,7 @@ func TestStreamUsageErrors(t *testing.T) {
 		{"create", "--stdin", "x", "--command", "x", "--", "true"},
 		{"create", "--db", "postgres://u@h/app", "--command", "db", "--", "true"},
 		{"create", "--stdin", "db/postgres/app.sql/x", "--db", "postgres://u@h/app"},
+		{"create", "/srv", "--command", "srv/dump.sql", "--", "true"},
 		{"create", "--min-free", "lots", "--stdin", "x"},
 		{"create", "--allow-empty-stdin", "/etc/hostname"},
 		{"create"},
