@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -172,6 +173,17 @@ func runForget(c *cli.Context, e *env) error {
 			s.ui.warnf("%s: the policy applies to no snapshot", note)
 		}
 		remove = planForget(&res, snapshot.GroupSnapshots(selected, by), p, e.now())
+		if missing := unmatchedKeepTags(selected, p.Tags); len(missing) > 0 {
+			// A mistyped --keep-tag keeps nothing: alone, or beside rules
+			// that keep nothing either, it removed every snapshot, exit 0
+			// (found by an exploratory test).
+			msg := fmt.Sprintf("--keep-tag %s: no snapshot has that tag (%s)", strings.Join(missing, ", --keep-tag "), tagsPresent(selected))
+			if res.Kept == 0 && len(remove) > 0 {
+				s.close()
+				return usagef("%s, and the policy keeps none of the %s: refusing to forget; check the tag", msg, plural(len(remove), "snapshot", "snapshots"))
+			}
+			s.ui.warnf("%s", msg)
+		}
 	}
 	if !s.ui.json {
 		printForget(s.ui, e, res, remove, byID)
@@ -362,6 +374,34 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// unmatchedKeepTags returns the keep-tag rules ("a" or "a,b", all of
+// whose tags a snapshot must have) that no snapshot of sns matches.
+func unmatchedKeepTags(sns []*snapshot.Snapshot, rules []string) []string {
+	var out []string
+	for _, r := range rules {
+		want := strings.Split(r, ",")
+		if !slices.ContainsFunc(sns, func(sn *snapshot.Snapshot) bool {
+			return !slices.ContainsFunc(want, func(t string) bool { return !slices.Contains(sn.Tags, t) })
+		}) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// tagsPresent names the tags of sns, for a message about a tag none has.
+func tagsPresent(sns []*snapshot.Snapshot) string {
+	var tags []string
+	for _, sn := range sns {
+		tags = append(tags, sn.Tags...)
+	}
+	slices.Sort(tags)
+	if tags = slices.Compact(tags); len(tags) == 0 {
+		return "no snapshot has tags"
+	}
+	return "tags: " + strings.Join(tags, ", ")
 }
 
 // checkKeepTags refuses an empty tag in a keep-tag rule ("", "a,"): it

@@ -330,3 +330,29 @@ func TestUnknownTZWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetMistypedKeepTag: a --keep-tag that no snapshot has keeps
+// nothing; with nothing else kept, forget refuses (exit 2, naming the
+// tags there are) instead of removing every snapshot with exit 0 (found
+// by an exploratory test), and beside a rule that keeps some, it warns.
+func TestForgetMistypedKeepTag(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.createID("--tag", "nightly", src)
+	tr.createID("--tag", "keep,nightly", src)
+	res := tr.run("forget", "--keep-tag", "keeep")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--keep-tag keeep: no snapshot has that tag (tags: keep, nightly), and the policy keeps none of the 2 snapshots: refusing") {
+		t.Errorf("forget --keep-tag keeep: exit %d\n%s", res.code, res.stderr)
+	}
+	if n := len(tr.listJSON()); n != 2 {
+		t.Fatalf("%d snapshots left, want 2", n)
+	}
+	res = tr.run("forget", "--keep-tag", "keeep", "--keep-last", "1")
+	if res.code != 0 || !strings.Contains(res.stderr, "--keep-tag keeep: no snapshot has that tag") {
+		t.Errorf("forget --keep-tag keeep --keep-last 1: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.mustRun("forget", "--keep-tag", "keep"); strings.Contains(res.stderr, "no snapshot has") {
+		t.Errorf("forget --keep-tag keep warned: %s", res.stderr)
+	}
+}
