@@ -145,8 +145,12 @@ func (s Span) Before(t time.Time) time.Time {
 		d = last
 	}
 	hh, mm, ss := t.Clock()
-	back := time.Date(ty, tm, d, hh, mm, ss, t.Nanosecond(), t.Location())
-	return back.AddDate(0, 0, -s.Days).Add(-time.Duration(s.Hours) * time.Hour)
+	// The earlier of a wall clock that happened twice: the window is the
+	// larger, as --since starts at the earlier one (Berlin removed
+	// snapshots of 02:15 and 02:45 inside "3d" by the clock, New York
+	// kept them; found by an exploratory test).
+	back := WallTime(ty, tm, d-s.Days, hh, mm, ss, t.Nanosecond(), t.Location())
+	return back.Add(-time.Duration(s.Hours) * time.Hour)
 }
 
 func floorDiv(a, b int) int {

@@ -365,3 +365,41 @@ func TestGroupKeyStringQuotesControls(t *testing.T) {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
+
+// TestWallTimeRepeated: a wall clock that happened twice (the clocks went
+// back) is its first occurrence, east of UTC too, where time.Date gives
+// the second: a day of Asia/Amman whose midnight came twice began an hour
+// late, and 3 days back from a time in Berlin's repeated hour was its
+// second occurrence (found by an exploratory test).
+func TestWallTimeRepeated(t *testing.T) {
+	amman, err := time.LoadLocation("Asia/Amman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2021-10-29 01:00 EEST went back to 00:00 EET: midnight twice.
+	if got, want := DayStart(2021, time.October, 29, amman), time.Date(2021, time.October, 28, 21, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("Amman 2021-10-29 begins at %v, want %v", got.UTC(), want)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2026-10-25 03:00 CEST went back to 02:00 CET: 02:30 twice.
+	first := time.Date(2026, time.October, 25, 0, 30, 0, 0, time.UTC) // 02:30 CEST
+	now := time.Date(2026, time.October, 28, 2, 30, 0, 0, berlin)
+	if back := (Span{Days: 3}).Before(now); !back.Equal(first) {
+		t.Errorf("3 days before %v: %v, want the first 02:30, %v", now, back.In(berlin), first.In(berlin))
+	}
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// West of UTC too: 2026-11-01 01:30 happened twice.
+	if got, want := WallTime(2026, time.November, 1, 1, 30, 0, 0, ny), time.Date(2026, time.November, 1, 5, 30, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("New York 01:30: %v, want %v", got.UTC(), want)
+	}
+	// An ordinary time is time.Date's.
+	if got, want := WallTime(2026, time.July, 1, 12, 0, 0, 0, berlin), time.Date(2026, time.July, 1, 12, 0, 0, 0, berlin); !got.Equal(want) {
+		t.Errorf("Berlin noon: %v, want %v", got, want)
+	}
+}

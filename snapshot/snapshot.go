@@ -422,11 +422,32 @@ func ParsePeriod(s string, loc *time.Location) (from, to time.Time, err error) {
 // midnight that does not exist an hour early, on the day before; the day
 // then starts at the jump.
 func DayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
-	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	t := WallTime(y, m, d, 0, 0, 0, 0, loc)
 	if ty, tm, td := t.Date(); ty != y || tm != m || td != d {
 		if _, end := t.ZoneBounds(); !end.IsZero() {
 			return end
 		}
+	}
+	return t
+}
+
+// WallTime is time.Date at the first instant that shows that wall clock
+// in loc: where the clocks went back and a wall clock happened twice,
+// time.Date may give the second (it does east of UTC: in Asia/Amman, whose
+// midnight of 2021-10-29 came twice, a day began an hour late, and a
+// snapshot of 00:45 was of the day before; found by an exploratory test).
+func WallTime(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location) time.Time {
+	t := time.Date(y, mo, d, h, mi, s, ns, loc)
+	start, _ := t.ZoneBounds()
+	if start.IsZero() {
+		return t
+	}
+	_, prev := start.Add(-time.Nanosecond).Zone()
+	if _, off := t.Zone(); prev <= off {
+		return t // no hour repeated at the start of t's zone period
+	}
+	if c := time.Date(y, mo, d, h, mi, s, ns, time.FixedZone("", prev)); c.Before(start) {
+		return c.In(loc) // the same wall clock, under the earlier offset
 	}
 	return t
 }
