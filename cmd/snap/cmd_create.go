@@ -134,10 +134,17 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		if err != nil {
 			return o, plan, usagef("--time %q: use RFC 3339, e.g. 2026-11-20T03:00:00Z", t)
 		}
-		if ts.Year() < 1970 {
+		if _, off := ts.Zone(); off <= -24*3600 || off >= 24*3600 {
+			// Parsed, but no snapshot document can hold it: the backup
+			// ran to its end and failed there (found by an exploratory
+			// test).
+			return o, plan, usagef("--time %q: a UTC offset is less than 24 hours", t)
+		}
+		if ts.UTC().Year() < 1970 {
 			// The zero time would be taken for "not given" (now), and
-			// no backup predates 1970.
-			return o, plan, usagef("--time %q: give a time from 1970 on", t)
+			// no backup predates 1970 (in UTC: 1970-01-01T00:00+01:00
+			// is of 1969).
+			return o, plan, usagef("--time %q: give a time from 1970-01-01T00:00:00Z on", t)
 		}
 		o.Time = ts
 	}

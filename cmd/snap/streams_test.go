@@ -103,6 +103,8 @@ func TestStreamUsageErrors(t *testing.T) {
 		{"create", "--db", "postgres://u@h/app", "--command", "db", "--", "true"},
 		{"create", "--stdin", "db/postgres/app.sql/x", "--db", "postgres://u@h/app"},
 		{"create", "/srv", "--command", "srv/dump.sql", "--", "true"},
+		{"create", "--time", "2026-01-01T00:00:00+24:00", "/srv"},
+		{"create", "--time", "1970-01-01T00:00:00+01:00", "/srv"},
 		{"create", "--min-free", "lots", "--stdin", "x"},
 		{"create", "--allow-empty-stdin", "/etc/hostname"},
 		{"create"},
