@@ -452,6 +452,12 @@ func WallTime(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location) tim
 	return t
 }
 
+// AmbiguousError is an ID prefix that several snapshots start with: a
+// mistake in the arguments (exit 2 in snap), not a failure.
+type AmbiguousError struct{ msg string }
+
+func (e *AmbiguousError) Error() string { return e.msg }
+
 // ErrNoSnapshot means no snapshot matched.
 var ErrNoSnapshot = errors.New("no matching snapshot")
 
@@ -486,7 +492,7 @@ func Find(sns []*Snapshot, ref string, f Filter) (*Snapshot, error) {
 		if len(found) > 5 {
 			more = fmt.Sprintf(" and %d more", len(found)-5)
 		}
-		return nil, fmt.Errorf("snapshot prefix %q is ambiguous: give more digits; %d snapshots start with it: %s%s", ref, len(found), strings.Join(some, ", "), more)
+		return nil, &AmbiguousError{fmt.Sprintf("snapshot prefix %q is ambiguous: give more digits; %d snapshots start with it: %s%s", ref, len(found), strings.Join(some, ", "), more)}
 	}
 	if len(found) == 0 {
 		return nil, fmt.Errorf("%w: no snapshot with ID %s; see 'snap list'", ErrNoSnapshot, ref)

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // Exit codes, documented in docs/usage.md. Scripts rely on them: never
@@ -47,6 +48,7 @@ func exitCode(err error) int {
 	var cfe *ConfigError
 	var ce *codedError
 	var bug *repo.PanicError
+	var ambiguous *snapshot.AmbiguousError
 	switch {
 	case err == nil:
 		return exitOK
@@ -64,7 +66,7 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, repo.ErrWrongPassword):
 		return exitWrongPass
-	case errors.As(err, &ue), errors.As(err, &cfe):
+	case errors.As(err, &ue), errors.As(err, &cfe), errors.As(err, &ambiguous):
 		return exitUsage
 	}
 	return exitFatal

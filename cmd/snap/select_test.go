@@ -174,8 +174,10 @@ func TestSnapshotSelection(t *testing.T) {
 		{"ls", ambiguous},
 		{"dump", ambiguous, f},
 	} {
+		// A mistake in the arguments: exit 2, as others are (it was 1;
+		// found by an exploratory test).
 		res := tr.run(args...)
-		if res.code != exitFatal || !strings.Contains(oneLine(t, res), "ambiguous") || !strings.Contains(res.stderr, startWith) {
+		if res.code != exitUsage || !strings.Contains(oneLine(t, res), "ambiguous") || !strings.Contains(res.stderr, startWith) {
 			t.Errorf("%v: exit %d, %q", args, res.code, res.stderr)
 		}
 	}
