@@ -260,6 +260,13 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	if res := tr.mustRun("diff", "latest", "latest"); !strings.Contains(res.stderr, "chosen among the readable snapshots") {
 		t.Errorf("diff latest beside an unreadable snapshot: %s", res.stderr)
 	}
+	// A policy is not applied without every snapshot (a job's forget
+	// refused; forget went on, exit 0; found by an exploratory test); a
+	// dry run shows what it would do.
+	if res := tr.run("forget", "--keep-last", "1"); res.code != exitFatal || !strings.Contains(res.stderr, "1 snapshot cannot be read (above), so the policy cannot be applied safely; nothing was forgotten") {
+		t.Errorf("forget --keep-last 1 beside an unreadable snapshot: exit %d: %s", res.code, res.stderr)
+	}
+	tr.run("forget", "--keep-last", "1", "--dry-run")
 	tr.mustRun("forget", ids[0][:8]) // a prefix, as list shows IDs (it said "no snapshot")
 	tr.mustRun("check")
 	tr.mustRun("prune", "--instant")

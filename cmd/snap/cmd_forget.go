@@ -165,6 +165,13 @@ func runForget(c *cli.Context, e *env) error {
 			s.close()
 			return err
 		}
+		if n := len(s.unreadable); n > 0 && !dry {
+			// Its decision would be made without them, as a job's
+			// forget refuses to (this one went on, exit 0; found by an
+			// exploratory test).
+			s.close()
+			return fmt.Errorf("%s cannot be read (above), so the policy cannot be applied safely; nothing was forgotten: remove each by its ID ('snap forget ID'), then forget again", plural(n, "snapshot", "snapshots"))
+		}
 		selected, note := applyFilter(sns, filterFrom(c))
 		if note != "" {
 			// A mistyped host in a retention job removed nothing, and
