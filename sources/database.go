@@ -84,7 +84,7 @@ func ParseDatabase(raw string) (*Database, error) {
 		// A # starts the URL's fragment, which the tools ignore:
 		// postgres://host/app#2 dumped the database app (found by an
 		// exploratory test).
-		return nil, fmt.Errorf("database URL %q: a # would end the URL there (postgres://host/app#2 names the database app): write # in a database name, user name or password as %%23", redactRaw(raw))
+		return nil, fmt.Errorf("database URL %q: a # would end the URL there (%s://host/app#2 names the database app): write # in a database name, user name or password as %%23", redactRaw(raw), strings.ToLower(u.Scheme))
 	}
 	if err := checkPorts(u.Host); err != nil {
 		return nil, fmt.Errorf("database URL %q: %v", redactRaw(raw), err)

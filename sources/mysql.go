@@ -212,7 +212,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		return false, fmt.Errorf("%s: check whether the database exists: %w (%w)", d, err, ErrUnchanged)
 	}
 	if marker == "1" && objects != "0" && !o.Replace {
-		return false, fmt.Errorf("database %s holds part of a dump: a restore into it was killed before it ended (its table %s says so); restore with --replace to load the dump whole, or into another database with --to (%w)", d, mysqlMarker, ErrUnchanged)
+		return false, fmt.Errorf("database %s holds part of a dump: a restore into it did not end (killed, stopped or failed; its table %s says so); restore with --replace to load the dump whole, or into another database with --to (%w)", d, mysqlMarker, ErrUnchanged)
 	}
 	create := exists == "0"
 	// The database's defaults: a new one gets those recorded with the

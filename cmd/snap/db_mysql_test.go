@@ -423,7 +423,7 @@ func TestMariaDBRestoreKilledLeavesMarker(t *testing.T) {
 		t.Fatalf("after the killed restore the database holds %v, want the marker and table a", got)
 	}
 	res := tr.run("restore", "latest", "--db", db, "--to", my.url(copyDB))
-	if res.code != exitFatal || !strings.Contains(res.stderr, "holds part of a dump: a restore into it was killed before it ended (its table _snap_restore_incomplete says so); restore with --replace") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "holds part of a dump: a restore into it did not end (killed, stopped or failed; its table _snap_restore_incomplete says so); restore with --replace") {
 		t.Errorf("restore into the half-loaded database: exit %d\n%s", res.code, res.stderr)
 	}
 	tr.mustRun("restore", "latest", "--db", db, "--to", my.url(copyDB), "--replace")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,8 +28,20 @@ type hooks struct {
 const defaultHookTimeout = time.Hour
 
 func newHooks(pre, post []string, timeout time.Duration, st repoSettings, host string, tags []string, job string) hooks {
+	location := st.location
+	if location != "" && !strings.HasPrefix(location, "s3:") {
+		// Absolute: a hook may run in another directory (found by a
+		// re-test).
+		dir, prefixed := strings.CutPrefix(location, "local:")
+		if abs, err := filepath.Abs(dir); err == nil {
+			location = abs
+			if prefixed {
+				location = "local:" + abs
+			}
+		}
+	}
 	env := []string{
-		"SNAP_REPOSITORY=" + st.location,
+		"SNAP_REPOSITORY=" + location,
 		"SNAP_HOST=" + host,
 		"SNAP_TAGS=" + strings.Join(tags, ","),
 		"SNAP_JOB=" + job, // empty for 'snap create'
@@ -39,7 +52,12 @@ func newHooks(pre, post []string, timeout time.Duration, st repoSettings, host s
 	// and needs its password too (it got "no repository password" with
 	// the config's password_file; found by an exploratory test).
 	if st.passwordFile != "" {
-		env = append(env, "SNAP_PASSWORD_FILE="+st.passwordFile)
+		// Absolute: a hook may run in another directory.
+		pf := st.passwordFile
+		if abs, err := filepath.Abs(pf); err == nil {
+			pf = abs
+		}
+		env = append(env, "SNAP_PASSWORD_FILE="+pf)
 	}
 	if st.passwordCommand != "" {
 		env = append(env, "SNAP_PASSWORD_COMMAND="+st.passwordCommand)
