@@ -45,7 +45,10 @@ func TestSQLiteDumpLockedByWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close(); _ = writer.Wait() })
-	if _, err := io.WriteString(in, "BEGIN EXCLUSIVE;\nINSERT INTO t VALUES (2);\n"); err != nil {
+	// The writer waits for a reader of the loop below to let go: without
+	// .timeout its BEGIN EXCLUSIVE failed at once when it met one, and
+	// the test waited in vain (seen on a loaded machine).
+	if _, err := io.WriteString(in, ".timeout 30000\nBEGIN EXCLUSIVE;\nINSERT INTO t VALUES (2);\n"); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
