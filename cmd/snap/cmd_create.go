@@ -130,9 +130,15 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		o.Host, _ = os.Hostname()
 	}
 	if t := c.String("time"); t != "" {
-		ts, err := time.Parse(time.RFC3339, t)
+		// RFC 3339 allows a lower-case t and z, which Go's parser does not.
+		ts, err := time.Parse(time.RFC3339, strings.ToUpper(t))
 		if err != nil {
-			return o, plan, usagef("--time %q: use RFC 3339, e.g. 2026-11-20T03:00:00Z", t)
+			why := ""
+			var pe *time.ParseError
+			if errors.As(err, &pe) && pe.Message != "" {
+				why = pe.Message + "; " // "day out of range", say
+			}
+			return o, plan, usagef("--time %q: %suse RFC 3339, e.g. 2026-11-20T03:00:00Z", t, strings.TrimPrefix(why, ": "))
 		}
 		if _, off := ts.Zone(); off <= -24*3600 || off >= 24*3600 {
 			// Parsed, but no snapshot document can hold it: the backup
