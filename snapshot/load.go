@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -53,6 +54,9 @@ func rootNode(tree repo.ID) Node {
 	return Node{Meta: sources.Meta{Name: "/", Type: sources.TypeDir, Mode: 0o755}, Subtree: tree}
 }
 
+// ErrNoPath is FindNode's error for a path the snapshot does not hold.
+var ErrNoPath = errors.New("does not exist in the snapshot")
+
 // FindNode follows an absolute slash-separated path from a root tree and
 // returns the node there ("/" gives a synthetic root directory node).
 func FindNode(ctx context.Context, ix *index.Index, root repo.ID, p string) (Node, error) {
@@ -70,7 +74,7 @@ func FindNode(ctx context.Context, ix *index.Index, root repo.ID, p string) (Nod
 		}
 		n, ok := t.Find(name)
 		if !ok {
-			return Node{}, fmt.Errorf("path %s does not exist in the snapshot; see 'snap ls'", sources.DisplayPath(p))
+			return Node{}, fmt.Errorf("path %s %w; see 'snap ls'", sources.DisplayPath(p), ErrNoPath)
 		}
 		node = *n
 	}

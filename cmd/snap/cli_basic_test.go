@@ -316,6 +316,14 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "no snapshot taken by then holds "+filepath.Join(late, "h")) {
 		t.Errorf("dump --at of a relative path only later snapshots hold: exit %d\n%s", res.code, res.stderr)
 	}
+	// A directory made after the time --at names: the first snapshot that
+	// holds it is named (found by a re-test).
+	writeFile(t, filepath.Join(src, "new", "g"), []byte("g"))
+	newID := tr.createID("--time", "2026-12-04T03:00:00Z", src)
+	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", "--path", src, filepath.Join(src, "new", "g"))
+	if res.code != 1 || !strings.Contains(res.stderr, "does not exist in the snapshot") || !strings.Contains(res.stderr, "the first snapshot after it that holds it is "+newID[:8]) {
+		t.Errorf("dump --at of a file made later: exit %d\n%s", res.code, res.stderr)
+	}
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)
 	}

@@ -169,7 +169,7 @@ func runRestore(c *cli.Context, e *env) error {
 	sub = path.Clean("/" + sub)
 	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, sub)
 	if err != nil {
-		return inSnapshot(sn, s.relativeHint(c.Context, sn, given, err))
+		return s.pathError(c, sn, given, at != "", err)
 	}
 	t, err := sources.OpenTarget(target)
 	if err != nil {

@@ -579,9 +579,38 @@ func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, s
 	}
 	node, err := snapshot.FindNode(c.Context, s.ix, sn.Tree, p)
 	if err != nil {
-		err = inSnapshot(sn, s.relativeHint(c.Context, sn, given, err))
+		err = s.pathError(c, sn, given, strings.HasPrefix(ref, "@"), err)
 	}
 	return sn, p, node, err
+}
+
+// pathError is the error of finding the path given in sn: it names the
+// snapshot, the path the user likely meant (relativeHint), and, when --at
+// chose sn, the first later snapshot that holds the path (a directory
+// made after that time said only "does not exist"; found by a re-test).
+func (s *session) pathError(c *cli.Context, sn *snapshot.Snapshot, given string, at bool, err error) error {
+	err = s.relativeHint(c.Context, sn, given, err)
+	if !at || !errors.Is(err, snapshot.ErrNoPath) {
+		return inSnapshot(sn, err)
+	}
+	sns, lerr := s.snapshots(c.Context)
+	if lerr != nil {
+		return inSnapshot(sn, err)
+	}
+	p := path.Clean("/" + given)
+	checked := 0
+	for _, later := range filterFrom(c).Apply(sns) {
+		if !later.Time.After(sn.Time) || !holdsPath(later, p) {
+			continue
+		}
+		if checked++; checked > 100 {
+			break // a hint is not worth reading every snapshot's trees
+		}
+		if _, ferr := snapshot.FindNode(c.Context, s.ix, later.Tree, p); ferr == nil {
+			return inSnapshot(sn, fmt.Errorf("%w; the first snapshot after it that holds it is %s of %s", err, later.ID.Short(), localTime(later.Time)))
+		}
+	}
+	return inSnapshot(sn, err)
 }
 
 // atPaths is what --at prefers a snapshot to hold for a path the user
