@@ -520,15 +520,21 @@ func (r *completeReader) Close() error {
 // test).
 func endsWithMarker(tail []byte, marker string) bool {
 	lines := strings.Split(string(tail), "\n")
+	dashAfter := false // a line "--" after the marker
 	for i := len(lines) - 1; i >= 1; i-- { // lines[0] may be cut
 		l := strings.TrimRight(lines[i], "\r")
 		switch {
-		case strings.TrimSpace(l) == "" || l == "--" || strings.HasPrefix(l, `\unrestrict `):
+		case l == "--":
+			dashAfter = true
+			continue
+		case strings.TrimSpace(l) == "" || strings.HasPrefix(l, `\unrestrict `):
 			continue
 		case l == marker:
-			// pg_dump's stands after a line "--": a row of a COPY could
-			// hold its text. mariadb-dump's rows never start a line.
-			return lines[i-1] == "--" || !strings.HasPrefix(marker, "-- PostgreSQL")
+			// pg_dump's stands between two lines "--": rows of a COPY
+			// could hold its text, but a dump cut off right after three
+			// such rows is past belief (a re-test passed one cut after
+			// two). mariadb-dump's rows never start a line.
+			return strings.TrimRight(lines[i-1], "\r") == "--" && dashAfter || !strings.HasPrefix(marker, "-- PostgreSQL")
 		case strings.HasPrefix(l, marker+" "):
 			return true
 		}

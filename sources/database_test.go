@@ -147,6 +147,7 @@ func TestCompleteReaderTail(t *testing.T) {
 		{"row starting with the marker", body + "COPY t (s, n) FROM stdin;\n" + marker + "\t1\n", 4096, false},
 		{"marker then a statement", body + "--\n" + marker + "\n--\nINSERT INTO t VALUES (1);\n", 4096, false},
 		{"marker alone", "--\n" + marker + "\n--\n", 4096, true},
+		{"rows of a dash and the marker", body + "COPY t (s) FROM stdin;\n--\n" + marker + "\n", 4096, false},
 	} {
 		r := &completeReader{ReadCloser: io.NopCloser(iotest.HalfReader(&chunkReader{s: c.dump, n: c.chunk})), tool: "pg_dump", marker: marker}
 		if _, err := io.Copy(io.Discard, r); err != nil {
