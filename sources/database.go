@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -371,6 +372,12 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
+				if pgUnreachable.MatchString(err.Error()) {
+					// The dump would fail the same way: its error alone,
+					// not this one beside it (found by an exploratory
+					// test).
+					return nil, err
+				}
 				snapNote(stderr, "the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the dump goes on without them", err)
 			} else {
 				p.props = &props
@@ -452,6 +459,10 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 	return slices.Insert(slices.Clone(args), i, history...), nil
 }
 
+// pgUnreachable matches pg_dump's error for a server it could not reach
+// or log in to.
+var pgUnreachable = regexp.MustCompile(`error: connection to server .* failed`)
+
 // completeMarker is the comment a dump tool writes at the end of a dump it
 // finished ("" for tools that write none): pg_dump, pg_dumpall and
 // mariadb-dump/mysqldump end their plain dumps with one (newer pg_dump
@@ -520,7 +531,7 @@ func (r *completeReader) Close() error {
 // test).
 func endsWithMarker(tail []byte, marker string) bool {
 	lines := strings.Split(string(tail), "\n")
-	dashAfter := false // a line "--" after the marker
+	dashAfter := false                     // a line "--" after the marker
 	for i := len(lines) - 1; i >= 1; i-- { // lines[0] may be cut
 		l := strings.TrimRight(lines[i], "\r")
 		switch {

@@ -70,4 +70,9 @@ func TestDumpErrorNamesCause(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "port 1 failed") {
 		t.Errorf("pg_dump to a closed port: exit %d, want 1 and the cause\n%s", res.code, res.stderr)
 	}
+	// Said once: the read of the database's properties failed the same
+	// way, and said so too (found by an exploratory test).
+	if n := strings.Count(res.stderr, "port 1 failed"); n != 1 || strings.Contains(res.stderr, "could not be read with pg_dump --create") {
+		t.Errorf("the cause said %d times:\n%s", n, res.stderr)
+	}
 }
