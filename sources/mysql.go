@@ -322,21 +322,17 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 // many MB) pass through in pieces.
 func renameAlterDatabase(dump io.Reader, from, to string) io.Reader {
 	old := "ALTER DATABASE " + mysqlIdent(from) + " "
-	return &lineRewriter{r: bufio.NewReaderSize(dump, 64<<10), old: []byte(old), new: []byte("ALTER DATABASE " + mysqlIdent(to) + " "), atStart: true,
+	l := &lineRewriter{old: []byte(old), new: []byte("ALTER DATABASE " + mysqlIdent(to) + " "),
 		toolLine: regexp.MustCompile(`^` + regexp.QuoteMeta(old) + `CHARACTER SET [A-Za-z0-9_]+ COLLATE [A-Za-z0-9_]+ *;+\r?$`)}
+	return newLineFilter(dump, l.start)
 }
 
 // lineRewriter replaces old with new where a line starts with it, outside
 // DELIMITER blocks.
 type lineRewriter struct {
-	r        *bufio.Reader
 	old, new []byte
-	atStart  bool           // the next byte read from r starts a line
 	inBody   bool           // between "DELIMITER ;;" and "DELIMITER ;"
 	toolLine *regexp.Regexp // the tool's own line, rewritten inside a body too
-	buf      []byte         // holds pending
-	pending  []byte         // read from r (or new), not yet returned
-	err      error          // r's error, returned once pending is empty
 }
 
 // delimiterLine is how mariadb-dump changes the statement delimiter.
@@ -349,38 +345,18 @@ func (l *lineRewriter) isToolLine(b []byte) bool {
 	return found && l.toolLine.Match(line)
 }
 
-func (l *lineRewriter) Read(p []byte) (int, error) {
-	for len(l.pending) == 0 {
-		if l.err != nil {
-			return 0, l.err
-		}
-		if l.atStart {
-			l.atStart = false
-			if b, _ := l.r.Peek(len(delimiterLine) + 3); bytes.HasPrefix(b, delimiterLine) {
-				// "DELIMITER ;" ends a body; any other delimiter starts one.
-				rest, _, _ := bytes.Cut(b[len(delimiterLine):], []byte("\n"))
-				l.inBody = !bytes.Equal(bytes.TrimRight(rest, "\r "), []byte(";"))
-			}
-			if b, _ := l.r.Peek(256); bytes.HasPrefix(b, l.old) && (!l.inBody || l.isToolLine(b)) {
-				_, _ = l.r.Discard(len(l.old))
-				l.pending = l.new
-				break
-			}
-		}
-		piece, err := l.r.ReadSlice('\n')
-		l.buf = append(l.buf[:0], piece...)
-		l.pending = l.buf
-		switch {
-		case err == nil:
-			l.atStart = true
-		case errors.Is(err, bufio.ErrBufferFull):
-		default:
-			l.err = err
-		}
+// start is the lineFilter's look at the start of each line.
+func (l *lineRewriter) start(r *bufio.Reader) ([]byte, bool) {
+	if b, _ := r.Peek(len(delimiterLine) + 3); bytes.HasPrefix(b, delimiterLine) {
+		// "DELIMITER ;" ends a body; any other delimiter starts one.
+		rest, _, _ := bytes.Cut(b[len(delimiterLine):], []byte("\n"))
+		l.inBody = !bytes.Equal(bytes.TrimRight(rest, "\r "), []byte(";"))
 	}
-	n := copy(p, l.pending)
-	l.pending = l.pending[n:]
-	return n, nil
+	if b, _ := r.Peek(256); bytes.HasPrefix(b, l.old) && (!l.inBody || l.isToolLine(b)) {
+		_, _ = r.Discard(len(l.old))
+		return l.new, false
+	}
+	return nil, false
 }
 
 // mysqlCreateWith is the only shape of recorded MariaDB/MySQL properties a

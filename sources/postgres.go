@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -777,17 +776,12 @@ func cutBytes(s string, n int) string {
 // the first "COMMIT;" after it; rows of COPY data are never touched. Lines
 // of any length pass through in pieces.
 func pgOneTransaction(dump io.Reader) io.Reader {
-	return &pgBlobFilter{r: bufio.NewReaderSize(dump, 64<<10), atStart: true}
+	return newLineFilter(dump, (&pgBlobFilter{}).start)
 }
 
-// pgBlobFilter is pgOneTransaction's reader.
+// pgBlobFilter is pgOneTransaction's look at the start of each line.
 type pgBlobFilter struct {
-	r       *bufio.Reader
-	atStart bool // the next byte read from r starts a line
-	state   pgBlobState
-	buf     []byte // holds pending
-	pending []byte // read from r, not yet returned
-	err     error  // r's error, returned once pending is empty
+	state pgBlobState
 }
 
 type pgBlobState int
@@ -802,39 +796,19 @@ const (
 // pgLinePeek is how much of a line pgBlobFilter looks at to classify it.
 const pgLinePeek = 4096
 
-func (f *pgBlobFilter) Read(p []byte) (int, error) {
-	for len(f.pending) == 0 {
-		if f.err != nil {
-			return 0, f.err
-		}
-		if f.atStart {
-			f.atStart = false
-			b, _ := f.r.Peek(pgLinePeek)
-			end := bytes.IndexByte(b, '\n')
-			line := b
-			if end >= 0 {
-				line = b[:end]
-			}
-			if f.classify(bytes.TrimSuffix(line, []byte("\r")), end >= 0) {
-				_, _ = f.r.Discard(end + 1) // only whole lines are dropped
-				f.atStart = true
-				continue
-			}
-		}
-		piece, err := f.r.ReadSlice('\n')
-		f.buf = append(f.buf[:0], piece...)
-		f.pending = f.buf
-		switch {
-		case err == nil:
-			f.atStart = true
-		case errors.Is(err, bufio.ErrBufferFull):
-		default:
-			f.err = err
-		}
+// start drops the line at the start of r when classify says so.
+func (f *pgBlobFilter) start(r *bufio.Reader) ([]byte, bool) {
+	b, _ := r.Peek(pgLinePeek)
+	end := bytes.IndexByte(b, '\n')
+	line := b
+	if end >= 0 {
+		line = b[:end]
 	}
-	n := copy(p, f.pending)
-	f.pending = f.pending[n:]
-	return n, nil
+	if f.classify(bytes.TrimSuffix(line, []byte("\r")), end >= 0) {
+		_, _ = r.Discard(end + 1) // only whole lines are dropped
+		return nil, true
+	}
+	return nil, false
 }
 
 // classify moves the state on at the start of a line (whole: its end was
