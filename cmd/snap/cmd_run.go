@@ -244,6 +244,10 @@ func brokenJob(u *ui, name string, p Problem) jobResult {
 	// The result names the job itself: no "job" field in front of it
 	// (u.fields), which wrote the key twice.
 	if u.json {
+		// Every job's lines begin with job_start, this one's too, with no
+		// step to run (a monitor that pairs them missed one; found by an
+		// exploratory test).
+		u.jsonLine(map[string]any{"type": "job_start", "job": name, "steps": []string{}})
 		u.jsonLine(r)
 	} else {
 		u.errorf("job %s %s: %s", name, r.Status, r.Error)

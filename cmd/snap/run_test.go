@@ -775,13 +775,24 @@ paths = ["` + src + `"]
 		t.Fatalf("run with two broken jobs: exit %d, %d snapshots; want 2 and the good job's one\n%s%s", res.code, tr.snapshotCount(), res.stdout, res.stderr)
 	}
 	status := map[string]any{}
+	started := map[string]bool{}
 	for _, l := range jsonLines(t, res.stdout) {
-		if l["type"] == "job" {
+		switch l["type"] {
+		case "job":
 			status[l["job"].(string)] = l["status"]
+		case "job_start":
+			started[l["job"].(string)] = true
 		}
 	}
 	if status["good"] != "ok" || status["bad"] != "failed" || status["-x"] != "failed" || status[`""`] != "failed" {
 		t.Errorf("job statuses %v", status)
+	}
+	// Every job's lines begin with job_start, a broken job's too (found
+	// by an exploratory test).
+	for job := range status {
+		if !started[job] {
+			t.Errorf("no job_start for job %s", job)
+		}
 	}
 	for _, line := range strings.Split(res.stdout, "\n") {
 		if !strings.Contains(line, `"type":"summary"`) && strings.Count(line, `"job":`) > 1 { // Go's decoder takes the last of two
