@@ -321,6 +321,9 @@ type cfgDecoder struct {
 	file     string
 	lines    map[string]int
 	problems []Problem
+	// topRepository: the file has a repository key, valid or not: a job
+	// without one of its own is not also told there is none.
+	topRepository bool
 }
 
 func (d *cfgDecoder) err() error {
@@ -566,6 +569,7 @@ var jobNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 
 func (d *cfgDecoder) config(raw map[string]any) *Config {
 	top := toml.Key{}
+	_, d.topRepository = raw["repository"]
 	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "metrics_dir", "limit_upload", "limit_download", "jobs")
 	cfg := &Config{
 		Repository:      d.location(raw, top, "repository"),
@@ -648,7 +652,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	if j.PasswordFile == "" && j.PasswordCommand == "" {
 		j.PasswordFile, j.PasswordCommand = cfg.PasswordFile, cfg.PasswordCommand
 	}
-	if j.Repository == "" {
+	if _, own := t["repository"]; j.Repository == "" && !own && !d.topRepository {
 		d.errorf(at, "no repository: set repository at the top of the file or in the job")
 	}
 	j.Paths = d.strList(t, at, "paths")
@@ -1048,7 +1052,8 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				d.errorf(sub(at, "schedule"), "%q is not a systemd calendar expression (%v); see 'man systemd.time', e.g. \"daily\" or \"*-*-* 03:00:00\"", s, err)
 			}
 		}
-		if len(j.Schedule) == 0 {
+		if len(j.Schedule) == 0 && jobNameRE.MatchString(j.Name) {
+			// (A job whose name is refused runs under no name.)
 			d.warnf(at, "no schedule: 'snap schedule install' skips this job ('snap run %s' still runs it)", j.Name)
 		}
 	}

@@ -586,3 +586,24 @@ func TestConfigDatabasePasswordWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigNoFollowOnErrors: a problem is said once, not again as its
+// consequences: a repository key of the wrong type is not also "no
+// repository" for every job, nor is a refused job name also a job
+// without a schedule (found by an exploratory test).
+func TestConfigNoFollowOnErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap.toml")
+	must(t, os.WriteFile(path, []byte("repository = 5\n\n[jobs.\"my job\"]\npaths = [\"/srv\"]\n"), 0o600))
+	_, problems, err := loadConfig(path)
+	if err == nil {
+		t.Fatal("config with errors accepted")
+	}
+	var msgs []string
+	for _, p := range problems {
+		msgs = append(msgs, p.Message)
+	}
+	all := strings.Join(msgs, "\n")
+	if len(problems) != 2 || !strings.Contains(all, "must be a string") || !strings.Contains(all, `job name "my job"`) {
+		t.Errorf("problems:\n%s", all)
+	}
+}
