@@ -573,12 +573,12 @@ func (d *cfgDecoder) config(raw map[string]any) *Config {
 	d.known(raw, top, "repository", "password_file", "password_command", "cache_dir", "host", "compression", "metrics_dir", "limit_upload", "limit_download", "jobs")
 	cfg := &Config{
 		Repository:      d.location(raw, top, "repository"),
-		PasswordFile:    d.str(raw, top, "password_file"),
+		PasswordFile:    d.literalPath(raw, top, "password_file"),
 		PasswordCommand: d.str(raw, top, "password_command"),
-		CacheDir:        d.str(raw, top, "cache_dir"),
+		CacheDir:        d.literalPath(raw, top, "cache_dir"),
 		Host:            d.str(raw, top, "host"),
 		Compression:     d.str(raw, top, "compression"),
-		MetricsDir:      d.str(raw, top, "metrics_dir"),
+		MetricsDir:      d.literalPath(raw, top, "metrics_dir"),
 	}
 	if err := checkHost(cfg.Host); err != nil {
 		d.errorf(sub(top, "host"), "host %q: %v", cfg.Host, err)
@@ -644,7 +644,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 		d.errorf(at, "job name %q: use up to 64 letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (it becomes the systemd unit snap-%s.service)", name, name)
 	}
 	j.Repository = firstNonEmpty(d.location(t, at, "repository"), cfg.Repository)
-	j.PasswordFile = d.str(t, at, "password_file")
+	j.PasswordFile = d.literalPath(t, at, "password_file")
 	j.PasswordCommand = d.str(t, at, "password_command")
 	if j.PasswordFile != "" && j.PasswordCommand != "" {
 		d.errorf(sub(at, "password_command"), "give password_file or password_command, not both")
@@ -658,7 +658,11 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	j.Paths = d.strList(t, at, "paths")
 	for _, p := range j.Paths {
 		if !filepath.IsAbs(p) {
-			d.errorf(sub(at, "paths"), "%q is not an absolute path: a timer runs in /, so write the full path", p)
+			hint := ""
+			if unexpanded.MatchString(p) {
+				hint = " (the config file expands no variables and no ~)"
+			}
+			d.errorf(sub(at, "paths"), "%q is not an absolute path%s: a timer runs in /, so write the full path", p, hint)
 		}
 	}
 	j.Exclude = d.strList(t, at, "exclude")
@@ -1095,7 +1099,7 @@ func (d *cfgDecoder) passwordFile(at toml.Key, path string) {
 // in it, no bucket) fails 'config check' rather than the first night's
 // run; its message never repeats a secret.
 func (d *cfgDecoder) location(t map[string]any, at toml.Key, key string) string {
-	loc := d.str(t, at, key)
+	loc := d.literalPath(t, at, key)
 	if v, ok := t[key].(string); ok && strings.TrimSpace(v) == "" {
 		// Said where it is written: the job that then lacks a repository
 		// would be blamed instead (found by an exploratory test).
@@ -1109,6 +1113,21 @@ func (d *cfgDecoder) location(t map[string]any, at toml.Key, key string) string 
 		}
 	}
 	return loc
+}
+
+// unexpanded matches what a shell would expand in a path: ~ at its start,
+// or a variable.
+var unexpanded = regexp.MustCompile(`^~|\$\{?[A-Za-z_]`)
+
+// literalPath reads a path, and warns when it holds what a shell would
+// expand: the config file takes it as written ("no repository at
+// /etc/snap/$HOME/repo" did not say why; found by an exploratory test).
+func (d *cfgDecoder) literalPath(t map[string]any, at toml.Key, key string) string {
+	p := d.str(t, at, key)
+	if unexpanded.MatchString(p) {
+		d.warnf(sub(at, key), "%q is taken as written: the config file expands no variables and no ~; write the path out", p)
+	}
+	return p
 }
 
 // redactedLocation is a repository location without the credentials a

@@ -607,3 +607,22 @@ func TestConfigNoFollowOnErrors(t *testing.T) {
 		t.Errorf("problems:\n%s", all)
 	}
 }
+
+// TestConfigUnexpandedPaths: a path with ~ or a variable is taken as
+// written, and said so ("no repository at /etc/snap/$HOME/repo" did not
+// say why; found by an exploratory test).
+func TestConfigUnexpandedPaths(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap.toml")
+	must(t, os.WriteFile(path, []byte("repository = \"$HOME/repo\"\npassword_file = \"~/pw\"\n\n[jobs.a]\npaths = [\"${HOME}/x\"]\n"), 0o600))
+	_, problems, _ := loadConfig(path)
+	var msgs []string
+	for _, p := range problems {
+		msgs = append(msgs, p.String())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{`repository: "$HOME/repo" is taken as written`, `password_file: "~/pw" is taken as written`, `"${HOME}/x" is not an absolute path (the config file expands no variables and no ~)`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("missing %q in\n%s", want, all)
+		}
+	}
+}
