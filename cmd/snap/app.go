@@ -123,7 +123,7 @@ func newApp(e *env) *cli.App {
 // -x --one-file-system in words of its own.
 var (
 	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(\S+)$`)
-	badFlagValue  = regexp.MustCompile(`^invalid value (".*") for flag -+(\S+): parse error$`)
+	badFlagValue  = regexp.MustCompile(`^invalid value (".*") for flag -+(\S+): (parse error|value out of range)$`)
 	twoFlagForms  = regexp.MustCompile(`^Cannot use two forms of the same flag: (\S+) (\S+)$`)
 )
 
@@ -136,6 +136,9 @@ func flagError(err error, flags []cli.Flag) string {
 	}
 	if m := badFlagValue.FindStringSubmatch(msg); m != nil {
 		expected := "expected a number"
+		if m[3] == "value out of range" {
+			expected = "too large a number"
+		}
 		if _, ok := lookupFlag(flags, "--"+m[2]).(*cli.DurationFlag); ok {
 			expected = "expected a duration such as 90s, 10m or 2h"
 		}

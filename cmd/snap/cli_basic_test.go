@@ -89,6 +89,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
 		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
 		{[]string{"create", "--hook-timeout", "forever", tr.dir}, `invalid value "forever" for --hook-timeout: expected a duration such as 90s, 10m or 2h`},
+		{[]string{"forget", "--keep-last", "99999999999999999999"}, `invalid value "99999999999999999999" for --keep-last: too large a number`},
 		{[]string{"create", "--time", "0001-01-01T00:00:00Z", tr.dir}, `--time "0001-01-01T00:00:00Z": give a time from 1970-01-01T00:00:00Z on`},
 		// What is wrong with a date is said (found by an exploratory test).
 		{[]string{"create", "--time", "2024-02-30T00:00:00Z", tr.dir}, `--time "2024-02-30T00:00:00Z": day out of range; use RFC 3339`},
