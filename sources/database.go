@@ -171,6 +171,11 @@ func ParseRecordedDatabase(raw string) (*Database, error) {
 }
 
 func parseSQLite(d *Database, u *url.URL) (*Database, error) {
+	if u.User != nil {
+		// A file has no user: it was dropped without a word (found by
+		// an exploratory test), or sqlite://user@app.db meant a file.
+		return nil, fmt.Errorf("database URL %q: an SQLite URL takes no user or password (the file's permissions decide who reads it); write sqlite:///path/to/file.db", redactRaw(u.String()))
+	}
 	var p string
 	switch {
 	case u.Opaque != "":

@@ -44,7 +44,7 @@ func TestParseDatabase(t *testing.T) {
 		}
 	}
 	for _, raw := range []string{"oracle://h/db", "postgres:db", "mysql://h/db?foo=bar", "postgres://u:pa/ss@h/db", "sqlite://",
-		"postgres://h/app#2", "mysql://root@h/app#2", "mariadb://u:pa#ss@h/db", "postgres://h/app#"} {
+		"postgres://h/app#2", "mysql://root@h/app#2", "mariadb://u:pa#ss@h/db", "postgres://h/app#", "sqlite://u:pass@/srv/app.db"} {
 		_, err := ParseDatabase(raw)
 		if err == nil {
 			t.Errorf("%s: accepted", raw)
