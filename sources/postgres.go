@@ -233,7 +233,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			if _, derr := d.psql(context.WithoutCancel(ctx), pgMaintenanceDB, []string{"name=" + into}, pgDropDatabase); derr != nil {
 				return false, fmt.Errorf("%w; the database %s it was loaded into is left: drop it by hand (%v)", err, into, derr)
 			}
-			return false, fmt.Errorf("%w (%w)", err, ErrRolledBack)
+			return false, fmt.Errorf("%w (%w, and %w)", err, ErrRolledBack, ErrCreatedDropped)
 		}
 		// The existing empty database is as it was only if the one
 		// transaction held the whole load: a COMMIT in the dump that

@@ -383,7 +383,7 @@ GRANT SELECT ON t TO "`+role+`";`)
 	}
 	fresh := db + "_fresh"
 	res = tr.run("restore", "latest", "--db", db, "--to", pg.url(fresh))
-	if res.code != exitFatal || !strings.Contains(res.stderr, "rolled back") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "rolled back, and the database this restore created was dropped again") {
 		t.Errorf("failed load into a new database: exit %d: %s", res.code, res.stderr)
 	}
 	if n := pg.mustQuery("postgres", "SELECT count(*) FROM pg_database WHERE datname = '"+fresh+"'"); strings.TrimSpace(n) != "0" {
