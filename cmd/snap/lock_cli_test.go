@@ -273,3 +273,21 @@ func TestPruneRemovesStaleLocks(t *testing.T) {
 		t.Errorf("prune left %d locks, want the stale one removed", n)
 	}
 }
+
+// TestPruneWaitsForAnUnreadableLock: a lock file that cannot be read holds
+// back the deletion of due packs, and prune says so without a time it
+// cannot know (it said "taken less than 10m0s after they were marked";
+// found by an exploratory test).
+func TestPruneWaitsForAnUnreadableLock(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), randomBytes(7, 100<<10))
+	id := tr.createID(src)
+	tr.mustRun("forget", id)
+	tr.mustRun("prune", "--delete-delay", "0s", "--instant=false")
+	writeFile(t, filepath.Join(tr.repo, "locks", strings.Repeat("ab", 32)), []byte("not a lock"))
+	res := tr.mustRun("prune", "--delete-delay", "0s")
+	if !strings.Contains(res.stdout+res.stderr, "wait for the unreadable lock abababab") || !strings.Contains(res.stdout+res.stderr, "nothing says when it was taken") {
+		t.Errorf("prune beside an unreadable lock:\n%s%s", res.stdout, res.stderr)
+	}
+}
