@@ -779,68 +779,100 @@ func pgOneTransaction(dump io.Reader) io.Reader {
 	return newLineFilter(dump, (&pgBlobFilter{}).start)
 }
 
-// pgBlobFilter is pgOneTransaction's look at the start of each line.
+// pgBlobFilter is pgOneTransaction's look at the start of each line. It
+// goes by the shape of pg_dump's entries, not by the text of a line alone:
+// a header is a line "-- Data for Name: …; Type: …" after a line "--";
+// COPY data follows a header of TABLE DATA, and the BEGIN dropped follows
+// one of BLOBS and comes before "SELECT pg_catalog.lo_…" lines, which its
+// COMMIT ends. Lines of that text in a comment or a function's body (a
+// re-test put them in a table's comment) are left alone.
 type pgBlobFilter struct {
-	state pgBlobState
+	state    pgBlobState
+	prevDash bool // the line before was "--"
 }
 
 type pgBlobState int
 
 const (
-	pgPlain       pgBlobState = iota
-	pgCopyData                // between "COPY … FROM stdin;" and "\."
-	pgAfterHeader             // after a large objects' data header
-	pgInBlobs                 // after its BEGIN, before its COMMIT
+	pgPlain     pgBlobState = iota
+	pgAfterData             // after a header of TABLE DATA
+	pgCopyData              // between its "COPY … FROM stdin;" and "\."
+	pgAfterBlob             // after a header of large objects' data
+	pgInBlobs               // after their BEGIN, before their COMMIT
 )
 
-// pgLinePeek is how much of a line pgBlobFilter looks at to classify it.
+// pgLinePeek is how much of a line (and of the lines after it) pgBlobFilter
+// looks at to classify it.
 const pgLinePeek = 4096
 
 // start drops the line at the start of r when classify says so.
 func (f *pgBlobFilter) start(r *bufio.Reader) ([]byte, bool) {
 	b, _ := r.Peek(pgLinePeek)
 	end := bytes.IndexByte(b, '\n')
-	line := b
+	line, rest := b, []byte(nil)
 	if end >= 0 {
-		line = b[:end]
+		line, rest = b[:end], b[end+1:]
 	}
-	if f.classify(bytes.TrimSuffix(line, []byte("\r")), end >= 0) {
+	if f.classify(bytes.TrimSuffix(line, []byte("\r")), end >= 0, rest) {
 		_, _ = r.Discard(end + 1) // only whole lines are dropped
 		return nil, true
 	}
 	return nil, false
 }
 
+var (
+	pgDataHeader = []byte("-- Data for Name: ")
+	pgLoCall     = []byte("SELECT pg_catalog.lo")
+)
+
 // classify moves the state on at the start of a line (whole: its end was
-// seen), and reports whether the line is to be dropped.
-func (f *pgBlobFilter) classify(line []byte, whole bool) bool {
+// seen; rest: what follows it, as far as peeked), and reports whether the
+// line is to be dropped.
+func (f *pgBlobFilter) classify(line []byte, whole bool, rest []byte) (drop bool) {
+	prevDash := f.prevDash
+	f.prevDash = whole && bytes.Equal(line, []byte("--"))
+	blank := whole && (len(bytes.TrimSpace(line)) == 0 || bytes.Equal(line, []byte("--")))
 	switch f.state {
 	case pgCopyData:
 		if whole && bytes.Equal(line, []byte(`\.`)) {
 			f.state = pgPlain
 		}
 		return false
-	case pgAfterHeader:
-		switch {
-		case len(bytes.TrimSpace(line)) == 0 || bytes.Equal(line, []byte("--")):
+	case pgAfterData:
+		if blank {
 			return false
-		case whole && bytes.Equal(line, []byte("BEGIN;")):
+		}
+		f.state = pgPlain
+		if whole && bytes.HasPrefix(line, []byte("COPY ")) && bytes.HasSuffix(line, []byte(" FROM stdin;")) {
+			f.state = pgCopyData
+			return false
+		}
+	case pgAfterBlob:
+		if blank {
+			return false
+		}
+		f.state = pgPlain
+		if whole && bytes.Equal(line, []byte("BEGIN;")) && bytes.HasPrefix(bytes.TrimLeft(rest, "\r\n"), pgLoCall) {
 			f.state = pgInBlobs
 			return true
 		}
-		f.state = pgPlain
 	case pgInBlobs:
-		if whole && bytes.Equal(line, []byte("COMMIT;")) {
+		switch {
+		case blank || bytes.HasPrefix(line, pgLoCall):
+			return false
+		case whole && bytes.Equal(line, []byte("COMMIT;")):
 			f.state = pgPlain
 			return true
 		}
-		return false
+		f.state = pgPlain // not pg_dump's: its COMMIT, if any, stays
 	}
-	switch {
-	case bytes.HasPrefix(line, []byte("COPY ")) && whole && bytes.HasSuffix(line, []byte(" FROM stdin;")):
-		f.state = pgCopyData
-	case bytes.HasPrefix(line, []byte("-- Data for Name: ")) && bytes.Contains(line, []byte("; Type: BLOB")):
-		f.state = pgAfterHeader
+	if prevDash && bytes.HasPrefix(line, pgDataHeader) {
+		switch {
+		case bytes.Contains(line, []byte("; Type: TABLE DATA;")):
+			f.state = pgAfterData
+		case bytes.Contains(line, []byte("; Type: BLOB")):
+			f.state = pgAfterBlob
+		}
 	}
 	return false
 }

@@ -294,7 +294,7 @@ esac
 	if got := pg.mustQuery(db, pgState); got != want {
 		t.Errorf("the database being replaced changed:\n got %s\nwant %s", got, want)
 	}
-	if left := pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%_snap_restore_%'"); strings.TrimSpace(left) != "" {
+	if left := pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '"+db+"_snap_restore_%'"); strings.TrimSpace(left) != "" {
 		t.Errorf("databases made for the restore are left: %s", left)
 	}
 }
@@ -312,7 +312,7 @@ func TestPostgresReplaceInterruptedAtCreate(t *testing.T) {
 	want := pg.mustQuery(db, pgState)
 
 	out := interruptAfterCreate(t, tr, "psql", func() bool {
-		return strings.TrimSpace(pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%_snap_restore_%'")) != ""
+		return strings.TrimSpace(pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '"+db+"_snap_restore_%'")) != ""
 	}, "restore", "latest", "--db", db, "--replace")
 	if !strings.Contains(out, "nothing was changed") {
 		t.Errorf("message does not say nothing was changed:\n%s", out)
@@ -320,7 +320,7 @@ func TestPostgresReplaceInterruptedAtCreate(t *testing.T) {
 	if got := pg.mustQuery(db, pgState); got != want {
 		t.Errorf("the database being replaced changed:\n got %s\nwant %s", got, want)
 	}
-	if left := pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '%_snap_restore_%'"); strings.TrimSpace(left) != "" {
+	if left := pg.mustQuery("postgres", "SELECT datname FROM pg_database WHERE datname LIKE '"+db+"_snap_restore_%'"); strings.TrimSpace(left) != "" {
 		t.Errorf("databases made for the restore are left: %s", left)
 	}
 }
