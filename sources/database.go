@@ -435,6 +435,9 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if mysqlUnreachable.MatchString(err.Error()) {
+				return nil, err // the dump would fail the same way: said once
+			}
 			snapNote(stderr, "the database's default character set and collation could not be read (%v); the dump goes on without them", err)
 		} else {
 			p.props = &props
@@ -448,6 +451,8 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return nil, ctx.Err()
+	case err != nil && mysqlUnreachable.MatchString(err.Error()):
+		return nil, err // the dump would fail the same way: said once
 	case err != nil:
 		snapNote(stderr, "whether there are system-versioned tables, whose history needs --dump-history, could not be read (%v); their history is not saved, only their current rows", err)
 	case msg != "":
@@ -467,6 +472,11 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 // pgUnreachable matches pg_dump's error for a server it could not reach
 // or log in to.
 var pgUnreachable = regexp.MustCompile(`error: connection to server .* failed`)
+
+// mysqlUnreachable matches the MariaDB/MySQL client's error for a server it
+// could not reach (2002, 2003, 2005: socket, TCP, host) or log in to (1045):
+// an unreachable server was reported four times (found by a re-test).
+var mysqlUnreachable = regexp.MustCompile(`ERROR (2002|2003|2005|1045) `)
 
 // completeMarker is the comment a dump tool writes at the end of a dump it
 // finished ("" for tools that write none): pg_dump, pg_dumpall and

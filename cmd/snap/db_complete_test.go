@@ -75,4 +75,9 @@ func TestDumpErrorNamesCause(t *testing.T) {
 	if n := strings.Count(res.stderr, "port 1 failed"); n != 1 || strings.Contains(res.stderr, "could not be read with pg_dump --create") {
 		t.Errorf("the cause said %d times:\n%s", n, res.stderr)
 	}
+	// MariaDB's too (four times: two notes, the tool's line, the error).
+	res = tr.run("create", "--db", "mysql://root@127.0.0.1:1/app")
+	if n := strings.Count(res.stderr, "Can't connect"); res.code != 1 || n != 1 {
+		t.Errorf("mysql to a closed port: exit %d, the cause said %d times\n%s", res.code, n, res.stderr)
+	}
 }
