@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -170,9 +168,7 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 			return nil
 		}
 		j := diffChangeJSON{Path: ch.Path, Change: changeWords[ch.Kind]}
-		if !utf8.ValidString(ch.Path) {
-			j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(ch.Path))
-		}
+		j.PathBase64 = pathBase64(ch.Path)
 		if ch.Old != nil {
 			j.Type = ch.Old.Type.String()
 			if ch.Old.Type == sources.TypeFile {

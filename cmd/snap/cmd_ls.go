@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/base64"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -140,9 +138,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 func toNodeJSON(np string, n *snapshot.Node) nodeJSON {
 	j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: modeString(n.Meta), UID: n.UID, GID: n.GID,
 		User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
-	if !utf8.ValidString(np) {
-		j.PathBase64 = base64.StdEncoding.EncodeToString([]byte(np))
-	}
+	j.PathBase64 = pathBase64(np)
 	return j
 }
 

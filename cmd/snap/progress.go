@@ -213,8 +213,8 @@ func (p *progress) fileDone(ev snapshot.Event) {
 			action = "kept"
 		}
 		line := map[string]any{"type": "file", "action": action, "path": ev.Path, "bytes": ev.Bytes}
-		if a := pathAttrs(ev.Path); len(a) > 2 {
-			line["path_base64"] = a[3]
+		if b := pathBase64(ev.Path); b != "" {
+			line["path_base64"] = b
 		}
 		p.u.jsonLine(line)
 		return
@@ -469,13 +469,22 @@ func scanTree(ctx context.Context, ix *index.Index, snapPath string, node snapsh
 	}
 }
 
-// pathAttrs are the log attributes that name a path: "path", and, when it
+// pathBase64 is the JSON field path_base64 of a path: its bytes, when it
 // is not valid UTF-8 (which a JSON string cannot hold: the encoder writes
-// U+FFFD), "path_base64" with its bytes, as ls and diff give them.
+// U+FFFD), else "" (the field is left out).
+func pathBase64(p string) string {
+	if utf8.ValidString(p) {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(p))
+}
+
+// pathAttrs are the log attributes that name a path: "path", and
+// "path_base64" when it has one (pathBase64).
 func pathAttrs(p string) []any {
 	attrs := []any{"path", p}
-	if !utf8.ValidString(p) {
-		attrs = append(attrs, "path_base64", base64.StdEncoding.EncodeToString([]byte(p)))
+	if b := pathBase64(p); b != "" {
+		attrs = append(attrs, "path_base64", b)
 	}
 	return attrs
 }
