@@ -388,10 +388,7 @@ func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
 func unmatchedKeepTags(sns []*snapshot.Snapshot, rules []string) []string {
 	var out []string
 	for _, r := range rules {
-		want := strings.Split(r, ",")
-		if !slices.ContainsFunc(sns, func(sn *snapshot.Snapshot) bool {
-			return !slices.ContainsFunc(want, func(t string) bool { return !slices.Contains(sn.Tags, t) })
-		}) {
+		if !slices.ContainsFunc(sns, snapshot.Filter{Tags: []string{r}}.Match) {
 			out = append(out, r)
 		}
 	}

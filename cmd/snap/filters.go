@@ -497,8 +497,12 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 				break
 			}
 		}
+		// Later snapshots are looked at only when none by then holds any.
 		for _, sub := range subs {
-			if later := f.Apply(holdingPath(sns, sub)); !found && len(later) > 0 {
+			if found {
+				break
+			}
+			if later := f.Apply(holdingPath(sns, sub)); len(later) > 0 {
 				return nil, fmt.Errorf("%w: --at %s: no snapshot taken by then holds %s (the one of then, %s, holds %s); the first that does is snapshot %s of %s",
 					snapshot.ErrNoSnapshot, c.String("at"), sources.DisplayPath(sub), sn.ID.Short(),
 					strings.Join(snapshot.SnapshotPaths(sn), " "), later[0].ID.Short(), localTime(later[0].Time))
@@ -519,12 +523,14 @@ func holdsPath(sn *snapshot.Snapshot, sub string) bool {
 	if sub == "" || sub == "/" {
 		return true
 	}
-	for _, p := range snapshot.SnapshotPaths(sn) {
-		if p == sub || p == "/" || strings.HasPrefix(sub, p+"/") || strings.HasPrefix(p, sub+"/") {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(snapshot.SnapshotPaths(sn), func(p string) bool { return pathsOverlap(p, sub) })
+}
+
+// pathsOverlap reports whether absolute paths a and b are one path, or one
+// lies below the other ("/" holds every path).
+func pathsOverlap(a, b string) bool {
+	below := func(x, y string) bool { return x == y || strings.HasPrefix(x, strings.TrimSuffix(y, "/")+"/") }
+	return below(a, b) || below(b, a)
 }
 
 // holdingPath returns the snapshots of sns that hold sub (holdsPath).

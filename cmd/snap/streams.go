@@ -6,7 +6,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
@@ -100,11 +99,9 @@ func parseStreamFlags(stdinName, commandName string, dbURLs, args []string) (str
 // the archive refuses it ("collides with … which is also saved"), but
 // only after the pre hooks have run (found by a re-test).
 func streamOverlap(streams, paths []string) (stream, path string) {
-	within := func(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
 	for _, s := range streams {
 		for _, p := range paths {
-			p = filepath.Clean(p)
-			if within(s, p) || within(p, s) {
+			if p = filepath.Clean(p); pathsOverlap(s, p) {
 				return s, p
 			}
 		}
@@ -122,7 +119,7 @@ func streamCollision(paths []string) string {
 			switch {
 			case a == b:
 				return fmt.Sprintf("two sources would both be stored as %s", a)
-			case strings.HasPrefix(b, a+"/"), strings.HasPrefix(a, b+"/"):
+			case pathsOverlap(a, b):
 				f, in := min(a, b), max(a, b)
 				return fmt.Sprintf("one source would be stored as the file %s and another inside it, as %s", f, in)
 			}
