@@ -663,8 +663,18 @@ func (d *Database) Restore(ctx context.Context, dump io.Reader, all bool, o Rest
 }
 
 // restoreClient returns the program that loads a dump into d, or an error
-// naming the package to install.
+// naming d and the package to install.
 func (d *Database) restoreClient() (string, error) {
+	tool, err := d.client()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", d, err)
+	}
+	return tool, nil
+}
+
+// client returns d's command-line client (the program that loads a dump,
+// and runs snap's queries), or an error naming the package to install.
+func (d *Database) client() (string, error) {
 	var tool, pkg string
 	var err error
 	switch d.Kind {
@@ -684,7 +694,7 @@ func (d *Database) restoreClient() (string, error) {
 		return "", fmt.Errorf("cannot restore into %s", d)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %v; install %s", d, err, pkg)
+		return "", fmt.Errorf("%v; install %s", err, pkg)
 	}
 	return tool, nil
 }

@@ -97,19 +97,10 @@ func (d *Database) mysqlDump() (Command, error) {
 	return Command{Name: tool, Args: args, Env: d.env("MYSQL_PWD")}, nil
 }
 
-// mysqlClient returns the command-line client.
-func mysqlClient() (string, error) {
-	tool, err := lookTool("mariadb", "mysql")
-	if err != nil {
-		return "", fmt.Errorf("%v; install the MariaDB or MySQL client", err)
-	}
-	return tool, nil
-}
-
 // mysqlQuery runs SQL statements and returns what they print (tab-separated,
 // without column names).
 func (d *Database) mysqlQuery(ctx context.Context, sql string) (string, error) {
-	tool, err := mysqlClient()
+	tool, err := d.client()
 	if err != nil {
 		return "", err
 	}
