@@ -69,6 +69,22 @@ func TestRestoreStopsWhenTheRepositoryStopsAnswering(t *testing.T) {
 		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), b, 0o644)
 	}
 	sn := p.create([]string{src}, ArchiveOptions{})
+	failed, err := p.restoreFrom(t, sn, src, unreachable{})
+	reported := len(failed)
+	if err == nil || !strings.Contains(err.Error(), "the repository stopped answering and the restore stopped") || !strings.Contains(err.Error(), "--overwrite if-changed") {
+		t.Fatalf("restore from an unreachable repository: %v", err)
+	}
+	// The files of the first packs to fail are named, one by one; then
+	// the restore stops instead of naming every file.
+	if reported > 40 {
+		t.Errorf("%d errors reported one by one before the restore stopped, of 48 files", reported)
+	}
+}
+
+// restoreFrom restores src of sn into a new directory, its blobs read from
+// blobs, and returns the paths it reported failed and the restore's error.
+func (p *pipelineRepo) restoreFrom(t *testing.T, sn *Snapshot, src string, blobs BlobLoader) ([]string, error) {
+	t.Helper()
 	node, err := FindNode(context.Background(), p.ix, sn.Tree, src)
 	if err != nil {
 		t.Fatal(err)
@@ -78,20 +94,13 @@ func TestRestoreStopsWhenTheRepositoryStopsAnswering(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	reported := 0
-	_, err = NewRestorer(p.ix, tg, RestoreOptions{Blobs: unreachable{}, Report: func(ev Event) {
+	var failed []string
+	_, err = NewRestorer(p.ix, tg, RestoreOptions{Blobs: blobs, Report: func(ev Event) {
 		if ev.Kind == EventError {
-			reported++
+			failed = append(failed, ev.Path)
 		}
 	}}).Restore(context.Background(), src, node)
-	if err == nil || !strings.Contains(err.Error(), "the repository stopped answering and the restore stopped") || !strings.Contains(err.Error(), "--overwrite if-changed") {
-		t.Fatalf("restore from an unreachable repository: %v", err)
-	}
-	// The files of the first packs to fail are named, one by one; then
-	// the restore stops instead of naming every file.
-	if reported > 40 {
-		t.Errorf("%d errors reported one by one before the restore stopped, of 48 files", reported)
-	}
+	return failed, err
 }
 
 // unreachableCounted is unreachable, counting the loads, each of which
@@ -120,26 +129,12 @@ func TestRestoreOfOneLargeFileFromAnUnreachableRepository(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(src, "big"), b, 0o644)
 	sn := p.create([]string{src}, ArchiveOptions{})
-	node, err := FindNode(context.Background(), p.ix, sn.Tree, src)
-	if err != nil {
-		t.Fatal(err)
-	}
 	big, err := FindNode(context.Background(), p.ix, sn.Tree, filepath.Join(src, "big"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := sources.OpenTarget(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
 	var loads atomic.Int64
-	var failed []string
-	_, err = NewRestorer(p.ix, tg, RestoreOptions{Blobs: unreachableCounted{&loads}, Report: func(ev Event) {
-		if ev.Kind == EventError {
-			failed = append(failed, ev.Path)
-		}
-	}}).Restore(context.Background(), src, node)
+	failed, err := p.restoreFrom(t, sn, src, unreachableCounted{&loads})
 	if err == nil && len(failed) != 1 {
 		t.Fatalf("restore of one large file from an unreachable repository: %v, files reported %v", err, failed)
 	}
