@@ -256,6 +256,10 @@ func addGlobalFlags(cmd *cli.Command) {
 				}
 				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump, check, repair index without --from-packs, copy's source (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
 			}
+			if gbool(c, "quiet") && gbool(c, "verbose") {
+				// Either would silently win over the other.
+				return usagef("--quiet and --verbose contradict each other: give one of them")
+			}
 			if slices.Contains(multiValues(c, "path"), "") {
 				// An empty variable in a script ("--path $P") would filter
 				// by the working directory (filterFrom).

@@ -86,6 +86,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-last", "0"}, "the --keep-* values given are all 0, which is no rule"},
 		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
 		{[]string{"--no-lock", "key", "add"}, "'key add' takes no lock anyway"},
+		{[]string{"-q", "list", "-v"}, "--quiet and --verbose contradict each other: give one of them"},
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
 		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
 		{[]string{"create", "--hook-timeout", "forever", tr.dir}, `invalid value "forever" for --hook-timeout: expected a duration such as 90s, 10m or 2h`},
