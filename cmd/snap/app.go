@@ -520,6 +520,11 @@ func printError(e *env, args []string, command string, err error, code int) {
 				typ = "warning"
 			}
 			m := map[string]any{"type": typ, "message": msg, "exit_code": code, "final": true}
+			// A path that is not UTF-8 reaches the message as U+FFFD:
+			// its bytes go along, as on every other JSON line.
+			if p := errorPath(err); pathBase64(p) != "" {
+				m["path"], m["path_base64"] = p, pathBase64(p)
+			}
 			if stack != nil {
 				m["stack"] = string(stack)
 			}
@@ -552,6 +557,29 @@ func printError(e *env, args []string, command string, err error, code int) {
 		}
 		fmt.Fprintln(e.stderr, line)
 	}
+}
+
+// namedPathError is an error about a path whose message names it in
+// words of its own, with no *fs.PathError left inside.
+type namedPathError struct {
+	path string
+	err  error
+}
+
+func (e *namedPathError) Error() string { return e.err.Error() }
+func (e *namedPathError) Unwrap() error { return e.err }
+
+// errorPath is the path an error is about, or "".
+func errorPath(err error) string {
+	var np *namedPathError
+	if errors.As(err, &np) {
+		return np.path
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Path
+	}
+	return ""
 }
 
 // commandPath returns the full name of the command on the line ("create",

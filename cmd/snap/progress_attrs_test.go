@@ -1,6 +1,12 @@
 package main
 
-import "testing"
+import (
+	"encoding/base64"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 // TestPathAttrs: a path that is not valid UTF-8 comes with its bytes in
 // path_base64 in JSON lines (error and warning lines of create and run
@@ -11,5 +17,35 @@ func TestPathAttrs(t *testing.T) {
 	}
 	if a := pathAttrs("/srv/bad\xff"); len(a) != 4 || a[2] != "path_base64" || a[3] != "L3Nydi9iYWT/" {
 		t.Errorf("invalid path: %v", a)
+	}
+}
+
+// TestFinalErrorPathBase64: the final JSON error about a path that is not
+// UTF-8 carries its bytes too (a missing path of create, a restore target
+// that is a file), as the other JSON lines do.
+func TestFinalErrorPathBase64(t *testing.T) {
+	tr := newTestRepo(t)
+	missing := filepath.Join(tr.dir, "gone\xff")
+	file := filepath.Join(tr.dir, "file\xfe")
+	writeFile(t, file, []byte("x"))
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	tr.mustRun("create", src)
+	for _, tc := range []struct {
+		args []string
+		path string
+	}{
+		{[]string{"create", "--json", missing}, missing},
+		{[]string{"restore", "--json", "latest", "--target", file}, file},
+	} {
+		res := tr.run(tc.args...)
+		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+		var last map[string]any
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last["final"] != true {
+			t.Fatalf("%v: exit %d, last line %q: %v", tc.args, res.code, lines[len(lines)-1], err)
+		}
+		if last["path_base64"] != base64.StdEncoding.EncodeToString([]byte(tc.path)) {
+			t.Errorf("%v: final line %v, want path_base64 of %q", tc.args, last, tc.path)
+		}
 	}
 }
