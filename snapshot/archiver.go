@@ -32,6 +32,7 @@ const (
 	EventError                    // a path could not be read and was skipped
 	EventWarning                  // something worth telling that did not cost data
 	EventKept                     // restore: a file in the target was left as it was (Bytes: its size)
+	EventLeftOut                  // create: a directory of ArchiveOptions.LeaveOut was met and left out (Err: why)
 )
 
 // Event is reported to ArchiveOptions.Report, possibly from several
@@ -71,6 +72,11 @@ type ArchiveOptions struct {
 	// ExcludeLargerThan leaves out regular files of more bytes than this,
 	// found in the walk (0: no limit).
 	ExcludeLargerThan uint64
+	// LeaveOut are directories the walk leaves out whole, by device and
+	// inode, each with why: the repository the snapshot goes into and
+	// its cache. A nightly backup of / would otherwise hold the
+	// repository, and each night a copy of the night before.
+	LeaveOut map[[2]uint64]string
 	// Walkers directories are listed at once; FileWorkers files are read
 	// at once; SaveWorkers blobs are compressed and encrypted at once.
 	Walkers     int
@@ -1474,6 +1480,12 @@ func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) [
 				out[i].meta, out[i].err = a.meta.LstatIn(l, names[i], prev)
 				if m := out[i].meta; out[i].err == nil && m.Type == sources.TypeFile && a.opts.ExcludeLargerThan > 0 && m.Size > a.opts.ExcludeLargerThan {
 					out[i].excluded = true
+				}
+				if m := out[i].meta; out[i].err == nil && m.Type == sources.TypeDir && a.opts.LeaveOut != nil {
+					if why, ok := a.opts.LeaveOut[[2]uint64{m.Device, m.Inode}]; ok {
+						out[i].excluded = true
+						a.opts.Report(Event{Kind: EventLeftOut, Path: cp, Err: errors.New(why)})
+					}
 				}
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -324,6 +325,9 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 	if s.connections > 0 {
 		o.Writer.Connections = s.connections
 	}
+	if o.Archive.LeaveOut, err = s.leaveOut(o.Paths, plan.origin); err != nil {
+		return nil, err
+	}
 	// A released (or missing) space reserve is put back before the backup
 	// can take its room.
 	s.fillReserve(ctx, "")
@@ -339,6 +343,44 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		snapshotID = sn.ID.String()
 	}
 	return sn, err
+}
+
+// leaveOut returns the directories a create into s leaves out of its walk
+// (ArchiveOptions.LeaveOut): the repository, when it is a local
+// directory, and its cache here. A path given that is one of them, or lies
+// inside one, is refused: a repository is backed up into another with
+// 'snap copy'.
+func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string, error) {
+	dirs := map[[2]uint64]string{}
+	key := func(p string, follow bool) ([2]uint64, bool) {
+		var st unix.Stat_t
+		err := sources.Lstat(p, &st)
+		if follow {
+			err = unix.Stat(p, &st)
+		}
+		return [2]uint64{uint64(st.Dev), st.Ino}, err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	if !isRemote(s.location) {
+		if k, ok := key(strings.TrimPrefix(s.location, "local:"), true); ok {
+			dirs[k] = "the repository this snapshot goes into"
+		}
+	}
+	if k, ok := key(s.cache, true); ok {
+		dirs[k] = "snap's cache of the repository this snapshot goes into"
+	}
+	for _, p := range paths {
+		// The path itself as the walk meets it (a symlink is saved as
+		// one), the directories above it as the kernel follows them.
+		for q, follow := p, false; ; q, follow = filepath.Dir(q), true {
+			if k, ok := key(q, follow); ok && dirs[k] != "" {
+				return nil, usagef("path %s: %s is %s; back up a repository into another with 'snap copy', and remove the path from %s; no snapshot was saved", p, q, dirs[k], origin)
+			}
+			if q == filepath.Dir(q) {
+				break
+			}
+		}
+	}
+	return dirs, nil
 }
 
 // postHookError is the failure of a post hook after the snapshot was

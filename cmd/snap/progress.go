@@ -200,6 +200,8 @@ func (p *progress) event(ev snapshot.Event) {
 			msg = ev.Path + ": " + msg // the text and journal formats show only the message
 		}
 		p.u.log.Warn(msg, pathAttrs(ev.Path)...)
+	case snapshot.EventLeftOut:
+		p.u.log.Log(context.Background(), levelNotice, fmt.Sprintf("left out %s: %v", sources.DisplayPath(ev.Path), ev.Err), pathAttrs(ev.Path)...)
 	}
 }
 
@@ -390,6 +392,9 @@ func scanFiles(ctx context.Context, paths []string, o snapshot.ArchiveOptions, f
 		case unix.S_IFDIR:
 			d := uint64(st.Dev)
 			if o.OneFileSystem && !top && d != dev {
+				return
+			}
+			if _, ok := o.LeaveOut[[2]uint64{d, st.Ino}]; ok {
 				return
 			}
 			names, err := sources.ReadDirNames(p, dirBuf)
