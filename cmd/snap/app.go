@@ -181,6 +181,39 @@ func dashed(name string) string {
 	return "--" + name
 }
 
+// flagTookFlag refuses a flag whose value is another flag of the command,
+// as when the value was left out: "forget --keep-last 2 --keep-tag
+// --dry-run" took --dry-run for the tag and removed the snapshots the dry
+// run was to show, and "list --host --json" listed no snapshot of host
+// "--json" (found by an exploratory test). Such a value cannot be given
+// at all; no tag, host, path or URL is worth that trap.
+func flagTookFlag(c *cli.Context, flags []cli.Flag) error {
+	names := map[string]bool{"--help": true, "-h": true}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			names[dashed(n)] = true
+		}
+	}
+	for _, f := range flags {
+		name := f.Names()[0]
+		var values []string
+		switch f.(type) {
+		case *cli.StringFlag:
+			values = []string{gstring(c, name)}
+		case *cli.StringSliceFlag:
+			values = c.StringSlice(name)
+		case *cli.GenericFlag:
+			values = multiValues(c, name)
+		}
+		for _, v := range values {
+			if names[v] {
+				return usagef("%s took %q as its value: give %s a value before the next flag (see 'snap %s --help')", dashed(name), v, dashed(name), commandName(c))
+			}
+		}
+	}
+	return nil
+}
+
 // helpCommand is the library's "help" command, of snap or of a command
 // with subcommands, except that help for a command that does not exist is
 // a usage error (exit 2) in snap's words; the library would say "No help
@@ -255,6 +288,9 @@ func addGlobalFlags(cmd *cli.Command) {
 					return usagef("--no-lock: '%s' takes no lock anyway, and changes the repository; leave --no-lock out", name)
 				}
 				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump, check, repair index without --from-packs, copy's source (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
+			}
+			if err := flagTookFlag(c, cmd.Flags); err != nil {
+				return err
 			}
 			if gbool(c, "quiet") && gbool(c, "verbose") {
 				// Either would silently win over the other.

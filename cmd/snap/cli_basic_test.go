@@ -87,6 +87,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
 		{[]string{"--no-lock", "key", "add"}, "'key add' takes no lock anyway"},
 		{[]string{"-q", "list", "-v"}, "--quiet and --verbose contradict each other: give one of them"},
+		// A flag whose value was left out took the next flag: the dry
+		// run removed snapshots (found by an exploratory test).
+		{[]string{"forget", "--keep-last", "2", "--keep-tag", "--dry-run"}, `--keep-tag took "--dry-run" as its value: give --keep-tag a value before the next flag (see 'snap forget --help')`},
+		{[]string{"forget", "--keep-last", "2", "--keep-tag", "-n"}, `--keep-tag took "-n" as its value`},
+		{[]string{"list", "--host", "--tag", "x"}, `--host took "--tag" as its value`},
+		{[]string{"create", "--exclude", "-x", tr.dir}, `--exclude took "-x" as its value`},
+		{[]string{"--repo", "-q", "list"}, `--repo took "-q" as its value`},
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
 		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
 		{[]string{"create", "--hook-timeout", "forever", tr.dir}, `invalid value "forever" for --hook-timeout: expected a duration such as 90s, 10m or 2h`},
