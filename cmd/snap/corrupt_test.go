@@ -576,6 +576,28 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 	}
 }
 
+// TestOrdinaryDirectoryIsNoRepository: a directory of the admin's that
+// happens to hold a data/ or keys/ of its own is no repository (exit 10),
+// neither a damaged one nor an init that was stopped, whose advice was to
+// empty it (found by an exploratory test: "rm -r …/*" for a keys/ of .pem
+// files).
+func TestOrdinaryDirectoryIsNoRepository(t *testing.T) {
+	tr := newTestRepo(t)
+	for _, files := range [][]string{{"data/report.csv"}, {"keys/mykey.pem"}, {"data/ab/notes.txt", "index/list"}, {"keys/" + strings.Repeat("A", 64)}} {
+		dir := t.TempDir()
+		for _, f := range files {
+			writeFile(t, filepath.Join(dir, f), []byte("x"))
+		}
+		res := tr.run("list", "-r", dir)
+		if res.code != exitNoRepo || strings.Contains(res.stderr, "rm -r") || strings.Contains(res.stderr, "damaged") {
+			t.Errorf("list -r a directory of %v: exit %d: %s", files, res.code, res.stderr)
+		}
+		if res := tr.run("init", "-r", dir); res.code != exitUsage && strings.Contains(res.stderr, "rm -r") {
+			t.Errorf("init -r a directory of %v: exit %d: %s", files, res.code, res.stderr)
+		}
+	}
+}
+
 // TestRepairInterrupted: a repair stopped by Ctrl-C says that the
 // repository is consistent and to run it again (it said create's "data
 // already uploaded is reclaimed by 'snap prune'", after "list index:

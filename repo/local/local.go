@@ -59,7 +59,7 @@ func Open(dir string) (*Backend, error) {
 			// 'snap init' is not the advice to give there.
 			var parts []string
 			for _, t := range []repo.FileType{repo.KeyFile, repo.PackFile, repo.IndexFile, repo.SnapshotFile} {
-				if fi, err := os.Stat(filepath.Join(abs, string(t))); err == nil && fi.IsDir() {
+				if holdsSnapFiles(filepath.Join(abs, string(t)), t) {
 					parts = append(parts, string(t)+"/")
 				}
 			}
@@ -110,9 +110,12 @@ func interruptedInit(abs string, entries []fs.DirEntry) bool {
 			return false
 		}
 		for _, f := range sub {
+			// Only names snap gives: the advice is to empty the
+			// directory, which must not hold anything of another's (a
+			// keys/ of someone's .pem files).
 			switch {
-			case name == string(repo.KeyFile) && f.Type().IsRegular():
-			case name == string(repo.PackFile) && f.IsDir():
+			case name == string(repo.KeyFile) && f.Type().IsRegular() && isIDName(f.Name()):
+			case name == string(repo.PackFile) && f.IsDir() && isPackDirName(f.Name()):
 				if inner, err := os.ReadDir(filepath.Join(abs, name, f.Name())); err != nil || len(inner) > 0 {
 					return false
 				}
@@ -122,6 +125,42 @@ func interruptedInit(abs string, entries []fs.DirEntry) bool {
 		}
 	}
 	return true
+}
+
+// holdsSnapFiles reports whether dir, the directory of files of type t in
+// a repository, holds something named as snap names them: a file named by
+// its ID, or for data/ a pack directory holding one. A directory of the
+// same name with anything else in it (a data/ of the admin's files) is
+// not a repository's part.
+func holdsSnapFiles(dir string, t repo.FileType) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		switch {
+		case t == repo.PackFile && e.IsDir() && isPackDirName(e.Name()):
+			if holdsSnapFiles(filepath.Join(dir, e.Name()), repo.IndexFile) {
+				return true
+			}
+		case t != repo.PackFile && e.Type().IsRegular() && isIDName(e.Name()):
+			return true
+		}
+	}
+	return false
+}
+
+// isIDName reports whether name is a file name snap gives: 64 lower-case
+// hex digits.
+func isIDName(name string) bool {
+	_, err := repo.ParseID(name)
+	return err == nil && strings.ToLower(name) == name
+}
+
+// isPackDirName reports whether name is one of data/'s pack directories:
+// two lower-case hex digits.
+func isPackDirName(name string) bool {
+	return len(name) == 2 && strings.Trim(name, "0123456789abcdef") == ""
 }
 
 // Create makes the repository layout in dir, which must not exist or be an
