@@ -153,8 +153,9 @@ func runForget(c *cli.Context, e *env) error {
 	}
 	res := forgetResult{DryRun: dry, Groups: []forgetGroup{}, RemovedIDs: []string{}}
 	var remove []repo.ID
+	var described map[repo.ID]string
 	if byID {
-		remove, err = resolveForgetArgs(c, s)
+		remove, described, err = resolveForgetArgs(c, s)
 		if err != nil {
 			s.close()
 			return err
@@ -193,7 +194,7 @@ func runForget(c *cli.Context, e *env) error {
 		}
 	}
 	if !s.ui.json {
-		printForget(s.ui, e, res, remove, byID)
+		printForget(s.ui, e, res, remove, described)
 	}
 	failed := removeSnapshots(c.Context, s, remove, &res)
 	s.close()
@@ -288,22 +289,24 @@ func removeSnapshots(ctx context.Context, s *session, remove []repo.ID, res *for
 
 // resolveForgetArgs turns the arguments into snapshot IDs. A full ID also
 // names a snapshot whose document cannot be read, so that broken snapshots
-// can be removed.
-func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
+// can be removed. described says what each is ("of TIME, host H, PATHS"),
+// as the plan of a policy does: 'forget latest' removed another host's
+// snapshot and named only its ID (found by an exploratory test).
+func resolveForgetArgs(c *cli.Context, s *session) (out []repo.ID, described map[repo.ID]string, err error) {
 	sns, err := s.snapshots(c.Context)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []repo.ID
+	described = map[repo.ID]string{}
 	seen := map[repo.ID]bool{}
 	for _, ref := range c.Args().Slice() {
 		if err := checkSnapshotRef(ref); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ref == "latest" && len(s.unreadable) > 0 {
 			// The newest may be among those: forgetting the newest of
 			// the others would delete what was not asked for.
-			return nil, fmt.Errorf("cannot tell which snapshot is the latest: %s cannot be read (above); give the ID of the one to forget (snap list)",
+			return nil, nil, fmt.Errorf("cannot tell which snapshot is the latest: %s cannot be read (above); give the ID of the one to forget (snap list)",
 				plural(len(s.unreadable), "snapshot", "snapshots"))
 		}
 		f := filterFrom(c)
@@ -312,7 +315,7 @@ func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
 			// Filters choose among snapshots for 'latest'; an ID they
 			// leave out is a mistake in what to remove, not to be removed
 			// without a word (found by an exploratory test).
-			return nil, usagef("snapshot %s (host %s, tags %s) is not one that --host/--tag/--path select: nothing was forgotten; leave the filters out to forget it by its ID",
+			return nil, nil, usagef("snapshot %s (host %s, tags %s) is not one that --host/--tag/--path select: nothing was forgotten; leave the filters out to forget it by its ID",
 				sn.ID.Short(), sources.DisplayPath(sn.Host), strings.Join(sn.Tags, ","))
 		}
 		var id repo.ID
@@ -330,36 +333,43 @@ func resolveForgetArgs(c *cli.Context, s *session) ([]repo.ID, error) {
 					}
 				}
 				if len(match) != 1 || !errors.Is(err, snapshot.ErrNoSnapshot) {
-					return nil, err
+					return nil, nil, err
 				}
 				full = match[0]
 			}
 			if _, serr := s.r.Backend().Stat(c.Context, repo.Handle{Type: repo.SnapshotFile, Name: full.String()}); serr != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			id = full
+			described[id] = "(unreadable)"
 		} else {
 			id = sn.ID
+			described[id] = strings.TrimPrefix(describeSnapshot(sn), "snapshot "+sn.ID.Short()+" ")
+			if ref == "latest" {
+				if others := otherSets(f.Apply(sns), sn); others != "" {
+					s.ui.noticef("latest: %s%s", describeSnapshot(sn), others)
+				}
+			}
 		}
 		if !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}
 	}
-	return out, nil
+	return out, described, nil
 }
 
-func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, byID bool) {
+func printForget(u *ui, e *env, res forgetResult, remove []repo.ID, described map[repo.ID]string) {
 	if u.quiet && !res.DryRun {
 		return // a dry run's plan is its result, shown also with --quiet
 	}
-	if byID {
+	if described != nil { // by ID
 		for _, id := range remove {
 			verb := "removing"
 			if res.DryRun {
 				verb = "would remove"
 			}
-			u.resultf("%s snapshot %s", verb, id.Short())
+			u.resultf("%s snapshot %s %s", verb, id.Short(), escapeControls(described[id]))
 		}
 		return
 	}

@@ -703,7 +703,7 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 	}
 	u := s.ui
 	if !u.json && u.verbose {
-		printForget(u, e, res, remove, false)
+		printForget(u, e, res, remove, nil)
 	}
 	failed := removeSnapshots(ctx, s, remove, &res)
 	if u.json {

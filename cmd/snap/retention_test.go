@@ -291,8 +291,18 @@ func TestForgetUsage(t *testing.T) {
 		t.Fatalf("usage errors removed snapshots: %v", got)
 	}
 	// By ID, and by policy with --keep-tag.
-	res := tr.mustRun("forget", c[:8])
-	if !strings.Contains(res.stdout, "removing snapshot "+c[:8]) {
+	// Each is named with its time, host and paths; 'latest' among other
+	// hosts' snapshots with a notice (found by an exploratory test:
+	// another host's was removed, named by its ID alone).
+	other := tr.createID("--host", "otherhost", "--time", "2024-01-04T00:00:00Z", src)
+	res := tr.mustRun("forget", "--dry-run", "latest")
+	if !strings.Contains(res.stdout, "would remove snapshot "+other[:8]+" of ") || !strings.Contains(res.stdout, "host otherhost, "+src) ||
+		!strings.Contains(res.stderr, "latest: snapshot "+other[:8]) || !strings.Contains(res.stderr, "other hosts or paths have snapshots too") {
+		t.Errorf("forget --dry-run latest: %s%s", res.stdout, res.stderr)
+	}
+	tr.mustRun("forget", other)
+	res = tr.mustRun("forget", c[:8])
+	if !strings.Contains(res.stdout, "removing snapshot "+c[:8]+" of ") {
 		t.Errorf("forget ID output: %s", res.stdout)
 	}
 	tr.mustRun("forget", "--keep-tag", "keepme")
