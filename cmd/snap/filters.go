@@ -99,7 +99,10 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 	span := func(t time.Time, d time.Duration) (time.Time, time.Time, error) {
 		return t, t.Add(d - time.Nanosecond), nil
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	// RFC 3339 allows a lower-case t and z, which Go's parser does not
+	// (create --time took them, --at refused them).
+	upper := strings.ToUpper(s)
+	if t, err := time.Parse(time.RFC3339Nano, upper); err == nil {
 		if strings.Contains(s, ".") {
 			return instant(t)
 		}
@@ -109,10 +112,10 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		layout string
 		unit   time.Duration
 	}{{"2006-01-02 15:04:05", time.Second}, {"2006-01-02 15:04", time.Minute}, {"2006-01-02T15:04:05", time.Second}, {"2006-01-02T15:04", time.Minute}} {
-		if t, err := time.ParseInLocation(l.layout, s, time.Local); err == nil {
+		if t, err := time.ParseInLocation(l.layout, upper, time.Local); err == nil {
 			// The clock as written: parsed without a zone, nothing is
 			// skipped.
-			w, _ := time.Parse(l.layout, s)
+			w, _ := time.Parse(l.layout, upper)
 			start, end := clockSpan(t, w.Hour(), w.Minute(), l.unit)
 			return start, end, nil
 		}

@@ -23,6 +23,8 @@ func TestParseAt(t *testing.T) {
 	for in, want := range map[string]span{
 		"2026-11-17T03:00:00Z":    {time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC), time.Second},
 		"2026-11-17T03:00:00.25Z": {time.Date(2026, 11, 17, 3, 0, 0, 250e6, time.UTC), 0},
+		"2026-11-17t03:00:00z":    {time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC), time.Second}, // lower case, as RFC 3339 allows
+		"2026-12-01t03:00":        minute(local(1, 3, 0)),
 		"2026-12-01 03:00":        minute(local(1, 3, 0)),
 		"2026-12-01 03:00:07":     {local(1, 3, 0).Add(7 * time.Second), time.Second},
 		"2026-12-01 3:00":         minute(local(1, 3, 0)),
