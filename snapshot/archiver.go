@@ -856,6 +856,9 @@ func (a *archiver) run(ctx context.Context, cancel context.CancelFunc, root *vdi
 type vdir struct {
 	metaPath string // local directory to take metadata from ("" for synthetic ones such as /db)
 	children map[string]*ventry
+	// inner (of the root) are the paths given inside others, which the
+	// walk of those saves: named all the same (archiver.named).
+	inner []string
 }
 
 type ventry struct {
@@ -867,6 +870,9 @@ type ventry struct {
 
 // namedPaths adds the backed-up paths below d to out.
 func (d *vdir) namedPaths(out map[string]bool) {
+	for _, p := range d.inner {
+		out[p] = true
+	}
 	for _, e := range d.children {
 		if e.dir != nil {
 			e.dir.namedPaths(out)
@@ -877,8 +883,9 @@ func (d *vdir) namedPaths(out map[string]bool) {
 }
 
 // buildVTree arranges the inputs under one root. Paths must be absolute and
-// clean; a path inside another is dropped (the outer one covers it). Paths
-// in follow were given with a trailing slash.
+// clean; a path inside another is saved by the walk of the outer one (the
+// caller makes sure that the walk reaches it: no symlink on the way, none
+// to follow there). Paths in follow were given with a trailing slash.
 func buildVTree(paths []string, follow map[string]bool, streams []Stream) (*vdir, error) {
 	root := &vdir{metaPath: "/", children: map[string]*ventry{}}
 	sorted := append([]string(nil), paths...)
@@ -893,6 +900,8 @@ func buildVTree(paths []string, follow map[string]bool, streams []Stream) (*vdir
 		}
 		if !covered {
 			kept = append(kept, p)
+		} else {
+			root.inner = append(root.inner, p)
 		}
 	}
 	place := func(p string, e *ventry) error {
@@ -933,7 +942,7 @@ func buildVTree(paths []string, follow map[string]bool, streams []Stream) (*vdir
 		if len(streams) > 0 {
 			return nil, fmt.Errorf("a dump or command output (%s) cannot go into a snapshot of / itself: back up the directories of / you need (/etc /srv …), or take the dump in a snapshot of its own", streams[0].Path)
 		}
-		return &vdir{metaPath: "/", children: map[string]*ventry{"": {fsPath: "/"}}}, nil
+		return &vdir{metaPath: "/", children: map[string]*ventry{"": {fsPath: "/"}}, inner: root.inner}, nil
 	}
 	for _, p := range kept {
 		if err := place(p, &ventry{fsPath: p, follow: follow[p]}); err != nil {
@@ -1469,7 +1478,10 @@ func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) [
 		group := func() {
 			for i := start; i < end; i++ {
 				cp := filepath.Join(p, names[i])
-				if sources.MatchAny(a.opts.Excludes, cp) {
+				// A path given inside another is saved whatever the
+				// excludes say, as one given alone (found by an
+				// exploratory test: "create src --exclude b src/a/b").
+				if sources.MatchAny(a.opts.Excludes, cp) && !a.named[cp] {
 					out[i].excluded = true
 					continue
 				}
@@ -1478,7 +1490,7 @@ func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) [
 					prev = &pnodes[i].Meta
 				}
 				out[i].meta, out[i].err = a.meta.LstatIn(l, names[i], prev)
-				if m := out[i].meta; out[i].err == nil && m.Type == sources.TypeFile && a.opts.ExcludeLargerThan > 0 && m.Size > a.opts.ExcludeLargerThan {
+				if m := out[i].meta; out[i].err == nil && m.Type == sources.TypeFile && a.opts.ExcludeLargerThan > 0 && m.Size > a.opts.ExcludeLargerThan && !a.named[cp] {
 					out[i].excluded = true
 				}
 				if m := out[i].meta; out[i].err == nil && m.Type == sources.TypeDir && a.opts.LeaveOut != nil {
