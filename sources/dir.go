@@ -598,10 +598,19 @@ func (d *Dir) setPathXattrs(name string, m Meta) []error {
 }
 
 // SetOwnMeta applies the directory's own metadata (after its contents are
-// written: writing into a directory changes its mtime).
+// written: writing into a directory changes its mtime). A directory that
+// was there already loses the extended attributes the snapshot does not
+// record, as a kept file does: an ACL granted since the backup (and its
+// default, which new files inherit) stayed after a rollback in place
+// (found by an exploratory test).
 func (d *Dir) SetOwnMeta(m Meta) error {
 	if d.inherited {
 		if err := dropInheritedACLs(func(name string) error { return unix.Fremovexattr(d.fd, name) }, true, m.Xattrs); err != nil {
+			return fmt.Errorf("set metadata of %s: %w", d.path(""), err)
+		}
+	}
+	if !d.created {
+		if err := removeOtherXattrs(d.fd, m.Xattrs); err != nil {
 			return fmt.Errorf("set metadata of %s: %w", d.path(""), err)
 		}
 	}

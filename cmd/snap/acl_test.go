@@ -133,3 +133,48 @@ func getxattr(path, name string) ([]byte, error) {
 	}
 	return buf[:n], nil
 }
+
+// TestRestoreInPlaceDropsDirectoryACLs: a directory restored over one
+// that is there already (a rollback in place) loses the ACLs and extended
+// attributes granted since the backup, as a file does; the directory
+// kept an access granted since, and a default ACL that passed it on to
+// new files (found by an exploratory test).
+func TestRestoreInPlaceDropsDirectoryACLs(t *testing.T) {
+	t.Parallel()
+	const (
+		userObj, user, groupObj, mask, other = 0x01, 0x02, 0x04, 0x10, 0x20
+		none                                 = 0xffffffff
+	)
+	acl := posixACL([3]uint32{userObj, 7, none}, [3]uint32{user, 7, 1234}, [3]uint32{groupObj, 5, none}, [3]uint32{mask, 7, none}, [3]uint32{other, 0, none})
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "secret", "data"), []byte("s"))
+	must(t, os.Chmod(filepath.Join(src, "secret"), 0o750))
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	tr.mustRun("restore", "latest:"+src, "--target", target)
+	dir := filepath.Join(target, "secret")
+	for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+		if err := unix.Setxattr(dir, name, acl, 0); err != nil {
+			if errors.Is(err, unix.EOPNOTSUPP) {
+				t.Skipf("no POSIX ACLs on this file system: %v", err)
+			}
+			t.Fatal(err)
+		}
+	}
+	must(t, unix.Setxattr(dir, "user.granted", []byte("since"), 0))
+	for _, overwrite := range []string{"always", "if-changed"} {
+		tr.mustRun("restore", "latest:"+src, "--target", target, "--overwrite", overwrite)
+		for _, name := range []string{"system.posix_acl_access", "system.posix_acl_default", "user.granted"} {
+			if _, err := unix.Getxattr(dir, name, nil); !errors.Is(err, unix.ENODATA) {
+				t.Errorf("--overwrite %s: %s keeps %s, which the snapshot does not have (%v)", overwrite, dir, name, err)
+			}
+		}
+		fi, err := os.Stat(dir)
+		must(t, err)
+		if fi.Mode().Perm() != 0o750 {
+			t.Errorf("--overwrite %s: %s has mode %v", overwrite, dir, fi.Mode().Perm())
+		}
+		must(t, unix.Setxattr(dir, "user.granted", []byte("since"), 0))
+	}
+}
