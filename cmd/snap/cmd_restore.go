@@ -88,7 +88,10 @@ func runRestore(c *cli.Context, e *env) error {
 	if at != "" && c.NArg() == 1 {
 		// With --at the snapshot is chosen by time; what follows is the
 		// part of it to restore, as dump and ls take it.
-		if sub = c.Args().First(); !strings.HasPrefix(sub, "/") {
+		// A relative SUBPATH is taken from / first, as ls and dump take
+		// it (atPaths); what looks like a snapshot is refused.
+		sub = c.Args().First()
+		if ref, _ := splitSnapshotArg(sub); !strings.HasPrefix(sub, "/") && (ref == "latest" || checkSnapshotRef(ref) == nil && (ref != sub || len(ref) >= 8)) {
 			return usagef("with --at TIME, the argument is the SUBPATH to restore, a path in the snapshot starting with / (got %q): give either SNAPSHOT[:SUBPATH] or --at TIME [SUBPATH]", sub)
 		}
 	}
