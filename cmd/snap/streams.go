@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
@@ -50,7 +51,13 @@ func parseStreamFlags(stdinName, commandName string, dbURLs, args []string) (str
 	case commandName != "" && (!dashdash || len(trailing) == 0):
 		return sf, nil, usagef("--command %s needs the command after --, e.g. snap create --command %s -- pg_dump app", commandName, commandName)
 	case commandName == "" && dashdash:
-		return sf, nil, usagef("arguments after -- are only taken with --command NAME (%v)", trailing)
+		hint := ""
+		if len(trailing) > 0 && strings.HasPrefix(trailing[0], "-") {
+			// The habit of other tools for a path that starts with a
+			// dash; here -- starts a command's arguments.
+			hint = sprintf("; a path that starts with a dash goes as ./%s", trailing[0])
+		}
+		return sf, nil, usagef("arguments after -- are only taken with --command NAME (%v)%s", trailing, hint)
 	}
 	sf.commandArgs = trailing
 	var streamPaths []string
