@@ -85,7 +85,9 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 	}
 	sns, note := applyFilter(sns, f)
 	if note != "" {
-		s.ui.noticef("%s", note)
+		// A warning, as find and forget give it: a mistyped host is
+		// worth seeing with -q and --json too.
+		s.ui.warnf("%s", note)
 	}
 	if s.ui.json {
 		out := make([]snapshotJSON, 0, len(sns))

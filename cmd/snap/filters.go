@@ -414,7 +414,7 @@ func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
 	}
 	for _, t := range f.Tags {
 		if t != "" && !has(func(sn *snapshot.Snapshot) bool { return snapshot.Filter{Tags: []string{t}}.Match(sn) }) {
-			notes = append(notes, fmt.Sprintf("no snapshot has tag %q", t))
+			notes = append(notes, fmt.Sprintf("no snapshot has tag %q (%s)", t, tagsPresent(sns)))
 		}
 	}
 	for _, p := range f.Paths {
