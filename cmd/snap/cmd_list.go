@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,26 +19,39 @@ func listCommand(e *env) *cli.Command {
 		Name:      "list",
 		Aliases:   []string{"snapshots"},
 		Usage:     "list snapshots",
-		ArgsUsage: "[PERIOD]",
+		ArgsUsage: "[PERIOD | SNAPSHOT...]",
 		Description: "Lists snapshots, oldest first, with their size and what each added. PERIOD (2026, 2026-11 or\n" +
-			"2026-11-20, local time) keeps those taken in it; --since and --until bound the time as in find.",
+			"2026-11-20, local time) keeps those taken in it; --since and --until bound the time as in find.\n" +
+			"SNAPSHOT (an ID, an ID prefix or 'latest') lists that one.",
 		Flags: append(filterFlags(), sinceFlag(), untilFlag()),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 1 {
-				return usagef("list takes at most one PERIOD argument")
-			}
 			f := filterFrom(c)
+			var refs []string
 			if c.NArg() == 1 {
 				from, to, err := snapshot.ParsePeriod(c.Args().First(), time.Local)
-				if err != nil {
-					return usagef("%v", err)
+				switch {
+				case err == nil:
+					f.From, f.To = from, to
+				case checkSnapshotRef(c.Args().First()) == nil:
+					// "snap list 732982ba" was read as a period (found by
+					// an exploratory test).
+					refs = c.Args().Slice()
+				default:
+					return usagef("%v, or give a snapshot (an ID, an ID prefix or 'latest')", err)
 				}
-				f.From, f.To = from, to
+			}
+			if c.NArg() > 1 {
+				for _, ref := range c.Args().Slice() {
+					if checkSnapshotRef(ref) != nil {
+						return usagef("list takes one PERIOD, or snapshots (IDs, ID prefixes or 'latest'): %q is neither", ref)
+					}
+				}
+				refs = c.Args().Slice()
 			}
 			if err := sinceUntil(c, e, &f); err != nil {
 				return err
 			}
-			return runList(c, e, f)
+			return runList(c, e, f, refs)
 		},
 	}
 }
@@ -73,7 +87,7 @@ func toJSON(sn *snapshot.Snapshot) snapshotJSON {
 		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original, AllowEmptied: sn.AllowEmptied}
 }
 
-func runList(c *cli.Context, e *env, f snapshot.Filter) error {
+func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
 	s, err := openSession(c, e, noLock)
 	if err != nil {
 		return err
@@ -82,6 +96,18 @@ func runList(c *cli.Context, e *env, f snapshot.Filter) error {
 	sns, err := s.snapshots(c.Context)
 	if err != nil {
 		return err
+	}
+	if len(refs) > 0 {
+		chosen := map[*snapshot.Snapshot]bool{}
+		for _, ref := range refs {
+			sn, err := s.find(c, sns, ref)
+			if err != nil {
+				return err
+			}
+			chosen[sn] = true
+		}
+		// In the list's order, oldest first.
+		sns = slices.DeleteFunc(sns, func(sn *snapshot.Snapshot) bool { return !chosen[sn] })
 	}
 	sns, note := applyFilter(sns, f)
 	if note != "" {

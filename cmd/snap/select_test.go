@@ -70,13 +70,19 @@ func TestSnapshotSelection(t *testing.T) {
 		{[]string{"--until", "2025-11-20 03:00"}, join(vOther.SnapshotID, v1.id, v2.id)},
 		{[]string{"--since", "2025-03-10 10:00", "--until", "2025-11-19"}, v1.id},
 		{[]string{"--since", "2025-06-01", "2025"}, v2.id},
+		// Snapshots by ID or 'latest' (an ID was read as a period).
+		{[]string{v1.id[:8]}, v1.id},
+		{[]string{v3.id[:8], v1.id}, join(v1.id, v3.id)},
+		{[]string{"latest", "--path", src}, v3.id},
 	} {
 		if got := ids(c.args...); got != c.want {
 			t.Errorf("list %v = %s, want %s", c.args, got, c.want)
 		}
 	}
-	if res := tr.run("list", "2025-13"); res.code != exitUsage {
-		t.Errorf("list 2025-13: exit %d, want %d", res.code, exitUsage)
+	for _, args := range [][]string{{"2025-13"}, {"web1"}, {v1.id[:8], "2025-11"}} {
+		if res := tr.run(append([]string{"list"}, args...)...); res.code != exitUsage {
+			t.Errorf("list %v: exit %d, want %d", args, res.code, exitUsage)
+		}
 	}
 	// The human list shows the columns the issue names.
 	res := tr.mustRun("list", "--tag", "weekly")
