@@ -157,12 +157,27 @@ func sameContent(a, b *Node) bool {
 // link replaced by a copy restores as two files). Inode, ctime and atime
 // change without the user changing anything, so they do not count, nor
 // does a directory's link count, which follows its subdirectories.
-func sameMeta(a, b *Node) bool {
-	if a.Mode != b.Mode || a.UID != b.UID || a.GID != b.GID || a.User != b.User || a.Group != b.Group || a.MTime != b.MTime {
-		return false
+func sameMeta(a, b *Node) bool { return len(MetaChanges(a, b)) == 0 }
+
+// MetaChanges names what of the metadata sameMeta compares differs
+// between a and b: "mode", "owner" (user or group), "mtime", "links",
+// "xattrs"; none when they are the same.
+func MetaChanges(a, b *Node) []string {
+	var out []string
+	if a.Mode != b.Mode {
+		out = append(out, "mode")
+	}
+	if a.UID != b.UID || a.GID != b.GID || a.User != b.User || a.Group != b.Group {
+		out = append(out, "owner")
+	}
+	if a.MTime != b.MTime {
+		out = append(out, "mtime")
 	}
 	if a.Type != sources.TypeDir && a.Links != b.Links {
-		return false
+		out = append(out, "links")
 	}
-	return slices.EqualFunc(a.Xattrs, b.Xattrs, func(x, y sources.Xattr) bool { return x.Name == y.Name && bytes.Equal(x.Value, y.Value) })
+	if !slices.EqualFunc(a.Xattrs, b.Xattrs, func(x, y sources.Xattr) bool { return x.Name == y.Name && bytes.Equal(x.Value, y.Value) }) {
+		out = append(out, "xattrs")
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -41,6 +42,9 @@ type diffChangeJSON struct {
 	OldType    string  `json:"old_type,omitempty"`
 	OldSize    *uint64 `json:"old_size,omitempty"`
 	NewSize    *uint64 `json:"new_size,omitempty"`
+	// Metadata names what changed of a "metadata" change (mode, owner,
+	// mtime, links, xattrs: snapshot.MetaChanges).
+	Metadata []string `json:"metadata,omitempty"`
 }
 
 // diffSummary is the documented JSON form of the totals.
@@ -186,6 +190,9 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		if ch.Kind == snapshot.TypeChanged {
 			j.OldType = ch.Old.Type.String()
 		}
+		if ch.Kind == snapshot.MetaChanged {
+			j.Metadata = snapshot.MetaChanges(ch.Old, ch.New)
+		}
 		if u.json {
 			changes = append(changes, j)
 			return nil
@@ -205,11 +212,46 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		return u.jsonDoc(map[string]any{"a": snapJ(a), "b": snapJ(b), "changes": changes, "summary": sum})
 	}
 	u.printf("")
-	u.printf("added:    %d files, %d dirs, %d others, %s", sum.AddedFiles, sum.AddedDirs, sum.AddedOther, humanBytes(sum.AddedBytes))
-	u.printf("removed:  %d files, %d dirs, %d others, %s", sum.RemovedFiles, sum.RemovedDirs, sum.RemovedOther, humanBytes(sum.RemovedBytes))
-	u.printf("modified: %d files, %s before, %s after; %d others", sum.ModifiedFiles, humanBytes(sum.ModifiedOldBytes), humanBytes(sum.ModifiedNewBytes), sum.ModifiedOther)
+	counts := func(files, dirs, other int64) string {
+		return plural(int(files), "file", "files") + ", " + plural(int(dirs), "dir", "dirs") + ", " + plural(int(other), "other", "others")
+	}
+	u.printf("added:    %s, %s", counts(sum.AddedFiles, sum.AddedDirs, sum.AddedOther), humanBytes(sum.AddedBytes))
+	u.printf("removed:  %s, %s", counts(sum.RemovedFiles, sum.RemovedDirs, sum.RemovedOther), humanBytes(sum.RemovedBytes))
+	u.printf("modified: %s, %s before, %s after; %s", plural(int(sum.ModifiedFiles), "file", "files"), humanBytes(sum.ModifiedOldBytes), humanBytes(sum.ModifiedNewBytes), plural(int(sum.ModifiedOther), "other", "others"))
 	u.printf("metadata only: %d, type changed: %d", sum.MetadataChanged, sum.TypeChanged)
 	return nil
+}
+
+// metaNote says what of a's metadata b changed, with the values that are
+// short to show: "mode 0644 → 0600, mtime".
+func metaNote(a, b *snapshot.Node) string {
+	var parts []string
+	for _, what := range snapshot.MetaChanges(a, b) {
+		switch what {
+		case "mode":
+			parts = append(parts, fmt.Sprintf("mode %04o → %04o", a.Mode&0o7777, b.Mode&0o7777))
+		case "owner":
+			parts = append(parts, fmt.Sprintf("owner %s → %s", owner(a), owner(b)))
+		case "links":
+			parts = append(parts, fmt.Sprintf("links %d → %d", a.Links, b.Links))
+		default:
+			parts = append(parts, what)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// owner is a node's user and group as ls -l shows them, names where
+// recorded, else numbers.
+func owner(n *snapshot.Node) string {
+	u, g := n.User, n.Group
+	if u == "" {
+		u = fmt.Sprint(n.UID)
+	}
+	if g == "" {
+		g = fmt.Sprint(n.GID)
+	}
+	return sources.DisplayPath(u + ":" + g)
 }
 
 // sizeNote describes a change's sizes for the human listing.
@@ -229,6 +271,8 @@ func sizeNote(ch snapshot.Change) string {
 		}
 	case snapshot.TypeChanged:
 		return fmt.Sprintf("  (%s → %s)", ch.Old.Type, ch.New.Type)
+	case snapshot.MetaChanged:
+		return "  (" + metaNote(ch.Old, ch.New) + ")"
 	}
 	return ""
 }

@@ -288,12 +288,12 @@ func TestStatsAndDiff(t *testing.T) {
 		t.Errorf("diff of a snapshot with itself:\n%s", res.stdout)
 	}
 	res = tr.mustRun("diff", d.A.ShortID, d.B.ShortID)
-	for _, line := range []string{"M    " + src + "/edit.txt  (6 B → 14 B)", "-    " + src + "/gone.txt  (13 B)", "T    " + src + "/kind  (file → dir)", "+    " + src + "/new/a  (8 B)"} {
+	for _, line := range []string{"M    " + src + "/edit.txt  (6 B → 14 B)", "-    " + src + "/gone.txt  (13 B)", "T    " + src + "/kind  (file → dir)", "+    " + src + "/new/a  (8 B)",
+		"added:    2 files, 2 dirs, 0 others, 13 B", "modified: 1 file, 6 B before, 14 B after; 1 other"} {
 		if !strings.Contains(res.stdout, line+"\n") {
 			t.Errorf("human diff lacks %q:\n%s", line, res.stdout)
 		}
 	}
-
 	// A snapshot taken with --force records no parent: diff compares it
 	// with the previous snapshot of its host and paths, and says so; the
 	// first snapshot of h2 has none.
@@ -348,6 +348,19 @@ func TestStatsAndDiff(t *testing.T) {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("stats lacks %q:\n%s", want, res.stdout)
 		}
+	}
+	// A change of metadata alone says what changed (found by an
+	// exploratory test: "U" alone).
+	must(t, os.Chmod(filepath.Join(src, "keep.txt"), 0o600))
+	must(t, os.Chtimes(filepath.Join(src, "keep.txt"), time.Unix(1e9, 0), time.Unix(1e9, 0)))
+	tr.mustRun("create", "--host", "h3", src)
+	must(t, os.Chmod(filepath.Join(src, "keep.txt"), 0o640))
+	tr.mustRun("create", "--host", "h3", src)
+	if res := tr.mustRun("diff", "--metadata", "--host", "h3", "latest"); !strings.Contains(res.stdout, "U    "+src+"/keep.txt  (mode 0600 → 0640)\n") {
+		t.Errorf("diff --metadata:\n%s", res.stdout)
+	}
+	if res := tr.mustRun("diff", "--json", "--metadata", "--host", "h3", "latest"); !strings.Contains(res.stdout, `"metadata": [`+"\n"+`        "mode"`) {
+		t.Errorf("diff --json --metadata:\n%s", res.stdout)
 	}
 }
 
