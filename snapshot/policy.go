@@ -66,7 +66,8 @@ type Span struct {
 }
 
 // ParseSpan parses a span such as "7d", "2w", "1y6m" or "36h": numbers
-// followed by y (years), m (months), w (weeks), d (days) or h (hours).
+// followed by y (years), m or mo (months), w (weeks), d (days) or h
+// (hours).
 func ParseSpan(s string) (Span, error) {
 	var sp Span
 	rest := s
@@ -97,6 +98,9 @@ func ParseSpan(s string) (Span, error) {
 				return Span{}, fmt.Errorf("duration %q: \"m\" is months, and there are no minutes; give months before weeks, days and hours (\"1m2d\")", s)
 			}
 			sp.Months += n
+			if strings.HasPrefix(rest[i+1:], "o") {
+				i++ // "mo", as --at writes months
+			}
 		case 'w':
 			sp.Days += 7 * n
 			pastMonths = true

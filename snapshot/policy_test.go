@@ -227,7 +227,7 @@ func TestApplyPolicyDoesNotReorderInput(t *testing.T) {
 }
 
 func TestParseSpan(t *testing.T) {
-	for in, want := range map[string]Span{"7d": {Days: 7}, "2w": {Days: 14}, "1y6m": {Years: 1, Months: 6}, "36h": {Hours: 36}, "1y2m3w4d5h": {1, 2, 25, 5}} {
+	for in, want := range map[string]Span{"7d": {Days: 7}, "2w": {Days: 14}, "1y6m": {Years: 1, Months: 6}, "36h": {Hours: 36}, "1y2m3w4d5h": {1, 2, 25, 5}, "6mo": {Months: 6}, "1y6mo2d": {Years: 1, Months: 6, Days: 2}} {
 		got, err := ParseSpan(in)
 		if err != nil || got != want {
 			t.Errorf("ParseSpan(%q) = %+v, %v; want %+v", in, got, err, want)
@@ -238,7 +238,7 @@ func TestParseSpan(t *testing.T) {
 	if sp, err := ParseSpan("12h1d"); err != nil || sp != (Span{Days: 1, Hours: 12}) {
 		t.Errorf("ParseSpan(12h1d) = %+v, %v", sp, err)
 	}
-	for _, bad := range []string{"", "7", "d", "7x", "1.5d", "-3d", "99999999999d", "1h30m", "1d6m"} {
+	for _, bad := range []string{"", "7", "d", "7x", "1.5d", "-3d", "99999999999d", "1h30m", "1d6m", "6moo", "1h6mo"} {
 		if _, err := ParseSpan(bad); err == nil {
 			t.Errorf("ParseSpan(%q) accepted", bad)
 		}
