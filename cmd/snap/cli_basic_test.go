@@ -87,6 +87,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "--keep-tag", ""}, `--keep-tag "": a tag is a non-empty word`},
 		{[]string{"--no-lock", "key", "add"}, "'key add' takes no lock anyway"},
 		{[]string{"-q", "list", "-v"}, "--quiet and --verbose contradict each other: give one of them"},
+		{[]string{"check", "--read-data-subset", "8/7"}, `--read-data-subset: "8/7": n of n/t counts from 1 to t (7)`},
 		{[]string{"create", "--", "-rf"}, "arguments after -- are only taken with --command NAME ([-rf]); a path that starts with a dash goes as ./-rf"},
 		// A flag whose value was left out took the next flag: the dry
 		// run removed snapshots (found by an exploratory test).

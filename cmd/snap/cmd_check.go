@@ -71,8 +71,11 @@ func parseSubset(s string) (subset, error) {
 	if a, b, ok := strings.Cut(s, "/"); ok {
 		n, err1 := strconv.Atoi(a)
 		t, err2 := strconv.Atoi(b)
-		if err1 != nil || err2 != nil || t < 1 || n < 1 || n > t {
+		if err1 != nil || err2 != nil || t < 1 {
 			return subset{}, bad
+		}
+		if n < 1 || n > t {
+			return subset{}, fmt.Errorf("%q: n of n/t counts from 1 to t (%d), one of t parts", s, t)
 		}
 		return subset{n: n, t: t}, nil
 	}
