@@ -21,7 +21,8 @@ func tagCommand(e *env) *cli.Command {
 		ArgsUsage: "SNAPSHOT...",
 		Description: "Changes the tags of the given snapshots (IDs and unique ID prefixes, taken as given, or 'latest':\n" +
 			"the newest of the snapshots that --host, --tag and --path select), for example to keep one with\n" +
-			"'forget --keep-tag': snap tag --add keep 3f2a1b7c.\n" +
+			"'forget --keep-tag': snap tag --add keep 3f2a1b7c. Without SNAPSHOT, of every snapshot that\n" +
+			"--host, --tag and --path select (at least one of them): snap tag --add web --host web2.\n" +
 			"A snapshot document never changes: the snapshot is stored again with the new tags (a new ID, the\n" +
 			"same data) and the old document is removed. --set replaces all tags; --add and --remove then apply.\n" +
 			"Needs the exclusive lock (exit 11 while a backup runs).",
@@ -31,8 +32,8 @@ func tagCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "set", Usage: "replace the tags with these (\"a,b\": both; repeatable; --set '' removes all)"},
 		),
 		Action: func(c *cli.Context) error {
-			if c.NArg() == 0 {
-				return usagef("tag needs the snapshots to change: snap tag --add keep SNAPSHOT... ('snap list' shows them)")
+			if f := filterFrom(c); c.NArg() == 0 && len(f.Hosts) == 0 && len(f.Tags) == 0 && len(f.Paths) == 0 {
+				return usagef("tag needs the snapshots to change: snap tag --add keep SNAPSHOT... ('snap list' shows them), or --host, --tag or --path to select them")
 			}
 			add, err := tagWords("add", c.StringSlice("add"))
 			if err != nil {
@@ -115,6 +116,25 @@ func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) err
 	}
 	defer s.close()
 	var targets []*snapshot.Snapshot
+	if c.NArg() == 0 {
+		// Every snapshot the filters select, as restic's tag does.
+		sns, err := s.snapshots(c.Context)
+		if err != nil {
+			return err
+		}
+		if len(s.unreadable) > 0 {
+			return fmt.Errorf("%s cannot be read (above), and may be among those the filters select; nothing was changed: give the snapshots' IDs", plural(len(s.unreadable), "snapshot", "snapshots"))
+		}
+		f := filterFrom(c)
+		targets, note := applyFilter(sns, f)
+		if len(targets) == 0 {
+			if note == "" {
+				note = "the filters select no snapshot together"
+			}
+			return fmt.Errorf("%w: %s; nothing was changed", snapshot.ErrNoSnapshot, note)
+		}
+		return tagSnapshots(c, s, targets, replace, set, add, remove)
+	}
 	for _, ref := range c.Args().Slice() {
 		sn, err := s.findSnapshot(c, ref)
 		if err != nil {
@@ -124,6 +144,11 @@ func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) err
 			targets = append(targets, sn)
 		}
 	}
+	return tagSnapshots(c, s, targets, replace, set, add, remove)
+}
+
+// tagSnapshots changes the tags of targets and prints what became of each.
+func tagSnapshots(c *cli.Context, s *session, targets []*snapshot.Snapshot, replace bool, set, add, remove []string) error {
 	res := struct {
 		Changed   []retagged `json:"changed"`
 		Unchanged []string   `json:"unchanged"`

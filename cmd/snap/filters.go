@@ -385,6 +385,13 @@ func (s *session) findSnapshot(c *cli.Context, ref string, subs ...string) (*sna
 				return nil, lerr
 			}
 		}
+		// Or have been stored anew under another ID ('snap tag'), which
+		// records where it came from.
+		for _, o := range sns {
+			if o.Original != nil && strings.HasPrefix(o.Original.String(), strings.ToLower(ref)) {
+				return nil, fmt.Errorf("%w; snapshot %s holds its data now (stored anew by 'snap tag' or 'snap copy', which give a new ID)", err, o.ID.Short())
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w", err)

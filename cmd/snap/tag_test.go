@@ -96,3 +96,37 @@ func TestTag(t *testing.T) {
 		}
 	}
 }
+
+// TestTagByFilter: without SNAPSHOT, tag changes every snapshot the
+// filters select (as restic's does; it refused); without a filter it
+// still refuses, and a filter that selects none changes nothing (exit 1).
+// An ID a retag replaced names the snapshot that holds its data now.
+func TestTagByFilter(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	for _, host := range []string{"web1", "web2", "web2"} {
+		tr.mustRun("create", "--host", host, src)
+	}
+	old := tr.listJSON()[1].ID
+	tr.mustRun("tag", "--add", "frontend", "--host", "web2")
+	var tagged []string
+	for _, sn := range tr.listJSON() {
+		if slices.Contains(sn.Tags, "frontend") {
+			tagged = append(tagged, sn.Host)
+		}
+	}
+	if !slices.Equal(tagged, []string{"web2", "web2"}) {
+		t.Errorf("tagged: %v, want web2's two", tagged)
+	}
+	if res := tr.run("tag", "--add", "x"); res.code != exitUsage || !strings.Contains(res.stderr, "or --host, --tag or --path to select them") {
+		t.Errorf("tag without snapshots or filters: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("tag", "--add", "x", "--host", "nope"); res.code != exitFatal || !strings.Contains(res.stderr, `no snapshot has host "nope"`) {
+		t.Errorf("tag --host nope: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("ls", old[:8]); res.code != exitFatal || !strings.Contains(res.stderr, "holds its data now (stored anew by 'snap tag'") {
+		t.Errorf("ls of a retagged snapshot's old ID: exit %d: %s", res.code, res.stderr)
+	}
+}
