@@ -78,6 +78,8 @@ Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPO
 // manPage renders the man page from an app whose commands carry only
 // their own flags (the global flags are listed once).
 func manPage(e *env) (string, error) {
+	cmds := commands(e)
+	manSynopses("snap", cmds)
 	app := &cli.App{
 		Name:        "snap",
 		Usage:       "deduplicating, encrypted backups of directories and databases",
@@ -85,10 +87,40 @@ func manPage(e *env) (string, error) {
 		Version:     version,
 		Description: manDescription,
 		Flags:       globalFlags(false),
-		Commands:    commands(e),
+		Commands:    cmds,
 	}
 	page, err := app.ToManWithSection(1)
 	// groff in a locale that is not UTF-8 warns about (and drops) the
 	// ellipses of the usage texts.
 	return strings.ReplaceAll(page, "…", "..."), err
+}
+
+// manSynopses adds to each command's line in the man page its synopsis
+// (snap list [PERIOD | SNAPSHOT...]) and its description, which the
+// library leaves out of the page: PERIOD, SNAPSHOT [PATH] or PATTERN...
+// appeared nowhere in it (found by an exploratory test).
+func manSynopses(parent string, cmds []*cli.Command) {
+	for _, cmd := range cmds {
+		name := parent + " " + cmd.Name
+		if len(cmd.Subcommands) > 0 {
+			manSynopses(name, cmd.Subcommands)
+			continue
+		}
+		synopsis := "**" + name + "** [OPTIONS]"
+		if args := strings.TrimSpace(cmd.ArgsUsage); args != "" {
+			synopsis += " " + manEscape(args)
+		}
+		text := cmd.Usage + "\n\n" + synopsis
+		if cmd.Description != "" {
+			text += "\n\n" + manEscape(strings.ReplaceAll(cmd.Description, "\n", " "))
+		}
+		cmd.Usage = text
+	}
+}
+
+// manEscape keeps markdown from reading a usage text's characters as
+// markup (the page is markdown turned into roff).
+func manEscape(s string) string {
+	r := strings.NewReplacer("\\", "\\\\", "*", "\\*", "_", "\\_", "`", "\\`", "[", "\\[", "]", "\\]", "<", "\\<", ">", "\\>", "#", "\\#")
+	return r.Replace(s)
 }

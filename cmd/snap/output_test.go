@@ -434,7 +434,10 @@ words=(snap restore latest --target ""); CURRENT=5; _snap
 	}
 
 	man := tr.mustRun("man").stdout
-	for _, want := range []string{".TH snap 1", "EXIT STATUS", "schedule", "install", "--one-file-system", "SNAP_REPOSITORY"} {
+	// Each command with its synopsis and description (the library left
+	// both out; found by an exploratory test).
+	for _, want := range []string{".TH snap 1", "EXIT STATUS", "schedule", "install", "--one-file-system", "SNAP_REPOSITORY",
+		`\fBsnap list\fP [OPTIONS] [PERIOD | SNAPSHOT...]`, `\fBsnap schedule install\fP [OPTIONS]`, "Lists snapshots, oldest first"} {
 		if !strings.Contains(man, want) {
 			t.Errorf("man page lacks %q", want)
 		}
