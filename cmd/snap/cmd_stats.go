@@ -11,6 +11,7 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/repo/local"
+	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
 
@@ -18,13 +19,19 @@ func statsCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "stats",
 		Usage:     "show the repository's size, deduplication, blobs, packs, snapshots per host and free space",
-		ArgsUsage: " ",
+		ArgsUsage: "[SNAPSHOT...]",
 		Description: "Sizes: the repository's files as stored; the deduplicated size (plaintext of every blob, stored\n" +
 			"once); the stored size of those blobs (compressed and encrypted); and the raw size (what restoring\n" +
-			"every snapshot would write). Reads the local index and the snapshot list; no pack is read.",
+			"every snapshot would write). Reads the local index and the snapshot list; no pack is read.\n" +
+			"With SNAPSHOT arguments (IDs, prefixes, 'latest') or --host, --tag, --path, also the selection's\n" +
+			"size: what its snapshots hold, and what only they hold (what forgetting them and a prune free);\n" +
+			"that reads their trees.",
+		Flags: filterFlags(),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usagef("stats takes no arguments")
+			for _, ref := range c.Args().Slice() {
+				if err := checkSnapshotRef(ref); err != nil {
+					return err
+				}
 			}
 			return runStats(c, e)
 		},
@@ -81,6 +88,19 @@ type statsJSON struct {
 	// ReserveBytes is the space reserve's file (a local repository's
 	// room for prune on a full disk), which total_bytes leaves out.
 	ReserveBytes int64 `json:"reserve_bytes"`
+	// Selection is there when snapshots were chosen (arguments or
+	// filters).
+	Selection *selectionJSON `json:"selection,omitempty"`
+}
+
+// selectionJSON is the size of the snapshots 'stats' was given: the
+// blobs they refer to, and those no other snapshot refers to, which
+// forgetting them (and a prune) frees.
+type selectionJSON struct {
+	Snapshots      int           `json:"snapshots"`
+	RawBytes       int64         `json:"raw_bytes"`
+	Blobs          blobCountJSON `json:"blobs"`
+	ExclusiveBlobs blobCountJSON `json:"exclusive_blobs"`
 }
 
 func runStats(c *cli.Context, e *env) error {
@@ -187,6 +207,11 @@ func runStats(c *cli.Context, e *env) error {
 	if _, held, ok := s.heldReserve(); ok {
 		st.ReserveBytes = int64(held)
 	}
+	if f := filterFrom(c); c.NArg() > 0 || len(f.Hosts)+len(f.Tags)+len(f.Paths) > 0 {
+		if st.Selection, err = selectionStats(c, s, sns, f); err != nil {
+			return err
+		}
+	}
 	u := s.ui
 	if u.json {
 		return u.jsonDoc(st)
@@ -213,5 +238,71 @@ func runStats(c *cli.Context, e *env) error {
 	} else {
 		u.resultf("free space:        unknown for this backend")
 	}
+	if sel := st.Selection; sel != nil {
+		u.resultf("selected:          %s, %s raw", plural(sel.Snapshots, "snapshot", "snapshots"), humanBytes(sel.RawBytes))
+		u.resultf("  they hold:       %s stored (%s before compression) in %d blobs", humanBytes(sel.Blobs.StoredBytes), humanBytes(sel.Blobs.RawBytes), sel.Blobs.Count)
+		u.resultf("  only they hold:  %s stored (%s before compression) in %d blobs (what forgetting them frees, once prune has repacked their packs)", humanBytes(sel.ExclusiveBlobs.StoredBytes), humanBytes(sel.ExclusiveBlobs.RawBytes), sel.ExclusiveBlobs.Count)
+	}
 	return nil
+}
+
+// selectionStats sizes the snapshots of sns that the arguments name, or
+// the filters select: the blobs their trees refer to, and those no other
+// snapshot's do.
+func selectionStats(c *cli.Context, s *session, sns []*snapshot.Snapshot, f snapshot.Filter) (*selectionJSON, error) {
+	if len(s.unreadable) > 0 {
+		return nil, fmt.Errorf("%s cannot be read (above): what only the selection holds cannot be told", plural(len(s.unreadable), "snapshot", "snapshots"))
+	}
+	chosen := map[*snapshot.Snapshot]bool{}
+	if c.NArg() > 0 {
+		for _, ref := range c.Args().Slice() {
+			sn, err := s.find(c, sns, ref)
+			if err != nil {
+				return nil, err
+			}
+			chosen[sn] = true
+		}
+	} else {
+		selected, note := applyFilter(sns, f)
+		if len(selected) == 0 {
+			return nil, fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, note)
+		}
+		for _, sn := range selected {
+			chosen[sn] = true
+		}
+	}
+	var in, out []*snapshot.Snapshot
+	sel := &selectionJSON{}
+	for _, sn := range sns {
+		if chosen[sn] {
+			in = append(in, sn)
+			sel.RawBytes += sn.Summary.Bytes
+		} else {
+			out = append(out, sn)
+		}
+	}
+	sel.Snapshots = len(in)
+	usedIn, err := snapshot.UsedBlobs(c.Context, s.ix, in)
+	if err != nil {
+		return nil, err
+	}
+	usedOut, err := snapshot.UsedBlobs(c.Context, s.ix, out)
+	if err != nil {
+		return nil, err
+	}
+	for ref := range usedIn {
+		loc, ok := s.ix.Lookup(ref.Type, ref.ID)
+		if !ok {
+			continue // check names what is missing
+		}
+		for _, bc := range []*blobCountJSON{&sel.Blobs, &sel.ExclusiveBlobs} {
+			if _, shared := usedOut[ref]; shared && bc == &sel.ExclusiveBlobs {
+				continue
+			}
+			bc.Count++
+			bc.StoredBytes += int64(loc.Entry.Length)
+			bc.RawBytes += int64(loc.Entry.RawLength)
+		}
+	}
+	return sel, nil
 }
