@@ -187,8 +187,18 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 				st.FromIndex = append(st.FromIndex, msg)
 				st.Truncated = append(st.Truncated, p.id)
 			case ok:
-				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; it is %d bytes, larger than the %d the old index listed, which cannot tell where its blobs are", p.id, err, p.size, lp.Size))
-				continue
+				// Bytes added after its end: its trailer at the old end
+				// says where its blobs are (authenticated, as any
+				// trailer). The pack is indexed at its old size, so that
+				// check still says to repack it.
+				old, terr := ix.r.LoadTrailer(ctx, p.id, lp.Size)
+				if terr != nil {
+					st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; it is %d bytes, larger than the %d the old index listed, whose trailer there cannot be read either (%v)", p.id, err, p.size, lp.Size, terr))
+					continue
+				}
+				st.FromIndex = append(st.FromIndex, fmt.Sprintf("data/%s: %v; bytes were added after its end (it has %d, the old index listed %d), and its trailer there lists %d blobs: 'snap prune --repack %s' rewrites them", p.id, err, p.size, lp.Size, len(old), p.id.Short()))
+				ents = old
+				p.size = lp.Size
 			default:
 				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; no index lists it", p.id, err))
 				continue

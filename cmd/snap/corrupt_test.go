@@ -447,6 +447,41 @@ func TestRepositoryMissingConfigOrKeys(t *testing.T) {
 	tr.mustRun("list")
 }
 
+// TestPackWithBytesAppended: a pack with bytes added after its end has
+// all its blobs: check says to keep it and repack it (its advice was to
+// move it out, and repair index --from-packs then dropped every blob it
+// held; found by an exploratory test), a repair keeps its blobs from the
+// trailer at its old end, and the repack ends clean.
+func TestPackWithBytesAppended(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for i := range 4 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%d", i)), randomBytes(uint64(40+i), 500<<10))
+	}
+	tr.mustRun("create", src)
+	p := largestPack(t, tr.repo)
+	short := filepath.Base(p)[:8]
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.Write([]byte("X"))
+	must(t, err)
+	must(t, f.Close())
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stdout+res.stderr, "bytes were added after its end") || !strings.Contains(res.stdout+res.stderr, "run 'snap prune --repack "+short+"'") ||
+		strings.Contains(res.stdout+res.stderr, "move it out of data/") {
+		t.Fatalf("check of a pack with a byte appended: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.run("repair", "index", "--from-packs")
+	if res.code != 0 || !strings.Contains(res.stderr, "bytes were added after its end") {
+		t.Fatalf("repair of a pack with a byte appended: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	target := filepath.Join(tr.dir, "r")
+	tr.mustRun("restore", "latest", "--target", target)
+	sameTree(t, src, filepath.Join(target, src))
+	tr.mustRun("prune", "--instant", "--repack", short)
+	tr.mustRun("check", "--read-data")
+}
+
 // TestRepairTruncatedPack: repair index --from-packs of a pack cut short
 // keeps, as the old index listed them, the blobs that lie wholly in what is
 // left (it dropped them all, and restores that had worked before the
