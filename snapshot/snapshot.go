@@ -174,7 +174,7 @@ func (l *Loader) Load(ctx context.Context, id repo.ID) (*Snapshot, error) {
 		plain, err = l.r.OpenObject(h, sealed)
 	}
 	if sealed == nil || err != nil {
-		sealed, err = l.r.Backend().Load(ctx, h, 0, 0)
+		sealed, err = repo.LoadSmall(ctx, l.r.Backend(), h)
 		if err != nil {
 			return nil, &LoadError{ID: id, Err: err}
 		}

@@ -447,6 +447,33 @@ func TestRepositoryMissingConfigOrKeys(t *testing.T) {
 	tr.mustRun("list")
 }
 
+// TestHugeSmallObjects: a lock, snapshot or config file far larger than
+// its kind allows is refused by its size, not read whole (four lock files
+// of 1000 MB made check take 2 GB; found by an exploratory test).
+func TestHugeSmallObjects(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", src)
+	name := strings.Repeat("ab", 32)
+	for _, dir := range []string{"locks", "snapshots"} {
+		f, err := os.Create(filepath.Join(tr.repo, dir, name))
+		must(t, err)
+		must(t, f.Truncate(1500<<20)) // sparse, and under the 2 GiB any load refuses
+		must(t, f.Close())
+	}
+	for _, args := range [][]string{{"list"}, {"check"}} {
+		res := tr.run(args...)
+		if !strings.Contains(res.stderr, "exceed the size limit of its kind") {
+			t.Errorf("%v: exit %d: %s", args, res.code, res.stderr)
+		}
+	}
+	must(t, os.Truncate(filepath.Join(tr.repo, "config"), 1500<<20))
+	if res := tr.run("list"); res.code == 0 || !strings.Contains(res.stderr, "exceed the size limit of its kind") {
+		t.Errorf("list with a huge config: exit %d: %s", res.code, res.stderr)
+	}
+}
+
 // TestPackWithBytesAppended: a pack with bytes added after its end has
 // all its blobs: check says to keep it and repack it (its advice was to
 // move it out, and repair index --from-packs then dropped every blob it

@@ -76,7 +76,7 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 		case !e.flagGiven(passwordFileFlag(envVar)):
 			*origin += ", which the config's password_file names"
 		}
-		b, err := os.ReadFile(file)
+		b, err := readBounded(file, maxPasswordBytes)
 		if err != nil {
 			return "", &passwordFileError{err: err, hint: fmt.Sprintf("give a readable file with %s or %s_FILE, or the password in %s", passwordFileFlag(envVar), envVar, envVar)}
 		}
@@ -280,6 +280,11 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	// Output past maxPasswordBytes ends the command ('cat /dev/zero'
+	// grew to 7 GB; found by an exploratory test).
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	stdout := &boundedBuffer{max: maxPasswordBytes, over: stop}
 	cmd := exec.CommandContext(ctx, "sh", "-c", command)
 	if !ctty {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -293,16 +298,17 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	// happens after the command's exit (found by an exploratory test: 12
 	// minutes).
 	cmd.WaitDelay = passwordOutputGrace
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var stderr boundedBuffer
+	stderr.max = maxPasswordBytes // kept for the message; the rest dropped
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	type result struct {
 		out []byte
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := cmd.Output()
-		done <- result{out, err}
+		err := cmd.Run()
+		done <- result{stdout.Bytes(), err}
 	}()
 	var r result
 	select {
@@ -327,6 +333,8 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	switch {
 	case parent.Err() != nil:
 		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
+	case stdout.exceeded:
+		return "", fmt.Errorf("password command %q printed more than %d KiB, which no password is; it was stopped: check that it prints the password alone", command, maxPasswordBytes>>10)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return "", fmt.Errorf("password command %q did not finish within %v; it was stopped", command, timeout)
 	case err != nil:
@@ -342,3 +350,50 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	}
 	return pw, nil
 }
+
+// maxPasswordBytes bounds a password read from a file or a command: a
+// passphrase is a line; a file or a command's output of gigabytes (the
+// wrong file, 'cat /dev/zero') must not fill memory.
+const maxPasswordBytes = 64 << 10
+
+// readBounded reads the file name, refusing one of more than max bytes.
+func readBounded(name string, max int) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("%s holds more than %d KiB, which no password is: is it the right file?", name, max>>10)
+	}
+	return b, nil
+}
+
+// boundedBuffer keeps the first max bytes written to it; past them it
+// drops the rest, notes that it did, and calls over (once). It has no
+// ReadFrom (an embedded bytes.Buffer's would let io.Copy past the bound).
+type boundedBuffer struct {
+	buf      bytes.Buffer
+	max      int
+	exceeded bool
+	over     func()
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); len(p) > room {
+		b.buf.Write(p[:max(room, 0)])
+		if !b.exceeded && b.over != nil {
+			b.over()
+		}
+		b.exceeded = true
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *boundedBuffer) Bytes() []byte  { return b.buf.Bytes() }
+func (b *boundedBuffer) String() string { return b.buf.String() }

@@ -149,6 +149,18 @@ func TestPasswordSourceErrors(t *testing.T) {
 	if !strings.HasSuffix(res.stderr, `password command "false" failed: exit status 1`+"\n") {
 		t.Errorf("failed password command: %q", res.stderr)
 	}
+	// Gigabytes of output, or a file of them, are not read (they filled
+	// memory; found by an exploratory test).
+	res = tr.runEnv([]string{"SNAP_PASSWORD="}, nil, "list", "--password-command", "yes")
+	if res.code != exitFatal || !strings.Contains(res.stderr, `password command "yes" printed more than 64 KiB`) {
+		t.Errorf("endless password command: exit %d: %s", res.code, res.stderr)
+	}
+	big := filepath.Join(tr.dir, "big")
+	writeFile(t, big, bytes.Repeat([]byte("x"), 65<<10))
+	res = tr.runEnv([]string{"SNAP_PASSWORD="}, nil, "list", "--password-file", big)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "holds more than 64 KiB, which no password is") {
+		t.Errorf("huge password file: exit %d: %s", res.code, res.stderr)
+	}
 	// The config's file: the variables do not replace a job's own, so the
 	// message names the key to fix, the job's or the file's.
 	src := filepath.Join(tr.dir, "src")
