@@ -241,7 +241,10 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 				k.name, need>>10, avail>>10))
 			continue
 		}
-		mk, err := k.kf.unwrap(password, hugePages)
+		mk, err := unwrapCtx(ctx, k.kf, password, hugePages)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if errors.Is(err, ErrWrongPassword) {
 			tried = true
 			continue
@@ -273,6 +276,29 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		return fmt.Errorf("%w: it opens none of the readable key files (and %v; it may be the one for this password)", ErrWrongPassword, firstErr)
 	}
 	return fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
+}
+
+// unwrapCtx is kf.unwrap that returns when ctx ends: the derivation of a
+// costly key (up to MaxKDFMemoryMiB and MaxKDFTime passes: minutes, and a
+// key file anyone who may write keys/ can plant) then goes on in the
+// background until the process exits, and Ctrl-C or SIGTERM stop the
+// command at once (they waited for it; found by an exploratory test).
+func unwrapCtx(ctx context.Context, kf *keyFile, password string, hugePages bool) (*MasterKey, error) {
+	type result struct {
+		mk  *MasterKey
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		mk, err := kf.unwrap(password, hugePages)
+		done <- result{mk, err}
+	}()
+	select {
+	case r := <-done:
+		return r.mk, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // cost is what deriving a key with p takes, in KiB-passes: memory times

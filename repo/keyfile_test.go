@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/repo/local"
@@ -205,5 +206,29 @@ func TestKeyNeedingTooMuchMemory(t *testing.T) {
 	}
 	if got, err := a.KeysOpenedBy(ctx, "pw-b"); err != nil || !slices.Equal(got, []string{nameB}) {
 		t.Errorf("KeysOpenedBy without a limit: %v, %v", got, err)
+	}
+}
+
+// TestOpenStopsDuringCostlyKey: Ctrl-C or SIGTERM (the context) ends an
+// Open that is deriving a costly key's password at once; it waited for the
+// derivation, minutes for a key planted with the largest parameters
+// (found by an exploratory test).
+func TestOpenStopsDuringCostlyKey(t *testing.T) {
+	ctx := context.Background()
+	be, err := local.Create(t.TempDir() + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	costly := repo.KDFParams{Time: 24, MemoryKiB: 32 << 10, Threads: 1} // a few seconds
+	chunker := repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}
+	if _, err := repo.Init(ctx, be, "pw", costly, chunker, repo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = repo.Open(stop, be, "wrong", repo.Options{})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Errorf("Open stopped during a key derivation: %v after %v", err, time.Since(start))
 	}
 }
