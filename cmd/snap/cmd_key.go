@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/sources"
 )
 
 // snap key manages the key files: each wraps the one master key with a
@@ -142,8 +143,11 @@ func runKeyList(c *cli.Context, e *env) error {
 			unreadable = append(unreadable, fmt.Sprintf("key %s is unreadable: %s", repo.ShortName(k.ID), k.Error))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tt=%d m=%dMiB p=%d\n", mark, repo.ShortName(k.ID), k.Created.Local().Format("2006-01-02 15:04:05"),
-			k.Host, k.Username, k.KDF.Time, k.KDF.MemoryKiB>>10, k.KDF.Threads)
+		// Host and user come from the key file, which anyone who may
+		// write keys/ can plant: escaped as list escapes a snapshot's
+		// (a terminal escape sequence there reached the terminal).
+		fmt.Fprint(tw, tableRow(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\tt=%d m=%dMiB p=%d\n", mark, repo.ShortName(k.ID), k.Created.Local().Format("2006-01-02 15:04:05"),
+			sources.DisplayPath(k.Host), sources.DisplayPath(k.Username), k.KDF.Time, k.KDF.MemoryKiB>>10, k.KDF.Threads)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

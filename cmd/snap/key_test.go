@@ -297,3 +297,28 @@ func TestWeakKeyWarnings(t *testing.T) {
 		t.Errorf("key add of a good password at argon2id's minimum: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestKeyListEscapesHost: the host and user a key file records (anyone
+// who may write keys/ can plant one) are shown escaped, as list shows a
+// snapshot's: a terminal escape sequence reached the terminal (found by an
+// exploratory test).
+func TestKeyListEscapesHost(t *testing.T) {
+	tr := newTestRepo(t)
+	dir := filepath.Join(tr.repo, "keys")
+	entries, err := os.ReadDir(dir)
+	must(t, err)
+	old := filepath.Join(dir, entries[0].Name())
+	b, err := os.ReadFile(old)
+	must(t, err)
+	var kf map[string]any
+	must(t, json.Unmarshal(b, &kf))
+	kf["host"], kf["username"] = "evil\x1b]0;owned\x07", "user\nroot"
+	b, err = json.Marshal(kf)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, repo.Hash(b).String()), b, 0o600))
+	must(t, os.Remove(old))
+	res := tr.mustRun("key", "list")
+	if strings.ContainsAny(res.stdout, "\x1b\x07") || !strings.Contains(res.stdout, `"evil\x1b]0;owned\a"`) || !strings.Contains(res.stdout, `"user\nroot"`) {
+		t.Errorf("key list:\n%q", res.stdout)
+	}
+}
