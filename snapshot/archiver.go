@@ -192,6 +192,21 @@ func chunkParams(p repo.ChunkerParams) chunk.Params {
 	return chunk.Params{Polynomial: p.Polynomial, MinSize: p.MinSize, MaxSize: p.MaxSize, AverageBits: p.AverageBits}
 }
 
+// ConfigChunkerError says which of the config's chunker parameters cannot
+// drive a chunker (nil when they all can): a create refuses such a
+// config, and check reports it.
+func ConfigChunkerError(cfg repo.Config) error {
+	if err := chunkParams(cfg.Chunker).Validate(); err != nil {
+		return fmt.Errorf("chunker: %w", err)
+	}
+	if cfg.StreamChunker != nil {
+		if err := chunkParams(*cfg.StreamChunker).Validate(); err != nil {
+			return fmt.Errorf("stream_chunker: %w", err)
+		}
+	}
+	return nil
+}
+
 func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver, error) {
 	cfg := ix.Repository().Config()
 	a := &archiver{ix: ix, w: w, meta: sources.NewReader(), beneath: sources.NewBeneath(), opts: o, files: chunkParams(cfg.Chunker), hardlinks: map[[2]uint64]linkedContent{}}
@@ -199,10 +214,8 @@ func newArchiver(ix *index.Index, w *index.Writer, o ArchiveOptions) (*archiver,
 	if cfg.StreamChunker != nil {
 		a.streams = chunkParams(*cfg.StreamChunker)
 	}
-	for _, p := range []chunk.Params{a.files, a.streams} {
-		if err := p.Validate(); err != nil {
-			return nil, &repo.CorruptError{Object: "config", Reason: err.Error()}
-		}
+	if err := ConfigChunkerError(cfg); err != nil {
+		return nil, &repo.CorruptError{Object: "config", Reason: err.Error()}
 	}
 	if a.opts.Walkers < 1 {
 		a.opts.Walkers = 2 * runtime.NumCPU()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
 )
 
 // copyDir copies a directory tree of regular files and directories.
@@ -686,4 +690,21 @@ func TestRepairInterrupted(t *testing.T) {
 	}
 	tr.mustRun("repair", "index", "--from-packs")
 	tr.mustRun("check", "--read-data")
+}
+
+// TestCheckNamesBadChunkerParams: a config whose chunker parameters cannot
+// drive a chunker is a problem check names (it passed, and the next create
+// failed on it; found by an exploratory test).
+func TestCheckNamesBadChunkerParams(t *testing.T) {
+	tr := newUninitRepo(t)
+	be, err := local.Create(tr.repo)
+	must(t, err)
+	bad := repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 0, MaxSize: 0, AverageBits: 20}
+	_, err = repo.Init(context.Background(), be, "test-password", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, bad, repo.Options{})
+	must(t, err)
+	must(t, be.Close())
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stdout+res.stderr, "the config's chunker: chunk size bounds 0..0 are out of range") {
+		t.Errorf("check of a config with bad chunker parameters: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 }
