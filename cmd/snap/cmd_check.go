@@ -331,6 +331,17 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 	}
 	res.Notes = append(res.Notes, ck.Notes()...)
 	res.Notes = append(res.Notes, storedTwice(sns)...)
+	if locks, err := s.r.ListLocks(ctx); err == nil {
+		// Not the data's problem, but every command that needs the
+		// exclusive lock (prune, forget, tag) exits 11 while one is
+		// there, and check said nothing of it (found by an exploratory
+		// test).
+		for _, l := range locks {
+			if l.Err != nil {
+				res.Notes = append(res.Notes, fmt.Sprintf("lock file %s cannot be read (%v): prune, forget, tag and the other commands that need the exclusive lock exit 11 while it is there; if no snap runs, 'snap unlock --all' removes it", repo.ShortName(l.Name), l.Err))
+			}
+		}
+	}
 	if tl, ok := repo.As[repo.TempLister](s.r.Backend()); ok {
 		// Not an error: a run that is writing right now has some too.
 		if temps, err := tl.ListTemps(ctx); err == nil && len(temps) > 0 {

@@ -290,4 +290,8 @@ func TestPruneWaitsForAnUnreadableLock(t *testing.T) {
 	if !strings.Contains(res.stdout+res.stderr, "wait for the unreadable lock abababab") || !strings.Contains(res.stdout+res.stderr, "nothing says when it was taken") {
 		t.Errorf("prune beside an unreadable lock:\n%s%s", res.stdout, res.stderr)
 	}
+	// check notes it (it said nothing).
+	if res := tr.mustRun("check"); !strings.Contains(res.stdout+res.stderr, "lock file abababab cannot be read") || !strings.Contains(res.stdout+res.stderr, "'snap unlock --all' removes it") {
+		t.Errorf("check beside an unreadable lock:\n%s%s", res.stdout, res.stderr)
+	}
 }
