@@ -125,9 +125,16 @@ func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
 		}
 		return s.unreadableErr()
 	}
+	// Sizes are right-aligned, so that their magnitudes line up; the
+	// tab writer aligns every column left.
+	sizeW, addedW := len("Size"), len("Added")
+	for _, sn := range sns {
+		sizeW = max(sizeW, len(humanBytes(sn.Summary.Bytes)))
+		addedW = max(addedW, len(humanBytes(sn.Summary.AddedBytes)))
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	if !s.ui.quiet { // -q: the rows alone, for scripts (docs/usage.md)
-		fmt.Fprintln(tw, "ID\tTime\tHost\tTags\tSize\tAdded\tPaths")
+		fmt.Fprintf(tw, "ID\tTime\tHost\tTags\t%*s\t%*s\tPaths\n", sizeW, "Size", addedW, "Added")
 	}
 	for _, sn := range sns {
 		var paths, tags []string
@@ -140,8 +147,8 @@ func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
 		for _, t := range sn.Tags {
 			tags = append(tags, sources.DisplayPath(t))
 		}
-		fmt.Fprint(tw, tableRow(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host), strings.Join(tags, ","),
-			humanBytes(sn.Summary.Bytes), humanBytes(sn.Summary.AddedBytes), strings.Join(paths, " "))))
+		fmt.Fprint(tw, tableRow(fmt.Sprintf("%s\t%s\t%s\t%s\t%*s\t%*s\t%s\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host), strings.Join(tags, ","),
+			sizeW, humanBytes(sn.Summary.Bytes), addedW, humanBytes(sn.Summary.AddedBytes), strings.Join(paths, " "))))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

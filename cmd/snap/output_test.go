@@ -622,7 +622,7 @@ func TestListTableWithByteFF(t *testing.T) {
 		t.Errorf("list with a path holding 0xff:\n%q", res.stdout)
 	}
 	lines := strings.Split(res.stdout, "\n")
-	if strings.Index(lines[0], "Size") != strings.Index(lines[1], "1 B") {
+	if strings.Index(lines[0], "Size")+len("Size") != strings.Index(lines[1], "1 B")+len("1 B") { // sizes right-aligned
 		t.Errorf("columns not aligned:\n%s", res.stdout)
 	}
 }
