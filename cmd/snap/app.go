@@ -188,7 +188,7 @@ func dashed(name string) string {
 // "--json" (found by an exploratory test). Such a value cannot be given
 // at all; no tag, host, path or URL is worth that trap.
 func flagTookFlag(c *cli.Context, flags []cli.Flag) error {
-	names := map[string]bool{"--help": true, "-h": true}
+	names := map[string]bool{"--help": true, "-h": true, "--version": true, "-V": true}
 	for _, f := range flags {
 		for _, n := range f.Names() {
 			names[dashed(n)] = true
@@ -206,7 +206,8 @@ func flagTookFlag(c *cli.Context, flags []cli.Flag) error {
 			values = multiValues(c, name)
 		}
 		for _, v := range values {
-			if names[v] {
+			// "--dry-run=true" is the flag too.
+			if flag, _, ok := strings.Cut(v, "="); names[v] || ok && strings.HasPrefix(v, "-") && names[flag] {
 				return usagef("%s took %q as its value: give %s a value before the next flag (see 'snap %s --help')", dashed(name), v, dashed(name), commandName(c))
 			}
 		}

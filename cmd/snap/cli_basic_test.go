@@ -93,6 +93,8 @@ func TestExitCodes(t *testing.T) {
 		// run removed snapshots (found by an exploratory test).
 		{[]string{"forget", "--keep-last", "2", "--keep-tag", "--dry-run"}, `--keep-tag took "--dry-run" as its value: give --keep-tag a value before the next flag (see 'snap forget --help')`},
 		{[]string{"forget", "--keep-last", "2", "--keep-tag", "-n"}, `--keep-tag took "-n" as its value`},
+		{[]string{"forget", "--keep-last", "2", "--keep-tag", "--dry-run=true"}, `--keep-tag took "--dry-run=true" as its value`},
+		{[]string{"forget", "--keep-last", "2", "--keep-tag", "-V"}, `--keep-tag took "-V" as its value`},
 		{[]string{"list", "--host", "--tag", "x"}, `--host took "--tag" as its value`},
 		{[]string{"create", "--exclude", "-x", tr.dir}, `--exclude took "-x" as its value`},
 		{[]string{"--repo", "-q", "list"}, `--repo took "-q" as its value`},
