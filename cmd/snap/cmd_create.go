@@ -403,6 +403,10 @@ func unreachableInner(paths []string, excludes []sources.Pattern, origin string)
 // inside one, is refused: a repository is backed up into another with
 // 'snap copy'.
 func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string, error) {
+	const (
+		repoWhy  = "the repository this snapshot goes into"
+		cacheWhy = "snap's cache of the repository this snapshot goes into"
+	)
 	dirs := map[[2]uint64]string{}
 	key := func(p string, follow bool) ([2]uint64, bool) {
 		var st unix.Stat_t
@@ -412,20 +416,53 @@ func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string,
 		}
 		return [2]uint64{uint64(st.Dev), st.Ino}, err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
-	if !isRemote(s.location) {
-		if k, ok := key(strings.TrimPrefix(s.location, "local:"), true); ok {
-			dirs[k] = "the repository this snapshot goes into"
+	add := func(p, why string) {
+		if k, ok := key(p, true); ok {
+			dirs[k] = why
 		}
 	}
-	if k, ok := key(s.cache, true); ok {
-		dirs[k] = "snap's cache of the repository this snapshot goes into"
+	if !isRemote(s.location) {
+		root := strings.TrimPrefix(s.location, "local:")
+		add(root, repoWhy)
+		// Its directories moved to another disk and linked (data/, a
+		// data/xx): the walk may meet them there, not below the
+		// repository (found by a re-test).
+		for _, dir := range []string{root, filepath.Join(root, string(repo.PackFile))} {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if e.Type()&os.ModeSymlink != 0 {
+					add(filepath.Join(dir, e.Name()), repoWhy)
+				}
+			}
+		}
 	}
+	add(s.cache, cacheWhy)
 	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
+		}
 		// The path itself as the walk meets it (a symlink is saved as
-		// one), the directories above it as the kernel follows them.
-		for q, follow := p, false; ; q, follow = filepath.Dir(q), true {
-			if k, ok := key(q, follow); ok && dirs[k] != "" {
-				return nil, usagef("path %s: %s is %s; back up a repository into another with 'snap copy', and remove the path from %s; no snapshot was saved", p, q, dirs[k], origin)
+		// one, unless given with a trailing slash), the directories above
+		// it as the kernel follows them. Made absolute first: "." inside
+		// the repository went through (found by a re-test).
+		follow := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")
+		// Where it is: the directories above it, and itself when it is
+		// a symlink to follow, resolved (a link given as "ldata/" into
+		// the repository went through).
+		real := abs
+		if follow {
+			real, _ = filepath.EvalSymlinks(abs)
+		} else if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			real = filepath.Join(dir, filepath.Base(abs))
+		}
+		for q := real; q != ""; q = filepath.Dir(q) {
+			if k, ok := key(q, q != real || follow); ok && dirs[k] != "" {
+				fix := "back up a repository into another with 'snap copy'"
+				if dirs[k] == cacheWhy {
+					fix = "a cache is rebuilt from the repository, and needs no backup"
+				}
+				return nil, usagef("path %s: %s is %s; %s, and remove the path from %s; no snapshot was saved", p, q, dirs[k], fix, origin)
 			}
 			if q == filepath.Dir(q) {
 				break

@@ -47,4 +47,31 @@ func TestCreateLeavesOutRepository(t *testing.T) {
 	if res := tr.run("-q", "create", tr.dir); strings.Contains(res.stderr, "left out") {
 		t.Errorf("-q shows the notice: %s", res.stderr)
 	}
+	// Relative paths from inside the repository, and a symlink into it
+	// given with a trailing slash, are refused too; a cache path says
+	// what a cache is (found by a re-test).
+	inData := *tr
+	inData.wrap = []string{"sh", "-c", `cd "$0" && exec "$@"`, filepath.Join(tr.repo, "data")}
+	must(t, os.Symlink(filepath.Join(tr.repo, "data"), filepath.Join(tr.dir, "ldata")))
+	for _, c := range []struct {
+		r    *testRepo
+		path string
+	}{{&inData, "."}, {&inData, "00/.."}, {tr, filepath.Join(tr.dir, "ldata") + "/"}} {
+		if res := c.r.run("create", c.path); res.code != exitUsage || !strings.Contains(res.stderr, "is the repository this snapshot goes into") {
+			t.Errorf("create %s: exit %d, %s", c.path, res.code, res.stderr)
+		}
+	}
+	caches, _ := filepath.Glob(filepath.Join(tr.cache, "*"))
+	if res := tr.run("create", caches[0]); res.code != exitUsage || !strings.Contains(res.stderr, "a cache is rebuilt from the repository") {
+		t.Errorf("create of the cache: exit %d, %s", res.code, res.stderr)
+	}
+	// data/ moved to another disk and linked: left out where the walk
+	// meets it.
+	moved := filepath.Join(tr.dir, "disk2", "data")
+	must(t, os.MkdirAll(filepath.Dir(moved), 0o700))
+	must(t, os.Rename(filepath.Join(tr.repo, "data"), moved))
+	must(t, os.Symlink(moved, filepath.Join(tr.repo, "data")))
+	if res := tr.mustRun("create", filepath.Join(tr.dir, "disk2")); !strings.Contains(res.stderr, "left out "+moved+": the repository") {
+		t.Errorf("create of the disk data/ was moved to: %s", res.stderr)
+	}
 }
