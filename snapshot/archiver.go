@@ -1458,8 +1458,10 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 			entries = append(entries, done(a.reuseFile(cp, cm, pn)))
 			continue
 		}
-		if cm.Type == sources.TypeDir && a.opts.OneFileSystem && cm.Device != m.Device {
-			// A mount point: keep the empty directory, not what is mounted.
+		if cm.Type == sources.TypeDir && a.opts.OneFileSystem && cm.Device != m.Device && !a.named[cp] {
+			// A mount point: keep the empty directory, not what is
+			// mounted (one named on the command line is backed up as
+			// one given alone is: its own file system).
 			entries = append(entries, done(a.saveEmptyDir(ctx, cm)))
 			continue
 		}

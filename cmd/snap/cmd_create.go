@@ -312,7 +312,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 			}
 		}
 	}
-	if err := unreachableInner(o.Paths, o.Archive.Excludes, plan.origin); err != nil {
+	if err := unreachableInner(o.Paths, o.Archive, plan.origin); err != nil {
 		return nil, err
 	}
 	streams, err := plan.streams.build(ctx, e, u)
@@ -352,10 +352,12 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 // the walk of the outer one, which saves it, would not save as asked: a
 // symlink on the way (the walk saves a symlink as one), the path itself a
 // symlink to follow (given with a trailing slash), or a directory on the
-// way that an --exclude leaves out. Such a path was left out without a
+// way that an --exclude leaves out, that a tag file empties
+// (--exclude-if-present, --exclude-caches) or that is another file
+// system's under --one-file-system. Such a path was left out without a
 // word (found by an exploratory test: "create vl vl/mysql/" saved the
-// link, not the database).
-func unreachableInner(paths []string, excludes []sources.Pattern, origin string) error {
+// link, not the database; the tags and -x by a re-test).
+func unreachableInner(paths []string, o snapshot.ArchiveOptions, origin string) error {
 	for _, p := range paths {
 		inner := filepath.Clean(p)
 		if !filepath.IsAbs(inner) {
@@ -377,19 +379,34 @@ func unreachableInner(paths []string, excludes []sources.Pattern, origin string)
 			refuse := func(why string) error {
 				return usagef("path %s lies inside %s, whose backup saves it, but %s; give it in a snapshot of its own, or remove it from %s; no snapshot was saved", p, q, why, origin)
 			}
-			for c := inner; c != outer; c = filepath.Dir(c) {
-				var st unix.Stat_t
+			for c := inner; ; c = filepath.Dir(c) {
+				var st, up unix.Stat_t
 				if sources.Lstat(c, &st) != nil {
 					break // missing: said by the check of each path
 				}
 				link := st.Mode&unix.S_IFMT == unix.S_IFLNK
 				switch {
+				case c == outer:
 				case c == inner && link && follow:
 					return refuse(sprintf("%s is a symlink, which that backup saves as one, not what it points to", c))
 				case c != inner && link:
 					return refuse(sprintf("%s on the way is a symlink, which that backup saves as one, not what it points to", c))
-				case c != inner && sources.MatchAny(excludes, c):
+				case c != inner && sources.MatchAny(o.Excludes, c):
 					return refuse(sprintf("an --exclude leaves out %s on the way", c))
+				case c != inner && o.OneFileSystem && unix.Stat(filepath.Dir(c), &up) == nil && up.Dev != st.Dev:
+					return refuse(sprintf("%s on the way is another file system's, which --one-file-system leaves empty", c))
+				}
+				// The directories that list the way, the outer one too:
+				// a tag file in one saves it with its tags alone.
+				if dir := filepath.Dir(c); c != outer {
+					if names, err := sources.ReadDirNames(dir, make([]byte, sources.DirBufSize)); err == nil {
+						if tags := sources.TagFiles(dir, names, o.ExcludeIfPresent, o.ExcludeCaches); tags != nil {
+							return refuse(sprintf("%s on the way holds %s, so that backup saves it with that alone", dir, strings.Join(tags, ", ")))
+						}
+					}
+				}
+				if c == outer {
+					break
 				}
 			}
 		}

@@ -142,6 +142,9 @@ func TestCreateNestedPaths(t *testing.T) {
 		{[]string{src, src + "/mysql/"}, "/mysql is a symlink, which that backup saves as one"},
 		{[]string{src, src + "/mysql/ibdata"}, "/mysql on the way is a symlink"},
 		{[]string{src, "--exclude", "b", src + "/a/b/f"}, "an --exclude leaves out " + src + "/a/b on the way"},
+		// A tag file on the way (found by a re-test).
+		{[]string{src, "--exclude-if-present", "a", src + "/a/b"}, src + " on the way holds a, so that backup saves it with that alone"},
+		{[]string{src, "--exclude-if-present", "b", src + "/a/b/f"}, src + "/a on the way holds b"},
 	} {
 		res := tr.run(append([]string{"create"}, c.args...)...)
 		if res.code != exitUsage || !strings.Contains(res.stderr, c.want) || !strings.Contains(res.stderr, "no snapshot was saved") {
