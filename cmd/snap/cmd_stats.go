@@ -290,6 +290,19 @@ func selectionStats(c *cli.Context, s *session, sns []*snapshot.Snapshot, f snap
 	if err != nil {
 		return nil, err
 	}
+	// A blob stored as a delta needs its bases kept whole, as prune keeps
+	// them: what the others' deltas are made against is theirs too (found
+	// by a re-test: "only they hold" counted a base a later snapshot's
+	// delta needed).
+	for _, used := range []index.BlobSet{usedIn, usedOut} {
+		for ref := range used {
+			if loc, ok := s.ix.Lookup(ref.Type, ref.ID); ok {
+				for _, b := range loc.Entry.Bases {
+					used.Add(repo.DataBlob, b)
+				}
+			}
+		}
+	}
 	for ref := range usedIn {
 		loc, ok := s.ix.Lookup(ref.Type, ref.ID)
 		if !ok {
