@@ -76,7 +76,10 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 		case !e.flagGiven(passwordFileFlag(envVar)):
 			*origin += ", which the config's password_file names"
 		}
-		b, err := readBounded(file, maxPasswordBytes)
+		b, err := readBounded(ctx, file, maxPasswordBytes)
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return "", fmt.Errorf("%w: reading the password file %s stopped; the repository is untouched", errInterrupted, file)
+		}
 		if err != nil {
 			return "", &passwordFileError{err: err, hint: fmt.Sprintf("give a readable file with %s or %s_FILE, or the password in %s", passwordFileFlag(envVar), envVar, envVar)}
 		}
@@ -357,20 +360,39 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 const maxPasswordBytes = 64 << 10
 
 // readBounded reads the file name, refusing one of more than max bytes.
-func readBounded(name string, max int) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
+// Ctrl-C or SIGTERM (ctx) end the wait for a FIFO's writer (a password
+// file given as <(gpg -d …), waiting for a passphrase), which went on
+// until the writer closed (found by a re-test); the read itself goes on
+// in the background until then.
+func readBounded(ctx context.Context, name string, max int) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
-	if err != nil {
-		return nil, err
+	done := make(chan result, 1)
+	go func() {
+		f, err := os.Open(name)
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+		done <- result{b, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	if len(b) > max {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) > max {
 		return nil, fmt.Errorf("%s holds more than %d KiB, which no password is: is it the right file?", name, max>>10)
 	}
-	return b, nil
+	return r.b, nil
 }
 
 // boundedBuffer keeps the first max bytes written to it; past them it

@@ -354,3 +354,21 @@ func TestKeyUnderAddressSpaceLimit(t *testing.T) {
 		t.Errorf("init refused for memory left %s behind: %v", fresh, err)
 	}
 }
+
+// TestPasswordFIFOStopped: Ctrl-C or SIGTERM end the wait for a password
+// file that is a FIFO with no writer yet (<(gpg -d …) waiting for its
+// passphrase): exit 130 at once (it waited for the writer; found by a
+// re-test).
+func TestPasswordFIFOStopped(t *testing.T) {
+	tr := newTestRepo(t)
+	fifo := filepath.Join(tr.dir, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o600))
+	cmd, out := tr.start([]string{"SNAP_PASSWORD="}, "list", "--password-file", fifo)
+	time.Sleep(500 * time.Millisecond)
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	start := time.Now()
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || time.Since(start) > 5*time.Second || !strings.Contains(out.String(), "reading the password file") {
+		t.Errorf("stopped while waiting for a FIFO's writer: exit %d after %v\n%s", code, time.Since(start), out)
+	}
+}
