@@ -284,20 +284,29 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 // background until the process exits, and Ctrl-C or SIGTERM stop the
 // command at once (they waited for it; found by an exploratory test).
 func unwrapCtx(ctx context.Context, kf *keyFile, password string, hugePages bool) (*MasterKey, error) {
+	return untilDone(ctx, func() (*MasterKey, error) { return kf.unwrap(password, hugePages) })
+}
+
+// untilDone runs fn, a password derivation, and returns its result, or
+// ctx's error as soon as ctx ends (fn then runs on until the process
+// exits). Deriving a new key (init, key add, key passwd) is as long as
+// opening with it.
+func untilDone[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 	type result struct {
-		mk  *MasterKey
+		v   T
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		mk, err := kf.unwrap(password, hugePages)
-		done <- result{mk, err}
+		v, err := fn()
+		done <- result{v, err}
 	}()
 	select {
 	case r := <-done:
-		return r.mk, r.err
+		return r.v, r.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 

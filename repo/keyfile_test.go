@@ -231,4 +231,19 @@ func TestOpenStopsDuringCostlyKey(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Errorf("Open stopped during a key derivation: %v after %v", err, time.Since(start))
 	}
+	// Deriving a new key stops as soon (key add, key passwd; found by a
+	// re-test), and saves no key.
+	r, err := repo.Open(ctx, be, "pw", repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := r.AddKey(stop, "other", costly); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Errorf("AddKey stopped during the key derivation: %v after %v", err, time.Since(start))
+	}
+	if keys, err := repo.ListKeys(ctx, be); err != nil || len(keys) != 1 {
+		t.Errorf("keys after a stopped AddKey: %d, %v", len(keys), err)
+	}
 }

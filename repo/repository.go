@@ -162,7 +162,9 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 	if err != nil {
 		return nil, err
 	}
-	kf, err := newKeyFile(mk, password, kdf, opts.Host, username(), opts.Now(), opts.HugePages)
+	kf, err := untilDone(ctx, func() ([]byte, error) {
+		return newKeyFile(mk, password, kdf, opts.Host, username(), opts.Now(), opts.HugePages)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +290,9 @@ func (r *Repository) saveConfig(ctx context.Context) error {
 // AddKey wraps the master key with another password and returns the new key
 // file's name.
 func (r *Repository) AddKey(ctx context.Context, password string, kdf KDFParams) (string, error) {
-	kf, err := newKeyFile(r.key, password, kdf, r.opts.Host, username(), r.opts.Now(), r.opts.HugePages)
+	kf, err := untilDone(ctx, func() ([]byte, error) {
+		return newKeyFile(r.key, password, kdf, r.opts.Host, username(), r.opts.Now(), r.opts.HugePages)
+	})
 	if err != nil {
 		return "", err
 	}

@@ -210,7 +210,10 @@ func removeOtherXattrs(fd int, keep []Xattr) error {
 	}
 	var errs []error
 	for _, name := range splitNul(buf[:size]) {
-		if slices.ContainsFunc(keep, func(x Xattr) bool { return x.Name == name }) {
+		if name == "security.selinux" || slices.ContainsFunc(keep, func(x Xattr) bool { return x.Name == name }) {
+			// An SELinux label is the system policy's, not the
+			// snapshot's: removing it would leave the file unlabelled
+			// (and the policy may refuse it, EACCES).
 			continue
 		}
 		if err := unix.Fremovexattr(fd, name); err != nil && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENODATA) {

@@ -18,7 +18,7 @@ func tagCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "tag",
 		Usage:     "add, remove or set the tags of snapshots",
-		ArgsUsage: "SNAPSHOT...",
+		ArgsUsage: "[SNAPSHOT...]",
 		Description: "Changes the tags of the given snapshots (IDs and unique ID prefixes, taken as given, or 'latest':\n" +
 			"the newest of the snapshots that --host, --tag and --path select), for example to keep one with\n" +
 			"'forget --keep-tag': snap tag --add keep 3f2a1b7c. Without SNAPSHOT, of every snapshot that\n" +
