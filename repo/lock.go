@@ -246,10 +246,14 @@ func (r *Repository) RemoveLock(ctx context.Context, name string) error {
 type Lock struct {
 	r    *Repository
 	info LockInfo
-	mu   sync.Mutex // guards name and bug
+	mu   sync.Mutex // guards name, bug and lost
 	name string
 	// bug is the first panic of a refresh (see refreshLoop).
 	bug error
+	// lost says that the lock file was found removed by another process
+	// (which took it for stale, or 'snap unlock --all'): a refresh must
+	// not put it back, and Verify fails from then on.
+	lost error
 	// ctx ends when Unlock is called (halt): the refresh loop stops, and a
 	// refresh under way, waiting on a server that stopped answering, does
 	// not hold the exit. done is closed when the loop has returned.
@@ -387,8 +391,19 @@ func (l *Lock) refresh() {
 	ctx, cancel := context.WithTimeout(l.ctx, LockRefreshInterval)
 	defer cancel()
 	l.mu.Lock()
-	old := l.name
+	old, lost := l.name, l.lost
 	l.mu.Unlock()
+	if lost != nil {
+		return
+	}
+	// A lock removed by another process is lost, not to be refreshed:
+	// written anew, it hid the loss from Verify, and a create that a
+	// prune had taken for dead saved a snapshot of packs the prune had
+	// deleted, exit 0 (found by an exploratory test).
+	if _, err := l.r.be.Stat(ctx, Handle{Type: LockFile, Name: old}); errors.Is(err, ErrNotFound) {
+		l.markLost(old)
+		return
+	}
 	l.info.Time = l.r.opts.Now()
 	if err := l.write(ctx); err != nil {
 		if l.ctx.Err() != nil {
@@ -403,7 +418,23 @@ func (l *Lock) refresh() {
 	// behind as a live lock of ours.
 	rctx, rcancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer rcancel()
-	_ = l.r.RemoveLock(rctx, old)
+	if err := l.r.RemoveLock(rctx, old); errors.Is(err, ErrNotFound) {
+		// Removed between the check and now: lost all the same, and the
+		// new file must not stand in for it.
+		_ = l.remove(rctx)
+		l.markLost(old)
+	}
+}
+
+// markLost records that the lock file name was removed by another process,
+// and returns the error Verify gives from then on.
+func (l *Lock) markLost(name string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost == nil {
+		l.lost = fmt.Errorf("our %s lock %s was removed by another process, which took it for stale; stopped before changing the repository further (run the command again)", l.info.Kind(), shortName(name))
+	}
+	return l.lost
 }
 
 // Verify checks that the lock file is still in the repository: someone may
@@ -412,14 +443,17 @@ func (l *Lock) refresh() {
 // first and stops when the lock is gone.
 func (l *Lock) Verify(ctx context.Context) error {
 	l.mu.Lock()
-	name, bug := l.name, l.bug
+	name, bug, lost := l.name, l.bug, l.lost
 	l.mu.Unlock()
 	if bug != nil {
 		return bug
 	}
+	if lost != nil {
+		return lost
+	}
 	if _, err := l.r.be.Stat(ctx, Handle{Type: LockFile, Name: name}); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("our %s lock %s was removed by another process, which took it for stale; stopped before changing the repository further (run the command again)", l.info.Kind(), shortName(name))
+			return l.markLost(name)
 		}
 		return fmt.Errorf("check lock: %w", err)
 	}

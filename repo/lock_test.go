@@ -195,6 +195,33 @@ func TestRefreshKeepsLockAlive(t *testing.T) {
 	}
 }
 
+// TestRefreshDoesNotRevivePrunedLock: a lock that another process removed
+// (taking it for stale) is lost: the next refresh does not write it anew,
+// and Verify keeps failing. Written anew, it hid the loss, and a create
+// that a prune had taken for dead saved a snapshot of the packs the prune
+// had deleted, exit 0 (found by an exploratory test).
+func TestRefreshDoesNotRevivePrunedLock(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "beta")
+	held, err := a.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	if err := b.RemoveLock(ctx, held.Name()); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(repo.LockRefreshInterval)
+	held.RefreshNow()
+	if locks, err := b.ListLocks(ctx); err != nil || len(locks) != 0 {
+		t.Fatalf("after a refresh of a removed lock: %d locks, %v", len(locks), err)
+	}
+	if err := held.Verify(ctx); err == nil || !strings.Contains(err.Error(), "removed by another process") {
+		t.Fatalf("Verify after the refresh of a removed lock: %v", err)
+	}
+}
+
 func TestStaleLockOfDeadProcess(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
