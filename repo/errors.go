@@ -27,6 +27,10 @@ var (
 	// request is repeated: a 5xx answer, a timeout, a reset connection.
 	// The retry wrapper (repo/retry) repeats these and nothing else.
 	ErrTransient = errors.New("transient backend failure")
+	// ErrNotDurable: a file was saved in place (renamed to its name), but
+	// the sync of its directory failed: it is there, and may not survive a
+	// crash or power loss.
+	ErrNotDurable = errors.New("saved, but not made durable")
 	// ErrNoRoomForReserve: the space reserve was not filled, for lack of
 	// room (SpaceReserver.FillReserve).
 	ErrNoRoomForReserve = errors.New("not enough free space for the space reserve")

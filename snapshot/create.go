@@ -208,6 +208,9 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		}
 	}
 	if err := Save(ctx, r, sn); err != nil {
+		if errors.Is(err, repo.ErrNotDurable) {
+			return sn, err // saved all the same
+		}
 		return nil, err
 	}
 	return sn, nil

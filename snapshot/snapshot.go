@@ -112,6 +112,9 @@ func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, re
 		return err
 	}
 	id, err := saveObject(ctx, repo.SnapshotFile, data)
+	if errors.Is(err, repo.ErrNotDurable) {
+		sn.ID = id // it is there: the caller says so
+	}
 	if err != nil {
 		return fmt.Errorf("save snapshot: %w", err)
 	}

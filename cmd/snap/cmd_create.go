@@ -560,6 +560,11 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		}
 		err = bug
 	}
+	if err != nil && sn != nil && errors.Is(err, repo.ErrNotDurable) {
+		// The document is in place (it said "no snapshot was saved",
+		// and list showed it; found by an exploratory test).
+		return sn, fmt.Errorf("snapshot %s was saved, but the disk failed to make it durable (%w): it may not survive a crash or power loss; check the disk, then run 'snap check'", sn.ID.Short(), err)
+	}
 	if err != nil {
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", diskFull(err)))
 	}

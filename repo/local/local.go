@@ -323,7 +323,9 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 		return &os.LinkError{Op: "rename", Old: tmp, New: p, Err: err}
 	}
 	if err = dir.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", filepath.Dir(p), err)
+		// The file is in place and stays (the cleanup above finds no
+		// temporary file left to remove).
+		return fmt.Errorf("sync directory %s: %w (%w)", filepath.Dir(p), err, repo.ErrNotDurable)
 	}
 	return nil
 }
