@@ -179,11 +179,15 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		switch {
 		case ctx.Err() != nil || errors.Is(err, context.Canceled):
 			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
-		case repacked && repo.DiskFull(err):
+		case repacked && repo.DiskFull(err) && !errors.As(err, new(*index.CacheError)):
 			// The packs the repack writes did not fit: deleting what no
-			// snapshot uses first writes nothing new.
+			// snapshot uses first writes nothing new. When little is in
+			// wholly unused packs, that frees little, and the same prune
+			// failed again (found by an exploratory test): repacking only
+			// the emptiest packs frees more than it writes.
 			err = fmt.Errorf("prune: %w; the repository's disk is too full for the repack (which writes the used blobs of partly used packs before it deletes them): "+
-				"'snap prune --instant --max-unused 100' deletes the unused packs without writing any, then prune again; or grow the file system", err)
+				"'snap prune --instant --max-unused 100' deletes the wholly unused packs without writing any; then 'snap prune --max-unused 50' repacks only the emptiest packs, "+
+				"which frees more than it writes (lower it step by step); or grow the file system", err)
 		default:
 			err = fmt.Errorf("prune: %w", diskFull(err))
 		}
