@@ -67,7 +67,7 @@ func Open(dir string) (*Backend, error) {
 				// No data, index or snapshot: an init that stopped, not a
 				// damaged repository (whose advice would send the admin
 				// looking for a config that never was).
-				return nil, fmt.Errorf("%s holds what an init that was stopped left (empty directories, no config): nothing was stored; empty it (rm -r %s/*) and run 'snap init' again: %w", abs, abs, repo.ErrNoRepository)
+				return nil, fmt.Errorf("%s holds what an init that was stopped left (empty directories, no config): nothing was stored; empty it (find %s -mindepth 1 -delete) and run 'snap init' again: %w", abs, abs, repo.ErrNoRepository)
 			}
 			if len(parts) > 0 {
 				return nil, fmt.Errorf("%s holds a repository's %s but no config file: the repository is damaged; put its config back from a copy of the repository", abs, strings.Join(parts, ", "))
@@ -99,8 +99,8 @@ func interruptedInit(abs string, entries []fs.DirEntry) bool {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, reservePrefix) && e.Type().IsRegular() {
-			continue // its space reserve
+		if (strings.HasPrefix(name, reservePrefix) || strings.HasPrefix(name, tempPrefix)) && e.Type().IsRegular() {
+			continue // its space reserve, or the config it was writing when killed
 		}
 		if !e.IsDir() || !dirs[name] {
 			return false // the config, anything of another's
@@ -183,7 +183,7 @@ func Create(dir string) (*Backend, error) {
 	case err == nil && len(entries) > 0 && interruptedInit(abs, entries):
 		// Not removed here: a second init running at this moment would
 		// lose its key file to it.
-		return nil, fmt.Errorf("%s: %w: it holds what an init that was stopped left (empty directories, no config), and nothing was stored: empty it (rm -r %s/*) or choose another directory", abs, repo.ErrExists, abs)
+		return nil, fmt.Errorf("%s: %w: it holds what an init that was stopped left (empty directories, no config), and nothing was stored: empty it (find %s -mindepth 1 -delete) or choose another directory", abs, repo.ErrExists, abs)
 	case err == nil && len(entries) > 0:
 		return nil, fmt.Errorf("%s: %w; choose an empty or new directory", abs, repo.ErrExists)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
