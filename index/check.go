@@ -159,7 +159,7 @@ func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 			// Or listed by a segment that was lost, or that an older snap
 			// could not read and left out of its repair: with blobs
 			// missing, they are data to index again, not leftovers.
-			c.note(fmt.Sprintf("%s not indexed: left by interrupted runs, being written by a running backup, or listed by an index segment that was lost; when snapshots miss blobs (errors above), run 'snap repair index --from-packs' before any forget or prune; otherwise 'snap prune' removes them", what))
+			c.note(fmt.Sprintf("%s not indexed: left by interrupted runs, being written by a running backup, or listed by an index segment that was lost; if check reports snapshots that miss blobs, run 'snap repair index --from-packs' before any forget or prune; otherwise 'snap prune' removes them", what))
 		}
 	}
 	return c, nil
