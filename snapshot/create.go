@@ -40,6 +40,11 @@ type CreateOptions struct {
 	Lock *repo.Lock
 }
 
+// FollowsLink reports whether the path p, as given to a create, names what
+// a symlink there points to: "link/" or "link/.", as for lstat, tar and
+// rsync.
+func FollowsLink(p string) bool { return strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") }
+
 // Create makes a snapshot: it archives the inputs, flushes every pack and
 // index segment, checks that no pack it relied on has been marked for
 // deletion meanwhile, and only then saves the snapshot document (data →
@@ -60,7 +65,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		// as for lstat and for tar and rsync: its contents are saved, under
 		// the link's path. Clean drops the slash, which saved only the
 		// link (an empty backup of /var/lib/mysql/ on another disk).
-		if abs != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")) {
+		if abs != "/" && FollowsLink(p) {
 			follow[abs] = true
 		}
 	}
