@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -98,16 +97,9 @@ func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
 		return err
 	}
 	if len(refs) > 0 {
-		chosen := map[*snapshot.Snapshot]bool{}
-		for _, ref := range refs {
-			sn, err := s.find(c, sns, ref)
-			if err != nil {
-				return err
-			}
-			chosen[sn] = true
+		if sns, err = s.named(c, sns, refs); err != nil {
+			return err
 		}
-		// In the list's order, oldest first.
-		sns = slices.DeleteFunc(sns, func(sn *snapshot.Snapshot) bool { return !chosen[sn] })
 	}
 	sns, note := applyFilter(sns, f)
 	if note != "" {

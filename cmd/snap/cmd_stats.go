@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -253,28 +254,19 @@ func selectionStats(c *cli.Context, s *session, sns []*snapshot.Snapshot, f snap
 	if len(s.unreadable) > 0 {
 		return nil, fmt.Errorf("%s cannot be read (above): what only the selection holds cannot be told", plural(len(s.unreadable), "snapshot", "snapshots"))
 	}
-	chosen := map[*snapshot.Snapshot]bool{}
+	selected, note := applyFilter(sns, f)
 	if c.NArg() > 0 {
-		for _, ref := range c.Args().Slice() {
-			sn, err := s.find(c, sns, ref)
-			if err != nil {
-				return nil, err
-			}
-			chosen[sn] = true
+		var err error
+		if selected, err = s.named(c, sns, c.Args().Slice()); err != nil {
+			return nil, err
 		}
-	} else {
-		selected, note := applyFilter(sns, f)
-		if len(selected) == 0 {
-			return nil, fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, note)
-		}
-		for _, sn := range selected {
-			chosen[sn] = true
-		}
+	} else if len(selected) == 0 {
+		return nil, fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, note)
 	}
 	var in, out []*snapshot.Snapshot
 	sel := &selectionJSON{}
 	for _, sn := range sns {
-		if chosen[sn] {
+		if slices.Contains(selected, sn) {
 			in = append(in, sn)
 			sel.RawBytes += sn.Summary.Bytes
 		} else {

@@ -468,6 +468,20 @@ func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*s
 	return sn, err
 }
 
+// named returns the snapshots of sns that refs name (IDs, prefixes,
+// 'latest' under the filters), in the order of sns.
+func (s *session) named(c *cli.Context, sns []*snapshot.Snapshot, refs []string) ([]*snapshot.Snapshot, error) {
+	chosen := map[*snapshot.Snapshot]bool{}
+	for _, ref := range refs {
+		sn, err := s.find(c, sns, ref)
+		if err != nil {
+			return nil, err
+		}
+		chosen[sn] = true
+	}
+	return slices.DeleteFunc(slices.Clone(sns), func(sn *snapshot.Snapshot) bool { return !chosen[sn] }), nil
+}
+
 // otherSets is a note for a snapshot chosen for the user ('latest',
 // --at) when other hosts or sets of paths have snapshots under the
 // filters too ("the state at 03:00" of one host is not another's, and
