@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -598,6 +599,20 @@ func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
 	if err != nil {
 		return err
 	}
+	if w.opts.Verify != nil {
+		// Again once it is written: an upload held back by
+		// --limit-upload (or a process frozen) wrote it minutes after the
+		// check above, after a prune that took the run for dead had
+		// deleted the packs it names (found by a re-test). A lock found
+		// removed stays removed, so a lock still there now was there all
+		// along.
+		if err := w.opts.Verify(ctx); err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_ = w.r.Backend().Remove(rctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})
+			return err
+		}
+	}
 	w.mu.Lock()
 	w.segments = append(w.segments, id)
 	w.mu.Unlock()
@@ -617,6 +632,15 @@ type CacheError struct {
 
 func (e *CacheError) Error() string { return fmt.Sprintf("index cache %s: %v", e.Path, e.Err) }
 func (e *CacheError) Unwrap() error { return e.Err }
+
+// Committed marks the index segments written so far as referred to by a
+// saved snapshot: Withdraw leaves them (a copy of several snapshots
+// commits one at a time).
+func (w *Writer) Committed() {
+	w.mu.Lock()
+	w.segments = nil
+	w.mu.Unlock()
+}
 
 // Withdraw removes the index segments this writer wrote, for a run that
 // found its lock gone before it could commit: a prune that took it for

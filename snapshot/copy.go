@@ -118,9 +118,30 @@ func (c *Copier) Stats() CopyStats {
 // ID is unknown, read those from the source, Workers at once, and save
 // them in the target; then rewrite the trees with target IDs.
 func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Snapshot, err error) {
+	if c.opts.Lock != nil {
+		// A copy that failed because its lock was removed takes back the
+		// index segments it wrote since the last snapshot it saved, as a
+		// create does: a prune that took it for dead may have deleted the
+		// packs they name, and the copy run again reused them (found by
+		// a re-test).
+		defer func() {
+			if err == nil {
+				return
+			}
+			vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+			defer cancel()
+			if c.opts.Lock.Verify(vctx) == nil {
+				return
+			}
+			if werr := c.w.Withdraw(vctx); werr != nil {
+				err = fmt.Errorf("%w; removing this copy's index segments failed too (%v): run 'snap check'", err, werr)
+			}
+		}()
+	}
 	// A failed or stopped copy, in whichever step (collect fetches full
 	// batches itself; Flush waits for the last packs), indexes the packs
-	// it made durable.
+	// it made durable. Deferred after the withdrawal above, it runs
+	// before it.
 	defer func() {
 		if err != nil {
 			saveProgress(ctx, c.w, err)
@@ -155,6 +176,13 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	if err := SaveCopy(ctx, c.dst.Repository(), &out); err != nil {
 		return nil, err
 	}
+	// (A copy's document is named by its content: taken back, it could be
+	// one another host's copy of the same snapshot saved at that moment,
+	// which the copy run again stores anew.)
+	if err := keptLock(ctx, c.opts.Lock, c.dst.Repository(), out.ID); err != nil {
+		return nil, err
+	}
+	c.w.Committed() // the segments so far are this snapshot's now
 	return &out, nil
 }
 

@@ -218,6 +218,9 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		}
 		return nil, err
 	}
+	if err := keptLock(ctx, o.Lock, r, sn.ID); err != nil {
+		return nil, err // the segments are withdrawn above
+	}
 	return sn, nil
 }
 
@@ -289,6 +292,28 @@ func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, p
 		t, err = LoadTree(ctx, ix, n.Subtree)
 	}
 	return nil
+}
+
+// keptLock verifies, once the snapshot document id is written, that the
+// run still holds lock (nil: none to check), and takes the document back
+// when not: the write may have waited (on --limit-upload, a frozen process)
+// past the check before it, while a prune that took the run for dead
+// deleted the packs the snapshot needs (found by a re-test). A lock found
+// removed stays removed, so one still there was there all along.
+func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.ID) error {
+	if lock == nil {
+		return nil
+	}
+	err := lock.Verify(ctx)
+	if err == nil {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+	defer cancel()
+	if rerr := r.Backend().Remove(rctx, repo.Handle{Type: repo.SnapshotFile, Name: id.String()}); rerr != nil && !errors.Is(rerr, repo.ErrNotFound) {
+		return fmt.Errorf("%w; the snapshot document %s written meanwhile could not be taken back (%v): remove it with 'snap forget %s'", err, id.Short(), rerr, id)
+	}
+	return err
 }
 
 // withdrawTimeout bounds the check of a failed run's lock and the removal

@@ -819,3 +819,95 @@ func TestParentSavedAfterIndexSync(t *testing.T) {
 		t.Errorf("parent %v (want %s), warnings %q", sn.Parent, first.ID.Short(), warnings)
 	}
 }
+
+// lockStealer is a backend whose first Save of a file of type steal
+// removes the lock file named by lock() before it writes: another process
+// removing the lock while the write waits (on --limit-upload, a frozen
+// process) after the holder's check.
+type lockStealer struct {
+	repo.Backend
+	steal repo.FileType
+	lock  func() string
+	done  bool
+}
+
+func (b *lockStealer) Save(ctx context.Context, h repo.Handle, data []byte) error {
+	if h.Type == b.steal && !b.done {
+		b.done = true
+		if err := b.Backend.Remove(ctx, repo.Handle{Type: repo.LockFile, Name: b.lock()}); err != nil {
+			return err
+		}
+	}
+	return b.Backend.Save(ctx, h, data)
+}
+
+// stealingRepo is a repository on a lockStealer for files of type steal,
+// with a lock held on it for command.
+func stealingRepo(t *testing.T, steal repo.FileType, command string) (*index.Index, *repo.Lock) {
+	t.Helper()
+	dir := t.TempDir()
+	be, err := local.Create(filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := chunk.NewParams()
+	ctx := context.Background()
+	stealer := &lockStealer{Backend: be, steal: steal}
+	r, err := repo.Init(ctx, stealer, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
+		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: 64 << 10, MaxSize: 256 << 10, AverageBits: 16}, repo.Options{Host: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := index.Open(ctx, r, filepath.Join(dir, "cache"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ix.Close() })
+	l, err := r.Lock(ctx, repo.LockOptions{Command: command})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Unlock() })
+	stealer.lock = l.Name
+	return ix, l
+}
+
+// TestVerifiesLockAfterWriting: a lock removed while an index segment's
+// or the snapshot's write waited after the check before it fails a create
+// or a copy, which takes back what that write stored: a create saved a
+// snapshot of packs a prune had deleted, exit 0, and a copy left a
+// segment naming them, which the copy run again reused (found by a
+// re-test).
+func TestVerifiesLockAfterWriting(t *testing.T) {
+	src := newPipelineRepo(t)
+	dir := filepath.Join(src.dir, "src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sn := src.create([]string{dir}, ArchiveOptions{})
+	ctx := context.Background()
+	for _, steal := range []repo.FileType{repo.IndexFile, repo.SnapshotFile} {
+		for _, command := range []string{"create", "copy"} {
+			t.Run(command+" "+string(steal), func(t *testing.T) {
+				ix, l := stealingRepo(t, steal, command)
+				var err error
+				if command == "create" {
+					_, err = Create(ctx, ix, NewLoader(ix.Repository(), ""), CreateOptions{Paths: []string{dir}, Host: "test", Lock: l})
+				} else {
+					_, err = NewCopier(src.ix, ix, CopyOptions{Lock: l}).Copy(ctx, sn, nil)
+				}
+				if err == nil || !strings.Contains(err.Error(), "removed by another process") {
+					t.Fatalf("%s whose lock went during a write: %v", command, err)
+				}
+				for _, ft := range []repo.FileType{repo.SnapshotFile, repo.IndexFile} {
+					if ids, err := ix.Repository().ListIDs(ctx, ft); err != nil || len(ids) != 0 {
+						t.Errorf("%s left: %v %v", ft, ids, err)
+					}
+				}
+			})
+		}
+	}
+}
