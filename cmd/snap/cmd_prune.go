@@ -186,7 +186,7 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 			// failed again (found by an exploratory test): repacking only
 			// the emptiest packs frees more than it writes.
 			err = fmt.Errorf("prune: %w; the repository's disk is too full for the repack (which writes the used blobs of partly used packs before it deletes them): "+
-				"'snap prune --instant --max-unused 100' deletes the wholly unused packs without writing any; then 'snap prune --max-unused 50' repacks only the emptiest packs, "+
+				"'snap prune --instant --max-unused 100' deletes the wholly unused packs without writing any; then 'snap prune --instant --max-unused 50' repacks only the emptiest packs, "+
 				"which frees more than it writes (lower it step by step); or grow the file system", err)
 		default:
 			err = fmt.Errorf("prune: %w", diskFull(err))

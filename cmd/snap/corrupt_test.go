@@ -619,6 +619,7 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 	// still under its temporary name (it was "damaged"; found by an
 	// exploratory test).
 	must(t, os.Rename(filepath.Join(tr.repo, "config"), filepath.Join(tr.repo, ".tmp-0123456789abcdef")))
+	writeFile(t, filepath.Join(tr.repo, "keys", ".tmp-fedcba9876543210"), []byte("{")) // a second key being written
 	for _, args := range [][]string{{"list"}, {"init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0"}} {
 		res := tr.run(args...)
 		if res.code == 0 || !strings.Contains(res.stderr, "an init that was stopped") || !strings.Contains(res.stderr, "find "+tr.repo+" -mindepth 1 -delete") {

@@ -105,9 +105,14 @@ func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string,
 	if !isRemote(s.location) {
 		root := strings.TrimPrefix(s.location, "local:")
 		add(root, repoWhy)
-		// Its directories moved to another disk and linked (data/, a
-		// data/xx): the walk may meet them there, not below the
-		// repository (found by a re-test).
+		// Its directories moved to another disk and linked or bind
+		// mounted (data/, a data/xx): the walk may meet them there, not
+		// below the repository (found by a re-test).
+		for _, t := range repo.FileTypes {
+			if t != repo.ConfigFile {
+				add(filepath.Join(root, string(t)), repoWhy)
+			}
+		}
 		for _, dir := range []string{root, filepath.Join(root, string(repo.PackFile))} {
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {

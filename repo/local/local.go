@@ -67,7 +67,7 @@ func Open(dir string) (*Backend, error) {
 				// No data, index or snapshot: an init that stopped, not a
 				// damaged repository (whose advice would send the admin
 				// looking for a config that never was).
-				return nil, fmt.Errorf("%s holds what an init that was stopped left (empty directories, no config): nothing was stored; empty it (find %s -mindepth 1 -delete) and run 'snap init' again: %w", abs, abs, repo.ErrNoRepository)
+				return nil, fmt.Errorf("%s holds what an init that was stopped left (empty directories, no config): nothing was stored; empty it (find %s -mindepth 1 -delete) and run 'snap init' again: %w", abs, shellQuote(abs), repo.ErrNoRepository)
 			}
 			if len(parts) > 0 {
 				return nil, fmt.Errorf("%s holds a repository's %s but no config file: the repository is damaged; put its config back from a copy of the repository", abs, strings.Join(parts, ", "))
@@ -114,6 +114,8 @@ func interruptedInit(abs string, entries []fs.DirEntry) bool {
 			// directory, which must not hold anything of another's (a
 			// keys/ of someone's .pem files).
 			switch {
+			case strings.HasPrefix(f.Name(), tempPrefix) && f.Type().IsRegular():
+				// The key file it was writing when killed.
 			case name == string(repo.KeyFile) && f.Type().IsRegular() && isIDName(f.Name()):
 			case name == string(repo.PackFile) && f.IsDir() && isPackDirName(f.Name()):
 				if inner, err := os.ReadDir(filepath.Join(abs, name, f.Name())); err != nil || len(inner) > 0 {
@@ -125,6 +127,15 @@ func interruptedInit(abs string, entries []fs.DirEntry) bool {
 		}
 	}
 	return true
+}
+
+// shellQuote quotes s for a shell command line when it needs it: advice
+// to paste must not act on another path ("find /srv/my repo -delete").
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // holdsSnapFiles reports whether dir, the directory of files of type t in
@@ -183,7 +194,7 @@ func Create(dir string) (*Backend, error) {
 	case err == nil && len(entries) > 0 && interruptedInit(abs, entries):
 		// Not removed here: a second init running at this moment would
 		// lose its key file to it.
-		return nil, fmt.Errorf("%s: %w: it holds what an init that was stopped left (empty directories, no config), and nothing was stored: empty it (find %s -mindepth 1 -delete) or choose another directory", abs, repo.ErrExists, abs)
+		return nil, fmt.Errorf("%s: %w: it holds what an init that was stopped left (empty directories, no config), and nothing was stored: empty it (find %s -mindepth 1 -delete) or choose another directory", abs, repo.ErrExists, shellQuote(abs))
 	case err == nil && len(entries) > 0:
 		return nil, fmt.Errorf("%s: %w; choose an empty or new directory", abs, repo.ErrExists)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):

@@ -197,3 +197,14 @@ func TestRepositoryPathSwappedAfterOpen(t *testing.T) {
 		t.Errorf("stat of a missing snapshot: %v", err)
 	}
 }
+
+// TestShellQuote: advice to paste quotes a path that needs it: "find /srv/my
+// repo -mindepth 1 -delete" emptied two other directories (found by a
+// re-test).
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{"/srv/repo": "/srv/repo", "/srv/my repo": "'/srv/my repo'", "/a/it's": `'/a/it'\''s'`, "/x;rm": "'/x;rm'"} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
