@@ -179,7 +179,7 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		switch {
 		case ctx.Err() != nil || errors.Is(err, context.Canceled):
 			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
-		case repacked && repo.DiskFull(err) && !errors.As(err, new(*index.CacheError)):
+		case repacked && repo.DiskFull(err) && !cacheWrite(err):
 			// The packs the repack writes did not fit: deleting what no
 			// snapshot uses first writes nothing new. When little is in
 			// wholly unused packs, that frees little, and the same prune

@@ -3,8 +3,11 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -47,5 +50,20 @@ func TestFinalErrorPathBase64(t *testing.T) {
 		if last["path_base64"] != base64.StdEncoding.EncodeToString([]byte(tc.path)) {
 			t.Errorf("%v: final line %v, want path_base64 of %q", tc.args, last, tc.path)
 		}
+	}
+}
+
+// TestCacheWriteNamed: a full disk met writing the index cache's file is
+// the cache's, also when it reaches the command as the file's own error,
+// not an index.CacheError (prune blamed the repository's disk; found by a
+// re-test).
+func TestCacheWriteNamed(t *testing.T) {
+	cacheErr := &fs.PathError{Op: "write", Path: "/root/.cache/snap/0123/index.db", Err: syscall.ENOSPC}
+	repoErr := &fs.PathError{Op: "write", Path: "/backup/repo/data/ab/.tmp-1", Err: syscall.ENOSPC}
+	if got := diskFull(fmt.Errorf("prune: %w", cacheErr)).Error(); !strings.Contains(got, "the disk of the index cache is full") {
+		t.Errorf("cache: %s", got)
+	}
+	if got := diskFull(repoErr).Error(); !strings.Contains(got, "the repository's disk is full") {
+		t.Errorf("repository: %s", got)
 	}
 }

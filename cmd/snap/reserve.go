@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
@@ -24,11 +27,20 @@ func diskFull(err error) error {
 	if err == nil || !repo.DiskFull(err) {
 		return err
 	}
-	var ce *index.CacheError
-	if errors.As(err, &ce) {
+	if cacheWrite(err) {
 		return fmt.Errorf("%w; the disk of the index cache is full (not the repository's): free space there, or give --cache-dir on another disk; the repository is consistent", err)
 	}
 	return fmt.Errorf("%w; the repository's disk is full: %s", err, fullDiskAdvice)
+}
+
+// cacheWrite reports whether err is a failed write to the local index
+// cache: an index.CacheError, or a write to the cache's database file that
+// reached the caller as the file's own error (prune's updates of the
+// cache were blamed on the repository's disk; found by a re-test).
+func cacheWrite(err error) bool {
+	var ce *index.CacheError
+	var pe *fs.PathError
+	return errors.As(err, &ce) || errors.As(err, &pe) && strings.HasPrefix(filepath.Base(pe.Path), "index.db")
 }
 
 // releaseReserve frees the repository's space reserve, so that a command
