@@ -270,7 +270,7 @@ func TestAtOnLsAndDump(t *testing.T) {
 	}
 	// list warns as find and forget do, also with -q and --json (it gave
 	// a notice, which they hid; found by an exploratory test).
-	for _, args := range [][]string{{"list", "--host", "nope"}, {"list", "-q", "--host", "nope"}, {"list", "--json", "--host", "nope"}} {
+	for _, args := range [][]string{{"list", "--host", "nope"}, {"list", "-q", "--host", "nope"}, {"list", "--json", "--host", "nope"}, {"list", "--host", "web2", "--host", "nope"}} {
 		if res := tr.mustRun(args...); !strings.Contains(strings.ReplaceAll(res.stderr, `\"`, `"`), `no snapshot has host "nope"`) {
 			t.Errorf("%v: %s", args, res.stderr)
 		}

@@ -101,7 +101,13 @@ func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
 			return err
 		}
 	}
+	all := sns
 	sns, note := applyFilter(sns, f)
+	if note == "" {
+		// Hosts and tag groups are alternatives: one mistyped beside
+		// one that matches left nothing to see (found by a re-test).
+		note = unmatchedFilter(all, f)
+	}
 	if note != "" {
 		// A warning, as find and forget give it: a mistyped host is
 		// worth seeing with -q and --json too.
