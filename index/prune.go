@@ -971,7 +971,7 @@ func (pl *planner) verifyLock(ctx context.Context) error {
 }
 
 // copyBlobs reads a pack once, verifies the blobs it is chosen to hold,
-// and adds them to the writer.
+// and copies them, sealed as they are, to the writer.
 func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 	r := ix.r
 	data, err := r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()}, 0, 0)
@@ -985,8 +985,8 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 		}
 		var dict []byte
 		if e.Delta() {
-			// Stored whole in the new pack: its bases are kept by this
-			// prune, but a full copy needs none.
+			// Its bases are read to verify it; it is copied as a delta
+			// (Writer.Copy), and this prune keeps full copies of them.
 			if dict, _, err = ix.baseDict(ctx, e.Bases, false, nil); err != nil {
 				return fmt.Errorf("repack: data blob %s (a delta) in pack %s: %w; nothing was deleted", e.ID, pp.id, err)
 			}
@@ -998,7 +998,7 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 		if err != nil {
 			return fmt.Errorf("repack: %w; nothing was deleted; run 'snap check --read-data'", err)
 		}
-		if _, err := w.Add(ctx, e.Type, e.ID, plain); err != nil {
+		if _, err := w.Copy(ctx, e, data[e.Offset:end]); err != nil {
 			return fmt.Errorf("repack: %w", err)
 		}
 	}

@@ -243,13 +243,6 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 	if w.Reusable(ctx, t, id) {
 		return false, nil
 	}
-	return w.Add(ctx, t, id, plain)
-}
-
-// Add stores the blob even when the index already has it, skipping it only
-// when this writer saved it before. Prune uses it to copy blobs out of packs
-// that are going away, which the index still lists as live.
-func (w *Writer) Add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte) (bool, error) {
 	return w.add(ctx, t, id, plain, nil, nil)
 }
 
@@ -309,18 +302,9 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 		// Readers refuse it, and the index segment that would list it.
 		return false, fmt.Errorf("%s blob %s of %d bytes exceeds the %d-byte limit of a blob", t, id.Short(), len(plain), repo.MaxBlobSize)
 	}
-	k := blobKeyT{t, id}
-	w.mu.Lock()
-	if w.err != nil {
-		w.mu.Unlock()
-		return false, w.err
+	if fresh, err := w.claim(t, id); !fresh {
+		return false, err
 	}
-	if _, ok := w.inRun[k]; ok {
-		w.mu.Unlock()
-		return false, nil
-	}
-	w.inRun[k] = struct{}{}
-	w.mu.Unlock()
 
 	// Compression runs in parallel in the callers; encryption appends to
 	// the pack, under the lock (it is some ten times faster).
@@ -353,11 +337,63 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 			payload, compressed, used = delta, true, usable
 		}
 	}
+	stored, full := w.place(t, len(payload), func(p *repo.PackBuilder) int {
+		return w.r.AddBlob(p, t, id, payload, compressed, len(plain), used)
+	})
+	if delta != nil {
+		w.putScratch(delta)
+	}
+	w.putScratch(scratch)
+	w.counted(len(plain), stored)
+	return true, w.uploadAll(ctx, full)
+}
+
+// Copy adds a blob as it is sealed in another pack (e, its entry there;
+// sealed, its bytes), unchanged, even when the index already has it,
+// skipping it only when this writer saved it before. Prune uses it to
+// copy the blobs of packs it repacks, after verifying them: compressed
+// again they could only grow. A delta stays a delta with the same bases
+// (prune keeps their full copies), where stored whole it would take its
+// chunk's whole compressed size, a hundred times a delta's, and the
+// blobs of a repository written at a higher compression level keep it.
+func (w *Writer) Copy(ctx context.Context, e repo.BlobEntry, sealed []byte) (bool, error) {
+	if fresh, err := w.claim(e.Type, e.ID); !fresh {
+		return false, err
+	}
+	stored, full := w.place(e.Type, len(sealed)-repo.Overhead, func(p *repo.PackBuilder) int {
+		return w.r.CopyBlob(p, e, sealed)
+	})
+	w.counted(int(e.RawLength), stored)
+	return true, w.uploadAll(ctx, full)
+}
+
+// claim reports whether the blob is new to this writer, and records it;
+// after an upload failed it returns that error.
+func (w *Writer) claim(t repo.BlobType, id repo.ID) (bool, error) {
+	k := blobKeyT{t, id}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return false, w.err
+	}
+	if _, ok := w.inRun[k]; ok {
+		return false, nil
+	}
+	w.inRun[k] = struct{}{}
+	return true, nil
+}
+
+// place puts one blob of n bytes before sealing into the open pack of its
+// type, under the lock (put seals or copies it in and returns its size
+// there), and returns that size and the packs now full, for the caller to
+// upload (uploadAll) once it has let go of its buffers.
+func (w *Writer) place(t repo.BlobType, n int, put func(p *repo.PackBuilder) int) (int, []*repo.PackBuilder) {
 	packSize := w.r.Config().PackSize
 	var full []*repo.PackBuilder
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	p := w.packers[t]
-	if p != nil && !p.Fits(len(payload), packSize) {
+	if p != nil && !p.Fits(n, packSize) {
 		// Close the pack rather than let it outgrow the pack size (and
 		// its buffer): only a blob larger than a whole pack does.
 		full = append(full, p)
@@ -367,23 +403,21 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 		p = &repo.PackBuilder{}
 		w.packers[t] = p
 	}
-	stored := w.r.AddBlob(p, t, id, payload, compressed, len(plain), used)
+	stored := put(p)
 	if p.Size() >= packSize {
 		full = append(full, p)
 		delete(w.packers, t)
 	}
-	w.mu.Unlock()
-	if delta != nil {
-		w.putScratch(delta)
-	}
-	w.putScratch(scratch)
-	w.counted(len(plain), stored)
+	return stored, full
+}
+
+func (w *Writer) uploadAll(ctx context.Context, full []*repo.PackBuilder) error {
 	for _, f := range full {
 		if err := w.upload(ctx, f); err != nil {
-			return true, err
+			return err
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // compressDelta compresses plain against the bases that have a full copy

@@ -415,20 +415,40 @@ func (r *Repository) CompressDelta(plaintext, dict []byte, level Compression, sc
 // AddBlob encrypts a payload from CompressBlob (or, with bases, from
 // CompressDelta) into the pack and returns its size there.
 func (r *Repository) AddBlob(p *PackBuilder, t BlobType, id ID, payload []byte, compressed bool, rawLength int, bases []ID) int {
-	if p.buf == nil {
-		if t == TreeBlob {
-			// Trees fill a pack only in runs over many directories: start
-			// small and grow (most runs write a few MiB of them at most).
-			p.buf = make([]byte, 0, 1<<20)
-		} else {
-			p.buf = r.packBuffer(0)
-		}
-	}
+	r.startPack(p, t)
 	off := len(p.buf)
 	p.buf = r.sealer.seal(p.buf, payload)
 	p.ents = append(p.ents, BlobEntry{Type: t, Compressed: compressed, ID: id, Offset: uint32(off),
 		Length: uint32(len(p.buf) - off), RawLength: uint32(rawLength), Bases: bases})
 	return len(p.buf) - off
+}
+
+// CopyBlob adds a blob as it is sealed in another pack of this repository
+// (e, its entry there, and sealed, its bytes), unchanged: the same
+// compression, and for a delta the same bases. A sealed blob does not
+// depend on its pack or its place in it. The caller has verified it
+// (Index.VerifyBlob); it returns the blob's size in the pack.
+func (r *Repository) CopyBlob(p *PackBuilder, e BlobEntry, sealed []byte) int {
+	r.startPack(p, e.Type)
+	e.Offset = uint32(len(p.buf))
+	e.Length = uint32(len(sealed))
+	p.buf = append(p.buf, sealed...)
+	p.ents = append(p.ents, e)
+	return len(sealed)
+}
+
+// startPack gives an empty builder its buffer.
+func (r *Repository) startPack(p *PackBuilder, t BlobType) {
+	if p.buf != nil {
+		return
+	}
+	if t == TreeBlob {
+		// Trees fill a pack only in runs over many directories: start
+		// small and grow (most runs write a few MiB of them at most).
+		p.buf = make([]byte, 0, 1<<20)
+	} else {
+		p.buf = r.packBuffer(0)
+	}
 }
 
 // OpenBlob decrypts and decompresses a sealed blob read from a pack,
