@@ -88,6 +88,23 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 	return dst, packs, nil
 }
 
+// LoadBase returns the plaintext of data blob id, verified, from a full
+// copy (the copy a delta is opened with), through the cache of recently
+// used bases, which a delta just opened has filled.
+func (ix *Index) LoadBase(ctx context.Context, id repo.ID) ([]byte, error) {
+	if b, ok := ix.bases.get(id); ok {
+		return b, nil
+	}
+	plain, _, err := ix.baseDict(ctx, []repo.ID{id}, false, nil)
+	return plain, err
+}
+
+// PrimeBase puts plain in the cache of bases as the plaintext of data blob
+// id, so that a delta against it is written (Writer.SaveDelta) without
+// reading it from the repository. The caller has hashed plain with this
+// repository's ID key to id: the cache holds verified plaintexts only.
+func (ix *Index) PrimeBase(id repo.ID, plain []byte) { ix.bases.put(id, plain) }
+
 // deltaDict returns the dictionary to open the delta at loc with: the
 // plaintexts of its bases.
 func (ix *Index) deltaDict(ctx context.Context, loc Location) ([]byte, error) {

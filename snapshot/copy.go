@@ -88,6 +88,11 @@ type Copier struct {
 	trees     map[repo.ID]repo.ID // source tree → target tree, this run
 	collected map[repo.ID]bool    // source trees whose missing blobs were fetched
 	data      map[repo.ID]repo.ID // source → target data blob, when there is no Map
+	// dict is the target's copy of the dictionary of the snapshot being
+	// copied (copyDictionary), with the source blob it stands for; nil
+	// when the snapshot has none or the target compresses nothing.
+	dict    *repo.Dictionary
+	dictSrc repo.ID
 
 	readBlobs, readBytes atomic.Int64
 }
@@ -147,6 +152,10 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 			saveProgress(ctx, c.w, err)
 		}
 	}()
+	dict, err := c.copyDictionary(ctx, sn)
+	if err != nil {
+		return nil, err
+	}
 	missing := map[repo.ID]bool{}
 	if err := c.collect(ctx, sn.Tree, 0, missing); err != nil {
 		return nil, err
@@ -167,7 +176,7 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	origin := Origin(sn)
 	out := *sn
 	out.Tree, out.Parent, out.Original, out.ID = root, parent, &origin, repo.ID{}
-	out.Dictionary = nil // the copy stores whole blobs; the target has no such dictionary
+	out.Dictionary = dict
 	if c.opts.Lock != nil {
 		if err := c.opts.Lock.Verify(ctx); err != nil {
 			return nil, err
@@ -330,6 +339,13 @@ feed:
 // copyBlob reads one data blob from the source (verified against its
 // source ID), hashes it with the target's key and saves it in the target
 // unless the target has it.
+//
+// A blob the source stores as a delta is stored as one in the target too,
+// against the target's copies of its bases where the target holds them
+// (an earlier snapshot copied before, oldest first; the dictionary of
+// small files, copied first; nothing is read from the target for it): a changed chunk of a dump stored whole took
+// its whole compressed size, and a copy of a series of dumps came out
+// 2.65 times the size of its source (36.4 MB against 96.4).
 func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (repo.ID, error) {
 	plain, err := src.LoadBlob(ctx, repo.DataBlob, sid, nil)
 	if err != nil {
@@ -340,10 +356,90 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 	h := c.dst.Hasher()
 	tid := repo.ID(h.Sum(plain))
 	c.dst.PutHasher(h)
-	if _, err := c.w.Save(ctx, repo.DataBlob, tid, plain); err != nil {
+	var bases []repo.ID
+	if loc, ok := c.src.Lookup(repo.DataBlob, sid); ok && loc.Entry.Delta() {
+		bases = loc.Entry.Bases
+	}
+	c.mu.Lock()
+	dict, dictSrc := c.dict, c.dictSrc
+	c.mu.Unlock()
+	switch {
+	case dict != nil && len(bases) == 1 && bases[0] == dictSrc:
+		_, err = c.w.SaveWithDictionary(ctx, tid, plain, dict)
+	case len(bases) > 0:
+		// The bases' plaintexts come from the source, where opening the
+		// delta has just read them, rather than from the target, which
+		// may be a remote store: hashed with the target's key they name
+		// the target's copies, which SaveDelta uses when the target holds
+		// them whole in live packs.
+		tbases := make([]repo.ID, 0, len(bases))
+		for _, b := range bases {
+			bp, err := c.src.LoadBase(ctx, b)
+			if err != nil {
+				continue // a base fewer; without any, the blob is stored whole
+			}
+			h := c.dst.Hasher()
+			tb := repo.ID(h.Sum(bp))
+			c.dst.PutHasher(h)
+			c.dst.PrimeBase(tb, bp)
+			tbases = append(tbases, tb)
+		}
+		_, err = c.w.SaveDelta(ctx, tid, plain, tbases)
+	default:
+		_, err = c.w.Save(ctx, repo.DataBlob, tid, plain)
+	}
+	if err != nil {
 		return repo.ID{}, err
 	}
 	return tid, nil
+}
+
+// copyDictionary copies the dictionary of small files that sn names into
+// the target, unless compression is off there, and makes it the one the
+// copies of sn's small files are compressed against; it returns the
+// target's ID of it for the copied document (nil: none). A dictionary the
+// source no longer holds, or one larger than snap builds, is left out: the
+// small files are then stored alone.
+func (c *Copier) copyDictionary(ctx context.Context, sn *Snapshot) (*repo.ID, error) {
+	c.mu.Lock()
+	prev, prevSrc := c.dict, c.dictSrc
+	c.dict = nil
+	c.mu.Unlock()
+	level := c.opts.Writer.Compression
+	if sn.Dictionary == nil || level == repo.CompressionOff {
+		return nil, nil
+	}
+	sid := *sn.Dictionary
+	if prev != nil && prevSrc == sid && c.w.Known(repo.DataBlob, prev.ID) {
+		// The snapshot before had it too (a host's runs take their
+		// dictionary over): the target holds it already.
+		c.mu.Lock()
+		c.dict, c.dictSrc = prev, prevSrc
+		c.mu.Unlock()
+		return &prev.ID, nil
+	}
+	loc, ok := c.src.Lookup(repo.DataBlob, sid)
+	if !ok || loc.Entry.Delta() || loc.Entry.RawLength > 4*dictSize {
+		return nil, nil
+	}
+	plain, err := c.src.LoadBlob(ctx, repo.DataBlob, sid, nil)
+	if err != nil {
+		return nil, &SourceError{fmt.Errorf("dictionary of snapshot %s: %w", sn.ID.Short(), err)}
+	}
+	h := c.dst.Hasher()
+	tid := repo.ID(h.Sum(plain))
+	c.dst.PutHasher(h)
+	if err := c.w.SaveDictionary(ctx, tid, plain); err != nil {
+		return nil, err
+	}
+	dict, err := c.dst.Repository().NewDictionary(tid, plain, level)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.dict, c.dictSrc = dict, sid
+	c.mu.Unlock()
+	return &tid, nil
 }
 
 // copyTree rewrites a source tree, and everything below it, with target
