@@ -31,6 +31,8 @@ import (
 //	blobs       blob ID ‖ uint8 type ‖ uint32 seq → uint8 compression ‖
 //	            uint32 offset ‖ uint32 length ‖ uint32 raw length
 //	            [‖ k × [32]byte base IDs, for a delta (compression 2)]
+//	bases       base ID ‖ uint32 seq → empty: a delta in pack seq has
+//	            that base (IsBase)
 //
 // Pack IDs are replaced by small sequence numbers in the blobs bucket to
 // keep the file small: 37-byte keys and 13-byte values per blob.
@@ -41,10 +43,11 @@ var (
 	bPacks      = []byte("packs")
 	bSeqs       = []byte("seqs")
 	bBlobs      = []byte("blobs")
-	allBuckets  = [][]byte{bMeta, bSegments, bSuperseded, bPacks, bSeqs, bBlobs}
+	bBases      = []byte("bases")
+	allBuckets  = [][]byte{bMeta, bSegments, bSuperseded, bPacks, bSeqs, bBlobs, bBases}
 )
 
-const cacheVersion = "2" // 2: deltas and their bases
+const cacheVersion = "3" // 2: deltas and their bases; 3: the bases bucket
 
 // Location is where one blob is stored.
 type Location struct {
@@ -496,6 +499,30 @@ func better(a, b Location) bool {
 		return a.Status == PackLive
 	}
 	return b.Entry.Delta() && !a.Entry.Delta()
+}
+
+// IsBase reports whether data blob id is a base of a delta in an indexed
+// pack. A writer stores such a blob whole, never as a delta: deltas are
+// opened with full copies of their bases, and a base stored again after
+// its pack was lost (moved out as damaged) must make the older deltas
+// readable again, which a delta copy of it would not.
+func (ix *Index) IsBase(id repo.ID) bool {
+	found := false
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		seqs := tx.Bucket(bSeqs)
+		c := tx.Bucket(bBases).Cursor()
+		for k, _ := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, _ = c.Next() {
+			// Entries of dropped packs stay behind, dead, as in the
+			// blobs bucket.
+			if seqs.Get(k[32:]) != nil {
+				found = true
+				return nil
+			}
+		}
+		return nil
+	})
+	ix.touched()
+	return found
 }
 
 // Has reports whether the blob is stored in a live pack.

@@ -323,10 +323,15 @@ func (ix *Index) AddSegment(id repo.ID, seg *Segment) error {
 					}
 				}
 			}
-			blobs := tx.Bucket(bBlobs)
+			blobs, bases := tx.Bucket(bBlobs), tx.Bucket(bBases)
 			for i, b := range batch {
 				if err := blobs.Put(blobKey(b.e.ID, b.e.Type, b.seq), encodeBlobVal(b.e)); err != nil {
 					return err
+				}
+				for _, base := range b.e.Bases {
+					if err := bases.Put(binary.BigEndian.AppendUint32(base[:], b.seq), nil); err != nil {
+						return err
+					}
 				}
 				if i%releaseEvery == releaseEvery-1 {
 					ix.releaseIn(tx)

@@ -346,14 +346,14 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 							j.pc.unchanged(j.off, j.id)
 						}
 					case j.pc != nil:
-						bases := j.pc.basesFor(j.off, len(j.data))
+						bases, inherited := j.pc.basesFor(j.off, len(j.data))
 						if j.small && a.dict != nil && a.dict.covers(bases) {
 							// The old version was stored against the
 							// dictionary too: the dictionary's encoder
 							// does the same, faster.
 							err = a.dict.save(ctx, j.id, j.data)
 						} else {
-							_, err = a.w.SaveDelta(ctx, j.id, j.data, bases)
+							_, err = a.w.SaveDelta(ctx, j.id, j.data, bases, inherited)
 						}
 					case j.small && a.dict != nil:
 						err = a.dict.save(ctx, j.id, j.data)

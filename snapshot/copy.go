@@ -384,7 +384,7 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 			c.dst.PrimeBase(tb, bp)
 			tbases = append(tbases, tb)
 		}
-		_, err = c.w.SaveDelta(ctx, tid, plain, tbases)
+		_, err = c.w.SaveDelta(ctx, tid, plain, tbases, false) // as the source decided
 	default:
 		_, err = c.w.Save(ctx, repo.DataBlob, tid, plain)
 	}

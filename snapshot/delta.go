@@ -45,6 +45,9 @@ type parentChunks struct {
 	ok    bool
 	ends  []int64     // end offset of each chunk in the old version
 	bases [][]repo.ID // what stands for each chunk as a base: itself, or a delta's bases
+	// inherited marks the chunks stored as deltas, whose bases (older
+	// versions) stand in for them.
+	inherited []bool
 	sizes map[repo.ID]int64
 	pos   map[repo.ID]int // index of each chunk that occurs once
 
@@ -73,6 +76,7 @@ func (pc *parentChunks) load() bool {
 	pc.once.Do(func() {
 		pc.ends = make([]int64, len(pc.ids))
 		pc.bases = make([][]repo.ID, len(pc.ids))
+		pc.inherited = make([]bool, len(pc.ids))
 		pc.sizes = map[repo.ID]int64{}
 		pc.pos = make(map[repo.ID]int, len(pc.ids))
 		var off int64
@@ -91,7 +95,7 @@ func (pc *parentChunks) load() bool {
 						pc.sizes[b] = int64(bl.Entry.RawLength)
 					}
 				}
-				pc.bases[i] = loc.Entry.Bases
+				pc.bases[i], pc.inherited[i] = loc.Entry.Bases, true
 			} else {
 				pc.bases[i] = []repo.ID{id}
 			}
@@ -149,10 +153,11 @@ func (pc *parentChunks) anchorLocked(newOff int64, id repo.ID) {
 // basesFor returns the bases for a new chunk of n bytes at offset off: the
 // parent's chunks around the same bytes of the old version, nearest first
 // when they do not all fit in maxDeltaDict and repo.MaxBases, in file
-// order.
-func (pc *parentChunks) basesFor(off int64, n int) []repo.ID {
+// order; and whether any of them stands in for a chunk of the parent that
+// is itself a delta (index.Writer.SaveDelta then asks more of the delta).
+func (pc *parentChunks) basesFor(off int64, n int) ([]repo.ID, bool) {
 	if !pc.load() || len(pc.ids) == 0 {
-		return nil
+		return nil, false
 	}
 	var shift int64
 	pc.mu.Lock()
@@ -175,7 +180,7 @@ func (pc *parentChunks) basesFor(off int64, n int) []repo.ID {
 		last++
 	}
 	if first >= last {
-		return nil
+		return nil, false
 	}
 	// Take chunks from the one at the new chunk's start outwards while
 	// they fit.
@@ -200,7 +205,7 @@ func (pc *parentChunks) basesFor(off int64, n int) []repo.ID {
 		return true
 	}
 	if !take(mid) {
-		return nil
+		return nil, false
 	}
 	for from > first || to < last {
 		grew := false
@@ -218,7 +223,9 @@ func (pc *parentChunks) basesFor(off int64, n int) []repo.ID {
 	}
 	// File order: the dictionary then reads like the old version.
 	order := map[repo.ID]int{}
+	inherited := false
 	for i := from; i < to; i++ {
+		inherited = inherited || pc.inherited[i]
 		for _, b := range pc.bases[i] {
 			if _, ok := order[b]; !ok {
 				order[b] = i
@@ -226,7 +233,7 @@ func (pc *parentChunks) basesFor(off int64, n int) []repo.ID {
 		}
 	}
 	sort.SliceStable(out, func(a, b int) bool { return order[out[a]] < order[out[b]] })
-	return out
+	return out, inherited
 }
 
 func containsID(ids []repo.ID, id repo.ID) bool {
