@@ -131,6 +131,33 @@ type PruneStats struct {
 
 	SegmentsWritten int `json:"segments_written"`
 	SegmentsRemoved int `json:"segments_removed"`
+
+	// Packs a repack found damaged blobs in: their intact blobs were
+	// copied, and they stay, live, with the damaged ones (DamagedError).
+	DamagedPacks []repo.ID `json:"damaged_packs,omitempty"`
+	DamagedBlobs int       `json:"damaged_blobs,omitempty"`
+}
+
+// DamagedError is a prune that finished but left packs in place because
+// blobs it was to copy out of them are damaged (PruneStats.DamagedPacks).
+type DamagedError struct {
+	Packs []repo.ID
+	Blobs int
+	First string // the first damaged blob and what is wrong with it
+}
+
+func (e *DamagedError) Error() string {
+	what := fmt.Sprintf("pack %s holds", e.Packs[0])
+	if len(e.Packs) > 1 {
+		what = fmt.Sprintf("%d packs (%s and others) hold", len(e.Packs), e.Packs[0].Short())
+	}
+	blobs := "damaged blobs"
+	if e.Blobs == 1 {
+		blobs = "a damaged blob"
+	}
+	return fmt.Sprintf("%s %s (%d; first: %s): the intact blobs were copied into new packs and the damaged ones stay where they are, "+
+		"so moving the damaged packs out of data/ now loses only them: do that, run 'snap repair index --from-packs', then 'snap create' the affected paths again ('snap check' names the snapshots)",
+		what, blobs, e.Blobs, e.First)
 }
 
 type packAction int
@@ -160,6 +187,9 @@ type prunePack struct {
 	usedBytes int64
 	repack    bool
 	action    packAction
+	// relisted: the pack stays, but its index entry lists fewer blobs
+	// (a repack left only its damaged ones in it).
+	relisted bool
 }
 
 func (p *prunePack) live() bool { return p.status == PackLive || p.action == actRescue }
@@ -299,6 +329,9 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 		return st, err
 	}
 	st.AfterBytes = after
+	if len(st.DamagedPacks) > 0 {
+		return st, &DamagedError{Packs: st.DamagedPacks, Blobs: st.DamagedBlobs, First: pl.damagedFirst}
+	}
 	return st, nil
 }
 
@@ -425,6 +458,8 @@ type planner struct {
 	orphans []repo.ID
 	temps   []repo.TempFile
 	newSegs []newSegment
+	// damagedFirst describes the first blob a repack found damaged.
+	damagedFirst string
 }
 
 type newSegment struct {
@@ -560,7 +595,8 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		if len(lost) > 5 {
 			lost = append(lost[:5], fmt.Sprintf("and %d more", len(lost)-5))
 		}
-		return fmt.Errorf("cannot prune: snapshots refer to blobs that no pack holds (%s); nothing was changed; run 'snap check' to see which snapshots are affected and 'snap repair index --from-packs' if the packs exist", strings.Join(lost, ", "))
+		return fmt.Errorf("cannot prune: snapshots refer to blobs that no pack holds (%s); nothing was changed; run 'snap check' to see which snapshots are affected; "+
+			"'snap repair index --from-packs' if the packs exist, 'snap create' the affected paths again where their data still exists, and 'snap forget' the snapshots whose data is gone", strings.Join(lost, ", "))
 	}
 	pl.st.UsedBlobs = len(pl.used)
 
@@ -679,6 +715,16 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	slices.SortFunc(pl.orphans, compareIDs)
 	slices.SortFunc(pl.st.OrphanPacks, compareIDs)
 
+	pl.tally()
+	pl.planSegments()
+	return nil
+}
+
+// tally fills the stats of what the plan does with each pack.
+func (pl *planner) tally() {
+	st := pl.st
+	st.DeletedPacks, st.DeletedBytes, st.MarkedPacks, st.MarkedBytes, st.MarkedDue = nil, 0, nil, 0, time.Time{}
+	st.RescuedPacks, st.MissingPacks, st.PendingPacks, st.PendingBytes, st.PendingUntil, st.BlockedBy = nil, nil, 0, 0, time.Time{}, ""
 	for _, pp := range pl.order {
 		switch pp.action {
 		case actDelete:
@@ -703,8 +749,6 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 			}
 		}
 	}
-	pl.planSegments()
-	return nil
 }
 
 // betterHolder reports whether a should hold a used blob rather than b.
@@ -764,7 +808,7 @@ func (pl *planner) planSegments() {
 		for _, s := range pp.segs[1:] {
 			union(pp.segs[0], s)
 		}
-		if pp.action != actKeep && pp.action != actPending || pp.conflict || len(pp.segs) > 1 {
+		if pp.action != actKeep && pp.action != actPending || pp.conflict || pp.relisted || len(pp.segs) > 1 {
 			affected[pp.segs[0]] = true
 		}
 	}
@@ -884,12 +928,38 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			if !pp.repack {
 				continue
 			}
-			if err := copyBlobs(ctx, ix, w, pp); err != nil {
+			damaged, err := copyBlobs(ctx, ix, w, pp)
+			if err != nil {
 				return err
+			}
+			if len(damaged) > 0 {
+				// The pack stays, live, listing only what could not be
+				// copied: the snapshots that use those blobs are no
+				// worse off, and the copies hold the rest, also for
+				// later prunes, which would otherwise let the pack
+				// hold them again and delete the copies.
+				pp.action, pp.repack, pp.relisted = actKeep, false, true
+				pp.blobs = nil
+				for _, d := range damaged {
+					pp.blobs = append(pp.blobs, d.e)
+					pl.o.Log(fmt.Sprintf("pack %s: %s; it stays in the pack", pp.id, d.why))
+				}
+				pl.st.DamagedPacks = append(pl.st.DamagedPacks, pp.id)
+				pl.st.DamagedBlobs += len(damaged)
+				if pl.damagedFirst == "" {
+					pl.damagedFirst = damaged[0].why
+				}
 			}
 		}
 		if err := w.Flush(ctx); err != nil {
 			return fmt.Errorf("repack: %w; nothing was deleted", err)
+		}
+		if len(pl.st.DamagedPacks) > 0 {
+			st := w.Stats()
+			pl.st.CopiedBlobs, pl.st.CopiedBytes = int(st.Blobs), st.StoredBytes
+			pl.tally()
+			pl.newSegs = nil
+			pl.planSegments()
 		}
 	}
 	// New segments: marks, rescues, and the index without deleted packs.
@@ -971,24 +1041,31 @@ func (pl *planner) verifyLock(ctx context.Context) error {
 }
 
 // copyBlobs reads a pack once, verifies the blobs it is chosen to hold,
-// and copies them, sealed as they are, to the writer.
-func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
+// and copies them, sealed as they are, to the writer. A blob that fails
+// its verification (damaged, or a delta whose base is damaged or gone) is
+// not copied: it is described in damaged, and the pack must stay.
+func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) (damaged []damagedBlob, _ error) {
 	r := ix.r
 	data, err := r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()}, 0, 0)
 	if err != nil {
-		return fmt.Errorf("repack: read pack %s: %w; nothing was deleted", pp.id, err)
+		return nil, fmt.Errorf("repack: read pack %s: %w; nothing was deleted", pp.id, err)
 	}
 	for _, e := range pp.keep {
 		end := int64(e.Offset) + int64(e.Length)
 		if end > int64(len(data)) {
-			return fmt.Errorf("repack: %s blob %s lies beyond the end of pack %s (%d bytes); run 'snap check'", e.Type, e.ID, pp.id, len(data))
+			damaged = append(damaged, damagedBlob{e, fmt.Sprintf("%s blob %s lies beyond the end of the pack (%d bytes)", e.Type, e.ID, len(data))})
+			continue
 		}
 		var dict []byte
 		if e.Delta() {
 			// Its bases are read to verify it; it is copied as a delta
 			// (Writer.Copy), and this prune keeps full copies of them.
 			if dict, _, err = ix.baseDict(ctx, e.Bases, false, nil); err != nil {
-				return fmt.Errorf("repack: data blob %s (a delta) in pack %s: %w; nothing was deleted", e.ID, pp.id, err)
+				if !isDamage(err) && !errors.Is(err, ErrBlobNotIndexed) {
+					return nil, fmt.Errorf("repack: data blob %s (a delta) in pack %s: %w; nothing was deleted", e.ID, pp.id, err)
+				}
+				damaged = append(damaged, damagedBlob{e, fmt.Sprintf("data blob %s is a delta whose base cannot be read: %v", e.ID, err)})
+				continue
 			}
 		}
 		plain, err := r.OpenDelta(pp.id, e, data[e.Offset:end], dict, nil)
@@ -996,13 +1073,19 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) error {
 			err = ix.VerifyBlob(pp.id, e, plain)
 		}
 		if err != nil {
-			return fmt.Errorf("repack: %w; nothing was deleted; run 'snap check --read-data'", err)
+			damaged = append(damaged, damagedBlob{e, err.Error()})
+			continue
 		}
 		if _, err := w.Copy(ctx, e, data[e.Offset:end]); err != nil {
-			return fmt.Errorf("repack: %w", err)
+			return nil, fmt.Errorf("repack: %w", err)
 		}
 	}
-	return nil
+	return damaged, nil
+}
+
+type damagedBlob struct {
+	e   repo.BlobEntry
+	why string
 }
 
 // repack plans pp's used blobs to be copied into new packs and pp to go.

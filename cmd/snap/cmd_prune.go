@@ -171,6 +171,13 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 	}
 	o.BeforeWrite = s.roomForRepack
 	st, err := index.Prune(ctx, s.ix, o)
+	var de *index.DamagedError
+	if errors.As(err, &de) {
+		// The prune finished: its stats are what happened. The error
+		// says which packs stay and what to do with them.
+		s.fillReserve(ctx, reserveHint(st, o.Instant))
+		return st, fmt.Errorf("prune: %w", err)
+	}
 	if err != nil {
 		repacked := st != nil && st.CopiedBytes > 0
 		// The stats describe the plan, not what happened: a report of
@@ -245,6 +252,9 @@ func printPrune(u *ui, st *index.PruneStats) {
 	if st.RepackedPacks > 0 {
 		u.printf("%s %s: %s (%s) copied into new packs", would("repacked", "would repack"), plural(st.RepackedPacks, "pack", "packs"), plural(st.CopiedBlobs, "blob", "blobs"), humanBytes(st.CopiedBytes))
 	}
+	if n := len(st.DamagedPacks); n > 0 {
+		u.printf("kept %s holding %s that could not be copied (below)", plural(n, "pack", "packs"), plural(st.DamagedBlobs, "damaged blob", "damaged blobs"))
+	}
 	if n := len(st.DeletedPacks); n > 0 {
 		what := plural(n, "pack", "packs") + " marked by an earlier prune"
 		if st.Instant {
@@ -307,6 +317,8 @@ func printPrune(u *ui, st *index.PruneStats) {
 	} else {
 		why := "the new index files outweigh what was deleted"
 		switch {
+		case len(st.DamagedPacks) > 0:
+			why = "the packs kept for their damaged blobs still hold the blobs copied out of them, until they are moved out"
 		case st.RepackedPacks > 0 && !st.Instant:
 			why = "repacked copies are in place; the packs they replace go in a later prune"
 		case st.SegmentsWritten == 0:
