@@ -48,8 +48,8 @@ type parentChunks struct {
 	// inherited marks the chunks stored as deltas, whose bases (older
 	// versions) stand in for them.
 	inherited []bool
-	sizes map[repo.ID]int64
-	pos   map[repo.ID]int // index of each chunk that occurs once
+	sizes     map[repo.ID]int64
+	pos       map[repo.ID]int // index of each chunk that occurs once
 
 	mu       sync.Mutex
 	anchored bool        // the parent is loaded: unchanged chunks become anchors at once
