@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +76,8 @@ type Index struct {
 	// segment at a time (the writer adds segments from several upload
 	// goroutines).
 	adding sync.Mutex
+	// compacting is set while compactIfNeeded rebuilds the cache.
+	compacting atomic.Bool
 }
 
 // Options tune Open.

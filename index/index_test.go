@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/repo"
@@ -469,5 +472,70 @@ func TestSyncStopsAtAStoreThatDoesNotAnswer(t *testing.T) {
 		if strings.Contains(l, "repair") {
 			t.Errorf("advice to repair: %s", l)
 		}
+	}
+}
+
+// TestCompactionDoesNotRecurse: a fresh cache that reads a segment before
+// the segment replacing it (a killed prune leaves both) drops the first
+// one's packs as dead entries; with 1,000 or more of them, and more than
+// the live ones, the cache is compacted, and the compaction's own sync
+// read the segments in the same order and compacted again, for ever (a
+// prune after 1,000 snapshots were forgotten hung, and then every command
+// on the repository; found by an exploratory test).
+func TestCompactionDoesNotRecurse(t *testing.T) {
+	_, r, dir := newTestIndex(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pack := func(i int) Pack {
+		var id repo.ID
+		binary.LittleEndian.PutUint64(id[:], uint64(i)+1)
+		var bid repo.ID
+		binary.LittleEndian.PutUint64(bid[8:], uint64(i)+1)
+		return Pack{ID: id, Size: 100, Blobs: []repo.BlobEntry{{Type: repo.DataBlob, ID: bid, Offset: 0, Length: 60, RawLength: 32}}}
+	}
+	old := &Segment{}
+	for i := range 1100 {
+		old.Packs = append(old.Packs, pack(i))
+	}
+	oldID, err := r.SaveObject(ctx, repo.IndexFile, old.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The replacing segment must come after the old one in the listing.
+	var newID repo.ID
+	for n := 1; ; n++ {
+		seg := &Segment{Supersedes: []repo.ID{oldID}}
+		for i := range n {
+			seg.Packs = append(seg.Packs, pack(i))
+		}
+		b := seg.Encode()
+		if id := repo.Hash(b); compareIDs(id, oldID) > 0 {
+			newID, err = r.SaveObject(ctx, repo.IndexFile, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	ix, err := Open(ctx, r, filepath.Join(dir, "fresh-cache"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if _, err := ix.Sync(ctx, nil); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if !ix.KnowsSegment(newID) {
+		t.Error("the replacing segment is not in the cache")
+	}
+	var dead uint64
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get([]byte("deadpacks")); len(v) == 8 {
+			dead = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if dead >= 1000 {
+		t.Errorf("%d dead pack entries left after the compaction", dead)
 	}
 }

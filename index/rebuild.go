@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -45,11 +46,40 @@ func (ix *Index) compactIfNeeded(ctx context.Context, log func(string)) error {
 	if dead < 1000 || dead < live {
 		return nil
 	}
-	if err := ix.Reset(); err != nil {
+	// The Sync below must not compact again: a segment read before the
+	// one that replaces it leaves its packs dead as before, and each
+	// compaction started the next one, for ever (found by an exploratory
+	// test: a prune after 1,000 snapshots were forgotten hung, and then
+	// every command on the repository). The segments known to be replaced
+	// are kept, so that the Sync skips them and leaves no dead entries.
+	if !ix.compacting.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer ix.compacting.Store(false)
+	if err := ix.resetKeepingSuperseded(); err != nil {
 		return err
 	}
 	_, err := ix.Sync(ctx, log)
 	return err
+}
+
+// resetKeepingSuperseded empties the cache but for the segments it knows
+// were replaced, which are never needed again.
+func (ix *Index) resetKeepingSuperseded() error {
+	return ix.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if bytes.Equal(b, bSuperseded) {
+				continue
+			}
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bMeta).Put([]byte("version"), []byte(cacheVersion))
+	})
 }
 
 // RepairStats says what RebuildFromPacks found.
