@@ -60,6 +60,38 @@ var ErrNoPath = errors.New("does not exist in the snapshot")
 // FindNode follows an absolute slash-separated path from a root tree and
 // returns the node there ("/" gives a synthetic root directory node).
 func FindNode(ctx context.Context, ix *index.Index, root repo.ID, p string) (Node, error) {
+	return findNode(root, p, func(id repo.ID) (*Tree, error) { return LoadTree(ctx, ix, id) })
+}
+
+// NodeFinder is FindNode for many paths: each tree on the way is decoded
+// once. A create given thousands of paths in one directory decoded that
+// directory's tree once for each of them (found by an exploratory test:
+// 6,000 paths took 52 s). It holds every tree it decoded.
+type NodeFinder struct {
+	ix    *index.Index
+	trees map[repo.ID]*Tree
+}
+
+// NewNodeFinder returns a NodeFinder reading ix's repository.
+func NewNodeFinder(ix *index.Index) *NodeFinder {
+	return &NodeFinder{ix: ix, trees: map[repo.ID]*Tree{}}
+}
+
+// Find is FindNode.
+func (f *NodeFinder) Find(ctx context.Context, root repo.ID, p string) (Node, error) {
+	return findNode(root, p, func(id repo.ID) (*Tree, error) {
+		if t, ok := f.trees[id]; ok {
+			return t, nil
+		}
+		t, err := LoadTree(ctx, f.ix, id)
+		if err == nil {
+			f.trees[id] = t
+		}
+		return t, err
+	})
+}
+
+func findNode(root repo.ID, p string, load func(repo.ID) (*Tree, error)) (Node, error) {
 	node := rootNode(root)
 	for _, name := range strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/") {
 		if name == "" {
@@ -68,7 +100,7 @@ func FindNode(ctx context.Context, ix *index.Index, root repo.ID, p string) (Nod
 		if node.Type != sources.TypeDir {
 			return Node{}, fmt.Errorf("path %s: %q is not a directory in the snapshot", p, node.Name)
 		}
-		t, err := LoadTree(ctx, ix, node.Subtree)
+		t, err := load(node.Subtree)
 		if err != nil {
 			return Node{}, err
 		}

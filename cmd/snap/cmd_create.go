@@ -518,8 +518,9 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []stri
 		tree repo.ID
 	}
 	var empty []emptyDir
+	finder := snapshot.NewNodeFinder(s.ix)
 	for _, p := range sn.Paths {
-		n, err := snapshot.FindNode(ctx, s.ix, sn.Tree, p)
+		n, err := finder.Find(ctx, sn.Tree, p)
 		if err != nil || n.Type != sources.TypeDir {
 			continue
 		}
@@ -544,7 +545,7 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []stri
 	var out []string
 	for _, d := range empty {
 		for _, x := range earlier {
-			before, err := snapshot.FindNode(ctx, s.ix, x.Tree, d.path)
+			before, err := finder.Find(ctx, x.Tree, d.path)
 			if err != nil || before.Type != sources.TypeDir {
 				break
 			}
