@@ -276,6 +276,40 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	return created, nil
 }
 
+// PGOwnedAsRecorded reports whether statements, a database's recorded
+// properties (DatabaseProperties.Statements), say nothing but that its
+// owner is the role d logs in as, which a database it creates has anyway:
+// then a restore under another name, which does not set them, loses
+// nothing, and warning about it on every such restore was noise (found by
+// an exploratory test).
+func (d *Database) PGOwnedAsRecorded(ctx context.Context, statements []string) bool {
+	owner := ""
+	for _, st := range statements {
+		m := pgOwnerOnly.FindStringSubmatch(strings.TrimSpace(st))
+		if m == nil || owner != "" && pgIdent(m[1]) != owner {
+			return false
+		}
+		owner = pgIdent(m[1])
+	}
+	if owner == "" {
+		return false
+	}
+	cur, err := d.psql(ctx, pgMaintenanceDB, nil, "SELECT current_user;\n")
+	return err == nil && cur == owner
+}
+
+// pgOwnerOnly is pg_dump's statement that sets a database's owner, the
+// owner's name captured as written (plain or quoted).
+var pgOwnerOnly = regexp.MustCompile(`^ALTER DATABASE (?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+") OWNER TO ([A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+");$`)
+
+// pgIdent is the name an identifier as pg_dump writes it stands for.
+func pgIdent(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `""`, `"`)
+	}
+	return strings.ToLower(s)
+}
+
 // pgRestoreSuffix is what the name of the database a restore with Replace
 // loads into adds to (the start of) the name it replaces, before 8 random
 // hex digits.

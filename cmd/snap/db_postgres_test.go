@@ -713,3 +713,35 @@ func TestRestoreChecksEveryClientFirst(t *testing.T) {
 		t.Errorf("the SQLite database was restored (%q) although the restore failed", got)
 	}
 }
+
+// TestPostgresPlainDatabaseToAnotherNameQuiet: a database with nothing of
+// its own but its owner, the role the restore logs in as, restored under
+// another name loses nothing, and gets no warning that it was created
+// with the server's defaults (every such restore printed one; found by an
+// exploratory test). One with an owner of its own still gets it.
+func TestPostgresPlainDatabaseToAnotherNameQuiet(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, "CREATE TABLE t (x int); INSERT INTO t VALUES (1);")
+	tr.mustRun("create", "--db", pg.url(db))
+	other := db + "_copy"
+	t.Cleanup(func() { pg.dropDatabase(other) })
+	res := tr.mustRun("restore", "latest", "--db", db, "--to", pg.url(other))
+	if strings.Contains(res.stderr, "server's defaults") {
+		t.Errorf("a warning about the server's defaults for a database with none of its own:\n%s", res.stderr)
+	}
+	if got := strings.TrimSpace(pg.mustQuery(other, "SELECT x FROM t")); got != "1" {
+		t.Errorf("rows: %q", got)
+	}
+
+	pg.mustQuery("postgres", `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'snap_test_owner') THEN CREATE ROLE snap_test_owner; END IF; END$$;
+		ALTER DATABASE "`+db+`" OWNER TO snap_test_owner;`)
+	tr.mustRun("create", "--db", pg.url(db))
+	other2 := db + "_copy2"
+	t.Cleanup(func() { pg.dropDatabase(other2) })
+	res = tr.mustRun("restore", "latest", "--db", db, "--to", pg.url(other2))
+	if !strings.Contains(res.stderr, "server's defaults") {
+		t.Errorf("no warning for a database whose owner is another role:\n%s", res.stderr)
+	}
+}

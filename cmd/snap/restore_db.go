@@ -270,6 +270,8 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		// it lack them: a new database has the server's defaults, and
 		// PUBLIC may connect to it again (found by an exploratory test).
 		u.warnf("%s was created with the server's defaults: this snapshot (made before snap recorded them) holds none of the database's own owner, privileges (REVOKE CONNECT … FROM PUBLIC), settings (ALTER DATABASE … SET), comment or connection limit; set them again (a restore with --replace over an existing database keeps that database's)", into)
+	case into.Name != from.Name && into.PGOwnedAsRecorded(ctx, src.Properties.Statements):
+		// Nothing recorded differs from what the new database has.
 	case into.Name != from.Name:
 		u.warnf("%s was created with the server's defaults for its owner, privileges (REVOKE CONNECT … FROM PUBLIC), settings, comment and connection limit: those recorded in the snapshot are %s's, and are set only by a restore under that name; set them again (snap list --json shows the recorded statements, in the snapshot's sources)", into, from.Name)
 	}
