@@ -301,6 +301,15 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 			return
 		}
 		if why := compareEntries(p.Blobs, ents); why != "" {
+			if len(p.Blobs) < len(ents) && subsetOf(p.Blobs, ents) {
+				// A repack kept it for its damaged blobs alone (prune's
+				// DamagedError): the rest have copies elsewhere, and a
+				// repair must not list them here again.
+				c.addPack(Problem{Kind: "damaged_pack", Object: packObject(id), pack: id,
+					Message: fmt.Sprintf("pack %s was kept by a repack for %d damaged blobs (of the %d in it; the others were copied into sound packs)", id, len(p.Blobs), len(ents)),
+					Repair:  RepairDamaged})
+				return
+			}
 			c.addPack(Problem{Kind: "trailer_mismatch", Object: packObject(id), pack: id,
 				Message: fmt.Sprintf("pack %s: the index and the pack's trailer disagree: %s", id, why), Repair: RepairFromPacks})
 		}

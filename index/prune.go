@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -149,14 +150,18 @@ type DamagedError struct {
 func (e *DamagedError) Error() string {
 	what := fmt.Sprintf("pack %s holds", e.Packs[0])
 	if len(e.Packs) > 1 {
-		what = fmt.Sprintf("%d packs (%s and others) hold", len(e.Packs), e.Packs[0].Short())
+		var ids []string
+		for _, id := range e.Packs {
+			ids = append(ids, id.String())
+		}
+		what = fmt.Sprintf("%d packs (%s) hold", len(e.Packs), strings.Join(ids, ", "))
 	}
 	blobs := "damaged blobs"
 	if e.Blobs == 1 {
 		blobs = "a damaged blob"
 	}
 	return fmt.Sprintf("%s %s (%d; first: %s): the intact blobs were copied into new packs and the damaged ones stay where they are, "+
-		"so moving the damaged packs out of data/ now loses only them: do that, run 'snap repair index --from-packs', then 'snap create' the affected paths again ('snap check' names the snapshots)",
+		"so moving the damaged packs out of data/ now loses only them: do that, run 'snap repair index --from-packs', then 'snap create' the affected paths again ('snap check --read-data' names the snapshots)",
 		what, blobs, e.Blobs, e.First)
 }
 
@@ -928,7 +933,7 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			if !pp.repack {
 				continue
 			}
-			damaged, err := copyBlobs(ctx, ix, w, pp)
+			damaged, err := copyBlobs(ctx, ix, w, pp, pl.o.Log)
 			if err != nil {
 				return err
 			}
@@ -944,6 +949,8 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 					pp.blobs = append(pp.blobs, d.e)
 					pl.o.Log(fmt.Sprintf("pack %s: %s; it stays in the pack", pp.id, d.why))
 				}
+				// In file order, as a segment must list them.
+				slices.SortFunc(pp.blobs, func(a, b repo.BlobEntry) int { return cmp.Compare(a.Offset, b.Offset) })
 				pl.st.DamagedPacks = append(pl.st.DamagedPacks, pp.id)
 				pl.st.DamagedBlobs += len(damaged)
 				if pl.damagedFirst == "" {
@@ -1044,7 +1051,7 @@ func (pl *planner) verifyLock(ctx context.Context) error {
 // and copies them, sealed as they are, to the writer. A blob that fails
 // its verification (damaged, or a delta whose base is damaged or gone) is
 // not copied: it is described in damaged, and the pack must stay.
-func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) (damaged []damagedBlob, _ error) {
+func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack, log func(string)) (damaged []damagedBlob, _ error) {
 	r := ix.r
 	data, err := r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()}, 0, 0)
 	if err != nil {
@@ -1064,7 +1071,18 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack) (damage
 				if !isDamage(err) && !errors.Is(err, ErrBlobNotIndexed) {
 					return nil, fmt.Errorf("repack: data blob %s (a delta) in pack %s: %w; nothing was deleted", e.ID, pp.id, err)
 				}
-				damaged = append(damaged, damagedBlob{e, fmt.Sprintf("data blob %s is a delta whose base cannot be read: %v", e.ID, err)})
+				// Its base is damaged or gone, not the delta: copied once
+				// its own bytes prove authentic, it reads again when the
+				// base is stored anew (Index.IsBase); left in a pack
+				// that is to be moved out, it was lost.
+				if aerr := r.Authentic(e, data[e.Offset:end]); aerr != nil {
+					damaged = append(damaged, damagedBlob{e, aerr.Error()})
+					continue
+				}
+				log(fmt.Sprintf("pack %s: data blob %s (a delta) copied as it is, unverified: its base cannot be read (%v)", pp.id, e.ID, err))
+				if _, err := w.Copy(ctx, e, data[e.Offset:end]); err != nil {
+					return nil, fmt.Errorf("repack: %w", err)
+				}
 				continue
 			}
 		}

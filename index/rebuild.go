@@ -95,6 +95,9 @@ type RepairStats struct {
 	// repository no longer holds (deleted by hand, lost with a disk):
 	// their blobs are no longer indexed, and nothing else would say so.
 	Missing []repo.ID
+	// KeptDamaged are the packs a repack kept for their damaged blobs
+	// alone (PruneStats.DamagedPacks), indexed as it listed them.
+	KeptDamaged []repo.ID
 }
 
 // segmentTarget is the number of blobs per segment that repair writes.
@@ -234,6 +237,21 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 				continue
 			}
 		}
+		if err == nil {
+			// A pack a repack kept for its damaged blobs is listed with
+			// those alone: its intact blobs have copies elsewhere, and
+			// listed whole again it could be chosen to hold them, and
+			// the copies deleted, before it is moved out (found by a
+			// re-test). No other writer lists a pack of the size it has
+			// with fewer blobs than its trailer.
+			if err := readOld(); err != nil {
+				return st, err
+			}
+			if lp, ok := listed[p.id]; ok && lp.Size == p.size && len(lp.Blobs) < len(ents) && subsetOf(lp.Blobs, ents) {
+				ents = lp.Blobs
+				st.KeptDamaged = append(st.KeptDamaged, p.id)
+			}
+		}
 		seg.Packs = append(seg.Packs, Pack{ID: p.id, Size: p.size, Status: PackLive, Blobs: ents})
 		st.Packs++
 		st.Blobs += len(ents)
@@ -303,4 +321,24 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 	}
 	_, err = ix.Sync(ctx, log)
 	return st, err
+}
+
+// subsetOf reports whether every entry of a is in b (the same blob at the
+// same place).
+func subsetOf(a, b []repo.BlobEntry) bool {
+	type at struct {
+		t              repo.BlobType
+		id             repo.ID
+		offset, length uint32
+	}
+	in := make(map[at]bool, len(b))
+	for _, e := range b {
+		in[at{e.Type, e.ID, e.Offset, e.Length}] = true
+	}
+	for _, e := range a {
+		if !in[at{e.Type, e.ID, e.Offset, e.Length}] {
+			return false
+		}
+	}
+	return true
 }

@@ -451,6 +451,19 @@ func (r *Repository) startPack(p *PackBuilder, t BlobType) {
 	}
 }
 
+// Authentic reports whether a sealed blob (e, its entry) decrypts: its
+// bytes are as its writer sealed them. It does not decompress it, so it
+// needs no bases for a delta, and it does not check the ID.
+func (r *Repository) Authentic(e BlobEntry, sealed []byte) error {
+	if len(sealed) != int(e.Length) {
+		return corrupt(fmt.Sprintf("%s blob %s", e.Type, e.ID), "read %d bytes, want %d", len(sealed), e.Length)
+	}
+	if _, err := r.sealer.open(nil, sealed); err != nil {
+		return corrupt(fmt.Sprintf("%s blob %s", e.Type, e.ID), "%v", err)
+	}
+	return nil
+}
+
 // OpenBlob decrypts and decompresses a sealed blob read from a pack,
 // appending the plaintext to dst. It does not check the ID; callers that
 // know the ID key do (see index.Index.LoadBlob). A delta needs its

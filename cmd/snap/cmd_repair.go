@@ -76,6 +76,9 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	for _, id := range st.Missing {
 		s.ui.errorf("data/%s: the index listed this pack, but the repository no longer holds it: its blobs are no longer indexed; 'snap check' lists the snapshots affected", id)
 	}
+	for _, id := range st.KeptDamaged {
+		s.ui.warnf("data/%s was kept by a repack for its damaged blobs alone, its intact ones copied out, and is indexed so: move it out of data/ and run 'snap repair index --from-packs' again", id)
+	}
 	for _, id := range st.Truncated {
 		s.ui.warnf("data/%s was cut short: 'snap create' the affected paths again to store what it lost, then 'snap prune --repack %s' to copy the blobs it kept into a sound pack", id, id.Short())
 	}

@@ -391,7 +391,11 @@ func TestRepackSalvagesDamagedPack(t *testing.T) {
 	}
 	b, err := os.ReadFile(basePack)
 	must(t, err)
-	b[len(b)/2] ^= 1
+	// Two flipped bytes, most likely in two blobs: the pack is then
+	// listed with more than one, in file order (a segment with them out
+	// of order was refused, and every command after it).
+	b[len(b)/3] ^= 1
+	b[2*len(b)/3] ^= 1
 	must(t, os.WriteFile(basePack, b, 0o600))
 	short := filepath.Base(basePack)[:8]
 	res := tr.run("check", "--read-data")
@@ -399,9 +403,22 @@ func TestRepackSalvagesDamagedPack(t *testing.T) {
 		t.Fatalf("check --read-data: exit %d: %s", res.code, res.stderr)
 	}
 	res = tr.run("prune", "--instant", "--repack", short)
-	if res.code != 1 || !strings.Contains(res.stderr, "the intact blobs were copied into new packs") || !strings.Contains(res.stdout, "kept 1 pack holding 1 damaged blob") {
+	if res.code != 1 || !strings.Contains(res.stderr, "the intact blobs were copied into new packs") || !regexp.MustCompile(`kept 1 pack holding [12] damaged blobs?`).MatchString(res.stdout) {
 		t.Fatalf("prune --repack of the damaged pack: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
 	}
+	// Not by the book: check without reading data, a repair of the index
+	// and a nightly prune before the pack is moved out. The pack stays
+	// listed with its damaged blobs alone, so the prune keeps the copies
+	// (the repair listed it whole again, and the prune deleted them).
+	res = tr.run("check")
+	if !strings.Contains(res.stderr, "was kept by a repack") || strings.Contains(res.stderr, "disagree") {
+		t.Errorf("check after the salvage: exit %d: %s", res.code, res.stderr)
+	}
+	res = tr.mustRun("repair", "index", "--from-packs")
+	if !strings.Contains(res.stderr, "kept by a repack for its damaged blobs") {
+		t.Errorf("repair index --from-packs after the salvage: %s", res.stderr)
+	}
+	tr.mustRun("prune", "--instant", "--max-unused", "0")
 	must(t, os.Rename(basePack, filepath.Join(tr.dir, "moved-out")))
 	if res := tr.run("repair", "index", "--from-packs"); res.code != 1 {
 		t.Fatalf("repair index --from-packs: exit %d: %s", res.code, res.stderr)
@@ -416,7 +433,7 @@ func TestRepackSalvagesDamagedPack(t *testing.T) {
 		n, _ := strconv.Atoi(m[1])
 		lost += n
 	}
-	if lost > 3 {
+	if lost > 6 {
 		t.Errorf("%d blobs of the snapshots are lost after the salvage: %s", lost, res.stderr)
 	}
 	if got := tr.run("dump", "--tag", "v3", "latest", "/db.sql"); got.code != 0 || got.stdout != string(versions[3]) {
