@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -267,6 +268,9 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 	if len(missing) == 0 {
 		return nil
 	}
+	if err := c.copyBases(ctx, missing); err != nil {
+		return err
+	}
 	var src BlobLoader = c.src
 	if c.opts.FetchDir != "" {
 		plan := index.NewPackPlan()
@@ -392,6 +396,64 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 		return repo.ID{}, err
 	}
 	return tid, nil
+}
+
+// copyBases copies into the target, whole, the bases of the deltas among
+// missing that the target lacks, and flushes them into the index, so that
+// the deltas are stored as deltas against them (Writer.SaveDelta uses only
+// indexed full copies). A base is often in no snapshot being copied: the
+// chunks of a dump's first version stay in the source for the deltas of
+// the later ones after that version is forgotten, and a copy without them
+// stored every later version's changed chunks whole, for good (3.9 times
+// the source's size; found by a re-test).
+func (c *Copier) copyBases(ctx context.Context, missing map[repo.ID]bool) error {
+	var need []repo.ID
+	seen := map[repo.ID]bool{}
+	for sid := range missing {
+		loc, ok := c.src.Lookup(repo.DataBlob, sid)
+		if !ok || !loc.Entry.Delta() {
+			continue
+		}
+		for _, b := range loc.Entry.Bases {
+			if seen[b] {
+				continue
+			}
+			seen[b] = true
+			if _, ok := c.known(b); !ok {
+				need = append(need, b)
+			}
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	pairs := make(map[repo.ID]repo.ID, len(need))
+	for _, b := range need {
+		plain, err := c.src.LoadBase(ctx, b)
+		if err != nil {
+			continue // the deltas are stored whole instead
+		}
+		c.readBlobs.Add(1)
+		c.readBytes.Add(int64(len(plain)))
+		h := c.dst.Hasher()
+		tid := repo.ID(h.Sum(plain))
+		c.dst.PutHasher(h)
+		c.dst.PrimeBase(tid, plain)
+		if _, err := c.w.Save(ctx, repo.DataBlob, tid, plain); err != nil {
+			return err
+		}
+		pairs[b] = tid
+	}
+	if err := c.w.Flush(ctx); err != nil {
+		return err
+	}
+	if c.opts.Map != nil {
+		return c.opts.Map.Put(pairs)
+	}
+	c.mu.Lock()
+	maps.Copy(c.data, pairs)
+	c.mu.Unlock()
+	return nil
 }
 
 // copyDictionary copies the dictionary of small files that sn names into

@@ -82,8 +82,10 @@ func nestedReachable(p, q, inner, outer string, follow bool, o snapshot.ArchiveO
 			return refuse(sprintf("%s on the way is another file system's, which --one-file-system leaves empty", c))
 		}
 		// The directories that list the way, the outer one too:
-		// a tag file in one saves it with its tags alone.
-		if dir := filepath.Dir(c); c != outer {
+		// a tag file in one saves it with its tags alone. Listed only
+		// when tag files are asked for: 'snap create /home /home/*'
+		// listed /home once for each of its entries.
+		if dir := filepath.Dir(c); c != outer && (len(o.ExcludeIfPresent) > 0 || o.ExcludeCaches) {
 			if names, err := sources.ReadDirNames(dir, dirBuf); err == nil {
 				if tags := sources.TagFiles(dir, names, o.ExcludeIfPresent, o.ExcludeCaches); tags != nil {
 					return refuse(sprintf("%s on the way holds %s, so that backup saves it with that alone", dir, strings.Join(tags, ", ")))

@@ -224,6 +224,30 @@ func TestCopyKeepsDeltasAndDictionary(t *testing.T) {
 	writeSmall(3)
 	tr.mustRun("create", "--repo", dst, src)
 	tr.mustRun("check", "--repo", dst, "--read-data")
+
+	// The first dump forgotten in the source: its chunks stay there as the
+	// bases of the later versions' deltas, in no snapshot. A copy to a new
+	// target copies them too (it stored every delta whole without them).
+	first := ""
+	for _, sn := range tr.listJSON("--path", "/dump.sql") {
+		if first == "" {
+			first = sn.ID
+		}
+	}
+	tr.mustRun("forget", first)
+	tr.mustRun("prune", "--instant")
+	dst2 := filepath.Join(tr.dir, "dst2")
+	tr.mustRun("init", "--repo", dst2, "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
+	tr.mustRun("copy", "--repo", tr.repo, "--to", dst2, "--path", "/dump.sql")
+	srcSize, dstSize = dirSize(t, filepath.Join(tr.repo, "data")), dirSize(t, filepath.Join(dst2, "data"))
+	t.Logf("after the first dump was forgotten: data/: %d bytes in the source, %d in a new copy of the dumps", srcSize, dstSize)
+	if dstSize > srcSize+srcSize/50 {
+		t.Errorf("a copy of the dumps takes %d bytes, the whole source %d", dstSize, srcSize)
+	}
+	tr.mustRun("check", "--repo", dst2, "--read-data")
+	if got := tr.mustRun("dump", "--repo", dst2, "--path", "/dump.sql", "latest", "/dump.sql").stdout; got != string(dump) {
+		t.Error("the copied dump differs from the last version")
+	}
 }
 
 // accountsDump returns a dump of n rows shaped like pgbench_accounts (ID,
