@@ -384,6 +384,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		reasons = append(reasons, "its content does not match its name")
 	}
 	bad := 0
+	badTree := false // a damaged tree stops prune's walk, and so the repack
 	var first string
 	hs := c.hashers.Get().(*chunk.Hasher)
 	defer c.hashers.Put(hs)
@@ -417,6 +418,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		}
 		if err != nil {
 			bad++
+			badTree = badTree || e.Type == repo.TreeBlob
 			if first == "" {
 				first = fmt.Sprintf("%s blob %s: %v", e.Type, e.ID, err)
 			}
@@ -446,7 +448,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		c.add(Problem{Kind: "damaged_pack", Object: h.String(), pack: id,
 			Message: fmt.Sprintf("pack %s: %s, but all %d blobs the index lists in it are intact", id, joinReasons(reasons), len(c.packs[id].Blobs)),
 			Repair:  fmt.Sprintf("keep the pack (its snapshots restore); run 'snap prune --repack %s' to copy its blobs into a sound pack, which the prune after it deletes", id.Short())})
-	case bad < len(c.packs[id].Blobs) && c.packs[id].Status == PackLive && c.disk[id] >= c.packs[id].Size:
+	case bad < len(c.packs[id].Blobs) && !badTree && c.packs[id].Status == PackLive && c.disk[id] >= c.packs[id].Size:
 		// Some blobs are intact, and moving the pack out would lose
 		// them too: older snapshots need them (found by an exploratory
 		// test: one flipped byte cost eleven snapshots 415 blobs each).

@@ -48,6 +48,13 @@ func (ix *Index) fullCopy(id repo.ID, live bool) (Location, bool) {
 	return loc, true
 }
 
+// HasFullCopy reports whether data blob id has a copy in a live pack that
+// is not a delta: a copy deltas can be taken against.
+func (ix *Index) HasFullCopy(id repo.ID) bool {
+	_, ok := ix.fullCopy(id, true)
+	return ok
+}
+
 // baseDict appends the plaintexts of bases, in order, to dst: the
 // dictionary of a delta. With live set (a writer about to rely on them) only
 // copies in live packs count, and the packs are returned.

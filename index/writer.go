@@ -246,6 +246,16 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 	return w.add(ctx, t, id, plain, nil, false, nil)
 }
 
+// SaveWhole is Save for a data blob that must have a full copy, a base
+// deltas are to be taken against: it is stored unless a full copy is in a
+// live pack, also when a delta of it is (which Save takes as stored).
+func (w *Writer) SaveWhole(ctx context.Context, id repo.ID, plain []byte) (bool, error) {
+	if w.ix.HasFullCopy(id) {
+		return false, nil
+	}
+	return w.add(ctx, repo.DataBlob, id, plain, nil, false, nil)
+}
+
 // SaveDelta is Save for a data blob that may resemble the plaintexts of
 // bases (the chunks of an earlier version of the same file that covered
 // the same bytes): unless compression is off, it is also compressed

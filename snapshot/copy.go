@@ -419,7 +419,8 @@ func (c *Copier) copyBases(ctx context.Context, missing map[repo.ID]bool) error 
 				continue
 			}
 			seen[b] = true
-			if _, ok := c.known(b); !ok {
+			// Known counts a delta as present; a base must be whole.
+			if tb, ok := c.known(b); !ok || !c.dst.HasFullCopy(tb) {
 				need = append(need, b)
 			}
 		}
@@ -439,7 +440,7 @@ func (c *Copier) copyBases(ctx context.Context, missing map[repo.ID]bool) error 
 		tid := repo.ID(h.Sum(plain))
 		c.dst.PutHasher(h)
 		c.dst.PrimeBase(tid, plain)
-		if _, err := c.w.Save(ctx, repo.DataBlob, tid, plain); err != nil {
+		if _, err := c.w.SaveWhole(ctx, tid, plain); err != nil {
 			return err
 		}
 		pairs[b] = tid

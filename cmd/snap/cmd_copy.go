@@ -179,7 +179,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				return fmt.Errorf("%w: copy stopped at snapshot %s; both repositories are consistent (data already sent is reclaimed by 'snap prune' on the target, or used by the next copy)", errInterrupted, sn.ID.Short())
 			}
 			var srcErr *snapshot.SourceError
-			if errors.As(err, &srcErr) && (errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt)) {
+			if errors.As(err, &srcErr) && (errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed)) {
+				// (ErrBlobNotIndexed: a delta whose base is lost; one
+				// such snapshot stopped every copy after it.)
 				// Damage in the source spoils this snapshot, not the
 				// others: an off-site copy must not stop for good at
 				// the oldest snapshot that lost a pack.

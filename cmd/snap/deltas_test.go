@@ -464,3 +464,114 @@ func TestRepackSalvagesDamagedPack(t *testing.T) {
 		t.Errorf("the last version does not dump whole after the salvage: exit %d: %s", got.code, got.stderr)
 	}
 }
+
+// TestCopyGoesOnPastALostBase: a snapshot whose deltas' base is damaged
+// cannot be copied, and the others are: copy reported the base as "not in
+// the index" and stopped, for every later snapshot of every host (found
+// by a re-test). A target that holds a base only as a delta (its own
+// host's dumps) gets a full copy of it, so the copied deltas stay deltas.
+func TestCopyGoesOnPastALostBase(t *testing.T) {
+	tr := newTestRepo(t)
+	r := rand.New(rand.NewPCG(32, 33))
+	edit := func(b []byte) []byte {
+		b = bytes.Clone(b)
+		for range 60 {
+			p := r.IntN(len(b) - 16)
+			copy(b[p:], fmt.Sprintf("%08d", r.IntN(1e8)))
+		}
+		return b
+	}
+	v1 := dumpLike(31, 4<<20)
+	v2 := edit(v1)
+	v3 := edit(v2)
+	v4 := edit(v3)
+	v5 := edit(v4)
+	v6 := edit(v5)
+
+	// A target whose own host stored the first two versions, the second
+	// as deltas; the source has the second and third. The third's deltas
+	// are against the second's chunks, which the target holds only as
+	// deltas: it gets full copies of them, and the copied deltas stay
+	// deltas.
+	dst := filepath.Join(tr.dir, "dst")
+	for i, v := range [][]byte{v2, v3} {
+		if res := tr.runEnv(nil, v, "create", "--host", "a", "--stdin", "db.sql"); res.code != 0 {
+			t.Fatalf("create: %s", res.stderr)
+		}
+		if i == 0 {
+			tr.mustRun("init", "--repo", dst, "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB", "--copy-chunker-params-from", tr.repo)
+		}
+	}
+	basePack := largestFile(t, filepath.Join(tr.repo, "data"))
+	for _, v := range [][]byte{v1, v2} {
+		if res := tr.runEnv(nil, v, "create", "--repo", dst, "--host", "own", "--stdin", "db.sql"); res.code != 0 {
+			t.Fatalf("create in the target: %s", res.stderr)
+		}
+	}
+	tr.mustRun("copy", "--to", dst, "--host", "a", "latest")
+	// Each later version's deltas are against the second's chunks, which
+	// copies of the versions before have given whole to the target (each
+	// once): they were stored whole again, version after version.
+	var res result
+	var srcAdded int64
+	for _, v := range [][]byte{v4, v5, v6} {
+		res = tr.runEnv(nil, v, "create", "--json", "--host", "a", "--stdin", "db.sql")
+		if res.code != 0 {
+			t.Fatalf("create: %s", res.stderr)
+		}
+		srcAdded = parseSummary(t, res.stdout).AddedBytes
+		if v[0] != v6[0] || !bytes.Equal(v, v6) {
+			tr.mustRun("copy", "--to", dst, "--host", "a", "latest")
+		}
+	}
+	before := dirSize(t, filepath.Join(dst, "data"))
+	res = tr.mustRun("copy", "--to", dst, "--host", "a", "latest")
+	after := dirSize(t, filepath.Join(dst, "data"))
+	t.Logf("copy of the sixth version into the target: %d bytes added; the source added %d", after-before, srcAdded)
+	// The target still receives some of the second version's chunks
+	// whole (about 100 kB); without them each version added 800 kB.
+	if after-before > 300_000 {
+		t.Errorf("the copy of the sixth version added %d bytes: deltas stored whole\n%s", after-before, res.stdout)
+	}
+	tr.mustRun("check", "--repo", dst, "--read-data")
+	if got := tr.mustRun("dump", "--repo", dst, "--host", "a", "latest", "/db.sql").stdout; got != string(v6) {
+		t.Error("the copied sixth version differs")
+	}
+
+	// Damage all over the pack of the source's first version (the second),
+	// whose chunks every later version's deltas need; then another host's
+	// snapshot.
+	other := dumpLike(34, 1<<20)
+	if res := tr.runEnv(nil, other, "create", "--host", "b", "--stdin", "other.sql"); res.code != 0 {
+		t.Fatalf("create: %s", res.stderr)
+	}
+	b, err := os.ReadFile(basePack)
+	must(t, err)
+	for i := 1000; i < len(b)-100; i += 20000 {
+		b[i] ^= 1
+	}
+	must(t, os.WriteFile(basePack, b, 0o600))
+	// The second version forgotten: its chunks are in no snapshot, bases
+	// only, and copy meets their damage when it copies them first.
+	for _, sn := range tr.listJSON("--host", "a") {
+		tr.mustRun("forget", sn.ID)
+		break
+	}
+	dst2 := filepath.Join(tr.dir, "dst2")
+	tr.mustRun("init", "--repo", dst2, "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
+	res = tr.run("copy", "--to", dst2)
+	if res.code != 1 || !strings.Contains(res.stderr, "cannot be copied") {
+		t.Fatalf("copy with a damaged base: exit %d\n%s", res.code, res.stderr)
+	}
+	var list []struct {
+		Host string `json:"host"`
+	}
+	must(t, json.Unmarshal([]byte(tr.mustRun("list", "--repo", dst2, "--json").stdout), &list))
+	hosts := map[string]int{}
+	for _, sn := range list {
+		hosts[sn.Host]++
+	}
+	if hosts["b"] != 1 {
+		t.Errorf("host b's intact snapshot was not copied past host a's damaged ones: %v\n%s", hosts, res.stderr)
+	}
+}
