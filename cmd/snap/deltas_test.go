@@ -317,26 +317,7 @@ func TestDeltasDoNotDrift(t *testing.T) {
 // test).
 func TestLostBaseStoredWholeAgain(t *testing.T) {
 	tr := newTestRepo(t)
-	dump := dumpLike(11, 6<<20)
-	r := rand.New(rand.NewPCG(12, 13))
-	var versions [][]byte
-	var basePack string
-	for v := range 4 {
-		if v > 0 {
-			for range 80 {
-				p := r.IntN(len(dump) - 16)
-				copy(dump[p:], fmt.Sprintf("%08d", r.IntN(1e8)))
-			}
-		}
-		versions = append(versions, bytes.Clone(dump))
-		if res := tr.runEnv(nil, dump, "create", "--tag", fmt.Sprintf("v%d", v), "--stdin", "db.sql"); res.code != 0 {
-			t.Fatalf("create %d: exit %d: %s", v, res.code, res.stderr)
-		}
-		if v == 0 {
-			// The first version's data pack holds the bases.
-			basePack = largestFile(t, filepath.Join(tr.repo, "data"))
-		}
-	}
+	versions, basePack := dumpVersions(t, tr, 11)
 	b, err := os.ReadFile(basePack)
 	must(t, err)
 	b[len(b)/2] ^= 1
@@ -394,25 +375,7 @@ func largestFile(t *testing.T, dir string) string {
 // each). The prune before refused to repack the pack at all.
 func TestRepackSalvagesDamagedPack(t *testing.T) {
 	tr := newTestRepo(t)
-	dump := dumpLike(21, 6<<20)
-	r := rand.New(rand.NewPCG(22, 23))
-	var versions [][]byte
-	var basePack string
-	for v := range 4 {
-		if v > 0 {
-			for range 80 {
-				p := r.IntN(len(dump) - 16)
-				copy(dump[p:], fmt.Sprintf("%08d", r.IntN(1e8)))
-			}
-		}
-		versions = append(versions, bytes.Clone(dump))
-		if res := tr.runEnv(nil, dump, "create", "--tag", fmt.Sprintf("v%d", v), "--stdin", "db.sql"); res.code != 0 {
-			t.Fatalf("create %d: exit %d: %s", v, res.code, res.stderr)
-		}
-		if v == 0 {
-			basePack = largestFile(t, filepath.Join(tr.repo, "data"))
-		}
-	}
+	versions, basePack := dumpVersions(t, tr, 21)
 	b, err := os.ReadFile(basePack)
 	must(t, err)
 	// Two flipped bytes, most likely in two blobs: the pack is then
@@ -574,4 +537,30 @@ func TestCopyGoesOnPastALostBase(t *testing.T) {
 	if hosts["b"] != 1 {
 		t.Errorf("host b's intact snapshot was not copied past host a's damaged ones: %v\n%s", hosts, res.stderr)
 	}
+}
+
+// dumpVersions stores four versions of a 6 MiB dump-like stream as
+// /db.sql, tagged v0 to v3, 80 scattered edits apart, and returns them
+// and the pack of the first version's chunks, the bases of the later
+// versions' deltas.
+func dumpVersions(t *testing.T, tr *testRepo, seed uint64) (versions [][]byte, basePack string) {
+	t.Helper()
+	dump := dumpLike(seed, 6<<20)
+	r := rand.New(rand.NewPCG(seed+1, seed+2))
+	for v := range 4 {
+		if v > 0 {
+			for range 80 {
+				p := r.IntN(len(dump) - 16)
+				copy(dump[p:], fmt.Sprintf("%08d", r.IntN(1e8)))
+			}
+		}
+		versions = append(versions, bytes.Clone(dump))
+		if res := tr.runEnv(nil, dump, "create", "--tag", fmt.Sprintf("v%d", v), "--stdin", "db.sql"); res.code != 0 {
+			t.Fatalf("create %d: exit %d: %s", v, res.code, res.stderr)
+		}
+		if v == 0 {
+			basePack = largestFile(t, filepath.Join(tr.repo, "data"))
+		}
+	}
+	return versions, basePack
 }
