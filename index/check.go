@@ -29,6 +29,15 @@ const (
 		"(prune refuses while a snapshot refers to a blob no pack holds)"
 )
 
+// RepairDamagedTree is the repair for a pack with a damaged tree blob: a
+// backup made again does not make a snapshot's old trees again, so the
+// snapshots that need it stay incomplete; what they still hold is restored
+// first (the files of the other directories read as before).
+const RepairDamagedTree = "a directory listing (tree) in the pack is damaged: first restore what the affected snapshots still hold that you need " +
+	"('snap restore SNAPSHOT:PATH' of the parts outside the damaged directory, or with --exclude it; 'snap check' names them once the pack is gone), " +
+	"then move the pack out of data/, run 'snap repair index --from-packs' and 'snap create' the paths again (new snapshots; the old ones stay incomplete), " +
+	"and 'snap forget' the affected snapshots and run 'snap prune' (prune refuses while a snapshot refers to a blob no pack holds)"
+
 // Checker verifies the repository's index and packs. It reads the segments
 // directly, so it works when the local cache cannot be built, and it keeps
 // its own map of where every blob is (memory grows with the number of
@@ -454,6 +463,8 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		// test: one flipped byte cost eleven snapshots 415 blobs each).
 		c.addPack(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)),
 			Repair: fmt.Sprintf("first run 'snap prune --repack %s': it copies the pack's intact blobs into new packs and leaves only the damaged ones in it (moving it out now would lose the intact ones too); then %s", id.Short(), RepairDamaged)})
+	case badTree:
+		c.addPack(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: RepairDamagedTree})
 	default:
 		c.addPack(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: c.repairFor(id)})
 	}

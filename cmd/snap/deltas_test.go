@@ -564,3 +564,28 @@ func dumpVersions(t *testing.T, tr *testRepo, seed uint64) (versions [][]byte, b
 	}
 	return versions, basePack
 }
+
+// TestCheckAdviceForADamagedTree: a damaged tree stops prune's walk, so
+// check does not advise 'prune --repack' first for its pack, and says
+// that a new backup does not make the old snapshots' trees again (it
+// advised the repack, which refused, and promised the old snapshots
+// whole again; found by a re-test).
+func TestCheckAdviceForADamagedTree(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "big"), 1, 2_000_000)
+	for i := range 40 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%02d", i), "f"), []byte(fmt.Sprint(i)))
+	}
+	tr.mustRun("create", src)
+	ps := repoFiles(t, tr.repo, "data")
+	p := ps[len(ps)-1] // the smallest holds the trees
+	b, err := os.ReadFile(p)
+	must(t, err)
+	b[len(b)/3] ^= 1
+	must(t, os.WriteFile(p, b, 0o600))
+	res := tr.run("check", "--read-data")
+	if res.code == 0 || !strings.Contains(res.stderr, "directory listing (tree) in the pack is damaged") || strings.Contains(res.stderr, "first run 'snap prune --repack") {
+		t.Errorf("check --read-data with a damaged tree: exit %d\n%s", res.code, res.stderr)
+	}
+}
