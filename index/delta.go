@@ -68,6 +68,11 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 	for i, id := range bases {
 		l, ok := ix.fullCopy(id, live)
 		if !ok {
+			if derr := ix.damaged.blobErr(repo.DataBlob, id); derr != nil {
+				// Passed over as damaged: say so, not "not indexed"
+				// (found by a re-test).
+				return nil, nil, fmt.Errorf("base %s: its full copy is damaged: %w", id, derr)
+			}
 			return nil, nil, fmt.Errorf("base %s: %w: no full copy is indexed", id, ErrBlobNotIndexed)
 		}
 		locs[i], packs[i] = l, l.Pack

@@ -523,8 +523,8 @@ func TestCopyGoesOnPastALostBase(t *testing.T) {
 	dst2 := filepath.Join(tr.dir, "dst2")
 	tr.mustRun("init", "--repo", dst2, "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "1MiB")
 	res = tr.run("copy", "--to", dst2)
-	if res.code != 1 || !strings.Contains(res.stderr, "cannot be copied") {
-		t.Fatalf("copy with a damaged base: exit %d\n%s", res.code, res.stderr)
+	if res.code != 1 || !strings.Contains(res.stderr, "cannot be copied") || strings.Contains(res.stderr, "no full copy is indexed") {
+		t.Fatalf("copy with a damaged base: exit %d (a damaged base is not called unindexed)\n%s", res.code, res.stderr)
 	}
 	var list []struct {
 		Host string `json:"host"`
