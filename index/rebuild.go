@@ -15,9 +15,15 @@ import (
 )
 
 // Reset empties the cache; the next Sync reads every segment again.
-func (ix *Index) Reset() error {
+func (ix *Index) Reset() error { return ix.reset(nil) }
+
+// reset empties every bucket of the cache but keep.
+func (ix *Index) reset(keep []byte) error {
 	return ix.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
+			if bytes.Equal(b, keep) {
+				continue
+			}
 			if err := tx.DeleteBucket(b); err != nil {
 				return err
 			}
@@ -56,30 +62,11 @@ func (ix *Index) compactIfNeeded(ctx context.Context, log func(string)) error {
 		return nil
 	}
 	defer ix.compacting.Store(false)
-	if err := ix.resetKeepingSuperseded(); err != nil {
+	if err := ix.reset(bSuperseded); err != nil {
 		return err
 	}
 	_, err := ix.Sync(ctx, log)
 	return err
-}
-
-// resetKeepingSuperseded empties the cache but for the segments it knows
-// were replaced, which are never needed again.
-func (ix *Index) resetKeepingSuperseded() error {
-	return ix.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if bytes.Equal(b, bSuperseded) {
-				continue
-			}
-			if err := tx.DeleteBucket(b); err != nil {
-				return err
-			}
-			if _, err := tx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bMeta).Put([]byte("version"), []byte(cacheVersion))
-	})
 }
 
 // RepairStats says what RebuildFromPacks found.

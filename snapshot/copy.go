@@ -357,9 +357,7 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 	}
 	c.readBlobs.Add(1)
 	c.readBytes.Add(int64(len(plain)))
-	h := c.dst.Hasher()
-	tid := repo.ID(h.Sum(plain))
-	c.dst.PutHasher(h)
+	tid := c.targetID(plain)
 	var bases []repo.ID
 	if loc, ok := c.src.Lookup(repo.DataBlob, sid); ok && loc.Entry.Delta() {
 		bases = loc.Entry.Bases
@@ -378,15 +376,9 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 		// them whole in live packs.
 		tbases := make([]repo.ID, 0, len(bases))
 		for _, b := range bases {
-			bp, err := c.src.LoadBase(ctx, b)
-			if err != nil {
-				continue // a base fewer; without any, the blob is stored whole
-			}
-			h := c.dst.Hasher()
-			tb := repo.ID(h.Sum(bp))
-			c.dst.PutHasher(h)
-			c.dst.PrimeBase(tb, bp)
-			tbases = append(tbases, tb)
+			if tb, _, err := c.primeBase(ctx, b); err == nil {
+				tbases = append(tbases, tb)
+			} // else a base fewer; without any, the blob is stored whole
 		}
 		_, err = c.w.SaveDelta(ctx, tid, plain, tbases, false) // as the source decided
 	default:
@@ -396,6 +388,28 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 		return repo.ID{}, err
 	}
 	return tid, nil
+}
+
+// targetID is the ID of a blob of this plaintext in the target.
+func (c *Copier) targetID(plain []byte) repo.ID {
+	h := c.dst.Hasher()
+	defer c.dst.PutHasher(h)
+	return repo.ID(h.Sum(plain))
+}
+
+// primeBase reads base b from the source (from its cache of bases when a
+// delta just opened it) and puts it in the target's cache of bases under
+// its target ID, so that deltas against it are written without reading
+// the target, which may be a remote store. It returns that ID and the
+// plaintext.
+func (c *Copier) primeBase(ctx context.Context, b repo.ID) (repo.ID, []byte, error) {
+	plain, err := c.src.LoadBase(ctx, b)
+	if err != nil {
+		return repo.ID{}, nil, err
+	}
+	tid := c.targetID(plain)
+	c.dst.PrimeBase(tid, plain)
+	return tid, plain, nil
 }
 
 // copyBases copies into the target, whole, the bases of the deltas among
@@ -430,16 +444,12 @@ func (c *Copier) copyBases(ctx context.Context, missing map[repo.ID]bool) error 
 	}
 	pairs := make(map[repo.ID]repo.ID, len(need))
 	for _, b := range need {
-		plain, err := c.src.LoadBase(ctx, b)
+		tid, plain, err := c.primeBase(ctx, b)
 		if err != nil {
 			continue // the deltas are stored whole instead
 		}
 		c.readBlobs.Add(1)
 		c.readBytes.Add(int64(len(plain)))
-		h := c.dst.Hasher()
-		tid := repo.ID(h.Sum(plain))
-		c.dst.PutHasher(h)
-		c.dst.PrimeBase(tid, plain)
 		if _, err := c.w.SaveWhole(ctx, tid, plain); err != nil {
 			return err
 		}
@@ -489,9 +499,7 @@ func (c *Copier) copyDictionary(ctx context.Context, sn *Snapshot) (*repo.ID, er
 	if err != nil {
 		return nil, &SourceError{fmt.Errorf("dictionary of snapshot %s: %w", sn.ID.Short(), err)}
 	}
-	h := c.dst.Hasher()
-	tid := repo.ID(h.Sum(plain))
-	c.dst.PutHasher(h)
+	tid := c.targetID(plain)
 	if err := c.w.SaveDictionary(ctx, tid, plain); err != nil {
 		return nil, err
 	}
@@ -545,9 +553,7 @@ func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
 		}
 	}
 	plain := t.Encode()
-	h := c.dst.Hasher()
-	tid = repo.ID(h.Sum(plain))
-	c.dst.PutHasher(h)
+	tid = c.targetID(plain)
 	if _, err := c.w.Save(ctx, repo.TreeBlob, tid, plain); err != nil {
 		return repo.ID{}, err
 	}

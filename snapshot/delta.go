@@ -45,11 +45,8 @@ type parentChunks struct {
 	ok    bool
 	ends  []int64     // end offset of each chunk in the old version
 	bases [][]repo.ID // what stands for each chunk as a base: itself, or a delta's bases
-	// inherited marks the chunks stored as deltas, whose bases (older
-	// versions) stand in for them.
-	inherited []bool
-	sizes     map[repo.ID]int64
-	pos       map[repo.ID]int // index of each chunk that occurs once
+	sizes map[repo.ID]int64
+	pos   map[repo.ID]int // index of each chunk that occurs once
 
 	mu       sync.Mutex
 	anchored bool        // the parent is loaded: unchanged chunks become anchors at once
@@ -76,7 +73,6 @@ func (pc *parentChunks) load() bool {
 	pc.once.Do(func() {
 		pc.ends = make([]int64, len(pc.ids))
 		pc.bases = make([][]repo.ID, len(pc.ids))
-		pc.inherited = make([]bool, len(pc.ids))
 		pc.sizes = map[repo.ID]int64{}
 		pc.pos = make(map[repo.ID]int, len(pc.ids))
 		var off int64
@@ -95,7 +91,7 @@ func (pc *parentChunks) load() bool {
 						pc.sizes[b] = int64(bl.Entry.RawLength)
 					}
 				}
-				pc.bases[i], pc.inherited[i] = loc.Entry.Bases, true
+				pc.bases[i] = loc.Entry.Bases
 			} else {
 				pc.bases[i] = []repo.ID{id}
 			}
@@ -225,7 +221,7 @@ func (pc *parentChunks) basesFor(off int64, n int) ([]repo.ID, bool) {
 	order := map[repo.ID]int{}
 	inherited := false
 	for i := from; i < to; i++ {
-		inherited = inherited || pc.inherited[i]
+		inherited = inherited || pc.inherited(i)
 		for _, b := range pc.bases[i] {
 			if _, ok := order[b]; !ok {
 				order[b] = i
@@ -234,6 +230,12 @@ func (pc *parentChunks) basesFor(off int64, n int) ([]repo.ID, bool) {
 	}
 	sort.SliceStable(out, func(a, b int) bool { return order[out[a]] < order[out[b]] })
 	return out, inherited
+}
+
+// inherited reports whether the parent's chunk i is a delta: its bases,
+// older versions, stand in for it.
+func (pc *parentChunks) inherited(i int) bool {
+	return len(pc.bases[i]) != 1 || pc.bases[i][0] != pc.ids[i]
 }
 
 func containsID(ids []repo.ID, id repo.ID) bool {
