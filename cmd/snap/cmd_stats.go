@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
@@ -265,8 +264,12 @@ func selectionStats(c *cli.Context, s *session, sns []*snapshot.Snapshot, f snap
 	}
 	var in, out []*snapshot.Snapshot
 	sel := &selectionJSON{}
+	chosen := make(map[*snapshot.Snapshot]bool, len(selected))
+	for _, sn := range selected {
+		chosen[sn] = true
+	}
 	for _, sn := range sns {
-		if slices.Contains(selected, sn) {
+		if chosen[sn] {
 			in = append(in, sn)
 			sel.RawBytes += sn.Summary.Bytes
 		} else {
