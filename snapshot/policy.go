@@ -170,6 +170,9 @@ type Decision struct {
 	Snapshot *Snapshot
 	Keep     bool
 	Reasons  []string // why it is kept, e.g. "last 3", "daily 2026-11-20"; empty when removed
+	// Future: dated after now, so kept whatever the rules say (the
+	// clock of the host that made it may be wrong).
+	Future bool
 }
 
 // ApplyPolicy decides which snapshots of one group the policy keeps. It is
@@ -185,7 +188,7 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 	for i, sn := range sorted {
 		out[i].Snapshot = sn
 		if sn.Time.After(now) {
-			out[i].Keep = true
+			out[i].Keep, out[i].Future = true, true
 			out[i].Reasons = append(out[i].Reasons, "in the future")
 			continue
 		}

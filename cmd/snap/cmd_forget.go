@@ -109,6 +109,12 @@ type forgetResult struct {
 	Removed    int           `json:"removed"`
 	RemovedIDs []string      `json:"removed_ids"`
 	Prune      *pruneResult  `json:"prune,omitempty"`
+
+	// keptByRules counts the kept snapshots that a rule keeps, not only
+	// their date in the future: a policy that keeps none of the others
+	// is refused as mistyped (one snapshot dated ahead had let a mistyped
+	// --keep-tag remove 16 of 17; found by an exploratory test).
+	keptByRules int
 }
 
 func runForget(c *cli.Context, e *env) error {
@@ -186,7 +192,7 @@ func runForget(c *cli.Context, e *env) error {
 			// that keep nothing either, it removed every snapshot, exit 0
 			// (found by an exploratory test).
 			msg := fmt.Sprintf("--keep-tag %s: no snapshot has that tag (%s)", strings.Join(missing, ", --keep-tag "), tagsPresent(selected))
-			if res.Kept == 0 && len(remove) > 0 {
+			if res.keptByRules == 0 && len(remove) > 0 {
 				s.close()
 				return usagef("%s, and the policy keeps none of the %s: refusing to forget; check the tag", msg, plural(len(remove), "snapshot", "snapshots"))
 			}
@@ -260,6 +266,9 @@ func planForget(res *forgetResult, groups []snapshot.Group, p snapshot.Policy, n
 			fg.Snapshots = append(fg.Snapshots, forgetEntry{snapshotJSON: toJSON(d.Snapshot), Keep: d.Keep, Reasons: reasons})
 			if d.Keep {
 				res.Kept++
+				if !d.Future {
+					res.keptByRules++
+				}
 			} else {
 				remove = append(remove, d.Snapshot.ID)
 			}

@@ -684,7 +684,7 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 	mine := jobSnapshots(sns, j.Name, j.host(), j.Paths, j.Tags, j.sourcePaths())
 	res := forgetResult{Groups: []forgetGroup{}, RemovedIDs: []string{}}
 	remove := planForget(&res, snapshot.GroupSnapshots(mine, snapshot.GroupBy{Host: true, Paths: true}), p, e.now())
-	if res.Kept == 0 && len(remove) > 0 {
+	if res.keptByRules == 0 && len(remove) > 0 {
 		// Every policy that counts (last, daily, …) keeps at least the
 		// newest snapshot; only tags (or a span that ends before the
 		// newest) keep none. A job that would remove all it has, the

@@ -345,18 +345,22 @@ func TestUnknownTZWarns(t *testing.T) {
 // nothing; with nothing else kept, forget refuses (exit 2, naming the
 // tags there are) instead of removing every snapshot with exit 0 (found
 // by an exploratory test), and beside a rule that keeps some, it warns.
+// A snapshot dated in the future, kept whatever the rules, does not count
+// as kept by them (it let the mistyped tag remove all the others).
 func TestForgetMistypedKeepTag(t *testing.T) {
 	tr := newTestRepo(t)
-	src := filepath.Join(tr.dir, "src")
+	src, ahead := filepath.Join(tr.dir, "src"), filepath.Join(tr.dir, "ahead")
 	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	writeFile(t, filepath.Join(ahead, "f"), []byte("y"))
+	tr.createID("--time", "2099-03-01T00:00:00Z", ahead)
 	tr.createID("--tag", "nightly", src)
 	tr.createID("--tag", "keep,nightly", src)
 	res := tr.run("forget", "--keep-tag", "keeep")
 	if res.code != exitUsage || !strings.Contains(res.stderr, "--keep-tag keeep: no snapshot has that tag (tags: keep, nightly), and the policy keeps none of the 2 snapshots: refusing") {
 		t.Errorf("forget --keep-tag keeep: exit %d\n%s", res.code, res.stderr)
 	}
-	if n := len(tr.listJSON()); n != 2 {
-		t.Fatalf("%d snapshots left, want 2", n)
+	if n := len(tr.listJSON()); n != 3 {
+		t.Fatalf("%d snapshots left, want 3", n)
 	}
 	res = tr.run("forget", "--keep-tag", "keeep", "--keep-last", "1")
 	if res.code != 0 || !strings.Contains(res.stderr, "--keep-tag keeep: no snapshot has that tag") {
