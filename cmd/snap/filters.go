@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,15 +109,25 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		}
 		return span(t, time.Second)
 	}
+	// A local time may end in its zone's name, as list writes a time in
+	// the hour that occurs twice ("2026-10-25 02:30:10 CEST"): the name
+	// picks one of the two (copied from list, it was refused).
+	clock, zone := upper, ""
+	if i := strings.LastIndexByte(upper, ' '); i > 0 && isZoneName(upper[i+1:]) {
+		clock, zone = upper[:i], s[i+1:]
+	}
 	for _, l := range []struct {
 		layout string
 		unit   time.Duration
 	}{{"2006-01-02 15:04:05", time.Second}, {"2006-01-02 15:04", time.Minute}, {"2006-01-02T15:04:05", time.Second}, {"2006-01-02T15:04", time.Minute}} {
-		if t, err := time.ParseInLocation(l.layout, upper, time.Local); err == nil {
+		if t, err := time.ParseInLocation(l.layout, clock, time.Local); err == nil {
 			// The clock as written: parsed without a zone, nothing is
 			// skipped.
-			w, _ := time.Parse(l.layout, upper)
+			w, _ := time.Parse(l.layout, clock)
 			start, end := clockSpan(t, w.Hour(), w.Minute(), l.unit)
+			if zone != "" {
+				return inZone(s, zone, start, end, w, l.unit)
+			}
 			return start, end, nil
 		}
 	}
@@ -127,41 +138,133 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 	// A time that long ago is before any snapshot (create refuses times
 	// before 1970): "3000y" is refused rather than carried on as a year
 	// that RFC 3339 cannot write.
-	written := s // as given: "30min" is rewritten below
 	ago := func(t time.Time) (time.Time, time.Time, error) {
 		if t.Before(time.Unix(0, 0)) {
-			return time.Time{}, time.Time{}, usagef("time %q is before 1970, older than any snapshot", written)
+			return time.Time{}, time.Time{}, usagef("time %q is before 1970, older than any snapshot", s)
 		}
 		return instant(t)
 	}
-	// "m" is minutes to Go's durations and months to keep policies: a
-	// bare "6m" is refused rather than guessed; "min" and "mo" say which,
-	// and a span of days and weeks takes no "m" at all.
-	digits := func(n string) bool { return n != "" && strings.Trim(n, "0123456789") == "" }
-	if n, ok := strings.CutSuffix(s, "min"); ok && digits(n) {
-		s = n + "m"
-	} else if n, ok := strings.CutSuffix(s, "mo"); ok && digits(n) {
-		sp, err := snapshot.ParseSpan(n + "m")
-		if err != nil || sp.IsZero() {
-			return time.Time{}, time.Time{}, usagef("time %q: the number of months is out of range", s)
+	if sp, d, ok, err := parseAgo(s); ok {
+		if err != nil {
+			return time.Time{}, time.Time{}, err
 		}
-		return ago(sp.Before(now))
-	} else if n, ok := strings.CutSuffix(s, "m"); ok && digits(n) {
-		return time.Time{}, time.Time{}, usagef("time %q is ambiguous: write %smin for minutes or %smo for months", s, n, n)
+		if t := sp.Before(now).Add(-d); t.Before(now) {
+			return ago(t)
+		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return ago(now.Add(-d))
-	}
-	if !strings.Contains(s, "m") {
-		if sp, err := snapshot.ParseSpan(s); err == nil && !sp.IsZero() {
-			return ago(sp.Before(now)) // 9d, 2w, 1y: that long ago
-		}
+		return ago(now.Add(-d)) // fractions: 1.5h
 	}
 	if start, end, ok := parseRelativeDay(s, now); ok {
 		return start, end, nil
 	}
-	return time.Time{}, time.Time{}, usagef("time %q: use RFC 3339 (2026-11-17T03:00:00Z), \"2026-11-17 03:00\" (local), a date, "+
+	return time.Time{}, time.Time{}, usagef("time %q: use RFC 3339 (2026-11-17T03:00:00Z, 2026-11-17T03:00:00+02:00), \"2026-11-17 03:00\" (local), a date, "+
 		"a duration ago (36h, 9d, 2w), now, or a day such as \"03:00 last tuesday\", \"yesterday 03:00\"", s)
+}
+
+// parseAgo reads a duration meaning that long ago: numbers, each with a
+// unit: y (years), mo (months), w, d, h, min, s, as in "36h", "9d",
+// "6mo2w", "1h30min". "m" is minutes to Go's durations and months to keep
+// policies: after hours it is minutes ("1h30m", as Go writes it), and
+// otherwise refused rather than guessed. ok is false when s is not of
+// that shape (it may be a date, a day in words). Years to hours are
+// calendar lengths (snapshot.Span), minutes and seconds exact.
+func parseAgo(s string) (sp snapshot.Span, d time.Duration, ok bool, err error) {
+	hours := false
+	for rest := s; rest != ""; {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		j := i
+		for j < len(rest) && rest[j] >= 'a' && rest[j] <= 'z' {
+			j++
+		}
+		if i == 0 || j == i {
+			return sp, 0, false, nil
+		}
+		n, convErr := strconv.Atoi(rest[:i])
+		if convErr != nil || n > 100000 {
+			return sp, 0, true, usagef("time %q: the number %s is out of range", s, rest[:i])
+		}
+		switch unit := rest[i:j]; unit {
+		case "y":
+			sp.Years += n
+		case "mo":
+			sp.Months += n
+		case "w":
+			sp.Days += 7 * n
+		case "d":
+			sp.Days += n
+		case "h":
+			sp.Hours += n
+			hours = true
+		case "min":
+			d += time.Duration(n) * time.Minute
+		case "m":
+			if !hours {
+				return sp, 0, true, usagef("time %q is ambiguous: write %smin for minutes or %smo for months", s, rest[:i], rest[:i])
+			}
+			d += time.Duration(n) * time.Minute
+		case "s":
+			d += time.Duration(n) * time.Second
+		default:
+			return sp, 0, false, nil
+		}
+		rest = rest[j:]
+	}
+	return sp, d, true, nil
+}
+
+// isZoneName reports whether s (upper case) looks like a time zone's
+// abbreviation as Go formats one: CET, CEST, UTC, and numeric ones such
+// as +03 or -0330 where the zone has no name.
+func isZoneName(s string) bool {
+	if len(s) < 2 || len(s) > 6 {
+		return false
+	}
+	if s[0] == '+' || s[0] == '-' {
+		return strings.Trim(s[1:], "0123456789") == ""
+	}
+	return strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
+}
+
+// inZone narrows the span [start, end] of a local time written with a
+// zone's name to the occurrence that has that name: in the hour that
+// occurs twice, the earlier or the later one. UTC and GMT mean UTC, as
+// RFC 3339's Z does. A name the local zone does not use at that time is
+// refused, naming the local zone's.
+func inZone(s, zone string, start, end, clock time.Time, unit time.Duration) (time.Time, time.Time, error) {
+	z := strings.ToUpper(zone)
+	if z == "UTC" || z == "GMT" {
+		u := time.Date(clock.Year(), clock.Month(), clock.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.UTC)
+		return u, u.Add(unit - time.Nanosecond), nil
+	}
+	if end.Before(start) { // a skipped time: no instant has it, nor a name
+		return start, end, nil
+	}
+	last := end.Add(-(unit - time.Nanosecond)) // the start of the later occurrence
+	var names []string
+	for _, t := range []time.Time{start, last} {
+		name := t.Format("MST")
+		if strings.EqualFold(name, z) {
+			return t, t.Add(unit - time.Nanosecond), nil
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return time.Time{}, time.Time{}, usagef("time %q: the local time zone%s is %s then, not %s: set TZ to the zone the time was written in, or use RFC 3339 with an offset (2026-10-25T02:30:00+02:00)",
+		s, localZoneSetting(), strings.Join(names, " or "), zone)
+}
+
+// localZoneSetting names the TZ setting for messages about the local
+// zone, " (TZ=Europe/Berlin)", or nothing when TZ is not set.
+func localZoneSetting() string {
+	if tz := os.Getenv("TZ"); tz != "" {
+		return " (TZ=" + tz + ")"
+	}
+	return ""
 }
 
 // parseRelativeDay reads the times an admin says at 3 a.m.: "now", "today",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,12 @@ func TestParseAt(t *testing.T) {
 		"30min":                   {now.Add(-30 * time.Minute), 0},
 		"6mo":                     {now.AddDate(0, -6, 0), 0},
 		"1h30m":                   {now.Add(-90 * time.Minute), 0},
+		"1h30min":                 {now.Add(-90 * time.Minute), 0},
+		"1d30min":                 {now.AddDate(0, 0, -1).Add(-30 * time.Minute), 0},
+		"1d12h30m":                {now.AddDate(0, 0, -1).Add(-12*time.Hour - 30*time.Minute), 0},
+		"6mo2w":                   {now.AddDate(0, -6, -14), 0},
+		"90s":                     {now.Add(-90 * time.Second), 0},
+		"1.5h":                    {now.Add(-90 * time.Minute), 0},
 	} {
 		end := want.start.Add(want.unit - time.Nanosecond)
 		switch want.unit {
@@ -67,7 +74,7 @@ func TestParseAt(t *testing.T) {
 			t.Errorf("parseAt(%q) = %v, %v; want %v", in, at, err, end)
 		}
 	}
-	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m", "1d12h30m", "100001mo", "0mo", "3000y", "2027y", "30000mo", "1000000h"} {
+	for _, in := range []string{"", "tomorrow", "last", "03:00 04:00 tuesday", "next tuesday", "25:00", "0d", "6m", "1d6m", "6m1h", "1x", "100001mo", "0mo", "3000y", "2027y", "30000mo", "1000000h"} {
 		if got, err := parseAt(in, now); err == nil {
 			t.Errorf("parseAt(%q) = %v, want an error", in, got)
 		}
@@ -170,6 +177,42 @@ func TestParseAtRepeatedTime(t *testing.T) {
 		if start, end, _ := parseTime(c.at[:11]+"04:30", now); end.Sub(start) != time.Minute-time.Nanosecond {
 			t.Errorf("%s: 04:30 spans %v .. %v", c.zone, start, end)
 		}
+	}
+}
+
+// TestParseTimeZoneName: a local time followed by its zone's name, as
+// list shows a time in the hour that occurs twice, names that occurrence
+// (copied from list, it was refused: found by an exploratory test); UTC
+// means UTC; a name the zone does not use then is refused.
+func TestParseTimeZoneName(t *testing.T) {
+	loc := setLocal(t, "Europe/Berlin")
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, loc)
+	for _, c := range []struct {
+		at   string
+		want time.Time
+	}{
+		{"2026-10-25 02:30:10 CEST", time.Date(2026, 10, 25, 0, 30, 10, 0, time.UTC)},
+		{"2026-10-25 02:30:10 CET", time.Date(2026, 10, 25, 1, 30, 10, 0, time.UTC)},
+		{"2026-10-25 02:30 cet", time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC)},
+		{"2026-07-01 12:00:00 CEST", time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)},
+		{"2026-07-01 12:00:00 UTC", time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)},
+	} {
+		start, end, err := parseTime(c.at, now)
+		unit := time.Second
+		if strings.Count(c.at, ":") == 1 {
+			unit = time.Minute
+		}
+		if err != nil || !start.Equal(c.want) || !end.Equal(c.want.Add(unit-time.Nanosecond)) {
+			t.Errorf("parseTime(%q) = %v .. %v, %v; want from %v", c.at, start, end, err, c.want)
+		}
+	}
+	if _, _, err := parseTime("2026-07-01 12:00:00 CET", now); err == nil || !strings.Contains(err.Error(), "is CEST then, not CET") {
+		t.Errorf("CET in July: %v", err)
+	}
+	// A time copied from list finds the snapshot listed with it.
+	first := time.Date(2026, 10, 25, 0, 30, 10, 0, time.UTC)
+	if at, err := parseAt(timeIn(first, loc), now); err != nil || at.Before(first) || !at.Before(first.Add(time.Hour)) {
+		t.Errorf("parseAt(%q) = %v, %v", timeIn(first, loc), at, err)
 	}
 }
 
