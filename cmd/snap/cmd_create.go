@@ -365,6 +365,7 @@ type createJSON struct {
 	Host            string            `json:"host"`
 	Tags            []string          `json:"tags"`
 	Paths           []string          `json:"paths"`
+	PathsBase64     []string          `json:"paths_base64,omitempty"` // as in list (pathsBase64)
 	Files           int64             `json:"files"`
 	Dirs            int64             `json:"dirs"`
 	Bytes           int64             `json:"bytes"`
@@ -428,7 +429,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	}
 	sum := sn.Summary
 	if u.json {
-		j := createJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Tags: sn.Tags, Paths: sn.Paths,
+		j := createJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Tags: sn.Tags, Paths: sn.Paths, PathsBase64: pathsBase64(sn.Paths),
 			Files: sum.Files, Dirs: sum.Dirs, Bytes: sum.Bytes, ReadBytes: sum.ReadBytes, AddedBytes: sum.AddedBytes, AddedRawBytes: sum.AddedRaw,
 			AddedBlobs: sum.AddedBlobs, Errors: sum.Errors, DurationSeconds: round2(sum.End.Sub(sum.Start).Seconds()), Sources: sn.Sources}
 		if sn.Parent != nil {

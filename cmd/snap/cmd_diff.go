@@ -66,11 +66,12 @@ type diffSummary struct {
 }
 
 type diffSnapJSON struct {
-	ID      string    `json:"id"`
-	ShortID string    `json:"short_id"`
-	Time    time.Time `json:"time"`
-	Host    string    `json:"host"`
-	Paths   []string  `json:"paths"`
+	ID          string    `json:"id"`
+	ShortID     string    `json:"short_id"`
+	Time        time.Time `json:"time"`
+	Host        string    `json:"host"`
+	Paths       []string  `json:"paths"`
+	PathsBase64 []string  `json:"paths_base64,omitempty"` // as in list (pathsBase64)
 }
 
 var changeWords = map[snapshot.ChangeKind]string{snapshot.Added: "added", snapshot.Removed: "removed", snapshot.Modified: "modified",
@@ -207,7 +208,7 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 	}
 	if u.json {
 		snapJ := func(sn *snapshot.Snapshot) diffSnapJSON {
-			return diffSnapJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Paths: sn.Paths}
+			return diffSnapJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Paths: sn.Paths, PathsBase64: pathsBase64(sn.Paths)}
 		}
 		return u.jsonDoc(map[string]any{"a": snapJ(a), "b": snapJ(b), "changes": changes, "summary": sum})
 	}

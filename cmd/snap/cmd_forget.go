@@ -97,7 +97,8 @@ type forgetEntry struct {
 
 type forgetGroup struct {
 	snapshot.GroupKey
-	Snapshots []forgetEntry `json:"snapshots"`
+	PathsBase64 []string      `json:"paths_base64,omitempty"` // as in list (pathsBase64)
+	Snapshots   []forgetEntry `json:"snapshots"`
 }
 
 // forgetResult is the documented JSON document of forget (docs/usage.md).
@@ -257,7 +258,7 @@ func planForget(res *forgetResult, groups []snapshot.Group, p snapshot.Policy, n
 	var remove []repo.ID
 	res.Policy = p.String()
 	for _, g := range groups {
-		fg := forgetGroup{GroupKey: g.Key}
+		fg := forgetGroup{GroupKey: g.Key, PathsBase64: pathsBase64(g.Key.Paths)}
 		for _, d := range snapshot.ApplyPolicy(g.Snapshots, p, now, time.Local) {
 			reasons := d.Reasons
 			if reasons == nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,18 +59,21 @@ func listCommand(e *env) *cli.Command {
 
 // snapshotJSON is the documented JSON form of a snapshot (docs/usage.md).
 type snapshotJSON struct {
-	ID       string            `json:"id"`
-	ShortID  string            `json:"short_id"`
-	Time     time.Time         `json:"time"`
-	Host     string            `json:"host"`
-	Username string            `json:"username,omitempty"`
-	Tags     []string          `json:"tags"`
-	Paths    []string          `json:"paths"`
-	Tree     repo.ID           `json:"tree"`
-	Parent   *repo.ID          `json:"parent"`
-	Summary  snapshot.Summary  `json:"summary"`
-	Sources  []snapshot.Source `json:"sources"` // [] without dumps, as in create's summary
-	Job      string            `json:"job,omitempty"`
+	ID       string    `json:"id"`
+	ShortID  string    `json:"short_id"`
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+	Username string    `json:"username,omitempty"`
+	Tags     []string  `json:"tags"`
+	Paths    []string  `json:"paths"`
+	// PathsBase64 holds each path's bytes, in the order of Paths, when
+	// one of them is not valid UTF-8 (pathsBase64).
+	PathsBase64 []string          `json:"paths_base64,omitempty"`
+	Tree        repo.ID           `json:"tree"`
+	Parent      *repo.ID          `json:"parent"`
+	Summary     snapshot.Summary  `json:"summary"`
+	Sources     []snapshot.Source `json:"sources"` // [] without dumps, as in create's summary
+	Job         string            `json:"job,omitempty"`
 	// Dictionary is the blob small files were compressed against.
 	Dictionary *repo.ID `json:"dictionary,omitempty"`
 	// Original is the snapshot this one was copied or re-tagged from.
@@ -83,7 +88,22 @@ func toJSON(sn *snapshot.Snapshot) snapshotJSON {
 		sources = []snapshot.Source{}
 	}
 	return snapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Username: sn.Username, Tags: sn.Tags,
-		Paths: sn.Paths, Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original, AllowEmptied: sn.AllowEmptied}
+		Paths: sn.Paths, PathsBase64: pathsBase64(sn.Paths), Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original, AllowEmptied: sn.AllowEmptied}
+}
+
+// pathsBase64 is the JSON field paths_base64 of a list of paths: the
+// bytes of each, in order, when any of them is not valid UTF-8 (a JSON
+// string holds U+FFFD in its place, and a script could not give such a
+// path back to --path: found by an exploratory test), else nil.
+func pathsBase64(paths []string) []string {
+	if !slices.ContainsFunc(paths, func(p string) bool { return pathBase64(p) != "" }) {
+		return nil
+	}
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = base64.StdEncoding.EncodeToString([]byte(p))
+	}
+	return out
 }
 
 func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
