@@ -512,7 +512,7 @@ func FindAt(sns []*Snapshot, t time.Time, f Filter) (*Snapshot, error) {
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: no snapshot taken at or before %s with these filters", ErrNoSnapshot, t.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: no snapshot taken at or before %s", ErrNoSnapshot, t.Format(time.RFC3339))
 	}
 	return found, nil
 }

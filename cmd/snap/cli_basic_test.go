@@ -226,7 +226,10 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if got := tr.mustRun("ls", "--at", "2026-11-30T12:00:00Z", src).stdout; !strings.Contains(got, f) {
 		t.Errorf("ls --at: %q", got)
 	}
-	if res := tr.run("dump", "--at", "2026-11-29T00:00:00Z", f); res.code != 1 || !strings.Contains(res.stderr, "no snapshot taken at or before") {
+	// Before every snapshot: the first is named, the next thing to try
+	// (without "with these filters" when none was given).
+	if res := tr.run("dump", "--at", "2026-11-29T00:00:00Z", f); res.code != 1 || !strings.Contains(res.stderr, "no snapshot taken at or before") ||
+		!strings.Contains(res.stderr, "the first that holds "+f+" is snapshot ") || strings.Contains(res.stderr, "filters") {
 		t.Errorf("dump --at before every snapshot: exit %d\n%s", res.code, res.stderr)
 	}
 	if res := tr.run("dump", "--at", "now", "latest", f); res.code != exitUsage {
@@ -248,11 +251,11 @@ func TestAtOnLsAndDump(t *testing.T) {
 	// to give "does not exist in the snapshot" (found by an exploratory
 	// test).
 	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", f)
-	if res.code != 0 || res.stdout != "tuesday" || !strings.Contains(res.stderr, "(the newest that holds "+f+")") || !strings.Contains(res.stderr, "--host and --path choose") {
+	if res.code != 0 || res.stdout != "tuesday" || !strings.Contains(res.stderr, "(the newest whose paths include "+f+")") || !strings.Contains(res.stderr, "--host and --path choose") {
 		t.Errorf("dump --at with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
 	}
 	target := filepath.Join(tr.dir, "restored")
-	if res := tr.run("restore", "--at", "2026-12-02T00:00:00Z", src, "--target", target); res.code != 0 || !strings.Contains(res.stderr, "the newest that holds "+src) {
+	if res := tr.run("restore", "--at", "2026-12-02T00:00:00Z", src, "--target", target); res.code != 0 || !strings.Contains(res.stderr, "the newest whose paths include "+src) {
 		t.Errorf("restore --at SUBPATH with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
 	}
 	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "tuesday" {
@@ -313,7 +316,7 @@ func TestAtOnLsAndDump(t *testing.T) {
 	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}
 	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", "src/f")
 	tr.wrap = nil
-	if res.code != 1 || !strings.Contains(res.stderr, "the newest that holds "+f) || !strings.Contains(res.stderr, "src/f from this directory is "+f) {
+	if res.code != 1 || !strings.Contains(res.stderr, "the newest whose paths include "+f) || !strings.Contains(res.stderr, "src/f from this directory is "+f) {
 		t.Errorf("dump --at of a relative path: exit %d\n%s", res.code, res.stderr)
 	}
 	// A path that only later snapshots hold: the snapshot of then would
@@ -340,6 +343,14 @@ func TestAtOnLsAndDump(t *testing.T) {
 	res = tr.run("dump", "--at", "2026-12-02T00:00:00Z", "--path", src, filepath.Join(src, "new", "g"))
 	if res.code != 1 || !strings.Contains(res.stderr, "does not exist in the snapshot") || !strings.Contains(res.stderr, "the first snapshot after it that holds it is "+newID[:8]) {
 		t.Errorf("dump --at of a file made later: exit %d\n%s", res.code, res.stderr)
+	}
+	// A file deleted before the time: the newest earlier snapshot that
+	// holds it is named, where its last state is.
+	must(t, os.Remove(f))
+	tr.createID("--time", "2026-12-05T03:00:00Z", src)
+	res = tr.run("dump", "--at", "2026-12-05T12:00:00Z", "--path", src, f)
+	if res.code != 1 || !strings.Contains(res.stderr, "does not exist in the snapshot") || !strings.Contains(res.stderr, "the newest snapshot before it that holds it is "+newID[:8]) {
+		t.Errorf("dump --at of a file deleted before: exit %d\n%s", res.code, res.stderr)
 	}
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)

@@ -613,14 +613,14 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	f := filterFrom(c)
 	sn, err := snapshot.FindAt(sns, when, f)
 	if err != nil {
-		return nil, withUnmatched(err, sns, f)
+		return nil, withUnmatched(laterHint(err, f, f.Apply(sns), subs), sns, f)
 	}
 	holding := ""
 	if len(subs) > 0 && !holdsPath(sn, subs[0]) {
 		found := false
 		for _, sub := range subs {
 			if h, err := snapshot.FindAt(holdingPath(sns, sub), when, f); err == nil {
-				sn, holding, found = h, " (the newest that holds "+sub+")", true
+				sn, holding, found = h, " (the newest whose paths include "+sub+")", true
 				break
 			}
 		}
@@ -641,6 +641,25 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	// another host or set of paths was passed over.
 	s.ui.noticef("--at %s: %s%s%s", c.String("at"), describeSnapshot(sn), holding, otherSets(f.Apply(sns), sn))
 	return sn, nil
+}
+
+// laterHint adds to the error of a time before every snapshot under the
+// filters which snapshot is the first after it (that holds subs[0], when
+// one does): the admin's next try (found by an exploratory test).
+func laterHint(err error, f snapshot.Filter, later []*snapshot.Snapshot, subs []string) error {
+	filters := ""
+	if len(f.Hosts)+len(f.Tags)+len(f.Paths) > 0 {
+		filters = " with these filters"
+	}
+	if len(subs) > 0 && subs[0] != "" && subs[0] != "/" {
+		if holding := holdingPath(later, subs[0]); len(holding) > 0 {
+			return fmt.Errorf("%w%s; the first that holds %s is snapshot %s of %s", err, filters, sources.DisplayPath(subs[0]), holding[0].ID.Short(), localTime(holding[0].Time))
+		}
+	}
+	if len(later) > 0 {
+		return fmt.Errorf("%w%s; the first is snapshot %s of %s", err, filters, later[0].ID.Short(), localTime(later[0].Time))
+	}
+	return fmt.Errorf("%w%s", err, filters)
 }
 
 // holdsPath reports whether sn's backed-up paths hold sub, a cleaned
@@ -731,17 +750,45 @@ func (s *session) pathError(c *cli.Context, sn *snapshot.Snapshot, given string,
 		return inSnapshot(sn, err)
 	}
 	p := path.Clean("/" + given)
-	checked := 0
-	for _, later := range filterFrom(c).Apply(sns) {
-		if !later.Time.After(sn.Time) || !holdsPath(later, p) {
-			continue
+	candidates := filterFrom(c).Apply(sns) // oldest first
+	// holder is the first of sns, in their order, that holds the path
+	// (a hint is not worth reading every snapshot's trees: 100 at most).
+	holder := func(sns []*snapshot.Snapshot) *snapshot.Snapshot {
+		checked := 0
+		for _, o := range sns {
+			if o == sn || !holdsPath(o, p) {
+				continue
+			}
+			if checked++; checked > 100 {
+				break
+			}
+			if _, ferr := snapshot.FindNode(c.Context, s.ix, o.Tree, p); ferr == nil {
+				return o
+			}
 		}
-		if checked++; checked > 100 {
-			break // a hint is not worth reading every snapshot's trees
+		return nil
+	}
+	var hints []string
+	var earlier, later []*snapshot.Snapshot
+	for _, o := range candidates {
+		if o.Time.After(sn.Time) {
+			later = append(later, o)
+		} else {
+			earlier = append(earlier, o)
 		}
-		if _, ferr := snapshot.FindNode(c.Context, s.ix, later.Tree, p); ferr == nil {
-			return inSnapshot(sn, fmt.Errorf("%w; the first snapshot after it that holds it is %s of %s", err, later.ID.Short(), localTime(later.Time)))
-		}
+	}
+	// A file deleted before that time: the last state it had is in the
+	// newest earlier snapshot that holds it (the notice of --at had said
+	// only which snapshot's paths include it; found by an exploratory test).
+	slices.Reverse(earlier)
+	if o := holder(earlier); o != nil {
+		hints = append(hints, fmt.Sprintf("the newest snapshot before it that holds it is %s of %s", o.ID.Short(), localTime(o.Time)))
+	}
+	if o := holder(later); o != nil {
+		hints = append(hints, fmt.Sprintf("the first snapshot after it that holds it is %s of %s", o.ID.Short(), localTime(o.Time)))
+	}
+	if len(hints) > 0 {
+		err = fmt.Errorf("%w; %s", err, strings.Join(hints, "; "))
 	}
 	return inSnapshot(sn, err)
 }
