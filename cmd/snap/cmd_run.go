@@ -141,6 +141,11 @@ type jobResult struct {
 
 	err      error
 	snapshot *snapshot.Snapshot // saved by the create step, for the metrics
+	// overlapped: refused because a run of the job is still going, which
+	// owns the job's metrics file: a manual run during the nightly one
+	// had set its success to 0 while it went on well (found by an
+	// exploratory test).
+	overlapped bool
 }
 
 // runSummaryJSON is the final line of 'run --json'.
@@ -205,7 +210,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		}
 		r := runJob(ctx, e, u, st, cfg.Path, j)
 		results = append(results, r)
-		if metricsDir != "" {
+		if metricsDir != "" && !r.overlapped {
 			// The backup is done whatever becomes of its metrics; a file
 			// left stale shows up as an old last run.
 			if err := writeJobMetrics(metricsDir, metricsFrom, r, r.snapshot, time.Now()); err != nil {
@@ -218,7 +223,14 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 	for _, r := range results {
 		switch r.Status {
 		case statusOK, statusPartial:
-			sum.Succeeded++
+			// Emptied counts as a failure, as in the metrics and the
+			// exit code (the summary said "2 of 2 jobs succeeded" for
+			// a run that exits 3; found by an exploratory test).
+			if r.Emptied {
+				sum.Failed++
+			} else {
+				sum.Succeeded++
+			}
 		case statusSkipped:
 			sum.Skipped++
 		default:
@@ -415,7 +427,10 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	// hooks: neither pre nor post hooks run here.
 	release, err := lockJob(e, u, st.cacheDir, configPath, j.Name)
 	if err != nil {
-		return failFirst(err)
+		r := failFirst(err)
+		var ce *codedError
+		r.overlapped = errors.As(err, &ce) && ce.code == exitLocked
+		return r
 	}
 	defer release()
 	s, err := openSessionAt(ctx, e, u, st, noLock, "run "+j.Name, &index.Options{})

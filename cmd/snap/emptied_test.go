@@ -96,6 +96,10 @@ keep = { last = 1, prune = true }
 		if l["type"] == "job" && (l["status"] != "partial" || l["emptied"] != true) {
 			t.Errorf("run --json of the emptied job: %v", l)
 		}
+		// Counted as failed, as the metrics and the exit code have it.
+		if l["type"] == "summary" && l["action"] == "run" && (l["succeeded"] != 0.0 || l["failed"] != 1.0) {
+			t.Errorf("run --json summary of the emptied job: %v", l)
+		}
 	}
 	writeFile(t, filepath.Join(disk, "a"), []byte("a"))
 	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 {

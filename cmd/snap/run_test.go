@@ -859,7 +859,16 @@ paths = ["` + src + `"]
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Another cache directory is the same job: the lock is not kept there.
-	res := tr.runConfig([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "othercache")}, "run", "--json", "app", "other", "--config", cfg)
+	// The refused run leaves the job's metrics to the run that goes on.
+	metrics := filepath.Join(tr.dir, "metrics")
+	must(t, os.Mkdir(metrics, 0o755))
+	res := tr.runConfig([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "othercache")}, "run", "--json", "--metrics-dir", metrics, "app", "other", "--config", cfg)
+	if _, err := os.Stat(filepath.Join(metrics, "snap-app.prom")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused run wrote the running job's metrics: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(metrics, "snap-other.prom")); err != nil {
+		t.Errorf("the other job's metrics: %v", err)
+	}
 	if res.code != exitLocked || !strings.Contains(res.stdout, "job app is already running (pid "+strconv.Itoa(first.Process.Pid)) {
 		t.Errorf("second run: exit %d, want %d and the first run's pid\n%s%s", res.code, exitLocked, res.stdout, res.stderr)
 	}
