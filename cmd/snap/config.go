@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
 	"github.com/snap-backup/snap/repo/s3"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
@@ -1023,10 +1024,20 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
 				key := sub(at, "repository")
 				_, own := d.lines[key.String()]
-				switch {
+				// A disk that is not mounted comes first, as when a run
+				// meets it: 'snap init' there would make a new repository
+				// on the file system below (config check advised it; found
+				// by an exploratory test).
+				const mountFirst = "if it is on a disk that is not mounted, mount it; to create a new repository there, run"
+				switch m := local.UnmountedMountPoint(dir); {
+				case m != "":
+					if !own {
+						key = toml.Key{"repository"}
+					}
+					d.errorf(key, "no repository at %s: it lies on %s, a mount point in /etc/fstab that is not mounted: mount it (mount %s)", dir, m, m)
 				case !own:
 					key = toml.Key{"repository"}
-					d.errorf(key, "no repository at %s: create it with 'snap init' (it reads the repository and password from this file)", dir)
+					d.errorf(key, "no repository at %s: %s 'snap init' (it reads the repository and password from this file)", dir, mountFirst)
 				default:
 					// 'snap init --config' would make the file's top-level
 					// repository, not this job's.
@@ -1037,7 +1048,7 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 					case j.PasswordCommand != "":
 						how += " --password-command " + shQuote(j.PasswordCommand)
 					}
-					d.errorf(key, "no repository at %s: create it with '%s'", dir, how)
+					d.errorf(key, "no repository at %s: %s '%s'", dir, mountFirst, how)
 				}
 			}
 		}

@@ -281,7 +281,7 @@ password_file = "pw"
 		":7: jobs.a.databases: sqlite:///nonexistent/snap-test.db: no such file",
 		// A job's own repository: 'snap init --config' would make the
 		// top-level one.
-		":11: jobs.b.repository: no repository at " + filepath.Join(dir, "jobrepo") + ": create it with 'snap init -r '" + filepath.Join(dir, "jobrepo") + "' --password-file '" + pw + "''",
+		":11: jobs.b.repository: no repository at " + filepath.Join(dir, "jobrepo") + ": if it is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init -r '" + filepath.Join(dir, "jobrepo") + "' --password-file '" + pw + "''",
 	} {
 		if !strings.Contains(all, frag) {
 			t.Errorf("missing %q in\n%s", frag, all)
