@@ -256,7 +256,10 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		}
 		cancel()
 		if err != nil {
-			return false, fmt.Errorf("%s: create database: %w", d, err)
+			if exists == "0" {
+				return false, fmt.Errorf("%s: create database: %w (%w)", d, err, ErrUnchanged)
+			}
+			return false, fmt.Errorf("%s: create database: %w; the old database was dropped before it (MariaDB and MySQL cannot rename a database), and is gone: fix the cause and restore again", d, err)
 		}
 		if ctx.Err() != nil {
 			if exists == "0" {

@@ -233,6 +233,13 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			if _, derr := d.psql(context.WithoutCancel(ctx), pgMaintenanceDB, []string{"name=" + into}, pgDropDatabase); derr != nil {
 				return false, fmt.Errorf("%w; the database %s it was loaded into is left: drop it by hand (%v)", err, into, derr)
 			}
+			if into != d.Name {
+				// --replace: the new database is gone, the old one never
+				// touched ("the database this restore created was
+				// dropped" read as the old one's loss; found by an
+				// exploratory test).
+				return false, fmt.Errorf("%w (%w; the new database it was loaded into was dropped again, and %s is as it was)", err, ErrRolledBack, d.Name)
+			}
 			return false, fmt.Errorf("%w (%w, and %w)", err, ErrRolledBack, ErrCreatedDropped)
 		}
 		// The existing empty database is as it was only if the one

@@ -431,3 +431,24 @@ func TestMariaDBRestoreKilledLeavesMarker(t *testing.T) {
 		t.Errorf("after --replace: %v, want tables a and b, 1000 rows in b", got)
 	}
 }
+
+// TestMariaDBCreateRefusedChangesNothing: a restore into a new database
+// that the user may not create fails at CREATE DATABASE and says that
+// nothing was changed, as PostgreSQL's does (it said only the server's
+// error; found by an exploratory test).
+func TestMariaDBCreateRefusedChangesNothing(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery(db, "CREATE TABLE t (i INT); INSERT INTO t VALUES (1);")
+	tr.mustRun("create", "--db", my.url(db))
+	const secret = "create-pw"
+	user, _ := my.restrictedUser(db, secret)
+	to := *my.base
+	to.User = url.UserPassword(user, secret)
+	to.Path = "/x" + db // outside the user's grants
+	res := tr.run("restore", "latest", "--db", db, "--to", to.String())
+	if res.code != exitFatal || !strings.Contains(res.stderr, "create database") || !strings.Contains(res.stderr, "(nothing was changed)") {
+		t.Errorf("restore into a database the user may not create: exit %d\n%s", res.code, res.stderr)
+	}
+}

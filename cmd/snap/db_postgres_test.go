@@ -389,6 +389,19 @@ GRANT SELECT ON t TO "`+role+`";`)
 	if n := pg.mustQuery("postgres", "SELECT count(*) FROM pg_database WHERE datname = '"+fresh+"'"); strings.TrimSpace(n) != "0" {
 		t.Errorf("the database made for the failed load is left")
 	}
+	// --replace over a database with data: the message says the old one
+	// is as it was, not that "the database" was dropped (found by an
+	// exploratory test).
+	full := db + "_full"
+	pg.createDatabase(full)
+	pg.mustQuery(full, "CREATE TABLE keepme (x int); INSERT INTO keepme VALUES (42);")
+	res = tr.run("restore", "latest", "--db", db, "--to", pg.url(full), "--replace")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "the new database it was loaded into was dropped again, and "+full+" is as it was") || strings.Contains(res.stderr, "this restore created") {
+		t.Errorf("failed --replace: exit %d: %s", res.code, res.stderr)
+	}
+	if n := pg.mustQuery(full, "SELECT x FROM keepme;"); strings.TrimSpace(n) != "42" {
+		t.Errorf("the old database after the failed --replace: %q", n)
+	}
 }
 
 // TestPostgresNewDatabaseKeepsEncoding: a dump restored into a new
