@@ -374,6 +374,11 @@ func (d *Database) mysqlDatabaseProps(ctx context.Context) (DatabaseProperties, 
 // character set's and a collation's name.
 var errOddCharset = errors.New("not a character set and a collation")
 
+// errNoSchema is mysqlCharset's error when the server lists no such
+// database to this user: it does not exist, or the user has no privilege
+// on it. Restore takes it as any odd answer (errOddCharset).
+var errNoSchema = fmt.Errorf("the server lists no such database to this user (%w)", errOddCharset)
+
 // mysqlCharset reads the database's default character set and collation
 // as "CHARACTER SET cs COLLATE coll". Their names are words: anything else
 // is errOddCharset, and never written into a statement.
@@ -381,6 +386,9 @@ func (d *Database) mysqlCharset(ctx context.Context) (string, error) {
 	out, err := d.mysqlQuery(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+mysqlString(d.Name)+";\n")
 	if err != nil {
 		return "", err
+	}
+	if out == "" {
+		return "", errNoSchema
 	}
 	cs, coll, ok := strings.Cut(out, "\t")
 	if !ok || !mysqlWord.MatchString(cs) || !mysqlWord.MatchString(coll) {

@@ -452,3 +452,20 @@ func TestMariaDBCreateRefusedChangesNothing(t *testing.T) {
 		t.Errorf("restore into a database the user may not create: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestMariaDBMissingDatabase: a dump of a database the server does not
+// have fails, saves nothing, and the note before the dump's error says
+// the server lists no such database, not that its answer about the
+// character set was odd (found by an exploratory test).
+func TestMariaDBMissingDatabase(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	res := tr.run("create", "--db", my.url("snap_no_such_db"))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "the server lists no database snap_no_such_db to this user") ||
+		strings.Contains(res.stderr, "unexpected answer") || !strings.Contains(res.stderr, "Unknown database") {
+		t.Errorf("create --db of a missing database: exit %d\n%s", res.code, res.stderr)
+	}
+	if n := tr.snapshotCount(); n != 0 {
+		t.Errorf("%d snapshots saved", n)
+	}
+}
