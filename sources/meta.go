@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -351,9 +352,11 @@ func (e *PathError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, Displ
 // DisplayPath is a path as messages show it: as it is, unless it holds a
 // control character (a newline, an escape), which would break the message
 // into lines or rewrite the terminal; then quoted with Go's escapes
-// ("/srv/a\nb"). JSON output carries every path exactly, besides.
+// ("/srv/a\nb"). So is a path that is not valid UTF-8, whose bytes a
+// terminal would show as U+FFFD ("/srv/d\xe9j\xe0"). JSON output carries
+// every path exactly, besides.
 func DisplayPath(p string) string {
-	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 || !utf8.ValidString(p) {
 		return strconv.Quote(p)
 	}
 	return p

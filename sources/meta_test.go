@@ -99,11 +99,12 @@ func TestPathErrorQuotesControls(t *testing.T) {
 }
 
 // TestDisplayPath: a name with a newline or an escape prints as one quoted
-// line; other names, UTF-8 or not, print as they are.
+// line, as does one that is not valid UTF-8 (a terminal showed U+FFFD for
+// its bytes); other names print as they are.
 func TestDisplayPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"/srv/a b":            "/srv/a b",
-		"/srv/caf\xe9":        "/srv/caf\xe9",
+		"/srv/caf\xe9":        `"/srv/caf\xe9"`,
 		"/srv/x\n/etc/shadow": `"/srv/x\n/etc/shadow"`,
 		"/srv/\x1b[2Jcleared": `"/srv/\x1b[2Jcleared"`,
 		"/srv/日本語-😀.txt":      "/srv/日本語-😀.txt",

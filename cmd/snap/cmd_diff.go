@@ -200,7 +200,7 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		}
 		// The changes are the result, shown also with --quiet (which
 		// hides the heading and the summary).
-		fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, sources.DisplayPath(ch.Path), sizeNote(ch))
+		fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, listedPath(ch.Path), sizeNote(ch))
 		return nil
 	})
 	if err != nil {
@@ -252,7 +252,7 @@ func owner(n *snapshot.Node) string {
 	if g == "" {
 		g = fmt.Sprint(n.GID)
 	}
-	return sources.DisplayPath(u + ":" + g)
+	return listedPath(u + ":" + g)
 }
 
 // sizeNote describes a change's sizes for the human listing.

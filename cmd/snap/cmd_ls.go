@@ -115,7 +115,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 		} else if long {
 			fmt.Fprintln(e.stdout, longLine(np, n))
 		} else {
-			fmt.Fprintln(e.stdout, sources.DisplayPath(np))
+			fmt.Fprintln(e.stdout, listedPath(np))
 		}
 		if flat && np != p && n.Type == sources.TypeDir {
 			return snapshot.SkipDir
@@ -158,9 +158,9 @@ func longLine(np string, n *snapshot.Node) string {
 		// A device has no size: its number, as ls -l shows it.
 		size = fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
 	}
-	line := fmt.Sprintf("%s %8s %8s %12s %s %s", modeString(n.Meta), sources.DisplayPath(owner), sources.DisplayPath(group), size, localTime(time.Unix(0, n.MTime)), sources.DisplayPath(np))
+	line := fmt.Sprintf("%s %8s %8s %12s %s %s", modeString(n.Meta), listedPath(owner), listedPath(group), size, localTime(time.Unix(0, n.MTime)), listedPath(np))
 	if n.Type == sources.TypeSymlink {
-		line += " -> " + sources.DisplayPath(n.LinkTarget)
+		line += " -> " + listedPath(n.LinkTarget)
 	}
 	return line
 }

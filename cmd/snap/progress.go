@@ -183,10 +183,7 @@ func (p *progress) event(ev snapshot.Event) {
 		p.errors++
 		delete(p.inflight, ev.Path)
 		p.mu.Unlock()
-		msg := fmt.Sprint(ev.Err)
-		if ev.Path != "" && !strings.Contains(msg, ev.Path) {
-			msg = ev.Path + ": " + msg
-		}
+		msg := withPath(ev.Path, fmt.Sprint(ev.Err))
 		if p.action == "create" {
 			msg += " (skipped)"
 		}
@@ -195,14 +192,22 @@ func (p *progress) event(ev snapshot.Event) {
 		p.mu.Lock()
 		p.warnings++
 		p.mu.Unlock()
-		msg := fmt.Sprint(ev.Err)
-		if ev.Path != "" && !strings.Contains(msg, ev.Path) {
-			msg = ev.Path + ": " + msg // the text and journal formats show only the message
-		}
-		p.u.log.Warn(msg, pathAttrs(ev.Path)...)
+		// The text and journal formats show only the message.
+		p.u.log.Warn(withPath(ev.Path, fmt.Sprint(ev.Err)), pathAttrs(ev.Path)...)
 	case snapshot.EventLeftOut:
 		p.u.log.Log(context.Background(), levelNotice, fmt.Sprintf("left out %s: %v", sources.DisplayPath(ev.Path), ev.Err), pathAttrs(ev.Path)...)
 	}
+}
+
+// withPath puts the path an event is about in front of its message,
+// unless the message names it already, as messages show paths
+// (sources.DisplayPath): written as it is, a newline in a name read as a
+// space and an invalid byte as U+FFFD (found by an exploratory test).
+func withPath(p, msg string) string {
+	if p == "" || strings.Contains(msg, p) || strings.Contains(msg, sources.DisplayPath(p)) {
+		return msg
+	}
+	return sources.DisplayPath(p) + ": " + msg
 }
 
 func (p *progress) fileDone(ev snapshot.Event) {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestPathAttrs: a path that is not valid UTF-8 comes with its bytes in
@@ -108,5 +110,44 @@ func TestSnapshotPathsBase64(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("forget --json groups: %v, want one with paths_base64 %v", forget.Groups, want)
+	}
+}
+
+// TestErrorLinePathQuoted: a restore error about a path with a newline or
+// bytes that are not UTF-8 shows the path quoted in front, as in the rest
+// of the line (it was written as it is: the newline read as a space, the
+// byte as U+FFFD; found by an exploratory test).
+func TestErrorLinePathQuoted(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for _, name := range []string{"new\nline", "caf\xe9"} {
+		writeFile(t, filepath.Join(src, name), []byte("x"))
+	}
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	for _, name := range []string{"new\nline", "caf\xe9"} {
+		must(t, os.MkdirAll(filepath.Join(target, src, name, "in-the-way"), 0o755))
+	}
+	res := tr.run("restore", "latest", "--target", target)
+	if res.code != exitFatal {
+		t.Fatalf("restore with directories in the way: exit %d\n%s", res.code, res.stderr)
+	}
+	for _, name := range []string{`new\nline`, `caf\xe9`} {
+		quoted := `"` + filepath.Join(target, src) + "/" + name + `"`
+		found := false
+		for _, line := range strings.Split(res.stderr, "\n") {
+			if strings.Contains(line, "is in the way") && strings.Contains(line, name) {
+				found = true
+				if !strings.HasPrefix(line, "error: "+quoted) && strings.Count(line, name) != 1 {
+					t.Errorf("error line: %q, want the path quoted once (%s)", line, quoted)
+				}
+				if strings.ContainsRune(line, utf8.RuneError) {
+					t.Errorf("error line with U+FFFD: %q", line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no error line about %s:\n%s", name, res.stderr)
+		}
 	}
 }

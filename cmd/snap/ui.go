@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 )
@@ -190,6 +192,18 @@ func timeIn(t time.Time, loc *time.Location) string {
 		}
 	}
 	return s
+}
+
+// listedPath is a path, user or group name as the listings of ls and diff
+// print it: quoted with Go's escapes when it holds a control character
+// (one entry is one line), otherwise byte for byte, also when it is not
+// UTF-8, so that what a listing shows can be matched by grep. Messages
+// quote those too (sources.DisplayPath).
+func listedPath(p string) string {
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+		return strconv.Quote(p)
+	}
+	return p
 }
 
 // tableRow is a row for a text/tabwriter table with each byte 0xff of its
