@@ -156,3 +156,19 @@ func TestTagFinishesStoppedTag(t *testing.T) {
 		t.Errorf("after the tag run again: %+v", sns)
 	}
 }
+
+// TestTagFilterBothNamed: --tag a,b asks for snapshots with both tags;
+// when each is on some snapshot but none has both, the warning says so
+// (it said no snapshot has tag "a,b", then listed a and b as present;
+// found by an exploratory test).
+func TestTagFilterBothNamed(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", "--tag", "nightly", src)
+	tr.mustRun("create", "--tag", "manual", src)
+	res := tr.mustRun("list", "--tag", "nightly,manual")
+	if !strings.Contains(res.stderr, "no snapshot has all the tags nightly and manual (tags: manual, nightly)") {
+		t.Errorf("list --tag nightly,manual: %s", res.stderr)
+	}
+}
