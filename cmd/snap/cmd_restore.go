@@ -246,7 +246,15 @@ func runRestore(c *cli.Context, e *env) error {
 			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
 	}
 	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {
-		u.warnf("--include matched no file below %s: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'", sub, path.Join(sub, "…"))
+		// Nothing restored is a failure: a script that restores one file
+		// by --include went on without it, exit 0 (found by an
+		// exploratory test).
+		also := ""
+		if len(exc) > 0 {
+			also = " that --exclude left in"
+		}
+		return fmt.Errorf("--include matched no file%s below %s, so nothing was restored: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'",
+			also, sources.DisplayPath(sub), sources.DisplayPath(path.Join(sub, "…")))
 	}
 	if st.Errors > 0 {
 		return fmt.Errorf("%s could not be restored (listed above)", plural(int(st.Errors), "entry", "entries"))

@@ -275,7 +275,7 @@ func TestPatternFlagsKeepBytes(t *testing.T) {
 	}
 }
 
-// TestIncludeWarnsOnlyWhenNothingMatched: the warning that --include
+// TestIncludeWarnsOnlyWhenNothingMatched: the error that --include
 // matched nothing is not given when what it matched was kept (--overwrite
 // never) or is a symlink, which the summary counts on its own.
 func TestIncludeWarnsOnlyWhenNothingMatched(t *testing.T) {
@@ -295,8 +295,13 @@ func TestIncludeWarnsOnlyWhenNothingMatched(t *testing.T) {
 	if strings.Contains(res.stderr, "matched no file") || !strings.Contains(res.stdout, "1 symlink or special file") {
 		t.Errorf("restore of an included symlink: %s%s", res.stdout, res.stderr)
 	}
-	if res := tr.mustRun("restore", "latest:"+src, "--target", filepath.Join(tr.dir, "n"), "--include", "nothing"); !strings.Contains(res.stderr, "matched no file") {
-		t.Errorf("an --include that matched nothing: no warning: %s", res.stderr)
+	// Nothing restored fails (exit 1): a script would go on without the
+	// file. An --exclude that left out what --include matched is named.
+	if res := tr.run("restore", "latest:"+src, "--target", filepath.Join(tr.dir, "n"), "--include", "nothing"); res.code != exitFatal || !strings.Contains(res.stderr, "--include matched no file below "+src+", so nothing was restored") {
+		t.Errorf("an --include that matched nothing: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("restore", "latest:"+src, "--target", filepath.Join(tr.dir, "x"), "--include", "f", "--exclude", "f"); res.code != exitFatal || !strings.Contains(res.stderr, "matched no file that --exclude left in") {
+		t.Errorf("an --include that --exclude undid: exit %d: %s", res.code, res.stderr)
 	}
 }
 
