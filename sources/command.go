@@ -53,6 +53,15 @@ type Command struct {
 	// whole-server dump's role that exists already): they are shown, but
 	// a failure's message quotes another line.
 	ExpectedError func(line string) bool
+	// Combined gives Run's program one pipe for standard output and
+	// error, whose lines go to Stderr in the order it wrote them (a
+	// hook's: two pipes read at once mixed them up, differently on each
+	// run; found by an exploratory test). Stdout is not used.
+	Combined bool
+	// Note receives what snap itself has to say about the program (it
+	// left a process holding its output); nil sends it to Stderr, in
+	// parentheses, among the program's own lines.
+	Note func(msg string)
 }
 
 // CommandError is a program that failed: it could not be started, exited
@@ -212,6 +221,12 @@ func (c *Command) Run(ctx context.Context) error {
 	cmd.Stderr = errLines
 	outLines := &lineWriter{fn: c.Stdout}
 	cmd.Stdout = outLines
+	if c.Combined {
+		// The same writer for both: os/exec then gives the program one
+		// pipe, so its lines keep their order.
+		outLines = errLines
+		cmd.Stdout = errLines
+	}
 	if err := cmd.Start(); err != nil {
 		return &CommandError{Name: c.display(), Status: startFailure(err)}
 	}
@@ -223,7 +238,12 @@ func (c *Command) Run(ctx context.Context) error {
 		// not fail, nor was it stopped: the process left behind runs on.
 		// Said, as the wait otherwise looks like a slow hook.
 		if errors.Is(err, exec.ErrWaitDelay) {
-			snapNote(c.Stderr, "%s exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'daemon >/dev/null 2>&1 &'", c.display(), cmd.WaitDelay)
+			msg := fmt.Sprintf("%s exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'daemon >/dev/null 2>&1 &'", c.display(), cmd.WaitDelay)
+			if c.Note != nil {
+				c.Note(msg)
+			} else {
+				snapNote(c.Stderr, "%s", msg)
+			}
 		}
 		err = nil
 	}

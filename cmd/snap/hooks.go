@@ -118,8 +118,8 @@ func runHook(ctx context.Context, u *ui, kind, command string, env []string, tim
 	lines := u.toolLines(kind + " hook")
 	// A hook may run snap itself (a check after the backup), so it gets
 	// the password snap was given in its environment.
-	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, KeepSecrets: true, Stdout: lines, Stderr: lines,
-		Display: fmt.Sprintf("%s hook %q", kind, command)}
+	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, KeepSecrets: true, Stderr: lines, Combined: true,
+		Display: fmt.Sprintf("%s hook %q", kind, command), Note: func(msg string) { u.warnf("%s", msg) }}
 	hctx := ctx
 	if timeout > 0 {
 		var cancel context.CancelFunc
