@@ -149,7 +149,7 @@ keep.prune = true                  # 29: prune without policy
 
 [jobs.twice]
 databases = ["sqlite:///srv/app.db"]
-commands = [{ name = "db/sqlite/app.sql", command = "echo" }] # 33: stored as the dump
+commands = [{ name = "db/sqlite/app.sql", command = "echo" }, { name = "same", command = "echo 1" }, { name = "same", command = "echo 2" }] # 33: stored as the dump; twice the same
 
 [jobs.rel]
 databases = ["sqlite://app.db"]    # 36: relative to where the timer runs
@@ -163,7 +163,7 @@ databases = ["sqlite://app.db"]    # 36: relative to where the timer runs
 		8: "must be true or false", 9: "compression", 10: "empty or multi-line schedule", 11: "random_delay",
 		12: "data subset", 13: "ftp://nope", 19: "whole number", 20: "whole number", 21: "duration",
 		22: "unknown key in [jobs.a.keep]", 23: "a tag is a non-empty word", 25: "job name", 28: "nothing to back up", 29: "prune = true without a policy",
-		33: "both be stored as /db/sqlite/app.sql", 36: "relative to the current directory",
+		33: "both be stored as /db/sqlite/app.sql; two sources would both be stored as /same", 36: "relative to the current directory",
 	}
 	got := map[int]string{}
 	for _, p := range problems {

@@ -116,23 +116,31 @@ func streamOverlap(streams, paths []string) (stream, path string) {
 	return "", ""
 }
 
-// streamCollision says how two of the paths that streams are stored as
-// collide, or "": the same path twice, or one a file and another inside
-// it, which the archive found only after the pre hooks had run (found by
-// an exploratory test).
+// streamCollision says how the paths that streams are stored as collide,
+// or "": the same path twice, or one a file and another inside it, which
+// the archive found only after the pre hooks had run (found by an
+// exploratory test). Every collision is named, so that config check lists
+// them all at once.
 func streamCollision(paths []string) string {
+	var msgs []string
 	for i, a := range paths {
 		for _, b := range paths[i+1:] {
+			var msg string
 			switch {
 			case a == b:
-				return fmt.Sprintf("two sources would both be stored as %s", a)
+				msg = fmt.Sprintf("two sources would both be stored as %s", a)
 			case pathsOverlap(a, b):
 				f, in := min(a, b), max(a, b)
-				return fmt.Sprintf("one source would be stored as the file %s and another inside it, as %s", f, in)
+				msg = fmt.Sprintf("one source would be stored as the file %s and another inside it, as %s", f, in)
+			default:
+				continue
+			}
+			if !slices.Contains(msgs, msg) {
+				msgs = append(msgs, msg)
 			}
 		}
 	}
-	return ""
+	return strings.Join(msgs, "; ")
 }
 
 // build resolves the dump tools (failing when one is not installed) and
