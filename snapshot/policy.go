@@ -165,6 +165,22 @@ func floorDiv(a, b int) int {
 	return q
 }
 
+// hourLabel names the hour of t for the reason "hourly …": its date and
+// hour, and its zone's name in an hour that the clocks going back make
+// happen twice ("2026-10-25 02:00 CEST", "… 02:00 CET"), whose two
+// snapshots had the same reason (found by an exploratory test).
+func hourLabel(t time.Time) string {
+	const layout = "2006-01-02 15:00"
+	k := t.Format(layout)
+	// Whole hours away only: half an hour away is often the same hour.
+	for _, d := range []time.Duration{-2 * time.Hour, -time.Hour, time.Hour, 2 * time.Hour} {
+		if t.Add(d).Format(layout) == k {
+			return k + " " + t.Format("MST")
+		}
+	}
+	return k
+}
+
 // Decision is what the policy decided for one snapshot.
 type Decision struct {
 	Snapshot *Snapshot
@@ -208,7 +224,7 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 		n    int
 		key  func(time.Time) string
 	}{
-		{"hourly", p.Hourly, func(t time.Time) string { return t.Format("2006-01-02 15:00") }},
+		{"hourly", p.Hourly, hourLabel},
 		{"daily", p.Daily, func(t time.Time) string { return t.Format("2006-01-02") }},
 		{"weekly", p.Weekly, func(t time.Time) string {
 			y, w := t.ISOWeek()

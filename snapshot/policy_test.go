@@ -104,7 +104,7 @@ func TestApplyPolicy(t *testing.T) {
 				psn('c', "2026-10-25T01:30:00Z")}, // 02:30 CET
 			policy: Policy{Hourly: 3},
 			loc:    mustLoad("Europe/Berlin"),
-			want:   map[byte]string{'c': "hourly 2026-10-25 02:00", 'b': "hourly 2026-10-25 02:00"},
+			want:   map[byte]string{'c': "hourly 2026-10-25 02:00 CET", 'b': "hourly 2026-10-25 02:00 CEST"},
 		},
 		{
 			name: "snapshots dated in the future are kept and do not count",
