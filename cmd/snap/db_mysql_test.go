@@ -396,6 +396,12 @@ func TestRestoreLatestDumpOfTheKindToNames(t *testing.T) {
 			t.Errorf("restore %s of a MariaDB dump --to postgres://: exit %d\n%s", ref, res.code, res.stderr)
 		}
 	}
+	// Both in one snapshot: both are named, not the first.
+	tr.mustRun("create", "--db", "sqlite://"+file, "--db", my.url(db))
+	res := tr.run("restore", "latest", "--db", db, "--to", "postgres://postgres@127.0.0.1/x")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "is a mysql dump") || !strings.Contains(res.stderr, "is a sqlite dump") || !strings.Contains(res.stderr, "naming it by its path") {
+		t.Errorf("restore of a snapshot with a MariaDB and an SQLite dump --to postgres://: exit %d\n%s", res.code, res.stderr)
+	}
 }
 
 // TestMariaDBRestoreKilledLeavesMarker: MariaDB commits each statement of

@@ -33,7 +33,7 @@ func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error)
 // name are not ambiguous for --to mysql://…. A dump named by its path is
 // taken whatever its kind (restoreDatabases then says it does not fit).
 func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.Source, error) {
-	var dumps []snapshot.Source
+	var dumps, all []snapshot.Source
 	for _, src := range sn.Sources {
 		if path.Clean("/"+name) == src.Path {
 			if !slices.Contains(dbKinds, src.Kind) {
@@ -41,24 +41,14 @@ func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.So
 			}
 			return src, nil
 		}
-		if slices.Contains(dbKinds, src.Kind) && (kind == "" || src.Kind == kind) {
-			dumps = append(dumps, src)
-		}
-	}
-	var matches []snapshot.Source
-	for _, src := range dumps {
-		base := path.Base(src.Path)
-		dbName, fileName := "", ""
-		if d, err := sources.ParseRecordedDatabase(src.URL); err == nil {
-			dbName = d.Name
-			if d.File != "" {
-				fileName = path.Base(d.File) // an SQLite database by its file's name
+		if slices.Contains(dbKinds, src.Kind) {
+			all = append(all, src)
+			if kind == "" || src.Kind == kind {
+				dumps = append(dumps, src)
 			}
 		}
-		if name == base || name == strings.TrimSuffix(base, path.Ext(base)) || (dbName != "" && name == dbName) || (fileName != "" && name == fileName) {
-			matches = append(matches, src)
-		}
 	}
+	matches := dumpsNamed(dumps, name)
 	var names []string
 	for _, src := range dumps {
 		names = append(names, src.Path)
@@ -67,11 +57,19 @@ func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.So
 	if kind != "" {
 		ofKind = " " + kind
 	}
-	if len(matches) == 0 && kind != "" {
-		// Of another kind than --to names: that is the mistake to name.
-		if src, err := findDumpSourceOfKind(sn, name, ""); err == nil {
-			return snapshot.Source{}, otherKindError{&usageError{msg: fmt.Sprintf("--db %s: %s is a %s dump, and --to names a %s database; restore it into a %s database", name, src.Path, src.Kind, kind, src.Kind)}}
+	if others := dumpsNamed(all, name); len(matches) == 0 && len(others) > 0 {
+		// Of another kind than --to names: that is the mistake to name,
+		// with every dump of that name (one of two was named; found by
+		// an exploratory test).
+		var what []string
+		for _, o := range others {
+			what = append(what, fmt.Sprintf("%s is a %s dump", o.Path, o.Kind))
 		}
+		into := fmt.Sprintf("restore it into a %s database", others[0].Kind)
+		if len(others) > 1 {
+			into = "restore one into a database of its kind, naming it by its path"
+		}
+		return snapshot.Source{}, otherKindError{&usageError{msg: fmt.Sprintf("--db %s: %s, and --to names a %s database; %s", name, strings.Join(what, ", "), kind, into)}}
 	}
 	switch {
 	case len(matches) == 1:
@@ -86,6 +84,27 @@ func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.So
 		return snapshot.Source{}, fmt.Errorf("snapshot %s holds no%s database dumps", sn.ID.Short(), ofKind)
 	}
 	return snapshot.Source{}, fmt.Errorf("snapshot %s has no%s dump %q; it has %s", sn.ID.Short(), ofKind, name, strings.Join(names, ", "))
+}
+
+// dumpsNamed returns the dumps of srcs that --db name means: by the dump's
+// file name, with or without its extension, the database's name, or an
+// SQLite database's file name.
+func dumpsNamed(srcs []snapshot.Source, name string) []snapshot.Source {
+	var matches []snapshot.Source
+	for _, src := range srcs {
+		base := path.Base(src.Path)
+		dbName, fileName := "", ""
+		if d, err := sources.ParseRecordedDatabase(src.URL); err == nil {
+			dbName = d.Name
+			if d.File != "" {
+				fileName = path.Base(d.File) // an SQLite database by its file's name
+			}
+		}
+		if name == base || name == strings.TrimSuffix(base, path.Ext(base)) || (dbName != "" && name == dbName) || (fileName != "" && name == fileName) {
+			matches = append(matches, src)
+		}
+	}
+	return matches
 }
 
 // otherKindError is the usage error of a dump asked for by name that is of
