@@ -107,7 +107,10 @@ func pathsBase64(paths []string) []string {
 }
 
 func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
-	s, err := openSession(c, e, noLock)
+	// The listing needs the snapshot documents only: without the index
+	// it does not wait for the index cache a running create holds (3 s,
+	// then a private copy of it).
+	s, err := openSessionWith(c, e, noLock, nil)
 	if err != nil {
 		return err
 	}
