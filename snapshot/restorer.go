@@ -167,6 +167,9 @@ type dirHandle struct {
 	selected bool
 	refs     atomic.Int32
 	depth    int // below the directory the restore starts at
+	// isPath: the target itself, standing for a directory of the
+	// snapshot (SNAPSHOT:/srv/app), whose metadata is meta.
+	isPath bool
 }
 
 // fileHandle is a file whose parts are being written.
@@ -238,6 +241,12 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	if node.Type == sources.TypeDir {
 		root.refs.Add(1)
 		r.rootPath = snapPath
+		if p := path.Clean("/" + snapPath); p != "/" {
+			// A directory of the snapshot restored into a target this
+			// restore made: the target is that directory, and gets its
+			// metadata (the snapshot's root has none of its own).
+			root.meta, root.selected, root.isPath = node.Meta, r.selectedAll(), true
+		}
 		r.walkDir(ctx, root, node.Subtree, r.selectedAll())
 	} else {
 		err = r.restoreEntry(ctx, snapPath, node.Name, root, node, r.selectedAll())
@@ -364,7 +373,7 @@ func (r *Restorer) release(d *dirHandle) {
 		// one that was there does under OverwriteNever.
 		var err error
 		switch {
-		case d.parent == nil:
+		case d.parent == nil && !(d.isPath && d.dir.Created()):
 		case d.dir.Created() || d.selected && r.opts.Overwrite != OverwriteNever:
 			err = d.dir.SetOwnMeta(d.meta)
 		default:

@@ -88,7 +88,7 @@ func (t *Target) RootDir() (*Dir, error) {
 		unix.Close(fd)
 		return nil, &PathError{Op: "stat", Path: t.dir, Err: err}
 	}
-	return &Dir{fd: fd, t: t, setgid: st.Mode&unix.S_ISGID != 0, defaultACL: hasDefaultACL(fd)}, nil
+	return &Dir{fd: fd, t: t, setgid: st.Mode&unix.S_ISGID != 0, created: t.created, defaultACL: hasDefaultACL(fd)}, nil
 }
 
 // Close closes the directory.

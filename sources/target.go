@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -20,14 +21,32 @@ type Target struct {
 	root   *os.Root
 	dir    string
 	asRoot bool // running as root: restore ownership
+	// created: OpenTarget made the directory; RootDir's Dir says so, and
+	// a restore of a directory gives it that directory's metadata.
+	created bool
 	// The owner new files get, and the process's umask (-1 when unknown),
 	// for CreateFile.
 	euid, egid, umask int
 }
 
-// OpenTarget creates dir if needed and opens it as the restore root.
+// OpenTarget creates dir if needed and opens it as the restore root. The
+// directories leading to it are made as 'mkdir -p' makes them (0777 less
+// the umask), the directory itself 0700 until the restore gives it its
+// metadata: all of them were 0700, and a service restored in place could
+// no longer reach its files (found by an exploratory test).
 func OpenTarget(dir string) (*Target, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	_, serr := os.Lstat(dir)
+	created := errors.Is(serr, fs.ErrNotExist)
+	err := os.MkdirAll(filepath.Dir(dir), 0o777)
+	if err == nil {
+		err = os.Mkdir(dir, 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+				err = nil
+			}
+		}
+	}
+	if err != nil {
 		if to, lerr := os.Readlink(dir); lerr == nil {
 			// MkdirAll says only "file exists" for a dangling symlink.
 			return nil, fmt.Errorf("restore target %s is a symlink to %s, which is not a directory: create that directory, or give another --target", dir, to)
@@ -42,7 +61,7 @@ func OpenTarget(dir string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore target %s: %w", dir, err)
 	}
-	return &Target{root: root, dir: dir, asRoot: os.Geteuid() == 0, euid: os.Geteuid(), egid: os.Getegid(), umask: readUmask()}, nil
+	return &Target{root: root, dir: dir, asRoot: os.Geteuid() == 0, created: created, euid: os.Geteuid(), egid: os.Getegid(), umask: readUmask()}, nil
 }
 
 // readUmask returns the process's umask from /proc (Linux 4.7 and later),

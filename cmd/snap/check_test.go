@@ -514,8 +514,8 @@ func TestCheckNotesSnapshotStoredTwice(t *testing.T) {
 }
 
 // TestDamagedSegmentLeavesRestoresReadable: with one index segment damaged
-// and no cache, list and the restore of a snapshot whose blobs other
-// segments index work, with a warning; the restore of one that needs the
+// and no cache, list, and with a warning the restore of a snapshot whose
+// blobs other segments index, work; the restore of one that needs the
 // damaged segment fails; create still refuses (a writer must not rely on
 // an index that lacks a segment). All of them failed (found by an
 // exploratory test).
@@ -536,7 +536,8 @@ func TestDamagedSegmentLeavesRestoresReadable(t *testing.T) {
 	must(t, os.WriteFile(first[0], seg, 0o600))
 	must(t, os.RemoveAll(tr.cache))
 
-	if res := tr.run("list"); res.code != 0 || !strings.Contains(res.stderr, "left out of this command's index") {
+	// list reads no index: it works, without a word about it.
+	if res := tr.run("list"); res.code != 0 {
 		t.Errorf("list with a damaged segment: exit %d\n%s", res.code, res.stderr)
 	}
 	out := filepath.Join(tr.dir, "out")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -149,5 +150,44 @@ func TestErrorLinePathQuoted(t *testing.T) {
 		if !found {
 			t.Errorf("no error line about %s:\n%s", name, res.stderr)
 		}
+	}
+}
+
+// TestRestoreSubpathIntoNewTarget: a directory restored into a target the
+// restore makes (restoring /srv/app in place after a loss) gives the
+// target that directory's mode and time, and the directories leading to
+// it are made as 'mkdir -p' makes them; all were 0700 with the restore's
+// time, and a service could no longer reach its files (found by an
+// exploratory test). A whole snapshot's target stays 0700: the
+// snapshot's root records nothing.
+func TestRestoreSubpathIntoNewTarget(t *testing.T) {
+	tr := newTestRepo(t)
+	app := filepath.Join(tr.dir, "srv", "app")
+	writeFile(t, filepath.Join(app, "conf"), []byte("x"))
+	must(t, os.Chmod(app, 0o751))
+	old := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	must(t, os.Chtimes(app, old, old))
+	tr.mustRun("create", app)
+	target := filepath.Join(tr.dir, "new", "srv", "app")
+	tr.mustRun("restore", "latest:"+app, "--target", target)
+	fi, err := os.Stat(target)
+	if err != nil || fi.Mode().Perm() != 0o751 || !fi.ModTime().Equal(old) {
+		t.Errorf("the new target: %v, %v; want mode 0751 and time %v", fi.Mode(), fi.ModTime(), old)
+	}
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	if fi, err := os.Stat(filepath.Dir(target)); err != nil || fi.Mode().Perm() != os.FileMode(0o777&^umask) {
+		t.Errorf("a directory leading to the new target: %v, %v; want %v", fi.Mode(), err, os.FileMode(0o777&^umask))
+	}
+	// An existing target keeps its own.
+	must(t, os.Chmod(target, 0o700))
+	tr.mustRun("restore", "latest:"+app, "--target", target)
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("an existing target: %v, %v; want it to keep 0700", fi.Mode(), err)
+	}
+	whole := filepath.Join(tr.dir, "whole")
+	tr.mustRun("restore", "latest", "--target", whole)
+	if fi, err := os.Stat(whole); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("a whole snapshot's new target: %v, %v; want 0700", fi.Mode(), err)
 	}
 }
