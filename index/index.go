@@ -66,6 +66,9 @@ type Index struct {
 	tempDir string // set when the cache is a private temporary copy
 	// readOnly: Options.ReadOnly; Sync skips segments it cannot read.
 	readOnly bool
+	// unreadSegments counts the segments Sync skipped: a blob not in the
+	// index is then most likely one of theirs (NotIndexedError).
+	unreadSegments atomic.Int32
 	packs    *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
 	hashers sync.Pool
@@ -545,9 +548,22 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 		if err := ix.damaged.blobErr(t, id); err != nil {
 			return nil, err // its one copy was found damaged: say so again
 		}
-		return nil, fmt.Errorf("%s blob %s: %w ('snap check' shows what is affected; 'snap repair index --from-packs' indexes packs that exist but are not indexed, and a new create stores again what its files still hold)", t, id, ErrBlobNotIndexed)
+		return nil, ix.NotIndexedError(t, id)
 	}
 	return ix.LoadBlobAt(ctx, loc, dst)
+}
+
+// NotIndexedError is the error of a blob the index does not list, with
+// what to do: when index segments could not be read (named in a warning
+// when the index was opened), the blob is most likely in one of them,
+// and 'snap repair index --from-packs' lists it again; the advice was
+// 'snap repair index', which refuses a damaged segment, or none at all
+// (found by an exploratory test).
+func (ix *Index) NotIndexedError(t repo.BlobType, id repo.ID) error {
+	if ix.unreadSegments.Load() > 0 {
+		return fmt.Errorf("%s blob %s: %w (an index segment could not be read, above: 'snap repair index --from-packs' indexes its packs again)", t, id, ErrBlobNotIndexed)
+	}
+	return fmt.Errorf("%s blob %s: %w ('snap check' shows what is affected; 'snap repair index --from-packs' indexes packs that exist but are not indexed, and a new create stores again what its files still hold)", t, id, ErrBlobNotIndexed)
 }
 
 // LoadBlobAt reads the blob at a known location and verifies it. Tree
