@@ -2,8 +2,10 @@ package sources
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"slices"
@@ -160,6 +162,10 @@ func MatchAny(ps []Pattern, name string) bool {
 func ReadPatternFile(name string) ([]string, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, &PathError{Op: pe.Op, Path: name, Err: pe.Err} // the name shown as messages show paths
+		}
 		return nil, err
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -170,10 +176,10 @@ func ReadPatternFile(name string) ([]string, error) {
 			continue
 		}
 		if why := unsupportedPattern(line); why != "" {
-			return nil, fmt.Errorf("%s:%d: %q: %s; snap reads globs only (see 'snap create --help')", name, i+1, line, why)
+			return nil, fmt.Errorf("%s:%d: %q: %s; snap reads globs only (see 'snap create --help')", DisplayPath(name), i+1, line, why)
 		}
 		if _, err := ParsePattern(line); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, i+1, err)
+			return nil, fmt.Errorf("%s:%d: %w", DisplayPath(name), i+1, err)
 		}
 		out = append(out, line)
 	}

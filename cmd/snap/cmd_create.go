@@ -293,7 +293,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 	for _, p := range o.Paths {
 		var st unix.Stat_t
 		if err := sources.Lstat(p, &st); err != nil {
-			return nil, &namedPathError{p, fmt.Errorf("path %s: %w; check the path or remove it from %s; no snapshot was saved", p, unwrapOS(err), plan.origin)}
+			return nil, &namedPathError{p, fmt.Errorf("path %s: %w; check the path or remove it from %s; no snapshot was saved", sources.DisplayPath(p), unwrapOS(err), plan.origin)}
 		}
 		// A path this user cannot read at all would be an empty part of
 		// a snapshot that counts as a success (exit 3 is "saved, some
@@ -307,7 +307,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		}
 		if need != 0 && len(p) < unix.PathMax {
 			if err := unix.Access(p, need); errors.Is(err, unix.EACCES) {
-				return nil, fmt.Errorf("path %s: this user cannot read it (%v), so nothing of it would be saved; run snap as a user who can, or remove it from %s; no snapshot was saved", p, err, plan.origin)
+				return nil, fmt.Errorf("path %s: this user cannot read it (%v), so nothing of it would be saved; run snap as a user who can, or remove it from %s; no snapshot was saved", sources.DisplayPath(p), unwrapOS(err), plan.origin)
 			}
 		}
 	}

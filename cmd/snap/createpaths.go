@@ -62,7 +62,7 @@ func unreachableInner(paths []string, o snapshot.ArchiveOptions, origin string) 
 // given path q (outer): see unreachableInner.
 func nestedReachable(p, q, inner, outer string, follow bool, o snapshot.ArchiveOptions, origin string, dirBuf []byte) error {
 	refuse := func(why string) error {
-		return usagef("path %s lies inside %s, whose backup saves it, but %s; give it in a snapshot of its own, or remove it from %s; no snapshot was saved", p, q, why, origin)
+		return usagef("path %s lies inside %s, whose backup saves it, but %s; give it in a snapshot of its own, or remove it from %s; no snapshot was saved", sources.DisplayPath(p), sources.DisplayPath(q), why, origin)
 	}
 	for c := inner; ; c = filepath.Dir(c) {
 		var st, up unix.Stat_t
@@ -166,7 +166,7 @@ func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string,
 				if dirs[k] == cacheWhy {
 					fix = "a cache is rebuilt from the repository, and needs no backup"
 				}
-				return nil, usagef("path %s: %s is %s; %s, and remove the path from %s; no snapshot was saved", p, q, dirs[k], fix, origin)
+				return nil, usagef("path %s: %s is %s; %s, and remove the path from %s; no snapshot was saved", sources.DisplayPath(p), sources.DisplayPath(q), dirs[k], fix, origin)
 			}
 			if q == filepath.Dir(q) {
 				break

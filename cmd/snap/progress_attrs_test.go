@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,5 +190,28 @@ func TestRestoreSubpathIntoNewTarget(t *testing.T) {
 	tr.mustRun("restore", "latest", "--target", whole)
 	if fi, err := os.Stat(whole); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("a whole snapshot's new target: %v, %v; want 0700", fi.Mode(), err)
+	}
+}
+
+// TestCreatePathMessagesQuoted: create's own messages about a path it was
+// given (missing, an exclude file that cannot be read) quote a name with a
+// newline or bytes that are not UTF-8, as every message does (a newline
+// read as a space; found by a re-test).
+func TestCreatePathMessagesQuoted(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	for _, tc := range []struct {
+		args   []string
+		quoted string
+	}{
+		{[]string{"create", filepath.Join(tr.dir, "no\nsuch")}, strconv.Quote(filepath.Join(tr.dir, "no\nsuch"))},
+		{[]string{"create", filepath.Join(tr.dir, "no\xffsuch")}, strconv.Quote(filepath.Join(tr.dir, "no\xffsuch"))},
+		{[]string{"create", "--exclude-file", filepath.Join(tr.dir, "x\ty"), src}, strconv.Quote(filepath.Join(tr.dir, "x\ty"))},
+	} {
+		res := tr.run(tc.args...)
+		if res.code == 0 || !strings.Contains(res.stderr, tc.quoted) || strings.Count(strings.TrimSpace(res.stderr), "\n") > 0 {
+			t.Errorf("%q: exit %d, want one line naming %s:\n%s", tc.args, res.code, tc.quoted, res.stderr)
+		}
 	}
 }
