@@ -627,7 +627,7 @@ func (j *Job) sourceCollision() string {
 
 // streamInPaths is streamOverlap for the job's sources and paths: config
 // check says so first.
-func (j *Job) streamInPaths() (stream, path string) {
+func (j *Job) streamInPaths() string {
 	return streamOverlap(j.sourcePaths(), j.Paths)
 }
 

@@ -706,8 +706,8 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 			}
 		}
 	}
-	if s, p := j.streamInPaths(); s != "" && dbsOK {
-		d.errorf(at, "the dump or command output %s and the backed-up path %s would overlap in the snapshot: name the command outside the job's paths, or back up a dump in a job of its own", s, p)
+	if msg := j.streamInPaths(); msg != "" && dbsOK {
+		d.errorf(at, "%s: name the command outside the job's paths, or back up a dump in a job of its own", msg)
 	}
 	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 {
 		d.errorf(at, "nothing to back up: give paths, databases or commands")

@@ -246,7 +246,7 @@ commands = [{ name = "a.out", command = ["/nonexistent/bin/tool", "x"] }, { name
 
 [jobs.inside]
 paths = ["` + src + `"]
-commands = [{ name = "` + strings.TrimPrefix(src, "/") + `/f.out", command = ["echo"] }]
+commands = [{ name = "` + strings.TrimPrefix(src, "/") + `/f.out", command = ["echo"] }, { name = "` + strings.TrimPrefix(src, "/") + `/g.out", command = ["echo"] }]
 
 [jobs.parent]
 paths = ["` + src + `"]
@@ -255,6 +255,7 @@ commands = [{ name = "` + strings.TrimPrefix(filepath.Dir(src), "/") + `", comma
 	res = tr.runConfig(nil, "config", "check", "--config", cmds)
 	if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "a.out: program /nonexistent/bin/tool not found") ||
 		strings.Contains(res.stderr+res.stdout, "b.out") || !strings.Contains(res.stderr+res.stdout, "jobs.inside: the dump or command output "+src+"/f.out and the backed-up path "+src+" would overlap") ||
+		!strings.Contains(res.stderr+res.stdout, "; the dump or command output "+src+"/g.out and the backed-up path "+src+" would overlap") ||
 		!strings.Contains(res.stderr+res.stdout, "jobs.parent: the dump or command output "+filepath.Dir(src)+" and the backed-up path "+src+" would overlap") {
 		t.Errorf("config check of commands: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}

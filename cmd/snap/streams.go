@@ -95,25 +95,28 @@ func parseStreamFlags(stdinName, commandName string, dbURLs, args []string) (str
 			abs = append(abs, a)
 		}
 	}
-	if s, p := streamOverlap(append(streamPaths, dbPaths...), abs); s != "" {
-		return sf, nil, usagef("the dump or command output %s and the backed-up path %s would overlap in the snapshot: name the stream outside the backed-up paths, or back the dump up in a snapshot of its own", s, p)
+	if msg := streamOverlap(append(streamPaths, dbPaths...), abs); msg != "" {
+		return sf, nil, usagef("%s: name the stream outside the backed-up paths, or back the dump up in a snapshot of its own", msg)
 	}
 	return sf, paths, nil
 }
 
-// streamOverlap returns a stream's path in the snapshot that lies in, is,
-// or holds one of the backed-up paths (absolute), and that path, or "":
-// the archive refuses it ("collides with … which is also saved"), but
-// only after the pre hooks have run (found by a re-test).
-func streamOverlap(streams, paths []string) (stream, path string) {
+// streamOverlap names each stream's path in the snapshot that lies in,
+// is, or holds one of the backed-up paths (absolute), with that path, or
+// returns "": the archive refuses it ("collides with … which is also
+// saved"), but only after the pre hooks have run (found by a re-test).
+// All are named, so that config check lists them at once.
+func streamOverlap(streams, paths []string) string {
+	var msgs []string
 	for _, s := range streams {
 		for _, p := range paths {
 			if p = filepath.Clean(p); pathsOverlap(s, p) {
-				return s, p
+				msgs = append(msgs, fmt.Sprintf("the dump or command output %s and the backed-up path %s would overlap in the snapshot", s, sources.DisplayPath(p)))
+				break
 			}
 		}
 	}
-	return "", ""
+	return strings.Join(msgs, "; ")
 }
 
 // streamCollision says how the paths that streams are stored as collide,
