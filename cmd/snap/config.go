@@ -1027,16 +1027,18 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				// A disk that is not mounted comes first, as when a run
 				// meets it: 'snap init' there would make a new repository
 				// on the file system below (config check advised it; found
-				// by an exploratory test).
+				// by an exploratory test). Nor is 'snap init' the advice
+				// for a directory of other files, which it refuses.
 				const mountFirst = "if it is on a disk that is not mounted, mount it; to create a new repository there, run"
-				switch m := local.UnmountedMountPoint(dir); {
-				case m != "":
-					if !own {
-						key = toml.Key{"repository"}
-					}
-					d.errorf(key, "no repository at %s: it lies on %s, a mount point in /etc/fstab that is not mounted: mount it (mount %s)", dir, m, m)
-				case !own:
+				abs, _ := filepath.Abs(dir)
+				hint, initOK := local.NoRepositoryHint(abs)
+				if !own {
 					key = toml.Key{"repository"}
+				}
+				switch {
+				case !initOK:
+					d.errorf(key, "no repository at %s: %s", dir, hint)
+				case !own:
 					d.errorf(key, "no repository at %s: %s 'snap init' (it reads the repository and password from this file)", dir, mountFirst)
 				default:
 					// 'snap init --config' would make the file's top-level

@@ -254,8 +254,16 @@ databases = ["sqlite:///nonexistent/snap-test.db"]
 paths = ["` + dir + `"]
 repository = "` + filepath.Join(dir, "jobrepo") + `"
 password_file = "pw"
+
+[jobs.c]
+paths = ["` + dir + `"]
+repository = "` + filepath.Join(dir, "other") + `"
 `
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A directory of other files is no place for 'snap init' (it refuses).
+	if err := os.MkdirAll(filepath.Join(dir, "other", "files"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	cfg, problems, err := loadConfig(path)
@@ -282,6 +290,7 @@ password_file = "pw"
 		// A job's own repository: 'snap init --config' would make the
 		// top-level one.
 		":11: jobs.b.repository: no repository at " + filepath.Join(dir, "jobrepo") + ": if it is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init -r '" + filepath.Join(dir, "jobrepo") + "' --password-file '" + pw + "''",
+		":16: jobs.c.repository: no repository at " + filepath.Join(dir, "other") + ": a directory that holds other files but no repository",
 	} {
 		if !strings.Contains(all, frag) {
 			t.Errorf("missing %q in\n%s", frag, all)

@@ -54,6 +54,11 @@ func Open(dir string) (*Backend, error) {
 	}
 	config, err := os.Stat(filepath.Join(abs, "config"))
 	if err != nil {
+		if errors.Is(err, syscall.ENOTDIR) {
+			// A path below a file: "stat …/config: not a directory" said
+			// less (found by a re-test).
+			return nil, fmt.Errorf("%s: %w (%s)", abs, repo.ErrNoRepository, noRepositoryHint(abs))
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			// A repository that lost its config is not "no repository":
 			// 'snap init' is not the advice to give there.

@@ -1,12 +1,14 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // noRepositoryHint says what to do about a directory that holds no
@@ -16,16 +18,30 @@ import (
 // run would back up without a word. A mount point of /etc/fstab at or
 // above abs that is not mounted is named; otherwise both causes are.
 func noRepositoryHint(abs string) string {
+	hint, _ := NoRepositoryHint(abs)
+	return hint
+}
+
+// NoRepositoryHint is noRepositoryHint for a location that holds no
+// repository, and whether 'snap init' could make one there (it does not
+// exist, or is an empty directory): a directory holding other files, or a
+// path below a file, is no place for one, and the advice to run 'snap
+// init' there led to "location is not empty" (found by a re-test).
+func NoRepositoryHint(abs string) (hint string, initOK bool) {
 	if m := UnmountedMountPoint(abs); m != "" {
-		return fmt.Sprintf("it lies on %s, a mount point in /etc/fstab that is not mounted: mount it (mount %s) and run the command again", m, m)
+		return fmt.Sprintf("it lies on %s, a mount point in /etc/fstab that is not mounted: mount it (mount %s) and run the command again", m, m), false
 	}
-	what := "it does not exist"
-	if entries, err := os.ReadDir(abs); err == nil && len(entries) == 0 {
-		what = "an empty directory"
-	} else if err == nil {
-		what = "a directory without a repository's config"
+	const mountFirst = "if the repository is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init'"
+	entries, err := os.ReadDir(abs)
+	switch {
+	case err == nil && len(entries) == 0:
+		return "an empty directory: " + mountFirst, true
+	case err == nil:
+		return "a directory that holds other files but no repository (whose directory holds config, data/, index/, keys/ and snapshots/): check the location; if the repository is on a disk that is not mounted, mount it; 'snap init' makes a new repository only in a new or empty directory", false
+	case errors.Is(err, syscall.ENOTDIR):
+		return "a path below a file, not a directory: check the location", false
 	}
-	return what + ": if the repository is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init'"
+	return "it does not exist: " + mountFirst, true
 }
 
 // UnmountedMountPoint returns the mount point of /etc/fstab that dir lies

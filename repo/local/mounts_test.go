@@ -63,8 +63,12 @@ func TestOpenNoRepositoryHint(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notes"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "a directory without a repository's config") {
+	// Not a place for 'snap init', which refuses it: no such advice.
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "a directory that holds other files but no repository") || strings.Contains(err.Error(), "run 'snap init'") {
 		t.Errorf("Open of a directory of other files: %v", err)
+	}
+	if _, err := Open(filepath.Join(dir, "notes", "repo")); !errors.Is(err, repo.ErrNoRepository) || !strings.Contains(err.Error(), "a path below a file") {
+		t.Errorf("Open of a path below a file: %v", err)
 	}
 }
 
