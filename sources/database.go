@@ -120,6 +120,12 @@ func ParseDatabase(raw string) (*Database, error) {
 	if d.All && name != "" && d.Kind == KindMongoDB {
 		return nil, fmt.Errorf("database URL %q: give a database name or ?all, not both", redactRaw(raw))
 	}
+	if d.Kind == KindPostgres && len(name) > pgMaxName {
+		// The server cuts a longer name: a restore --to it said it had
+		// created the long name, and --replace failed with a wrong cause
+		// (found by a re-test).
+		return nil, fmt.Errorf("database URL %q: a PostgreSQL database name is at most %d bytes, and %q has %d: give a shorter one", redactRaw(raw), pgMaxName, name, len(name))
+	}
 	if !d.All {
 		d.Name = name
 	}
@@ -131,6 +137,10 @@ func ParseDatabase(raw string) (*Database, error) {
 	}
 	return d, nil
 }
+
+// pgMaxName is the longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes);
+// it cuts longer ones.
+const pgMaxName = 63
 
 // checkPorts refuses a port outside 1..65535 in a URL's host part, which
 // may list several hosts (postgres://a:5432,b:5433/db; MongoDB too): the

@@ -134,3 +134,14 @@ func TestParseDatabasePort(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDatabasePostgresNameLength: a PostgreSQL database name over 63
+// bytes, which the server would cut, is refused; 63 bytes is taken.
+func TestParseDatabasePostgresNameLength(t *testing.T) {
+	if _, err := ParseDatabase("postgres://u@h/" + strings.Repeat("é", 32)); err == nil || !strings.Contains(err.Error(), "at most 63 bytes") {
+		t.Errorf("a name of 64 bytes: %v", err)
+	}
+	if _, err := ParseDatabase("postgres://u@h/" + strings.Repeat("y", 63)); err != nil {
+		t.Errorf("a name of 63 bytes: %v", err)
+	}
+}
