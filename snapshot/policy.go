@@ -94,6 +94,11 @@ func ParseSpan(s string) (Span, error) {
 		case 'y':
 			sp.Years += n
 		case 'm':
+			if strings.HasPrefix(rest[i:], "min") {
+				// As --at writes minutes: said as such, not as months
+				// (found by a re-test).
+				return Span{}, fmt.Errorf("duration %q: minutes are too fine for a span of snapshots: use y, m or mo (months), w, d or h", s)
+			}
 			if pastMonths {
 				return Span{}, fmt.Errorf("duration %q: \"m\" is months, and there are no minutes; give months before weeks, days and hours (\"1m2d\")", s)
 			}

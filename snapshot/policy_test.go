@@ -243,6 +243,12 @@ func TestParseSpan(t *testing.T) {
 			t.Errorf("ParseSpan(%q) accepted", bad)
 		}
 	}
+	// Minutes as --at writes them are named as minutes, not months.
+	for _, in := range []string{"1h30min", "30min"} {
+		if _, err := ParseSpan(in); err == nil || !strings.Contains(err.Error(), "minutes are too fine") {
+			t.Errorf("ParseSpan(%q): %v", in, err)
+		}
+	}
 	march31 := time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC)
 	for sp, want := range map[Span]time.Time{
 		{Months: 1}:  time.Date(2026, 2, 28, 10, 0, 0, 0, time.UTC),
