@@ -352,6 +352,14 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "does not exist in the snapshot") || !strings.Contains(res.stderr, "the newest snapshot before it that holds it is "+newID[:8]) {
 		t.Errorf("dump --at of a file deleted before: exit %d\n%s", res.code, res.stderr)
 	}
+	// The same, given relative to the working directory (found by a
+	// re-test: no hint, and only the path from /).
+	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}
+	res = tr.run("dump", "--at", "2026-12-05T12:00:00Z", "--path", src, "src/f")
+	tr.wrap = nil
+	if res.code != 1 || !strings.Contains(res.stderr, "src/f from this directory is "+f+": the newest snapshot before it that holds it is "+newID[:8]) {
+		t.Errorf("dump --at of a relative path deleted before: exit %d\n%s", res.code, res.stderr)
+	}
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)
 	}

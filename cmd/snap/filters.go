@@ -756,10 +756,29 @@ func (s *session) pathError(c *cli.Context, sn *snapshot.Snapshot, given string,
 	if lerr != nil {
 		return inSnapshot(sn, err)
 	}
-	p := path.Clean("/" + given)
-	candidates := filterFrom(c).Apply(sns) // oldest first
-	// holder is the first of sns, in their order, that holds the path
-	// (a hint is not worth reading every snapshot's trees: 100 at most).
+	// The path from /, then, for a relative one, from the working
+	// directory, as --at chose the snapshot (atPaths): a relative path
+	// deleted since had no hint (found by a re-test).
+	for _, p := range atPaths(given) {
+		hints := s.holderHints(c, sns, sn, p)
+		if len(hints) == 0 {
+			continue
+		}
+		meant := ""
+		if p != path.Clean("/"+given) {
+			meant = fmt.Sprintf("%s from this directory is %s: ", sources.DisplayPath(given), sources.DisplayPath(p))
+		}
+		return inSnapshot(sn, fmt.Errorf("%w; %s%s", err, meant, strings.Join(hints, "; ")))
+	}
+	return inSnapshot(sn, err)
+}
+
+// holderHints names, for a path that sn (chosen by --at) does not hold,
+// the newest earlier snapshot that holds it (a file deleted before then:
+// its last state) and the first later one (a file made since), among the
+// snapshots the filters select. A hint is not worth reading every
+// snapshot's trees: 100 of each side at most.
+func (s *session) holderHints(c *cli.Context, sns []*snapshot.Snapshot, sn *snapshot.Snapshot, p string) []string {
 	holder := func(sns []*snapshot.Snapshot) *snapshot.Snapshot {
 		checked := 0
 		for _, o := range sns {
@@ -775,29 +794,23 @@ func (s *session) pathError(c *cli.Context, sn *snapshot.Snapshot, given string,
 		}
 		return nil
 	}
-	var hints []string
 	var earlier, later []*snapshot.Snapshot
-	for _, o := range candidates {
+	for _, o := range filterFrom(c).Apply(sns) { // oldest first
 		if o.Time.After(sn.Time) {
 			later = append(later, o)
 		} else {
 			earlier = append(earlier, o)
 		}
 	}
-	// A file deleted before that time: the last state it had is in the
-	// newest earlier snapshot that holds it (the notice of --at had said
-	// only which snapshot's paths include it; found by an exploratory test).
 	slices.Reverse(earlier)
+	var hints []string
 	if o := holder(earlier); o != nil {
 		hints = append(hints, fmt.Sprintf("the newest snapshot before it that holds it is %s of %s", o.ID.Short(), localTime(o.Time)))
 	}
 	if o := holder(later); o != nil {
 		hints = append(hints, fmt.Sprintf("the first snapshot after it that holds it is %s of %s", o.ID.Short(), localTime(o.Time)))
 	}
-	if len(hints) > 0 {
-		err = fmt.Errorf("%w; %s", err, strings.Join(hints, "; "))
-	}
-	return inSnapshot(sn, err)
+	return hints
 }
 
 // atPaths is what --at prefers a snapshot to hold for a path the user
