@@ -356,7 +356,7 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 	done := 0
 	defer func() {
 		if c.unverified > 0 {
-			c.note(fmt.Sprintf("%d delta blobs could not be verified because a base of theirs cannot be read; a snapshot that uses one is reported as an error, the others (deltas no snapshot uses, whose bases prune removed) go when prune repacks their packs", c.unverified))
+			c.note(fmt.Sprintf("%d delta blobs could not be verified because a base of theirs cannot be read; a snapshot that uses one is reported as an error, the others (deltas no snapshot uses, whose bases prune removed or that are damaged) go when prune repacks their packs", c.unverified))
 		}
 	}()
 	return forEach(ctx, packs, workers, func(ps PackSize) {

@@ -21,7 +21,7 @@ func restoreCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "restore a snapshot, or a part of it, into a directory, and database dumps into databases",
-		ArgsUsage: "SNAPSHOT[:SUBPATH] | --at TIME [SUBPATH]",
+		ArgsUsage: "SNAPSHOT[:SUBPATH] | SNAPSHOT SUBPATH | --at TIME [SUBPATH]",
 		Description: "Writes the snapshot (or the directory or file SUBPATH inside it) into --target, with contents and\n" +
 			"metadata. Every blob is verified as it is read, and nothing is ever written outside the target.\n" +
 			"--at picks the newest snapshot taken at or before TIME, under the --host/--tag/--path filters\n" +
@@ -81,8 +81,11 @@ func runRestore(c *cli.Context, e *env) error {
 		return usagef("--replace goes with --db NAME")
 	}
 	at := c.String("at")
-	if at == "" && c.NArg() == 0 || c.NArg() > 1 {
-		return usagef("give either one SNAPSHOT[:SUBPATH] or --at TIME [SUBPATH]")
+	// 'restore ID /srv/app', the form ls and dump take, is ID:/srv/app
+	// (it was refused; found by an exploratory test).
+	twoArgs := at == "" && c.NArg() == 2 && !strings.Contains(c.Args().Get(0), ":")
+	if !twoArgs && (at == "" && c.NArg() == 0 || c.NArg() > 1) {
+		return usagef("give either SNAPSHOT[:SUBPATH], SNAPSHOT SUBPATH or --at TIME [SUBPATH]")
 	}
 	var sub string
 	if at != "" && c.NArg() == 1 {
@@ -123,6 +126,9 @@ func runRestore(c *cli.Context, e *env) error {
 	var ref string
 	if at == "" {
 		ref, sub = splitSnapshotArg(c.Args().First())
+		if twoArgs {
+			ref, sub = c.Args().Get(0), c.Args().Get(1)
+		}
 	}
 	switch {
 	case at != "" || ref == "latest" && len(dbs) > 0:

@@ -180,6 +180,13 @@ func TestRestoreSubpathIntoNewTarget(t *testing.T) {
 	if fi, err := os.Stat(filepath.Dir(target)); err != nil || fi.Mode().Perm() != os.FileMode(0o777&^umask) {
 		t.Errorf("a directory leading to the new target: %v, %v; want %v", fi.Mode(), err, os.FileMode(0o777&^umask))
 	}
+	// 'restore ID SUBPATH', as ls and dump take it, is ID:SUBPATH.
+	id := tr.listJSON()[0].ID
+	two := filepath.Join(tr.dir, "two")
+	tr.mustRun("restore", id[:8], app, "--target", two)
+	if b, err := os.ReadFile(filepath.Join(two, "conf")); err != nil || string(b) != "x" {
+		t.Errorf("restore ID SUBPATH: %q, %v", b, err)
+	}
 	// An existing target keeps its own.
 	must(t, os.Chmod(target, 0o700))
 	tr.mustRun("restore", "latest:"+app, "--target", target)
