@@ -314,6 +314,9 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 	if err := unreachableInner(o.Paths, o.Archive, plan.origin); err != nil {
 		return nil, err
 	}
+	for _, msg := range rawSQLiteCopies(plan.streams.dbs, o.Paths, o.Archive.Excludes, func(glob string) string { return "--exclude " + shQuote(glob) + ", or exclude in a job" }) {
+		u.warnf("%s", msg)
+	}
 	streams, err := plan.streams.build(ctx, e, u)
 	if err != nil {
 		return nil, fmt.Errorf("create: %w; no snapshot was saved", err)

@@ -1007,9 +1007,23 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				d.errorf(sub(at, "commands"), "%s: program %s not found (not in PATH, or not executable)", c.Name, c.Argv[0])
 			}
 		}
+		excludes := slices.Clone(j.Exclude)
 		for _, f := range j.ExcludeFile {
-			if _, err := sources.ReadPatternFile(f); err != nil {
+			lines, err := sources.ReadPatternFile(f)
+			if err != nil {
 				d.errorf(sub(at, "exclude_file"), "%v", err)
+			}
+			excludes = append(excludes, lines...)
+		}
+		var dbs []*sources.Database
+		for _, raw := range j.Databases {
+			if db, err := sources.ParseDatabase(raw); err == nil && !db.RelativeFile {
+				dbs = append(dbs, db)
+			}
+		}
+		if ex, err := sources.ParsePatterns(excludes); err == nil {
+			for _, msg := range rawSQLiteCopies(dbs, j.Paths, ex, func(glob string) string { return fmt.Sprintf("exclude = [%q]", glob) }) {
+				d.warnf(sub(at, "databases"), "%s", msg)
 			}
 		}
 		if j.PasswordFile != cfg.PasswordFile {

@@ -119,6 +119,44 @@ func streamOverlap(streams, paths []string) string {
 	return strings.Join(msgs, "; ")
 }
 
+// rawSQLiteCopies names each SQLite database dumped (--db) whose file
+// also lies in a backed-up path without an exclude, and that path: its
+// file is saved too, as it is at that moment, which is not consistent
+// while the application writes it, and after a loss there were two
+// versions to choose from, with nothing to say which to trust (found by
+// an exploratory test). The message goes with how to exclude the file
+// (exclude): as a flag or in a job.
+func rawSQLiteCopies(dbs []*sources.Database, paths []string, excludes []sources.Pattern, exclude func(glob string) string) []string {
+	var msgs []string
+	for _, d := range dbs {
+		if d.Kind != sources.KindSQLite || d.File == "" {
+			continue
+		}
+		file, err := filepath.Abs(d.File)
+		if err != nil {
+			continue
+		}
+		for _, p := range paths {
+			if p, err = filepath.Abs(p); err != nil || !pathsOverlap(file, p) || len(file) < len(p) {
+				continue
+			}
+			excluded := false
+			for q := file; !excluded; q = filepath.Dir(q) {
+				excluded = sources.MatchAny(excludes, q)
+				if q == p || q == "/" || len(q) < len(p) {
+					break
+				}
+			}
+			if !excluded {
+				msgs = append(msgs, fmt.Sprintf("the SQLite database %s is dumped, and its file is also saved with the backed-up path %s as it is at that moment, which is not consistent while it is written: exclude it (%s) and restore it with 'snap restore --db'",
+					sources.DisplayPath(file), sources.DisplayPath(p), exclude(file+"*")))
+			}
+			break
+		}
+	}
+	return msgs
+}
+
 // streamCollision says how the paths that streams are stored as collide,
 // or "": the same path twice, or one a file and another inside it, which
 // the archive found only after the pre hooks had run (found by an
