@@ -205,7 +205,7 @@ func TestCacheDiskFull(t *testing.T) {
 	full := smallFS(t, tr.dir, "256k")
 	fillUp(t, filepath.Join(full, "filler"))
 	env := []string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache")}
-	for _, args := range [][]string{{"list"}, {"restore", "latest", "--target", filepath.Join(tr.dir, "out")}, {"create", src}} {
+	for _, args := range [][]string{{"ls", "latest"}, {"restore", "latest", "--target", filepath.Join(tr.dir, "out")}, {"create", src}} {
 		res := tr.runEnv(env, nil, args...)
 		if res.code != 0 || !strings.Contains(res.stderr, "no space left on its disk: using a temporary one") {
 			t.Errorf("%s with the cache's disk full: exit %d\n%s", args[0], res.code, res.stderr)
@@ -369,9 +369,9 @@ func TestCacheDirectoryCannotBeMade(t *testing.T) {
 		}
 		f.Close()
 	}
-	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache")}, nil, "list")
+	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache")}, nil, "ls", "latest")
 	if res.code != 0 || !strings.Contains(res.stderr, "no space left on its disk: using a temporary one") {
-		t.Errorf("list with a cache directory that cannot be made: exit %d\n%s", res.code, res.stderr)
+		t.Errorf("ls with a cache directory that cannot be made: exit %d\n%s", res.code, res.stderr)
 	}
 }
 

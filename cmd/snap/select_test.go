@@ -238,7 +238,9 @@ func TestCommasInFlags(t *testing.T) {
 		t.Errorf("--exclude 'skip,me' was split or ignored:\n%s", res.stdout)
 	}
 	target := filepath.Join(tr.dir, "out")
-	tr.mustRun("restore", "latest", "--target", target, "--include", "keep,me")
+	if res := tr.run("restore", "latest", "--target", target, "--include", "keep,me"); res.code != exitFatal || !strings.Contains(res.stderr, "--include matched no file") {
+		t.Errorf("restore --include 'keep,me' (no such file): exit %d\n%s", res.code, res.stderr)
+	}
 	if _, err := os.Lstat(filepath.Join(target, src, "keep")); err == nil {
 		t.Errorf("--include 'keep,me' was split into two patterns")
 	}
