@@ -45,7 +45,7 @@ func globalFlags(withEnv bool) []cli.Flag {
 		&cli.StringFlag{Name: "connections", Usage: "requests to the repository at once (default 8 for S3, unlimited for a directory; env SNAP_CONNECTIONS)"},
 		&cli.StringFlag{Name: "limit-upload", Usage: "send at most `SIZE` per second to the repository, e.g. 5MiB, or off (env SNAP_LIMIT_UPLOAD)"},
 		&cli.StringFlag{Name: "limit-download", Usage: "receive at most `SIZE` per second from the repository, or off (env SNAP_LIMIT_DOWNLOAD)"},
-		&cli.BoolFlag{Name: "no-lock", Usage: "restore, dump or check without a lock, or copy from a source without one (a repository snap cannot write to, on a read-only mount); a prune running meanwhile can make them fail"},
+		&cli.BoolFlag{Name: "no-lock", Usage: "restore, dump, check or repair index (without --from-packs) without a lock, or copy from a source without one (a repository snap cannot write to, on a read-only mount); a prune running meanwhile can make them fail"},
 		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only warnings, errors and what a listing command was asked for"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail"},

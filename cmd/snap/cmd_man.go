@@ -52,7 +52,7 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 - **JOURNAL_STREAM**: set by systemd; when it names snap's stderr, messages carry journald priority prefixes.
 - **XDG_CONFIG_HOME**, **XDG_CACHE_HOME**, **HOME**: where the config file and the cache are looked for.
 
-Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPOSITORY**, **SNAP_HOST**, **SNAP_TAGS**, **SNAP_JOB** (in a job of the config), and post hooks **SNAP_STATUS**, **SNAP_EXIT_CODE**, **SNAP_SNAPSHOT_ID** and **SNAP_ERROR**; see the user guide.
+Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPOSITORY**, **SNAP_HOST**, **SNAP_TAGS**, **SNAP_JOB** (in a job of the config), **SNAP_PASSWORD_FILE** or **SNAP_PASSWORD_COMMAND** (when a flag or the config gave it), and post hooks **SNAP_STATUS**, **SNAP_EXIT_CODE**, **SNAP_SNAPSHOT_ID** and **SNAP_ERROR**; see the user guide.
 
 # FILES
 
@@ -65,7 +65,7 @@ Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPO
 - **0**: success
 - **1**: fatal error
 - **2**: wrong flags, arguments or config file
-- **3**: snapshot saved, but some files were unreadable
+- **3**: snapshot saved, but some files were unreadable, or a backed-up directory was found empty where an earlier snapshot held entries
 - **10**: no repository at that location
 - **11**: repository locked (for **run**: a job still running)
 - **12**: wrong password

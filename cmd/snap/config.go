@@ -664,6 +664,8 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 				hint = " (the config file expands no variables and no ~)"
 			}
 			d.errorf(sub(at, "paths"), "%q is not an absolute path%s: a timer runs in /, so write the full path", p, hint)
+		} else if unexpanded.MatchString(p) {
+			d.warnf(sub(at, "paths"), "%q is taken as written: the config file expands no variables and no ~; write the path out", p)
 		}
 	}
 	j.Exclude = d.strList(t, at, "exclude")

@@ -635,3 +635,23 @@ func TestConfigUnexpandedPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigPathVariableWarned: a job path holding a variable, which the
+// config file does not expand, is warned of, as other paths are (found by
+// a docs walkthrough).
+func TestConfigPathVariableWarned(t *testing.T) {
+	_, problems, err := parseConfig("/c.toml", `repository = "/r"
+[jobs.a]
+paths = ["/srv/$HOME/data"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range problems {
+		found = found || p.Severity == "warning" && strings.Contains(p.String(), `"/srv/$HOME/data" is taken as written`)
+	}
+	if !found {
+		t.Errorf("no warning: %v", problems)
+	}
+}
