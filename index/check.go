@@ -70,6 +70,9 @@ type Checker struct {
 	// denied is the first permission error: an object this user may not
 	// read is not damaged, and check reports it as the one error.
 	denied error
+	// unanswered is the first pack the repository gave no answer for,
+	// its retries given up: not damage, and the reading stops there.
+	unanswered error
 
 	ReadPacks int
 	ReadBytes int64
@@ -90,6 +93,15 @@ func (c *Checker) accessDenied(err error) bool {
 	}
 	c.mu.Unlock()
 	return true
+}
+
+// Unanswered returns the error of the first pack ReadData got no answer
+// for, if any (its retries given up: the repository stopped answering).
+// ReadData stopped there; the packs not read are no verdict.
+func (c *Checker) Unanswered() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unanswered
 }
 
 // Denied returns the first permission error check met, if any: the check
@@ -359,8 +371,17 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 			c.note(fmt.Sprintf("%d delta blobs could not be verified because a base of theirs cannot be read; a snapshot that uses one is reported as an error, the others (deltas no snapshot uses, whose bases prune removed or that are damaged) go when prune repacks their packs", c.unverified))
 		}
 	}()
-	return forEach(ctx, packs, workers, func(ps PackSize) {
-		c.readPack(ctx, ps.ID)
+	// A repository that stops answering stops the reading: each pack
+	// after it would wait out its retries (a minute each), and be called
+	// damaged, with the advice to move it out of data/ (found by an
+	// exploratory test against an S3 server that went down).
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err := forEach(rctx, packs, workers, func(ps PackSize) {
+		c.readPack(rctx, ps.ID)
+		if c.Unanswered() != nil {
+			cancel()
+		}
 		mu.Lock()
 		done++
 		n := done
@@ -369,6 +390,10 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 			progress(n)
 		}
 	})
+	if ctx.Err() == nil && c.Unanswered() != nil {
+		return nil // Unanswered tells
+	}
+	return err
 }
 
 func (c *Checker) readPack(ctx context.Context, id repo.ID) {
@@ -376,6 +401,14 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	data, err := c.r.Backend().Load(ctx, h, 0, 0)
 	if err != nil {
 		if ctx.Err() != nil || c.accessDenied(err) {
+			return
+		}
+		if errors.Is(err, repo.ErrTransient) {
+			c.mu.Lock()
+			if c.unanswered == nil {
+				c.unanswered = fmt.Errorf("pack %s: %w", id, err)
+			}
+			c.mu.Unlock()
 			return
 		}
 		if errors.Is(err, repo.ErrNotFound) {

@@ -249,6 +249,9 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 		if err := ck.ReadData(ctx, packs, 2, nil); err != nil {
 			return checkInterrupted(err)
 		}
+		if err := ck.Unanswered(); err != nil {
+			return fmt.Errorf("check stopped reading data: the repository stopped answering (%w); %d of %d packs were read, and the others are not checked (no answer is not damage): run check again once the repository answers", err, ck.ReadPacks, len(packs))
+		}
 	}
 	if err := ck.Denied(); err != nil {
 		return fmt.Errorf("check could not read the whole repository: %w", err)

@@ -568,6 +568,18 @@ func TestS3RestorePrefetch(t *testing.T) {
 		t.Errorf("failed restore left fetched packs behind: %v", left)
 	}
 
+	// check --read-data met with no answer for a pack stops there and
+	// says so; it called the pack damaged and advised moving it out of
+	// data/ (found by an exploratory test with the server killed).
+	res = tr.runIn(hooks, "check", "--read-data")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "the repository stopped answering") || strings.Contains(res.stdout+res.stderr, "move it out of data/") {
+		t.Errorf("check --read-data with a pack that cannot be fetched: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	delete(loads.fail, bad)
+	if res := tr.runIn(hooks, "check", "--read-data"); res.code != 0 {
+		t.Errorf("check --read-data once it answers: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+
 	// Interrupted once the first pack is on disk: exit 130, nothing left.
 	interrupted := false
 	for attempt := 0; attempt < 3 && !interrupted; attempt++ {
