@@ -187,9 +187,9 @@ func Init(ctx context.Context, be Backend, password string, kdf KDFParams, ch Ch
 	return r, nil
 }
 
-// holdsData reports whether be holds a pack, an index segment or a
+// HoldsData reports whether be holds a pack, an index segment or a
 // snapshot (or cannot tell: a listing that fails counts as holding).
-func holdsData(ctx context.Context, be Backend) bool {
+func HoldsData(ctx context.Context, be Backend) bool {
 	found := errors.New("found")
 	for _, t := range []FileType{SnapshotFile, IndexFile, PackFile} {
 		err := be.List(ctx, t, func(string, int64) error { return found })
@@ -217,7 +217,7 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 					// config (a local directory says so before this; a
 					// bucket has no directories to look at), and 'snap
 					// init' is not the advice to give.
-					if !holdsData(ctx, be) {
+					if !HoldsData(ctx, be) {
 						return fmt.Errorf("%s holds key files but nothing else, no config: a 'snap init' that was stopped; remove its keys/ and run 'snap init' again: %w",
 							be.Location(), ErrNoRepository)
 					}

@@ -926,3 +926,27 @@ func TestS3InitRetries(t *testing.T) {
 		t.Errorf("init against a refused connection: exit %d, %d retries, want 2\n%s", res.code, waits.Load(), res.stderr)
 	}
 }
+
+// TestS3InitAfterStoppedInit: an init on a prefix that holds only what an
+// init that was stopped left (key files, no config) says so and what to
+// remove, as for a directory; it said only "choose an empty bucket or
+// another prefix" (found by an exploratory test).
+func TestS3InitAfterStoppedInit(t *testing.T) {
+	srv := s3test.Start(t)
+	tr := newS3Repo(t, srv)
+	var config string
+	must(t, filepath.WalkDir(srv.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "config" && strings.Contains(p, "snap-") {
+			config = p
+		}
+		return err
+	}))
+	if config == "" {
+		t.Fatal("no config object found in the server's directory")
+	}
+	must(t, os.Remove(config))
+	res := tr.run("init", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code == 0 || !strings.Contains(res.stderr, "what a 'snap init' that was stopped left; remove its keys/") {
+		t.Errorf("init after a stopped init: exit %d\n%s", res.code, res.stderr)
+	}
+}

@@ -192,3 +192,19 @@ func serveConns(t *testing.T, cfg *tls.Config, handle func(net.Conn)) string {
 	}()
 	return raw.Addr().String()
 }
+
+// TestBodilessWrongRegion: a 400 without a body (the answer to HEAD, as
+// init's bucket check sends) that names another region in its header is
+// the region's mistake, not a TLS server's answer to plain HTTP (found by
+// an exploratory test, with versitygw --region eu-west-1).
+func TestBodilessWrongRegion(t *testing.T) {
+	b := &Backend{cfg: Config{Endpoint: "127.0.0.1:9", Bucket: "bucket", PathStyle: true}}
+	er := minio.ErrorResponse{StatusCode: 400, Code: "400 Bad Request", Region: "eu-west-1", RequestID: "18A"}
+	if got := b.fail("check bucket", "bucket", er); !strings.Contains(got.Error(), "is in region eu-west-1") || strings.Contains(got.Error(), "HTTPS") {
+		t.Errorf("a 400 naming another region: %v", got)
+	}
+	er = minio.ErrorResponse{StatusCode: 400, Code: "400 Bad Request"}
+	if got := b.fail("check bucket", "bucket", er); !strings.Contains(got.Error(), "as a server that expects HTTPS does") {
+		t.Errorf("a 400 without a request ID or region: %v", got)
+	}
+}

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -156,7 +157,13 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	if msg == "" {
 		msg = "request rejected"
 	}
-	if !b.cfg.Secure && er.StatusCode == 400 && strings.Contains(er.Code, " ") {
+	if er.StatusCode == 400 && er.Region != "" && er.Region != cmp.Or(b.cfg.Region, "us-east-1") {
+		// An answer without a body (to HEAD: init's bucket check) names
+		// the bucket's region in a header only; it was taken for a TLS
+		// server's (found by an exploratory test).
+		return b.wrongRegion(op, object, er)
+	}
+	if !b.cfg.Secure && er.StatusCode == 400 && strings.Contains(er.Code, " ") && er.RequestID == "" {
 		// Not an S3 error code but an HTTP status line: what a TLS
 		// server answers a plain HTTP request with.
 		return fmt.Errorf("%s %s: %s replied %s (HTTP %d), as a server that expects HTTPS does: if it does, use the location %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, b.withScheme("https"))

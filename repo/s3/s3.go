@@ -119,9 +119,29 @@ func Create(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	if first != "" {
+		if strings.Contains("/"+first, "/keys/") && b.stoppedInit(ctx) {
+			// As a directory that an init left says (the advice to
+			// choose another prefix was no help; found by an
+			// exploratory test).
+			return nil, fmt.Errorf("%s: %w: it holds key files and nothing else, no config: what a 'snap init' that was stopped left; remove its keys/ and run 'snap init' again", cfg.Location(), repo.ErrExists)
+		}
 		return nil, fmt.Errorf("%s: %w (it holds %s); choose an empty bucket or another prefix", cfg.Location(), repo.ErrExists, first)
 	}
 	return b, nil
+}
+
+// stoppedInit reports whether the location holds what an init that was
+// stopped leaves: key files, no config, no data, index or snapshots (the
+// caller has seen that the first object is a key file).
+func (b *Backend) stoppedInit(ctx context.Context) bool {
+	if _, err := b.Stat(ctx, repo.Handle{Type: repo.ConfigFile}); !errors.Is(err, repo.ErrNotFound) {
+		return false
+	}
+	found := errors.New("found")
+	if err := b.List(ctx, repo.KeyFile, func(string, int64) error { return found }); !errors.Is(err, found) {
+		return false
+	}
+	return !repo.HoldsData(ctx, b)
 }
 
 // FirstObject returns the key of an object under the location's prefix,
