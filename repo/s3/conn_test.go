@@ -208,3 +208,15 @@ func TestBodilessWrongRegion(t *testing.T) {
 		t.Errorf("a 400 without a request ID or region: %v", got)
 	}
 }
+
+// TestNotImplementedIsPermanent: HTTP 501 (a web server asked for what it
+// does not do) is not retried; other 5xx answers are.
+func TestNotImplementedIsPermanent(t *testing.T) {
+	b := &Backend{cfg: Config{Endpoint: "127.0.0.1:9", Bucket: "bucket", PathStyle: true}}
+	if got := b.fail("create bucket", "bucket", minio.ErrorResponse{StatusCode: 501, Code: "501 Not Implemented"}); errors.Is(got, repo.ErrTransient) {
+		t.Errorf("501 is retried: %v", got)
+	}
+	if got := b.fail("create bucket", "bucket", minio.ErrorResponse{StatusCode: 503, Code: "503 Service Unavailable"}); !errors.Is(got, repo.ErrTransient) {
+		t.Errorf("503 is not retried: %v", got)
+	}
+}

@@ -150,6 +150,11 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 		return b.wrongRegion(op, object, er)
 	case er.StatusCode == 403:
 		return fmt.Errorf("%s %s: access denied by %s (%s): %s", op, object, loc, er.Code, credentialHint)
+	case er.StatusCode == 501:
+		// Not Implemented: the server does not do this request at all
+		// (a web server, not S3); asking again changes nothing, and it
+		// was asked for a minute (found by an exploratory test).
+		return fmt.Errorf("%s %s: %s replied %s (HTTP %d): %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, er.Message)
 	case er.StatusCode >= 500 || er.StatusCode == 429 || er.StatusCode == 408:
 		return repo.Transient(fmt.Errorf("%s %s: %s replied %s (HTTP %d): %s", op, object, b.cfg.Endpoint, er.Code, er.StatusCode, er.Message))
 	}
