@@ -410,7 +410,7 @@ func (r *report) renderMem(p func(string, ...any)) {
 		p("| %s | %s | %s | %s / %s |", label, secs(o.M.Wall), mb(o.M.MaxRSS), mb(o.M.PeakAnon), mb(o.M.PeakFile))
 	}
 	row("create into an empty repository", m.Empty)
-	row(fmt.Sprintf("snap list (first sync of the cache with %s blobs)", count(m.Blobs)), m.Sync)
+	row(fmt.Sprintf("snap repair index (first sync of the cache with %s blobs)", count(m.Blobs)), m.Sync)
 	row(fmt.Sprintf("create with %s blobs indexed", count(m.Blobs)), m.Create)
 	row("no-change create", m.NoChange)
 	p("")
