@@ -69,7 +69,7 @@ type Index struct {
 	// unreadSegments counts the segments Sync skipped: a blob not in the
 	// index is then most likely one of theirs (NotIndexedError).
 	unreadSegments atomic.Int32
-	packs    *packCache // whole tree packs; nil unless Options.CacheTreePacks
+	packs          *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
 	hashers sync.Pool
 	pages   pageReleaser
