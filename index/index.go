@@ -66,9 +66,9 @@ type Index struct {
 	tempDir string // set when the cache is a private temporary copy
 	// readOnly: Options.ReadOnly; Sync skips segments it cannot read.
 	readOnly bool
-	// unreadSegments counts the segments Sync skipped: a blob not in the
-	// index is then most likely one of theirs (NotIndexedError).
-	unreadSegments atomic.Int32
+	// unreadSegments: Sync skipped a segment it could not read, so a blob
+	// not in the index is most likely one of its (NotIndexedError).
+	unreadSegments atomic.Bool
 	packs          *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
 	hashers sync.Pool
@@ -560,7 +560,7 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 // 'snap repair index', which refuses a damaged segment, or none at all
 // (found by an exploratory test).
 func (ix *Index) NotIndexedError(t repo.BlobType, id repo.ID) error {
-	if ix.unreadSegments.Load() > 0 {
+	if ix.unreadSegments.Load() {
 		return fmt.Errorf("%s blob %s: %w (an index segment could not be read, above: 'snap repair index --from-packs' indexes its packs again)", t, id, ErrBlobNotIndexed)
 	}
 	return fmt.Errorf("%s blob %s: %w ('snap check' shows what is affected; 'snap repair index --from-packs' indexes packs that exist but are not indexed, and a new create stores again what its files still hold)", t, id, ErrBlobNotIndexed)

@@ -131,7 +131,7 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 		}
 		// Not recorded as known: the next Sync tries it again, and a
 		// writer's fails on it.
-		ix.unreadSegments.Add(1)
+		ix.unreadSegments.Store(true)
 		log(fmt.Sprintf("%v; its blobs are left out of this command's index, so what needs them fails", f.err))
 	}
 	// Segments the cache has but the repository lost without a successor

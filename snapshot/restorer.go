@@ -245,7 +245,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 			// A directory of the snapshot restored into a target this
 			// restore made: the target is that directory, and gets its
 			// metadata (the snapshot's root has none of its own).
-			root.meta, root.selected, root.isPath = node.Meta, r.selectedAll(), true
+			root.meta, root.isPath = node.Meta, true
 		}
 		r.walkDir(ctx, root, node.Subtree, r.selectedAll())
 	} else {

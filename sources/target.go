@@ -35,11 +35,11 @@ type Target struct {
 // metadata: all of them were 0700, and a service restored in place could
 // no longer reach its files (found by an exploratory test).
 func OpenTarget(dir string) (*Target, error) {
-	_, serr := os.Lstat(dir)
-	created := errors.Is(serr, fs.ErrNotExist)
+	created := false
 	err := os.MkdirAll(filepath.Dir(dir), 0o777)
 	if err == nil {
 		err = os.Mkdir(dir, 0o700)
+		created = err == nil
 		if errors.Is(err, fs.ErrExist) {
 			if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
 				err = nil

@@ -977,11 +977,13 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				d.errorf(sub(at, "paths"), "%s: %v", p, unwrapOS(err))
 			}
 		}
+		var dbs []*sources.Database
 		for _, raw := range j.Databases {
 			db, err := sources.ParseDatabase(raw)
 			if err != nil || db.RelativeFile {
 				continue // reported already
 			}
+			dbs = append(dbs, db)
 			if db.Kind == sources.KindSQLite {
 				var st unix.Stat_t
 				if err := sources.Lstat(db.File, &st); err != nil {
@@ -1016,12 +1018,6 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				d.errorf(sub(at, "exclude_file"), "%v", err)
 			}
 			excludes = append(excludes, lines...)
-		}
-		var dbs []*sources.Database
-		for _, raw := range j.Databases {
-			if db, err := sources.ParseDatabase(raw); err == nil && !db.RelativeFile {
-				dbs = append(dbs, db)
-			}
 		}
 		if ex, err := sources.ParsePatterns(excludes); err == nil {
 			for _, msg := range rawSQLiteCopies(dbs, j.Paths, ex, func(glob string) string { return fmt.Sprintf("exclude = [%q]", glob) }) {

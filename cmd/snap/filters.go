@@ -759,8 +759,9 @@ func (s *session) pathError(c *cli.Context, sn *snapshot.Snapshot, given string,
 	// The path from /, then, for a relative one, from the working
 	// directory, as --at chose the snapshot (atPaths): a relative path
 	// deleted since had no hint (found by a re-test).
+	finder := snapshot.NewNodeFinder(s.ix) // snapshots share most trees
 	for _, p := range atPaths(given) {
-		hints := s.holderHints(c, sns, sn, p)
+		hints := holderHints(c, finder, sns, sn, p)
 		if len(hints) == 0 {
 			continue
 		}
@@ -778,7 +779,7 @@ func (s *session) pathError(c *cli.Context, sn *snapshot.Snapshot, given string,
 // its last state) and the first later one (a file made since), among the
 // snapshots the filters select. A hint is not worth reading every
 // snapshot's trees: 100 of each side at most.
-func (s *session) holderHints(c *cli.Context, sns []*snapshot.Snapshot, sn *snapshot.Snapshot, p string) []string {
+func holderHints(c *cli.Context, finder *snapshot.NodeFinder, sns []*snapshot.Snapshot, sn *snapshot.Snapshot, p string) []string {
 	holder := func(sns []*snapshot.Snapshot) *snapshot.Snapshot {
 		checked := 0
 		for _, o := range sns {
@@ -788,7 +789,7 @@ func (s *session) holderHints(c *cli.Context, sns []*snapshot.Snapshot, sn *snap
 			if checked++; checked > 100 {
 				break
 			}
-			if _, ferr := snapshot.FindNode(c.Context, s.ix, o.Tree, p); ferr == nil {
+			if _, ferr := finder.Find(c.Context, o.Tree, p); ferr == nil {
 				return o
 			}
 		}

@@ -140,13 +140,12 @@ func rawSQLiteCopies(dbs []*sources.Database, paths []string, excludes []sources
 			if p, err = filepath.Abs(p); err != nil || !pathsOverlap(file, p) || len(file) < len(p) {
 				continue
 			}
+			// The file or a directory on the way from p to it excluded.
 			excluded := false
-			for q := file; !excluded; q = filepath.Dir(q) {
+			for q := file; !excluded && q != p; q = filepath.Dir(q) {
 				excluded = sources.MatchAny(excludes, q)
-				if q == p || q == "/" || len(q) < len(p) {
-					break
-				}
 			}
+			excluded = excluded || sources.MatchAny(excludes, p)
 			if !excluded {
 				msgs = append(msgs, fmt.Sprintf("the SQLite database %s is dumped, and its file is also saved with the backed-up path %s as it is at that moment, which is not consistent while it is written: exclude it (%s) and restore it with 'snap restore --db'",
 					sources.DisplayPath(file), sources.DisplayPath(p), exclude(file+"*")))
