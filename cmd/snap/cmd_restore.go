@@ -232,6 +232,18 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		return fmt.Errorf("restore into %s: %w", target, err)
 	}
+	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {
+		// Nothing restored is a failure: a script that restores one file
+		// by --include went on without it, exit 0 (found by an
+		// exploratory test). It comes before the summary, which would
+		// read as a success above it.
+		also := ""
+		if len(exc) > 0 {
+			also = " that --exclude left in"
+		}
+		return fmt.Errorf("--include matched no file%s below %s, so nothing was restored: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'",
+			also, sources.DisplayPath(sub), sources.DisplayPath(path.Join(sub, "…")))
+	}
 	if u.json {
 		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs, Other: st.Other,
 			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, DurationSeconds: round2(time.Since(start).Seconds())})
@@ -250,17 +262,6 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		u.printf("%s %s (%s, host %s) to %s: %s, %s%s, %s%s", what, sn.ID.Short(), localTime(sn.Time), sn.Host, target, plural(int(st.Files), "file", "files"),
 			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
-	}
-	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {
-		// Nothing restored is a failure: a script that restores one file
-		// by --include went on without it, exit 0 (found by an
-		// exploratory test).
-		also := ""
-		if len(exc) > 0 {
-			also = " that --exclude left in"
-		}
-		return fmt.Errorf("--include matched no file%s below %s, so nothing was restored: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'",
-			also, sources.DisplayPath(sub), sources.DisplayPath(path.Join(sub, "…")))
 	}
 	if st.Errors > 0 {
 		return fmt.Errorf("%s could not be restored (listed above)", plural(int(st.Errors), "entry", "entries"))

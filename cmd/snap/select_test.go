@@ -301,6 +301,9 @@ func TestIncludeWarnsOnlyWhenNothingMatched(t *testing.T) {
 	// file. An --exclude that left out what --include matched is named.
 	if res := tr.run("restore", "latest:"+src, "--target", filepath.Join(tr.dir, "n"), "--include", "nothing"); res.code != exitFatal || !strings.Contains(res.stderr, "--include matched no file below "+src+", so nothing was restored") {
 		t.Errorf("an --include that matched nothing: exit %d: %s", res.code, res.stderr)
+	} else if strings.Contains(res.stdout+res.stderr, "restored snapshot") {
+		// No success line above the error.
+		t.Errorf("an --include that matched nothing printed a summary: %s%s", res.stdout, res.stderr)
 	}
 	if res := tr.run("restore", "latest:"+src, "--target", filepath.Join(tr.dir, "x"), "--include", "f", "--exclude", "f"); res.code != exitFatal || !strings.Contains(res.stderr, "matched no file that --exclude left in") {
 		t.Errorf("an --include that --exclude undid: exit %d: %s", res.code, res.stderr)
