@@ -2,8 +2,10 @@ package s3
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,4 +72,53 @@ func (c *idleConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// maxSkew is how far S3 lets a request's signing time stray from the
+// server's clock (AWS and MinIO alike): beyond it every request is refused.
+const maxSkew = 15 * time.Minute
+
+// clockWatch notes how far the server's clock, as the Date header of its
+// last answer gives it, is from this machine's. A server that refuses a
+// request for a skewed clock says so in an error document, but not to a
+// HEAD, which has no body (init's bucket check): the refusal then reads as
+// denied access, and only the Date header tells the two apart (found by an
+// exploratory test).
+type clockWatch struct {
+	next http.RoundTripper
+	skew atomic.Int64 // the server's time minus this machine's, in seconds
+}
+
+func (w *clockWatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := w.next.RoundTrip(r)
+	if err == nil {
+		if date, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
+			w.skew.Store(int64(time.Until(date) / time.Second))
+		}
+	}
+	return resp, err
+}
+
+// offBy returns the skew of the server's clock when it is beyond what S3
+// allows, else 0.
+func (w *clockWatch) offBy() time.Duration {
+	if w == nil {
+		return 0
+	}
+	d := time.Duration(w.skew.Load()) * time.Second
+	if d.Abs() <= maxSkew {
+		return 0
+	}
+	return d
+}
+
+// skewError says that the clocks differ, by how much and which way, for a
+// request the server refused.
+func skewError(op, object, endpoint string, d time.Duration) error {
+	way := "ahead of"
+	if d < 0 {
+		way = "behind"
+	}
+	return fmt.Errorf("%s %s: refused by %s, whose clock is %s %s this machine's: S3 refuses requests more than %v off; synchronise this machine's clock (NTP, e.g. 'timedatectl set-ntp true')",
+		op, object, endpoint, d.Abs().Round(time.Minute), way, maxSkew)
 }

@@ -220,3 +220,33 @@ func TestNotImplementedIsPermanent(t *testing.T) {
 		t.Errorf("503 is not retried: %v", got)
 	}
 }
+
+// TestSkewedClockOnHEAD: a server whose clock is two hours off refuses
+// init's bucket check (a HEAD: 403 without a body); the error names the
+// clocks, not the credentials. With the clocks in step the same refusal
+// is denied access. The server is an in-process stand-in answering as S3
+// does to a HEAD it refuses: this machine's clock cannot be skewed for a
+// test, and versitygw reads the same clock.
+func TestSkewedClockOnHEAD(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "key")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	for _, tc := range []struct {
+		offset time.Duration
+		want   string
+	}{
+		{-2 * time.Hour, "whose clock is 2h0m0s behind this machine's"},
+		{3 * time.Hour, "whose clock is 3h0m0s ahead of this machine's"},
+		{time.Minute, "access denied by"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Date", time.Now().Add(tc.offset).UTC().Format(http.TimeFormat))
+			w.WriteHeader(http.StatusForbidden)
+		}))
+		cfg := Config{Endpoint: strings.TrimPrefix(srv.URL, "http://"), Bucket: "bucket", PathStyle: true}
+		_, err := Create(context.Background(), cfg)
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("server clock off by %v: %v; want %q", tc.offset, err, tc.want)
+		}
+	}
+}

@@ -101,6 +101,11 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 		// an answer it cannot read as one): not worth a screenful.
 		er.Message = "an answer that is not an S3 error (a web page): is " + b.cfg.Endpoint + " an S3 server?"
 	}
+	if d := b.clock.offBy(); d != 0 && (er.StatusCode == 403 || er.Code == "RequestTimeTooSkewed") {
+		// Every request is refused while the clocks differ, whatever
+		// the credentials.
+		return skewError(op, object, b.cfg.Endpoint, d)
+	}
 	switch er.Code {
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem", "SignatureDoesNotMatch", "InvalidAccessKeyId":
 		// A mistake in the credentials' source says more than the

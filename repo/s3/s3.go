@@ -45,6 +45,7 @@ type Backend struct {
 	client *minio.Client
 	core   minio.Core
 	tr     *http.Transport
+	clock  *clockWatch
 	creds  *credentials.Credentials
 
 	condOnce sync.Once
@@ -78,10 +79,11 @@ func Open(cfg Config) (*Backend, error) {
 		lookup = minio.BucketLookupPath
 	}
 	creds := credentialsChain()
+	clock := &clockWatch{next: tr}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:        creds,
 		Secure:       cfg.Secure,
-		Transport:    tr,
+		Transport:    clock,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
 		MaxRetries:   1, // retries belong to repo/retry
@@ -89,7 +91,7 @@ func Open(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", cfg.Location(), err)
 	}
-	return &Backend{cfg: cfg, client: client, core: minio.Core{Client: client}, tr: tr, creds: creds}, nil
+	return &Backend{cfg: cfg, client: client, core: minio.Core{Client: client}, tr: tr, clock: clock, creds: creds}, nil
 }
 
 // Create prepares the location for a new repository: it creates the
