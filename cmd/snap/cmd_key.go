@@ -183,11 +183,22 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 		current = pw
 		return pw, err
 	}
-	s, err := openSessionAt(c.Context, e, newUI(c, e), st, mode, commandName(c), nil)
+	s, err := openSessionAt(c.Context, e, newUI(c, e), st, noLock, commandName(c), nil)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	// The new password is asked for before the lock is taken: an admin
+	// who leaves the prompt open must not stop every backup meanwhile
+	// (the lock is refreshed, so it never goes stale; found by an
+	// exploratory test).
+	pw, err := passwordFrom(c.Context, e, c.String("new-password-file"), "SNAP_NEW_PASSWORD", c.String("new-password-command"), true, "new")
+	if err != nil {
+		return err
+	}
+	if err := s.relock(c.Context, mode); err != nil {
+		return err
+	}
 	if err := s.r.CheckKey(c.Context); err != nil {
 		return err
 	}
@@ -203,10 +214,6 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 				kdf = k.KDF
 			}
 		}
-	}
-	pw, err := passwordFrom(c.Context, e, c.String("new-password-file"), "SNAP_NEW_PASSWORD", c.String("new-password-command"), true, "new")
-	if err != nil {
-		return err
 	}
 	warnWeakKey(s.ui, pw, kdf)
 	opened, err := s.r.KeysOpenedBy(c.Context, pw)

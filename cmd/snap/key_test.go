@@ -147,6 +147,27 @@ func TestKeyPasswdNeedsExclusiveLock(t *testing.T) {
 	}
 }
 
+// TestKeyPasswdAsksBeforeLocking: the new password is read before the
+// exclusive lock is taken, so a prompt left open holds no backup up (the
+// command that gives the new password counts the locks it sees).
+func TestKeyPasswdAsksBeforeLocking(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	seen := filepath.Join(tr.dir, "locks-seen")
+	cmd := "ls " + filepath.Join(tr.repo, "locks") + " | wc -l > " + seen + "; echo other-password"
+	tr.mustRun("key", "passwd", "--new-password-command", cmd, "--kdf-memory", "8", "--kdf-time", "1")
+	got, err := os.ReadFile(seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.TrimSpace(string(got)); n != "0" {
+		t.Errorf("%s lock files while the new password was asked for, want none", n)
+	}
+	if keys := tr.keyList("other-password"); len(keys) != 1 {
+		t.Errorf("after passwd: %d keys", len(keys))
+	}
+}
+
 // TestKeyPasswdRemovesEveryKeyOfTheOldPassword: two 'key add' at once
 // can each store a key file for the same password (the check that refuses
 // a second one comes before either is stored). passwd must then remove all
