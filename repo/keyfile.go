@@ -200,6 +200,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 	}
 	var loadErr, acceptErr error
 	tried := false // some key file was readable and the password did not open it
+	var costly error // a key file skipped for its derivation's memory
 	type parsed struct {
 		name string
 		kf   *keyFile
@@ -237,7 +238,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		if need := uint64(k.kf.Params.MemoryKiB); avail > 0 && need > avail {
 			// Deriving it would end the process (the Go runtime's "out of
 			// memory" is no error that can be handled).
-			firstErr = cmpErr(firstErr, fmt.Errorf("key file keys/%s needs %d MiB for its password derivation, more than the %d MiB this process may have (what the system has free, ulimit -v and its control group's memory limit allow): skipped (run snap where more memory is free or the limit is higher, or remove that key with 'snap key remove')",
+			costly = cmpErr(costly, fmt.Errorf("key file keys/%s needs %d MiB for its password derivation, more than the %d MiB this process may have (what the system has free, ulimit -v and its control group's memory limit allow): skipped (run snap where more memory is free or the limit is higher, or remove that key with 'snap key remove')",
 				k.name, need>>10, avail>>10))
 			continue
 		}
@@ -266,6 +267,16 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		// A key that could not be read may be the one the password
 		// opens: this is not a wrong password.
 		return fmt.Errorf("read key file: %w", loadErr)
+	}
+	if costly != nil {
+		// The key skipped may be the one for this password: not a wrong
+		// password (exit 12 would send the admin to the password files;
+		// found by an exploratory test), and not a damaged key either.
+		what := "no key file the password could be tried on opens with it"
+		if !tried {
+			what = "the password could not be tried"
+		}
+		return fmt.Errorf("%s: %w", what, costly)
 	}
 	if firstErr != nil && !tried {
 		// No key file could be read at all: nothing says the password is

@@ -24,7 +24,7 @@ func TestKeyNeedingMoreThanTheCgroupAllows(t *testing.T) {
 	tr.wrap = []string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, cg.procs}
 	tr.mustRun("list") // the cheap key
 	res := tr.runEnv([]string{"SNAP_PASSWORD=costly"}, nil, "list")
-	if res.code != exitWrongPass || !strings.Contains(res.stderr, "needs 384 MiB for its password derivation, more than the") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "needs 384 MiB for its password derivation, more than the") {
 		t.Fatalf("the costly key under a 256 MiB cgroup limit: exit %d: %s", res.code, res.stderr)
 	}
 	tr.wrap = nil
