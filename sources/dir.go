@@ -169,9 +169,9 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 		return false, nil
 	}
 	if st.Nlink > 1 {
-		return hasMeta(fd, &st, d.t.asRoot, m), nil
+		return hasMeta(fd, &st, d.ownership(m), m), nil
 	}
-	if hasMeta(fd, &st, d.t.asRoot, m) {
+	if hasMeta(fd, &st, d.ownership(m), m) {
 		// Nothing to change: nothing is written, which a restore not run
 		// as root may not do to another user's file in a shared
 		// directory (its chmod failed the restore, the mode being right).
@@ -180,14 +180,14 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	if err := removeOtherXattrs(fd, m.Xattrs); err != nil {
 		return false, fmt.Errorf("set metadata of %s: %w", d.path(name), err)
 	}
-	return true, setFdMeta(fd, d.path(name), d.t.asRoot, d.t.asRoot, true, m)
+	return true, setFdMeta(fd, d.path(name), d.t.asRoot, d.ownership(m), true, m)
 }
 
 // hasMeta reports whether the open file fd, whose fstat is st, has the
-// mode, the owner (when restoring as root, which restores owners) and the
-// extended attributes of m.
-func hasMeta(fd int, st *unix.Stat_t, asRoot bool, m Meta) bool {
-	if st.Mode&0o7777 != m.Mode&0o7777 || asRoot && (st.Uid != m.UID || st.Gid != m.GID) {
+// mode, the owners that own says a restore sets, and the extended
+// attributes of m.
+func hasMeta(fd int, st *unix.Stat_t, own ownership, m Meta) bool {
+	if st.Mode&0o7777 != m.Mode&0o7777 || own == ownBoth && st.Uid != m.UID || own != ownNone && st.Gid != m.GID {
 		return false
 	}
 	want := slices.Clone(m.Xattrs)
@@ -343,6 +343,7 @@ type File struct {
 	fd     int
 	name   string
 	asRoot bool
+	own    ownership // which of the recorded owners SetMeta sets
 	// created: the file was created with m's owner and mode, so SetMeta
 	// need not change them.
 	created bool
@@ -364,7 +365,11 @@ func (d *Dir) CreateFile(name string, m Meta) (*File, error) {
 	}
 	t := d.t
 	mode := uint32(0o600)
-	owned := !t.asRoot || (int(m.UID) == t.euid && int(m.GID) == t.egid && !d.setgid)
+	// Not root, the file is created the user's, in the user's group
+	// (or the directory's, when it is set-group-ID): a recorded group of
+	// the user's other groups is set afterwards, and with it the mode.
+	owned := !t.asRoot && (!t.ownGroup(m.GID) || uint32(t.egid) == m.GID && !d.setgid) ||
+		t.asRoot && int(m.UID) == t.euid && int(m.GID) == t.egid && !d.setgid
 	// In a directory with a default ACL the umask does not apply, the
 	// ACL does: such a file gets its mode from SetMeta.
 	created := owned && t.umask >= 0 && m.Mode&^0o777 == 0 && m.Mode&uint32(t.umask) == 0 && !d.defaultACL
@@ -380,7 +385,7 @@ func (d *Dir) CreateFile(name string, m Meta) (*File, error) {
 	if err != nil {
 		return nil, &PathError{Op: "create", Path: d.path(name), Err: unwrapPathErr(err)}
 	}
-	return &File{fd: fd, name: d.path(name), asRoot: t.asRoot, created: created, inherited: d.defaultACL}, nil
+	return &File{fd: fd, name: d.path(name), asRoot: t.asRoot, own: d.ownership(m), created: created, inherited: d.defaultACL}, nil
 }
 
 // WriteAt writes all of b at offset off.
@@ -459,7 +464,11 @@ func (f *File) SetMeta(m Meta) error {
 			return fmt.Errorf("set metadata of %s: %w", f.name, err)
 		}
 	}
-	return setFdMeta(f.fd, f.name, f.asRoot, f.asRoot && !f.created, !f.created, m)
+	own := f.own
+	if f.created {
+		own = ownNone
+	}
+	return setFdMeta(f.fd, f.name, f.asRoot, own, !f.created, m)
 }
 
 // Close closes the file.
@@ -527,8 +536,11 @@ func (d *Dir) SetMeta(name string, m Meta) error {
 	if m.Type == TypeSymlink {
 		// Calls that take AT_SYMLINK_NOFOLLOW change the link itself; a
 		// symlink has no mode of its own.
-		if d.t.asRoot {
+		switch d.ownership(m) {
+		case ownBoth:
 			errs = append(errs, step("chown", unix.Fchownat(d.fd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW)))
+		case ownGroup:
+			errs = append(errs, step("chgrp", unix.Fchownat(d.fd, name, -1, int(m.GID), unix.AT_SYMLINK_NOFOLLOW)))
 		}
 		if len(m.Xattrs) > 0 {
 			errs = append(errs, d.setPathXattrs(name, m)...)
@@ -566,9 +578,7 @@ func (d *Dir) setSpecialMeta(name string, m Meta) []error {
 	}
 	p := "/proc/self/fd/" + strconv.Itoa(fd)
 	var errs []error
-	if d.t.asRoot {
-		errs = append(errs, step("chown", unix.Fchownat(fd, "", int(m.UID), int(m.GID), unix.AT_EMPTY_PATH)))
-	}
+	errs = append(errs, chown(fd, d.ownership(m), m, unix.AT_EMPTY_PATH))
 	if d.defaultACL {
 		errs = append(errs, dropInheritedACLs(func(name string) error { return unix.Removexattr(p, name) }, false, m.Xattrs))
 	}
@@ -617,7 +627,7 @@ func (d *Dir) SetOwnMeta(m Meta) error {
 			return fmt.Errorf("set metadata of %s: %w", d.path(""), err)
 		}
 	}
-	return setFdMeta(d.fd, d.path(""), d.t.asRoot, d.t.asRoot, true, m)
+	return setFdMeta(d.fd, d.path(""), d.t.asRoot, d.ownership(m), true, m)
 }
 
 // The extended attributes that hold POSIX ACLs.
@@ -656,14 +666,44 @@ func dropInheritedACLs(remove func(name string) error, dir bool, keep []Xattr) e
 	return nil
 }
 
-// setFdMeta applies ownership (when chown is set), extended attributes,
-// mode (when chmod is set) and times through a descriptor. Ownership comes
-// before mode, because chown clears setuid and setgid bits.
-func setFdMeta(fd int, name string, asRoot, chown, chmod bool, m Meta) error {
-	var errs []error
-	if chown {
-		errs = append(errs, step("chown", unix.Fchown(fd, int(m.UID), int(m.GID))))
+// ownership says which of an entry's recorded owners a restore sets.
+type ownership int
+
+const (
+	ownNone  ownership = iota // the restoring user's, as created
+	ownBoth                   // user and group (as root)
+	ownGroup                  // the group only: not root, and one of the process's groups
+)
+
+// ownership is what a restore sets of m's owners on an entry of d.
+func (d *Dir) ownership(m Meta) ownership {
+	switch {
+	case d.t.asRoot:
+		return ownBoth
+	case d.t.ownGroup(m.GID):
+		return ownGroup
 	}
+	return ownNone
+}
+
+// chown sets the owners own says of m through fd (an O_PATH descriptor
+// with AT_EMPTY_PATH in flags, for an entry that must not be opened).
+func chown(fd int, own ownership, m Meta, flags int) error {
+	switch own {
+	case ownBoth:
+		return step("chown", unix.Fchownat(fd, "", int(m.UID), int(m.GID), flags))
+	case ownGroup:
+		return step("chgrp", unix.Fchownat(fd, "", -1, int(m.GID), flags))
+	}
+	return nil
+}
+
+// setFdMeta applies ownership (as own says), extended attributes, mode
+// (when chmod is set) and times through a descriptor. Ownership comes
+// before mode, because chown clears setuid and setgid bits.
+func setFdMeta(fd int, name string, asRoot bool, own ownership, chmod bool, m Meta) error {
+	var errs []error
+	errs = append(errs, chown(fd, own, m, unix.AT_EMPTY_PATH))
 	xerrs := setXattrs(m.Xattrs, asRoot, func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) })
 	errs = append(errs, xerrs...)
 	if noACL := aclNotSet(xerrs); chmod || noACL {

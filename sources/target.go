@@ -27,6 +27,25 @@ type Target struct {
 	// The owner new files get, and the process's umask (-1 when unknown),
 	// for CreateFile.
 	euid, egid, umask int
+	// groups are the process's groups (not run as root): a restore gives
+	// a file its recorded group when it is one of them, as cp -p does.
+	groups map[uint32]bool
+}
+
+// ownGroup reports whether a restore not run as root can give an entry
+// the recorded group gid, which it then does (root restores owners whole).
+func (t *Target) ownGroup(gid uint32) bool { return !t.asRoot && t.groups[gid] }
+
+// processGroups returns the effective and supplementary groups of the
+// process.
+func processGroups() map[uint32]bool {
+	groups := map[uint32]bool{uint32(os.Getegid()): true}
+	if gs, err := unix.Getgroups(); err == nil {
+		for _, g := range gs {
+			groups[uint32(g)] = true
+		}
+	}
+	return groups
 }
 
 // OpenTarget creates dir if needed and opens it as the restore root. The
@@ -61,7 +80,11 @@ func OpenTarget(dir string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore target %s: %w", dir, err)
 	}
-	return &Target{root: root, dir: dir, asRoot: os.Geteuid() == 0, created: created, euid: os.Geteuid(), egid: os.Getegid(), umask: readUmask()}, nil
+	t := &Target{root: root, dir: dir, asRoot: os.Geteuid() == 0, created: created, euid: os.Geteuid(), egid: os.Getegid(), umask: readUmask()}
+	if !t.asRoot {
+		t.groups = processGroups()
+	}
+	return t, nil
 }
 
 // readUmask returns the process's umask from /proc (Linux 4.7 and later),
