@@ -367,3 +367,43 @@ func (e *PathError) Unwrap() error { return e.Err }
 
 // IsNotExist reports whether err means the path does not exist.
 func IsNotExist(err error) bool { return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) }
+
+// ModeString formats type and permissions as ls -l does: "-rwsr-xr-x",
+// "drwxrwxrwt", "crw--w----" (Go's fs.FileMode.String uses other letters).
+func (m Meta) ModeString() string {
+	b := []byte("?rwxrwxrwx")
+	switch m.Type {
+	case TypeFile:
+		b[0] = '-'
+	case TypeDir:
+		b[0] = 'd'
+	case TypeSymlink:
+		b[0] = 'l'
+	case TypeDev:
+		b[0] = 'b'
+	case TypeCharDev:
+		b[0] = 'c'
+	case TypeFIFO:
+		b[0] = 'p'
+	case TypeSocket:
+		b[0] = 's'
+	}
+	for i := 0; i < 9; i++ {
+		if m.Mode&(1<<(8-i)) == 0 {
+			b[1+i] = '-'
+		}
+	}
+	special := func(bit uint32, pos int, set, unset byte) {
+		if m.Mode&bit != 0 {
+			if b[pos] == '-' {
+				b[pos] = unset
+			} else {
+				b[pos] = set
+			}
+		}
+	}
+	special(0o4000, 3, 's', 'S')
+	special(0o2000, 6, 's', 'S')
+	special(0o1000, 9, 't', 'T')
+	return string(b)
+}

@@ -54,46 +54,6 @@ type nodeJSON struct {
 	LinkTarget string    `json:"link_target,omitempty"`
 }
 
-// modeString formats type and permissions as ls -l does: "-rwsr-xr-x",
-// "drwxrwxrwt", "crw--w----" (Go's fs.FileMode.String uses other letters).
-func modeString(m sources.Meta) string {
-	b := []byte("?rwxrwxrwx")
-	switch m.Type {
-	case sources.TypeFile:
-		b[0] = '-'
-	case sources.TypeDir:
-		b[0] = 'd'
-	case sources.TypeSymlink:
-		b[0] = 'l'
-	case sources.TypeDev:
-		b[0] = 'b'
-	case sources.TypeCharDev:
-		b[0] = 'c'
-	case sources.TypeFIFO:
-		b[0] = 'p'
-	case sources.TypeSocket:
-		b[0] = 's'
-	}
-	for i := 0; i < 9; i++ {
-		if m.Mode&(1<<(8-i)) == 0 {
-			b[1+i] = '-'
-		}
-	}
-	special := func(bit uint32, pos int, set, unset byte) {
-		if m.Mode&bit != 0 {
-			if b[pos] == '-' {
-				b[pos] = unset
-			} else {
-				b[pos] = set
-			}
-		}
-	}
-	special(0o4000, 3, 's', 'S')
-	special(0o2000, 6, 's', 'S')
-	special(0o1000, 9, 't', 'T')
-	return string(b)
-}
-
 func runLs(c *cli.Context, e *env, ref, p string) error {
 	s, err := openSession(c, e, noLock)
 	if err != nil {
@@ -136,7 +96,7 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 
 // toNodeJSON is the JSON form of the entry n at path np (ls, find).
 func toNodeJSON(np string, n *snapshot.Node) nodeJSON {
-	j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: modeString(n.Meta), UID: n.UID, GID: n.GID,
+	j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: n.Meta.ModeString(), UID: n.UID, GID: n.GID,
 		User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
 	j.PathBase64 = pathBase64(np)
 	return j
@@ -158,7 +118,7 @@ func longLine(np string, n *snapshot.Node) string {
 		// A device has no size: its number, as ls -l shows it.
 		size = fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
 	}
-	line := fmt.Sprintf("%s %8s %8s %12s %s %s", modeString(n.Meta), listedPath(owner), listedPath(group), size, localTime(time.Unix(0, n.MTime)), listedPath(np))
+	line := fmt.Sprintf("%s %8s %8s %12s %s %s", n.Meta.ModeString(), listedPath(owner), listedPath(group), size, localTime(time.Unix(0, n.MTime)), listedPath(np))
 	if n.Type == sources.TypeSymlink {
 		line += " -> " + listedPath(n.LinkTarget)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/snap-backup/snap/sources"
 )
 
 // perms are the modes and owner of the files and directories the backend
@@ -185,15 +187,13 @@ func explainAccess(path string, err error, inDir bool) error {
 // ownerAndMode describes path for accessError ("owned by root (uid 0),
 // mode -rw-------"), or "" when it cannot be stat'ed.
 func ownerAndMode(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
 		return ""
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
-	}
-	return fmt.Sprintf("owned by %s, mode %v", userName(st.Uid), fi.Mode())
+	// As ls -l shows it: Go's FileMode.String writes a set-group-ID
+	// directory as "dgrwxr-x---" (found by an exploratory test).
+	return fmt.Sprintf("owned by %s, mode %s", userName(st.Uid), sources.FromStat(path, &st).ModeString())
 }
 
 // userName names a user ID for messages: "backup (uid 34)".

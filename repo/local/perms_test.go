@@ -3,6 +3,7 @@ package local
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -48,5 +49,18 @@ func TestApplyDirFollowsNoSymlink(t *testing.T) {
 	fi, _ = os.Stat(filepath.Join(root, "data"))
 	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 {
 		t.Errorf("data/ is owned by uid %d, want 65534", st.Uid)
+	}
+}
+
+// TestOwnerAndModeAsLs: a permission error shows the mode as ls -l does;
+// Go's FileMode.String wrote the set-group-ID directory of a shared
+// repository as "dgrwxr-x---" where ls shows "drwxr-s---".
+func TestOwnerAndModeAsLs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o750|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	if got := ownerAndMode(dir); !strings.HasSuffix(got, "mode drwxr-s---") {
+		t.Errorf("ownerAndMode of a 2750 directory: %q", got)
 	}
 }
