@@ -199,7 +199,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		return fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
 	var loadErr, acceptErr error
-	tried := false // some key file was readable and the password did not open it
+	tried := false   // some key file was readable and the password did not open it
 	var costly error // a key file skipped for its derivation's memory
 	type parsed struct {
 		name string
