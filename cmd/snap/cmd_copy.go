@@ -58,11 +58,12 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	if err != nil {
 		return err
 	}
-	srcPassword := memo(srcSt.passwordSource(c.Context, e))
-	dstPassword := otherPassword(c, e, "SNAP_TO_PASSWORD", "target repository", srcPassword)
-	srcSt.password = srcPassword
+	srcSource, srcOrigin := srcSt.passwordWithOrigin(c.Context, e)
+	srcPassword := memo(srcSource)
+	dstPassword, dstOrigin := otherPassword(c, e, "SNAP_TO_PASSWORD", "target repository", srcPassword, "the source repository's password")
+	srcSt.password, srcSt.passwordOrigin = srcPassword, srcOrigin
 	dstSt := srcSt
-	dstSt.location, dstSt.fromConfig, dstSt.password = to, "", dstPassword
+	dstSt.location, dstSt.fromConfig, dstSt.password, dstSt.passwordOrigin = to, "", dstPassword, dstOrigin
 	// The flags' rate limits apply to both repositories; the config file's
 	// are for its own repository, the source.
 	up, down, err := rateFlags(c, e)

@@ -72,7 +72,7 @@ func chunkerParams(c *cli.Context, e *env, u *ui, pw string) (files repo.Chunker
 		return files, nil, err
 	}
 	st.location, st.fromConfig = from, ""
-	st.password = otherPassword(c, e, "SNAP_FROM_PASSWORD", "source repository", func() (string, error) { return pw, nil })
+	st.password, st.passwordOrigin = otherPassword(c, e, "SNAP_FROM_PASSWORD", "source repository", func() (string, error) { return pw, nil }, "the new repository's password")
 	src, _, err := openRepositoryWith(c.Context, e, u, st)
 	if err != nil {
 		return files, nil, fmt.Errorf("--copy-chunker-params-from %s: %w", redactedLocation(from), err)

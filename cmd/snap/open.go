@@ -69,8 +69,10 @@ type repoSettings struct {
 	// the key is what to fix when the file cannot be read.
 	passwordFileKey string
 	// password, when set, replaces the password sources above ('snap copy'
-	// reads the target's password its own way).
-	password func() (string, error)
+	// reads the target's password its own way), and passwordOrigin, when
+	// set, says where it came from, for a wrong one.
+	password       func() (string, error)
+	passwordOrigin *string
 	// connections bounds the requests in flight (--connections); 0 picks
 	// the backend's default.
 	connections int
@@ -368,6 +370,9 @@ func (st repoSettings) passwordSource(ctx context.Context, e *env) func() (strin
 // password came from (empty when st.password gives it).
 func (st repoSettings) passwordWithOrigin(ctx context.Context, e *env) (func() (string, error), *string) {
 	if st.password != nil {
+		if st.passwordOrigin != nil {
+			return st.password, st.passwordOrigin
+		}
 		return st.password, new(string)
 	}
 	origin := new(string)

@@ -186,16 +186,22 @@ func passwordCommandFlag(envVar string) string {
 // otherPassword gives the password of a second repository (copy's target,
 // init's --copy-chunker-params-from): from the flags and variables of
 // envVar's family (--to-password-file, SNAP_TO_PASSWORD, …), else from
-// fallback, the first repository's.
-func otherPassword(c *cli.Context, e *env, envVar, what string, fallback func() (string, error)) func() (string, error) {
+// fallback, the first repository's, which fallbackOrigin names. The
+// origin it returns says which, once the password was read, for a wrong
+// one: the first repository's password reused for the second was the case
+// that most needed saying, and it went unsaid (found by an exploratory
+// test).
+func otherPassword(c *cli.Context, e *env, envVar, what string, fallback func() (string, error), fallbackOrigin string) (func() (string, error), *string) {
+	origin := new(string)
 	return func() (string, error) {
 		file := c.String(strings.TrimPrefix(passwordFileFlag(envVar), "--"))
 		command := c.String(strings.TrimPrefix(passwordCommandFlag(envVar), "--"))
 		if file == "" && command == "" && e.getenv(envVar) == "" {
+			*origin = fmt.Sprintf("%s, as none of %s, %s and %s is set", fallbackOrigin, passwordFileFlag(envVar), passwordCommandFlag(envVar), envVar)
 			return fallback()
 		}
-		return passwordFrom(c.Context, e, file, envVar, command, false, what)
-	}
+		return passwordLookup(c.Context, e, file, envVar, command, false, what, origin)
+	}, origin
 }
 
 // readTerminal reads a password from the terminal fd without echo. Ctrl-C

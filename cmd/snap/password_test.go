@@ -80,6 +80,39 @@ func TestWrongPasswordSaysWhereFrom(t *testing.T) {
 	}
 }
 
+// TestCopyWrongPasswordSaysWhereFrom: copy's target, opened with the
+// source's password when no target password is given, says so when that
+// password is wrong there; a target password that is given is named as
+// the source's is (both went unsaid; found by an exploratory test).
+func TestCopyWrongPasswordSaysWhereFrom(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("f"))
+	tr.mustRun("create", src)
+	dst := filepath.Join(tr.dir, "dst")
+	if res := tr.runEnv([]string{"SNAP_PASSWORD=other-password"}, nil, "-r", dst, "init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Fatalf("init of the target: exit %d: %s", res.code, res.stderr)
+	}
+	bad := filepath.Join(tr.dir, "bad")
+	writeFile(t, bad, []byte("wrong\n"))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "came from the source repository's password, as none of --to-password-file, --to-password-command and SNAP_TO_PASSWORD is set)"},
+		{[]string{"--to-password-file", bad}, "came from the password file " + bad + ")"},
+	} {
+		res := tr.run(append([]string{"copy", "--to", dst}, c.args...)...)
+		if res.code != exitWrongPass || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("copy %v: exit %d, want %q in:\n%s", c.args, res.code, c.want, res.stderr)
+		}
+	}
+	res := tr.runEnv([]string{"SNAP_FROM_PASSWORD=wrong"}, nil, "-r", filepath.Join(tr.dir, "new"), "init", "--copy-chunker-params-from", dst, "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code != exitWrongPass || !strings.Contains(res.stderr, "came from SNAP_FROM_PASSWORD)") {
+		t.Errorf("init --copy-chunker-params-from with a wrong SNAP_FROM_PASSWORD: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
 // TestPasswordCommandStopped: an interrupted snap ends its password
 // command and what that started (exit 130, one line); without a terminal
 // one that hangs is stopped after its time.
