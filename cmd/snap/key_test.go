@@ -306,7 +306,8 @@ func TestCheckFindsUnreadableKey(t *testing.T) {
 }
 
 // TestWeakKeyWarnings: init warns about a blank password; a good password
-// at argon2id's recommended minimum (19 MiB, 2 passes) gets no warning.
+// at argon2id's recommended minimum (19 MiB, 2 passes) gets no warning;
+// one of two lines or with a byte-order mark does.
 func TestWeakKeyWarnings(t *testing.T) {
 	t.Parallel()
 	tr := newUninitRepo(t)
@@ -316,6 +317,17 @@ func TestWeakKeyWarnings(t *testing.T) {
 	}
 	if res := tr.runEnv([]string{"SNAP_PASSWORD= ", "SNAP_NEW_PASSWORD=a long enough passphrase"}, nil, "key", "add", "--kdf-memory", "19", "--kdf-time", "2"); res.code != 0 || strings.Contains(res.stderr, "warning") {
 		t.Errorf("key add of a good password at argon2id's minimum: exit %d\n%s", res.code, res.stderr)
+	}
+	// A password of two lines (a secret store's metadata after it), or
+	// with a byte-order mark, is warned about when the key is made.
+	for pw, want := range map[string]string{
+		"a long enough passphrase\nurl: https://vault": "the new password; it is 2 lines, which all count as part of it",
+		"\ufeffanother long passphrase":                 "the new password; it begins with a byte-order mark",
+	} {
+		res := tr.runEnv([]string{"SNAP_PASSWORD=a long enough passphrase", "SNAP_NEW_PASSWORD=" + pw}, nil, "key", "add", "--kdf-memory", "19", "--kdf-time", "2")
+		if res.code != 0 || !strings.Contains(res.stderr, want) {
+			t.Errorf("key add of %q: exit %d, want %q in\n%s", pw, res.code, want, res.stderr)
+		}
 	}
 }
 
