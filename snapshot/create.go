@@ -186,7 +186,12 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	now := time.Now()
 	sn := &Snapshot{Time: o.Time, Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program, Job: o.Job, AllowEmptied: o.AllowEmptied}
 	if sn.Time.IsZero() {
-		sn.Time = now
+		// Dated by its start, as restic and borg date theirs: dated by its
+		// end, a nightly job that ended sometimes before midnight and
+		// sometimes after made two snapshots of one day and none of the
+		// next for --keep-daily, and --at 03:00 missed the run the 03:00
+		// timer started (found by an exploratory test).
+		sn.Time = start
 	}
 	if sn.Tags == nil {
 		sn.Tags = []string{}

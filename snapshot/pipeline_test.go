@@ -237,6 +237,11 @@ func TestPipelineRoundTrip(t *testing.T) {
 	if sn.Summary.Files != 40*12+3+2*statGroup+10 {
 		t.Fatalf("saved %d files, want %d", sn.Summary.Files, 40*12+3+2*statGroup+10)
 	}
+	// Dated by its start, as restic and borg date theirs (it was dated
+	// by its end: a job across midnight made --keep-daily skip a night).
+	if !sn.Time.Equal(sn.Summary.Start) || !sn.Summary.End.After(sn.Summary.Start) {
+		t.Errorf("snapshot time %v, run %v to %v: want its start", sn.Time, sn.Summary.Start, sn.Summary.End)
+	}
 	target := t.TempDir()
 	st, errs := p.restore(sn, "/", target, RestoreOptions{Workers: 3})
 	if len(errs) > 0 {
