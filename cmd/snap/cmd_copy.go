@@ -111,7 +111,11 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	if len(refs) == 0 {
 		var note string
 		if selected, note = applyFilter(sns, filterFrom(c)); note != "" {
-			src.ui.warnf("%s: nothing to copy", note)
+			// An error, as for the other commands that choose snapshots
+			// by the filters: a nightly off-site copy with a mistyped
+			// --host copied nothing for ever, exit 0 (found by an
+			// exploratory test).
+			return fmt.Errorf("%s: nothing to copy", note)
 		}
 	} else {
 		seen := map[repo.ID]bool{}
