@@ -102,7 +102,7 @@ func (p *progress) begin() {
 	}
 	if !p.u.json {
 		p.u.mu.Lock()
-		p.u.bar = &progressBar{w: p.u.err, width: termWidth(p.u.err)}
+		p.u.bar = newProgressBar(p.u.err)
 		p.u.mu.Unlock()
 	}
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
@@ -342,14 +342,24 @@ func fmtDuration(d time.Duration) string {
 // progressBar is a status line redrawn in place on a terminal. Its methods
 // are called with the ui's mutex held.
 type progressBar struct {
-	w     io.Writer
-	width int
+	w io.Writer
+	// width is the terminal's width, asked for at every redraw (one
+	// ioctl): a window made narrower while snap runs wrapped a line of
+	// the width it started with, and "\r\x1b[K" then erased only the
+	// wrapped tail, leaving a new row on the screen 4 times a second
+	// (found by an exploratory test).
+	width func() int
 	shown bool
 }
 
+// newProgressBar is a status line on w, a terminal.
+func newProgressBar(w io.Writer) *progressBar {
+	return &progressBar{w: w, width: func() int { return termWidth(w) }}
+}
+
 func (b *progressBar) draw(line string) {
-	if b.width > 1 && len(line) >= b.width {
-		line = line[:b.width-1]
+	if width := b.width(); width > 1 && len(line) >= width {
+		line = line[:width-1]
 	}
 	fmt.Fprintf(b.w, "\r%s\x1b[K", line)
 	b.shown = true
