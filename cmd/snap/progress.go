@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -300,34 +301,75 @@ func (p *progress) show() {
 		p.u.jsonLine(j)
 		return
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%s]", fmtDuration(time.Duration(j.ElapsedSeconds*float64(time.Second))))
-	if j.Percent != nil {
-		fmt.Fprintf(&b, " %5.1f%%", *j.Percent)
-	}
-	fmt.Fprintf(&b, " %d", j.FilesDone)
-	if j.TotalKnown {
-		fmt.Fprintf(&b, "/%d", j.FilesTotal)
-	}
-	fmt.Fprintf(&b, " files, %s", humanBytes(j.BytesDone))
-	if j.TotalKnown {
-		fmt.Fprintf(&b, "/%s", humanBytes(j.BytesTotal))
-	}
-	fmt.Fprintf(&b, ", %s/s", humanBytes(int64(j.BytesPerSecond)))
-	if p.action == "create" {
-		fmt.Fprintf(&b, ", added %s", humanBytes(j.BytesAdded))
-	}
-	if j.Errors > 0 {
-		fmt.Fprintf(&b, ", %d errors", j.Errors)
-	}
-	if j.ETASeconds != nil {
-		fmt.Fprintf(&b, ", ETA %s", fmtDuration(time.Duration(*j.ETASeconds*float64(time.Second))))
-	}
+	head, fields := statusFields(j, p.action)
 	p.u.mu.Lock()
 	defer p.u.mu.Unlock() // deferred: a panic in draw must not leave every message waiting
 	if p.u.bar != nil {
-		p.u.bar.draw(b.String())
+		p.u.bar.draw(head, fields)
 	}
+}
+
+// barField is one field of the status line, and when it goes if the line
+// is wider than the terminal: fields of rank 1 first, then 2, …; rank 0
+// never.
+type barField struct {
+	text string
+	rank int
+}
+
+// statusFields is the status line of j: the head (elapsed time and
+// percentage), then its fields. What goes first on a narrow terminal is
+// what says least of how far the work is: bytes added, the rate, the
+// bytes and the files done; the percentage, errors and ETA stay (at 80
+// columns the line was cut mid-field, with a dangling comma, and never
+// showed the ETA; found by an exploratory test).
+func statusFields(j progressJSON, action string) (string, []barField) {
+	head := fmt.Sprintf("[%s]", fmtDuration(time.Duration(j.ElapsedSeconds*float64(time.Second))))
+	if j.Percent != nil {
+		head += fmt.Sprintf(" %5.1f%%", *j.Percent)
+	}
+	files := fmt.Sprintf("%d files", j.FilesDone)
+	bytes := humanBytes(j.BytesDone)
+	if j.TotalKnown {
+		files = fmt.Sprintf("%d/%d files", j.FilesDone, j.FilesTotal)
+		bytes += "/" + humanBytes(j.BytesTotal)
+	}
+	fields := []barField{{files, 4}, {bytes, 3}, {humanBytes(int64(j.BytesPerSecond)) + "/s", 2}}
+	if action == "create" {
+		fields = append(fields, barField{"added " + humanBytes(j.BytesAdded), 1})
+	}
+	if j.Errors > 0 {
+		fields = append(fields, barField{fmt.Sprintf("%d errors", j.Errors), 0})
+	}
+	if j.ETASeconds != nil {
+		fields = append(fields, barField{"ETA " + fmtDuration(time.Duration(*j.ETASeconds*float64(time.Second))), 0})
+	}
+	return head, fields
+}
+
+// fitStatus joins head and fields ("head f1, f2, …") into at most limit
+// bytes (0: no limit), leaving out whole fields by their rank; a line
+// still too long, once only the fields of rank 0 are left, is cut.
+func fitStatus(head string, fields []barField, limit int) string {
+	join := func() string {
+		var texts []string
+		for _, f := range fields {
+			texts = append(texts, f.text)
+		}
+		if len(texts) == 0 {
+			return head
+		}
+		return head + " " + strings.Join(texts, ", ")
+	}
+	line := join()
+	for rank := 1; limit > 0 && len(line) > limit; rank++ {
+		if !slices.ContainsFunc(fields, func(f barField) bool { return f.rank >= rank }) {
+			return line[:limit] // the line is ASCII
+		}
+		fields = slices.DeleteFunc(fields, func(f barField) bool { return f.rank == rank })
+		line = join()
+	}
+	return line
 }
 
 // fmtDuration prints h:mm:ss or m:ss.
@@ -357,10 +399,15 @@ func newProgressBar(w io.Writer) *progressBar {
 	return &progressBar{w: w, width: func() int { return termWidth(w) }}
 }
 
-func (b *progressBar) draw(line string) {
-	if width := b.width(); width > 1 && len(line) >= width {
-		line = line[:width-1]
+// draw shows the status line fitted to the terminal (fitStatus): one
+// column less than its width, as a line that fills the last column
+// wraps on some terminals.
+func (b *progressBar) draw(head string, fields []barField) {
+	limit := 0
+	if width := b.width(); width > 1 {
+		limit = width - 1
 	}
+	line := fitStatus(head, fields, limit)
 	fmt.Fprintf(b.w, "\r%s\x1b[K", line)
 	b.shown = true
 }

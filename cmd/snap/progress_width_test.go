@@ -56,9 +56,9 @@ func TestProgressBarFollowsResize(t *testing.T) {
 	}()
 	bar := newProgressBar(tty)
 	line := strings.Repeat("x", 100)
-	bar.draw(line)
+	bar.draw(line, nil)
 	setWidth(t, tty, 60)
-	bar.draw(line)
+	bar.draw(line, nil)
 	tty.Close()
 	out := <-read
 	draws := bytes.Split(bytes.TrimPrefix(out, []byte("\r")), []byte("\r"))
@@ -68,6 +68,34 @@ func TestProgressBarFollowsResize(t *testing.T) {
 	for i, want := range []int{100, 59} {
 		if got := len(bytes.TrimSuffix(draws[i], []byte("\x1b[K"))); got != want {
 			t.Errorf("redraw %d: %d characters, want %d: %q", i+1, got, want, draws[i])
+		}
+	}
+}
+
+// TestStatusLineFits: on a narrow terminal the status line leaves out
+// whole fields, the least telling first, and keeps the percentage, the
+// errors and the ETA (found by an exploratory test: at 80 columns it was
+// cut after "added 407.1 MiB," and never showed the ETA).
+func TestStatusLineFits(t *testing.T) {
+	pct, eta := 35.8, 7.0
+	j := progressJSON{ElapsedSeconds: 4, FilesDone: 1069, FilesTotal: 3000, BytesDone: 409300 << 10, BytesTotal: 1100 << 20, TotalKnown: true,
+		BytesAdded: 407100 << 10, BytesPerSecond: 116900 << 10, Percent: &pct, ETASeconds: &eta, Errors: 2}
+	for _, tc := range []struct {
+		action string
+		width  int
+		want   string
+	}{
+		{"create", 0, "[0:04]  35.8% 1069/3000 files, 399.7 MiB/1.1 GiB, 114.2 MiB/s, added 397.6 MiB, 2 errors, ETA 0:07"},
+		{"create", 79, "[0:04]  35.8% 1069/3000 files, 399.7 MiB/1.1 GiB, 2 errors, ETA 0:07"},
+		{"create", 59, "[0:04]  35.8% 1069/3000 files, 2 errors, ETA 0:07"},
+		{"restore", 83, "[0:04]  35.8% 1069/3000 files, 399.7 MiB/1.1 GiB, 114.2 MiB/s, 2 errors, ETA 0:07"},
+		{"restore", 79, "[0:04]  35.8% 1069/3000 files, 399.7 MiB/1.1 GiB, 2 errors, ETA 0:07"},
+		{"restore", 40, "[0:04]  35.8% 2 errors, ETA 0:07"},
+		{"restore", 20, "[0:04]  35.8% 2 erro"},
+	} {
+		head, fields := statusFields(j, tc.action)
+		if got := fitStatus(head, fields, tc.width); got != tc.want {
+			t.Errorf("%s at %d columns:\n got %q\nwant %q", tc.action, tc.width, got, tc.want)
 		}
 	}
 }
