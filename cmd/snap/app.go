@@ -279,7 +279,9 @@ func addGlobalFlags(cmd *cli.Command) {
 			if c.NArg() > 0 {
 				return usagef("unknown command %q for 'snap %s': see 'snap %s --help'", c.Args().First(), commandName(c), commandName(c))
 			}
-			return cli.ShowSubcommandHelp(c)
+			// The help and exit 0 ('snap key', 'snap repair --json')
+			// read as done to a script (found by an exploratory test).
+			return usagef("'snap %s' needs a subcommand: %s (see 'snap %s --help')", commandName(c), commandNames(c.Command.Subcommands), commandName(c))
 		}
 	}
 	if action := cmd.Action; action != nil {

@@ -49,7 +49,15 @@ func reorderArgs(app *cli.App, args []string) ([]string, error) {
 				return nil, usagef("no command after %s %s: give one ('snap help' lists them)", out[i], out[i+1])
 			}
 		}
-		return out, nil
+		// 'snap --json', 'snap -q' printed the help and exited 0 too
+		// (found by an exploratory test). Only help, the version and the
+		// shell's completion need no command.
+		for _, a := range out[1:] {
+			if a == "--help" || a == "-h" || a == "--version" || a == "-V" || a == "--generate-bash-completion" {
+				return out, nil
+			}
+		}
+		return nil, usagef("no command after %s: give one of %s (see 'snap --help')", strings.Join(out[1:], " "), commandNames(app.Commands))
 	}
 	cmds := app.Commands
 	var cmd *cli.Command
@@ -184,6 +192,17 @@ func repeatable(f cli.Flag) bool {
 		return multi
 	}
 	return false
+}
+
+// commandNames lists the commands for a message: "init, create, list".
+func commandNames(cmds []*cli.Command) string {
+	var names []string
+	for _, c := range cmds {
+		if !c.Hidden && c.Name != "help" {
+			names = append(names, c.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

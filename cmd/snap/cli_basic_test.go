@@ -135,6 +135,15 @@ func TestExitCodes(t *testing.T) {
 		// help, exit 0, which a monitored job took for success.
 		{[]string{"-r", "check"}, `no command: -r took "check" as its value`},
 		{[]string{"--cache-dir", "list"}, `no command: --cache-dir took "list" as its value`},
+		// Options alone, or a command with subcommands and none of them,
+		// printed the help and exited 0 (found by an exploratory test).
+		{[]string{"--json"}, `no command after --json: give one of init, create, list`},
+		{[]string{"-q"}, "no command after -q: give one of"},
+		{[]string{"repair"}, "'snap repair' needs a subcommand: index (see 'snap repair --help')"},
+		{[]string{"repair", "--json"}, `'snap repair' needs a subcommand: index`},
+		{[]string{"key"}, "'snap key' needs a subcommand: list, add, passwd, remove"},
+		{[]string{"config"}, "'snap config' needs a subcommand: check, jobs"},
+		{[]string{"schedule"}, "'snap schedule' needs a subcommand: install, list, remove"},
 	} {
 		if res := tr.run(c.args...); res.code != exitUsage || !strings.Contains(res.stderr, c.want) {
 			t.Errorf("snap %v: exit %d, want %d and %q: %s", c.args, res.code, exitUsage, c.want, res.stderr)
@@ -151,7 +160,7 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 	// Help that exists still works, in every form.
-	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "create"}, {"create", "--help"}, {"key", "help", "add"}, {"help", "key"},
+	for _, args := range [][]string{{}, {"help"}, {"--help"}, {"-h"}, {"-q", "--help"}, {"key", "--help"}, {"help", "create"}, {"create", "--help"}, {"key", "help", "add"}, {"help", "key"},
 		{"create", "/some/path", "--help"}, {"ls", "latest", "-h"}, {"key", "add", "x", "--help"}, {"run", "h", "--help"}, {"help", "key", "add"}} {
 		if res := tr.run(args...); res.code != 0 || !strings.Contains(res.stdout, "USAGE:") {
 			t.Errorf("snap %v: exit %d: %s%s", args, res.code, res.stdout, res.stderr)
