@@ -410,7 +410,7 @@ func run(args []string, e *env) int {
 			return err
 		}
 		path := commandPath(app, args)
-		product := outputIsTheProduct[path] || (path == "forget" || path == "prune") && isDryRun(ordered)
+		product := outputIsTheProduct[path] || (path == "forget" || path == "prune") && isDryRun(ordered) || helpAsked(ordered)
 		if product {
 			// ls | head: nothing more to do once the reader has gone.
 			// A backup, a restore or a run whose log reader dies goes on
@@ -425,7 +425,15 @@ func run(args []string, e *env) int {
 		if werr != nil && !product && (err == nil || isStdoutWrite(err)) && errors.Is(werr, syscall.EPIPE) {
 			// A backup whose log reader died (snap run | logger) is done
 			// all the same: say so where it can still be read.
-			fmt.Fprintln(e.stderr, "warning: standard output was closed by its reader; the command finished, and what it printed after that was lost")
+			const msg = "standard output was closed by its reader; the command finished, and what it printed after that was lost"
+			if jsonAsked(args) {
+				// As every other message in JSON mode (found by an
+				// exploratory test).
+				b, _ := json.Marshal(map[string]any{"type": "warning", "message": msg})
+				fmt.Fprintf(e.stderr, "%s\n", b)
+			} else {
+				fmt.Fprintln(e.stderr, "warning: "+msg)
+			}
 			return nil
 		}
 		return outcome(ctx, err, werr, product)
@@ -468,6 +476,35 @@ func isDryRun(args []string) bool {
 			return false
 		}
 		if a == "-n" || a == "--dry-run" || a == "--dry-run=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// helpAsked reports whether the arguments, as reorderArgs leaves them,
+// ask for help: like 'snap --help', 'snap create --help' only prints, and
+// ends quietly (141) when its reader goes away ('snap create --help |
+// true' warned that the command finished; found by an exploratory test).
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--help" || a == "-h" {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonAsked reports whether the command line asks for JSON output.
+func jsonAsked(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--json" || a == "--json=true" {
 			return true
 		}
 	}
@@ -549,35 +586,30 @@ func printError(e *env, args []string, command string, err error, code int) {
 		// again, and check listed 44 packs not indexed).
 		msg += "; any packs this run stored before that are not indexed: once the repository answers, the next run stores their data again, and 'snap prune' reclaims them"
 	}
-	for _, a := range args {
-		if a == "--" {
-			break
+	if jsonAsked(args) {
+		typ := "error"
+		if code == exitPartial {
+			typ = "warning"
 		}
-		if a == "--json" || a == "--json=true" {
-			typ := "error"
-			if code == exitPartial {
-				typ = "warning"
-			}
-			m := map[string]any{"type": typ, "message": msg, "exit_code": code, "final": true}
-			// A path that is not UTF-8 reaches the message as U+FFFD:
-			// its bytes go along, as on every other JSON line.
-			if p := errorPath(err); pathBase64(p) != "" {
-				m["path"], m["path_base64"] = p, pathBase64(p)
-			}
-			if stack != nil {
-				m["stack"] = string(stack)
-			}
-			b, _ := json.Marshal(m)
-			if jsonLines {
-				if _, err := fmt.Fprintf(e.stdout, "%s\n", b); err == nil {
-					return
-				}
-				// Standard output is what failed (a full disk): the
-				// error goes where it can still be read.
-			}
-			fmt.Fprintf(e.stderr, "%s\n", b)
-			return
+		m := map[string]any{"type": typ, "message": msg, "exit_code": code, "final": true}
+		// A path that is not UTF-8 reaches the message as U+FFFD:
+		// its bytes go along, as on every other JSON line.
+		if p := errorPath(err); pathBase64(p) != "" {
+			m["path"], m["path_base64"] = p, pathBase64(p)
 		}
+		if stack != nil {
+			m["stack"] = string(stack)
+		}
+		b, _ := json.Marshal(m)
+		if jsonLines {
+			if _, err := fmt.Fprintf(e.stdout, "%s\n", b); err == nil {
+				return
+			}
+			// Standard output is what failed (a full disk): the
+			// error goes where it can still be read.
+		}
+		fmt.Fprintf(e.stderr, "%s\n", b)
+		return
 	}
 	prefix, level := "snap: ", slog.LevelError
 	if code == exitPartial {

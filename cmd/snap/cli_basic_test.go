@@ -626,3 +626,50 @@ func TestKernelPseudoFile(t *testing.T) {
 		t.Errorf("dump of %s: %q, want %q", f, got, want)
 	}
 }
+
+// TestHelpIntoClosedPipe: the help of any command, like that of list or
+// of snap, only prints: with its reader gone it ends quietly with 141.
+// 'snap create --help | true' warned that the command finished and exited
+// 0 (found by an exploratory test). A command that does work and whose
+// reader went away says so, as a JSON line with --json, as every other
+// message then.
+func TestHelpIntoClosedPipe(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	// A reader closed before snap starts: its first write fails every time.
+	closedPipe := func(args ...string) (string, string) {
+		pr, pw, err := os.Pipe()
+		must(t, err)
+		must(t, pr.Close())
+		var stderr bytes.Buffer
+		cmd := exec.Command("bash", append([]string{"-c", `"$0" "$@"; echo "status $?" >&2`, snapBin}, args...)...)
+		cmd.Env, cmd.Stdout, cmd.Stderr = append(baseEnv(), tr.env...), pw, &stderr
+		err = cmd.Run()
+		pw.Close()
+		if err != nil {
+			t.Fatalf("snap %v: %v", args, err)
+		}
+		i := strings.LastIndex(stderr.String(), "status ")
+		if i < 0 {
+			t.Fatalf("snap %v: no status: %q", args, stderr.String())
+		}
+		return stderr.String()[:i], strings.TrimSpace(stderr.String()[i+len("status "):])
+	}
+	for _, args := range [][]string{{"create", "--help"}, {"restore", "--help"}, {"prune", "--help"}, {"forget", "--help"}, {"init", "--help"},
+		{"run", "--help"}, {"copy", "--help"}, {"tag", "--help"}, {"unlock", "--help"}, {"key", "add", "--help"}, {"create", "/x", "-h"},
+		{"list", "--help"}, {"help", "create"}, {"--help"}} {
+		if out, status := closedPipe(args...); status != "141" || out != "" {
+			t.Errorf("snap %v into a closed pipe: status %s, want 141 quietly: %q", args, status, out)
+		}
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	out, status := closedPipe("create", "--json", src)
+	var line map[string]any
+	if status != "0" || json.Unmarshal([]byte(out), &line) != nil || line["type"] != "warning" || !strings.Contains(fmt.Sprint(line["message"]), "standard output was closed by its reader") {
+		t.Errorf("create --json into a closed pipe: status %s, want 0 and a JSON warning: %q", status, out)
+	}
+	if out, _ := closedPipe("create", src); !strings.HasPrefix(out, "warning: standard output was closed by its reader") {
+		t.Errorf("create into a closed pipe: want a warning line: %q", out)
+	}
+}
