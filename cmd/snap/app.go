@@ -111,7 +111,7 @@ func newApp(e *env) *cli.App {
 	// library would say "No help topic for 'x'" and exit 1.
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() > 0 {
-			return usagef("unknown command %q: see 'snap --help'", c.Args().First())
+			return unknownCommand(c.Args().First(), "", c.App.Commands)
 		}
 		return cli.ShowAppHelp(c)
 	}
@@ -171,6 +171,31 @@ func closestFlag(name string, flags []cli.Flag) string {
 		return "; did you mean --" + n + "?"
 	}
 	return ""
+}
+
+// unknownCommand is the error for a command name that cmds, the
+// commands of snap or of parent ("key"), do not have, with a "did you
+// mean" hint as closestFlag's for flags ('snap lst', 'snap key lst'
+// said only "unknown command"; found by an exploratory test).
+func unknownCommand(name, parent string, cmds []*cli.Command) error {
+	in, help := "", "snap"
+	if parent != "" {
+		in, help = " for 'snap "+parent+"'", "snap "+parent
+	}
+	var names []string
+	for _, c := range cmds {
+		if c.Hidden || c.Name == "help" {
+			continue
+		}
+		names = append(names, c.Names()...)
+	}
+	n, ok := closest(names, func(n string) int { return editDistance(n, name) })
+	// Every name of 3 letters or less is within two edits of another
+	// ("ls", "tag"): only one edit counts there.
+	if !ok || len(name) < 4 && editDistance(n, name) > 1 {
+		return usagef("unknown command %q%s: see '%s --help'", name, in, help)
+	}
+	return usagef("unknown command %q%s: did you mean '%s'? (see '%s --help')", name, in, strings.TrimPrefix(parent+" "+n, " "), help)
 }
 
 // dashed writes a flag's name as the user writes the flag: "-r", "--repo".
@@ -277,7 +302,7 @@ func addGlobalFlags(cmd *cli.Command) {
 	if cmd.Action == nil && len(cmd.Subcommands) > 0 {
 		cmd.Action = func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("unknown command %q for 'snap %s': see 'snap %s --help'", c.Args().First(), commandName(c), commandName(c))
+				return unknownCommand(c.Args().First(), commandName(c), c.Command.Subcommands)
 			}
 			// The help and exit 0 ('snap key', 'snap repair --json')
 			// read as done to a script (found by an exploratory test).
@@ -309,6 +334,19 @@ func addGlobalFlags(cmd *cli.Command) {
 	}
 	if cmd.OnUsageError == nil {
 		cmd.OnUsageError = func(c *cli.Context, err error, isSub bool) error {
+			if m := undefinedFlag.FindStringSubmatch(err.Error()); m != nil {
+				// 'snap repair --from-packs' said only "unknown flag"
+				// (found by an exploratory test).
+				var subs []string
+				for _, sub := range cmd.Subcommands {
+					if lookupFlag(sub.Flags, "--"+m[1]) != nil {
+						subs = append(subs, "'snap "+commandName(c)+" "+sub.Name+"'")
+					}
+				}
+				if len(subs) > 0 {
+					return usagef("%s is an option of %s (see %s --help')", dashed(m[1]), strings.Join(subs, " and "), strings.TrimSuffix(subs[0], "'"))
+				}
+			}
 			return usagef("%s (see 'snap %s --help')", flagError(err, cmd.Flags), commandName(c))
 		}
 	}

@@ -68,6 +68,13 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"key", "bogus"}, `unknown command "bogus" for 'snap key'`},
+		// Mistyped commands got no hint, mistyped flags did (found by an
+		// exploratory test).
+		{[]string{"lst"}, `unknown command "lst": did you mean 'list'? (see 'snap --help')`},
+		{[]string{"restor", "latest"}, `did you mean 'restore'?`},
+		{[]string{"key", "lst"}, `unknown command "lst" for 'snap key': did you mean 'key list'? (see 'snap key --help')`},
+		{[]string{"repair", "--from-packs"}, "--from-packs is an option of 'snap repair index' (see 'snap repair index --help')"},
+		{[]string{"key", "--new-password-file", "x"}, "--new-password-file is an option of 'snap key add' and 'snap key passwd'"},
 		{[]string{"help", "bogus"}, `no help for "bogus": there is no such command; see 'snap --help'`},
 		{[]string{"key", "help", "bogus"}, `see 'snap key --help'`},
 		{[]string{"help", "key", "bogus"}, `no help for "key bogus"`},
