@@ -318,6 +318,20 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if res := tr.mustRun("dump", "latest", "--path", src, f); res.stdout != "tuesday" || strings.Contains(res.stderr, "latest:") {
 		t.Errorf("dump latest --path: %q, stderr %q", res.stdout, res.stderr)
 	}
+	// -q hides it, as the notice of --at; --json keeps it, as a
+	// "notice" line, where it was dropped (found by an exploratory test).
+	target = filepath.Join(tr.dir, "restored-q")
+	if res := tr.run("restore", "latest", "-t", target, "-q"); strings.Contains(res.stderr, "latest:") {
+		t.Errorf("restore latest -q: %s", res.stderr)
+	}
+	res = tr.run("restore", "latest", "-t", target+"2", "--json")
+	if lines := jsonLines(t, res.stdout); len(lines) == 0 || lines[0]["type"] != "notice" || !strings.HasPrefix(fmt.Sprint(lines[0]["message"]), "latest: snapshot") {
+		t.Errorf("restore latest --json: no notice line first:\n%s%s", res.stdout, res.stderr)
+	}
+	res = tr.run("dump", "latest", f, "--json")
+	if !strings.Contains(res.stderr, `"type":"notice"`) || !strings.Contains(res.stderr, "other hosts or paths have snapshots too") {
+		t.Errorf("dump latest --json: no notice line on stderr:\n%s", res.stderr)
+	}
 	// A relative path is taken from / in a snapshot (where --path takes it
 	// from the working directory): the error names the path meant.
 	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}

@@ -357,7 +357,7 @@ func resolveForgetArgs(c *cli.Context, s *session) (out []repo.ID, described map
 			described[id] = strings.TrimPrefix(describeSnapshot(sn), "snapshot "+sn.ID.Short()+" ")
 			if ref == "latest" {
 				if others := otherSets(f.Apply(sns), sn); others != "" {
-					s.ui.noticef("latest: %s%s", describeSnapshot(sn), others)
+					s.ui.choicef("latest: %s%s", describeSnapshot(sn), others)
 				}
 			}
 		}

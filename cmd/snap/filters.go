@@ -572,7 +572,7 @@ func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*s
 		if others := otherSets(f.Apply(sns), sn); others != "" {
 			// The newest of every job's snapshots may be another job's
 			// (a path then "does not exist"): say which it is.
-			s.ui.noticef("latest: %s%s", describeSnapshot(sn), others)
+			s.ui.choicef("latest: %s%s", describeSnapshot(sn), others)
 		}
 	}
 	return sn, err

@@ -124,6 +124,15 @@ func (u *ui) noticef(format string, args ...any) {
 	u.log.Log(context.Background(), levelNotice, fmt.Sprintf(format, args...))
 }
 
+// choicef tells which snapshot 'latest' chose when that may not be the
+// one meant (another host's): a notice, hidden by --quiet, that
+// JSON output keeps as a "notice" line, as a script acting on the chosen
+// snapshot needs it as much as a person (it was dropped with --json;
+// found by an exploratory test).
+func (u *ui) choicef(format string, args ...any) {
+	u.log.Log(context.Background(), levelNotice, fmt.Sprintf(format, args...))
+}
+
 // warnf prints a warning on stderr (as a JSON line with --json).
 func (u *ui) warnf(format string, args ...any) {
 	u.log.Warn(fmt.Sprintf(format, args...))
