@@ -200,7 +200,13 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		}
 		// The changes are the result, shown also with --quiet (which
 		// hides the heading and the summary).
-		fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, listedPath(ch.Path), sizeNote(ch))
+		note := sizeNote(ch)
+		if !utf8Locale(e.getenv) {
+			// A terminal in the C locale showed "→" as bytes (found by
+			// an exploratory test).
+			note = strings.ReplaceAll(note, "→", "->")
+		}
+		fmt.Fprintf(e.stdout, "%-4s %s%s\n", ch.Kind, listedPath(ch.Path), note)
 		return nil
 	})
 	if err != nil {

@@ -85,6 +85,27 @@ func (e *env) flagGiven(names ...string) bool {
 	return false
 }
 
+// utf8Locale reports whether the locale's character set is UTF-8: that of
+// LC_ALL, else LC_CTYPE, else LANG, the first one set, as the C library
+// decides. None set is the C locale, which is ASCII.
+func utf8Locale(getenv func(string) string) bool {
+	for _, name := range []string{"LC_ALL", "LC_CTYPE", "LANG"} {
+		if v := getenv(name); v != "" {
+			v = strings.ToLower(v)
+			return strings.Contains(v, "utf-8") || strings.Contains(v, "utf8")
+		}
+	}
+	return false
+}
+
+// dumbTerminal reports whether TERM says the terminal understands no
+// escape sequences (Emacs' shell, some IDE consoles): "\x1b[K" showed
+// there as "^[[K" on every redraw of the progress line (found by an
+// exploratory test).
+func dumbTerminal(getenv func(string) string) bool {
+	return getenv("TERM") == "dumb"
+}
+
 // backendHooks let tests count requests or inject faults.
 type backendHooks struct {
 	// wrap goes around every raw backend a command opens, inside the

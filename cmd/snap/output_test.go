@@ -153,6 +153,14 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 	if !strings.Contains(string(out), "\r[") || !strings.Contains(string(out), " files, ") || !strings.Contains(string(out), "/s") {
 		t.Errorf("no progress bar on a terminal:\n%q", out)
 	}
+	// A dumb terminal (Emacs' shell) shows escapes as text: no bar
+	// there (found by an exploratory test: "^[[K" on every redraw).
+	cmd = exec.Command(scriptBin, "-qec", snapBin+" create --force "+src, "/dev/null")
+	cmd.Env = append(append(append(baseEnv(), tr.env...), fast...), "TERM=dumb")
+	out, err = cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "\x1b[K") || strings.Contains(string(out), "\r[") || !strings.Contains(string(out), "snapshot") {
+		t.Errorf("create on a dumb terminal: %v\n%q", err, out)
+	}
 }
 
 // TestJournalFormat runs snap with stderr connected to a pipe that
@@ -231,6 +239,7 @@ func TestLogHandlerFormats(t *testing.T) {
 
 func TestStatsAndDiff(t *testing.T) {
 	tr := newTestRepo(t)
+	tr.env = append(tr.env, "LC_ALL=C.UTF-8") // the arrows below are "→"
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "keep.txt"), []byte("unchanged"))
 	writeFile(t, filepath.Join(src, "edit.txt"), []byte("before"))
@@ -358,6 +367,13 @@ func TestStatsAndDiff(t *testing.T) {
 	tr.mustRun("create", "--host", "h3", src)
 	if res := tr.mustRun("diff", "--metadata", "--host", "h3", "latest"); !strings.Contains(res.stdout, "U    "+src+"/keep.txt  (mode 0600 → 0640)\n") {
 		t.Errorf("diff --metadata:\n%s", res.stdout)
+	}
+	// In the C locale, "->" (found by an exploratory test: "→" showed
+	// as bytes).
+	for _, locale := range [][]string{{"LC_ALL=", "LC_CTYPE=", "LANG=C"}, {"LC_ALL=POSIX"}, {"LC_ALL=", "LC_CTYPE=", "LANG="}} {
+		if res := tr.runEnv(locale, nil, "diff", "--metadata", "--host", "h3", "latest"); !strings.Contains(res.stdout, "U    "+src+"/keep.txt  (mode 0600 -> 0640)\n") {
+			t.Errorf("diff --metadata with %v:\n%s%s", locale, res.stdout, res.stderr)
+		}
 	}
 	if res := tr.mustRun("diff", "--json", "--metadata", "--host", "h3", "latest"); !strings.Contains(res.stdout, `"metadata": [`+"\n"+`        "mode"`) {
 		t.Errorf("diff --json --metadata:\n%s", res.stdout)

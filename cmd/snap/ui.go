@@ -24,7 +24,7 @@ type ui struct {
 	json     bool
 	quiet    bool
 	verbose  bool
-	tty      bool // stderr is a terminal: progress bars are allowed
+	tty      bool // stderr is a terminal, not a dumb one: progress bars are allowed
 	// jsonLines is set for commands that report as they run (create,
 	// restore, run, …): with --json they print one object per line on
 	// stdout, messages included. Listing commands print one document on
@@ -50,7 +50,7 @@ func newUI(c *cli.Context, e *env) *ui {
 		name = commandName(c)
 	}
 	u := &ui{mu: &sync.Mutex{}, out: e.stdout, err: e.stderr, json: gbool(c, "json"), quiet: gbool(c, "quiet"), verbose: gbool(c, "verbose"),
-		tty: e.stderrTTY, jsonLines: jsonLinesCommands[name]}
+		tty: e.stderrTTY && !dumbTerminal(e.getenv), jsonLines: jsonLinesCommands[name]}
 	u.initLog(e)
 	return u
 }
