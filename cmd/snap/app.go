@@ -337,14 +337,14 @@ func addGlobalFlags(cmd *cli.Command) {
 			if m := undefinedFlag.FindStringSubmatch(err.Error()); m != nil {
 				// 'snap repair --from-packs' said only "unknown flag"
 				// (found by an exploratory test).
-				var subs []string
+				var subs []string // "snap repair index"
 				for _, sub := range cmd.Subcommands {
 					if lookupFlag(sub.Flags, "--"+m[1]) != nil {
-						subs = append(subs, "'snap "+commandName(c)+" "+sub.Name+"'")
+						subs = append(subs, "snap "+commandName(c)+" "+sub.Name)
 					}
 				}
 				if len(subs) > 0 {
-					return usagef("%s is an option of %s (see %s --help')", dashed(m[1]), strings.Join(subs, " and "), strings.TrimSuffix(subs[0], "'"))
+					return usagef("%s is an option of '%s' (see '%s --help')", dashed(m[1]), strings.Join(subs, "' and '"), subs[0])
 				}
 			}
 			return usagef("%s (see 'snap %s --help')", flagError(err, cmd.Flags), commandName(c))
