@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -180,6 +181,11 @@ func runRestore(c *cli.Context, e *env) error {
 	if err != nil {
 		return s.pathError(c, sn, given, at != "", err)
 	}
+	if abs, err := filepath.Abs(target); err == nil {
+		// Messages, file events and the summary name where the files
+		// went, as create's name where they came from: absolute.
+		target = abs
+	}
 	t, err := sources.OpenTarget(target)
 	if err != nil {
 		return err
@@ -204,7 +210,18 @@ func runRestore(c *cli.Context, e *env) error {
 	opCtx, stopOp := context.WithCancel(c.Context)
 	defer stopOp()
 	p := newProgress(e, u, "restore", stopOp)
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: p.event})
+	report := func(ev snapshot.Event) {
+		switch ev.Kind {
+		case snapshot.EventRead, snapshot.EventFile, snapshot.EventKept:
+			// The restorer names these relative to the target (its
+			// errors and warnings in full): a file event's path read
+			// "srv/app/f", where create's reads "/srv/app/f" (found by
+			// an exploratory test).
+			ev.Path = path.Join(target, ev.Path)
+		}
+		p.event(ev)
+	}
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: report})
 	p.begin()
 	if p.shown() {
 		if sub == "/" && len(inc) == 0 && len(exc) == 0 {

@@ -111,6 +111,11 @@ func TestCreateRestoreJSONLines(t *testing.T) {
 		if l["type"] == "file" {
 			files++
 			hasKeys(t, "file line", l, "action", "path", "bytes")
+			// Where the file went, in full, as create's lines name
+			// where it came from.
+			if p, _ := l["path"].(string); p != filepath.Join(target, src, "big") && p != filepath.Join(target, src, "small") {
+				t.Errorf("restore file line path %q, want it under %s", p, filepath.Join(target, src))
+			}
 		}
 	}
 	if files != 2 {
