@@ -1543,7 +1543,7 @@ func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) [
 type TreeTooLargeError struct{ Entries, Bytes int }
 
 func (e *TreeTooLargeError) Error() string {
-	return fmt.Sprintf("its listing of %d entries takes %.1f MiB, more than the %d MiB a directory may take in a snapshot; split it between snapshots with --exclude patterns (names a–m in one, the rest in another)",
+	return fmt.Sprintf("its listing of %d entries takes %.1f MiB, more than the %d MiB a directory may take in a snapshot; split it between snapshots with --exclude patterns (names a–m in one, the rest in another), each with a --tag of its own (a later run takes the snapshot of its own tag as its parent), and forget them with --group-by host,paths,tags",
 		e.Entries, float64(e.Bytes)/(1<<20), repo.MaxBlobSize>>20)
 }
 

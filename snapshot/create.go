@@ -22,8 +22,9 @@ type CreateOptions struct {
 	Tags    []string
 	Host    string
 	Time    time.Time // the snapshot's time; zero means now
-	// Parent overrides the automatic parent (newest snapshot of the same
-	// host and paths). NoParent reads every file.
+	// Parent overrides the automatic parent (FindParent: the newest
+	// snapshot of the same host, paths and tags). NoParent reads every
+	// file.
 	Parent   *Snapshot
 	NoParent bool
 	Archive  ArchiveOptions
@@ -95,7 +96,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	parent := o.Parent
 	if parent == nil && !o.NoParent {
 		if len(paths) > 0 {
-			parent = FindParent(sns, o.Host, paths)
+			parent = FindParent(sns, o.Host, paths, o.Tags)
 		} else {
 			parent = findStreamsParent(sns, o.Host, streams)
 		}

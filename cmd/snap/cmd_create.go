@@ -27,7 +27,7 @@ func createCommand(e *env) *cli.Command {
 		ArgsUsage: "[PATH...] [--db URL]... [--stdin NAME] [--command NAME -- CMD ARGS...]",
 		Description: "Backs up the given paths, database dumps (--db), standard input (--stdin) and a command's output\n" +
 			"(--command) into one snapshot; dumps and file reads run in parallel. Files unchanged since the parent\n" +
-			"snapshot (same host and paths) are not read again. Unreadable files are reported and skipped: the\n" +
+			"snapshot (same host, paths and tags; --parent names another) are not read again. Unreadable files are reported and skipped: the\n" +
 			"snapshot is saved and snap exits with code 3. A dump or command that fails saves no snapshot (exit 1).\n" +
 			"--pre hooks run before anything is read (a failing one aborts the run); --post hooks always run.",
 		Flags: []cli.Flag{
@@ -43,6 +43,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "sequential-read", Usage: "read each file strictly in order, with one chunker (for a spinning disk); by default the end of each chunk is found before the chunk is read, and a file of 128 MiB or more is also read ahead, region by region, to cut it on every core"},
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
+			&cli.StringFlag{Name: "parent", Usage: "compare with `SNAPSHOT` (an ID, a prefix or 'latest') instead of the newest snapshot of the same host, paths and tags"},
 			&cli.BoolFlag{Name: "allow-emptied", Usage: "exit 0 when a backed-up directory is empty where an earlier snapshot held entries (by default that warns and exits 3: a disk not mounted?)"},
 			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
 			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`; an empty input fails the create (a command before | that failed)"},
@@ -76,6 +77,8 @@ type createPlan struct {
 	// allowEmptied: a backed-up directory that came back empty is no
 	// warning (emptiedPaths).
 	allowEmptied bool
+	// parent names the parent snapshot (--parent), "" for the automatic one.
+	parent string
 }
 
 func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPlan, error) {
@@ -174,6 +177,14 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	}
 	o.Writer = index.WriterOptions{Compression: comp, Abort: c.Context}
 	o.NoParent = c.Bool("force")
+	if plan.parent = c.String("parent"); plan.parent != "" {
+		if o.NoParent {
+			return o, plan, usagef("--parent and --force: give one (--force reads every file, comparing with no parent)")
+		}
+		if err := checkSnapshotRef(plan.parent); err != nil {
+			return o, plan, err
+		}
+	}
 	o.Program = "snap " + version
 	plan.allowEmptied = c.Bool("allow-emptied")
 	return o, plan, nil
@@ -332,6 +343,17 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 	}
 	if o.Archive.LeaveOut, err = s.leaveOut(o.Paths, plan.origin); err != nil {
 		return nil, err
+	}
+	if plan.parent != "" {
+		sns, err := s.snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// Not under create's own --host and --tag, which name what to
+		// record, not what to look for.
+		if o.Parent, err = snapshot.Find(sns, plan.parent, snapshot.Filter{}); err != nil {
+			return nil, fmt.Errorf("--parent: %w; no snapshot was saved", err)
+		}
 	}
 	// A released (or missing) space reserve is put back before the backup
 	// can take its room.

@@ -104,6 +104,49 @@ func TestIncremental(t *testing.T) {
 	compareEntries(t, "restore of an incremental snapshot", describe(t, src), describe(t, filepath.Join(target, src)))
 }
 
+// TestParentByTags: a directory split between two snapshots by --exclude
+// patterns, each half with a tag of its own, takes the snapshot of its own
+// tag as its parent, so an unchanged half is read no more; it took the
+// other half's snapshot (the newest of its host and paths) and read its
+// whole half on every run (found by an exploratory test). --parent names
+// the parent outright.
+func TestParentByTags(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "a1"), 1, 100_000)
+	writeRandom(t, filepath.Join(src, "b1"), 2, 200_000)
+	half := func(tag, exclude string) summary { return tr.create("--tag", tag, "--exclude", exclude, src) }
+	if s := half("h1", "b*"); s.ReadBytes != 100_000 {
+		t.Fatalf("first half: read %d", s.ReadBytes)
+	}
+	if s := half("h2", "a*"); s.ReadBytes != 200_000 {
+		t.Fatalf("second half: read %d", s.ReadBytes)
+	}
+	if s := half("h1", "b*"); s.ReadBytes != 0 {
+		t.Errorf("first half again: read %d bytes, want 0 (its parent is the other half's snapshot?)", s.ReadBytes)
+	}
+	h2 := half("h2", "a*")
+	if h2.ReadBytes != 0 {
+		t.Errorf("second half again: read %d bytes, want 0", h2.ReadBytes)
+	}
+	// An untagged run has no snapshot of its tags: the newest of its
+	// host and paths (the second half) is its parent, or the one named.
+	if s := tr.create(src); s.ReadBytes != 100_000 {
+		t.Errorf("untagged run: read %d bytes, want the first half's 100000", s.ReadBytes)
+	}
+	first := tr.listJSON()[0].ID
+	if s := tr.create("--tag", "x", "--exclude", "b*", "--parent", first[:8], src); s.ReadBytes != 0 {
+		t.Errorf("--parent %s: read %d bytes, want 0", first[:8], s.ReadBytes)
+	}
+	if res := tr.run("create", "--parent", "latest", "--force", src); res.code != exitUsage {
+		t.Errorf("--parent with --force: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("create", "--parent", "abcdef12", src); res.code == 0 || !strings.Contains(res.stderr, "--parent") {
+		t.Errorf("--parent naming no snapshot: exit %d: %s", res.code, res.stderr)
+	}
+}
+
 // TestIncrementalXattrs: an entry whose inode and ctime match the parent
 // snapshot's keeps the parent's extended attributes without their being
 // read again (sources.Reader.LstatIn); setting, changing or removing
