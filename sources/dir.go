@@ -727,17 +727,19 @@ func setFdMeta(fd int, name string, asRoot bool, own ownership, chmod bool, m Me
 // whoever restored it: root's setuid copy of a shell, restored by alice
 // into a directory others can read, ran as alice (found by an exploratory
 // test). cp -p and tar -x drop them so too. A directory's set-group-ID bit
-// only passes its group on to new entries, and stays.
+// passes its group on to new entries: kept on a directory that did not get
+// that group, it passed on the restoring user's (cp -rp drops it too;
+// found by an exploratory test).
 func safeMode(fd int, m Meta) uint32 {
 	mode := m.Mode & 0o7777
-	if mode&(unix.S_ISUID|unix.S_ISGID) == 0 || m.Type == TypeDir {
+	if mode&(unix.S_ISUID|unix.S_ISGID) == 0 {
 		return mode
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return mode &^ (unix.S_ISUID | unix.S_ISGID)
 	}
-	if st.Uid != m.UID {
+	if st.Uid != m.UID && m.Type != TypeDir { // a directory's means nothing
 		mode &^= unix.S_ISUID
 	}
 	if st.Gid != m.GID {

@@ -380,6 +380,7 @@ func TestRestoreKeepsGroupsOfTheUser(t *testing.T) {
 	writeFile(t, filepath.Join(src, "sub", "notes"), []byte("shared"))
 	writeFile(t, filepath.Join(src, "tool"), []byte("#!/bin/sh\n"))
 	writeFile(t, filepath.Join(src, "elsewhere"), []byte("x"))
+	must(t, os.MkdirAll(filepath.Join(src, "otherdir"), 0o755))
 	must(t, os.Symlink("notes", filepath.Join(src, "sub", "link")))
 	for _, e := range []struct {
 		name string
@@ -387,7 +388,7 @@ func TestRestoreKeepsGroupsOfTheUser(t *testing.T) {
 		mode os.FileMode
 	}{
 		{"", team, 0o770 | os.ModeSetgid}, {"sub", team, 0o770 | os.ModeSetgid}, {"sub/notes", team, 0o640},
-		{"tool", team, 0o750 | os.ModeSetgid}, {"elsewhere", other, 0o750 | os.ModeSetgid},
+		{"tool", team, 0o750 | os.ModeSetgid}, {"elsewhere", other, 0o750 | os.ModeSetgid}, {"otherdir", other, 0o775 | os.ModeSetgid},
 	} {
 		p := filepath.Join(src, e.name)
 		must(t, os.Chown(p, uid, e.gid))
@@ -410,6 +411,9 @@ func TestRestoreKeepsGroupsOfTheUser(t *testing.T) {
 	}{
 		{"", team, 0o770 | os.ModeSetgid | os.ModeDir}, {"sub", team, 0o770 | os.ModeSetgid | os.ModeDir}, {"sub/notes", team, 0o640},
 		{"sub/link", team, 0o777 | os.ModeSymlink}, {"tool", team, 0o750 | os.ModeSetgid}, {"elsewhere", uid, 0o750},
+		// A directory that did not get its group loses the bit that
+		// would pass the user's group on (cp -rp drops it too).
+		{"otherdir", uid, 0o775 | os.ModeDir},
 	} {
 		fi, err := os.Lstat(filepath.Join(target, src, e.name))
 		if err != nil {
