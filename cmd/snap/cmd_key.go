@@ -331,7 +331,7 @@ func warnWeakKey(u *ui, pw string, kdf repo.KDFParams) {
 		// blank typed at the prompt become part of the key's password;
 		// the day they change, or someone types only the first line,
 		// the password stops working (found by an exploratory test).
-		u.warnf("the new password%s; if that is not meant, give the password again without it", odd)
+		u.warnf("the new password: %s; if that is not meant, give the password again without it", strings.TrimPrefix(odd, "; "))
 	}
 	if n := utf8.RuneCountInString(strings.TrimSpace(pw)); n < minPasswordRunes {
 		u.warnf("the password has %s (not counting spaces around them): anyone with a copy of the repository can try passwords offline; use %d or more, a passphrase of several words is better", plural(n, "character", "characters"), minPasswordRunes)

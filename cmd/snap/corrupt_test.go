@@ -721,6 +721,10 @@ func TestCheckNamesBadChunkerParams(t *testing.T) {
 func TestCopyFilterMatchingNothing(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t)
+	// An empty repository: said so, not "(hosts: )".
+	if res := tr.run("list", "--host", "web1"); !strings.Contains(res.stderr, `no snapshot has host "web1" (the repository has no snapshots)`) {
+		t.Errorf("list --host in an empty repository: %s", res.stderr)
+	}
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "a"), []byte("a"))
 	tr.mustRun("create", "--host", "web1", src)

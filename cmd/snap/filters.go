@@ -517,9 +517,13 @@ func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
 	var notes []string
+	present := "the repository has no snapshots"
+	if len(hosts) > 0 {
+		present = "hosts: " + strings.Join(hosts, ", ")
+	}
 	for _, h := range f.Hosts {
 		if !slices.Contains(hosts, h) {
-			notes = append(notes, fmt.Sprintf("no snapshot has host %q (hosts: %s)", h, strings.Join(hosts, ", ")))
+			notes = append(notes, fmt.Sprintf("no snapshot has host %q (%s)", h, present))
 		}
 	}
 	for _, t := range f.Tags {
