@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -161,6 +162,9 @@ type fileResult struct {
 	// excluded: the file is left out without a word (it grew past
 	// ExcludeLargerThan after it was listed).
 	excluded bool
+	// kept: err is reported, and node is saved all the same (a directory
+	// that could not be listed, with its own metadata and no entries).
+	kept bool
 }
 
 type fileJob struct {
@@ -1220,7 +1224,7 @@ func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
 			return Node{}, false, res.err
 		}
 		a.report(res.err)
-		return Node{}, false, nil
+		return res.node, res.kept, nil
 	}
 	return res.node, true, nil
 }
@@ -1424,7 +1428,17 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 	}
 	l, names, err := a.listNames(p)
 	if err != nil {
-		out <- fileResult{err: err} // reported and skipped by the receiver
+		res := fileResult{err: err} // reported and skipped by the receiver
+		if errors.Is(err, fs.ErrPermission) {
+			// A directory this user may not read is saved with its own
+			// metadata and no entries: left out, a restore did not make
+			// it, nor give it its owner and mode (found by an
+			// exploratory test; restic keeps it so too).
+			if res = a.saveEmptyDir(ctx, m); res.err == nil {
+				res.err, res.kept = err, true
+			}
+		}
+		out <- res
 		return
 	}
 	if tags := sources.TagFiles(p, names, a.opts.ExcludeIfPresent, a.opts.ExcludeCaches); tags != nil {
