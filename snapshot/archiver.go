@@ -817,6 +817,11 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	// again all the same.
 	after, serr := f.Stat()
 	switch {
+	case uint64(n) != m.Size && f.OnPseudoFS():
+		// What a kernel pseudo-file holds is not its stated size: it
+		// is saved as read, without a warning for each of the hundreds
+		// of files under /sys (found by an exploratory test).
+		m.Size = uint64(n)
 	case uint64(n) != m.Size:
 		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: fmt.Errorf("file changed while it was read (%d bytes read, %d expected); saved what was read", n, m.Size)})
 		m.Size = uint64(n)

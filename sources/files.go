@@ -225,6 +225,23 @@ func (f *SourceFile) Stat() (unix.Stat_t, error) {
 	}
 }
 
+// OnPseudoFS reports whether the open file lies on a kernel file system
+// whose files state a size that means nothing (procfs, sysfs, debugfs,
+// securityfs, tracefs, configfs, cgroupfs): /proc/cpuinfo says 0 bytes,
+// a sysfs attribute 4096, whatever they hold.
+func (f *SourceFile) OnPseudoFS() bool {
+	var st unix.Statfs_t
+	if unix.Fstatfs(f.fd, &st) != nil {
+		return false
+	}
+	switch st.Type {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.DEBUGFS_MAGIC, unix.SECURITYFS_MAGIC, unix.TRACEFS_MAGIC,
+		unix.CGROUP_SUPER_MAGIC, unix.CGROUP2_SUPER_MAGIC, 0x62656570: // configfs
+		return true
+	}
+	return false
+}
+
 // Close closes the descriptor, once. Like os.File it does not retry on
 // EINTR: on Linux the descriptor is released whatever close returns.
 func (f *SourceFile) Close() error {
