@@ -322,7 +322,7 @@ func TestWeakKeyWarnings(t *testing.T) {
 	// with a byte-order mark, is warned about when the key is made.
 	for pw, want := range map[string]string{
 		"a long enough passphrase\nurl: https://vault": "the new password: it is 2 lines, which all count as part of it",
-		"\ufeffanother long passphrase":                 "the new password: it begins with a byte-order mark",
+		"\ufeffanother long passphrase":                "the new password: it begins with a byte-order mark",
 	} {
 		res := tr.runEnv([]string{"SNAP_PASSWORD=a long enough passphrase", "SNAP_NEW_PASSWORD=" + pw}, nil, "key", "add", "--kdf-memory", "19", "--kdf-time", "2")
 		if res.code != 0 || !strings.Contains(res.stderr, want) {
