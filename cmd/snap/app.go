@@ -508,12 +508,16 @@ var outputIsTheProduct = map[string]bool{"ls": true, "dump": true, "find": true,
 // isDryRun reports whether the arguments ask for a dry run (-n,
 // --dry-run): it changes nothing, so its plan is all it makes, as for
 // the commands above.
-func isDryRun(args []string) bool {
+func isDryRun(args []string) bool { return given(args, "-n", "--dry-run", "--dry-run=true") }
+
+// given reports whether args, before a "--", hold one of the forms of a
+// flag.
+func given(args []string, forms ...string) bool {
 	for _, a := range args {
 		if a == "--" {
 			return false
 		}
-		if a == "-n" || a == "--dry-run" || a == "--dry-run=true" {
+		if slices.Contains(forms, a) {
 			return true
 		}
 	}
@@ -524,30 +528,10 @@ func isDryRun(args []string) bool {
 // ask for help: like 'snap --help', 'snap create --help' only prints, and
 // ends quietly (141) when its reader goes away ('snap create --help |
 // true' warned that the command finished; found by an exploratory test).
-func helpAsked(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "--help" || a == "-h" {
-			return true
-		}
-	}
-	return false
-}
+func helpAsked(args []string) bool { return given(args, "--help", "-h") }
 
 // jsonAsked reports whether the command line asks for JSON output.
-func jsonAsked(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "--json" || a == "--json=true" {
-			return true
-		}
-	}
-	return false
-}
+func jsonAsked(args []string) bool { return given(args, "--json", "--json=true") }
 
 // outcome is a command's error as run reports it, given the context it ran
 // in, the first error writing its standard output (werr), and whether the
