@@ -218,6 +218,13 @@ func (c *Checker) Problems() []Problem {
 	return slices.Clone(c.problems)
 }
 
+// ProblemCount is the number of problems found so far.
+func (c *Checker) ProblemCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.problems)
+}
+
 // AddProblem records a problem found by the caller (the snapshot walk).
 func (c *Checker) AddProblem(p Problem) { c.add(p) }
 
@@ -362,10 +369,10 @@ func compareEntries(index, trailer []repo.BlobEntry) string {
 
 // ReadData reads the given packs whole: the file must hash to its name,
 // and every blob the index lists in it must decrypt and hash to its ID.
-// progress (may be nil) is called after each pack.
-func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, progress func(done int)) error {
+// progress (may be nil) is called with each pack once it is read (or found
+// unreadable), from the workers' goroutines, one call at a time.
+func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, progress func(PackSize)) error {
 	var mu sync.Mutex
-	done := 0
 	defer func() {
 		if c.unverified > 0 {
 			c.note(fmt.Sprintf("%d delta blobs could not be verified because a base of theirs cannot be read; a snapshot that uses one is reported as an error, the others (deltas no snapshot uses, whose bases prune removed or that are damaged) go when prune repacks their packs", c.unverified))
@@ -382,12 +389,10 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 		if c.Unanswered() != nil {
 			cancel()
 		}
-		mu.Lock()
-		done++
-		n := done
-		mu.Unlock()
 		if progress != nil {
-			progress(n)
+			mu.Lock()
+			progress(ps)
+			mu.Unlock()
 		}
 	})
 	if ctx.Err() == nil && c.Unanswered() != nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/snap-backup/snap/repo"
@@ -88,6 +89,21 @@ type PruneOptions struct {
 	// before the prune writes or deletes anything (not for a dry run):
 	// the caller may make room for the packs the repack writes.
 	BeforeWrite func(*PruneStats)
+	// Progress, when set, is told where the prune is: at the start of
+	// each step, after each pack or segment the step counts, and after
+	// each upload of a repack.
+	// It is called one call at a time, not always from Prune's goroutine,
+	// and must return quickly.
+	Progress func(PruneProgress)
+}
+
+// PruneProgress is where a prune is: the step, and in it Done of Total
+// (0: the step counts nothing) of Unit, and Bytes of TotalBytes (0: none).
+type PruneProgress struct {
+	Step              string // "listing packs", "finding used blobs", "reading the index", "planning", "repacking", "writing the index", "deleting", "deleting old index segments"
+	Unit              string // "packs" or "segments"; "" when the step counts nothing
+	Done, Total       int
+	Bytes, TotalBytes int64
 }
 
 // PruneStats says what Prune did (or, with DryRun, would do).
@@ -230,12 +246,16 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	if o.Log == nil {
 		o.Log = func(string) {}
 	}
+	if o.Progress == nil {
+		o.Progress = func(PruneProgress) {}
+	}
 	now := r.Now()
 	st := &PruneStats{DryRun: o.DryRun, Instant: o.Instant}
 
 	// 1. The packs in data/, before anything else: a pack a running
 	// create uploads later is not in this list, so it cannot be taken for
 	// an orphan.
+	o.Progress(PruneProgress{Step: "listing packs"})
 	disk := map[repo.ID]int64{}
 	if err := r.Backend().List(ctx, repo.PackFile, func(name string, size int64) error {
 		if id, err := repo.ParseID(name); err == nil {
@@ -279,6 +299,7 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	}
 
 	// 4. Every blob a snapshot refers to.
+	o.Progress(PruneProgress{Step: "finding used blobs"})
 	used, err := o.Used(ctx)
 	if err != nil {
 		return nil, err
@@ -286,6 +307,7 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 
 	// 5. The index, read from the repository. Every segment a listed
 	// snapshot depends on was durable before the snapshot was.
+	o.Progress(PruneProgress{Step: "reading the index"})
 	ss, err := ReadSegments(ctx, r)
 	if err != nil {
 		return nil, err
@@ -316,6 +338,7 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 			st.TempBytes += t.Size
 		}
 	}
+	o.Progress(PruneProgress{Step: "planning"})
 	if err := pl.plan(ctx, ix, earlySet); err != nil {
 		return nil, err
 	}
@@ -928,7 +951,27 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	}
 	// New packs with the live blobs of repacked packs, and their segments.
 	if pl.st.RepackedPacks > 0 {
-		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression, Abort: ctx})
+		// The count is of the packs read, the bytes of the copies
+		// uploaded: under --limit-upload the uploads take the time, and
+		// the last ones go on after every pack is read.
+		pr := PruneProgress{Step: "repacking", Unit: "packs", Total: pl.st.RepackedPacks}
+		for _, pp := range pl.order {
+			if pp.repack {
+				for _, e := range pp.keep {
+					pr.TotalBytes += int64(e.Length)
+				}
+			}
+		}
+		var prMu sync.Mutex // uploads report from their own goroutines
+		report := func(f func()) {
+			prMu.Lock()
+			defer prMu.Unlock()
+			f()
+			pl.o.Progress(pr)
+		}
+		report(func() {})
+		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression, Abort: ctx,
+			Uploaded: func(n int64) { report(func() { pr.Bytes += n }) }})
 		for _, pp := range pl.order {
 			if !pp.repack {
 				continue
@@ -937,6 +980,7 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			if err != nil {
 				return err
 			}
+			report(func() { pr.Done++ })
 			if len(damaged) > 0 {
 				// The pack stays, live, listing only what could not be
 				// copied: the snapshots that use those blobs are no
@@ -975,7 +1019,8 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	}
 	pl.dateMarks(r.Now())
 	written := map[repo.ID]*Segment{}
-	for _, ns := range pl.newSegs {
+	for i, ns := range pl.newSegs {
+		pl.o.Progress(PruneProgress{Step: "writing the index", Unit: "segments", Done: i, Total: len(pl.newSegs)})
 		id, err := r.SaveObject(ctx, repo.IndexFile, ns.seg.Encode())
 		if err != nil {
 			return fmt.Errorf("write index segment: %w; nothing was deleted", err)
@@ -997,7 +1042,8 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 		}
 	}
 	del = append(del, pl.orphans...)
-	for _, id := range del {
+	for i, id := range del {
+		pl.o.Progress(PruneProgress{Step: "deleting", Unit: "packs", Done: i, Total: len(del)})
 		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()})
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return fmt.Errorf("delete pack %s: %w", id, err)
@@ -1011,7 +1057,9 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	for id, seg := range written {
 		all.Segments[id] = seg
 	}
-	for _, id := range all.deletionOrder() {
+	old := all.deletionOrder()
+	for i, id := range old {
+		pl.o.Progress(PruneProgress{Step: "deleting old index segments", Unit: "segments", Done: i, Total: len(old)})
 		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return fmt.Errorf("delete superseded index segment %s: %w", id, err)

@@ -29,6 +29,11 @@ type WriterOptions struct {
 	// plaintext and stored sizes (for progress reports). It may be called
 	// from several goroutines at once.
 	Added func(rawBytes, storedBytes int64)
+	// Uploaded, when set, is called after each pack is uploaded with the
+	// stored size of its blobs (as Added counted them; the pack's trailer
+	// not counted), for progress reports of what was sent. It may be
+	// called from several goroutines at once.
+	Uploaded func(storedBytes int64)
 	// Verify, when set, runs before each index segment is written; an
 	// error stops the write (create checks that its lock is still held:
 	// a process that took it for stale and removed it may have deleted
@@ -624,6 +629,13 @@ func (w *Writer) uploadPack(ctx context.Context, p *repo.PackBuilder) (Pack, err
 		return Pack{}, fmt.Errorf("upload pack %s: %w", id.Short(), err)
 	}
 	w.packs.Add(1)
+	if w.opts.Uploaded != nil {
+		var n int64
+		for _, e := range ents {
+			n += int64(e.Length)
+		}
+		w.opts.Uploaded(n)
+	}
 	return Pack{ID: id, Size: size, Status: PackLive, Blobs: ents}, nil
 }
 

@@ -173,7 +173,7 @@ func runCheck(c *cli.Context, e *env, sub *subset) error {
 		return err
 	}
 	defer s.close()
-	return checkWith(c.Context, s, sub)
+	return checkWith(c.Context, e, s, sub)
 }
 
 // storedTwice notes snapshots stored twice: 'snap tag' saves a snapshot
@@ -212,8 +212,28 @@ func storedTwice(sns []*snapshot.Snapshot) []string {
 }
 
 // checkWith checks the repository of an open session (holding a shared
-// lock; the session's index is not used) and prints the result.
-func checkWith(ctx context.Context, s *session, sub *subset) error {
+// lock; the session's index is not used) and prints the result. A status
+// line on a terminal says what it is doing meanwhile: a check that reads
+// a large repository looked hung (found by an exploratory test).
+func checkWith(ctx context.Context, e *env, s *session, sub *subset) (err error) {
+	// opCtx is the check's own: a bug in the status line stops it, and
+	// the check fails with that bug (ctx stays the signal's).
+	opCtx, stopOp := context.WithCancel(ctx)
+	defer stopOp()
+	sp := newStepProgress(e, s.ui, stopOp)
+	sp.begin()
+	defer func() {
+		sp.finish()
+		if bug := sp.failure(); bug != nil {
+			err = fmt.Errorf("check stopped: %w", bug)
+		}
+	}()
+	return checkRepository(opCtx, s, sub, sp)
+}
+
+// checkRepository is checkWith's work; it reports its steps to sp and
+// ends sp before it prints the result.
+func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgress) error {
 	u := s.ui
 	// The snapshots are listed before the index is read: a snapshot is
 	// saved only after its index segments (data → index → snapshot), so
@@ -225,15 +245,18 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 	// what the repository holds, and a snapshot damaged there after it was
 	// cached would pass on the machine that made it and fail on the one
 	// that restores after a disaster (found by an exploratory test).
+	sp.step("listing snapshots", "", 0, 0)
 	sns, errs, err := snapshot.NewLoader(s.r, "").List(ctx)
 	if err != nil {
 		return err
 	}
+	sp.step("reading the index", "", 0, 0)
 	ck, err := index.NewChecker(ctx, s.r)
 	if err != nil {
 		return err
 	}
 	u.infof("checking %d packs", ck.PackCount())
+	sp.step("checking packs", "", 0, 0)
 	if err := ck.CheckPacks(ctx, 4); err != nil {
 		return checkInterrupted(err)
 	}
@@ -246,7 +269,12 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 			total += p.Size
 		}
 		u.infof("reading %d packs (%s)", len(packs), humanBytes(total))
-		if err := ck.ReadData(ctx, packs, 2, nil); err != nil {
+		sp.step("reading", "packs", int64(len(packs)), total)
+		readPack := func(ps index.PackSize) {
+			found := int64(ck.ProblemCount())
+			sp.update(func(st *stepState) { st.done++; st.bytes += ps.Size; st.errors = found })
+		}
+		if err := ck.ReadData(ctx, packs, 2, readPack); err != nil {
 			return checkInterrupted(err)
 		}
 		if err := ck.Unanswered(); err != nil {
@@ -288,8 +316,11 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 			Repair: "no backup can be made with it (the snapshots made before stay readable): put the config back from a copy of the repository"})
 	}
 	sc := snapshot.NewSnapshotChecker(ck)
+	sp.step("checking", "snapshots", int64(len(sns)), 0)
 	for _, sn := range sns {
+		found := int64(ck.ProblemCount()) // those of the snapshots before
 		n, example, err := sc.Check(ctx, sn)
+		sp.update(func(st *stepState) { st.done++; st.errors = found })
 		if err != nil {
 			return checkInterrupted(err)
 		}
@@ -361,6 +392,11 @@ func checkWith(ctx context.Context, s *session, sub *subset) error {
 	res.TreesChecked, res.DataBlobsChecked = sc.Trees, sc.DataBlobs
 	res.ReadPacks, res.ReadBytes = ck.ReadPacks, ck.ReadBytes
 
+	// The status line goes before the report.
+	sp.finish()
+	if bug := sp.failure(); bug != nil {
+		return fmt.Errorf("check stopped: %w", bug)
+	}
 	if u.json {
 		for _, p := range res.Errors {
 			u.log.Error(p.Message, "kind", p.Kind, "object", p.Object, "repair", p.Repair)

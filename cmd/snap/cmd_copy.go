@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -154,8 +155,27 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	if isRemote(gstring(c, "repo")) {
 		fetchDir = src.cache
 	}
+	// A status line on a terminal counts the snapshots and the bytes sent:
+	// a copy to a slow off-site target otherwise printed nothing for as
+	// long as a snapshot took (found by an exploratory test). opCtx is
+	// the copy's own: a bug in the status line stops it, and the copy
+	// fails with that bug (c.Context stays the signal's).
+	opCtx, stopOp := context.WithCancel(c.Context)
+	defer stopOp()
+	sp := newStepProgress(e, u, stopOp)
+	toCopy := 0
+	for _, sn := range selected {
+		if _, ok := inTarget[snapshot.Origin(sn)]; !ok {
+			toCopy++
+		}
+	}
+	sp.step("copying", "snapshots", int64(toCopy), 0)
+	sp.update(func(st *stepState) { st.bytesLabel = "sent" })
+	sent := func(stored int64) { sp.update(func(st *stepState) { st.bytes += stored }) }
 	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections, Lock: dst.lock,
-		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: c.Context}})
+		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: opCtx, Uploaded: sent}})
+	sp.begin()
+	defer sp.finish()
 
 	copied, skipped := 0, 0
 	var damaged []string // snapshots whose data the source cannot give
@@ -178,8 +198,12 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			}
 		}
 		before := cp.Stats()
-		out, err := cp.Copy(c.Context, sn, parent)
+		out, err := cp.Copy(opCtx, sn, parent)
+		sp.update(func(st *stepState) { st.done++ })
 		if err != nil {
+			if bug := sp.failure(); bug != nil {
+				return fmt.Errorf("copy stopped at snapshot %s; both repositories are consistent: %w", sn.ID.Short(), bug)
+			}
 			if c.Context.Err() != nil {
 				return fmt.Errorf("%w: copy stopped at snapshot %s; both repositories are consistent (data already sent is reclaimed by 'snap prune' on the target, or used by the next copy)", errInterrupted, sn.ID.Short())
 			}
@@ -191,6 +215,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				// others: an off-site copy must not stop for good at
 				// the oldest snapshot that lost a pack.
 				damaged = append(damaged, sn.ID.Short())
+				sp.update(func(st *stepState) { st.errors++ })
 				u.warnf("snapshot %s cannot be copied: %v; the others are copied", sn.ID.Short(), err)
 				if u.json {
 					u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": sn.ID.String(), "message": err.Error()})
@@ -209,6 +234,11 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			u.printf("copied snapshot %s (%s, %s) as %s: %d new blobs, %s added", sn.ID.Short(), localTime(sn.Time), sn.Host, out.ID.Short(),
 				st.Blobs-before.Blobs, humanBytes(st.StoredBytes-before.StoredBytes))
 		}
+	}
+	// The status line goes before the summary.
+	sp.finish()
+	if bug := sp.failure(); bug != nil {
+		return fmt.Errorf("copy: %w", bug)
 	}
 	st := cp.Stats()
 	// Snapshots of the source that cannot be read were not copied: the

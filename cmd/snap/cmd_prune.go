@@ -131,13 +131,39 @@ func pruneRepository(c *cli.Context, e *env, o index.PruneOptions, without map[r
 		return nil, nil, err
 	}
 	defer s.close()
-	st, err := pruneWith(c.Context, s, o, without)
+	st, err := pruneWith(c.Context, e, s, o, without)
 	return st, s, err
 }
 
 // pruneWith prunes on an open session that holds the lock prune needs
-// (pruneLock, or exclusiveLock for an instant prune).
-func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without map[repo.ID]bool) (*index.PruneStats, error) {
+// (pruneLock, or exclusiveLock for an instant prune). A status line on a
+// terminal says which step it is in meanwhile: a repack of a gigabyte
+// under --limit-upload printed nothing for many minutes, and looked hung
+// (found by an exploratory test).
+func pruneWith(ctx context.Context, e *env, s *session, o index.PruneOptions, without map[repo.ID]bool) (*index.PruneStats, error) {
+	// opCtx is the prune's own: a bug in the status line stops it, and
+	// the prune fails with that bug (ctx stays the signal's).
+	opCtx, stopOp := context.WithCancel(ctx)
+	defer stopOp()
+	sp := newStepProgress(e, s.ui, stopOp)
+	o.Progress = func(pr index.PruneProgress) {
+		sp.update(func(st *stepState) {
+			*st = stepState{name: pr.Step, unit: pr.Unit, done: int64(pr.Done), total: int64(pr.Total), bytes: pr.Bytes, bytesTotal: pr.TotalBytes}
+		})
+	}
+	sp.begin()
+	st, err := prune(ctx, opCtx, s, o, without)
+	sp.finish()
+	if bug := sp.failure(); bug != nil {
+		// The stats describe the plan, not what happened (see prune).
+		return nil, fmt.Errorf("prune stopped; the repository is consistent, and the next prune finishes the work: %w", bug)
+	}
+	return st, err
+}
+
+// prune is pruneWith's work, done under opCtx; ctx is the caller's, which
+// a signal cancels.
+func prune(ctx, opCtx context.Context, s *session, o index.PruneOptions, without map[repo.ID]bool) (*index.PruneStats, error) {
 	o.Lock = s.lock
 	o.Log = func(m string) { s.ui.warnf("%s", m) }
 	o.Used = func(ctx context.Context) (index.BlobSet, error) {
@@ -170,7 +196,7 @@ func pruneWith(ctx context.Context, s *session, o index.PruneOptions, without ma
 		return used, nil
 	}
 	o.BeforeWrite = s.roomForRepack
-	st, err := index.Prune(ctx, s.ix, o)
+	st, err := index.Prune(opCtx, s.ix, o)
 	var de *index.DamagedError
 	if errors.As(err, &de) {
 		// The prune finished: its stats are what happened. The error

@@ -474,9 +474,9 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		case "forget":
 			err = runForgetStep(ctx, e, s, j, res.SnapshotID)
 		case "prune":
-			err = runPruneStep(ctx, s, j)
+			err = runPruneStep(ctx, e, s, j)
 		case "check":
-			err = runCheckStep(ctx, s, j)
+			err = runCheckStep(ctx, e, s, j)
 		default:
 			err = fmt.Errorf("unknown step %s", step)
 		}
@@ -737,7 +737,7 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 
 // runPruneStep prunes under the prune lock, which lets backups go on, with
 // the job's max_unused and delete_delay.
-func runPruneStep(ctx context.Context, s *session, j *Job) error {
+func runPruneStep(ctx context.Context, e *env, s *session, j *Job) error {
 	o := index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: 12 * time.Hour, Compression: repo.CompressionFastest}
 	if mu := strings.TrimSuffix(j.Keep.MaxUnused, "%"); mu != "" {
 		pct, err := strconv.ParseFloat(mu, 64)
@@ -769,14 +769,14 @@ func runPruneStep(ctx context.Context, s *session, j *Job) error {
 		return err
 	}
 	defer s.relock(ctx, noLock)
-	st, err := pruneWith(ctx, s, o, nil)
+	st, err := pruneWith(ctx, e, s, o, nil)
 	reportPrune(s.ui, st)
 	return err
 }
 
 // runCheckStep checks the repository under a shared lock: the structure,
 // and the data subset the job names.
-func runCheckStep(ctx context.Context, s *session, j *Job) error {
+func runCheckStep(ctx context.Context, e *env, s *session, j *Job) error {
 	var sub *subset
 	if j.Check.ReadDataSubset != "" {
 		v, err := parseSubset(j.Check.ReadDataSubset)
@@ -789,7 +789,7 @@ func runCheckStep(ctx context.Context, s *session, j *Job) error {
 		return err
 	}
 	defer s.relock(ctx, noLock)
-	return checkWith(ctx, s, sub)
+	return checkWith(ctx, e, s, sub)
 }
 
 // jobSnapshots returns the snapshots that belong to a job, which are the

@@ -30,7 +30,7 @@ import (
 // into messages. Totals (for the percentage and the ETA) come from a
 // scan that runs alongside; until it ends they are unknown.
 type progress struct {
-	u      *ui
+	display
 	action string // "create" or "restore"
 	now    func() time.Time
 	start  time.Time
@@ -47,14 +47,20 @@ type progress struct {
 	filesTotal int64
 	bytesTotal int64
 	totalKnown bool
+}
 
+// display redraws a status line on stderr, or writes a JSON line, every
+// interval while an operation runs, until finish: the part that progress
+// (create, restore) and stepProgress (check, prune, copy) share.
+type display struct {
+	u        *ui
 	interval time.Duration
 	stop     chan struct{}
 	done     chan struct{}
 
-	// stopOp cancels the operation shown. A panic in one of progress's own
-	// goroutines (the display, the totals scan) calls it, and the
-	// operation then fails with that panic (see failure).
+	// stopOp cancels the operation shown. A panic in one of the display's
+	// own goroutines (the redraws, create's totals scan) calls it, and
+	// the operation then fails with that panic (see failure).
 	stopOp func()
 	bugMu  sync.Mutex
 	bug    error
@@ -79,9 +85,7 @@ func progressInterval(e *env, u *ui) time.Duration {
 // newProgress prepares progress reporting for action. Call start before
 // the work and finish after it. stopOp cancels the work (see guard).
 func newProgress(e *env, u *ui, action string, stopOp func()) *progress {
-	p := &progress{u: u, action: action, now: e.now, inflight: map[string]int64{}, stopOp: stopOp}
-	p.interval = progressInterval(e, u)
-	return p
+	return &progress{display: display{u: u, interval: progressInterval(e, u), stopOp: stopOp}, action: action, now: e.now, inflight: map[string]int64{}}
 }
 
 // shown reports whether progress is displayed at all; the totals scan runs
@@ -98,67 +102,81 @@ func (p *progress) shown() bool {
 
 func (p *progress) begin() {
 	p.start = p.now()
-	if !p.shown() {
-		return
+	if p.shown() {
+		p.run(p.show)
 	}
-	if !p.u.json {
-		p.u.mu.Lock()
-		p.u.bar = newProgressBar(p.u.err)
-		p.u.mu.Unlock()
+}
+
+// run calls show every interval until finish, from a goroutine of its
+// own; a status line on a terminal is set up first (show draws it).
+func (d *display) run(show func()) {
+	if !d.u.json {
+		d.u.mu.Lock()
+		d.u.bar = newProgressBar(d.u.err)
+		d.u.mu.Unlock()
 	}
-	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	d.stop, d.done = make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(p.done)
-		p.guard(func() {
-			t := time.NewTicker(p.interval)
+		defer close(d.done)
+		d.guard(func() {
+			t := time.NewTicker(d.interval)
 			defer t.Stop()
 			for {
 				select {
-				case <-p.stop:
+				case <-d.stop:
 					return
 				case <-t.C:
-					p.show()
+					show()
 				}
 			}
 		})
 	}()
 }
 
-// guard runs f, the work of a goroutine of progress's own. A panic in f (a
-// bug) stops the operation, which then fails with it: see failure.
-func (p *progress) guard(f func()) {
+// guard runs f, the work of a goroutine of the display's own. A panic in
+// f (a bug) stops the operation, which then fails with it: see failure.
+func (d *display) guard(f func()) {
 	if err := repo.Catch(func() error { f(); return nil }); err != nil {
-		p.bugMu.Lock()
-		if p.bug == nil {
-			p.bug = err
+		d.bugMu.Lock()
+		if d.bug == nil {
+			d.bug = err
 		}
-		p.bugMu.Unlock()
-		p.stopOp()
+		d.bugMu.Unlock()
+		d.stopOp()
 	}
 }
 
-// failure returns the panic of a goroutine of progress's own, if one
+// failure returns the panic of a goroutine of the display's own, if one
 // happened; call it after finish.
-func (p *progress) failure() error {
-	p.bugMu.Lock()
-	defer p.bugMu.Unlock()
-	return p.bug
+func (d *display) failure() error {
+	d.bugMu.Lock()
+	defer d.bugMu.Unlock()
+	return d.bug
 }
 
 // finish stops the display and erases the bar.
-func (p *progress) finish() {
-	if p.stop == nil {
+func (d *display) finish() {
+	if d.stop == nil {
 		return
 	}
-	close(p.stop)
-	<-p.done
-	p.stop = nil
-	p.u.mu.Lock()
-	if p.u.bar != nil {
-		p.u.bar.clear()
-		p.u.bar = nil
+	close(d.stop)
+	<-d.done
+	d.stop = nil
+	d.u.mu.Lock()
+	if d.u.bar != nil {
+		d.u.bar.clear()
+		d.u.bar = nil
 	}
-	p.u.mu.Unlock()
+	d.u.mu.Unlock()
+}
+
+// drawBar redraws the status line, if there is one.
+func (d *display) drawBar(head string, fields []barField) {
+	d.u.mu.Lock()
+	defer d.u.mu.Unlock() // deferred: a panic in draw must not leave every message waiting
+	if d.u.bar != nil {
+		d.u.bar.draw(head, fields)
+	}
 }
 
 // event is the Report function given to the archiver or the restorer.
@@ -301,12 +319,7 @@ func (p *progress) show() {
 		p.u.jsonLine(j)
 		return
 	}
-	head, fields := statusFields(j, p.action)
-	p.u.mu.Lock()
-	defer p.u.mu.Unlock() // deferred: a panic in draw must not leave every message waiting
-	if p.u.bar != nil {
-		p.u.bar.draw(head, fields)
-	}
+	p.drawBar(statusFields(j, p.action))
 }
 
 // barField is one field of the status line, and when it goes if the line

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -96,6 +97,31 @@ func TestStatusLineFits(t *testing.T) {
 		head, fields := statusFields(j, tc.action)
 		if got := fitStatus(head, fields, tc.width); got != tc.want {
 			t.Errorf("%s at %d columns:\n got %q\nwant %q", tc.action, tc.width, got, tc.want)
+		}
+	}
+}
+
+// TestStepStatusLineFits: the status line of check, prune and copy names
+// the step with its count, and on a narrow terminal leaves out the rate
+// first, then the bytes; the step, the errors and the ETA stay.
+func TestStepStatusLineFits(t *testing.T) {
+	reading := stepState{name: "reading", unit: "packs", done: 12, total: 40, bytes: 300 << 20, bytesTotal: 1200 << 20, errors: 2}
+	copying := stepState{name: "copying", unit: "snapshots", done: 1, total: 3, bytes: 5 << 20, bytesLabel: "sent"}
+	finding := stepState{name: "finding used blobs"}
+	for _, tc := range []struct {
+		st    stepState
+		width int
+		want  string
+	}{
+		{reading, 0, "[1:05]  25.0% reading 12/40 packs, 300.0 MiB/1.2 GiB, 5.0 MiB/s, 2 errors, ETA 3:00"},
+		{reading, 72, "[1:05]  25.0% reading 12/40 packs, 300.0 MiB/1.2 GiB, 2 errors, ETA 3:00"},
+		{reading, 71, "[1:05]  25.0% reading 12/40 packs, 2 errors, ETA 3:00"},
+		{copying, 0, "[1:05] copying 1/3 snapshots, sent 5.0 MiB, 85.3 KiB/s"},
+		{finding, 0, "[1:05] finding used blobs"},
+	} {
+		head, fields := stepFields(tc.st, 65*time.Second, 60*time.Second)
+		if got := fitStatus(head, fields, tc.width); got != tc.want {
+			t.Errorf("%s at %d columns:\n got %q\nwant %q", tc.st.name, tc.width, got, tc.want)
 		}
 	}
 }
