@@ -48,6 +48,9 @@ func parseConfig(plain []byte) (Config, error) {
 	if err := json.Unmarshal(plain, &c); err != nil {
 		return c, fmt.Errorf("decode config: %w", err)
 	}
+	if c.Version > FormatVersion {
+		return c, &newerFormatError{c.Version}
+	}
 	if c.Version != FormatVersion {
 		return c, fmt.Errorf("repository format version %d is not supported (this snap reads version %d)", c.Version, FormatVersion)
 	}
@@ -58,4 +61,13 @@ func parseConfig(plain []byte) (Config, error) {
 		return c, fmt.Errorf("pack size %d out of range", c.PackSize)
 	}
 	return c, nil
+}
+
+// newerFormatError is a repository written by a newer snap: not damage,
+// which "config is corrupt" made it sound (and invited a repair; found by
+// an exploratory test), but a binary to upgrade.
+type newerFormatError struct{ version int }
+
+func (e *newerFormatError) Error() string {
+	return fmt.Sprintf("the repository has format version %d, written by a newer snap (this one reads version %d): upgrade snap on this host; the repository is untouched", e.version, FormatVersion)
 }

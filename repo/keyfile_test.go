@@ -251,3 +251,27 @@ func TestOpenStopsDuringCostlyKey(t *testing.T) {
 		t.Errorf("keys after a stopped AddKey: %d, %v", len(keys), err)
 	}
 }
+
+// TestOpenNewerFormat: a repository of a newer format version is refused
+// as a binary to upgrade, not as damage ("config is corrupt" invited a
+// repair; found by an exploratory test).
+func TestOpenNewerFormat(t *testing.T) {
+	ctx := context.Background()
+	be, err := local.Create(t.TempDir() + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Config()
+	c.Version = repo.FormatVersion + 1
+	if err := r.ReplaceConfig(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	_, err = repo.Open(ctx, be, "pw", repo.Options{})
+	if err == nil || errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "written by a newer snap") || !strings.Contains(err.Error(), "upgrade snap") {
+		t.Errorf("open of a newer format: %v", err)
+	}
+}

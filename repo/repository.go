@@ -240,6 +240,10 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 			return fmt.Errorf("key %s opens with this password but not the repository's config (a key of another repository, left by an init that lost a race, or a damaged config): %w", shortName(keyName), err)
 		}
 		if cand.cfg, err = parseConfig(plain); err != nil {
+			var newer *newerFormatError
+			if errors.As(err, &newer) {
+				return err
+			}
 			return corrupt("config", "%v", err)
 		}
 		r = cand

@@ -178,6 +178,9 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	out := *sn
 	out.Tree, out.Parent, out.Original, out.ID = root, parent, &origin, repo.ID{}
 	out.Dictionary = dict
+	// Members a newer snap wrote may name blobs of the source, which the
+	// target does not hold under those IDs (the caller warns).
+	out.DropUnknown()
 	if c.opts.Lock != nil {
 		if err := c.opts.Lock.Verify(ctx); err != nil {
 			return nil, err

@@ -49,6 +49,9 @@ type Snapshot struct {
 	// U+FFFD, and two such paths one). Only Save and decode use it.
 	RawPaths [][]byte `json:"raw_paths,omitempty"`
 	ID       repo.ID  `json:"-"` // set when loaded or saved
+	// Unknown holds the members a newer snap wrote that this one does
+	// not know, kept when the document is rewritten in place (unknown.go).
+	Unknown Unknown `json:"-"`
 }
 
 // Source describes a stream source recorded in the snapshot: a dump or a
@@ -66,6 +69,7 @@ type Source struct {
 	// other sources and for dumps made before they were recorded or that
 	// could not read them.
 	Properties *sources.DatabaseProperties `json:"properties,omitempty"`
+	Unknown    Unknown                     `json:"-"` // as Snapshot.Unknown
 }
 
 // Summary counts what a create saw and added.
@@ -80,6 +84,7 @@ type Summary struct {
 	Errors     int64     `json:"errors"`
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
+	Unknown    Unknown   `json:"-"` // as Snapshot.Unknown
 }
 
 // Save stores the snapshot document and sets sn.ID. Call it only after

@@ -197,6 +197,11 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				}
 			}
 		}
+		if fields := sn.UnknownFields(); len(fields) > 0 {
+			// They may name blobs of the source, which the target does
+			// not hold under those IDs: left out, and said.
+			u.warnf("snapshot %s holds fields this snap does not know (%s), written by a newer snap: the copy leaves them out; copy it with that snap to keep them", sn.ID.Short(), strings.Join(fields, ", "))
+		}
 		before := cp.Stats()
 		out, err := cp.Copy(opCtx, sn, parent)
 		sp.update(func(st *stepState) { st.done++ })
