@@ -105,6 +105,10 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	if err != nil {
 		return false, err
 	}
+	if err := checkPsqlRestricts(ctx, tool); err != nil {
+		return false, fmt.Errorf("%s: %w", d, err)
+	}
+	key := psqlRestrictKey()
 	if all {
 		// A pg_dumpall script connects to each database itself. As its
 		// documentation says, errors about objects that already exist (the
@@ -129,7 +133,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		var failed int
 		var first string
 		stderr := func(line string) {
-			if strings.Contains(line, "ERROR:") && !pgRoleExists.MatchString(line) {
+			if (strings.Contains(line, "ERROR:") || strings.Contains(line, psqlRefused)) && !pgRoleExists.MatchString(line) {
 				if failed++; failed == 1 {
 					first = strings.TrimSpace(line)
 				}
@@ -139,7 +143,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			}
 		}
 		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(pgMaintenanceDB)},
-			Env: d.env("PGPASSWORD"), Stdin: dump, Stderr: stderr, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
+			Env: d.env("PGPASSWORD"), Stdin: psqlRestricted(dump, key, true), Stderr: stderr, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
 		if err := c.Run(ctx); err != nil {
 			return false, err
 		}
@@ -223,7 +227,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	// A complete dump ends with a whole statement. Not ";" on a line of
 	// its own before the COMMIT: psql ran it as the dump's last COPY
 	// again, which took the COMMIT for its data.
-	in := io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n"))
+	in := psqlRestricted(io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n")), key, false)
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "--dbname=" + d.connURL(into)},
 		Env: d.env("PGPASSWORD"), Stdin: in, Stderr: withoutNestedTransactionWarnings(o.Stderr), Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {

@@ -147,6 +147,9 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	if err != nil {
 		return false, err
 	}
+	if err := checkSQLiteSafe(ctx, tool); err != nil {
+		return false, fmt.Errorf("%s: %w", d, err)
+	}
 	file := d.File
 	if fi, err := os.Lstat(file); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		// The database is where the link points (a data volume linked
@@ -194,7 +197,9 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
 	f.Close()
-	c := Command{Name: tool, Args: []string{"-bail", "-batch", tmp}, Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
+	// Safe mode: the dump is the repository's, and may be anyone's who
+	// can write there (restricted.go).
+	c := Command{Name: tool, Args: []string{"-safe", "-bail", "-batch", tmp}, Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		// The load went into the temporary file: the target is as it was.
 		removeDB(tmp)

@@ -242,6 +242,7 @@ func TestPostgresAllDatabases(t *testing.T) {
 	// fails the restore; a role that exists already does not.
 	shims := filepath.Join(tr.dir, "shims")
 	writeScript(t, filepath.Join(shims, "psql"), `case " $* " in
+" --version ") echo 'psql (PostgreSQL) 15.20 stand-in' ;;
 *" -A -t "*) cat >/dev/null; echo ;;
 *) cat >/dev/null
    echo 'psql:<stdin>:14: ERROR:  role "postgres" already exists' >&2
@@ -281,7 +282,7 @@ func TestPostgresReplaceInterrupted(t *testing.T) {
 	shims := filepath.Join(tr.dir, "shims")
 	started := filepath.Join(tr.dir, "started")
 	writeScript(t, filepath.Join(shims, "psql"), `case " $* " in
-*" -A "*) exec `+real+` "$@" ;;
+*" -A "*|" --version ") exec `+real+` "$@" ;;
 *) { head -c 20000; touch `+started+`; sleep 60; cat; } | `+real+` "$@" ;;
 esac
 `)

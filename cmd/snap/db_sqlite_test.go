@@ -206,7 +206,9 @@ func TestDatabaseRestoreToolStoppingEarly(t *testing.T) {
 	tr.mustRun("create", "--db", "sqlite://"+dbFile)
 	bin := filepath.Join(tr.dir, "bin")
 	// Reads a little, creates the database file it was given, exits 0.
-	writeFile(t, filepath.Join(bin, "sqlite3"), []byte("#!/bin/sh\nhead -c 100 >/dev/null\n: > \"$3\"\nexit 0\n"))
+	// It answers --version as sqlite3 does (snap loads dumps in safe
+	// mode, which needs 3.37); the database file is its last argument.
+	writeFile(t, filepath.Join(bin, "sqlite3"), []byte("#!/bin/sh\n[ \"$1\" = --version ] && { echo '3.40.1 stand-in'; exit 0; }\nhead -c 100 >/dev/null\neval last=\\${$#}\n: > \"$last\"\nexit 0\n"))
 	if err := os.Chmod(filepath.Join(bin, "sqlite3"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +242,8 @@ func TestSQLiteReplaceInterrupted(t *testing.T) {
 	bin := filepath.Join(tr.dir, "bin")
 	started := filepath.Join(tr.dir, "started")
 	// Loads part of the dump, then waits to be stopped.
-	writeScript(t, filepath.Join(bin, "sqlite3"), `{ head -c 2000; touch `+started+`; sleep 60; cat; } | `+real+` "$@"
+	writeScript(t, filepath.Join(bin, "sqlite3"), `[ "$1" = --version ] && exec `+real+` --version
+{ head -c 2000; touch `+started+`; sleep 60; cat; } | `+real+` "$@"
 `)
 	cmd, out := tr.start([]string{"PATH=" + bin + ":" + os.Getenv("PATH")}, "restore", "latest", "--db", "app", "--replace")
 	waitStarted(t, cmd, out, started, "the load")

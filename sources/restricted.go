@@ -1,0 +1,121 @@
+package sources
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// A dump comes from the repository, which whoever may write it (a
+// compromised backup server, a leaked bucket's credentials) can fill with a
+// dump of their own making. The clients that load dumps run more than SQL:
+// sqlite3's .shell and psql's \! run shell commands, .output and \o write
+// files, ATTACH and \copy reach other files, all as the user who restores
+// (root, often). So a dump is loaded with them shut off: sqlite3 in its
+// safe mode (-safe, 3.37 and later), psql in restricted mode (\restrict,
+// since 13.22, 14.19, 15.14, 16.10 and 17.6), where it refuses every
+// backslash command. A client too old for either is refused rather than
+// trusted (found by an exploratory test: a crafted dump ran `id` as root
+// through both). MariaDB's client is run with --binary-mode, which refuses
+// its shell command already.
+
+// sqliteSafeMin is the first sqlite3 with -safe.
+var sqliteSafeMin = [2]int{3, 37}
+
+// psqlRestrictMin is, for each major version of psql, the first minor
+// release with \restrict; majors after the last listed have it.
+var psqlRestrictMin = map[int]int{13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+
+var versionNumber = regexp.MustCompile(`(\d+)\.(\d+)`)
+
+// clientVersion returns the major and minor version a client's --version
+// line gives ("psql (PostgreSQL) 15.20 (Debian …)", "3.40.1 2022-12-28 …").
+func clientVersion(ctx context.Context, tool string) (major, minor int, line string, ok bool) {
+	line = ToolVersion(ctx, tool)
+	m := versionNumber.FindStringSubmatch(line)
+	if m == nil {
+		return 0, 0, line, false
+	}
+	major, _ = strconv.Atoi(m[1])
+	minor, _ = strconv.Atoi(m[2])
+	return major, minor, line, true
+}
+
+// checkSQLiteSafe refuses an sqlite3 without -safe.
+func checkSQLiteSafe(ctx context.Context, tool string) error {
+	major, minor, line, ok := clientVersion(ctx, tool)
+	if ok && (major > sqliteSafeMin[0] || major == sqliteSafeMin[0] && minor >= sqliteSafeMin[1]) {
+		return nil
+	}
+	return fmt.Errorf("%s (%s) has no safe mode, in which snap loads a dump so that the dump cannot run shell commands or write other files: install sqlite3 3.37 or later (%w)", tool, orUnknown(line), ErrUnchanged)
+}
+
+// checkPsqlRestricts refuses a psql without \restrict.
+func checkPsqlRestricts(ctx context.Context, tool string) error {
+	major, minor, line, ok := clientVersion(ctx, tool)
+	if ok {
+		if min, listed := psqlRestrictMin[major]; listed && minor >= min || major > 17 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s (%s) has no restricted mode (\\restrict), in which snap loads a dump so that the dump cannot run shell commands or write files: install a PostgreSQL client of 13.22, 14.19, 15.14, 16.10, 17.6 or later (%w)", tool, orUnknown(line), ErrUnchanged)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "version unknown"
+	}
+	return s
+}
+
+// psqlRestrictKey returns a key for \restrict that a dump cannot know: its
+// \unrestrict would need it.
+func psqlRestrictKey() string {
+	return "snap" + strings.TrimRight(rand.Text(), "=")
+}
+
+// The dump's own \restrict and \unrestrict lines (pg_dump and pg_dumpall
+// write them since the releases above), and a whole-server dump's \connect
+// lines: a database name without a backslash, a backquote (psql runs the
+// text between backquotes as a shell command) or a colon (psql's
+// variables), quoted or not.
+var (
+	psqlRestrictLine = regexp.MustCompile(`^\\(un)?restrict [A-Za-z0-9]+$`)
+	psqlConnectLine  = regexp.MustCompile("^\\\\connect (-reuse-previous=on )?(\"[^\"\\\\`:]*\"|[^\\s\"\\\\`:]+)$")
+)
+
+// psqlRestricted passes a dump to psql in restricted mode under key: the
+// dump's own \restrict and \unrestrict lines are dropped (psql refuses a
+// second \restrict), and with connects, each \connect line that names a
+// database plainly is let through on its own, unrestricted for that line
+// alone. Anything else that is a backslash command psql refuses.
+func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
+	body := newLineFilter(dump, func(r *bufio.Reader) ([]byte, bool) {
+		b, _ := r.Peek(pgLinePeek)
+		end := bytes.IndexByte(b, '\n')
+		if end < 0 || len(b) == 0 || b[0] != '\\' {
+			return nil, false
+		}
+		line := bytes.TrimSuffix(b[:end], []byte("\r"))
+		switch {
+		case psqlRestrictLine.Match(line):
+			_, _ = r.Discard(end + 1)
+			return nil, true
+		case connects && psqlConnectLine.Match(line):
+			_, _ = r.Discard(len(line)) // its line ending follows the replacement
+			return []byte("\\unrestrict " + key + "\n" + string(line) + "\n\\restrict " + key), false
+		}
+		return nil, false
+	})
+	return io.MultiReader(strings.NewReader("\\restrict "+key+"\n"), body)
+}
+
+// psqlRefused is psql's message for a backslash command it refused in
+// restricted mode.
+const psqlRefused = "backslash commands are restricted"

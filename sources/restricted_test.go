@@ -1,0 +1,100 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSQLiteRestoreIsSafe: a crafted dump loaded by a restore runs no
+// shell command and writes no other file (.shell, .output, ATTACH, VACUUM
+// INTO, writefile): sqlite3 runs it in safe mode, and the restore fails
+// (found by an exploratory test: all of them ran, as root). A plain dump
+// with a virtual table (which needs writable_schema) still loads.
+func TestSQLiteRestoreIsSafe(t *testing.T) {
+	dir := t.TempDir()
+	out := func(name string) string { return filepath.Join(dir, name) }
+	evil := []string{".shell touch " + out("shell"), ".output " + out("output") + "\nSELECT 1;", "ATTACH DATABASE '" + out("attach") + "' AS e;",
+		"VACUUM INTO '" + out("vacuum") + "';", "SELECT writefile('" + out("writefile") + "', 'x');"}
+	for i, line := range evil {
+		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Restore(context.Background(), strings.NewReader("CREATE TABLE t(x);\n"+line+"\n"), false, RestoreOptions{}); err == nil {
+			t.Errorf("a dump with %q restored without an error", line)
+		}
+	}
+	for _, name := range []string{"shell", "output", "attach", "vacuum", "writefile"} {
+		if _, err := os.Stat(out(name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the dump made %s (%v)", name, err)
+		}
+	}
+	src := out("src.db")
+	if b, err := exec.Command("sqlite3", src, "CREATE TABLE t(x); INSERT INTO t VALUES(1); CREATE VIRTUAL TABLE ft USING fts5(body); INSERT INTO ft VALUES('hello');").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, b)
+	}
+	dump, err := exec.Command("sqlite3", src, ".dump").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := ParseDatabase("sqlite://" + out("good.db"))
+	if _, err := d.Restore(context.Background(), strings.NewReader(string(dump)), false, RestoreOptions{}); err != nil {
+		t.Fatalf("a plain dump with a virtual table: %v", err)
+	}
+	if got, _ := exec.Command("sqlite3", out("good.db"), "SELECT body FROM ft WHERE ft MATCH 'hello'").Output(); strings.TrimSpace(string(got)) != "hello" {
+		t.Errorf("restored virtual table: %q", got)
+	}
+}
+
+// TestPsqlRestricted: a dump loaded by psql through psqlRestricted runs
+// none of its backslash commands (\! runs a shell command, also on a line
+// with SQL before it; \o writes a file); the dump's own \restrict and
+// \unrestrict lines are dropped, and with connects a plain \connect line
+// still connects while one that carries more does not. Against the
+// PostgreSQL server of SNAP_TEST_POSTGRES (.ci/run sets it).
+func TestPsqlRestricted(t *testing.T) {
+	raw := os.Getenv("SNAP_TEST_POSTGRES")
+	if raw == "" {
+		t.Skip("SNAP_TEST_POSTGRES is not set: skipping the test against a real PostgreSQL server (.ci/run sets it)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	dir := t.TempDir()
+	mark := func(name string) string { return filepath.Join(dir, name) }
+	run := func(script string, connects bool) string {
+		t.Helper()
+		cmd := exec.Command("psql", "-X", "--no-password", "-q", "-A", "-t", "-f", "-", "--dbname="+raw)
+		cmd.Stdin = psqlRestricted(strings.NewReader(script), psqlRestrictKey(), connects)
+		b, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("psql: %v", err)
+		}
+		return string(b)
+	}
+	if err := checkPsqlRestricts(context.Background(), "psql"); err != nil {
+		t.Fatalf("this machine's psql: %v", err)
+	}
+	got := run("\\restrict abc\nSELECT 'one';\n\\! touch "+mark("bang")+"\nSELECT 2; \\! touch "+mark("inline")+"\n\\o "+mark("out")+"\nSELECT 'three';\n\\unrestrict abc\n", false)
+	if !strings.Contains(got, "one") || !strings.Contains(got, "three") || !strings.Contains(got, psqlRefused) {
+		t.Errorf("restricted script printed:\n%s", got)
+	}
+	got = run("\\connect "+db+"\nSELECT current_database();\n\\connect "+db+" `touch "+mark("backquote")+"`\n", true)
+	if !strings.Contains(got, db) || !strings.Contains(got, psqlRefused) {
+		t.Errorf("script with \\connect lines printed:\n%s", got)
+	}
+	for _, name := range []string{"bang", "inline", "out", "backquote"} {
+		if _, err := os.Stat(mark(name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the script made %s (%v)", name, err)
+		}
+	}
+}
