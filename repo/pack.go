@@ -75,6 +75,13 @@ const (
 // largest blob there is).
 const MaxBlobSize = 256 << 20
 
+// MaxDataBlobSize bounds a data blob's plaintext: the largest chunk a
+// repository may configure (chunk.MaxChunkSize). A reader refuses a larger
+// one: a restore holds a blob per worker, and crafted blobs of 256 MiB,
+// which compress to almost nothing, took it to gigabytes (found by an
+// exploratory test).
+const MaxDataBlobSize = 64 << 20
+
 // BlobEntrySize is the encoded size of a BlobEntry.
 const BlobEntrySize = 1 + 1 + 32 + 4 + 4 + 4
 
@@ -160,6 +167,9 @@ func DecodeBlobEntry(b []byte) (e BlobEntry, delta bool, err error) {
 	}
 	if e.RawLength > MaxBlobSize {
 		return e, false, fmt.Errorf("blob %s: raw length %d exceeds %d", e.ID.Short(), e.RawLength, MaxBlobSize)
+	}
+	if e.Type == DataBlob && e.RawLength > MaxDataBlobSize {
+		return e, false, fmt.Errorf("data blob %s: raw length %d exceeds %d, the largest chunk", e.ID.Short(), e.RawLength, MaxDataBlobSize)
 	}
 	if !e.Compressed && e.RawLength != e.Length-Overhead {
 		return e, false, fmt.Errorf("blob %s: raw length %d does not match stored length %d", e.ID.Short(), e.RawLength, e.Length)
