@@ -1434,11 +1434,13 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 	l, names, err := a.listNames(p)
 	if err != nil {
 		res := fileResult{err: err} // reported and skipped by the receiver
-		if errors.Is(err, fs.ErrPermission) {
+		if errors.Is(err, fs.ErrPermission) && p != "/" && !a.named[p] {
 			// A directory this user may not read is saved with its own
 			// metadata and no entries: left out, a restore did not make
 			// it, nor give it its owner and mode (found by an
-			// exploratory test; restic keeps it so too).
+			// exploratory test; restic keeps it so too). Not a path
+			// given (or the root): saved empty, it would be a backup of
+			// nothing that counts as one.
 			if res = a.saveEmptyDir(ctx, m); res.err == nil {
 				res.err, res.kept = err, true
 			}

@@ -29,7 +29,16 @@ func splitUnknown(b []byte, t reflect.Type) (Unknown, error) {
 			if u == nil {
 				u = Unknown{}
 			}
-			u[name] = v
+			// As encoding/json writes what MarshalJSON returns (compact,
+			// with <, > and & escaped), so that a document read again
+			// holds the same bytes.
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, v); err != nil {
+				return nil, err
+			}
+			var esc bytes.Buffer
+			json.HTMLEscape(&esc, buf.Bytes())
+			u[name] = esc.Bytes()
 		}
 	}
 	return u, nil

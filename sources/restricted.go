@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -23,7 +24,10 @@ import (
 // backslash command. A client too old for either is refused rather than
 // trusted (found by an exploratory test: a crafted dump ran `id` as root
 // through both). MariaDB's client is run with --binary-mode, which refuses
-// its shell command already.
+// its shell command, and --local-infile=0. sqlite3's safe mode lets .trace
+// write any file (found in review): a dump whose line starts with a dot,
+// which the shell would take for a command, is refused before sqlite3
+// sees it (sqliteNoDotCommands).
 
 // sqliteSafeMin is the first sqlite3 with -safe.
 var sqliteSafeMin = [2]int{3, 37}
@@ -77,17 +81,20 @@ func orUnknown(s string) string {
 // psqlRestrictKey returns a key for \restrict that a dump cannot know: its
 // \unrestrict would need it.
 func psqlRestrictKey() string {
-	return "snap" + strings.TrimRight(rand.Text(), "=")
+	return "snap" + rand.Text()
 }
 
 // The dump's own \restrict and \unrestrict lines (pg_dump and pg_dumpall
 // write them since the releases above), and a whole-server dump's \connect
-// lines: a database name without a backslash, a backquote (psql runs the
-// text between backquotes as a shell command) or a colon (psql's
-// variables), quoted or not.
+// lines in the two forms pg_dumpall writes: a plain name (`\connect
+// template1`), or -reuse-previous=on with a connection string that sets
+// dbname alone. Nothing else passes: a name with "=" is a connection
+// string to psql, which could send the password to a host of the dump's
+// choosing (found in review); a backquote runs a shell command, a colon
+// expands a variable, a backslash starts another command.
 var (
 	psqlRestrictLine = regexp.MustCompile(`^\\(un)?restrict [A-Za-z0-9]+$`)
-	psqlConnectLine  = regexp.MustCompile("^\\\\connect (-reuse-previous=on )?(\"[^\"\\\\`:]*\"|[^\\s\"\\\\`:]+)$")
+	psqlConnectLine  = regexp.MustCompile(`^\\connect ([A-Za-z_][A-Za-z0-9_$]*|-reuse-previous=on "dbname='[^'"\\` + "`" + `:=]*'")$`)
 )
 
 // psqlRestricted passes a dump to psql in restricted mode under key: the
@@ -119,3 +126,31 @@ func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
 // psqlRefused is psql's message for a backslash command it refused in
 // restricted mode.
 const psqlRefused = "backslash commands are restricted"
+
+// errDotCommand is a SQLite dump's line that the sqlite3 shell would take
+// for one of its own commands.
+var errDotCommand = errors.New("the dump holds a line that starts with a dot, which sqlite3 would run as a command of its own (.trace writes files, even in safe mode): a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+
+// sqliteNoDotCommands passes a dump on, failing at the first line that
+// starts with a dot. The shell takes such a line for a command only
+// between statements; refused wherever it is, a dump of an old sqlite3
+// with a text value whose line break is followed by a dot is refused too.
+type sqliteNoDotCommands struct {
+	r         io.Reader
+	lineStart bool
+}
+
+func newSQLiteNoDotCommands(r io.Reader) *sqliteNoDotCommands {
+	return &sqliteNoDotCommands{r: r, lineStart: true}
+}
+
+func (g *sqliteNoDotCommands) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	for _, c := range p[:n] {
+		if g.lineStart && c == '.' {
+			return 0, errDotCommand // nothing of this read reaches sqlite3
+		}
+		g.lineStart = c == '\n'
+	}
+	return n, err
+}

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net/url"
 	"os"
@@ -20,7 +21,9 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 	dir := t.TempDir()
 	out := func(name string) string { return filepath.Join(dir, name) }
 	evil := []string{".shell touch " + out("shell"), ".output " + out("output") + "\nSELECT 1;", "ATTACH DATABASE '" + out("attach") + "' AS e;",
-		"VACUUM INTO '" + out("vacuum") + "';", "SELECT writefile('" + out("writefile") + "', 'x');"}
+		"VACUUM INTO '" + out("vacuum") + "';", "SELECT writefile('" + out("writefile") + "', 'x');",
+		// Safe mode lets .trace write any file (found in review).
+		".trace " + out("trace") + "\nSELECT 1;"}
 	for i, line := range evil {
 		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
 		if err != nil {
@@ -30,13 +33,13 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 			t.Errorf("a dump with %q restored without an error", line)
 		}
 	}
-	for _, name := range []string{"shell", "output", "attach", "vacuum", "writefile"} {
+	for _, name := range []string{"shell", "output", "attach", "vacuum", "writefile", "trace"} {
 		if _, err := os.Stat(out(name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the dump made %s (%v)", name, err)
 		}
 	}
 	src := out("src.db")
-	if b, err := exec.Command("sqlite3", src, "CREATE TABLE t(x); INSERT INTO t VALUES(1); CREATE VIRTUAL TABLE ft USING fts5(body); INSERT INTO ft VALUES('hello');").CombinedOutput(); err != nil {
+	if b, err := exec.Command("sqlite3", src, "CREATE TABLE t(x); INSERT INTO t VALUES(1), ('a' || char(10) || '.b'); CREATE VIRTUAL TABLE ft USING fts5(body); INSERT INTO ft VALUES('hello');").CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v %s", err, b)
 	}
 	dump, err := exec.Command("sqlite3", src, ".dump").Output()
@@ -96,5 +99,63 @@ func TestPsqlRestricted(t *testing.T) {
 		if _, err := os.Stat(mark(name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the script made %s (%v)", name, err)
 		}
+	}
+}
+
+// TestPsqlConnectLines: only the two forms of \connect pg_dumpall writes
+// pass unrestricted; one that is a connection string (which could send
+// the password to another host; found in review), or carries a backquote,
+// a variable or another command, does not.
+func TestPsqlConnectLines(t *testing.T) {
+	for line, want := range map[string]bool{
+		`\connect template1`:                                 true,
+		`\connect postgres`:                                  true,
+		`\connect -reuse-previous=on "dbname='my app'"`:      true,
+		`\connect "host=evil.example dbname=x"`:              false,
+		`\connect host=evil.example`:                         false,
+		`\connect -reuse-previous=on "dbname=x host=evil"`:   false,
+		`\connect -reuse-previous=on "dbname='x' host=evil"`: false,
+		`\connect -reuse-previous=on "dbname='a=b'"`:         false,
+		"\\connect x `id`":                                   false,
+		`\connect :evil`:                                     false,
+		`\connect x \! id`:                                   false,
+	} {
+		if got := psqlConnectLine.MatchString(line); got != want {
+			t.Errorf("%s: passes %v, want %v", line, got, want)
+		}
+	}
+}
+
+// TestMySQLRestoreReadsNoLocalFile: a crafted dump's LOAD DATA LOCAL
+// INFILE cannot make the client read a file of the restoring host into a
+// table (found by an exploratory test: /etc/shadow). Against the MariaDB
+// server of SNAP_TEST_MYSQL (.ci/run sets it).
+func TestMySQLRestoreReadsNoLocalFile(t *testing.T) {
+	raw := os.Getenv("SNAP_TEST_MYSQL")
+	if raw == "" {
+		t.Skip("SNAP_TEST_MYSQL is not set: skipping the test against a real MariaDB server (.ci/run sets it)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "snaptest_infile_" + strings.ReplaceAll(rand.Text()[:10], "-", "")
+	u.Path = "/" + name
+	d, err := ParseDatabase(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("do not read\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dump := "CREATE TABLE leak (x longtext);\nLOAD DATA LOCAL INFILE '" + secret + "' INTO TABLE leak;\n"
+	_, err = d.Restore(context.Background(), strings.NewReader(dump), false, RestoreOptions{})
+	t.Cleanup(func() {
+		u.Path = "/"
+		_ = exec.Command("mariadb", "-h", u.Hostname(), "-P", u.Port(), "-u", u.User.Username(), "-e", "DROP DATABASE IF EXISTS "+name).Run()
+	})
+	if err == nil {
+		t.Errorf("a dump with LOAD DATA LOCAL INFILE restored without an error")
 	}
 }

@@ -83,12 +83,16 @@ type snapshotJSON struct {
 }
 
 func toJSON(sn *snapshot.Snapshot) snapshotJSON {
-	sources := sn.Sources
+	// The documented fields only: members a newer snap wrote (kept in
+	// the document for a rewrite) are not this output's.
+	known := *sn
+	known.DropUnknown()
+	sources := known.Sources
 	if sources == nil {
 		sources = []snapshot.Source{}
 	}
 	return snapshotJSON{ID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Username: sn.Username, Tags: sn.Tags,
-		Paths: sn.Paths, PathsBase64: pathsBase64(sn.Paths), Tree: sn.Tree, Parent: sn.Parent, Summary: sn.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original, AllowEmptied: sn.AllowEmptied}
+		Paths: sn.Paths, PathsBase64: pathsBase64(sn.Paths), Tree: sn.Tree, Parent: sn.Parent, Summary: known.Summary, Sources: sources, Job: sn.Job, Dictionary: sn.Dictionary, Original: sn.Original, AllowEmptied: sn.AllowEmptied}
 }
 
 // pathsBase64 is the JSON field paths_base64 of a list of paths: the
