@@ -93,7 +93,7 @@ func psqlRestrictKey() string {
 // choosing (found in review); a backquote runs a shell command, a colon
 // expands a variable, a backslash starts another command.
 var (
-	psqlRestrictLine = regexp.MustCompile(`^\\(un)?restrict [A-Za-z0-9]+$`)
+	psqlRestrictLine = regexp.MustCompile(`^\\(un)?restrict [A-Za-z0-9]{32,}$`) // pg_dump's keys: 64 characters
 	psqlConnectLine  = regexp.MustCompile(`^\\connect ([A-Za-z_][A-Za-z0-9_$]*|-reuse-previous=on "dbname='[^'"\\` + "`" + `:=]*'")$`)
 )
 

@@ -87,8 +87,12 @@ func TestPsqlRestricted(t *testing.T) {
 	if err := checkPsqlRestricts(context.Background(), "psql"); err != nil {
 		t.Fatalf("this machine's psql: %v", err)
 	}
-	got := run("\\restrict abc\nSELECT 'one';\n\\! touch "+mark("bang")+"\nSELECT 2; \\! touch "+mark("inline")+"\n\\o "+mark("out")+"\nSELECT 'three';\n\\unrestrict abc\n", false)
-	if !strings.Contains(got, "one") || !strings.Contains(got, "three") || !strings.Contains(got, psqlRefused) {
+	// The dump's own \restrict (pg_dump's keys are 64 characters) is
+	// dropped; a short one, as a function's text may hold, is left.
+	own := strings.Repeat("Ab1", 22)
+	got := run("\\restrict "+own+"\nSELECT 'one';\n\\! touch "+mark("bang")+"\nSELECT 2; \\! touch "+mark("inline")+"\n\\o "+mark("out")+"\nSELECT 'three';\n"+
+		"SELECT $$a\n\\restrict x\n$$ AS body;\n\\unrestrict "+own+"\n", false)
+	if !strings.Contains(got, "one") || !strings.Contains(got, "three") || !strings.Contains(got, psqlRefused) || !strings.Contains(got, "\\restrict x") {
 		t.Errorf("restricted script printed:\n%s", got)
 	}
 	got = run("\\connect "+db+"\nSELECT current_database();\n\\connect "+db+" `touch "+mark("backquote")+"`\n", true)
