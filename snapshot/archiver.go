@@ -1442,7 +1442,7 @@ func (a *archiver) listDir(ctx context.Context, p string, m sources.Meta, parent
 			// given (or the root): saved empty, it would be a backup of
 			// nothing that counts as one.
 			if res = a.saveEmptyDir(ctx, m); res.err == nil {
-				res.err, res.kept = err, true
+				res.err, res.kept = fmt.Errorf("%w (%w)", err, ErrSavedEmpty), true
 			}
 		}
 		out <- res
@@ -1557,6 +1557,10 @@ func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) [
 	wg.Wait()
 	return out
 }
+
+// ErrSavedEmpty marks the reported error of a directory that could not be
+// listed and was saved without its entries, not skipped.
+var ErrSavedEmpty = errors.New("saved as an empty directory, with its own owner, mode and times")
 
 // TreeTooLargeError is a directory whose listing (names and metadata of
 // its entries: extended attributes and ACLs count) exceeds what one tree

@@ -117,6 +117,9 @@ func TestExitCodeUnreadable(t *testing.T) {
 		t.Fatalf("create with unreadable files: exit %d, want %d\n%s", res.code, exitPartial, res.stderr)
 	}
 	t.Logf("create as nobody:\n%s%s", res.stdout, res.stderr)
+	if !strings.Contains(res.stderr, "closed: permission denied (saved as an empty directory, with its own owner, mode and times)") {
+		t.Errorf("the unlistable directory's error does not say it was saved empty:\n%s", res.stderr)
+	}
 	if !strings.Contains(res.stdout, "snapshot ") {
 		t.Errorf("no snapshot ID printed: %q", res.stdout)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -203,7 +204,7 @@ func (p *progress) event(ev snapshot.Event) {
 		delete(p.inflight, ev.Path)
 		p.mu.Unlock()
 		msg := withPath(ev.Path, fmt.Sprint(ev.Err))
-		if p.action == "create" {
+		if p.action == "create" && !errors.Is(ev.Err, snapshot.ErrSavedEmpty) {
 			msg += " (skipped)"
 		}
 		p.u.log.Error(msg, pathAttrs(ev.Path)...)
