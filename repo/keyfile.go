@@ -167,7 +167,14 @@ func (kf *keyFile) unwrap(password string, hugePages bool) (*MasterKey, error) {
 // A key accept refuses is passed over, with its error kept: a key
 // file left by an init that lost a race to another one (two inits at once
 // on S3) opens with the password but belongs to no repository.
-func findKey(ctx context.Context, be Backend, password string, hugePages bool, avail uint64, accept func(*MasterKey, string) error) error {
+//
+// The key file named first, when there is one, is tried before the others:
+// the one that opened the repository the last time on this host (the
+// caller remembers it). Key files planted in keys/ by whoever may write
+// there, cheaper than the real one, were all tried before it: 380 of them
+// made every command take 55 s (found by an exploratory test). onTry, when
+// set, is told of each key file before its derivation.
+func findKey(ctx context.Context, be Backend, password string, hugePages bool, avail uint64, first string, onTry func(string), accept func(*MasterKey, string) error) error {
 	var names []string
 	var firstErr error
 	err := be.List(ctx, KeyFile, func(name string, size int64) error {
@@ -234,6 +241,11 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 	// a user whose key came after a colleague's costlier one (or one made
 	// costly on purpose) paid for its derivation on every command.
 	slices.SortStableFunc(keys, func(a, b parsed) int { return cmp.Compare(a.kf.Params.cost(), b.kf.Params.cost()) })
+	if i := slices.IndexFunc(keys, func(k parsed) bool { return k.name == first }); i > 0 {
+		k := keys[i]
+		copy(keys[1:i+1], keys[:i])
+		keys[0] = k
+	}
 	for _, k := range keys {
 		if need := uint64(k.kf.Params.MemoryKiB); avail > 0 && need > avail {
 			// Deriving it would end the process (the Go runtime's "out of
@@ -241,6 +253,9 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 			costly = cmpErr(costly, fmt.Errorf("key file keys/%s needs %d MiB for its password derivation, more than the %d MiB this process may have (what the system has free, ulimit -v and its control group's memory limit allow): skipped (run snap where more memory is free or the limit is higher, or remove that key with 'snap key remove')",
 				k.name, need>>10, avail>>10))
 			continue
+		}
+		if onTry != nil {
+			onTry(k.name)
 		}
 		mk, err := unwrapCtx(ctx, k.kf, password, hugePages)
 		if ctx.Err() != nil {

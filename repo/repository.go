@@ -68,6 +68,12 @@ type Options struct {
 	// (deriving it would end the process). fill sets it from the memory
 	// available (availableMemoryKiB); tests set it.
 	KDFMemoryKiB uint64
+	// FirstKey names the key file Open tries first: the one that opened
+	// the repository last time (findKey). Empty: none.
+	FirstKey string
+	// KeyTried, when set, is told of each key file Open derives a key
+	// from, in turn (tests count them).
+	KeyTried func(name string)
 }
 
 func (o *Options) fill() {
@@ -206,7 +212,7 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 	h := Handle{Type: ConfigFile}
 	var sealed []byte // read once, when a key first opens
 	var r *Repository
-	err := findKey(ctx, be, password, opts.HugePages, opts.KDFMemoryKiB, func(mk *MasterKey, keyName string) error {
+	err := findKey(ctx, be, password, opts.HugePages, opts.KDFMemoryKiB, opts.FirstKey, opts.KeyTried, func(mk *MasterKey, keyName string) error {
 		if sealed == nil {
 			var err error
 			if sealed, err = LoadSmall(ctx, be, h); err != nil {

@@ -168,6 +168,37 @@ func TestKeyPasswdAsksBeforeLocking(t *testing.T) {
 	}
 }
 
+// TestKeyHintRemembered: the key file that opened the repository is
+// remembered in the cache, and tried first by the next command (key files
+// planted in keys/, cheaper than the real one, were all tried before it;
+// found by an exploratory test). After a passwd the new key is.
+func TestKeyHintRemembered(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	tr.mustRun("list")
+	hint := func() string {
+		t.Helper()
+		files, _ := filepath.Glob(filepath.Join(tr.cache, "key-hints", "*"))
+		if len(files) != 1 {
+			t.Fatalf("key hints in the cache: %v", files)
+		}
+		b, err := os.ReadFile(files[0])
+		must(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	keys := tr.keyList("test-password")
+	if len(keys) != 1 || hint() != keys[0].ID {
+		t.Errorf("hint %q, keys %v", hint(), keys)
+	}
+	if res := tr.runEnv([]string{"SNAP_NEW_PASSWORD=other-password"}, nil, "key", "passwd", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Fatalf("key passwd: exit %d: %s", res.code, res.stderr)
+	}
+	keys = tr.keyList("other-password")
+	if len(keys) != 1 || hint() != keys[0].ID {
+		t.Errorf("after passwd: hint %q, keys %v", hint(), keys)
+	}
+}
+
 // TestKeyPasswdRemovesEveryKeyOfTheOldPassword: two 'key add' at once
 // can each store a key file for the same password (the check that refuses
 // a second one comes before either is stored). passwd must then remove all

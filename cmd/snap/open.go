@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"github.com/zeebo/blake3"
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
@@ -328,7 +330,8 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 		be.Close()
 		return nil, 0, err
 	}
-	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
+	hint := keyHintPath(e, st.cacheDir, be.Location())
+	r, err := repo.Open(ctx, be, pw, repo.Options{Now: e.now, HugePages: hugePagesAllowed(e.getenv("GODEBUG")), FirstKey: readKeyHint(hint)})
 	if err != nil {
 		be.Close()
 		if errors.Is(err, repo.ErrWrongPassword) && *origin != "" {
@@ -336,7 +339,46 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 		}
 		return nil, 0, err
 	}
+	writeKeyHint(hint, r.KeyName())
 	return r, conns, nil
+}
+
+// keyHintPath is the file in the cache that remembers which key file
+// opened the repository at location last time, so that the next command
+// tries it first (repo.Options.FirstKey): key files planted in keys/,
+// cheaper than the real one, were all tried before it on every command.
+// "" when there is no cache directory.
+func keyHintPath(e *env, cacheDir, location string) string {
+	base, err := cacheBase(e, cacheDir)
+	if err != nil {
+		return ""
+	}
+	sum := blake3.Sum256([]byte(location))
+	return filepath.Join(base, "key-hints", hex.EncodeToString(sum[:16]))
+}
+
+// readKeyHint returns the key file name the hint holds, or "". A hint is
+// only an order of trying: a wrong one costs nothing but that.
+func readKeyHint(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) > 128 {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// writeKeyHint records name in the hint at path, when it is not there
+// already; a cache that cannot be written only loses the hint.
+func writeKeyHint(path, name string) {
+	if path == "" || readKeyHint(path) == name {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+		_ = writeFileAtomic(path, []byte(name+"\n"), 0o600)
+	}
 }
 
 // passwordOddity names what in a wrong password may not be meant as part
