@@ -144,6 +144,8 @@ func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string,
 		}
 	}
 	add(s.cache, cacheWhy)
+	// Beside it, which key opened each repository (keyHintPath).
+	add(filepath.Join(filepath.Dir(s.cache), "key-hints"), cacheWhy)
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
