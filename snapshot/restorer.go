@@ -26,7 +26,7 @@ type RestoreOptions struct {
 	// their metadata).
 	Overwrite Overwrite
 	Workers   int
-	Report    func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry
+	Report    func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry; paths in the target
 	// Blobs reads file contents; nil means the index, one ranged read
 	// per blob (a remote repository passes an index.PackFetcher).
 	Blobs BlobLoader
@@ -264,6 +264,11 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 
 func (r *Restorer) selectedAll() bool { return len(r.opts.Includes) == 0 }
 
+// at is where rel, a path relative to the target, is: every event names
+// it so, where create's name where a file came from (file events were
+// relative to the target, errors not; found by an exploratory test).
+func (r *Restorer) at(rel string) string { return path.Join(r.target.Dir(), rel) }
+
 func (r *Restorer) fail(rel string, err error) { r.failWritten(rel, err, false) }
 
 // failWritten is fail for an entry that may be partly written (written):
@@ -296,13 +301,13 @@ func (r *Restorer) failWritten(rel string, err error, written bool) {
 		}
 		if reported {
 			r.nErrors.Add(1)
-			r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: full})
+			r.opts.Report(Event{Kind: EventError, Path: r.at(rel), Err: full})
 		}
 		r.stop(full)
 		return
 	}
 	r.nErrors.Add(1)
-	r.opts.Report(Event{Kind: EventError, Path: path.Join(r.target.Dir(), rel), Err: err})
+	r.opts.Report(Event{Kind: EventError, Path: r.at(rel), Err: err})
 }
 
 // targetFull reports whether err is the target's file system (or quota)
@@ -570,7 +575,7 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 	}
 	r.nSkip.Add(1)
 	if n.Type == sources.TypeFile {
-		r.opts.Report(Event{Kind: EventKept, Path: rel, Bytes: int64(n.Size)})
+		r.opts.Report(Event{Kind: EventKept, Path: r.at(rel), Bytes: int64(n.Size)})
 	}
 	return true, nil
 }
@@ -581,7 +586,7 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 // among the entries kept did not tell (found by an exploratory test).
 func (r *Restorer) skipSubtree(rel string) {
 	r.nSkip.Add(1)
-	r.opts.Report(Event{Kind: EventWarning, Path: path.Join(r.target.Dir(), rel),
+	r.opts.Report(Event{Kind: EventWarning, Path: r.at(rel),
 		Err: errors.New("left as it is (--overwrite never): the target has a file or symlink where the snapshot has a directory, and nothing the snapshot holds below it was restored")})
 }
 
@@ -653,7 +658,7 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 	}
 	if linked {
 		r.nFiles.Add(1)
-		r.opts.Report(Event{Kind: EventFile, Path: rel}) // no bytes: a link
+		r.opts.Report(Event{Kind: EventFile, Path: r.at(rel)}) // no bytes: a link
 		return nil
 	}
 	fh.f = f
@@ -792,7 +797,7 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 		}
 		off += int64(n)
 		r.nBytes.Add(int64(n))
-		r.opts.Report(Event{Kind: EventRead, Path: fh.rel, Bytes: int64(n)})
+		r.opts.Report(Event{Kind: EventRead, Path: r.at(fh.rel), Bytes: int64(n)})
 	}
 	if j.whole && uint64(off) != fh.node.Size {
 		return buf, &repo.CorruptError{Object: "file " + fh.rel, Reason: fmt.Sprintf("content adds up to %d bytes, the tree says %d", off, fh.node.Size)}
@@ -926,7 +931,7 @@ func (r *Restorer) partDone(fh *fileHandle, err error) {
 	}
 	if err == nil {
 		r.nFiles.Add(1)
-		r.opts.Report(Event{Kind: EventFile, Path: fh.rel, Bytes: int64(fh.node.Size)})
+		r.opts.Report(Event{Kind: EventFile, Path: r.at(fh.rel), Bytes: int64(fh.node.Size)})
 		return
 	}
 	r.setFatal(fh.rel, err)

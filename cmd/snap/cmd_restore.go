@@ -210,18 +210,7 @@ func runRestore(c *cli.Context, e *env) error {
 	opCtx, stopOp := context.WithCancel(c.Context)
 	defer stopOp()
 	p := newProgress(e, u, "restore", stopOp)
-	report := func(ev snapshot.Event) {
-		switch ev.Kind {
-		case snapshot.EventRead, snapshot.EventFile, snapshot.EventKept:
-			// The restorer names these relative to the target (its
-			// errors and warnings in full): a file event's path read
-			// "srv/app/f", where create's reads "/srv/app/f" (found by
-			// an exploratory test).
-			ev.Path = path.Join(target, ev.Path)
-		}
-		p.event(ev)
-	}
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: report})
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: p.event})
 	p.begin()
 	if p.shown() {
 		if sub == "/" && len(inc) == 0 && len(exc) == 0 {
