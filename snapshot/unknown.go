@@ -102,61 +102,57 @@ func (u Unknown) names(prefix string) []string {
 	return out
 }
 
-func (sn *Snapshot) UnmarshalJSON(b []byte) error {
-	type doc Snapshot // without these methods
-	if err := json.Unmarshal(b, (*doc)(sn)); err != nil {
-		return err
+// decodeKeeping decodes the JSON object b into v, a pointer to a type
+// without these methods (type doc Snapshot), and returns its members
+// that no field of that type names.
+func decodeKeeping[T any](b []byte, v *T) (Unknown, error) {
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, err
 	}
-	var err error
-	sn.Unknown, err = splitUnknown(b, reflect.TypeFor[doc]())
+	return splitUnknown(b, reflect.TypeFor[T]())
+}
+
+// encodeKeeping encodes v, a value of a type without these methods, with
+// the members of u added.
+func encodeKeeping[T any](v T, u Unknown) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return joinUnknown(b, u)
+}
+
+func (sn *Snapshot) UnmarshalJSON(b []byte) (err error) {
+	type doc Snapshot // without these methods
+	sn.Unknown, err = decodeKeeping(b, (*doc)(sn))
 	return err
 }
 
 func (sn Snapshot) MarshalJSON() ([]byte, error) {
 	type doc Snapshot
-	b, err := json.Marshal(doc(sn))
-	if err != nil {
-		return nil, err
-	}
-	return joinUnknown(b, sn.Unknown)
+	return encodeKeeping(doc(sn), sn.Unknown)
 }
 
-func (s *Summary) UnmarshalJSON(b []byte) error {
+func (s *Summary) UnmarshalJSON(b []byte) (err error) {
 	type doc Summary
-	if err := json.Unmarshal(b, (*doc)(s)); err != nil {
-		return err
-	}
-	var err error
-	s.Unknown, err = splitUnknown(b, reflect.TypeFor[doc]())
+	s.Unknown, err = decodeKeeping(b, (*doc)(s))
 	return err
 }
 
 func (s Summary) MarshalJSON() ([]byte, error) {
 	type doc Summary
-	b, err := json.Marshal(doc(s))
-	if err != nil {
-		return nil, err
-	}
-	return joinUnknown(b, s.Unknown)
+	return encodeKeeping(doc(s), s.Unknown)
 }
 
-func (s *Source) UnmarshalJSON(b []byte) error {
+func (s *Source) UnmarshalJSON(b []byte) (err error) {
 	type doc Source
-	if err := json.Unmarshal(b, (*doc)(s)); err != nil {
-		return err
-	}
-	var err error
-	s.Unknown, err = splitUnknown(b, reflect.TypeFor[doc]())
+	s.Unknown, err = decodeKeeping(b, (*doc)(s))
 	return err
 }
 
 func (s Source) MarshalJSON() ([]byte, error) {
 	type doc Source
-	b, err := json.Marshal(doc(s))
-	if err != nil {
-		return nil, err
-	}
-	return joinUnknown(b, s.Unknown)
+	return encodeKeeping(doc(s), s.Unknown)
 }
 
 // UnknownFields names the members of the snapshot's document that this
