@@ -62,14 +62,8 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 // still connects while one that carries more does not. Against the
 // PostgreSQL server of SNAP_TEST_POSTGRES (.ci/run sets it).
 func TestPsqlRestricted(t *testing.T) {
-	raw := os.Getenv("SNAP_TEST_POSTGRES")
-	if raw == "" {
-		t.Skip("SNAP_TEST_POSTGRES is not set: skipping the test against a real PostgreSQL server (.ci/run sets it)")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := serverURL(t, "SNAP_TEST_POSTGRES", "psql", "-X", "--no-password", "-c", "SELECT 1")
+	raw := u.String()
 	db := strings.TrimPrefix(u.Path, "/")
 	dir := t.TempDir()
 	mark := func(name string) string { return filepath.Join(dir, name) }
@@ -135,15 +129,8 @@ func TestPsqlConnectLines(t *testing.T) {
 // table (found by an exploratory test: /etc/shadow). Against the MariaDB
 // server of SNAP_TEST_MYSQL (.ci/run sets it).
 func TestMySQLRestoreReadsNoLocalFile(t *testing.T) {
-	raw := os.Getenv("SNAP_TEST_MYSQL")
-	if raw == "" {
-		t.Skip("SNAP_TEST_MYSQL is not set: skipping the test against a real MariaDB server (.ci/run sets it)")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "snaptest_infile_" + strings.ReplaceAll(rand.Text()[:10], "-", "")
+	u := serverURL(t, "SNAP_TEST_MYSQL", "mariadb", "-e", "SELECT 1")
+	name := "snaptest_infile_" + rand.Text()[:10]
 	u.Path = "/" + name
 	d, err := ParseDatabase(u.String())
 	if err != nil {
@@ -159,7 +146,32 @@ func TestMySQLRestoreReadsNoLocalFile(t *testing.T) {
 		u.Path = "/"
 		_ = exec.Command("mariadb", "-h", u.Hostname(), "-P", u.Port(), "-u", u.User.Username(), "-e", "DROP DATABASE IF EXISTS "+name).Run()
 	})
-	if err == nil {
-		t.Errorf("a dump with LOAD DATA LOCAL INFILE restored without an error")
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "local infile") {
+		t.Errorf("a dump with LOAD DATA LOCAL INFILE: %v; want the client's refusal", err)
 	}
+}
+
+// serverURL returns the URL of the database server that variable names,
+// skipping the test when it is unset and failing it when the server does
+// not answer the client's command (the URL is appended to args for psql,
+// given as host, port and user to mariadb).
+func serverURL(t *testing.T, variable, client string, args ...string) *url.URL {
+	t.Helper()
+	raw := os.Getenv(variable)
+	if raw == "" {
+		t.Skipf("%s is not set: skipping the test against a real server (.ci/run sets it)", variable)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", variable, raw, err)
+	}
+	if client == "psql" {
+		args = append(args, "--dbname="+raw)
+	} else {
+		args = append(args, "-h", u.Hostname(), "-P", u.Port(), "-u", u.User.Username())
+	}
+	if out, err := exec.Command(client, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s=%s is set but the server cannot be reached: %v %s", variable, raw, err, out)
+	}
+	return u
 }
