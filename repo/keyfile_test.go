@@ -15,23 +15,32 @@ import (
 	"github.com/snap-backup/snap/repo/local"
 )
 
+// initLocal makes a repository in a new directory, with the key of
+// password derived as kdf says.
+func initLocal(t *testing.T, password string, kdf repo.KDFParams) (repo.Backend, *repo.Repository) {
+	t.Helper()
+	be, err := local.Create(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(context.Background(), be, password, kdf, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be, r
+}
+
+// cheapKDF makes test keys quick to derive.
+var cheapKDF = repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+
 // TestKeysAndCheckKey: two key files for two passwords; KeysOpenedBy finds
 // the one each password opens; once the key a session opened with is
 // removed (by another admin), CheckKey says so, which is what keeps two
 // crossed 'snap key remove' runs from deleting both keys.
 func TestKeysAndCheckKey(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir() + "/repo"
-	be, err := local.Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kdf := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	a, err := repo.Init(ctx, be, "pw-a", kdf, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nameB, err := a.AddKey(ctx, "pw-b", kdf)
+	be, a := initLocal(t, "pw-a", cheapKDF)
+	nameB, err := a.AddKey(ctx, "pw-b", cheapKDF)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,21 +159,13 @@ func (b *configRacer) Load(ctx context.Context, h repo.Handle, off, n int64) ([]
 // alone are an init that was stopped (found in review).
 func TestOpenWithoutConfigIsDamage(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "repo")
-	be, err := local.Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kdf := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
-	if _, err := repo.Init(ctx, be, "pw", kdf, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	be, _ := initLocal(t, "pw", cheapKDF)
 	if err := be.Remove(ctx, repo.Handle{Type: repo.ConfigFile}); err != nil {
 		t.Fatal(err)
 	}
 	// Keys alone: an init that was stopped after its key (exit 10, init
 	// again); with data beside them, damage.
-	_, err = repo.Open(ctx, be, "pw", repo.Options{})
+	_, err := repo.Open(ctx, be, "pw", repo.Options{})
 	if !errors.Is(err, repo.ErrNoRepository) || !strings.Contains(err.Error(), "a 'snap init' that was stopped") {
 		t.Errorf("open of keys alone: %v", err)
 	}
@@ -186,15 +187,8 @@ func TestOpenWithoutConfigIsDamage(t *testing.T) {
 // the admin to the password files), nor the key damaged.
 func TestKeyNeedingTooMuchMemory(t *testing.T) {
 	ctx := context.Background()
-	be, err := local.Create(t.TempDir() + "/repo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cheap, costly := repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, repo.KDFParams{Time: 1, MemoryKiB: 64 << 10, Threads: 1}
-	a, err := repo.Init(ctx, be, "pw-a", cheap, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	costly := repo.KDFParams{Time: 1, MemoryKiB: 64 << 10, Threads: 1}
+	be, a := initLocal(t, "pw-a", cheapKDF)
 	nameB, err := a.AddKey(ctx, "pw-b", costly)
 	if err != nil {
 		t.Fatal(err)
@@ -220,19 +214,12 @@ func TestKeyNeedingTooMuchMemory(t *testing.T) {
 // (found by an exploratory test).
 func TestOpenStopsDuringCostlyKey(t *testing.T) {
 	ctx := context.Background()
-	be, err := local.Create(t.TempDir() + "/repo")
-	if err != nil {
-		t.Fatal(err)
-	}
 	costly := repo.KDFParams{Time: 24, MemoryKiB: 32 << 10, Threads: 1} // a few seconds
-	chunker := repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}
-	if _, err := repo.Init(ctx, be, "pw", costly, chunker, repo.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	be, _ := initLocal(t, "pw", costly)
 	stop, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = repo.Open(stop, be, "wrong", repo.Options{})
+	_, err := repo.Open(stop, be, "wrong", repo.Options{})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
 		t.Errorf("Open stopped during a key derivation: %v after %v", err, time.Since(start))
 	}
@@ -258,20 +245,13 @@ func TestOpenStopsDuringCostlyKey(t *testing.T) {
 // repair; found by an exploratory test).
 func TestOpenNewerFormat(t *testing.T) {
 	ctx := context.Background()
-	be, err := local.Create(t.TempDir() + "/repo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Init(ctx, be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be, r := initLocal(t, "pw", cheapKDF)
 	c := r.Config()
 	c.Version = repo.FormatVersion + 1
 	if err := r.ReplaceConfig(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	_, err = repo.Open(ctx, be, "pw", repo.Options{})
+	_, err := repo.Open(ctx, be, "pw", repo.Options{})
 	if err == nil || errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "written by a newer snap") || !strings.Contains(err.Error(), "upgrade snap") {
 		t.Errorf("open of a newer format: %v", err)
 	}
@@ -284,14 +264,7 @@ func TestOpenNewerFormat(t *testing.T) {
 // every command take 55 s).
 func TestOpenTriesFirstKeyFirst(t *testing.T) {
 	ctx := context.Background()
-	be, err := local.Create(t.TempDir() + "/repo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Init(ctx, be, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be, r := initLocal(t, "pw", cheapKDF)
 	for i := range 3 {
 		if _, err := r.AddKey(ctx, fmt.Sprintf("planted-%d", i), repo.KDFParams{Time: 1, MemoryKiB: 1 << 10, Threads: 1}); err != nil {
 			t.Fatal(err)
