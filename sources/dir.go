@@ -365,11 +365,12 @@ func (d *Dir) CreateFile(name string, m Meta) (*File, error) {
 	}
 	t := d.t
 	mode := uint32(0o600)
-	// Not root, the file is created the user's, in the user's group
-	// (or the directory's, when it is set-group-ID): a recorded group of
-	// the user's other groups is set afterwards, and with it the mode.
-	owned := !t.asRoot && (!t.ownGroup(m.GID) || uint32(t.egid) == m.GID && !d.setgid) ||
-		t.asRoot && int(m.UID) == t.euid && int(m.GID) == t.egid && !d.setgid
+	// The file is created the process's user's, in its group (or the
+	// directory's, when it is set-group-ID): owned says that those are
+	// the owners the restore gives it, or all of them it may give.
+	own := d.ownership(m)
+	inOwnGroup := int(m.GID) == t.egid && !d.setgid
+	owned := own == ownNone || own == ownGroup && inOwnGroup || own == ownBoth && int(m.UID) == t.euid && inOwnGroup
 	// In a directory with a default ACL the umask does not apply, the
 	// ACL does: such a file gets its mode from SetMeta.
 	created := owned && t.umask >= 0 && m.Mode&^0o777 == 0 && m.Mode&uint32(t.umask) == 0 && !d.defaultACL
@@ -385,7 +386,7 @@ func (d *Dir) CreateFile(name string, m Meta) (*File, error) {
 	if err != nil {
 		return nil, &PathError{Op: "create", Path: d.path(name), Err: unwrapPathErr(err)}
 	}
-	return &File{fd: fd, name: d.path(name), asRoot: t.asRoot, own: d.ownership(m), created: created, inherited: d.defaultACL}, nil
+	return &File{fd: fd, name: d.path(name), asRoot: t.asRoot, own: own, created: created, inherited: d.defaultACL}, nil
 }
 
 // WriteAt writes all of b at offset off.
@@ -536,12 +537,7 @@ func (d *Dir) SetMeta(name string, m Meta) error {
 	if m.Type == TypeSymlink {
 		// Calls that take AT_SYMLINK_NOFOLLOW change the link itself; a
 		// symlink has no mode of its own.
-		switch d.ownership(m) {
-		case ownBoth:
-			errs = append(errs, step("chown", unix.Fchownat(d.fd, name, int(m.UID), int(m.GID), unix.AT_SYMLINK_NOFOLLOW)))
-		case ownGroup:
-			errs = append(errs, step("chgrp", unix.Fchownat(d.fd, name, -1, int(m.GID), unix.AT_SYMLINK_NOFOLLOW)))
-		}
+		errs = append(errs, chown(d.fd, name, d.ownership(m), m, unix.AT_SYMLINK_NOFOLLOW))
 		if len(m.Xattrs) > 0 {
 			errs = append(errs, d.setPathXattrs(name, m)...)
 		}
@@ -578,7 +574,7 @@ func (d *Dir) setSpecialMeta(name string, m Meta) []error {
 	}
 	p := "/proc/self/fd/" + strconv.Itoa(fd)
 	var errs []error
-	errs = append(errs, chown(fd, d.ownership(m), m, unix.AT_EMPTY_PATH))
+	errs = append(errs, chown(fd, "", d.ownership(m), m, unix.AT_EMPTY_PATH))
 	if d.defaultACL {
 		errs = append(errs, dropInheritedACLs(func(name string) error { return unix.Removexattr(p, name) }, false, m.Xattrs))
 	}
@@ -686,14 +682,15 @@ func (d *Dir) ownership(m Meta) ownership {
 	return ownNone
 }
 
-// chown sets the owners own says of m through fd (an O_PATH descriptor
-// with AT_EMPTY_PATH in flags, for an entry that must not be opened).
-func chown(fd int, own ownership, m Meta, flags int) error {
+// chown sets the owners own says of m on name in the directory dirfd, or
+// on dirfd itself with name "" and AT_EMPTY_PATH in flags (any descriptor,
+// an O_PATH one of an entry that must not be opened included).
+func chown(dirfd int, name string, own ownership, m Meta, flags int) error {
 	switch own {
 	case ownBoth:
-		return step("chown", unix.Fchownat(fd, "", int(m.UID), int(m.GID), flags))
+		return step("chown", unix.Fchownat(dirfd, name, int(m.UID), int(m.GID), flags))
 	case ownGroup:
-		return step("chgrp", unix.Fchownat(fd, "", -1, int(m.GID), flags))
+		return step("chgrp", unix.Fchownat(dirfd, name, -1, int(m.GID), flags))
 	}
 	return nil
 }
@@ -703,7 +700,7 @@ func chown(fd int, own ownership, m Meta, flags int) error {
 // before mode, because chown clears setuid and setgid bits.
 func setFdMeta(fd int, name string, asRoot bool, own ownership, chmod bool, m Meta) error {
 	var errs []error
-	errs = append(errs, chown(fd, own, m, unix.AT_EMPTY_PATH))
+	errs = append(errs, chown(fd, "", own, m, unix.AT_EMPTY_PATH))
 	xerrs := setXattrs(m.Xattrs, asRoot, func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) })
 	errs = append(errs, xerrs...)
 	if noACL := aclNotSet(xerrs); chmod || noACL {
