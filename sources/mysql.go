@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -432,13 +431,8 @@ func (p *Dump) dumpsHistory() bool {
 	if p.Tool != "mariadb-dump" {
 		return false
 	}
-	m := mariadbDumpVersion.FindStringSubmatch(p.Version)
-	if m == nil {
-		return false
-	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
-	return major > 10 || major == 10 && minor >= 11
+	major, minor, ok := majorMinor(mariadbDumpVersion, p.Version)
+	return ok && atLeast(major, minor, [2]int{10, 11})
 }
 
 // mysqlHistoryArgs says whether the dump should add --dump-history, which

@@ -42,19 +42,31 @@ var versionNumber = regexp.MustCompile(`(\d+)\.(\d+)`)
 // line gives ("psql (PostgreSQL) 15.20 (Debian …)", "3.40.1 2022-12-28 …").
 func clientVersion(ctx context.Context, tool string) (major, minor int, line string, ok bool) {
 	line = ToolVersion(ctx, tool)
-	m := versionNumber.FindStringSubmatch(line)
+	major, minor, ok = majorMinor(versionNumber, line)
+	return major, minor, line, ok
+}
+
+// majorMinor returns the numbers that the first two groups of re match in
+// line.
+func majorMinor(re *regexp.Regexp, line string) (major, minor int, ok bool) {
+	m := re.FindStringSubmatch(line)
 	if m == nil {
-		return 0, 0, line, false
+		return 0, 0, false
 	}
 	major, _ = strconv.Atoi(m[1])
 	minor, _ = strconv.Atoi(m[2])
-	return major, minor, line, true
+	return major, minor, true
+}
+
+// atLeast reports whether version major.minor is want[0].want[1] or later.
+func atLeast(major, minor int, want [2]int) bool {
+	return major > want[0] || major == want[0] && minor >= want[1]
 }
 
 // checkSQLiteSafe refuses an sqlite3 without -safe.
 func checkSQLiteSafe(ctx context.Context, tool string) error {
 	major, minor, line, ok := clientVersion(ctx, tool)
-	if ok && (major > sqliteSafeMin[0] || major == sqliteSafeMin[0] && minor >= sqliteSafeMin[1]) {
+	if ok && atLeast(major, minor, sqliteSafeMin) {
 		return nil
 	}
 	return fmt.Errorf("%s (%s) has no safe mode, in which snap loads a dump so that the dump cannot run shell commands or write other files: install sqlite3 3.37 or later (%w)", tool, orUnknown(line), ErrUnchanged)
