@@ -388,12 +388,7 @@ func GroupSnapshots(sns []*Snapshot, by GroupBy) []Group {
 			}
 		}
 		if by.Tags {
-			k.Tags = slices.Clone(sn.Tags)
-			slices.Sort(k.Tags)
-			k.Tags = slices.Compact(k.Tags)
-			if k.Tags == nil {
-				k.Tags = []string{}
-			}
+			k.Tags = tagSet(sn.Tags)
 		}
 		id := fmt.Sprintf("%q\x00%q\x00%q", k.Host, k.Paths, k.Tags)
 		i, ok := index[id]

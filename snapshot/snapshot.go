@@ -530,18 +530,24 @@ func FindAt(sns []*Snapshot, t time.Time, f Filter) (*Snapshot, error) {
 // by an exploratory test).
 func FindParent(sns []*Snapshot, host string, paths, tags []string) *Snapshot {
 	samePaths := func(sn *Snapshot) bool { return slices.Equal(sn.Paths, paths) }
-	if p := newestOfHost(sns, host, func(sn *Snapshot) bool { return samePaths(sn) && sameSet(sn.Tags, tags) }); p != nil {
+	want := tagSet(tags)
+	if p := newestOfHost(sns, host, func(sn *Snapshot) bool { return samePaths(sn) && slices.Equal(tagSet(sn.Tags), want) }); p != nil {
 		return p
 	}
 	return newestOfHost(sns, host, samePaths)
 }
 
-// sameSet reports whether a and b hold the same strings, in any order.
-func sameSet(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(slices.Compact(a), slices.Compact(b))
+// tagSet returns tags sorted and without repeats, in a new slice (empty,
+// not nil): the tags as a set, which is how parents and retention groups
+// compare them.
+func tagSet(tags []string) []string {
+	set := slices.Clone(tags)
+	slices.Sort(set)
+	set = slices.Compact(set)
+	if set == nil {
+		set = []string{}
+	}
+	return set
 }
 
 // newestOfHost returns the last of sns (sorted by time) that is host's and

@@ -118,7 +118,7 @@ func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
 	body := newLineFilter(dump, func(r *bufio.Reader) ([]byte, bool) {
 		b, _ := r.Peek(pgLinePeek)
 		end := bytes.IndexByte(b, '\n')
-		if end < 0 || len(b) == 0 || b[0] != '\\' {
+		if end < 0 || b[0] != '\\' {
 			return nil, false
 		}
 		line := bytes.TrimSuffix(b[:end], []byte("\r"))
