@@ -326,7 +326,7 @@ func (w *Writer) SaveDictionary(ctx context.Context, id repo.ID, plain []byte) e
 }
 
 func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte, bases []repo.ID, inherited bool, dict *repo.Dictionary) (bool, error) {
-	if limit := blobLimit(t); len(plain) > limit {
+	if limit := t.MaxSize(); len(plain) > limit {
 		// Readers refuse it, and the index segment that would list it.
 		return false, fmt.Errorf("%s blob %s of %d bytes exceeds the %d-byte limit of such a blob", t, id.Short(), len(plain), limit)
 	}
@@ -831,12 +831,4 @@ func (w *Writer) ReusedPacks() []repo.ID {
 // Stats returns what the writer has added so far.
 func (w *Writer) Stats() WriterStats {
 	return WriterStats{Blobs: w.blobs.Load(), RawBytes: w.raw.Load(), StoredBytes: w.stored.Load(), Packs: w.packs.Load()}
-}
-
-// blobLimit is the largest plaintext a reader accepts for a blob of type t.
-func blobLimit(t repo.BlobType) int {
-	if t == repo.DataBlob {
-		return repo.MaxDataBlobSize
-	}
-	return repo.MaxBlobSize
 }

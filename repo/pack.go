@@ -82,6 +82,14 @@ const MaxBlobSize = 256 << 20
 // exploratory test).
 const MaxDataBlobSize = 64 << 20
 
+// MaxSize is the largest plaintext a reader accepts for a blob of type t.
+func (t BlobType) MaxSize() int {
+	if t == DataBlob {
+		return MaxDataBlobSize
+	}
+	return MaxBlobSize
+}
+
 // BlobEntrySize is the encoded size of a BlobEntry.
 const BlobEntrySize = 1 + 1 + 32 + 4 + 4 + 4
 
@@ -165,11 +173,12 @@ func DecodeBlobEntry(b []byte) (e BlobEntry, delta bool, err error) {
 	if e.Length < Overhead {
 		return e, false, fmt.Errorf("blob %s: length %d is shorter than the encryption overhead", e.ID.Short(), e.Length)
 	}
-	if e.RawLength > MaxBlobSize {
-		return e, false, fmt.Errorf("blob %s: raw length %d exceeds %d", e.ID.Short(), e.RawLength, MaxBlobSize)
-	}
-	if e.Type == DataBlob && e.RawLength > MaxDataBlobSize {
-		return e, false, fmt.Errorf("data blob %s: raw length %d exceeds %d, the largest chunk", e.ID.Short(), e.RawLength, MaxDataBlobSize)
+	if limit := e.Type.MaxSize(); int64(e.RawLength) > int64(limit) {
+		largest := "the largest tree"
+		if e.Type == DataBlob {
+			largest = "the largest chunk"
+		}
+		return e, false, fmt.Errorf("%s blob %s: raw length %d exceeds %d, %s", e.Type, e.ID.Short(), e.RawLength, limit, largest)
 	}
 	if !e.Compressed && e.RawLength != e.Length-Overhead {
 		return e, false, fmt.Errorf("blob %s: raw length %d does not match stored length %d", e.ID.Short(), e.RawLength, e.Length)
