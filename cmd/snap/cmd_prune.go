@@ -154,11 +154,24 @@ func pruneWith(ctx context.Context, e *env, s *session, o index.PruneOptions, wi
 	sp.begin()
 	st, err := prune(ctx, opCtx, s, o, without)
 	sp.finish()
-	if bug := sp.failure(); bug != nil {
+	return pruneOutcome(st, err, sp.failure())
+}
+
+// pruneOutcome is what a prune reports when its status line may have
+// failed (bug, nil when it did not). A bug cancels the prune; a prune
+// that finished all the same (err nil: its last steps did not look at
+// the context) did its work, and its stats say so: "prune stopped" would
+// send the admin to run again a prune that was done.
+func pruneOutcome(st *index.PruneStats, err, bug error) (*index.PruneStats, error) {
+	switch {
+	case bug == nil:
+		return st, err
+	case err == nil:
+		return st, fmt.Errorf("the prune finished, but its status line failed: %w", bug)
+	default:
 		// The stats describe the plan, not what happened (see prune).
 		return nil, fmt.Errorf("prune stopped; the repository is consistent, and the next prune finishes the work: %w", bug)
 	}
-	return st, err
 }
 
 // prune is pruneWith's work, done under opCtx; ctx is the caller's, which

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/snap-backup/snap/index"
 )
 
 // TestStepProgressOnATerminal: check --read-data, copy and prune keep a
@@ -72,5 +76,26 @@ func TestStepProgressOnATerminal(t *testing.T) {
 		if !strings.Contains(before[strings.LastIndex(before, "\r["):], "\r\x1b[K") {
 			t.Errorf("%s: status line not erased before the summary:\n%q", tc.args, out)
 		}
+	}
+}
+
+// TestPruneOutcomeAfterStatusLineBug: a bug in prune's status line stops
+// the prune; a prune that finished all the same reports its stats and says
+// it finished, not "prune stopped … the next prune finishes the work",
+// which sent the admin to redo done work (found in a code review).
+func TestPruneOutcomeAfterStatusLineBug(t *testing.T) {
+	bug := errors.New("internal error: injected")
+	done := &index.PruneStats{DeletedBytes: 3 << 20}
+
+	st, err := pruneOutcome(done, nil, bug)
+	if st != done || err == nil || !strings.Contains(err.Error(), "the prune finished, but its status line failed: internal error: injected") {
+		t.Errorf("finished prune: stats %v, error %v", st, err)
+	}
+	st, err = pruneOutcome(done, context.Canceled, bug)
+	if st != nil || err == nil || !strings.HasPrefix(err.Error(), "prune stopped; the repository is consistent") {
+		t.Errorf("stopped prune: stats %v, error %v", st, err)
+	}
+	if st, err := pruneOutcome(done, nil, nil); st != done || err != nil {
+		t.Errorf("no bug: stats %v, error %v", st, err)
 	}
 }
