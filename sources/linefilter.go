@@ -11,17 +11,18 @@ import (
 // INSERT of many MB) pass without being held whole. At the start of each
 // line it calls start, which may peek at the line and discard some of it:
 // it returns what to pass in place of what it discarded (nil: nothing),
-// or dropped when it discarded the whole line, its newline included.
+// or dropped when it discarded the whole line, its newline included, or an
+// error that ends the dump there (a line that must not reach the tool).
 type lineFilter struct {
 	r       *bufio.Reader
-	start   func(r *bufio.Reader) (replacement []byte, dropped bool)
+	start   func(r *bufio.Reader) (replacement []byte, dropped bool, err error)
 	atStart bool   // the next byte read from r starts a line
 	buf     []byte // holds pending
 	pending []byte // read from r (or a replacement), not yet returned
 	err     error  // r's error, returned once pending is empty
 }
 
-func newLineFilter(dump io.Reader, start func(r *bufio.Reader) ([]byte, bool)) *lineFilter {
+func newLineFilter(dump io.Reader, start func(r *bufio.Reader) ([]byte, bool, error)) *lineFilter {
 	return &lineFilter{r: bufio.NewReaderSize(dump, 64<<10), start: start, atStart: true}
 }
 
@@ -32,7 +33,11 @@ func (f *lineFilter) Read(p []byte) (int, error) {
 		}
 		if f.atStart {
 			f.atStart = false
-			replacement, dropped := f.start(f.r)
+			replacement, dropped, err := f.start(f.r)
+			if err != nil {
+				f.err = err
+				continue
+			}
 			if dropped {
 				f.atStart = true
 				continue

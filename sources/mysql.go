@@ -343,7 +343,7 @@ func (l *lineRewriter) isToolLine(b []byte) bool {
 }
 
 // start is the lineFilter's look at the start of each line.
-func (l *lineRewriter) start(r *bufio.Reader) ([]byte, bool) {
+func (l *lineRewriter) start(r *bufio.Reader) ([]byte, bool, error) {
 	if b, _ := r.Peek(len(delimiterLine) + 3); bytes.HasPrefix(b, delimiterLine) {
 		// "DELIMITER ;" ends a body; any other delimiter starts one.
 		rest, _, _ := bytes.Cut(b[len(delimiterLine):], []byte("\n"))
@@ -351,9 +351,9 @@ func (l *lineRewriter) start(r *bufio.Reader) ([]byte, bool) {
 	}
 	if b, _ := r.Peek(256); bytes.HasPrefix(b, l.old) && (!l.inBody || l.isToolLine(b)) {
 		_, _ = r.Discard(len(l.old))
-		return l.new, false
+		return l.new, false, nil
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 // mysqlCreateWith is the only shape of recorded MariaDB/MySQL properties a

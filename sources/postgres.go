@@ -62,6 +62,18 @@ func (d *Database) psql(ctx context.Context, db string, vars []string, script st
 	return strings.TrimSpace(out.String()), nil
 }
 
+// psqlUntrusted is psql for a script that holds statements from the
+// repository (a database's recorded properties), whose bytes are not
+// trusted: it runs in restricted mode, where psql refuses every backslash
+// command. The check of the recorded statements follows SQL's quoting,
+// and where it and psql disagree on where a literal ends (a dollar-quoted
+// or an E'…' string, found by an exploratory test), a \! after it ran a shell
+// command as the restoring user. Its psql variables (vars) are still
+// expanded, :"name" included.
+func (d *Database) psqlUntrusted(ctx context.Context, db string, vars []string, script string) (string, error) {
+	return d.psql(ctx, db, vars, "\\restrict "+psqlRestrictKey()+"\n"+script)
+}
+
 // pgRoleExists is the error a whole-server dump's CREATE ROLE gives for a
 // role the server has: expected, as pg_dumpall's documentation says.
 var pgRoleExists = regexp.MustCompile(`ERROR:\s+role ".*" already exists`)
@@ -201,7 +213,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		var err error
 		note := ""
 		if props.CreateWith != "" {
-			err = d.createUninterrupted(ctx, into, "\\set VERBOSITY verbose\nCREATE DATABASE :\"name\" WITH "+props.CreateWith+"\n")
+			err = d.createUninterrupted(ctx, into, "CREATE DATABASE :\"name\" WITH "+props.CreateWith+"\n", true)
 			if err != nil && recorded && ctx.Err() == nil && pgStatementRefused.MatchString(err.Error()) && !strings.Contains(err.Error(), pgNoPrivilege) {
 				// The recorded template or locale is not on this server
 				// (another version, another machine): made as for a dump
@@ -360,7 +372,7 @@ func (d *Database) setProperties(ctx context.Context, statements []string) (fail
 		// kept names its database, so it works from any database. A
 		// default of read-only transactions does not stop the rest.
 		const session = "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\nSET backslash_quote = off;\nSET default_transaction_read_only = off;\n"
-		if _, err := d.psql(ctx, pgMaintenanceDB, nil, session+b); err != nil {
+		if _, err := d.psqlUntrusted(ctx, pgMaintenanceDB, nil, session+b); err != nil {
 			failed = append(failed, fmt.Sprintf("%s (%v)", strings.SplitN(strings.TrimSpace(b), "\n", 2)[0], err))
 		}
 	}
@@ -422,7 +434,7 @@ func dumpEncoding(br *bufio.Reader) string {
 func (d *Database) createLike(ctx context.Context, name, encoding string, o RestoreOptions) error {
 	plain := "CREATE DATABASE :\"name\" TEMPLATE template0"
 	if encoding == "" {
-		return d.createUninterrupted(ctx, name, plain+";\n")
+		return d.createUninterrupted(ctx, name, plain+";\n", false)
 	}
 	note := func(format string, args ...any) {
 		if o.Stderr != nil {
@@ -435,7 +447,7 @@ func (d *Database) createLike(ctx context.Context, name, encoding string, o Rest
 		// Verbose errors carry their SQLSTATE, in any language: only the
 		// server refusing the statement leads to the next form; a lost
 		// connection or a timeout is the restore's error.
-		err := d.createUninterrupted(ctx, name, "\\set VERBOSITY verbose\n"+create+";\n")
+		err := d.createUninterrupted(ctx, name, create+";\n", true)
 		switch {
 		case err == nil && i > 0:
 			note("database %s was created with encoding %s, the dump's, and locale C: the server's default locale does not support %s", name, encoding, encoding)
@@ -449,7 +461,7 @@ func (d *Database) createLike(ctx context.Context, name, encoding string, o Rest
 			return first
 		}
 	}
-	if err := d.createUninterrupted(ctx, name, plain+";\n"); err != nil {
+	if err := d.createUninterrupted(ctx, name, plain+";\n", false); err != nil {
 		return first // the dump's encoding was the one asked for
 	}
 	note("database %s was created with the server's default encoding: the dump's, %s, could not be given to it; psql converts the data", name, encoding)
@@ -470,9 +482,17 @@ const (
 // left behind (found by an exploratory test). Once it is made, a stop
 // drops it again. The errors it returns say that nothing was changed, or
 // that the database was left.
-func (d *Database) createUninterrupted(ctx context.Context, name, create string) error {
+//
+// create may hold the snapshot's recorded CREATE DATABASE options, from
+// the repository: it runs in psql's restricted mode (psqlUntrusted).
+// verbose makes the server's errors carry their SQLSTATE.
+func (d *Database) createUninterrupted(ctx context.Context, name, create string, verbose bool) error {
+	vars := []string{"name=" + name}
+	if verbose {
+		vars = append(vars, "VERBOSITY=verbose")
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
-	_, err := d.psql(cctx, pgMaintenanceDB, []string{"name=" + name}, create)
+	_, err := d.psqlUntrusted(cctx, pgMaintenanceDB, vars, create)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%s: create database %s: %w (%w)", d, name, err, ErrUnchanged)
@@ -674,6 +694,12 @@ func pgNamesAt(rest, db string) bool {
 	return false
 }
 
+// pgIdentByte reports whether c may be part of a bare identifier or a
+// keyword (an E before a quote then ends a word, as in "ONE'…").
+func pgIdentByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80
+}
+
 // pgBareIdent reports whether name reads as itself unquoted: lower-case
 // letters, digits and underscores, not starting with a digit ("Prod"
 // unquoted is prod).
@@ -718,6 +744,14 @@ func pgSplitStatements(sql string) ([]string, error) {
 			// psql runs a backslash command anywhere on a line (\! runs a
 			// shell); pg_dump writes none in these statements.
 			return nil, fmt.Errorf("a backslash outside quotes in the database's properties")
+		case c == '$' || (c == 'E' || c == 'e') && end < len(sql) && sql[end] == '\'' && (i == 0 || !pgIdentByte(sql[i-1])):
+			// A dollar-quoted or an E'' string, which pg_dump writes in
+			// none of these statements, and which this scanner does not
+			// follow: where a literal ends is where psql and it would
+			// disagree, and a \! after a $q$'$q$ ran a shell command
+			// (found by an exploratory test; psql now runs them
+			// restricted as well).
+			return nil, fmt.Errorf("a dollar-quoted or E'' string in the database's properties")
 		case c == ';':
 			if st := strings.TrimSpace(cur.String()); st != "" {
 				out = append(out, st+";")
@@ -851,7 +885,7 @@ const (
 const pgLinePeek = 4096
 
 // start drops the line at the start of r when classify says so.
-func (f *pgBlobFilter) start(r *bufio.Reader) ([]byte, bool) {
+func (f *pgBlobFilter) start(r *bufio.Reader) ([]byte, bool, error) {
 	b, _ := r.Peek(pgLinePeek)
 	end := bytes.IndexByte(b, '\n')
 	line, rest := b, []byte(nil)
@@ -860,9 +894,9 @@ func (f *pgBlobFilter) start(r *bufio.Reader) ([]byte, bool) {
 	}
 	if f.classify(bytes.TrimSuffix(line, []byte("\r")), end >= 0, rest) {
 		_, _ = r.Discard(end + 1) // only whole lines are dropped
-		return nil, true
+		return nil, true, nil
 	}
-	return nil, false
+	return nil, false, nil
 }
 
 var (

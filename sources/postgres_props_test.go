@@ -57,6 +57,12 @@ func TestDatabasePropertiesCheck(t *testing.T) {
 		"a prefix of the name":          {CreateWith: good.CreateWith, Statements: []string{"ALTER DATABASE application OWNER TO mallory;"}},
 		"a grant on two databases":      {CreateWith: good.CreateWith, Statements: []string{"GRANT ALL ON DATABASE app, postgres TO mallory;"}},
 		"not UTF-8":                     {CreateWith: good.CreateWith, Statements: []string{"COMMENT ON DATABASE app IS '\x81\\'';"}},
+		// Where a literal ends, psql and the check would disagree: a
+		// \! after them ran a shell command (an exploratory test).
+		"a dollar-quoted string":   {CreateWith: good.CreateWith, Statements: []string{"COMMENT ON DATABASE app IS $q$'$q$ \\! id #';"}},
+		"an E'' string":            {CreateWith: good.CreateWith, Statements: []string{"COMMENT ON DATABASE app IS E'\\' ' \\! id; echo #';"}},
+		"dollar quotes in options": {CreateWith: "TEMPLATE = template0 ENCODING = $q$'$q$ \\! id #';"},
+		"an e'' string in options": {CreateWith: "TEMPLATE = template0 LOCALE = e'\\' ' \\! id #';"},
 	} {
 		if err := p.check("app"); err == nil {
 			t.Errorf("%s: accepted", name)

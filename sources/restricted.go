@@ -98,42 +98,68 @@ func psqlRestrictKey() string {
 
 // The dump's own \restrict and \unrestrict lines (pg_dump and pg_dumpall
 // write them since the releases above), and a whole-server dump's \connect
-// lines in the two forms pg_dumpall writes: a plain name (`\connect
-// template1`), or -reuse-previous=on with a connection string that sets
-// dbname alone. Nothing else passes: a name with "=" is a connection
+// lines in the forms pg_dumpall writes (appendPsqlMetaConnect): a name of
+// letters, digits, "_" and "." alone, bare or in double quotes (`\connect
+// template1`, `\connect "MyApp"`), or any other name as -reuse-previous=on
+// with a connection string that sets dbname alone, in single quotes with
+// backslash escapes and the double quotes around it doubled (`\connect
+// -reuse-previous=on "dbname='my-app'"`), after a line `\encoding
+// SQL_ASCII`. Inside the double quotes psql expands no variable and runs
+// no backquote, and libpq takes the quoted value for the name alone, "="
+// and all. Nothing else passes: an unquoted name with "=" is a connection
 // string to psql, which could send the password to a host of the dump's
-// choosing (found in review); a backquote runs a shell command, a colon
-// expands a variable, a backslash starts another command.
+// choosing (found in review); an unquoted backquote runs a shell command,
+// a colon expands a variable, a backslash starts another command.
 var (
 	psqlRestrictLine = regexp.MustCompile(`^\\(un)?restrict [A-Za-z0-9]{32,}$`) // pg_dump's keys: 64 characters
-	psqlConnectLine  = regexp.MustCompile(`^\\connect ([A-Za-z_][A-Za-z0-9_$]*|-reuse-previous=on "dbname='[^'"\\` + "`" + `:=]*'")$`)
+	psqlConnectLine  = regexp.MustCompile(`^\\connect ([A-Za-z_][A-Za-z0-9_$]*|"[A-Za-z0-9_.]+"|-reuse-previous=on "dbname='(?:[^'"\\\r\n]|\\['\\]|"")*'")$`)
+	psqlEncodingLine = regexp.MustCompile(`^\\encoding [A-Za-z0-9_]+$`)
+	// psqlAnyConnect is a line psql would take for a \connect (\c) of any
+	// form.
+	psqlAnyConnect = regexp.MustCompile(`^\\c(onnect)?(\s|$)`)
 )
 
 // psqlRestricted passes a dump to psql in restricted mode under key: the
 // dump's own \restrict and \unrestrict lines are dropped (psql refuses a
-// second \restrict), and with connects, each \connect line that names a
-// database plainly is let through on its own, unrestricted for that line
-// alone. Anything else that is a backslash command psql refuses.
+// second \restrict), and with connects, each \connect line of a form
+// pg_dumpall writes (and its \encoding line) is let through on its own,
+// unrestricted for that line alone. Anything else that is a backslash
+// command psql refuses; but a \connect of another form ends the dump
+// there with an error: refused, it left psql connected to the database
+// before, into which the script went on to load the next database's
+// tables (template1, found in review).
 func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
-	body := newLineFilter(dump, func(r *bufio.Reader) ([]byte, bool) {
+	body := newLineFilter(dump, func(r *bufio.Reader) ([]byte, bool, error) {
 		b, _ := r.Peek(pgLinePeek)
 		end := bytes.IndexByte(b, '\n')
-		if end < 0 || b[0] != '\\' {
-			return nil, false
+		if len(b) == 0 || b[0] != '\\' {
+			return nil, false, nil
+		}
+		if end < 0 {
+			if connects && psqlAnyConnect.Match(b) {
+				return nil, false, fmt.Errorf("%w: %.80q…", errPsqlConnect, b)
+			}
+			return nil, false, nil
 		}
 		line := bytes.TrimSuffix(b[:end], []byte("\r"))
 		switch {
 		case psqlRestrictLine.Match(line):
 			_, _ = r.Discard(end + 1)
-			return nil, true
-		case connects && psqlConnectLine.Match(line):
+			return nil, true, nil
+		case connects && (psqlConnectLine.Match(line) || psqlEncodingLine.Match(line)):
 			_, _ = r.Discard(len(line)) // its line ending follows the replacement
-			return []byte("\\unrestrict " + key + "\n" + string(line) + "\n\\restrict " + key), false
+			return []byte("\\unrestrict " + key + "\n" + string(line) + "\n\\restrict " + key), false, nil
+		case connects && psqlAnyConnect.Match(line):
+			return nil, false, fmt.Errorf("%w: %.200q", errPsqlConnect, line)
 		}
-		return nil, false
+		return nil, false, nil
 	})
 	return io.MultiReader(strings.NewReader("\\restrict "+key+"\n"), body)
 }
+
+// errPsqlConnect is a whole-server dump's \connect line of a form
+// pg_dumpall does not write.
+var errPsqlConnect = errors.New("the whole-server dump holds a \\connect line that pg_dumpall does not write, which could connect to another server or database: it was made or changed by someone else; the restore stopped there, and the server holds the databases loaded before it (to load it anyway, write it out with 'snap dump' and read it with psql yourself)")
 
 // psqlRefused is psql's message for a backslash command it refused in
 // restricted mode.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -89,34 +91,56 @@ func TestPsqlRestricted(t *testing.T) {
 	if !strings.Contains(got, "one") || !strings.Contains(got, "three") || !strings.Contains(got, psqlRefused) || !strings.Contains(got, "\\restrict x") {
 		t.Errorf("restricted script printed:\n%s", got)
 	}
-	got = run("\\connect "+db+"\nSELECT current_database();\n\\connect "+db+" `touch "+mark("backquote")+"`\n", true)
+	got = run("\\connect "+db+"\nSELECT current_database();\n\\encoding UTF8\n\\o "+mark("out2")+"\n", true)
 	if !strings.Contains(got, db) || !strings.Contains(got, psqlRefused) {
 		t.Errorf("script with \\connect lines printed:\n%s", got)
 	}
-	for _, name := range []string{"bang", "inline", "out", "backquote"} {
+	// A \connect of another form ends the script there: refused by
+	// psql, it left the script loading the next database's tables into
+	// the one before (template1; found in review).
+	out, err := io.ReadAll(psqlRestricted(strings.NewReader("SELECT 1;\n\\connect "+db+" `touch "+mark("backquote")+"`\nSELECT 2;\n"), psqlRestrictKey(), true))
+	if !errors.Is(err, errPsqlConnect) || strings.Contains(string(out), "touch") || strings.Contains(string(out), "SELECT 2") {
+		t.Errorf("a \\connect pg_dumpall does not write: %v, passed %q", err, out)
+	}
+	for _, name := range []string{"bang", "inline", "out", "backquote", "out2"} {
 		if _, err := os.Stat(mark(name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the script made %s (%v)", name, err)
 		}
 	}
 }
 
-// TestPsqlConnectLines: only the two forms of \connect pg_dumpall writes
-// pass unrestricted; one that is a connection string (which could send
+// TestPsqlConnectLines: only the forms of \connect pg_dumpall writes
+// (appendPsqlMetaConnect: names it quotes, and names with any other
+// character as a connection string of dbname alone; a re-test found both
+// refused, and their databases loaded into the one before) pass
+// unrestricted; one that is a connection string (which could send
 // the password to another host; found in review), or carries a backquote,
 // a variable or another command, does not.
 func TestPsqlConnectLines(t *testing.T) {
 	for line, want := range map[string]bool{
-		`\connect template1`:                                 true,
-		`\connect postgres`:                                  true,
-		`\connect -reuse-previous=on "dbname='my app'"`:      true,
-		`\connect "host=evil.example dbname=x"`:              false,
-		`\connect host=evil.example`:                         false,
-		`\connect -reuse-previous=on "dbname=x host=evil"`:   false,
-		`\connect -reuse-previous=on "dbname='x' host=evil"`: false,
-		`\connect -reuse-previous=on "dbname='a=b'"`:         false,
-		"\\connect x `id`":                                   false,
-		`\connect :evil`:                                     false,
-		`\connect x \! id`:                                   false,
+		`\connect template1`:                                        true,
+		`\connect postgres`:                                         true,
+		`\connect -reuse-previous=on "dbname='my app'"`:             true,
+		`\connect "host=evil.example dbname=x"`:                     false,
+		`\connect host=evil.example`:                                false,
+		`\connect -reuse-previous=on "dbname=x host=evil"`:          false,
+		`\connect -reuse-previous=on "dbname='x' host=evil"`:        false,
+		`\connect -reuse-previous=on "dbname='a=b'"`:                true, // libpq takes the quoted value for the name
+		`\connect "MyApp"`:                                          true,
+		`\connect "1abc"`:                                           true,
+		`\connect "my.db"`:                                          true,
+		`\connect -reuse-previous=on "dbname='it\'s'"`:              true,
+		`\connect -reuse-previous=on "dbname='a\\b'"`:               true,
+		`\connect -reuse-previous=on "dbname='say ""hi""'"`:         true,
+		`\connect -reuse-previous=on "dbname='a:b ` + "`id`" + `'"`: true, // neither expanded in double quotes
+		`\connect -reuse-previous=on "dbname='it's'"`:               false,
+		`\connect -reuse-previous=on "dbname='a\b'"`:                false,
+		`\connect -reuse-previous=on "dbname='a"b'"`:                false,
+		`\connect "a b"`:                                            false,
+		`\connect "a=b"`:                                            false,
+		"\\connect x `id`":                                          false,
+		`\connect :evil`:                                            false,
+		`\connect x \! id`:                                          false,
 	} {
 		if got := psqlConnectLine.MatchString(line); got != want {
 			t.Errorf("%s: passes %v, want %v", line, got, want)
@@ -174,4 +198,101 @@ func serverURL(t *testing.T, variable, client string, args ...string) *url.URL {
 		t.Fatalf("%s=%s is set but the server cannot be reached: %v %s", variable, raw, err, out)
 	}
 	return u
+}
+
+// TestPsqlUntrustedStatements: the statements a restore runs from the
+// snapshot's recorded properties of a database (CREATE DATABASE options,
+// owner, comment, grants) run in psql's restricted mode: a backslash
+// command among them is refused, not run (found by an exploratory test: a
+// \! after a dollar-quoted literal ran `id` as root), while the psql
+// variables the restore sets are still expanded and psql's VERBOSITY is
+// still set. Against the PostgreSQL server of SNAP_TEST_POSTGRES.
+func TestPsqlUntrustedStatements(t *testing.T) {
+	u := serverURL(t, "SNAP_TEST_POSTGRES", "psql", "-X", "--no-password", "-c", "SELECT 1")
+	d, err := ParseDatabase(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := filepath.Join(t.TempDir(), "bang")
+	ctx := context.Background()
+	_, err = d.psqlUntrusted(ctx, d.Name, nil, "COMMENT ON DATABASE x IS $q$'$q$ \\! touch "+mark+" #'\n;\n")
+	if err == nil || !strings.Contains(err.Error(), psqlRefused) {
+		t.Errorf("a backslash command among untrusted statements: %v", err)
+	}
+	if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the statements ran a shell command (%v)", err)
+	}
+	out, err := d.psqlUntrusted(ctx, d.Name, []string{"v=it works"}, "SELECT :'v';\n")
+	if err != nil || out != "it works" {
+		t.Errorf("a variable in restricted mode: %q, %v", out, err)
+	}
+	_, err = d.psqlUntrusted(ctx, d.Name, []string{"VERBOSITY=verbose"}, "SELECT 1/0;\n")
+	if err == nil || !pgStatementRefused.MatchString(err.Error()) {
+		t.Errorf("VERBOSITY given as a variable: %v", err)
+	}
+}
+
+// TestPsqlConnectsAsPgDumpallWrites: the \connect lines of a real
+// pg_dumpall, for databases whose names it quotes or writes as a
+// connection string ("MyApp", "my.db", "my-app", "it's", `say "hi"`,
+// "a:b=c"), pass the filter and connect psql to each of those databases:
+// refused, they had left the script in the database before (found in
+// review and by an exploratory test). Against the PostgreSQL server of
+// SNAP_TEST_POSTGRES, where the test makes and drops the databases.
+func TestPsqlConnectsAsPgDumpallWrites(t *testing.T) {
+	u := serverURL(t, "SNAP_TEST_POSTGRES", "psql", "-X", "--no-password", "-c", "SELECT 1")
+	maint := *u
+	maint.Path = "/postgres"
+	names := []string{"snapconnect_MyApp", "snapconnect.db", "snapconnect-app", "snapconnect it's", `snapconnect say "hi"`, "snapconnect a:b=c"}
+	psql := func(sql string) {
+		t.Helper()
+		if out, err := exec.Command("psql", "-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql, "--dbname="+maint.String()).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", sql, err, out)
+		}
+	}
+	ident := func(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+	drop := func() {
+		for _, n := range names {
+			psql("DROP DATABASE IF EXISTS " + ident(n))
+		}
+	}
+	drop()
+	t.Cleanup(drop)
+	for _, n := range names {
+		psql("CREATE DATABASE " + ident(n))
+	}
+	all, err := exec.Command("pg_dumpall", "--no-password", "--schema-only", "--dbname="+maint.String()).Output()
+	if err != nil {
+		t.Fatalf("pg_dumpall: %v", err)
+	}
+	// Each of the test's databases: its connect line, and the \encoding
+	// line pg_dumpall writes before one that is a connection string.
+	var script strings.Builder
+	lines := strings.Split(string(all), "\n")
+	found := 0
+	for i, l := range lines {
+		if strings.HasPrefix(l, "\\connect ") && strings.Contains(l, "snapconnect") {
+			if i > 0 && strings.HasPrefix(lines[i-1], "\\encoding ") {
+				script.WriteString(lines[i-1] + "\n")
+			}
+			script.WriteString(l + "\nSELECT current_database();\n")
+			found++
+		}
+	}
+	if found != len(names) {
+		t.Fatalf("pg_dumpall wrote %d \\connect lines for the test's %d databases:\n%s", found, len(names), script.String())
+	}
+	cmd := exec.Command("psql", "-X", "--no-password", "-q", "-A", "-t", "-f", "-", "--dbname="+u.String())
+	cmd.Stdin = psqlRestricted(strings.NewReader(script.String()), psqlRestrictKey(), true)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), psqlRefused) {
+		t.Fatalf("psql: %v\n%s\nscript:\n%s", err, out, script.String())
+	}
+	got := strings.Split(strings.TrimSpace(string(out)), "\n")
+	sorted := append([]string(nil), names...)
+	slices.Sort(sorted)
+	slices.Sort(got)
+	if !slices.Equal(got, sorted) {
+		t.Errorf("psql connected to %q, want %q", got, sorted)
+	}
 }
