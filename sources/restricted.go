@@ -27,7 +27,8 @@ import (
 // its shell command, and --local-infile=0. sqlite3's safe mode lets .trace
 // write any file (found in review): a dump whose line starts with a dot,
 // which the shell would take for a command, is refused before sqlite3
-// sees it (sqliteNoDotCommands).
+// sees it, and so is one that names a function of the shell that reads
+// files, which safe mode allows (sqliteScreen).
 
 // sqliteSafeMin is the first sqlite3 with -safe.
 var sqliteSafeMin = [2]int{3, 37}
@@ -169,26 +170,174 @@ const psqlRefused = "backslash commands are restricted"
 // for one of its own commands.
 var errDotCommand = errors.New("the dump holds a line that starts with a dot, which sqlite3 would run as a command of its own (.trace writes files, even in safe mode): a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
 
-// sqliteNoDotCommands passes a dump on, failing at the first line that
-// starts with a dot. The shell takes such a line for a command only
-// between statements; refused wherever it is, a dump of an old sqlite3
-// with a text value whose line break is followed by a dot is refused too.
-type sqliteNoDotCommands struct {
+// sqliteShellOnly are the names, outside SQL's literals, that a dump is
+// refused for: functions and tables the sqlite3 shell adds, which safe
+// mode lets through and which reach beyond the database (fsdir reads any
+// file of the host into a table, found in review and by an exploratory
+// test; sha3_query runs SQL given as text, which no scan of the dump would
+// see), those safe mode refuses (refused here first, by name), and
+// trusted_schema, which would let the dump's triggers and views use them.
+// A dump sqlite3 wrote holds none, unless a table or column has one of
+// these names.
+var sqliteShellOnly = map[string]bool{
+	"fsdir": true, "sha3_query": true, "readfile": true, "writefile": true, "edit": true, "load_extension": true,
+	"zipfile": true, "fts3_tokenizer": true, "sqlite_dbpage": true, "trusted_schema": true,
+}
+
+// sqliteUntrusting is what a restore gives sqlite3 before the dump: the
+// dump's triggers and views use no function or table that is not marked
+// harmless (the shell's fsdir among them), wherever their text is.
+const sqliteUntrusting = "PRAGMA trusted_schema=OFF;\n"
+
+// sqliteScreen passes a dump on, failing at the first line that starts
+// with a dot (errDotCommand; the shell takes such a line for a command
+// only between statements, but refused wherever it is, a dump of an old
+// sqlite3 with a text value whose line break is followed by a dot is
+// refused too), and at the first name of sqliteShellOnly outside SQL's
+// literals and comments, bare or quoted ("fsdir", [fsdir], `fsdir`).
+// It follows SQL's quoting byte by byte, across reads.
+type sqliteScreen struct {
 	r         io.Reader
 	lineStart bool
+	state     sqlState
+	prev      byte     // the byte before, in code and block comments
+	closer    byte     // the quote that ends the string or quoted name
+	inside    sqlState // at sqlQuoteEnd: a string or a quoted name
+	word      []byte   // the name being read (bare or quoted), lower-cased
+	long      bool     // the name is longer than any in sqliteShellOnly
 }
 
-func newSQLiteNoDotCommands(r io.Reader) *sqliteNoDotCommands {
-	return &sqliteNoDotCommands{r: r, lineStart: true}
+type sqlState int
+
+const (
+	sqlCode         sqlState = iota
+	sqlString                // in '…'
+	sqlQuoted                // in "…" or `…` (closing byte: quote)
+	sqlBracket               // in […]
+	sqlLineComment           // after --
+	sqlBlockComment          // after /*
+	sqlQuoteEnd              // after a quote that may end a string or name, or be doubled
+)
+
+func newSQLiteScreen(r io.Reader) *sqliteScreen {
+	return &sqliteScreen{r: r, lineStart: true}
 }
 
-func (g *sqliteNoDotCommands) Read(p []byte) (int, error) {
+func (g *sqliteScreen) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
 	for _, c := range p[:n] {
 		if g.lineStart && c == '.' {
 			return 0, errDotCommand // nothing of this read reaches sqlite3
 		}
 		g.lineStart = c == '\n'
+		if werr := g.scan(c); werr != nil {
+			return 0, werr
+		}
+	}
+	if err == io.EOF {
+		if werr := g.endWord(); werr != nil {
+			return 0, werr
+		}
 	}
 	return n, err
 }
+
+// scan moves the scanner on by one byte of the dump.
+func (g *sqliteScreen) scan(c byte) error {
+	switch g.state {
+	case sqlQuoteEnd:
+		if c == g.closer {
+			// Doubled: the quote stands for itself.
+			g.state = g.inside
+			if g.inside == sqlQuoted {
+				g.addWord(c)
+			}
+			return nil
+		}
+		g.state = sqlCode
+		if err := g.endWord(); err != nil {
+			return err
+		}
+		return g.scan(c)
+	case sqlString:
+		if c == '\'' {
+			g.state, g.closer, g.inside = sqlQuoteEnd, c, sqlString
+		}
+		return nil
+	case sqlQuoted:
+		if c == g.closer {
+			g.state, g.inside = sqlQuoteEnd, sqlQuoted
+			return nil
+		}
+		g.addWord(c)
+		return nil
+	case sqlBracket:
+		if c == ']' {
+			g.state = sqlCode
+			return g.endWord()
+		}
+		g.addWord(c)
+		return nil
+	case sqlLineComment:
+		if c == '\n' {
+			g.state = sqlCode
+		}
+		return nil
+	case sqlBlockComment:
+		if c == '/' && g.prev == '*' {
+			g.state, g.prev = sqlCode, 0
+			return nil
+		}
+		g.prev = c
+		return nil
+	}
+	// sqlCode.
+	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80 {
+		g.addWord(c)
+		g.prev = c
+		return nil
+	}
+	if err := g.endWord(); err != nil {
+		return err
+	}
+	prev := g.prev
+	g.prev = c
+	switch {
+	case c == '\'':
+		g.state = sqlString
+	case c == '"' || c == '`':
+		g.state, g.closer = sqlQuoted, c
+	case c == '[':
+		g.state = sqlBracket
+	case c == '-' && prev == '-':
+		g.state = sqlLineComment
+	case c == '*' && prev == '/':
+		g.state, g.prev = sqlBlockComment, 0
+	}
+	return nil
+}
+
+func (g *sqliteScreen) addWord(c byte) {
+	if len(g.word) >= 32 {
+		g.long = true
+		return
+	}
+	if c >= 'A' && c <= 'Z' {
+		c += 'a' - 'A' // SQLite folds the case of ASCII letters only
+	}
+	g.word = append(g.word, c)
+}
+
+// endWord checks the name read, if any, and starts the next.
+func (g *sqliteScreen) endWord() error {
+	w, long := g.word, g.long
+	g.word, g.long = g.word[:0], false
+	if len(w) > 0 && !long && sqliteShellOnly[string(w)] {
+		return fmt.Errorf("%w: %s", errShellOnly, w)
+	}
+	return nil
+}
+
+// errShellOnly is a SQLite dump that names a function or table of the
+// sqlite3 shell that reaches beyond the database.
+var errShellOnly = errors.New("the dump uses a function or table of the sqlite3 shell that reaches beyond the database (fsdir reads any file of this host, even in safe mode), which a dump sqlite3 wrote does not, unless a table or column is named so; so this one was made or changed by someone else, and nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")

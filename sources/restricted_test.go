@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -25,7 +26,14 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 	evil := []string{".shell touch " + out("shell"), ".output " + out("output") + "\nSELECT 1;", "ATTACH DATABASE '" + out("attach") + "' AS e;",
 		"VACUUM INTO '" + out("vacuum") + "';", "SELECT writefile('" + out("writefile") + "', 'x');",
 		// Safe mode lets .trace write any file (found in review).
-		".trace " + out("trace") + "\nSELECT 1;"}
+		".trace " + out("trace") + "\nSELECT 1;",
+		// ... and the shell's fsdir read any file into a table (found in
+		// review and by an exploratory test), under any spelling of its
+		// name; sha3_query runs SQL given as text.
+		"CREATE TABLE s AS SELECT name, data FROM fsdir('/etc/hostname');", "CREATE TABLE s AS SELECT data FROM \"FsDir\"('/etc/hostname');",
+		"CREATE TABLE s AS SELECT data FROM [fsdir]('/etc/hostname');", "CREATE TABLE s AS SELECT data FROM `FSDIR`('/etc/hostname');",
+		"CREATE TABLE s AS SELECT sha3_query('SELECT data FROM fs' || 'dir(''/etc/hostname'')') AS h;",
+		"PRAGMA trusted_schema = ON;"}
 	for i, line := range evil {
 		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
 		if err != nil {
@@ -40,6 +48,18 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 			t.Errorf("the dump made %s (%v)", name, err)
 		}
 	}
+	// A trigger whose text is a string (as .dump writes the schema of a
+	// virtual table, through writable_schema), loaded by a schema reset,
+	// is not seen by the scan of the dump: an untrusted schema (safe mode,
+	// and trusted_schema off besides) keeps fsdir out of it all the same.
+	d, _ := ParseDatabase("sqlite://" + out("trigger.db"))
+	trigger := "CREATE TABLE x(a);\nCREATE TABLE y(b);\nPRAGMA writable_schema=ON;\n" +
+		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql) VALUES('trigger','tr','x',0,'CREATE TRIGGER tr AFTER INSERT ON x BEGIN INSERT INTO y SELECT data FROM fsdir(''/etc/hostname''); END');\n" +
+		"PRAGMA writable_schema=RESET;\nINSERT INTO x VALUES(1);\n"
+	_, err := d.Restore(context.Background(), strings.NewReader(trigger), false, RestoreOptions{})
+	if got, _ := exec.Command("sqlite3", out("trigger.db"), "SELECT count(*) FROM y").Output(); err == nil && strings.TrimSpace(string(got)) != "0" {
+		t.Errorf("a trigger in a string read a file of the host: %q", got)
+	}
 	src := out("src.db")
 	if b, err := exec.Command("sqlite3", src, "CREATE TABLE t(x); INSERT INTO t VALUES(1), ('a' || char(10) || '.b'); CREATE VIRTUAL TABLE ft USING fts5(body); INSERT INTO ft VALUES('hello');").CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v %s", err, b)
@@ -48,7 +68,7 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := ParseDatabase("sqlite://" + out("good.db"))
+	d, _ = ParseDatabase("sqlite://" + out("good.db"))
 	if _, err := d.Restore(context.Background(), strings.NewReader(string(dump)), false, RestoreOptions{}); err != nil {
 		t.Fatalf("a plain dump with a virtual table: %v", err)
 	}
@@ -295,4 +315,55 @@ func TestPsqlConnectsAsPgDumpallWrites(t *testing.T) {
 	if !slices.Equal(got, sorted) {
 		t.Errorf("psql connected to %q, want %q", got, sorted)
 	}
+}
+
+// TestSQLiteScreen: the scan of a SQLite dump refuses the shell's
+// functions that reach files by name, bare or quoted in any of SQL's three
+// ways, in any case, whatever the sizes of the reads; it lets the same
+// names pass in literals, comments and longer names, and passes the dump
+// unchanged.
+func TestSQLiteScreen(t *testing.T) {
+	for _, in := range []string{
+		"SELECT * FROM fsdir('/');", "SELECT * FROM FSDIR ('/');", `SELECT "fsdir";`, "SELECT [FsDir];", "SELECT `fsdir`;",
+		"SELECT 1;\nSELECT x FROM fsdir", "SELECT readfile('/etc/shadow');", "SELECT 'a''b', fsdir();", "/* */ fsdir", "x -- y\nfsdir",
+	} {
+		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
+			if _, err := io.ReadAll(newSQLiteScreen(&chunkReader{s: in, n: size})); !errors.Is(err, errShellOnly) {
+				t.Errorf("%q in reads of %d: %v", in, size, err)
+			}
+		}
+	}
+	for _, in := range []string{
+		"INSERT INTO t VALUES('fsdir(''/etc'')', X'00');", "-- fsdir\nSELECT 1;", "/* fsdir */ SELECT 1;", "SELECT myfsdir, fsdir2, fsdir_x FROM t;",
+		`SELECT "fs""dir" FROM t;`, "SELECT [fs dir], `fs``dir` FROM t;", "CREATE TABLE t(\"a\"\"b\" TEXT);\nINSERT INTO t VALUES('it''s');\n",
+		"SELECT 1;\n'.not a command';", "SELECT 'ends in a quote'''", "",
+	} {
+		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
+			out, err := io.ReadAll(newSQLiteScreen(&chunkReader{s: in, n: size}))
+			if err != nil || string(out) != in {
+				t.Errorf("%q in reads of %d: %v, passed %q", in, size, err, out)
+			}
+		}
+	}
+}
+
+// sqliteBareFsdir matches fsdir as a name of its own.
+var sqliteBareFsdir = regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_$\x80-\xff])fsdir($|[^A-Za-z0-9_$\x80-\xff])`)
+
+// FuzzSQLiteScreen: the scan of a SQLite dump (repository bytes, so
+// hostile) never panics, passes what it accepts unchanged, and accepts no
+// dump without quotes or comments in which fsdir stands as a name.
+func FuzzSQLiteScreen(f *testing.F) {
+	f.Add("CREATE TABLE t(x);\nINSERT INTO t VALUES('fsdir');\n", 3)
+	f.Add("SELECT [a]]b], \"c\"\"d\", `e`, 'f''g' /* h */ -- i\n;", 1)
+	f.Fuzz(func(t *testing.T, in string, size int) {
+		size = max(1, size%(1<<16))
+		out, err := io.ReadAll(newSQLiteScreen(&chunkReader{s: in, n: size}))
+		if err == nil && string(out) != in {
+			t.Fatalf("%q passed as %q", in, out)
+		}
+		if err == nil && !strings.ContainsAny(in, "'\"`[-/") && sqliteBareFsdir.MatchString(in) {
+			t.Fatalf("%q accepted", in)
+		}
+	})
 }
