@@ -97,17 +97,14 @@ func (d *Database) mysqlDump() (Command, error) {
 }
 
 // mysqlQuery runs SQL statements and returns what they print (tab-separated,
-// without column names). The names in them may come from the repository
-// (a restore's database, as the snapshot records it): quoted, and the
-// client runs them as the dump's load does, with its own commands (\!,
-// system) and LOAD DATA LOCAL refused, should a quote be got round.
+// without column names).
 func (d *Database) mysqlQuery(ctx context.Context, sql string) (string, error) {
 	tool, err := d.client()
 	if err != nil {
 		return "", err
 	}
 	var out strings.Builder
-	c := Command{Name: tool, Args: append(d.mysqlConnArgs(), "--batch", "--skip-column-names", "--binary-mode", "--local-infile=0"), Env: d.env("MYSQL_PWD"),
+	c := Command{Name: tool, Args: append(d.mysqlConnArgs(), "--batch", "--skip-column-names"), Env: d.env("MYSQL_PWD"),
 		Stdin: strings.NewReader(sql), Stdout: func(line string) { out.WriteString(line + "\n") }}
 	if err := c.Run(ctx); err != nil {
 		return "", err

@@ -744,14 +744,13 @@ func pgSplitStatements(sql string) ([]string, error) {
 			// psql runs a backslash command anywhere on a line (\! runs a
 			// shell); pg_dump writes none in these statements.
 			return nil, fmt.Errorf("a backslash outside quotes in the database's properties")
-		case c == '$' || (c == 'E' || c == 'e') && end < len(sql) && sql[end] == '\'' && (i == 0 || !pgIdentByte(sql[i-1])):
-			// A dollar-quoted or an E'' string, which pg_dump writes in
-			// none of these statements, and which this scanner does not
-			// follow: where a literal ends is where psql and it would
-			// disagree, and a \! after a $q$'$q$ ran a shell command
-			// (found by an exploratory test; psql now runs them
-			// restricted as well).
-			return nil, fmt.Errorf("a dollar-quoted or E'' string in the database's properties")
+		case c == '$':
+			// A dollar-quoted string, which pg_dump writes in none of
+			// these statements, and which this scanner does not follow:
+			// where a literal ends is where psql and it would disagree,
+			// and a \! after a $q$'$q$ ran a shell command (found by an
+			// exploratory test; psql now runs them restricted as well).
+			return nil, fmt.Errorf("a dollar sign outside quotes in the database's properties")
 		case c == ';':
 			if st := strings.TrimSpace(cur.String()); st != "" {
 				out = append(out, st+";")
@@ -773,10 +772,18 @@ func pgSplitStatements(sql string) ([]string, error) {
 
 // pgQuote follows SQL quoting across lines of pg_dump's output, which it
 // writes with standard_conforming_strings on: '…' literals and "…"
-// identifiers, a doubled quote standing for itself; "--" outside them
-// starts a comment to the end of the line. (Dollar quotes appear only in
-// function bodies, which are not among the entries kept.)
-type pgQuote struct{ in byte } // the quote of the literal or identifier open, or 0
+// identifiers, a doubled quote standing for itself, and E'…' literals,
+// in which a backslash also escapes the byte after it (pg_dump writes a
+// setting's value with a backslash so: E'a\\b'); "--" outside them starts
+// a comment to the end of the line. (Dollar quotes appear only in
+// function bodies, which are not among the entries kept; the statements
+// kept are refused with one.) Followed as '…', an E'\' ' \! id' had put
+// a psql command outside the literal where this read it inside (found by
+// an exploratory test).
+type pgQuote struct {
+	in     byte // the quote of the literal or identifier open, or 0
+	escape bool // the literal open is an E'…' one
+}
 
 func (q *pgQuote) open() bool { return q.in != 0 }
 
@@ -805,15 +812,19 @@ const (
 func (q *pgQuote) step(s string, i int) (int, pgPart) {
 	c := s[i]
 	switch {
+	case q.escape && c == '\\' && i+1 < len(s):
+		return i + 2, pgContent // an escaped byte, a quote included
 	case q.in != 0 && c == q.in && i+1 < len(s) && s[i+1] == c:
 		return i + 2, pgContent // a doubled quote stands for itself
 	case q.in != 0 && c == q.in:
-		q.in = 0
+		q.in, q.escape = 0, false
 		return i + 1, pgQuoteMark
 	case q.in != 0:
 		return i + 1, pgContent
 	case c == '\'' || c == '"':
 		q.in = c
+		// E'…' (not the E at the end of a word: ONE'…' is no such thing).
+		q.escape = c == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !pgIdentByte(s[i-2]))
 		return i + 1, pgQuoteMark
 	}
 	return i + 1, pgOutside

@@ -24,6 +24,8 @@ func TestDatabasePropertiesCheck(t *testing.T) {
 			"GRANT CONNECT ON DATABASE app TO bob;",
 			"ALTER ROLE alice IN DATABASE app SET statement_timeout TO '5s';",
 			"ALTER DATABASE app SET search_path TO \"$user\", public;",
+			// pg_dump writes a value with a backslash as an E'' string.
+			"ALTER ROLE alice IN DATABASE app SET default_tablespace TO E'\u0101\\\\''; ALTER ROLE x SUPERUSER; --';",
 		},
 	}
 	if err := good.check("app"); err != nil {

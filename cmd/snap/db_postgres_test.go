@@ -623,7 +623,7 @@ func TestPostgresPropertiesUnderTheDatabasesEncoding(t *testing.T) {
 		t.Errorf("restore: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	if got := pg.mustQuery("postgres", `SELECT setconfig::text FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '`+db+`' ORDER BY 1`); !strings.Contains(got, "client_encoding=SJIS") || !strings.Contains(got, "default_tablespace") {
-		t.Errorf("the settings were not restored as they were: %s", got)
+		t.Errorf("the settings were not restored as they were: %s\n%s%s", got, res.stdout, res.stderr)
 	}
 }
 
