@@ -152,6 +152,8 @@ func (d *Dir) Lstat(name string) (st unix.Stat_t, exists bool, err error) {
 // has m's metadata already (a restore that is resumed), and otherwise
 // written anew, which gives the name an inode of its own; a hard link
 // group of the snapshot is then linked again from its first member.
+// A file another user owns is likewise kept only when it has m's metadata
+// already: its bytes are that user's to have written.
 func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept bool, err error) {
 	if err := d.check(name); err != nil {
 		return false, err
@@ -176,6 +178,16 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 		// as root may not do to another user's file in a shared
 		// directory (its chmod failed the restore, the mode being right).
 		return true, nil
+	}
+	if int(st.Uid) != d.t.euid {
+		// Another user's file, whose bytes that user may have written to
+		// the snapshot's size and modification time: given the snapshot's
+		// owner, mode and extended attributes, a file planted so in a
+		// target the user may write became a root-owned setuid program,
+		// or one with file capabilities, of that user's making (found by
+		// an exploratory test). Only a file of the restore's own (written
+		// by a restore that was stopped) has its metadata mended.
+		return false, nil
 	}
 	if err := removeOtherXattrs(fd, m.Xattrs); err != nil {
 		return false, fmt.Errorf("set metadata of %s: %w", d.path(name), err)

@@ -212,3 +212,65 @@ func TestRestoreInterruptedThenResumed(t *testing.T) {
 	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed")
 	compareEntries(t, "resumed restore", describe(t, src), describe(t, filepath.Join(target, src)))
 }
+
+// TestRestoreIfChangedKeepsNoPlantedFile: a file another user planted in
+// the target with the snapshot's size and modification time (touch -d, on
+// a file of one's own) is written anew by a restore with --overwrite
+// if-changed run as root, not given the snapshot's owner, setuid mode and
+// capabilities with the planter's bytes: that made it a root-owned setuid
+// program of the planter's making (found by an exploratory test).
+func TestRestoreIfChangedKeepsNoPlantedFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to restore owners and setuid modes")
+	}
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	tool := filepath.Join(src, "bin", "tool")
+	writeFile(t, tool, []byte("#!/bin/sh\necho real tool\n"))
+	if err := unix.Chmod(tool, 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	tr.mustRun("create", src)
+	fi, err := os.Stat(tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const nobody = 65534
+	target := filepath.Join(tr.dir, "target")
+	planted := filepath.Join(target, src, "bin", "tool")
+	writeFile(t, planted, []byte("#!/bin/sh\nid -un # xxxxx\n")) // the same size
+	for p := planted; p != target; p = filepath.Dir(p) {
+		if err := os.Chown(p, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(planted, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed")
+	got, err := os.ReadFile(planted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(planted, &st); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "#!/bin/sh\necho real tool\n" || st.Uid != 0 || st.Mode&0o7777 != 0o4755 {
+		t.Errorf("after the restore the file holds %q, owner %d, mode %o", got, st.Uid, st.Mode&0o7777)
+	}
+	// The restore's own file (of a restore that was stopped) is mended.
+	if err := os.Chmod(planted, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var s restoreJSON
+	res := tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed", "--json")
+	if err := json.Unmarshal(lastJSONLine(res.stdout), &s); err != nil {
+		t.Fatalf("restore --json: %v\n%s", err, res.stdout)
+	}
+	if err := unix.Stat(planted, &st); err != nil || st.Mode&0o7777 != 0o4755 || s.Skipped == 0 {
+		t.Errorf("a root-owned file of the restore's: mode %o, %d left as they were (%v)", st.Mode&0o7777, s.Skipped, err)
+	}
+}
