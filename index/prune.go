@@ -484,8 +484,11 @@ type planner struct {
 	packs   map[repo.ID]*prunePack
 	order   []*prunePack // packs sorted by ID
 	orphans []repo.ID
-	temps   []repo.TempFile
-	newSegs []newSegment
+	// keptOrphans are the unindexed packs left in data/ because another
+	// snap process runs (it may still index them).
+	keptOrphans map[repo.ID]bool
+	temps       []repo.TempFile
+	newSegs     []newSegment
 	// damagedFirst describes the first blob a repack found damaged.
 	damagedFirst string
 }
@@ -728,6 +731,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 
 	// Unindexed packs: left by interrupted runs, unless a run that is
 	// still going uploaded them and has not written their segment yet.
+	pl.keptOrphans = map[repo.ID]bool{}
 	for id, size := range pl.disk {
 		if _, ok := pl.packs[id]; ok {
 			continue
@@ -738,6 +742,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 			pl.st.OrphanBytes += size
 		} else {
 			pl.st.OrphansKept++
+			pl.keptOrphans[id] = true
 		}
 	}
 	slices.SortFunc(pl.orphans, compareIDs)
@@ -1057,7 +1062,16 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	for id, seg := range written {
 		all.Segments[id] = seg
 	}
-	old := all.deletionOrder()
+	old := slices.DeleteFunc(all.deletionOrder(), func(id repo.ID) bool {
+		// A superseded segment that lists an unindexed pack left in
+		// data/ (by a prune killed while deleting) stays until that
+		// pack goes: it tells the caches of other hosts that the pack
+		// was dropped from the index on purpose. Deleted, a cache that
+		// had missed the prunes between found the pack in data/ listed
+		// by no segment it knew replaced, and warned that an index
+		// segment had disappeared (found by an exploratory test on S3).
+		return slices.ContainsFunc(all.Segments[id].Packs, func(p Pack) bool { return pl.keptOrphans[p.ID] })
+	})
 	for i, id := range old {
 		pl.o.Progress(PruneProgress{Step: "deleting old index segments", Unit: "segments", Done: i, Total: len(old)})
 		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})

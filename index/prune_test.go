@@ -554,3 +554,78 @@ func TestPruneStaleHolderComesBack(t *testing.T) {
 		t.Fatalf("prune with a stale holder back: %v", err)
 	}
 }
+
+// TestPruneKeepsTheSegmentOfKeptOrphans: a prune --instant killed while it
+// deleted packs left a pack in data/ that its new segment (N1) dropped, and
+// the segment that listed it (SA), superseded. A prune beside another snap
+// process keeps the pack (that process may be indexing it) and must keep
+// SA with it: it deleted SA, a later prune replaced N1, and a host whose
+// cache knew SA but none of the prunes found SA gone, its pack in data/,
+// and nothing saying it was replaced, and warned "index segment …
+// disappeared … run repair index --from-packs" over garbage (found by an
+// exploratory test on S3).
+func TestPruneKeepsTheSegmentOfKeptOrphans(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	garbage := f.writePack(1)
+	live := f.writePack(1)
+	hostA, err := index.Open(ctx, f.r, f.dir+"/cacheA", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostA.Close()
+	if _, err := hostA.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := index.ReadSegments(ctx, f.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbagePack, livePack := f.packOf(garbage[0]).Pack, f.packOf(live[0]).Pack
+	var sa, sb repo.ID
+	var livePacks []index.Pack
+	for id, s := range ss.Segments {
+		if s.Packs[0].ID == garbagePack {
+			sa = id
+		} else {
+			sb, livePacks = id, s.Packs
+		}
+	}
+	// The killed prune --instant: N1 holds the live pack alone and
+	// supersedes both; the garbage pack and SA were not deleted yet.
+	if _, err := f.r.SaveObject(ctx, repo.IndexFile, (&index.Segment{Packs: livePacks, Supersedes: []repo.ID{sa, sb}}).Encode()); err != nil {
+		t.Fatal(err)
+	}
+	other, err := repo.Open(ctx, mustOpenBackend(t, f.dir+"/repo"), "pw", repo.Options{Host: "beta", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	l, err := other.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if st := f.prune(index.PruneOptions{}, live); st.OrphansKept != 1 || !f.packExists(garbagePack) {
+		t.Fatalf("the first prune beside a backup: %+v", st)
+	}
+	// A later prune (the live pack now unused: marked) replaces N1.
+	if st := f.prune(index.PruneOptions{}); len(st.MarkedPacks) != 1 || st.MarkedPacks[0] != livePack {
+		t.Fatalf("the second prune beside a backup: %+v", st)
+	}
+	var warnings []string
+	if _, err := hostA.Sync(ctx, func(m string) { warnings = append(warnings, m) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("host A's cache, after the prunes it missed: %q", warnings)
+	}
+	// Once nothing else runs, the pack goes, and its segment after it.
+	l.Unlock()
+	if st := f.prune(index.PruneOptions{}); len(st.OrphanPacks) != 1 || f.packExists(garbagePack) {
+		t.Fatalf("the prune once nothing else runs: %+v", st)
+	}
+	if _, err := f.r.Backend().Stat(ctx, repo.Handle{Type: repo.IndexFile, Name: sa.String()}); err == nil {
+		t.Error("the segment of the deleted orphan is still there")
+	}
+}

@@ -181,7 +181,11 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 				}
 			}
 			if n := ix.ownedPacksIn(id, inData); n > 0 {
-				log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; %d of its packs are in data/ but no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id, n))
+				verb := "packs are"
+				if n == 1 {
+					verb = "pack is"
+				}
+				log(fmt.Sprintf("index segment %s disappeared from the repository without a replacement; %d of its %s in data/ but no longer indexed (run 'snap repair index --from-packs' to recover them from the packs)", id, n, verb))
 			}
 		}
 		if err := ix.db.Update(func(tx *bolt.Tx) error { return dropSegment(tx, id, nil) }); err != nil {
