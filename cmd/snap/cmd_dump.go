@@ -51,7 +51,10 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 	}
 	switch node.Type {
 	case sources.TypeFile:
-		return writeContent(c.Context, s.ix, node, e.stdout)
+		if err := writeContent(c.Context, s.ix, node, e.stdout); err != nil {
+			return fmt.Errorf("dump %s: %w", p, err)
+		}
+		return nil
 	case sources.TypeDir:
 		if e.stdoutTTY {
 			// A tar archive is binary: on a terminal it is garbage and
@@ -148,11 +151,21 @@ func writeTar(ctx context.Context, ix *index.Index, p string, node snapshot.Node
 				first[key] = rel
 			}
 		}
+		// Errors name the entry, as restore's do: the damaged file, or
+		// the one a tar archive cannot hold (found by an exploratory
+		// test: a bare "data blob … is corrupt", and the tar package's
+		// words about a crafted tree's header, 20 KB of them).
 		if err := tw.WriteHeader(hdr); err != nil {
-			return err
+			msg := err.Error()
+			if len(msg) > 300 {
+				msg = strings.ToValidUTF8(msg[:300], "") + "…"
+			}
+			return fmt.Errorf("dump %s: a tar archive cannot hold it (%s)", np, msg)
 		}
 		if hdr.Typeflag == tar.TypeReg {
-			return writeContent(ctx, ix, *n, tw)
+			if err := writeContent(ctx, ix, *n, tw); err != nil {
+				return fmt.Errorf("dump %s: %w", np, err)
+			}
 		}
 		return nil
 	})
