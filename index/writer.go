@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -248,7 +249,7 @@ func (w *Writer) Save(ctx context.Context, t repo.BlobType, id repo.ID, plain []
 	if w.Reusable(ctx, t, id) {
 		return false, nil
 	}
-	return w.add(ctx, t, id, plain, nil, false, nil)
+	return w.add(ctx, t, id, plain, nil, false, nil, nil)
 }
 
 // SaveWhole is Save for a data blob that must have a full copy, a base
@@ -258,7 +259,7 @@ func (w *Writer) SaveWhole(ctx context.Context, id repo.ID, plain []byte) (bool,
 	if w.ix.HasFullCopy(id) {
 		return false, nil
 	}
-	return w.add(ctx, repo.DataBlob, id, plain, nil, false, nil)
+	return w.add(ctx, repo.DataBlob, id, plain, nil, false, nil, nil)
 }
 
 // SaveDelta is Save for a data blob that may resemble the plaintexts of
@@ -275,11 +276,48 @@ func (w *Writer) SaveWhole(ctx context.Context, id repo.ID, plain []byte) (bool,
 // after night: such a delta is stored only when it takes at most
 // 1/inheritedShare of the blob compressed alone; otherwise the blob is
 // stored whole, and the next version's deltas are taken against it.
-func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases []repo.ID, inherited bool) (bool, error) {
+//
+// locator, when set, is told where the bases hold bytes of plain (see
+// DeltaLocator), whether or not the blob is stored as a delta.
+func (w *Writer) SaveDelta(ctx context.Context, id repo.ID, plain []byte, bases []repo.ID, inherited bool, locator DeltaLocator) (bool, error) {
 	if w.Reusable(ctx, repo.DataBlob, id) {
 		return false, nil
 	}
-	return w.add(ctx, repo.DataBlob, id, plain, bases, inherited, nil)
+	return w.add(ctx, repo.DataBlob, id, plain, bases, inherited, nil, locator)
+}
+
+// DeltaLocator is told that byte at of a blob given to SaveDelta is byte
+// baseAt of its base base: where the old version of its content lies,
+// which the caller may use to choose the bases of the next blobs (an
+// anchor, snapshot/delta.go).
+type DeltaLocator func(at int, base repo.ID, baseAt int)
+
+// locateProbe is how many bytes of a blob are looked for in its bases, at
+// a few places, until one is found there once: rows of a dump are longer
+// than the bytes a row's change leaves alike around it, and unique.
+const locateProbe = 64
+
+// locate finds where in dict, the bases of lens bytes each concatenated,
+// a piece of plain lies, and tells it to f.
+func locate(plain, dict []byte, bases []repo.ID, lens []int, f DeltaLocator) {
+	for _, at := range []int{0, len(plain) / 4, len(plain) / 2, 3 * len(plain) / 4} {
+		if at+locateProbe > len(plain) {
+			break
+		}
+		probe := plain[at : at+locateProbe]
+		i := bytes.Index(dict, probe)
+		if i < 0 || bytes.Contains(dict[i+1:], probe) {
+			continue // not there, or not once
+		}
+		for j, n := range lens {
+			if i < n {
+				f(at, bases[j], i)
+				return
+			}
+			i -= n
+		}
+		return
+	}
 }
 
 // inheritedShare: see SaveDelta. Measured on 40 versions of a dump-like
@@ -296,7 +334,7 @@ func (w *Writer) SaveWithDictionary(ctx context.Context, id repo.ID, plain []byt
 	if w.Reusable(ctx, repo.DataBlob, id) {
 		return false, nil
 	}
-	return w.add(ctx, repo.DataBlob, id, plain, nil, false, d)
+	return w.add(ctx, repo.DataBlob, id, plain, nil, false, d, nil)
 }
 
 // SaveDictionary stores plain, the content of a compression dictionary, as
@@ -325,7 +363,7 @@ func (w *Writer) SaveDictionary(ctx context.Context, id repo.ID, plain []byte) e
 	return nil
 }
 
-func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte, bases []repo.ID, inherited bool, dict *repo.Dictionary) (bool, error) {
+func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []byte, bases []repo.ID, inherited bool, dict *repo.Dictionary, locator DeltaLocator) (bool, error) {
 	if limit := t.MaxSize(); len(plain) > limit {
 		// Readers refuse it, and the index segment that would list it.
 		return false, fmt.Errorf("%s blob %s of %d bytes exceeds the %d-byte limit of such a blob", t, id.Short(), len(plain), limit)
@@ -369,7 +407,7 @@ func (w *Writer) add(ctx context.Context, t repo.BlobType, id repo.ID, plain []b
 		if inherited {
 			limit /= inheritedShare
 		}
-		delta, usable = w.compressDelta(ctx, plain, bases, level, limit)
+		delta, usable = w.compressDelta(ctx, plain, bases, level, limit, locator)
 		if delta != nil {
 			payload, compressed, used = delta, true, usable
 		}
@@ -461,11 +499,13 @@ func (w *Writer) uploadAll(ctx context.Context, full []*repo.PackBuilder) error 
 // in a live pack and returns the result when it is smaller than limit
 // bytes, with the bases it used; nil otherwise. The bases' packs are
 // recorded as relied on.
-func (w *Writer) compressDelta(ctx context.Context, plain []byte, bases []repo.ID, level repo.Compression, limit int) ([]byte, []repo.ID) {
+func (w *Writer) compressDelta(ctx context.Context, plain []byte, bases []repo.ID, level repo.Compression, limit int, f DeltaLocator) ([]byte, []repo.ID) {
 	usable := make([]repo.ID, 0, len(bases))
+	lens := make([]int, 0, len(bases))
 	for _, b := range bases {
-		if _, ok := w.ix.fullCopy(b, true); ok {
+		if l, ok := w.ix.fullCopy(b, true); ok {
 			usable = append(usable, b)
+			lens = append(lens, int(l.Entry.RawLength))
 		}
 	}
 	if len(usable) == 0 {
@@ -474,6 +514,9 @@ func (w *Writer) compressDelta(ctx context.Context, plain []byte, bases []repo.I
 	dict, packs, err := w.ix.baseDict(ctx, usable, true, w.getScratch(0))
 	if err != nil {
 		return nil, nil // unreadable bases only cost the saving; the blob is stored whole
+	}
+	if f != nil {
+		locate(plain, dict, usable, lens, f)
 	}
 	out, ok, scratch := w.r.CompressDelta(plain, dict, level, w.getScratch(len(plain)))
 	w.putScratch(dict)

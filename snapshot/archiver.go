@@ -357,7 +357,9 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 							// does the same, faster.
 							err = a.dict.save(ctx, j.id, j.data)
 						} else {
-							_, err = a.w.SaveDelta(ctx, j.id, j.data, bases, inherited)
+							_, err = a.w.SaveDelta(ctx, j.id, j.data, bases, inherited, func(at int, base repo.ID, baseAt int) {
+								j.pc.located(j.off+int64(at), base, baseAt)
+							})
 						}
 					case j.small && a.dict != nil:
 						err = a.dict.save(ctx, j.id, j.data)

@@ -383,7 +383,7 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 				tbases = append(tbases, tb)
 			} // else a base fewer; without any, the blob is stored whole
 		}
-		_, err = c.w.SaveDelta(ctx, tid, plain, tbases, false) // as the source decided
+		_, err = c.w.SaveDelta(ctx, tid, plain, tbases, false, nil) // as the source decided
 	default:
 		_, err = c.w.Save(ctx, repo.DataBlob, tid, plain)
 	}

@@ -151,7 +151,7 @@ func TestConfirmReusedPassesOverDeltaWithoutBase(t *testing.T) {
 	if _, err := w.Save(ctx, repo.DataBlob, usedID, used); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.SaveDelta(ctx, deltaID, changed, []repo.ID{baseID}, false); err != nil {
+	if _, err := w.SaveDelta(ctx, deltaID, changed, []repo.ID{baseID}, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Flush(ctx); err != nil { // the used blob's pack, with the delta
