@@ -41,6 +41,19 @@ type CreateOptions struct {
 	Lock *repo.Lock
 }
 
+// snapshotTime is the time a create dates its snapshot with: the one
+// given (--time), else the run's start, as restic and borg date theirs:
+// dated by its end, a nightly job that ended sometimes before midnight
+// and sometimes after made two snapshots of one day and none of the next
+// for --keep-daily, and --at 03:00 missed the run the 03:00 timer
+// started (found by an exploratory test).
+func snapshotTime(given, start time.Time) time.Time {
+	if given.IsZero() {
+		return start
+	}
+	return given
+}
+
 // FollowsLink reports whether the path p, as given to a create, names what
 // a symlink there points to: "link/" or "link/.", as for lstat, tar and
 // rsync.
@@ -95,10 +108,17 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 
 	parent := o.Parent
 	if parent == nil && !o.NoParent {
+		// The parent is the newest of the snapshots dated at or before
+		// this one: a create back-dated with --time took a newer one,
+		// and 'snap diff' showed its changes backwards (found by an
+		// exploratory test); restic's backup --time chooses so too. The
+		// previous dump and the dictionary are compression aids only,
+		// taken from the newest whatever its date.
+		older := TakenBy(sns, snapshotTime(o.Time, start))
 		if len(paths) > 0 {
-			parent = FindParent(sns, o.Host, paths, o.Tags)
+			parent = FindParent(older, o.Host, paths, o.Tags)
 		} else {
-			parent = findStreamsParent(sns, o.Host, streams)
+			parent = findStreamsParent(older, o.Host, streams)
 		}
 	}
 	var parentTree *Tree
@@ -185,15 +205,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	}
 
 	now := time.Now()
-	sn := &Snapshot{Time: o.Time, Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program, Job: o.Job, AllowEmptied: o.AllowEmptied}
-	if sn.Time.IsZero() {
-		// Dated by its start, as restic and borg date theirs: dated by its
-		// end, a nightly job that ended sometimes before midnight and
-		// sometimes after made two snapshots of one day and none of the
-		// next for --keep-daily, and --at 03:00 missed the run the 03:00
-		// timer started (found by an exploratory test).
-		sn.Time = start
-	}
+	sn := &Snapshot{Time: snapshotTime(o.Time, start), Host: o.Host, Tags: o.Tags, Paths: paths, Tree: tree, Program: o.Program, Job: o.Job, AllowEmptied: o.AllowEmptied}
 	if sn.Tags == nil {
 		sn.Tags = []string{}
 	}

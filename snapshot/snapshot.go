@@ -522,8 +522,10 @@ func FindAt(sns []*Snapshot, t time.Time, f Filter) (*Snapshot, error) {
 	return found, nil
 }
 
-// FindParent returns the newest snapshot of the same host, paths and
-// tags, else the newest of the same host and paths, or nil. Tags come
+// FindParent returns the newest snapshot of sns (sorted by time) of the
+// same host, paths and tags, else the newest of the same host and paths,
+// or nil. A create gives it the snapshots dated at or before its own
+// (TakenBy). Tags come
 // first: a directory too large for one snapshot, split between two by
 // --exclude patterns and told apart by a tag, took the other half's
 // snapshot as its parent, and every run read its whole half again (found
@@ -535,6 +537,16 @@ func FindParent(sns []*Snapshot, host string, paths, tags []string) *Snapshot {
 		return p
 	}
 	return newestOfHost(sns, host, samePaths)
+}
+
+// TakenBy returns the snapshots of sns (sorted by time) dated at or
+// before t: those a snapshot dated t can have as its parent.
+func TakenBy(sns []*Snapshot, t time.Time) []*Snapshot {
+	n := len(sns)
+	for n > 0 && sns[n-1].Time.After(t) {
+		n--
+	}
+	return sns[:n]
 }
 
 // tagSet returns tags sorted and without repeats, in a new slice (empty,

@@ -43,7 +43,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "sequential-read", Usage: "read each file strictly in order, with one chunker (for a spinning disk); by default the end of each chunk is found before the chunk is read, and a file of 128 MiB or more is also read ahead, region by region, to cut it on every core"},
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
-			&cli.StringFlag{Name: "parent", Usage: "compare with `SNAPSHOT` (an ID, a prefix or 'latest') instead of the newest snapshot of the same host, paths and tags"},
+			&cli.StringFlag{Name: "parent", Usage: "compare with `SNAPSHOT` (an ID, a prefix or 'latest') instead of the newest snapshot of the same host, paths and tags dated at or before this one"},
 			&cli.BoolFlag{Name: "allow-emptied", Usage: "exit 0 when a backed-up directory is empty where an earlier snapshot held entries (by default that warns and exits 3: a disk not mounted?)"},
 			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
 			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`; an empty input fails the create (a command before | that failed)"},

@@ -147,6 +147,47 @@ func TestParentByTags(t *testing.T) {
 	}
 }
 
+// TestParentOfBackDated: a create dated with --time before snapshots
+// already taken has as its parent the newest snapshot of its host and
+// paths dated at or before it, so that diff shows its changes forwards;
+// it took the newest of all, dated after it (found by an exploratory
+// test). --parent still names any.
+func TestParentOfBackDated(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "old"), []byte("x"))
+	first := tr.createID("--host", "lab", "--time", "2026-11-10T10:00:00Z", src)
+	must(t, os.Remove(filepath.Join(src, "old")))
+	writeFile(t, filepath.Join(src, "new"), []byte("y"))
+	last := tr.createID("--host", "lab", "--time", "2026-11-12T10:00:00Z", src)
+	writeFile(t, filepath.Join(src, "mid"), []byte("z"))
+	mid := tr.create("--host", "lab", "--time", "2026-11-11T10:00:00Z", src)
+	parentOf := func(id string) string {
+		for _, sn := range tr.listJSON() {
+			if sn.ID == id && sn.Parent != nil {
+				return sn.Parent.String()
+			}
+		}
+		return ""
+	}
+	if p := parentOf(mid.SnapshotID); p != first {
+		t.Errorf("back-dated create: parent %q, want %s (the newest before it), not %s", p, first[:8], last[:8])
+	}
+	res := tr.mustRun("diff", mid.SnapshotID[:8])
+	if !strings.Contains(res.stdout, "+    "+filepath.Join(src, "mid")) || !strings.Contains(res.stdout, "-    "+filepath.Join(src, "old")) {
+		t.Errorf("diff of the back-dated snapshot: want mid added and old removed:\n%s", res.stdout)
+	}
+	// Dated at the same time as one taken: that one is its parent.
+	if same := tr.create("--host", "lab", "--time", "2026-11-10T10:00:00Z", src); parentOf(same.SnapshotID) != first {
+		t.Errorf("create dated as another: parent %q, want %s", parentOf(same.SnapshotID), first[:8])
+	}
+	// --parent overrides: a later snapshot may be named.
+	if named := tr.create("--host", "lab", "--time", "2026-11-01T10:00:00Z", "--parent", last[:8], src); parentOf(named.SnapshotID) != last {
+		t.Errorf("--parent %s: parent %q", last[:8], parentOf(named.SnapshotID))
+	}
+}
+
 // TestIncrementalXattrs: an entry whose inode and ctime match the parent
 // snapshot's keeps the parent's extended attributes without their being
 // read again (sources.Reader.LstatIn); setting, changing or removing
