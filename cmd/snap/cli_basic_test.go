@@ -395,6 +395,35 @@ func TestAtOnLsAndDump(t *testing.T) {
 	}
 }
 
+// TestAtRelativePathInChosenSnapshot: a relative path that --at's
+// snapshot holds from the working directory (but not from /) is said to
+// be in it, and nothing more: the hint went on to name that same snapshot
+// as "the newest before it that holds it", and a later one (found by an
+// exploratory test).
+func TestAtRelativePathInChosenSnapshot(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	g := filepath.Join(tr.dir, "data", "b", "g")
+	writeFile(t, g, []byte("g1"))
+	tr.mustRun("create", "--host", "web2", "--time", "2026-10-19T03:00:00Z", filepath.Join(tr.dir, "data", "b"))
+	writeFile(t, g, []byte("g2"))
+	chosen := tr.createID("--host", "web2", "--time", "2026-10-20T03:00:00Z", filepath.Join(tr.dir, "data", "b"))
+	writeFile(t, g, []byte("g3"))
+	tr.mustRun("create", "--host", "web2", "--time", "2026-10-21T03:00:00Z", filepath.Join(tr.dir, "data", "b"))
+	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}
+	defer func() { tr.wrap = nil }()
+	for _, args := range [][]string{
+		{"restore", "--host", "web2", "--at", "2026-10-20T12:00:00Z", "data/b/g", "--target", filepath.Join(tr.dir, "rs")},
+		{"ls", "--host", "web2", "--at", "2026-10-20T12:00:00Z", "data/b/g"},
+		{"dump", "--host", "web2", "--at", "2026-10-20T12:00:00Z", "data/b/g"},
+	} {
+		res := tr.run(args...)
+		if res.code != 1 || !strings.Contains(res.stderr, "snapshot "+chosen[:8]) || !strings.HasSuffix(strings.TrimSpace(res.stderr), "data/b/g from this directory is "+g+", which is in it") {
+			t.Errorf("%s --at of a relative path in the snapshot chosen: exit %d\n%s", args[0], res.code, res.stderr)
+		}
+	}
+}
+
 // TestOtherToolsRepositories: snap pointed at a restic or Borg repository
 // says so (exit 10), instead of calling it a damaged snap repository and
 // advising to restore keys/ from a copy. The layouts are written here as

@@ -752,8 +752,11 @@ func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, s
 // chose sn, the first later snapshot that holds the path (a directory
 // made after that time said only "does not exist"; found by a re-test).
 func (s *session) pathError(c *cli.Context, sn *snapshot.Snapshot, given string, at bool, err error) error {
-	err = s.relativeHint(c.Context, sn, given, err)
-	if !at || !errors.Is(err, snapshot.ErrNoPath) {
+	err, meantIsIn := s.relativeHint(c.Context, sn, given, err)
+	// The path from the working directory is in sn: that is the answer,
+	// not the snapshots before or after sn that hold it (which named sn
+	// itself as the newest before it; found by an exploratory test).
+	if !at || meantIsIn || !errors.Is(err, snapshot.ErrNoPath) {
 		return inSnapshot(sn, err)
 	}
 	sns, lerr := s.snapshots(c.Context)
@@ -787,7 +790,9 @@ func holderHints(c *cli.Context, finder *snapshot.NodeFinder, sns []*snapshot.Sn
 	holder := func(sns []*snapshot.Snapshot) *snapshot.Snapshot {
 		checked := 0
 		for _, o := range sns {
-			if o == sn || !holdsPath(o, p) {
+			// By ID: sns is a listing of its own, whose documents
+			// are not sn's.
+			if o.ID == sn.ID || !holdsPath(o, p) {
 				continue
 			}
 			if checked++; checked > 100 {
@@ -833,20 +838,20 @@ func atPaths(given string) []string {
 // path the user likely meant: paths in a snapshot start at /, so a
 // relative one (src/data/x) is taken from there, while --path takes it from
 // the working directory (found by an exploratory test). Said only when
-// that path is in the snapshot.
-func (s *session) relativeHint(ctx context.Context, sn *snapshot.Snapshot, given string, err error) error {
+// that path is in the snapshot, which isIn reports.
+func (s *session) relativeHint(ctx context.Context, sn *snapshot.Snapshot, given string, err error) (_ error, isIn bool) {
 	if given == "" || strings.HasPrefix(given, "/") {
-		return err
+		return err, false
 	}
 	wd, werr := os.Getwd()
 	if werr != nil {
-		return err
+		return err, false
 	}
 	abs := path.Join(wd, given)
 	if _, ferr := snapshot.FindNode(ctx, s.ix, sn.Tree, abs); ferr != nil {
-		return err
+		return err, false
 	}
-	return fmt.Errorf("%w; paths in a snapshot start at /, and %s from this directory is %s, which is in it", err, sources.DisplayPath(given), sources.DisplayPath(abs))
+	return fmt.Errorf("%w; paths in a snapshot start at /, and %s from this directory is %s, which is in it", err, sources.DisplayPath(given), sources.DisplayPath(abs)), true
 }
 
 // inSnapshot names the snapshot a path was looked for in: 'latest' and
