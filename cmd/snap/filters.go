@@ -37,7 +37,10 @@ func filterFrom(c *cli.Context) snapshot.Filter {
 		if abs, err := filepath.Abs(p); err == nil && !filepath.IsAbs(p) {
 			p = abs
 		}
-		paths = append(paths, p)
+		// Clean, as create stores it: "/srv/app/" matched, and the
+		// note on filters that match nothing said no snapshot had it
+		// (found by an exploratory test).
+		paths = append(paths, filepath.Clean(p))
 	}
 	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: paths}
 }
@@ -539,7 +542,7 @@ func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
 		}
 	}
 	for _, p := range f.Paths {
-		if !has(func(sn *snapshot.Snapshot) bool { return slices.Contains(snapshot.SnapshotPaths(sn), p) }) {
+		if !has(func(sn *snapshot.Snapshot) bool { return snapshot.Filter{Paths: []string{p}}.Match(sn) }) {
 			notes = append(notes, fmt.Sprintf("no snapshot has path %q", p))
 		}
 	}

@@ -377,4 +377,13 @@ func TestRelativePathFilter(t *testing.T) {
 	if err != nil || json.Unmarshal(out, &list) != nil || len(list) != 1 || list[0].Paths[0] != filepath.Join(tr.dir, "data", "a") {
 		t.Errorf("list --path data/a from %s: %v\n%s", tr.dir, err, out)
 	}
+	// A path written another way than create stored it selects the same
+	// snapshots, without a warning that none has it (found by an
+	// exploratory test).
+	for _, p := range []string{tr.dir + "/data/a/", tr.dir + "//data/a", tr.dir + "/data/./a"} {
+		res := tr.mustRun("list", "--path", p, "--json")
+		if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list) != 1 || res.stderr != "" {
+			t.Errorf("list --path %s: %d snapshots, stderr %q", p, len(list), res.stderr)
+		}
+	}
 }
