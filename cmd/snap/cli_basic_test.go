@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -392,6 +393,32 @@ func TestAtOnLsAndDump(t *testing.T) {
 	}
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)
+	}
+}
+
+// TestTimeWithSpace: create --time, --since, --until and --at take RFC
+// 3339 with a space for the T, as date --rfc-3339=seconds and PostgreSQL
+// print it, and a time without seconds with an offset; both were refused
+// (found by an exploratory test).
+func TestTimeWithSpace(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("f"))
+	a := tr.createID("--time", "2026-12-06 03:15:08+00:00", src)
+	b := tr.createID("--time", "2026-12-07T03:00+01:00", src)
+	list := tr.listJSON()
+	if len(list) != 2 || !list[0].Time.Equal(time.Date(2026, 12, 6, 3, 15, 8, 0, time.UTC)) || !list[1].Time.Equal(time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)) {
+		t.Fatalf("snapshots dated %v", list)
+	}
+	if l := tr.listJSON("--since", "2026-12-06 03:15:09+00:00"); len(l) != 1 || l[0].ID != b {
+		t.Errorf("list --since with a space: %v", l)
+	}
+	if l := tr.listJSON("--until", "2026-12-07 02:59+01:00"); len(l) != 1 || l[0].ID != a {
+		t.Errorf("list --until without seconds: %v", l)
+	}
+	if res := tr.mustRun("ls", "--at", "2026-12-07 03:00+01:00", src); !strings.Contains(res.stderr, b[:8]) {
+		t.Errorf("ls --at with a space, without seconds: not %s\n%s", b[:8], res.stderr)
 	}
 }
 

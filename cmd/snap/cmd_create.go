@@ -133,8 +133,7 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 		o.Host, _ = os.Hostname()
 	}
 	if t := c.String("time"); t != "" {
-		// RFC 3339 allows a lower-case t and z, which Go's parser does not.
-		ts, err := time.Parse(time.RFC3339, strings.ToUpper(t))
+		ts, _, err := parseRFC3339(t)
 		if err != nil {
 			why := ""
 			var pe *time.ParseError

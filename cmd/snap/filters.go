@@ -103,15 +103,13 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 	span := func(t time.Time, d time.Duration) (time.Time, time.Time, error) {
 		return t, t.Add(d - time.Nanosecond), nil
 	}
-	// RFC 3339 allows a lower-case t and z, which Go's parser does not
-	// (create --time took them, --at refused them).
-	upper := strings.ToUpper(s)
-	if t, err := time.Parse(time.RFC3339Nano, upper); err == nil {
-		if strings.Contains(s, ".") {
+	if t, unit, err := parseRFC3339(s); err == nil {
+		if unit == 0 {
 			return instant(t)
 		}
-		return span(t, time.Second)
+		return span(t, unit)
 	}
+	upper := strings.ToUpper(s)
 	// A local time may end in its zone's name, as list writes a time in
 	// the hour that occurs twice ("2026-10-25 02:30:10 CEST"): the name
 	// picks one of the two (copied from list, it was refused).
@@ -163,6 +161,32 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 	}
 	return time.Time{}, time.Time{}, usagef("time %q: use RFC 3339 (2026-11-17T03:00:00Z, 2026-11-17T03:00:00+02:00), \"2026-11-17 03:00\" (local), a date, "+
 		"a duration ago (36h, 9d, 2w), now, or a day such as \"03:00 last tuesday\", \"yesterday 03:00\"", s)
+}
+
+// parseRFC3339 reads a time with a UTC offset as create --time, --at,
+// --since and --until take it: RFC 3339, with a lower-case t and z, and a
+// space for the T (RFC 3339 §5.6 allows it; date --rfc-3339 and
+// PostgreSQL write it), or without seconds ("2026-11-03T03:00+01:00").
+// unit is what it is precise to: a second, a minute, or 0 with a fraction
+// of a second. err is the parser's for RFC 3339 proper, which says what is
+// wrong ("day out of range").
+func parseRFC3339(s string) (t time.Time, unit time.Duration, err error) {
+	// Go's parser takes neither the lower-case letters nor the space
+	// (both were refused: found by exploratory tests).
+	u := strings.ToUpper(s)
+	if len(u) > 10 && u[10] == ' ' {
+		u = u[:10] + "T" + u[11:]
+	}
+	if t, err = time.Parse(time.RFC3339Nano, u); err == nil {
+		if strings.Contains(u, ".") {
+			return t, 0, nil
+		}
+		return t, time.Second, nil
+	}
+	if m, merr := time.Parse("2006-01-02T15:04Z07:00", u); merr == nil {
+		return m, time.Minute, nil
+	}
+	return time.Time{}, 0, err
 }
 
 // parseAgo reads a duration meaning that long ago: numbers, each with a
