@@ -325,8 +325,19 @@ func resolveForgetArgs(c *cli.Context, s *session) (out []repo.ID, described map
 			// Filters choose among snapshots for 'latest'; an ID they
 			// leave out is a mistake in what to remove, not to be removed
 			// without a word (found by an exploratory test).
-			return nil, nil, usagef("snapshot %s (host %s, tags %s) is not one that --host/--tag/--path select: nothing was forgotten; leave the filters out to forget it by its ID",
-				sn.ID.Short(), sources.DisplayPath(sn.Host), strings.Join(sn.Tags, ","))
+			// Host, tags and paths: each filter may be the one that
+			// left it out ("tags " was all an untagged one showed, and
+			// the paths were not named).
+			tags := "no tags"
+			if len(sn.Tags) > 0 {
+				tags = "tags " + sources.DisplayPath(strings.Join(sn.Tags, ","))
+			}
+			var paths []string
+			for _, p := range snapshot.SnapshotPaths(sn) {
+				paths = append(paths, sources.DisplayPath(p))
+			}
+			return nil, nil, usagef("snapshot %s (host %s, %s, paths %s) is not one that --host/--tag/--path select: nothing was forgotten; leave the filters out to forget it by its ID",
+				sn.ID.Short(), sources.DisplayPath(sn.Host), tags, strings.Join(paths, " "))
 		}
 		var id repo.ID
 		if err != nil {

@@ -284,6 +284,16 @@ func TestForgetUsage(t *testing.T) {
 	if res := tr.run("forget", c[:8], "--host", "elsewhere"); res.code != exitUsage || !strings.Contains(res.stderr, "is not one that --host/--tag/--path select: nothing was forgotten") {
 		t.Errorf("forget ID with filters that leave it out: exit %d: %s", res.code, res.stderr)
 	}
+	// The snapshot is described by what each filter looks at: "no tags",
+	// not "tags ", and its paths (found by an exploratory test).
+	if res := tr.run("forget", "-n", "--tag", "nightly", c[:8]); res.code != exitUsage || !strings.Contains(res.stderr, "(host ") ||
+		!strings.Contains(res.stderr, ", no tags, paths "+src+") is not one that") {
+		t.Errorf("forget ID an untagged snapshot with --tag: exit %d: %s", res.code, res.stderr)
+	}
+	if res := tr.run("forget", "-n", "--path", filepath.Join(tr.dir, "elsewhere"), b[:8]); res.code != exitUsage ||
+		!strings.Contains(res.stderr, ", tags keepme, paths "+src+") is not one that") {
+		t.Errorf("forget ID with a --path that leaves it out: exit %d: %s", res.code, res.stderr)
+	}
 	if res := tr.run("forget", "-n", b[:8], "--tag", "keepme"); res.code != 0 || !strings.Contains(res.stdout, b[:8]) {
 		t.Errorf("forget -n ID with filters that select it: exit %d: %s%s", res.code, res.stdout, res.stderr)
 	}
