@@ -57,6 +57,32 @@ func listCommand(e *env) *cli.Command {
 	}
 }
 
+// periodsNotIDs refuses arguments that are each a period and none the
+// start of a snapshot's ID: "snap list 2025 2026" meant two years, and
+// said "no snapshot with ID 2025" (found by an exploratory test). The
+// span from the first to the last is offered, as --since and --until.
+func periodsNotIDs(sns []*snapshot.Snapshot, refs []string) error {
+	if len(refs) < 2 {
+		return nil
+	}
+	var from, to time.Time
+	var first, last string
+	for _, ref := range refs {
+		f, t, err := snapshot.ParsePeriod(ref, time.Local)
+		if err != nil || slices.ContainsFunc(sns, func(sn *snapshot.Snapshot) bool { return strings.HasPrefix(sn.ID.String(), ref) }) {
+			return nil
+		}
+		if from.IsZero() || f.Before(from) {
+			from, first = f, ref
+		}
+		if t.After(to) {
+			to, last = t, ref
+		}
+	}
+	return usagef("list takes one PERIOD, and no snapshot's ID starts with %s: for the snapshots of %s to %s, give --since %s --until %s",
+		strings.Join(refs, " or "), first, last, from.Format("2006-01-02"), to.Add(-time.Nanosecond).Format("2006-01-02"))
+}
+
 // snapshotJSON is the documented JSON form of a snapshot (docs/usage.md).
 type snapshotJSON struct {
 	ID       string    `json:"id"`
@@ -121,6 +147,9 @@ func runList(c *cli.Context, e *env, f snapshot.Filter, refs []string) error {
 	defer s.close()
 	sns, err := s.snapshots(c.Context)
 	if err != nil {
+		return err
+	}
+	if err := periodsNotIDs(sns, refs); err != nil {
 		return err
 	}
 	if len(refs) > 0 {

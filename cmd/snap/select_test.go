@@ -84,6 +84,15 @@ func TestSnapshotSelection(t *testing.T) {
 			t.Errorf("list %v: exit %d, want %d", args, res.code, exitUsage)
 		}
 	}
+	// Periods as snapshots: one PERIOD is taken, and a span offered; "no
+	// snapshot with ID 2025" said nothing of that (found by an
+	// exploratory test). Unless an ID starts with one, by chance.
+	if all := "," + ids(); !strings.Contains(all, ",2025") && !strings.Contains(all, ",2026") {
+		if res := tr.run("list", "2026", "2025"); res.code != exitUsage ||
+			!strings.Contains(res.stderr, "list takes one PERIOD, and no snapshot's ID starts with 2026 or 2025: for the snapshots of 2025 to 2026, give --since 2025-01-01 --until 2026-12-31") {
+			t.Errorf("list 2026 2025: exit %d\n%s", res.code, res.stderr)
+		}
+	}
 	// The human list shows the columns the issue names.
 	res := tr.mustRun("list", "--tag", "weekly")
 	for _, frag := range []string{v2.id[:8], "2025-11-20 03:00:00", "h1", "daily,weekly", src, "1 snapshot\n"} {
