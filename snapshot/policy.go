@@ -177,13 +177,48 @@ func floorDiv(a, b int) int {
 func hourLabel(t time.Time) string {
 	const layout = "2006-01-02 15:00"
 	k := t.Format(layout)
-	// Whole hours away only: half an hour away is often the same hour.
-	for _, d := range []time.Duration{-2 * time.Hour, -time.Hour, time.Hour, 2 * time.Hour} {
-		if t.Add(d).Format(layout) == k {
-			return k + " " + t.Format("MST")
-		}
+	if hourRepeats(t) {
+		return k + " " + t.Format("MST")
 	}
 	return k
+}
+
+// hourRepeats reports whether the hour of the clock that t is in also
+// happens with another UTC offset: in the zones before and after t's
+// (two each way, for zones that only change their name), whatever the
+// clocks went back by. Checking whole hours away missed Lord Howe
+// Island's half hour, where one snapshot of 01:00 was named with its
+// zone and the other not (found by an exploratory test).
+func hourRepeats(t time.Time) bool {
+	_, off := t.Zone()
+	// The hour's wall clock, read as if it were UTC: minus an offset,
+	// the instant it starts at in that offset.
+	wall := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, time.UTC)
+	for _, back := range []bool{true, false} {
+		u := t
+		for range 2 {
+			start, end := u.ZoneBounds()
+			if back && start.IsZero() || !back && end.IsZero() {
+				break // no change of zone that way
+			}
+			if back {
+				u = start.Add(-time.Nanosecond)
+			} else {
+				u = end
+			}
+			uStart, uEnd := u.ZoneBounds()
+			_, uOff := u.Zone()
+			if uOff == off {
+				continue
+			}
+			// The hour in u's offset, [from, from+1h), meets u's span.
+			from := wall.Add(-time.Duration(uOff) * time.Second)
+			if (uEnd.IsZero() || from.Before(uEnd)) && (uStart.IsZero() || from.Add(time.Hour).After(uStart)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Decision is what the policy decided for one snapshot.

@@ -107,6 +107,17 @@ func TestApplyPolicy(t *testing.T) {
 			want:   map[byte]string{'c': "hourly 2026-10-25 02:00 CET", 'b': "hourly 2026-10-25 02:00 CEST"},
 		},
 		{
+			// Lord Howe Island goes back half an hour at 02:00 (+11)
+			// to 01:30 (+1030): every 01:00 snapshot is named with its
+			// zone, the first one too (found by an exploratory test).
+			name: "hourly: an hour that happens twice as the clocks go back half an hour",
+			sns: []*Snapshot{psn('a', "2026-04-04T14:15:00Z"), psn('b', "2026-04-04T14:45:00Z"), // 01:15, 01:45 +11
+				psn('c', "2026-04-04T15:15:00Z"), psn('d', "2026-04-04T15:45:00Z")}, // 01:45, 02:15 +1030
+			policy: Policy{Hourly: 4},
+			loc:    mustLoad("Australia/Lord_Howe"),
+			want:   map[byte]string{'d': "hourly 2026-04-05 02:00", 'c': "hourly 2026-04-05 01:00 +1030", 'b': "hourly 2026-04-05 01:00 +11"},
+		},
+		{
 			name: "snapshots dated in the future are kept and do not count",
 			sns: []*Snapshot{psn('a', "2027-05-30T03:00:00Z"), psn('b', "2027-05-31T03:00:00Z"), psn('c', "2027-06-01T11:00:00Z"),
 				psn('z', "2031-01-01T00:00:00Z"), psn('y', "2027-06-01T12:00:01Z")},
@@ -407,5 +418,48 @@ func TestWallTimeRepeated(t *testing.T) {
 	// An ordinary time is time.Date's.
 	if got, want := WallTime(2026, time.July, 1, 12, 0, 0, 0, berlin), time.Date(2026, time.July, 1, 12, 0, 0, 0, berlin); !got.Equal(want) {
 		t.Errorf("Berlin noon: %v, want %v", got, want)
+	}
+}
+
+// TestHourLabelAroundTransitions: an hour is named with its zone exactly
+// when its clock also happens with another offset, as found by reading
+// every minute around it, in zones whose clocks change by an hour, half
+// an hour, two hours, or forward.
+func TestHourLabelAroundTransitions(t *testing.T) {
+	const layout = "2006-01-02 15:00"
+	repeats := func(x time.Time) bool {
+		_, off := x.Zone()
+		for d := -4 * time.Hour; d <= 4*time.Hour; d += time.Minute {
+			y := x.Add(d)
+			if _, yoff := y.Zone(); yoff != off && y.Format(layout) == x.Format(layout) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, name := range []string{"Europe/Berlin", "Australia/Lord_Howe", "America/Sao_Paulo", "Antarctica/Troll", "Europe/London", "America/St_Johns"} {
+		loc := mustLoad(name)
+		// The transitions of a year, and of 1945 for double summer
+		// time (two hours) in London.
+		for _, year := range []int{1945, 2018, 2026} {
+			u := time.Date(year, 1, 1, 0, 0, 0, 0, loc)
+			for n := 0; n < 4; n++ {
+				_, end := u.ZoneBounds()
+				if end.IsZero() || end.Year() > year {
+					break
+				}
+				for d := -3 * time.Hour; d <= 3*time.Hour; d += 5 * time.Minute {
+					x := end.Add(d).In(loc)
+					want := x.Format(layout)
+					if repeats(x) {
+						want += " " + x.Format("MST")
+					}
+					if got := hourLabel(x); got != want {
+						t.Errorf("%s %s: hourLabel %q, want %q", name, x.Format(time.RFC3339), got, want)
+					}
+				}
+				u = end
+			}
+		}
 	}
 }
