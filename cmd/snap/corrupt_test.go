@@ -744,3 +744,33 @@ func TestCopyFilterMatchingNothing(t *testing.T) {
 	}
 	tr.mustRun("copy", "--to", dst, "--host", "web-1", "--host", "web1")
 }
+
+// TestDamagedSnapshotNamedByID: diff and copy given the ID of a snapshot
+// that exists but cannot be read say it is corrupt, as restore and ls do,
+// not "no snapshot with ID" (found by an exploratory test).
+func TestDamagedSnapshotNamedByID(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	first := tr.create(src).SnapshotID
+	writeFile(t, filepath.Join(src, "b"), []byte("b"))
+	tr.create(src)
+	docs, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", first+"*"))
+	must(t, err)
+	if len(docs) != 1 {
+		t.Fatalf("snapshot document of %s: %v", first, docs)
+	}
+	b, err := os.ReadFile(docs[0])
+	must(t, err)
+	b[len(b)/2] ^= 1
+	must(t, os.WriteFile(docs[0], b, 0o600))
+	fresh := []string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}
+	dst := filepath.Join(tr.dir, "dst")
+	tr.mustRun("init", "--repo", dst)
+	for _, args := range [][]string{{"diff", first[:8], "latest"}, {"copy", first[:8], "--to", dst}, {"restore", first[:8], "--target", filepath.Join(tr.dir, "out")}} {
+		res := tr.runEnv(fresh, nil, args...)
+		if line := oneLine(t, res); res.code == 0 || !strings.Contains(line, "is corrupt") || strings.Contains(line, "no snapshot with ID") {
+			t.Errorf("%s: exit %d, %q", args[0], res.code, line)
+		}
+	}
+}

@@ -507,26 +507,7 @@ func (s *session) findSnapshot(c *cli.Context, ref string, subs ...string) (*sna
 	if err != nil {
 		return nil, err
 	}
-	sn, err := s.find(c, sns, ref)
-	if errors.Is(err, snapshot.ErrNoSnapshot) && ref != "latest" {
-		// The snapshot may exist but be unreadable: say so, not "no snapshot".
-		for _, lerr := range s.unreadable {
-			if strings.HasPrefix(unreadableObject(lerr), "snapshots/"+strings.ToLower(ref)) {
-				return nil, lerr
-			}
-		}
-		// Or have been stored anew under another ID ('snap tag'), which
-		// records where it came from.
-		for _, o := range sns {
-			if o.Original != nil && strings.HasPrefix(o.Original.String(), strings.ToLower(ref)) {
-				return nil, fmt.Errorf("%w; snapshot %s holds its data now (stored anew by 'snap tag' or 'snap copy', which give a new ID)", err, o.ID.Short())
-			}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w", err)
-	}
-	return sn, nil
+	return s.find(c, sns, ref)
 }
 
 // unmatchedFilter names what of the filter no snapshot of sns has at all
@@ -598,6 +579,23 @@ func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*s
 	f := filterFrom(c)
 	sn, err := snapshot.Find(sns, ref, f)
 	err = withUnmatched(err, sns, f)
+	if errors.Is(err, snapshot.ErrNoSnapshot) && ref != "latest" {
+		// The snapshot may exist but be unreadable: say so, not "no
+		// snapshot" (diff and copy said that; found by an exploratory
+		// test).
+		for _, lerr := range s.unreadable {
+			if strings.HasPrefix(unreadableObject(lerr), "snapshots/"+strings.ToLower(ref)) {
+				return nil, lerr
+			}
+		}
+		// Or have been stored anew under another ID ('snap tag'), which
+		// records where it came from.
+		for _, o := range sns {
+			if o.Original != nil && strings.HasPrefix(o.Original.String(), strings.ToLower(ref)) {
+				return nil, fmt.Errorf("%w; snapshot %s holds its data now (stored anew by 'snap tag' or 'snap copy', which give a new ID)", err, o.ID.Short())
+			}
+		}
+	}
 	if err == nil && ref == "latest" {
 		s.warnChosenAmongReadable(sn, "latest")
 		if others := otherSets(f.Apply(sns), sn); others != "" {
