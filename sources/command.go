@@ -39,7 +39,11 @@ type Command struct {
 	// KeepSecrets passes on the repository passwords snap was given in
 	// its environment (secretVar), which other programs do not get.
 	KeepSecrets bool
-	Stdin       io.Reader // nil means /dev/null
+	// Unset names variables of snap's environment the program does not
+	// get (a hook gets the one password source snap used, not a stale
+	// SNAP_PASSWORD beside it).
+	Unset []string
+	Stdin io.Reader // nil means /dev/null
 	// Stderr receives each line the program writes on its standard error,
 	// as it is written. Nil drops them (the last one still goes into a
 	// failure's error message).
@@ -122,7 +126,10 @@ func (c *Command) display() string {
 // every process at once (post hooks must still run).
 func (c *Command) build(ctx context.Context, kill syscall.Signal) (*exec.Cmd, *groupKill) {
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
-	cmd.Env = append(environ(c.KeepSecrets), c.Env...)
+	cmd.Env = append(slices.DeleteFunc(environ(c.KeepSecrets), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(c.Unset, name)
+	}), c.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	gk := &groupKill{}
 	cmd.Cancel = func() error {

@@ -288,7 +288,7 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 // post hooks run at the end whatever happened. 'snap create' and the create
 // step of 'snap run' both come here.
 func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open func() (*session, error), o snapshot.CreateOptions, plan createPlan) (sn *snapshot.Snapshot, err error) {
-	h := newHooks(plan.pre, plan.post, plan.hookTimeout, st, o.Host, o.Tags, o.Job)
+	h := newHooks(plan.pre, plan.post, plan.hookTimeout, st, e.getenv, o.Host, o.Tags, o.Job)
 	snapshotID := ""
 	defer func() {
 		if len(h.post) == 0 {

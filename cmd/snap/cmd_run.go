@@ -441,7 +441,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		err = fmt.Errorf("%w: job %s stopped while opening the repository; nothing was changed", errInterrupted, j.Name)
 	}
 	if err != nil {
-		j.postAfterFailure(ctx, u, st, err)
+		j.postAfterFailure(ctx, e, u, st, err)
 		return failFirst(err)
 	}
 	defer s.close()
@@ -597,7 +597,7 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 func runCreateStep(ctx context.Context, e *env, s *session, st repoSettings, j *Job) (*snapshot.Snapshot, error) {
 	o, plan, err := j.createOptions(s.ui)
 	if err != nil {
-		j.postAfterFailure(ctx, s.ui, st, err)
+		j.postAfterFailure(ctx, e, s.ui, st, err)
 		return nil, err
 	}
 	o.Writer.Abort = ctx
@@ -611,11 +611,11 @@ func runCreateStep(ctx context.Context, e *env, s *session, st repoSettings, j *
 // opened, the job's options are wrong): post hooks run whatever happened,
 // and a monitoring ping in one must hear of exactly these failures. Their
 // own failure is reported by runPost; err stays the job's error.
-func (j *Job) postAfterFailure(ctx context.Context, u *ui, st repoSettings, err error) {
+func (j *Job) postAfterFailure(ctx context.Context, e *env, u *ui, st repoSettings, err error) {
 	if len(j.Post) == 0 {
 		return
 	}
-	_ = newHooks(nil, j.Post, j.HookTimeout, st, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
+	_ = newHooks(nil, j.Post, j.HookTimeout, st, e.getenv, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
 }
 
 // sourceCollision says how two of the job's sources (dumps, command

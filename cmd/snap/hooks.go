@@ -17,7 +17,8 @@ import (
 // SNAP_STATUS, SNAP_EXIT_CODE, SNAP_SNAPSHOT_ID and SNAP_ERROR.
 type hooks struct {
 	pre, post []string
-	env       []string // SNAP_REPOSITORY, SNAP_HOST, SNAP_TAGS
+	env       []string // SNAP_REPOSITORY, SNAP_HOST, SNAP_TAGS, the password source
+	unset     []string // the password variables of snap's environment the run passed over
 	// timeout stops a hook that runs longer (0: no limit). A pre hook
 	// that hangs would otherwise hold the run, its lock and the timer's
 	// service for ever, and every later run with it.
@@ -27,7 +28,9 @@ type hooks struct {
 // defaultHookTimeout is --hook-timeout's and hook_timeout's default.
 const defaultHookTimeout = time.Hour
 
-func newHooks(pre, post []string, timeout time.Duration, st repoSettings, host string, tags []string, job string) hooks {
+// newHooks prepares the hooks of a create on st's repository; getenv
+// reads snap's environment, for the password source the run used.
+func newHooks(pre, post []string, timeout time.Duration, st repoSettings, getenv func(string) string, host string, tags []string, job string) hooks {
 	location := st.location
 	if location != "" && !strings.HasPrefix(location, "s3:") {
 		// Absolute: a hook may run in another directory (found by a
@@ -46,29 +49,38 @@ func newHooks(pre, post []string, timeout time.Duration, st repoSettings, host s
 		"SNAP_TAGS=" + strings.Join(tags, ","),
 		"SNAP_JOB=" + job, // empty for 'snap create'
 	}
-	// The repository's password source, when a flag or the config file
-	// gave it (from the environment, the hook inherits it anyway): a hook
-	// that runs snap itself finds the repository from SNAP_REPOSITORY,
-	// and needs its password too (it got "no repository password" with
-	// the config's password_file; found by an exploratory test).
-	if st.passwordFile != "" {
+	// The repository's password source, exactly the one the run used: a
+	// hook that runs snap itself finds the repository from
+	// SNAP_REPOSITORY, and needs its password too (it got "no repository
+	// password" with the config's password_file; found by an exploratory
+	// test). The other sources are dropped: snap takes a file, then
+	// SNAP_PASSWORD, then a command, so a SNAP_PASSWORD left in the shell
+	// beside the config's password_command gave the hook's snap a wrong
+	// password (found by an exploratory test).
+	var unset []string
+	switch chooseSource(getenv, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand) {
+	case passwordFromFile:
 		// Absolute: a hook may run in another directory.
 		pf := st.passwordFile
 		if abs, err := filepath.Abs(pf); err == nil {
 			pf = abs
 		}
 		env = append(env, "SNAP_PASSWORD_FILE="+pf)
-	}
-	if st.passwordCommand != "" {
+		unset = []string{"SNAP_PASSWORD", "SNAP_PASSWORD_COMMAND"}
+	case passwordFromCommand:
 		env = append(env, "SNAP_PASSWORD_COMMAND="+st.passwordCommand)
+		unset = []string{"SNAP_PASSWORD", "SNAP_PASSWORD_FILE"}
+	case passwordFromVariable:
+		// Inherited; the file and command were passed over for it.
+		unset = []string{"SNAP_PASSWORD_FILE", "SNAP_PASSWORD_COMMAND"}
 	}
-	return hooks{pre: pre, post: post, timeout: timeout, env: env}
+	return hooks{pre: pre, post: post, timeout: timeout, env: env, unset: unset}
 }
 
 // runPre runs the pre hooks in order and stops at the first that fails.
 func (h hooks) runPre(ctx context.Context, u *ui) error {
 	for _, cmd := range h.pre {
-		if err := runHook(ctx, u, "pre", cmd, append(h.env, "SNAP_HOOK=pre"), h.timeout); err != nil {
+		if err := runHook(ctx, u, "pre", cmd, append(h.env, "SNAP_HOOK=pre"), h.unset, h.timeout); err != nil {
 			return err
 		}
 	}
@@ -103,7 +115,7 @@ func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID stri
 		"SNAP_SNAPSHOT_ID="+snapshotID, "SNAP_ERROR="+msg)
 	var first error
 	for _, cmd := range h.post {
-		if err := runHook(ctx, u, "post", cmd, env, h.timeout); err != nil {
+		if err := runHook(ctx, u, "post", cmd, env, h.unset, h.timeout); err != nil {
 			u.errorf("%v", err)
 			if first == nil {
 				first = err
@@ -113,12 +125,12 @@ func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID stri
 	return first
 }
 
-func runHook(ctx context.Context, u *ui, kind, command string, env []string, timeout time.Duration) error {
+func runHook(ctx context.Context, u *ui, kind, command string, env, unset []string, timeout time.Duration) error {
 	u.infof("running %s hook: %s", kind, command)
 	lines := u.toolLines(kind + " hook")
 	// A hook may run snap itself (a check after the backup), so it gets
 	// the password snap was given in its environment.
-	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, KeepSecrets: true, Stderr: lines, Combined: true,
+	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, Unset: unset, KeepSecrets: true, Stderr: lines, Combined: true,
 		Display: fmt.Sprintf("%s hook %q", kind, command), Note: func(msg string) { u.warnf("%s", msg) }}
 	hctx := ctx
 	if timeout > 0 {

@@ -50,6 +50,35 @@ func passwordFrom(ctx context.Context, e *env, file, envVar, command string, con
 	return passwordLookup(ctx, e, file, envVar, command, confirm, what, &origin)
 }
 
+// passwordSource is where passwordLookup takes a password from.
+type passwordSource int
+
+const (
+	passwordFromPrompt   passwordSource = iota // or none, without a terminal
+	passwordFromFile                           // file
+	passwordFromVariable                       // the variable envVar itself
+	passwordFromCommand                        // command
+)
+
+// chooseSource says which of file, the variable envVar and command
+// passwordLookup uses, in its order: a command not from envVar_COMMAND
+// (a flag, the config), then file, then envVar, then command. A hook that
+// runs snap is given exactly that source (newHooks), so that its snap
+// cannot take another one left in the environment.
+func chooseSource(getenv func(string) string, file, envVar, command string) passwordSource {
+	switch {
+	case command != "" && command != getenv(envVar+"_COMMAND"):
+		return passwordFromCommand
+	case file != "":
+		return passwordFromFile
+	case getenv(envVar) != "":
+		return passwordFromVariable
+	case command != "":
+		return passwordFromCommand
+	}
+	return passwordFromPrompt
+}
+
 // passwordLookup is passwordFrom that also sets origin to where the
 // password came from, for a message about a wrong one: with flags,
 // variables and the config in play, a variable left in the shell is hard

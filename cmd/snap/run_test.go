@@ -1094,6 +1094,47 @@ post = ["` + snapBin + ` list --json > ` + listed + `"]
 	}
 }
 
+// TestHookPasswordSource: a hook gets exactly the password source the run
+// used. With the config's password_command, a SNAP_PASSWORD or
+// SNAP_PASSWORD_FILE left in the shell was passed on to the hooks beside
+// it, and snap takes those first: the hook's snap failed with a wrong
+// password (found by an exploratory test).
+func TestHookPasswordSource(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	pw := filepath.Join(tr.dir, "password")
+	writeFile(t, pw, []byte("test-password\n"))
+	wrong := filepath.Join(tr.dir, "wrong-password")
+	writeFile(t, wrong, []byte("not it\n"))
+	seen := filepath.Join(tr.dir, "seen")
+	hook := `env | grep ^SNAP_PASSWORD | sort > ` + seen + ` && ` + snapBin + ` list --json >/dev/null`
+	for _, c := range []struct {
+		source string // the config's password key
+		env    []string
+		want   string // the hook's SNAP_PASSWORD* variables
+	}{
+		{`password_command = "cat ` + pw + `"`, []string{"SNAP_PASSWORD=not it"}, "SNAP_PASSWORD_COMMAND=cat " + pw},
+		{`password_command = "cat ` + pw + `"`, []string{"SNAP_PASSWORD_FILE=" + wrong}, "SNAP_PASSWORD_COMMAND=cat " + pw},
+		{`password_file = "` + pw + `"`, []string{"SNAP_PASSWORD=not it", "SNAP_PASSWORD_COMMAND=echo not it"}, "SNAP_PASSWORD_FILE=" + pw},
+	} {
+		cfg := filepath.Join(tr.dir, "snap.toml")
+		writeFile(t, cfg, []byte("repository = \""+tr.repo+"\"\n"+c.source+"\ncache_dir = \"cache\"\n\n[jobs.app]\npaths = [\""+src+"\"]\npost = ['"+hook+"']\n"))
+		if res := tr.runConfig(c.env, "run", "--config", cfg); res.code != 0 {
+			t.Errorf("%s with %v left in the environment: exit %d\n%s", c.source, c.env, res.code, res.stderr)
+		}
+		if b, _ := os.ReadFile(seen); strings.TrimSpace(string(b)) != c.want {
+			t.Errorf("%s with %v: the hook's password variables:\n%s\nwant %s", c.source, c.env, b, c.want)
+		}
+	}
+	// snap create with --password-command, SNAP_PASSWORD set beside it.
+	res := tr.runEnv([]string{"SNAP_PASSWORD=not it"}, nil, "create", src, "--password-command", "cat "+pw, "--post", hook)
+	if b, _ := os.ReadFile(seen); res.code != 0 || strings.TrimSpace(string(b)) != "SNAP_PASSWORD_COMMAND=cat "+pw {
+		t.Errorf("create --password-command with SNAP_PASSWORD set: exit %d, the hook's password variables:\n%s\n%s", res.code, b, res.stderr)
+	}
+}
+
 // TestHookOutputInOrder: a hook's lines on standard output and error come
 // out in the order it wrote them (read from two pipes at once, they were
 // mixed up, differently on each run; found by an exploratory test).
