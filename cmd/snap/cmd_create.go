@@ -294,8 +294,24 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		if len(h.post) == 0 {
 			return
 		}
-		if perr := h.runPost(ctx, u, err, snapshotID); perr != nil && err == nil {
+		overran, perr := h.runPost(ctx, u, err, snapshotID)
+		var pe *partialError
+		te := stoppedByTimeout(ctx)
+		switch {
+		case perr != nil && err == nil:
 			err = &postHookError{fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)}
+		case overran != "" && te != nil && (err == nil || errors.As(err, &pe)):
+			// The post hooks run to their end (the application must be
+			// resumed), but the job did not finish within its timeout:
+			// it fails, and says which hook took the time. It was
+			// reported as ok, or its forget was blamed (found by an
+			// exploratory test).
+			saved := "was saved"
+			if pe != nil {
+				saved = "was saved without some unreadable files (listed above)"
+			}
+			err = fmt.Errorf("snapshot %s %s, but post hook %q was still running when the job's timeout (%s) passed; post hooks run to their end (within hook_timeout), and the job's later steps were skipped: raise timeout in [jobs.%s] to cover the hooks",
+				snapshotID[:min(8, len(snapshotID))], saved, overran, te.timeout, te.job)
 		}
 	}()
 	// A missing path (an unmounted disk) fails the run here, after the

@@ -448,6 +448,16 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 
 	goOn := false // a failure that does not stop the job's later steps
 	for _, step := range steps {
+		if te := stoppedByTimeout(ctx); te != nil {
+			// The job's timeout passed before this step (while the
+			// create's post hooks ran to their end): the step would be
+			// stopped at once, and blamed for the overrun with 0 s.
+			if res.Status == statusOK || res.Status == statusPartial {
+				fail("", te)
+			}
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped, Error: fmt.Sprintf("skipped: the job's timeout (%s) had passed", te.timeout)})
+			continue
+		}
 		if res.Status != statusOK && res.Status != statusPartial && !goOn {
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
 			continue
@@ -615,7 +625,7 @@ func (j *Job) postAfterFailure(ctx context.Context, e *env, u *ui, st repoSettin
 	if len(j.Post) == 0 {
 		return
 	}
-	_ = newHooks(nil, j.Post, j.HookTimeout, st, e.getenv, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
+	_, _ = newHooks(nil, j.Post, j.HookTimeout, st, e.getenv, j.host(), j.Tags, j.Name).runPost(ctx, u, err, "")
 }
 
 // sourceCollision says how two of the job's sources (dumps, command

@@ -89,12 +89,14 @@ func (h hooks) runPre(ctx context.Context, u *ui) error {
 
 // runPost runs every post hook, whatever happened before and even if one
 // of them fails: a post hook may restart what a pre hook stopped. They run
-// to the end even after Ctrl-C (each within the hook timeout). It returns
-// the first failure.
-func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) error {
+// to the end even after Ctrl-C or the job's timeout (each within the hook
+// timeout). It returns the first failure, and overran: the hook that was
+// running when ctx ended (the job's timeout passed, Ctrl-C), or "".
+func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) (overran string, first error) {
 	if te := stoppedByTimeout(ctx); te != nil && stoppedError(runErr) {
 		runErr = te // a failure, not an interruption by the admin
 	}
+	outer := ctx
 	ctx = context.WithoutCancel(ctx)
 	code := exitCode(runErr)
 	status := "success"
@@ -113,16 +115,19 @@ func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID stri
 	}
 	env := append(h.env, "SNAP_HOOK=post", "SNAP_STATUS="+status, fmt.Sprintf("SNAP_EXIT_CODE=%d", code),
 		"SNAP_SNAPSHOT_ID="+snapshotID, "SNAP_ERROR="+msg)
-	var first error
 	for _, cmd := range h.post {
+		done := outer.Err() != nil
 		if err := runHook(ctx, u, "post", cmd, env, h.unset, h.timeout); err != nil {
 			u.errorf("%v", err)
 			if first == nil {
 				first = err
 			}
 		}
+		if !done && outer.Err() != nil && overran == "" {
+			overran = cmd
+		}
 	}
-	return first
+	return overran, first
 }
 
 func runHook(ctx context.Context, u *ui, kind, command string, env, unset []string, timeout time.Duration) error {

@@ -972,6 +972,66 @@ post = ["sleep 2; exit 1"]
 	}
 }
 
+// TestRunJobTimeoutInPostHook: post hooks run to their end past the job's
+// timeout, but the job fails (exit 1) naming the hook that ran past it,
+// and its later steps are skipped for the timeout. It was "ok" without a
+// keep policy, and with one its forget was blamed ("did not finish within
+// 2s", 0 s; found by an exploratory test).
+func TestRunJobTimeoutInPostHook(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	done := filepath.Join(tr.dir, "done")
+	cfg := tr.writeConfig(`[jobs.nokeep]
+paths = ["` + src + `"]
+timeout = "1s"
+post = ["sleep 2; echo $SNAP_JOB >> ` + done + `"]
+
+[jobs.withkeep]
+paths = ["` + src + `"]
+timeout = "1s"
+post = ["sleep 2; echo $SNAP_JOB >> ` + done + `"]
+keep = { last = 5, prune = true }
+`)
+	res := tr.runConfig(nil, "run", "--json", "--config", cfg)
+	if res.code != exitFatal {
+		t.Errorf("exit %d, want %d\n%s%s", res.code, exitFatal, res.stdout, res.stderr)
+	}
+	jobs := 0
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] != "job" {
+			continue
+		}
+		jobs++
+		steps, _ := l["steps"].([]any)
+		if l["status"] != statusFailed || l["exit_code"] != float64(exitFatal) || len(steps) == 0 {
+			t.Errorf("job %v: %v", l["job"], l)
+			continue
+		}
+		create := steps[0].(map[string]any)
+		if e, _ := create["error"].(string); create["status"] != statusFailed || !strings.Contains(e, "was saved, but post hook \"sleep 2; echo") ||
+			!strings.Contains(e, "was still running when the job's timeout (1s) passed") {
+			t.Errorf("job %v: create step %v", l["job"], create)
+		}
+		for _, st := range steps[1:] {
+			st := st.(map[string]any)
+			if st["status"] != statusSkipped || st["error"] != "skipped: the job's timeout (1s) had passed" {
+				t.Errorf("job %v: step %v", l["job"], st)
+			}
+		}
+	}
+	if jobs != 2 {
+		t.Errorf("%d job lines, want 2\n%s", jobs, res.stdout)
+	}
+	if b, _ := os.ReadFile(done); string(b) != "nokeep\nwithkeep\n" {
+		t.Errorf("post hooks that ran to their end: %q", b)
+	}
+	if n := tr.snapshotCount(); n != 2 {
+		t.Errorf("%d snapshots, want 2", n)
+	}
+}
+
 // TestHangupIsAnInterrupt: SIGHUP (the SSH connection of an admin running
 // a backup by hand drops) stops a create as SIGTERM does: the post hook
 // runs, so the application the pre hook stopped starts again, and the lock
