@@ -58,11 +58,15 @@ func configCommand(e *env) *cli.Command {
 }
 
 // requireConfig finds and loads the config file, failing when there is
-// none or it has errors.
+// none or it has errors, a schedule that systemd-analyze refuses among
+// them (for the commands about the jobs: config jobs, schedule install).
 func requireConfig(c *cli.Context, e *env) (*Config, error) {
 	cfg, _, err := openConfig(c, e)
 	if err != nil {
 		return nil, err
+	}
+	if problems := cfg.scheduleProblems(systemdCalendar(schedules(cfg.Jobs)...)); len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
 	}
 	return cfg, nil
 }

@@ -161,15 +161,6 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 			return usagef("no job in %s has a schedule: add schedule = \"daily\" (or another OnCalendar expression) to a job", cfg.Path)
 		}
 	}
-	if cal := systemdCalendar(schedules(jobs)...); cal != nil {
-		for _, j := range jobs {
-			for _, s := range j.Schedule {
-				if err := cal(s); err != nil {
-					return fmt.Errorf("job %s: schedule %q is not a systemd calendar expression (%v); see 'snap config check'", j.Name, s, err)
-				}
-			}
-		}
-	}
 	if err := userUnitsOfSystemConfig(o.user, gstring(c, "config"), cfg.Path, os.Geteuid(), e.getenv); err != nil {
 		return err
 	}

@@ -1066,24 +1066,40 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				}
 			}
 		}
-		for _, s := range j.Schedule {
-			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "\n\r") {
-				continue // reported with the job's keys
-			}
-			if calendar == nil {
-				if !warnedCalendar {
-					d.warnf(sub(at, "schedule"), "systemd-analyze is not installed: schedules were not checked")
-					warnedCalendar = true
-				}
-				continue
-			}
-			if err := calendar(s); err != nil {
-				d.errorf(sub(at, "schedule"), "%q is not a systemd calendar expression (%v); see 'man systemd.time', e.g. \"daily\" or \"*-*-* 03:00:00\"", s, err)
-			}
+		if calendar == nil && !warnedCalendar && len(j.Schedule) > 0 {
+			d.warnf(sub(at, "schedule"), "systemd-analyze is not installed: schedules were not checked")
+			warnedCalendar = true
 		}
 		if len(j.Schedule) == 0 && jobNameRE.MatchString(j.Name) {
 			// (A job whose name is refused runs under no name.)
 			d.warnf(at, "no schedule: 'snap schedule install' skips this job ('snap run %s' still runs it)", j.Name)
+		}
+	}
+	return append(d.problems, cfg.scheduleProblems(calendar)...)
+}
+
+// scheduleProblems are the jobs' schedules that calendar (systemd-analyze;
+// nil: not installed, no problems) refuses. They are errors of the
+// config wherever it is judged: config check, and the commands about its
+// jobs (requireConfig), which let them pass before (config jobs listed
+// the job, schedule install of another job installed it; found by an
+// exploratory test).
+func (cfg *Config) scheduleProblems(calendar func(string) error) []Problem {
+	if calendar == nil {
+		return nil
+	}
+	d := &cfgDecoder{file: cfg.Path}
+	if data, err := os.ReadFile(cfg.Path); err == nil {
+		d.lines = tomlKeyLines(string(data))
+	}
+	for _, j := range cfg.Jobs {
+		for _, s := range j.Schedule {
+			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "\n\r") {
+				continue // reported with the job's keys
+			}
+			if err := calendar(s); err != nil {
+				d.errorf(toml.Key{"jobs", j.Name, "schedule"}, "%q is not a systemd calendar expression (%v); see 'man systemd.time', e.g. \"daily\" or \"*-*-* 03:00:00\"", s, err)
+			}
 		}
 	}
 	return d.problems

@@ -435,3 +435,39 @@ func TestScheduleListJSONWarnings(t *testing.T) {
 		t.Errorf("no JSON warning for %v on stderr:\n%s", want, res.stderr)
 	}
 }
+
+// TestInvalidScheduleIsConfigError: a schedule systemd-analyze refuses is
+// an error of the config in every command about its jobs (exit 2), as in
+// config check. config jobs listed such a job, schedule install of another
+// job installed that one, and schedule install of all failed with exit 1
+// (found by an exploratory test).
+func TestInvalidScheduleIsConfigError(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.s1]
+paths = ["` + src + `"]
+schedule = "every night"
+
+[jobs.s2]
+paths = ["` + src + `"]
+schedule = "daily"
+`)
+	units := filepath.Join(tr.dir, "units")
+	for _, args := range [][]string{
+		{"config", "check"},
+		{"config", "jobs"},
+		{"config", "jobs", "--names"},
+		{"schedule", "install", "--dir", units},
+		{"schedule", "install", "--dir", units, "s2"},
+	} {
+		res := tr.runConfig(nil, append(args, "--config", cfg)...)
+		if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, `:7: jobs.s1.schedule: "every night" is not a systemd calendar expression`) {
+			t.Errorf("%v: exit %d, want %d and the line of the schedule\n%s%s", args, res.code, exitUsage, res.stdout, res.stderr)
+		}
+	}
+	if _, err := os.Stat(units); !os.IsNotExist(err) {
+		t.Errorf("units were written for a config with errors: %v", err)
+	}
+}
