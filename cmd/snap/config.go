@@ -376,7 +376,7 @@ func jobKey(name string) string {
 }
 
 // jobErrors splits a config's errors by job: those of single jobs, by
-// name (the first of each), and whether any concerns the file as a whole.
+// name (the first of each by line), and whether any concerns the file as a whole.
 // snap run runs the jobs without errors when only jobs have them: a
 // mistake in a job added today must not stop every other job's backup
 // tonight.
@@ -388,7 +388,9 @@ func jobErrors(problems []Problem) (byJob map[string]Problem, whole bool) {
 		case p.Job == "":
 			whole = true
 		default:
-			if _, seen := byJob[p.Job]; !seen {
+			// The first by line, as config check lists them (the
+			// decoder reports keys in its own order).
+			if first, seen := byJob[p.Job]; !seen || p.Line < first.Line {
 				byJob[p.Job] = p
 			}
 		}

@@ -1221,3 +1221,20 @@ func TestHookOutputInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestRunBrokenJobFirstError: the error a broken job's run names as "the
+// first" is the first in the file, as config check lists them: it named
+// one of a later line (found by an exploratory test).
+func TestRunBrokenJobFirstError(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	cfg := tr.writeConfig(`[jobs.wrongtype]
+paths = ["/tmp"]
+keep = { last = "7" }
+hook_timeout = 30
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "the first: "+cfg+":7: jobs.wrongtype.keep") {
+		t.Errorf("exit %d, want %d and the error of line 7 first\n%s", res.code, exitUsage, res.stderr)
+	}
+}
