@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // snapNote writes a note of snap's own among a tool's error lines (to
@@ -378,6 +380,20 @@ func appendBounded(msg, sep, text string) string {
 	return msg + sep + text
 }
 
+// continuationSep is what joins a message and its indented continuation
+// on one line: a space after the message's own punctuation, else a full
+// stop before a sentence ("… failed: Connection refused. Is the server
+// running …?", which a bare space ran together) or a semicolon.
+func continuationSep(msg, text string) string {
+	if msg == "" || strings.ContainsAny(msg[len(msg)-1:], ".!?:;,") {
+		return " "
+	}
+	if r, _ := utf8.DecodeRuneInString(text); unicode.IsUpper(r) {
+		return ". "
+	}
+	return "; "
+}
+
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -402,9 +418,9 @@ func (w *lineWriter) emit(b []byte) {
 	switch text := strings.TrimSpace(line); {
 	case text == "":
 	case w.last != "" && (line[0] == ' ' || line[0] == '\t'):
-		w.last = appendBounded(w.last, " ", text)
+		w.last = appendBounded(w.last, continuationSep(w.last, text), text)
 		if w.errOpen {
-			w.firstErr = appendBounded(w.firstErr, " ", text)
+			w.firstErr = appendBounded(w.firstErr, continuationSep(w.firstErr, text), text)
 		}
 	default:
 		w.prev, w.last = w.last, text

@@ -155,15 +155,28 @@ func TestCommandRunInputError(t *testing.T) {
 }
 
 // TestLastLineKeepsCause: the line an error quotes is the last message
-// with its indented continuation (libpq's hint), not the hint alone.
+// with its indented continuation (libpq's hint), not the hint alone, and a
+// sentence's stop between them (they ran together: "Connection refused Is
+// the server running"; found by an exploratory test).
 func TestLastLineKeepsCause(t *testing.T) {
 	var w lineWriter
 	w.Write([]byte("pg_dump: starting\npg_dump: error: connection to server at \"127.0.0.1\", port 5433 failed: Connection refused\n"))
 	w.Write([]byte("\tIs the server running on that host and accepting TCP/IP connections?\n\n"))
 	w.flush()
-	want := `pg_dump: error: connection to server at "127.0.0.1", port 5433 failed: Connection refused Is the server running on that host and accepting TCP/IP connections?`
+	want := `pg_dump: error: connection to server at "127.0.0.1", port 5433 failed: Connection refused. Is the server running on that host and accepting TCP/IP connections?`
 	if got := w.cause(); got != want {
 		t.Errorf("last line %q, want %q", got, want)
+	}
+	for stderr, want := range map[string]string{
+		"tool: cannot open:\n\tno such file\n": "tool: cannot open: no such file",
+		"tool: stopped\n  at offset 5\n":       "tool: stopped; at offset 5",
+	} {
+		var w lineWriter
+		w.Write([]byte(stderr))
+		w.flush()
+		if got := w.cause(); got != want {
+			t.Errorf("%q: last line %q, want %q", stderr, got, want)
+		}
 	}
 }
 
