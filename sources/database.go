@@ -390,8 +390,8 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 				if pgUnreachable.MatchString(err.Error()) {
 					// The dump would fail the same way: its error alone,
 					// not this one beside it (found by an exploratory
-					// test).
-					return nil, err
+					// test), as what snap was doing.
+					return nil, fmt.Errorf("reading the database's owner, privileges and settings with pg_dump --create (before the dump): %w", err)
 				}
 				snapNote(stderr, "the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the dump goes on without them", err)
 			} else {
@@ -447,7 +447,9 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case mysqlUnreachable.MatchString(err.Error()):
-			return nil, err // the dump would fail the same way: said once
+			// The dump would fail the same way: said once, and as what
+			// snap was doing, for the client named is not the dump tool.
+			return nil, fmt.Errorf("reading the database's default character set and collation (before the dump): %w", err)
 		case errors.Is(err, errNoSchema):
 			// Most often a name that does not exist, which the dump then
 			// reports: the note said the answer was odd (found by an
@@ -467,7 +469,7 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 	case err != nil && ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err != nil && mysqlUnreachable.MatchString(err.Error()):
-		return nil, err // the dump would fail the same way: said once
+		return nil, fmt.Errorf("reading which tables keep a history, for --dump-history (before the dump): %w", err) // as above
 	case err != nil:
 		snapNote(stderr, "whether there are system-versioned tables, whose history needs --dump-history, could not be read (%v); their history is not saved, only their current rows", err)
 	case msg != "":

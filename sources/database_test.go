@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"context"
 	"io"
 	"net/url"
 	"strings"
@@ -241,6 +242,37 @@ func TestSQLiteFileNameWithURLCharacters(t *testing.T) {
 			t.Errorf("%s: accepted as %s", raw, d.File)
 		} else if !strings.Contains(err.Error(), "%23") {
 			t.Errorf("%s: %v; want the encoding named", raw, err)
+		}
+	}
+}
+
+// TestDumpUnreachableSaysWhat: a server that cannot be reached fails the
+// dump with the error of the query snap runs before it, which names
+// another program than the dump tool (the mariadb client): the error says
+// what snap was reading then (found by an exploratory test). Port 1
+// refuses connections.
+func TestDumpUnreachableSaysWhat(t *testing.T) {
+	for raw, want := range map[string]string{
+		"mysql://root@127.0.0.1:1/shop":      "reading the database's default character set and collation (before the dump): ",
+		"postgres://postgres@127.0.0.1:1/db": "reading the database's owner, privileges and settings with pg_dump --create (before the dump): ",
+	} {
+		db, err := ParseDatabase(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := db.Dump(context.Background())
+		if err != nil {
+			t.Logf("%s: %v", raw, err) // the dump tool is not installed
+			continue
+		}
+		rc, err := d.Open(nil)(context.Background())
+		if err == nil {
+			rc.Close()
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v; want it to begin %q", raw, err, want)
+		} else {
+			t.Log(err)
 		}
 	}
 }
