@@ -338,11 +338,36 @@ func (e *codedError) Error() string { return e.msg }
 type jobTimeoutError struct {
 	job     string
 	timeout time.Duration
+	// waitedFor is what the job was waiting for when it was stopped
+	// (the password command), when the step said so (timedOut).
+	waitedFor string
 }
 
 func (e *jobTimeoutError) Error() string {
-	return fmt.Sprintf("did not finish within %s (the job's timeout) and was stopped; the repository is consistent; "+
-		"raise timeout in [jobs.%s] if the job needs longer", e.timeout, e.job)
+	waiting := ""
+	if e.waitedFor != "" {
+		waiting = " waiting for " + e.waitedFor
+	}
+	return fmt.Sprintf("did not finish within %s (the job's timeout) and was stopped%s; the repository is consistent; "+
+		"raise timeout in [jobs.%s] if the job needs longer", e.timeout, waiting, e.job)
+}
+
+// timedOut returns the job's timeout error (naming what the job was
+// waiting for, when err says) in place of err, when the job's timeout
+// (ctx) is what stopped the work that returned err ("interrupted",
+// "context deadline exceeded"); else err.
+func timedOut(ctx context.Context, err error) error {
+	te := stoppedByTimeout(ctx)
+	if te == nil || !stoppedError(err) {
+		return err
+	}
+	var sw *stoppedWaiting
+	if errors.As(err, &sw) {
+		named := *te
+		named.waitedFor = sw.waitedFor
+		return &named
+	}
+	return te
 }
 
 // stoppedError reports whether err is what a cancelled context makes of
@@ -391,14 +416,6 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		ctx, cancel = context.WithTimeoutCause(ctx, j.Timeout, &jobTimeoutError{job: j.Name, timeout: j.Timeout})
 		defer cancel()
 	}
-	// timedOut replaces the error of a step the job's timeout stopped
-	// ("interrupted", "context deadline exceeded") by what happened.
-	timedOut := func(err error) error {
-		if te := stoppedByTimeout(ctx); te != nil && stoppedError(err) {
-			return te
-		}
-		return err
-	}
 	fail := func(step string, err error) {
 		res.err = err
 		res.ExitCode = exitCode(err)
@@ -417,7 +434,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	// steps after it are skipped, as after any failed step.
 	u.fields = map[string]any{"job": j.Name, "step": steps[0]}
 	failFirst := func(err error) jobResult {
-		fail(steps[0], timedOut(err))
+		fail(steps[0], timedOut(ctx, err))
 		for _, step := range steps[1:] {
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
 		}
@@ -490,7 +507,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		default:
 			err = fmt.Errorf("unknown step %s", step)
 		}
-		err = timedOut(err)
+		err = timedOut(ctx, err)
 		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.Is(err, errInterrupted) {
 			// Ctrl-C or SIGTERM inside a step's own work (its lock, a
 			// listing): "write lock: context canceled" says less.

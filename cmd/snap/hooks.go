@@ -93,9 +93,7 @@ func (h hooks) runPre(ctx context.Context, u *ui) error {
 // timeout). It returns the first failure, and overran: the hook that was
 // running when ctx ended (the job's timeout passed, Ctrl-C), or "".
 func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) (overran string, first error) {
-	if te := stoppedByTimeout(ctx); te != nil && stoppedError(runErr) {
-		runErr = te // a failure, not an interruption by the admin
-	}
+	runErr = timedOut(ctx, runErr) // a failure, not an interruption by the admin
 	outer := ctx
 	ctx = context.WithoutCancel(ctx)
 	code := exitCode(runErr)

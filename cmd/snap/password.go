@@ -107,7 +107,8 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 		}
 		b, err := readBounded(ctx, file, maxPasswordBytes)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return "", fmt.Errorf("%w: reading the password file %s stopped; the repository is untouched", errInterrupted, file)
+			return "", &stoppedWaiting{msg: fmt.Sprintf("%v: reading the password file %s stopped; the repository is untouched", errInterrupted, file),
+				waitedFor: "the password file " + file}
 		}
 		if err != nil {
 			return "", &passwordFileError{err: err, hint: fmt.Sprintf("give a readable file with %s or %s_FILE, or the password in %s", passwordFileFlag(envVar), envVar, envVar)}
@@ -360,7 +361,7 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 		case <-done:
 		case <-time.After(time.Second):
 		}
-		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
+		return "", passwordCommandStopped(command)
 	}
 	out, err := r.out, r.err
 	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
@@ -370,7 +371,7 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 	}
 	switch {
 	case parent.Err() != nil:
-		return "", fmt.Errorf("%w: password command %q stopped; the repository is untouched", errInterrupted, command)
+		return "", passwordCommandStopped(command)
 	case stdout.exceeded:
 		return "", fmt.Errorf("password command %q printed more than %d KiB, which no password is; it was stopped: check that it prints the password alone", command, maxPasswordBytes>>10)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -387,6 +388,24 @@ func runPasswordCommand(ctx context.Context, e *env, command string, timeout tim
 		return "", fmt.Errorf("password command %q printed nothing", command)
 	}
 	return pw, nil
+}
+
+// stoppedWaiting is an interruption (Ctrl-C, SIGTERM, a job's timeout)
+// that ended a wait for something outside snap, which a job's timeout
+// error names: "did not finish within 3s" alone left the admin to guess
+// that the password command never answered (found by an exploratory
+// test).
+type stoppedWaiting struct {
+	msg       string
+	waitedFor string // "the password command \"…\""
+}
+
+func (e *stoppedWaiting) Error() string { return e.msg }
+func (e *stoppedWaiting) Unwrap() error { return errInterrupted }
+
+func passwordCommandStopped(command string) error {
+	return &stoppedWaiting{msg: fmt.Sprintf("%v: password command %q stopped; the repository is untouched", errInterrupted, command),
+		waitedFor: fmt.Sprintf("the password command %q", command)}
 }
 
 // maxPasswordBytes bounds a password read from a file or a command: a

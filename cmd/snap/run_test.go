@@ -948,6 +948,11 @@ post = ["sleep 2; exit 1"]
 				if l["exit_code"] != float64(exitFatal) || !strings.Contains(l["error"].(string), "did not finish within 1s (the job's timeout) and was stopped") {
 					t.Errorf("job %v: %v", l["job"], l)
 				}
+				// What it waited for is named (it was not; found by an
+				// exploratory test).
+				if l["job"] == "password" && !strings.Contains(l["error"].(string), `and was stopped waiting for the password command "sleep 60";`) {
+					t.Errorf("job password: the password command is not named: %v", l["error"])
+				}
 			case "slowpost":
 				// The snapshot was saved before the timeout; its post hook
 				// then failed, which is the job's error, not the timeout
