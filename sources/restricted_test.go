@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -252,8 +253,8 @@ func TestPsqlUntrustedStatements(t *testing.T) {
 	}
 }
 
-// TestPsqlConnectsAsPgDumpallWrites: the \connect lines of a real
-// pg_dumpall, for databases whose names it quotes or writes as a
+// TestPsqlConnectsAsPgDumpallWrites: the \connect lines pg_dumpall writes
+// (as pg_dump --create does), for databases whose names it quotes or writes as a
 // connection string ("MyApp", "my.db", "my-app", "it's", `say "hi"`,
 // "a:b=c"), pass the filter and connect psql to each of those databases:
 // refused, they had left the script in the database before (found in
@@ -281,26 +282,35 @@ func TestPsqlConnectsAsPgDumpallWrites(t *testing.T) {
 	for _, n := range names {
 		psql("CREATE DATABASE " + ident(n))
 	}
-	all, err := exec.Command("pg_dumpall", "--no-password", "--schema-only", "--dbname="+maint.String()).Output()
-	if err != nil {
-		t.Fatalf("pg_dumpall: %v", err)
-	}
-	// Each of the test's databases: its connect line, and the \encoding
-	// line pg_dumpall writes before one that is a connection string.
+	// pg_dump --create writes each database's \connect line as pg_dumpall
+	// does (both call appendPsqlMetaConnect), and reads only that
+	// database: a pg_dumpall of the whole server failed on the databases
+	// other tests drop meanwhile.
 	var script strings.Builder
-	lines := strings.Split(string(all), "\n")
-	found := 0
-	for i, l := range lines {
-		if strings.HasPrefix(l, "\\connect ") && strings.Contains(l, "snapconnect") {
-			if i > 0 && strings.HasPrefix(lines[i-1], "\\encoding ") {
-				script.WriteString(lines[i-1] + "\n")
-			}
-			script.WriteString(l + "\nSELECT current_database();\n")
-			found++
+	pw, _ := u.User.Password()
+	for _, n := range names {
+		conn := fmt.Sprintf("host=%s port=%s user=%s dbname='%s'", u.Hostname(), u.Port(), u.User.Username(), strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(n))
+		dump := exec.Command("pg_dump", "--no-password", "--create", "--schema-only", "--dbname="+conn)
+		dump.Env = append(os.Environ(), "PGPASSWORD="+pw)
+		out, err := dump.Output()
+		if err != nil {
+			t.Fatalf("pg_dump of %q: %v", n, err)
 		}
-	}
-	if found != len(names) {
-		t.Fatalf("pg_dumpall wrote %d \\connect lines for the test's %d databases:\n%s", found, len(names), script.String())
+		lines := strings.Split(string(out), "\n")
+		found := false
+		for i, l := range lines {
+			if strings.HasPrefix(l, "\\connect ") {
+				if i > 0 && strings.HasPrefix(lines[i-1], "\\encoding ") {
+					script.WriteString(lines[i-1] + "\n")
+				}
+				script.WriteString(l + "\nSELECT current_database();\n")
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("pg_dump --create of %q wrote no \\connect line:\n%s", n, out)
+		}
 	}
 	cmd := exec.Command("psql", "-X", "--no-password", "-q", "-A", "-t", "-f", "-", "--dbname="+u.String())
 	cmd.Stdin = psqlRestricted(strings.NewReader(script.String()), psqlRestrictKey(), true)
