@@ -366,13 +366,15 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 	res.Notes = append(res.Notes, ck.Notes()...)
 	res.Notes = append(res.Notes, storedTwice(sns)...)
 	if locks, err := s.r.ListLocks(ctx); err == nil {
-		// Not the data's problem, but every command that needs the
-		// exclusive lock (prune, forget, tag) exits 11 while one is
-		// there, and check said nothing of it (found by an exploratory
-		// test).
+		// Not the data's problem, but it is taken for a shared lock: the
+		// commands that need the exclusive lock exit 11 while one is there
+		// and prune holds back deletions, and check said nothing of it
+		// (found by an exploratory test). Forget and a plain prune run
+		// beside it, so the note names only the exclusive ones (it named
+		// forget and prune; found by an exploratory test).
 		for _, l := range locks {
 			if l.Err != nil {
-				res.Notes = append(res.Notes, fmt.Sprintf("lock file %s cannot be read (%v): prune, forget, tag and the other commands that need the exclusive lock exit 11 while it is there; if no snap runs, 'snap unlock --all' removes it", repo.ShortName(l.Name), l.Err))
+				res.Notes = append(res.Notes, fmt.Sprintf("lock file %s cannot be read (%v): it counts as a shared lock, so prune --instant, repair index --from-packs, tag, key passwd and key remove exit 11 while it is there, and prune holds back due deletions; if no snap runs, 'snap unlock --all' removes it", repo.ShortName(l.Name), l.Err))
 			}
 		}
 	}

@@ -290,8 +290,17 @@ func TestPruneWaitsForAnUnreadableLock(t *testing.T) {
 	if !strings.Contains(res.stdout+res.stderr, "wait for the unreadable lock abababab") || !strings.Contains(res.stdout+res.stderr, "nothing says when it was taken") {
 		t.Errorf("prune beside an unreadable lock:\n%s%s", res.stdout, res.stderr)
 	}
-	// check notes it (it said nothing).
-	if res := tr.mustRun("check"); !strings.Contains(res.stdout+res.stderr, "lock file abababab cannot be read") || !strings.Contains(res.stdout+res.stderr, "'snap unlock --all' removes it") {
+	// check notes it (it said nothing), naming the commands it blocks
+	// (it named forget and prune, which run beside it).
+	res = tr.mustRun("check")
+	if out := res.stdout + res.stderr; !strings.Contains(out, "lock file abababab cannot be read") || !strings.Contains(out, "'snap unlock --all' removes it") ||
+		!strings.Contains(out, "prune --instant, repair index --from-packs, tag, key passwd and key remove exit 11") || strings.Contains(out, "forget") {
 		t.Errorf("check beside an unreadable lock:\n%s%s", res.stdout, res.stderr)
+	}
+	// create and forget run beside it; tag needs the exclusive lock.
+	id = tr.createID(src)
+	tr.mustRun("forget", "--keep-last", "1")
+	if res := tr.run("tag", "--add", "x", id); res.code != exitLocked {
+		t.Errorf("tag beside an unreadable lock: exit %d, want %d\n%s", res.code, exitLocked, res.stderr)
 	}
 }
