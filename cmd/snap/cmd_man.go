@@ -48,7 +48,8 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 - **SNAP_DEBUG**: when set, an internal error also prints where it happened (a stack trace).
 - **SNAP_CPUPROFILE**, **SNAP_MEMPROFILE**, **SNAP_TRACE**: write a CPU profile, a heap profile or an execution trace of the run to that file.
 - **AWS_ACCESS_KEY_ID**, **AWS_SECRET_ACCESS_KEY**, **AWS_SESSION_TOKEN**, **AWS_SHARED_CREDENTIALS_FILE**, **AWS_PROFILE**, **AWS_REGION**, **AWS_DEFAULT_REGION**: credentials and region of an S3 repository.
-- **GOMEMLIMIT**, **GOGC**: when set, the Go runtime's memory settings instead of snap's.
+- **SNAP_MEMORY_LIMIT**: the soft memory limit, as a size (512M, 2G), instead of snap's 100 MiB.
+- **GOMEMLIMIT**, **GOGC**: when set, the Go runtime's memory settings instead of snap's (GOMEMLIMIT in Go's syntax, e.g. 512MiB; the runtime stops on any other).
 - **JOURNAL_STREAM**: set by systemd; when it names snap's stderr, messages carry journald priority prefixes.
 - **XDG_CONFIG_HOME**, **XDG_CACHE_HOME**, **HOME**: where the config file and the cache are looked for.
 

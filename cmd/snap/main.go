@@ -3,11 +3,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
 )
 
 func main() {
-	limitMemory(os.Getenv)
+	if err := limitMemory(os.Getenv); err != nil {
+		fmt.Fprintf(os.Stderr, "snap: %v\n", err)
+		os.Exit(exitUsage)
+	}
 	stopProfiles := startProfiles(os.Getenv)
 	code := run(os.Args, newEnv())
 	stopProfiles()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -29,18 +30,43 @@ func TestMemoryDefaults(t *testing.T) {
 		{"GOGC", map[string]string{"GOGC": "100"}, true, 100, defaultMemoryLimit},
 		{"GOMEMLIMIT", map[string]string{"GOMEMLIMIT": "1GiB"}, false, 100, 1 << 40},
 		{"both", map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB"}, false, 100, 1 << 40},
+		// snap's own, in its size syntax (GOMEMLIMIT=512M stops the
+		// runtime before main).
+		{"SNAP_MEMORY_LIMIT", map[string]string{"SNAP_MEMORY_LIMIT": "512M"}, false, 100, 512 << 20},
+		{"SNAP_MEMORY_LIMIT over GOMEMLIMIT", map[string]string{"SNAP_MEMORY_LIMIT": "2G", "GOMEMLIMIT": "1GiB"}, false, 100, 2 << 30},
 	} {
 		// What the runtime would have read from such an environment.
 		debug.SetGCPercent(100)
 		debug.SetMemoryLimit(1 << 40)
-		if got := setMemoryDefaults(env(c.vars)); got != c.set {
-			t.Errorf("%s: setMemoryDefaults = %v", c.name, got)
+		if got, err := setMemoryDefaults(env(c.vars)); got != c.set || err != nil {
+			t.Errorf("%s: setMemoryDefaults = %v, %v", c.name, got, err)
 		}
 		if got := debug.SetGCPercent(100); got != c.gcPercent {
 			t.Errorf("%s: GC percent %d, want %d", c.name, got, c.gcPercent)
 		}
 		if got := debug.SetMemoryLimit(-1); got != c.limit {
 			t.Errorf("%s: memory limit %d, want %d", c.name, got, c.limit)
+		}
+	}
+}
+
+// TestMemoryLimitSyntax: a SNAP_MEMORY_LIMIT that is no size is one line
+// naming the variable and its form, and leaves the limit alone.
+func TestMemoryLimitSyntax(t *testing.T) {
+	limit0 := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(limit0) })
+	for _, v := range []string{"512X", "0", "-1G"} {
+		set, err := setMemoryDefaults(func(k string) string {
+			if k == "SNAP_MEMORY_LIMIT" {
+				return v
+			}
+			return ""
+		})
+		if set || err == nil || !strings.Contains(err.Error(), "SNAP_MEMORY_LIMIT="+v+": give the soft memory limit as a size, e.g. 512M") {
+			t.Errorf("SNAP_MEMORY_LIMIT=%s: %v, %v", v, set, err)
+		}
+		if got := debug.SetMemoryLimit(-1); got != limit0 {
+			t.Errorf("SNAP_MEMORY_LIMIT=%s: limit %d, want it left at %d", v, got, limit0)
 		}
 	}
 }
