@@ -70,3 +70,18 @@ func TestMemoryLimitSyntax(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryLimitVariable: the binary takes SNAP_MEMORY_LIMIT in snap's
+// size syntax, and stops on a wrong one with one line, exit 2 (no stack
+// trace, as the runtime gives for GOMEMLIMIT=512M).
+func TestMemoryLimitVariable(t *testing.T) {
+	tr := newTestRepo(t)
+	tr.mustRun("list")
+	if res := tr.runEnv([]string{"SNAP_MEMORY_LIMIT=512M"}, nil, "list"); res.code != 0 {
+		t.Errorf("SNAP_MEMORY_LIMIT=512M: exit %d\n%s", res.code, res.stderr)
+	}
+	res := tr.runEnv([]string{"SNAP_MEMORY_LIMIT=512X"}, nil, "list")
+	if want := "snap: SNAP_MEMORY_LIMIT=512X: give the soft memory limit as a size, e.g. 512M or 2G\n"; res.code != exitUsage || res.stderr != want {
+		t.Errorf("SNAP_MEMORY_LIMIT=512X: exit %d, want %d and %q\n%s", res.code, exitUsage, want, res.stderr)
+	}
+}
