@@ -62,6 +62,8 @@ func TestExitCodes(t *testing.T) {
 	if res := tr.run("restore", "latest"); res.code != exitUsage {
 		t.Errorf("restore without target: exit %d, want %d (%s)", res.code, exitUsage, res.stderr)
 	}
+	aFile := filepath.Join(tr.dir, "afile")
+	writeFile(t, aFile, []byte("a"))
 	// Mistakes on the command line: exit 2 with a line saying what.
 	for _, c := range []struct {
 		args []string
@@ -89,6 +91,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"forget", "nosuch"}, "expected an ID"},
 		{[]string{"diff", "zz"}, "expected an ID"},
 		{[]string{"restore", "latest", "--target", "-"}, "'snap dump SNAPSHOT PATH' writes a file"},
+		// It said "mkdir FILE: file exists" (found by an exploratory test).
+		{[]string{"restore", "latest", "--target", aFile}, "--target " + aFile + " is a file, not a directory: restore writes into a directory (a single file under its own name); give a directory, or write one file with 'snap dump SNAPSHOT PATH > FILE'"},
+		{[]string{"restore", "latest", "--target", filepath.Join(aFile, "sub")}, "--target " + aFile + "/sub: a part of that path is a file, not a directory"},
+		{[]string{"restore", "latest", "--target", "/dev/null"}, "--target /dev/null is a device, not a directory: give a directory"},
 		{[]string{"diff", "latest", "zz"}, "expected an ID"},
 		{[]string{"forget", "--keep-last", "-1"}, "0 or more"},
 		{[]string{"forget", "--keep-last", "0"}, "the --keep-* values given are all 0, which is no rule"},

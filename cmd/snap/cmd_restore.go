@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -74,6 +76,11 @@ func runRestore(c *cli.Context, e *env) error {
 	if target == "-" {
 		// Not standard output, which restore does not write to.
 		return usagef("--target -: restore writes into a directory; 'snap dump SNAPSHOT PATH' writes a file, or a directory as a tar archive, to standard output (a directory named -: --target ./-)")
+	}
+	if target != "" {
+		if err := checkTargetDir(target); err != nil {
+			return err
+		}
 	}
 	if c.String("to") != "" && len(dbs) != 1 {
 		return usagef("--to goes with exactly one --db NAME")
@@ -334,4 +341,28 @@ func holdingDumps(sns []*snapshot.Snapshot, names []string, kind string) []*snap
 		}
 	}
 	return out
+}
+
+// checkTargetDir refuses a --target that exists and is not a directory, or
+// that has a file among its parents, before anything is opened: restore
+// said only "mkdir FILE: file exists" (found by an exploratory test). What
+// does not exist yet is created.
+func checkTargetDir(target string) error {
+	fi, err := os.Stat(target)
+	switch {
+	case err == nil && fi.Mode().IsRegular():
+		return usagef("--target %s is a file, not a directory: restore writes into a directory (a single file under its own name); give a directory, or write one file with 'snap dump SNAPSHOT PATH > FILE'", target)
+	case err == nil && !fi.IsDir():
+		what := "a device"
+		switch {
+		case fi.Mode()&os.ModeNamedPipe != 0:
+			what = "a named pipe"
+		case fi.Mode()&os.ModeSocket != 0:
+			what = "a socket"
+		}
+		return usagef("--target %s is %s, not a directory: give a directory to restore into", target, what)
+	case errors.Is(err, syscall.ENOTDIR):
+		return usagef("--target %s: a part of that path is a file, not a directory: give a directory to restore into", target)
+	}
+	return nil
 }
