@@ -349,9 +349,11 @@ func holdingDumps(sns []*snapshot.Snapshot, names []string, kind string) []*snap
 // does not exist yet is created.
 func checkTargetDir(target string) error {
 	fi, err := os.Stat(target)
+	shown := sources.DisplayPath(target)
+	var msg error
 	switch {
 	case err == nil && fi.Mode().IsRegular():
-		return usagef("--target %s is a file, not a directory: restore writes into a directory (a single file under its own name); give a directory, or write one file with 'snap dump SNAPSHOT PATH > FILE'", target)
+		msg = usagef("--target %s is a file, not a directory: restore writes into a directory (a single file under its own name); give a directory, or write one file with 'snap dump SNAPSHOT PATH > FILE'", shown)
 	case err == nil && !fi.IsDir():
 		what := "a device"
 		switch {
@@ -360,9 +362,12 @@ func checkTargetDir(target string) error {
 		case fi.Mode()&os.ModeSocket != 0:
 			what = "a socket"
 		}
-		return usagef("--target %s is %s, not a directory: give a directory to restore into", target, what)
+		msg = usagef("--target %s is %s, not a directory: give a directory to restore into", shown, what)
 	case errors.Is(err, syscall.ENOTDIR):
-		return usagef("--target %s: a part of that path is a file, not a directory: give a directory to restore into", target)
+		msg = usagef("--target %s: a part of that path is a file, not a directory: give a directory to restore into", shown)
+	default:
+		return nil
 	}
-	return nil
+	// The path's bytes go along on the final JSON line (path_base64).
+	return &namedPathError{target, msg}
 }
