@@ -13,6 +13,7 @@ import (
 
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/repo/local"
+	"golang.org/x/sys/unix"
 )
 
 // plantLock writes a lock file as another snap process would have.
@@ -250,6 +251,32 @@ func TestNoLock(t *testing.T) {
 		t.Errorf("copy from a repository where no lock can be written: exit %d\n%s", res.code, res.stderr)
 	}
 	tr.mustRun("--no-lock", "copy", "--to", dst)
+}
+
+// TestReadOnlyRepository: on a file system mounted read-only, the commands
+// that write say so and what to do (they gave the bare "read-only file
+// system"; found by an exploratory test), and those that only read point at
+// --no-lock, with which they run.
+func TestReadOnlyRepository(t *testing.T) {
+	tr := newUninitRepo(t)
+	mnt := smallFS(t, tr.dir, "32m")
+	tr.repo = filepath.Join(mnt, "repo")
+	tr.env[0] = "SNAP_REPOSITORY=" + tr.repo // newUninitRepo put it first
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	id := tr.createID(src)
+	must(t, unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""))
+	for _, args := range [][]string{{"create", src}, {"forget", "--keep-last", "1"}, {"prune"}, {"tag", "--add", "x", id}} {
+		res := tr.run(args...)
+		if want := "repository " + tr.repo + " is on a file system mounted read-only, and " + args[0] + " writes to it: remount it read-write (to only read from it, restore, dump and check run with --no-lock)"; res.code == 0 || !strings.Contains(res.stderr, want) {
+			t.Errorf("%v on a read-only repository: exit %d, want %q\n%s", args, res.code, want, res.stderr)
+		}
+	}
+	if res := tr.run("check"); res.code == 0 || !strings.Contains(res.stderr, "add --no-lock") || strings.Contains(res.stderr, "remount") {
+		t.Errorf("check on a read-only repository: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("--no-lock", "check")
 }
 
 // TestPruneRemovesStaleLocks: a shared lock that looks stale (another host,

@@ -280,6 +280,11 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		if s.readsOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 			return fmt.Errorf("%w; a read-only repository (a mount, a snapshot of it, another user's files) can be read without a lock: add --no-lock", err)
 		}
+		if errors.Is(err, syscall.EROFS) {
+			// A command that writes got the bare error, with no way out
+			// (found by an exploratory test).
+			return fmt.Errorf("%w; repository %s is on a file system mounted read-only, and %s writes to it: remount it read-write (to only read from it, restore, dump and check run with --no-lock)", err, s.location, s.command)
+		}
 		return diskFull(err)
 	}
 	if s.freesSpace {
