@@ -151,24 +151,30 @@ func flagError(err error, flags []cli.Flag) string {
 }
 
 // closestFlag is a "did you mean" hint for the unknown flag name: the
-// command's flag (or global flag) within two edits of it, as for a
-// misspelt key of the config.
+// command's flag (or global flag) a typing slip away from it (see
+// nearestNames).
 func closestFlag(name string, flags []cli.Flag) string {
-	if len(name) < 4 {
-		// Every short name is within two edits of another: -x is no
-		// misspelt --at.
-		return ""
+	// Every name of one or two letters is a slip away from another: -x is
+	// no misspelt --at.
+	maxDist := 0
+	switch {
+	case len(name) >= 4:
+		maxDist = 2
+	case len(name) == 3:
+		maxDist = 1 // --tga, --jsn
 	}
-	var names []string
+	var groups [][]string
 	for _, f := range append(slices.Clone(flags), globalFlags(false)...) {
+		var names []string
 		for _, n := range f.Names() {
 			if len(n) >= 2 { // not the one-letter aliases
 				names = append(names, n)
 			}
 		}
+		groups = append(groups, names)
 	}
-	if n, ok := closest(names, func(n string) int { return editDistance(n, name) }); ok {
-		return "; did you mean --" + n + "?"
+	if near := nearestNames(name, groups, maxDist); len(near) > 0 {
+		return "; did you mean --" + strings.Join(near, " or --") + "?"
 	}
 	return ""
 }
@@ -182,20 +188,85 @@ func unknownCommand(name, parent string, cmds []*cli.Command) error {
 	if parent != "" {
 		in, help = " for 'snap "+parent+"'", "snap "+parent
 	}
-	var names []string
+	var groups [][]string
 	for _, c := range cmds {
 		if c.Hidden || c.Name == "help" {
 			continue
 		}
-		names = append(names, c.Names()...)
+		groups = append(groups, c.Names())
 	}
-	n, ok := closest(names, func(n string) int { return editDistance(n, name) })
 	// Every name of 3 letters or less is within two edits of another
 	// ("ls", "tag"): only one edit counts there.
-	if !ok || len(name) < 4 && editDistance(n, name) > 1 {
+	maxDist := 2
+	if len(name) < 4 {
+		maxDist = 1
+	}
+	near := nearestNames(name, groups, maxDist)
+	if len(near) == 0 {
 		return usagef("unknown command %q%s: see '%s --help'", name, in, help)
 	}
-	return usagef("unknown command %q%s: did you mean '%s'? (see '%s --help')", name, in, strings.TrimPrefix(parent+" "+n, " "), help)
+	for i, n := range near {
+		near[i] = "'" + strings.TrimPrefix(parent+" "+n, " ") + "'"
+	}
+	return usagef("unknown command %q%s: did you mean %s? (see '%s --help')", name, in, strings.Join(near, " or "), help)
+}
+
+// nearestNames returns the names nearest to name by typoDistance, within
+// maxDist: one, or two equally near (both are offered, in the order given),
+// or none when more are. Each group holds the names of one flag or command,
+// and gives at most its first nearest name. The first of several equally
+// near names won, which suggested --host for --josn; a wrong hint is worse
+// than two or none (found by an exploratory test).
+func nearestNames(name string, groups [][]string, maxDist int) []string {
+	best := maxDist + 1
+	var near []string
+	for _, g := range groups {
+		gBest, gName := maxDist+1, ""
+		for _, n := range g {
+			if d := typoDistance(n, name); d < gBest {
+				gBest, gName = d, n
+			}
+		}
+		switch {
+		case gName == "" || gBest > best:
+		case gBest < best:
+			best, near = gBest, []string{gName}
+		case !slices.Contains(near, gName):
+			near = append(near, gName)
+		}
+	}
+	if len(near) > 2 {
+		return nil
+	}
+	return near
+}
+
+// typoDistance is the optimal string alignment distance: the edits
+// (insert, delete, change a letter, or swap two adjacent ones) that make a
+// of b. A swap counts one edit, as typing makes it: Levenshtein's two tied
+// --josn with --host as with --json.
+func typoDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // dashed writes a flag's name as the user writes the flag: "-r", "--repo".
