@@ -152,6 +152,11 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 			if b.Parent != nil {
 				why = "has lost its parent " + b.Parent.Short() + " (forgotten)"
 			}
+			if prev == nil && b.Parent == nil {
+				// Most often simply the first backup of those paths: no
+				// --force to speak of (found by an exploratory test).
+				return usagef("snapshot %s is the first of its host and paths: there is nothing earlier to compare it with; give two snapshots ('snap diff A B')", b.ID.Short())
+			}
 			if prev == nil {
 				return usagef("snapshot %s %s, and no earlier snapshot has its host and paths: name the snapshot to compare it with", b.ID.Short(), why)
 			}
