@@ -146,6 +146,7 @@ func runRestore(c *cli.Context, e *env) error {
 		if err != nil {
 			return err
 		}
+		all := sns
 		kind := ""
 		if to := c.String("to"); to != "" {
 			if d, err := sources.ParseDatabase(to); err == nil {
@@ -167,7 +168,7 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		if err != nil {
 			if len(dbs) > 0 && errors.Is(err, snapshot.ErrNoSnapshot) {
-				return fmt.Errorf("%w (looking for one that holds the dump %s)", err, strings.Join(dbs, " and "))
+				return noDumpHeld(c, all, dbs, kind, err)
 			}
 			return err
 		}
@@ -341,6 +342,45 @@ func holdingDumps(sns []*snapshot.Snapshot, names []string, kind string) []*snap
 		}
 	}
 	return out
+}
+
+// noDumpHeld is the error of a --db that no snapshot (under the filters)
+// holds: it names what the latest snapshot with dumps has, with a "did you
+// mean". It said "no matching snapshot: no snapshot for 'latest' with
+// these filters" when no filter was given, and nothing of the dumps there
+// are (found by an exploratory test). err is the error of the choice, said
+// when no snapshot under the filters holds dumps at all.
+func noDumpHeld(c *cli.Context, all []*snapshot.Snapshot, dbs []string, kind string, err error) error {
+	var withDumps []*snapshot.Snapshot
+	for _, sn := range all {
+		if slices.ContainsFunc(sn.Sources, func(src snapshot.Source) bool {
+			return slices.Contains(dbKinds, src.Kind) && (kind == "" || src.Kind == kind)
+		}) {
+			withDumps = append(withDumps, sn)
+		}
+	}
+	latest, ferr := snapshot.Find(withDumps, "latest", filterFrom(c))
+	if ferr != nil {
+		return fmt.Errorf("%w (looking for one that holds the dump %s)", err, strings.Join(dbs, " and "))
+	}
+	var hints []string
+	for _, n := range dbs {
+		if _, derr := findDumpSourceOfKind(latest, n, kind); derr != nil {
+			hints = append(hints, dumpHint(latest, n, kind))
+		}
+	}
+	what := fmt.Sprintf("no snapshot holds a dump named %q", dbs[0])
+	if len(dbs) > 1 {
+		what = "no snapshot holds the dumps " + strings.Join(dbs, " and ") + " together"
+	}
+	var paths []string
+	for _, src := range latest.Sources {
+		if slices.Contains(dbKinds, src.Kind) && (kind == "" || src.Kind == kind) {
+			paths = append(paths, src.Path)
+		}
+	}
+	return fmt.Errorf("%s; the latest snapshot with dumps, %s (%s, host %s), has %s%s", what, latest.ID.Short(), localTime(latest.Time), latest.Host,
+		strings.Join(paths, ", "), strings.Join(hints, ""))
 }
 
 // checkTargetDir refuses a --target that exists and is not a directory, or

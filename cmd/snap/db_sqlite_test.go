@@ -316,7 +316,7 @@ func TestRestoreLatestDumpSkipsFilesOnlySnapshots(t *testing.T) {
 	tr := newTestRepo(t)
 	dbFile := filepath.Join(tr.dir, "app.db")
 	sqliteQuery(t, dbFile, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('kept');")
-	tr.mustRun("create", "--db", "sqlite://"+dbFile)
+	dbID := tr.createID("--db", "sqlite://"+dbFile)
 	files := filepath.Join(tr.dir, "files")
 	writeFile(t, filepath.Join(files, "f"), []byte("x"))
 	tr.mustRun("create", files)
@@ -330,8 +330,19 @@ func TestRestoreLatestDumpSkipsFilesOnlySnapshots(t *testing.T) {
 			t.Errorf("restore %v: %q", args, got)
 		}
 	}
-	if res := tr.run("restore", "latest", "--db", "other"); res.code == 0 || !strings.Contains(res.stderr, "holds the dump other") {
+	// A misspelt name: what the latest snapshot with dumps has, and the
+	// name meant. It said "no snapshot for 'latest' with these filters",
+	// given none (found by an exploratory test).
+	if res := tr.run("restore", "latest", "--db", "apo"); res.code != exitFatal || !strings.Contains(res.stderr, `no snapshot holds a dump named "apo"; the latest snapshot with dumps, `) ||
+		!strings.Contains(res.stderr, "/db/sqlite/app.sql (did you mean app?)") || strings.Contains(res.stderr, "filters") {
+		t.Errorf("restore of a misspelt dump: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.run("restore", "latest", "--db", "other"); res.code != exitFatal || !strings.Contains(res.stderr, `no snapshot holds a dump named "other"`) || strings.Contains(res.stderr, "did you mean") {
 		t.Errorf("restore of a dump no snapshot holds: exit %d\n%s", res.code, res.stderr)
+	}
+	// Named by ID, the snapshot's own dumps, with the same hint.
+	if res := tr.run("restore", dbID, "--db", "apo"); res.code == 0 || !strings.Contains(res.stderr, `has no dump "apo"; it has `) || !strings.Contains(res.stderr, "/db/sqlite/app.sql (did you mean app?)") {
+		t.Errorf("restore of a misspelt dump of a snapshot named by ID: exit %d\n%s", res.code, res.stderr)
 	}
 }
 

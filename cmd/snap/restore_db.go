@@ -83,7 +83,42 @@ func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.So
 	case len(dumps) == 0:
 		return snapshot.Source{}, fmt.Errorf("snapshot %s holds no%s database dumps", sn.ID.Short(), ofKind)
 	}
-	return snapshot.Source{}, fmt.Errorf("snapshot %s has no%s dump %q; it has %s", sn.ID.Short(), ofKind, name, strings.Join(names, ", "))
+	return snapshot.Source{}, fmt.Errorf("snapshot %s has no%s dump %q; it has %s%s", sn.ID.Short(), ofKind, name, strings.Join(names, ", "), dumpHint(sn, name, kind))
+}
+
+// dumpHint is a "did you mean" for a --db name that no dump of sn (of the
+// kind, unless "") has: the name of a dump a typing slip away, as --db
+// takes it (file name without extension, database name, SQLite file name),
+// or "".
+func dumpHint(sn *snapshot.Snapshot, name, kind string) string {
+	var groups [][]string
+	for _, src := range sn.Sources {
+		if !slices.Contains(dbKinds, src.Kind) || kind != "" && src.Kind != kind {
+			continue
+		}
+		base := path.Base(src.Path)
+		g := []string{strings.TrimSuffix(base, path.Ext(base)), base}
+		if d, err := sources.ParseRecordedDatabase(src.URL); err == nil {
+			if d.Name != "" {
+				g = append(g, d.Name)
+			}
+			if d.File != "" {
+				g = append(g, path.Base(d.File))
+			}
+		}
+		groups = append(groups, g)
+	}
+	maxDist := 0
+	switch {
+	case len(name) >= 4:
+		maxDist = 2
+	case len(name) == 3:
+		maxDist = 1
+	}
+	if near := nearestNames(name, groups, maxDist); len(near) > 0 {
+		return " (did you mean " + strings.Join(near, " or ") + "?)"
+	}
+	return ""
 }
 
 // dumpsNamed returns the dumps of srcs that --db name means: by the dump's
