@@ -417,7 +417,7 @@ func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
 			if strings.ReplaceAll(k, "-", "_") == a || strings.EqualFold(a, k) {
 				return 0
 			}
-			return editDistance(a, k)
+			return typoDistance(a, k)
 		}); ok {
 			hint = fmt.Sprintf("; did you mean %q?", a)
 		}
@@ -1202,7 +1202,8 @@ func redactedURLs(urls []string) []string {
 
 // closest returns the word of words nearest by dist within two edits, the
 // first of those at the least distance: the "did you mean" of a misspelt
-// config key or flag. ok is false when none is that near.
+// config key (flags and commands: nearestNames). ok is false when none is
+// that near.
 func closest(words []string, dist func(word string) int) (word string, ok bool) {
 	best := 3
 	for _, w := range words {
@@ -1213,23 +1214,3 @@ func closest(words []string, dist func(word string) int) (word string, ok bool) 
 	return word, ok
 }
 
-// editDistance is the Levenshtein distance, for "did you mean" hints.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
