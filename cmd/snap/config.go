@@ -1213,4 +1213,3 @@ func closest(words []string, dist func(word string) int) (word string, ok bool) 
 	}
 	return word, ok
 }
-
