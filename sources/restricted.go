@@ -167,8 +167,13 @@ var errPsqlConnect = errors.New("the whole-server dump holds a \\connect line th
 const psqlRefused = "backslash commands are restricted"
 
 // errDotCommand is a SQLite dump's line that the sqlite3 shell would take
-// for one of its own commands.
-var errDotCommand = errors.New("the dump holds a line that starts with a dot, which sqlite3 would run as a command of its own (.trace writes files, even in safe mode): a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+// for one of its own commands, or for a comment of its own.
+var errDotCommand = errors.New("the dump holds a line that starts with a dot or a #, which sqlite3 would run as a command of its own (.trace writes files, even in safe mode) or skip as a comment: a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+
+// errNulInDump is a NUL byte in a SQLite dump: the sqlite3 shell reads
+// lines with fgets and measures them with strlen, so what follows a NUL
+// on its line is dropped, or read as the start of a line of its own.
+var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes in no dump and around which its shell reads lines otherwise than they look: this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
 
 // sqliteShellOnly are the names, outside SQL's literals, that a dump is
 // refused for: functions and tables the sqlite3 shell adds, which safe
@@ -190,11 +195,12 @@ var sqliteShellOnly = map[string]bool{
 const sqliteUntrusting = "PRAGMA trusted_schema=OFF;\n"
 
 // sqliteScreen passes a dump on, failing at the first line that starts
-// with a dot (errDotCommand; the shell takes such a line for a command
-// only between statements, but refused wherever it is, a dump of an old
-// sqlite3 with a text value whose line break is followed by a dot is
-// refused too), and at the first name of sqliteShellOnly outside SQL's
-// literals and comments, bare or quoted ("fsdir", [fsdir], `fsdir`).
+// with a dot or a # (errDotCommand; the shell takes such a line for a
+// command or a comment only between statements, but refused wherever it
+// is, a dump of an old sqlite3 with a text value whose line break is
+// followed by one is refused too), at the first NUL byte (errNulInDump),
+// and at the first name of sqliteShellOnly outside SQL's literals and
+// comments, bare or quoted ("fsdir", [fsdir], `fsdir`).
 // It follows SQL's quoting byte by byte, across reads.
 type sqliteScreen struct {
 	r         io.Reader
@@ -226,8 +232,17 @@ func newSQLiteScreen(r io.Reader) *sqliteScreen {
 func (g *sqliteScreen) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
 	for _, c := range p[:n] {
-		if g.lineStart && c == '.' {
-			return 0, errDotCommand // nothing of this read reaches sqlite3
+		// Nothing of this read reaches sqlite3 after an error: a line
+		// that starts with a dot or a # (the shell's commands and its
+		// comments between statements, where a # line's quote opened a
+		// literal for this scan and hid the statement after it; found
+		// by a re-test), and a NUL (a re-test: after "\0" and 98 bytes
+		// on a line, the shell read ".trace FILE" as a line's start).
+		if c == 0 {
+			return 0, errNulInDump
+		}
+		if g.lineStart && (c == '.' || c == '#') {
+			return 0, errDotCommand
 		}
 		g.lineStart = c == '\n'
 		if werr := g.scan(c); werr != nil {

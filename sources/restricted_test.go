@@ -34,7 +34,14 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 		"CREATE TABLE s AS SELECT name, data FROM fsdir('/etc/hostname');", "CREATE TABLE s AS SELECT data FROM \"FsDir\"('/etc/hostname');",
 		"CREATE TABLE s AS SELECT data FROM [fsdir]('/etc/hostname');", "CREATE TABLE s AS SELECT data FROM `FSDIR`('/etc/hostname');",
 		"CREATE TABLE s AS SELECT sha3_query('SELECT data FROM fs' || 'dir(''/etc/hostname'')') AS h;",
-		"PRAGMA trusted_schema = ON;"}
+		"PRAGMA trusted_schema = ON;",
+		// The shell's own line reading (a re-test): a # line between
+		// statements is its comment, whose quote hid the statement after
+		// it from the scan; after a NUL and 98 bytes, the rest of a line
+		// was read as a line of its own (.trace FILE wrote any file).
+		"#'\nCREATE TABLE leak AS SELECT name, data FROM fsdir('/etc/hostname');--'",
+		"SELECT 1;\x00'\nCREATE TABLE leak AS SELECT name, data FROM fsdir('/etc/hostname');--'",
+		"\x00" + strings.Repeat("x", 98) + ".trace " + out("trace2") + "\nSELECT 1;"}
 	for i, line := range evil {
 		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
 		if err != nil {
@@ -44,7 +51,7 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 			t.Errorf("a dump with %q restored without an error", line)
 		}
 	}
-	for _, name := range []string{"shell", "output", "attach", "vacuum", "writefile", "trace"} {
+	for _, name := range []string{"shell", "output", "attach", "vacuum", "writefile", "trace", "trace2"} {
 		if _, err := os.Stat(out(name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the dump made %s (%v)", name, err)
 		}
@@ -343,6 +350,16 @@ func TestSQLiteScreen(t *testing.T) {
 			}
 		}
 	}
+	for in, want := range map[string]error{
+		".trace /tmp/x\n": errDotCommand, "SELECT 1;\n.shell id": errDotCommand, "#'\nSELECT 1;--'": errDotCommand,
+		"SELECT 1;\x00'": errNulInDump, "SELECT 'a\x00b';": errNulInDump,
+	} {
+		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
+			if _, err := io.ReadAll(newSQLiteScreen(&chunkReader{s: in, n: size})); !errors.Is(err, want) {
+				t.Errorf("%q in reads of %d: %v", in, size, err)
+			}
+		}
+	}
 	for _, in := range []string{
 		"INSERT INTO t VALUES('fsdir(''/etc'')', X'00');", "-- fsdir\nSELECT 1;", "/* fsdir */ SELECT 1;", "SELECT myfsdir, fsdir2, fsdir_x FROM t;",
 		`SELECT "fs""dir" FROM t;`, "SELECT [fs dir], `fs``dir` FROM t;", "CREATE TABLE t(\"a\"\"b\" TEXT);\nINSERT INTO t VALUES('it''s');\n",
@@ -362,7 +379,8 @@ var sqliteBareFsdir = regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_$\x80-\xff])fsdir($
 
 // FuzzSQLiteScreen: the scan of a SQLite dump (repository bytes, so
 // hostile) never panics, passes what it accepts unchanged, and accepts no
-// dump without quotes or comments in which fsdir stands as a name.
+// dump without quotes or comments in which fsdir stands as a name, and
+// none with a NUL or a line that starts with a dot or a #.
 func FuzzSQLiteScreen(f *testing.F) {
 	f.Add("CREATE TABLE t(x);\nINSERT INTO t VALUES('fsdir');\n", 3)
 	f.Add("SELECT [a]]b], \"c\"\"d\", `e`, 'f''g' /* h */ -- i\n;", 1)
@@ -372,7 +390,8 @@ func FuzzSQLiteScreen(f *testing.F) {
 		if err == nil && string(out) != in {
 			t.Fatalf("%q passed as %q", in, out)
 		}
-		if err == nil && !strings.ContainsAny(in, "'\"`[-/") && sqliteBareFsdir.MatchString(in) {
+		if err == nil && (!strings.ContainsAny(in, "'\"`[-/") && sqliteBareFsdir.MatchString(in) ||
+			strings.Contains(in, "\x00") || regexp.MustCompile(`(^|\n)[.#]`).MatchString(in)) {
 			t.Fatalf("%q accepted", in)
 		}
 	})
