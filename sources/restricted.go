@@ -189,6 +189,13 @@ var sqliteShellOnly = map[string]bool{
 	"zipfile": true, "fts3_tokenizer": true, "sqlite_dbpage": true, "trusted_schema": true,
 }
 
+// sqliteShellNames are those of sqliteShellOnly that SQLite also takes
+// written as a '…' literal, where its grammar wants a name: a table
+// (FROM 'fsdir'('/etc/shadow') read the file, found by a re-test) or a
+// pragma. A literal of one of these words alone is refused, not literals
+// that merely hold them; a function's name is never a literal.
+var sqliteShellNames = map[string]bool{"fsdir": true, "zipfile": true, "sqlite_dbpage": true, "trusted_schema": true}
+
 // sqliteUntrusting is what a restore gives sqlite3 before the dump: the
 // dump's triggers and views use no function or table that is not marked
 // harmless (the shell's fsdir among them), wherever their text is.
@@ -199,8 +206,9 @@ const sqliteUntrusting = "PRAGMA trusted_schema=OFF;\n"
 // command or a comment only between statements, but refused wherever it
 // is, a dump of an old sqlite3 with a text value whose line break is
 // followed by one is refused too), at the first NUL byte (errNulInDump),
-// and at the first name of sqliteShellOnly outside SQL's literals and
-// comments, bare or quoted ("fsdir", [fsdir], `fsdir`).
+// at the first name of sqliteShellOnly outside SQL's literals and
+// comments, bare or quoted ("fsdir", [fsdir], `fsdir`), and at the first
+// '…' literal that is a word of sqliteShellNames alone ('fsdir').
 // It follows SQL's quoting byte by byte, across reads.
 type sqliteScreen struct {
 	r         io.Reader
@@ -209,8 +217,9 @@ type sqliteScreen struct {
 	prev      byte     // the byte before, in code and block comments
 	closer    byte     // the quote that ends the string or quoted name
 	inside    sqlState // at sqlQuoteEnd: a string or a quoted name
-	word      []byte   // the name being read (bare or quoted), lower-cased
-	long      bool     // the name is longer than any in sqliteShellOnly
+	word      []byte   // the name or '…' literal being read, lower-cased
+	long      bool     // it is longer than any in sqliteShellOnly
+	str       bool     // it is a '…' literal
 }
 
 type sqlState int
@@ -264,9 +273,7 @@ func (g *sqliteScreen) scan(c byte) error {
 		if c == g.closer {
 			// Doubled: the quote stands for itself.
 			g.state = g.inside
-			if g.inside == sqlQuoted {
-				g.addWord(c)
-			}
+			g.addWord(c)
 			return nil
 		}
 		g.state = sqlCode
@@ -277,7 +284,9 @@ func (g *sqliteScreen) scan(c byte) error {
 	case sqlString:
 		if c == '\'' {
 			g.state, g.closer, g.inside = sqlQuoteEnd, c, sqlString
+			return nil
 		}
+		g.addWord(c)
 		return nil
 	case sqlQuoted:
 		if c == g.closer {
@@ -319,7 +328,7 @@ func (g *sqliteScreen) scan(c byte) error {
 	g.prev = c
 	switch {
 	case c == '\'':
-		g.state = sqlString
+		g.state, g.str = sqlString, true
 	case c == '"' || c == '`':
 		g.state, g.closer = sqlQuoted, c
 	case c == '[':
@@ -345,9 +354,11 @@ func (g *sqliteScreen) addWord(c byte) {
 
 // endWord checks the name read, if any, and starts the next.
 func (g *sqliteScreen) endWord() error {
-	w, long := g.word, g.long
-	g.word, g.long = g.word[:0], false
-	if len(w) > 0 && !long && sqliteShellOnly[string(w)] {
+	w, long, str := g.word, g.long, g.str
+	g.word, g.long, g.str = g.word[:0], false, false
+	switch {
+	case len(w) == 0 || long:
+	case str && sqliteShellNames[string(w)], !str && sqliteShellOnly[string(w)]:
 		return fmt.Errorf("%w: %s", errShellOnly, w)
 	}
 	return nil

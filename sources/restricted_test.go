@@ -41,7 +41,9 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 		// was read as a line of its own (.trace FILE wrote any file).
 		"#'\nCREATE TABLE leak AS SELECT name, data FROM fsdir('/etc/hostname');--'",
 		"SELECT 1;\x00'\nCREATE TABLE leak AS SELECT name, data FROM fsdir('/etc/hostname');--'",
-		"\x00" + strings.Repeat("x", 98) + ".trace " + out("trace2") + "\nSELECT 1;"}
+		"\x00" + strings.Repeat("x", 98) + ".trace " + out("trace2") + "\nSELECT 1;",
+		// SQLite takes a literal for a table's name (a second re-test).
+		"CREATE TABLE s AS SELECT name, data FROM 'FSDIR'('/etc/hostname');", "CREATE TABLE s AS SELECT data FROM 'fsdir' WHERE path = '/etc/hostname';"}
 	for i, line := range evil {
 		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
 		if err != nil {
@@ -343,6 +345,7 @@ func TestSQLiteScreen(t *testing.T) {
 	for _, in := range []string{
 		"SELECT * FROM fsdir('/');", "SELECT * FROM FSDIR ('/');", `SELECT "fsdir";`, "SELECT [FsDir];", "SELECT `fsdir`;",
 		"SELECT 1;\nSELECT x FROM fsdir", "SELECT readfile('/etc/shadow');", "SELECT 'a''b', fsdir();", "/* */ fsdir", "x -- y\nfsdir",
+		"SELECT data FROM 'fsdir'('/');", "SELECT data FROM 'FsDir' WHERE path = '/';", "PRAGMA 'trusted_schema' = ON;", "SELECT * FROM 'sqlite_dbpage';",
 	} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if _, err := io.ReadAll(newSQLiteScreen(&chunkReader{s: in, n: size})); !errors.Is(err, errShellOnly) {
@@ -361,7 +364,7 @@ func TestSQLiteScreen(t *testing.T) {
 		}
 	}
 	for _, in := range []string{
-		"INSERT INTO t VALUES('fsdir(''/etc'')', X'00');", "-- fsdir\nSELECT 1;", "/* fsdir */ SELECT 1;", "SELECT myfsdir, fsdir2, fsdir_x FROM t;",
+		"INSERT INTO t VALUES('fsdir(''/etc'')', X'00');", "INSERT INTO t VALUES('edit', 'readfile', 'fsdir is a word', 'fs''dir');", "-- fsdir\nSELECT 1;", "/* fsdir */ SELECT 1;", "SELECT myfsdir, fsdir2, fsdir_x FROM t;",
 		`SELECT "fs""dir" FROM t;`, "SELECT [fs dir], `fs``dir` FROM t;", "CREATE TABLE t(\"a\"\"b\" TEXT);\nINSERT INTO t VALUES('it''s');\n",
 		"SELECT 1;\n'.not a command';", "SELECT 'ends in a quote'''", "",
 	} {
