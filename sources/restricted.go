@@ -184,9 +184,17 @@ var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes i
 // trusted_schema, which would let the dump's triggers and views use them.
 // A dump sqlite3 wrote holds none, unless a table or column has one of
 // these names.
+//
+// And the schema's own table and writable_schema: a row written into it
+// declared a virtual table of a module whose name was put together from
+// pieces ('fs'||'dir'), which the dump then read files through once
+// writable_schema=RESET had loaded it (found by a third re-test). That
+// also refuses the dumps sqlite3 writes of databases with virtual tables
+// (FTS, R*Tree), which declare them so: they are loaded by hand.
 var sqliteShellOnly = map[string]bool{
 	"fsdir": true, "sha3_query": true, "readfile": true, "writefile": true, "edit": true, "load_extension": true,
 	"zipfile": true, "fts3_tokenizer": true, "sqlite_dbpage": true, "trusted_schema": true,
+	"writable_schema": true, "sqlite_schema": true, "sqlite_master": true, "sqlite_temp_schema": true, "sqlite_temp_master": true,
 }
 
 // sqliteShellNames are those of sqliteShellOnly that SQLite also takes
@@ -194,7 +202,8 @@ var sqliteShellOnly = map[string]bool{
 // (FROM 'fsdir'('/etc/shadow') read the file, found by a re-test) or a
 // pragma. A literal of one of these words alone is refused, not literals
 // that merely hold them; a function's name is never a literal.
-var sqliteShellNames = map[string]bool{"fsdir": true, "zipfile": true, "sqlite_dbpage": true, "trusted_schema": true}
+var sqliteShellNames = map[string]bool{"fsdir": true, "zipfile": true, "sqlite_dbpage": true, "trusted_schema": true,
+	"writable_schema": true, "sqlite_schema": true, "sqlite_master": true, "sqlite_temp_schema": true, "sqlite_temp_master": true}
 
 // sqliteUntrusting is what a restore gives sqlite3 before the dump: the
 // dump's triggers and views use no function or table that is not marked
@@ -366,4 +375,4 @@ func (g *sqliteScreen) endWord() error {
 
 // errShellOnly is a SQLite dump that names a function or table of the
 // sqlite3 shell that reaches beyond the database.
-var errShellOnly = errors.New("the dump uses a function or table of the sqlite3 shell that reaches beyond the database (fsdir reads any file of this host, even in safe mode), which a dump sqlite3 wrote does not, unless a table or column is named so; so this one was made or changed by someone else, and nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+var errShellOnly = errors.New("the dump uses a function or table of the sqlite3 shell that reaches beyond the database (fsdir reads any file of this host, even in safe mode), or writes the database's schema directly (as sqlite3's dump of a database with virtual tables, FTS or R*Tree, does, and as a crafted one does to declare such a table); a crafted dump could read the files of this host, so nothing was loaded: if the repository is yours and the database has virtual tables, write the dump out with 'snap dump' and read it with sqlite3 yourself")

@@ -43,7 +43,10 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 		"SELECT 1;\x00'\nCREATE TABLE leak AS SELECT name, data FROM fsdir('/etc/hostname');--'",
 		"\x00" + strings.Repeat("x", 98) + ".trace " + out("trace2") + "\nSELECT 1;",
 		// SQLite takes a literal for a table's name (a second re-test).
-		"CREATE TABLE s AS SELECT name, data FROM 'FSDIR'('/etc/hostname');", "CREATE TABLE s AS SELECT data FROM 'fsdir' WHERE path = '/etc/hostname';"}
+		"CREATE TABLE s AS SELECT name, data FROM 'FSDIR'('/etc/hostname');", "CREATE TABLE s AS SELECT data FROM 'fsdir' WHERE path = '/etc/hostname';",
+		// A virtual table declared in the schema by hand (a third re-test).
+		"CREATE TABLE loot(v);\nPRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING '||'fs'||'dir');\n" +
+			"PRAGMA writable_schema=RESET;\nCREATE TABLE s AS SELECT data FROM x WHERE path='/etc/hostname';"}
 	for i, line := range evil {
 		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
 		if err != nil {
@@ -70,8 +73,12 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 	if got, _ := exec.Command("sqlite3", out("trigger.db"), "SELECT count(*) FROM y").Output(); err == nil && strings.TrimSpace(string(got)) != "0" {
 		t.Errorf("a trigger in a string read a file of the host: %q", got)
 	}
+	// A plain dump loads; one of a database with a virtual table, which
+	// declares it by writing the schema directly, is refused (a crafted
+	// dump declared fsdir so, its name put together from pieces: a third
+	// re-test), with the advice to load it by hand.
 	src := out("src.db")
-	if b, err := exec.Command("sqlite3", src, "CREATE TABLE t(x); INSERT INTO t VALUES(1), ('a' || char(10) || '.b'); CREATE VIRTUAL TABLE ft USING fts5(body); INSERT INTO ft VALUES('hello');").CombinedOutput(); err != nil {
+	if b, err := exec.Command("sqlite3", src, "CREATE TABLE t(x); INSERT INTO t VALUES(1), ('a' || char(10) || 'b');").CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v %s", err, b)
 	}
 	dump, err := exec.Command("sqlite3", src, ".dump").Output()
@@ -80,10 +87,20 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 	}
 	d, _ = ParseDatabase("sqlite://" + out("good.db"))
 	if _, err := d.Restore(context.Background(), strings.NewReader(string(dump)), false, RestoreOptions{}); err != nil {
-		t.Fatalf("a plain dump with a virtual table: %v", err)
+		t.Fatalf("a plain dump: %v", err)
 	}
-	if got, _ := exec.Command("sqlite3", out("good.db"), "SELECT body FROM ft WHERE ft MATCH 'hello'").Output(); strings.TrimSpace(string(got)) != "hello" {
-		t.Errorf("restored virtual table: %q", got)
+	if got, _ := exec.Command("sqlite3", out("good.db"), "SELECT count(*) FROM t").Output(); strings.TrimSpace(string(got)) != "2" {
+		t.Errorf("restored table: %q", got)
+	}
+	if b, err := exec.Command("sqlite3", src, "CREATE VIRTUAL TABLE ft USING fts5(body); INSERT INTO ft VALUES('hello');").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, b)
+	}
+	if dump, err = exec.Command("sqlite3", src, ".dump").Output(); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = ParseDatabase("sqlite://" + out("fts.db"))
+	if _, err := d.Restore(context.Background(), strings.NewReader(string(dump)), false, RestoreOptions{}); !errors.Is(err, errShellOnly) || !strings.Contains(err.Error(), "snap dump") {
+		t.Errorf("a dump with a virtual table: %v", err)
 	}
 }
 
@@ -346,6 +363,7 @@ func TestSQLiteScreen(t *testing.T) {
 		"SELECT * FROM fsdir('/');", "SELECT * FROM FSDIR ('/');", `SELECT "fsdir";`, "SELECT [FsDir];", "SELECT `fsdir`;",
 		"SELECT 1;\nSELECT x FROM fsdir", "SELECT readfile('/etc/shadow');", "SELECT 'a''b', fsdir();", "/* */ fsdir", "x -- y\nfsdir",
 		"SELECT data FROM 'fsdir'('/');", "SELECT data FROM 'FsDir' WHERE path = '/';", "PRAGMA 'trusted_schema' = ON;", "SELECT * FROM 'sqlite_dbpage';",
+		"PRAGMA writable_schema=ON;", "INSERT INTO sqlite_master VALUES(1);", "UPDATE 'SQLITE_SCHEMA' SET sql = 1;", "DELETE FROM main.[sqlite_temp_master];",
 	} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if _, err := io.ReadAll(newSQLiteScreen(&chunkReader{s: in, n: size})); !errors.Is(err, errShellOnly) {
