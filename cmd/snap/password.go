@@ -62,9 +62,10 @@ const (
 
 // chooseSource says which of file, the variable envVar and command
 // passwordLookup uses, in its order: a command not from envVar_COMMAND
-// (a flag, the config), then file, then envVar, then command. A hook that
-// runs snap is given exactly that source (newHooks), so that its snap
-// cannot take another one left in the environment.
+// (a flag, the config), then file, then envVar, then command. The lookup
+// goes by it, and a hook that runs snap is given exactly that source
+// (newHooks), so that its snap cannot take another one left in the
+// environment.
 func chooseSource(getenv func(string) string, file, envVar, command string) passwordSource {
 	switch {
 	case command != "" && command != getenv(envVar+"_COMMAND"):
@@ -89,15 +90,18 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 	if commandFlag && fileFlag {
 		return "", usagef("give a %s password file or a password command, not both", what)
 	}
-	if commandFlag {
-		// Not from the variable: the flag, or else the config.
-		*origin = "the config's password_command"
-		if e.flagGiven(passwordCommandFlag(envVar)) {
+	switch chooseSource(e.getenv, file, envVar, command) {
+	case passwordFromCommand:
+		switch {
+		case !commandFlag:
+			*origin = "the password command " + envVar + "_COMMAND gives"
+		case e.flagGiven(passwordCommandFlag(envVar)):
 			*origin = passwordCommandFlag(envVar)
+		default: // not from the variable nor a flag: the config
+			*origin = "the config's password_command"
 		}
 		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
-	}
-	if file != "" {
+	case passwordFromFile:
 		*origin = "the password file " + file
 		switch {
 		case file == e.getenv(envVar+"_FILE"):
@@ -118,14 +122,9 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 			return "", fmt.Errorf("password file %s is empty", file)
 		}
 		return pw, nil
-	}
-	if pw := e.getenv(envVar); pw != "" {
+	case passwordFromVariable:
 		*origin = envVar
-		return pw, nil
-	}
-	if command != "" {
-		*origin = "the password command " + envVar + "_COMMAND gives" // commandFlag is false: it is the variable's
-		return runPasswordCommand(ctx, e, command, passwordCommandTimeout)
+		return e.getenv(envVar), nil
 	}
 	*origin = "the prompt"
 	f, ok := e.stdin.(*os.File)
