@@ -223,12 +223,11 @@ type sqliteScreen struct {
 	r         io.Reader
 	lineStart bool
 	state     sqlState
-	prev      byte     // the byte before, in code and block comments
-	closer    byte     // the quote that ends the string or quoted name
-	inside    sqlState // at sqlQuoteEnd: a string or a quoted name
-	word      []byte   // the name or '…' literal being read, lower-cased
-	long      bool     // it is longer than any in sqliteShellOnly
-	str       bool     // it is a '…' literal
+	prev      byte   // the byte before, in code and block comments
+	closer    byte   // the quote that ends the literal ('), or the quoted name (" or `)
+	word      []byte // the name or '…' literal being read, lower-cased
+	long      bool   // it is longer than any in sqliteShellOnly
+	str       bool   // it is a '…' literal
 }
 
 type sqlState int
@@ -281,7 +280,10 @@ func (g *sqliteScreen) scan(c byte) error {
 	case sqlQuoteEnd:
 		if c == g.closer {
 			// Doubled: the quote stands for itself.
-			g.state = g.inside
+			g.state = sqlQuoted
+			if c == '\'' {
+				g.state = sqlString
+			}
 			g.addWord(c)
 			return nil
 		}
@@ -292,14 +294,14 @@ func (g *sqliteScreen) scan(c byte) error {
 		return g.scan(c)
 	case sqlString:
 		if c == '\'' {
-			g.state, g.closer, g.inside = sqlQuoteEnd, c, sqlString
+			g.state = sqlQuoteEnd
 			return nil
 		}
 		g.addWord(c)
 		return nil
 	case sqlQuoted:
 		if c == g.closer {
-			g.state, g.inside = sqlQuoteEnd, sqlQuoted
+			g.state = sqlQuoteEnd
 			return nil
 		}
 		g.addWord(c)
@@ -337,7 +339,7 @@ func (g *sqliteScreen) scan(c byte) error {
 	g.prev = c
 	switch {
 	case c == '\'':
-		g.state, g.str = sqlString, true
+		g.state, g.closer, g.str = sqlString, c, true
 	case c == '"' || c == '`':
 		g.state, g.closer = sqlQuoted, c
 	case c == '[':
