@@ -126,13 +126,21 @@ func (pc *parentChunks) unchanged(newOff int64, id repo.ID) {
 // the recent ones.
 const maxSeen = 1024
 
-// anchorLocked adds the anchor of an unchanged chunk.
+// anchorLocked adds the anchor of an unchanged chunk: its first byte is
+// the parent chunk's.
 func (pc *parentChunks) anchorLocked(newOff int64, id repo.ID) {
+	pc.anchorAtLocked(newOff, id, 0)
+}
+
+// anchorAtLocked adds the anchor of byte at of the parent's chunk id, found
+// at newOff in the new version, unless id occurs in the parent other than
+// once.
+func (pc *parentChunks) anchorAtLocked(newOff int64, id repo.ID, at int) {
 	i, ok := pc.pos[id]
 	if !ok || i < 0 {
 		return
 	}
-	pc.addAnchorLocked(anchor{newOff, pc.ends[i] - pc.sizes[id]})
+	pc.addAnchorLocked(anchor{newOff, pc.ends[i] - pc.sizes[id] + int64(at)})
 }
 
 // located records that the new version's byte at newOff is byte baseAt of
@@ -148,11 +156,7 @@ func (pc *parentChunks) anchorLocked(newOff int64, id repo.ID) {
 func (pc *parentChunks) located(newOff int64, base repo.ID, baseAt int) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	i, ok := pc.pos[base]
-	if !ok || i < 0 || pc.ids[i] != base {
-		return
-	}
-	pc.addAnchorLocked(anchor{newOff, pc.ends[i] - pc.sizes[base] + int64(baseAt)})
+	pc.anchorAtLocked(newOff, base, baseAt)
 }
 
 // addAnchorLocked adds an anchor, unless the anchor before it says the
