@@ -694,9 +694,10 @@ func pgNamesAt(rest, db string) bool {
 	return false
 }
 
-// pgIdentByte reports whether c may be part of a bare identifier or a
-// keyword (an E before a quote then ends a word, as in "ONE'…").
-func pgIdentByte(c byte) bool {
+// sqlIdentByte reports whether c may be part of a bare identifier or a
+// keyword, in PostgreSQL's SQL and SQLite's alike (an E before a quote
+// then ends a word, as in "ONE'…").
+func sqlIdentByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80
 }
 
@@ -824,7 +825,7 @@ func (q *pgQuote) step(s string, i int) (int, pgPart) {
 	case c == '\'' || c == '"':
 		q.in = c
 		// E'…' (not the E at the end of a word: ONE'…' is no such thing).
-		q.escape = c == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !pgIdentByte(s[i-2]))
+		q.escape = c == '\'' && i > 0 && (s[i-1] == 'E' || s[i-1] == 'e') && (i < 2 || !sqlIdentByte(s[i-2]))
 		return i + 1, pgQuoteMark
 	}
 	return i + 1, pgOutside

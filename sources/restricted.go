@@ -327,7 +327,7 @@ func (g *sqliteScreen) scan(c byte) error {
 		return nil
 	}
 	// sqlCode.
-	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '$' || c >= 0x80 {
+	if sqlIdentByte(c) {
 		g.addWord(c)
 		g.prev = c
 		return nil
