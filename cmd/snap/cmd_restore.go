@@ -351,7 +351,9 @@ func holdingDumps(sns []*snapshot.Snapshot, names []string, kind string) []*snap
 // are (found by an exploratory test). err is the error of the choice, said
 // when no snapshot under the filters holds dumps at all.
 func noDumpHeld(c *cli.Context, all []*snapshot.Snapshot, dbs []string, kind string, err error) error {
-	isDump := func(src snapshot.Source) bool { return slices.Contains(dbKinds, src.Kind) && (kind == "" || src.Kind == kind) }
+	isDump := func(src snapshot.Source) bool {
+		return slices.Contains(dbKinds, src.Kind) && (kind == "" || src.Kind == kind)
+	}
 	var withDumps []*snapshot.Snapshot
 	for _, sn := range all {
 		if slices.ContainsFunc(sn.Sources, isDump) {
