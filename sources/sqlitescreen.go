@@ -1,0 +1,930 @@
+package sources
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Restoring a SQLite dump runs the sqlite3 shell on text from the
+// repository, which whoever may write there can fill with SQL of their
+// own (restricted.go). Safe mode keeps the shell's commands that write
+// files and run programs shut, but not all of what reaches beyond the
+// database: its fsdir table reads any file of the host into a table.
+// Screening that by name failed four times (a NUL byte and a # line around
+// which the shell reads lines otherwise, a literal taken for a table's
+// name, a table declared through writable_schema with its module's name
+// put together from pieces, and a Tcl-style variable, $a(';'), which
+// SQLite reads as one token where the screen saw a literal open).
+//
+// So the screen passes a dump on only as far as it reads as what sqlite3's
+// .dump writes, statement by statement, read by SQLite's own rules for
+// tokens: the PRAGMAs of .dump and of snap's lines before it, the
+// transaction, CREATE TABLE, INDEX, VIEW and TRIGGER, INSERT of literals
+// (and of replace, char and unistr, with which .dump writes line breaks),
+// DELETE FROM sqlite_sequence, ANALYZE, and the one write of the schema
+// with which .dump declares a virtual table, for the modules SQLite brings
+// (FTS3, FTS4, FTS5, R*Tree, Geopoly). No statement at the top level can
+// then read a table, so none can read fsdir. What CREATE stores (a view's
+// query, a trigger's statements, a default) runs later as the schema's,
+// which sqlite3 in safe mode and with trusted_schema off keeps from the
+// shell's functions and tables (the shell says "unsafe use of virtual
+// table fsdir"); the screen refuses them there by name besides.
+//
+// What reaches sqlite3 of a statement before it is checked is harmless:
+// the shell runs a statement at its ';' (or at the end of its input, and
+// the screen's error kills sqlite3 before that: Command), and the screen
+// passes no byte of a read in which it found an error.
+
+// errNotPlainDump is a SQLite dump with SQL that sqlite3's .dump does not
+// write.
+var errNotPlainDump = errors.New("a crafted dump reads the files of this host through SQL that .dump does not write, so nothing was loaded; if the repository is yours, write the dump out with 'snap dump' and read it with sqlite3 yourself")
+
+// errDotCommand is a SQLite dump's line that the sqlite3 shell would take
+// for one of its own commands, or for a comment of its own.
+var errDotCommand = errors.New("the dump holds a line that starts with a dot or a #, which sqlite3 would run as a command of its own (.trace writes files, even in safe mode) or skip as a comment: a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+
+// errNulInDump is a NUL byte in a SQLite dump: the sqlite3 shell reads
+// lines with fgets and measures them with strlen, so what follows a NUL
+// on its line is dropped, or read as the start of a line of its own.
+var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes in no dump and around which its shell reads lines otherwise than they look: this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+
+// errGoLine is a SQLite dump's line that reads GO or /, which the sqlite3
+// shell takes for a ';' (as SQL Server's and Oracle's shells do) and so
+// ends the statement before it where the screen sees no end.
+var errGoLine = errors.New("the dump holds a line that reads GO or /, which sqlite3 takes for the ';' that ends a statement: a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+
+// sqliteUntrusting is what a restore gives sqlite3 before the dump: the
+// dump's triggers, views and defaults use no function or table that is
+// not marked harmless (the shell's fsdir among them).
+const sqliteUntrusting = "PRAGMA trusted_schema=OFF;\n"
+
+// sqliteReachingTables are the tables of the sqlite3 shell and of SQLite
+// that reach beyond the database (fsdir reads any file, zipfile reads and
+// writes archives) or below it (the raw pages): refused as a name anywhere
+// outside a literal, and as a literal where a name is read.
+var sqliteReachingTables = map[string]bool{"fsdir": true, "zipfile": true, "sqlite_dbpage": true, "sqlite_dbdata": true, "sqlite_dbptr": true}
+
+// sqliteReachingFunctions are the shell's functions that reach beyond the
+// database, or run SQL given as text (sha3_query): refused where a
+// function is called in what CREATE stores.
+var sqliteReachingFunctions = map[string]bool{"readfile": true, "writefile": true, "edit": true, "sha3_query": true,
+	"load_extension": true, "fts3_tokenizer": true, "zipfile": true}
+
+// sqliteDumpPragmas are the PRAGMAs .dump and snap's lines before it
+// write.
+var sqliteDumpPragmas = map[string]bool{"foreign_keys": true, "writable_schema": true, "encoding": true, "page_size": true,
+	"auto_vacuum": true, "user_version": true, "application_id": true, "journal_mode": true}
+
+// sqliteValueFunctions are the functions .dump writes values with: a text
+// with line breaks as replace('a\nb','\n',char(10)), or unistr('a\u000ab').
+var sqliteValueFunctions = map[string]bool{"replace": true, "char": true, "unistr": true}
+
+// sqliteModules are the modules of virtual tables whose declaration .dump
+// writes into the schema that the screen lets through: SQLite's own.
+var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "rtree": true, "rtree_i32": true, "geopoly": true}
+
+// sqliteScreen passes a SQLite dump on (screen.go's comment above), failing
+// with errNotPlainDump at the first statement that .dump does not write,
+// at the first line that starts with a dot or a # (errDotCommand: the
+// shell's commands and comments), at the first line of GO or / (errGoLine)
+// and at the first NUL byte (errNulInDump).
+type sqliteScreen struct {
+	r         io.Reader
+	lexer     sqlLexer
+	stmt      stmtChecker
+	lineStart bool
+	goLine    goLineState
+	err       error
+}
+
+// goLineState is how far a line reads as GO or / alone.
+type goLineState uint8
+
+const (
+	goLineIndent goLineState = iota // at the line's start or in its leading white space
+	goLineNot                       // the line is something else
+	goLineSlash                     // after a leading /
+	goLineG                         // after a leading G
+	goLineGo                        // after a leading GO
+)
+
+// next is the state after c, or errGoLine. The shell takes a line for a
+// ';' when, after white space, it holds / or GO and then nothing but
+// white space and comments: a line that may do so is refused.
+func (s goLineState) next(c byte) (goLineState, error) {
+	space := c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r'
+	switch {
+	case (s == goLineSlash || s == goLineGo) && (space || c == '\n' || c == '-' || c == '/'):
+		return s, errGoLine
+	case c == '\n':
+		return goLineIndent, nil
+	case s == goLineIndent && space:
+		return s, nil
+	case s == goLineIndent && c == '/':
+		return goLineSlash, nil
+	case s == goLineIndent && (c == 'g' || c == 'G'):
+		return goLineG, nil
+	case s == goLineG && (c == 'o' || c == 'O'):
+		return goLineGo, nil
+	}
+	return goLineNot, nil
+}
+
+func newSQLiteScreen(r io.Reader) *sqliteScreen {
+	g := &sqliteScreen{r: r, lineStart: true, stmt: stmtChecker{step: stStart, between: true}}
+	g.lexer = sqlLexer{line: 1, emit: g.stmt.token}
+	return g
+}
+
+func (g *sqliteScreen) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	for _, c := range p[:n] {
+		// A line that starts with a dot or a #: the shell's commands
+		// (.trace writes files in safe mode) and its comments, which it
+		// reads as such between statements (a # line's quote opened a
+		// literal for an earlier screen and hid the statement after it);
+		// refused wherever it is. A NUL: after "\0" and 98 bytes on a
+		// line, the shell read ".trace FILE" as a line's start. A line
+		// of GO or /, which ends the statement before it.
+		switch {
+		case c == 0:
+			g.err = errNulInDump
+		case g.lineStart && (c == '.' || c == '#'):
+			g.err = errDotCommand
+		default:
+			if g.goLine, g.err = g.goLine.next(c); g.err == nil {
+				g.err = g.lexer.byte(c)
+			}
+		}
+		if g.err != nil {
+			return 0, g.err
+		}
+		g.lineStart = c == '\n'
+	}
+	if err == io.EOF {
+		if g.err = g.finish(); g.err != nil {
+			return 0, g.err
+		}
+	}
+	return n, err
+}
+
+// finish checks the end of the dump: the shell runs a statement left
+// without its ';' at the end of its input, so it must be one that could
+// end there.
+func (g *sqliteScreen) finish() error {
+	if _, err := g.goLine.next('\n'); err != nil {
+		return err
+	}
+	if err := g.lexer.end(); err != nil {
+		return err
+	}
+	if g.stmt.between {
+		return nil
+	}
+	end := sqlToken{kind: tokPunct, punct: ';', line: g.lexer.line}
+	if err := g.stmt.token(end); err != nil || g.stmt.between {
+		return err
+	}
+	return fmt.Errorf("line %d of the dump: it ends inside a statement: %w", end.line, errNotPlainDump)
+}
+
+// The tokens of SQL, as SQLite's tokenizer (tokenize.c) tells them apart.
+// What matters is that the screen ends each token, comment and statement
+// where SQLite does: an operator of two bytes is two tokens here, and a
+// number such as 1.5e-3 three (1.5e, -, 3), which SQLite reads alike for
+// what the screen lets through.
+type sqlTokKind uint8
+
+const (
+	tokWord   sqlTokKind = iota + 1 // a bare name or a keyword, lower-cased
+	tokName                         // a quoted name, "…", `…` or […], lower-cased
+	tokString                       // a literal, '…'
+	tokBlob                         // X'…'
+	tokNumber                       //
+	tokPunct                        // one byte of an operator, or ( ) , ; .
+)
+
+const (
+	maxTokenName    = 64       // bytes of a name kept; a longer one is none of the listed names
+	maxTokenLiteral = 64 << 10 // bytes of a literal kept: a virtual table's declaration
+)
+
+type sqlToken struct {
+	kind  sqlTokKind
+	text  []byte // a name's (maxTokenName) or a literal's (maxTokenLiteral) first bytes
+	long  bool   // the text was longer
+	punct byte
+	line  int // where the token starts
+}
+
+// is reports whether t is the keyword or bare name w.
+func (t sqlToken) is(w string) bool {
+	return t.kind == tokWord && !t.long && string(t.text) == w
+}
+
+func (t sqlToken) isPunct(c byte) bool { return t.kind == tokPunct && t.punct == c }
+
+// isName reports whether t can name a table: SQLite also takes a '…'
+// literal for a name.
+func (t sqlToken) isName() bool {
+	return t.kind == tokWord || t.kind == tokName || t.kind == tokString
+}
+
+// name is t's text as a name, lower-cased, or "" when too long to be one
+// of those the screen looks for.
+func (t sqlToken) name() string {
+	if t.long || !t.isName() {
+		return ""
+	}
+	if t.kind == tokString {
+		return strings.ToLower(string(t.text))
+	}
+	return string(t.text)
+}
+
+func (t sqlToken) String() string {
+	switch t.kind {
+	case tokPunct:
+		return fmt.Sprintf("%q", string(t.punct))
+	case tokString, tokBlob:
+		return "a literal"
+	}
+	s := string(t.text)
+	if len(s) > 40 || t.long {
+		s = s[:min(len(s), 40)] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+type lexState uint8
+
+const (
+	lexSpace        lexState = iota // between tokens
+	lexWord                         // in a bare name or keyword
+	lexNumber                       //
+	lexString                       // in '…'
+	lexQuoted                       // in "…" or `…` (closer)
+	lexBracket                      // in […]
+	lexBlob                         // in X'…', which ends at the next ' (no doubling)
+	lexQuoteEnd                     // after a quote that ends a literal or name, or is doubled
+	lexMinus                        // after a -, which may start a comment
+	lexSlash                        // after a /, which may start one
+	lexLineComment                  //
+	lexBlockComment                 //
+	lexBlockStar                    // in a block comment, after a *
+	lexBOM1                         // after 0xEF, which may start a byte order mark
+	lexBOM2                         // after 0xEF 0xBB
+)
+
+// sqlLexer reads SQL byte by byte, across reads, and gives its tokens to
+// emit.
+type sqlLexer struct {
+	state  lexState
+	closer byte
+	tok    sqlToken
+	line   int
+	emit   func(sqlToken) error
+}
+
+// errSQLByte is a byte that SQLite takes for no token, or for a variable
+// ($a, :a, @a, #a, ?1), which no dump holds. A Tcl-style variable,
+// $a(…), runs to its ')' whatever lies between, quotes too.
+var errSQLByte = errors.New("a variable or a byte that SQLite takes for no token")
+
+func (l *sqlLexer) byte(c byte) error {
+	err := l.step(c)
+	if c == '\n' {
+		l.line++
+	}
+	return err
+}
+
+func (l *sqlLexer) step(c byte) error {
+	switch l.state {
+	case lexSpace:
+		return l.start(c)
+	case lexWord:
+		if sqlIdentByte(c) {
+			l.add(c)
+			return nil
+		}
+		if c == '\'' && len(l.tok.text) == 1 && l.tok.text[0] == 'x' {
+			l.state, l.tok.kind, l.tok.text = lexBlob, tokBlob, l.tok.text[:0]
+			return nil
+		}
+	case lexNumber:
+		// SQLite ends a number at what it cannot hold, and calls one
+		// followed by letters illegal: both are read on here as one
+		// token, which ends where SQLite's next token does.
+		if sqlIdentByte(c) || c == '.' {
+			l.add(c)
+			return nil
+		}
+	case lexString:
+		if c == '\'' {
+			l.state = lexQuoteEnd
+		} else {
+			l.add(c)
+		}
+		return nil
+	case lexQuoted:
+		if c == l.closer {
+			l.state = lexQuoteEnd
+		} else {
+			l.add(c)
+		}
+		return nil
+	case lexQuoteEnd:
+		if c == l.closer {
+			// Doubled: the quote stands for itself.
+			l.state = lexQuoted
+			if c == '\'' {
+				l.state = lexString
+			}
+			l.add(c)
+			return nil
+		}
+	case lexBracket, lexBlob:
+		end := byte(']')
+		if l.state == lexBlob {
+			end = '\''
+		}
+		if c == end {
+			return l.flush()
+		}
+		if l.state == lexBracket {
+			l.add(c)
+		}
+		return nil
+	case lexMinus, lexSlash:
+		if c == '-' && l.state == lexMinus {
+			l.state = lexLineComment
+			return nil
+		}
+		if c == '*' && l.state == lexSlash {
+			l.state = lexBlockComment
+			return nil
+		}
+		op := byte('-')
+		if l.state == lexSlash {
+			op = '/'
+		}
+		l.state = lexSpace
+		if err := l.emit(sqlToken{kind: tokPunct, punct: op, line: l.line}); err != nil {
+			return err
+		}
+		return l.start(c)
+	case lexLineComment:
+		if c == '\n' {
+			l.state = lexSpace
+		}
+		return nil
+	case lexBlockComment, lexBlockStar:
+		switch {
+		case c == '/' && l.state == lexBlockStar:
+			l.state = lexSpace
+		case c == '*':
+			l.state = lexBlockStar
+		default:
+			l.state = lexBlockComment
+		}
+		return nil
+	case lexBOM1, lexBOM2:
+		// A byte order mark where a token starts is white space to
+		// SQLite (after "; " it is END that ends a trigger, not a name
+		// of its own); any other byte makes the 0xEF start a name.
+		if l.state == lexBOM1 && c == 0xbb {
+			l.state = lexBOM2
+			return nil
+		}
+		if l.state == lexBOM2 && c == 0xbf {
+			l.state = lexSpace
+			return nil
+		}
+		l.newToken(tokWord)
+		l.add(0xef)
+		if l.state == lexBOM2 {
+			l.add(0xbb)
+		}
+		l.state = lexWord
+		return l.step(c)
+	}
+	// The token being read ended before c.
+	if err := l.flush(); err != nil {
+		return err
+	}
+	return l.start(c)
+}
+
+// start reads c, where a token may start.
+func (l *sqlLexer) start(c byte) error {
+	switch {
+	case c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r':
+	case c >= '0' && c <= '9':
+		l.newToken(tokNumber)
+		l.add(c)
+		l.state = lexNumber
+	case c == '\'':
+		l.newToken(tokString)
+		l.state, l.closer = lexString, c
+	case c == '"' || c == '`':
+		l.newToken(tokName)
+		l.state, l.closer = lexQuoted, c
+	case c == '[':
+		l.newToken(tokName)
+		l.state = lexBracket
+	case c == '-':
+		l.state = lexMinus
+	case c == '/':
+		l.state = lexSlash
+	case c == 0xef:
+		l.state = lexBOM1
+	case sqlIdentByte(c) && c != '$' && !(c >= '0' && c <= '9'):
+		l.newToken(tokWord)
+		l.add(c)
+		l.state = lexWord
+	case strings.IndexByte("(),;.=<>!|+*%&~", c) >= 0:
+		return l.emit(sqlToken{kind: tokPunct, punct: c, line: l.line})
+	default:
+		return fmt.Errorf("line %d of the dump, %q: %s: %w", l.line, string(c), errSQLByte, errNotPlainDump)
+	}
+	return nil
+}
+
+func (l *sqlLexer) newToken(kind sqlTokKind) {
+	l.tok = sqlToken{kind: kind, text: l.tok.text[:0], line: l.line}
+}
+
+func (l *sqlLexer) add(c byte) {
+	limit := maxTokenName
+	if l.tok.kind == tokString {
+		limit = maxTokenLiteral
+	} else if c >= 'A' && c <= 'Z' {
+		c += 'a' - 'A' // SQLite folds the case of ASCII letters only
+	}
+	if len(l.tok.text) >= limit {
+		l.tok.long = true
+		return
+	}
+	l.tok.text = append(l.tok.text, c)
+}
+
+// flush gives the token read to emit.
+func (l *sqlLexer) flush() error {
+	l.state = lexSpace
+	return l.emit(l.tok)
+}
+
+// end ends the input: a literal, name or comment left open is a dump cut
+// short (SQLite would not run it either).
+func (l *sqlLexer) end() error {
+	switch l.state {
+	case lexSpace, lexLineComment:
+		return nil
+	case lexWord, lexNumber, lexQuoteEnd, lexMinus, lexSlash, lexBOM1, lexBOM2:
+		return l.step(' ')
+	}
+	return fmt.Errorf("line %d of the dump: the dump ends inside a literal or comment: %w", l.line, errNotPlainDump)
+}
+
+// stmtChecker checks the tokens of a dump against the statements .dump
+// writes, one step per token: each step checks a token and returns the
+// step for the next.
+type stmtChecker struct {
+	step  stmtStep
+	what  string // what is created: table, index, view or trigger
+	depth int    // parentheses open in a row of values or in what is created
+	// In what is created: a shell function's name just read, and for a
+	// trigger, whether the last tokens were ";" and "; END" (its end).
+	call             string
+	semi, semiEnd    bool
+	qualifier        string // the name before a '.' in CREATE
+	schemaWrite      int    // tokens of the schema write matched
+	schemaWriteTable string // the name the schema write declares
+	between          bool   // no statement is open
+}
+
+// A stmtStep checks a token and returns the step for the next, or nil
+// after the ';' that ends a statement.
+type stmtStep func(s *stmtChecker, t sqlToken) (stmtStep, error)
+
+func (s *stmtChecker) token(t sqlToken) error {
+	next, err := s.step(s, t)
+	if err != nil {
+		return err
+	}
+	s.step, s.between = next, next == nil
+	if next == nil {
+		s.step = stStart
+	}
+	return nil
+}
+
+// refuse is the error for t where .dump writes want.
+func refuse(t sqlToken, want string) error {
+	return fmt.Errorf("line %d of the dump: %s where sqlite3's .dump writes %s: %w", t.line, t, want, errNotPlainDump)
+}
+
+func stStart(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct(';'):
+		return nil, nil
+	case t.is("insert"):
+		return stInsertInto, nil
+	case t.is("create"):
+		return stCreate, nil
+	case t.is("pragma"):
+		return stPragma, nil
+	case t.is("begin"), t.is("commit"), t.is("end"), t.is("rollback"):
+		return stTransaction, nil
+	case t.is("delete"):
+		return expectWord("from", func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+			if t.name() != "sqlite_sequence" {
+				return nil, refuse(t, "DELETE FROM sqlite_sequence only")
+			}
+			return stEnd, nil
+		}), nil
+	case t.is("analyze"):
+		return stAnalyze, nil
+	}
+	return nil, refuse(t, "a statement of its own (PRAGMA, BEGIN, CREATE, INSERT, DELETE FROM sqlite_sequence, ANALYZE, COMMIT)")
+}
+
+// expectWord is the step that takes the keyword w, then goes on to next.
+func expectWord(w string, next stmtStep) stmtStep {
+	return func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+		if !t.is(w) {
+			return nil, refuse(t, strings.ToUpper(w))
+		}
+		return next, nil
+	}
+}
+
+// stEnd takes the ';' that ends a statement.
+func stEnd(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if !t.isPunct(';') {
+		return nil, refuse(t, "the ';' that ends the statement")
+	}
+	return nil, nil
+}
+
+func stTransaction(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct(';'):
+		return nil, nil
+	case t.is("transaction"), t.is("deferred"), t.is("immediate"), t.is("exclusive"):
+		return stTransaction, nil
+	}
+	return nil, refuse(t, "BEGIN TRANSACTION or COMMIT")
+}
+
+func stAnalyze(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.isPunct(';') {
+		return nil, nil
+	}
+	if !t.isName() || sqliteReachingTables[t.name()] {
+		return nil, refuse(t, "ANALYZE sqlite_schema")
+	}
+	return stEnd, nil
+}
+
+func stPragma(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.kind != tokWord || !sqliteDumpPragmas[t.name()] {
+		return nil, refuse(t, "PRAGMA foreign_keys, writable_schema, encoding, page_size, auto_vacuum, user_version, application_id or journal_mode")
+	}
+	return func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+		if !t.isPunct('=') {
+			return nil, refuse(t, "'=' after a PRAGMA's name")
+		}
+		return stPragmaValue, nil
+	}, nil
+}
+
+func stPragmaValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct('-'), t.isPunct('+'):
+		return stPragmaValue, nil
+	case t.kind == tokWord && !sqliteReachingTables[t.name()], t.kind == tokNumber, t.kind == tokString:
+		return stEnd, nil
+	}
+	return nil, refuse(t, "a PRAGMA's value")
+}
+
+// INSERT INTO name [(columns)] VALUES (values)[, (values)]…;
+
+func stInsertInto(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if !t.is("into") {
+		return nil, refuse(t, "INSERT INTO")
+	}
+	return stInsertTable, nil
+}
+
+func stInsertTable(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if !t.isName() {
+		return nil, refuse(t, "the table of an INSERT")
+	}
+	switch name := t.name(); {
+	case name == "sqlite_schema" || name == "sqlite_master":
+		s.schemaWrite = 0
+		return stSchemaWrite, nil
+	case name == "sqlite_sequence" || name == "sqlite_stat1" || name == "sqlite_stat4":
+	case strings.HasPrefix(name, "sqlite_") || sqliteReachingTables[name]:
+		return nil, refuse(t, "INSERT into a table of the database's own")
+	}
+	return stInsertColumns, nil
+}
+
+func stInsertColumns(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct('('):
+		return stColumn, nil
+	case t.is("values"):
+		return stRow, nil
+	}
+	return nil, refuse(t, "VALUES")
+}
+
+func stColumn(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if !t.isName() || sqliteReachingTables[t.name()] {
+		return nil, refuse(t, "a column's name")
+	}
+	return stColumnNext, nil
+}
+
+func stColumnNext(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct(','):
+		return stColumn, nil
+	case t.isPunct(')'):
+		return expectWord("values", stRow), nil
+	}
+	return nil, refuse(t, "',' or ')' in a list of columns")
+}
+
+func stRow(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if !t.isPunct('(') {
+		return nil, refuse(t, "the '(' of a row of values")
+	}
+	s.depth = 1
+	return stValue, nil
+}
+
+// stValue takes a value: a literal, NULL, or a call of replace, char or
+// unistr, after any signs.
+func stValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct('-'), t.isPunct('+'):
+		return stValue, nil
+	case t.kind == tokNumber, t.kind == tokString, t.kind == tokBlob, t.is("null"), t.is("true"), t.is("false"):
+		return stAfterValue, nil
+	case t.kind == tokWord && sqliteValueFunctions[t.name()]:
+		return stCall, nil
+	}
+	return nil, refuse(t, "a literal value")
+}
+
+func stCall(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if !t.isPunct('(') {
+		return nil, refuse(t, "the '(' of a call")
+	}
+	s.depth++
+	return stFirstArgument, nil
+}
+
+func stFirstArgument(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.isPunct(')') {
+		return stAfterValue(s, t)
+	}
+	return stValue(s, t)
+}
+
+func stAfterValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct(','):
+		return stValue, nil
+	case t.isPunct('-'), t.isPunct('+'):
+		// 1.5e-3 reads here as 1.5e, -, 3.
+		return stValue, nil
+	case t.isPunct(')'):
+		s.depth--
+		if s.depth == 0 {
+			return stRowEnd, nil
+		}
+		return stAfterValue, nil
+	}
+	return nil, refuse(t, "',' or ')' after a value")
+}
+
+func stRowEnd(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct(','):
+		return stRow, nil
+	case t.isPunct(';'):
+		return nil, nil
+	}
+	return nil, refuse(t, "the ';' that ends an INSERT")
+}
+
+// The schema write of a virtual table, as .dump writes it:
+// INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)
+// VALUES('table','NAME','NAME',0,'CREATE VIRTUAL TABLE NAME USING MODULE(…)');
+var schemaWriteTokens = []string{"(", "type", ",", "name", ",", "tbl_name", ",", "rootpage", ",", "sql", ")", "values",
+	"(", "'table'", ",", "'NAME'", ",", "'NAME'", ",", "0", ",", "'SQL'", ")", ";"}
+
+func stSchemaWrite(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	want := schemaWriteTokens[s.schemaWrite]
+	s.schemaWrite++
+	ok := false
+	switch want {
+	case "'table'":
+		ok = t.kind == tokString && string(t.text) == "table"
+	case "'NAME'":
+		name := t.name()
+		ok = t.kind == tokString && name != "" && !strings.HasPrefix(name, "sqlite_") && !sqliteReachingTables[name]
+		if ok && s.schemaWrite == 16 {
+			s.schemaWriteTable = name
+		}
+		ok = ok && name == s.schemaWriteTable
+	case "'SQL'":
+		if t.kind == tokString && !t.long {
+			if err := checkVirtualTable(t.text, s.schemaWriteTable); err != nil {
+				return nil, fmt.Errorf("line %d of the dump: the declaration of virtual table %q: %w", t.line, s.schemaWriteTable, err)
+			}
+			ok = true
+		}
+	case "0":
+		ok = t.kind == tokNumber && string(t.text) == "0"
+	default:
+		if len(want) == 1 {
+			ok = t.isPunct(want[0])
+		} else {
+			ok = t.is(want)
+		}
+	}
+	if !ok {
+		return nil, refuse(t, "the schema write that declares a virtual table, "+strings.Join(schemaWriteTokens, ""))
+	}
+	if s.schemaWrite == len(schemaWriteTokens) {
+		return nil, nil
+	}
+	return stSchemaWrite, nil
+}
+
+// checkVirtualTable checks the declaration of a virtual table that a
+// schema write stores: CREATE VIRTUAL TABLE name USING module(arguments),
+// of one of SQLite's own modules, with arguments that name none of the
+// shell's tables or functions, and no FTS4 compress or uncompress option
+// (which names a function FTS4 calls with the table's text).
+func checkVirtualTable(sql []byte, table string) error {
+	var toks []sqlToken
+	l := sqlLexer{line: 1, emit: func(t sqlToken) error {
+		t.text = append([]byte(nil), t.text...)
+		toks = append(toks, t)
+		return nil
+	}}
+	for _, c := range sql {
+		if err := l.byte(c); err != nil {
+			return err
+		}
+	}
+	if err := l.end(); err != nil {
+		return err
+	}
+	i := 0
+	for _, w := range []string{"create", "virtual", "table"} {
+		if i >= len(toks) || !toks[i].is(w) {
+			return errVirtualTable("it is not CREATE VIRTUAL TABLE")
+		}
+		i++
+	}
+	if i+3 < len(toks) && toks[i].is("if") && toks[i+1].is("not") && toks[i+2].is("exists") {
+		i += 3
+	}
+	if i+2 >= len(toks) || toks[i].name() != table || !toks[i+1].is("using") {
+		return errVirtualTable("it does not declare the table the schema write names")
+	}
+	module := toks[i+2].name()
+	if toks[i+2].kind != tokWord || !sqliteModules[module] {
+		return errVirtualTable(fmt.Sprintf("module %s is not one of SQLite's own (FTS3, FTS4, FTS5, R*Tree, Geopoly)", toks[i+2]))
+	}
+	args := toks[i+3:]
+	if len(args) > 0 && (!args[0].isPunct('(') || !args[len(args)-1].isPunct(')')) {
+		return errVirtualTable("its arguments are not one list in parentheses")
+	}
+	depth := 0
+	for j, t := range args {
+		switch {
+		case t.isPunct('('):
+			depth++
+		case t.isPunct(')'):
+			depth--
+			if depth == 0 && j != len(args)-1 {
+				return errVirtualTable("its arguments are not one list in parentheses")
+			}
+		case t.isPunct(';'):
+			return errVirtualTable("it holds a ';'")
+		case sqliteReachingTables[t.name()] || sqliteReachingFunctions[t.name()]:
+			return errVirtualTable(fmt.Sprintf("it names %s, of the sqlite3 shell", t))
+		case (module == "fts3" || module == "fts4") && (t.is("compress") || t.is("uncompress")):
+			return errVirtualTable("FTS4's compress and uncompress options name functions it calls")
+		}
+	}
+	return nil
+}
+
+func errVirtualTable(why string) error {
+	return fmt.Errorf("%s: %w", why, errNotPlainDump)
+}
+
+// CREATE [UNIQUE] TABLE|INDEX|VIEW|TRIGGER [IF NOT EXISTS] [main.]name …;
+
+func stCreate(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.is("unique"):
+		return expectWord("index", func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+			s.what = "index"
+			return stCreateIf(s, t)
+		}), nil
+	case t.is("table"), t.is("index"), t.is("view"), t.is("trigger"):
+		s.what = t.name()
+		return stCreateIf, nil
+	case t.is("temp"), t.is("temporary"):
+		// SQLite trusts what the temp schema stores.
+		return nil, refuse(t, "no temporary table, view or trigger")
+	}
+	return nil, refuse(t, "CREATE TABLE, INDEX, VIEW or TRIGGER")
+}
+
+func stCreateIf(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.is("if") {
+		return expectWord("not", expectWord("exists", stCreateName)), nil
+	}
+	return stCreateName(s, t)
+}
+
+func stCreateName(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	name := t.name()
+	if !t.isName() || strings.HasPrefix(name, "sqlite_") || sqliteReachingTables[name] {
+		return nil, refuse(t, "the name of the "+s.what+" (not one of SQLite's)")
+	}
+	s.qualifier = name
+	return stCreateAfterName, nil
+}
+
+func stCreateAfterName(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.isPunct('.') {
+		// main.name, as SQLite keeps a trigger created so; temp.name
+		// would make a trigger or view of the temp schema, which
+		// SQLite trusts.
+		if s.qualifier != "main" {
+			return nil, refuse(t, "a "+s.what+" of the main schema")
+		}
+		s.qualifier = ""
+		return stCreateName, nil
+	}
+	if s.what == "table" && !t.isPunct('(') {
+		// CREATE TABLE … AS SELECT reads tables.
+		return nil, refuse(t, "the '(' of a table's columns")
+	}
+	s.depth, s.call, s.semi, s.semiEnd = 0, "", false, false
+	return stBody(s, t)
+}
+
+// stBody takes what CREATE stores, to the ';' that ends it: for a
+// trigger, the one after the "; END" that ends its statements (SQLite's
+// grammar ends a trigger there and nowhere else). It runs later as the
+// schema's (sqliteUntrusting); the shell's tables and functions are
+// refused in it besides.
+func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if s.call != "" && t.isPunct('(') {
+		return nil, refuse(sqlToken{kind: tokWord, text: []byte(s.call), line: t.line}, "no function of the sqlite3 shell")
+	}
+	s.call = ""
+	name := t.name()
+	switch {
+	case t.isPunct(';') && (s.what != "trigger" || s.semiEnd):
+		if s.depth != 0 {
+			return nil, refuse(t, "as many ')' as '('")
+		}
+		return nil, nil
+	case s.semiEnd:
+		return nil, refuse(t, "the ';' after a trigger's END")
+	case t.isPunct('('):
+		s.depth++
+	case t.isPunct(')'):
+		s.depth--
+	case sqliteReachingTables[name]:
+		return nil, refuse(t, "no table of the sqlite3 shell")
+	case t.kind == tokWord && sqliteReachingFunctions[name]:
+		s.call = name
+	}
+	s.semiEnd = s.semi && t.is("end")
+	s.semi = t.isPunct(';')
+	return stBody, nil
+}
