@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -119,12 +121,12 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	}
 	be, _, err := openBackend(c.Context, e, location, true, bo)
 	if err != nil {
-		return err
+		return initReadOnly(err)
 	}
 	defer be.Close()
 	r, err := repo.Init(c.Context, be, pw, kdf, files, repo.Options{Now: e.now, StreamChunker: streams, HugePages: hugePagesAllowed(e.getenv("GODEBUG"))})
 	if err != nil {
-		return err
+		return initReadOnly(err)
 	}
 	// The repository is whole without its space reserve: one that does not
 	// fit is a warning, and the next create tries again.
@@ -139,4 +141,13 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	u.printf("created repository %s at %s", r.Config().ID[:8], be.Location())
 	u.printf("keep the password safe: without it nothing in the repository can be read")
 	return nil
+}
+
+// initReadOnly is err, with what to do when the location's file system is
+// mounted read-only (the bare error said only that).
+func initReadOnly(err error) error {
+	if errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("%w: choose a location on a file system mounted read-write, or remount this one read-write", err)
+	}
+	return err
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -233,7 +235,11 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	}
 	name, err := s.r.AddKey(c.Context, pw, kdf)
 	if err != nil {
-		return diskFull(fmt.Errorf("add key: %w; the keys are as they were", err))
+		err = fmt.Errorf("add key: %w; the keys are as they were", err)
+		if errors.Is(err, syscall.EROFS) {
+			return readOnlyMount(err, s.location, s.command)
+		}
+		return diskFull(err)
 	}
 	if !replace {
 		if s.ui.json {

@@ -255,8 +255,8 @@ func TestNoLock(t *testing.T) {
 
 // TestReadOnlyRepository: on a file system mounted read-only, the commands
 // that write say so and what to do (they gave the bare "read-only file
-// system"; found by an exploratory test), and those that only read point at
-// --no-lock, with which they run.
+// system"; found by an exploratory test), key add and init included, and
+// those that only read point at --no-lock, with which they run.
 func TestReadOnlyRepository(t *testing.T) {
 	tr := newUninitRepo(t)
 	mnt := smallFS(t, tr.dir, "32m")
@@ -267,11 +267,22 @@ func TestReadOnlyRepository(t *testing.T) {
 	writeFile(t, filepath.Join(src, "a"), []byte("a"))
 	id := tr.createID(src)
 	must(t, unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""))
-	for _, args := range [][]string{{"create", src}, {"forget", "--keep-last", "1"}, {"prune"}, {"tag", "--add", "x", id}} {
+	writeFile(t, filepath.Join(tr.dir, "pw2"), []byte("another password\n"))
+	for _, args := range [][]string{{"create", src}, {"forget", "--keep-last", "1"}, {"prune"}, {"tag", "--add", "x", id},
+		{"key", "add", "--new-password-file", filepath.Join(tr.dir, "pw2"), "--kdf-memory", "8", "--kdf-time", "1"}} {
+		command := args[0]
+		if command == "key" {
+			command = "key add"
+		}
 		res := tr.run(args...)
-		if want := "repository " + tr.repo + " is on a file system mounted read-only, and " + args[0] + " writes to it: remount it read-write (to only read from it, restore, dump and check run with --no-lock)"; res.code == 0 || !strings.Contains(res.stderr, want) {
+		if want := "repository " + tr.repo + " is on a file system mounted read-only, and " + command + " writes to it: remount it read-write (to only read from it, restore, dump and check run with --no-lock)"; res.code == 0 || !strings.Contains(res.stderr, want) {
 			t.Errorf("%v on a read-only repository: exit %d, want %q\n%s", args, res.code, want, res.stderr)
 		}
+	}
+	// init, in a directory of the read-only file system.
+	if res := tr.run("--repo", filepath.Join(mnt, "new"), "init", "--kdf-memory", "8", "--kdf-time", "1"); res.code == 0 ||
+		!strings.Contains(res.stderr, "read-only file system: choose a location on a file system mounted read-write, or remount this one read-write") {
+		t.Errorf("init on a read-only file system: exit %d\n%s", res.code, res.stderr)
 	}
 	if res := tr.run("check"); res.code == 0 || !strings.Contains(res.stderr, "add --no-lock") || strings.Contains(res.stderr, "remount") {
 		t.Errorf("check on a read-only repository: exit %d\n%s", res.code, res.stderr)

@@ -281,9 +281,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			return fmt.Errorf("%w; a read-only repository (a mount, a snapshot of it, another user's files) can be read without a lock: add --no-lock", err)
 		}
 		if errors.Is(err, syscall.EROFS) {
-			// A command that writes got the bare error, with no way out
-			// (found by an exploratory test).
-			return fmt.Errorf("%w; repository %s is on a file system mounted read-only, and %s writes to it: remount it read-write (to only read from it, restore, dump and check run with --no-lock)", err, s.location, s.command)
+			return readOnlyMount(err, s.location, s.command)
 		}
 		return diskFull(err)
 	}
@@ -501,4 +499,11 @@ func (s *session) unreadableErr() error {
 	}
 	return fmt.Errorf("%s could not be read (named above) and left out; 'snap check' tells what is damaged",
 		plural(len(s.unreadable), "snapshot", "snapshots"))
+}
+
+// readOnlyMount is err, a write to the repository that its file system
+// refused as mounted read-only, with what to do: the bare error left a
+// command that writes with no way out (found by an exploratory test).
+func readOnlyMount(err error, location, command string) error {
+	return fmt.Errorf("%w; repository %s is on a file system mounted read-only, and %s writes to it: remount it read-write (to only read from it, restore, dump and check run with --no-lock)", err, location, command)
 }
