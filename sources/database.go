@@ -43,6 +43,7 @@ type Database struct {
 
 	u        url.URL // the URL without its password and without ?all
 	password string
+	lockWait time.Duration // MariaDB/MySQL: how long --replace waits to drop the database (0: mysqlDropWait)
 }
 
 // ParseDatabase parses a database URL. A server URL without a database name

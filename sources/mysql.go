@@ -3,6 +3,7 @@ package sources
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -11,7 +12,9 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // MariaDB and MySQL: mariadb-dump (or mysqldump) with --single-transaction
@@ -86,10 +89,20 @@ func (d *Database) mysqlDump() (Command, error) {
 	}
 	// --comments: the completion check needs the dump's last comment,
 	// which an option file's skip-comments would leave out.
+	// --skip-add-locks: the dump is one transaction already, and the
+	// LOCK TABLES it writes by default made a table whose DEFAULT takes
+	// nextval() of a sequence fail to load ("Table 's' was not locked
+	// with LOCK TABLES"; found by an exploratory test).
+	// --max-allowed-packet: any row the server holds (mariadb-dump's own
+	// default, 24 MiB, stopped at a larger one).
 	args := append(d.mysqlConnArgs(), "--comments", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
-		"--skip-dump-date", "--no-tablespaces", "--default-character-set=utf8mb4")
+		"--skip-dump-date", "--no-tablespaces", "--default-character-set=utf8mb4", "--skip-add-locks", "--max-allowed-packet="+mysqlMaxPacket)
 	if d.All {
-		args = append(args, "--all-databases")
+		// --flush-privileges: the accounts the dump writes into the
+		// mysql database take effect when it is loaded, not at the
+		// server's next start (they did not; found by an exploratory
+		// test).
+		args = append(args, "--all-databases", "--flush-privileges")
 	} else {
 		args = append(args, "--", d.Name)
 	}
@@ -175,7 +188,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// --local-infile=0 refuses LOAD DATA LOCAL INFILE, through which
 		// a crafted dump read /etc/shadow into a table (found by an
 		// exploratory test; restricted.go).
-		args := append(d.mysqlConnArgs(), "--batch", "--binary-mode", "--local-infile=0")
+		args := append(d.mysqlConnArgs(), "--batch", "--binary-mode", "--local-infile=0", "--max-allowed-packet="+mysqlMaxPacket)
 		if db != "" {
 			args = append(args, "--", db)
 		}
@@ -199,7 +212,16 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 				return false, err
 			}
 		}
-		return false, load("")
+		if err := load(""); err != nil {
+			return false, d.mysqlPacketHint(ctx, err)
+		}
+		// A dump of an older snap holds no FLUSH PRIVILEGES after the
+		// accounts it loads. A user that may not flush could not have
+		// loaded the mysql database either.
+		if _, err := d.mysqlQuery(ctx, "FLUSH PRIVILEGES;\n"); err != nil && !isAccessDenied(err) {
+			return false, fmt.Errorf("%s: the dump was loaded, but FLUSH PRIVILEGES failed, so the accounts it holds take effect only when the server restarts: run it by hand (%w)", d, err)
+		}
+		return false, nil
 	}
 	exists, objects, marker, err := d.mysqlObjects(ctx)
 	if err != nil {
@@ -238,7 +260,15 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		if err := d.readAllFirst(ctx, o); err != nil {
 			return false, err
 		}
-		if _, err := d.mysqlQuery(ctx, "DROP DATABASE "+mysqlIdent(d.Name)+";\n"); err != nil {
+		// A session with an open transaction on one of its tables holds
+		// the drop: not for ever (MariaDB's default is a year, and the
+		// restore said nothing meanwhile; found by an exploratory test).
+		// MariaDB locks all the tables before it drops any.
+		wait := cmp.Or(d.lockWait, mysqlDropWait)
+		if _, err := d.mysqlQuery(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout=%d;\nDROP DATABASE %s;\n", int(wait.Seconds()), mysqlIdent(d.Name))); err != nil {
+			if isLockWaitTimeout(err) {
+				return false, fmt.Errorf("%s: drop database: %w: another session holds one of its tables (an open transaction, a long query), and the restore waited %v for it: end that session (SHOW PROCESSLIST; KILL …) or stop the application, then restore again (%w)", d, err, wait, ErrUnchanged)
+			}
 			return false, fmt.Errorf("%s: drop database: %w", d, err)
 		}
 		create = true
@@ -256,6 +286,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 				o.Stderr(fmt.Sprintf("note: database %s could not be created as recorded (%s: %v); created with%s instead", d, strings.TrimSpace(charset), err, fallback))
 			}
 			_, err = d.mysqlQuery(cctx, "CREATE DATABASE "+mysqlIdent(d.Name)+fallback+";\n")
+			charset = fallback
 		}
 		cancel()
 		if err != nil {
@@ -274,6 +305,13 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 			return false, fmt.Errorf("%w; %w", ctx.Err(), ErrReplacedPartly)
 		}
 	}
+	if !create {
+		// An empty database that was there keeps its own defaults.
+		charset = ""
+		if cw, err := d.mysqlCharset(ctx); err == nil {
+			charset = " " + cw
+		}
+	}
 	table := mysqlIdent(d.Name) + "." + mysqlIdent(mysqlMarker)
 	// COMMENT takes a literal, not an expression (mysqlString).
 	const comment = "'snap restore is loading a dump into this database; if no restore runs, it was killed: restore again with --replace'"
@@ -289,6 +327,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		return false, fmt.Errorf("%w (%w)", err, ErrUnchanged)
 	}
 	if err := load(d.Name); err != nil {
+		err = d.mysqlPacketHint(ctx, err)
 		switch {
 		case create && exists == "0":
 			_, _ = d.mysqlQuery(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
@@ -302,10 +341,61 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// before the failure stay (MariaDB commits each one).
 		return false, fmt.Errorf("%w; the database %s now holds part of the dump at most: empty it (or drop and create it) before restoring again, or restore into a new database with --to", err, d)
 	}
+	// The dump's last ALTER DATABASE gives the database the defaults of
+	// the one it was taken from (when that had routines made under other
+	// ones): set again those it was created with, the target's own under
+	// --replace (a latin1 database stays latin1; found by an exploratory
+	// test).
+	if charset != "" {
+		if _, err := d.mysqlQuery(context.WithoutCancel(ctx), "ALTER DATABASE "+mysqlIdent(d.Name)+charset+";\n"); err != nil && o.Stderr != nil {
+			o.Stderr(fmt.Sprintf("note: database %s keeps the character set and collation its dump gave it (set%s: %v)", d, charset, err))
+		}
+	}
 	if _, err := d.mysqlQuery(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table+";\n"); err != nil {
 		return create && exists == "0", fmt.Errorf("%s: the dump was loaded, but the table %s that marked the load in progress could not be dropped: drop it by hand (%w)", d, mysqlMarker, err)
 	}
 	return create && exists == "0", nil
+}
+
+// mysqlMaxPacket is the largest statement the clients send or take: the
+// most MariaDB and MySQL allow.
+const mysqlMaxPacket = "1073741824"
+
+// mysqlDropWait is how long a restore with --replace waits for the tables
+// of the database it drops.
+const mysqlDropWait = 5 * time.Minute
+
+// mysqlPacketHint adds to err, a load the server refused because a
+// statement was larger than its max_allowed_packet (ERROR 1153), what to
+// do: the dump writes binary columns in hex, twice their size, so a row
+// of 9 MB, which the server took, is a statement of 18 MB, which its
+// default of 16 MiB refuses (found by an exploratory test).
+func (d *Database) mysqlPacketHint(ctx context.Context, err error) error {
+	var ce *CommandError
+	if !errors.As(err, &ce) || !strings.HasPrefix(ce.LastLine, "ERROR 1153 ") {
+		return err
+	}
+	limit := "its limit"
+	if v, qerr := d.mysqlQuery(context.WithoutCancel(ctx), "SELECT @@GLOBAL.max_allowed_packet;\n"); qerr == nil {
+		if n, perr := strconv.ParseInt(v, 10, 64); perr == nil {
+			limit = fmt.Sprintf("its max_allowed_packet of %d MiB", n>>20)
+		}
+	}
+	return fmt.Errorf("%w: the dump holds a statement larger than the server takes (%s; binary columns are dumped in hex, twice their size): raise it for the restore (SET GLOBAL max_allowed_packet=1073741824; or max_allowed_packet=1G under [mysqld]) and restore again", err, limit)
+}
+
+// isAccessDenied reports whether err is the client's report that the user
+// lacks a privilege (1227, 1044, 1045).
+func isAccessDenied(err error) bool {
+	var ce *CommandError
+	return errors.As(err, &ce) && (strings.HasPrefix(ce.LastLine, "ERROR 1227 ") || strings.HasPrefix(ce.LastLine, "ERROR 1044 ") || strings.HasPrefix(ce.LastLine, "ERROR 1045 "))
+}
+
+// isLockWaitTimeout reports whether err is the client's report that a
+// statement waited for a lock longer than lock_wait_timeout (1205).
+func isLockWaitTimeout(err error) bool {
+	var ce *CommandError
+	return errors.As(err, &ce) && strings.HasPrefix(ce.LastLine, "ERROR 1205 ")
 }
 
 // renameAlterDatabase returns dump with every line that starts
