@@ -49,7 +49,13 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 			"PRAGMA writable_schema=RESET;\nCREATE TABLE s AS SELECT data FROM x WHERE path='/etc/hostname';",
 		// SQLite reads a Tcl-style variable to its ')', quotes and all,
 		// where the screen by name saw a literal open (a fourth bypass).
-		"SELECT $a(');\nCREATE TABLE leak AS SELECT data FROM fsdir('/etc/hostname');\n--';"}
+		"SELECT $a(');\nCREATE TABLE leak AS SELECT data FROM fsdir('/etc/hostname');\n--';",
+		// SQLite ends 0x1 at the $ of a variable that runs over a quote,
+		// where the screen read on: an FTS4 table whose compress option
+		// (a function FTS4 calls on each text, at the top level) was
+		// hidden in a literal that was none read files through
+		// sha3_query (a red-team test of the new screen).
+		sqliteFTS4Compress}
 	for i, line := range evil {
 		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
 		if err != nil {
@@ -64,19 +70,25 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 			t.Errorf("the dump made %s (%v)", name, err)
 		}
 	}
-	// What CREATE stores runs as the schema's, which sqlite3 in safe mode
-	// with trusted_schema off keeps from the shell's tables: the screen
+	// What CREATE stores runs as the schema's, from which SQLite keeps
+	// the shell's fsdir and sha3_query (they are direct-only): the screen
 	// lets no top-level statement read a table and relies on that for
-	// triggers, views and defaults (it refuses fsdir in them by name
-	// besides). Asked of sqlite3 itself, without the screen.
-	stored := sqliteUntrusting + "CREATE TABLE x(a);\nCREATE TABLE y(b);\n" +
-		"CREATE TRIGGER tr AFTER INSERT ON x BEGIN INSERT INTO y SELECT data FROM fsdir('/etc/hostname'); END;\nINSERT INTO x VALUES(1);\n" +
-		"CREATE VIEW v AS SELECT data FROM fsdir WHERE path = '/etc/hostname';\nINSERT INTO y SELECT * FROM v;\n"
-	cmd := exec.Command("sqlite3", "-safe", "-batch", out("stored.db"))
-	cmd.Stdin = strings.NewReader(stored)
-	b, _ := cmd.CombinedOutput()
-	if got, _ := exec.Command("sqlite3", out("stored.db"), "SELECT count(*) FROM y").Output(); strings.TrimSpace(string(got)) != "0" || !strings.Contains(string(b), "unsafe use") {
-		t.Errorf("a trigger or view read a file of the host: %q rows, sqlite3 said %q", got, b)
+	// triggers, views and defaults (it refuses them there by name
+	// besides). Asked of sqlite3 itself, without the screen. (A temp
+	// trigger may use them: SQLite trusts the temp schema; the screen
+	// refuses TEMP.)
+	for i, stored := range []string{
+		"CREATE TRIGGER tr AFTER INSERT ON x BEGIN INSERT INTO y SELECT data FROM fsdir('/etc/hostname'); END;",
+		"CREATE TRIGGER tr AFTER INSERT ON x BEGIN INSERT INTO y SELECT \"sha3_query\"('SELECT data FROM fsdir(''/etc/hostname'')'); END;",
+		"CREATE VIEW v AS SELECT data FROM fsdir WHERE path = '/etc/hostname';\nCREATE TRIGGER tr AFTER INSERT ON x BEGIN INSERT INTO y SELECT * FROM v; END;",
+	} {
+		db := out(fmt.Sprintf("stored%d.db", i))
+		cmd := exec.Command("sqlite3", "-safe", "-batch", db)
+		cmd.Stdin = strings.NewReader("CREATE TABLE x(a);\nCREATE TABLE y(b);\n" + stored + "\nINSERT INTO x VALUES(1);\n")
+		b, _ := cmd.CombinedOutput()
+		if got, _ := exec.Command("sqlite3", db, "SELECT count(*) FROM y").Output(); strings.TrimSpace(string(got)) != "0" || !strings.Contains(string(b), "unsafe use") {
+			t.Errorf("%s read a file of the host: %q rows, sqlite3 said %q", stored, got, b)
+		}
 	}
 	// A plain dump loads, and so does one of a database with virtual
 	// tables (FTS5, R*Tree), which .dump declares by writing the schema.
@@ -110,6 +122,17 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 		t.Errorf("restored virtual tables: %q %v", got, err)
 	}
 }
+
+// sqliteFTS4Compress is a red-team test's dump that read /etc/hostname
+// through an FTS4 table's compress=sha3_query, hidden behind 0x1$a(').
+const sqliteFTS4Compress = "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nPRAGMA writable_schema=ON;\n" +
+	"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','ft','ft',0,'CREATE VIRTUAL TABLE ft USING fts4(0x1$a(''), compress=sha3_query, uncompress=sha3_query, 0x1$b(''))');\n" +
+	"CREATE TABLE IF NOT EXISTS 'ft_content'(docid INTEGER PRIMARY KEY, 'c0a', 'c1b');\n" +
+	"CREATE TABLE IF NOT EXISTS 'ft_segments'(blockid INTEGER PRIMARY KEY, block BLOB);\n" +
+	"CREATE TABLE IF NOT EXISTS 'ft_segdir'(level INTEGER,idx INTEGER,start_block INTEGER,leaves_end_block INTEGER,end_block INTEGER,root BLOB,PRIMARY KEY(level, idx));\n" +
+	"CREATE TABLE IF NOT EXISTS 'ft_docsize'(docid INTEGER PRIMARY KEY, size BLOB);\n" +
+	"CREATE TABLE IF NOT EXISTS 'ft_stat'(id INTEGER PRIMARY KEY, value BLOB);\n" +
+	"PRAGMA writable_schema=RESET;\nINSERT INTO ft VALUES('SELECT data FROM fsdir(''/etc/hostname'')',NULL);\nCOMMIT;\n"
 
 // TestPsqlRestricted: a dump loaded by psql through psqlRestricted runs
 // none of its backslash commands (\! runs a shell command, also on a line
@@ -416,7 +439,15 @@ func TestSQLiteScreen(t *testing.T) {
 		out, err := io.ReadAll(newSQLiteScreen(&chunkReader{s: in, n: size}))
 		return string(out), err
 	}
-	for _, in := range []string{sqlitePlainDump, "", ";", "-- only a comment", "CREATE VIEW v AS SELECT 1\n  good\n/* x */;\n", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
+	for _, in := range []string{sqlitePlainDump, "", ";", "-- only a comment", "CREATE VIEW v AS SELECT 1\n  good\n/* x */;\n",
+		// What sqlite3 writes of names and texts like the refused ones,
+		// and lines that start like its own inside literals and comments
+		// or inside a statement (false alarms found by tests).
+		"CREATE TABLE uploads(id, zipfile TEXT, edit INT, kind CHECK(kind IN ('zipfile','fsdir')));", "CREATE TABLE h(a /*\n# note\n.x\nGO\n/\n*/);",
+		"CREATE TABLE n(body TEXT DEFAULT 'Title\n# Heading\n.done');", "INSERT INTO t VALUES('a\n.b');", "CREATE VIEW v AS SELECT a\n.5 AS h FROM t;",
+		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(title, compress, edit)');",
+		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','v','v',0,'CREATE VIRTUAL TABLE v USING fts5vocab(ft, row)');",
+		"INSERT INTO t VALUES(0x7fffffffffffffff,-0.0,1.,1.e5,1E+05,0,00,0.5e-3);", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END", "\xef\xbb\xbfBEGIN;"} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if out, err := screen(in, size); err != nil || out != in {
@@ -446,6 +477,10 @@ func TestSQLiteScreen(t *testing.T) {
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a, content=''fsdir'')');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(a, uncompress=sha3_query)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(a, compress=lower)');",
+		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(a, UNCOMPRESS = lower)');",
+		sqliteFTS4Compress, "INSERT INTO t VALUES(0x1$a(');", "INSERT INTO t VALUES(1$a);", "INSERT INTO t VALUES(0x1g);", "INSERT INTO t VALUES(1e);",
+		"INSERT INTO t VALUES(1e+);", "INSERT INTO t VALUES(0x);", "INSERT INTO t VALUES(1.5.3);", "INSERT INTO t VALUES(1+2);",
+		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT \"sha3_query\"('SELECT 1'); END;", "CREATE VIEW v AS SELECT * FROM \"zipfile\"('/x');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('trigger','x','x',0,'CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE y USING fts5(a)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a); SELECT 1');",
@@ -474,7 +509,7 @@ func TestSQLiteScreen(t *testing.T) {
 	}
 	for in, want := range map[string]error{
 		".trace /tmp/x\n": errDotCommand, "BEGIN;\n.shell id": errDotCommand, "#'\nSELECT 1;--'": errDotCommand,
-		"INSERT INTO t VALUES('a\n.b');": errDotCommand, "BEGIN;\x00'": errNulInDump,
+"BEGIN;\x00'": errNulInDump,
 		// The shell takes a line of GO or / for a ';', ending a view's
 		// query before the screen sees its end.
 		"CREATE VIEW v AS SELECT 1\nGO\nPRAGMA trusted_schema=ON;": errGoLine, "CREATE VIEW v AS SELECT 1\n  /  \r\n": errGoLine,
@@ -523,9 +558,11 @@ func FuzzSQLiteScreen(f *testing.F) {
 // with the forms that make a screen's life hard (names that are keywords,
 // ';' in literals, comments and a trigger's RAISE, CASE … END in a
 // trigger, a view with an INSTEAD OF trigger, FTS4 and FTS5 tables with
-// options and external content, R*Tree with auxiliary columns, values of
-// every kind) passes the screen and loads back to the same dump, with its
-// virtual tables working.
+// options and external content and their vocabulary tables, R*Tree with
+// auxiliary columns, JSON in checks, generated columns and indexes (which
+// trusted_schema=OFF refused), columns named like the shell's functions,
+// values of every kind) passes the screen and loads back to the same
+// dump, with its virtual tables working.
 func TestSQLiteRestoreOfRealDumps(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src.db"), filepath.Join(dir, "dst.db")
@@ -545,6 +582,9 @@ func TestSQLiteRestoreOfRealDumps(t *testing.T) {
 		CREATE TABLE doc(id INTEGER PRIMARY KEY, body); CREATE VIRTUAL TABLE fx USING fts5(body, content='doc', content_rowid='id');
 		INSERT INTO doc VALUES(1,'ext content'); INSERT INTO fx(fx) VALUES('rebuild');
 		CREATE VIRTUAL TABLE r32 USING rtree_i32(id, x0, x1, +aux); INSERT INTO r32 VALUES(1,2,3,'aux');
+		CREATE VIRTUAL TABLE fv USING fts5vocab(fx, row); CREATE VIRTUAL TABLE f4a USING fts4aux(f4);
+		CREATE TABLE j(a CHECK(json_valid(a)), k AS (a->>'k') STORED); INSERT INTO j VALUES('{"k":1}'); CREATE INDEX ji ON j(json_extract(a, '$.k'));
+		CREATE TABLE uploads(id, zipfile TEXT, edit INT, kind CHECK(kind IN ('zipfile','tar'))); INSERT INTO uploads VALUES(1, 'a.zip', 0, 'zipfile');
 		ANALYZE;`
 	if b, err := exec.Command("sqlite3", src, schema).CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v %s", err, b)
@@ -561,8 +601,8 @@ func TestSQLiteRestoreOfRealDumps(t *testing.T) {
 		t.Errorf("the restored database dumps otherwise (%v):\n%s\nwas:\n%s", err, again, dump)
 	}
 	got, err := exec.Command("sqlite3", dst, "SELECT * FROM f4 WHERE f4 MATCH 'run'; SELECT rowid FROM f5 WHERE f5 MATCH 'x';"+
-		"SELECT * FROM fx WHERE fx MATCH 'ext'; SELECT * FROM r32;").Output()
-	if want := "running dogs\n1\next content\n1|2|3|aux\n"; err != nil || string(got) != want {
+		"SELECT * FROM fx WHERE fx MATCH 'ext'; SELECT * FROM r32; SELECT term FROM fv WHERE term = 'ext'; SELECT k FROM j WHERE json_extract(a, '$.k') = 1;").Output()
+	if want := "running dogs\n1\next content\n1|2|3|aux\next\n1\n"; err != nil || string(got) != want {
 		t.Errorf("virtual tables: %q, %v; want %q", got, err, want)
 	}
 }

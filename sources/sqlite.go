@@ -199,7 +199,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	f.Close()
 	// Safe mode: the dump is the repository's, and may be anyone's who
 	// can write there (restricted.go).
-	c := Command{Name: tool, Args: []string{"-safe", "-bail", "-batch", tmp}, Stdin: io.MultiReader(strings.NewReader(sqliteUntrusting), newSQLiteScreen(dump)), Stderr: o.Stderr, Stdout: o.Stdout}
+	c := Command{Name: tool, Args: []string{"-safe", "-bail", "-batch", tmp}, Stdin: newSQLiteScreen(dump), Stderr: o.Stderr, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		// The load went into the temporary file: the target is as it was.
 		removeDB(tmp)

@@ -25,12 +25,16 @@ import (
 // (and of replace, char and unistr, with which .dump writes line breaks),
 // DELETE FROM sqlite_sequence, ANALYZE, and the one write of the schema
 // with which .dump declares a virtual table, for the modules SQLite brings
-// (FTS3, FTS4, FTS5, R*Tree, Geopoly). No statement at the top level can
-// then read a table, so none can read fsdir. What CREATE stores (a view's
-// query, a trigger's statements, a default) runs later as the schema's,
-// which sqlite3 in safe mode and with trusted_schema off keeps from the
-// shell's functions and tables (the shell says "unsafe use of virtual
-// table fsdir"); the screen refuses them there by name besides.
+// (FTS3, FTS4, FTS5 and their vocabulary tables, R*Tree, Geopoly). No
+// statement at the top level can then read a table, so none can read
+// fsdir. What CREATE stores (a view's query, a trigger's statements, a
+// default) runs later as the schema's, from which the shell's fsdir and
+// sha3_query are refused by SQLite itself (both are direct-only: "unsafe
+// use of virtual table fsdir") and readfile, writefile, edit and the like
+// by safe mode; the screen refuses them there by name besides.
+// (trusted_schema=OFF would refuse the JSON functions there as well, in
+// sqlite3 3.40: a CHECK of json_valid() could not be restored; a
+// red-team test.)
 //
 // What reaches sqlite3 of a statement before it is checked is harmless:
 // the shell runs a statement at its ';' (or at the end of its input, and
@@ -55,11 +59,6 @@ var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes i
 // ends the statement before it where the screen sees no end.
 var errGoLine = errors.New("the dump holds a line that reads GO or /, which sqlite3 takes for the ';' that ends a statement: a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
 
-// sqliteUntrusting is what a restore gives sqlite3 before the dump: the
-// dump's triggers, views and defaults use no function or table that is
-// not marked harmless (the shell's fsdir among them).
-const sqliteUntrusting = "PRAGMA trusted_schema=OFF;\n"
-
 // sqliteReachingTables are the tables of the sqlite3 shell and of SQLite
 // that reach beyond the database (fsdir reads any file, zipfile reads and
 // writes archives) or below it (the raw pages): refused as a name anywhere
@@ -83,7 +82,8 @@ var sqliteValueFunctions = map[string]bool{"replace": true, "char": true, "unist
 
 // sqliteModules are the modules of virtual tables whose declaration .dump
 // writes into the schema that the screen lets through: SQLite's own.
-var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "rtree": true, "rtree_i32": true, "geopoly": true}
+var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "fts4aux": true, "fts5vocab": true,
+	"rtree": true, "rtree_i32": true, "geopoly": true}
 
 // sqliteScreen passes a SQLite dump on (screen.go's comment above), failing
 // with errNotPlainDump at the first statement that .dump does not write,
@@ -95,6 +95,7 @@ type sqliteScreen struct {
 	lexer     sqlLexer
 	stmt      stmtChecker
 	lineStart bool
+	textLine  bool // the line started inside a literal or comment
 	goLine    goLineState
 	err       error
 }
@@ -134,7 +135,7 @@ func (s goLineState) next(c byte) (goLineState, error) {
 
 func newSQLiteScreen(r io.Reader) *sqliteScreen {
 	g := &sqliteScreen{r: r, lineStart: true, stmt: stmtChecker{step: stStart, between: true}}
-	g.lexer = sqlLexer{line: 1, emit: g.stmt.token}
+	g.lexer = sqlLexer{of: "the dump", line: 1, emit: g.stmt.token}
 	return g
 }
 
@@ -144,17 +145,25 @@ func (g *sqliteScreen) Read(p []byte) (int, error) {
 	}
 	n, err := g.r.Read(p)
 	for _, c := range p[:n] {
-		// A line that starts with a dot or a #: the shell's commands
-		// (.trace writes files in safe mode) and its comments, which it
-		// reads as such between statements (a # line's quote opened a
-		// literal for an earlier screen and hid the statement after it);
-		// refused wherever it is. A NUL: after "\0" and 98 bytes on a
-		// line, the shell read ".trace FILE" as a line's start. A line
-		// of GO or /, which ends the statement before it.
+		// A line that starts with a dot or a # between statements: the
+		// shell's commands (.trace writes files in safe mode) and its
+		// comments (a # line's quote opened a literal for an earlier
+		// screen and hid the statement after it). A NUL: after "\0" and
+		// 98 bytes on a line, the shell read ".trace FILE" as a line's
+		// start. A line of GO or / outside literals and comments, which
+		// ends the statement before it.
+		if g.lineStart {
+			// Inside a literal or comment the shell's buffer holds the
+			// statement's start, and it takes no line for its own.
+			g.textLine = g.lexer.inText()
+			if g.textLine {
+				g.goLine = goLineNot
+			}
+		}
 		switch {
 		case c == 0:
 			g.err = errNulInDump
-		case g.lineStart && (c == '.' || c == '#'):
+		case g.lineStart && (c == '.' || c == '#') && !g.textLine && g.stmt.between:
 			g.err = errDotCommand
 		default:
 			if g.goLine, g.err = g.goLine.next(c); g.err == nil {
@@ -196,9 +205,8 @@ func (g *sqliteScreen) finish() error {
 
 // The tokens of SQL, as SQLite's tokenizer (tokenize.c) tells them apart.
 // What matters is that the screen ends each token, comment and statement
-// where SQLite does: an operator of two bytes is two tokens here, and a
-// number such as 1.5e-3 three (1.5e, -, 3), which SQLite reads alike for
-// what the screen lets through.
+// where SQLite does: an operator of two bytes is two tokens here, which
+// SQLite reads alike for what the screen lets through.
 type sqlTokKind uint8
 
 const (
@@ -267,7 +275,7 @@ type lexState uint8
 const (
 	lexSpace        lexState = iota // between tokens
 	lexWord                         // in a bare name or keyword
-	lexNumber                       //
+	lexNumber                       // in a number's digits (num: which part)
 	lexString                       // in '…'
 	lexQuoted                       // in "…" or `…` (closer)
 	lexBracket                      // in […]
@@ -285,12 +293,35 @@ const (
 // sqlLexer reads SQL byte by byte, across reads, and gives its tokens to
 // emit.
 type sqlLexer struct {
+	of     string // what is read: "the dump", "its declaration"
 	state  lexState
+	num    numPart
 	closer byte
 	tok    sqlToken
 	line   int
 	emit   func(sqlToken) error
 }
+
+// numPart is the part of a number being read, as SQLite reads one: hex
+// digits after 0x, or digits, a fraction, an exponent.
+type numPart uint8
+
+const (
+	numInt      numPart = iota // digits
+	numZero                    // a leading 0, which 0x may follow
+	numHexStart                // after 0x
+	numHex                     // hex digits after 0x
+	numFrac                    // after the '.'
+	numExp                     // after e or E
+	numExpSign                 // after e+ or e-
+	numExpDigit                // the exponent's digits
+)
+
+// errNumber is a number that SQLite reads otherwise than the screen
+// could follow: followed by a name's byte (SQLite ends 0x1 at the $ of
+// 0x1$a(')…, a variable that runs to its ')' over a quote; a red-team
+// test hid an FTS4 option behind it), or malformed.
+var errNumber = errors.New("a number followed by a name's byte, or malformed")
 
 // errSQLByte is a byte that SQLite takes for no token, or for a variable
 // ($a, :a, @a, #a, ?1), which no dump holds. A Tcl-style variable,
@@ -319,12 +350,9 @@ func (l *sqlLexer) step(c byte) error {
 			return nil
 		}
 	case lexNumber:
-		// SQLite ends a number at what it cannot hold, and calls one
-		// followed by letters illegal: both are read on here as one
-		// token, which ends where SQLite's next token does.
-		if sqlIdentByte(c) || c == '.' {
-			l.add(c)
-			return nil
+		more, err := l.number(c)
+		if more || err != nil {
+			return err
 		}
 	case lexString:
 		if c == '\'' {
@@ -422,6 +450,16 @@ func (l *sqlLexer) step(c byte) error {
 	return l.start(c)
 }
 
+// inText reports whether the lexer is inside a literal, a quoted name or
+// a block comment.
+func (l *sqlLexer) inText() bool {
+	switch l.state {
+	case lexString, lexQuoted, lexBracket, lexBlob, lexBlockComment, lexBlockStar:
+		return true
+	}
+	return false
+}
+
 // start reads c, where a token may start.
 func (l *sqlLexer) start(c byte) error {
 	switch {
@@ -429,7 +467,10 @@ func (l *sqlLexer) start(c byte) error {
 	case c >= '0' && c <= '9':
 		l.newToken(tokNumber)
 		l.add(c)
-		l.state = lexNumber
+		l.state, l.num = lexNumber, numInt
+		if c == '0' {
+			l.num = numZero
+		}
 	case c == '\'':
 		l.newToken(tokString)
 		l.state, l.closer = lexString, c
@@ -452,10 +493,85 @@ func (l *sqlLexer) start(c byte) error {
 	case strings.IndexByte("(),;.=<>!|+*%&~", c) >= 0:
 		return l.emit(sqlToken{kind: tokPunct, punct: c, line: l.line})
 	default:
-		return fmt.Errorf("line %d of the dump, %q: %s: %w", l.line, string(c), errSQLByte, errNotPlainDump)
+		return fmt.Errorf("%s, %q: %s: %w", l.where(), string(c), errSQLByte, errNotPlainDump)
 	}
 	return nil
 }
+
+// number reads c in a number, as SQLite's tokenizer does: whether c is
+// the number's, or errNumber where SQLite's reading and the screen's
+// could part.
+func (l *sqlLexer) number(c byte) (bool, error) {
+	digit := c >= '0' && c <= '9'
+	switch l.num {
+	case numZero, numInt:
+		switch {
+		case digit:
+			l.num = numInt
+		case l.num == numZero && (c == 'x' || c == 'X'):
+			l.num = numHexStart
+		case c == '.':
+			l.num = numFrac
+		case c == 'e' || c == 'E':
+			l.num = numExp
+		default:
+			return l.numberEnd(c)
+		}
+	case numHexStart, numHex:
+		switch {
+		case digit || c|0x20 >= 'a' && c|0x20 <= 'f':
+			l.num = numHex
+		case l.num == numHexStart:
+			return false, l.numberError(c)
+		default:
+			return l.numberEnd(c)
+		}
+	case numFrac:
+		switch {
+		case digit:
+		case c == 'e' || c == 'E':
+			l.num = numExp
+		default:
+			return l.numberEnd(c)
+		}
+	case numExp, numExpSign:
+		// SQLite takes an e for an exponent only before its digits
+		// (with a sign between); otherwise it is a name's byte after
+		// the number, an illegal token.
+		switch {
+		case digit:
+			l.num = numExpDigit
+		case l.num == numExp && (c == '+' || c == '-'):
+			l.num = numExpSign
+		default:
+			return false, l.numberError(c)
+		}
+	case numExpDigit:
+		if !digit {
+			return l.numberEnd(c)
+		}
+	}
+	l.add(c)
+	return true, nil
+}
+
+// numberEnd ends a number before c. SQLite reads a name's byte (and $)
+// after a decimal number as part of an illegal token, and after hex
+// digits as the start of a token of its own (0x1$a(' is 0x1 and the
+// variable $a('…), so either is refused, as is a '.' after the number.
+func (l *sqlLexer) numberEnd(c byte) (bool, error) {
+	if sqlIdentByte(c) || c == '.' {
+		return false, l.numberError(c)
+	}
+	return false, nil
+}
+
+func (l *sqlLexer) numberError(c byte) error {
+	return fmt.Errorf("%s, %q then %q: %w: %w", l.where(), l.tok.text, string(c), errNumber, errNotPlainDump)
+}
+
+// where names the line being read, for messages.
+func (l *sqlLexer) where() string { return fmt.Sprintf("line %d of %s", l.line, l.of) }
 
 func (l *sqlLexer) newToken(kind sqlTokKind) {
 	l.tok = sqlToken{kind: kind, text: l.tok.text[:0], line: l.line}
@@ -490,7 +606,7 @@ func (l *sqlLexer) end() error {
 	case lexWord, lexNumber, lexQuoteEnd, lexMinus, lexSlash, lexBOM1, lexBOM2:
 		return l.step(' ')
 	}
-	return fmt.Errorf("line %d of the dump: the dump ends inside a literal or comment: %w", l.line, errNotPlainDump)
+	return fmt.Errorf("%s: it ends inside a literal or comment: %w", l.where(), errNotPlainDump)
 }
 
 // stmtChecker checks the tokens of a dump against the statements .dump
@@ -708,9 +824,6 @@ func stAfterValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	switch {
 	case t.isPunct(','):
 		return stValue, nil
-	case t.isPunct('-'), t.isPunct('+'):
-		// 1.5e-3 reads here as 1.5e, -, 3.
-		return stValue, nil
 	case t.isPunct(')'):
 		s.depth--
 		if s.depth == 0 {
@@ -783,7 +896,7 @@ func stSchemaWrite(s *stmtChecker, t sqlToken) (stmtStep, error) {
 // (which names a function FTS4 calls with the table's text).
 func checkVirtualTable(sql []byte, table string) error {
 	var toks []sqlToken
-	l := sqlLexer{line: 1, emit: func(t sqlToken) error {
+	l := sqlLexer{of: "its declaration", line: 1, emit: func(t sqlToken) error {
 		t.text = append([]byte(nil), t.text...)
 		toks = append(toks, t)
 		return nil
@@ -811,7 +924,7 @@ func checkVirtualTable(sql []byte, table string) error {
 	}
 	module := toks[i+2].name()
 	if toks[i+2].kind != tokWord || !sqliteModules[module] {
-		return errVirtualTable(fmt.Sprintf("module %s is not one of SQLite's own (FTS3, FTS4, FTS5, R*Tree, Geopoly)", toks[i+2]))
+		return errVirtualTable(fmt.Sprintf("module %s is not one of SQLite's own (FTS3, FTS4, FTS5, fts4aux, fts5vocab, R*Tree, Geopoly)", toks[i+2]))
 	}
 	args := toks[i+3:]
 	if len(args) > 0 && (!args[0].isPunct('(') || !args[len(args)-1].isPunct(')')) {
@@ -829,9 +942,13 @@ func checkVirtualTable(sql []byte, table string) error {
 			}
 		case t.isPunct(';'):
 			return errVirtualTable("it holds a ';'")
-		case sqliteReachingTables[t.name()] || sqliteReachingFunctions[t.name()]:
+		case sqliteReachingTables[t.name()]:
+			// FTS's content= names a table it reads.
 			return errVirtualTable(fmt.Sprintf("it names %s, of the sqlite3 shell", t))
-		case (module == "fts3" || module == "fts4") && (t.is("compress") || t.is("uncompress")):
+		case (module == "fts3" || module == "fts4") && (t.is("compress") || t.is("uncompress")) && j+1 < len(args) && args[j+1].isPunct('='):
+			// It names a function that FTS4 calls on each text, from a
+			// statement of its own (so at the top level): sha3_query
+			// there read files through fsdir (a red-team test).
 			return errVirtualTable("FTS4's compress and uncompress options name functions it calls")
 		}
 	}
@@ -899,7 +1016,7 @@ func stCreateAfterName(s *stmtChecker, t sqlToken) (stmtStep, error) {
 // stBody takes what CREATE stores, to the ';' that ends it: for a
 // trigger, the one after the "; END" that ends its statements (SQLite's
 // grammar ends a trigger there and nowhere else). It runs later as the
-// schema's (sqliteUntrusting); the shell's tables and functions are
+// schema's (see the comment at the top); the shell's tables and functions are
 // refused in it besides.
 func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	if s.call != "" && t.isPunct('(') {
@@ -919,9 +1036,11 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		s.depth++
 	case t.isPunct(')'):
 		s.depth--
-	case sqliteReachingTables[name]:
+	case sqliteReachingTables[name] && t.kind != tokString && s.what != "table":
+		// A table's columns, checks and defaults can read no table.
 		return nil, refuse(t, "no table of the sqlite3 shell")
-	case t.kind == tokWord && sqliteReachingFunctions[name]:
+	case t.kind != tokString && sqliteReachingFunctions[name]:
+		// Called bare or quoted ("sha3_query"(…) is a call too).
 		s.call = name
 	}
 	s.semiEnd = s.semi && t.is("end")
