@@ -509,7 +509,7 @@ func TestSQLiteScreen(t *testing.T) {
 	}
 	for in, want := range map[string]error{
 		".trace /tmp/x\n": errDotCommand, "BEGIN;\n.shell id": errDotCommand, "#'\nSELECT 1;--'": errDotCommand,
-"BEGIN;\x00'": errNulInDump,
+		"BEGIN;\x00'": errNulInDump,
 		// The shell takes a line of GO or / for a ';', ending a view's
 		// query before the screen sees its end.
 		"CREATE VIEW v AS SELECT 1\nGO\nPRAGMA trusted_schema=ON;": errGoLine, "CREATE VIEW v AS SELECT 1\n  /  \r\n": errGoLine,
