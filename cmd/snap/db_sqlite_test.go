@@ -340,6 +340,12 @@ func TestRestoreLatestDumpSkipsFilesOnlySnapshots(t *testing.T) {
 	if res := tr.run("restore", "latest", "--db", "other"); res.code != exitFatal || !strings.Contains(res.stderr, `no snapshot holds a dump named "other"`) || strings.Contains(res.stderr, "did you mean") {
 		t.Errorf("restore of a dump no snapshot holds: exit %d\n%s", res.code, res.stderr)
 	}
+	// --at before every snapshot that holds it: which comes first, not
+	// "no snapshot holds" (found by an exploratory test).
+	if res := tr.run("restore", "--at", "2020-01-01T00:00:00Z", "--db", "app", "--to", "sqlite://"+filepath.Join(tr.dir, "early.db")); res.code != exitFatal ||
+		!strings.Contains(res.stderr, "no snapshot taken at or before 2020-01-01T00:00:00Z; the first is snapshot "+dbID[:8]) || !strings.Contains(res.stderr, "(among the snapshots that hold the dump app)") {
+		t.Errorf("restore --at before the dump's first snapshot: exit %d\n%s", res.code, res.stderr)
+	}
 	// Named by ID, the snapshot's own dumps, with the same hint.
 	if res := tr.run("restore", dbID, "--db", "apo"); res.code == 0 || !strings.Contains(res.stderr, `has no dump "apo"; it has `) || !strings.Contains(res.stderr, "/db/sqlite/app.sql (did you mean app?)") {
 		t.Errorf("restore of a misspelt dump of a snapshot named by ID: exit %d\n%s", res.code, res.stderr)
