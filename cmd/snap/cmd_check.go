@@ -103,6 +103,10 @@ func parseSubset(s string) (subset, error) {
 	return subset{bytes: int64(v * float64(mult))}, nil
 }
 
+// partial reports whether s reads a part of the packs, not all of them
+// (nil: none are read).
+func (s *subset) partial() bool { return s != nil && *s != subset{pct: 100} }
+
 func (s subset) String() string {
 	switch {
 	case s.t > 0:
@@ -353,6 +357,13 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 			// or kept when it was cut short); then a backup stores again
 			// what was lost.
 			repair = "repair the damaged packs as their errors above say; then 'snap create' the affected paths again (their data is stored anew and this snapshot becomes whole again); if the data no longer exists, 'snap forget " + sn.ID.Short() + "' and run 'snap prune'"
+			if sub.partial() && !slices.ContainsFunc(ck.Problems(), func(p index.Problem) bool { return p.Kind == "damaged_pack" }) {
+				// Found through a delta whose base lies in a pack this
+				// subset did not read: no pack error above to follow
+				// (found by an exploratory test), and moving the pack out
+				// would lose its intact blobs too.
+				repair = "run 'snap check --read-data' (this run read a subset of the packs, not the damaged one), whose error for the damaged pack says how to repair it (a pack that also holds intact blobs is repacked first, 'snap prune --repack PACK'; moving it out would lose those too); then 'snap create' the affected paths again; if the data no longer exists, 'snap forget " + sn.ID.Short() + "' and run 'snap prune'"
+			}
 		}
 		ck.AddProblem(index.Problem{Kind: "snapshot", Object: "snapshots/" + sn.ID.String(),
 			Message: fmt.Sprintf("snapshot %s (%s, host %s, %s): %d %s, e.g. %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
