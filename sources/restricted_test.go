@@ -55,7 +55,18 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 		// (a function FTS4 calls on each text, at the top level) was
 		// hidden in a literal that was none read files through
 		// sha3_query (a red-team test of the new screen).
-		sqliteFTS4Compress}
+		sqliteFTS4Compress,
+		// A trigger that fired while rows loaded rewrote the schema with
+		// SQL from a row, which the screen does not read: a DEFAULT of
+		// the shell's edit(), which runs a program (a second red-team
+		// test), and the FTS4 table above.
+		"CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);\nCREATE TABLE meta(s);\n" +
+			"CREATE TRIGGER meta_ai AFTER INSERT ON meta BEGIN UPDATE sqlite_schema SET sql=new.s WHERE name='notes'; END;\nPRAGMA writable_schema=ON;\n" +
+			"INSERT INTO meta VALUES('CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT DEFAULT (edit(''x'',''touch " + out("edit") + "'')))');\n" +
+			"PRAGMA writable_schema=RESET;\nINSERT INTO notes(id) VALUES(1);\n",
+		"CREATE TABLE meta(s);\nCREATE TRIGGER meta_ai AFTER INSERT ON meta BEGIN INSERT INTO [sqlite_master](type,name,tbl_name,rootpage,sql) VALUES('table','ft','ft',0,new.s); END;\n" +
+			"PRAGMA writable_schema=ON;\nINSERT INTO meta VALUES('CREATE VIRTUAL TABLE ft USING fts4(a, compress=sha3_query, uncompress=sha3_query)');\n" +
+			"PRAGMA writable_schema=RESET;\nINSERT INTO ft VALUES('SELECT data FROM fsdir(''/etc/hostname'')');\n"}
 	for i, line := range evil {
 		d, err := ParseDatabase("sqlite://" + out("new"+string(rune('a'+i))+".db"))
 		if err != nil {
@@ -65,7 +76,7 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 			t.Errorf("a dump with %q restored without an error", line)
 		}
 	}
-	for _, name := range []string{"shell", "output", "attach", "vacuum", "writefile", "trace", "trace2"} {
+	for _, name := range []string{"shell", "output", "attach", "vacuum", "writefile", "trace", "trace2", "edit"} {
 		if _, err := os.Stat(out(name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the dump made %s (%v)", name, err)
 		}
@@ -447,7 +458,8 @@ func TestSQLiteScreen(t *testing.T) {
 		"CREATE TABLE n(body TEXT DEFAULT 'Title\n# Heading\n.done');", "INSERT INTO t VALUES('a\n.b');", "CREATE VIEW v AS SELECT a\n.5 AS h FROM t;",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(title, compress, edit)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','v','v',0,'CREATE VIRTUAL TABLE v USING fts5vocab(ft, row)');",
-		"INSERT INTO t VALUES(0x7fffffffffffffff,-0.0,1.,1.e5,1E+05,0,00,0.5e-3);", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
+		"INSERT INTO t VALUES(0x7fffffffffffffff,-0.0,1.,1.e5,1E+05,0,00,0.5e-3);", "CREATE TABLE g(a,\ngo INT);", "CREATE VIEW v AS SELECT a\n/ 2 AS h FROM w;",
+		"CREATE VIEW v AS SELECT name FROM sqlite_master;", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END", "\xef\xbb\xbfBEGIN;"} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if out, err := screen(in, size); err != nil || out != in {
@@ -481,6 +493,8 @@ func TestSQLiteScreen(t *testing.T) {
 		sqliteFTS4Compress, "INSERT INTO t VALUES(0x1$a(');", "INSERT INTO t VALUES(1$a);", "INSERT INTO t VALUES(0x1g);", "INSERT INTO t VALUES(1e);",
 		"INSERT INTO t VALUES(1e+);", "INSERT INTO t VALUES(0x);", "INSERT INTO t VALUES(1.5.3);", "INSERT INTO t VALUES(1+2);",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT \"sha3_query\"('SELECT 1'); END;", "CREATE VIEW v AS SELECT * FROM \"zipfile\"('/x');",
+		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\nINSERT INTO t VALUES(1);", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\nDELETE FROM sqlite_sequence;",
+		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE [SQLITE_MASTER] SET sql = new.x; END;", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM \"sqlite_schema\"; END;",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('trigger','x','x',0,'CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE y USING fts5(a)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a); SELECT 1');",
@@ -513,7 +527,7 @@ func TestSQLiteScreen(t *testing.T) {
 		// The shell takes a line of GO or / for a ';', ending a view's
 		// query before the screen sees its end.
 		"CREATE VIEW v AS SELECT 1\nGO\nPRAGMA trusted_schema=ON;": errGoLine, "CREATE VIEW v AS SELECT 1\n  /  \r\n": errGoLine,
-		"CREATE VIEW v AS SELECT 1\n\tgo -- x\n": errGoLine, "CREATE VIEW v AS SELECT 1\ngO": errGoLine, "CREATE VIEW v AS SELECT 1\n/": errGoLine, "INSERT INTO t VALUES('a\x00b');": errNulInDump,
+		"CREATE VIEW v AS SELECT 1\n\tgo -- x\n": errGoLine, "CREATE VIEW v AS SELECT 1\ngo /* x */\n": errGoLine, "CREATE VIEW v AS SELECT 1\ngO": errGoLine, "CREATE VIEW v AS SELECT 1\n/": errGoLine, "INSERT INTO t VALUES('a\x00b');": errNulInDump,
 	} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if _, err := screen(in, size); !errors.Is(err, want) {

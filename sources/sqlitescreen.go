@@ -27,11 +27,19 @@ import (
 // with which .dump declares a virtual table, for the modules SQLite brings
 // (FTS3, FTS4, FTS5 and their vocabulary tables, R*Tree, Geopoly). No
 // statement at the top level can then read a table, so none can read
-// fsdir. What CREATE stores (a view's query, a trigger's statements, a
-// default) runs later as the schema's, from which the shell's fsdir and
-// sha3_query are refused by SQLite itself (both are direct-only: "unsafe
-// use of virtual table fsdir") and readfile, writefile, edit and the like
-// by safe mode; the screen refuses them there by name besides.
+// fsdir. What CREATE stores runs later as the schema's: no trigger fires
+// during the load, since .dump writes the triggers after every row and
+// the screen refuses rows after a trigger (a trigger that fired ran
+// statements no screen reads: a red-team test's rewrote the schema with a
+// DEFAULT of the shell's edit(), which runs a program and which SQLite
+// lets the schema use; safe mode's authorizer is not asked while the
+// schema is read); defaults, checks and generated columns run as rows
+// load, and indexes as they are made, where SQLite itself refuses the
+// shell's fsdir and sha3_query (direct-only: "unsafe use of virtual table
+// fsdir") and safe mode readfile and writefile; the screen refuses calls
+// of those and of edit there by name besides. (What the restored database
+// does when an application uses it later is the dump's, as a restored
+// file's content is.)
 // (trusted_schema=OFF would refuse the JSON functions there as well, in
 // sqlite3 3.40: a CHECK of json_valid() could not be restored; a
 // red-team test.)
@@ -71,6 +79,9 @@ var sqliteReachingTables = map[string]bool{"fsdir": true, "zipfile": true, "sqli
 var sqliteReachingFunctions = map[string]bool{"readfile": true, "writefile": true, "edit": true, "sha3_query": true,
 	"load_extension": true, "fts3_tokenizer": true, "zipfile": true}
 
+// sqliteSchemaTables are the names of the schema's own table.
+var sqliteSchemaTables = map[string]bool{"sqlite_schema": true, "sqlite_master": true, "sqlite_temp_schema": true, "sqlite_temp_master": true}
+
 // sqliteDumpPragmas are the PRAGMAs .dump and snap's lines before it
 // write.
 var sqliteDumpPragmas = map[string]bool{"foreign_keys": true, "writable_schema": true, "encoding": true, "page_size": true,
@@ -109,16 +120,21 @@ const (
 	goLineSlash                     // after a leading /
 	goLineG                         // after a leading G
 	goLineGo                        // after a leading GO
+	goLineAfter                     // after a leading / or GO and white space
 )
 
 // next is the state after c, or errGoLine. The shell takes a line for a
 // ';' when, after white space, it holds / or GO and then nothing but
-// white space and comments: a line that may do so is refused.
+// white space and comments: a line that may do so is refused (one whose
+// rest starts a comment too; "go INT);", a column's line, passes).
 func (s goLineState) next(c byte) (goLineState, error) {
 	space := c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r'
+	candidate := s == goLineSlash || s == goLineGo || s == goLineAfter
 	switch {
-	case (s == goLineSlash || s == goLineGo) && (space || c == '\n' || c == '-' || c == '/'):
+	case candidate && (c == '\n' || c == '-' || c == '/'):
 		return s, errGoLine
+	case candidate && space:
+		return goLineAfter, nil
 	case c == '\n':
 		return goLineIndent, nil
 	case s == goLineIndent && space:
@@ -624,6 +640,7 @@ type stmtChecker struct {
 	schemaWrite      int    // tokens of the schema write matched
 	schemaWriteTable string // the name the schema write declares
 	between          bool   // no statement is open
+	triggers         bool   // a CREATE TRIGGER was read
 }
 
 // A stmtStep checks a token and returns the step for the next, or nil
@@ -651,6 +668,13 @@ func stStart(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	switch {
 	case t.isPunct(';'):
 		return nil, nil
+	case s.triggers && (t.is("insert") || t.is("delete")):
+		// .dump writes the triggers after every row, so that none
+		// fires while the rows load. One that did ran its statements
+		// as the dump's, where no screen reads them: a red-team test's
+		// wrote a table's DEFAULT of edit(), which runs a program, into
+		// the schema.
+		return nil, refuse(t, "no INSERT or DELETE after a CREATE TRIGGER (it writes the triggers after every row)")
 	case t.is("insert"):
 		return stInsertInto, nil
 	case t.is("create"):
@@ -970,6 +994,7 @@ func stCreate(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		}), nil
 	case t.is("table"), t.is("index"), t.is("view"), t.is("trigger"):
 		s.what = t.name()
+		s.triggers = s.triggers || s.what == "trigger"
 		return stCreateIf, nil
 	case t.is("temp"), t.is("temporary"):
 		// SQLite trusts what the temp schema stores.
@@ -1039,6 +1064,10 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	case sqliteReachingTables[name] && t.kind != tokString && s.what != "table":
 		// A table's columns, checks and defaults can read no table.
 		return nil, refuse(t, "no table of the sqlite3 shell")
+	case s.what == "trigger" && t.kind != tokString && sqliteSchemaTables[name]:
+		// None fires during the load (stStart); one that writes the
+		// schema is refused besides.
+		return nil, refuse(t, "no schema table in a trigger")
 	case t.kind != tokString && sqliteReachingFunctions[name]:
 		// Called bare or quoted ("sha3_query"(…) is a call too).
 		s.call = name
