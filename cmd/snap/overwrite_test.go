@@ -145,6 +145,31 @@ func TestRestoreOverwriteLinksAndDirs(t *testing.T) {
 	if !strings.Contains(res.stderr+res.stdout, "kept ") {
 		t.Errorf("--verbose does not say which files were kept:\n%s%s", res.stdout, res.stderr)
 	}
+	// if-changed: the group's first name with its content but another
+	// mode (metadata only) is written anew, and the others with it: the
+	// group came back split in two, a second restore mending it (found by
+	// an exploratory test).
+	must(t, os.Chmod(filepath.Join(hl, "a"), 0o600))
+	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed")
+	if a := inode("a"); inode("b") != a || inode("c") != a {
+		t.Errorf("hard link group after if-changed over a changed mode: inodes %d %d %d", a, inode("b"), inode("c"))
+	}
+	if fi, err := os.Stat(filepath.Join(hl, "c")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("hard link group after if-changed over a changed mode: %v, %v", fi.Mode(), err)
+	}
+	// never: a file of local edits at the group's first name stays, and
+	// a missing name gets the snapshot's bytes, not a link to the edits
+	// (found by an exploratory test).
+	must(t, os.Remove(filepath.Join(hl, "a")))
+	writeFile(t, filepath.Join(hl, "a"), []byte("local edit"))
+	must(t, os.Remove(filepath.Join(hl, "b")))
+	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never")
+	if b, err := os.ReadFile(filepath.Join(hl, "b")); err != nil || string(b) != "linked content" {
+		t.Errorf("--overwrite never: a missing name of a group whose first name holds local edits: %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(hl, "a")); err != nil || string(b) != "local edit" {
+		t.Errorf("--overwrite never changed a file: %q, %v", b, err)
+	}
 
 	// never: a file where the directory d was stays; a symlink at the
 	// group's first name is not what the others are linked to.
