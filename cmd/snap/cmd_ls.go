@@ -52,6 +52,9 @@ type nodeJSON struct {
 	Size       uint64    `json:"size"`
 	MTime      time.Time `json:"mtime"`
 	LinkTarget string    `json:"link_target,omitempty"`
+	// LinkTargetBase64 is set when the target is not valid UTF-8, which
+	// link_target cannot carry (found by an exploratory test).
+	LinkTargetBase64 string `json:"link_target_base64,omitempty"`
 }
 
 func runLs(c *cli.Context, e *env, ref, p string) error {
@@ -99,6 +102,7 @@ func toNodeJSON(np string, n *snapshot.Node) nodeJSON {
 	j := nodeJSON{Path: np, Name: n.Name, Type: n.Type.String(), Mode: n.Meta.ModeString(), UID: n.UID, GID: n.GID,
 		User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
 	j.PathBase64 = pathBase64(np)
+	j.LinkTargetBase64 = pathBase64(n.LinkTarget)
 	return j
 }
 

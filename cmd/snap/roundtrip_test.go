@@ -254,3 +254,21 @@ func TestRestoreReportsLostXattrs(t *testing.T) {
 		t.Errorf("the file itself: %q, %v", got, err)
 	}
 }
+
+// TestLsJSONLinkTargetBase64: a symlink's target that is not valid UTF-8
+// comes in ls --json and find --json as link_target_base64 too, which
+// link_target (a JSON string) cannot carry (found by an exploratory test).
+func TestLsJSONLinkTargetBase64(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.Symlink("caf\xe9", filepath.Join(src, "l")))
+	tr.mustRun("create", src)
+	for _, args := range [][]string{{"ls", "--json", "latest", src}, {"find", "--json", "l"}} {
+		res := tr.mustRun(args...)
+		want := `"link_target_base64": "` + base64.StdEncoding.EncodeToString([]byte("caf\xe9")) + `"`
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("%v: no %s in\n%s", args, want, res.stdout)
+		}
+	}
+}
