@@ -207,6 +207,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		return nil, fmt.Errorf("open index cache %s: %w", path, err)
 	}
 	ix.db, ix.path = db, path
+	removeStaleCopies(dir)
 	err = repo.Catch(func() error {
 		if err := ix.init(); err != nil || o.NoSync {
 			return err
@@ -267,6 +268,32 @@ func (ix *Index) temporary(parent, pattern, path string) (*bolt.DB, string, erro
 	path = filepath.Join(tmp, "index.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{NoSync: true})
 	return db, path, err
+}
+
+// removeStaleCopies removes the private copies in dir that no process
+// uses: a process killed with its copy open left it for good, one more
+// with each such kill (found by an exploratory test). A copy in use is
+// locked (bbolt holds a lock on its file while open); one not yet opened
+// is left for a minute.
+func removeStaleCopies(dir string) {
+	copies, _ := filepath.Glob(filepath.Join(dir, "tmp-index-*"))
+	for _, c := range copies {
+		fi, err := os.Stat(c)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(c, "index.db"), os.O_RDWR, 0)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				_ = os.RemoveAll(c)
+			}
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			_ = os.RemoveAll(c)
+		}
+		f.Close()
+	}
 }
 
 // packSize returns the size of a pack the cache knows.

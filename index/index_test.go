@@ -539,3 +539,41 @@ func TestCompactionDoesNotRecurse(t *testing.T) {
 		t.Errorf("%d dead pack entries left after the compaction", dead)
 	}
 }
+
+// TestRemoveStaleCopies: a private copy of the cache that a killed process
+// left is removed when a cache is next opened; one in use (its file
+// locked) and one just made are not.
+func TestRemoveStaleCopies(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-2 * time.Minute)
+	mk := func(name string, open bool) *bolt.DB {
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		db, err := bolt.Open(filepath.Join(d, "index.db"), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !open {
+			db.Close()
+			db = nil
+		}
+		if name != "tmp-index-new" {
+			if err := os.Chtimes(d, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return db
+	}
+	mk("tmp-index-stale", false)
+	live := mk("tmp-index-live", true)
+	defer live.Close()
+	mk("tmp-index-new", false)
+	removeStaleCopies(dir)
+	for name, want := range map[string]bool{"tmp-index-stale": false, "tmp-index-live": true, "tmp-index-new": true} {
+		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", name, err == nil, want)
+		}
+	}
+}
