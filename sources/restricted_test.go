@@ -134,6 +134,10 @@ func TestSQLiteRestoreIsSafe(t *testing.T) {
 	}
 }
 
+// sqliteFTSDecl declares an FTS5 table ft as .dump does.
+const sqliteFTSDecl = "PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','ft','ft',0,'CREATE VIRTUAL TABLE ft USING fts5(a)');\n" +
+	"CREATE TABLE IF NOT EXISTS 'ft_data'(id INTEGER PRIMARY KEY, block BLOB);\nCREATE TABLE IF NOT EXISTS 'ft_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;\n"
+
 // sqliteFTS4Compress is a red-team test's dump that read /etc/hostname
 // through an FTS4 table's compress=sha3_query, hidden behind 0x1$a(').
 const sqliteFTS4Compress = "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nPRAGMA writable_schema=ON;\n" +
@@ -459,7 +463,7 @@ func TestSQLiteScreen(t *testing.T) {
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(title, compress, edit)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','v','v',0,'CREATE VIRTUAL TABLE v USING fts5vocab(ft, row)');",
 		"INSERT INTO t VALUES(0x7fffffffffffffff,-0.0,1.,1.e5,1E+05,0,00,0.5e-3);", "CREATE TABLE g(a,\ngo INT);", "CREATE VIEW v AS SELECT a\n/ 2 AS h FROM w;",
-		"CREATE VIEW v AS SELECT name FROM sqlite_master;", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
+		"CREATE VIEW v AS SELECT name FROM sqlite_master;", sqliteFTSDecl + "INSERT INTO ft_data VALUES(1, X'00');\nCREATE TRIGGER tr AFTER INSERT ON t WHEN (SELECT 1 FROM a JOIN ft_data ON 1) BEGIN SELECT 1; END;", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END", "\xef\xbb\xbfBEGIN;"} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if out, err := screen(in, size); err != nil || out != in {
@@ -495,6 +499,13 @@ func TestSQLiteScreen(t *testing.T) {
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT \"sha3_query\"('SELECT 1'); END;", "CREATE VIEW v AS SELECT * FROM \"zipfile\"('/x');",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\nINSERT INTO t VALUES(1);", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\nDELETE FROM sqlite_sequence;",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE [SQLITE_MASTER] SET sql = new.x; END;", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM \"sqlite_schema\"; END;",
+		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE 'sqlite_master' SET sql = new.x; END;",
+		// FTS writes what was inserted into the table itself to its
+		// shadow tables at a later statement or the COMMIT, which fired a
+		// trigger on them that rewrote the schema (a third red-team test).
+		sqliteFTSDecl + "INSERT INTO ft VALUES('hello');", sqliteFTSDecl + "INSERT INTO \"FT\"(ft) VALUES('rebuild');",
+		sqliteFTSDecl + "CREATE TRIGGER tr AFTER INSERT ON ft_idx BEGIN SELECT 1; END;", sqliteFTSDecl + "CREATE TRIGGER tr AFTER INSERT ON main.'ft_data' BEGIN SELECT 1; END;",
+		sqliteFTSDecl + "CREATE TRIGGER tr INSTEAD OF INSERT ON [ft] BEGIN SELECT 1; END;",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('trigger','x','x',0,'CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE y USING fts5(a)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a); SELECT 1');",

@@ -636,11 +636,15 @@ type stmtChecker struct {
 	// trigger, whether the last tokens were ";" and "; END" (its end).
 	call             string
 	semi, semiEnd    bool
-	qualifier        string // the name before a '.' in CREATE
-	schemaWrite      int    // tokens of the schema write matched
-	schemaWriteTable string // the name the schema write declares
-	between          bool   // no statement is open
-	triggers         bool   // a CREATE TRIGGER was read
+	qualifier        string          // the name before a '.' in CREATE
+	schemaWrite      int             // tokens of the schema write matched
+	schemaWriteTable string          // the name the schema write declares
+	between          bool            // no statement is open
+	triggers         bool            // a CREATE TRIGGER was read
+	vtabs            map[string]bool // the virtual tables the dump declared
+	// In a trigger's declaration: the token before is its ON, its BEGIN
+	// was read, or the table's name was read and a '.' may follow it.
+	triggerOn, triggerBegun, triggerTable bool
 }
 
 // A stmtStep checks a token and returns the step for the next, or nil
@@ -776,6 +780,12 @@ func stInsertTable(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	case name == "sqlite_sequence" || name == "sqlite_stat1" || name == "sqlite_stat4":
 	case strings.HasPrefix(name, "sqlite_") || sqliteReachingTables[name]:
 		return nil, refuse(t, "INSERT into a table of the database's own")
+	case s.vtabs[name]:
+		// .dump writes the rows of a virtual table's shadow tables;
+		// FTS keeps what is inserted into the table itself and writes
+		// it to them at a later statement or the COMMIT, which fired a
+		// trigger on them (a third red-team test).
+		return nil, refuse(t, "INSERT into a virtual table (it writes the rows of its shadow tables)")
 	}
 	return stInsertColumns, nil
 }
@@ -893,6 +903,10 @@ func stSchemaWrite(s *stmtChecker, t sqlToken) (stmtStep, error) {
 			if err := checkVirtualTable(t.text, s.schemaWriteTable); err != nil {
 				return nil, fmt.Errorf("line %d of the dump: the declaration of virtual table %q: %w", t.line, s.schemaWriteTable, err)
 			}
+			if s.vtabs == nil {
+				s.vtabs = make(map[string]bool)
+			}
+			s.vtabs[s.schemaWriteTable] = true
 			ok = true
 		}
 	case "0":
@@ -1035,6 +1049,7 @@ func stCreateAfterName(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		return nil, refuse(t, "the '(' of a table's columns")
 	}
 	s.depth, s.call, s.semi, s.semiEnd = 0, "", false, false
+	s.triggerOn, s.triggerBegun, s.triggerTable = false, false, false
 	return stBody(s, t)
 }
 
@@ -1064,15 +1079,39 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	case sqliteReachingTables[name] && t.kind != tokString && s.what != "table":
 		// A table's columns, checks and defaults can read no table.
 		return nil, refuse(t, "no table of the sqlite3 shell")
-	case s.what == "trigger" && t.kind != tokString && sqliteSchemaTables[name]:
+	case s.what == "trigger" && sqliteSchemaTables[name]:
 		// None fires during the load (stStart); one that writes the
-		// schema is refused besides.
+		// schema is refused besides ('sqlite_master' names it too).
 		return nil, refuse(t, "no schema table in a trigger")
+	case s.what == "trigger" && (s.triggerOn || s.triggerTable && s.semi) && s.onVirtualTable(name):
+		// FTS writes its shadow tables after the rows (see
+		// stInsertTable): a trigger on one would fire.
+		return nil, refuse(t, "no trigger on a virtual table or its shadow tables")
 	case t.kind != tokString && sqliteReachingFunctions[name]:
 		// Called bare or quoted ("sha3_query"(…) is a call too).
 		s.call = name
 	}
+	if s.what == "trigger" && !s.triggerBegun {
+		// ON table, or ON schema.table: the name after the '.' is
+		// checked too (s.semi stands for "after the '.'" here).
+		s.triggerTable = s.triggerOn || s.triggerTable && t.isPunct('.')
+		s.triggerOn = t.is("on") && !s.triggerTable
+		s.triggerBegun = t.is("begin")
+		s.semiEnd, s.semi = false, t.isPunct('.')
+		return stBody, nil
+	}
 	s.semiEnd = s.semi && t.is("end")
 	s.semi = t.isPunct(';')
 	return stBody, nil
+}
+
+// onVirtualTable reports whether name is a virtual table the dump
+// declared or one of its shadow tables (named after it, "ft_data").
+func (s *stmtChecker) onVirtualTable(name string) bool {
+	for v := range s.vtabs {
+		if name == v || strings.HasPrefix(name, v+"_") {
+			return true
+		}
+	}
+	return false
 }
