@@ -29,7 +29,10 @@ import (
 // statement at the top level can then read a table, so none can read
 // fsdir. What CREATE stores runs later as the schema's: no trigger fires
 // during the load, since .dump writes the triggers after every row and
-// the screen refuses rows after a trigger (a trigger that fired ran
+// the screen refuses rows after a trigger, rows inserted into a virtual
+// table (FTS writes them to its shadow tables later, at a statement or
+// the COMMIT: a third red-team test's trigger fired so) and triggers on
+// a virtual table or its shadow tables (a trigger that fired ran
 // statements no screen reads: a red-team test's rewrote the schema with a
 // DEFAULT of the shell's edit(), which runs a program and which SQLite
 // lets the schema use; safe mode's authorizer is not asked while the
