@@ -327,10 +327,13 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	// written, since every writer takes its lock before it writes. Two
 	// kinds of write come before a lock or without one, the lock file's
 	// own (written, then checked against the others) and 'snap key add';
-	// both take milliseconds, so files younger than TempGrace stay.
+	// both take milliseconds, so files younger than TempGrace stay. Those
+	// of data/, index/ and snapshots/ go at once: on a full disk, the
+	// packs a killed create was writing (tens of MB) stayed through the
+	// prune meant to free space (found by an exploratory test).
 	if o.Instant || lk.others == 0 {
 		for _, t := range temps {
-			if now.Sub(t.ModTime) < TempGrace {
+			if now.Sub(t.ModTime) < TempGrace && !writtenUnderLock(t.Name) {
 				continue
 			}
 			pl.temps = append(pl.temps, t)
@@ -361,6 +364,17 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 		return st, &DamagedError{Packs: st.DamagedPacks, Blobs: st.DamagedBlobs, First: pl.damagedFirst}
 	}
 	return st, nil
+}
+
+// writtenUnderLock reports whether a temporary file named so (relative to
+// the repository) is one only a process holding a lock writes.
+func writtenUnderLock(name string) bool {
+	for _, dir := range []string{"data/", "index/", "snapshots/"} {
+		if strings.HasPrefix(name, dir) {
+			return true
+		}
+	}
+	return false
 }
 
 func repoSize(ctx context.Context, r *repo.Repository) (int64, error) {
