@@ -11,41 +11,42 @@ import (
 // repository, which whoever may write there can fill with SQL of their
 // own (restricted.go). Safe mode keeps the shell's commands that write
 // files and run programs shut, but not all of what reaches beyond the
-// database: its fsdir table reads any file of the host into a table.
-// Screening that by name failed four times (a NUL byte and a # line around
-// which the shell reads lines otherwise, a literal taken for a table's
-// name, a table declared through writable_schema with its module's name
-// put together from pieces, and a Tcl-style variable, $a(';'), which
-// SQLite reads as one token where the screen saw a literal open).
+// database: its fsdir table reads any file of the host into a table, and
+// its edit() runs a program when the schema calls it. Screening by name
+// failed four times (a NUL byte and a # line around which the shell reads
+// lines otherwise, a literal taken for a table's name, a table declared
+// through writable_schema with its module's name put together from
+// pieces, a Tcl-style variable $a(';') that SQLite reads as one token).
 //
 // So the screen passes a dump on only as far as it reads as what sqlite3's
 // .dump writes, statement by statement, read by SQLite's own rules for
-// tokens: the PRAGMAs of .dump and of snap's lines before it, the
-// transaction, CREATE TABLE, INDEX, VIEW and TRIGGER, INSERT of literals
-// (and of replace, char and unistr, with which .dump writes line breaks),
-// DELETE FROM sqlite_sequence, ANALYZE, and the one write of the schema
-// with which .dump declares a virtual table, for the modules SQLite brings
-// (FTS3, FTS4, FTS5 and their vocabulary tables, R*Tree, Geopoly). No
-// statement at the top level can then read a table, so none can read
-// fsdir. What CREATE stores runs later as the schema's: no trigger fires
-// during the load, since .dump writes the triggers after every row and
-// the screen refuses rows after a trigger, rows inserted into a virtual
-// table (FTS writes them to its shadow tables later, at a statement or
-// the COMMIT: a third red-team test's trigger fired so) and triggers on
-// a virtual table or its shadow tables (a trigger that fired ran
-// statements no screen reads: a red-team test's rewrote the schema with a
-// DEFAULT of the shell's edit(), which runs a program and which SQLite
-// lets the schema use; safe mode's authorizer is not asked while the
-// schema is read); defaults, checks and generated columns run as rows
-// load, and indexes as they are made, where SQLite itself refuses the
-// shell's fsdir and sha3_query (direct-only: "unsafe use of virtual table
-// fsdir") and safe mode readfile and writefile; the screen refuses calls
-// of those and of edit there by name besides. (What the restored database
-// does when an application uses it later is the dump's, as a restored
-// file's content is.)
-// (trusted_schema=OFF would refuse the JSON functions there as well, in
-// sqlite3 3.40: a CHECK of json_valid() could not be restored; a
-// red-team test.)
+// tokens (sqlLexer) and the shell's for lines (Read):
+//
+//   - At the top level (stStart): the PRAGMAs of .dump and of snap's lines
+//     before it, the transaction, CREATE TABLE, INDEX, VIEW and TRIGGER,
+//     INSERT … VALUES of literals (and of replace, char and unistr, with
+//     which .dump writes line breaks), DELETE FROM sqlite_sequence,
+//     ANALYZE, and the one write of the schema with which .dump declares a
+//     virtual table of SQLite's own modules (checkVirtualTable). No
+//     statement can read a table, so none reads fsdir.
+//   - No trigger fires during the load: .dump writes the triggers after
+//     every row, so rows after a trigger are refused, and so are rows
+//     inserted into a virtual table (FTS writes them to its shadow tables
+//     at a later statement or the COMMIT) and triggers on a virtual table
+//     or its shadow tables. A trigger that fired ran statements no screen
+//     reads (red-team tests rewrote the schema so, with a DEFAULT of
+//     edit(): safe mode's authorizer is not asked while the schema is
+//     read).
+//   - What CREATE stores and the load runs (defaults, checks and generated
+//     columns as rows load, index expressions as indexes are made) may not
+//     use the shell's fsdir and sha3_query (SQLite refuses them there:
+//     direct-only) nor readfile and writefile (safe mode); the screen
+//     refuses calls of those and of edit there by name besides (stBody).
+//     trusted_schema is left on: off, it refused the JSON functions there
+//     too, in sqlite3 3.40 (a CHECK of json_valid() could not be restored).
+//
+// What the restored database does when it is used later is the dump's to
+// decide, as a restored file's content is.
 //
 // What reaches sqlite3 of a statement before it is checked is harmless:
 // the shell runs a statement at its ';' (or at the end of its input, and
