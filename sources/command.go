@@ -364,6 +364,7 @@ type lineWriter struct {
 	// continuation of the message being read).
 	last, prev, firstErr string
 	errOpen, detailDone  bool
+	cut                  bool // the rest of a long line is being left out
 }
 
 // errorWord finds a message that reports an error: "pg_dump: error:",
@@ -400,16 +401,24 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			if len(w.buf) >= maxLine {
-				w.emit(w.buf[:maxLine])
-				w.buf = append(w.buf[:0], w.buf[maxLine:]...)
-				continue
-			}
+		if i < 0 && len(w.buf) < maxLine {
 			return len(p), nil
 		}
-		w.emit(w.buf[:min(i, maxLine)])
-		w.buf = append(w.buf[:0], w.buf[i+1:]...)
+		// A line longer than maxLine is shown cut, once: the mariadb
+		// client echoes a failed statement, and an INSERT of 18 MB went
+		// to the terminal in 4,400 lines (found by a test).
+		switch {
+		case w.cut:
+		case i < 0 || i > maxLine:
+			w.emit(append(w.buf[:maxLine:maxLine], " …"...))
+		default:
+			w.emit(w.buf[:i])
+		}
+		if i < 0 {
+			w.buf, w.cut = w.buf[:0], true
+			continue
+		}
+		w.buf, w.cut = append(w.buf[:0], w.buf[i+1:]...), false
 	}
 }
 

@@ -215,3 +215,27 @@ func TestCauseIsFirstError(t *testing.T) {
 		}
 	}
 }
+
+// TestLineWriterCutsLongLines: a line longer than maxLine reaches Stderr
+// once, cut, whatever the sizes of the writes: the mariadb client echoes a
+// failed statement, and an INSERT of 18 MB went out as 4,400 lines.
+func TestLineWriterCutsLongLines(t *testing.T) {
+	long := "INSERT INTO b VALUES (1,0x" + strings.Repeat("AB", 100_000) + ");"
+	in := "--------------\n" + long + "\n--------------\nERROR 2006 (HY000) at line 38: Server has gone away\n"
+	for _, size := range []int{1, 7, 4096, 1 << 20} {
+		var got []string
+		w := lineWriter{fn: func(l string) { got = append(got, l) }}
+		for rest := in; rest != ""; {
+			n := min(size, len(rest))
+			w.Write([]byte(rest[:n]))
+			rest = rest[n:]
+		}
+		w.flush()
+		if len(got) != 4 || got[1] != long[:maxLine]+" …" || got[3] != "ERROR 2006 (HY000) at line 38: Server has gone away" {
+			t.Errorf("writes of %d: %d lines, %q", size, len(got), got)
+		}
+		if c := w.cause(); c != got[3] {
+			t.Errorf("writes of %d: cause %q", size, c)
+		}
+	}
+}

@@ -372,16 +372,29 @@ const mysqlDropWait = 5 * time.Minute
 // default of 16 MiB refuses (found by an exploratory test).
 func (d *Database) mysqlPacketHint(ctx context.Context, err error) error {
 	var ce *CommandError
-	if !errors.As(err, &ce) || !strings.HasPrefix(ce.LastLine, "ERROR 1153 ") {
+	if !errors.As(err, &ce) {
 		return err
 	}
-	limit := "its limit"
+	// The server may also just close the connection (2006, 2013), as it
+	// did in a CI run: said so when its limit is below the most.
+	tooLarge := strings.HasPrefix(ce.LastLine, "ERROR 1153 ")
+	if !tooLarge && !strings.HasPrefix(ce.LastLine, "ERROR 2006 ") && !strings.HasPrefix(ce.LastLine, "ERROR 2013 ") {
+		return err
+	}
+	limit, n := "its limit", int64(0)
 	if v, qerr := d.mysqlQuery(context.WithoutCancel(ctx), "SELECT @@GLOBAL.max_allowed_packet;\n"); qerr == nil {
-		if n, perr := strconv.ParseInt(v, 10, 64); perr == nil {
+		if n, qerr = strconv.ParseInt(v, 10, 64); qerr == nil {
 			limit = fmt.Sprintf("its max_allowed_packet of %d MiB", n>>20)
 		}
 	}
-	return fmt.Errorf("%w: the dump holds a statement larger than the server takes (%s; binary columns are dumped in hex, twice their size): raise it for the restore (SET GLOBAL max_allowed_packet=1073741824; or max_allowed_packet=1G under [mysqld]) and restore again", err, limit)
+	raise := "raise it for the restore (SET GLOBAL max_allowed_packet=1073741824; or max_allowed_packet=1G under [mysqld]) and restore again"
+	switch {
+	case tooLarge:
+		return fmt.Errorf("%w: the dump holds a statement larger than the server takes (%s; binary columns are dumped in hex, twice their size): %s", err, limit, raise)
+	case n > 0 && n < 1<<30:
+		return fmt.Errorf("%w: the server closed the connection, as it does when a statement is larger than %s (binary columns are dumped in hex, twice their size); if the server did not restart or fail meanwhile, %s", err, limit, raise)
+	}
+	return err
 }
 
 // isAccessDenied reports whether err is the client's report that the user

@@ -513,8 +513,10 @@ func TestMariaDBDumpsLoadBack(t *testing.T) {
 	old := strings.TrimSpace(my.mustQuery("", "SELECT @@GLOBAL.max_allowed_packet;"))
 	if old == "16777216" {
 		res := tr.run("restore", "latest", "--db", db, "--to", my.url(big))
-		if res.code == 0 || !strings.Contains(res.stderr, "max_allowed_packet of 16 MiB") || !strings.Contains(res.stderr, "SET GLOBAL max_allowed_packet=1073741824") {
-			t.Errorf("restore of a 9 MB blob under a 16 MiB max_allowed_packet: exit %d\n%s", res.code, res.stderr)
+		// ERROR 1153, or the connection closed (2006: seen in a CI run).
+		if res.code == 0 || !strings.Contains(res.stderr, "max_allowed_packet of 16 MiB") || !strings.Contains(res.stderr, "SET GLOBAL max_allowed_packet=1073741824") ||
+			len(res.stderr) > 64<<10 {
+			t.Errorf("restore of a 9 MB blob under a 16 MiB max_allowed_packet: exit %d\n%.8000s", res.code, res.stderr)
 		}
 	}
 	my.mustQuery("", "SET GLOBAL max_allowed_packet = 67108864;")
