@@ -463,7 +463,10 @@ func TestSQLiteScreen(t *testing.T) {
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(title, compress, edit)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','v','v',0,'CREATE VIRTUAL TABLE v USING fts5vocab(ft, row)');",
 		"INSERT INTO t VALUES(0x7fffffffffffffff,-0.0,1.,1.e5,1E+05,0,00,0.5e-3);", "CREATE TABLE g(a,\ngo INT);", "CREATE VIEW v AS SELECT a\n/ 2 AS h FROM w;",
-		"CREATE VIEW v AS SELECT name FROM sqlite_master;", sqliteFTSDecl + "INSERT INTO ft_data VALUES(1, X'00');\nCREATE TRIGGER tr AFTER INSERT ON t WHEN (SELECT 1 FROM a JOIN ft_data ON 1) BEGIN SELECT 1; END;", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
+		"CREATE VIEW v AS SELECT name FROM sqlite_master;", "CREATE TABLE edit(id INTEGER PRIMARY KEY);\nCREATE TABLE rev(e INT REFERENCES edit(id));\nCREATE INDEX i ON edit(id);",
+		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','Ärzte','Ärzte',0,'CREATE VIRTUAL TABLE Ärzte USING fts5(name)');",
+		sqliteFTSDecl + "CREATE TABLE ft_meta(id);\nCREATE TRIGGER nm AFTER UPDATE ON ft_meta BEGIN SELECT 1; END;",
+		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','tok','tok',0,'CREATE VIRTUAL TABLE tok USING fts3tokenize(simple)');", sqliteFTSDecl + "INSERT INTO ft_data VALUES(1, X'00');\nCREATE TRIGGER tr AFTER INSERT ON t WHEN (SELECT 1 FROM a JOIN ft_data ON 1) BEGIN SELECT 1; END;", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END", "\xef\xbb\xbfBEGIN;"} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if out, err := screen(in, size); err != nil || out != in {
@@ -506,6 +509,13 @@ func TestSQLiteScreen(t *testing.T) {
 		sqliteFTSDecl + "INSERT INTO ft VALUES('hello');", sqliteFTSDecl + "INSERT INTO \"FT\"(ft) VALUES('rebuild');",
 		sqliteFTSDecl + "CREATE TRIGGER tr AFTER INSERT ON ft_idx BEGIN SELECT 1; END;", sqliteFTSDecl + "CREATE TRIGGER tr AFTER INSERT ON main.'ft_data' BEGIN SELECT 1; END;",
 		sqliteFTSDecl + "CREATE TRIGGER tr INSTEAD OF INSERT ON [ft] BEGIN SELECT 1; END;",
+		// A name with a capital beyond ASCII, which SQLite does not fold
+		// and strings.ToLower did; a column of UPDATE OF named begin (a
+		// fourth red-team test).
+		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','Éft','Éft',0,'CREATE VIRTUAL TABLE ''Éft'' USING fts5(a)');\nINSERT INTO \"Éft\" VALUES('hello');",
+		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','Éft','Éft',0,'CREATE VIRTUAL TABLE ''Éft'' USING fts5(a)');\nCREATE TRIGGER tr AFTER INSERT ON \"Éft_idx\" BEGIN SELECT 1; END;",
+		sqliteFTSDecl + "CREATE TRIGGER tr AFTER UPDATE OF begin, level ON ft_idx BEGIN SELECT 1; END;",
+		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','g','g',0,'CREATE VIRTUAL TABLE g USING geopoly(a DEFAULT (edit(''x'',''id'')))');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('trigger','x','x',0,'CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE y USING fts5(a)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a); SELECT 1');",

@@ -98,7 +98,7 @@ var sqliteValueFunctions = map[string]bool{"replace": true, "char": true, "unist
 // sqliteModules are the modules of virtual tables whose declaration .dump
 // writes into the schema that the screen lets through: SQLite's own.
 var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "fts4aux": true, "fts5vocab": true,
-	"rtree": true, "rtree_i32": true, "geopoly": true}
+	"fts3tokenize": true, "rtree": true, "rtree_i32": true, "geopoly": true}
 
 // sqliteScreen passes a SQLite dump on (screen.go's comment above), failing
 // with errNotPlainDump at the first statement that .dump does not write,
@@ -271,9 +271,22 @@ func (t sqlToken) name() string {
 		return ""
 	}
 	if t.kind == tokString {
-		return strings.ToLower(string(t.text))
+		// SQLite folds the case of ASCII letters only, as the lexer does
+		// for names: strings.ToLower folded 'Éft' to another table's
+		// name than "Éft" (a fourth red-team test).
+		return asciiLower(t.text)
 	}
 	return string(t.text)
+}
+
+func asciiLower(b []byte) string {
+	out := []byte(string(b))
+	for i, c := range out {
+		if c >= 'A' && c <= 'Z' {
+			out[i] = c + 'a' - 'A'
+		}
+	}
+	return string(out)
 }
 
 func (t sqlToken) String() string {
@@ -646,10 +659,21 @@ type stmtChecker struct {
 	between          bool            // no statement is open
 	triggers         bool            // a CREATE TRIGGER was read
 	vtabs            map[string]bool // the virtual tables the dump declared
-	// In a trigger's declaration: the token before is its ON, its BEGIN
-	// was read, or the table's name was read and a '.' may follow it.
-	triggerOn, triggerBegun, triggerTable bool
+	trigger          triggerPart     // where a trigger's declaration is
+	nameNext         bool            // the token before names a table (references, on, into, …)
 }
+
+// triggerPart is the part of a CREATE TRIGGER being read.
+type triggerPart uint8
+
+const (
+	trigHead  triggerPart = iota // before its ON
+	trigOn                       // after ON: the table's name comes
+	trigTable                    // after the table's name: a '.' may follow it
+	trigDot                      // after "schema.": the table's name comes
+	trigRest                     // FOR EACH ROW, WHEN …, up to its BEGIN
+	trigBody                     // after BEGIN: its statements
+)
 
 // A stmtStep checks a token and returns the step for the next, or nil
 // after the ';' that ends a statement.
@@ -987,6 +1011,10 @@ func checkVirtualTable(sql []byte, table string) error {
 		case sqliteReachingTables[t.name()]:
 			// FTS's content= names a table it reads.
 			return errVirtualTable(fmt.Sprintf("it names %s, of the sqlite3 shell", t))
+		case t.kind != tokString && sqliteReachingFunctions[t.name()] && j+1 < len(args) && args[j+1].isPunct('('):
+			// Geopoly declares its table with its arguments as they are:
+			// a DEFAULT of edit() would run a program (a red-team test).
+			return errVirtualTable(fmt.Sprintf("it calls %s, of the sqlite3 shell", t))
 		case (module == "fts3" || module == "fts4") && (t.is("compress") || t.is("uncompress")) && j+1 < len(args) && args[j+1].isPunct('='):
 			// It names a function that FTS4 calls on each text, from a
 			// statement of its own (so at the top level): sha3_query
@@ -1053,7 +1081,7 @@ func stCreateAfterName(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		return nil, refuse(t, "the '(' of a table's columns")
 	}
 	s.depth, s.call, s.semi, s.semiEnd = 0, "", false, false
-	s.triggerOn, s.triggerBegun, s.triggerTable = false, false, false
+	s.trigger, s.nameNext = trigHead, false
 	return stBody(s, t)
 }
 
@@ -1087,21 +1115,18 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		// None fires during the load (stStart); one that writes the
 		// schema is refused besides ('sqlite_master' names it too).
 		return nil, refuse(t, "no schema table in a trigger")
-	case s.what == "trigger" && (s.triggerOn || s.triggerTable && s.semi) && s.onVirtualTable(name):
+	case s.what == "trigger" && (s.trigger == trigOn || s.trigger == trigDot) && s.onVirtualTable(name):
 		// FTS writes its shadow tables after the rows (see
 		// stInsertTable): a trigger on one would fire.
 		return nil, refuse(t, "no trigger on a virtual table or its shadow tables")
-	case t.kind != tokString && sqliteReachingFunctions[name]:
-		// Called bare or quoted ("sha3_query"(…) is a call too).
+	case t.kind != tokString && sqliteReachingFunctions[name] && !s.nameNext:
+		// Called bare or quoted ("sha3_query"(…) is a call too); a
+		// table of that name (REFERENCES edit(id)) is not a call.
 		s.call = name
 	}
-	if s.what == "trigger" && !s.triggerBegun {
-		// ON table, or ON schema.table: the name after the '.' is
-		// checked too (s.semi stands for "after the '.'" here).
-		s.triggerTable = s.triggerOn || s.triggerTable && t.isPunct('.')
-		s.triggerOn = t.is("on") && !s.triggerTable
-		s.triggerBegun = t.is("begin")
-		s.semiEnd, s.semi = false, t.isPunct('.')
+	s.nameNext = t.is("references") || t.is("on") || t.is("into") || t.is("table") || t.is("from") || t.is("join") || t.is("update") || t.isPunct('.')
+	if s.what == "trigger" && s.trigger != trigBody {
+		s.trigger = s.trigger.next(t)
 		return stBody, nil
 	}
 	s.semiEnd = s.semi && t.is("end")
@@ -1109,13 +1134,37 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	return stBody, nil
 }
 
+// next is the part of a trigger's declaration after t. Its BEGIN is the
+// one after its table: a column of UPDATE OF may be named begin, which
+// took the check of the table away (a fourth red-team test).
+func (p triggerPart) next(t sqlToken) triggerPart {
+	switch {
+	case p == trigHead && t.is("on"):
+		return trigOn
+	case p == trigOn:
+		return trigTable
+	case p == trigTable && t.isPunct('.'):
+		return trigDot
+	case (p == trigTable || p == trigDot || p == trigRest) && t.is("begin"):
+		return trigBody
+	case p == trigTable || p == trigDot:
+		return trigRest
+	}
+	return p
+}
+
 // onVirtualTable reports whether name is a virtual table the dump
 // declared or one of its shadow tables (named after it, "ft_data").
 func (s *stmtChecker) onVirtualTable(name string) bool {
 	for v := range s.vtabs {
-		if name == v || strings.HasPrefix(name, v+"_") {
+		if name == v || strings.HasPrefix(name, v+"_") && sqliteShadowSuffixes[name[len(v)+1:]] {
 			return true
 		}
 	}
 	return false
 }
+
+// sqliteShadowSuffixes name the shadow tables of FTS3/4, FTS5, R*Tree and
+// Geopoly after their virtual table's name and a '_'.
+var sqliteShadowSuffixes = map[string]bool{"content": true, "segments": true, "segdir": true, "docsize": true, "stat": true,
+	"data": true, "idx": true, "config": true, "node": true, "parent": true, "rowid": true}
