@@ -516,6 +516,11 @@ func TestSQLiteScreen(t *testing.T) {
 		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','Éft','Éft',0,'CREATE VIRTUAL TABLE ''Éft'' USING fts5(a)');\nCREATE TRIGGER tr AFTER INSERT ON \"Éft_idx\" BEGIN SELECT 1; END;",
 		sqliteFTSDecl + "CREATE TRIGGER tr AFTER UPDATE OF begin, level ON ft_idx BEGIN SELECT 1; END;",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','g','g',0,'CREATE VIRTUAL TABLE g USING geopoly(a DEFAULT (edit(''x'',''id'')))');",
+		// FROM before a call: NULL IS NOT DISTINCT FROM edit(…) in a
+		// DEFAULT ran a program as a row loaded (a fifth red-team test).
+		"CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT DEFAULT (NULL IS NOT DISTINCT FROM edit('x','id')));",
+		"CREATE TABLE t(a CHECK (a IS DISTINCT FROM \"edit\"('x','id')));", "CREATE INDEX i ON t(a) WHERE a IS DISTINCT FROM edit('x','y');",
+		"CREATE TABLE t(a DEFAULT (1 IN (edit('x','id'))));",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('trigger','x','x',0,'CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE y USING fts5(a)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a); SELECT 1');",

@@ -660,7 +660,8 @@ type stmtChecker struct {
 	triggers         bool            // a CREATE TRIGGER was read
 	vtabs            map[string]bool // the virtual tables the dump declared
 	trigger          triggerPart     // where a trigger's declaration is
-	nameNext         bool            // the token before names a table (references, on, into, …)
+	nameNext         bool            // the token before is one after which a table's name comes
+	indexOn          bool            // an index's ON was read
 }
 
 // triggerPart is the part of a CREATE TRIGGER being read.
@@ -1081,7 +1082,7 @@ func stCreateAfterName(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		return nil, refuse(t, "the '(' of a table's columns")
 	}
 	s.depth, s.call, s.semi, s.semiEnd = 0, "", false, false
-	s.trigger, s.nameNext = trigHead, false
+	s.trigger, s.nameNext, s.indexOn = trigHead, false, false
 	return stBody(s, t)
 }
 
@@ -1122,10 +1123,16 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		return nil, refuse(t, "no trigger on a virtual table or its shadow tables")
 	case t.kind != tokString && sqliteReachingFunctions[name] && !s.nameNext:
 		// Called bare or quoted ("sha3_query"(…) is a call too); a
-		// table of that name (REFERENCES edit(id)) is not a call.
+		// table of that name (REFERENCES edit(id), an index's ON
+		// edit(id)) is not a call.
 		s.call = name
 	}
-	s.nameNext = t.is("references") || t.is("on") || t.is("into") || t.is("table") || t.is("from") || t.is("join") || t.is("update") || t.isPunct('.')
+	// Only where a table's name must come: after REFERENCES, and after
+	// an index's ON. After FROM it was a call all the same: NULL IS NOT
+	// DISTINCT FROM edit(…) in a DEFAULT ran a program as a row loaded
+	// (a fifth red-team test).
+	s.nameNext = t.is("references") || s.what == "index" && t.is("on") && !s.indexOn
+	s.indexOn = s.indexOn || s.what == "index" && t.is("on")
 	if s.what == "trigger" && s.trigger != trigBody {
 		s.trigger = s.trigger.next(t)
 		return stBody, nil
