@@ -419,7 +419,6 @@ INSERT INTO a VALUES(5,'fsdir(''/etc/shadow'')',1.0e-05,-3,'edit');
 INSERT INTO "a" VALUES(6,'/* not a comment */ -- nor this',+1,NULL,'x'),(7,'x',2,NULL,'y');
 CREATE TABLE [we ird]("c 1" PRIMARY KEY, ` + "`c2`" + `, edit, "fs""dir") WITHOUT ROWID;
 INSERT INTO "we ird" VALUES('k','v',3,4);
-INSERT INTO "we ird"("c 1",c2) VALUES('k2','v');
 PRAGMA writable_schema=ON;
 INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','f','f',0,'CREATE VIRTUAL TABLE f USING fts5(x, y, tokenize=''porter'')');
 CREATE TABLE IF NOT EXISTS 'f_data'(id INTEGER PRIMARY KEY, block BLOB);
@@ -520,7 +519,7 @@ func TestSQLiteScreen(t *testing.T) {
 		// DEFAULT ran a program as a row loaded (a fifth red-team test).
 		"CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT DEFAULT (NULL IS NOT DISTINCT FROM edit('x','id')));",
 		"CREATE TABLE t(a CHECK (a IS DISTINCT FROM \"edit\"('x','id')));", "CREATE INDEX i ON t(a) WHERE a IS DISTINCT FROM edit('x','y');",
-		"CREATE TABLE t(a DEFAULT (1 IN (edit('x','id'))));",
+		"CREATE TABLE t(a DEFAULT (1 IN (edit('x','id'))));", "INSERT INTO t(id) VALUES(1);", "INSERT INTO t(\"a\", b) VALUES(1, 2);",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('trigger','x','x',0,'CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE y USING fts5(a)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a); SELECT 1');",
