@@ -53,6 +53,10 @@ type Command struct {
 	// Stdout receives each line of standard output for Run (Start hands
 	// standard output to its caller instead). Nil drops them.
 	Stdout func(line string)
+	// StdoutData makes Stdout's lines data (a query's answer): passed
+	// whole and as written, where lines for the terminal are cut at
+	// maxLine and have their control characters shown as \xNN.
+	StdoutData bool
 	// Display names the program in messages; the program name by default.
 	Display string
 	// ExpectedError, when set, tells error lines that are expected (a
@@ -228,7 +232,7 @@ func (c *Command) Run(ctx context.Context) error {
 	}
 	errLines := &lineWriter{fn: c.Stderr, expected: c.ExpectedError}
 	cmd.Stderr = errLines
-	outLines := &lineWriter{fn: c.Stdout}
+	outLines := &lineWriter{fn: c.Stdout, data: c.StdoutData}
 	cmd.Stdout = outLines
 	if c.Combined {
 		// The same writer for both: os/exec then gives the program one
@@ -365,6 +369,7 @@ type lineWriter struct {
 	last, prev, firstErr string
 	errOpen, detailDone  bool
 	cut                  bool // the rest of a long line is being left out
+	data                 bool // lines are data: whole, as written
 }
 
 // errorWord finds a message that reports an error: "pg_dump: error:",
@@ -401,8 +406,13 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 && len(w.buf) < maxLine {
+		if i < 0 && (len(w.buf) < maxLine || w.data) {
 			return len(p), nil
+		}
+		if w.data {
+			w.fn(strings.TrimRight(string(w.buf[:i]), "\r"))
+			w.buf = append(w.buf[:0], w.buf[i+1:]...)
+			continue
 		}
 		// A line longer than maxLine is shown cut, once: the mariadb
 		// client echoes a failed statement, and an INSERT of 18 MB went
@@ -443,13 +453,39 @@ func (w *lineWriter) emit(b []byte) {
 		}
 	}
 	if w.fn != nil {
-		w.fn(line)
+		w.fn(printable(line))
 	}
 }
+
+// printable is line with its control characters but tabs shown as \xNN:
+// what a client prints comes from the dump, and a crafted one wrote a
+// terminal's escape sequences to the admin's terminal through sqlite3's
+// output (found by a red-team test).
+func printable(line string) string {
+	if !strings.ContainsFunc(line, isControl) {
+		return line
+	}
+	var b strings.Builder
+	for _, r := range line {
+		if isControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f || r >= 0x80 && r < 0xa0 }
 
 func (w *lineWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.buf) > 0 && w.data {
+		w.fn(strings.TrimRight(string(w.buf), "\r"))
+		w.buf = nil
+		return
+	}
 	if len(w.buf) > 0 {
 		w.emit(w.buf)
 		w.buf = nil

@@ -239,3 +239,16 @@ func TestLineWriterCutsLongLines(t *testing.T) {
 		}
 	}
 }
+
+// TestLineWriterShowsControlCharacters: what a client prints comes from
+// the dump, and reaches the admin's terminal: its control characters (a
+// terminal's escape sequences, written by a crafted dump through sqlite3)
+// are shown as \xNN; tabs and text beyond ASCII pass.
+func TestLineWriterShowsControlCharacters(t *testing.T) {
+	var got []string
+	w := lineWriter{fn: func(l string) { got = append(got, l) }}
+	w.Write([]byte("\x1b]0;owned\x07INJECTED\tline é\x7f\u009b\n"))
+	if want := `\x1b]0;owned\x07INJECTED` + "\tline é" + `\x7f\x9b`; len(got) != 1 || got[0] != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -118,7 +118,7 @@ func (d *Database) mysqlQuery(ctx context.Context, sql string) (string, error) {
 	}
 	var out strings.Builder
 	c := Command{Name: tool, Args: append(d.mysqlConnArgs(), "--batch", "--skip-column-names"), Env: d.env("MYSQL_PWD"),
-		Stdin: strings.NewReader(sql), Stdout: func(line string) { out.WriteString(line + "\n") }}
+		Stdin: strings.NewReader(sql), Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
 	if err := c.Run(ctx); err != nil {
 		return "", err
 	}

@@ -55,7 +55,7 @@ func (d *Database) psql(ctx context.Context, db string, vars []string, script st
 	args = append(args, "--dbname="+d.connURL(db))
 	var out strings.Builder
 	c := Command{Name: tool, Args: args, Env: d.env("PGPASSWORD"), Stdin: strings.NewReader(script),
-		Stdout: func(line string) { out.WriteString(line + "\n") }}
+		Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
 	if err := c.Run(ctx); err != nil {
 		return "", err
 	}
@@ -521,7 +521,7 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (DatabaseProperties, err
 	}
 	var out strings.Builder
 	c := Command{Name: tool, Args: []string{"--no-password", "--create", "--schema-only", "--exclude-schema=*", "--encoding=UTF8", "--dbname=" + d.connURL(d.Name)},
-		Env: d.env("PGPASSWORD"), Stdout: func(line string) { out.WriteString(line + "\n") }}
+		Env: d.env("PGPASSWORD"), Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
 	if err := c.Run(ctx); err != nil {
 		return DatabaseProperties{}, err
 	}

@@ -519,7 +519,7 @@ func TestSQLiteScreen(t *testing.T) {
 		// DEFAULT ran a program as a row loaded (a fifth red-team test).
 		"CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT DEFAULT (NULL IS NOT DISTINCT FROM edit('x','id')));",
 		"CREATE TABLE t(a CHECK (a IS DISTINCT FROM \"edit\"('x','id')));", "CREATE INDEX i ON t(a) WHERE a IS DISTINCT FROM edit('x','y');",
-		"CREATE TABLE t(a DEFAULT (1 IN (edit('x','id'))));", "INSERT INTO t(id) VALUES(1);", "INSERT INTO t(\"a\", b) VALUES(1, 2);",
+		"CREATE TABLE t(a DEFAULT (1 IN (edit('x','id'))));", "CREATE TABLE t(a CHECK(coalesce(shell_putsnl(a),1)));", "CREATE TABLE t(a CHECK(coalesce(usleep(2000000),1)));", "INSERT INTO t(id) VALUES(1);", "INSERT INTO t(\"a\", b) VALUES(1, 2);",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('trigger','x','x',0,'CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE y USING fts5(a)');",
 		"INSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING fts5(a); SELECT 1');",

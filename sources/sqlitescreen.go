@@ -81,7 +81,12 @@ var sqliteReachingTables = map[string]bool{"fsdir": true, "zipfile": true, "sqli
 // database, or run SQL given as text (sha3_query): refused where a
 // function is called in what CREATE stores.
 var sqliteReachingFunctions = map[string]bool{"readfile": true, "writefile": true, "edit": true, "sha3_query": true,
-	"load_extension": true, "fts3_tokenizer": true, "zipfile": true}
+	"load_extension": true, "fts3_tokenizer": true, "zipfile": true,
+	// And those that reach the restore itself: usleep stalled it per
+	// row, shell_putsnl wrote a terminal's escape sequences to sqlite3's
+	// output (a red-team test); the shell's other shell_* helpers.
+	"usleep": true, "shell_putsnl": true, "shell_add_schema": true, "shell_module_schema": true,
+	"shell_escape_crnl": true, "shell_int32": true, "shell_idquote": true, "lsmode": true}
 
 // sqliteSchemaTables are the names of the schema's own table.
 var sqliteSchemaTables = map[string]bool{"sqlite_schema": true, "sqlite_master": true, "sqlite_temp_schema": true, "sqlite_temp_master": true}
@@ -820,10 +825,11 @@ func stInsertTable(s *stmtChecker, t sqlToken) (stmtStep, error) {
 }
 
 // stInsertColumns takes VALUES: .dump gives every column's value and
-// names none, so no DEFAULT is computed during the load. A DEFAULT is the
-// one part of a table that SQLite computes without asking safe mode's
-// authorizer, and the shell's edit() in one ran a program as root (a
-// fifth red-team test; the screen refuses it by name too).
+// names none, so no row takes a column's DEFAULT, which SQLite computes
+// there without asking safe mode's authorizer: the shell's edit() in one
+// ran a program as root (a fifth red-team test; the screen refuses it by
+// name too). (A foreign key's SET DEFAULT action computes one too, but
+// SQLite asks the authorizer when it compiles the action.)
 func stInsertColumns(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	if !t.is("values") {
 		return nil, refuse(t, "VALUES, without a list of columns")
