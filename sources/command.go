@@ -410,7 +410,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if w.data {
-			w.fn(strings.TrimRight(string(w.buf[:i]), "\r"))
+			w.emit(w.buf[:i])
 			w.buf = append(w.buf[:0], w.buf[i+1:]...)
 			continue
 		}
@@ -434,6 +434,10 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 func (w *lineWriter) emit(b []byte) {
 	line := strings.TrimRight(string(b), "\r")
+	if w.data {
+		w.fn(line)
+		return
+	}
 	switch text := strings.TrimSpace(line); {
 	case text == "":
 	case w.last != "" && (line[0] == ' ' || line[0] == '\t'):
@@ -481,11 +485,6 @@ func isControl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f || r >= 
 func (w *lineWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.buf) > 0 && w.data {
-		w.fn(strings.TrimRight(string(w.buf), "\r"))
-		w.buf = nil
-		return
-	}
 	if len(w.buf) > 0 {
 		w.emit(w.buf)
 		w.buf = nil

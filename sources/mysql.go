@@ -371,14 +371,10 @@ const mysqlDropWait = 5 * time.Minute
 // of 9 MB, which the server took, is a statement of 18 MB, which its
 // default of 16 MiB refuses (found by an exploratory test).
 func (d *Database) mysqlPacketHint(ctx context.Context, err error) error {
-	var ce *CommandError
-	if !errors.As(err, &ce) {
-		return err
-	}
 	// The server may also just close the connection (2006, 2013), as it
 	// did in a CI run: said so when its limit is below the most.
-	tooLarge := strings.HasPrefix(ce.LastLine, "ERROR 1153 ")
-	if !tooLarge && !strings.HasPrefix(ce.LastLine, "ERROR 2006 ") && !strings.HasPrefix(ce.LastLine, "ERROR 2013 ") {
+	tooLarge := isMySQLError(err, 1153)
+	if !tooLarge && !isMySQLError(err, 2006, 2013) {
 		return err
 	}
 	limit, n := "its limit", int64(0)
@@ -397,19 +393,23 @@ func (d *Database) mysqlPacketHint(ctx context.Context, err error) error {
 	return err
 }
 
+// isMySQLError reports whether err is the client's report of an error
+// with one of these codes ("ERROR 1205 (HY000) at line 2: …").
+func isMySQLError(err error, codes ...int) bool {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	return slices.ContainsFunc(codes, func(code int) bool { return strings.HasPrefix(ce.LastLine, fmt.Sprintf("ERROR %d ", code)) })
+}
+
 // isAccessDenied reports whether err is the client's report that the user
 // lacks a privilege (1227, 1044, 1045).
-func isAccessDenied(err error) bool {
-	var ce *CommandError
-	return errors.As(err, &ce) && (strings.HasPrefix(ce.LastLine, "ERROR 1227 ") || strings.HasPrefix(ce.LastLine, "ERROR 1044 ") || strings.HasPrefix(ce.LastLine, "ERROR 1045 "))
-}
+func isAccessDenied(err error) bool { return isMySQLError(err, 1227, 1044, 1045) }
 
 // isLockWaitTimeout reports whether err is the client's report that a
 // statement waited for a lock longer than lock_wait_timeout (1205).
-func isLockWaitTimeout(err error) bool {
-	var ce *CommandError
-	return errors.As(err, &ce) && strings.HasPrefix(ce.LastLine, "ERROR 1205 ")
-}
+func isLockWaitTimeout(err error) bool { return isMySQLError(err, 1205) }
 
 // renameAlterDatabase returns dump with every line that starts
 // "ALTER DATABASE `from` " starting "ALTER DATABASE `to` " instead;
@@ -520,8 +520,7 @@ func checkMySQLProps(p *DatabaseProperties) error {
 // such pair (1253: a collation of another character set): MySQL 8's
 // utf8mb4_0900_ai_ci restored into MariaDB.
 func isUnknownCharset(err error) bool {
-	var ce *CommandError
-	return errors.As(err, &ce) && (strings.HasPrefix(ce.LastLine, "ERROR 1273 ") || strings.HasPrefix(ce.LastLine, "ERROR 1115 ") || strings.HasPrefix(ce.LastLine, "ERROR 1253 "))
+	return isMySQLError(err, 1273, 1115, 1253)
 }
 
 // mariadbDumpVersion matches the MariaDB release in mariadb-dump's

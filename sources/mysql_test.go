@@ -35,12 +35,10 @@ func TestCheckMySQLProps(t *testing.T) {
 	}
 }
 
-// TestMySQLRestoreRecordedProperties: a restore that creates the database
-// refuses recorded properties that are not what snap records (the
-// repository's bytes are not trusted), and, where the server knows no such
-// collation (MySQL 8's utf8mb4_0900_ai_ci on MariaDB), creates it utf8mb4
-// with a note.
-func TestMySQLRestoreRecordedProperties(t *testing.T) {
+// testMySQLDatabase is a database of a name of its own on the server of
+// SNAP_TEST_MYSQL (skipped where it is not set), dropped at the end.
+func testMySQLDatabase(t *testing.T) *Database {
+	t.Helper()
 	raw := os.Getenv("SNAP_TEST_MYSQL")
 	if raw == "" {
 		t.Skip("SNAP_TEST_MYSQL is not set: skipping the test against a real MariaDB server")
@@ -52,8 +50,18 @@ func TestMySQLRestoreRecordedProperties(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := server.WithName("snaptest_" + hex.EncodeToString(b[:]))
+	t.Cleanup(func() { _, _ = d.mysqlQuery(context.Background(), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n") })
+	return d
+}
+
+// TestMySQLRestoreRecordedProperties: a restore that creates the database
+// refuses recorded properties that are not what snap records (the
+// repository's bytes are not trusted), and, where the server knows no such
+// collation (MySQL 8's utf8mb4_0900_ai_ci on MariaDB), creates it utf8mb4
+// with a note.
+func TestMySQLRestoreRecordedProperties(t *testing.T) {
+	d := testMySQLDatabase(t)
 	ctx := context.Background()
-	t.Cleanup(func() { _, _ = d.mysqlQuery(ctx, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n") })
 	restore := func(p *DatabaseProperties) (string, error) {
 		var notes []string
 		_, err := d.Restore(ctx, strings.NewReader("CREATE TABLE t (i INT);\n"), false,
@@ -67,7 +75,7 @@ func TestMySQLRestoreRecordedProperties(t *testing.T) {
 		}
 		return out
 	}
-	_, err = restore(&DatabaseProperties{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci", Statements: []string{"CREATE USER mallory"}})
+	_, err := restore(&DatabaseProperties{CreateWith: "CHARACTER SET latin1 COLLATE latin1_swedish_ci", Statements: []string{"CREATE USER mallory"}})
 	if err == nil || !errors.Is(err, ErrUnchanged) || !strings.Contains(err.Error(), "not what snap records") || exists() != "0" {
 		t.Fatalf("restore with statements in the recorded properties: %v (database exists: %s)", err, exists())
 	}
@@ -101,20 +109,9 @@ func TestMySQLRestoreRecordedProperties(t *testing.T) {
 // its tables; it waited a year, saying nothing (found by an exploratory
 // test). It gives up after its wait, having dropped nothing, and says why.
 func TestMySQLReplaceWaitsForLocksBounded(t *testing.T) {
-	raw := os.Getenv("SNAP_TEST_MYSQL")
-	if raw == "" {
-		t.Skip("SNAP_TEST_MYSQL is not set: skipping the test against a real MariaDB server")
-	}
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	server, err := ParseDatabase(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := server.WithName("snaptest_" + hex.EncodeToString(b[:]))
+	d := testMySQLDatabase(t)
 	d.lockWait = 2 * time.Second
 	ctx := context.Background()
-	t.Cleanup(func() { _, _ = d.mysqlQuery(ctx, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n") })
 	if _, err := d.Restore(ctx, strings.NewReader("CREATE TABLE t (i INT);\nINSERT INTO t VALUES (1);\n"), false, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +124,7 @@ func TestMySQLReplaceWaitsForLocksBounded(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
 	time.Sleep(time.Second)
-	_, err = d.Restore(ctx, strings.NewReader("CREATE TABLE u (i INT);\n"), false, RestoreOptions{Replace: true})
+	_, err := d.Restore(ctx, strings.NewReader("CREATE TABLE u (i INT);\n"), false, RestoreOptions{Replace: true})
 	if !errors.Is(err, ErrUnchanged) || !strings.Contains(err.Error(), "another session holds one of its tables") {
 		t.Errorf("restore --replace of a database in use: %v", err)
 	}

@@ -57,19 +57,22 @@ import (
 // write.
 var errNotPlainDump = errors.New("a crafted dump reads the files of this host through SQL that .dump does not write, so nothing was loaded; if the repository is yours, write the dump out with 'snap dump' and read it with sqlite3 yourself")
 
+// sqliteMadeElsewhere ends the errors of what sqlite3 writes in no dump.
+const sqliteMadeElsewhere = "this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)"
+
 // errDotCommand is a SQLite dump's line that the sqlite3 shell would take
 // for one of its own commands, or for a comment of its own.
-var errDotCommand = errors.New("the dump holds a line that starts with a dot or a #, which sqlite3 would run as a command of its own (.trace writes files, even in safe mode) or skip as a comment: a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+var errDotCommand = errors.New("the dump holds a line that starts with a dot or a #, which sqlite3 would run as a command of its own (.trace writes files, even in safe mode) or skip as a comment: a dump sqlite3 wrote holds none, so " + sqliteMadeElsewhere)
 
 // errNulInDump is a NUL byte in a SQLite dump: the sqlite3 shell reads
 // lines with fgets and measures them with strlen, so what follows a NUL
 // on its line is dropped, or read as the start of a line of its own.
-var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes in no dump and around which its shell reads lines otherwise than they look: this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes in no dump and around which its shell reads lines otherwise than they look: " + sqliteMadeElsewhere)
 
 // errGoLine is a SQLite dump's line that reads GO or /, which the sqlite3
 // shell takes for a ';' (as SQL Server's and Oracle's shells do) and so
 // ends the statement before it where the screen sees no end.
-var errGoLine = errors.New("the dump holds a line that reads GO or /, which sqlite3 takes for the ';' that ends a statement: a dump sqlite3 wrote holds none, so this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)")
+var errGoLine = errors.New("the dump holds a line that reads GO or /, which sqlite3 takes for the ';' that ends a statement: a dump sqlite3 wrote holds none, so " + sqliteMadeElsewhere)
 
 // sqliteReachingTables are the tables of the sqlite3 shell and of SQLite
 // that reach beyond the database (fsdir reads any file, zipfile reads and
@@ -105,7 +108,7 @@ var sqliteValueFunctions = map[string]bool{"replace": true, "char": true, "unist
 var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "fts4aux": true, "fts5vocab": true,
 	"fts3tokenize": true, "rtree": true, "rtree_i32": true, "geopoly": true}
 
-// sqliteScreen passes a SQLite dump on (screen.go's comment above), failing
+// sqliteScreen passes a SQLite dump on (see the comment at the top), failing
 // with errNotPlainDump at the first statement that .dump does not write,
 // at the first line that starts with a dot or a # (errDotCommand: the
 // shell's commands and comments), at the first line of GO or / (errGoLine)
@@ -524,7 +527,7 @@ func (l *sqlLexer) start(c byte) error {
 		l.state = lexSlash
 	case c == 0xef:
 		l.state = lexBOM1
-	case sqlIdentByte(c) && c != '$' && !(c >= '0' && c <= '9'):
+	case sqlIdentByte(c) && c != '$': // digits start a number, above
 		l.newToken(tokWord)
 		l.add(c)
 		l.state = lexWord
@@ -794,7 +797,7 @@ func stPragmaValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	return nil, refuse(t, "a PRAGMA's value")
 }
 
-// INSERT INTO name [(columns)] VALUES (values)[, (values)]…;
+// INSERT INTO name VALUES (values)[, (values)]…;
 
 func stInsertInto(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	if !t.is("into") {
@@ -821,16 +824,16 @@ func stInsertTable(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		// trigger on them (a third red-team test).
 		return nil, refuse(t, "INSERT into a virtual table (it writes the rows of its shadow tables)")
 	}
-	return stInsertColumns, nil
+	return stInsertValues, nil
 }
 
-// stInsertColumns takes VALUES: .dump gives every column's value and
+// stInsertValues takes VALUES: .dump gives every column's value and
 // names none, so no row takes a column's DEFAULT, which SQLite computes
 // there without asking safe mode's authorizer: the shell's edit() in one
 // ran a program as root (a fifth red-team test; the screen refuses it by
 // name too). (A foreign key's SET DEFAULT action computes one too, but
 // SQLite asks the authorizer when it compiles the action.)
-func stInsertColumns(s *stmtChecker, t sqlToken) (stmtStep, error) {
+func stInsertValues(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	if !t.is("values") {
 		return nil, refuse(t, "VALUES, without a list of columns")
 	}
@@ -982,7 +985,7 @@ func checkVirtualTable(sql []byte, table string) error {
 	}
 	module := toks[i+2].name()
 	if toks[i+2].kind != tokWord || !sqliteModules[module] {
-		return errVirtualTable(fmt.Sprintf("module %s is not one of SQLite's own (FTS3, FTS4, FTS5, fts4aux, fts5vocab, R*Tree, Geopoly)", toks[i+2]))
+		return errVirtualTable(fmt.Sprintf("module %s is not one of SQLite's own (FTS3, FTS4, FTS5, fts4aux, fts5vocab, fts3tokenize, R*Tree, Geopoly)", toks[i+2]))
 	}
 	args := toks[i+3:]
 	if len(args) > 0 && (!args[0].isPunct('(') || !args[len(args)-1].isPunct(')')) {
