@@ -112,6 +112,7 @@ type Restorer struct {
 	// linkInodes holds, for a group whose first name was kept as it was
 	// in the target (Overwrite), that file's inode in the target.
 	linkInodes map[LinkGroup]uint64
+	euid       int // the restore's user (OverwriteNever: whose files stand in for a group)
 	// rootPath is the path in the snapshot of the directory restored into
 	// the target (Restore); the walk builds the paths below it as needed.
 	rootPath    string
@@ -214,7 +215,7 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	if o.Blobs == nil {
 		o.Blobs = ix
 	}
-	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}}
+	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}, euid: os.Geteuid()}
 }
 
 // Restore writes node (found at snapPath in the snapshot) into the target.
@@ -562,7 +563,7 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 			return false, err
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFREG && uint64(st.Size) == n.Size && st.Mtim.Nano() == n.MTime && st.Nlink == 1 &&
-			(st.Uid == n.UID || int(st.Uid) == os.Geteuid()) {
+			(st.Uid == n.UID || int(st.Uid) == r.euid) {
 			ino = st.Ino
 		}
 	case n.Type == sources.TypeFile:

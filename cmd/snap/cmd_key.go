@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -235,11 +233,7 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 	}
 	name, err := s.r.AddKey(c.Context, pw, kdf)
 	if err != nil {
-		err = fmt.Errorf("add key: %w; the keys are as they were", err)
-		if errors.Is(err, syscall.EROFS) {
-			return readOnlyMount(err, s.location, s.command)
-		}
-		return diskFull(err)
+		return diskFull(readOnlyMount(fmt.Errorf("add key: %w; the keys are as they were", err), s.location, s.command))
 	}
 	if !replace {
 		if s.ui.json {

@@ -280,10 +280,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		if s.readsOnly && (errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)) {
 			return fmt.Errorf("%w; a read-only repository (a mount, a snapshot of it, another user's files) can be read without a lock: add --no-lock", err)
 		}
-		if errors.Is(err, syscall.EROFS) {
-			return readOnlyMount(err, s.location, s.command)
-		}
-		return diskFull(err)
+		return diskFull(readOnlyMount(err, s.location, s.command))
 	}
 	if s.freesSpace {
 		s.releaseReserveIfLow()
@@ -501,9 +498,13 @@ func (s *session) unreadableErr() error {
 		plural(len(s.unreadable), "snapshot", "snapshots"))
 }
 
-// readOnlyMount is err, a write to the repository that its file system
-// refused as mounted read-only, with what to do: the bare error left a
-// command that writes with no way out (found by an exploratory test).
+// readOnlyMount is err, when it is a write to the repository that its
+// file system refused as mounted read-only, with what to do: the bare
+// error left a command that writes with no way out (found by an
+// exploratory test). Other errors are returned as they are.
 func readOnlyMount(err error, location, command string) error {
+	if !errors.Is(err, syscall.EROFS) {
+		return err
+	}
 	return fmt.Errorf("%w; repository %s is on a file system mounted read-only, and %s writes to it: remount it read-write (to only read from it, restore, dump and check run with --no-lock)", err, location, command)
 }
