@@ -265,6 +265,12 @@ func TestAtOnLsAndDump(t *testing.T) {
 		!strings.Contains(res.stderr, "the first that holds "+f+" is snapshot ") || strings.Contains(res.stderr, "filters") {
 		t.Errorf("dump --at before every snapshot: exit %d\n%s", res.code, res.stderr)
 	}
+	// The same for restore, with no word of dumps (it said "among the
+	// snapshots that hold the dump", naming none).
+	if res := tr.run("restore", "--at", "2026-11-29T00:00:00Z", "--target", filepath.Join(tr.dir, "early")); res.code != 1 || !strings.Contains(res.stderr, "no snapshot taken at or before") ||
+		strings.Contains(res.stderr, "dump") {
+		t.Errorf("restore --at before every snapshot: exit %d\n%s", res.code, res.stderr)
+	}
 	if res := tr.run("dump", "--at", "now", "latest", f); res.code != exitUsage {
 		t.Errorf("dump --at with a SNAPSHOT too: exit %d\n%s", res.code, res.stderr)
 	}

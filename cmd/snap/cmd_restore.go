@@ -167,14 +167,14 @@ func runRestore(c *cli.Context, e *env) error {
 			sn, err = s.find(c, sns, ref)
 		}
 		if err != nil {
-			if at != "" && len(sns) > 0 && errors.Is(err, snapshot.ErrNoSnapshot) {
-				// Snapshots hold the dumps, but none by then: findAt's
-				// error says which comes first (it said "no snapshot
-				// holds a dump named", naming the newest; found by an
-				// exploratory test).
-				return fmt.Errorf("%w (among the snapshots that hold the dump %s)", err, strings.Join(dbs, " and "))
-			}
 			if len(dbs) > 0 && errors.Is(err, snapshot.ErrNoSnapshot) {
+				if at != "" && len(sns) > 0 {
+					// Snapshots hold the dumps, but none by then:
+					// findAt's error says which comes first (it said "no
+					// snapshot holds a dump named", naming the newest;
+					// found by an exploratory test).
+					return fmt.Errorf("%w (among the snapshots that hold the dump %s)", err, strings.Join(dbs, " and "))
+				}
 				return noDumpHeld(c, all, dbs, kind, err)
 			}
 			return err
