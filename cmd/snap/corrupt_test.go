@@ -237,10 +237,7 @@ func TestCorruptKeyFile(t *testing.T) {
 	if len(keys) != 1 {
 		t.Fatalf("%d key files", len(keys))
 	}
-	b, err := os.ReadFile(keys[0])
-	must(t, err)
-	b[len(b)/2] ^= 1
-	must(t, os.WriteFile(keys[0], b, 0o600))
+	flipMiddleByte(t, keys[0])
 	res := tr.run("list")
 	if res.code != exitFatal || !strings.Contains(res.stderr, "no key file can be read") || strings.Contains(res.stderr, "wrong password") {
 		t.Errorf("list with a corrupt key file: exit %d\n%s", res.code, res.stderr)
@@ -253,10 +250,7 @@ func (tr *testRepo) damageASnapshot() {
 	tr.t.Helper()
 	docs, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
 	must(tr.t, err)
-	b, err := os.ReadFile(docs[0])
-	must(tr.t, err)
-	b[len(b)/2] ^= 1
-	must(tr.t, os.WriteFile(docs[0], b, 0o600))
+	flipMiddleByte(tr.t, docs[0])
 }
 
 // TestCopyUnreadableSnapshot: copy copies what it can read and exits 1
@@ -760,10 +754,7 @@ func TestDamagedSnapshotNamedByID(t *testing.T) {
 	if len(docs) != 1 {
 		t.Fatalf("snapshot document of %s: %v", first, docs)
 	}
-	b, err := os.ReadFile(docs[0])
-	must(t, err)
-	b[len(b)/2] ^= 1
-	must(t, os.WriteFile(docs[0], b, 0o600))
+	flipMiddleByte(t, docs[0])
 	fresh := []string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}
 	dst := filepath.Join(tr.dir, "dst")
 	tr.mustRun("init", "--repo", dst)
@@ -773,4 +764,13 @@ func TestDamagedSnapshotNamedByID(t *testing.T) {
 			t.Errorf("%s: exit %d, %q", args[0], res.code, line)
 		}
 	}
+}
+
+// flipMiddleByte damages the file at path: one bit of its middle byte.
+func flipMiddleByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	b[len(b)/2] ^= 1
+	must(t, os.WriteFile(path, b, 0o600))
 }
