@@ -634,7 +634,16 @@ func TestDeltasFollowRowsMovedAway(t *testing.T) {
 func TestCheckSubsetAdviceForADamagedBase(t *testing.T) {
 	tr := newTestRepo(t)
 	_, basePack := dumpVersions(t, tr, 21)
-	flipMiddleByte(t, basePack)
+	// Every blob of the base pack damaged, the trailer whole: which blob
+	// lies in the middle goes by how the workers ran, and one damaged
+	// there that no delta used left the test without a case (seen once
+	// in CI).
+	b, err := os.ReadFile(basePack)
+	must(t, err)
+	for i := 0; i < len(b)-64<<10; i += 4 << 10 {
+		b[i] ^= 1
+	}
+	must(t, os.WriteFile(basePack, b, 0o600))
 	// Groups go by pack ID, which is random: the first n/t that reads
 	// deltas without their base (one in two, for two packs).
 	seen := false
