@@ -76,6 +76,17 @@ func TestCommandClosedEarly(t *testing.T) {
 	}
 }
 
+// TestCommandStoppedReadingEarly: a restore tool that exits 0 before it
+// has read the whole dump has not loaded it, and Run says so. (The real
+// clients never do this with a dump snap wrote, so sh plays one.)
+func TestCommandStoppedReadingEarly(t *testing.T) {
+	c := Command{Name: "sh", Args: []string{"-c", "head -c 100 >/dev/null; exit 0"}, Stdin: strings.NewReader(strings.Repeat("INSERT INTO t VALUES(1);\n", 1<<16))}
+	err := c.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "stopped reading its input") {
+		t.Fatalf("a tool that stopped reading early: %v", err)
+	}
+}
+
 func TestCommandCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := Command{Name: "sh", Args: []string{"-c", "sleep 60 | cat"}}

@@ -692,6 +692,7 @@ func (d *Database) restoreClient() (string, error) {
 
 // client returns d's command-line client (the program that loads a dump,
 // and runs snap's queries), or an error naming the package to install.
+// SQLite has none: SQLite's library inside snap loads its dumps.
 func (d *Database) client() (string, error) {
 	var tool, pkg string
 	var err error
@@ -702,9 +703,6 @@ func (d *Database) client() (string, error) {
 	case KindMySQL:
 		tool, err = lookTool("mariadb", "mysql")
 		pkg = "the MariaDB or MySQL client"
-	case KindSQLite:
-		tool, err = lookTool("sqlite3")
-		pkg = "sqlite3"
 	case KindMongoDB:
 		tool, err = lookTool("mongorestore")
 		pkg = "the MongoDB Database Tools (mongodump, mongorestore)"
@@ -722,6 +720,9 @@ func (d *Database) client() (string, error) {
 // changes anything (a SQLite file was replaced before the restore found
 // psql missing for the next; found by an exploratory test).
 func (d *Database) CheckRestoreClient() error {
+	if d.Kind == KindSQLite {
+		return nil // loaded by SQLite's library inside snap (sqliteload.go)
+	}
 	_, err := d.restoreClient()
 	return err
 }

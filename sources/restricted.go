@@ -16,21 +16,17 @@ import (
 // A dump comes from the repository, which whoever may write it (a
 // compromised backup server, a leaked bucket's credentials) can fill with a
 // dump of their own making. The clients that load dumps run more than SQL:
-// sqlite3's .shell and psql's \! run shell commands, .output and \o write
-// files, ATTACH and \copy reach other files, all as the user who restores
-// (root, often). So a dump is loaded with them shut off: sqlite3 in its
-// safe mode (-safe, 3.37 and later), psql in restricted mode (\restrict,
-// since 13.22, 14.19, 15.14, 16.10 and 17.6), where it refuses every
-// backslash command. A client too old for either is refused rather than
-// trusted (found by an exploratory test: a crafted dump ran `id` as root
-// through both). MariaDB's client is run with --binary-mode, which refuses
-// its shell command, and --local-infile=0. sqlite3's safe mode lets .trace
-// write any file (found in review) and fsdir read any: a SQLite dump is
-// passed to sqlite3 only as far as it reads as what .dump writes
-// (sqlitescreen.go).
-
-// sqliteSafeMin is the first sqlite3 with -safe.
-var sqliteSafeMin = [2]int{3, 37}
+// psql's \! runs shell commands, \o writes files, \copy reaches other
+// files, all as the user who restores (root, often). So a dump is loaded
+// with them shut off: psql in restricted mode (\restrict, since 13.22,
+// 14.19, 15.14, 16.10 and 17.6), where it refuses every backslash command.
+// A client too old for it is refused rather than trusted (found by an
+// exploratory test: a crafted dump ran `id` as root). MariaDB's client is
+// run with --binary-mode, which refuses its shell command, and
+// --local-infile=0. A SQLite dump is loaded by SQLite's library inside
+// snap, which has none of the sqlite3 shell's commands and functions, and
+// only as far as it reads as what .dump writes (sqliteload.go,
+// sqlitescreen.go).
 
 // psqlRestrictMin is, for each major version of psql, the first minor
 // release with \restrict; majors after the last listed have it.
@@ -61,15 +57,6 @@ func majorMinor(re *regexp.Regexp, line string) (major, minor int, ok bool) {
 // atLeast reports whether version major.minor is want[0].want[1] or later.
 func atLeast(major, minor int, want [2]int) bool {
 	return major > want[0] || major == want[0] && minor >= want[1]
-}
-
-// checkSQLiteSafe refuses an sqlite3 without -safe.
-func checkSQLiteSafe(ctx context.Context, tool string) error {
-	major, minor, line, ok := clientVersion(ctx, tool)
-	if ok && atLeast(major, minor, sqliteSafeMin) {
-		return nil
-	}
-	return fmt.Errorf("%s (%s) has no safe mode, in which snap loads a dump so that the dump cannot run shell commands or write other files: install sqlite3 3.37 or later (%w)", tool, orUnknown(line), ErrUnchanged)
 }
 
 // checkPsqlRestricts refuses a psql without \restrict.

@@ -143,13 +143,6 @@ const sqliteHeader = "SQLite format 3\x00"
 // they would be applied to the new file). The file keeps the old one's mode
 // and owner.
 func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreOptions) (bool, error) {
-	tool, err := d.restoreClient()
-	if err != nil {
-		return false, err
-	}
-	if err := checkSQLiteSafe(ctx, tool); err != nil {
-		return false, fmt.Errorf("%s: %w", d, err)
-	}
 	file := d.File
 	if fi, err := os.Lstat(file); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		// The database is where the link points (a data volume linked
@@ -188,7 +181,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 			_ = os.Remove(p + suffix)
 		}
 	}
-	// The file is made private before sqlite3 opens it (an empty file is
+	// The file is made private before SQLite opens it (an empty file is
 	// an empty database), and SQLite gives its journal and WAL the
 	// database file's mode: the restored data is never readable by
 	// others on the way, nor in what a killed restore leaves behind.
@@ -197,13 +190,12 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
 	f.Close()
-	// Safe mode: the dump is the repository's, and may be anyone's who
-	// can write there (restricted.go).
-	c := Command{Name: tool, Args: []string{"-safe", "-bail", "-batch", tmp}, Stdin: newSQLiteScreen(dump), Stderr: o.Stderr, Stdout: o.Stdout}
-	if err := c.Run(ctx); err != nil {
+	// The dump is the repository's, and may be anyone's who can write
+	// there (sqliteload.go, sqlitescreen.go).
+	if err := sqliteLoad(ctx, tmp, newSQLiteScreen(dump).next); err != nil {
 		// The load went into the temporary file: the target is as it was.
 		removeDB(tmp)
-		return false, fmt.Errorf("%w (%w)", err, ErrUnchanged)
+		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
 	f, err = os.Open(tmp)
 	if err == nil {

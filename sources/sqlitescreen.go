@@ -1,26 +1,25 @@
 package sources
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 )
 
-// Restoring a SQLite dump runs the sqlite3 shell on text from the
-// repository, which whoever may write there can fill with SQL of their
-// own (restricted.go). Safe mode keeps the shell's commands that write
-// files and run programs shut, but not all of what reaches beyond the
-// database: its fsdir table reads any file of the host into a table, and
-// its edit() runs a program when the schema calls it. Screening by name
-// failed four times (a NUL byte and a # line around which the shell reads
-// lines otherwise, a literal taken for a table's name, a table declared
-// through writable_schema with its module's name put together from
-// pieces, a Tcl-style variable $a(';') that SQLite reads as one token).
-//
-// So the screen passes a dump on only as far as it reads as what sqlite3's
-// .dump writes, statement by statement, read by SQLite's own rules for
-// tokens (sqlLexer) and the shell's for lines (Read):
+// A SQLite dump comes from the repository, which whoever may write there
+// can fill with SQL of their own (restricted.go). It is loaded by SQLite's
+// library, which has none of the sqlite3 shell's ways beyond the database
+// (sqliteload.go); before that, this screen passes it on only as far as
+// it reads as what sqlite3's .dump writes, statement by statement, read by
+// SQLite's own rules for tokens (sqlLexer). The screen was the only wall
+// while the shell loaded dumps, and five red-team rounds got past it in
+// turn (a NUL byte and a # line around which the shell read lines
+// otherwise, a literal taken for a table's name, a virtual table declared
+// through writable_schema, a Tcl-style variable $a(';') that SQLite reads
+// as one token, a trigger that rewrote the schema with a DEFAULT of the
+// shell's edit()); it stays as the first:
 //
 //   - At the top level (stStart): the PRAGMAs of .dump and of snap's lines
 //     before it, the transaction, CREATE TABLE, INDEX, VIEW and TRIGGER,
@@ -28,34 +27,28 @@ import (
 //     which .dump writes line breaks), DELETE FROM sqlite_sequence,
 //     ANALYZE, and the one write of the schema with which .dump declares a
 //     virtual table of SQLite's own modules (checkVirtualTable). No
-//     statement can read a table, so none reads fsdir.
+//     statement can read a table.
 //   - No trigger fires during the load: .dump writes the triggers after
 //     every row, so rows after a trigger are refused, and so are rows
 //     inserted into a virtual table (FTS writes them to its shadow tables
 //     at a later statement or the COMMIT) and triggers on a virtual table
 //     or its shadow tables. A trigger that fired ran statements no screen
-//     reads (red-team tests rewrote the schema so, with a DEFAULT of
-//     edit(): safe mode's authorizer is not asked while the schema is
-//     read).
+//     reads.
 //   - What CREATE stores and the load runs (defaults, checks and generated
 //     columns as rows load, index expressions as indexes are made) may not
-//     use the shell's fsdir and sha3_query (SQLite refuses them there:
-//     direct-only) nor readfile and writefile (safe mode); the screen
-//     refuses calls of those and of edit there by name besides (stBody).
-//     trusted_schema is left on: off, it refused the JSON functions there
-//     too, in sqlite3 3.40 (a CHECK of json_valid() could not be restored).
+//     name the shell's tables nor call its functions that reach beyond the
+//     database (stBody), which a dump loaded later by sqlite3 would run.
 //
 // What the restored database does when it is used later is the dump's to
 // decide, as a restored file's content is.
 //
-// What reaches sqlite3 of a statement before it is checked is harmless:
-// the shell runs a statement at its ';' (or at the end of its input, and
-// the screen's error kills sqlite3 before that: Command), and the screen
-// passes no byte of a read in which it found an error.
+// The lines the shell read as its own (dot commands, # comments, GO and
+// /, and lines cut at a NUL) are refused too: .dump writes none, so a dump
+// that holds one was made by someone else.
 
 // errNotPlainDump is a SQLite dump with SQL that sqlite3's .dump does not
 // write.
-var errNotPlainDump = errors.New("a crafted dump reads the files of this host through SQL that .dump does not write, so nothing was loaded; if the repository is yours, write the dump out with 'snap dump' and read it with sqlite3 yourself")
+var errNotPlainDump = errors.New("the dump holds SQL that sqlite3's .dump does not write, so it was made or changed by someone else, and nothing was loaded; if the repository is yours, write the dump out with 'snap dump' and read it with sqlite3 yourself")
 
 // sqliteMadeElsewhere ends the errors of what sqlite3 writes in no dump.
 const sqliteMadeElsewhere = "this one was made or changed by someone else; nothing was loaded (to load it anyway, write it out with 'snap dump' and read it with sqlite3 yourself)"
@@ -114,7 +107,8 @@ var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "f
 // shell's commands and comments), at the first line of GO or / (errGoLine)
 // and at the first NUL byte (errNulInDump).
 type sqliteScreen struct {
-	r         io.Reader
+	r         io.ByteReader
+	buf       []byte // the statement being read
 	lexer     sqlLexer
 	stmt      stmtChecker
 	lineStart bool
@@ -162,53 +156,82 @@ func (s goLineState) next(c byte) (goLineState, error) {
 }
 
 func newSQLiteScreen(r io.Reader) *sqliteScreen {
-	g := &sqliteScreen{r: r, lineStart: true, stmt: stmtChecker{step: stStart, between: true}}
+	g := &sqliteScreen{r: bufio.NewReaderSize(r, 64<<10), lineStart: true, stmt: stmtChecker{step: stStart, between: true}}
 	g.lexer = sqlLexer{of: "the dump", line: 1, emit: g.stmt.token}
 	return g
 }
 
-func (g *sqliteScreen) Read(p []byte) (int, error) {
+// next returns the dump's next statement, as it stands in the dump from
+// the end of the one before (white space and comments included) to the
+// ';' that ends it, with the line that ';' is on; io.EOF after the last.
+// A statement is returned only once every byte of it has passed the
+// screen; the first error ends the dump.
+func (g *sqliteScreen) next() (string, int, error) {
 	if g.err != nil {
-		return 0, g.err
+		return "", 0, g.err
 	}
-	n, err := g.r.Read(p)
-	for _, c := range p[:n] {
-		// A line that starts with a dot or a # between statements: the
-		// shell's commands (.trace writes files in safe mode) and its
-		// comments (a # line's quote opened a literal for an earlier
-		// screen and hid the statement after it). A NUL: after "\0" and
-		// 98 bytes on a line, the shell read ".trace FILE" as a line's
-		// start. A line of GO or / outside literals and comments, which
-		// ends the statement before it.
-		if g.lineStart {
-			// Inside a literal or comment the shell's buffer holds the
-			// statement's start, and it takes no line for its own.
-			g.textLine = g.lexer.inText()
-			if g.textLine {
-				g.goLine = goLineNot
+	g.buf = g.buf[:0]
+	for {
+		c, err := g.r.ReadByte()
+		if err == io.EOF {
+			g.err = g.finish()
+			if g.err == nil {
+				g.err = io.EOF
+				if len(g.buf) > 0 {
+					// What finish let end without its ';', or
+					// white space and comments: SQLite runs the
+					// one, skips the other.
+					return string(g.buf), g.lexer.line, nil
+				}
 			}
+			return "", 0, g.err
 		}
-		switch {
-		case c == 0:
-			g.err = errNulInDump
-		case g.lineStart && (c == '.' || c == '#') && !g.textLine && g.stmt.between:
-			g.err = errDotCommand
-		default:
-			if g.goLine, g.err = g.goLine.next(c); g.err == nil {
-				g.err = g.lexer.byte(c)
-			}
+		if err != nil {
+			g.err = err
+			return "", 0, err
 		}
-		if g.err != nil {
-			return 0, g.err
+		if g.err = g.feed(c); g.err != nil {
+			return "", 0, g.err
 		}
-		g.lineStart = c == '\n'
-	}
-	if err == io.EOF {
-		if g.err = g.finish(); g.err != nil {
-			return 0, g.err
+		g.buf = append(g.buf, c)
+		if g.stmt.ended {
+			g.stmt.ended = false
+			return string(g.buf), g.lexer.line, nil
 		}
 	}
-	return n, err
+}
+
+// feed passes the dump's next byte through the screen.
+func (g *sqliteScreen) feed(c byte) error {
+	// A line that starts with a dot or a # between statements: the
+	// shell's commands (.trace writes files in safe mode) and its
+	// comments (a # line's quote opened a literal for an earlier screen
+	// and hid the statement after it). A NUL: after "\0" and 98 bytes on
+	// a line, the shell read ".trace FILE" as a line's start. A line of
+	// GO or / outside literals and comments, which ends the statement
+	// before it. None of them is SQLite's, and .dump writes none: a dump
+	// that holds one was made for the shell by someone else.
+	if g.lineStart {
+		// Inside a literal or comment the shell's buffer holds the
+		// statement's start, and it takes no line for its own.
+		g.textLine = g.lexer.inText()
+		if g.textLine {
+			g.goLine = goLineNot
+		}
+	}
+	var err error
+	switch {
+	case c == 0:
+		err = errNulInDump
+	case g.lineStart && (c == '.' || c == '#') && !g.textLine && g.stmt.between:
+		err = errDotCommand
+	default:
+		if g.goLine, err = g.goLine.next(c); err == nil {
+			err = g.lexer.byte(c)
+		}
+	}
+	g.lineStart = c == '\n'
+	return err
 }
 
 // finish checks the end of the dump: the shell runs a statement left
@@ -665,6 +688,7 @@ type stmtChecker struct {
 	schemaWrite      int             // tokens of the schema write matched
 	schemaWriteTable string          // the name the schema write declares
 	between          bool            // no statement is open
+	ended            bool            // a ';' ended a statement (next clears it)
 	triggers         bool            // a CREATE TRIGGER was read
 	vtabs            map[string]bool // the virtual tables the dump declared
 	trigger          triggerPart     // where a trigger's declaration is
@@ -695,6 +719,7 @@ func (s *stmtChecker) token(t sqlToken) error {
 	}
 	s.step, s.between = next, next == nil
 	if next == nil {
+		s.ended = true
 		s.step = stStart
 	}
 	return nil
