@@ -447,7 +447,9 @@ func TestSQLiteScreen(t *testing.T) {
 		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','Ärzte','Ärzte',0,'CREATE VIRTUAL TABLE Ärzte USING fts5(name)');",
 		sqliteFTSDecl + "CREATE TABLE ft_meta(id);\nCREATE TRIGGER nm AFTER UPDATE ON ft_meta BEGIN SELECT 1; END;",
 		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','tok','tok',0,'CREATE VIRTUAL TABLE tok USING fts3tokenize(simple)');", sqliteFTSDecl + "INSERT INTO ft_data VALUES(1, X'00');\nCREATE TRIGGER tr AFTER INSERT ON t WHEN (SELECT 1 FROM a JOIN ft_data ON 1) BEGIN SELECT 1; END;", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
-		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END", "\xef\xbb\xbfBEGIN;"} {
+		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END", "\xef\xbb\xbfBEGIN;\nCOMMIT;",
+		"INSERT INTO t VALUES(replace(replace('a\\r\\nb','\\r',char(13)),'\\n',char(10)),unistr('a\\u000ab'),replace('x\\ny','(\\n1)',char(10)));",
+		"PRAGMA foreign_keys=OFF;\nPRAGMA writable_schema=ON;\nPRAGMA writable_schema='RESET';\nPRAGMA journal_mode=wal;"} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if out, err := screen(in, size); err != nil || out != in {
 				t.Errorf("%.60q in reads of %d: %v", in, size, err)
@@ -518,6 +520,16 @@ func TestSQLiteScreen(t *testing.T) {
 		"INSERT INTO t VALUES(x'ab'',');\nCREATE TABLE leak AS SELECT data FROM fsdir('/');--');",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; \xef\xbb\xbfEND; CREATE TABLE leak AS SELECT data FROM fsdir('/'); END;",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END x; SELECT 1; END;", "INSERT INTO t VALUES('a') \\ ;", "INSERT INTO t VALUES(1)\v;",
+		// A text that grows with each replace(), searched for a long
+		// pattern: an hour in one call of SQLite's (a red-team test).
+		"INSERT INTO t VALUES(replace('x','x','xxxxxxxxxx'));", "INSERT INTO t VALUES(replace(replace(replace('x','\n',char(10)),'\n',char(10)),'\n',char(10)));",
+		"INSERT INTO t VALUES(replace('x','" + strings.Repeat("x", 25) + "',char(10)));", "INSERT INTO t VALUES(replace('x','\n',char(11)));",
+		"INSERT INTO t VALUES(char(65));", "INSERT INTO t VALUES(unistr(replace('a','\n',char(10))));", "INSERT INTO t VALUES(replace('a','\n',char(10)) || 'b');",
+		// Foreign keys on (their actions deleted rows of the dump), a
+		// journal left beside the restored file, a transaction ended
+		// otherwise than .dump ends it.
+		"PRAGMA foreign_keys=ON;", "PRAGMA foreign_keys=1;", "PRAGMA journal_mode=persist;", "PRAGMA journal_mode='truncate';", "PRAGMA writable_schema=2;",
+		"ROLLBACK;", "BEGIN;\nROLLBACK;", "COMMIT;", "BEGIN;\nBEGIN;",
 		// Cut short: the shell runs what is left at the end of its input.
 		"INSERT INTO t VALUES(1", "CREATE TABLE t(x", "INSERT INTO t VALUES('a", "CREATE VIEW v AS SELECT 1 /* x", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1;",
 	} {
@@ -540,6 +552,10 @@ func TestSQLiteScreen(t *testing.T) {
 				t.Errorf("%q in reads of %d: %v", in, size, err)
 			}
 		}
+	}
+	// A dump cut short at a statement's end: its transaction is open.
+	if _, err := screen("BEGIN TRANSACTION;\nCREATE TABLE t(a);\nINSERT INTO t VALUES(1);\n", 3); err == nil || !strings.Contains(err.Error(), "line 4 of the dump: it ends inside its transaction") {
+		t.Errorf("a dump without its COMMIT: %v", err)
 	}
 	// The message names the line and what was found there.
 	_, err := screen("BEGIN;\nINSERT INTO t SELECT 1;\n", 1<<16)

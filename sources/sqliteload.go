@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -44,7 +46,11 @@ func sqliteLoadAuthorizer(action sqlite.AuthorizerActionCode, arg1, arg2, _, _ s
 			return sqlite.AuthorizerDeny
 		}
 	case sqlite.AuthPragma:
-		if !sqliteDumpPragmas[strings.ToLower(arg1)] {
+		name := strings.ToLower(arg1)
+		if !sqliteDumpPragmas[name] {
+			return sqlite.AuthorizerDeny
+		}
+		if words, ok := sqlitePragmaWords[name]; ok && arg2 != "" && !slices.Contains(words, strings.ToLower(arg2)) {
 			return sqlite.AuthorizerDeny
 		}
 	}
@@ -60,6 +66,32 @@ type sqliteStatements func() (stmt string, line int, err error)
 // with an error naming its line; what was loaded stays in file, for the
 // caller to remove.
 func sqliteLoad(ctx context.Context, file string, next sqliteStatements) error {
+	done := make(chan error, 1)
+	go func() { done <- loadStatements(ctx, file, next) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// SQLite looks for the interrupt between the steps of a statement,
+	// not inside a function's call, which a crafted dump can make last
+	// for hours (the screen's forms of replace() are there for that; a
+	// schema's expressions are the dump's). Such a load is left to run
+	// on in its goroutine, into the file the caller removes, until the
+	// process ends, soon after.
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(sqliteAbandonAfter):
+		return fmt.Errorf("%w (SQLite did not stop within %v, so the load was abandoned)", ctx.Err(), sqliteAbandonAfter)
+	}
+}
+
+// sqliteAbandonAfter is how long a stopped load may take to stop.
+const sqliteAbandonAfter = 3 * time.Second
+
+// loadStatements is sqliteLoad's work.
+func loadStatements(ctx context.Context, file string, next sqliteStatements) error {
 	// mode=rw: never a database of another name (the URI is the file's
 	// path, percent-encoded).
 	db, err := sql.Open("sqlite", sqliteURI(file))
@@ -117,6 +149,14 @@ func sqliteLoad(ctx context.Context, file string, next sqliteStatements) error {
 			return fmt.Errorf("line %d of the dump: %w", line, err)
 		}
 	}
+	// A dump that ends inside its transaction (the screen refuses one)
+	// would be rolled back at Close, and restored as an empty database.
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("the dump ends inside its transaction, without its COMMIT (%w)", sqliteLoadError(err))
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return sqliteLoadError(err)
+	}
 	if err := dropEmptyStat4(ctx, conn); err != nil {
 		return sqliteLoadError(err)
 	}
@@ -124,6 +164,26 @@ func sqliteLoad(ctx context.Context, file string, next sqliteStatements) error {
 	// WAL: the caller syncs and renames the file alone.
 	if err := conn.Close(); err != nil {
 		return sqliteLoadError(err)
+	}
+	if err := db.Close(); err != nil {
+		return sqliteLoadError(err)
+	}
+	return checkSQLiteSchema(ctx, file)
+}
+
+// checkSQLiteSchema reads the schema of the loaded database afresh: what
+// the dump wrote into it through writable_schema is read only by the next
+// connection (a red-team test's virtual table named like a table loaded
+// without an error, and no connection could open the database after).
+func checkSQLiteSchema(ctx context.Context, file string) error {
+	db, err := sql.Open("sqlite", sqliteURI(file))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+		return fmt.Errorf("the loaded database does not open: %w", sqliteLoadError(err))
 	}
 	return sqliteLoadError(db.Close())
 }

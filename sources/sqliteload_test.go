@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // statementList gives stmts as a dump's statements, unscreened.
@@ -123,4 +124,65 @@ func FuzzSQLiteLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSQLiteRestoreRefusesWhatWouldLoadWrong: what a red-team test made
+// load "successfully" into a wrong database fails, and no file is left:
+// a virtual table declared under a table's name (no connection could open
+// the result), a dump without its COMMIT (an empty database), foreign-key
+// actions that deleted rows of the dump, a journal mode that left a file
+// beside the restored one. Through the screen, and behind it.
+func TestSQLiteRestoreRefusesWhatWouldLoadWrong(t *testing.T) {
+	dir := t.TempDir()
+	for i, dump := range []string{
+		"CREATE TABLE x(a);\nINSERT INTO x VALUES(1);\nPRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','x','x',0,'CREATE VIRTUAL TABLE x USING rtree(id,a,b)');\n",
+		"BEGIN TRANSACTION;\nCREATE TABLE t(a);\nINSERT INTO t VALUES(1);\n",
+		"PRAGMA foreign_keys=ON;\nCREATE TABLE p(id INTEGER PRIMARY KEY ON CONFLICT REPLACE, v);\nCREATE TABLE c(id, pid REFERENCES p(id) ON DELETE CASCADE);\nINSERT INTO p VALUES(1,'a');\nINSERT INTO c VALUES(1,1);\nINSERT INTO p VALUES(1,'b');\n",
+		"PRAGMA journal_mode=persist;\nBEGIN;\nCREATE TABLE t(a);\nCOMMIT;\n",
+	} {
+		d, err := ParseDatabase("sqlite://" + filepath.Join(dir, fmt.Sprintf("r%d.db", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Restore(context.Background(), strings.NewReader(dump), false, RestoreOptions{}); err == nil {
+			t.Errorf("%q restored", dump)
+		}
+		file := filepath.Join(dir, fmt.Sprintf("l%d.db", i))
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stmts := strings.SplitAfter(strings.TrimSpace(dump), ";\n")
+		if err := sqliteLoad(context.Background(), file, statementList(stmts...)); err == nil {
+			t.Errorf("%q loaded without the screen", dump)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*r*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
+// TestSQLiteStopAbandonsLongCall: a load stopped inside one long call of
+// SQLite's (a generated column's replace() over 10⁷ bytes for a pattern
+// of 5×10⁴, some seconds; a red-team test's took hours) returns within
+// sqliteAbandonAfter of the stop, and the target is left as it was.
+func TestSQLiteStopAbandonsLongCall(t *testing.T) {
+	dir := t.TempDir()
+	d, err := ParseDatabase("sqlite://" + filepath.Join(dir, "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := "CREATE TABLE t(a, b AS (length(replace(printf('%.*c', 10000000, 'x'), printf('%.*c', 50000, 'x') || 'y', ''))) STORED);\nINSERT INTO t VALUES(1);\n"
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = d.Restore(ctx, strings.NewReader(dump), false, RestoreOptions{})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrUnchanged) {
+		t.Errorf("stopped restore: %v", err)
+	}
+	if took := time.Since(start); took > sqliteAbandonAfter+2*time.Second {
+		t.Errorf("the stopped restore took %v", took)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Errorf("left behind: %v", entries)
+	}
 }

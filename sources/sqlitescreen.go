@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -92,9 +93,10 @@ var sqliteSchemaTables = map[string]bool{"sqlite_schema": true, "sqlite_master":
 var sqliteDumpPragmas = map[string]bool{"foreign_keys": true, "writable_schema": true, "encoding": true, "page_size": true,
 	"auto_vacuum": true, "user_version": true, "application_id": true, "journal_mode": true}
 
-// sqliteValueFunctions are the functions .dump writes values with: a text
-// with line breaks as replace('a\nb','\n',char(10)), or unistr('a\u000ab').
-var sqliteValueFunctions = map[string]bool{"replace": true, "char": true, "unistr": true}
+// sqliteEscapeMax is the longest escape that .dump puts for a line break
+// in a text (replace(…,'\n',char(10)): '\n', '\012', or '(\n1)' and on
+// when the text holds those).
+const sqliteEscapeMax = 24
 
 // sqliteModules are the modules of virtual tables whose declaration .dump
 // writes into the schema that the screen lets through: SQLite's own.
@@ -244,14 +246,19 @@ func (g *sqliteScreen) finish() error {
 	if err := g.lexer.end(); err != nil {
 		return err
 	}
-	if g.stmt.between {
-		return nil
+	if !g.stmt.between {
+		end := sqlToken{kind: tokPunct, punct: ';', line: g.lexer.line}
+		if err := g.stmt.token(end); err != nil {
+			return err
+		}
+		if !g.stmt.between {
+			return fmt.Errorf("line %d of the dump: it ends inside a statement: %w", end.line, errNotPlainDump)
+		}
 	}
-	end := sqlToken{kind: tokPunct, punct: ';', line: g.lexer.line}
-	if err := g.stmt.token(end); err != nil || g.stmt.between {
-		return err
+	if g.stmt.inTxn {
+		return fmt.Errorf("line %d of the dump: it ends inside its transaction, without the COMMIT that .dump writes last: the dump was cut short", g.lexer.line)
 	}
-	return fmt.Errorf("line %d of the dump: it ends inside a statement: %w", end.line, errNotPlainDump)
+	return nil
 }
 
 // The tokens of SQL, as SQLite's tokenizer (tokenize.c) tells them apart.
@@ -677,9 +684,12 @@ func (l *sqlLexer) end() error {
 // writes, one step per token: each step checks a token and returns the
 // step for the next.
 type stmtChecker struct {
-	step  stmtStep
-	what  string // what is created: table, index, view or trigger
-	depth int    // parentheses open in a row of values or in what is created
+	step     stmtStep
+	what     string // what is created: table, index, view or trigger
+	depth    int    // parentheses open in a row of values or in what is created
+	replaces int    // replace() calls open in a value
+	inTxn    bool   // a BEGIN was read, and no COMMIT after it
+	pragma   string // the PRAGMA being read
 	// In what is created: a shell function's name just read, and for a
 	// trigger, whether the last tokens were ";" and "; END" (its end).
 	call             string
@@ -747,7 +757,14 @@ func stStart(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		return stCreate, nil
 	case t.is("pragma"):
 		return stPragma, nil
-	case t.is("begin"), t.is("commit"), t.is("end"), t.is("rollback"):
+	case t.is("begin") && !s.inTxn:
+		s.inTxn = true
+		return stTransaction, nil
+	case (t.is("commit") || t.is("end")) && s.inTxn:
+		// A dump without its COMMIT loaded nothing, and said
+		// "restored" (a red-team test): finish refuses a dump that
+		// ends inside its transaction.
+		s.inTxn = false
 		return stTransaction, nil
 	case t.is("delete"):
 		return expectWord("from", func(s *stmtChecker, t sqlToken) (stmtStep, error) {
@@ -759,7 +776,7 @@ func stStart(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	case t.is("analyze"):
 		return stAnalyze, nil
 	}
-	return nil, refuse(t, "a statement of its own (PRAGMA, BEGIN, CREATE, INSERT, DELETE FROM sqlite_sequence, ANALYZE, COMMIT)")
+	return nil, refuse(t, "a statement of its own (PRAGMA, BEGIN, CREATE, INSERT, DELETE FROM sqlite_sequence, ANALYZE, COMMIT after BEGIN)")
 }
 
 // expectWord is the step that takes the keyword w, then goes on to next.
@@ -804,6 +821,7 @@ func stPragma(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	if t.kind != tokWord || !sqliteDumpPragmas[t.name()] {
 		return nil, refuse(t, "PRAGMA foreign_keys, writable_schema, encoding, page_size, auto_vacuum, user_version, application_id or journal_mode")
 	}
+	s.pragma = t.name()
 	return func(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		if !t.isPunct('=') {
 			return nil, refuse(t, "'=' after a PRAGMA's name")
@@ -813,6 +831,12 @@ func stPragma(s *stmtChecker, t sqlToken) (stmtStep, error) {
 }
 
 func stPragmaValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if words, ok := sqlitePragmaWords[s.pragma]; ok {
+		if (t.kind != tokWord && t.kind != tokString) || !slices.Contains(words, asciiLower(t.text)) {
+			return nil, refuse(t, fmt.Sprintf("%s = %s", s.pragma, strings.Join(words, " or ")))
+		}
+		return stEnd, nil
+	}
 	switch {
 	case t.isPunct('-'), t.isPunct('+'):
 		return stPragmaValue, nil
@@ -821,6 +845,13 @@ func stPragmaValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	}
 	return nil, refuse(t, "a PRAGMA's value")
 }
+
+// sqlitePragmaWords are the values .dump and snap's lines before it give
+// the PRAGMAs that change how the load runs: foreign keys off (on, their
+// actions deleted rows of the dump as others loaded: a red-team test),
+// the schema writable and back, WAL (persist left a journal beside the
+// restored file).
+var sqlitePragmaWords = map[string][]string{"foreign_keys": {"off"}, "writable_schema": {"on", "off", "reset"}, "journal_mode": {"wal"}}
 
 // INSERT INTO name VALUES (values)[, (values)]…;
 
@@ -873,33 +904,89 @@ func stRow(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	return stValue, nil
 }
 
-// stValue takes a value: a literal, NULL, or a call of replace, char or
-// unistr, after any signs.
+// stValue takes a value: a literal, NULL, or a text with line breaks as
+// .dump writes it, after any signs.
 func stValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	switch {
 	case t.isPunct('-'), t.isPunct('+'):
 		return stValue, nil
 	case t.kind == tokNumber, t.kind == tokString, t.kind == tokBlob, t.is("null"), t.is("true"), t.is("false"):
 		return stAfterValue, nil
-	case t.kind == tokWord && sqliteValueFunctions[t.name()]:
-		return stCall, nil
+	case t.is("replace"):
+		s.replaces = 1
+		return expectPunct('(', stReplaceText), nil
+	case t.is("unistr"):
+		return expectPunct('(', expectString(expectPunct(')', stAfterValue))), nil
 	}
 	return nil, refuse(t, "a literal value")
 }
 
-func stCall(s *stmtChecker, t sqlToken) (stmtStep, error) {
-	if !t.isPunct('(') {
-		return nil, refuse(t, "the '(' of a call")
+// A text with line breaks, as .dump writes it: replace(TEXT,'\n',char(10))
+// and replace(TEXT,'\r',char(13)), TEXT a literal or such a replace. Only
+// so: the result is never longer than the literal, and the work is the
+// literal's length (a red-team test's nested replace() made a text of 10⁸
+// bytes and searched it for 5×10⁷, an hour in one call that Ctrl-C does
+// not stop).
+
+func stReplaceText(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.kind == tokString:
+		return expectPunct(',', stReplaceEscape), nil
+	case t.is("replace") && s.replaces < 2:
+		s.replaces++
+		return expectPunct('(', stReplaceText), nil
 	}
-	s.depth++
-	return stFirstArgument, nil
+	return nil, refuse(t, "a text, or one replace() of a text, in replace()")
 }
 
-func stFirstArgument(s *stmtChecker, t sqlToken) (stmtStep, error) {
-	if t.isPunct(')') {
-		return stAfterValue(s, t)
+func stReplaceEscape(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.kind != tokString || len(t.text) == 0 || len(t.text) > sqliteEscapeMax {
+		return nil, refuse(t, "the escape of a line break ('\\n') in replace()")
 	}
-	return stValue(s, t)
+	return expectPunct(',', expectWord("char", expectPunct('(', stReplaceChar))), nil
+}
+
+func stReplaceChar(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.kind != tokNumber || string(t.text) != "10" && string(t.text) != "13" {
+		return nil, refuse(t, "char(10) or char(13) in replace()")
+	}
+	return expectPunct(')', expectPunct(')', func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+		s.replaces--
+		if s.replaces > 0 {
+			// The inner replace() was the outer's text.
+			return stReplaceAfterText(s, t)
+		}
+		return stAfterValue(s, t)
+	})), nil
+}
+
+func stReplaceAfterText(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if !t.isPunct(',') {
+		return nil, refuse(t, "',' after the text in replace()")
+	}
+	return stReplaceEscape, nil
+}
+
+// expectPunct is the step that takes the punctuation c, then goes on to
+// next.
+func expectPunct(c byte, next stmtStep) stmtStep {
+	return func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+		if !t.isPunct(c) {
+			return nil, refuse(t, fmt.Sprintf("'%c'", c))
+		}
+		return next, nil
+	}
+}
+
+// expectString is the step that takes a string literal, then goes on to
+// next.
+func expectString(next stmtStep) stmtStep {
+	return func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+		if t.kind != tokString {
+			return nil, refuse(t, "a text")
+		}
+		return next, nil
+	}
 }
 
 func stAfterValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
