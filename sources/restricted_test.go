@@ -449,7 +449,8 @@ func TestSQLiteScreen(t *testing.T) {
 		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','tok','tok',0,'CREATE VIRTUAL TABLE tok USING fts3tokenize(simple)');", sqliteFTSDecl + "INSERT INTO ft_data VALUES(1, X'00');\nCREATE TRIGGER tr AFTER INSERT ON t WHEN (SELECT 1 FROM a JOIN ft_data ON 1) BEGIN SELECT 1; END;", "BEGIN;\nCOMMIT", "CREATE TABLE t(x);\nINSERT INTO t VALUES(1)",
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END", "\xef\xbb\xbfBEGIN;\nCOMMIT;",
 		"INSERT INTO t VALUES(replace(replace('a\\r\\nb','\\r',char(13)),'\\n',char(10)),unistr('a\\u000ab'),replace('x\\ny','(\\n1)',char(10)));",
-		"PRAGMA foreign_keys=OFF;\nPRAGMA writable_schema=ON;\nPRAGMA writable_schema='RESET';\nPRAGMA journal_mode=wal;"} {
+		"PRAGMA foreign_keys=OFF;\nPRAGMA writable_schema=ON;\nPRAGMA writable_schema='RESET';\nPRAGMA journal_mode=wal;",
+		"CREATE TABLE \"" + strings.Repeat("long_name_", 10) + "\"(a);\nINSERT INTO \"" + strings.Repeat("long_name_", 10) + "\" VALUES(1);"} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
 			if out, err := screen(in, size); err != nil || out != in {
 				t.Errorf("%.60q in reads of %d: %v", in, size, err)
@@ -530,6 +531,12 @@ func TestSQLiteScreen(t *testing.T) {
 		// otherwise than .dump ends it.
 		"PRAGMA foreign_keys=ON;", "PRAGMA foreign_keys=1;", "PRAGMA journal_mode=persist;", "PRAGMA journal_mode='truncate';", "PRAGMA writable_schema=2;",
 		"ROLLBACK;", "BEGIN;\nROLLBACK;", "COMMIT;", "BEGIN;\nBEGIN;",
+		// A name longer than the screen kept passed for none of SQLite's
+		// own: a table that sqlite3's .dump leaves out (a red-team test).
+		"PRAGMA writable_schema=ON;\nCREATE TABLE \"sqlite_" + strings.Repeat("x", 70) + "\"(a);", "INSERT INTO \"sqlite_" + strings.Repeat("x", 70) + "\" VALUES(1);",
+		"CREATE TABLE \"" + strings.Repeat("x", 5000) + "\"(a);", "INSERT INTO '" + strings.Repeat("x", 70000) + "' VALUES(1);",
+		"PRAGMA writable_schema=ON;\nINSERT INTO sqlite_schema(type,name,tbl_name,rootpage,sql)VALUES('table','" + strings.Repeat("v", 60) + "','" + strings.Repeat("v", 60) + "',0,'CREATE VIRTUAL TABLE " + strings.Repeat("v", 60) + " USING fts5(a)');\n" +
+			"CREATE TRIGGER tr AFTER INSERT ON \"" + strings.Repeat("v", 60) + "_data\" BEGIN SELECT 1; END;",
 		// Cut short: the shell runs what is left at the end of its input.
 		"INSERT INTO t VALUES(1", "CREATE TABLE t(x", "INSERT INTO t VALUES('a", "CREATE VIEW v AS SELECT 1 /* x", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1;",
 	} {

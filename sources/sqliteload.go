@@ -106,13 +106,9 @@ func loadStatements(ctx context.Context, file string, next sqliteStatements) err
 		return sqliteLoadError(err)
 	}
 	defer conn.Close()
-	// The rows met the CHECK constraints in the database they were
-	// dumped from; checking them again would run what the dump's schema
-	// says, and fail on a function the application's SQLite has and this
-	// one lacks (REGEXP).
-	if _, err := conn.ExecContext(ctx, "PRAGMA ignore_check_constraints = ON"); err != nil {
-		return sqliteLoadError(err)
-	}
+	// CHECK constraints are checked as rows load, as sqlite3 did: a row
+	// that breaks one fails the load (left unchecked, a crafted dump's
+	// row made a database that failed integrity_check: a red-team test).
 	err = conn.Raw(func(dc any) error {
 		a, ok := dc.(sqlite.AuthorizerRegisterer)
 		if !ok {
