@@ -23,7 +23,9 @@ import (
 // .backup or VACUUM INTO: both need a seekable file, not a stream). Before
 // the SQL it writes the PRAGMAs that .dump leaves out but applications
 // rely on: page size, auto-vacuum, user_version (schema migrations),
-// application_id, and WAL mode.
+// application_id, and WAL mode. --preserve-rowids: a table's rowids come
+// back as they were, not renumbered (an external-content FTS table, or an
+// application, finds rows by them).
 //
 // The file is opened with mode=rw: a mistyped path is an error, never a
 // new empty database that would then be backed up as if it were the real
@@ -49,7 +51,7 @@ SELECT 'PRAGMA auto_vacuum=' || auto_vacuum || ';' FROM pragma_auto_vacuum;
 SELECT 'PRAGMA user_version=' || user_version || ';' FROM pragma_user_version;
 SELECT 'PRAGMA application_id=' || application_id || ';' FROM pragma_application_id;
 SELECT 'PRAGMA journal_mode=wal;' FROM pragma_journal_mode WHERE journal_mode = 'wal';
-.dump
+.dump --preserve-rowids
 COMMIT;
 `
 }

@@ -3,11 +3,14 @@ package sources
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -57,6 +60,63 @@ func sqliteLoadAuthorizer(action sqlite.AuthorizerActionCode, arg1, arg2, _, _ s
 	return sqlite.AuthorizerOK
 }
 
+// sqliteLoadDriver is the SQLite driver that loads dumps: with REGEXP,
+// which SQLite leaves to the application and the sqlite3 shell adds, so
+// that a table whose CHECK uses it loads as it did through the shell (a
+// schema names its functions when it is made). Made once: the driver
+// keeps what is registered for the life of the process.
+var sqliteLoadDriver = sync.OnceValue(func() *sqlite.Driver {
+	d := &sqlite.Driver{}
+	var mu sync.Mutex
+	compiled := map[string]*regexp.Regexp{}
+	d.MustRegisterDeterministicScalarFunction("regexp", 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if args[0] == nil || args[1] == nil {
+			return nil, nil
+		}
+		pattern, text := sqliteText(args[0]), sqliteText(args[1])
+		mu.Lock()
+		re, ok := compiled[pattern]
+		if !ok {
+			var err error
+			if re, err = regexp.Compile(pattern); err != nil {
+				mu.Unlock()
+				return nil, err
+			}
+			if len(compiled) < 64 {
+				compiled[pattern] = re
+			}
+		}
+		mu.Unlock()
+		if re.MatchString(text) {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	})
+	return d
+})
+
+// sqliteText is a value SQLite passed to a function, as text.
+func sqliteText(v driver.Value) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// sqliteConnector opens dsn with a driver of its own.
+type sqliteConnector struct {
+	d   *sqlite.Driver
+	dsn string
+}
+
+func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.dsn) }
+func (c sqliteConnector) Driver() driver.Driver                        { return c.d }
+
 // sqliteStatements gives a dump's statements one at a time, with the line
 // of the dump each ends on, and io.EOF after the last.
 type sqliteStatements func() (stmt string, line int, err error)
@@ -94,10 +154,7 @@ const sqliteAbandonAfter = 3 * time.Second
 func loadStatements(ctx context.Context, file string, next sqliteStatements) error {
 	// mode=rw: never a database of another name (the URI is the file's
 	// path, percent-encoded).
-	db, err := sql.Open("sqlite", sqliteURI(file))
-	if err != nil {
-		return err
-	}
+	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
 	defer db.Close()
 	next, stop := readAhead(next)
 	defer stop()
@@ -138,8 +195,8 @@ func loadStatements(ctx context.Context, file string, next sqliteStatements) err
 			}
 			err = sqliteLoadError(err)
 			if m := err.Error(); strings.Contains(m, "no such function") || strings.Contains(m, "no such collation sequence") {
-				// The shell adds REGEXP and the uint collation, an
-				// application its own.
+				// The shell adds the uint collation and sha3(),
+				// an application its own.
 				err = fmt.Errorf("%w: the schema uses a function or collation that SQLite in snap lacks; if the repository is yours, write the dump out with 'snap dump' and load it with sqlite3 (or with the application's own SQLite)", err)
 			}
 			return fmt.Errorf("line %d of the dump: %w", line, err)
@@ -172,10 +229,7 @@ func loadStatements(ctx context.Context, file string, next sqliteStatements) err
 // connection (a red-team test's virtual table named like a table loaded
 // without an error, and no connection could open the database after).
 func checkSQLiteSchema(ctx context.Context, file string) error {
-	db, err := sql.Open("sqlite", sqliteURI(file))
-	if err != nil {
-		return err
-	}
+	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
 	defer db.Close()
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {

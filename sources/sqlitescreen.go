@@ -43,9 +43,12 @@ import (
 // What the restored database does when it is used later is the dump's to
 // decide, as a restored file's content is.
 //
-// The lines the shell read as its own (dot commands, # comments, GO and
-// /, and lines cut at a NUL) are refused too: .dump writes none, so a dump
-// that holds one was made by someone else.
+// The lines the shell read as its own (dot commands and # comments
+// between statements) are refused too: .dump writes none, so a dump that
+// holds one was made by someone else. So is a NUL byte: SQLite ends a
+// statement's text there, where the screen would read on. (The shell also
+// took a line of GO or / for a ';'; SQLite's library does not, and a
+// column named go alone on its line is a dump's too: an exploratory test.)
 
 // errNotPlainDump is a SQLite dump with SQL that sqlite3's .dump does not
 // write.
@@ -62,11 +65,6 @@ var errDotCommand = errors.New("the dump holds a line that starts with a dot or 
 // lines with fgets and measures them with strlen, so what follows a NUL
 // on its line is dropped, or read as the start of a line of its own.
 var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes in no dump and around which its shell reads lines otherwise than they look: " + sqliteMadeElsewhere)
-
-// errGoLine is a SQLite dump's line that reads GO or /, which the sqlite3
-// shell takes for a ';' (as SQL Server's and Oracle's shells do) and so
-// ends the statement before it where the screen sees no end.
-var errGoLine = errors.New("the dump holds a line that reads GO or /, which sqlite3 takes for the ';' that ends a statement: a dump sqlite3 wrote holds none, so " + sqliteMadeElsewhere)
 
 // sqliteReachingTables are the tables of the sqlite3 shell and of SQLite
 // that reach beyond the database (fsdir reads any file, zipfile reads and
@@ -106,8 +104,7 @@ var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "f
 // sqliteScreen passes a SQLite dump on (see the comment at the top), failing
 // with errNotPlainDump at the first statement that .dump does not write,
 // at the first line that starts with a dot or a # (errDotCommand: the
-// shell's commands and comments), at the first line of GO or / (errGoLine)
-// and at the first NUL byte (errNulInDump).
+// shell's commands and comments) and at the first NUL byte (errNulInDump).
 type sqliteScreen struct {
 	r         io.ByteReader
 	buf       []byte // the statement being read
@@ -115,46 +112,7 @@ type sqliteScreen struct {
 	stmt      stmtChecker
 	lineStart bool
 	textLine  bool // the line started inside a literal or comment
-	goLine    goLineState
 	err       error
-}
-
-// goLineState is how far a line reads as GO or / alone.
-type goLineState uint8
-
-const (
-	goLineIndent goLineState = iota // at the line's start or in its leading white space
-	goLineNot                       // the line is something else
-	goLineSlash                     // after a leading /
-	goLineG                         // after a leading G
-	goLineGo                        // after a leading GO
-	goLineAfter                     // after a leading / or GO and white space
-)
-
-// next is the state after c, or errGoLine. The shell takes a line for a
-// ';' when, after white space, it holds / or GO and then nothing but
-// white space and comments: a line that may do so is refused (one whose
-// rest starts a comment too; "go INT);", a column's line, passes).
-func (s goLineState) next(c byte) (goLineState, error) {
-	space := c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r'
-	candidate := s == goLineSlash || s == goLineGo || s == goLineAfter
-	switch {
-	case candidate && (c == '\n' || c == '-' || c == '/'):
-		return s, errGoLine
-	case candidate && space:
-		return goLineAfter, nil
-	case c == '\n':
-		return goLineIndent, nil
-	case s == goLineIndent && space:
-		return s, nil
-	case s == goLineIndent && c == '/':
-		return goLineSlash, nil
-	case s == goLineIndent && (c == 'g' || c == 'G'):
-		return goLineG, nil
-	case s == goLineG && (c == 'o' || c == 'O'):
-		return goLineGo, nil
-	}
-	return goLineNot, nil
 }
 
 func newSQLiteScreen(r io.Reader) *sqliteScreen {
@@ -209,17 +167,14 @@ func (g *sqliteScreen) feed(c byte) error {
 	// shell's commands (.trace writes files in safe mode) and its
 	// comments (a # line's quote opened a literal for an earlier screen
 	// and hid the statement after it). A NUL: after "\0" and 98 bytes on
-	// a line, the shell read ".trace FILE" as a line's start. A line of
-	// GO or / outside literals and comments, which ends the statement
-	// before it. None of them is SQLite's, and .dump writes none: a dump
-	// that holds one was made for the shell by someone else.
+	// a line, the shell read ".trace FILE" as a line's start, and
+	// SQLite ends a statement's text at a NUL. None of them is SQLite's,
+	// and .dump writes none: a dump that holds one was made for the shell
+	// by someone else.
 	if g.lineStart {
 		// Inside a literal or comment the shell's buffer holds the
 		// statement's start, and it takes no line for its own.
 		g.textLine = g.lexer.inText()
-		if g.textLine {
-			g.goLine = goLineNot
-		}
 	}
 	var err error
 	switch {
@@ -228,21 +183,15 @@ func (g *sqliteScreen) feed(c byte) error {
 	case g.lineStart && (c == '.' || c == '#') && !g.textLine && g.stmt.between:
 		err = errDotCommand
 	default:
-		if g.goLine, err = g.goLine.next(c); err == nil {
-			err = g.lexer.byte(c)
-		}
+		err = g.lexer.byte(c)
 	}
 	g.lineStart = c == '\n'
 	return err
 }
 
-// finish checks the end of the dump: the shell runs a statement left
-// without its ';' at the end of its input, so it must be one that could
-// end there.
+// finish checks the end of the dump: SQLite runs a statement left without
+// its ';' at the end of its text, so it must be one that could end there.
 func (g *sqliteScreen) finish() error {
-	if _, err := g.goLine.next('\n'); err != nil {
-		return err
-	}
 	if err := g.lexer.end(); err != nil {
 		return err
 	}
@@ -704,16 +653,16 @@ type stmtChecker struct {
 	// trigger, whether the last tokens were ";" and "; END" (its end).
 	call             string
 	semi, semiEnd    bool
-	qualifier        string          // the name before a '.' in CREATE
-	schemaWrite      int             // tokens of the schema write matched
-	schemaWriteTable string          // the name the schema write declares
-	between          bool            // no statement is open
-	ended            bool            // a ';' ended a statement (next clears it)
-	triggers         bool            // a CREATE TRIGGER was read
-	vtabs            map[string]bool // the virtual tables the dump declared
-	trigger          triggerPart     // where a trigger's declaration is
-	nameNext         bool            // the token before is one after which a table's name comes
-	indexOn          bool            // an index's ON was read
+	qualifier        string            // the name before a '.' in CREATE
+	schemaWrite      int               // tokens of the schema write matched
+	schemaWriteTable string            // the name the schema write declares
+	between          bool              // no statement is open
+	ended            bool              // a ';' ended a statement (next clears it)
+	triggers         bool              // a CREATE TRIGGER was read
+	vtabs            map[string]string // the virtual tables the dump declared, and their modules
+	trigger          triggerPart       // where a trigger's declaration is
+	nameNext         bool              // the token before is one after which a table's name comes
+	indexOn          bool              // an index's ON was read
 }
 
 // triggerPart is the part of a CREATE TRIGGER being read.
@@ -883,7 +832,7 @@ func stInsertTable(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	case name == "sqlite_sequence" || name == "sqlite_stat1" || name == "sqlite_stat4":
 	case strings.HasPrefix(name, "sqlite_") || sqliteReachingTables[name]:
 		return nil, refuse(t, "INSERT into a table of the database's own")
-	case s.vtabs[name]:
+	case s.vtabs[name] != "":
 		// .dump writes the rows of a virtual table's shadow tables;
 		// FTS keeps what is inserted into the table itself and writes
 		// it to them at a later statement or the COMMIT, which fired a
@@ -893,17 +842,44 @@ func stInsertTable(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	return stInsertValues, nil
 }
 
-// stInsertValues takes VALUES: .dump gives every column's value and
-// names none, so no row takes a column's DEFAULT, which SQLite computes
-// there without asking safe mode's authorizer: the shell's edit() in one
-// ran a program as root (a fifth red-team test; the screen refuses it by
-// name too). (A foreign key's SET DEFAULT action computes one too, but
-// SQLite asks the authorizer when it compiles the action.)
+// stInsertValues takes VALUES, or before it the list of columns that
+// .dump --preserve-rowids writes for a table with rowids of its own
+// (rowid, _rowid_ or oid first, then every column), so that rowids come
+// back as they were (an external-content FTS table finds its rows by
+// them). .dump gives every column a value, so no row takes a DEFAULT (a
+// crafted dump's would run in SQLite's library, which reaches nothing
+// beyond the database; through the sqlite3 shell, a red-team test's
+// edit() in one ran a program as root).
 func stInsertValues(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if t.isPunct('(') {
+		return stRowidColumn, nil
+	}
 	if !t.is("values") {
-		return nil, refuse(t, "VALUES, without a list of columns")
+		return nil, refuse(t, "VALUES")
 	}
 	return stRow, nil
+}
+
+func stRowidColumn(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	if n := t.name(); n != "rowid" && n != "_rowid_" && n != "oid" {
+		return nil, refuse(t, "rowid first in the list of columns")
+	}
+	return stAfterColumn, nil
+}
+
+func stAfterColumn(s *stmtChecker, t sqlToken) (stmtStep, error) {
+	switch {
+	case t.isPunct(','):
+		return func(s *stmtChecker, t sqlToken) (stmtStep, error) {
+			if !t.isName() || t.kind == tokString {
+				return nil, refuse(t, "a column's name")
+			}
+			return stAfterColumn, nil
+		}, nil
+	case t.isPunct(')'):
+		return expectWord("values", stRow), nil
+	}
+	return nil, refuse(t, "',' or ')' in the list of columns")
 }
 
 func stRow(s *stmtChecker, t sqlToken) (stmtStep, error) {
@@ -1045,13 +1021,14 @@ func stSchemaWrite(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		ok = ok && name == s.schemaWriteTable
 	case "'SQL'":
 		if t.kind == tokString && !t.long {
-			if err := checkVirtualTable(t.text, s.schemaWriteTable); err != nil {
+			module, err := checkVirtualTable(t.text, s.schemaWriteTable)
+			if err != nil {
 				return nil, fmt.Errorf("line %d of the dump: the declaration of virtual table %q: %w", t.line, s.schemaWriteTable, err)
 			}
 			if s.vtabs == nil {
-				s.vtabs = make(map[string]bool)
+				s.vtabs = make(map[string]string)
 			}
-			s.vtabs[s.schemaWriteTable] = true
+			s.vtabs[s.schemaWriteTable] = module
 			ok = true
 		}
 	case "0":
@@ -1077,7 +1054,7 @@ func stSchemaWrite(s *stmtChecker, t sqlToken) (stmtStep, error) {
 // of one of SQLite's own modules, with arguments that name none of the
 // shell's tables or functions, and no FTS4 compress or uncompress option
 // (which names a function FTS4 calls with the table's text).
-func checkVirtualTable(sql []byte, table string) error {
+func checkVirtualTable(sql []byte, table string) (module string, err error) {
 	var toks []sqlToken
 	l := sqlLexer{of: "its declaration", line: 1, emit: func(t sqlToken) error {
 		t.text = append([]byte(nil), t.text...)
@@ -1086,16 +1063,16 @@ func checkVirtualTable(sql []byte, table string) error {
 	}}
 	for _, c := range sql {
 		if err := l.byte(c); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if err := l.end(); err != nil {
-		return err
+		return "", err
 	}
 	i := 0
 	for _, w := range []string{"create", "virtual", "table"} {
 		if i >= len(toks) || !toks[i].is(w) {
-			return errVirtualTable("it is not CREATE VIRTUAL TABLE")
+			return "", errVirtualTable("it is not CREATE VIRTUAL TABLE")
 		}
 		i++
 	}
@@ -1103,15 +1080,15 @@ func checkVirtualTable(sql []byte, table string) error {
 		i += 3
 	}
 	if i+2 >= len(toks) || toks[i].name() != table || !toks[i+1].is("using") {
-		return errVirtualTable("it does not declare the table the schema write names")
+		return "", errVirtualTable("it does not declare the table the schema write names")
 	}
-	module := toks[i+2].name()
+	module = toks[i+2].name()
 	if toks[i+2].kind != tokWord || !sqliteModules[module] {
-		return errVirtualTable(fmt.Sprintf("module %s is not one of SQLite's own (FTS3, FTS4, FTS5, fts4aux, fts5vocab, fts3tokenize, R*Tree, Geopoly)", toks[i+2]))
+		return "", errVirtualTable(fmt.Sprintf("module %s is not one of SQLite's own (FTS3, FTS4, FTS5, fts4aux, fts5vocab, fts3tokenize, R*Tree, Geopoly)", toks[i+2]))
 	}
 	args := toks[i+3:]
 	if len(args) > 0 && (!args[0].isPunct('(') || !args[len(args)-1].isPunct(')')) {
-		return errVirtualTable("its arguments are not one list in parentheses")
+		return "", errVirtualTable("its arguments are not one list in parentheses")
 	}
 	depth := 0
 	for j, t := range args {
@@ -1121,25 +1098,25 @@ func checkVirtualTable(sql []byte, table string) error {
 		case t.isPunct(')'):
 			depth--
 			if depth == 0 && j != len(args)-1 {
-				return errVirtualTable("its arguments are not one list in parentheses")
+				return "", errVirtualTable("its arguments are not one list in parentheses")
 			}
 		case t.isPunct(';'):
-			return errVirtualTable("it holds a ';'")
+			return "", errVirtualTable("it holds a ';'")
 		case sqliteReachingTables[t.name()]:
 			// FTS's content= names a table it reads.
-			return errVirtualTable(fmt.Sprintf("it names %s, of the sqlite3 shell", t))
+			return "", errVirtualTable(fmt.Sprintf("it names %s, of the sqlite3 shell", t))
 		case t.kind != tokString && sqliteReachingFunctions[t.name()] && j+1 < len(args) && args[j+1].isPunct('('):
 			// Geopoly declares its table with its arguments as they are:
 			// a DEFAULT of edit() would run a program (a red-team test).
-			return errVirtualTable(fmt.Sprintf("it calls %s, of the sqlite3 shell", t))
+			return "", errVirtualTable(fmt.Sprintf("it calls %s, of the sqlite3 shell", t))
 		case (module == "fts3" || module == "fts4") && (t.is("compress") || t.is("uncompress")) && j+1 < len(args) && args[j+1].isPunct('='):
 			// It names a function that FTS4 calls on each text, from a
 			// statement of its own (so at the top level): sha3_query
 			// there read files through fsdir (a red-team test).
-			return errVirtualTable("FTS4's compress and uncompress options name functions it calls")
+			return "", errVirtualTable("FTS4's compress and uncompress options name functions it calls")
 		}
 	}
-	return nil
+	return module, nil
 }
 
 func errVirtualTable(why string) error {
@@ -1243,11 +1220,13 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		// edit(id)) is not a call.
 		s.call = name
 	}
-	// Only where a table's name must come: after REFERENCES, and after
-	// an index's ON. After FROM it was a call all the same: NULL IS NOT
-	// DISTINCT FROM edit(…) in a DEFAULT ran a program as a row loaded
-	// (a fifth red-team test).
-	s.nameNext = t.is("references") || s.what == "index" && t.is("on") && !s.indexOn
+	// Only where a table's name must come: after REFERENCES, after an
+	// index's ON, and after INTO in a trigger's statements (INSERT INTO
+	// edit(id, txt): an exploratory test's table). After FROM it was a
+	// call all the same: NULL IS NOT DISTINCT FROM edit(…) in a DEFAULT
+	// ran a program as a row loaded (a fifth red-team test).
+	s.nameNext = t.is("references") || s.what == "index" && t.is("on") && !s.indexOn ||
+		s.what == "trigger" && s.trigger == trigBody && t.is("into")
 	s.indexOn = s.indexOn || s.what == "index" && t.is("on")
 	if s.what == "trigger" && s.trigger != trigBody {
 		s.trigger = s.trigger.next(t)
@@ -1280,8 +1259,8 @@ func (p triggerPart) next(t sqlToken) triggerPart {
 // onVirtualTable reports whether name is a virtual table the dump
 // declared or one of its shadow tables (named after it, "ft_data").
 func (s *stmtChecker) onVirtualTable(name string) bool {
-	for v := range s.vtabs {
-		if name == v || strings.HasPrefix(name, v+"_") && sqliteShadowSuffixes[name[len(v)+1:]] {
+	for v, module := range s.vtabs {
+		if name == v || strings.HasPrefix(name, v+"_") && slices.Contains(sqliteShadowSuffixes[module], name[len(v)+1:]) {
 			return true
 		}
 	}
@@ -1290,5 +1269,7 @@ func (s *stmtChecker) onVirtualTable(name string) bool {
 
 // sqliteShadowSuffixes name the shadow tables of FTS3/4, FTS5, R*Tree and
 // Geopoly after their virtual table's name and a '_'.
-var sqliteShadowSuffixes = map[string]bool{"content": true, "segments": true, "segdir": true, "docsize": true, "stat": true,
-	"data": true, "idx": true, "config": true, "node": true, "parent": true, "rowid": true}
+var sqliteShadowSuffixes = map[string][]string{
+	"fts3": {"content", "segments", "segdir", "docsize", "stat"}, "fts4": {"content", "segments", "segdir", "docsize", "stat"},
+	"fts5":  {"data", "idx", "content", "docsize", "config"},
+	"rtree": {"node", "parent", "rowid"}, "rtree_i32": {"node", "parent", "rowid"}, "geopoly": {"node", "parent", "rowid"}}
