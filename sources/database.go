@@ -314,6 +314,9 @@ type Dump struct {
 	// sqliteTimeout is how long an SQLite dump waits for a writer's
 	// lock; sqliteLockTimeout when 0 (a test sets less).
 	sqliteTimeout time.Duration
+	// sqliteMaxLine is the longest line of an SQLite dump that can be
+	// loaded back (0: sqliteMaxStatement).
+	sqliteMaxLine int64
 }
 
 func (p *Dump) lockTimeout() time.Duration {
@@ -427,7 +430,11 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 			rc = &completeReader{ReadCloser: rc, tool: p.Tool, marker: marker}
 		}
 		if p.DB.Kind == KindSQLite {
-			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout()}
+			maxLine := p.sqliteMaxLine
+			if maxLine == 0 {
+				maxLine = sqliteMaxStatement
+			}
+			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout(), maxLine: maxLine}
 		}
 		return rc, nil
 	}

@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -69,11 +70,43 @@ func (d *Database) sqliteLocked(err error, timeout time.Duration) error {
 }
 
 // sqliteLockReader is the output of an SQLite dump, whose Close gives
-// sqliteLocked's error.
+// sqliteLocked's error, and which fails at a line longer than maxLine.
 type sqliteLockReader struct {
 	io.ReadCloser
 	db      *Database
 	timeout time.Duration
+	maxLine int64
+	line    int64 // the bytes of the current line read so far
+}
+
+// sqliteMaxStatement is the longest statement SQLite loads (its
+// SQLITE_MAX_SQL_LENGTH, in snap's loader and in Debian's sqlite3). .dump
+// writes a row's INSERT on one line, a blob in hex: a row with a value of
+// 500 MB is a line longer than that, and a dump with one could be saved
+// but never loaded back (an exploratory test).
+const sqliteMaxStatement = 1_000_000_000
+
+func (r *sqliteLockReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	for b := p[:n]; ; {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			r.line += int64(len(b))
+			break
+		}
+		if r.line+int64(i) > r.maxLine {
+			return 0, r.tooLong()
+		}
+		r.line, b = 0, b[i+1:]
+	}
+	if r.line > r.maxLine {
+		return 0, r.tooLong()
+	}
+	return n, err
+}
+
+func (r *sqliteLockReader) tooLong() error {
+	return fmt.Errorf("%s holds a row whose line in the dump is longer than %d bytes, the longest statement SQLite loads (a value of %d MB or more, written in hex), so the dump could never be restored and no snapshot was saved: keep values that large in files beside the database, or back the database up as a file (with a --pre hook that stops the application)", r.db, r.maxLine, r.maxLine/2/1_000_000)
 }
 
 func (r *sqliteLockReader) Close() error {
@@ -194,7 +227,13 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	f.Close()
 	// The dump is the repository's, and may be anyone's who can write
 	// there (sqliteload.go, sqlitescreen.go).
-	if err := sqliteLoad(ctx, tmp, newSQLiteScreen(dump).next); err != nil {
+	screen := newSQLiteScreen(dump)
+	screen.deferWAL = true
+	err = sqliteLoad(ctx, tmp, screen.next)
+	if err == nil && screen.wal {
+		err = sqliteSetWAL(ctx, tmp)
+	}
+	if err != nil {
 		// The load went into the temporary file: the target is as it was.
 		removeDB(tmp)
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)

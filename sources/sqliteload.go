@@ -224,6 +224,20 @@ func loadStatements(ctx context.Context, file string, next sqliteStatements) err
 	return checkSQLiteSchema(ctx, file)
 }
 
+// sqliteSetWAL puts the loaded database in WAL mode, as the dump asked.
+func sqliteSetWAL(ctx context.Context, file string) error {
+	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
+	defer db.Close()
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode=wal").Scan(&mode); err != nil {
+		return sqliteLoadError(err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("SQLite did not put the loaded database in WAL mode (%s)", mode)
+	}
+	return sqliteLoadError(db.Close())
+}
+
 // checkSQLiteSchema reads the schema of the loaded database afresh: what
 // the dump wrote into it through writable_schema is read only by the next
 // connection (a red-team test's virtual table named like a table loaded
@@ -251,18 +265,22 @@ func readAhead(next sqliteStatements) (ahead sqliteStatements, stop func()) {
 		stmts []statement
 		err   error // after the statements: io.EOF after the last
 	}
-	ch := make(chan batch, 4)
+	ch := make(chan batch, 2)
 	done := make(chan struct{})
 	go func() {
 		defer close(ch)
 		for {
 			var b batch
-			for len(b.stmts) < 256 && b.err == nil {
+			size := 0
+			// At most 256 statements or 1 MiB a batch: a dump's
+			// large values are held a batch or two at a time.
+			for len(b.stmts) < 256 && size < 1<<20 && b.err == nil {
 				text, line, err := next()
 				if err != nil {
 					b.err = err
 				} else {
 					b.stmts = append(b.stmts, statement{text, line})
+					size += len(text)
 				}
 			}
 			select {

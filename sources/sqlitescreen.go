@@ -106,13 +106,18 @@ var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "f
 // at the first line that starts with a dot or a # (errDotCommand: the
 // shell's commands and comments) and at the first NUL byte (errNulInDump).
 type sqliteScreen struct {
-	r         io.ByteReader
-	buf       []byte // the statement being read
-	lexer     sqlLexer
-	stmt      stmtChecker
-	lineStart bool
-	textLine  bool // the line started inside a literal or comment
-	err       error
+	r   io.ByteReader
+	buf []byte // the statement being read
+	// deferWAL: next leaves out the dump's PRAGMA journal_mode=wal and
+	// sets wal instead, for the loader to switch to WAL after the load.
+	// Loaded in WAL mode, the dump's one transaction went into the WAL,
+	// which took as much room again as the database (an exploratory test).
+	deferWAL, wal bool
+	lexer         sqlLexer
+	stmt          stmtChecker
+	lineStart     bool
+	textLine      bool // the line started inside a literal or comment
+	err           error
 }
 
 func newSQLiteScreen(r io.Reader) *sqliteScreen {
@@ -156,6 +161,11 @@ func (g *sqliteScreen) next() (string, int, error) {
 		g.buf = append(g.buf, c)
 		if g.stmt.ended {
 			g.stmt.ended = false
+			if g.stmt.wal && g.deferWAL {
+				g.stmt.wal, g.wal = false, true
+				g.buf = g.buf[:0]
+				continue
+			}
 			return string(g.buf), g.lexer.line, nil
 		}
 	}
@@ -649,6 +659,7 @@ type stmtChecker struct {
 	replaces int    // replace() calls open in a value
 	inTxn    bool   // a BEGIN was read, and no COMMIT after it
 	pragma   string // the PRAGMA being read
+	wal      bool   // the statement is PRAGMA journal_mode=wal
 	// In what is created: a shell function's name just read, and for a
 	// trigger, whether the last tokens were ";" and "; END" (its end).
 	call             string
@@ -794,6 +805,7 @@ func stPragmaValue(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		if (t.kind != tokWord && t.kind != tokString) || !slices.Contains(words, asciiLower(t.text)) {
 			return nil, refuse(t, fmt.Sprintf("%s = %s", s.pragma, strings.Join(words, " or ")))
 		}
+		s.wal = s.pragma == "journal_mode"
 		return stEnd, nil
 	}
 	switch {
