@@ -654,12 +654,13 @@ func (l *sqlLexer) end() error {
 // step for the next.
 type stmtChecker struct {
 	step     stmtStep
-	what     string // what is created: table, index, view or trigger
-	depth    int    // parentheses open in a row of values or in what is created
-	replaces int    // replace() calls open in a value
-	inTxn    bool   // a BEGIN was read, and no COMMIT after it
-	pragma   string // the PRAGMA being read
-	wal      bool   // the statement is PRAGMA journal_mode=wal
+	what     string    // what is created: table, index, view or trigger
+	depth    int       // parentheses open in a row of values or in what is created
+	replaces int       // replace() calls open in a value
+	inTxn    bool      // a BEGIN was read, and no COMMIT after it
+	pragma   string    // the PRAGMA being read
+	wal      bool      // the statement is PRAGMA journal_mode=wal
+	recent   [5]string // in what is created: the last tokens, newest last
 	// In what is created: a shell function's name just read, and for a
 	// trigger, whether the last tokens were ";" and "; END" (its end).
 	call             string
@@ -1187,6 +1188,7 @@ func stCreateAfterName(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		return nil, refuse(t, "the '(' of a table's columns")
 	}
 	s.depth, s.call, s.semi, s.semiEnd = 0, "", false, false
+	s.recent = [5]string{}
 	s.trigger, s.nameNext, s.indexOn = trigHead, false, false
 	return stBody(s, t)
 }
@@ -1214,14 +1216,16 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		s.depth++
 	case t.isPunct(')'):
 		s.depth--
-	case sqliteReachingTables[name] && t.kind != tokString:
-		// Also a column so named: rare, and then no dump names fsdir
-		// outside a literal (FuzzSQLiteScreen holds the screen to that).
+	case sqliteReachingTables[name] && t.kind != tokString && (s.what == "view" || s.what == "trigger"):
+		// Where a query may read it (a table's or an index's
+		// expressions take no subquery, and a column named zipfile is
+		// a dump's: an exploratory test).
 		return nil, refuse(t, "no table of the sqlite3 shell")
-	case s.what == "trigger" && sqliteSchemaTables[name]:
+	case s.what == "trigger" && sqliteSchemaTables[name] && s.writeTarget():
 		// None fires during the load (stStart); one that writes the
 		// schema is refused besides ('sqlite_master' names it too).
-		return nil, refuse(t, "no schema table in a trigger")
+		// One that reads it is an application's.
+		return nil, refuse(t, "no write of the schema table in a trigger")
 	case s.what == "trigger" && (s.trigger == trigOn || s.trigger == trigDot) && s.onVirtualTable(name):
 		// FTS writes its shadow tables after the rows (see
 		// stInsertTable): a trigger on one would fire.
@@ -1242,11 +1246,41 @@ func stBody(s *stmtChecker, t sqlToken) (stmtStep, error) {
 	s.indexOn = s.indexOn || s.what == "index" && t.is("on")
 	if s.what == "trigger" && s.trigger != trigBody {
 		s.trigger = s.trigger.next(t)
+		s.remember(t)
 		return stBody, nil
 	}
 	s.semiEnd = s.semi && t.is("end")
 	s.semi = t.isPunct(';')
+	s.remember(t)
 	return stBody, nil
+}
+
+// remember keeps t among the recent tokens of what is created.
+func (s *stmtChecker) remember(t sqlToken) {
+	text := t.name()
+	if t.kind == tokPunct {
+		text = string(t.punct)
+	}
+	copy(s.recent[:], s.recent[1:])
+	s.recent[len(s.recent)-1] = text
+}
+
+// writeTarget reports whether the name that comes now is the table a
+// statement writes: after UPDATE, INTO (INSERT, REPLACE), DELETE FROM, or
+// UPDATE OR REPLACE (and its kin), with a "schema." between.
+func (s *stmtChecker) writeTarget() bool {
+	r := s.recent[:]
+	if r[len(r)-1] == "." {
+		r = r[:len(r)-2]
+	}
+	p1, p2 := r[len(r)-1], r[len(r)-2]
+	switch {
+	case p1 == "update", p1 == "into", p1 == "from" && p2 == "delete":
+		return true
+	case p2 == "or" && (p1 == "replace" || p1 == "ignore" || p1 == "abort" || p1 == "fail" || p1 == "rollback"):
+		return true
+	}
+	return false
 }
 
 // next is the part of a trigger's declaration after t. Its BEGIN is the
