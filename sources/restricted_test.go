@@ -459,9 +459,6 @@ func TestSQLiteScreen(t *testing.T) {
 		sqliteFTSDecl + "CREATE TABLE ft_stat(a);\nCREATE TRIGGER tr AFTER INSERT ON ft_stat BEGIN SELECT 1; END;",
 		"CREATE TABLE edit(id, txt);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO edit(id, txt) VALUES(new.id, 'x'); END;",
 		"INSERT INTO t(rowid,a,\"b c\") VALUES(2,'x',1);",
-		// A line of GO or / is SQL like any other to SQLite's library (the
-		// shell took it for a ';'): a column named go, a division.
-		"CREATE TABLE g(a,\ngo\n);", "CREATE VIEW v AS SELECT a\n/\n2 AS h FROM w;",
 		// A trigger that reads the schema, a column named zipfile
 		// (false alarms found by an exploratory test).
 		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log SELECT name FROM sqlite_master WHERE type = 'table'; DELETE FROM log WHERE x IN (SELECT name FROM main.sqlite_schema); END;",
@@ -571,6 +568,12 @@ func TestSQLiteScreen(t *testing.T) {
 	for in, want := range map[string]error{
 		".trace /tmp/x\n": errDotCommand, "BEGIN;\n.shell id": errDotCommand, "#'\nSELECT 1;--'": errDotCommand,
 		"BEGIN;\x00'":                     errNulInDump,
+		// The shell takes a line of GO or / for a ';', ending a view's
+		// query before the screen sees its end: a view's text whose
+		// .dump, read by sqlite3, ran ".system" (a red-team test).
+		"CREATE VIEW v AS SELECT 1\nGO\nPRAGMA trusted_schema=ON;": errGoLine, "CREATE VIEW v AS SELECT 1\n  /  \r\n": errGoLine,
+		"CREATE VIEW v AS SELECT 1\n\tgo -- x\n": errGoLine, "CREATE VIEW v AS SELECT 1\ngo /* x */\n": errGoLine, "CREATE VIEW v AS SELECT 1\ngO": errGoLine, "CREATE VIEW v AS SELECT 1\n/": errGoLine,
+		"CREATE TABLE go(system, x);\nCREATE VIEW v AS SELECT\ngo\n.system 'touch${IFS}/tmp/x;#' FROM go;": errGoLine, "CREATE TABLE g(a,\ngo\n);": errGoLine,
 		"INSERT INTO t VALUES('a\x00b');": errNulInDump,
 	} {
 		for _, size := range []int{1, 2, 3, 7, 1 << 16} {
@@ -618,8 +621,8 @@ var sqliteBareFsdir = regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_$\x80-\xff])fsdir($
 // hostile) never panics, passes what it accepts unchanged, and accepts no
 // dump without quotes or comments in which fsdir stands as a name (but as
 // a column's, in a CREATE TABLE or INDEX), none
-// that reads a table at the top level (SELECT), and none with a NUL or a
-// line that starts with a dot or a #.
+// that reads a table at the top level (SELECT), and none with a NUL, a
+// line that starts with a dot or a #, or a line of GO or /.
 func FuzzSQLiteScreen(f *testing.F) {
 	f.Add(sqlitePlainDump, 3)
 	f.Add("CREATE TABLE t(x);\nINSERT INTO t VALUES('fsdir');\n", 3)
@@ -632,7 +635,7 @@ func FuzzSQLiteScreen(f *testing.F) {
 			t.Fatalf("%q passed as %q", in, out)
 		}
 		if err == nil && (!strings.ContainsAny(in, "'\"`[-/") && (sqliteBareFsdir.MatchString(in) && !sqliteCreateTableOrIndex.MatchString(in) || regexp.MustCompile(`(?i)^\s*select`).MatchString(in)) ||
-			strings.Contains(in, "\x00") || regexp.MustCompile(`(^|\n)[.#]`).MatchString(in)) {
+			strings.Contains(in, "\x00") || regexp.MustCompile(`(^|\n)[.#]`).MatchString(in) || regexp.MustCompile(`(?im)^[ \t\v\f\r]*(/|go)[ \t\v\f\r]*$`).MatchString(in)) {
 			t.Fatalf("%q accepted", in)
 		}
 	})

@@ -43,12 +43,15 @@ import (
 // What the restored database does when it is used later is the dump's to
 // decide, as a restored file's content is.
 //
-// The lines the shell read as its own (dot commands and # comments
-// between statements) are refused too: .dump writes none, so a dump that
-// holds one was made by someone else. So is a NUL byte: SQLite ends a
-// statement's text there, where the screen would read on. (The shell also
-// took a line of GO or / for a ';'; SQLite's library does not, and a
-// column named go alone on its line is a dump's too: an exploratory test.)
+// The lines the shell reads as its own (dot commands and # comments
+// between statements, and a line of GO or /, which it takes for a ';') are
+// refused too: .dump writes none, so a dump that holds one was made by
+// someone else. The library would not read them so, but a restored
+// database is dumped and loaded with the shell again: a view whose text
+// held a line "go" and then ".system …" ran a command when its .dump was
+// read by sqlite3 (a red-team test, after a session had let GO lines pass
+// for a column named go alone on its line). So is a NUL byte: SQLite ends
+// a statement's text there, where the screen would read on.
 
 // errNotPlainDump is a SQLite dump with SQL that sqlite3's .dump does not
 // write.
@@ -65,6 +68,11 @@ var errDotCommand = errors.New("the dump holds a line that starts with a dot or 
 // lines with fgets and measures them with strlen, so what follows a NUL
 // on its line is dropped, or read as the start of a line of its own.
 var errNulInDump = errors.New("the dump holds a NUL byte, which sqlite3 writes in no dump and around which its shell reads lines otherwise than they look: " + sqliteMadeElsewhere)
+
+// errGoLine is a SQLite dump's line that reads GO or /, which the sqlite3
+// shell takes for a ';' (as SQL Server's and Oracle's shells do) and so
+// ends the statement before it where the screen sees no end.
+var errGoLine = errors.New("the dump holds a line that reads GO or /, which sqlite3 takes for the ';' that ends a statement: a dump sqlite3 wrote holds none, so " + sqliteMadeElsewhere)
 
 // sqliteReachingTables are the tables of the sqlite3 shell and of SQLite
 // that reach beyond the database (fsdir reads any file, zipfile reads and
@@ -104,7 +112,8 @@ var sqliteModules = map[string]bool{"fts3": true, "fts4": true, "fts5": true, "f
 // sqliteScreen passes a SQLite dump on (see the comment at the top), failing
 // with errNotPlainDump at the first statement that .dump does not write,
 // at the first line that starts with a dot or a # (errDotCommand: the
-// shell's commands and comments) and at the first NUL byte (errNulInDump).
+// shell's commands and comments), at the first line of GO or / (errGoLine)
+// and at the first NUL byte (errNulInDump).
 type sqliteScreen struct {
 	r   io.ByteReader
 	buf []byte // the statement being read
@@ -117,7 +126,46 @@ type sqliteScreen struct {
 	stmt          stmtChecker
 	lineStart     bool
 	textLine      bool // the line started inside a literal or comment
+	goLine        goLineState
 	err           error
+}
+
+// goLineState is how far a line reads as GO or / alone.
+type goLineState uint8
+
+const (
+	goLineIndent goLineState = iota // at the line's start or in its leading white space
+	goLineNot                       // the line is something else
+	goLineSlash                     // after a leading /
+	goLineG                         // after a leading G
+	goLineGo                        // after a leading GO
+	goLineAfter                     // after a leading / or GO and white space
+)
+
+// next is the state after c, or errGoLine. The shell takes a line for a
+// ';' when, after white space, it holds / or GO and then nothing but
+// white space and comments: a line that may do so is refused (one whose
+// rest starts a comment too; "go INT);", a column's line, passes).
+func (s goLineState) next(c byte) (goLineState, error) {
+	space := c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r'
+	candidate := s == goLineSlash || s == goLineGo || s == goLineAfter
+	switch {
+	case candidate && (c == '\n' || c == '-' || c == '/'):
+		return s, errGoLine
+	case candidate && space:
+		return goLineAfter, nil
+	case c == '\n':
+		return goLineIndent, nil
+	case s == goLineIndent && space:
+		return s, nil
+	case s == goLineIndent && c == '/':
+		return goLineSlash, nil
+	case s == goLineIndent && (c == 'g' || c == 'G'):
+		return goLineG, nil
+	case s == goLineG && (c == 'o' || c == 'O'):
+		return goLineGo, nil
+	}
+	return goLineNot, nil
 }
 
 func newSQLiteScreen(r io.Reader) *sqliteScreen {
@@ -178,13 +226,17 @@ func (g *sqliteScreen) feed(c byte) error {
 	// comments (a # line's quote opened a literal for an earlier screen
 	// and hid the statement after it). A NUL: after "\0" and 98 bytes on
 	// a line, the shell read ".trace FILE" as a line's start, and
-	// SQLite ends a statement's text at a NUL. None of them is SQLite's,
-	// and .dump writes none: a dump that holds one was made for the shell
-	// by someone else.
+	// SQLite ends a statement's text at a NUL. A line of GO or / outside
+	// literals and comments, which the shell takes for a ';' (see the
+	// comment at the top). None of them is SQLite's, and .dump writes
+	// none: a dump that holds one was made for the shell by someone else.
 	if g.lineStart {
 		// Inside a literal or comment the shell's buffer holds the
 		// statement's start, and it takes no line for its own.
 		g.textLine = g.lexer.inText()
+		if g.textLine {
+			g.goLine = goLineNot
+		}
 	}
 	var err error
 	switch {
@@ -193,7 +245,9 @@ func (g *sqliteScreen) feed(c byte) error {
 	case g.lineStart && (c == '.' || c == '#') && !g.textLine && g.stmt.between:
 		err = errDotCommand
 	default:
-		err = g.lexer.byte(c)
+		if g.goLine, err = g.goLine.next(c); err == nil {
+			err = g.lexer.byte(c)
+		}
 	}
 	g.lineStart = c == '\n'
 	return err
@@ -202,6 +256,9 @@ func (g *sqliteScreen) feed(c byte) error {
 // finish checks the end of the dump: SQLite runs a statement left without
 // its ';' at the end of its text, so it must be one that could end there.
 func (g *sqliteScreen) finish() error {
+	if _, err := g.goLine.next('\n'); err != nil {
+		return err
+	}
 	if err := g.lexer.end(); err != nil {
 		return err
 	}
