@@ -23,9 +23,11 @@ import (
 // shell's edit()); it stays as the first:
 //
 //   - At the top level (stStart): the PRAGMAs of .dump and of snap's lines
-//     before it, the transaction, CREATE TABLE, INDEX, VIEW and TRIGGER,
-//     INSERT … VALUES of literals (and of replace, char and unistr, with
-//     which .dump writes line breaks), DELETE FROM sqlite_sequence,
+//     before it (with the values that do not change how the load runs),
+//     one transaction to its COMMIT, CREATE TABLE, INDEX, VIEW and TRIGGER,
+//     INSERT … VALUES of literals (with the columns --preserve-rowids
+//     names, and texts with line breaks in .dump's replace() and unistr()
+//     forms only), DELETE FROM sqlite_sequence,
 //     ANALYZE, and the one write of the schema with which .dump declares a
 //     virtual table of SQLite's own modules (checkVirtualTable). No
 //     statement can read a table.
@@ -37,8 +39,10 @@ import (
 //     reads.
 //   - What CREATE stores and the load runs (defaults, checks and generated
 //     columns as rows load, index expressions as indexes are made) may not
-//     name the shell's tables nor call its functions that reach beyond the
-//     database (stBody), which a dump loaded later by sqlite3 would run.
+//     call the shell's functions that reach beyond the database, nor (in a
+//     view or trigger) read its tables, nor (in a trigger) write the
+//     schema (stBody): sqlite3 would run them when an admin uses the
+//     restored database with it.
 //
 // What the restored database does when it is used later is the dump's to
 // decide, as a restored file's content is.
