@@ -567,7 +567,7 @@ func TestSQLiteScreen(t *testing.T) {
 	}
 	for in, want := range map[string]error{
 		".trace /tmp/x\n": errDotCommand, "BEGIN;\n.shell id": errDotCommand, "#'\nSELECT 1;--'": errDotCommand,
-		"BEGIN;\x00'":                     errNulInDump,
+		"BEGIN;\x00'": errNulInDump,
 		// The shell takes a line of GO or / for a ';', ending a view's
 		// query before the screen sees its end: a view's text whose
 		// .dump, read by sqlite3, ran ".system" (a red-team test).
