@@ -614,6 +614,11 @@ func screenAll(r io.Reader) ([]byte, error) {
 // column may be named fsdir (no subquery can read a table there).
 var sqliteCreateTableOrIndex = regexp.MustCompile(`(?i)create\s+(unique\s+)?(table|index)`)
 
+// sqliteDotLineBetween matches a line that starts with a dot or a # at the
+// dump's start or after a line that ends a statement: one the shell would
+// take for its own (a dot line inside a statement is SQL: "SELECT a\n.5").
+var sqliteDotLineBetween = regexp.MustCompile(`(^|;[ \t\r\v\f]*\n)[.#]`)
+
 // sqliteBareFsdir matches fsdir as a name of its own.
 var sqliteBareFsdir = regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_$\x80-\xff])fsdir($|[^A-Za-z0-9_$\x80-\xff])`)
 
@@ -622,7 +627,8 @@ var sqliteBareFsdir = regexp.MustCompile(`(?i)(^|[^A-Za-z0-9_$\x80-\xff])fsdir($
 // dump without quotes or comments in which fsdir stands as a name (but as
 // a column's, in a CREATE TABLE or INDEX), none
 // that reads a table at the top level (SELECT), and none with a NUL, a
-// line that starts with a dot or a #, or a line of GO or /.
+// line between statements that starts with a dot or a #, or a line of GO
+// or /.
 func FuzzSQLiteScreen(f *testing.F) {
 	f.Add(sqlitePlainDump, 3)
 	f.Add("CREATE TABLE t(x);\nINSERT INTO t VALUES('fsdir');\n", 3)
@@ -635,7 +641,7 @@ func FuzzSQLiteScreen(f *testing.F) {
 			t.Fatalf("%q passed as %q", in, out)
 		}
 		if err == nil && (!strings.ContainsAny(in, "'\"`[-/") && (sqliteBareFsdir.MatchString(in) && !sqliteCreateTableOrIndex.MatchString(in) || regexp.MustCompile(`(?i)^\s*select`).MatchString(in)) ||
-			strings.Contains(in, "\x00") || regexp.MustCompile(`(^|\n)[.#]`).MatchString(in) || regexp.MustCompile(`(?im)^[ \t\v\f\r]*(/|go)[ \t\v\f\r]*$`).MatchString(in)) {
+			strings.Contains(in, "\x00") || sqliteDotLineBetween.MatchString(in) || regexp.MustCompile(`(?im)^[ \t\v\f\r]*(/|go)[ \t\v\f\r]*$`).MatchString(in)) {
 			t.Fatalf("%q accepted", in)
 		}
 	})
