@@ -227,7 +227,11 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	if fi, err := os.Lstat(file); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		// The database is where the link points (a data volume linked
 		// into place): it is replaced there, and the link kept; renaming
-		// over the link would leave the real file as it was.
+		// over the link would leave the real file as it was. Only a link
+		// of this user's or root's: another user's could point anywhere.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+			return false, fmt.Errorf("%s is a symbolic link of another user's (uid %d), which could point anywhere; restore into the file it should point to with --to (%w)", d, st.Uid, ErrUnchanged)
+		}
 		if file, err = filepath.EvalSymlinks(d.File); err != nil {
 			return false, fmt.Errorf("%s is a symbolic link that cannot be followed: %w; restore into its target with --to", d, unwrapPathErr(err))
 		}
@@ -258,7 +262,22 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := filepath.Join(dir, "."+filepath.Base(file)+".snap-restore-"+hex.EncodeToString(rnd[:]))
+	name := "." + filepath.Base(file) + ".snap-restore-" + hex.EncodeToString(rnd[:])
+	// SQLite opens the file it loads, and its journals, by name. In a
+	// directory another user may write, that user could put a link in
+	// their place (a red-team test had root's restore chown and chmod a
+	// file of its choosing), so the load runs in a private directory and
+	// the result is copied in.
+	loadDir := dir
+	if writableByOthers(dir) {
+		work, err := os.MkdirTemp("", "snap-sqlite-restore-")
+		if err != nil {
+			return false, fmt.Errorf("%s: a private directory to load in: %w (%w)", d, err, ErrUnchanged)
+		}
+		defer os.RemoveAll(work)
+		loadDir = work
+	}
+	loaded := filepath.Join(loadDir, name)
 	removeDB := func(p string) {
 		for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
 			_ = os.Remove(p + suffix)
@@ -268,7 +287,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	// an empty database), and SQLite gives its journal and WAL the
 	// database file's mode: the restored data is never readable by
 	// others on the way, nor in what a killed restore leaves behind.
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(loaded, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
@@ -277,25 +296,34 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	// there (sqliteload.go, sqlitescreen.go).
 	screen := newSQLiteScreen(dump)
 	screen.deferWAL = true
-	err = sqliteLoad(ctx, tmp, screen.next)
+	err = sqliteLoad(ctx, loaded, screen.next)
 	if err == nil && screen.wal {
-		err = sqliteSetWAL(ctx, tmp)
+		err = sqliteSetWAL(ctx, loaded)
 	}
 	if err != nil {
 		// The load went into the temporary file: the target is as it was.
+		removeDB(loaded)
+		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
+	}
+	tmp := filepath.Join(dir, name)
+	out, err := placeLoaded(loaded, tmp)
+	if err != nil {
+		removeDB(loaded)
 		removeDB(tmp)
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
-	f, err = os.Open(tmp)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
+	defer out.Close()
+	// Synced, and given the old file's mode and owner, through the
+	// descriptor, never by the name.
+	err = out.Sync()
 	if err == nil && exists {
-		err = os.Chmod(tmp, old.Mode().Perm())
+		err = out.Chmod(old.Mode().Perm())
 		if st, ok := old.Sys().(*syscall.Stat_t); ok && err == nil && os.Geteuid() == 0 {
-			err = os.Chown(tmp, int(st.Uid), int(st.Gid))
+			err = out.Chown(int(st.Uid), int(st.Gid))
 		}
+	}
+	if err == nil {
+		err = sameFile(tmp, out)
 	}
 	if err != nil {
 		removeDB(tmp)
@@ -327,4 +355,63 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 		df.Close()
 	}
 	return !exists, nil
+}
+
+// writableByOthers reports whether a user other than this one (or root)
+// may add, rename or remove names in dir: it is theirs, or open to a group
+// or everyone without the sticky bit (which keeps others off this user's
+// names).
+func writableByOthers(dir string) bool {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	if int(st.Uid) != os.Geteuid() && st.Uid != 0 {
+		return true
+	}
+	return fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0
+}
+
+// placeLoaded returns the loaded database as tmp, open for writing: the
+// same file when it was loaded there, else a copy made there, created by
+// this process (O_EXCL: never a name someone put there first).
+func placeLoaded(loaded, tmp string) (*os.File, error) {
+	if loaded == tmp {
+		return os.OpenFile(tmp, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	}
+	in, err := os.Open(loaded)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return out, nil
+}
+
+// sameFile checks that name is still f, right before it is renamed into
+// place.
+func sameFile(name string, f *os.File) error {
+	byName, err := os.Lstat(name)
+	if err != nil {
+		return err
+	}
+	byFD, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(byName, byFD) {
+		return fmt.Errorf("%s was replaced by someone else during the restore", name)
+	}
+	return nil
 }

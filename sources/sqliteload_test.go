@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -226,5 +227,64 @@ func TestSQLiteWALAfterTheLoad(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("beside the database: %v", entries)
+	}
+}
+
+// TestSQLiteRestoreIntoAnotherUsersDirectory: in a directory another user
+// may write (an application's data directory), the load runs in a private
+// directory and the result is copied in and given the old file's owner and
+// mode through its descriptor (a red-team test swapped the temporary file
+// for a link after the load, and root's restore chowned a file of its
+// choosing); a symbolic link of another user's is not followed. As root.
+func TestSQLiteRestoreIntoAnotherUsersDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	const nobody = 65534
+	dir := filepath.Join(t.TempDir(), "app")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Chown(dir, nobody, nobody))
+	file := filepath.Join(dir, "app.db")
+	if out, err := exec.Command("sqlite3", file, "CREATE TABLE old(a);").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	must(os.Chown(file, nobody, nobody))
+	must(os.Chmod(file, 0o640))
+	tmpdir := t.TempDir()
+	t.Setenv("TMPDIR", tmpdir)
+	d, err := ParseDatabase("sqlite://" + file)
+	must(err)
+	if _, err := d.Restore(context.Background(), strings.NewReader(sqlitePlainDump), false, RestoreOptions{Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(file)
+	must(err)
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody || fi.Mode().Perm() != 0o640 {
+		t.Errorf("restored file: uid %d, mode %v", st.Uid, fi.Mode().Perm())
+	}
+	if out, err := exec.Command("sqlite3", file, "SELECT count(*) FROM a").Output(); err != nil || strings.TrimSpace(string(out)) != "7" {
+		t.Errorf("restored rows: %q %v", out, err)
+	}
+	for _, d := range []string{dir, tmpdir} {
+		if entries, _ := os.ReadDir(d); len(entries) > 1 || len(entries) == 1 && d == tmpdir {
+			t.Errorf("left in %s: %v", d, entries)
+		}
+	}
+	// Another user's link is refused, whatever it points to.
+	link := filepath.Join(dir, "link.db")
+	must(os.Symlink(file, link))
+	must(os.Lchown(link, nobody, nobody))
+	d, err = ParseDatabase("sqlite://" + link)
+	must(err)
+	if _, err := d.Restore(context.Background(), strings.NewReader(sqlitePlainDump), false, RestoreOptions{Replace: true}); err == nil || !strings.Contains(err.Error(), "symbolic link of another user's") {
+		t.Errorf("restore through another user's link: %v", err)
 	}
 }
