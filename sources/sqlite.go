@@ -161,6 +161,11 @@ func checkSQLiteHeader(file string) error {
 		return fmt.Errorf("sqlite://%s: %w", file, unwrapPathErr(err))
 	}
 	defer f.Close()
+	return checkSQLiteHeaderOf(f, file)
+}
+
+// checkSQLiteHeaderOf is checkSQLiteHeader of the open file f.
+func checkSQLiteHeaderOf(f *os.File, file string) error {
 	header := make([]byte, len(sqliteHeader))
 	if n, _ := io.ReadFull(f, header); n > 0 && (n < len(header) || string(header) != sqliteHeader) {
 		return fmt.Errorf("sqlite://%s is not a SQLite database (it does not start with %q); check the path", file, strings.TrimRight(sqliteHeader, "\x00"))
@@ -223,24 +228,36 @@ const sqliteHeader = "SQLite format 3\x00"
 // they would be applied to the new file). The file keeps the old one's mode
 // and owner.
 func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreOptions) (bool, error) {
-	file := d.File
-	if fi, err := os.Lstat(file); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		// The database is where the link points (a data volume linked
-		// into place): it is replaced there, and the link kept; renaming
-		// over the link would leave the real file as it was. Only a link
-		// of this user's or root's: another user's could point anywhere.
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() && st.Uid != 0 {
-			return false, fmt.Errorf("%s is a symbolic link of another user's (uid %d), which could point anywhere; restore into the file it should point to with --to (%w)", d, st.Uid, ErrUnchanged)
-		}
-		if file, err = filepath.EvalSymlinks(d.File); err != nil {
-			return false, fmt.Errorf("%s is a symbolic link that cannot be followed: %w; restore into its target with --to", d, unwrapPathErr(err))
-		}
+	// A link is followed (a data volume linked into place): the
+	// database is replaced where it points, and the link kept; renaming
+	// over the link would leave the real file as it was. Only where no
+	// other user could have put or changed it (safepath.go).
+	file, dirTrusted, err := resolveTarget(d.File)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
-	old, err := os.Stat(file)
-	exists := err == nil
+	// The file as it is now, read through one descriptor: its mode and
+	// owner, which the restored file gets, and its first bytes.
+	var old fs.FileInfo
+	var header error
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	switch {
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	case err == nil:
+		old, err = f.Stat()
+		if err == nil && old.Mode().IsRegular() {
+			header = checkSQLiteHeaderOf(f, file)
+		}
+		f.Close()
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", d, unwrapPathErr(err))
+		}
+	case errors.Is(err, syscall.ELOOP):
+		return false, fmt.Errorf("%s became a symbolic link during the restore (%w)", d, ErrUnchanged)
+	case !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("%s: %w", d, unwrapPathErr(err))
+	}
+	exists := old != nil
+	switch {
 	case exists && !old.Mode().IsRegular():
 		return false, fmt.Errorf("%s is not a regular file", d)
 	case exists && old.Size() > 0 && !o.Replace:
@@ -249,8 +266,8 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	if exists && o.Replace {
 		// --replace replaces a database, not whatever a mistyped --to
 		// names (a config file, a document).
-		if err := checkSQLiteHeader(file); err != nil {
-			return false, fmt.Errorf("%w; --replace replaces only a database (%w)", err, ErrUnchanged)
+		if header != nil {
+			return false, fmt.Errorf("%w; --replace replaces only a database (%w)", header, ErrUnchanged)
 		}
 		if err := d.checkNotOpen(file); err != nil {
 			return false, err
@@ -264,12 +281,12 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	_, _ = rand.Read(rnd[:])
 	name := "." + filepath.Base(file) + ".snap-restore-" + hex.EncodeToString(rnd[:])
 	// SQLite opens the file it loads, and its journals, by name. In a
-	// directory another user may write, that user could put a link in
-	// their place (a red-team test had root's restore chown and chmod a
-	// file of its choosing), so the load runs in a private directory and
-	// the result is copied in.
+	// directory another user may write, or add names to, that user could
+	// put a link or a journal of their own in their place (a red-team test
+	// had root's restore chown and chmod a file of its choosing), so the
+	// load runs in a private directory and the result is copied in.
 	loadDir := dir
-	if writableByOthers(dir) {
+	if !dirTrusted {
 		work, err := os.MkdirTemp("", "snap-sqlite-restore-")
 		if err != nil {
 			return false, fmt.Errorf("%s: a private directory to load in: %w (%w)", d, err, ErrUnchanged)
@@ -287,7 +304,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	// an empty database), and SQLite gives its journal and WAL the
 	// database file's mode: the restored data is never readable by
 	// others on the way, nor in what a killed restore leaves behind.
-	f, err := os.OpenFile(loaded, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	f, err = os.OpenFile(loaded, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
@@ -355,25 +372,6 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 		df.Close()
 	}
 	return !exists, nil
-}
-
-// writableByOthers reports whether a user other than this one (or root)
-// may add, rename or remove names in dir: it is theirs, or open to a group
-// or everyone without the sticky bit (which keeps others off this user's
-// names).
-func writableByOthers(dir string) bool {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return true
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return true
-	}
-	if int(st.Uid) != os.Geteuid() && st.Uid != 0 {
-		return true
-	}
-	return fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0
 }
 
 // placeLoaded returns the loaded database as tmp, open for writing: the

@@ -1,0 +1,78 @@
+package sources
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestResolveTarget: a restore's target path is followed only where no
+// other user could have put or changed what it names (red-team tests:
+// root's restore replaced a root-owned database through a link another
+// user put behind root's own link, and made files in any directory through
+// a link in a user's directory above the target). As root.
+func TestResolveTarget(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	const nobody = 65534
+	top := t.TempDir()
+	p := func(s string) string { return filepath.Join(top, s) }
+	mk := func(dir string, mode os.FileMode, uid int) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, name string, uid int) {
+		t.Helper()
+		if err := os.Symlink(target, name); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(name, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk(p("victims"), 0o700, 0)
+	mk(p("app"), 0o755, nobody) // an application's data directory
+	mk(p("home"), 0o755, nobody)
+	mk(p("srv"), 0o755, 0)
+	mk(p("shared"), 0o1775, 0) // sticky, group-writable
+	mk(p("srv/data"), 0o755, 0)
+	link(p("victims/other.db"), p("app/evil.db"), nobody)
+	link(p("app/evil.db"), p("srv/evil.db"), 0) // root's link, to the user's
+	link(p("app/app.db"), p("srv/app.db"), 0)   // root's link into the app's directory
+	link(p("victims"), p("home/app"), nobody)   // the user's link above the target
+	link(p("srv/data"), p("srv/datalink"), 0)   // root's link to root's directory
+	for _, c := range []struct {
+		path, file string
+		trusted    bool
+		refused    string
+	}{
+		{path: p("srv/data/x.db"), file: p("srv/data/x.db"), trusted: true},
+		{path: p("srv/datalink/x.db"), file: p("srv/data/x.db"), trusted: true},
+		{path: p("srv/new/sub/x.db"), file: p("srv/new/sub/x.db"), trusted: true},
+		{path: p("app/app.db"), file: p("app/app.db")},
+		{path: p("srv/app.db"), file: p("app/app.db")},
+		{path: p("shared/x.db"), file: p("shared/x.db")},
+		{path: p("srv/evil.db"), refused: "symbolic link of another user's"},
+		{path: p("app/evil.db"), refused: "symbolic link of another user's"},
+		{path: p("home/app/x.db"), refused: "which another user (uid 65534) may write"},
+		{path: p("app/new/x.db"), refused: "would be made in"},
+	} {
+		file, trusted, err := resolveTarget(c.path)
+		switch {
+		case c.refused != "" && (err == nil || !strings.Contains(err.Error(), c.refused)):
+			t.Errorf("%s: %q, %v; want refused (%s)", c.path, file, err, c.refused)
+		case c.refused == "" && (err != nil || file != c.file || trusted != c.trusted):
+			t.Errorf("%s: %q, trusted %v, %v; want %q, trusted %v", c.path, file, trusted, err, c.file, c.trusted)
+		}
+	}
+}
