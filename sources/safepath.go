@@ -65,7 +65,7 @@ func resolveTarget(path string) (file string, dirTrusted bool, err error) {
 			return "", false, err
 		}
 		if state == dirOthers && !last {
-			return "", false, fmt.Errorf("%s lies in %s, which another user (uid %d) may write and so replace it: restore somewhere only root writes, then move the file", next, cur, ownerOf(cur))
+			return "", false, fmt.Errorf("%s lies in %s, which another user may write (%s) and so replace it: restore somewhere only root writes, then move the file", next, cur, whoWrites(cur))
 		}
 		mine := isOurs(fi)
 		if fi.Mode()&fs.ModeSymlink != 0 {
@@ -134,6 +134,46 @@ func dirState(dir string) dirKind {
 func isOurs(fi fs.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && (int(st.Uid) == os.Geteuid() || st.Uid == 0)
+}
+
+// whoWrites describes the owner and mode of dir, for messages.
+func whoWrites(dir string) string {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err.Error()
+	}
+	mode := uint32(fi.Mode().Perm())
+	if fi.Mode()&fs.ModeSticky != 0 {
+		mode |= 0o1000
+	}
+	return fmt.Sprintf("owner uid %d, mode %04o", ownerOf(dir), mode)
+}
+
+// privateDir makes a directory of this user's alone, for a load that must
+// not happen where others may change names: in $TMPDIR, else /var/tmp or
+// /tmp, the first one that no other user may rename it out of (a red-team
+// test's $TMPDIR was a user's, who swapped the new directory for a link
+// and had root load into a root-owned database).
+func privateDir() (string, error) {
+	for _, base := range []string{os.TempDir(), "/var/tmp", "/tmp"} {
+		file, _, err := resolveTarget(filepath.Join(base, "probe"))
+		if err != nil {
+			continue
+		}
+		parent := filepath.Dir(file)
+		if dirState(parent) == dirOthers {
+			continue
+		}
+		work, err := os.MkdirTemp(parent, "snap-sqlite-restore-")
+		if err != nil {
+			continue
+		}
+		if fi, err := os.Lstat(work); err != nil || !fi.IsDir() || !isOurs(fi) || fi.Mode().Perm() != 0o700 {
+			continue
+		}
+		return work, nil
+	}
+	return "", errors.New("$TMPDIR, /var/tmp and /tmp may all be changed by another user; set TMPDIR to a directory only root writes")
 }
 
 // ownerOf returns the user ID that owns path (-1 when unknown).

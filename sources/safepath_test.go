@@ -64,7 +64,7 @@ func TestResolveTarget(t *testing.T) {
 		{path: p("shared/x.db"), file: p("shared/x.db")},
 		{path: p("srv/evil.db"), refused: "symbolic link of another user's"},
 		{path: p("app/evil.db"), refused: "symbolic link of another user's"},
-		{path: p("home/app/x.db"), refused: "which another user (uid 65534) may write"},
+		{path: p("home/app/x.db"), refused: "which another user may write (owner uid 65534, mode 0755)"},
 		{path: p("app/new/x.db"), refused: "would be made in"},
 	} {
 		file, trusted, err := resolveTarget(c.path)
@@ -74,5 +74,31 @@ func TestResolveTarget(t *testing.T) {
 		case c.refused == "" && (err != nil || file != c.file || trusted != c.trusted):
 			t.Errorf("%s: %q, trusted %v, %v; want %q, trusted %v", c.path, file, trusted, err, c.file, c.trusted)
 		}
+	}
+}
+
+// TestPrivateDirRefusesOthersTMPDIR: a $TMPDIR another user may write is
+// passed over for the private load (a red-team test's user swapped the new
+// directory for a link there), and the directory made is root's, 0700.
+func TestPrivateDirRefusesOthersTMPDIR(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another user")
+	}
+	theirs := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", theirs)
+	work, err := privateDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(work)
+	fi, err := os.Lstat(work)
+	if err != nil || strings.HasPrefix(work, theirs) || !fi.IsDir() || fi.Mode().Perm() != 0o700 || !isOurs(fi) {
+		t.Errorf("private directory %s (%v, %v)", work, fi.Mode(), err)
 	}
 }

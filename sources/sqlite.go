@@ -287,7 +287,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	// load runs in a private directory and the result is copied in.
 	loadDir := dir
 	if !dirTrusted {
-		work, err := os.MkdirTemp("", "snap-sqlite-restore-")
+		work, err := privateDir()
 		if err != nil {
 			return false, fmt.Errorf("%s: a private directory to load in: %w (%w)", d, err, ErrUnchanged)
 		}
@@ -333,7 +333,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	// Synced, and given the old file's mode and owner, through the
 	// descriptor, never by the name.
 	err = out.Sync()
-	if err == nil && exists {
+	if err == nil && exists && keepsOwner(old, dir, dirTrusted) {
 		err = out.Chmod(old.Mode().Perm())
 		if st, ok := old.Sys().(*syscall.Stat_t); ok && err == nil && os.Geteuid() == 0 {
 			err = out.Chown(int(st.Uid), int(st.Gid))
@@ -372,6 +372,20 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 		df.Close()
 	}
 	return !exists, nil
+}
+
+// keepsOwner reports whether the restored file takes the old one's owner
+// and mode: where only this user or root may add names (the old file is
+// what was there), or where the old file's owner owns the directory too
+// (an application's data directory). Not a file another user put first
+// in a directory open to others (a red-team test's empty file in a sticky
+// directory, 0666 and its own, got the restored data readable to it).
+func keepsOwner(old fs.FileInfo, dir string, dirTrusted bool) bool {
+	if dirTrusted || isOurs(old) {
+		return true
+	}
+	st, ok := old.Sys().(*syscall.Stat_t)
+	return ok && ownerOf(dir) == int(st.Uid)
 }
 
 // placeLoaded returns the loaded database as tmp, open for writing: the

@@ -288,3 +288,44 @@ func TestSQLiteRestoreIntoAnotherUsersDirectory(t *testing.T) {
 		t.Errorf("restore through another user's link: %v", err)
 	}
 }
+
+// TestSQLiteRestoreDoesNotGiveItToWhoeverPutTheFile: an empty file another
+// user put first in a directory open to everyone (sticky) does not give
+// the restored database its owner and mode (a red-team test read the
+// restored rows from its 0666 file).
+func TestSQLiteRestoreDoesNotGiveItToWhoeverPutTheFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "app.db")
+	if err := os.WriteFile(file, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(file, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ParseDatabase("sqlite://" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Restore(context.Background(), strings.NewReader(sqlitePlainDump), false, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("restored file: uid %d, mode %v", st.Uid, fi.Mode().Perm())
+	}
+}
