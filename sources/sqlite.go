@@ -188,7 +188,10 @@ func (d *Database) checkNotOpen(file string) error {
 }
 
 // processesWithOpen returns the other processes that hold one of paths
-// open, as "PID (NAME)", as far as /proc lets this user see.
+// open for writing, as "PID (NAME)", as far as /proc lets this user see.
+// Only writers lose what they write; a reader merely sees the old file
+// until it opens the database again (and any user who may read it could
+// otherwise block a restore for good: a red-team test).
 func processesWithOpen(paths ...string) []string {
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
@@ -207,7 +210,7 @@ func processesWithOpen(paths ...string) []string {
 			continue // gone, or another user's
 		}
 		for _, fd := range fds {
-			if target, err := os.Readlink(filepath.Join(dir, "fd", fd.Name())); err == nil && slices.Contains(paths, target) {
+			if target, err := os.Readlink(filepath.Join(dir, "fd", fd.Name())); err == nil && slices.Contains(paths, target) && openForWriting(filepath.Join(dir, "fdinfo", fd.Name())) {
 				comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
 				out = append(out, fmt.Sprintf("%d (%s)", pid, strings.TrimSpace(string(comm))))
 				break
@@ -215,6 +218,23 @@ func processesWithOpen(paths ...string) []string {
 		}
 	}
 	return out
+}
+
+// openForWriting reports whether the descriptor that fdinfo (a
+// /proc/PID/fdinfo/N file) describes was opened for writing; when that
+// cannot be told, it is taken to be.
+func openForWriting(fdinfo string) bool {
+	b, err := os.ReadFile(fdinfo)
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return err != nil || flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
+		}
+	}
+	return true
 }
 
 // sqliteHeader starts every SQLite 3 database file (an empty file is an

@@ -470,3 +470,23 @@ func TestRestoreSeveralDatabasesSaysWhatWasNotRestored(t *testing.T) {
 		t.Errorf("restore whose first database fails: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestSQLiteReplaceNotBlockedByAReader: a process that holds the database
+// open only for reading does not stop restore --replace (any user who may
+// read the file could otherwise block it for good: a red-team test); it
+// loses nothing, and sees the new data when it opens the file again.
+func TestSQLiteReplaceNotBlockedByAReader(t *testing.T) {
+	tr := newTestRepo(t)
+	file := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, file, sqliteSchema)
+	tr.mustRun("create", "--db", "sqlite://"+file)
+	reader := exec.Command("sh", "-c", "exec 3<\"$1\"; echo ready; sleep 60", "sh", file)
+	out, err := reader.StdoutPipe()
+	must(t, err)
+	must(t, reader.Start())
+	t.Cleanup(func() { _ = reader.Process.Kill(); _ = reader.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("reader: %q %v", line, err)
+	}
+	tr.mustRun("restore", "latest", "--db", "app", "--replace")
+}
