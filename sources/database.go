@@ -326,6 +326,13 @@ func (p *Dump) lockTimeout() time.Duration {
 	return sqliteLockTimeout
 }
 
+func (p *Dump) maxLine() int64 {
+	if p.sqliteMaxLine > 0 {
+		return p.sqliteMaxLine
+	}
+	return sqliteMaxStatement
+}
+
 // Properties is what the dump recorded about the database itself, once
 // it has run (nil for kinds and dumps that record nothing: a whole
 // server's dump holds its databases' properties; nil too when they could
@@ -430,11 +437,7 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 			rc = &completeReader{ReadCloser: rc, tool: p.Tool, marker: marker}
 		}
 		if p.DB.Kind == KindSQLite {
-			maxLine := p.sqliteMaxLine
-			if maxLine == 0 {
-				maxLine = sqliteMaxStatement
-			}
-			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout(), maxLine: maxLine}
+			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout(), maxLine: p.maxLine()}
 		}
 		return rc, nil
 	}

@@ -176,11 +176,9 @@ func checkSQLiteHeaderOf(f *os.File, file string) error {
 // checkNotOpen refuses to replace a database that another process holds
 // open: it would go on with the replaced file, and what it wrote after the
 // restore would be lost without a word (found by an exploratory test: a
-// Python process's later writes went to the unlinked old file).
+// Python process's later writes went to the unlinked old file). file is
+// resolved (resolveTarget), as /proc shows the files processes hold.
 func (d *Database) checkNotOpen(file string) error {
-	if real, err := filepath.EvalSymlinks(file); err == nil {
-		file = real
-	}
 	if procs := processesWithOpen(file, file+"-wal"); len(procs) > 0 {
 		return fmt.Errorf("%s is open in process %s: replaced now, it would go on with the old file, and what it writes would be lost; stop the application first (%w)", d, strings.Join(procs, ", "), ErrUnchanged)
 	}

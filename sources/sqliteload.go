@@ -95,17 +95,23 @@ var sqliteLoadDriver = sync.OnceValue(func() *sqlite.Driver {
 	return d
 })
 
-// sqliteText is a value SQLite passed to a function, as text.
+// sqliteText is a value other than NULL that SQLite passed to a function,
+// as text.
 func sqliteText(v driver.Value) string {
 	switch v := v.(type) {
 	case string:
 		return v
 	case []byte:
 		return string(v)
-	case nil:
-		return ""
 	}
 	return fmt.Sprint(v)
+}
+
+// openLoaded opens the database file being loaded with the loader's
+// driver; mode=rw: never a database of another name (the URI is the
+// file's path, percent-encoded).
+func openLoaded(file string) *sql.DB {
+	return sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
 }
 
 // sqliteConnector opens dsn with a driver of its own.
@@ -152,9 +158,7 @@ const sqliteAbandonAfter = 3 * time.Second
 
 // loadStatements is sqliteLoad's work.
 func loadStatements(ctx context.Context, file string, next sqliteStatements) error {
-	// mode=rw: never a database of another name (the URI is the file's
-	// path, percent-encoded).
-	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
+	db := openLoaded(file)
 	defer db.Close()
 	next, stop := readAhead(next)
 	defer stop()
@@ -163,9 +167,6 @@ func loadStatements(ctx context.Context, file string, next sqliteStatements) err
 		return sqliteLoadError(err)
 	}
 	defer conn.Close()
-	// CHECK constraints are checked as rows load, as sqlite3 did: a row
-	// that breaks one fails the load (left unchecked, a crafted dump's
-	// row made a database that failed integrity_check: a red-team test).
 	err = conn.Raw(func(dc any) error {
 		a, ok := dc.(sqlite.AuthorizerRegisterer)
 		if !ok {
@@ -181,6 +182,9 @@ func loadStatements(ctx context.Context, file string, next sqliteStatements) err
 	if _, err := sqlite.Limit(conn, sqlite3.SQLITE_LIMIT_ATTACHED, 0); err != nil {
 		return err
 	}
+	// CHECK constraints are checked as rows load, as sqlite3 did: a row
+	// that breaks one fails the load (left unchecked, a crafted dump's
+	// row made a database that failed integrity_check: a red-team test).
 	for {
 		stmt, line, err := next()
 		if err == io.EOF {
@@ -226,7 +230,7 @@ func loadStatements(ctx context.Context, file string, next sqliteStatements) err
 
 // sqliteSetWAL puts the loaded database in WAL mode, as the dump asked.
 func sqliteSetWAL(ctx context.Context, file string) error {
-	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
+	db := openLoaded(file)
 	defer db.Close()
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode=wal").Scan(&mode); err != nil {
@@ -243,7 +247,7 @@ func sqliteSetWAL(ctx context.Context, file string) error {
 // connection (a red-team test's virtual table named like a table loaded
 // without an error, and no connection could open the database after).
 func checkSQLiteSchema(ctx context.Context, file string) error {
-	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
+	db := openLoaded(file)
 	defer db.Close()
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {

@@ -1014,17 +1014,10 @@ func stReplaceChar(s *stmtChecker, t sqlToken) (stmtStep, error) {
 		s.replaces--
 		if s.replaces > 0 {
 			// The inner replace() was the outer's text.
-			return stReplaceAfterText(s, t)
+			return expectPunct(',', stReplaceEscape)(s, t)
 		}
 		return stAfterValue(s, t)
 	})), nil
-}
-
-func stReplaceAfterText(s *stmtChecker, t sqlToken) (stmtStep, error) {
-	if !t.isPunct(',') {
-		return nil, refuse(t, "',' after the text in replace()")
-	}
-	return stReplaceEscape, nil
 }
 
 // expectPunct is the step that takes the punctuation c, then goes on to
