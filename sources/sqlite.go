@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // SQLite: the sqlite3 shell writes the database as SQL text (.dump) inside
@@ -177,7 +179,7 @@ func checkSQLiteHeaderOf(f *os.File, file string) error {
 // open: it would go on with the replaced file, and what it wrote after the
 // restore would be lost without a word (found by an exploratory test: a
 // Python process's later writes went to the unlinked old file). file is
-// resolved (resolveTarget), as /proc shows the files processes hold.
+// resolved (safepath.Resolve), as /proc shows the files processes hold.
 func (d *Database) checkNotOpen(file string) error {
 	if procs := processesWithOpen(file, file+"-wal"); len(procs) > 0 {
 		return fmt.Errorf("%s is open in process %s: replaced now, it would go on with the old file, and what it writes would be lost; stop the application first (%w)", d, strings.Join(procs, ", "), ErrUnchanged)
@@ -249,8 +251,8 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	// A link is followed (a data volume linked into place): the
 	// database is replaced where it points, and the link kept; renaming
 	// over the link would leave the real file as it was. Only where no
-	// other user could have put or changed it (safepath.go).
-	file, dirTrusted, err := resolveTarget(d.File)
+	// other user could have put or changed it (package safepath).
+	file, dirTrusted, err := safepath.Resolve(d.File)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w (%w)", d, err, ErrUnchanged)
 	}
@@ -305,7 +307,7 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	// load runs in a private directory and the result is copied in.
 	loadDir := dir
 	if !dirTrusted {
-		work, err := privateDir()
+		work, err := safepath.PrivateDir("snap-sqlite-restore-")
 		if err != nil {
 			return false, fmt.Errorf("%s: a private directory to load in: %w (%w)", d, err, ErrUnchanged)
 		}
@@ -399,11 +401,11 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 // in a directory open to others (a red-team test's empty file in a sticky
 // directory, 0666 and its own, got the restored data readable to it).
 func keepsOwner(old fs.FileInfo, dir string, dirTrusted bool) bool {
-	if dirTrusted || isOurs(old) {
+	if dirTrusted || safepath.IsOurs(old) {
 		return true
 	}
 	st, ok := old.Sys().(*syscall.Stat_t)
-	return ok && ownerOf(dir) == int(st.Uid)
+	return ok && safepath.OwnerOf(dir) == int(st.Uid)
 }
 
 // placeLoaded returns the loaded database as tmp, open for writing: the

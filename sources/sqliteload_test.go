@@ -298,10 +298,10 @@ func TestSQLiteRestoreDoesNotGiveItToWhoeverPutTheFile(t *testing.T) {
 		t.Skip("needs root to give files to another user")
 	}
 	dir := filepath.Join(t.TempDir(), "shared")
-	if err := os.Mkdir(dir, 0o1777); err != nil {
+	if err := os.Mkdir(dir, os.ModeSticky|0o777); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(dir, 0o1777); err != nil {
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "app.db")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -120,7 +121,7 @@ func openConfig(c *cli.Context, e *env) (*Config, []Problem, error) {
 	// The one warning run and schedule give (config check gives all, this
 	// one added where it loads the file): a timer would run what anyone
 	// can write into the file.
-	if msg := writableByOthers(path); msg != "" {
+	if msg := configWarning(path); msg != "" {
 		newUI(c, e).warnf("%s", msg)
 	}
 	return cfg, problems, err
@@ -209,8 +210,8 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	}
 	if err == nil {
 		cfg, problems, err = loadConfig(path)
-		if msg := writableByOthers(path); msg != "" && (cfg != nil || len(problems) > 0) {
-			problems = append(problems, Problem{File: path, Message: msg, Severity: "warning"})
+		if why := writableByOthers(path); why != "" && os.Geteuid() != 0 && (cfg != nil || len(problems) > 0) {
+			problems = append(problems, Problem{File: path, Message: "another user could change this config, whose hooks and commands run as you: " + why, Severity: "warning"})
 		}
 		if cfg != nil || len(problems) > 0 {
 			err = nil // judged below, problem by problem

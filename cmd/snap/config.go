@@ -24,6 +24,7 @@ import (
 	"github.com/snap-backup/snap/repo/s3"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // The jobs config file (docs/usage.md, "Config file"). It names the
@@ -243,7 +244,18 @@ func findConfig(explicit string, getenv func(string) string) (string, error) {
 
 // loadConfig reads and checks a config file. It returns the config and
 // every problem found; err is a *ConfigError when any problem is an error.
+//
+// Run as root it refuses a file another user could change (writableByOthers):
+// its hooks, dump commands and password command would run as root. cron
+// refuses such crontabs in /etc/cron.d the same way.
 func loadConfig(path string) (*Config, []Problem, error) {
+	if os.Geteuid() == 0 {
+		if msg := writableByOthers(path); msg != "" {
+			msg = "another user could change this config, and root would run its hooks and commands; root does not read it: " + msg
+			problems := []Problem{{File: path, Message: msg, Severity: "error"}}
+			return nil, problems, &ConfigError{Problems: problems}
+		}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, usagef("config file %s: %v", path, unwrapOS(err))
@@ -251,26 +263,47 @@ func loadConfig(path string) (*Config, []Problem, error) {
 	return parseConfig(path, string(data))
 }
 
-// writableByOthers warns about a config file that users other than the
-// one running snap can change: its hooks and commands run as whoever runs
-// the job, root from a system timer. That is a file others may write, one
-// that root runs but another user owns, or one in a directory others may
-// write (they can replace it). "" when none of these holds.
+// writableByOthers says how users other than the one running snap could
+// change the config file at path, whose hooks and commands run as whoever
+// runs the job, root from a system timer, and what to do about it: a file
+// others may write, one that root runs but another user owns, one in a
+// directory others may write (they can put another file in its place), or
+// one on a path on which another user's link or directory could lead
+// elsewhere (root run with a user's environment, su without -, finds the
+// config under that user's $XDG_CONFIG_HOME). "" when none of these holds.
+// Root refuses such a file (loadConfig); anyone else is warned
+// (configWarning).
 func writableByOthers(path string) string {
-	st, err := os.Stat(path)
+	file, _, err := safepath.Resolve(path)
+	if err != nil {
+		return err.Error()
+	}
+	st, err := os.Stat(file)
 	if err != nil {
 		return ""
 	}
-	runs := "the user that runs the job"
 	switch sys, ok := st.Sys().(*syscall.Stat_t); {
-	case st.Mode().Perm()&0o022 != 0:
-		return fmt.Sprintf("%s is writable by others (mode %04o), and the hooks and commands it names run as %s: chmod go-w %s", path, st.Mode().Perm(), runs, path)
+	case safepath.OthersMayWrite(st):
+		return fmt.Sprintf("it is writable by others (mode %04o): chmod go-w %s", st.Mode().Perm(), file)
 	case ok && os.Geteuid() == 0 && sys.Uid != 0:
-		return fmt.Sprintf("%s belongs to user %d, and the hooks and commands it names run as root: chown root %s", path, sys.Uid, path)
+		return fmt.Sprintf("it belongs to user %d: chown root %s, or run snap as that user", sys.Uid, file)
+	case ok && int(sys.Uid) != os.Geteuid() && sys.Uid != 0:
+		return fmt.Sprintf("it belongs to user %d: copy it to a file of yours", sys.Uid)
 	}
-	dir := filepath.Dir(path)
-	if dst, err := os.Stat(dir); err == nil && dst.Mode().Perm()&0o022 != 0 && dst.Mode()&os.ModeSticky == 0 {
-		return fmt.Sprintf("%s is in %s, which others can write (mode %04o): they can put another file in its place, whose hooks and commands run as %s; chmod go-w %s", path, dir, dst.Mode().Perm(), runs, dir)
+	if dir := filepath.Dir(file); safepath.State(dir) == safepath.Others {
+		return fmt.Sprintf("it is in %s, which others can write (%s) and so put another file in its place: chmod go-w %s", dir, safepath.WhoWrites(dir), dir)
+	}
+	return ""
+}
+
+// configWarning is the warning about a config file another user could
+// change, for a user other than root ("" when there is none).
+func configWarning(path string) string {
+	if os.Geteuid() == 0 {
+		return "" // loadConfig refused it
+	}
+	if why := writableByOthers(path); why != "" {
+		return fmt.Sprintf("%s: another user could change this config, whose hooks and commands run as you: %s", path, why)
 	}
 	return ""
 }

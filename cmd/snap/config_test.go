@@ -428,10 +428,13 @@ func TestConfigMessages(t *testing.T) {
 	}
 }
 
-// TestConfigWritableByOthers: a config file others can write is a warning
-// (its hooks run as whoever runs the job, root from a system timer), in
-// config check and in snap run; a password file that is a directory is
-// one error, without the advice to chmod it.
+// TestConfigWritableByOthers: a config file another user could change is
+// refused by root (its hooks and commands would run as root: cron refuses
+// such crontabs too), in config check and in snap run, and a warning for
+// any other user; a password file that is a directory is one error,
+// without the advice to chmod it. Root run with a user's environment (su
+// without -: a red-team test) finds the config under that user's
+// $XDG_CONFIG_HOME, and refuses it too.
 func TestConfigWritableByOthers(t *testing.T) {
 	tr := newTestRepo(t)
 	app := filepath.Join(tr.dir, "app")
@@ -440,34 +443,70 @@ func TestConfigWritableByOthers(t *testing.T) {
 paths = ["` + app + `"]
 `)
 	must(t, os.Chmod(cfg, 0o666))
-	res := tr.runConfig(nil, "config", "check", "--config", cfg)
-	if !strings.Contains(res.stdout+res.stderr, "is writable by others (mode 0666)") {
-		t.Errorf("config check of a world-writable config: exit %d\n%s%s", res.code, res.stdout, res.stderr)
-	}
-	res = tr.runConfig(nil, "run", "--config", cfg)
-	if res.code != 0 || !strings.Contains(res.stderr, "warning: "+cfg+" is writable by others") {
-		t.Errorf("run with a world-writable config: exit %d\n%s", res.code, res.stderr)
+	if why := writableByOthers(cfg); !strings.Contains(why, "it is writable by others (mode 0666): chmod go-w "+cfg) {
+		t.Errorf("world-writable config: %q", why)
 	}
 	must(t, os.Chmod(cfg, 0o600))
-	if res := tr.runConfig(nil, "run", "--config", cfg); strings.Contains(res.stderr, "writable by others") {
-		t.Errorf("warning for a config only its owner can write: %s", res.stderr)
-	}
-	// Run by root, a config another user owns, or in a directory others
-	// can write, is a warning too.
-	if os.Geteuid() == 0 {
-		must(t, os.Chown(cfg, 65534, 65534))
-		if msg := writableByOthers(cfg); !strings.Contains(msg, "belongs to user 65534") {
-			t.Errorf("config of another user, run by root: %q", msg)
-		}
-		must(t, os.Chown(cfg, 0, 0))
+	if why := writableByOthers(cfg); why != "" {
+		t.Errorf("config only its owner can write: %q", why)
 	}
 	dirMode, err := os.Stat(filepath.Dir(cfg))
 	must(t, err)
 	must(t, os.Chmod(filepath.Dir(cfg), 0o777))
-	if msg := writableByOthers(cfg); !strings.Contains(msg, "which others can write") {
-		t.Errorf("config in a directory others can write: %q", msg)
+	if why := writableByOthers(cfg); !strings.Contains(why, "which others can write") {
+		t.Errorf("config in a directory others can write: %q", why)
 	}
 	must(t, os.Chmod(filepath.Dir(cfg), dirMode.Mode().Perm()))
+	if os.Geteuid() != 0 {
+		t.Skip("the rest needs root")
+	}
+	must(t, os.Chmod(cfg, 0o666))
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	if res.code != 2 || !strings.Contains(res.stdout+res.stderr, "root does not read it: it is writable by others (mode 0666)") {
+		t.Errorf("config check of a world-writable config, as root: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != 2 || !strings.Contains(res.stderr, "root does not read it: it is writable by others") || strings.Contains(res.stdout, "snapshot") {
+		t.Errorf("run with a world-writable config, as root: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	must(t, os.Chmod(cfg, 0o600))
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 || strings.Contains(res.stderr, "another user") {
+		t.Errorf("run with a config only root can write: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, os.Chown(cfg, 65534, 65534))
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 2 || !strings.Contains(res.stderr, "it belongs to user 65534: chown root "+cfg) {
+		t.Errorf("run with another user's config, as root: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, os.Chown(cfg, 0, 0))
+
+	// su without -: the user's $XDG_CONFIG_HOME, in the user's home,
+	// holds a config of root's own (the user can rename it away).
+	home := filepath.Join(tr.dir, "home")
+	must(t, os.MkdirAll(filepath.Join(home, ".config", "snap"), 0o755))
+	data, err := os.ReadFile(cfg)
+	must(t, err)
+	writeFile(t, filepath.Join(home, ".config", "snap", "snap.toml"), data)
+	must(t, os.Chown(home, 65534, 65534))
+	res = tr.runConfig([]string{"XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}, "run")
+	if res.code != 2 || !strings.Contains(res.stderr, "root does not read it: "+filepath.Join(home, ".config")+" lies in "+home+", which another user may write (owner uid 65534") {
+		t.Errorf("run as root with a user's XDG_CONFIG_HOME: exit %d\n%s", res.code, res.stderr)
+	}
+
+	// Any other user is warned, and the job runs.
+	tr2, runAs := newUserRepo(t, 65534)
+	app2 := filepath.Join(tr2.dir, "app")
+	writeFile(t, filepath.Join(app2, "f"), []byte("x"))
+	must(t, os.Chmod(app2, 0o755))
+	cfg2 := tr2.writeConfig(`[jobs.app]
+paths = ["` + app2 + `"]
+`)
+	must(t, os.Chown(cfg2, 65534, 65534))
+	must(t, os.Chown(filepath.Join(tr2.dir, "password"), 65534, 65534))
+	must(t, os.Chmod(cfg2, 0o666))
+	res = runAs("run", "--config", cfg2)
+	if res.code != 0 || !strings.Contains(res.stderr, "warning: "+cfg2+": another user could change this config, whose hooks and commands run as you: it is writable by others (mode 0666)") {
+		t.Errorf("run with a world-writable config, as another user: exit %d\n%s", res.code, res.stderr)
+	}
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "snap.toml")

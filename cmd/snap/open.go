@@ -18,6 +18,7 @@ import (
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // session is an open repository with its index and local cache, and the
@@ -453,16 +454,28 @@ func (s *session) close() {
 
 // cacheBase is the cache directory given (--cache-dir, SNAP_CACHE_DIR or
 // the config's cache_dir), else $XDG_CACHE_HOME/snap, else ~/.cache/snap
-// ($HOME, else the account's home directory).
+// ($HOME, else the account's home directory). A place another user could
+// redirect is not used (cacheNotOurs): one given is refused, one from the
+// environment passed over for the next (root run with a user's
+// environment, su without -, would write its index cache and snapshot
+// cache through that user's links).
 func cacheBase(e *env, given string) (string, error) {
 	if given != "" {
+		abs, err := filepath.Abs(given)
+		if err != nil {
+			return "", err
+		}
+		if why := cacheNotOurs(abs); why != "" {
+			return "", usagef("cache directory %s: %s", given, why)
+		}
 		return given, nil
 	}
+	var places []string
 	if d := xdgDir(e.getenv, "XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "snap"), nil
+		places = append(places, filepath.Join(d, "snap"))
 	}
 	if home := xdgDir(e.getenv, "HOME"); home != "" {
-		return filepath.Join(home, ".cache", "snap"), nil
+		places = append(places, filepath.Join(home, ".cache", "snap"))
 	}
 	// A system service runs without HOME (systemd sets it only with
 	// User=): the account's home from the password database gives a timer
@@ -471,10 +484,55 @@ func cacheBase(e *env, given string) (string, error) {
 	u, err := user.Current()
 	if err == nil && filepath.IsAbs(u.HomeDir) && u.HomeDir != "/" {
 		if fi, serr := os.Stat(u.HomeDir); serr == nil && fi.IsDir() {
-			return filepath.Join(u.HomeDir, ".cache", "snap"), nil
+			places = append(places, filepath.Join(u.HomeDir, ".cache", "snap"))
 		}
 	}
+	var passed []string
+	for _, p := range places {
+		why := cacheNotOurs(p)
+		if why == "" {
+			return p, nil
+		}
+		passed = append(passed, fmt.Sprintf("%s (%s)", p, why))
+	}
+	if len(passed) > 0 {
+		return "", usagef("no cache directory only this user or root may change: %s; give --cache-dir (SNAP_CACHE_DIR)", strings.Join(passed, "; "))
+	}
 	return "", usagef("no cache directory: neither XDG_CACHE_HOME nor HOME is set, and this account has no home directory; set one of them, or give --cache-dir (SNAP_CACHE_DIR)")
+}
+
+// cacheNotOurs says why another user could change what the cache
+// directory dir (absolute) holds, or "" when no one else can: a link or a
+// directory of theirs on the way, dir itself in a directory they may
+// write, theirs in a sticky one (/tmp), or open to them.
+func cacheNotOurs(dir string) string {
+	file, trusted, err := safepath.Resolve(dir)
+	if err != nil {
+		return err.Error()
+	}
+	if fi, err := os.Lstat(file); err == nil && safepath.State(file) != safepath.Ours {
+		if !safepath.IsOurs(fi) {
+			return fmt.Sprintf("it belongs to another user (uid %d)", safepath.OwnerOf(file))
+		}
+		return fmt.Sprintf("others may write it (%s)", safepath.WhoWrites(file))
+	}
+	if trusted {
+		return ""
+	}
+	parent := filepath.Dir(file)
+	if safepath.State(parent) == safepath.Others {
+		return fmt.Sprintf("it is in %s, which another user may write (%s)", parent, safepath.WhoWrites(parent))
+	}
+	// A sticky directory (/tmp): others cannot take a name of ours, but
+	// they may have made this one first, or make it between a check and
+	// its making: made here, then checked.
+	if err := os.Mkdir(file, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err.Error()
+	}
+	if fi, err := os.Lstat(file); err != nil || !fi.IsDir() || !safepath.IsOurs(fi) {
+		return fmt.Sprintf("it belongs to another user (uid %d) in %s, which others may write", safepath.OwnerOf(file), parent)
+	}
+	return ""
 }
 
 // snapshots lists every snapshot, warning about unreadable ones.

@@ -3,9 +3,13 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"syscall"
+
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // startProfiles writes the profiles that the environment asks for, for
@@ -16,7 +20,7 @@ import (
 func startProfiles(getenv func(string) string) (stop func()) {
 	var stops []func()
 	if p := getenv("SNAP_CPUPROFILE"); p != "" {
-		f, err := os.Create(p)
+		f, err := createOwnFile(p)
 		if err == nil {
 			err = pprof.StartCPUProfile(f)
 		}
@@ -27,7 +31,7 @@ func startProfiles(getenv func(string) string) (stop func()) {
 		}
 	}
 	if p := getenv("SNAP_TRACE"); p != "" {
-		f, err := os.Create(p)
+		f, err := createOwnFile(p)
 		if err == nil {
 			err = trace.Start(f)
 		}
@@ -41,7 +45,7 @@ func startProfiles(getenv func(string) string) (stop func()) {
 		runtime.MemProfileRate = 64 << 10
 		stops = append(stops, func() {
 			runtime.GC() // the profile counts allocations up to the last collection
-			f, err := os.Create(p)
+			f, err := createOwnFile(p)
 			if err == nil {
 				err = pprof.Lookup("allocs").WriteTo(f, 0)
 				f.Close()
@@ -56,4 +60,47 @@ func startProfiles(getenv func(string) string) (stop func()) {
 			s()
 		}
 	}
+}
+
+// createOwnFile creates the file at path, or empties it, for a profile
+// that a variable of the environment names. Root run with a user's
+// environment (su without -) must not write through that user's links:
+// a path another user could redirect is refused (package safepath), the
+// last part is not followed if it is a link, and a file found there must
+// be this user's (or root's), a regular one with no other names.
+func createOwnFile(path string) (*os.File, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	file, trusted, err := safepath.Resolve(abs)
+	if err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(file); !trusted && safepath.State(dir) == safepath.Others {
+		return nil, fmt.Errorf("%s is in %s, which another user may write (%s): name a file in a directory only you or root may change", path, dir, safepath.WhoWrites(dir))
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		switch {
+		case !fi.Mode().IsRegular():
+			err = fmt.Errorf("%s is not a regular file", path)
+		case !safepath.IsOurs(fi):
+			err = fmt.Errorf("%s belongs to another user (uid %d): name a file of yours", path, st.Uid)
+		case st != nil && st.Nlink > 1:
+			err = fmt.Errorf("%s has other names (hard links): name a new file", path)
+		default:
+			err = f.Truncate(0)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }

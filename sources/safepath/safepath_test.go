@@ -1,4 +1,4 @@
-package sources
+package safepath
 
 import (
 	"os"
@@ -44,7 +44,7 @@ func TestResolveTarget(t *testing.T) {
 	mk(p("app"), 0o755, nobody) // an application's data directory
 	mk(p("home"), 0o755, nobody)
 	mk(p("srv"), 0o755, 0)
-	mk(p("shared"), 0o1775, 0) // sticky, group-writable
+	mk(p("shared"), os.ModeSticky|0o777, 0) // sticky, open to everyone
 	mk(p("srv/data"), 0o755, 0)
 	link(p("victims/other.db"), p("app/evil.db"), nobody)
 	link(p("app/evil.db"), p("srv/evil.db"), 0) // root's link, to the user's
@@ -67,7 +67,7 @@ func TestResolveTarget(t *testing.T) {
 		{path: p("home/app/x.db"), refused: "which another user may write (owner uid 65534, mode 0755)"},
 		{path: p("app/new/x.db"), refused: "would be made in"},
 	} {
-		file, trusted, err := resolveTarget(c.path)
+		file, trusted, err := Resolve(c.path)
 		switch {
 		case c.refused != "" && (err == nil || !strings.Contains(err.Error(), c.refused)):
 			t.Errorf("%s: %q, %v; want refused (%s)", c.path, file, err, c.refused)
@@ -92,13 +92,51 @@ func TestPrivateDirRefusesOthersTMPDIR(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TMPDIR", theirs)
-	work, err := privateDir()
+	work, err := PrivateDir("snap-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(work)
 	fi, err := os.Lstat(work)
-	if err != nil || strings.HasPrefix(work, theirs) || !fi.IsDir() || fi.Mode().Perm() != 0o700 || !isOurs(fi) {
+	if err != nil || strings.HasPrefix(work, theirs) || !fi.IsDir() || fi.Mode().Perm() != 0o700 || !IsOurs(fi) {
 		t.Errorf("private directory %s (%v, %v)", work, fi.Mode(), err)
+	}
+}
+
+// TestOthersMayWrite: write permission for everyone, or for a group with
+// another member, lets others write; for a group of the owner's alone (a
+// user private group, as root's group is) it does not.
+func TestOthersMayWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file another group")
+	}
+	f := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		mode os.FileMode
+		gid  int
+		want bool
+	}{
+		{0o644, 0, false},
+		{0o664, 0, false},     // root's own group
+		{0o664, 65534, true},  // nogroup: another name, other members
+		{0o646, 0, true},      // everyone
+		{0o644, 65534, false}, // the group may only read
+	} {
+		if err := os.Chown(f, 0, c.gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := OthersMayWrite(fi); got != c.want {
+			t.Errorf("mode %04o, group %d: %v, want %v", c.mode, c.gid, got, c.want)
+		}
 	}
 }

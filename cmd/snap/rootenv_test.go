@@ -1,0 +1,93 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRootWithAUsersEnvironment: root run with a user's environment (su
+// without -, found by a red-team test) does not write its cache or its
+// profiles where that user could redirect them: a $XDG_CACHE_HOME in the
+// user's home is passed over for root's own $HOME, a cache directory given
+// there is refused, and a profile file is not written through the user's
+// link or into the user's file. The config file's side is in
+// TestConfigWritableByOthers.
+func TestRootWithAUsersEnvironment(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	const nobody = 65534
+	tr := newTestRepo(t)
+	userHome := filepath.Join(tr.dir, "user")
+	rootHome := filepath.Join(tr.dir, "root")
+	must(t, os.MkdirAll(filepath.Join(userHome, ".cache"), 0o755))
+	must(t, os.MkdirAll(rootHome, 0o700))
+	must(t, os.Chown(userHome, nobody, nobody))
+	must(t, os.Chown(filepath.Join(userHome, ".cache"), nobody, nobody))
+	env := []string{"SNAP_CACHE_DIR=", "XDG_CACHE_HOME=" + filepath.Join(userHome, ".cache"), "HOME=" + rootHome}
+
+	res := tr.runEnv(env, nil, "list")
+	if res.code != 0 {
+		t.Fatalf("list with a user's XDG_CACHE_HOME: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(userHome, ".cache", "snap")); err == nil {
+		t.Errorf("root made its cache in the user's XDG_CACHE_HOME")
+	}
+	if _, err := os.Stat(filepath.Join(rootHome, ".cache", "snap", "key-hints")); err != nil {
+		t.Errorf("root's cache is not in its own HOME: %v", err)
+	}
+
+	// Given, the same place is refused, with the reason.
+	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(userHome, ".cache", "snap")}, nil, "list")
+	if res.code != 2 || !strings.Contains(res.stderr, "cache directory "+filepath.Join(userHome, ".cache", "snap")+": "+filepath.Join(userHome, ".cache")+" lies in "+userHome+", which another user may write (owner uid 65534") {
+		t.Errorf("list with a cache directory in a user's home: exit %d\n%s", res.code, res.stderr)
+	}
+	// A cache directory of another user's in a sticky directory (/tmp)
+	// is refused; a new one there is made and used.
+	sticky := filepath.Join(tr.dir, "tmp")
+	must(t, os.Mkdir(sticky, 0o755))
+	must(t, os.Chmod(sticky, os.ModeSticky|0o777))
+	must(t, os.Mkdir(filepath.Join(sticky, "theirs"), 0o700))
+	must(t, os.Chown(filepath.Join(sticky, "theirs"), nobody, nobody))
+	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(sticky, "theirs")}, nil, "list")
+	if res.code != 2 || !strings.Contains(res.stderr, "cache directory "+filepath.Join(sticky, "theirs")+": it belongs to another user (uid 65534)") {
+		t.Errorf("list with another user's cache directory in a sticky directory: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(sticky, "ours")}, nil, "list"); res.code != 0 {
+		t.Errorf("list with a new cache directory in a sticky directory: exit %d\n%s", res.code, res.stderr)
+	}
+
+	// Profiles: not through the user's link, not into the user's file,
+	// not into the user's directory; root's own place works.
+	victim := filepath.Join(tr.dir, "victim")
+	writeFile(t, victim, []byte("root's"))
+	link := filepath.Join(sticky, "cpu.prof")
+	must(t, os.Symlink(victim, link))
+	must(t, os.Lchown(link, nobody, nobody))
+	theirs := filepath.Join(sticky, "trace.out")
+	writeFile(t, theirs, nil)
+	must(t, os.Chown(theirs, nobody, nobody))
+	res = tr.runEnv([]string{"SNAP_CPUPROFILE=" + link, "SNAP_TRACE=" + theirs, "SNAP_MEMPROFILE=" + filepath.Join(userHome, "mem.prof")}, nil, "list")
+	if res.code != 0 || !strings.Contains(res.stderr, "SNAP_CPUPROFILE") || !strings.Contains(res.stderr, "SNAP_TRACE: "+theirs+" belongs to another user (uid 65534)") ||
+		!strings.Contains(res.stderr, "SNAP_MEMPROFILE: "+filepath.Join(userHome, "mem.prof")+" is in "+userHome+", which another user may write") {
+		t.Errorf("profiles named in a user's places: exit %d\n%s", res.code, res.stderr)
+	}
+	if data, err := os.ReadFile(victim); err != nil || string(data) != "root's" {
+		t.Errorf("the profile was written through the user's link: %q %v", data, err)
+	}
+	if fi, err := os.Stat(theirs); err != nil || fi.Size() != 0 {
+		t.Errorf("the trace was written into the user's file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(userHome, "mem.prof")); err == nil {
+		t.Errorf("the heap profile was written into the user's directory")
+	}
+	own := filepath.Join(rootHome, "cpu.prof")
+	if res := tr.runEnv([]string{"SNAP_CPUPROFILE=" + own}, nil, "list"); res.code != 0 || strings.Contains(res.stderr, "SNAP_CPUPROFILE") {
+		t.Errorf("profile in root's own directory: exit %d\n%s", res.code, res.stderr)
+	}
+	if fi, err := os.Stat(own); err != nil || fi.Size() == 0 {
+		t.Errorf("no profile in root's own directory: %v", err)
+	}
+}
