@@ -57,6 +57,12 @@ type Stream struct {
 	// Properties, when set, gives what the source recorded about itself
 	// while it ran (Source.Properties), asked once it has ended well.
 	Properties func() *sources.DatabaseProperties
+	// Check, when set, is asked once the stream has ended well whether
+	// what it gave lost anything on the way (an SQLite TEXT value cut at a
+	// NUL by the dump tool). Such an error is reported as an unreadable
+	// file is, and the stream is saved all the same: the snapshot is, and
+	// the run ends with a partial status.
+	Check func(ctx context.Context) error
 
 	parent []repo.ID // the content of the previous dump (set by Create)
 }
@@ -861,7 +867,7 @@ func (a *archiver) run(ctx context.Context, cancel context.CancelFunc, root *vdi
 	}
 	var streamErr error
 	for _, f := range streams {
-		if r := <-f; r.err != nil && streamErr == nil && !errors.Is(r.err, context.Canceled) {
+		if r := <-f; r.err != nil && !r.kept && streamErr == nil && !errors.Is(r.err, context.Canceled) {
 			streamErr = r.err
 		}
 	}
@@ -1008,7 +1014,7 @@ func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, 
 				out[e] = ch
 				go func(s *Stream) {
 					r := a.safe(func() fileResult { return a.saveStream(ctx, s) })
-					if r.err != nil {
+					if r.err != nil && !r.kept {
 						cancel()
 					}
 					ch <- r
@@ -1053,7 +1059,16 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	a.nFiles.Add(1)
 	a.nBytes.Add(n)
 	a.opts.Report(Event{Kind: EventFile, Path: s.Path, Bytes: n})
-	return fileResult{node: Node{Meta: m, Content: ids}}
+	res := fileResult{node: Node{Meta: m, Content: ids}}
+	if s.Check != nil {
+		if err := s.Check(ctx); err != nil {
+			if ctx.Err() != nil {
+				return fileResult{err: ctx.Err(), fatal: true}
+			}
+			res.err, res.kept = &sources.PathError{Op: "check", Path: s.Path, Err: fmt.Errorf("%w (%w)", err, ErrSavedIncomplete)}, true
+		}
+	}
+	return res
 }
 
 // startPaths starts saving every backed-up path at once: directories are
@@ -1144,10 +1159,11 @@ func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree
 		case e.stream != nil:
 			r := <-streams[e]
 			streams[e] <- r // leave it for run's final drain
-			if r.err != nil {
-				return repo.ID{}, r.err
+			n, _, err := a.fileOutcome(r)
+			if err != nil {
+				return repo.ID{}, err
 			}
-			tree.Nodes = append(tree.Nodes, r.node)
+			tree.Nodes = append(tree.Nodes, n)
 		default:
 			r := <-paths[e]
 			paths[e] <- r // leave it for run's final drain
@@ -1559,6 +1575,10 @@ func (a *archiver) statAll(l *sources.Listing, names []string, pnodes []*Node) [
 	wg.Wait()
 	return out
 }
+
+// ErrSavedIncomplete marks the reported error of a stream that lost some of
+// its content on the way (Stream.Check), and was saved as it came.
+var ErrSavedIncomplete = errors.New("saved as it came")
 
 // ErrSavedEmpty marks the reported error of a directory that could not be
 // listed and was saved without its entries, not skipped.

@@ -317,6 +317,9 @@ type Dump struct {
 	// sqliteMaxLine is the longest line of an SQLite dump that can be
 	// loaded back (0: sqliteMaxStatement).
 	sqliteMaxLine int64
+	// nulCheck delivers what an SQLite dump's Check reports (Open starts
+	// it).
+	nulCheck <-chan nulCheckResult
 }
 
 func (p *Dump) lockTimeout() time.Duration {
@@ -437,7 +440,7 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 			rc = &completeReader{ReadCloser: rc, tool: p.Tool, marker: marker}
 		}
 		if p.DB.Kind == KindSQLite {
-			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout(), maxLine: p.maxLine()}
+			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout(), maxLine: p.maxLine(), stopCheck: p.startNULCheck(ctx)}
 		}
 		return rc, nil
 	}

@@ -80,6 +80,9 @@ type sqliteLockReader struct {
 	timeout time.Duration
 	maxLine int64
 	line    int64 // the bytes of the current line read so far
+	// stopCheck ends the NUL check run beside the dump when the dump
+	// fails (Dump.Check).
+	stopCheck func()
 }
 
 // sqliteMaxStatement is the longest statement SQLite loads (its
@@ -113,7 +116,11 @@ func (r *sqliteLockReader) tooLong() error {
 }
 
 func (r *sqliteLockReader) Close() error {
-	return r.db.sqliteLocked(r.ReadCloser.Close(), r.timeout)
+	err := r.db.sqliteLocked(r.ReadCloser.Close(), r.timeout)
+	if err != nil {
+		r.stopCheck()
+	}
+	return err
 }
 
 func sqliteURI(file string) string {

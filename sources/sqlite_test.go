@@ -178,3 +178,49 @@ func TestSQLiteDumpRefusesUnloadableRow(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteDumpCheckFindsTextWithNUL: sqlite3's .dump cuts a TEXT value
+// at a NUL without a word; the dump's Check names each column that holds
+// such values, in tables of any name, and nothing for a BLOB with zero
+// bytes, numbers or text without one.
+func TestSQLiteDumpCheckFindsTextWithNUL(t *testing.T) {
+	dir := t.TempDir()
+	clean := filepath.Join(dir, "clean.db")
+	cut := filepath.Join(dir, "cut.db")
+	const schema = `CREATE TABLE "odd ""name""" (id INTEGER PRIMARY KEY, "a b" TEXT, n REAL, b BLOB);
+INSERT INTO "odd ""name""" VALUES (1, 'text', 1.5, x'00ff00'), (2, NULL, 2, 'ab');
+CREATE TABLE other (x);
+INSERT INTO other VALUES (x'0000'), (3);
+`
+	for file, more := range map[string]string{clean: "", cut: `INSERT INTO "odd ""name""" VALUES (3, 'ab' || char(0) || 'cd', 0, NULL), (4, char(0), 0, NULL);
+INSERT INTO other VALUES (CAST(x'610062' AS TEXT));`} {
+		if out, err := sqlite3Run(t, file, schema+more); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	ctx := context.Background()
+	for file, want := range map[string]string{clean: "", cut: `(odd "name".a b: 2 values, other.x: 1 value), which sqlite3's .dump cuts at the NUL`} {
+		d, err := ParseDatabase("sqlite://" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dump, err := d.Dump(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := dump.Open(func(string) {})(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		err = dump.Check(ctx)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v; want %q", filepath.Base(file), err, want)
+		}
+	}
+}

@@ -490,3 +490,31 @@ func TestSQLiteReplaceNotBlockedByAReader(t *testing.T) {
 	}
 	tr.mustRun("restore", "latest", "--db", "app", "--replace")
 }
+
+// TestSQLiteTextWithNULReported: a TEXT value with a NUL, which sqlite3's
+// .dump cuts there without a word, makes the create say where and exit 3
+// (the snapshot is saved, as for a file that could not be read), in text
+// and in JSON; the next create of the same database, the value made a
+// BLOB, is clean.
+func TestSQLiteTextWithNULReported(t *testing.T) {
+	tr := newTestRepo(t)
+	dbFile := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, dbFile, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'ab' || char(0) || 'cd'), (2, 'plain');")
+	res := tr.run("create", "--db", "sqlite://"+dbFile)
+	if res.code != exitPartial || !strings.Contains(res.stderr, "holds TEXT values with a NUL character (notes.body: 1 value), which sqlite3's .dump cuts at the NUL") ||
+		!strings.Contains(res.stderr, "(saved as it came)") || strings.Contains(res.stderr, "(skipped)") || !strings.Contains(res.stdout, "snapshot ") {
+		t.Fatalf("create of a database with a NUL in a TEXT value: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.run("create", "--json", "--db", "sqlite://"+dbFile)
+	if res.code != exitPartial || !strings.Contains(res.stdout, `"errors":1`) || !strings.Contains(res.stdout+res.stderr, `"path":"/db/sqlite/app.sql","type":"error"`) {
+		t.Errorf("create --json: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	sqliteQuery(t, dbFile, "UPDATE notes SET body = CAST(body AS BLOB) WHERE id = 1;")
+	if res := tr.run("create", "--db", "sqlite://"+dbFile); res.code != 0 {
+		t.Errorf("create after the value was made a BLOB: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("restore", "latest", "--db", "app.db", "--replace")
+	if got := sqliteQuery(t, dbFile, "SELECT hex(body) FROM notes WHERE id = 1;"); strings.TrimSpace(got) != "6162006364" {
+		t.Errorf("the BLOB came back as %s", got)
+	}
+}

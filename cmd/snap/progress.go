@@ -204,7 +204,7 @@ func (p *progress) event(ev snapshot.Event) {
 		delete(p.inflight, ev.Path)
 		p.mu.Unlock()
 		msg := withPath(ev.Path, fmt.Sprint(ev.Err))
-		if p.action == "create" && !errors.Is(ev.Err, snapshot.ErrSavedEmpty) {
+		if p.action == "create" && !errors.Is(ev.Err, snapshot.ErrSavedEmpty) && !errors.Is(ev.Err, snapshot.ErrSavedIncomplete) {
 			msg += " (skipped)"
 		}
 		p.u.log.Error(msg, pathAttrs(ev.Path)...)

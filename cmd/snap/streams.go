@@ -203,7 +203,7 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 			return nil, err
 		}
 		p := sf.dbPaths[i]
-		out = append(out, snapshot.Stream{Path: p, Open: dump.Open(u.toolLines(p)), Properties: dump.Properties,
+		out = append(out, snapshot.Stream{Path: p, Open: dump.Open(u.toolLines(p)), Properties: dump.Properties, Check: dump.Check,
 			Source: snapshot.Source{Kind: d.Kind, URL: d.String(), Tool: dump.Tool, Version: dump.Version}})
 	}
 	return out, nil
