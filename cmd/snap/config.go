@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -245,45 +247,68 @@ func findConfig(explicit string, getenv func(string) string) (string, error) {
 // loadConfig reads and checks a config file. It returns the config and
 // every problem found; err is a *ConfigError when any problem is an error.
 //
-// Run as root it refuses a file another user could change (writableByOthers):
+// Run as root it refuses a file another user could change (readConfigFile):
 // its hooks, dump commands and password command would run as root. cron
 // refuses such crontabs in /etc/cron.d the same way.
 func loadConfig(path string) (*Config, []Problem, error) {
-	if os.Geteuid() == 0 {
-		if msg := writableByOthers(path); msg != "" {
-			msg = "another user could change this config, and root would run its hooks and commands; root does not read it: " + msg
-			problems := []Problem{{File: path, Message: msg, Severity: "error"}}
-			return nil, problems, &ConfigError{Problems: problems}
-		}
+	data, why, err := readConfigFile(path)
+	if why != "" && os.Geteuid() == 0 {
+		msg := "another user could change this config, and root would run its hooks and commands; root does not read it: " + why
+		problems := []Problem{{File: path, Message: msg, Severity: "error"}}
+		return nil, problems, &ConfigError{Problems: problems}
 	}
-	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, usagef("config file %s: %v", path, unwrapOS(err))
 	}
 	return parseConfig(path, string(data))
 }
 
-// writableByOthers says how users other than the one running snap could
-// change the config file at path, whose hooks and commands run as whoever
-// runs the job, root from a system timer, and what to do about it: a file
-// others may write, one that root runs but another user owns, one in a
-// directory others may write (they can put another file in its place), or
-// one on a path on which another user's link or directory could lead
-// elsewhere (root run with a user's environment, su without -, finds the
-// config under that user's $XDG_CONFIG_HOME). "" when none of these holds.
-// Root refuses such a file (loadConfig); anyone else is warned
-// (configWarning).
-func writableByOthers(path string) string {
+// readConfigFile reads the config file at path, and says how users other
+// than the one running snap could change it (why), whose hooks and
+// commands run as whoever runs the job, root from a system timer, and
+// what to do about it: a file others may write, one that root runs but
+// another user owns, one in a directory others may write (they can put
+// another file in its place), or one on a path on which another user's
+// link or directory could lead elsewhere (root run with a user's
+// environment, su without -, finds the config under that user's
+// $XDG_CONFIG_HOME). why is "" when none of these holds. The file is
+// judged by the descriptor it is read through, so what is read is what
+// was judged (a red-team test renamed the file away between a check by
+// name and the read, and root ran the password command of the file put
+// back); one that cannot be judged is judged unsafe.
+func readConfigFile(path string) (data []byte, why string, err error) {
 	file, _, err := safepath.Resolve(path)
 	if err != nil {
-		return err.Error()
+		why = err.Error()
+		file = path // read all the same, for a warning
 	}
-	st, err := os.Stat(file)
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return ""
+		return nil, cmp.Or(why, fmt.Sprintf("it cannot be judged (%v)", unwrapOS(err))), err
 	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, cmp.Or(why, fmt.Sprintf("it cannot be judged (%v)", err)), err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, cmp.Or(why, "it is not a regular file"), fmt.Errorf("%s is not a regular file", file)
+	}
+	if why == "" {
+		why = othersCanChange(file, st, fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	}
+	data, err = io.ReadAll(f)
+	return data, why, err
+}
+
+// othersCanChange is readConfigFile's judgement of the open file st, at
+// file (fdPath: /proc/self/fd/N of its descriptor).
+func othersCanChange(file string, st fs.FileInfo, fdPath string) string {
 	switch sys, ok := st.Sys().(*syscall.Stat_t); {
-	case safepath.OthersMayWrite(st):
+	case safepath.OthersMayWrite(st, fdPath):
+		if safepath.HasACL(fdPath) {
+			return fmt.Sprintf("it is writable by others (mode %04o, and an ACL that names more users or groups): setfacl -b %s; chmod go-w %s", st.Mode().Perm(), file, file)
+		}
 		return fmt.Sprintf("it is writable by others (mode %04o): chmod go-w %s", st.Mode().Perm(), file)
 	case ok && os.Geteuid() == 0 && sys.Uid != 0:
 		return fmt.Sprintf("it belongs to user %d: chown root %s, or run snap as that user", sys.Uid, file)
@@ -294,6 +319,12 @@ func writableByOthers(path string) string {
 		return fmt.Sprintf("it is in %s, which others can write (%s) and so put another file in its place: chmod go-w %s", dir, safepath.WhoWrites(dir), dir)
 	}
 	return ""
+}
+
+// writableByOthers is readConfigFile's why alone, for warnings.
+func writableByOthers(path string) string {
+	_, why, _ := readConfigFile(path)
+	return why
 }
 
 // configWarning is the warning about a config file another user could

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -478,6 +479,17 @@ paths = ["` + app + `"]
 		t.Errorf("run with another user's config, as root: exit %d\n%s", res.code, res.stderr)
 	}
 	must(t, os.Chown(cfg, 0, 0))
+	// What cannot be judged is refused: a config gone between finding
+	// and reading it (a red-team test's rename race), a FIFO (no hang).
+	gone := filepath.Join(filepath.Dir(cfg), "gone.toml")
+	if _, why, _ := readConfigFile(gone); !strings.Contains(why, "it cannot be judged") {
+		t.Errorf("a config that is not there: %q", why)
+	}
+	fifo := filepath.Join(filepath.Dir(cfg), "fifo.toml")
+	must(t, syscall.Mkfifo(fifo, 0o600))
+	if res := tr.runConfig(nil, "run", "--config", fifo); res.code != 2 || !strings.Contains(res.stderr, "it is not a regular file") {
+		t.Errorf("run with a FIFO for the config, as root: exit %d\n%s", res.code, res.stderr)
+	}
 
 	// su without -: the user's $XDG_CONFIG_HOME, in the user's home,
 	// holds a config of root's own (the user can rename it away).

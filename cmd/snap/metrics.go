@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/snap-backup/snap/snapshot"
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // Metrics for Prometheus's node exporter (its textfile collector reads
@@ -33,6 +35,15 @@ const lastSuccessMetric = "snap_job_last_success_timestamp_seconds"
 // nil.
 func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, end time.Time) error {
 	path := metricsFile(dir, res.Job)
+	// The directory may be another user's (node_exporter's): the file is
+	// written as a new temporary file, renamed into place. But the way to
+	// it must not be (a red-team test's link in a user's directory, given
+	// in that user's SNAP_METRICS_DIR, had root write into /etc/cron.d).
+	if abs, err := filepath.Abs(path); err != nil {
+		return err
+	} else if _, _, err := safepath.Resolve(abs); err != nil {
+		return fmt.Errorf("metrics directory %s: %w; or change %s", dir, err, setting)
+	}
 	lastSuccess := previousMetric(path, lastSuccessMetric)
 	// A snapshot without some unreadable files is a success; one with a
 	// backed-up directory emptied is not: an alert on the last success
@@ -80,11 +91,16 @@ func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, 
 // previousMetric reads one metric's value from a file written by
 // writeJobMetrics (0 when there is none).
 func previousMetric(path, name string) float64 {
-	f, err := os.Open(path)
+	// Not through a link, not a FIFO (it hung a red-team test's run):
+	// only a file of the directory's.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return 0
+	}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()

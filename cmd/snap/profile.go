@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,7 +68,9 @@ func startProfiles(getenv func(string) string) (stop func()) {
 // environment (su without -) must not write through that user's links:
 // a path another user could redirect is refused (package safepath), the
 // last part is not followed if it is a link, and a file found there must
-// be this user's (or root's), a regular one with no other names.
+// be this user's (or root's), a regular one with no other names, and
+// empty or a profile already (a red-team test had root's own files, as
+// /etc/shadow would be, overwritten by naming them).
 func createOwnFile(path string) (*os.File, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -80,7 +83,7 @@ func createOwnFile(path string) (*os.File, error) {
 	if dir := filepath.Dir(file); !trusted && safepath.State(dir) == safepath.Others {
 		return nil, fmt.Errorf("%s is in %s, which another user may write (%s): name a file in a directory only you or root may change", path, dir, safepath.WhoWrites(dir))
 	}
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +97,8 @@ func createOwnFile(path string) (*os.File, error) {
 			err = fmt.Errorf("%s belongs to another user (uid %d): name a file of yours", path, st.Uid)
 		case st != nil && st.Nlink > 1:
 			err = fmt.Errorf("%s has other names (hard links): name a new file", path)
+		case fi.Size() > 0 && !holdsProfile(f):
+			err = fmt.Errorf("%s exists and holds no profile or trace: name a new file, or remove it", path)
 		default:
 			err = f.Truncate(0)
 		}
@@ -103,4 +108,13 @@ func createOwnFile(path string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// holdsProfile reports whether f begins as a profile (gzip, as pprof
+// writes them) or an execution trace ("go 1.N trace") does.
+func holdsProfile(f *os.File) bool {
+	head := make([]byte, 5)
+	n, _ := f.ReadAt(head, 0)
+	head = head[:n]
+	return bytes.HasPrefix(head, []byte{0x1f, 0x8b}) || bytes.HasPrefix(head, []byte("go 1."))
 }

@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestRootWithAUsersEnvironment: root run with a user's environment (su
@@ -83,11 +85,55 @@ func TestRootWithAUsersEnvironment(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(userHome, "mem.prof")); err == nil {
 		t.Errorf("the heap profile was written into the user's directory")
 	}
-	own := filepath.Join(rootHome, "cpu.prof")
-	if res := tr.runEnv([]string{"SNAP_CPUPROFILE=" + own}, nil, "list"); res.code != 0 || strings.Contains(res.stderr, "SNAP_CPUPROFILE") {
-		t.Errorf("profile in root's own directory: exit %d\n%s", res.code, res.stderr)
+	// Root's own file that is no profile (as /etc/shadow would be) is not
+	// overwritten; a profile is, again and again.
+	shadow := filepath.Join(rootHome, "shadow")
+	writeFile(t, shadow, []byte("root:secret\n"))
+	res = tr.runEnv([]string{"SNAP_CPUPROFILE=" + shadow}, nil, "list")
+	if res.code != 0 || !strings.Contains(res.stderr, "SNAP_CPUPROFILE: "+shadow+" exists and holds no profile or trace") {
+		t.Errorf("profile naming root's own file: exit %d\n%s", res.code, res.stderr)
 	}
-	if fi, err := os.Stat(own); err != nil || fi.Size() == 0 {
-		t.Errorf("no profile in root's own directory: %v", err)
+	if data, err := os.ReadFile(shadow); err != nil || string(data) != "root:secret\n" {
+		t.Errorf("root's own file was overwritten: %q %v", data, err)
+	}
+	own := filepath.Join(rootHome, "cpu.prof")
+	for range 2 {
+		if res := tr.runEnv([]string{"SNAP_CPUPROFILE=" + own, "SNAP_TRACE=" + own + ".trace"}, nil, "list"); res.code != 0 || strings.Contains(res.stderr, "SNAP_") {
+			t.Errorf("profile in root's own directory: exit %d\n%s", res.code, res.stderr)
+		}
+		if fi, err := os.Stat(own); err != nil || fi.Size() == 0 {
+			t.Errorf("no profile in root's own directory: %v", err)
+		}
+	}
+
+	// Metrics: not through the user's link in the user's directory; a
+	// FIFO in place of the previous file does not hang the run.
+	app := filepath.Join(tr.dir, "app")
+	writeFile(t, filepath.Join(app, "f"), []byte("x"))
+	cfg := tr.writeConfig("[jobs.app]\npaths = [\"" + app + "\"]\n")
+	target := filepath.Join(tr.dir, "crond")
+	must(t, os.Mkdir(target, 0o755))
+	metricsLink := filepath.Join(userHome, "metrics")
+	must(t, os.Symlink(target, metricsLink))
+	must(t, os.Lchown(metricsLink, nobody, nobody))
+	res = tr.runConfig([]string{"SNAP_METRICS_DIR=" + metricsLink}, "run", "--config", cfg)
+	if !strings.Contains(res.stderr, "metrics directory "+metricsLink+": "+metricsLink+" lies in "+userHome+", which another user may write") {
+		t.Errorf("metrics through a user's link: exit %d\n%s", res.code, res.stderr)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("metrics written through the user's link: %v", entries)
+	}
+	metrics := filepath.Join(tr.dir, "metrics")
+	must(t, os.Mkdir(metrics, 0o755))
+	must(t, syscall.Mkfifo(filepath.Join(metrics, "snap-app.prom"), 0o644))
+	done := make(chan result, 1)
+	go func() { done <- tr.runConfig([]string{"SNAP_METRICS_DIR=" + metrics}, "run", "--config", cfg) }()
+	select {
+	case res = <-done:
+		if res.code != 0 {
+			t.Errorf("run with a FIFO for the previous metrics: exit %d\n%s", res.code, res.stderr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("run hung on a FIFO in place of the previous metrics file")
 	}
 }

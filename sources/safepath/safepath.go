@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxLinks bounds the links Resolve follows (the kernel's is 40).
@@ -129,7 +131,7 @@ func State(dir string) Kind {
 	if !IsOurs(fi) {
 		return Others
 	}
-	if !OthersMayWrite(fi) {
+	if !OthersMayWrite(fi, dir) {
 		return Ours
 	}
 	if fi.Mode()&fs.ModeSticky != 0 {
@@ -143,8 +145,12 @@ func State(dir string) Kind {
 // of its owner's alone does not count: with the user private groups of
 // Debian and Ubuntu, a umask of 002 makes a user's directories (~/.cache
 // made by another program) group-writable to that user's group only, and
-// Debian's OpenSSH accepts such a ~/.ssh for the same reason.
-func OthersMayWrite(fi fs.FileInfo) bool {
+// Debian's OpenSSH accepts such a ~/.ssh for the same reason. With an
+// access ACL the group bits are the ACL's mask, the most any named user
+// or group may get: write in them counts as others' (a red-team test gave
+// another user write on root's config by an ACL). path is fi's, followed
+// (a directory's path, or /proc/self/fd/N of an open file).
+func OthersMayWrite(fi fs.FileInfo, path string) bool {
 	perm := fi.Mode().Perm()
 	if perm&0o002 != 0 {
 		return true
@@ -152,8 +158,18 @@ func OthersMayWrite(fi fs.FileInfo) bool {
 	if perm&0o020 == 0 {
 		return false
 	}
+	if HasACL(path) {
+		return true
+	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return !ok || !ownersAlone(st.Gid, st.Uid)
+}
+
+// HasACL reports whether the file at path (followed) has an access ACL
+// beyond its mode bits.
+func HasACL(path string) bool {
+	n, err := unix.Getxattr(path, "system.posix_acl_access", nil)
+	return err == nil && n > 0
 }
 
 // ownersAlone reports whether the group gid has the user uid as its only

@@ -1,10 +1,13 @@
 package safepath
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestResolveTarget: a restore's target path is followed only where no
@@ -135,8 +138,33 @@ func TestOthersMayWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := OthersMayWrite(fi); got != c.want {
+		if got := OthersMayWrite(fi, f); got != c.want {
 			t.Errorf("mode %04o, group %d: %v, want %v", c.mode, c.gid, got, c.want)
 		}
+	}
+	// An access ACL giving another user write (setfacl -m u:nobody:rw),
+	// in the kernel's xattr form: the group bits are its mask (a red-team
+	// test's config, 0660 root:root with the ACL, passed for root's own).
+	if err := os.Chown(f, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	acl := []byte{2, 0, 0, 0} // version
+	for _, e := range []struct {
+		tag, perm uint16
+		id        uint32
+	}{{0x01, 6, 0xffffffff}, {0x02, 6, 65534}, {0x04, 4, 0xffffffff}, {0x10, 6, 0xffffffff}, {0x20, 4, 0xffffffff}} {
+		acl = binary.LittleEndian.AppendUint16(acl, e.tag)
+		acl = binary.LittleEndian.AppendUint16(acl, e.perm)
+		acl = binary.LittleEndian.AppendUint32(acl, e.id)
+	}
+	if err := unix.Setxattr(f, "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("no ACLs here: %v", err)
+	}
+	fi, err := os.Stat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !OthersMayWrite(fi, f) || !HasACL(f) {
+		t.Errorf("mode %04o with an ACL giving another user write: not others'", fi.Mode().Perm())
 	}
 }
