@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // Database is a database named by a URL (snap create --db, snap restore
@@ -317,9 +320,9 @@ type Dump struct {
 	// sqliteMaxLine is the longest line of an SQLite dump that can be
 	// loaded back (0: sqliteMaxStatement).
 	sqliteMaxLine int64
-	// nulCheck delivers what an SQLite dump's Check reports (Open starts
-	// it).
-	nulCheck <-chan nulCheckResult
+	// nulFound is what the NUL check at the end of an SQLite dump found
+	// (sqliteNULCheck), for Check.
+	nulFound []nulFinding
 }
 
 func (p *Dump) lockTimeout() time.Duration {
@@ -374,11 +377,39 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 	return func(ctx context.Context) (io.ReadCloser, error) {
 		c := p.cmd
 		c.Stderr = stderr
+		// sqliteDone ends an SQLite dump's NUL check; until a reader
+		// has it, an error return removes the check's directory.
+		var sqliteDone func(tail []byte, err error)
+		defer func() {
+			if sqliteDone != nil {
+				sqliteDone(nil, errors.New("not started"))
+			}
+		}()
 		if p.DB.Kind == KindSQLite {
 			if err := p.DB.checkSQLiteFile(); err != nil {
 				return nil, err
 			}
-			c.Stdin = strings.NewReader(sqliteDumpScript(p.lockTimeout()))
+			// The NUL check's statements go through a file of a
+			// directory of snap's own (sqliteNULCheck); without one the
+			// dump goes on unchecked, with a note.
+			checkDir, err := safepath.PrivateDir("snap-sqlite-check-")
+			if err == nil && !dotCommandPath(checkDir) {
+				os.RemoveAll(checkDir)
+				err = fmt.Errorf("%s cannot be named to sqlite3", checkDir)
+			}
+			checkFile := ""
+			if err != nil {
+				snapNote(stderr, "the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there: %v", err)
+			} else {
+				checkFile = filepath.Join(checkDir, "check.sql")
+				sqliteDone = func(tail []byte, err error) {
+					os.RemoveAll(checkDir)
+					if err == nil {
+						p.nulFound = parseNULCheck(tail)
+					}
+				}
+			}
+			c.Stdin = strings.NewReader(sqliteDumpScript(p.lockTimeout(), checkFile))
 			if stderr != nil {
 				// sqlite3's "Parse error near line 5: database is
 				// locked (5)" names a line of snap's script; the error
@@ -440,7 +471,8 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 			rc = &completeReader{ReadCloser: rc, tool: p.Tool, marker: marker}
 		}
 		if p.DB.Kind == KindSQLite {
-			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout(), maxLine: p.maxLine(), stopCheck: p.startNULCheck(ctx)}
+			rc = &sqliteLockReader{ReadCloser: rc, db: p.DB, timeout: p.lockTimeout(), maxLine: p.maxLine(), done: sqliteDone}
+			sqliteDone = nil // the reader's now
 		}
 		return rc, nil
 	}

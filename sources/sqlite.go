@@ -43,9 +43,11 @@ const sqliteLockTimeout = 60 * time.Second
 // waiting up to timeout for a writer's lock. The encoding is written only
 // when it is not UTF-8 (a UTF-16 database came back UTF-8), so that the
 // dumps of UTF-8 databases stay as they were, byte for byte; like the
-// page size, it must come before the first table.
-func sqliteDumpScript(timeout time.Duration) string {
-	return fmt.Sprintf(".timeout %d\n", timeout.Milliseconds()) + `.headers off
+// page size, it must come before the first table. With checkFile (a path
+// in a directory of snap's own), the dump ends with the NUL check
+// (sqliteNULCheck), in the same read transaction.
+func sqliteDumpScript(timeout time.Duration, checkFile string) string {
+	script := fmt.Sprintf(".timeout %d\n", timeout.Milliseconds()) + `.headers off
 .mode list
 BEGIN;
 SELECT '-- snap: SQLite dump, one read transaction' FROM (SELECT count(*) FROM sqlite_master);
@@ -56,8 +58,11 @@ SELECT 'PRAGMA user_version=' || user_version || ';' FROM pragma_user_version;
 SELECT 'PRAGMA application_id=' || application_id || ';' FROM pragma_application_id;
 SELECT 'PRAGMA journal_mode=wal;' FROM pragma_journal_mode WHERE journal_mode = 'wal';
 .dump --preserve-rowids
-COMMIT;
 `
+	if checkFile != "" {
+		script += sqliteNULCheck(checkFile)
+	}
+	return script + "COMMIT;\n"
 }
 
 // sqliteLocked rewrites the error of a dump that gave up waiting for a
@@ -80,9 +85,13 @@ type sqliteLockReader struct {
 	timeout time.Duration
 	maxLine int64
 	line    int64 // the bytes of the current line read so far
-	// stopCheck ends the NUL check run beside the dump when the dump
-	// fails (Dump.Check).
-	stopCheck func()
+	// The end of the dump, where the NUL check's lines are
+	// (sqliteNULCheck), is kept; done is given it, and the dump's error,
+	// at Close.
+	ring []byte // the end of the dump as read so far (keepTail)
+	pos  int    // where in ring the next byte goes
+	read int64  // bytes put in ring in all
+	done func(tail []byte, err error)
 }
 
 // sqliteMaxStatement is the longest statement SQLite loads (its
@@ -94,6 +103,7 @@ const sqliteMaxStatement = 1_000_000_000
 
 func (r *sqliteLockReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
+	r.keepTail(p[:n])
 	for b := p[:n]; ; {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -117,10 +127,44 @@ func (r *sqliteLockReader) tooLong() error {
 
 func (r *sqliteLockReader) Close() error {
 	err := r.db.sqliteLocked(r.ReadCloser.Close(), r.timeout)
-	if err != nil {
-		r.stopCheck()
+	if r.done != nil {
+		r.done(r.dumpTail(), err)
 	}
 	return err
+}
+
+// sqliteTailSize is how much of a dump's end sqliteLockReader keeps for
+// the NUL check's lines: some 10 bytes for each column with such values,
+// more than enough for any database a person made.
+const sqliteTailSize = 1 << 20
+
+// keepTail keeps the last sqliteTailSize bytes read, when there is a
+// check to read them, in a ring allocated once (a buffer grown by append
+// took 13 MB more of the create's peak memory).
+func (r *sqliteLockReader) keepTail(b []byte) {
+	if r.done == nil {
+		return
+	}
+	if r.ring == nil {
+		r.ring = make([]byte, sqliteTailSize)
+	}
+	if len(b) > len(r.ring) {
+		b = b[len(b)-len(r.ring):]
+	}
+	for len(b) > 0 {
+		n := copy(r.ring[r.pos:], b)
+		b = b[n:]
+		r.read += int64(n)
+		r.pos = (r.pos + n) % len(r.ring)
+	}
+}
+
+// dumpTail is the end of the dump kept by keepTail, in order.
+func (r *sqliteLockReader) dumpTail() []byte {
+	if r.read < int64(len(r.ring)) {
+		return r.ring[:r.read]
+	}
+	return append(append([]byte(nil), r.ring[r.pos:]...), r.ring[:r.pos]...)
 }
 
 func sqliteURI(file string) string {

@@ -1,10 +1,13 @@
 package sources
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -85,7 +88,7 @@ func TestSQLiteDumpLockedByWriter(t *testing.T) {
 	if len(lines) > 0 {
 		t.Errorf("sqlite3's own lines shown beside the error: %q", lines)
 	}
-	if sqliteLockTimeout != 60*time.Second || !strings.HasPrefix(sqliteDumpScript(sqliteLockTimeout), ".timeout 60000\n") {
+	if sqliteLockTimeout != 60*time.Second || !strings.HasPrefix(sqliteDumpScript(sqliteLockTimeout, ""), ".timeout 60000\n") {
 		t.Error("the default wait for a writer's lock is not 60 s")
 	}
 }
@@ -180,26 +183,42 @@ func TestSQLiteDumpRefusesUnloadableRow(t *testing.T) {
 }
 
 // TestSQLiteDumpCheckFindsTextWithNUL: sqlite3's .dump cuts a TEXT value
-// at a NUL without a word; the dump's Check names each column that holds
-// such values, in tables of any name, and nothing for a BLOB with zero
-// bytes, numbers or text without one.
+// at a NUL without a word; the check at the end of the dump, in its
+// transaction, names each column that holds such values, in tables of any
+// name and width (a table of 150 columns takes two statements), in UTF-16
+// databases too, and nothing for a BLOB with zero bytes, numbers, text
+// without one, or a trigger's comment that looks like the check's line. A
+// clean database's dump ends as before, with .dump's COMMIT.
 func TestSQLiteDumpCheckFindsTextWithNUL(t *testing.T) {
 	dir := t.TempDir()
-	clean := filepath.Join(dir, "clean.db")
-	cut := filepath.Join(dir, "cut.db")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var wide []string
+	for i := range 150 {
+		wide = append(wide, fmt.Sprintf("c%d", i))
+	}
 	const schema = `CREATE TABLE "odd ""name""" (id INTEGER PRIMARY KEY, "a b" TEXT, n REAL, b BLOB);
 INSERT INTO "odd ""name""" VALUES (1, 'text', 1.5, x'00ff00'), (2, NULL, 2, 'ab');
 CREATE TABLE other (x);
 INSERT INTO other VALUES (x'0000'), (3);
+CREATE TRIGGER tr AFTER INSERT ON other BEGIN
+-- snap: text with NUL, table 1: 1=5
+SELECT 1; END;
 `
-	for file, more := range map[string]string{clean: "", cut: `INSERT INTO "odd ""name""" VALUES (3, 'ab' || char(0) || 'cd', 0, NULL), (4, char(0), 0, NULL);
-INSERT INTO other VALUES (CAST(x'610062' AS TEXT));`} {
-		if out, err := sqlite3Run(t, file, schema+more); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
+	wideTable := "CREATE TABLE wide (" + strings.Join(wide, ", ") + ");\n"
+	cases := []struct{ name, sql, want string }{
+		{"clean.db", schema + wideTable, ""},
+		{"cut.db", schema + wideTable + `INSERT INTO "odd ""name""" VALUES (3, 'ab' || char(0) || 'cd', 0, NULL), (4, char(0), 0, NULL);
+INSERT INTO other VALUES (CAST(x'610062' AS TEXT));
+INSERT INTO wide (c149) VALUES ('x' || char(0));`, `("odd ""name"""."a b": 2 values, other.x: 1 value, wide.c149: 1 value), which sqlite3's .dump cuts at the NUL`},
+		{"utf16.db", "PRAGMA encoding = 'UTF-16le';\n" + schema + `INSERT INTO other VALUES ('a' || char(0) || 'b'), (char(256) || 'x');`, "(other.x: 1 value)"},
 	}
 	ctx := context.Background()
-	for file, want := range map[string]string{clean: "", cut: `(odd "name".a b: 2 values, other.x: 1 value), which sqlite3's .dump cuts at the NUL`} {
+	for _, c := range cases {
+		file := filepath.Join(dir, c.name)
+		if out, err := sqlite3Run(t, file, c.sql); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
 		d, err := ParseDatabase("sqlite://" + file)
 		if err != nil {
 			t.Fatal(err)
@@ -212,15 +231,45 @@ INSERT INTO other VALUES (CAST(x'610062' AS TEXT));`} {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.Copy(io.Discard, rc); err != nil {
+		out, err := io.ReadAll(rc)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := rc.Close(); err != nil {
 			t.Fatal(err)
 		}
 		err = dump.Check(ctx)
-		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
-			t.Errorf("%s: %v; want %q", filepath.Base(file), err, want)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v; want %q", c.name, err, c.want)
+		}
+		if c.want == "" && !bytes.HasSuffix(out, []byte("\nCOMMIT;\n")) {
+			t.Errorf("%s: the dump ends with %q", c.name, out[max(0, len(out)-100):])
+		}
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+		t.Errorf("check directories left: %v", entries)
+	}
+}
+
+// TestSQLiteDumpTail: the reader keeps the dump's last sqliteTailSize
+// bytes in order, whatever the sizes of the reads.
+func TestSQLiteDumpTail(t *testing.T) {
+	data := make([]byte, 3*sqliteTailSize+12345)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, size := range []int{1, 1000, sqliteTailSize - 1, sqliteTailSize, sqliteTailSize + 1, 3 * sqliteTailSize} {
+		for _, total := range []int{0, 10, sqliteTailSize, len(data)} {
+			r := &sqliteLockReader{done: func([]byte, error) {}}
+			for b := data[:total]; len(b) > 0; {
+				n := min(size, len(b))
+				r.keepTail(b[:n])
+				b = b[n:]
+			}
+			want := data[max(0, total-sqliteTailSize):total]
+			if got := r.dumpTail(); !bytes.Equal(got, want) && (len(got) > 0 || len(want) > 0) {
+				t.Errorf("reads of %d, %d bytes in all: a tail of %d bytes, want %d", size, total, len(got), len(want))
+			}
 		}
 	}
 }

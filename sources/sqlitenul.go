@@ -1,10 +1,13 @@
 package sources
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -12,153 +15,163 @@ import (
 // NUL: a value 'ab\0cd' is dumped as 'ab', without a word, and a restore
 // loses the rest. SQLite itself keeps such values whole (an application
 // that binds a string with its length stores it so). The dump cannot show
-// what it left out, so after it the database is read once more, in
-// process, for TEXT values that hold a NUL; any found is reported with
-// where they are, and the snapshot is saved all the same.
+// what it left out, so the dump's script ends with a check, in the same
+// read transaction: for each table .dump wrote rows of, one scan counts
+// the TEXT values of each column that hold a NUL, and a line for a table
+// with any ends the dump, as an SQL comment (nulMarker). The create names
+// them (Dump.Check) and saves the snapshot all the same.
+//
+// The check's statements depend on the tables and their columns, which
+// SQL cannot name from a query: the shell writes them, from the schema it
+// reads in the transaction, to a file of snap's own (.output), and then
+// runs that file (.read). An exploratory test's first version read the
+// database again on a connection of its own beside the dump: a writer
+// waiting for the dump's lock then held that connection up to the lock
+// timeout, and in rollback-journal mode the two readers kept writers out
+// longer than the dump alone.
+
+// nulMarker begins each line the check writes: the table's rowid in
+// sqlite_schema, then " CID=COUNT" for each column with such values.
+const nulMarker = "-- snap: text with NUL, table "
+
+// sqliteNULCheck is the end of the dump's script that writes the check's
+// lines, its statements written to and read from checkFile. A statement
+// takes up to 100 columns (one expression each: SQLite's limits on an
+// expression's depth and a select's columns), so a wider table is
+// scanned once for every 100 of its columns. Virtual tables' rows are in
+// their shadow tables, which are checked; SQLite's own tables hold none
+// of the application's text.
+func sqliteNULCheck(checkFile string) string {
+	return ".output '" + checkFile + `'
+SELECT 'SELECT ''` + nulMarker + `' || s.rowid || ':'' || x FROM (SELECT ' ||
+  group_concat('(CASE WHEN n' || c.cid || ' > 0 THEN '' ' || c.cid || '='' || n' || c.cid || ' ELSE '''' END)', ' || ') ||
+  ' AS x FROM (SELECT ' ||
+  group_concat('sum(CASE WHEN typeof("' || replace(c.name, '"', '""') || '") = ''text'' THEN instr("' || replace(c.name, '"', '""') || '", char(0)) > 0 END) AS n' || c.cid, ', ') ||
+  ' FROM "' || replace(s.name, '"', '""') || '")) WHERE x <> '''';'
+FROM sqlite_schema AS s JOIN pragma_table_info(s.name) AS c
+WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND s.sql NOT LIKE 'CREATE VIRTUAL TABLE%'
+GROUP BY s.rowid, c.cid / 100;
+.output
+.read '` + checkFile + `'
+`
+}
+
+// dotCommandPath reports whether path can stand, in single quotes, as an
+// argument of the shell's dot-commands.
+func dotCommandPath(path string) bool {
+	return !strings.ContainsFunc(path, func(r rune) bool { return r == '\'' || r < ' ' || r == 0x7f })
+}
+
+// nulFinding is what the check found in one table.
+type nulFinding struct {
+	table  int64           // its rowid in sqlite_schema
+	counts map[int64]int64 // column id → values with a NUL
+}
+
+var nulLine = regexp.MustCompile(`^` + regexp.QuoteMeta(nulMarker) + `(\d+):((?: \d+=\d+)+)$`)
+
+// parseNULCheck reads the check's lines at the end of a dump (tail): those
+// after .dump's last line, its COMMIT. A line of the schema's own that
+// looks like one (a comment in a trigger) comes before it.
+func parseNULCheck(tail []byte) []nulFinding {
+	i := bytes.LastIndex(tail, []byte("\nCOMMIT;\n"))
+	if i < 0 {
+		return nil
+	}
+	var found []nulFinding
+	for _, line := range strings.Split(string(tail[i+len("\nCOMMIT;\n"):]), "\n") {
+		m := nulLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		table, _ := strconv.ParseInt(m[1], 10, 64)
+		f := nulFinding{table: table, counts: map[int64]int64{}}
+		for _, pair := range strings.Fields(m[2]) {
+			cid, n, _ := strings.Cut(pair, "=")
+			c, err1 := strconv.ParseInt(cid, 10, 64)
+			v, err2 := strconv.ParseInt(n, 10, 64)
+			if err1 == nil && err2 == nil {
+				f.counts[c] = v
+			}
+		}
+		found = append(found, f)
+	}
+	return found
+}
 
 // Check reports what the dump lost on the way, once it has ended well: for
 // SQLite, TEXT values holding a NUL character, which sqlite3's .dump cuts
-// there (nil when none, for other kinds, and when the file cannot be read
-// again: the dump itself read it).
+// there (nil when none, and for other kinds).
 func (p *Dump) Check(ctx context.Context) error {
-	if p.nulCheck == nil {
+	if len(p.nulFound) == 0 {
 		return nil
 	}
-	var res nulCheckResult
-	select {
-	case res = <-p.nulCheck:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if res.err != nil || len(res.cut) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s holds TEXT values with a NUL character (%s), which sqlite3's .dump cuts at the NUL: restored, they end there; store such values as BLOBs (CAST(column AS BLOB)), or back the database file up as a file with the application stopped", p.DB, strings.Join(res.cut, ", "))
+	names := sqliteNULNames(ctx, p.DB.File, p.nulFound)
+	return fmt.Errorf("%s holds TEXT values with a NUL character (%s), which sqlite3's .dump cuts at the NUL: restored, they end there; store such values as BLOBs (CAST(column AS BLOB)), or back the database file up as a file with the application stopped", p.DB, strings.Join(names, ", "))
 }
 
-type nulCheckResult struct {
-	cut []string
-	err error
-}
-
-// startNULCheck reads the database for TEXT values with a NUL while the
-// dump runs, on the other core (it took a third of the time of a dump of
-// 500,000 rows run after it); stop ends it early, for a dump that failed.
-func (p *Dump) startNULCheck(ctx context.Context) (stop func()) {
-	ctx, stop = context.WithCancel(ctx)
-	ch := make(chan nulCheckResult, 1)
-	p.nulCheck = ch
-	go func() {
-		cut, err := sqliteTextWithNUL(ctx, p.DB.File)
-		ch <- nulCheckResult{cut, err}
-	}()
-	return stop
-}
-
-// sqliteTextWithNUL returns, for each column of the database file's tables
-// with TEXT values that hold a NUL, "table.column: N values" (at most five
-// columns, then how many more).
-func sqliteTextWithNUL(ctx context.Context, file string) ([]string, error) {
-	// Read-only, and by the file's name alone (the URI is its path,
-	// percent-encoded), with the loader's driver: the same SQLite as the
-	// restore. A writer's lock is waited for as the dump waits.
+// sqliteNULNames names the columns of found, "table.column: N values" (at
+// most five, then how many more), reading the names from the database's
+// schema (read-only, with the loader's SQLite): the check's lines give
+// numbers. A table or column that cannot be named (the schema changed
+// since) is given by its number.
+func sqliteNULNames(ctx context.Context, file string, found []nulFinding) []string {
 	uri := (&url.URL{Scheme: "file", Path: file, RawQuery: "mode=ro"}).String()
 	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), uri})
 	defer db.Close()
-	db.SetMaxOpenConns(1)
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", sqliteLockTimeout.Milliseconds())); err != nil {
-		return nil, err
-	}
-	// The tables .dump writes rows of: not SQLite's own, not virtual ones
-	// (their rows are in their shadow tables, which are listed).
-	rows, err := conn.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'`)
-	if err != nil {
-		return nil, err
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var found []string
+	var out []string
 	more := 0
-	for _, table := range tables {
-		cols, err := sqliteColumns(ctx, conn, table)
-		if err != nil {
-			return nil, err
+	for _, f := range found {
+		table := fmt.Sprintf("table #%d", f.table)
+		var name string
+		if err := db.QueryRowContext(ctx, "SELECT name FROM sqlite_schema WHERE rowid = ?", f.table).Scan(&name); err == nil {
+			table = sqliteShowName(name)
 		}
-		if len(cols) == 0 {
-			continue
-		}
-		// One scan of the table counts every column's. CASE looks into
-		// TEXT values only: instr would turn every number into text (AND
-		// does not spare it), which took three times as long.
-		sums := make([]string, len(cols))
-		for i, c := range cols {
-			q := sqliteQuote(c)
-			sums[i] = fmt.Sprintf("total(CASE WHEN typeof(%s) = 'text' THEN instr(%s, char(0)) > 0 END)", q, q)
-		}
-		counts := make([]float64, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range counts {
-			ptrs[i] = &counts[i]
-		}
-		if err := conn.QueryRowContext(ctx, "SELECT "+strings.Join(sums, ", ")+" FROM "+sqliteQuote(table)).Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		for i, n := range counts {
-			switch {
-			case n == 0:
-			case len(found) < 5:
-				what := "values"
-				if n == 1 {
-					what = "value"
+		cols := map[int64]string{}
+		if rows, err := db.QueryContext(ctx, "SELECT cid, name FROM pragma_table_info(?)", name); err == nil {
+			for rows.Next() {
+				var cid int64
+				var col string
+				if rows.Scan(&cid, &col) == nil {
+					cols[cid] = sqliteShowName(col)
 				}
-				found = append(found, fmt.Sprintf("%s.%s: %d %s", table, cols[i], int64(n), what))
-			default:
-				more++
 			}
+			rows.Close()
+		}
+		for cid := int64(0); len(f.counts) > 0; cid++ {
+			n, ok := f.counts[cid]
+			if !ok {
+				continue
+			}
+			delete(f.counts, cid)
+			if len(out) == 5 {
+				more++
+				continue
+			}
+			col, ok := cols[cid]
+			if !ok {
+				col = fmt.Sprintf("column #%d", cid)
+			}
+			what := "values"
+			if n == 1 {
+				what = "value"
+			}
+			out = append(out, fmt.Sprintf("%s.%s: %d %s", table, col, n, what))
 		}
 	}
 	if more > 0 {
-		found = append(found, fmt.Sprintf("and %d more columns", more))
+		out = append(out, fmt.Sprintf("and %d more columns", more))
 	}
-	return found, nil
+	return out
 }
 
-// sqliteColumns lists the columns of table that .dump writes (not the
-// generated ones, which it leaves to the schema).
-func sqliteColumns(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
-	rows, err := conn.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", table)
-	if err != nil {
-		return nil, err
+// sqliteShowName is a table's or column's name as a message shows it:
+// quoted as SQL quotes it when it holds more than letters, digits and _.
+func sqliteShowName(name string) string {
+	if name != "" && !strings.ContainsFunc(name, func(r rune) bool {
+		return !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) {
+		return name
 	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		cols = append(cols, name)
-	}
-	return cols, rows.Err()
-}
-
-// sqliteQuote quotes an SQLite identifier.
-func sqliteQuote(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }

@@ -308,7 +308,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 			// exploratory test).
 			saved := "was saved"
 			if pe != nil {
-				saved = "was saved without some unreadable files (listed above)"
+				saved = "was saved with the problems listed above"
 			}
 			err = fmt.Errorf("snapshot %s %s, but post hook %q was still running when the job's timeout (%s) passed; post hooks run to their end (within hook_timeout), and the job's later steps were skipped: raise timeout in [jobs.%s] to cover the hooks",
 				snapshotID[:min(8, len(snapshotID))], saved, overran, te.timeout, te.job)
@@ -521,7 +521,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	}
 	switch {
 	case sum.Errors > 0:
-		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %d file(s) could not be read, or not in full (listed above)", sn.ID.Short(), sum.Errors), emptied: len(emptied) > 0}
+		return sn, &partialError{msg: fmt.Sprintf("%s", p.partialMessage(sn.ID.Short(), sum.Errors)), emptied: len(emptied) > 0}
 	case len(emptied) > 0:
 		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %s came back empty (above): if a disk was not mounted, mount it and run the backup again", sn.ID.Short(), plural(len(emptied), "backed-up directory", "backed-up directories")), emptied: true}
 	}

@@ -318,9 +318,9 @@ func runError(results []jobResult) error {
 	case emptied == partial && emptied > 0:
 		return &partialError{msg: fmt.Sprintf("%s found a backed-up directory empty that held entries (listed above): is a disk not mounted? Their forget and prune waited", plural(emptied, "job", "jobs"))}
 	case emptied > 0:
-		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files or with a backed-up directory empty that held entries (listed above)", plural(partial, "job", "jobs"))}
+		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files, with a dump saved as it came, or with a backed-up directory empty that held entries (listed above)", plural(partial, "job", "jobs"))}
 	case partial > 0:
-		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files (listed above)", plural(partial, "job", "jobs"))}
+		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files, or with a dump saved as it came (listed above)", plural(partial, "job", "jobs"))}
 	}
 	return nil
 }

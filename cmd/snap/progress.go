@@ -43,6 +43,7 @@ type progress struct {
 	bytesAdded int64 // stored in the repository, after compression
 	rawAdded   int64
 	errors     int64
+	incomplete int64 // of errors, streams saved as they came (snapshot.ErrSavedIncomplete)
 	warnings   int64
 	inflight   map[string]int64 // bytes read of files not finished yet
 	filesTotal int64
@@ -201,6 +202,9 @@ func (p *progress) event(ev snapshot.Event) {
 	case snapshot.EventError:
 		p.mu.Lock()
 		p.errors++
+		if errors.Is(ev.Err, snapshot.ErrSavedIncomplete) {
+			p.incomplete++
+		}
 		delete(p.inflight, ev.Path)
 		p.mu.Unlock()
 		msg := withPath(ev.Path, fmt.Sprint(ev.Err))
@@ -568,4 +572,20 @@ func pathAttrs(p string) []any {
 		attrs = append(attrs, "path_base64", b)
 	}
 	return attrs
+}
+
+// partialMessage is what a create whose snapshot was saved with errors
+// says of them: files left out, and dumps saved as they came.
+func (p *progress) partialMessage(id string, errs int64) string {
+	p.mu.Lock()
+	incomplete := min(p.incomplete, errs)
+	p.mu.Unlock()
+	var parts []string
+	if skipped := errs - incomplete; skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d file(s) could not be read and were skipped", skipped))
+	}
+	if incomplete > 0 {
+		parts = append(parts, fmt.Sprintf("%d dump(s) lost data on the way and were saved as they came", incomplete))
+	}
+	return fmt.Sprintf("snapshot %s saved, but %s (listed above)", id, strings.Join(parts, ", and "))
 }
