@@ -59,10 +59,12 @@ type Stream struct {
 	Properties func() *sources.DatabaseProperties
 	// Check, when set, is asked once the stream has ended well whether
 	// what it gave lost anything on the way (an SQLite TEXT value cut at a
-	// NUL by the dump tool). Such an error is reported as an unreadable
+	// NUL by the dump tool): such an error is reported as an unreadable
 	// file is, and the stream is saved all the same: the snapshot is, and
-	// the run ends with a partial status.
-	Check func(ctx context.Context) error
+	// the run ends with a partial status. A warning is about what a
+	// restore of it will meet (a schema that snap's loader lacks a
+	// collation for), reported as warnings are.
+	Check func(ctx context.Context) (warning string, err error)
 
 	parent []repo.ID // the content of the previous dump (set by Create)
 }
@@ -1061,7 +1063,11 @@ func (a *archiver) saveStream(ctx context.Context, s *Stream) fileResult {
 	a.opts.Report(Event{Kind: EventFile, Path: s.Path, Bytes: n})
 	res := fileResult{node: Node{Meta: m, Content: ids}}
 	if s.Check != nil {
-		if err := s.Check(ctx); err != nil {
+		warning, err := s.Check(ctx)
+		if warning != "" {
+			a.opts.Report(Event{Kind: EventWarning, Path: s.Path, Err: errors.New(warning)})
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return fileResult{err: ctx.Err(), fatal: true}
 			}

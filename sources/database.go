@@ -321,8 +321,10 @@ type Dump struct {
 	// loaded back (0: sqliteMaxStatement).
 	sqliteMaxLine int64
 	// nulFound is what the NUL check at the end of an SQLite dump found
-	// (sqliteNULCheck), for Check.
+	// (sqliteNULCheck), and schema the schema it wrote
+	// (sqliteSchemaScript), for Check.
 	nulFound []nulFinding
+	schema   []byte
 }
 
 func (p *Dump) lockTimeout() time.Duration {
@@ -397,19 +399,19 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 				os.RemoveAll(checkDir)
 				err = fmt.Errorf("%s cannot be named to sqlite3", checkDir)
 			}
-			checkFile := ""
 			if err != nil {
-				snapNote(stderr, "the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there: %v", err)
+				snapNote(stderr, "the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there, nor its schema tried as a restore would load it: %v", err)
+				checkDir = ""
 			} else {
-				checkFile = filepath.Join(checkDir, "check.sql")
 				sqliteDone = func(tail []byte, err error) {
-					os.RemoveAll(checkDir)
 					if err == nil {
 						p.nulFound = parseNULCheck(tail)
+						p.schema = readSchemaFile(checkDir)
 					}
+					os.RemoveAll(checkDir)
 				}
 			}
-			c.Stdin = strings.NewReader(sqliteDumpScript(p.lockTimeout(), checkFile))
+			c.Stdin = strings.NewReader(sqliteDumpScript(p.lockTimeout(), checkDir))
 			if stderr != nil {
 				// sqlite3's "Parse error near line 5: database is
 				// locked (5)" names a line of snap's script; the error

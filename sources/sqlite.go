@@ -43,10 +43,11 @@ const sqliteLockTimeout = 60 * time.Second
 // waiting up to timeout for a writer's lock. The encoding is written only
 // when it is not UTF-8 (a UTF-16 database came back UTF-8), so that the
 // dumps of UTF-8 databases stay as they were, byte for byte; like the
-// page size, it must come before the first table. With checkFile (a path
-// in a directory of snap's own), the dump ends with the NUL check
-// (sqliteNULCheck), in the same read transaction.
-func sqliteDumpScript(timeout time.Duration, checkFile string) string {
+// page size, it must come before the first table. With checkDir (a
+// directory of snap's own), the dump ends with the NUL check
+// (sqliteNULCheck) and the schema is written for the create to try
+// (sqliteSchemaScript), in the same read transaction.
+func sqliteDumpScript(timeout time.Duration, checkDir string) string {
 	script := fmt.Sprintf(".timeout %d\n", timeout.Milliseconds()) + `.headers off
 .mode list
 BEGIN;
@@ -59,8 +60,8 @@ SELECT 'PRAGMA application_id=' || application_id || ';' FROM pragma_application
 SELECT 'PRAGMA journal_mode=wal;' FROM pragma_journal_mode WHERE journal_mode = 'wal';
 .dump --preserve-rowids
 `
-	if checkFile != "" {
-		script += sqliteNULCheck(checkFile)
+	if checkDir != "" {
+		script += sqliteNULCheck(filepath.Join(checkDir, "check.sql")) + sqliteSchemaScript(checkDir)
 	}
 	return script + "COMMIT;\n"
 }

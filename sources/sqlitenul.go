@@ -99,15 +99,17 @@ func parseNULCheck(tail []byte) []nulFinding {
 	return found
 }
 
-// Check reports what the dump lost on the way, once it has ended well: for
-// SQLite, TEXT values holding a NUL character, which sqlite3's .dump cuts
-// there (nil when none, and for other kinds).
-func (p *Dump) Check(ctx context.Context) error {
+// Check reports, once the dump has ended well, what it lost on the way
+// (err): for SQLite, TEXT values holding a NUL character, which sqlite3's
+// .dump cuts there; and what a restore of it would stop at (warning): for
+// SQLite, a schema snap's loader cannot load (sqliteSchemaProblem).
+func (p *Dump) Check(ctx context.Context) (warning string, err error) {
+	warning = sqliteSchemaProblem(ctx, p.schema)
 	if len(p.nulFound) == 0 {
-		return nil
+		return warning, nil
 	}
 	names := sqliteNULNames(ctx, p.DB.File, p.nulFound)
-	return fmt.Errorf("%s holds TEXT values with a NUL character (%s), which sqlite3's .dump cuts at the NUL: restored, they end there; store such values as BLOBs (CAST(column AS BLOB)), or back the database file up as a file with the application stopped", p.DB, strings.Join(names, ", "))
+	return warning, fmt.Errorf("%s holds TEXT values with a NUL character (%s), which sqlite3's .dump cuts at the NUL: restored, they end there; store such values as BLOBs (CAST(column AS BLOB)), or back the database file up as a file with the application stopped", p.DB, strings.Join(names, ", "))
 }
 
 // sqliteNULNames names the columns of found, "table.column: N values" (at

@@ -526,3 +526,24 @@ func TestSQLiteTextWithNULReported(t *testing.T) {
 		t.Errorf("the BLOB came back as %s", got)
 	}
 }
+
+// TestSQLiteSchemaRestoreWouldRefuse: a schema that snap's restore would
+// not load (a collation the sqlite3 shell adds, snap's SQLite lacks) is a
+// warning of the create, which saves the snapshot and exits 0; the
+// restore then fails as the warning said, and leaves the target as it was.
+func TestSQLiteSchemaRestoreWouldRefuse(t *testing.T) {
+	tr := newTestRepo(t)
+	dbFile := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, dbFile, "CREATE TABLE c (v TEXT COLLATE uint); INSERT INTO c VALUES ('a2');")
+	res := tr.run("create", "--db", "sqlite://"+dbFile)
+	if res.code != 0 || !strings.Contains(res.stderr, "warning: /db/sqlite/app.sql: snap restore --db would not load this database's schema: SQLite: no such collation sequence: uint") {
+		t.Fatalf("create: exit %d\n%s", res.code, res.stderr)
+	}
+	res = tr.run("restore", "latest", "--db", "app.db", "--to", "sqlite://"+filepath.Join(tr.dir, "out.db"))
+	if res.code == 0 || !strings.Contains(res.stderr, "no such collation sequence: uint") {
+		t.Errorf("restore: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tr.dir, "out.db")); err == nil {
+		t.Error("the failed restore left its target")
+	}
+}
