@@ -219,26 +219,7 @@ INSERT INTO wide (c149) VALUES ('x' || char(0));`, `("odd ""name"""."a b": 2 val
 		if out, err := sqlite3Run(t, file, c.sql); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		d, err := ParseDatabase("sqlite://" + file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dump, err := d.Dump(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := dump.Open(func(string) {})(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := io.ReadAll(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rc.Close(); err != nil {
-			t.Fatal(err)
-		}
-		warning, err := dump.Check(ctx)
+		out, warning, err := dumpAndCheck(t, ctx, file)
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) || warning != "" {
 			t.Errorf("%s: %v (warning %q); want %q", c.name, err, warning, c.want)
 		}
@@ -298,28 +279,36 @@ INSERT INTO a VALUES (1, 'one', 1);
 		if out, err := sqlite3Run(t, file, c.sql); err != nil {
 			t.Fatalf("%s: %v: %s", name, err, out)
 		}
-		d, err := ParseDatabase("sqlite://" + file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := context.Background()
-		dump, err := d.Dump(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := dump.Open(func(string) {})(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(io.Discard, rc); err != nil {
-			t.Fatal(err)
-		}
-		if err := rc.Close(); err != nil {
-			t.Fatal(err)
-		}
-		warning, err := dump.Check(ctx)
+		_, warning, err := dumpAndCheck(t, context.Background(), file)
 		if err != nil || (c.want == "") != (warning == "") || !strings.Contains(warning, c.want) {
 			t.Errorf("%s: warning %q, %v; want %q", name, warning, err, c.want)
 		}
 	}
+}
+
+// dumpAndCheck dumps the SQLite database file as a create does, and
+// returns the dump and what its Check says.
+func dumpAndCheck(t *testing.T, ctx context.Context, file string) ([]byte, string, error) {
+	t.Helper()
+	d, err := ParseDatabase("sqlite://" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := d.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := dump.Open(func(string) {})(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	warning, err := dump.Check(ctx)
+	return out, warning, err
 }
