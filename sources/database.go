@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -16,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // Database is a database named by a URL (snap create --db, snap restore
@@ -323,8 +320,9 @@ type Dump struct {
 	// nulFound is what the NUL check at the end of an SQLite dump found
 	// (sqliteNULCheck), and schema the schema it wrote
 	// (sqliteSchemaScript), for Check.
-	nulFound []nulFinding
-	schema   []byte
+	nulFound     []nulFinding
+	nulTruncated bool
+	schema       []byte
 }
 
 func (p *Dump) lockTimeout() time.Duration {
@@ -391,26 +389,8 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 			if err := p.DB.checkSQLiteFile(); err != nil {
 				return nil, err
 			}
-			// The NUL check's statements go through a file of a
-			// directory of snap's own (sqliteNULCheck); without one the
-			// dump goes on unchecked, with a note.
-			checkDir, err := safepath.PrivateDir("snap-sqlite-check-")
-			if err == nil && !dotCommandPath(checkDir) {
-				os.RemoveAll(checkDir)
-				err = fmt.Errorf("%s cannot be named to sqlite3", checkDir)
-			}
-			if err != nil {
-				snapNote(stderr, "the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there, nor its schema tried as a restore would load it: %v", err)
-				checkDir = ""
-			} else {
-				sqliteDone = func(tail []byte, err error) {
-					if err == nil {
-						p.nulFound = parseNULCheck(tail)
-						p.schema = readSchemaFile(checkDir)
-					}
-					os.RemoveAll(checkDir)
-				}
-			}
+			var checkDir string
+			checkDir, sqliteDone = p.startSQLiteChecks(stderr)
 			c.Stdin = strings.NewReader(sqliteDumpScript(p.lockTimeout(), checkDir))
 			if stderr != nil {
 				// sqlite3's "Parse error near line 5: database is

@@ -72,6 +72,11 @@ SELECT 'PRAGMA journal_mode=wal;' FROM pragma_journal_mode WHERE journal_mode = 
 // neither what happened nor what to do.
 func (d *Database) sqliteLocked(err error, timeout time.Duration) error {
 	var ce *CommandError
+	if errors.As(err, &ce) && strings.Contains(ce.LastLine, "database disk image is malformed") {
+		// "Runtime error near line 2" names a line of snap's script or
+		// of its check's file (sqliteNULCheck), which reads every row.
+		return fmt.Errorf("%s is damaged (%s: %s): check it with sqlite3 FILE 'PRAGMA integrity_check', then repair it or restore it from an earlier snapshot; no snapshot was saved", d, ce.Name, ce.LastLine)
+	}
 	if !errors.As(err, &ce) || !strings.Contains(ce.LastLine, "database is locked") {
 		return err
 	}
@@ -128,24 +133,40 @@ func (r *sqliteLockReader) tooLong() error {
 
 func (r *sqliteLockReader) Close() error {
 	err := r.db.sqliteLocked(r.ReadCloser.Close(), r.timeout)
+	tail := r.dumpTail()
+	if err == nil {
+		err = r.db.sqliteDumpEnded(tail)
+	}
 	if r.done != nil {
-		r.done(r.dumpTail(), err)
+		r.done(tail, err)
 	}
 	return err
 }
 
-// sqliteTailSize is how much of a dump's end sqliteLockReader keeps for
-// the NUL check's lines: some 10 bytes for each column with such values,
-// more than enough for any database a person made.
+// sqliteDumpEnded fails a dump whose .dump stopped at an error of its own:
+// it then writes "ROLLBACK; -- due to errors" where its COMMIT would be,
+// says nothing else, and sqlite3 exits 0 (a red-team test's table of 2000
+// columns, with the rowid that --preserve-rowids adds, was over SQLite's
+// limit: the snapshot was saved, and no restore would load it). tail is the
+// dump's end: the last of the two lines in it is .dump's last (a view's
+// text that holds either comes before that).
+func (d *Database) sqliteDumpEnded(tail []byte) error {
+	if bytes.LastIndex(tail, []byte("\nROLLBACK; -- due to errors\n")) > bytes.LastIndex(tail, []byte("\nCOMMIT;\n")) {
+		return fmt.Errorf("%s: sqlite3's .dump stopped at an error and wrote \"ROLLBACK; -- due to errors\" instead of its COMMIT (it says no more), so the dump is incomplete and no snapshot was saved; check the database (sqlite3 FILE 'PRAGMA integrity_check'); a table of 2000 columns without an INTEGER PRIMARY KEY cannot be dumped with its rowids: back such a database file up as a file, with the application stopped", d)
+	}
+	return nil
+}
+
+// sqliteTailSize is how much of a dump's end sqliteLockReader keeps, for
+// .dump's last line and the NUL check's lines: some 10 bytes for each
+// column with such values, more than enough for any database a person
+// made.
 const sqliteTailSize = 1 << 20
 
-// keepTail keeps the last sqliteTailSize bytes read, when there is a
-// check to read them, in a ring allocated once (a buffer grown by append
+// keepTail keeps the last sqliteTailSize bytes read, in a ring allocated
+// once (a buffer grown by append
 // took 13 MB more of the create's peak memory).
 func (r *sqliteLockReader) keepTail(b []byte) {
-	if r.done == nil {
-		return
-	}
 	if r.ring == nil {
 		r.ring = make([]byte, sqliteTailSize)
 	}

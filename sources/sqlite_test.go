@@ -312,3 +312,72 @@ func dumpAndCheck(t *testing.T, ctx context.Context, file string) ([]byte, strin
 	warning, err := dump.Check(ctx)
 	return out, warning, err
 }
+
+// TestSQLiteDumpEdges: red-team cases of the checks at the end of a dump.
+// A table of 2000 columns, one more with the rowid --preserve-rowids
+// adds, makes .dump stop with "ROLLBACK; -- due to errors" while sqlite3
+// exits 0: the dump fails (it was saved, and no restore loads it). A
+// table named with a carriage return does not fail the dump (the check
+// passes over it: the shell drops the CR as it reads the check's file). A
+// $TMPDIR with a quote, which cannot be named to the shell, is passed
+// over for the next place. Check lines that pushed .dump's COMMIT out of
+// the kept tail still say that values were found.
+func TestSQLiteDumpEdges(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	var cols []string
+	for i := range 2000 {
+		cols = append(cols, fmt.Sprintf("c%d INTEGER", i))
+	}
+	wide := filepath.Join(dir, "wide.db")
+	if out, err := sqlite3Run(t, wide, "CREATE TABLE w ("+strings.Join(cols, ", ")+"); INSERT INTO w (c0) VALUES (1);"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	d, err := ParseDatabase("sqlite://" + wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := d.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := dump.Open(func(string) {})(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Close(); err == nil || !strings.Contains(err.Error(), `sqlite3's .dump stopped at an error and wrote "ROLLBACK; -- due to errors"`) {
+		t.Errorf("a dump that ends in ROLLBACK: %v", err)
+	}
+
+	// Made through SQLite itself: the shell would drop the CRs.
+	cr := filepath.Join(dir, "cr.db")
+	if err := os.WriteFile(cr, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := openLoaded(cr)
+	if _, err := db.Exec("CREATE TABLE \"a\r\nb\" (x TEXT); INSERT INTO \"a\r\nb\" VALUES ('p' || char(0) || 'q'); CREATE TABLE t (\"c\r\nd\" TEXT, e TEXT); INSERT INTO t VALUES ('x', 'y' || char(0));"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	quoted := filepath.Join(t.TempDir(), "it's")
+	if err := os.Mkdir(quoted, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", quoted)
+	if _, warning, err := dumpAndCheck(t, ctx, cr); err == nil || !strings.Contains(err.Error(), "(t.e: 1 value)") || warning != "" {
+		t.Errorf("names with a carriage return, $TMPDIR with a quote: %v (warning %q)", err, warning)
+	}
+
+	tail := []byte("INSERT INTO t VALUES(1);\n" + nulMarker + "7: 0=1\n" + nulMarker + "8: 2=3\n")
+	if found, truncated := parseNULCheck(tail); len(found) != 0 || !truncated {
+		t.Errorf("check lines without .dump's COMMIT: %v, truncated %v", found, truncated)
+	}
+	if found, truncated := parseNULCheck([]byte("x\nCOMMIT;\n" + nulMarker + "7: 0=1 4=2\n")); len(found) != 1 || truncated || found[0].counts[4] != 2 {
+		t.Errorf("check lines after .dump's COMMIT: %v, truncated %v", found, truncated)
+	}
+}

@@ -6,9 +6,13 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // sqlite3's .dump writes a TEXT value as C text, which ends at the first
@@ -40,7 +44,10 @@ const nulMarker = "-- snap: text with NUL, table "
 // expression's depth and a select's columns), so a wider table is
 // scanned once for every 100 of its columns. Virtual tables' rows are in
 // their shadow tables, which are checked; SQLite's own tables hold none
-// of the application's text.
+// of the application's text. A name with a carriage return is passed
+// over: the shell drops one before a line feed as it reads .read's file,
+// and the statement would name another table, failing the whole dump (a
+// red-team test's table "a\r\nb" stopped the backups).
 func sqliteNULCheck(checkFile string) string {
 	return ".output '" + checkFile + `'
 SELECT 'SELECT ''` + nulMarker + `' || s.rowid || ':'' || x FROM (SELECT ' ||
@@ -50,10 +57,31 @@ SELECT 'SELECT ''` + nulMarker + `' || s.rowid || ':'' || x FROM (SELECT ' ||
   ' FROM "' || replace(s.name, '"', '""') || '")) WHERE x <> '''';'
 FROM sqlite_schema AS s JOIN pragma_table_info(s.name) AS c
 WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND s.sql NOT LIKE 'CREATE VIRTUAL TABLE%'
+  AND instr(s.name, char(13)) = 0 AND instr(c.name, char(13)) = 0
 GROUP BY s.rowid, c.cid / 100;
 .output
 .read '` + checkFile + `'
 `
+}
+
+// startSQLiteChecks makes the directory of snap's own that the checks at
+// the end of an SQLite dump go through (sqliteNULCheck,
+// sqliteSchemaScript), and returns it with what takes their findings and
+// removes it once the dump has ended. Without one the dump goes on
+// unchecked, with a note ("", nil).
+func (p *Dump) startSQLiteChecks(stderr func(string)) (dir string, done func(tail []byte, err error)) {
+	dir, err := safepath.PrivateDirWhere("snap-sqlite-check-", dotCommandPath)
+	if err != nil {
+		snapNote(stderr, "the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there, nor its schema tried as a restore would load it: %v", err)
+		return "", nil
+	}
+	return dir, func(tail []byte, err error) {
+		if err == nil {
+			p.nulFound, p.nulTruncated = parseNULCheck(tail)
+			p.schema = readSchemaFile(dir)
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 // dotCommandPath reports whether path can stand, in single quotes, as an
@@ -72,13 +100,14 @@ var nulLine = regexp.MustCompile(`^` + regexp.QuoteMeta(nulMarker) + `(\d+):((?:
 
 // parseNULCheck reads the check's lines at the end of a dump (tail): those
 // after .dump's last line, its COMMIT. A line of the schema's own that
-// looks like one (a comment in a trigger) comes before it.
-func parseNULCheck(tail []byte) []nulFinding {
+// looks like one (a comment in a trigger) comes before it. truncated: the
+// tail holds the check's lines but not that COMMIT, which they pushed out
+// of it.
+func parseNULCheck(tail []byte) (found []nulFinding, truncated bool) {
 	i := bytes.LastIndex(tail, []byte("\nCOMMIT;\n"))
 	if i < 0 {
-		return nil
+		return nil, bytes.Contains(tail, []byte("\n"+nulMarker))
 	}
-	var found []nulFinding
 	for _, line := range strings.Split(string(tail[i+len("\nCOMMIT;\n"):]), "\n") {
 		m := nulLine.FindStringSubmatch(line)
 		if m == nil {
@@ -96,7 +125,7 @@ func parseNULCheck(tail []byte) []nulFinding {
 		}
 		found = append(found, f)
 	}
-	return found
+	return found, false
 }
 
 // Check reports, once the dump has ended well, what it lost on the way
@@ -105,10 +134,13 @@ func parseNULCheck(tail []byte) []nulFinding {
 // SQLite, a schema snap's loader cannot load (sqliteSchemaProblem).
 func (p *Dump) Check(ctx context.Context) (warning string, err error) {
 	warning = sqliteSchemaProblem(ctx, p.schema)
-	if len(p.nulFound) == 0 {
+	if len(p.nulFound) == 0 && !p.nulTruncated {
 		return warning, nil
 	}
 	names := sqliteNULNames(ctx, p.DB.File, p.nulFound)
+	if p.nulTruncated {
+		names = append(names, "in more columns than the check's lines that snap keeps name")
+	}
 	return warning, fmt.Errorf("%s holds TEXT values with a NUL character (%s), which sqlite3's .dump cuts at the NUL: restored, they end there; store such values as BLOBs (CAST(column AS BLOB)), or back the database file up as a file with the application stopped", p.DB, strings.Join(names, ", "))
 }
 
@@ -168,12 +200,17 @@ func sqliteNULNames(ctx context.Context, file string, found []nulFinding) []stri
 }
 
 // sqliteShowName is a table's or column's name as a message shows it:
-// quoted as SQL quotes it when it holds more than letters, digits and _.
+// quoted as SQL quotes it when it holds more than letters, digits and _,
+// with Go's escapes when it holds control characters (a message is one
+// line).
 func sqliteShowName(name string) string {
 	if name != "" && !strings.ContainsFunc(name, func(r rune) bool {
 		return !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
 	}) {
 		return name
+	}
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		return strconv.Quote(name)
 	}
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }

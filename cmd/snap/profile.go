@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -68,8 +73,8 @@ func startProfiles(getenv func(string) string) (stop func()) {
 // environment (su without -) must not write through that user's links:
 // a path another user could redirect is refused (package safepath), the
 // last part is not followed if it is a link, and a file found there must
-// be this user's (or root's), a regular one with no other names, and
-// empty or a profile already (a red-team test had root's own files, as
+// be this user's (or root's), a regular one with no other names, and a
+// profile or trace already (red-team tests had root's own files, as
 // /etc/shadow would be, overwritten by naming them).
 func createOwnFile(path string) (*os.File, error) {
 	abs, err := filepath.Abs(path)
@@ -83,7 +88,15 @@ func createOwnFile(path string) (*os.File, error) {
 	if dir := filepath.Dir(file); !trusted && safepath.State(dir) == safepath.Others {
 		return nil, fmt.Errorf("%s is in %s, which another user may write (%s): name a file in a directory only you or root may change", path, dir, safepath.WhoWrites(dir))
 	}
-	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	// Made new (O_EXCL), or else an existing file that is a profile
+	// already: a red-team test emptied /proc/sys files (which say they
+	// are empty) and overwrote rotated logs through these variables.
+	created := true
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		created = false
+		f, err = os.OpenFile(file, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +110,9 @@ func createOwnFile(path string) (*os.File, error) {
 			err = fmt.Errorf("%s belongs to another user (uid %d): name a file of yours", path, st.Uid)
 		case st != nil && st.Nlink > 1:
 			err = fmt.Errorf("%s has other names (hard links): name a new file", path)
-		case fi.Size() > 0 && !holdsProfile(f):
+		case created:
+			// New, and so empty: this run's.
+		case !holdsProfile(f):
 			err = fmt.Errorf("%s exists and holds no profile or trace: name a new file, or remove it", path)
 		default:
 			err = f.Truncate(0)
@@ -110,11 +125,59 @@ func createOwnFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// holdsProfile reports whether f begins as a profile (gzip, as pprof
-// writes them) or an execution trace ("go 1.N trace") does.
+// holdsProfile reports whether f begins as an execution trace does ("go
+// 1.N trace") or a profile: gzip, as pprof writes them, holding a protocol
+// buffer of a profile's fields, not any gzip file (a rotated log).
 func holdsProfile(f *os.File) bool {
-	head := make([]byte, 5)
+	head := make([]byte, 16)
 	n, _ := f.ReadAt(head, 0)
-	head = head[:n]
-	return bytes.HasPrefix(head, []byte{0x1f, 0x8b}) || bytes.HasPrefix(head, []byte("go 1."))
+	if bytes.HasPrefix(head[:n], []byte("go 1.")) {
+		return true
+	}
+	zr, err := gzip.NewReader(io.NewSectionReader(f, 0, 1<<20))
+	if err != nil {
+		return false
+	}
+	buf := make([]byte, 4096)
+	n, err = io.ReadFull(zr, buf)
+	return profileFields(buf[:n], err != nil)
+}
+
+// profileFields reports whether b begins as pprof's Profile message does:
+// each field a number of its (1 to 14), a varint or bytes, for as far as
+// b goes or eight fields. whole: b is all of it, and its last field must
+// end where b does (a few words of a log pass for a field otherwise).
+func profileFields(b []byte, whole bool) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for range 8 {
+		if len(b) == 0 {
+			return true
+		}
+		tag, n := binary.Uvarint(b)
+		if n <= 0 || tag>>3 < 1 || tag>>3 > 14 {
+			return false
+		}
+		b = b[n:]
+		switch tag & 7 {
+		case 0:
+			if _, n = binary.Uvarint(b); n <= 0 {
+				return !whole && len(b) < binary.MaxVarintLen64 // cut by the window
+			}
+			b = b[n:]
+		case 2:
+			size, n := binary.Uvarint(b)
+			if n <= 0 {
+				return !whole && len(b) < binary.MaxVarintLen64
+			}
+			if size > uint64(len(b)-n) {
+				return !whole // goes on past the window
+			}
+			b = b[n+int(size):]
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,6 +97,23 @@ func TestRootWithAUsersEnvironment(t *testing.T) {
 	}
 	if data, err := os.ReadFile(shadow); err != nil || string(data) != "root:secret\n" {
 		t.Errorf("root's own file was overwritten: %q %v", data, err)
+	}
+	// Nor an empty file (files of /proc/sys say they are), nor any gzip
+	// file (a rotated log): only a profile.
+	empty := filepath.Join(rootHome, "empty")
+	writeFile(t, empty, nil)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte("Dec  6 03:00:01 host CRON[1]: (root) CMD (snap run)\n"))
+	must(t, zw.Close())
+	rotated := filepath.Join(rootHome, "syslog.1.gz")
+	writeFile(t, rotated, gz.Bytes())
+	res = tr.runEnv([]string{"SNAP_CPUPROFILE=" + empty, "SNAP_MEMPROFILE=" + rotated}, nil, "list")
+	if !strings.Contains(res.stderr, "SNAP_CPUPROFILE: "+empty+" exists and holds no profile") || !strings.Contains(res.stderr, "SNAP_MEMPROFILE: "+rotated+" exists and holds no profile") {
+		t.Errorf("profiles naming an empty file and a rotated log: exit %d\n%s", res.code, res.stderr)
+	}
+	if data, _ := os.ReadFile(rotated); !bytes.Equal(data, gz.Bytes()) {
+		t.Error("the rotated log was overwritten")
 	}
 	own := filepath.Join(rootHome, "cpu.prof")
 	for range 2 {

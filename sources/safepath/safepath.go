@@ -242,6 +242,12 @@ func WhoWrites(dir string) string {
 // test's $TMPDIR was a user's, who swapped the new directory for a link
 // and had root load into a root-owned database).
 func PrivateDir(prefix string) (string, error) {
+	return PrivateDirWhere(prefix, nil)
+}
+
+// PrivateDirWhere is PrivateDir, passing over a place whose path usable
+// refuses (nil: any).
+func PrivateDirWhere(prefix string, usable func(path string) bool) (string, error) {
 	for _, base := range []string{os.TempDir(), "/var/tmp", "/tmp"} {
 		file, _, err := Resolve(filepath.Join(base, "probe"))
 		if err != nil {
@@ -258,9 +264,13 @@ func PrivateDir(prefix string) (string, error) {
 		if fi, err := os.Lstat(work); err != nil || !fi.IsDir() || !IsOurs(fi) || fi.Mode().Perm() != 0o700 {
 			continue
 		}
+		if usable != nil && !usable(work) {
+			os.Remove(work)
+			continue
+		}
 		return work, nil
 	}
-	return "", errors.New("$TMPDIR, /var/tmp and /tmp may all be changed by another user; set TMPDIR to a directory only root writes")
+	return "", errors.New("$TMPDIR, /var/tmp and /tmp may all be changed by another user (or cannot be used); set TMPDIR to a directory only root writes")
 }
 
 // OwnerOf returns the user ID that owns path (-1 when unknown).
