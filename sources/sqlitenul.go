@@ -28,11 +28,11 @@ import (
 // The check's statements depend on the tables and their columns, which
 // SQL cannot name from a query: the shell writes them, from the schema it
 // reads in the transaction, to a file of snap's own (.output), and then
-// runs that file (.read). An exploratory test's first version read the
-// database again on a connection of its own beside the dump: a writer
-// waiting for the dump's lock then held that connection up to the lock
-// timeout, and in rollback-journal mode the two readers kept writers out
-// longer than the dump alone.
+// runs that file (.read). A first version read the database again, on a
+// connection of its own beside the dump; an exploratory test found that a
+// writer waiting for the dump's lock then held that connection up to the
+// lock timeout, and that in rollback-journal mode the two readers kept
+// writers out longer than the dump alone.
 
 // nulMarker begins each line the check writes: the table's rowid in
 // sqlite_schema, then " CID=COUNT" for each column with such values.
