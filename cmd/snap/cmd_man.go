@@ -46,12 +46,12 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 - **SNAP_METRICS_DIR**: default for **snap run --metrics-dir**.
 - **SNAP_PROGRESS_INTERVAL**: how often progress is shown (a duration; 0 turns JSON progress lines off).
 - **SNAP_DEBUG**: when set, an internal error also prints where it happened (a stack trace).
-- **SNAP_CPUPROFILE**, **SNAP_MEMPROFILE**, **SNAP_TRACE**: write a CPU profile, a heap profile or an execution trace of the run to that file.
+- **SNAP_CPUPROFILE**, **SNAP_MEMPROFILE**, **SNAP_TRACE**: write a CPU profile, a heap profile or an execution trace of the run to that file (a new one, or one that holds a profile or trace already; never through a link or where another user could redirect it).
 - **AWS_ACCESS_KEY_ID**, **AWS_SECRET_ACCESS_KEY**, **AWS_SESSION_TOKEN**, **AWS_SHARED_CREDENTIALS_FILE**, **AWS_PROFILE**, **AWS_REGION**, **AWS_DEFAULT_REGION**: credentials and region of an S3 repository.
 - **SNAP_MEMORY_LIMIT**: the soft memory limit, as a size (512M, 2G), instead of snap's 100 MiB.
 - **GOMEMLIMIT**, **GOGC**: when set, the Go runtime's memory settings instead of snap's (GOMEMLIMIT in Go's syntax, e.g. 512MiB; the runtime stops on any other).
 - **JOURNAL_STREAM**: set by systemd; when it names snap's stderr, messages carry journald priority prefixes.
-- **XDG_CONFIG_HOME**, **XDG_CACHE_HOME**, **HOME**: where the config file and the cache are looked for.
+- **XDG_CONFIG_HOME**, **XDG_CACHE_HOME**, **HOME**: where the config file and the cache are looked for (root refuses a config file, and passes over a cache directory, that another user could change: run it with root's environment, **su -** or **sudo**).
 
 Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPOSITORY**, **SNAP_HOST**, **SNAP_TAGS**, **SNAP_JOB** (in a job of the config), **SNAP_PASSWORD_FILE** or **SNAP_PASSWORD_COMMAND** (when a flag or the config gave it), and post hooks **SNAP_STATUS**, **SNAP_EXIT_CODE**, **SNAP_SNAPSHOT_ID** and **SNAP_ERROR**; see the user guide.
 
