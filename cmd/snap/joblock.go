@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // lockJob keeps two runs of one job from overlapping: a run started by
@@ -138,10 +140,15 @@ func jobLockDirs(uid int, getenv func(string) string, home func() string) []stri
 }
 
 // ownedPrivately reports whether dir is a directory of uid's that no other
-// user may write to.
+// user may write to (group write for uid's private group alone counts as
+// uid's, as everywhere: safepath.OthersMayWrite).
 func ownedPrivately(dir string, uid int) bool {
-	var st syscall.Stat_t
-	return syscall.Stat(dir, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR && int(st.Uid) == uid && st.Mode&0o022 == 0
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == uid && !safepath.OthersMayWrite(fi, dir)
 }
 
 // passwdHome is the user's home directory as the password database names
