@@ -207,12 +207,18 @@ func xdgDir(getenv func(string) string, name string) string {
 	return ""
 }
 
-// configPaths are the places searched when --config is not given.
+// configPaths are the places searched when --config is not given. Without
+// HOME (a system service, cron) the account's home from the password
+// database stands in, as for the cache (cacheBase): a user's timer found
+// only the system's config, which it cannot read (found by a red-team
+// test).
 func configPaths(getenv func(string) string) []string {
 	var out []string
 	if d := xdgDir(getenv, "XDG_CONFIG_HOME"); d != "" {
 		out = append(out, filepath.Join(d, "snap", "snap.toml"))
 	} else if home := getenv("HOME"); home != "" {
+		out = append(out, filepath.Join(home, ".config", "snap", "snap.toml"))
+	} else if home := passwdHome(); filepath.IsAbs(home) && home != "/" {
 		out = append(out, filepath.Join(home, ".config", "snap", "snap.toml"))
 	}
 	return append(out, systemConfig)

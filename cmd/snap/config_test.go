@@ -365,6 +365,10 @@ func TestConfigPathsIgnoreRelativeXDG(t *testing.T) {
 	if got := configPaths(func(k string) string { return env[k] }); got[0] != "/x/snap/snap.toml" {
 		t.Errorf("absolute XDG_CONFIG_HOME: %v", got)
 	}
+	// Without HOME, the account's home from the password database.
+	if got, home := configPaths(func(string) string { return "" }), passwdHome(); home != "" && home != "/" && got[0] != filepath.Join(home, ".config", "snap", "snap.toml") {
+		t.Errorf("without HOME: %v (home %s)", got, home)
+	}
 }
 
 // TestConfigMessages: a job name's message states the whole rule, a
