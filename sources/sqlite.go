@@ -134,8 +134,10 @@ func (r *sqliteLockReader) tooLong() error {
 func (r *sqliteLockReader) Close() error {
 	err := r.db.sqliteLocked(r.ReadCloser.Close(), r.timeout)
 	tail := r.dumpTail()
-	if err == nil {
-		err = r.db.sqliteDumpEnded(tail)
+	// .dump's own failure says more than what failed after it (the
+	// check's statements, which meet the same cause).
+	if ended := r.db.sqliteDumpEnded(tail); ended != nil {
+		err = ended
 	}
 	if r.done != nil {
 		r.done(tail, err)
@@ -152,7 +154,7 @@ func (r *sqliteLockReader) Close() error {
 // text that holds either comes before that).
 func (d *Database) sqliteDumpEnded(tail []byte) error {
 	if bytes.LastIndex(tail, []byte("\nROLLBACK; -- due to errors\n")) > bytes.LastIndex(tail, []byte("\nCOMMIT;\n")) {
-		return fmt.Errorf("%s: sqlite3's .dump stopped at an error and wrote \"ROLLBACK; -- due to errors\" instead of its COMMIT (it says no more), so the dump is incomplete and no snapshot was saved; check the database (sqlite3 FILE 'PRAGMA integrity_check'); a table of 2000 columns without an INTEGER PRIMARY KEY cannot be dumped with its rowids: back such a database file up as a file, with the application stopped", d)
+		return fmt.Errorf("%s: sqlite3's .dump stopped at an error and wrote \"ROLLBACK; -- due to errors\" instead of its COMMIT (it says no more): the dump is incomplete; the causes seen: a collation the application registers in its own SQLite and sqlite3 lacks, in a WITHOUT ROWID table's key (Anki's unicase), a table of 2000 columns without an INTEGER PRIMARY KEY (one more with the rowid), a damaged file (sqlite3 FILE 'PRAGMA integrity_check'); back such a database file up as a file, with the application stopped", d)
 	}
 	return nil
 }
