@@ -323,6 +323,7 @@ type Dump struct {
 	nulFound     []nulFinding
 	nulTruncated bool
 	schema       []byte
+	checkFailed  string // why the checks after .dump failed, when they did
 }
 
 func (p *Dump) lockTimeout() time.Duration {
@@ -379,7 +380,7 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 		c.Stderr = stderr
 		// sqliteDone ends an SQLite dump's NUL check; until a reader
 		// has it, an error return removes the check's directory.
-		var sqliteDone func(tail []byte, err error)
+		var sqliteDone func(tail []byte, err error) error
 		defer func() {
 			if sqliteDone != nil {
 				sqliteDone(nil, errors.New("not started"))

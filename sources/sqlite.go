@@ -93,11 +93,11 @@ type sqliteLockReader struct {
 	line    int64 // the bytes of the current line read so far
 	// The end of the dump, where the NUL check's lines are
 	// (sqliteNULCheck), is kept; done is given it, and the dump's error,
-	// at Close.
+	// at Close, and returns the error Close gives.
 	ring []byte // the end of the dump as read so far (keepTail)
 	pos  int    // where in ring the next byte goes
 	read int64  // bytes put in ring in all
-	done func(tail []byte, err error)
+	done func(tail []byte, err error) error
 }
 
 // sqliteMaxStatement is the longest statement SQLite loads (its
@@ -140,7 +140,7 @@ func (r *sqliteLockReader) Close() error {
 		err = ended
 	}
 	if r.done != nil {
-		r.done(tail, err)
+		err = r.done(tail, err)
 	}
 	return err
 }

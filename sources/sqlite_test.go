@@ -188,7 +188,8 @@ func TestSQLiteDumpRefusesUnloadableRow(t *testing.T) {
 // name and width (a table of 150 columns takes two statements), in UTF-16
 // databases too, and nothing for a BLOB with zero bytes, numbers, text
 // without one, or a trigger's comment that looks like the check's line. A
-// clean database's dump ends as before, with .dump's COMMIT.
+// clean database's dump ends with .dump's COMMIT and the line that begins
+// the checks.
 func TestSQLiteDumpCheckFindsTextWithNUL(t *testing.T) {
 	dir := t.TempDir()
 	tmp := t.TempDir()
@@ -223,7 +224,7 @@ INSERT INTO wide (c149) VALUES ('x' || char(0));`, `("odd ""name"""."a b": 2 val
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) || warning != "" {
 			t.Errorf("%s: %v (warning %q); want %q", c.name, err, warning, c.want)
 		}
-		if c.want == "" && !bytes.HasSuffix(out, []byte("\nCOMMIT;\n")) {
+		if c.want == "" && !bytes.HasSuffix(out, []byte("\nCOMMIT;\n"+sqliteChecksFollow+"\n")) {
 			t.Errorf("%s: the dump ends with %q", c.name, out[max(0, len(out)-100):])
 		}
 	}
@@ -241,7 +242,7 @@ func TestSQLiteDumpTail(t *testing.T) {
 	}
 	for _, size := range []int{1, 1000, sqliteTailSize - 1, sqliteTailSize, sqliteTailSize + 1, 3 * sqliteTailSize} {
 		for _, total := range []int{0, 10, sqliteTailSize, len(data)} {
-			r := &sqliteLockReader{done: func([]byte, error) {}}
+			r := &sqliteLockReader{}
 			for b := data[:total]; len(b) > 0; {
 				n := min(size, len(b))
 				r.keepTail(b[:n])
@@ -404,5 +405,44 @@ func TestSQLiteDumpEdges(t *testing.T) {
 	}
 	if found, truncated := parseNULCheck([]byte("x\nCOMMIT;\n" + nulMarker + "7: 0=1 4=2\n")); len(found) != 1 || truncated || found[0].counts[4] != 2 {
 		t.Errorf("check lines after .dump's COMMIT: %v, truncated %v", found, truncated)
+	}
+}
+
+// TestSQLiteChecksFailAfterTheDump: sqlite3 failing after .dump wrote its
+// COMMIT and the line that begins the checks (a check's statement that a
+// newer sqlite3 reads differently, a full $TMPDIR) leaves the dump whole:
+// a warning of Check, not a failed backup; failing before that line, or
+// with .dump's own ROLLBACK, it fails the dump.
+func TestSQLiteChecksFailAfterTheDump(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	failed := &CommandError{Name: "sqlite3", Status: "exit status 1", LastLine: "Parse error near line 3: no such table: a^Ab"}
+	for _, c := range []struct {
+		tail    string
+		failed  bool
+		warning string
+	}{
+		{"INSERT INTO t VALUES(1);\nCOMMIT;\n" + sqliteChecksFollow + "\n", false, "did not run to their end: sqlite3 failed (exit status 1): Parse error near line 3: no such table: a^Ab"},
+		{"INSERT INTO t VALUES(1);\nCOMMIT;\n", true, ""},
+		{"CREATE TABLE t(x);\nROLLBACK; -- due to errors\n" + sqliteChecksFollow + "\n", true, ""},
+	} {
+		p := &Dump{DB: &Database{Kind: KindSQLite, File: "/nonexistent.db"}}
+		dir, done := p.startSQLiteChecks(func(string) {})
+		if dir == "" {
+			t.Fatal("no check directory")
+		}
+		var err error = failed
+		if ended := p.DB.sqliteDumpEnded([]byte(c.tail)); ended != nil {
+			err = ended
+		}
+		err = done([]byte(c.tail), err)
+		if (err != nil) != c.failed {
+			t.Errorf("%q: %v, want failed %v", c.tail, err, c.failed)
+		}
+		if warning, _ := p.Check(context.Background()); !strings.Contains(warning, c.warning) || (c.warning == "") != (warning == "") {
+			t.Errorf("%q: warning %q, want %q", c.tail, warning, c.warning)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%q: check directory left", c.tail)
+		}
 	}
 }

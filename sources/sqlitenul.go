@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -34,6 +35,10 @@ import (
 // lock timeout, and that in rollback-journal mode the two readers kept
 // writers out longer than the dump alone.
 
+// sqliteChecksFollow is the line the dump's script writes after .dump,
+// before its checks.
+const sqliteChecksFollow = "-- snap: the checks of the dump follow"
+
 // nulMarker begins each line the check writes: the table's rowid in
 // sqlite_schema, then " CID=COUNT" for each column with such values.
 const nulMarker = "-- snap: text with NUL, table "
@@ -44,12 +49,15 @@ const nulMarker = "-- snap: text with NUL, table "
 // expression's depth and a select's columns), so a wider table is
 // scanned once for every 100 of its columns. Virtual tables' rows are in
 // their shadow tables, which are checked; SQLite's own tables hold none
-// of the application's text. A name with a carriage return is passed
-// over: the shell drops one before a line feed as it reads .read's file,
-// and the statement would name another table, failing the whole dump (a
-// red-team test's table "a\r\nb" stopped the backups).
+// of the application's text. A name with a control character is passed
+// over: the shell drops a carriage return before a line feed as it reads
+// .read's file (a red-team test's table "a\r\nb" failed the whole dump),
+// and from 3.50 writes control characters as ^X in list mode. A line
+// before the check (sqliteChecksFollow) tells a failure of the checks,
+// after .dump's COMMIT, from a failure of the dump: the first is a
+// warning (Dump.Check), the second fails the backup.
 func sqliteNULCheck(checkFile string) string {
-	return ".output '" + checkFile + `'
+	return "SELECT '" + sqliteChecksFollow + "';\n.output '" + checkFile + `'
 SELECT 'SELECT ''` + nulMarker + `' || s.rowid || ':'' || x FROM (SELECT ' ||
   group_concat('(CASE WHEN n' || c.cid || ' > 0 THEN '' ' || c.cid || '='' || n' || c.cid || ' ELSE '''' END)', ' || ') ||
   ' AS x FROM (SELECT ' ||
@@ -57,31 +65,54 @@ SELECT 'SELECT ''` + nulMarker + `' || s.rowid || ':'' || x FROM (SELECT ' ||
   ' FROM "' || replace(s.name, '"', '""') || '")) WHERE x <> '''';'
 FROM sqlite_schema AS s JOIN pragma_table_info(s.name) AS c
 WHERE s.type = 'table' AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND s.sql NOT LIKE 'CREATE VIRTUAL TABLE%'
-  AND instr(s.name, char(13)) = 0 AND instr(c.name, char(13)) = 0
+  AND s.name NOT GLOB ` + sqliteControlClass + ` AND c.name NOT GLOB ` + sqliteControlClass + `
 GROUP BY s.rowid, c.cid / 100;
 .output
 .read '` + checkFile + `'
 `
 }
 
+// sqliteControlClass is a GLOB pattern, in SQL, of a name that holds a
+// control character.
+var sqliteControlClass = func() string {
+	codes := make([]string, 0, 32)
+	for c := 1; c < 32; c++ {
+		codes = append(codes, strconv.Itoa(c))
+	}
+	return "('*[' || char(" + strings.Join(codes, ",") + ",127) || ']*')"
+}()
+
 // startSQLiteChecks makes the directory of snap's own that the checks at
 // the end of an SQLite dump go through (sqliteNULCheck,
 // sqliteSchemaScript), and returns it with what takes their findings and
 // removes it once the dump has ended. Without one the dump goes on
 // unchecked, with a note ("", nil).
-func (p *Dump) startSQLiteChecks(stderr func(string)) (dir string, done func(tail []byte, err error)) {
+func (p *Dump) startSQLiteChecks(stderr func(string)) (dir string, done func(tail []byte, err error) error) {
 	dir, err := safepath.PrivateDirWhere("snap-sqlite-check-", dotCommandPath)
 	if err != nil {
 		snapNote(stderr, "the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there, nor its schema tried as a restore would load it: %v", err)
 		return "", nil
 	}
-	return dir, func(tail []byte, err error) {
+	return dir, func(tail []byte, err error) error {
+		defer os.RemoveAll(dir)
+		var ce *CommandError
+		if errors.As(err, &ce) && checksBegan(tail) {
+			// .dump ended with its COMMIT; what failed came after.
+			p.checkFailed, err = err.Error(), nil
+		}
 		if err == nil {
 			p.nulFound, p.nulTruncated = parseNULCheck(tail)
 			p.schema = readSchemaFile(dir)
 		}
-		os.RemoveAll(dir)
+		return err
 	}
+}
+
+// checksBegan reports whether the dump's end (tail) holds .dump's COMMIT
+// and, after it, the line that begins the checks.
+func checksBegan(tail []byte) bool {
+	i := bytes.LastIndex(tail, []byte("\nCOMMIT;\n"))
+	return i >= 0 && bytes.Contains(tail[i:], []byte("\n"+sqliteChecksFollow+"\n"))
 }
 
 // dotCommandPath reports whether path can stand, in single quotes, as an
@@ -134,6 +165,9 @@ func parseNULCheck(tail []byte) (found []nulFinding, truncated bool) {
 // SQLite, a schema snap's loader cannot load (sqliteSchemaProblem).
 func (p *Dump) Check(ctx context.Context) (warning string, err error) {
 	warning = sqliteSchemaProblem(ctx, p.schema)
+	if p.checkFailed != "" {
+		warning = "the dump is whole, but its checks (TEXT values with a NUL, which .dump cuts; the schema as a restore loads it) did not run to their end: " + p.checkFailed
+	}
 	if len(p.nulFound) == 0 && !p.nulTruncated {
 		return warning, nil
 	}

@@ -38,7 +38,7 @@ func sqliteSchemaScript(dir string) string {
 	return ".output '" + filepath.Join(dir, sqliteSchemaFile) + `'
 SELECT s.sql || CASE WHEN s.sql GLOB '*--*' THEN char(10) || ';' ELSE ';' END FROM sqlite_schema AS s
 WHERE s.sql IS NOT NULL AND s.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND s.sql NOT LIKE 'CREATE VIRTUAL TABLE%'
-  AND NOT EXISTS (SELECT 1 FROM sqlite_schema AS v WHERE v.sql LIKE 'CREATE VIRTUAL TABLE%' AND (s.tbl_name = v.name OR s.tbl_name LIKE v.name || '\_%' ESCAPE '\'))
+  AND NOT EXISTS (SELECT 1 FROM sqlite_schema AS v WHERE v.sql LIKE 'CREATE VIRTUAL TABLE%' AND (s.tbl_name = v.name OR substr(s.tbl_name, 1, length(v.name) + 1) = v.name || '_'))
 ORDER BY s.type <> 'table', s.rowid;
 .output
 `

@@ -521,7 +521,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	}
 	switch {
 	case sum.Errors > 0:
-		return sn, &partialError{msg: fmt.Sprintf("%s", p.partialMessage(sn.ID.Short(), sum.Errors)), emptied: len(emptied) > 0}
+		return sn, &partialError{msg: p.partialMessage(sn.ID.Short(), sum.Errors), emptied: len(emptied) > 0}
 	case len(emptied) > 0:
 		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %s came back empty (above): if a disk was not mounted, mount it and run the backup again", sn.ID.Short(), plural(len(emptied), "backed-up directory", "backed-up directories")), emptied: true}
 	}

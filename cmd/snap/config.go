@@ -288,7 +288,11 @@ func readConfigFile(path string) (data []byte, why string, err error) {
 		why = err.Error()
 		file = path // read all the same, for a warning
 	}
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	// Not opened at all unless a regular file (opening a device can act).
+	if fi, err := os.Lstat(file); err == nil && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
+		return nil, cmp.Or(why, "it is not a regular file"), fmt.Errorf("%s is not a regular file", file)
+	}
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, cmp.Or(why, fmt.Sprintf("it cannot be judged (%v)", unwrapOS(err))), err
 	}

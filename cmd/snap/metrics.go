@@ -8,8 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources/safepath"
@@ -35,16 +36,29 @@ const lastSuccessMetric = "snap_job_last_success_timestamp_seconds"
 // nil.
 func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, end time.Time) error {
 	path := metricsFile(dir, res.Job)
-	// The directory may be another user's (node_exporter's): the file is
-	// written as a new temporary file, renamed into place. But the way to
-	// it must not be (a red-team test's link in a user's directory, given
-	// in that user's SNAP_METRICS_DIR, had root write into /etc/cron.d).
-	if abs, err := filepath.Abs(path); err != nil {
+	// The directory may be another user's (node_exporter's, in its home
+	// /var/lib/prometheus), but no link of another user's on the way to it
+	// is followed (a red-team test's link in a user's directory, given in
+	// that user's SNAP_METRICS_DIR, had root write into /etc/cron.d), and
+	// the file is written in the directory opened, by its descriptor:
+	// whatever its path names by then.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
 		return err
-	} else if _, _, err := safepath.Resolve(abs); err != nil {
+	}
+	real, _, err := safepath.Resolve(abs)
+	if err != nil {
 		return fmt.Errorf("metrics directory %s: %w; or change %s", dir, err, setting)
 	}
-	lastSuccess := previousMetric(path, lastSuccessMetric)
+	d, err := openDirNoLinks(real)
+	if err != nil {
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or change %s", dir, setting)
+		}
+		return fmt.Errorf("metrics directory %s: %w", dir, unwrapOS(err))
+	}
+	defer d.Close()
+	lastSuccess := previousMetric(d, filepath.Base(path), lastSuccessMetric)
 	// A snapshot without some unreadable files is a success; one with a
 	// backed-up directory emptied is not: an alert on the last success
 	// must fire while a disk stays unmounted.
@@ -76,13 +90,7 @@ func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, 
 		metric("snap_job_added_bytes", "Bytes the last run added to the repository, after compression.", float64(sn.Summary.AddedBytes))
 		metric("snap_job_unreadable_files", "Files the last run could not read and left out of its snapshot.", float64(sn.Summary.Errors))
 	}
-	if err := writeFileAtomic(path, b.Bytes(), 0o644); err != nil {
-		// The temporary file's name says less than the directory's.
-		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-			// setting names the flag, its variable or the config's key
-			// that gave dir: the fix is there.
-			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or change %s", dir, setting)
-		}
+	if err := writeFileAtomicIn(d, filepath.Base(path), b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("%s: %w", path, unwrapOS(err))
 	}
 	return nil
@@ -90,13 +98,14 @@ func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, 
 
 // previousMetric reads one metric's value from a file written by
 // writeJobMetrics (0 when there is none).
-func previousMetric(path, name string) float64 {
+func previousMetric(dir *os.File, file, name string) float64 {
 	// Not through a link, not a FIFO (it hung a red-team test's run):
 	// only a file of the directory's.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	fd, err := unix.Openat(int(dir.Fd()), file, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0
 	}
+	f := os.NewFile(uintptr(fd), file)
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		return 0

@@ -504,8 +504,14 @@ func cacheBase(e *env, given string) (string, error) {
 // cacheNotOurs says why another user could change what the cache
 // directory dir (absolute) holds, or "" when no one else can: a link or a
 // directory of theirs on the way, dir itself in a directory they may
-// write, theirs in a sticky one (/tmp), or open to them.
+// write, theirs in a sticky one (/tmp), or open to them. Only for root,
+// whose cache such a user could lead root's writes out of: other users
+// keep the places containers give them (a HOME open to a group or to all,
+// as Kubernetes and OpenShift make them; a review).
 func cacheNotOurs(dir string) string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
 	file, trusted, err := safepath.Resolve(dir)
 	if err != nil {
 		return err.Error()

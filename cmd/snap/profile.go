@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
@@ -88,14 +88,19 @@ func createOwnFile(path string) (*os.File, error) {
 	if dir := filepath.Dir(file); !trusted && safepath.State(dir) == safepath.Others {
 		return nil, fmt.Errorf("%s is in %s, which another user may write (%s): name a file in a directory only you or root may change", path, dir, safepath.WhoWrites(dir))
 	}
+	// Not opened at all unless a regular file: opening a device can act
+	// (a watchdog arms, a terminal becomes the controlling one; a review).
+	if fi, err := os.Lstat(file); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
 	// Made new (O_EXCL), or else an existing file that is a profile
 	// already: a red-team test emptied /proc/sys files (which say they
 	// are empty) and overwrote rotated logs through these variables.
 	created := true
-	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		created = false
-		f, err = os.OpenFile(file, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		f, err = os.OpenFile(file, os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	}
 	if err != nil {
 		return nil, err
@@ -125,13 +130,17 @@ func createOwnFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// holdsProfile reports whether f begins as an execution trace does ("go
-// 1.N trace") or a profile: gzip, as pprof writes them, holding a protocol
+// traceHeader begins an execution trace ("go 1.26 trace" and NULs); a
+// go.work file begins "go 1.26" too (a review).
+var traceHeader = regexp.MustCompile(`^go 1\.\d+ trace\x00`)
+
+// holdsProfile reports whether f begins as an execution trace does or a
+// profile: gzip, as pprof writes them, holding a protocol
 // buffer of a profile's fields, not any gzip file (a rotated log).
 func holdsProfile(f *os.File) bool {
 	head := make([]byte, 16)
 	n, _ := f.ReadAt(head, 0)
-	if bytes.HasPrefix(head[:n], []byte("go 1.")) {
+	if traceHeader.Match(head[:n]) {
 		return true
 	}
 	zr, err := gzip.NewReader(io.NewSectionReader(f, 0, 1<<20))

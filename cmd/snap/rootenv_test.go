@@ -115,6 +115,14 @@ func TestRootWithAUsersEnvironment(t *testing.T) {
 	if data, _ := os.ReadFile(rotated); !bytes.Equal(data, gz.Bytes()) {
 		t.Error("the rotated log was overwritten")
 	}
+	// A go.work file begins "go 1.N" as a trace does; a device is not
+	// even opened.
+	work := filepath.Join(rootHome, "go.work")
+	writeFile(t, work, []byte("go 1.26\n\nuse ./snap\n"))
+	res = tr.runEnv([]string{"SNAP_TRACE=" + work, "SNAP_CPUPROFILE=/dev/null"}, nil, "list")
+	if !strings.Contains(res.stderr, "SNAP_TRACE: "+work+" exists and holds no profile") || !strings.Contains(res.stderr, "SNAP_CPUPROFILE: /dev/null is not a regular file") {
+		t.Errorf("profiles naming a go.work file and a device: exit %d\n%s", res.code, res.stderr)
+	}
 	own := filepath.Join(rootHome, "cpu.prof")
 	for range 2 {
 		if res := tr.runEnv([]string{"SNAP_CPUPROFILE=" + own, "SNAP_TRACE=" + own + ".trace"}, nil, "list"); res.code != 0 || strings.Contains(res.stderr, "SNAP_") {
@@ -136,11 +144,24 @@ func TestRootWithAUsersEnvironment(t *testing.T) {
 	must(t, os.Symlink(target, metricsLink))
 	must(t, os.Lchown(metricsLink, nobody, nobody))
 	res = tr.runConfig([]string{"SNAP_METRICS_DIR=" + metricsLink}, "run", "--config", cfg)
-	if !strings.Contains(res.stderr, "metrics directory "+metricsLink+": "+metricsLink+" lies in "+userHome+", which another user may write") {
+	if !strings.Contains(res.stderr, "metrics directory "+metricsLink+": "+metricsLink+" is a symbolic link of another user's") {
 		t.Errorf("metrics through a user's link: exit %d\n%s", res.code, res.stderr)
 	}
 	if entries, _ := os.ReadDir(target); len(entries) != 0 {
 		t.Errorf("metrics written through the user's link: %v", entries)
+	}
+	// node_exporter's directory in its user's home, as Debian lays it
+	// out (/var/lib/prometheus/node-exporter), takes root's metrics.
+	promHome := filepath.Join(tr.dir, "prometheus")
+	textfiles := filepath.Join(promHome, "node-exporter")
+	must(t, os.MkdirAll(textfiles, 0o755))
+	must(t, os.Chown(promHome, nobody, nobody))
+	must(t, os.Chown(textfiles, nobody, nobody))
+	if res := tr.runConfig([]string{"SNAP_METRICS_DIR=" + textfiles}, "run", "--config", cfg); res.code != 0 || strings.Contains(res.stderr, "metrics") {
+		t.Errorf("metrics into node_exporter's directory: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(textfiles, "snap-app.prom")); err != nil {
+		t.Errorf("no metrics in node_exporter's directory: %v", err)
 	}
 	metrics := filepath.Join(tr.dir, "metrics")
 	must(t, os.Mkdir(metrics, 0o755))
