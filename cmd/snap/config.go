@@ -283,16 +283,20 @@ func loadConfig(path string) (*Config, []Problem, error) {
 // name and the read, and root ran the password command of the file put
 // back); one that cannot be judged is judged unsafe.
 func readConfigFile(path string) (data []byte, why string, err error) {
+	flags := os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_NOCTTY
 	file, _, err := safepath.Resolve(path)
 	if err != nil {
+		// Read all the same, links followed, for the warning a user
+		// other than root gets (root refuses it).
 		why = err.Error()
-		file = path // read all the same, for a warning
+		file = path
+		flags &^= syscall.O_NOFOLLOW
 	}
 	// Not opened at all unless a regular file (opening a device can act).
-	if fi, err := os.Lstat(file); err == nil && !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
+	if fi, err := os.Stat(file); err == nil && !fi.Mode().IsRegular() {
 		return nil, cmp.Or(why, "it is not a regular file"), fmt.Errorf("%s is not a regular file", file)
 	}
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	f, err := os.OpenFile(file, flags, 0)
 	if err != nil {
 		return nil, cmp.Or(why, fmt.Sprintf("it cannot be judged (%v)", unwrapOS(err))), err
 	}
