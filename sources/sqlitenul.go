@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,9 +36,13 @@ import (
 // lock timeout, and that in rollback-journal mode the two readers kept
 // writers out longer than the dump alone.
 
-// sqliteChecksFollow is the line the dump's script writes after .dump,
-// before its checks.
-const sqliteChecksFollow = "-- snap: the checks of the dump follow"
+// sqliteDumpDone is the file the dump's script makes in the checks'
+// directory once .dump has returned, before the checks: a failure of
+// sqlite3 after it is one of the checks. A file of snap's own directory,
+// not a line of the dump: a line could be forged by a comment in the
+// schema, which .dump copies (a tester's did, and sqlite3 killed halfway
+// through the rows was taken for a failed check and the cut dump saved).
+const sqliteDumpDone = "dump-done"
 
 // nulMarker begins each line the check writes: the table's rowid in
 // sqlite_schema, then " CID=COUNT" for each column with such values.
@@ -52,12 +57,13 @@ const nulMarker = "-- snap: text with NUL, table "
 // of the application's text. A name with a control character is passed
 // over: the shell drops a carriage return before a line feed as it reads
 // .read's file (a red-team test's table "a\r\nb" failed the whole dump),
-// and from 3.50 writes control characters as ^X in list mode. A line
-// before the check (sqliteChecksFollow) tells a failure of the checks,
-// after .dump's COMMIT, from a failure of the dump: the first is a
-// warning (Dump.Check), the second fails the backup.
+// and from 3.50 writes control characters as ^X in list mode. A file made
+// before the check (sqliteDumpDone) tells a failure of the checks from a
+// failure of the dump: the first is a warning (Dump.Check), the second
+// fails the backup.
 func sqliteNULCheck(checkFile string) string {
-	return "SELECT '" + sqliteChecksFollow + "';\n.output '" + checkFile + `'
+	done := filepath.Join(filepath.Dir(checkFile), sqliteDumpDone)
+	return ".output '" + done + "'\nSELECT 'done';\n.output '" + checkFile + `'
 SELECT 'SELECT ''` + nulMarker + `' || s.rowid || ':'' || x FROM (SELECT ' ||
   group_concat('(CASE WHEN n' || c.cid || ' > 0 THEN '' ' || c.cid || '='' || n' || c.cid || ' ELSE '''' END)', ' || ') ||
   ' AS x FROM (SELECT ' ||
@@ -96,8 +102,8 @@ func (p *Dump) startSQLiteChecks(stderr func(string)) (dir string, done func(tai
 	return dir, func(tail []byte, err error) error {
 		defer os.RemoveAll(dir)
 		var ce *CommandError
-		if errors.As(err, &ce) && checksBegan(tail) {
-			// .dump ended with its COMMIT; what failed came after.
+		if _, serr := os.Stat(filepath.Join(dir, sqliteDumpDone)); serr == nil && errors.As(err, &ce) && bytes.Contains(tail, []byte("\nCOMMIT;\n")) {
+			// .dump returned, with its COMMIT; what failed came after.
 			p.checkFailed, err = err.Error(), nil
 		}
 		if err == nil {
@@ -106,13 +112,6 @@ func (p *Dump) startSQLiteChecks(stderr func(string)) (dir string, done func(tai
 		}
 		return err
 	}
-}
-
-// checksBegan reports whether the dump's end (tail) holds .dump's COMMIT
-// and, after it, the line that begins the checks.
-func checksBegan(tail []byte) bool {
-	i := bytes.LastIndex(tail, []byte("\nCOMMIT;\n"))
-	return i >= 0 && bytes.Contains(tail[i:], []byte("\n"+sqliteChecksFollow+"\n"))
 }
 
 // dotCommandPath reports whether path can stand, in single quotes, as an

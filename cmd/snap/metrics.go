@@ -48,7 +48,7 @@ func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, 
 	}
 	real, _, err := safepath.Resolve(abs)
 	if err != nil {
-		return fmt.Errorf("metrics directory %s: %w; or change %s", dir, err, setting)
+		return fmt.Errorf("metrics directory %s: %w (change %s)", dir, err, setting)
 	}
 	d, err := openDirNoLinks(real)
 	if err != nil {

@@ -81,8 +81,11 @@ func Resolve(path string) (file string, dirTrusted bool, err error) {
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			// Ours, where no one else can change it (in a sticky
 			// directory others cannot touch our names).
-			if !mine || state == Others {
-				return "", false, fmt.Errorf("%s is a symbolic link of another user's (uid %d), or in a directory others may write, which could point anywhere: name the file it should point to instead", next, OwnerOf(next))
+			switch {
+			case !mine:
+				return "", false, fmt.Errorf("%s is a symbolic link of another user's (uid %d), which could point anywhere: name what it should point to instead", next, OwnerOf(next))
+			case state == Others:
+				return "", false, fmt.Errorf("%s is a symbolic link in %s, which another user may write (%s) and so replace it with one pointing anywhere: name what it should point to instead", next, cur, WhoWrites(cur))
 			}
 			if links++; links > maxLinks {
 				return "", false, fmt.Errorf("%s: too many levels of symbolic links", path)
