@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -118,11 +117,13 @@ func openConfig(c *cli.Context, e *env) (*Config, []Problem, error) {
 	if cfg == nil {
 		return nil, problems, err
 	}
-	// The one warning run and schedule give (config check gives all, this
-	// one added where it loads the file): a timer would run what anyone
-	// can write into the file.
-	if msg := configWarning(path); msg != "" {
-		newUI(c, e).warnf("%s", msg)
+	// The one warning run and schedule give (config check gives all,
+	// loadConfig adds this one): a timer would run what anyone can write
+	// into the file.
+	for _, p := range problems {
+		if p.Severity == "warning" && strings.HasPrefix(p.Message, configOthersWarning) {
+			newUI(c, e).warnf("%s: %s", p.File, p.Message)
+		}
 	}
 	return cfg, problems, err
 }
@@ -210,9 +211,6 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	}
 	if err == nil {
 		cfg, problems, err = loadConfig(path)
-		if why := writableByOthers(path); why != "" && os.Geteuid() != 0 && (cfg != nil || len(problems) > 0) {
-			problems = append(problems, Problem{File: path, Message: "another user could change this config, whose hooks and commands run as you: " + why, Severity: "warning"})
-		}
 		if cfg != nil || len(problems) > 0 {
 			err = nil // judged below, problem by problem
 		}

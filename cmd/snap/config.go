@@ -266,8 +266,18 @@ func loadConfig(path string) (*Config, []Problem, error) {
 	if err != nil {
 		return nil, nil, usagef("config file %s: %v", path, unwrapOS(err))
 	}
-	return parseConfig(path, string(data))
+	cfg, problems, err := parseConfig(path, string(data))
+	if why != "" {
+		// Anyone else is warned, by every command that reads the file
+		// (openConfig, config check), from this one judgement.
+		problems = append(problems, Problem{File: path, Message: configOthersWarning + why, Severity: "warning"})
+	}
+	return cfg, problems, err
 }
+
+// configOthersWarning begins the warning about a config file another user
+// could change, for a user other than root.
+const configOthersWarning = "another user could change this config, whose hooks and commands run as you: "
 
 // readConfigFile reads the config file at path, and says how users other
 // than the one running snap could change it (why), whose hooks and
@@ -331,24 +341,6 @@ func othersCanChange(file string, st fs.FileInfo, fdPath string) string {
 	}
 	if dir := filepath.Dir(file); safepath.State(dir) == safepath.Others {
 		return fmt.Sprintf("it is in %s, which others can write (%s) and so put another file in its place: chmod go-w %s", dir, safepath.WhoWrites(dir), dir)
-	}
-	return ""
-}
-
-// writableByOthers is readConfigFile's why alone, for warnings.
-func writableByOthers(path string) string {
-	_, why, _ := readConfigFile(path)
-	return why
-}
-
-// configWarning is the warning about a config file another user could
-// change, for a user other than root ("" when there is none).
-func configWarning(path string) string {
-	if os.Geteuid() == 0 {
-		return "" // loadConfig refused it
-	}
-	if why := writableByOthers(path); why != "" {
-		return fmt.Sprintf("%s: another user could change this config, whose hooks and commands run as you: %s", path, why)
 	}
 	return ""
 }

@@ -448,17 +448,17 @@ func TestConfigWritableByOthers(t *testing.T) {
 paths = ["` + app + `"]
 `)
 	must(t, os.Chmod(cfg, 0o666))
-	if why := writableByOthers(cfg); !strings.Contains(why, "it is writable by others (mode 0666): chmod go-w "+cfg) {
+	if _, why, _ := readConfigFile(cfg); !strings.Contains(why, "it is writable by others (mode 0666): chmod go-w "+cfg) {
 		t.Errorf("world-writable config: %q", why)
 	}
 	must(t, os.Chmod(cfg, 0o600))
-	if why := writableByOthers(cfg); why != "" {
+	if _, why, _ := readConfigFile(cfg); why != "" {
 		t.Errorf("config only its owner can write: %q", why)
 	}
 	dirMode, err := os.Stat(filepath.Dir(cfg))
 	must(t, err)
 	must(t, os.Chmod(filepath.Dir(cfg), 0o777))
-	if why := writableByOthers(cfg); !strings.Contains(why, "which others can write") {
+	if _, why, _ := readConfigFile(cfg); !strings.Contains(why, "which others can write") {
 		t.Errorf("config in a directory others can write: %q", why)
 	}
 	must(t, os.Chmod(filepath.Dir(cfg), dirMode.Mode().Perm()))
