@@ -295,6 +295,18 @@ INSERT INTO a VALUES (1, 'one', 1);
 // returns the dump and what its Check says.
 func dumpAndCheck(t *testing.T, ctx context.Context, file string) ([]byte, string, error) {
 	t.Helper()
+	dump, out, err := runDump(t, ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warning, err := dump.Check(ctx)
+	return out, warning, err
+}
+
+// runDump dumps the SQLite database file as a create does, and returns
+// the dump and the error of reading or closing it.
+func runDump(t *testing.T, ctx context.Context, file string) (*Dump, []byte, error) {
+	t.Helper()
 	d, err := ParseDatabase("sqlite://" + file)
 	if err != nil {
 		t.Fatal(err)
@@ -308,14 +320,10 @@ func dumpAndCheck(t *testing.T, ctx context.Context, file string) ([]byte, strin
 		t.Fatal(err)
 	}
 	out, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
 	}
-	if err := rc.Close(); err != nil {
-		t.Fatal(err)
-	}
-	warning, err := dump.Check(ctx)
-	return out, warning, err
+	return dump, out, err
 }
 
 // TestSQLiteDumpEdges: red-team cases of the checks at the end of a dump.
@@ -338,22 +346,7 @@ func TestSQLiteDumpEdges(t *testing.T) {
 	if out, err := sqlite3Run(t, wide, "CREATE TABLE w ("+strings.Join(cols, ", ")+"); INSERT INTO w (c0) VALUES (1);"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	d, err := ParseDatabase("sqlite://" + wide)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := d.Dump(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := dump.Open(func(string) {})(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.Close(); err == nil || !strings.Contains(err.Error(), `sqlite3's .dump stopped at an error and wrote "ROLLBACK; -- due to errors"`) {
+	if _, _, err := runDump(t, ctx, wide); err == nil || !strings.Contains(err.Error(), `sqlite3's .dump stopped at an error and wrote "ROLLBACK; -- due to errors"`) {
 		t.Errorf("a dump that ends in ROLLBACK: %v", err)
 	}
 	// Anki's tags table: its key's collation is the application's own.
@@ -363,17 +356,7 @@ func TestSQLiteDumpEdges(t *testing.T) {
 	if out, err := sqlite3Run(t, anki, "CREATE TABLE tags (tag TEXT COLLATE nocase PRIMARY KEY, usn INT) WITHOUT ROWID; INSERT INTO tags VALUES ('a', 1); PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, 'nocase', 'unicase') WHERE name = 'tags';"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if d, err = ParseDatabase("sqlite://" + anki); err != nil {
-		t.Fatal(err)
-	}
-	if dump, err = d.Dump(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rc, err = dump.Open(func(string) {})(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, rc)
-	if err := rc.Close(); err == nil || !strings.Contains(err.Error(), "ROLLBACK; -- due to errors") || !strings.Contains(err.Error(), "Anki's unicase") {
+	if _, _, err := runDump(t, ctx, anki); err == nil || !strings.Contains(err.Error(), "ROLLBACK; -- due to errors") || !strings.Contains(err.Error(), "Anki's unicase") {
 		t.Errorf("a table keyed by an application's collation: %v", err)
 	}
 
