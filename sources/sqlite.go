@@ -191,8 +191,10 @@ func (r *sqliteLockReader) dumpTail() []byte {
 	return append(append([]byte(nil), r.ring[r.pos:]...), r.ring[:r.pos]...)
 }
 
-func sqliteURI(file string) string {
-	return (&url.URL{Scheme: "file", Path: file, RawQuery: "mode=rw"}).String()
+// sqliteURI names the database file, and it alone, to SQLite (the path
+// percent-encoded), opened in mode (rw: never made; ro).
+func sqliteURI(file, mode string) string {
+	return (&url.URL{Scheme: "file", Path: file, RawQuery: "mode=" + mode}).String()
 }
 
 func (d *Database) sqliteDump() (Command, error) {
@@ -203,7 +205,7 @@ func (d *Database) sqliteDump() (Command, error) {
 	if err := d.checkSQLiteFile(); err != nil {
 		return Command{}, err
 	}
-	return Command{Name: tool, Args: []string{"-bail", "-batch", sqliteURI(d.File)}}, nil
+	return Command{Name: tool, Args: []string{"-bail", "-batch", sqliteURI(d.File, "rw")}}, nil
 }
 
 // checkSQLiteFile checks the file of the database to dump; a missing file

@@ -111,7 +111,7 @@ func sqliteText(v driver.Value) string {
 // driver; mode=rw: never a database of another name (the URI is the
 // file's path, percent-encoded).
 func openLoaded(file string) *sql.DB {
-	return sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file)})
+	return sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file, "rw")})
 }
 
 // sqliteConnector opens dsn with a driver of its own.

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -183,8 +182,7 @@ func (p *Dump) Check(ctx context.Context) (warning string, err error) {
 // numbers. A table or column that cannot be named (the schema changed
 // since) is given by its number.
 func sqliteNULNames(ctx context.Context, file string, found []nulFinding) []string {
-	uri := (&url.URL{Scheme: "file", Path: file, RawQuery: "mode=ro"}).String()
-	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), uri})
+	db := sql.OpenDB(sqliteConnector{sqliteLoadDriver(), sqliteURI(file, "ro")})
 	defer db.Close()
 	var out []string
 	more := 0
