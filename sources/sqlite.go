@@ -61,7 +61,11 @@ SELECT 'PRAGMA journal_mode=wal;' FROM pragma_journal_mode WHERE journal_mode = 
 .dump --preserve-rowids
 `
 	if checkDir != "" {
-		script += sqliteNULCheck(filepath.Join(checkDir, "check.sql")) + sqliteSchemaScript(checkDir)
+		// The file sqliteDumpDone, made first, tells a failure of the
+		// checks (a warning: Dump.Check) from one of the dump (which
+		// fails the backup).
+		script += ".output '" + filepath.Join(checkDir, sqliteDumpDone) + "'\nSELECT 'done';\n" +
+			sqliteNULCheck(filepath.Join(checkDir, "check.sql")) + sqliteSchemaScript(checkDir)
 	}
 	return script + "COMMIT;\n"
 }
