@@ -11,38 +11,14 @@ import (
 )
 
 // writeFileAtomic writes data to path through a temporary file in the same
-// directory: synced, renamed, and the directory synced.
+// directory: synced, renamed, and the directory synced (writeFileAtomicIn).
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	dir, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after the rename: a no-op
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	defer dir.Close()
+	return writeFileAtomicIn(dir, filepath.Base(path), data, perm)
 }
 
 // openDirNoLinks opens the directory at path, which must hold no symbolic
@@ -63,8 +39,9 @@ func openDirNoLinks(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// writeFileAtomicIn is writeFileAtomic relative to the open directory dir:
-// the file lands in that directory whatever its path names meanwhile.
+// writeFileAtomicIn writes data to name in the open directory dir through
+// a temporary file there: synced, renamed, and the directory synced. The
+// file lands in that directory whatever its path names meanwhile.
 func writeFileAtomicIn(dir *os.File, name string, data []byte, perm os.FileMode) error {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
