@@ -158,9 +158,11 @@ func parseNULCheck(tail []byte) (found []nulFinding, truncated bool) {
 // .dump cuts there; and what a restore of it would stop at (warning): for
 // SQLite, a schema snap's loader cannot load (sqliteSchemaProblem).
 func (p *Dump) Check(ctx context.Context) (warning string, err error) {
-	warning = sqliteSchemaProblem(ctx, p.schema)
 	if p.checkFailed != "" {
+		// The schema's file may be cut short too: not tried.
 		warning = "the dump is whole, but its checks (TEXT values with a NUL, which .dump cuts; the schema as a restore loads it) did not run to their end: " + p.checkFailed
+	} else {
+		warning = sqliteSchemaProblem(ctx, p.schema)
 	}
 	if len(p.nulFound) == 0 && !p.nulTruncated {
 		return warning, nil
