@@ -309,7 +309,6 @@ type Dump struct {
 	Tool    string // the program's name, e.g. "pg_dump"
 	Version string // its --version line
 	cmd     Command
-	cleanup func() // removes a private option file, if one was written
 	props   *DatabaseProperties
 	// sqliteTimeout is how long an SQLite dump waits for a writer's
 	// lock; sqliteLockTimeout when 0 (a test sets less).

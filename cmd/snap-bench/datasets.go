@@ -34,8 +34,6 @@ type dataset struct {
 	// mutate applies the ~1 % change between the no-change and the
 	// changed create, and says what it did.
 	mutate func() (string, error)
-	// changeAbout is mutate's report.
-	changeAbout string
 }
 
 // ---- dataset 1: many small files ------------------------------------------

@@ -20,14 +20,9 @@ import (
 // dbKinds are the source kinds that restore --db loads into a database.
 var dbKinds = []string{sources.KindPostgres, sources.KindMySQL, sources.KindSQLite, sources.KindMongoDB}
 
-// findDumpSource picks the dump a --db NAME means: the dump's path as
-// 'snap ls' shows it, or, where that is unique in the snapshot, the
-// database's name or the dump's file name.
-func findDumpSource(sn *snapshot.Snapshot, name string) (snapshot.Source, error) {
-	return findDumpSourceOfKind(sn, name, "")
-}
-
-// findDumpSourceOfKind is findDumpSource among the dumps of one kind
+// findDumpSourceOfKind picks the dump a --db NAME means: the dump's path
+// as 'snap ls' shows it, or, where that is unique in the snapshot, the
+// database's name or the dump's file name, among the dumps of one kind
 // (all when kind is ""): with --to, a name is looked for among the dumps of
 // the URL's kind only, so that an SQLite and a MariaDB dump of the same
 // name are not ambiguous for --to mysql://…. A dump named by its path is

@@ -14,9 +14,8 @@ import (
 
 // fakeClock is a pacer's clock whose sleeps move it on.
 type fakeClock struct {
-	t      time.Time
-	slept  []time.Duration
-	cancel bool
+	t     time.Time
+	slept []time.Duration
 }
 
 func (c *fakeClock) now() time.Time { return c.t }
