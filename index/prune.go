@@ -87,8 +87,10 @@ type PruneOptions struct {
 	Log         func(string)
 	// BeforeWrite, when set, is called with the plan once it is made,
 	// before the prune writes or deletes anything (not for a dry run):
-	// the caller may make room for the packs the repack writes.
-	BeforeWrite func(*PruneStats)
+	// the caller may make room for the packs the repack writes. writes
+	// says whether the plan writes anything (packs or index segments):
+	// one that only deletes needs no room.
+	BeforeWrite func(st *PruneStats, writes bool)
 	// Progress, when set, is told where the prune is: at the start of
 	// each step, after each pack or segment the step counts, and after
 	// each upload of a repack.
@@ -350,7 +352,7 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 		return st, nil
 	}
 	if o.BeforeWrite != nil {
-		o.BeforeWrite(st)
+		o.BeforeWrite(st, st.RepackedPacks > 0 || len(pl.newSegs) > 0)
 	}
 	if err := pl.execute(ctx, ix); err != nil {
 		return st, err

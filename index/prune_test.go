@@ -536,7 +536,7 @@ func TestPruneStaleHolderComesBack(t *testing.T) {
 	stale := repo.LockInfo{Time: old, Created: old, Host: "beta", PID: 4242, Command: "create"}
 
 	plant(stale)
-	_, err := f.tryPrune(index.PruneOptions{BeforeWrite: func(*index.PruneStats) {
+	_, err := f.tryPrune(index.PruneOptions{BeforeWrite: func(*index.PruneStats, bool) {
 		now := f.clk.Now()
 		plant(repo.LockInfo{Time: now, Created: now, Host: "gamma", PID: 7, Command: "create"})
 	}}, kept)
@@ -545,7 +545,7 @@ func TestPruneStaleHolderComesBack(t *testing.T) {
 	}
 
 	plant(stale)
-	_, err = f.tryPrune(index.PruneOptions{BeforeWrite: func(*index.PruneStats) {
+	_, err = f.tryPrune(index.PruneOptions{BeforeWrite: func(*index.PruneStats, bool) {
 		back := stale
 		back.Time = f.clk.Now()
 		plant(back)

@@ -118,6 +118,21 @@ type SpaceReserver interface {
 	Free() (uint64, error)
 	// Capacity returns the storage's size in bytes, used or not.
 	Capacity() (uint64, error)
+	// UseReserveRoom says whether the writes that follow may use the room
+	// of a released reserve (the commands that free space: forget,
+	// prune). Until it is called with true, a write other than a lock's
+	// that would leave less free than that room fails with a
+	// *ReserveRoomError: a backup must not take the room that the cleanup
+	// after it needs.
+	UseReserveRoom(may bool)
+}
+
+// ReserveFits reports whether a file system of capacity bytes can keep a
+// space reserve of want bytes beside the backups: it may take a quarter of
+// it at most. On a smaller one no forget or prune could make room for it;
+// it is never put in place there, and its room is not kept.
+func ReserveFits(capacity uint64, want int64) bool {
+	return want <= 0 || capacity/4 >= uint64(want)
 }
 
 // TempFile is a temporary file a write left behind: a Save, a preflight

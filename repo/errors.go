@@ -42,6 +42,24 @@ func DiskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
+// ReserveRoomError is a write refused because it would take the room of a
+// released space reserve (SpaceReserver.UseReserveRoom), which only the
+// commands that free space may use. It wraps ENOSPC: to its caller the
+// disk is full.
+type ReserveRoomError struct {
+	Free uint64 // bytes free on the storage
+	Room uint64 // of which the released reserve's room
+}
+
+func (e *ReserveRoomError) Error() string {
+	return fmt.Sprintf("the disk has %.1f MiB free, of which the %.1f MiB of the released space reserve are kept for forget and prune", mib(e.Free), mib(e.Room))
+}
+
+// Unwrap makes DiskFull true for it.
+func (e *ReserveRoomError) Unwrap() error { return syscall.ENOSPC }
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
+
 // TransientError wraps a backend failure that is worth repeating. Its
 // message is the wrapped error's; errors.Is finds both ErrTransient and
 // whatever Err wraps.

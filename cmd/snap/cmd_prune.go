@@ -208,7 +208,12 @@ func prune(ctx, opCtx context.Context, s *session, o index.PruneOptions, without
 		s.ui.infof("%s %s to %d blobs (the bases of their deltas not counted)", plural(len(keep), "snapshot", "snapshots"), verb, len(used))
 		return used, nil
 	}
-	o.BeforeWrite = s.roomForRepack
+	o.BeforeWrite = func(st *index.PruneStats, writes bool) {
+		if writes {
+			s.releaseReserveIfLow()
+		}
+		s.roomForRepack(st)
+	}
 	st, err := index.Prune(opCtx, s.ix, o)
 	var de *index.DamagedError
 	if errors.As(err, &de) {

@@ -707,9 +707,10 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 	if p.IsEmpty() {
 		return fmt.Errorf("job %s: the keep policy keeps nothing; refusing to forget", j.Name)
 	}
-	s.freesSpace = true // on a full disk, forget may use the space reserve
+	// On a full disk, forget may use the space reserve.
+	s.setFreesSpace(true)
+	defer s.setFreesSpace(false)
 	err = s.relock(ctx, sharedLock)
-	s.freesSpace = false
 	if err != nil {
 		return err
 	}
@@ -780,9 +781,10 @@ func runPruneStep(ctx context.Context, e *env, s *session, j *Job) error {
 		}
 		o.DeleteDelay = d
 	}
-	s.freesSpace = true // on a full disk, prune may use the space reserve
+	// On a full disk, prune may use the space reserve.
+	s.setFreesSpace(true)
+	defer s.setFreesSpace(false)
 	err := s.relock(ctx, pruneLock)
-	s.freesSpace = false
 	var le *repo.LockedError
 	if errors.As(err, &le) && le.Holder.Prune && !le.Holder.Exclusive {
 		// Another job's or host's prune is under way (several jobs of one

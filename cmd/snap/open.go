@@ -39,8 +39,9 @@ type session struct {
 	location string
 	// unreadable are the snapshots the last listing could not read.
 	unreadable []error
-	// freesSpace: the command under the next lock frees space (forget,
-	// prune), so on a full disk it may use the space reserve.
+	// freesSpace: what the session does next frees space (forget,
+	// prune), so on a full disk it may use the space reserve and its
+	// room (setFreesSpace).
 	freesSpace bool
 	// readsOnly: the command writes nothing to the repository, so it
 	// may run with --no-lock (readsOnly), which a failed lock suggests.
@@ -205,7 +206,8 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 	if err != nil {
 		return nil, err
 	}
-	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, freesSpace: st.freesSpace, readsOnly: st.readsOnly}
+	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, readsOnly: st.readsOnly}
+	s.setFreesSpace(st.freesSpace)
 	if e.reserveWarned == nil {
 		e.reserveWarned = map[string]bool{}
 	}
@@ -282,9 +284,6 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			return fmt.Errorf("%w; a read-only repository (a mount, a snapshot of it, another user's files) can be read without a lock: add --no-lock", err)
 		}
 		return diskFull(readOnlyMount(err, s.location, s.command))
-	}
-	if s.freesSpace {
-		s.releaseReserveIfLow()
 	}
 	s.lock = l
 	// What the command does under the lock must rely on an index read

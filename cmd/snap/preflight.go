@@ -48,14 +48,45 @@ func preflight(ctx context.Context, u *ui, r *repo.Repository, minFree uint64) e
 	if err != nil {
 		return fmt.Errorf("%w; no snapshot was saved", err)
 	}
+	// The room of a released space reserve is not this create's to use
+	// (repo.SpaceReserver.UseReserveRoom).
+	room := reserveRoom(r)
+	usable := free - min(free, room)
 	if u.json {
-		u.jsonLine(map[string]any{"type": "preflight", "repository": loc, "writable": true, "free_bytes": free, "min_free_bytes": minFree})
+		line := map[string]any{"type": "preflight", "repository": loc, "writable": true, "free_bytes": free, "min_free_bytes": minFree}
+		if room > 0 {
+			line["reserve_room_bytes"] = room
+		}
+		u.jsonLine(line)
+	} else if room > 0 {
+		u.printf("repository %s: writable, %s free, of which %s are kept for forget and prune (the space reserve is released: a prune that frees space puts it back)", loc, humanBytes(int64(free)), humanBytes(int64(room)))
 	} else {
 		u.printf("repository %s: writable, %s free", loc, humanBytes(int64(free)))
 	}
-	if free < minFree {
-		return fmt.Errorf("repository %s has %s free, below --min-free %s: free some space there or lower --min-free (min_free in a job); nothing was read",
-			loc, humanBytes(int64(free)), humanBytes(int64(minFree)))
+	if usable < minFree {
+		kept := ""
+		if room > 0 {
+			kept = fmt.Sprintf(" beside the %s kept for forget and prune", humanBytes(int64(room)))
+		}
+		return fmt.Errorf("repository %s has %s free%s, below --min-free %s: free some space there or lower --min-free (min_free in a job); nothing was read",
+			loc, humanBytes(int64(usable)), kept, humanBytes(int64(minFree)))
 	}
 	return nil
+}
+
+// reserveRoom returns the room of the repository's released space reserve
+// (what it should hold and does not), 0 when it is whole or there is none.
+func reserveRoom(r *repo.Repository) uint64 {
+	sr, ok := repo.As[repo.SpaceReserver](r.Backend())
+	if !ok {
+		return 0
+	}
+	want, held, err := sr.Reserve()
+	if err != nil || want <= held {
+		return 0
+	}
+	if size, err := sr.Capacity(); err != nil || !repo.ReserveFits(size, want) {
+		return 0
+	}
+	return uint64(want - held)
 }

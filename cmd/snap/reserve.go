@@ -64,12 +64,26 @@ func (s *session) releaseReserve() bool {
 	return true
 }
 
+// setFreesSpace says whether what the session does next frees space
+// (forget, prune): its lock may be written with the space reserve
+// released, and its writes may use the room of a released reserve, which
+// every other command's writes leave free (repo.SpaceReserver).
+func (s *session) setFreesSpace(on bool) {
+	s.freesSpace = on
+	if sr, ok := repo.As[repo.SpaceReserver](s.r.Backend()); ok {
+		sr.UseReserveRoom(on)
+	}
+}
+
 // releaseReserveIfLow releases the space reserve when less than a quarter
-// of what it holds is free: a lock fits in a few bytes, but forget and
-// prune then write index segments (a few MB each), and a prune whose
-// segment write fails frees nothing. Above that, the reserve stays: a
-// release on every run of a disk that is merely getting full would have
-// each prune write it again.
+// of what it holds is free, before a prune writes: a lock fits in a few
+// bytes, but the prune then writes index segments (a few MB each), and a
+// prune whose segment write fails frees nothing. Above that, the reserve
+// stays: a release on every run of a disk that is merely getting full
+// would have each prune write it again. A prune that writes nothing, and
+// forget (which only deletes), leave it in place: released at the start
+// of every forget on a nearly full disk, it stayed released until a prune
+// freed space, for nothing (found by an exploratory test).
 func (s *session) releaseReserveIfLow() {
 	sr, held, ok := s.heldReserve()
 	if !ok {
@@ -162,7 +176,7 @@ func reserveFailure(sr repo.SpaceReserver, want int64, err error) string {
 		return err.Error()
 	}
 	free, _ := sr.Free()
-	if size, err := sr.Capacity(); err == nil && size < uint64(4*want) {
+	if size, err := sr.Capacity(); err == nil && !repo.ReserveFits(size, want) {
 		// No forget or prune makes room for it there: the advice to run
 		// them would go round in circles (found by an exploratory test,
 		// a repository on a 20 MiB file system and the default reserve).

@@ -455,3 +455,67 @@ keep = { last = 1, prune = true }
 		t.Errorf("run on a 20 MiB file system: exit %d, want the reserve's warning once for both jobs, without forget and prune as advice\n%s", res.code, res.stderr)
 	}
 }
+
+// TestSpaceReserveRoomKept: a forget, and a prune that writes nothing,
+// leave the space reserve in place on a nearly full disk; once a prune has
+// released it, a create does not write into its room (it fails as on a
+// full disk and says what is kept), so the forget and prune after it can
+// still run. Before, the reserve went at every forget on such a disk and
+// stayed released, and the next night's create filled its room (found by
+// an exploratory test, over three nights of one job).
+func TestSpaceReserveRoomKept(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	mnt := smallFS(t, tr.dir, "48m")
+	tr.repo = filepath.Join(mnt, "repo")
+	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "8MiB")
+	reserve := filepath.Join(tr.repo, "reserve.8388608")
+	held := func() int64 {
+		fi, err := os.Stat(reserve)
+		must(t, err)
+		return fi.Size()
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeRandom(t, filepath.Join(src, "a"), 1, 3<<20)
+	tr.create(src)
+	must(t, os.Remove(filepath.Join(src, "a")))
+	writeRandom(t, filepath.Join(src, "b"), 2, 1<<20)
+	tr.create(src)
+	fillUpTo(t, filepath.Join(mnt, "filler"), 1<<20)
+
+	// Nothing to forget, nothing to prune, and a forget that only
+	// deletes: none of them needs the reserve.
+	tr.mustRun("forget", "--keep-last", "5")
+	tr.mustRun("prune")
+	tr.mustRun("forget", "--keep-last", "1")
+	if n := held(); n != 8<<20 {
+		t.Fatalf("after a forget and a prune that wrote nothing the reserve holds %d bytes, want all 8 MiB", n)
+	}
+	// This prune marks a's pack: it writes a segment, with less than a
+	// quarter of the reserve free.
+	res := tr.mustRun("prune")
+	if !strings.Contains(res.stderr, "released its 8.0 MiB space reserve so that prune can run") || held() != 0 {
+		t.Fatalf("a prune that writes on a nearly full disk did not release the reserve (%d bytes held):\n%s", held(), res.stderr)
+	}
+
+	// The create may not take the reserve's room: it stops as on a full
+	// disk, and the room is there for the cleanup.
+	writeRandom(t, filepath.Join(src, "c"), 3, 4<<20)
+	res = tr.run("create", src)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "of which the 8.0 MiB of the released space reserve are kept for forget and prune") ||
+		!strings.Contains(res.stdout+res.stderr, "8.0 MiB are kept for forget and prune") || !strings.Contains(res.stderr, "snap forget") {
+		t.Fatalf("create into the room of a released reserve: exit %d\n%s", res.code, res.stderr)
+	}
+	if n := len(tr.listJSON()); n != 1 {
+		t.Fatalf("%d snapshots after the refused create, want 1", n)
+	}
+	var st unix.Statfs_t
+	must(t, unix.Statfs(mnt, &st))
+	if free := st.Bavail * uint64(st.Bsize); free < 8<<20 {
+		t.Fatalf("the refused create left %d bytes free, less than the reserve's room", free)
+	}
+	tr.mustRun("forget", "--keep-last", "1")
+	tr.mustRun("prune", "--instant", "--max-unused", "100")
+	tr.mustRun("check", "--read-data")
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -38,6 +39,9 @@ type Backend struct {
 	packs  *openFiles
 	direct directIO
 	perms  perms // of what Save writes
+	// mayUseRoom: the writes may take the room of a released space
+	// reserve (UseReserveRoom).
+	mayUseRoom atomic.Bool
 }
 
 var _ repo.Backend = (*Backend)(nil)
@@ -307,6 +311,9 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 	var st unix.Stat_t
 	if unix.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		return nil // immutable and content-named: already there
+	}
+	if err := b.keepReserveRoom(h, len(data)); err != nil {
+		return fmt.Errorf("save %s: %w", h, err)
 	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
