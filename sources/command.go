@@ -72,7 +72,26 @@ type Command struct {
 	// left a process holding its output); nil sends it to Stderr, in
 	// parentheses, among the program's own lines.
 	Note func(msg string)
+	// StderrLines, when set, bounds the lines of standard error passed to
+	// Stderr: the first StderrLines, then, once the program is done, how
+	// many were left out and the last stderrTail. A database client
+	// echoes a failed statement whole, and mariadb-dump writes a row per
+	// line: one failed INSERT put 4,400 lines of table rows on the
+	// terminal and in the journal (found by an exploratory test). The
+	// failure's message (CommandError) is found among all of them.
+	StderrLines int
+	// Hint, when set, may add what to do to the message a failure quotes
+	// from standard error ("" for nothing).
+	Hint func(cause string) string
 }
+
+// clientStderrLines is StderrLines for the database clients: more than
+// their warnings and notices of a healthy run take.
+const clientStderrLines = 50
+
+// stderrTail is how many of the last lines StderrLines keeps: the error
+// that ended the run comes after the statement it echoes.
+const stderrTail = 10
 
 // CommandError is a program that failed: it could not be started, exited
 // with a non-zero status, or was killed by a signal.
@@ -190,7 +209,7 @@ func (g *groupKill) waited() {
 func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
 	cmd, gk := c.build(ctx, syscall.SIGTERM)
 	cmd.Stdin = c.Stdin
-	lines := &lineWriter{fn: c.Stderr, expected: c.ExpectedError}
+	lines := &lineWriter{fn: c.Stderr, expected: c.ExpectedError, limit: c.StderrLines}
 	cmd.Stderr = lines
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -230,7 +249,7 @@ func (c *Command) Run(ctx context.Context) error {
 		}}
 		cmd.Stdin = in
 	}
-	errLines := &lineWriter{fn: c.Stderr, expected: c.ExpectedError}
+	errLines := &lineWriter{fn: c.Stderr, expected: c.ExpectedError, limit: c.StderrLines}
 	cmd.Stderr = errLines
 	outLines := &lineWriter{fn: c.Stdout, data: c.StdoutData}
 	cmd.Stdout = outLines
@@ -303,6 +322,11 @@ func (c *Command) exitError(ctx context.Context, err error, last string) error {
 				status = fmt.Sprintf("exit status %d", ws.ExitStatus())
 			}
 		}
+		if c.Hint != nil {
+			if h := c.Hint(last); h != "" {
+				last += "; " + h
+			}
+		}
 		return &CommandError{Name: c.display(), Status: status, LastLine: last}
 	}
 	if errors.Is(err, exec.ErrWaitDelay) {
@@ -366,10 +390,14 @@ type lineWriter struct {
 	// continuation); firstErr is the first message that reports an error,
 	// with the "detail:" message after it (errOpen: it takes the
 	// continuation of the message being read).
-	last, prev, firstErr string
-	errOpen, detailDone  bool
-	cut                  bool // the rest of a long line is being left out
-	data                 bool // lines are data: whole, as written
+	last, prev, firstErr          string
+	errOpen, detailDone, hintDone bool
+	cut                           bool // the rest of a long line is being left out
+	data                          bool // lines are data: whole, as written
+	// limit is Command.StderrLines: shown counts the lines passed on,
+	// tail keeps the last ones of those left out (left, in all).
+	limit, shown, left int
+	tail               []string
 }
 
 // errorWord finds a message that reports an error: "pg_dump: error:",
@@ -452,13 +480,33 @@ func (w *lineWriter) emit(b []byte) {
 			w.firstErr, w.errOpen = text, true
 		case w.errOpen && !w.detailDone && strings.Contains(strings.ToLower(text), "detail:"):
 			w.firstErr, w.detailDone = appendBounded(w.firstErr, "; ", text), true
+		case w.errOpen && !w.hintDone && strings.HasPrefix(text, "HINT:"):
+			// PostgreSQL's way out ("HINT:  You might need to increase
+			// max_locks_per_transaction."): the message is where an
+			// admin who ran with -q or reads the journal's summary sees it.
+			w.firstErr, w.hintDone = appendBounded(w.firstErr, "; ", text), true
 		default:
 			w.errOpen = false
 		}
 	}
 	if w.fn != nil {
-		w.fn(printable(line))
+		w.pass(printable(line))
 	}
+}
+
+// pass hands line to the callback within the limit, and keeps the last
+// ones beyond it for flush.
+func (w *lineWriter) pass(line string) {
+	if w.limit == 0 || w.shown < w.limit {
+		w.shown++
+		w.fn(line)
+		return
+	}
+	w.left++
+	if len(w.tail) == stderrTail {
+		w.tail = append(w.tail[:0], w.tail[1:]...)
+	}
+	w.tail = append(w.tail, line)
 }
 
 // printable is line with its control characters but tabs shown as \xNN:
@@ -489,6 +537,13 @@ func (w *lineWriter) flush() {
 		w.emit(w.buf)
 		w.buf = nil
 	}
+	if n := w.left - len(w.tail); n > 0 {
+		w.fn(fmt.Sprintf("(… %d more lines of its output left out …)", n))
+	}
+	for _, line := range w.tail {
+		w.fn(line)
+	}
+	w.left, w.tail = 0, nil
 }
 
 // cause is the message an error quotes from the program's standard error:

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -261,5 +262,66 @@ func TestLineWriterShowsControlCharacters(t *testing.T) {
 	w.Write([]byte("\x1b]0;owned\x07INJECTED\tline é\x7f\u009b\n"))
 	if want := `\x1b]0;owned\x07INJECTED` + "\tline é" + `\x7f\x9b`; len(got) != 1 || got[0] != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestLineWriterBoundsLines: a client that echoes a failed statement of
+// many short lines (mariadb-dump writes a row per line) passes on the
+// first lines, how many were left out, and the last ones, which hold the
+// error; the cause is still that error, with PostgreSQL's HINT after it.
+func TestLineWriterBoundsLines(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("INSERT INTO `t` VALUES\n")
+	for i := range 5000 {
+		fmt.Fprintf(&in, "(%d,'row %d'),\n", i, i)
+	}
+	in.WriteString("ERROR 2013 (HY000) at line 38: Lost connection to server during query\n")
+	var got []string
+	w := lineWriter{fn: func(l string) { got = append(got, l) }, limit: clientStderrLines}
+	w.Write([]byte(in.String()))
+	w.flush()
+	if len(got) != clientStderrLines+1+stderrTail || got[clientStderrLines] != fmt.Sprintf("(… %d more lines of its output left out …)", 5002-clientStderrLines-stderrTail) ||
+		got[len(got)-1] != "ERROR 2013 (HY000) at line 38: Lost connection to server during query" {
+		t.Errorf("%d lines passed on; around the cut %q; last %q", len(got), got[clientStderrLines-1:clientStderrLines+2], got[len(got)-1])
+	}
+	if c := w.cause(); c != "ERROR 2013 (HY000) at line 38: Lost connection to server during query" {
+		t.Errorf("cause %q", c)
+	}
+
+	w = lineWriter{}
+	w.Write([]byte("psql:<stdin>:37641: ERROR:  out of shared memory\nHINT:  You might need to increase max_locks_per_transaction.\nCONTEXT:  x\n"))
+	w.flush()
+	if c := w.cause(); c != "psql:<stdin>:37641: ERROR:  out of shared memory; HINT:  You might need to increase max_locks_per_transaction." {
+		t.Errorf("cause with a hint: %q", c)
+	}
+	if h := pgHint(`connection to server at "127.0.0.1", port 5432 failed: fe_sendauth: no password supplied`); !strings.Contains(h, "PGPASSWORD") || !strings.Contains(h, "passfile") {
+		t.Errorf("hint for a missing password: %q", h)
+	}
+}
+
+// TestStatementMeter: the largest statement of a dump, its ';' and line
+// end in different reads or not.
+func TestStatementMeter(t *testing.T) {
+	dump := "SET x=1;\nINSERT INTO t VALUES\n(1,'a;'),\n(2,'b');\nINSERT INTO t VALUES (3,'c');\nUNFINISHED"
+	for _, size := range []int{1, 2, 7, 1 << 10} {
+		m := &statementMeter{r: iotest.OneByteReader(strings.NewReader(dump))}
+		if size > 1 {
+			m.r = strings.NewReader(dump)
+		}
+		buf := make([]byte, size)
+		for {
+			if _, err := m.Read(buf); err != nil {
+				break
+			}
+		}
+		if got, want := m.largest, int64(len("INSERT INTO t VALUES\n(1,'a;'),\n(2,'b');\n")); got != want {
+			t.Errorf("reads of %d: largest %d, want %d", size, got, want)
+		}
+		if got := m.largestSoFar(); got != m.largest {
+			t.Errorf("reads of %d: so far %d", size, got)
+		}
+	}
+	if packetSize(16<<20) != "16 MiB" || packetSize(262144) != "256 KiB" || packetSize(17<<20+1<<19) != "17.5 MiB" {
+		t.Errorf("sizes: %s %s %s", packetSize(16<<20), packetSize(262144), packetSize(17<<20+1<<19))
 	}
 }

@@ -377,6 +377,7 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 	return func(ctx context.Context) (io.ReadCloser, error) {
 		c := p.cmd
 		c.Stderr = stderr
+		c.StderrLines = clientStderrLines
 		// sqliteDone ends an SQLite dump's NUL check; until a reader
 		// has it, an error return removes the check's directory.
 		var sqliteDone func(tail []byte, err error) error

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -183,6 +184,9 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// would alter production), or fail where that one does not exist.
 		dump = renameAlterDatabase(dump, o.From, d.Name)
 	}
+	// The largest statement sent, for what a closed connection means.
+	meter := &statementMeter{r: dump}
+	dump = meter
 	load := func(db string) error {
 		// --binary-mode refuses the client's own commands (\!, system);
 		// --local-infile=0 refuses LOAD DATA LOCAL INFILE, through which
@@ -192,7 +196,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		if db != "" {
 			args = append(args, "--", db)
 		}
-		c := Command{Name: tool, Args: args, Env: d.env("MYSQL_PWD"), Stdin: dump, Stderr: o.Stderr, Stdout: o.Stdout}
+		c := Command{Name: tool, Args: args, Env: d.env("MYSQL_PWD"), Stdin: dump, Stderr: o.Stderr, StderrLines: clientStderrLines, Stdout: o.Stdout}
 		return c.Run(ctx)
 	}
 	if all {
@@ -213,7 +217,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 			}
 		}
 		if err := load(""); err != nil {
-			return false, d.mysqlPacketHint(ctx, err)
+			return false, d.mysqlPacketHint(ctx, err, meter.largestSoFar())
 		}
 		// A dump of an older snap holds no FLUSH PRIVILEGES after the
 		// accounts it loads. A user that may not flush could not have
@@ -327,7 +331,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		return false, fmt.Errorf("%w (%w)", err, ErrUnchanged)
 	}
 	if err := load(d.Name); err != nil {
-		err = d.mysqlPacketHint(ctx, err)
+		err = d.mysqlPacketHint(ctx, err, meter.largestSoFar())
 		switch {
 		case create && exists == "0":
 			_, _ = d.mysqlQuery(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
@@ -370,9 +374,13 @@ const mysqlDropWait = 5 * time.Minute
 // do: the dump writes binary columns in hex, twice their size, so a row
 // of 9 MB, which the server took, is a statement of 18 MB, which its
 // default of 16 MiB refuses (found by an exploratory test).
-func (d *Database) mysqlPacketHint(ctx context.Context, err error) error {
-	// The server may also just close the connection (2006, 2013), as it
-	// did in a CI run: said so when its limit is below the most.
+//
+// The server may also just close the connection (2006, 2013), as it did in
+// a CI run: said so when a statement sent so far (largest bytes) may have
+// reached its limit. A connection closed otherwise (the server restarted,
+// the session killed) was blamed on the limit too, and an admin would have
+// raised it for nothing (found by an exploratory test).
+func (d *Database) mysqlPacketHint(ctx context.Context, err error, largest int64) error {
 	tooLarge := isMySQLError(err, 1153)
 	if !tooLarge && !isMySQLError(err, 2006, 2013) {
 		return err
@@ -380,17 +388,75 @@ func (d *Database) mysqlPacketHint(ctx context.Context, err error) error {
 	limit, n := "its limit", int64(0)
 	if v, qerr := d.mysqlQuery(context.WithoutCancel(ctx), "SELECT @@GLOBAL.max_allowed_packet;\n"); qerr == nil {
 		if n, qerr = strconv.ParseInt(v, 10, 64); qerr == nil {
-			limit = fmt.Sprintf("its max_allowed_packet of %d MiB", n>>20)
+			limit = "its max_allowed_packet of " + packetSize(n)
 		}
 	}
 	raise := "raise it for the restore (SET GLOBAL max_allowed_packet=1073741824; or max_allowed_packet=1G under [mysqld]) and restore again"
 	switch {
 	case tooLarge:
 		return fmt.Errorf("%w: the dump holds a statement larger than the server takes (%s; binary columns are dumped in hex, twice their size): %s", err, limit, raise)
+	case n > 0 && largest < n-mysqlPacketSlack:
+		return fmt.Errorf("%w: the server closed the connection, and not for a statement's size (the largest sent was %s, within %s): it was restarted or stopped, or the session was killed; see the server's error log, then restore again", err, packetSize(largest), limit)
 	case n > 0 && n < 1<<30:
-		return fmt.Errorf("%w: the server closed the connection, as it does when a statement is larger than %s (binary columns are dumped in hex, twice their size); if the server did not restart or fail meanwhile, %s", err, limit, raise)
+		return fmt.Errorf("%w: the server closed the connection, as it does when a statement is larger than %s (binary columns are dumped in hex, twice their size), and a statement of the dump (%s) reached it; if the server did not restart or fail meanwhile, %s", err, limit, packetSize(largest), raise)
 	}
 	return err
+}
+
+// mysqlPacketSlack is what a packet holds beside the statement's text.
+const mysqlPacketSlack = 1 << 10
+
+// packetSize shows a size in MiB, or in KiB below 1 MiB ("0 MiB" said
+// nothing).
+func packetSize(n int64) string {
+	switch {
+	case n < 1<<20:
+		return fmt.Sprintf("%d KiB", n>>10)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// statementMeter passes a dump on and measures its statements, which end
+// with a line ending in ';' as mysqldump and mariadb-dump write them. It
+// is read by the client's stdin copier and asked once the client is done.
+type statementMeter struct {
+	r       io.Reader
+	mu      sync.Mutex
+	cur     int64 // bytes of the statement being sent
+	largest int64
+	semi    bool // the last byte read was ';'
+}
+
+func (m *statementMeter) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := p[:n]
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			m.cur += int64(len(b))
+			m.semi = b[len(b)-1] == ';'
+			break
+		}
+		m.cur += int64(i + 1)
+		if i > 0 && b[i-1] == ';' || i == 0 && m.semi {
+			m.largest = max(m.largest, m.cur)
+			m.cur = 0
+		}
+		m.semi = false
+		b = b[i+1:]
+	}
+	return n, err
+}
+
+// largestSoFar is the largest statement sent, the one in flight counted.
+func (m *statementMeter) largestSoFar() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(m.largest, m.cur)
 }
 
 // isMySQLError reports whether err is the client's report of an error

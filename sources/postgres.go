@@ -25,19 +25,29 @@ import (
 // PG* variables work as usual. --no-password makes a missing password an
 // error instead of a prompt that nobody answers at 3 a.m.
 
+// pgHint adds what to do to a PostgreSQL client's failure where libpq's
+// message does not say: with --no-password, a server that wants a password
+// no source gave ends with "fe_sendauth: no password supplied".
+func pgHint(cause string) string {
+	if strings.Contains(cause, "no password supplied") {
+		return "the server wants a password: give it in the URL's user part, PGPASSWORD, ~/.pgpass of the user snap runs as, or ?passfile= in the URL (docs/usage.md, \"Database URLs\")"
+	}
+	return ""
+}
+
 func (d *Database) postgresDump() (Command, error) {
 	if d.All {
 		tool, err := lookTool("pg_dumpall")
 		if err != nil {
 			return Command{}, fmt.Errorf("%s: %v; install the PostgreSQL client (postgresql-client)", d, err)
 		}
-		return Command{Name: tool, Args: []string{"--no-password", "--dbname=" + d.connURL("")}, Env: d.env("PGPASSWORD")}, nil
+		return Command{Name: tool, Args: []string{"--no-password", "--dbname=" + d.connURL("")}, Env: d.env("PGPASSWORD"), Hint: pgHint}, nil
 	}
 	tool, err := lookTool("pg_dump")
 	if err != nil {
 		return Command{}, fmt.Errorf("%s: %v; install the PostgreSQL client (postgresql-client)", d, err)
 	}
-	return Command{Name: tool, Args: []string{"--no-password", "--format=plain", "--dbname=" + d.connURL("")}, Env: d.env("PGPASSWORD")}, nil
+	return Command{Name: tool, Args: []string{"--no-password", "--format=plain", "--dbname=" + d.connURL("")}, Env: d.env("PGPASSWORD"), Hint: pgHint}, nil
 }
 
 // psql runs psql on database db (the URL's own when ""), with script on
@@ -54,7 +64,7 @@ func (d *Database) psql(ctx context.Context, db string, vars []string, script st
 	}
 	args = append(args, "--dbname="+d.connURL(db))
 	var out strings.Builder
-	c := Command{Name: tool, Args: args, Env: d.env("PGPASSWORD"), Stdin: strings.NewReader(script),
+	c := Command{Name: tool, Args: args, Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: strings.NewReader(script),
 		Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
 	if err := c.Run(ctx); err != nil {
 		return "", err
@@ -155,7 +165,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			}
 		}
 		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(pgMaintenanceDB)},
-			Env: d.env("PGPASSWORD"), Stdin: psqlRestricted(dump, key, true), Stderr: stderr, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
+			Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: psqlRestricted(dump, key, true), Stderr: stderr, StderrLines: clientStderrLines, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
 		if err := c.Run(ctx); err != nil {
 			return false, err
 		}
@@ -241,7 +251,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	// again, which took the COMMIT for its data.
 	in := psqlRestricted(io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n")), key, false)
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "--dbname=" + d.connURL(into)},
-		Env: d.env("PGPASSWORD"), Stdin: in, Stderr: withoutNestedTransactionWarnings(o.Stderr), Stdout: o.Stdout}
+		Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: in, Stderr: withoutNestedTransactionWarnings(o.Stderr), StderrLines: clientStderrLines, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		if created {
 			// Leave nothing half-made behind, also what a dump's own
@@ -521,7 +531,7 @@ func (d *Database) pgDatabaseProps(ctx context.Context) (DatabaseProperties, err
 	}
 	var out strings.Builder
 	c := Command{Name: tool, Args: []string{"--no-password", "--create", "--schema-only", "--exclude-schema=*", "--encoding=UTF8", "--dbname=" + d.connURL(d.Name)},
-		Env: d.env("PGPASSWORD"), Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
+		Env: d.env("PGPASSWORD"), Hint: pgHint, Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
 	if err := c.Run(ctx); err != nil {
 		return DatabaseProperties{}, err
 	}

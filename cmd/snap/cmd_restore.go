@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -371,14 +372,51 @@ func noDumpHeld(c *cli.Context, all []*snapshot.Snapshot, dbs []string, kind str
 	if ferr != nil {
 		return fmt.Errorf("%w (looking for one that holds the dump %s)", err, strings.Join(dbs, " and "))
 	}
-	var hints []string
+	holds := func(sn *snapshot.Snapshot, n string) bool {
+		_, derr := findDumpSourceOfKind(sn, n, kind)
+		return derr == nil
+	}
+	// Of several names, those no snapshot holds at all are the mistake
+	// (a misspelt one among right ones was not named; found by an
+	// exploratory test); the names are then looked up, and listed, in the
+	// latest snapshot that holds the others.
+	var missing, found []string
 	for _, n := range dbs {
-		if _, derr := findDumpSourceOfKind(latest, n, kind); derr != nil {
-			hints = append(hints, dumpHint(latest, n, kind))
+		if slices.ContainsFunc(withDumps, func(sn *snapshot.Snapshot) bool { return holds(sn, n) }) {
+			found = append(found, n)
+		} else {
+			missing = append(missing, n)
 		}
 	}
-	what := fmt.Sprintf("no snapshot holds a dump named %q", dbs[0])
-	if len(dbs) > 1 {
+	if len(missing) > 0 && len(found) > 0 {
+		var others []*snapshot.Snapshot
+		for _, sn := range withDumps {
+			if !slices.ContainsFunc(found, func(n string) bool { return !holds(sn, n) }) {
+				others = append(others, sn)
+			}
+		}
+		if sn, ferr := snapshot.Find(others, "latest", filterFrom(c)); ferr == nil {
+			latest = sn
+		}
+	}
+	var hints []string
+	for _, n := range dbs {
+		if h := dumpHint(latest, n, kind); h != "" && !holds(latest, n) {
+			if len(dbs) > 1 {
+				h = " (" + n + ": " + strings.TrimPrefix(h, " (")
+			}
+			hints = append(hints, h)
+		}
+	}
+	var what string
+	switch {
+	case len(missing) > 0:
+		quoted := make([]string, len(missing))
+		for i, n := range missing {
+			quoted[i] = strconv.Quote(n)
+		}
+		what = fmt.Sprintf("no snapshot holds a dump named %s", strings.Join(quoted, " or "))
+	default:
 		what = "no snapshot holds the dumps " + strings.Join(dbs, " and ") + " together"
 	}
 	var paths []string

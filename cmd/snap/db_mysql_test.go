@@ -604,3 +604,28 @@ func TestMariaDBWholeServerAccounts(t *testing.T) {
 		t.Errorf("the restored account cannot log in: %v %s", err, out)
 	}
 }
+
+// TestMariaDBRestoreFailureOutputBounded: the mariadb client echoes a
+// failed statement whole, and mariadb-dump writes a row per line: a failed
+// INSERT of 3,000 rows reaches the terminal as its first and last lines
+// and a count of those left out, and the error names the server's limit
+// (4,400 lines of table rows before; found by an exploratory test).
+// Not parallel: it lowers the shared server's max_allowed_packet.
+func TestMariaDBRestoreFailureOutputBounded(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery(db, "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(100)); INSERT INTO t SELECT seq, REPEAT('x', 50) FROM seq_1_to_3000;")
+	tr.mustRun("create", "--db", my.url(db))
+	to := db + "_small"
+	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+to+"`;") })
+	old := strings.TrimSpace(my.mustQuery("", "SELECT @@GLOBAL.max_allowed_packet;"))
+	my.mustQuery("", "SET GLOBAL max_allowed_packet = 16384;")
+	t.Cleanup(func() { _, _ = my.query("", "SET GLOBAL max_allowed_packet = "+old+";") })
+	res := tr.run("restore", "latest", "--db", db, "--to", my.url(to))
+	lines := strings.Count(res.stderr, "\n")
+	if res.code != exitFatal || lines > 80 || !strings.Contains(res.stderr, "more lines of its output left out") ||
+		!strings.Contains(res.stderr, "(3000,'") || !strings.Contains(res.stderr, "max_allowed_packet of 16 KiB") {
+		t.Errorf("restore of 3,000 rows under a 16 KiB max_allowed_packet: exit %d, %d lines\n%.6000s", res.code, lines, res.stderr)
+	}
+}
