@@ -812,6 +812,7 @@ func runCheckStep(ctx context.Context, e *env, s *session, j *Job) error {
 		if err != nil {
 			return fmt.Errorf("job %s: check: %w", j.Name, err)
 		}
+		v = v.rotated(e.now())
 		sub = &v
 	}
 	if err := s.relock(ctx, sharedLock); err != nil {
