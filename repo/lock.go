@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,7 +40,12 @@ type LockInfo struct {
 	// existed, or where the system does not have them.
 	MachineID string `json:"machine_id,omitempty"`
 	BootID    string `json:"boot_id,omitempty"`
-	Command   string `json:"command,omitempty"`
+	// PIDStart is when the holder started, in clock ticks after its boot
+	// (field 22 of /proc/PID/stat): a process that has the PID now but
+	// another start is not the holder. Zero in locks written before the
+	// field existed, or where /proc cannot be read.
+	PIDStart uint64 `json:"pid_start,omitempty"`
+	Command  string `json:"command,omitempty"`
 
 	// Created is when the holder took the lock; refreshes keep it. Prune
 	// compares it with the time it marked packs (docs/design.md). Zero in
@@ -80,9 +87,46 @@ func (r *Repository) stale(li LockInfo) bool {
 	}
 	if li.PID > 0 {
 		err := syscall.Kill(li.PID, 0)
-		return errors.Is(err, syscall.ESRCH) || zombie(li.PID)
+		return errors.Is(err, syscall.ESRCH) || zombie(li.PID) || pidReused(li)
 	}
 	return false
+}
+
+// pidReused reports whether the process that has the lock's PID now
+// started at another time than the holder: a snap killed with kill -9 left
+// its lock, and a process started later with the same PID kept it "live",
+// which 'snap unlock' then kept too (found by an exploratory test). A lock
+// or a process whose start is unknown is not judged by it.
+func pidReused(li LockInfo) bool {
+	if li.PIDStart == 0 {
+		return false
+	}
+	start := processStart(li.PID)
+	return start != 0 && start != li.PIDStart
+}
+
+// processStart returns when process pid started, in clock ticks after
+// boot, or 0 when /proc does not tell.
+func processStart(pid int) uint64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid …: comm may hold spaces and parentheses;
+	// starttime is field 22, the 20th after the comm's last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 20 {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // zombie reports whether process pid has exited and waits to be reaped:
@@ -159,7 +203,7 @@ func (li LockInfo) Conflicts(other LockInfo) bool {
 // namespace and machine).
 func (li LockInfo) SameHolder(other LockInfo) bool {
 	return li.Host == other.Host && li.PID == other.PID && li.PIDNamespace == other.PIDNamespace &&
-		li.MachineID == other.MachineID && li.Created.Equal(other.Created)
+		li.MachineID == other.MachineID && li.PIDStart == other.PIDStart && li.Created.Equal(other.Created)
 }
 
 // Kind names the lock's kind for messages: "shared", "prune" or
@@ -289,7 +333,7 @@ type LockOptions struct {
 func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 	now := r.opts.Now()
 	l := &Lock{r: r, info: LockInfo{Time: now, Created: now, Exclusive: o.Exclusive, Prune: o.Prune && !o.Exclusive, Host: r.opts.Host,
-		Username: username(), PID: os.Getpid(), PIDNamespace: r.opts.PIDNamespace,
+		Username: username(), PID: os.Getpid(), PIDStart: processStart(os.Getpid()), PIDNamespace: r.opts.PIDNamespace,
 		MachineID: r.opts.MachineID, BootID: r.opts.BootID, Command: o.Command}}
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)

@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -465,5 +466,52 @@ func TestLockOfAnotherMachineOrBoot(t *testing.T) {
 	defer l.Unlock()
 	if locks := mustList(t, b); len(locks) != 1 || locks[0].Info.MachineID != "m1" || locks[0].Info.BootID != "boot1" {
 		t.Errorf("the lock taken: %+v, want machine m1, boot boot1", locks)
+	}
+}
+
+// TestStaleLockOfReusedPID: a lock whose PID another process has now (the
+// holder killed with kill -9, its PID reused) is stale: the process that
+// has the PID started at another time than the one the lock records. The
+// same lock with this process's own start is live, and one without a
+// start (older locks) is judged by the PID alone.
+func TestStaleLockOfReusedPID(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "alpha")
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	self := f[19]
+	pid := itoa(os.Getpid())
+	for _, c := range []struct {
+		start string
+		stale bool
+	}{
+		{`,"pid_start":1`, true},
+		{`,"pid_start":` + self, false},
+		{``, false},
+	} {
+		plain := []byte(`{"time":"2026-11-20T03:00:00Z","created":"2026-11-20T03:00:00Z","exclusive":true,"host":"alpha","pid":` + pid + c.start + `}`)
+		id, err := a.SaveObject(ctx, repo.LockFile, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if locks, _ := b.ListLocks(ctx); len(locks) != 1 || locks[0].Stale != c.stale {
+			t.Errorf("lock of this process's PID with %q: %+v, want stale %v", c.start, locks, c.stale)
+		}
+		if err := a.Backend().Remove(ctx, repo.Handle{Type: repo.LockFile, Name: id.String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A lock taken now records this process's start, and is live.
+	l, err := b.Lock(ctx, repo.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if locks, _ := a.ListLocks(ctx); len(locks) != 1 || locks[0].Stale || locks[0].Info.PIDStart == 0 {
+		t.Errorf("a lock taken now: %+v", locks)
 	}
 }
