@@ -427,6 +427,14 @@ func (d *cfgDecoder) warnf(key toml.Key, format string, args ...any) {
 // fileOnlyKeys are keys of the whole file that a job does not take.
 var fileOnlyKeys = []string{"cache_dir", "metrics_dir", "limit_upload", "limit_download"}
 
+// jobKeys and keepKeys are the keys of a [jobs.NAME] table and of its keep
+// table.
+var (
+	jobKeys = []string{"repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
+		"one_file_system", "sequential_read", "allow_emptied", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "commands", "keep", "check"}
+	keepKeys = []string{"last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused", "delete_delay"}
+)
+
 // jobOf is the job a key belongs to: jobKey(NAME) for jobs.NAME…, else "".
 func jobOf(key toml.Key) string {
 	if len(key) < 2 || key[0] != "jobs" {
@@ -494,6 +502,20 @@ func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
 		where := "at the top level"
 		if len(at) > 0 {
 			where = "in [" + at.String() + "]"
+		}
+		// A key of the other table of a job: retention written among
+		// the job's keys, or a job key written after [jobs.NAME.keep],
+		// which TOML gives it to. "did you mean" offered a job key
+		// spelt alike ("prune": "pre"; found by an exploratory test).
+		inJob := len(at) == 2 && at[0] == "jobs"
+		inKeep := len(at) == 3 && at[0] == "jobs" && at[2] == "keep"
+		switch {
+		case inJob && slices.Contains(keepKeys, k):
+			d.errorf(sub(at, k), "%s is a key of the job's retention: write it in [%s.keep] (or keep = { %s = … })", k, at.String(), k)
+			continue
+		case inKeep && slices.Contains(jobKeys, k):
+			d.errorf(sub(at, k), "%s is a key of the job, but TOML puts it in [%s], the table above it: move it above [%s]", k, at.String(), at.String())
+			continue
 		}
 		if jobOf(at) != "" && slices.Contains(fileOnlyKeys, k) {
 			// Written at the end of the file, below a [jobs.NAME]
@@ -710,8 +732,7 @@ func (d *cfgDecoder) compression(at toml.Key, s string) {
 }
 
 func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any) *Job {
-	d.known(t, at, "repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
-		"one_file_system", "sequential_read", "allow_emptied", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "commands", "keep", "check")
+	d.known(t, at, jobKeys...)
 	j := &Job{Name: name, Line: d.lineOf(at)}
 	if !jobNameRE.MatchString(name) {
 		d.errorf(at, "job name %q: use up to 64 letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (it becomes the systemd unit snap-%s.service)", name, name)
@@ -890,7 +911,7 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 
 func (d *cfgDecoder) keep(at toml.Key, t map[string]any) Keep {
 	before := len(d.problems) // a policy whose values were refused is not also "no policy"
-	d.known(t, at, "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused", "delete_delay")
+	d.known(t, at, keepKeys...)
 	k := Keep{
 		Last: d.count(t, at, "last"), Hourly: d.count(t, at, "hourly"), Daily: d.count(t, at, "daily"),
 		Weekly: d.count(t, at, "weekly"), Monthly: d.count(t, at, "monthly"), Yearly: d.count(t, at, "yearly"),

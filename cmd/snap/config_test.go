@@ -710,3 +710,44 @@ paths = ["/srv/$HOME/data"]
 		t.Errorf("no warning: %v", problems)
 	}
 }
+
+// TestConfigKeyOfTheOtherTable: retention keys written among a job's keys,
+// and a job key written after [jobs.NAME.keep] (which TOML gives to that
+// table), are named as such with where they belong; "did you mean" had
+// offered "pre" for prune and "host" for last (found by an exploratory
+// test).
+func TestConfigKeyOfTheOtherTable(t *testing.T) {
+	doc := `[jobs.a]
+repository = "/r"
+paths = ["/srv"]
+prune = true
+last = 3
+
+[jobs.a.keep]
+daily = 7
+schedule = "daily"
+`
+	_, problems, err := parseConfig("/c.toml", doc)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := map[int]string{
+		4: "prune is a key of the job's retention: write it in [jobs.a.keep] (or keep = { prune = … })",
+		5: "last is a key of the job's retention",
+		9: "schedule is a key of the job, but TOML puts it in [jobs.a.keep], the table above it: move it above [jobs.a.keep]",
+	}
+	got := map[int]string{}
+	for _, p := range problems {
+		if p.Severity == "error" {
+			got[p.Line] += p.String()
+		}
+	}
+	for line, frag := range want {
+		if !strings.Contains(got[line], frag) || strings.Contains(got[line], "did you mean") {
+			t.Errorf("line %d: want %q, got %q", line, frag, got[line])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("problems: %v", got)
+	}
+}
