@@ -464,6 +464,13 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	defer s.close()
 
 	goOn := false // a failure that does not stop the job's later steps
+	// fullDisk: the create failed on a full repository disk. The job's
+	// prune still runs: it deletes what earlier runs marked and what the
+	// failed create uploaded, which may make room for the next night;
+	// with every step after a failed create skipped, a job on a nearly
+	// full disk stayed stuck until an admin came (its forget is still
+	// skipped: a failed backup must not cost an earlier one).
+	fullDisk := false
 	for _, step := range steps {
 		if te := stoppedByTimeout(ctx); te != nil {
 			// The job's timeout passed before this step (while the
@@ -475,7 +482,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped, Error: fmt.Sprintf("skipped: the job's timeout (%s) had passed", te.timeout)})
 			continue
 		}
-		if res.Status != statusOK && res.Status != statusPartial && !goOn {
+		if res.Status != statusOK && res.Status != statusPartial && !goOn && !(fullDisk && step == "prune") {
 			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped})
 			continue
 		}
@@ -498,6 +505,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			if sn != nil {
 				res.SnapshotID, res.snapshot = sn.ID.String(), sn
 			}
+			fullDisk = err != nil && sn == nil && repo.DiskFull(err) && !cacheWrite(err) && ctx.Err() == nil
 		case "forget":
 			err = runForgetStep(ctx, e, s, j, res.SnapshotID)
 		case "prune":
@@ -539,6 +547,13 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		default:
 			if !strings.HasPrefix(err.Error(), step+": ") { // create's errors name it already
 				err = fmt.Errorf("%s: %w", step, err)
+			}
+			if fullDisk && res.Status == statusFailed {
+				// The prune after a create that found the disk full:
+				// the job's error stays the create's.
+				u.warnf("%s", err)
+				sr.Status, sr.Error = statusFailed, singleLine(err.Error())
+				break
 			}
 			fail("", err)
 			sr.Status, sr.Error = res.Status, singleLine(err.Error())

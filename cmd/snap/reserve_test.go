@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -517,5 +518,67 @@ func TestSpaceReserveRoomKept(t *testing.T) {
 	}
 	tr.mustRun("forget", "--keep-last", "1")
 	tr.mustRun("prune", "--instant", "--max-unused", "100")
+	tr.mustRun("check", "--read-data")
+}
+
+// TestRunPrunesAfterFullDiskCreate: a job whose create fails on a full
+// disk still runs its prune, which deletes what an earlier night marked
+// and what the failed create uploaded; its forget stays skipped, and the
+// job fails with the create's error. Every step after a failed create was
+// skipped, so a job on a nearly full disk stayed stuck until an admin came.
+func TestRunPrunesAfterFullDiskCreate(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	mnt := smallFS(t, tr.dir, "48m")
+	tr.repo = filepath.Join(mnt, "repo")
+	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
+	src := filepath.Join(tr.dir, "src")
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+keep = { last = 1, prune = true, delete_delay = "0" }
+`)
+	night := func(i int) result {
+		for _, n := range []string{"a", "b", "c"} {
+			os.Remove(filepath.Join(src, n))
+		}
+		writeRandom(t, filepath.Join(src, string(rune('a'+i))), uint64(i+1), 6<<20)
+		return tr.runConfig(nil, "run", "--json", "--config", cfg)
+	}
+	for i := range 2 {
+		if res := night(i); res.code != 0 {
+			t.Fatalf("night %d: exit %d\n%s", i, res.code, res.stderr)
+		}
+	}
+	// Night 2's prune marked night 1's pack; the disk then fills.
+	fillUpTo(t, filepath.Join(mnt, "filler"), 2<<20)
+	var before unix.Statfs_t
+	must(t, unix.Statfs(mnt, &before))
+	res := night(2)
+	var job struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Steps  []struct {
+			Step, Status string
+		} `json:"steps"`
+	}
+	for _, line := range strings.Split(res.stdout, "\n") {
+		if strings.Contains(line, `"type":"job"`) {
+			must(t, json.Unmarshal([]byte(line), &job))
+		}
+	}
+	steps := fmt.Sprint(job.Steps)
+	if res.code != exitFatal || job.Status != "failed" || !strings.Contains(job.Error, "create") || !strings.Contains(job.Error, "disk") ||
+		steps != "[{create failed} {forget skipped} {prune ok}]" {
+		t.Fatalf("night 3 on a full disk: exit %d, %s %q %s\n%s", res.code, job.Status, job.Error, steps, res.stderr)
+	}
+	var after unix.Statfs_t
+	must(t, unix.Statfs(mnt, &after))
+	if freed := int64(after.Bavail-before.Bavail) * after.Bsize; freed < 5<<20 {
+		t.Errorf("the prune after the failed create freed %d bytes, want night 1's pack (6 MiB)", freed)
+	}
+	if n := len(tr.listJSON()); n != 1 {
+		t.Errorf("%d snapshots, want night 2's", n)
+	}
 	tr.mustRun("check", "--read-data")
 }
