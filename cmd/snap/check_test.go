@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // checkRepo is a repository with two snapshots of a small tree.
@@ -593,32 +592,5 @@ func TestCheckNotesSupersededSegments(t *testing.T) {
 	tr.mustRun("prune")
 	if res := tr.mustRun("check"); strings.Contains(res.stdout+res.stderr, "superseded") {
 		t.Errorf("check after prune:\n%s%s", res.stdout, res.stderr)
-	}
-}
-
-// TestJobSubsetRotates: a job's n/t reads the next group each day, so t
-// nights in a row read every pack once; a fixed group read the same part
-// every night (found by an exploratory test). Local days: 23:59 and 00:01
-// are different days, 00:01 and 23:59 of one day the same.
-func TestJobSubsetRotates(t *testing.T) {
-	s, err := parseSubset("1/7")
-	must(t, err)
-	start := time.Date(2026, 12, 6, 3, 0, 0, 0, time.Local)
-	seen := map[int]bool{}
-	for d := range 7 {
-		seen[s.rotated(start.AddDate(0, 0, d)).n] = true
-	}
-	if len(seen) != 7 {
-		t.Errorf("seven days read groups %v, want all seven", seen)
-	}
-	late := time.Date(2026, 12, 6, 23, 59, 0, 0, time.Local)
-	if a, b := s.rotated(late).n, s.rotated(late.Add(2*time.Minute)).n; a == b {
-		t.Errorf("23:59 and 00:01 of the next day both read group %d", a)
-	}
-	if a, b := s.rotated(late.Add(-23*time.Hour-58*time.Minute)).n, s.rotated(late).n; a != b {
-		t.Errorf("00:01 and 23:59 of one day read groups %d and %d", a, b)
-	}
-	if p, _ := parseSubset("5%"); p.rotated(start) != p {
-		t.Errorf("a percentage changed: %v", p.rotated(start))
 	}
 }

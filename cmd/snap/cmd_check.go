@@ -103,22 +103,6 @@ func parseSubset(s string) (subset, error) {
 	return subset{bytes: int64(v * float64(mult))}, nil
 }
 
-// rotated is a job's n/t for the day of now: group n on the days whose
-// number (since 1970-01-01, in local time) is a multiple of t, the next one
-// each day after, so that t nights in a row read every pack once. A job's
-// fixed "1/7" read the same seventh every night, and six sevenths never
-// (found by an exploratory test); a shell can write $(date +%u)/7, a
-// config file cannot. Percentages and sizes pick at random anyway.
-func (s subset) rotated(now time.Time) subset {
-	if s.t == 0 {
-		return s
-	}
-	y, m, d := now.Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
-	s.n = int((int64(s.n-1)+day)%int64(s.t)) + 1
-	return s
-}
-
 // partial reports whether s reads a part of the packs, not all of them
 // (nil: none are read).
 func (s *subset) partial() bool { return s != nil && *s != subset{pct: 100} }

@@ -511,7 +511,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		case "prune":
 			err = runPruneStep(ctx, e, s, j)
 		case "check":
-			err = runCheckStep(ctx, e, s, j)
+			err = runCheckStep(ctx, e, s, j, checkRotationFile(e, st.cacheDir, configPath, j.Name))
 		default:
 			err = fmt.Errorf("unknown step %s", step)
 		}
@@ -819,22 +819,69 @@ func runPruneStep(ctx context.Context, e *env, s *session, j *Job) error {
 }
 
 // runCheckStep checks the repository under a shared lock: the structure,
-// and the data subset the job names.
-func runCheckStep(ctx context.Context, e *env, s *session, j *Job) error {
+// and the data subset the job names. A subset n/t moves on by one group a
+// run (rotation: the file that keeps the group last read).
+func runCheckStep(ctx context.Context, e *env, s *session, j *Job, rotation string) error {
 	var sub *subset
 	if j.Check.ReadDataSubset != "" {
 		v, err := parseSubset(j.Check.ReadDataSubset)
 		if err != nil {
 			return fmt.Errorf("job %s: check: %w", j.Name, err)
 		}
-		v = v.rotated(e.now())
+		if v.t > 0 {
+			v.n = nextGroup(rotation, v)
+		}
 		sub = &v
 	}
 	if err := s.relock(ctx, sharedLock); err != nil {
 		return err
 	}
 	defer s.relock(ctx, noLock)
-	return checkWith(ctx, e, s, sub)
+	if err := checkWith(ctx, e, s, sub); err != nil {
+		return err
+	}
+	if sub != nil && sub.t > 0 && rotation != "" {
+		err := os.MkdirAll(filepath.Dir(rotation), 0o700)
+		if err == nil {
+			err = writeFileAtomic(rotation, []byte(sub.String()+"\n"), 0o600)
+		}
+		if err != nil {
+			s.ui.warnf("job %s: the check read group %s, but where the next run goes on could not be kept (%v): it reads that group again", j.Name, sub, err)
+		}
+	}
+	return nil
+}
+
+// checkRotationFile is where a job keeps the group of its data subset
+// that its last check read: in the cache's jobs directory, named as its
+// lock; "" when there is no cache directory.
+//
+// A job's check = "1/7" read the same seventh every night (found by an
+// exploratory test); going by the day number instead left groups unread
+// for jobs that do not run every day (weekdays only read five of seven;
+// found by a review). Counting runs reads every group once in t runs,
+// whatever the schedule. Without the file (a new cache), the job starts
+// again at n.
+func checkRotationFile(e *env, cacheDir, configPath, job string) string {
+	base, err := cacheBase(e, cacheDir)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "jobs", jobFileName(configPath, job)+".check")
+}
+
+// nextGroup is the group of sub (n/t) this run reads: the one after the
+// group the file rotation names, or sub's own n when it names none of t.
+func nextGroup(rotation string, sub subset) int {
+	b, err := os.ReadFile(rotation)
+	if err != nil {
+		return sub.n
+	}
+	last, err := parseSubset(strings.TrimSpace(string(b)))
+	if err != nil || last.t != sub.t {
+		return sub.n
+	}
+	return last.n%sub.t + 1
 }
 
 // jobSnapshots returns the snapshots that belong to a job, which are the

@@ -15,6 +15,22 @@ import (
 	"github.com/snap-backup/snap/sources/safepath"
 )
 
+// jobFileName names the files of one job of one config file on this host
+// (its lock, its check rotation): the job's name and a hash of the host,
+// the config file's path (symlinks resolved) and the job. The host is in
+// it: a home directory shared over NFS by several machines must not make
+// one machine's run of a job wait for another's.
+func jobFileName(configPath, job string) string {
+	if p, err := filepath.EvalSymlinks(configPath); err == nil {
+		configPath = p // one file reached by two paths is one config
+	}
+	host, _ := os.Hostname()
+	sum := blake3.Sum256([]byte(host + "\x00" + configPath + "\x00" + job))
+	// The job's name is one the config accepts (jobNameRE: a job with
+	// errors does not run), safe in a file name.
+	return fmt.Sprintf("%s-%x", job, sum[:6])
+}
+
 // lockJob keeps two runs of one job from overlapping: a run started by
 // hand while the timer's is still going would run its pre hooks (stopping
 // the application again), and the first run's post hooks would start the
@@ -35,17 +51,7 @@ import (
 // runs unlocked, with a warning: a backup must not stop for want of its
 // lock.
 func lockJob(e *env, u *ui, cacheDir, configPath, job string) (release func(), err error) {
-	if p, err := filepath.EvalSymlinks(configPath); err == nil {
-		configPath = p // one file reached by two paths is one config
-	}
-	// The host is in the name too: a home directory shared over NFS by
-	// several machines must not make one machine's run of a job wait for
-	// another's.
-	host, _ := os.Hostname()
-	sum := blake3.Sum256([]byte(host + "\x00" + configPath + "\x00" + job))
-	// The job's name is one the config accepts (jobNameRE: a job with
-	// errors does not run), safe in a file name.
-	name := fmt.Sprintf("%s-%x.lock", job, sum[:6])
+	name := jobFileName(configPath, job) + ".lock"
 	uid := os.Geteuid()
 	dirs := jobLockDirs(uid, e.getenv, passwdHome)
 	if base, err := cacheBase(e, cacheDir); err == nil {
