@@ -400,12 +400,17 @@ func noDumpHeld(c *cli.Context, all []*snapshot.Snapshot, dbs []string, kind str
 		}
 	}
 	var hints []string
-	for _, n := range dbs {
-		if h := dumpHint(latest, n, kind); h != "" && !holds(latest, n) {
-			if len(dbs) > 1 {
-				h = " (" + n + ": " + strings.TrimPrefix(h, " (")
+	switch {
+	case len(dbs) == 1:
+		hints = append(hints, dumpHint(latest, dbs[0], kind))
+	default:
+		// A name no snapshot holds, among every snapshot's dumps, the
+		// other names given left out.
+		for _, n := range missing {
+			others := slices.DeleteFunc(slices.Clone(dbs), func(o string) bool { return o == n })
+			if h := dumpHintAmong(withDumps, n, kind, others); h != "" {
+				hints = append(hints, " ("+n+": "+strings.TrimPrefix(h, " ("))
 			}
-			hints = append(hints, h)
 		}
 	}
 	var what string

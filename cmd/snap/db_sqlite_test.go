@@ -573,3 +573,21 @@ func TestRestoreSeveralDumpsNamesTheMisspeltOne(t *testing.T) {
 		t.Errorf("restore of two dumps never saved together: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestRestoreSeveralDumpsHintLeavesOutGivenNames: the "did you mean" of a
+// misspelt --db among several offers the dump meant, from any snapshot,
+// and never one of the other names given (it offered t4_a for t4_dd, given
+// t4_a; found by a review).
+func TestRestoreSeveralDumpsHintLeavesOutGivenNames(t *testing.T) {
+	tr := newTestRepo(t)
+	for _, name := range []string{"t4_a", "t4_d", "t4_pg3"} {
+		f := filepath.Join(tr.dir, name+".db")
+		sqliteQuery(t, f, "CREATE TABLE t(v TEXT);")
+		tr.mustRun("create", "--db", "sqlite://"+f)
+	}
+	res := tr.run("restore", "latest", "--db", "t4_a", "--db", "t4_pg33", "--db", "t4_dd", "--replace")
+	if res.code != exitFatal || !strings.Contains(res.stderr, `no snapshot holds a dump named "t4_pg33" or "t4_dd"`) ||
+		!strings.Contains(res.stderr, "(t4_pg33: did you mean t4_pg3?)") || !strings.Contains(res.stderr, "(t4_dd: did you mean t4_d?)") || strings.Contains(res.stderr, "did you mean t4_a") {
+		t.Errorf("restore of three dumps, two misspelt: exit %d\n%s", res.code, res.stderr)
+	}
+}

@@ -86,6 +86,36 @@ func findDumpSourceOfKind(sn *snapshot.Snapshot, name, kind string) (snapshot.So
 // takes it (file name without extension, database name, SQLite file name),
 // or "".
 func dumpHint(sn *snapshot.Snapshot, name, kind string) string {
+	return dumpHintAmong([]*snapshot.Snapshot{sn}, name, kind, nil)
+}
+
+// dumpHintAmong is dumpHint over the dumps of every snapshot of sns,
+// leaving out the dumps that bear a name of given (the other names of the
+// same restore: "did you mean" offered one of them; found by a review).
+func dumpHintAmong(sns []*snapshot.Snapshot, name, kind string, given []string) string {
+	var groups [][]string
+	for _, sn := range sns {
+		groups = append(groups, dumpNames(sn, kind)...)
+	}
+	groups = slices.DeleteFunc(groups, func(g []string) bool {
+		return slices.ContainsFunc(g, func(n string) bool { return slices.Contains(given, n) })
+	})
+	maxDist := 0
+	switch {
+	case len(name) >= 4:
+		maxDist = 2
+	case len(name) == 3:
+		maxDist = 1
+	}
+	if near := nearestNames(name, groups, maxDist); len(near) > 0 {
+		return " (did you mean " + strings.Join(near, " or ") + "?)"
+	}
+	return ""
+}
+
+// dumpNames lists, for each dump of sn (of the kind, unless ""), the
+// names --db takes for it.
+func dumpNames(sn *snapshot.Snapshot, kind string) [][]string {
 	var groups [][]string
 	for _, src := range sn.Sources {
 		if !slices.Contains(dbKinds, src.Kind) || kind != "" && src.Kind != kind {
@@ -103,17 +133,7 @@ func dumpHint(sn *snapshot.Snapshot, name, kind string) string {
 		}
 		groups = append(groups, g)
 	}
-	maxDist := 0
-	switch {
-	case len(name) >= 4:
-		maxDist = 2
-	case len(name) == 3:
-		maxDist = 1
-	}
-	if near := nearestNames(name, groups, maxDist); len(near) > 0 {
-		return " (did you mean " + strings.Join(near, " or ") + "?)"
-	}
-	return ""
+	return groups
 }
 
 // dumpsNamed returns the dumps of srcs that --db name means: by the dump's
