@@ -52,6 +52,9 @@ type ReserveRoomError struct {
 }
 
 func (e *ReserveRoomError) Error() string {
+	if e.Free <= e.Room {
+		return fmt.Sprintf("the disk has %.1f MiB free, all of it kept for forget and prune while the space reserve (%.1f MiB) is released", mib(e.Free), mib(e.Room))
+	}
 	return fmt.Sprintf("the disk has %.1f MiB free, of which the %.1f MiB of the released space reserve are kept for forget and prune", mib(e.Free), mib(e.Room))
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
 )
 
 func repairCommand(e *env) *cli.Command {
@@ -48,6 +49,12 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 		return err
 	}
 	defer s.close()
+	if sr, ok := repo.As[repo.SpaceReserver](s.r.Backend()); ok && fromPacks {
+		// Its segments may take the room of a released space reserve: a
+		// prune stopped by a damaged index needs this repair first, and
+		// on a nearly full disk it was refused too (found by a review).
+		sr.UseReserveRoom(true)
+	}
 	log := func(m string) { s.ui.warnf("%s", m) }
 	if !fromPacks {
 		if err := s.ix.Reset(); err != nil {

@@ -723,8 +723,8 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 		return fmt.Errorf("job %s: the keep policy keeps nothing; refusing to forget", j.Name)
 	}
 	// On a full disk, forget may use the space reserve.
-	s.setFreesSpace(true)
-	defer s.setFreesSpace(false)
+	s.setFreesSpace("forget")
+	defer s.setFreesSpace("")
 	err = s.relock(ctx, sharedLock)
 	if err != nil {
 		return err
@@ -797,8 +797,8 @@ func runPruneStep(ctx context.Context, e *env, s *session, j *Job) error {
 		o.DeleteDelay = d
 	}
 	// On a full disk, prune may use the space reserve.
-	s.setFreesSpace(true)
-	defer s.setFreesSpace(false)
+	s.setFreesSpace("prune")
+	defer s.setFreesSpace("")
 	err := s.relock(ctx, pruneLock)
 	var le *repo.LockedError
 	if errors.As(err, &le) && le.Holder.Prune && !le.Holder.Exclusive {

@@ -511,7 +511,7 @@ func (d *cfgDecoder) known(t map[string]any, at toml.Key, allowed ...string) {
 		inKeep := len(at) == 3 && at[0] == "jobs" && at[2] == "keep"
 		switch {
 		case inJob && slices.Contains(keepKeys, k):
-			d.errorf(sub(at, k), "%s is a key of the job's retention: write it in [%s.keep] (or keep = { %s = … })", k, at.String(), k)
+			d.errorf(sub(at, k), "%s is a key of the job's retention: move it into the job's keep table (under [%s.keep], or inside keep = { … } where the job has that line)", k, at.String())
 			continue
 		case inKeep && slices.Contains(jobKeys, k):
 			d.errorf(sub(at, k), "%s is a key of the job, but TOML puts it in [%s], the table above it: move it above [%s]", k, at.String(), at.String())

@@ -732,7 +732,7 @@ schedule = "daily"
 		t.Fatal("no error")
 	}
 	want := map[int]string{
-		4: "prune is a key of the job's retention: write it in [jobs.a.keep] (or keep = { prune = … })",
+		4: "prune is a key of the job's retention: move it into the job's keep table (under [jobs.a.keep], or inside keep = { … } where the job has that line)",
 		5: "last is a key of the job's retention",
 		9: "schedule is a key of the job, but TOML puts it in [jobs.a.keep], the table above it: move it above [jobs.a.keep]",
 	}

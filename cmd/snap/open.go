@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -39,10 +40,10 @@ type session struct {
 	location string
 	// unreadable are the snapshots the last listing could not read.
 	unreadable []error
-	// freesSpace: what the session does next frees space (forget,
-	// prune), so on a full disk it may use the space reserve and its
-	// room (setFreesSpace).
-	freesSpace bool
+	// freeing names what the session does next when that frees space
+	// (forget, prune): on a full disk it may use the space reserve and
+	// its room (setFreesSpace). "" for anything else.
+	freeing string
 	// readsOnly: the command writes nothing to the repository, so it
 	// may run with --no-lock (readsOnly), which a failed lock suggests.
 	readsOnly bool
@@ -207,7 +208,9 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 		return nil, err
 	}
 	s := &session{r: r, ui: u, command: command, connections: conns, location: st.location, readsOnly: st.readsOnly}
-	s.setFreesSpace(st.freesSpace)
+	if st.freesSpace {
+		s.setFreesSpace(command)
+	}
 	if e.reserveWarned == nil {
 		e.reserveWarned = map[string]bool{}
 	}
@@ -265,15 +268,15 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			u.warnf("%s", l.Info.StaleRemoved())
 		}}
 	l, err := s.r.Lock(ctx, lo)
-	if err != nil && s.freesSpace && repo.DiskFull(err) && s.releaseReserve() {
+	if err != nil && s.freeing != "" && repo.DiskFull(err) && s.releaseReserve() {
 		l, err = s.r.Lock(ctx, lo)
 	}
 	if err != nil {
-		if s.freesSpace && repo.DiskFull(err) {
+		if s.freeing != "" && repo.DiskFull(err) {
 			// Its lock does not fit even with the reserve released (or
 			// there is none): the advice to run this very command again
 			// would go round in circles.
-			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, s.command)
+			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, cmp.Or(s.freeing, s.command))
 		}
 		if s.readsOnly && repo.DiskFull(err) {
 			// Reading needs no space: forget and prune first would be

@@ -59,9 +59,19 @@ func preflight(ctx context.Context, u *ui, r *repo.Repository, minFree uint64) e
 		}
 		u.jsonLine(line)
 	} else if room > 0 {
-		u.printf("repository %s: writable, %s free, of which %s are kept for forget and prune (the space reserve is released: a prune that frees space puts it back)", loc, humanBytes(int64(free)), humanBytes(int64(room)))
+		kept := fmt.Sprintf("of which %s are", humanBytes(int64(room)))
+		if free <= room {
+			kept = "all of it"
+		}
+		u.printf("repository %s: writable, %s free, %s kept for forget and prune (the space reserve is released: a prune that frees space puts it back)", loc, humanBytes(int64(free)), kept)
 	} else {
 		u.printf("repository %s: writable, %s free", loc, humanBytes(int64(free)))
+	}
+	if room > 0 && usable == 0 {
+		// Nothing this create could store: said before it reads
+		// anything (and, being a full disk, followed by the job's prune
+		// in snap run).
+		return fmt.Errorf("repository %s: %w; nothing was read", loc, diskFull(&repo.ReserveRoomError{Free: free, Room: room}))
 	}
 	if usable < minFree {
 		kept := ""

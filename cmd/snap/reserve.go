@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,18 +61,19 @@ func (s *session) releaseReserve() bool {
 		return false
 	}
 	free, _ := sr.Free()
-	s.ui.warnf("the repository's disk is (nearly) full: released its %s space reserve so that %s can run (%s free now); it is put back once a prune has freed space", humanBytes(freed), s.command, humanBytes(int64(free)))
+	s.ui.warnf("the repository's disk is (nearly) full: released its %s space reserve so that %s can run (%s free now); it is put back once a prune has freed space", humanBytes(freed), cmp.Or(s.freeing, s.command), humanBytes(int64(free)))
 	return true
 }
 
-// setFreesSpace says whether what the session does next frees space
-// (forget, prune): its lock may be written with the space reserve
-// released, and its writes may use the room of a released reserve, which
-// every other command's writes leave free (repo.SpaceReserver).
-func (s *session) setFreesSpace(on bool) {
-	s.freesSpace = on
+// setFreesSpace names what the session does next when that frees space
+// (forget, prune; "" for anything else): its lock may be written with the
+// space reserve released, and its writes may use the room of a released
+// reserve, which every other command's writes leave free
+// (repo.SpaceReserver).
+func (s *session) setFreesSpace(by string) {
+	s.freeing = by
 	if sr, ok := repo.As[repo.SpaceReserver](s.r.Backend()); ok {
-		sr.UseReserveRoom(on)
+		sr.UseReserveRoom(by != "")
 	}
 }
 

@@ -516,6 +516,14 @@ func TestSpaceReserveRoomKept(t *testing.T) {
 	if free := st.Bavail * uint64(st.Bsize); free < 8<<20 {
 		t.Fatalf("the refused create left %d bytes free, less than the reserve's room", free)
 	}
+	// Something else takes part of the room: a create has nothing to
+	// store into, and says so before it reads anything.
+	fillUpTo(t, filepath.Join(mnt, "other"), 4<<20)
+	res = tr.run("create", src)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "all of it kept for forget and prune while the space reserve (8.0 MiB) is released") ||
+		!strings.Contains(res.stderr, "nothing was read") || !strings.Contains(res.stdout+res.stderr, "all of it kept for forget and prune (the space reserve is released") {
+		t.Fatalf("create with less free than the reserve's room: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 	tr.mustRun("forget", "--keep-last", "1")
 	tr.mustRun("prune", "--instant", "--max-unused", "100")
 	tr.mustRun("check", "--read-data")
