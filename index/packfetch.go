@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -41,6 +42,7 @@ import (
 type PackFetcher struct {
 	ix      *Index
 	dir     string
+	answers atomic.Uint64 // Answers
 	maxLive int // packs on disk (or being fetched) at once
 	ahead   int // prefetching goroutines, each with one request in flight
 	// slots bounds the fetches in flight, prefetched or not, to ahead
@@ -183,13 +185,13 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 		return f.ix.LoadBlob(ctx, t, id, dst) // reports the missing blob
 	}
 	if t != repo.DataBlob {
-		return f.ix.LoadBlobAt(ctx, loc, dst) // not planned
+		return f.byRange(ctx, loc, dst) // not planned
 	}
 	f.mu.Lock()
 	p := f.packs[loc.Pack]
 	f.mu.Unlock()
 	if p == nil {
-		return f.ix.LoadBlobAt(ctx, loc, dst)
+		return f.byRange(ctx, loc, dst)
 	}
 	defer f.done(p)
 	path, err := f.await(ctx, loc.Pack, p)
@@ -200,21 +202,35 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 		if isDamage(err) {
 			// The pack is gone or damaged: another copy of the blob may
 			// read (LoadBlobAt records this one and looks).
-			return f.ix.LoadBlobAt(ctx, loc, dst)
+			return f.byRange(ctx, loc, dst)
 		}
 		return nil, fmt.Errorf("load %s blob %s: %w", t, id, err) // as a read by range names it
 	}
 	if path == "" {
-		return f.ix.LoadBlobAt(ctx, loc, dst)
+		return f.byRange(ctx, loc, dst)
 	}
 	out, err := f.readFrom(ctx, path, loc, dst)
 	if err != nil {
 		// A bad local copy (or one deleted by reads beyond the plan) must
 		// not fail the read: the repository decides.
-		return f.ix.LoadBlobAt(ctx, loc, dst)
+		return f.byRange(ctx, loc, dst)
 	}
 	return out, nil
 }
+
+// byRange reads a blob from the repository, counting the answer.
+func (f *PackFetcher) byRange(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	out, err := f.ix.LoadBlobAt(ctx, loc, dst)
+	if err == nil {
+		f.answers.Add(1)
+	}
+	return out, err
+}
+
+// Answers counts the repository's answers: packs fetched and blobs read
+// by range. A blob read from a pack fetched earlier is not one (the
+// restorer tells a repository that stopped answering by them).
+func (f *PackFetcher) Answers() uint64 { return f.answers.Load() }
 
 // await returns the path of the pack's local copy, fetching it now when
 // the prefetchers have not got to it and there is room, or waiting for
@@ -332,6 +348,9 @@ func (f *PackFetcher) fetch(id repo.ID, p *fetchedPack) {
 		path, err = f.download(id)
 		return err
 	})
+	if err == nil || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, errLocalCopy) {
+		f.answers.Add(1) // the repository answered, whatever it sent
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {

@@ -72,6 +72,14 @@ type BlobLoader interface {
 	LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst []byte) ([]byte, error)
 }
 
+// answerCounter is a BlobLoader that serves blobs from local copies as
+// well as from the repository (index.PackFetcher), and counts the
+// repository's answers: a blob of a pack fetched earlier says nothing
+// about whether the repository still answers.
+type answerCounter interface {
+	Answers() uint64
+}
+
 // RestoreStats counts what a restore wrote.
 type RestoreStats struct {
 	Files int64 // regular files, as a snapshot's summary counts them
@@ -133,9 +141,16 @@ type Restorer struct {
 	// so the same ID is the same zeros again.
 	zeroBlobs zeroCache[repo.ID, int]
 	// loaded is set by every blob loaded; unanswered (under mu) holds
-	// the packs failed since, for want of an answer (unreachable).
+	// the packs failed since, for want of an answer (unreachable). With a
+	// loader that counts the repository's answers (answerCounter),
+	// answersAt is their count at the first of those failures, and only a
+	// new answer starts the count again: blobs of packs fetched before
+	// the server went away kept resetting it, and a restore from a killed
+	// S3 server took five minutes to give up instead of one (found by an
+	// exploratory test).
 	loaded     atomic.Bool
 	unanswered map[repo.ID]bool
+	answersAt  uint64
 }
 
 // partChunks is how many chunks of a file one job writes. Files of more
@@ -1033,7 +1048,13 @@ func (r *Restorer) unreachable(id repo.ID) bool {
 	loc, ok := r.ix.Lookup(repo.DataBlob, id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.loaded.Swap(false) || r.unanswered == nil {
+	answered := r.loaded.Swap(false)
+	if ac, ok := r.opts.Blobs.(answerCounter); ok {
+		n := ac.Answers()
+		answered = n != r.answersAt
+		r.answersAt = n
+	}
+	if answered || r.unanswered == nil {
 		r.unanswered = map[repo.ID]bool{}
 	}
 	if ok {
