@@ -18,6 +18,7 @@ import (
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -672,11 +673,14 @@ func printError(e *env, args []string, command string, err error, code int) {
 			msg += "; the repository is consistent"
 		}
 	}
-	if code != exitInterrupted && uploadCommands[command] && errors.Is(err, repo.ErrTransient) && !strings.Contains(msg, "snap prune") {
+	if code != exitInterrupted && uploadCommands[command] && errors.Is(err, repo.ErrTransient) && !strings.Contains(msg, "snap prune") &&
+		e.packsSaved.Load() > 0 && !errors.As(err, new(*snapshot.SourceError)) {
 		// The repository stopped answering: the packs this run stored
 		// could not be indexed either, and nothing else said where they
 		// went (found by an exploratory test: the next copy sent 983 MiB
-		// again, and check listed 44 packs not indexed).
+		// again, and check listed 44 packs not indexed). Not when no pack
+		// was stored, nor when a copy's source stopped answering (the
+		// target indexed what it got; found by an exploratory test).
 		msg += "; any packs this run stored before that are not indexed: once the repository answers, the next run stores their data again, and 'snap prune' reclaims them"
 	}
 	if jsonAsked(args) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,6 +35,8 @@ type backendOptions struct {
 	// hooks, set only by tests: request counting or fault injection
 	// around the raw backend, and a faster backoff.
 	hooks *backendHooks
+	// packsSaved, when set, counts the packs saved (env.packsSaved).
+	packsSaved *atomic.Int64
 }
 
 func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
@@ -45,7 +48,7 @@ func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
 	if err != nil {
 		return backendOptions{}, err
 	}
-	return backendOptions{connections: n, upload: up.bps, download: down.bps, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks}, nil
+	return backendOptions{connections: n, upload: up.bps, download: down.bps, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks, packsSaved: &e.packsSaved}, nil
 }
 
 // rateFlag is --limit-upload or --limit-download as given: set says the
@@ -189,8 +192,29 @@ func composeBackend(be repo.Backend, conns int, o backendOptions, stop <-chan st
 	if o.upload > 0 || o.download > 0 {
 		be = limit.NewRated(be, o.upload, o.download, stop)
 	}
-	return retry.New(be, backendRetry(o))
+	be = retry.New(be, backendRetry(o))
+	if o.packsSaved != nil {
+		be = packCounter{Backend: be, n: o.packsSaved}
+	}
+	return be
 }
+
+// packCounter counts the packs its backend saved: an error of a command
+// that stored none says nothing of packs left unindexed.
+type packCounter struct {
+	repo.Backend
+	n *atomic.Int64
+}
+
+func (b packCounter) Save(ctx context.Context, h repo.Handle, data []byte) error {
+	err := b.Backend.Save(ctx, h, data)
+	if err == nil && h.Type == repo.PackFile {
+		b.n.Add(1)
+	}
+	return err
+}
+
+func (b packCounter) Unwrap() repo.Backend { return b.Backend }
 
 // backendRetry is how the command's requests are retried: the defaults,
 // or a test's, logging to the command's log.

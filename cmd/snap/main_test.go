@@ -50,6 +50,7 @@ type testRepo struct {
 type result struct {
 	stdout, stderr string
 	code           int
+	packsSaved     int64 // in-process runs (runIn): the packs the command saved
 }
 
 func newTestRepo(t *testing.T) *testRepo {
