@@ -43,8 +43,8 @@ type PackFetcher struct {
 	ix      *Index
 	dir     string
 	answers atomic.Uint64 // Answers
-	maxLive int // packs on disk (or being fetched) at once
-	ahead   int // prefetching goroutines, each with one request in flight
+	maxLive int           // packs on disk (or being fetched) at once
+	ahead   int           // prefetching goroutines, each with one request in flight
 	// slots bounds the fetches in flight, prefetched or not, to ahead
 	// (nil: no bound). A channel's waiters are served in turn, so a fetch
 	// a read waits for goes before the prefetchers' next ones.

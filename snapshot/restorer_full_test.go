@@ -151,7 +151,9 @@ func TestRestoreOfOneLargeFileFromAnUnreachableRepository(t *testing.T) {
 // without counting an answer; every other blob fails as an unreachable
 // repository's.
 type halfFetched struct {
-	ix    interface{ LoadBlob(context.Context, repo.BlobType, repo.ID, []byte) ([]byte, error) }
+	ix interface {
+		LoadBlob(context.Context, repo.BlobType, repo.ID, []byte) ([]byte, error)
+	}
 	local func(repo.ID) bool
 }
 
