@@ -151,9 +151,7 @@ func TestRestoreOfOneLargeFileFromAnUnreachableRepository(t *testing.T) {
 // without counting an answer; every other blob fails as an unreachable
 // repository's.
 type halfFetched struct {
-	ix interface {
-		LoadBlob(context.Context, repo.BlobType, repo.ID, []byte) ([]byte, error)
-	}
+	ix    BlobLoader
 	local func(repo.ID) bool
 }
 
