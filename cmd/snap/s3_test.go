@@ -236,7 +236,7 @@ func TestS3Commands(t *testing.T) {
 	down := *tr
 	down.repo = "s3:http://127.0.0.1:1/bkt"
 	res = down.runIn(&backendHooks{retry: retry.Options{MaxAttempts: 3, Initial: time.Millisecond}}, "list")
-	if res.code != exitFatal || !strings.Contains(res.stderr, "connection refused") || !strings.Contains(res.stderr, "gave up after 3 attempts") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "connection refused") || !strings.Contains(res.stderr, "gave up after 3 attempts") || !strings.Contains(res.stderr, "is the server running there, at that port?") {
 		t.Errorf("server down: exit %d, %s", res.code, res.stderr)
 	}
 	oneLine(t, res)

@@ -250,3 +250,36 @@ func TestSkewedClockOnHEAD(t *testing.T) {
 		}
 	}
 }
+
+// TestSpeaksTLS: the probe behind the hint about HTTPS tells a server that
+// takes a TLS handshake, one that takes the connection but not the
+// handshake, and no server at all, for which the hint would mislead (a
+// server killed mid-request; found by an exploratory test).
+func TestSpeaksTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	if got := speaksTLS(srv.Listener.Addr().String()); got != tlsYes {
+		t.Errorf("TLS server: %v", got)
+	}
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := plain.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if got := speaksTLS(plain.Addr().String()); got != tlsNo {
+		t.Errorf("a server that closes connections: %v", got)
+	}
+	addr := plain.Addr().String()
+	plain.Close()
+	if got := speaksTLS(addr); got != tlsUnreachable {
+		t.Errorf("no server: %v", got)
+	}
+}

@@ -86,10 +86,18 @@ func (b *Backend) fail(op, object string, err error) error {
 		// word (no TLS alert, no 400). One TLS handshake tells them
 		// from a server that is restarting, so that a wrong scheme is
 		// not retried for a minute (found by an exploratory test).
-		if speaksTLS(b.cfg.Endpoint) {
+		switch speaksTLS(b.cfg.Endpoint) {
+		case tlsYes:
 			return fmt.Errorf("%s %s: %s speaks HTTPS, not plain HTTP (it closed the plain connection, and took a TLS handshake): use the location %s", op, object, b.cfg.Endpoint, b.withScheme("https"))
+		case tlsNo:
+			msg += fmt.Sprintf("; if the server expects HTTPS, use the location %s", b.withScheme("https"))
 		}
-		msg += fmt.Sprintf("; if the server expects HTTPS, use the location %s", b.withScheme("https"))
+		// tlsUnreachable: the server went away (killed mid-request), and
+		// the hint about HTTPS would mislead (found by an exploratory
+		// test).
+	}
+	if strings.Contains(msg, "connection refused") {
+		msg += "; is the server running there, at that port?"
 	}
 	return repo.Transient(fmt.Errorf("%s %s at %s: %s", op, object, b.cfg.Endpoint, msg))
 }
@@ -228,15 +236,29 @@ func contextDeadline(err error) bool {
 	return false
 }
 
-// speaksTLS reports whether a TLS handshake with endpoint succeeds within a
-// few seconds. The certificate is not verified: nothing is sent over the
-// connection, which only tells whether the server speaks TLS at all.
-func speaksTLS(endpoint string) bool {
+// speaksTLS tells whether a TLS handshake with endpoint succeeds within a
+// few seconds, or whether no connection could be made at all. The
+// certificate is not verified: nothing is sent over the connection, which
+// only tells whether the server speaks TLS at all.
+func speaksTLS(endpoint string) tlsProbe {
 	d := &net.Dialer{Timeout: 3 * time.Second}
 	c, err := tls.DialWithDialer(d, "tcp", endpoint, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a probe, no data
-	if err != nil {
-		return false
+	var op *net.OpError
+	switch {
+	case err == nil:
+		c.Close()
+		return tlsYes
+	case errors.As(err, &op) && op.Op == "dial":
+		return tlsUnreachable
 	}
-	c.Close()
-	return true
+	return tlsNo
 }
+
+// tlsProbe is what speaksTLS found.
+type tlsProbe int
+
+const (
+	tlsNo          tlsProbe = iota // it took the connection, not the handshake
+	tlsYes                         // it took a TLS handshake
+	tlsUnreachable                 // no connection at all
+)
