@@ -61,14 +61,7 @@ func TestRestoreStopsWhenTheRepositoryStopsAnswering(t *testing.T) {
 	src := t.TempDir()
 	// 48 MiB of random bytes: blobs in several packs, for the restore
 	// takes the repository for gone only when packs after packs fail.
-	rng := rand.New(rand.NewPCG(11, 12))
-	for i := range 48 {
-		b := make([]byte, 1<<20)
-		for j := range b {
-			b[j] = byte(rng.Uint32())
-		}
-		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), b, 0o644)
-	}
+	writeRandomMiBs(t, src, 48, 11)
 	sn := p.create([]string{src}, ArchiveOptions{})
 	failed, err := p.restoreFrom(t, sn, src, unreachable{})
 	reported := len(failed)
@@ -79,6 +72,20 @@ func TestRestoreStopsWhenTheRepositoryStopsAnswering(t *testing.T) {
 	// the restore stops instead of naming every file.
 	if reported > 40 {
 		t.Errorf("%d errors reported one by one before the restore stopped, of 48 files", reported)
+	}
+}
+
+// writeRandomMiBs writes n files f00, f01, … of 1 MiB of random bytes
+// each (from seed) into dir: a file a blob, packs of several files.
+func writeRandomMiBs(t *testing.T, dir string, n int, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	for i := range n {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("f%02d", i)), b, 0o644)
 	}
 }
 
@@ -172,14 +179,7 @@ func (halfFetched) Answers() uint64 { return 0 }
 func TestRestoreStopsDespiteFetchedPacks(t *testing.T) {
 	p := newPipelineRepo(t)
 	src := t.TempDir()
-	rng := rand.New(rand.NewPCG(13, 14))
-	for i := range 96 {
-		b := make([]byte, 1<<20)
-		for j := range b {
-			b[j] = byte(rng.Uint32())
-		}
-		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), b, 0o644)
-	}
+	writeRandomMiBs(t, src, 96, 13)
 	sn := p.create([]string{src}, ArchiveOptions{})
 	// Every other pack, in the files' order, was fetched; the others are
 	// on a server that is gone, and the restore meets them in turn.
