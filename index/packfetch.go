@@ -55,6 +55,15 @@ type PackFetcher struct {
 	stop   func() bool    // unregisters the wake-up on cancellation
 	wg     sync.WaitGroup // running fetches and prefetchers
 
+	// gone, under mu, is the context of the downloads (a child of ctx):
+	// once fetchGoneAfter fetches in a row failed for want of an answer
+	// (unanswered counts them), it is cancelled with their error, and the
+	// fetches under way and queued fail at once rather than each wait out
+	// a round of retries. An answer (a blob read by range) makes a new one.
+	gone       context.Context
+	goneCancel context.CancelCauseFunc
+	unanswered int
+
 	mu     sync.Mutex
 	room   *sync.Cond // broadcast when a pack leaves the disk, a fetch ends, or ctx ends
 	packs  map[repo.ID]*fetchedPack
@@ -145,6 +154,7 @@ func (ix *Index) NewPackFetcher(ctx context.Context, dir string, plan *PackPlan,
 	}
 	f.room = sync.NewCond(&f.mu)
 	f.ctx, f.cancel = context.WithCancel(ctx)
+	f.gone, f.goneCancel = context.WithCancelCause(f.ctx)
 	f.stop = context.AfterFunc(f.ctx, func() {
 		f.mu.Lock()
 		f.room.Broadcast()
@@ -222,9 +232,29 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 func (f *PackFetcher) byRange(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
 	out, err := f.ix.LoadBlobAt(ctx, loc, dst)
 	if err == nil {
-		f.answers.Add(1)
+		f.answered()
 	}
 	return out, err
+}
+
+// fetchGoneAfter is how many fetches in a row must fail for want of an
+// answer before the fetcher takes the repository for gone: as many as the
+// restorer's unreachableAfter (snapshot/restorer.go), which then stops the
+// restore. A read that had started the fetch of its pack after those began
+// waited out a retry round of its own, and a restore from a killed S3
+// server took two rounds instead of one in some runs (found by a re-test).
+const fetchGoneAfter = 3
+
+// answered records an answer of the repository: the count of fetches
+// that got none starts again, and downloads get a live context again.
+func (f *PackFetcher) answered() {
+	f.answers.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unanswered = 0
+	if f.gone.Err() != nil && f.ctx.Err() == nil {
+		f.gone, f.goneCancel = context.WithCancelCause(f.ctx)
+	}
 }
 
 // Answers counts the repository's answers: packs fetched and blobs read
@@ -349,10 +379,17 @@ func (f *PackFetcher) fetch(id repo.ID, p *fetchedPack) {
 		return err
 	})
 	if err == nil || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, errLocalCopy) {
-		f.answers.Add(1) // the repository answered, whatever it sent
+		f.answered() // the repository answered, whatever it sent
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if errors.Is(err, repo.ErrTransient) && f.ctx.Err() == nil {
+		if f.unanswered++; f.unanswered == fetchGoneAfter {
+			// The cause is the error of the fetches given up on; it
+			// wraps err, and so ErrTransient, for the restorer.
+			f.goneCancel(fmt.Errorf("%d packs in a row could not be fetched, the last: %w", fetchGoneAfter, err))
+		}
+	}
 	switch {
 	case err == nil && p.remaining > 0:
 		p.state, p.path = packOnDisk, path
@@ -379,18 +416,32 @@ var errLocalCopy = errors.New("local copy")
 // download fetches a pack, checks it against its name and writes it into
 // the fetcher's directory.
 func (f *PackFetcher) download(id repo.ID) (string, error) {
+	f.mu.Lock()
+	ctx := f.gone
+	f.mu.Unlock()
+	// A fetcher that gave up on the repository: its error, not the
+	// cancellation's, unless the fetcher itself was closed.
+	goneErr := func(err error) error {
+		if f.ctx.Err() == nil && ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return err
+	}
 	if f.slots != nil {
 		select {
 		case f.slots <- struct{}{}:
 			defer func() { <-f.slots }()
-		case <-f.ctx.Done():
-			return "", f.ctx.Err()
+		case <-ctx.Done():
+			return "", goneErr(ctx.Err())
 		}
 	}
+	if ctx.Err() != nil {
+		return "", goneErr(ctx.Err())
+	}
 	h := repo.Handle{Type: repo.PackFile, Name: id.String()}
-	data, err := f.ix.r.Backend().Load(f.ctx, h, 0, 0)
+	data, err := f.ix.r.Backend().Load(ctx, h, 0, 0)
 	if err != nil {
-		return "", err
+		return "", goneErr(err)
 	}
 	if repo.Hash(data) != id {
 		return "", &repo.CorruptError{Object: h.String(), Reason: "content does not match its name"}

@@ -576,3 +576,45 @@ func TestPackFetcherDeltas(t *testing.T) {
 		t.Errorf("%d ranged loads, want 1 (the dictionary, once)", ranged-ranged0)
 	}
 }
+
+// TestPackFetcherGivesUp: once fetchGoneAfter (3) fetches in a row failed
+// for want of an answer, the fetcher gives up on the repository: the
+// fetches queued and under way fail at once, with the cause, instead of
+// each waiting out a round of retries (a read that started the fetch of
+// its pack late made a restore from a killed S3 server wait two rounds;
+// found by a re-test). A blob read by range, an answer, lets fetches run
+// again.
+func TestPackFetcherGivesUp(t *testing.T) {
+	f := newFetchFixture(t, 10, 2)
+	for _, pk := range f.packs {
+		f.log.fail[pk.String()] = true
+	}
+	f.log.delay = 20 * time.Millisecond
+	planned := f.packs[:9]
+	pf, err := f.ix.NewPackFetcher(context.Background(), f.cache, f.plan(planned), index.FetchOptions{Ahead: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	var quick int
+	for _, pk := range planned {
+		err := f.read(pf, f.blobs[pk][0])
+		if err == nil || !errors.Is(err, repo.ErrTransient) {
+			t.Fatalf("blob of a pack the server does not answer for: %v", err)
+		}
+		if strings.Contains(err.Error(), "3 packs in a row could not be fetched, the last: ") && errors.Is(err, errInjected) {
+			quick++
+		}
+	}
+	whole, _, _, _, _ := f.log.snapshot()
+	// The three that failed, the two prefetches under way then: three
+	// attempts each at most; nine packs would take 27.
+	if len(whole) > (3+2)*3 || quick < 9-3-2 {
+		t.Errorf("%d whole-pack loads for 9 planned packs, %d reads failed at once", len(whole), quick)
+	}
+	// The server back: a blob read by range (unplanned) is an answer.
+	clear(f.log.fail)
+	if err := f.read(pf, f.blobs[f.packs[9]][0]); err != nil {
+		t.Errorf("read by range once the server answers: %v", err)
+	}
+}
