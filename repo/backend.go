@@ -118,6 +118,10 @@ type SpaceReserver interface {
 	Free() (uint64, error)
 	// Capacity returns the storage's size in bytes, used or not.
 	Capacity() (uint64, error)
+	// ReserveRoom returns the room of a released reserve (what it should
+	// hold and does not; 0 when it is whole, there is none, or the storage
+	// is too small for it: ReserveFits) and the bytes free.
+	ReserveRoom() (room, free uint64, err error)
 	// UseReserveRoom says whether the writes that follow may use the room
 	// of a released reserve (the commands that free space: forget,
 	// prune). Until it is called with true, a write other than a lock's

@@ -91,12 +91,9 @@ func reserveRoom(r *repo.Repository) uint64 {
 	if !ok {
 		return 0
 	}
-	want, held, err := sr.Reserve()
-	if err != nil || want <= held {
+	room, _, err := sr.ReserveRoom()
+	if err != nil {
 		return 0
 	}
-	if size, err := sr.Capacity(); err != nil || !repo.ReserveFits(size, want) {
-		return 0
-	}
-	return uint64(want - held)
+	return room
 }

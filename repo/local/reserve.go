@@ -112,23 +112,32 @@ func (b *Backend) keepReserveRoom(h repo.Handle, size int) error {
 	if b.mayUseRoom.Load() || h.Type == repo.LockFile {
 		return nil
 	}
-	_, want, held, err := b.current()
-	if err != nil || want <= held {
-		// None, or whole. One that cannot be read is for the next fill
-		// or release to report; a backup does not stop for it.
-		return nil
-	}
-	var st unix.Statfs_t
-	if unix.Statfs(b.dir, &st) != nil || !repo.ReserveFits(st.Blocks*uint64(st.Bsize), want) {
-		// A file system too small for the reserve never holds it, and
-		// keeping its room would stop every backup there.
-		return nil
-	}
-	free, room := st.Bavail*uint64(st.Bsize), uint64(want-held)
-	if free >= room+uint64(size) {
+	// A reserve that cannot be read is for the next fill or release to
+	// report; a backup does not stop for it.
+	room, free, err := b.ReserveRoom()
+	if err != nil || room == 0 || free >= room+uint64(size) {
 		return nil
 	}
 	return &repo.ReserveRoomError{Free: free, Room: room}
+}
+
+// ReserveRoom returns the room of a released reserve and the bytes free.
+// A file system too small for the reserve never holds it, and keeping its
+// room would stop every backup there: its room is 0.
+func (b *Backend) ReserveRoom() (room, free uint64, err error) {
+	_, want, held, err := b.current()
+	if err != nil || want <= held {
+		return 0, 0, err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(b.dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("free space of %s: %w", b.dir, err)
+	}
+	free = st.Bavail * uint64(st.Bsize)
+	if !repo.ReserveFits(st.Blocks*uint64(st.Bsize), want) {
+		return 0, free, nil
+	}
+	return uint64(want - held), free, nil
 }
 
 // Reserve reports the space reserve's size and what it holds.
