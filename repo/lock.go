@@ -108,17 +108,8 @@ func pidReused(li LockInfo) bool {
 // processStart returns when process pid started, in clock ticks after
 // boot, or 0 when /proc does not tell.
 func processStart(pid int) uint64 {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid …: comm may hold spaces and parentheses;
-	// starttime is field 22, the 20th after the comm's last ')'.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(stat[i+1:]))
+	// starttime is field 22, the 20th from the state on.
+	f := procStat(pid)
 	if len(f) < 20 {
 		return 0
 	}
@@ -134,14 +125,24 @@ func processStart(pid int) uint64 {
 // 'timeout -s KILL' stays one until its new parent reaps it, for ever
 // where PID 1 reaps nothing (some containers); its locks are stale.
 func zombie(pid int) bool {
+	f := procStat(pid)
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// procStat returns the fields of /proc/PID/stat after the command's name,
+// from the state (field 3) on, or nil when it cannot be read.
+func procStat(pid int) []string {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return nil
 	}
 	// pid (comm) state …: comm may hold spaces and parentheses; the
 	// state follows the last ')'.
 	i := bytes.LastIndexByte(stat, ')')
-	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(stat[i+1:]))
 }
 
 // judgedByAge reports whether a lock's holder cannot be looked for from
