@@ -258,10 +258,7 @@ func TestNoLock(t *testing.T) {
 // system"; found by an exploratory test), key add and init included, and
 // those that only read point at --no-lock, with which they run.
 func TestReadOnlyRepository(t *testing.T) {
-	tr := newUninitRepo(t)
-	mnt := smallFS(t, tr.dir, "32m")
-	tr.repo = filepath.Join(mnt, "repo")
-	tr.env[0] = "SNAP_REPOSITORY=" + tr.repo // newUninitRepo put it first
+	tr, mnt := newUninitRepoOnSmallFS(t, "32m")
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
 	src := filepath.Join(tr.dir, "src")
 	writeFile(t, filepath.Join(src, "a"), []byte("a"))

@@ -38,6 +38,17 @@ func smallFS(t *testing.T, dir, size string) string {
 	return mnt
 }
 
+// newUninitRepoOnSmallFS is newUninitRepo with the repository on a tmpfs
+// of the given size (smallFS), whose mount point it also returns.
+func newUninitRepoOnSmallFS(t *testing.T, size string) (*testRepo, string) {
+	t.Helper()
+	tr := newUninitRepo(t)
+	mnt := smallFS(t, tr.dir, size)
+	tr.repo = filepath.Join(mnt, "repo")
+	tr.env[0] = "SNAP_REPOSITORY=" + tr.repo // newUninitRepo put it first
+	return tr, mnt
+}
+
 // fillUp writes a file until the file system is full.
 func fillUp(t *testing.T, path string) {
 	t.Helper()
@@ -83,10 +94,7 @@ func fillUpTo(t *testing.T, path string, free uint64) {
 // it has freed room; without a reserve, forget cannot even take its lock.
 func TestSpaceReserve(t *testing.T) {
 	t.Parallel()
-	tr := newUninitRepo(t)
-	mnt := smallFS(t, tr.dir, "24m")
-	tr.repo = filepath.Join(mnt, "repo")
-	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr, mnt := newUninitRepoOnSmallFS(t, "24m")
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
 	reserve := filepath.Join(tr.repo, "reserve.4194304")
 	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 4<<20 {
@@ -148,10 +156,7 @@ func TestSpaceReserve(t *testing.T) {
 	compareEntries(t, "restore after forget and prune on a full disk", want, got)
 
 	// Without a reserve, a full disk leaves forget no room for its lock.
-	tr2 := newUninitRepo(t)
-	mnt2 := smallFS(t, tr2.dir, "8m")
-	tr2.repo = filepath.Join(mnt2, "repo")
-	tr2.env = append(tr2.env, "SNAP_REPOSITORY="+tr2.repo)
+	tr2, mnt2 := newUninitRepoOnSmallFS(t, "8m")
 	tr2.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0")
 	tr2.create(src)
 	fillUp(t, filepath.Join(mnt2, "filler"))
@@ -304,10 +309,7 @@ func TestRestoreTargetReadOnly(t *testing.T) {
 // same prune worked.
 func TestPruneRepackNearlyFullDisk(t *testing.T) {
 	t.Parallel()
-	tr := newUninitRepo(t)
-	mnt := smallFS(t, tr.dir, "40m")
-	tr.repo = filepath.Join(mnt, "repo")
-	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr, mnt := newUninitRepoOnSmallFS(t, "40m")
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
 	src := filepath.Join(tr.dir, "src")
 	writeRandom(t, filepath.Join(src, "a"), 1, 3<<20)
@@ -433,10 +435,7 @@ func TestReserveHint(t *testing.T) {
 // and a job's run says so once, not at each step (found by an
 // exploratory test: three times, with that advice).
 func TestReserveOnASmallFileSystem(t *testing.T) {
-	tr := newUninitRepo(t)
-	mnt := smallFS(t, tr.dir, "20m")
-	tr.repo = filepath.Join(mnt, "repo")
-	tr.env[0] = "SNAP_REPOSITORY=" + tr.repo
+	tr, _ := newUninitRepoOnSmallFS(t, "20m")
 	res := tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
 	if !strings.Contains(res.stderr, "give it a smaller one") || !strings.Contains(res.stderr, "touch reserve.1048576") {
 		t.Errorf("init on a 20 MiB file system:\n%s", res.stderr)
@@ -466,10 +465,7 @@ keep = { last = 1, prune = true }
 // an exploratory test, over three nights of one job).
 func TestSpaceReserveRoomKept(t *testing.T) {
 	t.Parallel()
-	tr := newUninitRepo(t)
-	mnt := smallFS(t, tr.dir, "48m")
-	tr.repo = filepath.Join(mnt, "repo")
-	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr, mnt := newUninitRepoOnSmallFS(t, "48m")
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "8MiB")
 	reserve := filepath.Join(tr.repo, "reserve.8388608")
 	held := func() int64 {
@@ -536,10 +532,7 @@ func TestSpaceReserveRoomKept(t *testing.T) {
 // skipped, so a job on a nearly full disk stayed stuck until an admin came.
 func TestRunPrunesAfterFullDiskCreate(t *testing.T) {
 	t.Parallel()
-	tr := newUninitRepo(t)
-	mnt := smallFS(t, tr.dir, "48m")
-	tr.repo = filepath.Join(mnt, "repo")
-	tr.env = append(tr.env, "SNAP_REPOSITORY="+tr.repo)
+	tr, mnt := newUninitRepoOnSmallFS(t, "48m")
 	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
 	src := filepath.Join(tr.dir, "src")
 	cfg := tr.writeConfig(`[jobs.app]
