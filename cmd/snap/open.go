@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -276,7 +275,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			// Its lock does not fit even with the reserve released (or
 			// there is none): the advice to run this very command again
 			// would go round in circles.
-			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, cmp.Or(s.freeing, s.command))
+			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, s.freeing)
 		}
 		if s.readsOnly && repo.DiskFull(err) {
 			// Reading needs no space: forget and prune first would be

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,9 +43,9 @@ func cacheWrite(err error) bool {
 	return errors.As(err, &ce) || errors.As(err, &pe) && strings.HasPrefix(filepath.Base(pe.Path), "index.db")
 }
 
-// releaseReserve frees the repository's space reserve, so that a command
-// that frees space (forget, prune) can run on a full disk; it reports
-// whether anything was freed.
+// releaseReserve frees the repository's space reserve, so that the
+// command that frees space (s.freeing: forget, prune) can run on a full
+// disk; it reports whether anything was freed.
 func (s *session) releaseReserve() bool {
 	sr, ok := repo.As[repo.SpaceReserver](s.r.Backend())
 	if !ok {
@@ -61,7 +60,7 @@ func (s *session) releaseReserve() bool {
 		return false
 	}
 	free, _ := sr.Free()
-	s.ui.warnf("the repository's disk is (nearly) full: released its %s space reserve so that %s can run (%s free now); it is put back once a prune has freed space", humanBytes(freed), cmp.Or(s.freeing, s.command), humanBytes(int64(free)))
+	s.ui.warnf("the repository's disk is (nearly) full: released its %s space reserve so that %s can run (%s free now); it is put back once a prune has freed space", humanBytes(freed), s.freeing, humanBytes(int64(free)))
 	return true
 }
 
