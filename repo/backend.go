@@ -77,8 +77,9 @@ type Backend interface {
 	// List calls fn once for each file of type t, in no particular order,
 	// and stops at the first error fn returns. Partial uploads never appear.
 	List(ctx context.Context, t FileType, fn func(name string, size int64) error) error
-	// Remove deletes the file. Only forget, prune, unlock (locks) and key
-	// removal call it.
+	// Remove deletes the file. Only forget, prune, unlock (locks), key
+	// removal, and a copy replacing a damaged document of the name it saves
+	// (Repository.SaveObjectOnce) call it.
 	Remove(ctx context.Context, h Handle) error
 	// Close releases the backend's resources.
 	Close() error

@@ -397,13 +397,33 @@ const objectNonceContext = "snap 2026-12-04 object nonce from content"
 // one document, where random nonces would make two that retention counts
 // twice. A nonce is reused only with the same plaintext, which AES-GCM
 // allows (it shows only that the two are equal, as their equal IDs do).
-func (r *Repository) SaveObjectOnce(ctx context.Context, t FileType, plain []byte) (ID, error) {
+//
+// An object of that name already there is read back: a damaged one (other
+// bytes under a content name) is replaced, and replaced says so. The
+// backend's Save leaves an existing file alone, so a copy run again over
+// a damaged copy said "copied" and left it damaged, night after night
+// (found by an exploratory test).
+func (r *Repository) SaveObjectOnce(ctx context.Context, t FileType, plain []byte) (id ID, replaced bool, err error) {
 	if err := checkObjectSize(t, plain); err != nil {
-		return ID{}, err
+		return ID{}, false, err
 	}
 	sealed := r.sealObjectOnce(plain)
-	id := Hash(sealed)
-	return id, r.be.Save(ctx, Handle{Type: t, Name: id.String()}, sealed)
+	id = Hash(sealed)
+	h := Handle{Type: t, Name: id.String()}
+	old, err := r.be.Load(ctx, h, 0, 0)
+	switch {
+	case err == nil && bytes.Equal(old, sealed):
+		return id, false, nil
+	case err == nil:
+		// Removed first: Save keeps what it finds.
+		if err := r.be.Remove(ctx, h); err != nil {
+			return id, false, fmt.Errorf("replace %s, which is damaged: %w", h, err)
+		}
+		replaced = true
+	case !errors.Is(err, ErrNotFound):
+		return id, false, err
+	}
+	return id, replaced, r.be.Save(ctx, h, sealed)
 }
 
 // sealObjectOnce is sealObject with the nonce SaveObjectOnce describes.

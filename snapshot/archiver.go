@@ -813,7 +813,14 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	if err != nil {
 		var se *streamError
 		if errors.As(err, &se) {
-			return fileResult{err: &sources.PathError{Op: "read", Path: p, Err: se.err}}
+			// The file's own error names the path already: "read P:
+			// read P: invalid argument" said it twice (found by an
+			// exploratory test).
+			cause := se.err
+			if inner := errors.Unwrap(cause); inner != nil && cause.Error() == "read "+p+": "+inner.Error() {
+				cause = inner // readError's own "read P: …"
+			}
+			return fileResult{err: &sources.PathError{Op: "read", Path: p, Err: cause}}
 		}
 		return fileResult{err: err, fatal: true}
 	}

@@ -70,6 +70,9 @@ type CopyOptions struct {
 type CopyStats struct {
 	ReadBlobs int64 // data blobs read from the source
 	ReadBytes int64 // their plaintext size
+	// Replaced counts snapshot documents the target held damaged under
+	// the copy's name, written anew.
+	Replaced int64
 	index.WriterStats
 }
 
@@ -95,7 +98,7 @@ type Copier struct {
 	dict    *repo.Dictionary
 	dictSrc repo.ID
 
-	readBlobs, readBytes atomic.Int64
+	readBlobs, readBytes, replaced atomic.Int64
 }
 
 // NewCopier prepares copies from src's repository to dst's.
@@ -112,7 +115,7 @@ func NewCopier(src, dst *index.Index, o CopyOptions) *Copier {
 
 // Stats returns what the copier has done so far.
 func (c *Copier) Stats() CopyStats {
-	return CopyStats{ReadBlobs: c.readBlobs.Load(), ReadBytes: c.readBytes.Load(), WriterStats: c.w.Stats()}
+	return CopyStats{ReadBlobs: c.readBlobs.Load(), ReadBytes: c.readBytes.Load(), Replaced: c.replaced.Load(), WriterStats: c.w.Stats()}
 }
 
 // Copy copies one snapshot and returns the target's document. parent is
@@ -186,8 +189,12 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 			return nil, err
 		}
 	}
-	if err := SaveCopy(ctx, c.dst.Repository(), &out); err != nil {
+	replaced, err := SaveCopy(ctx, c.dst.Repository(), &out)
+	if err != nil {
 		return nil, err
+	}
+	if replaced {
+		c.replaced.Add(1)
 	}
 	// (A copy's document is named by its content: taken back, it could be
 	// one another host's copy of the same snapshot saved at that moment,

@@ -421,6 +421,49 @@ func TestWallTimeRepeated(t *testing.T) {
 	}
 }
 
+// TestWallTimeSkipped: a wall clock the clocks skipped (they went forward)
+// is the moment of the jump. time.Date put Berlin's 02:30 of a spring night
+// at 03:30, and a day back from 02:30 the next night left a snapshot of
+// 03:15 outside --keep-within 1d (found by an exploratory test).
+func TestWallTimeSkipped(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jump := time.Date(2025, time.March, 30, 1, 0, 0, 0, time.UTC) // 02:00 CET became 03:00 CEST
+	if got := WallTime(2025, time.March, 30, 2, 30, 0, 0, berlin); !got.Equal(jump) {
+		t.Errorf("Berlin 02:30 on 2025-03-30: %v, want the jump %v", got.UTC(), jump)
+	}
+	now := time.Date(2025, time.March, 31, 2, 30, 0, 0, berlin)
+	if back := (Span{Days: 1}).Before(now); !back.Equal(jump) {
+		t.Errorf("a day before %v: %v, want %v", now, back.In(berlin), jump.In(berlin))
+	}
+	snap := time.Date(2025, time.March, 30, 3, 15, 0, 0, berlin)
+	if back := (Span{Days: 1}).Before(now); snap.Before(back) {
+		t.Errorf("03:15 falls before the window's start %v", back.In(berlin))
+	}
+	// West of UTC: New York's 02:30 of 2026-03-08 never happened.
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := WallTime(2026, time.March, 8, 2, 30, 0, 0, ny), time.Date(2026, time.March, 8, 7, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("New York 02:30 on 2026-03-08: %v, want the jump %v", got.UTC(), want)
+	}
+	// Normalized values are time.Date's: day 32 of January is February 1.
+	if got, want := WallTime(2026, time.January, 32, 12, 0, 0, 0, berlin), time.Date(2026, time.February, 1, 12, 0, 0, 0, berlin); !got.Equal(want) {
+		t.Errorf("January 32: %v, want %v", got, want)
+	}
+	// Chile: 2022-09-11 began at 01:00, its midnight skipped.
+	santiago, err := time.LoadLocation("America/Santiago")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := DayStart(2022, time.September, 11, santiago), time.Date(2022, time.September, 11, 4, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("Santiago 2022-09-11 begins at %v, want %v", got.UTC(), want)
+	}
+}
+
 // TestHourLabelAroundTransitions: an hour is named with its zone exactly
 // when its clock also happens with another offset, as found by reading
 // every minute around it, in zones whose clocks change by an hour, half

@@ -97,8 +97,15 @@ func Save(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
 // (repo.SaveObjectOnce), so that two copies of one snapshot into one
 // target, made at the same moment from two hosts that each found none
 // there, store one document instead of two.
-func SaveCopy(ctx context.Context, r *repo.Repository, sn *Snapshot) error {
-	return save(ctx, sn, r.SaveObjectOnce)
+// replaced says the target held a damaged document of that name, which is
+// replaced (repo.SaveObjectOnce).
+func SaveCopy(ctx context.Context, r *repo.Repository, sn *Snapshot) (replaced bool, err error) {
+	err = save(ctx, sn, func(ctx context.Context, t repo.FileType, plain []byte) (repo.ID, error) {
+		id, rep, err := r.SaveObjectOnce(ctx, t, plain)
+		replaced = rep
+		return id, err
+	})
+	return replaced, err
 }
 
 func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, repo.FileType, []byte) (repo.ID, error)) error {
@@ -444,9 +451,28 @@ func DayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
 // time.Date may give the second (it does east of UTC: in Asia/Amman, whose
 // midnight of 2021-10-29 came twice, a day began an hour late, and a
 // snapshot of 00:45 was of the day before; found by an exploratory test).
+//
+// A wall clock that never happened, skipped where the clocks went forward
+// (02:30 on a spring night in Europe/Berlin), is the moment of the jump:
+// time.Date put it on the far side (03:30), and a --keep-within window
+// that began there left out a snapshot of 03:15 (found by an exploratory
+// test).
 func WallTime(y int, mo time.Month, d, h, mi, s, ns int, loc *time.Location) time.Time {
 	t := time.Date(y, mo, d, h, mi, s, ns, loc)
-	start, _ := t.ZoneBounds()
+	start, end := t.ZoneBounds()
+	// The wall clock asked for, normalized as time.Date normalizes (a day
+	// 32, an hour 25), against the one t shows.
+	want := time.Date(y, mo, d, h, mi, s, ns, time.UTC)
+	ty, tm, td := t.Date()
+	th, tmi, ts := t.Clock()
+	if got := time.Date(ty, tm, td, th, tmi, ts, t.Nanosecond(), time.UTC); !got.Equal(want) {
+		switch {
+		case got.After(want) && !start.IsZero():
+			return start // put past the gap: the jump began t's zone period
+		case got.Before(want) && !end.IsZero():
+			return end // put before it: the jump ends t's zone period
+		}
+	}
 	if start.IsZero() {
 		return t
 	}
@@ -474,7 +500,11 @@ var ErrNoSnapshot = errors.New("no matching snapshot")
 func Find(sns []*Snapshot, ref string, f Filter) (*Snapshot, error) {
 	if ref == "latest" {
 		matched := f.Apply(sns)
-		if len(matched) == 0 {
+		switch {
+		case len(sns) == 0:
+			// "with these filters" misled where none were given.
+			return nil, fmt.Errorf("%w: the repository has no snapshots", ErrNoSnapshot)
+		case len(matched) == 0:
 			return nil, fmt.Errorf("%w: no snapshot for 'latest' with these filters; see 'snap list'", ErrNoSnapshot)
 		}
 		return matched[len(matched)-1], nil

@@ -39,12 +39,29 @@ func ParsePattern(s string) (Pattern, error) {
 		if _, err := path.Match(c, ""); err != nil {
 			return Pattern{}, fmt.Errorf("pattern %q: %w", s, err)
 		}
+		if c == "." || c == ".." {
+			// Paths are matched cleaned: "./cache" matched nothing, and
+			// the create saved what it was to leave out (found by an
+			// exploratory test).
+			return Pattern{}, fmt.Errorf("pattern %q: a %q component matches nothing, as paths are matched cleaned and absolute: write %q (any depth) or the absolute path", s, c, cleanedPattern(s))
+		}
 		p.parts = append(p.parts, c)
 	}
 	if len(p.parts) == 0 {
 		return Pattern{}, fmt.Errorf("pattern %q matches nothing", s)
 	}
 	return p, nil
+}
+
+// cleanedPattern is s without its "." and ".." components, for the advice.
+func cleanedPattern(s string) string {
+	var keep []string
+	for _, c := range strings.Split(s, "/") {
+		if c != "" && c != "." && c != ".." {
+			keep = append(keep, c)
+		}
+	}
+	return strings.Join(keep, "/")
 }
 
 // ParsePatterns parses several globs.

@@ -78,3 +78,22 @@ func TestTagFiles(t *testing.T) {
 		t.Errorf("CACHEDIR.TAG as a symlink: %q", got)
 	}
 }
+
+// TestPatternDotComponents: a "." or ".." component can never match a
+// cleaned path; such a glob is refused with the one meant, where it was
+// taken and matched nothing (found by an exploratory test).
+func TestPatternDotComponents(t *testing.T) {
+	for _, c := range []struct{ glob, want string }{
+		{"./ex/src", `pattern "./ex/src": a "." component matches nothing, as paths are matched cleaned and absolute: write "ex/src" (any depth) or the absolute path`},
+		{"/srv/../etc", `pattern "/srv/../etc": a ".." component matches nothing`},
+	} {
+		if _, err := ParsePattern(c.glob); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParsePattern(%q) = %v, want %q", c.glob, err, c.want)
+		}
+	}
+	for _, ok := range []string{".cache", "*.tmp", "/srv/.git", "a/..b"} {
+		if _, err := ParsePattern(ok); err != nil {
+			t.Errorf("ParsePattern(%q): %v", ok, err)
+		}
+	}
+}

@@ -189,6 +189,23 @@ func TestCheckFindsTruncatedPack(t *testing.T) {
 	}
 }
 
+// TestCheckNamesSnapshotsOfTruncatedPack: a pack cut to half its size lost
+// the blobs past the cut; check without --read-data names the snapshots
+// and files that need them, as for a missing pack (only --read-data did;
+// found by an exploratory test).
+func TestCheckNamesSnapshotsOfTruncatedPack(t *testing.T) {
+	tr, src := checkRepo(t)
+	pack := largestPack(t, tr.repo)
+	fi, _ := os.Stat(pack)
+	if err := os.Truncate(pack, fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "bytes, the index says") || !strings.Contains(res.stderr, filepath.Join(src, "big.bin")) {
+		t.Fatalf("check with a pack cut to half: exit %d, want the file that lost data named:\n%s", res.code, res.stderr)
+	}
+}
+
 func TestCheckIndexSegments(t *testing.T) {
 	tr, _ := checkRepo(t)
 	segs, _ := os.ReadDir(filepath.Join(tr.repo, "index"))

@@ -56,6 +56,11 @@ func TestExitCodes(t *testing.T) {
 	if res := tr.runEnv([]string{"SNAP_REPOSITORY=" + filepath.Join(tr.dir, "nothing")}, nil, "list"); res.code != exitNoRepo {
 		t.Errorf("missing repository: exit %d, want %d (%s)", res.code, exitNoRepo, res.stderr)
 	}
+	// 'latest' of a repository without snapshots: said so, not "with
+	// these filters", where none were given (found by an exploratory test).
+	if res := tr.run("ls", "latest"); res.code != exitFatal || !strings.Contains(res.stderr, "no matching snapshot: the repository has no snapshots") {
+		t.Errorf("ls latest of an empty repository: exit %d (%s)", res.code, res.stderr)
+	}
 	if res := tr.runEnv([]string{"SNAP_PASSWORD=wrong"}, nil, "list"); res.code != exitWrongPass {
 		t.Errorf("wrong password: exit %d, want %d (%s)", res.code, exitWrongPass, res.stderr)
 	}
@@ -64,6 +69,10 @@ func TestExitCodes(t *testing.T) {
 	}
 	aFile := filepath.Join(tr.dir, "afile")
 	writeFile(t, aFile, []byte("a"))
+	dangling := filepath.Join(tr.dir, "dangling")
+	if err := os.Symlink(filepath.Join(tr.dir, "nosuch"), dangling); err != nil {
+		t.Fatal(err)
+	}
 	// Mistakes on the command line: exit 2 with a line saying what.
 	for _, c := range []struct {
 		args []string
@@ -105,6 +114,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"restore", "latest", "--target", aFile}, "--target " + aFile + " is a file, not a directory: restore writes into a directory (a single file under its own name); give a directory, or write one file with 'snap dump SNAPSHOT PATH > FILE'"},
 		{[]string{"restore", "latest", "--target", filepath.Join(aFile, "sub")}, "--target " + aFile + "/sub: a part of that path is a file, not a directory"},
 		{[]string{"restore", "latest", "--target", "/dev/null"}, "--target /dev/null is a device, not a directory: give a directory"},
+		// It was exit 1, unlike every other target that is no directory.
+		{[]string{"restore", "latest", "--target", dangling}, "--target " + dangling + " is a symlink to " + tr.dir + "/nosuch, which does not exist: create that directory, or give another --target"},
 		{[]string{"diff", "latest", "zz"}, "expected an ID"},
 		{[]string{"forget", "--keep-last", "-1"}, "0 or more"},
 		{[]string{"forget", "--keep-last", "0"}, "the --keep-* values given are all 0, which is no rule"},
@@ -319,7 +330,8 @@ func TestAtOnLsAndDump(t *testing.T) {
 	}
 	// So do forget (a retention job with a mistyped host removed nothing
 	// without a word) and find.
-	for _, args := range [][]string{{"forget", "--host", "nope", "--keep-last", "1"}, {"find", "f", "--host", "nope"}} {
+	// forget of 'latest' too (found by an exploratory test).
+	for _, args := range [][]string{{"forget", "--host", "nope", "--keep-last", "1"}, {"find", "f", "--host", "nope"}, {"forget", "-n", "--host", "nope", "latest"}} {
 		if res := tr.run(args...); !strings.Contains(res.stderr, `no snapshot has host "nope"`) {
 			t.Errorf("snap %v: exit %d\n%s", args, res.code, res.stderr)
 		}
@@ -729,6 +741,12 @@ func TestKernelPseudoFile(t *testing.T) {
 		if got := tr.mustRun("dump", "latest", f).stdout; got != string(want) {
 			t.Errorf("dump of %s: %q, want %q", f, got, want)
 		}
+	}
+	// A file that opens but fails to read names itself once: it said
+	// "read P: read P: input/output error" (found by an exploratory test).
+	res := tr.run("create", "/proc/self/mem")
+	if res.code != exitPartial || !strings.Contains(res.stderr, "error: read /proc/self/mem: input/output error (skipped)") {
+		t.Errorf("create /proc/self/mem: exit %d\n%s", res.code, res.stderr)
 	}
 }
 

@@ -232,12 +232,19 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		inTarget[snapshot.Origin(sn)] = out.ID
 		copied++
 		st := cp.Stats()
+		// The target held this copy's document damaged (a copy before
+		// this one, its file damaged since): it is written anew.
+		replaced := st.Replaced > before.Replaced
 		if u.json {
 			u.jsonLine(map[string]any{"type": "copied", "snapshot_id": sn.ID.String(), "target_id": out.ID.String(),
-				"added_blobs": st.Blobs - before.Blobs, "added_bytes": st.StoredBytes - before.StoredBytes, "read_blobs": st.ReadBlobs - before.ReadBlobs})
+				"added_blobs": st.Blobs - before.Blobs, "added_bytes": st.StoredBytes - before.StoredBytes, "read_blobs": st.ReadBlobs - before.ReadBlobs,
+				"replaced_damaged": replaced})
 		} else {
 			u.printf("copied snapshot %s (%s, %s) as %s: %d new blobs, %s added", sn.ID.Short(), localTime(sn.Time), sn.Host, out.ID.Short(),
 				st.Blobs-before.Blobs, humanBytes(st.StoredBytes-before.StoredBytes))
+		}
+		if replaced {
+			u.warnf("the target's snapshots/%s was damaged (its bytes did not match its name): it is written anew; run 'snap check --read-data' on the target for other damage", out.ID)
 		}
 	}
 	// The status line goes before the summary.
@@ -253,6 +260,14 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	unreadable := len(damaged)
 	if len(refs) == 0 {
 		unreadable += len(src.unreadable)
+		// One line each, as for a snapshot whose data is damaged: a
+		// script counting them agrees with the summary.
+		for _, lerr := range src.unreadable {
+			if u.json {
+				id, _ := strings.CutPrefix(unreadableObject(lerr), "snapshots/")
+				u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": id, "message": lerr.Error()})
+			}
+		}
 	}
 	if unreadable > 0 {
 		unreadErr = fmt.Errorf("snapshots of the source that cannot be read were not copied: %d (listed above); run 'snap check --read-data' on the source", unreadable)

@@ -300,6 +300,12 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		switch {
 		case perr != nil && err == nil:
 			err = &postHookError{fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)}
+		case perr != nil && errors.As(err, &pe):
+			// Both: the hook's failure (exit 1) is not hidden behind
+			// the unreadable files (exit 3). A post hook that starts the
+			// application again failed, and a job counted the run as a
+			// success (found by an exploratory test).
+			err = &postHookError{fmt.Errorf("%w; and a post hook failed: %w", err, perr)}
 		case overran != "" && te != nil && (err == nil || errors.As(err, &pe)):
 			// The post hooks run to their end (the application must be
 			// resumed), but the job did not finish within its timeout:
@@ -333,7 +339,8 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		}
 		if need != 0 && len(p) < unix.PathMax {
 			if err := unix.Access(p, need); errors.Is(err, unix.EACCES) {
-				return nil, fmt.Errorf("path %s: this user cannot read it (%v), so nothing of it would be saved; run snap as a user who can, or remove it from %s; no snapshot was saved", sources.DisplayPath(p), unwrapOS(err), plan.origin)
+				// Named: the final JSON line carries the path's bytes.
+				return nil, &namedPathError{p, fmt.Errorf("path %s: this user cannot read it (%v), so nothing of it would be saved; run snap as a user who can, or remove it from %s; no snapshot was saved", sources.DisplayPath(p), unwrapOS(err), plan.origin)}
 			}
 		}
 	}
@@ -389,7 +396,8 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 
 // postHookError is the failure of a post hook after the snapshot was
 // saved: the run failed (exit 1), but the snapshot is there, so a job's
-// retention and checks still run after it.
+// retention and checks still run after it. It may wrap a partialError
+// too (files skipped): the exit code is still 1.
 type postHookError struct{ err error }
 
 func (e *postHookError) Error() string { return e.err.Error() }

@@ -110,6 +110,9 @@ type forgetResult struct {
 	Removed    int           `json:"removed"`
 	RemovedIDs []string      `json:"removed_ids"`
 	Prune      *pruneResult  `json:"prune,omitempty"`
+	// PruneSkipped says why --prune did not run (another prune held its
+	// lock); the forget stands.
+	PruneSkipped string `json:"prune_skipped,omitempty"`
 
 	// keptByRules counts the kept snapshots that a rule keeps, not only
 	// their date in the future: a policy that keeps none of the others
@@ -236,6 +239,17 @@ func runForget(c *cli.Context, e *env) error {
 		var st *index.PruneStats
 		var ps *session
 		st, ps, perr = pruneRepository(c, e, po, without)
+		var le *repo.LockedError
+		if errors.As(perr, &le) && le.Holder.Prune && !le.Holder.Exclusive {
+			// Another prune is under way (another host's forget --prune
+			// at the same hour): as in a job, the forget stands and its
+			// data waits for the next prune. It exited 11 after the
+			// snapshots were gone, which with -q said only "locked"
+			// (found by an exploratory test).
+			res.PruneSkipped = fmt.Sprintf("prune skipped: another prune is running (pid %d on host %s since %s); it reclaims unused space, and what this forget removed is reclaimed by the next one", le.Holder.PID, le.Holder.Host, localTime(le.Holder.Since()))
+			s.ui.warnf("%s", res.PruneSkipped)
+			perr = nil
+		}
 		if st != nil {
 			pr := pruneJSON(st)
 			res.Prune = &pr
@@ -321,6 +335,8 @@ func resolveForgetArgs(c *cli.Context, s *session) (out []repo.ID, described map
 		}
 		f := filterFrom(c)
 		sn, err := snapshot.Find(sns, ref, f)
+		// Which filter matched nothing, as the other commands say it.
+		err = withUnmatched(err, sns, f)
 		if err == nil && ref != "latest" && !f.Match(sn) {
 			// Filters choose among snapshots for 'latest'; an ID they
 			// leave out is a mistake in what to remove, not to be removed

@@ -123,8 +123,14 @@ func reportPrune(u *ui, st *index.PruneStats) {
 // (forget --dry-run --prune). The session is returned (closed) for its ui.
 func pruneRepository(c *cli.Context, e *env, o index.PruneOptions, without map[repo.ID]bool) (*index.PruneStats, *session, error) {
 	mode := pruneLock
-	if o.Instant && !o.DryRun {
-		mode = exclusiveLock // a dry run changes nothing: it need not stop backups
+	switch {
+	case o.DryRun:
+		// It changes nothing: it need not wait for another prune, nor
+		// stop backups ('forget -n --prune' beside a running prune
+		// exited 11; found by an exploratory test).
+		mode = sharedLock
+	case o.Instant:
+		mode = exclusiveLock
 	}
 	s, err := openSession(c, e, mode)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/snap-backup/snap/index"
+	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/local"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -202,6 +205,9 @@ func runRestore(c *cli.Context, e *env) error {
 		// went, as create's name where they came from: absolute.
 		target = abs
 	}
+	if err := s.checkTargetPlace(c.Context, target, sn, sub, inc, exc); err != nil {
+		return err
+	}
 	t, err := sources.OpenTarget(target)
 	if err != nil {
 		return err
@@ -248,11 +254,17 @@ func runRestore(c *cli.Context, e *env) error {
 			return fmt.Errorf("%w: restore stopped after %s; %s is incomplete (%s partly written): run the restore again with --overwrite if-changed to finish it; the repository is untouched",
 				errInterrupted, plural(int(st.Files), "file", "files"), target, plural(int(st.Incomplete), "file", "files"))
 		}
+		advice := ""
+		if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) {
+			// What to do next: the raw error alone said nothing of it
+			// (found by an exploratory test).
+			advice = "; the repository is damaged: 'snap check' names the snapshots and files that lost data, and a restore with --exclude of them restores the rest"
+		}
 		if st.Incomplete > 0 {
 			// Files under way when the damage stopped the restore.
-			return fmt.Errorf("restore into %s: %w; %s more left partly written when the restore stopped", target, err, plural(int(st.Incomplete), "file", "files"))
+			return fmt.Errorf("restore into %s: %w; %s more left partly written when the restore stopped%s", target, err, plural(int(st.Incomplete), "file", "files"), advice)
 		}
-		return fmt.Errorf("restore into %s: %w", target, err)
+		return fmt.Errorf("restore into %s: %w%s", target, err, advice)
 	}
 	if len(inc) > 0 && st.Files+st.Other+st.Dirs+st.Skipped+st.Errors == 0 {
 		// Nothing restored is a failure: a script that restores one file
@@ -456,9 +468,108 @@ func checkTargetDir(target string) error {
 		msg = usagef("--target %s is %s, not a directory: give a directory to restore into", shown, what)
 	case errors.Is(err, syscall.ENOTDIR):
 		msg = usagef("--target %s: a part of that path is a file, not a directory: give a directory to restore into", shown)
+	case errors.Is(err, fs.ErrNotExist):
+		to, lerr := os.Readlink(target)
+		if lerr != nil {
+			return nil
+		}
+		// A dangling symlink: OpenTarget refused it with exit 1, where
+		// every other target that is no directory gets exit 2.
+		msg = usagef("--target %s is a symlink to %s, which does not exist: create that directory, or give another --target", shown, sources.DisplayPath(to))
 	default:
 		return nil
 	}
 	// The path's bytes go along on the final JSON line (path_base64).
 	return &namedPathError{target, msg}
+}
+
+// checkTargetPlace refuses a --target where the restore would write into a
+// repository: into the one it reads, into its cache here, or into any
+// other snap repository, whose config and keys the snapshot's files
+// replaced, leaving it unreadable (found by an exploratory test). A target
+// above the repository or the cache is refused when what the restore
+// selects holds the path they are at.
+func (s *session) checkTargetPlace(ctx context.Context, target string, sn *snapshot.Snapshot, sub string, inc, exc []sources.Pattern) error {
+	const (
+		repoWhy  = "the repository this restore reads"
+		cacheWhy = "snap's cache"
+	)
+	shown := sources.DisplayPath(target)
+	dirs := s.ownDirs(repoWhy, cacheWhy)
+	// And the directory of every repository's cache here.
+	cacheDir := filepath.Dir(s.cache)
+	if k, ok := dirKey(cacheDir, true); ok {
+		dirs[k] = cacheWhy
+	}
+	real := resolveExisting(target)
+	for q := real; ; q = filepath.Dir(q) {
+		if k, ok := dirKey(q, true); ok && dirs[k] != "" {
+			return &namedPathError{target, usagef("--target %s: %s is %s, which a restore into it would damage: give another --target", shown, sources.DisplayPath(q), dirs[k])}
+		}
+		if local.HoldsRepository(q) {
+			return &namedPathError{target, usagef("--target %s: %s holds a snap repository, whose files a restore into it would replace or mix with the snapshot's: restore into another directory, and move from there what you need", shown, sources.DisplayPath(q))}
+		}
+		if q == filepath.Dir(q) {
+			break
+		}
+	}
+	var own []string
+	if !isRemote(s.location) {
+		own = append(own, strings.TrimPrefix(s.location, "local:"))
+	}
+	own = append(own, cacheDir)
+	for _, d := range own {
+		rd, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			continue
+		}
+		rel, err := filepath.Rel(real, rd)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		p := path.Join(sub, filepath.ToSlash(rel))
+		if !restoreSelects(sub, p, inc, exc) {
+			continue
+		}
+		if _, err := snapshot.FindNode(ctx, s.ix, sn.Tree, p); err == nil {
+			why := repoWhy
+			if d == cacheDir {
+				why = cacheWhy
+			}
+			return &namedPathError{target, usagef("--target %s: the snapshot holds %s, which a restore there would write into %s, %s: give another --target, or leave it out with --exclude %s", shown, p, sources.DisplayPath(d), why, p)}
+		}
+	}
+	return nil
+}
+
+// restoreSelects reports whether a restore of the snapshot's subtree sub
+// with these --include and --exclude patterns writes the path p below it,
+// as the restorer selects entries: none excluded on the way, and with
+// includes one matching on the way.
+func restoreSelects(sub, p string, inc, exc []sources.Pattern) bool {
+	included := len(inc) == 0
+	for q := p; q != sub && q != "/" && q != "."; q = path.Dir(q) {
+		if sources.MatchAny(exc, q) {
+			return false
+		}
+		included = included || sources.MatchAny(inc, q)
+	}
+	return included
+}
+
+// resolveExisting returns the absolute path p with its existing part's
+// symlinks resolved, as the kernel follows them; what does not exist yet
+// stays as given.
+func resolveExisting(p string) string {
+	p, _ = filepath.Abs(p)
+	var rest []string
+	for q := p; ; q = filepath.Dir(q) {
+		if r, err := filepath.EvalSymlinks(q); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...)
+		}
+		if q == filepath.Dir(q) {
+			return p
+		}
+		rest = append([]string{filepath.Base(q)}, rest...)
+	}
 }

@@ -538,6 +538,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			// the ping's server is down.
 			fail("", err)
 			sr.Status, sr.Error = res.Status, singleLine(err.Error())
+			res.Emptied = res.Emptied || errors.As(err, &pe) && pe.emptied
 			goOn = true
 		case errors.As(err, &pe):
 			sr.Status, sr.Error = statusPartial, singleLine(err.Error())
@@ -704,7 +705,13 @@ func (j *Job) policy() (snapshot.Policy, error) {
 	if k.Within != "" {
 		sp, err := snapshot.ParseSpan(k.Within)
 		if err != nil {
-			return p, fmt.Errorf("job %s: keep.within: %w", j.Name, err)
+			return p, fmt.Errorf("keep.within: %w", err)
+		}
+		if sp.IsZero() {
+			// As 'snap forget --keep-within 0d' refuses, and as config
+			// check warns: beside other rules it was taken as absent
+			// (found by an exploratory test).
+			return p, fmt.Errorf("keep.within %q keeps nothing: give a span such as \"30d\" or \"1y6m\"; refusing to forget", k.Within)
 		}
 		p.Within = sp
 	}
@@ -720,7 +727,7 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 		return err
 	}
 	if p.IsEmpty() {
-		return fmt.Errorf("job %s: the keep policy keeps nothing; refusing to forget", j.Name)
+		return errors.New("the keep policy keeps nothing; refusing to forget")
 	}
 	// On a full disk, forget may use the space reserve.
 	s.setFreesSpace("forget")

@@ -156,6 +156,9 @@ func TestCorruption(t *testing.T) {
 			if line := oneLine(t, res); !mentions(line) && !strings.Contains(res.stderr, obj) {
 				t.Errorf("restore error %q does not name %s", line, obj)
 			}
+			if strings.Contains(name, "pack") && !strings.Contains(res.stderr, "the repository is damaged: 'snap check' names the snapshots and files that lost data") {
+				t.Errorf("restore error gives no advice:\n%s", res.stderr)
+			}
 			for _, n := range names {
 				p := filepath.Join(target, src, n)
 				got, err := os.ReadFile(p)
@@ -269,6 +272,43 @@ func TestCopyUnreadableSnapshot(t *testing.T) {
 	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst)
 	if res.code != exitFatal || !strings.Contains(res.stderr, "snapshots of the source that cannot be read were not copied: 1") || !strings.Contains(res.stdout, "copied 1 snapshot ") {
 		t.Errorf("copy with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	// --json has a line for it, as for a snapshot whose data is damaged:
+	// it had none, and only the summary counted it.
+	docs, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
+	must(t, err)
+	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache2")}, nil, "copy", "--to", dst, "--json")
+	if want := `"snapshot_id":"` + filepath.Base(docs[0]) + `","type":"unreadable"}`; res.code != exitFatal || !strings.Contains(res.stdout, want) || !strings.Contains(res.stdout, `"unreadable":1`) {
+		t.Errorf("copy --json with an unreadable snapshot: exit %d, want a line %s\n%s%s", res.code, want, res.stdout, res.stderr)
+	}
+}
+
+// TestCopyReplacesDamagedCopy: a copied snapshot's document, damaged in
+// the target, is written anew by the next copy. Its name follows from its
+// content, and the target kept the damaged file of that name: every copy
+// after said "copied" and exited 0, and the target stayed damaged (found
+// by an exploratory test).
+func TestCopyReplacesDamagedCopy(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	tr.mustRun("create", src)
+	dst := &testRepo{t: t, dir: tr.dir, repo: filepath.Join(tr.dir, "dst"), cache: tr.cache}
+	dst.env = []string{"SNAP_REPOSITORY=" + dst.repo, "SNAP_PASSWORD=test-password", "SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "dst-cache")}
+	dst.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0")
+	tr.mustRun("copy", "--to", dst.repo)
+	dst.damageASnapshot()
+	if res := dst.run("check"); res.code != exitFatal {
+		t.Fatalf("check of the damaged copy: exit %d\n%s", res.code, res.stderr)
+	}
+	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst.repo, "--json")
+	if res.code != 0 || !strings.Contains(res.stdout, `"replaced_damaged":true`) || !strings.Contains(res.stdout, "was damaged (its bytes did not match its name): it is written anew") {
+		t.Errorf("copy over a damaged copy: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	dst.mustRun("check", "--read-data")
+	res = tr.run("copy", "--to", dst.repo)
+	if res.code != 0 || !strings.Contains(res.stdout+res.stderr, "nothing copied") {
+		t.Errorf("copy again: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
 
@@ -452,6 +492,22 @@ func TestRepositoryMissingConfigOrKeys(t *testing.T) {
 	must(t, os.Remove(keys))
 	must(t, os.Rename(keys+".away", keys))
 	tr.mustRun("list")
+	// data/ or locks/ lost: said so, with what to do. Both said "open
+	// …: no such file or directory" (found by an exploratory test).
+	for _, c := range []struct{ name, want string }{
+		{"data", "the repository has no data/ directory: it is damaged; put it back from a copy of the repository (it holds every snapshot's data)"},
+		{"locks", "the repository has no locks/ directory: it is damaged; create it empty: mkdir " + filepath.Join(tr.repo, "locks")},
+	} {
+		p := filepath.Join(tr.repo, c.name)
+		must(t, os.Rename(p, p+".away"))
+		for _, args := range [][]string{{"create", src}, {"check"}} {
+			if res := tr.run(args...); res.code != exitFatal || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("%s without %s/: exit %d: %s", args[0], c.name, res.code, res.stderr)
+			}
+		}
+		must(t, os.Rename(p+".away", p))
+	}
+	tr.mustRun("check")
 }
 
 // TestHugeSmallObjects: a lock, snapshot or config file far larger than

@@ -109,17 +109,47 @@ func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string,
 		repoWhy  = "the repository this snapshot goes into"
 		cacheWhy = "snap's cache of the repository this snapshot goes into"
 	)
-	dirs := map[[2]uint64]string{}
-	key := func(p string, follow bool) ([2]uint64, bool) {
-		var st unix.Stat_t
-		err := sources.Lstat(p, &st)
-		if follow {
-			err = unix.Stat(p, &st)
+	dirs := s.ownDirs(repoWhy, cacheWhy)
+	for _, p := range paths {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, err
 		}
-		return [2]uint64{uint64(st.Dev), st.Ino}, err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+		// Where the path is: absolute ("." inside the repository went
+		// through), the directories above it resolved as the kernel
+		// follows them, and itself when it is a symlink to follow ("ldata/"
+		// into the repository went through; both found by a re-test).
+		follow := snapshot.FollowsLink(p)
+		real := abs
+		if follow {
+			real, _ = filepath.EvalSymlinks(abs)
+		} else if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			real = filepath.Join(dir, filepath.Base(abs))
+		}
+		for q := real; q != ""; q = filepath.Dir(q) {
+			if k, ok := dirKey(q, q != real || follow); ok && dirs[k] != "" {
+				fix := "back up a repository into another with 'snap copy'"
+				if dirs[k] == cacheWhy {
+					fix = "a cache is rebuilt from the repository, and needs no backup"
+				}
+				return nil, usagef("path %s: %s is %s; %s, and remove the path from %s; no snapshot was saved", sources.DisplayPath(p), sources.DisplayPath(q), dirs[k], fix, origin)
+			}
+			if q == filepath.Dir(q) {
+				break
+			}
+		}
 	}
+	return dirs, nil
+}
+
+// ownDirs returns the directories of s, by device and inode, each with
+// what it is: the repository's, when it is a local directory (repoWhy), and
+// its cache here (cacheWhy). Neither may be written by what the session
+// reads or restores.
+func (s *session) ownDirs(repoWhy, cacheWhy string) map[[2]uint64]string {
+	dirs := map[[2]uint64]string{}
 	add := func(p, why string) {
-		if k, ok := key(p, true); ok {
+		if k, ok := dirKey(p, true); ok {
 			dirs[k] = why
 		}
 	}
@@ -146,34 +176,16 @@ func (s *session) leaveOut(paths []string, origin string) (map[[2]uint64]string,
 	add(s.cache, cacheWhy)
 	// Beside it, which key opened each repository (keyHintPath).
 	add(filepath.Join(filepath.Dir(s.cache), "key-hints"), cacheWhy)
-	for _, p := range paths {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, err
-		}
-		// Where the path is: absolute ("." inside the repository went
-		// through), the directories above it resolved as the kernel
-		// follows them, and itself when it is a symlink to follow ("ldata/"
-		// into the repository went through; both found by a re-test).
-		follow := snapshot.FollowsLink(p)
-		real := abs
-		if follow {
-			real, _ = filepath.EvalSymlinks(abs)
-		} else if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-			real = filepath.Join(dir, filepath.Base(abs))
-		}
-		for q := real; q != ""; q = filepath.Dir(q) {
-			if k, ok := key(q, q != real || follow); ok && dirs[k] != "" {
-				fix := "back up a repository into another with 'snap copy'"
-				if dirs[k] == cacheWhy {
-					fix = "a cache is rebuilt from the repository, and needs no backup"
-				}
-				return nil, usagef("path %s: %s is %s; %s, and remove the path from %s; no snapshot was saved", sources.DisplayPath(p), sources.DisplayPath(q), dirs[k], fix, origin)
-			}
-			if q == filepath.Dir(q) {
-				break
-			}
-		}
+	return dirs
+}
+
+// dirKey returns the device and inode of the directory p (followed when it
+// is a symlink and follow is set), and whether p is one.
+func dirKey(p string, follow bool) ([2]uint64, bool) {
+	var st unix.Stat_t
+	err := sources.Lstat(p, &st)
+	if follow {
+		err = unix.Stat(p, &st)
 	}
-	return dirs, nil
+	return [2]uint64{uint64(st.Dev), st.Ino}, err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 }

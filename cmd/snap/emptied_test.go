@@ -122,3 +122,22 @@ keep = { last = 1, prune = true }
 		t.Errorf("%d snapshots of the job after the run with allow_emptied, want 1 (keep last 1)", n)
 	}
 }
+
+// TestPostHookFailureNotHiddenByPartial: a post hook that fails after a
+// create that saved its snapshot with a warning (exit 3) makes it exit 1,
+// with both said. The exit 3 hid the hook's failure, and a job counted the
+// run as a success (found by an exploratory test).
+func TestPostHookFailureNotHiddenByPartial(t *testing.T) {
+	tr := newTestRepo(t)
+	mnt := filepath.Join(tr.dir, "mnt")
+	writeFile(t, filepath.Join(mnt, "a"), []byte("a"))
+	tr.mustRun("create", mnt)
+	if err := os.Remove(filepath.Join(mnt, "a")); err != nil {
+		t.Fatal(err)
+	}
+	res := tr.run("create", mnt, "--post", "exit 7", "--json")
+	if res.code != exitFatal || !strings.Contains(res.stdout, `"exit_code":1`) || !strings.Contains(res.stdout, "came back empty") ||
+		!strings.Contains(res.stdout, `; and a post hook failed: post hook \"exit 7\" failed (exit status 7)`) {
+		t.Errorf("create of the emptied directory with a failing post hook: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}

@@ -47,6 +47,7 @@ func exitCode(err error) int {
 	var ue *usageError
 	var cfe *ConfigError
 	var ce *codedError
+	var phe *postHookError
 	var bug *repo.PanicError
 	var ambiguous *snapshot.AmbiguousError
 	switch {
@@ -56,6 +57,8 @@ func exitCode(err error) int {
 		return exitFatal // a bug: never mistaken for success, a partial run or an interruption
 	case errors.As(err, &ce):
 		return ce.code
+	case errors.As(err, &phe):
+		return exitFatal // a snapshot saved with files skipped as well: the hook's failure counts
 	case errors.As(err, &pe):
 		return exitPartial
 	case errors.Is(err, context.Canceled) || errors.Is(err, errInterrupted):

@@ -530,6 +530,21 @@ keep = { within = "0d" }
 	if res = tr.runConfig(nil, "config", "check", "--config", cfg); res.code != 0 || !strings.Contains(res.stdout+res.stderr, `warning: jobs.app.keep.within: "0d" keeps nothing, and 'snap run' refuses to forget with it`) {
 		t.Errorf("config check of within = 0d: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
+	// Beside another rule too, as config check says: it was taken as
+	// absent, and the run forgot by the other rule (found by an
+	// exploratory test).
+	cfg = tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+keep = { last = 1, within = "0d" }
+`)
+	before := len(tr.listJSON())
+	res = tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stdout+res.stderr, `job app failed: forget: keep.within "0d" keeps nothing: give a span such as "30d" or "1y6m"; refusing to forget`) {
+		t.Errorf("run with last = 1 and within = 0d: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := len(tr.listJSON()); n != before+1 {
+		t.Errorf("%d snapshots after the run, want %d: nothing forgotten", n, before+1)
+	}
 }
 
 // TestPostHooksRunOnEarlyFailures: post hooks run whatever happened, also
@@ -1134,6 +1149,35 @@ keep = { last = 1, prune = true }
 	}
 	if !strings.Contains(res.stdout, `"step":"forget","status":"ok"`) {
 		t.Errorf("the forget step did not run:\n%s", res.stdout)
+	}
+}
+
+// TestForgetPruneYieldsToAnotherPrune: 'forget --prune' beside another
+// prune does as a job does: the forget stands, the prune is skipped with
+// a warning, exit 0; a dry run needs no prune lock. It exited 11 after the
+// snapshots were gone (found by an exploratory test).
+func TestForgetPruneYieldsToAnotherPrune(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for _, s := range []string{"a", "b", "c"} {
+		writeFile(t, filepath.Join(src, "f"), []byte(s))
+		tr.mustRun("create", src)
+	}
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Prune: true, Host: "db1", PID: 4242, Command: "prune"})
+	res := tr.run("forget", "-n", "--keep-last", "1", "--prune")
+	if res.code != 0 || !strings.Contains(res.stdout, "would remove 2 snapshots") {
+		t.Errorf("forget -n --prune beside another prune: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.run("forget", "--keep-last", "2", "--prune", "-q")
+	if res.code != 0 || !strings.Contains(res.stderr, "prune skipped: another prune is running (pid 4242 on host db1") {
+		t.Errorf("forget --prune beside another prune: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.run("forget", "--keep-last", "1", "--prune", "--json")
+	if res.code != 0 || !strings.Contains(res.stdout, `"prune_skipped": "prune skipped: another prune is running`) {
+		t.Errorf("forget --prune --json beside another prune: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := len(tr.listJSON()); n != 1 {
+		t.Errorf("%d snapshots left, want 1", n)
 	}
 }
 

@@ -147,6 +147,33 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// missingDir is the error for a repository without its directory of files
+// of type t: damaged, with what to do. It said "open …/locks: no such file
+// or directory" (found by an exploratory test).
+func (b *Backend) missingDir(t repo.FileType) error {
+	d := filepath.Join(b.dir, string(t))
+	fix := "put it back from a copy of the repository"
+	switch t {
+	case repo.IndexFile:
+		fix += ", or create it empty (mkdir " + d + ") and run 'snap repair index --from-packs'"
+	case repo.LockFile:
+		// It holds nothing but the locks of running commands.
+		fix = "create it empty: mkdir " + d
+	case repo.PackFile:
+		fix += " (it holds every snapshot's data)"
+	}
+	return fmt.Errorf("the repository has no %s/ directory: it is damaged; %s", t, fix)
+}
+
+// HoldsRepository reports whether dir holds a snap repository: a config
+// file, and a key file under keys/. A restore refuses such a target: the
+// snapshot's files would replace the repository's (found by an
+// exploratory test).
+func HoldsRepository(dir string) bool {
+	fi, err := os.Lstat(filepath.Join(dir, string(repo.ConfigFile)))
+	return err == nil && fi.Mode().IsRegular() && holdsSnapFiles(filepath.Join(dir, string(repo.KeyFile)), repo.KeyFile)
+}
+
 // holdsSnapFiles reports whether dir, the directory of files of type t in
 // a repository, holds something named as snap names them: a file named by
 // its ID, or for data/ a pack directory holding one. A directory of the
@@ -305,6 +332,9 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 	}
 	dir, name, err := b.openDir(h)
 	if err != nil {
+		if _, serr := os.Lstat(b.sys(filepath.Join(b.dir, string(h.Type)))); errors.Is(err, fs.ErrNotExist) && errors.Is(serr, fs.ErrNotExist) {
+			return fmt.Errorf("save %s: %w", h, b.missingDir(h.Type))
+		}
 		return fmt.Errorf("save %s: %w", h, accessError(filepath.Dir(p), err))
 	}
 	defer dir.Close()
@@ -526,7 +556,9 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 	dirs := []string{filepath.Join(b.dir, string(t))}
 	if t == repo.PackFile {
 		var err error
-		if dirs, err = b.packDirs(); err != nil {
+		if dirs, err = b.packDirs(); errors.Is(err, fs.ErrNotExist) {
+			return b.missingDir(t)
+		} else if err != nil {
 			return fmt.Errorf("list %s: %w", t, err)
 		}
 	}
@@ -542,11 +574,7 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			}
 			// Never "no entries": an empty listing of snapshots or of
 			// the index would make prune delete what they refer to.
-			fix := "put it back from a copy of the repository"
-			if t == repo.IndexFile {
-				fix += ", or create it empty (mkdir " + d + ") and run 'snap repair index --from-packs'"
-			}
-			return fmt.Errorf("the repository has no %s/ directory: it is damaged; %s", t, fix)
+			return b.missingDir(t)
 		}
 		if err != nil {
 			return fmt.Errorf("list %s: %w", t, accessError(d, err))

@@ -162,15 +162,23 @@ func explainAccess(path string, err error, inDir bool) error {
 	if !inDir {
 		owner = ownerAndMode(path)
 	}
+	// target is what owner describes: the directory, when the path itself
+	// cannot be stat'ed (a file not created yet). Its owner was looked
+	// up on the missing file, and the owner running snap was told to run
+	// snap as the owner (found by an exploratory test).
+	target := path
 	if owner == "" {
-		owner = "its directory " + filepath.Dir(path) + " cannot be searched"
-		if d := ownerAndMode(filepath.Dir(path)); d != "" {
+		target = filepath.Dir(path)
+		owner = "its directory " + target + " cannot be searched"
+		if d := ownerAndMode(target); d != "" {
 			owner = "its directory is " + d
 		}
 	}
-	target := path
-	if inDir {
-		target = filepath.Dir(path)
+	if errors.Is(err, syscall.EPERM) {
+		// Not the mode (that is EACCES): an immutable or append-only
+		// attribute, or a security module.
+		return fmt.Errorf("%w: %s; the kernel refuses this whatever the mode: is it immutable or append-only (lsattr -d %s; chattr -i or -a to clear it), or denied by a security module (AppArmor, SELinux)?",
+			err, owner, target)
 	}
 	if st, serr := os.Lstat(target); serr == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == os.Geteuid() {

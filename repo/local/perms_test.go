@@ -1,6 +1,7 @@
 package local
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,5 +63,23 @@ func TestOwnerAndModeAsLs(t *testing.T) {
 	}
 	if got := ownerAndMode(dir); !strings.HasSuffix(got, "mode drwxr-s---") {
 		t.Errorf("ownerAndMode of a 2750 directory: %q", got)
+	}
+}
+
+// TestExplainAccessOfFileNotYetMade: a temporary file that could not be
+// created is explained by its directory, whose owner this user is: the
+// advice is the directory's mode, not "run snap as the user that owns the
+// repository" (that user was already running it; found by an exploratory
+// test). EPERM, which no mode gives, points at the file attributes.
+func TestExplainAccessOfFileNotYetMade(t *testing.T) {
+	dir := t.TempDir() // this user's
+	missing := filepath.Join(dir, ".tmp-1234")
+	err := explainAccess(missing, &fs.PathError{Op: "open", Path: missing, Err: syscall.EACCES}, false)
+	if want := "its mode denies its own owner access; give it back with chmod u+rwX " + dir + " "; !strings.Contains(err.Error(), want) {
+		t.Errorf("EACCES: %v, want %q", err, want)
+	}
+	err = explainAccess(missing, &fs.PathError{Op: "open", Path: missing, Err: syscall.EPERM}, false)
+	if want := "the kernel refuses this whatever the mode: is it immutable or append-only (lsattr -d " + dir + ";"; !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "run snap as") {
+		t.Errorf("EPERM: %v, want %q", err, want)
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -28,6 +31,10 @@ func (b *Backend) Preflight(ctx context.Context) (uint64, error) {
 	} {
 		if err := ctx.Err(); err != nil {
 			return 0, err
+		}
+		t, _, _ := strings.Cut(rel, "/")
+		if _, err := os.Lstat(b.sys(filepath.Join(b.dir, t))); errors.Is(err, fs.ErrNotExist) {
+			return 0, b.missingDir(repo.FileType(t))
 		}
 		if err := b.tryWrite(rel, tempPrefix+"preflight-"+hex.EncodeToString(rnd[1:])); err != nil {
 			return 0, fmt.Errorf("repository %s is not writable: %w", b.dir, err)
