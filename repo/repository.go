@@ -399,31 +399,40 @@ const objectNonceContext = "snap 2026-12-04 object nonce from content"
 // allows (it shows only that the two are equal, as their equal IDs do).
 //
 // An object of that name already there is read back: a damaged one (other
-// bytes under a content name) is replaced, and replaced says so. The
+// bytes under a content name) is replaced, and the bool says so. The
 // backend's Save leaves an existing file alone, so a copy run again over
 // a damaged copy said "copied" and left it damaged, night after night
 // (found by an exploratory test).
-func (r *Repository) SaveObjectOnce(ctx context.Context, t FileType, plain []byte) (id ID, replaced bool, err error) {
+func (r *Repository) SaveObjectOnce(ctx context.Context, t FileType, plain []byte) (ID, bool, error) {
 	if err := checkObjectSize(t, plain); err != nil {
 		return ID{}, false, err
 	}
 	sealed := r.sealObjectOnce(plain)
-	id = Hash(sealed)
+	id := Hash(sealed)
 	h := Handle{Type: t, Name: id.String()}
 	old, err := r.be.Load(ctx, h, 0, 0)
 	switch {
-	case err == nil && bytes.Equal(old, sealed):
+	case errors.Is(err, ErrNotFound):
+		return id, false, r.be.Save(ctx, h, sealed)
+	case err != nil:
+		return id, false, err
+	case bytes.Equal(old, sealed):
 		return id, false, nil
-	case err == nil:
-		// Removed first: Save keeps what it finds.
-		if err := r.be.Remove(ctx, h); err != nil {
-			return id, false, fmt.Errorf("replace %s, which is damaged: %w", h, err)
-		}
-		replaced = true
-	case !errors.Is(err, ErrNotFound):
+	}
+	// Damaged. A bucket's Save overwrites what is there (and needs no
+	// right to delete); a directory's keeps it.
+	if err := r.be.Save(ctx, h, sealed); err != nil {
 		return id, false, err
 	}
-	return id, replaced, r.be.Save(ctx, h, sealed)
+	if now, err := r.be.Load(ctx, h, 0, 0); err == nil && bytes.Equal(now, sealed) {
+		return id, true, nil
+	}
+	// Removed, then saved anew. Gone already is fine: another copy
+	// replacing the same document at the same moment.
+	if err := r.be.Remove(ctx, h); err != nil && !errors.Is(err, ErrNotFound) {
+		return id, false, fmt.Errorf("replace %s, which is damaged: %w", h, err)
+	}
+	return id, true, r.be.Save(ctx, h, sealed)
 }
 
 // sealObjectOnce is sealObject with the nonce SaveObjectOnce describes.

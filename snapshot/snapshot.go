@@ -500,12 +500,12 @@ var ErrNoSnapshot = errors.New("no matching snapshot")
 func Find(sns []*Snapshot, ref string, f Filter) (*Snapshot, error) {
 	if ref == "latest" {
 		matched := f.Apply(sns)
-		switch {
-		case len(sns) == 0:
-			// "with these filters" misled where none were given.
-			return nil, fmt.Errorf("%w: the repository has no snapshots", ErrNoSnapshot)
-		case len(matched) == 0:
-			return nil, fmt.Errorf("%w: no snapshot for 'latest' with these filters; see 'snap list'", ErrNoSnapshot)
+		if len(matched) == 0 {
+			with := " with these filters"
+			if len(f.Hosts)+len(f.Tags)+len(f.Paths) == 0 && f.From.IsZero() && f.To.IsZero() {
+				with = "" // none given: "with these filters" misled
+			}
+			return nil, fmt.Errorf("%w: no snapshot for 'latest'%s; see 'snap list'", ErrNoSnapshot, with)
 		}
 		return matched[len(matched)-1], nil
 	}

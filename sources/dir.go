@@ -284,6 +284,9 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 	if errors.Is(err, unix.EEXIST) {
 		var st unix.Stat_t
 		if serr := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if what := d.t.leaveOut[[2]uint64{uint64(st.Dev), st.Ino}]; what != "" {
+				return nil, &PathError{Op: "restore", Path: d.path(name), Err: &LeftOutError{What: what}}
+			}
 			err, setgid = nil, st.Mode&unix.S_ISGID != 0
 		} else if err = d.clear(name); err == nil {
 			err = unix.Mkdirat(d.fd, name, 0o700)

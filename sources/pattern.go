@@ -43,7 +43,11 @@ func ParsePattern(s string) (Pattern, error) {
 			// Paths are matched cleaned: "./cache" matched nothing, and
 			// the create saved what it was to leave out (found by an
 			// exploratory test).
-			return Pattern{}, fmt.Errorf("pattern %q: a %q component matches nothing, as paths are matched cleaned and absolute: write %q (any depth) or the absolute path", s, c, cleanedPattern(s))
+			fix := fmt.Sprintf("write %q", cleanedPattern(s))
+			if !strings.HasPrefix(s, "/") {
+				fix += " (any depth) or the absolute path"
+			}
+			return Pattern{}, fmt.Errorf("pattern %q: a %q component matches nothing, as paths are matched cleaned and absolute: %s", s, c, fix)
 		}
 		p.parts = append(p.parts, c)
 	}
@@ -53,15 +57,23 @@ func ParsePattern(s string) (Pattern, error) {
 	return p, nil
 }
 
-// cleanedPattern is s without its "." and ".." components, for the advice.
+// cleanedPattern is s as it can match, for the advice: cleaned, and without
+// the leading ".." that a path from the root never has ("/srv/../etc" is
+// "/etc", "./cache" is "cache").
 func cleanedPattern(s string) string {
-	var keep []string
-	for _, c := range strings.Split(s, "/") {
-		if c != "" && c != "." && c != ".." {
-			keep = append(keep, c)
+	c := path.Clean(s)
+	for {
+		switch {
+		case c == ".." || c == ".":
+			return ""
+		case strings.HasPrefix(c, "../"):
+			c = c[3:]
+		case strings.HasPrefix(c, "/../"):
+			c = c[3:]
+		default:
+			return c
 		}
 	}
-	return strings.Join(keep, "/")
 }
 
 // ParsePatterns parses several globs.

@@ -85,7 +85,9 @@ func TestTagFiles(t *testing.T) {
 func TestPatternDotComponents(t *testing.T) {
 	for _, c := range []struct{ glob, want string }{
 		{"./ex/src", `pattern "./ex/src": a "." component matches nothing, as paths are matched cleaned and absolute: write "ex/src" (any depth) or the absolute path`},
-		{"/srv/../etc", `pattern "/srv/../etc": a ".." component matches nothing`},
+		{"/srv/../etc", `pattern "/srv/../etc": a ".." component matches nothing, as paths are matched cleaned and absolute: write "/etc"`},
+		{"/srv/./app", `write "/srv/app"`},
+		{"../x/y", `write "x/y"`},
 	} {
 		if _, err := ParsePattern(c.glob); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("ParsePattern(%q) = %v, want %q", c.glob, err, c.want)

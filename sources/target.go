@@ -30,6 +30,23 @@ type Target struct {
 	// groups are the process's groups (not run as root): a restore gives
 	// a file its recorded group when it is one of them, as cp -p does.
 	groups map[uint32]bool
+	// leaveOut are directories (device and inode) a restore never writes
+	// into, each with what it is (LeaveOut).
+	leaveOut map[[2]uint64]string
+}
+
+// LeaveOut sets directories, by device and inode, that the restore leaves
+// alone: the repository it reads and its cache, which the target may lie
+// above. Mkdir of an existing directory that is one of them fails with a
+// *LeftOutError. Call it before the restore starts.
+func (t *Target) LeaveOut(dirs map[[2]uint64]string) { t.leaveOut = dirs }
+
+// LeftOutError is a directory of the snapshot that the restore would have
+// written onto one that LeaveOut named.
+type LeftOutError struct{ What string }
+
+func (e *LeftOutError) Error() string {
+	return "it is " + e.What + ": left as it is, with what the snapshot holds below it"
 }
 
 // ownGroup reports whether a restore not run as root can give an entry

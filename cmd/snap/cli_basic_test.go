@@ -58,7 +58,7 @@ func TestExitCodes(t *testing.T) {
 	}
 	// 'latest' of a repository without snapshots: said so, not "with
 	// these filters", where none were given (found by an exploratory test).
-	if res := tr.run("ls", "latest"); res.code != exitFatal || !strings.Contains(res.stderr, "no matching snapshot: the repository has no snapshots") {
+	if res := tr.run("ls", "latest"); res.code != exitFatal || !strings.Contains(res.stderr, "no matching snapshot: no snapshot for 'latest'; see 'snap list'") {
 		t.Errorf("ls latest of an empty repository: exit %d (%s)", res.code, res.stderr)
 	}
 	if res := tr.runEnv([]string{"SNAP_PASSWORD=wrong"}, nil, "list"); res.code != exitWrongPass {

@@ -300,12 +300,6 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		switch {
 		case perr != nil && err == nil:
 			err = &postHookError{fmt.Errorf("snapshot %s was saved, but a post hook failed: %w", snapshotID[:min(8, len(snapshotID))], perr)}
-		case perr != nil && errors.As(err, &pe):
-			// Both: the hook's failure (exit 1) is not hidden behind
-			// the unreadable files (exit 3). A post hook that starts the
-			// application again failed, and a job counted the run as a
-			// success (found by an exploratory test).
-			err = &postHookError{fmt.Errorf("%w; and a post hook failed: %w", err, perr)}
 		case overran != "" && te != nil && (err == nil || errors.As(err, &pe)):
 			// The post hooks run to their end (the application must be
 			// resumed), but the job did not finish within its timeout:
@@ -318,6 +312,12 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 			}
 			err = fmt.Errorf("snapshot %s %s, but post hook %q was still running when the job's timeout (%s) passed; post hooks run to their end (within hook_timeout), and the job's later steps were skipped: raise timeout in [jobs.%s] to cover the hooks",
 				snapshotID[:min(8, len(snapshotID))], saved, overran, te.timeout, te.job)
+		case perr != nil && errors.As(err, &pe):
+			// Both: the hook's failure (exit 1) is not hidden behind
+			// the unreadable files (exit 3). A post hook that starts the
+			// application again failed, and a job counted the run as a
+			// success (found by an exploratory test).
+			err = &postHookError{fmt.Errorf("%w; and a post hook failed: %w", err, perr)}
 		}
 	}()
 	// A missing path (an unmounted disk) fails the run here, after the
@@ -405,23 +405,27 @@ func (e *postHookError) Unwrap() error { return e.err }
 
 // createJSON is the documented "summary" line of create (docs/usage.md).
 type createJSON struct {
-	Type            string            `json:"type"`
-	SnapshotID      string            `json:"snapshot_id"`
-	ShortID         string            `json:"short_id"`
-	Parent          *string           `json:"parent"`
-	Time            time.Time         `json:"time"`
-	Host            string            `json:"host"`
-	Tags            []string          `json:"tags"`
-	Paths           []string          `json:"paths"`
-	PathsBase64     []string          `json:"paths_base64,omitempty"` // as in list (pathsBase64)
-	Files           int64             `json:"files"`
-	Dirs            int64             `json:"dirs"`
-	Bytes           int64             `json:"bytes"`
-	ReadBytes       int64             `json:"read_bytes"`
-	AddedBytes      int64             `json:"added_bytes"`
-	AddedRawBytes   int64             `json:"added_raw_bytes"`
-	AddedBlobs      int64             `json:"added_blobs"`
-	Errors          int64             `json:"errors"`
+	Type          string    `json:"type"`
+	SnapshotID    string    `json:"snapshot_id"`
+	ShortID       string    `json:"short_id"`
+	Parent        *string   `json:"parent"`
+	Time          time.Time `json:"time"`
+	Host          string    `json:"host"`
+	Tags          []string  `json:"tags"`
+	Paths         []string  `json:"paths"`
+	PathsBase64   []string  `json:"paths_base64,omitempty"` // as in list (pathsBase64)
+	Files         int64     `json:"files"`
+	Dirs          int64     `json:"dirs"`
+	Bytes         int64     `json:"bytes"`
+	ReadBytes     int64     `json:"read_bytes"`
+	AddedBytes    int64     `json:"added_bytes"`
+	AddedRawBytes int64     `json:"added_raw_bytes"`
+	AddedBlobs    int64     `json:"added_blobs"`
+	Errors        int64     `json:"errors"`
+	// Warnings counts what was saved but is worth a look (a file that
+	// changed while it was read): monitoring that reads only the summary
+	// saw none of it (found by an exploratory test).
+	Warnings        int64             `json:"warnings"`
 	DurationSeconds float64           `json:"duration_seconds"`
 	Sources         []snapshot.Source `json:"sources"`
 }
@@ -479,7 +483,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	if u.json {
 		j := createJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Time: sn.Time, Host: sn.Host, Tags: sn.Tags, Paths: sn.Paths, PathsBase64: pathsBase64(sn.Paths),
 			Files: sum.Files, Dirs: sum.Dirs, Bytes: sum.Bytes, ReadBytes: sum.ReadBytes, AddedBytes: sum.AddedBytes, AddedRawBytes: sum.AddedRaw,
-			AddedBlobs: sum.AddedBlobs, Errors: sum.Errors, DurationSeconds: round2(sum.End.Sub(sum.Start).Seconds()), Sources: sn.Sources}
+			AddedBlobs: sum.AddedBlobs, Errors: sum.Errors, Warnings: p.warningCount(), DurationSeconds: round2(sum.End.Sub(sum.Start).Seconds()), Sources: sn.Sources}
 		if sn.Parent != nil {
 			ps := sn.Parent.String()
 			j.Parent = &ps

@@ -205,7 +205,7 @@ func runRestore(c *cli.Context, e *env) error {
 		// went, as create's name where they came from: absolute.
 		target = abs
 	}
-	if err := s.checkTargetPlace(c.Context, target, sn, sub, inc, exc); err != nil {
+	if err := s.checkTargetPlace(target); err != nil {
 		return err
 	}
 	t, err := sources.OpenTarget(target)
@@ -213,6 +213,13 @@ func runRestore(c *cli.Context, e *env) error {
 		return err
 	}
 	defer t.Close()
+	// A target above the repository or the cache: a directory of the
+	// snapshot restored onto one of them is left alone, with an error
+	// (another host's /srv restored to /, over this repository at
+	// /srv/backup). Matched by device and inode, as the kernel finds
+	// them: a relative --repo, a bind mount or a data/ linked to another
+	// disk are the same directories (found by a review).
+	t.LeaveOut(s.ownDirs(restoreRepoWhy, restoreCacheWhy))
 	u.infof("restoring snapshot %s (%s) %s to %s", sn.ID.Short(), localTime(sn.Time), sub, target)
 	workers := 0 // the restorer's default
 	if s.connections > 0 {
@@ -483,78 +490,32 @@ func checkTargetDir(target string) error {
 	return &namedPathError{target, msg}
 }
 
+// Why a directory is left alone by a restore (restoreLeaveOut): what it is.
+const (
+	restoreRepoWhy  = "the repository this restore reads"
+	restoreCacheWhy = "snap's cache of the repository this restore reads"
+)
+
 // checkTargetPlace refuses a --target where the restore would write into a
 // repository: into the one it reads, into its cache here, or into any
 // other snap repository, whose config and keys the snapshot's files
 // replaced, leaving it unreadable (found by an exploratory test). A target
-// above the repository or the cache is refused when what the restore
-// selects holds the path they are at.
-func (s *session) checkTargetPlace(ctx context.Context, target string, sn *snapshot.Snapshot, sub string, inc, exc []sources.Pattern) error {
-	const (
-		repoWhy  = "the repository this restore reads"
-		cacheWhy = "snap's cache"
-	)
+// above them is checked as the restore goes (restoreLeaveOut).
+func (s *session) checkTargetPlace(target string) error {
 	shown := sources.DisplayPath(target)
-	dirs := s.ownDirs(repoWhy, cacheWhy)
-	// And the directory of every repository's cache here.
-	cacheDir := filepath.Dir(s.cache)
-	if k, ok := dirKey(cacheDir, true); ok {
-		dirs[k] = cacheWhy
-	}
-	real := resolveExisting(target)
-	for q := real; ; q = filepath.Dir(q) {
+	dirs := s.ownDirs(restoreRepoWhy, restoreCacheWhy)
+	for q := resolveExisting(target); ; q = filepath.Dir(q) {
 		if k, ok := dirKey(q, true); ok && dirs[k] != "" {
 			return &namedPathError{target, usagef("--target %s: %s is %s, which a restore into it would damage: give another --target", shown, sources.DisplayPath(q), dirs[k])}
 		}
 		if local.HoldsRepository(q) {
-			return &namedPathError{target, usagef("--target %s: %s holds a snap repository, whose files a restore into it would replace or mix with the snapshot's: restore into another directory, and move from there what you need", shown, sources.DisplayPath(q))}
+			return &namedPathError{target, usagef("--target %s: %s holds a backup repository (a config file and key files), whose files a restore into it would replace or mix with the snapshot's: restore into another directory, and move from there what you need", shown, sources.DisplayPath(q))}
 		}
 		if q == filepath.Dir(q) {
 			break
 		}
 	}
-	var own []string
-	if !isRemote(s.location) {
-		own = append(own, strings.TrimPrefix(s.location, "local:"))
-	}
-	own = append(own, cacheDir)
-	for _, d := range own {
-		rd, err := filepath.EvalSymlinks(d)
-		if err != nil {
-			continue
-		}
-		rel, err := filepath.Rel(real, rd)
-		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
-			continue
-		}
-		p := path.Join(sub, filepath.ToSlash(rel))
-		if !restoreSelects(sub, p, inc, exc) {
-			continue
-		}
-		if _, err := snapshot.FindNode(ctx, s.ix, sn.Tree, p); err == nil {
-			why := repoWhy
-			if d == cacheDir {
-				why = cacheWhy
-			}
-			return &namedPathError{target, usagef("--target %s: the snapshot holds %s, which a restore there would write into %s, %s: give another --target, or leave it out with --exclude %s", shown, p, sources.DisplayPath(d), why, p)}
-		}
-	}
 	return nil
-}
-
-// restoreSelects reports whether a restore of the snapshot's subtree sub
-// with these --include and --exclude patterns writes the path p below it,
-// as the restorer selects entries: none excluded on the way, and with
-// includes one matching on the way.
-func restoreSelects(sub, p string, inc, exc []sources.Pattern) bool {
-	included := len(inc) == 0
-	for q := p; q != sub && q != "/" && q != "."; q = path.Dir(q) {
-		if sources.MatchAny(exc, q) {
-			return false
-		}
-		included = included || sources.MatchAny(inc, q)
-	}
-	return included
 }
 
 // resolveExisting returns the absolute path p with its existing part's

@@ -507,6 +507,18 @@ func TestRepositoryMissingConfigOrKeys(t *testing.T) {
 		}
 		must(t, os.Rename(p+".away", p))
 	}
+	// data/ moved to another disk and linked, that disk not mounted: not
+	// damage to repair from a copy.
+	data := filepath.Join(tr.repo, "data")
+	must(t, os.Rename(data, data+".away"))
+	must(t, os.Symlink(filepath.Join(tr.dir, "unmounted", "data"), data))
+	for _, args := range [][]string{{"create", src}, {"check"}} {
+		if res := tr.run(args...); res.code != exitFatal || !strings.Contains(res.stderr, "the repository's data/ is a symlink to "+filepath.Join(tr.dir, "unmounted", "data")+", which does not lead to a directory: is the disk it leads to mounted?") {
+			t.Errorf("%s with data/ a link to nothing: exit %d: %s", args[0], res.code, res.stderr)
+		}
+	}
+	must(t, os.Remove(data))
+	must(t, os.Rename(data+".away", data))
 	tr.mustRun("check")
 }
 

@@ -140,4 +140,22 @@ func TestPostHookFailureNotHiddenByPartial(t *testing.T) {
 		!strings.Contains(res.stdout, `; and a post hook failed: post hook \"exit 7\" failed (exit status 7)`) {
 		t.Errorf("create of the emptied directory with a failing post hook: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
+	// A job: failed, not partial, and its forget waits for the emptied
+	// directory as ever.
+	job := filepath.Join(tr.dir, "job")
+	writeFile(t, filepath.Join(job, "a"), []byte("a"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + job + `"]
+post = ["test -e ` + filepath.Join(job, "a") + ` || exit 7"]
+keep = { last = 1 }
+`)
+	tr.runConfig(nil, "run", "--config", cfg)
+	if err := os.Remove(filepath.Join(job, "a")); err != nil {
+		t.Fatal(err)
+	}
+	res = tr.runConfig(nil, "run", "--json", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stdout, `"type":"job","job":"app","status":"failed"`) || !strings.Contains(res.stdout, `"emptied":true`) ||
+		!strings.Contains(res.stdout, "forget skipped") {
+		t.Errorf("run of the emptied job with a failing post hook: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 }

@@ -247,7 +247,7 @@ func TestFileRewrittenWhileRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd, out := tr.start(nil, "create", "--limit-upload", "16MiB", src)
+	cmd, out := tr.start(nil, "create", "--json", "--limit-upload", "16MiB", src)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	for i := 0; ; i++ {
@@ -259,8 +259,12 @@ func TestFileRewrittenWhileRead(t *testing.T) {
 			if !strings.Contains(out.String(), "changed while it was read; saved what was read, which may mix old and new content") {
 				t.Fatalf("no warning for a file rewritten during the read:\n%s", out)
 			}
+			// Counted in the summary, for monitoring that reads it alone.
+			if !strings.Contains(out.String(), `"warnings":1,`) {
+				t.Errorf("the summary does not count the warning:\n%s", out)
+			}
 			res := tr.mustRun("create", "--json", src)
-			if !strings.Contains(res.stdout, `"read_bytes":41943040`) {
+			if !strings.Contains(res.stdout, `"read_bytes":41943040`) || !strings.Contains(res.stdout, `"warnings":0,`) {
 				t.Errorf("the next create did not read the file again: %s", res.stdout)
 			}
 			return

@@ -44,6 +44,8 @@ type testRepo struct {
 	// followed by snap's path and arguments (a shell that first moves itself
 	// into a cgroup, say).
 	wrap []string
+	// workDir, when set, is the working directory snap runs in.
+	workDir string
 }
 
 // result is what one snap run printed and returned.
@@ -82,6 +84,7 @@ func (tr *testRepo) runEnv(extraEnv []string, stdin []byte, args ...string) resu
 		cmd = exec.Command(tr.wrap[0], append(append(tr.wrap[1:len(tr.wrap):len(tr.wrap)], snapBin), args...)...)
 	}
 	cmd.Env = append(append(baseEnv(), tr.env...), extraEnv...)
+	cmd.Dir = tr.workDir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if stdin != nil {

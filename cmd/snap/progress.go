@@ -223,6 +223,13 @@ func (p *progress) event(ev snapshot.Event) {
 	}
 }
 
+// warningCount returns the warnings reported so far.
+func (p *progress) warningCount() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.warnings
+}
+
 // withPath puts the path an event is about in front of its message,
 // unless the message names it already, as messages show paths
 // (sources.DisplayPath): written as it is, a newline in a name read as a

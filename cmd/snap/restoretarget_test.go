@@ -27,13 +27,18 @@ func TestRestoreRefusesRepositoryTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The repository's own cache: the directory beside key-hints.
+	caches, _ := filepath.Glob(filepath.Join(tr.cache, "*", "index.db"))
+	if len(caches) != 1 {
+		t.Fatalf("caches: %v", caches)
+	}
+	cacheOfRepo := filepath.Dir(caches[0])
 	for _, c := range []struct{ target, want string }{
 		{tr.repo, tr.repo + " is the repository this restore reads, which a restore into it would damage: give another --target"},
 		{filepath.Join(tr.repo, "restored"), tr.repo + " is the repository this restore reads"},
-		{tr.cache, tr.cache + " is snap's cache, which"},
-		{filepath.Join(tr.cache, "x"), tr.cache + " is snap's cache, which"},
-		{other.repo, other.repo + " holds a snap repository, whose files a restore into it would replace or mix with the snapshot's: restore into another directory"},
-		{filepath.Join(other.repo, "new", "dir"), other.repo + " holds a snap repository"},
+		{cacheOfRepo, cacheOfRepo + " is snap's cache of the repository this restore reads, which"},
+		{other.repo, other.repo + " holds a backup repository (a config file and key files), whose files a restore into it would replace or mix with the snapshot's: restore into another directory"},
+		{filepath.Join(other.repo, "new", "dir"), other.repo + " holds a backup repository"},
 	} {
 		res := tr.run("restore", "latest:"+src, "--target", c.target)
 		if res.code != exitUsage || !strings.Contains(res.stderr, "--target "+c.target+": "+c.want) {
@@ -64,14 +69,38 @@ func TestRestoreRefusesRepositoryTargets(t *testing.T) {
 	writeFile(t, filepath.Join(tree, "repo", "config"), []byte("x"))
 	writeFile(t, filepath.Join(tree, "app"), []byte("y"))
 	moved.mustRun("create", tree)
-	res := moved.run("restore", "latest:"+tree, "--target", out)
-	if want := "--target " + out + ": the snapshot holds " + tree + "/repo, which a restore there would write into " + moved.repo + ", the repository this restore reads: give another --target, or leave it out with --exclude " + tree + "/repo"; res.code != exitUsage || !strings.Contains(res.stderr, want) {
-		t.Errorf("restore above the repository: exit %d, want %d with %q:\n%s", res.code, exitUsage, want, res.stderr)
+	config, err := os.ReadFile(filepath.Join(moved.repo, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By --include of what lies below it, too, and with --repo relative
+	// (both wrote over the repository's config; found by a review).
+	for _, args := range [][]string{
+		{"restore", "latest:" + tree, "--target", out},
+		{"restore", "latest:" + tree, "--target", out, "--include", "config"},
+		{"--repo", "out/repo", "restore", "latest:" + tree, "--target", out},
+	} {
+		moved.workDir = tr.dir
+		res := moved.run(args...)
+		if want := "error: restore " + moved.repo + ": it is the repository this restore reads: left as it is, with what the snapshot holds below it"; res.code != exitFatal || !strings.Contains(res.stderr, want) {
+			t.Errorf("%v above the repository: exit %d, want %d with %q:\n%s", args, res.code, exitFatal, want, res.stderr)
+		}
+		if got, _ := os.ReadFile(filepath.Join(moved.repo, "config")); !bytes.Equal(got, config) {
+			t.Fatalf("%v wrote the repository's config", args)
+		}
 	}
 	moved.mustRun("restore", "latest:"+tree, "--target", out, "--exclude", tree+"/repo")
 	moved.mustRun("restore", "latest:"+tree, "--target", out, "--include", tree+"/app")
 	if b, err := os.ReadFile(filepath.Join(out, "app")); err != nil || string(b) != "y" {
 		t.Errorf("app restored above the repository: %q, %v", b, err)
 	}
+	moved.mustRun("check")
+
+	// A home directory restored in place, the repository and the cache
+	// inside it: the create left them out, and the restore goes through
+	// (it was refused for the cache's directory; found by a review).
+	moved.workDir = ""
+	moved.mustRun("create", tr.dir)
+	moved.mustRun("restore", "latest:"+tr.dir, "--target", tr.dir)
 	moved.mustRun("check")
 }

@@ -152,6 +152,11 @@ func shellQuote(s string) string {
 // or directory" (found by an exploratory test).
 func (b *Backend) missingDir(t repo.FileType) error {
 	d := filepath.Join(b.dir, string(t))
+	if to, err := os.Readlink(b.sys(d)); err == nil {
+		// Moved to another disk and linked, that disk not mounted: not
+		// damage, and nothing to put back (found by a review).
+		return fmt.Errorf("the repository's %s/ is a symlink to %s, which does not lead to a directory: is the disk it leads to mounted?", t, to)
+	}
 	fix := "put it back from a copy of the repository"
 	switch t {
 	case repo.IndexFile:
@@ -332,7 +337,7 @@ func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err err
 	}
 	dir, name, err := b.openDir(h)
 	if err != nil {
-		if _, serr := os.Lstat(b.sys(filepath.Join(b.dir, string(h.Type)))); errors.Is(err, fs.ErrNotExist) && errors.Is(serr, fs.ErrNotExist) {
+		if _, serr := os.Stat(b.sys(filepath.Join(b.dir, string(h.Type)))); errors.Is(err, fs.ErrNotExist) && errors.Is(serr, fs.ErrNotExist) {
 			return fmt.Errorf("save %s: %w", h, b.missingDir(h.Type))
 		}
 		return fmt.Errorf("save %s: %w", h, accessError(filepath.Dir(p), err))

@@ -33,7 +33,7 @@ func (b *Backend) Preflight(ctx context.Context) (uint64, error) {
 			return 0, err
 		}
 		t, _, _ := strings.Cut(rel, "/")
-		if _, err := os.Lstat(b.sys(filepath.Join(b.dir, t))); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(b.sys(filepath.Join(b.dir, t))); errors.Is(err, fs.ErrNotExist) { // missing, or a link to nothing
 			return 0, b.missingDir(repo.FileType(t))
 		}
 		if err := b.tryWrite(rel, tempPrefix+"preflight-"+hex.EncodeToString(rnd[1:])); err != nil {
