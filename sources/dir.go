@@ -287,6 +287,10 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 			if what := d.t.leaveOut[[2]uint64{uint64(st.Dev), st.Ino}]; what != "" {
 				return nil, &PathError{Op: "restore", Path: d.path(name), Err: &LeftOutError{What: what}}
 			}
+			if d.t.isRepository != nil && d.t.isRepository(d.path(name)) {
+				return nil, &PathError{Op: "restore", Path: d.path(name), Err: &LeftOutError{What: "a backup repository (a config file and key files)",
+					Fix: "to put the snapshot's copy in its place, restore that directory elsewhere and move it there"}}
+			}
 			err, setgid = nil, st.Mode&unix.S_ISGID != 0
 		} else if err = d.clear(name); err == nil {
 			err = unix.Mkdirat(d.fd, name, 0o700)

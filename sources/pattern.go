@@ -44,7 +44,10 @@ func ParsePattern(s string) (Pattern, error) {
 			// the create saved what it was to leave out (found by an
 			// exploratory test).
 			fix := fmt.Sprintf("write %q", cleanedPattern(s))
-			if !strings.HasPrefix(s, "/") {
+			switch {
+			case cleanedPattern(s) == "":
+				fix = "give the name or the absolute path of what to leave out"
+			case !strings.HasPrefix(s, "/"):
 				fix += " (any depth) or the absolute path"
 			}
 			return Pattern{}, fmt.Errorf("pattern %q: a %q component matches nothing, as paths are matched cleaned and absolute: %s", s, c, fix)

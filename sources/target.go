@@ -33,6 +33,18 @@ type Target struct {
 	// leaveOut are directories (device and inode) a restore never writes
 	// into, each with what it is (LeaveOut).
 	leaveOut map[[2]uint64]string
+	// isRepository, when set, tells a directory that holds a backup
+	// repository, which a restore leaves alone too (LeaveRepositories).
+	isRepository func(path string) bool
+}
+
+// LeaveRepositories makes the restore leave alone every existing directory
+// for which isRepository says it holds a backup repository: a snapshot of
+// a /srv with a repository, restored over a /srv with another, replaced
+// that one's config, and it could no longer be read (found by a re-test).
+// A repository the snapshot holds where none is now is restored.
+func (t *Target) LeaveRepositories(isRepository func(path string) bool) {
+	t.isRepository = isRepository
 }
 
 // LeaveOut sets directories, by device and inode, that the restore leaves
@@ -43,10 +55,14 @@ func (t *Target) LeaveOut(dirs map[[2]uint64]string) { t.leaveOut = dirs }
 
 // LeftOutError is a directory of the snapshot that the restore would have
 // written onto one that LeaveOut named.
-type LeftOutError struct{ What string }
+type LeftOutError struct{ What, Fix string }
 
 func (e *LeftOutError) Error() string {
-	return "it is " + e.What + ": left as it is, with what the snapshot holds below it"
+	msg := "it is " + e.What + ": left as it is, with what the snapshot holds below it"
+	if e.Fix != "" {
+		msg += "; " + e.Fix
+	}
+	return msg
 }
 
 // ownGroup reports whether a restore not run as root can give an entry

@@ -220,6 +220,7 @@ func runRestore(c *cli.Context, e *env) error {
 	// them: a relative --repo, a bind mount or a data/ linked to another
 	// disk are the same directories (found by a review).
 	t.LeaveOut(s.ownDirs(restoreRepoWhy, restoreCacheWhy))
+	t.LeaveRepositories(local.HoldsRepository)
 	u.infof("restoring snapshot %s (%s) %s to %s", sn.ID.Short(), localTime(sn.Time), sub, target)
 	workers := 0 // the restorer's default
 	if s.connections > 0 {

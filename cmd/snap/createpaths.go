@@ -164,13 +164,19 @@ func (s *session) ownDirs(repoWhy, cacheWhy string) map[[2]uint64]string {
 				add(filepath.Join(root, string(t)), repoWhy)
 			}
 		}
-		for _, dir := range []string{root, filepath.Join(root, string(repo.PackFile))} {
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				if e.Type()&os.ModeSymlink != 0 {
-					add(filepath.Join(dir, e.Name()), repoWhy)
-				}
+		entries, _ := os.ReadDir(root)
+		for _, e := range entries {
+			if e.Type()&os.ModeSymlink != 0 {
+				add(filepath.Join(root, e.Name()), repoWhy)
 			}
+		}
+		// Every pack directory: one may be bind mounted from another
+		// disk, where a restore above it wrote over its packs (found by
+		// a re-test).
+		data := filepath.Join(root, string(repo.PackFile))
+		entries, _ = os.ReadDir(data)
+		for _, e := range entries {
+			add(filepath.Join(data, e.Name()), repoWhy)
 		}
 	}
 	add(s.cache, cacheWhy)

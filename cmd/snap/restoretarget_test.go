@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRestoreRefusesRepositoryTargets: a restore never writes into a
@@ -101,6 +104,83 @@ func TestRestoreRefusesRepositoryTargets(t *testing.T) {
 	// (it was refused for the cache's directory; found by a review).
 	moved.workDir = ""
 	moved.mustRun("create", tr.dir)
-	moved.mustRun("restore", "latest:"+tr.dir, "--target", tr.dir)
+	moved.mustRun("restore", "latest:"+tr.dir, "--target", tr.dir, "--exclude", other.repo) // another repository: left alone
 	moved.mustRun("check")
+}
+
+// TestRestoreLeavesOtherRepositoriesAlone: a snapshot of a /srv holding a
+// repository, restored over a /srv holding another, leaves that one alone
+// with an error, and restores the rest. It replaced the other's config,
+// which could then not be read (found by a re-test). Where no repository
+// is now, the snapshot's is restored.
+func TestRestoreLeavesOtherRepositoriesAlone(t *testing.T) {
+	tr := newTestRepo(t)
+	h2 := filepath.Join(tr.dir, "h2", "srv")
+	writeFile(t, filepath.Join(h2, "app", "f"), []byte("app"))
+	writeFile(t, filepath.Join(h2, "backup", "config"), []byte("another repository's config"))
+	writeFile(t, filepath.Join(h2, "backup", "keys", strings.Repeat("ab", 32)), []byte("a key"))
+	tr.mustRun("create", h2)
+
+	y := filepath.Join(tr.dir, "y", "srv")
+	other := &testRepo{t: t, dir: tr.dir, repo: filepath.Join(y, "backup"), cache: tr.cache}
+	other.env = []string{"SNAP_REPOSITORY=" + other.repo, "SNAP_PASSWORD=other", "SNAP_CACHE_DIR=" + other.cache}
+	other.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0")
+	config, err := os.ReadFile(filepath.Join(other.repo, "config"))
+	must(t, err)
+	res := tr.run("restore", "latest:"+h2, "--target", y)
+	if want := "error: restore " + other.repo + ": it is a backup repository (a config file and key files): left as it is, with what the snapshot holds below it; to put the snapshot's copy in its place, restore that directory elsewhere and move it there"; res.code != exitFatal || !strings.Contains(res.stderr, want) {
+		t.Errorf("restore over another repository: exit %d, want %q:\n%s", res.code, want, res.stderr)
+	}
+	if got, _ := os.ReadFile(filepath.Join(other.repo, "config")); !bytes.Equal(got, config) {
+		t.Errorf("the other repository's config was written")
+	}
+	if b, err := os.ReadFile(filepath.Join(y, "app", "f")); err != nil || string(b) != "app" {
+		t.Errorf("the rest was not restored: %q, %v", b, err)
+	}
+	other.mustRun("check")
+	// None there now: restored.
+	fresh := filepath.Join(tr.dir, "fresh")
+	tr.mustRun("restore", "latest:"+h2, "--target", fresh)
+	if b, err := os.ReadFile(filepath.Join(fresh, "backup", "config")); err != nil || string(b) != "another repository's config" {
+		t.Errorf("a repository where none is: %q, %v", b, err)
+	}
+}
+
+// TestRestoreLeavesBindMountedPackDirAlone: a pack directory bind mounted
+// from another disk is the repository's too: a restore above the disk's
+// directory leaves it alone. It wrote over a pack (found by a re-test).
+func TestRestoreLeavesBindMountedPackDirAlone(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", src)
+	packs, err := filepath.Glob(filepath.Join(tr.repo, "data", "*", "*"))
+	must(t, err)
+	pack := packs[0]
+	sub := filepath.Dir(pack)
+	disk := filepath.Join(tr.dir, "disk", filepath.Base(sub))
+	must(t, os.MkdirAll(filepath.Dir(disk), 0o700))
+	must(t, os.Rename(sub, disk))
+	must(t, os.Mkdir(sub, 0o700))
+	if err := unix.Mount(disk, sub, "", unix.MS_BIND, ""); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			t.Skipf("a bind mount needs CAP_SYS_ADMIN (root outside a container): %v", err)
+		}
+		t.Fatalf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(sub, unix.MNT_DETACH) })
+	before, err := os.ReadFile(pack)
+	must(t, err)
+	// A snapshot of a tree that holds disk/xx/<pack>, restored above it.
+	q := filepath.Join(tr.dir, "q")
+	writeFile(t, filepath.Join(q, "disk", filepath.Base(sub), filepath.Base(pack)), []byte("garbage"))
+	tr.mustRun("create", q)
+	res := tr.run("restore", "latest:"+q, "--target", tr.dir)
+	if want := "error: restore " + disk + ": it is the repository this restore reads"; res.code != exitFatal || !strings.Contains(res.stderr, want) {
+		t.Errorf("restore above a bind-mounted pack directory: exit %d, want %q:\n%s", res.code, want, res.stderr)
+	}
+	if after, _ := os.ReadFile(pack); !bytes.Equal(after, before) {
+		t.Fatalf("the pack was written")
+	}
+	tr.mustRun("check", "--read-data")
 }
