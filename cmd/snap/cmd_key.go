@@ -163,7 +163,7 @@ func runKeyList(c *cli.Context, e *env) error {
 // then removes every key file the current password opens: the one it
 // opened, and any other made for the same password (two 'key add' at once
 // can each store one), which would leave the old password working.
-func runKeyAdd(c *cli.Context, e *env, replace bool) error {
+func runKeyAdd(c *cli.Context, e *env, replace bool) (err error) {
 	mode := noLock // adding a key changes nothing another command relies on
 	if replace {
 		mode = exclusiveLock
@@ -215,11 +215,17 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) error {
 			}
 		}
 	}
-	warnWeakKey(s.ui, pw, kdf)
 	opened, err := s.r.KeysOpenedBy(c.Context, pw)
 	if err != nil {
 		return err
 	}
+	// After the refusals below: a warning about a key that is then not
+	// made read as if it had been (found by an exploratory test).
+	defer func() {
+		if err == nil {
+			warnWeakKey(s.ui, pw, kdf)
+		}
+	}()
 	switch {
 	case slices.Contains(opened, old):
 		return usagef("the new password is the one in use: choose another")

@@ -360,6 +360,13 @@ func TestWeakKeyWarnings(t *testing.T) {
 			t.Errorf("key add of %q: exit %d, want %q in\n%s", pw, res.code, want, res.stderr)
 		}
 	}
+	// A key refused (its password opens one already) is not warned
+	// about: the warning read as if it had been made (found by an
+	// exploratory test).
+	res = tr.runEnv([]string{"SNAP_PASSWORD=a long enough passphrase", "SNAP_NEW_PASSWORD= "}, nil, "key", "add", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code != exitUsage || strings.Contains(res.stderr, "warning") {
+		t.Errorf("key add of a password in use: exit %d\n%s", res.code, res.stderr)
+	}
 }
 
 // TestKeyListEscapesHost: the host and user a key file records (anyone
