@@ -131,12 +131,44 @@ func ParseDatabase(raw string) (*Database, error) {
 		d.Name = name
 	}
 	d.u = *u
-	if d.Kind == KindMySQL {
+	switch d.Kind {
+	case KindMySQL:
 		if err := checkMySQLParams(q); err != nil {
+			return nil, fmt.Errorf("database URL %q: %v", d, err)
+		}
+	case KindPostgres:
+		if err := checkPostgresParams(q); err != nil {
 			return nil, fmt.Errorf("database URL %q: %v", d, err)
 		}
 	}
 	return d, nil
+}
+
+// postgresParams are libpq's connection parameter key words (PostgreSQL 15
+// to 18), which a postgres:// URL passes on to pg_dump and psql.
+var postgresParams = []string{"host", "hostaddr", "port", "dbname", "user", "password", "passfile", "require_auth", "channel_binding",
+	"connect_timeout", "client_encoding", "options", "application_name", "fallback_application_name", "keepalives", "keepalives_idle",
+	"keepalives_interval", "keepalives_count", "tcp_user_timeout", "replication", "gssencmode", "sslmode", "requiressl", "sslnegotiation",
+	"sslcompression", "sslcert", "sslkey", "sslkeylogfile", "sslpassword", "sslcertmode", "sslrootcert", "sslcrl", "sslcrldir", "sslsni",
+	"requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version", "min_protocol_version", "max_protocol_version", "krbsrvname",
+	"gsslib", "gssdelegation", "service", "target_session_attrs", "load_balance_hosts", "oauth_issuer", "oauth_client_id",
+	"oauth_client_secret", "oauth_scope"}
+
+// checkPostgresParams refuses a query parameter libpq does not know, and a
+// wrong sslmode, when the URL is read: pg_dump refused them only when the
+// job ran that night, where config check had said nothing (found by an
+// exploratory test).
+func checkPostgresParams(q url.Values) error {
+	for k, vs := range q {
+		if !slices.Contains(postgresParams, k) {
+			return fmt.Errorf("unknown parameter %q: libpq takes none of that name (see \"Parameter Key Words\" in the PostgreSQL manual: sslmode, connect_timeout, options, application_name, …)", k)
+		}
+		modes := []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+		if k == "sslmode" && len(vs) > 0 && !slices.Contains(modes, vs[0]) {
+			return fmt.Errorf("sslmode=%s: give one of %s", vs[0], strings.Join(modes, ", "))
+		}
+	}
+	return nil
 }
 
 // pgMaxName is the longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes);

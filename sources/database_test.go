@@ -45,7 +45,10 @@ func TestParseDatabase(t *testing.T) {
 		}
 	}
 	for _, raw := range []string{"oracle://h/db", "postgres:db", "mysql://h/db?foo=bar", "postgres://u:pa/ss@h/db", "sqlite://",
-		"postgres://h/app#2", "mysql://root@h/app#2", "mariadb://u:pa#ss@h/db", "postgres://h/app#", "sqlite://u:pass@/srv/app.db"} {
+		"postgres://h/app#2", "mysql://root@h/app#2", "mariadb://u:pa#ss@h/db", "postgres://h/app#", "sqlite://u:pass@/srv/app.db",
+		// libpq refused these only when the job ran (found by an
+		// exploratory test).
+		"postgres://u:pw@h/db?colour=red", "postgres://h/db?sslmode=bogus"} {
 		_, err := ParseDatabase(raw)
 		if err == nil {
 			t.Errorf("%s: accepted", raw)

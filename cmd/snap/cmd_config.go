@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -139,10 +140,15 @@ func systemdCalendar(exprs ...string) func(string) error {
 	if err != nil {
 		return nil
 	}
+	known := map[string]error{}
+	// run checks exprs, and records in known the ones that never fire
+	// (a date gone by, February 30): valid to systemd, they make a timer
+	// that never runs the job, and a config check that said nothing of
+	// them (found by an exploratory test).
 	run := func(exprs ...string) error {
-		var stderr bytes.Buffer
+		var stdout, stderr bytes.Buffer
 		cmd := exec.Command(path, append([]string{"calendar", "--"}, exprs...)...)
-		cmd.Stderr = &stderr
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
 			msg := strings.TrimSpace(stderr.String())
 			if i := strings.LastIndex(msg, ": "); i >= 0 {
@@ -153,16 +159,31 @@ func systemdCalendar(exprs ...string) func(string) error {
 			}
 			return fmt.Errorf("%s", msg)
 		}
+		// One "Next elapse:" per expression, in their order.
+		var next []string
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Next elapse:"); ok {
+				next = append(next, strings.TrimSpace(v))
+			}
+		}
+		if len(next) == len(exprs) {
+			for i, e := range exprs {
+				if next[i] == "never" {
+					known[e] = errNeverFires
+				}
+			}
+		}
 		return nil
 	}
-	known := map[string]error{}
 	slices.Sort(exprs)
 	exprs = slices.Compact(exprs)
 	for start := 0; start < len(exprs); start += calendarBatch {
 		batch := exprs[start:min(start+calendarBatch, len(exprs))]
 		if len(batch) > 1 && run(batch...) == nil {
 			for _, e := range batch {
-				known[e] = nil
+				if _, never := known[e]; !never {
+					known[e] = nil
+				}
 			}
 		}
 	}
@@ -170,11 +191,18 @@ func systemdCalendar(exprs ...string) func(string) error {
 		if err, ok := known[expr]; ok {
 			return err
 		}
-		err := run(expr)
-		known[expr] = err
-		return err
+		if err := run(expr); err != nil {
+			known[expr] = err
+		} else if _, never := known[expr]; !never {
+			known[expr] = nil
+		}
+		return known[expr]
 	}
 }
+
+// errNeverFires is a calendar expression with no time to come: valid, and
+// a timer that never runs its job.
+var errNeverFires = errors.New("next elapse never")
 
 // calendarBatch is how many expressions one systemd-analyze run checks.
 const calendarBatch = 500

@@ -146,7 +146,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 		}
 		for _, j := range jobs {
 			if len(j.Schedule) == 0 {
-				return usagef("job %s has no schedule: add schedule = \"daily\" (or another OnCalendar expression) to [jobs.%s] in %s", j.Name, j.Name, cfg.Path)
+				return usagef("job %s has no schedule: add schedule = \"daily\" (or another OnCalendar expression) to [jobs.%s] in %s; to stop a timer installed before, 'snap schedule remove %s'", j.Name, j.Name, cfg.Path, j.Name)
 			}
 		}
 	} else {
@@ -222,6 +222,14 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	} else if o.dir == "" {
 		u.printf("not enabled; to enable: systemctl %sdaemon-reload && systemctl %senable --now %s", o.userFlag(), o.userFlag(), strings.Join(timers, " "))
 	}
+	// Units this config wrote for a job it no longer has, or no longer
+	// schedules: their timers still run. Only 'schedule list' said so, and
+	// an admin who deleted a job and ran install again thought it gone
+	// (found by an exploratory test).
+	if list, err := installedUnits(dir, o, false); err == nil {
+		compareUnits(cfg, o.user, list)
+		warnStaleUnits(c, u, o, list)
+	}
 	if u.json {
 		// Also when systemctl failed: a script must learn which units
 		// were written (the error line follows on standard error).
@@ -257,19 +265,15 @@ func userUnitsOfSystemConfig(user bool, explicit, found string, euid int, getenv
 	return usagef("user units run their jobs as you, and the config found is the system's, %s (you have none at %s): create your own there, or give --config %s to run its jobs as you", systemConfig, own, systemConfig)
 }
 
-func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
-	u := newUI(c, e)
-	dir, err := unitDir(o.dir, o.user, e.getenv)
-	if err != nil {
-		return err
-	}
+// installedUnits returns the units snap wrote in dir, by job, with their
+// systemd state when state is set and they are the system's or the user's.
+func installedUnits(dir string, o scheduleOptions, state bool) ([]unitJSON, error) {
 	timers, err := filepath.Glob(filepath.Join(dir, "snap-*.timer"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sort.Strings(timers)
 	var out []unitJSON
-	installed := map[string]bool{}
 	for _, t := range timers {
 		text, ok := readOwnUnit(t)
 		if !ok {
@@ -277,11 +281,27 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		}
 		job := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(t), "snap-"), ".timer")
 		uj := unitJSON{Job: job, Schedule: unitValues(text, "OnCalendar"), Service: filepath.Join(dir, serviceName(job)), Timer: t, Installed: true, Config: unitConfig(text)}
-		if o.dir == "" {
+		if state && o.dir == "" {
 			unitState(o.user, &uj)
 		}
-		installed[job] = true
 		out = append(out, uj)
+	}
+	return out, nil
+}
+
+func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
+	u := newUI(c, e)
+	dir, err := unitDir(o.dir, o.user, e.getenv)
+	if err != nil {
+		return err
+	}
+	out, err := installedUnits(dir, o, true)
+	if err != nil {
+		return err
+	}
+	installed := map[string]bool{}
+	for _, uj := range out {
+		installed[uj.Job] = true
 	}
 	// Scheduled jobs of the config that are not installed here. A config
 	// with errors still lets the installed timers be listed, and then

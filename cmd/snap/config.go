@@ -417,11 +417,21 @@ func (d *cfgDecoder) lineOf(key toml.Key) int {
 }
 
 func (d *cfgDecoder) errorf(key toml.Key, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: fmt.Sprintf(format, args...), Severity: "error"})
+	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: problemText(format, args...), Severity: "error"})
 }
 
 func (d *cfgDecoder) warnf(key toml.Key, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: fmt.Sprintf(format, args...), Severity: "warning"})
+	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: problemText(format, args...), Severity: "warning"})
+}
+
+// problemText is a problem's message on one line, whatever the config
+// holds: a path with a newline in it spread one problem over two lines,
+// which read as two problems to a script reading FILE:LINE: (found by an
+// exploratory test). Line breaks are shown as \n and \r, other control
+// characters as escapes.
+func problemText(format string, args ...any) string {
+	msg := fmt.Sprintf(format, args...)
+	return escapeControls(strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(msg))
 }
 
 // fileOnlyKeys are keys of the whole file that a job does not take.
@@ -1121,7 +1131,11 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			d.passwordFile(sub(at, "password_file"), cfg.resolveRelative(j.PasswordFile))
 		}
 		if j.PasswordFile == "" && j.PasswordCommand == "" {
-			d.warnf(at, "no password_file or password_command: 'snap run' will need SNAP_PASSWORD_FILE, SNAP_PASSWORD or a terminal, and cannot run from a timer")
+			// The units 'snap schedule' writes read /etc/snap/env
+			// (~/.config/snap/env for --user units), where it may be set:
+			// "cannot run from a timer" was wrong (found by an
+			// exploratory test).
+			d.warnf(at, "no password_file or password_command: 'snap run' will need SNAP_PASSWORD_FILE or SNAP_PASSWORD, from the environment, or from /etc/snap/env (~/.config/snap/env for --user units) under a timer; or a terminal")
 		}
 		if loc := j.Repository; loc != "" && !seenRepo[loc] && !strings.HasPrefix(loc, "s3:") {
 			seenRepo[loc] = true
@@ -1190,7 +1204,10 @@ func (cfg *Config) scheduleProblems(calendar func(string) error) []Problem {
 			if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "\n\r") {
 				continue // reported with the job's keys
 			}
-			if err := calendar(s); err != nil {
+			switch err := calendar(s); {
+			case errors.Is(err, errNeverFires):
+				d.errorf(toml.Key{"jobs", j.Name, "schedule"}, "%q never fires (systemd-analyze calendar: next elapse never), so the timer would never run the job: give a schedule with times to come, such as \"daily\" or \"*-*-* 03:00\"", s)
+			case err != nil:
 				d.errorf(toml.Key{"jobs", j.Name, "schedule"}, "%q is not a systemd calendar expression (%v); see 'man systemd.time', e.g. \"daily\" or \"*-*-* 03:00:00\"", s, err)
 			}
 		}

@@ -751,3 +751,23 @@ schedule = "daily"
 		t.Errorf("problems: %v", got)
 	}
 }
+
+// TestConfigProblemsOneLine: a path in the config holding a newline is
+// shown escaped, so each problem stays on one line: it spread over two,
+// which a script reading FILE:LINE: took for two problems (found by an
+// exploratory test).
+func TestConfigProblemsOneLine(t *testing.T) {
+	tr := newTestRepo(t)
+	cfg := tr.writeConfig(`[jobs.nl]
+paths = ["/nonexistent/x\nfake: line"]
+`)
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	if res.code != exitUsage || !strings.Contains(res.stdout+res.stderr, `jobs.nl.paths: /nonexistent/x\nfake: line: no such file or directory`) {
+		t.Errorf("config check of a path with a newline: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(res.stdout+res.stderr), "\n") {
+		if strings.HasPrefix(l, "fake") {
+			t.Errorf("a problem spread over two lines:\n%s%s", res.stdout, res.stderr)
+		}
+	}
+}

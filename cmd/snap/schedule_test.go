@@ -182,6 +182,15 @@ paths = ["` + src + `"]
 	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list.Units) != 2 || !list.Units[0].NotInConfig || list.Units[1].Job != "web" || list.Units[1].Installed {
 		t.Errorf("list --json after removing the job: %v %+v\n%s", err, list.Units, res.stderr)
 	}
+	// So does install, run again after the job was removed: only list
+	// said so, and the admin took the timer for gone (found by an
+	// exploratory test).
+	res = tr.runConfig(nil, "schedule", "install", "--dir", units, "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stderr, "job app: its units are installed but the config has no such scheduled job; its timer still runs it: 'snap schedule remove --dir "+units+" --config "+cfg+" app'") {
+		t.Errorf("install after removing the job: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	must(t, os.Remove(filepath.Join(units, "snap-web.service")))
+	must(t, os.Remove(filepath.Join(units, "snap-web.timer")))
 	writeFile(t, cfg, config)
 
 	// Another config file with a job of the same name: its install used
@@ -469,5 +478,25 @@ schedule = "daily"
 	}
 	if _, err := os.Stat(units); !os.IsNotExist(err) {
 		t.Errorf("units were written for a config with errors: %v", err)
+	}
+	// Valid to systemd, and never firing: a date gone by, February 30.
+	// The timer would never run the job, and the check said nothing
+	// (found by an exploratory test).
+	cfg = tr.writeConfig(`[jobs.s1]
+paths = ["` + src + `"]
+schedule = "2020-01-01 03:00"
+
+[jobs.s2]
+paths = ["` + src + `"]
+schedule = ["daily", "*-02-30 03:00"]
+`)
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	for _, want := range []string{`:7: jobs.s1.schedule: "2020-01-01 03:00" never fires (systemd-analyze calendar: next elapse never), so the timer would never run the job`, `:11: jobs.s2.schedule: "*-02-30 03:00" never fires`} {
+		if res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, want) {
+			t.Errorf("config check of schedules that never fire: exit %d, want %q\n%s%s", res.code, want, res.stdout, res.stderr)
+		}
+	}
+	if strings.Contains(res.stderr+res.stdout, `"daily" never`) {
+		t.Errorf("daily reported:\n%s%s", res.stdout, res.stderr)
 	}
 }
