@@ -634,7 +634,13 @@ func (d *cfgDecoder) duration(t map[string]any, at toml.Key, name string, def ti
 		return def
 	}
 	dur, err := time.ParseDuration(s)
-	if err != nil || dur < 0 {
+	switch {
+	case err != nil && strings.Contains(s, "d"):
+		// keep.within and delete_delay take days; these take Go's
+		// units, and "1d" got only the examples (found by an
+		// exploratory test).
+		d.errorf(sub(at, name), "%q: days are written in hours here (\"48h\" for 2 days); give a duration such as %s", s, examples)
+	case err != nil || dur < 0:
 		d.errorf(sub(at, name), "%q: give a duration such as %s", s, examples)
 	}
 	return dur

@@ -387,6 +387,11 @@ func TestConfigMessages(t *testing.T) {
 		!strings.Contains(err.Error(), `"-1s": give a duration such as "10m", "1h" or "0s"`) {
 		t.Errorf("bad durations: %v", err)
 	}
+	// Days, which keep.within takes, are said to be hours here.
+	_, _, err = parseConfig("snap.toml", "[jobs.a]\npaths = [\"/srv\"]\ntimeout = \"1d\"\n")
+	if err == nil || !strings.Contains(err.Error(), `jobs.a.timeout: "1d": days are written in hours here ("48h" for 2 days)`) {
+		t.Errorf("timeout = 1d: %v", err)
+	}
 	// A bare number is no duration: the message says to quote one.
 	_, _, err = parseConfig("snap.toml", "[jobs.a]\npaths = [\"/srv\"]\ntimeout = 90\n")
 	if err == nil || !strings.Contains(err.Error(), `jobs.a.timeout: 90 is not a quoted duration: give one such as`) {

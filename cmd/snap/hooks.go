@@ -143,7 +143,7 @@ func runHook(ctx context.Context, u *ui, kind, command string, env, unset []stri
 	}
 	err := c.Run(hctx)
 	if err != nil && ctx.Err() == nil && errors.Is(hctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%s hook %q did not finish within %s and was stopped (with everything it started); raise --hook-timeout (hook_timeout in a job) if it needs longer, or 0 for no limit", kind, command, timeout)
+		return fmt.Errorf("%s hook %q did not finish within %s and was stopped (with everything it started); raise --hook-timeout (hook_timeout in a job) if it needs longer, or 0 for no limit (hook_timeout = \"0s\")", kind, command, timeout)
 	}
 	var ce *sources.CommandError
 	if err != nil && !errors.As(err, &ce) && ctx.Err() == nil {
