@@ -419,20 +419,28 @@ func (r *Repository) SaveObjectOnce(ctx context.Context, t FileType, plain []byt
 	case bytes.Equal(old, sealed):
 		return id, false, nil
 	}
-	// Damaged. A bucket's Save overwrites what is there (and needs no
-	// right to delete); a directory's keeps it.
-	if err := r.be.Save(ctx, h, sealed); err != nil {
+	if err := ReplaceDamaged(ctx, r.be, h, sealed); err != nil {
 		return id, false, err
 	}
-	if now, err := r.be.Load(ctx, h, 0, 0); err == nil && bytes.Equal(now, sealed) {
-		return id, true, nil
+	return id, true, nil
+}
+
+// ReplaceDamaged writes good, the intact bytes of the file h, in place of
+// a damaged file of that name. A bucket's Save overwrites what is there
+// (and needs no right to delete); a directory's keeps it, and the file is
+// then removed and saved anew. Gone already is fine: another process
+// replacing the same file at the same moment.
+func ReplaceDamaged(ctx context.Context, be Backend, h Handle, good []byte) error {
+	if err := be.Save(ctx, h, good); err != nil {
+		return err
 	}
-	// Removed, then saved anew. Gone already is fine: another copy
-	// replacing the same document at the same moment.
-	if err := r.be.Remove(ctx, h); err != nil && !errors.Is(err, ErrNotFound) {
-		return id, false, fmt.Errorf("replace %s, which is damaged: %w", h, err)
+	if now, err := be.Load(ctx, h, 0, 0); err == nil && bytes.Equal(now, good) {
+		return nil
 	}
-	return id, true, r.be.Save(ctx, h, sealed)
+	if err := be.Remove(ctx, h); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("replace %s, which is damaged: %w", h, err)
+	}
+	return be.Save(ctx, h, good)
 }
 
 // sealObjectOnce is sealObject with the nonce SaveObjectOnce describes.

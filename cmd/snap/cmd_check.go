@@ -297,8 +297,13 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 			obj = "snapshots"
 		}
 		name := strings.TrimPrefix(obj, "snapshots/")
-		ck.AddProblem(index.Problem{Kind: "unreadable_snapshot", Object: obj, Message: le.Error(),
-			Repair: fmt.Sprintf("remove it with 'snap forget %s'", name)})
+		fix := fmt.Sprintf("remove it with 'snap forget %s'", name)
+		if _, ok := s.cachedSnapshot(repo.Handle{Type: repo.SnapshotFile, Name: name}); ok {
+			// Its trees and data may be whole: forgetting it was the only
+			// advice (found by an exploratory test).
+			fix = "this host's cache holds an intact copy: put it back with 'snap repair snapshots'"
+		}
+		ck.AddProblem(index.Problem{Kind: "unreadable_snapshot", Object: obj, Message: le.Error(), Repair: fix})
 	}
 	// Key files: one that cannot be read locks out whoever's password it
 	// held (the others still open the repository).

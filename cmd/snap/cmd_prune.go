@@ -191,7 +191,7 @@ func prune(ctx, opCtx context.Context, s *session, o index.PruneOptions, without
 			return nil, err
 		}
 		if len(errs) > 0 {
-			return nil, fmt.Errorf("cannot prune: %d snapshots cannot be read (%v); they may refer to data prune would delete; nothing was changed; run 'snap check', and remove a broken snapshot with 'snap forget ID'", len(errs), errs[0])
+			return nil, fmt.Errorf("cannot prune: %d snapshots cannot be read (%v); they may refer to data prune would delete; nothing was changed; run 'snap repair snapshots', which puts back those this host's cache holds intact, and remove any left broken with 'snap forget ID'", len(errs), errs[0])
 		}
 		keep := sns[:0]
 		for _, sn := range sns {

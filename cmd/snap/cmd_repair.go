@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -33,8 +35,82 @@ func repairCommand(e *env) *cli.Command {
 				}
 				return err
 			},
+		}, {
+			Name:  "snapshots",
+			Usage: "put back damaged snapshot documents from this host's cache",
+			Description: "Reads every snapshot document of the repository; one whose bytes no longer match its name is\n" +
+				"written anew from this host's cache, when the cache holds an intact copy (a host that listed the\n" +
+				"snapshot before the damage has one). A damaged document without one is named: 'snap forget ID'\n" +
+				"removes it (its data stays until a prune). Exit 1 while any is left damaged.",
+			Action: func(c *cli.Context) error { return runRepairSnapshots(c, e) },
 		}},
 	}
+}
+
+// runRepairSnapshots puts back damaged snapshot documents from the cache.
+// A document damaged in the repository made check and prune advise only
+// 'snap forget', though its trees and data were intact and this host's
+// cache held its exact bytes (found by an exploratory test).
+func runRepairSnapshots(c *cli.Context, e *env) error {
+	s, err := openSession(c, e, sharedLock)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	be := s.r.Backend()
+	var names []string
+	if err := be.List(c.Context, repo.SnapshotFile, func(name string, _ int64) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	var replaced, left []string
+	for _, name := range names {
+		h := repo.Handle{Type: repo.SnapshotFile, Name: name}
+		data, err := repo.LoadSmall(c.Context, be, h)
+		switch {
+		case errors.Is(err, repo.ErrNotFound):
+			continue // forgotten meanwhile
+		case err == nil && repo.Hash(data).String() == name:
+			continue
+		case err != nil && !errors.Is(err, repo.ErrCorrupt):
+			return fmt.Errorf("read %s: %w", h, err)
+		}
+		good, ok := s.cachedSnapshot(h)
+		if !ok {
+			left = append(left, name)
+			s.ui.warnf("%s is damaged, and this host's cache has no intact copy of it: run 'snap repair snapshots' on a host that listed it before the damage, or remove it with 'snap forget %s' (its data stays until a prune)", h, repo.ShortName(name))
+			continue
+		}
+		if err := repo.ReplaceDamaged(c.Context, be, h, good); err != nil {
+			return diskFull(fmt.Errorf("put back %s: %w", h, err))
+		}
+		replaced = append(replaced, name)
+		s.ui.printf("put back %s from this host's cache", h)
+	}
+	if s.ui.json {
+		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair snapshots", "checked": len(names), "replaced": len(replaced), "damaged": len(left)})
+	} else {
+		s.ui.printf("checked %s: %d put back, %d left damaged", plural(len(names), "snapshot document", "snapshot documents"), len(replaced), len(left))
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%s left damaged (named above)", plural(len(left), "snapshot document", "snapshot documents"))
+	}
+	return nil
+}
+
+// cachedSnapshot returns this host's cached copy of the snapshot document
+// h when it is intact: its bytes hash to its name and open with the key.
+func (s *session) cachedSnapshot(h repo.Handle) ([]byte, bool) {
+	b, err := os.ReadFile(filepath.Join(s.cache, "snapshots", h.Name))
+	if err != nil || repo.Hash(b).String() != h.Name {
+		return nil, false
+	}
+	if _, err := s.r.OpenObject(h, b); err != nil {
+		return nil, false
+	}
+	return b, true
 }
 
 func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {

@@ -265,8 +265,14 @@ func runRestore(c *cli.Context, e *env) error {
 		advice := ""
 		if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) {
 			// What to do next: the raw error alone said nothing of it
-			// (found by an exploratory test).
-			advice = "; the repository is damaged: 'snap check' names the snapshots and files that lost data, and a restore with --exclude of them restores the rest"
+			// (found by an exploratory test). Damaged bytes are found
+			// only by reading them: plain check said "no errors found"
+			// (found by a re-test).
+			check := "'snap check'"
+			if errors.Is(err, repo.ErrCorrupt) {
+				check = "'snap check --read-data'"
+			}
+			advice = "; the repository is damaged: " + check + " names the snapshots and files that lost data, and a restore with --exclude of them restores the rest"
 		}
 		if st.Incomplete > 0 {
 			// Files under way when the damage stopped the restore.
@@ -306,7 +312,10 @@ func runRestore(c *cli.Context, e *env) error {
 			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
 	}
 	if st.Errors > 0 {
-		return fmt.Errorf("%s could not be restored (listed above)", plural(int(st.Errors), "entry", "entries"))
+		// How to finish once the cause is gone (a server that went away
+		// and came back): the failure said nothing of it, where Ctrl-C's
+		// message does (found by an exploratory test).
+		return fmt.Errorf("%s could not be restored (listed above); once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(st.Errors), "entry", "entries"))
 	}
 	if len(dbs) > 0 {
 		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))

@@ -156,7 +156,10 @@ func TestCorruption(t *testing.T) {
 			if line := oneLine(t, res); !mentions(line) && !strings.Contains(res.stderr, obj) {
 				t.Errorf("restore error %q does not name %s", line, obj)
 			}
-			if strings.Contains(name, "pack") && !strings.Contains(res.stderr, "the repository is damaged: 'snap check' names the snapshots and files that lost data") {
+			if strings.Contains(name, "flipped byte in a data pack") && !strings.Contains(res.stderr, "'snap check --read-data' names") {
+				t.Errorf("restore error of damaged bytes does not send to check --read-data:\n%s", res.stderr)
+			}
+			if strings.Contains(name, "pack") && !strings.Contains(res.stderr, "names the snapshots and files that lost data") {
 				t.Errorf("restore error gives no advice:\n%s", res.stderr)
 			}
 			for _, n := range names {
@@ -841,4 +844,45 @@ func flipMiddleByte(t *testing.T, path string) {
 	must(t, err)
 	b[len(b)/2] ^= 1
 	must(t, os.WriteFile(path, b, 0o600))
+}
+
+// TestRepairSnapshotsFromCache: a snapshot document damaged in the
+// repository is put back from this host's cache, which holds its exact
+// bytes; check says so, and prune runs again. Without a cached copy it is
+// named, with 'snap forget' (exit 1). Check and prune advised only
+// forgetting a snapshot whose data was whole (found by an exploratory test).
+func TestRepairSnapshotsFromCache(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("data"))
+	tr.mustRun("create", src)
+	tr.mustRun("list") // the cache holds the document
+	docs, err := filepath.Glob(filepath.Join(tr.repo, "snapshots", "*"))
+	must(t, err)
+	good, err := os.ReadFile(docs[0])
+	must(t, err)
+	tr.damageASnapshot()
+	res := tr.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "this host's cache holds an intact copy: put it back with 'snap repair snapshots'") {
+		t.Errorf("check of a damaged snapshot document: exit %d\n%s", res.code, res.stderr)
+	}
+	// (A prune with this cache reads the intact copy; another host's does not.)
+	if res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "other-cache")}, nil, "prune"); res.code != exitFatal || !strings.Contains(res.stderr, "run 'snap repair snapshots'") {
+		t.Errorf("prune beside a damaged snapshot document: exit %d\n%s", res.code, res.stderr)
+	}
+	res = tr.run("repair", "snapshots")
+	if res.code != 0 || !strings.Contains(res.stdout, "put back snapshots/"+filepath.Base(docs[0])+" from this host's cache") || !strings.Contains(res.stdout, "checked 1 snapshot document: 1 put back, 0 left damaged") {
+		t.Errorf("repair snapshots: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if b, _ := os.ReadFile(docs[0]); !bytes.Equal(b, good) {
+		t.Errorf("the document was not put back")
+	}
+	tr.mustRun("check", "--read-data")
+	tr.mustRun("prune")
+	// Without a cached copy: named, exit 1.
+	tr.damageASnapshot()
+	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "repair", "snapshots", "--json")
+	if res.code != exitFatal || !strings.Contains(res.stdout+res.stderr, "is damaged, and this host's cache has no intact copy of it") || !strings.Contains(res.stdout, `"damaged":1`) {
+		t.Errorf("repair snapshots without a cached copy: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 }

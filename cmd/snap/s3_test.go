@@ -516,7 +516,8 @@ func TestS3RestorePrefetch(t *testing.T) {
 	res := tr.runIn(hooks, "restore", "latest", "--target", out2)
 	lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
 	last := lines[len(lines)-1]
-	if res.code != exitFatal || !strings.HasPrefix(last, "snap: ") || !strings.Contains(last, "could not be restored") {
+	if res.code != exitFatal || !strings.HasPrefix(last, "snap: ") || !strings.Contains(last, "could not be restored") ||
+		!strings.Contains(last, "the same restore with --overwrite if-changed restores what is missing") {
 		t.Fatalf("restore with a pack that cannot be fetched: exit %d, %q", res.code, res.stderr)
 	}
 	failed := map[string]bool{}
