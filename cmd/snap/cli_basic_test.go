@@ -174,7 +174,7 @@ func TestExitCodes(t *testing.T) {
 		// printed the help and exited 0 (found by an exploratory test).
 		{[]string{"--json"}, `no command after --json: give one of init, create, list`},
 		{[]string{"-q"}, "no command after -q: give one of"},
-		{[]string{"repair"}, "'snap repair' needs a subcommand: index (see 'snap repair --help')"},
+		{[]string{"repair"}, "'snap repair' needs a subcommand: index, snapshots (see 'snap repair --help')"},
 		{[]string{"repair", "--json"}, `'snap repair' needs a subcommand: index`},
 		{[]string{"key"}, "'snap key' needs a subcommand: list, add, passwd, remove"},
 		{[]string{"config"}, "'snap config' needs a subcommand: check, jobs"},
