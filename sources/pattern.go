@@ -43,9 +43,10 @@ func ParsePattern(s string) (Pattern, error) {
 			// Paths are matched cleaned: "./cache" matched nothing, and
 			// the create saved what it was to leave out (found by an
 			// exploratory test).
-			fix := fmt.Sprintf("write %q", cleanedPattern(s))
+			meant := cleanedPattern(s)
+			fix := fmt.Sprintf("write %q", meant)
 			switch {
-			case cleanedPattern(s) == "":
+			case meant == "":
 				fix = "give the name or the absolute path of what to leave out"
 			case !strings.HasPrefix(s, "/"):
 				fix += " (any depth) or the absolute path"
@@ -69,9 +70,7 @@ func cleanedPattern(s string) string {
 		switch {
 		case c == ".." || c == ".":
 			return ""
-		case strings.HasPrefix(c, "../"):
-			c = c[3:]
-		case strings.HasPrefix(c, "/../"):
+		case strings.HasPrefix(c, "../"): // Clean keeps these; "/.." it drops
 			c = c[3:]
 		default:
 			return c

@@ -141,10 +141,11 @@ func systemdCalendar(exprs ...string) func(string) error {
 		return nil
 	}
 	known := map[string]error{}
-	// run checks exprs, and records in known the ones that never fire
-	// (a date gone by, February 30): valid to systemd, they make a timer
-	// that never runs the job, and a config check that said nothing of
-	// them (found by an exploratory test).
+	// run checks exprs and, when systemd-analyze takes them all, records
+	// each in known: nil, or errNeverFires for one that never fires (a
+	// date gone by, February 30), valid to systemd, whose timer never runs
+	// the job, and of which a config check said nothing (found by an
+	// exploratory test).
 	run := func(exprs ...string) error {
 		var stdout, stderr bytes.Buffer
 		cmd := exec.Command(path, append([]string{"calendar", "--"}, exprs...)...)
@@ -166,11 +167,10 @@ func systemdCalendar(exprs ...string) func(string) error {
 				next = append(next, strings.TrimSpace(v))
 			}
 		}
-		if len(next) == len(exprs) {
-			for i, e := range exprs {
-				if next[i] == "never" {
-					known[e] = errNeverFires
-				}
+		for i, e := range exprs {
+			known[e] = nil
+			if len(next) == len(exprs) && next[i] == "never" {
+				known[e] = errNeverFires
 			}
 		}
 		return nil
@@ -178,13 +178,8 @@ func systemdCalendar(exprs ...string) func(string) error {
 	slices.Sort(exprs)
 	exprs = slices.Compact(exprs)
 	for start := 0; start < len(exprs); start += calendarBatch {
-		batch := exprs[start:min(start+calendarBatch, len(exprs))]
-		if len(batch) > 1 && run(batch...) == nil {
-			for _, e := range batch {
-				if _, never := known[e]; !never {
-					known[e] = nil
-				}
-			}
+		if batch := exprs[start:min(start+calendarBatch, len(exprs))]; len(batch) > 1 {
+			_ = run(batch...) // a wrong one among them: each is run alone when asked for
 		}
 	}
 	return func(expr string) error {
@@ -193,8 +188,6 @@ func systemdCalendar(exprs ...string) func(string) error {
 		}
 		if err := run(expr); err != nil {
 			known[expr] = err
-		} else if _, never := known[expr]; !never {
-			known[expr] = nil
 		}
 		return known[expr]
 	}

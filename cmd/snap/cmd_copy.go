@@ -262,8 +262,8 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		unreadable += len(src.unreadable)
 		// One line each, as for a snapshot whose data is damaged: a
 		// script counting them agrees with the summary.
-		for _, lerr := range src.unreadable {
-			if u.json {
+		if u.json {
+			for _, lerr := range src.unreadable {
 				id, _ := strings.CutPrefix(unreadableObject(lerr), "snapshots/")
 				u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": id, "message": lerr.Error()})
 			}

@@ -239,15 +239,14 @@ func runForget(c *cli.Context, e *env) error {
 		var st *index.PruneStats
 		var ps *session
 		st, ps, perr = pruneRepository(c, e, po, without)
-		var le *repo.LockedError
-		if errors.As(perr, &le) && le.Holder.Prune && !le.Holder.Exclusive {
+		if msg := otherPruneRunning(perr, "this forget removed"); msg != "" {
 			// Another prune is under way (another host's forget --prune
 			// at the same hour): as in a job, the forget stands and its
 			// data waits for the next prune. It exited 11 after the
 			// snapshots were gone, which with -q said only "locked"
 			// (found by an exploratory test).
-			res.PruneSkipped = fmt.Sprintf("prune skipped: another prune is running (pid %d on host %s since %s); it reclaims unused space, and what this forget removed is reclaimed by the next one", le.Holder.PID, le.Holder.Host, localTime(le.Holder.Since()))
-			s.ui.warnf("%s", res.PruneSkipped)
+			res.PruneSkipped = msg
+			s.ui.warnf("%s", msg)
 			perr = nil
 		}
 		if st != nil {

@@ -205,7 +205,8 @@ func runRestore(c *cli.Context, e *env) error {
 		// went, as create's name where they came from: absolute.
 		target = abs
 	}
-	if err := s.checkTargetPlace(target); err != nil {
+	own := s.ownDirs(restoreRepoWhy, restoreCacheWhy)
+	if err := checkTargetPlace(target, own); err != nil {
 		return err
 	}
 	t, err := sources.OpenTarget(target)
@@ -219,7 +220,7 @@ func runRestore(c *cli.Context, e *env) error {
 	// /srv/backup). Matched by device and inode, as the kernel finds
 	// them: a relative --repo, a bind mount or a data/ linked to another
 	// disk are the same directories (found by a review).
-	t.LeaveOut(s.ownDirs(restoreRepoWhy, restoreCacheWhy))
+	t.LeaveOut(own)
 	t.LeaveRepositories(local.HoldsRepository)
 	u.infof("restoring snapshot %s (%s) %s to %s", sn.ID.Short(), localTime(sn.Time), sub, target)
 	workers := 0 // the restorer's default
@@ -500,23 +501,24 @@ func checkTargetDir(target string) error {
 	return &namedPathError{target, msg}
 }
 
-// Why a directory is left alone by a restore (restoreLeaveOut): what it is.
+// What the directories a restore leaves alone are (session.ownDirs), as
+// its messages say.
 const (
 	restoreRepoWhy  = "the repository this restore reads"
 	restoreCacheWhy = "snap's cache of the repository this restore reads"
 )
 
 // checkTargetPlace refuses a --target where the restore would write into a
-// repository: into the one it reads, into its cache here, or into any
-// other snap repository, whose config and keys the snapshot's files
-// replaced, leaving it unreadable (found by an exploratory test). A target
-// above them is checked as the restore goes (restoreLeaveOut).
-func (s *session) checkTargetPlace(target string) error {
+// repository: into one of own (the repository it reads, its cache here),
+// or into any other snap repository, whose config and keys the snapshot's
+// files replaced, leaving it unreadable (found by an exploratory test). A
+// target above them is checked as the restore goes (sources.Target's
+// LeaveOut and LeaveRepositories).
+func checkTargetPlace(target string, own map[[2]uint64]string) error {
 	shown := sources.DisplayPath(target)
-	dirs := s.ownDirs(restoreRepoWhy, restoreCacheWhy)
 	for q := resolveExisting(target); ; q = filepath.Dir(q) {
-		if k, ok := dirKey(q, true); ok && dirs[k] != "" {
-			return &namedPathError{target, usagef("--target %s: %s is %s, which a restore into it would damage: give another --target", shown, sources.DisplayPath(q), dirs[k])}
+		if k, ok := dirKey(q, true); ok && own[k] != "" {
+			return &namedPathError{target, usagef("--target %s: %s is %s, which a restore into it would damage: give another --target", shown, sources.DisplayPath(q), own[k])}
 		}
 		if local.HoldsRepository(q) {
 			return &namedPathError{target, usagef("--target %s: %s holds a backup repository (a config file and key files), whose files a restore into it would replace or mix with the snapshot's: restore into another directory, and move from there what you need", shown, sources.DisplayPath(q))}

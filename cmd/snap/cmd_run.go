@@ -698,6 +698,17 @@ func (j *Job) sourcePaths() []string {
 	return out
 }
 
+// otherPruneRunning says, when err is the prune lock held by another
+// prune, that this prune is skipped and why ("" otherwise): what (this
+// job forgot, this forget removed) waits for the next prune.
+func otherPruneRunning(err error, what string) string {
+	var le *repo.LockedError
+	if !errors.As(err, &le) || !le.Holder.Prune || le.Holder.Exclusive {
+		return ""
+	}
+	return fmt.Sprintf("prune skipped: another prune is running (pid %d on host %s since %s); it reclaims unused space, and what %s is reclaimed by the next one", le.Holder.PID, le.Holder.Host, localTime(le.Holder.Since()), what)
+}
+
 // policy is the job's keep policy as forget applies it.
 func (j *Job) policy() (snapshot.Policy, error) {
 	k := j.Keep
@@ -807,14 +818,13 @@ func runPruneStep(ctx context.Context, e *env, s *session, j *Job) error {
 	s.setFreesSpace("prune")
 	defer s.setFreesSpace("")
 	err := s.relock(ctx, pruneLock)
-	var le *repo.LockedError
-	if errors.As(err, &le) && le.Holder.Prune && !le.Holder.Exclusive {
+	if msg := otherPruneRunning(err, "this job forgot"); msg != "" {
 		// Another job's or host's prune is under way (several jobs of one
 		// repository at 03:00): it reclaims space as this one would, and
 		// what this job just forgot waits for the next prune. Failing the
 		// job for it paged admins for backups that had gone well (found
 		// by an exploratory test).
-		return &stepSkipped{msg: fmt.Sprintf("prune skipped: another prune is running (pid %d on host %s since %s); it reclaims unused space, and what this job forgot is reclaimed by the next one", le.Holder.PID, le.Holder.Host, localTime(le.Holder.Since()))}
+		return &stepSkipped{msg: msg}
 	}
 	if err != nil {
 		return err

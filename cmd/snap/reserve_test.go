@@ -28,14 +28,22 @@ func smallFS(t *testing.T, dir, size string) string {
 	t.Helper()
 	mnt := filepath.Join(dir, "fs")
 	must(t, os.MkdirAll(mnt, 0o700))
-	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			t.Skipf("mounting a small file system needs CAP_SYS_ADMIN (root outside a container): %v", err)
-		}
-		t.Fatalf("mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	mountOrSkip(t, "tmpfs", mnt, "tmpfs", 0, "size="+size+",mode=0700", "a small file system")
 	return mnt
+}
+
+// mountOrSkip mounts source on target (unmounted when the test ends).
+// Mounting needs root (CI runs as root): without CAP_SYS_ADMIN the test
+// cannot run here, and says so; any other failure fails it.
+func mountOrSkip(t *testing.T, source, target, fstype string, flags uintptr, data, what string) {
+	t.Helper()
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			t.Skipf("mounting %s needs CAP_SYS_ADMIN (root outside a container): %v", what, err)
+		}
+		t.Fatalf("mount %s: %v", what, err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
 }
 
 // newUninitRepoOnSmallFS is newUninitRepo with the repository on a tmpfs
