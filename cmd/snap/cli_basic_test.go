@@ -820,3 +820,19 @@ func TestNearestNames(t *testing.T) {
 		t.Errorf("typoDistance(josn, json) = %d, want 1", d)
 	}
 }
+
+// TestCreateTimeInFuture: a --time far ahead is saved, with a warning that
+// every forget keeps such a snapshot (found by an exploratory test: year
+// 9999 went through without a word).
+func TestCreateTimeInFuture(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	res := tr.mustRun("create", "--time", "9999-12-31T23:59:59Z", src)
+	if !strings.Contains(res.stderr, "warning: --time 9999-12-31T23:59:59Z is in the future: every forget keeps this snapshot until then") {
+		t.Errorf("create --time 9999: no warning:\n%s", res.stderr)
+	}
+	if res := tr.mustRun("create", src); strings.Contains(res.stderr, "in the future") {
+		t.Errorf("create now: %s", res.stderr)
+	}
+}

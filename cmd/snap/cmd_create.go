@@ -267,6 +267,12 @@ func runCreate(c *cli.Context, e *env, o snapshot.CreateOptions, plan createPlan
 		return err
 	}
 	u := newUI(c, e)
+	if !o.Time.IsZero() && o.Time.After(e.now().Add(24*time.Hour)) {
+		// Allowed (a clock set on purpose), but forget keeps a snapshot
+		// of the future under every policy, and it is the parent of
+		// every later create of these paths until then.
+		u.warnf("--time %s is in the future: every forget keeps this snapshot until then; snap forget ID removes it", o.Time.Format(time.RFC3339))
+	}
 	var s *session
 	defer func() {
 		if s != nil {
