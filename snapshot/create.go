@@ -115,10 +115,15 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		// previous dump and the dictionary are compression aids only,
 		// taken from the newest whatever its date.
 		older := TakenBy(sns, snapshotTime(o.Time, start))
+		want := make([]string, 0, len(streams))
+		for _, st := range streams {
+			want = append(want, st.Path)
+		}
+		slices.Sort(want)
 		if len(paths) > 0 {
-			parent = FindParent(older, o.Host, paths, o.Tags)
+			parent = FindParent(older, o.Host, paths, o.Tags, want)
 		} else {
-			parent = findStreamsParent(older, o.Host, streams)
+			parent = findStreamsParent(older, o.Host, want)
 		}
 	}
 	var parentTree *Tree
@@ -255,33 +260,20 @@ func previousDictionary(parent *Snapshot, sns []*Snapshot, host string) *repo.ID
 	return nil
 }
 
+// findStreamsParent returns the parent of a snapshot of streams alone (a
+// job of database dumps): the host's newest snapshot without paths that
+// holds the same streams (their paths, sorted).
+func findStreamsParent(sns []*Snapshot, host string, streams []string) *Snapshot {
+	return newestOfHost(sns, host, func(sn *Snapshot) bool {
+		return len(sn.Paths) == 0 && slices.Equal(StreamPaths(sn.Sources), streams)
+	})
+}
+
 // previousDump returns the content of the stream at path in the newest
 // snapshot of host that has that stream, or nil: the chunks a new dump's
 // changed chunks are compressed against (delta.go). A stream's previous
 // dump may be in another snapshot than the file parent: one nightly job per
 // database, say, each with its own snapshots.
-// findStreamsParent returns the parent of a snapshot of streams alone (a
-// job of database dumps): the host's newest snapshot without paths that
-// holds the same streams.
-func findStreamsParent(sns []*Snapshot, host string, streams []Stream) *Snapshot {
-	want := make([]string, 0, len(streams))
-	for _, s := range streams {
-		want = append(want, s.Path)
-	}
-	slices.Sort(want)
-	return newestOfHost(sns, host, func(sn *Snapshot) bool {
-		if len(sn.Paths) > 0 || len(sn.Sources) != len(want) {
-			return false
-		}
-		have := make([]string, 0, len(sn.Sources))
-		for _, s := range sn.Sources {
-			have = append(have, s.Path)
-		}
-		slices.Sort(have)
-		return slices.Equal(have, want)
-	})
-}
-
 func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, path string) []repo.ID {
 	sn := newestOfHost(sns, host, func(sn *Snapshot) bool {
 		return slices.ContainsFunc(sn.Sources, func(s Source) bool { return s.Path == path })

@@ -340,13 +340,23 @@ type Filter struct {
 	Hosts []string
 	Tags  []string // a snapshot matches when it has every tag of any one entry; "a,b" means a and b; "" means no tags at all
 	Paths []string // a snapshot matches when it has every one of these paths (a dump's path counts)
+	Jobs  []string // a snapshot matches when a config-file job of one of these names took it
 	// From and To bound the time (From inclusive, To exclusive) when set.
 	From, To time.Time
+}
+
+// Selects reports whether f names hosts, tags, paths or jobs (its time
+// bounds aside).
+func (f Filter) Selects() bool {
+	return len(f.Hosts)+len(f.Tags)+len(f.Paths)+len(f.Jobs) > 0
 }
 
 // Match reports whether sn passes the filter.
 func (f Filter) Match(sn *Snapshot) bool {
 	if len(f.Hosts) > 0 && !slices.Contains(f.Hosts, sn.Host) {
+		return false
+	}
+	if len(f.Jobs) > 0 && !slices.Contains(f.Jobs, sn.Job) {
 		return false
 	}
 	if len(f.Tags) > 0 {
@@ -502,7 +512,7 @@ func Find(sns []*Snapshot, ref string, f Filter) (*Snapshot, error) {
 		matched := f.Apply(sns)
 		if len(matched) == 0 {
 			with := " with these filters"
-			if len(f.Hosts)+len(f.Tags)+len(f.Paths) == 0 && f.From.IsZero() && f.To.IsZero() {
+			if !f.Selects() && f.From.IsZero() && f.To.IsZero() {
 				with = "" // none given: "with these filters" misled
 			}
 			return nil, fmt.Errorf("%w: no snapshot for 'latest'%s; see 'snap list'", ErrNoSnapshot, with)
@@ -553,20 +563,44 @@ func FindAt(sns []*Snapshot, t time.Time, f Filter) (*Snapshot, error) {
 }
 
 // FindParent returns the newest snapshot of sns (sorted by time) of the
-// same host, paths and tags, else the newest of the same host and paths,
-// or nil. A create gives it the snapshots dated at or before its own
-// (TakenBy). Tags come
-// first: a directory too large for one snapshot, split between two by
-// --exclude patterns and told apart by a tag, took the other half's
-// snapshot as its parent, and every run read its whole half again (found
-// by an exploratory test).
-func FindParent(sns []*Snapshot, host string, paths, tags []string) *Snapshot {
+// same host and paths, preferring, in this order, one that also has the
+// same tags and stream sources (dumps), the same tags, the same streams;
+// nil when none has the host and paths. A create gives it the snapshots
+// dated at or before its own (TakenBy), and streams as the sorted paths of
+// its stream sources (StreamPaths). Tags come first: a directory too large
+// for one snapshot, split between two by --exclude patterns and told apart
+// by a tag, took the other half's snapshot as its parent, and every run
+// read its whole half again (found by an exploratory test). Streams next:
+// a create of a job's directory by hand took the job's snapshot with its
+// database dump as its parent, and 'snap diff latest' listed the dump as
+// removed (found by an exploratory test).
+func FindParent(sns []*Snapshot, host string, paths, tags, streams []string) *Snapshot {
 	samePaths := func(sn *Snapshot) bool { return slices.Equal(sn.Paths, paths) }
-	want := tagSet(tags)
-	if p := newestOfHost(sns, host, func(sn *Snapshot) bool { return samePaths(sn) && slices.Equal(tagSet(sn.Tags), want) }); p != nil {
-		return p
+	sameTags := func(sn *Snapshot) bool { return slices.Equal(tagSet(sn.Tags), tagSet(tags)) }
+	sameStreams := func(sn *Snapshot) bool { return slices.Equal(StreamPaths(sn.Sources), streams) }
+	for _, want := range []func(*Snapshot) bool{
+		func(sn *Snapshot) bool { return samePaths(sn) && sameTags(sn) && sameStreams(sn) },
+		func(sn *Snapshot) bool { return samePaths(sn) && sameTags(sn) },
+		func(sn *Snapshot) bool { return samePaths(sn) && sameStreams(sn) },
+		samePaths,
+	} {
+		if p := newestOfHost(sns, host, want); p != nil {
+			return p
+		}
 	}
-	return newestOfHost(sns, host, samePaths)
+	return nil
+}
+
+// StreamPaths returns the paths of sources in the snapshot, sorted (empty,
+// not nil): which dumps and command outputs a snapshot holds, as
+// FindParent compares them.
+func StreamPaths(sources []Source) []string {
+	out := make([]string, 0, len(sources))
+	for _, s := range sources {
+		out = append(out, s.Path)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TakenBy returns the snapshots of sns (sorted by time) dated at or

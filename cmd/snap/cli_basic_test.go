@@ -428,6 +428,18 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if res := tr.mustRun("ls", "-q", "--at", "2026-12-02T00:00:00Z", "--path", src, src); res.stderr != "" {
 		t.Errorf("ls -q --at: stderr %q", res.stderr)
 	}
+	// A 03:00 timer's snapshot, started late by its random delay: --at
+	// 03:00 is the night before, as asked, and the notice names the one
+	// taken minutes later (found by an exploratory test: nothing said so).
+	writeFile(t, f, []byte("wednesday"))
+	lateTimer := tr.createID("--time", "2026-12-02T03:07:31Z", src)
+	res = tr.mustRun("dump", "--at", "2026-12-02T03:00:00Z", f)
+	if res.stdout != "tuesday" || !strings.Contains(res.stderr, "snapshot "+lateTimer[:8]+" of ") || !strings.Contains(res.stderr, " was taken 7m30s after that time (a timer's random delay?)") {
+		t.Errorf("dump --at 03:00 before a late timer's snapshot: %q\n%s", res.stdout, res.stderr)
+	}
+	if res := tr.mustRun("dump", "--at", "2026-12-02T02:00:00Z", f); strings.Contains(res.stderr, "after that time") {
+		t.Errorf("dump --at an hour before: %s", res.stderr)
+	}
 }
 
 // TestTimeWithSpace: create --time, --since, --until and --at take RFC

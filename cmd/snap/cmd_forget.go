@@ -454,6 +454,22 @@ func tagsPresent(sns []*snapshot.Snapshot) string {
 	return "tags: " + strings.Join(tags, ", ")
 }
 
+// jobsPresent names the jobs that took snapshots of sns, for a note on a
+// --job that matched none.
+func jobsPresent(sns []*snapshot.Snapshot) string {
+	var jobs []string
+	for _, sn := range sns {
+		if sn.Job != "" {
+			jobs = append(jobs, sn.Job)
+		}
+	}
+	slices.Sort(jobs)
+	if jobs = slices.Compact(jobs); len(jobs) == 0 {
+		return "no snapshot was taken by a job ('snap run')"
+	}
+	return "jobs: " + strings.Join(jobs, ", ")
+}
+
 // checkKeepTags refuses an empty tag in a keep-tag rule ("", "a,"): it
 // would match every snapshot, or none, and turn retention off silently.
 func checkKeepTags(rules []string) error {

@@ -44,7 +44,7 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 - **SNAP_NEW_PASSWORD_FILE**, **SNAP_NEW_PASSWORD**, **SNAP_NEW_PASSWORD_COMMAND**: the new password of **snap key add** and **snap key passwd**.
 - **SNAP_FROM_REPOSITORY**, **SNAP_FROM_PASSWORD_FILE**, **SNAP_FROM_PASSWORD**, **SNAP_FROM_PASSWORD_COMMAND**: the repository whose chunker parameters **snap init --copy-chunker-params-from** takes, and its password.
 - **SNAP_METRICS_DIR**: default for **snap run --metrics-dir**.
-- **SNAP_PROGRESS_INTERVAL**: how often progress is shown (a duration; 0 turns JSON progress lines off).
+- **SNAP_PROGRESS_INTERVAL**: how often progress is shown (a duration; 0 turns progress off, on the terminal and as JSON lines).
 - **SNAP_DEBUG**: when set, an internal error also prints where it happened (a stack trace).
 - **SNAP_CPUPROFILE**, **SNAP_MEMPROFILE**, **SNAP_TRACE**: write a CPU profile, a heap profile or an execution trace of the run to that file (a new one, or one that holds a profile or trace already; never through a link or where another user could redirect it).
 - **AWS_ACCESS_KEY_ID**, **AWS_SECRET_ACCESS_KEY**, **AWS_SESSION_TOKEN**, **AWS_SHARED_CREDENTIALS_FILE**, **AWS_PROFILE**, **AWS_REGION**, **AWS_DEFAULT_REGION**: credentials and region of an S3 repository.

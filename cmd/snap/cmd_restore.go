@@ -290,8 +290,12 @@ func runRestore(c *cli.Context, e *env) error {
 		if len(exc) > 0 {
 			also = " that --exclude left in"
 		}
+		example := path.Join(sub, "…")
+		if sub == "/" && len(sn.Paths) > 0 {
+			example = path.Join(sn.Paths[0], "…") // "/…" read as a placeholder
+		}
 		return fmt.Errorf("--include matched no file%s below %s, so nothing was restored: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'",
-			also, sources.DisplayPath(sub), sources.DisplayPath(path.Join(sub, "…")))
+			also, sources.DisplayPath(sub), sources.DisplayPath(example))
 	}
 	if u.json {
 		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs, Other: st.Other,

@@ -207,7 +207,7 @@ func runStats(c *cli.Context, e *env) error {
 	if _, held, ok := s.heldReserve(); ok {
 		st.ReserveBytes = int64(held)
 	}
-	if f := filterFrom(c); c.NArg() > 0 || len(f.Hosts)+len(f.Tags)+len(f.Paths) > 0 {
+	if f := filterFrom(c); c.NArg() > 0 || f.Selects() {
 		if st.Selection, err = selectionStats(c, s, sns, f); err != nil {
 			return err
 		}

@@ -32,7 +32,7 @@ func tagCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "set", Usage: "replace the tags with these (\"a,b\": both; repeatable; --set '' removes all)"},
 		),
 		Action: func(c *cli.Context) error {
-			if f := filterFrom(c); c.NArg() == 0 && len(f.Hosts) == 0 && len(f.Tags) == 0 && len(f.Paths) == 0 {
+			if f := filterFrom(c); c.NArg() == 0 && !f.Selects() {
 				return usagef("tag needs the snapshots to change: snap tag --add keep SNAPSHOT... ('snap list' shows them), or --host, --tag or --path to select them")
 			}
 			add, err := tagWords("add", c.StringSlice("add"))

@@ -20,12 +20,15 @@ func unlockCommand(e *env) *cli.Command {
 			"refreshed for 30 minutes (a running snap refreshes its lock every 5 minutes). Locks of running\n" +
 			"processes stay. --all removes every lock, also those of running processes: use it only when you\n" +
 			"know no snap runs against the repository (for example on another host whose clock is wrong).",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "remove every lock, including those of running processes"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Usage: "remove every lock, including those of running processes"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "list the locks, and which would be removed, removing none (lock files are encrypted: this is how to read them)"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unlock takes no arguments")
 			}
-			return runUnlock(c, e, c.Bool("all"))
+			return runUnlock(c, e, c.Bool("all"), c.Bool("dry-run"))
 		},
 	}
 }
@@ -50,7 +53,7 @@ func toLockJSON(l repo.LockEntry) lockJSON {
 	return j
 }
 
-func runUnlock(c *cli.Context, e *env, all bool) error {
+func runUnlock(c *cli.Context, e *env, all, dryRun bool) error {
 	u := newUI(c, e)
 	r, _, err := openRepository(c, e, u, gstring(c, "repo"))
 	if err != nil {
@@ -61,20 +64,25 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 	if err != nil {
 		return err
 	}
-	if all && len(locks) > 0 {
+	if all && len(locks) > 0 && !dryRun {
 		u.warnf("removing every lock, also those of snap processes that may still be running; a running prune or backup can damage the repository if it continues")
 	}
 	res := struct {
-		Removed []lockJSON `json:"removed"`
+		Removed []lockJSON `json:"removed"` // with --dry-run: would be removed
 		Kept    []lockJSON `json:"kept"`
-	}{Removed: []lockJSON{}, Kept: []lockJSON{}}
+		DryRun  bool       `json:"dry_run,omitempty"`
+	}{Removed: []lockJSON{}, Kept: []lockJSON{}, DryRun: dryRun}
+	removed, kept := "removed", "kept"
+	if dryRun {
+		removed, kept = "would remove", "would keep"
+	}
 	var failed error
 	for _, l := range locks {
 		j := toLockJSON(l)
 		if !all && !l.Stale {
 			res.Kept = append(res.Kept, j)
 			if l.Err != nil {
-				u.printf("kept unreadable lock %s (%v); remove it with --all if no snap runs", l.Name[:8], l.Err)
+				u.printf("%s unreadable lock %s (%v); remove it with --all if no snap runs", kept, l.Name[:8], l.Err)
 			} else {
 				why := "its process is running"
 				ago := time.Since(l.Info.Time).Round(time.Second)
@@ -88,11 +96,13 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 					why = fmt.Sprintf("taken in another PID namespace (%s, a container?), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)",
 						sources.DisplayPath(l.Info.PIDNamespace), ago)
 				}
-				u.printf("kept the %s lock of pid %d on %s (snap %s, since %s): %s", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since), why)
+				u.printf("%s the %s lock of pid %d on %s (snap %s, since %s): %s", kept, j.Kind, j.PID, j.Host, j.Command, localTime(j.Since), why)
 			}
 			continue
 		}
-		if err := r.RemoveLock(c.Context, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
+		if dryRun {
+			// Nothing removed.
+		} else if err := r.RemoveLock(c.Context, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
 			failed = err
 			u.errorf("remove lock %s: %v", l.Name[:8], err)
 			continue
@@ -100,11 +110,11 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 		res.Removed = append(res.Removed, j)
 		switch {
 		case l.Err != nil:
-			u.printf("removed unreadable lock %s", l.Name[:8])
+			u.printf("%s unreadable lock %s", removed, l.Name[:8])
 		case l.Stale:
-			u.printf("removed stale %s lock of pid %d on %s (snap %s, since %s)", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+			u.printf("%s stale %s lock of pid %d on %s (snap %s, since %s)", removed, j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
 		default:
-			u.printf("removed the %s lock of pid %d on %s (snap %s, since %s)", j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+			u.printf("%s the %s lock of pid %d on %s (snap %s, since %s)", removed, j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
 		}
 	}
 	if u.json {
@@ -112,7 +122,7 @@ func runUnlock(c *cli.Context, e *env, all bool) error {
 			return err
 		}
 	} else {
-		u.printf("removed %d locks, %d remain", len(res.Removed), len(res.Kept))
+		u.printf("%s %d locks, %d remain", removed, len(res.Removed), len(res.Kept))
 	}
 	return failed
 }

@@ -25,6 +25,7 @@ func filterFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "host", Usage: "only snapshots of this host (repeatable)"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "only snapshots with this tag; \"a,b\" means both, \"\" none at all (repeatable: any of them)"},
 		multiFlag("path", "only snapshots that include this path (repeatable: all of them)"),
+		&cli.StringSliceFlag{Name: "job", Usage: "only snapshots taken by this job of the config file ('snap run JOB'; repeatable: any of them)"},
 	}
 }
 
@@ -42,7 +43,7 @@ func filterFrom(c *cli.Context) snapshot.Filter {
 		// (found by an exploratory test).
 		paths = append(paths, filepath.Clean(p))
 	}
-	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: paths}
+	return snapshot.Filter{Hosts: c.StringSlice("host"), Tags: c.StringSlice("tag"), Paths: paths, Jobs: c.StringSlice("job")}
 }
 
 func sinceFlag() cli.Flag {
@@ -551,6 +552,11 @@ func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
 			notes = append(notes, fmt.Sprintf("no snapshot has path %q", p))
 		}
 	}
+	for _, j := range f.Jobs {
+		if !has(func(sn *snapshot.Snapshot) bool { return sn.Job == j }) {
+			notes = append(notes, fmt.Sprintf("no snapshot was taken by job %q (%s)", j, jobsPresent(sns)))
+		}
+	}
 	return strings.Join(notes, "; ")
 }
 
@@ -675,8 +681,27 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
 	// The snapshot is one the user did not name: say which, and whether
 	// another host or set of paths was passed over.
-	s.ui.noticef("--at %s: %s%s%s", c.String("at"), describeSnapshot(sn), holding, otherSets(f.Apply(sns), sn))
+	s.ui.noticef("--at %s: %s%s%s%s", c.String("at"), describeSnapshot(sn), holding, otherSets(f.Apply(sns), sn), takenSoonAfter(f.Apply(sns), sn, when))
 	return sn, nil
+}
+
+// takenSoonAfter is a note for --at when the next snapshot of sn's host
+// and paths was taken within half an hour after the time asked: a timer
+// set for 03:00 starts up to random_delay later, and "--at 03:00" then
+// chose the night before, with nothing to say so (found by an
+// exploratory test). "" otherwise.
+func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, when time.Time) string {
+	for _, o := range sns {
+		if !o.Time.After(when) || o.Host != sn.Host || !slices.Equal(snapshot.SnapshotPaths(o), snapshot.SnapshotPaths(sn)) {
+			continue
+		}
+		if o.Time.Sub(when) > 30*time.Minute {
+			return ""
+		}
+		return fmt.Sprintf("; snapshot %s of %s was taken %s after that time (a timer's random delay?): give its ID, or --at %s, for it",
+			o.ID.Short(), localTime(o.Time), o.Time.Sub(when).Round(time.Second), localTime(o.Time))
+	}
+	return ""
 }
 
 // laterHint adds to the error of a time before every snapshot under the
@@ -684,7 +709,7 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 // one does): the admin's next try (found by an exploratory test).
 func laterHint(err error, f snapshot.Filter, later []*snapshot.Snapshot, subs []string) error {
 	filters := ""
-	if len(f.Hosts)+len(f.Tags)+len(f.Paths) > 0 {
+	if f.Selects() {
 		filters = " with these filters"
 	}
 	if len(subs) > 0 && subs[0] != "" && subs[0] != "/" {

@@ -107,6 +107,15 @@ func TestLiveLockBlocks(t *testing.T) {
 	if !strings.Contains(res.stdout, "kept the exclusive lock of pid 4242 on db1") || tr.lockCount() != 1 {
 		t.Errorf("unlock removed a live lock: %s", res.stdout)
 	}
+	// --dry-run reads the locks (encrypted: cat shows nothing) and
+	// removes none, even with --all.
+	res = tr.mustRun("unlock", "--all", "-n")
+	if !strings.Contains(res.stdout, "would remove the exclusive lock of pid 4242 on db1 (snap prune, since ") || strings.Contains(res.stdout+res.stderr, "removing every lock") || tr.lockCount() != 1 {
+		t.Errorf("unlock --all -n: %s%s", res.stdout, res.stderr)
+	}
+	if res := tr.mustRun("unlock", "--dry-run", "--json"); !strings.Contains(res.stdout, `"dry_run": true`) || !strings.Contains(res.stdout, `"command": "prune"`) {
+		t.Errorf("unlock --dry-run --json: %s", res.stdout)
+	}
 	res = tr.mustRun("unlock", "--all", "--json")
 	var out struct {
 		Removed []lockJSON `json:"removed"`

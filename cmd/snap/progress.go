@@ -69,7 +69,7 @@ type display struct {
 }
 
 // progressInterval is how often progress is shown: SNAP_PROGRESS_INTERVAL
-// (a Go duration; 0 turns JSON progress lines off), else 4 times a second
+// (a Go duration; 0 turns progress off), else 4 times a second
 // on a terminal and once a second for JSON.
 func progressInterval(e *env, u *ui) time.Duration {
 	if v := e.getenv("SNAP_PROGRESS_INTERVAL"); v != "" {

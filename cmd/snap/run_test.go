@@ -130,6 +130,21 @@ cache_dir = "`+tr.cache+`"
 	if res := tr.runConfig(nil, "run", "nope", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stderr, "app, db") {
 		t.Errorf("unknown job: %d %s", res.code, res.stderr)
 	}
+
+	// --job selects a job's snapshots: 'latest' of a job, not the newest
+	// of any (found by an exploratory test: there was no way to say it
+	// but the job's paths).
+	res = tr.runConfig(nil, "list", "--job", "app", "--json")
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil || len(list) != 1 || list[0].Host != "apphost" {
+		t.Errorf("list --job app: %v %s %s", err, res.stdout, res.stderr)
+	}
+	if res := tr.runConfig(nil, "ls", "--job", "app", "latest"); res.code != 0 || !strings.Contains(res.stdout, "data.txt") {
+		t.Errorf("ls --job app latest: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.runConfig(nil, "list", "--job", "nightly")
+	if res.code != 0 || !strings.Contains(res.stderr, `no snapshot was taken by job "nightly" (jobs: app, db)`) {
+		t.Errorf("list --job of no job: exit %d\n%s", res.code, res.stderr)
+	}
 }
 
 // TestRunJobNamedHelp: jobs named like the library's help command ("h",
