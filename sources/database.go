@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -572,6 +573,24 @@ func (p *Dump) completeMarker() string {
 	return ""
 }
 
+// tailReader passes r through, keeping its last keep bytes (or up to
+// twice as many) in tail. Only the end of a read can end the stream: a
+// large read keeps its last keep bytes, not a copy of all of it.
+type tailReader struct {
+	r    io.Reader
+	keep int
+	tail []byte
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.tail = append(t.tail, p[max(0, n-t.keep):n]...)
+	if len(t.tail) > 2*t.keep {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-t.keep:]...)
+	}
+	return n, err
+}
+
 // completeTail is how much of a dump's end completeReader keeps to find
 // the tool's marker in.
 const completeTail = 4096
@@ -585,20 +604,17 @@ type completeReader struct {
 	io.ReadCloser
 	tool   string
 	marker string
-	tail   []byte
+	tail   *tailReader
 	n      int64
 	eof    bool
 }
 
 func (r *completeReader) Read(p []byte) (int, error) {
-	n, err := r.ReadCloser.Read(p)
-	r.n += int64(n)
-	// Only the end of a read can end the dump: a large read keeps its
-	// last completeTail bytes, not a copy of all of it.
-	r.tail = append(r.tail, p[max(0, n-completeTail):n]...)
-	if len(r.tail) > 2*completeTail {
-		r.tail = append(r.tail[:0], r.tail[len(r.tail)-completeTail:]...)
+	if r.tail == nil {
+		r.tail = &tailReader{r: r.ReadCloser, keep: completeTail}
 	}
+	n, err := r.tail.Read(p)
+	r.n += int64(n)
 	if err == io.EOF {
 		r.eof = true
 	}
@@ -609,7 +625,11 @@ func (r *completeReader) Close() error {
 	if err := r.ReadCloser.Close(); err != nil || !r.eof {
 		return err // the tool failed, or the dump was not read to its end
 	}
-	if tail := r.tail[max(0, len(r.tail)-completeTail):]; !endsWithMarker(tail, r.marker) {
+	var tail []byte
+	if r.tail != nil {
+		tail = r.tail.tail[max(0, len(r.tail.tail)-completeTail):]
+	}
+	if !endsWithMarker(tail, r.marker) {
 		return fmt.Errorf("%s exited with status 0, but its output (%d bytes) does not end with %q: the dump is incomplete (%s, or a wrapper around it, stopped early without reporting a failure; any lines it printed are above)", r.tool, r.n, r.marker, r.tool)
 	}
 	return nil
@@ -668,6 +688,11 @@ type RestoreOptions struct {
 	From   string
 	Stderr func(line string) // the tool's error and warning lines
 	Stdout func(line string) // the tool's other output
+	// Warn receives what the restore found lost or changed on the way
+	// while the load itself succeeded: values the server cut as it
+	// loaded them (MariaDB/MySQL), or that the dump holds cut (SQLite's
+	// TEXT with a NUL). Nil drops them.
+	Warn func(msg string)
 	// ReadAll, when set, reads the whole dump once, from where the dump
 	// comes, without loading it. A restore that would drop what it
 	// replaces before it loads (MariaDB and MySQL, which cannot rename a
@@ -785,6 +810,41 @@ func (d *Database) CheckRestoreClient() error {
 	}
 	_, err := d.restoreClient()
 	return err
+}
+
+// CheckRestoreTarget returns an error wrapping ErrNotEmpty when a restore
+// without Replace would refuse the database (it exists and holds data),
+// changing nothing: a restore of several dumps checks every target before
+// it loads the first (one database was restored, the next refused, and
+// the set was half restored; found by an exploratory test). A whole
+// server, and MongoDB, are left to the restore.
+func (d *Database) CheckRestoreTarget(ctx context.Context) error {
+	if d.All {
+		return nil
+	}
+	switch d.Kind {
+	case KindPostgres:
+		n, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + d.Name}, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n")
+		if err != nil || n == "0" {
+			return err
+		}
+		if objects, err := d.psql(ctx, d.Name, nil, pgUserObjects); err != nil || objects == "0" {
+			return err
+		}
+	case KindMySQL:
+		exists, objects, _, err := d.mysqlObjects(ctx)
+		if err != nil || exists == "0" || objects == "0" {
+			return err
+		}
+	case KindSQLite:
+		fi, err := os.Stat(d.File)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+			return nil // the restore says what is wrong with it
+		}
+	default:
+		return nil
+	}
+	return fmt.Errorf("database %s %w", d, ErrNotEmpty)
 }
 
 // lookTool returns the first of the programs that is installed.

@@ -187,17 +187,26 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 	// The largest statement sent, for what a closed connection means.
 	meter := &statementMeter{r: dump}
 	dump = meter
+	var warned serverWarnings
 	load := func(db string) error {
 		// --binary-mode refuses the client's own commands (\!, system);
 		// --local-infile=0 refuses LOAD DATA LOCAL INFILE, through which
 		// a crafted dump read /etc/shadow into a table (found by an
-		// exploratory test; restricted.go).
-		args := append(d.mysqlConnArgs(), "--batch", "--binary-mode", "--local-infile=0", "--max-allowed-packet="+mysqlMaxPacket)
+		// exploratory test; restricted.go). --show-warnings: the dump
+		// loads without strict mode, in which the server stores a value
+		// it cannot hold cut or emptied with a warning, and the restore
+		// went on without a word (found by an exploratory test: an emoji
+		// in an ENUM whose definition the server reports with '?').
+		args := append(d.mysqlConnArgs(), "--batch", "--binary-mode", "--local-infile=0", "--max-allowed-packet="+mysqlMaxPacket, "--show-warnings")
 		if db != "" {
 			args = append(args, "--", db)
 		}
-		c := Command{Name: tool, Args: args, Env: d.env("MYSQL_PWD"), Stdin: dump, Stderr: o.Stderr, StderrLines: clientStderrLines, Stdout: o.Stdout}
-		return c.Run(ctx)
+		c := Command{Name: tool, Args: args, Env: d.env("MYSQL_PWD"), Stdin: dump, Stderr: o.Stderr, StderrLines: clientStderrLines, Stdout: warned.filter(o.Stdout)}
+		err := c.Run(ctx)
+		if err == nil && warned.n > 0 && o.Warn != nil {
+			o.Warn(warned.message(d))
+		}
+		return err
 	}
 	if all {
 		// Its script replaces each table, view and routine it holds,
@@ -269,7 +278,16 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// restore said nothing meanwhile; found by an exploratory test).
 		// MariaDB locks all the tables before it drops any.
 		wait := cmp.Or(d.lockWait, mysqlDropWait)
-		if _, err := d.mysqlQuery(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout=%d;\nDROP DATABASE %s;\n", int(wait.Seconds()), mysqlIdent(d.Name))); err != nil {
+		// Waiting is said after a while: the restore was silent for as
+		// long as the drop waited (found by an exploratory test).
+		waiting := time.AfterFunc(min(5*time.Second, wait/2), func() {
+			if o.Stderr != nil {
+				o.Stderr(fmt.Sprintf("note: waiting for other sessions to release the tables of %s before it is dropped (an open transaction, a long query; SHOW PROCESSLIST names them), at most %v", d, wait))
+			}
+		})
+		_, err := d.mysqlQuery(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout=%d;\nDROP DATABASE %s;\n", int(wait.Seconds()), mysqlIdent(d.Name)))
+		waiting.Stop()
+		if err != nil {
 			if isLockWaitTimeout(err) {
 				return false, fmt.Errorf("%s: drop database: %w: another session holds one of its tables (an open transaction, a long query), and the restore waited %v for it: end that session (SHOW PROCESSLIST; KILL …) or stop the application, then restore again (%w)", d, err, wait, ErrUnchanged)
 			}
@@ -632,4 +650,40 @@ func (d *Database) mysqlHistoryArgs(ctx context.Context) (args []string, note st
 		return nil, "the history of system-versioned tables is not saved, only their current rows: mariadb-dump cannot dump transaction-precise history, the kind these tables keep: " + strings.Join(precise, ", "), nil
 	}
 	return []string{"--dump-history"}, "", nil
+}
+
+// serverWarnings counts the warnings the MariaDB/MySQL client prints for
+// the statements of a dump (--show-warnings), keeping the first few.
+type serverWarnings struct {
+	n     int
+	first []string
+}
+
+// filter returns a Stdout for the client that takes its warning lines
+// and passes the rest to out.
+func (w *serverWarnings) filter(out func(string)) func(string) {
+	return func(line string) {
+		if strings.HasPrefix(line, "Warning (Code ") {
+			w.n++
+			if len(w.first) < 3 {
+				w.first = append(w.first, line)
+			}
+			return
+		}
+		if out != nil {
+			out(line)
+		}
+	}
+}
+
+func (w *serverWarnings) message(d *Database) string {
+	more := ""
+	if w.n > len(w.first) {
+		more = fmt.Sprintf("; and %d more", w.n-len(w.first))
+	}
+	times := fmt.Sprintf("%d times", w.n)
+	if w.n == 1 {
+		times = "once"
+	}
+	return fmt.Sprintf("%s: the server warned %s as it loaded the dump, and may have stored values cut, emptied or changed (%s%s): compare with the source; a column whose definition the server cannot hold as written (an emoji in an ENUM of a latin1 database) loses its values the same way there", d, times, strings.Join(w.first, "; "), more)
 }

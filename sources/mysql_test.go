@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -124,11 +125,35 @@ func TestMySQLReplaceWaitsForLocksBounded(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
 	time.Sleep(time.Second)
-	_, err := d.Restore(ctx, strings.NewReader("CREATE TABLE u (i INT);\n"), false, RestoreOptions{Replace: true})
+	var notes safeLines
+	_, err := d.Restore(ctx, strings.NewReader("CREATE TABLE u (i INT);\n"), false, RestoreOptions{Replace: true, Stderr: notes.add})
 	if !errors.Is(err, ErrUnchanged) || !strings.Contains(err.Error(), "another session holds one of its tables") {
 		t.Errorf("restore --replace of a database in use: %v", err)
+	}
+	// The wait is said while it lasts (it was silent; found by an
+	// exploratory test).
+	if got := notes.String(); !strings.Contains(got, "note: waiting for other sessions to release the tables of "+d.String()+" before it is dropped") {
+		t.Errorf("no note while the drop waited: %q", got)
 	}
 	if got, err := d.mysqlQuery(ctx, "SELECT i FROM "+mysqlIdent(d.Name)+".t;\n"); err != nil || got != "1" {
 		t.Errorf("the database after the refused restore: %q, %v", got, err)
 	}
+}
+
+// safeLines collects lines from several goroutines.
+type safeLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *safeLines) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+func (l *safeLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }

@@ -412,7 +412,8 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	f.Close()
 	// The dump is the repository's, and may be anyone's who can write
 	// there (sqliteload.go, sqlitescreen.go).
-	screen := newSQLiteScreen(dump)
+	tail := &tailReader{r: dump, keep: 64 << 10}
+	screen := newSQLiteScreen(tail)
 	screen.deferWAL = true
 	err = sqliteLoad(ctx, loaded, screen.next)
 	if err == nil && screen.wal {
@@ -471,6 +472,25 @@ func (d *Database) sqliteRestore(ctx context.Context, dump io.Reader, o RestoreO
 	if df, err := os.Open(dir); err == nil {
 		_ = df.Sync()
 		df.Close()
+	}
+	// The create warned of TEXT values .dump cut at a NUL, and saved the
+	// snapshot; weeks later the restore said nothing (found by an
+	// exploratory test). The check's lines end the dump.
+	if found, truncated := parseNULCheck(tail.tail); (len(found) > 0 || truncated) && o.Warn != nil {
+		n := int64(0)
+		for _, f := range found {
+			for _, c := range f.counts {
+				n += c
+			}
+		}
+		what := fmt.Sprintf("%d TEXT values", n)
+		if n == 1 {
+			what = "1 TEXT value"
+		}
+		if truncated {
+			what = "TEXT values"
+		}
+		o.Warn(fmt.Sprintf("%s: the dump holds %s with a NUL character, which sqlite3's .dump cut at the NUL when the snapshot was taken (its create said which): they are restored cut short", d, what))
 	}
 	return !exists, nil
 }

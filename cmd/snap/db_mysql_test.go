@@ -629,3 +629,32 @@ func TestMariaDBRestoreFailureOutputBounded(t *testing.T) {
 		t.Errorf("restore of 3,000 rows under a 16 KiB max_allowed_packet: exit %d, %d lines\n%.6000s", res.code, lines, res.stderr)
 	}
 }
+
+// TestMariaDBRestoreWarnsOfCutValues: a value the server cannot store as
+// the dump gives it (an emoji in an ENUM that MariaDB reports, and dumps,
+// as '?', in a latin1 database) is emptied with a warning as the dump
+// loads; the restore says so (found by an exploratory test: exit 0 and
+// not a word).
+func TestMariaDBRestoreWarnsOfCutValues(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET latin1;")
+	my.mustQuery(db, "CREATE TABLE t (e ENUM('a','\U0001F600') CHARACTER SET utf8mb4) DEFAULT CHARSET utf8mb4; INSERT INTO t VALUES ('\U0001F600'), ('a');")
+	tr.mustRun("create", "--db", my.url(db))
+	to := my.newDatabase()
+	my.mustQuery("", "DROP DATABASE `"+to+"`;")
+	res := tr.mustRun("restore", "latest", "--db", db, "--to", my.url(to))
+	if !strings.Contains(res.stderr, "warning: ") || !strings.Contains(res.stderr, "the server warned once as it loaded the dump") || !strings.Contains(res.stderr, "Warning (Code 1265): Data truncated for column 'e'") {
+		t.Errorf("restore of a value the server empties: no warning\n%s", res.stderr)
+	}
+	// A dump that loads cleanly gives none.
+	plain := my.newDatabase()
+	my.mustQuery(plain, "CREATE TABLE t (s VARCHAR(20)); INSERT INTO t VALUES ('Straße');")
+	tr.mustRun("create", "--db", my.url(plain))
+	plainTo := my.newDatabase()
+	my.mustQuery("", "DROP DATABASE `"+plainTo+"`;")
+	if res := tr.mustRun("restore", "latest", "--db", plain, "--to", my.url(plainTo)); strings.Contains(res.stderr, "warn") {
+		t.Errorf("restore of a clean dump: %s", res.stderr)
+	}
+}

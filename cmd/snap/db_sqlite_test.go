@@ -464,9 +464,24 @@ func TestRestoreSeveralDatabasesSaysWhatWasNotRestored(t *testing.T) {
 	if got := strings.TrimSpace(sqliteQuery(t, a, "SELECT x FROM t;")); got != "changed" {
 		t.Errorf("the first database was restored (%q) before the second name was found wanting", got)
 	}
-	// Without --replace, a holds data: its restore fails, b and c are not tried.
+	// Without --replace, every target is checked first: b holds data, so
+	// a (gone meanwhile) is not restored either (it was, and the set was
+	// half restored; found by an exploratory test).
+	must(t, os.Remove(a))
+	res = tr.run("restore", "latest", "--db", "a", "--db", "b")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "b.db exists and is not empty, so nothing was restored: restore the dumps into other databases with --to, or replace them with --replace") {
+		t.Errorf("restore whose second target holds data: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(a); err == nil {
+		t.Errorf("restore whose second target holds data restored the first")
+	}
+	// The first restore fails (a directory in its place): b and c are
+	// not tried, and the error names them.
+	must(t, os.Mkdir(a, 0o755))
+	must(t, os.Remove(filepath.Join(tr.dir, "b.db")))
+	must(t, os.Remove(filepath.Join(tr.dir, "c.db")))
 	res = tr.run("restore", "latest", "--db", "a", "--db", "b", "--db", "/db/sqlite/c.sql")
-	if res.code != exitFatal || !strings.Contains(res.stderr, "not empty") || !strings.Contains(res.stderr, "; not restored: b, /db/sqlite/c.sql (restore them with: snap restore "+list[0].ShortID+" --db b --db /db/sqlite/c.sql)") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "is not a regular file") || !strings.Contains(res.stderr, "; not restored: b, /db/sqlite/c.sql (restore them with: snap restore "+list[0].ShortID+" --db b --db /db/sqlite/c.sql)") {
 		t.Errorf("restore whose first database fails: exit %d\n%s", res.code, res.stderr)
 	}
 }
@@ -508,10 +523,15 @@ func TestSQLiteTextWithNULReported(t *testing.T) {
 	}
 	// The dump, with the check's line at its end, restores: the value
 	// cut, the rest whole.
+	// The restore says so again (it said nothing; found by an
+	// exploratory test).
 	cut := filepath.Join(tr.dir, "cut.db")
-	tr.mustRun("restore", "latest", "--db", "app.db", "--to", "sqlite://"+cut)
+	res = tr.mustRun("restore", "latest", "--db", "app.db", "--to", "sqlite://"+cut)
 	if got := sqliteQuery(t, cut, "SELECT hex(body) FROM notes ORDER BY id;"); got != "6162\n706C61696E\n" {
 		t.Errorf("the restored values: %q", got)
+	}
+	if !strings.Contains(res.stderr, "warning: sqlite://"+cut+": the dump holds 1 TEXT value with a NUL character, which sqlite3's .dump cut at the NUL when the snapshot was taken") {
+		t.Errorf("restore of a dump with cut values: no warning\n%s", res.stderr)
 	}
 	res = tr.run("create", "--json", "--db", "sqlite://"+dbFile)
 	if res.code != exitPartial || !strings.Contains(res.stdout, `"errors":1`) || !strings.Contains(res.stdout+res.stderr, `"path":"/db/sqlite/app.sql","type":"error"`) {
@@ -521,7 +541,9 @@ func TestSQLiteTextWithNULReported(t *testing.T) {
 	if res := tr.run("create", "--db", "sqlite://"+dbFile); res.code != 0 {
 		t.Errorf("create after the value was made a BLOB: exit %d\n%s", res.code, res.stderr)
 	}
-	tr.mustRun("restore", "latest", "--db", "app.db", "--replace")
+	if res := tr.mustRun("restore", "latest", "--db", "app.db", "--replace"); strings.Contains(res.stderr, "NUL") {
+		t.Errorf("restore of a clean dump: %s", res.stderr)
+	}
 	if got := sqliteQuery(t, dbFile, "SELECT hex(body) FROM notes WHERE id = 1;"); strings.TrimSpace(got) != "6162006364" {
 		t.Errorf("the BLOB came back as %s", got)
 	}

@@ -233,6 +233,16 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 			return fmt.Errorf("%w; nothing was restored", err)
 		}
 	}
+	if !replace && len(plans) > 1 {
+		for _, p := range plans {
+			if err := p.into.CheckRestoreTarget(c.Context); err != nil {
+				if errors.Is(err, sources.ErrNotEmpty) {
+					return fmt.Errorf("%w, so nothing was restored: restore the dumps into other databases with --to, or replace them with --replace", err)
+				}
+				return fmt.Errorf("%s: check whether it can be restored into: %w; nothing was restored", p.into, err)
+			}
+		}
+	}
 	for i, p := range plans {
 		if err := restoreDatabase(c, s, sn, p.src, p.from, p.into, replace); err != nil {
 			err = restoreFailure(c.Context, p, err)
@@ -302,6 +312,7 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		Properties: src.Properties,
 		Stderr:     u.toolLines(into.String()),
 		Stdout:     func(line string) { u.infof("%s: %s", into, line) },
+		Warn:       func(msg string) { u.warnf("%s", msg) },
 		ReadAll: func(ctx context.Context) error {
 			u.printf("reading the dump through once before %s drops what it replaces", into)
 			return repo.Catch(func() error { return writeContent(ctx, s.ix, node, io.Discard) })
