@@ -243,7 +243,11 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 		cand.keyName = keyName
 		plain, err := cand.openObject(h, sealed)
 		if err != nil {
-			return fmt.Errorf("key %s opens with this password but not the repository's config (a key of another repository, left by an init that lost a race, or a damaged config): %w", shortName(keyName), err)
+			// Damage is the likelier cause, and comes first with its fix
+			// (found by an exploratory test: the advice led with the
+			// rarer one, and gave no fix).
+			return fmt.Errorf("the repository's config is damaged, or key %s, which this password opens, is another repository's (left by an init that lost a race): %w; "+
+				"put config back from any copy or backup of this repository (snap writes it once, at init), or open the repository with another key's password", shortName(keyName), err)
 		}
 		if cand.cfg, err = parseConfig(plain); err != nil {
 			var newer *newerFormatError

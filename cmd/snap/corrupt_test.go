@@ -886,3 +886,20 @@ func TestRepairSnapshotsFromCache(t *testing.T) {
 		t.Errorf("repair snapshots without a cached copy: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestDamagedConfig: a config whose bytes were changed gives the likelier
+// cause first, with the fix (the message led with "a key of another
+// repository" and gave none; found by an exploratory test).
+func TestDamagedConfig(t *testing.T) {
+	tr := newTestRepo(t)
+	cfg := filepath.Join(tr.repo, "config")
+	b, err := os.ReadFile(cfg)
+	must(t, err)
+	b[len(b)/2] ^= 0xaa
+	must(t, os.WriteFile(cfg, b, 0o600))
+	res := tr.run("list")
+	if res.code != exitFatal || !strings.HasPrefix(res.stderr, "snap: the repository's config is damaged, or key ") ||
+		!strings.Contains(res.stderr, "put config back from any copy or backup of this repository") {
+		t.Errorf("list with a damaged config: exit %d\n%s", res.code, res.stderr)
+	}
+}

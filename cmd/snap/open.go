@@ -262,13 +262,22 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		return nil
 	}
 	u := s.ui
+	// The first few stale locks removed are named, the rest counted: a
+	// night of crashed runs made a prune print one line for each of 29.
+	const named = 3
+	stale := 0
 	lo := repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: s.command,
 		OnStale: func(l repo.LockEntry) {
-			u.warnf("%s", l.Info.StaleRemoved())
+			if stale++; stale <= named {
+				u.warnf("%s", l.Info.StaleRemoved())
+			}
 		}}
 	l, err := s.r.Lock(ctx, lo)
 	if err != nil && s.freeing != "" && repo.DiskFull(err) && s.releaseReserve() {
 		l, err = s.r.Lock(ctx, lo)
+	}
+	if stale > named {
+		u.warnf("removed %d more stale locks, of snap processes that ended without removing theirs (crashed, killed)", stale-named)
 	}
 	if err != nil {
 		if s.freeing != "" && repo.DiskFull(err) {
