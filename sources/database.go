@@ -812,6 +812,20 @@ func (d *Database) CheckRestoreClient() error {
 	return err
 }
 
+// Check reports, once the dump has ended well, what it lost on the way
+// (err), and what a restore of it would stop at (warning): for SQLite,
+// sqliteCheck; for PostgreSQL, a dump too large for the server's lock
+// table in one transaction (pgLockCheck).
+func (p *Dump) Check(ctx context.Context) (warning string, err error) {
+	switch p.DB.Kind {
+	case KindSQLite:
+		return p.sqliteCheck(ctx)
+	case KindPostgres:
+		return p.DB.pgLockCheck(ctx), nil
+	}
+	return "", nil
+}
+
 // CheckRestoreTarget returns an error wrapping ErrNotEmpty when a restore
 // without Replace would refuse the database (it exists and holds data),
 // changing nothing: a restore of several dumps checks every target before

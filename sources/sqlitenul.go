@@ -153,11 +153,10 @@ func parseNULCheck(tail []byte) (found []nulFinding, truncated bool) {
 	return found, false
 }
 
-// Check reports, once the dump has ended well, what it lost on the way
-// (err): for SQLite, TEXT values holding a NUL character, which sqlite3's
-// .dump cuts there; and what a restore of it would stop at (warning): for
-// SQLite, a schema snap's loader cannot load (sqliteSchemaProblem).
-func (p *Dump) Check(ctx context.Context) (warning string, err error) {
+// sqliteCheck is Check for SQLite: TEXT values holding a NUL character,
+// which sqlite3's .dump cuts there (err), and a schema snap's loader
+// cannot load (sqliteSchemaProblem; warning).
+func (p *Dump) sqliteCheck(ctx context.Context) (warning string, err error) {
 	if p.checkFailed != "" {
 		// The schema's file may be cut short too: not tried.
 		warning = "the dump is whole, but its checks (TEXT values with a NUL, which .dump cuts; the schema as a restore loads it) did not run to their end: " + p.checkFailed
