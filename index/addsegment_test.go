@@ -188,16 +188,19 @@ func TestLookupEach(t *testing.T) {
 	ix.pages.min, ix.pages.budget = 1, 0 // pages are released during the lookups too
 	ids := addBigSegment(t, ix, 7, 2500)
 	ids = append(ids, repo.ID{0xee}, ids[0], repo.ID{})
-	var locs []Location
-	var found []bool
+	// Each index once, in any order (the IDs' order within a batch).
+	locs, found := make([]Location, len(ids)), make([]bool, len(ids))
+	called := make([]bool, len(ids))
+	calls := 0
 	ix.LookupEach(repo.DataBlob, ids, func(i int, loc Location, ok bool) {
-		if i != len(locs) {
-			t.Fatalf("call %d for index %d", len(locs), i)
+		if called[i] {
+			t.Fatalf("index %d called twice", i)
 		}
-		locs, found = append(locs, loc), append(found, ok)
+		called[i], locs[i], found[i] = true, loc, ok
+		calls++
 	})
-	if len(locs) != len(ids) {
-		t.Fatalf("%d calls for %d blobs", len(locs), len(ids))
+	if calls != len(ids) {
+		t.Fatalf("%d calls for %d blobs", calls, len(ids))
 	}
 	for i, id := range ids {
 		want, wantOK := ix.Lookup(repo.DataBlob, id)
@@ -267,7 +270,14 @@ func TestPagesReleasedAboveBudget(t *testing.T) {
 	if n := count(); n != 4 {
 		t.Errorf("released %d times above the budget, want 4", n)
 	}
-	if r := p.resident(); r <= 0 || r == math.MaxInt64 {
-		t.Errorf("resident memory %d", r)
+	if r, f := p.resident(); r <= 0 || r == math.MaxInt64 || f <= 0 || f > r {
+		t.Errorf("resident memory %d, file-backed %d", r, f)
+	}
+	// With the heap alone above the budget, the pages stay while the
+	// file-backed memory is below the floor (releasing them gave back
+	// little and made every lookup fault).
+	p.fileFloor = 1 << 62
+	if n := count(); n != 0 {
+		t.Errorf("released %d times with the file-backed memory below the floor", n)
 	}
 }

@@ -139,7 +139,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		o.Log = func(string) {}
 	}
 	ix := &Index{r: r, readOnly: o.ReadOnly}
-	ix.pages.min, ix.pages.budget = releaseMin, rssBudget
+	ix.pages.min, ix.pages.budget, ix.pages.fileFloor = releaseMin, rssBudget, fileFloor
 	key := r.IDKey()
 	ix.hashers.New = func() any { return chunk.NewHasher(key) }
 	path := filepath.Join(dir, "index.db")
@@ -419,20 +419,31 @@ func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {
 const lookupBatch = 1024
 
 // LookupEach looks up every blob of ids (all of type t), lookupBatch of
-// them in one read transaction, and calls fn, in order, with each one's
+// them in one read transaction, and calls fn, once for each, with its
 // index in ids and what Lookup would return. A directory's unchanged files
 // are checked this way: the buckets opened once per transaction, and each
 // pack record decoded once for the many blobs that share a pack, where
 // Lookup pays all of that for every blob. fn runs inside the transaction
 // and must not use the index: a second transaction in the same goroutine
 // can wait forever behind a writer that waits for the first.
+//
+// The blobs of a batch are looked up in the order of their IDs, the
+// B-tree's: successive lookups then touch neighbouring pages, which one
+// fault maps together, where IDs in a file's order touched a page of their
+// own each, mapped again after every release (pages.go).
 func (ix *Index) LookupEach(t repo.BlobType, ids []repo.ID, fn func(i int, loc Location, ok bool)) {
+	order := make([]int, 0, min(lookupBatch, len(ids)))
 	for start := 0; start < len(ids); start += lookupBatch {
 		end := min(start+lookupBatch, len(ids))
+		order = order[:0]
+		for i := start; i < end; i++ {
+			order = append(order, i)
+		}
+		slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
 		_ = ix.db.View(func(tx *bolt.Tx) error {
 			r := ix.newTxReader(tx)
 			r.seen = make(map[uint32]seenPack)
-			for i := start; i < end; i++ {
+			for _, i := range order {
 				loc, ok := r.lookup(t, ids[i], nil)
 				fn(i, loc, ok)
 				if ix.pages.due() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -846,5 +847,47 @@ func TestCreateTimeInFuture(t *testing.T) {
 	}
 	if res := tr.mustRun("create", src); strings.Contains(res.stderr, "in the future") {
 		t.Errorf("create now: %s", res.stderr)
+	}
+}
+
+// TestDumpStopsOnSignal: dump of a file of repeated chunks (a sparse
+// image's holes) stops at SIGTERM; it went on writing them from memory,
+// and only kill -9 ended it (found by an exploratory test).
+func TestDumpStopsOnSignal(t *testing.T) {
+	tr := newTestRepo(t)
+	img := filepath.Join(tr.dir, "src", "disk.img")
+	must(t, os.MkdirAll(filepath.Dir(img), 0o755))
+	f, err := os.Create(img)
+	must(t, err)
+	must(t, f.Truncate(64<<30)) // 64 GiB of holes
+	must(t, f.Close())
+	tr.mustRun("create", img)
+	cmd := exec.Command(snapBin, "dump", "latest", img)
+	cmd.Env = append(baseEnv(), tr.env...)
+	out, err := cmd.StdoutPipe()
+	must(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	// Read the first bytes, then keep the pipe drained.
+	var first [1 << 20]byte
+	if _, err := io.ReadFull(out, first[:]); err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("dump wrote nothing: %v\n%s", err, stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	must(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+			t.Errorf("dump after SIGTERM: %v, want exit %d\n%s", err, exitInterrupted, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("dump went on 10 s after SIGTERM\n%s", stderr.String())
 	}
 }
