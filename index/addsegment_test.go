@@ -2,8 +2,10 @@ package index
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -279,5 +281,21 @@ func TestPagesReleasedAboveBudget(t *testing.T) {
 	p.fileFloor = 1 << 62
 	if n := count(); n != 0 {
 		t.Errorf("released %d times with the file-backed memory below the floor", n)
+	}
+}
+
+// TestNotIndexedNamesOtherType: a blob asked for as a tree that the index
+// lists as data (a crafted or damaged tree) is said to be so, not "not in
+// the index" alone (found by an exploratory test).
+func TestNotIndexedNamesOtherType(t *testing.T) {
+	ix, _, _ := newTestIndex(t)
+	ids := addBigSegment(t, ix, 3, 10)
+	_, err := ix.LoadBlob(context.Background(), repo.TreeBlob, ids[0], nil)
+	if !errors.Is(err, ErrBlobNotIndexed) || !strings.Contains(err.Error(), "the index lists it as a data blob") {
+		t.Errorf("tree blob that is data: %v", err)
+	}
+	_, err = ix.LoadBlob(context.Background(), repo.TreeBlob, repo.ID{0xee}, nil)
+	if !errors.Is(err, ErrBlobNotIndexed) || strings.Contains(err.Error(), "lists it as") {
+		t.Errorf("unknown blob: %v", err)
 	}
 }

@@ -598,6 +598,16 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 // 'snap repair index', which refuses a damaged segment, or none at all
 // (found by an exploratory test).
 func (ix *Index) NotIndexedError(t repo.BlobType, id repo.ID) error {
+	other := repo.TreeBlob
+	if t == repo.TreeBlob {
+		other = repo.DataBlob
+	}
+	if _, ok := ix.Lookup(other, id); ok {
+		// A tree that names a data blob as a directory's subtree, or
+		// a file's content a tree blob: the index is right, the tree
+		// is not (found by an exploratory test: "not in the index").
+		return fmt.Errorf("%s blob %s: %w: the index lists it as a %s blob; the tree that names it is damaged or crafted ('snap check' shows what is affected)", t, id, ErrBlobNotIndexed, other)
+	}
 	if ix.unreadSegments.Load() {
 		return fmt.Errorf("%s blob %s: %w (an index segment could not be read, above: 'snap repair index --from-packs' indexes its packs again)", t, id, ErrBlobNotIndexed)
 	}
