@@ -268,19 +268,27 @@ func TestPagesReleasedAboveBudget(t *testing.T) {
 	if n := count(); n != 0 {
 		t.Errorf("released %d times below the budget", n)
 	}
-	p.budget = 0
-	if n := count(); n != 4 {
-		t.Errorf("released %d times above the budget, want 4", n)
-	}
 	if r, f := p.resident(); r <= 0 || r == math.MaxInt64 || f <= 0 || f > r {
 		t.Errorf("resident memory %d, file-backed %d", r, f)
 	}
-	// With the heap alone above the budget, the pages stay while the
-	// file-backed memory is below the floor (releasing them gave back
-	// little and made every lookup fault).
-	p.fileFloor = 1 << 62
-	if n := count(); n != 0 {
-		t.Errorf("released %d times with the file-backed memory below the floor", n)
+	// The rule, on numbers (the test's own memory cannot be set): above
+	// the budget pages go; with the heap alone above it, only when the
+	// file-backed memory is over the floor and half the heap (releasing
+	// them gave back little and made every lookup fault).
+	const mib = 1 << 20
+	for _, c := range []struct {
+		resident, file int64
+		want           bool
+	}{
+		{100 * mib, 40 * mib, false},  // under the budget
+		{150 * mib, 50 * mib, true},   // heap 100 MiB: under the budget, the map goes
+		{300 * mib, 60 * mib, false},  // heap 240 MiB: 60 MiB within the floor
+		{300 * mib, 100 * mib, false}, // heap 200 MiB: within half of it
+		{400 * mib, 140 * mib, true},  // heap 260 MiB: over both
+	} {
+		if got := releaseNow(c.resident, c.file, 120*mib, 64*mib); got != c.want {
+			t.Errorf("resident %d MiB, file-backed %d MiB: release %v, want %v", c.resident/mib, c.file/mib, got, c.want)
+		}
 	}
 }
 

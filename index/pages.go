@@ -111,8 +111,15 @@ func (p *pageReleaser) due() bool {
 		return true
 	}
 	resident, file := p.resident()
+	return releaseNow(resident, file, p.budget, p.fileFloor)
+}
+
+// releaseNow decides due's question from the resident memory and its
+// file-backed part: above the budget, unless the heap alone is above it
+// and the file-backed part is within floor and half the heap.
+func releaseNow(resident, file, budget, floor int64) bool {
 	anon := resident - file
-	return resident > p.budget && (anon <= p.budget || file > max(p.fileFloor, anon/2))
+	return resident > budget && (anon <= budget || file > max(floor, anon/2))
 }
 
 // resident reads the process's resident memory, and the part of it that
