@@ -613,3 +613,26 @@ func TestRestoreSeveralDumpsHintLeavesOutGivenNames(t *testing.T) {
 		t.Errorf("restore of three dumps, two misspelt: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestRestoreDumpByRecordedURL: --db takes the database's URL as the
+// snapshot records it ('snap list --json' sources[].url), as well as its
+// names (found by an exploratory test: "no snapshot holds a dump named").
+func TestRestoreDumpByRecordedURL(t *testing.T) {
+	tr := newTestRepo(t)
+	dbFile := filepath.Join(tr.dir, "We ird.db")
+	sqliteQuery(t, dbFile, "CREATE TABLE t (x); INSERT INTO t VALUES ('a');")
+	tr.mustRun("create", "--db", "sqlite://"+dbFile)
+	var list []snapshotJSON
+	must(t, jsonUnmarshal(tr.mustRun("list", "--json").stdout, &list))
+	if len(list) != 1 || len(list[0].Sources) != 1 {
+		t.Fatalf("list: %+v", list)
+	}
+	recorded := list[0].Sources[0].URL
+	for i, name := range []string{recorded, "sqlite://" + dbFile} {
+		out := filepath.Join(tr.dir, fmt.Sprintf("out%d.db", i))
+		tr.mustRun("restore", "latest", "--db", name, "--to", "sqlite://"+out)
+		if got := sqliteQuery(t, out, "SELECT x FROM t;"); got != "a\n" {
+			t.Errorf("restore --db %s: %q", name, got)
+		}
+	}
+}

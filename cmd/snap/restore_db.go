@@ -137,20 +137,28 @@ func dumpNames(sn *snapshot.Snapshot, kind string) [][]string {
 }
 
 // dumpsNamed returns the dumps of srcs that --db name means: by the dump's
-// file name, with or without its extension, the database's name, or an
-// SQLite database's file name.
+// file name, with or without its extension, the database's name, an
+// SQLite database's file name, or the database's URL as recorded (as
+// 'snap list --json' shows it, or written so that it reads the same).
 func dumpsNamed(srcs []snapshot.Source, name string) []snapshot.Source {
+	var given string // name as a database URL, in its recorded form
+	if strings.Contains(name, "://") {
+		if d, err := sources.ParseRecordedDatabase(name); err == nil {
+			given = d.String()
+		}
+	}
 	var matches []snapshot.Source
 	for _, src := range srcs {
 		base := path.Base(src.Path)
-		dbName, fileName := "", ""
+		dbName, fileName, url := "", "", ""
 		if d, err := sources.ParseRecordedDatabase(src.URL); err == nil {
-			dbName = d.Name
+			dbName, url = d.Name, d.String()
 			if d.File != "" {
 				fileName = path.Base(d.File) // an SQLite database by its file's name
 			}
 		}
-		if name == base || name == strings.TrimSuffix(base, path.Ext(base)) || (dbName != "" && name == dbName) || (fileName != "" && name == fileName) {
+		if name == base || name == strings.TrimSuffix(base, path.Ext(base)) || (dbName != "" && name == dbName) || (fileName != "" && name == fileName) ||
+			name == src.URL || (given != "" && given == url) {
 			matches = append(matches, src)
 		}
 	}
