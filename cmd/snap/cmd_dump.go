@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -45,10 +46,20 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 		return err
 	}
 	defer s.close()
-	_, p, node, err := s.findPath(c, ref, p)
+	sn, np, node, err := s.findPath(c, ref, p)
+	if errors.Is(err, snapshot.ErrNoPath) && sn != nil && !strings.Contains(p, "/") {
+		// A database dump by the names restore --db takes ('snap dump
+		// latest app > app.sql'): "path /app does not exist" (found by
+		// an exploratory test).
+		if m := dumpsNamed(sn.Sources, p); len(m) == 1 {
+			np = m[0].Path
+			node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np)
+		}
+	}
 	if err != nil {
 		return err
 	}
+	p = np
 	switch node.Type {
 	case sources.TypeFile:
 		if err := writeContent(c.Context, s.ix, node, e.stdout); err != nil {

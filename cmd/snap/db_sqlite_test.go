@@ -616,7 +616,8 @@ func TestRestoreSeveralDumpsHintLeavesOutGivenNames(t *testing.T) {
 
 // TestRestoreDumpByRecordedURL: --db takes the database's URL as the
 // snapshot records it ('snap list --json' sources[].url), as well as its
-// names (found by an exploratory test: "no snapshot holds a dump named").
+// names (found by an exploratory test: "no snapshot holds a dump named"),
+// and dump takes those names for a dump's path.
 func TestRestoreDumpByRecordedURL(t *testing.T) {
 	tr := newTestRepo(t)
 	dbFile := filepath.Join(tr.dir, "We ird.db")
@@ -628,6 +629,13 @@ func TestRestoreDumpByRecordedURL(t *testing.T) {
 		t.Fatalf("list: %+v", list)
 	}
 	recorded := list[0].Sources[0].URL
+	// dump takes the same names ('snap dump latest app > app.sql').
+	if res := tr.mustRun("dump", "latest", "We ird"); !strings.Contains(res.stdout, "VALUES(1,'a');") {
+		t.Errorf("dump latest NAME:\n%s%s", res.stdout, res.stderr)
+	}
+	if res := tr.run("dump", "latest", "nothing"); res.code != exitFatal || !strings.Contains(res.stderr, "does not exist") {
+		t.Errorf("dump latest of an unknown name: exit %d\n%s", res.code, res.stderr)
+	}
 	for i, name := range []string{recorded, "sqlite://" + dbFile} {
 		out := filepath.Join(tr.dir, fmt.Sprintf("out%d.db", i))
 		tr.mustRun("restore", "latest", "--db", name, "--to", "sqlite://"+out)
