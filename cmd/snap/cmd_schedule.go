@@ -117,20 +117,33 @@ type unitJSON struct {
 
 // lingerMissing returns this user's name when logind does not keep a
 // systemd manager running for the user while logged out (no file in
-// /var/lib/systemd/linger), else "". A machine without logind's directory
-// is not judged.
+// /var/lib/systemd/linger), else "". A machine without logind is not
+// judged.
 func lingerMissing() string {
 	u, err := user.Current()
 	if err != nil {
 		return ""
 	}
-	if _, err := os.Stat("/var/lib/systemd/linger"); err != nil {
+	return lingerMissingIn("/var/lib/systemd/linger", []string{"/usr/lib/systemd/systemd-logind", "/lib/systemd/systemd-logind"}, u.Username)
+}
+
+// lingerMissingIn is lingerMissing with its paths given. logind makes the
+// linger directory when lingering is first enabled, so on most machines it
+// is not there at all, which is when the warning matters: it was judged
+// only where the directory existed (found by an exploratory test).
+func lingerMissingIn(lingerDir string, logind []string, name string) string {
+	if _, err := os.Stat(filepath.Join(lingerDir, name)); err == nil {
 		return ""
 	}
-	if _, err := os.Stat(filepath.Join("/var/lib/systemd/linger", u.Username)); err == nil {
-		return ""
+	if _, err := os.Stat(lingerDir); err == nil {
+		return name
 	}
-	return u.Username
+	for _, p := range logind {
+		if _, err := os.Stat(p); err == nil {
+			return name
+		}
+	}
+	return ""
 }
 
 func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOptions) error {

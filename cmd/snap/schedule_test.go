@@ -500,3 +500,28 @@ schedule = ["daily", "*-02-30 03:00"]
 		t.Errorf("daily reported:\n%s%s", res.stdout, res.stderr)
 	}
 }
+
+// TestLingerMissing: a user without lingering is named where logind is
+// installed, also when no user has lingering yet (logind makes the
+// directory then; the warning was never given on such a machine), and
+// not where logind is not installed or the user has lingering.
+func TestLingerMissing(t *testing.T) {
+	dir := t.TempDir()
+	linger := filepath.Join(dir, "linger")
+	logind := filepath.Join(dir, "systemd-logind")
+	if got := lingerMissingIn(linger, []string{logind}, "backup"); got != "" {
+		t.Errorf("no logind: %q", got)
+	}
+	writeFile(t, logind, []byte("#!"))
+	if got := lingerMissingIn(linger, []string{logind}, "backup"); got != "backup" {
+		t.Errorf("logind, no linger directory: %q", got)
+	}
+	writeFile(t, filepath.Join(linger, "other"), nil)
+	if got := lingerMissingIn(linger, []string{"/nonexistent"}, "backup"); got != "backup" {
+		t.Errorf("another user lingers: %q", got)
+	}
+	writeFile(t, filepath.Join(linger, "backup"), nil)
+	if got := lingerMissingIn(linger, []string{logind}, "backup"); got != "" {
+		t.Errorf("the user lingers: %q", got)
+	}
+}
