@@ -576,7 +576,8 @@ func FindAt(sns []*Snapshot, t time.Time, f Filter) (*Snapshot, error) {
 // removed (found by an exploratory test).
 func FindParent(sns []*Snapshot, host string, paths, tags, streams []string) *Snapshot {
 	samePaths := func(sn *Snapshot) bool { return slices.Equal(sn.Paths, paths) }
-	sameTags := func(sn *Snapshot) bool { return slices.Equal(tagSet(sn.Tags), tagSet(tags)) }
+	wantTags := tagSet(tags)
+	sameTags := func(sn *Snapshot) bool { return slices.Equal(tagSet(sn.Tags), wantTags) }
 	sameStreams := func(sn *Snapshot) bool { return slices.Equal(StreamPaths(sn.Sources), streams) }
 	for _, want := range []func(*Snapshot) bool{
 		func(sn *Snapshot) bool { return samePaths(sn) && sameTags(sn) && sameStreams(sn) },

@@ -838,7 +838,7 @@ func (d *Database) CheckRestoreTarget(ctx context.Context) error {
 	}
 	switch d.Kind {
 	case KindPostgres:
-		n, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + d.Name}, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n")
+		n, err := d.psql(ctx, pgMaintenanceDB, []string{"name=" + d.Name}, pgDatabaseExists)
 		if err != nil || n == "0" {
 			return err
 		}

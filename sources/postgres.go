@@ -92,14 +92,26 @@ var pgRoleExists = regexp.MustCompile(`ERROR:\s+role ".*" already exists`)
 // pgMaintenanceDB is where CREATE and DROP DATABASE are run from.
 const pgMaintenanceDB = "postgres"
 
+// pgUserRelations and pgLargeObjects count a database's own relations
+// (tables, indexes, sequences, views) and large objects, SQL expressions
+// of pgUserObjects and pgLockNeeds.
+const (
+	pgUserRelations = `(SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')`
+	pgLargeObjects = `(SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)`
+)
+
 const pgUserObjects = `SELECT
-  (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
+  ` + pgUserRelations + `
   + (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
-  + (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)
+  + ` + pgLargeObjects + `
   + (SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\_%');
 `
+
+// pgDatabaseExists counts the databases named by the psql variable name
+// (0 or 1).
+const pgDatabaseExists = "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n"
 
 const pgDropDatabase = `SELECT current_setting('server_version_num')::int >= 130000 AS force \gset
 \if :force
@@ -176,7 +188,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		return false, nil
 	}
 	name := "name=" + d.Name
-	n, err := d.psql(ctx, pgMaintenanceDB, []string{name}, "SELECT count(*) FROM pg_catalog.pg_database WHERE datname = :'name';\n")
+	n, err := d.psql(ctx, pgMaintenanceDB, []string{name}, pgDatabaseExists)
 	if err != nil {
 		return false, fmt.Errorf("%s: check whether the database exists: %w (%w)", d, err, ErrUnchanged)
 	}
@@ -1008,8 +1020,7 @@ func (d *Database) pgLockCheck(ctx context.Context) string {
 // pgLockNeeds counts what a load of one database's dump locks, and the
 // server's lock table (pgLockCheck).
 const pgLockNeeds = `SELECT
-  (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
-  + (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata),
+  ` + pgUserRelations + `
+  + ` + pgLargeObjects + `,
   current_setting('max_locks_per_transaction')::bigint * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint);
 `

@@ -100,12 +100,12 @@ func runUnlock(c *cli.Context, e *env, all, dryRun bool) error {
 			}
 			continue
 		}
-		if dryRun {
-			// Nothing removed.
-		} else if err := r.RemoveLock(c.Context, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
-			failed = err
-			u.errorf("remove lock %s: %v", l.Name[:8], err)
-			continue
+		if !dryRun {
+			if err := r.RemoveLock(c.Context, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
+				failed = err
+				u.errorf("remove lock %s: %v", l.Name[:8], err)
+				continue
+			}
 		}
 		res.Removed = append(res.Removed, j)
 		switch {

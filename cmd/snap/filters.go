@@ -633,11 +633,17 @@ func (s *session) named(c *cli.Context, sns []*snapshot.Snapshot, refs []string)
 // nothing else would tell), else "".
 func otherSets(sns []*snapshot.Snapshot, sn *snapshot.Snapshot) string {
 	for _, o := range sns {
-		if o.Host != sn.Host || !slices.Equal(snapshot.SnapshotPaths(o), snapshot.SnapshotPaths(sn)) {
+		if !sameSet(o, sn) {
 			return "; other hosts or paths have snapshots too: --host and --path choose among them"
 		}
 	}
 	return ""
+}
+
+// sameSet reports whether a and b are snapshots of the same host and the
+// same paths (dumps included): of one job, as far as they tell.
+func sameSet(a, b *snapshot.Snapshot) bool {
+	return a.Host == b.Host && slices.Equal(snapshot.SnapshotPaths(a), snapshot.SnapshotPaths(b))
 }
 
 // findAt is snapshot.FindAt under the command's filters. Given the path
@@ -681,7 +687,8 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	s.warnChosenAmongReadable(sn, "--at "+c.String("at"))
 	// The snapshot is one the user did not name: say which, and whether
 	// another host or set of paths was passed over.
-	s.ui.noticef("--at %s: %s%s%s%s", c.String("at"), describeSnapshot(sn), holding, otherSets(f.Apply(sns), sn), takenSoonAfter(f.Apply(sns), sn, when))
+	passed := f.Apply(sns)
+	s.ui.noticef("--at %s: %s%s%s%s", c.String("at"), describeSnapshot(sn), holding, otherSets(passed, sn), takenSoonAfter(passed, sn, when))
 	return sn, nil
 }
 
@@ -692,7 +699,7 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 // exploratory test). "" otherwise.
 func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, when time.Time) string {
 	for _, o := range sns {
-		if !o.Time.After(when) || o.Host != sn.Host || !slices.Equal(snapshot.SnapshotPaths(o), snapshot.SnapshotPaths(sn)) {
+		if !o.Time.After(when) || !sameSet(o, sn) {
 			continue
 		}
 		if o.Time.Sub(when) > 30*time.Minute {
