@@ -68,6 +68,15 @@ type PruneOptions struct {
 	// Instant deletes at once instead of marking. The caller must hold
 	// the exclusive lock.
 	Instant bool
+	// Discard names packs a failed run of the caller wrote and indexed (a
+	// create that found the disk full): those no snapshot uses are
+	// deleted at once, as Instant deletes, and the rest of the plan is
+	// as without it. Marked with the delay, they held the room a failed
+	// backup took until a prune 12 hours later, so the next night's
+	// create met the same full disk (found by an exploratory test). The
+	// caller must hold the exclusive lock: a run that read their segment
+	// could rely on them, and with it none runs.
+	Discard map[repo.ID]bool
 	// Repack names packs whose used blobs are copied into new packs
 	// whatever their unused share: a pack whose bytes no longer match
 	// its name while every blob in it is intact (check --read-data says
@@ -123,9 +132,12 @@ type PruneStats struct {
 
 	DeletedPacks []repo.ID `json:"deleted_packs"` // marked packs (or, instant, unused ones) deleted
 	DeletedBytes int64     `json:"deleted_bytes"`
-	OrphanPacks  []repo.ID `json:"orphan_packs"` // unindexed packs (left by interrupted runs) deleted
-	OrphanBytes  int64     `json:"orphan_bytes"`
-	OrphansKept  int       `json:"orphans_kept"` // unindexed packs left because another snap process runs
+	// DiscardedPacks are packs of PruneOptions.Discard deleted at once.
+	DiscardedPacks []repo.ID `json:"discarded_packs,omitempty"`
+	DiscardedBytes int64     `json:"discarded_bytes,omitempty"`
+	OrphanPacks    []repo.ID `json:"orphan_packs"` // unindexed packs (left by interrupted runs) deleted
+	OrphanBytes    int64     `json:"orphan_bytes"`
+	OrphansKept    int       `json:"orphans_kept"` // unindexed packs left because another snap process runs
 	// Temporary files (half-written packs and the like) that interrupted
 	// runs left in a local repository, removed.
 	TempFiles int   `json:"temp_files"`
@@ -189,7 +201,7 @@ const (
 	actKeep    packAction = iota
 	actMark               // newly marked
 	actRescue             // marked, needed again: back to live
-	actDelete             // deleted (marked and due, or unused with Instant)
+	actDelete             // deleted (marked and due, or unused with Instant or Discard)
 	actPending            // stays marked
 	actDrop               // indexed but missing: dropped from the index
 )
@@ -253,6 +265,9 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	}
 	now := r.Now()
 	st := &PruneStats{DryRun: o.DryRun, Instant: o.Instant}
+	if len(o.Discard) > 0 && !o.Instant && (o.Lock == nil || !o.Lock.Info().Exclusive) {
+		return nil, errors.New("prune: discarding a failed run's packs needs the exclusive lock")
+	}
 
 	// 1. The packs in data/, before anything else: a pack a running
 	// create uploads later is not in this list, so it cannot be taken for
@@ -700,7 +715,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 			pp.action = actDrop
 			continue
 		case !pp.live():
-			if pl.o.Instant || pl.due(pp.markedAt) {
+			if pl.o.Instant || pl.o.Discard[pp.id] || pl.due(pp.markedAt) {
 				pp.action = actDelete
 			} else {
 				pp.action = actPending
@@ -714,7 +729,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		pl.st.UnusedBytes += un
 		switch {
 		case pp.usedBytes == 0:
-			pp.action = pl.retire()
+			pp.action = pl.retire(pp)
 		case un > 0:
 			partial = append(partial, pp)
 			unused += un
@@ -773,10 +788,16 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 func (pl *planner) tally() {
 	st := pl.st
 	st.DeletedPacks, st.DeletedBytes, st.MarkedPacks, st.MarkedBytes, st.MarkedDue = nil, 0, nil, 0, time.Time{}
+	st.DiscardedPacks, st.DiscardedBytes = nil, 0
 	st.RescuedPacks, st.MissingPacks, st.PendingPacks, st.PendingBytes, st.PendingUntil, st.BlockedBy = nil, nil, 0, 0, time.Time{}, ""
 	for _, pp := range pl.order {
 		switch pp.action {
 		case actDelete:
+			if pl.o.Discard[pp.id] && !pl.o.Instant {
+				pl.st.DiscardedPacks = append(pl.st.DiscardedPacks, pp.id)
+				pl.st.DiscardedBytes += pl.sizeOf(pp)
+				break
+			}
 			pl.st.DeletedPacks = append(pl.st.DeletedPacks, pp.id)
 			pl.st.DeletedBytes += pl.sizeOf(pp)
 		case actMark:
@@ -811,8 +832,8 @@ func betterHolder(a, b *prunePack) bool {
 }
 
 // retire is what happens to a live pack no longer needed.
-func (pl *planner) retire() packAction {
-	if pl.o.Instant {
+func (pl *planner) retire(pp *prunePack) packAction {
+	if pl.o.Instant || pl.o.Discard[pp.id] {
 		return actDelete
 	}
 	return actMark
@@ -944,7 +965,7 @@ func (pl *planner) planSegments() {
 // predictAfter fills AfterBytes for a dry run: copies are added, deleted
 // packs go (marking frees nothing yet).
 func (pl *planner) predictAfter() {
-	pl.st.AfterBytes = pl.st.BeforeBytes - pl.st.DeletedBytes - pl.st.OrphanBytes + pl.st.CopiedBytes
+	pl.st.AfterBytes = pl.st.BeforeBytes - pl.st.DeletedBytes - pl.st.DiscardedBytes - pl.st.OrphanBytes + pl.st.CopiedBytes
 }
 
 // execute carries out the plan in the safe order: copies, segments,
@@ -1187,7 +1208,7 @@ type damagedBlob struct {
 // repack plans pp's used blobs to be copied into new packs and pp to go.
 func (pl *planner) repack(pp *prunePack) {
 	pp.repack = true
-	pp.action = pl.retire()
+	pp.action = pl.retire(pp)
 	pl.st.RepackedPacks++
 	pl.st.CopiedBlobs += len(pp.keep)
 	pl.st.CopiedBytes += pp.usedBytes

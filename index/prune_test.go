@@ -629,3 +629,41 @@ func TestPruneKeepsTheSegmentOfKeptOrphans(t *testing.T) {
 		t.Error("the segment of the deleted orphan is still there")
 	}
 }
+
+// TestPruneDiscardsAFailedRunsPacks: packs named by Discard that no
+// snapshot uses are deleted at once, a marked one too; one a snapshot
+// uses stays, and so does every other unused pack, marked with the delay
+// as always. Without the exclusive lock, Discard is refused.
+func TestPruneDiscardsAFailedRunsPacks(t *testing.T) {
+	f := newFixture(t)
+	old, failed, reused, marked := f.writePack(2), f.writePack(2), f.writePack(2), f.writePack(2)
+	o := index.PruneOptions{DeleteDelay: time.Hour, MaxUnusedPercent: 100}
+	// An earlier prune marked one of the failed run's packs.
+	if st := f.prune(o, old, failed, reused); len(st.MarkedPacks) != 1 {
+		t.Fatalf("first prune marked %v", st.MarkedPacks)
+	}
+	pFailed, pReused, pMarked, pOld := f.packOf(failed[0]).Pack, f.packOf(reused[0]).Pack, f.packOf(marked[0]).Pack, f.packOf(old[0]).Pack
+	o.Discard = map[repo.ID]bool{pFailed: true, pReused: true, pMarked: true}
+	if _, err := f.tryPrune(o, reused); err == nil || !strings.Contains(err.Error(), "exclusive lock") {
+		t.Fatalf("Discard without the exclusive lock: %v", err)
+	}
+	l, err := f.r.Lock(context.Background(), repo.LockOptions{Exclusive: true, Command: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	o.Lock = l
+	st := f.prune(o, reused)
+	slices.SortFunc(st.DiscardedPacks, func(a, b repo.ID) int { return bytes.Compare(a[:], b[:]) })
+	want := []repo.ID{pFailed, pMarked}
+	slices.SortFunc(want, func(a, b repo.ID) int { return bytes.Compare(a[:], b[:]) })
+	if !slices.Equal(st.DiscardedPacks, want) || len(st.DeletedPacks) != 0 || len(st.MarkedPacks) != 1 || st.MarkedPacks[0] != pOld {
+		t.Fatalf("discarded %v (want %v), deleted %v, marked %v (want %v)", st.DiscardedPacks, want, st.DeletedPacks, st.MarkedPacks, pOld)
+	}
+	if f.packExists(pFailed) || f.packExists(pMarked) || !f.packExists(pReused) || !f.packExists(pOld) {
+		t.Fatal("the wrong packs were deleted")
+	}
+	if _, err := f.ix.LoadBlob(context.Background(), reused[0].Type, reused[0].ID, nil); err != nil {
+		t.Fatalf("a used blob of a pack named by Discard: %v", err)
+	}
+}

@@ -40,6 +40,12 @@ type WriterOptions struct {
 	// a process that took it for stale and removed it may have deleted
 	// the packs the segment would name).
 	Verify func(ctx context.Context) error
+	// Indexed, when set, is told the packs of each index segment the
+	// writer wrote, once it is durable: what a run that fails has left
+	// in the index (snap run deletes a failed create's packs when it
+	// found the disk full). It may be called from several goroutines at
+	// once.
+	Indexed func(packs []repo.ID)
 	// Abort, when set, is the command's own context: when it ends (Ctrl-C,
 	// SIGTERM) the uploads under way stop too. Uploads otherwise outlive
 	// the context of the Save that filled their pack (see upload), and one
@@ -737,6 +743,13 @@ func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
 	w.mu.Lock()
 	w.segments = append(w.segments, id)
 	w.mu.Unlock()
+	if w.opts.Indexed != nil {
+		ids := make([]repo.ID, len(packs))
+		for i, p := range packs {
+			ids[i] = p.ID
+		}
+		w.opts.Indexed(ids)
+	}
 	if err := w.ix.AddSegment(id, seg); err != nil {
 		return &CacheError{Path: w.ix.path, Err: err}
 	}
@@ -855,6 +868,29 @@ func (w *Writer) SaveProgress(ctx context.Context) error {
 		return w.err // writeSegment put the batch back: its segment failed
 	}
 	return nil
+}
+
+// DropPending is SaveProgress's opposite, for a run that failed for lack
+// of room: it waits for the uploads under way and deletes the durable
+// packs no segment lists yet, so that the room they take is free again.
+// No other process can rely on them (no index lists them), and no
+// snapshot refers to them. It returns how many it deleted and their size;
+// a pack it could not delete is left to prune, which removes unindexed
+// packs.
+func (w *Writer) DropPending(ctx context.Context) (int, int64) {
+	w.uploads.Wait()
+	w.mu.Lock()
+	batch := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	n, size := 0, int64(0)
+	for _, p := range batch {
+		if err := w.r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: p.ID.String()}); err == nil {
+			n++
+			size += p.Size
+		}
+	}
+	return n, size
 }
 
 // ReusedPacks returns the packs holding blobs this run relied on: blobs it

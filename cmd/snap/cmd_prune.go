@@ -262,7 +262,7 @@ func prune(ctx, opCtx context.Context, s *session, o index.PruneOptions, without
 // test), and one that deleted packs marked by an earlier prune did free
 // some.
 func reserveHint(st *index.PruneStats, instant bool) string {
-	if instant || st == nil || len(st.MarkedPacks) == 0 || len(st.DeletedPacks) > 0 {
+	if instant || st == nil || len(st.MarkedPacks) == 0 || len(st.DeletedPacks) > 0 || len(st.DiscardedPacks) > 0 {
 		return ""
 	}
 	return "; this prune only marked unused packs, which frees nothing before a later prune"
@@ -312,6 +312,9 @@ func printPrune(u *ui, st *index.PruneStats) {
 		}
 		u.printf("%s %s (%s)", would("deleted", "would delete"), what, humanBytes(st.DeletedBytes))
 	}
+	if n := len(st.DiscardedPacks); n > 0 {
+		u.printf("%s %s the failed create wrote (%s)", would("deleted", "would delete"), plural(n, "pack", "packs"), humanBytes(st.DiscardedBytes))
+	}
 	if n := len(st.OrphanPacks); n > 0 {
 		u.printf("%s %s left by interrupted runs (%s)", would("deleted", "would delete"), plural(n, "unindexed pack", "unindexed packs"), humanBytes(st.OrphanBytes))
 	}
@@ -350,7 +353,7 @@ func printPrune(u *ui, st *index.PruneStats) {
 		for _, x := range []struct {
 			what string
 			ids  []repo.ID
-		}{{"deleted", st.DeletedPacks}, {"deleted unindexed", st.OrphanPacks}, {"marked", st.MarkedPacks}, {"made live", st.RescuedPacks}} {
+		}{{"deleted", st.DeletedPacks}, {"deleted the failed create's", st.DiscardedPacks}, {"deleted unindexed", st.OrphanPacks}, {"marked", st.MarkedPacks}, {"made live", st.RescuedPacks}} {
 			for _, id := range x.ids {
 				u.printf("  %s pack %s", x.what, id)
 			}
@@ -376,7 +379,7 @@ func printPrune(u *ui, st *index.PruneStats) {
 			// (found by an exploratory test, which read "the index files
 			// now record the marks" of a prune that marked nothing).
 			why = "other snap processes stored data meanwhile"
-		case len(st.DeletedPacks) == 0 && len(st.OrphanPacks) == 0 && st.TempFiles == 0:
+		case len(st.DeletedPacks) == 0 && len(st.DiscardedPacks) == 0 && len(st.OrphanPacks) == 0 && st.TempFiles == 0:
 			why = "nothing was deleted yet: the index files now record the marks"
 		}
 		u.printf("size: %s before, %s after (%s)", humanBytes(st.BeforeBytes), humanBytes(st.AfterBytes), why)

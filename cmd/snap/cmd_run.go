@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -471,6 +472,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 	// full disk stayed stuck until an admin came (its forget is still
 	// skipped: a failed backup must not cost an earlier one).
 	fullDisk := false
+	var written *packList // the packs the create indexed
 	for _, step := range steps {
 		if te := stoppedByTimeout(ctx); te != nil {
 			// The job's timeout passed before this step (while the
@@ -501,7 +503,8 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		switch step {
 		case "create":
 			var sn *snapshot.Snapshot
-			sn, err = runCreateStep(ctx, e, s, st, j)
+			written = &packList{}
+			sn, err = runCreateStep(ctx, e, s, st, j, written.add)
 			if sn != nil {
 				res.SnapshotID, res.snapshot = sn.ID.String(), sn
 			}
@@ -509,7 +512,11 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		case "forget":
 			err = runForgetStep(ctx, e, s, j, res.SnapshotID)
 		case "prune":
-			err = runPruneStep(ctx, e, s, j)
+			var discard []repo.ID
+			if fullDisk && written != nil {
+				discard = written.all()
+			}
+			err = runPruneStep(ctx, e, s, j, discard)
 		case "check":
 			err = runCheckStep(ctx, e, s, j, checkRotationFile(e, st.cacheDir, configPath, j.Name))
 		default:
@@ -637,13 +644,14 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 
 // runCreateStep creates the job's snapshot, with its dumps and hooks, under
 // a shared lock.
-func runCreateStep(ctx context.Context, e *env, s *session, st repoSettings, j *Job) (*snapshot.Snapshot, error) {
+func runCreateStep(ctx context.Context, e *env, s *session, st repoSettings, j *Job, indexed func([]repo.ID)) (*snapshot.Snapshot, error) {
 	o, plan, err := j.createOptions(s.ui)
 	if err != nil {
 		j.postAfterFailure(ctx, e, s.ui, st, err)
 		return nil, err
 	}
 	o.Writer.Abort = ctx
+	o.Writer.Indexed = indexed
 	defer s.relock(ctx, noLock)
 	open := func() (*session, error) { return s, s.relock(ctx, sharedLock) }
 	return createWithHooks(ctx, e, s.ui, st, open, o, plan)
@@ -796,9 +804,31 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 	return nil
 }
 
+// packList collects the packs a create indexed (index.WriterOptions.Indexed).
+type packList struct {
+	mu  sync.Mutex
+	ids []repo.ID
+}
+
+func (l *packList) add(ids []repo.ID) {
+	l.mu.Lock()
+	l.ids = append(l.ids, ids...)
+	l.mu.Unlock()
+}
+
+func (l *packList) all() []repo.ID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ids)
+}
+
 // runPruneStep prunes under the prune lock, which lets backups go on, with
-// the job's max_unused and delete_delay.
-func runPruneStep(ctx context.Context, e *env, s *session, j *Job) error {
+// the job's max_unused and delete_delay. discard are the packs the job's
+// create indexed before it found the disk full: when no other snap
+// process runs, the prune takes the exclusive lock and deletes those that
+// no snapshot uses at once (index.PruneOptions.Discard), and the next
+// night's create finds the room the failed one took.
+func runPruneStep(ctx context.Context, e *env, s *session, j *Job, discard []repo.ID) error {
 	o := index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: 12 * time.Hour, Compression: repo.CompressionFastest}
 	if mu := strings.TrimSuffix(j.Keep.MaxUnused, "%"); mu != "" {
 		pct, err := strconv.ParseFloat(mu, 64)
@@ -817,7 +847,28 @@ func runPruneStep(ctx context.Context, e *env, s *session, j *Job) error {
 	// On a full disk, prune may use the space reserve.
 	s.setFreesSpace("prune")
 	defer s.setFreesSpace("")
-	err := s.relock(ctx, pruneLock)
+	var err error
+	if len(discard) > 0 {
+		err = s.relock(ctx, exclusiveLock)
+		var le *repo.LockedError
+		switch {
+		case err == nil:
+			o.Discard = map[repo.ID]bool{}
+			for _, id := range discard {
+				o.Discard[id] = true
+			}
+		case errors.As(err, &le):
+			// A run that read their segment may rely on them: marked,
+			// they go after the delay, as any prune's.
+			s.ui.warnf("the %s the failed create indexed are marked for deletion, not deleted now: another snap process runs (pid %d on host %s); 'snap prune --instant' deletes them once nothing else runs",
+				plural(len(discard), "pack", "packs"), le.Holder.PID, le.Holder.Host)
+		default:
+			return err
+		}
+	}
+	if o.Discard == nil {
+		err = s.relock(ctx, pruneLock)
+	}
 	if msg := otherPruneRunning(err, "this job forgot"); msg != "" {
 		// Another job's or host's prune is under way (several jobs of one
 		// repository at 03:00): it reclaims space as this one would, and

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -588,6 +589,92 @@ keep = { last = 1, prune = true, delete_delay = "0" }
 	}
 	if n := len(tr.listJSON()); n != 1 {
 		t.Errorf("%d snapshots, want night 2's", n)
+	}
+	tr.mustRun("check", "--read-data")
+}
+
+// TestRunDiscardsFailedCreatesPacks: what a create that found the disk
+// full stored is deleted by the end of its run, not marked for the next
+// night: the packs it had not indexed by the create itself, those it had
+// (here the dictionary pack for small files, indexed at once) by the job's
+// prune, under the exclusive lock. Marked with the 12-hour delay, they
+// held the room, and the next night's create met the same full disk
+// (found by an exploratory test). With another snap process running, the
+// prune marks them as before and says so.
+func TestRunDiscardsFailedCreatesPacks(t *testing.T) {
+	t.Parallel()
+	tr, mnt := newUninitRepoOnSmallFS(t, "40m")
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
+	src := filepath.Join(tr.dir, "src")
+	// Small files of shared text (a dictionary is built from them and
+	// stored at once), and, a while later, a command's output of more
+	// than the disk holds.
+	words := strings.Fields("request served handler func log Printf error return http ResponseWriter context value status write header json encode decode user session")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 400 {
+		var b strings.Builder
+		for range 320 {
+			b.WriteString(words[rng.IntN(len(words))])
+			b.WriteByte(' ')
+		}
+		writeFile(t, filepath.Join(src, "a", fmt.Sprintf("f%03d.go", i)), []byte(b.String()))
+	}
+	big := filepath.Join(tr.dir, "big")
+	writeRandom(t, big, 7, 48<<20)
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+commands = [{ name = "big", command = "sleep 2; cat ` + big + `" }]
+keep = { last = 1, prune = true }
+`)
+	free := func() int64 {
+		var st unix.Statfs_t
+		must(t, unix.Statfs(mnt, &st))
+		return int64(st.Bavail) * st.Bsize
+	}
+	discarded := func(out string) []string {
+		for _, line := range strings.Split(out, "\n") {
+			if !strings.Contains(line, `"step":"prune"`) || !strings.Contains(line, `"type":"summary"`) {
+				continue
+			}
+			var sum struct {
+				Discarded []string `json:"discarded_packs"`
+				Marked    []string `json:"marked_packs"`
+			}
+			must(t, json.Unmarshal([]byte(line), &sum))
+			if len(sum.Marked) > 0 {
+				t.Errorf("the prune after the failed create marked %d packs: %s", len(sum.Marked), line)
+			}
+			return sum.Discarded
+		}
+		t.Fatalf("no prune summary:\n%s", out)
+		return nil
+	}
+	before := free()
+	res := tr.runConfig(nil, "run", "--json", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stdout, "no space left") {
+		t.Fatalf("create on a full disk: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if d := discarded(res.stdout); len(d) == 0 {
+		t.Errorf("the prune deleted none of the failed create's indexed packs:\n%s", res.stdout)
+	}
+	// The index and the lock-free repository take some room of their
+	// own; the failed create's packs (tens of MiB) are gone.
+	if lost := before - free(); lost > 1<<20 {
+		t.Errorf("the failed run left %d bytes behind", lost)
+	}
+	tr.mustRun("check", "--read-data")
+
+	// With another process's lock (a backup on another host), they are
+	// marked, and the warning says why and what deletes them.
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: "db1", PID: 4242, Command: "create"})
+	res = tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "indexed are marked for deletion, not deleted now: another snap process runs (pid 4242 on host db1)") {
+		t.Fatalf("beside another process: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, os.Truncate(big, 1<<20))
+	tr.mustRun("unlock", "--all")
+	if res := tr.runConfig(nil, "run", "--config", cfg); res.code != 0 {
+		t.Fatalf("the next night, with room: exit %d\n%s", res.code, res.stderr)
 	}
 	tr.mustRun("check", "--read-data")
 }
