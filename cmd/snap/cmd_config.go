@@ -247,6 +247,11 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	}
 	if cfg != nil && !syntaxOnly {
 		problems = append(problems, cfg.checkEnvironment(systemdCalendar(schedules(cfg.Jobs)...))...)
+		for _, user := range []bool{false, true} {
+			if f := unitEnvFile(user, e.getenv); envFileExposed(f) != "" {
+				problems = append(problems, Problem{File: f, Message: envFileExposed(f), Severity: "warning"})
+			}
+		}
 	}
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 	out := configCheckJSON{File: path, Problems: problems, Jobs: []jobJSON{}}

@@ -420,6 +420,18 @@ func (d *cfgDecoder) errorf(key toml.Key, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: problemText(format, args...), Severity: "error"})
 }
 
+// failed reports whether an error was found in one of the keys of at.
+func (d *cfgDecoder) failed(at toml.Key, keys ...string) bool {
+	for _, p := range d.problems {
+		for _, k := range keys {
+			if p.Severity == "error" && p.Key == sub(at, k).String() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (d *cfgDecoder) warnf(key toml.Key, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: problemText(format, args...), Severity: "warning"})
 }
@@ -820,7 +832,10 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	if msg := j.streamInPaths(); msg != "" && dbsOK {
 		d.errorf(at, "%s: name the command outside the job's paths, or back up a dump in a job of its own", msg)
 	}
-	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 {
+	if len(j.Paths) == 0 && len(j.Databases) == 0 && len(j.Commands) == 0 && !d.failed(at, "paths", "databases", "commands") {
+		// (One of them written wrong says so itself: "nothing to back
+		// up" on the line above was the error snap run showed for
+		// paths = 5; found by an exploratory test.)
 		d.errorf(at, "nothing to back up: give paths, databases or commands")
 	}
 	j.Tags = d.strList(t, at, "tags")
@@ -1182,6 +1197,12 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 		if calendar == nil && !warnedCalendar && len(j.Schedule) > 0 {
 			d.warnf(sub(at, "schedule"), "systemd-analyze is not installed: schedules were not checked")
 			warnedCalendar = true
+		}
+		if _, set := d.lines[sub(at, "timeout").String()]; !set && len(j.Schedule) > 0 && (len(j.Databases) > 0 || len(j.Commands) > 0) {
+			// A pg_dump waiting for a table lock waits for ever, and
+			// with it the timer's service: systemd starts no run while
+			// one is active (found by an exploratory test).
+			d.warnf(at, "no timeout: a dump blocked on a table lock, or a command that hangs, holds this job, and its timer's later runs, until someone stops it; add timeout = \"6h\" (longer than its longest run; \"0s\" to keep no limit)")
 		}
 		if len(j.Schedule) == 0 && jobNameRE.MatchString(j.Name) {
 			// (A job whose name is refused runs under no name.)

@@ -154,6 +154,9 @@ commands = [{ name = "db/sqlite/app.sql", command = "echo" }, { name = "same", c
 
 [jobs.rel]
 databases = ["sqlite://app.db"]    # 36: relative to where the timer runs
+
+[jobs.typed]
+paths = 5                          # 39: the type, not "nothing to back up" on 38
 `
 	_, problems, err := parseConfig("/c.toml", doc)
 	if err == nil {
@@ -165,6 +168,7 @@ databases = ["sqlite://app.db"]    # 36: relative to where the timer runs
 		12: "data subset", 13: "ftp://nope", 19: "whole number", 20: "whole number", 21: "duration",
 		22: "unknown key in [jobs.a.keep]", 23: "a tag is a non-empty word", 25: "job name", 28: "nothing to back up", 29: "prune = true without a policy",
 		33: "both be stored as /db/sqlite/app.sql; two sources would both be stored as /same", 36: "relative to the current directory",
+		39: "must be an array of strings, not an integer",
 	}
 	got := map[int]string{}
 	for _, p := range problems {
@@ -288,6 +292,8 @@ repository = "` + filepath.Join(dir, "other") + `"
 		":5: jobs.a.paths: /nonexistent/snap-test-path: no such file",
 		":6: jobs.a.schedule: \"every blue moon\" is not a systemd calendar expression",
 		":7: jobs.a.databases: sqlite:///nonexistent/snap-test.db: no such file",
+		// A scheduled dump with no timeout could hold its timer for ever.
+		":4: warning: jobs.a: no timeout: a dump blocked on a table lock",
 		// A job's own repository: 'snap init --config' would make the
 		// top-level one.
 		":11: jobs.b.repository: no repository at " + filepath.Join(dir, "jobrepo") + ": if it is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init -r '" + filepath.Join(dir, "jobrepo") + "' --password-file '" + pw + "''",

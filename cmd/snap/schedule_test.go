@@ -61,7 +61,8 @@ func TestUnitFiles(t *testing.T) {
 	if err := os.Chmod(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	job := &Job{Name: "app", Schedule: []string{"*-*-* 03:00:00", "Sat 06:00"}, RandomDelay: 10 * time.Minute, Repository: "/mnt/backup/100%/repo"}
+	job := &Job{Name: "app", Schedule: []string{"*-*-* 03:00:00", "Sat 06:00"}, RandomDelay: 10 * time.Minute, Repository: "/mnt/backup/100%/repo",
+		Databases: []string{"postgres://postgres@127.0.0.1/app", "mysql://root@localhost/shop", "postgres:///other"}}
 	// A config path with a newline stays one line in the units' comments.
 	for _, user := range []bool{false, true} {
 		spec := unitSpec{Job: job, Binary: bin, Config: "/etc/snap/100%/new\nline/snap.toml", User: user}
@@ -73,6 +74,11 @@ func TestUnitFiles(t *testing.T) {
 			if !strings.Contains(svc, want+"\n") {
 				t.Errorf("service lacks %q:\n%s", want, svc)
 			}
+		}
+		// A run made up for at boot waits for the database servers
+		// (system units only: a user manager does not see them).
+		if strings.Contains(svc, "After=postgresql.service mariadb.service mysql.service\n") == user {
+			t.Errorf("user=%v: database servers: %s", user, svc)
 		}
 		if strings.Contains(svc, "network-online") == user {
 			t.Errorf("user=%v: network-online.target: %s", user, svc)
@@ -523,5 +529,37 @@ func TestLingerMissing(t *testing.T) {
 	writeFile(t, filepath.Join(linger, "backup"), nil)
 	if got := lingerMissingIn(linger, []string{logind}, "backup"); got != "" {
 		t.Errorf("the user lingers: %q", got)
+	}
+}
+
+// TestEnvFileOpenToOthers: the file the units read their environment from
+// (S3 keys, SNAP_PASSWORD) is warned about by config check and schedule
+// install while other users may open it, as a readable password file is.
+func TestEnvFileOpenToOthers(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+schedule = "daily"
+`)
+	envFile := filepath.Join(tr.dir, "xdg", "snap", "env") // configEnv's XDG_CONFIG_HOME
+	writeFile(t, envFile, []byte("AWS_SECRET_ACCESS_KEY=secret\n"))
+	must(t, os.Chmod(envFile, 0o640))
+	want := envFile + ": warning: the timers' units read this file (S3 keys, SNAP_PASSWORD), and other users may open it (mode 0640): chmod 600 " + envFile
+	units := filepath.Join(tr.dir, "units")
+	for _, args := range [][]string{{"config", "check"}, {"schedule", "install", "--user", "--dir", units, "--force"}} {
+		res := tr.runConfig(nil, append(args, "--config", cfg)...)
+		if res.code != 0 || !strings.Contains(res.stdout+res.stderr, want[strings.Index(want, "the timers'"):]) {
+			t.Errorf("%v with the env file at 0640: exit %d\n%s%s", args, res.code, res.stdout, res.stderr)
+		}
+		must(t, os.Chmod(envFile, 0o600))
+		if res := tr.runConfig(nil, append(args, "--config", cfg)...); strings.Contains(res.stdout+res.stderr, "other users may open it") {
+			t.Errorf("%v with the env file at 0600 warns: %s%s", args, res.stdout, res.stderr)
+		}
+		must(t, os.Chmod(envFile, 0o640))
+	}
+	if res := tr.runConfig(nil, "config", "check", "--config", cfg); !strings.Contains(res.stdout+res.stderr, want) {
+		t.Errorf("config check's problem line: %s%s", res.stdout, res.stderr)
 	}
 }
