@@ -117,6 +117,10 @@ type Restorer struct {
 	cancel  context.CancelFunc
 	linksMu sync.Mutex
 	links   map[LinkGroup]string // group → first restored path
+	// held are finished directories whose metadata waits for the end of
+	// the restore (holdBack), in the order they finished.
+	heldMu sync.Mutex
+	held   []*dirHandle
 	// linkInodes holds, for a group whose first name was kept as it was
 	// in the target (Overwrite), that file's inode in the target.
 	linkInodes map[LinkGroup]uint64
@@ -272,6 +276,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 	r.release(root)
 	close(r.jobs)
 	r.wg.Wait()
+	r.finishHeld()
 	if err == nil {
 		err = r.fatalErr()
 	}
@@ -385,31 +390,71 @@ func (r *Restorer) release(d *dirHandle) {
 	if d.refs.Add(-1) > 0 {
 		return
 	}
-	if d.dir != nil {
-		// The target itself (no parent) keeps its own metadata. A
-		// directory that --include did not select, but which leads to
-		// what it did, gets its recorded metadata if the restore made it
-		// (it would otherwise stay 0700, or, for /tmp, lose its sticky
-		// bit, with the restore's time); one that was there already
-		// (restoring one file in place: /home) keeps its own, as every
-		// one that was there does under OverwriteNever.
-		var err error
-		switch {
-		case d.parent == nil && !(d.isPath && d.dir.Created()):
-		case d.dir.Created() || d.selected && r.opts.Overwrite != OverwriteNever:
-			err = d.dir.SetOwnMeta(d.meta)
-		default:
-			err = d.dir.RestoreMode()
-		}
-		if err != nil {
-			r.fail(d.rel(), err)
-		}
-		if err := d.dir.Close(); err != nil {
-			r.fail(d.rel(), err)
-		}
+	if d.dir != nil && !r.holdBack(d) {
+		r.finishDir(d)
 	}
 	if d.parent != nil {
 		r.release(d.parent)
+	}
+}
+
+// maxHeld bounds the directories holdBack keeps open.
+const maxHeld = 4096
+
+// holdBack keeps a finished directory open, and its metadata for the end
+// of the restore (finishHeld), when that metadata takes from the
+// restoring user the search permission that a hard link to a file in it,
+// made later in the restore, needs: a restore not run as root split such
+// a group into copies, silently, once the directory of its first name had
+// got mode 000 (found by an exploratory test). Root needs no permission.
+func (r *Restorer) holdBack(d *dirHandle) bool {
+	if r.euid == 0 || d.parent == nil || d.meta.Mode&0o100 != 0 {
+		return false
+	}
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	if len(r.held) >= maxHeld {
+		return false
+	}
+	r.held = append(r.held, d)
+	return true
+}
+
+// finishHeld gives the directories holdBack kept their metadata, each
+// before the directory above it.
+func (r *Restorer) finishHeld() {
+	r.heldMu.Lock()
+	held := r.held
+	r.held = nil
+	r.heldMu.Unlock()
+	for _, d := range held {
+		r.finishDir(d)
+	}
+}
+
+// finishDir gives a directory whose contents are restored its metadata,
+// and closes it.
+func (r *Restorer) finishDir(d *dirHandle) {
+	// The target itself (no parent) keeps its own metadata. A
+	// directory that --include did not select, but which leads to
+	// what it did, gets its recorded metadata if the restore made it
+	// (it would otherwise stay 0700, or, for /tmp, lose its sticky
+	// bit, with the restore's time); one that was there already
+	// (restoring one file in place: /home) keeps its own, as every
+	// one that was there does under OverwriteNever.
+	var err error
+	switch {
+	case d.parent == nil && !(d.isPath && d.dir.Created()):
+	case d.dir.Created() || d.selected && r.opts.Overwrite != OverwriteNever:
+		err = d.dir.SetOwnMeta(d.meta)
+	default:
+		err = d.dir.RestoreMode()
+	}
+	if err != nil {
+		r.fail(d.rel(), err)
+	}
+	if err := d.dir.Close(); err != nil {
+		r.fail(d.rel(), err)
 	}
 }
 

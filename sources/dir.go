@@ -392,7 +392,12 @@ func (d *Dir) CreateFile(name string, m Meta) (*File, error) {
 	owned := own == ownNone || own == ownGroup && inOwnGroup || own == ownBoth && int(m.UID) == t.euid && inOwnGroup
 	// In a directory with a default ACL the umask does not apply, the
 	// ACL does: such a file gets its mode from SetMeta.
-	created := owned && t.umask >= 0 && m.Mode&^0o777 == 0 && m.Mode&uint32(t.umask) == 0 && !d.defaultACL
+	// Nor does one with extended attributes that its mode denies its
+	// owner the write permission for: setting a user.* attribute needs
+	// it, root's override aside (a read-only file's attributes were not
+	// restored by its own user; found by an exploratory test).
+	created := owned && t.umask >= 0 && m.Mode&^0o777 == 0 && m.Mode&uint32(t.umask) == 0 && !d.defaultACL &&
+		(len(m.Xattrs) == 0 || m.Mode&0o200 != 0 || t.asRoot)
 	if created {
 		mode = m.Mode
 	}
