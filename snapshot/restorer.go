@@ -31,6 +31,11 @@ type RestoreOptions struct {
 	// Blobs reads file contents; nil means the index, one ranged read
 	// per blob (a remote repository passes an index.PackFetcher).
 	Blobs BlobLoader
+	// NoSparse writes zeros as data, leaving no holes: a swap file, or a
+	// file preallocated so that writes into it never meet a full disk,
+	// must come back allocated (restored sparse, swapon refused the
+	// swap file; found by an exploratory test).
+	NoSparse bool
 
 	writeBehindMin int64 // files this large are written behind; 0: writeBehindMin (tests lower it)
 }
@@ -874,13 +879,20 @@ func (r *Restorer) writePart(ctx context.Context, j restoreJob, buf []byte) ([]b
 				r.zeroBlobs.put(id, n)
 			}
 		}
-		if !zero {
-			end, err := writeSparse(fh.f, buf, off)
-			if err != nil {
-				return buf, err
-			}
-			for e := fh.end.Load(); e < end && !fh.end.CompareAndSwap(e, end); e = fh.end.Load() {
-			}
+		var end int64
+		var err error
+		switch {
+		case r.opts.NoSparse && zero:
+			end, err = writeZeros(fh.f, off, n)
+		case r.opts.NoSparse:
+			end, err = off+int64(n), fh.f.WriteAt(buf, off)
+		case !zero:
+			end, err = writeSparse(fh.f, buf, off)
+		}
+		if err != nil {
+			return buf, err
+		}
+		for e := fh.end.Load(); e < end && !fh.end.CompareAndSwap(e, end); e = fh.end.Load() {
 		}
 		off += int64(n)
 		r.nBytes.Add(int64(n))
@@ -930,6 +942,23 @@ func writeSparse(f *sources.File, b []byte, off int64) (int64, error) {
 		end = off + int64(len(b))
 	}
 	return end, nil
+}
+
+// zeroBlock is what writeZeros writes at a time.
+var zeroBlock [256 << 10]byte
+
+// writeZeros writes n zero bytes at offset off (RestoreOptions.NoSparse),
+// and returns their end.
+func writeZeros(f *sources.File, off int64, n int) (int64, error) {
+	for n > 0 {
+		k := min(n, len(zeroBlock))
+		if err := f.WriteAt(zeroBlock[:k], off); err != nil {
+			return 0, err
+		}
+		off += int64(k)
+		n -= k
+	}
+	return off, nil
 }
 
 // writtenBack starts writing a part just written to disk and, once more

@@ -44,6 +44,7 @@ func restoreCommand(e *env) *cli.Command {
 			multiFlag("db", "restore the dump `NAME` (its path, as 'snap ls' shows it, or its database name) into its database (repeatable)"),
 			&cli.StringFlag{Name: "to", Usage: "restore the --db dump into this database instead (`URL`; created if it does not exist)"},
 			&cli.BoolFlag{Name: "replace", Usage: "with --db: replace a database that exists and holds data"},
+			&cli.BoolFlag{Name: "no-sparse", Usage: "write runs of zeros as data instead of leaving holes: swap files, and files preallocated so that writes into them never meet a full disk"},
 			&cli.StringFlag{Name: "overwrite", Value: "always", Usage: "what to do with files already in the target: always (replace), if-changed (keep a file whose size and modification time match the snapshot: resumes an interrupted restore) or never"},
 		),
 		Action: func(c *cli.Context) error {
@@ -241,7 +242,8 @@ func runRestore(c *cli.Context, e *env) error {
 	opCtx, stopOp := context.WithCancel(c.Context)
 	defer stopOp()
 	p := newProgress(e, u, "restore", stopOp)
-	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: p.event})
+	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: p.event,
+		NoSparse: c.Bool("no-sparse")})
 	p.begin()
 	if p.shown() {
 		if sub == "/" && len(inc) == 0 && len(exc) == 0 {

@@ -55,6 +55,21 @@ func TestRoundTrip(t *testing.T) {
 		compareEntries(t, "second restore into the same target", want, describe(t, filepath.Join(target, src)))
 	})
 
+	t.Run("no-sparse", func(t *testing.T) {
+		// --no-sparse allocates every byte (a swap file), the same bytes.
+		target := filepath.Join(tr.dir, "dense")
+		tr.mustRun("restore", "latest:"+filepath.Join(src, "sparse"), "--target", target, "--no-sparse")
+		p := filepath.Join(target, "sparse")
+		fi, err := os.Stat(p)
+		must(t, err)
+		if b := entryBlocks(t, p) * 512; b < fi.Size() {
+			t.Errorf("restored with --no-sparse, the %d-byte file allocates %d bytes", fi.Size(), b)
+		}
+		if got := describe(t, target)["sparse"]; !got.same(want["sparse"]) {
+			t.Errorf("--no-sparse restored %+v, want %+v", got, want["sparse"])
+		}
+	})
+
 	t.Run("subpath", func(t *testing.T) {
 		for _, sub := range []string{"sub", nameInvalid, "nested-empty"} {
 			target := filepath.Join(tr.dir, "subpath-"+base64.RawURLEncoding.EncodeToString([]byte(sub)))
