@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -55,6 +57,13 @@ type nodeJSON struct {
 	// LinkTargetBase64 is set when the target is not valid UTF-8, which
 	// link_target cannot carry (found by an exploratory test).
 	LinkTargetBase64 string `json:"link_target_base64,omitempty"`
+	// Links, the device number and the names of the extended attributes
+	// (ACLs among them) were missing: ls showed less than a restore
+	// brings back (found by an exploratory test).
+	Links       uint64   `json:"links,omitempty"`        // hard links of a file, as recorded
+	DeviceMajor *uint32  `json:"device_major,omitempty"` // block and character devices
+	DeviceMinor *uint32  `json:"device_minor,omitempty"`
+	Xattrs      []string `json:"xattrs,omitempty"` // names of the extended attributes
 }
 
 func runLs(c *cli.Context, e *env, ref, p string) error {
@@ -103,6 +112,16 @@ func toNodeJSON(np string, n *snapshot.Node) nodeJSON {
 		User: n.User, Group: n.Group, Size: n.Size, MTime: time.Unix(0, n.MTime).UTC(), LinkTarget: n.LinkTarget}
 	j.PathBase64 = pathBase64(np)
 	j.LinkTargetBase64 = pathBase64(n.LinkTarget)
+	if n.Type == sources.TypeFile {
+		j.Links = n.Links
+	}
+	if n.Type == sources.TypeDev || n.Type == sources.TypeCharDev {
+		major, minor := unix.Major(n.Rdev), unix.Minor(n.Rdev)
+		j.DeviceMajor, j.DeviceMinor = &major, &minor
+	}
+	for _, x := range n.Xattrs {
+		j.Xattrs = append(j.Xattrs, x.Name)
+	}
 	return j
 }
 
@@ -122,7 +141,11 @@ func longLine(np string, n *snapshot.Node) string {
 		// A device has no size: its number, as ls -l shows it.
 		size = fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
 	}
-	line := fmt.Sprintf("%s %8s %8s %12s %s %s", n.Meta.ModeString(), listedPath(owner), listedPath(group), size, localTime(time.Unix(0, n.MTime)), listedPath(np))
+	mode := n.Meta.ModeString()
+	if slices.ContainsFunc(n.Xattrs, func(x sources.Xattr) bool { return strings.HasPrefix(x.Name, "system.posix_acl_") }) {
+		mode += "+" // an ACL, as ls -l marks it
+	}
+	line := fmt.Sprintf("%s %8s %8s %12s %s %s", mode, listedPath(owner), listedPath(group), size, localTime(time.Unix(0, n.MTime)), listedPath(np))
 	if n.Type == sources.TypeSymlink {
 		line += " -> " + listedPath(n.LinkTarget)
 	}

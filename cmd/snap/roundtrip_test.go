@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -285,5 +286,49 @@ func TestLsJSONLinkTargetBase64(t *testing.T) {
 		if !strings.Contains(res.stdout, want) {
 			t.Errorf("%v: no %s in\n%s", args, want, res.stdout)
 		}
+	}
+}
+
+// TestLsShowsLinksDevicesAndXattrs: ls --json gives a file's link count, a
+// device's number and the names of extended attributes, and ls -l marks
+// an ACL with "+", as ls -l does: they showed less than a restore brings
+// back.
+func TestLsShowsLinksDevicesAndXattrs(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	must(t, os.Link(filepath.Join(src, "f"), filepath.Join(src, "g")))
+	// An access ACL (user::rw-, user:65534:r--, group::r--, mask::r--,
+	// other::r--), as setfacl writes it: one the mode alone could say
+	// the kernel would not store.
+	acl := []byte{2, 0, 0, 0,
+		1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+		2, 0, 4, 0, 0xfe, 0xff, 0, 0,
+		4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+		0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
+	if err := unix.Setxattr(filepath.Join(src, "f"), "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("no ACLs here: %v", err)
+	}
+	if err := unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))); err != nil {
+		t.Skipf("mknod needs root: %v", err)
+	}
+	tr.mustRun("create", src)
+	var doc struct {
+		Nodes []nodeJSON `json:"nodes"`
+	}
+	must(t, json.Unmarshal([]byte(tr.mustRun("ls", "--json", "latest", src).stdout), &doc))
+	got := map[string]nodeJSON{}
+	for _, n := range doc.Nodes {
+		got[n.Name] = n
+	}
+	if f := got["f"]; f.Links != 2 || !slices.Contains(f.Xattrs, "system.posix_acl_access") {
+		t.Errorf("f: links %d, xattrs %v", f.Links, f.Xattrs)
+	}
+	if d := got["null"]; d.Type != "chardev" || d.DeviceMajor == nil || *d.DeviceMajor != 1 || d.DeviceMinor == nil || *d.DeviceMinor != 3 {
+		t.Errorf("null: %+v", d)
+	}
+	if out := tr.mustRun("ls", "-l", "latest", src).stdout; !strings.Contains(out, "-rw-r--r--+ ") {
+		t.Errorf("ls -l does not mark the ACL:\n%s", out)
 	}
 }
