@@ -733,7 +733,12 @@ func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
 		// deleted the packs it names (found by a re-test). A lock found
 		// removed stays removed, so a lock still there now was there all
 		// along.
-		if err := w.opts.Verify(ctx); err != nil {
+		//
+		// A check that could not tell (the repository did not answer)
+		// leaves the segment as written: the lock was there before the
+		// write, a process may have read the segment since, and the
+		// run's next check (before its snapshot) decides.
+		if err := w.opts.Verify(ctx); errors.Is(err, repo.ErrLockLost) {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			_ = w.r.Backend().Remove(rctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})

@@ -489,10 +489,23 @@ func (l *Lock) markLost(name string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.lost == nil {
-		l.lost = fmt.Errorf("our %s lock %s was removed by another process, which took it for stale; stopped before changing the repository further (run the command again)", l.info.Kind(), shortName(name))
+		l.lost = &lockLostError{fmt.Sprintf("our %s lock %s was removed by another process, which took it for stale; stopped before changing the repository further (run the command again)", l.info.Kind(), shortName(name))}
 	}
 	return l.lost
 }
+
+// ErrLockLost is what Verify's error is (errors.Is) when the lock file is
+// known to be gone: removed by another process. Any other error of Verify
+// says nothing about the lock (the repository did not answer), and must
+// not be taken for its loss: a failed run took back its index segments on
+// every outage, which a process that read them may rely on (found by an
+// exploratory test).
+var ErrLockLost = errors.New("lock removed by another process")
+
+type lockLostError struct{ msg string }
+
+func (e *lockLostError) Error() string        { return e.msg }
+func (e *lockLostError) Is(target error) bool { return target == ErrLockLost }
 
 // Verify checks that the lock file is still in the repository: someone may
 // have removed it ('snap unlock --all', or another process that found it

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -139,8 +140,8 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 			}
 			vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 			defer cancel()
-			if c.opts.Lock.Verify(vctx) == nil {
-				return
+			if !errors.Is(c.opts.Lock.Verify(vctx), repo.ErrLockLost) {
+				return // as in Create: only a lock known to be gone
 			}
 			if werr := c.w.Withdraw(vctx); werr != nil {
 				err = fmt.Errorf("%w; removing this copy's index segments failed too (%v): run 'snap check'", err, werr)
@@ -200,6 +201,10 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	// one another host's copy of the same snapshot saved at that moment,
 	// which the copy run again stores anew.)
 	if err := keptLock(ctx, c.opts.Lock, c.dst.Repository(), out.ID); err != nil {
+		if errors.Is(err, ErrLockUnchecked) {
+			c.w.Committed() // the document stands, and needs them
+			return nil, fmt.Errorf("copy of snapshot %s: %w", sn.ID.Short(), err)
+		}
 		return nil, err
 	}
 	c.w.Committed() // the segments so far are this snapshot's now

@@ -157,15 +157,21 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		// segments it wrote: a prune that took it for dead may have
 		// deleted the packs they name.
 		defer func() {
-			if err == nil {
-				return
+			if err == nil || errors.Is(err, ErrLockUnchecked) {
+				return // (the snapshot is saved: its segments stay)
 			}
 			// Bounded: after a store that stopped answering, the
 			// run is over already, and each request would retry for
 			// minutes.
 			vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 			defer cancel()
-			if o.Lock.Verify(vctx) == nil {
+			// Only a lock known to be gone: a repository that did not
+			// answer (the server went away, the usual cause of the
+			// failure) says nothing about the lock, and a run that read
+			// these segments may rely on their packs (found by an
+			// exploratory test: every outage withdrew them, and said
+			// "failed too: run 'snap check'").
+			if !errors.Is(o.Lock.Verify(vctx), repo.ErrLockLost) {
 				return
 			}
 			if werr := w.Withdraw(vctx); werr != nil {
@@ -242,6 +248,9 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		return nil, err
 	}
 	if err := keptLock(ctx, o.Lock, r, sn.ID); err != nil {
+		if errors.Is(err, ErrLockUnchecked) {
+			return sn, err // saved all the same
+		}
 		return nil, err // the segments are withdrawn above
 	}
 	return sn, nil
@@ -310,6 +319,11 @@ func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, p
 // past the check before it, while a prune that took the run for dead
 // deleted the packs the snapshot needs (found by a re-test). A lock found
 // removed stays removed, so one still there was there all along.
+//
+// A check that could not tell (the repository stopped answering) keeps
+// the document, and says so (ErrLockUnchecked): the check before the
+// write found the lock, and taking back a backup for want of an answer
+// lost a night's snapshot to every outage at that moment.
 func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.ID) error {
 	if lock == nil {
 		return nil
@@ -318,6 +332,9 @@ func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.
 	if err == nil {
 		return nil
 	}
+	if !errors.Is(err, repo.ErrLockLost) {
+		return fmt.Errorf("%w (%v): once the repository answers, run 'snap check'", ErrLockUnchecked, err)
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	if rerr := r.Backend().Remove(rctx, repo.Handle{Type: repo.SnapshotFile, Name: id.String()}); rerr != nil && !errors.Is(rerr, repo.ErrNotFound) {
@@ -325,6 +342,11 @@ func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.
 	}
 	return err
 }
+
+// ErrLockUnchecked is the error of a create or copy whose snapshot
+// document is written but whose lock could not be checked afterwards
+// (keptLock): the snapshot stands.
+var ErrLockUnchecked = errors.New("the snapshot was saved, but whether this run still held its lock could not be checked")
 
 // withdrawTimeout bounds the check of a failed run's lock and the removal
 // of its segments when the lock is gone.

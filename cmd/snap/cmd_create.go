@@ -477,6 +477,9 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		}
 		err = bug
 	}
+	if err != nil && sn != nil && errors.Is(err, snapshot.ErrLockUnchecked) {
+		return sn, fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
+	}
 	if err != nil && sn != nil && errors.Is(err, repo.ErrNotDurable) {
 		// The document is in place (it said "no snapshot was saved",
 		// and list showed it; found by an exploratory test).
