@@ -851,6 +851,16 @@ func (b *lockStealer) Save(ctx context.Context, h repo.Handle, data []byte) erro
 // with a lock held on it for command.
 func stealingRepo(t *testing.T, steal repo.FileType, command string) (*index.Index, *repo.Lock) {
 	t.Helper()
+	stealer := &lockStealer{steal: steal}
+	ix, l := lockedRepoOn(t, func(be repo.Backend) repo.Backend { stealer.Backend = be; return stealer }, command)
+	stealer.lock = l.Name
+	return ix, l
+}
+
+// lockedRepoOn makes a repository in a new local directory, on the
+// backend wrap makes of it, and takes a lock on it for command.
+func lockedRepoOn(t *testing.T, wrap func(repo.Backend) repo.Backend, command string) (*index.Index, *repo.Lock) {
+	t.Helper()
 	dir := t.TempDir()
 	be, err := local.Create(filepath.Join(dir, "repo"))
 	if err != nil {
@@ -858,8 +868,7 @@ func stealingRepo(t *testing.T, steal repo.FileType, command string) (*index.Ind
 	}
 	p, _ := chunk.NewParams()
 	ctx := context.Background()
-	stealer := &lockStealer{Backend: be, steal: steal}
-	r, err := repo.Init(ctx, stealer, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
+	r, err := repo.Init(ctx, wrap(be), "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
 		repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: 64 << 10, MaxSize: 256 << 10, AverageBits: 16}, repo.Options{Host: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -874,7 +883,6 @@ func stealingRepo(t *testing.T, steal repo.FileType, command string) (*index.Ind
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Unlock() })
-	stealer.lock = l.Name
 	return ix, l
 }
 
@@ -962,29 +970,10 @@ func TestLockCheckWithoutAnswer(t *testing.T) {
 	for _, after := range []repo.FileType{repo.IndexFile, repo.SnapshotFile} {
 		for _, command := range []string{"create", "copy"} {
 			t.Run(command+" "+string(after), func(t *testing.T) {
-				tmp := t.TempDir()
-				be, err := local.Create(filepath.Join(tmp, "repo"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				outage := &lockOutage{Backend: be, after: after}
-				p, _ := chunk.NewParams()
-				r, err := repo.Init(ctx, outage, "pw", repo.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1},
-					repo.ChunkerParams{Polynomial: p.Polynomial, MinSize: 64 << 10, MaxSize: 256 << 10, AverageBits: 16}, repo.Options{Host: "test"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ix, err := index.Open(ctx, r, filepath.Join(tmp, "cache"), index.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ix.Close()
-				l, err := r.Lock(ctx, repo.LockOptions{Command: command})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l.Unlock()
+				ix, l := lockedRepoOn(t, func(be repo.Backend) repo.Backend { return &lockOutage{Backend: be, after: after} }, command)
+				r := ix.Repository()
 				var out *Snapshot
+				var err error
 				if command == "create" {
 					out, err = Create(ctx, ix, NewLoader(r, ""), CreateOptions{Paths: []string{dir}, Host: "test", Lock: l})
 				} else {
