@@ -699,8 +699,15 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 			w.err = fmt.Errorf("write index segment: %w", err)
 			w.fail() // the run has failed: the uploads in flight end
 		}
-		// Keep the packs pending: a later Flush retries their segment.
-		w.pending = append(w.pending, packs...)
+		var ce *CacheError
+		if !errors.As(err, &ce) {
+			// Keep the packs pending: a later Flush retries their segment.
+			w.pending = append(w.pending, packs...)
+		}
+		// (Only the local cache failed: the segment is in the
+		// repository, and its packs are indexed. Pending, they were
+		// indexed again, and DropPending deleted them from under it
+		// when the cache's disk was full.)
 		return
 	}
 	for _, p := range packs {

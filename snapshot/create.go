@@ -359,8 +359,9 @@ const progressTimeout = 15 * time.Second
 // saveProgress indexes the packs a failed or stopped run made durable
 // (index.Writer.SaveProgress), so that the next run does not upload them
 // again. Not after a bug, whose state is not trusted; a failure here costs
-// only that reuse. After a full disk it deletes them instead
-// (index.Writer.DropPending): room matters more then than reuse.
+// only that reuse. After a full repository disk it deletes them instead
+// (index.Writer.DropPending): room matters more then than reuse (not when
+// it was the index cache's disk that was full).
 func saveProgress(ctx context.Context, w *index.Writer, runErr error) {
 	var bug *repo.PanicError
 	if errors.As(runErr, &bug) {
@@ -368,7 +369,8 @@ func saveProgress(ctx context.Context, w *index.Writer, runErr error) {
 	}
 	ctx, cancel := context.WithTimeout(repo.OutOfTurn(context.WithoutCancel(ctx)), progressTimeout)
 	defer cancel()
-	if repo.DiskFull(runErr) {
+	var ce *index.CacheError
+	if repo.DiskFull(runErr) && !errors.As(runErr, &ce) {
 		// Indexed, they would hold the room until a prune had marked
 		// them and waited out its delay, and the next run would meet
 		// the same full disk; unindexed, nothing can rely on them.
