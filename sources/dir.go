@@ -159,6 +159,9 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 		return false, err
 	}
 	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.EACCES) && !d.t.asRoot {
+		return d.unreadableKept(name, m, same), nil
+	}
 	if err != nil {
 		return false, nil // missing, a symlink (ELOOP), unreadable: written anew
 	}
@@ -171,9 +174,9 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 		return false, nil
 	}
 	if st.Nlink > 1 {
-		return hasMeta(fd, &st, d.ownership(m), m), nil
+		return hasMeta(&st, d.ownership(m), m, fdXattrs(fd)), nil
 	}
-	if hasMeta(fd, &st, d.ownership(m), m) {
+	if hasMeta(&st, d.ownership(m), m, fdXattrs(fd)) {
 		// Nothing to change: nothing is written, which a restore not run
 		// as root may not do to another user's file in a shared
 		// directory (its chmod failed the restore, the mode being right).
@@ -195,16 +198,43 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	return true, setFdMeta(fd, d.path(name), d.t.asRoot, d.ownership(m), true, m)
 }
 
-// hasMeta reports whether the open file fd, whose fstat is st, has the
-// mode, the owners that own says a restore sets, and the extended
-// attributes of m.
-func hasMeta(fd int, st *unix.Stat_t, own ownership, m Meta) bool {
+// hasMeta reports whether a file whose fstat is st and whose extended
+// attributes are xattrs (sorted by name) has the mode, the owners that own
+// says a restore sets, and the extended attributes of m.
+func hasMeta(st *unix.Stat_t, own ownership, m Meta, xattrs []Xattr) bool {
 	if st.Mode&0o7777 != m.Mode&0o7777 || own == ownBoth && st.Uid != m.UID || own != ownNone && st.Gid != m.GID {
 		return false
 	}
 	want := slices.Clone(m.Xattrs)
 	slices.SortFunc(want, func(a, b Xattr) int { return strings.Compare(a.Name, b.Name) })
-	return slices.EqualFunc(fdXattrs(fd), want, func(a, b Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) })
+	return slices.EqualFunc(xattrs, want, func(a, b Xattr) bool { return a.Name == b.Name && bytes.Equal(a.Value, b.Value) })
+}
+
+// unreadableKept is RefreshFile for a file the restore's user may not open
+// (mode 000, 0200: a restore not run as root made it so): it is kept when
+// it is as m records it, contents (size and time), owners, mode and
+// extended attributes, and written anew otherwise. Every run of a restore
+// with --overwrite if-changed wrote every such file again (found by an
+// exploratory test). It is looked at through an O_PATH descriptor, which
+// needs no permission on the file and changes nothing.
+func (d *Dir) unreadableKept(name string, m Meta, same func(ino uint64) bool) bool {
+	fd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || nanos(st.Mtim) != m.MTime ||
+		same != nil && !same(st.Ino) {
+		return false
+	}
+	// The descriptor's /proc link leads to exactly its inode (as in
+	// setPathXattrs); O_PATH descriptors have no flistxattr.
+	p := "/proc/self/fd/" + strconv.Itoa(fd)
+	xattrs := collectXattrs(
+		func(buf []byte) (int, error) { return unix.Listxattr(p, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Getxattr(p, name, buf) })
+	return hasMeta(&st, d.ownership(m), m, xattrs)
 }
 
 // removeOtherXattrs removes the extended attributes of the open file fd

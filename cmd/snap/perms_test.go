@@ -258,8 +258,9 @@ func TestUserRestoresClosedDirectoriesAndReadOnlyXattrs(t *testing.T) {
 	writeFile(t, first, []byte("linked data"))
 	must(t, os.MkdirAll(filepath.Dir(second), 0o755))
 	must(t, os.Link(first, second))
-	ro := filepath.Join(src, "ro")
+	ro, closed := filepath.Join(src, "ro"), filepath.Join(src, "closed")
 	writeFile(t, ro, []byte("read-only"))
+	writeFile(t, closed, []byte("nobody may read this"))
 	if err := unix.Setxattr(ro, "user.k", []byte("v"), 0); err != nil {
 		t.Skipf("no user.* attributes on this file system: %v", err)
 	}
@@ -270,6 +271,7 @@ func TestUserRestoresClosedDirectoriesAndReadOnlyXattrs(t *testing.T) {
 		return err
 	}))
 	must(t, os.Chmod(ro, 0o444))
+	must(t, os.Chmod(closed, 0o000))
 	must(t, os.Chmod(filepath.Dir(first), 0o000))
 	// root backs up (the user could not read the closed directory); the
 	// user restores.
@@ -302,5 +304,17 @@ func TestUserRestoresClosedDirectoriesAndReadOnlyXattrs(t *testing.T) {
 	must(t, unix.Stat(filepath.Join(out, ro), &st))
 	if st.Mode&0o7777 != 0o444 {
 		t.Errorf("the read-only file came back with mode %04o", st.Mode&0o7777)
+	}
+	// Restored again with --overwrite if-changed, a file its user may not
+	// read (mode 000) that is as recorded is kept, not written anew.
+	var before, after unix.Stat_t
+	must(t, unix.Stat(filepath.Join(out, closed), &before))
+	if res := runAs("restore", "latest", "--target", out, "--overwrite", "if-changed"); res.code != 0 {
+		t.Fatalf("restore again as nobody: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, unix.Stat(filepath.Join(out, closed), &after))
+	// (ctime: a new file may get the inode number the old one freed.)
+	if after.Ctim != before.Ctim || after.Mode&0o7777 != 0 {
+		t.Errorf("the unreadable file was written anew (ctime %v, then %v; mode %04o)", before.Ctim, after.Ctim, after.Mode&0o7777)
 	}
 }
