@@ -284,9 +284,47 @@ func (d *Dir) clear(name string) error {
 		return errDirInTheWay
 	}
 	if err := unix.Unlinkat(d.fd, name, 0); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			if why := unremovable(d.fd, name, st.Mode&unix.S_IFMT == unix.S_IFREG); why != "" {
+				err = fmt.Errorf("%w: %s", err, why)
+			}
+		}
 		return &PathError{Op: "remove", Path: d.path(name), Err: err}
 	}
 	return nil
+}
+
+// The inode flags of chattr's +i and +a (linux/fs.h), which x/sys lacks.
+const (
+	fsImmutableFlag = 0x10
+	fsAppendFlag    = 0x20
+)
+
+// unremovable says which inode flag made removing name from the directory
+// dirfd fail with EPERM, or "": "operation not permitted" alone, from a
+// restore run as root, did not say that the file was immutable (found by
+// an exploratory test). Only a regular file is opened to be asked (a
+// device's open may act on the device).
+func unremovable(dirfd int, name string, regular bool) string {
+	flagged := func(fd int) bool {
+		f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		return err == nil && f&(fsImmutableFlag|fsAppendFlag) != 0
+	}
+	if flagged(dirfd) {
+		return "its directory is immutable or append-only ('lsattr -d' shows it, 'chattr -i -a' lifts it)"
+	}
+	if !regular {
+		return ""
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	if flagged(fd) {
+		return "it is immutable or append-only ('lsattr' shows it, 'chattr -i -a' lifts it)"
+	}
+	return ""
 }
 
 // retry runs op, and once more after clearing name when op found
