@@ -891,3 +891,22 @@ func TestDumpStopsOnSignal(t *testing.T) {
 		t.Fatalf("dump went on 10 s after SIGTERM\n%s", stderr.String())
 	}
 }
+
+// TestFiltersMatchingNothingTogether: filters that each match some
+// snapshot but none all together are named as such by every command that
+// selects by them (stats said "no matching snapshot: " with nothing after
+// it; list, find and forget said nothing).
+func TestFiltersMatchingNothingTogether(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", "--host", "web1", "--tag", "weekly", src)
+	tr.mustRun("create", "--host", "web2", src)
+	const want = "no snapshot matches all the filters together"
+	for _, args := range [][]string{{"stats"}, {"list"}, {"find", "f"}, {"forget", "--keep-last", "1", "-n"}, {"tag", "--add", "x"}} {
+		res := tr.run(append(args, "--tag", "weekly", "--host", "web2")...)
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("%v: exit %d, no %q in\n%s", args, res.code, want, res.stderr)
+		}
+	}
+}

@@ -260,6 +260,9 @@ func selectionStats(c *cli.Context, s *session, sns []*snapshot.Snapshot, f snap
 			return nil, err
 		}
 	} else if len(selected) == 0 {
+		if note == "" {
+			note = "the repository has no snapshots"
+		}
 		return nil, fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, note)
 	}
 	var in, out []*snapshot.Snapshot

@@ -129,7 +129,7 @@ func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) err
 		targets, note := applyFilter(sns, f)
 		if len(targets) == 0 {
 			if note == "" {
-				note = "the filters select no snapshot together"
+				note = "the repository has no snapshots"
 			}
 			return fmt.Errorf("%w: %s; nothing was changed", snapshot.ErrNoSnapshot, note)
 		}

@@ -566,6 +566,12 @@ func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
 func applyFilter(sns []*snapshot.Snapshot, f snapshot.Filter) (selected []*snapshot.Snapshot, note string) {
 	if selected = f.Apply(sns); len(selected) == 0 {
 		note = unmatchedFilter(sns, f)
+		if note == "" && f.Selects() {
+			// Each filter matches some snapshot, none all of them:
+			// stats said "no matching snapshot: " and list, find and
+			// forget nothing (found by an exploratory test).
+			note = "no snapshot matches all the filters together"
+		}
 	}
 	return selected, note
 }
