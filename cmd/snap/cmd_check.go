@@ -259,7 +259,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 	if err != nil {
 		return err
 	}
-	u.infof("checking %d packs", ck.PackCount())
+	u.infof("checking %s", plural(ck.PackCount(), "pack", "packs"))
 	sp.step("checking packs", "", 0, 0)
 	if err := ck.CheckPacks(ctx, 4); err != nil {
 		return checkInterrupted(err)
@@ -272,7 +272,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 		for _, p := range packs {
 			total += p.Size
 		}
-		u.infof("reading %d packs (%s)", len(packs), humanBytes(total))
+		u.infof("reading %s (%s)", plural(len(packs), "pack", "packs"), humanBytes(total))
 		sp.step("reading", "packs", int64(len(packs)), total)
 		readPack := func(ps index.PackSize) {
 			found := int64(ck.ProblemCount())
@@ -431,7 +431,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 		u.printf("checked %s (%d trees, %d data blobs), %s, %s", plural(res.Snapshots, "snapshot", "snapshots"), res.TreesChecked,
 			res.DataBlobsChecked, plural(res.IndexSegments, "index segment", "index segments"), plural(res.Packs, "pack", "packs"))
 		if sub != nil {
-			u.printf("read %d packs (%s, subset %s), decrypting and verifying every blob", res.ReadPacks, humanBytes(res.ReadBytes), res.ReadDataSubset)
+			u.printf("read %s (%s, subset %s), decrypting and verifying every blob", plural(res.ReadPacks, "pack", "packs"), humanBytes(res.ReadBytes), res.ReadDataSubset)
 		}
 		if res.OK {
 			u.printf("no errors found")

@@ -211,7 +211,7 @@ func prune(ctx, opCtx context.Context, s *session, o index.PruneOptions, without
 		if len(keep) == 1 {
 			verb = "refers"
 		}
-		s.ui.infof("%s %s to %d blobs (the bases of their deltas not counted)", plural(len(keep), "snapshot", "snapshots"), verb, len(used))
+		s.ui.infof("%s %s to %s (the bases of their deltas not counted)", plural(len(keep), "snapshot", "snapshots"), verb, plural(len(used), "blob", "blobs"))
 		return used, nil
 	}
 	o.BeforeWrite = func(st *index.PruneStats, writes bool) {
@@ -297,8 +297,8 @@ func printPrune(u *ui, st *index.PruneStats) {
 	if n := len(st.OrphanPacks) + st.OrphansKept; n > 0 {
 		unindexed = fmt.Sprintf(", %s", plural(n, "unindexed pack", "unindexed packs"))
 	}
-	u.printf("repository: %s in %d indexed packs%s and the index; snapshots use %d blobs with the bases of their deltas (%s), %s in live packs is unused",
-		humanBytes(st.BeforeBytes), st.Packs, unindexed, st.UsedBlobs, humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
+	u.printf("repository: %s in %d indexed packs%s and the index; snapshots use %s with the bases of their deltas (%s), %s in live packs is unused",
+		humanBytes(st.BeforeBytes), st.Packs, unindexed, plural(st.UsedBlobs, "blob", "blobs"), humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
 	if st.RepackedPacks > 0 {
 		u.printf("%s %s: %s (%s) copied into new packs", would("repacked", "would repack"), plural(st.RepackedPacks, "pack", "packs"), plural(st.CopiedBlobs, "blob", "blobs"), humanBytes(st.CopiedBytes))
 	}

@@ -240,8 +240,8 @@ func runStats(c *cli.Context, e *env) error {
 	}
 	if sel := st.Selection; sel != nil {
 		u.resultf("selected:          %s, %s raw", plural(sel.Snapshots, "snapshot", "snapshots"), humanBytes(sel.RawBytes))
-		u.resultf("  they hold:       %s stored (%s before compression) in %d blobs", humanBytes(sel.Blobs.StoredBytes), humanBytes(sel.Blobs.RawBytes), sel.Blobs.Count)
-		u.resultf("  only they hold:  %s stored (%s before compression) in %d blobs (what forgetting them frees, once prune has repacked their packs)", humanBytes(sel.ExclusiveBlobs.StoredBytes), humanBytes(sel.ExclusiveBlobs.RawBytes), sel.ExclusiveBlobs.Count)
+		u.resultf("  they hold:       %s stored (%s before compression) in %s", humanBytes(sel.Blobs.StoredBytes), humanBytes(sel.Blobs.RawBytes), plural(int(sel.Blobs.Count), "blob", "blobs"))
+		u.resultf("  only they hold:  %s stored (%s before compression) in %s (what forgetting them frees, once prune has repacked their packs)", humanBytes(sel.ExclusiveBlobs.StoredBytes), humanBytes(sel.ExclusiveBlobs.RawBytes), plural(int(sel.ExclusiveBlobs.Count), "blob", "blobs"))
 	}
 	return nil
 }

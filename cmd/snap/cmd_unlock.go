@@ -122,7 +122,7 @@ func runUnlock(c *cli.Context, e *env, all, dryRun bool) error {
 			return err
 		}
 	} else {
-		u.printf("%s %d locks, %d remain", removed, len(res.Removed), len(res.Kept))
+		u.printf("%s %s, %d remain", removed, plural(len(res.Removed), "lock", "locks"), len(res.Kept))
 	}
 	return failed
 }
