@@ -339,7 +339,9 @@ func printPrune(u *ui, st *index.PruneStats) {
 			// were marked"; found by an exploratory test).
 			msg += fmt.Sprintf("; some are due but wait for the %s: nothing says when it was taken, so its process may rely on them", st.BlockedBy)
 		case st.BlockedBy != "":
-			msg += fmt.Sprintf("; some are due but wait for the %s to end: it was taken less than %v after they were marked, so its process may rely on them", st.BlockedBy, index.MarkGrace)
+			// (Before the mark, as a rule: "less than 10m after" read
+			// as if it came later; found by an exploratory test.)
+			msg += fmt.Sprintf("; some are due but wait for the %s to end: it was taken before they were marked, or less than %v after, so its process may rely on them", st.BlockedBy, index.MarkGrace)
 		}
 		if !st.PendingUntil.IsZero() && st.PendingUntil.After(time.Now()) {
 			msg += "; the last become due at " + localTime(st.PendingUntil)
