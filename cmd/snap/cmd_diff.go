@@ -199,6 +199,15 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		if ch.Kind == snapshot.MetaChanged {
 			j.Metadata = snapshot.MetaChanges(ch.Old, ch.New)
 		}
+		// With --metadata, a modified entry also says what else of it
+		// changed (a mode went unseen when the contents changed too;
+		// found by an exploratory test). Its mtime goes with its
+		// contents.
+		var also []string
+		if metadata && ch.Kind == snapshot.Modified {
+			also = slices.DeleteFunc(snapshot.MetaChanges(ch.Old, ch.New), func(w string) bool { return w == "mtime" })
+			j.Metadata = also
+		}
 		if u.json {
 			changes = append(changes, j)
 			return nil
@@ -206,6 +215,9 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		// The changes are the result, shown also with --quiet (which
 		// hides the heading and the summary).
 		note := sizeNote(ch)
+		if len(also) > 0 {
+			note = strings.TrimSuffix(note, ")") + "; " + metaNote(ch.Old, ch.New, also) + ")"
+		}
 		if !utf8Locale(e.getenv) {
 			// A terminal in the C locale showed "→" as bytes (found by
 			// an exploratory test).
@@ -234,11 +246,12 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 	return nil
 }
 
-// metaNote says what of a's metadata b changed, with the values that are
-// short to show: "mode 0644 → 0600, mtime".
-func metaNote(a, b *snapshot.Node) string {
+// metaNote says what of a's metadata b changed (what, by
+// snapshot.MetaChanges' names), with the values that are short to show:
+// "mode 0644 → 0600, mtime".
+func metaNote(a, b *snapshot.Node, what []string) string {
 	var parts []string
-	for _, what := range snapshot.MetaChanges(a, b) {
+	for _, what := range what {
 		switch what {
 		case "mode":
 			parts = append(parts, fmt.Sprintf("mode %04o → %04o", a.Mode&0o7777, b.Mode&0o7777))
@@ -284,7 +297,7 @@ func sizeNote(ch snapshot.Change) string {
 	case snapshot.TypeChanged:
 		return fmt.Sprintf("  (%s → %s)", ch.Old.Type, ch.New.Type)
 	case snapshot.MetaChanged:
-		return "  (" + metaNote(ch.Old, ch.New) + ")"
+		return "  (" + metaNote(ch.Old, ch.New, snapshot.MetaChanges(ch.Old, ch.New)) + ")"
 	}
 	return ""
 }

@@ -385,6 +385,16 @@ func TestStatsAndDiff(t *testing.T) {
 	if res := tr.mustRun("diff", "--json", "--metadata", "--host", "h3", "latest"); !strings.Contains(res.stdout, `"metadata": [`+"\n"+`        "mode"`) {
 		t.Errorf("diff --json --metadata:\n%s", res.stdout)
 	}
+	// Contents and mode changed together: --metadata shows the mode too.
+	writeFile(t, filepath.Join(src, "keep.txt"), []byte("new contents"))
+	must(t, os.Chmod(filepath.Join(src, "keep.txt"), 0o600))
+	tr.mustRun("create", "--host", "h3", src)
+	if res := tr.mustRun("diff", "--metadata", "--host", "h3", "latest"); !strings.Contains(res.stdout, "M    "+src+"/keep.txt  (") || !strings.Contains(res.stdout, "; mode 0640 → 0600)\n") {
+		t.Errorf("diff --metadata of a file whose contents and mode changed:\n%s", res.stdout)
+	}
+	if res := tr.mustRun("diff", "--host", "h3", "latest"); strings.Contains(res.stdout, "mode 0640") {
+		t.Errorf("diff without --metadata shows the mode:\n%s", res.stdout)
+	}
 }
 
 func TestCompletionAndMan(t *testing.T) {
