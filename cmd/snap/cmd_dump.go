@@ -51,7 +51,18 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 		// A database dump by the names restore --db takes ('snap dump
 		// latest app > app.sql'): "path /app does not exist" (found by
 		// an exploratory test).
-		if m := dumpsNamed(sn.Sources, p); len(m) == 1 {
+		m := dumpsNamed(sn.Sources, p)
+		if len(m) == 0 && ref == "latest" {
+			// 'latest' is then the newest snapshot that holds the dump,
+			// under the filters, as restore --db takes it: another
+			// host's newer snapshot of files said "does not exist"
+			// (found by an exploratory test).
+			if other := s.newestHolding(c, p); other != nil {
+				s.ui.choicef("latest: snapshot %s (%s, host %s), the newest that holds the dump %s", other.ID.Short(), localTime(other.Time), other.Host, p)
+				sn, m = other, dumpsNamed(other.Sources, p)
+			}
+		}
+		if len(m) == 1 {
 			np = m[0].Path
 			node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np)
 		}
@@ -78,6 +89,24 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 		})
 	}
 	return fmt.Errorf("%s is a %s, not a file or directory", p, node.Type)
+}
+
+// newestHolding is the newest snapshot under the command's filters that
+// holds a dump of that name (restore --db's names), or nil.
+func (s *session) newestHolding(c *cli.Context, name string) *snapshot.Snapshot {
+	sns, err := s.snapshots(c.Context)
+	if err != nil {
+		return nil
+	}
+	held := holdingDumps(sns, []string{name}, "")
+	if len(held) == 0 {
+		return nil
+	}
+	sn, err := snapshot.Find(held, "latest", filterFrom(c))
+	if err != nil {
+		return nil
+	}
+	return sn
 }
 
 // writeContent streams a file's verified chunks to w.

@@ -110,7 +110,7 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	if err != nil {
 		return err
 	}
-	warnWeakKey(u, pw, kdf)
+	warnWeakKey(u, pw, kdf, "change it with 'snap key passwd'")
 	bo, err := backendOptionsFrom(c, e, u)
 	if err != nil {
 		return err

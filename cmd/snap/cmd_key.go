@@ -221,9 +221,16 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) (err error) {
 	}
 	// After the refusals below: a warning about a key that is then not
 	// made read as if it had been (found by an exploratory test).
+	var name string
 	defer func() {
 		if err == nil {
-			warnWeakKey(s.ui, pw, kdf)
+			// The key is stored by now: what undoes it, not "give the
+			// password again" (found by an exploratory test).
+			undo := "change it with 'snap key passwd'"
+			if !replace {
+				undo = fmt.Sprintf("remove the new key with 'snap key remove %s' and add it again without it", repo.ShortName(name))
+			}
+			warnWeakKey(s.ui, pw, kdf, undo)
 		}
 	}()
 	switch {
@@ -237,7 +244,7 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) (err error) {
 	case len(opened) > 0:
 		return usagef("the new password already opens key %s: choose another (one password, one key file)", repo.ShortName(opened[0]))
 	}
-	name, err := s.r.AddKey(c.Context, pw, kdf)
+	name, err = s.r.AddKey(c.Context, pw, kdf)
 	if err != nil {
 		return diskFull(readOnlyMount(fmt.Errorf("add key: %w; the keys are as they were", err), s.location, s.command))
 	}
@@ -331,13 +338,14 @@ const (
 // warnWeakKey warns about a new key whose password or derivation makes
 // it cheap to guess (found by an exploratory test: a blank password and a
 // 1 MiB, 1-pass key were taken without a word).
-func warnWeakKey(u *ui, pw string, kdf repo.KDFParams) {
+// undo says how to get rid of the key, which is stored by then.
+func warnWeakKey(u *ui, pw string, kdf repo.KDFParams, undo string) {
 	if odd := passwordOddity(pw); odd != "" {
 		// A secret store's second line of metadata, Notepad's BOM or a
 		// blank typed at the prompt become part of the key's password;
 		// the day they change, or someone types only the first line,
 		// the password stops working (found by an exploratory test).
-		u.warnf("the new password: %s; if that is not meant, give the password again without it", strings.TrimPrefix(odd, "; "))
+		u.warnf("the new password: %s; if that is not meant, %s", strings.TrimPrefix(odd, "; "), undo)
 	}
 	if n := utf8.RuneCountInString(strings.TrimSpace(pw)); n < minPasswordRunes {
 		u.warnf("the password has %s (not counting spaces around them): anyone with a copy of the repository can try passwords offline; use %d or more, a passphrase of several words is better", plural(n, "character", "characters"), minPasswordRunes)

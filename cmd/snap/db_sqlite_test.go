@@ -636,6 +636,17 @@ func TestRestoreDumpByRecordedURL(t *testing.T) {
 	if res := tr.run("dump", "latest", "nothing"); res.code != exitFatal || !strings.Contains(res.stderr, "does not exist") {
 		t.Errorf("dump latest of an unknown name: exit %d\n%s", res.code, res.stderr)
 	}
+	// With a newer snapshot of files (another host's), 'latest' is the
+	// newest that holds the dump, as restore --db takes it, and says so.
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", "--host", "web1", src)
+	if res := tr.mustRun("dump", "latest", "We ird"); !strings.Contains(res.stdout, "VALUES(1,'a');") || !strings.Contains(res.stderr, "the newest that holds the dump We ird") {
+		t.Errorf("dump latest NAME beside a newer snapshot of files:\n%s%s", res.stdout, res.stderr)
+	}
+	if res := tr.run("dump", "latest", "--host", "web1", "We ird"); res.code != exitFatal {
+		t.Errorf("dump latest NAME under a filter no holder passes: exit %d\n%s", res.code, res.stderr)
+	}
 	for i, name := range []string{recorded, "sqlite://" + dbFile} {
 		out := filepath.Join(tr.dir, fmt.Sprintf("out%d.db", i))
 		tr.mustRun("restore", "latest", "--db", name, "--to", "sqlite://"+out)
