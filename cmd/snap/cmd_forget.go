@@ -183,6 +183,12 @@ func runForget(c *cli.Context, e *env) error {
 			s.close()
 			return fmt.Errorf("%s cannot be read (above), so the policy cannot be applied safely; nothing was forgotten: remove each by its ID ('snap forget ID'), then forget again", plural(n, "snapshot", "snapshots"))
 		}
+		if n := len(s.unreadable); n > 0 {
+			// The dry run goes on, to show the plan, but must not read
+			// as what the real run will do (found by an exploratory
+			// test).
+			s.ui.warnf("%s cannot be read (above): without --dry-run this forget refuses and removes nothing; remove each by its ID ('snap forget ID') first", plural(n, "snapshot", "snapshots"))
+		}
 		selected, note := applyFilter(sns, filterFrom(c))
 		if note != "" {
 			// A mistyped host in a retention job removed nothing, and
