@@ -283,7 +283,9 @@ func TestCheckAndForgetUnreadableSnapshot(t *testing.T) {
 	if res := tr.run("forget", "--keep-last", "1"); res.code != exitFatal || !strings.Contains(res.stderr, "1 snapshot cannot be read (above), so the policy cannot be applied safely; nothing was forgotten") {
 		t.Errorf("forget --keep-last 1 beside an unreadable snapshot: exit %d: %s", res.code, res.stderr)
 	}
-	tr.run("forget", "--keep-last", "1", "--dry-run")
+	if res := tr.run("forget", "--keep-last", "1", "--dry-run"); res.code != 0 || !strings.Contains(res.stderr, "without --dry-run this forget refuses and removes nothing") {
+		t.Errorf("forget --dry-run beside an unreadable snapshot: exit %d: %s", res.code, res.stderr)
+	}
 	tr.mustRun("forget", ids[0][:8]) // a prefix, as list shows IDs (it said "no snapshot")
 	tr.mustRun("check")
 	tr.mustRun("prune", "--instant")
