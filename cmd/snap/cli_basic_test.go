@@ -909,4 +909,16 @@ func TestFiltersMatchingNothingTogether(t *testing.T) {
 			t.Errorf("%v: exit %d, no %q in\n%s", args, res.code, want, res.stderr)
 		}
 	}
+	// A snapshot named by ID that the filters would not pass is taken,
+	// with a warning.
+	web1 := tr.listJSON()[0]
+	if web1.Host != "web1" {
+		t.Fatalf("first snapshot: %+v", web1)
+	}
+	for _, args := range [][]string{{"stats", web1.ShortID}, {"ls", web1.ShortID}, {"diff", web1.ShortID, "latest"}} {
+		res := tr.run(append(args, "--host", "web2")...)
+		if res.code != 0 || !strings.Contains(res.stderr, "snapshot "+web1.ShortID+" (host web1) does not pass the filters given") {
+			t.Errorf("%v --host web2: exit %d\n%s", args, res.code, res.stderr)
+		}
+	}
 }

@@ -608,6 +608,12 @@ func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*s
 			}
 		}
 	}
+	if err == nil && ref != "latest" && f.Selects() && !f.Match(sn) {
+		// A snapshot named by its ID is taken whatever the filters say
+		// (forget refuses the mix): tag, stats, copy and diff did so
+		// without a word (found by an exploratory test).
+		s.ui.warnf("snapshot %s (host %s) does not pass the filters given (--host, --tag, --path, --job), which choose only among the snapshots not named by ID; taken as named", sn.ID.Short(), sn.Host)
+	}
 	if err == nil && ref == "latest" {
 		s.warnChosenAmongReadable(sn, "latest")
 		if others := otherSets(f.Apply(sns), sn); others != "" {
