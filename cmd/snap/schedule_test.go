@@ -562,4 +562,14 @@ schedule = "daily"
 	if res := tr.runConfig(nil, "config", "check", "--config", cfg); !strings.Contains(res.stdout+res.stderr, want) {
 		t.Errorf("config check's problem line: %s%s", res.stdout, res.stderr)
 	}
+	// Worse: one another user could change (the jobs would run what it
+	// sets: PATH, SNAP_PASSWORD_COMMAND), judged as the config file is.
+	if os.Geteuid() != 0 {
+		t.Skip("giving the file to another user needs root")
+	}
+	must(t, os.Chmod(envFile, 0o600))
+	must(t, os.Chown(envFile, 65534, 65534))
+	if res := tr.runConfig(nil, "config", "check", "--config", cfg); !strings.Contains(res.stdout+res.stderr, "and another user could change it: it belongs to user 65534") {
+		t.Errorf("config check of an env file of another user's: %s%s", res.stdout, res.stderr)
+	}
 }

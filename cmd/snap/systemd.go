@@ -200,12 +200,24 @@ func unitEnvFile(user bool, getenv func(string) string) string {
 // SNAP_PASSWORD), is open to other users; "" when it is not, or does not
 // exist. A readable password file was warned about, this one was not
 // (found by an exploratory test).
+//
+// Worse is a file another user could change: systemd loads it into the
+// environment of the job, run as root by a system unit, where PATH picks
+// the pg_dump it runs and SNAP_PASSWORD_COMMAND is run as a command. It is
+// judged as the config file is (readConfigFile), which root refuses to
+// read in that state (found by an exploratory test).
 func envFileExposed(path string) string {
 	if path == "" {
 		return ""
 	}
 	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm()&0o077 == 0 {
+	if err != nil {
+		return ""
+	}
+	if _, why, _ := readConfigFile(path); why != "" {
+		return fmt.Sprintf("the timers' units load this file into the environment of their jobs (PATH, SNAP_PASSWORD_COMMAND: what they run), and another user could change it: %s", why)
+	}
+	if st.Mode().Perm()&0o077 == 0 {
 		return ""
 	}
 	return fmt.Sprintf("the timers' units read this file (S3 keys, SNAP_PASSWORD), and other users may open it (mode %04o): chmod 600 %s", st.Mode().Perm(), path)
