@@ -631,6 +631,11 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 			(st.Uid == n.UID || int(st.Uid) == r.euid) {
 			ino = st.Ino
 		}
+	case n.Type == sources.TypeFile && r.opts.NoSparse && r.hasHoles(dir, n):
+		// Written anew: --no-sparse over a restore made without it is
+		// how a swap file gets its blocks (it was left as it was;
+		// found by an exploratory test).
+		return false, nil
 	case n.Type == sources.TypeFile:
 		same := func(i uint64) bool {
 			ino = i
@@ -658,6 +663,13 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 		r.opts.Report(Event{Kind: EventKept, Path: r.at(rel), Bytes: int64(n.Size)})
 	}
 	return true, nil
+}
+
+// hasHoles reports whether the file in the target at n's name holds fewer
+// blocks than its size needs (holes, or not yet written).
+func (r *Restorer) hasHoles(dir *sources.Dir, n Node) bool {
+	st, exists, err := dir.Lstat(n.Name)
+	return err == nil && exists && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Blocks*512 < st.Size
 }
 
 // skipSubtree counts a directory of the snapshot that OverwriteNever

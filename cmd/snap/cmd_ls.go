@@ -141,11 +141,13 @@ func longLine(np string, n *snapshot.Node) string {
 		// A device has no size: its number, as ls -l shows it.
 		size = fmt.Sprintf("%d, %d", unix.Major(n.Rdev), unix.Minor(n.Rdev))
 	}
-	mode := n.Meta.ModeString()
+	mode, ownerWidth := n.Meta.ModeString(), 8
 	if slices.ContainsFunc(n.Xattrs, func(x sources.Xattr) bool { return strings.HasPrefix(x.Name, "system.posix_acl_") }) {
-		mode += "+" // an ACL, as ls -l marks it
+		// An ACL, as ls -l marks it; the owner's column gives up the
+		// room, so that the columns after it stay aligned.
+		mode, ownerWidth = mode+"+", 7
 	}
-	line := fmt.Sprintf("%s %8s %8s %12s %s %s", mode, listedPath(owner), listedPath(group), size, localTime(time.Unix(0, n.MTime)), listedPath(np))
+	line := fmt.Sprintf("%s %*s %8s %12s %s %s", mode, ownerWidth, listedPath(owner), listedPath(group), size, localTime(time.Unix(0, n.MTime)), listedPath(np))
 	if n.Type == sources.TypeSymlink {
 		line += " -> " + listedPath(n.LinkTarget)
 	}

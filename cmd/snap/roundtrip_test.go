@@ -58,8 +58,11 @@ func TestRoundTrip(t *testing.T) {
 
 	t.Run("no-sparse", func(t *testing.T) {
 		// --no-sparse allocates every byte (a swap file), the same bytes.
+		// Over a restore made without it, with if-changed: the file is
+		// written anew, not kept with its holes.
 		target := filepath.Join(tr.dir, "dense")
-		tr.mustRun("restore", "latest:"+filepath.Join(src, "sparse"), "--target", target, "--no-sparse")
+		tr.mustRun("restore", "latest:"+filepath.Join(src, "sparse"), "--target", target)
+		tr.mustRun("restore", "latest:"+filepath.Join(src, "sparse"), "--target", target, "--no-sparse", "--overwrite", "if-changed")
 		p := filepath.Join(target, "sparse")
 		fi, err := os.Stat(p)
 		must(t, err)
