@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -665,5 +667,60 @@ func TestPruneDiscardsAFailedRunsPacks(t *testing.T) {
 	}
 	if _, err := f.ix.LoadBlob(context.Background(), reused[0].Type, reused[0].ID, nil); err != nil {
 		t.Fatalf("a used blob of a pack named by Discard: %v", err)
+	}
+}
+
+// storedButFailed is a backend whose segment saves store the segment and
+// then fail as a full disk does after the rename (the directory's fsync):
+// the segment is in place, and the writer is told it failed.
+type storedButFailed struct{ repo.Backend }
+
+func (b storedButFailed) Save(ctx context.Context, h repo.Handle, data []byte) error {
+	if err := b.Backend.Save(ctx, h, data); err != nil || h.Type != repo.IndexFile {
+		return err
+	}
+	return fmt.Errorf("%w: sync index: %w", repo.ErrNotDurable, syscall.ENOSPC)
+}
+
+// TestDropPendingLeavesTriedPacks: a writer that failed for lack of room
+// deletes the packs no segment write named, but not those of a segment
+// write that failed: that write may have stored the segment all the same,
+// which then lists them (deleting them lost blobs a later create deduped
+// against; found by a review).
+func TestDropPendingLeavesTriedPacks(t *testing.T) {
+	dir := t.TempDir()
+	be, err := local.Create(dir + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := repo.Init(ctx, storedButFailed{be}, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
+		repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{Host: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ix, err := index.Open(ctx, r, dir+"/cache", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	w := index.NewWriter(ix, index.WriterOptions{})
+	b := bytes.Repeat([]byte{7}, 1000)
+	if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(r.IDKey()).Sum(b)), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err == nil || !repo.DiskFull(err) {
+		t.Fatalf("flush whose segment write failed: %v", err)
+	}
+	if n, _ := w.DropPending(ctx); n != 0 {
+		t.Errorf("DropPending deleted %d packs a stored segment lists", n)
+	}
+	packs, err := r.ListIDs(ctx, repo.PackFile)
+	if err != nil || len(packs) != 1 {
+		t.Fatalf("packs after DropPending: %v %v", packs, err)
+	}
+	if segs, err := r.ListIDs(ctx, repo.IndexFile); err != nil || len(segs) != 1 {
+		t.Fatalf("segments: %v %v", segs, err)
 	}
 }

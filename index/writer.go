@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,7 +86,13 @@ type Writer struct {
 	inRun   map[blobKeyT]struct{}               // blobs saved by this writer and not yet in the cache
 	packers map[repo.BlobType]*repo.PackBuilder // open packs, one per blob type
 	pending []Pack                              // durable packs not yet in a segment
-	reused  map[repo.ID]struct{}                // packs this run relies on: of blobs it reused, and its own once indexed
+	// tried are the packs of segment writes that failed: such a write
+	// may have stored the segment all the same (a directory fsync that
+	// failed after the rename, a removal after a lost lock that failed,
+	// a store that kept what it was sent before the answer was lost), so
+	// an index may list them (DropPending leaves them).
+	tried  map[repo.ID]bool
+	reused map[repo.ID]struct{} // packs this run relies on: of blobs it reused, and its own once indexed
 	// segments are the index segments this writer wrote (Withdraw).
 	segments []repo.ID
 	err      error // first upload or segment error; sticky
@@ -703,6 +712,12 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 		if !errors.As(err, &ce) {
 			// Keep the packs pending: a later Flush retries their segment.
 			w.pending = append(w.pending, packs...)
+			if w.tried == nil {
+				w.tried = map[repo.ID]bool{}
+			}
+			for _, p := range packs {
+				w.tried[p.ID] = true
+			}
 		}
 		// (Only the local cache failed: the segment is in the
 		// repository, and its packs are indexed. Pending, they were
@@ -778,6 +793,18 @@ type CacheError struct {
 
 func (e *CacheError) Error() string { return fmt.Sprintf("index cache %s: %v", e.Path, e.Err) }
 func (e *CacheError) Unwrap() error { return e.Err }
+
+// CacheFailure reports whether err is a failed write to the local index
+// cache: a CacheError, or a write to the cache's database file that
+// reached the caller as the file's own error (prune's updates of the cache
+// were blamed on the repository's disk; found by a re-test). The create's
+// cleanup after a full disk and snap's advice both ask it, so that the
+// two agree (found by a review).
+func CacheFailure(err error) bool {
+	var ce *CacheError
+	var pe *fs.PathError
+	return errors.As(err, &ce) || errors.As(err, &pe) && strings.HasPrefix(filepath.Base(pe.Path), "index.db")
+}
 
 // Committed marks the index segments written so far as referred to by a
 // saved snapshot: Withdraw leaves them (a copy of several snapshots
@@ -884,19 +911,25 @@ func (w *Writer) SaveProgress(ctx context.Context) error {
 
 // DropPending is SaveProgress's opposite, for a run that failed for lack
 // of room: it waits for the uploads under way and deletes the durable
-// packs no segment lists yet, so that the room they take is free again.
-// No other process can rely on them (no index lists them), and no
-// snapshot refers to them. It returns how many it deleted and their size;
-// a pack it could not delete is left to prune, which removes unindexed
-// packs.
+// packs that no segment write of this writer has named, so that the room
+// they take is free again. No other process can rely on them (no index
+// lists them), and no snapshot refers to them. A pack named by a segment
+// write that failed is left, as that write may have stored the segment
+// all the same (tried): prune deletes it, marked or unindexed as it turns
+// out. It returns how many it deleted and their size; a pack it could not
+// delete is left to prune too. The writer is not used after it.
 func (w *Writer) DropPending(ctx context.Context) (int, int64) {
 	w.uploads.Wait()
 	w.mu.Lock()
 	batch := w.pending
 	w.pending = nil
+	tried := w.tried
 	w.mu.Unlock()
 	n, size := 0, int64(0)
 	for _, p := range batch {
+		if tried[p.ID] {
+			continue
+		}
 		if err := w.r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: p.ID.String()}); err == nil {
 			n++
 			size += p.Size

@@ -291,8 +291,11 @@ func (r *Repository) RemoveLock(ctx context.Context, name string) error {
 type Lock struct {
 	r    *Repository
 	info LockInfo
-	mu   sync.Mutex // guards name, bug and lost
+	mu   sync.Mutex // guards name, bug, lost and writtenAt
 	name string
+	// writtenAt is when the lock file was last written: taken, or
+	// refreshed with success (WrittenAt).
+	writtenAt time.Time
 	// bug is the first panic of a refresh (see refreshLoop).
 	bug error
 	// lost says that the lock file was found removed by another process
@@ -336,7 +339,7 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 	now := r.opts.Now()
 	l := &Lock{r: r, info: LockInfo{Time: now, Created: now, Exclusive: o.Exclusive, Prune: o.Prune && !o.Exclusive, Host: r.opts.Host,
 		Username: username(), PID: os.Getpid(), PIDStart: processStart(os.Getpid()), PIDNamespace: r.opts.PIDNamespace,
-		MachineID: r.opts.MachineID, BootID: r.opts.BootID, Command: o.Command}}
+		MachineID: r.opts.MachineID, BootID: r.opts.BootID, Command: o.Command}, writtenAt: now}
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}
@@ -471,6 +474,9 @@ func (l *Lock) refresh() {
 		}
 		return // the old lock stays; the next tick tries again
 	}
+	l.mu.Lock()
+	l.writtenAt = l.info.Time
+	l.mu.Unlock()
 	// The old file goes even if Unlock is waiting: it must not stay
 	// behind as a live lock of ours.
 	rctx, rcancel := context.WithTimeout(context.Background(), unlockTimeout)
@@ -528,6 +534,15 @@ func (l *Lock) Verify(ctx context.Context) error {
 		return fmt.Errorf("check lock: %w", err)
 	}
 	return nil
+}
+
+// WrittenAt returns when the lock file was last written with success
+// (taken or refreshed), by the repository's clock (Options.Now). Another
+// process takes it for stale LockStaleAge after that.
+func (l *Lock) WrittenAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.writtenAt
 }
 
 // Name returns the lock file's current name (it changes when the lock is

@@ -155,14 +155,15 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		wo.Verify = o.Lock.Verify
 	}
 	w := index.NewWriter(ix, wo)
+	saved := false // the snapshot document stands: its segments stay
 	if o.Lock != nil {
 		// A run that failed because its lock was removed (a segment
 		// write or the commit found it gone) takes back the index
 		// segments it wrote: a prune that took it for dead may have
 		// deleted the packs they name.
 		defer func() {
-			if err == nil || errors.Is(err, ErrLockUnchecked) {
-				return // (the snapshot is saved: its segments stay)
+			if err == nil || saved {
+				return
 			}
 			// Bounded: after a store that stopped answering, the
 			// run is over already, and each request would retry for
@@ -245,17 +246,23 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 			return nil, err // the segments are withdrawn above
 		}
 	}
-	if err := Save(ctx, r, sn); err != nil {
-		if errors.Is(err, repo.ErrNotDurable) {
-			return sn, err // saved all the same
-		}
-		return nil, err
+	serr := Save(ctx, r, sn)
+	if serr != nil && !errors.Is(serr, repo.ErrNotDurable) {
+		return nil, serr
 	}
+	// A document in place but not made durable is checked as a durable
+	// one: kept, its segments must stay (they were withdrawn beside it
+	// when the lock was found lost afterwards; found by a review).
 	if err := keptLock(ctx, o.Lock, r, sn.ID); err != nil {
 		if errors.Is(err, ErrLockUnchecked) {
+			saved = true
 			return sn, err // saved all the same
 		}
-		return nil, err // the segments are withdrawn above
+		return nil, err // the document is taken back, the segments withdrawn above
+	}
+	saved = true
+	if serr != nil {
+		return sn, serr // saved all the same, not durable
 	}
 	return sn, nil
 }
@@ -332,11 +339,20 @@ func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.
 	if lock == nil {
 		return nil
 	}
-	err := lock.Verify(ctx)
+	// Not cut short by Ctrl-C just after the write: "could not be
+	// checked" would be said of a lock that is there.
+	vctx, vcancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+	defer vcancel()
+	err := lock.Verify(vctx)
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, repo.ErrLockLost) {
+	// Unanswered, the lock is kept for held while another process could
+	// not yet take it for stale: it was written less than half the stale
+	// age ago. Past that, a prune may have removed it and deleted what
+	// the snapshot needs (found by a review), and the document goes as
+	// for a lost lock.
+	if !errors.Is(err, repo.ErrLockLost) && r.Now().Sub(lock.WrittenAt()) < repo.LockStaleAge/2 {
 		return fmt.Errorf("%w (%v): once the repository answers, run 'snap check'", ErrLockUnchecked, err)
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
@@ -373,8 +389,7 @@ func saveProgress(ctx context.Context, w *index.Writer, runErr error) {
 	}
 	ctx, cancel := context.WithTimeout(repo.OutOfTurn(context.WithoutCancel(ctx)), progressTimeout)
 	defer cancel()
-	var ce *index.CacheError
-	if repo.DiskFull(runErr) && !errors.As(runErr, &ce) {
+	if repo.DiskFull(runErr) && !index.CacheFailure(runErr) {
 		// Indexed, they would hold the room until a prune had marked
 		// them and waited out its delay, and the next run would meet
 		// the same full disk; unindexed, nothing can rely on them.

@@ -124,8 +124,9 @@ type Restorer struct {
 	links   map[LinkGroup]string // group → first restored path
 	// held are finished directories whose metadata waits for the end of
 	// the restore (holdBack), in the order they finished.
-	heldMu sync.Mutex
-	held   []*dirHandle
+	heldMu  sync.Mutex
+	held    []*dirHandle
+	maxHeld int // set at the first holdBack
 	// linkInodes holds, for a group whose first name was kept as it was
 	// in the target (Overwrite), that file's inode in the target.
 	linkInodes map[LinkGroup]uint64
@@ -403,8 +404,16 @@ func (r *Restorer) release(d *dirHandle) {
 	}
 }
 
-// maxHeld bounds the directories holdBack keeps open.
-const maxHeld = 4096
+// maxHeld bounds the directories holdBack keeps open: at most a quarter
+// of the descriptors the process may open, and 4096 (the restore's own
+// files and directories need the rest).
+func maxHeld() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 256
+	}
+	return int(min(rl.Cur/4, 4096))
+}
 
 // holdBack keeps a finished directory open, and its metadata for the end
 // of the restore (finishHeld), when that metadata takes from the
@@ -418,7 +427,10 @@ func (r *Restorer) holdBack(d *dirHandle) bool {
 	}
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
-	if len(r.held) >= maxHeld {
+	if r.maxHeld == 0 {
+		r.maxHeld = maxHeld()
+	}
+	if len(r.held) >= r.maxHeld {
 		return false
 	}
 	r.held = append(r.held, d)
@@ -665,11 +677,10 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 	return true, nil
 }
 
-// hasHoles reports whether the file in the target at n's name holds fewer
-// blocks than its size needs (holes, or not yet written).
+// hasHoles reports whether the file in the target at n's name has holes
+// (sources.Dir.HasHoles).
 func (r *Restorer) hasHoles(dir *sources.Dir, n Node) bool {
-	st, exists, err := dir.Lstat(n.Name)
-	return err == nil && exists && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Blocks*512 < st.Size
+	return dir.HasHoles(n.Name)
 }
 
 // skipSubtree counts a directory of the snapshot that OverwriteNever

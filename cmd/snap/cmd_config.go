@@ -248,8 +248,9 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 	if cfg != nil && !syntaxOnly {
 		problems = append(problems, cfg.checkEnvironment(systemdCalendar(schedules(cfg.Jobs)...))...)
 		for _, user := range []bool{false, true} {
-			if f := unitEnvFile(user, e.getenv); envFileExposed(f) != "" {
-				problems = append(problems, Problem{File: f, Message: envFileExposed(f), Severity: "warning"})
+			f := unitEnvFile(user, e.getenv)
+			if msg := envFileExposed(f); msg != "" {
+				problems = append(problems, Problem{File: f, Message: msg, Severity: "warning"})
 			}
 		}
 	}

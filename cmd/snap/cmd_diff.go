@@ -215,7 +215,10 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		// The changes are the result, shown also with --quiet (which
 		// hides the heading and the summary).
 		note := sizeNote(ch)
-		if len(also) > 0 {
+		switch {
+		case len(also) > 0 && note == "": // a symlink or a device: no sizes
+			note = "  (" + metaNote(ch.Old, ch.New, also) + ")"
+		case len(also) > 0:
 			note = strings.TrimSuffix(note, ")") + "; " + metaNote(ch.Old, ch.New, also) + ")"
 		}
 		if !utf8Locale(e.getenv) {

@@ -860,7 +860,7 @@ func runPruneStep(ctx context.Context, e *env, s *session, j *Job, discard []rep
 		case errors.As(err, &le):
 			// A run that read their segment may rely on them: marked,
 			// they go after the delay, as any prune's.
-			s.ui.warnf("the %s the failed create indexed are marked for deletion, not deleted now: another snap process runs (pid %d on host %s); 'snap prune --instant' deletes them once nothing else runs",
+			s.ui.warnf("the %s the failed create indexed are not deleted now: another snap process runs (pid %d on host %s); prunes mark them as any unused packs, and 'snap prune --instant' deletes them once nothing else runs",
 				plural(len(discard), "pack", "packs"), le.Holder.PID, le.Holder.Host)
 		default:
 			return err

@@ -220,8 +220,10 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 		out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule, Service: svc, Timer: tmr, Installed: true})
 		u.printf("wrote %s and %s (%s)", svc, tmr, strings.Join(j.Schedule, "; "))
 	}
-	if f := unitEnvFile(o.user, e.getenv); envFileExposed(f) != "" {
-		u.warnf("%s: %s", f, envFileExposed(f))
+	if f := unitEnvFile(o.user, e.getenv); f != "" {
+		if msg := envFileExposed(f); msg != "" {
+			u.warnf("%s: %s", f, msg)
+		}
 	}
 	var sysErr error // systemctl failed: the units are written all the same
 	if o.callsSystemctl() {

@@ -420,11 +420,13 @@ func (d *cfgDecoder) errorf(key toml.Key, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: d.lineOf(key), Key: key.String(), Job: jobOf(key), Message: problemText(format, args...), Severity: "error"})
 }
 
-// failed reports whether an error was found in one of the keys of at.
+// failed reports whether an error was found in one of the keys of at, or
+// below one.
 func (d *cfgDecoder) failed(at toml.Key, keys ...string) bool {
 	for _, p := range d.problems {
 		for _, k := range keys {
-			if p.Severity == "error" && p.Key == sub(at, k).String() {
+			key := sub(at, k).String()
+			if p.Severity == "error" && (p.Key == key || strings.HasPrefix(p.Key, key+".")) {
 				return true
 			}
 		}

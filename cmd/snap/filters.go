@@ -561,8 +561,8 @@ func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
 }
 
 // applyFilter returns the snapshots of sns that f selects and, when it
-// selects none, unmatchedFilter's note on what of f no snapshot has (""
-// when every part of f matches some snapshot).
+// selects none, a note: unmatchedFilter's on what of f no snapshot has,
+// or that no snapshot matches all of f together ("" when f is empty).
 func applyFilter(sns []*snapshot.Snapshot, f snapshot.Filter) (selected []*snapshot.Snapshot, note string) {
 	if selected = f.Apply(sns); len(selected) == 0 {
 		note = unmatchedFilter(sns, f)

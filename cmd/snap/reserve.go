@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path/filepath"
-	"strings"
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
@@ -34,14 +31,8 @@ func diskFull(err error) error {
 }
 
 // cacheWrite reports whether err is a failed write to the local index
-// cache: an index.CacheError, or a write to the cache's database file that
-// reached the caller as the file's own error (prune's updates of the
-// cache were blamed on the repository's disk; found by a re-test).
-func cacheWrite(err error) bool {
-	var ce *index.CacheError
-	var pe *fs.PathError
-	return errors.As(err, &ce) || errors.As(err, &pe) && strings.HasPrefix(filepath.Base(pe.Path), "index.db")
-}
+// cache (index.CacheFailure).
+func cacheWrite(err error) bool { return index.CacheFailure(err) }
 
 // releaseReserve frees the repository's space reserve, so that the
 // command that frees space (s.freeing: forget, prune) can run on a full

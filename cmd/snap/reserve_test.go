@@ -668,7 +668,7 @@ keep = { last = 1, prune = true }
 	// marked, and the warning says why and what deletes them.
 	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: "db1", PID: 4242, Command: "create"})
 	res = tr.runConfig(nil, "run", "--config", cfg)
-	if res.code != exitFatal || !strings.Contains(res.stderr, "indexed are marked for deletion, not deleted now: another snap process runs (pid 4242 on host db1)") {
+	if res.code != exitFatal || !strings.Contains(res.stderr, "indexed are not deleted now: another snap process runs (pid 4242 on host db1)") {
 		t.Fatalf("beside another process: exit %d\n%s", res.code, res.stderr)
 	}
 	must(t, os.Truncate(big, 1<<20))

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,7 +216,9 @@ func envFileExposed(path string) string {
 	if err != nil {
 		return ""
 	}
-	if _, why, _ := readConfigFile(path); why != "" {
+	// One this user may not open is root's (/etc/snap/env judged by
+	// another user's config check): not this user's to judge.
+	if _, why, err := readConfigFile(path); why != "" && !errors.Is(err, fs.ErrPermission) {
 		return fmt.Sprintf("the timers' units load this file into the environment of their jobs (PATH, SNAP_PASSWORD_COMMAND: what they run), and another user could change it: %s", why)
 	}
 	if st.Mode().Perm()&0o077 == 0 {
