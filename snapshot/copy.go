@@ -154,7 +154,7 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	// before it.
 	defer func() {
 		if err != nil {
-			saveProgress(ctx, c.w, err)
+			err = saveProgress(ctx, c.w, err)
 		}
 	}()
 	dict, err := c.copyDictionary(ctx, sn)

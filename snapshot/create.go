@@ -189,7 +189,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	// before it.
 	defer func() {
 		if err != nil {
-			saveProgress(ctx, w, err)
+			err = saveProgress(ctx, w, err)
 		}
 	}()
 	a, err := newArchiver(ix, w, o.Archive)
@@ -382,10 +382,12 @@ const progressTimeout = 15 * time.Second
 // only that reuse. After a full repository disk it deletes them instead
 // (index.Writer.DropPending): room matters more then than reuse (not when
 // it was the index cache's disk that was full).
-func saveProgress(ctx context.Context, w *index.Writer, runErr error) {
+//
+// It returns runErr, with what it deleted added.
+func saveProgress(ctx context.Context, w *index.Writer, runErr error) error {
 	var bug *repo.PanicError
 	if errors.As(runErr, &bug) {
-		return
+		return runErr
 	}
 	ctx, cancel := context.WithTimeout(repo.OutOfTurn(context.WithoutCancel(ctx)), progressTimeout)
 	defer cancel()
@@ -393,10 +395,17 @@ func saveProgress(ctx context.Context, w *index.Writer, runErr error) {
 		// Indexed, they would hold the room until a prune had marked
 		// them and waited out its delay, and the next run would meet
 		// the same full disk; unindexed, nothing can rely on them.
-		w.DropPending(ctx)
-		return
+		if n, size := w.DropPending(ctx); n > 0 {
+			what, verb := fmt.Sprintf("the %d packs", n), "were"
+			if n == 1 {
+				what, verb = "the pack", "was"
+			}
+			return fmt.Errorf("%w (%s this run stored and had not indexed, %.1f MiB, %s deleted: the room is free again)", runErr, what, float64(size)/(1<<20), verb)
+		}
+		return runErr
 	}
 	_ = w.SaveProgress(ctx)
+	return runErr
 }
 
 // confirmReused syncs the index and makes sure that every pack this run
