@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,29 +47,43 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 		return err
 	}
 	defer s.close()
-	sn, np, node, err := s.findPath(c, ref, p)
-	if errors.Is(err, snapshot.ErrNoPath) && sn != nil && !strings.Contains(p, "/") {
-		// A database dump by the names restore --db takes ('snap dump
-		// latest app > app.sql'): "path /app does not exist" (found by
-		// an exploratory test).
-		m := dumpsNamed(sn.Sources, p)
-		if len(m) == 0 && ref == "latest" {
-			// 'latest' is then the newest snapshot that holds the dump,
-			// under the filters, as restore --db takes it: another
-			// host's newer snapshot of files said "does not exist"
-			// (found by an exploratory test).
-			if other := s.newestHolding(c, p); other != nil {
-				s.ui.choicef("latest: snapshot %s (%s, host %s), the newest that holds the dump %s", other.ID.Short(), localTime(other.Time), other.Host, p)
-				sn, m = other, dumpsNamed(other.Sources, p)
+	var sn *snapshot.Snapshot
+	var np string
+	var node snapshot.Node
+	if ref == "latest" {
+		// A dump, by its path or the names restore --db takes, that the
+		// newest snapshot lacks: 'latest' is then the newest snapshot
+		// that holds it, as for restore --db (another host's newer
+		// snapshot of files said "does not exist"; found by exploratory
+		// tests).
+		held, src, hint, err := s.latestDump(c, p)
+		switch {
+		case err != nil:
+			return err
+		case hint != "":
+			return fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, hint)
+		case held != nil:
+			sn, np = held, src.Path
+			if node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np); err != nil {
+				return inSnapshot(sn, err)
 			}
 		}
-		if len(m) == 1 {
-			np = m[0].Path
-			node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np)
-		}
 	}
-	if err != nil {
-		return err
+	if sn == nil {
+		var err error
+		sn, np, node, err = s.findPath(c, ref, p)
+		if errors.Is(err, snapshot.ErrNoPath) && sn != nil && !strings.Contains(p, "/") {
+			// A database dump by the names restore --db takes ('snap
+			// dump 5d0e… app > app.sql'): "path /app does not exist"
+			// (found by an exploratory test).
+			if m := dumpsNamed(sn.Sources, p); len(m) == 1 {
+				np = m[0].Path
+				node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np)
+			}
+		}
+		if err != nil {
+			return err
+		}
 	}
 	p = np
 	switch node.Type {
@@ -91,22 +106,46 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 	return fmt.Errorf("%s is a %s, not a file or directory", p, node.Type)
 }
 
-// newestHolding is the newest snapshot under the command's filters that
-// holds a dump of that name (restore --db's names), or nil.
-func (s *session) newestHolding(c *cli.Context, name string) *snapshot.Snapshot {
+// latestDump is 'latest' for 'snap dump latest P' when the newest snapshot
+// under the filters has no path P and P names a dump (its path, or the
+// names restore --db takes): the newest snapshot under the filters that
+// holds that dump, with the dump, said in a notice. It returns no snapshot
+// when the newest has P, or nothing holds such a dump (the caller goes on
+// as for any path), and a hint instead when snapshots hold one but the
+// filters select none of them.
+func (s *session) latestDump(c *cli.Context, p string) (*snapshot.Snapshot, snapshot.Source, string, error) {
 	sns, err := s.snapshots(c.Context)
 	if err != nil {
-		return nil
+		return nil, snapshot.Source{}, "", err
 	}
-	held := holdingDumps(sns, []string{name}, "")
+	f := filterFrom(c)
+	newest, err := snapshot.Find(sns, "latest", f)
+	if err == nil {
+		if _, err := snapshot.FindNode(c.Context, s.ix, newest.Tree, path.Clean("/"+p)); err == nil {
+			return nil, snapshot.Source{}, "", nil
+		}
+	}
+	held := holdingDumps(sns, []string{p}, "")
 	if len(held) == 0 {
-		return nil
+		return nil, snapshot.Source{}, "", nil
 	}
-	sn, err := snapshot.Find(held, "latest", filterFrom(c))
+	sn, err := snapshot.Find(held, "latest", f)
 	if err != nil {
-		return nil
+		var hosts []string
+		for _, h := range held {
+			hosts = append(hosts, h.Host)
+		}
+		slices.Sort(hosts)
+		return nil, snapshot.Source{}, fmt.Sprintf("no snapshot the filters select holds a dump %s (snapshots of %s do)", p, strings.Join(slices.Compact(hosts), ", ")), nil
 	}
-	return sn
+	src, err := findDumpSourceOfKind(sn, p, "")
+	if err != nil {
+		return nil, snapshot.Source{}, "", nil // two of that name, say: as for any path
+	}
+	if sn != newest {
+		s.ui.choicef("latest: snapshot %s (%s, host %s), the newest that holds the dump %s", sn.ID.Short(), localTime(sn.Time), sn.Host, p)
+	}
+	return sn, src, "", nil
 }
 
 // writeContent streams a file's verified chunks to w.
