@@ -406,6 +406,17 @@ func noDumpHeld(c *cli.Context, all []*snapshot.Snapshot, dbs []string, kind str
 	}
 	latest, ferr := snapshot.Find(withDumps, "latest", filterFrom(c))
 	if ferr != nil {
+		if held := holdingDumps(all, dbs, kind); len(held) > 0 {
+			// The filters' note was made among the holders alone: "no
+			// snapshot has host SP" of a host that has snapshots
+			// (found by an exploratory test).
+			var hosts []string
+			for _, sn := range held {
+				hosts = append(hosts, sn.Host)
+			}
+			slices.Sort(hosts)
+			return fmt.Errorf("%w: no snapshot the filters select holds the dump %s (snapshots of %s do)", snapshot.ErrNoSnapshot, strings.Join(dbs, " and "), strings.Join(slices.Compact(hosts), ", "))
+		}
 		return fmt.Errorf("%w (looking for one that holds the dump %s)", err, strings.Join(dbs, " and "))
 	}
 	holds := func(sn *snapshot.Snapshot, n string) bool {

@@ -647,6 +647,10 @@ func TestRestoreDumpByRecordedURL(t *testing.T) {
 	if res := tr.run("dump", "latest", "--host", "web1", "We ird"); res.code != exitFatal || !strings.Contains(res.stderr, "no snapshot the filters select holds a dump We ird (snapshots of ") {
 		t.Errorf("dump latest NAME under a filter no holder passes: exit %d\n%s", res.code, res.stderr)
 	}
+	if res := tr.run("restore", "latest", "--db", "We ird", "--host", "web1", "--to", "sqlite://"+filepath.Join(tr.dir, "x.db")); res.code != exitFatal ||
+		!strings.Contains(res.stderr, "no snapshot the filters select holds the dump We ird (snapshots of ") {
+		t.Errorf("restore --db under a filter no holder passes: exit %d\n%s", res.code, res.stderr)
+	}
 	// The dump's path, as ls shows it, likewise; one notice only.
 	if res := tr.mustRun("dump", "latest", list[0].Sources[0].Path); !strings.Contains(res.stdout, "VALUES(1,'a');") || strings.Count(res.stderr, "latest:") != 1 {
 		t.Errorf("dump latest PATH-OF-DUMP beside a newer snapshot of files:\n%s%s", res.stdout, res.stderr)
