@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
@@ -294,8 +295,17 @@ func sizeNote(ch snapshot.Change) string {
 			return fmt.Sprintf("  (%s)", humanBytes(int64(ch.Old.Size)))
 		}
 	case snapshot.Modified:
-		if ch.New.Type == sources.TypeFile {
+		switch ch.New.Type {
+		case sources.TypeFile:
 			return fmt.Sprintf("  (%s → %s)", humanBytes(int64(ch.Old.Size)), humanBytes(int64(ch.New.Size)))
+		case sources.TypeSymlink: // a "modified" symlink points elsewhere
+			if ch.Old.LinkTarget != ch.New.LinkTarget {
+				return fmt.Sprintf("  (%s → %s)", listedPath(ch.Old.LinkTarget), listedPath(ch.New.LinkTarget))
+			}
+		case sources.TypeDev, sources.TypeCharDev: // renumbered
+			if ch.Old.Rdev != ch.New.Rdev {
+				return fmt.Sprintf("  (%d, %d → %d, %d)", unix.Major(ch.Old.Rdev), unix.Minor(ch.Old.Rdev), unix.Major(ch.New.Rdev), unix.Minor(ch.New.Rdev))
+			}
 		}
 	case snapshot.TypeChanged:
 		return fmt.Sprintf("  (%s → %s)", ch.Old.Type, ch.New.Type)

@@ -395,6 +395,15 @@ func TestStatsAndDiff(t *testing.T) {
 	if res := tr.mustRun("diff", "--host", "h3", "latest"); strings.Contains(res.stdout, "mode 0640") {
 		t.Errorf("diff without --metadata shows the mode:\n%s", res.stdout)
 	}
+	// A symlink pointed elsewhere shows where.
+	must(t, os.Symlink("tgt1", filepath.Join(src, "link2")))
+	tr.mustRun("create", "--host", "h3", src)
+	must(t, os.Remove(filepath.Join(src, "link2")))
+	must(t, os.Symlink("tgt2", filepath.Join(src, "link2")))
+	tr.mustRun("create", "--host", "h3", src)
+	if res := tr.mustRun("diff", "--host", "h3", "latest"); !strings.Contains(res.stdout, "M    "+src+"/link2  (tgt1 → tgt2)\n") {
+		t.Errorf("diff of a symlink pointed elsewhere:\n%s", res.stdout)
+	}
 }
 
 func TestCompletionAndMan(t *testing.T) {
