@@ -200,14 +200,14 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	// (A copy's document is named by its content: taken back, it could be
 	// one another host's copy of the same snapshot saved at that moment,
 	// which the copy run again stores anew.)
-	if err := keptLock(ctx, c.opts.Lock, c.dst.Repository(), out.ID); err != nil {
-		if errors.Is(err, ErrLockUnchecked) {
-			c.w.Committed() // the document stands, and needs them
-			return nil, fmt.Errorf("copy of snapshot %s: %w", sn.ID.Short(), err)
-		}
-		return nil, err
+	kerr := keptLock(ctx, c.opts.Lock, c.dst.Repository(), out.ID)
+	if kerr != nil && !errors.Is(kerr, ErrLockUnchecked) {
+		return nil, kerr
 	}
-	c.w.Committed() // the segments so far are this snapshot's now
+	c.w.Committed() // the segments so far are this snapshot's now (the document stands)
+	if kerr != nil {
+		return nil, fmt.Errorf("copy of snapshot %s: %w", sn.ID.Short(), kerr)
+	}
 	return &out, nil
 }
 

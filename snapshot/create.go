@@ -340,10 +340,11 @@ func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.
 		return nil
 	}
 	// Not cut short by Ctrl-C just after the write: "could not be
-	// checked" would be said of a lock that is there.
-	vctx, vcancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
-	defer vcancel()
-	err := lock.Verify(vctx)
+	// checked" would be said of a lock that is there. The removal below
+	// has the same bound.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+	defer cancel()
+	err := lock.Verify(wctx)
 	if err == nil {
 		return nil
 	}
@@ -355,9 +356,7 @@ func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.
 	if !errors.Is(err, repo.ErrLockLost) && r.Now().Sub(lock.WrittenAt()) < repo.LockStaleAge/2 {
 		return fmt.Errorf("%w (%v): once the repository answers, run 'snap check'", ErrLockUnchecked, err)
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
-	defer cancel()
-	if rerr := r.Backend().Remove(rctx, repo.Handle{Type: repo.SnapshotFile, Name: id.String()}); rerr != nil && !errors.Is(rerr, repo.ErrNotFound) {
+	if rerr := r.Backend().Remove(wctx, repo.Handle{Type: repo.SnapshotFile, Name: id.String()}); rerr != nil && !errors.Is(rerr, repo.ErrNotFound) {
 		return fmt.Errorf("%w; the snapshot document %s written meanwhile could not be taken back (%v): remove it with 'snap forget %s'", err, id.Short(), rerr, id)
 	}
 	return err

@@ -886,13 +886,10 @@ func lockedRepoOn(t *testing.T, wrap func(repo.Backend) repo.Backend, command st
 	return ix, l
 }
 
-// TestVerifiesLockAfterWriting: a lock removed while an index segment's
-// or the snapshot's write waited after the check before it fails a create
-// or a copy, which takes back what that write stored: a create saved a
-// snapshot of packs a prune had deleted, exit 0, and a copy left a
-// segment naming them, which the copy run again reused (found by a
-// re-test).
-func TestVerifiesLockAfterWriting(t *testing.T) {
+// oneFileSnapshot makes a repository holding a snapshot of a directory
+// with one small file, for creates and copies of it elsewhere.
+func oneFileSnapshot(t *testing.T) (*pipelineRepo, string, *Snapshot) {
+	t.Helper()
 	src := newPipelineRepo(t)
 	dir := filepath.Join(src.dir, "src")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -901,7 +898,17 @@ func TestVerifiesLockAfterWriting(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sn := src.create([]string{dir}, ArchiveOptions{})
+	return src, dir, src.create([]string{dir}, ArchiveOptions{})
+}
+
+// TestVerifiesLockAfterWriting: a lock removed while an index segment's
+// or the snapshot's write waited after the check before it fails a create
+// or a copy, which takes back what that write stored: a create saved a
+// snapshot of packs a prune had deleted, exit 0, and a copy left a
+// segment naming them, which the copy run again reused (found by a
+// re-test).
+func TestVerifiesLockAfterWriting(t *testing.T) {
+	src, dir, sn := oneFileSnapshot(t)
 	ctx := context.Background()
 	for _, steal := range []repo.FileType{repo.IndexFile, repo.SnapshotFile} {
 		for _, command := range []string{"create", "copy"} {
@@ -957,15 +964,7 @@ func (b *lockOutage) Stat(ctx context.Context, h repo.Handle) (int64, error) {
 // says so (ErrLockUnchecked). Every outage at that moment withdrew the
 // segments, and took a saved snapshot back (found by an exploratory test).
 func TestLockCheckWithoutAnswer(t *testing.T) {
-	src := newPipelineRepo(t)
-	dir := filepath.Join(src.dir, "src")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sn := src.create([]string{dir}, ArchiveOptions{})
+	src, dir, sn := oneFileSnapshot(t)
 	ctx := context.Background()
 	for _, after := range []repo.FileType{repo.IndexFile, repo.SnapshotFile} {
 		for _, command := range []string{"create", "copy"} {

@@ -126,7 +126,7 @@ type Restorer struct {
 	// the restore (holdBack), in the order they finished.
 	heldMu  sync.Mutex
 	held    []*dirHandle
-	maxHeld int // set at the first holdBack
+	maxHeld int // how many it may hold (maxHeld)
 	// linkInodes holds, for a group whose first name was kept as it was
 	// in the target (Overwrite), that file's inode in the target.
 	linkInodes map[LinkGroup]uint64
@@ -240,7 +240,7 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	if o.Blobs == nil {
 		o.Blobs = ix
 	}
-	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}, euid: os.Geteuid()}
+	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}, euid: os.Geteuid(), maxHeld: maxHeld()}
 }
 
 // Restore writes node (found at snapPath in the snapshot) into the target.
@@ -427,9 +427,6 @@ func (r *Restorer) holdBack(d *dirHandle) bool {
 	}
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
-	if r.maxHeld == 0 {
-		r.maxHeld = maxHeld()
-	}
 	if len(r.held) >= r.maxHeld {
 		return false
 	}
@@ -643,7 +640,7 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 			(st.Uid == n.UID || int(st.Uid) == r.euid) {
 			ino = st.Ino
 		}
-	case n.Type == sources.TypeFile && r.opts.NoSparse && r.hasHoles(dir, n):
+	case n.Type == sources.TypeFile && r.opts.NoSparse && dir.HasHoles(n.Name):
 		// Written anew: --no-sparse over a restore made without it is
 		// how a swap file gets its blocks (it was left as it was;
 		// found by an exploratory test).
@@ -675,12 +672,6 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 		r.opts.Report(Event{Kind: EventKept, Path: r.at(rel), Bytes: int64(n.Size)})
 	}
 	return true, nil
-}
-
-// hasHoles reports whether the file in the target at n's name has holes
-// (sources.Dir.HasHoles).
-func (r *Restorer) hasHoles(dir *sources.Dir, n Node) bool {
-	return dir.HasHoles(n.Name)
 }
 
 // skipSubtree counts a directory of the snapshot that OverwriteNever

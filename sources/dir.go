@@ -158,7 +158,7 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	if err := d.check(name); err != nil {
 		return false, err
 	}
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(d.fd, name, openToLook, 0)
 	if errors.Is(err, unix.EACCES) && !d.t.asRoot {
 		return d.unreadableKept(name, m, same), nil
 	}
@@ -198,6 +198,11 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	return true, setFdMeta(fd, d.path(name), d.t.asRoot, d.ownership(m), true, m)
 }
 
+// openToLook opens an entry already in the target to look at it: never
+// through a symlink, never blocking on a FIFO, never as a controlling
+// terminal.
+const openToLook = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+
 // HasHoles reports whether the regular file name has a hole before its
 // end, as the kernel tells (SEEK_HOLE): not by its blocks, fewer than its
 // size on a compressing file system, or for a small file kept inline,
@@ -211,7 +216,7 @@ func (d *Dir) HasHoles(name string) bool {
 	if unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size == 0 {
 		return false
 	}
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(d.fd, name, openToLook, 0)
 	if err != nil {
 		return st.Blocks*512 < st.Size
 	}
@@ -349,7 +354,7 @@ func unremovable(dirfd int, name string, regular bool) string {
 	if !regular {
 		return ""
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dirfd, name, openToLook, 0)
 	if err != nil {
 		return ""
 	}

@@ -269,7 +269,7 @@ func TestACLNotSetKeepsGroupToItsEntry(t *testing.T) {
 // TestImmutableFileNamed: replacing a file chattr +i made immutable fails
 // saying so and how to lift it ("operation not permitted" alone did not).
 func TestImmutableFileNamed(t *testing.T) {
-	dir := t.TempDir()
+	dir, _, root := openTestRoot(t)
 	p := filepath.Join(dir, "f")
 	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -283,16 +283,6 @@ func TestImmutableFileNamed(t *testing.T) {
 		t.Skipf("chattr +i needs root and a file system with inode flags: %v", err)
 	}
 	defer unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, 0)
-	tg, err := OpenTarget(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
-	root, err := tg.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
 	_, err = root.CreateFile("f", Meta{Type: TypeFile, Mode: 0o644})
 	if err == nil || !strings.Contains(err.Error(), "it is immutable or append-only ('lsattr' shows it, 'chattr -i -a' lifts it)") {
 		t.Fatalf("replacing an immutable file: %v", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,12 +130,7 @@ func (s *session) latestDump(c *cli.Context, p string) (*snapshot.Snapshot, snap
 	}
 	sn, err := snapshot.Find(held, "latest", f)
 	if err != nil {
-		var hosts []string
-		for _, h := range held {
-			hosts = append(hosts, h.Host)
-		}
-		slices.Sort(hosts)
-		return nil, snapshot.Source{}, fmt.Sprintf("no snapshot the filters select holds a dump %s (snapshots of %s do)", p, strings.Join(slices.Compact(hosts), ", ")), nil
+		return nil, snapshot.Source{}, heldElsewhere("a dump "+p, held), nil
 	}
 	src, err := findDumpSourceOfKind(sn, p, "")
 	if err != nil {

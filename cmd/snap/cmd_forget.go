@@ -447,6 +447,16 @@ func unmatchedKeepTags(sns []*snapshot.Snapshot, rules []string) []string {
 	return out
 }
 
+// hostsOf returns the hosts of sns, sorted, each once.
+func hostsOf(sns []*snapshot.Snapshot) []string {
+	var hosts []string
+	for _, sn := range sns {
+		hosts = append(hosts, sn.Host)
+	}
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
+}
+
 // tagsPresent names the tags of sns, for a message about a tag none has.
 func tagsPresent(sns []*snapshot.Snapshot) string {
 	var tags []string

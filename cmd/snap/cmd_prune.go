@@ -236,7 +236,7 @@ func prune(ctx, opCtx context.Context, s *session, o index.PruneOptions, without
 		switch {
 		case ctx.Err() != nil || errors.Is(err, context.Canceled):
 			err = fmt.Errorf("%w: prune stopped; the repository is consistent, and the next prune finishes the work", errInterrupted)
-		case repacked && repo.DiskFull(err) && !cacheWrite(err):
+		case repacked && repo.DiskFull(err) && !index.CacheFailure(err):
 			// The packs the repack writes did not fit: deleting what no
 			// snapshot uses first writes nothing new. When little is in
 			// wholly unused packs, that frees little, and the same prune

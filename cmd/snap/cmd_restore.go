@@ -410,12 +410,7 @@ func noDumpHeld(c *cli.Context, all []*snapshot.Snapshot, dbs []string, kind str
 			// The filters' note was made among the holders alone: "no
 			// snapshot has host SP" of a host that has snapshots
 			// (found by an exploratory test).
-			var hosts []string
-			for _, sn := range held {
-				hosts = append(hosts, sn.Host)
-			}
-			slices.Sort(hosts)
-			return fmt.Errorf("%w: no snapshot the filters select holds the dump %s (snapshots of %s do)", snapshot.ErrNoSnapshot, strings.Join(dbs, " and "), strings.Join(slices.Compact(hosts), ", "))
+			return fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, heldElsewhere("the dump "+strings.Join(dbs, " and "), held))
 		}
 		return fmt.Errorf("%w (looking for one that holds the dump %s)", err, strings.Join(dbs, " and "))
 	}

@@ -508,7 +508,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			if sn != nil {
 				res.SnapshotID, res.snapshot = sn.ID.String(), sn
 			}
-			fullDisk = err != nil && sn == nil && repo.DiskFull(err) && !cacheWrite(err) && ctx.Err() == nil
+			fullDisk = err != nil && sn == nil && repo.DiskFull(err) && !index.CacheFailure(err) && ctx.Err() == nil
 		case "forget":
 			err = runForgetStep(ctx, e, s, j, res.SnapshotID)
 		case "prune":

@@ -207,6 +207,18 @@ func xdgDir(getenv func(string) string, name string) string {
 	return ""
 }
 
+// userConfigDir is the user's configuration directory: $XDG_CONFIG_HOME,
+// else ~/.config by $HOME; "" with neither.
+func userConfigDir(getenv func(string) string) string {
+	if d := xdgDir(getenv, "XDG_CONFIG_HOME"); d != "" {
+		return d
+	}
+	if home := getenv("HOME"); home != "" {
+		return filepath.Join(home, ".config")
+	}
+	return ""
+}
+
 // configPaths are the places searched when --config is not given. Without
 // HOME (a system service, cron) the account's home from the password
 // database stands in, as for the cache (cacheBase): a user's timer found
@@ -214,10 +226,8 @@ func xdgDir(getenv func(string) string, name string) string {
 // test).
 func configPaths(getenv func(string) string) []string {
 	var out []string
-	if d := xdgDir(getenv, "XDG_CONFIG_HOME"); d != "" {
+	if d := userConfigDir(getenv); d != "" {
 		out = append(out, filepath.Join(d, "snap", "snap.toml"))
-	} else if home := getenv("HOME"); home != "" {
-		out = append(out, filepath.Join(home, ".config", "snap", "snap.toml"))
 	} else if home := passwdHome(); filepath.IsAbs(home) && home != "/" {
 		out = append(out, filepath.Join(home, ".config", "snap", "snap.toml"))
 	}

@@ -516,15 +516,10 @@ func (s *session) findSnapshot(c *cli.Context, ref string, subs ...string) (*sna
 // listing or a choice that came out empty: "no snapshot … with these
 // filters" did not say which filter (found by an exploratory test).
 func unmatchedFilter(sns []*snapshot.Snapshot, f snapshot.Filter) string {
-	var hosts []string
 	has := func(match func(*snapshot.Snapshot) bool) bool {
 		return slices.ContainsFunc(sns, match)
 	}
-	for _, sn := range sns {
-		hosts = append(hosts, sn.Host)
-	}
-	slices.Sort(hosts)
-	hosts = slices.Compact(hosts)
+	hosts := hostsOf(sns)
 	var notes []string
 	present := "the repository has no snapshots"
 	if len(hosts) > 0 {
@@ -574,6 +569,12 @@ func applyFilter(sns []*snapshot.Snapshot, f snapshot.Filter) (selected []*snaps
 		}
 	}
 	return selected, note
+}
+
+// heldElsewhere says that the filters select none of held, the snapshots
+// that hold what (a dump, by the name given), and names their hosts.
+func heldElsewhere(what string, held []*snapshot.Snapshot) string {
+	return fmt.Sprintf("no snapshot the filters select holds %s (snapshots of %s do)", what, strings.Join(hostsOf(held), ", "))
 }
 
 // withUnmatched adds unmatchedFilter's note to err, when it has one.

@@ -24,15 +24,11 @@ func diskFull(err error) error {
 	if err == nil || !repo.DiskFull(err) {
 		return err
 	}
-	if cacheWrite(err) {
+	if index.CacheFailure(err) {
 		return fmt.Errorf("%w; the disk of the index cache is full (not the repository's): free space there, or give --cache-dir on another disk; the repository is consistent", err)
 	}
 	return fmt.Errorf("%w; the repository's disk is full: %s", err, fullDiskAdvice)
 }
-
-// cacheWrite reports whether err is a failed write to the local index
-// cache (index.CacheFailure).
-func cacheWrite(err error) bool { return index.CacheFailure(err) }
 
 // releaseReserve frees the repository's space reserve, so that the
 // command that frees space (s.freeing: forget, prune) can run on a full

@@ -171,14 +171,11 @@ func unitDir(dir string, user bool, getenv func(string) string) (string, error) 
 	if !user {
 		return "/etc/systemd/system", nil
 	}
-	if d := xdgDir(getenv, "XDG_CONFIG_HOME"); d != "" {
-		return filepath.Join(d, "systemd", "user"), nil
-	}
-	home := getenv("HOME")
-	if home == "" {
+	d := userConfigDir(getenv)
+	if d == "" {
 		return "", fmt.Errorf("no HOME: give --dir")
 	}
-	return filepath.Join(home, ".config", "systemd", "user"), nil
+	return filepath.Join(d, "systemd", "user"), nil
 }
 
 // unitEnvFile is the file the units read their environment from
@@ -188,11 +185,8 @@ func unitEnvFile(user bool, getenv func(string) string) string {
 	if !user {
 		return "/etc/snap/env"
 	}
-	if d := xdgDir(getenv, "XDG_CONFIG_HOME"); d != "" {
+	if d := userConfigDir(getenv); d != "" {
 		return filepath.Join(d, "snap", "env")
-	}
-	if home := getenv("HOME"); home != "" {
-		return filepath.Join(home, ".config", "snap", "env")
 	}
 	return ""
 }
