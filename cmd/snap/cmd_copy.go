@@ -29,6 +29,7 @@ func copyCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "to", Usage: "the target repository (env SNAP_TO_REPOSITORY)", EnvVars: []string{"SNAP_TO_REPOSITORY"}},
 			&cli.StringFlag{Name: "to-password-file", Usage: "read the target's password from this file (env SNAP_TO_PASSWORD_FILE)", EnvVars: []string{"SNAP_TO_PASSWORD_FILE"}},
 			&cli.StringFlag{Name: "to-password-command", Usage: "run this command for the target's password (env SNAP_TO_PASSWORD_COMMAND)", EnvVars: []string{"SNAP_TO_PASSWORD_COMMAND"}},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show which snapshots would be copied, and about how much would be read for them; copy nothing"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.String("to") == "" {
@@ -87,7 +88,12 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	// The target's index is opened once it is known to be another
 	// repository: a copy of the source (rsync'd) has its ID, and so its
 	// cache directory, which the source's index holds open.
-	dst, err := openSessionAt(c.Context, e, u, dstSt, sharedLock, commandName(c), nil)
+	// A dry run writes nothing to the target, not even a lock.
+	dstMode := sharedLock
+	if c.Bool("dry-run") {
+		dstMode = noLock
+	}
+	dst, err := openSessionAt(c.Context, e, u, dstSt, dstMode, commandName(c), nil)
 	if err != nil {
 		return targetError(to, err)
 	}
@@ -149,6 +155,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		bm = m
 		defer bm.Close()
 	}
+	if c.Bool("dry-run") {
+		return copyDryRun(c.Context, u, src, dst, bm, selected, inTarget, len(refs) == 0)
+	}
 	workers := max(src.connections, dst.connections, 4)
 	comp, _ := repo.ParseCompression("fastest")
 	fetchDir := ""
@@ -182,11 +191,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	for _, sn := range selected {
 		if tid, ok := inTarget[snapshot.Origin(sn)]; ok {
 			skipped++
-			if u.json {
-				u.jsonLine(map[string]any{"type": "skipped", "snapshot_id": sn.ID.String(), "target_id": tid.String()})
-			} else {
-				u.infof("snapshot %s is already in the target as %s", sn.ID.Short(), tid.Short())
-			}
+			copySkipped(u, sn, tid)
 			continue
 		}
 		var parent *repo.ID
@@ -253,27 +258,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		return fmt.Errorf("copy: %w", bug)
 	}
 	st := cp.Stats()
-	// Snapshots of the source that cannot be read were not copied: the
-	// copy is not the whole of what was asked for (the warnings above
-	// name them).
-	var unreadErr error
-	unreadable := len(damaged)
-	if len(refs) == 0 {
-		unreadable += len(src.unreadable)
-		// One line each, as for a snapshot whose data is damaged: a
-		// script counting them agrees with the summary.
-		if u.json {
-			for _, lerr := range src.unreadable {
-				id, _ := strings.CutPrefix(unreadableObject(lerr), "snapshots/")
-				u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": id, "message": lerr.Error()})
-			}
-		}
-	}
-	if unreadable > 0 {
-		unreadErr = fmt.Errorf("snapshots of the source that cannot be read were not copied: %d (listed above); run 'snap check --read-data' on the source", unreadable)
-	}
+	unreadable, unreadErr := unreadableSources(u, src, len(damaged), len(refs) == 0, "were not copied")
 	if u.json {
-		u.jsonLine(map[string]any{"type": "summary", "copied": copied, "skipped": skipped, "unreadable": unreadable, "added_blobs": st.Blobs,
+		u.jsonLine(map[string]any{"type": "summary", "dry_run": false, "copied": copied, "skipped": skipped, "unreadable": unreadable, "added_blobs": st.Blobs,
 			"added_bytes": st.StoredBytes, "read_blobs": st.ReadBlobs, "read_bytes": st.ReadBytes})
 		return unreadErr
 	}
@@ -289,6 +276,91 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			plural(copied, "snapshot", "snapshots"), dst.r.Backend().Location(), skipped, plural(int(st.Blobs), "new blob", "new blobs"), humanBytes(st.StoredBytes),
 			plural(int(st.ReadBlobs), "blob", "blobs"), humanBytes(st.ReadBytes))
 	}
+	return unreadErr
+}
+
+// copySkipped says that sn is in the target already, as tid.
+func copySkipped(u *ui, sn *snapshot.Snapshot, tid repo.ID) {
+	if u.json {
+		u.jsonLine(map[string]any{"type": "skipped", "snapshot_id": sn.ID.String(), "target_id": tid.String()})
+	} else {
+		u.infof("snapshot %s is already in the target as %s", sn.ID.Short(), tid.Short())
+	}
+}
+
+// unreadableSources counts the snapshots of the source a copy left out
+// because it could not read them (damaged of them whose data is damaged,
+// warned of already; with all, also those whose document cannot be read),
+// prints a JSON line for each of the latter, and returns the count and the
+// copy's error for them; what ends its message.
+func unreadableSources(u *ui, src *session, damaged int, all bool, what string) (int, error) {
+	n := damaged
+	if all {
+		n += len(src.unreadable)
+		// One line each, as for a snapshot whose data is damaged: a
+		// script counting them agrees with the summary.
+		if u.json {
+			for _, lerr := range src.unreadable {
+				id, _ := strings.CutPrefix(unreadableObject(lerr), "snapshots/")
+				u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": id, "message": lerr.Error()})
+			}
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	// The copy is not the whole of what was asked for (the warnings
+	// above name them).
+	return n, fmt.Errorf("snapshots of the source that cannot be read %s: %d (listed above); run 'snap check --read-data' on the source", what, n)
+}
+
+// copyDryRun prints what a copy of selected would do: which snapshots it
+// would copy and skip, and about how many data blobs it would read from
+// the source for them (snapshot.Copier.Estimate), changing nothing.
+func copyDryRun(ctx context.Context, u *ui, src, dst *session, bm *index.BlobMap, selected []*snapshot.Snapshot, inTarget map[repo.ID]repo.ID, all bool) error {
+	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Map: bm})
+	var total snapshot.CopyEstimate
+	toCopy, skipped, damaged := 0, 0, 0
+	for _, sn := range selected {
+		if tid, ok := inTarget[snapshot.Origin(sn)]; ok {
+			skipped++
+			copySkipped(u, sn, tid)
+			continue
+		}
+		est, err := cp.Estimate(ctx, sn)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: the dry run stopped at snapshot %s", errInterrupted, sn.ID.Short())
+			}
+			var srcErr *snapshot.SourceError
+			if !errors.As(err, &srcErr) {
+				return fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
+			}
+			damaged++
+			u.warnf("snapshot %s could not be copied: %v", sn.ID.Short(), err)
+			if u.json {
+				u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": sn.ID.String(), "message": err.Error()})
+			}
+			continue
+		}
+		toCopy++
+		total.Blobs += est.Blobs
+		total.Bytes += est.Bytes
+		if u.json {
+			u.jsonLine(map[string]any{"type": "would_copy", "snapshot_id": sn.ID.String(), "read_blobs": est.Blobs, "read_bytes": est.Bytes})
+		} else {
+			u.printf("would copy snapshot %s (%s, %s): %s to read, %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
+				plural(int(est.Blobs), "new blob", "new blobs"), humanBytes(est.Bytes))
+		}
+	}
+	unreadable, unreadErr := unreadableSources(u, src, damaged, all, "would not be copied")
+	if u.json {
+		u.jsonLine(map[string]any{"type": "summary", "dry_run": true, "would_copy": toCopy, "skipped": skipped, "unreadable": unreadable,
+			"read_blobs": total.Blobs, "read_bytes": total.Bytes})
+		return unreadErr
+	}
+	u.printf("would copy %s to %s (%d already there), reading at most %s (%s) from the source; nothing was copied",
+		plural(toCopy, "snapshot", "snapshots"), dst.r.Backend().Location(), skipped, plural(int(total.Blobs), "blob", "blobs"), humanBytes(total.Bytes))
 	return unreadErr
 }
 

@@ -25,11 +25,12 @@ func tagCommand(e *env) *cli.Command {
 			"--host, --tag and --path select (at least one of them): snap tag --add web --host web2.\n" +
 			"A snapshot document never changes: the snapshot is stored again with the new tags (a new ID, the\n" +
 			"same data) and the old document is removed. --set replaces all tags; --add and --remove then apply.\n" +
-			"Needs the exclusive lock (exit 11 while a backup runs).",
+			"Needs the exclusive lock (exit 11 while a backup runs); --dry-run shows the change under a shared one.",
 		Flags: append(filterFlags(),
 			&cli.StringSliceFlag{Name: "add", Usage: "add this tag (\"a,b\": both; repeatable)"},
 			&cli.StringSliceFlag{Name: "remove", Usage: "remove this tag (\"a,b\": both; repeatable)"},
 			&cli.StringSliceFlag{Name: "set", Usage: "replace the tags with these (\"a,b\": both; repeatable; --set '' removes all)"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show which snapshots would get which tags, change nothing"},
 		),
 		Action: func(c *cli.Context) error {
 			if f := filterFrom(c); c.NArg() == 0 && !f.Selects() {
@@ -101,7 +102,7 @@ func tagWords(flag string, values []string) ([]string, error) {
 // retagged is what tag did to one snapshot (docs/usage.md).
 type retagged struct {
 	OldID string   `json:"old_id"`
-	NewID string   `json:"new_id"`
+	NewID string   `json:"new_id,omitempty"` // not known in a dry run
 	Tags  []string `json:"tags"`
 }
 
@@ -110,7 +111,12 @@ func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) err
 	// store a copy and fork it, and a forget running meanwhile could see
 	// both documents, keep the one tag is about to remove and drop the
 	// other. Tagging takes a moment; a backup running makes it exit 11.
-	s, err := openSession(c, e, exclusiveLock)
+	// A dry run changes nothing, so it waits for no backup.
+	mode := exclusiveLock
+	if c.Bool("dry-run") {
+		mode = sharedLock
+	}
+	s, err := openSession(c, e, mode)
 	if err != nil {
 		return err
 	}
@@ -149,10 +155,12 @@ func runTag(c *cli.Context, e *env, replace bool, set, add, remove []string) err
 
 // tagSnapshots changes the tags of targets and prints what became of each.
 func tagSnapshots(c *cli.Context, s *session, targets []*snapshot.Snapshot, replace bool, set, add, remove []string) error {
+	dry := c.Bool("dry-run")
 	res := struct {
+		DryRun    bool       `json:"dry_run"`
 		Changed   []retagged `json:"changed"`
 		Unchanged []string   `json:"unchanged"`
-	}{Changed: []retagged{}, Unchanged: []string{}}
+	}{DryRun: dry, Changed: []retagged{}, Unchanged: []string{}}
 	// The snapshots there are, for a tag that was stopped before it
 	// removed the old document: its new one is among them.
 	all, _, err := s.loader.List(c.Context)
@@ -176,6 +184,11 @@ func tagSnapshots(c *cli.Context, s *session, targets []*snapshot.Snapshot, repl
 		if sameTags(tags, sn.Tags) {
 			res.Unchanged = append(res.Unchanged, sn.ID.String())
 			s.ui.printf("snapshot %s: tags unchanged (%s)", sn.ID.Short(), tagList(tags))
+			continue
+		}
+		if dry {
+			res.Changed = append(res.Changed, retagged{OldID: sn.ID.String(), Tags: tags})
+			s.ui.printf("snapshot %s would get tags %s (now %s)", sn.ID.Short(), tagList(tags), tagList(sn.Tags))
 			continue
 		}
 		var newID repo.ID

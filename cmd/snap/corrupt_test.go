@@ -342,7 +342,14 @@ func TestCopyDamagedData(t *testing.T) {
 	}
 	dst := filepath.Join(tr.dir, "dst")
 	tr.mustRun("init", "--repo", dst)
-	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst)
+	// The dry run finds the damage without reading data: the lost packs
+	// are not in the index rebuilt by a fresh cache.
+	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst, "--dry-run")
+	if res.code != exitFatal || !strings.Contains(res.stdout, "would copy 2 snapshots") ||
+		!strings.Contains(res.stderr, "snapshots of the source that cannot be read would not be copied: 1") {
+		t.Errorf("copy --dry-run with a snapshot whose pack is gone: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "copy", "--to", dst)
 	if res.code != exitFatal || !strings.Contains(res.stderr, "cannot be copied") || !strings.Contains(res.stdout, "copied 2 snapshots") ||
 		!strings.Contains(res.stderr, "snapshots of the source that cannot be read were not copied: 1") {
 		t.Errorf("copy with a snapshot whose pack is gone: exit %d\n%s%s", res.code, res.stdout, res.stderr)
@@ -354,6 +361,69 @@ func TestCopyDamagedData(t *testing.T) {
 		if err != nil || len(got) != 1<<20 {
 			t.Errorf("copied snapshot of %s: %v", name, err)
 		}
+	}
+}
+
+// TestCopyDryRun: copy --dry-run names the snapshots a copy would copy
+// and skip, and the data it would read for them (counted once, and not
+// what the target holds already), and writes nothing to the target.
+func TestCopyDryRun(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "shared"), randomBytes(1, 1<<20))
+	writeFile(t, filepath.Join(src, "f"), randomBytes(2, 1<<20))
+	tr.mustRun("create", src)
+	writeFile(t, filepath.Join(src, "f"), randomBytes(3, 1<<20))
+	tr.mustRun("create", src)
+	sns := tr.listJSON()
+	dst := filepath.Join(tr.dir, "dst")
+	tr.mustRun("init", "--repo", dst)
+	type line struct {
+		Type       string `json:"type"`
+		SnapshotID string `json:"snapshot_id"`
+		ReadBytes  int64  `json:"read_bytes"`
+		WouldCopy  int    `json:"would_copy"`
+		Skipped    int    `json:"skipped"`
+		DryRun     bool   `json:"dry_run"`
+	}
+	dryRun := func() []line {
+		t.Helper()
+		res := tr.mustRun("copy", "--to", dst, "--dry-run", "--json")
+		var out []line
+		for _, l := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+			var x line
+			if err := json.Unmarshal([]byte(l), &x); err != nil {
+				t.Fatalf("copy --dry-run --json: %v: %s", err, l)
+			}
+			out = append(out, x)
+		}
+		return out
+	}
+	const mib = 1 << 20
+	got := dryRun()
+	if len(got) != 3 || got[0].Type != "would_copy" || got[0].ReadBytes != 2*mib || got[1].ReadBytes != mib ||
+		got[2].Type != "summary" || !got[2].DryRun || got[2].WouldCopy != 2 || got[2].ReadBytes != 3*mib {
+		t.Errorf("dry run into an empty target: %+v", got)
+	}
+	for _, dir := range []string{"snapshots", "data", "index", "locks"} {
+		if entries, _ := filepath.Glob(filepath.Join(dst, dir, "*")); len(entries) > 0 && dir != "data" {
+			t.Errorf("the dry run wrote %s", entries)
+		} else if dir == "data" {
+			packs, _ := filepath.Glob(filepath.Join(dst, "data", "*", "*"))
+			if len(packs) > 0 {
+				t.Errorf("the dry run wrote packs: %s", packs)
+			}
+		}
+	}
+	tr.mustRun("copy", "--to", dst, sns[0].ID[:8])
+	got = dryRun()
+	if len(got) != 3 || got[0].Type != "skipped" || got[1].Type != "would_copy" || got[1].SnapshotID != sns[1].ID || got[1].ReadBytes != mib ||
+		got[2].Skipped != 1 || got[2].WouldCopy != 1 {
+		t.Errorf("dry run after the first snapshot was copied: %+v", got)
+	}
+	if res := tr.mustRun("copy", "--to", dst, "-n"); !strings.Contains(res.stdout, "would copy 1 snapshot to") || !strings.Contains(res.stdout, "1.0 MiB") {
+		t.Errorf("copy -n: %s", res.stdout)
 	}
 }
 

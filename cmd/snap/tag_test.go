@@ -34,6 +34,15 @@ func TestTag(t *testing.T) {
 	sns = tr.listJSON()
 	first = sns[0]
 
+	// A dry run shows the change and makes none.
+	dry := tr.mustRun("tag", "--add", "keep,upgrade", "--dry-run", first.ID[:8])
+	if !strings.Contains(dry.stdout, "would get tags nightly, keep, upgrade") || tr.listJSON()[0].ID != first.ID {
+		t.Errorf("tag --dry-run: %s", dry.stdout)
+	}
+	dry = tr.mustRun("tag", "--add", "keep", "-n", "--json", first.ID[:8])
+	if !strings.Contains(dry.stdout, `"dry_run": true`) || strings.Contains(dry.stdout, "new_id") {
+		t.Errorf("tag --dry-run --json: %s", dry.stdout)
+	}
 	res := tr.mustRun("tag", "--add", "keep,upgrade", "--json", first.ID[:8])
 	var out struct {
 		Changed []struct {
