@@ -147,11 +147,14 @@ type PruneStats struct {
 	CopiedBlobs   int   `json:"copied_blobs"`
 	CopiedBytes   int64 `json:"copied_bytes"`
 
-	MarkedPacks  []repo.ID `json:"marked_packs"` // newly marked for deletion by a later prune
-	MarkedBytes  int64     `json:"marked_bytes"`
-	MarkedDue    time.Time `json:"marked_due,omitzero"` // when the delete delay of the new marks ends
-	RescuedPacks []repo.ID `json:"rescued_packs"`       // marked packs a snapshot needs again, made live
-	MissingPacks []repo.ID `json:"missing_packs"`       // indexed but absent from data/, and not needed: dropped from the index
+	MarkedPacks []repo.ID `json:"marked_packs"` // newly marked for deletion by a later prune
+	MarkedBytes int64     `json:"marked_bytes"`
+	MarkedDue   time.Time `json:"marked_due,omitzero"` // when the delete delay of the new marks ends
+	// MarkDelay is the delete delay MarkedDue counts: this prune's. A
+	// later prune waits its own delay from the mark.
+	MarkDelay    time.Duration `json:"-"`
+	RescuedPacks []repo.ID     `json:"rescued_packs"` // marked packs a snapshot needs again, made live
+	MissingPacks []repo.ID     `json:"missing_packs"` // indexed but absent from data/, and not needed: dropped from the index
 
 	// Packs that stay marked: the delete delay has not passed, or a lock
 	// older than their mark is still held.
@@ -680,20 +683,29 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 			}
 		}
 	}
-	for _, ls := range locs {
-		var best *blobLoc
-		for i := range ls {
-			l := &ls[i]
-			if !l.pack.live() {
-				continue
+	held := map[BlobRef][]blobLoc{}
+	for k, ls := range locs {
+		live := slices.DeleteFunc(slices.Clone(ls), func(l blobLoc) bool { return !l.pack.live() })
+		slices.SortFunc(live, func(a, b blobLoc) int {
+			switch {
+			case betterHolder(a.pack, b.pack):
+				return -1
+			case betterHolder(b.pack, a.pack):
+				return 1
 			}
-			if best == nil || betterHolder(l.pack, best.pack) {
-				best = l
-			}
+			return 0
+		})
+		held[k] = live
+	}
+	if err := pl.soundHolders(ctx, ix, held); err != nil {
+		return err
+	}
+	for _, ls := range held {
+		for _, l := range ls {
+			l.pack.keep = append(l.pack.keep, l.e)
+			l.pack.usedBytes += int64(l.e.Length)
 		}
-		best.pack.keep = append(best.pack.keep, best.e)
-		best.pack.usedBytes += int64(best.e.Length)
-		pl.st.UsedBytes += int64(best.e.Length)
+		pl.st.UsedBytes += int64(ls[0].e.Length)
 	}
 
 	// Decide per pack.
@@ -803,7 +815,7 @@ func (pl *planner) tally() {
 		case actMark:
 			pl.st.MarkedPacks = append(pl.st.MarkedPacks, pp.id)
 			pl.st.MarkedBytes += pp.size
-			pl.st.MarkedDue = pl.now.Add(pl.o.DeleteDelay)
+			pl.st.MarkedDue, pl.st.MarkDelay = pl.now.Add(pl.o.DeleteDelay), pl.o.DeleteDelay
 		case actRescue:
 			pl.st.RescuedPacks = append(pl.st.RescuedPacks, pp.id)
 		case actDrop:
@@ -829,6 +841,72 @@ func betterHolder(a, b *prunePack) bool {
 		return ra > rb
 	}
 	return compareIDs(a.id, b.id) < 0
+}
+
+// soundHolders narrows each blob's live copies in held (the best holder
+// first) to the one copy prune keeps: the first that reads intact. A blob
+// with one copy keeps it unread (its damage is check's to find, and
+// dropping it would lose nothing more). A blob stored twice (a crashed
+// repack, two creates at once) is read, since keeping a copy means
+// deleting the others: prune kept the copy in the fuller pack unread, and
+// when bit rot had struck it, deleted the only intact one (found by an
+// exploratory test). When no copy reads, all of them stay. Reads run a
+// few at once; a read that fails without saying the copy is damaged (a
+// lost connection) stops the prune before it changes anything.
+func (pl *planner) soundHolders(ctx context.Context, ix *Index, held map[BlobRef][]blobLoc) error {
+	var dups []BlobRef
+	for k, ls := range held {
+		if len(ls) > 1 {
+			dups = append(dups, k)
+		}
+	}
+	if len(dups) == 0 {
+		return nil
+	}
+	sort.Slice(dups, func(i, j int) bool { return compareIDs(dups[i].ID, dups[j].ID) < 0 })
+	kept := make([][]blobLoc, len(dups))
+	errs := make([]error, len(dups))
+	notes := make([][]string, len(dups))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, k := range dups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ls := held[k]
+			for _, l := range ls {
+				loc := Location{Pack: l.pack.id, Status: PackLive, Entry: l.e}
+				if ix.damaged.has(loc.Pack, l.e.Type, l.e.ID) {
+					continue
+				}
+				_, err := ix.loadCopy(ctx, loc, nil)
+				if err == nil {
+					kept[i] = []blobLoc{l}
+					return
+				}
+				if !isDamage(err) {
+					errs[i] = fmt.Errorf("cannot prune: reading the copy of %s blob %s in pack %s, which is stored twice, to keep an intact one: %w; nothing was changed", k.Type, k.ID, l.pack.id, err)
+					return
+				}
+				ix.damaged.add(loc, err)
+				notes[i] = append(notes[i], fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%v); prune keeps another: run 'snap check --read-data'", l.pack.id, k.Type, k.ID, err))
+			}
+			kept[i] = ls
+			notes[i] = append(notes[i], fmt.Sprintf("%s blob %s: none of its %d copies reads intact; all of them stay: run 'snap check --read-data'", k.Type, k.ID, len(ls)))
+		}()
+	}
+	wg.Wait()
+	for i, k := range dups {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		for _, n := range notes[i] {
+			pl.o.Log(n)
+		}
+		held[k] = kept[i]
+	}
+	return nil
 }
 
 // retire is what happens to a live pack no longer needed.
@@ -1135,7 +1213,7 @@ func (pl *planner) dateMarks(now time.Time) {
 		}
 	}
 	if len(pl.st.MarkedPacks) > 0 {
-		pl.st.MarkedDue = now.Add(pl.o.DeleteDelay)
+		pl.st.MarkedDue, pl.st.MarkDelay = now.Add(pl.o.DeleteDelay), pl.o.DeleteDelay
 	}
 }
 

@@ -724,3 +724,69 @@ func TestDropPendingLeavesTriedPacks(t *testing.T) {
 		t.Fatalf("segments: %v %v", segs, err)
 	}
 }
+
+// TestPruneKeepsTheIntactCopyOfADuplicate: a blob stored twice (a crashed
+// repack leaves that) is kept in the fuller pack, and the other copy goes
+// with its pack. When the fuller pack's copy is damaged (bit rot), prune
+// reads it, finds the damage, keeps the intact copy, and says so: it kept
+// the damaged one unread and deleted the only intact copy (found by an
+// exploratory test).
+func TestPruneKeepsTheIntactCopyOfADuplicate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
+	f.writeRaw([]rawBlob{x, y, unused}) // pack A: x and y used, one blob unused
+	a := f.packOf(index.BlobRef{Type: repo.DataBlob, ID: x.id}).Pack
+	f.writeRaw([]rawBlob{x, y}) // pack B: a second copy of both, all used
+	var b repo.ID
+	_ = f.ix.Packs(func(p index.PackInfo) error {
+		if p.ID != a {
+			b = p.ID
+		}
+		return nil
+	})
+	// One byte of B's copy of x flipped.
+	path := f.dir + "/repo/data/" + b.String()[:2] + "/" + b.String()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[20] ^= 0x55
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
+	var logged []string
+	st := f.prune(index.PruneOptions{Instant: true, MaxUnusedPercent: 100, Log: func(m string) { logged = append(logged, m) }}, used)
+	if slices.Contains(st.DeletedPacks, a) || !f.packExists(a) {
+		t.Fatalf("prune deleted pack A, which holds the only intact copy of x: %+v", st)
+	}
+	if !slices.ContainsFunc(logged, func(m string) bool { return strings.Contains(m, "is damaged") && strings.Contains(m, b.String()) }) {
+		t.Errorf("no word of the damaged copy: %q", logged)
+	}
+	// A fresh index reads both blobs.
+	fresh, err := index.Open(ctx, f.r, f.dir+"/cache2", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, ref := range used {
+		if _, err := fresh.LoadBlob(ctx, ref.Type, ref.ID, nil); err != nil {
+			t.Errorf("after the prune: %v", err)
+		}
+	}
+	// Intact duplicates: the fuller pack keeps them, the other goes.
+	g := newFixture(t)
+	x, y, unused = g.full(noise(30000)), g.full(bytes.Repeat([]byte("y"), 30000)), g.full(noise(40000)[10000:])
+	g.writeRaw([]rawBlob{x, y, unused})
+	a = g.packOf(index.BlobRef{Type: repo.DataBlob, ID: x.id}).Pack
+	g.writeRaw([]rawBlob{x, y})
+	used = []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
+	st = g.prune(index.PruneOptions{Instant: true}, used)
+	if len(st.DeletedPacks) != 1 || st.DeletedPacks[0] != a {
+		t.Errorf("intact duplicates: deleted %v, want A %s", st.DeletedPacks, a)
+	}
+}

@@ -153,6 +153,13 @@ func (s Span) Before(t time.Time) time.Time {
 	if last := time.Date(ty, tm+1, 0, 0, 0, 0, 0, t.Location()).Day(); d > last {
 		d = last
 	}
+	if s.Years == 0 && s.Months == 0 && s.Days == 0 {
+		// Hours alone are elapsed time: no wall clock is looked up, so
+		// the hour the clocks go back is not counted twice ("1h" before
+		// 02:20 CET reached back to 01:20 CEST, 1h50m; found by an
+		// exploratory test).
+		return t.Add(-time.Duration(s.Hours) * time.Hour)
+	}
 	hh, mm, ss := t.Clock()
 	// The earlier of a wall clock that happened twice: the window is the
 	// larger, as --since starts at the earlier one (Berlin removed

@@ -407,6 +407,12 @@ func TestWallTimeRepeated(t *testing.T) {
 	if back := (Span{Days: 3}).Before(now); !back.Equal(first) {
 		t.Errorf("3 days before %v: %v, want the first 02:30, %v", now, back.In(berlin), first.In(berlin))
 	}
+	// Hours alone are elapsed time: an hour before 02:20 CET, the second
+	// 02:20, is 02:20 CEST, not 01:20 CEST (found by an exploratory test).
+	secondAt := time.Date(2026, time.October, 25, 1, 20, 0, 0, time.UTC) // 02:20 CET
+	if back := (Span{Hours: 1}).Before(secondAt); !back.Equal(secondAt.Add(-time.Hour)) {
+		t.Errorf("1h before %v: %v", secondAt.In(berlin), back.In(berlin))
+	}
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Fatal(err)
@@ -418,6 +424,31 @@ func TestWallTimeRepeated(t *testing.T) {
 	// An ordinary time is time.Date's.
 	if got, want := WallTime(2026, time.July, 1, 12, 0, 0, 0, berlin), time.Date(2026, time.July, 1, 12, 0, 0, 0, berlin); !got.Equal(want) {
 		t.Errorf("Berlin noon: %v, want %v", got, want)
+	}
+}
+
+// TestDayStartSkippedDay: Samoa skipped 2011-12-30 whole (23:59:59 -10
+// on the 29th became 00:00 +14 on the 31st). The day starts and ends at
+// the jump; the 29th ends there. Its start was taken for the next change
+// of the clocks, in April, and "list 2011-12-29" took in every snapshot
+// until then (found by an exploratory test).
+func TestDayStartSkippedDay(t *testing.T) {
+	apia, err := time.LoadLocation("Pacific/Apia")
+	if err != nil {
+		t.Skipf("no time zone data: %v", err)
+	}
+	jump := time.Date(2011, time.December, 30, 10, 0, 0, 0, time.UTC)
+	for d, want := range map[int]time.Time{
+		29: time.Date(2011, time.December, 29, 0, 0, 0, 0, apia),
+		30: jump,
+		31: jump,
+	} {
+		if got := DayStart(2011, time.December, d, apia); !got.Equal(want) {
+			t.Errorf("Apia 2011-12-%d begins at %v, want %v", d, got.UTC(), want.UTC())
+		}
+	}
+	if from, to, err := ParsePeriod("2011-12-29", apia); err != nil || !to.Equal(jump) || !from.Equal(time.Date(2011, time.December, 29, 0, 0, 0, 0, apia)) {
+		t.Errorf("ParsePeriod(2011-12-29) = %v .. %v, %v; want .. %v", from, to, err, jump)
 	}
 }
 

@@ -368,6 +368,11 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if !strings.Contains(res.stderr, `"type":"notice"`) || !strings.Contains(res.stderr, "other hosts or paths have snapshots too") {
 		t.Errorf("dump latest --json: no notice line on stderr:\n%s", res.stderr)
 	}
+	// So does --at's, when another host was passed over.
+	res = tr.run("restore", "--at", "2026-12-02T00:00:00Z", "-t", target+"3", "--json")
+	if lines := jsonLines(t, res.stdout); len(lines) == 0 || lines[0]["type"] != "notice" || !strings.Contains(fmt.Sprint(lines[0]["message"]), "other hosts or paths") {
+		t.Errorf("restore --at --json: no notice line first:\n%s%s", res.stdout, res.stderr)
+	}
 	// A relative path is taken from / in a snapshot (where --path takes it
 	// from the working directory): the error names the path meant.
 	tr.wrap = []string{"sh", "-c", "cd '" + tr.dir + "' && exec \"$@\"", "sh"}

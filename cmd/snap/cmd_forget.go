@@ -201,7 +201,16 @@ func runForget(c *cli.Context, e *env) error {
 			// A mistyped --keep-tag keeps nothing: alone, or beside rules
 			// that keep nothing either, it removed every snapshot, exit 0
 			// (found by an exploratory test).
-			msg := fmt.Sprintf("--keep-tag %s: no snapshot has that tag (%s)", strings.Join(missing, ", --keep-tag "), tagsPresent(selected))
+			what := "that tag"
+			if len(missing) > 1 {
+				what = "those tags"
+			}
+			if slices.ContainsFunc(missing, func(r string) bool { return strings.Contains(r, ",") }) {
+				// "weekly,daily" means both: each alone may be listed
+				// among the tags there are (found by an exploratory test).
+				what = "all the tags of a rule (\"a,b\" keeps a snapshot with both a and b)"
+			}
+			msg := fmt.Sprintf("--keep-tag %s: no snapshot has %s (%s)", strings.Join(missing, ", --keep-tag "), what, tagsPresent(selected))
 			if res.keptByRules == 0 && len(remove) > 0 {
 				s.close()
 				return usagef("%s, and the policy keeps none of the %s: refusing to forget; check the tag", msg, plural(len(remove), "snapshot", "snapshots"))

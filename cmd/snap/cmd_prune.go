@@ -284,6 +284,18 @@ func pruneJSON(st *index.PruneStats) pruneResult {
 	return pruneResult{PruneStats: st, FreedBytes: st.BeforeBytes - st.AfterBytes}
 }
 
+// delayString writes a delete delay as --delete-delay takes it: "0",
+// "12h", "36h", "1h30m0s".
+func delayString(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
+}
+
 func printPrune(u *ui, st *index.PruneStats) {
 	would := func(done, planned string) string {
 		if st.DryRun {
@@ -325,8 +337,16 @@ func printPrune(u *ui, st *index.PruneStats) {
 		u.printf("left %s alone: another snap process is running and may still index them", plural(st.OrphansKept, "unindexed pack", "unindexed packs"))
 	}
 	if n := len(st.MarkedPacks); n > 0 {
-		u.printf("%s %s (%s) for deletion; a prune after %s deletes them", would("marked", "would mark"), plural(n, "pack", "packs"), humanBytes(st.MarkedBytes),
-			localTime(st.MarkedDue))
+		due := "a prune after " + localTime(st.MarkedDue) + " deletes them"
+		if d := st.MarkDelay; d != index.DefaultDeleteDelay {
+			// The delay is each prune's own, counted from the mark: a
+			// plain 'snap prune' after '--delete-delay 0' kept them
+			// for 12 hours, where this line had promised them at once
+			// (found by an exploratory test).
+			due = fmt.Sprintf("a prune with a delete delay of %s after %s deletes them, one with the default of %s after %s",
+				delayString(d), localTime(st.MarkedDue), delayString(index.DefaultDeleteDelay), localTime(st.MarkedDue.Add(index.DefaultDeleteDelay-d)))
+		}
+		u.printf("%s %s (%s) for deletion; %s", would("marked", "would mark"), plural(n, "pack", "packs"), humanBytes(st.MarkedBytes), due)
 	}
 	if n := len(st.RescuedPacks); n > 0 {
 		u.printf("%s %s live again: snapshots made since the mark use them", would("made", "would make"), plural(n, "marked pack", "marked packs"))

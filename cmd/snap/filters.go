@@ -100,16 +100,29 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 // time of day its minute or its second (as precise as it is written), a
 // duration or "now" an instant.
 func parseTime(s string, now time.Time) (start, end time.Time, err error) {
+	// A time copied from list's padded columns may bring spaces along.
+	s = strings.TrimSpace(s)
+	// A date of the right shape but out of range ("2026-02-30") is told
+	// so, not given the list of formats (found by an exploratory test).
+	var outOfRange string
+	noteRange := func(err error) {
+		var pe *time.ParseError
+		if errors.As(err, &pe) && strings.Contains(pe.Message, "out of range") && outOfRange == "" {
+			outOfRange = strings.TrimPrefix(pe.Message, ": ")
+		}
+	}
 	instant := func(t time.Time) (time.Time, time.Time, error) { return t, t, nil }
 	span := func(t time.Time, d time.Duration) (time.Time, time.Time, error) {
 		return t, t.Add(d - time.Nanosecond), nil
 	}
-	if t, unit, err := parseRFC3339(s); err == nil {
+	t, unit, err := parseRFC3339(s)
+	if err == nil {
 		if unit == 0 {
 			return instant(t)
 		}
 		return span(t, unit)
 	}
+	noteRange(err)
 	upper := strings.ToUpper(s)
 	// A local time may end in its zone's name, as list writes a time in
 	// the hour that occurs twice ("2026-10-25 02:30:10 CEST"): the name
@@ -122,20 +135,27 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		layout string
 		unit   time.Duration
 	}{{"2006-01-02 15:04:05", time.Second}, {"2006-01-02 15:04", time.Minute}, {"2006-01-02T15:04:05", time.Second}, {"2006-01-02T15:04", time.Minute}} {
-		if t, err := time.ParseInLocation(l.layout, clock, time.Local); err == nil {
+		t, err := time.ParseInLocation(l.layout, clock, time.Local)
+		if err == nil {
 			// The clock as written: parsed without a zone, nothing is
 			// skipped.
 			w, _ := time.Parse(l.layout, clock)
-			start, end := clockSpan(t, w.Hour(), w.Minute(), l.unit)
+			start, end := clockSpan(t, w, l.unit)
 			if zone != "" {
 				return inZone(s, zone, start, end, w, l.unit)
 			}
 			return start, end, nil
 		}
+		noteRange(err)
 	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
+	t, err = time.Parse("2006-01-02", s)
+	if err == nil {
 		start, end := daySpan(t)
 		return start, end, nil
+	}
+	noteRange(err)
+	if outOfRange != "" {
+		return time.Time{}, time.Time{}, usagef("time %q: %s", s, outOfRange)
 	}
 	// A time that long ago is before any snapshot (create refuses times
 	// before 1970): "3000y" is refused rather than carried on as a year
@@ -146,12 +166,16 @@ func parseTime(s string, now time.Time) (start, end time.Time, err error) {
 		}
 		return instant(t)
 	}
-	if sp, d, ok, err := parseAgo(s); ok {
+	// Units in capitals ("36H", "2W") are the same units.
+	if sp, d, ok, err := parseAgo(strings.ToLower(s)); ok {
 		if err != nil {
 			return time.Time{}, time.Time{}, err
 		}
 		if t := sp.Before(now).Add(-d); t.Before(now) {
 			return ago(t)
+		}
+		if s != "" {
+			return time.Time{}, time.Time{}, usagef("time %q is no time ago: give a duration such as 36h or 9d, or now", s)
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
@@ -268,8 +292,11 @@ func inZone(s, zone string, start, end, clock time.Time, unit time.Duration) (ti
 		u := time.Date(clock.Year(), clock.Month(), clock.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.UTC)
 		return u, u.Add(unit - time.Nanosecond), nil
 	}
-	if end.Before(start) { // a skipped time: no instant has it, nor a name
-		return start, end, nil
+	if end.Before(start) {
+		// A skipped time: no instant has it, so no zone's name fits it
+		// (it was taken as the moment of the jump, whatever the name).
+		return time.Time{}, time.Time{}, usagef("time %q never happened in the local time zone%s: the clocks went forward over it; leave out %s to mean the moment they did, or use RFC 3339 with an offset",
+			s, localZoneSetting(), zone)
 	}
 	last := end.Add(-(unit - time.Nanosecond)) // the start of the later occurrence
 	var names []string
@@ -363,9 +390,11 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 	if t.After(now) {
 		// Restores look back: "23:00" at ten in the morning is last
 		// night's, "tuesday 23:00" on a Tuesday morning last week's.
-		t = at(d.AddDate(0, 0, -stepBack))
+		d = d.AddDate(0, 0, -stepBack)
+		t = at(d)
 	}
-	start, end = clockSpan(t, clock.Hour(), clock.Minute(), unit)
+	want := time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.UTC)
+	start, end = clockSpan(t, want, unit)
 	return start, end, true
 }
 
@@ -380,16 +409,19 @@ func daySpan(date time.Time) (start, end time.Time) {
 }
 
 // clockSpan is the span, unit long, of the local time t that time.Date or
-// ParseInLocation made of the clock time hour:minute. When t shows
-// another clock, that time was skipped (the clocks went forward over it)
-// and Go moved it across the jump: skippedWallTime. Otherwise wallSpan.
-func clockSpan(t time.Time, hour, minute int, unit time.Duration) (start, end time.Time) {
-	got, want := t.Hour()*60+t.Minute(), hour*60+minute
-	if got == want {
+// ParseInLocation made of the wall clock want (its date and clock, in
+// UTC). When t shows another wall clock, that time was skipped (the
+// clocks went forward over it, or over the whole day: Samoa's 2011-12-30,
+// which a comparison of clocks alone took for a time that existed) and Go
+// moved it across the jump: skippedWallTime. Otherwise wallSpan.
+func clockSpan(t, want time.Time, unit time.Duration) (start, end time.Time) {
+	y, m, d := t.Date()
+	hh, mm, ss := t.Clock()
+	got := time.Date(y, m, d, hh, mm, ss, 0, time.UTC)
+	if got.Equal(want) {
 		return wallSpan(t, unit)
 	}
-	// Later, also across midnight: a jump is a few hours at most.
-	return skippedWallTime(t, got > want && got-want < 12*60 || got < want-12*60)
+	return skippedWallTime(t, got.After(want))
 }
 
 // wallSpan is the span of the local time t, unit long. A wall time that
@@ -701,7 +733,14 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	// The snapshot is one the user did not name: say which, and whether
 	// another host or set of paths was passed over.
 	passed := f.Apply(sns)
-	s.ui.noticef("--at %s: %s%s%s%s", c.String("at"), describeSnapshot(sn), holding, otherSets(passed, sn), takenSoonAfter(passed, sn, when))
+	others, soon := otherSets(passed, sn), takenSoonAfter(passed, sn, when)
+	say := s.ui.noticef
+	if others != "" || soon != "" {
+		// It may not be the one meant: a script choosing by time needs
+		// to know as much as a person (a JSON notice, as for latest).
+		say = s.ui.choicef
+	}
+	say("--at %s: %s%s%s%s", c.String("at"), describeSnapshot(sn), holding, others, soon)
 	return sn, nil
 }
 
@@ -718,8 +757,14 @@ func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, when time.T
 		if o.Time.Sub(when) > 30*time.Minute {
 			return ""
 		}
-		return fmt.Sprintf("; snapshot %s of %s was taken %s after that time (a timer's random delay?): give its ID, or --at %s, for it",
-			o.ID.Short(), localTime(o.Time), o.Time.Sub(when).Round(time.Second), localTime(o.Time))
+		after := o.Time.Sub(when).Round(time.Second).String() + " after that time (a timer's random delay?)"
+		if o.Time.Sub(when) < time.Second {
+			// "0s after": the first instant past the time asked (the
+			// next minute, or the jump past a skipped time).
+			after = "right after that time"
+		}
+		return fmt.Sprintf("; snapshot %s of %s was taken %s: give its ID, or --at %s, for it",
+			o.ID.Short(), localTime(o.Time), after, localTime(o.Time))
 	}
 	return ""
 }

@@ -126,6 +126,51 @@ func TestParseAtSkippedTime(t *testing.T) {
 	}
 }
 
+// TestParseAtSkippedDay: in Samoa, which skipped 2011-12-30, a time of
+// that day is the moment of the jump (a comparison of clocks alone took
+// it for 12:00 of the 31st), and the 29th ends at the jump.
+func TestParseAtSkippedDay(t *testing.T) {
+	loc := setLocal(t, "Pacific/Apia")
+	jump := time.Date(2011, 12, 30, 10, 0, 0, 0, time.UTC)
+	now := time.Date(2012, 6, 1, 12, 0, 0, 0, loc)
+	for in, want := range map[string][2]time.Time{
+		"2011-12-30 12:00": {jump, jump.Add(-time.Nanosecond)},
+		"2011-12-29":       {time.Date(2011, 12, 29, 0, 0, 0, 0, loc), jump.Add(-time.Nanosecond)},
+		"2011-12-30":       {jump, jump.Add(-time.Nanosecond)},
+	} {
+		start, end, err := parseTime(in, now)
+		if err != nil || !start.Equal(want[0]) || !end.Equal(want[1]) {
+			t.Errorf("parseTime(%q) = %v .. %v, %v; want %v .. %v", in, start.UTC(), end.UTC(), err, want[0].UTC(), want[1].UTC())
+		}
+	}
+}
+
+// TestParseTimeMistakes: spaces around a time are ignored, units in
+// capitals taken, "0d" is refused with a reason, and a date out of range says so instead
+// of listing the formats (found by an exploratory test).
+func TestParseTimeMistakes(t *testing.T) {
+	loc := setLocal(t, "Europe/Berlin")
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, loc)
+	if start, _, err := parseTime(" 2026-12-01 03:00:00 ", now); err != nil || !start.Equal(time.Date(2026, 12, 1, 3, 0, 0, 0, loc)) {
+		t.Errorf("a time with spaces around it: %v, %v", start, err)
+	}
+	if start, _, err := parseTime("36H", now); err != nil || !start.Equal(now.Add(-36*time.Hour)) {
+		t.Errorf("36H: %v, %v", start, err)
+	}
+	if _, _, err := parseTime("0d", now); err == nil || !strings.Contains(err.Error(), "no time ago") {
+		t.Errorf("0d: %v", err)
+	}
+	for _, in := range []string{"2026-02-30", "2026-02-30 03:00", "2026-02-30T03:00:00Z"} {
+		if _, _, err := parseTime(in, now); err == nil || !strings.Contains(err.Error(), "day out of range") {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+	// A zone's name on a time the clocks skipped is no time at all.
+	if _, _, err := parseTime("2026-03-29 02:30 CEST", now); err == nil || !strings.Contains(err.Error(), "never happened") {
+		t.Errorf("02:30 CEST on the night the clocks went forward: %v", err)
+	}
+}
+
 // TestParseDayMidnightSkipped: where the clocks go forward at midnight
 // (Chile: 2026-09-06 begins at 01:00), a day begins at the jump, and the
 // day before ends there. time.Date puts the missing midnight an hour

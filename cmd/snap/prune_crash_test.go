@@ -138,7 +138,11 @@ func TestPruneKilledAtRandomPoints(t *testing.T) {
 	// The second template: an earlier prune marked packs, and one more
 	// generation was made and an older one forgotten since.
 	marked := base.clone(t)
-	marked.mustRun("prune", "--delete-delay", "0")
+	// The promise names the delay: a later prune waits its own.
+	if res := marked.mustRun("prune", "--delete-delay", "0"); !strings.Contains(res.stdout, "a prune with a delete delay of 0 after") ||
+		!strings.Contains(res.stdout, "one with the default of 12h after") {
+		t.Errorf("prune --delete-delay 0: %s", res.stdout)
+	}
 	crashGen(t, src, 14)
 	marked.mustRun("create", "--tag", "gen-14", "--time", "2024-03-15T02:00:00Z", src)
 	marked.mustRun("forget", "--keep-last", "3")

@@ -372,6 +372,11 @@ func TestForgetMistypedKeepTag(t *testing.T) {
 	if n := len(tr.listJSON()); n != 3 {
 		t.Fatalf("%d snapshots left, want 3", n)
 	}
+	// Two tags in one rule mean both: said, as each is among the tags.
+	res = tr.run("forget", "--dry-run", "--keep-tag", "nightly,keeep", "--keep-last", "1")
+	if res.code != 0 || !strings.Contains(res.stderr, "no snapshot has all the tags of a rule") {
+		t.Errorf("forget --keep-tag nightly,keeep: exit %d\n%s", res.code, res.stderr)
+	}
 	res = tr.run("forget", "--keep-tag", "keeep", "--keep-last", "1")
 	if res.code != 0 || !strings.Contains(res.stderr, "--keep-tag keeep: no snapshot has that tag") {
 		t.Errorf("forget --keep-tag keeep --keep-last 1: exit %d\n%s", res.code, res.stderr)
