@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -68,8 +69,11 @@ type compressor struct {
 	enc [4]*zstd.Encoder
 	dec *zstd.Decoder // blobs: at most MaxBlobSize
 	// objDec opens unpacked objects, which may be larger than any blob:
-	// one decoder per size limit (maxObjectSize), as a decoder's bound is
-	// an option it is made with; blobs keep the tighter bound of their own.
+	// one decoder per size limit (maxObjectSize, and the powers of two an
+	// index segment's bound rounds to: objectLimit), as a decoder's bound
+	// is an option it is made with; blobs keep the tighter bound of their
+	// own. Made on first use, under objMu.
+	objMu  sync.Mutex
 	objDec map[int]*zstd.Decoder
 
 	// Deltas are compressed and opened with a dictionary that changes with
@@ -89,21 +93,12 @@ func newCompressor() (*compressor, error) {
 		}
 		c.enc[l] = enc
 	}
-	newDecoder := func(maxSize uint64, more ...zstd.DOption) (*zstd.Decoder, error) {
-		return zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSize),
-			zstd.WithDecoderMaxWindow(MaxBlobSize)}, more...)...)
-	}
 	var err error
 	// Blobs decode into a buffer of their stated length (decodeExactly).
 	if c.dec, err = newDecoder(MaxBlobSize, zstd.WithDecodeAllCapLimit(true)); err != nil {
 		return nil, err
 	}
 	c.objDec = map[int]*zstd.Decoder{}
-	for _, limit := range []int{maxSmallObjectSize, MaxSnapshotSize, MaxObjectSize} {
-		if c.objDec[limit], err = newDecoder(uint64(limit)); err != nil {
-			return nil, err
-		}
-	}
 	for l := range c.deltaEnc {
 		c.deltaEnc[l] = make(chan *zstd.Encoder, runtime.GOMAXPROCS(0))
 	}
@@ -111,9 +106,26 @@ func newCompressor() (*compressor, error) {
 	return c, nil
 }
 
+// newDecoder makes a decoder that refuses to produce more than maxSize
+// bytes.
+func newDecoder(maxSize uint64, more ...zstd.DOption) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, append([]zstd.DOption{zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxSize),
+		zstd.WithDecoderMaxWindow(MaxBlobSize)}, more...)...)
+}
+
 // objectDecoder returns the decoder for objects of at most limit bytes.
-func (c *compressor) objectDecoder(limit int) *zstd.Decoder {
-	return c.objDec[limit]
+func (c *compressor) objectDecoder(limit int) (*zstd.Decoder, error) {
+	c.objMu.Lock()
+	defer c.objMu.Unlock()
+	if d := c.objDec[limit]; d != nil {
+		return d, nil
+	}
+	d, err := newDecoder(uint64(limit))
+	if err != nil {
+		return nil, err
+	}
+	c.objDec[limit] = d
+	return d, nil
 }
 
 // deltaWindow is how far back a delta's matches reach. A chunk and its

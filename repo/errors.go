@@ -111,6 +111,9 @@ type LockedError struct {
 	// machine or PID namespace), so 'snap unlock' keeps its lock until it
 	// is 30 minutes old.
 	AgeOnly bool
+	// Future: the lock is dated ahead of this machine's clock
+	// (Repository.FutureDated).
+	Future bool
 }
 
 func (e *LockedError) Error() string {
@@ -123,7 +126,11 @@ func (e *LockedError) Error() string {
 		cmd = " (snap " + e.Holder.Command + ")"
 	}
 	fix := "run 'snap unlock' if that process is gone"
-	if e.AgeOnly {
+	switch {
+	case e.AgeOnly && e.Future:
+		fix = fmt.Sprintf("the lock is dated %s, ahead of this machine's clock (that host's clock is ahead, or the lock is damaged), so it does not go stale by age: if no snap runs there, 'snap unlock --all' removes it",
+			e.Holder.Time.Local().Format(time.DateTime))
+	case e.AgeOnly:
 		fix = "if that process is gone, the lock is stale 30 minutes after its last refresh, or 'snap unlock --all' removes it now"
 	}
 	return fmt.Sprintf("repository is locked: %s lock held by pid %d%s on host %s since %s (lock %s); wait for it to finish; %s",

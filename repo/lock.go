@@ -228,6 +228,15 @@ func (li LockInfo) Since() time.Time {
 	return li.Created
 }
 
+// FutureDated reports whether the lock was last written more than a few
+// minutes ahead of this machine's clock: its holder's clock is ahead, or
+// the lock is damaged or crafted. Its age cannot make it stale for as long
+// (a lock dated 9999 never would), and the advice to wait 30 minutes is
+// wrong (found by an exploratory test).
+func (r *Repository) FutureDated(li LockInfo) bool {
+	return li.Time.Sub(r.opts.Now()) > 5*time.Minute
+}
+
 // StaleRemoved is the line every command gives for a stale lock it
 // removed: whose it was and when it was last written.
 func (li LockInfo) StaleRemoved() string {
@@ -384,7 +393,7 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 		if e.Err != nil {
 			return nil, fmt.Errorf("lock %s cannot be read (%v): %w; run 'snap unlock --all' if no other snap is running", e.Name, e.Err, ErrLocked)
 		}
-		return nil, &LockedError{Holder: e.Info, Name: e.Name, AgeOnly: r.judgedByAge(e.Info)}
+		return nil, &LockedError{Holder: e.Info, Name: e.Name, AgeOnly: r.judgedByAge(e.Info), Future: r.FutureDated(e.Info)}
 	}
 	l.done = make(chan struct{})
 	l.ctx, l.halt = context.WithCancel(context.Background())

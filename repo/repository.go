@@ -375,6 +375,33 @@ func maxObjectSize(t FileType) int {
 	return MaxObjectSize
 }
 
+// indexRatio bounds how much an index segment may grow when decompressed:
+// every record in it holds a 32-byte random ID, so a real one compresses
+// by less than half. A crafted segment of 97 KB that inflated to 1 GiB of
+// one record repeated took 5 GB and minutes to decode on every command
+// that read the index (found by an exploratory test); bounded so, it is
+// refused at a few MiB.
+const indexRatio = 16
+
+// objectLimit is the bound a decoder of an object of type t stored in
+// compressed bytes is made with: maxObjectSize (a power of two), or for
+// an index segment indexRatio times its stored size and a MiB (ratio true
+// when that is the tighter), rounded up to a power of two so that few
+// decoders serve all sizes.
+func objectLimit(t FileType, compressed int) (bound int, ratio bool) {
+	limit := maxObjectSize(t)
+	if t == IndexFile && compressed < limit/indexRatio-1<<20 {
+		bound, ratio = indexRatio*compressed+1<<20, true
+	} else {
+		bound = limit
+	}
+	p := 1 << 20
+	for p < bound {
+		p <<= 1
+	}
+	return min(p, MaxObjectSize), ratio
+}
+
 func (r *Repository) sealObject(plain []byte) []byte {
 	return r.sealer.seal(nil, r.objectPayload(plain))
 }
@@ -475,8 +502,16 @@ func (r *Repository) openObject(h Handle, sealed []byte) ([]byte, error) {
 		}
 		return payload[1:], nil
 	case objectZstd:
-		out, err := r.comp.objectDecoder(limit).DecodeAll(payload[1:], nil)
+		bound, ratio := objectLimit(h.Type, len(payload)-1)
+		dec, err := r.comp.objectDecoder(bound)
+		if err != nil {
+			return nil, err
+		}
+		out, err := dec.DecodeAll(payload[1:], nil)
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			if ratio {
+				return nil, corrupt(h.String(), "it decompresses to more than %d times its %d stored bytes, which no %s object does (crafted to exhaust memory)", indexRatio, len(payload)-1, h.Type)
+			}
 			return nil, corrupt(h.String(), "it decompresses to more than the %d-byte limit of a %s object", limit, h.Type)
 		}
 		if err != nil {

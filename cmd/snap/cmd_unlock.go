@@ -85,16 +85,23 @@ func runUnlock(c *cli.Context, e *env, all, dryRun bool) error {
 				u.printf("%s unreadable lock %s (%v); remove it with --all if no snap runs", kept, l.Name[:8], l.Err)
 			} else {
 				why := "its process is running"
-				ago := time.Since(l.Info.Time).Round(time.Second)
+				refreshed := "refreshed " + time.Since(l.Info.Time).Round(time.Second).String() + " ago"
+				becomes := "becomes stale 30 minutes after its last refresh"
+				if r.FutureDated(l.Info) {
+					// (A lock dated 9999 printed an overflowed duration,
+					// and the promise of 30 minutes.)
+					refreshed = "dated " + localTime(l.Info.Time) + ", ahead of this machine's clock (that host's clock is ahead, or the lock is damaged)"
+					becomes = "does not go stale by age"
+				}
 				switch {
 				case j.Host != r.Host():
 					// Another host's process cannot be seen from here.
-					why = fmt.Sprintf("refreshed %s ago; a lock of another host becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)", ago)
+					why = fmt.Sprintf("%s; a lock of another host %s (use --all if you know no snap runs there)", refreshed, becomes)
 				case r.OtherMachine(l.Info):
-					why = fmt.Sprintf("taken on another machine with this host name (its machine ID differs), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)", ago)
+					why = fmt.Sprintf("taken on another machine with this host name (its machine ID differs), whose processes cannot be seen from here; %s, it %s (use --all if you know no snap runs there)", refreshed, becomes)
 				case l.Info.PIDNamespace != "" && l.Info.PIDNamespace != r.PIDNamespace():
-					why = fmt.Sprintf("taken in another PID namespace (%s, a container?), whose processes cannot be seen from here; refreshed %s ago, it becomes stale 30 minutes after its last refresh (use --all if you know no snap runs there)",
-						sources.DisplayPath(l.Info.PIDNamespace), ago)
+					why = fmt.Sprintf("taken in another PID namespace (%s, a container?), whose processes cannot be seen from here; %s, it %s (use --all if you know no snap runs there)",
+						sources.DisplayPath(l.Info.PIDNamespace), refreshed, becomes)
 				}
 				u.printf("%s the %s lock of pid %d on %s (snap %s, since %s): %s", kept, j.Kind, j.PID, j.Host, j.Command, localTime(j.Since), why)
 			}

@@ -188,6 +188,26 @@ func TestLockOfAnotherMachineBlocks(t *testing.T) {
 	}
 }
 
+// TestFutureDatedLock: a lock of another host dated far ahead (its clock
+// is ahead, or the lock is damaged) blocks, and neither the error nor
+// unlock promises that it goes stale in 30 minutes; unlock printed an
+// overflowed duration for one dated 9999 (found by an exploratory test).
+func TestFutureDatedLock(t *testing.T) {
+	tr := newTestRepo(t)
+	future := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr.plantLock(repo.LockInfo{Time: future, Created: future, Exclusive: true, Host: "db1", PID: 4242, Command: "prune"})
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("a"))
+	res := tr.run("create", src)
+	if res.code != exitLocked || !strings.Contains(res.stderr, "ahead of this machine's clock") || strings.Contains(res.stderr, "30 minutes") {
+		t.Errorf("create under a lock dated 9999: exit %d\n%s", res.code, res.stderr)
+	}
+	res = tr.mustRun("unlock")
+	if !strings.Contains(res.stdout, "does not go stale by age") || strings.Contains(res.stdout, "-2562047h") || tr.lockCount() != 1 {
+		t.Errorf("unlock beside a lock dated 9999: %s", res.stdout)
+	}
+}
+
 func TestUnlockRemovesStaleLocks(t *testing.T) {
 	tr := newTestRepo(t)
 	host, _ := os.Hostname()
