@@ -117,7 +117,9 @@ func ParseDatabase(raw string) (*Database, error) {
 	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	name := strings.Trim(u.Path, "/")
 	if strings.Contains(name, "/") {
-		return nil, fmt.Errorf("database URL %q: %q is not a database name", redactRaw(raw), name)
+		// A name with "/" (%2F) would be a path in the snapshot, where
+		// each dump is a file named after its database.
+		return nil, fmt.Errorf("database URL %q: %q is not a database name snap can back up on its own (a database name with \"/\" would be a directory in the snapshot): back up the whole server with ?all, which holds it, or rename the database", redactRaw(raw), name)
 	}
 	if d.All && name != "" && d.Kind == KindMongoDB {
 		return nil, fmt.Errorf("database URL %q: give a database name or ?all, not both", redactRaw(raw))
@@ -297,6 +299,28 @@ func (d *Database) Server() string {
 		return "local"
 	}
 	return h
+}
+
+// identity names the database of a server URL as the server sees it: its
+// kind, its host with the default port (and the loopback addresses as one,
+// but for MariaDB/MySQL, whose localhost is its socket), its options (a
+// socket's path), and its name (or all).
+func (d *Database) identity() string {
+	host, port := strings.ToLower(d.u.Hostname()), d.u.Port()
+	switch host {
+	case "localhost", "127.0.0.1", "::1":
+		if d.Kind != KindMySQL {
+			host = "loopback"
+		}
+	}
+	if port == "" {
+		port = map[string]string{KindPostgres: "5432", KindMySQL: "3306", KindMongoDB: "27017"}[d.Kind]
+	}
+	name := d.Name
+	if d.All {
+		name = "?all"
+	}
+	return strings.Join([]string{d.Kind, host, port, d.u.RawQuery, name}, "\x00")
 }
 
 // DumpPath is where the dump goes in the snapshot tree, for example
@@ -905,6 +929,21 @@ func AssignDumpPaths(dbs []*Database) ([]string, error) {
 	count := map[string]int{}
 	for _, d := range dbs {
 		count[d.DumpPath(false)]++
+	}
+	// One database named two ways (the default port written or not,
+	// localhost or 127.0.0.1) was dumped twice, under two paths, and a
+	// later restore --db NAME found it ambiguous (found by an exploratory
+	// test).
+	same := map[string]*Database{}
+	for _, d := range dbs {
+		if d.Kind == KindSQLite {
+			continue // (its paths are compared below)
+		}
+		k := d.identity()
+		if o := same[k]; o != nil {
+			return nil, fmt.Errorf("%s is given twice (also as %s): give it once", d, o)
+		}
+		same[k] = d
 	}
 	paths := make([]string, len(dbs))
 	seen := map[string]bool{}

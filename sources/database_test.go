@@ -95,6 +95,38 @@ func TestAssignDumpPaths(t *testing.T) {
 	if _, err := AssignDumpPaths([]*Database{dbs[0], dbs[0]}); err == nil {
 		t.Fatal("the same database twice was accepted")
 	}
+	// One database named two ways is refused; two databases are not.
+	for _, pair := range [][2]string{
+		{"postgres://u@127.0.0.1:5432/app", "postgres://v@127.0.0.1/app"},
+		{"postgres://u@localhost/app", "postgres://u@127.0.0.1:5432/app"},
+		{"mysql://root@db1/app", "mysql://root@DB1:3306/app"},
+	} {
+		if _, err := AssignDumpPaths(parseAll(t, pair[:]...)); err == nil || !strings.Contains(err.Error(), "given twice") {
+			t.Errorf("%s and %s: %v, want 'given twice'", pair[0], pair[1], err)
+		}
+	}
+	for _, pair := range [][2]string{
+		{"postgres://u@127.0.0.1:5432/app", "postgres://u@127.0.0.1:5433/app"},
+		{"mysql://root@localhost/app", "mysql://root@127.0.0.1/app"},
+		{"postgres://u@h/app", "postgres://u@h/?all"},
+	} {
+		if _, err := AssignDumpPaths(parseAll(t, pair[:]...)); err != nil {
+			t.Errorf("%s and %s: %v", pair[0], pair[1], err)
+		}
+	}
+}
+
+func parseAll(t *testing.T, raws ...string) []*Database {
+	t.Helper()
+	var dbs []*Database
+	for _, raw := range raws {
+		d, err := ParseDatabase(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dbs = append(dbs, d)
+	}
+	return dbs
 }
 
 func TestMySQLConnArgs(t *testing.T) {

@@ -168,6 +168,18 @@ func (d *Database) mysqlObjects(ctx context.Context) (exists, objects, marker st
 	return f[0], f[1], f[2], nil
 }
 
+// mysqlOwnDatabases lists the databases of the server the user made, as
+// "a, b" ("" or "NULL" when none): not the system's, nor an empty "test",
+// which mariadb-install-db makes on a fresh server (a whole-server restore
+// onto a new server was refused for it; found by an exploratory test).
+func (d *Database) mysqlOwnDatabases(ctx context.Context) (string, error) {
+	return d.mysqlQuery(ctx, "SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY SCHEMA_NAME SEPARATOR ', ') FROM information_schema.SCHEMATA s "+
+		"WHERE SCHEMA_NAME NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') AND NOT (SCHEMA_NAME = 'test' "+
+		"AND NOT EXISTS (SELECT 1 FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = s.SCHEMA_NAME) "+
+		"AND NOT EXISTS (SELECT 1 FROM information_schema.ROUTINES r WHERE r.ROUTINE_SCHEMA = s.SCHEMA_NAME) "+
+		"AND NOT EXISTS (SELECT 1 FROM information_schema.EVENTS e WHERE e.EVENT_SCHEMA = s.SCHEMA_NAME));\n")
+}
+
 // mysqlRestore loads a dump with the client. A database that holds data is
 // dropped first with Replace (the tools have no way to rename a database),
 // once the whole dump has been read (RestoreOptions.ReadAll): if the load
@@ -212,8 +224,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// Its script replaces each table, view and routine it holds,
 		// and leaves what it does not hold: into a server that has
 		// databases of its own, only with Replace.
-		dbs, err := d.mysqlQuery(ctx, "SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY SCHEMA_NAME SEPARATOR ', ') FROM information_schema.SCHEMATA "+
-			"WHERE SCHEMA_NAME NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys');\n")
+		dbs, err := d.mysqlOwnDatabases(ctx)
 		if err != nil {
 			return false, fmt.Errorf("%s: list the server's databases: %w", d, err)
 		}
@@ -663,7 +674,11 @@ type serverWarnings struct {
 // and passes the rest to out.
 func (w *serverWarnings) filter(out func(string)) func(string) {
 	return func(line string) {
-		if strings.HasPrefix(line, "Warning (Code ") {
+		// An event restored while the event scheduler is off says so:
+		// nothing was changed, the event runs once it is on. Counted, it
+		// sent every restore of a database with events off to compare
+		// values (found by an exploratory test); passed on as it is.
+		if strings.HasPrefix(line, "Warning (Code ") && !strings.Contains(line, "Event scheduler is switched off") {
 			w.n++
 			if len(w.first) < 3 {
 				w.first = append(w.first, line)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,4 +157,47 @@ func (l *safeLines) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
+}
+
+// TestMySQLOwnDatabases: the databases that keep a whole-server restore
+// out are the user's: a new one is listed, the system's are not, nor an
+// empty "test" (mariadb-install-db makes one on every fresh server).
+func TestMySQLOwnDatabases(t *testing.T) {
+	d := testMySQLDatabase(t)
+	ctx := context.Background()
+	if _, err := d.mysqlQuery(ctx, "CREATE DATABASE "+mysqlIdent(d.Name)+";\n"); err != nil {
+		t.Fatal(err)
+	}
+	server := d.WithName("")
+	dbs, err := server.mysqlOwnDatabases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := strings.Split(dbs, ", ")
+	if !slices.Contains(names, d.Name) || slices.Contains(names, "mysql") || slices.Contains(names, "information_schema") {
+		t.Errorf("own databases: %q", dbs)
+	}
+	empty, err := server.mysqlQuery(ctx, "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'test' AND NOT EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'test');\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if empty == "1" && slices.Contains(names, "test") {
+		t.Errorf("an empty test database is listed: %q", dbs)
+	}
+}
+
+// TestServerWarningsLeaveEventSchedulerNotes: the client's warning that
+// the event scheduler is off (a database with events, restored on a
+// server that does not run them) changed no value: it is passed on, not
+// counted among the warnings that may mean values were cut.
+func TestServerWarningsLeaveEventSchedulerNotes(t *testing.T) {
+	var w serverWarnings
+	var passed []string
+	f := w.filter(func(l string) { passed = append(passed, l) })
+	f("Warning (Code 1105): Event scheduler is switched off, use SET GLOBAL event_scheduler=ON to enable it.")
+	f("Warning (Code 1265): Data truncated for column 'c' at row 1")
+	f("a line of output")
+	if w.n != 1 || !strings.Contains(w.first[0], "1265") || len(passed) != 2 {
+		t.Errorf("counted %d (%q), passed %q", w.n, w.first, passed)
+	}
 }

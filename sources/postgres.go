@@ -162,6 +162,17 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		if dbs != "" {
 			return false, fmt.Errorf("the server %s already holds databases (%s), and a whole-server dump is loaded into a server without databases of its own: its script would add its rows to their tables; load it into a new server (initdb), drop those databases first, or restore single databases from single-database dumps (%w)", d, dbs, ErrUnchanged)
 		}
+		// The script loads the dumped server's postgres database into
+		// this one's, which must be empty too: tables there got the
+		// dump's rows added to theirs, a key twice (found by an
+		// exploratory test).
+		n, err := d.psql(ctx, pgMaintenanceDB, nil, pgUserObjects)
+		if err != nil {
+			return false, fmt.Errorf("%s: look into the postgres database: %w (%w)", d, err, ErrUnchanged)
+		}
+		if n != "0" {
+			return false, fmt.Errorf("the server %s has objects of its own in its postgres database (%s: tables, functions, schemas, large objects), and a whole-server dump loads the dumped postgres database into it: its script would add its rows to those tables; load it into a new server (initdb), or drop those objects first (%w)", d, n, ErrUnchanged)
+		}
 		// Errors are expected only for roles that exist already (the one
 		// running the restore, to begin with); any other failed
 		// statement fails the restore, after the script has run.

@@ -244,7 +244,9 @@ func TestMariaDBReplaceKeepsCharset(t *testing.T) {
 	tr.mustRun("create", "--db", my.url(db))
 	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET latin1 COLLATE latin1_german1_ci;")
 	my.mustQuery(db, "INSERT INTO t VALUES ('later');")
-	tr.mustRun("restore", "latest", "--db", db, "--replace")
+	if res := tr.mustRun("restore", "latest", "--db", db, "--replace", "--json"); !strings.Contains(res.stdout, `"replace":true`) || !strings.Contains(res.stdout, `"created":false`) {
+		t.Errorf("restore --replace --json: %s", res.stdout)
+	}
 	cs := my.mustQuery("", "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+db+"';")
 	if strings.TrimSpace(cs) != "latin1\tlatin1_german1_ci" {
 		t.Errorf("after restore --replace the database's defaults are %q, want latin1, latin1_german1_ci", cs)
@@ -484,6 +486,11 @@ func TestMariaDBMissingDatabase(t *testing.T) {
 	}
 	if n := tr.snapshotCount(); n != 0 {
 		t.Errorf("%d snapshots saved", n)
+	}
+	// In JSON, snap's note is a notice, not a line of the dump tool's.
+	res = tr.run("create", "--db", my.url("snap_no_such_db"), "--json")
+	if !strings.Contains(res.stdout+res.stderr, `{"message":"the server lists no database snap_no_such_db to this user (a mistyped name? SHOW DATABASES lists what it sees), so its default character set and collation are not recorded","source":"/db/mysql/snap_no_such_db.sql","type":"notice"}`) {
+		t.Errorf("create --db of a missing database --json:\n%s%s", res.stdout, res.stderr)
 	}
 }
 

@@ -365,7 +365,7 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 	}
 	if u.json {
 		u.jsonLine(map[string]any{"type": "summary", "snapshot_id": sn.ID.String(), "db": src.Path, "to": into.String(),
-			"bytes": written.Load(), "created": created})
+			"bytes": written.Load(), "created": created, "replace": replace})
 	} else {
 		u.printf("restored %s (%s) from snapshot %s (%s) into %s%s", src.Path, humanBytes(written.Load()), sn.ID.Short(), localTime(sn.Time), into, note)
 	}

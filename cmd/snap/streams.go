@@ -217,6 +217,12 @@ func (u *ui) toolLines(source string) func(string) {
 			return
 		}
 		if u.json {
+			// snap's own notes among the tool's lines (sources.snapNote)
+			// are notices, not the tool's output.
+			if note, ok := strings.CutPrefix(line, "(snap: "); ok && strings.HasSuffix(note, ")") {
+				u.jsonLine(map[string]any{"type": "notice", "source": source, "message": strings.TrimSuffix(note, ")")})
+				return
+			}
 			u.jsonLine(map[string]any{"type": "stderr", "source": source, "message": line})
 			return
 		}
