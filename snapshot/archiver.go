@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/snap-backup/snap/chunk"
@@ -1258,6 +1259,16 @@ func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
 	if res.err != nil {
 		if res.fatal {
 			return Node{}, false, res.err
+		}
+		var pe *sources.PathError
+		if errors.Is(res.err, syscall.ENOENT) && !res.kept && errors.As(res.err, &pe) {
+			// Deleted after its directory was listed (a SQLite journal, a
+			// temporary file): nothing was lost, the snapshot holds the
+			// directory as it was when the entry was looked for. An
+			// error, it made a job "partial" (exit 3) for a file that was
+			// simply gone (found by an exploratory test).
+			a.opts.Report(Event{Kind: EventWarning, Path: pe.Path, Err: errors.New("vanished during the backup (deleted after its directory was listed); not saved")})
+			return Node{}, false, nil
 		}
 		a.report(res.err)
 		return res.node, res.kept, nil

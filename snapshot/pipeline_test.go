@@ -998,3 +998,22 @@ func TestLockCheckWithoutAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestVanishedFileIsAWarning: a file deleted after its directory was
+// listed (a SQLite journal, a temporary file) is left out with a warning,
+// not counted as a file that could not be read: that made a job
+// "partial", exit 3, for a file that was simply gone (found by an
+// exploratory test). Another error is still one.
+func TestVanishedFileIsAWarning(t *testing.T) {
+	var events []Event
+	a := &archiver{opts: ArchiveOptions{Report: func(e Event) { events = append(events, e) }}}
+	gone := fileResult{err: &sources.PathError{Op: "open", Path: "/srv/app/db-journal", Err: syscall.ENOENT}}
+	if _, keep, err := a.fileOutcome(gone); keep || err != nil || a.nErrors.Load() != 0 ||
+		len(events) != 1 || events[0].Kind != EventWarning || events[0].Path != "/srv/app/db-journal" || !strings.Contains(events[0].Err.Error(), "vanished") {
+		t.Errorf("a vanished file: keep %v, err %v, %d errors, events %+v", keep, err, a.nErrors.Load(), events)
+	}
+	denied := fileResult{err: &sources.PathError{Op: "open", Path: "/srv/app/secret", Err: syscall.EACCES}}
+	if _, keep, err := a.fileOutcome(denied); keep || err != nil || a.nErrors.Load() != 1 || events[len(events)-1].Kind != EventError {
+		t.Errorf("an unreadable file: keep %v, err %v, %d errors", keep, err, a.nErrors.Load())
+	}
+}
