@@ -444,7 +444,10 @@ func noDumpHeld(c *cli.Context, all []*snapshot.Snapshot, dbs []string, kind str
 	var hints []string
 	switch {
 	case len(dbs) == 1:
-		hints = append(hints, dumpHint(latest, dbs[0], kind))
+		// Among every snapshot's dumps: the name meant may be in older
+		// snapshots only, and the newest's alone offered nothing (found
+		// by an exploratory test).
+		hints = append(hints, dumpHintAmong(withDumps, dbs[0], kind, nil))
 	default:
 		// A name no snapshot holds, among every snapshot's dumps, the
 		// other names given left out.

@@ -320,6 +320,15 @@ func TestRestoreLatestDumpSkipsFilesOnlySnapshots(t *testing.T) {
 	if res := tr.run("restore", "latest", "--db", "other"); res.code != exitFatal || !strings.Contains(res.stderr, `no snapshot holds a dump named "other"`) || strings.Contains(res.stderr, "did you mean") {
 		t.Errorf("restore of a dump no snapshot holds: exit %d\n%s", res.code, res.stderr)
 	}
+	// The name meant may be in older snapshots only: the hint looks at
+	// every snapshot's dumps, not the newest's alone.
+	newer := filepath.Join(tr.dir, "newer.db")
+	sqliteQuery(t, newer, "CREATE TABLE n(v TEXT);")
+	newerID := tr.createID("--db", "sqlite://"+newer)
+	if res := tr.run("restore", "latest", "--db", "apo"); res.code != exitFatal || !strings.Contains(res.stderr, "/db/sqlite/newer.sql (did you mean app?)") {
+		t.Errorf("restore of a misspelt dump an older snapshot holds: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("forget", newerID)
 	// --at before every snapshot that holds it: which comes first, not
 	// "no snapshot holds" (found by an exploratory test).
 	if res := tr.run("restore", "--at", "2020-01-01T00:00:00Z", "--db", "app", "--to", "sqlite://"+filepath.Join(tr.dir, "early.db")); res.code != exitFatal ||
