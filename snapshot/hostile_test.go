@@ -386,6 +386,21 @@ func TestHostileLinkGroups(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(target, "b")); err != nil || string(b) != "pwned" {
 		t.Fatalf("b: %q, %v", b, err)
 	}
+	// Two names of one inode with different contents (a file changed
+	// between the reads of its names, or a crafted tree): each comes back
+	// with its own; the second was a link to the first.
+	one, other := fileNode("one", h.blob(repo.DataBlob, []byte("first"))), fileNode("other", h.blob(repo.DataBlob, []byte("second")))
+	one.Size, one.Links, one.Inode, one.Device = 5, 2, 9, 1
+	other.Size, other.Links, other.Inode, other.Device = 6, 2, 9, 1
+	target = filepath.Join(h.dir, "t0")
+	if err, errs := h.restore(h.snapshot(h.tree(one, other)), target); err != nil || len(errs) > 0 {
+		t.Fatalf("restore: %v %v", err, errs)
+	}
+	for name, want := range map[string]string{"one": "first", "other": "second"} {
+		if b, err := os.ReadFile(filepath.Join(target, name)); err != nil || string(b) != want {
+			t.Errorf("%s of a link group with two contents: %q, %v; want %q", name, b, err, want)
+		}
+	}
 
 	// A hard link to the outside file, planted in the target; the snapshot
 	// has a file of its size and time there, with other metadata.

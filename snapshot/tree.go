@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/zeebo/blake3"
+
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/sources"
 )
@@ -20,14 +22,30 @@ type Node struct {
 type LinkGroup struct {
 	Device, Inode uint64
 	Type          sources.FileType
+	Content       [32]byte // a hash of the size, content and link target
 }
 
 // LinkGroup returns the hard link group of n. The type is part of it: the
 // members of a real group all have one type, and a repository that puts a
 // symlink and a file in one group (only a damaged or crafted one can) must
-// not get the file restored as a link to the symlink.
+// not get the file restored as a link to the symlink. So is the content:
+// two names of one inode read with different contents (the file changed
+// between the reads of its two names, or a crafted tree) are restored as
+// two files, each with its own, where the second was a link to the first
+// and its content was dropped without a word (found by an exploratory
+// test).
 func (n *Node) LinkGroup() LinkGroup {
-	return LinkGroup{Device: n.Device, Inode: n.Inode, Type: n.Type}
+	h := blake3.New()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], n.Size)
+	_, _ = h.Write(b[:])
+	for _, id := range n.Content {
+		_, _ = h.Write(id[:])
+	}
+	_, _ = h.Write([]byte(n.LinkTarget))
+	g := LinkGroup{Device: n.Device, Inode: n.Inode, Type: n.Type}
+	h.Sum(g.Content[:0])
+	return g
 }
 
 // Tree is a directory: its entries sorted bytewise by name, names unique.
