@@ -156,3 +156,19 @@ func normTime(sn *Snapshot) *Snapshot {
 	c.Summary.Start, c.Summary.End = c.Summary.Start.UTC(), c.Summary.End.UTC()
 	return &c
 }
+
+// TestDecodeRefusesAbsurdCounts: a summary count no create can write
+// (negative, or past an exbibyte) makes the document corrupt: list showed
+// "-9223372036854775808 B" and stats' totals overflowed (found by an
+// exploratory test with a crafted document).
+func TestDecodeRefusesAbsurdCounts(t *testing.T) {
+	tree := strings.Repeat("ab", 32)
+	for _, summary := range []string{`{"bytes":-1}`, `{"files":-9223372036854775808}`, `{"added_bytes":9223372036854775807}`} {
+		if _, err := Decode([]byte(`{"tree":"` + tree + `","summary":` + summary + `}`)); err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("summary %s: %v, want an error", summary, err)
+		}
+	}
+	if _, err := Decode([]byte(`{"tree":"` + tree + `","summary":{"bytes":1099511627776}}`)); err != nil {
+		t.Errorf("a snapshot of a TiB: %v", err)
+	}
+}

@@ -146,6 +146,19 @@ func decode(id repo.ID, plain []byte) (*Snapshot, error) {
 	if sn.Tree.IsZero() {
 		return nil, errors.New("snapshot has no tree")
 	}
+	// Counts no create can write (list showed "-9223372036854775808 B",
+	// and stats' totals overflowed; found by an exploratory test with a
+	// crafted document): at most an exbibyte, never negative.
+	su := sn.Summary
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"files", su.Files}, {"dirs", su.Dirs}, {"bytes", su.Bytes}, {"read_bytes", su.ReadBytes}, {"added_bytes", su.AddedBytes},
+		{"added_raw_bytes", su.AddedRaw}, {"added_blobs", su.AddedBlobs}, {"errors", su.Errors}} {
+		if f.v < 0 || f.v > 1<<60 {
+			return nil, fmt.Errorf("snapshot summary: %s %d out of range", f.name, f.v)
+		}
+	}
 	if sn.RawPaths != nil {
 		if len(sn.RawPaths) != len(sn.Paths) {
 			return nil, fmt.Errorf("snapshot lists %d paths and %d raw paths", len(sn.Paths), len(sn.RawPaths))
