@@ -83,6 +83,16 @@ type Command struct {
 	// Hint, when set, may add what to do to the message a failure quotes
 	// from standard error ("" for nothing).
 	Hint func(cause string) string
+	// OutlivesSnap leaves the program running when snap dies without
+	// ending it (kill -9, the OOM killer): a hook's, which may be half
+	// way through stopping or starting the application. Every other
+	// program is killed then (PR_SET_PDEATHSIG): a pg_dump waiting for a
+	// table lock went on holding its connection, under PID 1, for as
+	// long as the lock was held (found by an exploratory test). (That
+	// signal comes when the thread that started the program ends; Go ends
+	// a thread only when a goroutine locked to it returns, which snap
+	// never does.)
+	OutlivesSnap bool
 }
 
 // clientStderrLines is StderrLines for the database clients: more than
@@ -156,6 +166,9 @@ func (c *Command) build(ctx context.Context, kill syscall.Signal) (*exec.Cmd, *g
 		return slices.Contains(c.Unset, name)
 	}), c.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if !c.OutlivesSnap {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	gk := &groupKill{}
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {

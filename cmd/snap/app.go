@@ -665,6 +665,10 @@ func printError(e *env, args []string, command string, err error, code int) {
 	if code == exitInterrupted && !strings.Contains(msg, "is consistent") && !strings.Contains(msg, "are consistent") && !strings.Contains(msg, "repository is untouched") &&
 		!strings.Contains(msg, "nothing was changed") {
 		switch {
+		case command == "copy":
+			// Two repositories, as copy's own message once it is under
+			// way says (found by an exploratory test).
+			msg += "; both repositories are consistent (data already sent is reclaimed by 'snap prune' on the target, or used by the next copy)"
 		case noLockCommands[command]:
 			msg += "; the repository is untouched" // a command that only reads it
 		case uploadCommands[command]:

@@ -133,7 +133,7 @@ func runHook(ctx context.Context, u *ui, kind, command string, env, unset []stri
 	lines := u.toolLines(kind + " hook")
 	// A hook may run snap itself (a check after the backup), so it gets
 	// the password snap was given in its environment.
-	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, Unset: unset, KeepSecrets: true, Stderr: lines, Combined: true,
+	c := sources.Command{Name: "/bin/sh", Args: []string{"-c", command}, Env: env, Unset: unset, KeepSecrets: true, Stderr: lines, Combined: true, OutlivesSnap: true,
 		Display: fmt.Sprintf("%s hook %q", kind, command), Note: func(msg string) { u.warnf("%s", msg) }}
 	hctx := ctx
 	if timeout > 0 {

@@ -69,7 +69,7 @@ func TestStaleLocksAreTakenOver(t *testing.T) {
 	old := time.Now().Add(-31 * time.Minute)
 	tr.plantLock(repo.LockInfo{Time: old, Created: old.Add(-time.Hour), Exclusive: true, Host: "elsewhere", PID: 4242, Command: "repair index"})
 	res = tr.mustRun("create", src)
-	if !strings.Contains(res.stderr, "removed stale lock of pid 4242 on elsewhere") {
+	if !strings.Contains(res.stderr, "removed stale lock of pid 4242 on elsewhere") || !strings.Contains(res.stderr, " in "+tr.repo) {
 		t.Errorf("create did not report taking over the old lock: %s", res.stderr)
 	}
 	if n := tr.lockCount(); n != 0 {
@@ -99,7 +99,7 @@ func TestStaleSharedLocksAreCleared(t *testing.T) {
 	// Another host's, judged by its age only: not stale yet, and kept.
 	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: "elsewhere", PID: 4242, Command: "create"})
 	res := tr.mustRun("create", src)
-	if strings.Count(res.stderr, "removed stale lock of pid") != 3 || !strings.Contains(res.stderr, "removed 2 more stale locks, of snap processes that ended without removing theirs") {
+	if strings.Count(res.stderr, "removed stale lock of pid") != 3 || !strings.Contains(res.stderr, "removed 2 more stale locks in "+tr.repo+", of snap processes that ended without removing theirs") {
 		t.Errorf("create among stale shared locks:\n%s", res.stderr)
 	}
 	if n := tr.lockCount(); n != 1 {

@@ -269,7 +269,10 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 	lo := repo.LockOptions{Exclusive: mode == exclusiveLock, Prune: mode == pruneLock, Command: s.command,
 		OnStale: func(l repo.LockEntry) {
 			if stale++; stale <= named {
-				u.warnf("%s", l.Info.StaleRemoved())
+				// The repository is named: a copy takes locks in two,
+				// and said the same line twice (found by an
+				// exploratory test).
+				u.warnf("%s in %s", l.Info.StaleRemoved(), redactedLocation(s.location))
 			}
 		}}
 	l, err := s.r.Lock(ctx, lo)
@@ -277,7 +280,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 		l, err = s.r.Lock(ctx, lo)
 	}
 	if stale > named {
-		u.warnf("removed %d more stale locks, of snap processes that ended without removing theirs (crashed, killed)", stale-named)
+		u.warnf("removed %d more stale locks in %s, of snap processes that ended without removing theirs (crashed, killed)", stale-named, redactedLocation(s.location))
 	}
 	if err != nil {
 		if s.freeing != "" && repo.DiskFull(err) {

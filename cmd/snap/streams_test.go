@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -456,5 +458,43 @@ databases = ["sqlite://` + db + `"]
 	if res := tr.runConfig(nil, "config", "check", "--config", cfg); !strings.Contains(res.stdout+res.stderr, "jobs.app.databases: the SQLite database "+db+" is dumped") ||
 		!strings.Contains(res.stdout+res.stderr, `exclude = ["`+db+`*"]`) {
 		t.Errorf("config check:\n%s%s", res.stdout, res.stderr)
+	}
+}
+
+// TestCommandDiesWithSnap: a --command (as a dump tool) that snap started
+// is killed when snap dies without ending it (kill -9): a pg_dump waiting
+// for a table lock went on under PID 1, holding its connection (found by
+// an exploratory test).
+func TestCommandDiesWithSnap(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	pidFile := filepath.Join(tr.dir, "pid")
+	cmd, out := tr.start(nil, "create", "--command", "slow.txt", "--", "sh", "-c", "echo $$ > "+pidFile+"; exec sleep 60")
+	waitStarted(t, cmd, out, pidFile, "the command")
+	time.Sleep(100 * time.Millisecond) // the exec
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid file: %q", b)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	alive := func() bool { // a zombie (not reaped yet) is dead
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		i := bytes.LastIndexByte(stat, ')')
+		return err == nil && i > 0 && i+2 < len(stat) && stat[i+2] != 'Z'
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for alive() {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the command %d still runs after snap was killed", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
