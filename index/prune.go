@@ -697,15 +697,14 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		})
 		held[k] = live
 	}
-	if err := pl.soundHolders(ctx, ix, held); err != nil {
-		return err
-	}
-	for _, ls := range held {
-		for _, l := range ls {
-			l.pack.keep = append(l.pack.keep, l.e)
-			l.pack.usedBytes += int64(l.e.Length)
+	for k, ls := range held {
+		best := ls[0]
+		best.pack.keep = append(best.pack.keep, best.e)
+		best.pack.usedBytes += int64(best.e.Length)
+		pl.st.UsedBytes += int64(best.e.Length)
+		if len(ls) == 1 {
+			delete(held, k) // held keeps the blobs stored twice, for confirmDropped
 		}
-		pl.st.UsedBytes += int64(ls[0].e.Length)
 	}
 
 	// Decide per pack.
@@ -770,6 +769,9 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		}
 		pl.repack(pp)
 		unused -= pp.blobBytes() - pp.usedBytes
+	}
+	if err := pl.confirmDropped(ctx, ix, held); err != nil {
+		return err
 	}
 
 	// Unindexed packs: left by interrupted runs, unless a run that is
@@ -843,20 +845,28 @@ func betterHolder(a, b *prunePack) bool {
 	return compareIDs(a.id, b.id) < 0
 }
 
-// soundHolders narrows each blob's live copies in held (the best holder
-// first) to the one copy prune keeps: the first that reads intact. A blob
-// with one copy keeps it unread (its damage is check's to find, and
-// dropping it would lose nothing more). A blob stored twice (a crashed
-// repack, two creates at once) is read, since keeping a copy means
-// deleting the others: prune kept the copy in the fuller pack unread, and
-// when bit rot had struck it, deleted the only intact one (found by an
-// exploratory test). When no copy reads, all of them stay. Reads run a
-// few at once; a read that fails without saying the copy is damaged (a
-// lost connection) stops the prune before it changes anything.
-func (pl *planner) soundHolders(ctx context.Context, ix *Index, held map[BlobRef][]blobLoc) error {
+// goes reports whether the plan takes pp's copies of blobs away: it is
+// marked, deleted, or repacked (which copies only the blobs it holds).
+func (pp *prunePack) goes() bool {
+	return pp.repack || pp.status == PackLive && (pp.action == actMark || pp.action == actDelete)
+}
+
+// confirmDropped reads, for each blob stored twice (held: its live copies,
+// the one the plan keeps first) whose other copy is in a pack the plan
+// takes away, the copy that is kept: keeping one copy lets the others go,
+// and prune kept the fuller pack's copy unread and, when bit rot had
+// struck it, deleted the only intact one (found by an exploratory test).
+// A kept copy that is damaged is named in a warning, and an intact copy in
+// a pack that goes is kept with it instead (the pack stays, or its repack
+// copies the blob too); when none reads, every copy stays. Blobs whose
+// other copies stay where they are are not read: a duplicate in a partly
+// used pack was read again on every prune (found by a review). Reads run a
+// few at once; one that fails without saying the copy is damaged (a lost
+// connection) stops the prune before it changes anything.
+func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobRef][]blobLoc) error {
 	var dups []BlobRef
 	for k, ls := range held {
-		if len(ls) > 1 {
+		if slices.ContainsFunc(ls[1:], func(l blobLoc) bool { return l.pack.goes() }) {
 			dups = append(dups, k)
 		}
 	}
@@ -864,7 +874,9 @@ func (pl *planner) soundHolders(ctx context.Context, ix *Index, held map[BlobRef
 		return nil
 	}
 	sort.Slice(dups, func(i, j int) bool { return compareIDs(dups[i].ID, dups[j].ID) < 0 })
-	kept := make([][]blobLoc, len(dups))
+	// intact[i] is the first copy of dups[i] that reads, or -1 when none
+	// does; only copies the plan keeps or takes away are tried.
+	intact := make([]int, len(dups))
 	errs := make([]error, len(dups))
 	notes := make([][]string, len(dups))
 	sem := make(chan struct{}, 8)
@@ -874,15 +886,15 @@ func (pl *planner) soundHolders(ctx context.Context, ix *Index, held map[BlobRef
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			ls := held[k]
-			for _, l := range ls {
+			intact[i] = -1
+			for j, l := range held[k] {
 				loc := Location{Pack: l.pack.id, Status: PackLive, Entry: l.e}
 				if ix.damaged.has(loc.Pack, l.e.Type, l.e.ID) {
 					continue
 				}
 				_, err := ix.loadCopy(ctx, loc, nil)
 				if err == nil {
-					kept[i] = []blobLoc{l}
+					intact[i] = j
 					return
 				}
 				if !isDamage(err) {
@@ -892,8 +904,7 @@ func (pl *planner) soundHolders(ctx context.Context, ix *Index, held map[BlobRef
 				ix.damaged.add(loc, err)
 				notes[i] = append(notes[i], fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%v); prune keeps another: run 'snap check --read-data'", l.pack.id, k.Type, k.ID, err))
 			}
-			kept[i] = ls
-			notes[i] = append(notes[i], fmt.Sprintf("%s blob %s: none of its %d copies reads intact; all of them stay: run 'snap check --read-data'", k.Type, k.ID, len(ls)))
+			notes[i] = append(notes[i], fmt.Sprintf("%s blob %s: none of its %d copies reads intact; all of them stay: run 'snap check --read-data'", k.Type, k.ID, len(held[k])))
 		}()
 	}
 	wg.Wait()
@@ -904,9 +915,36 @@ func (pl *planner) soundHolders(ctx context.Context, ix *Index, held map[BlobRef
 		for _, n := range notes[i] {
 			pl.o.Log(n)
 		}
-		held[k] = kept[i]
+		ls := held[k]
+		switch j := intact[i]; {
+		case j == 0:
+			// The copy kept reads: the others may go.
+		case j > 0:
+			pl.keepCopy(ls[j])
+		default:
+			for _, l := range ls[1:] {
+				pl.keepCopy(l)
+			}
+		}
 	}
 	return nil
+}
+
+// keepCopy keeps the copy at l, which the plan was to take away with its
+// pack: a repack copies it too, and a pack to be marked or deleted stays.
+func (pl *planner) keepCopy(l blobLoc) {
+	pp := l.pack
+	if !pp.goes() {
+		return // it stays where it is
+	}
+	pp.keep = append(pp.keep, l.e)
+	pp.usedBytes += int64(l.e.Length)
+	if pp.repack {
+		pl.st.CopiedBlobs++
+		pl.st.CopiedBytes += int64(l.e.Length)
+		return
+	}
+	pp.action = actKeep
 }
 
 // retire is what happens to a live pack no longer needed.

@@ -745,19 +745,7 @@ func TestPruneKeepsTheIntactCopyOfADuplicate(t *testing.T) {
 		}
 		return nil
 	})
-	// One byte of B's copy of x flipped.
-	path := f.dir + "/repo/data/" + b.String()[:2] + "/" + b.String()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[20] ^= 0x55
-	if err := os.Chmod(path, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	flipByte(t, f.dir+"/repo/data/"+b.String()[:2]+"/"+b.String(), 20) // in B's copy of x
 	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
 	var logged []string
 	st := f.prune(index.PruneOptions{Instant: true, MaxUnusedPercent: 100, Log: func(m string) { logged = append(logged, m) }}, used)
@@ -778,6 +766,29 @@ func TestPruneKeepsTheIntactCopyOfADuplicate(t *testing.T) {
 			t.Errorf("after the prune: %v", err)
 		}
 	}
+	// Duplicates whose other copy stays (in a partly used pack a prune
+	// leaves as it is) are not read: they were, on every prune.
+	k := newFixture(t)
+	kx, ky, kz, ku := k.full(noise(30000)), k.full(bytes.Repeat([]byte("y"), 30000)), k.full(bytes.Repeat([]byte("z"), 30000)), k.full(noise(40000)[10000:])
+	k.writeRaw([]rawBlob{kx, ky, kz, ku}) // x, y, z used, u not
+	k.writeRaw([]rawBlob{kx, ky})
+	reads := 0 // a read of the damaged copy is logged
+	logged = nil
+	kUsed := []index.BlobRef{{Type: repo.DataBlob, ID: kx.id}, {Type: repo.DataBlob, ID: ky.id}, {Type: repo.DataBlob, ID: kz.id}}
+	// Damage B's copy of x: a read of it would be logged.
+	var kb repo.ID
+	ka := k.packOf(index.BlobRef{Type: repo.DataBlob, ID: kz.id}).Pack
+	_ = k.ix.Packs(func(p index.PackInfo) error {
+		if p.ID != ka {
+			kb = p.ID
+		}
+		return nil
+	})
+	flipByte(t, k.dir+"/repo/data/"+kb.String()[:2]+"/"+kb.String(), 20)
+	st = k.prune(index.PruneOptions{MaxUnusedPercent: 100, Log: func(m string) { reads++; logged = append(logged, m) }}, kUsed)
+	if reads != 0 || len(st.MarkedPacks) != 0 || len(st.DeletedPacks) != 0 {
+		t.Errorf("a prune that drops no copy read duplicates or dropped a pack: %q, %+v", logged, st)
+	}
 	// Intact duplicates: the fuller pack keeps them, the other goes.
 	g := newFixture(t)
 	x, y, unused = g.full(noise(30000)), g.full(bytes.Repeat([]byte("y"), 30000)), g.full(noise(40000)[10000:])
@@ -788,5 +799,21 @@ func TestPruneKeepsTheIntactCopyOfADuplicate(t *testing.T) {
 	st = g.prune(index.PruneOptions{Instant: true}, used)
 	if len(st.DeletedPacks) != 1 || st.DeletedPacks[0] != a {
 		t.Errorf("intact duplicates: deleted %v, want A %s", st.DeletedPacks, a)
+	}
+}
+
+// flipByte changes the byte at off of the file at path (bit rot).
+func flipByte(t *testing.T, path string, off int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[off] ^= 0x55
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

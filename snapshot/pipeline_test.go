@@ -1012,8 +1012,14 @@ func TestVanishedFileIsAWarning(t *testing.T) {
 		len(events) != 1 || events[0].Kind != EventWarning || events[0].Path != "/srv/app/db-journal" || !strings.Contains(events[0].Err.Error(), "vanished") {
 		t.Errorf("a vanished file: keep %v, err %v, %d errors, events %+v", keep, err, a.nErrors.Load(), events)
 	}
+	// A path the run was given is not "vanished": gone, it is an error.
+	a.named = map[string]bool{"/mnt/data": true}
+	named := fileResult{err: &sources.PathError{Op: "lstat", Path: "/mnt/data", Err: syscall.ENOENT}}
+	if _, _, err := a.fileOutcome(named); err != nil || a.nErrors.Load() != 1 || events[len(events)-1].Kind != EventError {
+		t.Errorf("a given path that is gone: err %v, %d errors, events %+v", err, a.nErrors.Load(), events)
+	}
 	denied := fileResult{err: &sources.PathError{Op: "open", Path: "/srv/app/secret", Err: syscall.EACCES}}
-	if _, keep, err := a.fileOutcome(denied); keep || err != nil || a.nErrors.Load() != 1 || events[len(events)-1].Kind != EventError {
+	if _, keep, err := a.fileOutcome(denied); keep || err != nil || a.nErrors.Load() != 2 || events[len(events)-1].Kind != EventError {
 		t.Errorf("an unreadable file: keep %v, err %v, %d errors", keep, err, a.nErrors.Load())
 	}
 }

@@ -461,17 +461,11 @@ func ParsePeriod(s string, loc *time.Location) (from, to time.Time, err error) {
 // then starts at the jump. A day the clocks skipped whole (Samoa's
 // 2011-12-30) starts, and ends, at the jump, which shows the day after.
 func DayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
-	t := WallTime(y, m, d, 0, 0, 0, 0, loc)
-	ty, tm, td := t.Date()
-	if time.Date(ty, tm, td, 0, 0, 0, 0, time.UTC).Before(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)) {
-		if _, end := t.ZoneBounds(); !end.IsZero() {
-			return end
-		}
-	}
-	// (Its end was taken for the jump here too: that is the next change
-	// of the clocks, months later, and "list 2011-12-29" in Samoa took
-	// in every snapshot until April; found by an exploratory test.)
-	return t
+	// WallTime puts a midnight that does not exist at the jump. (The end
+	// of its zone period was taken for the jump here: that is the next
+	// change of the clocks, months later, and "list 2011-12-29" in Samoa
+	// took in every snapshot until April; found by an exploratory test.)
+	return WallTime(y, m, d, 0, 0, 0, 0, loc)
 }
 
 // WallTime is time.Date at the first instant that shows that wall clock

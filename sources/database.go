@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -314,13 +315,21 @@ func (d *Database) identity() string {
 		}
 	}
 	if port == "" {
-		port = map[string]string{KindPostgres: "5432", KindMySQL: "3306", KindMongoDB: "27017"}[d.Kind]
+		// The clients' defaults, which their environment may change.
+		switch d.Kind {
+		case KindPostgres:
+			port = cmp.Or(os.Getenv("PGPORT"), "5432")
+		case KindMySQL:
+			port = cmp.Or(os.Getenv("MYSQL_TCP_PORT"), "3306")
+		}
 	}
 	name := d.Name
 	if d.All {
 		name = "?all"
 	}
-	return strings.Join([]string{d.Kind, host, port, d.u.RawQuery, name}, "\x00")
+	// The scheme too: mongodb+srv:// looks its servers up, mongodb:// not.
+	srv := strings.HasSuffix(d.u.Scheme, "+srv")
+	return strings.Join([]string{d.Kind, strconv.FormatBool(srv), host, port, d.u.RawQuery, name}, "\x00")
 }
 
 // DumpPath is where the dump goes in the snapshot tree, for example

@@ -171,7 +171,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			return false, fmt.Errorf("%s: look into the postgres database: %w (%w)", d, err, ErrUnchanged)
 		}
 		if n != "0" {
-			return false, fmt.Errorf("the server %s has objects of its own in its postgres database (%s: tables, functions, schemas, large objects), and a whole-server dump loads the dumped postgres database into it: its script would add its rows to those tables; load it into a new server (initdb), or drop those objects first (%w)", d, n, ErrUnchanged)
+			return false, fmt.Errorf("the server %s has objects of its own in its postgres database (%s: tables, functions, schemas, large objects, also an extension's, such as pg_stat_statements), and a whole-server dump loads the dumped postgres database into it: its script would add its rows to those tables; load it into a new server (initdb), or drop those objects first (%w)", d, n, ErrUnchanged)
 		}
 		// Errors are expected only for roles that exist already (the one
 		// running the restore, to begin with); any other failed

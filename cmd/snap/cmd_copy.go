@@ -106,7 +106,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		// 127.0.0.1, a symlink): snap cannot tell the two apart.
 		return usagef("--to %s has the source's repository ID %s: it is the source under another name (another host name for the server, a symlink), or a copy of it made with rsync or cp; snap copy needs a target of its own (snap init one)", redactedLocation(to), src.r.Config().ID[:8])
 	}
-	if err := dst.openIndex(c.Context, e, index.Options{}); err != nil {
+	// A dry run reads the target without a lock, as list --no-lock does:
+	// a segment a prune there removes meanwhile is passed over.
+	if err := dst.openIndex(c.Context, e, index.Options{ReadOnly: c.Bool("dry-run")}); err != nil {
 		return targetError(to, err)
 	}
 
@@ -349,7 +351,7 @@ func copyDryRun(ctx context.Context, u *ui, src, dst *session, bm *index.BlobMap
 		if u.json {
 			u.jsonLine(map[string]any{"type": "would_copy", "snapshot_id": sn.ID.String(), "read_blobs": est.Blobs, "read_bytes": est.Bytes})
 		} else {
-			u.printf("would copy snapshot %s (%s, %s): %s to read, %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
+			u.printf("would copy snapshot %s (%s, %s): at most %s to read, %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
 				plural(int(est.Blobs), "new blob", "new blobs"), humanBytes(est.Bytes))
 		}
 	}

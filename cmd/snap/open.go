@@ -240,7 +240,7 @@ func (s *session) openIndex(ctx context.Context, e *env, io index.Options) error
 	io.Log = func(m string) { s.ui.warnf("%s", m) }
 	io.CacheTreePacks = isRemote(s.location)
 	// A damaged index segment leaves the rest restorable (index.Options).
-	io.ReadOnly = noLockCommands[s.command]
+	io.ReadOnly = io.ReadOnly || noLockCommands[s.command]
 	e.cacheDirs = append(e.cacheDirs, s.cache)
 	ix, err := index.Open(ctx, s.r, s.cache, io)
 	if err != nil {

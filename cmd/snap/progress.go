@@ -521,7 +521,7 @@ func scanFiles(ctx context.Context, paths []string, o snapshot.ArchiveOptions, f
 // with several hard links counts once.
 func scanTree(ctx context.Context, ix *index.Index, snapPath string, node snapshot.Node, includes, excludes []sources.Pattern, fn func(files, bytes int64, done bool)) {
 	var files, bytes int64
-	links := map[[2]uint64]bool{}
+	links := map[snapshot.LinkGroup]bool{}
 	selected := func(p string) bool {
 		if len(includes) == 0 {
 			return true
@@ -544,7 +544,7 @@ func scanTree(ctx context.Context, ix *index.Index, snapPath string, node snapsh
 		}
 		files++
 		if n.Links > 1 {
-			k := [2]uint64{n.Device, n.Inode}
+			k := n.LinkGroup() // as the restorer links them
 			if links[k] {
 				return nil
 			}

@@ -498,3 +498,18 @@ func TestCommandDiesWithSnap(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestGivenPathGoneAfterPreHook: a path given to create that a pre hook
+// removes (a mount that failed) is an error, exit 3, not a file that
+// vanished during the backup, which would save an empty snapshot with
+// exit 0 (found by a review).
+func TestGivenPathGoneAfterPreHook(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	data := filepath.Join(tr.dir, "mnt", "data")
+	writeFile(t, filepath.Join(data, "f"), []byte("x"))
+	res := tr.run("create", data, "--pre", "rm -rf "+data)
+	if res.code != exitPartial || strings.Contains(res.stderr, "vanished") {
+		t.Errorf("create of a path a pre hook removed: exit %d\n%s", res.code, res.stderr)
+	}
+}
