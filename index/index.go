@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,6 +105,13 @@ type Options struct {
 	// writer must not rely on such an index: a lost segment may be the
 	// one that marks a pack for deletion, whose blobs it would reuse.
 	ReadOnly bool
+	// KeepPages keeps the cache's pages mapped between lookups, whatever
+	// the resident memory (pages.go): for a copy, whose heap grows with
+	// the snapshot (its maps of trees and blobs) and stays above the
+	// budget, releases only made its lookups fault the B-tree in again. A
+	// copy of 300,000 files took 38.9 s with them and 20.0 s without, at
+	// a lower peak (355 MB against 413; found by an exploratory test).
+	KeepPages bool
 	// rebuilt is set when Open opens a cache it has just rebuilt after a
 	// panic: a second one is not the cache's fault, and is returned.
 	rebuilt bool
@@ -140,6 +148,9 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	}
 	ix := &Index{r: r, readOnly: o.ReadOnly}
 	ix.pages.min, ix.pages.budget, ix.pages.fileFloor = releaseMin, rssBudget, fileFloor
+	if o.KeepPages {
+		ix.pages.budget = math.MaxInt64
+	}
 	key := r.IDKey()
 	ix.hashers.New = func() any { return chunk.NewHasher(key) }
 	path := filepath.Join(dir, "index.db")

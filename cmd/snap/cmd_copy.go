@@ -80,7 +80,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		srcMode = noLock
 	}
 	srcSt.readsOnly = true // a failed lock suggests --no-lock
-	src, err := openSessionAt(c.Context, e, u, srcSt, srcMode, commandName(c), &index.Options{})
+	src, err := openSessionAt(c.Context, e, u, srcSt, srcMode, commandName(c), &index.Options{KeepPages: true})
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	}
 	// A dry run reads the target without a lock, as list --no-lock does:
 	// a segment a prune there removes meanwhile is passed over.
-	if err := dst.openIndex(c.Context, e, index.Options{ReadOnly: c.Bool("dry-run")}); err != nil {
+	if err := dst.openIndex(c.Context, e, index.Options{ReadOnly: c.Bool("dry-run"), KeepPages: true}); err != nil {
 		return targetError(to, err)
 	}
 
