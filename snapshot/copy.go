@@ -240,11 +240,38 @@ func (c *Copier) known(sid repo.ID) (repo.ID, bool) {
 // below the root, whose target ID is not known, fetching them whenever a
 // batch is full.
 func (c *Copier) collect(ctx context.Context, id repo.ID, depth int, missing map[repo.ID]bool) error {
-	c.mu.Lock()
-	_, done := c.trees[id]
-	done = done || c.collected[id]
-	c.mu.Unlock()
-	if done {
+	skip := func(id repo.ID) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, done := c.trees[id]
+		return done || c.collected[id]
+	}
+	done := func(id repo.ID) {
+		c.mu.Lock()
+		c.collected[id] = true
+		c.mu.Unlock()
+	}
+	return c.walkFiles(ctx, id, depth, skip, done, func(n *Node) error {
+		for _, sid := range n.Content {
+			if _, ok := c.known(sid); !ok {
+				missing[sid] = true
+			}
+		}
+		if len(missing) >= fetchBatch {
+			return c.fetch(ctx, missing)
+		}
+		return nil
+	})
+}
+
+// walkFiles calls file for each file below the source tree id (depth
+// levels below the root), skipping the trees skip reports and calling done
+// for each tree once its files are handled: the walk of Copy's first pass
+// and of Estimate. A tree that cannot be loaded is a SourceError; errors
+// below a directory name its path, file's own errors are returned as they
+// are.
+func (c *Copier) walkFiles(ctx context.Context, id repo.ID, depth int, skip func(repo.ID) bool, done func(repo.ID), file func(*Node) error) error {
+	if skip(id) {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -254,28 +281,20 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, depth int, missing map
 	if err != nil {
 		return &SourceError{err}
 	}
-	for _, n := range t.Nodes {
+	for i := range t.Nodes {
+		n := &t.Nodes[i]
 		switch n.Type {
 		case sources.TypeDir:
-			if err := c.collect(ctx, n.Subtree, depth+1, missing); err != nil {
+			if err := c.walkFiles(ctx, n.Subtree, depth+1, skip, done, file); err != nil {
 				return inPath(n.Name, err)
 			}
 		case sources.TypeFile:
-			for _, sid := range n.Content {
-				if _, ok := c.known(sid); !ok {
-					missing[sid] = true
-				}
-			}
-		}
-		if len(missing) >= fetchBatch {
-			if err := c.fetch(ctx, missing); err != nil {
+			if err := file(n); err != nil {
 				return err
 			}
 		}
 	}
-	c.mu.Lock()
-	c.collected[id] = true
-	c.mu.Unlock()
+	done(id)
 	return nil
 }
 
@@ -598,46 +617,27 @@ func (c *Copier) Estimate(ctx context.Context, sn *Snapshot) (CopyEstimate, erro
 		c.estimated = map[repo.ID]bool{}
 	}
 	var est CopyEstimate
-	var walk func(id repo.ID, depth int) error
-	walk = func(id repo.ID, depth int) error {
-		if c.estimated[id] {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		t, err := loadTreeAt(ctx, c.src, id, depth)
-		if err != nil {
-			return &SourceError{err}
-		}
-		for _, n := range t.Nodes {
-			switch n.Type {
-			case sources.TypeDir:
-				if err := walk(n.Subtree, depth+1); err != nil {
-					return inPath(n.Name, err)
-				}
-			case sources.TypeFile:
-				for _, sid := range n.Content {
-					if c.estimated[sid] {
-						continue
-					}
-					c.estimated[sid] = true
-					if _, ok := c.known(sid); ok {
-						continue
-					}
-					loc, ok := c.src.Lookup(repo.DataBlob, sid)
-					if !ok {
-						return inPath(n.Name, &SourceError{c.src.NotIndexedError(repo.DataBlob, sid)})
-					}
-					est.Blobs++
-					est.Bytes += int64(loc.Entry.RawLength)
-				}
+	skip := func(id repo.ID) bool { return c.estimated[id] }
+	done := func(id repo.ID) { c.estimated[id] = true }
+	err := c.walkFiles(ctx, sn.Tree, 0, skip, done, func(n *Node) error {
+		for _, sid := range n.Content {
+			if c.estimated[sid] {
+				continue
 			}
+			c.estimated[sid] = true
+			if _, ok := c.known(sid); ok {
+				continue
+			}
+			loc, ok := c.src.Lookup(repo.DataBlob, sid)
+			if !ok {
+				return inPath(n.Name, &SourceError{c.src.NotIndexedError(repo.DataBlob, sid)})
+			}
+			est.Blobs++
+			est.Bytes += int64(loc.Entry.RawLength)
 		}
-		c.estimated[id] = true
 		return nil
-	}
-	return est, walk(sn.Tree, 0)
+	})
+	return est, err
 }
 
 // copyPathError is an error of copy with the path in the snapshot it
