@@ -19,12 +19,16 @@ import (
 	"unicode/utf8"
 )
 
-// snapNote writes a note of snap's own among a tool's error lines (to
-// stderr, when there is one), in parentheses and marked, so that it is not
-// taken for the tool's.
-func snapNote(stderr func(string), format string, a ...any) {
-	if stderr != nil {
-		stderr("(snap: " + fmt.Sprintf(format, a...) + ")")
+// snapNote gives note a note of snap's own about a program; without one
+// it goes among the program's error lines (to stderr, when there is one),
+// in parentheses and marked, so that it is not taken for the program's.
+func snapNote(note, stderr func(string), format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	switch {
+	case note != nil:
+		note(msg)
+	case stderr != nil:
+		stderr("(snap: " + msg + ")")
 	}
 }
 
@@ -284,11 +288,7 @@ func (c *Command) Run(ctx context.Context) error {
 		// Said, as the wait otherwise looks like a slow hook.
 		if errors.Is(err, exec.ErrWaitDelay) {
 			msg := fmt.Sprintf("%s exited, but a process it started kept its output open; snap waited %v for it and went on: redirect that process's output, e.g. 'daemon >/dev/null 2>&1 &'", c.display(), cmd.WaitDelay)
-			if c.Note != nil {
-				c.Note(msg)
-			} else {
-				snapNote(c.Stderr, "%s", msg)
-			}
+			snapNote(c.Note, c.Stderr, "%s", msg)
 		}
 		err = nil
 	}

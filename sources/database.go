@@ -438,11 +438,14 @@ func (d *Database) Dump(ctx context.Context) (*Dump, error) {
 }
 
 // Open returns the stream opener for the archiver: it starts the tool, whose
-// standard output is the dump. Its standard error lines go to stderr.
-func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.ReadCloser, error) {
+// standard output is the dump. Its standard error lines go to stderr, and
+// what snap has to say about the dump to note (nil: among the lines, marked
+// "(snap: …)").
+func (p *Dump) Open(stderr, note func(line string)) func(ctx context.Context) (io.ReadCloser, error) {
 	return func(ctx context.Context) (io.ReadCloser, error) {
 		c := p.cmd
-		c.Stderr = stderr
+		c.Stderr, c.Note = stderr, note
+		notef := func(format string, a ...any) { snapNote(note, stderr, format, a...) }
 		c.StderrLines = clientStderrLines
 		// sqliteDone ends an SQLite dump's NUL check; until a reader
 		// has it, an error return removes the check's directory.
@@ -457,7 +460,7 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 				return nil, err
 			}
 			var checkDir string
-			checkDir, sqliteDone = p.startSQLiteChecks(stderr)
+			checkDir, sqliteDone = p.startSQLiteChecks(notef)
 			c.Stdin = strings.NewReader(sqliteDumpScript(p.lockTimeout(), checkDir))
 			if stderr != nil {
 				// sqlite3's "Parse error near line 5: database is
@@ -487,13 +490,13 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 					// test), as what snap was doing.
 					return nil, fmt.Errorf("reading the database's owner, privileges and settings with pg_dump --create (before the dump): %w", err)
 				}
-				snapNote(stderr, "the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the dump goes on without them", err)
+				notef("the database's own owner, privileges and settings could not be read with pg_dump --create (%v); the dump goes on without them", err)
 			} else {
 				p.props = &props
 			}
 		}
 		if p.DB.Kind == KindMySQL {
-			args, err := p.mysqlStart(ctx, stderr)
+			args, err := p.mysqlStart(ctx, notef)
 			if err != nil {
 				return nil, err
 			}
@@ -530,10 +533,10 @@ func (p *Dump) Open(stderr func(line string)) func(ctx context.Context) (io.Read
 // mysqlStart reads, when a MariaDB/MySQL dump starts (after the pre hooks,
 // as for PostgreSQL), the database's default character set and collation,
 // and whether its system-versioned tables' history can be dumped; it
-// returns the dump's arguments. What cannot be read is a note on stderr,
+// returns the dump's arguments. What cannot be read is a note (notef),
 // and the dump runs as it would without it: a backup of the data must
 // not fail over what rides beside it.
-func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, error) {
+func (p *Dump) mysqlStart(ctx context.Context, notef func(string, ...any)) ([]string, error) {
 	if !p.DB.All {
 		props, err := p.DB.mysqlDatabaseProps(ctx)
 		switch {
@@ -550,9 +553,9 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 			// reports: the note said the answer was odd (found by an
 			// exploratory test). A user with privileges on some tables
 			// only may not see the database listed, and its dump goes on.
-			snapNote(stderr, "the server lists no database %s to this user (a mistyped name? SHOW DATABASES lists what it sees), so its default character set and collation are not recorded", p.DB.Name)
+			notef("the server lists no database %s to this user (a mistyped name? SHOW DATABASES lists what it sees), so its default character set and collation are not recorded", p.DB.Name)
 		default:
-			snapNote(stderr, "the database's default character set and collation could not be read (%v); the dump goes on without them", err)
+			notef("the database's default character set and collation could not be read (%v); the dump goes on without them", err)
 		}
 	}
 	args := p.cmd.Args
@@ -566,9 +569,9 @@ func (p *Dump) mysqlStart(ctx context.Context, stderr func(string)) ([]string, e
 	case err != nil && mysqlUnreachable.MatchString(err.Error()):
 		return nil, fmt.Errorf("reading which tables keep a history, for --dump-history (before the dump): %w", err) // as above
 	case err != nil:
-		snapNote(stderr, "whether there are system-versioned tables, whose history needs --dump-history, could not be read (%v); their history is not saved, only their current rows", err)
+		notef("whether there are system-versioned tables, whose history needs --dump-history, could not be read (%v); their history is not saved, only their current rows", err)
 	case msg != "":
-		snapNote(stderr, "%s", msg)
+		notef("%s", msg)
 	}
 	if len(history) == 0 {
 		return args, nil

@@ -300,7 +300,7 @@ func TestDumpUnreachableSaysWhat(t *testing.T) {
 			t.Logf("%s: %v", raw, err) // the dump tool is not installed
 			continue
 		}
-		rc, err := d.Open(nil)(context.Background())
+		rc, err := d.Open(nil, nil)(context.Background())
 		if err == nil {
 			rc.Close()
 		}

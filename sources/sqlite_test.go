@@ -76,7 +76,7 @@ func TestSQLiteDumpLockedByWriter(t *testing.T) {
 	}
 	dump.sqliteTimeout = time.Second
 	var lines []string
-	rc, err := dump.Open(func(l string) { lines = append(lines, l) })(ctx)
+	rc, err := dump.Open(func(l string) { lines = append(lines, l) }, nil)(ctx)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, rc)
 		err = rc.Close()
@@ -169,7 +169,7 @@ func TestSQLiteDumpRefusesUnloadableRow(t *testing.T) {
 			t.Fatal(err)
 		}
 		dump.sqliteMaxLine = limit
-		rc, err := dump.Open(func(string) {})(ctx)
+		rc, err := dump.Open(func(string) {}, nil)(ctx)
 		if err == nil {
 			_, err = io.Copy(io.Discard, rc)
 			if cerr := rc.Close(); err == nil {
@@ -315,7 +315,7 @@ func runDump(t *testing.T, ctx context.Context, file string) (*Dump, []byte, err
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := dump.Open(func(string) {})(ctx)
+	rc, err := dump.Open(func(string) {}, nil)(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestSQLiteChecksFailAfterTheDump(t *testing.T) {
 		{"CREATE TABLE t(x);\nROLLBACK; -- due to errors\n", true, true, ""},
 	} {
 		p := &Dump{DB: &Database{Kind: KindSQLite, File: "/nonexistent.db"}}
-		dir, done := p.startSQLiteChecks(func(string) {})
+		dir, done := p.startSQLiteChecks(func(string, ...any) {})
 		if dir == "" {
 			t.Fatal("no check directory")
 		}

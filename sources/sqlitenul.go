@@ -88,10 +88,10 @@ var sqliteControlClass = func() string {
 // sqliteSchemaScript), and returns it with what takes their findings and
 // removes it once the dump has ended. Without one the dump goes on
 // unchecked, with a note ("", nil).
-func (p *Dump) startSQLiteChecks(stderr func(string)) (dir string, done func(tail []byte, err error) error) {
+func (p *Dump) startSQLiteChecks(notef func(string, ...any)) (dir string, done func(tail []byte, err error) error) {
 	dir, err := safepath.PrivateDirWhere("snap-sqlite-check-", dotCommandPath)
 	if err != nil {
-		snapNote(stderr, "the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there, nor its schema tried as a restore would load it: %v", err)
+		notef("the dump is not checked for TEXT values with a NUL character, which sqlite3's .dump cuts there, nor its schema tried as a restore would load it: %v", err)
 		return "", nil
 	}
 	return dir, func(tail []byte, err error) error {

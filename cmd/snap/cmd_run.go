@@ -609,7 +609,7 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	}
 	for _, jc := range j.Commands {
 		p, _ := streamPath("commands", jc.Name)
-		cmd := sources.Command{Name: jc.Argv[0], Args: jc.Argv[1:], Stderr: u.toolLines(p)}
+		cmd := sources.Command{Name: jc.Argv[0], Args: jc.Argv[1:], Stderr: u.toolLines(p), Note: u.toolNotes(p)}
 		o.Streams = append(o.Streams, snapshot.Stream{Path: p, Open: cmd.Start,
 			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(jc.Argv[0])}})
 	}

@@ -193,7 +193,7 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 	}
 	if sf.commandName != "" {
 		p, _ := streamPath("--command", sf.commandName)
-		cmd := sources.Command{Name: sf.commandArgs[0], Args: sf.commandArgs[1:], Stderr: u.toolLines(p)}
+		cmd := sources.Command{Name: sf.commandArgs[0], Args: sf.commandArgs[1:], Stderr: u.toolLines(p), Note: u.toolNotes(p)}
 		out = append(out, snapshot.Stream{Path: p, Open: cmd.Start,
 			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(sf.commandArgs[0])}})
 	}
@@ -203,10 +203,25 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 			return nil, err
 		}
 		p := sf.dbPaths[i]
-		out = append(out, snapshot.Stream{Path: p, Open: dump.Open(u.toolLines(p)), Properties: dump.Properties, Check: dump.Check,
+		out = append(out, snapshot.Stream{Path: p, Open: dump.Open(u.toolLines(p), u.toolNotes(p)), Properties: dump.Properties, Check: dump.Check,
 			Source: snapshot.Source{Kind: d.Kind, URL: d.String(), Tool: dump.Tool, Version: dump.Version}})
 	}
 	return out, nil
+}
+
+// toolNotes returns a callback that shows what snap has to say about a
+// program it runs, marked with what the program is producing: among the
+// program's lines on a terminal, marked "(snap: …)" as its own; a notice
+// with --json, not a line of the program's (found by an exploratory test).
+func (u *ui) toolNotes(source string) func(string) {
+	lines := u.toolLines(source)
+	return func(msg string) {
+		if u.json && !u.quiet {
+			u.jsonLine(map[string]any{"type": "notice", "source": source, "message": msg})
+			return
+		}
+		lines("(snap: " + msg + ")")
+	}
 }
 
 // toolLines returns a callback that shows a program's standard error lines,
@@ -217,12 +232,6 @@ func (u *ui) toolLines(source string) func(string) {
 			return
 		}
 		if u.json {
-			// snap's own notes among the tool's lines (sources.snapNote)
-			// are notices, not the tool's output.
-			if note, ok := strings.CutPrefix(line, "(snap: "); ok && strings.HasSuffix(note, ")") {
-				u.jsonLine(map[string]any{"type": "notice", "source": source, "message": strings.TrimSuffix(note, ")")})
-				return
-			}
 			u.jsonLine(map[string]any{"type": "stderr", "source": source, "message": line})
 			return
 		}
