@@ -219,19 +219,13 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			if c.Context.Err() != nil {
 				return fmt.Errorf("%w: copy stopped at snapshot %s; both repositories are consistent (data already sent is reclaimed by 'snap prune' on the target, or used by the next copy)", errInterrupted, sn.ID.Short())
 			}
-			var srcErr *snapshot.SourceError
-			if errors.As(err, &srcErr) && (errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed)) {
-				// (ErrBlobNotIndexed: a delta whose base is lost; one
-				// such snapshot stopped every copy after it.)
+			if sourceDamaged(err) {
 				// Damage in the source spoils this snapshot, not the
 				// others: an off-site copy must not stop for good at
 				// the oldest snapshot that lost a pack.
 				damaged = append(damaged, sn.ID.Short())
 				sp.update(func(st *stepState) { st.errors++ })
-				u.warnf("snapshot %s cannot be copied: %v; the others are copied", sn.ID.Short(), err)
-				if u.json {
-					u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": sn.ID.String(), "message": err.Error()})
-				}
+				copyUnreadable(u, sn, err, "snapshot %s cannot be copied: %v; the others are copied")
 				continue
 			}
 			return diskFull(fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err))
@@ -279,6 +273,25 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			plural(int(st.ReadBlobs), "blob", "blobs"), humanBytes(st.ReadBytes))
 	}
 	return unreadErr
+}
+
+// sourceDamaged reports whether err, of copying a snapshot, is damage in
+// the source (a missing pack, a corrupt blob, a delta whose base is lost:
+// ErrBlobNotIndexed, one such snapshot stopped every copy after it), which
+// spoils that snapshot and not the others, as opposed to a failure to
+// read at all or to write the target.
+func sourceDamaged(err error) bool {
+	var srcErr *snapshot.SourceError
+	return errors.As(err, &srcErr) && (errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed))
+}
+
+// copyUnreadable warns, with format (taking the snapshot's short ID and
+// err), that sn is not copied, and says so in a JSON line.
+func copyUnreadable(u *ui, sn *snapshot.Snapshot, err error, format string) {
+	u.warnf(format, sn.ID.Short(), err)
+	if u.json {
+		u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": sn.ID.String(), "message": err.Error()})
+	}
 }
 
 // copySkipped says that sn is in the target already, as tid.
@@ -334,15 +347,11 @@ func copyDryRun(ctx context.Context, u *ui, src, dst *session, bm *index.BlobMap
 			if ctx.Err() != nil {
 				return fmt.Errorf("%w: the dry run stopped at snapshot %s", errInterrupted, sn.ID.Short())
 			}
-			var srcErr *snapshot.SourceError
-			if !errors.As(err, &srcErr) {
+			if !sourceDamaged(err) {
 				return fmt.Errorf("snapshot %s: %w", sn.ID.Short(), err)
 			}
 			damaged++
-			u.warnf("snapshot %s could not be copied: %v", sn.ID.Short(), err)
-			if u.json {
-				u.jsonLine(map[string]any{"type": "unreadable", "snapshot_id": sn.ID.String(), "message": err.Error()})
-			}
+			copyUnreadable(u, sn, err, "snapshot %s could not be copied: %v")
 			continue
 		}
 		toCopy++
