@@ -78,12 +78,21 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 			}
 			return false
 		})
-	results := []findJSON{}
+	var doc *jsonArray
+	if s.ui.json {
+		doc = s.ui.jsonArray("matches")
+		if err := doc.Begin(nil); err != nil {
+			return err
+		}
+	}
 	entries, hits, failed := 0, 0, 0
 	for _, sn := range sns {
 		found, err := finder.Find(c.Context, sn.Tree)
 		if err != nil {
 			if c.Context.Err() != nil {
+				if doc != nil {
+					_ = doc.Flush()
+				}
 				return c.Context.Err()
 			}
 			s.ui.warnf("snapshot %s: %v", sn.ID.Short(), err)
@@ -94,12 +103,14 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 			continue
 		}
 		entries, hits = entries+len(found), hits+1
-		if s.ui.json {
+		if doc != nil {
 			r := findJSON{Snapshot: toJSON(sn)}
 			for i := range found {
 				r.Nodes = append(r.Nodes, toNodeJSON(found[i].Path, &found[i].Node))
 			}
-			results = append(results, r)
+			if err := doc.Add(r); err != nil {
+				return err
+			}
 			continue
 		}
 		fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host))
@@ -107,8 +118,8 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 			fmt.Fprintf(e.stdout, "  %s\n", longLine(found[i].Path, &found[i].Node))
 		}
 	}
-	if s.ui.json {
-		if err := s.ui.jsonDoc(map[string]any{"snapshots_searched": len(sns) - failed, "matches": results}); err != nil {
+	if doc != nil {
+		if err := doc.End(map[string]any{"snapshots_searched": len(sns) - failed}); err != nil {
 			return err
 		}
 	} else {

@@ -77,13 +77,21 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 		return err
 	}
 	long, flat := c.Bool("long"), c.Bool("no-recursive")
-	var nodes []nodeJSON
+	var doc *jsonArray
+	if s.ui.json {
+		doc = s.ui.jsonArray("nodes")
+		if err := doc.Begin(nil); err != nil {
+			return err
+		}
+	}
 	err = snapshot.Walk(c.Context, s.ix, p, node, func(np string, n *snapshot.Node) error {
 		if np == p && n.Type == sources.TypeDir {
 			return nil // the starting directory itself
 		}
-		if s.ui.json {
-			nodes = append(nodes, toNodeJSON(np, n))
+		if doc != nil {
+			if err := doc.Add(toNodeJSON(np, n)); err != nil {
+				return err
+			}
 		} else if long {
 			fmt.Fprintln(e.stdout, longLine(np, n))
 		} else {
@@ -95,13 +103,13 @@ func runLs(c *cli.Context, e *env, ref, p string) error {
 		return nil
 	})
 	if err != nil {
+		if doc != nil {
+			_ = doc.Flush()
+		}
 		return err
 	}
-	if s.ui.json {
-		if nodes == nil {
-			nodes = []nodeJSON{}
-		}
-		return s.ui.jsonDoc(map[string]any{"snapshot": toJSON(sn), "path": p, "nodes": nodes})
+	if doc != nil {
+		return doc.End(map[string]any{"snapshot": toJSON(sn), "path": p})
 	}
 	return nil
 }

@@ -783,3 +783,45 @@ func packBytes(t *testing.T, tr *testRepo) int64 {
 	}
 	return st.PackBytes
 }
+
+// TestJSONArrayIsJSONDoc: the streamed document of ls and find is byte for
+// byte the one jsonDoc writes, with the array first, in the middle or last
+// among the keys, empty or not, and strings that look like its key.
+func TestJSONArrayIsJSONDoc(t *testing.T) {
+	elems := []any{map[string]any{"path": "/a\n  \"nodes\": [", "size": 1}, nodeJSON{Path: "<b>&", Name: "b\xff"}, []int{}}
+	for _, key := range []string{"a", "nodes", "zz"} {
+		for _, n := range []int{0, 1, len(elems)} {
+			before := map[string]any{}
+			after := map[string]any{"m": "x", "y": map[string]any{"nodes": []int{1}}, "0": nil}
+			full := map[string]any{key: elems[:n]}
+			if n == 0 {
+				full[key] = []any{}
+			}
+			for k, v := range after {
+				full[k] = v
+				if k < key {
+					before[k] = v
+				}
+			}
+			var want, got bytes.Buffer
+			if err := (&ui{out: &want}).jsonDoc(full); err != nil {
+				t.Fatal(err)
+			}
+			doc := (&ui{out: &got}).jsonArray(key)
+			if err := doc.Begin(before); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range elems[:n] {
+				if err := doc.Add(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := doc.End(after); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Errorf("key %s, %d elements:\n%s\nwant\n%s", key, n, got.String(), want.String())
+			}
+		}
+	}
+}

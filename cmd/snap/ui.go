@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -171,6 +173,95 @@ func (u *ui) jsonDoc(v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// jsonArray writes, in pieces, the document jsonDoc would write for a map
+// with one large array: its elements are encoded as they come rather than
+// collected first ('ls --json' of 323,000 entries held 530 MB). The output
+// is byte for byte jsonDoc's. The array's place among the sorted keys comes
+// from encoding the document with the array empty, the keys before it from
+// Begin's fields and those after it from End's (which may be known only at
+// the end). A command that fails midway leaves a document cut short, which
+// its exit code says.
+type jsonArray struct {
+	w   *bufio.Writer
+	key string
+	n   int
+}
+
+// jsonArray returns the writer of a document whose array is key.
+func (u *ui) jsonArray(key string) *jsonArray {
+	return &jsonArray{w: bufio.NewWriterSize(u.out, 64<<10), key: key}
+}
+
+// split encodes doc with the array empty and cuts it around the array:
+// head ends with the array's '[', tail starts after its ']'.
+func (a *jsonArray) split(doc map[string]any) (head, tail []byte, err error) {
+	full := make(map[string]any, len(doc)+1)
+	for k, v := range doc {
+		full[k] = v
+	}
+	full[a.key] = []struct{}{}
+	b, err := json.MarshalIndent(full, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	name, err := json.Marshal(a.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A newline inside a JSON string is escaped: this finds the key itself.
+	mark := append(append([]byte("\n  "), name...), ": ["...)
+	i := bytes.Index(b, mark)
+	if i < 0 {
+		return nil, nil, fmt.Errorf("json: no %s in the document", name)
+	}
+	return b[:i+len(mark)], b[i+len(mark)+1:], nil
+}
+
+// Begin writes the document up to the array, with the fields sorted before
+// it (those after it may be missing: End writes them).
+func (a *jsonArray) Begin(doc map[string]any) error {
+	head, _, err := a.split(doc)
+	if err != nil {
+		return err
+	}
+	_, err = a.w.Write(head)
+	return err
+}
+
+// Add writes one element of the array.
+func (a *jsonArray) Add(v any) error {
+	b, err := json.MarshalIndent(v, "    ", "  ")
+	if err != nil {
+		return err
+	}
+	if a.n > 0 {
+		a.w.WriteByte(',')
+	}
+	a.n++
+	a.w.WriteString("\n    ")
+	_, err = a.w.Write(b)
+	return err
+}
+
+// End closes the array, writes the fields after it from doc, and flushes.
+func (a *jsonArray) End(doc map[string]any) error {
+	_, tail, err := a.split(doc)
+	if err != nil {
+		return err
+	}
+	if a.n > 0 {
+		a.w.WriteString("\n  ")
+	}
+	a.w.WriteByte(']')
+	a.w.Write(tail)
+	a.w.WriteByte('\n')
+	return a.w.Flush()
+}
+
+// Flush writes what is buffered: a command that fails midway shows how far
+// it got.
+func (a *jsonArray) Flush() error { return a.w.Flush() }
 
 // humanBytes formats a byte count with binary units.
 func humanBytes(n int64) string {
