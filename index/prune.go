@@ -50,6 +50,18 @@ const TempGrace = 15 * time.Minute
 // what the previous night's prune marked.
 const DefaultDeleteDelay = 12 * time.Hour
 
+// smallPackShare and smallPackCount: when more than smallPackCount live
+// packs are each smaller than 1/smallPackShare of the pack size, prune
+// repacks them all into full packs. Every create leaves a small pack or two
+// (what its last minutes wrote); a nightly create with little change makes
+// hundreds a year, each one more object to list, check and fetch. The
+// merged pack is small again until enough is added: what is copied more
+// than once stays below a quarter pack per blob type per merge.
+const (
+	smallPackShare = 4
+	smallPackCount = 32
+)
+
 // compactSmall and compactCount: when more than compactCount effective
 // segments list fewer than compactSmall blobs each, prune merges them.
 const (
@@ -143,9 +155,12 @@ type PruneStats struct {
 	TempFiles int   `json:"temp_files"`
 	TempBytes int64 `json:"temp_bytes"`
 
-	RepackedPacks int   `json:"repacked_packs"` // partly used packs whose live blobs were copied
-	CopiedBlobs   int   `json:"copied_blobs"`
-	CopiedBytes   int64 `json:"copied_bytes"`
+	RepackedPacks int `json:"repacked_packs"` // partly used packs whose live blobs were copied
+	// SmallPacks of RepackedPacks were repacked for being small, to merge
+	// them (smallPackCount).
+	SmallPacks  int   `json:"small_packs"`
+	CopiedBlobs int   `json:"copied_blobs"`
+	CopiedBytes int64 `json:"copied_bytes"`
 
 	MarkedPacks []repo.ID `json:"marked_packs"` // newly marked for deletion by a later prune
 	MarkedBytes int64     `json:"marked_bytes"`
@@ -770,6 +785,9 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		pl.repack(pp)
 		unused -= pp.blobBytes() - pp.usedBytes
 	}
+	if pl.o.MaxUnusedPercent < 100 {
+		pl.mergeSmall(int64(ix.r.Config().PackSize) / smallPackShare)
+	}
 	if err := pl.confirmDropped(ctx, ix, held); err != nil {
 		return err
 	}
@@ -1328,6 +1346,26 @@ func (pl *planner) repack(pp *prunePack) {
 	pl.st.RepackedPacks++
 	pl.st.CopiedBlobs += len(pp.keep)
 	pl.st.CopiedBytes += pp.usedBytes
+}
+
+// mergeSmall repacks the live packs smaller than limit that stay as they
+// are, when there are more than smallPackCount of them (smallPackShare).
+// Fresh packs (indexed after the snapshot list) cannot be judged, and
+// unused, marked or missing ones are dealt with already.
+func (pl *planner) mergeSmall(limit int64) {
+	var small []*prunePack
+	for _, pp := range pl.order {
+		if pp.action == actKeep && !pp.repack && pp.live() && !pp.missing && !pp.fresh && pp.usedBytes > 0 && pl.sizeOf(pp) < limit {
+			small = append(small, pp)
+		}
+	}
+	if len(small) <= smallPackCount {
+		return
+	}
+	for _, pp := range small {
+		pl.repack(pp)
+	}
+	pl.st.SmallPacks = len(small)
 }
 
 // forcedRepacks resolves PruneOptions.Repack to the packs it names.

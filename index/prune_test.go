@@ -817,3 +817,48 @@ func flipByte(t *testing.T, path string, off int) {
 		t.Fatal(err)
 	}
 }
+
+// TestPruneMergesSmallPacks: more than 32 small packs in use are repacked
+// into one, whose blobs all still load; 32 stay, and --max-unused 100
+// (never repack) leaves any number.
+func TestPruneMergesSmallPacks(t *testing.T) {
+	f := newFixture(t)
+	var used []index.BlobRef
+	for range 32 {
+		used = append(used, f.writePack(2)...)
+	}
+	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, Instant: true}, used); st.RepackedPacks != 0 || st.SmallPacks != 0 {
+		t.Fatalf("32 small packs repacked: %+v", st)
+	}
+	used = append(used, f.writePack(2)...)
+	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 100, Instant: true}, used); st.RepackedPacks != 0 {
+		t.Fatalf("--max-unused 100 repacked: %+v", st)
+	}
+	old := map[repo.ID]bool{}
+	for _, r := range used {
+		old[f.packOf(r).Pack] = true
+	}
+	st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, Instant: true}, used)
+	if st.RepackedPacks != 33 || st.SmallPacks != 33 || st.CopiedBlobs != 66 || len(st.DeletedPacks) != 33 {
+		t.Fatalf("33 small packs: %+v", st)
+	}
+	after := map[repo.ID]bool{}
+	for _, r := range used {
+		p := f.packOf(r).Pack
+		if old[p] {
+			t.Fatalf("blob %s still in an old pack", r.ID.Short())
+		}
+		after[p] = true
+		if _, err := f.ix.LoadBlob(context.Background(), r.Type, r.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p := range old {
+		if f.packExists(p) {
+			t.Fatalf("merged pack %s still there", p.Short())
+		}
+	}
+	if len(after) != 1 {
+		t.Fatalf("merged into %d packs, want 1", len(after))
+	}
+}

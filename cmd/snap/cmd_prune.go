@@ -312,7 +312,13 @@ func printPrune(u *ui, st *index.PruneStats) {
 	u.printf("repository: %s in %d indexed packs%s and the index; snapshots use %s with the bases of their deltas (%s), %s in live packs is unused",
 		humanBytes(st.BeforeBytes), st.Packs, unindexed, plural(st.UsedBlobs, "blob", "blobs"), humanBytes(st.UsedBytes), humanBytes(st.UnusedBytes))
 	if st.RepackedPacks > 0 {
-		u.printf("%s %s: %s (%s) copied into new packs", would("repacked", "would repack"), plural(st.RepackedPacks, "pack", "packs"), plural(st.CopiedBlobs, "blob", "blobs"), humanBytes(st.CopiedBytes))
+		small := ""
+		if st.SmallPacks == st.RepackedPacks {
+			small = " (small ones, merged)"
+		} else if st.SmallPacks > 0 {
+			small = fmt.Sprintf(" (%d of them small, merged)", st.SmallPacks)
+		}
+		u.printf("%s %s%s: %s (%s) copied into new packs", would("repacked", "would repack"), plural(st.RepackedPacks, "pack", "packs"), small, plural(st.CopiedBlobs, "blob", "blobs"), humanBytes(st.CopiedBytes))
 	}
 	if n := len(st.DamagedPacks); n > 0 {
 		u.printf("kept %s holding %s that could not be copied (below)", plural(n, "pack", "packs"), plural(st.DamagedBlobs, "damaged blob", "damaged blobs"))
