@@ -730,6 +730,12 @@ func (r *Restorer) createSpecial(dir *sources.Dir, rel string, n Node) error {
 			err = dir.Symlink(n.LinkTarget, n.Name)
 		} else {
 			err = dir.Mknod(n.Name, n.Meta)
+			if errors.Is(err, unix.EPERM) && (n.Type == sources.TypeDev || n.Type == sources.TypeCharDev) && r.euid != 0 {
+				// What fixes it: the restore's hint of trying again
+				// once the cause is gone cannot (found by an
+				// exploratory test).
+				err = fmt.Errorf("%w: device nodes are made by root only; restore them as root, or leave them out with --exclude", err)
+			}
 		}
 		if err == nil {
 			err = dir.SetMeta(n.Name, n.Meta)
@@ -827,7 +833,15 @@ func (r *Restorer) hardLinkOr(rel string, n Node, create func() error) (linked b
 			if err := r.target.Link(first, rel); err == nil {
 				return true, nil
 			}
-			// Linking failed (the first was excluded or failed): make another.
+			// Linking failed (the first failed: a directory in its
+			// way): this name is made, and the group's later names
+			// link to it. They were each made alone, the group came
+			// back as copies (found by an exploratory test).
+			if err := create(); err != nil {
+				return false, err
+			}
+			r.links[key], r.linkInodes[key] = rel, 0
+			return false, nil
 		} else if !ok {
 			r.links[key] = rel
 		}

@@ -59,7 +59,9 @@ type restoreJSON struct {
 	SnapshotID      string  `json:"snapshot_id"`
 	ShortID         string  `json:"short_id"`
 	Path            string  `json:"path"`
+	PathBase64      string  `json:"path_base64,omitempty"` // set when path is not valid UTF-8
 	Target          string  `json:"target"`
+	TargetBase64    string  `json:"target_base64,omitempty"`
 	Files           int64   `json:"files"`
 	Dirs            int64   `json:"dirs"`
 	Other           int64   `json:"other"` // symlinks, devices, FIFOs, sockets
@@ -300,7 +302,7 @@ func runRestore(c *cli.Context, e *env) error {
 			also, sources.DisplayPath(sub), sources.DisplayPath(example))
 	}
 	if u.json {
-		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, Target: target, Files: st.Files, Dirs: st.Dirs, Other: st.Other,
+		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, PathBase64: pathBase64(sub), Target: target, TargetBase64: pathBase64(target), Files: st.Files, Dirs: st.Dirs, Other: st.Other,
 			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, DurationSeconds: round2(time.Since(start).Seconds())})
 	} else {
 		other, skipped := "", ""
@@ -315,7 +317,7 @@ func runRestore(c *cli.Context, e *env) error {
 			// Not a success line above the error that follows.
 			what = "restored part of snapshot"
 		}
-		u.printf("%s %s (%s, host %s) to %s: %s, %s%s, %s%s", what, sn.ID.Short(), localTime(sn.Time), sn.Host, target, plural(int(st.Files), "file", "files"),
+		u.printf("%s %s (%s, host %s) to %s: %s, %s%s, %s%s", what, sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host), sources.DisplayPath(target), plural(int(st.Files), "file", "files"),
 			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
 	}
 	if st.Errors > 0 {

@@ -141,6 +141,8 @@ func TestCreateNestedPaths(t *testing.T) {
 	}{
 		{[]string{src, src + "/mysql/"}, "/mysql is a symlink, which that backup saves as one"},
 		{[]string{src, src + "/mysql/ibdata"}, "/mysql on the way is a symlink"},
+		// The outer path a symlink itself (found by an exploratory test).
+		{[]string{src + "/mysql", src + "/mysql/ibdata"}, "/mysql is a symlink, which that backup saves as one, not what it points to (" + src + "/mysql/ would follow it)"},
 		{[]string{src, "--exclude", "b", src + "/a/b/f"}, "an --exclude leaves out " + src + "/a/b on the way"},
 		// A tag file on the way (found by a re-test).
 		{[]string{src, "--exclude-if-present", "a", src + "/a/b"}, src + " on the way holds a, so that backup saves it with that alone"},

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestPathAttrs: a path that is not valid UTF-8 comes with its bytes in
@@ -220,5 +222,37 @@ func TestCreatePathMessagesQuoted(t *testing.T) {
 		if res.code == 0 || !strings.Contains(res.stderr, tc.quoted) || strings.Count(strings.TrimSpace(res.stderr), "\n") > 0 {
 			t.Errorf("%q: exit %d, want one line naming %s:\n%s", tc.args, res.code, tc.quoted, res.stderr)
 		}
+	}
+}
+
+// TestHardLinkGroupWithItsFirstNameInTheWay: when the first name of a
+// group of hard links fails (a directory in its way), the other names
+// come back as one file, not as a copy each (found by an exploratory
+// test).
+func TestHardLinkGroupWithItsFirstNameInTheWay(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("linked"))
+	for _, name := range []string{"b", "c", "d"} {
+		must(t, os.Link(filepath.Join(src, "a"), filepath.Join(src, name)))
+	}
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	must(t, os.MkdirAll(filepath.Join(target, src, "a", "in-the-way"), 0o755))
+	res := tr.run("restore", "latest", "--target", target)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "is in the way") {
+		t.Fatalf("restore with a directory in the way: exit %d\n%s", res.code, res.stderr)
+	}
+	var inos []uint64
+	for _, name := range []string{"b", "c", "d"} {
+		var st unix.Stat_t
+		must(t, unix.Lstat(filepath.Join(target, src, name), &st))
+		if st.Nlink != 3 {
+			t.Errorf("%s: %d links, want 3", name, st.Nlink)
+		}
+		inos = append(inos, st.Ino)
+	}
+	if inos[0] != inos[1] || inos[1] != inos[2] {
+		t.Errorf("the group's other names are not one file: inodes %v", inos)
 	}
 }

@@ -296,11 +296,14 @@ func timeIn(t time.Time, loc *time.Location) string {
 
 // listedPath is a path, user or group name as the listings of ls and diff
 // print it: quoted with Go's escapes when it holds a control character
-// (one entry is one line), otherwise byte for byte, also when it is not
+// (one entry is one line) or starts with a quote, otherwise byte for byte, also when it is not
 // UTF-8, so that what a listing shows can be matched by grep. Messages
 // quote those too (sources.DisplayPath).
 func listedPath(p string) string {
-	if strings.IndexFunc(p, unicode.IsControl) >= 0 {
+	// One that starts with a quote is quoted too: it would read as a
+	// quoted one (found by an exploratory test: a symlink target of
+	// `"a\nb"` typed out printed as one holding a newline).
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 || strings.HasPrefix(p, `"`) {
 		return strconv.Quote(p)
 	}
 	return p
