@@ -52,11 +52,11 @@ const DefaultDeleteDelay = 12 * time.Hour
 
 // smallPackShare and smallPackCount: when more than smallPackCount live
 // packs are each smaller than 1/smallPackShare of the pack size, prune
-// repacks them all into full packs. Every create leaves a small pack or two
-// (what its last minutes wrote); a nightly create with little change makes
-// hundreds a year, each one more object to list, check and fetch. The
-// merged pack is small again until enough is added: what is copied more
-// than once stays below a quarter pack per blob type per merge.
+// repacks them together. Every create leaves a small pack or two (what its
+// last minutes wrote); a nightly create with little change makes hundreds
+// a year, each one more object to list, check and fetch. A merge leaves at
+// most one small pack per blob type (the last it filled), which the next
+// copies again: less than a quarter pack per type besides the new ones.
 const (
 	smallPackShare = 4
 	smallPackCount = 32
