@@ -233,7 +233,7 @@ func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, &CommandError{Name: c.display(), Status: startFailure(err)}
+		return nil, c.startError(ctx, err)
 	}
 	return &commandReader{out: out, wait: func() error {
 		err := cmd.Wait()
@@ -277,7 +277,7 @@ func (c *Command) Run(ctx context.Context) error {
 		cmd.Stdout = errLines
 	}
 	if err := cmd.Start(); err != nil {
-		return &CommandError{Name: c.display(), Status: startFailure(err)}
+		return c.startError(ctx, err)
 	}
 	err := cmd.Wait()
 	if err != nil && cmd.ProcessState != nil && cmd.ProcessState.Success() {
@@ -308,6 +308,18 @@ func (c *Command) Run(ctx context.Context) error {
 		return &CommandError{Name: c.display(), Status: "it stopped reading its input before the end, and exited with status 0", LastLine: errLines.cause()}
 	}
 	return nil
+}
+
+// startError is the error of a program that did not start: the context's
+// when it was cancelled (another source failed first, and the run
+// stopped), so that the failure that stopped the run is the one reported
+// (a sibling's "failed (context canceled)" was, found by an exploratory
+// test).
+func (c *Command) startError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return &CommandError{Name: c.display(), Status: startFailure(err)}
 }
 
 func startFailure(err error) string {

@@ -103,6 +103,22 @@ func TestCommandCancel(t *testing.T) {
 	}
 }
 
+// TestCommandStartCancelled: a program not started because the run was
+// stopped (another source failed) fails with the context's error, which
+// the run does not report in place of the failure that stopped it (it
+// read "sqlite3 failed (context canceled)"; found by an exploratory test).
+func TestCommandStartCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := Command{Name: "sh", Args: []string{"-c", "echo never"}}
+	if _, err := c.Start(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Start after the cancel: %v", err)
+	}
+	if err := c.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run after the cancel: %v", err)
+	}
+}
+
 // A program that ignores SIGTERM is killed after killGrace, with what it
 // started: the whole process group, not only its leader.
 func TestCommandCancelKillsGroup(t *testing.T) {
