@@ -249,7 +249,7 @@ func runConfigCheck(c *cli.Context, e *env, syntaxOnly bool) error {
 		problems = append(problems, cfg.checkEnvironment(systemdCalendar(schedules(cfg.Jobs)...))...)
 		for _, user := range []bool{false, true} {
 			f := unitEnvFile(user, e.getenv)
-			if msg := envFileExposed(f); msg != "" {
+			if msg, _ := envFileExposed(f); msg != "" {
 				problems = append(problems, Problem{File: f, Message: msg, Severity: "warning"})
 			}
 		}

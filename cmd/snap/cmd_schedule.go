@@ -196,6 +196,20 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	if err != nil {
 		return fmt.Errorf("find the snap binary: %w", err)
 	}
+	// What the units run, and what they load into its environment: root
+	// refuses files another user could change, as it refuses such a
+	// config file; another user is warned.
+	if why := binaryExposed(bin); why != "" {
+		msg := fmt.Sprintf("%s: the timers' units run this snap, and another user could change it: %s", bin, why)
+		if os.Geteuid() == 0 {
+			return usagef("%s (or install snap where only root can write); no unit was written", msg)
+		}
+		u.warnf("%s", msg)
+	}
+	envFile := unitEnvFile(o.user, e.getenv)
+	if msg, changeable := envFileExposed(envFile); changeable && os.Geteuid() == 0 {
+		return usagef("%s: %s; no unit was written", envFile, msg)
+	}
 	// Every unit is checked before any is written: a timer not written by
 	// snap must not leave its job's service installed alone.
 	for _, j := range jobs {
@@ -220,10 +234,8 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 		out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule, Service: svc, Timer: tmr, Installed: true})
 		u.printf("wrote %s and %s (%s)", svc, tmr, strings.Join(j.Schedule, "; "))
 	}
-	if f := unitEnvFile(o.user, e.getenv); f != "" {
-		if msg := envFileExposed(f); msg != "" {
-			u.warnf("%s: %s", f, msg)
-		}
+	if msg, _ := envFileExposed(envFile); msg != "" {
+		u.warnf("%s: %s", envFile, msg)
 	}
 	var sysErr error // systemctl failed: the units are written all the same
 	if o.callsSystemctl() {

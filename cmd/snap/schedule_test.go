@@ -572,4 +572,35 @@ schedule = "daily"
 	if res := tr.runConfig(nil, "config", "check", "--config", cfg); !strings.Contains(res.stdout+res.stderr, "and another user could change it: it belongs to user 65534") {
 		t.Errorf("config check of an env file of another user's: %s%s", res.stdout, res.stderr)
 	}
+	// Root installs no unit that would load it (found by an exploratory
+	// test: a warning, and exit 0).
+	res := tr.runConfig(nil, "schedule", "install", "--user", "--dir", filepath.Join(tr.dir, "units2"), "--config", cfg)
+	if res.code != exitUsage || !strings.Contains(res.stderr, "it belongs to user 65534") || !strings.Contains(res.stderr, "no unit was written") {
+		t.Errorf("schedule install by root with an env file of another user's: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tr.dir, "units2", serviceName("app"))); err == nil {
+		t.Error("the unit was written")
+	}
+}
+
+// TestBinaryExposed: a snap binary another user could change is named, as
+// a config file would be; root's schedule install refuses it (a root unit
+// ran a world-writable snap; found by an exploratory test).
+func TestBinaryExposed(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "snap")
+	writeFile(t, bin, []byte("#!/bin/sh\n"))
+	must(t, os.Chmod(bin, 0o755))
+	if why := binaryExposed(bin); why != "" {
+		t.Errorf("a binary of ours at 0755: %s", why)
+	}
+	must(t, os.Chmod(bin, 0o777))
+	if why := binaryExposed(bin); !strings.Contains(why, "writable by others (mode 0777)") {
+		t.Errorf("a binary at 0777: %q", why)
+	}
+	must(t, os.Chmod(bin, 0o755))
+	must(t, os.Chmod(dir, 0o777))
+	if why := binaryExposed(bin); !strings.Contains(why, "which others can write") {
+		t.Errorf("a binary in a directory at 0777: %q", why)
+	}
 }

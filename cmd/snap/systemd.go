@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/snap-backup/snap/sources"
+	"github.com/snap-backup/snap/sources/safepath"
 )
 
 // systemd units for scheduled jobs: snap-JOB.service runs 'snap run JOB'
@@ -202,23 +203,43 @@ func unitEnvFile(user bool, getenv func(string) string) string {
 // the pg_dump it runs and SNAP_PASSWORD_COMMAND is run as a command. It is
 // judged as the config file is (readConfigFile), which root refuses to
 // read in that state (found by an exploratory test).
-func envFileExposed(path string) string {
+//
+// changeable says the message is of the second kind, which 'schedule
+// install' run by root refuses, as root refuses such a config file.
+func envFileExposed(path string) (msg string, changeable bool) {
 	if path == "" {
-		return ""
+		return "", false
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	// One this user may not open is root's (/etc/snap/env judged by
 	// another user's config check): not this user's to judge.
 	if _, why, err := readConfigFile(path); why != "" && !errors.Is(err, fs.ErrPermission) {
-		return fmt.Sprintf("the timers' units load this file into the environment of their jobs (PATH, SNAP_PASSWORD_COMMAND: what they run), and another user could change it: %s", why)
+		return fmt.Sprintf("the timers' units load this file into the environment of their jobs (PATH, SNAP_PASSWORD_COMMAND: what they run), and another user could change it: %s", why), true
 	}
 	if st.Mode().Perm()&0o077 == 0 {
+		return "", false
+	}
+	return fmt.Sprintf("the timers' units read this file (S3 keys, SNAP_PASSWORD), and other users may open it (mode %04o): chmod 600 %s", st.Mode().Perm(), path), false
+}
+
+// binaryExposed says why another user could change the snap binary at
+// bin, which the units run (as root, for system units), judged as a config
+// file is (readConfigFile); "" when no one else can. A root unit ran a
+// world-writable snap without a word, where root refuses to read such a
+// config file (found by an exploratory test).
+func binaryExposed(bin string) string {
+	file, _, err := safepath.Resolve(bin)
+	if err != nil {
+		return err.Error()
+	}
+	st, err := os.Stat(file)
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("the timers' units read this file (S3 keys, SNAP_PASSWORD), and other users may open it (mode %04o): chmod 600 %s", st.Mode().Perm(), path)
+	return othersCanChange(file, st, file)
 }
 
 // snapBinary is the absolute path of the running snap as it was invoked
