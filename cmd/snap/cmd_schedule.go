@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -209,6 +210,19 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	envFile := unitEnvFile(o.user, e.getenv)
 	if msg, changeable := envFileExposed(envFile); changeable && os.Geteuid() == 0 {
 		return usagef("%s: %s; no unit was written", envFile, msg)
+	}
+	// What 'config check' finds missing now (a repository, a password
+	// file, a path) fails these jobs every night: said, not refused (a
+	// disk may be mounted, a server started, by then). A job that could
+	// not run was installed without a word (found by an exploratory test).
+	var faults []Problem
+	for _, p := range cfg.checkEnvironment(systemdCalendar(schedules(jobs)...)) {
+		if p.Severity == "error" && (p.Job == "" || slices.ContainsFunc(jobs, func(j *Job) bool { return j.Name == p.Job })) {
+			faults = append(faults, p)
+		}
+	}
+	if len(faults) > 0 {
+		u.warnf("%s would fail these jobs if run now (the first: %s); 'snap config check --config %s' lists them", plural(len(faults), "problem", "problems"), faults[0], cfg.Path)
 	}
 	// Every unit is checked before any is written: a timer not written by
 	// snap must not leave its job's service installed alone.

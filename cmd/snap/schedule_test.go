@@ -604,3 +604,23 @@ func TestBinaryExposed(t *testing.T) {
 		t.Errorf("a binary in a directory at 0777: %q", why)
 	}
 }
+
+// TestScheduleInstallWarnsOfFaults: a job that 'config check' finds
+// fault with is installed (a disk may be mounted by night), with a
+// warning that names the first fault (found by an exploratory test).
+func TestScheduleInstallWarnsOfFaults(t *testing.T) {
+	tr := newTestRepo(t)
+	missing := filepath.Join(tr.dir, "not-there")
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + missing + `"]
+schedule = "daily"
+`)
+	units := filepath.Join(tr.dir, "units")
+	res := tr.runConfig(nil, "schedule", "install", "--user", "--dir", units, "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stderr, "1 problem would fail these jobs if run now (the first: ") || !strings.Contains(res.stderr, missing) {
+		t.Errorf("schedule install of a job with a missing path: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(units, serviceName("app"))); err != nil {
+		t.Error(err)
+	}
+}
