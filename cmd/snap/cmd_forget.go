@@ -101,6 +101,32 @@ type forgetGroup struct {
 	Snapshots   []forgetEntry `json:"snapshots"`
 }
 
+// jobPolicy returns the job that --job names, from the config file, for
+// its keep policy; an error when the config has no such job or the job
+// no policy.
+func jobPolicy(c *cli.Context, e *env) (*Job, error) {
+	name := c.StringSlice("job")[0]
+	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy from the config file, and there is none (--config)", name)
+	}
+	cfg, err := usableConfig(c, e, path)
+	if err != nil {
+		return nil, err
+	}
+	j := oneJob(c, cfg)
+	switch {
+	case j == nil:
+		return nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy, and %s has no job %s", name, path, name)
+	case !j.Keep.Any():
+		return nil, usagef("job %s has no keep policy in %s (add [jobs.%s.keep]): give one with --keep-last, --keep-daily, …", name, path, name)
+	}
+	return j, nil
+}
+
 // forgetResult is the documented JSON document of forget (docs/usage.md).
 type forgetResult struct {
 	DryRun     bool          `json:"dry_run"`
@@ -131,6 +157,22 @@ func runForget(c *cli.Context, e *env) error {
 		return usagef("--group-by: %v", err)
 	}
 	byID := c.NArg() > 0
+	// 'snap forget --job NAME' without --keep-*: the job's keep policy,
+	// applied to the snapshots 'snap run NAME' applies it to (see
+	// jobPolicy); previewed with --dry-run. It needed the policy copied
+	// into flags, whose grouping differs (found by an exploratory test).
+	var job *Job
+	if !byID && p.IsEmpty() && !keepZeroGiven(c) && len(c.StringSlice("job")) == 1 {
+		if job, err = jobPolicy(c, e); err != nil {
+			return err
+		}
+		if p, err = job.policy(); err != nil {
+			return usagef("job %s: %v", job.Name, err)
+		}
+		if !c.IsSet("group-by") {
+			by = snapshot.GroupBy{Host: true, Paths: true} // as snap run's forget
+		}
+	}
 	switch {
 	case byID && !p.IsEmpty():
 		return usagef("give either snapshot IDs or a policy (--keep-*), not both")
@@ -190,6 +232,10 @@ func runForget(c *cli.Context, e *env) error {
 			s.ui.warnf("%s cannot be read (above): without --dry-run this forget refuses and removes nothing; remove each by its ID ('snap forget ID') first", plural(n, "snapshot", "snapshots"))
 		}
 		selected, note := applyFilter(sns, filterFrom(c))
+		if job != nil {
+			selected = jobSnapshots(selected, job.Name, job.host(), job.Paths, job.Tags, job.sourcePaths())
+			s.ui.noticef("job %s: its keep policy (%s) applies to its %s, as 'snap run %s' applies it", job.Name, p, plural(len(selected), "snapshot", "snapshots"), job.Name)
+		}
 		if note != "" {
 			// A mistyped host in a retention job removed nothing, and
 			// said only "removed 0 snapshots" (found by an exploratory

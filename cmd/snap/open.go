@@ -117,8 +117,30 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 		return st, fmt.Errorf("%w; or give the repository with --repo", err)
 	}
 	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand, "")
+	if j := oneJob(c, cfg); j != nil && j.Repository != "" {
+		// --job NAME (list, forget, restore, …): the job's snapshots
+		// are in its repository, with its password source ('snap list
+		// --job b' of a config whose jobs alone name repositories said
+		// there was none; found by an exploratory test).
+		st = cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, j.Name)
+	}
 	st.connections = conns
 	return st, nil
+}
+
+// oneJob is the job of the config that the command's --job names, when it
+// names exactly one that the config has.
+func oneJob(c *cli.Context, cfg *Config) *Job {
+	names := c.StringSlice("job")
+	if len(names) != 1 {
+		return nil
+	}
+	for _, j := range cfg.Jobs {
+		if j.Name == names[0] {
+			return j
+		}
+	}
+	return nil
 }
 
 // settings are the repository settings of the config (or of one of its

@@ -624,3 +624,45 @@ schedule = "daily"
 		t.Error(err)
 	}
 }
+
+// TestForgetJobPolicy: 'snap forget --job NAME' without --keep-* applies
+// the job's keep policy to the job's snapshots alone, in the job's own
+// repository ('snap list --job' finds it there too), with --dry-run as a
+// preview; a job without a policy is refused (found by an exploratory
+// test: the policy had to be copied into flags).
+func TestForgetJobPolicy(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.files]
+paths = ["` + src + `"]
+[jobs.other]
+paths = ["` + src + `"]
+`)
+	// The jobs name the repository; the file's own keys do not.
+	doc, err := os.ReadFile(cfg)
+	must(t, err)
+	doc = []byte(strings.Replace(string(doc), "repository = \""+tr.repo+"\"\n", "", 1))
+	doc = []byte(strings.ReplaceAll(string(doc), "paths = [", "repository = \""+tr.repo+"\"\npaths = ["))
+	must(t, os.WriteFile(cfg, doc, 0o600))
+	for range 3 {
+		tr.runConfig(nil, "run", "--config", cfg, "files")
+	}
+	tr.runConfig(nil, "run", "--config", cfg, "other")
+	if res := tr.runConfig(nil, "forget", "--config", cfg, "--job", "files", "-n"); res.code != exitUsage || !strings.Contains(res.stderr, "job files has no keep policy") {
+		t.Fatalf("forget --job of a job without a policy: exit %d\n%s", res.code, res.stderr)
+	}
+	doc = []byte(strings.Replace(string(doc), "[jobs.other]", "[jobs.files.keep]\nlast = 1\n\n[jobs.other]", 1))
+	must(t, os.WriteFile(cfg, doc, 0o600))
+	res := tr.runConfig(nil, "forget", "--config", cfg, "--job", "files", "--dry-run")
+	if res.code != 0 || !strings.Contains(res.stdout, "would remove 2 snapshots, kept 1") || !strings.Contains(res.stderr, "job files: its keep policy (last 1) applies to its 3 snapshots") {
+		t.Fatalf("forget --job files --dry-run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	tr.runConfig(nil, "forget", "--config", cfg, "--job", "files")
+	if res := tr.runConfig(nil, "list", "--config", cfg, "--job", "files"); res.code != 0 || !strings.Contains(res.stdout, "1 snapshot") {
+		t.Errorf("list --job files after its forget: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if res := tr.runConfig(nil, "list", "--config", cfg, "--job", "other"); res.code != 0 || !strings.Contains(res.stdout, "1 snapshot") {
+		t.Errorf("list --job other: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
