@@ -187,7 +187,7 @@ func (e *ConfigError) Error() string {
 	msg := strings.Join(msgs, "; ")
 	switch {
 	case len(errs) > shown:
-		msg = fmt.Sprintf("%d problems in the config, the first: %s; … (see 'snap config check' for all)", len(errs), msg)
+		msg = fmt.Sprintf("%d problems in the config, the first %d: %s; … (see 'snap config check' for all)", len(errs), shown, msg)
 	case len(errs) > 1:
 		msg = fmt.Sprintf("%d problems in the config: %s (see 'snap config check')", len(errs), msg)
 	default:
@@ -501,8 +501,12 @@ func jobErrors(problems []Problem) (byJob map[string]Problem, whole bool) {
 			whole = true
 		default:
 			// The first by line, as config check lists them (the
-			// decoder reports keys in its own order).
-			if first, seen := byJob[p.Job]; !seen || p.Line < first.Line {
+			// decoder reports keys in its own order); one about the
+			// job as a whole ("nothing to back up") after those about
+			// its keys, which it often follows from ("path" mistyped
+			// for "paths"; found by an exploratory test).
+			whole := func(p Problem) bool { return p.Key == toml.Key{"jobs", p.Job}.String() }
+			if first, seen := byJob[p.Job]; !seen || whole(first) && !whole(p) || whole(first) == whole(p) && p.Line < first.Line {
 				byJob[p.Job] = p
 			}
 		}

@@ -456,6 +456,11 @@ func (st repoSettings) passwordWithOrigin(ctx context.Context, e *env) (func() (
 	origin := new(string)
 	return func() (string, error) {
 		pw, err := passwordLookup(ctx, e, st.passwordFile, "SNAP_PASSWORD", st.passwordCommand, false, "repository", origin)
+		if st.passwordFileKey != "" {
+			// A job's own file is not the file's top-level key (a wrong
+			// password was blamed on that; found by an exploratory test).
+			*origin = strings.Replace(*origin, "the config's password_file", "the config's "+st.passwordFileKey, 1)
+		}
 		var pfe *passwordFileError
 		if errors.As(err, &pfe) && st.passwordFileKey != "" {
 			// The variables the general hint names do not replace the

@@ -666,3 +666,23 @@ paths = ["` + src + `"]
 		t.Errorf("list --job other: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestWrongPasswordOfAJob: a wrong password from a job's own password_file
+// names that key, not the file's top-level one (found by an exploratory
+// test).
+func TestWrongPasswordOfAJob(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	wrong := filepath.Join(tr.dir, "wrong")
+	writeFile(t, wrong, []byte("not-the-password\n"))
+	must(t, os.Chmod(wrong, 0o600))
+	cfg := tr.writeConfig(`[jobs.app]
+password_file = "` + wrong + `"
+paths = ["` + src + `"]
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg, "app")
+	if res.code != exitWrongPass || !strings.Contains(res.stderr, "which the config's jobs.app.password_file names") {
+		t.Errorf("run with a job's wrong password file: exit %d\n%s", res.code, res.stderr)
+	}
+}
