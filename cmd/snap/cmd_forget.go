@@ -104,27 +104,27 @@ type forgetGroup struct {
 // jobPolicy returns the job that --job names, from the config file, for
 // its keep policy; an error when the config has no such job or the job
 // no policy.
-func jobPolicy(c *cli.Context, e *env) (*Job, error) {
+func jobPolicy(c *cli.Context, e *env) (*Config, *Job, error) {
 	name := c.StringSlice("job")[0]
 	path, err := findConfig(gstring(c, "config"), e.getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if path == "" {
-		return nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy from the config file, and there is none (--config)", name)
+		return nil, nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy from the config file, and there is none (--config)", name)
 	}
 	cfg, err := usableConfig(c, e, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	j := oneJob(c, cfg)
 	switch {
 	case j == nil:
-		return nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy, and %s has no job %s", name, path, name)
+		return nil, nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy, and %s has no usable job %s ('snap config check' says why)", name, path, name)
 	case !j.Keep.Any():
-		return nil, usagef("job %s has no keep policy in %s (add [jobs.%s.keep]): give one with --keep-last, --keep-daily, …", name, path, name)
+		return nil, nil, usagef("job %s has no keep policy in %s (add [jobs.%s.keep]): give one with --keep-last, --keep-daily, …", name, path, name)
 	}
-	return j, nil
+	return cfg, j, nil
 }
 
 // forgetResult is the documented JSON document of forget (docs/usage.md).
@@ -162,8 +162,9 @@ func runForget(c *cli.Context, e *env) error {
 	// jobPolicy); previewed with --dry-run. It needed the policy copied
 	// into flags, whose grouping differs (found by an exploratory test).
 	var job *Job
+	var cfg *Config
 	if !byID && p.IsEmpty() && !keepZeroGiven(c) && len(c.StringSlice("job")) == 1 {
-		if job, err = jobPolicy(c, e); err != nil {
+		if cfg, job, err = jobPolicy(c, e); err != nil {
 			return err
 		}
 		if p, err = job.policy(); err != nil {
@@ -199,7 +200,20 @@ func runForget(c *cli.Context, e *env) error {
 	}
 	dry := c.Bool("dry-run")
 
-	s, err := openSession(c, e, sharedLock)
+	var s *session
+	if job != nil {
+		// The job's repository, as 'snap run' opens it: --repo on the
+		// command line wins, SNAP_REPOSITORY left in the shell does not
+		// (a policy meant for the local repository cut an off-site copy
+		// down to it; found by a review).
+		st := cfg.settings(c, e, job.Repository, job.PasswordFile, job.PasswordCommand, job.Name)
+		if job.Repository != "" && st.location != job.Repository {
+			newUI(c, e).warnf("job %s: repository %s (--repo), not the job's %s: its keep policy is applied there", job.Name, sources.DisplayPath(st.location), sources.DisplayPath(job.Repository))
+		}
+		s, err = openSessionSettings(c, e, st, sharedLock, &index.Options{})
+	} else {
+		s, err = openSession(c, e, sharedLock)
+	}
 	if err != nil {
 		return err
 	}

@@ -117,11 +117,15 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 		return st, fmt.Errorf("%w; or give the repository with --repo", err)
 	}
 	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand, "")
-	if j := oneJob(c, cfg); j != nil && j.Repository != "" {
-		// --job NAME (list, forget, restore, …): the job's snapshots
-		// are in its repository, with its password source ('snap list
-		// --job b' of a config whose jobs alone name repositories said
-		// there was none; found by an exploratory test).
+	if j := oneJob(c, cfg); j != nil && j.Repository != "" &&
+		(j.Repository != cfg.Repository || j.PasswordFile != cfg.PasswordFile || j.PasswordCommand != cfg.PasswordCommand) {
+		// --job NAME (list, restore, …) where the job names a
+		// repository or password of its own: the job's snapshots are
+		// there ('snap list --job b' of a config whose jobs alone name
+		// repositories said there was none; found by an exploratory
+		// test). A job that only inherits the file's keys changes
+		// nothing: SNAP_PASSWORD still wins over the file's password
+		// source, as without --job (found by a review).
 		st = cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, j.Name)
 	}
 	st.connections = conns
@@ -207,6 +211,11 @@ func openSessionWith(c *cli.Context, e *env, mode lockMode, io *index.Options) (
 	if err != nil {
 		return nil, err
 	}
+	return openSessionSettings(c, e, st, mode, io)
+}
+
+// openSessionSettings is openSessionWith on the repository st names.
+func openSessionSettings(c *cli.Context, e *env, st repoSettings, mode lockMode, io *index.Options) (*session, error) {
 	if gbool(c, "no-lock") && readsOnly(c) {
 		// A lock is a file in the repository: on a read-only mount no
 		// command could take one, and nothing could be restored. Only

@@ -658,12 +658,38 @@ paths = ["` + src + `"]
 	if res.code != 0 || !strings.Contains(res.stdout, "would remove 2 snapshots, kept 1") || !strings.Contains(res.stderr, "job files: its keep policy (last 1) applies to its 3 snapshots") {
 		t.Fatalf("forget --job files --dry-run: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	tr.runConfig(nil, "forget", "--config", cfg, "--job", "files")
+	// SNAP_REPOSITORY left in the shell does not send the job's policy
+	// elsewhere, as it does not send 'snap run' (found by a review).
+	elsewhere := []string{"SNAP_REPOSITORY=" + filepath.Join(tr.dir, "off-site")}
+	if res := tr.runConfig(elsewhere, "forget", "--config", cfg, "--job", "files"); res.code != 0 || !strings.Contains(res.stdout, "removed 2 snapshots, kept 1") {
+		t.Fatalf("forget --job files with SNAP_REPOSITORY set: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 	if res := tr.runConfig(nil, "list", "--config", cfg, "--job", "files"); res.code != 0 || !strings.Contains(res.stdout, "1 snapshot") {
 		t.Errorf("list --job files after its forget: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	if res := tr.runConfig(nil, "list", "--config", cfg, "--job", "other"); res.code != 0 || !strings.Contains(res.stdout, "1 snapshot") {
 		t.Errorf("list --job other: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// TestJobFilterKeepsThePasswordVariable: --job of a job that only
+// inherits the file's repository and password leaves the settings as
+// without it: SNAP_PASSWORD wins over the file's password_file (found by a
+// review: 'list --job app' took the file's).
+func TestJobFilterKeepsThePasswordVariable(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+`)
+	tr.runConfig(nil, "run", "--config", cfg, "app")
+	writeFile(t, filepath.Join(tr.dir, "password"), []byte("wrong\n"))
+	env := []string{"SNAP_PASSWORD=test-password"}
+	for _, args := range [][]string{{"list"}, {"list", "--job", "app"}} {
+		if res := tr.runConfig(env, append(args, "--config", cfg)...); res.code != 0 || !strings.Contains(res.stdout, "1 snapshot") {
+			t.Errorf("%v with SNAP_PASSWORD and a wrong password_file: exit %d\n%s%s", args, res.code, res.stdout, res.stderr)
+		}
 	}
 }
 
