@@ -60,6 +60,7 @@ const DefaultDeleteDelay = 12 * time.Hour
 const (
 	smallPackShare = 4
 	smallPackCount = 32
+	smallPackBytes = 8 // pack sizes a prune merges at most
 )
 
 // compactSmall and compactCount: when more than compactCount effective
@@ -785,8 +786,8 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		pl.repack(pp)
 		unused -= pp.blobBytes() - pp.usedBytes
 	}
-	if pl.o.MaxUnusedPercent < 100 {
-		pl.mergeSmall(int64(ix.r.Config().PackSize) / smallPackShare)
+	if pl.o.MaxUnusedPercent < 100 && !pl.o.Instant && len(pl.o.Discard) == 0 {
+		pl.mergeSmall(int64(ix.r.Config().PackSize))
 	}
 	if err := pl.confirmDropped(ctx, ix, held); err != nil {
 		return err
@@ -1348,24 +1349,37 @@ func (pl *planner) repack(pp *prunePack) {
 	pl.st.CopiedBytes += pp.usedBytes
 }
 
-// mergeSmall repacks the live packs smaller than limit that stay as they
-// are, when there are more than smallPackCount of them (smallPackShare).
-// Fresh packs (indexed after the snapshot list) cannot be judged, and
-// unused, marked or missing ones are dealt with already.
-func (pl *planner) mergeSmall(limit int64) {
+// mergeSmall repacks the live packs smaller than a quarter of packSize
+// that stay as they are, when there are more than smallPackCount of them
+// (smallPackShare), the smallest first and at most smallPackBytes of
+// them: the first prune of a repository of years of nightly packs copies
+// them over several nights, not all at once. Fresh packs (indexed after
+// the snapshot list) cannot be judged, and unused, marked or missing ones
+// are dealt with already. Not with Instant or Discard (Prune's caller):
+// those free space on a full disk, where a merge writes before it deletes
+// (found by a review). Nor a pack whose file holds more than its index
+// lists: a repack left damaged blobs there, which a merge would try, and
+// fail, to copy every night.
+func (pl *planner) mergeSmall(packSize int64) {
 	var small []*prunePack
 	for _, pp := range pl.order {
-		if pp.action == actKeep && !pp.repack && pp.live() && !pp.missing && !pp.fresh && pp.usedBytes > 0 && pl.sizeOf(pp) < limit {
+		if pp.action == actKeep && !pp.repack && pp.live() && !pp.missing && !pp.fresh && pp.usedBytes > 0 &&
+			pl.sizeOf(pp) < packSize/smallPackShare && pl.sizeOf(pp) == repo.PackFileSize(pp.blobs) {
 			small = append(small, pp)
 		}
 	}
 	if len(small) <= smallPackCount {
 		return
 	}
+	slices.SortStableFunc(small, func(a, b *prunePack) int { return cmp.Compare(pl.sizeOf(a), pl.sizeOf(b)) })
+	var bytes int64
 	for _, pp := range small {
+		if bytes += pl.sizeOf(pp); bytes > smallPackBytes*packSize && pl.st.SmallPacks > smallPackCount {
+			break
+		}
 		pl.repack(pp)
+		pl.st.SmallPacks++
 	}
-	pl.st.SmallPacks = len(small)
 }
 
 // forcedRepacks resolves PruneOptions.Repack to the packs it names.

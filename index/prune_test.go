@@ -819,27 +819,34 @@ func flipByte(t *testing.T, path string, off int) {
 }
 
 // TestPruneMergesSmallPacks: more than 32 small packs in use are repacked
-// into one, whose blobs all still load; 32 stay, and --max-unused 100
-// (never repack) leaves any number.
+// into one, whose blobs all still load; the old packs are marked, and
+// deleted by a prune after the delay. 32 stay, and so do any number with
+// --max-unused 100 (never repack) or --instant (freeing space on a full
+// disk, where a merge writes before it deletes).
 func TestPruneMergesSmallPacks(t *testing.T) {
 	f := newFixture(t)
 	var used []index.BlobRef
 	for range 32 {
 		used = append(used, f.writePack(2)...)
 	}
-	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, Instant: true}, used); st.RepackedPacks != 0 || st.SmallPacks != 0 {
+	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: time.Hour}, used); st.RepackedPacks != 0 || st.SmallPacks != 0 {
 		t.Fatalf("32 small packs repacked: %+v", st)
 	}
 	used = append(used, f.writePack(2)...)
-	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 100, Instant: true}, used); st.RepackedPacks != 0 {
-		t.Fatalf("--max-unused 100 repacked: %+v", st)
+	for _, o := range []index.PruneOptions{{MaxUnusedPercent: 100, DeleteDelay: time.Hour}, {MaxUnusedPercent: 5, Instant: true}} {
+		if st := f.prune(o, used); st.RepackedPacks != 0 {
+			t.Fatalf("%+v repacked: %+v", o, st)
+		}
 	}
 	old := map[repo.ID]bool{}
 	for _, r := range used {
 		old[f.packOf(r).Pack] = true
 	}
-	st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, Instant: true}, used)
-	if st.RepackedPacks != 33 || st.SmallPacks != 33 || st.CopiedBlobs != 66 || len(st.DeletedPacks) != 33 {
+	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: time.Hour, DryRun: true}, used); st.RepackedPacks != 33 || st.SmallPacks != 33 {
+		t.Fatalf("dry run of 33 small packs: %+v", st)
+	}
+	st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: time.Hour}, used)
+	if st.RepackedPacks != 33 || st.SmallPacks != 33 || st.CopiedBlobs != 66 || len(st.MarkedPacks) != 33 || len(st.DeletedPacks) != 0 {
 		t.Fatalf("33 small packs: %+v", st)
 	}
 	after := map[repo.ID]bool{}
@@ -853,12 +860,21 @@ func TestPruneMergesSmallPacks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if len(after) != 1 {
+		t.Fatalf("merged into %d packs, want 1", len(after))
+	}
+	f.clk.Advance(2 * time.Hour)
+	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: time.Hour}, used); len(st.DeletedPacks) != 33 || st.RepackedPacks != 0 {
+		t.Fatalf("the prune after the delay: %+v", st)
+	}
 	for p := range old {
 		if f.packExists(p) {
 			t.Fatalf("merged pack %s still there", p.Short())
 		}
 	}
-	if len(after) != 1 {
-		t.Fatalf("merged into %d packs, want 1", len(after))
+	for _, r := range used {
+		if _, err := f.ix.LoadBlob(context.Background(), r.Type, r.ID, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -409,9 +409,21 @@ func TestDeltaRoundTrip(t *testing.T) {
 	}
 	p := &PackBuilder{}
 	r.AddBlob(p, DataBlob, ID{9}, delta, true, len(plain), []ID{{7}})
+	r.AddBlob(p, DataBlob, ID{8}, full, false, len(plain), nil)
 	id, data, ents := r.FinishPack(p)
+	if ents[0].ID != (ID{9}) {
+		ents[0], ents[1] = ents[1], ents[0]
+	}
 	if !ents[0].Delta() {
 		t.Fatalf("entry %+v", ents[0])
+	}
+	// Prune tells a pack whose index lists fewer blobs than its file
+	// holds by this size.
+	if n := PackFileSize(ents); n != int64(len(data)) {
+		t.Errorf("PackFileSize %d, the pack file has %d bytes", n, len(data))
+	}
+	if n := PackFileSize(ents[:1]); n >= int64(len(data)) {
+		t.Errorf("PackFileSize of one entry of two: %d, the file has %d", n, len(data))
 	}
 	e := ents[0]
 	got, err := r.OpenDelta(id, e, data[e.Offset:e.Offset+e.Length], base, nil)

@@ -308,6 +308,17 @@ func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 	return Hash(data), data, ents
 }
 
+// PackFileSize is the size of the pack file that FinishPack writes for
+// ents: their sealed blobs, the sealed trailer listing them, and its
+// length. A pack file of another size holds blobs ents does not list.
+func PackFileSize(ents []BlobEntry) int64 {
+	n := int64(Overhead + packHeaderSize + len(ents)*BlobEntrySize + basesSize(ents) + 4)
+	for _, e := range ents {
+		n += int64(e.Length)
+	}
+	return n
+}
+
 // smallPack is the size under which a pack is laid out in a buffer of its
 // own rather than in one of the pack buffers, which would be touched (and
 // kept) for a few KiB.
