@@ -317,7 +317,7 @@ func (c *Command) Run(ctx context.Context) error {
 // test).
 func (c *Command) startError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return fmt.Errorf("%s was not started: %w", c.display(), ctx.Err())
 	}
 	return &CommandError{Name: c.display(), Status: startFailure(err)}
 }

@@ -505,8 +505,8 @@ func jobErrors(problems []Problem) (byJob map[string]Problem, whole bool) {
 			// job as a whole ("nothing to back up") after those about
 			// its keys, which it often follows from ("path" mistyped
 			// for "paths"; found by an exploratory test).
-			whole := func(p Problem) bool { return p.Key == toml.Key{"jobs", p.Job}.String() }
-			if first, seen := byJob[p.Job]; !seen || whole(first) && !whole(p) || whole(first) == whole(p) && p.Line < first.Line {
+			aboutJob := func(p Problem) bool { return p.Key == toml.Key{"jobs", p.Job}.String() }
+			if first, seen := byJob[p.Job]; !seen || aboutJob(first) && !aboutJob(p) || aboutJob(first) == aboutJob(p) && p.Line < first.Line {
 				byJob[p.Job] = p
 			}
 		}
