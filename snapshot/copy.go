@@ -65,6 +65,20 @@ type CopyOptions struct {
 	// a copy whose lock was taken for stale and removed must not index
 	// packs a prune may have deleted, nor commit a snapshot.
 	Lock *repo.Lock
+	// Read, when set, is told the plaintext size of each data blob read
+	// from the source, from several goroutines at once: a status line
+	// that counted only the bytes sent stood still while a copy read
+	// data the target had already.
+	Read func(n int64)
+}
+
+// countRead counts a data blob of n bytes read from the source.
+func (c *Copier) countRead(n int) {
+	c.readBlobs.Add(1)
+	c.readBytes.Add(int64(n))
+	if c.opts.Read != nil {
+		c.opts.Read(int64(n))
+	}
 }
 
 // CopyStats count what a copy did.
@@ -391,8 +405,7 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 	if err != nil {
 		return repo.ID{}, &SourceError{err}
 	}
-	c.readBlobs.Add(1)
-	c.readBytes.Add(int64(len(plain)))
+	c.countRead(len(plain))
 	tid := c.targetID(plain)
 	var bases []repo.ID
 	if loc, ok := c.src.Lookup(repo.DataBlob, sid); ok && loc.Entry.Delta() {
@@ -484,8 +497,7 @@ func (c *Copier) copyBases(ctx context.Context, missing map[repo.ID]bool) error 
 		if err != nil {
 			continue // the deltas are stored whole instead
 		}
-		c.readBlobs.Add(1)
-		c.readBytes.Add(int64(len(plain)))
+		c.countRead(len(plain))
 		if _, err := c.w.SaveWhole(ctx, tid, plain); err != nil {
 			return err
 		}

@@ -183,7 +183,8 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	sp.step("copying", "snapshots", int64(toCopy), 0)
 	sp.update(func(st *stepState) { st.bytesLabel = "sent" })
 	sent := func(stored int64) { sp.update(func(st *stepState) { st.bytes += stored }) }
-	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections, Lock: dst.lock,
+	read := func(n int64) { sp.update(func(st *stepState) { st.read += n }) }
+	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections, Lock: dst.lock, Read: read,
 		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: opCtx, Uploaded: sent}})
 	sp.begin()
 	defer sp.finish()

@@ -117,6 +117,8 @@ func TestStepStatusLineFits(t *testing.T) {
 		{reading, 72, "[1:05]  25.0% reading 12/40 packs, 300.0 MiB/1.2 GiB, 2 errors, ETA 3:00"},
 		{reading, 71, "[1:05]  25.0% reading 12/40 packs, 2 errors, ETA 3:00"},
 		{copying, 0, "[1:05] copying 1/3 snapshots, sent 5.0 MiB, 85.3 KiB/s"},
+		// What was read from the source moves while nothing is sent.
+		{stepState{name: "copying", unit: "snapshots", done: 1, total: 3, read: 40 << 20, bytes: 5 << 20, bytesLabel: "sent"}, 0, "[1:05] copying 1/3 snapshots, read 40.0 MiB, sent 5.0 MiB, 85.3 KiB/s"},
 		{finding, 0, "[1:05] finding used blobs"},
 	} {
 		head, fields := stepFields(tc.st, 65*time.Second, 60*time.Second)

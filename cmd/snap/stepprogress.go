@@ -32,6 +32,7 @@ type stepState struct {
 	done, total       int64
 	bytes, bytesTotal int64
 	bytesLabel        string // said before the bytes ("sent"), or ""
+	read              int64  // bytes read besides (copy: from the source), shown when not 0
 	errors            int64
 }
 
@@ -109,6 +110,9 @@ func stepFields(st stepState, elapsed, inStep time.Duration) (string, []barField
 		what += fmt.Sprintf(" %d %s", st.done, st.unit)
 	}
 	fields := []barField{{what, 0}}
+	if st.read > 0 {
+		fields = append(fields, barField{"read " + humanBytes(st.read), 2})
+	}
 	secs := inStep.Seconds()
 	if st.bytes > 0 || st.bytesTotal > 0 {
 		b := humanBytes(st.bytes)
