@@ -1,6 +1,7 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,9 @@ type Checker struct {
 	// their content could not be checked (see readPack).
 	unverified int
 
+	// isBase are the blobs that deltas of the packs ReadData reads name
+	// as bases.
+	isBase map[repo.ID]bool
 	// bases keeps the verified plaintexts of recently used delta bases:
 	// the small files of a run are deltas of one dictionary, which would
 	// otherwise be read again for each of them.
@@ -115,6 +119,7 @@ func (c *Checker) Denied() error {
 // NewChecker reads the index and lists the packs.
 func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 	c := &Checker{r: r, disk: map[repo.ID]int64{}, packs: map[repo.ID]Pack{}, locs: map[BlobRef][]Location{}, damaged: map[packBlob]bool{}, gone: map[repo.ID]bool{}}
+	c.bases.max = ReadBaseCacheBytes
 	key := r.IDKey()
 	c.hashers.New = func() any { return chunk.NewHasher(key) }
 	ss, err := ReadSegments(ctx, r)
@@ -403,6 +408,41 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 	// exploratory test against an S3 server that went down).
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Packs without deltas first, and the bases among their blobs kept as
+	// they are verified (readPack): the deltas read after them find their
+	// bases in the cache instead of reading each one again by range.
+	c.isBase = map[repo.ID]bool{}
+	hasDelta := map[repo.ID]bool{}
+	for _, ps := range packs {
+		for _, e := range c.packs[ps.ID].Blobs {
+			if e.Delta() {
+				hasDelta[ps.ID] = true
+				for _, b := range e.Bases {
+					c.isBase[b] = true
+				}
+			}
+		}
+	}
+	// Then the packs that hold the most bases: deltas are taken against
+	// earlier versions, whose packs hold bases and fewer deltas.
+	provides := map[repo.ID]int{}
+	for _, ps := range packs {
+		for _, e := range c.packs[ps.ID].Blobs {
+			if !e.Delta() && c.isBase[e.ID] {
+				provides[ps.ID]++
+			}
+		}
+	}
+	packs = slices.Clone(packs)
+	slices.SortStableFunc(packs, func(a, b PackSize) int {
+		switch {
+		case hasDelta[a.ID] != hasDelta[b.ID] && hasDelta[b.ID]:
+			return -1
+		case hasDelta[a.ID] != hasDelta[b.ID]:
+			return 1
+		}
+		return cmp.Compare(provides[b.ID], provides[a.ID])
+	})
 	err := forEach(rctx, packs, workers, func(ps PackSize) {
 		c.readPack(rctx, ps.ID)
 		if c.Unanswered() != nil {
@@ -454,7 +494,18 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	var first string
 	hs := c.hashers.Get().(*chunk.Hasher)
 	defer c.hashers.Put(hs)
-	for _, e := range c.packs[id].Blobs {
+	// Whole blobs first: a delta's base in the same pack is then cached.
+	blobs := slices.Clone(c.packs[id].Blobs)
+	slices.SortStableFunc(blobs, func(a, b repo.BlobEntry) int {
+		switch {
+		case a.Delta() == b.Delta():
+			return 0
+		case b.Delta():
+			return -1
+		}
+		return 1
+	})
+	for _, e := range blobs {
 		end := int64(e.Offset) + int64(e.Length)
 		var err error
 		if end > int64(len(data)) {
@@ -480,6 +531,9 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 			}
 			if err == nil && repo.ID(hs.Sum(plain)) != e.ID {
 				err = errors.New("content does not match its ID")
+			}
+			if err == nil && !e.Delta() && e.Type == repo.DataBlob && c.isBase[e.ID] {
+				c.bases.put(e.ID, plain) // verified: a base of deltas still to read
 			}
 		}
 		if err != nil {

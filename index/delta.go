@@ -91,13 +91,26 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 		}
 		start := len(dst)
 		var err error
-		dst, err = ix.LoadBlobAt(ctx, l, dst)
+		if load := ix.baseLoader.Load(); load != nil {
+			dst, err = (*load)(ctx, l, dst)
+		} else {
+			dst, err = ix.LoadBlobAt(ctx, l, dst)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("base %s: %w", bases[i].Short(), err)
 		}
 		ix.bases.put(bases[i], dst[start:])
 	}
 	return dst, packs, nil
+}
+
+// ReadBasesFrom has the full copies of bases that the cache does not hold
+// read through f (planned with PackPlan.AddBases) until the returned
+// function is called.
+func (ix *Index) ReadBasesFrom(f *PackFetcher) (stop func()) {
+	load := f.LoadAt
+	ix.baseLoader.Store(&load)
+	return func() { ix.baseLoader.CompareAndSwap(&load, nil) }
 }
 
 // LoadBase returns the plaintext of data blob id, verified, from a full
@@ -156,9 +169,18 @@ func (ix *Index) loadDelta(ctx context.Context, loc Location, dst []byte) ([]byt
 	return out, nil
 }
 
-// baseCache keeps the plaintexts of recently used bases, at most
-// baseCacheBytes, the least recently used going first.
+// ReadBaseCacheBytes is the base cache of commands that read much stored
+// as deltas (check --read-data, dump, copy, prune's repacks): a dump's
+// chunks are small (tens of KiB), its deltas' bases are spread over the
+// previous dumps, and at baseCacheBytes a check read most bases again for
+// every delta, one request each (22,240 requests for a repository of 13.7
+// MiB on S3; found by an exploratory test).
+const ReadBaseCacheBytes = 64 << 20
+
+// baseCache keeps the plaintexts of recently used bases, at most max bytes
+// (baseCacheBytes when 0), the least recently used going first.
 type baseCache struct {
+	max   int
 	mu    sync.Mutex
 	size  int
 	lru   list.List // of *baseEntry, most recent first
@@ -181,8 +203,15 @@ func (c *baseCache) get(id repo.ID) ([]byte, bool) {
 	return el.Value.(*baseEntry).plain, true
 }
 
+func (c *baseCache) limit() int {
+	if c.max > 0 {
+		return c.max
+	}
+	return baseCacheBytes
+}
+
 func (c *baseCache) put(id repo.ID, plain []byte) {
-	if len(plain) > baseCacheBytes/4 {
+	if len(plain) > c.limit()/4 {
 		return
 	}
 	c.mu.Lock()
@@ -195,7 +224,7 @@ func (c *baseCache) put(id repo.ID, plain []byte) {
 	}
 	c.items[id] = c.lru.PushFront(&baseEntry{id: id, plain: append([]byte(nil), plain...)})
 	c.size += len(plain)
-	for c.size > baseCacheBytes {
+	for c.size > c.limit() {
 		el := c.lru.Back()
 		be := el.Value.(*baseEntry)
 		c.lru.Remove(el)

@@ -101,11 +101,35 @@ type PackPlan struct {
 	reads map[repo.ID]int
 	bytes map[repo.ID]int64
 	order []repo.ID
+	bases map[repo.ID]bool // the bases planned: each once, the cache of bases serving it again
 }
 
 // NewPackPlan returns an empty plan.
 func NewPackPlan() *PackPlan {
-	return &PackPlan{reads: map[repo.ID]int{}, bytes: map[repo.ID]int64{}}
+	return &PackPlan{reads: map[repo.ID]int{}, bytes: map[repo.ID]int64{}, bases: map[repo.ID]bool{}}
+}
+
+// AddBases records, for a data blob stored as a delta, the reads of the
+// full copies of its bases not planned yet: read through the fetcher
+// (Index.ReadBasesFrom), a dump's bases, spread over its earlier
+// versions' packs, come from those packs fetched whole instead of one
+// request each.
+func (p *PackPlan) AddBases(ix *Index, id repo.ID) {
+	loc, ok := ix.Lookup(repo.DataBlob, id)
+	if !ok || !loc.Entry.Delta() {
+		return
+	}
+	for _, b := range loc.Entry.Bases {
+		if p.bases[b] {
+			continue
+		}
+		p.bases[b] = true
+		l, ok := ix.fullCopy(b, false)
+		if !ok {
+			continue // the read reports it
+		}
+		p.add(l)
+	}
 }
 
 // Add records a coming read of a data blob; reads should be added in the
@@ -118,6 +142,10 @@ func (p *PackPlan) Add(ix *Index, id repo.ID) {
 	if !ok {
 		return
 	}
+	p.add(loc)
+}
+
+func (p *PackPlan) add(loc Location) {
 	if p.reads[loc.Pack] == 0 {
 		p.order = append(p.order, loc.Pack)
 	}
@@ -197,6 +225,13 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 	if t != repo.DataBlob {
 		return f.byRange(ctx, loc, dst) // not planned
 	}
+	return f.LoadAt(ctx, loc, dst)
+}
+
+// LoadAt is LoadBlob of the data blob at loc: a base's full copy, when
+// the index reads bases through the fetcher (Index.ReadBasesFrom).
+func (f *PackFetcher) LoadAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	t, id := loc.Entry.Type, loc.Entry.ID
 	f.mu.Lock()
 	p := f.packs[loc.Pack]
 	f.mu.Unlock()

@@ -87,7 +87,7 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 	p = np
 	switch node.Type {
 	case sources.TypeFile:
-		if err := writeContent(c.Context, s.ix, node, e.stdout); err != nil {
+		if err := s.readContent(c.Context, node, e.stdout); err != nil {
 			return fmt.Errorf("dump %s: %w", p, err)
 		}
 		return nil
@@ -142,8 +142,32 @@ func (s *session) latestDump(c *cli.Context, p string) (*snapshot.Snapshot, snap
 	return sn, src, "", nil
 }
 
-// writeContent streams a file's verified chunks to w.
-func writeContent(ctx context.Context, ix *index.Index, n snapshot.Node, w io.Writer) error {
+// readContent streams the file n's verified chunks to w: from a remote
+// repository through a PackFetcher planned for them and for their deltas'
+// bases, as restore fetches (packs mostly needed whole, ahead of need). A
+// dump of 31 MiB read its chunks of tens of KiB and their bases one
+// request each, one after the other: 57 s against restic's 2.5 s on a
+// server 30 ms away (found by an exploratory test).
+func (s *session) readContent(ctx context.Context, n snapshot.Node, w io.Writer) error {
+	if !isRemote(s.location) {
+		return writeContent(ctx, s.ix, n, w)
+	}
+	plan := index.NewPackPlan()
+	for _, id := range n.Content {
+		plan.Add(s.ix, id)
+		plan.AddBases(s.ix, id)
+	}
+	f, err := s.ix.NewPackFetcher(ctx, s.cache, plan, index.FetchOptions{Ahead: s.connections})
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer s.ix.ReadBasesFrom(f)()
+	return writeContent(ctx, f, n, w)
+}
+
+// writeContent streams a file's verified chunks, read from blobs, to w.
+func writeContent(ctx context.Context, blobs snapshot.BlobLoader, n snapshot.Node, w io.Writer) error {
 	var buf []byte
 	var total uint64
 	for i, id := range n.Content {
@@ -158,7 +182,7 @@ func writeContent(ctx context.Context, ix *index.Index, n snapshot.Node, w io.Wr
 		// from buf, verified when it was loaded: io.Writer may not change it.
 		if i == 0 || id != n.Content[i-1] {
 			var err error
-			buf, err = ix.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
+			buf, err = blobs.LoadBlob(ctx, repo.DataBlob, id, buf[:0])
 			if err != nil {
 				return err
 			}

@@ -229,9 +229,17 @@ func openSessionSettings(c *cli.Context, e *env, st repoSettings, mode lockMode,
 	return openSessionAt(c.Context, e, newUI(c, e), st, mode, name, io)
 }
 
+// readsDeltas are the commands that read much data stored as deltas
+// (dumps), and keep more of their bases (index.ReadBaseCacheBytes). A
+// create keeps the default: it reads few bases, and its memory is bounded.
+var readsDeltas = map[string]bool{"dump": true, "restore": true, "copy": true, "prune": true, "forget": true}
+
 // openSessionAt opens a session on the repository st names, reporting
 // through u. command is recorded in the lock; io as in openSessionWith.
 func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode lockMode, command string, io *index.Options) (*session, error) {
+	if io != nil && io.BaseCacheBytes == 0 && readsDeltas[command] {
+		io.BaseCacheBytes = index.ReadBaseCacheBytes
+	}
 	e.warnUnknownTZ(u)
 	r, conns, err := openRepositoryWith(ctx, e, u, st)
 	if err != nil {

@@ -311,7 +311,7 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 	var werr error // the writer's error, read after done
 	go func() {
 		defer close(done)
-		werr = repo.Catch(func() error { return writeContent(ctx, s.ix, node, &countingWriter{w: pw, n: &written}) })
+		werr = repo.Catch(func() error { return s.readContent(ctx, node, &countingWriter{w: pw, n: &written}) })
 		pw.CloseWithError(werr)
 	}()
 	created, err := into.Restore(ctx, pr, from.All, sources.RestoreOptions{
@@ -323,7 +323,7 @@ func restoreDatabase(c *cli.Context, s *session, sn *snapshot.Snapshot, src snap
 		Warn:       func(msg string) { u.warnf("%s", msg) },
 		ReadAll: func(ctx context.Context) error {
 			u.printf("reading the dump through once before %s drops what it replaces", into)
-			return repo.Catch(func() error { return writeContent(ctx, s.ix, node, io.Discard) })
+			return repo.Catch(func() error { return s.readContent(ctx, node, io.Discard) })
 		},
 	})
 	// The tool may have stopped reading early; let the writer end.
