@@ -247,6 +247,13 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		}
 	}
 	serr := Save(ctx, r, sn)
+	if serr != nil && errors.Is(serr, repo.ErrTransient) && ctx.Err() == nil {
+		// The request may have reached the store before its answer
+		// was lost: "no snapshot was saved" was said of a snapshot that
+		// list then showed (found by an exploratory test). The segments
+		// stay, as for any failure with the lock held.
+		return nil, fmt.Errorf("%w: %w", ErrSaveUnknown, serr)
+	}
 	if serr != nil && !errors.Is(serr, repo.ErrNotDurable) {
 		return nil, serr
 	}
@@ -365,6 +372,10 @@ func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.
 // ErrLockUnchecked is the error of a create or copy whose snapshot
 // document is written but whose lock could not be checked afterwards
 // (keptLock): the snapshot stands.
+// ErrSaveUnknown is a snapshot document whose save failed for want of an
+// answer: it may be in the repository or not.
+var ErrSaveUnknown = errors.New("the snapshot was sent to the repository, but no answer came back, so whether it was saved is unknown: 'snap list' shows it if it was; if not, run the backup again (its data is reused)")
+
 var ErrLockUnchecked = errors.New("the snapshot was saved, but whether this run still held its lock could not be checked")
 
 // withdrawTimeout bounds the check of a failed run's lock and the removal

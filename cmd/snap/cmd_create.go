@@ -485,6 +485,9 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		// and list showed it; found by an exploratory test).
 		return sn, fmt.Errorf("snapshot %s was saved, but the disk failed to make it durable (%w): it may not survive a crash or power loss; check the disk, then run 'snap check'", sn.ID.Short(), err)
 	}
+	if err != nil && errors.Is(err, snapshot.ErrSaveUnknown) {
+		return nil, fmt.Errorf("create: %w", err)
+	}
 	if err != nil {
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", diskFull(err)))
 	}
