@@ -158,10 +158,10 @@ func TestPlainHTTPToASilentTLSServer(t *testing.T) {
 		t.Errorf("plain HTTP to a silent TLS server: %v (transient: %v)", got, errors.Is(got, repo.ErrTransient))
 	}
 	// A plain server that closed the connection (restarting) stays
-	// transient, with the hint.
+	// transient, without a word of HTTPS, which it does not speak.
 	plainHost := serveConns(t, nil, func(net.Conn) {})
 	b = &Backend{cfg: Config{Endpoint: plainHost, Bucket: "bucket", PathStyle: true}}
-	if got := b.fail("list", "keys", closed); !errors.Is(got, repo.ErrTransient) || !strings.Contains(got.Error(), "if the server expects HTTPS") {
+	if got := b.fail("list", "keys", closed); !errors.Is(got, repo.ErrTransient) || strings.Contains(got.Error(), "HTTPS") {
 		t.Errorf("a plain server that closed the connection: %v", got)
 	}
 }

@@ -86,15 +86,13 @@ func (b *Backend) fail(op, object string, err error) error {
 		// word (no TLS alert, no 400). One TLS handshake tells them
 		// from a server that is restarting, so that a wrong scheme is
 		// not retried for a minute (found by an exploratory test).
-		switch speaksTLS(b.cfg.Endpoint) {
-		case tlsYes:
+		if speaksTLS(b.cfg.Endpoint) == tlsYes {
 			return fmt.Errorf("%s %s: %s speaks HTTPS, not plain HTTP (it closed the plain connection, and took a TLS handshake): use the location %s", op, object, b.cfg.Endpoint, b.withScheme("https"))
-		case tlsNo:
-			msg += fmt.Sprintf("; if the server expects HTTPS, use the location %s", b.withScheme("https"))
 		}
-		// tlsUnreachable: the server went away (killed mid-request), and
-		// the hint about HTTPS would mislead (found by an exploratory
-		// test).
+		// No hint otherwise: a server that took the connection and not
+		// the handshake speaks plain HTTP, and one that went away
+		// (killed mid-request) says nothing of HTTPS; the hint misled
+		// in both (found by exploratory tests).
 	}
 	if strings.Contains(msg, "connection refused") {
 		msg += "; is the server running there, at that port?"
