@@ -237,6 +237,7 @@ func runRestore(c *cli.Context, e *env) error {
 			return err
 		}
 		defer f.Close()
+		defer s.ix.ReadBasesFrom(f)()
 		blobs = f
 	}
 	// opCtx is the restore's own: a bug in the progress display stops it
@@ -353,6 +354,7 @@ func planFetch(ctx context.Context, s *session, sub string, node snapshot.Node) 
 		}
 		for _, id := range n.Content {
 			plan.Add(s.ix, id)
+			plan.AddBases(s.ix, id) // read through the fetcher (runRestore)
 		}
 		return nil
 	})

@@ -1013,6 +1013,18 @@ func TestS3DumpAndCheckOfDeltas(t *testing.T) {
 	if loads > packs {
 		t.Errorf("dump read the packs %d times", loads)
 	}
+	target := filepath.Join(tr.dir, "restored")
+	if res := tr.runIn(hooks, "restore", "latest", "--target", target); res.code != 0 {
+		t.Fatalf("restore: exit %d: %s", res.code, res.stderr)
+	}
+	if got, err := os.ReadFile(filepath.Join(target, "db.sql")); err != nil || string(got) != string(want) {
+		t.Fatalf("restored dump: %v, %d bytes (want %d)", err, len(got), len(want))
+	}
+	loads = counter.Counts()[counting.Key{Op: "load", Type: repo.PackFile}]
+	t.Logf("restore: %d pack loads of %d packs", loads, packs)
+	if loads > 2*packs {
+		t.Errorf("restore read the packs %d times", loads)
+	}
 	if res := tr.runIn(hooks, "check", "--read-data"); res.code != 0 {
 		t.Fatalf("check --read-data: exit %d: %s", res.code, res.stderr)
 	}
