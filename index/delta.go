@@ -91,8 +91,8 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 		}
 		start := len(dst)
 		var err error
-		if load := ix.baseLoader.Load(); load != nil {
-			dst, err = (*load)(ctx, l, dst)
+		if f, ok := ctx.Value(basesFromKey{}).(*PackFetcher); ok && f.ix == ix {
+			dst, err = f.LoadAt(ctx, l, dst)
 		} else {
 			dst, err = ix.LoadBlobAt(ctx, l, dst)
 		}
@@ -104,14 +104,18 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 	return dst, packs, nil
 }
 
-// ReadBasesFrom has the full copies of bases that the cache does not hold
-// read through f (planned with PackPlan.AddBases) until the returned
-// function is called.
-func (ix *Index) ReadBasesFrom(f *PackFetcher) (stop func()) {
-	load := f.LoadAt
-	ix.baseLoader.Store(&load)
-	return func() { ix.baseLoader.CompareAndSwap(&load, nil) }
+// ReadBasesFrom returns ctx with the fetcher f attached: the reads made
+// under it (a restore's, a dump's) read the full copies of bases that the
+// cache does not hold through f (planned with PackPlan.AddBases), where
+// others go by range. A value of the context, not of the index: two reads
+// of one index at once (restore --db reads a dump through once while its
+// loading waits) each keep to their own fetcher, which the other may
+// close.
+func ReadBasesFrom(ctx context.Context, f *PackFetcher) context.Context {
+	return context.WithValue(ctx, basesFromKey{}, f)
 }
+
+type basesFromKey struct{}
 
 // LoadBase returns the plaintext of data blob id, verified, from a full
 // copy (the copy a delta is opened with), through the cache of recently

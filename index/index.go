@@ -75,9 +75,7 @@ type Index struct {
 	hashers sync.Pool
 	pages   pageReleaser
 	bases   baseCache // plaintexts of recently used delta bases
-	// baseLoader, when set, reads the full copies of bases (ReadBasesFrom).
-	baseLoader atomic.Pointer[func(context.Context, Location, []byte) ([]byte, error)]
-	damaged    damagedCopies
+	damaged damagedCopies
 	// adding serialises AddSegment: the cache's "adding" marker names one
 	// segment at a time (the writer adds segments from several upload
 	// goroutines).

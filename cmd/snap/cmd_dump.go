@@ -162,8 +162,7 @@ func (s *session) readContent(ctx context.Context, n snapshot.Node, w io.Writer)
 		return err
 	}
 	defer f.Close()
-	defer s.ix.ReadBasesFrom(f)()
-	return writeContent(ctx, f, n, w)
+	return writeContent(index.ReadBasesFrom(ctx, f), f, n, w)
 }
 
 // writeContent streams a file's verified chunks, read from blobs, to w.

@@ -231,18 +231,19 @@ func runRestore(c *cli.Context, e *env) error {
 		workers = max(s.connections, 2*runtime.NumCPU())
 	}
 	var blobs snapshot.BlobLoader
+	ctx := c.Context
 	if isRemote(s.location) && len(inc) == 0 && len(exc) == 0 {
 		f, err := planFetch(c.Context, s, sub, node)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		defer s.ix.ReadBasesFrom(f)()
 		blobs = f
+		ctx = index.ReadBasesFrom(ctx, f) // the deltas' bases too
 	}
 	// opCtx is the restore's own: a bug in the progress display stops it
 	// (c.Context stays the signal's).
-	opCtx, stopOp := context.WithCancel(c.Context)
+	opCtx, stopOp := context.WithCancel(ctx)
 	defer stopOp()
 	p := newProgress(e, u, "restore", stopOp)
 	rs := snapshot.NewRestorer(s.ix, t, snapshot.RestoreOptions{Includes: inc, Excludes: exc, Overwrite: overwrite, Workers: workers, Blobs: blobs, Report: p.event,
