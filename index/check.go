@@ -412,6 +412,7 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 	// they are verified (readPack): the deltas read after them find their
 	// bases in the cache instead of reading each one again by range.
 	c.isBase = map[repo.ID]bool{}
+	defer func() { c.isBase = nil }() // one entry per base: not kept past the read
 	hasDelta := map[repo.ID]bool{}
 	for _, ps := range packs {
 		for _, e := range c.packs[ps.ID].Blobs {

@@ -87,12 +87,15 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 	for i, l := range locs {
 		if b, ok := ix.bases.get(bases[i]); ok {
 			dst = append(dst, b...)
+			if f := ix.basesFrom(ctx); f != nil {
+				f.BaseCached(bases[i])
+			}
 			continue
 		}
 		start := len(dst)
 		var err error
-		if f, ok := ctx.Value(basesFromKey{}).(*PackFetcher); ok && f.ix == ix {
-			dst, err = f.LoadAt(ctx, l, dst)
+		if f := ix.basesFrom(ctx); f != nil {
+			dst, err = f.LoadBase(ctx, l, dst)
 		} else {
 			dst, err = ix.LoadBlobAt(ctx, l, dst)
 		}
@@ -116,6 +119,14 @@ func ReadBasesFrom(ctx context.Context, f *PackFetcher) context.Context {
 }
 
 type basesFromKey struct{}
+
+// basesFrom returns the fetcher that ctx reads bases through, if any.
+func (ix *Index) basesFrom(ctx context.Context) *PackFetcher {
+	if f, ok := ctx.Value(basesFromKey{}).(*PackFetcher); ok && f.ix == ix {
+		return f
+	}
+	return nil
+}
 
 // LoadBase returns the plaintext of data blob id, verified, from a full
 // copy (the copy a delta is opened with), through the cache of recently
@@ -143,6 +154,9 @@ func (ix *Index) deltaDict(ctx context.Context, loc Location) ([]byte, error) {
 		// when it was read, never written to) serves as the dictionary
 		// as it is, without copying it for every small file.
 		if dict, ok := ix.bases.get(loc.Entry.Bases[0]); ok {
+			if f := ix.basesFrom(ctx); f != nil {
+				f.BaseCached(loc.Entry.Bases[0])
+			}
 			return dict, nil
 		}
 	}

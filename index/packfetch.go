@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -64,9 +65,16 @@ type PackFetcher struct {
 	goneCancel context.CancelCauseFunc
 	unanswered int
 
-	mu     sync.Mutex
-	room   *sync.Cond // broadcast when a pack leaves the disk, a fetch ends, or ctx ends
-	packs  map[repo.ID]*fetchedPack
+	mu    sync.Mutex
+	room  *sync.Cond // broadcast when a pack leaves the disk, a fetch ends, or ctx ends
+	packs map[repo.ID]*fetchedPack
+	// bases are the planned base reads not made yet, with their packs:
+	// the first read of each (LoadBase), or the cache's answer for it
+	// (BaseCached), counts as the planned one; any other goes by range.
+	// A pack kept for a read that never came held its place on disk and
+	// stalled prefetching, and a second read counted its pack down
+	// twice (found by a review).
+	bases  map[repo.ID]repo.ID
 	order  []repo.ID // the packs to fetch whole, first needed first
 	next   int       // the first entry of order the prefetchers have not looked at
 	live   int       // packs on disk or being fetched
@@ -101,12 +109,12 @@ type PackPlan struct {
 	reads map[repo.ID]int
 	bytes map[repo.ID]int64
 	order []repo.ID
-	bases map[repo.ID]bool // the bases planned: each once, the cache of bases serving it again
+	bases map[repo.ID]repo.ID // the bases planned, each once, with the pack of the copy planned
 }
 
 // NewPackPlan returns an empty plan.
 func NewPackPlan() *PackPlan {
-	return &PackPlan{reads: map[repo.ID]int{}, bytes: map[repo.ID]int64{}, bases: map[repo.ID]bool{}}
+	return &PackPlan{reads: map[repo.ID]int{}, bytes: map[repo.ID]int64{}, bases: map[repo.ID]repo.ID{}}
 }
 
 // AddBases records, for a data blob stored as a delta, the reads of the
@@ -120,14 +128,14 @@ func (p *PackPlan) AddBases(ix *Index, id repo.ID) {
 		return
 	}
 	for _, b := range loc.Entry.Bases {
-		if p.bases[b] {
+		if _, ok := p.bases[b]; ok {
 			continue
 		}
-		p.bases[b] = true
 		l, ok := ix.fullCopy(b, false)
 		if !ok {
 			continue // the read reports it
 		}
+		p.bases[b] = l.Pack
 		p.add(l)
 	}
 }
@@ -176,7 +184,7 @@ func (ix *Index) NewPackFetcher(ctx context.Context, dir string, plan *PackPlan,
 	if o.MaxLive < 1 {
 		o.MaxLive = 64
 	}
-	f := &PackFetcher{ix: ix, dir: tmp, maxLive: o.MaxLive, ahead: max(o.Ahead, 0), packs: map[repo.ID]*fetchedPack{}}
+	f := &PackFetcher{ix: ix, dir: tmp, maxLive: o.MaxLive, ahead: max(o.Ahead, 0), packs: map[repo.ID]*fetchedPack{}, bases: maps.Clone(plan.bases)}
 	if f.ahead > 0 {
 		f.slots = make(chan struct{}, f.ahead)
 	}
@@ -225,12 +233,46 @@ func (f *PackFetcher) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID,
 	if t != repo.DataBlob {
 		return f.byRange(ctx, loc, dst) // not planned
 	}
-	return f.LoadAt(ctx, loc, dst)
+	return f.loadAt(ctx, loc, dst)
 }
 
-// LoadAt is LoadBlob of the data blob at loc: a base's full copy, when
-// the index reads bases through the fetcher (Index.ReadBasesFrom).
-func (f *PackFetcher) LoadAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+// takeBase reports whether a read of base id is the planned one (the
+// first), and returns its pack's state when the plan fetches it whole.
+func (f *PackFetcher) takeBase(id repo.ID) (*fetchedPack, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pack, ok := f.bases[id]
+	if !ok {
+		return nil, false
+	}
+	delete(f.bases, id)
+	return f.packs[pack], true
+}
+
+// LoadBase reads the full copy of base at loc: through its fetched pack
+// when this is the read the plan counted, by range otherwise.
+func (f *PackFetcher) LoadBase(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
+	if _, planned := f.takeBase(loc.Entry.ID); !planned {
+		return f.byRange(ctx, loc, dst)
+	}
+	return f.loadAt(ctx, loc, dst)
+}
+
+// BaseCached counts the planned read of base id as made: the cache of
+// bases answered it.
+func (f *PackFetcher) BaseCached(id repo.ID) {
+	p, planned := f.takeBase(id)
+	if !planned || p == nil {
+		return
+	}
+	f.mu.Lock()
+	f.touch(p)
+	f.mu.Unlock()
+	f.done(p)
+}
+
+// loadAt is LoadBlob of the data blob at loc.
+func (f *PackFetcher) loadAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
 	t, id := loc.Entry.Type, loc.Entry.ID
 	f.mu.Lock()
 	p := f.packs[loc.Pack]

@@ -247,12 +247,16 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		}
 	}
 	serr := Save(ctx, r, sn)
-	if serr != nil && errors.Is(serr, repo.ErrTransient) && ctx.Err() == nil {
-		// The request may have reached the store before its answer
-		// was lost: "no snapshot was saved" was said of a snapshot that
-		// list then showed (found by an exploratory test). The segments
-		// stay, as for any failure with the lock held.
-		return nil, fmt.Errorf("%w: %w", ErrSaveUnknown, serr)
+	if serr != nil && errors.Is(serr, repo.ErrTransient) && ctx.Err() == nil && !sn.ID.IsZero() {
+		// An attempt may have reached the store before its answer was
+		// lost: "no snapshot was saved" was said of a snapshot that list
+		// then showed (found by an exploratory test). As a saved one, it
+		// is taken back when the lock is found lost (keptLock), and the
+		// segments are then withdrawn; otherwise they stay.
+		if err := keptLock(ctx, o.Lock, r, sn.ID); err != nil && !errors.Is(err, ErrLockUnchecked) {
+			return nil, err
+		}
+		return nil, &SaveUnknownError{ID: sn.ID, Err: serr}
 	}
 	if serr != nil && !errors.Is(serr, repo.ErrNotDurable) {
 		return nil, serr
@@ -369,13 +373,23 @@ func keptLock(ctx context.Context, lock *repo.Lock, r *repo.Repository, id repo.
 	return err
 }
 
+// SaveUnknownError is a snapshot document whose save failed after its
+// retries for want of an answer: an attempt may have reached the
+// repository, or not.
+type SaveUnknownError struct {
+	ID  repo.ID
+	Err error
+}
+
+func (e *SaveUnknownError) Error() string {
+	return fmt.Sprintf("saving snapshot %s failed (%v), but an attempt may have reached the repository before the answer was lost: whether it was saved is unknown; 'snap list' shows it if it was, otherwise run the backup again (its data is reused)", e.ID.Short(), e.Err)
+}
+
+func (e *SaveUnknownError) Unwrap() error { return e.Err }
+
 // ErrLockUnchecked is the error of a create or copy whose snapshot
 // document is written but whose lock could not be checked afterwards
 // (keptLock): the snapshot stands.
-// ErrSaveUnknown is a snapshot document whose save failed for want of an
-// answer: it may be in the repository or not.
-var ErrSaveUnknown = errors.New("the snapshot was sent to the repository, but no answer came back, so whether it was saved is unknown: 'snap list' shows it if it was; if not, run the backup again (its data is reused)")
-
 var ErrLockUnchecked = errors.New("the snapshot was saved, but whether this run still held its lock could not be checked")
 
 // withdrawTimeout bounds the check of a failed run's lock and the removal

@@ -124,8 +124,8 @@ func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, re
 		return err
 	}
 	id, err := saveObject(ctx, repo.SnapshotFile, data)
-	if errors.Is(err, repo.ErrNotDurable) {
-		sn.ID = id // it is there: the caller says so
+	if errors.Is(err, repo.ErrNotDurable) || errors.Is(err, repo.ErrTransient) {
+		sn.ID = id // it is there, or may be: the caller says so
 	}
 	if err != nil {
 		return fmt.Errorf("save snapshot: %w", err)

@@ -485,7 +485,8 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		// and list showed it; found by an exploratory test).
 		return sn, fmt.Errorf("snapshot %s was saved, but the disk failed to make it durable (%w): it may not survive a crash or power loss; check the disk, then run 'snap check'", sn.ID.Short(), err)
 	}
-	if err != nil && errors.Is(err, snapshot.ErrSaveUnknown) {
+	var unknown *snapshot.SaveUnknownError
+	if err != nil && errors.As(err, &unknown) {
 		return nil, fmt.Errorf("create: %w", err)
 	}
 	if err != nil {
