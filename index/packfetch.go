@@ -119,7 +119,7 @@ func NewPackPlan() *PackPlan {
 
 // AddBases records, for a data blob stored as a delta, the reads of the
 // full copies of its bases not planned yet: read through the fetcher
-// (Index.ReadBasesFrom), a dump's bases, spread over its earlier
+// (index.ReadBasesFrom), a dump's bases, spread over its earlier
 // versions' packs, come from those packs fetched whole instead of one
 // request each.
 func (p *PackPlan) AddBases(ix *Index, id repo.ID) {
