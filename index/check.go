@@ -436,13 +436,7 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 	}
 	packs = slices.Clone(packs)
 	slices.SortStableFunc(packs, func(a, b PackSize) int {
-		switch {
-		case hasDelta[a.ID] != hasDelta[b.ID] && hasDelta[b.ID]:
-			return -1
-		case hasDelta[a.ID] != hasDelta[b.ID]:
-			return 1
-		}
-		return cmp.Compare(provides[b.ID], provides[a.ID])
+		return cmp.Or(falseFirst(hasDelta[a.ID], hasDelta[b.ID]), cmp.Compare(provides[b.ID], provides[a.ID]))
 	})
 	err := forEach(rctx, packs, workers, func(ps PackSize) {
 		c.readPack(rctx, ps.ID)
@@ -459,6 +453,18 @@ func (c *Checker) ReadData(ctx context.Context, packs []PackSize, workers int, p
 		return nil // Unanswered tells
 	}
 	return err
+}
+
+// falseFirst orders false before true: what holds no delta before what
+// does.
+func falseFirst(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case b:
+		return -1
+	}
+	return 1
 }
 
 func (c *Checker) readPack(ctx context.Context, id repo.ID) {
@@ -497,15 +503,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	defer c.hashers.Put(hs)
 	// Whole blobs first: a delta's base in the same pack is then cached.
 	blobs := slices.Clone(c.packs[id].Blobs)
-	slices.SortStableFunc(blobs, func(a, b repo.BlobEntry) int {
-		switch {
-		case a.Delta() == b.Delta():
-			return 0
-		case b.Delta():
-			return -1
-		}
-		return 1
-	})
+	slices.SortStableFunc(blobs, func(a, b repo.BlobEntry) int { return falseFirst(a.Delta(), b.Delta()) })
 	for _, e := range blobs {
 		end := int64(e.Offset) + int64(e.Length)
 		var err error

@@ -1270,7 +1270,7 @@ func (pl *planner) dateMarks(now time.Time) {
 		}
 	}
 	if len(pl.st.MarkedPacks) > 0 {
-		pl.st.MarkedDue, pl.st.MarkDelay = now.Add(pl.o.DeleteDelay), pl.o.DeleteDelay
+		pl.st.MarkedDue = now.Add(pl.o.DeleteDelay) // MarkDelay: tally
 	}
 }
 
