@@ -101,6 +101,9 @@ type forgetGroup struct {
 	Snapshots   []forgetEntry `json:"snapshots"`
 }
 
+// needsPolicy begins forget's refusal of a run without a policy or IDs.
+const needsPolicy = "forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs"
+
 // jobPolicy returns the job that --job names, from the config file, for
 // its keep policy; an error when the config has no such job or the job
 // no policy.
@@ -111,7 +114,7 @@ func jobPolicy(c *cli.Context, e *env) (*Config, *Job, error) {
 		return nil, nil, err
 	}
 	if path == "" {
-		return nil, nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy from the config file, and there is none (--config)", name)
+		return nil, nil, usagef("%s; --job %s alone takes the job's keep policy from the config file, and there is none (--config)", needsPolicy, name)
 	}
 	cfg, err := usableConfig(c, e, path)
 	if err != nil {
@@ -120,7 +123,7 @@ func jobPolicy(c *cli.Context, e *env) (*Config, *Job, error) {
 	j := oneJob(c, cfg)
 	switch {
 	case j == nil:
-		return nil, nil, usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; --job %s alone takes the job's keep policy, and %s has no usable job %s ('snap config check' says why)", name, path, name)
+		return nil, nil, usagef("%s; --job %s alone takes the job's keep policy, and %s has no usable job %s ('snap config check' says why)", needsPolicy, name, path, name)
 	case !j.Keep.Any():
 		return nil, nil, usagef("job %s has no keep policy in %s (add [jobs.%s.keep]): give one with --keep-last, --keep-daily, …", name, path, name)
 	}
@@ -182,7 +185,7 @@ func runForget(c *cli.Context, e *env) error {
 		// an exploratory test): 0 is no rule, and no rule keeps nothing.
 		return usagef("the --keep-* values given are all 0, which is no rule: give a number of snapshots to keep (--keep-last 7), or snapshot IDs to forget")
 	case !byID && p.IsEmpty():
-		return usagef("forget needs a policy (--keep-last, --keep-daily, ..., --keep-within, --keep-tag) or snapshot IDs; it refuses to remove snapshots without one")
+		return usagef("%s; it refuses to remove snapshots without one", needsPolicy)
 	}
 	if !c.Bool("prune") {
 		for _, f := range pruneFlags() {
@@ -206,11 +209,7 @@ func runForget(c *cli.Context, e *env) error {
 		// command line wins, SNAP_REPOSITORY left in the shell does not
 		// (a policy meant for the local repository cut an off-site copy
 		// down to it; found by a review).
-		st := cfg.settings(c, e, job.Repository, job.PasswordFile, job.PasswordCommand, job.Name)
-		if job.Repository != "" && st.location != job.Repository {
-			newUI(c, e).warnf("job %s: repository %s (--repo), not the job's %s: its keep policy is applied there", job.Name, sources.DisplayPath(st.location), sources.DisplayPath(job.Repository))
-		}
-		s, err = openSessionSettings(c, e, st, sharedLock, &index.Options{})
+		s, err = openSessionSettings(c, e, cfg.jobSettings(c, e, newUI(c, e), job), sharedLock, &index.Options{})
 	} else {
 		s, err = openSession(c, e, sharedLock)
 	}
@@ -247,7 +246,7 @@ func runForget(c *cli.Context, e *env) error {
 		}
 		selected, note := applyFilter(sns, filterFrom(c))
 		if job != nil {
-			selected = jobSnapshots(selected, job.Name, job.host(), job.Paths, job.Tags, job.sourcePaths())
+			selected = job.ownSnapshots(selected)
 			s.ui.noticef("job %s: its keep policy (%s) applies to its %s, as 'snap run %s' applies it", job.Name, p, plural(len(selected), "snapshot", "snapshots"), job.Name)
 		}
 		if note != "" {

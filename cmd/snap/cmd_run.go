@@ -205,11 +205,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 			}
 			continue
 		}
-		st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, j.Name)
-		if j.Repository != "" && st.location != j.Repository {
-			u.warnf("job %s: repository %s (--repo), not the config's %s; the config's password source and rate limits are its repository's, so this one takes its password from the flags, the variables or the prompt", j.Name, sources.DisplayPath(st.location), sources.DisplayPath(j.Repository))
-		}
-		r := runJob(ctx, e, u, st, cfg.Path, j)
+		r := runJob(ctx, e, u, cfg.jobSettings(c, e, u, j), cfg.Path, j)
 		results = append(results, r)
 		if metricsDir != "" && !r.overlapped {
 			// The backup is done whatever becomes of its metrics; a file
@@ -609,9 +605,7 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	}
 	for _, jc := range j.Commands {
 		p, _ := streamPath("commands", jc.Name)
-		cmd := sources.Command{Name: jc.Argv[0], Args: jc.Argv[1:], Stderr: u.toolLines(p), Note: u.toolNotes(p)}
-		o.Streams = append(o.Streams, snapshot.Stream{Path: p, Open: cmd.Start,
-			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(jc.Argv[0])}})
+		o.Streams = append(o.Streams, u.commandStream(p, jc.Argv))
 	}
 	plan.pre, plan.post = j.Pre, j.Post
 	plan.hookTimeout = j.HookTimeout
@@ -717,6 +711,16 @@ func otherPruneRunning(err error, what string) string {
 	return fmt.Sprintf("prune skipped: another prune is running (pid %d on host %s since %s); it reclaims unused space, and what %s is reclaimed by the next one", le.Holder.PID, le.Holder.Host, localTime(le.Holder.Since()), what)
 }
 
+// jobSettings are the settings of j's repository as snap run opens it
+// (settings), with a warning when --repo names another.
+func (cfg *Config) jobSettings(c *cli.Context, e *env, u *ui, j *Job) repoSettings {
+	st := cfg.settings(c, e, j.Repository, j.PasswordFile, j.PasswordCommand, j.Name)
+	if j.Repository != "" && st.location != j.Repository {
+		u.warnf("job %s: repository %s (--repo), not the config's %s; the config's password source and rate limits are its repository's, so this one takes its password from the flags, the variables or the prompt", j.Name, sources.DisplayPath(st.location), sources.DisplayPath(j.Repository))
+	}
+	return st
+}
+
 // policy is the job's keep policy as forget applies it.
 func (j *Job) policy() (snapshot.Policy, error) {
 	k := j.Keep
@@ -765,7 +769,7 @@ func runForgetStep(ctx context.Context, e *env, s *session, j *Job, saved string
 		// decision would be made without it.
 		return fmt.Errorf("%d snapshots cannot be read, so the policy cannot be applied safely; nothing was forgotten; run 'snap check'", len(s.unreadable))
 	}
-	mine := jobSnapshots(sns, j.Name, j.host(), j.Paths, j.Tags, j.sourcePaths())
+	mine := j.ownSnapshots(sns)
 	res := forgetResult{Groups: []forgetGroup{}, RemovedIDs: []string{}}
 	remove := planForget(&res, snapshot.GroupSnapshots(mine, snapshot.GroupBy{Host: true, Paths: true}), p, e.now())
 	if res.keptByRules == 0 && len(remove) > 0 {
@@ -950,6 +954,12 @@ func nextGroup(rotation string, sub subset) int {
 		return sub.n
 	}
 	return last.n%sub.t + 1
+}
+
+// ownSnapshots are the snapshots of sns that belong to j (jobSnapshots):
+// those its keep policy applies to.
+func (j *Job) ownSnapshots(sns []*snapshot.Snapshot) []*snapshot.Snapshot {
+	return jobSnapshots(sns, j.Name, j.host(), j.Paths, j.Tags, j.sourcePaths())
 }
 
 // jobSnapshots returns the snapshots that belong to a job, which are the

@@ -193,9 +193,7 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 	}
 	if sf.commandName != "" {
 		p, _ := streamPath("--command", sf.commandName)
-		cmd := sources.Command{Name: sf.commandArgs[0], Args: sf.commandArgs[1:], Stderr: u.toolLines(p), Note: u.toolNotes(p)}
-		out = append(out, snapshot.Stream{Path: p, Open: cmd.Start,
-			Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(sf.commandArgs[0])}})
+		out = append(out, u.commandStream(p, sf.commandArgs))
 	}
 	for i, d := range sf.dbs {
 		dump, err := d.Dump(ctx)
@@ -207,6 +205,14 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 			Source: snapshot.Source{Kind: d.Kind, URL: d.String(), Tool: dump.Tool, Version: dump.Version}})
 	}
 	return out, nil
+}
+
+// commandStream is the stream source at p of the output of the program
+// argv (--command, a job's commands), its lines and snap's notes about it
+// shown as toolLines and toolNotes show them.
+func (u *ui) commandStream(p string, argv []string) snapshot.Stream {
+	cmd := sources.Command{Name: argv[0], Args: argv[1:], Stderr: u.toolLines(p), Note: u.toolNotes(p)}
+	return snapshot.Stream{Path: p, Open: cmd.Start, Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(argv[0])}}
 }
 
 // toolNotes returns a callback that shows what snap has to say about a
