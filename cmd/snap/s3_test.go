@@ -335,17 +335,13 @@ func TestS3RequestCounts(t *testing.T) {
 	tr := newS3Repo(t, srv)
 	clearSnapEnv(t)
 	srv.SetEnv(t)
-	var counter *counting.Backend
-	hooks := &backendHooks{wrap: func(be repo.Backend) repo.Backend {
-		counter = counting.New(be)
-		return counter
-	}}
+	hooks, counts := countingHooks()
 	measure := func(tr *testRepo, args ...string) counting.Counts {
 		t.Helper()
 		if res := tr.runIn(hooks, args...); res.code != 0 {
 			t.Fatalf("snap %v: exit %d: %s", args, res.code, res.stderr)
 		}
-		return counter.Counts()
+		return counts()
 	}
 	src := filepath.Join(tr.dir, "src")
 	writeTree(t, filepath.Join(src, "base"), 10, 10, 3000, 1)
@@ -969,6 +965,17 @@ func TestS3InitAfterStoppedInit(t *testing.T) {
 	}
 }
 
+// countingHooks wraps each backend a run opens in a counting.Backend;
+// counts returns the requests of the last run.
+func countingHooks() (hooks *backendHooks, counts func() counting.Counts) {
+	var counter *counting.Backend
+	hooks = &backendHooks{wrap: func(be repo.Backend) repo.Backend {
+		counter = counting.New(be)
+		return counter
+	}}
+	return hooks, func() counting.Counts { return counter.Counts() }
+}
+
 // TestS3DumpAndCheckOfDeltas: a dump whose every version changes rows all
 // through it is stored as deltas against earlier versions' chunks; dump
 // and check --read-data read it from S3 by the pack, not one request per
@@ -979,11 +986,7 @@ func TestS3DumpAndCheckOfDeltas(t *testing.T) {
 	tr := newS3Repo(t, srv)
 	clearSnapEnv(t)
 	srv.SetEnv(t)
-	var counter *counting.Backend
-	hooks := &backendHooks{wrap: func(be repo.Backend) repo.Backend {
-		counter = counting.New(be)
-		return counter
-	}}
+	hooks, counts := countingHooks()
 	gen := func(step int) string {
 		return fmt.Sprintf(`seq 1 120000 | awk '{ if ($1 %% 97 == 0) print "INSERT", $1, %d, "changed"; else print "INSERT", $1, $1*7919 %% 100003, "row" }'`, step)
 	}
@@ -1008,8 +1011,8 @@ func TestS3DumpAndCheckOfDeltas(t *testing.T) {
 	if res.code != 0 || res.stdout != string(want) {
 		t.Fatalf("dump: exit %d, %d bytes (want %d): %s", res.code, len(res.stdout), len(want), res.stderr)
 	}
-	loads := counter.Counts()[counting.Key{Op: "load", Type: repo.PackFile}]
-	t.Logf("dump of %d bytes: %d pack loads of %d packs (%s)", len(want), loads, packs, counter.Counts())
+	loads := counts()[counting.Key{Op: "load", Type: repo.PackFile}]
+	t.Logf("dump of %d bytes: %d pack loads of %d packs (%s)", len(want), loads, packs, counts())
 	if loads > packs {
 		t.Errorf("dump read the packs %d times", loads)
 	}
@@ -1020,7 +1023,7 @@ func TestS3DumpAndCheckOfDeltas(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(target, "db.sql")); err != nil || string(got) != string(want) {
 		t.Fatalf("restored dump: %v, %d bytes (want %d)", err, len(got), len(want))
 	}
-	loads = counter.Counts()[counting.Key{Op: "load", Type: repo.PackFile}]
+	loads = counts()[counting.Key{Op: "load", Type: repo.PackFile}]
 	t.Logf("restore: %d pack loads of %d packs", loads, packs)
 	if loads > 2*packs {
 		t.Errorf("restore read the packs %d times", loads)
@@ -1028,8 +1031,8 @@ func TestS3DumpAndCheckOfDeltas(t *testing.T) {
 	if res := tr.runIn(hooks, "check", "--read-data"); res.code != 0 {
 		t.Fatalf("check --read-data: exit %d: %s", res.code, res.stderr)
 	}
-	loads = counter.Counts()[counting.Key{Op: "load", Type: repo.PackFile}]
-	t.Logf("check --read-data: %d pack loads of %d packs (%s)", loads, packs, counter.Counts())
+	loads = counts()[counting.Key{Op: "load", Type: repo.PackFile}]
+	t.Logf("check --read-data: %d pack loads of %d packs (%s)", loads, packs, counts())
 	if loads > 4*packs {
 		t.Errorf("check --read-data read the packs %d times", loads)
 	}
