@@ -24,7 +24,9 @@ import (
 
 // Cache layout (bbolt buckets; integers big endian so keys sort):
 //
-//	meta        "version" → cacheVersion, "nextseq" → uint32
+//	meta        "version" → cacheVersion, "nextseq" → uint32,
+//	            "deadpacks" → uint64 (sweepDead), "swept" → uint64
+//	            (metaSwept)
 //	segments    segment ID → concatenated IDs of the packs it lists
 //	superseded  segment ID → empty: segments replaced by a newer one
 //	packs       pack ID → uint32 seq ‖ uint64 size ‖ uint8 status ‖
@@ -80,8 +82,6 @@ type Index struct {
 	// segment at a time (the writer adds segments from several upload
 	// goroutines).
 	adding sync.Mutex
-	// compacting is set while compactIfNeeded rebuilds the cache.
-	compacting atomic.Bool
 }
 
 // Options tune Open.
@@ -176,7 +176,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 			_ = os.Remove(filepath.Join(dir, damagedMarker))
 		}
 		err = repo.Catch(func() (err error) {
-			db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+			db, err = openCache(path, o.LockTimeout)
 			return err // bbolt panics on some damaged freelists: rebuilt below
 		})
 	}
@@ -257,6 +257,9 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 			err = fmt.Errorf("index cache: %w; no room for a temporary one either: free space on the cache's disk (and in %s), or give --cache-dir on another disk", err, os.TempDir())
 		}
 		return nil, err
+	}
+	if !o.NoSync {
+		ix.shrinkIfSparse(o.Log)
 	}
 	if o.CacheTreePacks {
 		ix.packs = newPackCache(filepath.Join(dir, "packs"), min(4*int64(r.Config().PackSize), 256<<20))

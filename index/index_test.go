@@ -478,10 +478,11 @@ func TestSyncStopsAtAStoreThatDoesNotAnswer(t *testing.T) {
 // TestCompactionDoesNotRecurse: a fresh cache that reads a segment before
 // the segment replacing it (a killed prune leaves both) drops the first
 // one's packs as dead entries; with 1,000 or more of them, and more than
-// the live ones, the cache is compacted, and the compaction's own sync
-// read the segments in the same order and compacted again, for ever (a
-// prune after 1,000 snapshots were forgotten hung, and then every command
-// on the repository; found by an exploratory test).
+// the live ones, the cache used to be rebuilt from the segments, and the
+// rebuild's own sync read them in the same order and rebuilt again, for
+// ever (a prune after 1,000 snapshots were forgotten hung, and then every
+// command on the repository; found by an exploratory test). The dead
+// entries are now swept from the cache alone (sweepDead).
 func TestCompactionDoesNotRecurse(t *testing.T) {
 	_, r, dir := newTestIndex(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -536,7 +537,7 @@ func TestCompactionDoesNotRecurse(t *testing.T) {
 		return nil
 	})
 	if dead >= 1000 {
-		t.Errorf("%d dead pack entries left after the compaction", dead)
+		t.Errorf("%d dead pack entries left after the sync", dead)
 	}
 }
 

@@ -169,6 +169,11 @@ func (ix *Index) releasePages() {
 // from the page cache when read.
 func (ix *Index) releaseIn(tx *bolt.Tx) {
 	if size := tx.Size(); ix.pages.large(size) {
-		_, _, _ = unix.Syscall(unix.SYS_MADVISE, ix.db.Info().Data, uintptr(size), unix.MADV_DONTNEED)
+		dontNeed(ix.db, size)
 	}
+}
+
+// dontNeed drops the first size bytes of db's map from the process.
+func dontNeed(db *bolt.DB, size int64) {
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, db.Info().Data, uintptr(size), unix.MADV_DONTNEED)
 }

@@ -193,7 +193,7 @@ func (ix *Index) syncOnce(ctx context.Context, log func(string), last, rebuilt b
 		}
 		st.Removed++
 	}
-	return st, vanished, ix.compactIfNeeded(ctx, log)
+	return st, vanished, ix.sweepDead(ctx)
 }
 
 // segmentSets returns the segments the cache has read, and maps each one it

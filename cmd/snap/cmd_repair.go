@@ -140,6 +140,7 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 		if err != nil {
 			return err
 		}
+		s.ix.Shrink(log)
 		if s.ui.json {
 			s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": false, "segments": st.Added})
 		}
@@ -150,6 +151,7 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	if err != nil {
 		return err
 	}
+	s.ix.Shrink(log)
 	for _, u := range st.FromIndex {
 		s.ui.warnf("%s; indexed as the old index listed it (its blobs are verified when read; 'snap check --read-data' shows whether they are intact)", u)
 	}
