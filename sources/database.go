@@ -558,6 +558,14 @@ func (p *Dump) mysqlStart(ctx context.Context, notef func(string, ...any)) ([]st
 			notef("the database's default character set and collation could not be read (%v); the dump goes on without them", err)
 		}
 	}
+	// A failure to read which tables are not transactional is left
+	// unsaid: the history query below meets the same and notes it.
+	switch msg, err := p.DB.mysqlNonTransactional(ctx); {
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case msg != "":
+		notef("%s", msg)
+	}
 	args := p.cmd.Args
 	if !p.dumpsHistory() {
 		return args, nil

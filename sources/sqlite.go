@@ -101,6 +101,7 @@ type sqliteLockReader struct {
 	ring []byte // the end of the dump as read so far (keepTail)
 	pos  int    // where in ring the next byte goes
 	read int64  // bytes put in ring in all
+	eof  bool   // the dump was read to its end
 	done func(tail []byte, err error) error
 }
 
@@ -114,6 +115,7 @@ const sqliteMaxStatement = 1_000_000_000
 func (r *sqliteLockReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	r.keepTail(p[:n])
+	r.eof = r.eof || err == io.EOF
 	for b := p[:n]; ; {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -142,6 +144,8 @@ func (r *sqliteLockReader) Close() error {
 	// check's statements, which meet the same cause).
 	if ended := r.db.sqliteDumpEnded(tail); ended != nil {
 		err = ended
+	} else if err == nil && r.eof {
+		err = r.db.sqliteDumpCut(tail)
 	}
 	if r.done != nil {
 		err = r.done(tail, err)
@@ -161,6 +165,19 @@ func (d *Database) sqliteDumpEnded(tail []byte) error {
 		return fmt.Errorf("%s: sqlite3's .dump stopped at an error and wrote \"ROLLBACK; -- due to errors\" instead of its COMMIT (it says no more): the dump is incomplete; the causes seen: a collation the application registers in its own SQLite and sqlite3 lacks, in a WITHOUT ROWID table's key (Anki's unicase), a table of 2000 columns without an INTEGER PRIMARY KEY (one more with the rowid), a damaged file (sqlite3 FILE 'PRAGMA integrity_check'); back such a database file up as a file, with the application stopped", d)
 	}
 	return nil
+}
+
+// sqliteDumpCut fails a dump that ends without .dump's last line, its
+// COMMIT, although sqlite3 exited 0: a wrapper in its place (a script that
+// pipes it through something and exits 0) cut it short. The NUL check's
+// lines after the COMMIT may push it out of the tail; they are there only
+// when the dump ran to its end. Found by an exploratory test: such a
+// snapshot was saved, and its restore refused it for want of that COMMIT.
+func (d *Database) sqliteDumpCut(tail []byte) error {
+	if bytes.Contains(tail, []byte("\nCOMMIT;\n")) || bytes.Contains(tail, []byte("\n"+nulMarker)) {
+		return nil
+	}
+	return fmt.Errorf("%s: the dump does not end with the COMMIT that sqlite3's .dump writes last, though sqlite3 reported success: it was cut short (a wrapper script in sqlite3's place that exits 0 whatever happened?); no snapshot was saved", d)
 }
 
 // sqliteTailSize is how much of a dump's end sqliteLockReader keeps, for

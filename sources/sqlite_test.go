@@ -435,3 +435,38 @@ func TestSQLiteChecksFailAfterTheDump(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteDumpCutByAWrapper: a wrapper in sqlite3's place that pipes it
+// through something and exits 0 whatever happened hands over a dump
+// without .dump's COMMIT: the dump fails (the snapshot was saved, and the
+// restore refused it; found by an exploratory test). The same wrapper
+// letting the whole dump through passes.
+func TestSQLiteDumpCutByAWrapper(t *testing.T) {
+	real, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.db")
+	if out, err := sqlite3Run(t, file, "CREATE TABLE t (x TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 1000) INSERT INTO t SELECT 'row ' || i FROM n;"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, c := range []struct {
+		filter string
+		cut    bool
+	}{{"head -n 50", true}, {"head -c 3000", true}, {"cat", false}} {
+		script := fmt.Sprintf("#!/bin/sh\n%s \"$@\" | %s\nexit 0\n", real, c.filter)
+		if err := os.WriteFile(filepath.Join(bin, "sqlite3"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := runDump(t, context.Background(), file)
+		if c.cut != (err != nil) || c.cut && !strings.Contains(err.Error(), "does not end with the COMMIT that sqlite3's .dump writes last") {
+			t.Errorf("sqlite3 | %s: %v, want cut %v", c.filter, err, c.cut)
+		}
+	}
+}

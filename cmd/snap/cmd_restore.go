@@ -33,9 +33,9 @@ func restoreCommand(e *env) *cli.Command {
 			"metadata. Every blob is verified as it is read, and nothing is ever written outside the target.\n" +
 			"--at picks the newest snapshot taken at or before TIME, under the --host/--tag/--path filters\n" +
 			"(then the argument, if any, is the SUBPATH to restore).\n" +
-			"--db NAME streams a dump back into its database (psql, mariadb, sqlite3, mongorestore), or into\n" +
-			"the one --to names; a database that does not exist is created, one that holds data is only\n" +
-			"replaced with --replace.",
+			"--db NAME streams a dump back into its database (with psql, mariadb or mongorestore; an SQLite\n" +
+			"dump is loaded by snap itself), or into the one --to names; a database that does not exist is\n" +
+			"created, one that holds data is only replaced with --replace.",
 		Flags: append(filterFlags(),
 			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "directory to restore into (created if missing)"},
 			&cli.StringFlag{Name: "at", Usage: "restore the state at `TIME`: \"2026-11-17 03:00\", \"03:00 last tuesday\", \"yesterday\", 36h, 9d, RFC 3339 …"},

@@ -105,6 +105,25 @@ func (j *Job) excludes() excludeSpec {
 type JobCommand struct {
 	Name string   // the file's path in the snapshot
 	Argv []string // the program and its arguments
+	// Script is the command given as one string (shellArgv), "" for an
+	// array.
+	Script string
+}
+
+// shellArgv is how a command given as one string runs: with /bin/sh -c,
+// unless it holds a pipe and bash is installed, then with bash -o pipefail
+// -c. A shell reports a pipeline's status as its last program's, so
+// "pg_dump app | gzip" with pg_dump failing exited 0, and the snapshot was
+// saved holding an empty dump (found by an exploratory test); Debian's
+// /bin/sh (dash 0.5.12) has no pipefail. pipefail makes the pipeline fail
+// when any of its programs does.
+func shellArgv(script string) []string {
+	if strings.Contains(script, "|") {
+		if bash, err := exec.LookPath("bash"); err == nil {
+			return []string{bash, "-o", "pipefail", "-c", script}
+		}
+	}
+	return []string{"/bin/sh", "-c", script}
 }
 
 // Keep is a job's retention policy ([jobs.NAME.keep]).
@@ -908,7 +927,8 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 }
 
 // commands reads commands = [{ name = "redis.rdb", command = ["redis-cli",
-// "--rdb", "-"] }, …]; a command given as one string runs with /bin/sh -c.
+// "--rdb", "-"] }, …]; a command given as one string runs with a shell
+// (shellArgv).
 func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 	var tables []map[string]any
 	switch x := v.(type) {
@@ -933,7 +953,10 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 		c := JobCommand{Name: d.str(t, at, "name")}
 		switch cmd := t["command"].(type) {
 		case string:
-			c.Argv = []string{"/bin/sh", "-c", cmd}
+			c.Argv, c.Script = shellArgv(cmd), cmd
+			if c.Argv[0] == "/bin/sh" && strings.Contains(cmd, "|") {
+				d.warnf(at, "entry %d: its pipeline runs with /bin/sh, which reports the last program's status alone (bash, which has pipefail, is not installed): a failure of an earlier one saves what the others made of nothing; install bash, or give the command as an array", i+1)
+			}
 		case []any:
 			c.Argv = d.strList(t, at, "command")
 		}
@@ -1145,9 +1168,9 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			}
 		}
 		for _, c := range j.Commands {
-			// A string runs with /bin/sh -c: what it names is the shell's
-			// to find. An array names its program.
-			if _, err := exec.LookPath(c.Argv[0]); err != nil && !(len(c.Argv) == 3 && c.Argv[0] == "/bin/sh" && c.Argv[1] == "-c") {
+			// A string runs with a shell: what it names is the shell's to
+			// find. An array names its program.
+			if _, err := exec.LookPath(c.Argv[0]); err != nil && c.Script == "" {
 				d.errorf(sub(at, "commands"), "%s: program %s not found (not in PATH, or not executable)", c.Name, c.Argv[0])
 			}
 		}

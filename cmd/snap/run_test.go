@@ -1341,3 +1341,37 @@ check = "2/3"
 		t.Errorf("a run without the rotation file: exit %d\n%s", res.code, res.stdout)
 	}
 }
+
+// TestRunCommandPipelineFails: a job's command given as a string with a
+// pipeline runs with pipefail, so "dump | gzip" whose dump fails fails the
+// job and saves no snapshot (under /bin/sh, dash, the pipeline's status
+// was gzip's: the snapshot was saved holding a gzip of nothing; found by
+// an exploratory test). A command that succeeds without writing a byte is
+// saved, with a notice (--command too).
+func TestRunCommandPipelineFails(t *testing.T) {
+	tr := newTestRepo(t)
+	cfg := tr.writeConfig(`[jobs.pipe]
+commands = [{ name = "dump.sql.gz", command = "sh -c 'echo pg_dump: error: no such database >&2; exit 3' | gzip" }]
+
+[jobs.empty]
+commands = [{ name = "empty.txt", command = ["true"] }]
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg, "pipe")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "dump.sql.gz") || !strings.Contains(res.stderr, "exit status 3") || !strings.Contains(res.stderr, "no such database") {
+		t.Errorf("a pipeline whose first program fails: exit %d\n%s", res.code, res.stderr)
+	}
+	if n := tr.snapshotCount(); n != 0 {
+		t.Errorf("%d snapshots saved", n)
+	}
+	res = tr.runConfig(nil, "run", "--config", cfg, "empty")
+	if res.code != 0 || !strings.Contains(res.stderr, "empty.txt: (snap: the command succeeded but wrote nothing") {
+		t.Errorf("a command that writes nothing: exit %d\n%s", res.code, res.stderr)
+	}
+	res = tr.run("create", "--json", "--command", "nothing.out", "--", "true")
+	if res.code != 0 || !strings.Contains(res.stdout, `"message":"the command succeeded but wrote nothing`) {
+		t.Errorf("--command writing nothing, --json: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := tr.snapshotCount(); n != 2 {
+		t.Errorf("%d snapshots saved, want 2", n)
+	}
+}

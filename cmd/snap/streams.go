@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"slices"
@@ -211,8 +212,43 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 // argv (--command, a job's commands), its lines and snap's notes about it
 // shown as toolLines and toolNotes show them.
 func (u *ui) commandStream(p string, argv []string) snapshot.Stream {
-	cmd := sources.Command{Name: argv[0], Args: argv[1:], Stderr: u.toolLines(p), Note: u.toolNotes(p)}
-	return snapshot.Stream{Path: p, Open: cmd.Start, Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(argv[0])}}
+	note := u.toolNotes(p)
+	cmd := sources.Command{Name: argv[0], Args: argv[1:], Stderr: u.toolLines(p), Note: note}
+	open := func(ctx context.Context) (io.ReadCloser, error) {
+		rc, err := cmd.Start(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &emptyNoted{ReadCloser: rc, note: note}, nil
+	}
+	return snapshot.Stream{Path: p, Open: open, Source: snapshot.Source{Kind: sources.KindCommand, Tool: filepath.Base(argv[0])}}
+}
+
+// emptyNoted is a command's output that, when the command succeeded
+// without writing a byte, says so at Close: the file is saved empty, and a
+// dump tool that failed without saying so (behind a wrapper, or a
+// pipeline under a shell without pipefail) looks just like that. Not an
+// error, as for --stdin: some commands have nothing to say some nights.
+type emptyNoted struct {
+	io.ReadCloser
+	note     func(string)
+	read     int64
+	finished bool
+}
+
+func (r *emptyNoted) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	r.read += int64(n)
+	r.finished = r.finished || err == io.EOF
+	return n, err
+}
+
+func (r *emptyNoted) Close() error {
+	err := r.ReadCloser.Close()
+	if err == nil && r.finished && r.read == 0 {
+		r.note("the command succeeded but wrote nothing: its file is saved empty (if it should have written something, run it by hand to see why not)")
+	}
+	return err
 }
 
 // toolNotes returns a callback that shows what snap has to say about a
