@@ -223,6 +223,12 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	}
 	ix.db, ix.path = db, path
 	removeStaleCopies(dir)
+	if ix.tempDir == "" {
+		// A shrink's copy that a killed run left (shrink.go): this
+		// process holds the cache's lock, which a shrink holds
+		// throughout, so no shrink is writing it.
+		_ = os.Remove(path + compactSuffix)
+	}
 	err = repo.Catch(func() error {
 		if err := ix.init(); err != nil || o.NoSync {
 			return err

@@ -167,3 +167,22 @@ func TestOpenAfterShrink(t *testing.T) {
 		return nil
 	})
 }
+
+// TestOpenRemovesLeftCopy: the copy a shrink killed halfway left is removed
+// by the next Open, which holds the cache's lock.
+func TestOpenRemovesLeftCopy(t *testing.T) {
+	ix, r, dir := newTestIndex(t)
+	ix.Close()
+	path := filepath.Join(dir, "cache", "index.db")
+	if err := os.WriteFile(path+compactSuffix, []byte("left by kill -9"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(context.Background(), r, filepath.Join(dir, "cache"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if _, err := os.Stat(path + compactSuffix); err == nil {
+		t.Error("the copy a killed shrink left is still there")
+	}
+}
