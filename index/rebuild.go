@@ -38,8 +38,8 @@ func (ix *Index) reset(keep []byte) error {
 // Dead entries: dropSegment leaves the blob (and base) entries of the packs
 // it drops in place, since finding them means reading the whole blobs
 // bucket. sweepDead removes them once the dropped packs number at least
-// sweepMin and half the live ones: the cache then holds at most about a
-// third more entries than it needs. It used to wait for 1,000 dropped
+// sweepMin and half the live ones: the cache then holds at most about
+// half again as many entries as it needs (a third of them dead). It used to wait for 1,000 dropped
 // packs, and more than the live ones, and then read every segment of the
 // repository again; a repository pruned every week kept its dead entries
 // for good, and its cache grew to four times its fresh size (140 MB
@@ -88,7 +88,13 @@ func (ix *Index) sweepDead(ctx context.Context) error {
 		if err := meta.Put(metaSwept, binary.BigEndian.AppendUint64(nil, uint64(kept))); err != nil {
 			return err
 		}
-		return meta.Put([]byte("deadpacks"), binary.BigEndian.AppendUint64(nil, 0))
+		// Less those swept: packs dropped meanwhile (a segment added
+		// by another goroutine) left entries the sweep may have missed.
+		now := uint64(0)
+		if v := meta.Get([]byte("deadpacks")); len(v) == 8 {
+			now = binary.BigEndian.Uint64(v)
+		}
+		return meta.Put([]byte("deadpacks"), binary.BigEndian.AppendUint64(nil, now-min(now, dead)))
 	})
 }
 

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // bbolt never makes its file smaller: pages freed by deletions are reused
@@ -60,27 +63,47 @@ func (ix *Index) shrinkIfSparse(log func(string)) {
 	if ix.tempDir != "" { // a private copy, removed at Close
 		return
 	}
-	var size int64
+	var size, others int64
 	var kept []byte
 	_ = ix.db.View(func(tx *bolt.Tx) error {
 		size = tx.Size()
 		kept = bytes.Clone(tx.Bucket(bMeta).Get(metaSwept))
+		if len(kept) == 8 {
+			// The small buckets (packs, seqs, segments: a few hundred
+			// bytes a pack) as they are; reading them is cheap.
+			for _, name := range allBuckets {
+				if b := tx.Bucket(name); b != nil && !bytes.Equal(name, bBlobs) && !bytes.Equal(name, bBases) {
+					bs := b.Stats()
+					others += int64(bs.BranchAlloc + bs.LeafAlloc)
+				}
+			}
+		}
 		return nil
 	})
 	st := ix.db.Stats()
 	need := size - int64(st.FreePageN+st.PendingPageN)*int64(ix.db.Info().PageSize)
 	if len(kept) == 8 {
-		// The blobs and bases buckets, and something for the others
-		// (packs and segments: a few hundred bytes a pack).
-		need = min(need, int64(float64(binary.BigEndian.Uint64(kept))/fillRatio)+shrinkMin/4)
-		// Read once: entries added later make it wrong.
-		if err := ix.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Delete(metaSwept) }); err != nil {
-			return
+		need = min(need, int64(float64(binary.BigEndian.Uint64(kept))/fillRatio)+others)
+	}
+	// Read once (entries added later make it wrong), unless the shrink is
+	// put off for want of room.
+	forget := func() {
+		if len(kept) == 8 {
+			_ = ix.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Delete(metaSwept) })
 		}
 	}
 	if float64(size) < shrinkRatio*float64(need) || size-need < shrinkMin {
+		forget()
 		return
 	}
+	// The copy needs room for what the entries need, beside the cache:
+	// on a disk with less, every command would fill it and fail (found
+	// in review). The shrink waits for the room.
+	var fs unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(ix.path), &fs); err != nil || int64(fs.Bavail)*fs.Bsize < need+need/4+shrinkMin {
+		return
+	}
+	forget()
 	if err := ix.shrink(); err != nil {
 		log(fmt.Sprintf("index cache %s: could not make it smaller (%v); it stays as it was", ix.path, err))
 	}
@@ -105,7 +128,9 @@ func (ix *Index) shrink() error {
 	// 16 MiB larger than its pages.
 	alloc := dst.AllocSize
 	dst.AllocSize = 1 << 20
-	err = ix.copyTo(dst)
+	// A damaged page of the cache that only the copy reads faults or
+	// panics in bbolt: an error here, with the copy removed.
+	err = repo.Catch(func() error { return ix.copyTo(dst) })
 	if err == nil {
 		err = dst.Sync()
 	}
@@ -184,17 +209,29 @@ func dropMap(db *bolt.DB) {
 // openCache opens the cache file at path, waiting up to timeout for
 // another process's lock. A process that waited while another shrank the
 // file holds the lock of the file it opened, which is no longer the cache
-// (renamed over): it opens the new one instead.
+// (renamed over): it opens the file now at the path instead, until the
+// file it holds is the one there.
 func openCache(path string, timeout time.Duration) (*bolt.DB, error) {
 	for attempt := 0; ; attempt++ {
-		before, serr := os.Stat(path)
-		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
-		if err != nil || serr != nil || attempt == 2 {
+		var f *os.File
+		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			var err error
+			f, err = os.OpenFile(name, flag, perm)
+			return f, err
+		}})
+		if err != nil {
 			return db, err
 		}
-		if after, err := os.Stat(path); err == nil && os.SameFile(before, after) {
+		held, herr := f.Stat()
+		there, terr := os.Stat(path)
+		if herr == nil && terr == nil && os.SameFile(held, there) {
 			return db, nil
 		}
 		db.Close()
+		if attempt == 10 {
+			// Renamed over again and again: as if the lock were never
+			// released (Open then makes a private copy).
+			return nil, bolt.ErrTimeout
+		}
 	}
 }

@@ -681,7 +681,7 @@ func (d *Database) mysqlNonTransactional(ctx context.Context) (string, error) {
 	if d.All {
 		where = "TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
 	}
-	out, err := d.mysqlQuery(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' "+
+	out, err := d.mysqlQuery(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "+
 		"AND ENGINE IS NOT NULL AND ENGINE NOT IN ("+transactionalEngines+") AND "+where+" ORDER BY 1, 2;\n")
 	if err != nil || out == "" {
 		return "", err

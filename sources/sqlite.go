@@ -168,13 +168,26 @@ func (d *Database) sqliteDumpEnded(tail []byte) error {
 }
 
 // sqliteDumpCut fails a dump that ends without .dump's last line, its
-// COMMIT, although sqlite3 exited 0: a wrapper in its place (a script that
-// pipes it through something and exits 0) cut it short. The NUL check's
-// lines after the COMMIT may push it out of the tail; they are there only
-// when the dump ran to its end. Found by an exploratory test: such a
+// COMMIT (followed by the NUL check's lines alone), although sqlite3
+// exited 0: a wrapper in its place (a script that pipes it through
+// something and exits 0) cut it short. The check's lines may push the
+// COMMIT out of the tail; they are there only when the dump ran to its
+// end. Found by an exploratory test: such a
 // snapshot was saved, and its restore refused it for want of that COMMIT.
 func (d *Database) sqliteDumpCut(tail []byte) error {
-	if bytes.Contains(tail, []byte("\nCOMMIT;\n")) || bytes.Contains(tail, []byte("\n"+nulMarker)) {
+	i := bytes.LastIndex(tail, []byte("\nCOMMIT;\n"))
+	whole := i < 0 && bytes.Contains(tail, []byte("\n"+nulMarker))
+	if i >= 0 {
+		// After .dump's COMMIT come the check's lines alone: one in a
+		// view's text, with more of the schema after it, is not the end.
+		whole = true
+		for _, line := range strings.Split(string(tail[i+len("\nCOMMIT;\n"):]), "\n") {
+			if line != "" && !strings.HasPrefix(line, nulMarker) {
+				whole = false
+			}
+		}
+	}
+	if whole {
 		return nil
 	}
 	return fmt.Errorf("%s: the dump does not end with the COMMIT that sqlite3's .dump writes last, though sqlite3 reported success: it was cut short (a wrapper script in sqlite3's place that exits 0 whatever happened?); no snapshot was saved", d)

@@ -468,5 +468,18 @@ func TestSQLiteDumpCutByAWrapper(t *testing.T) {
 		if c.cut != (err != nil) || c.cut && !strings.Contains(err.Error(), "does not end with the COMMIT that sqlite3's .dump writes last") {
 			t.Errorf("sqlite3 | %s: %v, want cut %v", c.filter, err, c.cut)
 		}
+	} // The tail alone: a COMMIT in a view's text with more of the schema
+	// after it is not .dump's last line; the check's lines after it are.
+	d := &Database{Kind: KindSQLite, File: file}
+	for tail, cut := range map[string]bool{
+		"CREATE VIEW v AS SELECT 1 /*\nCOMMIT;\n*/;\nINSERT INTO t VALUES(1);\n": true,
+		"INSERT INTO t VALUES(1);\nCOMMIT;\n":                                    false,
+		"INSERT INTO t VALUES(1);\nCOMMIT;\n" + nulMarker + "2: 1=3\n":           false,
+		"x\n" + nulMarker + "2: 1=3\n":                                           false, // the COMMIT pushed out of the tail
+		"":                                                                       true,
+	} {
+		if err := d.sqliteDumpCut([]byte(tail)); (err != nil) != cut {
+			t.Errorf("tail %q: %v, want cut %v", tail, err, cut)
+		}
 	}
 }

@@ -448,6 +448,8 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	opCtx, stopOp := context.WithCancel(ctx)
 	defer stopOp()
 	p := newProgress(e, u, "create", stopOp)
+	var running runningStreams
+	o.Streams = running.track(o.Streams)
 	o.Archive.Report = p.event
 	o.Writer.Added = p.added
 	p.begin()
@@ -488,6 +490,11 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	var unknown *snapshot.SaveUnknownError
 	if err != nil && errors.As(err, &unknown) {
 		return nil, fmt.Errorf("create: %w", err)
+	}
+	if err != nil && ctx.Err() != nil && running.names() != "" {
+		names := running.names()
+		return nil, &stoppedWaiting{msg: fmt.Sprintf("%v while %s was still running: no snapshot was saved; the repository is consistent (data already uploaded is used by the next create, or reclaimed by 'snap prune')", errInterrupted, names),
+			waitedFor: names}
 	}
 	if err != nil {
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", diskFull(err)))

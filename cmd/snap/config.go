@@ -111,8 +111,8 @@ type JobCommand struct {
 }
 
 // shellArgv is how a command given as one string runs: with /bin/sh -c,
-// unless it holds a pipe and bash is installed, then with bash -o pipefail
-// -c. A shell reports a pipeline's status as its last program's, so
+// unless it holds a pipe and bash is installed, then with bash --posix -o
+// pipefail -c. A shell reports a pipeline's status as its last program's, so
 // "pg_dump app | gzip" with pg_dump failing exited 0, and the snapshot was
 // saved holding an empty dump (found by an exploratory test); Debian's
 // /bin/sh (dash 0.5.12) has no pipefail. pipefail makes the pipeline fail
@@ -120,7 +120,10 @@ type JobCommand struct {
 func shellArgv(script string) []string {
 	if strings.Contains(script, "|") {
 		if bash, err := exec.LookPath("bash"); err == nil {
-			return []string{bash, "-o", "pipefail", "-c", script}
+			// --posix: no startup file either (a non-interactive bash
+			// runs $BASH_ENV first, which dash does not; found in
+			// review), and sh's behaviour where bash's differs.
+			return []string{bash, "--posix", "-o", "pipefail", "-c", script}
 		}
 	}
 	return []string{"/bin/sh", "-c", script}

@@ -667,7 +667,8 @@ func TestMariaDBRestoreWarnsOfCutValues(t *testing.T) {
 }
 
 // TestMariaDBNonTransactionalTablesNoted: --single-transaction covers
-// InnoDB tables only; MyISAM and Aria tables are read one after another
+// InnoDB tables only; MyISAM and Aria tables (system-versioned ones too)
+// are read one after another
 // while their writers go on (found by an exploratory test: two MyISAM
 // tables an application kept equal came back 16 rows apart, without a
 // word). The dump says which tables, once, as a notice, and still saves
@@ -676,18 +677,19 @@ func TestMariaDBNonTransactionalTablesNoted(t *testing.T) {
 	my := testMySQL(t)
 	db := my.newDatabase()
 	my.mustQuery(db, "CREATE TABLE ledger (id INT PRIMARY KEY) ENGINE=MyISAM; CREATE TABLE totals (id INT PRIMARY KEY) ENGINE=Aria;"+
-		"CREATE TABLE safe (id INT PRIMARY KEY) ENGINE=InnoDB; CREATE VIEW v AS SELECT id FROM ledger;")
+		"CREATE TABLE safe (id INT PRIMARY KEY) ENGINE=InnoDB; CREATE VIEW v AS SELECT id FROM ledger;"+
+		"CREATE TABLE history (id INT) ENGINE=MyISAM WITH SYSTEM VERSIONING;")
 	tr := newTestRepo(t)
 	res := tr.run("create", "--db", my.url(db))
 	if res.code != 0 || strings.Count(res.stderr, "are not transactional") != 1 ||
-		!strings.Contains(res.stderr, "tables `ledger`, `totals` (Aria, MyISAM) are not transactional") ||
+		!strings.Contains(res.stderr, "tables `history`, `ledger`, `totals` (Aria, MyISAM) are not transactional") ||
 		strings.Contains(res.stderr, "`safe`") || strings.Contains(res.stderr, "`v`") {
 		t.Errorf("create of a database with MyISAM and Aria tables: exit %d\n%s", res.code, res.stderr)
 	}
 	if n := tr.snapshotCount(); n != 1 {
 		t.Errorf("%d snapshots saved, want 1", n)
 	}
-	my.mustQuery(db, "DROP VIEW v; DROP TABLE ledger, totals;")
+	my.mustQuery(db, "DROP VIEW v; DROP TABLE ledger, totals, history;")
 	if res := tr.run("create", "--db", my.url(db)); res.code != 0 || strings.Contains(res.stderr, "transactional") {
 		t.Errorf("create of a database of InnoDB tables: exit %d\n%s", res.code, res.stderr)
 	}

@@ -983,6 +983,10 @@ post = ["sleep 2; exit 1"]
 				if l["job"] == "password" && !strings.Contains(l["error"].(string), `and was stopped waiting for the password command "sleep 60";`) {
 					t.Errorf("job password: the password command is not named: %v", l["error"])
 				}
+				// So is the dump (a dump waiting on a table lock was not).
+				if l["job"] == "dump" && !strings.Contains(l["error"].(string), "and was stopped waiting for /slow.dump from sh;") {
+					t.Errorf("job dump: the command is not named: %v", l["error"])
+				}
 			case "slowpost":
 				// The snapshot was saved before the timeout; its post hook
 				// then failed, which is the job's error, not the timeout
@@ -1355,8 +1359,15 @@ commands = [{ name = "dump.sql.gz", command = "sh -c 'echo pg_dump: error: no su
 
 [jobs.empty]
 commands = [{ name = "empty.txt", command = ["true"] }]
+
+[jobs.fine]
+commands = [{ name = "data.txt", command = "echo data | cat" }]
 `)
-	res := tr.runConfig(nil, "run", "--config", cfg, "pipe")
+	// bash runs no startup file: $BASH_ENV would run first, and add
+	// its output to the dump (found in review).
+	benv := filepath.Join(tr.dir, "benv.sh")
+	writeFile(t, benv, []byte("echo from BASH_ENV\n"))
+	res := tr.runConfig([]string{"BASH_ENV=" + benv}, "run", "--config", cfg, "pipe")
 	if res.code != exitFatal || !strings.Contains(res.stderr, "dump.sql.gz") || !strings.Contains(res.stderr, "exit status 3") || !strings.Contains(res.stderr, "no such database") {
 		t.Errorf("a pipeline whose first program fails: exit %d\n%s", res.code, res.stderr)
 	}
@@ -1373,5 +1384,11 @@ commands = [{ name = "empty.txt", command = ["true"] }]
 	}
 	if n := tr.snapshotCount(); n != 2 {
 		t.Errorf("%d snapshots saved, want 2", n)
+	}
+	if res := tr.runConfig([]string{"BASH_ENV=" + benv}, "run", "--config", cfg, "fine"); res.code != 0 {
+		t.Fatalf("a pipeline that works: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := tr.mustRun("dump", "latest", "/data.txt").stdout; got != "data\n" {
+		t.Errorf("a pipeline's output: %q, want %q", got, "data\n")
 	}
 }

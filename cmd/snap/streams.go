@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
@@ -281,4 +282,73 @@ func (u *ui) toolLines(source string) func(string) {
 		// progress bar is erased first.
 		u.log.Log(context.Background(), levelNotice, source+": "+line)
 	}
+}
+
+// runningStreams records the streams of a create whose program was still
+// running when the create was stopped (Ctrl-C, a job's timeout), so that
+// the error names what it was waiting for: "did not finish within 6s"
+// alone left the admin to guess that a dump waited on a table lock
+// (found by an exploratory test).
+type runningStreams struct {
+	mu      sync.Mutex
+	running map[*snapshot.Stream]bool
+}
+
+// track wraps the Open of each stream to record it from its start until
+// it ends, unless ctx was done by then: a stream ended by the stop stays.
+func (rs *runningStreams) track(streams []snapshot.Stream) []snapshot.Stream {
+	rs.running = map[*snapshot.Stream]bool{}
+	out := slices.Clone(streams)
+	for i := range out {
+		st := &out[i]
+		open := st.Open
+		st.Open = func(ctx context.Context) (io.ReadCloser, error) {
+			rc, err := open(ctx)
+			if err != nil {
+				return nil, err
+			}
+			rs.set(st, true)
+			return &trackedStream{ReadCloser: rc, done: func() {
+				if ctx.Err() == nil {
+					rs.set(st, false)
+				}
+			}}, nil
+		}
+	}
+	return out
+}
+
+func (rs *runningStreams) set(st *snapshot.Stream, on bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if on {
+		rs.running[st] = true
+	} else {
+		delete(rs.running, st)
+	}
+}
+
+// names says which streams were running ("" for none): "/db/x.sql from
+// pg_dump, …", in path order.
+func (rs *runningStreams) names() string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	var out []string
+	for st := range rs.running {
+		out = append(out, fmt.Sprintf("%s from %s", sources.DisplayPath(st.Path), st.Source.Tool))
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}
+
+type trackedStream struct {
+	io.ReadCloser
+	done func()
+	once sync.Once
+}
+
+func (t *trackedStream) Close() error {
+	err := t.ReadCloser.Close()
+	t.once.Do(t.done)
+	return err
 }
