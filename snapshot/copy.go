@@ -1,10 +1,13 @@
 package snapshot
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -321,11 +324,28 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 	if err := c.copyBases(ctx, missing); err != nil {
 		return err
 	}
+	// In the order of the source's packs, planned and read alike: the
+	// map's own order, a new one for each pass, had the fetcher hold
+	// many packs at once, each needed again later.
+	order := make([]repo.ID, 0, len(missing))
+	where := make(map[repo.ID]index.Location, len(missing))
+	for sid := range missing {
+		order = append(order, sid)
+		where[sid], _ = c.src.Lookup(repo.DataBlob, sid)
+	}
+	slices.SortFunc(order, func(a, b repo.ID) int {
+		la, lb := where[a], where[b]
+		if n := bytes.Compare(la.Pack[:], lb.Pack[:]); n != 0 {
+			return n
+		}
+		return cmp.Compare(la.Entry.Offset, lb.Entry.Offset)
+	})
 	var src BlobLoader = c.src
 	if c.opts.FetchDir != "" {
 		plan := index.NewPackPlan()
-		for sid := range missing {
+		for _, sid := range order {
 			plan.Add(c.src, sid)
+			plan.AddBases(c.src, sid) // read through the fetcher (below)
 		}
 		f, err := c.src.NewPackFetcher(ctx, c.opts.FetchDir, plan, index.FetchOptions{Ahead: c.opts.FetchAhead})
 		if err != nil {
@@ -333,6 +353,7 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 		}
 		defer f.Close()
 		src = f
+		ctx = index.ReadBasesFrom(ctx, f)
 	}
 	ids := make(chan repo.ID)
 	var (
@@ -366,7 +387,7 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 		}()
 	}
 feed:
-	for sid := range missing {
+	for _, sid := range order {
 		select {
 		case ids <- sid:
 		case <-ctx.Done():

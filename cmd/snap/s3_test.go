@@ -1036,6 +1036,29 @@ func TestS3DumpAndCheckOfDeltas(t *testing.T) {
 	if loads > 4*packs {
 		t.Errorf("check --read-data read the packs %d times", loads)
 	}
+	// A copy to a local repository reads them through a fetcher too, the
+	// deltas' bases with them, in the packs' order (59 pack loads before).
+	local := newTestRepo(t)
+	var counters []*counting.Backend // the source's and the target's
+	both := &backendHooks{wrap: func(be repo.Backend) repo.Backend {
+		c := counting.New(be)
+		counters = append(counters, c)
+		return c
+	}}
+	if res := tr.runIn(both, "copy", "--to", local.repo); res.code != 0 {
+		t.Fatalf("copy: exit %d: %s", res.code, res.stderr)
+	}
+	loads = 0
+	for _, c := range counters {
+		loads += c.Counts()[counting.Key{Op: "load", Type: repo.PackFile}]
+	}
+	t.Logf("copy: %d pack loads of %d packs", loads, packs)
+	if loads > 2*packs {
+		t.Errorf("copy read the packs %d times", loads)
+	}
+	if res := local.run("dump", "latest", "/db.sql"); res.code != 0 || res.stdout != string(want) {
+		t.Fatalf("dump of the copy: exit %d, %d bytes (want %d): %s", res.code, len(res.stdout), len(want), res.stderr)
+	}
 }
 
 // answerLost stores snapshot documents and then fails as a lost answer
