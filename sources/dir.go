@@ -173,6 +173,12 @@ func (d *Dir) RefreshFile(name string, m Meta, same func(ino uint64) bool) (kept
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || nanos(st.Mtim) != m.MTime || same != nil && !same(st.Ino) {
 		return false, nil
 	}
+	if st.Nlink > 1 && m.Links < 2 {
+		// Hard linked to another name, where the snapshot has a file of
+		// its own: kept, the two stayed one file, and a write to either
+		// changed both (found by an exploratory test). Written anew.
+		return false, nil
+	}
 	if st.Nlink > 1 {
 		return hasMeta(&st, d.ownership(m), m, fdXattrs(fd)), nil
 	}

@@ -299,3 +299,39 @@ func TestRestoreIfChangedKeepsNoPlantedFile(t *testing.T) {
 		t.Errorf("a root-owned file of the restore's: mode %o, %d left as they were (%v)", st.Mode&0o7777, s.Skipped, err)
 	}
 }
+
+// TestRestoreIfChangedSplitsLinkedFiles: two names the snapshot records as
+// files of their own, hard linked to each other in the target (restored
+// from an older snapshot in which they were one file): --overwrite
+// if-changed writes them anew, as separate files; kept, they stayed one
+// file, and a write to one changed the other (found by an exploratory
+// test).
+func TestRestoreIfChangedSplitsLinkedFiles(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("data\n"))
+	must(t, os.Link(filepath.Join(src, "a"), filepath.Join(src, "b")))
+	tr.mustRun("create", src)
+	old := tr.listJSON()[0].ID
+	// b becomes a file of its own, with the same bytes and times.
+	must(t, os.Remove(filepath.Join(src, "b")))
+	writeFile(t, filepath.Join(src, "b"), []byte("data\n"))
+	st, err := os.Stat(filepath.Join(src, "a"))
+	must(t, err)
+	must(t, os.Chtimes(filepath.Join(src, "b"), st.ModTime(), st.ModTime()))
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	tr.mustRun("restore", old, "--target", target)
+	tr.mustRun("restore", "latest", "--target", target, "--overwrite", "if-changed")
+	a, b := filepath.Join(target, src, "a"), filepath.Join(target, src, "b")
+	var sa, sb unix.Stat_t
+	must(t, unix.Stat(a, &sa))
+	must(t, unix.Stat(b, &sb))
+	if sa.Ino == sb.Ino || sa.Nlink != 1 || sb.Nlink != 1 {
+		t.Fatalf("a and b: inodes %d and %d, links %d and %d; want two files of one link", sa.Ino, sb.Ino, sa.Nlink, sb.Nlink)
+	}
+	if got, _ := os.ReadFile(b); string(got) != "data\n" {
+		t.Errorf("b holds %q", got)
+	}
+}
