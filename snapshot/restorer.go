@@ -387,6 +387,13 @@ func (r *Restorer) open(d *dirHandle) *sources.Dir {
 		r.fail(d.rel(), err)
 		return nil
 	}
+	if link := dir.ReplacedSymlink(); link != "" {
+		// A symlink to a directory elsewhere (/var/lib/mysql to a data
+		// disk) replaced without a word moved what is restored there off
+		// that disk (found by an exploratory test).
+		r.opts.Report(Event{Kind: EventWarning, Path: r.at(d.rel()),
+			Err: fmt.Errorf("was a symlink to %s, and is now the directory the snapshot holds there; what the link pointed to is left as it was (to restore into it, restore that subtree with --target set to it)", sources.DisplayPath(link))})
+	}
 	d.dir = dir
 	return dir
 }

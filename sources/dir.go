@@ -53,7 +53,14 @@ type Dir struct {
 	// lentMode is the mode it had, which RestoreMode puts back.
 	lent     bool
 	lentMode uint32
+	// replacedLink is the target of the symlink Mkdir found at the
+	// directory's name and replaced ("" for none).
+	replacedLink string
 }
+
+// ReplacedSymlink returns the target of the symlink that Mkdir replaced
+// with the directory, or "".
+func (d *Dir) ReplacedSymlink() string { return d.replacedLink }
 
 // Created reports whether the restore made the directory.
 func (d *Dir) Created() bool { return d.created }
@@ -393,6 +400,7 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 	err := unix.Mkdirat(d.fd, name, 0o700)
 	setgid := d.setgid // a new directory inherits the bit
 	created := err == nil
+	replaced := ""
 	if errors.Is(err, unix.EEXIST) {
 		var st unix.Stat_t
 		if serr := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -404,9 +412,14 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 					Fix: "to put the snapshot's copy in its place, restore that directory elsewhere and move it there"}}
 			}
 			err, setgid = nil, st.Mode&unix.S_ISGID != 0
-		} else if err = d.clear(name); err == nil {
-			err = unix.Mkdirat(d.fd, name, 0o700)
-			created = err == nil
+		} else {
+			if serr == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				replaced = readlinkAt(d.fd, name)
+			}
+			if err = d.clear(name); err == nil {
+				err = unix.Mkdirat(d.fd, name, 0o700)
+				created = err == nil
+			}
 		}
 	}
 	if err != nil {
@@ -433,7 +446,18 @@ func (d *Dir) Mkdir(name string) (*Dir, error) {
 		}
 	}
 	return &Dir{fd: fd, parent: d, name: name, t: d.t, setgid: setgid, created: created, lent: lent, lentMode: lentMode,
-		defaultACL: hasDefaultACL(fd), inherited: created && d.defaultACL}, nil
+		defaultACL: hasDefaultACL(fd), inherited: created && d.defaultACL, replacedLink: replaced}, nil
+}
+
+// readlinkAt returns the target of the symlink name in dirfd ("?" when it
+// cannot be read).
+func readlinkAt(dirfd int, name string) string {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil || n <= 0 {
+		return "?"
+	}
+	return string(buf[:n])
 }
 
 // openLent opens a directory of the user's own that they may not read (an
