@@ -55,19 +55,22 @@ func restoreCommand(e *env) *cli.Command {
 
 // restoreJSON is the documented "summary" line of restore (docs/usage.md).
 type restoreJSON struct {
-	Type            string  `json:"type"`
-	SnapshotID      string  `json:"snapshot_id"`
-	ShortID         string  `json:"short_id"`
-	Path            string  `json:"path"`
-	PathBase64      string  `json:"path_base64,omitempty"` // set when path is not valid UTF-8
-	Target          string  `json:"target"`
-	TargetBase64    string  `json:"target_base64,omitempty"`
-	Files           int64   `json:"files"`
-	Dirs            int64   `json:"dirs"`
-	Other           int64   `json:"other"` // symlinks, devices, FIFOs, sockets
-	Bytes           int64   `json:"bytes"`
-	Errors          int64   `json:"errors"`
-	Skipped         int64   `json:"skipped"`
+	Type         string `json:"type"`
+	SnapshotID   string `json:"snapshot_id"`
+	ShortID      string `json:"short_id"`
+	Path         string `json:"path"`
+	PathBase64   string `json:"path_base64,omitempty"` // set when path is not valid UTF-8
+	Target       string `json:"target"`
+	TargetBase64 string `json:"target_base64,omitempty"`
+	Files        int64  `json:"files"`
+	Dirs         int64  `json:"dirs"`
+	Other        int64  `json:"other"` // symlinks, devices, FIFOs, sockets
+	Bytes        int64  `json:"bytes"`
+	Errors       int64  `json:"errors"`
+	Skipped      int64  `json:"skipped"`
+	// Differing: of the skipped, the files --overwrite never left whose
+	// size or modification time differ from the snapshot's.
+	Differing       int64   `json:"differing"`
 	DurationSeconds float64 `json:"duration_seconds"`
 }
 
@@ -303,9 +306,17 @@ func runRestore(c *cli.Context, e *env) error {
 		return fmt.Errorf("--include matched no file%s below %s, so nothing was restored: patterns are matched against paths in the snapshot (e.g. %s), see 'snap ls'",
 			also, sources.DisplayPath(sub), sources.DisplayPath(example))
 	}
+	if st.Differing > 0 {
+		what := fmt.Sprintf("%d files left as they were differ", st.Differing)
+		if st.Differing == 1 {
+			what = "1 file left as it was differs"
+		}
+		u.warnf("%s from the snapshot in size or modification time (%s): partly written by a restore that was cut off, or changed since; --overwrite if-changed writes them from the snapshot",
+			what, sources.DisplayPath(st.FirstDiffering))
+	}
 	if u.json {
 		u.jsonLine(restoreJSON{Type: "summary", SnapshotID: sn.ID.String(), ShortID: sn.ID.Short(), Path: sub, PathBase64: pathBase64(sub), Target: target, TargetBase64: pathBase64(target), Files: st.Files, Dirs: st.Dirs, Other: st.Other,
-			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, DurationSeconds: round2(time.Since(start).Seconds())})
+			Bytes: st.Bytes, Errors: st.Errors, Skipped: st.Skipped, Differing: st.Differing, DurationSeconds: round2(time.Since(start).Seconds())})
 	} else {
 		other, skipped := "", ""
 		if st.Other > 0 {
