@@ -87,7 +87,25 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 	}
 	entries, hits, failed := 0, 0, 0
 	for _, sn := range sns {
-		found, err := finder.Find(c.Context, sn.Tree)
+		// Text is written as the walk finds it, under a heading written
+		// at the first match; JSON holds one snapshot's matches, which
+		// its element lists.
+		var nodes []nodeJSON
+		n := 0
+		err := finder.Each(c.Context, sn.Tree, func(p string, node *snapshot.Node) error {
+			if n++; doc != nil {
+				nodes = append(nodes, toNodeJSON(p, node))
+				return nil
+			}
+			if n == 1 {
+				fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host))
+			}
+			_, err := fmt.Fprintf(e.stdout, "  %s\n", longLine(p, node))
+			return err
+		})
+		if n > 0 {
+			entries, hits = entries+n, hits+1
+		}
 		if err != nil {
 			if c.Context.Err() != nil {
 				if doc != nil {
@@ -99,23 +117,10 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 			failed++
 			continue
 		}
-		if len(found) == 0 {
-			continue
-		}
-		entries, hits = entries+len(found), hits+1
-		if doc != nil {
-			r := findJSON{Snapshot: toJSON(sn)}
-			for i := range found {
-				r.Nodes = append(r.Nodes, toNodeJSON(found[i].Path, &found[i].Node))
-			}
-			if err := doc.Add(r); err != nil {
+		if doc != nil && n > 0 {
+			if err := doc.Add(findJSON{Snapshot: toJSON(sn), Nodes: nodes}); err != nil {
 				return err
 			}
-			continue
-		}
-		fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host))
-		for i := range found {
-			fmt.Fprintf(e.stdout, "  %s\n", longLine(found[i].Path, &found[i].Node))
 		}
 	}
 	if doc != nil {
