@@ -96,6 +96,11 @@ type PruneOptions struct {
 	// which) is replaced so, without losing a blob. An ID may be a
 	// unique prefix; one that names no live pack is an error.
 	Repack []string
+	// NoMerge leaves small packs as they are (mergeSmall): for a job's
+	// prune after its create found the disk full, where Discard may be
+	// empty (the create's packs were not indexed, and are gone already)
+	// and a merge writes before it deletes (found by an exploratory test).
+	NoMerge bool
 	// DryRun computes the plan and changes nothing.
 	DryRun bool
 	// Lock is the caller's lock: ignored when looking at other locks,
@@ -786,8 +791,8 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		pl.repack(pp)
 		unused -= pp.blobBytes() - pp.usedBytes
 	}
-	if pl.o.MaxUnusedPercent < 100 && !pl.o.Instant && len(pl.o.Discard) == 0 {
-		pl.mergeSmall(int64(ix.r.Config().PackSize))
+	if pl.o.MaxUnusedPercent < 100 && !pl.o.Instant && len(pl.o.Discard) == 0 && !pl.o.NoMerge {
+		pl.mergeSmall(int64(ix.r.Config().PackSize), mergeBudget(ix.r.Backend()))
 	}
 	if err := pl.confirmDropped(ctx, ix, held); err != nil {
 		return err
@@ -1352,15 +1357,16 @@ func (pl *planner) repack(pp *prunePack) {
 // mergeSmall repacks the live packs smaller than a quarter of packSize
 // that stay as they are, when there are more than smallPackCount of them
 // (smallPackShare), the smallest first and at most smallPackBytes of
-// them: the first prune of a repository of years of nightly packs copies
-// them over several nights, not all at once. Fresh packs (indexed after
+// them, and within budget (mergeBudget; -1 for none): the first prune of a
+// repository of years of nightly packs copies them over several nights,
+// not all at once. Fresh packs (indexed after
 // the snapshot list) cannot be judged, and unused, marked or missing ones
 // are dealt with already. Not with Instant or Discard (Prune's caller):
 // those free space on a full disk, where a merge writes before it deletes
 // (found by a review). Nor a pack whose file holds more than its index
 // lists: a repack left damaged blobs there, which a merge would try, and
 // fail, to copy every night.
-func (pl *planner) mergeSmall(packSize int64) {
+func (pl *planner) mergeSmall(packSize, budget int64) {
 	var small []*prunePack
 	for _, pp := range pl.order {
 		if pp.action == actKeep && !pp.repack && pp.live() && !pp.missing && !pp.fresh && pp.usedBytes > 0 &&
@@ -1374,12 +1380,35 @@ func (pl *planner) mergeSmall(packSize int64) {
 	slices.SortStableFunc(small, func(a, b *prunePack) int { return cmp.Compare(pl.sizeOf(a), pl.sizeOf(b)) })
 	var bytes int64
 	for _, pp := range small {
-		if bytes += pl.sizeOf(pp); bytes > smallPackBytes*packSize && pl.st.SmallPacks > smallPackCount {
+		if bytes += pl.sizeOf(pp); bytes > smallPackBytes*packSize && pl.st.SmallPacks > smallPackCount || budget >= 0 && bytes > budget {
 			break
 		}
 		pl.repack(pp)
 		pl.st.SmallPacks++
 	}
+}
+
+// mergeBudget is how many bytes of small packs a prune may merge on the
+// repository's storage (-1: no limit known, as on S3). The merged packs'
+// space comes back only when their marks run out, 12 hours later by
+// default, so the merge must leave room for the backups meanwhile: at
+// least a tenth of the storage and twice the merge, besides a released
+// space reserve's room. A merge that took the last 13 MiB of 14 made the
+// next backup fail, and one that did not fit failed the prune, which then
+// deleted nothing (found by an exploratory test).
+func mergeBudget(be repo.Backend) int64 {
+	sr, ok := repo.As[repo.SpaceReserver](be)
+	if !ok {
+		return -1
+	}
+	free, err1 := sr.Free()
+	capacity, err2 := sr.Capacity()
+	room, _, err3 := sr.ReserveRoom()
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0
+	}
+	avail := int64(free) - int64(room)
+	return max(0, min(avail-int64(capacity/10), avail/3))
 }
 
 // forcedRepacks resolves PruneOptions.Repack to the packs it names.

@@ -821,8 +821,9 @@ func flipByte(t *testing.T, path string, off int) {
 // TestPruneMergesSmallPacks: more than 32 small packs in use are repacked
 // into one, whose blobs all still load; the old packs are marked, and
 // deleted by a prune after the delay. 32 stay, and so do any number with
-// --max-unused 100 (never repack) or --instant (freeing space on a full
-// disk, where a merge writes before it deletes).
+// --max-unused 100 (never repack), --instant (freeing space on a full
+// disk, where a merge writes before it deletes) or NoMerge (a job's prune
+// after its create found the disk full).
 func TestPruneMergesSmallPacks(t *testing.T) {
 	f := newFixture(t)
 	var used []index.BlobRef
@@ -833,7 +834,8 @@ func TestPruneMergesSmallPacks(t *testing.T) {
 		t.Fatalf("32 small packs repacked: %+v", st)
 	}
 	used = append(used, f.writePack(2)...)
-	for _, o := range []index.PruneOptions{{MaxUnusedPercent: 100, DeleteDelay: time.Hour}, {MaxUnusedPercent: 5, Instant: true}} {
+	for _, o := range []index.PruneOptions{{MaxUnusedPercent: 100, DeleteDelay: time.Hour}, {MaxUnusedPercent: 5, Instant: true},
+		{MaxUnusedPercent: 5, DeleteDelay: time.Hour, NoMerge: true}} {
 		if st := f.prune(o, used); st.RepackedPacks != 0 {
 			t.Fatalf("%+v repacked: %+v", o, st)
 		}

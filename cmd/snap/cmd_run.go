@@ -512,7 +512,7 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			if fullDisk && written != nil {
 				discard = written.all()
 			}
-			err = runPruneStep(ctx, e, s, j, discard)
+			err = runPruneStep(ctx, e, s, j, discard, fullDisk)
 		case "check":
 			err = runCheckStep(ctx, e, s, j, checkRotationFile(e, st.cacheDir, configPath, j.Name))
 		default:
@@ -831,9 +831,10 @@ func (l *packList) all() []repo.ID {
 // create indexed before it found the disk full: when no other snap
 // process runs, the prune takes the exclusive lock and deletes those that
 // no snapshot uses at once (index.PruneOptions.Discard), and the next
-// night's create finds the room the failed one took.
-func runPruneStep(ctx context.Context, e *env, s *session, j *Job, discard []repo.ID) error {
-	o := index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: 12 * time.Hour, Compression: repo.CompressionFastest}
+// night's create finds the room the failed one took. fullDisk (the create
+// found the disk full) leaves small packs unmerged.
+func runPruneStep(ctx context.Context, e *env, s *session, j *Job, discard []repo.ID, fullDisk bool) error {
+	o := index.PruneOptions{MaxUnusedPercent: 5, DeleteDelay: 12 * time.Hour, Compression: repo.CompressionFastest, NoMerge: fullDisk}
 	if mu := strings.TrimSuffix(j.Keep.MaxUnused, "%"); mu != "" {
 		pct, err := strconv.ParseFloat(mu, 64)
 		if err != nil || pct < 0 || pct > 100 {

@@ -678,3 +678,33 @@ keep = { last = 1, prune = true }
 	}
 	tr.mustRun("check", "--read-data")
 }
+
+// TestPruneMergeLeavesRoom: on a nearly full disk, prune merges no more
+// small packs than leaves room for the backups until the merged packs'
+// marks run out: a merge that took 13 MiB of the last 14 made the next
+// create fail (found by an exploratory test). And a job's prune after its
+// create found the disk full merges none.
+func TestPruneMergeLeavesRoom(t *testing.T) {
+	t.Parallel()
+	tr, mnt := newUninitRepoOnSmallFS(t, "40m")
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "4MiB")
+	src := filepath.Join(tr.dir, "src")
+	for i := range 40 {
+		writeRandom(t, filepath.Join(src, fmt.Sprintf("r%d", i)), uint64(i), 250_000)
+		tr.mustRun("create", "-q", src)
+	}
+	fillUpTo(t, filepath.Join(mnt, "filler"), 14<<20)
+	res := tr.mustRun("prune", "--json")
+	var st struct {
+		SmallPacks  int   `json:"small_packs"`
+		CopiedBytes int64 `json:"copied_bytes"`
+	}
+	must(t, json.Unmarshal(lastJSONLine(res.stdout), &st))
+	if st.CopiedBytes > 5<<20 {
+		t.Errorf("the prune merged %d small packs, %d bytes, with 14 MiB free", st.SmallPacks, st.CopiedBytes)
+	}
+	writeRandom(t, filepath.Join(src, "big"), 99, 4_000_000)
+	if res := tr.run("create", src); res.code != 0 {
+		t.Errorf("the create after the prune: exit %d\n%s", res.code, res.stderr)
+	}
+}
