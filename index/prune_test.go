@@ -725,6 +725,57 @@ func TestDropPendingLeavesTriedPacks(t *testing.T) {
 	}
 }
 
+// segmentDiskFull is a local backend whose segment saves fail as a full
+// disk does before the rename: nothing is stored.
+type segmentDiskFull struct{ repo.Backend }
+
+func (b segmentDiskFull) Unwrap() repo.Backend { return b.Backend }
+
+func (b segmentDiskFull) Save(ctx context.Context, h repo.Handle, data []byte) error {
+	if h.Type == repo.IndexFile {
+		return fmt.Errorf("save %s: write: %w", h, syscall.ENOSPC)
+	}
+	return b.Backend.Save(ctx, h, data)
+}
+
+// TestDropPendingAfterSegmentNotStored: on a local repository, a segment
+// write that failed for lack of room stored nothing, so its packs go with
+// the others (they stayed, holding the room of a full disk; found by an
+// exploratory test).
+func TestDropPendingAfterSegmentNotStored(t *testing.T) {
+	dir := t.TempDir()
+	be, err := local.Create(dir + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := repo.Init(ctx, segmentDiskFull{be}, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
+		repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{Host: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ix, err := index.Open(ctx, r, dir+"/cache", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	w := index.NewWriter(ix, index.WriterOptions{})
+	b := bytes.Repeat([]byte{7}, 1000)
+	if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(r.IDKey()).Sum(b)), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err == nil || !repo.DiskFull(err) {
+		t.Fatalf("flush whose segment write failed: %v", err)
+	}
+	if n, _ := w.DropPending(ctx); n != 1 {
+		t.Errorf("DropPending deleted %d packs, want the one no segment lists", n)
+	}
+	if packs, err := r.ListIDs(ctx, repo.PackFile); err != nil || len(packs) != 0 {
+		t.Fatalf("packs after DropPending: %v %v", packs, err)
+	}
+}
+
 // TestPruneKeepsTheIntactCopyOfADuplicate: a blob stored twice (a crashed
 // repack leaves that) is kept in the fuller pack, and the other copy goes
 // with its pack. When the fuller pack's copy is damaged (bit rot), prune

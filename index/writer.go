@@ -716,7 +716,7 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 				w.tried = map[repo.ID]bool{}
 			}
 			for _, p := range packs {
-				w.tried[p.ID] = true
+				w.tried[p.ID] = w.tried[p.ID] || !segmentNotStored(w.r.Backend(), err)
 			}
 		}
 		// (Only the local cache failed: the segment is in the
@@ -733,6 +733,18 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 		// to them yet), so they are confirmed like reused ones.
 		w.reused[p.ID] = struct{}{}
 	}
+}
+
+// segmentNotStored reports whether err, from a segment's save, says that
+// the segment is surely not in the repository: a local store writes it to
+// a temporary file and renames that into place, and a full disk fails the
+// write before the rename (the one error after it is ErrNotDurable). Its
+// packs may then go (DropPending): kept as "tried", a create that failed
+// there left them taking the room of a full disk (found by an exploratory
+// test). An error from S3 may come after the object was stored.
+func segmentNotStored(be repo.Backend, err error) bool {
+	_, local := repo.As[repo.SpaceReserver](be)
+	return local && repo.DiskFull(err) && !errors.Is(err, repo.ErrNotDurable)
 }
 
 // saveSegment writes the index segment for durable packs and adds it to

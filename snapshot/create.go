@@ -424,7 +424,11 @@ func saveProgress(ctx context.Context, w *index.Writer, runErr error) error {
 			if n == 1 {
 				what, verb = "the pack", "was"
 			}
-			return fmt.Errorf("%w (%s this run stored and had not indexed, %.1f MiB, %s deleted: the room is free again)", runErr, what, float64(size)/(1<<20), verb)
+			amount := fmt.Sprintf("%.1f MiB", float64(size)/(1<<20))
+			if size < 1<<20 {
+				amount = fmt.Sprintf("%d KiB", (size+1023)/1024) // "0.0 MiB" read as nothing
+			}
+			return fmt.Errorf("%w (%s this run stored and had not indexed, %s, %s deleted: the room is free again)", runErr, what, amount, verb)
 		}
 		return runErr
 	}
