@@ -440,8 +440,14 @@ func TestAtOnLsAndDump(t *testing.T) {
 	writeFile(t, f, []byte("wednesday"))
 	lateTimer := tr.createID("--time", "2026-12-02T03:07:31Z", src)
 	res = tr.mustRun("dump", "--at", "2026-12-02T03:00:00Z", f)
-	if res.stdout != "tuesday" || !strings.Contains(res.stderr, "snapshot "+lateTimer[:8]+" of ") || !strings.Contains(res.stderr, " was taken 7m30s after that time (a timer's random delay?)") {
+	if res.stdout != "tuesday" || !strings.Contains(res.stderr, "snapshot "+lateTimer[:8]+" of ") || !strings.Contains(res.stderr, " was taken 7m31s after that time (a timer's random delay?)") {
 		t.Errorf("dump --at 03:00 before a late timer's snapshot: %q\n%s", res.stdout, res.stderr)
+	}
+	// Given to the minute, the gap is told from the minute's start (it
+	// was told from its end: "6m32s"; found by an exploratory test).
+	res = tr.runEnv([]string{"TZ=UTC"}, nil, "dump", "--at", "2026-12-02 03:00", f)
+	if res.stdout != "tuesday" || !strings.Contains(res.stderr, " was taken 7m31s after that time (a timer's random delay?)") {
+		t.Errorf("dump --at '2026-12-02 03:00' before a late timer's snapshot: %q\n%s", res.stdout, res.stderr)
 	}
 	if res := tr.mustRun("dump", "--at", "2026-12-02T02:00:00Z", f); strings.Contains(res.stderr, "after that time") {
 		t.Errorf("dump --at an hour before: %s", res.stderr)

@@ -229,7 +229,14 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				copyUnreadable(u, sn, err, "snapshot %s cannot be copied: %v; the others are copied")
 				continue
 			}
-			return diskFull(fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err))
+			err = fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err)
+			if repo.DiskFull(err) && !index.CacheFailure(err) {
+				// Copy writes to the target alone: the general advice,
+				// followed as given, ran on the source (--repo).
+				return &fullDiskAdvised{fmt.Errorf("%w; the target's disk is full: free space there with 'snap prune --instant --max-unused 100 --repo %s' ('snap forget --repo %s' before it if that is not enough), or grow that file system",
+					err, shQuote(dst.location), shQuote(dst.location))}
+			}
+			return diskFull(err)
 		}
 		inTarget[snapshot.Origin(sn)] = out.ID
 		copied++

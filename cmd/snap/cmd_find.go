@@ -100,8 +100,10 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 			if n == 1 {
 				fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host))
 			}
-			_, err := fmt.Fprintf(e.stdout, "  %s\n", longLine(p, node))
-			return err
+			// A failed write is not the snapshot's: the output's writer
+			// remembers it, and the command fails at its end for it.
+			fmt.Fprintf(e.stdout, "  %s\n", longLine(p, node))
+			return nil
 		})
 		if n > 0 {
 			entries, hits = entries+n, hits+1

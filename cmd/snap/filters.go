@@ -757,7 +757,18 @@ func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, when time.T
 		if o.Time.Sub(when) > 30*time.Minute {
 			return ""
 		}
-		after := o.Time.Sub(when).Round(time.Second).String() + " after that time (a timer's random delay?)"
+		// when is the span's end ("03:00" is the whole minute, up to
+		// 03:00:59.999999999): the gap is told from its start, as the
+		// admin wrote it ("14s after" 03:00 for 03:01:14 misled; found
+		// by an exploratory test).
+		from := when
+		if when.Nanosecond() == 999_999_999 {
+			from = when.Truncate(time.Second)
+			if when.Second() == 59 {
+				from = when.Truncate(time.Minute)
+			}
+		}
+		after := o.Time.Sub(from).Round(time.Second).String() + " after that time (a timer's random delay?)"
 		if o.Time.Sub(when) < time.Second {
 			// "0s after": the first instant past the time asked (the
 			// next minute, or the jump past a skipped time).

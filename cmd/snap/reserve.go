@@ -16,19 +16,29 @@ import (
 const defaultReserve = 64 << 20
 
 // fullDiskAdvice says how to get out of a full disk.
-const fullDiskAdvice = "free space with 'snap forget' and then 'snap prune --instant --max-unused 100' (they may use the repository's space reserve), or grow the file system"
+// prune --instant first: what earlier prunes marked may be all the room
+// needed, and forgetting snapshots for it was not (found by an
+// exploratory test).
+const fullDiskAdvice = "free space with 'snap prune --instant --max-unused 100', which deletes at once what earlier prunes marked, and 'snap forget' before it if that is not enough (both may use the repository's space reserve), or grow the file system"
 
 // diskFull adds what to do to an error of a full disk: the repository's,
 // or the index cache's (a disk of its own, often).
 func diskFull(err error) error {
-	if err == nil || !repo.DiskFull(err) {
-		return err
+	var advised *fullDiskAdvised
+	if err == nil || !repo.DiskFull(err) || errors.As(err, &advised) {
+		return err // advised once is enough (the pre-flight's, then create's, said it twice)
 	}
 	if index.CacheFailure(err) {
-		return fmt.Errorf("%w; the disk of the index cache is full (not the repository's): free space there, or give --cache-dir on another disk; the repository is consistent", err)
+		return &fullDiskAdvised{fmt.Errorf("%w; the disk of the index cache is full (not the repository's): free space there, or give --cache-dir on another disk; the repository is consistent", err)}
 	}
-	return fmt.Errorf("%w; the repository's disk is full: %s", err, fullDiskAdvice)
+	return &fullDiskAdvised{fmt.Errorf("%w; the repository's disk is full: %s", err, fullDiskAdvice)}
 }
+
+// fullDiskAdvised is an error diskFull added its advice to.
+type fullDiskAdvised struct{ err error }
+
+func (e *fullDiskAdvised) Error() string { return e.err.Error() }
+func (e *fullDiskAdvised) Unwrap() error { return e.err }
 
 // releaseReserve frees the repository's space reserve, so that the
 // command that frees space (s.freeing: forget, prune) can run on a full

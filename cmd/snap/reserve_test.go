@@ -123,6 +123,10 @@ func TestSpaceReserve(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, "disk is full") || !strings.Contains(res.stderr, "snap forget") {
 		t.Fatalf("create on a full disk: exit %d\n%s", res.code, res.stderr)
 	}
+	// Said once (the pre-flight's advice was given again by create's).
+	if n := strings.Count(res.stderr, "disk is full"); n != 1 {
+		t.Errorf("the advice is given %d times:\n%s", n, res.stderr)
+	}
 	if n := len(tr.listJSON()); n != 2 {
 		t.Fatalf("%d snapshots after a create on a full disk, want 2", n)
 	}
