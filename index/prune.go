@@ -1379,10 +1379,19 @@ func (pl *planner) mergeSmall(packSize, budget int64) {
 	}
 	slices.SortStableFunc(small, func(a, b *prunePack) int { return cmp.Compare(pl.sizeOf(a), pl.sizeOf(b)) })
 	var bytes int64
+	var chosen []*prunePack
 	for _, pp := range small {
-		if bytes += pl.sizeOf(pp); bytes > smallPackBytes*packSize && pl.st.SmallPacks > smallPackCount || budget >= 0 && bytes > budget {
+		if bytes += pl.sizeOf(pp); bytes > smallPackBytes*packSize && len(chosen) > smallPackCount || budget >= 0 && bytes > budget {
 			break
 		}
+		chosen = append(chosen, pp)
+	}
+	if len(chosen) < 2 {
+		// One small pack copied is one small pack again, and a marked
+		// copy held for the delay (found by a review).
+		return
+	}
+	for _, pp := range chosen {
 		pl.repack(pp)
 		pl.st.SmallPacks++
 	}
@@ -1392,7 +1401,8 @@ func (pl *planner) mergeSmall(packSize, budget int64) {
 // repository's storage (-1: no limit known, as on S3). The merged packs'
 // space comes back only when their marks run out, 12 hours later by
 // default, so the merge must leave room for the backups meanwhile: at
-// least a tenth of the storage and twice the merge, besides a released
+// least a tenth of the storage (up to mergeMargin) and twice the merge,
+// besides a released
 // space reserve's room. A merge that took the last 13 MiB of 14 made the
 // next backup fail, and one that did not fit failed the prune, which then
 // deleted nothing (found by an exploratory test).
@@ -1408,8 +1418,14 @@ func mergeBudget(be repo.Backend) int64 {
 		return 0
 	}
 	avail := int64(free) - int64(room)
-	return max(0, min(avail-int64(capacity/10), avail/3))
+	// A tenth of the storage, but no more than 4 GiB: a 10 TB disk with
+	// 900 GB free would never merge again (found by a review).
+	margin := min(int64(capacity/10), mergeMargin)
+	return max(0, min(avail-margin, avail/3))
 }
+
+// mergeMargin caps the free space a merge must leave beside itself.
+const mergeMargin = 4 << 30
 
 // forcedRepacks resolves PruneOptions.Repack to the packs it names.
 func (pl *planner) forcedRepacks() (map[*prunePack]bool, error) {

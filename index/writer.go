@@ -90,7 +90,9 @@ type Writer struct {
 	// may have stored the segment all the same (a directory fsync that
 	// failed after the rename, a removal after a lost lock that failed,
 	// a store that kept what it was sent before the answer was lost), so
-	// an index may list them (DropPending leaves them).
+	// an index may list them (DropPending leaves them). Not those of a
+	// local write the full disk failed before its rename
+	// (segmentNotStored).
 	tried  map[repo.ID]bool
 	reused map[repo.ID]struct{} // packs this run relies on: of blobs it reused, and its own once indexed
 	// segments are the index segments this writer wrote (Withdraw).
@@ -927,8 +929,9 @@ func (w *Writer) SaveProgress(ctx context.Context) error {
 // they take is free again. No other process can rely on them (no index
 // lists them), and no snapshot refers to them. A pack named by a segment
 // write that failed is left, as that write may have stored the segment
-// all the same (tried): prune deletes it, marked or unindexed as it turns
-// out. It returns how many it deleted and their size; a pack it could not
+// all the same (tried; not one of a local write a full disk failed before
+// its rename, segmentNotStored): prune deletes it, marked or unindexed as
+// it turns out. It returns how many it deleted and their size; a pack it could not
 // delete is left to prune too. The writer is not used after it.
 func (w *Writer) DropPending(ctx context.Context) (int, int64) {
 	w.uploads.Wait()

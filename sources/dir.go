@@ -265,7 +265,7 @@ func (d *Dir) unreadableKept(name string, m Meta, same func(ino uint64) bool) bo
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != m.Size || nanos(st.Mtim) != m.MTime ||
-		same != nil && !same(st.Ino) {
+		same != nil && !same(st.Ino) || st.Nlink > 1 && m.Links < 2 { // as in RefreshFile (found by a review)
 		return false
 	}
 	// The descriptor's /proc link leads to exactly its inode (as in

@@ -449,6 +449,11 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if res.stdout != "tuesday" || !strings.Contains(res.stderr, " was taken 7m31s after that time (a timer's random delay?)") {
 		t.Errorf("dump --at '2026-12-02 03:00' before a late timer's snapshot: %q\n%s", res.stdout, res.stderr)
 	}
+	// And given to a second that ends in :59, from that second (review).
+	res = tr.runEnv([]string{"TZ=UTC"}, nil, "dump", "--at", "2026-12-02T03:06:59Z", f)
+	if res.stdout != "tuesday" || !strings.Contains(res.stderr, " was taken 32s after that time (a timer's random delay?)") {
+		t.Errorf("dump --at 03:06:59 before a late timer's snapshot: %q\n%s", res.stdout, res.stderr)
+	}
 	if res := tr.mustRun("dump", "--at", "2026-12-02T02:00:00Z", f); strings.Contains(res.stderr, "after that time") {
 		t.Errorf("dump --at an hour before: %s", res.stderr)
 	}

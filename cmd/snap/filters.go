@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -733,7 +734,7 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 	// The snapshot is one the user did not name: say which, and whether
 	// another host or set of paths was passed over.
 	passed := f.Apply(sns)
-	others, soon := otherSets(passed, sn), takenSoonAfter(passed, sn, when)
+	others, soon := otherSets(passed, sn), takenSoonAfter(passed, sn, c.String("at"), when)
 	say := s.ui.noticef
 	if others != "" || soon != "" {
 		// It may not be the one meant: a script choosing by time needs
@@ -749,7 +750,7 @@ func (s *session) findAt(c *cli.Context, sns []*snapshot.Snapshot, when time.Tim
 // set for 03:00 starts up to random_delay later, and "--at 03:00" then
 // chose the night before, with nothing to say so (found by an
 // exploratory test). "" otherwise.
-func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, when time.Time) string {
+func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, at string, when time.Time) string {
 	for _, o := range sns {
 		if !o.Time.After(when) || !sameSet(o, sn) {
 			continue
@@ -761,13 +762,7 @@ func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, when time.T
 		// 03:00:59.999999999): the gap is told from its start, as the
 		// admin wrote it ("14s after" 03:00 for 03:01:14 misled; found
 		// by an exploratory test).
-		from := when
-		if when.Nanosecond() == 999_999_999 {
-			from = when.Truncate(time.Second)
-			if when.Second() == 59 {
-				from = when.Truncate(time.Minute)
-			}
-		}
+		from := spanStart(at, when)
 		after := o.Time.Sub(from).Round(time.Second).String() + " after that time (a timer's random delay?)"
 		if o.Time.Sub(when) < time.Second {
 			// "0s after": the first instant past the time asked (the
@@ -779,6 +774,27 @@ func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, when time.T
 	}
 	return ""
 }
+
+// spanStart is the start of the span --at at names, whose end is when: a
+// time written to the second is that second, one written to the minute
+// that minute (parseTime); a date, an instant or anything else is told
+// from when itself.
+func spanStart(at string, when time.Time) time.Time {
+	switch {
+	case when.Nanosecond() != 999_999_999:
+		return when
+	case toSecond.MatchString(at):
+		return when.Add(-time.Second + time.Nanosecond)
+	case toMinute.MatchString(at):
+		return when.Add(-time.Minute + time.Nanosecond)
+	}
+	return when
+}
+
+var (
+	toSecond = regexp.MustCompile(`\d:\d\d:\d\d`)
+	toMinute = regexp.MustCompile(`\d:\d\d`)
+)
 
 // laterHint adds to the error of a time before every snapshot under the
 // filters which snapshot is the first after it (that holds subs[0], when

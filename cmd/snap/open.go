@@ -326,7 +326,7 @@ func (s *session) relock(ctx context.Context, mode lockMode) error {
 			// Its lock does not fit even with the reserve released (or
 			// there is none): the advice to run this very command again
 			// would go round in circles.
-			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap forget' and 'snap prune --instant --max-unused 100'", err, s.freeing)
+			return fmt.Errorf("%w; the repository's disk is full, and no space reserve is left to let %s run (docs/usage.md, \"A full disk\"): free some space on that file system outside the repository, or grow it, then run 'snap prune --instant --max-unused 100' ('snap forget' before it if that frees too little)", err, s.freeing)
 		}
 		if s.readsOnly && repo.DiskFull(err) {
 			// Reading needs no space: forget and prune first would be
