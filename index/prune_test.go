@@ -682,29 +682,28 @@ func (b storedButFailed) Save(ctx context.Context, h repo.Handle, data []byte) e
 	return fmt.Errorf("%w: sync index: %w", repo.ErrNotDurable, syscall.ENOSPC)
 }
 
-// TestDropPendingLeavesTriedPacks: a writer that failed for lack of room
-// deletes the packs no segment write named, but not those of a segment
-// write that failed: that write may have stored the segment all the same,
-// which then lists them (deleting them lost blobs a later create deduped
-// against; found by a review).
-func TestDropPendingLeavesTriedPacks(t *testing.T) {
+// flushFailed writes one blob through a writer on a local repository
+// wrapped by wrap, whose Flush must fail as on a full disk, and returns
+// the repository and the writer.
+func flushFailed(t *testing.T, wrap func(repo.Backend) repo.Backend) (*repo.Repository, *index.Writer) {
+	t.Helper()
 	dir := t.TempDir()
 	be, err := local.Create(dir + "/repo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	r, err := repo.Init(ctx, storedButFailed{be}, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
+	r, err := repo.Init(ctx, wrap(be), "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
 		repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{Host: "alpha"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
 	ix, err := index.Open(ctx, r, dir+"/cache", index.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ix.Close()
+	t.Cleanup(func() { ix.Close() })
 	w := index.NewWriter(ix, index.WriterOptions{})
 	b := bytes.Repeat([]byte{7}, 1000)
 	if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(r.IDKey()).Sum(b)), b); err != nil {
@@ -713,6 +712,17 @@ func TestDropPendingLeavesTriedPacks(t *testing.T) {
 	if err := w.Flush(ctx); err == nil || !repo.DiskFull(err) {
 		t.Fatalf("flush whose segment write failed: %v", err)
 	}
+	return r, w
+}
+
+// TestDropPendingLeavesTriedPacks: a writer that failed for lack of room
+// deletes the packs no segment write named, but not those of a segment
+// write that failed: that write may have stored the segment all the same,
+// which then lists them (deleting them lost blobs a later create deduped
+// against; found by a review).
+func TestDropPendingLeavesTriedPacks(t *testing.T) {
+	r, w := flushFailed(t, func(be repo.Backend) repo.Backend { return storedButFailed{be} })
+	ctx := context.Background()
 	if n, _ := w.DropPending(ctx); n != 0 {
 		t.Errorf("DropPending deleted %d packs a stored segment lists", n)
 	}
@@ -743,31 +753,8 @@ func (b segmentDiskFull) Save(ctx context.Context, h repo.Handle, data []byte) e
 // the others (they stayed, holding the room of a full disk; found by an
 // exploratory test).
 func TestDropPendingAfterSegmentNotStored(t *testing.T) {
-	dir := t.TempDir()
-	be, err := local.Create(dir + "/repo")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, w := flushFailed(t, func(be repo.Backend) repo.Backend { return segmentDiskFull{be} })
 	ctx := context.Background()
-	r, err := repo.Init(ctx, segmentDiskFull{be}, "pw", repo.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1},
-		repo.ChunkerParams{Polynomial: 0x3DA3358B4DC173, MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, repo.Options{Host: "alpha"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ix, err := index.Open(ctx, r, dir+"/cache", index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
-	w := index.NewWriter(ix, index.WriterOptions{})
-	b := bytes.Repeat([]byte{7}, 1000)
-	if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(r.IDKey()).Sum(b)), b); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(ctx); err == nil || !repo.DiskFull(err) {
-		t.Fatalf("flush whose segment write failed: %v", err)
-	}
 	if n, _ := w.DropPending(ctx); n != 1 {
 		t.Errorf("DropPending deleted %d packs, want the one no segment lists", n)
 	}
