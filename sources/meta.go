@@ -243,9 +243,15 @@ func FromStat(name string, st *unix.Stat_t) Meta {
 }
 
 func readlink(path string) (string, error) {
+	return readlinkWith(func(buf []byte) (int, error) { return unix.Readlink(path, buf) })
+}
+
+// readlinkWith reads a symlink's target with read (readlink(2) or
+// readlinkat(2)), in a buffer grown until the target fits.
+func readlinkWith(read func(buf []byte) (int, error)) (string, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
-		n, err := unix.Readlink(path, buf)
+		n, err := read(buf)
 		if err != nil {
 			return "", err
 		}
