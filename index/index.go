@@ -265,7 +265,7 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 		return nil, err
 	}
 	if !o.NoSync {
-		ix.shrinkIfSparse(o.Log)
+		ix.Shrink(o.Log)
 	}
 	if o.CacheTreePacks {
 		ix.packs = newPackCache(filepath.Join(dir, "packs"), min(4*int64(r.Config().PackSize), 256<<20))

@@ -531,9 +531,7 @@ func TestCompactionDoesNotRecurse(t *testing.T) {
 	}
 	var dead uint64
 	_ = ix.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bMeta).Get([]byte("deadpacks")); len(v) == 8 {
-			dead = binary.BigEndian.Uint64(v)
-		}
+		dead, _ = metaUint(tx.Bucket(bMeta), metaDeadPacks)
 		return nil
 	})
 	if dead >= 1000 {

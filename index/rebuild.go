@@ -47,9 +47,22 @@ func (ix *Index) reset(keep []byte) error {
 const sweepMin = 32
 
 // metaSwept, in the meta bucket, is what the entries the last sweep kept
-// take in their pages, until the next Open reads it (shrinkIfSparse): the
+// take in their pages, until the next Open reads it (Shrink): the
 // sweep may run at the end of a command, and its pages stay allocated.
 var metaSwept = []byte("swept")
+
+// metaDeadPacks, in the meta bucket, counts the packs dropSegment dropped
+// whose entries no sweep has removed yet.
+var metaDeadPacks = []byte("deadpacks")
+
+// metaUint reads the uint64 at key of the meta bucket (ok false when it
+// has none).
+func metaUint(meta *bolt.Bucket, key []byte) (n uint64, ok bool) {
+	if v := meta.Get(key); len(v) == 8 {
+		return binary.BigEndian.Uint64(v), true
+	}
+	return 0, false
+}
 
 // sweepBatch is the number of keys sweepDead reads per write transaction:
 // the pages a transaction changes stay in memory until it commits (on a
@@ -62,9 +75,7 @@ const sweepBatch = 10000
 func (ix *Index) sweepDead(ctx context.Context) error {
 	var dead, live uint64
 	_ = ix.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bMeta).Get([]byte("deadpacks")); len(v) == 8 {
-			dead = binary.BigEndian.Uint64(v)
-		}
+		dead, _ = metaUint(tx.Bucket(bMeta), metaDeadPacks)
 		if dead >= sweepMin { // counting the packs reads the whole bucket
 			live = uint64(tx.Bucket(bPacks).Stats().KeyN)
 		}
@@ -90,11 +101,8 @@ func (ix *Index) sweepDead(ctx context.Context) error {
 		}
 		// Less those swept: packs dropped meanwhile (a segment added
 		// by another goroutine) left entries the sweep may have missed.
-		now := uint64(0)
-		if v := meta.Get([]byte("deadpacks")); len(v) == 8 {
-			now = binary.BigEndian.Uint64(v)
-		}
-		return meta.Put([]byte("deadpacks"), binary.BigEndian.AppendUint64(nil, now-min(now, dead)))
+		now, _ := metaUint(meta, metaDeadPacks)
+		return meta.Put(metaDeadPacks, binary.BigEndian.AppendUint64(nil, now-min(now, dead)))
 	})
 }
 

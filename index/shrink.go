@@ -2,7 +2,6 @@ package index
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -46,7 +45,7 @@ const compactSuffix = ".compact"
 // none; bbolt's Compact, one 16 MiB transaction after another, 1.9 s.
 const copyBatch = 256 << 10
 
-// shrinkIfSparse rewrites the cache file compactly when it is much larger
+// Shrink rewrites the cache file compactly when it is much larger
 // than its entries need (see shrinkRatio): a copy in a new file, made
 // durable, then renamed over the cache, whose lock this process holds
 // throughout. A failure (a full disk) leaves the cache as it was, with a
@@ -59,16 +58,17 @@ const copyBatch = 256 << 10
 //
 // It must run while no other goroutine uses ix: Open calls it before it
 // returns, repair after rebuilding the cache.
-func (ix *Index) shrinkIfSparse(log func(string)) {
+func (ix *Index) Shrink(log func(string)) {
 	if ix.tempDir != "" { // a private copy, removed at Close
 		return
 	}
 	var size, others int64
-	var kept []byte
+	var kept uint64
+	var swept bool
 	_ = ix.db.View(func(tx *bolt.Tx) error {
 		size = tx.Size()
-		kept = bytes.Clone(tx.Bucket(bMeta).Get(metaSwept))
-		if len(kept) == 8 {
+		kept, swept = metaUint(tx.Bucket(bMeta), metaSwept)
+		if swept {
 			// The small buckets (packs, seqs, segments: a few hundred
 			// bytes a pack) as they are; reading them is cheap.
 			for _, name := range allBuckets {
@@ -82,13 +82,13 @@ func (ix *Index) shrinkIfSparse(log func(string)) {
 	})
 	st := ix.db.Stats()
 	need := size - int64(st.FreePageN+st.PendingPageN)*int64(ix.db.Info().PageSize)
-	if len(kept) == 8 {
-		need = min(need, int64(float64(binary.BigEndian.Uint64(kept))/fillRatio)+others)
+	if swept {
+		need = min(need, int64(float64(kept)/fillRatio)+others)
 	}
 	// Read once (entries added later make it wrong), unless the shrink is
 	// put off for want of room.
 	forget := func() {
-		if len(kept) == 8 {
+		if swept {
 			_ = ix.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Delete(metaSwept) })
 		}
 	}
@@ -108,11 +108,6 @@ func (ix *Index) shrinkIfSparse(log func(string)) {
 		log(fmt.Sprintf("index cache %s: could not make it smaller (%v); it stays as it was", ix.path, err))
 	}
 }
-
-// Shrink rewrites the cache file compactly if it is much larger than its
-// entries need (shrinkIfSparse). It must run while no other goroutine
-// uses ix.
-func (ix *Index) Shrink(log func(string)) { ix.shrinkIfSparse(log) }
 
 // shrink copies the cache into a new file and puts that in its place.
 func (ix *Index) shrink() error {

@@ -431,10 +431,7 @@ func dropSegment(tx *bolt.Tx, id repo.ID, supersededBy *repo.ID) error {
 		return nil
 	}
 	list = bytes.Clone(list)
-	dead := uint64(0)
-	if v := meta.Get([]byte("deadpacks")); len(v) == 8 {
-		dead = binary.BigEndian.Uint64(v)
-	}
+	dead, _ := metaUint(meta, metaDeadPacks)
 	for i := 0; i+32 <= len(list); i += 32 {
 		pid := list[i : i+32]
 		rec, ok := decodePackRec(packs.Get(pid))
@@ -449,7 +446,7 @@ func dropSegment(tx *bolt.Tx, id repo.ID, supersededBy *repo.ID) error {
 		}
 		dead++
 	}
-	if err := meta.Put([]byte("deadpacks"), binary.BigEndian.AppendUint64(nil, dead)); err != nil {
+	if err := meta.Put(metaDeadPacks, binary.BigEndian.AppendUint64(nil, dead)); err != nil {
 		return err
 	}
 	return segs.Delete(id[:])
