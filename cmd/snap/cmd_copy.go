@@ -230,12 +230,12 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				continue
 			}
 			err = fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err)
-			if _, local := repo.As[repo.SpaceReserver](dst.r.Backend()); repo.DiskFull(err) && !index.CacheFailure(err) && !local {
-				// A target on S3 has no disk to fill: the local one is
-				// full (the cache's pair map, the fetcher's packs).
-				return &fullDiskAdvised{fmt.Errorf("%w; the local disk is full (the cache's, or the temporary directory's): free space there, or give --cache-dir on another disk", err)}
-			}
 			if repo.DiskFull(err) && !index.CacheFailure(err) {
+				if _, local := repo.As[repo.SpaceReserver](dst.r.Backend()); !local {
+					// A target on S3 has no disk to fill: the local one
+					// is full (the cache's pair map, the fetcher's packs).
+					return &fullDiskAdvised{fmt.Errorf("%w; the local disk is full (the cache's, or the temporary directory's): free space there, or give --cache-dir on another disk", err)}
+				}
 				// Copy writes to the target alone: the general advice,
 				// followed as given, ran on the source (--repo). (The
 				// cache's disk may be the same one.)
