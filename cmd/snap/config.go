@@ -395,6 +395,12 @@ func parseConfig(path, doc string) (*Config, []Problem, error) {
 			// The parser names the line where it gave up, which for an
 			// unclosed array or string is the line after the mistake:
 			// naming the key it was reading points at the mistake itself.
+			// A line that ends too early ("[jobs.a" with no "]") is
+			// reported at the newline, which the parser counts as the
+			// start of the next line.
+			if strings.Contains(msg, `got '\n'`) && line > 1 {
+				line--
+			}
 			if pe.LastKey != "" && !strings.Contains(msg, pe.LastKey) {
 				msg += " (in the value of " + pe.LastKey + ")"
 			}

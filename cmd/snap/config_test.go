@@ -203,6 +203,19 @@ func TestConfigSyntaxErrorLine(t *testing.T) {
 	}
 }
 
+// A table header cut short is named on its own line, not the next one.
+func TestConfigUnclosedHeaderLine(t *testing.T) {
+	for _, doc := range []string{
+		"repository = \"/r\"\n\n[jobs.a\npaths = [\"/x\"]\n",
+		"repository = \"/r\"\n\n[[jobs\npaths = [\"/x\"]\n",
+	} {
+		_, problems, err := parseConfig("/c.toml", doc)
+		if err == nil || len(problems) != 1 || problems[0].Line != 3 {
+			t.Errorf("%q: err %v, problems %+v, want one on line 3", doc, err, problems)
+		}
+	}
+}
+
 func TestTOMLKeyLines(t *testing.T) {
 	doc := `# comment
 a = 1
