@@ -1223,7 +1223,10 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				if !own {
 					key = toml.Key{"repository"}
 				}
+				reason, _ := local.NoConfigReason(abs)
 				switch {
+				case reason != "":
+					d.errorf(key, "%s", reason) // as a run says it
 				case !initOK:
 					d.errorf(key, "no repository at %s: %s", dir, hint)
 				case !own:
@@ -1231,14 +1234,19 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 				default:
 					// 'snap init --config' would make the file's top-level
 					// repository, not this job's.
-					how := "snap init -r " + shQuote(dir)
+					how := "snap init -r " + shellWord(dir)
 					switch {
 					case j.PasswordFile != "":
-						how += " --password-file " + shQuote(cfg.resolveRelative(j.PasswordFile))
+						how += " --password-file " + shellWord(cfg.resolveRelative(j.PasswordFile))
 					case j.PasswordCommand != "":
-						how += " --password-command " + shQuote(j.PasswordCommand)
+						how += " --password-command " + shellWord(j.PasswordCommand)
 					}
-					d.errorf(key, "no repository at %s: %s '%s'", dir, mountFirst, how)
+					if strings.Contains(how, "'") {
+						how = ": " + how // quotes inside quotes read wrong
+					} else {
+						how = " '" + how + "'"
+					}
+					d.errorf(key, "no repository at %s: %s%s", dir, mountFirst, how)
 				}
 			}
 		}

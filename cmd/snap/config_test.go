@@ -276,12 +276,24 @@ password_file = "pw"
 [jobs.c]
 paths = ["` + dir + `"]
 repository = "` + filepath.Join(dir, "other") + `"
+
+[jobs.d]
+paths = ["` + dir + `"]
+repository = "` + filepath.Join(dir, "damaged") + `"
 `
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A directory of other files is no place for 'snap init' (it refuses).
 	if err := os.MkdirAll(filepath.Join(dir, "other", "files"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A repository that lost its config is damaged, as a run says, not
+	// a place for 'snap init' (found by an exploratory test).
+	if err := os.MkdirAll(filepath.Join(dir, "damaged", "snapshots"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "damaged", "snapshots", strings.Repeat("ab", 32)), []byte("k"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, problems, err := loadConfig(path)
@@ -309,8 +321,9 @@ repository = "` + filepath.Join(dir, "other") + `"
 		":4: warning: jobs.a: no timeout: a dump blocked on a table lock",
 		// A job's own repository: 'snap init --config' would make the
 		// top-level one.
-		":11: jobs.b.repository: no repository at " + filepath.Join(dir, "jobrepo") + ": if it is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init -r '" + filepath.Join(dir, "jobrepo") + "' --password-file '" + pw + "''",
+		":11: jobs.b.repository: no repository at " + filepath.Join(dir, "jobrepo") + ": if it is on a disk that is not mounted, mount it; to create a new repository there, run 'snap init -r " + filepath.Join(dir, "jobrepo") + " --password-file " + pw + "'",
 		":16: jobs.c.repository: no repository at " + filepath.Join(dir, "other") + ": a directory that holds other files but no repository",
+		":20: jobs.d.repository: " + filepath.Join(dir, "damaged") + " holds a repository's snapshots/ but no config file: the repository is damaged",
 	} {
 		if !strings.Contains(all, frag) {
 			t.Errorf("missing %q in\n%s", frag, all)

@@ -64,22 +64,11 @@ func Open(dir string) (*Backend, error) {
 			return nil, fmt.Errorf("%s: %w (%s)", abs, repo.ErrNoRepository, noRepositoryHint(abs))
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			// A repository that lost its config is not "no repository":
-			// 'snap init' is not the advice to give there.
-			var parts []string
-			for _, t := range []repo.FileType{repo.KeyFile, repo.PackFile, repo.IndexFile, repo.SnapshotFile} {
-				if holdsSnapFiles(filepath.Join(abs, string(t)), t) {
-					parts = append(parts, string(t)+"/")
-				}
-			}
-			if entries, err := os.ReadDir(abs); err == nil && len(entries) > 0 && interruptedInit(abs, entries) {
-				// No data, index or snapshot: an init that stopped, not a
-				// damaged repository (whose advice would send the admin
-				// looking for a config that never was).
-				return nil, fmt.Errorf("%s holds what an init that was stopped left (empty directories, no config): nothing was stored; empty it (find %s -mindepth 1 -delete) and run 'snap init' again: %w", abs, shellQuote(abs), repo.ErrNoRepository)
-			}
-			if len(parts) > 0 {
-				return nil, fmt.Errorf("%s holds a repository's %s but no config file: the repository is damaged; put its config back from a copy of the repository", abs, strings.Join(parts, ", "))
+			switch reason, interrupted := NoConfigReason(abs); {
+			case interrupted:
+				return nil, fmt.Errorf("%s: %w", reason, repo.ErrNoRepository)
+			case reason != "":
+				return nil, errors.New(reason)
 			}
 			return nil, fmt.Errorf("%s: %w (%s)", abs, repo.ErrNoRepository, noRepositoryHint(abs))
 		}
@@ -90,6 +79,32 @@ func Open(dir string) (*Backend, error) {
 		return nil, fmt.Errorf("open repository %s: %w", abs, accessError(abs, err))
 	}
 	return &Backend{dir: abs, root: root, base: readBase(root, abs), packs: newOpenFiles(packFilesOpen), perms: permsLike(config)}, nil
+}
+
+// NoConfigReason says what abs, a directory without a config file, holds
+// when that is more than nothing: a repository that lost its config (its
+// keys/, data/, … are there), which is damaged rather than "no
+// repository", so 'snap init' is not the advice; or what an init that was
+// stopped left (interrupted). It is "" for a directory that is empty,
+// missing or holds other files (NoRepositoryHint says what to do there).
+// Open and 'snap config check' give the same diagnosis.
+func NoConfigReason(abs string) (reason string, interrupted bool) {
+	if entries, err := os.ReadDir(abs); err == nil && len(entries) > 0 && interruptedInit(abs, entries) {
+		// No data, index or snapshot: an init that stopped, not a
+		// damaged repository (whose advice would send the admin
+		// looking for a config that never was).
+		return fmt.Sprintf("%s holds what an init that was stopped left (empty directories, no config): nothing was stored; empty it (find %s -mindepth 1 -delete) and run 'snap init' again", abs, shellQuote(abs)), true
+	}
+	var parts []string
+	for _, t := range []repo.FileType{repo.KeyFile, repo.PackFile, repo.IndexFile, repo.SnapshotFile} {
+		if holdsSnapFiles(filepath.Join(abs, string(t)), t) {
+			parts = append(parts, string(t)+"/")
+		}
+	}
+	if len(parts) > 0 {
+		return fmt.Sprintf("%s holds a repository's %s but no config file: the repository is damaged; put its config back from a copy of the repository", abs, strings.Join(parts, ", ")), false
+	}
+	return "", false
 }
 
 // packFilesOpen is how many pack files Load keeps open.
