@@ -43,7 +43,7 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 - **SNAP_TO_REPOSITORY**, **SNAP_TO_PASSWORD_FILE**, **SNAP_TO_PASSWORD**, **SNAP_TO_PASSWORD_COMMAND**: the target of **snap copy** and its password.
 - **SNAP_NEW_PASSWORD_FILE**, **SNAP_NEW_PASSWORD**, **SNAP_NEW_PASSWORD_COMMAND**: the new password of **snap key add** and **snap key passwd**.
 - **SNAP_FROM_REPOSITORY**, **SNAP_FROM_PASSWORD_FILE**, **SNAP_FROM_PASSWORD**, **SNAP_FROM_PASSWORD_COMMAND**: the repository whose chunker parameters **snap init --copy-chunker-params-from** takes, and its password.
-- **SNAP_METRICS_DIR**: default for **snap run --metrics-dir**.
+- **SNAP_METRICS_DIR**: default for **snap run --metrics-dir** when the config has no **metrics_dir**.
 - **SNAP_PROGRESS_INTERVAL**: how often progress is shown (a duration; 0 turns progress off, on the terminal and as JSON lines).
 - **SNAP_DEBUG**: when set, an internal error also prints where it happened (a stack trace).
 - **SNAP_CPUPROFILE**, **SNAP_MEMPROFILE**, **SNAP_TRACE**: write a CPU profile, a heap profile or an execution trace of the run to that file (a new one, or one that holds a profile or trace already; never through a link or where another user could redirect it).

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -175,14 +174,18 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 	}
 	u := newUI(c, e)
 	start := time.Now()
-	metricsDir := cmp.Or(c.String("metrics-dir"), cfg.resolveRelative(cfg.MetricsDir))
-	// Which setting named it, for the fix of a directory that is missing.
-	metricsFrom := "metrics_dir in " + cfg.Path
+	// The flag, else the config's metrics_dir, else SNAP_METRICS_DIR: as
+	// for the repository and the password, a variable left in the
+	// environment does not move what the config names (it sent the
+	// metrics away from node_exporter; found by an exploratory test).
+	// metricsFrom: which setting named it, for the fix of a directory
+	// that is missing.
+	metricsDir, metricsFrom := c.String("metrics-dir"), "SNAP_METRICS_DIR"
 	switch {
 	case e.flagGiven("--metrics-dir"):
 		metricsFrom = "--metrics-dir"
-	case c.String("metrics-dir") != "":
-		metricsFrom = "SNAP_METRICS_DIR"
+	case cfg.MetricsDir != "":
+		metricsDir, metricsFrom = cfg.resolveRelative(cfg.MetricsDir), "metrics_dir in "+cfg.Path
 	}
 	var results []jobResult
 	for i, j := range jobs {

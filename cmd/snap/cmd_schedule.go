@@ -104,6 +104,9 @@ type unitJSON struct {
 	// Outdated: the unit files differ from what 'schedule install' would
 	// write from the config now (a changed schedule, a moved binary).
 	Outdated bool `json:"outdated,omitempty"`
+	// ServiceMissing: the timer is snap's but its service file is gone
+	// (or is not snap's): the timer starts nothing.
+	ServiceMissing bool `json:"service_missing,omitempty"`
 	// NotInConfig: installed from this config, which no longer has the
 	// job or its schedule; the timer still runs it.
 	NotInConfig bool `json:"not_in_config,omitempty"`
@@ -236,7 +239,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	var out []unitJSON
 	var timers []string
 	for _, j := range jobs {
-		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: o.user}
+		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: o.user, Dir: o.dir}
 		svc, tmr := filepath.Join(dir, serviceName(j.Name)), filepath.Join(dir, timerName(j.Name))
 		if err := writeUnit(svc, serviceUnit(spec), cfg.Path, o.force); err != nil {
 			return err
@@ -245,7 +248,7 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 			return err
 		}
 		timers = append(timers, timerName(j.Name))
-		out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule, Service: svc, Timer: tmr, Installed: true})
+		out = append(out, unitJSON{Job: j.Name, Schedule: j.Schedule, Service: svc, Timer: tmr, Installed: true, Config: cfg.Path})
 		u.printf("wrote %s and %s (%s)", svc, tmr, strings.Join(j.Schedule, "; "))
 	}
 	if msg, _ := envFileExposed(envFile); msg != "" {
@@ -394,9 +397,11 @@ func runScheduleList(c *cli.Context, e *env, o scheduleOptions) error {
 		}
 		switch {
 		case uj.NotInConfig:
-			state += "; job not in the config"
+			state += "; not scheduled in the config"
 		case uj.OtherConfig:
 			state += "; from " + uj.Config
+		case uj.ServiceMissing:
+			state += "; service file missing"
 		case uj.Outdated:
 			state += "; outdated"
 		}
@@ -431,6 +436,8 @@ func warnStaleUnits(c *cli.Context, u *ui, o scheduleOptions, list []unitJSON) {
 			u.warnf("job %s: its units are installed but the config has no such scheduled job; its timer still runs it: 'snap schedule remove %s%s'", uj.Job, where, uj.Job)
 		case uj.OtherConfig:
 			u.warnf("job %s: its units were written from another config file, %s, and run that one's job %s; this config's job of the same name has no timer: rename it and install it", uj.Job, uj.Config, uj.Job)
+		case uj.ServiceMissing:
+			u.warnf("job %s: its timer is installed but its service file %s is missing or not snap's; the timer starts nothing: 'snap schedule install %s%s'", uj.Job, uj.Service, where, uj.Job)
 		case uj.Outdated:
 			u.warnf("job %s: the installed units differ from what the config gives now: 'snap schedule install %s%s'", uj.Job, where, uj.Job)
 		}
@@ -467,13 +474,17 @@ func compareUnits(cfg *Config, user bool, list []unitJSON) {
 			uj.NotInConfig = true
 			continue
 		}
-		service, _ := readOwnUnit(uj.Service)
+		service, ok := readOwnUnit(uj.Service)
+		if !ok {
+			uj.ServiceMissing = true
+			continue
+		}
 		// Units in a --dir may have been written with or without --user,
 		// whichever list is given now: either form is up to date.
 		uj.Outdated = true
 		for _, u := range []bool{user, !user} {
 			spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: u}
-			if service == serviceUnit(spec) && timer == timerUnit(spec) {
+			if unitSettings(service) == unitSettings(serviceUnit(spec)) && unitSettings(timer) == unitSettings(timerUnit(spec)) {
 				uj.Outdated = false
 			}
 		}

@@ -106,3 +106,43 @@ paths = ["` + src + `"]
 		}
 	}
 }
+
+// TestRunMetricsDirPrecedence: the flag wins over the config's metrics_dir,
+// which wins over a SNAP_METRICS_DIR left in the environment (that moved
+// the metrics away from node_exporter; found by an exploratory test).
+func TestRunMetricsDirPrecedence(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("x"))
+	dirs := map[string]string{}
+	for _, n := range []string{"config", "env", "flag"} {
+		dirs[n] = filepath.Join(tr.dir, "m-"+n)
+		must(t, os.Mkdir(dirs[n], 0o700))
+	}
+	cfg := tr.writeConfig(`metrics_dir = "` + dirs["config"] + `"
+[jobs.app]
+paths = ["` + src + `"]
+`)
+	env := []string{"SNAP_METRICS_DIR=" + dirs["env"]}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--config", cfg}, "config"},
+		{[]string{"run", "--config", cfg, "--metrics-dir", dirs["flag"]}, "flag"},
+	} {
+		for _, d := range dirs {
+			_ = os.Remove(filepath.Join(d, "snap-app.prom"))
+		}
+		if res := tr.runConfig(env, c.args...); res.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", c.args, res.code, res.stderr)
+		}
+		for n, d := range dirs {
+			_, err := os.Stat(filepath.Join(d, "snap-app.prom"))
+			if (err == nil) != (n == c.want) {
+				t.Errorf("%v: metrics in %s: %v (want them in %s only)", c.args, n, err, c.want)
+			}
+		}
+	}
+}

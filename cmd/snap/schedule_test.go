@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // writeConfig writes a jobs config for the test repository and returns
@@ -107,6 +108,45 @@ func TestUnitFiles(t *testing.T) {
 		if svc := serviceUnit(unitSpec{Job: &j, Binary: bin, Config: "/etc/snap/snap.toml"}); strings.Contains(svc, "RequiresMountsFor") {
 			t.Errorf("repository %q: %s", loc, svc)
 		}
+	}
+}
+
+// Paths with a carriage return or a byte that is not UTF-8 are written so
+// that systemd reads them back: the units pass verify (a \r ended the
+// ExecStart= line, a Latin-1 byte made systemd drop it; found by an
+// exploratory test). A sub-second random_delay is kept, in milliseconds.
+func TestUnitFilesOddPaths(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "caf\xe9", "snap")
+	writeFile(t, bin, []byte("#!/bin/sh\n"))
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	job := &Job{Name: "app", Schedule: []string{"daily"}, RandomDelay: 1500 * time.Millisecond, Repository: "/mnt/caf\xe9/repo"}
+	spec := unitSpec{Job: job, Binary: bin, Config: "/etc/snap/cr\rx/caf\xe9.toml", User: true, Dir: "/srv/units"}
+	svc, tmr := serviceUnit(spec), timerUnit(spec)
+	for _, want := range []string{
+		`ExecStart="` + filepath.Join(dir, `caf\xe9`, "snap") + `" run app --config "/etc/snap/cr\rx/caf\xe9.toml"` + "\n",
+		// The command that writes them again names the same place.
+		"run 'snap schedule install --user --dir /srv/units --config FILE-ABOVE app' again",
+	} {
+		if !strings.Contains(svc, want) {
+			t.Errorf("service lacks %q:\n%s", want, svc)
+		}
+	}
+	if strings.Contains(svc, "RequiresMountsFor") || !utf8.ValidString(svc) {
+		t.Errorf("service:\n%q", svc)
+	}
+	if !strings.Contains(tmr, "RandomizedDelaySec=1500ms\n") {
+		t.Errorf("timer:\n%s", tmr)
+	}
+	s, tm := filepath.Join(dir, serviceName("app")), filepath.Join(dir, timerName("app"))
+	writeFile(t, s, []byte(svc))
+	writeFile(t, tm, []byte(tmr))
+	verifyUnits(t, s, tm)
+	// Comments are not what makes units outdated.
+	if unitSettings(svc) != unitSettings(strings.Replace(svc, "# Change the job", "# Edit the job", 1)) || unitSettings(svc) == unitSettings(strings.Replace(svc, "Nice=19", "Nice=5", 1)) {
+		t.Error("unitSettings")
 	}
 }
 

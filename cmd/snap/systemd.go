@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/snap-backup/snap/sources"
 	"github.com/snap-backup/snap/sources/safepath"
@@ -32,6 +33,7 @@ type unitSpec struct {
 	Binary string // absolute path of the snap binary
 	Config string // absolute path of the config file
 	User   bool   // a user unit (no network-online.target there)
+	Dir    string // --dir as given to install ("": the default place)
 }
 
 func serviceName(job string) string { return "snap-" + job + ".service" }
@@ -43,11 +45,20 @@ func timerName(job string) string   { return "snap-" + job + ".timer" }
 func serviceUnit(s unitSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s from %s.\n", unitMarker, sources.DisplayPath(s.Config))
-	fmt.Fprintf(&b, "# Change the job there and run 'snap schedule install %s' again; local\n", s.Job.Name)
+	// The command that writes these units again names the same place and
+	// file: without --user it would write system units, root's jobs
+	// (found by an exploratory test).
+	install := "snap schedule install "
 	systemctl := "systemctl"
 	if s.User {
+		install += "--user "
 		systemctl = "systemctl --user"
 	}
+	if s.Dir != "" {
+		install += "--dir " + commentWord(s.Dir, "DIR") + " "
+	}
+	install += "--config " + commentWord(s.Config, "FILE-ABOVE") + " " + s.Job.Name
+	fmt.Fprintf(&b, "# Change the job there and run '%s' again; local\n", install)
 	fmt.Fprintf(&b, "# additions belong in '%s edit %s'.\n", systemctl, serviceName(s.Job.Name))
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=snap backup job %s\n", s.Job.Name)
@@ -124,7 +135,7 @@ func mountPath(location string) string {
 		return ""
 	}
 	p := strings.TrimPrefix(location, "local:")
-	if !filepath.IsAbs(p) || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == '"' || r == '\'' || r == '\\' || r == 0x7f }) {
+	if !filepath.IsAbs(p) || !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == '"' || r == '\'' || r == '\\' || r == 0x7f }) {
 		return ""
 	}
 	return strings.ReplaceAll(p, "%", "%%")
@@ -141,27 +152,83 @@ func timerUnit(s unitSpec) string {
 		fmt.Fprintf(&b, "OnCalendar=%s\n", strings.ReplaceAll(cal, "%", "%%"))
 	}
 	b.WriteString("Persistent=true\n")
-	fmt.Fprintf(&b, "RandomizedDelaySec=%d\n", int64(s.Job.RandomDelay/time.Second))
+	fmt.Fprintf(&b, "RandomizedDelaySec=%s\n", systemdSpan(s.Job.RandomDelay))
 	b.WriteString("\n[Install]\n")
 	b.WriteString("WantedBy=timers.target\n")
 	return b.String()
 }
 
-// execLine quotes a command line for ExecStart: arguments with blanks or
-// quotes go in double quotes with C escapes, '%' (specifiers) and '$'
-// (variables) are doubled.
+// systemdSpan writes d as a systemd time span: whole seconds as a number
+// of seconds (what earlier versions wrote), anything finer in
+// milliseconds, rounded up: "1.5s" was written as 1 and "10ms" as 0, no
+// delay at all, while 'config jobs' showed 1.5 and 0.01 (found by an
+// exploratory test).
+func systemdSpan(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprint(int64(d / time.Second))
+	}
+	return fmt.Sprintf("%dms", int64((d+time.Millisecond-1)/time.Millisecond))
+}
+
+// execLine quotes a command line for ExecStart: arguments with blanks,
+// quotes or bytes a unit file cannot hold as they are go in double quotes
+// with C escapes, '%' (specifiers) and '$' (variables) are doubled. A unit
+// file must be UTF-8 and one line per setting: a carriage return ended
+// the line early and a path in Latin-1 made systemd drop the ExecStart=
+// (found by an exploratory test); systemd reads \xNN back as the byte.
 func execLine(args ...string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		a = strings.ReplaceAll(a, "%", "%%")
 		a = strings.ReplaceAll(a, "$", "$$")
-		if a == "" || strings.ContainsAny(a, " \t\n\"'\\;") {
-			r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`)
-			a = `"` + r.Replace(a) + `"`
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\;") || !unitClean(a) {
+			a = `"` + cEscape(a) + `"`
 		}
 		out[i] = a
 	}
 	return strings.Join(out, " ")
+}
+
+// unitClean reports whether s can stand in a unit file as it is: valid
+// UTF-8 without control characters.
+func unitClean(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
+
+// cEscape writes s with the C escapes systemd reads in a quoted word:
+// backslash and double quote, newline, tab and carriage return by name, other control
+// characters and bytes that are not UTF-8 as \xNN.
+func cEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\\' || r == '"':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == utf8.RuneError && n == 1, r < ' ', r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// commentWord is s as one shell word for a command in a unit's comment,
+// or placeholder when s cannot stand on one clean line.
+func commentWord(s, placeholder string) string {
+	if !unitClean(s) {
+		return placeholder
+	}
+	return shellWord(s)
 }
 
 // unitDir is where units go: --dir, else the user or system unit directory.
@@ -317,6 +384,21 @@ func unitConfig(text string) string {
 	first, _, _ := strings.Cut(text, "\n")
 	from, _ := strings.CutPrefix(first, unitMarker+" from ")
 	return strings.TrimSuffix(from, ".")
+}
+
+// unitSettings is a unit's text without the comments below its first line
+// (which names the config file): what systemd acts on. Comments that
+// change from one version of snap to the next do not make every installed
+// unit outdated.
+func unitSettings(text string) string {
+	lines := strings.Split(text, "\n")
+	out := []string{lines[0]}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // ownUnit reports whether the unit file at path was written by snap.
