@@ -595,7 +595,7 @@ func TestRepositoryMissingConfigOrKeys(t *testing.T) {
 	tr.mustRun("check")
 }
 
-// TestHugeSmallObjects: a lock, snapshot or config file far larger than
+// TestHugeSmallObjects: a lock, snapshot, index or config file far larger than
 // its kind allows is refused by its size, not read whole (four lock files
 // of 1000 MB made check take 2 GB; found by an exploratory test).
 func TestHugeSmallObjects(t *testing.T) {
@@ -604,7 +604,7 @@ func TestHugeSmallObjects(t *testing.T) {
 	writeFile(t, filepath.Join(src, "f"), []byte("x"))
 	tr.mustRun("create", src)
 	name := strings.Repeat("ab", 32)
-	for _, dir := range []string{"locks", "snapshots"} {
+	for _, dir := range []string{"locks", "snapshots", "index"} {
 		f, err := os.Create(filepath.Join(tr.repo, dir, name))
 		must(t, err)
 		must(t, f.Truncate(1500<<20)) // sparse, and under the 2 GiB any load refuses
@@ -615,6 +615,12 @@ func TestHugeSmallObjects(t *testing.T) {
 		if !strings.Contains(res.stderr, "exceed the size limit of its kind") {
 			t.Errorf("%v: exit %d: %s", args, res.code, res.stderr)
 		}
+	}
+	// The index file alone: every command that reads the index read it.
+	must(t, os.Remove(filepath.Join(tr.repo, "locks", name)))
+	must(t, os.Remove(filepath.Join(tr.repo, "snapshots", name)))
+	if res := tr.run("ls", "latest"); !strings.Contains(res.stderr, "index/"+name+" is corrupt: 1572864000 bytes exceed the size limit of its kind") {
+		t.Errorf("ls with a huge index file: exit %d: %s", res.code, res.stderr)
 	}
 	must(t, os.Truncate(filepath.Join(tr.repo, "config"), 1500<<20))
 	if res := tr.run("list"); res.code == 0 || !strings.Contains(res.stderr, "exceed the size limit of its kind") {
