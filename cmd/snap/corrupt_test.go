@@ -961,6 +961,22 @@ func TestRepairSnapshotsFromCache(t *testing.T) {
 	if res.code != exitFatal || !strings.Contains(res.stdout+res.stderr, "is damaged, and this host's cache has no intact copy of it") || !strings.Contains(res.stdout, `"damaged":1`) {
 		t.Errorf("repair snapshots without a cached copy: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
+	// A document of another repository, under its right name, is damaged
+	// too (it counted as sound; found by an exploratory test).
+	for _, d := range docs {
+		must(t, os.Remove(d))
+	}
+	other := newTestRepo(t)
+	other.mustRun("create", src)
+	foreign, err := filepath.Glob(filepath.Join(other.repo, "snapshots", "*"))
+	must(t, err)
+	b, err := os.ReadFile(foreign[0])
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(tr.repo, "snapshots", filepath.Base(foreign[0])), b, 0o600))
+	res = tr.run("repair", "snapshots", "--json")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "was not written with this repository's keys") || !strings.Contains(res.stdout, `"damaged":1`) {
+		t.Errorf("repair snapshots with a foreign document: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 }
 
 // TestDamagedConfig: a config whose bytes were changed gives the likelier
