@@ -617,12 +617,31 @@ func (b *Backend) List(ctx context.Context, t repo.FileType, fn func(name string
 			if err != nil {
 				return fmt.Errorf("%s: %w", repo.Handle{Type: t, Name: name}, err)
 			}
+			if t == repo.PackFile && name[:2] != filepath.Base(d) {
+				return b.misplacedPack(d, name)
+			}
 			if err := fn(name, fi.Size()); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// misplacedPack is the error for a pack file in a data/xx directory other
+// than its name's, where no read looks for it: listed, it was a pack that
+// exists but could not be read, and check and repair went round in a
+// loop; left out, a copy made by hand there would hold its space for ever
+// unseen (found by an exploratory test). The listing fails, naming the
+// file and the move that puts it right, as for other entries that are not
+// what their name says.
+func (b *Backend) misplacedPack(dir, name string) error {
+	at := filepath.Join(dir, name)
+	want, _ := b.path(repo.Handle{Type: repo.PackFile, Name: name})
+	if _, err := os.Lstat(b.sys(want)); err == nil {
+		return fmt.Errorf("%s is a second copy of %s, in the wrong directory: compare them (cmp %s %s) and remove it", at, want, shellQuote(at), shellQuote(want))
+	}
+	return fmt.Errorf("pack %s is in %s, not in %s where snap reads it: move it there (mkdir -p %s && mv %s %s)", repo.ShortName(name), filepath.Dir(at), filepath.Dir(want), shellQuote(filepath.Dir(want)), shellQuote(at), shellQuote(want))
 }
 
 // packDirs returns the pack directories: data/<xx>.

@@ -405,6 +405,50 @@ func TestNonRegularObjects(t *testing.T) {
 	}
 }
 
+// TestListMisplacedPack: a pack in a data/xx directory other than its
+// name's is named with the move that puts it right, or as a second copy,
+// rather than listed as a pack no read can find (check and repair went
+// round in a loop) or left out (a copy held its space unseen).
+func TestListMisplacedPack(t *testing.T) {
+	be, dir := newBackend(t)
+	ctx := context.Background()
+	pack := []byte("pack bytes")
+	h := repo.Handle{Type: repo.PackFile, Name: repo.Hash(pack).String()}
+	if err := be.Save(ctx, h, pack); err != nil {
+		t.Fatal(err)
+	}
+	right, _ := be.path(h)
+	other := "00"
+	if h.Name[:2] == other {
+		other = "01"
+	}
+	wrong := filepath.Join(dir, string(repo.PackFile), other, h.Name)
+	if err := os.MkdirAll(filepath.Dir(wrong), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	list := func() error {
+		return be.List(ctx, repo.PackFile, func(string, int64) error { return nil })
+	}
+	if err := os.Link(right, wrong); err != nil {
+		t.Fatal(err)
+	}
+	if err := list(); err == nil || !strings.Contains(err.Error(), wrong+" is a second copy of "+right) {
+		t.Errorf("listing with a second copy: %v", err)
+	}
+	if err := os.Remove(right); err != nil {
+		t.Fatal(err)
+	}
+	if err := list(); err == nil || !strings.Contains(err.Error(), "mv "+wrong+" "+right) {
+		t.Errorf("listing with a misplaced pack: %v", err)
+	}
+	if err := os.Rename(wrong, right); err != nil {
+		t.Fatal(err)
+	}
+	if err := list(); err != nil {
+		t.Errorf("listing after the move: %v", err)
+	}
+}
+
 // TestListMissingTypeDirectory: a repository without its index/ (or
 // snapshots/) directory is damaged, never listed as empty (prune would
 // delete what they refer to); the error says how to repair it.
