@@ -443,12 +443,12 @@ func resolveForgetArgs(c *cli.Context, s *session) (out []repo.ID, described map
 					}
 				}
 				if len(match) != 1 || !errors.Is(err, snapshot.ErrNoSnapshot) {
-					return nil, nil, err
+					return nil, nil, storedAnew(sns, ref, err)
 				}
 				full = match[0]
 			}
 			if _, serr := s.r.Backend().Stat(c.Context, repo.Handle{Type: repo.SnapshotFile, Name: full.String()}); serr != nil {
-				return nil, nil, err
+				return nil, nil, storedAnew(sns, ref, err)
 			}
 			id = full
 			described[id] = "(unreadable)"

@@ -634,13 +634,7 @@ func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*s
 				return nil, lerr
 			}
 		}
-		// Or have been stored anew under another ID ('snap tag'), which
-		// records where it came from.
-		for _, o := range sns {
-			if o.Original != nil && strings.HasPrefix(o.Original.String(), strings.ToLower(ref)) {
-				return nil, fmt.Errorf("%w; snapshot %s holds its data now (stored anew by 'snap tag' or 'snap copy', which give a new ID)", err, o.ID.Short())
-			}
-		}
+		return nil, storedAnew(sns, ref, err)
 	}
 	if err == nil && ref != "latest" && f.Selects() && !f.Match(sn) {
 		// A snapshot named by its ID is taken whatever the filters say
@@ -657,6 +651,21 @@ func (s *session) find(c *cli.Context, sns []*snapshot.Snapshot, ref string) (*s
 		}
 	}
 	return sn, err
+}
+
+// storedAnew is err, "no snapshot" for the ID ref, with the snapshot that
+// holds its data now when it was stored anew under another ID ('snap
+// tag', 'snap copy'), which records the first ID as its Original.
+func storedAnew(sns []*snapshot.Snapshot, ref string, err error) error {
+	if !errors.Is(err, snapshot.ErrNoSnapshot) || ref == "latest" {
+		return err
+	}
+	for _, o := range sns {
+		if o.Original != nil && strings.HasPrefix(o.Original.String(), strings.ToLower(ref)) {
+			return fmt.Errorf("%w; snapshot %s holds its data now (stored anew by 'snap tag' or 'snap copy', which give a new ID)", err, o.ID.Short())
+		}
+	}
+	return err
 }
 
 // named returns the snapshots of sns that refs name (IDs, prefixes,

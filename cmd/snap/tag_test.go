@@ -136,8 +136,12 @@ func TestTagByFilter(t *testing.T) {
 	if res := tr.run("tag", "--add", "x", "--host", "nope"); res.code != exitFatal || !strings.Contains(res.stderr, `no snapshot has host "nope"`) {
 		t.Errorf("tag --host nope: exit %d: %s", res.code, res.stderr)
 	}
-	if res := tr.run("ls", old[:8]); res.code != exitFatal || !strings.Contains(res.stderr, "holds its data now (stored anew by 'snap tag'") {
-		t.Errorf("ls of a retagged snapshot's old ID: exit %d: %s", res.code, res.stderr)
+	// forget too (it said only "no snapshot with ID"; found by an
+	// exploratory test).
+	for _, args := range [][]string{{"ls", old[:8]}, {"forget", old[:8]}, {"forget", old}} {
+		if res := tr.run(args...); res.code != exitFatal || !strings.Contains(res.stderr, "holds its data now (stored anew by 'snap tag'") {
+			t.Errorf("%v of a retagged snapshot's old ID: exit %d: %s", args, res.code, res.stderr)
+		}
 	}
 }
 
