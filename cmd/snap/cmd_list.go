@@ -41,13 +41,21 @@ func listCommand(e *env) *cli.Command {
 					return usagef("%v, or give a snapshot (an ID, an ID prefix or 'latest')", err)
 				}
 			}
-			if c.NArg() > 1 {
-				for _, ref := range c.Args().Slice() {
-					if checkSnapshotRef(ref) != nil {
-						return usagef("list takes one PERIOD, or snapshots (IDs, ID prefixes or 'latest'): %q is neither", ref)
+			if args := c.Args().Slice(); len(args) > 1 {
+				if slices.ContainsFunc(args, func(ref string) bool { return checkSnapshotRef(ref) != nil }) {
+					for _, ref := range args {
+						if _, _, err := snapshot.ParsePeriod(ref, time.Local); err != nil && checkSnapshotRef(ref) != nil {
+							return usagef("list takes one PERIOD, or snapshots (IDs, ID prefixes or 'latest'): %q is neither", ref)
+						}
 					}
+					// Days and months are no IDs at all: offer their
+					// span as for years (found by an exploratory test).
+					if err := periodsNotIDs(nil, args); err != nil {
+						return err
+					}
+					return usagef("list takes one PERIOD, or snapshots (IDs, ID prefixes or 'latest'), not both: %s", strings.Join(args, " "))
 				}
-				refs = c.Args().Slice()
+				refs = args
 			}
 			if err := sinceUntil(c, e, &f); err != nil {
 				return err
@@ -79,8 +87,12 @@ func periodsNotIDs(sns []*snapshot.Snapshot, refs []string) error {
 			to, last = t, ref
 		}
 	}
-	return usagef("list takes one PERIOD, and no snapshot's ID starts with %s: for the snapshots of %s to %s, give --since %s --until %s",
-		strings.Join(refs, " or "), first, last, from.Format("2006-01-02"), to.Add(-time.Nanosecond).Format("2006-01-02"))
+	noID := ", and no snapshot's ID starts with " + strings.Join(refs, " or ")
+	if slices.ContainsFunc(refs, func(ref string) bool { return checkSnapshotRef(ref) != nil }) {
+		noID = "" // "2026-10" is no ID at all
+	}
+	return usagef("list takes one PERIOD%s: for the snapshots of %s to %s, give --since %s --until %s",
+		noID, first, last, from.Format("2006-01-02"), to.Add(-time.Nanosecond).Format("2006-01-02"))
 }
 
 // snapshotJSON is the documented JSON form of a snapshot (docs/usage.md).

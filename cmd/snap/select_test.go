@@ -93,6 +93,18 @@ func TestSnapshotSelection(t *testing.T) {
 			t.Errorf("list 2026 2025: exit %d\n%s", res.code, res.stderr)
 		}
 	}
+	// Days and months are no IDs at all: the span is offered for them
+	// too ("is neither" was said of a day; found by an exploratory test).
+	for args, want := range map[[2]string]string{
+		{"2025-11-20", "2025-11-21"}: "list takes one PERIOD: for the snapshots of 2025-11-20 to 2025-11-21, give --since 2025-11-20 --until 2025-11-21",
+		{"2025-10", "2025-11"}:       "give --since 2025-10-01 --until 2025-11-30",
+		{"2025-10", "x"}:             `"x" is neither`,
+		{"2025-10", "latest"}:        "not both",
+	} {
+		if res := tr.run("list", args[0], args[1]); res.code != exitUsage || !strings.Contains(res.stderr, want) {
+			t.Errorf("list %v: exit %d, want %q\n%s", args, res.code, want, res.stderr)
+		}
+	}
 	// The human list shows the columns the issue names.
 	res := tr.mustRun("list", "--tag", "weekly")
 	for _, frag := range []string{v2.id[:8], "2025-11-20 03:00:00", "h1", "daily,weekly", src, "1 snapshot\n"} {
