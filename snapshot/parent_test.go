@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +43,27 @@ func TestFindParentPrefersSameStreams(t *testing.T) {
 	}
 	if got := FindParent(sns, "h", []string{"/srv"}, nil, []string{}); got != nil {
 		t.Errorf("other paths: got %v", got.Time)
+	}
+}
+
+// TestFindAmbiguousNamesZones: the snapshots an ambiguous prefix matches
+// are told apart by the zone in the hour that occurs twice (they read
+// "02:15:00" both; found by an exploratory test). It sets time.Local, so
+// it must not run in parallel.
+func TestFindAmbiguousNamesZones(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	saved := time.Local
+	time.Local = berlin
+	defer func() { time.Local = saved }()
+	summer := time.Date(2026, 10, 25, 0, 15, 0, 0, time.UTC) // 02:15 CEST
+	sns := []*Snapshot{{Time: summer, Host: "h"}, {Time: summer.Add(time.Hour), Host: "h"}}
+	sns[0].ID[0], sns[1].ID[0] = 0xab, 0xab
+	sns[1].ID[1] = 1
+	_, err = Find(sns, "ab", Filter{})
+	if err == nil || !strings.Contains(err.Error(), "2026-10-25 02:15:00 CEST, h") || !strings.Contains(err.Error(), "2026-10-25 02:15:00 CET, h") {
+		t.Errorf("Find: %v", err)
 	}
 }

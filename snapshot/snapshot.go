@@ -546,7 +546,7 @@ func Find(sns []*Snapshot, ref string, f Filter) (*Snapshot, error) {
 		// host without another 'snap list'.
 		var some []string
 		for _, sn := range found[:min(len(found), 5)] {
-			some = append(some, fmt.Sprintf("%s (%s, %s)", sn.ID.String()[:max(len(ref)+2, 8)], sn.Time.Local().Format("2006-01-02 15:04:05"), sn.Host))
+			some = append(some, fmt.Sprintf("%s (%s, %s)", sn.ID.String()[:max(len(ref)+2, 8)], TimeIn(sn.Time, time.Local), sn.Host))
 		}
 		more := ""
 		if len(found) > 5 {
@@ -648,4 +648,20 @@ func newestOfHost(sns []*Snapshot, host string, want func(*Snapshot) bool) *Snap
 		}
 	}
 	return nil
+}
+
+// TimeIn formats t in loc to the second, and adds the zone's name in the
+// hour that occurs twice when the clocks go back: two snapshots listed as
+// "02:30:00" were half an hour or an hour and a half apart (found by an
+// exploratory test); "02:30:00 CEST" and "02:30:00 CET" are not. Every
+// time of a snapshot shown to a person goes through it.
+func TimeIn(t time.Time, loc *time.Location) string {
+	lt := t.In(loc)
+	s := lt.Format("2006-01-02 15:04:05")
+	for _, d := range []time.Duration{-2 * time.Hour, -time.Hour, -30 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour} {
+		if lt.Add(d).Format("2006-01-02 15:04:05") == s {
+			return s + " " + lt.Format("MST")
+		}
+	}
+	return s
 }

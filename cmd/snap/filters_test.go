@@ -262,8 +262,8 @@ func TestParseTimeZoneName(t *testing.T) {
 	}
 	// A time copied from list finds the snapshot listed with it.
 	first := time.Date(2026, 10, 25, 0, 30, 10, 0, time.UTC)
-	if at, err := parseAt(timeIn(first, loc), now); err != nil || at.Before(first) || !at.Before(first.Add(time.Hour)) {
-		t.Errorf("parseAt(%q) = %v, %v", timeIn(first, loc), at, err)
+	if at, err := parseAt(snapshot.TimeIn(first, loc), now); err != nil || at.Before(first) || !at.Before(first.Add(time.Hour)) {
+		t.Errorf("parseAt(%q) = %v, %v", snapshot.TimeIn(first, loc), at, err)
 	}
 }
 
@@ -313,8 +313,8 @@ func TestTimeInRepeatedHour(t *testing.T) {
 		{"2026-03-29T01:30:00Z", "2026-03-29 03:30:00"},
 	} {
 		tm, _ := time.Parse(time.RFC3339, c.utc)
-		if got := timeIn(tm, berlin); got != c.want {
-			t.Errorf("timeIn(%s) = %q, want %q", c.utc, got, c.want)
+		if got := snapshot.TimeIn(tm, berlin); got != c.want {
+			t.Errorf("TimeIn(%s) = %q, want %q", c.utc, got, c.want)
 		}
 	}
 }

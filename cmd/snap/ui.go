@@ -15,6 +15,8 @@ import (
 	"unicode"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // ui prints results and messages as the flags ask: human text on stdout,
@@ -277,22 +279,7 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func localTime(t time.Time) string { return timeIn(t, time.Local) }
-
-// timeIn formats t in loc to the second, and adds the zone's name in the
-// hour that occurs twice when the clocks go back: two snapshots listed as
-// "02:30:00" were half an hour or an hour and a half apart (found by an
-// exploratory test); "02:30:00 CEST" and "02:30:00 CET" are not.
-func timeIn(t time.Time, loc *time.Location) string {
-	lt := t.In(loc)
-	s := lt.Format("2006-01-02 15:04:05")
-	for _, d := range []time.Duration{-2 * time.Hour, -time.Hour, -30 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour} {
-		if lt.Add(d).Format("2006-01-02 15:04:05") == s {
-			return s + " " + lt.Format("MST")
-		}
-	}
-	return s
-}
+func localTime(t time.Time) string { return snapshot.TimeIn(t, time.Local) }
 
 // listedPath is a path, user or group name as the listings of ls and diff
 // print it: quoted with Go's escapes when it holds a control character
