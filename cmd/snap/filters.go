@@ -788,16 +788,31 @@ func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, at string, 
 // time written to the second is that second, one written to the minute
 // that minute (parseTime); a date, an instant or anything else is told
 // from when itself.
+//
+// A time the clocks skipped spans nothing: its end is the instant before
+// the jump, whose wall clock is not the one written ("02:30" ends at
+// 01:59:59.999 CET), and the gap is told from the jump (it was told from
+// a minute before it; found by an exploratory test).
 func spanStart(at string, when time.Time) time.Time {
-	switch {
-	case when.Nanosecond() != 999_999_999:
+	if when.Nanosecond() != 999_999_999 {
 		return when
-	case toSecond.MatchString(at):
-		return when.Add(-time.Second + time.Nanosecond)
-	case toMinute.MatchString(at):
-		return when.Add(-time.Minute + time.Nanosecond)
 	}
-	return when
+	unit := time.Duration(0)
+	switch {
+	case toSecond.MatchString(at):
+		unit = time.Second
+	case toMinute.MatchString(at):
+		unit = time.Minute
+	default:
+		return when
+	}
+	_, before := when.Zone()
+	_, after := when.Add(time.Nanosecond).Zone()
+	hh, mm, _ := when.Clock()
+	if after > before && !strings.Contains(at, fmt.Sprintf("%d:%02d", hh, mm)) {
+		return when.Add(time.Nanosecond)
+	}
+	return when.Add(-unit + time.Nanosecond)
 }
 
 var (

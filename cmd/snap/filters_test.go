@@ -318,3 +318,32 @@ func TestTimeInRepeatedHour(t *testing.T) {
 		}
 	}
 }
+
+// TestSpanStart: the gap of the "taken … after that time" note is told
+// from the start of the span written, and from the jump for a time the
+// clocks skipped (it was told from a minute or a second before the jump;
+// found by an exploratory test).
+func TestSpanStart(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	jump := time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC) // 02:00 CET becomes 03:00 CEST
+	beforeJump := jump.Add(-time.Nanosecond).In(berlin)
+	for _, c := range []struct {
+		at   string
+		when time.Time
+		want time.Time
+	}{
+		{"2026-03-29 02:30", beforeJump, jump},
+		{"2026-03-29 02:30:00", beforeJump, jump},
+		{"2026-03-29 01:59", beforeJump, jump.Add(-time.Minute)},
+		{"2026-03-29 1:59:59", beforeJump, jump.Add(-time.Second)},
+		{"2026-03-29 03:00", jump.Add(time.Minute - time.Nanosecond).In(berlin), jump},
+		{"2026-03-29", beforeJump, beforeJump},
+	} {
+		if got := spanStart(c.at, c.when); !got.Equal(c.want) {
+			t.Errorf("spanStart(%q, %v) = %v, want %v", c.at, c.when, got, c.want)
+		}
+	}
+}
