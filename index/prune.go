@@ -326,6 +326,19 @@ func Prune(ctx context.Context, ix *Index, o PruneOptions) (*PruneStats, error) 
 	if err != nil {
 		return nil, err
 	}
+	// The stale ones go now, before the index is read: a holder alive
+	// after all finds its lock gone before its next index segment, and
+	// every segment it wrote while it held the lock is read below. Removed
+	// at the end of the plan instead, a create that came back meanwhile
+	// wrote a segment the plan had not read, saved its snapshot and
+	// released its lock, and the prune deleted the packs that segment
+	// names as left by an interrupted run (found by a review, reproduced).
+	// A dry run removes nothing, and plans as if they were gone.
+	if !o.DryRun {
+		if err := removeStaleLocks(ctx, r, o, lk.stale); err != nil {
+			return nil, err
+		}
+	}
 
 	// 3. The segments that exist before the snapshots are listed: packs of
 	// segments written later belong to runs whose snapshots may not be in
@@ -472,8 +485,8 @@ func otherLocks(ctx context.Context, r *repo.Repository, own *repo.Lock) (locks,
 	return lk, nil
 }
 
-// removeStaleLocks removes the locks the plan disregarded as stale, before
-// anything is deleted. The plan treats their holders as dead, and may
+// removeStaleLocks removes the locks the plan disregards as stale, before
+// the index is read. The plan treats their holders as dead, and may
 // delete the packs such a holder uploaded and has not indexed yet; should
 // the holder be alive after all (a machine that slept for half an hour, a
 // process in another PID namespace under the same host name), it finds
@@ -481,16 +494,16 @@ func otherLocks(ctx context.Context, r *repo.Repository, own *repo.Lock) (locks,
 // and stops without either. The locks are listed again afterwards: a
 // holder that refreshed its lock in between is alive, and then nothing is
 // deleted.
-func (pl *planner) removeStaleLocks(ctx context.Context, r *repo.Repository) error {
-	if len(pl.lk.stale) == 0 {
+func removeStaleLocks(ctx context.Context, r *repo.Repository, o PruneOptions, stale []repo.LockEntry) error {
+	if len(stale) == 0 {
 		return nil
 	}
-	for _, l := range pl.lk.stale {
+	for _, l := range stale {
 		short := l.Name[:min(8, len(l.Name))]
 		if err := r.RemoveLock(ctx, l.Name); err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return fmt.Errorf("remove stale lock %s: %w; nothing was deleted", short, err)
 		}
-		pl.o.Log(l.Info.StaleRemoved())
+		o.Log(l.Info.StaleRemoved())
 	}
 	all, err := r.ListLocks(ctx)
 	if err != nil {
@@ -502,10 +515,10 @@ func (pl *planner) removeStaleLocks(ctx context.Context, r *repo.Repository) err
 	// any create during a prune does); counting it as one failed busy
 	// repositories' prunes for nothing (a test of four hosts writing).
 	for _, e := range all {
-		if e.Err != nil || e.Stale || pl.o.Lock != nil && e.Name == pl.o.Lock.Name() {
+		if e.Err != nil || e.Stale || o.Lock != nil && e.Name == o.Lock.Name() {
 			continue
 		}
-		for _, l := range pl.lk.stale {
+		for _, l := range stale {
 			if e.Info.SameHolder(l.Info) {
 				return fmt.Errorf("a snap process taken for gone refreshed its lock while the prune was planned (%s lock of pid %d on %s, snap %s); nothing was deleted: run prune again",
 					e.Info.Kind(), e.Info.PID, e.Info.Host, e.Info.Command)
@@ -1112,9 +1125,6 @@ func (pl *planner) predictAfter() {
 // deletions.
 func (pl *planner) execute(ctx context.Context, ix *Index) error {
 	r := ix.r
-	if err := pl.removeStaleLocks(ctx, r); err != nil {
-		return err
-	}
 	// Temporary files of killed runs first: they are garbage whatever
 	// happens next, and on a full disk their room is what lets the new
 	// segments be written. One that cannot be removed is reported, and

@@ -428,41 +428,61 @@ func TestPruneDatesMarksWhenTheyAreWritten(t *testing.T) {
 }
 
 // TestWriterVerifyAndWithdraw: a writer whose Verify fails writes no index
-// segment, and Withdraw removes the segments it wrote before (a run that
-// lost its lock takes back what a prune may have made dangling).
+// segment; Withdraw removes the segments no check confirmed after they
+// were written (the repository did not answer), and leaves those it did:
+// a prune reads them, and other runs may have reused their blobs.
 func TestWriterVerifyAndWithdraw(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	lost := errors.New("lock removed")
-	var verifyErr error
-	w := index.NewWriter(f.ix, index.WriterOptions{Verify: func(context.Context) error { return verifyErr }})
+	noAnswer := errors.New("no answer")
+	var answers []error // what Verify says, call by call (nil once they run out)
+	w := index.NewWriter(f.ix, index.WriterOptions{Verify: func(context.Context) error {
+		if len(answers) == 0 {
+			return nil
+		}
+		err := answers[0]
+		answers = answers[1:]
+		return err
+	}})
 	save := func(seed byte) {
 		b := bytes.Repeat([]byte{seed}, 1000)
 		if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(f.r.IDKey()).Sum(b)), b); err != nil {
 			t.Fatal(err)
 		}
 	}
+	count := func() int {
+		segs, err := f.r.ListIDs(ctx, repo.IndexFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(segs)
+	}
 	save(1)
+	if err := w.Flush(ctx); err != nil { // checked before and after: confirmed
+		t.Fatal(err)
+	}
+	answers = []error{nil, noAnswer} // written, then not confirmed
+	save(2)
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	segs, _ := f.r.ListIDs(ctx, repo.IndexFile)
-	if len(segs) != 1 {
-		t.Fatalf("%d segments after a verified flush, want 1", len(segs))
+	if n := count(); n != 2 {
+		t.Fatalf("%d segments after two flushes, want 2", n)
 	}
-	verifyErr = lost
-	save(2)
+	answers = []error{lost}
+	save(3)
 	if err := w.Flush(ctx); !errors.Is(err, lost) {
 		t.Fatalf("flush with a failing Verify: %v", err)
 	}
-	if segs, _ := f.r.ListIDs(ctx, repo.IndexFile); len(segs) != 1 {
-		t.Fatalf("%d segments after a failed Verify, want still 1", len(segs))
+	if n := count(); n != 2 {
+		t.Fatalf("%d segments after a failed Verify, want still 2", n)
 	}
 	if err := w.Withdraw(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if segs, _ := f.r.ListIDs(ctx, repo.IndexFile); len(segs) != 0 {
-		t.Fatalf("%d segments after Withdraw, want 0", len(segs))
+	if n := count(); n != 1 {
+		t.Fatalf("%d segments after Withdraw, want the confirmed one", n)
 	}
 }
 
@@ -517,22 +537,28 @@ func TestDamagedCacheRebuilt(t *testing.T) {
 	}
 }
 
-// TestPruneStaleHolderComesBack: after the plan, prune removes the locks
-// it took for stale; a holder that refreshed its lock meanwhile (alive
-// after all) stops it, a process that merely started does not (it counted
+// TestPruneStaleHolderComesBack: prune removes the locks it takes for
+// stale before it reads the index (removed after the plan, a create that
+// came back meanwhile wrote a segment the plan had not read, and the
+// prune deleted the packs it names; found by a review); a holder that
+// refreshed its lock between the listing and the removal (alive after
+// all) stops it, and a process that merely started does not (it counted
 // as one, and failed busy repositories' prunes for nothing).
 func TestPruneStaleHolderComesBack(t *testing.T) {
 	f := newFixture(t)
+	ctx := context.Background()
 	kept := f.writePack(1)
-	plant := func(li repo.LockInfo) {
+	plant := func(li repo.LockInfo) repo.ID {
 		t.Helper()
 		plain, err := json.Marshal(li)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.r.SaveObject(context.Background(), repo.LockFile, plain); err != nil {
+		id, err := f.r.SaveObject(ctx, repo.LockFile, plain)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return id
 	}
 	old := f.clk.Now().Add(-40 * time.Minute)
 	stale := repo.LockInfo{Time: old, Created: old, Host: "beta", PID: 4242, Command: "create"}
@@ -545,16 +571,73 @@ func TestPruneStaleHolderComesBack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("prune with a create started after its plan: %v", err)
 	}
-
+	dry := false
+	used := func(context.Context) (index.BlobSet, error) {
+		// The index is read after this: the stale lock must be gone.
+		locks, err := f.r.ListLocks(ctx)
+		for _, l := range locks {
+			if l.Info.Host == "beta" && !dry {
+				t.Errorf("the stale lock is still there when the index is read")
+			}
+		}
+		return index.BlobSet{}, err
+	}
 	plant(stale)
-	_, err = f.tryPrune(index.PruneOptions{BeforeWrite: func(*index.PruneStats, bool) {
+	if _, err := index.Prune(ctx, f.ix, index.PruneOptions{Used: used}); err != nil {
+		t.Fatal(err)
+	}
+	plant(stale)
+	dry = true
+	if _, err := index.Prune(ctx, f.ix, index.PruneOptions{Used: used, DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	dry = false
+	if locks, err := f.r.ListLocks(ctx); err != nil || !slices.ContainsFunc(locks, func(l repo.LockEntry) bool { return l.Info.Host == "beta" }) {
+		t.Errorf("a dry run must remove no stale lock: %+v, %v", locks, err)
+	}
+
+	// Refreshed by its holder between the prune's listing and removal.
+	be, err := local.Open(f.dir + "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &lockRemoveHook{Backend: be, before: func(name string) {
 		back := stale
 		back.Time = f.clk.Now()
 		plant(back)
-	}}, kept)
+		if err := f.r.RemoveLock(ctx, name); err != nil {
+			t.Error(err)
+		}
+	}}
+	r2, err := repo.Open(ctx, hook, "pw", repo.Options{Host: "alpha", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	ix2, err := index.Open(ctx, r2, f.dir+"/cache2", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix2.Close()
+	_, err = index.Prune(ctx, ix2, index.PruneOptions{Used: used})
 	if err == nil || !strings.Contains(err.Error(), "refreshed its lock while the prune was planned (shared lock of pid 4242 on beta") {
 		t.Fatalf("prune with a stale holder back: %v", err)
 	}
+}
+
+// lockRemoveHook runs before before the first removal of a lock file
+// through it: another process acting at that moment.
+type lockRemoveHook struct {
+	repo.Backend
+	once   sync.Once
+	before func(name string)
+}
+
+func (b *lockRemoveHook) Remove(ctx context.Context, h repo.Handle) error {
+	if h.Type == repo.LockFile {
+		b.once.Do(func() { b.before(h.Name) })
+	}
+	return b.Backend.Remove(ctx, h)
 }
 
 // TestPruneKeepsTheSegmentOfKeptOrphans: a prune --instant killed while it

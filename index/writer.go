@@ -95,9 +95,11 @@ type Writer struct {
 	// (segmentNotStored).
 	tried  map[repo.ID]bool
 	reused map[repo.ID]struct{} // packs this run relies on: of blobs it reused, and its own once indexed
-	// segments are the index segments this writer wrote (Withdraw).
-	segments []repo.ID
-	err      error // first upload or segment error; sticky
+	// unconfirmed are the index segments this writer wrote that no check
+	// of the lock confirmed afterwards (the repository did not answer):
+	// Withdraw takes them back when the lock turns out lost.
+	unconfirmed []repo.ID
+	err         error // first upload or segment error; sticky
 	// failed ends when an upload fails (fail): the uploads in flight stop.
 	failed context.Context
 	fail   context.CancelFunc
@@ -774,16 +776,18 @@ func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
 		// leaves the segment as written: the lock was there before the
 		// write, a process may have read the segment since, and the
 		// run's next check (before its snapshot) decides.
-		if err := w.opts.Verify(ctx); errors.Is(err, repo.ErrLockLost) {
+		switch err := w.opts.Verify(ctx); {
+		case errors.Is(err, repo.ErrLockLost):
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			_ = w.r.Backend().Remove(rctx, repo.Handle{Type: repo.IndexFile, Name: id.String()})
 			return err
+		case err != nil:
+			w.mu.Lock()
+			w.unconfirmed = append(w.unconfirmed, id)
+			w.mu.Unlock()
 		}
 	}
-	w.mu.Lock()
-	w.segments = append(w.segments, id)
-	w.mu.Unlock()
 	if w.opts.Indexed != nil {
 		ids := make([]repo.ID, len(packs))
 		for i, p := range packs {
@@ -825,20 +829,27 @@ func CacheFailure(err error) bool {
 // commits one at a time).
 func (w *Writer) Committed() {
 	w.mu.Lock()
-	w.segments = nil
+	w.unconfirmed = nil
 	w.mu.Unlock()
 }
 
-// Withdraw removes the index segments this writer wrote, for a run that
-// found its lock gone before it could commit: a prune that took it for
-// dead may have deleted the packs they name, and left in place they would
-// make later runs reuse blobs that no longer exist. No snapshot refers to
-// them (the run commits none), and the packs they name become unindexed
-// packs, which prune removes. Best effort: it returns the first error.
+// Withdraw removes the index segments this writer wrote without a check
+// of the lock confirming them, for a run that found its lock gone before
+// it could commit: such a segment may have been written after a prune
+// that took the run for dead read the index, and that prune may have
+// deleted the packs it names; left in place it would make later runs
+// reuse blobs that no longer exist. The packs they name become unindexed
+// packs, which prune removes. A segment the lock was confirmed after
+// stays: the lock was there when it was written whole, and a prune
+// removes the stale locks before it reads the index, so every such
+// segment was read by any prune that took the run for dead. Taking those
+// back too left other runs that had reused their blobs, with snapshots
+// saved, unable to restore until 'snap repair index --from-packs' (found
+// by a review, reproduced). Best effort: it returns the first error.
 func (w *Writer) Withdraw(ctx context.Context) error {
 	w.mu.Lock()
-	ids := w.segments
-	w.segments = nil
+	ids := w.unconfirmed
+	w.unconfirmed = nil
 	w.mu.Unlock()
 	var first error
 	for _, id := range ids {

@@ -301,7 +301,10 @@ type Lock struct {
 	r    *Repository
 	info LockInfo
 	mu   sync.Mutex // guards name, bug, lost and writtenAt
-	name string
+	// moving is held by a refresh while the lock moves from its file to
+	// a new one, and by Verify while it checks the file.
+	moving sync.Mutex
+	name   string
 	// writtenAt is when the lock file was last written: taken, or
 	// refreshed with success (WrittenAt).
 	writtenAt time.Time
@@ -352,10 +355,41 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}
+	for attempt := 1; ; attempt++ {
+		again, err := l.takeOver(ctx, o)
+		if err != nil {
+			_ = l.remove(context.Background())
+			return nil, err
+		}
+		if !again {
+			break
+		}
+		if attempt == lockListAttempts {
+			_ = l.remove(context.Background())
+			return nil, fmt.Errorf("lock files kept changing while stale ones were removed (%d attempts); try again", lockListAttempts)
+		}
+	}
+	l.done = make(chan struct{})
+	l.ctx, l.halt = context.WithCancel(context.Background())
+	go l.refreshLoop()
+	return l, nil
+}
+
+// takeOver lists the locks once the new lock's file is written, removes
+// the stale ones that conflict with it (and this machine's stale ones that
+// conflict with none), and fails on a live conflicting one. again: a stale
+// conflicting lock was gone when it was to be removed, and the locks must
+// be listed again. It was released, or refreshed: its holder, taken for
+// dead, is alive after all, and its new lock file missed the listing (a
+// refresh writes the new file, then removes the old one). Taken for
+// removed, the holder was overlooked, and a prune --instant deleted the
+// packs of a create that then saved its snapshot (found by a review,
+// reproduced with the window held open).
+func (l *Lock) takeOver(ctx context.Context, o LockOptions) (again bool, err error) {
+	r := l.r
 	locks, err := r.ListLocks(ctx)
 	if err != nil {
-		_ = l.remove(context.Background())
-		return nil, err
+		return false, err
 	}
 	for _, e := range locks {
 		if e.Name == l.name {
@@ -377,9 +411,13 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 			continue
 		}
 		if e.Err == nil && e.Stale {
-			if err := r.RemoveLock(ctx, e.Name); err != nil && !errors.Is(err, ErrNotFound) {
-				_ = l.remove(context.Background())
-				return nil, fmt.Errorf("remove stale lock %s: %w", e.Name, err)
+			err := r.RemoveLock(ctx, e.Name)
+			if errors.Is(err, ErrNotFound) {
+				again = true
+				continue
+			}
+			if err != nil {
+				return false, fmt.Errorf("remove stale lock %s: %w", e.Name, err)
 			}
 			if o.OnStale != nil {
 				o.OnStale(e)
@@ -389,16 +427,12 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 		if e.Err != nil && !o.Exclusive {
 			continue // an unreadable lock only blocks exclusive lockers
 		}
-		_ = l.remove(context.Background())
 		if e.Err != nil {
-			return nil, fmt.Errorf("lock %s cannot be read (%v): %w; run 'snap unlock --all' if no other snap is running", e.Name, e.Err, ErrLocked)
+			return false, fmt.Errorf("lock %s cannot be read (%v): %w; run 'snap unlock --all' if no other snap is running", e.Name, e.Err, ErrLocked)
 		}
-		return nil, &LockedError{Holder: e.Info, Name: e.Name, AgeOnly: r.judgedByAge(e.Info), Future: r.FutureDated(e.Info)}
+		return false, &LockedError{Holder: e.Info, Name: e.Name, AgeOnly: r.judgedByAge(e.Info), Future: r.FutureDated(e.Info)}
 	}
-	l.done = make(chan struct{})
-	l.ctx, l.halt = context.WithCancel(context.Background())
-	go l.refreshLoop()
-	return l, nil
+	return again, nil
 }
 
 func (l *Lock) write(ctx context.Context) error {
@@ -457,6 +491,10 @@ func (l *Lock) refreshSafely() {
 }
 
 func (l *Lock) refresh() {
+	// Verify waits while the lock moves from one file to the next: it
+	// checks the file that holds the lock at that moment.
+	l.moving.Lock()
+	defer l.moving.Unlock()
 	ctx, cancel := context.WithTimeout(l.ctx, LockRefreshInterval)
 	defer cancel()
 	l.mu.Lock()
@@ -474,7 +512,12 @@ func (l *Lock) refresh() {
 		return
 	}
 	l.info.Time = l.r.opts.Now()
-	if err := l.write(ctx); err != nil {
+	plain, err := json.Marshal(l.info)
+	if err != nil {
+		return
+	}
+	id, err := l.r.SaveObject(ctx, LockFile, plain)
+	if err != nil {
 		if l.ctx.Err() != nil {
 			// Unlock cut the write short: the server may have stored it.
 			l.mu.Lock()
@@ -483,19 +526,32 @@ func (l *Lock) refresh() {
 		}
 		return // the old lock stays; the next tick tries again
 	}
-	l.mu.Lock()
-	l.writtenAt = l.info.Time
-	l.mu.Unlock()
-	// The old file goes even if Unlock is waiting: it must not stay
-	// behind as a live lock of ours.
+	// The new file takes over only once the old one is removed by us:
+	// removed by another process first, the lock was lost, and the new
+	// file must not stand in for it. Verify checked the new file as soon
+	// as it was written, so a create wrote an index segment, confirmed,
+	// after a prune had removed the old file and before this removal
+	// found it gone (found by a review). The old file goes even if
+	// Unlock is waiting: it must not stay behind as a live lock of ours.
 	rctx, rcancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer rcancel()
-	if err := l.r.RemoveLock(rctx, old); errors.Is(err, ErrNotFound) {
-		// Removed between the check and now: lost all the same, and the
-		// new file must not stand in for it.
-		_ = l.remove(rctx)
-		l.markLost(old)
+	if err := l.r.RemoveLock(rctx, old); err != nil {
+		// Gone (lost), or no answer: the old file stays the lock's (Verify
+		// tells which), and the new one goes.
+		if rerr := l.r.RemoveLock(rctx, id.String()); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			l.mu.Lock()
+			l.halted = true // Unlock removes it
+			l.mu.Unlock()
+		}
+		if errors.Is(err, ErrNotFound) {
+			l.markLost(old)
+		}
+		return
 	}
+	l.mu.Lock()
+	l.name = id.String()
+	l.writtenAt = l.info.Time
+	l.mu.Unlock()
 }
 
 // markLost records that the lock file name was removed by another process,
@@ -527,6 +583,8 @@ func (e *lockLostError) Is(target error) bool { return target == ErrLockLost }
 // stale because refreshing failed). A holder about to delete data calls it
 // first and stops when the lock is gone.
 func (l *Lock) Verify(ctx context.Context) error {
+	l.moving.Lock()
+	defer l.moving.Unlock()
 	l.mu.Lock()
 	name, bug, lost := l.name, l.bug, l.lost
 	l.mu.Unlock()

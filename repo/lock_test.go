@@ -515,3 +515,89 @@ func TestStaleLockOfReusedPID(t *testing.T) {
 		t.Errorf("a lock taken now: %+v", locks)
 	}
 }
+
+// removeHook runs before before the first removal of a lock file through
+// it: another process acting at that moment.
+type removeHook struct {
+	repo.Backend
+	once   sync.Once
+	before func(name string)
+}
+
+func (b *removeHook) Remove(ctx context.Context, h repo.Handle) error {
+	if h.Type == repo.LockFile {
+		b.once.Do(func() { b.before(h.Name) })
+	}
+	return b.Backend.Remove(ctx, h)
+}
+
+// TestTakeoverSeesRefreshMeanwhile: a stale lock refreshed by its holder
+// (alive after all) between the listing and its removal is gone when it is
+// to be removed; the locks are listed again and the holder's new lock
+// blocks. Taken for removed, it let a prune --instant delete the packs of
+// a create that then saved its snapshot (found by a review).
+func TestTakeoverSeesRefreshMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "beta")
+	held, err := a.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	c.Advance(repo.LockStaleAge + time.Minute)
+	be := &removeHook{Backend: b.Backend(), before: func(string) { held.RefreshNow() }}
+	rb, err := repo.Open(ctx, be, "pw", repo.Options{Host: "beta", Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	l, err := rb.Lock(ctx, repo.LockOptions{Exclusive: true, Command: "prune"})
+	if !errors.Is(err, repo.ErrLocked) {
+		l.Unlock()
+		t.Fatalf("exclusive lock beside a holder that refreshed meanwhile: %v", err)
+	}
+	if err := held.Verify(ctx); err != nil {
+		t.Fatalf("the holder's lock: %v", err)
+	}
+}
+
+// TestVerifyDuringRefreshSeesLoss: a lock file removed by another process
+// while its holder refreshes it (after the new file is written, before the
+// old one is removed) is lost, and a Verify at that moment says so. The
+// new file stood in for the lock as soon as it was written, so Verify
+// passed and a create confirmed an index segment a prune that had taken it
+// for dead may not have read (found by a review).
+func TestVerifyDuringRefreshSeesLoss(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	_, b := openTwice(t, c, "alpha", "beta")
+	verified := make(chan error, 1)
+	var held *repo.Lock
+	be := &removeHook{Backend: b.Backend(), before: func(old string) {
+		// The prune removes the old file; the holder verifies meanwhile.
+		if err := b.RemoveLock(ctx, old); err != nil {
+			t.Error(err)
+		}
+		go func() { verified <- held.Verify(ctx) }()
+		time.Sleep(50 * time.Millisecond) // let Verify start while the refresh goes on
+	}}
+	ra, err := repo.Open(ctx, be, "pw", repo.Options{Host: "alpha", Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	held, err = ra.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	c.Advance(repo.LockRefreshInterval)
+	held.RefreshNow()
+	if err := <-verified; !errors.Is(err, repo.ErrLockLost) {
+		t.Fatalf("Verify during the refresh of a removed lock: %v", err)
+	}
+	if locks, err := b.ListLocks(ctx); err != nil || len(locks) != 0 {
+		t.Fatalf("locks after the refresh of a removed lock: %+v, %v", locks, err)
+	}
+}

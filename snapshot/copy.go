@@ -149,10 +149,10 @@ func (c *Copier) Stats() CopyStats {
 func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Snapshot, err error) {
 	if c.opts.Lock != nil {
 		// A copy that failed because its lock was removed takes back the
-		// index segments it wrote since the last snapshot it saved, as a
-		// create does: a prune that took it for dead may have deleted the
-		// packs they name, and the copy run again reused them (found by
-		// a re-test).
+		// index segments it wrote since the last snapshot it saved that no
+		// check of the lock confirmed, as a create does: a prune that took
+		// it for dead may have deleted the packs they name, and the copy
+		// run again reused them (found by a re-test).
 		defer func() {
 			if err == nil {
 				return

@@ -37,7 +37,8 @@ type CreateOptions struct {
 	// right before the snapshot document is saved: if another process
 	// removed it, taking it for stale (a machine that slept, refreshes
 	// that failed), a prune may have deleted data this run relies on, so
-	// no snapshot is saved and the run's segments are withdrawn.
+	// no snapshot is saved and the run's unconfirmed segments are
+	// withdrawn (Writer.Withdraw).
 	Lock *repo.Lock
 }
 
@@ -159,8 +160,8 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	if o.Lock != nil {
 		// A run that failed because its lock was removed (a segment
 		// write or the commit found it gone) takes back the index
-		// segments it wrote: a prune that took it for dead may have
-		// deleted the packs they name.
+		// segments no check of the lock confirmed: a prune that took it
+		// for dead may have deleted the packs they name.
 		defer func() {
 			if err == nil || saved {
 				return
@@ -243,7 +244,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		AddedBytes: ws.StoredBytes, AddedRaw: ws.RawBytes, AddedBlobs: ws.Blobs, Errors: a.nErrors.Load(), Start: start, End: now}
 	if o.Lock != nil {
 		if err := o.Lock.Verify(ctx); err != nil {
-			return nil, err // the segments are withdrawn above
+			return nil, err // unconfirmed segments are withdrawn above
 		}
 	}
 	serr := Save(ctx, r, sn)
@@ -269,7 +270,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 			saved = true
 			return sn, err // saved all the same
 		}
-		return nil, err // the document is taken back, the segments withdrawn above
+		return nil, err // the document is taken back, unconfirmed segments withdrawn above
 	}
 	saved = true
 	if serr != nil {
