@@ -1234,8 +1234,20 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 		}
 	}
 	del = append(del, pl.orphans...)
+	checked := time.Now()
 	for i, id := range del {
 		pl.o.Progress(PruneProgress{Step: "deleting", Unit: "packs", Done: i, Total: len(del)})
+		// Again every minute: a prune paused past the stale age (a
+		// machine that slept) may have lost its lock to a process that
+		// then indexed what this plan deletes (found by a review).
+		// Stopping here leaves the index consistent: the segments
+		// without these packs are written, and the rest are orphans.
+		if time.Since(checked) > time.Minute {
+			if err := pl.verifyLock(ctx); err != nil {
+				return fmt.Errorf("%w (%d of %d packs deleted)", err, i, len(del))
+			}
+			checked = time.Now()
+		}
 		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()})
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return fmt.Errorf("delete pack %s: %w", id, err)
