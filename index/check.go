@@ -128,9 +128,6 @@ func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
 	}
 	c.ss = ss
 	for id, e := range ss.Unreadable {
-		if errors.Is(e, fs.ErrPermission) {
-			return nil, e // not damage: see accessDenied
-		}
 		c.add(Problem{Kind: "unreadable_segment", Object: "index/" + id.String(), Message: fmt.Sprintf("index segment %s cannot be read: %v", id, e), Repair: RepairFromPacks})
 	}
 	err = r.Backend().List(ctx, repo.PackFile, func(name string, size int64) error {

@@ -1001,3 +1001,39 @@ func TestPruneMergesSmallPacks(t *testing.T) {
 		}
 	}
 }
+
+// failingIndexLoads fails every load of an index segment as a store that
+// stopped answering does (retried, then given up), and counts them.
+type failingIndexLoads struct {
+	repo.Backend
+	loads int
+}
+
+func (b *failingIndexLoads) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+	if h.Type == repo.IndexFile {
+		b.loads++
+		return nil, fmt.Errorf("load %s: %w", h, repo.ErrTransient)
+	}
+	return b.Backend.Load(ctx, h, offset, length)
+}
+
+// TestReadSegmentsStopsWithoutAnswer: a store that does not answer ends
+// the read of the segments with one error, after one segment: not every
+// segment called unreadable, with advice to repair, after a round of
+// retries each (found by an exploratory test on S3).
+func TestReadSegmentsStopsWithoutAnswer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.writePack(1)
+	f.writePack(1)
+	be := &failingIndexLoads{Backend: mustOpenBackend(t, f.dir+"/repo")}
+	r, err := repo.Open(ctx, be, "pw", repo.Options{Host: "alpha", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ss, err := index.ReadSegments(ctx, r)
+	if !errors.Is(err, repo.ErrTransient) || ss != nil || be.loads != 1 {
+		t.Fatalf("ReadSegments without answers: %v, %v, %d loads", ss, err, be.loads)
+	}
+}

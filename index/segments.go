@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 
 	"github.com/snap-backup/snap/repo"
@@ -38,7 +39,12 @@ type SegmentSet struct {
 
 // ReadSegments reads and decodes every segment in the repository. A
 // segment that vanishes while it is read is skipped; one that cannot be
-// read or decoded is recorded in Unreadable.
+// read or decoded is recorded in Unreadable. A store that does not answer
+// (retried, then given up) or a segment this user may not read ends it
+// with that one error, as it ends a sync: neither is damage, and each
+// further segment would cost another round of retries (prune, check and
+// repair spent a minute a segment on a server gone, and called every one
+// unreadable, with advice to repair; found by an exploratory test).
 func ReadSegments(ctx context.Context, r *repo.Repository) (*SegmentSet, error) {
 	ids, err := r.ListIDs(ctx, repo.IndexFile)
 	if err != nil {
@@ -53,6 +59,9 @@ func ReadSegments(ctx context.Context, r *repo.Repository) (*SegmentSet, error) 
 		if err != nil {
 			if errors.Is(err, repo.ErrNotFound) {
 				continue
+			}
+			if errors.Is(err, repo.ErrTransient) || errors.Is(err, fs.ErrPermission) {
+				return nil, fmt.Errorf("read index segment %s: %w", id, err)
 			}
 			ss.Unreadable[id] = err
 			continue
