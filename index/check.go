@@ -70,6 +70,10 @@ type Checker struct {
 	// the small files of a run are deltas of one dictionary, which would
 	// otherwise be read again for each of them.
 	bases baseCache
+	// treePacks keeps whole tree packs read from the repository, when
+	// ReadTreePacksWhole asked for it (see there).
+	treePacks      baseCache
+	wholeTreePacks bool
 
 	// denied is the first permission error: an object this user may not
 	// read is not damaged, and check reports it as the one error.
@@ -80,6 +84,48 @@ type Checker struct {
 
 	ReadPacks int
 	ReadBytes int64
+}
+
+// treePackCacheBytes bounds the whole tree packs a check keeps: four of
+// the default size, with room to spare (baseCache keeps none larger than a
+// quarter of it).
+const treePackCacheBytes = 4 * (repo.DefaultPackSize + repo.DefaultPackSize/4)
+
+// ReadTreePacksWhole makes the check read a tree pack whole the first time
+// it needs a tree of it, and each further tree of that pack from those
+// bytes, rather than ask for each tree by its range: on S3 that is a
+// request per directory, one after another (3,000 directories took 3,037
+// requests and nearly two minutes at a 30 ms round trip; found by an
+// exploratory test). Every tree is still verified from the repository's
+// bytes, never from the local tree pack cache. For a remote repository.
+func (c *Checker) ReadTreePacksWhole() {
+	c.wholeTreePacks = true
+	c.treePacks.max = treePackCacheBytes
+}
+
+// treeFromWholePack reads the tree blob at l from its pack read whole
+// (ReadTreePacksWhole); ok is false for a pack too large to keep, or of a
+// size the listing did not give, which is read by range instead.
+func (c *Checker) treeFromWholePack(ctx context.Context, l Location) (plain []byte, ok bool, err error) {
+	pack, ok := c.treePacks.get(l.Pack)
+	if !ok {
+		size := c.disk[l.Pack]
+		if size <= 0 || size > int64(c.treePacks.limit()/4) {
+			return nil, false, nil
+		}
+		b, err := c.r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: l.Pack.String()}, 0, 0)
+		if err != nil {
+			return nil, true, fmt.Errorf("load %s blob %s: %w", l.Entry.Type, l.Entry.ID, err)
+		}
+		c.treePacks.put(l.Pack, b)
+		pack = b
+	}
+	end := int64(l.Entry.Offset) + int64(l.Entry.Length)
+	if end > int64(len(pack)) {
+		return nil, true, &repo.CorruptError{Object: fmt.Sprintf("%s blob %s in pack %s", l.Entry.Type, l.Entry.ID, l.Pack), Reason: "the pack ends before the blob (truncated?)"}
+	}
+	plain, err = c.r.OpenBlob(l.Pack, l.Entry, pack[l.Entry.Offset:end], nil)
+	return plain, true, err
 }
 
 // UnindexedPacks is the number of packs in the repository that no index
@@ -710,7 +756,13 @@ func (c *Checker) loadBlob(ctx context.Context, t repo.BlobType, id repo.ID, ful
 		var plain []byte
 		own := false // err is about this location's bytes, not a base's
 		if err == nil {
-			plain, err = c.r.LoadDelta(ctx, l.Pack, l.Entry, dict, nil)
+			whole := false
+			if c.wholeTreePacks && t == repo.TreeBlob && !l.Entry.Delta() {
+				plain, whole, err = c.treeFromWholePack(ctx, l)
+			}
+			if !whole {
+				plain, err = c.r.LoadDelta(ctx, l.Pack, l.Entry, dict, nil)
+			}
 			own = true
 		}
 		if err == nil {

@@ -564,12 +564,16 @@ const sealOverhead = 1 + 12 + 16
 // snapshot must be no larger than its type allows: its size is asked
 // first, so that a huge file planted under such a name is refused rather
 // than read (four lock files of 1000 MB made check take 2 GB and 46 s;
-// found by an exploratory test). So must an index file: one of 1.5 GiB
-// was read whole, into 1.6 GB of memory, by every command before it was
-// refused (found by an exploratory test). Other types load as they are.
+// found by an exploratory test). So must an index file in a local
+// repository: one of 1.5 GiB was read whole, into 1.6 GB of memory, by
+// every command before it was refused (found by an exploratory test). On
+// S3 the question is a request of its own for each of the many segments a
+// sync reads, and the backend's own bound applies. Other types load as
+// they are.
 func LoadSmall(ctx context.Context, be Backend, h Handle) ([]byte, error) {
-	switch h.Type {
-	case ConfigFile, LockFile, SnapshotFile, IndexFile:
+	_, local := As[SpaceReserver](be)
+	switch {
+	case h.Type == ConfigFile, h.Type == LockFile, h.Type == SnapshotFile, h.Type == IndexFile && local:
 		limit := int64(maxObjectSize(h.Type) + sealOverhead)
 		size, err := be.Stat(ctx, h)
 		if err != nil {

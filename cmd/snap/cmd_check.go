@@ -259,6 +259,9 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 	if err != nil {
 		return err
 	}
+	if isRemote(s.location) {
+		ck.ReadTreePacksWhole() // a request per tree pack, not per directory
+	}
 	u.infof("checking %s", plural(ck.PackCount(), "pack", "packs"))
 	sp.step("checking packs", "", 0, 0)
 	if err := ck.CheckPacks(ctx, 4); err != nil {

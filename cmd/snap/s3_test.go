@@ -396,6 +396,19 @@ func TestS3RequestCounts(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(tr.cache, "*", "fetch-*")); len(left) > 0 {
 		t.Errorf("restore left fetched packs behind: %v", left)
 	}
+
+	// check reads each pack's trailer, and each tree pack whole once: not
+	// each directory's tree by its range, a request per directory one
+	// after another (found by an exploratory test).
+	var st statsJSON
+	if err := json.Unmarshal([]byte(tr.mustRun("stats", "--json").stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	check := measure(tr, "check")
+	t.Logf("check of %d packs: %d requests (%s)", st.Files["data"].Count, check.Total(), check)
+	if n := check[counting.Key{Op: "load", Type: repo.PackFile}]; int64(n) > 2*st.Files["data"].Count {
+		t.Errorf("check loaded from packs %d times for %d packs", n, st.Files["data"].Count)
+	}
 }
 
 // packLoads records the pack requests that reach the server: the packs
