@@ -25,7 +25,7 @@ type Problem struct {
 // Repairs named by check's problems.
 const (
 	RepairFromPacks = "run 'snap repair index --from-packs' to rebuild the index from the pack files"
-	RepairDamaged   = "the pack is damaged: move it out of data/, run 'snap repair index --from-packs', then 'snap create' the affected paths again " +
+	RepairDamaged   = "the pack is damaged: move it out of data/ (on S3, the object out of the repository's prefix), run 'snap repair index --from-packs', then 'snap create' the affected paths again " +
 		"(their data is stored anew and the older snapshots become whole again); if the data no longer exists, 'snap forget' the affected snapshots and run 'snap prune' " +
 		"(prune refuses while a snapshot refers to a blob no pack holds)"
 )
