@@ -81,6 +81,9 @@ func (b *Backend) fail(op, object string, err error) error {
 	// the client's message (it names the request, query and all) says
 	// nothing the endpoint does not.
 	msg := urlInMessage.ReplaceAllString(err.Error(), "(the request)")
+	// The client's advice "Retry again." reads wrong after snap has
+	// retried and given up (found by an exploratory test).
+	msg = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(msg), "Retry again."))
 	if !b.cfg.Secure && strings.Contains(msg, "closed by foreign host") {
 		// Some HTTPS servers close a plain-HTTP connection without a
 		// word (no TLS alert, no 400). One TLS handshake tells them
