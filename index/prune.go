@@ -1234,7 +1234,9 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 		}
 	}
 	del = append(del, pl.orphans...)
-	checked := time.Now()
+	// By the wall clock (Round(0) drops the monotonic reading, which
+	// stops while the machine sleeps).
+	checked := time.Now().Round(0)
 	for i, id := range del {
 		pl.o.Progress(PruneProgress{Step: "deleting", Unit: "packs", Done: i, Total: len(del)})
 		// Again every minute: a prune paused past the stale age (a
@@ -1242,11 +1244,11 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 		// then indexed what this plan deletes (found by a review).
 		// Stopping here leaves the index consistent: the segments
 		// without these packs are written, and the rest are orphans.
-		if time.Since(checked) > time.Minute {
+		if now := time.Now().Round(0); now.Sub(checked) > time.Minute {
 			if err := pl.verifyLock(ctx); err != nil {
 				return fmt.Errorf("%w (%d of %d packs deleted)", err, i, len(del))
 			}
-			checked = time.Now()
+			checked = now
 		}
 		err := r.Backend().Remove(ctx, repo.Handle{Type: repo.PackFile, Name: id.String()})
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {

@@ -1037,3 +1037,42 @@ func TestReadSegmentsStopsWithoutAnswer(t *testing.T) {
 		t.Fatalf("ReadSegments without answers: %v, %v, %d loads", ss, err, be.loads)
 	}
 }
+
+// TestWithdrawKeepsLaterConfirmed: a segment whose post-write check got
+// no answer is confirmed by the next successful check (the lock existed
+// after the segment was whole), and Withdraw leaves it (it removed it;
+// found by a review).
+func TestWithdrawKeepsLaterConfirmed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	noAnswer := errors.New("no answer")
+	var answers []error
+	w := index.NewWriter(f.ix, index.WriterOptions{Verify: func(context.Context) error {
+		if len(answers) == 0 {
+			return nil
+		}
+		err := answers[0]
+		answers = answers[1:]
+		return err
+	}})
+	save := func(seed byte) {
+		b := bytes.Repeat([]byte{seed}, 1000)
+		if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(f.r.IDKey()).Sum(b)), b); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answers = []error{nil, noAnswer} // S1 written, post-check unanswered
+	save(1)
+	answers = []error{nil, nil} // S2: pre-check finds the lock: S1 was whole while the lock stood
+	save(2)
+	if err := w.Withdraw(ctx); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := f.r.ListIDs(ctx, repo.IndexFile)
+	if len(segs) != 2 {
+		t.Fatalf("%d segments after Withdraw, want 2 (S1 was confirmed by S2's pre-write check)", len(segs))
+	}
+}

@@ -301,9 +301,11 @@ type Lock struct {
 	r    *Repository
 	info LockInfo
 	mu   sync.Mutex // guards name, bug, lost and writtenAt
-	// moving is held by a refresh while the lock moves from its file to
-	// a new one, and by Verify while it checks the file.
-	moving sync.Mutex
+	// moving is held (a token in it) by a refresh while the lock moves
+	// from its file to a new one, and by Verify while it checks the file.
+	// A channel, so that Verify waits no longer than its context: a
+	// refresh on a store that stopped answering holds it for minutes.
+	moving chan struct{}
 	name   string
 	// writtenAt is when the lock file was last written: taken, or
 	// refreshed with success (WrittenAt).
@@ -320,7 +322,7 @@ type Lock struct {
 	ctx  context.Context
 	halt context.CancelFunc
 	done chan struct{}
-	// halted: a refresh was cut short by Unlock, and may have left a lock
+	// halted: a refresh failed or was cut short by Unlock, and may have left a lock
 	// file of ours that l.name does not name (guarded by mu).
 	halted bool
 }
@@ -351,7 +353,7 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 	now := r.opts.Now()
 	l := &Lock{r: r, info: LockInfo{Time: now, Created: now, Exclusive: o.Exclusive, Prune: o.Prune && !o.Exclusive, Host: r.opts.Host,
 		Username: username(), PID: os.Getpid(), PIDStart: processStart(os.Getpid()), PIDNamespace: r.opts.PIDNamespace,
-		MachineID: r.opts.MachineID, BootID: r.opts.BootID, Command: o.Command}, writtenAt: now}
+		MachineID: r.opts.MachineID, BootID: r.opts.BootID, Command: o.Command}, writtenAt: now, moving: make(chan struct{}, 1)}
 	if err := l.write(ctx); err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}
@@ -378,12 +380,12 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 // takeOver lists the locks once the new lock's file is written, removes
 // the stale ones that conflict with it (and this machine's stale ones that
 // conflict with none), and fails on a live conflicting one. again: a stale
-// conflicting lock was gone when it was to be removed, and the locks must
-// be listed again. It was released, or refreshed: its holder, taken for
-// dead, is alive after all, and its new lock file missed the listing (a
-// refresh writes the new file, then removes the old one). Taken for
-// removed, the holder was overlooked, and a prune --instant deleted the
-// packs of a create that then saved its snapshot (found by a review,
+// conflicting lock was removed (or gone when it was to be removed), and
+// the locks must be listed again: its holder, taken for dead, may be alive
+// after all and have refreshed it, its new lock file missing from the
+// listing (a refresh writes the new file, then removes the old one).
+// Taken for gone, the holder was overlooked, and a prune --instant deleted
+// the packs of a create that then saved its snapshot (found by a review,
 // reproduced with the window held open).
 func (l *Lock) takeOver(ctx context.Context, o LockOptions) (again bool, err error) {
 	r := l.r
@@ -411,9 +413,14 @@ func (l *Lock) takeOver(ctx context.Context, o LockOptions) (again bool, err err
 			continue
 		}
 		if e.Err == nil && e.Stale {
+			// Listed again after the removal, whatever it said: S3
+			// answers the removal of an object that is gone as that of
+			// one that is there, so a holder that refreshed in between
+			// (its new file written before it removed the old one) is
+			// seen only in a new listing (found by a review).
+			again = true
 			err := r.RemoveLock(ctx, e.Name)
 			if errors.Is(err, ErrNotFound) {
-				again = true
 				continue
 			}
 			if err != nil {
@@ -493,8 +500,8 @@ func (l *Lock) refreshSafely() {
 func (l *Lock) refresh() {
 	// Verify waits while the lock moves from one file to the next: it
 	// checks the file that holds the lock at that moment.
-	l.moving.Lock()
-	defer l.moving.Unlock()
+	l.moving <- struct{}{}
+	defer func() { <-l.moving }()
 	ctx, cancel := context.WithTimeout(l.ctx, LockRefreshInterval)
 	defer cancel()
 	l.mu.Lock()
@@ -518,12 +525,12 @@ func (l *Lock) refresh() {
 	}
 	id, err := l.r.SaveObject(ctx, LockFile, plain)
 	if err != nil {
-		if l.ctx.Err() != nil {
-			// Unlock cut the write short: the server may have stored it.
-			l.mu.Lock()
-			l.halted = true
-			l.mu.Unlock()
-		}
+		// Cut short by Unlock, or failed for want of an answer: the
+		// server may have stored it all the same, and Unlock looks for
+		// it (it stayed behind for 30 minutes; found by a review).
+		l.mu.Lock()
+		l.halted = true
+		l.mu.Unlock()
 		return // the old lock stays; the next tick tries again
 	}
 	// The new file takes over only once the old one is removed by us:
@@ -583,8 +590,12 @@ func (e *lockLostError) Is(target error) bool { return target == ErrLockLost }
 // stale because refreshing failed). A holder about to delete data calls it
 // first and stops when the lock is gone.
 func (l *Lock) Verify(ctx context.Context) error {
-	l.moving.Lock()
-	defer l.moving.Unlock()
+	select {
+	case l.moving <- struct{}{}:
+		defer func() { <-l.moving }()
+	case <-ctx.Done():
+		return fmt.Errorf("check lock: %w", ctx.Err())
+	}
 	l.mu.Lock()
 	name, bug, lost := l.name, l.bug, l.lost
 	l.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -599,5 +600,103 @@ func TestVerifyDuringRefreshSeesLoss(t *testing.T) {
 	}
 	if locks, err := b.ListLocks(ctx); err != nil || len(locks) != 0 {
 		t.Fatalf("locks after the refresh of a removed lock: %+v, %v", locks, err)
+	}
+}
+
+// s3LikeRemove removes as the S3 backend does: Stat, then an idempotent
+// DELETE. between runs after the Stat of the first lock removal: the
+// holder of that lock acting in the window.
+type s3LikeRemove struct {
+	repo.Backend
+	once    sync.Once
+	between func(name string)
+}
+
+func (b *s3LikeRemove) Remove(ctx context.Context, h repo.Handle) error {
+	if _, err := b.Backend.Stat(ctx, h); err != nil {
+		return err
+	}
+	if h.Type == repo.LockFile {
+		b.once.Do(func() { b.between(h.Name) })
+	}
+	if err := b.Backend.Remove(ctx, h); err != nil && !errors.Is(err, repo.ErrNotFound) {
+		return err // DeleteObject of a missing key is a 204
+	}
+	return nil
+}
+
+// TestTakeoverS3RemoveRace: the holder of a stale lock refreshes it
+// (writes its new file, stats and deletes the old one) between the
+// taker's Stat and DELETE of the old file. Both deletes succeed on S3;
+// the taker takes the exclusive lock beside a live holder, whose lock
+// stays valid (Verify passes).
+func TestTakeoverS3RemoveRace(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, b := openTwice(t, c, "alpha", "beta")
+	held, err := a.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	c.Advance(repo.LockStaleAge + time.Minute)
+	be := &s3LikeRemove{Backend: b.Backend(), between: func(string) { held.RefreshNow() }}
+	rb, err := repo.Open(ctx, be, "pw", repo.Options{Host: "beta", Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	l, err := rb.Lock(ctx, repo.LockOptions{Exclusive: true, Command: "prune"})
+	verr := held.Verify(ctx)
+	if err == nil {
+		defer l.Unlock()
+		t.Fatalf("exclusive lock taken beside a live holder (holder's Verify: %v)", verr)
+	}
+}
+
+// slowLockSave holds back lock-file writes while armed.
+type slowLockSave struct {
+	repo.Backend
+	armed atomic.Bool
+	delay time.Duration
+}
+
+func (b *slowLockSave) Save(ctx context.Context, h repo.Handle, data []byte) error {
+	if h.Type == repo.LockFile && b.armed.Load() {
+		select {
+		case <-time.After(b.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return b.Backend.Save(ctx, h, data)
+}
+
+// TestVerifyHonoursContext: a Verify given 200ms waits for a
+// refresh held up by a slow server for as long as the refresh takes.
+func TestVerifyHonoursContext(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
+	a, _ := openTwice(t, c, "alpha", "beta")
+	be := &slowLockSave{Backend: a.Backend(), delay: 3 * time.Second}
+	ra, err := repo.Open(ctx, be, "pw", repo.Options{Host: "alpha", Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	held, err := ra.Lock(ctx, repo.LockOptions{Command: "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	be.armed.Store(true)
+	go held.RefreshNow()
+	time.Sleep(100 * time.Millisecond)
+	vctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = held.Verify(vctx)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Verify with a 200ms context took %v (err %v)", d, err)
 	}
 }

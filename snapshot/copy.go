@@ -205,7 +205,7 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	// target does not hold under those IDs (the caller warns).
 	out.DropUnknown()
 	if c.opts.Lock != nil {
-		if err := c.opts.Lock.Verify(ctx); err != nil {
+		if err := c.w.VerifyLock(ctx); err != nil { // (it confirms the segments written)
 			return nil, err
 		}
 	}

@@ -243,7 +243,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 	sn.Summary = Summary{Files: a.nFiles.Load(), Dirs: a.nDirs.Load(), Bytes: a.nBytes.Load(), ReadBytes: a.nRead.Load(),
 		AddedBytes: ws.StoredBytes, AddedRaw: ws.RawBytes, AddedBlobs: ws.Blobs, Errors: a.nErrors.Load(), Start: start, End: now}
 	if o.Lock != nil {
-		if err := o.Lock.Verify(ctx); err != nil {
+		if err := w.VerifyLock(ctx); err != nil { // (it confirms the segments written)
 			return nil, err // unconfirmed segments are withdrawn above
 		}
 	}

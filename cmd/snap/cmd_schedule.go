@@ -239,7 +239,10 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	var out []unitJSON
 	var timers []string
 	for _, j := range jobs {
-		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: o.user, Dir: o.dir}
+		spec := unitSpec{Job: j, Binary: bin, Config: cfg.Path, User: o.user}
+		if o.dir != "" {
+			spec.Dir = dir // absolute, as the units were written there
+		}
 		svc, tmr := filepath.Join(dir, serviceName(j.Name)), filepath.Join(dir, timerName(j.Name))
 		if err := writeUnit(svc, serviceUnit(spec), cfg.Path, o.force); err != nil {
 			return err

@@ -216,7 +216,7 @@ func runStats(c *cli.Context, e *env) error {
 	if st.Files["index"].Count == 0 && st.Files["data"].Count > 0 {
 		// Every index file gone: "packs: 0" beside the pack files said
 		// nothing of it (found by an exploratory test).
-		u.warnf("the repository has %s but no index segment: its index is lost; rebuild it with 'snap repair index --from-packs'", plural(int(st.Files["data"].Count), "pack file", "pack files"))
+		u.warnf("the repository has %s but no index segment: unless a first backup is running now, its index is lost; rebuild it with 'snap repair index --from-packs'", plural(int(st.Files["data"].Count), "pack file", "pack files"))
 	}
 	if u.json {
 		if err := u.jsonDoc(st); err != nil {

@@ -80,8 +80,17 @@ func (e *env) flagGiven(names ...string) bool {
 			break
 		}
 		for _, n := range names {
-			if a == n || strings.HasPrefix(a, n+"=") {
-				return true
+			// The flag package takes "-metrics-dir" for "--metrics-dir"
+			// (missed, a config's metrics_dir won over the flag; found by
+			// a review).
+			forms := []string{n}
+			if long, ok := strings.CutPrefix(n, "--"); ok {
+				forms = append(forms, "-"+long)
+			}
+			for _, f := range forms {
+				if a == f || strings.HasPrefix(a, f+"=") {
+					return true
+				}
 			}
 		}
 	}

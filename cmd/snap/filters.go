@@ -809,7 +809,7 @@ func spanStart(at string, when time.Time) time.Time {
 	_, before := when.Zone()
 	_, after := when.Add(time.Nanosecond).Zone()
 	hh, mm, _ := when.Clock()
-	if after > before && !strings.Contains(at, fmt.Sprintf("%d:%02d", hh, mm)) {
+	if m := clockWritten.FindStringSubmatch(at); after > before && m != nil && (m[1] != strconv.Itoa(hh) || m[2] != fmt.Sprintf("%02d", mm)) {
 		return when.Add(time.Nanosecond)
 	}
 	return when.Add(-unit + time.Nanosecond)
@@ -818,6 +818,9 @@ func spanStart(at string, when time.Time) time.Time {
 var (
 	toSecond = regexp.MustCompile(`\d:\d\d:\d\d`)
 	toMinute = regexp.MustCompile(`\d:\d\d`)
+	// clockWritten is the hour (without a leading zero) and minute of a
+	// time of day as written.
+	clockWritten = regexp.MustCompile(`0?(\d{1,2}):(\d\d)`)
 )
 
 // laterHint adds to the error of a time before every snapshot under the

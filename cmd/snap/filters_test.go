@@ -337,6 +337,8 @@ func TestSpanStart(t *testing.T) {
 	}{
 		{"2026-03-29 02:30", beforeJump, jump},
 		{"2026-03-29 02:30:00", beforeJump, jump},
+		{"2026-03-29 02:31:59", beforeJump, jump}, // holds "1:59" (a substring match took it for 01:59; found by a review)
+		{"2026-03-29 2:01", beforeJump, jump},
 		{"2026-03-29 01:59", beforeJump, jump.Add(-time.Minute)},
 		{"2026-03-29 1:59:59", beforeJump, jump.Add(-time.Second)},
 		{"2026-03-29 03:00", jump.Add(time.Minute - time.Nanosecond).In(berlin), jump},

@@ -131,6 +131,9 @@ paths = ["` + src + `"]
 	}{
 		{[]string{"run", "--config", cfg}, "config"},
 		{[]string{"run", "--config", cfg, "--metrics-dir", dirs["flag"]}, "flag"},
+		// The flag package's single-dash form is the flag too (it was
+		// taken for none; found by a review).
+		{[]string{"run", "--config", cfg, "-metrics-dir=" + dirs["flag"]}, "flag"},
 	} {
 		for _, d := range dirs {
 			_ = os.Remove(filepath.Join(d, "snap-app.prom"))

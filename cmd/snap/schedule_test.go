@@ -128,7 +128,7 @@ func TestUnitFilesOddPaths(t *testing.T) {
 	for _, want := range []string{
 		`ExecStart="` + filepath.Join(dir, `caf\xe9`, "snap") + `" run app --config "/etc/snap/cr\rx/caf\xe9.toml"` + "\n",
 		// The command that writes them again names the same place.
-		"run 'snap schedule install --user --dir /srv/units --config FILE-ABOVE app' again",
+		"run this again:\n#   snap schedule install --user --dir /srv/units --config FILE-ABOVE app\n",
 	} {
 		if !strings.Contains(svc, want) {
 			t.Errorf("service lacks %q:\n%s", want, svc)

@@ -58,8 +58,9 @@ func serviceUnit(s unitSpec) string {
 		install += "--dir " + commentWord(s.Dir, "DIR") + " "
 	}
 	install += "--config " + commentWord(s.Config, "FILE-ABOVE") + " " + s.Job.Name
-	fmt.Fprintf(&b, "# Change the job there and run '%s' again; local\n", install)
-	fmt.Fprintf(&b, "# additions belong in '%s edit %s'.\n", systemctl, serviceName(s.Job.Name))
+	// On a line of its own, unquoted: its words may be quoted themselves.
+	fmt.Fprintf(&b, "# Change the job there and run this again:\n#   %s\n", install)
+	fmt.Fprintf(&b, "# Local additions belong in '%s edit %s'.\n", systemctl, serviceName(s.Job.Name))
 	b.WriteString("[Unit]\n")
 	fmt.Fprintf(&b, "Description=snap backup job %s\n", s.Job.Name)
 	if !s.User {

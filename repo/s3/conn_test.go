@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -282,5 +283,19 @@ func TestSpeaksTLS(t *testing.T) {
 	plain.Close()
 	if got := speaksTLS(addr); got != tlsUnreachable {
 		t.Errorf("no server: %v", got)
+	}
+}
+
+// TestDeniedIsPermission: a request the server refuses to this user is
+// fs.ErrPermission, as a local file this user may not read is, so that
+// check, sync and repair take it for no damage; the message stays as it
+// was.
+func TestDeniedIsPermission(t *testing.T) {
+	b := &Backend{cfg: Config{Endpoint: "127.0.0.1:1", Bucket: "bucket", PathStyle: true}}
+	for _, code := range []string{"AccessDenied", "ExpiredToken"} {
+		err := b.classify("load", "index/ab", minio.ErrorResponse{StatusCode: 403, Code: code, RequestID: "R"})
+		if !errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("%s: %v", code, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -103,6 +104,17 @@ func (b *Backend) fail(op, object string, err error) error {
 	return repo.Transient(fmt.Errorf("%s %s at %s: %s", op, object, b.cfg.Endpoint, msg))
 }
 
+// deniedError is a request the server refused to this user: it is
+// fs.ErrPermission (errors.Is), as a local file this user may not read is,
+// so that the commands that read the repository take it for what it is
+// and not for damage (an index segment denied counted as unreadable, and
+// the advice was to rebuild the index without it; found by a review).
+type deniedError struct{ msg string }
+
+func denied(msg string) error       { return deniedError{msg} }
+func (e deniedError) Error() string { return e.msg }
+func (e deniedError) Unwrap() error { return fs.ErrPermission }
+
 func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 	loc := b.Location()
 	if strings.HasPrefix(strings.TrimSpace(er.Message), "<") && er.RequestID == "" {
@@ -145,13 +157,13 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 		}
 		return fmt.Errorf("%s: bucket %q does not exist: %w (run 'snap init' to create it, or check the location)", loc, b.cfg.Bucket, repo.ErrNoRepository)
 	case "AccessDenied", "AllAccessDisabled", "AccountProblem":
-		return fmt.Errorf("%s %s: access denied by %s: %s, and that the bucket's policy allows this", op, object, loc, credentialHint)
+		return denied(fmt.Sprintf("%s %s: access denied by %s: %s, and that the bucket's policy allows this", op, object, loc, credentialHint))
 	case "InvalidAccessKeyId", "XAdminUserNotFound":
 		return fmt.Errorf("%s %s: the server does not know the access key: %s", op, object, credentialHint)
 	case "SignatureDoesNotMatch":
 		return fmt.Errorf("%s %s: the secret key does not match the access key: %s", op, object, credentialHint)
 	case "ExpiredToken", "InvalidToken", "TokenRefreshRequired":
-		return fmt.Errorf("%s %s: the session token is expired or invalid: renew AWS_SESSION_TOKEN", op, object)
+		return denied(fmt.Sprintf("%s %s: the session token is expired or invalid: renew AWS_SESSION_TOKEN", op, object))
 	case "RequestTimeTooSkewed":
 		return fmt.Errorf("%s %s: the server rejects this machine's clock as wrong: synchronise it (NTP)", op, object)
 	case "AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException", "InvalidRegion":
