@@ -1076,3 +1076,47 @@ func TestWithdrawKeepsLaterConfirmed(t *testing.T) {
 		t.Fatalf("%d segments after Withdraw, want 2 (S1 was confirmed by S2's pre-write check)", len(segs))
 	}
 }
+
+// failingPackLoads fails every load from a pack as a store that stopped
+// answering does, and counts them.
+type failingPackLoads struct {
+	repo.Backend
+	mu    sync.Mutex
+	loads int
+}
+
+func (b *failingPackLoads) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+	if h.Type == repo.PackFile {
+		b.mu.Lock()
+		b.loads++
+		b.mu.Unlock()
+		return nil, fmt.Errorf("load %s: %w", h, repo.ErrTransient)
+	}
+	return b.Backend.Load(ctx, h, offset, length)
+}
+
+// TestCheckPacksStopsWithoutAnswer: a store that does not answer while
+// check reads the packs' trailers stops the check with one error, not a
+// damaged pack each with advice to move it out (found by an exploratory
+// test on S3).
+func TestCheckPacksStopsWithoutAnswer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for range 8 {
+		f.writePack(1)
+	}
+	be := &failingPackLoads{Backend: mustOpenBackend(t, f.dir+"/repo")}
+	r, err := repo.Open(ctx, be, "pw", repo.Options{Host: "alpha", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ck, err := index.NewChecker(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ck.CheckPacks(ctx, 2)
+	if err == nil || !strings.Contains(err.Error(), "stopped answering") || ck.ProblemCount() != 0 || be.loads > 4 {
+		t.Fatalf("CheckPacks without answers: %v, %d problems, %d loads", err, ck.ProblemCount(), be.loads)
+	}
+}
