@@ -145,7 +145,9 @@ func TestUnitFilesOddPaths(t *testing.T) {
 	writeFile(t, tm, []byte(tmr))
 	verifyUnits(t, s, tm)
 	// Comments are not what makes units outdated.
-	if unitSettings(svc) != unitSettings(strings.Replace(svc, "# Change the job", "# Edit the job", 1)) || unitSettings(svc) == unitSettings(strings.Replace(svc, "Nice=19", "Nice=5", 1)) {
+	edited := strings.Replace(svc, "# Change the job", "\n; Change the job", 1)
+	edited = strings.ReplaceAll(strings.Replace(edited, "Nice=19", "Nice=19  ", 1), "\n", "\r\n")
+	if unitSettings(svc) != unitSettings(edited) || unitSettings(svc) == unitSettings(strings.Replace(svc, "Nice=19", "Nice=5", 1)) {
 		t.Error("unitSettings")
 	}
 }

@@ -383,19 +383,23 @@ func sameConfig(from, path string) bool {
 // as its first line names it.
 func unitConfig(text string) string {
 	first, _, _ := strings.Cut(text, "\n")
+	first = strings.TrimSuffix(first, "\r") // a unit saved with CRLF line ends
 	from, _ := strings.CutPrefix(first, unitMarker+" from ")
 	return strings.TrimSuffix(from, ".")
 }
 
 // unitSettings is a unit's text without the comments below its first line
-// (which names the config file): what systemd acts on. Comments that
+// (which names the config file), blank lines and blanks at the ends of
+// lines: what systemd acts on. Comments that
 // change from one version of snap to the next do not make every installed
 // unit outdated.
 func unitSettings(text string) string {
-	lines := strings.Split(text, "\n")
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 	out := []string{lines[0]}
 	for _, l := range lines[1:] {
-		if !strings.HasPrefix(l, "#") {
+		// As systemd reads it: blank lines, and comments after '#' or
+		// ';', say nothing, nor do blanks at the ends of a line.
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, ";") {
 			out = append(out, l)
 		}
 	}
