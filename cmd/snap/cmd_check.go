@@ -265,6 +265,9 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 	u.infof("checking %s", plural(ck.PackCount(), "pack", "packs"))
 	sp.step("checking packs", "", 0, 0)
 	if err := ck.CheckPacks(ctx, 4); err != nil {
+		if ck.Unanswered() != nil && ctx.Err() == nil {
+			return err // the repository stopped answering: a failure (exit 1), not Ctrl-C
+		}
 		return checkInterrupted(err)
 	}
 	res := checkResult{Notes: []string{}}
