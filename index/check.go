@@ -145,9 +145,23 @@ func (c *Checker) accessDenied(err error) bool {
 	return true
 }
 
-// Unanswered returns the error of the first pack ReadData got no answer
-// for, if any (its retries given up: the repository stopped answering).
-// ReadData stopped there; the packs not read are no verdict.
+// noAnswer records err, a read of pack id, when the repository gave no
+// answer for it (its retries given up), and says so.
+func (c *Checker) noAnswer(id repo.ID, err error) bool {
+	if !errors.Is(err, repo.ErrTransient) {
+		return false
+	}
+	c.mu.Lock()
+	if c.unanswered == nil {
+		c.unanswered = fmt.Errorf("pack %s: %w", id, err)
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// Unanswered returns the error of the first pack CheckPacks or ReadData
+// got no answer for, if any (its retries given up: the repository stopped
+// answering). They stopped there; the packs not read are no verdict.
 func (c *Checker) Unanswered() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -393,12 +407,7 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 			if ctx.Err() != nil || c.accessDenied(err) {
 				return
 			}
-			if errors.Is(err, repo.ErrTransient) {
-				c.mu.Lock()
-				if c.unanswered == nil {
-					c.unanswered = fmt.Errorf("pack %s: %w", id, err)
-				}
-				c.mu.Unlock()
+			if c.noAnswer(id, err) {
 				cancel()
 				return
 			}
@@ -537,12 +546,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		if ctx.Err() != nil || c.accessDenied(err) {
 			return
 		}
-		if errors.Is(err, repo.ErrTransient) {
-			c.mu.Lock()
-			if c.unanswered == nil {
-				c.unanswered = fmt.Errorf("pack %s: %w", id, err)
-			}
-			c.mu.Unlock()
+		if c.noAnswer(id, err) {
 			return
 		}
 		if errors.Is(err, repo.ErrNotFound) {
