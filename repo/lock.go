@@ -354,9 +354,11 @@ func (r *Repository) Lock(ctx context.Context, o LockOptions) (*Lock, error) {
 	l := &Lock{r: r, info: LockInfo{Time: now, Created: now, Exclusive: o.Exclusive, Prune: o.Prune && !o.Exclusive, Host: r.opts.Host,
 		Username: username(), PID: os.Getpid(), PIDStart: processStart(os.Getpid()), PIDNamespace: r.opts.PIDNamespace,
 		MachineID: r.opts.MachineID, BootID: r.opts.BootID, Command: o.Command}, writtenAt: now, moving: make(chan struct{}, 1)}
-	if err := l.write(ctx); err != nil {
+	name, err := l.write(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("write lock: %w", err)
 	}
+	l.name = name
 	for attempt := 1; ; attempt++ {
 		again, err := l.takeOver(ctx, o)
 		if err != nil {
@@ -442,19 +444,19 @@ func (l *Lock) takeOver(ctx context.Context, o LockOptions) (again bool, err err
 	return again, nil
 }
 
-func (l *Lock) write(ctx context.Context) error {
+// write stores what l.info says in a new lock file and returns its name;
+// the caller makes it the lock's (Lock at once, a refresh once the old
+// file is removed).
+func (l *Lock) write(ctx context.Context) (string, error) {
 	plain, err := json.Marshal(l.info)
 	if err != nil {
-		return err
+		return "", err
 	}
 	id, err := l.r.SaveObject(ctx, LockFile, plain)
 	if err != nil {
-		return err
+		return "", err
 	}
-	l.mu.Lock()
-	l.name = id.String()
-	l.mu.Unlock()
-	return nil
+	return id.String(), nil
 }
 
 func (l *Lock) remove(ctx context.Context) error {
@@ -519,11 +521,7 @@ func (l *Lock) refresh() {
 		return
 	}
 	l.info.Time = l.r.opts.Now()
-	plain, err := json.Marshal(l.info)
-	if err != nil {
-		return
-	}
-	id, err := l.r.SaveObject(ctx, LockFile, plain)
+	name, err := l.write(ctx)
 	if err != nil {
 		// Cut short by Unlock, or failed for want of an answer: the
 		// server may have stored it all the same, and Unlock looks for
@@ -545,7 +543,7 @@ func (l *Lock) refresh() {
 	if err := l.r.RemoveLock(rctx, old); err != nil {
 		// Gone (lost), or no answer: the old file stays the lock's (Verify
 		// tells which), and the new one goes.
-		if rerr := l.r.RemoveLock(rctx, id.String()); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+		if rerr := l.r.RemoveLock(rctx, name); rerr != nil && !errors.Is(rerr, ErrNotFound) {
 			l.mu.Lock()
 			l.halted = true // Unlock removes it
 			l.mu.Unlock()
@@ -556,7 +554,7 @@ func (l *Lock) refresh() {
 		return
 	}
 	l.mu.Lock()
-	l.name = id.String()
+	l.name = name
 	l.writtenAt = l.info.Time
 	l.mu.Unlock()
 }
