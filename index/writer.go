@@ -747,8 +747,7 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 // there left them taking the room of a full disk (found by an exploratory
 // test). An error from S3 may come after the object was stored.
 func segmentNotStored(be repo.Backend, err error) bool {
-	_, local := repo.As[repo.SpaceReserver](be)
-	return local && repo.DiskFull(err) && !errors.Is(err, repo.ErrNotDurable)
+	return repo.OnLocalDisk(be) && repo.DiskFull(err) && !errors.Is(err, repo.ErrNotDurable)
 }
 
 // saveSegment writes the index segment for durable packs and adds it to

@@ -96,6 +96,15 @@ type Preflighter interface {
 	Preflight(ctx context.Context) (free uint64, err error)
 }
 
+// OnLocalDisk reports whether be (through its wrappers) stores on this
+// machine's disk: a full disk there is the repository's, and a write that
+// failed before its rename stored nothing. The local directory backend is
+// the one that keeps a space reserve.
+func OnLocalDisk(be Backend) bool {
+	_, ok := As[SpaceReserver](be)
+	return ok
+}
+
 // SpaceReserver is implemented by backends on storage that can fill up (a
 // local directory). The space reserve is a file of random bytes set aside
 // when the repository is made, so that on a full disk 'snap forget' and

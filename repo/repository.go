@@ -571,9 +571,8 @@ const sealOverhead = 1 + 12 + 16
 // sync reads, and the backend's own bound applies. Other types load as
 // they are.
 func LoadSmall(ctx context.Context, be Backend, h Handle) ([]byte, error) {
-	_, local := As[SpaceReserver](be)
 	switch {
-	case h.Type == ConfigFile, h.Type == LockFile, h.Type == SnapshotFile, h.Type == IndexFile && local:
+	case h.Type == ConfigFile, h.Type == LockFile, h.Type == SnapshotFile, h.Type == IndexFile && OnLocalDisk(be):
 		limit := int64(maxObjectSize(h.Type) + sealOverhead)
 		size, err := be.Stat(ctx, h)
 		if err != nil {

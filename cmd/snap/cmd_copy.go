@@ -231,7 +231,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			}
 			err = fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err)
 			if repo.DiskFull(err) && !index.CacheFailure(err) {
-				if _, local := repo.As[repo.SpaceReserver](dst.r.Backend()); !local {
+				if !repo.OnLocalDisk(dst.r.Backend()) {
 					// A target on S3 has no disk to fill: the local one
 					// is full (the cache's pair map, the fetcher's packs).
 					return &fullDiskAdvised{fmt.Errorf("%w; the local disk is full (the cache's, or the temporary directory's): free space there, or give --cache-dir on another disk", err)}
