@@ -794,22 +794,18 @@ func takenSoonAfter(sns []*snapshot.Snapshot, sn *snapshot.Snapshot, at string, 
 // 01:59:59.999 CET), and the gap is told from the jump (it was told from
 // a minute before it; found by an exploratory test).
 func spanStart(at string, when time.Time) time.Time {
-	if when.Nanosecond() != 999_999_999 {
+	m := clockWritten.FindStringSubmatch(at)
+	if when.Nanosecond() != 999_999_999 || m == nil {
 		return when
 	}
-	unit := time.Duration(0)
-	switch {
-	case toSecond.MatchString(at):
+	unit := time.Minute
+	if toSecond.MatchString(at) {
 		unit = time.Second
-	case toMinute.MatchString(at):
-		unit = time.Minute
-	default:
-		return when
 	}
 	_, before := when.Zone()
 	_, after := when.Add(time.Nanosecond).Zone()
 	hh, mm, _ := when.Clock()
-	if m := clockWritten.FindStringSubmatch(at); after > before && m != nil && (m[1] != strconv.Itoa(hh) || m[2] != fmt.Sprintf("%02d", mm)) {
+	if after > before && (m[1] != strconv.Itoa(hh) || m[2] != fmt.Sprintf("%02d", mm)) {
 		return when.Add(time.Nanosecond)
 	}
 	return when.Add(-unit + time.Nanosecond)
@@ -817,7 +813,6 @@ func spanStart(at string, when time.Time) time.Time {
 
 var (
 	toSecond = regexp.MustCompile(`\d:\d\d:\d\d`)
-	toMinute = regexp.MustCompile(`\d:\d\d`)
 	// clockWritten is the hour (without a leading zero) and minute of a
 	// time of day as written.
 	clockWritten = regexp.MustCompile(`0?(\d{1,2}):(\d\d)`)

@@ -33,7 +33,7 @@ type unitSpec struct {
 	Binary string // absolute path of the snap binary
 	Config string // absolute path of the config file
 	User   bool   // a user unit (no network-online.target there)
-	Dir    string // --dir as given to install ("": the default place)
+	Dir    string // --dir given to install, made absolute ("": the default place)
 }
 
 func serviceName(job string) string { return "snap-" + job + ".service" }
@@ -136,7 +136,7 @@ func mountPath(location string) string {
 		return ""
 	}
 	p := strings.TrimPrefix(location, "local:")
-	if !filepath.IsAbs(p) || !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == '"' || r == '\'' || r == '\\' || r == 0x7f }) {
+	if !filepath.IsAbs(p) || !unitClean(p) || strings.ContainsAny(p, " \"'\\") {
 		return ""
 	}
 	return strings.ReplaceAll(p, "%", "%%")
