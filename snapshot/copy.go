@@ -321,18 +321,19 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	if err := c.copyBases(ctx, missing); err != nil {
+	// Each blob looked up once, for the bases, the order and the copy.
+	order := make([]repo.ID, 0, len(missing))
+	where := make(map[repo.ID]index.Location, len(missing))
+	for sid := range missing {
+		order = append(order, sid)
+		where[sid], _ = c.src.Lookup(repo.DataBlob, sid) // (not found: a zero location, no delta)
+	}
+	if err := c.copyBases(ctx, where); err != nil {
 		return err
 	}
 	// In the order of the source's packs, planned and read alike: the
 	// map's own order, a new one for each pass, had the fetcher hold
 	// many packs at once, each needed again later.
-	order := make([]repo.ID, 0, len(missing))
-	where := make(map[repo.ID]index.Location, len(missing))
-	for sid := range missing {
-		order = append(order, sid)
-		where[sid], _ = c.src.Lookup(repo.DataBlob, sid)
-	}
 	slices.SortFunc(order, func(a, b repo.ID) int {
 		la, lb := where[a], where[b]
 		if n := bytes.Compare(la.Pack[:], lb.Pack[:]); n != 0 {
@@ -371,7 +372,7 @@ func (c *Copier) fetch(ctx context.Context, missing map[repo.ID]bool) error {
 			for sid := range ids {
 				var tid repo.ID
 				err := repo.Catch(func() (err error) {
-					tid, err = c.copyBlob(ctx, src, sid)
+					tid, err = c.copyBlob(ctx, src, sid, where[sid])
 					return err
 				})
 				mu.Lock()
@@ -413,7 +414,8 @@ feed:
 
 // copyBlob reads one data blob from the source (verified against its
 // source ID), hashes it with the target's key and saves it in the target
-// unless the target has it.
+// unless the target has it. loc is where the source's index has it (the
+// zero Location when it has not: the read then says so).
 //
 // A blob the source stores as a delta is stored as one in the target too,
 // against the target's copies of its bases where the target holds them
@@ -421,7 +423,7 @@ feed:
 // small files, copied first; nothing is read from the target for it): a changed chunk of a dump stored whole took
 // its whole compressed size, and a copy of a series of dumps came out
 // 2.65 times the size of its source (36.4 MB against 96.4).
-func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (repo.ID, error) {
+func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID, loc index.Location) (repo.ID, error) {
 	plain, err := src.LoadBlob(ctx, repo.DataBlob, sid, nil)
 	if err != nil {
 		return repo.ID{}, &SourceError{err}
@@ -429,7 +431,7 @@ func (c *Copier) copyBlob(ctx context.Context, src BlobLoader, sid repo.ID) (rep
 	c.countRead(len(plain))
 	tid := c.targetID(plain)
 	var bases []repo.ID
-	if loc, ok := c.src.Lookup(repo.DataBlob, sid); ok && loc.Entry.Delta() {
+	if loc.Entry.Delta() {
 		bases = loc.Entry.Bases
 	}
 	c.mu.Lock()
@@ -483,19 +485,19 @@ func (c *Copier) primeBase(ctx context.Context, b repo.ID) (repo.ID, []byte, err
 }
 
 // copyBases copies into the target, whole, the bases of the deltas among
-// missing that the target lacks, and flushes them into the index, so that
-// the deltas are stored as deltas against them (Writer.SaveDelta uses only
-// indexed full copies). A base is often in no snapshot being copied: the
+// the missing blobs (where: their locations in the source) that the
+// target lacks, and flushes them into the index, so that the deltas are
+// stored as deltas against them (Writer.SaveDelta uses only indexed full
+// copies). A base is often in no snapshot being copied: the
 // chunks of a dump's first version stay in the source for the deltas of
 // the later ones after that version is forgotten, and a copy without them
 // stored every later version's changed chunks whole, for good (3.9 times
 // the source's size; found by a re-test).
-func (c *Copier) copyBases(ctx context.Context, missing map[repo.ID]bool) error {
+func (c *Copier) copyBases(ctx context.Context, where map[repo.ID]index.Location) error {
 	var need []repo.ID
 	seen := map[repo.ID]bool{}
-	for sid := range missing {
-		loc, ok := c.src.Lookup(repo.DataBlob, sid)
-		if !ok || !loc.Entry.Delta() {
+	for _, loc := range where {
+		if !loc.Entry.Delta() {
 			continue
 		}
 		for _, b := range loc.Entry.Bases {
@@ -612,7 +614,8 @@ func (c *Copier) copyTree(ctx context.Context, id repo.ID) (repo.ID, error) {
 			for j, sid := range n.Content {
 				tid, ok := c.known(sid)
 				if !ok {
-					if tid, err = c.copyBlob(ctx, c.src, sid); err != nil {
+					loc, _ := c.src.Lookup(repo.DataBlob, sid)
+					if tid, err = c.copyBlob(ctx, c.src, sid, loc); err != nil {
 						return repo.ID{}, inPath(n.Name, err)
 					}
 				}

@@ -491,8 +491,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	if err != nil && errors.As(err, &unknown) {
 		return nil, fmt.Errorf("create: %w", err)
 	}
-	if err != nil && ctx.Err() != nil && running.names() != "" {
-		names := running.names()
+	if names := running.names(); err != nil && ctx.Err() != nil && names != "" {
 		return nil, &stoppedWaiting{msg: fmt.Sprintf("%v while %s was still running: no snapshot was saved; the repository is consistent (data already uploaded is used by the next create, or reclaimed by 'snap prune')", errInterrupted, names),
 			waitedFor: names}
 	}
