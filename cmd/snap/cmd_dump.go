@@ -75,9 +75,12 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 			// A database dump by the names restore --db takes ('snap
 			// dump 5d0e… app > app.sql'): "path /app does not exist"
 			// (found by an exploratory test).
-			if m := dumpsNamed(sn.Sources, p); len(m) == 1 {
+			switch m := dumpsNamed(sn.Sources, p); {
+			case len(m) == 1:
 				np = m[0].Path
 				node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np)
+			case len(m) > 1:
+				return ambiguousDump(sn, p, m)
 			}
 		}
 		if err != nil {
@@ -132,14 +135,30 @@ func (s *session) latestDump(c *cli.Context, p string) (*snapshot.Snapshot, snap
 	if err != nil {
 		return nil, snapshot.Source{}, heldElsewhere("a dump "+p, held), nil
 	}
+	if m := dumpsNamed(sn.Sources, p); len(m) > 1 {
+		// A PostgreSQL and a MariaDB database of one name: "path /app
+		// does not exist" said nothing of the two (found by an
+		// exploratory test).
+		return nil, snapshot.Source{}, "", ambiguousDump(sn, p, m)
+	}
 	src, err := findDumpSourceOfKind(sn, p, "")
 	if err != nil {
-		return nil, snapshot.Source{}, "", nil // two of that name, say: as for any path
+		return nil, snapshot.Source{}, "", nil // not a dump after all: as for any path
 	}
 	if sn != newest {
 		s.ui.choicef("latest: snapshot %s (%s, host %s), the newest that holds the dump %s", sn.ID.Short(), localTime(sn.Time), sn.Host, p)
 	}
 	return sn, src, "", nil
+}
+
+// ambiguousDump is the error of a name that several dumps of sn bear: a
+// mistake in the arguments (exit 2), with the paths to give instead.
+func ambiguousDump(sn *snapshot.Snapshot, name string, dumps []snapshot.Source) error {
+	var paths []string
+	for _, d := range dumps {
+		paths = append(paths, d.Path)
+	}
+	return usagef("%s names %d dumps in snapshot %s: give its path, one of %s", name, len(dumps), sn.ID.Short(), strings.Join(paths, ", "))
 }
 
 // readContent streams the file n's verified chunks to w: from a remote

@@ -672,3 +672,30 @@ func TestRestoreDumpByRecordedURL(t *testing.T) {
 		}
 	}
 }
+
+// TestDumpNameOfTwoDumps: a name that two dumps of a snapshot bear (two
+// SQLite files app.db, or a PostgreSQL and a MariaDB database of one name)
+// is a mistake in the arguments that names both paths, for 'dump latest'
+// as for 'dump ID' (it said "path /app does not exist"; found by an
+// exploratory test).
+func TestDumpNameOfTwoDumps(t *testing.T) {
+	tr := newTestRepo(t)
+	var urls []string
+	for _, d := range []string{"a", "b"} {
+		f := filepath.Join(tr.dir, d, "app.db")
+		must(t, os.MkdirAll(filepath.Dir(f), 0o755))
+		sqliteQuery(t, f, "CREATE TABLE t(v TEXT);")
+		urls = append(urls, "--db", "sqlite://"+f)
+	}
+	id := tr.createID(urls...)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", "--host", "web1", src) // latest is then the newest holding the dumps
+	for _, args := range [][]string{{"dump", "latest", "app"}, {"dump", "latest", "app.db"}, {"dump", id, "app"}} {
+		res := tr.run(args...)
+		if res.code != exitUsage || !strings.Contains(res.stderr, "names 2 dumps in snapshot") ||
+			!strings.Contains(res.stderr, filepath.Join("/db/sqlite", tr.dir, "a", "app.sql")) || !strings.Contains(res.stderr, filepath.Join("/db/sqlite", tr.dir, "b", "app.sql")) {
+			t.Errorf("%v: exit %d\n%s", args, res.code, res.stderr)
+		}
+	}
+}
