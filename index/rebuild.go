@@ -164,6 +164,14 @@ type RepairStats struct {
 	// repository no longer holds (deleted by hand, lost with a disk):
 	// their blobs are no longer indexed, and nothing else would say so.
 	Missing []repo.ID
+	// LostBlobs counts, for a pack of Missing, the blobs the index listed
+	// in it that no pack indexed now holds (absent: not known, as for a
+	// pack only the local cache listed).
+	LostBlobs map[repo.ID]int
+	// Replaced are the packs the index listed that are gone but whose
+	// every blob another pack holds (a repack copied them out before the
+	// pack was moved out or deleted): nothing was lost with them.
+	Replaced []repo.ID
 	// KeptDamaged are the packs a repack kept for their damaged blobs
 	// alone (PruneStats.DamagedPacks), indexed as it listed them.
 	KeptDamaged []repo.ID
@@ -385,11 +393,46 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 		}
 		st.Removed++
 	}
+	// What each gone pack held, as its old segment listed it: told apart
+	// once the new index is in the cache, the pack whose blobs all lie in
+	// other packs from the one that took blobs with it.
+	held := make(map[repo.ID][]repo.BlobEntry, len(st.Missing))
+	for _, id := range st.Missing {
+		if lp, ok := listed[id]; ok && len(lp.Blobs) > 0 {
+			held[id] = lp.Blobs
+		}
+	}
 	if err := ix.Reset(); err != nil {
 		return st, err
 	}
-	_, err = ix.Sync(ctx, log)
-	return st, err
+	if _, err = ix.Sync(ctx, log); err != nil {
+		return st, err
+	}
+	gone := st.Missing[:0:0]
+	for _, id := range st.Missing {
+		blobs, ok := held[id]
+		if !ok {
+			gone = append(gone, id)
+			continue
+		}
+		lost := 0
+		for _, e := range blobs {
+			if !ix.Has(e.Type, e.ID) {
+				lost++
+			}
+		}
+		if lost == 0 {
+			st.Replaced = append(st.Replaced, id)
+			continue
+		}
+		if st.LostBlobs == nil {
+			st.LostBlobs = map[repo.ID]int{}
+		}
+		st.LostBlobs[id] = lost
+		gone = append(gone, id)
+	}
+	st.Missing = gone
+	return st, nil
 }
 
 // subsetOf reports whether every entry of a is in b (the same blob at the

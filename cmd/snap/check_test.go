@@ -646,3 +646,43 @@ func TestStatsWithoutIndex(t *testing.T) {
 		t.Errorf("stats without an index: exit %d: %s", res.code, res.stderr)
 	}
 }
+
+// TestRepairPackGoneWithCopiesElsewhere: a pack the index lists that is
+// gone, whose every blob another pack holds (stored twice, or copied out
+// by a repack before the pack was moved out as check advised), is named
+// in a warning and the repair exits 0: nothing was lost with it (it
+// exited 1, "their blobs are lost unless another pack holds them"; found
+// by an exploratory test). A pack whose blobs went with it still fails,
+// with their count.
+func TestRepairPackGoneWithCopiesElsewhere(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "big"), randomBytes(5, 2<<20))
+	tr.mustRun("create", "--host", "a", src)
+	// The same data stored again, by a create that saw no index: two
+	// packs hold the file's blobs.
+	hidden := filepath.Join(tr.dir, "hidden")
+	must(t, os.Rename(filepath.Join(tr.repo, "index"), hidden))
+	must(t, os.Mkdir(filepath.Join(tr.repo, "index"), 0o700))
+	tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "cache2")}, nil, "create", "--host", "b", src)
+	segs, err := os.ReadDir(hidden)
+	must(t, err)
+	for _, s := range segs {
+		must(t, os.Rename(filepath.Join(hidden, s.Name()), filepath.Join(tr.repo, "index", s.Name())))
+	}
+	tr.mustRun("repair", "index")
+	pack := largestPack(t, tr.repo)
+	must(t, os.Remove(pack))
+	res := tr.run("repair", "index", "--from-packs", "--json")
+	if res.code != 0 || !strings.Contains(res.stdout, filepath.Base(pack)+", which the index listed, is gone; every blob it held is in another pack") ||
+		!strings.Contains(res.stdout, `"replaced_packs":1`) || !strings.Contains(res.stdout, `"missing_packs":0`) {
+		t.Fatalf("repair with a pack gone whose blobs another pack holds: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	tr.mustRun("check", "--read-data")
+	// The other copy gone too: the blobs went with it.
+	must(t, os.Remove(largestPack(t, tr.repo)))
+	res = tr.run("repair", "index", "--from-packs")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "blobs it held are in no other pack") || !strings.Contains(res.stderr, "blobs went with it, which no other pack holds") {
+		t.Errorf("repair with a pack gone whose blobs no other pack holds: exit %d\n%s", res.code, res.stderr)
+	}
+}
