@@ -103,6 +103,15 @@ type RestoreStats struct {
 	// FirstDiffering names one, as the target has it.
 	Differing      int64
 	FirstDiffering string
+	// Damaged counts the files left incomplete because blobs of theirs
+	// are damaged or missing in the repository; such a file does not
+	// stop the restore, which writes every other entry (a damaged tree
+	// does: Stopped).
+	Damaged int64
+	// Stopped is set when the restore stopped before it went through
+	// every entry (a damaged tree, a full target, a repository that
+	// stopped answering, a panic), not when it ended with damaged files.
+	Stopped bool
 }
 
 // Restorer writes snapshot trees into a target directory. Every blob is
@@ -151,6 +160,8 @@ type Restorer struct {
 	nErrors     atomic.Int64
 	nSkip       atomic.Int64
 	nDiffer     atomic.Int64
+	nDamaged    atomic.Int64
+	stopped     atomic.Bool
 	firstDiffer atomic.Pointer[string]
 	// zeroBlobs holds the blobs found all zeros, by ID, with their length:
 	// a sparse file's holes are one such blob many times over (an image
@@ -295,7 +306,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 		err = r.fatalErr()
 	}
 	st := RestoreStats{Files: r.nFiles.Load(), Other: r.nOther.Load(), Incomplete: r.nIncomplete.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load(),
-		Differing: r.nDiffer.Load()}
+		Differing: r.nDiffer.Load(), Damaged: r.nDamaged.Load(), Stopped: r.stopped.Load()}
 	if p := r.firstDiffer.Load(); p != nil {
 		st.FirstDiffering = *p
 	}
@@ -366,6 +377,7 @@ func targetFull(err error) (unix.Errno, bool) {
 // stop records err as the restore's error, unless it has one already, and
 // cancels what is left.
 func (r *Restorer) stop(err error) {
+	r.stopped.Store(true)
 	r.mu.Lock()
 	if r.fatal == nil {
 		r.fatal = err
@@ -1148,10 +1160,12 @@ func (r *Restorer) setFatal(rel string, err error) {
 		return
 	}
 	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, repo.ErrNotFound) {
+		r.nDamaged.Add(1)
 		r.mu.Lock()
 		first := r.fatal == nil
 		if first {
-			r.fatal = fmt.Errorf("restore %s: %w", rel, err)
+			// Named where it is, as the error lines of the others are.
+			r.fatal = fmt.Errorf("restore %s: %w", r.at(rel), err)
 		}
 		r.mu.Unlock()
 		if first {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,6 +93,13 @@ func TestCreateStoresDamagedBlobsAnew(t *testing.T) {
 // given type, and returns the packs it damaged.
 func (tr *testRepo) damageBlobs(bt repo.BlobType) []string {
 	tr.t.Helper()
+	return tr.damageSomeBlobs(bt, -1)
+}
+
+// damageSomeBlobs is damageBlobs for the first n blobs the index lists
+// (all when n < 0).
+func (tr *testRepo) damageSomeBlobs(bt repo.BlobType, n int) []string {
+	tr.t.Helper()
 	r := tr.openInProcess()
 	defer r.Close()
 	ix, err := index.Open(context.Background(), r, tr.t.TempDir(), index.Options{})
@@ -98,9 +107,10 @@ func (tr *testRepo) damageBlobs(bt repo.BlobType) []string {
 	defer ix.Close()
 	var packs []string
 	must(tr.t, ix.Blobs(func(l index.Location) error {
-		if l.Entry.Type != bt {
+		if l.Entry.Type != bt || n == 0 {
 			return nil
 		}
+		n--
 		p := filepath.Join(tr.repo, "data", l.Pack.String()[:2], l.Pack.String())
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
 		if err != nil {
@@ -123,4 +133,51 @@ func (tr *testRepo) damageBlobs(bt repo.BlobType) []string {
 		tr.t.Fatal("no tree blob to damage")
 	}
 	return packs
+}
+
+// TestRestoreGoesOnPastDamagedFiles: damaged data in one file does not stop
+// a restore: every other file is restored, the summary says what was
+// restored (JSON too, with the damaged count), and the error counts the
+// damaged files and says the rest was restored (it said a restore with
+// --exclude of them would restore the rest, with no summary; found by an
+// exploratory test).
+func TestRestoreGoesOnPastDamagedFiles(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for i := range 12 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("f%02d", i)), randomBytes(uint64(40+i), 200<<10))
+	}
+	tr.mustRun("create", src)
+	tr.damageSomeBlobs(repo.DataBlob, 1)
+	for _, json := range []bool{false, true} {
+		target := filepath.Join(tr.dir, fmt.Sprintf("out-%v", json))
+		args := []string{"restore", "latest", "--target", target}
+		if json {
+			args = append(args, "--json")
+		}
+		res := tr.run(args...)
+		out := res.stdout + res.stderr // with --json, the error object follows the summary
+		if res.code != exitFatal || !strings.Contains(out, "1 file could not be restored whole for data the repository lost") ||
+			!strings.Contains(out, "every other entry was restored") || !strings.Contains(out, "'snap check --read-data' names") ||
+			!strings.Contains(out, "restore "+filepath.Join(target, src)) {
+			t.Errorf("restore with one damaged file (json %v): exit %d\nstdout %s\nstderr %s", json, res.code, res.stdout, res.stderr)
+		}
+		if json {
+			if !strings.Contains(res.stdout, `"type":"summary"`) || !strings.Contains(res.stdout, `"files":11,`) || !strings.Contains(res.stdout, `"errors":1,`) || !strings.Contains(res.stdout, `"damaged":1,`) {
+				t.Errorf("restore --json with one damaged file: no summary counting it:\n%s", res.stdout)
+			}
+		} else if !strings.Contains(res.stdout, "restored part of snapshot") || !strings.Contains(res.stdout, "11 files") {
+			t.Errorf("restore with one damaged file: no summary line:\n%s", res.stdout)
+		}
+		whole := 0
+		for i := range 12 {
+			got, err := os.ReadFile(filepath.Join(target, src, fmt.Sprintf("f%02d", i)))
+			if err == nil && bytes.Equal(got, randomBytes(uint64(40+i), 200<<10)) {
+				whole++
+			}
+		}
+		if whole != 11 {
+			t.Errorf("json %v: %d of 12 files restored whole, want 11", json, whole)
+		}
+	}
 }
