@@ -201,7 +201,7 @@ func runRestore(c *cli.Context, e *env) error {
 		if sub != "" {
 			return usagef("--db restores whole dumps: give the snapshot without :SUBPATH")
 		}
-		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
+		return restoreDatabases(c, e, s, sn, dbs, c.String("to"), c.Bool("replace"))
 	}
 	given := sub
 	sub = path.Clean("/" + sub)
@@ -364,7 +364,7 @@ func runRestore(c *cli.Context, e *env) error {
 		return fmt.Errorf("%s could not be restored (listed above); once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(st.Errors), "entry", "entries"))
 	}
 	if len(dbs) > 0 {
-		return restoreDatabases(c, s, sn, dbs, c.String("to"), c.Bool("replace"))
+		return restoreDatabases(c, e, s, sn, dbs, c.String("to"), c.Bool("replace"))
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/snapshot"
 )
 
 func sqliteQuery(t *testing.T, file, sql string) string {
@@ -461,6 +463,13 @@ func TestRestoreSeveralDatabasesSaysWhatWasNotRestored(t *testing.T) {
 		files = append(files, "--db", "sqlite://"+f)
 	}
 	tr.mustRun(append([]string{"create"}, files...)...)
+	// The config names the databases: gone, they are restored where they
+	// were without --to (RecordedTargetProblem).
+	var urls []string
+	for i := 1; i < len(files); i += 2 {
+		urls = append(urls, strconv.Quote(files[i]))
+	}
+	cfg := tr.writeConfig("[jobs.app]\ndatabases = [" + strings.Join(urls, ", ") + "]\n")
 	a := filepath.Join(tr.dir, "a.db")
 	sqliteQuery(t, a, "UPDATE t SET x = 'changed';")
 	var list []snapshotJSON
@@ -477,7 +486,10 @@ func TestRestoreSeveralDatabasesSaysWhatWasNotRestored(t *testing.T) {
 	// a (gone meanwhile) is not restored either (it was, and the set was
 	// half restored; found by an exploratory test).
 	must(t, os.Remove(a))
-	res = tr.run("restore", "latest", "--db", "a", "--db", "b")
+	if res := tr.run("restore", "latest", "--db", "a", "--db", "b"); res.code != exitUsage || !strings.Contains(res.stderr, "a.db does not exist here") {
+		t.Errorf("restore into a gone database the config does not name, without --to: exit %d\n%s", res.code, res.stderr)
+	}
+	res = tr.run("--config", cfg, "restore", "latest", "--db", "a", "--db", "b")
 	if res.code != exitFatal || !strings.Contains(res.stderr, "b.db exists and is not empty, so nothing was restored: restore the dumps into other databases with --to, or replace them with --replace") {
 		t.Errorf("restore whose second target holds data: exit %d\n%s", res.code, res.stderr)
 	}
@@ -489,7 +501,7 @@ func TestRestoreSeveralDatabasesSaysWhatWasNotRestored(t *testing.T) {
 	must(t, os.Mkdir(a, 0o755))
 	must(t, os.Remove(filepath.Join(tr.dir, "b.db")))
 	must(t, os.Remove(filepath.Join(tr.dir, "c.db")))
-	res = tr.run("restore", "latest", "--db", "a", "--db", "b", "--db", "/db/sqlite/c.sql")
+	res = tr.run("--config", cfg, "restore", "latest", "--db", "a", "--db", "b", "--db", "/db/sqlite/c.sql")
 	if res.code != exitFatal || !strings.Contains(res.stderr, "is not a regular file") || !strings.Contains(res.stderr, "; not restored: b, /db/sqlite/c.sql (restore them with: snap restore "+list[0].ShortID+" --db b --db /db/sqlite/c.sql)") {
 		t.Errorf("restore whose first database fails: exit %d\n%s", res.code, res.stderr)
 	}
@@ -696,6 +708,56 @@ func TestDumpNameOfTwoDumps(t *testing.T) {
 		if res.code != exitUsage || !strings.Contains(res.stderr, "names 2 dumps in snapshot") ||
 			!strings.Contains(res.stderr, filepath.Join("/db/sqlite", tr.dir, "a", "app.sql")) || !strings.Contains(res.stderr, filepath.Join("/db/sqlite", tr.dir, "b", "app.sql")) {
 			t.Errorf("%v: exit %d\n%s", args, res.code, res.stderr)
+		}
+	}
+}
+
+// TestRestoreDBRecordedTargetNeedsTo: without --to, a dump goes back only
+// into a database on this machine that a dump would come from (an SQLite
+// file that exists, a local server reached without options that lead
+// elsewhere) or that the config names; anything else is refused (exit 2)
+// with the command that names it. The address comes from the repository,
+// and a crafted snapshot made a root restore create an SQLite file
+// anywhere, or sent the database password to a server of its choosing
+// (found by a red-team test).
+func TestRestoreDBRecordedTargetNeedsTo(t *testing.T) {
+	tr := newTestRepo(t)
+	f := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, f, "CREATE TABLE t (x); INSERT INTO t VALUES ('v');")
+	tr.mustRun("create", "--db", "sqlite://"+f)
+	must(t, os.Remove(f))
+	res := tr.run("restore", "latest", "--db", "app")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "the file "+f+" does not exist here") || !strings.Contains(res.stderr, "--db app --to sqlite://"+f) {
+		t.Errorf("restore into a gone SQLite file without --to: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(f); err == nil {
+		t.Errorf("the refused restore created %s", f)
+	}
+	tr.mustRun("restore", "latest", "--db", "app", "--to", "sqlite://"+f)
+	if got := sqliteQuery(t, f, "SELECT x FROM t;"); got != "v\n" {
+		t.Errorf("restore --to: %q", got)
+	}
+	// The file there: back into it, as before.
+	tr.mustRun("restore", "latest", "--db", "app", "--replace")
+
+	// Addresses a snapshot may record that no restore takes without --to.
+	for _, c := range []struct{ url, path, want string }{
+		{"postgres://postgres@10.9.8.7:5432/app", "/db/postgres/app.sql", "its server 10.9.8.7 is not on this machine"},
+		{"postgres://postgres@127.0.0.1:5432/app?hostaddr=10.9.8.7", "/db/postgres/app.sql", "it carries the connection option hostaddr"},
+		{"postgres://postgres@127.0.0.1/app?sslkeylogfile=%2Froot%2Fx", "/db/postgres/app.sql", "it carries the connection option sslkeylogfile"},
+		{"mysql://root@[::1]:3306/app?defaults-extra-file=%2Ftmp%2Fx", "/db/mysql/app.sql", "it carries the connection option defaults-extra-file"},
+		{"sqlite:///nowhere/x/app.db", "/db/sqlite/app.sql", "the file /nowhere/x/app.db does not exist here"},
+		// Not where snap stores that database's dump: --db app would
+		// load into billing.
+		{"postgres://postgres@127.0.0.1/billing", "/db/postgres/app.sql", "whose dump snap stores as /db/postgres/billing.sql"},
+	} {
+		tr.storeAgain(func(sn *snapshot.Snapshot) {
+			sn.Sources[0].URL, sn.Sources[0].Path = c.url, c.path
+			sn.Sources[0].Kind = strings.Split(c.path, "/")[2]
+		}, false)
+		res := tr.run("restore", "latest", "--db", "app", "--replace")
+		if res.code == 0 || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("restore of a dump recorded as %s: exit %d\n%s", c.url, res.code, res.stderr)
 		}
 	}
 }

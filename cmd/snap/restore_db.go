@@ -196,6 +196,12 @@ func planDBRestore(sn *snapshot.Snapshot, name string, to *sources.Database) (db
 		return dbRestore{}, fmt.Errorf("dump %s records the source %q, which cannot be read: %v; write it out with 'snap dump'", src.Path, src.URL, err)
 	}
 	into := from
+	if to == nil && src.Path != from.DumpPath(false) && src.Path != from.DumpPath(true) {
+		// Not where snap stores a dump of that database: a name given
+		// for one database would load into another (found by a red-team
+		// test).
+		return dbRestore{}, fmt.Errorf("dump %s records the database %s, whose dump snap stores as %s: the snapshot was not written by snap as it is; give the database to restore into with --to", src.Path, from, from.DumpPath(false))
+	}
 	if to != nil {
 		into = to
 		if into.Kind != from.Kind {
@@ -221,7 +227,7 @@ func planDBRestore(sn *snapshot.Snapshot, name string, to *sources.Database) (db
 // database is touched, so that a misspelt second name fails before the
 // first database is replaced; when one restore fails, the error names the
 // dumps that were not attempted.
-func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names []string, to string, replace bool) error {
+func restoreDatabases(c *cli.Context, e *env, s *session, sn *snapshot.Snapshot, names []string, to string, replace bool) error {
 	var into *sources.Database
 	if to != "" {
 		var err error
@@ -236,6 +242,23 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 			return err
 		}
 		plans = append(plans, p)
+	}
+	if into == nil {
+		var known []*sources.Database // read on first need
+		for i, p := range plans {
+			problem := p.from.RecordedTargetProblem()
+			if problem == "" {
+				continue
+			}
+			if known == nil {
+				known = configDatabases(c, e)
+			}
+			if slices.ContainsFunc(known, func(d *sources.Database) bool { return sources.SameDatabase(d, p.from) }) {
+				continue
+			}
+			return usagef("--db %s: the snapshot records %s as the database it was dumped from, and %s: without --to, snap restores only into a database on this machine that its config names or that a dump would come from (whoever can write to the repository could have recorded any address); if that is where it belongs, say so: snap restore %s --db %s --to %s",
+				names[i], p.from, problem, sn.ID.Short(), shellWord(names[i]), shellWord(p.from.String()))
+		}
 	}
 	for _, p := range plans {
 		if err := p.into.CheckRestoreClient(); err != nil {
@@ -275,6 +298,30 @@ func restoreDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names [
 		}
 	}
 	return nil
+}
+
+// configDatabases are the databases the jobs of this machine's config
+// name: one a snapshot records is restored into without --to even where
+// it is not on this machine (RecordedTargetProblem), as the config, unlike
+// the repository, is this machine's own.
+func configDatabases(c *cli.Context, e *env) []*sources.Database {
+	known := []*sources.Database{}
+	path, err := findConfig(gstring(c, "config"), e.getenv)
+	if err != nil || path == "" {
+		return known
+	}
+	cfg, _, _ := loadConfig(path)
+	if cfg == nil {
+		return known
+	}
+	for _, j := range cfg.Jobs {
+		for _, raw := range j.Databases {
+			if d, err := sources.ParseDatabase(raw); err == nil {
+				known = append(known, d)
+			}
+		}
+	}
+	return known
 }
 
 // restoreFailure is the error of a restore that failed or, when ctx ended,
