@@ -466,6 +466,24 @@ func TestCheckFileSize(t *testing.T) {
 	}
 }
 
+// TestCheckSharedTreesCountCapped: directories that name one tree twice,
+// 64 levels deep, over a file whose data blob is missing: the count of
+// problems doubles at every level and stops at MaxProblems, never wrapping
+// to 0 (check said "no errors found"; found by a red-team test).
+func TestCheckSharedTreesCountCapped(t *testing.T) {
+	h := newHostileRepo(t)
+	f := fileNode("f", repo.ID{1, 2, 3}) // in no pack
+	f.Size = 1
+	id := h.tree(f)
+	for range 64 {
+		id = h.tree(dirNode("a", id), dirNode("b", id))
+	}
+	n, example, err := NewSnapshotChecker(indexChecker{h.ix}).Check(context.Background(), h.snapshot(id))
+	if err != nil || n != MaxProblems || !strings.HasPrefix(example, "/a/a/") {
+		t.Errorf("64 levels of a shared tree over a missing blob: %d problems (%q), %v", n, example, err)
+	}
+}
+
 // TestHostileDeepChain: a chain of directories nested deeper than
 // MaxDepth is an error for every walk of a tree (check and copy recursed
 // until the stack overflowed, a fatal error no recover catches, on a

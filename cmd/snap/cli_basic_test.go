@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -936,5 +937,21 @@ func TestFiltersMatchingNothingTogether(t *testing.T) {
 		if res.code != 0 || !strings.Contains(res.stderr, "snapshot "+web1.ShortID+" (host web1) does not pass the filters given") {
 			t.Errorf("%v --host web2: exit %d\n%s", args, res.code, res.stderr)
 		}
+	}
+}
+
+// TestAddBytesStops: sizes that snapshot documents claim (each at most
+// 2^60) add up to at most the int64's largest, never to a negative raw size
+// (nine crafted ones did; found by a red-team test).
+func TestAddBytesStops(t *testing.T) {
+	var sum int64
+	for range 9 {
+		sum = addBytes(sum, 1<<60)
+	}
+	if sum != math.MaxInt64 {
+		t.Errorf("nine sizes of 2^60: %d", sum)
+	}
+	if got := addBytes(3, 4); got != 7 {
+		t.Errorf("3 + 4 = %d", got)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -170,14 +171,14 @@ func runStats(c *cli.Context, e *env) error {
 	}
 	hosts := map[string]*hostStatsJSON{}
 	for _, sn := range sns {
-		st.RawBytes += sn.Summary.Bytes
+		st.RawBytes = addBytes(st.RawBytes, sn.Summary.Bytes)
 		h := hosts[sn.Host]
 		if h == nil {
 			h = &hostStatsJSON{Host: sn.Host, First: sn.Time}
 			hosts[sn.Host] = h
 		}
 		h.Snapshots++
-		h.RawBytes += sn.Summary.Bytes
+		h.RawBytes = addBytes(h.RawBytes, sn.Summary.Bytes)
 		if sn.Time.Before(h.First) {
 			h.First = sn.Time
 		}
@@ -284,7 +285,7 @@ func selectionStats(c *cli.Context, s *session, sns []*snapshot.Snapshot, f snap
 	for _, sn := range sns {
 		if chosen[sn] {
 			in = append(in, sn)
-			sel.RawBytes += sn.Summary.Bytes
+			sel.RawBytes = addBytes(sel.RawBytes, sn.Summary.Bytes)
 		} else {
 			out = append(out, sn)
 		}
@@ -326,4 +327,14 @@ func selectionStats(c *cli.Context, s *session, sns []*snapshot.Snapshot, f snap
 		}
 	}
 	return sel, nil
+}
+
+// addBytes adds two sizes that snapshot documents claim, each at most 2^60
+// (snapshot.decode), stopping at the int64's largest: nine crafted ones
+// summed to a negative raw size (found by a red-team test).
+func addBytes(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -154,12 +155,19 @@ func singleLine(s string) string {
 // newlines as escapes (\x1b): an escape sequence in a file name or a host
 // name read from a repository must not rewrite the terminal.
 func escapeControls(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return r != '\n' && isControl(r) }) < 0 {
+	if strings.IndexFunc(s, func(r rune) bool { return r != '\n' && isControl(r) }) < 0 && !hasRawC1(s) {
 		return s
 	}
 	var b strings.Builder
-	for _, r := range s {
+	for i, r := range s {
 		switch {
+		case isRawC1(s[i:]):
+			// A byte 0x80–0x9f that is not part of a character: a
+			// terminal outside UTF-8 takes 0x9b for ESC [ (found by a
+			// red-team test).
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case isInvalidAt(s[i:]):
+			b.WriteByte(s[i]) // another byte that is not UTF-8: as it was
 		case r == '\n' || !isControl(r):
 			b.WriteRune(r)
 		case r < 0x80:
@@ -169,6 +177,32 @@ func escapeControls(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// hasRawC1 reports whether s holds a byte 0x80–0x9f that is not part of a
+// UTF-8 character: a C1 control to a terminal outside UTF-8 (0x9b is ESC
+// [), which a rune-by-rune look sees as U+FFFD.
+func hasRawC1(s string) bool {
+	for i := 0; i < len(s); {
+		if isRawC1(s[i:]) {
+			return true
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return false
+}
+
+// isRawC1 reports whether s starts with a byte 0x80–0x9f that does not
+// start a UTF-8 character.
+func isRawC1(s string) bool {
+	return isInvalidAt(s) && s[0] >= 0x80 && s[0] < 0xa0
+}
+
+// isInvalidAt reports whether s starts with a byte that is not UTF-8.
+func isInvalidAt(s string) bool {
+	r, size := utf8.DecodeRuneInString(s)
+	return r == utf8.RuneError && size == 1
 }
 
 // isControl reports whether r is a control character other than a tab:

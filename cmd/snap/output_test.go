@@ -825,3 +825,20 @@ func TestJSONArrayIsJSONDoc(t *testing.T) {
 		}
 	}
 }
+
+// TestRawC1BytesEscaped: a byte 0x80–0x9f outside a UTF-8 character (a
+// file name not in UTF-8) is a C1 control to a terminal outside UTF-8
+// (0x9b is ESC [): ls's paths and the log's messages escape it, and leave
+// other bytes as they were (found by a red-team test).
+func TestRawC1BytesEscaped(t *testing.T) {
+	name := "a\x9b31mRED\x9b0m"
+	if got := listedPath(name); strings.ContainsRune(got, 0x9b) || strings.Contains(got, "\x9b") || !strings.Contains(got, `\x9b`) {
+		t.Errorf("listedPath(%q) = %q", name, got)
+	}
+	if got := escapeControls("file " + name + " caf\xe9 \u00e9"); strings.Contains(got, "\x9b") || !strings.Contains(got, `\x9b31mRED\x9b0m`) || !strings.Contains(got, "caf\xe9 \u00e9") {
+		t.Errorf("escapeControls = %q", got)
+	}
+	if got := listedPath("caf\xe9"); got != "caf\xe9" {
+		t.Errorf("listedPath of a Latin-1 name without C1 bytes = %q", got)
+	}
+}

@@ -290,7 +290,10 @@ func listedPath(p string) string {
 	// One that starts with a quote is quoted too: it would read as a
 	// quoted one (found by an exploratory test: a symlink target of
 	// `"a\nb"` typed out printed as one holding a newline).
-	if strings.IndexFunc(p, unicode.IsControl) >= 0 || strings.HasPrefix(p, `"`) {
+	// A byte 0x80–0x9f outside a UTF-8 character is a C1 control to a
+	// terminal outside UTF-8 (0x9b is ESC [), which IsControl, seeing
+	// U+FFFD, let through (found by a red-team test).
+	if strings.IndexFunc(p, unicode.IsControl) >= 0 || strings.HasPrefix(p, `"`) || hasRawC1(p) {
 		return strconv.Quote(p)
 	}
 	return p
