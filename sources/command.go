@@ -142,7 +142,10 @@ func secretVar(kv string) bool {
 	switch name {
 	case "SNAP_PASSWORD", "SNAP_NEW_PASSWORD", "SNAP_TO_PASSWORD", "SNAP_FROM_PASSWORD",
 		// A password command may hold the password itself (echo …).
-		"SNAP_PASSWORD_COMMAND", "SNAP_NEW_PASSWORD_COMMAND", "SNAP_TO_PASSWORD_COMMAND", "SNAP_FROM_PASSWORD_COMMAND":
+		"SNAP_PASSWORD_COMMAND", "SNAP_NEW_PASSWORD_COMMAND", "SNAP_TO_PASSWORD_COMMAND", "SNAP_FROM_PASSWORD_COMMAND",
+		// The bucket's keys: they cannot decrypt it, but they can delete
+		// the off-site copy (found by an exploratory test).
+		"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN":
 		return true
 	}
 	return false

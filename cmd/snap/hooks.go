@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +49,23 @@ func newHooks(pre, post []string, timeout time.Duration, st repoSettings, getenv
 		"SNAP_HOST=" + host,
 		"SNAP_TAGS=" + strings.Join(tags, ","),
 		"SNAP_JOB=" + job, // empty for 'snap create'
+	}
+	if st.cacheDir != "" {
+		// The config's cache_dir: a hook's snap (a post hook's 'snap copy
+		// --to s3:…') is told the repository, so it reads no config, and
+		// built a second cache in ~/.cache (found by an exploratory test).
+		dir := st.cacheDir
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		env = append(env, "SNAP_CACHE_DIR="+dir)
+	}
+	// And the rate limits the run keeps to (its config's, too).
+	if st.upload > 0 {
+		env = append(env, "SNAP_LIMIT_UPLOAD="+strconv.FormatUint(st.upload, 10))
+	}
+	if st.download > 0 {
+		env = append(env, "SNAP_LIMIT_DOWNLOAD="+strconv.FormatUint(st.download, 10))
 	}
 	// The repository's password source, exactly the one the run used: a
 	// hook that runs snap itself finds the repository from

@@ -1392,3 +1392,29 @@ commands = [{ name = "data.txt", command = "echo data | cat" }]
 		t.Errorf("a pipeline's output: %q, want %q", got, "data\n")
 	}
 }
+
+// TestHookGetsCacheAndLimits: a hook's snap is told the repository and so
+// reads no config: the run's cache directory and rate limits (the config's
+// here) come in the hook's environment, so that a post hook 'snap copy'
+// uses them (it built a second cache in ~/.cache; found by an exploratory
+// test).
+func TestHookGetsCacheAndLimits(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	out := filepath.Join(tr.dir, "hook.env")
+	cfg := tr.writeConfig(`limit_upload = "5MiB"
+
+[jobs.app]
+paths = ["` + src + `"]
+post = ["env | grep -E '^SNAP_(CACHE_DIR|LIMIT_UPLOAD|LIMIT_DOWNLOAD)=' | sort > ` + out + `"]
+`)
+	if res := tr.runConfig(nil, "--config", cfg, "run", "app"); res.code != 0 {
+		t.Fatalf("run: exit %d\n%s", res.code, res.stderr)
+	}
+	b, err := os.ReadFile(out)
+	must(t, err)
+	if want := "SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "cache") + "\nSNAP_LIMIT_UPLOAD=5242880\n"; string(b) != want {
+		t.Errorf("hook environment:\n%s\nwant:\n%s", b, want)
+	}
+}
