@@ -111,6 +111,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"schedule", "remove", "--dir", tr.dir, "nosuch"}, "no units of job nosuch"},
 		{[]string{"forget", "nosuch"}, "expected an ID"},
 		{[]string{"diff", "zz"}, "expected an ID"},
+		// It was exit 1, after both repositories were opened (found by
+		// an exploratory test).
+		{[]string{"copy", "--to", filepath.Join(tr.dir, "nosuch"), "zzzz"}, `snapshot "zzzz": expected an ID`},
 		{[]string{"restore", "latest", "--target", "-"}, "'snap dump SNAPSHOT PATH' writes a file"},
 		// It said "mkdir FILE: file exists" (found by an exploratory test).
 		{[]string{"restore", "latest", "--target", aFile}, "--target " + aFile + " is a file, not a directory: restore writes into a directory (a single file under its own name); give a directory, or write one file with 'snap dump SNAPSHOT PATH > FILE'"},

@@ -55,6 +55,13 @@ func memo(f func() (string, error)) func() (string, error) {
 }
 
 func runCopy(c *cli.Context, e *env, to string, refs []string) error {
+	for _, ref := range refs {
+		// A mistake in the arguments (exit 2), told before either
+		// repository is opened, as every other command tells it.
+		if err := checkSnapshotRef(ref); err != nil {
+			return err
+		}
+	}
 	u := newUI(c, e)
 	srcSt, err := settingsFrom(c, e)
 	if err != nil {
@@ -163,7 +170,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	workers := max(src.connections, dst.connections, 4)
 	comp, _ := repo.ParseCompression("fastest")
 	fetchDir := ""
-	if isRemote(gstring(c, "repo")) {
+	if isRemote(src.location) { // as the config names it too (the flag's alone sent a request per blob; found by an exploratory test)
 		fetchDir = src.cache
 	}
 	// A status line on a terminal counts the snapshots and the bytes sent:
