@@ -815,10 +815,24 @@ func (e *CacheError) Unwrap() error { return e.Err }
 // were blamed on the repository's disk; found by a re-test). The create's
 // cleanup after a full disk and snap's advice both ask it, so that the
 // two agree (found by a review).
+//
+// The cache's other files count too: copy's map of copied blobs
+// (copy-ID.db) and the packs a fetcher keeps (fetch-*/): a full cache disk
+// under a copy was blamed on the target's, whose packs were deleted and
+// whose snapshots the advice said to forget (found by an exploratory
+// test).
 func CacheFailure(err error) bool {
 	var ce *CacheError
 	var pe *fs.PathError
-	return errors.As(err, &ce) || errors.As(err, &pe) && strings.HasPrefix(filepath.Base(pe.Path), "index.db")
+	if errors.As(err, &ce) {
+		return true
+	}
+	if !errors.As(err, &pe) {
+		return false
+	}
+	base, parent := filepath.Base(pe.Path), filepath.Base(filepath.Dir(pe.Path))
+	return strings.HasPrefix(base, "index.db") || strings.HasPrefix(base, "copy-") && strings.HasSuffix(base, ".db") ||
+		strings.HasPrefix(base, "fetch-") || strings.HasPrefix(parent, "fetch-")
 }
 
 // VerifyLock runs WriterOptions.Verify (nil without one). When the lock is

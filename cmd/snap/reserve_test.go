@@ -712,3 +712,39 @@ func TestPruneMergeLeavesRoom(t *testing.T) {
 		t.Errorf("the create after the prune: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestCopyCacheDiskFull: the cache's disk filling up under a copy (its map
+// of copied blobs cannot grow) is named as the cache's disk: not the
+// target's, whose snapshots the advice said to forget, and whose packs sent
+// so far were deleted (found by an exploratory test).
+func TestCopyCacheDiskFull(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "first"), []byte("x"))
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	tr.runEnv([]string{"SNAP_REPOSITORY=" + target}, nil, "init", "--kdf-memory", "8", "--kdf-time", "1")
+	full := smallFS(t, tr.dir, "3m")
+	env := []string{"SNAP_CACHE_DIR=" + filepath.Join(full, "cache")}
+	if res := tr.runEnv(env, nil, "copy", "--to", target); res.code != 0 {
+		t.Fatalf("first copy: exit %d\n%s", res.code, res.stderr)
+	}
+	for i := range 6000 {
+		writeFile(t, filepath.Join(src, "many", fmt.Sprint(i)), fmt.Appendf(nil, "file %d of many", i))
+	}
+	tr.mustRun("create", src) // with the test's own cache
+	fillUp(t, filepath.Join(full, "filler"))
+	res := tr.runEnv(env, nil, "copy", "--to", target)
+	if res.code == 0 {
+		t.Fatalf("the copy's map took 6000 blobs on a full disk: the test shows nothing\n%s", res.stderr)
+	}
+	if !strings.Contains(res.stderr, "the disk of the index cache is full (not the repository's)") || strings.Contains(res.stderr, "snap forget") ||
+		strings.Contains(res.stderr, "were deleted") || strings.Contains(res.stderr, "target's disk is full") {
+		t.Errorf("copy with the cache's disk filling: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.runEnv([]string{"SNAP_REPOSITORY=" + target}, nil, "check")
+	if res := tr.run("copy", "--to", target); res.code != 0 { // with a cache on a disk with room
+		t.Errorf("copy again: exit %d\n%s", res.code, res.stderr)
+	}
+}
