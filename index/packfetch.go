@@ -7,8 +7,13 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/snap-backup/snap/repo"
 )
@@ -161,6 +166,38 @@ func (p *PackPlan) add(loc Location) {
 	p.bytes[loc.Pack] += int64(loc.Entry.Length)
 }
 
+// sweepFetchDirs removes what fetchers of processes that were killed left
+// in dir: a fetch-PID-* directory whose process is gone, or any fetch-*
+// not changed for a week (a live fetcher adds and removes packs all the
+// time). Close removes a fetcher's own; a copy killed again and again on a
+// flaky link left up to 1 GiB each time, which nothing removed (found by an
+// exploratory test).
+func sweepFetchDirs(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, "fetch-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		gone := false
+		if pidText, _, ok := strings.Cut(rest, "-"); ok {
+			if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && pid != os.Getpid() {
+				gone = errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+			}
+		}
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 7*24*time.Hour {
+			gone = true
+		}
+		if gone {
+			_ = os.RemoveAll(filepath.Join(dir, name))
+		}
+	}
+}
+
 // FetchOptions tune a PackFetcher.
 type FetchOptions struct {
 	// Ahead is how many packs are fetched at once ahead of need: the
@@ -177,7 +214,8 @@ type FetchOptions struct {
 // under dir, and starts fetching them ahead of need. Fetches run under
 // ctx; Close stops them and removes the directory.
 func (ix *Index) NewPackFetcher(ctx context.Context, dir string, plan *PackPlan, o FetchOptions) (*PackFetcher, error) {
-	tmp, err := os.MkdirTemp(dir, "fetch-")
+	sweepFetchDirs(dir)
+	tmp, err := os.MkdirTemp(dir, fmt.Sprintf("fetch-%d-", os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("temporary directory for packs: %w", err)
 	}

@@ -1,0 +1,43 @@
+package index
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSweepFetchDirs: a fetch directory of a process that is gone, or one
+// unchanged for a week, is removed when the next fetcher starts; those of
+// live processes (this one's, init's) and recent ones of unknown owner
+// stay.
+func TestSweepFetchDirs(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string, age time.Duration) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Join(p, "sub"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if age > 0 {
+			old := time.Now().Add(-age)
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	gone := []string{mk("fetch-999999999-a", 0), mk("fetch-b", 8*24*time.Hour)}
+	kept := []string{mk(fmt.Sprintf("fetch-%d-c", os.Getpid()), 0), mk("fetch-1-d", 0), mk("fetch-e", time.Hour), mk("other", 30*24*time.Hour)}
+	sweepFetchDirs(dir)
+	for _, p := range gone {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is still there", filepath.Base(p))
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s was removed", filepath.Base(p))
+		}
+	}
+}
