@@ -177,6 +177,15 @@ type Occupied interface {
 	FirstObject(ctx context.Context) (string, error)
 }
 
+// Neighbours is implemented by backends whose locations sit beside each
+// other (S3 prefixes of one bucket): a location that holds nothing may be
+// a typing slip away from the repository meant.
+type Neighbours interface {
+	// NearbyRepositories returns the locations of repositories beside
+	// this one (the same parent prefix), at most a few.
+	NearbyRepositories(ctx context.Context) ([]string, error)
+}
+
 // Unwrapper is implemented by backend wrappers (retry, limit, fault
 // injection, counting): Unwrap returns the backend they wrap.
 type Unwrapper interface {

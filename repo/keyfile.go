@@ -203,6 +203,15 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 					be.Location(), ErrNoRepository, first, repositoryBelow(first))
 			}
 		}
+		if n, ok := As[Neighbours](be); ok {
+			// A misspelt prefix (or its case): init would start a second,
+			// empty repository beside the real one (found by an
+			// exploratory test).
+			if near, err := n.NearbyRepositories(ctx); err == nil && len(near) > 0 {
+				return fmt.Errorf("%s: %w: nothing is stored under this prefix, and repositories are beside it: %s; check the location (prefixes are case-sensitive); 'snap init' would start a new, empty repository here",
+					be.Location(), ErrNoRepository, strings.Join(near, ", "))
+			}
+		}
 		return fmt.Errorf("%s: no key files in keys/: %w (run 'snap init' to create one)", be.Location(), ErrNoRepository)
 	}
 	var loadErr, acceptErr error

@@ -1159,3 +1159,16 @@ func TestS3CopyFromConfigFetchesPacks(t *testing.T) {
 		t.Errorf("a copy from the config's S3 repository read packs %d times, from --repo %d", byConfig, byFlag)
 	}
 }
+
+// TestS3MisspeltPrefix: a prefix that holds nothing beside one that holds
+// a repository names it, and does not advise 'snap init', which would
+// start a second, empty repository (found by an exploratory test).
+func TestS3MisspeltPrefix(t *testing.T) {
+	srv := s3test.Start(t)
+	tr := newS3Repo(t, srv)
+	wrong := strings.TrimSuffix(tr.repo, "/repo") + "/Repo"
+	res := tr.runEnv([]string{"SNAP_REPOSITORY=" + wrong}, nil, "list")
+	if res.code != exitNoRepo || !strings.Contains(res.stderr, "repositories are beside it: "+tr.repo+";") || strings.Contains(res.stderr, "run 'snap init'") {
+		t.Errorf("list of a misspelt prefix: exit %d\n%s", res.code, res.stderr)
+	}
+}

@@ -160,6 +160,56 @@ func (b *Backend) FirstObject(ctx context.Context) (string, error) {
 	return "", nil
 }
 
+// NearbyRepositories returns the locations of repositories (a prefix that
+// holds a config object) beside this one: under the same parent prefix of
+// the bucket, the first maxNeighbours of them. A misspelt prefix holds
+// nothing, and snap said to run 'snap init', which would split the
+// history between two repositories (found by an exploratory test).
+func (b *Backend) NearbyRepositories(ctx context.Context) ([]string, error) {
+	parent := path.Dir(b.cfg.Prefix)
+	if b.cfg.Prefix == "" {
+		return nil, nil // the bucket's root: its repositories are below, which FirstObject tells
+	}
+	if parent == "." {
+		parent = ""
+	} else {
+		parent += "/"
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var dirs []string
+	for obj := range b.client.ListObjects(lctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: parent, Recursive: false}) {
+		if obj.Err != nil {
+			return nil, b.fail("list", parent, obj.Err)
+		}
+		if strings.HasSuffix(obj.Key, "/") && obj.Key != b.dirPrefix("") {
+			dirs = append(dirs, obj.Key)
+		}
+		if len(dirs) >= maxNeighbourDirs {
+			break
+		}
+	}
+	var found []string
+	for _, d := range dirs {
+		if _, err := b.client.StatObject(ctx, b.cfg.Bucket, d+"config", minio.StatObjectOptions{}); err != nil {
+			continue
+		}
+		c := b.cfg
+		c.Prefix = strings.TrimSuffix(d, "/")
+		if found = append(found, c.Location()); len(found) >= maxNeighbours {
+			break
+		}
+	}
+	return found, nil
+}
+
+// maxNeighbourDirs bounds the prefixes NearbyRepositories looks into (a
+// request each), and maxNeighbours the repositories it names.
+const (
+	maxNeighbourDirs = 50
+	maxNeighbours    = 5
+)
+
 // Location returns the location without credentials.
 func (b *Backend) Location() string { return b.cfg.Location() }
 
