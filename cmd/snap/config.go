@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -1136,6 +1137,15 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			d.errorf(sub(top, "metrics_dir"), "%s is not a directory: create it (node_exporter's textfile directory, for instance /var/lib/prometheus/node-exporter)", dir)
 		}
 	}
+	if key, ok := firstS3Repository(cfg); ok {
+		shared := ""
+		if u, err := user.Current(); err == nil && u.HomeDir != "" {
+			shared = filepath.Join(u.HomeDir, ".aws", "credentials") // the account's, as a system unit without HOME finds it
+		}
+		if msg := timerS3Credentials(os.Getenv, unitEnvFile(os.Geteuid() != 0, os.Getenv), shared); msg != "" {
+			d.warnf(key, "%s", msg)
+		}
+	}
 	seenRepo := map[string]bool{}
 	warnedCalendar := false
 	for _, j := range cfg.Jobs {
@@ -1403,4 +1413,48 @@ func closest(words []string, dist func(word string) int) (word string, ok bool) 
 		}
 	}
 	return word, ok
+}
+
+// firstS3Repository is the key of the config's first repository on S3.
+func firstS3Repository(cfg *Config) (toml.Key, bool) {
+	if strings.HasPrefix(cfg.Repository, "s3:") {
+		return toml.Key{"repository"}, true
+	}
+	for _, j := range cfg.Jobs {
+		if strings.HasPrefix(j.Repository, "s3:") {
+			return toml.Key{"jobs", j.Name, "repository"}, true
+		}
+	}
+	return nil, false
+}
+
+// timerS3Credentials says where a job's run under a timer would find no S3
+// credentials ("" when it would find some): the units give it the
+// environment file envFile and the account's shared credentials file
+// shared, not the shell's variables that config check itself ran with (it
+// said OK, and every night's run failed; found by an exploratory test).
+func timerS3Credentials(getenv func(string) string, envFile, shared string) string {
+	if b, err := os.ReadFile(envFile); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, _, _ := strings.Cut(strings.TrimSpace(line), "=")
+			switch strings.TrimSpace(k) {
+			case "AWS_ACCESS_KEY_ID", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE":
+				return ""
+			}
+		}
+	}
+	if shared != "" {
+		if _, err := os.Stat(shared); err == nil {
+			return ""
+		}
+	} else {
+		shared = "~/.aws/credentials"
+	}
+	if envFile == "" {
+		envFile = "the units' environment file"
+	}
+	if getenv("AWS_ACCESS_KEY_ID") != "" || getenv("AWS_SHARED_CREDENTIALS_FILE") != "" || getenv("AWS_PROFILE") != "" {
+		return fmt.Sprintf("the S3 credentials come from this shell's environment alone: 'snap run' under a timer gets %s and %s, and finds none there; put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in %s (mode 0600)", envFile, shared, envFile)
+	}
+	return fmt.Sprintf("no S3 credentials in %s or %s: unless this machine has an instance role, 'snap run' finds none; put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in %s (mode 0600)", envFile, shared, envFile)
 }

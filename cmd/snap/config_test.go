@@ -808,3 +808,29 @@ paths = ["/nonexistent/x\nfake: line"]
 		}
 	}
 }
+
+// TestTimerS3Credentials: config check (and schedule install) warn when a
+// repository on S3 would find no credentials under a timer: the shell's
+// variables that the check itself has are not the units' (found by an
+// exploratory test: config check said OK, every night's run failed).
+func TestTimerS3Credentials(t *testing.T) {
+	dir := t.TempDir()
+	envFile, shared := filepath.Join(dir, "env"), filepath.Join(dir, "credentials")
+	shell := func(k string) string { return map[string]string{"AWS_ACCESS_KEY_ID": "key"}[k] }
+	none := func(string) string { return "" }
+	if msg := timerS3Credentials(shell, envFile, shared); !strings.Contains(msg, "come from this shell's environment alone") || !strings.Contains(msg, "put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in "+envFile) {
+		t.Errorf("credentials in the shell only: %q", msg)
+	}
+	if msg := timerS3Credentials(none, envFile, shared); !strings.Contains(msg, "no S3 credentials in "+envFile) {
+		t.Errorf("no credentials anywhere: %q", msg)
+	}
+	writeFile(t, shared, []byte("[default]\naws_access_key_id = key\naws_secret_access_key = secret\n"))
+	if msg := timerS3Credentials(none, envFile, shared); msg != "" {
+		t.Errorf("credentials in the shared credentials file: %q", msg)
+	}
+	must(t, os.Remove(shared))
+	writeFile(t, envFile, []byte("# S3\nAWS_ACCESS_KEY_ID=key\nAWS_SECRET_ACCESS_KEY=secret\n"))
+	if msg := timerS3Credentials(none, envFile, shared); msg != "" {
+		t.Errorf("credentials in the units' environment file: %q", msg)
+	}
+}
