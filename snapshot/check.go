@@ -44,7 +44,7 @@ func NewSnapshotChecker(src BlobChecker) *SnapshotChecker {
 // Check walks one snapshot. It returns how many blobs it refers to cannot
 // be read, with an example naming the path; err is only set when ctx ends.
 func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems int, example string, err error) {
-	r := sc.tree(ctx, sn.Tree, 0)
+	r := sc.tree(ctx, sn.Tree, 0, 0)
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
 	}
@@ -54,8 +54,9 @@ func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems in
 	return r.problems, "/" + r.example, nil
 }
 
-// tree checks tree id, depth levels below the root.
-func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int) *treeResult {
+// tree checks tree id, depth levels below the root, below trees whose
+// plaintexts add up to held (loadTreeOnPath).
+func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held int64) *treeResult {
 	if r, ok := sc.trees[id]; ok {
 		return r
 	}
@@ -75,6 +76,10 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int) *tre
 	plain, err := sc.src.LoadBlob(ctx, repo.TreeBlob, id)
 	if err != nil {
 		r.problems, r.example = 1, ": "+err.Error()
+		return r
+	}
+	if held += int64(len(plain)); held > MaxPathTreeBytes {
+		r.problems, r.example = 1, ": "+tooLarge(id).Error()
 		return r
 	}
 	t, err := DecodeTree(plain)
@@ -115,7 +120,7 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int) *tre
 				}
 			}
 		case sources.TypeDir:
-			sub := sc.tree(ctx, n.Subtree, depth+1)
+			sub := sc.tree(ctx, n.Subtree, depth+1, held)
 			if sub.problems > 0 {
 				r.problems = addCapped(r.problems, sub.problems)
 				if r.example == "" {

@@ -268,7 +268,7 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, depth int, missing map
 		c.collected[id] = true
 		c.mu.Unlock()
 	}
-	return c.walkFiles(ctx, id, depth, skip, done, func(n *Node) error {
+	return c.walkFiles(ctx, id, depth, 0, skip, done, func(n *Node) error {
 		for _, sid := range n.Content {
 			if _, ok := c.known(sid); !ok {
 				missing[sid] = true
@@ -287,14 +287,14 @@ func (c *Copier) collect(ctx context.Context, id repo.ID, depth int, missing map
 // and of Estimate. A tree that cannot be loaded is a SourceError; errors
 // below a directory name its path, file's own errors are returned as they
 // are.
-func (c *Copier) walkFiles(ctx context.Context, id repo.ID, depth int, skip func(repo.ID) bool, done func(repo.ID), file func(*Node) error) error {
+func (c *Copier) walkFiles(ctx context.Context, id repo.ID, depth int, held int64, skip func(repo.ID) bool, done func(repo.ID), file func(*Node) error) error {
 	if skip(id) {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t, err := loadTreeAt(ctx, c.src, id, depth)
+	t, held, err := loadTreeOnPath(ctx, c.src, id, depth, held)
 	if err != nil {
 		return &SourceError{err}
 	}
@@ -302,7 +302,7 @@ func (c *Copier) walkFiles(ctx context.Context, id repo.ID, depth int, skip func
 		n := &t.Nodes[i]
 		switch n.Type {
 		case sources.TypeDir:
-			if err := c.walkFiles(ctx, n.Subtree, depth+1, skip, done, file); err != nil {
+			if err := c.walkFiles(ctx, n.Subtree, depth+1, held, skip, done, file); err != nil {
 				return inPath(n.Name, err)
 			}
 		case sources.TypeFile:
@@ -655,7 +655,7 @@ func (c *Copier) Estimate(ctx context.Context, sn *Snapshot) (CopyEstimate, erro
 	var est CopyEstimate
 	skip := func(id repo.ID) bool { return c.estimated[id] }
 	done := func(id repo.ID) { c.estimated[id] = true }
-	err := c.walkFiles(ctx, sn.Tree, 0, skip, done, func(n *Node) error {
+	err := c.walkFiles(ctx, sn.Tree, 0, 0, skip, done, func(n *Node) error {
 		for _, sid := range n.Content {
 			if c.estimated[sid] {
 				continue

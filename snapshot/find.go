@@ -88,7 +88,7 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn f
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	t, err := loadTreeAt(ctx, f.ix, id, p.depth)
+	t, held, err := loadTreeOnPath(ctx, f.ix, id, p.depth, p.held)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", p, err)
 	}
@@ -96,6 +96,7 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn f
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
 		np := p.child(n.Name)
+		np.held = held
 		npath := np.String()
 		if f.match(npath, n) {
 			found = true

@@ -484,6 +484,39 @@ func TestCheckSharedTreesCountCapped(t *testing.T) {
 	}
 }
 
+// TestPathTreeBudget: the walks that hold the trees above them (ls and the
+// other users of Walk, find, check) refuse a path whose listings add up to
+// more than MaxPathTreeBytes, which a crafted repository of a few MB
+// reached with large attributes of zeros, and went past any memory (found
+// by a red-team test). The budget is started near its end here: a real
+// gigabyte of listings would take the test as much memory.
+func TestPathTreeBudget(t *testing.T) {
+	h := newHostileRepo(t)
+	ctx := context.Background()
+	f := fileNode("f", h.blob(repo.DataBlob, []byte("leaf")))
+	f.Size = 4
+	id := h.tree(f)
+	for range 3 {
+		id = h.tree(dirNode("d", id))
+	}
+	near := int64(MaxPathTreeBytes - 150) // room for about two of these trees
+	err := walk(ctx, h.ix, &walkPath{name: "/", held: near}, rootNode(id), func(string, *Node) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "MiB of listings, which snap never stores") {
+		t.Errorf("walk past the budget: %v", err)
+	}
+	if err := walk(ctx, h.ix, &walkPath{name: "/"}, rootNode(id), func(string, *Node) error { return nil }); err != nil {
+		t.Errorf("walk within the budget: %v", err)
+	}
+	fd := NewFinder(h.ix, func(string, *Node) bool { return false }, func(string) bool { return true })
+	if _, err := fd.dir(ctx, id, &walkPath{name: "/", held: near}, 0, func(string, *Node) error { return nil }); err == nil || !strings.Contains(err.Error(), "of listings") {
+		t.Errorf("find past the budget: %v", err)
+	}
+	r := NewSnapshotChecker(indexChecker{h.ix}).tree(ctx, id, 0, near)
+	if r.problems != 1 || !strings.Contains(r.example, "of listings") {
+		t.Errorf("check past the budget: %d problems, %q", r.problems, r.example)
+	}
+}
+
 // TestHostileDeepChain: a chain of directories nested deeper than
 // MaxDepth is an error for every walk of a tree (check and copy recursed
 // until the stack overflowed, a fatal error no recover catches, on a

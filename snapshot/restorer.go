@@ -213,6 +213,10 @@ type dirHandle struct {
 	selected bool
 	refs     atomic.Int32
 	depth    int // below the directory the restore starts at
+	// held is the plaintext of the trees from where the restore starts
+	// down to this directory's own, once the restore loaded it: its
+	// subdirectories' start (loadTreeOnPath).
+	held int64
 	// isPath: the target itself, standing for a directory of the
 	// snapshot (SNAPSHOT:/srv/app), whose metadata is meta.
 	isPath bool
@@ -506,7 +510,7 @@ func (r *Restorer) finishDir(d *dirHandle) {
 // child returns a handle for subdirectory n of d, holding a reference to d.
 // The directory is created when something in it is restored.
 func (r *Restorer) child(d *dirHandle, n Node, selected bool) *dirHandle {
-	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta, selected: selected, depth: d.depth + 1}
+	c := &dirHandle{parent: d, name: n.Name, meta: n.Meta, selected: selected, depth: d.depth + 1, held: d.held}
 	c.refs.Store(1)
 	d.refs.Add(1)
 	return c
@@ -564,10 +568,11 @@ func (r *Restorer) restoreDir(ctx context.Context, d *dirHandle, id repo.ID, sel
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t, err := loadTreeAt(ctx, r.ix, id, d.depth)
+	t, held, err := loadTreeOnPath(ctx, r.ix, id, d.depth, d.held)
 	if err != nil {
 		return fmt.Errorf("%s: %w", r.snapPath(d, ""), err)
 	}
+	d.held = held // before its subdirectories' handles are made (child)
 	for _, n := range t.Nodes {
 		if !sources.ValidName(n.Name) { // DecodeTree rejects these already; stay safe anyway
 			return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("invalid name %q", n.Name)}

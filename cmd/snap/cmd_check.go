@@ -352,7 +352,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 		}
 		what := "blobs cannot be read"
 		switch {
-		case strings.Contains(example, "directories nested more than"):
+		case strings.Contains(example, "directories nested more than") || strings.Contains(example, "of listings, which snap never stores"):
 			// Not lost data: trees snap never writes (crafted, or damaged
 			// beyond what a repair can mend).
 			what = "problems (directories nested deeper than snap stores)"
