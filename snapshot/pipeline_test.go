@@ -1033,3 +1033,111 @@ func TestVanishedFileIsAWarning(t *testing.T) {
 		t.Errorf("an unreadable file: keep %v, err %v, %d errors", keep, err, a.nErrors.Load())
 	}
 }
+
+// TestParentOnlyFromOwnSnapshots: with OwnTrees, the automatic parent is
+// the newest snapshot this cache saw saved. A document another writer
+// saved under this host's name and paths, a copy of the last one with a
+// file's content swapped (its size, times and inode kept), lent that
+// content to every later snapshot, as the file looked unchanged (found by
+// a red-team test); it is now passed over, with a warning, and the file
+// read. Without a record (nil) every snapshot of the host counts, as the
+// attack needs.
+func TestParentOnlyFromOwnSnapshots(t *testing.T) {
+	p := newPipelineRepo(t)
+	ctx := context.Background()
+	src := filepath.Join(p.dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "f"), []byte("original text"), 0o644)
+	own := p.create([]string{src}, ArchiveOptions{})
+
+	// The forgery: the same tree with f's content swapped for bytes of
+	// the same length, in a newer document.
+	w := index.NewWriter(p.ix, index.WriterOptions{})
+	save := func(bt repo.BlobType, plain []byte) repo.ID {
+		hs := p.ix.Hasher()
+		id := repo.ID(hs.Sum(plain))
+		p.ix.PutHasher(hs)
+		if _, err := w.Save(ctx, bt, id, plain); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	evil := save(repo.DataBlob, []byte("EVIL!! text!!"))
+	forgeTree := func(id repo.ID) repo.ID {
+		t.Helper()
+		tr, err := LoadTree(ctx, p.ix, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range tr.Nodes {
+			if tr.Nodes[i].Name == "f" {
+				tr.Nodes[i].Content = []repo.ID{evil}
+			}
+		}
+		return save(repo.TreeBlob, tr.Encode())
+	}
+	// src's tree sits below /<dirs of p.dir>/src: rebuild the chain.
+	var chain []repo.ID
+	id := own.Tree
+	for {
+		chain = append(chain, id)
+		tr, err := LoadTree(ctx, p.ix, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.Nodes) != 1 || tr.Nodes[0].Type != sources.TypeDir {
+			break
+		}
+		id = tr.Nodes[0].Subtree
+	}
+	forged := forgeTree(chain[len(chain)-1])
+	for i := len(chain) - 2; i >= 0; i-- {
+		tr, err := LoadTree(ctx, p.ix, chain[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.Nodes[0].Subtree = forged
+		forged = save(repo.TreeBlob, tr.Encode())
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fake := *own
+	fake.ID, fake.Tree, fake.Time = repo.ID{}, forged, own.Time.Add(time.Second)
+	if err := Save(ctx, p.ix.Repository(), &fake); err != nil {
+		t.Fatal(err)
+	}
+
+	content := func(sn *Snapshot) repo.ID {
+		t.Helper()
+		n, err := FindNode(ctx, p.ix, sn.Tree, filepath.Join(src, "f"))
+		if err != nil || len(n.Content) != 1 {
+			t.Fatalf("f in %s: %v", sn.ID.Short(), err)
+		}
+		return n.Content[0]
+	}
+	var warnings []string
+	report := func(ev Event) {
+		if ev.Kind == EventWarning {
+			warnings = append(warnings, fmt.Sprint(ev.Err))
+		}
+	}
+	create := func(ownTrees func(repo.ID) bool, after time.Duration) *Snapshot {
+		t.Helper()
+		sn, err := Create(ctx, p.ix, NewLoader(p.ix.Repository(), ""), CreateOptions{Paths: []string{src}, Host: own.Host, Time: own.Time.Add(after),
+			OwnTrees: ownTrees, Archive: ArchiveOptions{Report: report}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sn
+	}
+	sn := create(func(id repo.ID) bool { return id == own.Tree }, 3*time.Second)
+	if sn.Parent == nil || *sn.Parent != own.ID || content(sn) == evil || len(warnings) != 1 || !strings.Contains(warnings[0], "was not saved through this cache") {
+		t.Errorf("with the cache's record: parent %v (own %s), forged content taken: %v, warnings %q", sn.Parent, own.ID.Short(), content(sn) == evil, warnings)
+	}
+	if sn := create(nil, 2*time.Second); content(sn) != evil { // dated before the one above
+		t.Errorf("without a record the forged parent lends its content: the test shows nothing")
+	}
+}

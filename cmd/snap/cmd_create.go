@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -467,11 +468,17 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	}
 	// A panic in Create's own goroutine becomes its error too, so that the
 	// post hooks hear of a failure, not of a success.
+	if o.OwnTrees == nil {
+		o.OwnTrees = s.ownTrees()
+	}
 	var sn *snapshot.Snapshot
 	err := repo.Catch(func() (err error) {
 		sn, err = snapshot.Create(opCtx, s.ix, s.loader, o)
 		return err
 	})
+	if sn != nil {
+		s.recordOwnTree(sn.Tree)
+	}
 	p.finish()
 	if bug := p.failure(); bug != nil {
 		if err == nil {
@@ -647,4 +654,58 @@ func interrupted(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: no snapshot was saved; the repository is consistent (data already uploaded is used by the next create, or reclaimed by 'snap prune')", errInterrupted)
 	}
 	return err
+}
+
+// ownTreesFile is the cache's record of the root trees of the snapshots
+// this cache saw saved (snapshot.CreateOptions.OwnTrees), one hex ID a line.
+const ownTreesFile = "own-trees"
+
+// ownTreesKept is how many of the newest records the file keeps when it
+// is rewritten, past twice as many.
+const ownTreesKept = 1000
+
+// ownTrees reads the cache's record of the snapshots saved through it, for
+// the choice of a create's parent; nil when there is none (a new cache:
+// every snapshot of the host is taken, as before the record existed).
+func (s *session) ownTrees() func(repo.ID) bool {
+	if s.cache == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(s.cache, ownTreesFile))
+	if err != nil {
+		return nil
+	}
+	own := map[repo.ID]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if id, err := repo.ParseID(strings.TrimSpace(line)); err == nil {
+			own[id] = true
+		}
+	}
+	return func(id repo.ID) bool { return own[id] }
+}
+
+// recordOwnTree adds tree, the root of a snapshot just saved, to the
+// cache's record (ownTrees). A record that cannot be written costs the
+// next create its parent's shortcut, not its data.
+func (s *session) recordOwnTree(tree repo.ID) {
+	if s.cache == "" {
+		return
+	}
+	path := filepath.Join(s.cache, ownTreesFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	_, werr := f.WriteString(tree.String() + "\n")
+	fi, serr := f.Stat()
+	f.Close()
+	if werr != nil || serr != nil || fi.Size() < 2*ownTreesKept*65 {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	_ = writeFileAtomic(path, []byte(strings.Join(lines[max(0, len(lines)-ownTreesKept):], "\n")+"\n"), 0o600)
 }
