@@ -152,8 +152,21 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		return fmt.Errorf("target: %w", err)
 	}
 	inTarget := map[repo.ID]repo.ID{} // origin → target snapshot
+	targetOf := map[repo.ID]*snapshot.Snapshot{}
 	for _, t := range targets {
 		inTarget[snapshot.Origin(t)] = t.ID
+		targetOf[snapshot.Origin(t)] = t
+	}
+	selected = latestVersions(selected)
+	for _, sn := range selected {
+		// A copy keeps the tags it was made with: a tag added in the
+		// source since (keep, for --keep-tag) does not reach it, and the
+		// target's retention forgot what the source's kept, with nothing
+		// said (found by an exploratory test).
+		if t := targetOf[snapshot.Origin(sn)]; t != nil && !sameTags(t.Tags, sn.Tags) {
+			u.warnf("snapshot %s is in the target as %s with tags [%s], and has [%s] in the source: a copy keeps its own tags; give it the source's with: snap tag --repo %s --set %s %s",
+				sn.ID.Short(), t.ID.Short(), strings.Join(t.Tags, ","), strings.Join(sn.Tags, ","), shQuote(redactedLocation(to)), shQuote(strings.Join(sn.Tags, ",")), t.ID.Short())
+		}
 	}
 
 	// The pair map lives in the source's cache, one per target.
@@ -425,4 +438,26 @@ func sameLocation(a, b string) bool {
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// latestVersions keeps, of the snapshots of sns that are one snapshot
+// stored more than once (a 'snap tag' killed between saving the new
+// document and removing the old one leaves both), the one stored anew:
+// which was copied depended on the order of their IDs, and the untagged
+// one could win (found by an exploratory test).
+func latestVersions(sns []*snapshot.Snapshot) []*snapshot.Snapshot {
+	best := map[repo.ID]*snapshot.Snapshot{}
+	for _, sn := range sns {
+		o := snapshot.Origin(sn)
+		if b := best[o]; b == nil || b.Original == nil && sn.Original != nil {
+			best[o] = sn
+		}
+	}
+	out := sns[:0:0]
+	for _, sn := range sns {
+		if best[snapshot.Origin(sn)] == sn {
+			out = append(out, sn)
+		}
+	}
+	return out
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/repo/local"
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // copyDir copies a directory tree of regular files and directories.
@@ -993,5 +994,45 @@ func TestDamagedConfig(t *testing.T) {
 	if res.code != exitFatal || !strings.HasPrefix(res.stderr, "snap: the repository's config is damaged, or key ") ||
 		!strings.Contains(res.stderr, "put config back from any copy or backup of this repository") {
 		t.Errorf("list with a damaged config: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// TestCopyRetaggedSnapshot: a snapshot stored twice (a 'snap tag' killed
+// between its two steps) is copied once, as the version stored anew, and
+// the dry run counts it once (the untagged one could win, and the dry run
+// promised two); a tag added in the source after the copy is named in a
+// warning with the 'snap tag' that brings it over (the target's retention
+// forgot a snapshot the source kept, with nothing said; found by an
+// exploratory test).
+func TestCopyRetaggedSnapshot(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", "--tag", "old", src)
+	tr.storeAgain(func(sn *snapshot.Snapshot) { // as 'snap tag --set new' saves it, before it removes the old
+		origin := snapshot.Origin(sn)
+		sn.Original, sn.Tags = &origin, []string{"new"}
+	}, true)
+	target := filepath.Join(tr.dir, "target")
+	tr.runEnv([]string{"SNAP_REPOSITORY=" + target}, nil, "init", "--kdf-memory", "8", "--kdf-time", "1")
+	if res := tr.mustRun("copy", "--to", target, "--dry-run"); !strings.Contains(res.stdout, "would copy 1 snapshot") {
+		t.Errorf("dry run of a snapshot stored twice:\n%s%s", res.stdout, res.stderr)
+	}
+	tr.mustRun("copy", "--to", target)
+	var list []snapshotJSON
+	must(t, jsonUnmarshal(tr.runEnv([]string{"SNAP_REPOSITORY=" + target}, nil, "list", "--json").stdout, &list))
+	if len(list) != 1 || len(list[0].Tags) != 1 || list[0].Tags[0] != "new" {
+		t.Fatalf("target after copying a snapshot stored twice: %+v", list)
+	}
+	var srcList []snapshotJSON
+	must(t, jsonUnmarshal(tr.mustRun("list", "--json", "--tag", "new").stdout, &srcList))
+	if len(srcList) != 1 {
+		t.Fatalf("source: %+v", srcList)
+	}
+	tr.mustRun("tag", "--add", "keep", srcList[0].ShortID)
+	res := tr.mustRun("copy", "--to", target)
+	if !strings.Contains(res.stderr, "with tags [new], and has [") || !strings.Contains(res.stderr, "a copy keeps its own tags; give it the source's with: snap tag --repo "+shQuote(target)+" --set ") ||
+		!strings.HasSuffix(strings.TrimSpace(res.stderr), " "+list[0].ShortID) {
+		t.Errorf("copy after a tag was added in the source:\n%s", res.stderr)
 	}
 }
