@@ -240,6 +240,16 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			if c.Context.Err() != nil {
 				return fmt.Errorf("%w: copy stopped at snapshot %s; both repositories are consistent (data already sent is reclaimed by 'snap prune' on the target, or used by the next copy)", errInterrupted, sn.ID.Short())
 			}
+			if sourceDamaged(err) && errors.Is(err, repo.ErrNotFound) && src.lock != nil {
+				// A pack gone from the source: a prune there may have
+				// repacked it after it took this run's lock for stale
+				// (a machine asleep, a process stopped), and the source is
+				// intact (it was reported damaged; found by an
+				// exploratory test).
+				if lerr := src.lock.Verify(c.Context); errors.Is(lerr, repo.ErrLockLost) {
+					return fmt.Errorf("copy stopped at snapshot %s: this run's lock on the source was removed (%v), so a prune there may have moved the data it was reading (%v); the snapshots copied before it are complete: run the copy again", sn.ID.Short(), lerr, err)
+				}
+			}
 			if sourceDamaged(err) {
 				// Damage in the source spoils this snapshot, not the
 				// others: an off-site copy must not stop for good at
