@@ -1614,9 +1614,24 @@ var ErrSavedEmpty = errors.New("saved as an empty directory, with its own owner,
 // TreeTooLargeError is a directory whose listing (names and metadata of
 // its entries: extended attributes and ACLs count) exceeds what one tree
 // blob may hold, repo.MaxBlobSize.
-type TreeTooLargeError struct{ Entries, Bytes int }
+type TreeTooLargeError struct {
+	Entries, Bytes int
+	// File, when set, is the one file whose list of chunks takes most
+	// of the listing (Size bytes, Chunks chunks): a sparse file of
+	// terabytes, whose holes are chunks of zeros too (32 bytes of listing
+	// per 512 KiB).
+	File   string
+	Size   uint64
+	Chunks int
+}
 
 func (e *TreeTooLargeError) Error() string {
+	if e.File != "" {
+		// Splitting the directory cannot help one file (found by an
+		// exploratory test: a sparse file of 8 TiB).
+		return fmt.Sprintf("its file %s (%.1f TiB, holes included) is %d chunks, whose list alone takes %.1f MiB, more than the %d MiB a directory's listing may take in a snapshot (about 4 TiB of file at the smallest chunks): snap cannot store a file that large yet; leave it out with --exclude (and back up what it holds another way)",
+			e.File, float64(e.Size)/(1<<40), e.Chunks, float64(e.Chunks*len(repo.ID{}))/(1<<20), repo.MaxBlobSize>>20)
+	}
 	return fmt.Sprintf("its listing of %d entries takes %.1f MiB, more than the %d MiB a directory may take in a snapshot; split it between snapshots with --exclude patterns (names a–m in one, the rest in another), each with a --tag of its own (a later run takes the snapshot of its own tag as its parent), and forget them with --group-by host,paths,tags",
 		e.Entries, float64(e.Bytes)/(1<<20), repo.MaxBlobSize>>20)
 }
@@ -1663,7 +1678,13 @@ func (a *archiver) saveTree(ctx context.Context, t *Tree) (repo.ID, error) {
 	if len(plain) > repo.MaxBlobSize {
 		// A reader refuses a larger blob: saved, it would make the
 		// snapshot unreadable, and the index segment that lists it too.
-		return repo.ID{}, &TreeTooLargeError{Entries: len(t.Nodes), Bytes: len(plain)}
+		e := &TreeTooLargeError{Entries: len(t.Nodes), Bytes: len(plain)}
+		for _, n := range t.Nodes {
+			if len(n.Content)*len(repo.ID{}) > len(plain)/2 {
+				e.File, e.Size, e.Chunks = n.Name, n.Size, len(n.Content)
+			}
+		}
+		return repo.ID{}, e
 	}
 	h := a.ix.Hasher()
 	id := repo.ID(h.Sum(plain))

@@ -787,6 +787,13 @@ func TestTreeTooLargeRefused(t *testing.T) {
 	if !errors.As(err, &tooLarge) || !strings.Contains(err.Error(), "more than the 256 MiB a directory may take in a snapshot; split it between snapshots with --exclude") {
 		t.Fatalf("saveTree of a listing over the limit: %v", err)
 	}
+	// One file whose chunks alone do it (a sparse file of terabytes):
+	// splitting the directory cannot help, and the error says what can.
+	huge := Node{Meta: sources.Meta{Name: "lastlog", Type: sources.TypeFile, Size: 5 << 40}, Content: make([]repo.ID, repo.MaxBlobSize/len(repo.ID{})+1)}
+	_, err = a.saveTree(context.Background(), &Tree{Nodes: []Node{huge}})
+	if !errors.As(err, &tooLarge) || !strings.Contains(err.Error(), "its file lastlog (5.0 TiB, holes included) is 8388609 chunks") || !strings.Contains(err.Error(), "leave it out with --exclude") {
+		t.Errorf("saveTree of a file whose chunks exceed the limit: %v", err)
+	}
 	if _, err := w.Save(context.Background(), repo.TreeBlob, repo.ID{1}, make([]byte, repo.MaxBlobSize+1)); err == nil {
 		t.Error("the index writer took a blob over the limit")
 	}
