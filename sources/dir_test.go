@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -286,5 +287,39 @@ func TestImmutableFileNamed(t *testing.T) {
 	_, err = root.CreateFile("f", Meta{Type: TypeFile, Mode: 0o644})
 	if err == nil || !strings.Contains(err.Error(), "it is immutable or append-only ('lsattr' shows it, 'chattr -i -a' lifts it)") {
 		t.Fatalf("replacing an immutable file: %v", err)
+	}
+}
+
+// TestImmutableDirAsRecorded: a directory chattr +i made immutable that is
+// already as recorded is left so, without an error (a restore over it
+// failed on chown, chmod and times it did not need, and so did every run
+// again); one that differs is named with the flag.
+func TestImmutableDirAsRecorded(t *testing.T) {
+	dir, _, root := openTestRoot(t)
+	d, err := root.Mkdir("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano()
+	m := Meta{Name: "d", Type: TypeDir, Mode: 0o750, UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), MTime: mtime}
+	if err := d.SetOwnMeta(m); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(filepath.Join(dir, "d"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, fsImmutableFlag); err != nil {
+		t.Skipf("chattr +i needs root and a file system with inode flags: %v", err)
+	}
+	defer unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, 0)
+	if err := d.SetOwnMeta(m); err != nil {
+		t.Errorf("an immutable directory already as recorded: %v", err)
+	}
+	m.Mode = 0o700
+	if err := d.SetOwnMeta(m); err == nil || !strings.Contains(err.Error(), "it is immutable or append-only, so its owner, mode and times cannot be set") {
+		t.Errorf("an immutable directory whose mode differs: %v", err)
 	}
 }
