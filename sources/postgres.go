@@ -313,6 +313,12 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// the rename would leave the database under its temporary name
 		// only, the live one gone.
 		ctx = context.WithoutCancel(ctx)
+		// DROP … WITH (FORCE) ends the sessions still connected to the old
+		// database: said, as MariaDB's wait for them is (it happened
+		// without a word; found by an exploratory test).
+		if n, err := d.psql(ctx, pgMaintenanceDB, []string{name}, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = :'name' AND pid <> pg_backend_pid();\n"); err == nil && n != "0" && o.Stderr != nil {
+			o.Stderr(fmt.Sprintf("note: ending %s session(s) connected to %s, so that it can be replaced (DROP DATABASE … WITH (FORCE))", n, d))
+		}
 		script := pgDropDatabase + "ALTER DATABASE :\"tmp\" RENAME TO :\"name\";\n"
 		if _, err := d.psql(ctx, pgMaintenanceDB, []string{name, "tmp=" + into}, script); err != nil {
 			return false, fmt.Errorf("%s: the dump was restored into database %s, but replacing %s with it failed: %w", d, into, d.Name, err)

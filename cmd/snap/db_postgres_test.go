@@ -790,3 +790,31 @@ func TestPostgresLockTableWarning(t *testing.T) {
 		t.Errorf("create of a small database: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestPostgresReplaceNamesEndedSessions: --replace drops the old database
+// WITH (FORCE), which ends the sessions connected to it: a note says how
+// many (it happened without a word, where MariaDB's wait for them is told;
+// found by an exploratory test).
+func TestPostgresReplaceNamesEndedSessions(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, "CREATE TABLE t (v int); INSERT INTO t VALUES (1);")
+	tr.mustRun("create", "--db", pg.url(db))
+	u := *pg.base
+	u.Path = "/" + db
+	session := exec.Command("psql", "-X", "-q", "-c", "SELECT pg_sleep(60)", u.String())
+	must(t, session.Start())
+	defer func() { _ = session.Process.Kill(); _ = session.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.TrimSpace(pg.mustQuery("postgres", "SELECT count(*) FROM pg_stat_activity WHERE datname = '"+db+"' AND query LIKE '%pg_sleep%'")) != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("the session did not connect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res := tr.mustRun("restore", "latest", "--db", db, "--replace")
+	if !strings.Contains(res.stderr, "note: ending 1 session(s) connected to") {
+		t.Errorf("restore --replace with a session connected:\n%s", res.stderr)
+	}
+}
