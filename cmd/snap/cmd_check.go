@@ -376,6 +376,12 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 				repair = "run 'snap check --read-data' (this run read a subset of the packs, not the damaged one), whose error for the damaged pack says how to repair it (a pack that also holds intact blobs is repacked first, 'snap prune --repack PACK'; moving it out would lose those too); then 'snap create' the affected paths again; if the data no longer exists, 'snap forget " + sn.ID.Short() + "' and run 'snap prune'"
 			}
 		}
+		if sn.Original != nil && what == "blobs cannot be read" {
+			// A copy (snap copy; or re-tagged): copy skips a snapshot the
+			// target holds, whole or not, so running it again mended
+			// nothing (found by an exploratory test).
+			repair += fmt.Sprintf("; if it is a copy made by 'snap copy' and the source still holds it whole: here 'snap repair index --from-packs' (if packs are missing: the index still lists what they held), then 'snap forget %s', then run the copy again, which copies it anew", sn.ID.Short())
+		}
 		ck.AddProblem(index.Problem{Kind: "snapshot", Object: "snapshots/" + sn.ID.String(),
 			Message: fmt.Sprintf("snapshot %s (%s, host %s, %s): %d %s, e.g. %s", sn.ID.Short(), localTime(sn.Time), sn.Host,
 				strings.Join(snapshot.SnapshotPaths(sn), " "), n, what, example),

@@ -1036,3 +1036,28 @@ func TestCopyRetaggedSnapshot(t *testing.T) {
 		t.Errorf("copy after a tag was added in the source:\n%s", res.stderr)
 	}
 }
+
+// TestCheckAdvisesCopyAgain: a copy whose data the target lost is named by
+// check with the way to mend it, forget it there and copy again (copy
+// skips a snapshot the target holds, whole or not; found by an exploratory
+// test).
+func TestCheckAdvisesCopyAgain(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "big"), randomBytes(11, 2<<20))
+	tr.mustRun("create", src)
+	dst := &testRepo{t: t, dir: tr.dir, repo: filepath.Join(tr.dir, "dst"), cache: filepath.Join(tr.dir, "dst-cache")}
+	dst.env = []string{"SNAP_REPOSITORY=" + dst.repo, "SNAP_PASSWORD=test-password", "SNAP_CACHE_DIR=" + dst.cache}
+	dst.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1", "--reserve", "0")
+	tr.mustRun("copy", "--to", dst.repo)
+	must(t, os.Remove(largestPack(t, dst.repo)))
+	res := dst.run("check")
+	if res.code != exitFatal || !strings.Contains(res.stderr, "if it is a copy made by 'snap copy' and the source still holds it whole: here 'snap repair index --from-packs'") {
+		t.Fatalf("check of a copy that lost its data: exit %d\n%s", res.code, res.stderr)
+	}
+	// As the advice says.
+	dst.run("repair", "index", "--from-packs") // exit 1: the blobs went with the pack
+	dst.mustRun("forget", dst.listJSON()[0].ShortID)
+	tr.mustRun("copy", "--to", dst.repo)
+	dst.mustRun("check", "--read-data")
+}
