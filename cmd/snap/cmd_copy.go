@@ -89,7 +89,10 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	srcSt.readsOnly = true // a failed lock suggests --no-lock
 	src, err := openSessionAt(c.Context, e, u, srcSt, srcMode, commandName(c), &index.Options{KeepPages: true})
 	if err != nil {
-		return err
+		// Named as the target's errors are: "repository is locked" and
+		// its 'snap unlock' read as if of either (found by an
+		// exploratory test).
+		return repositoryError("source", srcSt.location, err)
 	}
 	defer src.close()
 	// The target's index is opened once it is known to be another
@@ -421,12 +424,19 @@ func copyDryRun(ctx context.Context, u *ui, src, dst *session, bm *index.BlobMap
 
 // targetError says that err is the target's, naming it once: most errors
 // of opening a repository start with its location already.
-func targetError(to string, err error) error {
-	loc := redactedLocation(to)
-	if strings.HasPrefix(err.Error(), loc+": ") {
-		return &renamedError{msg: "target " + err.Error(), err: err}
+func targetError(to string, err error) error { return repositoryError("target", to, err) }
+
+// repositoryError names which of copy's repositories, role ("source" or
+// "target") at location, err is of.
+func repositoryError(role, location string, err error) error {
+	if location == "" {
+		return err // none given: the error says so
 	}
-	return fmt.Errorf("target %s: %w", loc, err)
+	loc := redactedLocation(location)
+	if strings.HasPrefix(err.Error(), loc+": ") {
+		return &renamedError{msg: role + " " + err.Error(), err: err}
+	}
+	return fmt.Errorf("%s %s: %w", role, loc, err)
 }
 
 // renamedError is err with another message, and err's meaning (its exit

@@ -111,3 +111,15 @@ func TestCopySourceLockLost(t *testing.T) {
 		t.Errorf("copy whose source lock was lost while a pack went: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestCopyNamesSource: an error of the source's is named as the source's,
+// as the target's are (a lock error and its 'snap unlock' read as if of
+// either; found by an exploratory test).
+func TestCopyNamesSource(t *testing.T) {
+	tr := newTestRepo(t)
+	missing := filepath.Join(tr.dir, "nosuch")
+	res := tr.run("copy", "--repo", missing, "--to", tr.repo)
+	if res.code != exitNoRepo || !strings.Contains(res.stderr, "snap: source "+missing+": ") {
+		t.Errorf("copy from a missing source: exit %d\n%s", res.code, res.stderr)
+	}
+}
