@@ -78,9 +78,11 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held
 		r.problems, r.example = 1, ": "+err.Error()
 		return r
 	}
-	if held += int64(len(plain)); held > MaxPathTreeBytes {
-		r.problems, r.example = 1, ": "+tooLarge(id).Error()
-		return r
+	if cost, ok := treeCost(plain); ok {
+		if held += cost; held > MaxPathTreeBytes {
+			r.problems, r.example = 1, ": "+tooLarge(id).Error()
+			return r
+		}
 	}
 	t, err := DecodeTree(plain)
 	if err != nil {

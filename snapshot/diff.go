@@ -45,41 +45,39 @@ func Diff(ctx context.Context, ix *index.Index, a, b repo.ID, fn func(Change) er
 	if a == b {
 		return nil
 	}
-	return diffTrees(ctx, ix, "/", 0, a, b, fn)
+	return diffTrees(ctx, ix, "/", 0, 0, a, b, fn)
 }
 
 // diffTrees compares trees a and b, the directory dir, depth levels
-// below the root.
-func diffTrees(ctx context.Context, ix *index.Index, dir string, depth int, a, b repo.ID, fn func(Change) error) error {
+// below the root, below listings that take held (loadTreeOnPath: both
+// sides' count).
+func diffTrees(ctx context.Context, ix *index.Index, dir string, depth int, held int64, a, b repo.ID, fn func(Change) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if depth >= MaxDepth {
-		return fmt.Errorf("%s: %w", dir, tooDeep(b))
-	}
-	ta, err := LoadTree(ctx, ix, a)
+	ta, held, err := loadTreeOnPath(ctx, ix, a, depth, held)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", dir, err)
 	}
-	tb, err := LoadTree(ctx, ix, b)
+	tb, held, err := loadTreeOnPath(ctx, ix, b, depth, held)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	i, j := 0, 0
 	for i < len(ta.Nodes) || j < len(tb.Nodes) {
 		switch {
 		case j == len(tb.Nodes) || i < len(ta.Nodes) && ta.Nodes[i].Name < tb.Nodes[j].Name:
-			if err := diffOneSide(ctx, ix, path.Join(dir, ta.Nodes[i].Name), &ta.Nodes[i], Removed, fn); err != nil {
+			if err := diffOneSide(ctx, ix, path.Join(dir, ta.Nodes[i].Name), held, &ta.Nodes[i], Removed, fn); err != nil {
 				return err
 			}
 			i++
 		case i == len(ta.Nodes) || tb.Nodes[j].Name < ta.Nodes[i].Name:
-			if err := diffOneSide(ctx, ix, path.Join(dir, tb.Nodes[j].Name), &tb.Nodes[j], Added, fn); err != nil {
+			if err := diffOneSide(ctx, ix, path.Join(dir, tb.Nodes[j].Name), held, &tb.Nodes[j], Added, fn); err != nil {
 				return err
 			}
 			j++
 		default:
-			if err := diffNodes(ctx, ix, path.Join(dir, ta.Nodes[i].Name), depth+1, &ta.Nodes[i], &tb.Nodes[j], fn); err != nil {
+			if err := diffNodes(ctx, ix, path.Join(dir, ta.Nodes[i].Name), depth+1, held, &ta.Nodes[i], &tb.Nodes[j], fn); err != nil {
 				return err
 			}
 			i++
@@ -90,8 +88,8 @@ func diffTrees(ctx context.Context, ix *index.Index, dir string, depth int, a, b
 }
 
 // diffOneSide reports n, and everything below it, as added or removed.
-func diffOneSide(ctx context.Context, ix *index.Index, p string, n *Node, kind ChangeKind, fn func(Change) error) error {
-	return Walk(ctx, ix, p, *n, func(q string, m *Node) error {
+func diffOneSide(ctx context.Context, ix *index.Index, p string, held int64, n *Node, kind ChangeKind, fn func(Change) error) error {
+	return walk(ctx, ix, &walkPath{name: p, held: held}, *n, func(q string, m *Node) error {
 		c := Change{Path: q, Kind: kind}
 		node := *m
 		if kind == Added {
@@ -103,17 +101,17 @@ func diffOneSide(ctx context.Context, ix *index.Index, p string, n *Node, kind C
 	})
 }
 
-func diffNodes(ctx context.Context, ix *index.Index, p string, depth int, a, b *Node, fn func(Change) error) error {
+func diffNodes(ctx context.Context, ix *index.Index, p string, depth int, held int64, a, b *Node, fn func(Change) error) error {
 	if a.Type != b.Type {
 		if err := fn(Change{Path: p, Kind: TypeChanged, Old: a, New: b}); err != nil {
 			return err
 		}
 		// What was below the old directory is gone, what is below the new
 		// one is new.
-		if err := diffBelow(ctx, ix, p, a, Removed, fn); err != nil {
+		if err := diffBelow(ctx, ix, p, held, a, Removed, fn); err != nil {
 			return err
 		}
-		return diffBelow(ctx, ix, p, b, Added, fn)
+		return diffBelow(ctx, ix, p, held, b, Added, fn)
 	}
 	if a.Type == sources.TypeDir {
 		if !sameMeta(a, b) {
@@ -124,7 +122,7 @@ func diffNodes(ctx context.Context, ix *index.Index, p string, depth int, a, b *
 		if a.Subtree == b.Subtree {
 			return nil
 		}
-		return diffTrees(ctx, ix, p, depth, a.Subtree, b.Subtree, fn)
+		return diffTrees(ctx, ix, p, depth, held, a.Subtree, b.Subtree, fn)
 	}
 	switch {
 	case !sameContent(a, b):
@@ -136,11 +134,11 @@ func diffNodes(ctx context.Context, ix *index.Index, p string, depth int, a, b *
 }
 
 // diffBelow reports the entries below a directory node (not the node).
-func diffBelow(ctx context.Context, ix *index.Index, p string, n *Node, kind ChangeKind, fn func(Change) error) error {
+func diffBelow(ctx context.Context, ix *index.Index, p string, held int64, n *Node, kind ChangeKind, fn func(Change) error) error {
 	if n.Type != sources.TypeDir {
 		return nil
 	}
-	return diffOneSide(ctx, ix, p, n, kind, func(c Change) error {
+	return diffOneSide(ctx, ix, p, held, n, kind, func(c Change) error {
 		if c.Path == p {
 			return nil
 		}

@@ -515,6 +515,25 @@ func TestPathTreeBudget(t *testing.T) {
 	if r.problems != 1 || !strings.Contains(r.example, "of listings") {
 		t.Errorf("check past the budget: %d problems, %q", r.problems, r.example)
 	}
+	// diff holds both sides' listings (it had no budget: two crafted
+	// chains took it past any memory; found by a re-test).
+	g := f
+	g.Name = "g"
+	other := h.tree(dirNode("d", h.tree(g)))
+	if err := diffTrees(ctx, h.ix, "/", 0, near, id, other, func(Change) error { return nil }); err == nil || !strings.Contains(err.Error(), "of listings") {
+		t.Errorf("diff past the budget: %v", err)
+	}
+	// The cost is the decoded memory, some 256 bytes a node however small
+	// its encoding (tiny nodes took a walk to 12 times the plaintext;
+	// found by a re-test).
+	var nodes []Node
+	for i := range 1000 {
+		nodes = append(nodes, Node{Meta: sources.Meta{Name: fmt.Sprint(i), Type: sources.TypeFIFO}})
+	}
+	plain := (&Tree{Nodes: nodes}).Encode()
+	if cost, ok := treeCost(plain); !ok || cost < 1000*nodeMemory || cost > int64(len(plain))+1000*nodeMemory {
+		t.Errorf("cost of 1000 small nodes in %d bytes: %d, %v", len(plain), cost, ok)
+	}
 }
 
 // TestHostileDeepChain: a chain of directories nested deeper than

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path"
@@ -34,14 +35,34 @@ func loadTreeAt(ctx context.Context, ix *index.Index, id repo.ID, depth int) (*T
 	return t, err
 }
 
-// MaxPathTreeBytes bounds the listings (tree blobs' plaintext) of the
-// directories along one path from where a walk starts: a walk that goes
-// depth first holds each of them while it goes deeper. Each tree may be
-// as large as MaxBlobSize and a path MaxDepth deep, and zstd stores a
-// listing of repeated bytes in almost nothing: 512 nested directories with
-// a 64 MiB attribute each, 7.7 MB in a crafted repository, took ls, check,
-// find, copy and restore past any memory (found by a red-team test).
-const MaxPathTreeBytes = 1 << 30
+// MaxPathTreeBytes bounds the memory of the decoded listings of the
+// directories along one path from where a walk starts (treeCost): a walk
+// that goes depth first holds each of them while it goes deeper. Each
+// tree may be as large as MaxBlobSize and a path MaxDepth deep, and zstd
+// stores a listing of repeated bytes in almost nothing: 512 nested
+// directories with a 64 MiB attribute each, 7.7 MB in a crafted
+// repository, took ls, check, find, copy, diff and restore past any
+// memory, and so did listings of tiny nodes, each some 250 bytes decoded
+// (found by red-team tests). A directory of a million files costs some
+// 400 MB.
+const MaxPathTreeBytes = 2 << 30
+
+// nodeMemory is about what a decoded Node takes beyond its strings and
+// slices, whose bytes the plaintext counts.
+const nodeMemory = 256
+
+// treeCost is the memory plain takes decoded, by the count of nodes its
+// header gives, or false when it has no such header (DecodeTree says why).
+func treeCost(plain []byte) (int64, bool) {
+	if len(plain) < 5 {
+		return 0, false
+	}
+	n, k := binary.Uvarint(plain[5:])
+	if k <= 0 || n > uint64(len(plain)) {
+		return 0, false
+	}
+	return int64(len(plain)) + int64(n)*nodeMemory, true
+}
 
 // tooLarge is the error of a path whose listings exceed MaxPathTreeBytes.
 func tooLarge(id repo.ID) error {
@@ -49,8 +70,9 @@ func tooLarge(id repo.ID) error {
 }
 
 // loadTreeOnPath is loadTreeAt for a walk that holds the trees above it,
-// whose plaintexts add up to held: it returns the tree and held with its
-// own plaintext added, refusing a path past MaxPathTreeBytes.
+// whose decoded listings take held (treeCost): it returns the tree and
+// held with its own added, refusing a path past MaxPathTreeBytes before
+// the tree is decoded.
 func loadTreeOnPath(ctx context.Context, ix *index.Index, id repo.ID, depth int, held int64) (*Tree, int64, error) {
 	if depth >= MaxDepth {
 		return nil, 0, tooDeep(id)
@@ -59,8 +81,10 @@ func loadTreeOnPath(ctx context.Context, ix *index.Index, id repo.ID, depth int,
 	if err != nil {
 		return nil, 0, err
 	}
-	if held += int64(len(plain)); held > MaxPathTreeBytes {
-		return nil, 0, tooLarge(id)
+	if cost, ok := treeCost(plain); ok {
+		if held += cost; held > MaxPathTreeBytes {
+			return nil, 0, tooLarge(id)
+		}
 	}
 	t, err := DecodeTree(plain)
 	if err != nil {
