@@ -164,6 +164,11 @@ var postgresParams = []string{"host", "hostaddr", "port", "dbname", "user", "pas
 // exploratory test).
 func checkPostgresParams(q url.Values) error {
 	for k, vs := range q {
+		if k == "dbname" {
+			// libpq lets it override the path's name: the dump of one
+			// database was stored under the other's (found by a re-test).
+			return errors.New("the database goes in the URL's path (postgres://host/NAME), not in ?dbname=")
+		}
 		if !slices.Contains(postgresParams, k) {
 			return fmt.Errorf("unknown parameter %q: libpq takes none of that name (see \"Parameter Key Words\" in the PostgreSQL manual: sslmode, connect_timeout, options, application_name, …)", k)
 		}

@@ -311,3 +311,12 @@ func TestDumpUnreachableSaysWhat(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresDBNameParamRefused: ?dbname= would override the name in the
+// URL's path: the dump of one database stored under the other's name, and
+// a restore loading into the other (found by a re-test).
+func TestPostgresDBNameParamRefused(t *testing.T) {
+	if _, err := ParseDatabase("postgres://u@db/app?dbname=billing"); err == nil || !strings.Contains(err.Error(), "not in ?dbname=") {
+		t.Errorf("a URL with ?dbname=: %v", err)
+	}
+}

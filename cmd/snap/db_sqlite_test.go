@@ -745,6 +745,14 @@ func TestRestoreDBRecordedTargetNeedsTo(t *testing.T) {
 		{"postgres://postgres@10.9.8.7:5432/app", "/db/postgres/app.sql", "its server 10.9.8.7 is not on this machine"},
 		{"postgres://postgres@127.0.0.1:5432/app?hostaddr=10.9.8.7", "/db/postgres/app.sql", "it carries the connection option hostaddr"},
 		{"postgres://postgres@127.0.0.1/app?sslkeylogfile=%2Froot%2Fx", "/db/postgres/app.sql", "it carries the connection option sslkeylogfile"},
+		// A host list behind a socket directory, a database named in the
+		// query, another port or loopback address, a socket anywhere
+		// (found by a re-test).
+		{"postgres://postgres@/app?host=%2Fnonexistent%2C192.0.2.2", "/db/postgres/app.sql", "it carries the connection option host=/nonexistent,192.0.2.2"},
+		{"postgres://postgres@127.0.0.1/app?dbname=billing", "/db/postgres/app.sql", "not in ?dbname="},
+		{"postgres://postgres@127.0.0.1:15432/app", "/db/postgres/app.sql", "its port 15432 is not the server's own (5432)"},
+		{"postgres://postgres@127.0.0.2/app", "/db/postgres/app.sql", "its server 127.0.0.2 is not on this machine"},
+		{"mysql://root@localhost/app?socket=%2Ftmp%2Fx.sock", "/db/mysql/app.sql", "it carries the connection option socket=/tmp/x.sock"},
 		{"mysql://root@[::1]:3306/app?defaults-extra-file=%2Ftmp%2Fx", "/db/mysql/app.sql", "it carries the connection option defaults-extra-file"},
 		{"sqlite:///nowhere/x/app.db", "/db/sqlite/app.sql", "the file /nowhere/x/app.db does not exist here"},
 		// Not where snap stores that database's dump: --db app would
@@ -758,6 +766,10 @@ func TestRestoreDBRecordedTargetNeedsTo(t *testing.T) {
 		res := tr.run("restore", "latest", "--db", "app", "--replace")
 		if res.code == 0 || !strings.Contains(res.stderr, c.want) {
 			t.Errorf("restore of a dump recorded as %s: exit %d\n%s", c.url, res.code, res.stderr)
+		}
+		// The command offered carries none of the recorded options.
+		if _, offered, ok := strings.Cut(res.stderr, " --to "); ok && strings.Contains(offered, "?") {
+			t.Errorf("restore of a dump recorded as %s offers --to %s", c.url, offered)
 		}
 	}
 }

@@ -256,8 +256,11 @@ func restoreDatabases(c *cli.Context, e *env, s *session, sn *snapshot.Snapshot,
 			if slices.ContainsFunc(known, func(d *sources.Database) bool { return sources.SameDatabase(d, p.from) }) {
 				continue
 			}
-			return usagef("--db %s: the snapshot records %s as the database it was dumped from, and %s: without --to, snap restores only into a database on this machine that its config names or that a dump would come from (whoever can write to the repository could have recorded any address); if that is where it belongs, say so: snap restore %s --db %s --to %s",
-				names[i], p.from, problem, sn.ID.Short(), shellWord(names[i]), shellWord(p.from.String()))
+			// The command offered leaves the recorded options out: pasted
+			// as it was, one of hostaddr= sent the connection, and the
+			// password, elsewhere (found by a re-test).
+			return usagef("--db %s: the snapshot records %s as the database it was dumped from, and %s: without --to, snap restores only into a database of this machine's that a dump would come from (a server on localhost at its own port, an SQLite file that exists) or that its config names, as whoever can write to the repository could have recorded any address; check where it belongs and say so, e.g.: snap restore %s --db %s --to %s",
+				names[i], p.from, problem, sn.ID.Short(), shellWord(names[i]), shellWord(p.from.WithoutOptions()))
 		}
 	}
 	for _, p := range plans {
