@@ -227,6 +227,13 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 	if len(faults) > 0 {
 		u.warnf("%s would fail these jobs if run now (the first: %s); 'snap config check --config %s' lists them", plural(len(faults), "problem", "problems"), faults[0], cfg.Path)
 	}
+	if _, ok := firstS3Repository(cfg); ok {
+		// A warning of config check's, but under the timer every run
+		// fails for it (installed without a word; found by a re-test).
+		if msg := timerS3Credentials(os.Getenv, envFile, accountCredentialsFile()); msg != "" {
+			u.warnf("%s", msg)
+		}
+	}
 	// Every unit is checked before any is written: a timer not written by
 	// snap must not leave its job's service installed alone.
 	for _, j := range jobs {

@@ -1138,11 +1138,7 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 		}
 	}
 	if key, ok := firstS3Repository(cfg); ok {
-		shared := ""
-		if u, err := user.Current(); err == nil && u.HomeDir != "" {
-			shared = filepath.Join(u.HomeDir, ".aws", "credentials") // the account's, as a system unit without HOME finds it
-		}
-		if msg := timerS3Credentials(os.Getenv, unitEnvFile(os.Geteuid() != 0, os.Getenv), shared); msg != "" {
+		if msg := timerS3Credentials(os.Getenv, unitEnvFile(os.Geteuid() != 0, os.Getenv), accountCredentialsFile()); msg != "" {
 			d.warnf(key, "%s", msg)
 		}
 	}
@@ -1413,6 +1409,15 @@ func closest(words []string, dist func(word string) int) (word string, ok bool) 
 		}
 	}
 	return word, ok
+}
+
+// accountCredentialsFile is the account's shared credentials file, as a
+// system unit without HOME finds it ("" when the account has no home).
+func accountCredentialsFile() string {
+	if u, err := user.Current(); err == nil && u.HomeDir != "" {
+		return filepath.Join(u.HomeDir, ".aws", "credentials")
+	}
+	return ""
 }
 
 // firstS3Repository is the key of the config's first repository on S3.

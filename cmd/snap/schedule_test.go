@@ -754,3 +754,28 @@ paths = ["` + src + `"]
 		t.Errorf("run with a job's wrong password file: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestScheduleWarnsOfShellS3Credentials: installing the units of a job on
+// S3 whose credentials are in the shell's variables alone says that the
+// timer's runs will find none (it installed them without a word, and every
+// night's run failed; found by a re-test).
+func TestScheduleWarnsOfShellS3Credentials(t *testing.T) {
+	if f := accountCredentialsFile(); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			t.Skipf("%s exists: the timer's runs would find credentials there", f)
+		}
+	}
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+repository = "s3:http://127.0.0.1:1/bucket/app"
+schedule = "*-*-* 03:00:00"
+`)
+	units := filepath.Join(tr.dir, "units")
+	res := tr.runConfig([]string{"AWS_ACCESS_KEY_ID=key", "AWS_SECRET_ACCESS_KEY=secret"}, "schedule", "install", "--user", "--config", cfg, "--dir", units)
+	if res.code != 0 || !strings.Contains(res.stderr, "the S3 credentials come from this shell's environment alone") {
+		t.Errorf("install of an S3 job with credentials in the shell: exit %d\n%s", res.code, res.stderr)
+	}
+}
