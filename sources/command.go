@@ -144,8 +144,11 @@ func secretVar(kv string) bool {
 		// A password command may hold the password itself (echo …).
 		"SNAP_PASSWORD_COMMAND", "SNAP_NEW_PASSWORD_COMMAND", "SNAP_TO_PASSWORD_COMMAND", "SNAP_FROM_PASSWORD_COMMAND",
 		// The bucket's keys: they cannot decrypt it, but they can delete
-		// the off-site copy (found by an exploratory test).
-		"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN":
+		// the off-site copy (found by an exploratory test). All of them,
+		// the legacy names too: a key ID left without its secret made the
+		// aws CLI fail instead of reading its own files (found by a
+		// review).
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY":
 		return true
 	}
 	return false

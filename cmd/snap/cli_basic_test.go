@@ -957,4 +957,12 @@ func TestAddBytesStops(t *testing.T) {
 	if got := addBytes(3, 4); got != 7 {
 		t.Errorf("3 + 4 = %d", got)
 	}
+	// The deduplication ratio of such a size stays positive (round2 went
+	// through an int64; found by a re-test).
+	if r := round2(float64(math.MaxInt64) / 3); r <= 0 {
+		t.Errorf("round2 of a huge ratio: %v", r)
+	}
+	if r := round2(1.005); r != 1.0 && r != 1.01 {
+		t.Errorf("round2(1.005) = %v", r)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -322,7 +323,7 @@ func (p *progress) snapshot() progressJSON {
 	return j
 }
 
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+func round2(f float64) float64 { return math.Round(f*100) / 100 } // in floats: a crafted size's ratio overflowed an int64 to a negative (found by a re-test)
 
 // show prints one progress line or redraws the bar.
 func (p *progress) show() {

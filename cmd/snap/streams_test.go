@@ -248,7 +248,7 @@ func TestCommandWithoutPasswords(t *testing.T) {
 	db := filepath.Join(tr.dir, "app.db")
 	writeFile(t, db, []byte("SQLite format 3\x00, not read by the fake")) // the header snap checks
 	env := []string{"PATH=" + fake + ":" + os.Getenv("PATH"), "SNAP_TO_PASSWORD=to-secret", "SNAP_PASSWORD_COMMAND=echo cmd-secret", "SNAP_FROM_PASSWORD=from-secret", "SNAP_FROM_PASSWORD_COMMAND=echo from-cmd-secret",
-		"AWS_SECRET_ACCESS_KEY=s3-secret", "AWS_SESSION_TOKEN=token-secret"} // the S3 keys too (found by an exploratory test)
+		"AWS_ACCESS_KEY_ID=s3-key-secret", "AWS_SECRET_ACCESS_KEY=s3-secret", "AWS_SESSION_TOKEN=token-secret", "AWS_SECRET_KEY=legacy-secret"} // the S3 keys too (found by an exploratory test)
 	tr.runEnv(env, nil, "create", "--post", "env > "+hook, "--command", "env.txt", "--db", "sqlite://"+db, "--", "env")
 	got := tr.mustRun("dump", "latest", "/env.txt").stdout
 	logged, _ := os.ReadFile(envLog)
