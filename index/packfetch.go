@@ -167,9 +167,11 @@ func (p *PackPlan) add(loc Location) {
 }
 
 // sweepFetchDirs removes what fetchers of processes that were killed left
-// in dir: a fetch-PID-* directory whose process is gone, or any fetch-*
-// not changed for a week (a live fetcher adds and removes packs all the
-// time). Close removes a fetcher's own; a copy killed again and again on a
+// in dir: a fetch-PID-* directory whose process is gone and that has not
+// changed for an hour, or any fetch-* not changed for a week (a live
+// fetcher adds and removes packs all the time). The hour is for a cache
+// that processes of another PID namespace share (containers), whose PIDs
+// this one cannot see (found by a review). Close removes a fetcher's own; a copy killed again and again on a
 // flaky link left up to 1 GiB each time, which nothing removed (found by an
 // exploratory test).
 func sweepFetchDirs(dir string) {
@@ -183,14 +185,16 @@ func sweepFetchDirs(dir string) {
 		if !ok || !e.IsDir() {
 			continue
 		}
-		gone := false
-		if pidText, _, ok := strings.Cut(rest, "-"); ok {
-			if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && pid != os.Getpid() {
-				gone = errors.Is(unix.Kill(pid, 0), unix.ESRCH)
-			}
+		fi, err := e.Info()
+		if err != nil {
+			continue
 		}
-		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 7*24*time.Hour {
-			gone = true
+		idle := time.Since(fi.ModTime())
+		gone := idle > 7*24*time.Hour
+		if pidText, _, ok := strings.Cut(rest, "-"); ok && idle > time.Hour {
+			if pid, err := strconv.Atoi(pidText); err == nil && pid > 0 && pid != os.Getpid() {
+				gone = gone || errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+			}
 		}
 		if gone {
 			_ = os.RemoveAll(filepath.Join(dir, name))

@@ -27,8 +27,11 @@ func TestSweepFetchDirs(t *testing.T) {
 		}
 		return p
 	}
-	gone := []string{mk("fetch-999999999-a", 0), mk("fetch-b", 8*24*time.Hour)}
-	kept := []string{mk(fmt.Sprintf("fetch-%d-c", os.Getpid()), 0), mk("fetch-1-d", 0), mk("fetch-e", time.Hour), mk("other", 30*24*time.Hour)}
+	gone := []string{mk("fetch-999999999-a", 2*time.Hour), mk("fetch-b", 8*24*time.Hour)}
+	// A gone process's directory changed within the hour may be another
+	// PID namespace's live one.
+	kept := []string{mk(fmt.Sprintf("fetch-%d-c", os.Getpid()), 2*time.Hour), mk("fetch-1-d", 2*time.Hour), mk("fetch-e", time.Hour), mk("other", 30*24*time.Hour),
+		mk("fetch-999999998-f", 0)}
 	sweepFetchDirs(dir)
 	for _, p := range gone {
 		if _, err := os.Stat(p); err == nil {

@@ -26,6 +26,13 @@ type SnapshotChecker struct {
 	src   BlobChecker
 	trees map[repo.ID]*treeResult
 	data  map[repo.ID]error
+	// alongPath are the trees whose results depend on the path they were
+	// met at (too deep, too much listing above them, or such a tree below
+	// them): dropped before the next snapshot, so that a crafted snapshot
+	// that nests a shared directory too deep does not make another that
+	// holds it as snap writes read as not written by snap (found by a
+	// review).
+	alongPath []repo.ID
 
 	Trees     int // distinct trees read
 	DataBlobs int // distinct data blobs checked
@@ -34,6 +41,9 @@ type SnapshotChecker struct {
 type treeResult struct {
 	problems int
 	example  string // path below the tree and reason of the first problem
+	// alongPath: the result depends on the path the tree was met at
+	// (SnapshotChecker.alongPath).
+	alongPath bool
 }
 
 // NewSnapshotChecker returns a checker reading through src.
@@ -44,6 +54,10 @@ func NewSnapshotChecker(src BlobChecker) *SnapshotChecker {
 // Check walks one snapshot. It returns how many blobs it refers to cannot
 // be read, with an example naming the path; err is only set when ctx ends.
 func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems int, example string, err error) {
+	for _, id := range sc.alongPath {
+		delete(sc.trees, id)
+	}
+	sc.alongPath = sc.alongPath[:0]
 	r := sc.tree(ctx, sn.Tree, 0, 0)
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
@@ -66,7 +80,8 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held
 		return r
 	}
 	if depth >= MaxDepth {
-		r.problems, r.example = 1, ": "+tooDeep(id).Error()
+		r.problems, r.example, r.alongPath = 1, ": "+tooDeep(id).Error(), true
+		sc.alongPath = append(sc.alongPath, id)
 		return r
 	}
 	if err := sc.src.Available(repo.TreeBlob, id); err != nil {
@@ -80,7 +95,8 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held
 	}
 	if cost, ok := treeCost(plain); ok {
 		if held += cost; held > MaxPathTreeBytes {
-			r.problems, r.example = 1, ": "+tooLarge(id).Error()
+			r.problems, r.example, r.alongPath = 1, ": "+tooLarge(id).Error(), true
+			sc.alongPath = append(sc.alongPath, id)
 			return r
 		}
 	}
@@ -123,6 +139,10 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held
 			}
 		case sources.TypeDir:
 			sub := sc.tree(ctx, n.Subtree, depth+1, held)
+			if sub.alongPath && !r.alongPath {
+				r.alongPath = true
+				sc.alongPath = append(sc.alongPath, id)
+			}
 			if sub.problems > 0 {
 				r.problems = addCapped(r.problems, sub.problems)
 				if r.example == "" {

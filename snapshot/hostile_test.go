@@ -484,6 +484,31 @@ func TestCheckSharedTreesCountCapped(t *testing.T) {
 	}
 }
 
+// TestCheckPathResultsNotShared: a directory that one crafted snapshot
+// nests deeper than snap stores is whole where another snapshot holds it
+// as snap writes it: check says so of each, whichever comes first (the
+// result was kept by tree, and the second read as not written by snap;
+// found by a review).
+func TestCheckPathResultsNotShared(t *testing.T) {
+	h := newHostileRepo(t)
+	f := fileNode("f", h.blob(repo.DataBlob, []byte("leaf")))
+	f.Size = 4
+	leaf := h.tree(dirNode("shared", h.tree(f)))
+	deep := leaf
+	for range MaxDepth { // the shared directory's tree is met at depth MaxDepth
+		deep = h.tree(dirNode("d", deep))
+	}
+	legit := h.tree(dirNode("top", leaf))
+	sc := NewSnapshotChecker(indexChecker{h.ix})
+	ctx := context.Background()
+	if n, _, err := sc.Check(ctx, h.snapshot(deep)); err != nil || n == 0 {
+		t.Fatalf("the crafted snapshot: %d problems, %v", n, err)
+	}
+	if n, example, err := sc.Check(ctx, h.snapshot(legit)); err != nil || n != 0 {
+		t.Errorf("the snapshot that holds the directory as snap writes it: %d problems (%s), %v", n, example, err)
+	}
+}
+
 // TestPathTreeBudget: the walks that hold the trees above them (ls and the
 // other users of Walk, find, check) refuse a path whose listings add up to
 // more than MaxPathTreeBytes, which a crafted repository of a few MB

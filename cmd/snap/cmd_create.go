@@ -660,9 +660,15 @@ func interrupted(ctx context.Context, err error) error {
 // this cache saw saved (snapshot.CreateOptions.OwnTrees), one hex ID a line.
 const ownTreesFile = "own-trees"
 
-// ownTreesKept is how many of the newest records the file keeps when it
-// is rewritten, past twice as many.
-const ownTreesKept = 1000
+// ownTreesKept is how many distinct records the file keeps, the newest,
+// when it is rewritten past twice as many lines: a job that runs weekly
+// beside hourly ones keeps its record for over a year of them (with 1,000
+// lines, counting each run of an unchanged tree again, it lost its parent;
+// found by a review).
+const ownTreesKept = 10000
+
+// ownTreeLine is the length of a record: 64 hex digits and a newline.
+const ownTreeLine = 65
 
 // ownTrees reads the cache's record of the snapshots saved through it, for
 // the choice of a create's parent; nil when there is none (a new cache:
@@ -696,16 +702,32 @@ func (s *session) recordOwnTree(tree repo.ID) {
 	if err != nil {
 		return
 	}
-	_, werr := f.WriteString(tree.String() + "\n")
+	line := tree.String() + "\n"
+	if fi, err := f.Stat(); err == nil && fi.Size()%ownTreeLine != 0 {
+		line = "\n" + line // after a line a crash cut short, which would swallow this one
+	}
+	_, werr := f.WriteString(line) // one write: whole, beside other creates' appends (O_APPEND)
 	fi, serr := f.Stat()
 	f.Close()
-	if werr != nil || serr != nil || fi.Size() < 2*ownTreesKept*65 {
+	if werr != nil || serr != nil || fi.Size() < 2*ownTreesKept*ownTreeLine {
 		return
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
+	// The newest distinct records, oldest first. A record another create
+	// appends meanwhile may be lost with the old file: its job's next run
+	// then reads its files once more.
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	_ = writeFileAtomic(path, []byte(strings.Join(lines[max(0, len(lines)-ownTreesKept):], "\n")+"\n"), 0o600)
+	seen := map[string]bool{}
+	var kept []string
+	for i := len(lines) - 1; i >= 0 && len(kept) < ownTreesKept; i-- {
+		if l := strings.TrimSpace(lines[i]); len(l) == ownTreeLine-1 && !seen[l] {
+			seen[l] = true
+			kept = append(kept, l)
+		}
+	}
+	slices.Reverse(kept)
+	_ = writeFileAtomic(path, []byte(strings.Join(kept, "\n")+"\n"), 0o600)
 }

@@ -351,8 +351,13 @@ func runRestore(c *cli.Context, e *env) error {
 			check = "'snap check --read-data'"
 		}
 		others := ""
+		if len(dbs) > 0 {
+			// The files' failure comes before the databases (found by a
+			// review: they were not restored, and nothing said so).
+			others = "; the databases of --db were not restored: restore them with --db alone"
+		}
 		if n := st.Errors - st.Damaged; n > 0 {
-			others = fmt.Sprintf("; %s could not be written (listed above): once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(n), "other entry", "other entries"))
+			others += fmt.Sprintf("; %s could not be written (listed above): once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(n), "other entry", "other entries"))
 		}
 		return fmt.Errorf("%w; %s could not be restored whole for data the repository lost (this one and any named above; each is left incomplete), every other entry was restored%s; the repository is damaged: %s names the snapshots and files that lost data",
 			err, plural(int(st.Damaged), "file", "files"), others, check)

@@ -275,3 +275,40 @@ func TestFileRewrittenWhileRead(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnTreesRecord: a create records its snapshot's tree in the cache
+// (own-trees), and the next create takes it for its parent; the record
+// keeps distinct trees when it is cut back, so one job's record is not
+// pushed out by another's many runs of an unchanged tree, and a line a
+// crash cut short does not swallow the next (found by a review).
+func TestOwnTreesRecord(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	first := tr.createID(src)
+	records, err := filepath.Glob(filepath.Join(tr.cache, "*", "own-trees"))
+	must(t, err)
+	if len(records) != 1 {
+		t.Fatalf("own-trees records: %v", records)
+	}
+	// Another job's unchanged tree, twenty thousand times, and a line cut
+	// short by a crash.
+	f, err := os.OpenFile(records[0], os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	_, err = f.WriteString(strings.Repeat(strings.Repeat("ab", 32)+"\n", 20000) + "cdcd")
+	must(t, err)
+	must(t, f.Close())
+	sum, res := tr.createJSON(nil, nil, src)
+	if sum == nil || sum["parent"] != first || strings.Contains(res.stderr, "was not saved through this cache") {
+		t.Fatalf("create after the record grew: %v\n%s", sum, res.stderr)
+	}
+	b, err := os.ReadFile(records[0])
+	must(t, err)
+	if n := strings.Count(string(b), "\n"); n > 10 {
+		t.Errorf("the record was not cut back to its distinct trees: %d lines", n)
+	}
+	sum, res = tr.createJSON(nil, nil, src)
+	if sum == nil || sum["parent"] == nil || strings.Contains(res.stderr, "was not saved through this cache") {
+		t.Errorf("create after the record was cut back: %v\n%s", sum, res.stderr)
+	}
+}
