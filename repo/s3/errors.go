@@ -139,7 +139,7 @@ func (b *Backend) classify(op, object string, er minio.ErrorResponse) error {
 			if mistake != "" {
 				why = " (" + mistake + ")"
 			}
-			return fmt.Errorf("%s %s: access denied by %s to a request without credentials: none were found%s; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials)", op, object, loc, why)
+			return fmt.Errorf("%s %s: access denied by %s to a request without credentials: none were found%s; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials); a job under a timer gets them from /etc/snap/env (~/.config/snap/env for --user units)", op, object, loc, why)
 		case mistake != "" && !anonymous:
 			return fmt.Errorf("%s %s: refused by %s (%s): %s", op, object, loc, er.Code, mistake)
 		}
