@@ -177,8 +177,9 @@ type RepairStats struct {
 	KeptDamaged []repo.ID
 }
 
-// segmentTarget is the number of blobs per segment that repair writes.
-const segmentTarget = 65536
+// segmentTarget is the number of blobs per segment that repair writes, as
+// a Writer does (segmentBlobs).
+const segmentTarget = segmentBlobs
 
 // RebuildFromPacks recreates the repository's index from the pack trailers:
 // it writes new segments listing every readable pack, the last of which

@@ -24,6 +24,14 @@ import (
 // bigger segments.
 const segmentPacks = 64
 
+// segmentBlobs is how many blobs the packs of one segment may hold before
+// it is written with fewer than segmentPacks packs: packs of small files
+// hold tens of thousands each, and a first backup of a million of them
+// wrote one segment of 1.4 M blobs, which every reader then held whole
+// (a sync of it took 841 MB; found by an exploratory test). repair writes
+// segments of this size too.
+const segmentBlobs = 65536
+
 // WriterOptions tune a Writer.
 type WriterOptions struct {
 	Compression repo.Compression
@@ -669,7 +677,7 @@ func (w *Writer) store(ctx context.Context, p *repo.PackBuilder) {
 	}
 	w.pending = append(w.pending, pk)
 	var batch []Pack
-	if len(w.pending) >= segmentPacks {
+	if len(w.pending) >= segmentPacks || pendingBlobs(w.pending) >= segmentBlobs {
 		batch, w.pending = w.pending, nil
 	}
 	w.mu.Unlock()
@@ -1013,4 +1021,13 @@ func (w *Writer) ReusedPacks() []repo.ID {
 // Stats returns what the writer has added so far.
 func (w *Writer) Stats() WriterStats {
 	return WriterStats{Blobs: w.blobs.Load(), RawBytes: w.raw.Load(), StoredBytes: w.stored.Load(), Packs: w.packs.Load()}
+}
+
+// pendingBlobs counts the blobs of packs.
+func pendingBlobs(packs []Pack) int {
+	n := 0
+	for _, p := range packs {
+		n += len(p.Blobs)
+	}
+	return n
 }
