@@ -69,7 +69,7 @@ func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems in
 }
 
 // tree checks tree id, depth levels below the root, below trees whose
-// plaintexts add up to held (loadTreeOnPath).
+// decoded listings take held (onPath).
 func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held int64) *treeResult {
 	if r, ok := sc.trees[id]; ok {
 		return r
@@ -93,12 +93,10 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held
 		r.problems, r.example = 1, ": "+err.Error()
 		return r
 	}
-	if cost, ok := treeCost(plain); ok {
-		if held += cost; held > MaxPathTreeBytes {
-			r.problems, r.example, r.alongPath = 1, ": "+tooLarge(id).Error(), true
-			sc.alongPath = append(sc.alongPath, id)
-			return r
-		}
+	if held, err = onPath(id, plain, held); err != nil {
+		r.problems, r.example, r.alongPath = 1, ": "+err.Error(), true
+		sc.alongPath = append(sc.alongPath, id)
+		return r
 	}
 	t, err := DecodeTree(plain)
 	if err != nil {

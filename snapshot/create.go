@@ -132,7 +132,7 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		slices.Sort(want)
 		if len(paths) > 0 {
 			parent = FindParent(ownOnly(older, o.OwnTrees), o.Host, paths, o.Tags, want)
-			if other := FindParent(older, o.Host, paths, o.Tags, want); other != nil && other != parent && other.Tree != parent.treeOrZero() {
+			if other := FindParent(older, o.Host, paths, o.Tags, want); other != nil && (parent == nil || other.Tree != parent.Tree) {
 				o.Archive.Report(Event{Kind: EventWarning, Err: fmt.Errorf("snapshot %s of this host and paths was not saved through this cache (another machine with this host name, or a document someone else wrote): its files are read again, not taken from it", other.ID.Short())})
 			}
 		} else {
@@ -539,12 +539,4 @@ func ownOnly(sns []*Snapshot, own func(repo.ID) bool) []*Snapshot {
 		}
 	}
 	return out
-}
-
-// treeOrZero is sn's root tree, the zero ID for no snapshot.
-func (sn *Snapshot) treeOrZero() repo.ID {
-	if sn == nil {
-		return repo.ID{}
-	}
-	return sn.Tree
 }

@@ -69,10 +69,22 @@ func tooLarge(id repo.ID) error {
 	return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("the directories along its path hold more than %d MiB of listings, which snap never stores", MaxPathTreeBytes>>20)}
 }
 
+// onPath adds tree id's decoded listing (plain, by treeCost) to held, the
+// listings of the trees above it on a walk's path, refusing a path past
+// MaxPathTreeBytes; every walk that holds its path's trees asks it before
+// it decodes one (loadTreeOnPath, SnapshotChecker).
+func onPath(id repo.ID, plain []byte, held int64) (int64, error) {
+	if cost, ok := treeCost(plain); ok {
+		if held += cost; held > MaxPathTreeBytes {
+			return 0, tooLarge(id)
+		}
+	}
+	return held, nil
+}
+
 // loadTreeOnPath is loadTreeAt for a walk that holds the trees above it,
-// whose decoded listings take held (treeCost): it returns the tree and
-// held with its own added, refusing a path past MaxPathTreeBytes before
-// the tree is decoded.
+// whose decoded listings take held (onPath): it returns the tree and held
+// with its own added.
 func loadTreeOnPath(ctx context.Context, ix *index.Index, id repo.ID, depth int, held int64) (*Tree, int64, error) {
 	if depth >= MaxDepth {
 		return nil, 0, tooDeep(id)
@@ -81,16 +93,11 @@ func loadTreeOnPath(ctx context.Context, ix *index.Index, id repo.ID, depth int,
 	if err != nil {
 		return nil, 0, err
 	}
-	if cost, ok := treeCost(plain); ok {
-		if held += cost; held > MaxPathTreeBytes {
-			return nil, 0, tooLarge(id)
-		}
+	if held, err = onPath(id, plain, held); err != nil {
+		return nil, 0, err
 	}
-	t, err := DecodeTree(plain)
-	if err != nil {
-		return nil, 0, &repo.CorruptError{Object: "tree blob " + id.String(), Reason: err.Error()}
-	}
-	return t, held, nil
+	t, err := decodeTreeBlob(id, plain)
+	return t, held, err
 }
 
 // LoadTree reads, verifies and decodes a tree blob.
@@ -99,6 +106,11 @@ func LoadTree(ctx context.Context, ix *index.Index, id repo.ID) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeTreeBlob(id, plain)
+}
+
+// decodeTreeBlob decodes tree blob id's plaintext, a failure being damage.
+func decodeTreeBlob(id repo.ID, plain []byte) (*Tree, error) {
 	t, err := DecodeTree(plain)
 	if err != nil {
 		return nil, &repo.CorruptError{Object: "tree blob " + id.String(), Reason: err.Error()}
@@ -191,7 +203,7 @@ type walkPath struct {
 	parent *walkPath
 	name   string // the path Walk started at, for the first
 	depth  int    // below the first
-	held   int64  // the plaintext of the trees above it (loadTreeOnPath)
+	held   int64  // the decoded listings of the trees above it (onPath)
 }
 
 // child returns the path of the entry name below w.

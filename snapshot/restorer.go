@@ -213,9 +213,9 @@ type dirHandle struct {
 	selected bool
 	refs     atomic.Int32
 	depth    int // below the directory the restore starts at
-	// held is the plaintext of the trees from where the restore starts
-	// down to this directory's own, once the restore loaded it: its
-	// subdirectories' start (loadTreeOnPath).
+	// held is the decoded listings of the trees from where the restore
+	// starts down to this directory's own, once the restore loaded it: its
+	// subdirectories' start (onPath).
 	held int64
 	// isPath: the target itself, standing for a directory of the
 	// snapshot (SNAPSHOT:/srv/app), whose metadata is meta.

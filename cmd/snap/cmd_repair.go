@@ -176,7 +176,7 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 	for _, id := range st.Missing {
 		what := "its blobs are no longer indexed"
 		if n, ok := st.LostBlobs[id]; ok {
-			what = fmt.Sprintf("%s it held %s in no other pack", plural(n, "blob", "blobs"), map[bool]string{true: "is", false: "are"}[n == 1])
+			what = plural(n, "blob it held is", "blobs it held are") + " in no other pack"
 		}
 		s.ui.errorf("data/%s: the index listed this pack, but the repository no longer holds it: %s; 'snap check' lists the snapshots affected (a pack moved out as check advised held damaged blobs: 'snap create' the affected paths again)", id, what)
 	}

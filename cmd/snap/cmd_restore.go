@@ -290,11 +290,7 @@ func runRestore(c *cli.Context, e *env) error {
 			// (found by an exploratory test). Damaged bytes are found
 			// only by reading them: plain check said "no errors found"
 			// (found by a re-test).
-			check := "'snap check'"
-			if errors.Is(err, repo.ErrCorrupt) {
-				check = "'snap check --read-data'"
-			}
-			advice = "; the repository is damaged: " + check + " names the snapshots and files that lost data, and a restore with --exclude of them restores the rest"
+			advice = "; the repository is damaged: " + checkFor(err) + " names the snapshots and files that lost data, and a restore with --exclude of them restores the rest"
 		}
 		if st.Incomplete > 0 {
 			// Files under way when the damage stopped the restore.
@@ -346,10 +342,6 @@ func runRestore(c *cli.Context, e *env) error {
 			plural(int(st.Dirs), "dir", "dirs"), other, humanBytes(st.Bytes), skipped)
 	}
 	if damagedOnly {
-		check := "'snap check'"
-		if errors.Is(err, repo.ErrCorrupt) {
-			check = "'snap check --read-data'"
-		}
 		others := ""
 		if len(dbs) > 0 {
 			// The files' failure comes before the databases (found by a
@@ -360,7 +352,7 @@ func runRestore(c *cli.Context, e *env) error {
 			others += fmt.Sprintf("; %s could not be written (listed above): once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(n), "other entry", "other entries"))
 		}
 		return fmt.Errorf("%w; %s could not be restored whole for data the repository lost (this one and any named above; each is left incomplete), every other entry was restored%s; the repository is damaged: %s names the snapshots and files that lost data",
-			err, plural(int(st.Damaged), "file", "files"), others, check)
+			err, plural(int(st.Damaged), "file", "files"), others, checkFor(err))
 	}
 	if st.Errors > 0 {
 		// How to finish once the cause is gone (a server that went away
@@ -605,4 +597,14 @@ func resolveExisting(p string) string {
 		}
 		rest = append([]string{filepath.Base(q)}, rest...)
 	}
+}
+
+// checkFor is the check that finds the damage err is of: damaged bytes
+// only by reading them (plain check said "no errors found"; found by a
+// re-test).
+func checkFor(err error) string {
+	if errors.Is(err, repo.ErrCorrupt) {
+		return "'snap check --read-data'"
+	}
+	return "'snap check'"
 }

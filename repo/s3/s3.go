@@ -166,10 +166,10 @@ func (b *Backend) FirstObject(ctx context.Context) (string, error) {
 // nothing, and snap said to run 'snap init', which would split the
 // history between two repositories (found by an exploratory test).
 func (b *Backend) NearbyRepositories(ctx context.Context) ([]string, error) {
-	parent := path.Dir(b.cfg.Prefix)
 	if b.cfg.Prefix == "" {
 		return nil, nil // the bucket's root: its repositories are below, which FirstObject tells
 	}
+	parent := path.Dir(b.cfg.Prefix)
 	if parent == "." {
 		parent = ""
 	} else {
