@@ -437,20 +437,7 @@ func TestWriterVerifyAndWithdraw(t *testing.T) {
 	lost := errors.New("lock removed")
 	noAnswer := errors.New("no answer")
 	var answers []error // what Verify says, call by call (nil once they run out)
-	w := index.NewWriter(f.ix, index.WriterOptions{Verify: func(context.Context) error {
-		if len(answers) == 0 {
-			return nil
-		}
-		err := answers[0]
-		answers = answers[1:]
-		return err
-	}})
-	save := func(seed byte) {
-		b := bytes.Repeat([]byte{seed}, 1000)
-		if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(f.r.IDKey()).Sum(b)), b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w, save := scriptedWriter(t, f, &answers)
 	count := func() int {
 		segs, err := f.r.ListIDs(ctx, repo.IndexFile)
 		if err != nil {
@@ -1047,19 +1034,9 @@ func TestWithdrawKeepsLaterConfirmed(t *testing.T) {
 	ctx := context.Background()
 	noAnswer := errors.New("no answer")
 	var answers []error
-	w := index.NewWriter(f.ix, index.WriterOptions{Verify: func(context.Context) error {
-		if len(answers) == 0 {
-			return nil
-		}
-		err := answers[0]
-		answers = answers[1:]
-		return err
-	}})
+	w, saveBlob := scriptedWriter(t, f, &answers)
 	save := func(seed byte) {
-		b := bytes.Repeat([]byte{seed}, 1000)
-		if _, err := w.Save(ctx, repo.DataBlob, repo.ID(chunk.NewHasher(f.r.IDKey()).Sum(b)), b); err != nil {
-			t.Fatal(err)
-		}
+		saveBlob(seed)
 		if err := w.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -1119,4 +1096,26 @@ func TestCheckPacksStopsWithoutAnswer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stopped answering") || ck.ProblemCount() != 0 || be.loads > 4 {
 		t.Fatalf("CheckPacks without answers: %v, %d problems, %d loads", err, ck.ProblemCount(), be.loads)
 	}
+}
+
+// scriptedWriter is a Writer whose lock check (Verify) answers from
+// *answers, call by call (nil once they run out), and a function that
+// saves a blob of 1000 bytes of seed through it.
+func scriptedWriter(t *testing.T, f *fixture, answers *[]error) (*index.Writer, func(seed byte)) {
+	t.Helper()
+	w := index.NewWriter(f.ix, index.WriterOptions{Verify: func(context.Context) error {
+		if len(*answers) == 0 {
+			return nil
+		}
+		err := (*answers)[0]
+		*answers = (*answers)[1:]
+		return err
+	}})
+	save := func(seed byte) {
+		b := bytes.Repeat([]byte{seed}, 1000)
+		if _, err := w.Save(context.Background(), repo.DataBlob, repo.ID(chunk.NewHasher(f.r.IDKey()).Sum(b)), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w, save
 }

@@ -532,12 +532,11 @@ func (b *removeHook) Remove(ctx context.Context, h repo.Handle) error {
 	return b.Backend.Remove(ctx, h)
 }
 
-// TestTakeoverSeesRefreshMeanwhile: a stale lock refreshed by its holder
-// (alive after all) between the listing and its removal is gone when it is
-// to be removed; the locks are listed again and the holder's new lock
-// blocks. Taken for removed, it let a prune --instant delete the packs of
-// a create that then saved its snapshot (found by a review).
-func TestTakeoverSeesRefreshMeanwhile(t *testing.T) {
+// staleHolderAndTaker is a lock of host alpha's, stale by the clock, and
+// host beta's repository, opened through wrap (given beta's backend and
+// the held lock) to take it; both are released when the test ends.
+func staleHolderAndTaker(t *testing.T, wrap func(repo.Backend, *repo.Lock) repo.Backend) (*repo.Lock, *repo.Repository) {
+	t.Helper()
 	ctx := context.Background()
 	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
 	a, b := openTwice(t, c, "alpha", "beta")
@@ -545,14 +544,26 @@ func TestTakeoverSeesRefreshMeanwhile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Unlock()
+	t.Cleanup(func() { held.Unlock() })
 	c.Advance(repo.LockStaleAge + time.Minute)
-	be := &removeHook{Backend: b.Backend(), before: func(string) { held.RefreshNow() }}
-	rb, err := repo.Open(ctx, be, "pw", repo.Options{Host: "beta", Now: c.Now})
+	rb, err := repo.Open(ctx, wrap(b.Backend(), held), "pw", repo.Options{Host: "beta", Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rb.Close()
+	t.Cleanup(func() { rb.Close() })
+	return held, rb
+}
+
+// TestTakeoverSeesRefreshMeanwhile: a stale lock refreshed by its holder
+// (alive after all) between the listing and its removal is gone when it is
+// to be removed; the locks are listed again and the holder's new lock
+// blocks. Taken for removed, it let a prune --instant delete the packs of
+// a create that then saved its snapshot (found by a review).
+func TestTakeoverSeesRefreshMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	held, rb := staleHolderAndTaker(t, func(be repo.Backend, held *repo.Lock) repo.Backend {
+		return &removeHook{Backend: be, before: func(string) { held.RefreshNow() }}
+	})
 	l, err := rb.Lock(ctx, repo.LockOptions{Exclusive: true, Command: "prune"})
 	if !errors.Is(err, repo.ErrLocked) {
 		l.Unlock()
@@ -632,20 +643,9 @@ func (b *s3LikeRemove) Remove(ctx context.Context, h repo.Handle) error {
 // stays valid (Verify passes).
 func TestTakeoverS3RemoveRace(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{t: time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)}
-	a, b := openTwice(t, c, "alpha", "beta")
-	held, err := a.Lock(ctx, repo.LockOptions{Command: "create"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Unlock()
-	c.Advance(repo.LockStaleAge + time.Minute)
-	be := &s3LikeRemove{Backend: b.Backend(), between: func(string) { held.RefreshNow() }}
-	rb, err := repo.Open(ctx, be, "pw", repo.Options{Host: "beta", Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb.Close()
+	held, rb := staleHolderAndTaker(t, func(be repo.Backend, held *repo.Lock) repo.Backend {
+		return &s3LikeRemove{Backend: be, between: func(string) { held.RefreshNow() }}
+	})
 	l, err := rb.Lock(ctx, repo.LockOptions{Exclusive: true, Command: "prune"})
 	verr := held.Verify(ctx)
 	if err == nil {
