@@ -39,6 +39,9 @@ func findEntriesCommand(e *env) *cli.Command {
 type findJSON struct {
 	Snapshot snapshotJSON `json:"snapshot"`
 	Nodes    []nodeJSON   `json:"nodes"`
+	// Error says why the search of this snapshot stopped early: nodes
+	// holds what it found before.
+	Error string `json:"error,omitempty"`
 }
 
 func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
@@ -87,15 +90,23 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 	}
 	entries, hits, failed := 0, 0, 0
 	for _, sn := range sns {
-		// Text is written as the walk finds it, under a heading written
-		// at the first match; JSON holds one snapshot's matches, which
-		// its element lists.
-		var nodes []nodeJSON
+		// Matches are written as the walk finds them, under a heading
+		// (in JSON the snapshot's element) written at the first: JSON
+		// held one snapshot's matches in memory, 1.3 KB each, before.
+		elem := findJSON{Snapshot: toJSON(sn), Nodes: []nodeJSON{}}
+		var nodes *jsonArray
+		var writeErr error // the output's, not the snapshot's
 		n := 0
 		err := finder.Each(c.Context, sn.Tree, func(p string, node *snapshot.Node) error {
-			if n++; doc != nil {
-				nodes = append(nodes, toNodeJSON(p, node))
-				return nil
+			n++
+			if doc != nil {
+				if n == 1 {
+					if nodes, writeErr = doc.Open(elem, "nodes"); writeErr != nil {
+						return writeErr
+					}
+				}
+				writeErr = nodes.Add(toNodeJSON(p, node))
+				return writeErr
 			}
 			if n == 1 {
 				fmt.Fprintf(e.stdout, "snapshot %s of %s, host %s:\n", sn.ID.Short(), localTime(sn.Time), sources.DisplayPath(sn.Host))
@@ -108,19 +119,22 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 		if n > 0 {
 			entries, hits = entries+n, hits+1
 		}
-		if err != nil {
-			if c.Context.Err() != nil {
-				if doc != nil {
-					_ = doc.Flush()
-				}
-				return c.Context.Err()
+		if writeErr != nil {
+			return writeErr
+		}
+		if err != nil && c.Context.Err() != nil {
+			if doc != nil {
+				_ = doc.Flush()
 			}
+			return c.Context.Err()
+		}
+		if err != nil {
 			s.ui.warnf("snapshot %s: %v", sn.ID.Short(), err)
 			failed++
-			continue
+			elem.Error = err.Error()
 		}
-		if doc != nil && n > 0 {
-			if err := doc.Add(findJSON{Snapshot: toJSON(sn), Nodes: nodes}); err != nil {
+		if nodes != nil {
+			if err := nodes.Close(elem); err != nil {
 				return err
 			}
 		}

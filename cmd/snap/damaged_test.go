@@ -12,6 +12,7 @@ import (
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
 )
 
 // TestCreateStoresDamagedBlobsAnew: a create that finds stored blobs
@@ -100,6 +101,36 @@ func (tr *testRepo) damageBlobs(bt repo.BlobType) []string {
 // (all when n < 0).
 func (tr *testRepo) damageSomeBlobs(bt repo.BlobType, n int) []string {
 	tr.t.Helper()
+	return tr.damageBlobsWhere(func(e repo.BlobEntry) bool { return e.Type == bt }, n)
+}
+
+// damageTreeAt flips a byte in the middle of the stored listing of the
+// directory at path (absolute, as recorded) in the snapshot whose root
+// tree is root.
+func (tr *testRepo) damageTreeAt(root repo.ID, path string) {
+	tr.t.Helper()
+	r := tr.openInProcess()
+	defer r.Close()
+	ix, err := index.Open(context.Background(), r, tr.t.TempDir(), index.Options{})
+	must(tr.t, err)
+	defer ix.Close()
+	id := root
+	for _, name := range strings.Split(strings.Trim(path, "/"), "/") {
+		t, err := snapshot.LoadTree(context.Background(), ix, id)
+		must(tr.t, err)
+		n, ok := t.Find(name)
+		if !ok {
+			tr.t.Fatalf("no %s in the snapshot's %s", name, path)
+		}
+		id = n.Subtree
+	}
+	tr.damageBlobsWhere(func(e repo.BlobEntry) bool { return e.ID == id }, 1)
+}
+
+// damageBlobsWhere flips a byte in the middle of the first n stored blobs
+// (all when n < 0) that match, and returns the packs it damaged.
+func (tr *testRepo) damageBlobsWhere(match func(repo.BlobEntry) bool, n int) []string {
+	tr.t.Helper()
 	r := tr.openInProcess()
 	defer r.Close()
 	ix, err := index.Open(context.Background(), r, tr.t.TempDir(), index.Options{})
@@ -107,7 +138,7 @@ func (tr *testRepo) damageSomeBlobs(bt repo.BlobType, n int) []string {
 	defer ix.Close()
 	var packs []string
 	must(tr.t, ix.Blobs(func(l index.Location) error {
-		if l.Entry.Type != bt || n == 0 {
+		if !match(l.Entry) || n == 0 {
 			return nil
 		}
 		n--
@@ -130,7 +161,7 @@ func (tr *testRepo) damageSomeBlobs(bt repo.BlobType, n int) []string {
 		return err
 	}))
 	if len(packs) == 0 {
-		tr.t.Fatal("no tree blob to damage")
+		tr.t.Fatal("no blob to damage")
 	}
 	return packs
 }

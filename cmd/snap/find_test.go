@@ -108,3 +108,44 @@ func TestFind(t *testing.T) {
 		t.Errorf("find with an unreadable snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// TestFindJSONStreamsAndStopsEarly: find --json writes one snapshot's
+// matches as it finds them; when a listing cannot be read midway, the
+// snapshot's element holds what was found before it and "error" says why,
+// the other snapshots are searched, and the run exits 1.
+func TestFindJSONStreamsAndStopsEarly(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for _, d := range []string{"a", "b", "c"} {
+		writeFile(t, filepath.Join(src, d, "hit.txt"), []byte("in "+d))
+	}
+	tr.mustRun("create", src)
+	writeFile(t, filepath.Join(src, "b", "more.txt"), []byte("b changed"))
+	tr.mustRun("create", src)
+	sns := tr.listJSON()
+	tr.damageTreeAt(sns[1].Tree, filepath.Join(src, "b"))
+
+	res := tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "find", "--json", "hit.txt")
+	var r struct {
+		SnapshotsSearched int `json:"snapshots_searched"`
+		Matches           []struct {
+			Snapshot snapshotJSON
+			Nodes    []nodeJSON
+			Error    string
+		}
+	}
+	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil {
+		t.Fatalf("%v\n%s", err, res.stdout)
+	}
+	if res.code != exitFatal || r.SnapshotsSearched != 1 || len(r.Matches) != 2 || !strings.Contains(res.stderr, "could not be searched") {
+		t.Fatalf("find over a damaged listing: exit %d, %+v\n%s%s", res.code, r, res.stdout, res.stderr)
+	}
+	first, second := r.Matches[0], r.Matches[1]
+	if len(first.Nodes) != 3 || first.Error != "" {
+		t.Errorf("the whole snapshot: %+v", first)
+	}
+	if second.Snapshot.ID != sns[1].ID || len(second.Nodes) != 1 || second.Nodes[0].Path != filepath.Join(src, "a", "hit.txt") || second.Error == "" {
+		t.Errorf("the damaged snapshot: %+v", second)
+	}
+}

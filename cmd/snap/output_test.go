@@ -826,6 +826,56 @@ func TestJSONArrayIsJSONDoc(t *testing.T) {
 	}
 }
 
+// TestJSONArrayNested: an element whose own array is written in pieces
+// (find's matches of one snapshot) is byte for byte jsonDoc's too, with
+// fields before and after the inner array, and the inner array empty.
+func TestJSONArrayNested(t *testing.T) {
+	type elem struct {
+		Head  string `json:"head"`
+		Nodes []any  `json:"nodes"`
+		Error string `json:"error,omitempty"`
+	}
+	inner := []any{nodeJSON{Path: "/x\n      \"nodes\": ["}, map[string]int{"a": 1}, []int{}}
+	for _, n := range []int{0, 1, len(inner)} {
+		elems := []elem{{Head: "one", Nodes: inner[:n]}, {Head: "two", Nodes: inner[:n], Error: "stopped"}}
+		for i := range elems {
+			if elems[i].Nodes == nil {
+				elems[i].Nodes = []any{}
+			}
+		}
+		var want, got bytes.Buffer
+		if err := (&ui{out: &want}).jsonDoc(map[string]any{"a": 1, "matches": elems, "z": 2}); err != nil {
+			t.Fatal(err)
+		}
+		doc := (&ui{out: &got}).jsonArray("matches")
+		if err := doc.Begin(map[string]any{"a": 1}); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range elems {
+			empty := e
+			empty.Nodes = []any{}
+			in, err := doc.Open(empty, "nodes")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range e.Nodes {
+				if err := in.Add(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := in.Close(empty); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := doc.End(map[string]any{"z": 2}); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%d inner elements:\n%s\nwant\n%s", n, got.String(), want.String())
+		}
+	}
+}
+
 // TestRawC1BytesEscaped: a byte 0x80–0x9f outside a UTF-8 character (a
 // file name not in UTF-8) is a C1 control to a terminal outside UTF-8
 // (0x9b is ESC [): ls's paths and the log's messages escape it, and leave

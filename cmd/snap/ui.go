@@ -182,28 +182,26 @@ func (u *ui) jsonDoc(v any) error {
 // is byte for byte jsonDoc's. The array's place among the sorted keys comes
 // from encoding the document with the array empty, the keys before it from
 // Begin's fields and those after it from End's (which may be known only at
-// the end). A command that fails midway leaves a document cut short, which
-// its exit code says.
+// the end). An element may itself hold a large array, written in pieces
+// too (Open, Close). A command that fails midway leaves a document cut
+// short, which its exit code says.
 type jsonArray struct {
-	w   *bufio.Writer
-	key string
-	n   int
+	w      *bufio.Writer
+	key    string
+	indent string // of the line that names the array
+	n      int
 }
 
 // jsonArray returns the writer of a document whose array is key.
 func (u *ui) jsonArray(key string) *jsonArray {
-	return &jsonArray{w: bufio.NewWriterSize(u.out, 64<<10), key: key}
+	return &jsonArray{w: bufio.NewWriterSize(u.out, 64<<10), key: key, indent: "  "}
 }
 
-// split encodes doc with the array empty and cuts it around the array:
-// head ends with the array's '[', tail starts after its ']'.
-func (a *jsonArray) split(doc map[string]any) (head, tail []byte, err error) {
-	full := make(map[string]any, len(doc)+1)
-	for k, v := range doc {
-		full[k] = v
-	}
-	full[a.key] = []struct{}{}
-	b, err := json.MarshalIndent(full, "", "  ")
+// split encodes v, which holds the array empty, as it is written at
+// prefix, and cuts it around the array: head ends with the array's '[',
+// tail starts after its ']'.
+func (a *jsonArray) split(v any, prefix string) (head, tail []byte, err error) {
+	b, err := json.MarshalIndent(v, prefix, "  ")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,7 +210,7 @@ func (a *jsonArray) split(doc map[string]any) (head, tail []byte, err error) {
 		return nil, nil, err
 	}
 	// A newline inside a JSON string is escaped: this finds the key itself.
-	mark := append(append([]byte("\n  "), name...), ": ["...)
+	mark := append(append([]byte("\n"+a.indent), name...), ": ["...)
 	i := bytes.Index(b, mark)
 	if i < 0 {
 		return nil, nil, fmt.Errorf("json: no %s in the document", name)
@@ -220,10 +218,20 @@ func (a *jsonArray) split(doc map[string]any) (head, tail []byte, err error) {
 	return b[:i+len(mark)], b[i+len(mark)+1:], nil
 }
 
+// splitDoc is split of the document of doc's fields and the array.
+func (a *jsonArray) splitDoc(doc map[string]any) (head, tail []byte, err error) {
+	full := make(map[string]any, len(doc)+1)
+	for k, v := range doc {
+		full[k] = v
+	}
+	full[a.key] = []struct{}{}
+	return a.split(full, "")
+}
+
 // Begin writes the document up to the array, with the fields sorted before
 // it (those after it may be missing: End writes them).
 func (a *jsonArray) Begin(doc map[string]any) error {
-	head, _, err := a.split(doc)
+	head, _, err := a.splitDoc(doc)
 	if err != nil {
 		return err
 	}
@@ -231,32 +239,68 @@ func (a *jsonArray) Begin(doc map[string]any) error {
 	return err
 }
 
-// Add writes one element of the array.
-func (a *jsonArray) Add(v any) error {
-	b, err := json.MarshalIndent(v, "    ", "  ")
-	if err != nil {
-		return err
-	}
+// next starts the next element's line.
+func (a *jsonArray) next() {
 	if a.n > 0 {
 		a.w.WriteByte(',')
 	}
 	a.n++
-	a.w.WriteString("\n    ")
+	a.w.WriteString("\n" + a.indent + "  ")
+}
+
+// Add writes one element of the array.
+func (a *jsonArray) Add(v any) error {
+	b, err := json.MarshalIndent(v, a.indent+"  ", "  ")
+	if err != nil {
+		return err
+	}
+	a.next()
 	_, err = a.w.Write(b)
 	return err
 }
 
-// End closes the array, writes the fields after it from doc, and flushes.
-func (a *jsonArray) End(doc map[string]any) error {
-	_, tail, err := a.split(doc)
+// Open writes one element that holds an array of its own, key, up to that
+// array's '[': v is the element with that array empty (not nil). The
+// returned writer's Add writes the inner array's elements, and its Close
+// ends the element.
+func (a *jsonArray) Open(v any, key string) (*jsonArray, error) {
+	in := &jsonArray{w: a.w, key: key, indent: a.indent + "    "}
+	head, _, err := in.split(v, a.indent+"  ")
+	if err != nil {
+		return nil, err
+	}
+	a.next()
+	_, err = a.w.Write(head)
+	return in, err
+}
+
+// Close ends the element Open began: v is that element again, with the
+// array empty, and with the fields after the array as they are now.
+func (a *jsonArray) Close(v any) error {
+	_, tail, err := a.split(v, a.indent[:len(a.indent)-4]+"  ")
 	if err != nil {
 		return err
 	}
+	a.end(tail)
+	return nil
+}
+
+// end closes the array and writes tail, what follows it.
+func (a *jsonArray) end(tail []byte) {
 	if a.n > 0 {
-		a.w.WriteString("\n  ")
+		a.w.WriteString("\n" + a.indent)
 	}
 	a.w.WriteByte(']')
 	a.w.Write(tail)
+}
+
+// End closes the array, writes the fields after it from doc, and flushes.
+func (a *jsonArray) End(doc map[string]any) error {
+	_, tail, err := a.splitDoc(doc)
+	if err != nil {
+		return err
+	}
+	a.end(tail)
 	a.w.WriteByte('\n')
 	return a.w.Flush()
 }
