@@ -326,6 +326,7 @@ type jobJSON struct {
 	TimeoutSeconds         float64    `json:"timeout_seconds"`
 	Pre                    []string   `json:"pre"`
 	MinFreeBytes           uint64     `json:"min_free_bytes"`
+	DumpConcurrency        int        `json:"dump_concurrency"`
 	Post                   []string   `json:"post"`
 	Keep                   keepJSON   `json:"keep"`
 	Check                  *CheckSpec `json:"check"`
@@ -364,7 +365,7 @@ func toJobJSON(j *Job) jobJSON {
 	for _, c := range j.Commands {
 		cmds = append(cmds, cmdJSON{Name: c.Name, Command: c.Argv})
 	}
-	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, Name: j.Name, Line: j.Line, Repository: redactedLocation(j.Repository), Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
+	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, DumpConcurrency: j.DumpConcurrency, Name: j.Name, Line: j.Line, Repository: redactedLocation(j.Repository), Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
 		ExcludeFile: nonNil(j.ExcludeFile), ExcludeIfPresent: nonNil(j.ExcludeIfPresent), ExcludeCaches: j.ExcludeCaches, ExcludeLargerThanBytes: j.ExcludeLargerThan,
 		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, AllowEmptied: j.AllowEmptied, Compression: j.Compression,
 		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), HookTimeoutSeconds: j.HookTimeout.Seconds(), TimeoutSeconds: j.Timeout.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),

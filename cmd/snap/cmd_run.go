@@ -625,6 +625,7 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 		return o, plan, usagef("job %s: %v", j.Name, err)
 	}
 	o.Archive.OneFileSystem = j.OneFileSystem
+	o.Archive.Streams = j.DumpConcurrency
 	plan.allowEmptied = j.AllowEmptied
 	if j.SequentialRead {
 		o.Archive.Scouts = -1

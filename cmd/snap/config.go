@@ -74,14 +74,16 @@ type Job struct {
 	ExcludeLargerThan uint64
 	Databases         []string
 	Commands          []JobCommand
-	Tags              []string
-	Host              string // "" means this machine's host name
-	OneFileSystem     bool
-	SequentialRead    bool // read large files strictly in order (no scouts): create --sequential-read
-	AllowEmptied      bool // a path that comes back empty is no warning: create --allow-emptied
-	Compression       string
-	Pre, Post         []string
-	MinFree           uint64 // refuse to start below this free space on the repository's device
+	// DumpConcurrency is create's --dump-concurrency.
+	DumpConcurrency int
+	Tags            []string
+	Host            string // "" means this machine's host name
+	OneFileSystem   bool
+	SequentialRead  bool // read large files strictly in order (no scouts): create --sequential-read
+	AllowEmptied    bool // a path that comes back empty is no warning: create --allow-emptied
+	Compression     string
+	Pre, Post       []string
+	MinFree         uint64 // refuse to start below this free space on the repository's device
 
 	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
 	RandomDelay time.Duration
@@ -494,7 +496,7 @@ var fileOnlyKeys = []string{"cache_dir", "metrics_dir", "limit_upload", "limit_d
 // table.
 var (
 	jobKeys = []string{"repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
-		"one_file_system", "sequential_read", "allow_emptied", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "commands", "keep", "check"}
+		"one_file_system", "sequential_read", "allow_emptied", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "dump_concurrency", "commands", "keep", "check"}
 	keepKeys = []string{"last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused", "delete_delay"}
 )
 
@@ -905,6 +907,14 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 			d.errorf(sub(at, "min_free"), "%v", err)
 		}
 		j.MinFree = n
+	}
+	j.DumpConcurrency = snapshot.DefaultStreams
+	if v, ok := t["dump_concurrency"]; ok {
+		if n, ok := v.(int64); ok && n >= 1 && n <= 1<<20 {
+			j.DumpConcurrency = int(n)
+		} else {
+			d.errorf(sub(at, "dump_concurrency"), "must be how many dumps and commands may run at once (1 or more), not %s", tomlValue(v))
+		}
 	}
 	j.Pre = d.strList(t, at, "pre")
 	j.Post = d.strList(t, at, "post")

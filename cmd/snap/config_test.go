@@ -49,7 +49,7 @@ func TestConfigIssueExample(t *testing.T) {
 	j := cfg.Jobs[0]
 	want := &Job{Name: "app", Line: 4, Repository: "/srv/backup/repo", PasswordFile: "/etc/snap/password",
 		Paths: []string{"/srv/app/data"}, Exclude: []string{"*.tmp"}, Databases: []string{"postgres://app@localhost/app"},
-		Tags: []string{"app"}, Schedule: []string{"*-*-* 03:00:00"}, RandomDelay: defaultRandomDelay, HookTimeout: defaultHookTimeout,
+		Tags: []string{"app"}, Schedule: []string{"*-*-* 03:00:00"}, RandomDelay: defaultRandomDelay, HookTimeout: defaultHookTimeout, DumpConcurrency: snapshot.DefaultStreams,
 		Pre: []string{"systemctl stop app"}, Post: []string{"systemctl start app"},
 		Keep: Keep{Last: 7, Daily: 7, Monthly: 12, Prune: true}}
 	if !reflect.DeepEqual(j, want) {
