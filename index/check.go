@@ -20,6 +20,7 @@ type Problem struct {
 	Message string `json:"message"`
 	Repair  string `json:"repair"`
 	pack    repo.ID
+	settle  bool // a missing pack whose repair SettleMissing words
 }
 
 // Repairs named by check's problems.
@@ -57,6 +58,9 @@ type Checker struct {
 	notes    []string
 	damaged  map[packBlob]bool // blobs that failed to read back, by pack
 	gone     map[repo.ID]bool  // indexed packs that are missing or unreadable
+	// needed holds, per missing pack, the blobs a snapshot needed that no
+	// other pack holds (available), for SettleMissing.
+	needed map[repo.ID]map[BlobRef]bool
 	// unindexed counts the packs in data/ that no segment lists.
 	unindexed int
 	// unverified counts deltas read whose bases could not be read, so
@@ -178,7 +182,7 @@ func (c *Checker) Denied() error {
 
 // NewChecker reads the index and lists the packs.
 func NewChecker(ctx context.Context, r *repo.Repository) (*Checker, error) {
-	c := &Checker{r: r, disk: map[repo.ID]int64{}, packs: map[repo.ID]Pack{}, locs: map[BlobRef][]Location{}, damaged: map[packBlob]bool{}, gone: map[repo.ID]bool{}}
+	c := &Checker{r: r, disk: map[repo.ID]int64{}, packs: map[repo.ID]Pack{}, locs: map[BlobRef][]Location{}, damaged: map[packBlob]bool{}, gone: map[repo.ID]bool{}, needed: map[repo.ID]map[BlobRef]bool{}}
 	c.bases.max = ReadBaseCacheBytes
 	key := r.IDKey()
 	c.hashers.New = func() any { return chunk.NewHasher(key) }
@@ -363,9 +367,9 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 				c.note(fmt.Sprintf("pack %s, marked for deletion, is missing from the repository: no snapshot needed it when it was marked, and the next prune drops it from the index", id))
 				return
 			}
-			c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id,
+			c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id, settle: true,
 				Message: fmt.Sprintf("pack %s is listed in the index but missing from the repository (%d blobs)", id, len(p.Blobs)),
-				Repair:  "its blobs are lost unless another pack holds them (the snapshots affected are listed below); run 'snap repair index --from-packs' to drop it from the index"})
+				Repair:  "its blobs are lost unless another pack holds them (the snapshots that need them are listed below); run 'snap repair index --from-packs' to drop it from the index"})
 			return
 		}
 		if size < p.Size {
@@ -723,7 +727,68 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 	if damaged {
 		return fmt.Errorf("%s blob %s is damaged in pack %s", t, id, ls[0].Pack.Short())
 	}
+	for _, l := range ls {
+		if c.needed[l.Pack] == nil {
+			c.needed[l.Pack] = map[BlobRef]bool{}
+		}
+		c.needed[l.Pack][BlobRef{t, id}] = true
+	}
 	return fmt.Errorf("%s blob %s is only in missing pack %s", t, id, ls[0].Pack.Short())
+}
+
+// SettleMissing, called once every snapshot was checked (Available),
+// says for each pack missing from the repository whether its loss cost
+// any snapshot data: "the snapshots affected are listed below" came with
+// no list when none needed its blobs, or another pack held them all (found
+// by an exploratory test). unread is how many snapshot documents could not
+// be read, whose needs are unknown.
+func (c *Checker) SettleMissing(unread int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.problems {
+		if p.Kind != "missing_pack" || !p.settle {
+			continue
+		}
+		blobs := c.packs[p.pack].Blobs
+		elsewhere := 0
+		for _, e := range blobs {
+			if slices.ContainsFunc(c.locs[BlobRef{e.Type, e.ID}], func(l Location) bool {
+				_, ok := c.disk[l.Pack]
+				return l.Pack != p.pack && ok && !c.gone[l.Pack] && !c.damaged[packBlob{l.Pack, BlobRef{e.Type, e.ID}}]
+			}) {
+				elsewhere++
+			}
+		}
+		drop := "run 'snap repair index --from-packs' to drop it from the index"
+		switch n := len(c.needed[p.pack]); {
+		case n > 0:
+			p.Repair = fmt.Sprintf("%s that snapshots need %s lost with it (the snapshots are listed below); %s, then 'snap create' the affected paths again", count(n, "blob"), isAre(n), drop)
+		case elsewhere == len(blobs):
+			p.Repair = "every blob it held is in another pack: nothing was lost with it; " + drop
+		default:
+			who := "no snapshot"
+			if unread > 0 {
+				who = "no snapshot whose document could be read"
+			}
+			p.Repair = fmt.Sprintf("%s needs the %s of it no other pack holds, so no backup lost data with it; %s before the next backup, which could take those blobs for stored", who, count(len(blobs)-elsewhere, "blob"), drop)
+		}
+		c.problems[i] = p
+	}
+}
+
+// count is "1 blob", "2 blobs".
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "was"
+	}
+	return "were"
 }
 
 // basesAvailable reports why a delta's bases cannot be read, or nil.

@@ -390,6 +390,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 				strings.Join(snapshot.SnapshotPaths(sn), " "), problemCount(n), what, example),
 			Repair: repair})
 	}
+	ck.SettleMissing(len(errs))
 	res.Errors = ck.Problems()
 	if res.Errors == nil {
 		res.Errors = []index.Problem{}
