@@ -46,7 +46,7 @@ func globalFlags(withEnv bool) []cli.Flag {
 		&cli.StringFlag{Name: "connections", Usage: "requests to the repository at once (default 8 for S3, unlimited for a directory; env SNAP_CONNECTIONS)"},
 		&cli.StringFlag{Name: "limit-upload", Usage: "send at most `SIZE` per second to the repository, e.g. 5MiB, or off (env SNAP_LIMIT_UPLOAD)"},
 		&cli.StringFlag{Name: "limit-download", Usage: "receive at most `SIZE` per second from the repository, or off (env SNAP_LIMIT_DOWNLOAD)"},
-		&cli.BoolFlag{Name: "no-lock", Usage: "restore, dump, check or repair index (without --from-packs) without a lock, or copy from a source without one (a repository snap cannot write to, on a read-only mount); a prune running meanwhile can make them fail"},
+		&cli.BoolFlag{Name: "no-lock", Usage: "restore, dump, check, repair index (without --from-packs) or a dry run of forget or tag without a lock, or copy from a source without one (a repository snap cannot write to, on a read-only mount); a prune running meanwhile can make them fail"},
 		&cli.BoolFlag{Name: "json", Usage: "print machine-readable JSON"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only warnings, errors and what a listing command was asked for"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print more detail"},
@@ -387,7 +387,7 @@ func addGlobalFlags(cmd *cli.Command) {
 				if name == "unlock" || name == "key add" || name == "init" {
 					return usagef("--no-lock: '%s' takes no lock anyway, and changes the repository; leave --no-lock out", name)
 				}
-				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump, check, repair index without --from-packs, copy's source (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
+				return usagef("--no-lock: '%s' changes the repository and needs its lock; --no-lock is for restore, dump, check, repair index without --from-packs, copy's source, dry runs of forget (without --prune) and tag (and commands that take no lock: list, ls, find, stats, diff, key list)", name)
 			}
 			if err := flagTookFlag(c, cmd.Flags); err != nil {
 				return err
@@ -440,7 +440,12 @@ var noLockCommands = map[string]bool{"restore": true, "dump": true, "check": tru
 // above, and 'repair index' that rebuilds only the local cache.
 func readsOnly(c *cli.Context) bool {
 	name := commandName(c)
-	return noLockCommands[name] || name == "repair index" && !c.Bool("from-packs")
+	// A dry run of forget or tag writes nothing either: previewing a
+	// retention policy on a read-only copy was refused (found by an
+	// exploratory test). forget --prune's dry run reads the index as a
+	// prune does, and stays under the lock.
+	dryRun := (name == "forget" || name == "tag") && c.Bool("dry-run") && !c.Bool("prune")
+	return noLockCommands[name] || name == "repair index" && !c.Bool("from-packs") || dryRun
 }
 
 // commands lists every command. This is the one place a command is

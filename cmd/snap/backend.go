@@ -131,7 +131,7 @@ func connectionsFlag(c *cli.Context, e *env) (int, error) {
 // new repository (an S3 bucket is created when missing).
 func openBackend(ctx context.Context, e *env, location string, create bool, o backendOptions) (repo.Backend, int, error) {
 	if location == "" {
-		return nil, 0, usagef("no repository given: use --repo or set SNAP_REPOSITORY")
+		return nil, 0, usagef("no repository given: use --repo, set SNAP_REPOSITORY, or name it in a config file (repository = \"…\" in ~/.config/snap/snap.toml or /etc/snap/snap.toml, or --config FILE)")
 	}
 	var (
 		be    repo.Backend

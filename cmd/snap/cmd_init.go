@@ -91,7 +91,7 @@ func chunkerParams(c *cli.Context, e *env, u *ui, pw string) (files repo.Chunker
 func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserve int64) error {
 	u := newUI(c, e)
 	if location == "" {
-		return usagef("no repository given: use --repo or set SNAP_REPOSITORY")
+		return usagef("no repository given: use --repo, set SNAP_REPOSITORY, or name it in a config file (repository = \"…\" in ~/.config/snap/snap.toml or /etc/snap/snap.toml, or --config FILE)")
 	}
 	if !isRemote(location) {
 		// A backup disk that did not mount leaves its mount point an

@@ -53,7 +53,7 @@ systemd timers with **snap run**. The user guide is docs/usage.md.
 - **JOURNAL_STREAM**: set by systemd; when it names snap's stderr, messages carry journald priority prefixes.
 - **XDG_CONFIG_HOME**, **XDG_CACHE_HOME**, **HOME**: where the config file and the cache are looked for (root refuses a config file, and passes over a cache directory, that another user could change: run it with root's environment, **su -** or **sudo**).
 
-Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPOSITORY**, **SNAP_HOST**, **SNAP_TAGS**, **SNAP_JOB** (in a job of the config), **SNAP_PASSWORD_FILE** or **SNAP_PASSWORD_COMMAND** (when a flag or the config gave it), and post hooks **SNAP_STATUS**, **SNAP_EXIT_CODE**, **SNAP_SNAPSHOT_ID** and **SNAP_ERROR**; see the user guide.
+Hooks (--pre, --post, pre and post in the config) get **SNAP_HOOK**, **SNAP_REPOSITORY**, **SNAP_HOST**, **SNAP_TAGS**, **SNAP_JOB** (in a job of the config), **SNAP_PASSWORD_FILE** or **SNAP_PASSWORD_COMMAND** (when a flag or the config gave it), **SNAP_CACHE_DIR**, **SNAP_LIMIT_UPLOAD** and **SNAP_LIMIT_DOWNLOAD** (when the run was given them), and post hooks **SNAP_STATUS**, **SNAP_EXIT_CODE**, **SNAP_SNAPSHOT_ID** and **SNAP_ERROR**; see the user guide.
 
 # FILES
 

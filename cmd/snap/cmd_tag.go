@@ -22,7 +22,7 @@ func tagCommand(e *env) *cli.Command {
 		Description: "Changes the tags of the given snapshots (IDs and unique ID prefixes, taken as given, or 'latest':\n" +
 			"the newest of the snapshots that --host, --tag and --path select), for example to keep one with\n" +
 			"'forget --keep-tag': snap tag --add keep 3f2a1b7c. Without SNAPSHOT, of every snapshot that\n" +
-			"--host, --tag and --path select (at least one of them): snap tag --add web --host web2.\n" +
+			"--host, --tag, --path and --job select (at least one of them): snap tag --add web --host web2.\n" +
 			"A snapshot document never changes: the snapshot is stored again with the new tags (a new ID, the\n" +
 			"same data) and the old document is removed. --set replaces all tags; --add and --remove then apply.\n" +
 			"Needs the exclusive lock (exit 11 while a backup runs); --dry-run shows the change under a shared one.",

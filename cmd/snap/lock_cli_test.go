@@ -281,6 +281,16 @@ func TestNoLock(t *testing.T) {
 	if res := tr.run("--no-lock", "create", src); res.code != exitUsage || !strings.Contains(res.stderr, "needs its lock") {
 		t.Errorf("create --no-lock: exit %d\n%s", res.code, res.stderr)
 	}
+	// Dry runs of forget and tag preview without a lock (they were
+	// refused; found by an exploratory test); forget --prune's is not.
+	tr.mustRun("--no-lock", "forget", "--dry-run", "--keep-last", "1")
+	tr.mustRun("--no-lock", "tag", "--dry-run", "--add", "x", "latest")
+	if res := tr.run("--no-lock", "forget", "--dry-run", "--prune", "--keep-last", "1"); res.code != exitUsage || !strings.Contains(res.stderr, "dry runs of forget (without --prune)") {
+		t.Errorf("forget --dry-run --prune --no-lock: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.run("--no-lock", "tag", "--add", "x", "latest"); res.code != exitUsage {
+		t.Errorf("tag --no-lock: exit %d\n%s", res.code, res.stderr)
+	}
 	// A repository where no lock can be written (made immutable here: root
 	// may write anywhere else) is read with --no-lock, which the failure
 	// names.

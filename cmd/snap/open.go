@@ -523,7 +523,7 @@ func cacheBase(e *env, given string) (string, error) {
 			return "", err
 		}
 		if why := cacheNotOurs(abs); why != "" {
-			return "", usagef("cache directory %s: %s", given, why)
+			return "", usagef("cache directory %s: %s; give a directory only root may change as --cache-dir (SNAP_CACHE_DIR), or leave it out for ~/.cache/snap", given, why)
 		}
 		return given, nil
 	}
