@@ -30,7 +30,7 @@ const segmentPacks = 64
 // wrote one segment of 1.4 M blobs, which every reader then held whole
 // (a sync of it took 841 MB; found by an exploratory test). repair writes
 // segments of this size too.
-const segmentBlobs = 65536
+const segmentBlobs = 1 << 17
 
 // WriterOptions tune a Writer.
 type WriterOptions struct {
@@ -506,7 +506,7 @@ func (w *Writer) place(t repo.BlobType, n int, put func(p *repo.PackBuilder) int
 		w.packers[t] = p
 	}
 	stored := put(p)
-	if p.Size() >= packSize {
+	if p.Full(packSize) {
 		full = append(full, p)
 		delete(w.packers, t)
 	}

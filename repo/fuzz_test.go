@@ -437,3 +437,32 @@ func TestDeltaRoundTrip(t *testing.T) {
 		t.Fatal("a delta opened with another dictionary")
 	}
 }
+
+// TestPackBuilderCountsItsTrailer: a pack of small blobs is cut when its
+// blobs and their entries reach the pack size, or at MaxPackBlobs blobs,
+// and the pack laid out is then no larger than the size (plus one blob):
+// cut by the blobs' bytes alone, a million tiny files made packs of 37 MB
+// for a size of 16 MiB (found by measuring a first backup).
+func TestPackBuilderCountsItsTrailer(t *testing.T) {
+	r := testRepository(t, &memBackend{})
+	const packSize = 1 << 20
+	var p PackBuilder
+	n := 0
+	for ; p.Fits(10, packSize) && !p.Full(packSize); n++ {
+		var id ID
+		id[0], id[1], id[2] = byte(n), byte(n>>8), byte(n>>16)
+		r.AddBlob(&p, DataBlob, id, []byte("0123456789"), false, 10, []ID{{1}})
+	}
+	_, data, ents := r.FinishPack(&p)
+	if len(ents) != n || len(data) > packSize+BlobEntrySize+33+10+Overhead+64 {
+		t.Errorf("%d blobs in a pack of %d bytes, want at most about %d", n, len(data), packSize)
+	}
+	// With no bases and a pack size that would take more, the count cuts.
+	p = PackBuilder{}
+	for n = 0; !p.Full(64 << 20); n++ {
+		p.Add(DataBlob, ID{byte(n), byte(n >> 8)}, SealedBlob{Data: make([]byte, 8+Overhead), RawLength: 8})
+	}
+	if n != MaxPackBlobs || p.Fits(8, 64<<20) {
+		t.Errorf("a pack was cut at %d blobs, want %d", n, MaxPackBlobs)
+	}
+}

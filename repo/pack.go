@@ -254,23 +254,51 @@ func ReadBases(b []byte, ents []BlobEntry, delta []bool) ([]byte, error) {
 type PackBuilder struct {
 	buf  []byte      // the sealed blobs, in the order they were added
 	ents []BlobEntry // Offset is into buf until FinishPack lays the pack out
+	// listed is the size of the trailer's entries and bases so far.
+	listed int
+}
+
+// MaxPackBlobs is how many blobs a writer puts in one pack at most. A pack
+// of small files' blobs is mostly its trailer: cut by the blobs' bytes
+// alone, a first backup of a million tiny files wrote packs of 450,000
+// blobs and 37 MB (a 16 MiB pack size), each held whole in memory while
+// it was built and listed by one index segment that every reader then
+// held whole (index.segmentBlobs). Readers take packs of any count.
+const MaxPackBlobs = 1 << 16
+
+// add appends e, whose sealed bytes are already in buf.
+func (p *PackBuilder) add(e BlobEntry) {
+	p.ents = append(p.ents, e)
+	p.listed += BlobEntrySize
+	if e.Delta() {
+		p.listed += 1 + 32*len(e.Bases)
+	}
 }
 
 // Add appends one sealed blob (from Repository.SealBlob, or copied from
 // another pack).
 func (p *PackBuilder) Add(t BlobType, id ID, sealed SealedBlob) {
-	p.ents = append(p.ents, BlobEntry{Type: t, Compressed: sealed.Compressed, ID: id, Offset: uint32(len(p.buf)),
-		Length: uint32(len(sealed.Data)), RawLength: uint32(sealed.RawLength)})
+	off := len(p.buf)
 	p.buf = append(p.buf, sealed.Data...)
+	p.add(BlobEntry{Type: t, Compressed: sealed.Compressed, ID: id, Offset: uint32(off),
+		Length: uint32(len(sealed.Data)), RawLength: uint32(sealed.RawLength)})
 }
 
-// Size is the number of blob bytes added so far.
-func (p *PackBuilder) Size() int { return len(p.buf) }
+// Size is the size of the pack so far: the blobs added and their entries
+// in the trailer.
+func (p *PackBuilder) Size() int { return len(p.buf) + p.listed }
 
 // Fits reports whether a blob of the given plaintext or compressed size
-// still fits in a pack of packSize bytes. An empty pack takes any blob.
+// still fits in a pack of packSize bytes, with its entry. An empty pack
+// takes any blob.
 func (p *PackBuilder) Fits(payload, packSize int) bool {
-	return len(p.ents) == 0 || len(p.buf)+payload+Overhead <= packSize
+	return len(p.ents) == 0 || len(p.ents) < MaxPackBlobs && p.Size()+payload+Overhead+BlobEntrySize <= packSize
+}
+
+// Full reports whether the pack is as large as packSize, or holds
+// MaxPackBlobs blobs: it is finished, and the next blob starts another.
+func (p *PackBuilder) Full(packSize int) bool {
+	return p.Size() >= packSize || len(p.ents) >= MaxPackBlobs
 }
 
 // Len is the number of blobs added so far.
@@ -304,7 +332,7 @@ func (r *Repository) FinishPack(p *PackBuilder) (ID, []byte, []BlobEntry) {
 	data = r.sealer.seal(data, trailer)
 	data = binary.LittleEndian.AppendUint32(data, uint32(len(data)-start))
 	r.ReleasePack(p.buf)
-	p.buf, p.ents = nil, nil
+	p.buf, p.ents, p.listed = nil, nil, 0
 	return Hash(data), data, ents
 }
 
@@ -448,7 +476,7 @@ func (r *Repository) AddBlob(p *PackBuilder, t BlobType, id ID, payload []byte, 
 	r.startPack(p, t)
 	off := len(p.buf)
 	p.buf = r.sealer.seal(p.buf, payload)
-	p.ents = append(p.ents, BlobEntry{Type: t, Compressed: compressed, ID: id, Offset: uint32(off),
+	p.add(BlobEntry{Type: t, Compressed: compressed, ID: id, Offset: uint32(off),
 		Length: uint32(len(p.buf) - off), RawLength: uint32(rawLength), Bases: bases})
 	return len(p.buf) - off
 }
@@ -463,7 +491,7 @@ func (r *Repository) CopyBlob(p *PackBuilder, e BlobEntry, sealed []byte) int {
 	e.Offset = uint32(len(p.buf))
 	e.Length = uint32(len(sealed))
 	p.buf = append(p.buf, sealed...)
-	p.ents = append(p.ents, e)
+	p.add(e)
 	return len(sealed)
 }
 
