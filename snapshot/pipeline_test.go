@@ -1148,3 +1148,52 @@ func TestParentOnlyFromOwnSnapshots(t *testing.T) {
 		t.Errorf("without a record the forged parent lends its content: the test shows nothing")
 	}
 }
+
+// TestPruneWithdrawsSegmentsWhenLockLost: a prune whose lock another
+// process removed while its index segments were being written takes them
+// back and deletes nothing: that process may have pruned meanwhile and
+// deleted packs the segments list as live, which every cache would then
+// take for stored (found by a review).
+func TestPruneWithdrawsSegmentsWhenLockLost(t *testing.T) {
+	stealer := &lockStealer{steal: repo.IndexFile, done: true}
+	ix, l := lockedRepoOn(t, func(be repo.Backend) repo.Backend { stealer.Backend = be; return stealer }, "prune")
+	stealer.lock = l.Name
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := ix.Repository()
+	sn, err := Create(ctx, ix, NewLoader(r, ""), CreateOptions{Paths: []string{dir}, Host: "test", Lock: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Forgotten: prune marks its packs, in new segments.
+	if err := r.Backend().Remove(ctx, repo.Handle{Type: repo.SnapshotFile, Name: sn.ID.String()}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := r.ListIDs(ctx, repo.IndexFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stealer.done = false
+	_, err = index.Prune(ctx, ix, index.PruneOptions{Lock: l, Used: func(ctx context.Context) (index.BlobSet, error) {
+		if _, err := ix.Sync(ctx, nil); err != nil {
+			return nil, err
+		}
+		return index.BlobSet{}, nil
+	}})
+	if err == nil || !strings.Contains(err.Error(), "removed by another process") || !strings.Contains(err.Error(), "the index segments this prune wrote were removed") {
+		t.Fatalf("prune whose lock went while it wrote its segments: %v", err)
+	}
+	after, err := r.ListIDs(ctx, repo.IndexFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, after) {
+		t.Errorf("index segments %v after the prune, want %v", after, before)
+	}
+}
