@@ -722,7 +722,8 @@ func (w *Writer) writeSegment(ctx context.Context, packs []Pack) {
 		}
 		var ce *CacheError
 		if !errors.As(err, &ce) {
-			// Keep the packs pending: a later Flush retries their segment.
+			// Keep the packs pending: the failed run's SaveProgress
+			// retries their segment (Flush returns the error).
 			w.pending = append(w.pending, packs...)
 			if w.tried == nil {
 				w.tried = map[repo.ID]bool{}
