@@ -940,15 +940,25 @@ func buildVTree(paths []string, follow map[string]bool, streams []Stream) (*vdir
 	sorted := append([]string(nil), paths...)
 	sort.Strings(sorted)
 	var kept []string
-	for _, p := range sorted {
-		covered := false
-		for _, k := range kept {
-			if k == "/" || p == k || strings.HasPrefix(p, k+"/") {
-				covered = true
+	// A path is covered when it or a directory above it is kept: looked
+	// up by its ancestors, not by every path kept before it, which made
+	// tens of thousands of paths quadratic (found by an exploratory test).
+	keptSet := map[string]bool{}
+	covered := func(p string) bool {
+		if keptSet["/"] || keptSet[p] {
+			return true
+		}
+		for i := 1; i < len(p); i++ {
+			if p[i] == '/' && keptSet[p[:i]] {
+				return true
 			}
 		}
-		if !covered {
+		return false
+	}
+	for _, p := range sorted {
+		if !covered(p) {
 			kept = append(kept, p)
+			keptSet[p] = true
 		} else {
 			root.inner = append(root.inner, p)
 		}

@@ -655,6 +655,29 @@ func TestBuildVTreeRootWithStream(t *testing.T) {
 	}
 }
 
+// TestBuildVTreeInnerPaths: a path inside another given path is saved by
+// the outer one's walk (inner), also when a sibling sorts between them
+// ("/a-b" between "/a" and "/a/c"), and a sibling with a common prefix is
+// not inside; with "/" given, every other path is inner.
+func TestBuildVTreeInnerPaths(t *testing.T) {
+	root, err := buildVTree([]string{"/a/c", "/a-b", "/a", "/ab/x", "/a/c/d", "/x/y"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/a/c", "/a/c/d"}; !slices.Equal(root.inner, want) {
+		t.Errorf("inner %v, want %v", root.inner, want)
+	}
+	named := map[string]bool{}
+	root.namedPaths(named)
+	if len(named) != 6 {
+		t.Errorf("named paths %v", named)
+	}
+	root, err = buildVTree([]string{"/srv", "/", "/etc"}, nil, nil)
+	if err != nil || !slices.Equal(root.inner, []string{"/etc", "/srv"}) {
+		t.Errorf("with /: %v, inner %v", err, root.inner)
+	}
+}
+
 // TestCreateVerifiesLock: a create whose lock another process removed
 // (taking it for stale) saves no snapshot: a prune may have deleted what
 // it relied on.
