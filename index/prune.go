@@ -1162,15 +1162,8 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			pl.o.Progress(pr)
 		}
 		report(func() {})
-		wo := WriterOptions{Compression: pl.o.Compression, Abort: ctx,
-			Uploaded: func(n int64) { report(func() { pr.Bytes += n }) }}
-		if pl.o.Lock != nil {
-			// Each segment of the copies is checked for as a create's
-			// is: a prune that took this one for dead deletes its packs
-			// as left by an interrupted run (found by a review).
-			wo.Verify = pl.o.Lock.Verify
-		}
-		w := NewWriter(ix, wo)
+		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression, Abort: ctx,
+			Uploaded: func(n int64) { report(func() { pr.Bytes += n }) }})
 		for _, pp := range pl.order {
 			if !pp.repack {
 				continue
@@ -1226,22 +1219,6 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 		}
 		written[id] = ns.seg
 		pl.st.SegmentsWritten++
-	}
-	if err := pl.verifyLock(ctx); errors.Is(err, repo.ErrLockLost) {
-		// Another process took this prune for dead while its segments
-		// were being written (a write held back by --limit-upload, a
-		// machine that slept): a prune of its own may have deleted
-		// packs these list as live, which every cache would then take
-		// for stored (found by a review). Withdrawn, as a create
-		// withdraws its segments.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		for id := range written {
-			if rerr := r.Backend().Remove(rctx, repo.Handle{Type: repo.IndexFile, Name: id.String()}); rerr != nil && !errors.Is(rerr, repo.ErrNotFound) {
-				return fmt.Errorf("%w; removing the index segments this prune wrote failed too (%v): run 'snap check'", err, rerr)
-			}
-		}
-		return fmt.Errorf("%w; the index segments this prune wrote were removed, and nothing was deleted", err)
 	}
 	if _, err := ix.Sync(ctx, pl.o.Log); err != nil {
 		return err
