@@ -747,6 +747,17 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 		c.mu.Lock()
 	}
 	defer c.mu.Unlock()
+	// Every copy failed: those in missing packs were needed (also when
+	// another copy is damaged, which the error names).
+	for _, l := range ls {
+		if _, ok := c.disk[l.Pack]; ok && !c.gone[l.Pack] {
+			continue
+		}
+		if c.needed[l.Pack] == nil {
+			c.needed[l.Pack] = map[BlobRef]bool{}
+		}
+		c.needed[l.Pack][BlobRef{t, id}] = true
+	}
 	if full && baseErr == nil && !damaged && !slices.ContainsFunc(ls, func(l Location) bool { return !l.Entry.Delta() }) {
 		return fmt.Errorf("%s blob %s, a base of a delta, has no full copy", t, id)
 	}
@@ -756,12 +767,6 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 	if damaged {
 		return fmt.Errorf("%s blob %s is damaged in pack %s", t, id, ls[0].Pack.Short())
 	}
-	for _, l := range ls {
-		if c.needed[l.Pack] == nil {
-			c.needed[l.Pack] = map[BlobRef]bool{}
-		}
-		c.needed[l.Pack][BlobRef{t, id}] = true
-	}
 	return fmt.Errorf("%s blob %s is only in missing pack %s", t, id, ls[0].Pack.Short())
 }
 
@@ -770,10 +775,12 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 // any snapshot data: "the snapshots affected are listed below" came with
 // no list when none needed its blobs, or another pack held them all (found
 // by an exploratory test). unread is how many snapshot documents could not
-// be read, whose needs are unknown.
+// be read, whose needs are unknown; so are those of the snapshots the
+// check found damaged, below a directory listing that could not be read.
 func (c *Checker) SettleMissing(unread int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	damagedSnapshots := slices.ContainsFunc(c.problems, func(p Problem) bool { return p.Kind == "snapshot" })
 	for i, p := range c.problems {
 		if p.Kind != "missing_pack" || !p.settle {
 			continue
@@ -794,12 +801,13 @@ func (c *Checker) SettleMissing(unread int) {
 			p.Repair = fmt.Sprintf("%s that snapshots need %s lost with it (the snapshots are listed below); %s, then 'snap create' the affected paths again", count(n, "blob"), isAre(n), drop)
 		case elsewhere == len(blobs):
 			p.Repair = "every blob it held is in another pack: nothing was lost with it; " + drop
+		case unread > 0 || damagedSnapshots:
+			// A listing that could not be read hides what is below it
+			// (found by a review: a backup's tree and data packs both
+			// gone said "no backup lost data" of the data pack).
+			p.Repair = fmt.Sprintf("no snapshot the check could read whole needs the %s of it no other pack holds, but the snapshots named below could not be read whole and may need them; %s, then 'snap create' the affected paths again", count(len(blobs)-elsewhere, "blob"), drop)
 		default:
-			who := "no snapshot"
-			if unread > 0 {
-				who = "no snapshot whose document could be read"
-			}
-			p.Repair = fmt.Sprintf("%s needs the %s of it no other pack holds, so no backup lost data with it; %s before the next backup, which could take those blobs for stored", who, count(len(blobs)-elsewhere, "blob"), drop)
+			p.Repair = fmt.Sprintf("no snapshot needs the %s of it no other pack holds, so no backup lost data with it; %s before the next backup, which could take those blobs for stored", count(len(blobs)-elsewhere, "blob"), drop)
 		}
 		c.problems[i] = p
 	}

@@ -1394,7 +1394,11 @@ func (pl *planner) mergeSmall(packSize, budget int64) {
 	var small []*prunePack
 	for _, pp := range pl.order {
 		if pp.action == actKeep && !pp.repack && pp.live() && !pp.missing && !pp.fresh && pp.usedBytes > 0 &&
-			pl.sizeOf(pp) < packSize/smallPackShare && pl.sizeOf(pp) == repo.PackFileSize(pp.blobs) {
+			pl.sizeOf(pp) < packSize/smallPackShare && pl.sizeOf(pp) == repo.PackFileSize(pp.blobs) &&
+			// A pack cut at its count is full, however small its bytes
+			// (with a large pack size, merged it would be cut so again,
+			// every night; found by a review).
+			len(pp.blobs) < repo.MaxPackBlobs {
 			small = append(small, pp)
 		}
 	}

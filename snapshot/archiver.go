@@ -1057,9 +1057,14 @@ func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, 
 	slots := make(chan struct{}, cmp.Or(a.opts.Streams, DefaultStreams))
 	go func() {
 		for i, e := range order {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
+			if ctx.Err() == nil {
+				// (select picks at random when a slot is free too)
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+				}
+			}
+			if ctx.Err() != nil {
 				// A failed stream or file cancelled the run: those not
 				// started never run.
 				for _, e := range order[i:] {

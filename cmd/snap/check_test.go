@@ -101,6 +101,20 @@ func TestCheckMissingPackNoSnapshotNeeds(t *testing.T) {
 	uniq := filepath.Join(tr.dir, "uniq")
 	writeFile(t, filepath.Join(uniq, "u"), bytes.Repeat([]byte("unique data "), 1000))
 	id := tr.createID(uniq)
+	// Not forgotten, on a copy: the snapshot's tree pack is gone with its
+	// data pack, so the check cannot see which data it needs, and must
+	// not say that no backup lost data (found by a review).
+	kept := filepath.Join(tr.dir, "kept")
+	copyDir(t, tr.repo, kept)
+	for _, p := range repoFiles(t, kept, "data") {
+		if rel, _ := filepath.Rel(kept, p); !before[filepath.Join(tr.repo, rel)] {
+			must(t, os.Remove(p))
+		}
+	}
+	res := tr.runEnv([]string{"SNAP_REPOSITORY=" + kept, "SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "kept-cache")}, nil, "check")
+	if res.code != exitFatal || strings.Contains(res.stderr, "no backup lost data") || !strings.Contains(res.stderr, "lost with it (the snapshots are listed below)") || !strings.Contains(res.stderr, "could not be read whole and may need them") {
+		t.Errorf("check of a snapshot whose tree and data packs are gone: exit %d\n%s", res.code, res.stderr)
+	}
 	tr.mustRun("forget", id)
 	for _, p := range repoFiles(t, tr.repo, "data") {
 		if !before[p] {
