@@ -379,7 +379,7 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 				return
 			}
 			c.add(Problem{Kind: "missing_pack", Object: packObject(id), pack: id, settle: true,
-				Message: fmt.Sprintf("pack %s is listed in the index but missing from the repository (%d blobs)", id, len(p.Blobs)),
+				Message: fmt.Sprintf("pack %s is listed in the index but missing from the repository (%s)", id, count(len(p.Blobs), "blob")),
 				Repair:  "its blobs are lost unless another pack holds them (the snapshots that need them are listed below); run 'snap repair index --from-packs' to drop it from the index"})
 			return
 		}
@@ -807,7 +807,7 @@ func (c *Checker) SettleMissing(unread int) {
 			// gone said "no backup lost data" of the data pack).
 			p.Repair = fmt.Sprintf("no snapshot the check could read whole needs the %s of it no other pack holds, but the snapshots named below could not be read whole and may need them; %s, then 'snap create' the affected paths again", count(len(blobs)-elsewhere, "blob"), drop)
 		default:
-			p.Repair = fmt.Sprintf("no snapshot needs the %s of it no other pack holds, so no backup lost data with it; %s before the next backup, which could take those blobs for stored", count(len(blobs)-elsewhere, "blob"), drop)
+			p.Repair = fmt.Sprintf("no snapshot needs the %s of it no other pack holds, so no backup lost data with it; run 'snap prune', which drops it from the index, before the next backup, which would take those blobs as stored and not store them again", count(len(blobs)-elsewhere, "blob"))
 		}
 		c.problems[i] = p
 	}

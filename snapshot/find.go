@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/snap-backup/snap/index"
@@ -71,28 +72,56 @@ func (f *Finder) Find(ctx context.Context, root repo.ID) ([]Found, error) {
 // Each calls fn for each entry found below root, in the order of the
 // trees, as the walk goes: a search of 300,000 matches held them all
 // (348 MB) until its snapshot's walk ended (found by an exploratory
-// test). n is valid only during the call; an error from fn ends the walk.
+// test). n is valid only during the call; an error from fn ends the walk. A
+// directory listing that cannot be read is passed over, and the others are
+// searched: Each then returns an error naming the first (and how many
+// more). It stopped the search there, and the intact directories after it
+// went unsearched (found by an exploratory test).
 func (f *Finder) Each(ctx context.Context, root repo.ID, fn func(p string, n *Node) error) error {
-	_, err := f.dir(ctx, root, &walkPath{name: "/"}, 0, fn)
-	return err
+	var skipped findSkipped
+	if _, _, err := f.dir(ctx, root, &walkPath{name: "/"}, 0, fn, &skipped); err != nil {
+		return err
+	}
+	switch {
+	case skipped.n == 1:
+		return skipped.first
+	case skipped.n > 1:
+		return fmt.Errorf("%w (and %d more directories that could not be read)", skipped.first, skipped.n-1)
+	}
+	return nil
+}
+
+// findSkipped counts the directories a search passed over: their listings
+// could not be read.
+type findSkipped struct {
+	first error
+	n     int
 }
 
 // dir searches tree id, the directory at p (numbered dir, see dirs), and
-// returns whether anything at or below it matched. Like Walk, it keeps no
-// path string while it descends.
-func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn func(string, *Node) error) (bool, error) {
+// returns whether anything at or below it matched, and whether it was
+// searched whole. Like Walk, it keeps no path string while it descends.
+func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn func(string, *Node) error, skipped *findSkipped) (found, whole bool, _ error) {
 	key := finderKey{tree: id, dir: dir}
 	if _, ok := f.empty[key]; ok {
-		return false, nil
+		return false, true, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, false, err
 	}
 	t, held, err := loadTreeOnPath(ctx, f.ix, id, p.depth, p.held)
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", p, err)
+	if err != nil && (errors.Is(err, repo.ErrTransient) || ctx.Err() != nil) {
+		// A repository that stops answering ends the search: each
+		// directory after it would wait out its retries.
+		return false, false, fmt.Errorf("%s: %w", p, err)
 	}
-	found := false
+	if err != nil {
+		if skipped.n++; skipped.first == nil {
+			skipped.first = fmt.Errorf("%s: %w", p, err)
+		}
+		return false, false, nil
+	}
+	whole = true
 	for i := range t.Nodes {
 		n := &t.Nodes[i]
 		np := p.child(n.Name)
@@ -101,21 +130,23 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn f
 		if f.match(npath, n) {
 			found = true
 			if err := fn(npath, n); err != nil {
-				return found, err
+				return found, whole, err
 			}
 		}
 		if n.Type == sources.TypeDir && f.descend(npath) {
-			below, err := f.dir(ctx, n.Subtree, np, f.number(dir, n.Name), fn)
+			below, belowWhole, err := f.dir(ctx, n.Subtree, np, f.number(dir, n.Name), fn, skipped)
 			if err != nil {
-				return found, err
+				return found, whole, err
 			}
-			found = found || below
+			found, whole = found || below, whole && belowWhole
 		}
 	}
-	if !found {
+	if !found && whole {
+		// Only a directory searched whole is known to hold no match for
+		// the other snapshots that share it.
 		f.empty[key] = struct{}{}
 	}
-	return found, nil
+	return found, whole, nil
 }
 
 // number returns the number of the directory name in the directory

@@ -126,12 +126,14 @@ func TestCheckMissingPackNoSnapshotNeeds(t *testing.T) {
 		t.Fatalf("check: exit %d, %+v\n%s", res.code, cr.Errors, res.stderr)
 	}
 	for _, e := range cr.Errors {
-		if e.Kind != "missing_pack" || !strings.HasPrefix(e.Repair, "no snapshot needs the ") || !strings.Contains(e.Repair, " of it no other pack holds, so no backup lost data with it; run 'snap repair index --from-packs'") {
+		if e.Kind != "missing_pack" || !strings.HasPrefix(e.Repair, "no snapshot needs the ") || !strings.Contains(e.Repair, " of it no other pack holds, so no backup lost data with it; run 'snap prune', which drops it from the index") {
 			t.Errorf("error: %+v", e)
 		}
 	}
-	if res := tr.run("repair", "index", "--from-packs"); res.code != exitFatal {
-		t.Errorf("repair: exit %d\n%s", res.code, res.stderr)
+	// The advice works, exit 0 (repair index --from-packs exits 1 over
+	// lost blobs; found by an exploratory test).
+	if res := tr.run("prune"); res.code != 0 || !strings.Contains(res.stdout+res.stderr, "missing from data/ that no snapshot needs") {
+		t.Errorf("prune: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	tr.mustRun("check")
 }

@@ -52,7 +52,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "command", Usage: "store the standard output of the command given after -- as the file `NAME`"},
 			multiFlag("pre", "run the shell command `CMD` before reading anything; if it fails, nothing is saved (repeatable)"),
 			multiFlag("post", "run the shell command `CMD` at the end, whatever happened (repeatable)"),
-			&cli.IntFlag{Name: "dump-concurrency", Value: snapshot.DefaultStreams, Usage: "run at most `N` of the --db dumps and --command at once; the others start as those end"},
+			&cli.IntFlag{Name: "dump-concurrency", Value: snapshot.DefaultStreams, Usage: "run at most `N` of the --db dumps, --command and --stdin at once (1 to 1048576); the others start as those end"},
 			&cli.DurationFlag{Name: "hook-timeout", Value: defaultHookTimeout, Usage: "stop a --pre or --post hook that runs longer than `DURATION` (0: no limit)"},
 			&cli.StringFlag{Name: "min-free", Usage: "refuse to start when the repository's device has less than `SIZE` free (e.g. 10GiB)"},
 		},
@@ -102,8 +102,8 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 	if plan.hookTimeout = c.Duration("hook-timeout"); plan.hookTimeout < 0 {
 		return o, plan, usagef("--hook-timeout: give a duration such as 10m or 2h, or 0 for no limit")
 	}
-	if o.Archive.Streams = c.Int("dump-concurrency"); o.Archive.Streams < 1 {
-		return o, plan, usagef("--dump-concurrency %d: give how many dumps may run at once, 1 or more", o.Archive.Streams)
+	if o.Archive.Streams = c.Int("dump-concurrency"); o.Archive.Streams < 1 || o.Archive.Streams > maxDumpConcurrency {
+		return o, plan, usagef("--dump-concurrency %d: give how many dumps may run at once, 1 to %d", o.Archive.Streams, maxDumpConcurrency)
 	}
 	if s := c.String("min-free"); s != "" {
 		if plan.minFree, err = parseSize(s); err != nil {

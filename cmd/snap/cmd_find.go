@@ -133,8 +133,16 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 			failed++
 			elem.Error = err.Error()
 		}
-		if nodes != nil {
+		switch {
+		case nodes != nil:
 			if err := nodes.Close(elem); err != nil {
+				return err
+			}
+		case doc != nil && elem.Error != "":
+			// A snapshot not searched whole has its element, matches or
+			// none: the document must show the damage too (found by an
+			// exploratory test).
+			if err := doc.Add(elem); err != nil {
 				return err
 			}
 		}

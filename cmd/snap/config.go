@@ -54,6 +54,11 @@ type Config struct {
 	Jobs                       []*Job // in file order
 }
 
+// maxDumpConcurrency bounds create's --dump-concurrency and a job's
+// dump_concurrency: far beyond any machine's dumps, and an int on every
+// platform.
+const maxDumpConcurrency = 1 << 20
+
 // Job is one [jobs.NAME] table, with the file's defaults filled in.
 type Job struct {
 	Name string
@@ -910,10 +915,10 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	}
 	j.DumpConcurrency = snapshot.DefaultStreams
 	if v, ok := t["dump_concurrency"]; ok {
-		if n, ok := v.(int64); ok && n >= 1 && n <= 1<<20 {
+		if n, ok := v.(int64); ok && n >= 1 && n <= maxDumpConcurrency {
 			j.DumpConcurrency = int(n)
 		} else {
-			d.errorf(sub(at, "dump_concurrency"), "must be how many dumps and commands may run at once (1 or more), not %s", tomlValue(v))
+			d.errorf(sub(at, "dump_concurrency"), "must be how many dumps and commands may run at once (1 to %d), not %s", maxDumpConcurrency, tomlValue(v))
 		}
 	}
 	j.Pre = d.strList(t, at, "pre")

@@ -110,9 +110,11 @@ func TestFind(t *testing.T) {
 }
 
 // TestFindJSONStreamsAndStopsEarly: find --json writes one snapshot's
-// matches as it finds them; when a listing cannot be read midway, the
-// snapshot's element holds what was found before it and "error" says why,
-// the other snapshots are searched, and the run exits 1.
+// matches as it finds them; a listing that cannot be read is passed over
+// (the directories after it are searched: it stopped there, found by an
+// exploratory test), the snapshot's element holds what was found and
+// "error" says why, also when nothing matched, the other snapshots are
+// searched, and the run exits 1.
 func TestFindJSONStreamsAndStopsEarly(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t)
@@ -145,7 +147,14 @@ func TestFindJSONStreamsAndStopsEarly(t *testing.T) {
 	if len(first.Nodes) != 3 || first.Error != "" {
 		t.Errorf("the whole snapshot: %+v", first)
 	}
-	if second.Snapshot.ID != sns[1].ID || len(second.Nodes) != 1 || second.Nodes[0].Path != filepath.Join(src, "a", "hit.txt") || second.Error == "" {
+	if second.Snapshot.ID != sns[1].ID || len(second.Nodes) != 2 || second.Nodes[0].Path != filepath.Join(src, "a", "hit.txt") ||
+		second.Nodes[1].Path != filepath.Join(src, "c", "hit.txt") || !strings.Contains(second.Error, filepath.Join(src, "b")+": ") {
 		t.Errorf("the damaged snapshot: %+v", second)
+	}
+	// No match at all: the damaged snapshot still has its element.
+	res = tr.runEnv([]string{"SNAP_CACHE_DIR=" + filepath.Join(tr.dir, "fresh-cache")}, nil, "find", "--json", "nothing-is-called-this")
+	r.Matches = nil
+	if err := json.Unmarshal([]byte(res.stdout), &r); err != nil || res.code != exitFatal || len(r.Matches) != 1 || r.Matches[0].Error == "" || len(r.Matches[0].Nodes) != 0 {
+		t.Errorf("find of nothing over a damaged listing: exit %d, %v, %+v\n%s", res.code, err, r, res.stdout)
 	}
 }

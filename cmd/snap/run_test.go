@@ -1494,7 +1494,7 @@ commands = [` + cmds("1", "2", "3", "4", "5", "6") + `]
 		t.Errorf("--dump-concurrency 0: exit %d\n%s", res.code, res.stderr)
 	}
 	_, problems, _ := parseConfig("/c.toml", "repository = \"/r\"\n[jobs.a]\npaths = [\"/srv\"]\ndump_concurrency = 0\n")
-	if len(problems) != 1 || !strings.Contains(problems[0].String(), "jobs.a.dump_concurrency: must be how many dumps and commands may run at once (1 or more), not 0") {
+	if len(problems) != 1 || !strings.Contains(problems[0].String(), "jobs.a.dump_concurrency: must be how many dumps and commands may run at once (1 to 1048576), not 0") {
 		t.Errorf("dump_concurrency = 0: %v", problems)
 	}
 }
