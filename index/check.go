@@ -750,7 +750,7 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 	// Every copy failed: those in missing packs were needed (also when
 	// another copy is damaged, which the error names).
 	for _, l := range ls {
-		if _, ok := c.disk[l.Pack]; ok && !c.gone[l.Pack] {
+		if _, ok := c.disk[l.Pack]; ok && !c.gone[l.Pack] || full && l.Entry.Delta() {
 			continue
 		}
 		if c.needed[l.Pack] == nil {
@@ -780,7 +780,6 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 func (c *Checker) SettleMissing(unread int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	damagedSnapshots := slices.ContainsFunc(c.problems, func(p Problem) bool { return p.Kind == "snapshot" })
 	for i, p := range c.problems {
 		if p.Kind != "missing_pack" || !p.settle {
 			continue
@@ -801,7 +800,7 @@ func (c *Checker) SettleMissing(unread int) {
 			p.Repair = fmt.Sprintf("%s that snapshots need %s lost with it (the snapshots are listed below); %s, then 'snap create' the affected paths again", count(n, "blob"), isAre(n), drop)
 		case elsewhere == len(blobs):
 			p.Repair = "every blob it held is in another pack: nothing was lost with it; " + drop
-		case unread > 0 || damagedSnapshots:
+		case unread > 0:
 			// A listing that could not be read hides what is below it
 			// (found by a review: a backup's tree and data packs both
 			// gone said "no backup lost data" of the data pack).

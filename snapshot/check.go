@@ -34,8 +34,9 @@ type SnapshotChecker struct {
 	// review).
 	alongPath []repo.ID
 
-	Trees     int // distinct trees read
-	DataBlobs int // distinct data blobs checked
+	Trees       int // distinct trees read
+	UnreadTrees int // trees that could not be read, decoded, or were past the depth or path limits: what is below them is unknown
+	DataBlobs   int // distinct data blobs checked
 }
 
 type treeResult struct {
@@ -81,26 +82,31 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held
 	}
 	if depth >= MaxDepth {
 		r.problems, r.example, r.alongPath = 1, ": "+tooDeep(id).Error(), true
+		sc.UnreadTrees++
 		sc.alongPath = append(sc.alongPath, id)
 		return r
 	}
 	if err := sc.src.Available(repo.TreeBlob, id); err != nil {
 		r.problems, r.example = 1, ": "+err.Error()
+		sc.UnreadTrees++
 		return r
 	}
 	plain, err := sc.src.LoadBlob(ctx, repo.TreeBlob, id)
 	if err != nil {
 		r.problems, r.example = 1, ": "+err.Error()
+		sc.UnreadTrees++
 		return r
 	}
 	if held, err = onPath(id, plain, held); err != nil {
 		r.problems, r.example, r.alongPath = 1, ": "+err.Error(), true
 		sc.alongPath = append(sc.alongPath, id)
+		sc.UnreadTrees++
 		return r
 	}
 	t, err := DecodeTree(plain)
 	if err != nil {
 		r.problems, r.example = 1, fmt.Sprintf(": tree blob %s cannot be decoded: %v", id, err)
+		sc.UnreadTrees++
 		return r
 	}
 	sc.Trees++

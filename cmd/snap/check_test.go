@@ -138,6 +138,46 @@ func TestCheckMissingPackNoSnapshotNeeds(t *testing.T) {
 	tr.mustRun("check")
 }
 
+// TestCheckMissingPackHedgesOnlyForUnreadTrees: a missing pack no
+// snapshot needs is hedged ("could not be read whole") only when some
+// snapshot's listings could not be read, not because another snapshot
+// lost a data blob with another pack (found by a review).
+func TestCheckMissingPackHedgesOnlyForUnreadTrees(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "big"), randomBytes(7, 300<<10))
+	tr.mustRun("create", src)
+	dataPack := largestPack(t, tr.repo) // the snapshot's data pack: needed
+	before := map[string]bool{}
+	for _, p := range repoFiles(t, tr.repo, "data") {
+		before[p] = true
+	}
+	uniq := filepath.Join(tr.dir, "uniq")
+	writeFile(t, filepath.Join(uniq, "u"), []byte(strings.Repeat("unique data ", 1000)))
+	tr.mustRun("forget", tr.createID(uniq))
+	for _, p := range repoFiles(t, tr.repo, "data") {
+		if !before[p] {
+			must(t, os.Remove(p)) // the forgotten snapshot's packs: no snapshot needs them
+		}
+	}
+	must(t, os.Remove(dataPack))
+	cr, _ := checkJSON(t, tr)
+	hedged, settled := 0, 0
+	for _, e := range cr.Errors {
+		switch {
+		case e.Kind != "missing_pack" || strings.Contains(e.Message, filepath.Base(dataPack)):
+		case strings.Contains(e.Repair, "could not be read whole"):
+			hedged++
+		case strings.HasPrefix(e.Repair, "no snapshot needs"):
+			settled++
+		}
+	}
+	if hedged != 0 || settled != 2 {
+		t.Errorf("packs no snapshot needs, every listing read: %d hedged, %d settled, want 0 and 2: %+v", hedged, settled, cr.Errors)
+	}
+}
+
 func TestCheckFindsMissingPack(t *testing.T) {
 	tr, _ := checkRepo(t)
 	pack := largestPack(t, tr.repo)

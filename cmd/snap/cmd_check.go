@@ -390,7 +390,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 				strings.Join(snapshot.SnapshotPaths(sn), " "), problemCount(n), what, example),
 			Repair: repair})
 	}
-	ck.SettleMissing(len(errs))
+	ck.SettleMissing(len(errs) + sc.UnreadTrees)
 	res.Errors = ck.Problems()
 	if res.Errors == nil {
 		res.Errors = []index.Problem{}
