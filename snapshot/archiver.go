@@ -1036,9 +1036,10 @@ func (a *archiver) startStreams(ctx context.Context, cancel context.CancelFunc, 
 	// own: a thousand commands started at once took 2.2 GB (found by an
 	// exploratory test), and a hundred dumps at once load the database
 	// server as much. Streams start in the order they were given as
-	// slots free up (an admin can put the longest dump first). The walk waits for a stream's result only when it gets to
-	// it, and the streams that hold the slots need nothing from the walk,
-	// so they end and make room.
+	// slots free up (an admin can put the longest dump first). The walk
+	// waits for a stream's result only when it gets to it, and the
+	// streams that hold the slots need nothing from the walk, so they end
+	// and make room.
 	var order []*ventry
 	var visit func(d *vdir)
 	visit = func(d *vdir) {

@@ -39,8 +39,9 @@ func findEntriesCommand(e *env) *cli.Command {
 type findJSON struct {
 	Snapshot snapshotJSON `json:"snapshot"`
 	Nodes    []nodeJSON   `json:"nodes"`
-	// Error says why the search of this snapshot stopped early: nodes
-	// holds what it found before.
+	// Error names what of this snapshot could not be searched (a
+	// damaged directory listing; the rest was searched, and nodes holds
+	// what matched there).
 	Error string `json:"error,omitempty"`
 }
 
