@@ -104,16 +104,26 @@ func (tr *testRepo) damageSomeBlobs(bt repo.BlobType, n int) []string {
 	return tr.damageBlobsWhere(func(e repo.BlobEntry) bool { return e.Type == bt }, n)
 }
 
+// openIndexInProcess opens the repository and an index of it in a new
+// cache in this process; done closes both.
+func (tr *testRepo) openIndexInProcess() (ix *index.Index, done func()) {
+	tr.t.Helper()
+	r := tr.openInProcess()
+	ix, err := index.Open(context.Background(), r, tr.t.TempDir(), index.Options{})
+	if err != nil {
+		r.Close()
+		tr.t.Fatal(err)
+	}
+	return ix, func() { ix.Close(); r.Close() }
+}
+
 // damageTreeAt flips a byte in the middle of the stored listing of the
 // directory at path (absolute, as recorded) in the snapshot whose root
 // tree is root.
 func (tr *testRepo) damageTreeAt(root repo.ID, path string) {
 	tr.t.Helper()
-	r := tr.openInProcess()
-	defer r.Close()
-	ix, err := index.Open(context.Background(), r, tr.t.TempDir(), index.Options{})
-	must(tr.t, err)
-	defer ix.Close()
+	ix, done := tr.openIndexInProcess()
+	defer done()
 	id := root
 	for _, name := range strings.Split(strings.Trim(path, "/"), "/") {
 		t, err := snapshot.LoadTree(context.Background(), ix, id)
@@ -131,11 +141,8 @@ func (tr *testRepo) damageTreeAt(root repo.ID, path string) {
 // (all when n < 0) that match, and returns the packs it damaged.
 func (tr *testRepo) damageBlobsWhere(match func(repo.BlobEntry) bool, n int) []string {
 	tr.t.Helper()
-	r := tr.openInProcess()
-	defer r.Close()
-	ix, err := index.Open(context.Background(), r, tr.t.TempDir(), index.Options{})
-	must(tr.t, err)
-	defer ix.Close()
+	ix, done := tr.openIndexInProcess()
+	defer done()
 	var packs []string
 	must(tr.t, ix.Blobs(func(l index.Location) error {
 		if !match(l.Entry) || n == 0 {

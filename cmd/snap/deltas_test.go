@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -128,11 +127,8 @@ func TestRepackKeepsDeltas(t *testing.T) {
 // counts is left to chance).
 func (tr *testRepo) deltas() map[string]bool {
 	tr.t.Helper()
-	r := tr.openInProcess()
-	defer r.Close()
-	ix, err := index.Open(context.Background(), r, tr.t.TempDir(), index.Options{})
-	must(tr.t, err)
-	defer ix.Close()
+	ix, done := tr.openIndexInProcess()
+	defer done()
 	out := map[string]bool{}
 	must(tr.t, ix.Blobs(func(loc index.Location) error {
 		if loc.Entry.Type == repo.DataBlob {
