@@ -1119,3 +1119,52 @@ func scriptedWriter(t *testing.T, f *fixture, answers *[]error) (*index.Writer, 
 	}
 	return w, save
 }
+
+// TestRepackSalvagesFromMarkedTwin: a blob stored twice, one copy kept
+// live and the other's pack marked; bit rot then damages the live copy.
+// A repack of the live pack (what check advises) finds the damage and
+// copies the intact copy out of the marked pack, so the prune that deletes
+// the marked pack loses nothing: it kept the damaged copy alone, and the
+// only intact one went with the marked pack (found by an exploratory test).
+func TestRepackSalvagesFromMarkedTwin(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
+	f.writeRaw([]rawBlob{x, y, unused})
+	f.writeRaw([]rawBlob{x, y})
+	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
+	st := f.prune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour}, used)
+	if len(st.MarkedPacks) != 1 {
+		t.Fatalf("the first prune marked %v, want one of the two packs", st.MarkedPacks)
+	}
+	marked := st.MarkedPacks[0]
+	live := f.packOf(used[0])
+	if live.Pack == marked || live.Status != index.PackLive {
+		t.Fatalf("x is at %+v", live)
+	}
+	flipByte(t, f.dir+"/repo/data/"+live.Pack.String()[:2]+"/"+live.Pack.String(), int(live.Entry.Offset+live.Entry.Length/2))
+	var logged []string
+	log := func(m string) { logged = append(logged, m) }
+	if _, err := f.tryPrune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour, Repack: []string{live.Pack.String()}, Log: log}, used); err != nil {
+		t.Fatalf("repack of the pack whose copy of x is damaged: %v", err)
+	}
+	if !slices.ContainsFunc(logged, func(m string) bool {
+		return strings.Contains(m, "is damaged") && strings.Contains(m, "the intact copy in pack "+marked.String()+", marked for deletion, was copied instead")
+	}) {
+		t.Errorf("no word of the salvage: %q", logged)
+	}
+	f.prune(index.PruneOptions{MaxUnusedPercent: 100, Instant: true}, used)
+	if f.packExists(marked) {
+		t.Errorf("the marked pack %s is still there", marked)
+	}
+	fresh, err := index.Open(ctx, f.r, f.dir+"/cache2", index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, ref := range used {
+		if _, err := fresh.LoadBlob(ctx, ref.Type, ref.ID, nil); err != nil {
+			t.Errorf("after the prunes: %v", err)
+		}
+	}
+}

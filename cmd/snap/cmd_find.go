@@ -156,7 +156,7 @@ func runFind(c *cli.Context, e *env, pats []sources.Pattern) error {
 		s.ui.printf("%s in %d of %d snapshots", plural(entries, "entry", "entries"), hits, len(sns))
 	}
 	if n := failed + len(s.unreadable); n > 0 {
-		return fmt.Errorf("%s could not be searched (named above); 'snap check' tells what is damaged", plural(n, "snapshot", "snapshots"))
+		return fmt.Errorf("%s could not be searched whole (named above, with what was passed over); 'snap check' tells what is damaged", plural(n, "snapshot", "snapshots"))
 	}
 	return nil
 }
