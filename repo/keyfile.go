@@ -382,9 +382,10 @@ func availableMemoryKiB() uint64 {
 
 // addressSpaceLeftKiB is what a key derivation may take under an
 // address-space limit (ulimit -v): the largest mapping the process can
-// still make, less 128 MiB: the Go runtime maps its heap in aligned arenas
-// of 64 MiB, reserving more than it keeps while it aligns one, and keeps
-// metadata of its own for each. (The derivation's memory is allocated
+// still make, less runtimeRoomMiB: the Go runtime maps its heap in aligned
+// arenas of 64 MiB, reserving more than it keeps while it aligns one, and
+// keeps metadata of its own for each; and the process's other goroutines
+// and threads map memory meanwhile. (The derivation's memory is allocated
 // twice, by prefault and then by argon2, but the second reuses the first,
 // which prefault's collection freed.) The limit less the process's size
 // (statm), which this replaced, left no such room: a 64 MiB key was tried
@@ -411,11 +412,20 @@ func addressSpaceLeftKiB() uint64 {
 			hi = mid - 1
 		}
 	}
-	if lo <= 128 {
+	if lo <= runtimeRoomMiB {
 		return 0
 	}
-	return (lo - 128) << 10
+	return (lo - runtimeRoomMiB) << 10
 }
+
+// runtimeRoomMiB is the address space addressSpaceLeftKiB leaves to the
+// Go runtime and the rest of the process. With 128 MiB, an 8 MiB key's
+// derivation still ended the process now and then ("fatal error: out of
+// memory" with 7.5 MB of heap in use, seen in CI under ulimit -v
+// 1,750,000 KiB): what the others map between the probe and the
+// derivation is not known, and a key refused with a message is better
+// than a process ended.
+const runtimeRoomMiB = 256
 
 func cmpErr(first, err error) error {
 	if first != nil {
