@@ -98,6 +98,23 @@ func (f *fixture) packOf(ref index.BlobRef) index.Location {
 	return loc
 }
 
+// readsFresh checks that every blob of refs reads through a new index of
+// the repository (a new cache, built from the segments), and names when.
+func (f *fixture) readsFresh(refs []index.BlobRef, when string) {
+	f.t.Helper()
+	ctx := context.Background()
+	fresh, err := index.Open(ctx, f.r, f.t.TempDir(), index.Options{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, ref := range refs {
+		if _, err := fresh.LoadBlob(ctx, ref.Type, ref.ID, nil); err != nil {
+			f.t.Errorf("%s: %v", when, err)
+		}
+	}
+}
+
 func (f *fixture) packExists(id repo.ID) bool {
 	_, err := f.r.Backend().Stat(context.Background(), repo.Handle{Type: repo.PackFile, Name: id.String()})
 	return err == nil
@@ -841,7 +858,6 @@ func TestDropPendingAfterSegmentNotStored(t *testing.T) {
 // exploratory test).
 func TestPruneKeepsTheIntactCopyOfADuplicate(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
 	f.writeRaw([]rawBlob{x, y, unused}) // pack A: x and y used, one blob unused
 	a := f.packOf(index.BlobRef{Type: repo.DataBlob, ID: x.id}).Pack
@@ -864,16 +880,7 @@ func TestPruneKeepsTheIntactCopyOfADuplicate(t *testing.T) {
 		t.Errorf("no word of the damaged copy: %q", logged)
 	}
 	// A fresh index reads both blobs.
-	fresh, err := index.Open(ctx, f.r, f.dir+"/cache2", index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	for _, ref := range used {
-		if _, err := fresh.LoadBlob(ctx, ref.Type, ref.ID, nil); err != nil {
-			t.Errorf("after the prune: %v", err)
-		}
-	}
+	f.readsFresh(used, "after the prune")
 	// Duplicates whose other copy stays (in a partly used pack a prune
 	// leaves as it is) are not read: they were, on every prune.
 	k := newFixture(t)
@@ -1128,7 +1135,6 @@ func scriptedWriter(t *testing.T, f *fixture, answers *[]error) (*index.Writer, 
 // only intact one went with the marked pack (found by an exploratory test).
 func TestRepackSalvagesFromMarkedTwin(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
 	f.writeRaw([]rawBlob{x, y, unused})
 	f.writeRaw([]rawBlob{x, y})
@@ -1157,14 +1163,5 @@ func TestRepackSalvagesFromMarkedTwin(t *testing.T) {
 	if f.packExists(marked) {
 		t.Errorf("the marked pack %s is still there", marked)
 	}
-	fresh, err := index.Open(ctx, f.r, f.dir+"/cache2", index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	for _, ref := range used {
-		if _, err := fresh.LoadBlob(ctx, ref.Type, ref.ID, nil); err != nil {
-			t.Errorf("after the prunes: %v", err)
-		}
-	}
+	f.readsFresh(used, "after the prunes")
 }
