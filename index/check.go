@@ -694,6 +694,13 @@ func (c *Checker) RawLength(t repo.BlobType, id repo.ID) (int64, bool) {
 // Available reports why a blob cannot be read: nil when some pack that
 // exists holds it and, as far as data was read, holds it intact (and, for
 // a delta, full copies of its bases are available).
+// present reports whether the pack id is in the repository, not found
+// missing or unreadable since. The caller holds c.mu.
+func (c *Checker) present(id repo.ID) bool {
+	_, ok := c.disk[id]
+	return ok && !c.gone[id]
+}
+
 // locations lists where the index lists the blob k, live packs first.
 func (c *Checker) locations(k BlobRef) []Location {
 	first, ok := c.locs[k]
@@ -731,7 +738,7 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 			damaged = true
 			continue
 		}
-		if _, ok := c.disk[l.Pack]; !ok || c.gone[l.Pack] {
+		if !c.present(l.Pack) {
 			continue
 		}
 		if !l.Entry.Delta() {
@@ -750,7 +757,7 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 	// Every copy failed: those in missing packs were needed (also when
 	// another copy is damaged, which the error names).
 	for _, l := range ls {
-		if _, ok := c.disk[l.Pack]; ok && !c.gone[l.Pack] || full && l.Entry.Delta() {
+		if c.present(l.Pack) || full && l.Entry.Delta() {
 			continue
 		}
 		if c.needed[l.Pack] == nil {
@@ -788,8 +795,7 @@ func (c *Checker) SettleMissing(unread int) {
 		elsewhere := 0
 		for _, e := range blobs {
 			if slices.ContainsFunc(c.locations(BlobRef{e.Type, e.ID}), func(l Location) bool {
-				_, ok := c.disk[l.Pack]
-				return l.Pack != p.pack && ok && !c.gone[l.Pack] && !c.damaged[packBlob{l.Pack, BlobRef{e.Type, e.ID}}]
+				return l.Pack != p.pack && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, BlobRef{e.Type, e.ID}}]
 			}) {
 				elsewhere++
 			}
