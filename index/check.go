@@ -781,9 +781,9 @@ func (c *Checker) available(t repo.BlobType, id repo.ID, full bool) error {
 // says for each pack missing from the repository whether its loss cost
 // any snapshot data: "the snapshots affected are listed below" came with
 // no list when none needed its blobs, or another pack held them all (found
-// by an exploratory test). unread is how many snapshot documents could not
-// be read, whose needs are unknown; so are those of the snapshots the
-// check found damaged, below a directory listing that could not be read.
+// by an exploratory test). unread counts what the check could not read
+// and so cannot tell the needs of: snapshot documents, and directory
+// listings (what is below them).
 func (c *Checker) SettleMissing(unread int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
