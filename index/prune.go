@@ -722,7 +722,9 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 			}
 		}
 	}
-	held := map[BlobRef][]blobLoc{} // the blobs stored twice, for confirmDropped
+	// The blobs stored twice, for confirmDropped: the live copies, the
+	// one kept first, then the copies in marked packs.
+	held := map[BlobRef][]blobLoc{}
 	for k, ls := range locs {
 		best := ls[0]
 		if len(ls) > 1 {
@@ -737,8 +739,8 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 				return 0
 			})
 			best = live[0]
-			if len(live) > 1 {
-				held[k] = live
+			if marked := len(ls) - len(live); len(live) > 1 || marked > 0 {
+				held[k] = append(live, slices.DeleteFunc(slices.Clone(ls), func(l blobLoc) bool { return l.pack.live() })...)
 			}
 		}
 		e := best.e()
@@ -895,27 +897,37 @@ func betterHolder(a, b *prunePack) bool {
 }
 
 // goes reports whether the plan takes pp's copies of blobs away: it is
-// marked, deleted, or repacked (which copies only the blobs it holds).
+// marked, deleted (a marked pack that is due among them), or repacked
+// (which copies only the blobs it holds).
 func (pp *prunePack) goes() bool {
-	return pp.repack || pp.status == PackLive && (pp.action == actMark || pp.action == actDelete)
+	return pp.repack || pp.action == actMark || pp.action == actDelete
 }
 
 // confirmDropped reads, for each blob stored twice (held: its live copies,
-// the one the plan keeps first) whose other copy is in a pack the plan
-// takes away, the copy that is kept: keeping one copy lets the others go,
-// and prune kept the fuller pack's copy unread and, when bit rot had
-// struck it, deleted the only intact one (found by an exploratory test).
-// A kept copy that is damaged is named in a warning, and an intact copy in
-// a pack that goes is kept with it instead (the pack stays, or its repack
-// copies the blob too); when none reads, every copy stays. Blobs whose
-// other copies stay where they are are not read: a duplicate in a partly
-// used pack was read again on every prune (found by a review). Reads run a
-// few at once; one that fails without saying the copy is damaged (a lost
-// connection) stops the prune before it changes anything.
+// the one the plan keeps first, then those in marked packs) whose other
+// copy is in a pack the plan takes away, the copy that is kept: keeping
+// one copy lets the others go. Prune kept the fuller pack's copy unread
+// and, when bit rot had struck it, deleted the only intact one (found by
+// an exploratory test); and it deleted a marked pack whose blobs a repack
+// had copied without reading the copies again, so one that rotted during
+// the delete delay lost the intact original. A kept copy that is damaged
+// is named in a warning, and an intact copy in a pack that goes is kept
+// with it instead (the pack stays, its repack copies the blob too, or a
+// marked pack is live again); when none reads, every copy stays. Blobs
+// whose other copies stay where they are are not read: a duplicate in a
+// partly used pack was read again on every prune (found by a review), nor
+// those whose kept copy a repack reads anyway (copyBlobs, which takes an
+// intact copy from a marked pack itself: salvageFromMarked).
+//
+// The kept copies are read from the repository, not the cache's copy of
+// a tree pack, and a pack at a time: one holding many of them (a
+// repack's output, once the packs it emptied are due) in one request.
+// Reads run a few at once; one that fails without saying the copy is
+// damaged (a lost connection) stops the prune before it changes anything.
 func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobRef][]blobLoc) error {
 	var dups []BlobRef
 	for k, ls := range held {
-		if slices.ContainsFunc(ls[1:], func(l blobLoc) bool { return l.pack.goes() }) {
+		if slices.ContainsFunc(ls[1:], func(l blobLoc) bool { return l.pack.goes() && (l.pack.live() || !ls[0].pack.repack) }) {
 			dups = append(dups, k)
 		}
 	}
@@ -923,13 +935,62 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 		return nil
 	}
 	sort.Slice(dups, func(i, j int) bool { return compareIDs(dups[i].ID, dups[j].ID) < 0 })
-	// intact[i] is the first copy of dups[i] that reads, or -1 when none
-	// does; only copies the plan keeps or takes away are tried.
-	intact := make([]int, len(dups))
+
+	// Round one: each kept copy, pack by pack.
+	kept := map[*prunePack][]int{}
+	for i, k := range dups {
+		p := held[k][0].pack
+		kept[p] = append(kept[p], i)
+	}
+	first := make([]error, len(dups)) // errKnownDamaged: passed over
 	errs := make([]error, len(dups))
-	notes := make([][]string, len(dups))
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
+	for pp, is := range kept {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var data []byte
+			var bytes int64
+			for _, i := range is {
+				bytes += int64(held[dups[i]][0].e().Length)
+			}
+			if len(is) >= 16 || 2*bytes >= pp.size {
+				var err error
+				data, err = ix.r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()}, 0, 0)
+				if err != nil && !errors.Is(err, repo.ErrNotFound) {
+					errs[is[0]] = fmt.Errorf("cannot prune: reading pack %s, which holds the kept copies of blobs stored twice: %w; nothing was changed", pp.id, err)
+					return
+				}
+				if err != nil {
+					for _, i := range is {
+						first[i] = err
+					}
+					return
+				}
+			}
+			for _, i := range is {
+				l := held[dups[i]][0]
+				if ix.damaged.has(pp.id, l.e().Type, l.e().ID) {
+					first[i] = errKnownDamaged
+					continue
+				}
+				first[i] = readCopy(ctx, ix, pp.id, l.e(), data)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+
+	// Round two: for each kept copy that did not read, the first other
+	// copy that does, or none.
+	intact := make([]int, len(dups)) // -1: none reads
+	notes := make([][]string, len(dups))
 	for i, k := range dups {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -937,11 +998,17 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 			defer func() { <-sem; wg.Done() }()
 			intact[i] = -1
 			for j, l := range held[k] {
-				loc := Location{Pack: l.pack.id, Status: PackLive, Entry: l.e()}
-				if ix.damaged.has(loc.Pack, loc.Entry.Type, loc.Entry.ID) {
+				var err error
+				switch {
+				case j == 0 && first[i] == errKnownDamaged:
 					continue
+				case j == 0:
+					err = first[i]
+				case ix.damaged.has(l.pack.id, l.e().Type, l.e().ID):
+					continue
+				default:
+					err = readCopy(ctx, ix, l.pack.id, l.e(), nil)
 				}
-				_, err := ix.loadCopy(ctx, loc, nil)
 				if err == nil {
 					intact[i] = j
 					return
@@ -950,7 +1017,7 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 					errs[i] = fmt.Errorf("cannot prune: reading the copy of %s blob %s in pack %s, which is stored twice, to keep an intact one: %w; nothing was changed", k.Type, k.ID, l.pack.id, err)
 					return
 				}
-				ix.damaged.add(loc, err)
+				ix.damaged.add(Location{Pack: l.pack.id, Status: l.pack.status, Entry: l.e()}, err)
 				notes[i] = append(notes[i], fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%v); prune keeps another: run 'snap check --read-data'", l.pack.id, k.Type, k.ID, err))
 			}
 			notes[i] = append(notes[i], fmt.Sprintf("%s blob %s: none of its %d copies reads intact; all of them stay: run 'snap check --read-data'", k.Type, k.ID, len(held[k])))
@@ -969,7 +1036,11 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 		case j == 0:
 			// The copy kept reads: the others may go.
 		case j > 0:
+			if !ls[j].pack.live() {
+				pl.o.Log(fmt.Sprintf("pack %s, marked for deletion, holds the intact copy of %s blob %s: it is live again", ls[j].pack.id, k.Type, k.ID))
+			}
 			pl.keepCopy(ls[j])
+			pl.dropKept(ls[0])
 		default:
 			for _, l := range ls[1:] {
 				pl.keepCopy(l)
@@ -979,8 +1050,47 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 	return nil
 }
 
+// errKnownDamaged stands for a copy found damaged before this prune read
+// it (Index.damaged): it is passed over, as the index's loads pass it.
+var errKnownDamaged = errors.New("known to be damaged")
+
+// readCopy reads and verifies the blob e of pack id from the repository,
+// from data when it holds the whole pack, or a read of its own (a tree is
+// not taken from the cache's copy of its pack: prune lets other copies go
+// on the strength of this read, and the cache's copy would outlive a
+// repository copy that rotted).
+func readCopy(ctx context.Context, ix *Index, id repo.ID, e repo.BlobEntry, data []byte) error {
+	var sealed []byte
+	if data != nil {
+		end := int64(e.Offset) + int64(e.Length)
+		if end > int64(len(data)) {
+			return &repo.CorruptError{Object: fmt.Sprintf("%s blob %s in pack %s", e.Type, e.ID, id), Reason: fmt.Sprintf("lies beyond the end of the pack (%d bytes)", len(data))}
+		}
+		sealed = data[e.Offset:end]
+	}
+	var dict []byte
+	if e.Delta() {
+		var err error
+		if dict, _, err = ix.baseDict(ctx, e.Bases, false, nil); err != nil {
+			return err
+		}
+	}
+	var plain []byte
+	var err error
+	if sealed != nil {
+		plain, err = ix.r.OpenDelta(id, e, sealed, dict, nil)
+	} else {
+		plain, err = ix.r.LoadDelta(ctx, id, e, dict, nil)
+	}
+	if err != nil {
+		return err
+	}
+	return ix.VerifyBlob(id, e, plain)
+}
+
 // keepCopy keeps the copy at l, which the plan was to take away with its
-// pack: a repack copies it too, and a pack to be marked or deleted stays.
+// pack: a repack copies it too, a pack to be marked stays live, and a
+// marked pack due for deletion is live again.
 func (pl *planner) keepCopy(l blobLoc) {
 	pp := l.pack
 	if !pp.goes() {
@@ -989,12 +1099,32 @@ func (pl *planner) keepCopy(l blobLoc) {
 	e := l.e()
 	pp.keep = append(pp.keep, e)
 	pp.usedBytes += int64(e.Length)
-	if pp.repack {
+	switch {
+	case pp.repack:
 		pl.st.CopiedBlobs++
 		pl.st.CopiedBytes += int64(e.Length)
+	case pp.status != PackLive:
+		pp.action = actRescue
+	default:
+		pp.action = actKeep
+	}
+}
+
+// dropKept takes the damaged copy at l off what its pack holds, now that
+// an intact copy elsewhere is kept: its repack no longer tries to copy it
+// and ends with an error that calls the blob lost.
+func (pl *planner) dropKept(l blobLoc) {
+	pp, e := l.pack, l.e()
+	i := slices.IndexFunc(pp.keep, func(k repo.BlobEntry) bool { return k.Type == e.Type && k.ID == e.ID })
+	if i < 0 {
 		return
 	}
-	pp.action = actKeep
+	pp.keep = slices.Delete(pp.keep, i, i+1)
+	pp.usedBytes -= int64(e.Length)
+	if pp.repack {
+		pl.st.CopiedBlobs--
+		pl.st.CopiedBytes -= int64(e.Length)
+	}
 }
 
 // retire is what happens to a live pack no longer needed.

@@ -1133,6 +1133,70 @@ func scriptedWriter(t *testing.T, f *fixture, answers *[]error) (*index.Writer, 
 // copies the intact copy out of the marked pack, so the prune that deletes
 // the marked pack loses nothing: it kept the damaged copy alone, and the
 // only intact one went with the marked pack (found by an exploratory test).
+// TestDuePruneKeepsMarkedTwinOfDamagedCopy: a blob stored twice, one
+// copy kept and the other's pack marked; the kept copy rots during the
+// delete delay. The prune that finds the mark due read nothing and deleted
+// the marked pack, the only intact copy (found by an exploratory test).
+// Now it reads the kept copy first and makes the marked pack live again.
+func TestDuePruneKeepsMarkedTwinOfDamagedCopy(t *testing.T) {
+	f := newFixture(t)
+	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
+	f.writeRaw([]rawBlob{x, y, unused})
+	f.writeRaw([]rawBlob{x, y})
+	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
+	o := index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour}
+	st := f.prune(o, used)
+	if len(st.MarkedPacks) != 1 {
+		t.Fatalf("the first prune marked %v, want one of the two packs", st.MarkedPacks)
+	}
+	marked := st.MarkedPacks[0]
+	live := f.packOf(used[0])
+	f.clk.Advance(o.DeleteDelay + time.Minute)
+
+	// Intact: the due prune reads the kept copies and deletes the mark.
+	if st := f.prune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour, DryRun: true}, used); len(st.DeletedPacks) != 1 || st.DeletedPacks[0] != marked {
+		t.Fatalf("a dry run with intact copies deletes %v, want %s", st.DeletedPacks, marked)
+	}
+
+	flipByte(t, f.dir+"/repo/data/"+live.Pack.String()[:2]+"/"+live.Pack.String(), int(live.Entry.Offset+live.Entry.Length/2))
+	var logged []string
+	o.Log = func(m string) { logged = append(logged, m) }
+	st = f.prune(o, used)
+	if len(st.DeletedPacks) != 0 || !slices.Equal(st.RescuedPacks, []repo.ID{marked}) {
+		t.Fatalf("the due prune deleted %v and rescued %v; want %s rescued, nothing deleted", st.DeletedPacks, st.RescuedPacks, marked)
+	}
+	if !slices.ContainsFunc(logged, func(m string) bool {
+		return strings.Contains(m, live.Pack.String()) && strings.Contains(m, "is damaged")
+	}) || !slices.ContainsFunc(logged, func(m string) bool {
+		return strings.Contains(m, "pack "+marked.String()+", marked for deletion, holds the intact copy") && strings.Contains(m, "live again")
+	}) {
+		t.Errorf("no word of the damage and the rescue: %q", logged)
+	}
+	if !f.packExists(marked) {
+		t.Fatalf("the pack holding the intact copy of x is gone")
+	}
+	f.readsFresh(used, "after the due prune")
+
+	// Later prunes keep it while the kept copy stays damaged, and a
+	// repack of the damaged pack, as check advises, ends it cleanly.
+	f.clk.Advance(o.DeleteDelay + time.Minute)
+	f.prune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour, Log: func(string) {}}, used)
+	f.clk.Advance(o.DeleteDelay + time.Minute)
+	f.prune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour, Log: func(string) {}}, used)
+	if !f.packExists(marked) {
+		t.Fatalf("a later prune deleted the pack holding the intact copy of x")
+	}
+	f.readsFresh(used, "after later prunes")
+	if _, err := f.tryPrune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour, Repack: []string{live.Pack.String()}, Log: func(string) {}}, used); err != nil {
+		t.Errorf("repack of the damaged pack, whose damaged blob has an intact copy: %v", err)
+	}
+	f.prune(index.PruneOptions{MaxUnusedPercent: 0, Instant: true, Log: func(string) {}}, used)
+	if f.packExists(live.Pack) {
+		t.Errorf("the damaged pack %s is still there after its repack and an instant prune", live.Pack)
+	}
+	f.readsFresh(used, "after the repack and an instant prune")
+}
+
 func TestRepackSalvagesFromMarkedTwin(t *testing.T) {
 	f := newFixture(t)
 	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
