@@ -917,7 +917,7 @@ func (pp *prunePack) goes() bool {
 // whose other copies stay where they are are not read: a duplicate in a
 // partly used pack was read again on every prune (found by a review), nor
 // those whose kept copy a repack reads anyway (copyBlobs, which takes an
-// intact copy from a marked pack itself: salvageFromMarked).
+// intact copy from a marked pack itself: salvage).
 //
 // The kept copies are read from the repository, not the cache's copy of
 // a tree pack, and a pack at a time: one holding many of them (a
@@ -1315,7 +1315,7 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			if err != nil {
 				return err
 			}
-			if damaged, err = pl.salvageFromMarked(ctx, ix, w, pp, damaged); err != nil {
+			if damaged, err = pl.salvage(ctx, ix, w, pp, damaged); err != nil {
 				return err
 			}
 			report(func() { pr.Done++ })
@@ -1510,31 +1510,47 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack, log fun
 	return damaged, nil
 }
 
-// salvageFromMarked copies, for each blob of pp found damaged, an intact
-// copy from a pack marked for deletion, when one holds the blob, and
-// returns the blobs still damaged. The plan weighs only live copies, so
-// the intact one stayed marked, and a later prune deleted it: the blob was
-// lost (found by an exploratory test: bit rot in the kept copy of a blob
-// stored twice, then 'prune --repack' as check advised).
-func (pl *planner) salvageFromMarked(ctx context.Context, ix *Index, w *Writer, pp *prunePack, damaged []damagedBlob) ([]damagedBlob, error) {
+// salvage returns the blobs of pp found damaged that no other pack holds
+// intact. A pack that stays (it is not marked, deleted or repacked) with
+// an intact copy holds the blob already: the repack ended with an error
+// that called it lost, and the pack stayed listed for it. A pack marked
+// for deletion with an intact copy has it copied into the new packs: the
+// plan weighs only live copies, so the intact one stayed marked, and a
+// later prune deleted it (found by an exploratory test: bit rot in the
+// kept copy of a blob stored twice, then 'prune --repack' as check
+// advised).
+func (pl *planner) salvage(ctx context.Context, ix *Index, w *Writer, pp *prunePack, damaged []damagedBlob) ([]damagedBlob, error) {
 	var still []damagedBlob
 	for _, d := range damaged {
 		saved := false
-		for _, twin := range pl.order {
-			if saved || twin == pp || twin.live() || twin.missing {
-				continue
-			}
-			i := slices.IndexFunc(twin.blobs, func(e repo.BlobEntry) bool { return e.Type == d.e.Type && e.ID == d.e.ID })
-			if i < 0 {
-				continue
-			}
-			bad, err := copyBlobs(ctx, ix, w, &prunePack{id: twin.id, keep: []repo.BlobEntry{twin.blobs[i]}}, func(string) {})
-			switch {
-			case err != nil && !isDamage(err):
-				return nil, err
-			case err == nil && len(bad) == 0:
-				saved = true
-				pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); the intact copy in pack %s, marked for deletion, was copied instead", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
+		for _, stays := range []bool{true, false} {
+			for _, twin := range pl.order {
+				if saved || twin == pp || twin.missing || twin.live() != stays || stays && twin.goes() {
+					continue
+				}
+				i := slices.IndexFunc(twin.blobs, func(e repo.BlobEntry) bool { return e.Type == d.e.Type && e.ID == d.e.ID })
+				if i < 0 {
+					continue
+				}
+				if stays {
+					err := readCopy(ctx, ix, twin.id, twin.blobs[i], nil)
+					if err != nil && !isDamage(err) {
+						return nil, fmt.Errorf("repack: reading the copy of %s blob %s in pack %s: %w", d.e.Type, d.e.ID, twin.id, err)
+					}
+					if err == nil {
+						saved = true
+						pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); pack %s holds an intact copy, which stays", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
+					}
+					continue
+				}
+				bad, err := copyBlobs(ctx, ix, w, &prunePack{id: twin.id, keep: []repo.BlobEntry{twin.blobs[i]}}, func(string) {})
+				switch {
+				case err != nil && !isDamage(err):
+					return nil, err
+				case err == nil && len(bad) == 0:
+					saved = true
+					pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); the intact copy in pack %s, marked for deletion, was copied instead", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
+				}
 			}
 		}
 		if !saved {

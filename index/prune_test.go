@@ -115,6 +115,21 @@ func (f *fixture) readsFresh(refs []index.BlobRef, when string) {
 	}
 }
 
+// readData is check --read-data's problems with the repository.
+func (f *fixture) readData() []index.Problem {
+	f.t.Helper()
+	ctx := context.Background()
+	c, err := index.NewChecker(ctx, f.r)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := c.ReadData(ctx, c.PackSizes(), 2, nil); err != nil {
+		f.t.Fatal(err)
+	}
+	c.SettleDamaged()
+	return c.Problems()
+}
+
 func (f *fixture) packExists(id repo.ID) bool {
 	_, err := f.r.Backend().Stat(context.Background(), repo.Handle{Type: repo.PackFile, Name: id.String()})
 	return err == nil
@@ -1133,6 +1148,52 @@ func scriptedWriter(t *testing.T, f *fixture, answers *[]error) (*index.Writer, 
 // copies the intact copy out of the marked pack, so the prune that deletes
 // the marked pack loses nothing: it kept the damaged copy alone, and the
 // only intact one went with the marked pack (found by an exploratory test).
+// TestRepackOfDamagedCopyWithLiveTwin: the repack of a pack whose copy of
+// a blob is damaged, while a pack that stays holds it intact, called the
+// blob lost ("moving the damaged packs out loses only them") and kept the
+// pack listed for it. The intact copy holds it: the repack ends cleanly.
+func TestRepackOfDamagedCopyWithLiveTwin(t *testing.T) {
+	f := newFixture(t)
+	x, y, z, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(bytes.Repeat([]byte("z"), 30000)), f.full(noise(40000)[10000:])
+	f.writeRaw([]rawBlob{x, y, unused})
+	f.writeRaw([]rawBlob{x, z})
+	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}, {Type: repo.DataBlob, ID: z.id}}
+	damaged := f.packOf(index.BlobRef{Type: repo.DataBlob, ID: z.id}).Pack
+	var at index.Location
+	if err := f.ix.Blobs(func(l index.Location) error {
+		if l.Pack == damaged && l.Entry.ID == x.id {
+			at = l
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if at.Pack != damaged {
+		t.Fatalf("x is not in z's pack %s", damaged)
+	}
+	flipByte(t, f.dir+"/repo/data/"+damaged.String()[:2]+"/"+damaged.String(), int(at.Entry.Offset+at.Entry.Length/2))
+	if ps := f.readData(); len(ps) != 1 || ps[0].Kind != "damaged_pack" ||
+		!strings.Contains(ps[0].Repair, "every damaged blob in it has an intact copy in another pack, so no snapshot lost data: run 'snap prune --repack "+damaged.Short()) {
+		t.Errorf("check's problems: %+v", ps)
+	}
+	var logged []string
+	st, err := f.tryPrune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour, Repack: []string{damaged.String()}, Log: func(m string) { logged = append(logged, m) }}, used)
+	if err != nil {
+		t.Fatalf("repack of a pack whose damaged blob another pack holds intact: %v", err)
+	}
+	if !slices.Equal(st.MarkedPacks, []repo.ID{damaged}) || len(st.DamagedPacks) != 0 {
+		t.Errorf("marked %v, damaged %v; want %s marked", st.MarkedPacks, st.DamagedPacks, damaged)
+	}
+	if !slices.ContainsFunc(logged, func(m string) bool { return strings.Contains(m, "holds an intact copy, which stays") }) {
+		t.Errorf("no word of the intact copy: %q", logged)
+	}
+	f.prune(index.PruneOptions{MaxUnusedPercent: 100, Instant: true, Log: func(string) {}}, used)
+	if f.packExists(damaged) {
+		t.Errorf("the damaged pack %s is still there", damaged)
+	}
+	f.readsFresh(used, "after the repack and an instant prune")
+}
+
 // TestDuePruneKeepsMarkedTwinOfDamagedCopy: a blob stored twice, one
 // copy kept and the other's pack marked; the kept copy rots during the
 // delete delay. The prune that finds the mark due read nothing and deleted
@@ -1159,6 +1220,12 @@ func TestDuePruneKeepsMarkedTwinOfDamagedCopy(t *testing.T) {
 	}
 
 	flipByte(t, f.dir+"/repo/data/"+live.Pack.String()[:2]+"/"+live.Pack.String(), int(live.Entry.Offset+live.Entry.Length/2))
+	// check --read-data says nothing was lost, and where the copy is.
+	if ps := f.readData(); len(ps) != 1 || ps[0].Kind != "damaged_pack" ||
+		!strings.Contains(ps[0].Repair, "every damaged blob in it has an intact copy in another pack (1 only in packs marked for deletion), so no snapshot lost data: run 'snap prune --repack "+live.Pack.Short()) {
+		t.Errorf("check's problems: %+v", ps)
+	}
+
 	var logged []string
 	o.Log = func(m string) { logged = append(logged, m) }
 	st = f.prune(o, used)

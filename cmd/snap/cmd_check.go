@@ -391,6 +391,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 			Repair: repair})
 	}
 	ck.SettleMissing(len(errs) + sc.UnreadTrees)
+	ck.SettleDamaged()
 	res.Errors = ck.Problems()
 	if res.Errors == nil {
 		res.Errors = []index.Problem{}

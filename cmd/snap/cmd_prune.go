@@ -355,7 +355,7 @@ func printPrune(u *ui, st *index.PruneStats) {
 		u.printf("%s %s (%s) for deletion; %s", would("marked", "would mark"), plural(n, "pack", "packs"), humanBytes(st.MarkedBytes), due)
 	}
 	if n := len(st.RescuedPacks); n > 0 {
-		u.printf("%s %s live again: snapshots made since the mark use them", would("made", "would make"), plural(n, "marked pack", "marked packs"))
+		u.printf("%s %s live again: snapshots use blobs no other pack holds intact (made since the mark, or another copy is damaged)", would("made", "would make"), plural(n, "marked pack", "marked packs"))
 	}
 	if st.PendingPacks > 0 {
 		msg := fmt.Sprintf("%s (%s) stay marked", plural(st.PendingPacks, "pack", "packs"), humanBytes(st.PendingBytes))
