@@ -21,6 +21,7 @@ type Problem struct {
 	Repair  string `json:"repair"`
 	pack    repo.ID
 	settle  bool // a missing pack whose repair SettleMissing words
+	kept    bool // a pack a repack kept for its damaged blobs alone
 }
 
 // Repairs named by check's problems.
@@ -442,8 +443,8 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 				// DamagedError): the rest have copies elsewhere, and a
 				// repair must not list them here again.
 				c.addPack(Problem{Kind: "damaged_pack", Object: packObject(id), pack: id,
-					Message: fmt.Sprintf("pack %s was kept by a repack for %d damaged blobs (of the %d in it; the others were copied into sound packs)", id, len(p.Blobs), len(ents)),
-					Repair:  RepairDamaged})
+					Message: fmt.Sprintf("pack %s was kept by a repack for %s (of the %d in it; the others were copied into sound packs)", id, count(len(p.Blobs), "damaged blob"), len(ents)),
+					Repair:  RepairDamaged, kept: true})
 				return
 			}
 			c.addPack(Problem{Kind: "trailer_mismatch", Object: packObject(id), pack: id,
@@ -654,6 +655,8 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		c.add(Problem{Kind: "damaged_pack", Object: h.String(), pack: id,
 			Message: fmt.Sprintf("pack %s: %s, but all %d blobs the index lists in it are intact", id, joinReasons(reasons), len(c.packs[id].Blobs)),
 			Repair:  fmt.Sprintf("keep the pack (its snapshots restore); run 'snap prune --repack %s' to copy its blobs into a sound pack, which the prune after it deletes", id.Short())})
+	case bad == len(c.packs[id].Blobs) && c.confirmKept(id, reasons):
+		// The read confirms what the pack's problem above says.
 	case bad < len(c.packs[id].Blobs) && !badTree && c.packs[id].Status == PackLive && c.disk[id] >= c.packs[id].Size:
 		// Some blobs are intact, and moving the pack out would lose
 		// them too: older snapshots need them (found by an exploratory
@@ -665,6 +668,20 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	default:
 		c.addPack(Problem{Kind: "damaged_pack", Object: h.String(), pack: id, Message: fmt.Sprintf("pack %s: %s", id, joinReasons(reasons)), Repair: c.repairFor(id)})
 	}
+}
+
+// confirmKept adds what reading the pack found to its problem as a pack a
+// repack kept for its damaged blobs, when it has one: the pack was listed
+// twice, once per finding (found by an exploratory test).
+func (c *Checker) confirmKept(id repo.ID, reasons []string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.IndexFunc(c.problems, func(p Problem) bool { return p.pack == id && p.kept })
+	if i < 0 {
+		return false
+	}
+	c.problems[i].Message += "; reading it confirms that: " + joinReasons(reasons)
+	return true
 }
 
 // repairFor is the repair for a damaged pack: one cut short is left in

@@ -379,7 +379,10 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 				repair = "run 'snap check --read-data' (this run read a subset of the packs, not the damaged one), whose error for the damaged pack says how to repair it (a pack that also holds intact blobs is repacked first, 'snap prune --repack PACK'; moving it out would lose those too); then 'snap create' the affected paths again; if the data no longer exists, 'snap forget " + sn.ID.Short() + "' and run 'snap prune'"
 			}
 		}
-		if sn.Original != nil && what == "blobs cannot be read" {
+		if what == "blobs cannot be read" && n == 1 {
+			what = "blob cannot be read"
+		}
+		if sn.Original != nil && strings.HasSuffix(what, "cannot be read") {
 			// A copy (snap copy; or re-tagged): copy skips a snapshot the
 			// target holds, whole or not, so running it again mended
 			// nothing (found by an exploratory test).

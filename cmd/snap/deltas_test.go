@@ -409,6 +409,11 @@ func TestRepackSalvagesDamagedPack(t *testing.T) {
 	if !strings.Contains(res.stderr, "was kept by a repack") || strings.Contains(res.stderr, "disagree") {
 		t.Errorf("check after the salvage: exit %d: %s", res.code, res.stderr)
 	}
+	// Reading it says so once, not once per finding.
+	res = tr.run("check", "--read-data")
+	if n := strings.Count(res.stderr, "error: pack "+filepath.Base(basePack)); n != 1 || !strings.Contains(res.stderr, "reading it confirms that") {
+		t.Errorf("check --read-data after the salvage names the kept pack %d times: %s", n, res.stderr)
+	}
 	res = tr.mustRun("repair", "index", "--from-packs")
 	if !strings.Contains(res.stderr, "kept by a repack for its damaged blobs") {
 		t.Errorf("repair index --from-packs after the salvage: %s", res.stderr)
