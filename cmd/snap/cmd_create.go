@@ -45,7 +45,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
 			&cli.StringFlag{Name: "parent", Usage: "compare with `SNAPSHOT` (an ID, a prefix or 'latest') instead of the newest snapshot of the same host, paths and tags dated at or before this one"},
-			&cli.BoolFlag{Name: "allow-emptied", Usage: "exit 0 when a backed-up directory is empty where an earlier snapshot held entries (by default that warns and exits 3: a disk not mounted?)"},
+			&cli.BoolFlag{Name: "allow-emptied", Usage: "no warning when a backed-up directory, a directory that could not be listed or a command's output is empty where an earlier snapshot held data (by default that warns, exits 3 and holds a job's retention: a disk not mounted?)"},
 			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
 			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`; an empty input fails the create (a command before | that failed)"},
 			&cli.BoolFlag{Name: "allow-empty-stdin", Usage: "with --stdin, save the snapshot even when standard input is empty"},
@@ -556,7 +556,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	}
 	var emptied []string
 	if !o.AllowEmptied {
-		emptied = emptiedPaths(ctx, s, sn)
+		emptied = emptiedPaths(ctx, s, sn, p.unlistedDirs())
 	}
 	for _, msg := range emptied {
 		u.warnf("%s", msg)
@@ -565,7 +565,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	case sum.Errors > 0:
 		return sn, &partialError{msg: p.partialMessage(sn.ID.Short(), sum.Errors), emptied: len(emptied) > 0}
 	case len(emptied) > 0:
-		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %s came back empty (above): if a disk was not mounted, mount it and run the backup again", sn.ID.Short(), plural(len(emptied), "backed-up directory", "backed-up directories")), emptied: true}
+		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %s came back empty where an earlier snapshot held data (above): mount the disk, or mend what the warning names, and run the backup again", sn.ID.Short(), plural(len(emptied), "source", "sources")), emptied: true}
 	}
 	return sn, nil
 }
@@ -581,48 +581,75 @@ func emptyOnDisk(p string) bool {
 	return len(names) == 0 && err == io.EOF
 }
 
-// emptiedPaths names the backed-up directories (the paths given) that
-// are empty in sn where an earlier snapshot of the same host and paths
-// held entries: most often a disk that is not mounted, whose mount point
-// is an empty directory (found by an exploratory test: two such nightly
-// runs, and keep-last 2 had forgotten the last snapshots with the data).
+// emptiedPaths names what came back empty in sn where an earlier snapshot
+// of the same host and paths held data:
+//   - a backed-up directory (a path given) that is empty on disk: most
+//     often a disk that is not mounted, whose mount point is an empty
+//     directory (found by an exploratory test: two such nightly runs, and
+//     keep-last 2 had forgotten the last snapshots with the data);
+//   - a directory that could not be listed (unlisted: create saved it
+//     empty, with its own metadata), and a command's output that is empty
+//     (the command exited 0 without writing: a dump behind a wrapper that
+//     hides its failure). Both exit 3 anyway or show a notice, but the
+//     job's retention ran, and after keep-last nights the data was gone
+//     while the job's metrics said success (found by an exploratory test).
+//
 // Such a snapshot is saved (it is what was there), but the run exits 3,
-// and a job's retention waits. It looks back past the earlier snapshots
-// in which the directory was empty too, so that the second night without
-// the disk warns as the first did, but not past one taken with
-// --allow-emptied (the admin said the emptying was right). What cannot be read is no reason to
-// warn: the create said so already, or check will.
-func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []string {
-	// The paths that are empty directories, in the snapshot and on disk
-	// (not emptied by --exclude): nearly always none, and then the
-	// snapshots need not be listed.
+// and a job's retention waits. It looks back past the earlier snapshots in
+// which the source was empty too, so that the second night warns as the
+// first did, but not past one taken with --allow-emptied (the admin said
+// the emptying was right).
+func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlisted []string) []string {
+	// The directories that are empty, in the snapshot and (a path given)
+	// on disk, not by --exclude, and the command outputs that are empty:
+	// nearly always none, and then the snapshots need not be listed.
 	type emptyDir struct {
-		path string
-		tree repo.ID
+		path     string
+		tree     repo.ID
+		unlisted bool
 	}
 	var empty []emptyDir
 	finder := snapshot.NewNodeFinder(s.ix)
-	for _, p := range sn.Paths {
+	emptyTree := func(p string) (repo.ID, bool) {
 		n, err := finder.Find(ctx, sn.Tree, p)
 		if err != nil || n.Type != sources.TypeDir {
-			continue
+			return repo.ID{}, false
 		}
-		if t, err := snapshot.LoadTree(ctx, s.ix, n.Subtree); err == nil && len(t.Nodes) == 0 && emptyOnDisk(p) {
-			empty = append(empty, emptyDir{p, n.Subtree})
+		t, err := snapshot.LoadTree(ctx, s.ix, n.Subtree)
+		return n.Subtree, err == nil && len(t.Nodes) == 0
+	}
+	for _, p := range sn.Paths {
+		if id, ok := emptyTree(p); ok && emptyOnDisk(p) {
+			empty = append(empty, emptyDir{p, id, false})
 		}
 	}
-	if len(empty) == 0 {
+	for _, p := range unlisted {
+		if id, ok := emptyTree(p); ok {
+			empty = append(empty, emptyDir{p, id, true})
+		}
+	}
+	var quiet []snapshot.Source
+	for _, src := range sn.Sources {
+		if src.Kind == sources.KindCommand && src.Size == 0 {
+			quiet = append(quiet, src)
+		}
+	}
+	if len(empty) == 0 && len(quiet) == 0 {
 		return nil
 	}
 	sns, _, err := s.loader.List(ctx)
 	if err != nil {
 		return nil
 	}
-	var earlier []*snapshot.Snapshot // newest first
+	var earlier, earlierAll []*snapshot.Snapshot // newest first; earlierAll: with the same streams too
+	all := snapshot.SnapshotPaths(sn)
 	for i := len(sns) - 1; i >= 0; i-- {
 		x := sns[i]
 		if x.ID != sn.ID && x.Host == sn.Host && slices.Equal(x.Paths, sn.Paths) && !x.Time.After(sn.Time) {
 			earlier = append(earlier, x)
+			if slices.Equal(snapshot.SnapshotPaths(x), all) {
+				earlierAll = append(earlierAll, x)
+			}
 		}
 	}
 	var out []string
@@ -643,10 +670,31 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot) []stri
 				break
 			}
 			if len(t.Nodes) > 0 {
-				out = append(out, fmt.Sprintf("%s is empty, where snapshot %s (%s) held %s: is a disk not mounted there? (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)",
-					d.path, x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries")))
+				held := fmt.Sprintf("snapshot %s (%s) held %s", x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries"))
+				if d.unlisted {
+					out = append(out, fmt.Sprintf("%s could not be listed and is saved empty, where %s: its files are not in this snapshot; give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
+				} else {
+					out = append(out, fmt.Sprintf("%s is empty, where %s: is a disk not mounted there? (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
+				}
 				break
 			}
+		}
+	}
+	for _, q := range quiet {
+		for _, x := range earlierAll {
+			i := slices.IndexFunc(x.Sources, func(o snapshot.Source) bool { return o.Path == q.Path })
+			if i < 0 || x.Sources[i].Kind != sources.KindCommand {
+				break
+			}
+			if x.Sources[i].Size == 0 {
+				if x.AllowEmptied {
+					break
+				}
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: the command wrote nothing, where snapshot %s (%s) held %s: did it fail without saying so? Run it by hand to see (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)",
+				q.Path, x.ID.Short(), localTime(x.Time), humanBytes(x.Sources[i].Size)))
+			break
 		}
 	}
 	return out

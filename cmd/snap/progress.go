@@ -45,6 +45,10 @@ type progress struct {
 	rawAdded   int64
 	errors     int64
 	incomplete int64 // of errors, streams saved as they came (snapshot.ErrSavedIncomplete)
+	// unlisted holds the first paths of directories that could not be
+	// listed and were saved empty (snapshot.ErrSavedEmpty), for
+	// emptiedPaths.
+	unlisted   []string
 	warnings   int64
 	inflight   map[string]int64 // bytes read of files not finished yet
 	filesTotal int64
@@ -206,6 +210,9 @@ func (p *progress) event(ev snapshot.Event) {
 		if errors.Is(ev.Err, snapshot.ErrSavedIncomplete) {
 			p.incomplete++
 		}
+		if errors.Is(ev.Err, snapshot.ErrSavedEmpty) && len(p.unlisted) < maxUnlisted {
+			p.unlisted = append(p.unlisted, ev.Path)
+		}
 		delete(p.inflight, ev.Path)
 		p.mu.Unlock()
 		msg := withPath(ev.Path, fmt.Sprint(ev.Err))
@@ -222,6 +229,18 @@ func (p *progress) event(ev snapshot.Event) {
 	case snapshot.EventLeftOut:
 		p.u.log.Log(context.Background(), levelNotice, fmt.Sprintf("left out %s: %v", sources.DisplayPath(ev.Path), ev.Err), pathAttrs(ev.Path)...)
 	}
+}
+
+// maxUnlisted bounds progress.unlisted: a tree of thousands of directories
+// this user may not read is one problem, whose first directories say it.
+const maxUnlisted = 100
+
+// unlistedDirs returns the directories saved empty because they could
+// not be listed (at most maxUnlisted).
+func (p *progress) unlistedDirs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.unlisted)
 }
 
 // warningCount returns the warnings reported so far.
