@@ -116,7 +116,14 @@ func ParseDatabase(raw string) (*Database, error) {
 	// "-c+lock_timeout=2000"); a "+" of the value itself is %2B, so every
 	// "+" left is a blank.
 	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
-	name := strings.Trim(u.Path, "/")
+	// Only the one "/" before the name goes: the tools take the rest as
+	// the name, so "//name" dumped the database "/name" into the file of
+	// "name", whose properties it recorded and which a restore replaced
+	// (found by an exploratory test).
+	name := strings.TrimPrefix(u.Path, "/")
+	if strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") {
+		return nil, fmt.Errorf("database URL %q: the database name %q starts or ends with \"/\": write one \"/\" between the host and the name, and none after it", redactRaw(raw), name)
+	}
 	if strings.Contains(name, "/") {
 		// A name with "/" (%2F) would be a path in the snapshot, where
 		// each dump is a file named after its database.
@@ -430,7 +437,9 @@ func (d *Database) Dump(ctx context.Context) (*Dump, error) {
 	case KindPostgres:
 		cmd, err = d.postgresDump()
 	case KindMySQL:
-		cmd, err = d.mysqlDump()
+		if cmd, err = d.mysqlDump(); err == nil {
+			err = d.mysqlDumpDefaults(ctx, cmd.Name)
+		}
 	case KindSQLite:
 		cmd, err = d.sqliteDump()
 	case KindMongoDB:
@@ -785,6 +794,11 @@ var ErrUnchanged = errors.New("nothing was changed")
 // ErrCreatedDropped marks a restore that failed or was stopped after it
 // created the database, which it then dropped again.
 var ErrCreatedDropped = errors.New("the database this restore created was dropped again")
+
+// ErrCreatedLeft marks a restore that failed or was stopped after it
+// created the database, which it then could not drop (the server went
+// away).
+var ErrCreatedLeft = errors.New("the database this restore created could not be dropped again and is left: drop it by hand")
 
 // ErrReplacedPartly marks a MariaDB/MySQL restore with Replace that failed
 // or was stopped after it dropped the old database. What to do next

@@ -320,3 +320,17 @@ func TestPostgresDBNameParamRefused(t *testing.T) {
 		t.Errorf("a URL with ?dbname=: %v", err)
 	}
 }
+
+// TestParseDatabaseSlashes: a name that starts or ends with "/" is refused:
+// "//name" dumped the database "/name" into the file of "name", and a
+// restore replaced "name" (found by an exploratory test).
+func TestParseDatabaseSlashes(t *testing.T) {
+	for _, raw := range []string{"postgres://postgres@127.0.0.1//t2_slash", "postgres://127.0.0.1/t2/", "mysql://root@127.0.0.1:3306//%2Fetc", "mysql://root@127.0.0.1:3306/%2Fetc", "postgres://h/a%2Fb"} {
+		if d, err := ParseDatabase(raw); err == nil {
+			t.Errorf("%s: parsed as %q", raw, d.Name)
+		}
+	}
+	if d, err := ParseDatabase("postgres://127.0.0.1/app"); err != nil || d.Name != "app" {
+		t.Errorf("a plain name: %v, %+v", err, d)
+	}
+}

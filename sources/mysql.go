@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -97,8 +98,13 @@ func (d *Database) mysqlDump() (Command, error) {
 	// with LOCK TABLES"; found by an exploratory test).
 	// --max-allowed-packet: any row the server holds (mariadb-dump's own
 	// default, 24 MiB, stopped at a larger one).
+	// --skip-no-data, --skip-no-create-info, --skip-force: an option
+	// file's no-data made a dump without a row that passed every check
+	// (found by an exploratory test), and force goes on past a failed
+	// query; what cannot be turned off so is refused (mysqlDumpDefaults).
 	args := append(d.mysqlConnArgs(), "--comments", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
-		"--skip-dump-date", "--no-tablespaces", "--default-character-set=utf8mb4", "--skip-add-locks", "--max-allowed-packet="+mysqlMaxPacket)
+		"--skip-dump-date", "--no-tablespaces", "--default-character-set=utf8mb4", "--skip-add-locks", "--max-allowed-packet="+mysqlMaxPacket,
+		"--skip-no-data", "--skip-no-create-info", "--skip-force")
 	if d.All {
 		// --flush-privileges: the accounts the dump writes into the
 		// mysql database take effect when it is loaded, not at the
@@ -109,6 +115,53 @@ func (d *Database) mysqlDump() (Command, error) {
 		args = append(args, "--", d.Name)
 	}
 	return Command{Name: tool, Args: args, Env: d.env("MYSQL_PWD")}, nil
+}
+
+// mysqlDropCreated drops the database a restore created, after err
+// stopped the restore, and says whether that worked: the message said it
+// was dropped also when the server had gone away, and the database stayed
+// (found by an exploratory test).
+func (d *Database) mysqlDropCreated(ctx context.Context, err error) error {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if _, derr := d.mysqlQuery(bg, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n"); derr != nil {
+		return fmt.Errorf("%w; %w (dropping it failed: %v)", err, ErrCreatedLeft, derr)
+	}
+	return fmt.Errorf("%w (%w)", err, ErrCreatedDropped)
+}
+
+// mysqlOmitting are mariadb-dump's options that leave tables, rows or
+// statements out of a dump, or send it elsewhere than its standard output,
+// and that no option after them turns off.
+var mysqlOmitting = []string{"where", "ignore-table", "ignore-table-data", "ignore-database", "tab", "result-file", "xml", "tables", "databases", "all-databases"}
+
+// mysqlDumpDefaults refuses a dump whose tool would read one of
+// mysqlOmitting from its option files (~/.my.cnf, /etc/mysql, the URL's
+// defaults-file): read there, where=1=0 or ignore-table made a dump with
+// exit 0, its completion line and no rows of those tables, which every
+// check took for whole (found by an exploratory test).
+func (d *Database) mysqlDumpDefaults(ctx context.Context, tool string) error {
+	var args []string
+	for _, a := range d.mysqlConnArgs() {
+		if strings.HasPrefix(a, "--defaults-file=") || strings.HasPrefix(a, "--defaults-extra-file=") {
+			args = append(args, a)
+		}
+	}
+	var out strings.Builder
+	c := Command{Name: tool, Args: append(args, "--print-defaults"), Env: d.env("MYSQL_PWD"),
+		Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
+	if err := c.Run(ctx); err != nil {
+		return fmt.Errorf("%s: reading the options %s takes from its option files: %w", d, filepath.Base(tool), err)
+	}
+	for _, f := range strings.Fields(out.String()) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		name = strings.ReplaceAll(name, "_", "-")
+		if !strings.HasPrefix(f, "--") || !slices.Contains(mysqlOmitting, name) || d.All && name == "all-databases" {
+			continue
+		}
+		return fmt.Errorf("%s: %s reads %s from its option files ('%s --print-defaults' lists them), which leaves data out of a dump or sends it elsewhere: remove it there, or keep it to a group this dump does not read", d, filepath.Base(tool), f, filepath.Base(tool))
+	}
+	return nil
 }
 
 // mysqlQuery runs SQL statements and returns what they print (tab-separated,
@@ -210,7 +263,11 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// it cannot hold cut or emptied with a warning, and the restore
 		// went on without a word (found by an exploratory test: an emoji
 		// in an ENUM whose definition the server reports with '?').
-		args := append(d.mysqlConnArgs(), "--batch", "--binary-mode", "--local-infile=0", "--max-allowed-packet="+mysqlMaxPacket, "--show-warnings")
+		// --skip-force: an option file's force made the client go on
+		// past a statement that failed and exit 0, and a restore lacking
+		// views and triggers said it was whole (found by an exploratory
+		// test).
+		args := append(d.mysqlConnArgs(), "--batch", "--binary-mode", "--local-infile=0", "--max-allowed-packet="+mysqlMaxPacket, "--show-warnings", "--skip-force")
 		if db != "" {
 			args = append(args, "--", db)
 		}
@@ -331,10 +388,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		}
 		if ctx.Err() != nil {
 			if exists == "0" {
-				bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-				_, _ = d.mysqlQuery(bg, "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
-				cancel()
-				return false, fmt.Errorf("%w (%w)", ctx.Err(), ErrCreatedDropped)
+				return false, d.mysqlDropCreated(ctx, ctx.Err())
 			}
 			return false, fmt.Errorf("%w; %w", ctx.Err(), ErrReplacedPartly)
 		}
@@ -352,8 +406,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 	if _, err := d.mysqlQuery(ctx, "CREATE TABLE IF NOT EXISTS "+table+" (id int PRIMARY KEY) COMMENT = "+comment+";\n"); err != nil {
 		err = fmt.Errorf("%s: create the table %s that marks a load in progress: %w", d, mysqlMarker, err)
 		if create && exists == "0" {
-			_, _ = d.mysqlQuery(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
-			return false, fmt.Errorf("%w (%w)", err, ErrCreatedDropped)
+			return false, d.mysqlDropCreated(ctx, err)
 		}
 		if create {
 			return false, fmt.Errorf("%w; %w", err, ErrReplacedPartly)
@@ -364,8 +417,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		err = d.mysqlPacketHint(ctx, err, meter.largestSoFar())
 		switch {
 		case create && exists == "0":
-			_, _ = d.mysqlQuery(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+mysqlIdent(d.Name)+";\n")
-			return false, fmt.Errorf("%w (%w)", err, ErrCreatedDropped)
+			return false, d.mysqlDropCreated(ctx, err)
 		case create && ctx.Err() != nil:
 			return false, fmt.Errorf("%w; %w", err, ErrReplacedPartly)
 		case create:

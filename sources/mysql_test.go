@@ -201,3 +201,21 @@ func TestServerWarningsLeaveEventSchedulerNotes(t *testing.T) {
 		t.Errorf("counted %d (%q), passed %q", w.n, w.first, passed)
 	}
 }
+
+// TestMySQLDropCreatedSaysWhenLeft: a restore that failed after creating
+// its database says the database was dropped again only when the DROP
+// worked; with the server gone it said so anyway, and the database stayed
+// (found by an exploratory test). No server listens on port 1.
+func TestMySQLDropCreatedSaysWhenLeft(t *testing.T) {
+	if _, err := lookTool("mariadb", "mysql"); err != nil {
+		t.Skip("no MariaDB/MySQL client")
+	}
+	d, err := ParseDatabase("mysql://root@127.0.0.1:1/gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.mysqlDropCreated(context.Background(), errors.New("load failed"))
+	if !errors.Is(err, ErrCreatedLeft) || errors.Is(err, ErrCreatedDropped) || !strings.Contains(err.Error(), "load failed") {
+		t.Errorf("drop against no server: %v", err)
+	}
+}

@@ -106,7 +106,14 @@ const pgUserObjects = `SELECT
   + (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
   + ` + pgLargeObjects + `
-  + (SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\_%');
+  + (SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\_%')
+  + (SELECT count(*) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%' AND t.typtype IN ('b', 'd', 'e', 'r', 'm') AND t.typelem = 0)
+  + (SELECT count(*) FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
+  + (SELECT count(*) FROM pg_catalog.pg_publication)
+  + (SELECT count(*) FROM pg_catalog.pg_default_acl)
+  + (SELECT count(*) FROM pg_catalog.pg_event_trigger);
 `
 
 // pgDatabaseExists counts the databases named by the psql variable name
@@ -171,7 +178,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			return false, fmt.Errorf("%s: look into the postgres database: %w (%w)", d, err, ErrUnchanged)
 		}
 		if n != "0" {
-			return false, fmt.Errorf("the server %s has objects of its own in its postgres database (%s: tables, functions, schemas, large objects, also an extension's, such as pg_stat_statements), and a whole-server dump loads the dumped postgres database into it: its script would add its rows to those tables; load it into a new server (initdb), or drop those objects first (%w)", d, n, ErrUnchanged)
+			return false, fmt.Errorf("the server %s has objects of its own in its postgres database (%s: tables, functions, schemas, types, large objects, publications, default privileges, also an extension's, such as pg_stat_statements), and a whole-server dump loads the dumped postgres database into it: its script would add its rows to those tables; load it into a new server (initdb), or drop those objects first (%w)", d, n, ErrUnchanged)
 		}
 		// Errors are expected only for roles that exist already (the one
 		// running the restore, to begin with); any other failed

@@ -226,6 +226,53 @@ func TestMariaDBOptionFileSkipComments(t *testing.T) {
 	}
 }
 
+// TestMariaDBOptionFilesLeaveNothingOut: option files that would leave
+// data out of a dump, or let a restore go on past a failed statement, made
+// a dump without rows and a restore without its views that both exited 0
+// (found by an exploratory test). no-data is turned off; where= and
+// ignore-table are refused, naming the option; force is turned off.
+func TestMariaDBOptionFilesLeaveNothingOut(t *testing.T) {
+	my := testMySQL(t)
+	tr := newTestRepo(t)
+	db := my.newDatabase()
+	my.mustQuery(db, "CREATE TABLE t (x INT); INSERT INTO t VALUES (1);")
+	withCnf := func(name, cnf string) string {
+		path := filepath.Join(tr.dir, name)
+		writeFile(t, path, []byte(cnf))
+		u := *my.base
+		u.Path = "/" + db
+		u.RawQuery = "defaults-extra-file=" + url.QueryEscape(path)
+		return u.String()
+	}
+	tr.mustRun("create", "--db", withCnf("nodata.cnf", "[mysqldump]\nno-data\n[mariadb-dump]\nno-data\n"))
+	if out := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout; !strings.Contains(out, "INSERT INTO `t` VALUES") {
+		t.Errorf("dump with no-data in an option file lacks the row:\n%s", out)
+	}
+	for cnf, opt := range map[string]string{"[client]\nwhere=1=0\n": "--where=1=0", "[mysqldump]\nignore-table=" + db + ".t\n[mariadb-dump]\nignore-table=" + db + ".t\n": "--ignore-table=" + db + ".t"} {
+		res := tr.run("create", "--db", withCnf("omit.cnf", cnf))
+		if res.code != exitFatal || !strings.Contains(res.stderr, "reads "+opt+" from its option files") || !strings.Contains(res.stderr, "no snapshot was saved") {
+			t.Errorf("create with %q in an option file: exit %d\n%s", opt, res.code, res.stderr)
+		}
+	}
+	// A load that fails (a view on a database dropped since the dump)
+	// fails with force in the client's option files too.
+	other := my.newDatabase()
+	my.mustQuery(other, "CREATE TABLE o (i INT);")
+	my.mustQuery(db, "CREATE VIEW v AS SELECT * FROM `"+other+"`.o;")
+	tr.mustRun("create", "--db", my.url(db))
+	my.mustQuery("", "DROP DATABASE `"+other+"`;")
+	copyDB := db + "_copy"
+	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+copyDB+"`;") })
+	u, err := url.Parse(withCnf("force.cnf", "[mysql]\nforce\n[mariadb]\nforce\n[client]\nforce\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + copyDB
+	if res := tr.run("restore", "latest", "--db", db, "--to", u.String()); res.code != exitFatal || !strings.Contains(res.stderr, "doesn't exist") {
+		t.Errorf("failed load with force in an option file: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
 // TestMariaDBReplaceKeepsCharset: restore --replace drops and creates the
 // database again; it keeps the old one's default character set and
 // collation (it used to become utf8mb4), also when the dump's own ALTER

@@ -341,6 +341,8 @@ func restoreFailure(ctx context.Context, p dbRestore, err error) error {
 		state = "nothing was changed"
 	case errors.Is(err, sources.ErrCreatedDropped):
 		state = sources.ErrCreatedDropped.Error()
+	case errors.Is(err, sources.ErrCreatedLeft):
+		state = sources.ErrCreatedLeft.Error()
 	case errors.Is(err, sources.ErrReplacedPartly):
 		// Stopped, not failed: there is no cause to fix.
 		state = sources.ErrReplacedPartly.Error() + ": run the restore again to load all of it, or restore into a new database with --to first"
