@@ -372,7 +372,15 @@ func printPrune(u *ui, st *index.PruneStats) {
 		if !st.PendingUntil.IsZero() && st.PendingUntil.After(time.Now()) {
 			msg += "; the last become due at " + localTime(st.PendingUntil)
 		}
-		u.printf("%s", msg)
+		if strings.HasPrefix(st.BlockedBy, "unreadable lock") {
+			// A warning: such a lock never goes stale, and every prune
+			// after it freed nothing while the job said success (found
+			// by an exploratory test: 14 nights, the repository grew
+			// sixfold).
+			u.warnf("%s", msg)
+		} else {
+			u.printf("%s", msg)
+		}
 	}
 	if n := len(st.MissingPacks); n > 0 {
 		u.printf("%s %s missing from data/ that no snapshot needs from the index", would("dropped", "would drop"), plural(n, "pack", "packs"))

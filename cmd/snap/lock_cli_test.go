@@ -384,7 +384,9 @@ func TestPruneWaitsForAnUnreadableLock(t *testing.T) {
 	tr.mustRun("prune", "--delete-delay", "0s", "--instant=false")
 	writeFile(t, filepath.Join(tr.repo, "locks", strings.Repeat("ab", 32)), []byte("not a lock"))
 	res := tr.mustRun("prune", "--delete-delay", "0s")
-	if !strings.Contains(res.stdout+res.stderr, "wait for the unreadable lock abababab") || !strings.Contains(res.stdout+res.stderr, "nothing says when it was taken") {
+	// A warning (it was an info line, and the nightly job freed nothing
+	// for weeks while it said success; found by an exploratory test).
+	if !strings.Contains(res.stderr, "warning: ") || !strings.Contains(res.stderr, "wait for the unreadable lock abababab") || !strings.Contains(res.stderr, "nothing says when it was taken") {
 		t.Errorf("prune beside an unreadable lock:\n%s%s", res.stdout, res.stderr)
 	}
 	// check notes it (it said nothing), naming the commands it blocks
