@@ -421,7 +421,7 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 			for _, t := range temps {
 				size += t.Size
 			}
-			res.Notes = append(res.Notes, fmt.Sprintf("%d temporary files (%s): being written by a running snap, or left by one that was killed; 'snap prune' removes the latter (those of locks/, keys/ and the top once they are 15 minutes old)", len(temps), humanBytes(size)))
+			res.Notes = append(res.Notes, fmt.Sprintf("%s (%s): being written by a running snap, or left by one that was killed; 'snap prune' removes the latter (those of locks/, keys/ and the top once they are 15 minutes old)", plural(len(temps), "temporary file", "temporary files"), humanBytes(size)))
 		}
 	}
 	res.OK = len(res.Errors) == 0
