@@ -781,7 +781,10 @@ func (w *serverWarnings) filter(out func(string)) func(string) {
 		// nothing was changed, the event runs once it is on. Counted, it
 		// sent every restore of a database with events off to compare
 		// values (found by an exploratory test); passed on as it is.
-		if strings.HasPrefix(line, "Warning (Code ") && !strings.Contains(line, "Event scheduler is switched off") {
+		// A generated column's value in the dump is ignored and computed
+		// again (1906): every restore of such a table warned of values
+		// changed (found by an exploratory test).
+		if strings.HasPrefix(line, "Warning (Code ") && !strings.Contains(line, "Event scheduler is switched off") && !strings.HasPrefix(line, "Warning (Code 1906)") {
 			w.n++
 			if len(w.first) < 3 {
 				w.first = append(w.first, line)

@@ -704,7 +704,9 @@ func TestMariaDBRestoreWarnsOfCutValues(t *testing.T) {
 	}
 	// A dump that loads cleanly gives none.
 	plain := my.newDatabase()
-	my.mustQuery(plain, "CREATE TABLE t (s VARCHAR(20)); INSERT INTO t VALUES ('Straße');")
+	// (A generated column's value, which the server computes again and
+	// warns of, 1906, is no change: found by an exploratory test.)
+	my.mustQuery(plain, "CREATE TABLE t (s VARCHAR(20), n INT AS (LENGTH(s)) VIRTUAL, p INT AS (LENGTH(s) + 1) PERSISTENT); INSERT INTO t (s) VALUES ('Straße');")
 	tr.mustRun("create", "--db", my.url(plain))
 	plainTo := my.newDatabase()
 	my.mustQuery("", "DROP DATABASE `"+plainTo+"`;")
