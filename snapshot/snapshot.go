@@ -139,6 +139,9 @@ func decode(id repo.ID, plain []byte) (*Snapshot, error) {
 	if len(plain) > repo.MaxSnapshotSize {
 		return nil, fmt.Errorf("snapshot document of %d bytes exceeds %d", len(plain), repo.MaxSnapshotSize)
 	}
+	if c := decodedCost(plain); c > maxDecodedCost {
+		return nil, fmt.Errorf("snapshot document of %d bytes would take about %d MiB to decode, more than any snap writes (%d MiB): it is crafted or damaged", len(plain), c>>20, maxDecodedCost>>20)
+	}
 	var sn Snapshot
 	if err := json.Unmarshal(plain, &sn); err != nil {
 		return nil, fmt.Errorf("decode snapshot: %w", err)
@@ -170,6 +173,36 @@ func decode(id repo.ID, plain []byte) (*Snapshot, error) {
 	}
 	sn.ID = id
 	return &sn, nil
+}
+
+// maxDecodedCost bounds the memory a snapshot document may take decoded
+// (decodedCost). Every command holds every snapshot decoded, and 3.5 KB of
+// zstd holding 16 MiB of "sources":[{},{},…] took 1.5 GB each: ten made
+// 'snap list' take 10.7 GB (found by a hostile-repository test). A
+// document snap writes, with its maximum of paths (16 MiB of them,
+// some 300,000), costs under 26 MiB.
+const maxDecodedCost = 32 << 20
+
+// decodedCost estimates, from its bytes alone, what a document costs
+// decoded: its bytes, some 200 bytes for each object (a source, its
+// properties and the maps of members a newer snap wrote) and 32 for each
+// further value (a string's header), counted by the '{', '[' and ','
+// that open and separate them, and 5 more for each '<', '>' and '&',
+// which a member this snap does not know keeps HTML-escaped to 6 bytes.
+// Characters inside strings count too: an estimate from above.
+func decodedCost(plain []byte) int64 {
+	c := int64(len(plain))
+	for _, b := range plain {
+		switch b {
+		case '{':
+			c += 200
+		case '[', ',':
+			c += 32
+		case '<', '>', '&':
+			c += 5
+		}
+	}
+	return c
 }
 
 // Decode parses a snapshot document's plaintext (exported for fuzzing).

@@ -1,0 +1,38 @@
+package snapshot
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestDecodeRefusesCostlyDocuments: a document within the size limit
+// whose values would take far more memory decoded is refused: 16 MiB of
+// "sources":[{},{},…] took 1.5 GB (found by a hostile-repository test). A
+// document of the most paths a create writes is decoded.
+func TestDecodeRefusesCostlyDocuments(t *testing.T) {
+	tree := strings.Repeat("ab", 32)
+	for name, member := range map[string]string{
+		"sources": `"sources":[` + strings.Repeat(`{},`, 5<<20) + `{}]`,
+		"tags":    `"tags":[` + strings.Repeat(`"a",`, 3<<20) + `"a"]`,
+		"unknown": `"future":"` + strings.Repeat("<", 8<<20) + `"`,
+	} {
+		doc := `{"time":"2026-12-07T00:00:00Z","host":"h","tree":"` + tree + `",` + member + `}`
+		if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), "more than any snap writes") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	paths := make([]string, 300000)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/srv/data/customers/%08d/uploads/2026", i)
+	}
+	b, err := json.Marshal(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"time":"2026-12-07T00:00:00Z","host":"h","tree":"` + tree + `","paths":` + string(b) + `}`
+	if sn, err := Decode([]byte(doc)); err != nil || len(sn.Paths) != len(paths) {
+		t.Errorf("a document of %d paths (%d bytes): %v", len(paths), len(doc), err)
+	}
+}
