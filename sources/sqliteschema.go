@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,6 +84,12 @@ func sqliteSchemaProblem(ctx context.Context, schema []byte) string {
 		// The line is the excerpt's, not the dump's; and the screen's
 		// words are for a dump someone else made, not this one.
 		msg := dumpLine.ReplaceAllString(err.Error(), "")
+		if errors.Is(err, errGoLine) {
+			// Not a false alarm: refused on purpose (see sqlitescreen.go),
+			// and the admin can mend it (found by an exploratory test:
+			// a view "SELECT a\n/\nb").
+			return "snap restore --db would not load this database's schema: it holds a line that reads GO or / alone (in a view's, trigger's or table's text), which sqlite3's shell takes for the ';' that ends a statement, so snap's restore refuses it: write that statement again without such a line (put the / or GO on the line before), or back the database file up as a file, with the application stopped; the dump is saved all the same"
+		}
 		for _, theirs := range []string{": " + errNotPlainDump.Error(), "; " + sqliteMadeElsewhere, ": " + sqliteMadeElsewhere} {
 			if i := strings.Index(msg, theirs); i >= 0 {
 				msg = msg[:i] + ": the restore lets through only what sqlite3's .dump writes, and takes this for something else (a false alarm of snap's: please report it)"
