@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,5 +80,28 @@ func TestDumpErrorNamesCause(t *testing.T) {
 	res = tr.run("create", "--db", "mysql://root@127.0.0.1:1/app")
 	if n := strings.Count(res.stderr, "Can't connect"); res.code != 1 || n != 1 {
 		t.Errorf("mysql to a closed port: exit %d, the cause said %d times\n%s", res.code, n, res.stderr)
+	}
+}
+
+// TestSQLiteCutDumpSaidOnce: an sqlite3 stand-in that exits 0 with a dump
+// cut short fails the create, which says "no snapshot was saved" once (it
+// said it twice; found by an exploratory test).
+func TestSQLiteCutDumpSaidOnce(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	shims := filepath.Join(tr.dir, "shims")
+	env := []string{"PATH=" + shims + ":" + os.Getenv("PATH")}
+	db := filepath.Join(tr.dir, "app.db")
+	if out, err := exec.Command("sqlite3", db, "CREATE TABLE t(x);").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	writeScript(t, filepath.Join(shims, "sqlite3"), `[ "$1" = --version ] && { echo "3.99.0 2026-01-01"; exit 0; }
+cat >/dev/null
+printf 'PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE t(x);\n'
+exit 0
+`)
+	res := tr.runEnv(env, nil, "create", "--db", "sqlite://"+db)
+	if res.code != 1 || strings.Count(res.stderr, "no snapshot was saved") != 1 {
+		t.Errorf("create of a cut SQLite dump: exit %d, want 1 and \"no snapshot was saved\" once\n%s", res.code, res.stderr)
 	}
 }
