@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/snap-backup/snap/repo"
@@ -70,7 +71,7 @@ func (sc *SnapshotChecker) Check(ctx context.Context, sn *Snapshot) (problems in
 }
 
 // tree checks tree id, depth levels below the root, below trees whose
-// decoded listings take held (onPath).
+// decoded listings take held (decodeOnPath).
 func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held int64) *treeResult {
 	if r, ok := sc.trees[id]; ok {
 		return r
@@ -97,13 +98,14 @@ func (sc *SnapshotChecker) tree(ctx context.Context, id repo.ID, depth int, held
 		sc.UnreadTrees++
 		return r
 	}
-	if held, err = onPath(id, plain, held); err != nil {
-		r.problems, r.example, r.alongPath = 1, ": "+err.Error(), true
+	t, cost, err := decodeTree(plain, MaxPathTreeBytes-held)
+	if errors.Is(err, errOverBudget) {
+		r.problems, r.example, r.alongPath = 1, ": "+tooLarge(id).Error(), true
 		sc.alongPath = append(sc.alongPath, id)
 		sc.UnreadTrees++
 		return r
 	}
-	t, err := DecodeTree(plain)
+	held += cost
 	if err != nil {
 		r.problems, r.example = 1, fmt.Sprintf(": tree blob %s cannot be decoded: %v", id, err)
 		sc.UnreadTrees++

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -559,6 +560,24 @@ func TestPathTreeBudget(t *testing.T) {
 	plain := (&Tree{Nodes: nodes}).Encode()
 	if cost, ok := treeCost(plain); !ok || cost < 1000*nodeMemory || cost > int64(len(plain))+1000*nodeMemory {
 		t.Errorf("cost of 1000 small nodes in %d bytes: %d, %v", len(plain), cost, ok)
+	}
+	// Extended attributes count too: empty ones take 2 bytes encoded and
+	// some 56 decoded, and 2,000 nodes of 65,536 each, a 79 KB pack, took
+	// 7 GB (found by a hostile-repository test).
+	xs := make([]sources.Xattr, 65536)
+	for i := range nodes[:40] {
+		nodes[i].Xattrs = xs
+	}
+	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
+	plain = (&Tree{Nodes: nodes}).Encode()
+	if _, cost, err := decodeTree(plain, MaxPathTreeBytes); err != nil || cost < 40*65536*xattrMemory {
+		t.Errorf("cost of 40 nodes of 65,536 attributes in %d bytes: %d, %v", len(plain), cost, err)
+	}
+	if _, _, err := decodeTree(plain, 100<<20); !errors.Is(err, errOverBudget) {
+		t.Errorf("decoded within 100 MiB: %v", err)
+	}
+	if _, _, err := decodeOnPath(repo.ID{}, plain, MaxPathTreeBytes-(100<<20)); err == nil || !strings.Contains(err.Error(), "of listings") {
+		t.Errorf("decoded on a path that leaves 100 MiB: %v", err)
 	}
 }
 

@@ -36,7 +36,7 @@ func loadTreeAt(ctx context.Context, ix *index.Index, id repo.ID, depth int) (*T
 }
 
 // MaxPathTreeBytes bounds the memory of the decoded listings of the
-// directories along one path from where a walk starts (treeCost): a walk
+// directories along one path from where a walk starts (decodeTree): a walk
 // that goes depth first holds each of them while it goes deeper. Each
 // tree may be as large as MaxBlobSize and a path MaxDepth deep, and zstd
 // stores a listing of repeated bytes in almost nothing: 512 nested
@@ -69,21 +69,8 @@ func tooLarge(id repo.ID) error {
 	return &repo.CorruptError{Object: "tree " + id.String(), Reason: fmt.Sprintf("the directories along its path hold more than %d MiB of listings, which snap never stores", MaxPathTreeBytes>>20)}
 }
 
-// onPath adds tree id's decoded listing (plain, by treeCost) to held, the
-// listings of the trees above it on a walk's path, refusing a path past
-// MaxPathTreeBytes; every walk that holds its path's trees asks it before
-// it decodes one (loadTreeOnPath, SnapshotChecker).
-func onPath(id repo.ID, plain []byte, held int64) (int64, error) {
-	if cost, ok := treeCost(plain); ok {
-		if held += cost; held > MaxPathTreeBytes {
-			return 0, tooLarge(id)
-		}
-	}
-	return held, nil
-}
-
 // loadTreeOnPath is loadTreeAt for a walk that holds the trees above it,
-// whose decoded listings take held (onPath): it returns the tree and held
+// whose decoded listings take held (decodeOnPath): it returns the tree and held
 // with its own added.
 func loadTreeOnPath(ctx context.Context, ix *index.Index, id repo.ID, depth int, held int64) (*Tree, int64, error) {
 	if depth >= MaxDepth {
@@ -93,11 +80,22 @@ func loadTreeOnPath(ctx context.Context, ix *index.Index, id repo.ID, depth int,
 	if err != nil {
 		return nil, 0, err
 	}
-	if held, err = onPath(id, plain, held); err != nil {
-		return nil, 0, err
+	return decodeOnPath(id, plain, held)
+}
+
+// decodeOnPath decodes tree id's plaintext for a walk whose path holds
+// held, within what MaxPathTreeBytes leaves: it returns the tree
+// and held with what it takes decoded added (its extended attributes too,
+// which treeCost cannot see).
+func decodeOnPath(id repo.ID, plain []byte, held int64) (*Tree, int64, error) {
+	t, cost, err := decodeTree(plain, MaxPathTreeBytes-held)
+	switch {
+	case errors.Is(err, errOverBudget):
+		return nil, 0, tooLarge(id)
+	case err != nil:
+		return nil, 0, &repo.CorruptError{Object: "tree blob " + id.String(), Reason: err.Error()}
 	}
-	t, err := decodeTreeBlob(id, plain)
-	return t, held, err
+	return t, held + cost, nil
 }
 
 // LoadTree reads, verifies and decodes a tree blob.
@@ -203,7 +201,7 @@ type walkPath struct {
 	parent *walkPath
 	name   string // the path Walk started at, for the first
 	depth  int    // below the first
-	held   int64  // the decoded listings of the trees above it (onPath)
+	held   int64  // the decoded listings of the trees above it (decodeOnPath)
 }
 
 // child returns the path of the entry name below w.

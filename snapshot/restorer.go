@@ -215,7 +215,7 @@ type dirHandle struct {
 	depth    int // below the directory the restore starts at
 	// held is the decoded listings of the trees from where the restore
 	// starts down to this directory's own, once the restore loaded it: its
-	// subdirectories' start (onPath).
+	// subdirectories' start (decodeOnPath).
 	held int64
 	// isPath: the target itself, standing for a directory of the
 	// snapshot (SNAPSHOT:/srv/app), whose metadata is meta.

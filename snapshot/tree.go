@@ -142,7 +142,21 @@ func (n *Node) appendBinary(b []byte) []byte {
 type treeDecoder struct {
 	b   []byte
 	err error
+	// cost is what the decoded tree takes in memory so far (treeCost's
+	// estimate, and each extended attribute's), budget its limit.
+	cost, budget int64
 }
+
+// xattrMemory is about what a decoded extended attribute takes beyond its
+// value's bytes: its Xattr and its name's allocation. An attribute takes as
+// little as 2 bytes encoded (treeCost counts those), and a crafted tree of
+// 79 KB compressed, 2,000 nodes of 65,536 empty attributes each, took 7 GB
+// decoded (found by a hostile-repository test).
+const xattrMemory = 56
+
+// errOverBudget is a tree whose decoded listing would take more than the
+// budget its decoder was given (decodeTree).
+var errOverBudget = errors.New("tree: its decoded listing exceeds the memory budget")
 
 func (d *treeDecoder) fail(format string, args ...any) {
 	if d.err == nil {
@@ -202,17 +216,31 @@ func (d *treeDecoder) u32() uint32 {
 // DecodeTree parses and validates a tree blob's plaintext. Names must be
 // valid path components, sorted and unique; types known; counts bounded by
 // the bytes present.
+// A tree is decoded within MaxPathTreeBytes of memory, as one on a walk's
+// path is within what the path left (decodeTree).
 func DecodeTree(b []byte) (*Tree, error) {
+	t, _, err := decodeTree(b, MaxPathTreeBytes)
+	return t, err
+}
+
+// decodeTree is DecodeTree within budget bytes of decoded memory: it
+// returns the tree and what it takes (treeCost, and the extended
+// attributes'), or an error wrapping errOverBudget past the budget.
+func decodeTree(b []byte, budget int64) (*Tree, int64, error) {
 	if len(b) < 5 || string(b[:4]) != treeMagic {
-		return nil, errors.New("tree: bad magic")
+		return nil, 0, errors.New("tree: bad magic")
 	}
 	if b[4] != treeVersion {
-		return nil, fmt.Errorf("tree: unsupported version %d", b[4])
+		return nil, 0, fmt.Errorf("tree: unsupported version %d", b[4])
 	}
-	d := &treeDecoder{b: b[5:]}
+	d := &treeDecoder{b: b[5:], budget: budget}
 	n := d.uvarint()
 	if n > uint64(len(d.b))/minNodeSize {
-		return nil, fmt.Errorf("tree: %d nodes cannot fit in %d bytes", n, len(d.b))
+		return nil, 0, fmt.Errorf("tree: %d nodes cannot fit in %d bytes", n, len(d.b))
+	}
+	d.cost, _ = treeCost(b)
+	if d.cost > budget {
+		return nil, 0, fmt.Errorf("%w (%d MiB)", errOverBudget, d.cost>>20)
 	}
 	t := &Tree{Nodes: make([]Node, 0, n)}
 	for i := uint64(0); i < n && d.err == nil; i++ {
@@ -241,6 +269,13 @@ func DecodeTree(b []byte) (*Tree, error) {
 		if nx > maxXattrs || nx > uint64(len(d.b))/2 {
 			d.fail("node %q: %d xattrs out of range", nd.Name, nx)
 			break
+		}
+		if d.cost += int64(nx) * xattrMemory; d.cost > budget {
+			d.err = fmt.Errorf("%w: node %q has %d extended attributes", errOverBudget, nd.Name, nx)
+			break
+		}
+		if nx > 0 {
+			nd.Xattrs = make([]sources.Xattr, 0, nx)
 		}
 		for j := uint64(0); j < nx && d.err == nil; j++ {
 			name := d.str()
@@ -284,10 +319,10 @@ func DecodeTree(b []byte) (*Tree, error) {
 		t.Nodes = append(t.Nodes, nd)
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("tree: %w", d.err)
+		return nil, 0, fmt.Errorf("tree: %w", d.err)
 	}
 	if len(d.b) != 0 {
-		return nil, fmt.Errorf("tree: %d trailing bytes", len(d.b))
+		return nil, 0, fmt.Errorf("tree: %d trailing bytes", len(d.b))
 	}
-	return t, nil
+	return t, d.cost, nil
 }
