@@ -1150,6 +1150,12 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 	if dir := cfg.resolveRelative(cfg.MetricsDir); dir != "" {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			d.errorf(sub(top, "metrics_dir"), "%s is not a directory: create it (node_exporter's textfile directory, for instance /var/lib/prometheus/node-exporter)", dir)
+		} else if unix.Access(dir, unix.W_OK) != nil {
+			// As the run would find it (it warned "metrics not written",
+			// and monitoring read the last night's file; found by an
+			// exploratory test): the user who checks is most often the
+			// one the timer runs as.
+			d.warnf(sub(top, "metrics_dir"), "%s is not writable by this user: the jobs' metrics would not be written (give the user that runs the jobs write access to it)", dir)
 		}
 	}
 	if key, ok := firstS3Repository(cfg); ok {
