@@ -208,8 +208,16 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 			}
 			continue
 		}
-		r := runJob(ctx, e, u, cfg.jobSettings(c, e, u, j), cfg.Path, j)
+		st := cfg.jobSettings(c, e, u, j)
+		r := runJob(ctx, e, u, st, cfg.Path, j)
 		results = append(results, r)
+		if metricsDir != "" && metricsFrom != "--metrics-dir" && j.Repository != "" && st.location != j.Repository {
+			// A run into another repository (--repo) is not the job's:
+			// its success said the job's backup was fresh (found by an
+			// exploratory test).
+			u.warnf("job %s: metrics not written: this run went to another repository than the job's (--repo); give --metrics-dir to write them", j.Name)
+			continue
+		}
 		if metricsDir != "" && !r.overlapped {
 			// The backup is done whatever becomes of its metrics; a file
 			// left stale shows up as an old last run.

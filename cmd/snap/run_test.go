@@ -756,12 +756,19 @@ func TestRunJobRepository(t *testing.T) {
 	}
 	// --repo on the command line counts even when SNAP_REPOSITORY says
 	// the same.
-	res := tr.runConfig([]string{"SNAP_PASSWORD=test-password", "SNAP_REPOSITORY=" + other.repo}, "run", "--config", path, "--repo", other.repo)
+	metrics := filepath.Join(tr.dir, "metrics")
+	must(t, os.MkdirAll(metrics, 0o755))
+	res := tr.runConfig([]string{"SNAP_PASSWORD=test-password", "SNAP_REPOSITORY=" + other.repo, "SNAP_METRICS_DIR=" + metrics}, "run", "--config", path, "--repo", other.repo)
 	if res.code != 0 || !strings.Contains(res.stderr, "(--repo), not the config's "+filepath.Join(tr.dir, "repo")) {
 		t.Fatalf("run --repo: exit %d\n%s", res.code, res.stderr)
 	}
 	if n := other.snapshotCount(); n != 1 {
 		t.Errorf("run --repo stored %d snapshots there, want 1", n)
+	}
+	// Its success is not the job's: no metrics (they said the job's
+	// backup was fresh; found by an exploratory test).
+	if _, err := os.Stat(filepath.Join(metrics, "snap-app.prom")); err == nil || !strings.Contains(res.stderr, "metrics not written: this run went to another repository") {
+		t.Errorf("run --repo wrote the job's metrics (%v):\n%s", err, res.stderr)
 	}
 }
 
