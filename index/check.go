@@ -76,6 +76,10 @@ type Checker struct {
 	// unverified counts deltas read whose bases could not be read, so
 	// their content could not be checked (see readPack).
 	unverified int
+	// unverifiedCopies are those deltas, which SettleDamaged may not
+	// count as intact copies (a review found it advising a repack that
+	// failed, and saying no data was lost where a blob was).
+	unverifiedCopies map[packBlob]bool
 
 	// isBase are the blobs that deltas of the packs ReadData reads name
 	// as bases.
@@ -609,6 +613,10 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 				if dict, err = c.deltaDict(ctx, e); err != nil {
 					c.mu.Lock()
 					c.unverified++
+					if c.unverifiedCopies == nil {
+						c.unverifiedCopies = map[packBlob]bool{}
+					}
+					c.unverifiedCopies[packBlob{id, BlobRef{e.Type, e.ID}}] = true
 					c.mu.Unlock()
 					continue
 				}
@@ -864,7 +872,7 @@ func (c *Checker) SettleDamaged() {
 			bad++
 			// locations lists live copies first.
 			j := slices.IndexFunc(c.locations(k), func(l Location) bool {
-				return l.Pack != p.pack && c.read[l.Pack] && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, k}]
+				return l.Pack != p.pack && c.read[l.Pack] && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, k}] && !c.unverifiedCopies[packBlob{l.Pack, k}]
 			})
 			switch {
 			case j < 0:

@@ -956,7 +956,7 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 			for _, i := range is {
 				bytes += int64(held[dups[i]][0].e().Length)
 			}
-			if len(is) >= 16 || 2*bytes >= pp.size {
+			if (len(is) >= 16 || 2*bytes >= pp.size) && pp.size <= wholePackRead {
 				var err error
 				data, err = ix.r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()}, 0, 0)
 				if err != nil && !errors.Is(err, repo.ErrNotFound) {
@@ -1050,6 +1050,11 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 	return nil
 }
 
+// wholePackRead is the largest pack confirmDropped reads whole (eight at
+// once: 512 MiB at most); larger ones, which a repository made with a
+// large --pack-size has, are read blob by blob.
+const wholePackRead = 64 << 20
+
 // errKnownDamaged stands for a copy found damaged before this prune read
 // it (Index.damaged): it is passed over, as the index's loads pass it.
 var errKnownDamaged = errors.New("known to be damaged")
@@ -1071,7 +1076,12 @@ func readCopy(ctx context.Context, ix *Index, id repo.ID, e repo.BlobEntry, data
 	var dict []byte
 	if e.Delta() {
 		var err error
-		if dict, _, err = ix.baseDict(ctx, e.Bases, false, nil); err != nil {
+		if dict, _, err = ix.baseDict(ctx, e.Bases, false, nil); errors.Is(err, ErrBlobNotIndexed) {
+			// A base with no full copy left (its pack moved out as
+			// damaged): this copy does not read, which is no reason to
+			// stop the prune (a review found a repack failing for good).
+			return &repo.CorruptError{Object: fmt.Sprintf("%s blob %s in pack %s", e.Type, e.ID, id), Reason: "a base of the delta cannot be read: " + err.Error()}
+		} else if err != nil {
 			return err
 		}
 	}
@@ -1093,9 +1103,11 @@ func readCopy(ctx context.Context, ix *Index, id repo.ID, e repo.BlobEntry, data
 // marked pack due for deletion is live again.
 func (pl *planner) keepCopy(l blobLoc) {
 	pp := l.pack
-	if !pp.goes() {
+	if !pp.goes() && (pp.live() || pp.missing) {
 		return // it stays where it is
 	}
+	// (A marked pack that is not due yet is made live too: it said "live
+	// again" and stayed marked, and its due twin went; found by a review.)
 	e := l.e()
 	pp.keep = append(pp.keep, e)
 	pp.usedBytes += int64(e.Length)
@@ -1539,6 +1551,8 @@ func (pl *planner) salvage(ctx context.Context, ix *Index, w *Writer, pp *pruneP
 					}
 					if err == nil {
 						saved = true
+						pl.st.CopiedBlobs-- // planned, not copied
+						pl.st.CopiedBytes -= int64(d.e.Length)
 						pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); pack %s holds an intact copy, which stays", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
 					}
 					continue

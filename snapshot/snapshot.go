@@ -123,6 +123,11 @@ func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, re
 	if err != nil {
 		return err
 	}
+	if c := decodedCost(data); c > maxDecodedCost {
+		// What decode would refuse is not written (a review found 800,000
+		// short paths saved and then unreadable).
+		return fmt.Errorf("save snapshot: its document would take about %d MiB to decode, more than snap reads (%d MiB): give fewer paths (a directory above them)", c>>20, maxDecodedCost>>20)
+	}
 	id, err := saveObject(ctx, repo.SnapshotFile, data)
 	if errors.Is(err, repo.ErrNotDurable) || errors.Is(err, repo.ErrTransient) {
 		sn.ID = id // it is there, or may be: the caller says so

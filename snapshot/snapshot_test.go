@@ -1,10 +1,14 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // TestDecodeRefusesCostlyDocuments: a document within the size limit
@@ -34,5 +38,22 @@ func TestDecodeRefusesCostlyDocuments(t *testing.T) {
 	doc := `{"time":"2026-12-07T00:00:00Z","host":"h","tree":"` + tree + `","paths":` + string(b) + `}`
 	if sn, err := Decode([]byte(doc)); err != nil || len(sn.Paths) != len(paths) {
 		t.Errorf("a document of %d paths (%d bytes): %v", len(paths), len(doc), err)
+	}
+}
+
+// TestSaveRefusesWhatDecodeRefuses: a document decode would refuse is not
+// written: 800,000 short paths were saved and then unreadable (found by a
+// review).
+func TestSaveRefusesWhatDecodeRefuses(t *testing.T) {
+	sn := &Snapshot{Tree: repo.ID{1}, Time: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), Host: "h"}
+	for i := range 1000000 {
+		sn.Paths = append(sn.Paths, fmt.Sprintf("/%d", i))
+	}
+	err := save(context.Background(), sn, func(context.Context, repo.FileType, []byte) (repo.ID, error) {
+		t.Fatal("saved")
+		return repo.ID{}, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "give fewer paths") {
+		t.Errorf("save of a million short paths: %v", err)
 	}
 }

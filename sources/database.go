@@ -121,8 +121,14 @@ func ParseDatabase(raw string) (*Database, error) {
 	// "name", whose properties it recorded and which a restore replaced
 	// (found by an exploratory test).
 	name := strings.TrimPrefix(u.Path, "/")
-	if strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") {
-		return nil, fmt.Errorf("database URL %q: the database name %q starts or ends with \"/\": write one \"/\" between the host and the name, and none after it", redactRaw(raw), name)
+	if strings.HasPrefix(name, "/") {
+		return nil, fmt.Errorf("database URL %q: the database name %q starts with \"/\": write one \"/\" between the host and the name", redactRaw(raw), name)
+	}
+	if n, ok := strings.CutSuffix(name, "/"); ok && !strings.Contains(n, "/") {
+		// A trailing "/" (…/app/) named app for snap and MariaDB, and
+		// "app/" for pg_dump: the URL the tools get says app too.
+		name = n
+		u.Path, u.RawPath = "/"+n, ""
 	}
 	if strings.Contains(name, "/") {
 		// A name with "/" (%2F) would be a path in the snapshot, where

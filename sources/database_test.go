@@ -325,12 +325,17 @@ func TestPostgresDBNameParamRefused(t *testing.T) {
 // "//name" dumped the database "/name" into the file of "name", and a
 // restore replaced "name" (found by an exploratory test).
 func TestParseDatabaseSlashes(t *testing.T) {
-	for _, raw := range []string{"postgres://postgres@127.0.0.1//t2_slash", "postgres://127.0.0.1/t2/", "mysql://root@127.0.0.1:3306//%2Fetc", "mysql://root@127.0.0.1:3306/%2Fetc", "postgres://h/a%2Fb"} {
+	for _, raw := range []string{"postgres://postgres@127.0.0.1//t2_slash", "mysql://root@127.0.0.1:3306//%2Fetc", "mysql://root@127.0.0.1:3306/%2Fetc", "postgres://h/a%2Fb"} {
 		if d, err := ParseDatabase(raw); err == nil {
 			t.Errorf("%s: parsed as %q", raw, d.Name)
 		}
 	}
 	if d, err := ParseDatabase("postgres://127.0.0.1/app"); err != nil || d.Name != "app" {
 		t.Errorf("a plain name: %v, %+v", err, d)
+	}
+	// A trailing "/" is the name's, for every tool (pg_dump was given
+	// "app/"; a review found configs written so).
+	if d, err := ParseDatabase("postgres://127.0.0.1/app/"); err != nil || d.Name != "app" || d.u.Path != "/app" {
+		t.Errorf("a name with a trailing /: %v, %+v", err, d)
 	}
 }
