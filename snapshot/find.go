@@ -103,7 +103,7 @@ type findSkipped struct {
 // searched whole. Like Walk, it keeps no path string while it descends.
 func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn func(string, *Node) error, skipped *findSkipped) (found, whole bool, _ error) {
 	key := finderKey{tree: id, dir: dir}
-	if _, ok := f.empty[key]; ok {
+	if _, ok := f.empty[key]; ok && dir >= 0 {
 		return false, true, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -141,7 +141,7 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn f
 			found, whole = found || below, whole && belowWhole
 		}
 	}
-	if !found && whole {
+	if !found && whole && dir >= 0 {
 		// Only a directory searched whole is known to hold no match for
 		// the other snapshots that share it.
 		f.empty[key] = struct{}{}
@@ -151,12 +151,29 @@ func (f *Finder) dir(ctx context.Context, id repo.ID, p *walkPath, dir int, fn f
 
 // number returns the number of the directory name in the directory
 // numbered parent.
+// Past maxFinderDirs numbered paths, a new one (and all below it) is -1:
+// not remembered, searched every time.
 func (f *Finder) number(parent int, name string) int {
+	if parent < 0 {
+		return -1
+	}
 	k := dirName{parent: parent, name: name}
 	n, ok := f.dirs[k]
 	if !ok {
+		if len(f.dirs) >= maxFinderDirs {
+			return -1
+		}
 		n = len(f.dirs) + 1
 		f.dirs[k] = n
 	}
 	return n
 }
+
+// maxFinderDirs bounds the directory paths a Finder remembers (some 100
+// bytes each, with what empty holds of them): a crafted tree whose
+// levels each name one subtree twice has 2^depth paths, and a find of one
+// 22 deep took 2.1 GB, twice as much a level deeper (found by a
+// hostile-repository test). A million directory paths is more than the
+// snapshots of most trees hold together; past it, the search goes on
+// without the memory, reading shared directories again.
+const maxFinderDirs = 1 << 20

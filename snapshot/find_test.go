@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -49,5 +50,27 @@ func TestFinderSkipsSharedDirectories(t *testing.T) {
 	}
 	if c := filepath.Join(src, "changing", "app.conf"); visited[c] != 2 {
 		t.Errorf("the changed file was tested %d times, want twice", visited[c])
+	}
+}
+
+// TestFinderRemembersBoundedPaths: past maxFinderDirs directory paths a
+// Finder numbers new ones -1, which it neither remembers nor looks up: a
+// crafted tree of 2^depth paths took a find past any memory (found by a
+// hostile-repository test).
+func TestFinderRemembersBoundedPaths(t *testing.T) {
+	f := NewFinder(nil, func(string, *Node) bool { return false }, func(string) bool { return true })
+	for i := range maxFinderDirs {
+		if n := f.number(0, strconv.Itoa(i)); n != i+1 {
+			t.Fatalf("path %d numbered %d", i, n)
+		}
+	}
+	if n := f.number(0, "one more"); n != -1 {
+		t.Errorf("a path past the bound is numbered %d, want -1", n)
+	}
+	if n := f.number(-1, "below"); n != -1 {
+		t.Errorf("a path below an unnumbered one is numbered %d, want -1", n)
+	}
+	if n := f.number(0, "7"); n != 8 {
+		t.Errorf("a path numbered before is numbered %d, want 8", n)
 	}
 }
