@@ -1184,6 +1184,10 @@ func TestRepackOfDamagedCopyWithLiveTwin(t *testing.T) {
 	if !slices.Equal(st.MarkedPacks, []repo.ID{damaged}) || len(st.DamagedPacks) != 0 {
 		t.Errorf("marked %v, damaged %v; want %s marked", st.MarkedPacks, st.DamagedPacks, damaged)
 	}
+	// Only z was copied (x was counted too; found by a review).
+	if st.CopiedBlobs != 1 {
+		t.Errorf("%d blobs (%d bytes) counted as copied, want 1", st.CopiedBlobs, st.CopiedBytes)
+	}
 	if !slices.ContainsFunc(logged, func(m string) bool { return strings.Contains(m, "holds an intact copy, which stays") }) {
 		t.Errorf("no word of the intact copy: %q", logged)
 	}

@@ -52,33 +52,6 @@ func TestSalvageTwinUnreadableDelta(t *testing.T) {
 	}
 }
 
-// Found by a review: CopiedBlobs counts a blob that salvage found in a pack that stays
-// and did not copy.
-func TestSalvageCopiedBlobsStats(t *testing.T) {
-	f := newFixture(t)
-	x, y, z, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(bytes.Repeat([]byte("z"), 30000)), f.full(noise(40000)[10000:])
-	f.writeRaw([]rawBlob{x, y, unused})
-	f.writeRaw([]rawBlob{x, z})
-	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}, {Type: repo.DataBlob, ID: z.id}}
-	damaged := f.packOf(index.BlobRef{Type: repo.DataBlob, ID: z.id}).Pack
-	var at index.Location
-	_ = f.ix.Blobs(func(l index.Location) error {
-		if l.Pack == damaged && l.Entry.ID == x.id {
-			at = l
-		}
-		return nil
-	})
-	flipByte(t, f.dir+"/repo/data/"+damaged.String()[:2]+"/"+damaged.String(), int(at.Entry.Offset+at.Entry.Length/2))
-	st, err := f.tryPrune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour, Repack: []string{damaged.String()}, Log: func(string) {}}, used)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.CopiedBlobs != 1 {
-		t.Errorf("CopiedBlobs = %d (%d bytes), but only z was copied", st.CopiedBlobs, st.CopiedBytes)
-	}
-	_ = strings.Contains
-}
-
 // Found by a review: the intact copy found first is in a marked pack that is not due
 // (pending): the log says it "is live again", but keepCopy leaves it
 // marked (it does not "go"), and the due marked twin is deleted.
