@@ -952,11 +952,11 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			var data []byte
-			var bytes int64
+			var want int64 // the bytes of the kept copies in pp
 			for _, i := range is {
-				bytes += int64(held[dups[i]][0].e().Length)
+				want += int64(held[dups[i]][0].e().Length)
 			}
-			if (len(is) >= 16 || 2*bytes >= pp.size) && pp.size <= wholePackRead {
+			if (len(is) >= 16 || 2*want >= pp.size) && pp.size <= wholePackRead {
 				var err error
 				data, err = ix.r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pp.id.String()}, 0, 0)
 				if err != nil && !errors.Is(err, repo.ErrNotFound) {
