@@ -333,6 +333,20 @@ func ApplyPolicy(sns []*Snapshot, p Policy, now time.Time, loc *time.Location) [
 			}
 		}
 	}
+	// The newest snapshot taken with --allow-emptied stays while an older
+	// one is kept: it acknowledges a source that came back empty, and
+	// once it was forgotten, the next create looked back past it to the
+	// older one's data and warned, holding a job's retention, again
+	// (found by a review).
+	for n, i := range current {
+		if !sorted[i].AllowEmptied {
+			continue
+		}
+		if !out[i].Keep && slices.ContainsFunc(current[n+1:], func(j int) bool { return out[j].Keep }) {
+			keep(i, "acknowledges an emptied source")
+		}
+		break
+	}
 	return out
 }
 

@@ -23,6 +23,12 @@ func psn(name byte, ts string, tags ...string) *Snapshot {
 	return &Snapshot{ID: id, Time: t, Host: "h", Paths: []string{"/data"}, Tags: tags}
 }
 
+// acked marks sn as taken with --allow-emptied.
+func acked(sn *Snapshot) *Snapshot {
+	sn.AllowEmptied = true
+	return sn
+}
+
 func TestApplyPolicy(t *testing.T) {
 	now := time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
 	berlin := time.FixedZone("CET", 3600)
@@ -39,6 +45,23 @@ func TestApplyPolicy(t *testing.T) {
 			sns:    []*Snapshot{psn('a', "2026-11-01T03:00:00Z"), psn('b', "2026-11-02T03:00:00Z"), psn('c', "2026-11-03T03:00:00Z"), psn('d', "2026-11-04T03:00:00Z")},
 			policy: Policy{Last: 2},
 			want:   map[byte]string{'d': "last 1", 'c': "last 2"},
+		},
+		{
+			// Data on the 31st, empty on the 1st, acknowledged on the
+			// 2nd: while the 31st is kept, so is the acknowledgement,
+			// else the next create warned and held retention again
+			// (found by a review). Only the newest one stays so.
+			name: "the newest --allow-emptied snapshot stays while an older one does",
+			sns: []*Snapshot{psn('a', "2027-01-31T03:00:00Z"), psn('b', "2027-02-01T03:00:00Z"), acked(psn('c', "2027-02-02T03:00:00Z")),
+				acked(psn('d', "2027-02-03T03:00:00Z")), psn('e', "2027-02-04T03:00:00Z"), psn('f', "2027-02-05T03:00:00Z")},
+			policy: Policy{Last: 2, Monthly: 6},
+			want:   map[byte]string{'f': "last 1; monthly 2027-02", 'e': "last 2", 'd': "acknowledges an emptied source", 'a': "monthly 2027-01"},
+		},
+		{
+			name:   "an --allow-emptied snapshot older than all those kept goes",
+			sns:    []*Snapshot{acked(psn('a', "2027-02-02T03:00:00Z")), psn('b', "2027-02-03T03:00:00Z"), psn('c', "2027-02-04T03:00:00Z")},
+			policy: Policy{Last: 2},
+			want:   map[byte]string{'c': "last 1", 'b': "last 2"},
 		},
 		{
 			name: "daily keeps the newest of each day",
