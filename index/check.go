@@ -872,7 +872,11 @@ func (c *Checker) SettleDamaged() {
 			bad++
 			// locations lists live copies first.
 			j := slices.IndexFunc(c.locations(k), func(l Location) bool {
-				return l.Pack != p.pack && c.read[l.Pack] && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, k}] && !c.unverifiedCopies[packBlob{l.Pack, k}]
+				// (A delta does not stand for a full copy, which a base
+				// needs: the repack kept the damaged one, and the
+				// advice did not end the error; found by a re-test.)
+				return l.Pack != p.pack && c.read[l.Pack] && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, k}] && !c.unverifiedCopies[packBlob{l.Pack, k}] &&
+					(!l.Entry.Delta() || e.Delta())
 			})
 			switch {
 			case j < 0:

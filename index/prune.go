@@ -677,14 +677,26 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 
 	// Where each used blob is stored (a base: where a full copy is).
 	locs := make(map[BlobRef][]blobLoc, len(pl.used)) // (sized: growing it left 300 MB of garbage for a million blobs)
+	// standIns are the delta copies of blobs needed whole (bases), which
+	// hold nothing (a base needs a full copy) but read when the full copy
+	// does not: confirmDropped keeps one when the full copy it would rely
+	// on is damaged. A marked pack holding such a copy was deleted unread,
+	// and with it the only copy that read (found by a re-test).
+	standIns := map[BlobRef][]blobLoc{}
 	for _, pp := range pl.order {
 		if pp.missing {
 			continue
 		}
 		for i, e := range pp.blobs {
 			k := BlobRef{e.Type, e.ID}
-			if _, ok := pl.used[k]; ok && !(e.Delta() && needFull[k]) && !(readable[k] && unreadable(e)) {
+			if _, ok := pl.used[k]; !ok {
+				continue
+			}
+			switch {
+			case !(e.Delta() && needFull[k]) && !(readable[k] && unreadable(e)):
 				locs[k] = append(locs[k], blobLoc{pp, i})
+			case e.Delta() && needFull[k] && !unreadable(e):
+				standIns[k] = append(standIns[k], blobLoc{pp, i})
 			}
 		}
 	}
@@ -723,11 +735,11 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 		}
 	}
 	// The blobs stored twice, for confirmDropped: the live copies, the
-	// one kept first, then the copies in marked packs.
+	// one kept first, then the copies in marked packs, then the stand-ins.
 	held := map[BlobRef][]blobLoc{}
 	for k, ls := range locs {
 		best := ls[0]
-		if len(ls) > 1 {
+		if len(ls) > 1 || len(standIns[k]) > 0 {
 			live := slices.DeleteFunc(slices.Clone(ls), func(l blobLoc) bool { return !l.pack.live() })
 			slices.SortFunc(live, func(a, b blobLoc) int {
 				switch {
@@ -739,8 +751,8 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 				return 0
 			})
 			best = live[0]
-			if marked := len(ls) - len(live); len(live) > 1 || marked > 0 {
-				held[k] = append(live, slices.DeleteFunc(slices.Clone(ls), func(l blobLoc) bool { return l.pack.live() })...)
+			if marked := len(ls) - len(live); len(live) > 1 || marked > 0 || len(standIns[k]) > 0 {
+				held[k] = append(append(live, slices.DeleteFunc(slices.Clone(ls), func(l blobLoc) bool { return l.pack.live() })...), standIns[k]...)
 			}
 		}
 		e := best.e()
@@ -1040,7 +1052,11 @@ func (pl *planner) confirmDropped(ctx context.Context, ix *Index, held map[BlobR
 				pl.o.Log(fmt.Sprintf("pack %s, marked for deletion, holds the intact copy of %s blob %s: it is live again", ls[j].pack.id, k.Type, k.ID))
 			}
 			pl.keepCopy(ls[j])
-			pl.dropKept(ls[0])
+			if !ls[j].e().Delta() || ls[0].e().Delta() {
+				// (A delta standing in for a base keeps the damaged
+				// full copy listed: bases must have one.)
+				pl.dropKept(ls[0])
+			}
 		default:
 			for _, l := range ls[1:] {
 				pl.keepCopy(l)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -680,5 +681,67 @@ func TestCheckSubsetAdviceForADamagedBase(t *testing.T) {
 	}
 	if res := tr.run("check", "--read-data"); !strings.Contains(res.stderr, "errors above say") {
 		t.Errorf("check --read-data: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// TestPruneKeepsDeltaStandingInForDamagedBase: a blob needed whole (the
+// base of a later delta) whose full copy rotted, while a marked pack still
+// holds it as a delta that reads: prune took only full copies as holders,
+// deleted the marked pack unread, and two snapshots dumped empty (found by
+// a re-test). It keeps that pack now, and the snapshots restore.
+func TestPruneKeepsDeltaStandingInForDamagedBase(t *testing.T) {
+	tr := newTestRepo(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	var b strings.Builder
+	for b.Len() < 11000 {
+		w := make([]byte, 3+rng.IntN(7))
+		for i := range w {
+			w[i] = byte('a' + rng.IntN(16))
+		}
+		b.Write(w)
+		b.WriteByte(' ')
+	}
+	w := []byte(b.String())
+	edit := func(in []byte, seed uint64) []byte {
+		out := slices.Clone(in)
+		r := rand.New(rand.NewPCG(seed, seed))
+		for range 10 {
+			out[r.IntN(len(out))] = 'z'
+		}
+		return out
+	}
+	x := edit(w, 1)
+	v := edit(x, 2)
+	create := func(data []byte, args ...string) string {
+		t.Helper()
+		res := tr.runEnv(nil, data, append([]string{"create", "--json", "--stdin", "s"}, args...)...)
+		if res.code != 0 {
+			t.Fatalf("create: exit %d\n%s", res.code, res.stderr)
+		}
+		for _, l := range jsonLines(t, res.stdout) {
+			if l["type"] == "summary" {
+				return l["snapshot_id"].(string)
+			}
+		}
+		t.Fatalf("create printed no summary: %s", res.stdout)
+		return ""
+	}
+	create(w)
+	second := create(x) // x as a delta on w
+	tr.mustRun("forget", second)
+	tr.mustRun("prune", "--delete-delay", "0") // marks the pack of x's delta
+	full := create(x, "--compression", "off")  // x whole
+	last := create(v)                          // a delta on x
+	pack := largestPack(t, tr.repo)            // x whole, uncompressed
+	f, err := os.OpenFile(pack, os.O_RDWR, 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte{0xff}, 3000)
+	must(t, err)
+	must(t, f.Close())
+	tr.mustRun("prune", "--delete-delay", "0")
+	for id, want := range map[string][]byte{full: x, last: v} {
+		if got := tr.mustRun("dump", id, "/s").stdout; got != string(want) {
+			t.Errorf("snapshot %s after the prune: %d bytes, want %d", id, len(got), len(want))
+		}
 	}
 }
