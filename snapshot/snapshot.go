@@ -108,7 +108,10 @@ func SaveCopy(ctx context.Context, r *repo.Repository, sn *Snapshot) (replaced b
 	return replaced, err
 }
 
-func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, repo.FileType, []byte) (repo.ID, error)) error {
+// document is sn's document as it is stored, or an error when decode
+// would refuse it: a review found 800,000 short paths saved and then
+// unreadable.
+func document(sn *Snapshot) ([]byte, error) {
 	doc := *sn
 	doc.RawPaths = nil
 	for _, p := range sn.Paths {
@@ -121,12 +124,32 @@ func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, re
 	}
 	data, err := json.Marshal(&doc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c := decodedCost(data); c > maxDecodedCost {
-		// What decode would refuse is not written (a review found 800,000
-		// short paths saved and then unreadable).
-		return fmt.Errorf("save snapshot: its document would take about %d MiB to decode, more than snap reads (%d MiB): give fewer paths (a directory above them)", c>>20, maxDecodedCost>>20)
+		return nil, fmt.Errorf("its document would take about %d MiB to decode, more than snap reads (%d MiB): give fewer paths (a directory above them)", c>>20, maxDecodedCost>>20)
+	}
+	if len(data) > repo.MaxSnapshotSize {
+		return nil, fmt.Errorf("its document would be %d bytes, more than snap stores (%d): give fewer paths (a directory above them)", len(data), repo.MaxSnapshotSize)
+	}
+	return data, nil
+}
+
+// PathsFit says whether a snapshot of paths can be saved, with room for
+// the rest of its document, so that a create refuses before it backs
+// anything up: with 9,500 long paths it read everything and then failed
+// at the object limit (found by a re-test).
+func PathsFit(paths []string) error {
+	if _, err := document(&Snapshot{Paths: paths, Tags: []string{strings.Repeat("x", 1<<20)}}); err != nil {
+		return fmt.Errorf("%d paths: %w", len(paths), err)
+	}
+	return nil
+}
+
+func save(ctx context.Context, sn *Snapshot, saveObject func(context.Context, repo.FileType, []byte) (repo.ID, error)) error {
+	data, err := document(sn)
+	if err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
 	}
 	id, err := saveObject(ctx, repo.SnapshotFile, data)
 	if errors.Is(err, repo.ErrNotDurable) || errors.Is(err, repo.ErrTransient) {
@@ -190,21 +213,39 @@ const maxDecodedCost = 32 << 20
 
 // decodedCost estimates, from its bytes alone, what a document costs
 // decoded: its bytes, some 200 bytes for each object (a source, its
-// properties and the maps of members a newer snap wrote) and 32 for each
-// further value (a string's header), counted by the '{', '[' and ','
-// that open and separate them, and 5 more for each '<', '>' and '&',
-// which a member this snap does not know keeps HTML-escaped to 6 bytes.
-// Characters inside strings count too: an estimate from above.
+// properties and the maps of members a newer snap wrote) and each member
+// (':'), and 32 for each further value (a string's header), counted by
+// the '{', '[' and ',' outside strings that open and separate them, and 5
+// more for each '<', '>' and '&' in a string, which a member this snap
+// does not know keeps HTML-escaped to 6 bytes.
 func decodedCost(plain []byte) int64 {
 	c := int64(len(plain))
+	inString, escaped := false, false
 	for _, b := range plain {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case b == '\\':
+				escaped = true
+			case b == '"':
+				inString = false
+			case b == '<', b == '>', b == '&':
+				c += 5
+			}
+			continue
+		}
 		switch b {
-		case '{':
+		case '"':
+			inString = true
+		case '{', ':':
+			// An object, or a member: one this snap does not know goes
+			// into a map of raw values, some 200 bytes each
+			// ("k000001":0 members were counted at 32; found by a
+			// re-test).
 			c += 200
 		case '[', ',':
 			c += 32
-		case '<', '>', '&':
-			c += 5
 		}
 	}
 	return c

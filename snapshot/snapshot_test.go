@@ -21,6 +21,7 @@ func TestDecodeRefusesCostlyDocuments(t *testing.T) {
 		"sources": `"sources":[` + strings.Repeat(`{},`, 5<<20) + `{}]`,
 		"tags":    `"tags":[` + strings.Repeat(`"a",`, 3<<20) + `"a"]`,
 		"unknown": `"future":"` + strings.Repeat("<", 8<<20) + `"`,
+		"members": strings.TrimSuffix(strings.Repeat(`"k":0,`, 200000), ","),
 	} {
 		doc := `{"time":"2026-12-07T00:00:00Z","host":"h","tree":"` + tree + `",` + member + `}`
 		if _, err := Decode([]byte(doc)); err == nil || !strings.Contains(err.Error(), "more than any snap writes") {
@@ -55,5 +56,30 @@ func TestSaveRefusesWhatDecodeRefuses(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "give fewer paths") {
 		t.Errorf("save of a million short paths: %v", err)
+	}
+}
+
+// TestDecodedCostSkipsStrings: the '{', ':' and ',' inside strings (paths
+// with colons, a tag "a,b") are no values.
+func TestDecodedCostSkipsStrings(t *testing.T) {
+	plain := []byte(`{"paths":["/srv/2026-12-07T03:00:00,{x}","/a\"{:,"]}`)
+	if got, want := decodedCost(plain), int64(len(plain))+200+200+32+32; got != want {
+		t.Errorf("cost %d, want %d", got, want)
+	}
+}
+
+// TestPathsFit: a create checks its paths before it reads anything: 9,500
+// long paths were read whole and then failed at the object limit (found
+// by a re-test).
+func TestPathsFit(t *testing.T) {
+	long := make([]string, 9000)
+	for i := range long {
+		long[i] = fmt.Sprintf("/srv/%04d/%s", i, strings.Repeat("d", 2000))
+	}
+	if err := PathsFit(long); err == nil || !strings.Contains(err.Error(), "give fewer paths") {
+		t.Errorf("9,000 paths of 2 KB: %v", err)
+	}
+	if err := PathsFit(long[:1000]); err != nil {
+		t.Errorf("1,000 paths of 2 KB: %v", err)
 	}
 }

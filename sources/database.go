@@ -121,6 +121,12 @@ func ParseDatabase(raw string) (*Database, error) {
 	// "name", whose properties it recorded and which a restore replaced
 	// (found by an exploratory test).
 	name := strings.TrimPrefix(u.Path, "/")
+	if strings.Contains(strings.ToUpper(u.EscapedPath()), "%2F") {
+		// The tools read the name from the URL's text, snap from its
+		// decoded path: "app%2F" was dumped as "app" and restored into
+		// "app/" (found by a re-test).
+		return nil, fmt.Errorf("database URL %q: %q is not a database name snap can back up on its own (a database name with \"/\" would be a directory in the snapshot): back up the whole server with ?all, which holds it, or rename the database", redactRaw(raw), name)
+	}
 	if strings.HasPrefix(name, "/") {
 		return nil, fmt.Errorf("database URL %q: the database name %q starts with \"/\": write one \"/\" between the host and the name", redactRaw(raw), name)
 	}

@@ -325,7 +325,7 @@ func TestPostgresDBNameParamRefused(t *testing.T) {
 // "//name" dumped the database "/name" into the file of "name", and a
 // restore replaced "name" (found by an exploratory test).
 func TestParseDatabaseSlashes(t *testing.T) {
-	for _, raw := range []string{"postgres://postgres@127.0.0.1//t2_slash", "mysql://root@127.0.0.1:3306//%2Fetc", "mysql://root@127.0.0.1:3306/%2Fetc", "postgres://h/a%2Fb"} {
+	for _, raw := range []string{"postgres://postgres@127.0.0.1//t2_slash", "mysql://root@127.0.0.1:3306//%2Fetc", "mysql://root@127.0.0.1:3306/%2Fetc", "postgres://h/a%2Fb", "postgres://h/app%2F", "postgres://h/app%2f"} {
 		if d, err := ParseDatabase(raw); err == nil {
 			t.Errorf("%s: parsed as %q", raw, d.Name)
 		}

@@ -170,17 +170,20 @@ func (d *Database) mysqlDumpDefaults(ctx context.Context, tool string) error {
 
 // mysqlOmits reports whether the option-file option name is one of
 // mysqlOmitting as the tools read it: with or without "loose-", "_" for
-// "-", and abbreviated to a prefix of three characters or more (loose-where
-// in [client], which every tool then reads without complaint, and "wher"
-// were missed; found by a review).
+// "-", and abbreviated (loose-where in [client], which every tool then
+// reads without complaint, and "wher" were missed; found by a review).
 func mysqlOmits(name string, all bool) bool {
-	name = strings.ReplaceAll(name, "_", "-")
+	// The tools read option names in any case, and any prefix that names
+	// one option alone: WHERE, Ignore-Table and "w" were missed (found by
+	// a re-test). A prefix of one of these that also begins another option
+	// is ambiguous, which the tool refuses itself.
+	name = strings.ToLower(strings.ReplaceAll(name, "_", "-"))
 	name = strings.TrimPrefix(name, "loose-")
 	for _, o := range mysqlOmitting {
 		if all && o == "all-databases" {
 			continue
 		}
-		if name == o || len(name) >= 3 && strings.HasPrefix(o, name) {
+		if name != "" && strings.HasPrefix(o, name) {
 			return true
 		}
 	}

@@ -25,6 +25,11 @@ func TestMySQLDumpDefaultsSpellings(t *testing.T) {
 		"client loose-where": {"[client]\nloose-where = 1=0\n", true},
 		"prefix wher":        {"[mysqldump]\nwher = 1=0\n", true},
 		"plain where":        {"[mysqldump]\nwhere = 1=0\n", true},
+		"upper case":         {"[mysqldump]\nWHERE = 1=0\n", true},
+		"one letter":         {"[mysqldump]\nw = 1=0\n", true},
+		"client loose-upper": {"[client]\nloose-WHERE = 1=0\n", true},
+		"mixed case":         {"[mysqldump]\nIgnore_Table = rv1_opt.t1\n", true},
+		"databases":          {"[mysqldump]\nDatabases\n", true},
 		"pw-value":           {"[client]\npassword = \"s3cret --tab x\"\n", false},
 		"normal":             {"[mysqldump]\nquick\nmax_allowed_packet = 16M\n[client]\npassword = \"a b c\"\n", false},
 	} {

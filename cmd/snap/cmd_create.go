@@ -355,6 +355,9 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 			}
 		}
 	}
+	if err := snapshot.PathsFit(o.Paths); err != nil {
+		return nil, usagef("%v; no snapshot was saved", err)
+	}
 	if err := unreachableInner(o.Paths, o.Archive, plan.origin); err != nil {
 		return nil, err
 	}
