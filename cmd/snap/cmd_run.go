@@ -324,9 +324,9 @@ func runError(results []jobResult) error {
 	}
 	switch {
 	case emptied == partial && emptied > 0:
-		return &partialError{msg: fmt.Sprintf("%s found a backed-up directory or a command's output empty that held data (listed above): is a disk not mounted? Their forget and prune waited", plural(emptied, "job", "jobs"))}
+		return &partialError{msg: fmt.Sprintf("%s found a source that held data empty or unreadable (listed above): is a disk not mounted? Their forget and prune waited", plural(emptied, "job", "jobs"))}
 	case emptied > 0:
-		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files, with a dump saved as it came, or with a backed-up directory or a command's output empty that held data (listed above)", plural(partial, "job", "jobs"))}
+		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files, with a dump saved as it came, or with a source that held data empty or unreadable (listed above)", plural(partial, "job", "jobs"))}
 	case partial > 0:
 		return &partialError{msg: fmt.Sprintf("%s saved snapshots without some unreadable files, or with a dump saved as it came (listed above)", plural(partial, "job", "jobs"))}
 	}
@@ -500,8 +500,8 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 			// disk not mounted?): forgetting by count would drop the last
 			// good snapshots for it.
 			u.fields = map[string]any{"job": j.Name, "step": step}
-			u.warnf("%s skipped: a backed-up directory or a command's output came back empty (above), and the snapshots before it are kept until a run finds it full again", step)
-			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped, Error: "skipped: a backed-up directory or a command's output came back empty"})
+			u.warnf("%s skipped: a source that held data came back empty or unreadable (above), and the snapshots before it are kept until a run finds it full again", step)
+			res.Steps = append(res.Steps, stepResult{Step: step, Status: statusSkipped, Error: "skipped: a source that held data came back empty or unreadable"})
 			continue
 		}
 		u.fields = map[string]any{"job": j.Name, "step": step}

@@ -48,7 +48,10 @@ type progress struct {
 	// unlisted holds the first paths of directories that could not be
 	// listed and were saved empty (snapshot.ErrSavedEmpty), for
 	// emptiedPaths.
-	unlisted   []string
+	unlisted []string
+	// unread holds the first paths of the other entries that could not
+	// be read and were left out, for emptiedPaths too.
+	unread     []string
 	warnings   int64
 	inflight   map[string]int64 // bytes read of files not finished yet
 	filesTotal int64
@@ -210,8 +213,15 @@ func (p *progress) event(ev snapshot.Event) {
 		if errors.Is(ev.Err, snapshot.ErrSavedIncomplete) {
 			p.incomplete++
 		}
-		if errors.Is(ev.Err, snapshot.ErrSavedEmpty) && len(p.unlisted) < maxUnlisted {
-			p.unlisted = append(p.unlisted, ev.Path)
+		switch {
+		case errors.Is(ev.Err, snapshot.ErrSavedEmpty):
+			if len(p.unlisted) < maxUnlisted {
+				p.unlisted = append(p.unlisted, ev.Path)
+			}
+		case ev.Path != "" && !errors.Is(ev.Err, snapshot.ErrSavedIncomplete):
+			if len(p.unread) < maxUnlisted {
+				p.unread = append(p.unread, ev.Path)
+			}
 		}
 		delete(p.inflight, ev.Path)
 		p.mu.Unlock()
@@ -241,6 +251,14 @@ func (p *progress) unlistedDirs() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.unlisted)
+}
+
+// unreadPaths returns the entries left out because they could not be read
+// (at most maxUnlisted).
+func (p *progress) unreadPaths() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.unread)
 }
 
 // warningCount returns the warnings reported so far.
