@@ -116,10 +116,15 @@ func TestPostgresWithDirectory(t *testing.T) {
 	// ... also one without a table but with a type and default privileges:
 	// it was taken for empty, and the restored tables got those privileges
 	// (found by an exploratory test).
-	almost := pg.newDatabase()
-	pg.mustQuery(almost, "CREATE TYPE mood AS ENUM ('a'); ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC;")
-	if res := tr.run("restore", "latest", "--db", dumpPath, "--to", pg.url(almost)); res.code != 1 || !strings.Contains(res.stderr, "--replace") {
-		t.Fatalf("restore into a database with a type and default privileges: exit %d, want 1 and a hint at --replace\n%s", res.code, res.stderr)
+	for _, objects := range []string{
+		"CREATE TYPE mood AS ENUM ('a'); ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC;",
+		"CREATE TEXT SEARCH CONFIGURATION myts (COPY = english);",
+	} {
+		almost := pg.newDatabase()
+		pg.mustQuery(almost, objects)
+		if res := tr.run("restore", "latest", "--db", dumpPath, "--to", pg.url(almost)); res.code != 1 || !strings.Contains(res.stderr, "--replace") {
+			t.Fatalf("restore into a database holding %q: exit %d, want 1 and a hint at --replace\n%s", objects, res.code, res.stderr)
+		}
 	}
 	// ... and replaced with it: the original database, as the snapshot
 	// recorded it, with the owner, comment, settings and privileges the
