@@ -79,7 +79,7 @@ func (d *Database) sqliteLocked(err error, timeout time.Duration) error {
 	if errors.As(err, &ce) && strings.Contains(ce.LastLine, "database disk image is malformed") {
 		// "Runtime error near line 2" names a line of snap's script or
 		// of its check's file (sqliteNULCheck), which reads every row.
-		return fmt.Errorf("%s is damaged (%s: %s): check it with sqlite3 FILE 'PRAGMA integrity_check', then repair it or restore it from an earlier snapshot; no snapshot was saved", d, ce.Name, ce.LastLine)
+		return fmt.Errorf("%s is damaged (%s: %s): check it with sqlite3 FILE 'PRAGMA integrity_check', then repair it or restore it from an earlier snapshot", d, ce.Name, ce.LastLine)
 	}
 	if !errors.As(err, &ce) || !strings.Contains(ce.LastLine, "database is locked") {
 		return err
@@ -134,7 +134,7 @@ func (r *sqliteLockReader) Read(p []byte) (int, error) {
 }
 
 func (r *sqliteLockReader) tooLong() error {
-	return fmt.Errorf("%s holds a row whose line in the dump is longer than %d bytes, the longest statement SQLite loads (a value of %d MB or more, written in hex), so the dump could never be restored and no snapshot was saved: keep values that large in files beside the database, or back the database up as a file (with a --pre hook that stops the application)", r.db, r.maxLine, r.maxLine/2/1_000_000)
+	return fmt.Errorf("%s holds a row whose line in the dump is longer than %d bytes, the longest statement SQLite loads (a value of %d MB or more, written in hex), so the dump could never be restored: keep values that large in files beside the database, or back the database up as a file (with a --pre hook that stops the application)", r.db, r.maxLine, r.maxLine/2/1_000_000)
 }
 
 func (r *sqliteLockReader) Close() error {
@@ -190,7 +190,7 @@ func (d *Database) sqliteDumpCut(tail []byte) error {
 	if whole {
 		return nil
 	}
-	return fmt.Errorf("%s: the dump does not end with the COMMIT that sqlite3's .dump writes last, though sqlite3 reported success: it was cut short (a wrapper script in sqlite3's place that exits 0 whatever happened?); no snapshot was saved", d)
+	return fmt.Errorf("%s: the dump does not end with the COMMIT that sqlite3's .dump writes last, though sqlite3 reported success: it was cut short (a wrapper script in sqlite3's place that exits 0 whatever happened?)", d)
 }
 
 // sqliteTailSize is how much of a dump's end sqliteLockReader keeps, for

@@ -510,10 +510,6 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 			waitedFor: names}
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "no snapshot was saved") {
-			// A source's error says so itself (SQLite's): once is enough.
-			return nil, interrupted(ctx, fmt.Errorf("create: %w", diskFull(err)))
-		}
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", diskFull(err)))
 	}
 	sum := sn.Summary
