@@ -740,7 +740,14 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 	for k, ls := range locs {
 		best := ls[0]
 		if len(ls) > 1 || len(standIns[k]) > 0 {
-			live := slices.DeleteFunc(slices.Clone(ls), func(l blobLoc) bool { return !l.pack.live() })
+			var live, marked []blobLoc
+			for _, l := range ls {
+				if l.pack.live() {
+					live = append(live, l)
+				} else {
+					marked = append(marked, l)
+				}
+			}
 			slices.SortFunc(live, func(a, b blobLoc) int {
 				switch {
 				case betterHolder(a.pack, b.pack):
@@ -751,9 +758,7 @@ func (pl *planner) plan(ctx context.Context, ix *Index, early map[repo.ID]bool) 
 				return 0
 			})
 			best = live[0]
-			if marked := len(ls) - len(live); len(live) > 1 || marked > 0 || len(standIns[k]) > 0 {
-				held[k] = append(append(live, slices.DeleteFunc(slices.Clone(ls), func(l blobLoc) bool { return l.pack.live() })...), standIns[k]...)
-			}
+			held[k] = append(append(live, marked...), standIns[k]...)
 		}
 		e := best.e()
 		if best.pack.keep == nil {
@@ -1550,44 +1555,71 @@ func copyBlobs(ctx context.Context, ix *Index, w *Writer, pp *prunePack, log fun
 func (pl *planner) salvage(ctx context.Context, ix *Index, w *Writer, pp *prunePack, damaged []damagedBlob) ([]damagedBlob, error) {
 	var still []damagedBlob
 	for _, d := range damaged {
-		saved := false
-		for _, stays := range []bool{true, false} {
-			for _, twin := range pl.order {
-				if saved || twin == pp || twin.missing || twin.live() != stays || stays && twin.goes() {
-					continue
-				}
-				i := slices.IndexFunc(twin.blobs, func(e repo.BlobEntry) bool { return e.Type == d.e.Type && e.ID == d.e.ID })
-				if i < 0 {
-					continue
-				}
-				if stays {
-					err := readCopy(ctx, ix, twin.id, twin.blobs[i], nil)
-					if err != nil && !isDamage(err) {
-						return nil, fmt.Errorf("repack: reading the copy of %s blob %s in pack %s: %w", d.e.Type, d.e.ID, twin.id, err)
-					}
-					if err == nil {
-						saved = true
-						pl.st.CopiedBlobs-- // planned, not copied
-						pl.st.CopiedBytes -= int64(d.e.Length)
-						pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); pack %s holds an intact copy, which stays", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
-					}
-					continue
-				}
-				bad, err := copyBlobs(ctx, ix, w, &prunePack{id: twin.id, keep: []repo.BlobEntry{twin.blobs[i]}}, func(string) {})
-				switch {
-				case err != nil && !isDamage(err):
-					return nil, err
-				case err == nil && len(bad) == 0:
-					saved = true
-					pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); the intact copy in pack %s, marked for deletion, was copied instead", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
-				}
-			}
+		saved, err := pl.heldIntact(ctx, ix, pp, d)
+		if err == nil && !saved {
+			saved, err = pl.copyFromMarked(ctx, ix, w, pp, d)
+		}
+		if err != nil {
+			return nil, err
 		}
 		if !saved {
 			still = append(still, d)
 		}
 	}
 	return still, nil
+}
+
+// twins calls fn with each other pack's copy of the blob d, in the packs
+// that stay (stays) or in those marked for deletion, until fn says done.
+func (pl *planner) twins(pp *prunePack, d damagedBlob, stays bool, fn func(twin *prunePack, e repo.BlobEntry) (done bool, err error)) (bool, error) {
+	for _, twin := range pl.order {
+		if twin == pp || twin.missing || twin.live() != stays || stays && twin.goes() {
+			continue
+		}
+		i := slices.IndexFunc(twin.blobs, func(e repo.BlobEntry) bool { return e.Type == d.e.Type && e.ID == d.e.ID })
+		if i < 0 {
+			continue
+		}
+		if done, err := fn(twin, twin.blobs[i]); done || err != nil {
+			return done, err
+		}
+	}
+	return false, nil
+}
+
+// heldIntact reports whether a pack that stays holds the damaged blob d
+// of pp intact: then nothing is copied, and the plan's count of copies
+// drops it.
+func (pl *planner) heldIntact(ctx context.Context, ix *Index, pp *prunePack, d damagedBlob) (bool, error) {
+	return pl.twins(pp, d, true, func(twin *prunePack, e repo.BlobEntry) (bool, error) {
+		err := readCopy(ctx, ix, twin.id, e, nil)
+		if err != nil && !isDamage(err) {
+			return false, fmt.Errorf("repack: reading the copy of %s blob %s in pack %s: %w", d.e.Type, d.e.ID, twin.id, err)
+		}
+		if err != nil {
+			return false, nil
+		}
+		pl.st.CopiedBlobs-- // planned, not copied
+		pl.st.CopiedBytes -= int64(d.e.Length)
+		pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); pack %s holds an intact copy, which stays", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
+		return true, nil
+	})
+}
+
+// copyFromMarked copies an intact copy of the damaged blob d of pp from a
+// pack marked for deletion, when one holds it, and reports whether it did.
+func (pl *planner) copyFromMarked(ctx context.Context, ix *Index, w *Writer, pp *prunePack, d damagedBlob) (bool, error) {
+	return pl.twins(pp, d, false, func(twin *prunePack, e repo.BlobEntry) (bool, error) {
+		bad, err := copyBlobs(ctx, ix, w, &prunePack{id: twin.id, keep: []repo.BlobEntry{e}}, func(string) {})
+		switch {
+		case err != nil && !isDamage(err):
+			return false, err
+		case err != nil || len(bad) > 0:
+			return false, nil
+		}
+		pl.o.Log(fmt.Sprintf("pack %s: its copy of %s blob %s is damaged (%s); the intact copy in pack %s, marked for deletion, was copied instead", pp.id, d.e.Type, d.e.ID, d.why, twin.id))
+		return true, nil
+	})
 }
 
 type damagedBlob struct {
