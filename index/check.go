@@ -721,9 +721,6 @@ func (c *Checker) RawLength(t repo.BlobType, id repo.ID) (int64, bool) {
 	return int64(c.packs[c.packIDs[x>>32]].Blobs[uint32(x)].RawLength), true
 }
 
-// Available reports why a blob cannot be read: nil when some pack that
-// exists holds it and, as far as data was read, holds it intact (and, for
-// a delta, full copies of its bases are available).
 // present reports whether the pack id is in the repository, not found
 // missing or unreadable since. The caller holds c.mu.
 func (c *Checker) present(id repo.ID) bool {
@@ -748,6 +745,9 @@ func (c *Checker) locations(k BlobRef) []Location {
 	return ls
 }
 
+// Available reports why a blob cannot be read: nil when some pack that
+// exists holds it and, as far as data was read, holds it intact (and, for
+// a delta, full copies of its bases are available).
 func (c *Checker) Available(t repo.BlobType, id repo.ID) error {
 	return c.available(t, id, false)
 }
@@ -824,9 +824,8 @@ func (c *Checker) SettleMissing(unread int) {
 		blobs := c.packs[p.pack].Blobs
 		elsewhere := 0
 		for _, e := range blobs {
-			if slices.ContainsFunc(c.locations(BlobRef{e.Type, e.ID}), func(l Location) bool {
-				return l.Pack != p.pack && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, BlobRef{e.Type, e.ID}}]
-			}) {
+			k := BlobRef{e.Type, e.ID}
+			if slices.ContainsFunc(c.locations(k), func(l Location) bool { return c.otherSound(l, p.pack, k) }) {
 				elsewhere++
 			}
 		}
@@ -846,6 +845,13 @@ func (c *Checker) SettleMissing(unread int) {
 		}
 		c.problems[i] = p
 	}
+}
+
+// otherSound reports whether the copy at l of blob k is in another pack
+// than pack, one that is there and not found damaged. The caller holds
+// c.mu.
+func (c *Checker) otherSound(l Location, pack repo.ID, k BlobRef) bool {
+	return l.Pack != pack && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, k}]
 }
 
 // SettleDamaged, called once the packs were read (ReadData), words the
@@ -871,28 +877,28 @@ func (c *Checker) SettleDamaged() {
 			}
 			bad++
 			// locations lists live copies first.
-			j := slices.IndexFunc(c.locations(k), func(l Location) bool {
+			ls := c.locations(k)
+			j := slices.IndexFunc(ls, func(l Location) bool {
 				// (A delta does not stand for a full copy, which a base
 				// needs: the repack kept the damaged one, and the
 				// advice did not end the error; found by a re-test.)
-				return l.Pack != p.pack && c.read[l.Pack] && c.present(l.Pack) && !c.damaged[packBlob{l.Pack, k}] && !c.unverifiedCopies[packBlob{l.Pack, k}] &&
+				return c.otherSound(l, p.pack, k) && c.read[l.Pack] && !c.unverifiedCopies[packBlob{l.Pack, k}] &&
 					(!l.Entry.Delta() || e.Delta())
 			})
 			switch {
 			case j < 0:
 				whole = false
-			case c.locations(k)[j].Status != PackLive:
+			case ls[j].Status != PackLive:
 				inMarked++
 			}
 		}
 		if bad == 0 || !whole {
 			continue
 		}
-		copies := "the marked packs' copies of its damaged ones"
 		if inMarked == 0 {
 			p.Repair = fmt.Sprintf("every damaged blob in it has an intact copy in another pack, so no snapshot lost data: run 'snap prune --repack %s', which copies its intact blobs into new packs and leaves it to a later prune to delete", p.pack.Short())
 		} else {
-			p.Repair = fmt.Sprintf("every damaged blob in it has an intact copy in another pack (%d only in packs marked for deletion), so no snapshot lost data: run 'snap prune --repack %s' now, which copies its intact blobs and %s into new packs and leaves it to a later prune to delete", inMarked, p.pack.Short(), copies)
+			p.Repair = fmt.Sprintf("every damaged blob in it has an intact copy in another pack (%d only in packs marked for deletion), so no snapshot lost data: run 'snap prune --repack %s' now, which copies its intact blobs and the marked packs' copies of its damaged ones into new packs and leaves it to a later prune to delete", inMarked, p.pack.Short())
 		}
 		c.problems[i] = p
 	}
