@@ -51,14 +51,9 @@ func checkMySQLParams(q url.Values) error {
 
 // mysqlConnArgs are the connection options of the mysql tools.
 func (d *Database) mysqlConnArgs() []string {
-	var args []string
-	q := d.u.Query()
 	// Option-file options must come first.
-	for _, k := range []string{"defaults-file", "defaults-extra-file"} {
-		if v := q.Get(k); v != "" {
-			args = append(args, "--"+k+"="+v)
-		}
-	}
+	args := d.mysqlOptionFileArgs()
+	q := d.u.Query()
 	host, port := d.u.Hostname(), d.u.Port()
 	if host != "" && (host != "localhost" || port != "") {
 		// "localhost" means the socket to these tools, unless a port is given.
@@ -130,6 +125,18 @@ func (d *Database) mysqlDropCreated(ctx context.Context, err error) error {
 	return fmt.Errorf("%w (%w)", err, ErrCreatedDropped)
 }
 
+// mysqlOptionFileArgs are the URL's options that name option files.
+func (d *Database) mysqlOptionFileArgs() []string {
+	var args []string
+	q := d.u.Query()
+	for _, k := range []string{"defaults-file", "defaults-extra-file"} {
+		if v := q.Get(k); v != "" {
+			args = append(args, "--"+k+"="+v)
+		}
+	}
+	return args
+}
+
 // mysqlOmitting are mariadb-dump's options that leave tables, rows or
 // statements out of a dump, or send it elsewhere than its standard output,
 // and that no option after them turns off.
@@ -141,14 +148,8 @@ var mysqlOmitting = []string{"where", "ignore-table", "ignore-table-data", "igno
 // exit 0, its completion line and no rows of those tables, which every
 // check took for whole (found by an exploratory test).
 func (d *Database) mysqlDumpDefaults(ctx context.Context, tool string) error {
-	var args []string
-	for _, a := range d.mysqlConnArgs() {
-		if strings.HasPrefix(a, "--defaults-file=") || strings.HasPrefix(a, "--defaults-extra-file=") {
-			args = append(args, a)
-		}
-	}
 	var out strings.Builder
-	c := Command{Name: tool, Args: append(args, "--print-defaults"), Env: d.env("MYSQL_PWD"),
+	c := Command{Name: tool, Args: append(d.mysqlOptionFileArgs(), "--print-defaults"), Env: d.env("MYSQL_PWD"),
 		Stdout: func(line string) { out.WriteString(line + "\n") }, StdoutData: true}
 	if err := c.Run(ctx); err != nil {
 		return fmt.Errorf("%s: reading the options %s takes from its option files: %w", d, filepath.Base(tool), err)
@@ -170,13 +171,12 @@ func (d *Database) mysqlDumpDefaults(ctx context.Context, tool string) error {
 
 // mysqlOmits reports whether the option-file option name is one of
 // mysqlOmitting as the tools read it: with or without "loose-", "_" for
-// "-", and abbreviated (loose-where in [client], which every tool then
-// reads without complaint, and "wher" were missed; found by a review).
+// "-", in any case, and abbreviated to any prefix that names one option
+// alone (loose-where in [client], which every tool then reads without
+// complaint, and "wher" were missed, found by a review; WHERE,
+// Ignore-Table and "w", found by a re-test). A prefix of one of these that
+// also begins another option is ambiguous, which the tool refuses itself.
 func mysqlOmits(name string, all bool) bool {
-	// The tools read option names in any case, and any prefix that names
-	// one option alone: WHERE, Ignore-Table and "w" were missed (found by
-	// a re-test). A prefix of one of these that also begins another option
-	// is ambiguous, which the tool refuses itself.
 	name = strings.ToLower(strings.ReplaceAll(name, "_", "-"))
 	name = strings.TrimPrefix(name, "loose-")
 	for _, o := range mysqlOmitting {
