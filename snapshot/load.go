@@ -98,22 +98,15 @@ func decodeOnPath(id repo.ID, plain []byte, held int64) (*Tree, int64, error) {
 	return t, held + cost, nil
 }
 
-// LoadTree reads, verifies and decodes a tree blob.
+// LoadTree reads, verifies and decodes a tree blob, a failure to decode
+// being damage (within MaxPathTreeBytes, as the first tree of a path).
 func LoadTree(ctx context.Context, ix *index.Index, id repo.ID) (*Tree, error) {
 	plain, err := ix.LoadBlob(ctx, repo.TreeBlob, id, nil)
 	if err != nil {
 		return nil, err
 	}
-	return decodeTreeBlob(id, plain)
-}
-
-// decodeTreeBlob decodes tree blob id's plaintext, a failure being damage.
-func decodeTreeBlob(id repo.ID, plain []byte) (*Tree, error) {
-	t, err := DecodeTree(plain)
-	if err != nil {
-		return nil, &repo.CorruptError{Object: "tree blob " + id.String(), Reason: err.Error()}
-	}
-	return t, nil
+	t, _, err := decodeOnPath(id, plain, 0)
+	return t, err
 }
 
 // rootNode is the synthetic node of a snapshot's root directory.
