@@ -45,7 +45,7 @@ func createCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "compression", Value: "fastest", Usage: "zstd level: off, fastest, default or better"},
 			&cli.BoolFlag{Name: "force", Usage: "read every file, ignoring the parent snapshot"},
 			&cli.StringFlag{Name: "parent", Usage: "compare with `SNAPSHOT` (an ID, a prefix or 'latest') instead of the newest snapshot of the same host, paths and tags dated at or before this one"},
-			&cli.BoolFlag{Name: "allow-emptied", Usage: "no warning when a backed-up directory, a directory that could not be listed or a command's output is empty where an earlier snapshot held data (by default that warns, exits 3 and holds a job's retention: a disk not mounted?)"},
+			&cli.BoolFlag{Name: "allow-emptied", Usage: "no warning when a backed-up directory, a directory that could not be listed, an entry that could not be read or a command's output is empty or missing where an earlier snapshot held data (by default that warns, exits 3 and holds a job's retention: a disk not mounted?)"},
 			multiFlag("db", "dump the database at `URL` into the snapshot: postgres://user@host:port/db (or /?all), mysql://…, sqlite:///path/app.db, mongodb://… (repeatable)"),
 			&cli.StringFlag{Name: "stdin", Usage: "store standard input as the file `NAME`; an empty input fails the create (a command before | that failed)"},
 			&cli.BoolFlag{Name: "allow-empty-stdin", Usage: "with --stdin, save the snapshot even when standard input is empty"},
@@ -559,7 +559,8 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	}
 	var emptied []string
 	if !o.AllowEmptied {
-		emptied = emptiedPaths(ctx, s, sn, p.unlistedDirs(), p.unreadPaths())
+		unlisted, unread := p.unreadable()
+		emptied = emptiedPaths(ctx, s, sn, unlisted, unread)
 	}
 	for _, msg := range emptied {
 		u.warnf("%s", msg)
@@ -597,11 +598,13 @@ func emptyOnDisk(p string) bool {
 //     directory (found by an exploratory test: two such nightly runs, and
 //     keep-last 2 had forgotten the last snapshots with the data);
 //   - a directory that could not be listed (unlisted: create saved it
-//     empty, with its own metadata), and a command's output that is empty
-//     (the command exited 0 without writing: a dump behind a wrapper that
-//     hides its failure). Both exit 3 anyway or show a notice, but the
-//     job's retention ran, and after keep-last nights the data was gone
-//     while the job's metrics said success (found by an exploratory test).
+//     empty, with its own metadata), another entry that could not be read
+//     and was left out (unread: within maxUnreadLookBack snapshots), and a
+//     command's output that is empty (the command exited 0 without
+//     writing: a dump behind a wrapper that hides its failure). Each exits
+//     3 anyway or shows a notice, but the job's retention ran, and after
+//     keep-last nights the data was gone while the job's metrics said
+//     success (found by exploratory tests).
 //
 // Such a snapshot is saved (it is what was there), but the run exits 3,
 // and a job's retention waits. It looks back past the earlier snapshots in

@@ -245,20 +245,13 @@ func (p *progress) event(ev snapshot.Event) {
 // this user may not read is one problem, whose first directories say it.
 const maxUnlisted = 100
 
-// unlistedDirs returns the directories saved empty because they could
-// not be listed (at most maxUnlisted).
-func (p *progress) unlistedDirs() []string {
+// unreadable returns the directories saved empty because they could not
+// be listed, and the other entries left out because they could not be
+// read (at most maxUnlisted of each).
+func (p *progress) unreadable() (unlisted, unread []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slices.Clone(p.unlisted)
-}
-
-// unreadPaths returns the entries left out because they could not be read
-// (at most maxUnlisted).
-func (p *progress) unreadPaths() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.unread)
+	return slices.Clone(p.unlisted), slices.Clone(p.unread)
 }
 
 // warningCount returns the warnings reported so far.
