@@ -130,6 +130,16 @@ func (f *fixture) readData() []index.Problem {
 	return c.Problems()
 }
 
+// twoCopies stores blobs x and y twice: in a pack with an unused blob
+// beside them, and in one of their own. It returns x and y, which
+// snapshots use.
+func (f *fixture) twoCopies() []index.BlobRef {
+	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
+	f.writeRaw([]rawBlob{x, y, unused})
+	f.writeRaw([]rawBlob{x, y})
+	return []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
+}
+
 func (f *fixture) packExists(id repo.ID) bool {
 	_, err := f.r.Backend().Stat(context.Background(), repo.Handle{Type: repo.PackFile, Name: id.String()})
 	return err == nil
@@ -1205,10 +1215,7 @@ func TestRepackOfDamagedCopyWithLiveTwin(t *testing.T) {
 // Now it reads the kept copy first and makes the marked pack live again.
 func TestDuePruneKeepsMarkedTwinOfDamagedCopy(t *testing.T) {
 	f := newFixture(t)
-	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
-	f.writeRaw([]rawBlob{x, y, unused})
-	f.writeRaw([]rawBlob{x, y})
-	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
+	used := f.twoCopies()
 	o := index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour}
 	st := f.prune(o, used)
 	if len(st.MarkedPacks) != 1 {
@@ -1270,10 +1277,7 @@ func TestDuePruneKeepsMarkedTwinOfDamagedCopy(t *testing.T) {
 
 func TestRepackSalvagesFromMarkedTwin(t *testing.T) {
 	f := newFixture(t)
-	x, y, unused := f.full(noise(30000)), f.full(bytes.Repeat([]byte("y"), 30000)), f.full(noise(40000)[10000:])
-	f.writeRaw([]rawBlob{x, y, unused})
-	f.writeRaw([]rawBlob{x, y})
-	used := []index.BlobRef{{Type: repo.DataBlob, ID: x.id}, {Type: repo.DataBlob, ID: y.id}}
+	used := f.twoCopies()
 	st := f.prune(index.PruneOptions{MaxUnusedPercent: 100, DeleteDelay: time.Hour}, used)
 	if len(st.MarkedPacks) != 1 {
 		t.Fatalf("the first prune marked %v, want one of the two packs", st.MarkedPacks)

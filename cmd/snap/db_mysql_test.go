@@ -236,20 +236,21 @@ func TestMariaDBOptionFilesLeaveNothingOut(t *testing.T) {
 	tr := newTestRepo(t)
 	db := my.newDatabase()
 	my.mustQuery(db, "CREATE TABLE t (x INT); INSERT INTO t VALUES (1);")
-	withCnf := func(name, cnf string) string {
-		path := filepath.Join(tr.dir, name)
+	// withCnf is the URL of database name with the option file cnf.
+	withCnf := func(name, file, cnf string) string {
+		path := filepath.Join(tr.dir, file)
 		writeFile(t, path, []byte(cnf))
 		u := *my.base
-		u.Path = "/" + db
+		u.Path = "/" + name
 		u.RawQuery = "defaults-extra-file=" + url.QueryEscape(path)
 		return u.String()
 	}
-	tr.mustRun("create", "--db", withCnf("nodata.cnf", "[mysqldump]\nno-data\n[mariadb-dump]\nno-data\n"))
+	tr.mustRun("create", "--db", withCnf(db, "nodata.cnf", "[mysqldump]\nno-data\n[mariadb-dump]\nno-data\n"))
 	if out := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout; !strings.Contains(out, "INSERT INTO `t` VALUES") {
 		t.Errorf("dump with no-data in an option file lacks the row:\n%s", out)
 	}
 	for cnf, opt := range map[string]string{"[client]\nwhere=1=0\n": "--where=1=0", "[mysqldump]\nignore-table=" + db + ".t\n[mariadb-dump]\nignore-table=" + db + ".t\n": "--ignore-table=" + db + ".t"} {
-		res := tr.run("create", "--db", withCnf("omit.cnf", cnf))
+		res := tr.run("create", "--db", withCnf(db, "omit.cnf", cnf))
 		if res.code != exitFatal || !strings.Contains(res.stderr, "reads "+opt+" from its option files") || !strings.Contains(res.stderr, "no snapshot was saved") {
 			t.Errorf("create with %q in an option file: exit %d\n%s", opt, res.code, res.stderr)
 		}
@@ -257,15 +258,10 @@ func TestMariaDBOptionFilesLeaveNothingOut(t *testing.T) {
 	// autocommit=0 in the client's option file: the rows after the last
 	// DDL statement were rolled back at the end (found by a re-test).
 	// (A dump without DISABLE KEYS, whose ALTER TABLE commits, shows it.)
-	tr.mustRun("create", "--db", withCnf("nokeys.cnf", "[mysqldump]\nskip-disable-keys\n[mariadb-dump]\nskip-disable-keys\n"))
+	tr.mustRun("create", "--db", withCnf(db, "nokeys.cnf", "[mysqldump]\nskip-disable-keys\n[mariadb-dump]\nskip-disable-keys\n"))
 	acDB := db + "_ac"
 	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+acDB+"`;") })
-	acURL, err := url.Parse(withCnf("autocommit.cnf", "[mysql]\ninit-command=\"SET autocommit=0\"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acURL.Path = "/" + acDB
-	tr.mustRun("restore", "latest", "--db", db, "--to", acURL.String())
+	tr.mustRun("restore", "latest", "--db", db, "--to", withCnf(acDB, "autocommit.cnf", "[mysql]\ninit-command=\"SET autocommit=0\"\n"))
 	if rows := my.mustQuery(acDB, "SELECT COUNT(*) FROM t;"); strings.TrimSpace(rows) != "1" {
 		t.Errorf("restore with autocommit=0 in an option file: %q rows, want 1", rows)
 	}
@@ -279,12 +275,7 @@ func TestMariaDBOptionFilesLeaveNothingOut(t *testing.T) {
 	my.mustQuery("", "DROP DATABASE `"+other+"`;")
 	copyDB := db + "_copy"
 	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+copyDB+"`;") })
-	u, err := url.Parse(withCnf("force.cnf", "[mysql]\nforce\n[mariadb]\nforce\n[client]\nforce\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + copyDB
-	if res := tr.run("restore", "latest", "--db", db, "--to", u.String()); res.code != exitFatal || !strings.Contains(res.stderr, "doesn't exist") {
+	if res := tr.run("restore", "latest", "--db", db, "--to", withCnf(copyDB, "force.cnf", "[mysql]\nforce\n[mariadb]\nforce\n[client]\nforce\n")); res.code != exitFatal || !strings.Contains(res.stderr, "doesn't exist") {
 		t.Errorf("failed load with force in an option file: exit %d\n%s", res.code, res.stderr)
 	}
 }
