@@ -126,10 +126,12 @@ func FindNode(ctx context.Context, ix *index.Index, root repo.ID, p string) (Nod
 // NodeFinder is FindNode for many paths: each tree on the way is decoded
 // once. A create given thousands of paths in one directory decoded that
 // directory's tree once for each of them (found by an exploratory test:
-// 6,000 paths took 52 s). It holds every tree it decoded.
+// 6,000 paths took 52 s). It holds every tree it decoded since the last
+// Retain but one.
 type NodeFinder struct {
 	ix    *index.Index
 	trees map[repo.ID]*Tree
+	prev  map[repo.ID]*Tree // before the last Retain: kept if used again
 }
 
 // NewNodeFinder returns a NodeFinder reading ix's repository.
@@ -137,10 +139,23 @@ func NewNodeFinder(ix *index.Index) *NodeFinder {
 	return &NodeFinder{ix: ix, trees: map[repo.ID]*Tree{}}
 }
 
+// Retain starts a new generation: trees used since the last Retain are
+// kept as long as they are used again before the next, the others are
+// dropped then. A look-up in one snapshot after another keeps the trees
+// the snapshots share (most of them), while memory holds the trees of two
+// snapshots, not of all.
+func (f *NodeFinder) Retain() {
+	f.prev, f.trees = f.trees, map[repo.ID]*Tree{}
+}
+
 // Find is FindNode.
 func (f *NodeFinder) Find(ctx context.Context, root repo.ID, p string) (Node, error) {
 	return findNode(root, p, func(id repo.ID) (*Tree, error) {
 		if t, ok := f.trees[id]; ok {
+			return t, nil
+		}
+		if t, ok := f.prev[id]; ok {
+			f.trees[id] = t
 			return t, nil
 		}
 		t, err := LoadTree(ctx, f.ix, id)

@@ -562,7 +562,11 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		unlisted, unread := p.unreadable()
 		emptied = emptiedPaths(ctx, s, sn, unlisted, unread)
 	}
-	for _, msg := range emptied {
+	for i, msg := range emptied {
+		if i == maxEmptiedShown && len(emptied) > i+1 {
+			u.warnf("and %d more entries that an earlier snapshot held could not be read or listed (each is named by its error above)", len(emptied)-i)
+			break
+		}
 		u.warnf("%s", msg)
 	}
 	switch {
@@ -573,6 +577,11 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	}
 	return sn, nil
 }
+
+// maxEmptiedShown bounds the warnings of emptiedPaths shown: a directory
+// of thousands of files that turned unreadable (a chmod, a changed owner)
+// is one problem, and each file has its error line already.
+const maxEmptiedShown = 20
 
 // maxUnreadLookBack bounds how many earlier snapshots emptiedPaths reads
 // for an entry that could not be read: one that never read (another
@@ -704,14 +713,28 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 	// copy was forgotten while the metrics said success (found by an
 	// exploratory test). One that never read is left to its nightly
 	// error; the look-back goes back maxUnreadLookBack snapshots at most.
-	for _, p := range missing {
-		for n, x := range earlier {
-			if n == maxUnreadLookBack || x.AllowEmptied {
-				break
-			}
+	// The snapshots are the outer loop: an entry found is done, the next
+	// snapshot looks up only those left, a snapshot whose root tree was
+	// just looked at is skipped (nothing changed), and the finder keeps
+	// the trees of two snapshots at a time (Retain), so that thousands of
+	// entries that never read cost a walk of their directories per
+	// snapshot, not the directories of every snapshot in memory.
+	var lastRoot repo.ID
+	for n, x := range earlier {
+		if len(missing) == 0 || n == maxUnreadLookBack || x.AllowEmptied {
+			break
+		}
+		if x.Tree == lastRoot {
+			continue
+		}
+		lastRoot = x.Tree
+		finder.Retain()
+		left := missing[:0]
+		for _, p := range missing {
 			before, err := finder.Find(ctx, x.Tree, p)
 			if err != nil {
-				continue // not in that one either: look further back
+				left = append(left, p) // not in that one either: look further back
+				continue
 			}
 			what := sources.DisplayPath(p)
 			if before.Type == sources.TypeFile {
@@ -719,8 +742,8 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 			}
 			out = append(out, fmt.Sprintf("%s could not be read and is not in this snapshot, where snapshot %s (%s) held it: give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)",
 				what, x.ID.Short(), localTime(x.Time)))
-			break
 		}
+		missing = left
 	}
 	for _, q := range quiet {
 		for _, x := range earlierAll {

@@ -241,9 +241,14 @@ func (p *progress) event(ev snapshot.Event) {
 	}
 }
 
-// maxUnlisted bounds progress.unlisted: a tree of thousands of directories
-// this user may not read is one problem, whose first directories say it.
-const maxUnlisted = 100
+// maxUnlisted bounds progress.unlisted and progress.unread, which
+// emptiedPaths looks up in earlier snapshots. It is high enough that a
+// backup of a tree where thousands of entries never read (another user's
+// files, as a backup not run as root sees them) still notices the one that
+// could be read last night: with 100, the 101st was missed (found by an
+// exploratory test). Past it, a tree this user may not read is one
+// problem, whose first entries say it.
+const maxUnlisted = 10000
 
 // unreadable returns the directories saved empty because they could not
 // be listed, and the other entries left out because they could not be
