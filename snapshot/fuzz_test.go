@@ -62,6 +62,11 @@ func TestTreeRejectsHostileNames(t *testing.T) {
 		"bad mode":  {{Meta: sources.Meta{Name: "a", Type: sources.TypeFile, Mode: 0o170000}}},
 		"bad type":  {{Meta: sources.Meta{Name: "a", Type: 99}}},
 		"type zero": {{Meta: sources.Meta{Name: "a"}}},
+		// Extended attribute names Linux cannot hold: check passed them
+		// and restore failed to set them.
+		"xattr nul":   {{Meta: sources.Meta{Name: "a", Type: sources.TypeFile, Xattrs: []sources.Xattr{{Name: "user.a\x00b"}}}}},
+		"xattr empty": {{Meta: sources.Meta{Name: "a", Type: sources.TypeFile, Xattrs: []sources.Xattr{{Name: ""}}}}},
+		"xattr long":  {{Meta: sources.Meta{Name: "a", Type: sources.TypeFile, Xattrs: []sources.Xattr{{Name: "user." + strings.Repeat("x", 251)}}}}},
 	} {
 		if _, err := DecodeTree((&Tree{Nodes: nodes}).Encode()); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -82,6 +87,11 @@ func FuzzTree(f *testing.F) {
 		for i, n := range tr.Nodes {
 			if !sources.ValidName(n.Name) || (i > 0 && tr.Nodes[i-1].Name >= n.Name) || n.Mode > 0o7777 {
 				t.Fatalf("accepted node %d %q (mode %o)", i, n.Name, n.Mode)
+			}
+			for _, x := range n.Xattrs {
+				if x.Name == "" || len(x.Name) > 255 || strings.IndexByte(x.Name, 0) >= 0 {
+					t.Fatalf("accepted node %d %q's extended attribute %q", i, n.Name, x.Name)
+				}
 			}
 		}
 		// decode(encode(x)) == x. Varints may have been written

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/zeebo/blake3"
 
@@ -86,6 +87,8 @@ const (
 	// minNodeSize is the smallest encoding of a node, used to bound counts.
 	minNodeSize = 18
 	maxXattrs   = 1 << 16
+	// maxXattrName is Linux's XATTR_NAME_MAX.
+	maxXattrName = 255
 )
 
 // Encode returns the tree's plaintext. Nodes must be sorted and unique.
@@ -280,6 +283,11 @@ func decodeTree(b []byte, budget int64) (*Tree, int64, error) {
 		for j := uint64(0); j < nx && d.err == nil; j++ {
 			name := d.str()
 			val := d.bytes(d.uvarint())
+			// Linux names no attribute so (XATTR_NAME_MAX): check passed a
+			// crafted one that restore could not set.
+			if d.err == nil && (name == "" || len(name) > maxXattrName || strings.IndexByte(name, 0) >= 0) {
+				d.fail("node %q: extended attribute name %q is not one Linux allows", nd.Name, name)
+			}
 			nd.Xattrs = append(nd.Xattrs, sources.Xattr{Name: name, Value: append([]byte(nil), val...)})
 		}
 		switch nd.Type {
