@@ -384,18 +384,21 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 		start, end = daySpan(d)
 		return start, end, true
 	}
-	at := func(d time.Time) time.Time {
-		return time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
+	span := func(d time.Time) (start, end time.Time) {
+		t := time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.Local)
+		want := time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.UTC)
+		return clockSpan(t, want, unit)
 	}
-	t := at(d)
-	if t.After(now) {
-		// Restores look back: "23:00" at ten in the morning is last
-		// night's, "tuesday 23:00" on a Tuesday morning last week's.
-		d = d.AddDate(0, 0, -stepBack)
-		t = at(d)
+	start, end = span(d)
+	// Restores look back: "23:00" at ten in the morning is last night's,
+	// "tuesday 23:00" on a Tuesday morning last week's. A clock time is
+	// still to come only when its first instant is: in the hour that
+	// repeats as the clocks go back, Go's time for it may be the second
+	// one, and a time that had passed an hour ago was taken for
+	// yesterday's (found by an exploratory test).
+	if start.After(now) {
+		start, end = span(d.AddDate(0, 0, -stepBack))
 	}
-	want := time.Date(d.Year(), d.Month(), d.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, time.UTC)
-	start, end = clockSpan(t, want, unit)
 	return start, end, true
 }
 

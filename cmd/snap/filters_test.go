@@ -231,6 +231,32 @@ func TestParseAtRepeatedTime(t *testing.T) {
 	}
 }
 
+// TestParseClockInRepeatedHourHasPassed: "02:30" between its two
+// occurrences, on the night the clocks go back, is today's (its first
+// instant has passed), not yesterday's; "sunday 02:30" on that Sunday is
+// not last week's (both stepped back: found by an exploratory test). Before
+// its first instant it is still yesterday's.
+func TestParseClockInRepeatedHourHasPassed(t *testing.T) {
+	loc := setLocal(t, "Europe/Berlin")
+	first := time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)  // 02:30 CEST
+	second := time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC) // 02:30 CET
+	for _, now := range []time.Time{
+		time.Date(2026, 10, 25, 0, 50, 0, 0, time.UTC), // 02:50 CEST
+		time.Date(2026, 10, 25, 1, 20, 0, 0, time.UTC), // 02:20 CET
+	} {
+		for _, at := range []string{"02:30", "sunday 02:30", "today 02:30"} {
+			start, end, err := parseTime(at, now.In(loc))
+			if err != nil || !start.Equal(first) || !end.Equal(second.Add(time.Minute-time.Nanosecond)) {
+				t.Errorf("parseTime(%q) at %v = %v .. %v, %v; want %v .. the end of the minute at %v", at, now, start, end, err, first, second)
+			}
+		}
+	}
+	now := time.Date(2026, 10, 25, 0, 20, 0, 0, time.UTC).In(loc) // 02:20 CEST: 02:30 is to come
+	if start, _, err := parseTime("02:30", now); err != nil || !start.Equal(time.Date(2026, 10, 24, 0, 30, 0, 0, time.UTC)) {
+		t.Errorf("parseTime(02:30) at 02:20 CEST = %v, %v; want yesterday's", start, err)
+	}
+}
+
 // TestParseTimeZoneName: a local time followed by its zone's name, as
 // list shows a time in the hour that occurs twice, names that occurrence
 // (copied from list, it was refused: found by an exploratory test); UTC
