@@ -73,6 +73,23 @@ type CopyOptions struct {
 	// that counted only the bytes sent stood still while a copy read
 	// data the target had already.
 	Read func(n int64)
+	// CopiedMeanwhile, when set, is asked just before a document is
+	// saved whether the target got a copy of origin since the run looked
+	// (another copy run's), and returns its ID. A copy's document names
+	// its parent's copy, so two runs that copy different snapshots of one
+	// source at once (all of them, and only the latest) wrote two
+	// documents for the latest and the target held it twice (found by an
+	// exploratory test). The check leaves the window of one listing.
+	CopiedMeanwhile func(ctx context.Context, origin repo.ID) (repo.ID, bool, error)
+}
+
+// CopiedMeanwhileError is Copy's answer for a snapshot that another run
+// copied into the target while this one did (CopyOptions.CopiedMeanwhile):
+// its data is in the target, and its document is that run's, Target.
+type CopiedMeanwhileError struct{ Target repo.ID }
+
+func (e *CopiedMeanwhileError) Error() string {
+	return fmt.Sprintf("another copy run saved it in the target as %s meanwhile", e.Target.Short())
 }
 
 // countRead counts a data blob of n bytes read from the source.
@@ -207,6 +224,16 @@ func (c *Copier) Copy(ctx context.Context, sn *Snapshot, parent *repo.ID) (_ *Sn
 	if c.opts.Lock != nil {
 		if err := c.w.VerifyLock(ctx); err != nil { // (it confirms the segments written)
 			return nil, err
+		}
+	}
+	if c.opts.CopiedMeanwhile != nil {
+		id, ok, err := c.opts.CopiedMeanwhile(ctx, origin)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			c.w.Committed() // that document stands, and may use what this run indexed
+			return nil, &CopiedMeanwhileError{Target: id}
 		}
 	}
 	replaced, err := SaveCopy(ctx, c.dst.Repository(), &out)

@@ -207,8 +207,34 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	sp.update(func(st *stepState) { st.bytesLabel = "sent" })
 	sent := func(stored int64) { sp.update(func(st *stepState) { st.bytes += stored }) }
 	read := func(n int64) { sp.update(func(st *stepState) { st.read += n }) }
+	// Snapshots another copy run saves in the target while this one runs
+	// are looked for before each document is saved: the target's listing
+	// again (documents already read come from the cache).
+	known := map[repo.ID]bool{}
+	for _, t := range targets {
+		known[t.ID] = true
+	}
+	copiedMeanwhile := func(ctx context.Context, origin repo.ID) (repo.ID, bool, error) {
+		ids, err := dst.r.ListIDs(ctx, repo.SnapshotFile)
+		if err != nil {
+			return repo.ID{}, false, fmt.Errorf("target: list snapshots: %w", err)
+		}
+		for _, id := range ids {
+			if known[id] {
+				continue
+			}
+			known[id] = true
+			if t, err := dst.loader.Load(ctx, id); err == nil {
+				if _, ok := inTarget[snapshot.Origin(t)]; !ok {
+					inTarget[snapshot.Origin(t)] = id
+				}
+			}
+		}
+		id, ok := inTarget[origin]
+		return id, ok, nil
+	}
 	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections, Lock: dst.lock, Read: read,
-		Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: opCtx, Uploaded: sent}})
+		CopiedMeanwhile: copiedMeanwhile, Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: opCtx, Uploaded: sent}})
 	sp.begin()
 	defer sp.finish()
 
@@ -236,6 +262,13 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		before := cp.Stats()
 		out, err := cp.Copy(opCtx, sn, parent)
 		sp.update(func(st *stepState) { st.done++ })
+		var meanwhile *snapshot.CopiedMeanwhileError
+		if errors.As(err, &meanwhile) {
+			inTarget[snapshot.Origin(sn)] = meanwhile.Target
+			skipped++
+			copySkipped(u, sn, meanwhile.Target)
+			continue
+		}
 		if err != nil {
 			if bug := sp.failure(); bug != nil {
 				return fmt.Errorf("copy stopped at snapshot %s; both repositories are consistent: %w", sn.ID.Short(), bug)
@@ -278,6 +311,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 			return diskFull(err)
 		}
 		inTarget[snapshot.Origin(sn)] = out.ID
+		known[out.ID] = true
 		copied++
 		st := cp.Stats()
 		// The target held this copy's document damaged (a copy before
