@@ -177,7 +177,11 @@ func runKeyAdd(c *cli.Context, e *env, replace bool) (err error) {
 		return err
 	}
 	var current string // the password the repository was opened with
-	source := st.passwordSource(c.Context, e)
+	// The origin goes along: a wrong password's message says where it
+	// came from (key add and passwd dropped it; found by an exploratory
+	// test).
+	var source func() (string, error)
+	source, st.passwordOrigin = st.passwordWithOrigin(c.Context, e)
 	st.password = func() (string, error) {
 		pw, err := source()
 		current = pw

@@ -441,6 +441,10 @@ func passwordOddity(pw string) string {
 	switch {
 	case strings.HasPrefix(pw, "\ufeff"):
 		return "; it begins with a byte-order mark, which counts as part of it"
+	case strings.Count(pw, "\n") == 1 && strings.HasSuffix(pw, "\n"):
+		// A variable set from a file with its last line's end
+		// (SNAP_PASSWORD="$(cat f)" drops it; a here-string keeps it).
+		return "; it ends with a newline, which counts as part of it"
 	case strings.Contains(pw, "\n"):
 		// A command that printed a line of its own before the password
 		// (a secret store's notice).
@@ -451,18 +455,9 @@ func passwordOddity(pw string) string {
 	return ""
 }
 
-// passwordSource returns what gives the repository's password: st.password
-// when set, else the file, command, variable or prompt.
-func (st repoSettings) passwordSource(ctx context.Context, e *env) func() (string, error) {
-	if st.password != nil {
-		return st.password
-	}
-	pw, _ := st.passwordWithOrigin(ctx, e)
-	return pw
-}
-
-// passwordWithOrigin is passwordSource that also returns where the
-// password came from (empty when st.password gives it).
+// passwordWithOrigin returns what gives the repository's password
+// (st.password when set, else the file, command, variable or prompt) and
+// where it came from (empty when st.password gives it without one).
 func (st repoSettings) passwordWithOrigin(ctx context.Context, e *env) (func() (string, error), *string) {
 	if st.password != nil {
 		if st.passwordOrigin != nil {

@@ -63,10 +63,17 @@ func TestWrongPasswordSaysWhereFrom(t *testing.T) {
 		{nil, []string{"--password-command", "echo wrong"}, "came from --password-command)"},
 		// A command that printed a notice of its own before the password.
 		{nil, []string{"--password-command", "echo 'unlocking the store'; echo test-password"}, "; it is 2 lines, which all count as part of it"},
+		{[]string{"SNAP_PASSWORD=test-password\n"}, nil, "; it ends with a newline, which counts as part of it"},
+		{[]string{"SNAP_PASSWORD=test-password "}, nil, "came from SNAP_PASSWORD; it begins or ends with a blank"},
 	} {
-		res := tr.runEnv(c.env, nil, append([]string{"list"}, c.args...)...)
-		if res.code != exitWrongPass || !strings.Contains(res.stderr, c.want) {
-			t.Errorf("%v %v: exit %d, want %q in:\n%s", c.env, c.args, res.code, c.want, res.stderr)
+		// key add and key passwd said neither (found by an exploratory
+		// test).
+		for _, cmd := range [][]string{{"list"}, {"key", "add"}, {"key", "passwd"}} {
+			env := append([]string{"SNAP_NEW_PASSWORD=another-long-password"}, c.env...)
+			res := tr.runEnv(env, nil, append(cmd, c.args...)...)
+			if res.code != exitWrongPass || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("%v %v %v: exit %d, want %q in:\n%s", cmd, c.env, c.args, res.code, c.want, res.stderr)
+			}
 		}
 	}
 	// From the config: its key is named, not a flag (found in review).
