@@ -292,7 +292,11 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				// the oldest snapshot that lost a pack.
 				damaged = append(damaged, sn.ID.Short())
 				sp.update(func(st *stepState) { st.errors++ })
-				copyUnreadable(u, sn, err, "snapshot %s cannot be copied: %v; the others are copied")
+				format := "snapshot %s cannot be copied: %v"
+				if len(selected) > 1 {
+					format += "; the others are copied"
+				}
+				copyUnreadable(u, sn, err, format)
 				continue
 			}
 			err = fmt.Errorf("copy snapshot %s: %w; the snapshots copied before it are complete", sn.ID.Short(), err)

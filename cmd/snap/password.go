@@ -145,11 +145,11 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 			return "", err
 		}
 		if string(again) != string(pw) {
-			return "", fmt.Errorf("the passwords do not match")
+			return "", usagef("the passwords typed do not match: run the command again")
 		}
 	}
 	if len(pw) == 0 {
-		return "", fmt.Errorf("empty password")
+		return "", usagef("an empty password was typed: type one, or press Ctrl-C")
 	}
 	return string(pw), nil
 }

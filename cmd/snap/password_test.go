@@ -324,6 +324,12 @@ func TestPasswordPromptTypedAndEnded(t *testing.T) {
 	if err != nil || !strings.Contains(out, "the input ended (Ctrl-D)") || !strings.Contains(out, "status 2") || !regexp.MustCompile(`[; ]echo[ ;]`).MatchString(out) {
 		t.Errorf("Ctrl-D at the prompt (%v):\n%s", err, out)
 	}
+	// An empty password typed is a usage error too (it exited 1, where
+	// an empty SNAP_NEW_PASSWORD exits 2; found by an exploratory test).
+	out, err = run([]byte("\r"))
+	if err != nil || !strings.Contains(out, "an empty password was typed") || !strings.Contains(out, "status 2") {
+		t.Errorf("an empty line at the prompt (%v):\n%s", err, out)
+	}
 }
 
 // TestNoPasswordNamesConfigKeys: with no password source and no one at
