@@ -676,10 +676,11 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 			(st.Uid == n.UID || int(st.Uid) == r.euid) {
 			ino = st.Ino
 		}
-		if n.Type == sources.TypeFile && st.Mode&unix.S_IFMT == unix.S_IFREG && (uint64(st.Size) != n.Size || st.Mtim.Nano() != n.MTime) {
+		if n.Type == sources.TypeFile && (st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Size) != n.Size || st.Mtim.Nano() != n.MTime) {
 			// Kept, as asked; but a file a restore cut off left partly
 			// written looks just like this, and was kept without a word
 			// (found by an exploratory test): counted, for the summary.
+			// So is a FIFO or a device where the snapshot has a file.
 			r.nDiffer.Add(1)
 			at := r.at(rel)
 			r.firstDiffer.CompareAndSwap(nil, &at)

@@ -319,7 +319,7 @@ func runRestore(c *cli.Context, e *env) error {
 		if st.Differing == 1 {
 			what = "1 file left as it was differs"
 		}
-		u.warnf("%s from the snapshot in size or modification time (%s): partly written by a restore that was cut off, or changed since; --overwrite if-changed writes them from the snapshot",
+		u.warnf("%s from the snapshot in kind, size or modification time (%s): partly written by a restore that was cut off, or changed since; --overwrite if-changed writes them from the snapshot",
 			what, sources.DisplayPath(st.FirstDiffering))
 	}
 	if u.json {

@@ -383,9 +383,17 @@ func TestRestoreNeverSaysWhatDiffers(t *testing.T) {
 	must(t, os.Truncate(filepath.Join(target, src, "b"), 0))
 	must(t, os.Remove(filepath.Join(target, src, "c")))
 	res := tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never", "--json")
-	if !strings.Contains(res.stdout, `1 file left as it was differs from the snapshot in size or modification time (`+filepath.Join(target, src, "b")+`)`) ||
+	if !strings.Contains(res.stdout, `1 file left as it was differs from the snapshot in kind, size or modification time (`+filepath.Join(target, src, "b")+`)`) ||
 		!strings.Contains(res.stdout, `"differing":1`) {
 		t.Errorf("restore --overwrite never over a file cut short:\n%s%s", res.stdout, res.stderr)
+	}
+	// A FIFO where the snapshot has a file differs too (it was kept
+	// without a word; found by an exploratory test).
+	must(t, os.Remove(filepath.Join(target, src, "a")))
+	must(t, unix.Mkfifo(filepath.Join(target, src, "a"), 0o644))
+	res = tr.mustRun("restore", "latest", "--target", target, "--overwrite", "never", "--json")
+	if !strings.Contains(res.stdout, `"differing":2`) {
+		t.Errorf("restore --overwrite never over a FIFO where a file was:\n%s%s", res.stdout, res.stderr)
 	}
 	if got, _ := os.ReadFile(filepath.Join(target, src, "b")); len(got) != 0 {
 		t.Errorf("b was written: %q", got)
