@@ -110,7 +110,6 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	if err != nil {
 		return err
 	}
-	warnWeakKey(u, pw, kdf, "change it with 'snap key passwd'")
 	bo, err := backendOptionsFrom(c, e, u)
 	if err != nil {
 		return err
@@ -128,6 +127,10 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	if err != nil {
 		return initReadOnly(err)
 	}
+	// Said once the repository is made: a warning before an init that then
+	// failed (a wrong password for --copy-chunker-params-from) read as if
+	// it had gone on (found by an exploratory test).
+	warnWeakKey(u, pw, kdf, "change it with 'snap key passwd'")
 	// The repository is whole without its space reserve: one that does not
 	// fit is a warning, and the next create tries again.
 	if sr, ok := repo.As[repo.SpaceReserver](be); ok {
