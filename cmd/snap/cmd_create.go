@@ -680,32 +680,54 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 		}
 	}
 	var out []string
-	for _, d := range empty {
-		for _, x := range earlier {
+	// Snapshot by snapshot, as for the unread entries below: a directory
+	// stays pending while it was empty then too. One that could not be
+	// listed is looked for in maxUnreadLookBack snapshots at most (of a
+	// backup not run as root, thousands of them never list); a path given
+	// as far back as it stays empty, so that the second night warns as the
+	// first did.
+	pending := empty
+	var lastRoot repo.ID
+	for n, x := range earlier {
+		if len(pending) == 0 {
+			break
+		}
+		if x.Tree == lastRoot && !x.AllowEmptied {
+			continue // nothing changed: each stays pending
+		}
+		lastRoot = x.Tree
+		finder.Retain()
+		left := pending[:0]
+		for _, d := range pending {
+			if d.unlisted && n >= maxUnreadLookBack {
+				continue
+			}
 			before, err := finder.Find(ctx, x.Tree, d.path)
 			if err != nil || before.Type != sources.TypeDir {
-				break
+				continue // not a directory then: nothing to compare with
 			}
 			if before.Subtree == d.tree {
-				if x.AllowEmptied {
-					break // empty then, and a run with --allow-emptied saw it so
+				if !x.AllowEmptied { // else a run with --allow-emptied saw it empty
+					left = append(left, d) // empty then too (one empty tree): look further back
 				}
-				continue // empty then too (one empty tree): look further back
+				continue
 			}
 			t, err := snapshot.LoadTree(ctx, s.ix, before.Subtree)
 			if err != nil {
-				break
+				continue
 			}
-			if len(t.Nodes) > 0 {
-				held := fmt.Sprintf("snapshot %s (%s) held %s", x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries"))
-				if d.unlisted {
-					out = append(out, fmt.Sprintf("%s could not be listed and is saved empty, where %s: its files are not in this snapshot; give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
-				} else {
-					out = append(out, fmt.Sprintf("%s is empty, where %s: is a disk not mounted there? (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
-				}
-				break
+			if len(t.Nodes) == 0 {
+				left = append(left, d) // empty, with other metadata
+				continue
+			}
+			held := fmt.Sprintf("snapshot %s (%s) held %s", x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries"))
+			if d.unlisted {
+				out = append(out, fmt.Sprintf("%s could not be listed and is saved empty, where %s: its files are not in this snapshot; give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
+			} else {
+				out = append(out, fmt.Sprintf("%s is empty, where %s: is a disk not mounted there? (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
 			}
 		}
+		pending = left
 	}
 	// An entry that could not be read: where an earlier snapshot held it
 	// (a file whose permissions changed), the job's retention waits too:
@@ -719,7 +741,7 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 	// the trees of two snapshots at a time (Retain), so that thousands of
 	// entries that never read cost a walk of their directories per
 	// snapshot, not the directories of every snapshot in memory.
-	var lastRoot repo.ID
+	lastRoot = repo.ID{}
 	for n, x := range earlier {
 		if len(missing) == 0 || n == maxUnreadLookBack || x.AllowEmptied {
 			break
