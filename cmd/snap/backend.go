@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -155,6 +156,9 @@ func openBackend(ctx context.Context, e *env, location string, create bool, o ba
 			be, err = s3.Open(cfg)
 		}
 	} else {
+		if err := notAURL(location); err != nil {
+			return nil, 0, err
+		}
 		location = strings.TrimPrefix(location, "local:")
 		if create {
 			be, err = local.Create(location)
@@ -170,6 +174,27 @@ func openBackend(ctx context.Context, e *env, location string, create bool, o ba
 	}
 	return composeBackend(be, conns, o, ctx.Done()), conns, nil
 }
+
+// urlLike matches a location that begins as a URL does (a scheme and a
+// colon before any slash: http:, https:, S3:, s3.http:), or s3 followed by
+// slashes.
+var urlLike = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*:|[sS]3//)`)
+
+// notAURL refuses a location that is not s3: (in lower case) but looks
+// like a URL: taken as a relative directory, http://host/bucket or
+// S3:http://… made a repository in ./http: below the working directory,
+// and every backup went to the same disk while the admin thought it off
+// site (found by an exploratory test). local: takes such a name as a
+// directory.
+func notAURL(location string) error {
+	if !urlLike.MatchString(location) || strings.HasPrefix(location, "local:") || strings.HasPrefix(location, "s3:") {
+		return nil
+	}
+	return usagef("repository location %q looks like a URL, and is not taken for a directory: for S3 write s3:http[s]://host:port/bucket[/prefix] or s3:bucket[/prefix] (s3: in lower case); for a directory of that name put local: before it", redactedLocation(location))
+}
+
+// userInfo matches the user and password part of a URL.
+var userInfo = regexp.MustCompile(`//[^/@]*@`)
 
 // isRemote reports whether every request to the location goes over the
 // network, which makes caching tree packs locally worth it.

@@ -570,6 +570,42 @@ func TestCredentialsInLocation(t *testing.T) {
 	}
 }
 
+// TestURLLikeLocationIsNoDirectory: a location that looks like a URL but
+// is not s3: in lower case (http://…, S3:http://…, s3//…) is refused, by
+// init, by copy --to and by config check, instead of being taken for a
+// directory below the working directory (init made ./http: and every
+// backup went there, on the same disk; found by an exploratory test).
+// local: takes such a name as a directory.
+func TestURLLikeLocationIsNoDirectory(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	tr.workDir = tr.dir
+	for _, loc := range []string{"http://127.0.0.1:9/bkt/x", "S3:http://127.0.0.1:9/bkt", "s3//bkt/x", "https:backups", "S3:http://KEYID:TheSecret123@127.0.0.1:9/b"} {
+		for _, args := range [][]string{{"init"}, {"copy", "--to", loc}} {
+			env := []string{"SNAP_REPOSITORY=" + loc}
+			if args[0] == "copy" {
+				env = nil
+			}
+			res := tr.runEnv(env, nil, args...)
+			if res.code != exitUsage || !strings.Contains(res.stderr, "looks like a URL, and is not taken for a directory") || strings.Contains(res.stderr, "TheSecret123") {
+				t.Errorf("snap %s (%s): exit %d\n%s", strings.Join(args, " "), loc, res.code, res.stderr)
+			}
+		}
+		cfg := filepath.Join(tr.dir, "snap.toml")
+		writeFile(t, cfg, []byte("repository = \""+loc+"\"\npassword_command = \"echo x\"\n[jobs.a]\npaths = [\"/etc\"]\n"))
+		if res := tr.run("config", "check", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "looks like a URL") || strings.Contains(res.stderr+res.stdout, "TheSecret123") {
+			t.Errorf("config check of %s: exit %d\n%s%s", loc, res.code, res.stdout, res.stderr)
+		}
+	}
+	if matches, _ := filepath.Glob(filepath.Join(tr.workDir, "*:*")); len(matches) > 0 {
+		t.Errorf("made %v", matches)
+	}
+	dir := filepath.Join(tr.dir, "http:")
+	if res := tr.run("init", "--repo", "local:"+dir, "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Errorf("init of local:%s: exit %d\n%s", dir, res.code, res.stderr)
+	}
+}
+
 // TestDumpIntoClosedPipe: `snap dump … | head` ends snap quietly with the
 // status of a broken pipe (141) once head has what it wants, and snap
 // cleans up as after any command (its lock is removed): SIGPIPE used to

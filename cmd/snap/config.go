@@ -1367,6 +1367,12 @@ func (d *cfgDecoder) location(t map[string]any, at toml.Key, key string) string 
 		d.errorf(sub(at, key), "empty: give a directory or an s3: URL, or leave the key out")
 		return ""
 	}
+	if v, ok := t[key].(string); ok {
+		if err := notAURL(v); err != nil {
+			d.errorf(sub(at, key), "%v", err)
+			return ""
+		}
+	}
 	if strings.HasPrefix(loc, "s3:") {
 		if _, err := s3.ParseLocation(loc, func(string) string { return "" }); err != nil {
 			d.errorf(sub(at, key), "%v", err)
@@ -1395,7 +1401,11 @@ func (d *cfgDecoder) literalPath(t map[string]any, at toml.Key, key string) stri
 // user may have written into an S3 URL, for messages and output.
 func redactedLocation(loc string) string {
 	rest, ok := strings.CutPrefix(loc, "s3:")
-	if !ok || !strings.Contains(rest, "@") {
+	if !ok {
+		// S3:http://key:secret@… (refused by notAURL) is named too.
+		return userInfo.ReplaceAllString(loc, "//")
+	}
+	if !strings.Contains(rest, "@") {
 		return loc
 	}
 	u, err := url.Parse(rest)

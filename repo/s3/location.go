@@ -3,6 +3,7 @@ package s3
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,6 +63,11 @@ func ParseLocation(loc string, getenv func(string) string) (Config, error) {
 		cfg.Region = getenv("AWS_DEFAULT_REGION")
 	}
 	var bucketPath string
+	// A URL's scheme is case-insensitive (s3:HTTP://… was refused as a
+	// scheme snap does not speak).
+	if scheme, after, ok := strings.Cut(rest, "://"); ok && (strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https")) {
+		rest = strings.ToLower(scheme) + "://" + after
+	}
 	if strings.HasPrefix(rest, "http://") || strings.HasPrefix(rest, "https://") {
 		u, err := url.Parse(rest)
 		if err != nil {
@@ -75,6 +81,13 @@ func ParseLocation(loc string, getenv func(string) string) (Config, error) {
 		}
 		if u.Host == "" {
 			return Config{}, fmt.Errorf("S3 location %s: no host; use s3:http[s]://host:port/bucket[/prefix]", loc)
+		}
+		if p := u.Port(); p != "" {
+			// Refused here: the dial's error for port 0 or 99999 was
+			// retried for a minute (found by an exploratory test).
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return Config{}, fmt.Errorf("S3 location %s: port %s: give a port from 1 to 65535", loc, p)
+			}
 		}
 		cfg.Endpoint, cfg.Secure, cfg.PathStyle = u.Host, u.Scheme == "https", true
 		bucketPath = u.Path

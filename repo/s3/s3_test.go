@@ -86,6 +86,8 @@ func TestParseLocation(t *testing.T) {
 		{"s3:https://minio.example.com/bkt/a/b/", "s3:https://minio.example.com/bkt/a/b", "minio.example.com", "bkt", "a/b", true},
 		{"s3:my-bucket/host1", "s3:my-bucket/host1", "s3.amazonaws.com", "my-bucket", "host1", true},
 		{"s3:my-bucket", "s3:my-bucket", "s3.amazonaws.com", "my-bucket", "", true},
+		// A scheme in capitals is the same scheme.
+		{"s3:HTTPS://h:65535/bkt", "s3:https://h:65535/bkt", "h:65535", "bkt", "", true},
 	} {
 		cfg, err := s3.ParseLocation(tc.in, getenv)
 		if err != nil {
@@ -97,7 +99,10 @@ func TestParseLocation(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"s3:", "s3:http://", "s3:http://host:1/", "s3:Bad_Bucket/x", "s3:bkt/a//b", "s3:bkt/../x",
-		"s3:http://AKIAKEY:supersecret@host/bkt", "s3:http://host/bkt?x=1", "s3://host:9000/bkt"} {
+		"s3:http://AKIAKEY:supersecret@host/bkt", "s3:http://host/bkt?x=1", "s3://host:9000/bkt",
+		// A port no server can have: the dial's error was retried for a
+		// minute.
+		"s3:http://h:0/bkt", "s3:http://h:99999/bkt"} {
 		_, err := s3.ParseLocation(in, getenv)
 		if err == nil {
 			t.Errorf("%s: accepted", in)
