@@ -99,6 +99,10 @@ type Checker struct {
 	// unanswered is the first pack the repository gave no answer for,
 	// its retries given up: not damage, and the reading stops there.
 	unanswered error
+	// failedPacks are the packs the repository failed every request
+	// for while it answered others (unanswered_pack): one problem each,
+	// and read-data does not wait for their retries again.
+	failedPacks map[repo.ID]bool
 
 	ReadPacks int
 	ReadBytes int64
@@ -164,9 +168,31 @@ func (c *Checker) accessDenied(err error) bool {
 }
 
 // noAnswer records err, a read of pack id, when the repository gave no
-// answer for it (its retries given up), and says so.
-func (c *Checker) noAnswer(id repo.ID, err error) bool {
+// answer for it (its retries given up), and says so. When the repository
+// still answers (its config reads), the failure is the pack's alone: an
+// object a server fails every request for (HTTP 500 for a rotten object
+// on MinIO or Ceph) stopped every check there, advising to run it again,
+// and the packs after it were never read (found by an exploratory test).
+// That pack is then a problem of its own (unanswered_pack), and the check
+// goes on.
+func (c *Checker) noAnswer(ctx context.Context, id repo.ID, err error) bool {
 	if !errors.Is(err, repo.ErrTransient) {
+		return false
+	}
+	if _, perr := c.r.Backend().Load(ctx, repo.Handle{Type: repo.ConfigFile}, 0, 0); perr == nil {
+		c.mu.Lock()
+		if c.failedPacks == nil {
+			c.failedPacks = map[repo.ID]bool{}
+		}
+		again := c.failedPacks[id]
+		c.failedPacks[id] = true
+		c.mu.Unlock()
+		if again {
+			return false
+		}
+		c.addPack(Problem{Kind: "unanswered_pack", Object: packObject(id), pack: id,
+			Message: fmt.Sprintf("pack %s: the repository answered other requests, but not this pack's: %v", id, err),
+			Repair:  "run the check again; if this pack fails again, the object is damaged on the server: have it looked at there, or " + RepairDamaged})
 		return false
 	}
 	c.mu.Lock()
@@ -428,9 +454,12 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 			if ctx.Err() != nil || c.accessDenied(err) {
 				return
 			}
-			if c.noAnswer(id, err) {
+			if c.noAnswer(ctx, id, err) {
 				cancel()
 				return
+			}
+			if errors.Is(err, repo.ErrTransient) {
+				return // unanswered_pack
 			}
 			if errors.Is(err, repo.ErrNotFound) {
 				c.markGone(id)
@@ -562,12 +591,18 @@ func falseFirst(a, b bool) int {
 
 func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	h := repo.Handle{Type: repo.PackFile, Name: id.String()}
+	c.mu.Lock()
+	failed := c.failedPacks[id]
+	c.mu.Unlock()
+	if failed {
+		return // unanswered_pack already
+	}
 	data, err := c.r.Backend().Load(ctx, h, 0, 0)
 	if err != nil {
 		if ctx.Err() != nil || c.accessDenied(err) {
 			return
 		}
-		if c.noAnswer(id, err) {
+		if c.noAnswer(ctx, id, err) || errors.Is(err, repo.ErrTransient) {
 			return
 		}
 		if errors.Is(err, repo.ErrNotFound) {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1092,6 +1093,7 @@ type failingPackLoads struct {
 	repo.Backend
 	mu    sync.Mutex
 	loads int
+	down  atomic.Bool // every load fails: the store is gone
 }
 
 func (b *failingPackLoads) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
@@ -1099,6 +1101,9 @@ func (b *failingPackLoads) Load(ctx context.Context, h repo.Handle, offset, leng
 		b.mu.Lock()
 		b.loads++
 		b.mu.Unlock()
+		return nil, fmt.Errorf("load %s: %w", h, repo.ErrTransient)
+	}
+	if b.down.Load() {
 		return nil, fmt.Errorf("load %s: %w", h, repo.ErrTransient)
 	}
 	return b.Backend.Load(ctx, h, offset, length)
@@ -1124,6 +1129,22 @@ func TestCheckPacksStopsWithoutAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The packs fail while the config reads: the store answers, and
+	// each pack is a problem of its own (an object the server fails).
+	if err := ck.CheckPacks(ctx, 2); err != nil || ck.ProblemCount() != 8 {
+		t.Fatalf("CheckPacks with every pack failing: %v, %d problems", err, ck.ProblemCount())
+	}
+	for _, p := range ck.Problems() {
+		if p.Kind != "unanswered_pack" {
+			t.Errorf("problem %s: %s", p.Kind, p.Message)
+		}
+	}
+	ck, err = index.NewChecker(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.down.Store(true)
+	be.loads = 0
 	err = ck.CheckPacks(ctx, 2)
 	if err == nil || !strings.Contains(err.Error(), "stopped answering") || ck.ProblemCount() != 0 || be.loads > 4 {
 		t.Fatalf("CheckPacks without answers: %v, %d problems, %d loads", err, ck.ProblemCount(), be.loads)
