@@ -742,6 +742,25 @@ func TestStatsWithoutIndex(t *testing.T) {
 	}
 }
 
+// TestStatsNamesUnindexedPacks: pack files no index lists (a killed
+// backup's) are counted apart; the size counted them, and the packs line
+// beside it did not (found by an exploratory test).
+func TestStatsNamesUnindexedPacks(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	tr.mustRun("create", src)
+	if res := tr.mustRun("stats"); strings.Contains(res.stdout, "unindexed packs") {
+		t.Errorf("stats of a whole repository:\n%s", res.stdout)
+	}
+	junk := randomBytes(3, 3000)
+	id := repo.Hash(junk)
+	writeFile(t, filepath.Join(tr.repo, "data", id.String()[:2], id.String()), junk)
+	if res := tr.mustRun("stats"); !strings.Contains(res.stdout, "unindexed packs: 1, 2.9 KiB (left by interrupted runs") {
+		t.Errorf("stats with an unindexed pack:\n%s", res.stdout)
+	}
+}
+
 // TestRepairPackGoneWithCopiesElsewhere: a pack the index lists that is
 // gone, whose every blob another pack holds (stored twice, or copied out
 // by a repack before the pack was moved out as check advised), is named

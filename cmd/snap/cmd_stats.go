@@ -229,6 +229,12 @@ func runStats(c *cli.Context, e *env) error {
 	u.resultf("repository %s at %s", st.ID[:8], st.Location)
 	u.resultf("size:              %s in %d files", humanBytes(st.TotalBytes), f["data"].Count+f["index"].Count+f["snapshots"].Count+f["keys"].Count+f["locks"].Count+f["config"].Count)
 	u.resultf("  packs:           %d, %s (%d marked for deletion, %s)", st.Packs, humanBytes(st.PackBytes), st.MarkedPacks, humanBytes(st.MarkedPackBytes))
+	if n := f["data"].Count - int64(st.Packs); n > 0 && f["data"].Bytes > st.PackBytes {
+		// Pack files no index lists (an interrupted run's, or a backup's
+		// still uploading): the size counted them, and nothing said so
+		// (found by an exploratory test).
+		u.resultf("  unindexed packs: %d, %s (left by interrupted runs, or a backup's still uploading: 'snap prune' deletes the former)", n, humanBytes(f["data"].Bytes-st.PackBytes))
+	}
 	u.resultf("  index segments:  %d, %s", f["index"].Count, humanBytes(f["index"].Bytes))
 	u.resultf("  snapshots:       %d, %s", f["snapshots"].Count, humanBytes(f["snapshots"].Bytes))
 	u.resultf("blobs:             %d data, %d tree (%d stored twice)", st.DataBlobs.Count, st.TreeBlobs.Count, st.DuplicateBlobs)
