@@ -11,6 +11,7 @@ import (
 
 	"github.com/snap-backup/snap/chunk"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/retry"
 )
 
 // Problem is one thing check found wrong, with the repair that applies.
@@ -167,6 +168,11 @@ func (c *Checker) accessDenied(err error) bool {
 	return true
 }
 
+// maxFailedPacks is how many packs the repository may fail (while it
+// answers other requests) before check takes it for a repository that
+// stopped answering.
+const maxFailedPacks = 3
+
 // noAnswer records err, a read of pack id, when the repository gave no
 // answer for it (its retries given up), and says so. When the repository
 // still answers (its config reads), the failure is the pack's alone: an
@@ -179,16 +185,33 @@ func (c *Checker) noAnswer(ctx context.Context, id repo.ID, err error) bool {
 	if !errors.Is(err, repo.ErrTransient) {
 		return false
 	}
-	if _, perr := c.r.Backend().Load(ctx, repo.Handle{Type: repo.ConfigFile}, 0, 0); perr == nil {
+	// One try, past the retries: a server that is gone must not cost a
+	// second minute of them (found by a review).
+	probe := c.r.Backend()
+	if rb, ok := repo.As[*retry.Backend](probe); ok {
+		probe = rb.Unwrap()
+	}
+	if _, perr := probe.Load(ctx, repo.Handle{Type: repo.ConfigFile}, 0, 0); perr == nil {
 		c.mu.Lock()
 		if c.failedPacks == nil {
 			c.failedPacks = map[repo.ID]bool{}
 		}
 		again := c.failedPacks[id]
 		c.failedPacks[id] = true
+		failed := len(c.failedPacks)
 		c.mu.Unlock()
 		if again {
 			return false
+		}
+		if failed > maxFailedPacks {
+			// Pack after pack: throttling or a storage node down, not
+			// objects damaged one by one; each cost a minute of retries.
+			c.mu.Lock()
+			if c.unanswered == nil {
+				c.unanswered = fmt.Errorf("pack %s and %d before it: %w", id, failed-1, err)
+			}
+			c.mu.Unlock()
+			return true
 		}
 		c.addPack(Problem{Kind: "unanswered_pack", Object: packObject(id), pack: id,
 			Message: fmt.Sprintf("pack %s: the repository answered other requests, but not this pack's: %v", id, err),
