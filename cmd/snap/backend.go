@@ -175,14 +175,15 @@ func openBackend(ctx context.Context, e *env, location string, create bool, o ba
 	return composeBackend(be, conns, o, ctx.Done()), conns, nil
 }
 
-// urlLike matches a location that begins as a URL does (a scheme and a
-// colon before any slash: http:, https:, S3:, s3.http:), or s3 followed by
-// slashes.
-var urlLike = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*:|[sS]3//)`)
+// urlLike matches a location that begins as a URL or a remote path does:
+// a scheme, a colon and a slash (http://, https:/, nas:/export), user@host:,
+// S3: in another case, or s3 followed by slashes. A colon alone does not
+// (repo:old, backup-2024-01-01T10:00 are names of directories).
+var urlLike = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*:/|[^/]*@[^/]*:|[sS]3:|[sS]3//)`)
 
 // notAURL refuses a location that is not s3: (in lower case) but looks
-// like a URL: taken as a relative directory, http://host/bucket or
-// S3:http://… made a repository in ./http: below the working directory,
+// like a URL or host:path: taken as a relative directory, http://host/bucket
+// or S3:http://… made a repository in ./http: below the working directory,
 // and every backup went to the same disk while the admin thought it off
 // site (found by an exploratory test). local: takes such a name as a
 // directory.
@@ -190,11 +191,23 @@ func notAURL(location string) error {
 	if !urlLike.MatchString(location) || strings.HasPrefix(location, "local:") || strings.HasPrefix(location, "s3:") {
 		return nil
 	}
-	return usagef("repository location %q looks like a URL, and is not taken for a directory: for S3 write s3:http[s]://host:port/bucket[/prefix] or s3:bucket[/prefix] (s3: in lower case); for a directory of that name put local: before it", redactedLocation(location))
+	return usagef("repository location %q looks like a URL or a remote host:path, and is not taken for a directory: for S3 write s3:http[s]://host:port/bucket[/prefix] or s3:bucket[/prefix] (s3: in lower case); for a directory of that name put local: before it", redactedLocation(location))
 }
 
-// userInfo matches the user and password part of a URL.
-var userInfo = regexp.MustCompile(`//[^/@]*@`)
+// withoutUserInfo is loc without what lies between its "://" and the
+// last "@" after it: the user and password of a URL, where the password
+// may hold slashes (an AWS secret key does; a pattern that stopped at the
+// first one printed it; found by a review).
+func withoutUserInfo(loc string) string {
+	scheme, rest, ok := strings.Cut(loc, "://")
+	if !ok {
+		return loc
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		return scheme + "://" + rest[at+1:]
+	}
+	return loc
+}
 
 // isRemote reports whether every request to the location goes over the
 // network, which makes caching tree packs locally worth it.

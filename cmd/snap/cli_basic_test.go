@@ -580,20 +580,21 @@ func TestURLLikeLocationIsNoDirectory(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t)
 	tr.workDir = tr.dir
-	for _, loc := range []string{"http://127.0.0.1:9/bkt/x", "S3:http://127.0.0.1:9/bkt", "s3//bkt/x", "https:backups", "S3:http://KEYID:TheSecret123@127.0.0.1:9/b"} {
+	for _, loc := range []string{"http://127.0.0.1:9/bkt/x", "S3:http://127.0.0.1:9/bkt", "s3//bkt/x", "https:/backups", "nas:/export/backup", "backup@nas:repo",
+		"S3:http://KEYID:TheSecret123@127.0.0.1:9/b", "http://KEYID:The/Secret123@127.0.0.1:9/b"} {
 		for _, args := range [][]string{{"init"}, {"copy", "--to", loc}} {
 			env := []string{"SNAP_REPOSITORY=" + loc}
 			if args[0] == "copy" {
 				env = nil
 			}
 			res := tr.runEnv(env, nil, args...)
-			if res.code != exitUsage || !strings.Contains(res.stderr, "looks like a URL, and is not taken for a directory") || strings.Contains(res.stderr, "TheSecret123") {
+			if res.code != exitUsage || !strings.Contains(res.stderr, "looks like a URL or a remote host:path, and is not taken for a directory") || strings.Contains(res.stderr, "Secret123") {
 				t.Errorf("snap %s (%s): exit %d\n%s", strings.Join(args, " "), loc, res.code, res.stderr)
 			}
 		}
 		cfg := filepath.Join(tr.dir, "snap.toml")
 		writeFile(t, cfg, []byte("repository = \""+loc+"\"\npassword_command = \"echo x\"\n[jobs.a]\npaths = [\"/etc\"]\n"))
-		if res := tr.run("config", "check", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "looks like a URL") || strings.Contains(res.stderr+res.stdout, "TheSecret123") {
+		if res := tr.run("config", "check", "--config", cfg); res.code != exitUsage || !strings.Contains(res.stderr+res.stdout, "looks like a URL") || strings.Contains(res.stderr+res.stdout, "Secret123") {
 			t.Errorf("config check of %s: exit %d\n%s%s", loc, res.code, res.stdout, res.stderr)
 		}
 	}
@@ -603,6 +604,10 @@ func TestURLLikeLocationIsNoDirectory(t *testing.T) {
 	dir := filepath.Join(tr.dir, "http:")
 	if res := tr.run("init", "--repo", "local:"+dir, "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
 		t.Errorf("init of local:%s: exit %d\n%s", dir, res.code, res.stderr)
+	}
+	// A colon alone is part of a directory's name.
+	if res := tr.runEnv([]string{"SNAP_REPOSITORY=repo:2024-01-01T10:00"}, nil, "init", "--kdf-memory", "8", "--kdf-time", "1"); res.code != 0 {
+		t.Errorf("init of repo:2024-01-01T10:00: exit %d\n%s", res.code, res.stderr)
 	}
 }
 

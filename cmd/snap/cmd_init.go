@@ -106,6 +106,9 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 	if err := repo.CheckKDFMemory(kdf); err != nil {
 		return err // before anything is made at the location
 	}
+	if err := notAURL(location); err != nil {
+		return err // before the password is asked for, twice
+	}
 	pw, err := readPassword(c, e, true)
 	if err != nil {
 		return err

@@ -1403,7 +1403,7 @@ func redactedLocation(loc string) string {
 	rest, ok := strings.CutPrefix(loc, "s3:")
 	if !ok {
 		// S3:http://key:secret@… (refused by notAURL) is named too.
-		return userInfo.ReplaceAllString(loc, "//")
+		return withoutUserInfo(loc)
 	}
 	if !strings.Contains(rest, "@") {
 		return loc

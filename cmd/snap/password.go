@@ -149,7 +149,7 @@ func passwordLookup(ctx context.Context, e *env, file, envVar, command string, c
 		}
 	}
 	if len(pw) == 0 {
-		return "", usagef("an empty password was typed: type one, or press Ctrl-C")
+		return "", usagef("an empty password was typed: run the command again and type one")
 	}
 	return string(pw), nil
 }
