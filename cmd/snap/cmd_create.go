@@ -557,23 +557,27 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		return sn, fmt.Errorf("snapshot %s saved, but the repository holds damaged data: %v%s; this run stored anew what it needed of it, but files it did not read may rely on more: run 'snap check --read-data' and follow its advice",
 			sn.ID.Short(), damaged[0].Err, more)
 	}
-	var emptied []string
+	var emptied, entries []string
 	if !o.AllowEmptied {
 		unlisted, unread := p.unreadable()
-		emptied = emptiedPaths(ctx, s, sn, unlisted, unread)
+		emptied, entries = emptiedPaths(ctx, s, sn, unlisted, unread)
 	}
-	for i, msg := range emptied {
-		if i == maxEmptiedShown && len(emptied) > i+1 {
-			u.warnf("and %d more entries that an earlier snapshot held could not be read or listed (each is named by its error above)", len(emptied)-i)
+	for _, msg := range emptied {
+		u.warnf("%s", msg)
+	}
+	for i, msg := range entries {
+		if i == maxEmptiedShown && len(entries) > i+1 {
+			u.warnf("and %d more entries that an earlier snapshot held could not be read or listed (each is named by its error above)", len(entries)-i)
 			break
 		}
 		u.warnf("%s", msg)
 	}
+	n := len(emptied) + len(entries)
 	switch {
 	case sum.Errors > 0:
-		return sn, &partialError{msg: p.partialMessage(sn.ID.Short(), sum.Errors), emptied: len(emptied) > 0}
-	case len(emptied) > 0:
-		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %s came back empty where an earlier snapshot held data (above): mount the disk, or mend what the warning names, and run the backup again", sn.ID.Short(), plural(len(emptied), "source", "sources")), emptied: true}
+		return sn, &partialError{msg: p.partialMessage(sn.ID.Short(), sum.Errors), emptied: n > 0}
+	case n > 0:
+		return sn, &partialError{msg: fmt.Sprintf("snapshot %s saved, but %s came back empty where an earlier snapshot held data (above): mount the disk, or mend what the warning names, and run the backup again", sn.ID.Short(), plural(n, "source", "sources")), emptied: true}
 	}
 	return sn, nil
 }
@@ -615,12 +619,18 @@ func emptyOnDisk(p string) bool {
 //     keep-last nights the data was gone while the job's metrics said
 //     success (found by exploratory tests).
 //
+// It returns the warnings for the paths given and the commands, each
+// shown, apart from those for the entries below them that could not be
+// listed or read, of which maxEmptiedShown are (each has its error line
+// too; thousands of them, a chmod of a directory's files, are one
+// problem).
+//
 // Such a snapshot is saved (it is what was there), but the run exits 3,
 // and a job's retention waits. It looks back past the earlier snapshots in
 // which the source was empty too, so that the second night warns as the
 // first did, but not past one taken with --allow-emptied (the admin said
 // the emptying was right).
-func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlisted, unread []string) []string {
+func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlisted, unread []string) (out, entries []string) {
 	// The directories that are empty, in the snapshot and (a path given)
 	// on disk, not by --exclude, and the command outputs that are empty:
 	// nearly always none, and then the snapshots need not be listed.
@@ -662,11 +672,11 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 		}
 	}
 	if len(empty) == 0 && len(quiet) == 0 && len(missing) == 0 {
-		return nil
+		return nil, nil
 	}
 	sns, _, err := s.loader.List(ctx)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var earlier, earlierAll []*snapshot.Snapshot // newest first; earlierAll: with the same streams too
 	all := snapshot.SnapshotPaths(sn)
@@ -679,7 +689,6 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 			}
 		}
 	}
-	var out []string
 	// Snapshot by snapshot, as for the unread entries below: a directory
 	// stays pending while it was empty then too. One that could not be
 	// listed is looked for in maxUnreadLookBack snapshots at most (of a
@@ -722,7 +731,7 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 			}
 			held := fmt.Sprintf("snapshot %s (%s) held %s", x.ID.Short(), localTime(x.Time), plural(len(t.Nodes), "entry", "entries"))
 			if d.unlisted {
-				out = append(out, fmt.Sprintf("%s could not be listed and is saved empty, where %s: its files are not in this snapshot; give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
+				entries = append(entries, fmt.Sprintf("%s could not be listed and is saved empty, where %s: its files are not in this snapshot; give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
 			} else {
 				out = append(out, fmt.Sprintf("%s is empty, where %s: is a disk not mounted there? (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)", d.path, held))
 			}
@@ -762,7 +771,7 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 			if before.Type == sources.TypeFile {
 				what += fmt.Sprintf(" (%s)", humanBytes(int64(before.Size)))
 			}
-			out = append(out, fmt.Sprintf("%s could not be read and is not in this snapshot, where snapshot %s (%s) held it: give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)",
+			entries = append(entries, fmt.Sprintf("%s could not be read and is not in this snapshot, where snapshot %s (%s) held it: give the backup read access to it, or --exclude it (--allow-emptied, or a job's allow_emptied, saves such a snapshot without this warning)",
 				what, x.ID.Short(), localTime(x.Time)))
 		}
 		missing = left
@@ -784,7 +793,7 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 			break
 		}
 	}
-	return out
+	return out, entries
 }
 
 // interrupted turns an error caused by Ctrl-C into the documented message.

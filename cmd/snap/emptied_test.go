@@ -319,9 +319,20 @@ func TestUnreadableBeyondTheFirstHundredHolds(t *testing.T) {
 	for _, p := range many {
 		must(t, os.Chmod(p, 0))
 	}
-	res = runAs("create", data)
+	// With a command's output that came back empty too: its warning is
+	// shown, not counted among the entries (found by a review).
+	dumpSrc := filepath.Join(tr.dir, "dump-source")
+	writeFile(t, dumpSrc, []byte("the dump"))
+	must(t, os.Chmod(dumpSrc, 0o644))
+	withDump := func() result { return runAs("create", data, "--command", "dump.txt", "--", "cat", dumpSrc) }
+	if res := withDump(); res.code != exitPartial || !strings.Contains(res.stderr, "and 10 more entries that an earlier snapshot held could not be read or listed") {
+		t.Fatalf("create with 30 newly unreadable files: exit %d\n%s", res.code, res.stderr)
+	}
+	writeFile(t, dumpSrc, nil)
+	res = withDump()
 	if res.code != exitPartial || strings.Count(res.stderr, "is not in this snapshot, where snapshot ") != maxEmptiedShown ||
-		!strings.Contains(res.stderr, "and 10 more entries that an earlier snapshot held could not be read or listed") {
-		t.Errorf("create with 30 newly unreadable files: exit %d\n%s", res.code, res.stderr)
+		!strings.Contains(res.stderr, "and 10 more entries that an earlier snapshot held could not be read or listed") ||
+		!strings.Contains(res.stderr, "/dump.txt: the command wrote nothing, where snapshot ") {
+		t.Errorf("create with 30 unreadable files and an empty dump: exit %d\n%s", res.code, res.stderr)
 	}
 }
