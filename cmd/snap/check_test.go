@@ -759,6 +759,17 @@ func TestStatsNamesUnindexedPacks(t *testing.T) {
 	if res := tr.mustRun("stats"); !strings.Contains(res.stdout, "unindexed packs: 1, 2.9 KiB (left by interrupted runs") {
 		t.Errorf("stats with an unindexed pack:\n%s", res.stdout)
 	}
+	// Counted by name: an indexed pack that is gone does not hide it.
+	packs, _ := filepath.Glob(filepath.Join(tr.repo, "data", "*", "*"))
+	for _, p := range packs {
+		if filepath.Base(p) != id.String() {
+			must(t, os.Remove(p))
+			break
+		}
+	}
+	if res := tr.run("stats", "--json"); !strings.Contains(res.stdout, `"unindexed_packs": 1,`) {
+		t.Errorf("stats --json with an unindexed pack and a missing one:\n%s%s", res.stdout, res.stderr)
+	}
 }
 
 // TestRepairPackGoneWithCopiesElsewhere: a pack the index lists that is

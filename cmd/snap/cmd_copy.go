@@ -293,7 +293,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				damaged = append(damaged, sn.ID.Short())
 				sp.update(func(st *stepState) { st.errors++ })
 				format := "snapshot %s cannot be copied: %v"
-				if len(selected) > 1 {
+				if toCopy > 1 {
 					format += "; the others are copied"
 				}
 				copyUnreadable(u, sn, err, format)

@@ -67,25 +67,29 @@ type freeSpaceJSON struct {
 
 // statsJSON is the documented output of 'stats --json'.
 type statsJSON struct {
-	ID                string                   `json:"id"`
-	Location          string                   `json:"location"`
-	TotalBytes        int64                    `json:"total_bytes"`
-	Files             map[string]fileCountJSON `json:"files"`
-	Packs             int64                    `json:"packs"`
-	PackBytes         int64                    `json:"pack_bytes"`
-	MarkedPacks       int64                    `json:"marked_packs"`
-	MarkedPackBytes   int64                    `json:"marked_pack_bytes"`
-	DataBlobs         blobCountJSON            `json:"data_blobs"`
-	TreeBlobs         blobCountJSON            `json:"tree_blobs"`
-	DuplicateBlobs    int64                    `json:"duplicate_blobs"`
-	DeduplicatedBytes int64                    `json:"deduplicated_bytes"`
-	StoredBytes       int64                    `json:"stored_bytes"`
-	RawBytes          int64                    `json:"raw_bytes"`
-	DedupRatio        float64                  `json:"dedup_ratio"`
-	CompressionRatio  float64                  `json:"compression_ratio"`
-	Snapshots         int                      `json:"snapshots"`
-	Hosts             []hostStatsJSON          `json:"hosts"`
-	FreeSpace         *freeSpaceJSON           `json:"free_space"`
+	ID              string                   `json:"id"`
+	Location        string                   `json:"location"`
+	TotalBytes      int64                    `json:"total_bytes"`
+	Files           map[string]fileCountJSON `json:"files"`
+	Packs           int64                    `json:"packs"`
+	PackBytes       int64                    `json:"pack_bytes"`
+	MarkedPacks     int64                    `json:"marked_packs"`
+	MarkedPackBytes int64                    `json:"marked_pack_bytes"`
+	// UnindexedPacks are pack files no index lists: an interrupted run's,
+	// or a backup's still uploading.
+	UnindexedPacks     int64           `json:"unindexed_packs"`
+	UnindexedPackBytes int64           `json:"unindexed_pack_bytes"`
+	DataBlobs          blobCountJSON   `json:"data_blobs"`
+	TreeBlobs          blobCountJSON   `json:"tree_blobs"`
+	DuplicateBlobs     int64           `json:"duplicate_blobs"`
+	DeduplicatedBytes  int64           `json:"deduplicated_bytes"`
+	StoredBytes        int64           `json:"stored_bytes"`
+	RawBytes           int64           `json:"raw_bytes"`
+	DedupRatio         float64         `json:"dedup_ratio"`
+	CompressionRatio   float64         `json:"compression_ratio"`
+	Snapshots          int             `json:"snapshots"`
+	Hosts              []hostStatsJSON `json:"hosts"`
+	FreeSpace          *freeSpaceJSON  `json:"free_space"`
 	// ReserveBytes is the space reserve's file (a local repository's
 	// room for prune on a full disk), which total_bytes leaves out.
 	ReserveBytes int64 `json:"reserve_bytes"`
@@ -113,15 +117,19 @@ func runStats(c *cli.Context, e *env) error {
 	ctx := c.Context
 	be := s.r.Backend()
 	st := statsJSON{ID: s.r.Config().ID, Location: be.Location(), Files: map[string]fileCountJSON{}}
+	packFiles := map[string]int64{} // name → size, for the unindexed ones
 	for _, t := range repo.FileTypes {
 		var fc fileCountJSON
 		if t == repo.ConfigFile {
 			if n, err := be.Stat(ctx, repo.Handle{Type: repo.ConfigFile}); err == nil {
 				fc = fileCountJSON{Count: 1, Bytes: n}
 			}
-		} else if err := be.List(ctx, t, func(_ string, size int64) error {
+		} else if err := be.List(ctx, t, func(name string, size int64) error {
 			fc.Count++
 			fc.Bytes += size
+			if t == repo.PackFile {
+				packFiles[name] = size
+			}
 			return nil
 		}); err != nil {
 			return fmt.Errorf("list %s: %w", t, err)
@@ -130,6 +138,7 @@ func runStats(c *cli.Context, e *env) error {
 		st.TotalBytes += fc.Bytes
 	}
 	if err := s.ix.Packs(func(p index.PackInfo) error {
+		delete(packFiles, p.ID.String())
 		st.Packs++
 		st.PackBytes += p.Size
 		if p.Status != index.PackLive {
@@ -139,6 +148,10 @@ func runStats(c *cli.Context, e *env) error {
 		return nil
 	}); err != nil {
 		return err
+	}
+	for _, size := range packFiles {
+		st.UnindexedPacks++
+		st.UnindexedPackBytes += size
 	}
 	// The index lists a blob stored twice twice, next to each other (its
 	// keys sort by ID and type): count each blob once.
@@ -229,11 +242,10 @@ func runStats(c *cli.Context, e *env) error {
 	u.resultf("repository %s at %s", st.ID[:8], st.Location)
 	u.resultf("size:              %s in %d files", humanBytes(st.TotalBytes), f["data"].Count+f["index"].Count+f["snapshots"].Count+f["keys"].Count+f["locks"].Count+f["config"].Count)
 	u.resultf("  packs:           %d, %s (%d marked for deletion, %s)", st.Packs, humanBytes(st.PackBytes), st.MarkedPacks, humanBytes(st.MarkedPackBytes))
-	if n := f["data"].Count - int64(st.Packs); n > 0 && f["data"].Bytes > st.PackBytes {
-		// Pack files no index lists (an interrupted run's, or a backup's
-		// still uploading): the size counted them, and nothing said so
-		// (found by an exploratory test).
-		u.resultf("  unindexed packs: %d, %s (left by interrupted runs, or a backup's still uploading: 'snap prune' deletes the former)", n, humanBytes(f["data"].Bytes-st.PackBytes))
+	if st.UnindexedPacks > 0 {
+		// The size counted them, and nothing said so (found by an
+		// exploratory test).
+		u.resultf("  unindexed packs: %d, %s (left by interrupted runs, or a backup's still uploading: 'snap prune' deletes the former)", st.UnindexedPacks, humanBytes(st.UnindexedPackBytes))
 	}
 	u.resultf("  index segments:  %d, %s", f["index"].Count, humanBytes(f["index"].Bytes))
 	u.resultf("  snapshots:       %d, %s", f["snapshots"].Count, humanBytes(f["snapshots"].Bytes))
