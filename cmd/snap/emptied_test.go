@@ -259,6 +259,17 @@ func TestUnlistedDirectoryHoldsRetention(t *testing.T) {
 	if res := runAs("create", data); res.code != 0 || strings.Contains(res.stderr, "could not be read") {
 		t.Errorf("create with the file readable again: exit %d\n%s", res.code, res.stderr)
 	}
+	// The last snapshot taken with --allow-emptied, which held the file,
+	// is looked in before the look-back stops there (it stopped before,
+	// and the job's retention ran; found by a re-test).
+	if res := runAs("create", "--allow-emptied", data); res.code != 0 {
+		t.Fatalf("create --allow-emptied: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, os.Chmod(top, 0))
+	if res := runAs("create", data); res.code != exitPartial || !strings.Contains(res.stderr, top+" (3 B) could not be read and is not in this snapshot, where snapshot ") {
+		t.Errorf("create with the file unreadable after an --allow-emptied run: exit %d\n%s", res.code, res.stderr)
+	}
+	must(t, os.Chmod(top, 0o644))
 	// One that never read holds nothing: no earlier snapshot held it.
 	never := filepath.Join(data, "never")
 	writeFile(t, never, []byte("secret"))
