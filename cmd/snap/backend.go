@@ -188,7 +188,10 @@ var urlLike = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*:/|[^/]*@[^/]*:|[sS]3
 // site (found by an exploratory test). local: takes such a name as a
 // directory.
 func notAURL(location string) error {
-	if !urlLike.MatchString(location) || strings.HasPrefix(location, "local:") || strings.HasPrefix(location, "s3:") {
+	// Blanks around it do not make it a directory (" http://x/b" made
+	// one; found by a re-test).
+	trimmed := strings.TrimSpace(location)
+	if !urlLike.MatchString(trimmed) || strings.HasPrefix(location, "local:") || strings.HasPrefix(location, "s3:") {
 		return nil
 	}
 	return usagef("repository location %q looks like a URL or a remote host:path, and is not taken for a directory: for S3 write s3:http[s]://host:port/bucket[/prefix] or s3:bucket[/prefix] (s3: in lower case); for a directory of that name put local: before it", redactedLocation(location))

@@ -580,7 +580,7 @@ func TestURLLikeLocationIsNoDirectory(t *testing.T) {
 	t.Parallel()
 	tr := newTestRepo(t)
 	tr.workDir = tr.dir
-	for _, loc := range []string{"http://127.0.0.1:9/bkt/x", "S3:http://127.0.0.1:9/bkt", "s3//bkt/x", "https:/backups", "nas:/export/backup", "backup@nas:repo",
+	for _, loc := range []string{"http://127.0.0.1:9/bkt/x", "S3:http://127.0.0.1:9/bkt", "s3//bkt/x", "https:/backups", "nas:/export/backup", "backup@nas:repo", " http://x/b", "\thttp://x/b",
 		"S3:http://KEYID:TheSecret123@127.0.0.1:9/b", "http://KEYID:The/Secret123@127.0.0.1:9/b"} {
 		for _, args := range [][]string{{"init"}, {"copy", "--to", loc}} {
 			env := []string{"SNAP_REPOSITORY=" + loc}

@@ -82,6 +82,9 @@ func ParseLocation(loc string, getenv func(string) string) (Config, error) {
 		if u.Host == "" {
 			return Config{}, fmt.Errorf("S3 location %s: no host; use s3:http[s]://host:port/bucket[/prefix]", loc)
 		}
+		if strings.HasSuffix(u.Host, ":") {
+			return Config{}, fmt.Errorf("S3 location %s: no port after the colon; give host:port, or the host alone for the scheme's port", loc)
+		}
 		if p := u.Port(); p != "" {
 			// Refused here: the dial's error for port 0 or 99999 was
 			// retried for a minute (found by an exploratory test).

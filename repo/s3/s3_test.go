@@ -102,7 +102,7 @@ func TestParseLocation(t *testing.T) {
 		"s3:http://AKIAKEY:supersecret@host/bkt", "s3:http://host/bkt?x=1", "s3://host:9000/bkt",
 		// A port no server can have: the dial's error was retried for a
 		// minute.
-		"s3:http://h:0/bkt", "s3:http://h:99999/bkt"} {
+		"s3:http://h:0/bkt", "s3:http://h:99999/bkt", "s3:http://h:/bkt"} {
 		_, err := s3.ParseLocation(in, getenv)
 		if err == nil {
 			t.Errorf("%s: accepted", in)
