@@ -399,6 +399,12 @@ func parseRelativeDay(s string, now time.Time) (start, end time.Time, ok bool) {
 	if start.After(now) {
 		start, end = span(d.AddDate(0, 0, -stepBack))
 	}
+	if end.After(now) && stepBack > 0 {
+		// Typed between its two occurrences, a clock time of the
+		// repeated hour means the one that has passed: the span to the
+		// second found snapshots taken since (found by a re-test).
+		end = start.Add(unit - time.Nanosecond)
+	}
 	return start, end, true
 }
 
