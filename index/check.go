@@ -235,6 +235,14 @@ func (c *Checker) Unanswered() error {
 	return c.unanswered
 }
 
+// FailedPacks returns how many packs the repository failed every retry
+// for while it answered others (unanswered_pack problems).
+func (c *Checker) FailedPacks() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.failedPacks)
+}
+
 // Denied returns the first permission error check met, if any: the check
 // could not read the whole repository, and its findings are no verdict.
 func (c *Checker) Denied() error {

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/repo/retry"
 	"github.com/snap-backup/snap/snapshot"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // checkRepo is a repository with two snapshots of a small tree.
@@ -810,5 +814,48 @@ func TestRepairPackGoneWithCopiesElsewhere(t *testing.T) {
 	// (The file is one chunk or more, as the repository's chunker cuts it.)
 	if res.code != exitFatal || !strings.Contains(res.stderr, "it held ") || !strings.Contains(res.stderr, " in no other pack") || !strings.Contains(res.stderr, " went with it, which no other pack holds") {
 		t.Errorf("repair with a pack gone whose blobs no other pack holds: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// failPackLoads fails every load of one pack as a server that cannot
+// serve that object does (retried, then given up), and answers the rest.
+type failPackLoads struct {
+	repo.Backend
+	name string
+}
+
+func (b failPackLoads) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
+	if h.Type == repo.PackFile && h.Name == b.name {
+		return nil, repo.Transient(fmt.Errorf("load %s: injected: HTTP 500", h))
+	}
+	return b.Backend.Load(ctx, h, offset, length)
+}
+
+// TestCheckTreePackNotAnswered: a tree pack the repository fails while
+// it answers for the rest is an unanswered_pack, and the snapshot that
+// needs it is not called lost: its repair says to run the check again
+// (it said "that data is lost: back up again and 'snap forget'"; found
+// by a re-test).
+func TestCheckTreePackNotAnswered(t *testing.T) {
+	clearSnapEnv(t)
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a", "f"), []byte("f"))
+	tr.mustRun("create", src)
+	ix, done := tr.openIndexInProcess()
+	var treePack string
+	must(t, ix.Blobs(func(l index.Location) error {
+		if l.Entry.Type == repo.TreeBlob {
+			treePack = l.Pack.String()
+		}
+		return nil
+	}))
+	done()
+	hooks := &backendHooks{wrap: func(be repo.Backend) repo.Backend { return failPackLoads{Backend: be, name: treePack} },
+		retry: retry.Options{MaxAttempts: 2, Initial: time.Millisecond, Max: time.Millisecond}}
+	res := tr.runIn(hooks, "check", "--json")
+	if res.code != exitFatal || !strings.Contains(res.stdout, `"kind":"unanswered_pack"`) || !strings.Contains(res.stdout, "the repository did not answer (unanswered_pack above)") ||
+		strings.Contains(res.stdout, "otherwise that data is lost") {
+		t.Errorf("check with a tree pack not answered: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }

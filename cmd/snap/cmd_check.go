@@ -350,6 +350,12 @@ func checkRepository(ctx context.Context, s *session, sub *subset, sp *stepProgr
 			repair = fmt.Sprintf("%s not indexed: run 'snap repair index --from-packs' first, which may index what this snapshot misses, and no forget or prune before; if blobs are still missing after it, that data is lost: back up again and 'snap forget %s'",
 				plural(n, "pack is", "packs are"), sn.ID.Short())
 		}
+		if n := ck.FailedPacks(); n > 0 {
+			// Not answered is not lost: forgetting a snapshot for a
+			// server's fault was the advice (found by a re-test).
+			repair = fmt.Sprintf("%s the repository did not answer (unanswered_pack above) may hold what this snapshot needs: run the check again, and no forget or prune before; if the blobs still cannot be read once every pack answers, that data is lost: back up again and 'snap forget %s'",
+				plural(n, "pack", "packs"), sn.ID.Short())
+		}
 		what := "blobs cannot be read"
 		switch {
 		case strings.Contains(example, "directories nested more than") || strings.Contains(example, "of listings, which snap never stores"):
