@@ -689,23 +689,14 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 			}
 		}
 	}
-	// Snapshot by snapshot, as for the unread entries below: a directory
-	// stays pending while it was empty then too. One that could not be
+	// Snapshot by snapshot (lookBack): a directory stays pending while it
+	// was empty then too. One that could not be
 	// listed is looked for in maxUnreadLookBack snapshots at most (of a
 	// backup not run as root, thousands of them never list); a path given
 	// as far back as it stays empty, so that the second night warns as the
 	// first did.
 	pending := empty
-	var lastRoot repo.ID
-	for n, x := range earlier {
-		if len(pending) == 0 {
-			break
-		}
-		if x.Tree == lastRoot && !x.AllowEmptied {
-			continue // nothing changed: each stays pending
-		}
-		lastRoot = x.Tree
-		finder.Retain()
+	lookBack(earlier, finder, func(n int, x *snapshot.Snapshot) bool {
 		left := pending[:0]
 		for _, d := range pending {
 			if d.unlisted && n >= maxUnreadLookBack {
@@ -737,29 +728,20 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 			}
 		}
 		pending = left
-	}
+		return len(pending) > 0
+	})
 	// An entry that could not be read: where an earlier snapshot held it
 	// (a file whose permissions changed), the job's retention waits too:
 	// it exited 3 every night, and after keep-last nights the file's last
 	// copy was forgotten while the metrics said success (found by an
 	// exploratory test). One that never read is left to its nightly
 	// error; the look-back goes back maxUnreadLookBack snapshots at most.
-	// The snapshots are the outer loop: an entry found is done, the next
-	// snapshot looks up only those left, a snapshot whose root tree was
-	// just looked at is skipped (nothing changed), and the finder keeps
-	// the trees of two snapshots at a time (Retain), so that thousands of
-	// entries that never read cost a walk of their directories per
-	// snapshot, not the directories of every snapshot in memory.
-	lastRoot = repo.ID{}
-	for n, x := range earlier {
-		if len(missing) == 0 || n == maxUnreadLookBack {
-			break
+	// An entry found is done: the next snapshot looks up only those left
+	// (lookBack).
+	lookBack(earlier, finder, func(n int, x *snapshot.Snapshot) bool {
+		if n >= maxUnreadLookBack {
+			return false
 		}
-		if x.Tree == lastRoot && !x.AllowEmptied {
-			continue
-		}
-		lastRoot = x.Tree
-		finder.Retain()
 		left := missing[:0]
 		for _, p := range missing {
 			before, err := finder.Find(ctx, x.Tree, p)
@@ -775,14 +757,12 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 				what, x.ID.Short(), localTime(x.Time)))
 		}
 		missing = left
-		if x.AllowEmptied {
-			// That run acknowledged what it could not read; what it
-			// held was looked at above (it stopped before looking, and
-			// a file turned unreadable since went unsaid: found by a
-			// re-test).
-			break
-		}
-	}
+		// After a run with --allow-emptied, which acknowledged what it
+		// could not read, the look-back stops; what it held was looked
+		// at (it stopped before looking, and a file turned unreadable
+		// since went unsaid: found by a re-test).
+		return len(missing) > 0 && !x.AllowEmptied
+	})
 	for _, q := range quiet {
 		for _, x := range earlierAll {
 			i := slices.IndexFunc(x.Sources, func(o snapshot.Source) bool { return o.Path == q.Path })
@@ -801,6 +781,28 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 		}
 	}
 	return out, entries
+}
+
+// lookBack calls visit with the earlier snapshots (newest first) and their
+// place among them, until visit says nothing is left to look for. A
+// snapshot whose root tree is the one just visited is passed over (nothing
+// changed since, so no answer can), unless it was taken with
+// --allow-emptied, and finder keeps the trees of two snapshots at a time
+// (NodeFinder.Retain): thousands of paths that never read cost a walk of
+// their directories per snapshot, not the directories of every snapshot
+// in memory.
+func lookBack(earlier []*snapshot.Snapshot, finder *snapshot.NodeFinder, visit func(n int, x *snapshot.Snapshot) (more bool)) {
+	var lastRoot repo.ID
+	for n, x := range earlier {
+		if x.Tree == lastRoot && !x.AllowEmptied {
+			continue
+		}
+		lastRoot = x.Tree
+		finder.Retain()
+		if !visit(n, x) {
+			return
+		}
+	}
 }
 
 // interrupted turns an error caused by Ctrl-C into the documented message.
