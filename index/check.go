@@ -173,14 +173,15 @@ func (c *Checker) accessDenied(err error) bool {
 // stopped answering.
 const maxFailedPacks = 3
 
-// noAnswer records err, a read of pack id, when the repository gave no
-// answer for it (its retries given up), and says so. When the repository
-// still answers (its config reads), the failure is the pack's alone: an
-// object a server fails every request for (HTTP 500 for a rotten object
-// on MinIO or Ceph) stopped every check there, advising to run it again,
-// and the packs after it were never read (found by an exploratory test).
-// That pack is then a problem of its own (unanswered_pack), and the check
-// goes on.
+// noAnswer handles err, a read of pack id, when it is a failure the
+// repository's retries gave up on, and reports whether it was one (the
+// caller is done with the pack; Unanswered says whether the check stops).
+// When the repository still answers (its config reads), the failure is the
+// pack's alone: an object a server fails every request for (HTTP 500 for
+// a rotten object on MinIO or Ceph) stopped every check there, advising to
+// run it again, and the packs after it were never read (found by an
+// exploratory test). That pack is then a problem of its own
+// (unanswered_pack), and the check goes on, up to maxFailedPacks of them.
 func (c *Checker) noAnswer(ctx context.Context, id repo.ID, err error) bool {
 	if !errors.Is(err, repo.ErrTransient) {
 		return false
@@ -191,39 +192,40 @@ func (c *Checker) noAnswer(ctx context.Context, id repo.ID, err error) bool {
 	if rb, ok := repo.As[*retry.Backend](probe); ok {
 		probe = rb.Unwrap()
 	}
-	if _, perr := probe.Load(ctx, repo.Handle{Type: repo.ConfigFile}, 0, 0); perr == nil {
-		c.mu.Lock()
-		if c.failedPacks == nil {
-			c.failedPacks = map[repo.ID]bool{}
-		}
-		again := c.failedPacks[id]
-		c.failedPacks[id] = true
-		failed := len(c.failedPacks)
-		c.mu.Unlock()
-		if again {
-			return false
-		}
-		if failed > maxFailedPacks {
-			// Pack after pack: throttling or a storage node down, not
-			// objects damaged one by one; each cost a minute of retries.
-			c.mu.Lock()
-			if c.unanswered == nil {
-				c.unanswered = fmt.Errorf("pack %s and %d before it: %w", id, failed-1, err)
-			}
-			c.mu.Unlock()
-			return true
-		}
+	if _, perr := probe.Load(ctx, repo.Handle{Type: repo.ConfigFile}, 0, 0); perr != nil {
+		c.stopAt(fmt.Errorf("pack %s: %w", id, err))
+		return true
+	}
+	c.mu.Lock()
+	if c.failedPacks == nil {
+		c.failedPacks = map[repo.ID]bool{}
+	}
+	again := c.failedPacks[id]
+	c.failedPacks[id] = true
+	failed := len(c.failedPacks)
+	c.mu.Unlock()
+	switch {
+	case again:
+	case failed > maxFailedPacks:
+		// Pack after pack: throttling or a storage node down, not
+		// objects damaged one by one; each cost a minute of retries.
+		c.stopAt(fmt.Errorf("pack %s and %d before it: %w", id, failed-1, err))
+	default:
 		c.addPack(Problem{Kind: "unanswered_pack", Object: packObject(id), pack: id,
 			Message: fmt.Sprintf("pack %s: the repository answered other requests, but not this pack's: %v", id, err),
 			Repair:  "run the check again; if this pack fails again, the object is damaged on the server: have it looked at there, or " + RepairDamaged})
-		return false
 	}
+	return true
+}
+
+// stopAt records err as the first read the repository gave no answer
+// for (Unanswered): the check stops.
+func (c *Checker) stopAt(err error) {
 	c.mu.Lock()
 	if c.unanswered == nil {
-		c.unanswered = fmt.Errorf("pack %s: %w", id, err)
+		c.unanswered = err
 	}
 	c.mu.Unlock()
-	return true
 }
 
 // Unanswered returns the error of the first pack CheckPacks or ReadData
@@ -486,11 +488,10 @@ func (c *Checker) CheckPacks(ctx context.Context, workers int) error {
 				return
 			}
 			if c.noAnswer(ctx, id, err) {
-				cancel()
+				if c.Unanswered() != nil {
+					cancel()
+				}
 				return
-			}
-			if errors.Is(err, repo.ErrTransient) {
-				return // unanswered_pack
 			}
 			if errors.Is(err, repo.ErrNotFound) {
 				c.markGone(id)
@@ -633,7 +634,7 @@ func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 		if ctx.Err() != nil || c.accessDenied(err) {
 			return
 		}
-		if c.noAnswer(ctx, id, err) || errors.Is(err, repo.ErrTransient) {
+		if c.noAnswer(ctx, id, err) {
 			return
 		}
 		if errors.Is(err, repo.ErrNotFound) {
