@@ -107,19 +107,15 @@ const pgUserObjects = `SELECT
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
   + ` + pgLargeObjects + `
   + (SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname NOT IN ('public', 'information_schema') AND nspname NOT LIKE 'pg\_%')
-  + (SELECT count(*) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%' AND t.typtype IN ('b', 'd', 'e', 'r', 'm') AND t.typelem = 0)
-  + (SELECT count(*) FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
-  + (SELECT count(*) FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
-  + (SELECT count(*) FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
-  + (SELECT count(*) FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
-  + (SELECT count(*) FROM pg_catalog.pg_ts_dict d JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
-  + (SELECT count(*) FROM pg_catalog.pg_conversion c JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
+  + (SELECT count(*) FROM (
+      SELECT typnamespace FROM pg_catalog.pg_type WHERE typtype IN ('b', 'd', 'e', 'r', 'm') AND typelem = 0
+      UNION ALL SELECT collnamespace FROM pg_catalog.pg_collation
+      UNION ALL SELECT oprnamespace FROM pg_catalog.pg_operator
+      UNION ALL SELECT opfnamespace FROM pg_catalog.pg_opfamily
+      UNION ALL SELECT cfgnamespace FROM pg_catalog.pg_ts_config
+      UNION ALL SELECT dictnamespace FROM pg_catalog.pg_ts_dict
+      UNION ALL SELECT connamespace FROM pg_catalog.pg_conversion
+    ) o (ns) JOIN pg_catalog.pg_namespace n ON n.oid = o.ns
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
   + (SELECT count(*) FROM pg_catalog.pg_foreign_data_wrapper)
   + (SELECT count(*) FROM pg_catalog.pg_foreign_server)
