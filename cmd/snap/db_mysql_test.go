@@ -268,13 +268,7 @@ func TestMariaDBOptionFilesLeaveNothingOut(t *testing.T) {
 
 	// A load that fails (a view on a database dropped since the dump)
 	// fails with force in the client's option files too.
-	other := my.newDatabase()
-	my.mustQuery(other, "CREATE TABLE o (i INT);")
-	my.mustQuery(db, "CREATE VIEW v AS SELECT * FROM `"+other+"`.o;")
-	tr.mustRun("create", "--db", my.url(db))
-	my.mustQuery("", "DROP DATABASE `"+other+"`;")
-	copyDB := db + "_copy"
-	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+copyDB+"`;") })
+	copyDB := snapshotViewOfDropped(t, my, tr, db)
 	if res := tr.run("restore", "latest", "--db", db, "--to", withCnf(copyDB, "force.cnf", "[mysql]\nforce\n[mariadb]\nforce\n[client]\nforce\n")); res.code != exitFatal || !strings.Contains(res.stderr, "doesn't exist") {
 		t.Errorf("failed load with force in an option file: exit %d\n%s", res.code, res.stderr)
 	}
@@ -310,6 +304,22 @@ func TestMariaDBReplaceKeepsCharset(t *testing.T) {
 	}
 }
 
+// snapshotViewOfDropped adds to db a view of a table in another database,
+// snapshots db, and drops that other database: a load of the dump then
+// fails at the view. It returns the name of a database to restore into,
+// dropped when the test ends.
+func snapshotViewOfDropped(t *testing.T, my *testServer, tr *testRepo, db string) (copyDB string) {
+	t.Helper()
+	other := my.newDatabase()
+	my.mustQuery(other, "CREATE TABLE o (i INT);")
+	my.mustQuery(db, "CREATE VIEW v AS SELECT * FROM `"+other+"`.o;")
+	tr.mustRun("create", "--db", my.url(db))
+	my.mustQuery("", "DROP DATABASE `"+other+"`;")
+	copyDB = db + "_copy"
+	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+copyDB+"`;") })
+	return copyDB
+}
+
 // TestMariaDBFailedLoadSaysWhatIsLeft: a load that fails (a view that
 // names a database dropped since the dump) says what became of the
 // database: one the restore created is dropped again, and one that
@@ -318,13 +328,9 @@ func TestMariaDBReplaceKeepsCharset(t *testing.T) {
 func TestMariaDBFailedLoadSaysWhatIsLeft(t *testing.T) {
 	my := testMySQL(t)
 	tr := newTestRepo(t)
-	db, other := my.newDatabase(), my.newDatabase()
-	my.mustQuery(other, "CREATE TABLE t (i INT);")
-	my.mustQuery(db, "CREATE TABLE data (i INT); INSERT INTO data VALUES (1), (2); CREATE VIEW v AS SELECT * FROM `"+other+"`.t;")
-	tr.mustRun("create", "--db", my.url(db))
-	my.mustQuery("", "DROP DATABASE `"+other+"`;")
-	copyDB := db + "_copy"
-	t.Cleanup(func() { _, _ = my.query("", "DROP DATABASE IF EXISTS `"+copyDB+"`;") })
+	db := my.newDatabase()
+	my.mustQuery(db, "CREATE TABLE data (i INT); INSERT INTO data VALUES (1), (2);")
+	copyDB := snapshotViewOfDropped(t, my, tr, db)
 	res := tr.run("restore", "latest", "--db", db, "--to", my.url(copyDB))
 	if res.code != exitFatal || !strings.Contains(res.stderr, "doesn't exist (the database this restore created was dropped again)") {
 		t.Errorf("failed load into a new database: exit %d\n%s", res.code, res.stderr)
