@@ -197,21 +197,6 @@ func notAURL(location string) error {
 	return usagef("repository location %q looks like a URL or a remote host:path, and is not taken for a directory: for S3 write s3:http[s]://host:port/bucket[/prefix] or s3:bucket[/prefix] (s3: in lower case); for a directory of that name put local: before it", redactedLocation(location))
 }
 
-// withoutUserInfo is loc without what lies between its "://" and the
-// last "@" after it: the user and password of a URL, where the password
-// may hold slashes (an AWS secret key does; a pattern that stopped at the
-// first one printed it; found by a review).
-func withoutUserInfo(loc string) string {
-	scheme, rest, ok := strings.Cut(loc, "://")
-	if !ok {
-		return loc
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		return scheme + "://" + rest[at+1:]
-	}
-	return loc
-}
-
 // isRemote reports whether every request to the location goes over the
 // network, which makes caching tree packs locally worth it.
 func isRemote(location string) bool { return strings.HasPrefix(location, "s3:") }

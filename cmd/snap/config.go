@@ -1416,6 +1416,21 @@ func redactedLocation(loc string) string {
 	return "s3:" + u.String()
 }
 
+// withoutUserInfo is loc without what lies between its "://" and the
+// last "@" after it: the user and password of a URL, where the password
+// may hold slashes (an AWS secret key does; a pattern that stopped at the
+// first one printed it; found by a review).
+func withoutUserInfo(loc string) string {
+	scheme, rest, ok := strings.Cut(loc, "://")
+	if !ok {
+		return loc
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		return scheme + "://" + rest[at+1:]
+	}
+	return loc
+}
+
 // redactedURLs hides passwords in database URLs for display.
 func redactedURLs(urls []string) []string {
 	out := make([]string, 0, len(urls))

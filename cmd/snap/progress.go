@@ -215,11 +215,11 @@ func (p *progress) event(ev snapshot.Event) {
 		}
 		switch {
 		case errors.Is(ev.Err, snapshot.ErrSavedEmpty):
-			if len(p.unlisted) < maxUnlisted {
+			if len(p.unlisted) < maxUnreadable {
 				p.unlisted = append(p.unlisted, ev.Path)
 			}
 		case ev.Path != "" && !errors.Is(ev.Err, snapshot.ErrSavedIncomplete):
-			if len(p.unread) < maxUnlisted {
+			if len(p.unread) < maxUnreadable {
 				p.unread = append(p.unread, ev.Path)
 			}
 		}
@@ -241,18 +241,18 @@ func (p *progress) event(ev snapshot.Event) {
 	}
 }
 
-// maxUnlisted bounds progress.unlisted and progress.unread, which
+// maxUnreadable bounds progress.unlisted and progress.unread, which
 // emptiedPaths looks up in earlier snapshots. It is high enough that a
 // backup of a tree where thousands of entries never read (another user's
 // files, as a backup not run as root sees them) still notices the one that
 // could be read last night: with 100, the 101st was missed (found by an
 // exploratory test). Past it, a tree this user may not read is one
 // problem, whose first entries say it.
-const maxUnlisted = 10000
+const maxUnreadable = 10000
 
 // unreadable returns the directories saved empty because they could not
 // be listed, and the other entries left out because they could not be
-// read (at most maxUnlisted of each).
+// read (at most maxUnreadable of each).
 func (p *progress) unreadable() (unlisted, unread []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
