@@ -218,6 +218,13 @@ func (c *Checker) noAnswer(ctx context.Context, id repo.ID, err error) bool {
 	return true
 }
 
+// failed reports whether pack id is an unanswered_pack (noAnswer).
+func (c *Checker) failed(id repo.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failedPacks[id]
+}
+
 // stopAt records err as the first read the repository gave no answer
 // for (Unanswered): the check stops.
 func (c *Checker) stopAt(err error) {
@@ -623,10 +630,7 @@ func falseFirst(a, b bool) int {
 
 func (c *Checker) readPack(ctx context.Context, id repo.ID) {
 	h := repo.Handle{Type: repo.PackFile, Name: id.String()}
-	c.mu.Lock()
-	failed := c.failedPacks[id]
-	c.mu.Unlock()
-	if failed {
+	if c.failed(id) {
 		return // unanswered_pack already
 	}
 	data, err := c.r.Backend().Load(ctx, h, 0, 0)
@@ -1039,7 +1043,12 @@ func (c *Checker) loadBlob(ctx context.Context, t repo.BlobType, id repo.ID, ful
 		}
 		var plain []byte
 		own := false // err is about this location's bytes, not a base's
-		if err == nil {
+		if err == nil && c.failed(l.Pack) {
+			// Its retries were given up once (unanswered_pack): asking
+			// again cost the walk of the snapshots another round of them
+			// (a minute against a real server) for the same answer.
+			err = fmt.Errorf("%s blob %s is in pack %s, which the repository did not answer for", t, id, l.Pack.Short())
+		} else if err == nil {
 			whole := false
 			if c.wholeTreePacks && t == repo.TreeBlob && !l.Entry.Delta() {
 				plain, whole, err = c.treeFromWholePack(ctx, l)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -821,11 +822,15 @@ func TestRepairPackGoneWithCopiesElsewhere(t *testing.T) {
 // serve that object does (retried, then given up), and answers the rest.
 type failPackLoads struct {
 	repo.Backend
-	name string
+	name  string
+	loads *atomic.Int32 // of that pack, when set
 }
 
 func (b failPackLoads) Load(ctx context.Context, h repo.Handle, offset, length int64) ([]byte, error) {
 	if h.Type == repo.PackFile && h.Name == b.name {
+		if b.loads != nil {
+			b.loads.Add(1)
+		}
 		return nil, repo.Transient(fmt.Errorf("load %s: injected: HTTP 500", h))
 	}
 	return b.Backend.Load(ctx, h, offset, length)
@@ -835,7 +840,8 @@ func (b failPackLoads) Load(ctx context.Context, h repo.Handle, offset, length i
 // it answers for the rest is an unanswered_pack, and the snapshot that
 // needs it is not called lost: its repair says to run the check again
 // (it said "that data is lost: back up again and 'snap forget'"; found
-// by a re-test).
+// by a re-test). The pack is asked for in one round of retries: the walk
+// of the snapshots asked again, a second minute against a real server.
 func TestCheckTreePackNotAnswered(t *testing.T) {
 	clearSnapEnv(t)
 	tr := newTestRepo(t)
@@ -851,11 +857,15 @@ func TestCheckTreePackNotAnswered(t *testing.T) {
 		return nil
 	}))
 	done()
-	hooks := &backendHooks{wrap: func(be repo.Backend) repo.Backend { return failPackLoads{Backend: be, name: treePack} },
+	var loads atomic.Int32
+	hooks := &backendHooks{wrap: func(be repo.Backend) repo.Backend { return failPackLoads{Backend: be, name: treePack, loads: &loads} },
 		retry: retry.Options{MaxAttempts: 2, Initial: time.Millisecond, Max: time.Millisecond}}
 	res := tr.runIn(hooks, "check", "--json")
 	if res.code != exitFatal || !strings.Contains(res.stdout, `"kind":"unanswered_pack"`) || !strings.Contains(res.stdout, "the repository did not answer (unanswered_pack above)") ||
-		strings.Contains(res.stdout, "otherwise that data is lost") {
+		strings.Contains(res.stdout, "otherwise that data is lost") || !strings.Contains(res.stdout, "did not answer") {
 		t.Errorf("check with a tree pack not answered: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if n := loads.Load(); n != 2 {
+		t.Errorf("check asked %d times for the pack that did not answer, want one round of 2 tries", n)
 	}
 }
