@@ -289,8 +289,9 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	// its own before the COMMIT: psql ran it as the dump's last COPY
 	// again, which took the COMMIT for its data.
 	in := psqlRestricted(io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n")), key, false)
+	var sp searchPathWatch
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "--dbname=" + d.connURL(into)},
-		Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: in, Stderr: withoutNestedTransactionWarnings(o.Stderr), StderrLines: clientStderrLines, Stdout: o.Stdout}
+		Env: d.env("PGPASSWORD"), Hint: sp.hint, Stdin: in, Stderr: sp.watch(withoutNestedTransactionWarnings(o.Stderr)), StderrLines: clientStderrLines, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		if created {
 			// Leave nothing half-made behind, also what a dump's own
@@ -449,6 +450,42 @@ func withoutNestedTransactionWarnings(stderr func(string)) func(string) {
 		}
 		stderr(line)
 	}
+}
+
+// searchPathWatch tells a load that failed for pg_dump's empty
+// search_path. A dump sets it empty and names every object with its
+// schema, but not what a function's body names: a CHECK constraint, a
+// default or an index that calls a function whose body names a table
+// without "public." fails the load with "relation … does not exist",
+// which read as a damaged dump (found by an exploratory test). psql's
+// CONTEXT line names the function the error was met in. (psql's standard
+// error is read to its end before the load's failure is made: no lock.)
+type searchPathWatch struct {
+	inFunction bool
+}
+
+// watch passes psql's standard error on to stderr (which may be nil),
+// looking for the CONTEXT of a function.
+func (w *searchPathWatch) watch(stderr func(string)) func(string) {
+	return func(line string) {
+		if strings.Contains(line, "CONTEXT:") && (strings.Contains(line, "SQL function") || strings.Contains(line, "PL/pgSQL function")) {
+			w.inFunction = true
+		}
+		if stderr != nil {
+			stderr(line)
+		}
+	}
+}
+
+// hint is Command.Hint for the load: pgHint's, or what to do about the
+// search_path.
+func (w *searchPathWatch) hint(cause string) string {
+	if !w.inFunction || !strings.Contains(cause, "does not exist") {
+		return pgHint(cause)
+	}
+	return "it was met in a function (psql's CONTEXT line) whose body names an object without its schema, which pg_dump's dumps load with an empty search_path: " +
+		"give the function one in the source database (ALTER FUNCTION name SET search_path = public) and back up again; to load this dump as it is, " +
+		"write it out with 'snap dump SNAPSHOT PATH', change set_config('search_path', '', false) near its top to set_config('search_path', 'public', false), and load it with psql"
 }
 
 // pgHeaderSize is how much of a dump's start dumpEncoding looks at: pg_dump

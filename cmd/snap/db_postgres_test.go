@@ -831,3 +831,29 @@ func TestPostgresReplaceNamesEndedSessions(t *testing.T) {
 		t.Errorf("restore --replace with a session connected:\n%s", res.stderr)
 	}
 }
+
+// TestPostgresSearchPathInFunctionHint: a CHECK constraint whose function
+// names a table without its schema fails the load, since pg_dump's dumps
+// run with an empty search_path; the error says so and what to do (it
+// read as a damaged dump), and the way out it gives (the function's own
+// search_path in the source) makes the next snapshot restore.
+func TestPostgresSearchPathInFunctionHint(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	pg.mustQuery(db, `CREATE TABLE limits (k text PRIMARY KEY, v int); INSERT INTO limits VALUES ('max', 100);
+CREATE FUNCTION under_max(x int) RETURNS boolean LANGUAGE sql AS $$ SELECT x <= (SELECT v FROM limits WHERE k = 'max') $$;
+CREATE TABLE items (n int CHECK (under_max(n))); INSERT INTO items VALUES (1), (2);`)
+	tr.mustRun("create", "--db", pg.url(db))
+	res := tr.run("restore", "latest", "--db", db, "--to", pg.url(db+"_a"))
+	if res.code != exitFatal || !strings.Contains(res.stderr, `relation "limits" does not exist; it was met in a function`) ||
+		!strings.Contains(res.stderr, "ALTER FUNCTION name SET search_path = public") {
+		t.Errorf("load failing in a function for the empty search_path: exit %d: %s", res.code, res.stderr)
+	}
+	pg.mustQuery(db, `ALTER FUNCTION under_max(int) SET search_path = public;`)
+	tr.mustRun("create", "--db", pg.url(db))
+	tr.mustRun("restore", "latest", "--db", db, "--to", pg.url(db+"_b"))
+	if n := pg.mustQuery(db+"_b", "SELECT count(*) FROM items;"); strings.TrimSpace(n) != "2" {
+		t.Errorf("restored after the function got its search_path: %q rows", n)
+	}
+}
