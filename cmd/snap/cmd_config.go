@@ -328,6 +328,7 @@ type jobJSON struct {
 	MinFreeBytes           uint64     `json:"min_free_bytes"`
 	DumpConcurrency        int        `json:"dump_concurrency"`
 	Post                   []string   `json:"post"`
+	Finally                []string   `json:"finally"`
 	Keep                   keepJSON   `json:"keep"`
 	Check                  *CheckSpec `json:"check"`
 }
@@ -368,7 +369,7 @@ func toJobJSON(j *Job) jobJSON {
 	return jobJSON{Commands: cmds, MinFreeBytes: j.MinFree, DumpConcurrency: j.DumpConcurrency, Name: j.Name, Line: j.Line, Repository: redactedLocation(j.Repository), Paths: nonNil(j.Paths), Exclude: nonNil(j.Exclude),
 		ExcludeFile: nonNil(j.ExcludeFile), ExcludeIfPresent: nonNil(j.ExcludeIfPresent), ExcludeCaches: j.ExcludeCaches, ExcludeLargerThanBytes: j.ExcludeLargerThan,
 		Databases: redactedURLs(j.Databases), Tags: nonNil(j.Tags), Host: j.Host, OneFileSystem: j.OneFileSystem, SequentialRead: j.SequentialRead, AllowEmptied: j.AllowEmptied, Compression: j.Compression,
-		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), HookTimeoutSeconds: j.HookTimeout.Seconds(), TimeoutSeconds: j.Timeout.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post),
+		Schedule: nonNil(j.Schedule), RandomDelaySeconds: j.RandomDelay.Seconds(), HookTimeoutSeconds: j.HookTimeout.Seconds(), TimeoutSeconds: j.Timeout.Seconds(), Pre: nonNil(j.Pre), Post: nonNil(j.Post), Finally: nonNil(j.Finally),
 		Keep: keepJSON{Last: k.Last, Hourly: k.Hourly, Daily: k.Daily, Weekly: k.Weekly, Monthly: k.Monthly, Yearly: k.Yearly,
 			Within: k.Within, Tags: nonNil(k.Tags), Prune: k.Prune, MaxUnused: k.MaxUnused, DeleteDelay: k.DeleteDelay},
 		Check: j.Check}

@@ -437,6 +437,23 @@ func runJob(ctx context.Context, e *env, u *ui, st repoSettings, configPath stri
 		}
 	}
 
+	// The finally commands run last, before the job's result is printed
+	// (the defer above), told the job's outcome; one that fails fails a
+	// job that had not failed (as a post hook does). A run that found
+	// the job still running elsewhere is that run's to report, as its
+	// metrics are.
+	defer func() {
+		if len(j.Finally) == 0 || res.overlapped {
+			return
+		}
+		u.fields = map[string]any{"job": j.Name, "step": "finally"}
+		h := newHooks(nil, nil, j.HookTimeout, st, e.getenv, j.host(), j.Tags, j.Name)
+		err := h.runFinally(ctx, u, j.Finally, res.ExitCode, res.SnapshotID, res.Error)
+		if err != nil && (res.Status == statusOK || res.Status == statusPartial) {
+			fail("", err)
+		}
+	}()
+
 	// Opening the repository is the first step's work: its failure (and
 	// what the post hooks print about it) belongs to that step, and the
 	// steps after it are skipped, as after any failed step.

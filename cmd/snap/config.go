@@ -88,7 +88,12 @@ type Job struct {
 	AllowEmptied    bool // a path that comes back empty is no warning: create --allow-emptied
 	Compression     string
 	Pre, Post       []string
-	MinFree         uint64 // refuse to start below this free space on the repository's device
+	// Finally runs when the job is done, after its create, forget, prune
+	// and check: a post hook runs right after the create (it starts what
+	// a pre hook stopped), so a monitoring ping there never heard of a
+	// check that found damage (found by an exploratory test).
+	Finally []string
+	MinFree uint64 // refuse to start below this free space on the repository's device
 
 	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
 	RandomDelay time.Duration
@@ -501,7 +506,7 @@ var fileOnlyKeys = []string{"cache_dir", "metrics_dir", "limit_upload", "limit_d
 // table.
 var (
 	jobKeys = []string{"repository", "password_file", "password_command", "paths", "exclude", "exclude_file", "exclude_if_present", "exclude_caches", "exclude_larger_than", "databases", "tags", "host",
-		"one_file_system", "sequential_read", "allow_emptied", "compression", "schedule", "random_delay", "pre", "post", "hook_timeout", "timeout", "min_free", "dump_concurrency", "commands", "keep", "check"}
+		"one_file_system", "sequential_read", "allow_emptied", "compression", "schedule", "random_delay", "pre", "post", "finally", "hook_timeout", "timeout", "min_free", "dump_concurrency", "commands", "keep", "check"}
 	keepKeys = []string{"last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags", "prune", "max_unused", "delete_delay"}
 )
 
@@ -923,6 +928,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	}
 	j.Pre = d.strList(t, at, "pre")
 	j.Post = d.strList(t, at, "post")
+	j.Finally = d.strList(t, at, "finally")
 	j.Schedule = d.strList(t, at, "schedule")
 	for _, s := range j.Schedule {
 		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, "\n\r") {

@@ -12,9 +12,10 @@ import (
 	"github.com/snap-backup/snap/sources"
 )
 
-// hooks are the --pre and --post commands of a create. Each runs with
-// /bin/sh -c in its own process group, with snap's environment plus
-// SNAP_HOOK, SNAP_REPOSITORY, SNAP_HOST, SNAP_TAGS and SNAP_JOB; post hooks also get
+// hooks are the --pre and --post commands of a create (and a job's
+// finally commands). Each runs with /bin/sh -c in its own process group,
+// with snap's environment plus SNAP_HOOK, SNAP_REPOSITORY, SNAP_HOST,
+// SNAP_TAGS and SNAP_JOB; post hooks and finally commands also get
 // SNAP_STATUS, SNAP_EXIT_CODE, SNAP_SNAPSHOT_ID and SNAP_ERROR.
 type hooks struct {
 	pre, post []string
@@ -112,9 +113,26 @@ func (h hooks) runPre(ctx context.Context, u *ui) error {
 // running when ctx ended (the job's timeout passed, Ctrl-C), or "".
 func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID string) (overran string, first error) {
 	runErr = timedOut(ctx, runErr) // a failure, not an interruption by the admin
+	msg := ""
+	if runErr != nil {
+		msg = runErr.Error()
+	}
+	return h.runAfter(ctx, u, "post", h.post, exitCode(runErr), snapshotID, msg)
+}
+
+// runFinally runs a job's finally commands (Job.Finally) as runPost runs
+// post hooks, told the job's outcome: its exit code, snapshot and error.
+func (h hooks) runFinally(ctx context.Context, u *ui, commands []string, code int, snapshotID, msg string) error {
+	_, first := h.runAfter(ctx, u, "finally", commands, code, snapshotID, msg)
+	return first
+}
+
+// runAfter runs commands, hooks of kind post or finally, each to its end
+// whatever happened, with the outcome (code, snapshotID, msg) in
+// SNAP_STATUS, SNAP_EXIT_CODE, SNAP_SNAPSHOT_ID and SNAP_ERROR.
+func (h hooks) runAfter(ctx context.Context, u *ui, kind string, commands []string, code int, snapshotID, msg string) (overran string, first error) {
 	outer := ctx
 	ctx = context.WithoutCancel(ctx)
-	code := exitCode(runErr)
 	status := "success"
 	switch code {
 	case exitOK:
@@ -125,15 +143,11 @@ func (h hooks) runPost(ctx context.Context, u *ui, runErr error, snapshotID stri
 	default:
 		status = "failure"
 	}
-	msg := ""
-	if runErr != nil {
-		msg = strings.ReplaceAll(runErr.Error(), "\n", " ")
-	}
-	env := append(h.env, "SNAP_HOOK=post", "SNAP_STATUS="+status, fmt.Sprintf("SNAP_EXIT_CODE=%d", code),
-		"SNAP_SNAPSHOT_ID="+snapshotID, "SNAP_ERROR="+msg)
-	for _, cmd := range h.post {
+	env := append(h.env, "SNAP_HOOK="+kind, "SNAP_STATUS="+status, fmt.Sprintf("SNAP_EXIT_CODE=%d", code),
+		"SNAP_SNAPSHOT_ID="+snapshotID, "SNAP_ERROR="+strings.ReplaceAll(msg, "\n", " "))
+	for _, cmd := range commands {
 		done := outer.Err() != nil
-		if err := runHook(ctx, u, "post", cmd, env, h.unset, h.timeout); err != nil {
+		if err := runHook(ctx, u, kind, cmd, env, h.unset, h.timeout); err != nil {
 			u.errorf("%v", err)
 			if first == nil {
 				first = err

@@ -653,6 +653,60 @@ keep = { last = 1 }
 	}
 }
 
+// TestRunFinallySeesTheWholeJob: a job's post hooks run right after its
+// create and see the create's outcome; its finally commands run after the
+// check and see the job's: a check that finds damage is a failure there
+// (a monitoring ping in a post hook said success; found by an exploratory
+// test). A finally command that fails fails a job that succeeded.
+func TestRunFinallySeesTheWholeJob(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), randomBytes(5, 300<<10))
+	tr.mustRun("create", src)
+	pack := largestPack(t, tr.repo)
+	data, err := os.ReadFile(pack)
+	must(t, err)
+	data[len(data)/2] ^= 0xff
+	must(t, os.Chmod(pack, 0o644))
+	must(t, os.WriteFile(pack, data, 0o644))
+
+	log := filepath.Join(tr.dir, "hooks.log")
+	writeFile(t, filepath.Join(src, "g"), []byte("new"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+post = ['echo "post $SNAP_HOOK $SNAP_STATUS $SNAP_EXIT_CODE" >> ` + log + `']
+finally = ['echo "finally $SNAP_HOOK $SNAP_STATUS $SNAP_EXIT_CODE $SNAP_JOB ${SNAP_SNAPSHOT_ID:+saved} $SNAP_ERROR" >> ` + log + `']
+check = "100%"
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	got, err := os.ReadFile(log)
+	must(t, err)
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	if res.code != exitFatal || len(lines) != 2 || lines[0] != "post post success 0" ||
+		!strings.HasPrefix(lines[1], "finally finally failure 1 app saved check: ") {
+		t.Errorf("a job whose check found damage: exit %d, hooks:\n%s\n%s", res.code, got, res.stderr)
+	}
+
+	// The check passing, a finally command that fails fails the job.
+	must(t, os.Remove(log))
+	cfg = tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+finally = ['echo "finally $SNAP_STATUS $SNAP_EXIT_CODE" >> ` + log + `', "exit 4", 'echo second >> ` + log + `']
+`)
+	res = tr.runConfig(nil, "run", "--config", cfg, "--json")
+	got, err = os.ReadFile(log)
+	must(t, err)
+	var job map[string]any
+	for _, l := range jsonLines(t, res.stdout) {
+		if l["type"] == "job" {
+			job = l
+		}
+	}
+	if res.code != exitFatal || string(got) != "finally success 0\nsecond\n" || job["status"] != "failed" || !strings.Contains(fmt.Sprint(job["error"]), `finally hook "exit 4"`) {
+		t.Errorf("a finally command that fails: exit %d, job %v, hooks:\n%s\n%s", res.code, job, got, res.stderr)
+	}
+}
+
 // TestRunErrorNamesStoppedJob: an interrupted run names the job that was
 // running, not one of the jobs skipped after it.
 func TestRunErrorNamesStoppedJob(t *testing.T) {
