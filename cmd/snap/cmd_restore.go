@@ -218,6 +218,14 @@ func runRestore(c *cli.Context, e *env) error {
 	if err := checkTargetPlace(target, own); err != nil {
 		return err
 	}
+	var dbPlans []dbRestore
+	if len(dbs) > 0 {
+		// Before the first file (and the target's directory): a misspelt name, or a database that
+		// holds data, is found before the files take hours.
+		if dbPlans, err = planDatabases(c, e, sn, dbs, c.String("to"), c.Bool("replace"), true); err != nil {
+			return err
+		}
+	}
 	t, err := sources.OpenTarget(target)
 	if err != nil {
 		return err
@@ -361,7 +369,7 @@ func runRestore(c *cli.Context, e *env) error {
 		return fmt.Errorf("%s could not be restored (listed above); once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(st.Errors), "entry", "entries"))
 	}
 	if len(dbs) > 0 {
-		return restoreDatabases(c, e, s, sn, dbs, c.String("to"), c.Bool("replace"))
+		return loadDatabases(c, s, sn, dbs, dbPlans, c.Bool("replace"))
 	}
 	return nil
 }

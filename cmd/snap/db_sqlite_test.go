@@ -773,3 +773,35 @@ func TestRestoreDBRecordedTargetNeedsTo(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreFilesAndDumpChecksTheDumpFirst: a restore of files with --db
+// finds the dump's name, and whether its target holds data, before it
+// writes the first file: it found them once every file was restored,
+// hours later, and then said "nothing was restored" (found by an
+// exploratory test).
+func TestRestoreFilesAndDumpChecksTheDumpFirst(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("file"))
+	db := filepath.Join(tr.dir, "app.db")
+	sqliteQuery(t, db, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('x');")
+	tr.mustRun("create", src, "--db", "sqlite://"+db)
+	id := tr.snapshotIDs()[0]
+	target := filepath.Join(tr.dir, "target")
+	res := tr.run("restore", id, "--db", "apx", "--target", target)
+	if _, err := os.Stat(target); res.code != exitFatal || !strings.Contains(res.stderr, "did you mean app?") || err == nil {
+		t.Errorf("files and a misspelt dump: exit %d, target written: %v\n%s", res.code, err == nil, res.stderr)
+	}
+	res = tr.run("restore", id, "--db", "app", "--target", target)
+	if _, err := os.Stat(target); res.code != exitFatal || !strings.Contains(res.stderr, "so nothing was restored") || err == nil {
+		t.Errorf("files and a dump whose database holds data: exit %d, target written: %v\n%s", res.code, err == nil, res.stderr)
+	}
+	other := filepath.Join(tr.dir, "other.db")
+	tr.mustRun("restore", id, "--db", "app", "--to", "sqlite://"+other, "--target", target)
+	if got := sqliteQuery(t, other, "SELECT v FROM t;"); strings.TrimSpace(got) != "x" {
+		t.Errorf("restored database: %q", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, src, "f")); err != nil || string(b) != "file" {
+		t.Errorf("restored file: %q, %v", b, err)
+	}
+}

@@ -228,18 +228,33 @@ func planDBRestore(sn *snapshot.Snapshot, name string, to *sources.Database) (db
 // first database is replaced; when one restore fails, the error names the
 // dumps that were not attempted.
 func restoreDatabases(c *cli.Context, e *env, s *session, sn *snapshot.Snapshot, names []string, to string, replace bool) error {
+	plans, err := planDatabases(c, e, sn, names, to, replace, len(names) > 1)
+	if err != nil {
+		return err
+	}
+	return loadDatabases(c, s, sn, names, plans, replace)
+}
+
+// planDatabases is restoreDatabases' work before the first database is
+// touched: it finds every name in the snapshot, checks where each goes
+// and that its client is installed, and, with checkTargets (and without
+// replace), that no target holds data. A restore of files with --db does
+// it before the first file is written: it found a misspelt name, or a
+// target that holds data ("so nothing was restored"), only once every
+// file was restored (found by an exploratory test).
+func planDatabases(c *cli.Context, e *env, sn *snapshot.Snapshot, names []string, to string, replace, checkTargets bool) ([]dbRestore, error) {
 	var into *sources.Database
 	if to != "" {
 		var err error
 		if into, err = sources.ParseDatabase(to); err != nil {
-			return usagef("--to: %v", err)
+			return nil, usagef("--to: %v", err)
 		}
 	}
 	plans := make([]dbRestore, 0, len(names))
 	for _, name := range names {
 		p, err := planDBRestore(sn, name, into)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		plans = append(plans, p)
 	}
@@ -259,25 +274,31 @@ func restoreDatabases(c *cli.Context, e *env, s *session, sn *snapshot.Snapshot,
 			// The command offered leaves the recorded options out: pasted
 			// as it was, one of hostaddr= sent the connection, and the
 			// password, elsewhere (found by a re-test).
-			return usagef("--db %s: the snapshot records %s as the database it was dumped from, and %s: without --to, snap restores only into a database of this machine's that a dump would come from (a server on localhost at its own port, an SQLite file that exists) or that its config names, as whoever can write to the repository could have recorded any address; check where it belongs and say so, e.g.: snap restore %s --db %s --to %s",
+			return nil, usagef("--db %s: the snapshot records %s as the database it was dumped from, and %s: without --to, snap restores only into a database of this machine's that a dump would come from (a server on localhost at its own port, an SQLite file that exists) or that its config names, as whoever can write to the repository could have recorded any address; check where it belongs and say so, e.g.: snap restore %s --db %s --to %s",
 				names[i], p.from, problem, sn.ID.Short(), shellWord(names[i]), shellWord(p.from.WithoutOptions()))
 		}
 	}
 	for _, p := range plans {
 		if err := p.into.CheckRestoreClient(); err != nil {
-			return fmt.Errorf("%w; nothing was restored", err)
+			return nil, fmt.Errorf("%w; nothing was restored", err)
 		}
 	}
-	if !replace && len(plans) > 1 {
+	if !replace && checkTargets {
 		for _, p := range plans {
 			if err := p.into.CheckRestoreTarget(c.Context); err != nil {
 				if errors.Is(err, sources.ErrNotEmpty) {
-					return fmt.Errorf("%w, so nothing was restored: restore the dumps into other databases with --to, or replace them with --replace", err)
+					return nil, fmt.Errorf("%w, so nothing was restored: restore the dumps into other databases with --to, or replace them with --replace", err)
 				}
-				return fmt.Errorf("%s: check whether it can be restored into: %w; nothing was restored", p.into, err)
+				return nil, fmt.Errorf("%s: check whether it can be restored into: %w; nothing was restored", p.into, err)
 			}
 		}
 	}
+	return plans, nil
+}
+
+// loadDatabases restores the dumps planDatabases planned, in order, and
+// stops at the first that fails, naming those not restored.
+func loadDatabases(c *cli.Context, s *session, sn *snapshot.Snapshot, names []string, plans []dbRestore, replace bool) error {
 	for i, p := range plans {
 		if err := restoreDatabase(c, s, sn, p.src, p.from, p.into, replace); err != nil {
 			err = restoreFailure(c.Context, p, err)
