@@ -30,11 +30,19 @@ import (
 // message does not say: with --no-password, a server that wants a password
 // no source gave ends with "fe_sendauth: no password supplied".
 func pgHint(cause string) string {
-	if strings.Contains(cause, "no password supplied") {
+	switch {
+	case strings.Contains(cause, "no password supplied"):
 		return "the server wants a password: give it in the URL's user part, PGPASSWORD, ~/.pgpass of the user snap runs as, or ?passfile= in the URL (docs/usage.md, \"Database URLs\")"
+	case pgRoleMissing.MatchString(cause):
+		// A dump into a new server: pg_dump writes the owners and grants
+		// of its objects, not the roles (found by an exploratory test).
+		return "the dump names roles this server does not have (a database's dump holds its objects' owners and grants, not the roles): create them first (CREATE ROLE; a whole-server dump, postgres://…/?all, holds them), then restore again"
 	}
 	return ""
 }
+
+// pgRoleMissing is psql's error for a role the server lacks.
+var pgRoleMissing = regexp.MustCompile(`ERROR:\s+role "[^"]*" does not exist`)
 
 func (d *Database) postgresDump() (Command, error) {
 	if d.All {

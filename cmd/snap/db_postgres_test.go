@@ -857,3 +857,20 @@ CREATE TABLE items (n int CHECK (under_max(n))); INSERT INTO items VALUES (1), (
 		t.Errorf("restored after the function got its search_path: %q rows", n)
 	}
 }
+
+// TestPostgresMissingRoleHint: a database's dump loaded into a server
+// without the roles that own its objects fails, and says to create them
+// (a new server after a disaster; found by an exploratory test).
+func TestPostgresMissingRoleHint(t *testing.T) {
+	pg := testPostgres(t)
+	tr := newTestRepo(t)
+	db := pg.newDatabase()
+	role := db + "_owner"
+	pg.mustQuery(db, `CREATE ROLE "`+role+`"; CREATE TABLE t (x int); ALTER TABLE t OWNER TO "`+role+`";`)
+	tr.mustRun("create", "--db", pg.url(db))
+	pg.mustQuery(db, `DROP TABLE t; DROP ROLE "`+role+`";`)
+	res := tr.run("restore", "latest", "--db", db, "--to", pg.url(db+"_new"))
+	if res.code != exitFatal || !strings.Contains(res.stderr, `role "`+role+`" does not exist; the dump names roles this server does not have`) {
+		t.Errorf("a dump whose owner role is missing: exit %d: %s", res.code, res.stderr)
+	}
+}

@@ -1429,7 +1429,9 @@ commands = [{ name = "data.txt", command = "echo data | cat" }]
 	benv := filepath.Join(tr.dir, "benv.sh")
 	writeFile(t, benv, []byte("echo from BASH_ENV\n"))
 	res := tr.runConfig([]string{"BASH_ENV=" + benv}, "run", "--config", cfg, "pipe")
-	if res.code != exitFatal || !strings.Contains(res.stderr, "dump.sql.gz") || !strings.Contains(res.stderr, "exit status 3") || !strings.Contains(res.stderr, "no such database") {
+	// The error names the command as written, not the shell that ran it.
+	if res.code != exitFatal || !strings.Contains(res.stderr, "dump.sql.gz") || !strings.Contains(res.stderr, "exit status 3") || !strings.Contains(res.stderr, "no such database") ||
+		!strings.Contains(res.stderr, `command "sh -c 'echo pg_dump: error: no such database >&2; exit 3' | gzip" failed`) {
 		t.Errorf("a pipeline whose first program fails: exit %d\n%s", res.code, res.stderr)
 	}
 	if n := tr.snapshotCount(); n != 0 {

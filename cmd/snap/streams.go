@@ -215,6 +215,12 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 func (u *ui) commandStream(p string, argv []string) snapshot.Stream {
 	note := u.toolNotes(p)
 	cmd := sources.Command{Name: argv[0], Args: argv[1:], Stderr: u.toolLines(p), Note: note}
+	if n := len(argv); n >= 3 && argv[n-2] == "-c" && slices.Contains([]string{"sh", "bash", "dash"}, filepath.Base(argv[0])) {
+		// A command given as one string (shellArgv) fails as itself:
+		// "/usr/bin/bash failed" named no command the admin wrote
+		// (found by an exploratory test).
+		cmd.Display = fmt.Sprintf("command %q", argv[n-1])
+	}
 	open := func(ctx context.Context) (io.ReadCloser, error) {
 		rc, err := cmd.Start(ctx)
 		if err != nil {
