@@ -398,6 +398,9 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		return nil, diskFull(err)
 	}
 	if err := h.runPre(ctx, u); err != nil {
+		if sw := (*stoppedWaiting)(nil); errors.As(err, &sw) {
+			return nil, err
+		}
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
 	o.AllowEmptied = plan.allowEmptied

@@ -97,9 +97,16 @@ func newHooks(pre, post []string, timeout time.Duration, st repoSettings, getenv
 }
 
 // runPre runs the pre hooks in order and stops at the first that fails.
+// Stopped (Ctrl-C, the job's timeout), the error names the hook that was
+// running: "interrupted: no snapshot was saved" named none (found by an
+// exploratory test).
 func (h hooks) runPre(ctx context.Context, u *ui) error {
 	for _, cmd := range h.pre {
 		if err := runHook(ctx, u, "pre", cmd, append(h.env, "SNAP_HOOK=pre"), h.unset, h.timeout); err != nil {
+			if ctx.Err() != nil {
+				return &stoppedWaiting{msg: fmt.Sprintf("%v while pre hook %q was running: no snapshot was saved; the repository is untouched", errInterrupted, cmd),
+					waitedFor: fmt.Sprintf("pre hook %q", cmd)}
+			}
 			return err
 		}
 	}

@@ -1561,3 +1561,21 @@ commands = [` + cmds("1", "2", "3", "4", "5", "6") + `]
 		t.Errorf("dump_concurrency = 0: %v", problems)
 	}
 }
+
+// TestRunTimeoutInPreHookNamesIt: a job stopped by its timeout while a pre
+// hook runs names that hook (the message named nothing it waited for;
+// found by an exploratory test).
+func TestRunTimeoutInPreHookNamesIt(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+pre = ["sleep 30"]
+timeout = "1s"
+`)
+	res := tr.runConfig(nil, "run", "--config", cfg)
+	if res.code != exitFatal || !strings.Contains(res.stderr, `was stopped waiting for pre hook "sleep 30"`) || tr.snapshotCount() != 0 {
+		t.Errorf("a job's timeout in a pre hook: exit %d\n%s", res.code, res.stderr)
+	}
+}
