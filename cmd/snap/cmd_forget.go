@@ -256,7 +256,7 @@ func runForget(c *cli.Context, e *env) error {
 			s.ui.warnf("%s: the policy applies to no snapshot", note)
 		}
 		remove = planForget(&res, snapshot.GroupSnapshots(selected, by), p, e.now())
-		if missing := unmatchedKeepTags(selected, p.Tags); len(missing) > 0 {
+		if missing := unmatchedKeepTags(selected, p.Tags); len(missing) > 0 && len(selected) > 0 {
 			// A mistyped --keep-tag keeps nothing: alone, or beside rules
 			// that keep nothing either, it removed every snapshot, exit 0
 			// (found by an exploratory test).
@@ -269,7 +269,11 @@ func runForget(c *cli.Context, e *env) error {
 				// among the tags there are (found by an exploratory test).
 				what = "all the tags of a rule (\"a,b\" keeps a snapshot with both a and b)"
 			}
-			msg := fmt.Sprintf("--keep-tag %s: no snapshot has %s (%s)", strings.Join(missing, ", --keep-tag "), what, tagsPresent(selected))
+			given := "--keep-tag " + strings.Join(missing, ", --keep-tag ")
+			if job != nil {
+				given = fmt.Sprintf("job %s's keep.tags %q", job.Name, missing) // not flags that were never given
+			}
+			msg := fmt.Sprintf("%s: no snapshot has %s (%s)", given, what, tagsPresent(selected))
 			if res.keptByRules == 0 && len(remove) > 0 {
 				s.close()
 				return usagef("%s, and the policy keeps none of the %s: refusing to forget; check the tag", msg, plural(len(remove), "snapshot", "snapshots"))
@@ -299,7 +303,7 @@ func runForget(c *cli.Context, e *env) error {
 		if s.ui.json {
 			_ = s.ui.jsonDoc(res)
 		}
-		return fmt.Errorf("could not remove %d snapshots: %s; run forget again", len(failed), strings.Join(failed, ", "))
+		return fmt.Errorf("could not remove %s: %s; run forget again", plural(len(failed), "snapshot", "snapshots"), strings.Join(failed, ", "))
 	}
 	var perr error
 	if c.Bool("prune") {
@@ -322,6 +326,15 @@ func runForget(c *cli.Context, e *env) error {
 			res.PruneSkipped = msg
 			s.ui.warnf("%s", msg)
 			perr = nil
+		}
+		if exitCode(perr) == exitLocked && !dry {
+			// --instant beside a backup: the forget was done, and the
+			// error said only "repository is locked", with -q nothing of
+			// the snapshots gone (found by an exploratory test). Still
+			// exit 11: the prune asked for did not run.
+			res.PruneSkipped = fmt.Sprintf("the prune did not run: %v", perr)
+			perr = fmt.Errorf("this forget removed %s, and they stay removed; the prune did not run: %w; run 'snap prune --instant' once nothing else uses the repository, or a plain 'snap prune', which runs beside backups",
+				plural(res.Removed, "snapshot", "snapshots"), perr)
 		}
 		if st != nil {
 			pr := pruneJSON(st)

@@ -639,7 +639,11 @@ func (j *Job) createOptions(u *ui) (snapshot.CreateOptions, createPlan, error) {
 	plan.hookTimeout = j.HookTimeout
 	plan.minFree = j.MinFree
 	o.Paths = j.Paths
-	o.Tags = append([]string{}, j.Tags...)
+	for _, tag := range j.Tags {
+		if !slices.Contains(o.Tags, tag) { // as create --tag: once each
+			o.Tags = append(o.Tags, tag)
+		}
+	}
 	o.Host = j.Host
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
