@@ -1602,3 +1602,20 @@ timeout = "1s"
 		t.Errorf("a job's timeout in a pre hook: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestRunJobTagsOnceEach: a tag a job lists twice is recorded once, as
+// create --tag records it (found by an exploratory test).
+func TestRunJobTagsOnceEach(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.app]
+paths = ["` + src + `"]
+tags = ["n", "m", "n"]
+`)
+	tr.runConfig(nil, "run", "--config", cfg)
+	list := tr.listJSON()
+	if len(list) != 1 || !slices.Equal(list[0].Tags, []string{"n", "m"}) {
+		t.Errorf("snapshots: %+v", list)
+	}
+}
