@@ -78,6 +78,7 @@ type Index struct {
 	pages   pageReleaser
 	bases   baseCache // plaintexts of recently used delta bases
 	damaged damagedCopies
+	verdict cacheVerdict // whether the cache disagrees with the repository (confirm)
 	// adding serialises AddSegment: the cache's "adding" marker names one
 	// segment at a time (the writer adds segments from several upload
 	// goroutines).
@@ -621,7 +622,7 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 		if err := ix.damaged.blobErr(t, id); err != nil {
 			return nil, err // its one copy was found damaged: say so again
 		}
-		return nil, ix.NotIndexedError(t, id)
+		return nil, ix.NotIndexedError(ctx, t, id)
 	}
 	return ix.LoadBlobAt(ctx, loc, dst)
 }
@@ -631,8 +632,13 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 // when the index was opened), the blob is most likely in one of them,
 // and 'snap repair index --from-packs' lists it again; the advice was
 // 'snap repair index', which refuses a damaged segment, or none at all
-// (found by an exploratory test).
-func (ix *Index) NotIndexedError(t repo.BlobType, id repo.ID) error {
+// (found by an exploratory test). When the repository's index lists the
+// blob, the cache is what lost it: ErrCacheDamaged (confirm).
+func (ix *Index) NotIndexedError(ctx context.Context, t repo.BlobType, id repo.ID) error {
+	return ix.confirm(ctx, t, id, nil, ix.notIndexedError(t, id))
+}
+
+func (ix *Index) notIndexedError(t repo.BlobType, id repo.ID) error {
 	other := repo.TreeBlob
 	if t == repo.TreeBlob {
 		other = repo.DataBlob
@@ -655,18 +661,21 @@ func (ix *Index) NotIndexedError(t repo.BlobType, id repo.ID) error {
 // blob, in another pack, is read instead when the index lists one: a
 // blob stored again after its pack was damaged restores before a repair
 // moves the damaged pack out. The error of the first copy stands when no
-// other reads.
+// other reads, or ErrCacheDamaged when the repository's index places the
+// blob elsewhere than the cache (confirm).
 func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]byte, error) {
 	out, err := ix.loadCopy(ctx, loc, dst)
-	if err == nil || !isDamage(err) || ctx.Err() != nil || !ix.damaged.add(loc, err) {
+	if err == nil || !isDamage(err) || ctx.Err() != nil {
 		return out, err
 	}
-	if alt, ok := ix.Lookup(loc.Entry.Type, loc.Entry.ID); ok {
-		if out, aerr := ix.LoadBlobAt(ctx, alt, dst); aerr == nil {
-			return out, nil
+	if ix.damaged.add(loc, err) {
+		if alt, ok := ix.Lookup(loc.Entry.Type, loc.Entry.ID); ok {
+			if out, aerr := ix.LoadBlobAt(ctx, alt, dst); aerr == nil {
+				return out, nil
+			}
 		}
 	}
-	return nil, err
+	return nil, ix.confirm(ctx, loc.Entry.Type, loc.Entry.ID, &loc, err)
 }
 
 // loadCopy is LoadBlobAt of the copy at loc alone.

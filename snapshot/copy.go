@@ -694,7 +694,7 @@ func (c *Copier) Estimate(ctx context.Context, sn *Snapshot) (CopyEstimate, erro
 			}
 			loc, ok := c.src.Lookup(repo.DataBlob, sid)
 			if !ok {
-				return inPath(n.Name, &SourceError{c.src.NotIndexedError(repo.DataBlob, sid)})
+				return inPath(n.Name, &SourceError{c.src.NotIndexedError(ctx, repo.DataBlob, sid)})
 			}
 			est.Blobs++
 			est.Bytes += int64(loc.Entry.RawLength)

@@ -827,7 +827,7 @@ func (r *Restorer) restoreFile(ctx context.Context, d *dirHandle, rel string, n 
 		for i, id := range n.Content {
 			loc, ok := r.ix.Lookup(repo.DataBlob, id)
 			if !ok {
-				return r.fileFailed(fh, r.ix.NotIndexedError(repo.DataBlob, id))
+				return r.fileFailed(fh, r.ix.NotIndexedError(ctx, repo.DataBlob, id))
 			}
 			if i%partChunks == 0 {
 				jobs = append(jobs, restoreJob{file: fh, first: i, n: min(partChunks, len(n.Content)-i), off: off})
