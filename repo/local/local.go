@@ -748,9 +748,21 @@ func (b *Backend) sys(p string) string {
 }
 
 // shown puts the repository's path back in an error of a read through
-// base, for messages.
+// base, for messages, and makes running out of file descriptors transient:
+// it is this process's (or the system's) state, not the repository's, and
+// check called every file it could not open damaged, with advice to forget
+// snapshots and remove keys, while restore took the latest snapshot it
+// could read for the latest (found by an exploratory test). As a
+// transient error it is retried, and then reported as the repository not
+// answering, which is no verdict on the data.
 func (b *Backend) shown(err error) error {
-	if err == nil || b.base == b.dir || !strings.Contains(err.Error(), b.base) {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		err = repo.Transient(fmt.Errorf("%w: snap ran out of file descriptors; raise the limit (ulimit -n, or LimitNOFILE= in the service unit)", err))
+	}
+	if b.base == b.dir || !strings.Contains(err.Error(), b.base) {
 		return err
 	}
 	return &shownError{err: err, from: b.base, to: b.dir}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -475,5 +476,22 @@ func TestOpenAndCreateOnAFile(t *testing.T) {
 	}
 	if _, err := Create(f); err == nil || !strings.Contains(err.Error(), "is a file, not a directory") {
 		t.Errorf("Create on a file: %v", err)
+	}
+}
+
+// TestOutOfDescriptorsIsTransient: a file that cannot be opened because
+// the process ran out of descriptors is no damage: the error is transient
+// (retried; then "not answered", no verdict), and says what to raise
+// (check called such files damaged; found by an exploratory test).
+func TestOutOfDescriptorsIsTransient(t *testing.T) {
+	b, _ := newBackend(t)
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE} {
+		err := b.shown(&fs.PathError{Op: "open", Path: "data/00/00", Err: errno})
+		if !errors.Is(err, repo.ErrTransient) || !errors.Is(err, errno) || !strings.Contains(err.Error(), "ulimit -n") {
+			t.Errorf("%v: %v", errno, err)
+		}
+	}
+	if err := b.shown(&fs.PathError{Op: "open", Path: "data/00/00", Err: syscall.EIO}); errors.Is(err, repo.ErrTransient) {
+		t.Errorf("EIO made transient: %v", err)
 	}
 }
