@@ -683,7 +683,7 @@ func printError(e *env, args []string, command string, err error, code int) {
 		}
 	}
 	if code != exitInterrupted && uploadCommands[command] && errors.Is(err, repo.ErrTransient) && !strings.Contains(msg, "snap prune") &&
-		e.packsSaved.Load() > 0 && !errors.As(err, new(*snapshot.SourceError)) {
+		e.packs.unindexed() > 0 && !errors.As(err, new(*snapshot.SourceError)) {
 		// The repository stopped answering: the packs this run stored
 		// could not be indexed either, and nothing else said where they
 		// went (found by an exploratory test: the next copy sent 983 MiB

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -36,8 +36,8 @@ type backendOptions struct {
 	// hooks, set only by tests: request counting or fault injection
 	// around the raw backend, and a faster backoff.
 	hooks *backendHooks
-	// packsSaved, when set, counts the packs saved (env.packsSaved).
-	packsSaved *atomic.Int64
+	// packs, when set, records the packs saved (env.packs).
+	packs *packLedger
 }
 
 func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
@@ -49,7 +49,7 @@ func backendOptionsFrom(c *cli.Context, e *env, u *ui) (backendOptions, error) {
 	if err != nil {
 		return backendOptions{}, err
 	}
-	return backendOptions{connections: n, upload: up.bps, download: down.bps, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks, packsSaved: &e.packsSaved}, nil
+	return backendOptions{connections: n, upload: up.bps, download: down.bps, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks, packs: &e.packs}, nil
 }
 
 // rateFlag is --limit-upload or --limit-download as given: set says the
@@ -219,25 +219,71 @@ func composeBackend(be repo.Backend, conns int, o backendOptions, stop <-chan st
 		be = limit.NewRated(be, o.upload, o.download, stop)
 	}
 	be = retry.New(be, backendRetry(o))
-	if o.packsSaved != nil {
-		be = packCounter{Backend: be, n: o.packsSaved}
+	if o.packs != nil {
+		be = packCounter{Backend: be, packs: o.packs}
 	}
 	return be
 }
 
-// packCounter counts the packs its backend saved: an error of a command
-// that stored none says nothing of packs left unindexed.
+// packCounter records the packs its backend saved in a packLedger.
 type packCounter struct {
 	repo.Backend
-	n *atomic.Int64
+	packs *packLedger
 }
 
 func (b packCounter) Save(ctx context.Context, h repo.Handle, data []byte) error {
 	err := b.Backend.Save(ctx, h, data)
 	if err == nil && h.Type == repo.PackFile {
-		b.n.Add(1)
+		b.packs.saved(h.Name)
 	}
 	return err
+}
+
+// packLedger is what became of the packs a command saved: those no index
+// segment it wrote lists yet are what a command that fails against a
+// repository that stopped answering leaves unindexed. Said of every pack
+// the command had saved, it was wrong where the run indexed them before it
+// gave up (found by an exploratory test: an S3 server whose disk filled).
+type packLedger struct {
+	mu      sync.Mutex
+	pending map[string]bool
+}
+
+func (l *packLedger) saved(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending == nil {
+		l.pending = map[string]bool{}
+	}
+	l.pending[name] = true
+}
+
+// indexed is index.WriterOptions.Indexed: the packs of a durable segment.
+func (l *packLedger) indexed(ids []repo.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		delete(l.pending, id.String())
+	}
+}
+
+// unindexed returns how many of the packs saved no segment the command
+// wrote lists.
+func (l *packLedger) unindexed() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
+// withLedger chains the ledger's indexed before fn (which may be nil),
+// as a writer's Indexed.
+func (l *packLedger) withLedger(fn func([]repo.ID)) func([]repo.ID) {
+	return func(ids []repo.ID) {
+		l.indexed(ids)
+		if fn != nil {
+			fn(ids)
+		}
+	}
 }
 
 func (b packCounter) Unwrap() repo.Backend { return b.Backend }

@@ -234,7 +234,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		return id, ok, nil
 	}
 	cp := snapshot.NewCopier(src.ix, dst.ix, snapshot.CopyOptions{Workers: workers, Map: bm, FetchDir: fetchDir, FetchAhead: src.connections, Lock: dst.lock, Read: read,
-		CopiedMeanwhile: copiedMeanwhile, Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: opCtx, Uploaded: sent}})
+		CopiedMeanwhile: copiedMeanwhile, Writer: index.WriterOptions{Compression: comp, Connections: max(dst.connections, 2), Abort: opCtx, Uploaded: sent, Indexed: e.packs.withLedger(nil)}})
 	sp.begin()
 	defer sp.finish()
 

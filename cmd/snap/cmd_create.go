@@ -463,6 +463,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	o.Streams = running.track(o.Streams)
 	o.Archive.Report = p.event
 	o.Writer.Added = p.added
+	o.Writer.Indexed = e.packs.withLedger(o.Writer.Indexed)
 	p.begin()
 	if p.shown() {
 		sctx, cancel := context.WithCancel(opCtx)

@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/term"
@@ -36,8 +35,9 @@ type env struct {
 	// backendHooks, set only by in-process tests, change how backends
 	// are composed (see backend.go); nil in production.
 	backendHooks *backendHooks
-	// packsSaved counts the packs the command saved, in any repository.
-	packsSaved atomic.Int64
+	// packs records the packs the command saved, in any repository, and
+	// which of them it indexed.
+	packs packLedger
 	// cacheDirs are the index caches the command opened: a command that
 	// ends in an internal error marks them for a rebuild (run).
 	cacheDirs []string

@@ -52,7 +52,7 @@ type testRepo struct {
 type result struct {
 	stdout, stderr string
 	code           int
-	packsSaved     int64 // in-process runs (runIn): the packs the command saved
+	unindexedPacks int // in-process runs (runIn): the packs the command saved and did not index
 }
 
 func newTestRepo(t *testing.T) *testRepo {

@@ -372,7 +372,7 @@ func openRepositoryWith(ctx context.Context, e *env, u *ui, st repoSettings) (*r
 		// jobs may name theirs, which snap run uses).
 		return nil, 0, usagef("no repository given: %s has no top-level repository (its jobs' own are for snap run): use --repo, set SNAP_REPOSITORY, or add repository = \"…\" at the top of %s", st.fromConfig, st.fromConfig)
 	}
-	bo := backendOptions{connections: st.connections, upload: st.upload, download: st.download, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks, packsSaved: &e.packsSaved}
+	bo := backendOptions{connections: st.connections, upload: st.upload, download: st.download, log: func(m string) { u.infof("%s", m) }, hooks: e.backendHooks, packs: &e.packs}
 	be, conns, err := openBackend(ctx, e, st.location, false, bo)
 	if err != nil {
 		return nil, 0, err
