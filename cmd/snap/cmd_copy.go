@@ -309,7 +309,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				// Copy writes to the target alone: the general advice,
 				// followed as given, ran on the source (--repo). (The
 				// cache's disk may be the same one.)
-				return &fullDiskAdvised{fmt.Errorf("%w; the target's disk is full: free space there with 'snap prune --instant --max-unused 100 --repo %s' ('snap forget --repo %s' before it if that is not enough), or grow that file system",
+				return &fullDiskAdvised{fmt.Errorf("%w; the target's disk is full: free space there with: snap prune --instant --max-unused 100 --repo %s (and snap forget --repo %s before it if that is not enough), or grow that file system",
 					err, shQuote(dst.location), shQuote(dst.location))}
 			}
 			return diskFull(err)

@@ -395,7 +395,7 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 	// can take its room.
 	s.fillReserve(ctx, "")
 	if err := preflight(ctx, u, s.r, plan.minFree); err != nil {
-		return nil, diskFull(err)
+		return nil, interrupted(ctx, diskFull(err)) // "interrupted: context canceled" said less
 	}
 	if err := h.runPre(ctx, u); err != nil {
 		if sw := (*stoppedWaiting)(nil); errors.As(err, &sw) {
