@@ -44,3 +44,26 @@ func TestSweepFetchDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestWorthFetching: a pack is fetched whole for a quarter of its bytes,
+// or for so many reads that their requests cost more than the bytes not
+// needed; a few small reads of a large pack go by range.
+func TestWorthFetching(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		size, need int64
+		reads      int
+		want       bool
+	}{
+		{16 * mib, 4 * mib, 1, true},    // a quarter
+		{16 * mib, 1 * mib, 5, false},   // a few blobs
+		{16 * mib, 2 * mib, 244, true},  // a prune's merged pack, restored blob by blob (the exploratory test's)
+		{16 * mib, 1 << 20, 30, false},  // 29 more requests cost less than the 15 MiB not needed
+		{16 * mib, 1 << 20, 31, true},   // 30 cost as much
+		{100 * mib, 1 << 20, 50, false}, // a larger pack needs more
+	} {
+		if got := worthFetching(c.size, c.need, c.reads); got != c.want {
+			t.Errorf("worthFetching(%d, %d, %d) = %v, want %v", c.size, c.need, c.reads, got, c.want)
+		}
+	}
+}
