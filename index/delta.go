@@ -221,6 +221,17 @@ func (c *baseCache) get(id repo.ID) ([]byte, bool) {
 	return el.Value.(*baseEntry).plain, true
 }
 
+// BasesCached reports whether the plaintexts of every base of ids are in
+// the cache of bases: a delta against them needs no read.
+func (ix *Index) BasesCached(ids []repo.ID) bool {
+	for _, id := range ids {
+		if _, ok := ix.bases.get(id); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *baseCache) limit() int {
 	if c.max > 0 {
 		return c.max

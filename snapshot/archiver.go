@@ -93,6 +93,15 @@ type ArchiveOptions struct {
 	Walkers     int
 	FileWorkers int
 	SaveWorkers int
+	// BasesByRequest says that reading a delta's base is a request to a
+	// remote repository: a changed chunk under smallDelta is then stored
+	// as a delta of its old version only when that is in the cache of
+	// bases. Each such base was a ranged GET, made by the save workers,
+	// one per core, while the CPU waited: an incremental create of 500
+	// changed small files on S3 made 505 GETs, two at a time, and took 12 s
+	// where restic took 1.8 (found by an exploratory test); the bytes a
+	// delta saves on so small a chunk are fewer than a request costs.
+	BasesByRequest bool
 	// Streams dumps and commands run at once (0: DefaultStreams); the
 	// others wait for one to end before they start.
 	Streams int
@@ -330,6 +339,12 @@ func (a *archiver) saveError() error {
 	return a.saveErr
 }
 
+// smallDelta is the size under which a changed chunk of a remote
+// repository is stored as a delta only when its bases are cached
+// (ArchiveOptions.BasesByRequest): a request's round trip costs more
+// than a delta saves on fewer bytes than these.
+const smallDelta = 64 << 10
+
 // start launches the worker pools; stop ends them.
 func (a *archiver) start(ctx context.Context) (stop func()) {
 	var wg sync.WaitGroup
@@ -364,12 +379,19 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 						}
 					case j.pc != nil:
 						bases, inherited := j.pc.basesFor(j.off, len(j.data))
-						if j.small && a.dict != nil && a.dict.covers(bases) {
+						switch {
+						case j.small && a.dict != nil && a.dict.covers(bases):
 							// The old version was stored against the
 							// dictionary too: the dictionary's encoder
 							// does the same, faster.
 							err = a.dict.save(ctx, j.id, j.data)
-						} else {
+						case a.opts.BasesByRequest && len(j.data) < smallDelta && !a.ix.BasesCached(bases):
+							if j.small && a.dict != nil {
+								err = a.dict.save(ctx, j.id, j.data)
+							} else {
+								_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
+							}
+						default:
 							_, err = a.w.SaveDelta(ctx, j.id, j.data, bases, inherited, func(at int, base repo.ID, baseAt int) {
 								j.pc.located(j.off+int64(at), base, baseAt)
 							})

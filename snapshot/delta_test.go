@@ -177,3 +177,53 @@ func testDeltaDump(t *testing.T, maxUnused float64) {
 		t.Fatal("fourth dump differs")
 	}
 }
+
+// TestSmallDeltaNeedsCachedBaseWhenRemote: with BasesByRequest (a remote
+// repository, where reading a base is a request), a small changed file is
+// stored whole unless its old version is in the cache of bases; without
+// it, as a delta. Each such base was a ranged GET made by a save worker
+// while the CPU waited (found by an exploratory test).
+func TestSmallDeltaNeedsCachedBaseWhenRemote(t *testing.T) {
+	p := newPipelineRepo(t)
+	src := filepath.Join(p.dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := dumpLike(600, nil) // some 20 KB, under smallDelta
+	if len(text) >= smallDelta {
+		t.Fatalf("%d bytes: not small", len(text))
+	}
+	write := func(b []byte) {
+		if err := os.WriteFile(filepath.Join(src, "f.txt"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(remote bool) *Snapshot {
+		sn, err := Create(context.Background(), p.ix, NewLoader(p.ix.Repository(), ""), CreateOptions{Paths: []string{src}, Host: "test",
+			Archive: ArchiveOptions{BasesByRequest: remote}, Writer: index.WriterOptions{Compression: repo.CompressionFastest}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sn
+	}
+	write(text)
+	create(false)
+	write(append([]byte("a changed first line\n"), text...))
+	create(true)
+	if n, _ := p.deltas(); n != 0 {
+		t.Errorf("%d deltas stored against a base not cached, for a remote repository", n)
+	}
+	write(append([]byte("another changed first line\n"), text...))
+	sn := create(false)
+	if n, _ := p.deltas(); n != 1 {
+		t.Errorf("%d deltas stored for a local repository, want 1", n)
+	}
+	target := t.TempDir()
+	if _, errs := p.restore(sn, "/", target, RestoreOptions{}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got, err := os.ReadFile(filepath.Join(target, src, "f.txt"))
+	if err != nil || !bytes.HasPrefix(got, []byte("another changed")) {
+		t.Errorf("restored: %v", err)
+	}
+}

@@ -464,6 +464,7 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 	o.Archive.Report = p.event
 	o.Writer.Added = p.added
 	o.Writer.Indexed = e.packs.withLedger(o.Writer.Indexed)
+	o.Archive.BasesByRequest = isRemote(s.location)
 	p.begin()
 	if p.shown() {
 		sctx, cancel := context.WithCancel(opCtx)
