@@ -94,9 +94,9 @@ type ArchiveOptions struct {
 	FileWorkers int
 	SaveWorkers int
 	// BasesByRequest says that reading a delta's base is a request to a
-	// remote repository: a changed chunk under smallDelta is then stored
-	// as a delta of its old version only when that is in the cache of
-	// bases. Each such base was a ranged GET, made by the save workers,
+	// remote repository: a changed file under smallDelta (one chunk) is
+	// then stored as a delta of its old version only when that is in the
+	// cache of bases; dumps and larger files still read their bases. Each such base was a ranged GET, made by the save workers,
 	// one per core, while the CPU waited: an incremental create of 500
 	// changed small files on S3 made 505 GETs, two at a time, and took 12 s
 	// where restic took 1.8 (found by an exploratory test); the bytes a
@@ -339,7 +339,7 @@ func (a *archiver) saveError() error {
 	return a.saveErr
 }
 
-// smallDelta is the size under which a changed chunk of a remote
+// smallDelta is the size under which a changed file of a remote
 // repository is stored as a delta only when its bases are cached
 // (ArchiveOptions.BasesByRequest): a request's round trip costs more
 // than a delta saves on fewer bytes than these.
@@ -385,7 +385,7 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 							// dictionary too: the dictionary's encoder
 							// does the same, faster.
 							err = a.dict.save(ctx, j.id, j.data)
-						case a.opts.BasesByRequest && len(j.data) < smallDelta && !a.ix.BasesCached(bases):
+						case a.opts.BasesByRequest && j.small && len(j.data) < smallDelta && !a.ix.BasesCached(bases):
 							if j.small && a.dict != nil {
 								err = a.dict.save(ctx, j.id, j.data)
 							} else {
