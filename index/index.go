@@ -427,6 +427,17 @@ func decodeBlobVal(id repo.ID, t repo.BlobType, v []byte) (repo.BlobEntry, bool)
 	return e, true
 }
 
+// BlobEntries returns how many blob entries the cache holds (a blob
+// stored twice counts twice).
+func (ix *Index) BlobEntries() int {
+	n := 0
+	_ = ix.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bBlobs).Stats().KeyN
+		return nil
+	})
+	return n
+}
+
 // Lookup returns where the blob is stored, preferring a live pack when it
 // is stored more than once. ok is false when the blob is not indexed.
 func (ix *Index) Lookup(t repo.BlobType, id repo.ID) (loc Location, ok bool) {

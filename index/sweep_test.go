@@ -1,11 +1,14 @@
 package index
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/snap-backup/snap/repo"
 )
 
 // TestSweepFetchDirs: a fetch directory of a process that is gone, or one
@@ -65,5 +68,45 @@ func TestWorthFetching(t *testing.T) {
 		if got := worthFetching(c.size, c.need, c.reads); got != c.want {
 			t.Errorf("worthFetching(%d, %d, %d) = %v, want %v", c.size, c.need, c.reads, got, c.want)
 		}
+	}
+}
+
+// TestBlobMapTrim: pairs of blobs the repository no longer holds are
+// removed, and the file is written anew, smaller (it only grew: found by
+// an exploratory test); the pairs kept are still there.
+func TestBlobMapTrim(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "copy.db")
+	m, err := OpenBlobMap(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	pairs := map[repo.ID]repo.ID{}
+	for i := range 20000 {
+		var k, v repo.ID
+		binary.BigEndian.PutUint32(k[:], uint32(i))
+		binary.BigEndian.PutUint32(v[:], uint32(i)+1)
+		pairs[k] = v
+	}
+	if err := m.Put(pairs); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(path)
+	removed, err := m.Trim(func(id repo.ID) bool { return binary.BigEndian.Uint32(id[:])%10 == 0 })
+	if err != nil || removed != 18000 || m.Len() != 2000 {
+		t.Fatalf("trim: removed %d, %v; %d left", removed, err, m.Len())
+	}
+	after, _ := os.Stat(path)
+	if after.Size() >= before.Size()/2 {
+		t.Errorf("file %d bytes after the trim, %d before", after.Size(), before.Size())
+	}
+	var k repo.ID
+	binary.BigEndian.PutUint32(k[:], 10)
+	if v, ok := m.Get(k); !ok || binary.BigEndian.Uint32(v[:]) != 11 {
+		t.Errorf("a kept pair: %v %v", v, ok)
+	}
+	binary.BigEndian.PutUint32(k[:], 11)
+	if _, ok := m.Get(k); ok {
+		t.Errorf("a removed pair is still there")
 	}
 }

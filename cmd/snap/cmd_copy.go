@@ -338,6 +338,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	if bug := sp.failure(); bug != nil {
 		return fmt.Errorf("copy: %w", bug)
 	}
+	trimBlobMap(u, bm, src.ix)
 	st := cp.Stats()
 	unreadable, unreadErr := unreadableSources(u, src, len(damaged), len(refs) == 0, "were not copied")
 	if u.json {
@@ -496,6 +497,24 @@ func sameLocation(a, b string) bool {
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// trimBlobMap drops from the pair map the blobs the source no longer
+// holds, once the map holds more than twice the pairs the source's index
+// could (and 10,000 more: a map that size is small whatever it holds).
+func trimBlobMap(u *ui, bm *index.BlobMap, src *index.Index) {
+	if bm == nil || bm.Len() <= 2*src.BlobEntries()+10000 {
+		return
+	}
+	removed, err := bm.Trim(func(id repo.ID) bool {
+		_, ok := src.Lookup(repo.DataBlob, id)
+		return ok
+	})
+	if err != nil {
+		u.warnf("the copy is done; trimming its map of copied blobs in the cache failed: %v", err)
+		return
+	}
+	u.infof("dropped %d blobs the source no longer holds from the cache's map of copied blobs", removed)
 }
 
 // latestVersions keeps, of the snapshots of sns that are one snapshot
