@@ -10,6 +10,7 @@ import (
 
 	"github.com/snap-backup/snap/index"
 	"github.com/snap-backup/snap/repo"
+	"github.com/snap-backup/snap/snapshot"
 )
 
 func repairCommand(e *env) *cli.Command {
@@ -110,13 +111,21 @@ func runRepairSnapshots(c *cli.Context, e *env) error {
 }
 
 // cachedSnapshot returns this host's cached copy of the snapshot document
-// h when it is intact: its bytes hash to its name and open with the key.
+// h when it is intact: its bytes hash to its name, open with the key and
+// decode as a snapshot. An object that is no snapshot (an index segment
+// moved into snapshots/) passed for an intact copy, and check advised
+// 'snap repair snapshots', which had nothing to put back (found by an
+// exploratory test).
 func (s *session) cachedSnapshot(h repo.Handle) ([]byte, bool) {
 	b, err := os.ReadFile(filepath.Join(s.cache, "snapshots", h.Name))
 	if err != nil || repo.Hash(b).String() != h.Name {
 		return nil, false
 	}
-	if _, err := s.r.OpenObject(h, b); err != nil {
+	plain, err := s.r.OpenObject(h, b)
+	if err != nil {
+		return nil, false
+	}
+	if _, err := snapshot.Decode(plain); err != nil {
 		return nil, false
 	}
 	return b, true
