@@ -897,3 +897,27 @@ func TestCheckObjectThatIsNoSnapshot(t *testing.T) {
 	tr.mustRun("forget", name)
 	tr.mustRun("check")
 }
+
+// TestCheckManySnapshotsOneLostPack: a lost pack that twelve snapshots
+// share gives ten errors in full and one line naming the other two (43
+// long errors buried the fix; found by an exploratory test); --json lists
+// each.
+func TestCheckManySnapshotsOneLostPack(t *testing.T) {
+	clearSnapEnv(t)
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), randomBytes(9, 300<<10))
+	for range 12 {
+		tr.mustRun("create", src)
+	}
+	must(t, os.Remove(largestPack(t, tr.repo)))
+	res := tr.run("check")
+	if n := strings.Count(res.stderr, "1 blob cannot be read"); res.code != exitFatal || n != 10 || !strings.Contains(res.stderr, "2 snapshots are more affected, as the errors above say") {
+		t.Errorf("check with one lost pack in 12 snapshots: exit %d, %d snapshot errors in full\n%s", res.code, n, res.stderr)
+	}
+	res = tr.run("check", "--json")
+	_, summary, _ := strings.Cut(res.stdout, `{"ok":false`)
+	if n := strings.Count(summary, `"kind":"snapshot"`); n != 12 {
+		t.Errorf("check --json: %d snapshot errors in the summary, want 12", n)
+	}
+}
