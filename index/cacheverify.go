@@ -23,78 +23,141 @@ import (
 // by an exploratory test).
 var ErrCacheDamaged = errors.New("this host's index cache is damaged, not the repository")
 
-// cacheVerdict is whether the cache was found to disagree with the
-// repository's index, decided once per Index at the first read that found
-// a blob missing or damaged (confirm).
-type cacheVerdict struct {
-	once    sync.Once
-	damaged bool
+// CacheDamagedError is a read's failure (Err) that the repository's index
+// explains as damage of this host's cache. It unwraps to both Err and
+// ErrCacheDamaged: whatever decides by the kind of a failure (a writer
+// that must not reuse a blob that did not read, prune, the restorer's
+// count of damaged files) still sees it, and messages can say the cache.
+type CacheDamagedError struct {
+	Type repo.BlobType
+	ID   repo.ID
+	Err  error
+	what string // how the cache is wrong
 }
 
+func (e *CacheDamagedError) Error() string {
+	return fmt.Sprintf("%s blob %s: %v (the cache %s): the next command rebuilds it from the repository, or 'snap repair index' now; then run this again", e.Type, e.ID, ErrCacheDamaged, e.what)
+}
+
+func (e *CacheDamagedError) Unwrap() []error { return []error{ErrCacheDamaged, e.Err} }
+
+// cacheVerdicts remembers what confirm learnt: the segments it read, and
+// whether it scanned them all for a blob the cache does not list.
+type cacheVerdicts struct {
+	mu       sync.Mutex
+	segments map[repo.ID]*Segment // read, by ID; nil where the read failed
+	scanned  bool                 // a blob missing from the cache was looked for in every segment
+	damaged  bool                 // some blob showed the cache damaged
+}
+
+// maxVerdictSegments bounds the segments confirm keeps decoded.
+const maxVerdictSegments = 16
+
 // confirm returns err, the failure of a read of blob (t, id) at loc (nil:
-// the cache lists no copy), or ErrCacheDamaged when the repository's index
-// shows that the cache is wrong about that blob. The cache is then marked
-// (MarkDamaged): the next run rebuilds it.
+// the cache lists no copy), or a *CacheDamagedError when the repository's
+// index shows that the cache is wrong about that blob, and then marks the
+// cache (MarkDamaged): the next run rebuilds it. Each blob is judged on
+// its own: one entry found damaged says nothing of another blob's failure.
 func (ix *Index) confirm(ctx context.Context, t repo.BlobType, id repo.ID, loc *Location, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	ix.verdict.once.Do(func() {
-		ix.verdict.damaged = ix.cacheDisagrees(ctx, t, id, loc)
-		if ix.verdict.damaged && ix.tempDir == "" {
-			_ = MarkDamaged(filepath.Dir(ix.path))
-		}
-	})
-	if !ix.verdict.damaged {
+	what, ok := ix.cacheDisagrees(ctx, t, id, loc)
+	if !ok {
 		return err
 	}
-	// Not err's advice, which is for a damaged repository.
-	what := "lost its entry, which the repository's index has"
-	if loc != nil {
-		what = fmt.Sprintf("places it in pack %s where the repository's index does not", loc.Pack.Short())
+	v := &ix.verdicts
+	v.mu.Lock()
+	first := !v.damaged
+	v.damaged = true
+	v.mu.Unlock()
+	if first && ix.tempDir == "" {
+		_ = MarkDamaged(filepath.Dir(ix.path))
 	}
-	return fmt.Errorf("%s blob %s: %w (the cache %s): the next command rebuilds it from the repository, or 'snap repair index' now; then run this again", t, id, ErrCacheDamaged, what)
+	return &CacheDamagedError{Type: t, ID: id, Err: err, what: what}
 }
 
 // cacheDisagrees reports whether the repository's index segments hold an
-// entry for blob (t, id) other than the cache's: for a copy the cache
-// places at loc, the segment that lists loc's pack (its owner) is read
-// and must list the blob as the cache does; for a blob the cache does not
-// list, the segments the cache knows are read until one lists it. A
-// segment that cannot be read is no verdict (a prune may have superseded
-// it meanwhile).
-func (ix *Index) cacheDisagrees(ctx context.Context, t repo.BlobType, id repo.ID, loc *Location) bool {
+// entry for blob (t, id) other than the cache's, and how the cache is
+// wrong. For a copy the cache places at loc, the segment that lists loc's
+// pack (its owner) is read, and must list the blob as the cache does. For
+// a blob the cache does not list, the segments the cache knows are read
+// until one lists it, once per Index (a blob genuinely lost would cost a
+// read of the whole index each time): not when a segment could not be
+// read at sync, which explains the blob's absence. A segment that cannot
+// be read now is no verdict (a prune may have superseded it meanwhile).
+func (ix *Index) cacheDisagrees(ctx context.Context, t repo.BlobType, id repo.ID, loc *Location) (string, bool) {
 	if loc != nil {
 		owner, ok := ix.packOwner(loc.Pack)
 		if !ok {
-			return false
+			return "", false
 		}
-		seg, err := ix.readSegment(ctx, owner)
-		if err != nil {
-			return false
+		seg := ix.verdictSegment(ctx, owner)
+		if seg == nil {
+			return "", false
 		}
+		what := fmt.Sprintf("places it in pack %s where the repository's index does not", loc.Pack.Short())
 		i := slices.IndexFunc(seg.Packs, func(p Pack) bool { return p.ID == loc.Pack })
 		if i < 0 {
-			return true // the cache's owner does not list the pack
+			return what, true // the cache's owner does not list the pack
 		}
 		j := slices.IndexFunc(seg.Packs[i].Blobs, func(e repo.BlobEntry) bool { return e.Type == t && e.ID == id })
-		return j < 0 || !sameEntry(seg.Packs[i].Blobs[j], loc.Entry)
+		return what, j < 0 || !sameEntry(seg.Packs[i].Blobs[j], loc.Entry)
+	}
+	v := &ix.verdicts
+	v.mu.Lock()
+	scanned, damaged := v.scanned, v.damaged
+	v.scanned = true
+	v.mu.Unlock()
+	if damaged {
+		// Found damaged for another blob: it is rebuilt, and the next
+		// run tells whether this one is lost.
+		return "is damaged (found for another blob) and may have lost this one's entry", true
+	}
+	if scanned || ix.unreadSegments.Load() {
+		return "", false
 	}
 	for _, sid := range ix.knownSegments() {
+		if ctx.Err() != nil {
+			return "", false
+		}
 		seg, err := ix.readSegment(ctx, sid)
 		if err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
 			continue
 		}
 		for _, p := range seg.Packs {
 			if slices.ContainsFunc(p.Blobs, func(e repo.BlobEntry) bool { return e.Type == t && e.ID == id }) {
-				return true
+				return "lost its entry, which the repository's index has", true
 			}
 		}
 	}
-	return false
+	return "", false
+}
+
+// verdictSegment returns segment id as the repository holds it, read once
+// (nil when it cannot be read).
+func (ix *Index) verdictSegment(ctx context.Context, id repo.ID) *Segment {
+	v := &ix.verdicts
+	v.mu.Lock()
+	seg, ok := v.segments[id]
+	v.mu.Unlock()
+	if ok {
+		return seg
+	}
+	seg, err := ix.readSegment(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		seg = nil
+	}
+	v.mu.Lock()
+	if v.segments == nil || len(v.segments) >= maxVerdictSegments {
+		v.segments = map[repo.ID]*Segment{}
+	}
+	v.segments[id] = seg
+	v.mu.Unlock()
+	return seg
 }
 
 // sameEntry reports whether two entries of one blob place and describe it

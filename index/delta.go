@@ -73,7 +73,7 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 				// (found by a re-test).
 				return nil, nil, fmt.Errorf("base %s: its full copy is damaged: %w", id, derr)
 			}
-			return nil, nil, fmt.Errorf("base of the delta: no full copy is indexed: %w", ix.NotIndexedError(ctx, repo.DataBlob, id))
+			return nil, nil, fmt.Errorf("base of the delta: no full copy is indexed: %w", ix.notIndexedError(repo.DataBlob, id))
 		}
 		locs[i], packs[i] = l, l.Pack
 		total += int64(l.Entry.RawLength)

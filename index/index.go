@@ -78,7 +78,7 @@ type Index struct {
 	pages   pageReleaser
 	bases   baseCache // plaintexts of recently used delta bases
 	damaged damagedCopies
-	verdict cacheVerdict // whether the cache disagrees with the repository (confirm)
+	verdicts cacheVerdicts // what confirm learnt of the cache against the repository
 	// adding serialises AddSegment: the cache's "adding" marker names one
 	// segment at a time (the writer adds segments from several upload
 	// goroutines).
@@ -632,6 +632,13 @@ func (ix *Index) LoadBlob(ctx context.Context, t repo.BlobType, id repo.ID, dst 
 	if !ok {
 		if err := ix.damaged.blobErr(t, id); err != nil {
 			return nil, err // its one copy was found damaged: say so again
+		}
+		if t != repo.DataBlob {
+			// Not looked for in the repository's index (confirm): a
+			// create's parent tree not indexed yet is a snapshot saved
+			// after this run synced, and the create syncs and reads it
+			// again; the look would read every segment first.
+			return nil, ix.notIndexedError(t, id)
 		}
 		return nil, ix.NotIndexedError(ctx, t, id)
 	}

@@ -293,7 +293,7 @@ func runRestore(c *cli.Context, e *env) error {
 				errInterrupted, plural(int(st.Files), "file", "files"), target, plural(int(st.Incomplete), "file", "files"))
 		}
 		advice := ""
-		if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) {
+		if (errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed)) && !errors.Is(err, index.ErrCacheDamaged) {
 			// What to do next: the raw error alone said nothing of it
 			// (found by an exploratory test). Damaged bytes are found
 			// only by reading them: plain check said "no errors found"
@@ -358,6 +358,11 @@ func runRestore(c *cli.Context, e *env) error {
 		}
 		if n := st.Errors - st.Damaged; n > 0 {
 			others += fmt.Sprintf("; %s could not be written (listed above): once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(n), "other entry", "other entries"))
+		}
+		if errors.Is(err, index.ErrCacheDamaged) {
+			// The error says what to do; the repository is whole.
+			return fmt.Errorf("%w; %s could not be restored whole (this one and any named above; each is left incomplete), every other entry was restored%s; once the cache is rebuilt, the same restore with --overwrite if-changed restores the rest",
+				err, plural(int(st.Damaged), "file", "files"), others)
 		}
 		if errors.Is(err, index.ErrBlobNotIndexed) {
 			// Not lost, maybe: a segment gone leaves whole packs that no
