@@ -74,10 +74,10 @@ type Index struct {
 	unreadSegments atomic.Bool
 	packs          *packCache // whole tree packs; nil unless Options.CacheTreePacks
 
-	hashers sync.Pool
-	pages   pageReleaser
-	bases   baseCache // plaintexts of recently used delta bases
-	damaged damagedCopies
+	hashers  sync.Pool
+	pages    pageReleaser
+	bases    baseCache // plaintexts of recently used delta bases
+	damaged  damagedCopies
 	verdicts cacheVerdicts // what confirm learnt of the cache against the repository
 	// adding serialises AddSegment: the cache's "adding" marker names one
 	// segment at a time (the writer adds segments from several upload
