@@ -72,6 +72,8 @@ const (
 
 // PruneOptions tune Prune.
 type PruneOptions struct {
+	// Indexed, when set, is the repack's WriterOptions.Indexed.
+	Indexed func(packs []repo.ID)
 	// MaxUnusedPercent is how much of the packs' space may stay unused
 	// after the prune (in partly used packs); beyond it, the emptiest
 	// packs are repacked. 100 never repacks.
@@ -1338,7 +1340,7 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 			pl.o.Progress(pr)
 		}
 		report(func() {})
-		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression, Abort: ctx,
+		w := NewWriter(ix, WriterOptions{Compression: pl.o.Compression, Abort: ctx, Indexed: pl.o.Indexed,
 			Uploaded: func(n int64) { report(func() { pr.Bytes += n }) }})
 		for _, pp := range pl.order {
 			if !pp.repack {

@@ -271,7 +271,7 @@ func runForget(c *cli.Context, e *env) error {
 			}
 			given := "--keep-tag " + strings.Join(missing, ", --keep-tag ")
 			if job != nil {
-				given = fmt.Sprintf("job %s's keep.tags %q", job.Name, missing) // not flags that were never given
+				given = fmt.Sprintf("job %s's keep.tags [\"%s\"]", job.Name, strings.Join(missing, `", "`)) // not flags that were never given
 			}
 			msg := fmt.Sprintf("%s: no snapshot has %s (%s)", given, what, tagsPresent(selected))
 			if res.keptByRules == 0 && len(remove) > 0 {
@@ -333,8 +333,15 @@ func runForget(c *cli.Context, e *env) error {
 			// the snapshots gone (found by an exploratory test). Still
 			// exit 11: the prune asked for did not run.
 			res.PruneSkipped = fmt.Sprintf("the prune did not run: %v", perr)
-			perr = fmt.Errorf("this forget removed %s, and they stay removed; the prune did not run: %w; run 'snap prune --instant' once nothing else uses the repository, or a plain 'snap prune', which runs beside backups",
-				plural(res.Removed, "snapshot", "snapshots"), perr)
+			done := "this forget removed no snapshot"
+			if res.Removed > 0 {
+				done = fmt.Sprintf("this forget removed %s, and they stay removed", plural(res.Removed, "snapshot", "snapshots"))
+			}
+			again := "run the prune again once the lock is gone"
+			if c.Bool("instant") {
+				again = "run 'snap prune --instant' once nothing else uses the repository, or a plain 'snap prune', which runs beside backups"
+			}
+			perr = fmt.Errorf("%s; the prune did not run: %w; %s", done, perr, again)
 		}
 		if st != nil {
 			pr := pruneJSON(st)

@@ -158,6 +158,7 @@ func pruneWith(ctx context.Context, e *env, s *session, o index.PruneOptions, wi
 		})
 	}
 	sp.begin()
+	o.Indexed = e.packs.withLedger(o.Indexed) // a job's failure says what became of its packs
 	st, err := prune(ctx, opCtx, s, o, without)
 	sp.finish()
 	return pruneOutcome(st, err, sp.failure())

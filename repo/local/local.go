@@ -343,6 +343,7 @@ func (b *Backend) path(h repo.Handle) (string, error) {
 // renames it into place and fsyncs the directory: the file appears whole and
 // durable or not at all. The temporary file is removed on any error.
 func (b *Backend) Save(ctx context.Context, h repo.Handle, data []byte) (err error) {
+	defer func() { err = b.shown(err) }()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -671,7 +672,8 @@ func (b *Backend) packDirs() ([]string, error) {
 }
 
 // Remove deletes the file and fsyncs its directory.
-func (b *Backend) Remove(ctx context.Context, h repo.Handle) error {
+func (b *Backend) Remove(ctx context.Context, h repo.Handle) (err error) {
+	defer func() { err = b.shown(err) }()
 	p, err := b.path(h)
 	if err != nil {
 		return err
@@ -759,7 +761,7 @@ func (b *Backend) shown(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+	if (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && !errors.Is(err, repo.ErrTransient) {
 		err = repo.Transient(fmt.Errorf("%w: snap ran out of file descriptors; raise the limit (ulimit -n, or LimitNOFILE= in the service unit)", err))
 	}
 	if b.base == b.dir || !strings.Contains(err.Error(), b.base) {
