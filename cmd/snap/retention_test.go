@@ -385,3 +385,34 @@ func TestForgetMistypedKeepTag(t *testing.T) {
 		t.Errorf("forget --keep-tag keep warned: %s", res.stderr)
 	}
 }
+
+// TestForgetCountsAStoppedTagOnce: a snapshot stored twice by a 'snap tag'
+// stopped between saving the new document and removing the old counts
+// once for the policy, by its version stored anew, and its versions are
+// kept or removed together: each took a place of --keep-last, and the
+// older snapshot beside it was removed (found by an exploratory test).
+func TestForgetCountsAStoppedTagOnce(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	for i, at := range []string{"2026-01-01T10:00:00Z", "2026-01-02T10:00:00Z", "2026-01-03T10:00:00Z"} {
+		writeFile(t, filepath.Join(src, "f"), []byte{byte(i)})
+		tr.mustRun("create", src, "--time", at)
+	}
+	newest := tr.listJSON()[2].ID
+	old, err := os.ReadFile(filepath.Join(tr.repo, "snapshots", newest))
+	must(t, err)
+	tr.mustRun("tag", "--add", "v", newest)
+	must(t, os.WriteFile(filepath.Join(tr.repo, "snapshots", newest), old, 0o600)) // as the stopped tag left it
+	if n := len(tr.listJSON()); n != 4 {
+		t.Fatalf("%d snapshot documents, want 4", n)
+	}
+	tr.mustRun("forget", "--keep-last", "2")
+	var left []string
+	for _, sn := range tr.listJSON() {
+		left = append(left, sn.Time.UTC().Format("01-02")+":"+strings.Join(sn.Tags, ","))
+	}
+	slices.Sort(left)
+	if want := []string{"01-02:", "01-03:", "01-03:v"}; !slices.Equal(left, want) {
+		t.Errorf("left after forget --keep-last 2: %v, want %v", left, want)
+	}
+}
