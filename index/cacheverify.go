@@ -44,10 +44,15 @@ func (e *CacheDamagedError) Unwrap() []error { return []error{ErrCacheDamaged, e
 // cacheVerdicts remembers what confirm learnt: the segments it read, and
 // whether it scanned them all for a blob the cache does not list.
 type cacheVerdicts struct {
+	// scan is held while the segments are scanned for a missing blob:
+	// the reads that miss meanwhile wait for its verdict (they took
+	// "scanned, nothing found" while it ran; found by a test).
+	scan     sync.Mutex
 	mu       sync.Mutex
 	segments map[repo.ID]*Segment // read, by ID; nil where the read failed
 	scanned  bool                 // a blob missing from the cache was looked for in every segment
 	damaged  bool                 // some blob showed the cache damaged
+	marked   bool                 // and the cache was marked for its rebuild
 }
 
 // maxVerdictSegments bounds the segments confirm keeps decoded.
@@ -68,8 +73,8 @@ func (ix *Index) confirm(ctx context.Context, t repo.BlobType, id repo.ID, loc *
 	}
 	v := &ix.verdicts
 	v.mu.Lock()
-	first := !v.damaged
-	v.damaged = true
+	first := !v.marked
+	v.damaged, v.marked = true, true
 	v.mu.Unlock()
 	if first && ix.tempDir == "" {
 		_ = MarkDamaged(filepath.Dir(ix.path))
@@ -105,6 +110,8 @@ func (ix *Index) cacheDisagrees(ctx context.Context, t repo.BlobType, id repo.ID
 		return what, j < 0 || !sameEntry(seg.Packs[i].Blobs[j], loc.Entry)
 	}
 	v := &ix.verdicts
+	v.scan.Lock()
+	defer v.scan.Unlock()
 	v.mu.Lock()
 	scanned, damaged := v.scanned, v.damaged
 	v.scanned = true
@@ -127,6 +134,9 @@ func (ix *Index) cacheDisagrees(ctx context.Context, t repo.BlobType, id repo.ID
 		}
 		for _, p := range seg.Packs {
 			if slices.ContainsFunc(p.Blobs, func(e repo.BlobEntry) bool { return e.Type == t && e.ID == id }) {
+				v.mu.Lock()
+				v.damaged = true // before the waiting reads look (confirm marks the cache)
+				v.mu.Unlock()
 				return "lost its entry, which the repository's index has", true
 			}
 		}

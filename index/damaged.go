@@ -65,6 +65,23 @@ func (d *damagedCopies) add(loc Location, err error) bool {
 	return true
 }
 
+// confirmed replaces the error recorded for loc's copy with err, which
+// says why it did not read (the cache's damage, not the pack's).
+func (d *damagedCopies) confirmed(loc Location, err error) {
+	k := damagedKey{loc.Pack, loc.Entry.Type, loc.Entry.ID}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.found[k]; !ok {
+		return
+	}
+	d.found[k] = err
+	for i := range d.order {
+		if d.order[i].Pack == loc.Pack && d.order[i].Type == loc.Entry.Type && d.order[i].ID == loc.Entry.ID {
+			d.order[i].Err = err
+		}
+	}
+}
+
 // blobErr returns the error of the first damaged copy found of blob
 // (t, id), or nil.
 func (d *damagedCopies) blobErr(t repo.BlobType, id repo.ID) error {

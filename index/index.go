@@ -693,7 +693,11 @@ func (ix *Index) LoadBlobAt(ctx context.Context, loc Location, dst []byte) ([]by
 			}
 		}
 	}
-	return nil, ix.confirm(ctx, loc.Entry.Type, loc.Entry.ID, &loc, err)
+	err = ix.confirm(ctx, loc.Entry.Type, loc.Entry.ID, &loc, err)
+	if errors.Is(err, ErrCacheDamaged) {
+		ix.damaged.confirmed(loc, err) // Damaged says the cache, not the pack
+	}
+	return nil, err
 }
 
 // loadCopy is LoadBlobAt of the copy at loc alone.

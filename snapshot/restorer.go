@@ -108,6 +108,10 @@ type RestoreStats struct {
 	// stop the restore, which writes every other entry (a damaged tree
 	// does: Stopped).
 	Damaged int64
+	// CacheDamaged counts those of Damaged whose blobs did not read for
+	// this host's damaged index cache (index.ErrCacheDamaged), not the
+	// repository's damage.
+	CacheDamaged int64
 	// Stopped is set when the restore stopped before it went through
 	// every entry (a damaged tree, a full target, a repository that
 	// stopped answering, a panic), not when it ended with damaged files.
@@ -161,6 +165,7 @@ type Restorer struct {
 	nSkip       atomic.Int64
 	nDiffer     atomic.Int64
 	nDamaged    atomic.Int64
+	nCacheDmg   atomic.Int64
 	stopped     atomic.Bool
 	firstDiffer atomic.Pointer[string]
 	// zeroBlobs holds the blobs found all zeros, by ID, with their length:
@@ -310,7 +315,7 @@ func (r *Restorer) Restore(ctx context.Context, snapPath string, node Node) (Res
 		err = r.fatalErr()
 	}
 	st := RestoreStats{Files: r.nFiles.Load(), Other: r.nOther.Load(), Incomplete: r.nIncomplete.Load(), Dirs: r.nDirs.Load(), Bytes: r.nBytes.Load(), Errors: r.nErrors.Load(), Skipped: r.nSkip.Load(),
-		Differing: r.nDiffer.Load(), Damaged: r.nDamaged.Load(), Stopped: r.stopped.Load()}
+		Differing: r.nDiffer.Load(), Damaged: r.nDamaged.Load(), CacheDamaged: r.nCacheDmg.Load(), Stopped: r.stopped.Load()}
 	if p := r.firstDiffer.Load(); p != nil {
 		st.FirstDiffering = *p
 	}
@@ -1167,6 +1172,9 @@ func (r *Restorer) setFatal(rel string, err error) {
 	}
 	if errors.Is(err, repo.ErrCorrupt) || errors.Is(err, index.ErrBlobNotIndexed) || errors.Is(err, repo.ErrNotFound) {
 		r.nDamaged.Add(1)
+		if errors.Is(err, index.ErrCacheDamaged) {
+			r.nCacheDmg.Add(1)
+		}
 		r.mu.Lock()
 		first := r.fatal == nil
 		if first {

@@ -57,6 +57,32 @@ func TestDamagedIndexCacheIsNotRepositoryDamage(t *testing.T) {
 // flipped bit would.
 func damageCache(t *testing.T, path, damage string) {
 	t.Helper()
+	damageCacheOf(t, path, damage, nil)
+}
+
+// cachedDataKeys returns the keys of the data blob entries in the cache
+// file at path.
+func cachedDataKeys(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	must(t, err)
+	defer db.Close()
+	keys := map[string]bool{}
+	must(t, db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("blobs")).ForEach(func(k, _ []byte) error {
+			if len(k) == 37 && repo.BlobType(k[32]) == repo.DataBlob {
+				keys[string(k)] = true
+			}
+			return nil
+		})
+	}))
+	return keys
+}
+
+// damageCacheOf is damageCache of the entries whose keys only holds
+// (all when nil).
+func damageCacheOf(t *testing.T, path, damage string, only map[string]bool) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	must(t, err)
 	defer db.Close()
@@ -65,7 +91,7 @@ func damageCache(t *testing.T, path, damage string) {
 		type kv struct{ k, v []byte }
 		var data []kv
 		must(t, b.ForEach(func(k, v []byte) error {
-			if len(k) == 37 && repo.BlobType(k[32]) == repo.DataBlob {
+			if len(k) == 37 && repo.BlobType(k[32]) == repo.DataBlob && (only == nil || only[string(k)]) {
 				data = append(data, kv{append([]byte{}, k...), append([]byte{}, v...)})
 			}
 			return nil
@@ -86,4 +112,67 @@ func damageCache(t *testing.T, path, damage string) {
 		}
 		return nil
 	}))
+}
+
+// TestDamagedCacheAndRepositoryInOneRun: a create that reads through a
+// damaged cache stores anew what it could not read, warns of the cache and
+// exits 0 (it failed as repository damage); a restore that meets both the
+// cache's damage and the repository's says the repository is damaged (a
+// summary that named the cache alone hid it); a copy that meets the
+// cache's damage says so, not that the source is damaged (found by a
+// re-test).
+func TestDamagedCacheAndRepositoryInOneRun(t *testing.T) {
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), randomBytes(31, 200<<10))
+	tr.mustRun("create", src)
+	dbs, _ := filepath.Glob(filepath.Join(tr.cache, "*", "index.db"))
+	first := cachedDataKeys(t, dbs[0])
+	packs := map[string]bool{}
+	filepath.WalkDir(filepath.Join(tr.repo, "data"), func(p string, d os.DirEntry, err error) error {
+		packs[p] = true
+		return nil
+	})
+	writeFile(t, filepath.Join(src, "b"), randomBytes(32, 200<<10))
+	tr.mustRun("create", src)
+	var second string
+	filepath.WalkDir(filepath.Join(tr.repo, "data"), func(p string, d os.DirEntry, err error) error {
+		if fi, _ := d.Info(); d.Type().IsRegular() && !packs[p] && fi.Size() > 100<<10 {
+			second = p
+		}
+		return nil
+	})
+	damageCacheOf(t, dbs[0], "offset", first) // a's entries
+	data, err := os.ReadFile(second)          // b's pack
+	must(t, err)
+	data[len(data)/3] ^= 1
+	must(t, os.Chmod(second, 0o644))
+	must(t, os.WriteFile(second, data, 0o644))
+
+	res := tr.run("restore", "latest", "--target", filepath.Join(tr.dir, "r1"))
+	if res.code != exitFatal || !strings.Contains(res.stderr, "1 of them for this host's damaged index cache") || !strings.Contains(res.stderr, "the repository is damaged") {
+		t.Errorf("restore with the cache and a pack damaged: exit %d\n%s", res.code, res.stderr)
+	}
+
+	// The cache rebuilt, damaged again; the pack put right.
+	data[len(data)/3] ^= 1
+	must(t, os.WriteFile(second, data, 0o644))
+	tr.mustRun("ls", "latest") // rebuilds the cache marked by the restore
+	dbs, _ = filepath.Glob(filepath.Join(tr.cache, "*", "index.db"))
+	damageCache(t, dbs[0], "offset")
+	writeFile(t, filepath.Join(src, "a"), append(randomBytes(31, 200<<10), 'x')) // read against its old version
+	res = tr.run("create", src)
+	if res.code != 0 || !strings.Contains(res.stderr, "this host's index cache is damaged, not the repository") || strings.Contains(res.stderr, "the repository holds damaged data") {
+		t.Errorf("create through a damaged cache: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("check", "--read-data")
+
+	tr.mustRun("ls", "latest")
+	dbs, _ = filepath.Glob(filepath.Join(tr.cache, "*", "index.db"))
+	damageCache(t, dbs[0], "offset")
+	target := newTestRepo(t)
+	res = tr.run("copy", "--to", target.repo)
+	if res.code != exitFatal || !strings.Contains(res.stderr, "this host's index cache of the source is damaged, not the source") {
+		t.Errorf("copy through a damaged cache: exit %d\n%s", res.code, res.stderr)
+	}
 }

@@ -240,6 +240,7 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 
 	copied, skipped := 0, 0
 	var damaged []string // snapshots whose data the source cannot give
+	cacheDamaged := 0    // of those, for this host's damaged index cache of the source
 	for _, sn := range selected {
 		if tid, ok := inTarget[snapshot.Origin(sn)]; ok {
 			skipped++
@@ -291,6 +292,9 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 				// others: an off-site copy must not stop for good at
 				// the oldest snapshot that lost a pack.
 				damaged = append(damaged, sn.ID.Short())
+				if errors.Is(err, index.ErrCacheDamaged) {
+					cacheDamaged++
+				}
 				sp.update(func(st *stepState) { st.errors++ })
 				format := "snapshot %s cannot be copied: %v"
 				if toCopy > 1 {
@@ -341,6 +345,11 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 	trimBlobMap(u, bm, src.ix)
 	st := cp.Stats()
 	unreadable, unreadErr := unreadableSources(u, src, len(damaged), len(refs) == 0, "were not copied")
+	if cacheDamaged > 0 && cacheDamaged == unreadable {
+		// The source is whole (its check would find nothing): this
+		// host's cache of its index is not (found by a re-test).
+		unreadErr = fmt.Errorf("%s of the source not copied (listed above): this host's index cache of the source is damaged, not the source; run the copy again, which rebuilds the cache first", plural(cacheDamaged, "snapshot", "snapshots"))
+	}
 	if u.json {
 		u.jsonLine(map[string]any{"type": "summary", "dry_run": false, "copied": copied, "skipped": skipped, "unreadable": unreadable, "added_blobs": st.Blobs,
 			"added_bytes": st.StoredBytes, "read_blobs": st.ReadBlobs, "read_bytes": st.ReadBytes})

@@ -359,6 +359,13 @@ func runRestore(c *cli.Context, e *env) error {
 		if n := st.Errors - st.Damaged; n > 0 {
 			others += fmt.Sprintf("; %s could not be written (listed above): once the cause is fixed, the same restore with --overwrite if-changed restores what is missing and keeps what is complete", plural(int(n), "other entry", "other entries"))
 		}
+		if st.CacheDamaged > 0 && st.CacheDamaged < st.Damaged {
+			// Both: the repository's damage is what needs the admin
+			// (a summary that named the cache alone hid it; found by a
+			// re-test).
+			return fmt.Errorf("%w; %s could not be restored whole (this one and any named above; each is left incomplete), %d of them for this host's damaged index cache, which the next command rebuilds, the others for damage in the repository; every other entry was restored%s; the repository is damaged: %s names the snapshots and files that lost data",
+				err, plural(int(st.Damaged), "file", "files"), st.CacheDamaged, others, checkFor(err))
+		}
 		if errors.Is(err, index.ErrCacheDamaged) {
 			// The error says what to do; the repository is whole.
 			return fmt.Errorf("%w; %s could not be restored whole (this one and any named above; each is left incomplete), every other entry was restored%s; once the cache is rebuilt, the same restore with --overwrite if-changed restores the rest",
