@@ -1332,6 +1332,13 @@ func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
 		if res.fatal {
 			return Node{}, false, res.err
 		}
+		if errors.Is(res.err, syscall.EMFILE) || errors.Is(res.err, syscall.ENFILE) {
+			// This process's state, not the file's: skipped as
+			// unreadable, every file past the limit was missing from a
+			// snapshot that a job took for partial, and its retention
+			// went on (found by an exploratory test).
+			return Node{}, false, fmt.Errorf("%w: snap ran out of file descriptors, and the files it could not open would be missing from the snapshot; raise the limit (ulimit -n, or LimitNOFILE= in the service unit)", res.err)
+		}
 		var pe *sources.PathError
 		if errors.Is(res.err, syscall.ENOENT) && !res.kept && errors.As(res.err, &pe) && !a.named[strings.TrimSuffix(pe.Path, "/")] {
 			// Deleted after its directory was listed (a SQLite journal, a
