@@ -51,7 +51,13 @@ func parseStreamFlags(stdinName, commandName string, dbURLs, args []string) (str
 	paths, trailing, dashdash := splitTrailing(args)
 	switch {
 	case commandName != "" && (!dashdash || len(trailing) == 0):
-		return sf, nil, usagef("--command %s needs the command after --, e.g. snap create --command %s -- pg_dump app", commandName, commandName)
+		if name, cmd, ok := strings.Cut(commandName, "="); ok && strings.ContainsAny(cmd, " \t|") && !strings.ContainsAny(name, " \t") {
+			// NAME=COMMAND, as a config file's commands read: the
+			// example built from it was a broken shell line (found by
+			// an exploratory test).
+			return sf, nil, usagef("--command takes the file name alone, and the command after --: snap create --command %s -- bash -o pipefail -c %s", shellWord(name), shQuote(cmd))
+		}
+		return sf, nil, usagef("--command %s needs the command after --, e.g. snap create --command %s -- pg_dump app", shellWord(commandName), shellWord(commandName))
 	case commandName == "" && dashdash:
 		hint := ""
 		if len(trailing) > 0 && strings.HasPrefix(trailing[0], "-") {

@@ -514,3 +514,15 @@ func TestGivenPathGoneAfterPreHook(t *testing.T) {
 		t.Errorf("create of a path a pre hook removed: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestCommandNameHoldingTheCommand: --command NAME=COMMAND, as a config
+// file's entry reads, is refused with the command line that works (the
+// example built from it was a broken shell line; found by an exploratory
+// test).
+func TestCommandNameHoldingTheCommand(t *testing.T) {
+	tr := newTestRepo(t)
+	res := tr.run("create", "--command", "z.out=false | cat")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "snap create --command z.out -- bash -o pipefail -c 'false | cat'") {
+		t.Errorf("--command NAME=COMMAND: exit %d\n%s", res.code, res.stderr)
+	}
+}
