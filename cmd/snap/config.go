@@ -88,12 +88,13 @@ type Job struct {
 	AllowEmptied    bool // a path that comes back empty is no warning: create --allow-emptied
 	Compression     string
 	Pre, Post       []string
+	MinFree         uint64 // refuse to start below this free space on the repository's device
+
 	// Finally runs when the job is done, after its create, forget, prune
 	// and check: a post hook runs right after the create (it starts what
 	// a pre hook stopped), so a monitoring ping there never heard of a
 	// check that found damage (found by an exploratory test).
 	Finally []string
-	MinFree uint64 // refuse to start below this free space on the repository's device
 
 	Schedule    []string // systemd OnCalendar expressions; none: not scheduled
 	RandomDelay time.Duration
