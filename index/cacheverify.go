@@ -93,11 +93,11 @@ func (ix *Index) confirm(ctx context.Context, t repo.BlobType, id repo.ID, loc *
 // be read now is no verdict (a prune may have superseded it meanwhile).
 func (ix *Index) cacheDisagrees(ctx context.Context, t repo.BlobType, id repo.ID, loc *Location) (string, bool) {
 	if loc != nil {
-		owner, ok := ix.packOwner(loc.Pack)
+		rec, ok := ix.packRecord(loc.Pack)
 		if !ok {
 			return "", false
 		}
-		seg := ix.verdictSegment(ctx, owner)
+		seg := ix.verdictSegment(ctx, rec.owner) // the segment that lists the pack
 		if seg == nil {
 			return "", false
 		}
@@ -175,19 +175,6 @@ func (ix *Index) verdictSegment(ctx context.Context, id repo.ID) *Segment {
 func sameEntry(a, b repo.BlobEntry) bool {
 	return a.Offset == b.Offset && a.Length == b.Length && a.RawLength == b.RawLength &&
 		a.Compressed == b.Compressed && a.Delta() == b.Delta() && slices.Equal(a.Bases, b.Bases)
-}
-
-// packOwner returns the segment the cache says lists pack id.
-func (ix *Index) packOwner(id repo.ID) (repo.ID, bool) {
-	var owner repo.ID
-	ok := false
-	_ = ix.db.View(func(tx *bolt.Tx) error {
-		if rec, good := decodePackRec(tx.Bucket(bPacks).Get(id[:])); good {
-			owner, ok = rec.owner, true
-		}
-		return nil
-	})
-	return owner, ok
 }
 
 // knownSegments lists the segments the cache holds.

@@ -323,13 +323,17 @@ func removeStaleCopies(dir string) {
 
 // packSize returns the size of a pack the cache knows.
 func (ix *Index) packSize(id repo.ID) (int64, bool) {
-	var rec packRec
-	var ok bool
+	rec, ok := ix.packRecord(id)
+	return rec.size, ok
+}
+
+// packRecord returns the cache's record of pack id.
+func (ix *Index) packRecord(id repo.ID) (rec packRec, ok bool) {
 	_ = ix.db.View(func(tx *bolt.Tx) error {
 		rec, ok = decodePackRec(tx.Bucket(bPacks).Get(id[:]))
 		return nil
 	})
-	return rec.size, ok
+	return rec, ok
 }
 
 // init creates the buckets, or empties them if the cache has another
@@ -797,14 +801,9 @@ type PackInfo struct {
 // PackStatus returns the status of one pack; ok is false when the cache
 // does not know it.
 func (ix *Index) PackStatus(id repo.ID) (status PackStatus, ok bool) {
-	_ = ix.db.View(func(tx *bolt.Tx) error {
-		var rec packRec
-		rec, ok = decodePackRec(tx.Bucket(bPacks).Get(id[:]))
-		status = rec.status
-		return nil
-	})
+	rec, ok := ix.packRecord(id)
 	ix.touched()
-	return status, ok
+	return rec.status, ok
 }
 
 // Packs calls fn for every pack in the cache.

@@ -339,6 +339,16 @@ func (a *archiver) saveError() error {
 	return a.saveErr
 }
 
+// saveAlone saves j's chunk as no delta: a small file's against the
+// dictionary of small files when there is one, else compressed alone.
+func (a *archiver) saveAlone(ctx context.Context, j saveJob) error {
+	if j.small && a.dict != nil {
+		return a.dict.save(ctx, j.id, j.data)
+	}
+	_, err := a.w.Save(ctx, repo.DataBlob, j.id, j.data)
+	return err
+}
+
 // smallDelta is the size under which a changed file of a remote
 // repository is stored as a delta only when its bases are cached
 // (ArchiveOptions.BasesByRequest): a request's round trip costs more
@@ -386,20 +396,14 @@ func (a *archiver) start(ctx context.Context) (stop func()) {
 							// does the same, faster.
 							err = a.dict.save(ctx, j.id, j.data)
 						case a.opts.BasesByRequest && j.small && len(j.data) < smallDelta && !a.ix.BasesCached(bases):
-							if j.small && a.dict != nil {
-								err = a.dict.save(ctx, j.id, j.data)
-							} else {
-								_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
-							}
+							err = a.saveAlone(ctx, j)
 						default:
 							_, err = a.w.SaveDelta(ctx, j.id, j.data, bases, inherited, func(at int, base repo.ID, baseAt int) {
 								j.pc.located(j.off+int64(at), base, baseAt)
 							})
 						}
-					case j.small && a.dict != nil:
-						err = a.dict.save(ctx, j.id, j.data)
 					default:
-						_, err = a.w.Save(ctx, repo.DataBlob, j.id, j.data)
+						err = a.saveAlone(ctx, j)
 					}
 					return err
 				})

@@ -550,15 +550,21 @@ func createSnapshot(ctx context.Context, e *env, s *session, o snapshot.CreateOp
 		u.printf("read: %s, added to the repository: %s (%s before compression) in %s",
 			humanBytes(sum.ReadBytes), humanBytes(sum.AddedBytes), humanBytes(sum.AddedRaw), sum.End.Sub(sum.Start).Round(time.Millisecond))
 	}
-	damaged := s.ix.Damaged()
-	if cache := slices.DeleteFunc(slices.Clone(damaged), func(d index.DamagedCopy) bool { return !errors.Is(d.Err, index.ErrCacheDamaged) }); len(cache) > 0 {
+	var damaged, cache []index.DamagedCopy // the repository's damage; the cache's
+	for _, d := range s.ix.Damaged() {
+		if errors.Is(d.Err, index.ErrCacheDamaged) {
+			cache = append(cache, d)
+		} else {
+			damaged = append(damaged, d)
+		}
+	}
+	if len(cache) > 0 {
 		// Not the repository's damage: what did not read through the
 		// cache was stored anew, and the next command rebuilds the cache
 		// (it failed the run as repository damage; found by an
 		// exploratory test).
 		u.warnf("%v (found reading %s blob %s): the next command rebuilds it from the repository; this run stored anew what it could not read through it (%s)",
 			index.ErrCacheDamaged, cache[0].Type, cache[0].ID.Short(), plural(len(cache), "blob", "blobs"))
-		damaged = slices.DeleteFunc(damaged, func(d index.DamagedCopy) bool { return errors.Is(d.Err, index.ErrCacheDamaged) })
 	}
 	if len(damaged) > 0 {
 		// The snapshot is saved, and holds anew what this run found
