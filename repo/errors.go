@@ -176,3 +176,13 @@ func Catch(f func() error) (err error) {
 	}()
 	return f()
 }
+
+// OutOfDescriptors reports whether err says this process (or the system)
+// ran out of file descriptors: the process's state, not the file's or the
+// repository's, so never damage and never a file to skip.
+func OutOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// RaiseDescriptors is what to do about OutOfDescriptors.
+const RaiseDescriptors = "snap ran out of file descriptors; raise the limit (ulimit -n, or LimitNOFILE= in the service unit)"

@@ -1336,12 +1336,12 @@ func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
 		if res.fatal {
 			return Node{}, false, res.err
 		}
-		if errors.Is(res.err, syscall.EMFILE) || errors.Is(res.err, syscall.ENFILE) {
+		if repo.OutOfDescriptors(res.err) {
 			// This process's state, not the file's: skipped as
 			// unreadable, every file past the limit was missing from a
 			// snapshot that a job took for partial, and its retention
 			// went on (found by an exploratory test).
-			return Node{}, false, fmt.Errorf("%w: snap ran out of file descriptors, and the files it could not open would be missing from the snapshot; raise the limit (ulimit -n, or LimitNOFILE= in the service unit)", res.err)
+			return Node{}, false, fmt.Errorf("%w: the files snap cannot open would be missing from the snapshot: %s", res.err, repo.RaiseDescriptors)
 		}
 		var pe *sources.PathError
 		if errors.Is(res.err, syscall.ENOENT) && !res.kept && errors.As(res.err, &pe) && !a.named[strings.TrimSuffix(pe.Path, "/")] {

@@ -761,8 +761,8 @@ func (b *Backend) shown(err error) error {
 	if err == nil {
 		return nil
 	}
-	if (errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)) && !errors.Is(err, repo.ErrTransient) {
-		err = repo.Transient(fmt.Errorf("%w: snap ran out of file descriptors; raise the limit (ulimit -n, or LimitNOFILE= in the service unit)", err))
+	if repo.OutOfDescriptors(err) && !errors.Is(err, repo.ErrTransient) {
+		err = repo.Transient(fmt.Errorf("%w: %s", err, repo.RaiseDescriptors))
 	}
 	if b.base == b.dir || !strings.Contains(err.Error(), b.base) {
 		return err
