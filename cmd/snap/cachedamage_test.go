@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -181,21 +182,51 @@ func TestDamagedCacheAndRepositoryInOneRun(t *testing.T) {
 // TestOutOfDescriptorsFailsTheCreate: files a create cannot open because
 // the process ran out of descriptors are not skipped as unreadable (a job
 // took that snapshot for partial, and its retention went on): the create
-// fails naming the limit, and saves nothing; check finds no damage either
-// (found by exploratory tests).
+// fails naming the limit, and saves nothing (found by exploratory tests).
+// How many descriptors a create needs depends on what the test process
+// inherited and on how many files it reads at once, so the limit comes
+// down step by step, every file changed each time so that each create
+// reads them all: every create saves all of them, until the first that
+// fails, at a source file. (Lower still, opening the repository fails,
+// after a minute of retries: no limit is taken below that first failure.)
 func TestOutOfDescriptorsFailsTheCreate(t *testing.T) {
 	tr := newTestRepo(t)
 	src := filepath.Join(tr.dir, "src")
+	var files []string
 	for i := range 200 {
-		writeFile(t, filepath.Join(src, fmt.Sprintf("f%03d", i)), []byte{byte(i)})
+		files = append(files, filepath.Join(src, fmt.Sprintf("f%03d", i)))
+		writeFile(t, files[i], []byte{byte(i)})
 	}
-	tr.wrap = []string{"sh", "-c", `ulimit -n 14 && exec "$@"`, "sh"}
-	res := tr.run("create", src)
-	if res.code != exitFatal || !strings.Contains(res.stderr, "snap ran out of file descriptors") || strings.Contains(res.stderr, "give the backup read access") {
-		t.Errorf("create out of descriptors: exit %d\n%s", res.code, res.stderr)
+	saved := 0
+	for limit := 64; limit >= 8; limit-- {
+		mtime := time.Now().Add(time.Duration(limit) * time.Minute)
+		for _, f := range files {
+			must(t, os.Chtimes(f, mtime, mtime))
+		}
+		tr.wrap = []string{"sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$@"`, limit), "sh"}
+		res := tr.run("create", src)
+		tr.wrap = nil
+		if res.code == 0 {
+			saved++
+			if n := tr.snapshotCount(); n != saved {
+				t.Fatalf("ulimit -n %d: %d snapshots, want %d", limit, n, saved)
+			}
+			continue
+		}
+		if res.code != exitFatal || !strings.Contains(res.stderr, "the files snap cannot open would be missing") || !strings.Contains(res.stderr, "snap ran out of file descriptors") || strings.Contains(res.stderr, "give the backup read access") {
+			t.Fatalf("ulimit -n %d: create exit %d\n%s", limit, res.code, res.stderr)
+		}
+		if n := tr.snapshotCount(); n != saved {
+			t.Fatalf("ulimit -n %d: the failed create left %d snapshots, want %d", limit, n, saved)
+		}
+		if saved == 0 {
+			t.Fatal("no create succeeded")
+		}
+		out := tr.mustRun("ls", "latest").stdout
+		if n := strings.Count(out, "/f"); n != 200 {
+			t.Errorf("the last snapshot saved holds %d files, want 200", n)
+		}
+		return
 	}
-	tr.wrap = nil
-	if n := tr.snapshotCount(); n != 0 {
-		t.Errorf("%d snapshots saved", n)
-	}
+	t.Error("no limit made the create fail")
 }
