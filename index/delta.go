@@ -97,7 +97,7 @@ func (ix *Index) baseDict(ctx context.Context, bases []repo.ID, live bool, dst [
 		if f := ix.basesFrom(ctx); f != nil {
 			dst, err = f.LoadBase(ctx, l, dst)
 		} else {
-			dst, err = ix.LoadBlobAt(ctx, l, dst)
+			dst, err = ix.loadBaseCopy(ctx, l, dst)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("base %s: %w", bases[i].Short(), err)

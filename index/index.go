@@ -73,6 +73,7 @@ type Index struct {
 	// not in the index is most likely one of its (NotIndexedError).
 	unreadSegments atomic.Bool
 	packs          *packCache // whole tree packs; nil unless Options.CacheTreePacks
+	hot            *hotPacks  // data packs read for many bases; nil unless Options.FetchBasePacks
 
 	hashers  sync.Pool
 	pages    pageReleaser
@@ -99,6 +100,10 @@ type Options struct {
 	// CacheTreePacks keeps whole tree packs in dir/packs (see
 	// packcache.go): worth it when every read is a network request.
 	CacheTreePacks bool
+	// FetchBasePacks fetches whole, into memory, a pack that many delta
+	// bases are read from without a plan (hotpacks.go): worth it when
+	// every read is a network request.
+	FetchBasePacks bool
 	// ReadOnly is for commands that only read (list, restore, ls, …): a
 	// segment that cannot be read is left out of the cache with a notice,
 	// rather than failing every Sync, so that what the other segments
@@ -271,6 +276,9 @@ func Open(ctx context.Context, r *repo.Repository, dir string, o Options) (*Inde
 	if o.CacheTreePacks {
 		ix.packs = newPackCache(filepath.Join(dir, "packs"), min(4*int64(r.Config().PackSize), 256<<20))
 		ix.packs.prune(func(id repo.ID) bool { _, ok := ix.packSize(id); return ok })
+	}
+	if o.FetchBasePacks {
+		ix.hot = newHotPacks()
 	}
 	return ix, nil
 }

@@ -278,6 +278,7 @@ func openSessionAt(ctx context.Context, e *env, u *ui, st repoSettings, mode loc
 func (s *session) openIndex(ctx context.Context, e *env, io index.Options) error {
 	io.Log = func(m string) { s.ui.warnf("%s", m) }
 	io.CacheTreePacks = isRemote(s.location)
+	io.FetchBasePacks = io.CacheTreePacks
 	// A damaged index segment leaves the rest restorable (index.Options).
 	io.ReadOnly = io.ReadOnly || noLockCommands[s.command]
 	e.cacheDirs = append(e.cacheDirs, s.cache)
