@@ -256,10 +256,35 @@ func TestInitRefusesNonEmpty(t *testing.T) {
 	}
 	tr2 := newTestRepo(t)
 	res = tr2.run("init", "--kdf-memory", "8", "--kdf-time", "1")
-	if res.code == 0 {
-		t.Errorf("init over an existing repository succeeded")
+	if res.code == 0 || !strings.Contains(res.stderr, "a repository is there already") {
+		t.Errorf("init over an existing repository: exit %d, %q", res.code, res.stderr)
 	}
 	tr2.mustRun("list")
+}
+
+// TestInitThroughSymlink: init follows a symlink the admin made to the
+// repository's directory, as every other command does (it failed with
+// "not a directory"); a link to nothing names its target (found by an
+// exploratory test).
+func TestInitThroughSymlink(t *testing.T) {
+	t.Parallel()
+	tr := newUninitRepo(t)
+	real := filepath.Join(tr.dir, "disk", "backup")
+	must(t, os.MkdirAll(real, 0o700))
+	must(t, os.Symlink(real, tr.repo))
+	tr.mustRun("init", "--kdf-memory", "8", "--kdf-time", "1")
+	if _, err := os.Stat(filepath.Join(real, "config")); err != nil {
+		t.Fatalf("no repository in the link's directory: %v", err)
+	}
+	tr.mustRun("create", tr.dir+"/disk")
+	tr.mustRun("check")
+
+	dangling := newUninitRepo(t)
+	must(t, os.Symlink(filepath.Join(dangling.dir, "nowhere"), dangling.repo))
+	res := dangling.run("init", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code != exitFatal || !strings.Contains(oneLine(t, res), "which does not exist: create that directory") {
+		t.Errorf("init through a dangling link: exit %d, %q", res.code, res.stderr)
+	}
 }
 
 // newUserRepo makes a repository that the user uid owns and has

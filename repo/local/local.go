@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -237,6 +238,11 @@ func Create(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	if real, err := followAdminLink(abs); err != nil {
+		return nil, err
+	} else {
+		abs = real
+	}
 	pm := private
 	fi, err := os.Stat(abs)
 	if err == nil && !fi.IsDir() {
@@ -250,7 +256,11 @@ func Create(dir string) (*Backend, error) {
 	case err == nil && len(entries) > 0 && interruptedInit(abs, entries):
 		// Not removed here: a second init running at this moment would
 		// lose its key file to it.
-		return nil, fmt.Errorf("%s: %w: it holds what an init that was stopped left (empty directories, no config), and nothing was stored: empty it (find %s -mindepth 1 -delete) or choose another directory", abs, repo.ErrExists, shellQuote(abs))
+		return nil, fmt.Errorf("%s: %w: it holds what an init that was stopped left (empty directories, no config), and nothing was stored; or another 'snap init' is creating a repository there right now ('snap list' tells in a moment): if not, empty it (find %s -mindepth 1 -delete) or choose another directory", abs, repo.ErrExists, shellQuote(abs))
+	case err == nil && len(entries) > 0 && slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() == "config" && e.Type().IsRegular() }):
+		// (Said plainly: "not empty" sent an admin looking for stray
+		// files in a working repository; found by an exploratory test.)
+		return nil, fmt.Errorf("%s: %w: a repository is there already (its config file is); nothing was changed: use it with --repo, or choose an empty or new directory for a new one", abs, repo.ErrExists)
 	case err == nil && len(entries) > 0:
 		return nil, fmt.Errorf("%s: %w; choose an empty or new directory", abs, repo.ErrExists)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
@@ -271,8 +281,10 @@ func Create(dir string) (*Backend, error) {
 	}
 	root := os.NewFile(uintptr(fd), abs)
 	if names, err := root.Readdirnames(-1); err != nil || len(names) > 0 {
+		// Empty or missing a moment ago: someone began writing there
+		// meanwhile, most likely a second init.
 		root.Close()
-		return nil, fmt.Errorf("create repository %s: %w; choose an empty or new directory", abs, repo.ErrExists)
+		return nil, fmt.Errorf("create repository %s: %w: something began writing there at the same moment (another 'snap init'? 'snap list' tells in a moment); choose an empty or new directory", abs, repo.ErrExists)
 	}
 	be := &Backend{dir: abs, root: root, base: readBase(root, abs), packs: newOpenFiles(packFilesOpen), perms: pm}
 	fail := func(err error) (*Backend, error) {
@@ -321,6 +333,29 @@ func Create(dir string) (*Backend, error) {
 		return fail(err)
 	}
 	return be, nil
+}
+
+// followAdminLink returns abs, or the directory it links to when abs is a
+// symlink that this user or root owns (an admin's /srv/backup ->
+// /mnt/disk/backup, which every other command follows: init refused it as
+// "not a directory"; found by an exploratory test). Create opens the
+// repository directory without following a symlink, so that one planted
+// by another user does not have root create a repository elsewhere: such
+// a link is refused, naming the real path.
+func followAdminLink(abs string) (string, error) {
+	li, err := os.Lstat(abs)
+	if err != nil || li.Mode()&fs.ModeSymlink == 0 {
+		return abs, nil
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		target, _ := os.Readlink(abs)
+		return "", fmt.Errorf("%s is a symlink to %s, which does not exist: create that directory (mkdir -p), or give the real path", abs, target)
+	}
+	if st, ok := li.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return "", fmt.Errorf("%s is a symlink that another user (uid %d) owns: give the real path (%s) if that is where the repository belongs", abs, st.Uid, real)
+	}
+	return real, nil
 }
 
 // Location returns the directory.
