@@ -308,7 +308,10 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		return fmt.Errorf("no key file can be read: %w; restore keys/ from a copy of the repository (without a key it cannot be opened)", firstErr)
 	}
 	if firstErr != nil {
-		return fmt.Errorf("%w: it opens none of the readable key files (and %v; it may be the one for this password)", ErrWrongPassword, firstErr)
+		// Not ErrWrongPassword: the damaged key may be this password's,
+		// and exit 12 sent monitoring, and the admin, to the password
+		// files (found by an exploratory test).
+		return fmt.Errorf("wrong password, or its key file is damaged: it opens none of the readable key files, and %w; if the password is right, restore keys/ from a copy of the repository", firstErr)
 	}
 	return fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
 }

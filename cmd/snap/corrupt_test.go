@@ -249,6 +249,30 @@ func TestCorruptKeyFile(t *testing.T) {
 	if res.code != exitFatal || !strings.Contains(res.stderr, "no key file can be read") || strings.Contains(res.stderr, "wrong password") {
 		t.Errorf("list with a corrupt key file: exit %d\n%s", res.code, res.stderr)
 	}
+
+	// Of two keys, the other's password's: the damaged key may be its
+	// own, so not exit 12 (found by an exploratory test).
+	tr2 := newTestRepo(t)
+	other := filepath.Join(tr2.dir, "other-password")
+	writeFile(t, other, []byte("another password\n"))
+	tr2.mustRun("key", "add", "--new-password-file", other, "--kdf-memory", "8", "--kdf-time", "1")
+	keys, _ = filepath.Glob(filepath.Join(tr2.repo, "keys", "*"))
+	failed := 0
+	for _, k := range keys {
+		flipMiddleByte(t, k)
+		res = tr2.run("list", "--password-file", other)
+		flipMiddleByte(t, k)
+		if res.code == 0 {
+			continue // the first password's key: the other's opens
+		}
+		failed++
+		if res.code != exitFatal || !strings.Contains(res.stderr, "wrong password, or its key file is damaged") || !strings.Contains(res.stderr, "restore keys/") {
+			t.Errorf("list with the other password and its key damaged: exit %d\n%s", res.code, res.stderr)
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d of %d damaged keys failed the other password, want 1", failed, len(keys))
+	}
 }
 
 // damageASnapshot flips a bit in the middle of one snapshot document, so
