@@ -99,6 +99,11 @@ func runInit(c *cli.Context, e *env, location string, kdf repo.KDFParams, reserv
 		// there would take every later backup without a word (found by
 		// an exploratory test).
 		dir := strings.TrimPrefix(location, "local:")
+		if strings.HasPrefix(dir, "~") {
+			// A quoted ~, or one in a unit's Environment=: the repository
+			// went to ./~/x (found by an exploratory test).
+			return usagef("%s: the ~ was not expanded (quoted, or set in a variable or a unit file): give the full path", dir)
+		}
 		if m := local.UnmountedMountPoint(dir); m != "" {
 			return fmt.Errorf("%s lies on %s, a mount point in /etc/fstab that is not mounted: mount it first (mount %s), or the repository would be made on the file system below it", dir, m, m)
 		}

@@ -1398,7 +1398,13 @@ var unexpanded = regexp.MustCompile(`^~|\$\{?[A-Za-z_]`)
 // /etc/snap/$HOME/repo" did not say why; found by an exploratory test).
 func (d *cfgDecoder) literalPath(t map[string]any, at toml.Key, key string) string {
 	p := d.str(t, at, key)
-	if unexpanded.MatchString(p) {
+	switch {
+	case unexpanded.MatchString(p) && (strings.HasPrefix(p, "~") || strings.HasPrefix(p, "$")):
+		// Taken relative to the config file's directory, "~/repo" made a
+		// repository in /etc/snap/~/repo, on the root disk, with only
+		// 'config check' warning (found by an exploratory test).
+		d.errorf(sub(at, key), "%q: the config file expands no variables and no ~; write the full path", p)
+	case unexpanded.MatchString(p):
 		d.warnf(sub(at, key), "%q is taken as written: the config file expands no variables and no ~; write the path out", p)
 	}
 	return p

@@ -709,19 +709,21 @@ func TestConfigNoFollowOnErrors(t *testing.T) {
 	}
 }
 
-// TestConfigUnexpandedPaths: a path with ~ or a variable is taken as
-// written, and said so ("no repository at /etc/snap/$HOME/repo" did not
-// say why; found by an exploratory test).
+// TestConfigUnexpandedPaths: a path that starts with ~ or a variable is
+// refused (taken relative to the config file's directory, "~/repo" made a
+// repository in /etc/snap/~/repo; found by an exploratory test); one that
+// holds a variable further on is taken as written, and said so ("no
+// repository at /etc/snap/$HOME/repo" did not say why).
 func TestConfigUnexpandedPaths(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snap.toml")
-	must(t, os.WriteFile(path, []byte("repository = \"$HOME/repo\"\npassword_file = \"~/pw\"\n\n[jobs.a]\npaths = [\"${HOME}/x\"]\n"), 0o600))
+	must(t, os.WriteFile(path, []byte("repository = \"$HOME/repo\"\npassword_file = \"~/pw\"\ncache_dir = \"/var/$USER/cache\"\n\n[jobs.a]\npaths = [\"${HOME}/x\"]\n"), 0o600))
 	_, problems, _ := loadConfig(path)
 	var msgs []string
 	for _, p := range problems {
 		msgs = append(msgs, p.String())
 	}
 	all := strings.Join(msgs, "\n")
-	for _, want := range []string{`repository: "$HOME/repo" is taken as written`, `password_file: "~/pw" is taken as written`, `"${HOME}/x" is not an absolute path (the config file expands no variables and no ~)`} {
+	for _, want := range []string{`repository: "$HOME/repo": the config file expands no variables and no ~; write the full path`, `password_file: "~/pw": the config file expands`, `warning: cache_dir: "/var/$USER/cache" is taken as written`, `"${HOME}/x" is not an absolute path (the config file expands no variables and no ~)`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("missing %q in\n%s", want, all)
 		}

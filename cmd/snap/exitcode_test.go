@@ -285,6 +285,12 @@ func TestInitThroughSymlink(t *testing.T) {
 	if res.code != exitFatal || !strings.Contains(oneLine(t, res), "which does not exist: create that directory") {
 		t.Errorf("init through a dangling link: exit %d, %q", res.code, res.stderr)
 	}
+
+	// A ~ the shell did not expand made ./~/x.
+	res = dangling.run("init", "--repo", "~/x", "--kdf-memory", "8", "--kdf-time", "1")
+	if res.code != exitUsage || !strings.Contains(oneLine(t, res), "the ~ was not expanded") {
+		t.Errorf("init --repo '~/x': exit %d, %q", res.code, res.stderr)
+	}
 }
 
 // newUserRepo makes a repository that the user uid owns and has
