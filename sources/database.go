@@ -104,8 +104,10 @@ func ParseDatabase(raw string) (*Database, error) {
 		d.All = true
 		q.Del("all")
 	}
-	if d.Kind == KindPostgres {
-		// libpq also takes the password as a query parameter.
+	if d.Kind == KindPostgres || d.Kind == KindMySQL {
+		// libpq also takes the password as a query parameter, and so does
+		// snap of a mysql URL: refused as unknown, it was repeated in the
+		// error (found by an exploratory test).
 		if pw := q.Get("password"); pw != "" {
 			d.password = pw
 		}

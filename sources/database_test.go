@@ -26,6 +26,7 @@ func TestParseDatabase(t *testing.T) {
 		{raw: "postgres://postgres@127.0.0.1:5432/?all", kind: KindPostgres, all: true, str: "postgres://postgres@127.0.0.1:5432/?all",
 			path: "/db/postgres/all.sql", conn: "postgres://postgres@127.0.0.1:5432/"},
 		{raw: "mysql://root:x@127.0.0.1:3306/test", kind: KindMySQL, name: "test", str: "mysql://root@127.0.0.1:3306/test", path: "/db/mysql/test.sql"},
+		{raw: "mysql://root@127.0.0.1:3306/test?password=s3cret", kind: KindMySQL, name: "test", str: "mysql://root@127.0.0.1:3306/test", path: "/db/mysql/test.sql"},
 		{raw: "mariadb://root@localhost/test?socket=/run/mysqld/mysqld.sock", kind: KindMySQL, name: "test",
 			str: "mariadb://root@localhost/test?socket=%2Frun%2Fmysqld%2Fmysqld.sock", path: "/db/mysql/test.sql"},
 		{raw: "sqlite:///var/lib/app/app.db", kind: KindSQLite, name: "app", str: "sqlite:///var/lib/app/app.db", path: "/db/sqlite/app.sql"},

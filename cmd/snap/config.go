@@ -1093,7 +1093,7 @@ func (d *cfgDecoder) database(at toml.Key, s string) bool {
 		return false
 	}
 	if u, err := url.Parse(s); err == nil {
-		if _, ok := u.User.Password(); ok {
+		if _, ok := u.User.Password(); ok || u.Query().Has("password") {
 			// Said when others may read the file: one already private
 			// was told to chmod 600 all the same (found by an
 			// exploratory test).
@@ -1449,6 +1449,12 @@ func redactedURLs(urls []string) []string {
 	out := make([]string, 0, len(urls))
 	for _, s := range urls {
 		if u, err := url.Parse(s); err == nil {
+			// libpq's ?password= too ("passwords masked" showed it;
+			// found by an exploratory test).
+			if q := u.Query(); q.Has("password") {
+				q.Set("password", "xxxxx")
+				u.RawQuery = q.Encode()
+			}
 			s = u.Redacted()
 		}
 		out = append(out, s)
