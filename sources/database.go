@@ -575,6 +575,9 @@ func (p *Dump) mysqlStart(ctx context.Context, notef func(string, ...any)) ([]st
 		case mysqlUnreachable.MatchString(err.Error()):
 			// The dump would fail the same way: said once, and as what
 			// snap was doing, for the client named is not the dump tool.
+			if hint := p.DB.mysqlConnectHint(err); hint != "" {
+				return nil, fmt.Errorf("%s (reading the database's default character set and collation, before the dump: %w)", hint, err)
+			}
 			return nil, fmt.Errorf("reading the database's default character set and collation (before the dump): %w", err)
 		case errors.Is(err, errNoSchema):
 			// Most often a name that does not exist, which the dump then

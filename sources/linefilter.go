@@ -12,7 +12,9 @@ import (
 // line it calls start, which may peek at the line and discard some of it:
 // it returns what to pass in place of what it discarded (nil: nothing),
 // or dropped when it discarded the whole line, its newline included, or an
-// error that ends the dump there (a line that must not reach the tool).
+// error that ends the dump there (a line that must not reach the tool). A
+// replacement that ends in a newline replaces the whole line, its newline
+// included: the next byte starts a line.
 type lineFilter struct {
 	r       *bufio.Reader
 	start   func(r *bufio.Reader) (replacement []byte, dropped bool, err error)
@@ -44,6 +46,7 @@ func (f *lineFilter) Read(p []byte) (int, error) {
 			}
 			if replacement != nil {
 				f.pending = replacement
+				f.atStart = replacement[len(replacement)-1] == '\n'
 				break
 			}
 		}

@@ -97,9 +97,16 @@ func (d *Database) mysqlDump() (Command, error) {
 	// file's no-data made a dump without a row that passed every check
 	// (found by an exploratory test), and force goes on past a failed
 	// query; what cannot be turned off so is refused (mysqlDumpDefaults).
+	// --tz-utc, --set-charset, --create-options, --quick,
+	// --extended-insert, --disable-keys: an option file's skip-tz-utc
+	// shifted every TIMESTAMP by the server's offset, skip-set-charset
+	// made the restore read utf8mb4 as the client's character set, and
+	// skip-opt dropped every table's ENGINE and CHARSET (found by an
+	// exploratory test).
 	args := append(d.mysqlConnArgs(), "--comments", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob",
 		"--skip-dump-date", "--no-tablespaces", "--default-character-set=utf8mb4", "--skip-add-locks", "--max-allowed-packet="+mysqlMaxPacket,
-		"--skip-no-data", "--skip-no-create-info", "--skip-force")
+		"--skip-no-data", "--skip-no-create-info", "--skip-force",
+		"--tz-utc", "--set-charset", "--create-options", "--quick", "--extended-insert", "--disable-keys")
 	if d.All {
 		// --flush-privileges: the accounts the dump writes into the
 		// mysql database take effect when it is loaded, not at the
@@ -138,9 +145,12 @@ func (d *Database) mysqlOptionFileArgs() []string {
 }
 
 // mysqlOmitting are mariadb-dump's options that leave tables, rows or
-// statements out of a dump, or send it elsewhere than its standard output,
-// and that no option after them turns off.
-var mysqlOmitting = []string{"where", "ignore-table", "ignore-table-data", "ignore-database", "tab", "result-file", "xml", "tables", "databases", "all-databases"}
+// statements out of a dump, send it elsewhere than its standard output,
+// or write it for another server, and that no option after them turns
+// off: compact turns off the comments, the character set and more after
+// every other option is read (the dump failed as "incomplete"; found by
+// an exploratory test), compatible writes for another server's syntax.
+var mysqlOmitting = []string{"where", "ignore-table", "ignore-table-data", "ignore-database", "tab", "result-file", "xml", "tables", "databases", "all-databases", "compact", "compatible"}
 
 // mysqlDumpDefaults refuses a dump whose tool would read one of
 // mysqlOmitting from its option files (~/.my.cnf, /etc/mysql, the URL's
@@ -164,7 +174,7 @@ func (d *Database) mysqlDumpDefaults(ctx context.Context, tool string) error {
 		if strings.ContainsAny(name, " \t") || !mysqlOmits(name, d.All) {
 			continue
 		}
-		return fmt.Errorf("%s: %s reads --%s from its option files ('%s --print-defaults' lists them), which leaves data out of a dump or sends it elsewhere: remove it there, or keep it to a group this dump does not read", d, filepath.Base(tool), f, filepath.Base(tool))
+		return fmt.Errorf("%s: %s reads --%s from its option files ('%s --print-defaults' lists them), which leaves data out of a dump, sends it elsewhere or writes it for another server: remove it there, or keep it to a group this dump does not read", d, filepath.Base(tool), f, filepath.Base(tool))
 	}
 	return nil
 }
@@ -444,8 +454,25 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		}
 		return false, fmt.Errorf("%w (%w)", err, ErrUnchanged)
 	}
+	// The dump's last ALTER DATABASE gives the database the defaults of
+	// the one it was taken from (when that had routines made under other
+	// ones): set again those it was created with, the target's own under
+	// --replace (a latin1 database stays latin1; found by an exploratory
+	// test), also after a load that failed (an empty database that was
+	// there took the source's for good; found by an exploratory test).
+	setCharset := func() {
+		if charset == "" {
+			return
+		}
+		if _, err := d.mysqlQuery(context.WithoutCancel(ctx), "ALTER DATABASE "+mysqlIdent(d.Name)+charset+";\n"); err != nil && o.Stderr != nil {
+			o.Stderr(fmt.Sprintf("note: database %s keeps the character set and collation its dump gave it (set%s: %v)", d, charset, err))
+		}
+	}
 	if err := load(d.Name); err != nil {
 		err = d.mysqlPacketHint(ctx, err, meter.largestSoFar())
+		if !create || exists != "0" {
+			setCharset() // (one this restore made is dropped)
+		}
 		switch {
 		case create && exists == "0":
 			return false, d.mysqlDropCreated(ctx, err)
@@ -458,16 +485,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// before the failure stay (MariaDB commits each one).
 		return false, fmt.Errorf("%w; the database %s now holds part of the dump at most: empty it (or drop and create it) before restoring again, or restore into a new database with --to", err, d)
 	}
-	// The dump's last ALTER DATABASE gives the database the defaults of
-	// the one it was taken from (when that had routines made under other
-	// ones): set again those it was created with, the target's own under
-	// --replace (a latin1 database stays latin1; found by an exploratory
-	// test).
-	if charset != "" {
-		if _, err := d.mysqlQuery(context.WithoutCancel(ctx), "ALTER DATABASE "+mysqlIdent(d.Name)+charset+";\n"); err != nil && o.Stderr != nil {
-			o.Stderr(fmt.Sprintf("note: database %s keeps the character set and collation its dump gave it (set%s: %v)", d, charset, err))
-		}
-	}
+	setCharset()
 	if _, err := d.mysqlQuery(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table+";\n"); err != nil {
 		return create && exists == "0", fmt.Errorf("%s: the dump was loaded, but the table %s that marked the load in progress could not be dropped: drop it by hand (%w)", d, mysqlMarker, err)
 	}
@@ -582,6 +600,25 @@ func isMySQLError(err error, codes ...int) bool {
 	return slices.ContainsFunc(codes, func(code int) bool { return strings.HasPrefix(ce.LastLine, fmt.Sprintf("ERROR %d ", code)) })
 }
 
+// mysqlConnectHint says which server the client could not connect to, and
+// what to check, when err is that (2002, 2003, 2005), else "": the
+// client's "Can't connect to server on '127.0.0.1' (115)" named no port,
+// and the failure read as one of the character set query it came from
+// (found by an exploratory test).
+func (d *Database) mysqlConnectHint(err error) string {
+	if !isMySQLError(err, 2002, 2003, 2005) {
+		return ""
+	}
+	where := "at " + d.u.Host
+	if d.u.Host == "" || d.u.Hostname() == "localhost" && d.u.Port() == "" {
+		where = "on its socket"
+		if s := d.u.Query().Get("socket"); s != "" {
+			where += " " + s
+		}
+	}
+	return fmt.Sprintf("cannot connect to the MariaDB/MySQL server %s: check that it runs, and that the URL's host and port are its own", where)
+}
+
 // isAccessDenied reports whether err is the client's report that the user
 // lacks a privilege (1227, 1044, 1045).
 func isAccessDenied(err error) bool { return isMySQLError(err, 1227, 1044, 1045) }
@@ -599,19 +636,60 @@ func isLockWaitTimeout(err error) bool { return isMySQLError(err, 1205) }
 // collation switch around events, "ALTER DATABASE `from` CHARACTER SET x
 // COLLATE y ;;" on a line of its own. Lines of any length (an INSERT of
 // many MB) pass through in pieces.
+//
+// The server also names the database in a column's default that takes
+// the next value of a sequence: the user's DEFAULT NEXTVAL(s) is shown,
+// and dumped, as DEFAULT nextval(`from`.`s`), so the copy's table took
+// its values from the original's sequence, and failed to load where that
+// database does not exist (found by an exploratory test). A column's line
+// of CREATE TABLE starts with two blanks and a backquote, which no other
+// line of the tool's outside a DELIMITER block does (a row's strings have
+// their line breaks escaped): there, nextval(`from`. and lastval(`from`.
+// name the sequence of the copy instead.
 func renameAlterDatabase(dump io.Reader, from, to string) io.Reader {
 	old := "ALTER DATABASE " + mysqlIdent(from) + " "
 	l := &lineRewriter{old: []byte(old), new: []byte("ALTER DATABASE " + mysqlIdent(to) + " "),
 		toolLine: regexp.MustCompile(`^` + regexp.QuoteMeta(old) + `CHARACTER SET [A-Za-z0-9_]+ COLLATE [A-Za-z0-9_]+ *;+\r?$`)}
+	for _, f := range []string{"nextval(", "lastval("} {
+		l.sequences = append(l.sequences, [2][]byte{[]byte(f + mysqlIdent(from) + "."), []byte(f + mysqlIdent(to) + ".")})
+	}
 	return newLineFilter(dump, l.start)
 }
 
 // lineRewriter replaces old with new where a line starts with it, outside
-// DELIMITER blocks.
+// DELIMITER blocks, and the sequences' names in columns' lines.
 type lineRewriter struct {
-	old, new []byte
-	inBody   bool           // between "DELIMITER ;;" and "DELIMITER ;"
-	toolLine *regexp.Regexp // the tool's own line, rewritten inside a body too
+	old, new  []byte
+	inBody    bool           // between "DELIMITER ;;" and "DELIMITER ;"
+	toolLine  *regexp.Regexp // the tool's own line, rewritten inside a body too
+	sequences [][2][]byte    // a sequence function of the old database, of the new
+}
+
+// columnLine starts a column's line of CREATE TABLE.
+var columnLine = []byte("  `")
+
+// columnLineMax is the longest column line whose sequences are renamed;
+// a longer one (a default of many KiB) passes as it is.
+const columnLineMax = 16 << 10
+
+// renameSequences returns the column line at the start of r with the
+// sequences renamed, having read it, or nil when it names none.
+func (l *lineRewriter) renameSequences(r *bufio.Reader) []byte {
+	b, _ := r.Peek(columnLineMax)
+	line, _, found := bytes.Cut(b, []byte("\n"))
+	if !found {
+		return nil
+	}
+	if !slices.ContainsFunc(l.sequences, func(s [2][]byte) bool { return bytes.Contains(line, s[0]) }) {
+		return nil
+	}
+	out := line
+	for _, s := range l.sequences {
+		out = bytes.ReplaceAll(out, s[0], s[1]) // a copy: line is r's buffer
+	}
+	out = append(out, '\n')
+	_, _ = r.Discard(len(line) + 1)
+	return out
 }
 
 // delimiterLine is how mariadb-dump changes the statement delimiter.
@@ -631,9 +709,15 @@ func (l *lineRewriter) start(r *bufio.Reader) ([]byte, bool, error) {
 		rest, _, _ := bytes.Cut(b[len(delimiterLine):], []byte("\n"))
 		l.inBody = !bytes.Equal(bytes.TrimRight(rest, "\r "), []byte(";"))
 	}
-	if b, _ := r.Peek(256); bytes.HasPrefix(b, l.old) && (!l.inBody || l.isToolLine(b)) {
+	b, _ := r.Peek(256)
+	if bytes.HasPrefix(b, l.old) && (!l.inBody || l.isToolLine(b)) {
 		_, _ = r.Discard(len(l.old))
 		return l.new, false, nil
+	}
+	if !l.inBody && bytes.HasPrefix(b, columnLine) {
+		if out := l.renameSequences(r); out != nil {
+			return out, false, nil
+		}
 	}
 	return nil, false, nil
 }

@@ -249,7 +249,19 @@ func TestMariaDBOptionFilesLeaveNothingOut(t *testing.T) {
 	if out := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout; !strings.Contains(out, "INSERT INTO `t` VALUES") {
 		t.Errorf("dump with no-data in an option file lacks the row:\n%s", out)
 	}
-	for cnf, opt := range map[string]string{"[client]\nwhere=1=0\n": "--where=1=0", "[mysqldump]\nignore-table=" + db + ".t\n[mariadb-dump]\nignore-table=" + db + ".t\n": "--ignore-table=" + db + ".t"} {
+	// Options that change what the dump says, turned back: skip-tz-utc
+	// shifted TIMESTAMPs by the server's offset, skip-set-charset left out
+	// SET NAMES, skip-opt every table's ENGINE and CHARSET (found by an
+	// exploratory test).
+	tr.mustRun("create", "--db", withCnf(db, "skips.cnf", "[mysqldump]\nskip-opt\nskip-tz-utc\nskip-set-charset\n[mariadb-dump]\nskip-opt\nskip-tz-utc\nskip-set-charset\n"))
+	out := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout
+	for _, want := range []string{"SET TIME_ZONE='+00:00'", "SET NAMES utf8mb4", "ENGINE=", "DEFAULT CHARSET="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dump with skip-opt, skip-tz-utc and skip-set-charset in an option file lacks %q:\n%s", want, out)
+		}
+	}
+	for cnf, opt := range map[string]string{"[client]\nwhere=1=0\n": "--where=1=0", "[mysqldump]\nignore-table=" + db + ".t\n[mariadb-dump]\nignore-table=" + db + ".t\n": "--ignore-table=" + db + ".t",
+		"[mysqldump]\ncompact\n[mariadb-dump]\ncompact\n": "--compact"} {
 		res := tr.run("create", "--db", withCnf(db, "omit.cnf", cnf))
 		if res.code != exitFatal || !strings.Contains(res.stderr, "reads "+opt+" from its option files") || !strings.Contains(res.stderr, "no snapshot was saved") {
 			t.Errorf("create with %q in an option file: exit %d\n%s", opt, res.code, res.stderr)
@@ -329,7 +341,11 @@ func TestMariaDBFailedLoadSaysWhatIsLeft(t *testing.T) {
 	my := testMySQL(t)
 	tr := newTestRepo(t)
 	db := my.newDatabase()
-	my.mustQuery(db, "CREATE TABLE data (i INT); INSERT INTO data VALUES (1), (2);")
+	// A routine made under other defaults: the dump sets the database's
+	// defaults around it, before the view that fails.
+	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET latin1;")
+	my.mustQuery(db, "CREATE TABLE data (i INT); INSERT INTO data VALUES (1), (2); CREATE FUNCTION f() RETURNS INT RETURN 1;")
+	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET utf8mb4;")
 	copyDB := snapshotViewOfDropped(t, my, tr, db)
 	res := tr.run("restore", "latest", "--db", db, "--to", my.url(copyDB))
 	if res.code != exitFatal || !strings.Contains(res.stderr, "doesn't exist (the database this restore created was dropped again)") {
@@ -342,10 +358,16 @@ func TestMariaDBFailedLoadSaysWhatIsLeft(t *testing.T) {
 	// Into an empty database that was there: what loaded stays, and the
 	// message says so (it was the tool's error alone; found by an
 	// exploratory test).
+	// It keeps its own defaults (it took the source's, for good; found by
+	// an exploratory test).
 	empty := my.newDatabase()
+	my.mustQuery("", "ALTER DATABASE `"+empty+"` CHARACTER SET utf8mb3 COLLATE utf8mb3_bin;")
 	res = tr.run("restore", "latest", "--db", db, "--to", my.url(empty))
 	if res.code != exitFatal || !strings.Contains(res.stderr, "now holds part of the dump at most: empty it") {
 		t.Errorf("failed load into an empty database: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := strings.TrimSpace(my.mustQuery("", "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+empty+"';")); got != "utf8mb3_bin" {
+		t.Errorf("the empty database's collation after a failed load: %s, want its own utf8mb3_bin", got)
 	}
 }
 
@@ -361,7 +383,8 @@ func TestMariaDBRestoreToLeavesSourceAlone(t *testing.T) {
 	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET latin1;")
 	my.mustQuery(db, "CREATE TABLE t (id INT PRIMARY KEY); CREATE FUNCTION fm() RETURNS INT RETURN 1;"+
 		"CREATE TRIGGER tg BEFORE INSERT ON t FOR EACH ROW SET NEW.id = NEW.id;"+
-		"CREATE EVENT ev ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t WHERE id < 0;")
+		"CREATE EVENT ev ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t WHERE id < 0;"+
+		"CREATE SEQUENCE s NOCACHE; CREATE TABLE q (id INT DEFAULT NEXTVAL(s), v INT); INSERT INTO q (v) VALUES (1);")
 	my.mustQuery("", "ALTER DATABASE `"+db+"` CHARACTER SET utf8mb4;")
 	tr.mustRun("create", "--db", my.url(db))
 	if dump := tr.mustRun("dump", "latest", "/db/mysql/"+db+".sql").stdout; !strings.Contains(dump, "ALTER DATABASE `"+db+"`") {
@@ -380,6 +403,16 @@ func TestMariaDBRestoreToLeavesSourceAlone(t *testing.T) {
 	if got := my.mustQuery(copyDB, "SELECT fm();"); strings.TrimSpace(got) != "1" {
 		t.Errorf("the copy's function: %q", got)
 	}
+	// The server names the database in a sequence default: the copy's
+	// table takes its values from the copy's sequence (it took them from
+	// the original's; found by an exploratory test).
+	my.mustQuery(copyDB, "INSERT INTO q (v) VALUES (2);")
+	if got := strings.TrimSpace(my.mustQuery(db, "SELECT NEXTVAL(s);")); got != "2" {
+		t.Errorf("the original's sequence gives %s after an insert into the copy, want 2", got)
+	}
+	if got := strings.TrimSpace(my.mustQuery(copyDB, "SELECT MAX(id) FROM q;")); got != "2" {
+		t.Errorf("the copy's new row has id %s, want 2", got)
+	}
 	// Where the original name does not exist (another server).
 	my.mustQuery("", "DROP DATABASE `"+db+"`;")
 	my.mustQuery("", "DROP DATABASE `"+copyDB+"`;")
@@ -387,6 +420,7 @@ func TestMariaDBRestoreToLeavesSourceAlone(t *testing.T) {
 	if got := my.mustQuery(copyDB, "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '"+copyDB+"';"); strings.TrimSpace(got) != "1" {
 		t.Errorf("triggers in the copy: %q", got)
 	}
+	my.mustQuery(copyDB, "INSERT INTO q (v) VALUES (2);")
 }
 
 // restrictedUser creates a MariaDB user with password secret and every
