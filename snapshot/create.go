@@ -127,7 +127,9 @@ func Create(ctx context.Context, ix *index.Index, loader *Loader, o CreateOption
 		older := TakenBy(sns, snapshotTime(o.Time, start))
 		want := make([]string, 0, len(streams))
 		for _, st := range streams {
-			want = append(want, st.Path)
+			src := st.Source
+			src.Path = st.Path
+			want = append(want, StreamKey(src))
 		}
 		slices.Sort(want)
 		if len(paths) > 0 {
@@ -306,10 +308,10 @@ func previousDictionary(parent *Snapshot, sns []*Snapshot, host string) *repo.ID
 
 // findStreamsParent returns the parent of a snapshot of streams alone (a
 // job of database dumps): the host's newest snapshot without paths that
-// holds the same streams (their paths, sorted).
+// holds the same streams (StreamKeys).
 func findStreamsParent(sns []*Snapshot, host string, streams []string) *Snapshot {
 	return newestOfHost(sns, host, func(sn *Snapshot) bool {
-		return len(sn.Paths) == 0 && slices.Equal(StreamPaths(sn.Sources), streams)
+		return len(sn.Paths) == 0 && slices.Equal(StreamKeys(sn.Sources), streams)
 	})
 }
 

@@ -383,6 +383,11 @@ type GroupKey struct {
 	// and empty (JSON []) for the group of snapshots without tags.
 	Paths []string `json:"paths,omitzero"`
 	Tags  []string `json:"tags,omitzero"`
+	// Databases, when grouped by paths, are the databases the group's
+	// dumps were taken from, as the first snapshot recorded them: a dump's
+	// path alone does not tell two SQLite files of one name apart
+	// (StreamKey).
+	Databases []string `json:"databases,omitempty"`
 }
 
 func (k GroupKey) String() string {
@@ -396,6 +401,9 @@ func (k GroupKey) String() string {
 			ps[i] = sources.DisplayPath(p)
 		}
 		parts = append(parts, "paths "+strings.Join(ps, " "))
+	}
+	if len(k.Databases) > 0 {
+		parts = append(parts, "databases "+sources.DisplayPath(strings.Join(k.Databases, " ")))
 	}
 	switch {
 	case k.Tags == nil:
@@ -427,6 +435,19 @@ func SnapshotPaths(sn *Snapshot) []string {
 	return slices.Compact(ps)
 }
 
+// dumpedDatabases lists the URLs (recorded without secrets) of the
+// databases the snapshot's dumps were taken from, sorted.
+func dumpedDatabases(sn *Snapshot) []string {
+	var out []string
+	for _, s := range sn.Sources {
+		if s.URL != "" && StreamKey(s) != s.Path {
+			out = append(out, s.URL)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // GroupSnapshots splits snapshots into groups, in the order each group's
 // first snapshot appears.
 func GroupSnapshots(sns []*Snapshot, by GroupBy) []Group {
@@ -437,16 +458,19 @@ func GroupSnapshots(sns []*Snapshot, by GroupBy) []Group {
 		if by.Host {
 			k.Host = sn.Host
 		}
+		var streams []string
 		if by.Paths {
 			k.Paths = SnapshotPaths(sn)
 			if k.Paths == nil {
 				k.Paths = []string{}
 			}
+			streams = StreamKeys(sn.Sources)
+			k.Databases = dumpedDatabases(sn)
 		}
 		if by.Tags {
 			k.Tags = tagSet(sn.Tags)
 		}
-		id := fmt.Sprintf("%q\x00%q\x00%q", k.Host, k.Paths, k.Tags)
+		id := fmt.Sprintf("%q\x00%q\x00%q\x00%q", k.Host, k.Paths, k.Tags, streams)
 		i, ok := index[id]
 		if !ok {
 			i = len(groups)

@@ -669,7 +669,7 @@ func FindParent(sns []*Snapshot, host string, paths, tags, streams []string) *Sn
 	samePaths := func(sn *Snapshot) bool { return slices.Equal(sn.Paths, paths) }
 	wantTags := tagSet(tags)
 	sameTags := func(sn *Snapshot) bool { return slices.Equal(tagSet(sn.Tags), wantTags) }
-	sameStreams := func(sn *Snapshot) bool { return slices.Equal(StreamPaths(sn.Sources), streams) }
+	sameStreams := func(sn *Snapshot) bool { return slices.Equal(StreamKeys(sn.Sources), streams) }
 	for _, want := range []func(*Snapshot) bool{
 		func(sn *Snapshot) bool { return samePaths(sn) && sameTags(sn) && sameStreams(sn) },
 		func(sn *Snapshot) bool { return samePaths(sn) && sameTags(sn) },
@@ -683,13 +683,32 @@ func FindParent(sns []*Snapshot, host string, paths, tags, streams []string) *Sn
 	return nil
 }
 
-// StreamPaths returns the paths of sources in the snapshot, sorted (empty,
-// not nil): which dumps and command outputs a snapshot holds, as
-// FindParent compares them.
-func StreamPaths(sources []Source) []string {
-	out := make([]string, 0, len(sources))
-	for _, s := range sources {
-		out = append(out, s.Path)
+// StreamKey tells a snapshot's streams apart for FindParent and forget's
+// groups: its path, and for a database dump the database it was taken
+// from. Two SQLite files of one name, backed up by two creates, were both
+// /db/sqlite/app.sql: one series to forget, which deleted the only
+// snapshots of one of them, and each other's parents (found by an
+// exploratory test). A URL that cannot be parsed counts as written.
+func StreamKey(s Source) string {
+	switch s.Kind {
+	case sources.KindPostgres, sources.KindMySQL, sources.KindSQLite, sources.KindMongoDB:
+		if s.URL == "" {
+			return s.Path // recorded without one: as before
+		}
+		if d, err := sources.ParseDatabase(s.URL); err == nil {
+			return s.Path + "\x00" + d.Identity()
+		}
+		return s.Path + "\x00" + s.URL
+	}
+	return s.Path
+}
+
+// StreamKeys returns the StreamKey of each source, sorted (empty, not
+// nil).
+func StreamKeys(srcs []Source) []string {
+	out := make([]string, 0, len(srcs))
+	for _, s := range srcs {
+		out = append(out, StreamKey(s))
 	}
 	slices.Sort(out)
 	return out

@@ -117,11 +117,14 @@ func isLoopback(host string) bool {
 // SameDatabase reports whether a and b name the same database: the same
 // file, or the same database of the same server as the server sees it.
 func SameDatabase(a, b *Database) bool {
-	if a.Kind != b.Kind {
-		return false
+	return a.Identity() == b.Identity()
+}
+
+// Identity names the database as SameDatabase compares them: the kind and
+// the file, or the database of the server as the server sees it.
+func (d *Database) Identity() string {
+	if d.Kind == KindSQLite {
+		return d.Kind + "\x00" + d.File
 	}
-	if a.Kind == KindSQLite {
-		return a.File == b.File
-	}
-	return a.identity() == b.identity()
+	return d.identity()
 }

@@ -148,7 +148,7 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 			// the previous snapshot of the same host and paths is what
 			// the parent would have been.
 			i := slices.Index(sns, b)
-			prev := snapshot.FindParent(sns[:max(i, 0)], b.Host, b.Paths, b.Tags, snapshot.StreamPaths(b.Sources))
+			prev := snapshot.FindParent(sns[:max(i, 0)], b.Host, b.Paths, b.Tags, snapshot.StreamKeys(b.Sources))
 			why := "records no parent (taken with --force, say)"
 			if b.Parent != nil {
 				why = "has lost its parent " + b.Parent.Short() + " (forgotten)"

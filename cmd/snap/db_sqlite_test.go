@@ -805,3 +805,35 @@ func TestRestoreFilesAndDumpChecksTheDumpFirst(t *testing.T) {
 		t.Errorf("restored file: %q, %v", b, err)
 	}
 }
+
+// TestSQLiteFilesOfOneNameAreTwoSeries: two SQLite files of one name,
+// backed up by two creates, are both /db/sqlite/app.sql; forget took them
+// for one series and deleted the only snapshots of one of them, and each
+// was the other's parent (found by an exploratory test). The database a
+// dump was taken from tells them apart.
+func TestSQLiteFilesOfOneNameAreTwoSeries(t *testing.T) {
+	tr := newTestRepo(t)
+	shop, blog := filepath.Join(tr.dir, "shop", "app.db"), filepath.Join(tr.dir, "blog", "app.db")
+	for _, f := range []string{shop, blog} {
+		must(t, os.MkdirAll(filepath.Dir(f), 0o755))
+		sqliteQuery(t, f, "CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('"+f+"');")
+	}
+	tr.mustRun("create", "--db", "sqlite://"+shop)
+	tr.mustRun("create", "--db", "sqlite://"+blog)
+	tr.mustRun("create", "--db", "sqlite://"+blog)
+	out := tr.mustRun("forget", "--keep-last", "1", "--dry-run").stdout
+	if strings.Count(out, "(policy: last 1)") != 2 || !strings.Contains(out, "databases sqlite://"+shop) || strings.Count(out, "  remove") != 1 {
+		t.Errorf("forget --keep-last 1 of two databases of one name:\n%s", out)
+	}
+	tr.mustRun("forget", "--keep-last", "1")
+	restored := filepath.Join(tr.dir, "restored.db")
+	tr.mustRun("restore", "latest", "--db", "sqlite://"+shop, "--to", "sqlite://"+restored)
+	if got := sqliteQuery(t, restored, "SELECT x FROM t;"); strings.TrimSpace(got) != shop {
+		t.Errorf("restored shop database holds %q", got)
+	}
+	// The blog's snapshot has no parent of the shop's: diff says so.
+	res := tr.mustRun("diff", "latest")
+	if strings.Contains(res.stdout+res.stderr, "M /db/sqlite/app.sql") {
+		t.Errorf("diff compared the blog's dump with the shop's:\n%s%s", res.stdout, res.stderr)
+	}
+}
