@@ -27,7 +27,7 @@ type RestoreOptions struct {
 	// their metadata).
 	Overwrite Overwrite
 	Workers   int
-	Report    func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry; paths in the target
+	Report    func(Event) // EventRead per chunk written, EventFile per restored file, EventError per failed entry; paths in the target; called by several goroutines at once
 	// Blobs reads file contents; nil means the index, one ranged read
 	// per blob (a remote repository passes an index.PackFetcher).
 	Blobs BlobLoader

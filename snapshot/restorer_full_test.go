@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,9 +104,12 @@ func (p *pipelineRepo) restoreFrom(t *testing.T, sn *Snapshot, src string, blobs
 	}
 	defer tg.Close()
 	var failed []string
+	var mu sync.Mutex // Report is called by the workers at once
 	_, err = NewRestorer(p.ix, tg, RestoreOptions{Blobs: blobs, Report: func(ev Event) {
 		if ev.Kind == EventError {
+			mu.Lock()
 			failed = append(failed, ev.Path)
+			mu.Unlock()
 		}
 	}}).Restore(context.Background(), src, node)
 	return failed, err
