@@ -139,7 +139,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"create", "--exclude", "-x", tr.dir}, `--exclude took "-x" as its value`},
 		{[]string{"--repo", "-q", "list"}, `--repo took "-q" as its value`},
 		{[]string{"forget", "--keep-tag", "a,"}, `--keep-tag "a,": a tag is a non-empty word`},
-		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word without spaces`},
+		{[]string{"forget", "--keep-tag", "a b"}, `--keep-tag "a b": a tag is a non-empty word of UTF-8 without spaces`},
 		{[]string{"create", "--hook-timeout", "forever", tr.dir}, `invalid value "forever" for --hook-timeout: expected a duration such as 90s, 10m or 2h`},
 		{[]string{"forget", "--keep-last", "99999999999999999999"}, `invalid value "99999999999999999999" for --keep-last: too large a number`},
 		{[]string{"create", "--time", "0001-01-01T00:00:00Z", tr.dir}, `--time "0001-01-01T00:00:00Z": give a time from 1970-01-01T00:00:00Z on`},
@@ -150,7 +150,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"list", "--path", ""}, `--path "": give a path`},
 		{[]string{"forget", "--keep-within", "0d"}, "--keep-within 0d keeps nothing: give a span such as 30d"},
 		{[]string{"forget", "--keep-last", "1", "--instant"}, "--instant is an option of --prune: add --prune, or leave it out"},
-		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a non-empty word without spaces or control characters (commas separate tags)`},
+		{[]string{"create", "--tag", "ok,a b", tr.dir}, `--tag "ok,a b": a tag is a non-empty word of UTF-8 without spaces or control characters (commas separate tags)`},
 		{[]string{"create", "--tag", "a,", tr.dir}, `--tag "a,": a tag is a non-empty word`},
 		{[]string{"create", "--host", "web1 ", tr.dir}, `--host "web1 ": a host name has no white space around it`},
 		{[]string{"create", "--host", "web\x01", tr.dir}, `a host name has no white space around it, no control characters`},
@@ -158,8 +158,12 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"restore", "--at", "7days", "--target", "/tmp/x"}, `--at: time "7days": use RFC 3339`},
 		// One rule everywhere: forget --keep-tag refused these, create and
 		// tag took them.
-		{[]string{"create", "--tag", "a\u00a0b", tr.dir}, `a tag is a non-empty word without spaces`},
-		{[]string{"tag", "--add", "c\rd", "latest"}, `a tag is a non-empty word without commas or spaces`},
+		{[]string{"create", "--tag", "a\u00a0b", tr.dir}, `a tag is a non-empty word of UTF-8 without spaces`},
+		{[]string{"tag", "--add", "c\rd", "latest"}, `a tag is a non-empty word of UTF-8 without commas or spaces`},
+		// Stored as U+FFFD, the same bytes matched nothing: forget
+		// --keep-tag removed the snapshot (found by an exploratory test).
+		{[]string{"create", "--tag", "pre-mise-\xe0-jour", tr.dir}, `a tag is a non-empty word of UTF-8`},
+		{[]string{"forget", "--keep-tag", "pre-mise-\xe0-jour", "--keep-last", "1"}, `a tag is a non-empty word of UTF-8`},
 		{[]string{"find", "x", "--since", "2027-01-01", "--until", "2026-01-01"}, "is after --until"},
 		// A flag of one value given twice used to take the last silently.
 		{[]string{"forget", "--keep-last", "5", "--dry-run", "--keep-last", "3"}, `--keep-last given twice, as "5" and as "3": give it once`},

@@ -124,7 +124,7 @@ func createOptionsFrom(c *cli.Context, e *env) (snapshot.CreateOptions, createPl
 			case !isTagWord(tag): // "a," too, as tag and forget refuse it
 				// 'snap tag', forget --keep-tag and the config refuse such
 				// a tag; saved, it could be neither kept nor removed.
-				return o, plan, usagef("--tag %q: a tag is a non-empty word without spaces or control characters (commas separate tags)", t)
+				return o, plan, usagef("--tag %q: a tag is a non-empty word of UTF-8 without spaces or control characters (commas separate tags)", t)
 			case !slices.Contains(o.Tags, tag):
 				o.Tags = append(o.Tags, tag)
 			}

@@ -610,7 +610,7 @@ func checkKeepTags(rules []string) error {
 			// Tags are non-empty words ('snap tag' refuses others): an
 			// empty one or one with a space matches no snapshot.
 			if !isTagWord(tag) {
-				return fmt.Errorf("%q: a tag is a non-empty word without spaces (\"a,b\" keeps snapshots with both)", r)
+				return fmt.Errorf("%q: a tag is a non-empty word of UTF-8 without spaces (\"a,b\" keeps snapshots with both)", r)
 			}
 		}
 	}

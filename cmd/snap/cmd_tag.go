@@ -56,13 +56,15 @@ func tagCommand(e *env) *cli.Command {
 	}
 }
 
-// isTagWord reports whether tag is a tag: a non-empty word without commas
-// (which join tags in filters), white space or control characters. One
-// rule for create, tag, forget --keep-tag and the config: a tag one of
-// them takes, another must not refuse (such a tag could be neither kept
-// nor removed).
+// isTagWord reports whether tag is a tag: a non-empty word of UTF-8
+// without commas (which join tags in filters), white space or control
+// characters. One rule for create, tag, forget --keep-tag and the config:
+// a tag one of them takes, another must not refuse (such a tag could be
+// neither kept nor removed). Bytes that are not UTF-8 were stored as
+// U+FFFD, so that --keep-tag of the same bytes matched nothing and forget
+// removed the snapshot (found by an exploratory test).
 func isTagWord(tag string) bool {
-	return tag != "" && !strings.ContainsFunc(tag, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) })
+	return tag != "" && utf8.ValidString(tag) && !strings.ContainsFunc(tag, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) })
 }
 
 // checkHost refuses a host name to record that could not be told apart
@@ -89,7 +91,7 @@ func tagWords(flag string, values []string) ([]string, error) {
 				continue // --set '' clears
 			case flag == "remove" && t != "":
 			case !isTagWord(t):
-				return nil, usagef("--%s %q: a tag is a non-empty word without commas or spaces", flag, v)
+				return nil, usagef("--%s %q: a tag is a non-empty word of UTF-8 without commas or spaces", flag, v)
 			}
 			if !slices.Contains(out, t) {
 				out = append(out, t)

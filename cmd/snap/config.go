@@ -899,7 +899,7 @@ func (d *cfgDecoder) job(cfg *Config, name string, at toml.Key, t map[string]any
 	j.Tags = d.strList(t, at, "tags")
 	for _, tag := range j.Tags {
 		if !isTagWord(tag) {
-			d.errorf(sub(at, "tags"), "tag %q: a tag is a non-empty word without commas or spaces", tag)
+			d.errorf(sub(at, "tags"), "tag %q: a tag is a non-empty word of UTF-8 without commas or spaces", tag)
 		}
 	}
 	own := d.str(t, at, "host")
