@@ -1001,6 +1001,10 @@ func (d *cfgDecoder) commands(at toml.Key, v any) []JobCommand {
 			d.errorf(at, "%s: a command needs name (the file to store its output as) and command (a string for /bin/sh, or an array)", entry)
 			continue
 		}
+		if strings.ContainsRune(c.Name, 0) {
+			d.errorf(at, "%s: a file name holds no NUL character", entry)
+			continue
+		}
 		if _, err := streamPath("commands", c.Name); err != nil {
 			// streamPath's words are the command line's (--command NAME).
 			d.errorf(at, "%s: names no file to store the output as: give a file name, e.g. name = \"backup.sql\"", entry)

@@ -836,3 +836,23 @@ func TestTimerS3Credentials(t *testing.T) {
 		t.Errorf("credentials in the units' environment file: %q", msg)
 	}
 }
+
+// TestConfigCommandNameWithNUL: a commands name holding a NUL made a
+// snapshot whose tree no command could read (found by an exploratory
+// test): config check refuses it.
+func TestConfigCommandNameWithNUL(t *testing.T) {
+	_, problems, err := parseConfig("/c.toml", `repository = "/r"
+[jobs.a]
+commands = [ { name = "meta/a\u0000b.txt", command = "echo hi" } ]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range problems {
+		found = found || p.Severity == "error" && strings.Contains(p.String(), "a file name holds no NUL character")
+	}
+	if !found {
+		t.Errorf("no error: %v", problems)
+	}
+}

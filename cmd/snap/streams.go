@@ -41,6 +41,12 @@ func streamPath(flag, name string) (string, error) {
 	if name == "" || p == "/" {
 		return "", usagef("%s needs a file name to store the stream as, e.g. %s backup.sql", flag, flag)
 	}
+	if strings.ContainsRune(name, 0) {
+		// A config's "a\u0000b" made a snapshot whose tree no command
+		// could read, which check called damage (found by an
+		// exploratory test).
+		return "", usagef("%s %q: a file name holds no NUL character", flag, name)
+	}
 	return p, nil
 }
 
@@ -347,7 +353,11 @@ func (rs *runningStreams) names() string {
 	defer rs.mu.Unlock()
 	var out []string
 	for st := range rs.running {
-		out = append(out, fmt.Sprintf("%s from %s", sources.DisplayPath(st.Path), st.Source.Tool))
+		from := st.Source.Tool
+		if from == "" {
+			from = "standard input" // --stdin: "from  was still running" (found by an exploratory test)
+		}
+		out = append(out, fmt.Sprintf("%s from %s", sources.DisplayPath(st.Path), from))
 	}
 	slices.Sort(out)
 	return strings.Join(out, ", ")
