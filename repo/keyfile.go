@@ -177,6 +177,10 @@ func (kf *keyFile) unwrap(password string, hugePages bool) (*MasterKey, error) {
 func findKey(ctx context.Context, be Backend, password string, hugePages bool, avail uint64, first string, onTry func(string), accept func(*MasterKey, string) error) error {
 	var names []string
 	var firstErr error
+	// damaged is a key file whose bytes changed since it was written (they
+	// no longer hash to its name): it may be this password's. A file that
+	// was written as it is (too large, not a key file) is nobody's key.
+	var damaged error
 	err := be.List(ctx, KeyFile, func(name string, size int64) error {
 		if size > maxKeyFileSize { // not read: a hostile file must not fill memory
 			firstErr = cmpErr(firstErr, corrupt(Handle{Type: KeyFile, Name: name}.String(), "%d bytes exceed the key file size limit %d", size, maxKeyFileSize))
@@ -237,6 +241,7 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 				return fmt.Errorf("%s: %w of snap's: it holds a restic repository (use restic for it; snap cannot read restic's format)", be.Location(), ErrNoRepository)
 			}
 			firstErr = cmpErr(firstErr, corrupt(h.String(), "content does not match its name"))
+			damaged = cmpErr(damaged, firstErr)
 			continue
 		}
 		kf, err := parseKeyFile(data)
@@ -307,11 +312,14 @@ func findKey(ctx context.Context, be Backend, password string, hugePages bool, a
 		// wrong.
 		return fmt.Errorf("no key file can be read: %w; restore keys/ from a copy of the repository (without a key it cannot be opened)", firstErr)
 	}
-	if firstErr != nil {
+	if damaged != nil {
 		// Not ErrWrongPassword: the damaged key may be this password's,
 		// and exit 12 sent monitoring, and the admin, to the password
 		// files (found by an exploratory test).
-		return fmt.Errorf("wrong password, or its key file is damaged: it opens none of the readable key files, and %w; if the password is right, restore keys/ from a copy of the repository", firstErr)
+		return fmt.Errorf("wrong password, or its key file is damaged: it opens none of the readable key files, and %w; if the password is right, restore keys/ from a copy of the repository", damaged)
+	}
+	if firstErr != nil {
+		return fmt.Errorf("%w: it opens none of the readable key files (and %v)", ErrWrongPassword, firstErr)
 	}
 	return fmt.Errorf("%w for repository %s: no key file opens with it", ErrWrongPassword, be.Location())
 }
