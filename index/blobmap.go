@@ -78,14 +78,7 @@ func (m *BlobMap) Put(pairs map[repo.ID]repo.ID) error {
 }
 
 // Len returns how many pairs the map holds.
-func (m *BlobMap) Len() int {
-	n := 0
-	_ = m.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bPairs).Stats().KeyN
-		return nil
-	})
-	return n
-}
+func (m *BlobMap) Len() int { return bucketLen(m.db, bPairs) }
 
 // Trim removes the pairs of blobs keep refuses (this repository holds them
 // no more), and writes the file anew, compact: a pair was never removed,

@@ -25,7 +25,7 @@ type hotPacks struct {
 	mu      sync.Mutex
 	reads   map[repo.ID]int // ranged reads of bases per pack; -1: not to fetch
 	held    []hotPack       // fetched, the most recently used last
-	loading map[repo.ID]*sync.Mutex
+	loading packLocks       // one download per pack at a time
 }
 
 type hotPack struct {
@@ -46,7 +46,7 @@ const (
 )
 
 func newHotPacks() *hotPacks {
-	return &hotPacks{reads: map[repo.ID]int{}, loading: map[repo.ID]*sync.Mutex{}}
+	return &hotPacks{reads: map[repo.ID]int{}}
 }
 
 // sealed returns the stored bytes of blob e from pack, when the pack is
@@ -89,22 +89,14 @@ func (h *hotPacks) due(pack repo.ID, size int64) bool {
 // one download per pack at a time. A pack that cannot be fetched is not
 // tried again: its reads go by range, which decide what is wrong.
 func (h *hotPacks) fetch(ctx context.Context, r *repo.Repository, pack repo.ID) bool {
-	h.mu.Lock()
-	l := h.loading[pack]
-	if l == nil {
-		l = &sync.Mutex{}
-		h.loading[pack] = l
-	}
-	h.mu.Unlock()
-	l.Lock()
-	defer l.Unlock()
+	defer h.loading.lock(pack)()
 	if h.holds(pack) {
 		return true // another worker fetched it meanwhile
 	}
-	data, err := r.Backend().Load(ctx, repo.Handle{Type: repo.PackFile, Name: pack.String()}, 0, 0)
+	data, err := loadWholePack(ctx, r, pack)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err != nil || repo.Hash(data) != pack {
+	if err != nil {
 		h.reads[pack] = -1
 		return false
 	}

@@ -441,10 +441,13 @@ func decodeBlobVal(id repo.ID, t repo.BlobType, v []byte) (repo.BlobEntry, bool)
 
 // BlobEntries returns how many blob entries the cache holds (a blob
 // stored twice counts twice).
-func (ix *Index) BlobEntries() int {
+func (ix *Index) BlobEntries() int { return bucketLen(ix.db, bBlobs) }
+
+// bucketLen returns how many keys a bucket of db holds.
+func bucketLen(db *bolt.DB, bucket []byte) int {
 	n := 0
-	_ = ix.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bBlobs).Stats().KeyN
+	_ = db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucket).Stats().KeyN
 		return nil
 	})
 	return n

@@ -30,12 +30,48 @@ type packCache struct {
 	dir     string
 	maxSize int64 // larger packs are read by range, not cached
 
-	mu      sync.Mutex
-	loading map[repo.ID]*sync.Mutex // one download per pack at a time
+	loading packLocks // one download per pack at a time
 }
 
 func newPackCache(dir string, maxSize int64) *packCache {
-	return &packCache{dir: dir, maxSize: maxSize, loading: map[repo.ID]*sync.Mutex{}}
+	return &packCache{dir: dir, maxSize: maxSize}
+}
+
+// packLocks lets one goroutine at a time download a pack, so that
+// workers that need the same pack wait for the first one's download
+// instead of making their own (the pack cache, hotPacks).
+type packLocks struct {
+	mu sync.Mutex
+	m  map[repo.ID]*sync.Mutex
+}
+
+// lock takes pack's lock and returns what releases it.
+func (l *packLocks) lock(pack repo.ID) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[repo.ID]*sync.Mutex{}
+	}
+	m := l.m[pack]
+	if m == nil {
+		m = &sync.Mutex{}
+		l.m[pack] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// loadWholePack downloads a pack whole and checks it against its name.
+func loadWholePack(ctx context.Context, r *repo.Repository, pack repo.ID) ([]byte, error) {
+	h := repo.Handle{Type: repo.PackFile, Name: pack.String()}
+	data, err := r.Backend().Load(ctx, h, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	if repo.Hash(data) != pack {
+		return nil, &repo.CorruptError{Object: h.String(), Reason: "content does not match its name"}
+	}
+	return data, nil
 }
 
 func (c *packCache) path(id repo.ID) string {
@@ -55,30 +91,18 @@ func (c *packCache) sealedBlob(ctx context.Context, r *repo.Repository, pack rep
 	if size <= 0 || size > c.maxSize {
 		return nil, errNotCached
 	}
-	c.mu.Lock()
-	l := c.loading[pack]
-	if l == nil {
-		l = &sync.Mutex{}
-		c.loading[pack] = l
-	}
-	c.mu.Unlock()
-	l.Lock()
-	defer l.Unlock()
+	defer c.loading.lock(pack)()
 	if b, err := c.readCached(pack, e); err == nil {
 		return b, nil // another goroutine fetched it meanwhile
 	}
-	h := repo.Handle{Type: repo.PackFile, Name: pack.String()}
-	data, err := r.Backend().Load(ctx, h, 0, 0)
+	data, err := loadWholePack(ctx, r, pack)
 	if err != nil {
 		return nil, err
-	}
-	if repo.Hash(data) != pack {
-		return nil, &repo.CorruptError{Object: h.String(), Reason: "content does not match its name"}
 	}
 	c.store(pack, data)
 	end := int64(e.Offset) + int64(e.Length)
 	if end > int64(len(data)) {
-		return nil, &repo.CorruptError{Object: h.String(), Reason: fmt.Sprintf("blob %s at %d+%d lies beyond the pack's %d bytes", e.ID.Short(), e.Offset, e.Length, len(data))}
+		return nil, &repo.CorruptError{Object: repo.Handle{Type: repo.PackFile, Name: pack.String()}.String(), Reason: fmt.Sprintf("blob %s at %d+%d lies beyond the pack's %d bytes", e.ID.Short(), e.Offset, e.Length, len(data))}
 	}
 	return data[e.Offset:end], nil
 }

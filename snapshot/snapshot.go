@@ -703,6 +703,13 @@ func StreamKey(s Source) string {
 	return s.Path
 }
 
+// SameContent reports whether a and b hold the same paths and the same
+// streams of the same databases (StreamKeys): snapshots of one series, as
+// far as they tell, whatever their hosts.
+func SameContent(a, b *Snapshot) bool {
+	return slices.Equal(SnapshotPaths(a), SnapshotPaths(b)) && slices.Equal(StreamKeys(a.Sources), StreamKeys(b.Sources))
+}
+
 // StreamKeys returns the StreamKey of each source, sorted (empty, not
 // nil).
 func StreamKeys(srcs []Source) []string {

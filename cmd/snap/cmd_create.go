@@ -700,12 +700,11 @@ func emptiedPaths(ctx context.Context, s *session, sn *snapshot.Snapshot, unlist
 		return nil, nil
 	}
 	var earlier, earlierAll []*snapshot.Snapshot // newest first; earlierAll: with the same streams too
-	all, streams := snapshot.SnapshotPaths(sn), snapshot.StreamKeys(sn.Sources)
 	for i := len(sns) - 1; i >= 0; i-- {
 		x := sns[i]
 		if x.ID != sn.ID && x.Host == sn.Host && slices.Equal(x.Paths, sn.Paths) && !x.Time.After(sn.Time) {
 			earlier = append(earlier, x)
-			if slices.Equal(snapshot.SnapshotPaths(x), all) && slices.Equal(snapshot.StreamKeys(x.Sources), streams) {
+			if snapshot.SameContent(x, sn) {
 				earlierAll = append(earlierAll, x)
 			}
 		}

@@ -707,7 +707,7 @@ func otherSets(sns []*snapshot.Snapshot, sn *snapshot.Snapshot) string {
 // sameSet reports whether a and b are snapshots of the same host and the
 // same paths (dumps included): of one job, as far as they tell.
 func sameSet(a, b *snapshot.Snapshot) bool {
-	return a.Host == b.Host && slices.Equal(snapshot.SnapshotPaths(a), snapshot.SnapshotPaths(b)) && slices.Equal(snapshot.StreamKeys(a.Sources), snapshot.StreamKeys(b.Sources))
+	return a.Host == b.Host && snapshot.SameContent(a, b)
 }
 
 // findAt is snapshot.FindAt under the command's filters. Given the path

@@ -238,10 +238,8 @@ func Create(dir string) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if real, err := followAdminLink(abs); err != nil {
+	if abs, err = followAdminLink(abs); err != nil {
 		return nil, err
-	} else {
-		abs = real
 	}
 	pm := private
 	fi, err := os.Stat(abs)
