@@ -119,7 +119,22 @@ func (s *Sparse) ReadAt(b []byte, off int64) (int, error) {
 		if !g.hole {
 			break
 		}
-		n := int(min(g.hi-at, int64(len(b)-done)))
+		hi := g.hi
+		if hi == s.size {
+			// A hole that ends the file ends at its size now: one
+			// truncated while read was stored at its old size, the
+			// rest zeros, a file that never was. Its bytes past the
+			// new end are read (pread stops there, and the file
+			// counts as shrunk). An fstat per read of up to 8 MiB.
+			var st unix.Stat_t
+			if err := unix.Fstat(s.f.fd, &st); err == nil && st.Size < hi {
+				hi = st.Size
+			}
+		}
+		if hi <= at {
+			break
+		}
+		n := int(min(hi-at, int64(len(b)-done)))
 		clear(b[done : done+n])
 		done += n
 	}

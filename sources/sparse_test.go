@@ -98,3 +98,47 @@ func TestSparse(t *testing.T) {
 		t.Fatalf("a file written out in full gets a Sparse (%v)", err)
 	}
 }
+
+// TestSparseTruncatedWhileRead: a file truncated into its trailing hole
+// while it is read reads short at its new end, as a file without holes
+// does; it was read as zeros up to its size at open, and stored so.
+func TestSparseTruncatedWhileRead(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "image")
+	data := bytes.Repeat([]byte("data"), 1<<18) // 1 MiB
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 24<<20); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := OpenSparse(f, &st)
+	if s == nil {
+		t.Skip("the file system keeps no holes")
+	}
+	buf := make([]byte, 2<<20)
+	if n, err := s.ReadAt(buf, 8<<20); n != len(buf) || err != nil {
+		t.Fatalf("ReadAt in the hole = %d, %v", n, err)
+	}
+	if err := os.Truncate(p, 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	// 8 MiB was asked about before the truncation: the answer is kept.
+	if n, err := s.ReadAt(buf, 8<<20); n != 0 || err != io.EOF {
+		t.Errorf("ReadAt past the new end = %d, %v; want 0, EOF", n, err)
+	}
+	if n, err := s.ReadAt(buf, 3<<20); n != 1<<20 || err != io.EOF {
+		t.Errorf("ReadAt across the new end = %d, %v; want %d, EOF", n, err, 1<<20)
+	}
+	if n, err := s.ReadAt(buf, 0); n != len(buf) || err != nil || !bytes.Equal(buf[:len(data)], data) {
+		t.Errorf("ReadAt at 0 = %d, %v", n, err)
+	}
+}
