@@ -818,7 +818,7 @@ func (a *archiver) saveFile(ctx context.Context, p string, m sources.Meta, paren
 	// Use what the open file says: it may have changed since it was listed.
 	fresh := sources.FromStat(m.Name, &st)
 	if fresh.Type != sources.TypeFile {
-		return fileResult{err: &sources.PathError{Op: "open", Path: p, Err: errors.New("no longer a regular file")}}
+		return fileResult{err: &sources.PathError{Op: "open", Path: p, Err: errNotRegular}}
 	}
 	if limit := a.opts.ExcludeLargerThan; limit > 0 && fresh.Size > limit && !a.named[p] {
 		// It grew past the limit since it was listed (a log, a disk
@@ -1218,7 +1218,7 @@ func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree
 	if e, ok := d.children[""]; ok { // backing up "/"
 		r := <-paths[e]
 		paths[e] <- r // leave it for run's final drain
-		n, ok, err := a.fileOutcome(r)
+		n, ok, err := a.fileOutcome(r, nil)
 		if err == nil && !ok {
 			err = errors.New("/ could not be read")
 		}
@@ -1253,7 +1253,7 @@ func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree
 		case e.stream != nil:
 			r := <-streams[e]
 			streams[e] <- r // leave it for run's final drain
-			n, _, err := a.fileOutcome(r)
+			n, _, err := a.fileOutcome(r, nil)
 			if err != nil {
 				return repo.ID{}, err
 			}
@@ -1261,7 +1261,7 @@ func (a *archiver) saveVDir(ctx context.Context, p string, d *vdir, parent *Tree
 		default:
 			r := <-paths[e]
 			paths[e] <- r // leave it for run's final drain
-			n, ok, err := a.fileOutcome(r)
+			n, ok, err := a.fileOutcome(r, nil)
 			if err != nil {
 				return repo.ID{}, err
 			}
@@ -1332,7 +1332,41 @@ func (a *archiver) saveEntry(ctx context.Context, p string, m sources.Meta, pnod
 	}
 }
 
-func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
+// errNotRegular is what the open of an entry listed as a regular file
+// finds when it is not one now.
+var errNotRegular = errors.New("no longer a regular file")
+
+// goneSinceListed says why an entry that failed with err is gone since its
+// directory was listed: deleted, or replaced by another kind of entry
+// (a file by a directory, a pipe or a symlink; a directory by a file). ""
+// for any other error.
+func goneSinceListed(err error) string {
+	const notSaved = " since its directory was listed; not saved, the next run saves what is there now"
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return "vanished during the backup (deleted after its directory was listed); not saved"
+	case errors.Is(err, errNotRegular):
+		return "replaced by another kind of entry (a directory, a pipe …)" + notSaved
+	case errors.Is(err, sources.ErrSymlinkOnPath):
+		return sources.ErrSymlinkOnPath.Error() + "; not saved"
+	case errors.Is(err, syscall.ELOOP):
+		return "replaced by a symlink" + notSaved
+	case errors.Is(err, syscall.ENOTDIR):
+		return "replaced by a file (it, or a directory above it, was a directory)" + notSaved
+	}
+	return ""
+}
+
+// vanishedShown is how many entries of one directory that vanished
+// during the backup are named one by one; the rest are counted in one
+// warning. A directory deleted while it was walked gave a warning per
+// entry, thousands of lines (found by an exploratory test).
+const vanishedShown = 5
+
+// fileOutcome is what becomes of one entry's result: its node, whether it
+// is kept, and the error that ends the run. gone counts the entries of its
+// directory that vanished (vanishedShown); nil names each.
+func (a *archiver) fileOutcome(res fileResult, gone *int) (Node, bool, error) {
 	if res.excluded {
 		return Node{}, false, nil
 	}
@@ -1348,16 +1382,25 @@ func (a *archiver) fileOutcome(res fileResult) (Node, bool, error) {
 			return Node{}, false, fmt.Errorf("%w: the files snap cannot open would be missing from the snapshot: %s", res.err, repo.RaiseDescriptors)
 		}
 		var pe *sources.PathError
-		if errors.Is(res.err, syscall.ENOENT) && !res.kept && errors.As(res.err, &pe) && !a.named[strings.TrimSuffix(pe.Path, "/")] {
+		if why := goneSinceListed(res.err); why != "" && !res.kept && errors.As(res.err, &pe) && !a.named[strings.TrimSuffix(pe.Path, "/")] {
 			// Deleted after its directory was listed (a SQLite journal, a
 			// temporary file): nothing was lost, the snapshot holds the
 			// directory as it was when the entry was looked for. An
 			// error, it made a job "partial" (exit 3) for a file that was
-			// simply gone (found by an exploratory test). Not a path the
-			// run was given: one a pre hook's failed mount left missing
-			// must fail as before, not save an empty snapshot with exit
-			// 0 (found by a review).
-			a.opts.Report(Event{Kind: EventWarning, Path: pe.Path, Err: errors.New("vanished during the backup (deleted after its directory was listed); not saved")})
+			// simply gone (found by an exploratory test). So is an entry
+			// replaced by another kind (a file by a directory): what was
+			// listed is gone, and what replaced it came after the
+			// listing, as a new file does (it was an error, with advice
+			// to give the backup read access). Not a path the run was
+			// given: one a pre hook's failed mount left missing must
+			// fail as before, not save an empty snapshot with exit 0
+			// (found by a review).
+			if gone != nil {
+				if *gone++; *gone > vanishedShown {
+					return Node{}, false, nil
+				}
+			}
+			a.opts.Report(Event{Kind: EventWarning, Path: pe.Path, Err: errors.New(why)})
 			return Node{}, false, nil
 		}
 		a.report(res.err)
@@ -1727,14 +1770,18 @@ func (e *TreeTooLargeError) Error() string {
 func (a *archiver) finishDir(ctx context.Context, p string, m sources.Meta, entries []chan fileResult) fileResult {
 	tree := &Tree{Nodes: make([]Node, 0, len(entries))}
 	var fatal error
+	gone := 0
 	for _, e := range entries {
-		n, ok, err := a.fileOutcome(<-e)
+		n, ok, err := a.fileOutcome(<-e, &gone)
 		if err != nil && fatal == nil {
 			fatal = err
 		}
 		if ok {
 			tree.Nodes = append(tree.Nodes, n)
 		}
+	}
+	if more := gone - vanishedShown; more > 0 {
+		a.opts.Report(Event{Kind: EventWarning, Path: p, Err: fmt.Errorf("%d more of its entries vanished or were replaced during the backup (after the directory was listed; was it being emptied or removed?); not saved", more)})
 	}
 	if fatal != nil {
 		return fileResult{err: fatal, fatal: true}

@@ -1048,19 +1048,51 @@ func TestVanishedFileIsAWarning(t *testing.T) {
 	var events []Event
 	a := &archiver{opts: ArchiveOptions{Report: func(e Event) { events = append(events, e) }}}
 	gone := fileResult{err: &sources.PathError{Op: "open", Path: "/srv/app/db-journal", Err: syscall.ENOENT}}
-	if _, keep, err := a.fileOutcome(gone); keep || err != nil || a.nErrors.Load() != 0 ||
+	if _, keep, err := a.fileOutcome(gone, nil); keep || err != nil || a.nErrors.Load() != 0 ||
 		len(events) != 1 || events[0].Kind != EventWarning || events[0].Path != "/srv/app/db-journal" || !strings.Contains(events[0].Err.Error(), "vanished") {
 		t.Errorf("a vanished file: keep %v, err %v, %d errors, events %+v", keep, err, a.nErrors.Load(), events)
 	}
 	// A path the run was given is not "vanished": gone, it is an error.
 	a.named = map[string]bool{"/mnt/data": true}
 	named := fileResult{err: &sources.PathError{Op: "lstat", Path: "/mnt/data", Err: syscall.ENOENT}}
-	if _, _, err := a.fileOutcome(named); err != nil || a.nErrors.Load() != 1 || events[len(events)-1].Kind != EventError {
+	if _, _, err := a.fileOutcome(named, nil); err != nil || a.nErrors.Load() != 1 || events[len(events)-1].Kind != EventError {
 		t.Errorf("a given path that is gone: err %v, %d errors, events %+v", err, a.nErrors.Load(), events)
 	}
 	denied := fileResult{err: &sources.PathError{Op: "open", Path: "/srv/app/secret", Err: syscall.EACCES}}
-	if _, keep, err := a.fileOutcome(denied); keep || err != nil || a.nErrors.Load() != 2 || events[len(events)-1].Kind != EventError {
+	if _, keep, err := a.fileOutcome(denied, nil); keep || err != nil || a.nErrors.Load() != 2 || events[len(events)-1].Kind != EventError {
 		t.Errorf("an unreadable file: keep %v, err %v, %d errors", keep, err, a.nErrors.Load())
+	}
+
+	// A directory emptied while it was walked: the first vanishedShown
+	// entries are named, the rest only counted (finishDir says how many).
+	events = nil
+	count := 0
+	for i := range 40 {
+		r := fileResult{err: &sources.PathError{Op: "open", Path: fmt.Sprintf("/srv/app/cache/%d", i), Err: syscall.ENOENT}}
+		if _, keep, err := a.fileOutcome(r, &count); keep || err != nil {
+			t.Fatalf("vanished entry %d: keep %v, err %v", i, keep, err)
+		}
+	}
+	if count != 40 || len(events) != vanishedShown || a.nErrors.Load() != 2 {
+		t.Errorf("40 entries of one directory vanished: counted %d, %d warnings, %d errors", count, len(events), a.nErrors.Load())
+	}
+
+	// An entry replaced by another kind since it was listed is gone as
+	// listed too: a warning that says so, not an error with advice to
+	// give the backup read access. A directory where a file was listed
+	// is found so by the open (saveFile).
+	dir := t.TempDir()
+	res := a.saveFile(context.Background(), dir, sources.Meta{Type: sources.TypeFile}, nil)
+	for _, err := range []error{res.err, sources.ErrSymlinkOnPath, syscall.ELOOP, syscall.ENOTDIR} {
+		events = nil
+		r := fileResult{err: &sources.PathError{Op: "open", Path: "/srv/app/current", Err: err}}
+		if pe := (*sources.PathError)(nil); errors.As(err, &pe) {
+			r.err = err
+		}
+		if _, keep, err := a.fileOutcome(r, nil); keep || err != nil || a.nErrors.Load() != 2 ||
+			len(events) != 1 || events[0].Kind != EventWarning || !strings.Contains(events[0].Err.Error(), "replaced by") {
+			t.Errorf("an entry replaced (%v): keep %v, err %v, %d errors, events %+v", r.err, keep, err, a.nErrors.Load(), events)
+		}
 	}
 }
 
