@@ -320,6 +320,26 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "tuesday" {
 		t.Errorf("restore --at SUBPATH restored %q, %v", b, err)
 	}
+	// So does 'latest' with a path in the snapshot: the newest of all is
+	// web2's, which does not hold f (dump, ls and restore said "does not
+	// exist" of it; found by an exploratory test).
+	if res := tr.run("dump", "latest", f); res.code != 0 || res.stdout != "tuesday" || !strings.Contains(res.stderr, "(the newest whose paths include "+f+"; the newest of all") {
+		t.Errorf("dump latest PATH with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.run("ls", "latest", src); res.code != 0 || !strings.Contains(res.stdout, f) {
+		t.Errorf("ls latest PATH with another host's newer snapshot: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	latestTarget := filepath.Join(tr.dir, "restored-latest")
+	if res := tr.run("restore", "latest:"+src, "--target", latestTarget); res.code != 0 || !strings.Contains(res.stderr, "the newest whose paths include "+src) {
+		t.Errorf("restore latest:SUBPATH with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(latestTarget, "f")); err != nil || string(b) != "tuesday" {
+		t.Errorf("restore latest:SUBPATH restored %q, %v", b, err)
+	}
+	// The whole of 'latest' is still the newest of all.
+	if res := tr.run("ls", "latest"); res.code != 0 || !strings.Contains(res.stdout, other) {
+		t.Errorf("ls latest: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 	// A filter that matches no snapshot at all is named, with the hosts
 	// there are.
 	hosts := []string{hostname, "web2"}
@@ -352,11 +372,11 @@ func TestAtOnLsAndDump(t *testing.T) {
 	if got := tr.mustRun("dump", "--at", "2026-12-02T00:00:00Z", "--path", src, f).stdout; got != "tuesday" {
 		t.Errorf("dump --at --path: %q", got)
 	}
-	// 'latest' says the same, but only when other hosts or paths have
-	// snapshots (found by an exploratory test: dump latest failed with
-	// "does not exist" and no word of --path).
+	// 'latest' names the snapshot it chose, and that other hosts or paths
+	// have snapshots (found by an exploratory test: dump latest failed
+	// with "does not exist" and no word of --path).
 	res = tr.run("dump", "latest", f)
-	if res.code != 1 || !strings.Contains(res.stderr, "latest: snapshot") || !strings.Contains(res.stderr, "--host and --path choose") {
+	if res.code != 0 || !strings.Contains(res.stderr, "latest: snapshot") || !strings.Contains(res.stderr, "--host and --path choose") {
 		t.Errorf("dump latest with another host's newer snapshot: exit %d\n%s", res.code, res.stderr)
 	}
 	if res := tr.mustRun("dump", "latest", "--path", src, f); res.stdout != "tuesday" || strings.Contains(res.stderr, "latest:") {
@@ -487,6 +507,13 @@ func TestTimeWithSpace(t *testing.T) {
 	}
 	if l := tr.listJSON("--until", "2026-12-07 02:59+01:00"); len(l) != 1 || l[0].ID != a {
 		t.Errorf("list --until without seconds: %v", l)
+	}
+	if l := tr.listJSON("--until", "2026-12-06 03:15:08+00"); len(l) != 1 || l[0].ID != a {
+		t.Errorf("list --until with PostgreSQL's +00: %v", l)
+	}
+	// The end of 0000-12-31 is Go's zero time: it selected every snapshot.
+	if l := tr.listJSON("--until", "0000-12-31"); len(l) != 0 {
+		t.Errorf("list --until 0000-12-31: %v", l)
 	}
 	if res := tr.mustRun("ls", "--at", "2026-12-07 03:00+01:00", src); !strings.Contains(res.stderr, b[:8]) {
 		t.Errorf("ls --at with a space, without seconds: not %s\n%s", b[:8], res.stderr)

@@ -193,7 +193,7 @@ func runRestore(c *cli.Context, e *env) error {
 			return err
 		}
 	default:
-		if sn, err = s.findSnapshot(c, ref); err != nil {
+		if sn, err = s.findSnapshot(c, ref, atPaths(sub)...); err != nil {
 			return err
 		}
 	}

@@ -72,6 +72,13 @@ func sinceUntil(c *cli.Context, e *env, f *snapshot.Filter) error {
 			return usagef("--until: %v", err)
 		}
 		to = end.Add(time.Nanosecond) // the filter's end is exclusive
+		if epoch := time.Unix(0, 0); to.Before(epoch) {
+			// No snapshot is older (create refuses such times), and the
+			// end of 0000-12-31 is Go's zero time, which means no end:
+			// '--until 0000-12-31' selected every snapshot (found by an
+			// exploratory test).
+			to = epoch
+		}
 	}
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
 		return usagef("--since %s is after --until %s: no snapshot can be in between", c.String("since"), c.String("until"))
@@ -202,6 +209,17 @@ func parseRFC3339(s string) (t time.Time, unit time.Duration, err error) {
 	u := strings.ToUpper(s)
 	if len(u) > 10 && u[10] == ' ' {
 		u = u[:10] + "T" + u[11:]
+	}
+	// PostgreSQL writes an offset of whole hours as +HH ("2026-11-17
+	// 03:00:00+00", what now() and timestamptz columns print), ISO 8601's
+	// basic form is +HHMM: both are the offset +HH:MM (they were refused).
+	if i := strings.LastIndexAny(u, "+-"); i > 10 && strings.Trim(u[i+1:], "0123456789") == "" {
+		switch off := u[i+1:]; len(off) {
+		case 2:
+			u += ":00"
+		case 4:
+			u = u[:i+1] + off[:2] + ":" + off[2:]
+		}
 	}
 	if t, err = time.Parse(time.RFC3339Nano, u); err == nil {
 		if strings.Contains(u, ".") {
@@ -550,7 +568,38 @@ func (s *session) findSnapshot(c *cli.Context, ref string, subs ...string) (*sna
 	if err != nil {
 		return nil, err
 	}
+	if ref == "latest" {
+		if sn, ok := s.latestHolding(c, sns, subs); ok {
+			return sn, nil
+		}
+	}
 	return s.find(c, sns, ref)
+}
+
+// latestHolding chooses 'latest' for a path in the snapshot, as findAt
+// chooses for --at: when the newest snapshot under the filters does not
+// hold subs[0] (another job's, taken later), the newest that does (ls,
+// dump and restore said "does not exist" of a path the job before had
+// saved; found by an exploratory test). Further subs are tried in turn,
+// as findAt does. ok is false when there is nothing to narrow: the
+// newest holds the path, or none does (find then says so).
+func (s *session) latestHolding(c *cli.Context, sns []*snapshot.Snapshot, subs []string) (*snapshot.Snapshot, bool) {
+	f := filterFrom(c)
+	newest, err := snapshot.Find(sns, "latest", f)
+	if err != nil || len(subs) == 0 || holdsPath(newest, subs[0]) {
+		return nil, false
+	}
+	for _, sub := range subs {
+		sn, err := snapshot.Find(holdingPath(sns, sub), "latest", f)
+		if err != nil {
+			continue
+		}
+		s.warnChosenAmongReadable(sn, "latest")
+		s.ui.choicef("latest: %s (the newest whose paths include %s; the newest of all, %s, does not)%s",
+			describeSnapshot(sn), sources.DisplayPath(sub), newest.ID.Short(), otherSets(f.Apply(sns), sn))
+		return sn, true
+	}
+	return nil, false
 }
 
 // unmatchedFilter names what of the filter no snapshot of sns has at all
