@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // snapNote gives note a note of snap's own about a program; without one
@@ -87,6 +89,10 @@ type Command struct {
 	// Hint, when set, may add what to do to the message a failure quotes
 	// from standard error ("" for nothing).
 	Hint func(cause string) string
+	// heldNoteAfter is how long after the program exits Start's output
+	// may stay open before snap says a process it left holds it (tests
+	// shorten it); 0 is WaitDelay, what a hook is waited for.
+	heldNoteAfter time.Duration
 	// OutlivesSnap leaves the program running when snap dies without
 	// ending it (kill -9, the OOM killer): a hook's, which may be half
 	// way through stopping or starting the application. Every other
@@ -99,9 +105,9 @@ type Command struct {
 	OutlivesSnap bool
 }
 
-// clientStderrLines is StderrLines for the database clients: more than
-// their warnings and notices of a healthy run take.
-const clientStderrLines = 50
+// ClientStderrLines is StderrLines for the database tools and a user's
+// --command: more than their warnings and notices of a healthy run take.
+const ClientStderrLines = 50
 
 // stderrTail is how many of the last lines StderrLines keeps: the error
 // that ended the run comes after the statement it echoes.
@@ -241,12 +247,20 @@ func (c *Command) Start(ctx context.Context) (io.ReadCloser, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, c.startError(ctx, err)
 	}
-	return &commandReader{out: out, wait: func() error {
+	r := &commandReader{out: out, done: make(chan struct{}), wait: func() error {
 		err := cmd.Wait()
 		gk.waited()
 		lines.flush()
 		return c.exitError(ctx, err, lines.cause())
-	}}, nil
+	}}
+	heldFor := c.heldNoteAfter
+	if heldFor == 0 {
+		heldFor = cmd.WaitDelay
+	}
+	go r.noteHeldOutput(cmd.Process.Pid, heldFor, func() {
+		snapNote(c.Note, c.Stderr, "%s exited %v ago, but a process it started still holds its output open: its output is read to the end, so this waits for that process; redirect its output, e.g. 'daemon >/dev/null 2>&1 &'", c.display(), heldFor)
+	})
+	return r, nil
 }
 
 // Run runs the program to the end, passing its output lines to Stdout and
@@ -368,20 +382,62 @@ func (c *Command) exitError(ctx context.Context, err error, last string) error {
 
 // commandReader is a running program's standard output.
 type commandReader struct {
-	out  io.ReadCloser
-	wait func() error
-	once sync.Once
-	err  error
+	out      io.ReadCloser
+	wait     func() error
+	once     sync.Once
+	err      error
+	done     chan struct{} // closed at the end of the output, or at Close
+	doneOnce sync.Once
 }
 
-func (r *commandReader) Read(p []byte) (int, error) { return r.out.Read(p) }
+func (r *commandReader) Read(p []byte) (int, error) {
+	n, err := r.out.Read(p)
+	if err != nil {
+		r.finish()
+	}
+	return n, err
+}
+
+func (r *commandReader) finish() { r.doneOnce.Do(func() { close(r.done) }) }
 
 func (r *commandReader) Close() error {
 	r.once.Do(func() {
+		r.finish()
 		_ = r.out.Close()
 		r.err = r.wait()
 	})
 	return r.err
+}
+
+// noteHeldOutput calls note when the program pid has exited and its output
+// is still open after heldFor: a process it started in the background
+// ('daemon &') holds it, and the stream, read to its end, waits for that
+// process without a word (found by an exploratory test; a hook's wait is
+// said too). The program is waited for without being reaped (WNOWAIT):
+// Close's Wait reaps it.
+func (r *commandReader) noteHeldOutput(pid int, heldFor time.Duration, note func()) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return // reaped already: Close ran
+		}
+		break
+	}
+	t := time.NewTimer(heldFor)
+	defer t.Stop()
+	select {
+	case <-r.done:
+	case <-t.C:
+		select {
+		case <-r.done:
+		default:
+			note()
+		}
+	}
 }
 
 // guardReader reports a read error (other than the end of the input)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -27,6 +28,42 @@ func TestCommandStream(t *testing.T) {
 	}
 	if strings.Join(lines, "|") != "warn 1|last" {
 		t.Fatalf("stderr lines %q", lines)
+	}
+}
+
+// TestCommandOutputHeld: a command that exits while a process it started
+// in the background holds its output is read to the end of that output
+// (the process's lines are part of it), and a note says why the stream
+// waits; one whose output ends with it gets no note.
+func TestCommandOutputHeld(t *testing.T) {
+	for script, held := range map[string]bool{
+		"echo first; (sleep 1; echo later) &":            true,
+		"echo first; (sleep 1; echo later) >/dev/null &": false,
+	} {
+		var mu sync.Mutex // the note comes from a goroutine of Start's
+		var notes []string
+		note := func(m string) { mu.Lock(); notes = append(notes, m); mu.Unlock() }
+		c := Command{Name: "sh", Args: []string{"-c", script}, Note: note, heldNoteAfter: 300 * time.Millisecond}
+		rc, err := c.Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(rc)
+		if err := rc.Close(); err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
+		want := "first\n"
+		if held {
+			want += "later\n"
+		}
+		if string(out) != want {
+			t.Errorf("%s: output %q, want %q", script, out, want)
+		}
+		mu.Lock()
+		if noted := len(notes) == 1 && strings.Contains(notes[0], "still holds its output open"); noted != held {
+			t.Errorf("%s: notes %q", script, notes)
+		}
+		mu.Unlock()
 	}
 }
 
@@ -293,12 +330,12 @@ func TestLineWriterBoundsLines(t *testing.T) {
 	}
 	in.WriteString("ERROR 2013 (HY000) at line 38: Lost connection to server during query\n")
 	var got []string
-	w := lineWriter{fn: func(l string) { got = append(got, l) }, limit: clientStderrLines}
+	w := lineWriter{fn: func(l string) { got = append(got, l) }, limit: ClientStderrLines}
 	w.Write([]byte(in.String()))
 	w.flush()
-	if len(got) != clientStderrLines+1+stderrTail || got[clientStderrLines] != fmt.Sprintf("(… %d more lines of its output left out …)", 5002-clientStderrLines-stderrTail) ||
+	if len(got) != ClientStderrLines+1+stderrTail || got[ClientStderrLines] != fmt.Sprintf("(… %d more lines of its output left out …)", 5002-ClientStderrLines-stderrTail) ||
 		got[len(got)-1] != "ERROR 2013 (HY000) at line 38: Lost connection to server during query" {
-		t.Errorf("%d lines passed on; around the cut %q; last %q", len(got), got[clientStderrLines-1:clientStderrLines+2], got[len(got)-1])
+		t.Errorf("%d lines passed on; around the cut %q; last %q", len(got), got[ClientStderrLines-1:ClientStderrLines+2], got[len(got)-1])
 	}
 	if c := w.cause(); c != "ERROR 2013 (HY000) at line 38: Lost connection to server during query" {
 		t.Errorf("cause %q", c)

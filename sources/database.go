@@ -474,7 +474,7 @@ func (p *Dump) Open(stderr, note func(line string)) func(ctx context.Context) (i
 		c := p.cmd
 		c.Stderr, c.Note = stderr, note
 		notef := func(format string, a ...any) { snapNote(note, stderr, format, a...) }
-		c.StderrLines = clientStderrLines
+		c.StderrLines = ClientStderrLines
 		// sqliteDone ends an SQLite dump's NUL check; until a reader
 		// has it, an error return removes the check's directory.
 		var sqliteDone func(tail []byte, err error) error

@@ -78,6 +78,6 @@ func (d *Database) mongoRestore(ctx context.Context, dump io.Reader, all bool, f
 		defer cleanup()
 		args = append([]string{"--config=" + file}, args...)
 	}
-	c := Command{Name: tool, Args: args, Stdin: dump, Stderr: o.Stderr, StderrLines: clientStderrLines, Stdout: o.Stdout}
+	c := Command{Name: tool, Args: args, Stdin: dump, Stderr: o.Stderr, StderrLines: ClientStderrLines, Stdout: o.Stdout}
 	return false, c.Run(ctx)
 }

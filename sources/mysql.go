@@ -312,7 +312,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 		// uncommitted, and the server rolled them back at the end while
 		// the restore said it was whole (found by a re-test).
 		c := Command{Name: tool, Args: args, Env: d.env("MYSQL_PWD"), Stdin: io.MultiReader(dump, strings.NewReader("\nCOMMIT;\n")),
-			Stderr: o.Stderr, StderrLines: clientStderrLines, Stdout: warned.filter(o.Stdout)}
+			Stderr: o.Stderr, StderrLines: ClientStderrLines, Stdout: warned.filter(o.Stdout)}
 		err := c.Run(ctx)
 		if err == nil && warned.n > 0 && o.Warn != nil {
 			o.Warn(warned.message(d))

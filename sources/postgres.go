@@ -212,7 +212,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 			}
 		}
 		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(pgMaintenanceDB)},
-			Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: psqlRestricted(dump, key, true), Stderr: stderr, StderrLines: clientStderrLines, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
+			Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: psqlRestricted(dump, key, true), Stderr: stderr, StderrLines: ClientStderrLines, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
 		if err := c.Run(ctx); err != nil {
 			return false, err
 		}
@@ -299,7 +299,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	in := psqlRestricted(io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n")), key, false)
 	var sp searchPathWatch
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "--dbname=" + d.connURL(into)},
-		Env: d.env("PGPASSWORD"), Hint: sp.hint, Stdin: in, Stderr: sp.watch(withoutNestedTransactionWarnings(o.Stderr)), StderrLines: clientStderrLines, Stdout: o.Stdout}
+		Env: d.env("PGPASSWORD"), Hint: sp.hint, Stdin: in, Stderr: sp.watch(withoutNestedTransactionWarnings(o.Stderr)), StderrLines: ClientStderrLines, Stdout: o.Stdout}
 	if err := c.Run(ctx); err != nil {
 		if created {
 			// Leave nothing half-made behind, also what a dump's own

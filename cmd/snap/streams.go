@@ -226,7 +226,9 @@ func (sf streamFlags) build(ctx context.Context, e *env, u *ui) ([]snapshot.Stre
 // shown as toolLines and toolNotes show them.
 func (u *ui) commandStream(p string, argv []string) snapshot.Stream {
 	note := u.toolNotes(p)
-	cmd := sources.Command{Name: argv[0], Args: argv[1:], Stderr: u.toolLines(p), Note: note}
+	// Its standard error bounded as a dump tool's: a command that prints
+	// a line per table or per row put every one in the journal.
+	cmd := sources.Command{Name: argv[0], Args: argv[1:], Stderr: u.toolLines(p), Note: note, StderrLines: sources.ClientStderrLines}
 	if n := len(argv); n >= 3 && argv[n-2] == "-c" && slices.Contains([]string{"sh", "bash", "dash"}, filepath.Base(argv[0])) {
 		// A command given as one string (shellArgv) fails as itself:
 		// "/usr/bin/bash failed" named no command the admin wrote
