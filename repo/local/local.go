@@ -231,6 +231,25 @@ func isPackDirName(name string) bool {
 	return len(name) == 2 && strings.Trim(name, "0123456789abcdef") == ""
 }
 
+// createError is err of creating the repository at abs, with what to do
+// about the usual causes: the bare system error ("mkdir /srv/r: permission
+// denied") said what failed, not what the admin can change (found by an
+// exploratory test).
+func createError(abs string, err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, unix.ENOTDIR):
+		hint = ": a directory on the way to it is a file: give a path whose parents are directories"
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		hint = fmt.Sprintf(": this user (uid %d) may not write there: choose a directory it may write to, or run snap init as the user who will run the backups", os.Getuid())
+	case errors.Is(err, unix.EROFS):
+		hint = ": the file system is mounted read-only: choose a directory on a writable one"
+	case repo.DiskFull(err):
+		hint = ": the file system is full (or the quota spent): free space, or choose another file system"
+	}
+	return fmt.Errorf("create repository %s: %w%s", abs, err, hint)
+}
+
 // Create makes the repository layout in dir, which must not exist or be an
 // empty directory. It returns an error wrapping repo.ErrExists otherwise.
 func Create(dir string) (*Backend, error) {
@@ -262,10 +281,10 @@ func Create(dir string) (*Backend, error) {
 	case err == nil && len(entries) > 0:
 		return nil, fmt.Errorf("%s: %w; choose an empty or new directory", abs, repo.ErrExists)
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		return nil, createError(abs, err)
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		return nil, createError(abs, err)
 	}
 	// The repository directory is opened without following a symlink put
 	// in its place since the check above (the directories above it are
@@ -275,7 +294,7 @@ func Create(dir string) (*Backend, error) {
 	// not have root make directories elsewhere.
 	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("create repository %s: %w", abs, &os.PathError{Op: "open", Path: abs, Err: err})
+		return nil, createError(abs, &os.PathError{Op: "open", Path: abs, Err: err})
 	}
 	root := os.NewFile(uintptr(fd), abs)
 	if names, err := root.Readdirnames(-1); err != nil || len(names) > 0 {
@@ -287,7 +306,7 @@ func Create(dir string) (*Backend, error) {
 	be := &Backend{dir: abs, root: root, base: readBase(root, abs), packs: newOpenFiles(packFilesOpen), perms: pm}
 	fail := func(err error) (*Backend, error) {
 		root.Close()
-		return nil, fmt.Errorf("create repository %s: %w", abs, err)
+		return nil, createError(abs, err)
 	}
 	var rels []string
 	for _, t := range repo.FileTypes {

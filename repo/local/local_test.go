@@ -477,6 +477,26 @@ func TestOpenAndCreateOnAFile(t *testing.T) {
 	if _, err := Create(f); err == nil || !strings.Contains(err.Error(), "is a file, not a directory") {
 		t.Errorf("Create on a file: %v", err)
 	}
+	// Below a file: what to do, not the bare ENOTDIR.
+	if _, err := Create(filepath.Join(f, "repo")); err == nil || !strings.Contains(err.Error(), "a directory on the way to it is a file: give a path whose parents are directories") {
+		t.Errorf("Create below a file: %v", err)
+	}
+}
+
+// TestCreateErrorSaysWhatToDo: the usual causes of a failed init name
+// the fix.
+func TestCreateErrorSaysWhatToDo(t *testing.T) {
+	for err, want := range map[error]string{
+		syscall.EACCES: "may not write there: choose a directory it may write to",
+		syscall.EROFS:  "mounted read-only",
+		syscall.ENOSPC: "the file system is full",
+		syscall.EIO:    "create repository /srv/r: mkdir /srv/r: input/output error",
+	} {
+		got := createError("/srv/r", &os.PathError{Op: "mkdir", Path: "/srv/r", Err: err}).Error()
+		if !strings.Contains(got, want) || !strings.HasPrefix(got, "create repository /srv/r: mkdir /srv/r: ") {
+			t.Errorf("%v: %s", err, got)
+		}
+	}
 }
 
 // TestOutOfDescriptorsIsTransient: a file that cannot be opened because
