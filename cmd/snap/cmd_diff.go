@@ -46,6 +46,33 @@ type diffChangeJSON struct {
 	// Metadata names what changed of a "metadata" change (mode, owner,
 	// mtime, links, xattrs: snapshot.MetaChanges).
 	Metadata []string `json:"metadata,omitempty"`
+	// Old and New are the entry as each snapshot holds it: what the
+	// listing shows after the arrows (a symlink's targets, an owner, a
+	// mode), which a script had no way to read (found by an
+	// exploratory test).
+	Old *diffNodeJSON `json:"old,omitempty"`
+	New *diffNodeJSON `json:"new,omitempty"`
+}
+
+// diffNodeJSON is the documented JSON form of one side of a change.
+type diffNodeJSON struct {
+	Mode         string    `json:"mode"` // permission bits in octal, "0644"
+	UID          uint32    `json:"uid"`
+	GID          uint32    `json:"gid"`
+	User         string    `json:"user,omitempty"`
+	Group        string    `json:"group,omitempty"`
+	MTime        time.Time `json:"mtime"`
+	Links        uint64    `json:"links,omitempty"`
+	Target       string    `json:"target,omitempty"` // a symlink's
+	TargetBase64 string    `json:"target_base64,omitempty"`
+}
+
+func toDiffNodeJSON(n *snapshot.Node) *diffNodeJSON {
+	if n == nil {
+		return nil
+	}
+	return &diffNodeJSON{Mode: fmt.Sprintf("%04o", n.Mode&0o7777), UID: n.UID, GID: n.GID, User: n.User, Group: n.Group,
+		MTime: time.Unix(0, n.MTime).UTC(), Links: n.Links, Target: n.LinkTarget, TargetBase64: pathBase64(n.LinkTarget)}
 }
 
 // diffSummary is the documented JSON form of the totals.
@@ -189,7 +216,7 @@ func runDiff(c *cli.Context, e *env, refA, refB string, metadata bool) error {
 		if ch.Kind == snapshot.MetaChanged && !metadata {
 			return nil
 		}
-		j := diffChangeJSON{Path: ch.Path, Change: changeWords[ch.Kind]}
+		j := diffChangeJSON{Path: ch.Path, Change: changeWords[ch.Kind], Old: toDiffNodeJSON(ch.Old), New: toDiffNodeJSON(ch.New)}
 		j.PathBase64 = pathBase64(ch.Path)
 		if ch.Old != nil {
 			j.Type = ch.Old.Type.String()

@@ -283,10 +283,18 @@ func TestStatsAndDiff(t *testing.T) {
 		if c.NewSize != nil {
 			s += fmt.Sprintf(" new=%d", *c.NewSize)
 		}
+		if c.Old != nil && c.Old.Target != "" {
+			s += " " + c.Old.Target + "->" + c.New.Target
+		}
+		// Each side as its snapshot holds it: the one that has the entry.
+		if (c.Old != nil) != (c.Change != "added") || (c.New != nil) != (c.Change != "removed") ||
+			c.New != nil && (c.New.Mode == "" || c.New.MTime.IsZero() || c.New.UID != uint32(os.Getuid())) {
+			t.Errorf("%s: old %+v, new %+v", s, c.Old, c.New)
+		}
 		got = append(got, s)
 	}
 	want := []string{"modified /edit.txt old=6 new=14", "removed /gone.txt old=13", "type /kind old=31", "added /kind/inside new=5",
-		"modified /link", "added /new", "added /new/a new=8"}
+		"modified /link target-before->target-after!", "added /new", "added /new/a new=8"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
