@@ -315,12 +315,14 @@ func findStreamsParent(sns []*Snapshot, host string, streams []string) *Snapshot
 	})
 }
 
-// previousDump returns the content of the stream at path in the newest
-// snapshot of host that has that stream, or nil: the chunks a new dump's
-// changed chunks are compressed against (delta.go). A stream's previous
+// previousDump returns the node of the stream at path in the newest
+// snapshot of host that has that stream, or nil: its chunks are what a new
+// dump's changed chunks are compressed against (delta.go), and its times
+// are kept when the new dump has the same bytes (saveStream). The node is
+// the loaded tree's: read only. A stream's previous
 // dump may be in another snapshot than the file parent: one nightly job per
 // database, say, each with its own snapshots.
-func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, path string) []repo.ID {
+func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, path string) *Node {
 	sn := newestOfHost(sns, host, func(sn *Snapshot) bool {
 		return slices.ContainsFunc(sn.Sources, func(s Source) bool { return s.Path == path })
 	})
@@ -339,7 +341,7 @@ func previousDump(ctx context.Context, ix *index.Index, sns []*Snapshot, host, p
 			return nil
 		case j == len(comps)-1:
 			if n.Type == sources.TypeFile {
-				return n.Content
+				return n
 			}
 			return nil
 		case n.Type != sources.TypeDir:
