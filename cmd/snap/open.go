@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -117,7 +119,11 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 		return st, fmt.Errorf("%w; or give the repository with --repo", err)
 	}
 	st = cfg.settings(c, e, cfg.Repository, cfg.PasswordFile, cfg.PasswordCommand, "")
-	if j := oneJob(c, cfg); j != nil && j.Repository != "" &&
+	j, err := jobsRepository(c, cfg)
+	if err != nil {
+		return st, err
+	}
+	if j != nil && j.Repository != "" &&
 		(j.Repository != cfg.Repository || j.PasswordFile != cfg.PasswordFile || j.PasswordCommand != cfg.PasswordCommand) {
 		// --job NAME (list, restore, …) where the job names a
 		// repository or password of its own: the job's snapshots are
@@ -130,6 +136,34 @@ func settingsFrom(c *cli.Context, e *env) (repoSettings, error) {
 	}
 	st.connections = conns
 	return st, nil
+}
+
+// jobsRepository is the first of the config's jobs that the command's
+// --job flags name, whose repository and password source the others share,
+// or nil when they name none the config has. Jobs of different
+// repositories are refused: their snapshots cannot be listed together,
+// and the file's repository was opened instead, with none of them in it
+// (found by an exploratory test).
+func jobsRepository(c *cli.Context, cfg *Config) (*Job, error) {
+	var first *Job
+	where := func(j *Job) [3]string {
+		return [3]string{cmp.Or(j.Repository, cfg.Repository), cmp.Or(j.PasswordFile, cfg.PasswordFile), cmp.Or(j.PasswordCommand, cfg.PasswordCommand)}
+	}
+	for _, name := range c.StringSlice("job") {
+		i := slices.IndexFunc(cfg.Jobs, func(j *Job) bool { return j.Name == name })
+		if i < 0 {
+			continue
+		}
+		j := cfg.Jobs[i]
+		switch {
+		case first == nil:
+			first = j
+		case where(j) != where(first):
+			return nil, usagef("--job %s and --job %s keep their snapshots in different repositories (%s, %s) or open them with different passwords: give the jobs of one repository at a time",
+				first.Name, j.Name, cmp.Or(where(first)[0], "none"), cmp.Or(where(j)[0], "none"))
+		}
+	}
+	return first, nil
 }
 
 // oneJob is the job of the config that the command's --job names, when it

@@ -779,3 +779,37 @@ schedule = "*-*-* 03:00:00"
 		t.Errorf("install of an S3 job with credentials in the shell: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestJobFiltersOfTwoRepositories: --job a --job b of jobs that keep their
+// snapshots in different repositories is refused, naming both (the file's
+// repository was opened, which holds neither's); jobs of one repository
+// are listed together.
+func TestJobFiltersOfTwoRepositories(t *testing.T) {
+	tr := newTestRepo(t)
+	other := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("x"))
+	cfg := tr.writeConfig(`[jobs.a]
+paths = ["` + src + `"]
+
+[jobs.b]
+repository = "` + other.repo + `"
+paths = ["` + src + `"]
+
+[jobs.c]
+paths = ["` + src + `"]
+tags = ["c"]
+`)
+	for _, job := range []string{"a", "b", "c"} {
+		if res := tr.runConfig(nil, "run", "--config", cfg, job); res.code != 0 {
+			t.Fatalf("run %s: exit %d\n%s", job, res.code, res.stderr)
+		}
+	}
+	res := tr.runConfig(nil, "list", "--config", cfg, "--job", "a", "--job", "b")
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--job a and --job b keep their snapshots in different repositories ("+tr.repo+", "+other.repo+")") {
+		t.Errorf("list --job a --job b of two repositories: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.runConfig(nil, "list", "--config", cfg, "--job", "a", "--job", "c"); res.code != 0 || !strings.Contains(res.stdout, "2 snapshots") {
+		t.Errorf("list --job a --job c of one repository: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
