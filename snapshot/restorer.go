@@ -149,7 +149,11 @@ type Restorer struct {
 	// linkInodes holds, for a group whose first name was kept as it was
 	// in the target (Overwrite), that file's inode in the target.
 	linkInodes map[LinkGroup]uint64
-	euid       int // the restore's user (OverwriteNever: whose files stand in for a group)
+	// split holds the groups a name of which could not be linked to the
+	// first (hardLinkOr): said once per group.
+	split    map[LinkGroup]bool
+	euid     int  // the restore's user (OverwriteNever: whose files stand in for a group)
+	canMknod bool // the process may make device nodes (root, or CAP_MKNOD)
 	// rootPath is the path in the snapshot of the directory restored into
 	// the target (Restore); the walk builds the paths below it as needed.
 	rootPath    string
@@ -268,7 +272,19 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	if o.Blobs == nil {
 		o.Blobs = ix
 	}
-	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}, euid: os.Geteuid(), maxHeld: maxHeld()}
+	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}, split: map[LinkGroup]bool{},
+		euid: os.Geteuid(), canMknod: mayMknod(), maxHeld: maxHeld()}
+}
+
+// mayMknod reports whether this process may make device nodes: it has
+// CAP_MKNOD (root has). When the kernel does not say, it may.
+func mayMknod() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if unix.Capget(&hdr, &data[0]) != nil {
+		return true
+	}
+	return data[0].Effective&(1<<unix.CAP_MKNOD) != 0
 }
 
 // Restore writes node (found at snapPath in the snapshot) into the target.
@@ -711,6 +727,17 @@ func (r *Restorer) keepExisting(dir *sources.Dir, rel string, n Node) (bool, err
 		if err != nil || !kept {
 			return false, err
 		}
+	case n.Type != sources.TypeDir && n.Links < 2:
+		// A symlink, FIFO, socket or device node already as recorded
+		// (its target or device number, owner, mode, times and extended
+		// attributes) is left alone, as a regular file is: it was
+		// removed and made again, which a restore not run as root may
+		// not do in another user's sticky directory, nor for a device
+		// node at all (found by an exploratory test). One of a hard link
+		// group is made again, linked to the group's first name.
+		if !dir.SpecialAsRecorded(n.Name, n.Meta) {
+			return false, nil
+		}
 	default:
 		return false, nil
 	}
@@ -735,10 +762,20 @@ func (r *Restorer) skipSubtree(rel string) {
 }
 
 // inTheWay reports whether name in d is something other than a directory.
+// d is not made for the question: a directory is made when something is
+// restored in it, and --include under OverwriteNever made every directory
+// the walk passed on the way to what it selected, empty (found by an
+// exploratory test).
 func (r *Restorer) inTheWay(d *dirHandle, name string) bool {
-	dir := r.open(d)
-	if dir == nil {
+	d.mu.Lock()
+	dir, failed := d.dir, d.failed
+	d.mu.Unlock()
+	if failed {
 		return false // reported; the directory's own restore fails the same way
+	}
+	if dir == nil {
+		isDir, exists, err := r.target.LstatDir(path.Join(d.rel(), name))
+		return err == nil && exists && !isDir
 	}
 	st, exists, err := dir.Lstat(name)
 	return err == nil && exists && st.Mode&unix.S_IFMT != unix.S_IFDIR
@@ -776,16 +813,23 @@ func (r *Restorer) groupWrittenAnew(n Node, rel string) {
 func (r *Restorer) createSpecial(dir *sources.Dir, rel string, n Node) error {
 	_, err := r.hardLinkOr(rel, n, func() error {
 		var err error
-		if n.Type == sources.TypeSymlink {
+		device := n.Type == sources.TypeDev || n.Type == sources.TypeCharDev
+		switch {
+		case n.Type == sources.TypeSymlink:
 			err = dir.Symlink(n.LinkTarget, n.Name)
-		} else {
+		case device && !r.canMknod:
+			// Refused before the entry the target has at that name is
+			// removed to make room: mknod fails only after that, and a
+			// user's file there was lost for nothing (found by an
+			// exploratory test).
+			err = &sources.PathError{Op: "mknod", Path: r.at(rel), Err: unix.EPERM}
+		default:
 			err = dir.Mknod(n.Name, n.Meta)
-			if errors.Is(err, unix.EPERM) && (n.Type == sources.TypeDev || n.Type == sources.TypeCharDev) && r.euid != 0 {
-				// What fixes it: the restore's hint of trying again
-				// once the cause is gone cannot (found by an
-				// exploratory test).
-				err = fmt.Errorf("%w: device nodes are made by root only; restore them as root, or leave them out with --exclude", err)
-			}
+		}
+		if device && errors.Is(err, unix.EPERM) && r.euid != 0 {
+			// What fixes it: the restore's hint of trying again once
+			// the cause is gone cannot (found by an exploratory test).
+			err = fmt.Errorf("%w: device nodes are made by root only; restore them as root, or leave them out with --exclude", err)
 		}
 		if err == nil {
 			err = dir.SetMeta(n.Name, n.Meta)
@@ -880,15 +924,25 @@ func (r *Restorer) hardLinkOr(rel string, n Node, create func() error) (linked b
 		r.linksMu.Lock()
 		defer r.linksMu.Unlock()
 		if first, ok := r.links[key]; ok && first != rel {
-			if err := r.target.Link(first, rel); err == nil {
+			lerr := r.target.Link(first, rel)
+			if lerr == nil {
 				return true, nil
 			}
 			// Linking failed (the first failed: a directory in its
-			// way): this name is made, and the group's later names
-			// link to it. They were each made alone, the group came
-			// back as copies (found by an exploratory test).
+			// way; another file system mounted in the target; the
+			// file system's limit of links): this name is made, and
+			// the group's later names link to it. They were each made
+			// alone, the group came back as copies (found by an
+			// exploratory test). Said once per group: the copies are
+			// separate files now, where the snapshot had one (it was
+			// not said at all).
 			if err := create(); err != nil {
 				return false, err
+			}
+			if !r.split[key] {
+				r.split[key] = true
+				r.opts.Report(Event{Kind: EventWarning, Path: r.at(rel),
+					Err: fmt.Errorf("restored as a copy of its own, not as a hard link to %s, which the snapshot has it linked to: %w", r.at(first), lerr)})
 			}
 			r.links[key], r.linkInodes[key] = rel, 0
 			return false, nil

@@ -166,6 +166,19 @@ func (t *Target) clear(rel string) error {
 	return t.root.Remove(rel)
 }
 
+// LstatDir looks at rel in the target without making anything: whether
+// there is an entry, and whether it is a directory.
+func (t *Target) LstatDir(rel string) (isDir, exists bool, err error) {
+	fi, err := t.root.Lstat(rel)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	return fi.IsDir(), true, nil
+}
+
 // Link makes rel a hard link to the already restored file oldRel.
 func (t *Target) Link(oldRel, rel string) error {
 	if err := t.clear(rel); err != nil {
