@@ -16,8 +16,11 @@ import (
 // replacement that ends in a newline replaces the whole line, its newline
 // included: the next byte starts a line.
 type lineFilter struct {
-	r       *bufio.Reader
-	start   func(r *bufio.Reader) (replacement []byte, dropped bool, err error)
+	r     *bufio.Reader
+	start func(r *bufio.Reader) (replacement []byte, dropped bool, err error)
+	// seen, when set, is given every piece of the dump passed on as it
+	// is (not what start dropped, nor its replacements), in order.
+	seen    func(piece []byte)
 	atStart bool   // the next byte read from r starts a line
 	buf     []byte // holds pending
 	pending []byte // read from r (or a replacement), not yet returned
@@ -53,6 +56,9 @@ func (f *lineFilter) Read(p []byte) (int, error) {
 		piece, err := f.r.ReadSlice('\n')
 		f.buf = append(f.buf[:0], piece...)
 		f.pending = f.buf
+		if f.seen != nil {
+			f.seen(f.buf)
+		}
 		switch {
 		case err == nil:
 			f.atStart = true

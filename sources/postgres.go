@@ -967,7 +967,10 @@ func cutBytes(s string, n int) string {
 // the first "COMMIT;" after it; rows of COPY data are never touched. Lines
 // of any length pass through in pieces.
 func pgOneTransaction(dump io.Reader) io.Reader {
-	return newLineFilter(dump, (&pgBlobFilter{}).start)
+	f := &pgBlobFilter{}
+	lf := newLineFilter(dump, f.start)
+	lf.seen = f.lex.write
+	return lf
 }
 
 // pgBlobFilter is pgOneTransaction's look at the start of each line. It
@@ -976,10 +979,12 @@ func pgOneTransaction(dump io.Reader) io.Reader {
 // COPY data follows a header of TABLE DATA, and the BEGIN dropped follows
 // one of BLOBS and comes before "SELECT pg_catalog.lo_…" lines, which its
 // COMMIT ends. Lines of that text in a comment or a function's body (a
-// re-test put them in a table's comment) are left alone.
+// re-test put them in a table's comment) are left alone: they are inside
+// a literal or a body (pgLexer).
 type pgBlobFilter struct {
 	state    pgBlobState
-	prevDash bool // the line before was "--"
+	prevDash bool    // the line before was "--"
+	lex      pgLexer // what psql reads as statements (and COPY rows), not text
 }
 
 type pgBlobState int
@@ -998,6 +1003,13 @@ const pgLinePeek = 4096
 
 // start drops the line at the start of r when classify says so.
 func (f *pgBlobFilter) start(r *bufio.Reader) ([]byte, bool, error) {
+	if !f.lex.atLineStart() && !f.lex.inCopy() {
+		// Text in a literal, a function's body or a comment: never
+		// pg_dump's own lines, whatever they read (a re-test put them in
+		// a comment; an exploratory test in a body).
+		f.prevDash = false
+		return nil, false, nil
+	}
 	b, _ := r.Peek(pgLinePeek)
 	end := bytes.IndexByte(b, '\n')
 	line, rest := b, []byte(nil)

@@ -107,7 +107,8 @@ var (
 )
 
 // psqlRestricted passes a dump to psql in restricted mode under key: the
-// dump's own \restrict and \unrestrict lines are dropped (psql refuses a
+// dump's own \restrict and \unrestrict lines (lines psql reads as
+// commands: not text in a literal or a body, pgLexer) are dropped (psql refuses a
 // second \restrict), and with connects, each \connect line of a form
 // pg_dumpall writes (and its \encoding line) is let through on its own,
 // unrestricted for that line alone. Anything else that is a backslash
@@ -116,7 +117,13 @@ var (
 // before, into which the script went on to load the next database's
 // tables (template1, found in review).
 func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
+	lex := &pgLexer{}
 	body := newLineFilter(dump, func(r *bufio.Reader) ([]byte, bool, error) {
+		if !lex.atLineStart() {
+			// Text in a literal, a function's body or a comment, or a
+			// row of COPY data: psql runs nothing of it (pgLexer).
+			return nil, false, nil
+		}
 		b, _ := r.Peek(pgLinePeek)
 		end := bytes.IndexByte(b, '\n')
 		if len(b) == 0 || b[0] != '\\' {
@@ -141,6 +148,7 @@ func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
 		}
 		return nil, false, nil
 	})
+	body.seen = lex.write
 	return io.MultiReader(strings.NewReader("\\restrict "+key+"\n"), body)
 }
 
