@@ -40,8 +40,12 @@ type Database struct {
 	// RelativeFile: the URL gave the SQLite file relative to the current
 	// directory (sqlite:app.db, sqlite://app.db), which File resolved.
 	RelativeFile bool
-	given        string // SQLite with RelativeFile: the URL as given, for messages
-	relPath      string // SQLite with RelativeFile: the path as given
+	// FileLater: the SQLite file is looked at when the dump starts, not
+	// when the dump is prepared (Dump): a job's pre hook may make it (a
+	// copy of the live database, taken with sqlite3's .backup).
+	FileLater bool
+	given     string // SQLite with RelativeFile: the URL as given, for messages
+	relPath   string // SQLite with RelativeFile: the path as given
 
 	u        url.URL // the URL without its password and without ?all
 	password string

@@ -236,8 +236,10 @@ func (d *Database) sqliteDump() (Command, error) {
 	if err != nil {
 		return Command{}, fmt.Errorf("%s: %v; install sqlite3", d, err)
 	}
-	if err := d.checkSQLiteFile(); err != nil {
-		return Command{}, err
+	if !d.FileLater {
+		if err := d.checkSQLiteFile(); err != nil {
+			return Command{}, err
+		}
 	}
 	return Command{Name: tool, Args: []string{"-bail", "-batch", sqliteURI(d.File, "rw")}}, nil
 }

@@ -332,28 +332,19 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		}
 	}()
 	// A missing path (an unmounted disk) fails the run here, after the
-	// post hooks are armed: they report every failure.
-	for _, p := range o.Paths {
-		var st unix.Stat_t
-		if err := sources.Lstat(p, &st); err != nil {
-			return nil, &namedPathError{p, fmt.Errorf("path %s: %w; check the path or remove it from %s; no snapshot was saved", sources.DisplayPath(p), unwrapOS(err), plan.origin)}
+	// post hooks are armed: they report every failure. With pre hooks,
+	// once they have run: a hook may make what is backed up (a ZFS or
+	// btrfs snapshot, an export directory, a copy of a database file),
+	// and the run failed before it ran, every night (found by an
+	// exploratory test).
+	if len(plan.pre) == 0 {
+		if err := checkPathsReadable(o.Paths, plan.origin, ""); err != nil {
+			return nil, err
 		}
-		// A path this user cannot read at all would be an empty part of
-		// a snapshot that counts as a success (exit 3 is "saved, some
-		// files unreadable"): as wrong as a missing one.
-		need := uint32(0)
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			need = unix.R_OK | unix.X_OK
-		case unix.S_IFREG:
-			need = unix.R_OK
-		}
-		if need != 0 && len(p) < unix.PathMax {
-			if err := unix.Access(p, need); errors.Is(err, unix.EACCES) {
-				// Named: the final JSON line carries the path's bytes.
-				return nil, &namedPathError{p, fmt.Errorf("path %s: this user cannot read it (%v), so nothing of it would be saved; run snap as a user who can, or remove it from %s; no snapshot was saved", sources.DisplayPath(p), unwrapOS(err), plan.origin)}
-			}
-		}
+	}
+	for _, db := range plan.streams.dbs {
+		// Its file is looked at when its dump starts.
+		db.FileLater = len(plan.pre) > 0
 	}
 	if err := snapshot.PathsFit(o.Paths); err != nil {
 		return nil, usagef("%v; no snapshot was saved", err)
@@ -403,12 +394,46 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		}
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
+	if len(plan.pre) > 0 {
+		if err := checkPathsReadable(o.Paths, plan.origin, " (after the pre hooks ran)"); err != nil {
+			return nil, err
+		}
+	}
 	o.AllowEmptied = plan.allowEmptied
 	sn, err = createSnapshot(ctx, e, s, o)
 	if sn != nil {
 		snapshotID = sn.ID.String()
 	}
 	return sn, err
+}
+
+// checkPathsReadable fails for a path given to a create that is missing or
+// that this user cannot read at all (origin names where it was given;
+// when is said after "path P"). Named: the final JSON line carries the
+// path's bytes.
+func checkPathsReadable(paths []string, origin, when string) error {
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := sources.Lstat(p, &st); err != nil {
+			return &namedPathError{p, fmt.Errorf("path %s%s: %w; check the path or remove it from %s; no snapshot was saved", sources.DisplayPath(p), when, unwrapOS(err), origin)}
+		}
+		// A path this user cannot read at all would be an empty part of
+		// a snapshot that counts as a success (exit 3 is "saved, some
+		// files unreadable"): as wrong as a missing one.
+		need := uint32(0)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			need = unix.R_OK | unix.X_OK
+		case unix.S_IFREG:
+			need = unix.R_OK
+		}
+		if need != 0 && len(p) < unix.PathMax {
+			if err := unix.Access(p, need); errors.Is(err, unix.EACCES) {
+				return &namedPathError{p, fmt.Errorf("path %s%s: this user cannot read it (%v), so nothing of it would be saved; run snap as a user who can, or remove it from %s; no snapshot was saved", sources.DisplayPath(p), when, unwrapOS(err), origin)}
+			}
+		}
+	}
+	return nil
 }
 
 // postHookError is the failure of a post hook after the snapshot was

@@ -1146,6 +1146,27 @@ func (cfg *Config) resolveRepository(loc string) string {
 	return cfg.resolveRelative(loc)
 }
 
+// relativeProgram warns of a program named by a relative path ("./gen.sh",
+// "bin/dump") in a job's commands or hooks: it is looked for from the
+// directory snap is started in, which is / under the job's timer, so a run
+// by hand from the config's directory works and the timer's fails (found
+// by an exploratory test).
+func relativeProgram(d *cfgDecoder, key toml.Key, what, prog string) {
+	if strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
+		d.warnf(key, "%s: %s is a relative path, looked for from the directory snap is started in (/ under the job's timer): give it from /", what, prog)
+	}
+}
+
+// firstWord is the program a shell command line starts with (its first
+// word, quotes left as they are).
+func firstWord(cmd string) string {
+	f := strings.Fields(cmd)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
 // checkEnvironment looks at what the config refers to on this machine:
 // paths, password files, repositories, schedules. It returns problems to
 // add to the syntax ones. calendar validates an OnCalendar expression (nil
@@ -1178,13 +1199,22 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 	warnedCalendar := false
 	for _, j := range cfg.Jobs {
 		at := toml.Key{"jobs", j.Name}
+		// What is missing now fails the job's runs, unless a pre hook
+		// makes it (they run before paths and files are looked at).
+		missing := func(key toml.Key, what string, err error) {
+			if len(j.Pre) > 0 && errors.Is(err, fs.ErrNotExist) {
+				d.warnf(key, "%s: %v now: a pre hook must make it, or the job fails", what, unwrapOS(err))
+				return
+			}
+			d.errorf(key, "%s: %v", what, unwrapOS(err))
+		}
 		for _, p := range j.Paths {
 			if !filepath.IsAbs(p) {
 				continue // reported already
 			}
 			var st unix.Stat_t
 			if err := sources.Lstat(p, &st); err != nil {
-				d.errorf(sub(at, "paths"), "%s: %v", p, unwrapOS(err))
+				missing(sub(at, "paths"), p, err)
 			}
 		}
 		var dbs []*sources.Database
@@ -1197,7 +1227,7 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			if db.Kind == sources.KindSQLite {
 				var st unix.Stat_t
 				if err := sources.Lstat(db.File, &st); err != nil {
-					d.errorf(sub(at, "databases"), "%s: %v", db, unwrapOS(err))
+					missing(sub(at, "databases"), db.String(), err)
 				}
 			}
 			tools := dumpTools[db.Kind]
@@ -1219,6 +1249,16 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 			// find. An array names its program.
 			if _, err := exec.LookPath(c.Argv[0]); err != nil && c.Script == "" {
 				d.errorf(sub(at, "commands"), "%s: program %s not found (not in PATH, or not executable)", c.Name, c.Argv[0])
+			}
+			prog := c.Argv[0]
+			if c.Script != "" {
+				prog = firstWord(c.Script)
+			}
+			relativeProgram(d, sub(at, "commands"), c.Name, prog)
+		}
+		for key, hooks := range map[string][]string{"pre": j.Pre, "post": j.Post, "finally": j.Finally} {
+			for _, h := range hooks {
+				relativeProgram(d, sub(at, key), fmt.Sprintf("%q", h), firstWord(h))
 			}
 		}
 		excludes := slices.Clone(j.Exclude)

@@ -1619,3 +1619,68 @@ tags = ["n", "m", "n"]
 		t.Errorf("snapshots: %+v", list)
 	}
 }
+
+// TestPreHookMakesWhatIsBackedUp: a job's paths and SQLite file that its
+// pre hook makes (a ZFS or btrfs snapshot, a copy taken with sqlite3's
+// .backup) are looked at after the hook ran: the job failed every night,
+// before its pre hook ran, and config check called them errors (found by
+// an exploratory test). Missing after the hooks, the run fails naming
+// that.
+func TestPreHookMakesWhatIsBackedUp(t *testing.T) {
+	tr := newTestRepo(t)
+	live := filepath.Join(tr.dir, "live.db")
+	if out, err := exec.Command("sqlite3", live, "CREATE TABLE t(a); INSERT INTO t VALUES (42);").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	made := filepath.Join(tr.dir, "made")
+	cp := filepath.Join(tr.dir, "copy.db")
+	cfg := tr.writeConfig(`[jobs.made]
+paths = ["` + made + `"]
+databases = ["sqlite://` + cp + `"]
+pre = ["mkdir -p ` + made + ` && echo x > ` + made + `/dump.txt && sqlite3 ` + live + ` \".backup ` + cp + `\""]
+post = ["rm -rf ` + made + ` ` + cp + `"]
+
+[jobs.never]
+paths = ["` + made + `"]
+pre = ["true"]
+`)
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	if res.code != 0 || !strings.Contains(res.stdout, "a pre hook must make it, or the job fails") {
+		t.Errorf("config check of paths a pre hook makes: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if res := tr.runConfig(nil, "run", "--config", cfg, "made"); res.code != 0 {
+		t.Fatalf("run of a job whose pre hook makes its path and database file: exit %d\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(made); !os.IsNotExist(err) {
+		t.Errorf("the post hook did not run: %v", err)
+	}
+	if got := tr.runConfig(nil, "dump", "--config", cfg, "latest", filepath.Join(made, "dump.txt")).stdout; got != "x\n" {
+		t.Errorf("the file the pre hook made: %q", got)
+	}
+	res = tr.runConfig(nil, "run", "--config", cfg, "never")
+	if res.code != 1 || !strings.Contains(res.stderr, "path "+made+" (after the pre hooks ran): no such file or directory") {
+		t.Errorf("run of a job whose path no hook makes: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// TestConfigCheckWarnsOfRelativePrograms: a hook or a command whose
+// program is a relative path is looked for from where snap is started (/
+// under the timer): a run by hand from the config's directory worked and
+// the timer's failed (found by an exploratory test).
+func TestConfigCheckWarnsOfRelativePrograms(t *testing.T) {
+	tr := newTestRepo(t)
+	cfg := tr.writeConfig(`[jobs.rel]
+paths = ["` + tr.dir + `"]
+commands = [{ name = "g.txt", command = ["./gen.sh"] }, { name = "h.txt", command = "bin/gen | gzip" }]
+pre = ["./gen.sh --quiet", "/usr/bin/true", "echo ok"]
+`)
+	res := tr.runConfig(nil, "config", "check", "--config", cfg)
+	for _, want := range []string{`"./gen.sh --quiet": ./gen.sh is a relative path`, "g.txt: ./gen.sh is a relative path", "h.txt: bin/gen is a relative path"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("config check does not say %q:\n%s", want, res.stdout)
+		}
+	}
+	if strings.Count(res.stdout, "relative path") != 3 {
+		t.Errorf("config check warns of programs given from /:\n%s", res.stdout)
+	}
+}
