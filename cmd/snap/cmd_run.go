@@ -46,6 +46,9 @@ func runCommand(e *env) *cli.Command {
 				// the file's own keys (or its syntax) fails the run.
 				byJob, whole := jobErrors(problems)
 				if cfg == nil || whole || len(byJob) == 0 {
+					if cfg != nil {
+						configFailedMetrics(c, e, cfg, err)
+					}
 					return err
 				}
 				broken = byJob
@@ -180,13 +183,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 	// metrics away from node_exporter; found by an exploratory test).
 	// metricsFrom: which setting named it, for the fix of a directory
 	// that is missing.
-	metricsDir, metricsFrom := c.String("metrics-dir"), "SNAP_METRICS_DIR"
-	switch {
-	case e.flagGiven("--metrics-dir"):
-		metricsFrom = "--metrics-dir"
-	case cfg.MetricsDir != "":
-		metricsDir, metricsFrom = cfg.resolveRelative(cfg.MetricsDir), "metrics_dir in "+cfg.Path
-	}
+	metricsDir, metricsFrom := metricsDirOf(c, e, cfg)
 	var results []jobResult
 	for i, j := range jobs {
 		if ctx.Err() != nil {
@@ -253,6 +250,46 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		u.printf("%d of %d jobs succeeded in %s", sum.Succeeded, len(results), time.Since(start).Round(time.Millisecond))
 	}
 	return err
+}
+
+// metricsDirOf is where a run writes the jobs' metrics ("" for nowhere),
+// and which setting named it, for the fix of a directory that is missing.
+func metricsDirOf(c *cli.Context, e *env, cfg *Config) (dir, from string) {
+	dir, from = c.String("metrics-dir"), "SNAP_METRICS_DIR"
+	switch {
+	case e.flagGiven("--metrics-dir"):
+		from = "--metrics-dir"
+	case cfg.MetricsDir != "":
+		dir, from = cfg.resolveRelative(cfg.MetricsDir), "metrics_dir in "+cfg.Path
+	}
+	return dir, from
+}
+
+// configFailedMetrics writes, for a run that an error in the config file's
+// own keys stopped before any job, a failed run (exit 2) into the metrics
+// of each job it was asked to run: they kept saying the last run had
+// succeeded, and only the alert on the last success's age fired, a day
+// later (found by an exploratory test). Nothing when the config names no
+// metrics directory (or the jobs asked are not in it).
+func configFailedMetrics(c *cli.Context, e *env, cfg *Config, cause error) {
+	dir, from := metricsDirOf(c, e, cfg)
+	if dir == "" {
+		return
+	}
+	jobs, err := selectJobs(cfg, c.Args().Slice(), nil)
+	if err != nil {
+		return
+	}
+	msg := fmt.Sprintf("the config has errors outside the jobs, and no job ran: %v", cause)
+	for _, j := range jobs {
+		if !jobNameRE.MatchString(j.Name) {
+			continue
+		}
+		r := jobResult{Type: "job", Job: j.Name, Status: statusFailed, ExitCode: exitUsage, Steps: []stepResult{}, Error: msg}
+		if err := writeJobMetrics(dir, from, r, nil, time.Now()); err != nil {
+			newUI(c, e).warnf("job %s: metrics not written: %v", j.Name, err)
+		}
+	}
 }
 
 // brokenJob is the result of a job the config file has errors in: it does

@@ -1180,8 +1180,10 @@ func (cfg *Config) checkEnvironment(calendar func(string) error) []Problem {
 	top := toml.Key{}
 	d.passwordFile(top, cfg.resolveRelative(cfg.PasswordFile))
 	if dir := cfg.resolveRelative(cfg.MetricsDir); dir != "" {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			d.errorf(sub(top, "metrics_dir"), "%s is not a directory: create it (node_exporter's textfile directory, for instance /var/lib/prometheus/node-exporter)", dir)
+		if fi, err := os.Stat(dir); err != nil {
+			d.errorf(sub(top, "metrics_dir"), "%s does not exist: create it (node_exporter's textfile directory, for instance /var/lib/prometheus/node-exporter)", dir)
+		} else if !fi.IsDir() {
+			d.errorf(sub(top, "metrics_dir"), "%s is a file, not a directory: give node_exporter's textfile directory (for instance /var/lib/prometheus/node-exporter)", dir)
 		} else if unix.Access(dir, unix.W_OK) != nil {
 			// As the run would find it (it warned "metrics not written",
 			// and monitoring read the last night's file; found by an

@@ -52,8 +52,10 @@ func writeJobMetrics(dir, setting string, res jobResult, sn *snapshot.Snapshot, 
 	}
 	d, err := openDirNoLinks(real)
 	if err != nil {
-		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
-			return fmt.Errorf("metrics directory %s does not exist or is not a directory: create it, or change %s", dir, setting)
+		if fi, serr := os.Stat(dir); serr != nil {
+			return fmt.Errorf("metrics directory %s does not exist: create it, or change %s", dir, setting)
+		} else if !fi.IsDir() {
+			return fmt.Errorf("metrics directory %s is a file, not a directory: move it away and create the directory, or change %s", dir, setting)
 		}
 		return fmt.Errorf("metrics directory %s: %w", dir, unwrapOS(err))
 	}

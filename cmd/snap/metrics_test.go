@@ -95,7 +95,7 @@ paths = ["` + src + `"]
 	// one; found by an exploratory test).
 	for _, args := range [][]string{{"run", "--config", cfg}, {"run", "--config", cfg, "--metrics-dir", filepath.Join(tr.dir, "nowhere")}} {
 		var env []string
-		want := "metrics directory " + filepath.Join(tr.dir, "nowhere") + " does not exist or is not a directory: create it, or change --metrics-dir"
+		want := "metrics directory " + filepath.Join(tr.dir, "nowhere") + " does not exist: create it, or change --metrics-dir"
 		if len(args) == 3 {
 			env = []string{"SNAP_METRICS_DIR=" + filepath.Join(tr.dir, "nowhere")}
 			want = strings.Replace(want, "--metrics-dir", "SNAP_METRICS_DIR", 1)
@@ -147,5 +147,55 @@ paths = ["` + src + `"]
 				t.Errorf("%v: metrics in %s: %v (want them in %s only)", c.args, n, err, c.want)
 			}
 		}
+	}
+}
+
+// TestRunMetricsOfABrokenConfig: a run that an error in the config's own
+// keys stops (exit 2) writes a failed run into the metrics of the jobs it
+// was asked to run: they said the last run had succeeded (found by an
+// exploratory test). A metrics_dir that is a file is called one.
+func TestRunMetricsOfABrokenConfig(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "a"), []byte("x"))
+	metrics := filepath.Join(tr.dir, "metrics")
+	must(t, os.Mkdir(metrics, 0o755))
+	jobs := `metrics_dir = "` + metrics + `"
+
+[jobs.app]
+paths = ["` + src + `"]
+
+[jobs.other]
+paths = ["` + src + `"]
+`
+	cfg := tr.writeConfig(jobs)
+	tr.runConfig(nil, "run", "--config", cfg, "app")
+	prom := filepath.Join(metrics, "snap-app.prom")
+	b, err := os.ReadFile(prom)
+	if err != nil || !strings.Contains(string(b), `snap_job_success{snap_job="app"} 1`) {
+		t.Fatalf("metrics after a good run: %v\n%s", err, b)
+	}
+	data, err := os.ReadFile(cfg)
+	must(t, err)
+	writeFile(t, cfg, []byte(strings.Replace(string(data), "cache_dir", "cahce_dir", 1)))
+	if res := tr.runConfig(nil, "run", "--config", cfg, "app"); res.code != exitUsage {
+		t.Fatalf("run with a misspelt top-level key: exit %d\n%s", res.code, res.stderr)
+	}
+	b, _ = os.ReadFile(prom)
+	if !strings.Contains(string(b), `snap_job_success{snap_job="app"} 0`) || !strings.Contains(string(b), `snap_job_exit_code{snap_job="app"} 2`) ||
+		!strings.Contains(string(b), `snap_job_last_success_timestamp_seconds{snap_job="app"}`) {
+		t.Errorf("metrics after a run the config stopped:\n%s", b)
+	}
+	if _, err := os.Stat(filepath.Join(metrics, "snap-other.prom")); !os.IsNotExist(err) {
+		t.Errorf("a job not asked for got metrics: %v", err)
+	}
+
+	file := filepath.Join(tr.dir, "metrics-file")
+	writeFile(t, file, []byte("x"))
+	writeFile(t, cfg, []byte(strings.Replace(string(data), metrics, file, 1)))
+	res := tr.runConfig(nil, "run", "--config", cfg, "app")
+	if !strings.Contains(res.stderr, "metrics directory "+file+" is a file, not a directory") {
+		t.Errorf("run with metrics_dir a file:\n%s", res.stderr)
 	}
 }
