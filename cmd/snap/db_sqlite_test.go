@@ -837,3 +837,18 @@ func TestSQLiteFilesOfOneNameAreTwoSeries(t *testing.T) {
 		t.Errorf("diff compared the blog's dump with the shop's:\n%s%s", res.stdout, res.stderr)
 	}
 }
+
+// TestDumpWithoutPath: snap started without PATH (env -i) finds the dump
+// tools where systemd's services do; every one was "not installed"
+// (found by an exploratory test).
+func TestDumpWithoutPath(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	db := filepath.Join(tr.dir, "app.db")
+	if out, err := exec.Command("sqlite3", db, "CREATE TABLE t(a); INSERT INTO t VALUES (7);").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	if res := tr.runEnv([]string{"PATH="}, nil, "create", "--db", "sqlite://"+db); res.code != 0 {
+		t.Errorf("create --db sqlite without PATH: exit %d\n%s", res.code, res.stderr)
+	}
+}
