@@ -225,7 +225,9 @@ func runScheduleInstall(c *cli.Context, e *env, names []string, o scheduleOption
 		}
 	}
 	if len(faults) > 0 {
-		u.warnf("%s would fail these jobs if run now (the first: %s); 'snap config check --config %s' lists them", plural(len(faults), "problem", "problems"), faults[0], cfg.Path)
+		// The path quoted for a shell: pasted, one with blanks or a $ in it
+		// was split and expanded (found by an exploratory test).
+		u.warnf("%s would fail these jobs if run now (the first: %s); snap config check --config %s lists them", plural(len(faults), "problem", "problems"), faults[0], shQuote(cfg.Path))
 	}
 	if _, ok := firstS3Repository(cfg); ok {
 		// A warning of config check's, but under the timer every run

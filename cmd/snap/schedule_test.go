@@ -659,7 +659,8 @@ schedule = "daily"
 `)
 	units := filepath.Join(tr.dir, "units")
 	res := tr.runConfig(nil, "schedule", "install", "--user", "--dir", units, "--config", cfg)
-	if res.code != 0 || !strings.Contains(res.stderr, "1 problem would fail these jobs if run now (the first: ") || !strings.Contains(res.stderr, missing) {
+	if res.code != 0 || !strings.Contains(res.stderr, "1 problem would fail these jobs if run now (the first: ") || !strings.Contains(res.stderr, missing) ||
+		!strings.Contains(res.stderr, "; snap config check --config '"+cfg+"' lists them") {
 		t.Errorf("schedule install of a job with a missing path: exit %d\n%s", res.code, res.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(units, serviceName("app"))); err != nil {
