@@ -340,11 +340,19 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		// DROP … WITH (FORCE) ends the sessions still connected to the old
 		// database: said, as MariaDB's wait for them is (it happened
 		// without a word; found by an exploratory test).
-		if n, err := d.psql(ctx, pgMaintenanceDB, []string{name}, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = :'name' AND pid <> pg_backend_pid();\n"); err == nil && n != "0" && o.Stderr != nil {
+		// The swap runs from another database than the one replaced: the
+		// server cannot drop the database a session is in, and replacing
+		// postgres itself failed after the whole load (found by an
+		// exploratory test).
+		from := pgMaintenanceDB
+		if d.Name == pgMaintenanceDB {
+			from = "template1"
+		}
+		if n, err := d.psql(ctx, from, []string{name}, "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = :'name' AND pid <> pg_backend_pid();\n"); err == nil && n != "0" && o.Stderr != nil {
 			o.Stderr(fmt.Sprintf("note: ending %s session(s) connected to %s, so that it can be replaced (DROP DATABASE … WITH (FORCE))", n, d))
 		}
 		script := pgDropDatabase + "ALTER DATABASE :\"tmp\" RENAME TO :\"name\";\n"
-		if _, err := d.psql(ctx, pgMaintenanceDB, []string{name, "tmp=" + into}, script); err != nil {
+		if _, err := d.psql(ctx, from, []string{name, "tmp=" + into}, script); err != nil {
 			return false, fmt.Errorf("%s: the dump was restored into database %s, but replacing %s with it failed: %w", d, into, d.Name, err)
 		}
 		if failed := d.setProperties(ctx, props.Statements); len(failed) > 0 {
