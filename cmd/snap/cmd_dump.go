@@ -68,6 +68,22 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 			}
 		}
 	}
+	if at, ok := strings.CutPrefix(ref, "@"); ok && !strings.Contains(p, "/") {
+		// --at with a dump's name: among the snapshots that hold it, as
+		// restore --at --db chooses (the snapshot of then was taken, and
+		// when it held no such dump, "path /app does not exist"; found by
+		// an exploratory test).
+		held, src, err := s.atDump(c, at, p)
+		if err != nil {
+			return err
+		}
+		if held != nil {
+			sn, np = held, src.Path
+			if node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np); err != nil {
+				return inSnapshot(sn, err)
+			}
+		}
+	}
 	if sn == nil {
 		var err error
 		sn, np, node, err = s.findPath(c, ref, p)
@@ -149,6 +165,37 @@ func (s *session) latestDump(c *cli.Context, p string) (*snapshot.Snapshot, snap
 		s.ui.choicef("latest: snapshot %s (%s, host %s), the newest that holds the dump %s", sn.ID.Short(), localTime(sn.Time), sn.Host, p)
 	}
 	return sn, src, "", nil
+}
+
+// atDump is the snapshot for 'snap dump --at TIME NAME' when NAME names a
+// dump (the names restore --db takes) and no snapshot has a path /NAME:
+// the newest snapshot taken by then that holds such a dump, with the dump.
+// No snapshot when none holds one (the caller goes on as for any path).
+func (s *session) atDump(c *cli.Context, at, name string) (*snapshot.Snapshot, snapshot.Source, error) {
+	when, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return nil, snapshot.Source{}, nil // findPath says what is wrong with it
+	}
+	sns, err := s.snapshots(c.Context)
+	if err != nil {
+		return nil, snapshot.Source{}, err
+	}
+	held := holdingDumps(sns, []string{name}, "")
+	if len(held) == 0 || len(holdingPath(sns, "/"+name)) > 0 {
+		return nil, snapshot.Source{}, nil
+	}
+	sn, err := s.findAt(c, held, when)
+	if err != nil {
+		return nil, snapshot.Source{}, fmt.Errorf("%w (among the snapshots that hold the dump %s)", err, name)
+	}
+	if m := dumpsNamed(sn.Sources, name); len(m) > 1 {
+		return nil, snapshot.Source{}, ambiguousDump(sn, name, m)
+	}
+	src, err := findDumpSourceOfKind(sn, name, "")
+	if err != nil {
+		return nil, snapshot.Source{}, nil
+	}
+	return sn, src, nil
 }
 
 // ambiguousDump is the error of a name that several dumps of sn bear: a

@@ -852,3 +852,28 @@ func TestDumpWithoutPath(t *testing.T) {
 		t.Errorf("create --db sqlite without PATH: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestDumpAtByDatabaseName: 'snap dump --at TIME NAME' chooses among the
+// snapshots that hold a dump of that name, as 'restore --at --db' does: a
+// files-only snapshot taken later was chosen, and the dump "did not
+// exist" (found by an exploratory test).
+func TestDumpAtByDatabaseName(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	db := filepath.Join(tr.dir, "app.db")
+	if out, err := exec.Command("sqlite3", db, "CREATE TABLE t(a); INSERT INTO t VALUES (7);").CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	src := filepath.Join(tr.dir, "src")
+	writeFile(t, filepath.Join(src, "f"), []byte("f"))
+	tr.mustRun("create", "--db", "sqlite://"+db, "--time", "2026-12-01T03:00:00Z")
+	tr.mustRun("create", src, "--time", "2026-12-01T04:00:00Z")
+	res := tr.run("dump", "--at", "2026-12-01T05:00:00Z", "app")
+	if res.code != 0 || !strings.Contains(res.stdout, "INSERT INTO t(rowid,a) VALUES(1,7);") {
+		t.Errorf("dump --at TIME NAME with a later files-only snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	res = tr.run("dump", "--at", "2026-12-01T02:00:00Z", "app")
+	if res.code != 1 || !strings.Contains(res.stderr, "among the snapshots that hold the dump app") {
+		t.Errorf("dump --at a time before the dump: exit %d\n%s", res.code, res.stderr)
+	}
+}
