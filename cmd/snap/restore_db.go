@@ -142,24 +142,29 @@ func dumpNames(sn *snapshot.Snapshot, kind string) [][]string {
 // SQLite database's file name, or the database's URL as recorded (as
 // 'snap list --json' shows it, or written so that it reads the same).
 func dumpsNamed(srcs []snapshot.Source, name string) []snapshot.Source {
-	var given string // name as a database URL, in its recorded form
+	// name as a database URL: it matches the dump of the same database
+	// however either is spelt (localhost or 127.0.0.1, the default port
+	// or none), as create tells them apart; only the recorded spelling
+	// matched (found by an exploratory test).
+	var given *sources.Database
 	if strings.Contains(name, "://") {
 		if d, err := sources.ParseRecordedDatabase(name); err == nil {
-			given = d.String()
+			given = d
 		}
 	}
 	var matches []snapshot.Source
 	for _, src := range srcs {
 		base := path.Base(src.Path)
-		dbName, fileName, url := "", "", ""
-		if d, err := sources.ParseRecordedDatabase(src.URL); err == nil {
-			dbName, url = d.Name, d.String()
+		dbName, fileName := "", ""
+		d, err := sources.ParseRecordedDatabase(src.URL)
+		if err == nil {
+			dbName = d.Name
 			if d.File != "" {
 				fileName = path.Base(d.File) // an SQLite database by its file's name
 			}
 		}
 		if name == base || name == strings.TrimSuffix(base, path.Ext(base)) || (dbName != "" && name == dbName) || (fileName != "" && name == fileName) ||
-			name == src.URL || (given != "" && given == url) {
+			name == src.URL || (given != nil && err == nil && sources.SameDatabase(given, d)) {
 			matches = append(matches, src)
 		}
 	}
