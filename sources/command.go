@@ -509,8 +509,24 @@ func continuationSep(msg, text string) string {
 	if msg == "" || strings.ContainsAny(msg[len(msg)-1:], ".!?:;,") {
 		return " "
 	}
-	if r, _ := utf8.DecodeRuneInString(text); unicode.IsUpper(r) {
+	switch r, _ := utf8.DecodeRuneInString(text); {
+	case unicode.IsUpper(r):
 		return ". "
+	case unicode.IsLower(r):
+		// The sentence goes on: libpq's "the server terminated
+		// abnormally" / "before or while processing the request." read
+		// "abnormally; before" (found by an exploratory test).
+		return " "
+	}
+	return "; "
+}
+
+// detailSep joins a message and its DETAIL or HINT line: "; ", or a space
+// after the message's own full stop ("failed.; pg_dump: detail:" read
+// oddly; found by an exploratory test).
+func detailSep(msg string) string {
+	if strings.HasSuffix(msg, ".") {
+		return " "
 	}
 	return "; "
 }
@@ -566,12 +582,12 @@ func (w *lineWriter) emit(b []byte) {
 		case w.firstErr == "" && errorWord.MatchString(text) && (w.expected == nil || !w.expected(text)):
 			w.firstErr, w.errOpen = text, true
 		case w.errOpen && !w.detailDone && strings.Contains(strings.ToLower(text), "detail:"):
-			w.firstErr, w.detailDone = appendBounded(w.firstErr, "; ", text), true
+			w.firstErr, w.detailDone = appendBounded(w.firstErr, detailSep(w.firstErr), text), true
 		case w.errOpen && !w.hintDone && strings.HasPrefix(text, "HINT:"):
 			// PostgreSQL's way out ("HINT:  You might need to increase
 			// max_locks_per_transaction."): the message is where an
 			// admin who ran with -q or reads the journal's summary sees it.
-			w.firstErr, w.hintDone = appendBounded(w.firstErr, "; ", text), true
+			w.firstErr, w.hintDone = appendBounded(w.firstErr, detailSep(w.firstErr), text), true
 		default:
 			w.errOpen = false
 		}

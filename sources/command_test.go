@@ -234,7 +234,7 @@ func TestLastLineKeepsCause(t *testing.T) {
 	}
 	for stderr, want := range map[string]string{
 		"tool: cannot open:\n\tno such file\n": "tool: cannot open: no such file",
-		"tool: stopped\n  at offset 5\n":       "tool: stopped; at offset 5",
+		"tool: stopped\n  at offset 5\n":       "tool: stopped at offset 5",
 	} {
 		var w lineWriter
 		w.Write([]byte(stderr))
@@ -254,7 +254,7 @@ func TestCauseIsFirstError(t *testing.T) {
 			"pg_dump: detail: Error message from server: FATAL:  terminating connection due to administrator command\n" +
 			"pg_dump: detail: Command was: COPY public.big (id, s, r) TO stdout;\n" +
 			"pg_dumpall: error: pg_dump failed on database \"big\", exiting\n",
-			`pg_dump: error: Dumping the contents of table "big" failed: PQgetResult() failed.; pg_dump: detail: Error message from server: FATAL:  terminating connection due to administrator command`},
+			`pg_dump: error: Dumping the contents of table "big" failed: PQgetResult() failed. pg_dump: detail: Error message from server: FATAL:  terminating connection due to administrator command`},
 		{"psql:<stdin>:40: ERROR:  new row for relation \"aat\" violates check constraint \"aat_x_check\"\n" +
 			"DETAIL:  Failing row contains (1).\nCONTEXT:  COPY aat, line 1: \"1\"\n",
 			`psql:<stdin>:40: ERROR:  new row for relation "aat" violates check constraint "aat_x_check"; DETAIL:  Failing row contains (1).`},

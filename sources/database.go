@@ -1006,16 +1006,23 @@ func AssignDumpPaths(dbs []*Database) ([]string, error) {
 		same[k] = d
 	}
 	paths := make([]string, len(dbs))
-	seen := map[string]bool{}
+	seen := map[string]*Database{}
 	for i, d := range dbs {
 		p := d.DumpPath(false)
 		if count[p] > 1 {
 			p = d.DumpPath(true)
 		}
-		if seen[p] {
-			return nil, fmt.Errorf("%s is given twice (both would be stored as %s)", d, p)
+		if o := seen[p]; o != nil && SameDatabase(o, d) {
+			return nil, fmt.Errorf("%s is given twice (also as %s): give it once", d, o)
 		}
-		seen[p] = true
+		if o := seen[p]; o != nil {
+			// Not the same database (compared above): two that a snapshot
+			// cannot hold side by side, a database named "all" and the
+			// whole server (?all), say ("is given twice" misnamed it;
+			// found by an exploratory test).
+			return nil, fmt.Errorf("%s and %s would both be stored as %s: back them up in two snapshots (two jobs), or use --command NAME -- pg_dump … for one of them", o, d, p)
+		}
+		seen[p] = d
 		paths[i] = p
 	}
 	return paths, nil

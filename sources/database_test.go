@@ -348,3 +348,24 @@ func TestParseDatabaseSlashes(t *testing.T) {
 		t.Errorf("a name with a trailing /: %v, %+v", err, d)
 	}
 }
+
+// TestAssignDumpPathsCollision: two databases a snapshot cannot hold side
+// by side (a database named "all" and the whole server) are named as two,
+// not as one "given twice"; one SQLite file given twice is.
+func TestAssignDumpPathsCollision(t *testing.T) {
+	parse := func(raw string) *Database {
+		d, err := ParseDatabase(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	_, err := AssignDumpPaths([]*Database{parse("postgres://postgres@127.0.0.1:5432/all"), parse("postgres://postgres@127.0.0.1:5432/?all")})
+	if err == nil || !strings.Contains(err.Error(), "would both be stored as /db/postgres/127.0.0.1-5432/all.sql") {
+		t.Errorf("a database named all and the whole server: %v", err)
+	}
+	_, err = AssignDumpPaths([]*Database{parse("sqlite:///srv/app.db"), parse("sqlite:///srv/./app.db")})
+	if err == nil || !strings.Contains(err.Error(), "is given twice") {
+		t.Errorf("one SQLite file twice: %v", err)
+	}
+}

@@ -368,7 +368,7 @@ func (d *Database) mysqlRestore(ctx context.Context, dump io.Reader, all bool, o
 	}
 	if exists != "0" && objects != "0" {
 		if !o.Replace {
-			return false, fmt.Errorf("database %s %w; restore into another one with --to, or replace it with --replace", d, ErrNotEmpty)
+			return false, fmt.Errorf("database %s %w; give --to a new or empty database instead, or add --replace to replace this one", d, ErrNotEmpty)
 		}
 		// An answer that is not two names (a server that answers
 		// strangely) keeps utf8mb4 rather than make CREATE DATABASE fail

@@ -236,7 +236,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 		switch {
 		case objects == "0":
 		case !o.Replace:
-			return false, fmt.Errorf("database %s %w; restore into another one with --to, or replace it with --replace", d, ErrNotEmpty)
+			return false, fmt.Errorf("database %s %w; give --to a new or empty database instead, or add --replace to replace this one", d, ErrNotEmpty)
 		default:
 			var rnd [4]byte
 			_, _ = rand.Read(rnd[:])
