@@ -232,7 +232,8 @@ func isPackDirName(name string) bool {
 }
 
 // createError is err of creating the repository at abs, with what to do
-// about the usual causes: the bare system error ("mkdir /srv/r: permission
+// about the usual causes (a read-only file system is the command's to
+// advise on, as for every command that writes): the bare system error ("mkdir /srv/r: permission
 // denied") said what failed, not what the admin can change (found by an
 // exploratory test).
 func createError(abs string, err error) error {
@@ -242,8 +243,6 @@ func createError(abs string, err error) error {
 		hint = ": a directory on the way to it is a file: give a path whose parents are directories"
 	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
 		hint = fmt.Sprintf(": this user (uid %d) may not write there: choose a directory it may write to, or run snap init as the user who will run the backups", os.Getuid())
-	case errors.Is(err, unix.EROFS):
-		hint = ": the file system is mounted read-only: choose a directory on a writable one"
 	case repo.DiskFull(err):
 		hint = ": the file system is full (or the quota spent): free space, or choose another file system"
 	}

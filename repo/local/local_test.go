@@ -488,7 +488,6 @@ func TestOpenAndCreateOnAFile(t *testing.T) {
 func TestCreateErrorSaysWhatToDo(t *testing.T) {
 	for err, want := range map[error]string{
 		syscall.EACCES: "may not write there: choose a directory it may write to",
-		syscall.EROFS:  "mounted read-only",
 		syscall.ENOSPC: "the file system is full",
 		syscall.EIO:    "create repository /srv/r: mkdir /srv/r: input/output error",
 	} {
