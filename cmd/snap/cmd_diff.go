@@ -334,7 +334,13 @@ func sizeNote(ch snapshot.Change) string {
 	case snapshot.Modified:
 		switch ch.New.Type {
 		case sources.TypeFile:
-			return fmt.Sprintf("  (%s → %s)", humanBytes(int64(ch.Old.Size)), humanBytes(int64(ch.New.Size)))
+			a, b := humanBytes(int64(ch.Old.Size)), humanBytes(int64(ch.New.Size))
+			if a == b && ch.Old.Size != ch.New.Size {
+				// "1.2 MiB → 1.2 MiB" hid a change of size: exact
+				// then (found by an exploratory test).
+				a, b = fmt.Sprintf("%d B", ch.Old.Size), fmt.Sprintf("%d B", ch.New.Size)
+			}
+			return fmt.Sprintf("  (%s → %s)", a, b)
 		case sources.TypeSymlink: // a "modified" symlink points elsewhere
 			if ch.Old.LinkTarget != ch.New.LinkTarget {
 				return fmt.Sprintf("  (%s → %s)", listedPath(ch.Old.LinkTarget), listedPath(ch.New.LinkTarget))
