@@ -20,9 +20,12 @@ import "bytes"
 //     with it);
 //   - COPY … FROM stdin: the rows after it, to the line "\.", are data.
 //
-// A reading that differs from psql's (a crafted dump) costs nothing in
-// safety: psql runs such a dump restricted, and refuses every backslash
-// command the filters did not let through themselves.
+// It cannot be exact (psql's reading depends on the server at run time: a
+// failed COPY leaves its rows to be read as SQL). A reading that differs
+// from psql's (a crafted dump) is why no secret goes into the stream it
+// judges: psql runs a dump restricted, with its key written before the
+// dump (psqlRestricted) or before each part of a whole-server dump
+// (pgParts), and refuses every backslash command in it.
 type pgLexer struct {
 	st     pgLexState
 	escape bool // the literal open takes backslash escapes (E'…')
@@ -35,6 +38,11 @@ type pgLexer struct {
 	depth  int    // nesting of /* … */ comments
 	prev   byte   // the byte before, outside quotes (E'…', $ after a name)
 	prev2  byte   // the one before that
+	// The statement being read: its first bytes, for COPY … FROM stdin,
+	// which pg_dump writes over several lines when a name holds a line
+	// break; stmtOpen once its first byte is read, until its ";".
+	stmt     []byte
+	stmtOpen bool
 	// The line being read: whether it began as code (outside everything),
 	// its first bytes and its last, for COPY … FROM stdin and SET lines.
 	codeLine bool
@@ -163,6 +171,14 @@ func (l *pgLexer) byte(c byte) {
 	}
 	// pgLexCode.
 	switch {
+	case c == ';':
+		l.stmtOpen = false
+	case !l.stmtOpen && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\\':
+		l.stmtOpen, l.stmt = true, append(l.stmt[:0], c)
+	case l.stmtOpen && len(l.stmt) < len("COPY "):
+		l.stmt = append(l.stmt, c)
+	}
+	switch {
 	case c == '\'':
 		l.st, l.skip = pgLexQuote, false
 		l.escape = (l.prev == 'E' || l.prev == 'e') && !identByte(l.prev2)
@@ -172,8 +188,10 @@ func (l *pgLexer) byte(c byte) {
 		l.st, l.tag = pgLexTag, append(l.tag[:0], '$')
 	case c == '-' && l.prev == '-':
 		l.st = pgLexLineComment
+		l.commentFirst()
 	case c == '*' && l.prev == '/':
 		l.st, l.depth = pgLexBlockComment, 1
+		l.commentFirst()
 		c = 0
 	case c == '\\':
 		l.st = pgLexCommand
@@ -209,15 +227,24 @@ func (l *pgLexer) lineEnded() {
 		if !l.long && bytes.Equal(line, []byte(`\.`)) {
 			l.st = pgLexCode
 		}
-	case l.st != pgLexCode || !l.codeLine:
-	case bytes.HasPrefix(line, []byte("COPY ")) && bytes.HasSuffix(tail, pgLexCopyTail):
+	case l.st != pgLexCode:
+	case bytes.Equal(l.stmt, []byte("COPY ")) && !l.stmtOpen && bytes.HasSuffix(tail, pgLexCopyTail):
 		l.st = pgLexCopy
+	case !l.codeLine:
 	case !l.long && bytes.Equal(line, []byte("SET standard_conforming_strings = off;")):
 		l.nonStd = true
 	case !l.long && bytes.Equal(line, []byte("SET standard_conforming_strings = on;")):
 		l.nonStd = false
 	}
 	l.prev, l.prev2 = '\n', 0
+}
+
+// commentFirst takes back the start of a statement that was only the
+// first byte of a comment ("-" of "--"): the statement starts after it.
+func (l *pgLexer) commentFirst() {
+	if l.stmtOpen && len(l.stmt) == 2 {
+		l.stmtOpen = false
+	}
 }
 
 // identStart reports whether c may start a name (or a dollar quote's tag).

@@ -41,6 +41,10 @@ func TestPgLexer(t *testing.T) {
 		{"SELECT \"a\"\"b\n\\c x\n\";\nSELECT $1, a$b$ FROM t;\n\\c y\n", "+SELECT \"a\"\"b\n-\\c x\n-\";\n+SELECT $1, a$b$ FROM t;\n+\\c y"},
 		{"\\connect -reuse-previous=on \"dbname='it''s'\"\n\\c y\n", "+\\connect -reuse-previous=on \"dbname='it''s'\"\n+\\c y"},
 		{"SELECT $$ a $ b $$;\n\\c y\n", "+SELECT $$ a $ b $$;\n+\\c y"},
+		// pg_dump's COPY over two lines (a name with a line break), after
+		// its header comment; its rows are data.
+		{"--\n-- Data for Name: a b\n--\n\nCOPY public.\"a\nb\" (x) FROM stdin;\nit's\n\\.\n\\c y\n",
+			"+--\n+-- Data for Name: a b\n+--\n+\n+COPY public.\"a\n-b\" (x) FROM stdin;\n-it's\n-\\.\n+\\c y"},
 	} {
 		if got := codeLines(tc.script); got != tc.want {
 			t.Errorf("%q:\n got %s\nwant %s", tc.script, got, tc.want)
@@ -56,13 +60,34 @@ func TestPgLexer(t *testing.T) {
 func TestRestoreFiltersLeaveBodiesAlone(t *testing.T) {
 	body := "COMMENT ON TABLE t IS 'How the restore looked:\n--\n-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\n--\n\nBEGIN;\n\nSELECT pg_catalog.lo_open(''16385'', 131072);\nCOMMIT;';\n" +
 		"CREATE FUNCTION script() RETURNS text LANGUAGE sql AS $f$ SELECT $s$\n\\restrict 0123456789abcdef0123456789abcdef0123456789ABCDEF\n\\connect mydb\n\\c t1_rep\nSELECT 1;\n$s$ $f$;\n"
-	for _, connects := range []bool{false, true} {
-		out, err := io.ReadAll(psqlRestricted(pgOneTransaction(strings.NewReader(body)), "snapKEY", connects))
-		if err != nil {
-			t.Fatalf("connects %v: %v", connects, err)
-		}
-		if got := strings.TrimPrefix(string(out), "\\restrict snapKEY\n"); got != body {
-			t.Errorf("connects %v: the script changed:\n%s", connects, got)
-		}
+	out, err := io.ReadAll(psqlRestricted(pgOneTransaction(strings.NewReader(body)), "snapKEY"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimPrefix(string(out), "\\restrict snapKEY\n"); got != body {
+		t.Errorf("the script changed:\n%s", got)
+	}
+	// A whole-server dump's parts: one, the same script.
+	if got, err := partsText(strings.NewReader(body)); err != nil || got != "[]\n"+body {
+		t.Errorf("a whole-server script's parts: %v\n%s", err, got)
+	}
+}
+
+// TestPgParts: a pg_dumpall script is cut at its \connect lines, each part
+// naming its database (a quoted name as it is, a bare one in lower case as
+// psql takes it, -reuse-previous=on's dbname unquoted); the dump's own
+// \restrict, \unrestrict and \encoding lines are dropped, and a \connect
+// line inside a body is text. No key is written into any part: each psql
+// gets its own before its part (a review's crafted dump took the key that
+// was written around \connect lines, inside what psql read as a literal).
+func TestPgParts(t *testing.T) {
+	script := "\\restrict AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\nCREATE ROLE app;\n\\unrestrict AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n" +
+		"\\connect template1\nSELECT 1;\n" +
+		"CREATE DATABASE \"MyApp\";\n\\connect \"MyApp\"\nSELECT $b$\n\\connect evil\n$b$;\n" +
+		"\\encoding SQL_ASCII\n\\connect -reuse-previous=on \"dbname='it\\'s \"\"x\"\"'\"\nSELECT 3;\n\\connect Lower\n"
+	got, err := partsText(strings.NewReader(script))
+	want := "[]\nCREATE ROLE app;\n[template1]\nSELECT 1;\nCREATE DATABASE \"MyApp\";\n[MyApp]\nSELECT $b$\n\\connect evil\n$b$;\n[it's \"x\"]\nSELECT 3;\n[lower]\n"
+	if err != nil || got != want {
+		t.Errorf("parts: %v\n got %q\nwant %q", err, got, want)
 	}
 }

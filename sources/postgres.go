@@ -3,6 +3,7 @@ package sources
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -211,10 +212,27 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 				o.Stderr(line)
 			}
 		}
-		c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(pgMaintenanceDB)},
-			Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: psqlRestricted(dump, key, true), Stderr: stderr, StderrLines: ClientStderrLines, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
-		if err := c.Run(ctx); err != nil {
-			return false, err
+		// One psql per database, each restricted with a key of its own
+		// (pgParts): the script's \connect lines are where snap starts
+		// the next one, connected to the database the line names.
+		parts := newPgParts(dump)
+		for first := true; ; first = false {
+			db, part, ok := parts.Next(first)
+			if !ok {
+				break
+			}
+			c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(cmp.Or(db, pgMaintenanceDB))},
+				Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: io.MultiReader(strings.NewReader("\\restrict "+psqlRestrictKey()+"\n"), part),
+				Stderr: stderr, StderrLines: ClientStderrLines, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
+			if err := c.Run(ctx); err != nil {
+				if perr := parts.Err(); perr != nil {
+					return false, perr
+				}
+				return false, err
+			}
+			if perr := parts.Err(); perr != nil {
+				return false, perr
+			}
 		}
 		if failed > 0 {
 			return false, fmt.Errorf("%d statement(s) of the whole-server dump failed (the first: %s); the server holds what the others made", failed, first)
@@ -296,7 +314,7 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 	// A complete dump ends with a whole statement. Not ";" on a line of
 	// its own before the COMMIT: psql ran it as the dump's last COPY
 	// again, which took the COMMIT for its data.
-	in := psqlRestricted(io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n")), key, false)
+	in := psqlRestricted(io.MultiReader(strings.NewReader("BEGIN;\n"), pgOneTransaction(dump), strings.NewReader("\nCOMMIT;\n")), key)
 	var sp searchPathWatch
 	c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-", "--dbname=" + d.connURL(into)},
 		Env: d.env("PGPASSWORD"), Hint: sp.hint, Stdin: in, Stderr: sp.watch(withoutNestedTransactionWarnings(o.Stderr)), StderrLines: ClientStderrLines, Stdout: o.Stdout}

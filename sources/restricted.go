@@ -106,17 +106,12 @@ var (
 	psqlAnyConnect = regexp.MustCompile(`^\\c(onnect)?(\s|$)`)
 )
 
-// psqlRestricted passes a dump to psql in restricted mode under key: the
-// dump's own \restrict and \unrestrict lines (lines psql reads as
-// commands: not text in a literal or a body, pgLexer) are dropped (psql refuses a
-// second \restrict), and with connects, each \connect line of a form
-// pg_dumpall writes (and its \encoding line) is let through on its own,
-// unrestricted for that line alone. Anything else that is a backslash
-// command psql refuses; but a \connect of another form ends the dump
-// there with an error: refused, it left psql connected to the database
-// before, into which the script went on to load the next database's
-// tables (template1, found in review).
-func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
+// psqlRestricted passes a single database's dump to psql in restricted
+// mode under key: the dump's own \restrict and \unrestrict lines (lines
+// psql reads as commands: not text in a literal or a body, pgLexer) are
+// dropped, as psql refuses a second \restrict. Every other backslash
+// command psql refuses. (A whole-server dump runs in parts: pgParts.)
+func psqlRestricted(dump io.Reader, key string) io.Reader {
 	lex := &pgLexer{}
 	body := newLineFilter(dump, func(r *bufio.Reader) ([]byte, bool, error) {
 		if !lex.atLineStart() {
@@ -126,25 +121,12 @@ func psqlRestricted(dump io.Reader, key string, connects bool) io.Reader {
 		}
 		b, _ := r.Peek(pgLinePeek)
 		end := bytes.IndexByte(b, '\n')
-		if len(b) == 0 || b[0] != '\\' {
+		if len(b) == 0 || b[0] != '\\' || end < 0 {
 			return nil, false, nil
 		}
-		if end < 0 {
-			if connects && psqlAnyConnect.Match(b) {
-				return nil, false, fmt.Errorf("%w: %.80q…", errPsqlConnect, b)
-			}
-			return nil, false, nil
-		}
-		line := bytes.TrimSuffix(b[:end], []byte("\r"))
-		switch {
-		case psqlRestrictLine.Match(line):
+		if psqlRestrictLine.Match(bytes.TrimSuffix(b[:end], []byte("\r"))) {
 			_, _ = r.Discard(end + 1)
 			return nil, true, nil
-		case connects && (psqlConnectLine.Match(line) || psqlEncodingLine.Match(line)):
-			_, _ = r.Discard(len(line)) // its line ending follows the replacement
-			return []byte("\\unrestrict " + key + "\n" + string(line) + "\n\\restrict " + key), false, nil
-		case connects && psqlAnyConnect.Match(line):
-			return nil, false, fmt.Errorf("%w: %.200q", errPsqlConnect, line)
 		}
 		return nil, false, nil
 	})

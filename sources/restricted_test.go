@@ -144,8 +144,12 @@ func TestPsqlRestricted(t *testing.T) {
 	mark := func(name string) string { return filepath.Join(dir, name) }
 	run := func(script string, connects bool) string {
 		t.Helper()
+		if connects {
+			out, _ := runParts(t, u, script)
+			return out
+		}
 		cmd := exec.Command("psql", "-X", "--no-password", "-q", "-A", "-t", "-f", "-", "--dbname="+raw)
-		cmd.Stdin = psqlRestricted(strings.NewReader(script), psqlRestrictKey(), connects)
+		cmd.Stdin = psqlRestricted(strings.NewReader(script), psqlRestrictKey())
 		b, err := cmd.CombinedOutput()
 		var ee *exec.ExitError
 		if err != nil && !errors.As(err, &ee) {
@@ -171,8 +175,8 @@ func TestPsqlRestricted(t *testing.T) {
 	// A \connect of another form ends the script there: refused by
 	// psql, it left the script loading the next database's tables into
 	// the one before (template1; found in review).
-	out, err := io.ReadAll(psqlRestricted(strings.NewReader("SELECT 1;\n\\connect "+db+" `touch "+mark("backquote")+"`\nSELECT 2;\n"), psqlRestrictKey(), true))
-	if !errors.Is(err, errPsqlConnect) || strings.Contains(string(out), "touch") || strings.Contains(string(out), "SELECT 2") {
+	out, err := partsText(strings.NewReader("SELECT 1;\n\\connect " + db + " `touch " + mark("backquote") + "`\nSELECT 2;\n"))
+	if !errors.Is(err, errPsqlConnect) || strings.Contains(out, "touch") || strings.Contains(out, "SELECT 2") {
 		t.Errorf("a \\connect pg_dumpall does not write: %v, passed %q", err, out)
 	}
 	for _, name := range []string{"bang", "inline", "out", "backquote", "out2"} {
@@ -364,10 +368,8 @@ func TestPsqlConnectsAsPgDumpallWrites(t *testing.T) {
 			t.Fatalf("pg_dump --create of %q wrote no \\connect line:\n%s", n, out)
 		}
 	}
-	cmd := exec.Command("psql", "-X", "--no-password", "-q", "-A", "-t", "-f", "-", "--dbname="+u.String())
-	cmd.Stdin = psqlRestricted(strings.NewReader(script.String()), psqlRestrictKey(), true)
-	out, err := cmd.CombinedOutput()
-	if err != nil || strings.Contains(string(out), psqlRefused) {
+	out, err := runParts(t, u, script.String())
+	if err != nil || strings.Contains(out, psqlRefused) {
 		t.Fatalf("psql: %v\n%s\nscript:\n%s", err, out, script.String())
 	}
 	got := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -698,4 +700,52 @@ func TestSQLiteRestoreOfRealDumps(t *testing.T) {
 	if want := "running dogs\n1\next content\n1|2|3|aux\next\n1\n"; err != nil || string(got) != want {
 		t.Errorf("virtual tables: %q, %v; want %q", got, err, want)
 	}
+}
+
+// runParts runs a pg_dumpall script as postgresRestore does: one psql per
+// part (pgParts), connected to the database its \connect line names,
+// restricted with a key of its own. It returns what they printed, and what
+// ended the script early.
+func runParts(t *testing.T, base *url.URL, script string) (string, error) {
+	t.Helper()
+	parts := newPgParts(strings.NewReader(script))
+	var out strings.Builder
+	for first := true; ; first = false {
+		db, part, ok := parts.Next(first)
+		if !ok {
+			break
+		}
+		u := *base
+		if db != "" {
+			u.Path, u.RawPath = "/"+db, ""
+		}
+		cmd := exec.Command("psql", "-X", "--no-password", "-q", "-A", "-t", "-f", "-", "--dbname="+u.String())
+		cmd.Stdin = io.MultiReader(strings.NewReader("\\restrict "+psqlRestrictKey()+"\n"), part)
+		b, _ := cmd.CombinedOutput()
+		out.Write(b)
+		if parts.Err() != nil {
+			break
+		}
+	}
+	return out.String(), parts.Err()
+}
+
+// partsText is a script's parts as pgParts passes them: each after a line
+// "[DB]" naming the database it runs in.
+func partsText(script io.Reader) (string, error) {
+	parts := newPgParts(script)
+	var out strings.Builder
+	for first := true; ; first = false {
+		db, part, ok := parts.Next(first)
+		if !ok {
+			break
+		}
+		out.WriteString("[" + db + "]\n")
+		b, err := io.ReadAll(part)
+		out.Write(b)
+		if err != nil {
+			return out.String(), err
+		}
+	}
+	return out.String(), parts.Err()
 }

@@ -119,17 +119,15 @@ func (s *Sparse) ReadAt(b []byte, off int64) (int, error) {
 		if !g.hole {
 			break
 		}
+		// A hole ends at the file's size now: one truncated while read
+		// (into a hole, at its end or not) was stored at its old size,
+		// the rest zeros, a file that never was. Its bytes past the new
+		// end are read (pread stops there, and the file counts as
+		// shrunk). An fstat per read of up to 8 MiB.
 		hi := g.hi
-		if hi == s.size {
-			// A hole that ends the file ends at its size now: one
-			// truncated while read was stored at its old size, the
-			// rest zeros, a file that never was. Its bytes past the
-			// new end are read (pread stops there, and the file
-			// counts as shrunk). An fstat per read of up to 8 MiB.
-			var st unix.Stat_t
-			if err := unix.Fstat(s.f.fd, &st); err == nil && st.Size < hi {
-				hi = st.Size
-			}
+		var st unix.Stat_t
+		if err := unix.Fstat(s.f.fd, &st); err == nil && st.Size < hi {
+			hi = st.Size
 		}
 		if hi <= at {
 			break

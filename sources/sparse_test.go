@@ -142,3 +142,40 @@ func TestSparseTruncatedWhileRead(t *testing.T) {
 		t.Errorf("ReadAt at 0 = %d, %v", n, err)
 	}
 }
+
+// TestSparseTruncatedIntoInnerHole: the same for a hole that is not at the
+// end: data, a hole, data; truncated into the hole after a read there.
+func TestSparseTruncatedIntoInnerHole(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "image")
+	data := bytes.Repeat([]byte("data"), 1<<18) // 1 MiB
+	f0, err := os.Create(p)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(err)
+	_, err = f0.WriteAt(data, 0)
+	must(err)
+	_, err = f0.WriteAt(data, 40<<20)
+	must(err)
+	must(f0.Close())
+	f, err := OpenFile(p)
+	must(err)
+	defer f.Close()
+	st, err := f.Stat()
+	must(err)
+	s := OpenSparse(f, &st)
+	if s == nil {
+		t.Skip("the file system keeps no holes")
+	}
+	buf := make([]byte, 2<<20)
+	if n, err := s.ReadAt(buf, 8<<20); n != len(buf) || err != nil {
+		t.Fatalf("ReadAt in the hole = %d, %v", n, err)
+	}
+	must(os.Truncate(p, 4<<20))
+	if n, err := s.ReadAt(buf, 8<<20); n != 0 || err != io.EOF {
+		t.Errorf("ReadAt past the new end = %d, %v; want 0, EOF", n, err)
+	}
+}

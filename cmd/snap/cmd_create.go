@@ -395,7 +395,16 @@ func createWithHooks(ctx context.Context, e *env, u *ui, st repoSettings, open f
 		return nil, interrupted(ctx, fmt.Errorf("create: %w; no snapshot was saved", err))
 	}
 	if len(plan.pre) > 0 {
+		// What the hooks made is checked as a path that was there is:
+		// readable, no symlink on the way to a nested path, not the
+		// repository or its cache (each check skips a missing path).
 		if err := checkPathsReadable(o.Paths, plan.origin, " (after the pre hooks ran)"); err != nil {
+			return nil, err
+		}
+		if err := unreachableInner(o.Paths, o.Archive, plan.origin); err != nil {
+			return nil, err
+		}
+		if o.Archive.LeaveOut, err = s.leaveOut(o.Paths, plan.origin); err != nil {
 			return nil, err
 		}
 	}

@@ -274,7 +274,7 @@ esac
 		t.Errorf("whole-server restore into a server whose postgres database has tables: exit %d: %s", res.code, res.stderr)
 	}
 	res = tr.runEnv([]string{path, "FAIL_STATEMENT=1"}, nil, "restore", "latest", "--db", "all.sql")
-	if res.code != exitFatal || !strings.Contains(res.stderr, `1 statement(s) of the whole-server dump failed (the first: psql:<stdin>:90: ERROR:  relation "public.t" already exists)`) {
+	if res.code != exitFatal || !strings.Contains(res.stderr, `statement(s) of the whole-server dump failed (the first: psql:<stdin>:90: ERROR:  relation "public.t" already exists)`) {
 		t.Errorf("whole-server restore with a failed statement: exit %d: %s", res.code, res.stderr)
 	}
 }
