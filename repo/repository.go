@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
 )
 
 // Repository is an open repository: a backend plus the master key and the
@@ -608,3 +609,30 @@ func (r *Repository) ListIDs(ctx context.Context, t FileType) ([]ID, error) {
 	})
 	return ids, err
 }
+
+// ReadCacheFile reads a file of the local cache that is at most limit
+// bytes: a regular file, opened without following a symlink and without
+// waiting on a FIFO. Anything else is an error, and the caller falls back
+// to the repository (or to nothing). The cache is the host's, but read as
+// it was, whole: a FIFO there hung snap beyond Ctrl-C, and a large file
+// took all memory (found by an exploratory test).
+func ReadCacheFile(path string, limit int64) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > limit {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, limit)
+	}
+	return io.ReadAll(io.LimitReader(f, limit))
+}
+
+// MaxCachedSnapshot is the most a cached snapshot document may hold, as
+// the repository's copy (LoadSmall).
+const MaxCachedSnapshot = int64(MaxSnapshotSize + sealOverhead)

@@ -271,7 +271,7 @@ func (l *Loader) Load(ctx context.Context, id repo.ID) (*Snapshot, error) {
 	cached := ""
 	if l.cacheDir != "" {
 		cached = filepath.Join(l.cacheDir, id.String())
-		if b, err := os.ReadFile(cached); err == nil {
+		if b, err := repo.ReadCacheFile(cached, repo.MaxCachedSnapshot); err == nil {
 			sealed = b
 		}
 	}

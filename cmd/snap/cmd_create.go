@@ -888,7 +888,9 @@ func (s *session) ownTrees() func(repo.ID) bool {
 	if s.cache == "" {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(s.cache, ownTreesFile))
+	// A record of a million snapshots is 65 MB; a larger file, or one
+	// that is no regular file, is no record (repo.ReadCacheFile).
+	b, err := repo.ReadCacheFile(filepath.Join(s.cache, ownTreesFile), 1_000_000*ownTreeLine)
 	if err != nil {
 		return nil
 	}
