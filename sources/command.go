@@ -435,9 +435,38 @@ func (r *commandReader) noteHeldOutput(pid int, heldFor time.Duration, note func
 		select {
 		case <-r.done:
 		default:
-			note()
+			// Output the reader has not read yet is no sign of a
+			// process left behind (a slow repository): only a writer
+			// still holding the pipe is, which the kernel tells (no
+			// POLLHUP while one is left).
+			if r.writerLeft() {
+				note()
+			}
 		}
 	}
+}
+
+// writerLeft reports whether a process still holds the output pipe open
+// for writing; when it cannot tell, it says so.
+func (r *commandReader) writerLeft() bool {
+	f, ok := r.out.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return true
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return true
+	}
+	left := true
+	_ = rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(fds, 0); err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0 {
+			left = false
+		}
+	})
+	return left
 }
 
 // guardReader reports a read error (other than the end of the input)
