@@ -154,6 +154,10 @@ type Restorer struct {
 	split    map[LinkGroup]bool
 	euid     int  // the restore's user (OverwriteNever: whose files stand in for a group)
 	canMknod bool // the process may make device nodes (root, or CAP_MKNOD)
+	// devicesOnce asks the target once whether device nodes can be made
+	// there (mayMakeDevices); devicesOK is its answer.
+	devicesOnce sync.Once
+	devicesOK   bool
 	// rootPath is the path in the snapshot of the directory restored into
 	// the target (Restore); the walk builds the paths below it as needed.
 	rootPath    string
@@ -274,6 +278,15 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 	}
 	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}, split: map[LinkGroup]bool{},
 		euid: os.Geteuid(), canMknod: mayMknod(), maxHeld: maxHeld()}
+}
+
+// mayMakeDevices reports whether device nodes can be made in the target:
+// the process has CAP_MKNOD, and a try in dir succeeds (root in a user
+// namespace has the capability and is refused; its mknod came only after
+// the entry at that name was removed). Asked once per restore.
+func (r *Restorer) mayMakeDevices(dir *sources.Dir) bool {
+	r.devicesOnce.Do(func() { r.devicesOK = r.canMknod && dir.CanMakeDevices() })
+	return r.devicesOK
 }
 
 // mayMknod reports whether this process may make device nodes: it has
@@ -817,7 +830,7 @@ func (r *Restorer) createSpecial(dir *sources.Dir, rel string, n Node) error {
 		switch {
 		case n.Type == sources.TypeSymlink:
 			err = dir.Symlink(n.LinkTarget, n.Name)
-		case device && !r.canMknod:
+		case device && !r.mayMakeDevices(dir):
 			// Refused before the entry the target has at that name is
 			// removed to make room: mknod fails only after that, and a
 			// user's file there was lost for nothing (found by an
@@ -826,10 +839,13 @@ func (r *Restorer) createSpecial(dir *sources.Dir, rel string, n Node) error {
 		default:
 			err = dir.Mknod(n.Name, n.Meta)
 		}
-		if device && errors.Is(err, unix.EPERM) && r.euid != 0 {
+		switch {
+		case device && errors.Is(err, unix.EPERM) && r.euid != 0:
 			// What fixes it: the restore's hint of trying again once
 			// the cause is gone cannot (found by an exploratory test).
 			err = fmt.Errorf("%w: device nodes are made by root only; restore them as root, or leave them out with --exclude", err)
+		case device && errors.Is(err, unix.EPERM):
+			err = fmt.Errorf("%w: this root may not make device nodes (in a user namespace or a container without the right); restore them on the host, or leave them out with --exclude", err)
 		}
 		if err == nil {
 			err = dir.SetMeta(n.Name, n.Meta)

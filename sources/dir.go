@@ -2,6 +2,8 @@ package sources
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -700,6 +702,22 @@ func (d *Dir) Symlink(target, name string) error {
 		return &PathError{Op: "symlink", Path: d.path(name), Err: unwrapPathErr(err)}
 	}
 	return nil
+}
+
+// CanMakeDevices reports whether this process may make device nodes in d:
+// it makes one (the null device's numbers) under a name of its own and
+// removes it. Root in a user namespace has CAP_MKNOD and is refused all
+// the same (EPERM); only a try tells. Any other answer than EPERM is a yes:
+// the real mknod then says what is wrong.
+func (d *Dir) CanMakeDevices() bool {
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := ".snap-mknod-" + hex.EncodeToString(rnd[:])
+	err := unix.Mknodat(d.fd, name, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3)))
+	if err == nil {
+		_ = unix.Unlinkat(d.fd, name, 0)
+	}
+	return !errors.Is(err, unix.EPERM)
 }
 
 // Mknod creates a device node, FIFO or socket placeholder.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,5 +128,32 @@ func TestRestoreSaysHardLinkSplit(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(target, src, "h2")); err != nil || string(b) != "linked" {
 		t.Errorf("the other name: %q, %v", b, err)
+	}
+}
+
+// TestRestoreDeviceInUserNamespace: root in a user namespace has
+// CAP_MKNOD and may not make device nodes all the same: the restore
+// refuses such a node before the file the target has at its name is
+// removed (it was removed, and then mknod failed; found by a review).
+func TestRestoreDeviceInUserNamespace(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("unshare", "-r", "true").Run(); err != nil {
+		t.Skipf("no user namespaces here (unshare -r: %v)", err)
+	}
+	tr := newTestRepo(t)
+	src := filepath.Join(tr.dir, "src")
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))))
+	tr.mustRun("create", src)
+	target := filepath.Join(tr.dir, "target")
+	writeFile(t, filepath.Join(target, "null"), []byte("precious"))
+	tr.wrap = []string{"unshare", "-r"}
+	res := tr.run("restore", "latest:"+src, "--target", target)
+	tr.wrap = nil
+	if res.code == 0 || !strings.Contains(res.stderr, "this root may not make device nodes") {
+		t.Errorf("restore of a device node in a user namespace: exit %d\n%s", res.code, res.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(target, "null")); err != nil || string(b) != "precious" {
+		t.Errorf("the file where the snapshot has a device node: %q, %v", b, err)
 	}
 }
