@@ -247,5 +247,11 @@ func tagList(tags []string) string {
 	if len(tags) == 0 {
 		return "none"
 	}
-	return strings.Join(tags, ", ")
+	// Quoted when odd: a tag from the repository with a line break
+	// printed as two lines (found by an exploratory test).
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = listedPath(t)
+	}
+	return strings.Join(out, ", ")
 }

@@ -103,7 +103,7 @@ func runUnlock(c *cli.Context, e *env, all, dryRun bool) error {
 					why = fmt.Sprintf("taken in another PID namespace (%s, a container?), whose processes cannot be seen from here; %s, it %s (use --all if you know no snap runs there)",
 						sources.DisplayPath(l.Info.PIDNamespace), refreshed, becomes)
 				}
-				u.printf("%s the %s lock of pid %d on %s (snap %s, since %s): %s", kept, j.Kind, j.PID, j.Host, j.Command, localTime(j.Since), why)
+				u.printf("%s the %s lock of pid %d on %s (snap %s, since %s): %s", kept, j.Kind, j.PID, listedPath(j.Host), listedPath(j.Command), localTime(j.Since), why)
 			}
 			continue
 		}
@@ -119,9 +119,9 @@ func runUnlock(c *cli.Context, e *env, all, dryRun bool) error {
 		case l.Err != nil:
 			u.printf("%s unreadable lock %s", removed, l.Name[:8])
 		case l.Stale:
-			u.printf("%s stale %s lock of pid %d on %s (snap %s, since %s)", removed, j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+			u.printf("%s stale %s lock of pid %d on %s (snap %s, since %s)", removed, j.Kind, j.PID, listedPath(j.Host), listedPath(j.Command), localTime(j.Since))
 		default:
-			u.printf("%s the %s lock of pid %d on %s (snap %s, since %s)", removed, j.Kind, j.PID, j.Host, j.Command, localTime(j.Since))
+			u.printf("%s the %s lock of pid %d on %s (snap %s, since %s)", removed, j.Kind, j.PID, listedPath(j.Host), listedPath(j.Command), localTime(j.Since))
 		}
 	}
 	if u.json {

@@ -58,3 +58,11 @@ func TestSizeNoteShowsSmallChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestTagListQuotesOddTags: a tag with a line break (a crafted
+// repository's) is quoted, not printed as two lines.
+func TestTagListQuotesOddTags(t *testing.T) {
+	if got := tagList([]string{"nightly", "t\nag"}); got != `nightly, "t\nag"` {
+		t.Errorf("tagList = %q", got)
+	}
+}
