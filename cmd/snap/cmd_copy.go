@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -166,9 +167,24 @@ func runCopy(c *cli.Context, e *env, to string, refs []string) error {
 		// source since (keep, for --keep-tag) does not reach it, and the
 		// target's retention forgot what the source's kept, with nothing
 		// said (found by an exploratory test).
-		if t := targetOf[snapshot.Origin(sn)]; t != nil && !sameTags(t.Tags, sn.Tags) {
-			u.warnf("snapshot %s is in the target as %s with tags [%s], and has [%s] in the source: a copy keeps its own tags; give it the source's with: snap tag --repo %s --set %s %s",
-				sn.ID.Short(), t.ID.Short(), strings.Join(t.Tags, ","), strings.Join(sn.Tags, ","), shQuote(redactedLocation(to)), shQuote(strings.Join(sn.Tags, ",")), t.ID.Short())
+		// Only the source's tags the copy lacks are said, and added: a
+		// tag given to the copy since (a legal hold in the target, or a
+		// copy back to the origin) is the target's, and the --set this
+		// advised would have taken it away (found by an exploratory
+		// test).
+		t := targetOf[snapshot.Origin(sn)]
+		if t == nil {
+			continue
+		}
+		var missing []string
+		for _, tag := range sn.Tags {
+			if !slices.Contains(t.Tags, tag) {
+				missing = append(missing, tag)
+			}
+		}
+		if len(missing) > 0 {
+			u.warnf("snapshot %s is in the target as %s with tags [%s], and has [%s] in the source: a copy keeps its own tags; add the source's it lacks with: snap tag --repo %s --add %s %s",
+				sn.ID.Short(), t.ID.Short(), strings.Join(t.Tags, ","), strings.Join(sn.Tags, ","), shQuote(redactedLocation(to)), shQuote(strings.Join(missing, ",")), t.ID.Short())
 		}
 	}
 

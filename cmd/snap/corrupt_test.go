@@ -1055,9 +1055,15 @@ func TestCopyRetaggedSnapshot(t *testing.T) {
 	}
 	tr.mustRun("tag", "--add", "keep", srcList[0].ShortID)
 	res := tr.mustRun("copy", "--to", target)
-	if !strings.Contains(res.stderr, "with tags [new], and has [") || !strings.Contains(res.stderr, "a copy keeps its own tags; give it the source's with: snap tag --repo "+shQuote(target)+" --set ") ||
+	if !strings.Contains(res.stderr, "with tags [new], and has [") || !strings.Contains(res.stderr, "a copy keeps its own tags; add the source's it lacks with: snap tag --repo "+shQuote(target)+" --add 'keep' ") ||
 		!strings.HasSuffix(strings.TrimSpace(res.stderr), " "+list[0].ShortID) {
 		t.Errorf("copy after a tag was added in the source:\n%s", res.stderr)
+	}
+	// A tag the copy has and the source lacks is the target's own: no
+	// advice to take it away (it said --set with the source's tags).
+	tr.runEnv([]string{"SNAP_REPOSITORY=" + target}, nil, "tag", "--add", "keep,hold", list[0].ShortID)
+	if res := tr.mustRun("copy", "--to", target); strings.Contains(res.stderr, "a copy keeps its own tags") {
+		t.Errorf("copy after the target's copy got a tag of its own:\n%s", res.stderr)
 	}
 }
 
