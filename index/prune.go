@@ -1378,6 +1378,10 @@ func (pl *planner) execute(ctx context.Context, ix *Index) error {
 		if err := w.Flush(ctx); err != nil {
 			return fmt.Errorf("repack: %w; nothing was deleted", err)
 		}
+		// The repacked packs' segments, which the summary left out (it
+		// counted one where index/ had two new files; found by an
+		// exploratory test).
+		pl.st.SegmentsWritten += int(w.Stats().Segments)
 		if len(pl.st.DamagedPacks) > 0 {
 			st := w.Stats()
 			pl.st.CopiedBlobs, pl.st.CopiedBytes = int(st.Blobs), st.StoredBytes

@@ -73,6 +73,7 @@ type WriterStats struct {
 	RawBytes    int64 // their plaintext size
 	StoredBytes int64 // their size in packs, after compression and encryption
 	Packs       int64
+	Segments    int64 // index segments written
 }
 
 type blobKeyT struct {
@@ -117,6 +118,7 @@ type Writer struct {
 	scratch chan []byte // compression buffers for Save: see getScratch
 
 	blobs, raw, stored, packs atomic.Int64
+	segments                  atomic.Int64 // index segments written
 }
 
 // NewWriter returns a writer adding to ix's repository.
@@ -770,6 +772,7 @@ func (w *Writer) saveSegment(ctx context.Context, packs []Pack) error {
 	if err != nil {
 		return err
 	}
+	w.segments.Add(1)
 	if w.opts.Verify != nil {
 		// Again once it is written: an upload held back by
 		// --limit-upload (or a process frozen) wrote it minutes after the
@@ -1021,7 +1024,7 @@ func (w *Writer) ReusedPacks() []repo.ID {
 
 // Stats returns what the writer has added so far.
 func (w *Writer) Stats() WriterStats {
-	return WriterStats{Blobs: w.blobs.Load(), RawBytes: w.raw.Load(), StoredBytes: w.stored.Load(), Packs: w.packs.Load()}
+	return WriterStats{Blobs: w.blobs.Load(), RawBytes: w.raw.Load(), StoredBytes: w.stored.Load(), Packs: w.packs.Load(), Segments: w.segments.Load()}
 }
 
 // pendingBlobs counts the blobs of packs.
