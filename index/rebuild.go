@@ -267,7 +267,7 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 			// out, its blobs would be dropped from the index. Stop as an
 			// interruption would; the segments written so far list
 			// packs that are there, and the old ones stay.
-			return st, fmt.Errorf("repair needs to read every pack: data/%s: %w", p.id, err)
+			return st, fmt.Errorf("repair needs to read every pack: %s: %w", packPath(p.id), err)
 		}
 		if err != nil {
 			if err := readOld(); err != nil {
@@ -276,7 +276,7 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 			lp, ok := listed[p.id]
 			switch {
 			case ok && lp.Size == p.size:
-				st.FromIndex = append(st.FromIndex, fmt.Sprintf("data/%s: %v", p.id, err))
+				st.FromIndex = append(st.FromIndex, fmt.Sprintf("%s: %v", packPath(p.id), err))
 				ents = lp.Blobs
 			case ok && p.size < lp.Size:
 				// Cut short (a copy or a disk that failed part-way): the
@@ -290,7 +290,7 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 						ents = append(ents, e)
 					}
 				}
-				msg := fmt.Sprintf("data/%s: %v; it was cut short (%d bytes, the old index listed %d), and %d of its %d blobs lie in what is left", p.id, err, p.size, lp.Size, len(ents), len(lp.Blobs))
+				msg := fmt.Sprintf("%s: %v; it was cut short (%d bytes, the old index listed %d), and %d of its %d blobs lie in what is left", packPath(p.id), err, p.size, lp.Size, len(ents), len(lp.Blobs))
 				if len(ents) == 0 {
 					st.Unreadable = append(st.Unreadable, msg+" (none)")
 					continue
@@ -304,14 +304,14 @@ func (ix *Index) RebuildFromPacks(ctx context.Context, log func(string)) (Repair
 				// check still says to repack it.
 				old, terr := ix.r.LoadTrailer(ctx, p.id, lp.Size)
 				if terr != nil {
-					st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; it is %d bytes, larger than the %d the old index listed, whose trailer there cannot be read either (%v)", p.id, err, p.size, lp.Size, terr))
+					st.Unreadable = append(st.Unreadable, fmt.Sprintf("%s: %v; it is %d bytes, larger than the %d the old index listed, whose trailer there cannot be read either (%v)", packPath(p.id), err, p.size, lp.Size, terr))
 					continue
 				}
-				st.FromIndex = append(st.FromIndex, fmt.Sprintf("data/%s: %v; bytes were added after its end (it has %d, the old index listed %d), and its trailer there lists %d blobs: 'snap prune --repack %s' rewrites them", p.id, err, p.size, lp.Size, len(old), p.id.Short()))
+				st.FromIndex = append(st.FromIndex, fmt.Sprintf("%s: %v; bytes were added after its end (it has %d, the old index listed %d), and its trailer there lists %d blobs: 'snap prune --repack %s' rewrites them", packPath(p.id), err, p.size, lp.Size, len(old), p.id.Short()))
 				ents = old
 				p.size = lp.Size
 			default:
-				st.Unreadable = append(st.Unreadable, fmt.Sprintf("data/%s: %v; no index lists it", p.id, err))
+				st.Unreadable = append(st.Unreadable, fmt.Sprintf("%s: %v; no index lists it", packPath(p.id), err))
 				continue
 			}
 		}
@@ -454,4 +454,10 @@ func subsetOf(a, b []repo.BlobEntry) bool {
 		}
 	}
 	return true
+}
+
+// packPath is where pack id lies in the repository, as messages name it
+// ("data/2c/2c25…"; "data/2c25…" sent the admin looking for no such file).
+func packPath(id repo.ID) string {
+	return repo.Handle{Type: repo.PackFile, Name: id.String()}.String()
 }

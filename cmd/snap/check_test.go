@@ -230,7 +230,7 @@ func TestCheckFindsMissingPack(t *testing.T) {
 	// it said "indexed … in N packs" and exited 0 (found by an
 	// exploratory test).
 	res = tr.run("repair", "index", "--from-packs")
-	if res.code != exitFatal || !strings.Contains(res.stderr, "data/"+name+": the index listed this pack, but the repository no longer holds it") ||
+	if res.code != exitFatal || !strings.Contains(res.stderr, "data/"+name[:2]+"/"+name+": the index listed this pack, but the repository no longer holds it") ||
 		!strings.Contains(res.stderr, "no longer holds 1 pack the index listed") {
 		t.Errorf("repair with a lost pack: exit %d: %s", res.code, res.stderr)
 	}

@@ -180,20 +180,20 @@ func runRepairIndex(c *cli.Context, e *env, fromPacks bool) error {
 		// A pack a repack copied out and that was then moved out or
 		// deleted: the step the advice for a damaged pack prescribes,
 		// which exited 1 here (found by an exploratory test).
-		s.ui.warnf("data/%s, which the index listed, is gone; every blob it held is in another pack: nothing was lost with it", id)
+		s.ui.warnf("%s, which the index listed, is gone; every blob it held is in another pack: nothing was lost with it", repo.Handle{Type: repo.PackFile, Name: id.String()})
 	}
 	for _, id := range st.Missing {
 		what := "its blobs are no longer indexed"
 		if n, ok := st.LostBlobs[id]; ok {
 			what = plural(n, "blob it held is", "blobs it held are") + " in no other pack"
 		}
-		s.ui.errorf("data/%s: the index listed this pack, but the repository no longer holds it: %s; 'snap check' lists the snapshots affected (a pack moved out as check advised held damaged blobs: 'snap create' the affected paths again)", id, what)
+		s.ui.errorf("%s: the index listed this pack, but the repository no longer holds it: %s; 'snap check' lists the snapshots affected (a pack moved out as check advised held damaged blobs: 'snap create' the affected paths again)", repo.Handle{Type: repo.PackFile, Name: id.String()}, what)
 	}
 	for _, id := range st.KeptDamaged {
-		s.ui.warnf("data/%s was kept by a repack for its damaged blobs alone, its intact ones copied out, and is indexed so: move it out of data/ and run 'snap repair index --from-packs' again", id)
+		s.ui.warnf("%s was kept by a repack for its damaged blobs alone, its intact ones copied out, and is indexed so: move it out of data/ and run 'snap repair index --from-packs' again", repo.Handle{Type: repo.PackFile, Name: id.String()})
 	}
 	for _, id := range st.Truncated {
-		s.ui.warnf("data/%s was cut short: 'snap create' the affected paths again to store what it lost, then 'snap prune --repack %s' to copy the blobs it kept into a sound pack", id, id.Short())
+		s.ui.warnf("%s was cut short: 'snap create' the affected paths again to store what it lost, then 'snap prune --repack %s' to copy the blobs it kept into a sound pack", repo.Handle{Type: repo.PackFile, Name: id.String()}, id.Short())
 	}
 	if s.ui.json {
 		s.ui.jsonLine(map[string]any{"type": "summary", "action": "repair index", "from_packs": true, "blobs": st.Blobs, "packs": st.Packs,
