@@ -66,6 +66,11 @@ func pruneOptionsFrom(c *cli.Context) (index.PruneOptions, error) {
 	}
 	o.DeleteDelay = d
 	o.Instant = c.Bool("instant")
+	if o.Instant && c.IsSet("delete-delay") && d > 0 {
+		// --instant deletes at once: a delay given beside it was taken
+		// without a word, and not kept (found by an exploratory test).
+		return o, usagef("--instant deletes unused packs at once, and --delete-delay %s asks to keep them marked first: give one of them", c.String("delete-delay"))
+	}
 	o.Compression = repo.CompressionFastest
 	return o, nil
 }

@@ -85,6 +85,12 @@ func runUnlock(c *cli.Context, e *env, all, dryRun bool) error {
 				u.printf("%s unreadable lock %s (%v); remove it with --all if no snap runs", kept, l.Name[:8], l.Err)
 			} else {
 				why := "its process is running"
+				if l.Info.PID <= 0 {
+					// No process has it (a damaged or crafted lock):
+					// "running" was said of pid 0 and -1, which kill(2)
+					// takes for groups (found by an exploratory test).
+					why = fmt.Sprintf("it names no process (pid %d), so only its age tells", l.Info.PID)
+				}
 				refreshed := "refreshed " + time.Since(l.Info.Time).Round(time.Second).String() + " ago"
 				becomes := "becomes stale 30 minutes after its last refresh"
 				if r.FutureDated(l.Info) {

@@ -966,6 +966,11 @@ func (s *session) findPath(c *cli.Context, ref, p string) (*snapshot.Snapshot, s
 	if err != nil {
 		err = s.pathError(c, sn, given, strings.HasPrefix(ref, "@"), err)
 	}
+	if err == nil && strings.HasSuffix(given, "/") && node.Type != sources.TypeDir {
+		// "f/" names a directory, as to the shell and the kernel: dump
+		// wrote the file (found by an exploratory test).
+		err = fmt.Errorf("%s is a %s, not a directory (the path ends in /): leave out the /", sources.DisplayPath(strings.TrimSuffix(given, "/")), node.Type)
+	}
 	return sn, p, node, err
 }
 

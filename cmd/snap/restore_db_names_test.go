@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/snap-backup/snap/repo"
 	"github.com/snap-backup/snap/snapshot"
 	"github.com/snap-backup/snap/sources"
 )
@@ -106,5 +109,45 @@ func TestPruneCountsEverySegmentWritten(t *testing.T) {
 	}
 	if st.SegmentsWritten != added || added == 0 {
 		t.Errorf("prune says %d segments written; index/ has %d new files\n%s", st.SegmentsWritten, added, res.stdout)
+	}
+}
+
+// TestPruneInstantRefusesADelay: --instant with a --delete-delay is a
+// contradiction, refused (it was taken without a word).
+func TestPruneInstantRefusesADelay(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	if res := tr.run("prune", "--instant", "--delete-delay", "1h"); res.code != exitUsage || !strings.Contains(res.stderr, "--instant deletes unused packs at once") {
+		t.Errorf("prune --instant --delete-delay 1h: exit %d\n%s", res.code, res.stderr)
+	}
+	tr.mustRun("prune", "--instant", "--delete-delay", "0")
+}
+
+// TestUnlockSaysWhenALockNamesNoProcess: a lock of this host with pid 0
+// (damaged or crafted) is not said to be held by a running process.
+func TestUnlockSaysWhenALockNamesNoProcess(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	host, _ := os.Hostname()
+	tr.plantLock(repo.LockInfo{Time: time.Now(), Created: time.Now(), Host: host, PID: 0, Command: "create"})
+	res := tr.run("unlock", "-n")
+	if !strings.Contains(res.stdout+res.stderr, "it names no process (pid 0)") || strings.Contains(res.stdout+res.stderr, "its process is running") {
+		t.Errorf("unlock -n of a lock with pid 0: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+}
+
+// TestDumpFileWithSlash: "FILE/" names a directory: dump refuses a file
+// given so (it wrote the file).
+func TestDumpFileWithSlash(t *testing.T) {
+	t.Parallel()
+	tr := newTestRepo(t)
+	f := filepath.Join(tr.dir, "src", "f")
+	writeFile(t, f, []byte("x"))
+	tr.mustRun("create", filepath.Join(tr.dir, "src"))
+	if res := tr.run("dump", "latest", f+"/"); res.code == 0 || !strings.Contains(res.stderr, "is a file, not a directory (the path ends in /)") {
+		t.Errorf("dump FILE/: exit %d\n%s", res.code, res.stderr)
+	}
+	if res := tr.mustRun("dump", "latest", f); res.stdout != "x" {
+		t.Errorf("dump FILE: %q", res.stdout)
 	}
 }
