@@ -151,9 +151,8 @@ type Restorer struct {
 	linkInodes map[LinkGroup]uint64
 	// split holds the groups a name of which could not be linked to the
 	// first (hardLinkOr): said once per group.
-	split    map[LinkGroup]bool
-	euid     int  // the restore's user (OverwriteNever: whose files stand in for a group)
-	canMknod bool // the process may make device nodes (root, or CAP_MKNOD)
+	split map[LinkGroup]bool
+	euid  int // the restore's user (OverwriteNever: whose files stand in for a group)
 	// devicesOnce asks the target once whether device nodes can be made
 	// there (mayMakeDevices); devicesOK is its answer.
 	devicesOnce sync.Once
@@ -277,7 +276,7 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 		o.Blobs = ix
 	}
 	return &Restorer{ix: ix, target: target, opts: o, links: map[LinkGroup]string{}, linkInodes: map[LinkGroup]uint64{}, split: map[LinkGroup]bool{},
-		euid: os.Geteuid(), canMknod: mayMknod(), maxHeld: maxHeld()}
+		euid: os.Geteuid(), maxHeld: maxHeld()}
 }
 
 // mayMakeDevices reports whether device nodes can be made in the target:
@@ -285,7 +284,7 @@ func NewRestorer(ix *index.Index, target *sources.Target, o RestoreOptions) *Res
 // namespace has the capability and is refused; its mknod came only after
 // the entry at that name was removed). Asked once per restore.
 func (r *Restorer) mayMakeDevices(dir *sources.Dir) bool {
-	r.devicesOnce.Do(func() { r.devicesOK = r.canMknod && dir.CanMakeDevices() })
+	r.devicesOnce.Do(func() { r.devicesOK = mayMknod() && dir.CanMakeDevices() })
 	return r.devicesOK
 }
 

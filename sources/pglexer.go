@@ -43,8 +43,9 @@ type pgLexer struct {
 	// break; stmtOpen once its first byte is read, until its ";".
 	stmt     []byte
 	stmtOpen bool
-	// The line being read: whether it began as code (outside everything),
-	// its first bytes and its last, for COPY … FROM stdin and SET lines.
+	// The line being read: whether it began as code (outside everything)
+	// and its first bytes, for the "\." that ends COPY rows and for SET
+	// lines; its last bytes, for the end of COPY … FROM stdin.
 	codeLine bool
 	head     []byte
 	tail     []byte

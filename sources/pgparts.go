@@ -2,7 +2,6 @@ package sources
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -52,21 +51,13 @@ func (p *pgParts) Next(first bool) (db string, part io.Reader, ok bool) {
 func (p *pgParts) Err() error { return p.err }
 
 func (p *pgParts) start(r *bufio.Reader) ([]byte, bool, error) {
-	if !p.lex.atLineStart() {
-		return nil, false, nil // text of a literal, a body, a comment, or COPY rows
-	}
-	b, _ := r.Peek(pgLinePeek)
-	if len(b) == 0 || b[0] != '\\' {
-		return nil, false, nil
-	}
-	end := bytes.IndexByte(b, '\n')
+	line, end := psqlCommandLine(&p.lex, r)
 	if end < 0 {
-		if psqlAnyConnect.Match(b) {
-			return nil, false, fmt.Errorf("%w: %.80q…", errPsqlConnect, b)
+		if psqlAnyConnect.Match(line) {
+			return nil, false, fmt.Errorf("%w: %.80q…", errPsqlConnect, line)
 		}
 		return nil, false, nil
 	}
-	line := bytes.TrimSuffix(b[:end], []byte("\r"))
 	switch {
 	case psqlRestrictLine.Match(line), psqlEncodingLine.Match(line):
 		_, _ = r.Discard(end + 1)

@@ -222,16 +222,14 @@ func (d *Database) postgresRestore(ctx context.Context, dump io.Reader, all bool
 				break
 			}
 			c := Command{Name: tool, Args: []string{"-X", "--no-password", "-q", "-f", "-", "--dbname=" + d.connURL(cmp.Or(db, pgMaintenanceDB))},
-				Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: io.MultiReader(strings.NewReader("\\restrict "+psqlRestrictKey()+"\n"), part),
+				Env: d.env("PGPASSWORD"), Hint: pgHint, Stdin: restrictedUnder(psqlRestrictKey(), part),
 				Stderr: stderr, StderrLines: ClientStderrLines, Stdout: o.Stdout, ExpectedError: pgRoleExists.MatchString}
-			if err := c.Run(ctx); err != nil {
-				if perr := parts.Err(); perr != nil {
-					return false, perr
-				}
-				return false, err
-			}
+			err := c.Run(ctx)
 			if perr := parts.Err(); perr != nil {
-				return false, perr
+				return false, perr // what stopped the part, not psql's end of it
+			}
+			if err != nil {
+				return false, err
 			}
 		}
 		if failed > 0 {

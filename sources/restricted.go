@@ -114,24 +114,40 @@ var (
 func psqlRestricted(dump io.Reader, key string) io.Reader {
 	lex := &pgLexer{}
 	body := newLineFilter(dump, func(r *bufio.Reader) ([]byte, bool, error) {
-		if !lex.atLineStart() {
-			// Text in a literal, a function's body or a comment, or a
-			// row of COPY data: psql runs nothing of it (pgLexer).
-			return nil, false, nil
-		}
-		b, _ := r.Peek(pgLinePeek)
-		end := bytes.IndexByte(b, '\n')
-		if len(b) == 0 || b[0] != '\\' || end < 0 {
-			return nil, false, nil
-		}
-		if psqlRestrictLine.Match(bytes.TrimSuffix(b[:end], []byte("\r"))) {
+		if line, end := psqlCommandLine(lex, r); end >= 0 && psqlRestrictLine.Match(line) {
 			_, _ = r.Discard(end + 1)
 			return nil, true, nil
 		}
 		return nil, false, nil
 	})
 	body.seen = lex.write
-	return io.MultiReader(strings.NewReader("\\restrict "+key+"\n"), body)
+	return restrictedUnder(key, body)
+}
+
+// restrictedUnder is script for psql with the \restrict line of key before
+// it, where nothing of the script can reach it.
+func restrictedUnder(key string, script io.Reader) io.Reader {
+	return io.MultiReader(strings.NewReader("\\restrict "+key+"\n"), script)
+}
+
+// psqlCommandLine peeks at the line that starts r when psql reads it as a
+// backslash command (lex, following what was passed before it, finds it
+// outside literals, bodies, comments and COPY rows): the line without its
+// line ending, and where that ending is in r; or, for any other line, the
+// bytes peeked and end -1 (-1 also when the line is longer than a peek).
+func psqlCommandLine(lex *pgLexer, r *bufio.Reader) (line []byte, end int) {
+	if !lex.atLineStart() {
+		return nil, -1 // text of a literal, a body, a comment, or COPY rows
+	}
+	b, _ := r.Peek(pgLinePeek)
+	if len(b) == 0 || b[0] != '\\' {
+		return nil, -1
+	}
+	end = bytes.IndexByte(b, '\n')
+	if end < 0 {
+		return b, -1
+	}
+	return bytes.TrimSuffix(b[:end], []byte("\r")), end
 }
 
 // errPsqlConnect is a whole-server dump's \connect line of a form

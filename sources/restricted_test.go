@@ -720,7 +720,7 @@ func runParts(t *testing.T, base *url.URL, script string) (string, error) {
 			u.Path, u.RawPath = "/"+db, ""
 		}
 		cmd := exec.Command("psql", "-X", "--no-password", "-q", "-A", "-t", "-f", "-", "--dbname="+u.String())
-		cmd.Stdin = io.MultiReader(strings.NewReader("\\restrict "+psqlRestrictKey()+"\n"), part)
+		cmd.Stdin = restrictedUnder(psqlRestrictKey(), part)
 		b, _ := cmd.CombinedOutput()
 		out.Write(b)
 		if parts.Err() != nil {

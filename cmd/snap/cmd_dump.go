@@ -49,39 +49,28 @@ func runDump(c *cli.Context, e *env, ref, p string) error {
 	var sn *snapshot.Snapshot
 	var np string
 	var node snapshot.Node
-	if ref == "latest" {
-		// A dump, by its path or the names restore --db takes, that the
-		// newest snapshot lacks: 'latest' is then the newest snapshot
-		// that holds it, as for restore --db (another host's newer
-		// snapshot of files said "does not exist"; found by exploratory
-		// tests).
-		held, src, hint, err := s.latestDump(c, p)
-		switch {
-		case err != nil:
-			return err
-		case hint != "":
-			return fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, hint)
-		case held != nil:
-			sn, np = held, src.Path
-			if node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np); err != nil {
-				return inSnapshot(sn, err)
-			}
-		}
-	}
+	// A dump, by its path or the names restore --db takes, that the
+	// snapshot 'latest' or --at would choose lacks: the newest snapshot
+	// (by then) that holds it, as for restore --db (another host's newer
+	// snapshot of files, or a files-only one taken later, said "does not
+	// exist"; found by exploratory tests).
+	var held *snapshot.Snapshot
+	var src snapshot.Source
+	var hint string
 	if at, ok := strings.CutPrefix(ref, "@"); ok && !strings.Contains(p, "/") {
-		// --at with a dump's name: among the snapshots that hold it, as
-		// restore --at --db chooses (the snapshot of then was taken, and
-		// when it held no such dump, "path /app does not exist"; found by
-		// an exploratory test).
-		held, src, err := s.atDump(c, at, p)
-		if err != nil {
-			return err
-		}
-		if held != nil {
-			sn, np = held, src.Path
-			if node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np); err != nil {
-				return inSnapshot(sn, err)
-			}
+		held, src, err = s.atDump(c, at, p)
+	} else if ref == "latest" {
+		held, src, hint, err = s.latestDump(c, p)
+	}
+	switch {
+	case err != nil:
+		return err
+	case hint != "":
+		return fmt.Errorf("%w: %s", snapshot.ErrNoSnapshot, hint)
+	case held != nil:
+		sn, np = held, src.Path
+		if node, err = snapshot.FindNode(c.Context, s.ix, sn.Tree, np); err != nil {
+			return inSnapshot(sn, err)
 		}
 	}
 	if sn == nil {
@@ -151,15 +140,9 @@ func (s *session) latestDump(c *cli.Context, p string) (*snapshot.Snapshot, snap
 	if err != nil {
 		return nil, snapshot.Source{}, heldElsewhere("a dump "+p, held), nil
 	}
-	if m := dumpsNamed(sn.Sources, p); len(m) > 1 {
-		// A PostgreSQL and a MariaDB database of one name: "path /app
-		// does not exist" said nothing of the two (found by an
-		// exploratory test).
-		return nil, snapshot.Source{}, "", ambiguousDump(sn, p, m)
-	}
-	src, err := findDumpSourceOfKind(sn, p, "")
-	if err != nil {
-		return nil, snapshot.Source{}, "", nil // not a dump after all: as for any path
+	src, ok, err := dumpIn(sn, p)
+	if !ok {
+		return nil, snapshot.Source{}, "", err // nil: not a dump after all, as for any path
 	}
 	if sn != newest {
 		s.ui.choicef("latest: snapshot %s (%s, host %s), the newest that holds the dump %s", sn.ID.Short(), localTime(sn.Time), sn.Host, p)
@@ -188,14 +171,23 @@ func (s *session) atDump(c *cli.Context, at, name string) (*snapshot.Snapshot, s
 	if err != nil {
 		return nil, snapshot.Source{}, fmt.Errorf("%w (among the snapshots that hold the dump %s)", err, name)
 	}
-	if m := dumpsNamed(sn.Sources, name); len(m) > 1 {
-		return nil, snapshot.Source{}, ambiguousDump(sn, name, m)
-	}
-	src, err := findDumpSourceOfKind(sn, name, "")
-	if err != nil {
-		return nil, snapshot.Source{}, nil
+	src, ok, err := dumpIn(sn, name)
+	if !ok {
+		return nil, snapshot.Source{}, err
 	}
 	return sn, src, nil
+}
+
+// dumpIn is the dump of sn that name names (its path, or the names
+// restore --db takes); ok false when none does, or, with an error, when
+// several do: a PostgreSQL and a MariaDB database of one name, of which
+// "path /app does not exist" said nothing (found by an exploratory test).
+func dumpIn(sn *snapshot.Snapshot, name string) (src snapshot.Source, ok bool, err error) {
+	if m := dumpsNamed(sn.Sources, name); len(m) > 1 {
+		return snapshot.Source{}, false, ambiguousDump(sn, name, m)
+	}
+	src, err = findDumpSourceOfKind(sn, name, "")
+	return src, err == nil, nil
 }
 
 // ambiguousDump is the error of a name that several dumps of sn bear: a

@@ -199,9 +199,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 			// A name the config refused ("a b", "x/../../y") names no
 			// metrics file.
 			if metricsDir != "" && jobNameRE.MatchString(j.Name) {
-				if err := writeJobMetrics(metricsDir, metricsFrom, r, nil, time.Now()); err != nil {
-					u.warnf("job %s: metrics not written: %v", j.Name, err)
-				}
+				writeMetricsOrWarn(u, metricsDir, metricsFrom, r, nil)
 			}
 			continue
 		}
@@ -218,9 +216,7 @@ func runJobs(c *cli.Context, e *env, cfg *Config, jobs []*Job, broken map[string
 		if metricsDir != "" && !r.overlapped {
 			// The backup is done whatever becomes of its metrics; a file
 			// left stale shows up as an old last run.
-			if err := writeJobMetrics(metricsDir, metricsFrom, r, r.snapshot, time.Now()); err != nil {
-				u.warnf("job %s: metrics not written: %v", j.Name, err)
-			}
+			writeMetricsOrWarn(u, metricsDir, metricsFrom, r, r.snapshot)
 		}
 	}
 	u.fields = nil
@@ -280,15 +276,20 @@ func configFailedMetrics(c *cli.Context, e *env, cfg *Config, cause error) {
 	if err != nil {
 		return
 	}
+	u := newUI(c, e)
 	msg := fmt.Sprintf("the config has errors outside the jobs, and no job ran: %v", cause)
 	for _, j := range jobs {
-		if !jobNameRE.MatchString(j.Name) {
-			continue
+		if jobNameRE.MatchString(j.Name) {
+			writeMetricsOrWarn(u, dir, from, jobResult{Type: "job", Job: j.Name, Status: statusFailed, ExitCode: exitUsage, Steps: []stepResult{}, Error: msg}, nil)
 		}
-		r := jobResult{Type: "job", Job: j.Name, Status: statusFailed, ExitCode: exitUsage, Steps: []stepResult{}, Error: msg}
-		if err := writeJobMetrics(dir, from, r, nil, time.Now()); err != nil {
-			newUI(c, e).warnf("job %s: metrics not written: %v", j.Name, err)
-		}
+	}
+}
+
+// writeMetricsOrWarn writes the metrics of a job's run (writeJobMetrics),
+// and warns when they cannot be written: the run's outcome stands.
+func writeMetricsOrWarn(u *ui, dir, from string, r jobResult, sn *snapshot.Snapshot) {
+	if err := writeJobMetrics(dir, from, r, sn, time.Now()); err != nil {
+		u.warnf("job %s: metrics not written: %v", r.Job, err)
 	}
 }
 
