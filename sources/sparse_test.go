@@ -111,19 +111,7 @@ func TestSparseTruncatedWhileRead(t *testing.T) {
 	if err := os.Truncate(p, 24<<20); err != nil {
 		t.Fatal(err)
 	}
-	f, err := OpenFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := OpenSparse(f, &st)
-	if s == nil {
-		t.Skip("the file system keeps no holes")
-	}
+	s := openSparse(t, p)
 	buf := make([]byte, 2<<20)
 	if n, err := s.ReadAt(buf, 8<<20); n != len(buf) || err != nil {
 		t.Fatalf("ReadAt in the hole = %d, %v", n, err)
@@ -161,15 +149,7 @@ func TestSparseTruncatedIntoInnerHole(t *testing.T) {
 	_, err = f0.WriteAt(data, 40<<20)
 	must(err)
 	must(f0.Close())
-	f, err := OpenFile(p)
-	must(err)
-	defer f.Close()
-	st, err := f.Stat()
-	must(err)
-	s := OpenSparse(f, &st)
-	if s == nil {
-		t.Skip("the file system keeps no holes")
-	}
+	s := openSparse(t, p)
 	buf := make([]byte, 2<<20)
 	if n, err := s.ReadAt(buf, 8<<20); n != len(buf) || err != nil {
 		t.Fatalf("ReadAt in the hole = %d, %v", n, err)
@@ -178,4 +158,24 @@ func TestSparseTruncatedIntoInnerHole(t *testing.T) {
 	if n, err := s.ReadAt(buf, 8<<20); n != 0 || err != io.EOF {
 		t.Errorf("ReadAt past the new end = %d, %v; want 0, EOF", n, err)
 	}
+}
+
+// openSparse opens the sparse file p for a test (closed at its end), which
+// is skipped on a file system that keeps no holes.
+func openSparse(t *testing.T, p string) *Sparse {
+	t.Helper()
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := OpenSparse(f, &st)
+	if s == nil {
+		t.Skip("the file system keeps no holes")
+	}
+	return s
 }
